@@ -1,0 +1,57 @@
+"""Reward sources. Each is a dataclass whose `scorer(world)` returns a function of texts -> (B,) tensor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from align_lab.train.reward_model import RMConfig, score_texts
+
+Scorer = Callable[[list[str], list[str], list[bool]], Tensor]
+
+
+@dataclass
+class GoldReward:
+    """reward=gold: the task's hidden gold reward used directly (an oracle, no reward model)."""
+
+    def scorer(self, world) -> Scorer:
+        task = world.task
+        return lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32)
+
+
+@dataclass
+class Verifier:
+    """reward=verifier: the exact answer checker of a verifiable task (1 correct, 0 otherwise)."""
+
+    def scorer(self, world) -> Scorer:
+        if not world.task.verifiable:
+            raise ValueError("reward=verifier: the task has no verifiable answers; use task=toy_arith")
+        return GoldReward().scorer(world)
+
+
+@dataclass
+class LearnedRM(RMConfig):
+    """reward=learned_rm: a Bradley-Terry reward model trained on the task's preference pairs."""
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs={self.epochs}: must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr}: must be > 0")
+        if not 0 < self.heldout_fraction < 1:
+            raise ValueError(f"heldout_fraction={self.heldout_fraction}: must be in (0, 1)")
+
+    def scorer(self, world) -> Scorer:
+        rm = world.reward_model(self)
+        task, tok = world.task, world.tokenizer
+
+        @torch.no_grad()
+        def score(prompts, responses, finished):
+            return score_texts(
+                rm, tok, prompts, responses, finished, task.max_prompt_tokens, task.max_response_tokens
+            )
+
+        return score

@@ -1,0 +1,83 @@
+"""One Tracker interface: metrics.jsonl always, W&B when asked. wandb is imported on use."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from align_lab.tracking.jsonl import JsonlTracker, read_metrics
+from align_lab.tracking.wandb_tracker import WandbTracker
+
+__all__ = [
+    "KINDS",
+    "JsonlTracker",
+    "MultiTracker",
+    "Tracker",
+    "WandbTracker",
+    "make_tracker",
+    "read_metrics",
+]
+
+KINDS = ("wandb", "none")
+
+
+class Tracker(Protocol):
+    def log(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def summary(self, values: dict) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MultiTracker:
+    """Fans every call out to each tracker, in order."""
+
+    def __init__(self, trackers: Sequence[Tracker]) -> None:
+        self.trackers = tuple(trackers)
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        for tracker in self.trackers:
+            tracker.log(metrics, step)
+
+    def summary(self, values: dict) -> None:
+        for tracker in self.trackers:
+            tracker.summary(values)
+
+    def close(self) -> None:
+        """Closes every tracker, even if one fails; then raises the first failure."""
+        error: BaseException | None = None
+        for tracker in self.trackers:
+            try:
+                tracker.close()
+            except Exception as e:  # re-raised below
+                error = error or e
+        if error is not None:
+            raise error
+
+
+def make_tracker(
+    kind: str,
+    run_dir: str | os.PathLike[str],
+    *,
+    project: str,
+    group: str | None,
+    job_type: str | None,
+    tags: Sequence[str],
+    config: Mapping[str, Any],
+    start_step: int = 0,
+    mode: str = "auto",
+    name: str | None = None,
+) -> Tracker:
+    """metrics.jsonl ("none"), or metrics.jsonl and W&B ("wandb")."""
+    if kind not in KINDS:
+        raise ValueError(f"tracker kind {kind!r}: allowed values are {', '.join(KINDS)}")
+    jsonl = JsonlTracker(run_dir, start_step=start_step)
+    if kind == "none":
+        return jsonl
+    try:
+        wandb = WandbTracker(run_dir, project, group, job_type, tags, config, mode, name)
+    except BaseException:
+        jsonl.close()
+        raise
+    return MultiTracker([jsonl, wandb])

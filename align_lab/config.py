@@ -1,0 +1,54 @@
+"""build(): the one place config becomes objects. Types are checked against the target dataclass
+before anything is built, and every error is one line naming the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+
+class ConfigError(ValueError):
+    """A bad configuration, reported as one line before any compute starts."""
+
+
+def _strip_targets(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_targets(v) for k, v in node.items() if k != "_target_"}
+    return node
+
+
+def _typed(cls: type, node: DictConfig, key: str):
+    """Merges `node` into the structured schema of `cls`; wrong types and unknown keys fail here."""
+    schema = OmegaConf.structured(cls)
+    data = _strip_targets(OmegaConf.to_container(node, resolve=True))
+    try:
+        return OmegaConf.merge(schema, data)
+    except ConfigKeyError as e:
+        allowed = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise ConfigError(f"{key}.{e.key}: unknown key; allowed: {allowed}") from None
+    except ValidationError as e:
+        want = getattr(e, "msg", str(e)).split("\n")[0]
+        raise ConfigError(f"{key}.{e.full_key}={e.value}: {want}") from None
+
+
+def build(node: DictConfig, key: str) -> Any:
+    """Builds the component at config key `key` (e.g. "algo") from its `_target_`."""
+    from hydra.utils import get_class, instantiate
+
+    if "_target_" not in node:
+        raise ConfigError(f"{key}: has no _target_; pick a choice of the {key} group")
+    try:
+        cls = get_class(node._target_)
+    except Exception:
+        raise ConfigError(f"{key}._target_={node._target_}: not an importable class") from None
+    try:
+        if dataclasses.is_dataclass(cls):
+            return OmegaConf.to_object(_typed(cls, node, key))
+        return instantiate(node, _convert_="all")
+    except ConfigError:
+        raise
+    except ValueError as e:  # __post_init__ checks: "clip=1.5: must be in (0, 1)"
+        raise ConfigError(f"{key}.{e}") from None

@@ -1,0 +1,43 @@
+"""Loading and initialising transformers models: policy, reward model (scalar head), critic (token head)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _copy_backbone(target, source_dir: Path) -> None:
+    """Initialises target's transformer body from the causal LM saved in source_dir."""
+    from transformers import AutoModel
+
+    body = AutoModel.from_pretrained(str(source_dir))
+    getattr(target, target.base_model_prefix).load_state_dict(body.state_dict())
+
+
+class HFLoading:
+    """Mixin for model specs that define `hf_config(tokenizer, num_labels=None)`."""
+
+    def load_causal_lm(self, path: Path):
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(str(path))
+
+    def init_reward_model(self, tokenizer, init_from: Path):
+        """A sequence-classification model (1 label) whose body is copied from a causal LM."""
+        from transformers import AutoModelForSequenceClassification
+
+        rm = AutoModelForSequenceClassification.from_config(self.hf_config(tokenizer, num_labels=1))
+        _copy_backbone(rm, init_from)
+        return rm
+
+    def load_reward_model(self, path: Path):
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
+
+    def init_critic(self, tokenizer, init_from: Path):
+        """A token-classification model (1 label): per-token values, body copied from init_from."""
+        from transformers import AutoModelForTokenClassification
+
+        critic = AutoModelForTokenClassification.from_config(self.hf_config(tokenizer, num_labels=1))
+        _copy_backbone(critic, init_from)
+        return critic

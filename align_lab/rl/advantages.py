@@ -1,0 +1,101 @@
+"""Reward shaping, returns and advantage baselines (B rollouts, G per prompt, T response tokens)."""
+
+import torch
+from torch import Tensor
+
+
+def shape_token_rewards(scores: Tensor, kl: Tensor, mask: Tensor, kl_coef: float) -> Tensor:
+    """Ziegler 2019 per-token reward -kl_coef * KL_t * m_t + score on the last kept token: (B, T).
+
+    scores: (B,) sequence scores; kl: (B, T) reward-side per-token KL (kl_penalty on old vs ref
+    log-probs). The score goes where mask was last 1 (OpenRLHF compute_reward); a row with an empty
+    mask gets no score. Zero on padding.
+    """
+    keep = mask.bool()  # (B, T)
+    positions = torch.arange(keep.shape[-1], device=keep.device)  # (T,)
+    last = torch.where(keep, positions, -1).amax(dim=-1)  # (B,) last kept index, -1 if none
+    at_last = positions == last.unsqueeze(-1)  # (B, T)
+    penalty = torch.where(keep, -kl_coef * kl, 0)  # (B, T)
+    return penalty + torch.where(at_last, scores.unsqueeze(-1), 0)  # (B, T)
+
+
+def gae(
+    rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float
+) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimation (Schulman et al. 2016): (advantages, returns), each (B, T).
+
+    delta_t = R_t + gamma V_{t+1} - V_t, A_t = delta_t + gamma lam A_{t+1}, returns = A + V (the
+    value targets). Padding is skipped: rewards and values there are ignored, V after the last kept
+    token is 0, and both outputs are 0 on padding. For trailing padding this is exactly the
+    OpenRLHF / TRL / MOSS-RLHF recursion. Inputs are used as given: detach them first.
+    """
+    keep = mask.bool()  # (B, T)
+    rewards = torch.where(keep, rewards, 0)  # (B, T)
+    values = torch.where(keep, values, 0)  # (B, T)
+    next_value = torch.zeros_like(values[:, 0])  # (B,) V of the next kept token
+    next_adv = torch.zeros_like(values[:, 0])  # (B,) A of the next kept token
+    reversed_adv = []
+    for t in reversed(range(values.shape[-1])):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]  # (B,)
+        adv = delta + gamma * lam * next_adv  # (B,)
+        # A masked step carries the next kept token's value and advantage through unchanged.
+        next_adv = torch.where(keep[:, t], adv, next_adv)
+        next_value = torch.where(keep[:, t], values[:, t], next_value)
+        reversed_adv.append(torch.where(keep[:, t], adv, 0))
+    advantages = torch.stack(reversed_adv[::-1], dim=-1)  # (B, T)
+    return advantages, advantages + values
+
+
+def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
+    """Return-to-go G_t = sum_{k>=t} gamma^(k-t) R_k over kept tokens (REINFORCE++ Eq. 4): (B, T).
+
+    Equal to gae with V = 0 and lam = 1, so padding is skipped the same way; 0 on padding.
+    REINFORCE++ uses gamma = 1.
+    """
+    advantages, _ = gae(rewards, torch.zeros_like(rewards), mask, gamma, 1.0)
+    return advantages
+
+
+def _centred_groups(scores: Tensor, group_size: int) -> Tensor:
+    """(B/G, G) scores minus their group mean, for contiguous groups of G samples per prompt."""
+    if group_size < 2:
+        raise ValueError(f"group_size={group_size}; must be >= 2 (a group of one has no baseline)")
+    if scores.numel() % group_size:
+        raise ValueError(f"group_size={group_size} does not divide the {scores.numel()} scores")
+    groups = scores.reshape(-1, group_size)  # (B/G, G)
+    # Shift by a member first: an all-equal group is then exactly 0, not rounding noise that a
+    # division by its (equally tiny) std would turn into advantages of order 1.
+    shifted = groups - groups[:, :1]  # (B/G, G)
+    return shifted - shifted.mean(dim=-1, keepdim=True)  # (B/G, G)
+
+
+def leave_one_out(scores: Tensor, group_size: int) -> Tensor:
+    """RLOO advantage r_i - mean_{j != i} r_j (Kool et al. 2019; Ahmadian et al. 2024): (B,).
+
+    scores: (B,), the G = group_size samples of a prompt contiguous. Computed as
+    G / (G - 1) * (r_i - mean_j r_j), the same quantity.
+    """
+    centred = _centred_groups(scores, group_size)  # (B/G, G)
+    return (centred * (group_size / (group_size - 1))).reshape(scores.shape)
+
+
+def group_normalize(
+    scores: Tensor,
+    group_size: int,
+    scale_by_std: bool = True,
+    unbiased: bool = True,
+    eps: float = 1e-4,
+) -> Tensor:
+    """GRPO group advantage (r - group mean) / (group std + eps) (Shao et al. 2024): (B,).
+
+    scores: (B,), the G = group_size samples of a prompt contiguous. Defaults match TRL (unbiased
+    std, eps 1e-4); OpenRLHF group_norm is eps=1e-9. scale_by_std=False is mean subtraction only
+    (Dr. GRPO; REINFORCE++-baseline step 1). A group with no spread gives exactly 0, even at eps=0.
+    """
+    centred = _centred_groups(scores, group_size)  # (B/G, G)
+    if scale_by_std:
+        dof = group_size - 1 if unbiased else group_size
+        std = (centred.square().sum(dim=-1, keepdim=True) / dof).sqrt()  # (B/G, 1)
+        denom = std + eps  # (B/G, 1)
+        centred = centred / torch.where(denom > 0, denom, 1)  # zero spread: 0 / 1, not 0 / 0
+    return centred.reshape(scores.shape)

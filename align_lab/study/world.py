@@ -1,0 +1,151 @@
+"""The shared stages of a run: tokenizer -> SFT policy -> preference pairs -> reward model.
+
+Each stage is built once per content key (study/cache.py) and shared by every run and seed that
+uses the same upstream configuration; the run's seed is not part of any key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from align_lab.study.cache import StageCache, StageResult
+from align_lab.tasks.base import Pair
+
+# Bump a stage's version whenever its code changes what it produces.
+VERSIONS = {"tokenizer": 1, "sft": 1, "preferences": 1, "reward_model": 1}
+
+
+def _fields(obj) -> dict:
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(vars(obj))
+
+
+class World:
+    """Lazily builds (or loads from the cache) the artifacts a run depends on."""
+
+    def __init__(self, task, model, sft, cache: StageCache, progress) -> None:
+        self.task, self.model, self.sft_config = task, model, sft
+        self.cache, self.progress = cache, progress
+        self.stages: dict[str, StageResult] = {}
+
+    def _get(self, stage: str, inputs: dict, build) -> Path:
+        result = self.cache.get(stage, VERSIONS[stage], inputs, build)
+        self.stages[stage] = result
+        return result.path
+
+    # 1. tokenizer
+    @cached_property
+    def tokenizer_inputs(self) -> dict:
+        return {"task": self.task.fingerprint()}
+
+    @cached_property
+    def tokenizer(self):
+        from align_lab.models.tokenizer import load_tokenizer, train_tokenizer
+
+        path = self._get(
+            "tokenizer", self.tokenizer_inputs, lambda out: train_tokenizer(self.task.corpus(), out)
+        )
+        tok = load_tokenizer(path)
+        tok.padding_side = "left"
+        return tok
+
+    # 2. SFT policy (also the reference policy)
+    @cached_property
+    def sft_inputs(self) -> dict:
+        return {
+            "tokenizer": self.stages_key("tokenizer"),
+            "model": self.model.fingerprint(),
+            "sft": _fields(self.sft_config),
+            "task": self.task.fingerprint(),
+        }
+
+    def stages_key(self, stage: str) -> str:
+        getattr(self, {"tokenizer": "tokenizer", "sft": "sft_path", "preferences": "preferences"}[stage])
+        return self.stages[stage].key
+
+    @cached_property
+    def sft_path(self) -> Path:
+        from align_lab.train.sft import train_sft
+
+        def build(out: Path) -> None:
+            torch.manual_seed(self.sft_config.seed)
+            policy = self.model.init_policy(self.tokenizer)
+            demos = self.task.demonstrations()
+            steps = self.sft_config.epochs * -(-len(demos) // self.sft_config.batch_size)
+            with self.progress(total=steps, desc="sft") as bar:
+                loss = train_sft(
+                    policy, self.tokenizer, demos, self.sft_config,
+                    self.task.max_prompt_tokens, self.task.max_response_tokens, bar,
+                )
+            policy.save_pretrained(str(out))
+            self.tokenizer.save_pretrained(str(out))
+            (out / "metrics.json").write_text(json.dumps({"sft/final_loss": loss}))
+
+        return self._get("sft", self.sft_inputs, build)
+
+    def load_policy(self):
+        """A fresh copy of the SFT policy (the starting point and the frozen reference)."""
+        return self.model.load_causal_lm(self.sft_path)
+
+    # 3. preference pairs: two SFT samples per prompt, labelled by the task's annotator
+    @cached_property
+    def preferences(self) -> list[Pair]:
+        from align_lab.rollout.hf import HFGenerate
+
+        def build(out: Path) -> None:
+            policy = self.load_policy()
+            rng = random.Random(self.task.world_seed + 2)
+            torch.manual_seed(self.task.world_seed + 2)
+            train_prompts = self.task.prompts("train")
+            prompts = [rng.choice(train_prompts) for _ in range(self.task.n_pairs)]
+            rows, engine = [], HFGenerate(temperature=1.0)
+            with self.progress(total=len(prompts), desc="preferences") as bar:
+                for i in range(0, len(prompts), 256):
+                    s = engine.sample(
+                        policy, self.tokenizer, prompts[i : i + 256], 2,
+                        self.task.max_response_tokens, self.task.max_prompt_tokens,
+                    )
+                    gold = self.task.gold_reward(s.prompts, s.responses, s.finished)
+                    for j in range(0, len(s.prompts), 2):
+                        a_wins = self.task.annotate(gold[j], gold[j + 1], rng)
+                        w, l = (j, j + 1) if a_wins else (j + 1, j)
+                        rows.append(Pair(s.prompts[j], s.responses[w], s.responses[l], gold[w], gold[l]))
+                    bar.update(len(s.prompts) // 2)
+            with open(out / "pairs.jsonl", "w") as f:
+                for row in rows:
+                    f.write(json.dumps(dataclasses.asdict(row)) + "\n")
+
+        path = self._get(
+            "preferences", {"sft": self.stages_key("sft"), "task": self.task.fingerprint()}, build
+        )
+        with open(path / "pairs.jsonl") as f:
+            return [Pair(**json.loads(line)) for line in f]
+
+    # 4. reward model, initialised from the SFT backbone
+    def reward_model(self, config):
+        from align_lab.train.reward_model import train_reward_model
+
+        pairs = self.preferences
+        inputs = {"preferences": self.stages["preferences"].key, "sft": self.stages["sft"].key,
+                  "model": self.model.fingerprint(), "rm": _fields(config)}
+
+        def build(out: Path) -> None:
+            rm = self.model.init_reward_model(self.tokenizer, init_from=self.sft_path)
+            n = len(pairs) - max(1, int(len(pairs) * config.heldout_fraction))
+            steps = config.epochs * -(-n // config.batch_size)
+            with self.progress(total=steps, desc="reward model") as bar:
+                stats = train_reward_model(
+                    rm, self.tokenizer, pairs, config,
+                    self.task.max_prompt_tokens, self.task.max_response_tokens, bar,
+                )
+            rm.save_pretrained(str(out))
+            (out / "metrics.json").write_text(json.dumps(stats))
+
+        path = self._get("reward_model", inputs, build)
+        self.rm_metrics = json.loads((path / "metrics.json").read_text())
+        return self.model.load_reward_model(path)

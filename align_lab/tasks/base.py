@@ -1,0 +1,70 @@
+"""The Task contract: prompts, demonstrations, a gold reward and a preference annotator."""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One preference pair; `gold_*` are the hidden gold rewards (for analysis, never for training)."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    gold_chosen: float
+    gold_rejected: float
+
+
+class Task(Protocol):
+    """What the stages and loops need from a task; text in, floats out."""
+
+    verifiable: bool  # True when gold_reward is an exact checker (a reward=verifier may use it)
+    max_prompt_tokens: int
+    max_response_tokens: int
+
+    def fingerprint(self) -> dict:
+        """Everything that defines the task's data: it goes into every stage's cache key."""
+        ...
+
+    def corpus(self) -> list[str]:
+        """Text the tokenizer is trained on."""
+        ...
+
+    def prompts(self, split: str) -> list[str]:
+        """Prompts of split "train" or "eval" (held out)."""
+        ...
+
+    def demonstrations(self) -> list[tuple[str, str]]:
+        """(prompt, response) pairs for supervised fine-tuning."""
+        ...
+
+    def gold_reward(self, prompts: list[str], responses: list[str], finished: list[bool]) -> list[float]:
+        """The hidden gold reward r*(x, y); `finished` is False for a response cut before EOS."""
+        ...
+
+    def annotate(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
+        """True if the annotator prefers a over b."""
+        ...
+
+
+@dataclass
+class BradleyTerryAnnotator:
+    """Labels a pair with P(a > b) = sigmoid(bt_beta * (r*(a) - r*(b))), then flips it w.p. label_noise."""
+
+    bt_beta: float = 10.0
+    label_noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.bt_beta <= 0:
+            raise ValueError(f"bt_beta={self.bt_beta}: must be > 0")
+        if not 0 <= self.label_noise < 0.5:
+            raise ValueError(f"label_noise={self.label_noise}: must be in [0, 0.5)")
+
+    def __call__(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
+        p = 1.0 / (1.0 + math.exp(-self.bt_beta * (gold_a - gold_b)))
+        prefers_a = rng.random() < p
+        return prefers_a != (rng.random() < self.label_noise)

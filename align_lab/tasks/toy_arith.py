@@ -1,0 +1,88 @@
+"""toy_arith: short additions whose answers are checked exactly (verifiable rewards, pass@k)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from align_lab.tasks.base import BradleyTerryAnnotator
+
+DIGITS = [str(d) for d in range(10)]
+
+
+def spell(n: int) -> str:
+    """12 -> "1 2": one token per digit."""
+    return " ".join(str(n))
+
+
+@dataclass
+class ToyArith:
+    """Prompts "a + b =" with 0 <= a, b <= max_operand; the gold reward is 1 for the exact sum."""
+
+    world_seed: int = 0
+    max_operand: int = 19
+    eval_fraction: float = 0.2
+    n_demonstrations: int = 4096
+    expert_accuracy: float = 0.6
+    n_pairs: int = 2048
+    annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
+
+    verifiable = True
+    max_response_tokens = 4  # two digits and EOS, one spare
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_operand <= 49:
+            raise ValueError(f"max_operand={self.max_operand}: must be in [1, 49]")
+        if not 0 < self.eval_fraction < 1:
+            raise ValueError(f"eval_fraction={self.eval_fraction}: must be in (0, 1)")
+        if not 0 <= self.expert_accuracy <= 1:
+            raise ValueError(f"expert_accuracy={self.expert_accuracy}: must be in [0, 1]")
+        if isinstance(self.annotator, dict):
+            self.annotator = BradleyTerryAnnotator(**self.annotator)
+        rng = random.Random(self.world_seed)
+        pairs = [(a, b) for a in range(self.max_operand + 1) for b in range(self.max_operand + 1)]
+        rng.shuffle(pairs)
+        n_eval = max(1, round(len(pairs) * self.eval_fraction))
+        self._split = {"eval": sorted(pairs[:n_eval]), "train": sorted(pairs[n_eval:])}
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        return 2 * len(str(self.max_operand)) + 3  # BOS a + b =
+
+    def fingerprint(self) -> dict:
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        fields["annotator"] = vars(self.annotator)
+        return {"task": "toy_arith", **fields}
+
+    def corpus(self) -> list[str]:
+        return [" ".join(DIGITS + ["+", "="])]
+
+    def prompts(self, split: str) -> list[str]:
+        return [f"{spell(a)} + {spell(b)} =" for a, b in self._split[split]]
+
+    @staticmethod
+    def answer(prompt: str) -> str:
+        left, right = prompt.rstrip("= ").split("+")
+        return spell(int(left.replace(" ", "")) + int(right.replace(" ", "")))
+
+    def gold_reward(self, prompts: list[str], responses: list[str], finished: list[bool]) -> list[float]:
+        return [
+            float(f and r.split() == self.answer(p).split())
+            for p, r, f in zip(prompts, responses, finished)
+        ]
+
+    def demonstrations(self) -> list[tuple[str, str]]:
+        """A noisy teacher: right with probability expert_accuracy, else off by a little."""
+        rng = random.Random(self.world_seed + 1)
+        prompts = self.prompts("train")
+        out = []
+        for _ in range(self.n_demonstrations):
+            p = rng.choice(prompts)
+            total = int(self.answer(p).replace(" ", ""))
+            if rng.random() >= self.expert_accuracy:
+                total = max(0, total + rng.choice([-2, -1, 1, 2, 10]))
+            out.append((p, spell(total)))
+        return out
+
+    def annotate(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
+        return self.annotator(gold_a, gold_b, rng)

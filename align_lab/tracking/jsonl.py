@@ -1,0 +1,93 @@
+"""metrics.jsonl: one flat JSON object per logged step, the run folder's own record."""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def to_number(value: object) -> int | float:
+    """A plain int or float from a python number, numpy scalar or 0-d tensor (via `.item()`)."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    item = getattr(value, "item", None)
+    if callable(item):
+        # numpy scalars and 0-d tensors; a tensor with more elements raises here.
+        return to_number(item())
+    raise TypeError(f"not a scalar number: {value!r} ({type(value).__name__})")
+
+
+def to_numbers(metrics: Mapping[str, object]) -> dict[str, int | float]:
+    """`to_number` on every value; the error names the offending key."""
+    out: dict[str, int | float] = {}
+    for key, value in metrics.items():
+        try:
+            out[key] = to_number(value)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"metric {key!r}: {e}") from e
+    return out
+
+
+def format_line(metrics: Mapping[str, object], step: int) -> str:
+    """One metrics.jsonl line (no newline): `{"step": step, **metrics}`, keys sorted."""
+    if "step" in metrics:
+        raise ValueError("'step' is reserved in metrics.jsonl; pass it as the step argument")
+    return json.dumps({"step": operator.index(step), **to_numbers(metrics)}, sort_keys=True)
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl, in file order.
+
+    A last line without its newline (torn by a kill mid-write) is dropped; a line that
+    is not JSON is corruption and raises ValueError.
+    """
+    # Every line is written with its "\n", so the piece after the last "\n" is "" or torn.
+    complete = Path(path).read_text(encoding="utf-8").split("\n")[:-1]
+    records = []
+    for number, line in enumerate(complete, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{number}: not a JSON line: {line[:80]!r}") from e
+    return records
+
+
+class JsonlTracker:
+    """Appends `{"step": step, **metrics}` to run_dir/metrics.jsonl, flushed per line.
+
+    On construction any existing file is cut to the lines with step < start_step (and
+    any torn last line dropped): the steps from start_step on are about to be logged
+    again by the resumed run. start_step=0 therefore starts the file afresh.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str], start_step: int = 0) -> None:
+        self.path = Path(run_dir) / METRICS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            kept = [r for r in read_metrics(self.path) if r["step"] < start_step]
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(
+                "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8"
+            )
+            os.replace(tmp, self.path)
+        self._file = open(self.path, "a", encoding="utf-8")  # closed in close()
+
+    def log(self, metrics: Mapping[str, object], step: int) -> None:
+        self._file.write(format_line(metrics, step) + "\n")
+        self._file.flush()  # a killed run keeps every line it logged
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        """No-op: summary.json is written by the run itself."""
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,168 @@
+"""Read W&B's offline transaction log (run-<id>.wandb), for tests and the aggregator.
+
+wandb 0.31 has no public reader. The format, checked against the installed 0.31.0 writer
+(wandb-core's Go `leveldb` + `transactionlog` packages) and its files:
+
+- a 7-byte header: b":W&B", magic 0xBEE1 (uint16 little-endian), version byte 0;
+- then the LevelDB log format: 32 KiB blocks (counted from the start of the file, header
+  included); each chunk is crc u32 LE, length u16 LE, type u8 (1 full, 2 first, 3 middle,
+  4 last) and the payload. A chunk never crosses a block; fewer than 7 bytes left in a
+  block are zero padding. The crc is the IEEE CRC-32 (zlib.crc32) of type byte + payload,
+  not LevelDB's crc32c;
+- each record is a serialized `wandb.proto.wandb_internal_pb2.Record`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
+BLOCK_SIZE = 32 * 1024
+CHUNK_HEADER = struct.Struct("<IHB")  # crc, length, type
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def iter_payloads(data: bytes) -> Iterator[bytes]:
+    """The record payloads of a .wandb file's bytes. A torn tail (a killed writer) ends it."""
+    if data[: len(HEADER)] != HEADER:
+        raise ValueError(
+            f"not a version-0 .wandb file (header {data[:7]!r}, want {HEADER!r}); "
+            "this reader follows wandb 0.31.0"
+        )
+    pos, pending = len(HEADER), None
+    while True:
+        left_in_block = BLOCK_SIZE - pos % BLOCK_SIZE
+        if left_in_block < CHUNK_HEADER.size:
+            pos += left_in_block  # zero trailer
+            continue
+        if pos + CHUNK_HEADER.size > len(data):
+            return
+        crc, length, kind = CHUNK_HEADER.unpack_from(data, pos)
+        end = pos + CHUNK_HEADER.size + length
+        if crc == length == kind == 0:
+            pos += left_in_block  # zeroed block remainder
+            continue
+        if end > len(data):
+            return
+        if length > left_in_block - CHUNK_HEADER.size:
+            raise ValueError(f"chunk at offset {pos} crosses a block boundary")
+        if zlib.crc32(data[pos + 6 : end]) != crc:
+            raise ValueError(f"checksum mismatch in chunk at offset {pos}")
+        payload = data[pos + CHUNK_HEADER.size : end]
+        if kind == FULL:
+            yield payload
+        elif kind == FIRST:
+            pending = bytearray(payload)
+        elif kind in (MIDDLE, LAST) and pending is not None:
+            pending += payload
+            if kind == LAST:
+                yield bytes(pending)
+                pending = None
+        else:
+            raise ValueError(f"unexpected chunk type {kind} at offset {pos}")
+        pos = end
+
+
+def read_wandb_records(path: str | os.PathLike[str]) -> list[Any]:
+    """Every `wandb_internal_pb2.Record` in a .wandb file, in order."""
+    from wandb.proto import wandb_internal_pb2
+
+    records = []
+    for payload in iter_payloads(Path(path).read_bytes()):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        records.append(record)
+    return records
+
+
+def find_wandb_files(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """The offline transaction logs below run_dir/wandb, oldest first (one per (re)start)."""
+    return sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
+
+
+def _key(item: Any) -> str:
+    # Keys come as `key`, or as `nested_key` parts (0.31 writes even "train/kl" that way).
+    return item.key or ".".join(item.nested_key)
+
+
+def _history_value(item: Any) -> Any:
+    kind = item.WhichOneof("value")  # typed values, which later writers use
+    if kind is None:
+        return json.loads(item.value_json)
+    if kind == "none":
+        return None
+    if kind == "json":
+        return json.loads(item.json)
+    return getattr(item, kind)
+
+
+def wandb_history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """One {key: value} per history record (incl. `_step`, `_runtime`, `_timestamp`)."""
+    return [
+        {_key(item): _history_value(item) for item in record.history.item}
+        for record in read_wandb_records(path)
+        if record.WhichOneof("record_type") == "history"
+    ]
+
+
+def _apply_items(target: dict[str, Any], update: Any, remove: Any) -> None:
+    """Config and summary items share a shape: key or nested_key parts, value_json."""
+    for item in update:
+        parts = [item.key] if item.key else list(item.nested_key)
+        node = target
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = json.loads(item.value_json)
+    for item in remove:
+        parts = [item.key] if item.key else list(item.nested_key)
+        node = target
+        for part in parts[:-1]:
+            node = node.get(part, {})
+        node.pop(parts[-1], None)
+
+
+def wandb_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run's config: the run record's, then every config record, merged in order.
+
+    Keys starting with "_" (wandb's own, e.g. `_wandb`) are left out.
+    """
+    config: dict[str, Any] = {}
+    for record in read_wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            _apply_items(config, record.run.config.update, record.run.config.remove)
+        elif kind == "config":
+            _apply_items(config, record.config.update, record.config.remove)
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+def wandb_run_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run record: run_id, project, entity, name, group, job_type, tags."""
+    for record in read_wandb_records(path):
+        if record.WhichOneof("record_type") == "run":
+            run = record.run
+            return {
+                "run_id": run.run_id,
+                "project": run.project,
+                "entity": run.entity,
+                "name": run.display_name,
+                "group": run.run_group,
+                "job_type": run.job_type,
+                "tags": list(run.tags),
+            }
+    raise ValueError(f"{path}: no run record")
+
+
+def wandb_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The run summary: every summary record merged in order (wandb's `_` keys included)."""
+    summary: dict[str, Any] = {}
+    for record in read_wandb_records(path):
+        if record.WhichOneof("record_type") == "summary":
+            _apply_items(summary, record.summary.update, record.summary.remove)
+    return summary

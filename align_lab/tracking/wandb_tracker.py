@@ -1,0 +1,115 @@
+"""Weights & Biases: the same metrics as metrics.jsonl, one W&B run per run folder."""
+
+from __future__ import annotations
+
+import netrc
+import os
+import secrets
+import string
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from align_lab.tracking.jsonl import to_numbers
+
+RUN_ID_FILE = "wandb_run_id.txt"
+MODES = ("auto", "online", "offline", "disabled")
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+
+
+def has_wandb_credentials(env: Mapping[str, str]) -> bool:
+    """Whether the user configured W&B: WANDB_API_KEY, or a netrc entry for the W&B host.
+
+    The netrc is $NETRC or $HOME/.netrc, the host that of WANDB_BASE_URL (api.wandb.ai).
+    """
+    if env.get("WANDB_API_KEY"):
+        return True
+    host = urlsplit(env.get("WANDB_BASE_URL") or DEFAULT_BASE_URL).netloc
+    if "NETRC" in env:
+        path = Path(env["NETRC"])
+    elif "HOME" in env:
+        path = Path(env["HOME"]) / ".netrc"
+    else:
+        return False
+    try:
+        entry = netrc.netrc(path).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        return False
+    return bool(entry and entry[2])
+
+
+def choose_mode(mode: str, env: Mapping[str, str]) -> str:
+    """The wandb.init mode: an explicit one as given; "auto" defers to $WANDB_MODE, else
+    "online" when credentials are configured, else "offline"."""
+    if mode not in MODES:
+        raise ValueError(f"W&B mode {mode!r}: allowed values are {', '.join(MODES)}")
+    if mode != "auto":
+        return mode
+    if env.get("WANDB_MODE"):
+        return env["WANDB_MODE"]
+    return "online" if has_wandb_credentials(env) else "offline"
+
+
+def load_or_create_run_id(run_dir: Path) -> str:
+    """The W&B run id persisted in run_dir, so that a resumed run continues the same W&B run."""
+    path = run_dir / RUN_ID_FILE
+    if path.exists():
+        run_id = path.read_text(encoding="utf-8").strip()
+        if run_id:
+            return run_id
+    # wandb's own id shape (8 base-36 characters); wandb.util.generate_id is gone in 0.31.
+    alphabet = string.ascii_lowercase + string.digits
+    run_id = "".join(secrets.choice(alphabet) for _ in range(8))
+    path.write_text(run_id + "\n", encoding="utf-8")
+    return run_id
+
+
+class WandbTracker:
+    """One W&B run, written to run_dir/wandb/ (offline-run-*/run-<id>.wandb when offline)."""
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        project: str,
+        group: str | None,
+        job_type: str | None,
+        tags: Sequence[str],
+        config: Mapping[str, Any],
+        mode: str = "auto",
+        name: str | None = None,
+    ) -> None:
+        import wandb
+
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_id = load_or_create_run_id(run_dir)
+        self.mode = choose_mode(mode, os.environ)
+        self._run = wandb.init(
+            dir=str(run_dir),
+            project=project,
+            group=group,
+            job_type=job_type,
+            tags=list(tags),
+            config=dict(config),
+            name=name,
+            mode=self.mode,
+            id=self.run_id,
+            resume="allow",
+            # Never hand back (or finish) another run that is active in this process.
+            reinit="create_new",
+            # No console capture, no system-metrics sampler, no banner.
+            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
+        )
+        self._closed = False
+
+    def log(self, metrics: Mapping[str, object], step: int) -> None:
+        self._run.log(to_numbers(metrics), step=step)
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        self._run.summary.update(dict(values))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._run.finish()

@@ -1,0 +1,165 @@
+"""What both training loops share: the train config, prompt order, optimisers, checkpoints."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from align_lab.algorithms.base import check
+
+
+@dataclass
+class TrainConfig:
+    """Budget and batching of the policy-optimisation stage; batch sizes count samples, not processes."""
+
+    steps: int = 150
+    rollout_size: int = 64
+    minibatch_size: int = 32
+    max_grad_norm: float = 1.0
+    warmup_steps: int = 0
+    eval_every: int = 50
+    eval_samples: int = 4
+    checkpoint_every: int = 25
+
+    def __post_init__(self) -> None:
+        check(self.steps >= 1, "steps", self.steps, ">= 1")
+        check(self.rollout_size >= 1, "rollout_size", self.rollout_size, ">= 1")
+        check(self.minibatch_size >= 1, "minibatch_size", self.minibatch_size, ">= 1")
+        check(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "> 0")
+        check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, ">= 0")
+        check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0 (0: only at the end)")
+        check(self.eval_samples >= 1, "eval_samples", self.eval_samples, ">= 1")
+        check(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, ">= 0")
+
+
+class Shuffler:
+    """Items in a fresh seeded order each epoch; its position is part of the checkpoint."""
+
+    def __init__(self, items: list, seed: int) -> None:
+        self.items, self.seed, self.epoch, self.position = items, seed, 0, 0
+        self._order = self._shuffle()
+
+    def _shuffle(self) -> list[int]:
+        order = list(range(len(self.items)))
+        random.Random(f"{self.seed}-{self.epoch}").shuffle(order)
+        return order
+
+    def take(self, n: int) -> list:
+        out = []
+        while len(out) < n:
+            if self.position == len(self._order):
+                self.epoch, self.position = self.epoch + 1, 0
+                self._order = self._shuffle()
+            out.append(self.items[self._order[self.position]])
+            self.position += 1
+        return out
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]
+        self._order = self._shuffle()
+
+
+def make_optimizer(model, lr: float, warmup_steps: int):
+    """AdamW with a linear warm-up then constant learning rate."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    )
+    return optimizer, schedule
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Writes atomically: a kill during the write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    side = path.with_suffix(".step")
+    side.with_suffix(".steptmp").write_text(str(state["step"]))
+    os.replace(side.with_suffix(".steptmp"), side)
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+
+
+class Counters(dict):
+    """Cumulative compute counters (generated tokens, reward queries, trained tokens); resumable."""
+
+    def __init__(self) -> None:
+        super().__init__(generated_tokens=0, reward_queries=0, trained_tokens=0)
+
+    def state_dict(self) -> dict:
+        return dict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.update(state)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step of the last checkpoint (0 if none), read from its small sidecar file."""
+    side = path.with_suffix(".step")
+    return int(side.read_text()) if side.exists() else 0
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    return torch.load(path, weights_only=False) if path.exists() else None
+
+
+@dataclass
+class Context:
+    """Everything a loop needs, built by the run (study/run.py)."""
+
+    task: object
+    tokenizer: object
+    policy: torch.nn.Module
+    reference: torch.nn.Module
+    critic: torch.nn.Module | None
+    scorer: object  # (prompts, responses, finished) -> (B,) tensor
+    engine: object  # rollout engine with .sample(...)
+    train: TrainConfig
+    tracker: object
+    checkpoint_path: Path
+    seed: int
+    progress: object  # tqdm-like factory
+    preferences: list | None = None  # pairs, for the pairwise loop
+
+
+def restore(ctx: Context, named: dict, algo) -> int:
+    """Loads the last checkpoint into models/optimisers/algorithm/RNG; returns the step to start at."""
+    state = load_checkpoint(ctx.checkpoint_path)
+    if state is None:
+        return 0
+    for name, obj in named.items():
+        obj.load_state_dict(state["objects"][name])
+    for key, value in state["algo"].items():
+        setattr(algo, key, value)
+    set_rng_state(state["rng"])
+    return state["step"]
+
+
+def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
+    """Saves everything resume needs: weights, optimisers, schedulers, data position, RNG, algo state."""
+    save_checkpoint(ctx.checkpoint_path, {
+        "step": step,
+        "objects": {name: obj.state_dict() for name, obj in named.items()},
+        "algo": dict(vars(algo)),
+        "rng": rng_state(),
+    })
+
+
+def due(step: int, every: int, last: int) -> bool:
+    """True on every `every`-th completed step (never when every == 0), excluding the last."""
+    return every > 0 and step % every == 0 and step != last

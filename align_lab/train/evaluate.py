@@ -1,0 +1,60 @@
+"""Held-out evaluation: gold and proxy reward, KL to the reference, win-rate vs SFT, length, diversity."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from align_lab.models.sequences import response_logits
+from align_lab.rl import kl_penalty, logprobs_from_logits, masked_sum
+
+
+def distinct_n(responses: list[str], n: int) -> float:
+    """Distinct n-grams over all n-grams of all responses (Li et al. 2016)."""
+    grams = [tuple(w[i : i + n]) for w in (r.split() for r in responses) for i in range(len(w) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct (Chen et al. 2021)."""
+    return 1.0 if n - c < k else 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def sequence_kl(policy, reference, samples) -> torch.Tensor:
+    """Sum over response tokens of k1 log(pi/pi_ref) on the policy's own samples, (B,)."""
+    args = (samples.prompt_ids, samples.prompt_attn, samples.response_ids, samples.mask)
+    logprobs = logprobs_from_logits(response_logits(policy, *args), samples.response_ids)
+    ref_logprobs = logprobs_from_logits(response_logits(reference, *args), samples.response_ids)
+    return masked_sum(kl_penalty(logprobs, ref_logprobs, "k1"), samples.mask, dim=1)
+
+
+@torch.no_grad()
+def evaluate(policy, reference, tokenizer, task, scorer, engine, n_samples: int, seed: int) -> dict:
+    """Samples n per held-out prompt from the policy and the reference; the training RNG is untouched."""
+    prompts = task.prompts("eval")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        limits = (task.max_response_tokens, task.max_prompt_tokens)
+        mine = engine.sample(policy, tokenizer, prompts, n_samples, *limits)
+        sft = engine.sample(reference, tokenizer, prompts, n_samples, *limits)
+    gold = torch.tensor(task.gold_reward(mine.prompts, mine.responses, mine.finished))  # (B,)
+    gold_sft = torch.tensor(task.gold_reward(sft.prompts, sft.responses, sft.finished))  # (B,)
+    proxy = scorer(mine.prompts, mine.responses, mine.finished)  # (B,)
+    metrics = {
+        "eval/gold_reward": gold.mean().item(),
+        "eval/gold_reward_sft": gold_sft.mean().item(),
+        "eval/proxy_reward": proxy.mean().item(),
+        "eval/proxy_reward_sft": scorer(sft.prompts, sft.responses, sft.finished).mean().item(),
+        "eval/kl": sequence_kl(policy, reference, mine).mean().item(),
+        "eval/win_rate_vs_sft": ((gold > gold_sft).float() + 0.5 * (gold == gold_sft).float()).mean().item(),
+        "eval/response_length": sum(len(r.split()) for r in mine.responses) / len(mine.responses),
+        "eval/finished_fraction": sum(mine.finished) / len(mine.finished),
+        "eval/distinct_1": distinct_n(mine.responses, 1),
+        "eval/distinct_2": distinct_n(mine.responses, 2),
+    }
+    if task.verifiable:
+        correct = gold.view(len(prompts), n_samples).sum(-1).long().tolist()  # (prompts,)
+        for k in sorted({1, n_samples}):
+            metrics[f"eval/pass@{k}"] = sum(pass_at_k(n_samples, c, k) for c in correct) / len(correct)
+    return metrics

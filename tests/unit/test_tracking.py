@@ -1,0 +1,280 @@
+"""Tracking: metrics.jsonl contract and resume, W&B offline files read back with our reader.
+
+The W&B tests run the real wandb (0.31.0, whose .wandb format wandb_reader follows)
+offline, with HOME in tmp_path so no real credentials are seen; nothing goes online.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from align_lab.tracking import (
+    JsonlTracker,
+    MultiTracker,
+    WandbTracker,
+    make_tracker,
+    read_metrics,
+)
+from align_lab.tracking.wandb_reader import (
+    find_wandb_files,
+    read_wandb_records,
+    wandb_config,
+    wandb_history,
+    wandb_run_info,
+    wandb_summary,
+)
+from align_lab.tracking.wandb_tracker import RUN_ID_FILE, choose_mode
+
+CONFIG = {"algo": {"name": "ppo", "clip": 0.2}}
+
+
+def _log_steps(tracker: JsonlTracker, steps: range) -> None:
+    for step in steps:
+        tracker.log({"train/kl": step / 4}, step=step)
+
+
+# --- metrics.jsonl ---------------------------------------------------------------------
+
+
+def test_jsonl_line_is_flat_sorted_and_flushed_before_close(tmp_path: Path) -> None:
+    tracker = JsonlTracker(tmp_path)
+    tracker.log(
+        {
+            "train/kl": 0.5,
+            "time/rollout_s": torch.tensor(1.5),  # 0-d tensor -> .item()
+            "eval/gold_reward": np.float32(0.25),  # numpy scalar -> .item()
+            "train/tokens": np.int64(3),
+            "train/clipped": True,
+        },
+        step=7,
+    )
+    # Read before close: the line must already be on disk.
+    text = (tmp_path / "metrics.jsonl").read_text()
+    tracker.close()
+    assert text == (
+        '{"eval/gold_reward": 0.25, "step": 7, "time/rollout_s": 1.5, '
+        '"train/clipped": 1, "train/kl": 0.5, "train/tokens": 3}\n'
+    )
+    assert type(json.loads(text)["train/tokens"]) is int
+
+
+@pytest.mark.parametrize("value", [torch.tensor([1.0, 2.0]), "0.5", None])
+def test_jsonl_rejects_non_scalar_metric_naming_its_key(tmp_path: Path, value: object) -> None:
+    tracker = JsonlTracker(tmp_path)
+    with pytest.raises(TypeError, match="train/kl"):
+        tracker.log({"train/kl": value}, step=0)
+    tracker.close()
+
+
+def test_resume_cuts_steps_from_start_step_and_torn_last_line(tmp_path: Path) -> None:
+    # A run logged steps 0..7, was killed mid-line at step 8, and checkpointed at step 5.
+    tracker = JsonlTracker(tmp_path)
+    _log_steps(tracker, range(8))
+    tracker.close()
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 8, "train/k')
+
+    resumed = JsonlTracker(tmp_path, start_step=5)
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2, 3, 4]
+    _log_steps(resumed, range(5, 7))
+    resumed.close()
+
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records] == [0, 1, 2, 3, 4, 5, 6]
+    assert records[5] == {"step": 5, "train/kl": 1.25}  # 5 / 4
+
+
+def test_start_step_zero_starts_the_file_afresh(tmp_path: Path) -> None:
+    tracker = JsonlTracker(tmp_path)
+    _log_steps(tracker, range(3))
+    tracker.close()
+    JsonlTracker(tmp_path).close()
+    assert (tmp_path / "metrics.jsonl").read_text() == ""
+
+
+def test_read_metrics_drops_torn_tail_but_rejects_corrupt_middle_line(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 0}\n{"step": 1}\n{"step": 2, "tr')
+    assert read_metrics(path) == [{"step": 0}, {"step": 1}]
+    path.write_text('{"step": 0}\n{"step": 1, "tr\n{"step": 2}\n')
+    with pytest.raises(ValueError, match=":2:"):
+        read_metrics(path)
+
+
+# --- choosing the W&B mode -------------------------------------------------------------
+
+
+def _netrc(tmp_path: Path, machine: str) -> Path:
+    path = tmp_path / ".netrc"
+    path.write_text(f"machine {machine}\n  login user\n  password secret\n")
+    return path
+
+
+def test_auto_mode_is_online_only_when_credentials_are_configured(tmp_path: Path) -> None:
+    home = {"HOME": str(tmp_path)}
+    assert choose_mode("auto", home) == "offline"
+    assert choose_mode("auto", {**home, "WANDB_API_KEY": "k"}) == "online"
+    _netrc(tmp_path, "example.com")
+    assert choose_mode("auto", home) == "offline"
+    _netrc(tmp_path, "api.wandb.ai")
+    assert choose_mode("auto", home) == "online"
+    # A self-hosted server: the netrc entry must be for WANDB_BASE_URL's host.
+    assert choose_mode("auto", {**home, "WANDB_BASE_URL": "https://wb.corp:8443"}) == "offline"
+
+
+def test_auto_mode_reads_the_netrc_named_by_NETRC(tmp_path: Path) -> None:
+    netrc = _netrc(tmp_path, "api.wandb.ai")
+    empty_home = tmp_path / "home"
+    empty_home.mkdir()
+    assert choose_mode("auto", {"HOME": str(empty_home)}) == "offline"
+    assert choose_mode("auto", {"HOME": str(empty_home), "NETRC": str(netrc)}) == "online"
+
+
+def test_wandb_mode_env_beats_auto_and_explicit_mode_beats_both(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "WANDB_API_KEY": "k", "WANDB_MODE": "disabled"}
+    assert choose_mode("auto", env) == "disabled"
+    assert choose_mode("offline", env) == "offline"
+    assert choose_mode("online", {"HOME": str(tmp_path)}) == "online"
+    with pytest.raises(ValueError, match="auto, online, offline, disabled"):
+        choose_mode("cloud", env)
+
+
+# --- W&B offline files -----------------------------------------------------------------
+
+
+@pytest.fixture
+def offline_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No credentials anywhere, WANDB_MODE=offline: wandb cannot go online."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("WANDB_API_KEY", "NETRC", "WANDB_BASE_URL", "WANDB_DIR", "WANDB_RUN_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+
+
+def _wandb_tracker(run_dir: Path, config: dict = CONFIG) -> WandbTracker:
+    return WandbTracker(
+        run_dir, "align_lab_test", group="study1", job_type="ppo", tags=["toy"], config=config
+    )
+
+
+def test_wandb_offline_file_holds_what_was_logged(tmp_path: Path, offline_wandb: None) -> None:
+    run_dir = tmp_path / "run"
+    tracker = _wandb_tracker(run_dir)
+    assert tracker.mode == "offline"
+    for step in range(3):
+        tracker.log({"train/kl": step / 2, "eval/gold_reward": torch.tensor(0.25)}, step=step)
+    tracker.summary({"eval/final": 0.75})
+    tracker.close()
+
+    (path,) = find_wandb_files(run_dir)
+    assert path.name == f"run-{tracker.run_id}.wandb"
+    history = wandb_history(path)
+    assert [h["_step"] for h in history] == [0, 1, 2]
+    assert [h["train/kl"] for h in history] == [0.0, 0.5, 1.0]
+    assert [h["eval/gold_reward"] for h in history] == [0.25] * 3
+    assert wandb_config(path) == CONFIG  # nested, wandb's "_wandb" key left out
+    assert wandb_summary(path)["eval/final"] == 0.75
+    info = wandb_run_info(path)
+    assert (info["group"], info["job_type"], info["tags"]) == ("study1", "ppo", ["toy"])
+    assert (info["run_id"], info["project"]) == (tracker.run_id, "align_lab_test")
+
+
+def test_resumed_wandb_tracker_continues_the_same_run(tmp_path: Path, offline_wandb: None) -> None:
+    run_dir = tmp_path / "run"
+    first = _wandb_tracker(run_dir)
+    first.log({"train/kl": 1.0}, step=0)
+    first.close()
+    second = _wandb_tracker(run_dir)
+    second.log({"train/kl": 2.0}, step=1)
+    second.close()
+
+    assert second.run_id == first.run_id
+    assert (run_dir / RUN_ID_FILE).read_text().strip() == first.run_id
+    files = find_wandb_files(run_dir)
+    assert [p.name for p in files] == [f"run-{first.run_id}.wandb"] * 2
+    assert [h["_step"] for f in files for h in wandb_history(f)] == [0, 1]
+    assert {wandb_run_info(f)["run_id"] for f in files} == {first.run_id}
+
+
+def test_reader_joins_records_split_across_32k_blocks(tmp_path: Path, offline_wandb: None) -> None:
+    blob = "x" * 100_000  # the run record spans four 32 KiB blocks: first/middle/last chunks
+    tracker = _wandb_tracker(tmp_path / "run", config={"blob": blob})
+    tracker.log({"train/kl": 0.5}, step=0)
+    tracker.close()
+    (path,) = find_wandb_files(tmp_path / "run")
+    assert path.stat().st_size > 3 * 32 * 1024
+    assert wandb_config(path) == {"blob": blob}
+    assert wandb_history(path)[0]["train/kl"] == 0.5
+
+
+def test_reader_checks_crc_and_stops_at_a_torn_tail(tmp_path: Path, offline_wandb: None) -> None:
+    tracker = _wandb_tracker(tmp_path / "run")
+    tracker.log({"train/kl": 0.5}, step=0)
+    tracker.close()
+    (path,) = find_wandb_files(tmp_path / "run")
+    data = path.read_bytes()
+    n_records = len(read_wandb_records(path))
+
+    torn = tmp_path / "torn.wandb"
+    torn.write_bytes(data[:-5])  # a killed writer: the last record is cut short
+    assert len(read_wandb_records(torn)) == n_records - 1
+
+    flipped = bytearray(data)
+    flipped[-3] ^= 0xFF  # inside the last record's payload
+    corrupt = tmp_path / "corrupt.wandb"
+    corrupt.write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="checksum"):
+        read_wandb_records(corrupt)
+
+
+# --- make_tracker ----------------------------------------------------------------------
+
+
+def test_make_tracker_rejects_unknown_kind_naming_allowed(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="wandb, none"):
+        make_tracker(
+            "tensorboard", tmp_path, project="p", group=None, job_type=None, tags=[], config={}
+        )
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_make_tracker_none_writes_jsonl_only(tmp_path: Path) -> None:
+    tracker = make_tracker(
+        "none", tmp_path, project="p", group=None, job_type=None, tags=[], config={}
+    )
+    tracker.log({"train/kl": 0.5}, step=0)
+    tracker.close()
+    assert read_metrics(tmp_path / "metrics.jsonl") == [{"step": 0, "train/kl": 0.5}]
+    assert not (tmp_path / "wandb").exists()
+
+
+def test_make_tracker_wandb_fans_out_to_jsonl_and_wandb(
+    tmp_path: Path, offline_wandb: None
+) -> None:
+    (tmp_path / "metrics.jsonl").write_text('{"step": 0, "train/kl": 9.0}\n{"step": 1}\n')
+    tracker = make_tracker(
+        "wandb",
+        tmp_path,
+        project="p",
+        group="g",
+        job_type="ppo",
+        tags=["toy"],
+        config=CONFIG,
+        start_step=1,
+    )
+    assert isinstance(tracker, MultiTracker)
+    tracker.log({"train/kl": 0.5}, step=1)
+    tracker.close()
+    assert read_metrics(tmp_path / "metrics.jsonl") == [
+        {"step": 0, "train/kl": 9.0},
+        {"step": 1, "train/kl": 0.5},
+    ]
+    (path,) = find_wandb_files(tmp_path)
+    assert [(h["_step"], h["train/kl"]) for h in wandb_history(path)] == [(1, 0.5)]
