@@ -38,8 +38,8 @@ class ToyPrefs:
 
     world_seed: int = 0
     n_topics: int = 16
-    n_words: int = 36
-    prompt_topics: int = 3
+    n_words: int = 24
+    prompt_topics: int = 2
     eval_fraction: float = 0.15
     target_len: int = 6
     max_response_tokens: int = 12
@@ -47,9 +47,9 @@ class ToyPrefs:
     length_penalty: float = 0.5
     unfinished_penalty: float = 0.5
     n_demonstrations: int = 4096
-    expert_temperature: float = 0.7
-    expert_random_rate: float = 0.35
-    n_pairs: int = 2048
+    expert_temperature: float = 0.5
+    expert_random_rate: float = 0.2
+    n_pairs: int = 4096
     annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
 
     verifiable = False

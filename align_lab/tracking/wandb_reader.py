@@ -10,6 +10,9 @@ wandb 0.31 has no public reader. The format, checked against the installed 0.31.
   block are zero padding. The crc is the IEEE CRC-32 (zlib.crc32) of type byte + payload,
   not LevelDB's crc32c;
 - each record is a serialized `wandb.proto.wandb_internal_pb2.Record`.
+
+wandb-core writes the file a whole 32 KiB block at a time and the last partial block only
+when the run's stream closes, shortly *after* run.finish() returns: see wait_until_complete.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +84,32 @@ def read_wandb_records(path: str | os.PathLike[str]) -> list[Any]:
         record.ParseFromString(payload)
         records.append(record)
     return records
+
+
+def is_complete(path: str | os.PathLike[str]) -> bool:
+    """Whether the writer has finished the file: its last record is the run's exit record."""
+    from wandb.proto import wandb_internal_pb2
+
+    last = deque(iter_payloads(Path(path).read_bytes()), maxlen=1)
+    if not last:
+        return False
+    record = wandb_internal_pb2.Record()
+    record.ParseFromString(last[0])
+    return record.WhichOneof("record_type") == "exit"
+
+
+def wait_until_complete(path: str | os.PathLike[str], timeout_s: float = 10.0) -> bool:
+    """Polls `is_complete` until true or timeout_s has passed; returns the last answer.
+
+    wandb's run.finish() returns before wandb-core has closed the .wandb file (the close is
+    a fire-and-forget message), and until then the file holds only whole 32 KiB blocks.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not is_complete(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def find_wandb_files(run_dir: str | os.PathLike[str]) -> list[Path]:

@@ -6,12 +6,14 @@ import netrc
 import os
 import secrets
 import string
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from align_lab.tracking.jsonl import to_numbers
+from align_lab.tracking.wandb_reader import wait_until_complete
 
 RUN_ID_FILE = "wandb_run_id.txt"
 MODES = ("auto", "online", "offline", "disabled")
@@ -101,6 +103,8 @@ class WandbTracker:
             # No console capture, no system-metrics sampler, no banner.
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
         )
+        # run_dir/wandb/{offline-run,run}-<time>-<id>/run-<id>.wandb; none when disabled.
+        self.sync_file = None if self.mode == "disabled" else Path(self._run.settings.sync_file)
         self._closed = False
 
     def log(self, metrics: Mapping[str, object], step: int) -> None:
@@ -110,6 +114,11 @@ class WandbTracker:
         self._run.summary.update(dict(values))
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._run.finish()
+        """Finishes the run and waits until its .wandb file is complete on disk."""
+        if self._closed:
+            return
+        self._closed = True
+        self._run.finish()
+        if self.sync_file is not None and self.sync_file.exists():
+            if not wait_until_complete(self.sync_file):
+                warnings.warn(f"{self.sync_file}: wandb did not finish writing it", stacklevel=2)

@@ -15,7 +15,7 @@ from align_lab.train.sft import batches
 
 @dataclass
 class RMConfig:
-    epochs: int = 3
+    epochs: int = 4
     lr: float = 2e-3
     batch_size: int = 64
     heldout_fraction: float = 0.1

@@ -15,7 +15,7 @@ from align_lab.rl import logprobs_from_logits, masked_mean
 class SFTConfig:
     """Hyperparameters of the SFT stage (they are part of its cache key)."""
 
-    epochs: int = 4
+    epochs: int = 6
     lr: float = 3e-3
     batch_size: int = 64
     seed: int = 0

@@ -22,6 +22,7 @@ from align_lab.tracking import (
 )
 from align_lab.tracking.wandb_reader import (
     find_wandb_files,
+    is_complete,
     read_wandb_records,
     wandb_config,
     wandb_history,
@@ -221,10 +222,12 @@ def test_reader_checks_crc_and_stops_at_a_torn_tail(tmp_path: Path, offline_wand
     (path,) = find_wandb_files(tmp_path / "run")
     data = path.read_bytes()
     n_records = len(read_wandb_records(path))
+    assert is_complete(path)  # close() waited for wandb-core to finish the file
 
     torn = tmp_path / "torn.wandb"
     torn.write_bytes(data[:-5])  # a killed writer: the last record is cut short
     assert len(read_wandb_records(torn)) == n_records - 1
+    assert not is_complete(torn)
 
     flipped = bytearray(data)
     flipped[-3] ^= 0xFF  # inside the last record's payload
