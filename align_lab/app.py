@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import hydra
@@ -35,11 +36,16 @@ def spec_from_config(cfg: DictConfig, names: dict):
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
-    from align_lab.study.run import run
+    from align_lab.study.run import check_combination, run
 
     hc = HydraConfig.get()
     names = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
-    spec = spec_from_config(cfg, names)
+    try:
+        spec = spec_from_config(cfg, names)
+        check_combination(spec)
+    except ConfigError as e:  # before Hydra logs a traceback: one line, exit code 2
+        print(f"align_lab: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     summary = run(spec, Path(hc.runtime.output_dir))
     return summary.get("eval/gold_reward", float("nan"))
 
@@ -59,7 +65,7 @@ def format_error(e: BaseException) -> str | None:
         cause = e.__cause__
         if cause is not None and "not in struct" in str(cause):
             key = getattr(cause, "full_key", "")
-            return f"{key}: unknown key (add a new key with +{key}=...); {text.split('.')[0]}"
+            return f"{key}: unknown key (to add a new key use +{key}=...)"
         return text
     cause = e.__cause__ or e.__context__
     return format_error(cause) if cause is not None and cause is not e else None

@@ -21,7 +21,7 @@ class ReinforcePP:
     lr: float = 1e-3
     epochs: int = 1
     group_size: int = 1
-    kl_coef: float = 0.01
+    kl_coef: float = 0.05
     kl_estimator: str = "k1"
     gamma: float = 1.0
     clip: float = 0.2

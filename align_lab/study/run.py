@@ -54,7 +54,10 @@ def progress_factory(enabled: bool = True):
 def check_combination(spec: RunSpec) -> None:
     """Cross-component checks that no single component can make; before any compute."""
     if isinstance(spec.algo, OnlineAlgorithm):
-        validate(spec.algo, spec.train)
+        try:
+            validate(spec.algo, spec.train)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     elif not isinstance(spec.algo, PairwiseAlgorithm):
         raise ConfigError(f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm")
     if spec.device != "cpu":

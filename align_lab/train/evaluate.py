@@ -16,6 +16,12 @@ def distinct_n(responses: list[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def repeated_fraction(response: str) -> float:
+    """Share of a response's words that repeat an earlier word (0 for an empty response)."""
+    words = response.split()
+    return 1.0 - len(set(words)) / len(words) if words else 0.0
+
+
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples with c correct (Chen et al. 2021)."""
     return 1.0 if n - c < k else 1.0 - math.comb(n - c, k) / math.comb(n, k)
@@ -33,10 +39,11 @@ def sequence_kl(policy, reference, samples) -> torch.Tensor:
 def evaluate(policy, reference, tokenizer, task, scorer, engine, n_samples: int, seed: int) -> dict:
     """Samples n per held-out prompt from the policy and the reference; the training RNG is untouched."""
     prompts = task.prompts("eval")
+    limits = (task.max_response_tokens, task.max_prompt_tokens)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        limits = (task.max_response_tokens, task.max_prompt_tokens)
         mine = engine.sample(policy, tokenizer, prompts, n_samples, *limits)
+        torch.manual_seed(seed)  # the reference's samples do not depend on the policy's
         sft = engine.sample(reference, tokenizer, prompts, n_samples, *limits)
     gold = torch.tensor(task.gold_reward(mine.prompts, mine.responses, mine.finished))  # (B,)
     gold_sft = torch.tensor(task.gold_reward(sft.prompts, sft.responses, sft.finished))  # (B,)
@@ -52,6 +59,7 @@ def evaluate(policy, reference, tokenizer, task, scorer, engine, n_samples: int,
         "eval/finished_fraction": sum(mine.finished) / len(mine.finished),
         "eval/distinct_1": distinct_n(mine.responses, 1),
         "eval/distinct_2": distinct_n(mine.responses, 2),
+        "eval/repeated_words": sum(repeated_fraction(r) for r in mine.responses) / len(mine.responses),
     }
     if task.verifiable:
         correct = gold.view(len(prompts), n_samples).sum(-1).long().tolist()  # (prompts,)

@@ -1,0 +1,67 @@
+"""Shared fixtures: an in-process Hydra composition of the real conf/ tree and a small world."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+# A smaller world and budget for integration tests (the defaults are for users).
+SMALL = [
+    "tracker=none",
+    "task.n_demonstrations=512",
+    "task.n_pairs=256",
+    "sft.epochs=2",
+    "reward.epochs=1",
+    "train.steps=3",
+    "train.rollout_size=16",
+    "train.minibatch_size=8",
+    "train.eval_every=0",
+    "train.eval_samples=1",
+    "train.checkpoint_every=1",
+]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One stage cache for the whole session, so shared stages are built once."""
+    return tmp_path_factory.mktemp("stage_cache")
+
+
+def compose(overrides: list[str]):
+    """(config without hydra node, choices) exactly as `python -m align_lab <overrides>` composes."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import open_dict
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+    names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, names
+
+
+def run_in_process(overrides: list[str], run_dir: Path, cache_dir: Path) -> dict:
+    """Composes, builds and runs one run in this process; returns its summary."""
+    from align_lab.app import spec_from_config
+    from align_lab.study.run import run
+
+    cfg, names = compose([*SMALL, f"cache_dir={cache_dir}", *overrides])
+    return run(spec_from_config(cfg, names), run_dir)
+
+
+def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600):
+    """`python -m align_lab <args>` in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "align_lab", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})},
+    )
