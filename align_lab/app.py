@@ -22,12 +22,19 @@ def spec_from_config(cfg: DictConfig, names: dict):
     if tracker.get("kind") not in ("wandb", "none"):
         raise ConfigError(f"tracker.kind={tracker.get('kind')}: must be one of wandb, none")
     return RunSpec(
-        algo=build(cfg.algo, "algo"), model=build(cfg.model, "model"), task=build(cfg.task, "task"),
-        reward=build(cfg.reward, "reward"), train=build(cfg.train, "train"), sft=build(cfg.sft, "sft"),
-        rollout=build(cfg.rollout, "rollout"), tracker=tracker | {"group": cfg.study},
+        algo=build(cfg.algo, "algo"),
+        model=build(cfg.model, "model"),
+        task=build(cfg.task, "task"),
+        reward=build(cfg.reward, "reward"),
+        train=build(cfg.train, "train"),
+        sft=build(cfg.sft, "sft"),
+        rollout=build(cfg.rollout, "rollout"),
+        tracker=tracker | {"group": cfg.study},
         seed=int(cfg.seed),
         cache_dir=Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir(),
-        device=cfg.hardware.device, num_threads=int(cfg.hardware.num_threads), names=names,
+        device=cfg.hardware.device,
+        num_threads=int(cfg.hardware.num_threads),
+        names=names,
         config=OmegaConf.to_container(cfg, resolve=True),
     )
 
@@ -52,7 +59,11 @@ def main(cfg: DictConfig) -> float:
 
 def format_error(e: BaseException) -> str | None:
     """One line for configuration errors (ours and Hydra's); None for anything else."""
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
 
     if isinstance(e, ConfigError):
         return str(e)

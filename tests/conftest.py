@@ -55,13 +55,19 @@ def run_in_process(overrides: list[str], run_dir: Path, cache_dir: Path) -> dict
     from align_lab.app import spec_from_config
     from align_lab.study.run import run
 
-    cfg, names = compose([*SMALL, f"cache_dir={cache_dir}", *overrides])
+    other_reward = any(o.startswith("reward=") and o != "reward=learned_rm" for o in overrides)
+    small = [o for o in SMALL if not (other_reward and o.startswith("reward."))]
+    cfg, names = compose([*small, f"cache_dir={cache_dir}", *overrides])
     return run(spec_from_config(cfg, names), run_dir)
 
 
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600):
     """`python -m align_lab <args>` in a subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "align_lab", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, **(env or {})},
+        [sys.executable, "-m", "align_lab", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )

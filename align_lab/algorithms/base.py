@@ -61,10 +61,12 @@ class PairwiseAlgorithm(Protocol):
     lr: float
 
     def pair_loss(
-        self, chosen_logps: Tensor, rejected_logps: Tensor, ref_chosen_logps: Tensor,
+        self,
+        chosen_logps: Tensor,
+        rejected_logps: Tensor,
+        ref_chosen_logps: Tensor,
         ref_rejected_logps: Tensor,
-    ) -> tuple[Tensor, dict]:
-        ...
+    ) -> tuple[Tensor, dict]: ...
 
 
 def check(ok: bool, name: str, value, allowed: str) -> None:

@@ -10,7 +10,6 @@ from align_lab.algorithms.base import check
 from align_lab.rl import DPO_LOSS_TYPES, dpo_loss
 
 
-
 @dataclass
 class DPO:
     """-log sigmoid(beta * h), h = policy-minus-reference log-ratio margin of summed log-probs."""
@@ -24,13 +23,23 @@ class DPO:
     def __post_init__(self) -> None:
         check(self.lr > 0, "lr", self.lr, "> 0")
         check(self.beta > 0, "beta", self.beta, "> 0")
-        check(self.loss_type in DPO_LOSS_TYPES, "loss_type", self.loss_type, f"one of {DPO_LOSS_TYPES}")
+        check(
+            self.loss_type in DPO_LOSS_TYPES,
+            "loss_type",
+            self.loss_type,
+            f"one of {DPO_LOSS_TYPES}",
+        )
         check(0 <= self.label_smoothing < 0.5, "label_smoothing", self.label_smoothing, "in [0, 0.5)")
 
     def pair_loss(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps):
         losses, chosen_rewards, rejected_rewards = dpo_loss(
-            chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps,
-            self.beta, self.loss_type, self.label_smoothing,
+            chosen_logps,
+            rejected_logps,
+            ref_chosen_logps,
+            ref_rejected_logps,
+            self.beta,
+            self.loss_type,
+            self.label_smoothing,
         )
         margin: Tensor = (chosen_rewards - rejected_rewards).detach()
         return losses.mean(), {

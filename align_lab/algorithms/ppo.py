@@ -8,9 +8,18 @@ from torch import Tensor
 
 from align_lab.algorithms.base import Rollout, check
 from align_lab.rl import (
-    AGGREGATIONS, KL_ESTIMATORS,
-    adaptive_kl_coef, aggregate_loss, clipped_surrogate, clipped_value_loss, gae, kl_penalty,
-    masked_mean, masked_sum, masked_whiten, shape_token_rewards,
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    adaptive_kl_coef,
+    aggregate_loss,
+    clipped_surrogate,
+    clipped_value_loss,
+    gae,
+    kl_penalty,
+    masked_mean,
+    masked_sum,
+    masked_whiten,
+    shape_token_rewards,
 )
 
 
@@ -42,19 +51,37 @@ class PPO:
         check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
         check(self.group_size >= 1, "group_size", self.group_size, ">= 1")
         check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
-        check(self.kl_estimator in KL_ESTIMATORS, "kl_estimator", self.kl_estimator, f"one of {KL_ESTIMATORS}")
+        check(
+            self.kl_estimator in KL_ESTIMATORS,
+            "kl_estimator",
+            self.kl_estimator,
+            f"one of {KL_ESTIMATORS}",
+        )
         check(self.kl_target is None or self.kl_target > 0, "kl_target", self.kl_target, "> 0 or null")
         check(self.kl_horizon >= 1, "kl_horizon", self.kl_horizon, ">= 1")
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check(0 <= self.lam <= 1, "lam", self.lam, "in [0, 1]")
         check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
-        check(self.value_clip is None or self.value_clip > 0, "value_clip", self.value_clip, "> 0 or null")
+        check(
+            self.value_clip is None or self.value_clip > 0,
+            "value_clip",
+            self.value_clip,
+            "> 0 or null",
+        )
         check(self.vf_coef > 0, "vf_coef", self.vf_coef, "> 0")
         check(self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0")
-        check(self.loss_aggregation in AGGREGATIONS, "loss_aggregation", self.loss_aggregation,
-              f"one of {AGGREGATIONS}")
-        check(self.critic_init in ("sft", "reward_model"), "critic_init", self.critic_init,
-              "one of ('sft', 'reward_model')")
+        check(
+            self.loss_aggregation in AGGREGATIONS,
+            "loss_aggregation",
+            self.loss_aggregation,
+            f"one of {AGGREGATIONS}",
+        )
+        check(
+            self.critic_init in ("sft", "reward_model"),
+            "critic_init",
+            self.critic_init,
+            "one of ('sft', 'reward_model')",
+        )
 
     @property
     def uses_critic(self) -> bool:
@@ -76,7 +103,8 @@ class PPO:
         policy_loss = aggregate_loss(per_token, batch.mask, self.loss_aggregation)
         value_loss = aggregate_loss(
             clipped_value_loss(values, batch.values, batch.returns, self.value_clip),
-            batch.mask, self.loss_aggregation,
+            batch.mask,
+            self.loss_aggregation,
         )
         stats = {
             "train/clip_frac": masked_mean(clipped.float(), batch.mask).item(),

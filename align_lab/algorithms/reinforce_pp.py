@@ -8,8 +8,14 @@ from torch import Tensor
 
 from align_lab.algorithms.base import Rollout, check
 from align_lab.rl import (
-    AGGREGATIONS, KL_ESTIMATORS,
-    aggregate_loss, clipped_surrogate, discounted_returns, kl_penalty, masked_mean, masked_whiten,
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    aggregate_loss,
+    clipped_surrogate,
+    discounted_returns,
+    kl_penalty,
+    masked_mean,
+    masked_whiten,
     shape_token_rewards,
 )
 
@@ -34,12 +40,21 @@ class ReinforcePP:
         check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
         check(self.group_size >= 1, "group_size", self.group_size, ">= 1")
         check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
-        check(self.kl_estimator in KL_ESTIMATORS, "kl_estimator", self.kl_estimator, f"one of {KL_ESTIMATORS}")
+        check(
+            self.kl_estimator in KL_ESTIMATORS,
+            "kl_estimator",
+            self.kl_estimator,
+            f"one of {KL_ESTIMATORS}",
+        )
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
         check(self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0")
-        check(self.loss_aggregation in AGGREGATIONS, "loss_aggregation", self.loss_aggregation,
-              f"one of {AGGREGATIONS}")
+        check(
+            self.loss_aggregation in AGGREGATIONS,
+            "loss_aggregation",
+            self.loss_aggregation,
+            f"one of {AGGREGATIONS}",
+        )
 
     @property
     def uses_critic(self) -> bool:

@@ -29,7 +29,7 @@ def encode_responses(
     """Right-padded response ids with EOS appended to finished ones, and the response mask, (B, T)."""
     enc = [
         tokenizer(r, add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if f else [])
-        for r, f in zip(responses, finished)
+        for r, f in zip(responses, finished, strict=True)
     ]
     enc = [e[:max_tokens] for e in enc]
     width = max(1, max(len(e) for e in enc))

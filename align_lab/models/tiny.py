@@ -23,7 +23,13 @@ class TinyLM(HFLoading):
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ValueError(f"arch={self.arch}: must be one of {', '.join(ARCHS)}")
-        for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions"):
+        for name in (
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "intermediate_size",
+            "max_positions",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
         if self.hidden_size % self.num_heads:

@@ -51,7 +51,13 @@ class LearnedRM(RMConfig):
         @torch.no_grad()
         def score(prompts, responses, finished):
             return score_texts(
-                rm, tok, prompts, responses, finished, task.max_prompt_tokens, task.max_response_tokens
+                rm,
+                tok,
+                prompts,
+                responses,
+                finished,
+                task.max_prompt_tokens,
+                task.max_response_tokens,
             )
 
         return score

@@ -19,9 +19,7 @@ def shape_token_rewards(scores: Tensor, kl: Tensor, mask: Tensor, kl_coef: float
     return penalty + torch.where(at_last, scores.unsqueeze(-1), 0)  # (B, T)
 
 
-def gae(
-    rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float
-) -> tuple[Tensor, Tensor]:
+def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation (Schulman et al. 2016): (advantages, returns), each (B, T).
 
     delta_t = R_t + gamma V_{t+1} - V_t, A_t = delta_t + gamma lam A_{t+1}, returns = A + V (the

@@ -35,9 +35,7 @@ def kl_penalty(
     return kl
 
 
-def adaptive_kl_coef(
-    kl_coef: float, observed_kl: float, target: float, n_steps: int, horizon: int
-) -> float:
+def adaptive_kl_coef(kl_coef: float, observed_kl: float, target: float, n_steps: int, horizon: int) -> float:
     """Ziegler et al. 2019 adaptive KL controller (OpenRLHF AdaptiveKLController): the next kl_coef.
 
     e = clip(observed_kl / target - 1, -0.2, 0.2); kl_coef * (1 + e * n_steps / horizon), where

@@ -30,8 +30,6 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
 
     -inf logits (masked vocabulary) are allowed: they contribute 0 instead of 0 * inf = nan.
     """
-    logits = logits.clamp(
-        min=torch.finfo(logits.dtype).min
-    )  # (..., V) finite, so p * z is 0 not nan
+    logits = logits.clamp(min=torch.finfo(logits.dtype).min)  # (..., V) finite, so p * z is 0 not nan
     probs = torch.softmax(logits, dim=-1)  # (..., V)
     return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(-1)  # (...)

@@ -65,9 +65,7 @@ def clipped_surrogate(
     return loss, is_clipped
 
 
-def clipped_value_loss(
-    values: Tensor, old_values: Tensor, returns: Tensor, clip: float | None
-) -> Tensor:
+def clipped_value_loss(values: Tensor, old_values: Tensor, returns: Tensor, clip: float | None) -> Tensor:
     """PPO clipped value loss (OpenRLHF ValueLoss, TRL PPO) per token: (B, T).
 
     1/2 max((V - R)^2, (V_clip - R)^2), V_clip = V_old + clip(V - V_old, -clip, clip);
@@ -100,9 +98,7 @@ def dpo_loss(
     if loss_type not in DPO_LOSS_TYPES:
         raise ValueError(f"loss_type={loss_type!r}; allowed: {', '.join(DPO_LOSS_TYPES)}")
     if label_smoothing and loss_type != "sigmoid":
-        raise ValueError(
-            f"label_smoothing={label_smoothing} is only defined for loss_type='sigmoid'"
-        )
+        raise ValueError(f"label_smoothing={label_smoothing} is only defined for loss_type='sigmoid'")
     chosen_logratios = policy_chosen_logps - ref_chosen_logps  # (N,)
     rejected_logratios = policy_rejected_logps - ref_rejected_logps  # (N,)
     margin = chosen_logratios - rejected_logratios  # (N,) h

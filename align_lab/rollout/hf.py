@@ -39,19 +39,34 @@ class HFGenerate:
 
     @torch.no_grad()
     def sample(
-        self, model, tokenizer, prompts: list[str], n: int, max_new_tokens: int,
-        max_prompt_tokens: int, greedy: bool = False,
+        self,
+        model,
+        tokenizer,
+        prompts: list[str],
+        n: int,
+        max_new_tokens: int,
+        max_prompt_tokens: int,
+        greedy: bool = False,
     ) -> Samples:
         from transformers import GenerationConfig
 
         prompts = [p for p in prompts for _ in range(n)]
         prompt_ids, prompt_attn = encode_prompts(tokenizer, prompts, max_prompt_tokens)
-        sampling = {"do_sample": False} if greedy else {
-            "do_sample": True, "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p
-        }
+        sampling = (
+            {"do_sample": False}
+            if greedy
+            else {
+                "do_sample": True,
+                "temperature": self.temperature,
+                "top_k": self.top_k,
+                "top_p": self.top_p,
+            }
+        )
         config = GenerationConfig(
-            max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id, **sampling,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **sampling,
         )
         was_training = model.training
         model.eval()

@@ -45,9 +45,7 @@ class StageCache:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
 
-    def get(
-        self, stage: str, version: int, inputs: dict, build: Callable[[Path], None]
-    ) -> StageResult:
+    def get(self, stage: str, version: int, inputs: dict, build: Callable[[Path], None]) -> StageResult:
         from filelock import FileLock
 
         key = stage_key(stage, version, inputs)

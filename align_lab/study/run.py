@@ -59,7 +59,9 @@ def check_combination(spec: RunSpec) -> None:
         except ValueError as e:
             raise ConfigError(str(e)) from None
     elif not isinstance(spec.algo, PairwiseAlgorithm):
-        raise ConfigError(f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm")
+        raise ConfigError(
+            f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm"
+        )
     if spec.device != "cpu":
         raise ConfigError(f"hardware.device={spec.device}: only cpu is supported so far")
 
@@ -79,14 +81,25 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)
     run_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"status": "running", "algo": spec.names.get("algo"), "seed": spec.seed,
-               "names": spec.names}
+    summary = {
+        "status": "running",
+        "algo": spec.names.get("algo"),
+        "seed": spec.seed,
+        "names": spec.names,
+    }
     write_summary(run_dir, summary)
     ckpt = run_dir / "checkpoints" / "last.pt"
+    # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
     tracker = make_tracker(
-        spec.tracker["kind"], run_dir, project=spec.tracker["project"], group=spec.tracker["group"],
-        job_type=spec.names.get("algo", "run"), tags=[spec.names.get(k, "") for k in ("task", "model", "reward")],
-        config=spec.config, start_step=checkpoint_step(ckpt), mode=spec.tracker["mode"],
+        spec.tracker["kind"],
+        run_dir,
+        project=spec.tracker["project"],
+        group=spec.tracker["group"],
+        job_type=spec.names.get("algo", "run"),
+        tags=[spec.names.get(k, "") for k in ("task", "model", "reward")],
+        config=spec.config,
+        start_step=checkpoint_step(ckpt) + 1,
+        mode=spec.tracker["mode"],
     )
     progress = progress_factory()
     try:
@@ -101,23 +114,41 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
             init = world.sft_path if spec.algo.critic_init == "sft" else world.stages["reward_model"].path
             critic = spec.model.init_critic(tok, init).train()
         preferences = world.preferences if isinstance(spec.algo, PairwiseAlgorithm) else None
-        ctx = Context(spec.task, tok, policy, reference, critic, scorer, spec.rollout, spec.train,
-                      tracker, ckpt, spec.seed, progress, preferences)
+        ctx = Context(
+            spec.task,
+            tok,
+            policy,
+            reference,
+            critic,
+            scorer,
+            spec.rollout,
+            spec.train,
+            tracker,
+            ckpt,
+            spec.seed,
+            progress,
+            preferences,
+        )
         loop = train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
         final = loop(spec.algo, ctx)
         summary |= {
             "status": "completed",
             **final,
-            "stages": {s: {"key": r.key, "hit": r.hit, "seconds": round(r.seconds, 3)}
-                       for s, r in world.stages.items()},
+            "stages": {
+                s: {"key": r.key, "hit": r.hit, "seconds": round(r.seconds, 3)}
+                for s, r in world.stages.items()
+            },
             **getattr(world, "rm_metrics", {}),
             "time/total_s": time.perf_counter() - start,
         }
         tracker.summary({k: v for k, v in final.items()})
         return summary
     except BaseException as e:
-        summary |= {"status": "failed", "error": f"{type(e).__name__}: {e}",
-                    "traceback": traceback.format_exc()}
+        summary |= {
+            "status": "failed",
+            "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc(),
+        }
         raise
     finally:
         write_summary(run_dir, summary)

@@ -79,8 +79,13 @@ class World:
             steps = self.sft_config.epochs * -(-len(demos) // self.sft_config.batch_size)
             with self.progress(total=steps, desc="sft") as bar:
                 loss = train_sft(
-                    policy, self.tokenizer, demos, self.sft_config,
-                    self.task.max_prompt_tokens, self.task.max_response_tokens, bar,
+                    policy,
+                    self.tokenizer,
+                    demos,
+                    self.sft_config,
+                    self.task.max_prompt_tokens,
+                    self.task.max_response_tokens,
+                    bar,
                 )
             policy.save_pretrained(str(out))
             self.tokenizer.save_pretrained(str(out))
@@ -107,8 +112,12 @@ class World:
             with self.progress(total=len(prompts), desc="preferences") as bar:
                 for i in range(0, len(prompts), 256):
                     s = engine.sample(
-                        policy, self.tokenizer, prompts[i : i + 256], 2,
-                        self.task.max_response_tokens, self.task.max_prompt_tokens,
+                        policy,
+                        self.tokenizer,
+                        prompts[i : i + 256],
+                        2,
+                        self.task.max_response_tokens,
+                        self.task.max_prompt_tokens,
                     )
                     gold = self.task.gold_reward(s.prompts, s.responses, s.finished)
                     for j in range(0, len(s.prompts), 2):
@@ -131,8 +140,12 @@ class World:
         from align_lab.train.reward_model import train_reward_model
 
         pairs = self.preferences
-        inputs = {"preferences": self.stages["preferences"].key, "sft": self.stages["sft"].key,
-                  "model": self.model.fingerprint(), "rm": _fields(config)}
+        inputs = {
+            "preferences": self.stages["preferences"].key,
+            "sft": self.stages["sft"].key,
+            "model": self.model.fingerprint(),
+            "rm": _fields(config),
+        }
 
         def build(out: Path) -> None:
             rm = self.model.init_reward_model(self.tokenizer, init_from=self.sft_path)
@@ -140,8 +153,13 @@ class World:
             steps = config.epochs * -(-n // config.batch_size)
             with self.progress(total=steps, desc="reward model") as bar:
                 stats = train_reward_model(
-                    rm, self.tokenizer, pairs, config,
-                    self.task.max_prompt_tokens, self.task.max_response_tokens, bar,
+                    rm,
+                    self.tokenizer,
+                    pairs,
+                    config,
+                    self.task.max_prompt_tokens,
+                    self.task.max_response_tokens,
+                    bar,
                 )
             rm.save_pretrained(str(out))
             (out / "metrics.json").write_text(json.dumps(stats))

@@ -68,7 +68,7 @@ class ToyArith:
     def gold_reward(self, prompts: list[str], responses: list[str], finished: list[bool]) -> list[float]:
         return [
             float(f and r.split() == self.answer(p).split())
-            for p, r, f in zip(prompts, responses, finished)
+            for p, r, f in zip(prompts, responses, finished, strict=True)
         ]
 
     def demonstrations(self) -> list[tuple[str, str]]:

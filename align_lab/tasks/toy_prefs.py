@@ -3,8 +3,8 @@
 A prompt names `prompt_topics` topics ("river storm wolf :"); a response is a short list of words.
 Every (topic, word) pair has a hidden affinity drawn from N(0, 1) by `world_seed`. The gold reward is
 
-    r*(x, y) = mean_t a(x, y_t) - repeat_penalty * repeated(y) - length_penalty * |len(y) - target_len| / target_len
-               - unfinished_penalty * [no EOS]
+    r*(x, y) = mean_t a(x, y_t) - repeat_penalty * repeated(y)
+               - length_penalty * |len(y) - target_len| / target_len - unfinished_penalty * [no EOS]
 
 with a(x, w) the mean affinity of word w to the prompt's topics and repeated(y) the fraction of words
 that repeat an earlier one. A reward model trained on a few thousand noisy pairs of SFT samples sees
@@ -70,9 +70,7 @@ class ToyPrefs:
         rng = random.Random(self.world_seed)
         self._topics = TOPICS[: self.n_topics]
         self._words = WORDS[: self.n_words]
-        self._affinity = {
-            (t, w): rng.gauss(0.0, 1.0) for t in self._topics for w in self._words
-        }
+        self._affinity = {(t, w): rng.gauss(0.0, 1.0) for t in self._topics for w in self._words}
         combos = [" ".join(c) for c in itertools.combinations(self._topics, self.prompt_topics)]
         rng.shuffle(combos)
         n_eval = max(1, round(len(combos) * self.eval_fraction))
@@ -112,7 +110,7 @@ class ToyPrefs:
         )
 
     def gold_reward(self, prompts: list[str], responses: list[str], finished: list[bool]) -> list[float]:
-        return [self._gold(p, r, f) for p, r, f in zip(prompts, responses, finished)]
+        return [self._gold(p, r, f) for p, r, f in zip(prompts, responses, finished, strict=True)]
 
     def _expert_response(self, prompt: str, rng: random.Random) -> str:
         """A noisy expert: distinct words drawn by softmax(affinity / T), some at random."""

@@ -76,9 +76,7 @@ class JsonlTracker:
         if self.path.exists():
             kept = [r for r in read_metrics(self.path) if r["step"] < start_step]
             tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(
-                "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8"
-            )
+            tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8")
             os.replace(tmp, self.path)
         self._file = open(self.path, "a", encoding="utf-8")  # closed in close()
 

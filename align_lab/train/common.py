@@ -152,12 +152,15 @@ def restore(ctx: Context, named: dict, algo) -> int:
 
 def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
     """Saves everything resume needs: weights, optimisers, schedulers, data position, RNG, algo state."""
-    save_checkpoint(ctx.checkpoint_path, {
-        "step": step,
-        "objects": {name: obj.state_dict() for name, obj in named.items()},
-        "algo": dict(vars(algo)),
-        "rng": rng_state(),
-    })
+    save_checkpoint(
+        ctx.checkpoint_path,
+        {
+            "step": step,
+            "objects": {name: obj.state_dict() for name, obj in named.items()},
+            "algo": dict(vars(algo)),
+            "rng": rng_state(),
+        },
+    )
 
 
 def due(step: int, every: int, last: int) -> bool:

@@ -9,9 +9,22 @@ import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check
 from align_lab.models.sequences import response_logits, token_values
-from align_lab.rl import entropy_from_logits, kl_penalty, logprobs_from_logits, masked_mean, masked_sum
+from align_lab.rl import (
+    entropy_from_logits,
+    kl_penalty,
+    logprobs_from_logits,
+    masked_mean,
+    masked_sum,
+)
 from align_lab.train.common import (
-    Context, Counters, Shuffler, TrainConfig, checkpoint, due, make_optimizer, restore,
+    Context,
+    Counters,
+    Shuffler,
+    TrainConfig,
+    checkpoint,
+    due,
+    make_optimizer,
+    restore,
 )
 from align_lab.train.evaluate import evaluate
 
@@ -24,10 +37,18 @@ def _logprobs(model, samples_or_batch, temperature: float = 1.0):
 
 def validate(algo: OnlineAlgorithm, cfg: TrainConfig) -> int:
     """Checks batch arithmetic before any compute; returns prompts per step."""
-    check(cfg.rollout_size % algo.group_size == 0, "train.rollout_size", cfg.rollout_size,
-          f"a multiple of algo.group_size={algo.group_size}")
-    check(cfg.rollout_size % cfg.minibatch_size == 0, "train.minibatch_size", cfg.minibatch_size,
-          f"a divisor of train.rollout_size={cfg.rollout_size}")
+    check(
+        cfg.rollout_size % algo.group_size == 0,
+        "train.rollout_size",
+        cfg.rollout_size,
+        f"a multiple of algo.group_size={algo.group_size}",
+    )
+    check(
+        cfg.rollout_size % cfg.minibatch_size == 0,
+        "train.minibatch_size",
+        cfg.minibatch_size,
+        f"a divisor of train.rollout_size={cfg.rollout_size}",
+    )
     return cfg.rollout_size // algo.group_size
 
 
@@ -38,12 +59,20 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     optimizer, schedule = make_optimizer(ctx.policy, algo.lr, cfg.warmup_steps)
     prompts = Shuffler(task.prompts("train"), ctx.seed)
     counters = Counters()
-    named = {"policy": ctx.policy, "optimizer": optimizer, "schedule": schedule, "prompts": prompts,
-             "counters": counters}
+    named = {
+        "policy": ctx.policy,
+        "optimizer": optimizer,
+        "schedule": schedule,
+        "prompts": prompts,
+        "counters": counters,
+    }
     if algo.uses_critic:
         critic_optimizer, critic_schedule = make_optimizer(ctx.critic, algo.critic_lr, cfg.warmup_steps)
-        named |= {"critic": ctx.critic, "critic_optimizer": critic_optimizer,
-                  "critic_schedule": critic_schedule}
+        named |= {
+            "critic": ctx.critic,
+            "critic_optimizer": critic_optimizer,
+            "critic_schedule": critic_schedule,
+        }
     torch.manual_seed(ctx.seed)
     start = restore(ctx, named, algo)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
@@ -51,8 +80,14 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         times = {}
         # 1. sample G responses for each of the step's prompts from the current policy
         t = time.perf_counter()
-        s = ctx.engine.sample(ctx.policy, tok, prompts.take(n_prompts), algo.group_size,
-                              task.max_response_tokens, task.max_prompt_tokens)
+        s = ctx.engine.sample(
+            ctx.policy,
+            tok,
+            prompts.take(n_prompts),
+            algo.group_size,
+            task.max_response_tokens,
+            task.max_prompt_tokens,
+        )
         times["time/rollout_s"] = time.perf_counter() - t
         # 2. score them
         t = time.perf_counter()
@@ -63,11 +98,23 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         with torch.no_grad():
             logprobs, _ = _logprobs(ctx.policy, s, temperature)  # (B, T)
             ref_logprobs, _ = _logprobs(ctx.reference, s, temperature)  # (B, T)
-            values = (token_values(ctx.critic, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask)
-                      if algo.uses_critic else None)  # (B, T)
+            values = (
+                token_values(ctx.critic, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask)
+                if algo.uses_critic
+                else None
+            )  # (B, T)
         times["time/ref_s"] = time.perf_counter() - t
-        rollout = Rollout(s.prompt_ids, s.prompt_attn, s.response_ids, s.mask, logprobs,
-                          ref_logprobs, scores, algo.group_size, values)
+        rollout = Rollout(
+            s.prompt_ids,
+            s.prompt_attn,
+            s.response_ids,
+            s.mask,
+            logprobs,
+            ref_logprobs,
+            scores,
+            algo.group_size,
+            values,
+        )
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. a few epochs of minibatch updates
@@ -77,16 +124,25 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             for index in torch.randperm(len(scores)).split(cfg.minibatch_size):
                 batch = rollout.rows(index)
                 new_logprobs, logits = _logprobs(ctx.policy, batch, temperature)
-                new_values = (token_values(ctx.critic, batch.prompt_ids, batch.prompt_attn,
-                                           batch.response_ids, batch.mask)
-                              if algo.uses_critic else None)
+                new_values = (
+                    token_values(
+                        ctx.critic,
+                        batch.prompt_ids,
+                        batch.prompt_attn,
+                        batch.response_ids,
+                        batch.mask,
+                    )
+                    if algo.uses_critic
+                    else None
+                )
                 loss, loss_stats = algo.loss(batch, new_logprobs, new_values)
                 optimizer.zero_grad()
                 if algo.uses_critic:
                     critic_optimizer.zero_grad()
                 loss.backward()
                 loss_stats["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(
-                    ctx.policy.parameters(), cfg.max_grad_norm).item()
+                    ctx.policy.parameters(), cfg.max_grad_norm
+                ).item()
                 optimizer.step()
                 schedule.step()
                 if algo.uses_critic:
@@ -111,7 +167,8 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             "train/kl": kl.mean().item(),
             "train/response_length": s.mask.sum(-1).mean().item(),
             "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item()
-            if algo.group_size > 1 else 0.0,
+            if algo.group_size > 1
+            else 0.0,
             **{k: sum(v) / len(v) for k, v in stats.items()},
             **times,
             "time/step_s": sum(times.values()),
@@ -119,16 +176,27 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             **{f"counters/{k}": v for k, v in counters.items()},
         }
         done = step + 1
-        if due(done, cfg.eval_every, cfg.steps):
-            metrics |= evaluate(ctx.policy, ctx.reference, tok, task, ctx.scorer, ctx.engine,
-                                cfg.eval_samples, ctx.seed)
+        if done == cfg.steps or due(done, cfg.eval_every, cfg.steps):
+            final = evaluate(
+                ctx.policy,
+                ctx.reference,
+                tok,
+                task,
+                ctx.scorer,
+                ctx.engine,
+                cfg.eval_samples,
+                ctx.seed,
+            )
+            metrics |= final
         ctx.tracker.log(metrics, step=done)
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics['train/kl']:.3f}")
         if due(done, cfg.checkpoint_every, cfg.steps):
             checkpoint(ctx, named, algo, done)
     bar.close()
-    final = evaluate(ctx.policy, ctx.reference, tok, task, ctx.scorer, ctx.engine, cfg.eval_samples, ctx.seed)
-    ctx.tracker.log(final, step=cfg.steps)
     checkpoint(ctx, named, algo, cfg.steps)
+    if start == cfg.steps:  # a finished run started again: evaluate (seeded) without training
+        final = evaluate(
+            ctx.policy, ctx.reference, tok, task, ctx.scorer, ctx.engine, cfg.eval_samples, ctx.seed
+        )
     return final

@@ -37,7 +37,9 @@ def pair_margins(rm, tokenizer, pairs: list[Pair], max_prompt, max_response):
     return scores[: len(pairs)] - scores[len(pairs) :]
 
 
-def train_reward_model(rm, tokenizer, pairs: list[Pair], config: RMConfig, max_prompt, max_response, progress):
+def train_reward_model(
+    rm, tokenizer, pairs: list[Pair], config: RMConfig, max_prompt, max_response, progress
+):
     """Trains `rm` in place with -log sigmoid(r_w - r_l); returns held-out accuracies."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)

@@ -12,9 +12,7 @@ from tests.conftest import ROOT, compose, run_cli
 COMPONENT_GROUPS = ("algo", "model", "task", "reward")
 
 
-@pytest.mark.parametrize(
-    "group,choice", [(g, c) for g in COMPONENT_GROUPS for c in registry.choices(g)]
-)
+@pytest.mark.parametrize("group,choice", [(g, c) for g in COMPONENT_GROUPS for c in registry.choices(g)])
 def test_every_component_choice_composes_and_builds(group, choice, tmp_path):
     cfg, names = compose([f"{group}={choice}", f"cache_dir={tmp_path}"])
     spec = spec_from_config(cfg, names)
@@ -62,16 +60,22 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
     [
         (["algo=nope"], "algo=nope: unknown choice; allowed: dpo, ppo, reinforce_pp"),
         (["algo.nope=1"], "algo.nope: unknown key (to add a new key use +algo.nope=...)"),
-        (["algo.clip=abc"], "algo.clip=abc: Value 'abc' of type 'str' could not be converted to Float"),
+        (
+            ["algo.clip=abc"],
+            "algo.clip=abc: Value 'abc' of type 'str' could not be converted to Float",
+        ),
         (["algo.clip=1.5"], "algo.clip=1.5: must be in (0, 1)"),
         (["algo.lr=-1"], "algo.lr=-1.0: must be > 0"),
-        (["train.rollout_size=10", "algo.group_size=4"],
-         "train.rollout_size=10: must be a multiple of algo.group_size=4"),
+        (
+            ["train.rollout_size=10", "algo.group_size=4"],
+            "train.rollout_size=10: must be a multiple of algo.group_size=4",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line_before_any_compute(args, expected, tmp_path):
-    result = run_cli([*args, f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"],
-                     cwd=ROOT)
+    result = run_cli(
+        [*args, f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [f"align_lab: error: {expected}"], result.stderr

@@ -110,9 +110,7 @@ def test_gae_accepts_bool_mask():
 
 def test_discounted_returns_with_gamma():
     # gamma 0.5, rewards [1, 0, 2]: G2 = 2, G1 = 0 + 0.5 * 2 = 1, G0 = 1 + 0.5 * 1 = 1.5
-    close(
-        discounted_returns(t([[1.0, 0.0, 2.0, 9.0]]), t([[1, 1, 1, 0]]), 0.5), [[1.5, 1.0, 2.0, 0]]
-    )
+    close(discounted_returns(t([[1.0, 0.0, 2.0, 9.0]]), t([[1, 1, 1, 0]]), 0.5), [[1.5, 1.0, 2.0, 0]])
 
 
 def test_discounted_returns_skip_masked_positions_inside_the_response():

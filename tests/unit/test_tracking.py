@@ -242,25 +242,19 @@ def test_reader_checks_crc_and_stops_at_a_torn_tail(tmp_path: Path, offline_wand
 
 def test_make_tracker_rejects_unknown_kind_naming_allowed(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="wandb, none"):
-        make_tracker(
-            "tensorboard", tmp_path, project="p", group=None, job_type=None, tags=[], config={}
-        )
+        make_tracker("tensorboard", tmp_path, project="p", group=None, job_type=None, tags=[], config={})
     assert not (tmp_path / "metrics.jsonl").exists()
 
 
 def test_make_tracker_none_writes_jsonl_only(tmp_path: Path) -> None:
-    tracker = make_tracker(
-        "none", tmp_path, project="p", group=None, job_type=None, tags=[], config={}
-    )
+    tracker = make_tracker("none", tmp_path, project="p", group=None, job_type=None, tags=[], config={})
     tracker.log({"train/kl": 0.5}, step=0)
     tracker.close()
     assert read_metrics(tmp_path / "metrics.jsonl") == [{"step": 0, "train/kl": 0.5}]
     assert not (tmp_path / "wandb").exists()
 
 
-def test_make_tracker_wandb_fans_out_to_jsonl_and_wandb(
-    tmp_path: Path, offline_wandb: None
-) -> None:
+def test_make_tracker_wandb_fans_out_to_jsonl_and_wandb(tmp_path: Path, offline_wandb: None) -> None:
     (tmp_path / "metrics.jsonl").write_text('{"step": 0, "train/kl": 9.0}\n{"step": 1}\n')
     tracker = make_tracker(
         "wandb",

@@ -1,0 +1,149 @@
+"""A run end to end through the config groups: run folder, determinism, cached stages, resume, W&B."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from align_lab.tracking import read_metrics
+from tests.conftest import run_in_process
+
+REQUIRED_SUMMARY = [
+    "eval/gold_reward",
+    "eval/gold_reward_sft",
+    "eval/kl",
+    "eval/win_rate_vs_sft",
+    "eval/proxy_reward",
+    "eval/response_length",
+    "eval/distinct_1",
+    "eval/distinct_2",
+]
+
+
+@pytest.mark.parametrize("algo", ["reinforce_pp", "ppo", "dpo"])
+def test_run_writes_the_run_folder_contract(algo, tmp_path, cache_dir):
+    summary = run_in_process([f"algo={algo}"], tmp_path, cache_dir)
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["status"] == summary["status"] == "completed"
+    for key in REQUIRED_SUMMARY:
+        assert isinstance(on_disk[key], float), key
+    assert set(on_disk["stages"]) >= {"tokenizer", "sft"}
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2, 3]  # the last step carries the final evaluation
+    assert all(k.split("/")[0] in {"train", "eval", "time", "counters", "step"} for r in rows for k in r)
+    assert "train/loss" in rows[0] and "eval/gold_reward" not in rows[0]
+    assert rows[-1]["eval/gold_reward"] == summary["eval/gold_reward"]
+    assert (tmp_path / "checkpoints" / "last.pt").exists()
+
+
+def test_online_metrics_include_phase_times_and_compute_counters(tmp_path, cache_dir):
+    run_in_process(["algo=ppo"], tmp_path, cache_dir)
+    first, second = read_metrics(tmp_path / "metrics.jsonl")[:2]
+    for key in [
+        "time/rollout_s",
+        "time/score_s",
+        "time/ref_s",
+        "time/train_s",
+        "train/kl",
+        "train/entropy",
+        "train/clip_frac",
+        "train/value_loss",
+        "train/reward_std",
+    ]:
+        assert key in first, key
+    # 16 responses per step: reward queries are counted exactly, tokens cumulatively
+    assert first["counters/reward_queries"] == 16 and second["counters/reward_queries"] == 32
+    assert second["counters/generated_tokens"] > first["counters/generated_tokens"] > 0
+
+
+def test_same_seed_gives_identical_metrics(tmp_path, cache_dir):
+    run_in_process(["seed=7"], tmp_path / "a", cache_dir)
+    run_in_process(["seed=7"], tmp_path / "b", cache_dir)
+    run_in_process(["seed=8"], tmp_path / "c", cache_dir)
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    a, b, c = (strip(read_metrics(tmp_path / x / "metrics.jsonl")) for x in "abc")
+    assert a == b
+    assert a != c
+
+
+def test_second_run_reuses_every_shared_stage(tmp_path, cache_dir):
+    run_in_process(["task.world_seed=5"], tmp_path / "a", cache_dir)
+    first = json.loads((tmp_path / "a" / "summary.json").read_text())["stages"]
+    run_in_process(["task.world_seed=5", "seed=1", "algo=ppo"], tmp_path / "b", cache_dir)
+    second = json.loads((tmp_path / "b" / "summary.json").read_text())["stages"]
+    assert set(first) == {"tokenizer", "sft", "preferences", "reward_model"}
+    assert not any(s["hit"] for s in first.values())
+    assert all(second[s]["hit"] and second[s]["key"] == first[s]["key"] for s in first)
+
+
+def test_changing_an_upstream_input_rebuilds_downstream_stages(tmp_path, cache_dir):
+    run_in_process(["task.world_seed=6"], tmp_path / "a", cache_dir)
+    run_in_process(["task.world_seed=6", "sft.lr=1e-3"], tmp_path / "b", cache_dir)
+    a = json.loads((tmp_path / "a" / "summary.json").read_text())["stages"]
+    b = json.loads((tmp_path / "b" / "summary.json").read_text())["stages"]
+    assert b["tokenizer"]["hit"] and b["tokenizer"]["key"] == a["tokenizer"]["key"]
+    for stage in ("sft", "preferences", "reward_model"):
+        assert not b[stage]["hit"] and b[stage]["key"] != a[stage]["key"], stage
+
+
+class Interrupt(BaseException):
+    pass
+
+
+def test_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(tmp_path, cache_dir, monkeypatch):
+    from align_lab.tracking import JsonlTracker
+
+    run_in_process(["seed=3", "train.steps=4"], tmp_path / "full", cache_dir)
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:
+            raise Interrupt  # dies after logging step 3; the last checkpoint is step 3's
+
+    monkeypatch.setattr(JsonlTracker, "log", log_then_die)
+    with pytest.raises(Interrupt):
+        run_in_process(["seed=3", "train.steps=4"], tmp_path / "resumed", cache_dir)
+    assert json.loads((tmp_path / "resumed" / "summary.json").read_text())["status"] == "failed"
+    monkeypatch.setattr(JsonlTracker, "log", original)
+    run_in_process(["seed=3", "train.steps=4"], tmp_path / "resumed", cache_dir)
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    full = strip(read_metrics(tmp_path / "full" / "metrics.jsonl"))
+    resumed = strip(read_metrics(tmp_path / "resumed" / "metrics.jsonl"))
+    assert resumed == full
+
+
+def test_wandb_offline_file_holds_config_group_job_type_and_history(tmp_path, cache_dir, monkeypatch):
+    from align_lab.tracking.wandb_reader import (
+        find_wandb_files,
+        wandb_config,
+        wandb_history,
+        wandb_run_info,
+    )
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no credentials -> offline
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    run_in_process(["tracker=wandb", "study=toy_study", "algo=dpo"], tmp_path / "run", cache_dir)
+    (path,) = find_wandb_files(tmp_path / "run")
+    info = wandb_run_info(path)
+    assert info["group"] == "toy_study" and info["job_type"] == "dpo"
+    assert wandb_config(path)["algo"]["beta"] == 0.1
+    history = wandb_history(path)
+    jsonl = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [h["_step"] for h in history] == [r["step"] for r in jsonl]
+    assert history[-1]["eval/gold_reward"] == pytest.approx(jsonl[-1]["eval/gold_reward"])
+
+
+def test_toy_arith_with_verifier_reports_pass_at_k(tmp_path, cache_dir):
+    summary = run_in_process(
+        ["task=toy_arith", "reward=verifier", "train.eval_samples=4"], tmp_path, cache_dir
+    )
+    assert 0 <= summary["eval/pass@1"] <= summary["eval/pass@4"] <= 1
+    assert "reward_model" not in summary["stages"]
+
+
+def test_verifier_on_a_task_without_answers_fails_with_one_line(tmp_path, cache_dir):
+    with pytest.raises(ValueError, match="reward=verifier: the task has no verifiable answers"):
+        run_in_process(["reward=verifier"], tmp_path, cache_dir)
