@@ -1,4 +1,4 @@
-"""The contracts the two training loops rely on, and the rollout batch they pass around."""
+"""The online loop's contract (OnlineAlgorithm), the rollout batch it passes around, and check()."""
 
 from __future__ import annotations
 
@@ -52,21 +52,6 @@ class OnlineAlgorithm(Protocol):
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         """Scalar loss of a minibatch and detached stats ({"train/clip_frac": ...})."""
         ...
-
-
-@runtime_checkable
-class PairwiseAlgorithm(Protocol):
-    """Preference pairs -> a loss on sequence log-probs (DPO, IPO, SLiC...)."""
-
-    lr: float
-
-    def pair_loss(
-        self,
-        chosen_logps: Tensor,
-        rejected_logps: Tensor,
-        ref_chosen_logps: Tensor,
-        ref_rejected_logps: Tensor,
-    ) -> tuple[Tensor, dict]: ...
 
 
 def check(ok: bool, name: str, value, allowed: str) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from align_lab.algorithms.base import OnlineAlgorithm, PairwiseAlgorithm
+from align_lab.algorithms.base import OnlineAlgorithm
+from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
 from align_lab.study.cache import StageCache
 from align_lab.study.world import World

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from align_lab.algorithms.base import PairwiseAlgorithm
+from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.models.sequences import encode_prompts, encode_responses, response_logits
 from align_lab.rl import logprobs_from_logits, sequence_logprobs
 from align_lab.train.common import (
