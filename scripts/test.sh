@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The project's test command: everything the tests need is started from here.
+# The project's test command. Everything the tests need is started from here: a real single-node
+# Slurm cluster (scripts/slurm_up.sh; root on Debian, apt-installs slurm + munge + MariaDB once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 WANDB_MODE="${WANDB_MODE:-offline}" WANDB_SILENT=true
+export SLURM_CI_DIR="${SLURM_CI_DIR:-${TMPDIR:-/tmp}/slurm-ci}" SLURM_CPUS="${SLURM_CPUS:-8}"
+bash scripts/slurm_up.sh
 exec .venv/bin/python -m pytest "$@"

@@ -36,6 +36,8 @@ class Verifier:
 class LearnedRM(RMConfig):
     """reward=learned_rm: a Bradley-Terry reward model trained on the task's preference pairs."""
 
+    holds_model = True  # a run keeps the reward model in memory (resources.py)
+
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs={self.epochs}: must be >= 1")

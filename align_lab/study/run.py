@@ -13,6 +13,7 @@ import torch
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
+from align_lab.rewards import LearnedRM
 from align_lab.study.cache import StageCache
 from align_lab.study.world import World
 from align_lab.train.common import Context, TrainConfig, checkpoint_step
@@ -59,6 +60,12 @@ def check_combination(spec: RunSpec) -> None:
             validate(spec.algo, spec.train)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        critic_init = getattr(spec.algo, "critic_init", "sft") if spec.algo.uses_critic else "sft"
+        if critic_init == "reward_model" and not isinstance(spec.reward, LearnedRM):
+            raise ConfigError(
+                f"algo.critic_init=reward_model: needs reward=learned_rm (a reward model to copy), "
+                f"not reward={spec.names.get('reward', type(spec.reward).__name__)}; or set algo.critic_init=sft"
+            )
     elif not isinstance(spec.algo, PairwiseAlgorithm):
         raise ConfigError(
             f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm"
@@ -89,7 +96,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
         "names": spec.names,
     }
     write_summary(run_dir, summary)
-    ckpt = run_dir / "checkpoints" / "last.pt"
+    ckpt = run_dir / "checkpoints"
     # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
     tracker = make_tracker(
         spec.tracker["kind"],

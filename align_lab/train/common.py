@@ -75,15 +75,18 @@ def make_optimizer(model, lr: float, warmup_steps: int):
     return optimizer, schedule
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Writes atomically: a kill during the write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    side = path.with_suffix(".step")
-    side.with_suffix(".steptmp").write_text(str(state["step"]))
-    os.replace(side.with_suffix(".steptmp"), side)
+def save_checkpoint(folder: Path, state: dict) -> None:
+    """Writes `state-<step>.pt`, then atomically points `last` at it: a kill at any moment leaves a
+    complete checkpoint whose step and contents agree."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"state-{state['step']:08d}.pt"
+    torch.save(state, folder / (name + ".tmp"))
+    os.replace(folder / (name + ".tmp"), folder / name)
+    (folder / "last.tmp").write_text(name)
+    os.replace(folder / "last.tmp", folder / "last")
+    for old in folder.glob("state-*.pt"):
+        if old.name != name:
+            old.unlink()
 
 
 def rng_state() -> dict:
@@ -108,14 +111,15 @@ class Counters(dict):
         self.update(state)
 
 
-def checkpoint_step(path: Path) -> int:
-    """The step of the last checkpoint (0 if none), read from its small sidecar file."""
-    side = path.with_suffix(".step")
-    return int(side.read_text()) if side.exists() else 0
+def checkpoint_step(folder: Path) -> int:
+    """The step of the last checkpoint in `folder` (0 if none), read from its pointer."""
+    pointer = folder / "last"
+    return int(pointer.read_text().split("-")[1].split(".")[0]) if pointer.exists() else 0
 
 
-def load_checkpoint(path: Path) -> dict | None:
-    return torch.load(path, weights_only=False) if path.exists() else None
+def load_checkpoint(folder: Path) -> dict | None:
+    pointer = folder / "last"
+    return torch.load(folder / pointer.read_text(), weights_only=False) if pointer.exists() else None
 
 
 @dataclass
@@ -131,7 +135,7 @@ class Context:
     engine: object  # rollout engine with .sample(...)
     train: TrainConfig
     tracker: object
-    checkpoint_path: Path
+    checkpoint_dir: Path
     seed: int
     progress: object  # tqdm-like factory
     preferences: list | None = None  # pairs, for the pairwise loop
@@ -139,7 +143,7 @@ class Context:
 
 def restore(ctx: Context, named: dict, algo) -> int:
     """Loads the last checkpoint into models/optimisers/algorithm/RNG; returns the step to start at."""
-    state = load_checkpoint(ctx.checkpoint_path)
+    state = load_checkpoint(ctx.checkpoint_dir)
     if state is None:
         return 0
     for name, obj in named.items():
@@ -153,7 +157,7 @@ def restore(ctx: Context, named: dict, algo) -> int:
 def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
     """Saves everything resume needs: weights, optimisers, schedulers, data position, RNG, algo state."""
     save_checkpoint(
-        ctx.checkpoint_path,
+        ctx.checkpoint_dir,
         {
             "step": step,
             "objects": {name: obj.state_dict() for name, obj in named.items()},

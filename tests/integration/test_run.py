@@ -34,7 +34,7 @@ def test_run_writes_the_run_folder_contract(algo, tmp_path, cache_dir):
     assert all(k.split("/")[0] in {"train", "eval", "time", "counters", "step"} for r in rows for k in r)
     assert "train/loss" in rows[0] and "eval/gold_reward" not in rows[0]
     assert rows[-1]["eval/gold_reward"] == summary["eval/gold_reward"]
-    assert (tmp_path / "checkpoints" / "last.pt").exists()
+    assert (tmp_path / "checkpoints" / "last").read_text() == "state-00000003.pt"
 
 
 def test_online_metrics_include_phase_times_and_compute_counters(tmp_path, cache_dir):

@@ -1,0 +1,77 @@
+"""python -m align_lab.study status <dir> | resume <dir>: follow and repair a submitted study."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import sys
+from collections import Counter
+from pathlib import Path
+
+from align_lab.study.status import load_manifest, study_states
+
+
+def status(study_dir: Path) -> int:
+    states = study_states(study_dir)
+    for s in states:
+        print(f"#{s.num:<3} {s.state:<8} {' '.join(s.overrides)}  [{s.detail}]  {s.run_dir}")
+    counts = Counter(s.state for s in states)
+    print(", ".join(f"{counts.get(k, 0)} {k}" for k in ("done", "running", "pending", "failed")))
+    return 1 if counts.get("failed") else 0
+
+
+def resume(study_dir: Path, wait: bool) -> int:
+    """Resubmits runs that are not done and not running, each from its own checkpoint."""
+    import submitit
+
+    manifest = load_manifest(study_dir)
+    todo = {s.num for s in study_states(study_dir) if s.state in ("failed", "pending")}
+    jobs = []
+    for run in manifest["runs"]:
+        if run["num"] not in todo:
+            continue
+        # submitit's pickled call of this run: same launcher, config and run folder
+        with open(Path(run["submitit_folder"]) / f"{run['job_id']}_submitted.pkl", "rb") as f:
+            delayed = pickle.load(f)
+        cluster = manifest["cluster"]
+        executor = submitit.AutoExecutor(folder=manifest["folder"], cluster=cluster,
+                                         **{f"{cluster}_max_num_timeout": manifest["max_num_timeout"]})
+        executor.update_parameters(**{**manifest["queue"], **run["resources"]})
+        job = executor.submit(delayed.function, *delayed.args, **delayed.kwargs)
+        run.update(job_id=job.job_id, submitit_folder=str(job.paths.folder))
+        jobs.append((run, job))
+        print(f"#{run['num']} resubmitted as job {job.job_id}: {' '.join(run['overrides'])}")
+    tmp = Path(study_dir) / "study.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    tmp.replace(Path(study_dir) / "study.json")
+    print(f"{len(jobs)} runs resubmitted, {len(manifest['runs']) - len(jobs)} left as they are")
+    if wait:
+        for _, job in jobs:
+            try:
+                job.results()
+            except Exception as e:
+                print(f"job {job.job_id} ended without a result: {e}")
+        return status(study_dir)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m align_lab.study", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("status", "each run's state: done, running, pending, failed (with its error)"),
+                       ("resume", "resubmit the runs that are failed or were never submitted")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("study_dir", type=Path, help="the sweep folder holding study.json")
+        if name == "resume":
+            p.add_argument("--wait", action="store_true", help="wait for the resubmitted runs")
+    args = parser.parse_args(argv)
+    try:
+        return status(args.study_dir) if args.command == "status" else resume(args.study_dir, args.wait)
+    except FileNotFoundError as e:
+        print(f"align_lab.study: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

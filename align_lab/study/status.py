@@ -1,0 +1,90 @@
+"""The state of every run of a study, from its manifest, run folders and submitit's job files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+MANIFEST = "study.json"
+TERMINAL_SLURM = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
+                  "DEADLINE", "PREEMPTED", "COMPLETED"}
+
+
+@dataclass(frozen=True)
+class RunState:
+    num: int
+    overrides: list[str]
+    run_dir: str
+    job_id: str | None
+    state: str  # pending | running | done | failed
+    detail: str  # the error of a failed run, the scheduler state otherwise
+
+
+def load_manifest(study_dir: Path) -> dict:
+    path = Path(study_dir) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no study manifest here (expected a sweep folder)")
+    return json.loads(path.read_text())
+
+
+def _summary(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _job_result(run: dict) -> tuple[str, str] | None:
+    """("success"|"error", text) from submitit's result pickle, if the job wrote one."""
+    if not run.get("job_id"):
+        return None
+    path = Path(run["submitit_folder"]) / f"{run['job_id']}_0_result.pkl"
+    if not path.exists():
+        return None
+    with open(path, "rb") as f:
+        outcome, value = pickle.load(f)
+    return outcome, str(value)
+
+
+def _scheduler_state(run: dict, cluster: str) -> str:
+    """Slurm's state through sacct (via submitit); for local jobs, whether the process lives."""
+    if cluster == "slurm":
+        import submitit
+
+        return submitit.SlurmJob(folder=run["submitit_folder"], job_id=run["job_id"]).state
+    try:
+        os.kill(int(run["job_id"]), 0)
+        return "RUNNING"
+    except (ProcessLookupError, ValueError):
+        return "FINISHED"
+
+
+def run_state(run: dict, cluster: str) -> RunState:
+    """Completed only on a completed summary; failed on an error, or on a job that ended without one."""
+    summary = _summary(Path(run["run_dir"]))
+    make = lambda state, detail: RunState(  # noqa: E731
+        run["num"], run["overrides"], run["run_dir"], run.get("job_id"), state, detail
+    )
+    if summary and summary.get("status") == "completed":
+        return make("done", "completed")
+    if summary and summary.get("status") == "failed":
+        return make("failed", summary.get("error", "failed"))
+    result = _job_result(run)
+    if result and result[0] == "error":
+        return make("failed", result[1].strip().splitlines()[-1])
+    if not run.get("job_id"):
+        return make("pending", "not submitted")
+    state = _scheduler_state(run, cluster)
+    if state in TERMINAL_SLURM or state == "FINISHED":
+        return make("failed", f"job {run['job_id']} ended ({state}) before the run completed")
+    if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "UNKNOWN") and not summary:
+        return make("pending", state)
+    return make("running", state)
+
+
+def study_states(study_dir: Path) -> list[RunState]:
+    manifest = load_manifest(study_dir)
+    return [run_state(run, manifest["cluster"]) for run in manifest["runs"]]

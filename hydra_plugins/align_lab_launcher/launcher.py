@@ -1,0 +1,125 @@
+"""A Hydra launcher built on hydra-submitit-launcher (local processes or Slurm) that
+
+- checks every run's configuration before submitting any job (one-line error, nothing submitted);
+- asks for each run's own resources (resources.py) by submitting one job array per distinct request;
+- writes a study manifest, `<sweep dir>/study.json`, read by `python -m align_lab.study status|resume`;
+- with `wait: false` returns right after submission; with `wait: true` reports a failed run as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
+from omegaconf import OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+MANIFEST = "study.json"
+# submitit parameters that are not part of a run's resource request
+INIT_KEYS = {"submitit_folder", "max_num_timeout"}
+
+
+def write_manifest(sweep_dir: Path, manifest: dict) -> None:
+    tmp = sweep_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    tmp.replace(sweep_dir / MANIFEST)
+
+
+class StudyLauncher(BaseSubmititLauncher):
+    """`hydra/launcher=align_lab_local|align_lab_slurm`; `cluster` is submitit's executor name."""
+
+    def __init__(self, cluster: str = "local", wait: bool = True, **params: Any) -> None:
+        super().__init__(**params)
+        self._EXECUTOR = cluster
+        self.wait = wait
+
+    def _plan(self, overrides: list[str], num: int) -> dict:
+        """Composes one run's config, validates it, and returns its manifest entry."""
+        from align_lab.app import spec_from_config
+        from align_lab.config import build
+        from align_lab.study.resources import request
+
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        with open_dict(cfg.hydra.job):
+            cfg.hydra.job.num = num
+        previous = HydraConfig.instance().cfg
+        HydraConfig.instance().set_config(cfg)
+        try:
+            run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+            names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+            job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+            spec = spec_from_config(job_cfg, names)
+            resources = request(build(cfg.hardware.resources, "hardware.resources"), spec)
+        finally:
+            HydraConfig.instance().cfg = previous
+        return {"num": num, "overrides": filter_overrides(overrides), "run_dir": str(run_dir),
+                "names": names, "resources": resources}
+
+    def launch(self, job_overrides, initial_job_idx: int):
+        import submitit
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        # 1. every run's config is checked (and its resources computed) before anything is submitted
+        runs = [self._plan(list(o), initial_job_idx + i) for i, o in enumerate(job_overrides)]
+        base = {k: v for k, v in self.params.items() if k not in INIT_KEYS}
+        manifest = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "cluster": self._EXECUTOR,
+                    "sweep_dir": str(sweep_dir), "command": sys.argv, "runs": runs,
+                    "queue": self._queue_params(base), "folder": self.params["submitit_folder"],
+                    "max_num_timeout": self.params.get("max_num_timeout", 0)}
+        # 2. one job array per distinct resource request
+        groups: dict[str, list[dict]] = {}
+        for run in runs:
+            groups.setdefault(json.dumps(run["resources"], sort_keys=True), []).append(run)
+        jobs = {}
+        for key, group in groups.items():
+            executor = submitit.AutoExecutor(
+                folder=self.params["submitit_folder"], cluster=self._EXECUTOR,
+                **{f"{self._EXECUTOR}_max_num_timeout": self.params.get("max_num_timeout", 0)},
+            )
+            executor.update_parameters(**self._queue_params({**base, **json.loads(key)}))
+            args = [(list(job_overrides[r["num"] - initial_job_idx]), "hydra.sweep.dir", r["num"],
+                     f"job_id_for_{r['num']}", Singleton.get_state()) for r in group]
+            for run, job in zip(group, executor.map_array(self, *zip(*args)), strict=True):
+                run["job_id"] = job.job_id
+                run["submitit_folder"] = str(job.paths.folder)
+                jobs[run["num"]] = job
+                log.info(f"#{run['num']} {' '.join(run['overrides'])} -> job {job.job_id} {run['resources']}")
+        write_manifest(sweep_dir, manifest)
+        print(f"align_lab: submitted {len(runs)} runs; study manifest: {sweep_dir / MANIFEST}", flush=True)
+        if not self.wait:
+            print(f"align_lab: not waiting; see python -m align_lab.study status {sweep_dir}", flush=True)
+            raise SystemExit(0)
+        return [self._result(jobs[r["num"]], r) for r in runs]
+
+    def _queue_params(self, params: dict) -> dict:
+        """hydra-submitit-launcher's names -> submitit's (executor-specific ones get a prefix)."""
+        return {k if k in _base_keys() else f"{self._EXECUTOR}_{k}": v for k, v in params.items()}
+
+    @staticmethod
+    def _result(job, run: dict) -> JobReturn:
+        """The job's JobReturn; a job that died without one is reported FAILED with its state."""
+        try:
+            ret = job.results()[0]
+        except Exception as e:  # killed, cancelled, out of memory, node failure ...
+            ret = JobReturn(overrides=run["overrides"], status=JobStatus.FAILED)
+            ret.return_value = RuntimeError(f"job {job.job_id} ended without a result: {e}")
+            ret.status = JobStatus.FAILED
+        state = "completed" if ret.status == JobStatus.COMPLETED else "failed"
+        print(f"align_lab: run #{run['num']} ({' '.join(run['overrides'])}): {state}", flush=True)
+        return ret
+
+
+def _base_keys() -> set[str]:
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    return set(OmegaConf.structured(BaseQueueConf).keys()) | {"mem_gb", "gpus_per_node"}
+

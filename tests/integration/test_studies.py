@@ -1,0 +1,163 @@
+"""Studies: SIGKILL-and-resume, submitit sweeps (local and a real Slurm), status and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from align_lab.study.status import study_states
+from align_lab.tracking import read_metrics
+from tests.conftest import ROOT, SMALL, run_cli
+
+SLURM_ENV = Path(os.environ.get("SLURM_CI_DIR", "/tmp/slurm-ci")) / "env.sh"
+
+
+def no_times(rows):
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
+def cli_args(cache_dir, *extra):
+    return [*SMALL, f"cache_dir={cache_dir}", *extra]
+
+
+@pytest.mark.parametrize("kill_after_lines", [0, 2, 5])
+def test_sigkill_at_any_point_then_same_command_resumes_to_identical_metrics(
+    kill_after_lines, tmp_path, cache_dir
+):
+    args = cli_args(cache_dir, "seed=4", "train.steps=8")
+    assert run_cli([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
+    run_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        lines = metrics.read_text().count("\n") if metrics.exists() else 0
+        if lines >= kill_after_lines and (kill_after_lines or (run_dir / "summary.json").exists()):
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"  # killed mid-run
+    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+    assert no_times(read_metrics(metrics)) == no_times(read_metrics(tmp_path / "full" / "metrics.jsonl"))
+
+
+def test_local_sweep_reports_each_run_and_a_failed_run_as_failed(tmp_path, cache_dir):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "hardware=submitit_local", *cli_args(cache_dir),
+                      f"cache_dir={cache_dir},/proc/no_such_dir", f"hydra.sweep.dir={sweep}"], cwd=ROOT)
+    assert result.returncode != 0  # the study did not succeed as a whole
+    assert "run #0" in result.stdout and ": completed" in result.stdout
+    assert "run #1" in result.stdout and ": failed" in result.stdout
+    states = {s.num: s for s in study_states(sweep)}
+    assert states[0].state == "done"
+    assert states[1].state == "failed" and "no_such_dir" in states[1].detail
+    status = subprocess.run([sys.executable, "-m", "align_lab.study", "status", str(sweep)],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert status.returncode == 1 and "1 done, 0 running, 0 pending, 1 failed" in status.stdout
+
+
+def test_bad_config_in_a_sweep_submits_nothing(tmp_path, cache_dir):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "hardware=submitit_local", *cli_args(cache_dir), "algo.lr=1e-3,-1",
+                      f"hydra.sweep.dir={sweep}"], cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "align_lab: error: algo.lr=-1.0: must be > 0"
+    assert not (sweep / "study.json").exists()
+
+
+def slurm_env() -> dict:
+    if not SLURM_ENV.exists():
+        pytest.fail(f"{SLURM_ENV} missing: scripts/test.sh starts the Slurm cluster (scripts/slurm_up.sh)")
+    conf = SLURM_ENV.read_text().split("SLURM_CONF=")[1].split()[0]
+    return {"SLURM_CONF": conf, "PATH": os.environ["PATH"] + ":/usr/sbin"}
+
+
+@pytest.fixture
+def slurm(monkeypatch):
+    env = slurm_env()
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert shutil.which("sbatch"), "sbatch not on PATH"
+    return env
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_slurm_sweep_of_two_runs_completes(slurm, tmp_path, cache_dir):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "hardware=slurm_cpu", "algo=reinforce_pp,ppo", *cli_args(cache_dir),
+                      f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=slurm)
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((sweep / "study.json").read_text())
+    assert manifest["cluster"] == "slurm"
+    mem = {r["names"]["algo"]: r["resources"]["mem_gb"] for r in manifest["runs"]}
+    assert mem["ppo"] > mem["reinforce_pp"]  # PPO also holds a critic
+    assert [s.state for s in study_states(sweep)] == ["done", "done"]
+    sacct = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,ReqMem,State", "-j",
+                            ",".join(r["job_id"] for r in manifest["runs"])],
+                           capture_output=True, text=True, env={**os.environ, **slurm})
+    assert sacct.stdout.count("COMPLETED") == 2, sacct.stdout
+
+
+def test_slurm_job_that_raises_is_reported_failed_with_its_error(slurm, tmp_path, cache_dir):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "hardware=slurm_cpu", *cli_args(cache_dir), "cache_dir=/proc/no_such_dir",
+                      f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=slurm)
+    assert result.returncode != 0 and ": failed" in result.stdout
+    (state,) = study_states(sweep)
+    assert state.state == "failed" and "no_such_dir" in state.detail
+
+
+def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, tmp_path, cache_dir):
+    import submitit
+
+    args = [*cli_args(cache_dir), "seed=5", "train.steps=30"]
+    assert run_cli([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "hardware=slurm_cpu", *args, "hydra.launcher.wait=false",
+                      f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=slurm)
+    assert result.returncode == 0 and "not waiting" in result.stdout, result.stderr[-2000:]
+    (run,) = json.loads((sweep / "study.json").read_text())["runs"]
+    metrics = Path(run["run_dir"]) / "metrics.jsonl"
+    wait_for(lambda: metrics.exists() and metrics.read_text().count("\n") >= 3, 120, "3 logged steps")
+    submitit.SlurmJob(folder=run["submitit_folder"], job_id=run["job_id"])._interrupt()  # USR2
+    wait_for(lambda: study_states(sweep)[0].state in ("done", "failed"), 240, "the requeued run")
+    assert study_states(sweep)[0].state == "done"
+    log = (Path(run["submitit_folder"]) / f"{run['job_id']}_0_log.err").read_text()
+    assert "requeue" in log.lower(), log[-2000:]
+    full = no_times(read_metrics(tmp_path / "full" / "metrics.jsonl"))
+    assert no_times(read_metrics(metrics)) == full
+
+
+def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", "hardware=slurm_cpu", "seed=0,1", *cli_args(cache_dir), "train.steps=20",
+                      "hydra.launcher.wait=false", f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=slurm)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = json.loads((sweep / "study.json").read_text())["runs"]
+    subprocess.run(["scancel", runs[1]["job_id"]], check=True, env={**os.environ, **slurm})  # a lost job
+    wait_for(lambda: [s.state for s in study_states(sweep)] == ["done", "failed"], 240,
+             "run 0 done and run 1 failed")
+    resumed = subprocess.run([sys.executable, "-m", "align_lab.study", "resume", str(sweep), "--wait"],
+                             cwd=ROOT, capture_output=True, text=True, env={**os.environ, **slurm})
+    assert "1 runs resubmitted, 1 left as they are" in resumed.stdout, resumed.stdout + resumed.stderr
+    after = json.loads((sweep / "study.json").read_text())["runs"]
+    assert after[0]["job_id"] == runs[0]["job_id"] and after[1]["job_id"] != runs[1]["job_id"]
+    assert [s.state for s in study_states(sweep)] == ["done", "done"]
