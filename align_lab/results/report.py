@@ -1,0 +1,301 @@
+"""A Comparison as a document (blocks), rendered to report.md and a self-contained report.html,
+plus runs.csv / runs.parquet and the PNG figures, in one output folder."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from align_lab.results.aggregate import Comparison
+from align_lab.results.extract import FINAL_METRICS
+from align_lab.results.stats import N_RESAMPLES
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: list[str]
+
+
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Image:
+    path: Path
+    caption: str
+
+
+Block = Heading | Paragraph | Bullets | Table | Image
+
+
+def fmt(x: float) -> str:
+    """A number for a table: thousands with separators, else 4 significant digits; n/a for NaN."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
+
+
+def fmt_ci(mean: float, lo: float, hi: float) -> str:
+    if math.isnan(lo) or math.isnan(hi):
+        return fmt(mean)
+    return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def fmt_p(p: float) -> str:
+    return "n/a" if math.isnan(p) else f"{p:.3g}"
+
+
+def group_table_block(table: pd.DataFrame, columns: list[tuple[str, str]]) -> Table:
+    header = ["group", "n", "excluded", *(f"{name} mean [95% CI]" for _, name in columns)]
+    rows = [
+        [str(r["group"]), str(r["n"]), str(r["excluded"])]
+        + [fmt_ci(r[f"{k}:mean"], r[f"{k}:lo"], r[f"{k}:hi"]) for k, _ in columns]
+        for _, r in table.iterrows()
+    ]
+    return Table(header, rows)
+
+
+def paired_block(paired: pd.DataFrame) -> Table:
+    header = [
+        "group",
+        "pairs (seeds)",
+        "group mean",
+        "baseline mean",
+        "mean diff [95% CI]",
+        "p",
+        "Holm p",
+        "verdict",
+    ]
+    rows = [
+        [
+            str(r.group),
+            f"{r.n_pairs} ({r.seeds})" if r.seeds else "0",
+            fmt(r.group_mean),
+            fmt(r.baseline_mean),
+            fmt_ci(r.diff, r.diff_lo, r.diff_hi),
+            fmt_p(r.p),
+            fmt_p(r.p_holm),
+            str(r.verdict),
+        ]
+        for r in paired.itertuples()
+    ]
+    return Table(header, rows)
+
+
+def _short(text: str, n: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def runs_block(comparison: Comparison, root: Path | None) -> Table:
+    header = [
+        "folder",
+        "group",
+        "seed",
+        "status",
+        "error",
+        "last step",
+        "gold reward",
+        "generated tokens",
+        "wall time (s)",
+    ]
+    rows = []
+    order = comparison.runs.sort_values(["group", "seed", "folder"], na_position="last")
+    for _, r in order.iterrows():
+        folder = Path(r["folder"])
+        if root is not None:
+            try:
+                folder = folder.resolve().relative_to(root.resolve())
+            except ValueError:
+                pass
+        rows.append(
+            [
+                str(folder),
+                str(r["group"]),
+                fmt(r["seed"]),
+                str(r["status"]),
+                _short(r["error"]),
+                fmt(r["last_step"]),
+                fmt(r["eval/gold_reward"]),
+                fmt(r["counters/generated_tokens"]),
+                fmt(r["time/total_s"]),
+            ]
+        )
+    return Table(header, rows)
+
+
+def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str, Path]]) -> list[Block]:
+    """The report, top to bottom."""
+    c = comparison
+    metric_name = c.metric.split("/")[-1].replace("_", " ")
+    budget_name = c.budget.replace("_", " ")
+    columns = list(FINAL_METRICS) + ([(c.metric, metric_name)] if c.metric not in dict(FINAL_METRICS) else [])
+    blocks: list[Block] = [
+        Heading("align_lab comparison", 1),
+        Paragraph(
+            f"Runs below {', '.join(str(r) for r in roots)}, grouped by {', '.join(c.by)}; "
+            f"{len(c.runs)} runs in {len(c.groups)} groups; baseline: {c.baseline}; metric: {c.metric}."
+        ),
+    ]
+    if c.notes:
+        blocks += [Heading("Notes"), Bullets(c.notes)]
+    blocks += [
+        Heading("Final metrics per group"),
+        Paragraph(
+            "n counts completed runs (one per seed); excluded counts runs of the group that are not "
+            "completed (listed under Runs). Mean over seeds with a 95% percentile-bootstrap CI "
+            f"({N_RESAMPLES:,} resamples, fixed seed)."
+        ),
+        group_table_block(c.group_table, columns),
+        Heading(f"Paired comparison vs {c.baseline}: final {metric_name}"),
+        Paragraph(
+            "Runs paired by seed; diff = group - baseline. p: two-sided sign-flip permutation test "
+            "(exact up to 12 pairs); Holm p: Holm-Bonferroni across the compared groups. "
+            "'within seed noise' when the CI covers 0 or Holm p >= 0.05."
+        ),
+        paired_block(c.paired),
+        Heading(f"Compute-matched: {metric_name} at {fmt(c.common_budget)} {budget_name}"),
+        Paragraph(
+            f"Each completed run's evaluation curve ({metric_name} against cumulative {budget_name}, "
+            f"starting from the SFT policy at 0) linearly interpolated at the common budget: the smallest "
+            f"final {budget_name} among the completed runs."
+        ),
+        group_table_block(c.matched, [(c.matched_column, f"{metric_name} at budget")]),
+        Paragraph(f"Paired by seed vs {c.matched_baseline} at the same budget:"),
+        paired_block(c.matched_paired),
+        Heading("Figures"),
+    ]
+    blocks += [Image(path, caption) for caption, path in figures]
+    blocks += [
+        Heading("Runs"),
+        Paragraph(
+            "Every run found, whatever its status; only completed runs enter the statistics. Metrics of "
+            "an unfinished run are its last evaluation. All columns are in runs.csv / runs.parquet."
+        ),
+        runs_block(c, roots[0] if roots else None),
+    ]
+    return blocks
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def to_markdown(blocks: list[Block], out: Path) -> str:
+    lines: list[str] = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            lines += ["#" * b.level + " " + b.text, ""]
+        elif isinstance(b, Paragraph):
+            lines += [b.text, ""]
+        elif isinstance(b, Bullets):
+            lines += [f"- {_md_cell(item)}" for item in b.items] + [""]
+        elif isinstance(b, Table):
+            lines.append("| " + " | ".join(_md_cell(h) for h in b.header) + " |")
+            lines.append("|" + "---|" * len(b.header))
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
+            lines.append("")
+        elif isinstance(b, Image):
+            rel = os.path.relpath(b.path, out)
+            lines += [f"![{b.caption}]({rel})", "", f"*{b.caption}*", ""]
+    return "\n".join(lines)
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+tr:nth-child(even) td { background: #fafafa; }
+figure { margin: 1em 0 2em; }
+img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-style: italic; color: #555; }
+"""
+# Marks <body data-images-loaded="k/n"> once the page has loaded: k of the n figures decoded.
+# A reader sees nothing; a headless browser's --dump-dom shows whether every image rendered.
+SCRIPT = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var loaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute("data-images-loaded", loaded + "/" + images.length);
+});
+"""
+
+
+def to_html(blocks: list[Block]) -> str:
+    """One self-contained page: inline CSS, figures as base64 PNG data, no external resource."""
+    e = html.escape
+    parts = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            parts.append(f"<h{b.level}>{e(b.text)}</h{b.level}>")
+        elif isinstance(b, Paragraph):
+            parts.append(f"<p>{e(b.text)}</p>")
+        elif isinstance(b, Bullets):
+            parts.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in b.items) + "</ul>")
+        elif isinstance(b, Table):
+            head = "".join(f"<th>{e(h)}</th>" for h in b.header)
+            body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in b.rows)
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+        elif isinstance(b, Image):
+            data = base64.b64encode(b.path.read_bytes()).decode("ascii")
+            parts.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{e(b.caption)}" '
+                f'data-file="{e(b.path.name)}"><figcaption>{e(b.caption)}</figcaption></figure>'
+            )
+    title = next((b.text for b in blocks if isinstance(b, Heading)), "report")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+        f"<style>{STYLE}</style><script>{SCRIPT}</script></head>\n<body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )
+
+
+def write_report(
+    comparison: Comparison, roots: list[Path], out: Path
+) -> tuple[dict[str, Path], list[tuple[str, Path]]]:
+    """Writes figures, report.md, report.html, runs.csv and runs.parquet into out.
+
+    Returns ({file name: path}, [(caption, figure path)]).
+    """
+    from align_lab.results.plots import write_figures
+
+    out.mkdir(parents=True, exist_ok=True)
+    figures = write_figures(comparison, out)
+    blocks = document(comparison, roots, figures)
+    paths = {
+        "report.md": out / "report.md",
+        "report.html": out / "report.html",
+        "runs.csv": out / "runs.csv",
+        "runs.parquet": out / "runs.parquet",
+    }
+    paths["report.md"].write_text(to_markdown(blocks, out), encoding="utf-8")
+    paths["report.html"].write_text(to_html(blocks), encoding="utf-8")
+    comparison.runs.to_csv(paths["runs.csv"], index=False)
+    comparison.runs.to_parquet(paths["runs.parquet"], index=False)
+    return paths | {p.name: p for _, p in figures}, figures

@@ -1,0 +1,210 @@
+"""Find and read run folders (and the pending runs of study manifests) below some folders.
+
+A run folder holds `.hydra/config.yaml` or `summary.json`; it may be complete, running, failed,
+or never started. Nothing here raises on a half-written folder: what cannot be read is recorded
+in `Run.problems` and shown in the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from align_lab.tracking.jsonl import METRICS_FILE, read_metrics
+
+MANIFEST = "study.json"
+SKIP_DIRS = {"checkpoints", "wandb", ".hydra", ".submitit", "__pycache__", "compare"}
+COMPLETED = "completed"
+PENDING = "pending"
+NOT_STARTED = "not started"
+
+
+@dataclass
+class Run:
+    """One run as found on disk (or only in a study manifest, then `status == "pending"`)."""
+
+    folder: Path
+    status: str  # completed | running | failed | not started | pending (or what summary.json says)
+    error: str = ""
+    config: dict = field(default_factory=dict)  # .hydra/config.yaml
+    choices: dict = field(default_factory=dict)  # group -> chosen file (hydra.yaml, summary, manifest)
+    overrides: list[str] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    metrics: list[dict] = field(default_factory=list)  # metrics.jsonl records
+    problems: list[str] = field(default_factory=list)
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / ".hydra" / "config.yaml").is_file() or (path / "summary.json").is_file()
+
+
+def find_run_dirs(roots: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """(run folders, study manifests) below the roots, sorted; run folders are not searched inside."""
+    runs: set[Path] = set()
+    manifests: set[Path] = set()
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            here = Path(dirpath)
+            if MANIFEST in filenames:
+                manifests.add(here / MANIFEST)
+            if is_run_dir(here):
+                runs.add(here)
+                dirnames[:] = []
+                continue
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+    return sorted(runs), sorted(manifests)
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _overrides_dict(overrides: Iterable[str]) -> dict[str, str]:
+    """ "key=value" strings (with Hydra's +, ++, ~ prefixes) as {key: value}."""
+    out = {}
+    for item in overrides:
+        key, sep, value = str(item).lstrip("+~").partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def load_run(folder: Path) -> Run:
+    """Reads a run folder; unreadable parts become `problems`, never exceptions."""
+    run = Run(folder=Path(folder), status=NOT_STARTED)
+    hydra_dir = run.folder / ".hydra"
+    for name, attr in (("config.yaml", "config"), ("overrides.yaml", "overrides")):
+        path = hydra_dir / name
+        if path.is_file():
+            try:
+                setattr(run, attr, _read_yaml(path) or getattr(run, attr))
+            except Exception as e:  # a torn or hand-edited file
+                run.problems.append(f".hydra/{name} unreadable: {e}")
+    if (hydra_dir / "hydra.yaml").is_file():
+        try:
+            hydra_cfg = _read_yaml(hydra_dir / "hydra.yaml") or {}
+            choices = hydra_cfg.get("hydra", {}).get("runtime", {}).get("choices", {}) or {}
+            run.choices = {k: v for k, v in choices.items() if not str(k).startswith("hydra")}
+        except Exception as e:
+            run.problems.append(f".hydra/hydra.yaml unreadable: {e}")
+    summary_path = run.folder / "summary.json"
+    if summary_path.is_file():
+        try:
+            run.summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            run.status = str(run.summary.get("status", "unknown"))
+            run.error = str(run.summary.get("error", "") or "")
+        except (OSError, json.JSONDecodeError) as e:
+            run.status, run.error = "unknown", f"summary.json unreadable: {e}"
+        run.choices = {**(run.summary.get("names") or {}), **run.choices}
+    metrics_path = run.folder / METRICS_FILE
+    if metrics_path.is_file():
+        try:
+            run.metrics = read_metrics(metrics_path)
+        except (OSError, ValueError) as e:
+            run.problems.append(f"{METRICS_FILE} unreadable: {e}")
+    if run.status == NOT_STARTED and run.metrics:
+        run.status = "running"  # logging, but summary.json not written (yet)
+    return run
+
+
+def _manifest_dirs(manifest_path: Path, manifest: dict, entry: dict) -> list[Path]:
+    """Where a manifest entry's run folder may be: as written (from the launch directory),
+    or at the same place relative to the manifest's own folder."""
+    run_dir = Path(str(entry.get("run_dir", "")))
+    here = manifest_path.parent
+    candidates = [run_dir if run_dir.is_absolute() else Path.cwd() / run_dir]
+    sweep_dir = Path(str(manifest.get("sweep_dir", "")))
+    try:
+        candidates.append(here / run_dir.relative_to(sweep_dir))
+    except ValueError:
+        pass
+    candidates.append(here / run_dir.name)
+    return candidates
+
+
+def pending_runs(manifests: Sequence[Path], found: Sequence[Path]) -> tuple[list[Run], list[str]]:
+    """Manifest entries whose run folder was not found: (pending runs, problems)."""
+    seen = {p.resolve() for p in found}
+    pending, problems = [], []
+    for path in manifests:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            problems.append(f"{path}: study manifest unreadable: {e}")
+            continue
+        for entry in manifest.get("runs", []):
+            candidates = _manifest_dirs(path, manifest, entry)
+            if any(c.resolve() in seen for c in candidates):
+                continue
+            folder = next((c for c in candidates if c.exists()), candidates[-1])
+            overrides = [str(o) for o in entry.get("overrides", [])]
+            pending.append(
+                Run(
+                    folder=folder, status=PENDING, choices=dict(entry.get("names") or {}), overrides=overrides
+                )
+            )
+    return pending, problems
+
+
+def load_runs(roots: Sequence[Path]) -> tuple[list[Run], list[str]]:
+    """Every run below the roots (incl. pending manifest entries), and the problems met on the way."""
+    missing = [f"{r}: no such folder" for r in roots if not Path(r).is_dir()]
+    dirs, manifests = find_run_dirs([Path(r) for r in roots if Path(r).is_dir()])
+    runs = [load_run(d) for d in dirs]
+    pending, problems = pending_runs(manifests, dirs)
+    return runs + pending, missing + problems
+
+
+_MISSING = object()
+
+
+def lookup(run: Run, key: str) -> Any:
+    """A run's value for `key`: a config group's choice (`algo`, `task`), a dotted config key
+    (`algo.kl_coef`, `seed`), a summary key, or an override; None when the run has none."""
+    if key in run.choices:
+        return run.choices[key]
+    node: Any = run.config
+    for part in key.split("."):
+        node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is _MISSING:
+            break
+    if node is not _MISSING:
+        return node
+    if key in run.summary:
+        return run.summary[key]
+    return _overrides_dict(run.overrides).get(key)
+
+
+def format_value(value: Any) -> str:
+    """A config value as a short label: 0.05, true, ppo, PPO (for a component's `_target_`)."""
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        target = value.get("_target_")
+        return str(target).rsplit(".", 1)[-1] if target else json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def group_label(run: Run, keys: Sequence[str]) -> str:
+    """The run's group: the value of the single key, or "k1=v1, k2=v2" for several keys."""
+    if len(keys) == 1:
+        return format_value(lookup(run, keys[0]))
+    return ", ".join(f"{k}={format_value(lookup(run, k))}" for k in keys)
+
+
+def run_seed(run: Run) -> int | None:
+    value = lookup(run, "seed")
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

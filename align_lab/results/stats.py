@@ -1,0 +1,140 @@
+"""Seed statistics for comparisons: bootstrap CIs, paired sign-flip tests, Holm, budget interpolation.
+
+numpy only (no scipy). Every random draw takes an explicit seed, so a report is reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+N_RESAMPLES = 10_000
+CONFIDENCE = 0.95
+EXACT_MAX_N = 12  # 2**12 = 4096 sign patterns; above that, Monte-Carlo
+
+
+def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    x = np.asarray(values, dtype=float).ravel()  # (n,)
+    return x[np.isfinite(x)]
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    confidence: float = CONFIDENCE,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean (Efron 1979); NaNs are ignored, (nan, nan) below 2 values."""
+    x = _finite(values)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(n_resamples, len(x)))].mean(axis=1)  # (n_resamples,)
+    alpha = (1.0 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def bootstrap_band(
+    curves: np.ndarray, confidence: float = CONFIDENCE, n_resamples: int = 2_000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and percentile-bootstrap CI at each column of (runs, points), resampling whole runs.
+
+    Returns (mean, lo, hi), each (points,); lo/hi are NaN with fewer than 2 runs.
+    """
+    curves = np.asarray(curves, dtype=float)  # (R, P)
+    mean = curves.mean(axis=0)  # (P,)
+    if curves.shape[0] < 2:
+        nan = np.full_like(mean, np.nan)
+        return mean, nan, nan.copy()
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, curves.shape[0], size=(n_resamples, curves.shape[0]))  # (n_resamples, R)
+    means = curves[idx].mean(axis=1)  # (n_resamples, P)
+    alpha = (1.0 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha], axis=0)  # (P,) each
+    return mean, lo, hi
+
+
+def sign_flip_p_value(
+    differences: Sequence[float] | np.ndarray,
+    exact_max_n: int = EXACT_MAX_N,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> float:
+    """Two-sided paired permutation test (Fisher's sign flip) of mean difference = 0.
+
+    p = share of sign patterns whose |mean| >= the observed |mean|: all 2**n patterns when
+    n <= exact_max_n, else n_resamples random patterns with the (1 + hits) / (1 + draws) rule.
+    NaN for no differences.
+    """
+    d = _finite(differences)
+    n = len(d)
+    if n == 0:
+        return float("nan")
+    observed = abs(d.mean())
+    tol = 1e-12 * max(1.0, float(np.abs(d).max()))  # ties up to rounding count as >=
+    if n <= exact_max_n:
+        patterns = (np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1  # (2**n, n) of 0/1
+        signs = 1 - 2 * patterns  # (2**n, n) of +-1
+        flipped = np.abs((signs * d).mean(axis=1))  # (2**n,)
+        return float(np.mean(flipped >= observed - tol))
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 1.0], size=(n_resamples, n))  # (n_resamples, n)
+    hits = int(np.sum(np.abs((signs * d).mean(axis=1)) >= observed - tol))
+    return (1 + hits) / (1 + n_resamples)
+
+
+def smallest_p_value(n: int) -> float:
+    """The smallest two-sided exact sign-flip p-value n pairs can give: 2 / 2**n."""
+    return min(1.0, 2.0 / 2**n) if n > 0 else float("nan")
+
+
+def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (Holm 1979), in the input order; NaNs stay NaN, not counted.
+
+    Sorted ascending, p_(i) * (m - i) for i = 0..m-1, made non-decreasing by a running max, capped at 1.
+    """
+    p = np.asarray(p_values, dtype=float)  # (k,)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]  # (m,)
+    scaled = p[order] * (m - np.arange(m))  # (m,)
+    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return out
+
+
+def curve_xy(
+    x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The finite (x, y) points of a curve, sorted by x, the last y kept where x repeats."""
+    x = np.asarray(x, dtype=float)  # (n,)
+    y = np.asarray(y, dtype=float)  # (n,)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    last = np.append(x[1:] != x[:-1], True)[: len(x)]  # the last point of each run of equal x
+    return x[last], y[last]
+
+
+def value_at(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, at: float) -> float:
+    """y at x = at, linearly interpolated (numpy.interp); NaN outside the curve's x range."""
+    x, y = curve_xy(x, y)
+    if len(x) == 0 or not np.isfinite(at) or at < x[0] or at > x[-1]:
+        return float("nan")
+    return float(np.interp(at, x, y))
+
+
+def common_grid(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The union of the curves' x values inside the range that every curve covers."""
+    curves = [c for c in curves if len(c[0])]
+    if not curves:
+        return np.array([])
+    lo = max(float(x[0]) for x, _ in curves)
+    hi = min(float(x[-1]) for x, _ in curves)
+    grid = np.unique(np.concatenate([x for x, _ in curves]))
+    return grid[(grid >= lo) & (grid <= hi)]

@@ -1,0 +1,465 @@
+"""python -m align_lab.compare end to end: synthetic run folders with hand-chosen numbers (every
+expected value below is worked out by hand in the comments), the report opened in a real headless
+Chromium, the offline W&B compare run read back, and a real tiny sweep."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+STUDY = "toy_compare"
+TARGETS = {
+    "ppo": "align_lab.algorithms.ppo.PPO",
+    "reinforce_pp": "align_lab.algorithms.reinforce_pp.ReinforcePP",
+    "rloo": "align_lab.algorithms.rloo.RLOO",
+}
+# Per algorithm: generated tokens per step (4 steps, evaluations at steps 2 and 4), and per seed
+# (gold reward at step 2, final gold reward = summary's and step 4's).
+TOKENS_PER_STEP = {"ppo": 100, "reinforce_pp": 120, "rloo": 150}
+GOLD = {
+    "ppo": {0: (0.30, 0.50), 1: (0.40, 0.60), 2: (0.50, 0.70)},
+    "reinforce_pp": {0: (0.35, 0.65), 1: (0.40, 0.70), 2: (0.45, 0.90)},
+    "rloo": {0: (0.40, 0.40), 1: (0.50, 0.65), 2: (0.36, 0.66)},
+}
+WALL = {"ppo": (100.0, 110.0, 120.0), "reinforce_pp": (80.0, 90.0, 85.0), "rloo": (60.0, 70.0, 65.0)}
+KL_SCALE = {"ppo": 0.3, "reinforce_pp": 0.8, "rloo": 0.5}  # final eval/kl = KL_SCALE + 0.05 * seed
+GOLD_SFT = 0.2
+
+
+def write_run(
+    folder: Path,
+    algo: str,
+    seed: int,
+    *,
+    status: str | None,
+    records: list[dict],
+    summary: dict | None = None,
+    kl_coef: float = 0.05,
+) -> None:
+    """What `python -m align_lab` writes: .hydra/{config,hydra,overrides}.yaml, metrics.jsonl, summary."""
+    (folder / ".hydra").mkdir(parents=True)
+    config = {
+        "seed": seed,
+        "study": STUDY,
+        "cache_dir": None,
+        "algo": {"_target_": TARGETS[algo], "lr": 0.001, "kl_coef": kl_coef},
+        "model": {"_target_": "align_lab.models.tiny.TinyCausalLM", "hidden_size": 64},
+        "task": {"_target_": "align_lab.tasks.toy_prefs.ToyPrefs", "n_pairs": 256},
+        "reward": {"_target_": "align_lab.rewards.LearnedRM", "epochs": 1},
+        "train": {"_target_": "align_lab.train.common.TrainConfig", "steps": 4, "rollout_size": 16},
+        "tracker": {"kind": "none", "project": "align_lab", "mode": "disabled"},
+    }
+    choices = {
+        "algo": algo,
+        "model": "tiny_llama",
+        "task": "toy_prefs",
+        "reward": "learned_rm",
+        "hardware": "cpu",
+        "tracker": "none",
+        "hydra/launcher": "basic",
+    }
+    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    (folder / ".hydra" / "hydra.yaml").write_text(
+        yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}})
+    )
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"algo={algo}", f"seed={seed}"]))
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    if status is not None:
+        names = {k: v for k, v in choices.items() if not k.startswith("hydra")}
+        body = {"status": status, "algo": algo, "seed": seed, "names": names, **(summary or {})}
+        (folder / "summary.json").write_text(json.dumps(body, indent=1))
+
+
+def records(algo: str, gold: tuple[float, float], seed: int = 0, steps: int = 4) -> list[dict]:
+    tokens = TOKENS_PER_STEP[algo]
+    out = []
+    for step in range(1, steps + 1):
+        r = {
+            "step": step,
+            "train/reward": 0.1 * step,
+            "train/kl": 0.01 * step,
+            "time/step_s": 2.0,
+            "counters/generated_tokens": tokens * step,
+            "counters/reward_queries": 16 * step,
+        }
+        if step in (2, 4):
+            g = gold[0] if step == 2 else gold[1]
+            kl = step / 4 * KL_SCALE[algo] + 0.05 * seed
+            r |= {
+                "eval/gold_reward": g,
+                "eval/gold_reward_sft": GOLD_SFT,
+                "eval/proxy_reward": 2 * g + kl,
+                "eval/proxy_reward_sft": 2 * GOLD_SFT,
+                "eval/kl": kl,
+                "eval/win_rate_vs_sft": 0.5 + g / 4,
+                "eval/response_length": 10.0 + step,
+            }
+        out.append(r)
+    return out
+
+
+def make_sweep(root: Path) -> Path:
+    """3 algorithms x 3 seeds completed, + a failed, a running, a never-started and a pending run."""
+    sweep = root / "multirun" / "2025-01-01" / "12-00-00"
+    entries = []
+    num = 0
+
+    def folder(algo: str, seed: int) -> Path:
+        nonlocal num
+        path = sweep / f"{num}_{algo}_seed{seed}"
+        entries.append(
+            {
+                "num": num,
+                "overrides": [f"algo={algo}", f"seed={seed}"],
+                "run_dir": str(path),
+                "names": {"algo": algo, "task": "toy_prefs"},
+                "resources": {},
+            }
+        )
+        num += 1
+        return path
+
+    for algo in GOLD:
+        for seed, gold in GOLD[algo].items():
+            final = records(algo, gold, seed)[-1]
+            summary = {k: v for k, v in final.items() if k.startswith("eval/")}
+            summary |= {
+                "time/total_s": WALL[algo][seed],
+                "stages": {"sft": {"key": "k", "hit": True, "seconds": 1}},
+            }
+            write_run(
+                folder(algo, seed),
+                algo,
+                seed,
+                status="completed",
+                records=records(algo, gold, seed),
+                summary=summary,
+            )
+    # a failed run: fewer tokens (50) than any completed run, so it must not set the common budget
+    failed = [{"step": 1, "train/reward": 0.0, "counters/generated_tokens": 50, "time/step_s": 1.0}]
+    write_run(
+        folder("ppo", 3),
+        "ppo",
+        3,
+        status="failed",
+        records=failed,
+        summary={"error": "ValueError: reward model diverged", "traceback": "..."},
+    )
+    write_run(folder("rloo", 3), "rloo", 3, status="running", records=records("rloo", (0.9, 0.9), 3, steps=2))
+    write_run(folder("rloo", 4), "rloo", 4, status=None, records=[])  # composed, never started
+    folder("reinforce_pp", 3)  # submitted, no folder yet: pending
+    manifest = {
+        "cluster": "local",
+        "sweep_dir": str(sweep),
+        "runs": entries,
+        "command": ["python", "-m", "align_lab"],
+    }
+    (sweep / "study.json").write_text(json.dumps(manifest, indent=1))
+    return sweep
+
+
+def compare(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "align_lab.compare", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("compare")
+    make_sweep(tmp)
+    out = tmp / "out"
+    result = compare(str(tmp / "multirun"), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def test_compare_writes_every_output_file(report: Path) -> None:
+    for name in [
+        "report.md",
+        "report.html",
+        "runs.csv",
+        "runs.parquet",
+        "gold_reward_vs_step.png",
+        "gold_reward_vs_generated_tokens.png",
+        "gold_reward_vs_wall_time.png",
+        "reward_kl_frontier.png",
+        "proxy_vs_gold.png",
+        "gold_reward_by_group.png",
+    ]:
+        assert (report / name).is_file() and (report / name).stat().st_size > 0, name
+
+
+def test_runs_csv_lists_every_run_with_its_status_and_error(report: Path) -> None:
+    import pandas as pd
+
+    runs = pd.read_csv(report / "runs.csv")
+    assert len(runs) == 13  # 9 completed + failed + running + never started + pending
+    assert pd.read_parquet(report / "runs.parquet").shape == runs.shape
+    status = {(r.group, int(r.seed)): r.status for r in runs.itertuples()}
+    assert sum(s == "completed" for s in status.values()) == 9
+    assert status[("ppo", 3)] == "failed"
+    assert status[("rloo", 3)] == "running"
+    assert status[("rloo", 4)] == "not started"
+    assert status[("reinforce_pp", 3)] == "pending"
+    failed = runs[runs["status"] == "failed"].iloc[0]
+    assert failed["error"] == "ValueError: reward model diverged"
+    md = (report / "report.md").read_text()
+    assert "reward model diverged" in md and "pending" in md and "not started" in md
+    assert "4 runs are not in the statistics (1 failed, 1 not started, 1 pending, 1 running)" in md
+
+
+def md_table(md: str, heading: str, index: int = 0) -> list[dict[str, str]]:
+    """The index-th markdown table after a heading starting with `heading`, as dicts."""
+    section = md.split("\n## " + heading, 1)[1].split("\n## ", 1)[0]
+    tables = re.findall(r"((?:^\|.*\|\n)+)", section + "\n", flags=re.M)
+    lines = [line.strip("|").split(" | ") for line in tables[index].strip().splitlines()]
+    header = [h.strip() for h in lines[0]]
+    return [dict(zip(header, [c.strip() for c in row], strict=True)) for row in lines[2:]]
+
+
+def ci(cell: str) -> tuple[float, float, float]:
+    mean, lo, hi = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell).groups()
+    return float(mean.replace(",", "")), float(lo.replace(",", "")), float(hi.replace(",", ""))
+
+
+def test_group_table_means_and_n_match_hand_computation(report: Path) -> None:
+    table = {r["group"]: r for r in md_table((report / "report.md").read_text(), "Final metrics per group")}
+    # completed seeds only; failed ppo seed 3 and running/not-started rloo seeds 3, 4 are excluded:
+    # gold:  ppo (0.50 + 0.60 + 0.70) / 3 = 0.60; reinforce_pp (0.65 + 0.70 + 0.90) / 3 = 0.75;
+    #        rloo (0.40 + 0.65 + 0.66) / 3 = 1.71 / 3 = 0.57
+    # wall time: ppo (100 + 110 + 120) / 3 = 110; reinforce_pp 255 / 3 = 85; rloo 195 / 3 = 65
+    # generated tokens (4 steps): ppo 400, reinforce_pp 480, rloo 600
+    expected = {"ppo": (0.60, 110, 400, 1), "reinforce_pp": (0.75, 85, 480, 1), "rloo": (0.57, 65, 600, 2)}
+    for group, (gold, wall, tokens, excluded) in expected.items():
+        row = table[group]
+        assert row["n"] == "3" and row["excluded"] == str(excluded), row
+        mean, lo, hi = ci(row["gold reward mean [95% CI]"])
+        assert mean == pytest.approx(gold, abs=1e-3)
+        assert lo <= mean <= hi  # a percentile bootstrap CI of 3 values lies between their min and max
+        assert ci(row["wall time (s) mean [95% CI]"])[0] == pytest.approx(wall, abs=1e-3)
+        assert float(row["generated tokens mean [95% CI]"].split()[0].replace(",", "")) == tokens
+    # final KL = KL_SCALE + 0.05 * seed: rloo 0.5 + (0 + 0.05 + 0.10) / 3 = 0.55
+    assert ci(table["rloo"]["KL mean [95% CI]"])[0] == pytest.approx(0.55, abs=1e-3)
+
+
+def test_paired_difference_vs_baseline_matches_hand_computation(report: Path) -> None:
+    rows = {r["group"]: r for r in md_table((report / "report.md").read_text(), "Paired comparison vs ppo")}
+    assert set(rows) == {"reinforce_pp", "rloo"}  # baseline: ppo, first by name
+    # reinforce_pp - ppo per seed: 0.65-0.50, 0.70-0.60, 0.90-0.70 = 0.15, 0.10, 0.20 -> mean 0.15;
+    # exact sign flip: only all-plus / all-minus reach |mean| 0.15 -> p = 2/8 = 0.25
+    # rloo - ppo: -0.10, 0.05, -0.04 -> mean -0.03; |sums| of +-0.10 +-0.05 +-0.04:
+    # 0.19, 0.11, 0.09, 0.01 (twice each) -> 6 of 8 reach 0.09 -> p = 0.75
+    # Holm: 0.25 * 2 = 0.5, 0.75 * 1 = 0.75
+    rp, rl = rows["reinforce_pp"], rows["rloo"]
+    assert rp["pairs (seeds)"] == "3 (0,1,2)"
+    assert ci(rp["mean diff [95% CI]"])[0] == pytest.approx(0.15, abs=1e-4)
+    assert ci(rl["mean diff [95% CI]"])[0] == pytest.approx(-0.03, abs=1e-4)
+    assert float(rp["p"]) == 0.25 and float(rp["Holm p"]) == 0.5
+    assert float(rl["p"]) == 0.75 and float(rl["Holm p"]) == 0.75
+    assert rp["verdict"] == rl["verdict"] == "within seed noise"
+
+
+def test_compute_matched_value_at_common_budget_matches_hand_interpolation(report: Path) -> None:
+    md = (report / "report.md").read_text()
+    # common budget = smallest final generated tokens among completed runs = ppo's 4 x 100 = 400
+    # (the failed run's 50 tokens do not count)
+    assert "## Compute-matched: gold reward at 400 generated tokens" in md
+    table = {r["group"]: r for r in md_table(md, "Compute-matched")}
+    # ppo: 400 is its last evaluation: (0.50 + 0.60 + 0.70) / 3 = 0.60
+    # reinforce_pp: evals at 240 and 480 tokens; at 400: g2 + (160/240)(g4 - g2):
+    #   0.35 + 2/3*0.30 = 0.55; 0.40 + 2/3*0.30 = 0.60; 0.45 + 2/3*0.45 = 0.75 -> mean 1.90/3 = 0.6333
+    # rloo: evals at 300 and 600; at 400: g2 + (100/300)(g4 - g2):
+    #   0.40 + 0 = 0.40; 0.50 + 0.05 = 0.55; 0.36 + 0.10 = 0.46 -> mean 1.41/3 = 0.47
+    column = "gold reward at budget mean [95% CI]"
+    assert ci(table["ppo"][column])[0] == pytest.approx(0.60, abs=1e-3)
+    assert ci(table["reinforce_pp"][column])[0] == pytest.approx(0.6333, abs=1e-3)
+    assert ci(table["rloo"][column])[0] == pytest.approx(0.47, abs=1e-3)
+    paired = {r["group"]: r for r in md_table(md, "Compute-matched", index=1)}
+    # reinforce_pp - ppo at 400 tokens: 0.55-0.50, 0.60-0.60, 0.75-0.70 -> mean 0.10/3 = 0.0333
+    assert ci(paired["reinforce_pp"]["mean diff [95% CI]"])[0] == pytest.approx(0.0333, abs=1e-3)
+
+
+def test_report_html_is_self_contained_and_embeds_every_png(report: Path) -> None:
+    page = (report / "report.html").read_text()
+    assert "http" not in page  # no external resource (nor any link) at all
+    embedded = re.findall(r'<img src="data:image/png;base64,([^"]+)"[^>]*data-file="([^"]+)"', page)
+    assert sorted(name for _, name in embedded) == sorted(p.name for p in report.glob("*.png"))
+    for data, name in embedded:
+        assert base64.b64decode(data) == (report / name).read_bytes(), name
+    assert page.count("<table>") == 5  # per group, paired, compute-matched, its paired test, runs
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
+    browser = shutil.which("chromium")
+    assert browser, "chromium is not installed: run scripts/install_chromium.sh (Debian's chromium package)"
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+    ]
+    url = (report / "report.html").resolve().as_uri()
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    n_png = len(list(report.glob("*.png")))
+    # the page's load handler counts images that decoded (complete and naturalWidth > 0)
+    assert f'data-images-loaded="{n_png}/{n_png}"' in dom.stdout, dom.stdout[:300]
+    assert dom.stdout.count("<table>") == 5 and "reinforce_pp" in dom.stdout
+    shot = tmp_path / "shot.png"
+    result = subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1200,2000", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+    assert png_size(shot) == (1200, 2000)
+    assert shot.stat().st_size > 50_000  # a blank 1200x2000 page compresses to a few kB
+
+
+def test_wandb_offline_compare_run_holds_the_tables(tmp_path: Path) -> None:
+    from align_lab.tracking.wandb_reader import find_wandb_files, wandb_run_info, wandb_summary
+
+    make_sweep(tmp_path)
+    out = tmp_path / "out"
+    env = {
+        "WANDB_MODE": "offline",
+        "HOME": str(tmp_path),
+        "WANDB_API_KEY": "",
+        "NETRC": str(tmp_path / "none"),
+    }
+    result = compare(str(tmp_path / "multirun"), "--out", str(out), "--wandb", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (path,) = find_wandb_files(out)
+    info = wandb_run_info(path)
+    assert info["job_type"] == "compare" and info["group"] == STUDY
+    summary = wandb_summary(path)
+    # hand values as in the tests above: ppo gold mean 0.60, reinforce_pp diff 0.15 with Holm p 0.5
+    assert summary["compare/baseline"] == "ppo"
+    assert summary["compare/ppo/gold_reward_mean"] == pytest.approx(0.60)
+    assert summary["compare/reinforce_pp/gold_reward_diff"] == pytest.approx(0.15)
+    assert summary["compare/reinforce_pp/p_holm"] == pytest.approx(0.5)
+    assert summary["compare/common_budget"] == 400
+    assert summary["compare/groups"]["_type"] == "table-file" and summary["compare/groups"]["nrows"] == 3
+    assert summary["compare/runs"]["nrows"] == 13
+    table = json.loads(next(path.parent.glob("files/media/table/compare/groups_*.table.json")).read_text())
+    rows = {r[table["columns"].index("group")]: r for r in table["data"]}
+    assert rows["rloo"][table["columns"].index("eval/gold_reward:mean")] == pytest.approx(0.57)
+    assert any(k.startswith("figures/") for k in summary)
+
+
+def test_wandb_without_login_prints_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    make_sweep(tmp_path)
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"}
+    env["HOME"] = str(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "align_lab.compare", str(tmp_path / "multirun"), "--out", str(out), "--wandb"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "W&B" in line]
+    assert (
+        lines == [line for line in result.stdout.splitlines() if "not configured" in line] and len(lines) == 1
+    )
+    assert (
+        not (out / "wandb").exists() and not (tmp_path / "wandb").exists() and not (ROOT / "wandb").exists()
+    )
+
+
+def test_baseline_and_by_options(tmp_path: Path) -> None:
+    make_sweep(tmp_path)
+    result = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "o1"), "--baseline", "rloo")
+    assert result.returncode == 0, result.stderr
+    rows = md_table((tmp_path / "o1" / "report.md").read_text(), "Paired comparison vs rloo")
+    # ppo - rloo = -(rloo - ppo): 0.10, -0.05, 0.04 -> mean 0.03
+    assert ci({r["group"]: r for r in rows}["ppo"]["mean diff [95% CI]"])[0] == pytest.approx(0.03, abs=1e-4)
+    bad = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "o2"), "--baseline", "nope")
+    assert bad.returncode == 2 and "--baseline nope: no such group" in bad.stderr
+    by_seed = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "o3"), "--by", "seed")
+    assert by_seed.returncode == 0, by_seed.stderr
+    table = {r["group"]: r for r in md_table((tmp_path / "o3" / "report.md").read_text(), "Final metrics")}
+    # seed 0 over the three algorithms: (0.50 + 0.65 + 0.40) / 3 = 0.5167
+    assert ci(table["0"]["gold reward mean [95% CI]"])[0] == pytest.approx(0.5167, abs=1e-3)
+    assert not math.isnan(float(table["3"]["excluded"]))
+
+
+def test_compare_on_a_real_tiny_sweep(tmp_path: Path, cache_dir: Path) -> None:
+    """3 algorithms x 2 seeds run in-process into sweep-like folders, then compared end to end."""
+    from omegaconf import OmegaConf
+
+    from tests.conftest import SMALL, compose, run_in_process
+
+    sweep = tmp_path / "multirun" / "2025-01-01" / "12-00-00"
+    num = 0
+    for algo in ("dpo", "ppo", "reinforce_pp"):
+        for seed in (0, 1):
+            overrides = [f"algo={algo}", f"seed={seed}", "train.eval_every=1"]
+            run_dir = sweep / f"{num}_{algo}_seed{seed}"
+            num += 1
+            # what Hydra writes into .hydra/ (run_in_process does not): config, choices, overrides
+            cfg, names = compose([*SMALL, f"cache_dir={cache_dir}", *overrides])
+            (run_dir / ".hydra").mkdir(parents=True)
+            OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+            (run_dir / ".hydra" / "hydra.yaml").write_text(
+                yaml.safe_dump({"hydra": {"runtime": {"choices": names}}})
+            )
+            (run_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+            assert run_in_process(overrides, run_dir, cache_dir)["status"] == "completed"
+    out = tmp_path / "report"
+    result = compare(str(tmp_path / "multirun"), "--out", str(out), "--budget", "reward_queries")
+    assert result.returncode == 0, result.stdout + result.stderr
+    import pandas as pd
+
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(runs["group"]) == ["dpo", "dpo", "ppo", "ppo", "reinforce_pp", "reinforce_pp"]
+    assert (runs["status"] == "completed").all() and runs["eval/gold_reward"].notna().all()
+    # the table's group mean is the mean of the two seeds' summary.json values
+    summaries = [json.loads(p.read_text()) for p in sweep.glob("*_ppo_seed*/summary.json")]
+    table = {r["group"]: r for r in md_table((out / "report.md").read_text(), "Final metrics per group")}
+    expected = sum(s["eval/gold_reward"] for s in summaries) / 2
+    assert ci(table["ppo"]["gold reward mean [95% CI]"])[0] == pytest.approx(expected, rel=1e-3, abs=1e-3)
+    assert table["ppo"]["n"] == "2"
+    # online runs: 3 steps x 16 rollouts = 48 reward queries each; the common budget is the smallest
+    # final count among the runs that have one
+    queries = runs.loc[runs["counters/reward_queries"] > 0, "counters/reward_queries"]
+    assert f"at {queries.min():,.0f} reward queries" in (out / "report.md").read_text()
+    assert (
+        len(list(out.glob("*.png"))) == 7
+    )  # step, tokens, queries, wall time, frontier, proxy/gold, by group

@@ -1,0 +1,203 @@
+"""align_lab.results: run discovery, lookups, curves and the aggregation of in-memory runs.
+
+Expected values are worked out by hand in the comments.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from align_lab.results.aggregate import aggregate, natural_key, paired_table, verdict
+from align_lab.results.extract import WALL_TIME, eval_curve, run_row, x_values
+from align_lab.results.runs import Run, find_run_dirs, group_label, load_run, lookup, pending_runs
+
+
+def online_run(
+    algo: str, seed: int, finals: float, tokens_per_step: int = 100, status: str = "completed"
+) -> Run:
+    """Two steps, an evaluation at each: gold 0.5 * finals at step 1, finals at step 2; SFT gold 0.2."""
+    metrics = [
+        {
+            "step": s,
+            "time/step_s": 1.0 + s,
+            "counters/generated_tokens": tokens_per_step * s,
+            "eval/gold_reward": finals * s / 2,
+            "eval/gold_reward_sft": 0.2,
+            "eval/kl": 0.1 * s,
+        }
+        for s in (1, 2)
+    ]
+    summary = {"status": status, "algo": algo, "seed": seed, "eval/gold_reward": finals, "eval/kl": 0.2}
+    return Run(
+        Path(f"/runs/{algo}_{seed}"),
+        status,
+        config={"seed": seed, "algo": {"kl_coef": 0.05}},
+        choices={"algo": algo},
+        summary=summary,
+        metrics=metrics,
+    )
+
+
+def pairwise_run(seed: int, finals: float) -> Run:
+    """A DPO-like run: no counters/generated_tokens, no time/rollout_s, no eval/kl."""
+    metrics = [
+        {"step": 1, "train/loss": 0.7, "time/step_s": 0.5},
+        {"step": 2, "train/loss": 0.6, "time/step_s": 0.5, "eval/gold_reward": finals},
+    ]
+    summary = {"status": "completed", "algo": "dpo", "seed": seed, "eval/gold_reward": finals}
+    return Run(
+        Path(f"/runs/dpo_{seed}"),
+        "completed",
+        config={"seed": seed},
+        choices={"algo": "dpo"},
+        summary=summary,
+        metrics=metrics,
+    )
+
+
+def test_eval_curve_starts_at_the_sft_policy_and_interpolates_by_hand() -> None:
+    run = online_run("ppo", 0, finals=0.6)
+    x, y = eval_curve(run, "counters/generated_tokens", "eval/gold_reward")
+    # (0, SFT 0.2), (100, 0.3), (200, 0.6)
+    assert x.tolist() == [0.0, 100.0, 200.0] and y.tolist() == pytest.approx([0.2, 0.3, 0.6])
+    steps, _ = eval_curve(run, "step", "eval/gold_reward")
+    assert steps.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_wall_time_axis_is_the_cumulative_step_time() -> None:
+    run = online_run("ppo", 0, finals=0.6)  # time/step_s 2, 3
+    assert x_values(run, WALL_TIME).tolist() == [2.0, 5.0]
+    assert np.isnan(x_values(Run(Path("x"), "running", metrics=[{"step": 1}]), WALL_TIME)).all()
+
+
+def test_missing_keys_are_nan_and_never_crash() -> None:
+    row = run_row(pairwise_run(0, 0.5), ["algo"], "eval/gold_reward")
+    assert math.isnan(row["counters/generated_tokens"]) and math.isnan(row["eval/kl"])
+    assert math.isnan(row["memory/peak_mb"]) and row["eval/gold_reward"] == 0.5
+    x, y = eval_curve(pairwise_run(0, 0.5), "counters/generated_tokens", "eval/gold_reward")
+    assert len(x) == len(y) == 0
+
+
+def test_aggregate_leaves_groups_without_the_budget_counter_out_of_the_matched_view() -> None:
+    runs = [online_run("ppo", s, f) for s, f in ((0, 0.4), (1, 0.6))]
+    runs += [online_run("rloo", s, f, tokens_per_step=150) for s, f in ((0, 0.5), (1, 0.9))]
+    runs += [pairwise_run(s, f) for s, f in ((0, 0.3), (1, 0.5))]
+    c = aggregate(runs, ["algo"], baseline="ppo")
+    assert c.groups == ["dpo", "ppo", "rloo"] and c.baseline == "ppo"
+    # common budget: ppo's final 2 x 100 = 200 (rloo ends at 300; dpo has none)
+    assert c.common_budget == 200
+    at = c.matched.set_index("group")[f"{c.matched_column}:mean"]
+    # ppo at 200 = its finals: (0.4 + 0.6) / 2 = 0.5
+    # rloo: evals (150, f/2), (300, f); at 200: f/2 + (50/150)(f/2) = 2f/3 -> mean (2/3)(0.5 + 0.9)/2 = 1.4/3
+    assert at["ppo"] == pytest.approx(0.5)
+    assert at["rloo"] == pytest.approx((0.5 + 0.9) / 3)
+    assert math.isnan(at["dpo"])
+    assert any("Not in the compute-matched view" in n and "dpo" in n for n in c.notes)
+    # final gold: dpo - ppo per seed: 0.3 - 0.4, 0.5 - 0.6 -> -0.1
+    paired = c.paired.set_index("group")
+    assert paired.loc["dpo", "diff"] == pytest.approx(-0.1)
+    assert c.matched_paired["group"].tolist() == ["rloo"]  # dpo has no value at the budget
+    # with dpo as baseline (first by name), the compute-matched view pairs with ppo instead, and says so
+    c = aggregate(runs, ["algo"])
+    assert c.baseline == "dpo" and c.matched_baseline == "ppo"
+    assert any("baseline dpo is not in the compute-matched view" in n for n in c.notes)
+
+
+def test_paired_table_averages_a_seeds_repeats_and_applies_holm() -> None:
+    import pandas as pd
+
+    rows = [("a", 0, 1.0), ("a", 1, 2.0), ("b", 0, 2.0), ("b", 0, 4.0), ("b", 1, 3.0), ("c", 0, 1.0)]
+    runs = pd.DataFrame([{"group": g, "seed": float(s), "status": "completed", "m": v} for g, s, v in rows])
+    runs.loc[len(runs)] = {"group": "c", "seed": 1.0, "status": "failed", "m": 99.0}  # not counted
+    table = paired_table(runs, "m", ["a", "b", "c"], "a").set_index("group")
+    # b: seed 0 mean (2 + 4) / 2 = 3 -> 3 - 1 = 2; seed 1: 3 - 2 = 1; mean diff 1.5
+    assert table.loc["b", "n_pairs"] == 2 and table.loc["b", "diff"] == pytest.approx(1.5)
+    # b: exact sign flip of (2, 1): |mean| 1.5 reached by ++ and -- -> 2/4 = 0.5
+    # c: one pair (seed 0): 1 - 1 = 0 -> p = 1. Holm: 0.5 * 2 = 1.0, 1 * 1 = 1 -> [1, 1]
+    assert table.loc["b", "p"] == 0.5 and table.loc["c", "p"] == 1.0
+    assert table.loc["b", "p_holm"] == 1.0 and table.loc["c", "p_holm"] == 1.0
+    assert table.loc["c", "n_pairs"] == 1
+
+
+def test_verdict_reads_the_ci_and_adjusted_p() -> None:
+    assert verdict(0.5, 0.2, 0.8, 0.01, 8, "ppo") == "higher than ppo, beyond seed noise"
+    assert verdict(-0.5, -0.8, -0.2, 0.01, 8, "ppo") == "lower than ppo, beyond seed noise"
+    assert verdict(0.5, -0.1, 0.8, 0.01, 8, "ppo") == "within seed noise"  # CI covers 0
+    assert verdict(0.5, 0.2, 0.8, 0.25, 3, "ppo") == "within seed noise"  # adjusted p >= 0.05
+    assert verdict(math.nan, math.nan, math.nan, math.nan, 0, "ppo") == "no seeds in common with the baseline"
+
+
+def test_only_failed_runs_still_give_a_comparison() -> None:
+    runs = [online_run("ppo", 0, 0.5, status="failed"), online_run("rloo", 0, 0.5, status="running")]
+    c = aggregate(runs, ["algo"])
+    assert c.group_table["n"].tolist() == [0, 0] and math.isnan(c.common_budget)
+    assert c.notes[0].startswith("2 runs are not in the statistics (1 failed, 1 running)")
+
+
+def test_lookup_order_and_group_labels() -> None:
+    run = Run(
+        Path("r"),
+        "completed",
+        config={"seed": 3, "algo": {"_target_": "x.PPO", "kl_coef": 0.05}},
+        choices={"algo": "ppo"},
+        overrides=["+extra=7"],
+        summary={"status": "completed"},
+    )
+    assert lookup(run, "algo") == "ppo"  # the choice, not the config dict
+    assert lookup(run, "algo.kl_coef") == 0.05 and lookup(run, "seed") == 3
+    assert lookup(run, "extra") == "7" and lookup(run, "nope") is None
+    assert group_label(run, ["algo.kl_coef"]) == "0.05"
+    assert group_label(run, ["algo", "seed"]) == "algo=ppo, seed=3"
+    run.choices = {}
+    assert group_label(run, ["algo"]) == "PPO"  # the component's _target_ class
+    assert sorted(["10", "2", "b", "a"], key=natural_key) == ["2", "10", "a", "b"]
+
+
+def test_find_run_dirs_finds_nested_runs_and_does_not_search_inside_them(tmp_path: Path) -> None:
+    sweep = tmp_path / "multirun" / "d" / "t"
+    for name in ("0_ppo_seed0", "1_ppo_seed1"):
+        (sweep / name / ".hydra").mkdir(parents=True)
+        (sweep / name / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    (sweep / "1_ppo_seed1" / "inner").mkdir()
+    (sweep / "1_ppo_seed1" / "inner" / "summary.json").write_text("{}")  # not a separate run
+    (tmp_path / "solo").mkdir()
+    (tmp_path / "solo" / "summary.json").write_text(json.dumps({"status": "failed", "error": "E: x"}))
+    (sweep / "study.json").write_text("{}")
+    runs, manifests = find_run_dirs([tmp_path])
+    assert [p.name for p in runs] == ["0_ppo_seed0", "1_ppo_seed1", "solo"]
+    assert manifests == [sweep / "study.json"]
+    solo = load_run(tmp_path / "solo")
+    assert (solo.status, solo.error) == ("failed", "E: x")
+    assert load_run(sweep / "0_ppo_seed0").status == "not started"
+
+
+def test_pending_runs_match_manifest_entries_relative_to_the_sweep_dir(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    (sweep / "0_ppo_seed0").mkdir(parents=True)
+    manifest = {
+        "sweep_dir": "multirun/d/t",
+        "runs": [
+            {
+                "num": 0,
+                "run_dir": "multirun/d/t/0_ppo_seed0",
+                "overrides": ["seed=0"],
+                "names": {"algo": "ppo"},
+            },
+            {
+                "num": 1,
+                "run_dir": "multirun/d/t/1_ppo_seed1",
+                "overrides": ["seed=1"],
+                "names": {"algo": "ppo"},
+            },
+        ],
+    }
+    (sweep / "study.json").write_text(json.dumps(manifest))
+    pending, problems = pending_runs([sweep / "study.json"], [sweep / "0_ppo_seed0"])
+    assert problems == [] and len(pending) == 1
+    assert pending[0].status == "pending" and lookup(pending[0], "seed") == "1"
+    assert group_label(pending[0], ["algo"]) == "ppo"
