@@ -23,6 +23,7 @@ class Rollout:
     values: Tensor | None = None  # (B, T) critic values, if any
     advantages: Tensor | None = None  # (B, T)
     returns: Tensor | None = None  # (B, T) value targets, if any
+    baseline_scores: Tensor | None = None  # (B,) score of a greedy response to the row's prompt (ReMax)
 
     def rows(self, index: Tensor) -> Rollout:
         """The minibatch of rows `index` (group statistics are already folded into advantages)."""

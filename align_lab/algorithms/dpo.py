@@ -1,24 +1,41 @@
-"""DPO (Rafailov et al. 2023; spec section 12) on offline preference pairs, with its IPO/hinge forms."""
+"""DPO (Rafailov et al. 2023; spec 12) with its cDPO/IPO/hinge forms (12-14), offline and online (15)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
+import torch
 from torch import Tensor
 
 from align_lab.algorithms.base import check
+from align_lab.algorithms.preference import Route
 from align_lab.rl import DPO_LOSS_TYPES, dpo_loss
+
+
+def margin_stats(chosen_rewards: Tensor, rejected_rewards: Tensor) -> dict:
+    """Implicit-reward margin beta*h and the share of pairs it orders like the label, as floats."""
+    margin = (chosen_rewards - rejected_rewards).detach()  # (N,)
+    return {
+        "train/reward_margin": margin.mean().item(),
+        "train/pair_accuracy": (margin > 0).float().mean().item(),
+        "train/chosen_reward": chosen_rewards.detach().mean().item(),
+        "train/rejected_reward": rejected_rewards.detach().mean().item(),
+    }
 
 
 @dataclass
 class DPO:
-    """-log sigmoid(beta * h), h = policy-minus-reference log-ratio margin of summed log-probs."""
+    """-log sigmoid(beta * h), h = policy-minus-reference log-ratio margin, on the dataset's pairs."""
 
     lr: float = 1e-3
     beta: float = 0.1
     loss_type: str = "sigmoid"
     label_smoothing: float = 0.0
     length_normalize: bool = False  # average instead of summed log-probs (TRL's IPO)
+
+    uses_dataset_pairs: ClassVar[bool] = True
+    sync_every: ClassVar[int] = 1  # nothing is sampled
 
     def __post_init__(self) -> None:
         check(self.lr > 0, "lr", self.lr, "> 0")
@@ -27,11 +44,20 @@ class DPO:
             self.loss_type in DPO_LOSS_TYPES,
             "loss_type",
             self.loss_type,
-            f"one of {DPO_LOSS_TYPES}",
+            f"one of {', '.join(DPO_LOSS_TYPES)}",
         )
         check(0 <= self.label_smoothing < 0.5, "label_smoothing", self.label_smoothing, "in [0, 0.5)")
+        check(
+            self.label_smoothing == 0 or self.loss_type == "sigmoid",
+            "label_smoothing",
+            self.label_smoothing,
+            f"0 with loss_type={self.loss_type} (cDPO smoothing is defined for sigmoid only)",
+        )
 
-    def pair_loss(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps):
+    def routes(self, n: int) -> Tensor:
+        return torch.full((n,), int(Route.DPO))  # (N,)
+
+    def pair_loss(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, routes):
         losses, chosen_rewards, rejected_rewards = dpo_loss(
             chosen_logps,
             rejected_logps,
@@ -40,9 +66,26 @@ class DPO:
             self.beta,
             self.loss_type,
             self.label_smoothing,
-        )
-        margin: Tensor = (chosen_rewards - rejected_rewards).detach()
-        return losses.mean(), {
-            "train/reward_margin": margin.mean().item(),
-            "train/pair_accuracy": (margin > 0).float().mean().item(),
-        }
+        )  # (N,) each
+        return losses.mean(), margin_stats(chosen_rewards, rejected_rewards)
+
+
+@dataclass
+class OnlineDPO(DPO):
+    """Online / iterative DPO (spec 15; TRL OnlineDPOTrainer): each step two samples per train prompt
+    from the sampling policy, the higher reward is chosen (ties: the first), then the DPO loss.
+
+    The sampling policy is the policy copied every sync_every steps: 1 is online DPO, a large value
+    iterative DPO with rounds of sync_every steps (reference fixed at SFT).
+    """
+
+    sync_every: int = 1
+
+    uses_dataset_pairs: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.sync_every >= 1, "sync_every", self.sync_every, ">= 1")
+
+    def routes(self, n: int) -> Tensor:
+        return torch.full((n,), int(Route.DPR))  # (N,)

@@ -1,4 +1,9 @@
-"""RLHF PPO (Ziegler et al. 2019; Ouyang et al. 2022; spec section 2): KL-shaped rewards, GAE, critic."""
+"""RLHF PPO (Ziegler et al. 2019; Ouyang et al. 2022; spec section 2): KL-shaped rewards, GAE, critic.
+
+PPO-max (Zheng et al. 2023; spec section 3) is this class with its tricks switched on
+(conf/algo/ppo_max.yaml): each trick is one field, off by default, so each can be ablated on the
+command line.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from align_lab.rl import (
     masked_mean,
     masked_sum,
     masked_whiten,
+    running_moments,
+    running_std,
     shape_token_rewards,
 )
 
@@ -40,10 +47,18 @@ class PPO:
     clip: float = 0.2
     value_clip: float | None = 0.2
     vf_coef: float = 1.0
-    reward_clip: float = 10.0
+    reward_clip: float | None = 10.0  # applied after reward_scaling / reward_norm; None = off
+    reward_scaling: bool = False  # scores / running std (MOSS-RLHF --use_reward_scaling)
+    reward_norm: bool = False  # scores - running mean (with reward_scaling: PPO-max reward normalisation)
+    whiten_advantages: bool = True
     whiten_unbiased: bool = True
+    whiten_eps: float = 1e-8
+    advantage_clip: float | None = None
     loss_aggregation: str = "token_mean"
     critic_init: str = "sft"
+    critic_pretrain_steps: int = 0  # the loop leaves the policy untouched for these first steps
+    entropy_coef: float = 0.0  # the loop adds -entropy_coef * mean token entropy
+    ptx_coef: float = 0.0  # the loop adds ptx_coef * NLL of a batch of the task's demonstrations
 
     def __post_init__(self) -> None:
         check(self.lr > 0, "lr", self.lr, "> 0")
@@ -69,7 +84,16 @@ class PPO:
             "> 0 or null",
         )
         check(self.vf_coef > 0, "vf_coef", self.vf_coef, "> 0")
-        check(self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0")
+        check(
+            self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0 or null"
+        )
+        check(self.whiten_eps >= 0, "whiten_eps", self.whiten_eps, ">= 0")
+        check(
+            self.advantage_clip is None or self.advantage_clip > 0,
+            "advantage_clip",
+            self.advantage_clip,
+            "> 0 or null",
+        )
         check(
             self.loss_aggregation in AGGREGATIONS,
             "loss_aggregation",
@@ -82,21 +106,46 @@ class PPO:
             self.critic_init,
             "one of ('sft', 'reward_model')",
         )
+        check(self.critic_pretrain_steps >= 0, "critic_pretrain_steps", self.critic_pretrain_steps, ">= 0")
+        check(self.entropy_coef >= 0, "entropy_coef", self.entropy_coef, ">= 0")
+        check(self.ptx_coef >= 0, "ptx_coef", self.ptx_coef, ">= 0")
+        # running (historical) reward moments, MOSS-RLHF's initial state; saved with the checkpoint
+        self.reward_mean, self.reward_var, self.reward_count = 0.0, 1.0, 1e-24
 
     @property
     def uses_critic(self) -> bool:
         return True
 
+    def process_scores(self, scores: Tensor) -> Tensor:
+        """Scores after PPO-max's score reparameterisation: running-stat norm/scaling, then clip: (B,)."""
+        # like MOSS-RLHF, the running moments include the current batch before they are used
+        self.reward_mean, self.reward_var, self.reward_count = running_moments(
+            self.reward_mean, self.reward_var, self.reward_count, scores
+        )
+        if self.reward_norm:
+            scores = scores - self.reward_mean
+        if self.reward_scaling:
+            scores = scores / running_std(self.reward_var, self.reward_count)
+        if self.reward_clip is not None:
+            scores = scores.clamp(-self.reward_clip, self.reward_clip)
+        return scores
+
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
-        scores = rollout.scores.clamp(-self.reward_clip, self.reward_clip)  # (B,)
+        scores = self.process_scores(rollout.scores)  # (B,)
         rewards = shape_token_rewards(scores, kl, rollout.mask, self.kl_coef)  # (B, T)
         advantages, returns = gae(rewards, rollout.values, rollout.mask, self.gamma, self.lam)
         if self.kl_target is not None:  # state of the controller, saved with the checkpoint
             observed = masked_sum(kl, rollout.mask, dim=1).mean().item()
             n = len(rollout.scores)
             self.kl_coef = adaptive_kl_coef(self.kl_coef, observed, self.kl_target, n, self.kl_horizon)
-        return masked_whiten(advantages, rollout.mask, unbiased=self.whiten_unbiased), returns
+        if self.whiten_advantages:
+            advantages = masked_whiten(
+                advantages, rollout.mask, unbiased=self.whiten_unbiased, eps=self.whiten_eps
+            )
+        if self.advantage_clip is not None:
+            advantages = advantages.clamp(-self.advantage_clip, self.advantage_clip)
+        return advantages, returns
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, self.clip)
@@ -110,5 +159,7 @@ class PPO:
             "train/clip_frac": masked_mean(clipped.float(), batch.mask).item(),
             "train/value_loss": value_loss.item(),
             "train/kl_coef": self.kl_coef,
+            "train/reward_running_mean": self.reward_mean,
+            "train/reward_running_std": running_std(self.reward_var, self.reward_count),
         }
         return policy_loss + self.vf_coef * value_loss, stats

@@ -1,4 +1,8 @@
-"""REINFORCE++ (Hu et al. 2025, arXiv 2501.03262, Eqs. 4-5; spec section 10)."""
+"""REINFORCE++ (Hu et al. 2025, arXiv 2501.03262, Eqs. 4-5; spec section 10).
+
+REINFORCE++-baseline (v9 Eqs. 6-8; spec section 11) is this class with group_baseline and use_kl_loss
+switched on (conf/algo/reinforce_pp_baseline.yaml), as OpenRLHF's reinforce_baseline estimator is.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from align_lab.rl import (
     aggregate_loss,
     clipped_surrogate,
     discounted_returns,
+    group_normalize,
     kl_penalty,
     masked_mean,
     masked_whiten,
@@ -33,12 +38,20 @@ class ReinforcePP:
     clip: float = 0.2
     reward_clip: float = 10.0
     whiten_unbiased: bool = False
+    whiten_eps: float = 1e-8
     loss_aggregation: str = "token_mean"
+    group_baseline: bool = False  # subtract each prompt's mean score first (REINFORCE++-baseline Eq. 6)
+    use_kl_loss: bool = False  # KL as kl_coef * mean KL_t in the loss, on pi_theta, not in the reward
 
     def __post_init__(self) -> None:
         check(self.lr > 0, "lr", self.lr, "> 0")
         check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
-        check(self.group_size >= 1, "group_size", self.group_size, ">= 1")
+        check(
+            self.group_size >= (2 if self.group_baseline else 1),
+            "group_size",
+            self.group_size,
+            ">= 2 with group_baseline (a group of one has no baseline)" if self.group_baseline else ">= 1",
+        )
         check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
         check(
             self.kl_estimator in KL_ESTIMATORS,
@@ -49,6 +62,7 @@ class ReinforcePP:
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
         check(self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0")
+        check(self.whiten_eps >= 0, "whiten_eps", self.whiten_eps, ">= 0")
         check(
             self.loss_aggregation in AGGREGATIONS,
             "loss_aggregation",
@@ -61,13 +75,22 @@ class ReinforcePP:
         return False
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
+        scores = rollout.scores  # (B,)
+        if self.group_baseline:  # OpenRLHF: on the raw scores, before the reward clip
+            scores = group_normalize(scores, self.group_size, scale_by_std=False)
+        scores = scores.clamp(-self.reward_clip, self.reward_clip)  # (B,)
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
-        scores = rollout.scores.clamp(-self.reward_clip, self.reward_clip)  # (B,)
-        rewards = shape_token_rewards(scores, kl, rollout.mask, self.kl_coef)  # (B, T)
+        reward_kl_coef = 0.0 if self.use_kl_loss else self.kl_coef
+        rewards = shape_token_rewards(scores, kl, rollout.mask, reward_kl_coef)  # (B, T)
         returns = discounted_returns(rewards, rollout.mask, self.gamma)  # (B, T)
-        return masked_whiten(returns, rollout.mask, unbiased=self.whiten_unbiased), None
+        whitened = masked_whiten(returns, rollout.mask, unbiased=self.whiten_unbiased, eps=self.whiten_eps)
+        return whitened, None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, self.clip)
-        loss = aggregate_loss(per_token, batch.mask, self.loss_aggregation)
-        return loss, {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item()}
+        stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item()}
+        if self.use_kl_loss:  # v9 Eq. 8: with k2 its gradient is the reverse-KL policy gradient
+            kl = kl_penalty(logprobs, batch.ref_logprobs, self.kl_estimator)  # (B, T) differentiable
+            per_token = per_token + self.kl_coef * kl
+            stats["train/kl_loss"] = masked_mean(kl.detach(), batch.mask).item()
+        return aggregate_loss(per_token, batch.mask, self.loss_aggregation), stats

@@ -5,10 +5,13 @@ Shapes: B rollouts, G samples per prompt (contiguous), T response tokens, N pref
 """
 
 from .advantages import (
+    best_of_group,
+    broadcast_to_tokens,
     discounted_returns,
     gae,
     group_normalize,
     leave_one_out,
+    shape_sequence_rewards,
     shape_token_rewards,
 )
 from .kl import KL_ESTIMATORS, adaptive_kl_coef, kl_penalty
@@ -21,13 +24,32 @@ from .losses import (
     clipped_value_loss,
     dpo_loss,
 )
-from .stats import masked_mean, masked_sum, masked_var, masked_whiten
+from .preference import (
+    SAIL_EXTRA_GRAD_MODES,
+    SF_BASELINES,
+    dpo_log_likelihood,
+    first_is_chosen,
+    policy_swap_probability,
+    sail_label_term,
+    sail_response_term,
+    sample_routes,
+)
+from .stats import (
+    masked_mean,
+    masked_sum,
+    masked_var,
+    masked_whiten,
+    running_moments,
+    running_std,
+)
 
 __all__ = [
     "AGGREGATIONS",
     "DPO_LOSS_TYPES",
     "KL_ESTIMATORS",
     "adaptive_kl_coef",
+    "best_of_group",
+    "broadcast_to_tokens",
     "aggregate_loss",
     "clipped_surrogate",
     "clipped_value_loss",
@@ -43,6 +65,18 @@ __all__ = [
     "masked_sum",
     "masked_var",
     "masked_whiten",
+    "running_moments",
+    "running_std",
     "sequence_logprobs",
+    "shape_sequence_rewards",
     "shape_token_rewards",
+    # preference.py
+    "SAIL_EXTRA_GRAD_MODES",
+    "SF_BASELINES",
+    "dpo_log_likelihood",
+    "first_is_chosen",
+    "policy_swap_probability",
+    "sail_label_term",
+    "sail_response_term",
+    "sample_routes",
 ]

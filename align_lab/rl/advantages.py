@@ -19,6 +19,19 @@ def shape_token_rewards(scores: Tensor, kl: Tensor, mask: Tensor, kl_coef: float
     return penalty + torch.where(at_last, scores.unsqueeze(-1), 0)  # (B, T)
 
 
+def shape_sequence_rewards(scores: Tensor, kl: Tensor, mask: Tensor, kl_coef: float) -> Tensor:
+    """Back-to-Basics sequence reward R = r - kl_coef * sum_t m_t KL_t (Ahmadian et al. 2024): (B,).
+
+    The whole response is one action (REINFORCE, RLOO, RAFT); kl: (B, T) reward-side per-token KL.
+    """
+    return scores - kl_coef * torch.where(mask.bool(), kl, 0).sum(-1)
+
+
+def broadcast_to_tokens(advantages: Tensor, mask: Tensor) -> Tensor:
+    """A sequence-level advantage (B,) on every kept token of its response, 0 on padding: (B, T)."""
+    return torch.where(mask.bool(), advantages.unsqueeze(-1), 0)
+
+
 def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation (Schulman et al. 2016): (advantages, returns), each (B, T).
 
@@ -97,3 +110,13 @@ def group_normalize(
         denom = std + eps  # (B/G, 1)
         centred = centred / torch.where(denom > 0, denom, 1)  # zero spread: 0 / 1, not 0 / 0
     return centred.reshape(scores.shape)
+
+
+def best_of_group(scores: Tensor, group_size: int) -> Tensor:
+    """RAFT selection (Dong et al. 2023): 1.0 on the top-scoring sample of each group, else 0: (B,).
+
+    scores: (B,), the G = group_size samples of a prompt contiguous; ties go to the first sample.
+    """
+    groups = scores.reshape(-1, group_size)  # (B/G, G)
+    best = torch.nn.functional.one_hot(groups.argmax(dim=-1), group_size)  # (B/G, G)
+    return best.to(scores.dtype).reshape(scores.shape)

@@ -57,3 +57,25 @@ def masked_whiten(
     if not shift_mean:
         whitened = whitened + mean
     return torch.where(mask.bool(), whitened, 0)
+
+
+def running_moments(mean: float, var: float, count: float, x: Tensor) -> tuple[float, float, float]:
+    """Running (mean, population variance, count) with the batch x merged in (MOSS-RLHF RunningMoments).
+
+    Chan et al.'s parallel-variance merge of the batch's mean and population variance. MOSS-RLHF
+    (after trlx) starts from mean 0, var 1, count 1e-24, so the first batch all but replaces them.
+    """
+    n = x.numel()
+    batch_var, batch_mean = torch.var_mean(x.detach().double(), unbiased=False)
+    delta = batch_mean.item() - mean
+    total = count + n
+    m2 = var * count + batch_var.item() * n + delta**2 * count * n / total  # summed squared deviations
+    return mean + delta * n / total, m2 / total, total
+
+
+def running_std(var: float, count: float) -> float:
+    """Bessel-corrected std sqrt(var * count / (count - 1)) of running moments (MOSS-RLHF).
+
+    1.0 (the initial std) until more than one value was seen.
+    """
+    return (var * count / (count - 1)) ** 0.5 if count > 1 else 1.0

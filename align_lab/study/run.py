@@ -63,8 +63,9 @@ def check_combination(spec: RunSpec) -> None:
         critic_init = getattr(spec.algo, "critic_init", "sft") if spec.algo.uses_critic else "sft"
         if critic_init == "reward_model" and not isinstance(spec.reward, LearnedRM):
             raise ConfigError(
-                f"algo.critic_init=reward_model: needs reward=learned_rm (a reward model to copy), "
-                f"not reward={spec.names.get('reward', type(spec.reward).__name__)}; or set algo.critic_init=sft"
+                "algo.critic_init=reward_model: needs reward=learned_rm (a reward model to copy), "
+                f"not reward={spec.names.get('reward', type(spec.reward).__name__)}; "
+                "or set algo.critic_init=sft"
             )
     elif not isinstance(spec.algo, PairwiseAlgorithm):
         raise ConfigError(

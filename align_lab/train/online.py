@@ -1,5 +1,10 @@
 """The online loop: rollout -> score -> advantages -> minibatch updates -> log. One loop for every
-online algorithm; the only algorithm-dependent branch is whether a critic exists."""
+online algorithm; the only algorithm-dependent branch is whether a critic exists.
+
+A few optional attributes switch on generic extras, each off when an algorithm lacks it:
+`greedy_baseline` (ReMax: also score one greedy response per prompt), `critic_pretrain_steps` (the
+policy rests while the critic warms up), `entropy_coef` (entropy bonus) and `ptx_coef` (PPO-ptx: NLL
+of the task's demonstrations). PPO-max uses the last three."""
 
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from align_lab.train.common import (
     restore,
 )
 from align_lab.train.evaluate import evaluate
+from align_lab.train.sft import nll
 
 
 def _logprobs(model, samples_or_batch, temperature: float = 1.0):
@@ -73,6 +79,12 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             "critic_optimizer": critic_optimizer,
             "critic_schedule": critic_schedule,
         }
+    ptx_coef = getattr(algo, "ptx_coef", 0.0)
+    demonstrations = Shuffler(task.demonstrations(), ctx.seed) if ptx_coef > 0 else None
+    if demonstrations is not None:
+        named["demonstrations"] = demonstrations
+    entropy_coef = getattr(algo, "entropy_coef", 0.0)
+    greedy_baseline = getattr(algo, "greedy_baseline", False)
     torch.manual_seed(ctx.seed)
     start = restore(ctx, named, algo)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
@@ -80,18 +92,21 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         times = {}
         # 1. sample G responses for each of the step's prompts from the current policy
         t = time.perf_counter()
-        s = ctx.engine.sample(
-            ctx.policy,
-            tok,
-            prompts.take(n_prompts),
-            algo.group_size,
-            task.max_response_tokens,
-            task.max_prompt_tokens,
-        )
+        step_prompts = prompts.take(n_prompts)
+        limits = (task.max_response_tokens, task.max_prompt_tokens)
+        s = ctx.engine.sample(ctx.policy, tok, step_prompts, algo.group_size, *limits)
+        if greedy_baseline:  # ReMax: one greedy response per prompt as the baseline
+            g = ctx.engine.sample(ctx.policy, tok, step_prompts, 1, *limits, greedy=True)
         times["time/rollout_s"] = time.perf_counter() - t
         # 2. score them
         t = time.perf_counter()
         scores = ctx.scorer(s.prompts, s.responses, s.finished)  # (B,)
+        baseline_scores = None
+        if greedy_baseline:
+            greedy_scores = ctx.scorer(g.prompts, g.responses, g.finished)  # (B/G,)
+            baseline_scores = greedy_scores.repeat_interleave(algo.group_size)  # (B,)
+            counters["generated_tokens"] += int(g.mask.sum())
+            counters["reward_queries"] += len(greedy_scores)
         times["time/score_s"] = time.perf_counter() - t
         # 3. log-probs under the sampling policy and the reference; critic values
         t = time.perf_counter()
@@ -114,10 +129,12 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             scores,
             algo.group_size,
             values,
+            baseline_scores=baseline_scores,
         )
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
-        # 5. a few epochs of minibatch updates
+        # 5. a few epochs of minibatch updates (only the critic's while it is pre-trained)
+        policy_rests = step < getattr(algo, "critic_pretrain_steps", 0)
         t = time.perf_counter()
         stats: dict[str, list[float]] = {}
         for _ in range(algo.epochs):
@@ -136,6 +153,15 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
                     else None
                 )
                 loss, loss_stats = algo.loss(batch, new_logprobs, new_values)
+                with torch.set_grad_enabled(entropy_coef > 0):  # (B, T, V) graph only when it is used
+                    entropy = masked_mean(entropy_from_logits(logits), batch.mask)
+                if entropy_coef > 0:
+                    loss = loss - entropy_coef * entropy
+                if demonstrations is not None and not policy_rests:
+                    demos = demonstrations.take(cfg.minibatch_size)
+                    ptx_loss = nll(ctx.policy, tok, demos, task.max_prompt_tokens, task.max_response_tokens)
+                    loss = loss + ptx_coef * ptx_loss
+                    loss_stats["train/ptx_loss"] = ptx_loss.item()
                 optimizer.zero_grad()
                 if algo.uses_critic:
                     critic_optimizer.zero_grad()
@@ -143,14 +169,14 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
                 loss_stats["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(
                     ctx.policy.parameters(), cfg.max_grad_norm
                 ).item()
-                optimizer.step()
-                schedule.step()
+                if not policy_rests:
+                    optimizer.step()
+                    schedule.step()
                 if algo.uses_critic:
                     torch.nn.utils.clip_grad_norm_(ctx.critic.parameters(), cfg.max_grad_norm)
                     critic_optimizer.step()
                     critic_schedule.step()
-                with torch.no_grad():
-                    loss_stats["train/entropy"] = masked_mean(entropy_from_logits(logits), batch.mask).item()
+                loss_stats["train/entropy"] = entropy.item()
                 loss_stats["train/loss"] = loss.item()
                 for k, v in loss_stats.items():
                     stats.setdefault(k, []).append(v)

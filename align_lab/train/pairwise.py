@@ -1,14 +1,20 @@
-"""The pairwise loop (DPO family): minibatches of preference pairs -> loss on sequence log-probs."""
+"""The pairwise loop (DPO family): each step's preference pairs -> loss on sequence log-probs -> update.
+
+One loop for offline and online pairs: the step's pairs come from the task's preference data or, when
+every pair is sampled (online DPO), from its train prompts; pairs on a sampled route (algo.routes)
+get two fresh samples of the sampling policy, ordered by the reward on DPR routes.
+"""
 
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
 
-from align_lab.algorithms.preference import PairwiseAlgorithm
-from align_lab.models.sequences import encode_prompts, encode_responses, response_logits
-from align_lab.rl import logprobs_from_logits, sequence_logprobs
+from align_lab.algorithms.preference import PairwiseAlgorithm, Route, is_sampled
+from align_lab.models.sequences import encode_prompts, response_logits
+from align_lab.rl import first_is_chosen, kl_penalty, logprobs_from_logits, masked_sum, sequence_logprobs
 from align_lab.train.common import (
     Context,
     Counters,
@@ -21,28 +27,98 @@ from align_lab.train.common import (
 from align_lab.train.evaluate import evaluate
 
 
-def pair_logps(model, tokenizer, task, pairs, average: bool):
-    """Summed (or averaged) response log-probs of chosen and rejected, (N,) each."""
-    prompt_ids, prompt_attn = encode_prompts(tokenizer, [p.prompt for p in pairs] * 2, task.max_prompt_tokens)
-    responses = [p.chosen for p in pairs] + [p.rejected for p in pairs]
-    response_ids, mask = encode_responses(
-        tokenizer, responses, [True] * len(responses), task.max_response_tokens
-    )
-    logits = response_logits(model, prompt_ids, prompt_attn, response_ids, mask)  # (2N, T, V)
-    logps = sequence_logprobs(logprobs_from_logits(logits, response_ids), mask, average)  # (2N,)
-    return logps[: len(pairs)], logps[len(pairs) :], int(mask.sum())
+class SamplingPolicy:
+    """The model that samples pairs: the policy itself (sync_every=1) or a frozen copy of it, taken
+    every sync_every steps; the copy's weights and step are checkpointed, so resume is exact."""
+
+    def __init__(self, policy: torch.nn.Module, sync_every: int) -> None:
+        self.policy, self.sync_every, self.synced_at = policy, sync_every, 0
+        self.copy = copy.deepcopy(policy).eval().requires_grad_(False) if sync_every > 1 else None
+
+    def at(self, step: int) -> torch.nn.Module:
+        if self.copy is None:
+            return self.policy
+        if step % self.sync_every == 0 and step != self.synced_at:
+            self.copy.load_state_dict(self.policy.state_dict())
+            self.synced_at = step
+        return self.copy
+
+    def state_dict(self) -> dict:
+        weights = None if self.copy is None else self.copy.state_dict()
+        return {"synced_at": self.synced_at, "weights": weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.synced_at = state["synced_at"]
+        if self.copy is not None:
+            self.copy.load_state_dict(state["weights"])
+
+
+def pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id lists -> right-padded ids and response mask, (B, T)."""
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(rows), width))  # (B, T)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1.0
+    return ids, mask
+
+
+def sample_pairs(ctx: Context, model, prompts: list[str], routes, chosen: list, rejected: list, counters):
+    """Fills chosen/rejected token ids of sampled routes with two samples of `model` per prompt,
+    the reward's favourite first on DPR routes (ties: the first sample); returns step metrics."""
+    tok, task = ctx.tokenizer, ctx.task
+    rows = is_sampled(routes).nonzero().flatten().tolist()  # pair indices, M
+    if not rows:
+        return {}
+    t = time.perf_counter()
+    s = ctx.engine.sample(
+        model, tok, [prompts[i] for i in rows], 2, task.max_response_tokens, task.max_prompt_tokens
+    )  # 2M rows, a prompt's two samples contiguous
+    metrics = {"time/rollout_s": time.perf_counter() - t}
+    ids = [s.response_ids[j, : int(s.mask[j].sum())].tolist() for j in range(len(s.prompts))]
+    first = torch.ones(len(rows), dtype=torch.bool)  # (M,) DPP pairs are labelled by the policy later
+    by_reward = [k for k, i in enumerate(rows) if routes[i] == Route.DPR]
+    if by_reward:
+        t = time.perf_counter()
+        js = [j for k in by_reward for j in (2 * k, 2 * k + 1)]
+        scores = ctx.scorer(
+            [s.prompts[j] for j in js], [s.responses[j] for j in js], [s.finished[j] for j in js]
+        )
+        metrics["time/score_s"] = time.perf_counter() - t
+        first[by_reward] = first_is_chosen(scores.view(-1, 2))
+        metrics["train/sample_reward"] = scores.float().mean().item()
+        counters["reward_queries"] += len(js)
+    for k, i in enumerate(rows):
+        a, b = ids[2 * k], ids[2 * k + 1]
+        chosen[i], rejected[i] = (a, b) if first[k] else (b, a)
+    counters["generated_tokens"] += int(s.mask.sum())
+    metrics["train/response_length"] = s.mask.sum(-1).mean().item()
+    return metrics
+
+
+def response_ids(tok, text: str, max_tokens: int) -> list[int]:
+    """A dataset response's token ids with EOS (as models.sequences.encode_responses, finished)."""
+    return (tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[:max_tokens]
+
+
+def token_logprobs(model, prompt_ids, prompt_attn, ids, mask) -> torch.Tensor:
+    return logprobs_from_logits(response_logits(model, prompt_ids, prompt_attn, ids, mask), ids)  # (2N, T)
 
 
 def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     cfg, task, tok = ctx.train, ctx.task, ctx.tokenizer
+    n = cfg.minibatch_size
     optimizer, schedule = make_optimizer(ctx.policy, algo.lr, cfg.warmup_steps)
-    pairs = Shuffler(ctx.preferences, ctx.seed)
+    source = Shuffler(ctx.preferences if algo.uses_dataset_pairs else task.prompts("train"), ctx.seed)
+    sampler = SamplingPolicy(ctx.policy, algo.sync_every)
     counters = Counters()
     named = {
         "policy": ctx.policy,
         "optimizer": optimizer,
         "schedule": schedule,
-        "pairs": pairs,
+        "pairs": source,
+        "sampler": sampler,
         "counters": counters,
     }
     torch.manual_seed(ctx.seed)
@@ -50,14 +126,32 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     average = getattr(algo, "length_normalize", False)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="preference optimisation")
     for step in range(start, cfg.steps):
+        # 1. the step's pairs: dataset pairs (or train prompts) and a route per pair
+        items = source.take(n)
+        routes = algo.routes(n)  # (N,)
+        if algo.uses_dataset_pairs:
+            prompts = [p.prompt for p in items]
+            chosen = [response_ids(tok, p.chosen, task.max_response_tokens) for p in items]
+            rejected = [response_ids(tok, p.rejected, task.max_response_tokens) for p in items]
+        else:
+            prompts, chosen, rejected = items, [None] * n, [None] * n
+        # 2. two samples of the sampling policy for each pair on a sampled route, scored if DPR
+        metrics = sample_pairs(ctx, sampler.at(step), prompts, routes, chosen, rejected, counters)
+        if any(r is None for r in chosen):
+            raise ValueError(f"{type(algo).__name__}: every route must be sampled without dataset pairs")
+        # 3. log-probs of the 2N responses (chosen rows first) under the reference and the policy
         t = time.perf_counter()
-        # 1. a minibatch of pairs, their log-probs under the reference and the policy
-        batch = pairs.take(cfg.minibatch_size)
+        prompt_ids, prompt_attn = encode_prompts(tok, prompts * 2, task.max_prompt_tokens)  # (2N, P)
+        ids, mask = pad_right(chosen + rejected, tok.pad_token_id)  # (2N, T)
         with torch.no_grad():
-            ref_chosen, ref_rejected, _ = pair_logps(ctx.reference, tok, task, batch, average)
-        chosen, rejected, n_tokens = pair_logps(ctx.policy, tok, task, batch, average)
-        # 2. loss and update
-        loss, stats = algo.pair_loss(chosen, rejected, ref_chosen, ref_rejected)
+            ref_logprobs = token_logprobs(ctx.reference, prompt_ids, prompt_attn, ids, mask)  # (2N, T)
+        metrics["time/ref_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        logprobs = token_logprobs(ctx.policy, prompt_ids, prompt_attn, ids, mask)  # (2N, T)
+        logps = sequence_logprobs(logprobs, mask, average)  # (2N,)
+        ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2N,)
+        # 4. loss and update
+        loss, stats = algo.pair_loss(logps[:n], logps[n:], ref_logps[:n], ref_logps[n:], routes)
         optimizer.zero_grad()
         loss.backward()
         stats["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(
@@ -65,13 +159,18 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         ).item()
         optimizer.step()
         schedule.step()
-        counters["trained_tokens"] += n_tokens
-        # 3. log
+        metrics["time/train_s"] = time.perf_counter() - t
+        counters["trained_tokens"] += int(mask.sum())
+        # 5. log what a comparison needs
+        sampled = is_sampled(routes).repeat(2)  # (2N,)
+        if sampled.any():
+            kl = masked_sum(kl_penalty(logprobs.detach(), ref_logprobs, "k1"), mask, dim=1)  # (2N,)
+            metrics["train/kl"] = kl[sampled].mean().item()
         done = step + 1
-        metrics = {
+        metrics |= {
             "train/loss": loss.item(),
             **stats,
-            "time/train_s": time.perf_counter() - t,
+            "time/step_s": sum(v for k, v in metrics.items() if k.startswith("time/")),
             **{f"counters/{k}": v for k, v in counters.items()},
         }
         if done == cfg.steps or due(done, cfg.eval_every, cfg.steps):
@@ -88,7 +187,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
             metrics |= final
         ctx.tracker.log(metrics, step=done)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", margin=f"{stats['train/reward_margin']:.3f}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", margin=f"{stats.get('train/reward_margin', 0.0):.3f}")
         if due(done, cfg.checkpoint_every, cfg.steps):
             checkpoint(ctx, named, algo, done)
     bar.close()

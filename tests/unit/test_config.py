@@ -58,7 +58,7 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
 @pytest.mark.parametrize(
     "args,expected",
     [
-        (["algo=nope"], "algo=nope: unknown choice; allowed: dpo, ppo, reinforce_pp"),
+        (["algo=nope"], f"algo=nope: unknown choice; allowed: {', '.join(registry.choices('algo'))}"),
         (["algo.nope=1"], "algo.nope: unknown key (to add a new key use +algo.nope=...)"),
         (
             ["algo.clip=abc"],

@@ -4,11 +4,14 @@ import pytest
 import torch
 
 from align_lab.rl import (
+    best_of_group,
+    broadcast_to_tokens,
     discounted_returns,
     gae,
     group_normalize,
     leave_one_out,
     masked_whiten,
+    shape_sequence_rewards,
     shape_token_rewards,
 )
 
@@ -223,3 +226,21 @@ def test_group_size_that_does_not_divide_batch_raises(fn):
 def test_group_size_below_two_raises(fn, group_size):
     with pytest.raises(ValueError, match="group_size"):
         fn(GROUP, group_size=group_size)
+
+
+def test_shape_sequence_rewards_subtracts_summed_kl_of_kept_tokens():
+    # 18.1 per-token k1 [0.2, -0.2, 0.5] sums to 0.5; the padded 9.0 is ignored: 1.0 - 0.1 * 0.5
+    kl = t([[0.2, -0.2, 0.5, 9.0], [0.3, 9.0, 9.0, 9.0]])
+    mask = t([[1, 1, 1, 0], [1, 0, 0, 0]])
+    close(shape_sequence_rewards(t([1.0, -1.0]), kl, mask, kl_coef=0.1), [0.95, -1.03])
+
+
+def test_broadcast_to_tokens_is_zero_on_padding():
+    out = broadcast_to_tokens(t([0.5, -2.0]), t([[1, 1, 0], [1, 0, 0]]))
+    close(out, [[0.5, 0.5, 0.0], [-2.0, 0.0, 0.0]])
+
+
+def test_best_of_group_picks_one_per_group_first_on_ties():
+    # groups [0.8, 0.2, 0.5, 0.9] -> index 3; [1, 1, 0, 1] -> the first of the tied maxima
+    out = best_of_group(t([0.8, 0.2, 0.5, 0.9, 1.0, 1.0, 0.0, 1.0]), group_size=4)
+    close(out, [0, 0, 0, 1, 1, 0, 0, 0])

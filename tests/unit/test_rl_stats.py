@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from align_lab.rl import masked_mean, masked_sum, masked_var, masked_whiten
+from align_lab.rl import (
+    masked_mean,
+    masked_sum,
+    masked_var,
+    masked_whiten,
+    running_moments,
+    running_std,
+)
 
 F64 = torch.float64
 NAN, INF = float("nan"), float("inf")
@@ -91,3 +98,22 @@ def test_masked_whiten_without_mean_shift_keeps_the_level():
     out = masked_whiten(VALUES, VALUES_MASK, shift_mean=False)
     close(out, [1.158359, 2.052786, 2.947214, 3.841641, 0.0])
     assert math.isclose(float(out[:4].mean()), 2.5, abs_tol=1e-9)
+
+
+def test_running_moments_merge_batches_like_one_pass():
+    # MOSS-RLHF start (mean 0, var 1, count 1e-24); batch [1, 2, 3]: mean 2, population var 2/3
+    mean, var, count = running_moments(0.0, 1.0, 1e-24, torch.tensor([1.0, 2.0, 3.0]))
+    assert math.isclose(mean, 2.0, abs_tol=1e-9) and math.isclose(var, 2 / 3, abs_tol=1e-9)
+    assert math.isclose(count, 3.0)
+    # Bessel-corrected std sqrt(2/3 * 3/2) = 1
+    assert math.isclose(running_std(var, count), 1.0, abs_tol=1e-9)
+    # batch [5, 7]: mean 6, var 1, delta 4; M2 = 2 + 2 + 16 * 3 * 2 / 5 = 23.2 over 5 values
+    # = [1, 2, 3, 5, 7] in one pass: mean 3.6, squared deviations 6.76 + 2.56 + 0.36 + 1.96 + 11.56
+    mean, var, count = running_moments(mean, var, count, torch.tensor([5.0, 7.0]))
+    assert math.isclose(mean, 3.6, abs_tol=1e-9) and math.isclose(var, 23.2 / 5, abs_tol=1e-9)
+    assert math.isclose(running_std(var, count), math.sqrt(23.2 / 4), abs_tol=1e-9)  # 2.408319
+
+
+def test_running_std_is_one_until_two_values_were_seen():
+    _, var, count = running_moments(0.0, 1.0, 1e-24, torch.tensor([4.0]))
+    assert running_std(var, count) == 1.0

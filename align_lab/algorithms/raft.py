@@ -1,0 +1,66 @@
+"""RAFT, reward-ranked fine-tuning (Dong et al. 2023; online, as in Ahmadian et al. 2024; spec section 7)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from align_lab.algorithms.base import Rollout, check
+from align_lab.rl import (
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    aggregate_loss,
+    best_of_group,
+    broadcast_to_tokens,
+    kl_penalty,
+    shape_sequence_rewards,
+)
+
+
+@dataclass
+class RAFT:
+    """k samples per prompt, keep the top-1 by KL-shaped reward R = r - kl_coef sum_t KL_t, NLL on it.
+
+    The advantage is the selection weight (1 on the kept response's tokens, else 0). The loss is the
+    SFT negative log-likelihood over the kept tokens only; no negative gradient, baseline or ratio.
+    """
+
+    lr: float = 1e-3
+    epochs: int = 1
+    group_size: int = 4
+    kl_coef: float = 0.05
+    kl_estimator: str = "k1"
+    loss_aggregation: str = "token_mean"
+
+    def __post_init__(self) -> None:
+        check(self.lr > 0, "lr", self.lr, "> 0")
+        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        check(self.group_size >= 2, "group_size", self.group_size, ">= 2 (ranking needs k > 1 samples)")
+        check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
+        check(
+            self.kl_estimator in KL_ESTIMATORS,
+            "kl_estimator",
+            self.kl_estimator,
+            f"one of {KL_ESTIMATORS}",
+        )
+        check(
+            self.loss_aggregation in AGGREGATIONS,
+            "loss_aggregation",
+            self.loss_aggregation,
+            f"one of {AGGREGATIONS}",
+        )
+
+    @property
+    def uses_critic(self) -> bool:
+        return False
+
+    def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        rewards = shape_sequence_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B,)
+        return broadcast_to_tokens(best_of_group(rewards, self.group_size), rollout.mask), None
+
+    def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
+        kept = batch.advantages > 0  # (B, T) tokens of the selected responses
+        loss = aggregate_loss(-logprobs, kept, self.loss_aggregation)
+        return loss, {"train/clip_frac": 0.0}

@@ -1,0 +1,74 @@
+"""REINFORCE with a moving-average baseline (Ahmadian et al. 2024, Back to Basics section 2; spec 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from align_lab.algorithms.base import Rollout, check
+from align_lab.rl import (
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    aggregate_loss,
+    broadcast_to_tokens,
+    kl_penalty,
+    shape_sequence_rewards,
+)
+
+
+@dataclass
+class ReinforceMA:
+    """Whole response = one action: advantage R - b_MA, b_MA the mean of every past reward.
+
+    R = r - kl_coef * sum_t KL_t (sequence-level KL in the reward); loss -(R - b_MA) sum_t m_t l_t,
+    mean over sequences. No ratio, clip, critic or std normalisation. b_MA (the paper's Eq. 8) is
+    the arithmetic mean over all earlier steps' rewards, never the current batch; 0 before any.
+    """
+
+    lr: float = 1e-3
+    epochs: int = 1
+    group_size: int = 1
+    kl_coef: float = 0.05
+    kl_estimator: str = "k1"
+    loss_aggregation: str = "seq_mean_token_sum"
+
+    def __post_init__(self) -> None:
+        check(self.lr > 0, "lr", self.lr, "> 0")
+        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        check(self.group_size >= 1, "group_size", self.group_size, ">= 1")
+        check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
+        check(
+            self.kl_estimator in KL_ESTIMATORS,
+            "kl_estimator",
+            self.kl_estimator,
+            f"one of {KL_ESTIMATORS}",
+        )
+        check(
+            self.loss_aggregation in AGGREGATIONS,
+            "loss_aggregation",
+            self.loss_aggregation,
+            f"one of {AGGREGATIONS}",
+        )
+        # sum and count of all past rewards; saved with the checkpoint
+        self.reward_sum, self.reward_count = 0.0, 0
+
+    @property
+    def uses_critic(self) -> bool:
+        return False
+
+    @property
+    def baseline(self) -> float:
+        return self.reward_sum / self.reward_count if self.reward_count else 0.0
+
+    def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        rewards = shape_sequence_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B,)
+        advantages = broadcast_to_tokens(rewards - self.baseline, rollout.mask)  # (B, T)
+        self.reward_sum += rewards.sum().item()
+        self.reward_count += rewards.numel()
+        return advantages, None
+
+    def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
+        loss = aggregate_loss(-batch.advantages * logprobs, batch.mask, self.loss_aggregation)
+        return loss, {"train/clip_frac": 0.0, "train/reward_running_mean": self.baseline}

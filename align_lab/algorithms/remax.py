@@ -1,0 +1,75 @@
+"""ReMax (Li et al. 2023, ICML 2024; spec section 8): REINFORCE with the greedy response as baseline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from align_lab.algorithms.base import Rollout, check
+from align_lab.rl import (
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    aggregate_loss,
+    broadcast_to_tokens,
+    discounted_returns,
+    kl_penalty,
+    shape_token_rewards,
+)
+
+
+@dataclass
+class ReMax:
+    """One sample and one greedy response per prompt: A_t = G_t - r(x, y_greedy), no ratio or clip.
+
+    G_t is the return-to-go of the per-token KL-shaped rewards (verl compute_remax_outcome_advantage);
+    the baseline is the greedy response's raw score, which the loop fills in (greedy_baseline).
+    """
+
+    lr: float = 1e-3
+    epochs: int = 1
+    group_size: int = 1
+    kl_coef: float = 0.05
+    kl_estimator: str = "k1"
+    gamma: float = 1.0
+    loss_aggregation: str = "seq_mean_token_sum"
+
+    def __post_init__(self) -> None:
+        check(self.lr > 0, "lr", self.lr, "> 0")
+        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        check(self.group_size >= 1, "group_size", self.group_size, ">= 1")
+        check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
+        check(
+            self.kl_estimator in KL_ESTIMATORS,
+            "kl_estimator",
+            self.kl_estimator,
+            f"one of {KL_ESTIMATORS}",
+        )
+        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        check(
+            self.loss_aggregation in AGGREGATIONS,
+            "loss_aggregation",
+            self.loss_aggregation,
+            f"one of {AGGREGATIONS}",
+        )
+
+    @property
+    def uses_critic(self) -> bool:
+        return False
+
+    @property
+    def greedy_baseline(self) -> bool:
+        """Asks the loop for rollout.baseline_scores: the score of a greedy response per prompt."""
+        return True
+
+    def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
+        if rollout.baseline_scores is None:
+            raise ValueError("ReMax needs rollout.baseline_scores (the greedy responses' scores)")
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        rewards = shape_token_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B, T)
+        returns = discounted_returns(rewards, rollout.mask, self.gamma)  # (B, T)
+        return returns - broadcast_to_tokens(rollout.baseline_scores, rollout.mask), None
+
+    def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
+        loss = aggregate_loss(-batch.advantages * logprobs, batch.mask, self.loss_aggregation)
+        return loss, {"train/clip_frac": 0.0}

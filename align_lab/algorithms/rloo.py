@@ -1,0 +1,101 @@
+"""RLOO, REINFORCE leave-one-out (Kool et al. 2019; Ahmadian et al. 2024 section 2.3; spec section 6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from align_lab.algorithms.base import Rollout, check
+from align_lab.rl import (
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    aggregate_loss,
+    broadcast_to_tokens,
+    clipped_surrogate,
+    discounted_returns,
+    kl_penalty,
+    leave_one_out,
+    masked_mean,
+    masked_sum,
+    shape_sequence_rewards,
+    shape_token_rewards,
+)
+
+RATIOS = ("none", "sequence", "token")
+
+
+@dataclass
+class RLOO:
+    """k samples per prompt; each one's baseline is the mean reward of the other k - 1.
+
+    Paper: R = r - kl_coef * sum_t KL_t, A_i = R_i - mean_{j!=i} R_j, loss -A_i sum_t m_t l_t (no
+    ratio, no clip). TRL: ratio=sequence (one ratio exp(sum l - sum l_old) per sequence, PPO-clip,
+    mean over sequences). OpenRLHF: token_level_kl=true (baseline on the raw scores, then per-token
+    KL shaping and return-to-go), ratio=token, loss_aggregation=token_mean.
+    """
+
+    lr: float = 1e-3
+    epochs: int = 1
+    group_size: int = 4
+    kl_coef: float = 0.05
+    kl_estimator: str = "k1"
+    token_level_kl: bool = False
+    ratio: str = "none"
+    clip: float = 0.2
+    loss_aggregation: str = "seq_mean_token_sum"
+
+    def __post_init__(self) -> None:
+        check(self.lr > 0, "lr", self.lr, "> 0")
+        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        check(self.group_size >= 2, "group_size", self.group_size, ">= 2 (leave-one-out needs a sibling)")
+        check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
+        check(
+            self.kl_estimator in KL_ESTIMATORS,
+            "kl_estimator",
+            self.kl_estimator,
+            f"one of {KL_ESTIMATORS}",
+        )
+        check(self.ratio in RATIOS, "ratio", self.ratio, f"one of {RATIOS}")
+        check(
+            not (self.ratio == "sequence" and self.token_level_kl),
+            "ratio",
+            self.ratio,
+            "token or none with token_level_kl=true (a sequence ratio needs one advantage per sequence)",
+        )
+        check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
+        check(
+            self.loss_aggregation in AGGREGATIONS,
+            "loss_aggregation",
+            self.loss_aggregation,
+            f"one of {AGGREGATIONS}",
+        )
+
+    @property
+    def uses_critic(self) -> bool:
+        return False
+
+    def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        if self.token_level_kl:
+            baselined = leave_one_out(rollout.scores, self.group_size)  # (B,)
+            rewards = shape_token_rewards(baselined, kl, rollout.mask, self.kl_coef)  # (B, T)
+            return discounted_returns(rewards, rollout.mask, 1.0), None
+        rewards = shape_sequence_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B,)
+        return broadcast_to_tokens(leave_one_out(rewards, self.group_size), rollout.mask), None
+
+    def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
+        if self.ratio == "sequence":
+            # one ratio per sequence; its advantage is the same on every kept token
+            seq_logprobs = masked_sum(logprobs, batch.mask, dim=-1)  # (B,)
+            seq_old = masked_sum(batch.logprobs, batch.mask, dim=-1)  # (B,)
+            seq_advantages = masked_mean(batch.advantages, batch.mask, dim=-1)  # (B,)
+            per_seq, clipped = clipped_surrogate(seq_logprobs, seq_old, seq_advantages, self.clip)
+            return per_seq.mean(), {"train/clip_frac": clipped.float().mean().item()}
+        if self.ratio == "token":
+            per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, self.clip)
+            clip_frac = masked_mean(clipped.float(), batch.mask).item()
+        else:
+            per_token, clip_frac = -batch.advantages * logprobs, 0.0
+        loss = aggregate_loss(per_token, batch.mask, self.loss_aggregation)
+        return loss, {"train/clip_frac": clip_frac}

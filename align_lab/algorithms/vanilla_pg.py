@@ -1,0 +1,79 @@
+"""Vanilla policy gradient (Ahmadian et al. 2024, Back to Basics section 3; spec section 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from align_lab.algorithms.base import Rollout, check
+from align_lab.rl import (
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    aggregate_loss,
+    gae,
+    kl_penalty,
+    masked_mean,
+    shape_token_rewards,
+)
+
+
+@dataclass
+class VanillaPG:
+    """Token-level REINFORCE: return-to-go of KL-shaped rewards minus a learned baseline b_phi(s_t).
+
+    PPO with lam = 1 and neither ratio nor clip: loss -sum_t m_t stopgrad(G_t - b(s_t)) l_t, plus the
+    baseline's regression 1/2 (b(s_t) - G_t)^2 (a token mean: every state weighs the same).
+    """
+
+    lr: float = 1e-3
+    critic_lr: float = 3e-3
+    epochs: int = 1
+    group_size: int = 1
+    kl_coef: float = 0.05
+    kl_estimator: str = "k1"
+    gamma: float = 1.0
+    loss_aggregation: str = "seq_mean_token_sum"
+    critic_init: str = "sft"
+
+    def __post_init__(self) -> None:
+        check(self.lr > 0, "lr", self.lr, "> 0")
+        check(self.critic_lr > 0, "critic_lr", self.critic_lr, "> 0")
+        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        check(self.group_size >= 1, "group_size", self.group_size, ">= 1")
+        check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
+        check(
+            self.kl_estimator in KL_ESTIMATORS,
+            "kl_estimator",
+            self.kl_estimator,
+            f"one of {KL_ESTIMATORS}",
+        )
+        check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        check(
+            self.loss_aggregation in AGGREGATIONS,
+            "loss_aggregation",
+            self.loss_aggregation,
+            f"one of {AGGREGATIONS}",
+        )
+        check(
+            self.critic_init in ("sft", "reward_model"),
+            "critic_init",
+            self.critic_init,
+            "one of ('sft', 'reward_model')",
+        )
+
+    @property
+    def uses_critic(self) -> bool:
+        return True
+
+    def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        rewards = shape_token_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B, T)
+        # GAE with lam = 1 telescopes to the Monte-Carlo return minus the baseline: (G - b, G)
+        return gae(rewards, rollout.values, rollout.mask, self.gamma, 1.0)
+
+    def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
+        policy_loss = aggregate_loss(-batch.advantages * logprobs, batch.mask, self.loss_aggregation)
+        value_loss = masked_mean((values - batch.returns).square() / 2, batch.mask)
+        stats = {"train/clip_frac": 0.0, "train/value_loss": value_loss.item()}
+        return policy_loss + value_loss, stats

@@ -1,0 +1,99 @@
+"""The online loop's optional hooks, run end to end on the small world: ReMax's greedy baseline,
+PPO-max's critic pre-training, entropy and ptx terms, and resuming algorithms that keep state."""
+
+from __future__ import annotations
+
+import pytest
+
+from align_lab.app import spec_from_config
+from align_lab.config import ConfigError
+from align_lab.study.run import check_combination
+from align_lab.tracking import read_metrics
+from tests.conftest import ROOT, compose, run_cli, run_in_process
+
+
+class Interrupt(BaseException):
+    """A kill between two steps (not an Exception, so nothing on the way catches it)."""
+
+
+def test_critic_pretraining_leaves_the_policy_untouched(tmp_path, cache_dir):
+    summary = run_in_process(["algo=ppo_max", "algo.critic_pretrain_steps=3"], tmp_path, cache_dir)
+    # evaluation samples policy and reference with one seed: equal weights -> equal samples
+    assert summary["eval/kl"] == 0.0
+    assert summary["eval/gold_reward"] == summary["eval/gold_reward_sft"]
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert all("train/value_loss" in r and "train/ptx_loss" not in r for r in rows)
+
+
+def test_ptx_and_entropy_terms_join_once_the_policy_trains(tmp_path, cache_dir):
+    overrides = ["algo=ppo_max", "algo.critic_pretrain_steps=1", "algo.entropy_coef=0.01"]
+    summary = run_in_process(overrides, tmp_path, cache_dir)
+    first, second, _ = read_metrics(tmp_path / "metrics.jsonl")
+    assert "train/ptx_loss" not in first and second["train/ptx_loss"] > 0
+    assert summary["eval/kl"] != 0.0
+
+
+def test_remax_counts_greedy_generations_and_reward_queries(tmp_path, cache_dir):
+    run_in_process(["algo=remax"], tmp_path, cache_dir)
+    first, second, _ = read_metrics(tmp_path / "metrics.jsonl")
+    # 16 sampled responses (16 prompts, group_size 1) + 16 greedy ones, each scored
+    assert first["counters/reward_queries"] == 32 and second["counters/reward_queries"] == 64
+    # the greedy responses are generated but not trained on
+    assert first["counters/generated_tokens"] > first["counters/trained_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["algo=ppo_max", "algo.critic_pretrain_steps=2"],  # running reward moments, demonstrations
+        ["algo=reinforce_ma"],  # the moving-average baseline
+    ],
+)
+def test_stateful_algorithms_resume_to_identical_metrics(overrides, tmp_path, cache_dir, monkeypatch):
+    from align_lab.tracking import JsonlTracker
+
+    overrides = [*overrides, "seed=2", "train.steps=4"]
+    run_in_process(overrides, tmp_path / "full", cache_dir)
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:
+            raise Interrupt
+
+    monkeypatch.setattr(JsonlTracker, "log", log_then_die)
+    with pytest.raises(Interrupt):
+        run_in_process(overrides, tmp_path / "resumed", cache_dir)
+    monkeypatch.setattr(JsonlTracker, "log", original)
+    run_in_process(overrides, tmp_path / "resumed", cache_dir)
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    full = strip(read_metrics(tmp_path / "full" / "metrics.jsonl"))
+    assert strip(read_metrics(tmp_path / "resumed" / "metrics.jsonl")) == full
+    assert "train/reward_running_mean" in full[-1]
+
+
+@pytest.mark.parametrize("algo", ["ppo_max", "vanilla_pg"])
+def test_critic_from_the_reward_model_needs_a_learned_reward_model(algo, tmp_path):
+    cfg, names = compose([f"algo={algo}", "algo.critic_init=reward_model", "reward=gold"])
+    with pytest.raises(ConfigError) as e:
+        check_combination(spec_from_config(cfg, names))
+    assert str(e.value).startswith("algo.critic_init=reward_model: needs reward=learned_rm")
+    assert "\n" not in str(e.value)
+
+
+def test_cli_critic_from_the_reward_model_with_gold_reward_stops_before_compute(tmp_path):
+    result = run_cli(
+        [
+            "algo=ppo_max",
+            "reward=gold",
+            f"cache_dir={tmp_path / 'cache'}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "align_lab: error: algo.critic_init=reward_model: needs reward=learned_rm (a reward model "
+        "to copy), not reward=gold; or set algo.critic_init=sft"
+    ]
+    assert not (tmp_path / "cache").exists()
