@@ -35,8 +35,11 @@ def resume(study_dir: Path, wait: bool) -> int:
         with open(Path(run["submitit_folder"]) / f"{run['job_id']}_submitted.pkl", "rb") as f:
             delayed = pickle.load(f)
         cluster = manifest["cluster"]
-        executor = submitit.AutoExecutor(folder=manifest["folder"], cluster=cluster,
-                                         **{f"{cluster}_max_num_timeout": manifest["max_num_timeout"]})
+        executor = submitit.AutoExecutor(
+            folder=manifest["folder"],
+            cluster=cluster,
+            **{f"{cluster}_max_num_timeout": manifest["max_num_timeout"]},
+        )
         executor.update_parameters(**{**manifest["queue"], **run["resources"]})
         job = executor.submit(delayed.function, *delayed.args, **delayed.kwargs)
         run.update(job_id=job.job_id, submitit_folder=str(job.paths.folder))
@@ -59,8 +62,10 @@ def resume(study_dir: Path, wait: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m align_lab.study", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("status", "each run's state: done, running, pending, failed (with its error)"),
-                       ("resume", "resubmit the runs that are failed or were never submitted")):
+    for name, text in (
+        ("status", "each run's state: done, running, pending, failed (with its error)"),
+        ("resume", "resubmit the runs that are failed or were never submitted"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("study_dir", type=Path, help="the sweep folder holding study.json")
         if name == "resume":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import time
 import traceback
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from align_lab.study.world import World
 from align_lab.train.common import Context, TrainConfig, checkpoint_step
 from align_lab.train.online import train_online, validate
 from align_lab.train.pairwise import train_pairwise
+from align_lab.train.preemption import Preemption
 
 
 @dataclass
@@ -137,6 +139,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
             spec.seed,
             progress,
             preferences,
+            preemption=Preemption().install(),
         )
         loop = train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
         final = loop(spec.algo, ctx)
@@ -149,6 +152,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
             },
             **getattr(world, "rm_metrics", {}),
             "time/total_s": time.perf_counter() - start,
+            "memory/peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
         tracker.summary({k: v for k, v in final.items()})
         return summary

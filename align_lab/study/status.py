@@ -9,8 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MANIFEST = "study.json"
-TERMINAL_SLURM = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
-                  "DEADLINE", "PREEMPTED", "COMPLETED"}
+TERMINAL_SLURM = {
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PREEMPTED",
+    "COMPLETED",
+}
 
 
 @dataclass(frozen=True)

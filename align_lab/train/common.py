@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from align_lab.algorithms.base import check
+from align_lab.train.preemption import Preemption
 
 
 @dataclass
@@ -139,6 +140,7 @@ class Context:
     seed: int
     progress: object  # tqdm-like factory
     preferences: list | None = None  # pairs, for the pairwise loop
+    preemption: Preemption = field(default_factory=Preemption)  # USR2 -> checkpoint -> requeue
 
 
 def restore(ctx: Context, named: dict, algo) -> int:

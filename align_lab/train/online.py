@@ -219,6 +219,8 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics['train/kl']:.3f}")
         if due(done, cfg.checkpoint_every, cfg.steps):
             checkpoint(ctx, named, algo, done)
+        # a USR2 during the step: checkpoint now, then let submitit requeue the job
+        ctx.preemption.after_step(lambda: checkpoint(ctx, named, algo, done))  # noqa: B023
     bar.close()
     checkpoint(ctx, named, algo, cfg.steps)
     if start == cfg.steps:  # a finished run started again: evaluate (seeded) without training

@@ -161,3 +161,21 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
     after = json.loads((sweep / "study.json").read_text())["runs"]
     assert after[0]["job_id"] == runs[0]["job_id"] and after[1]["job_id"] != runs[1]["job_id"]
     assert [s.state for s in study_states(sweep)] == ["done", "done"]
+
+
+def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_path, cache_dir):
+    args = cli_args(cache_dir, "seed=6", "train.steps=12", "train.checkpoint_every=0")
+    assert run_cli([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
+    run_dir = tmp_path / "preempted"
+    cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.jsonl"
+    wait_for(lambda: metrics.exists() and metrics.read_text().count("\n") >= 3, 120, "3 logged steps")
+    proc.send_signal(signal.SIGUSR2)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "preempted by signal" in err, err[-1000:]
+    # checkpoint_every=0 writes no periodic checkpoint: this one is the preemption's own
+    step = int((run_dir / "checkpoints" / "last").read_text().split("-")[1].split(".")[0])
+    assert 3 <= step < 12
+    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+    assert no_times(read_metrics(metrics)) == no_times(read_metrics(tmp_path / "full" / "metrics.jsonl"))
