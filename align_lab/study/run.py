@@ -20,7 +20,7 @@ from align_lab.study.world import World
 from align_lab.train.common import Context, TrainConfig, checkpoint_step
 from align_lab.train.online import train_online, validate
 from align_lab.train.pairwise import train_pairwise
-from align_lab.train.preemption import Preemption
+from align_lab.train.preemption import Preempted, Preemption
 
 
 @dataclass
@@ -156,6 +156,9 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
         }
         tracker.summary({k: v for k, v in final.items()})
         return summary
+    except Preempted:
+        summary |= {"status": "preempted"}  # requeued by the scheduler, or resumed by a rerun
+        raise
     except BaseException as e:
         summary |= {
             "status": "failed",

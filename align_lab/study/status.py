@@ -86,10 +86,14 @@ def run_state(run: dict, cluster: str) -> RunState:
         return make("failed", result[1].strip().splitlines()[-1])
     if not run.get("job_id"):
         return make("pending", "not submitted")
-    state = _scheduler_state(run, cluster)
+    state = _scheduler_state(run, cluster).split()[0]  # sacct says e.g. "CANCELLED by 0"
+    if summary and summary.get("status") == "preempted" and state in TERMINAL_SLURM | {"FINISHED"}:
+        return make("failed", f"preempted; job {run['job_id']} was not requeued ({state})")
     if state in TERMINAL_SLURM or state == "FINISHED":
         return make("failed", f"job {run['job_id']} ended ({state}) before the run completed")
-    if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "UNKNOWN") and not summary:
+    if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "UNKNOWN") and (
+        not summary or summary.get("status") == "preempted"
+    ):
         return make("pending", state)
     return make("running", state)
 

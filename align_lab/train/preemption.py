@@ -8,6 +8,10 @@ import threading
 from collections.abc import Callable
 
 
+class Preempted(SystemExit):
+    """The run stopped after checkpointing on a preemption signal; the scheduler may requeue it."""
+
+
 class Preemption:
     """Install once per run; the loop calls `after_step(save)` at the end of every step."""
 
@@ -30,6 +34,10 @@ class Preemption:
             return
         save()
         signal.signal(self.signum, self.previous or signal.SIG_DFL)
+        message = f"preempted by signal {self.signum}: checkpointed; rerun to resume"
         if callable(self.previous):
-            self.previous(*self.requested)  # submitit: pickle the call, requeue, exit
-        raise SystemExit(f"preempted by signal {self.signum}: checkpointed; rerun to resume")
+            try:
+                self.previous(*self.requested)  # submitit: pickle the call, requeue, exit
+            except SystemExit as e:
+                raise Preempted(e.code) from None
+        raise Preempted(message)

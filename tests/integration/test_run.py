@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from align_lab import registry
 from align_lab.tracking import read_metrics
 from tests.conftest import run_in_process
 
@@ -21,8 +22,8 @@ REQUIRED_SUMMARY = [
 ]
 
 
-@pytest.mark.parametrize("algo", ["reinforce_pp", "ppo", "dpo"])
-def test_run_writes_the_run_folder_contract(algo, tmp_path, cache_dir):
+@pytest.mark.parametrize("algo", registry.choices("algo"))
+def test_every_algorithm_runs_to_the_run_folder_contract(algo, tmp_path, cache_dir):
     summary = run_in_process([f"algo={algo}"], tmp_path, cache_dir)
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["status"] == summary["status"] == "completed"

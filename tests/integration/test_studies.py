@@ -91,13 +91,13 @@ def slurm(monkeypatch):
     return env
 
 
-def wait_for(predicate, timeout: float, what: str):
+def wait_for(predicate, timeout: float, what: str, show=lambda: ""):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if predicate():
             return
         time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+    pytest.fail(f"timed out after {timeout} s waiting for {what}: {show()}")
 
 
 def test_slurm_sweep_of_two_runs_completes(slurm, tmp_path, cache_dir):
@@ -153,8 +153,8 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     runs = json.loads((sweep / "study.json").read_text())["runs"]
     subprocess.run(["scancel", runs[1]["job_id"]], check=True, env={**os.environ, **slurm})  # a lost job
-    wait_for(lambda: [s.state for s in study_states(sweep)] == ["done", "failed"], 240,
-             "run 0 done and run 1 failed")
+    wait_for(lambda: [s.state for s in study_states(sweep)] == ["done", "failed"], 300,
+             "run 0 done and run 1 failed", lambda: study_states(sweep))
     resumed = subprocess.run([sys.executable, "-m", "align_lab.study", "resume", str(sweep), "--wait"],
                              cwd=ROOT, capture_output=True, text=True, env={**os.environ, **slurm})
     assert "1 runs resubmitted, 1 left as they are" in resumed.stdout, resumed.stdout + resumed.stderr
