@@ -1,7 +1,6 @@
 """`hydra/launcher=align_lab_local|align_lab_slurm`: hydra-submitit-launcher's queue configs plus
 align_lab's keys (see launcher.py). Registered when Hydra discovers this plugin package."""
 
-
 from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore

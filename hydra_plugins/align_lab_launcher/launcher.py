@@ -60,8 +60,13 @@ class StudyLauncher(BaseSubmititLauncher):
             resources = request(build(cfg.hardware.resources, "hardware.resources"), spec)
         finally:
             HydraConfig.instance().cfg = previous
-        return {"num": num, "overrides": filter_overrides(overrides), "run_dir": str(run_dir),
-                "names": names, "resources": resources}
+        return {
+            "num": num,
+            "overrides": filter_overrides(overrides),
+            "run_dir": str(run_dir),
+            "names": names,
+            "resources": resources,
+        }
 
     def launch(self, job_overrides, initial_job_idx: int):
         import submitit
@@ -71,10 +76,16 @@ class StudyLauncher(BaseSubmititLauncher):
         # 1. every run's config is checked (and its resources computed) before anything is submitted
         runs = [self._plan(list(o), initial_job_idx + i) for i, o in enumerate(job_overrides)]
         base = {k: v for k, v in self.params.items() if k not in INIT_KEYS}
-        manifest = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "cluster": self._EXECUTOR,
-                    "sweep_dir": str(sweep_dir), "command": sys.argv, "runs": runs,
-                    "queue": self._queue_params(base), "folder": self.params["submitit_folder"],
-                    "max_num_timeout": self.params.get("max_num_timeout", 0)}
+        manifest = {
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "cluster": self._EXECUTOR,
+            "sweep_dir": str(sweep_dir),
+            "command": sys.argv,
+            "runs": runs,
+            "queue": self._queue_params(base),
+            "folder": self.params["submitit_folder"],
+            "max_num_timeout": self.params.get("max_num_timeout", 0),
+        }
         # 2. one job array per distinct resource request
         groups: dict[str, list[dict]] = {}
         for run in runs:
@@ -82,13 +93,22 @@ class StudyLauncher(BaseSubmititLauncher):
         jobs = {}
         for key, group in groups.items():
             executor = submitit.AutoExecutor(
-                folder=self.params["submitit_folder"], cluster=self._EXECUTOR,
+                folder=self.params["submitit_folder"],
+                cluster=self._EXECUTOR,
                 **{f"{self._EXECUTOR}_max_num_timeout": self.params.get("max_num_timeout", 0)},
             )
             executor.update_parameters(**self._queue_params({**base, **json.loads(key)}))
-            args = [(list(job_overrides[r["num"] - initial_job_idx]), "hydra.sweep.dir", r["num"],
-                     f"job_id_for_{r['num']}", Singleton.get_state()) for r in group]
-            for run, job in zip(group, executor.map_array(self, *zip(*args)), strict=True):
+            args = [
+                (
+                    list(job_overrides[r["num"] - initial_job_idx]),
+                    "hydra.sweep.dir",
+                    r["num"],
+                    f"job_id_for_{r['num']}",
+                    Singleton.get_state(),
+                )
+                for r in group
+            ]
+            for run, job in zip(group, executor.map_array(self, *zip(*args, strict=True)), strict=True):
                 run["job_id"] = job.job_id
                 run["submitit_folder"] = str(job.paths.folder)
                 jobs[run["num"]] = job
@@ -122,4 +142,3 @@ def _base_keys() -> set[str]:
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
     return set(OmegaConf.structured(BaseQueueConf).keys()) | {"mem_gb", "gpus_per_node"}
-
