@@ -61,9 +61,15 @@ def _job_result(run: dict) -> tuple[str, str] | None:
 def _scheduler_state(run: dict, cluster: str) -> str:
     """Slurm's state through sacct (via submitit); for local jobs, whether the process lives."""
     if cluster == "slurm":
+        import subprocess
+
         import submitit
 
-        return submitit.SlurmJob(folder=run["submitit_folder"], job_id=run["job_id"]).state
+        state = submitit.SlurmJob(folder=run["submitit_folder"], job_id=run["job_id"]).state
+        if state == "UNKNOWN":  # sacct has no record (e.g. cancelled while pending): ask squeue
+            queued = subprocess.run(["squeue", "-h", "-j", run["job_id"]], capture_output=True, text=True)
+            state = "PENDING" if queued.stdout.strip() else "CANCELLED"
+        return state
     try:
         os.kill(int(run["job_id"]), 0)
         return "RUNNING"

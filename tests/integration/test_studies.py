@@ -148,10 +148,12 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
 
 def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "hardware=slurm_cpu", "seed=0,1", *cli_args(cache_dir), "train.steps=20",
+    result = run_cli(["-m", "hardware=slurm_cpu", "seed=0,1", *cli_args(cache_dir), "train.steps=300",
                       "hydra.launcher.wait=false", f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=slurm)
     assert result.returncode == 0, result.stderr[-2000:]
     runs = json.loads((sweep / "study.json").read_text())["runs"]
+    started = Path(runs[1]["run_dir"]) / "metrics.jsonl"
+    wait_for(lambda: started.exists() and started.read_text().count("\n") >= 2, 180, "run 1 to start")
     subprocess.run(["scancel", runs[1]["job_id"]], check=True, env={**os.environ, **slurm})  # a lost job
     wait_for(lambda: [s.state for s in study_states(sweep)] == ["done", "failed"], 300,
              "run 0 done and run 1 failed", lambda: study_states(sweep))
