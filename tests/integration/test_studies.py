@@ -53,23 +53,43 @@ def test_sigkill_at_any_point_then_same_command_resumes_to_identical_metrics(
 
 def test_local_sweep_reports_each_run_and_a_failed_run_as_failed(tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "hardware=submitit_local", *cli_args(cache_dir),
-                      f"cache_dir={cache_dir},/proc/no_such_dir", f"hydra.sweep.dir={sweep}"], cwd=ROOT)
+    result = run_cli(
+        [
+            "-m",
+            "hardware=submitit_local",
+            *cli_args(cache_dir),
+            f"cache_dir={cache_dir},/proc/no_such_dir",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+    )
     assert result.returncode != 0  # the study did not succeed as a whole
     assert "run #0" in result.stdout and ": completed" in result.stdout
     assert "run #1" in result.stdout and ": failed" in result.stdout
     states = {s.num: s for s in study_states(sweep)}
     assert states[0].state == "done"
     assert states[1].state == "failed" and "no_such_dir" in states[1].detail
-    status = subprocess.run([sys.executable, "-m", "align_lab.study", "status", str(sweep)],
-                            cwd=ROOT, capture_output=True, text=True)
+    status = subprocess.run(
+        [sys.executable, "-m", "align_lab.study", "status", str(sweep)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert status.returncode == 1 and "1 done, 0 running, 0 pending, 1 failed" in status.stdout
 
 
 def test_bad_config_in_a_sweep_submits_nothing(tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "hardware=submitit_local", *cli_args(cache_dir), "algo.lr=1e-3,-1",
-                      f"hydra.sweep.dir={sweep}"], cwd=ROOT)
+    result = run_cli(
+        [
+            "-m",
+            "hardware=submitit_local",
+            *cli_args(cache_dir),
+            "algo.lr=1e-3,-1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "align_lab: error: algo.lr=-1.0: must be > 0"
     assert not (sweep / "study.json").exists()
@@ -102,26 +122,57 @@ def wait_for(predicate, timeout: float, what: str, show=lambda: ""):
 
 def test_slurm_sweep_of_two_runs_completes(slurm, tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "hardware=slurm_cpu", "algo=reinforce_pp,ppo", *cli_args(cache_dir),
-                      f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=slurm)
+    result = run_cli(
+        [
+            "-m",
+            "hardware=slurm_cpu",
+            "algo=reinforce_pp,ppo",
+            *cli_args(cache_dir),
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+        env=slurm,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     manifest = json.loads((sweep / "study.json").read_text())
     assert manifest["cluster"] == "slurm"
     mem = {r["names"]["algo"]: r["resources"]["mem_gb"] for r in manifest["runs"]}
     assert mem["ppo"] > mem["reinforce_pp"]  # PPO also holds a critic
     assert [s.state for s in study_states(sweep)] == ["done", "done"]
+
     def sacct() -> str:  # accounting lags a few seconds behind the jobs
-        return subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,ReqMem,State", "-j",
-                               ",".join(r["job_id"] for r in manifest["runs"])],
-                              capture_output=True, text=True, env={**os.environ, **slurm}).stdout
+        return subprocess.run(
+            [
+                "sacct",
+                "-n",
+                "-X",
+                "-P",
+                "-o",
+                "JobID,ReqMem,State",
+                "-j",
+                ",".join(r["job_id"] for r in manifest["runs"]),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **slurm},
+        ).stdout
 
     wait_for(lambda: sacct().count("COMPLETED") == 2, 60, "sacct to record both jobs", sacct)
 
 
 def test_slurm_job_that_raises_is_reported_failed_with_its_error(slurm, tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "hardware=slurm_cpu", *cli_args(cache_dir), "cache_dir=/proc/no_such_dir",
-                      f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=slurm)
+    result = run_cli(
+        [
+            "-m",
+            "hardware=slurm_cpu",
+            *cli_args(cache_dir),
+            "cache_dir=/proc/no_such_dir",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+        env=slurm,
+    )
     assert result.returncode != 0 and ": failed" in result.stdout
     (state,) = study_states(sweep)
     assert state.state == "failed" and "no_such_dir" in state.detail
@@ -133,8 +184,11 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
     args = [*cli_args(cache_dir), "seed=5", "train.steps=30"]
     assert run_cli([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "hardware=slurm_cpu", *args, "hydra.launcher.wait=false",
-                      f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=slurm)
+    result = run_cli(
+        ["-m", "hardware=slurm_cpu", *args, "hydra.launcher.wait=false", f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT,
+        env=slurm,
+    )
     assert result.returncode == 0 and "not waiting" in result.stdout, result.stderr[-2000:]
     (run,) = json.loads((sweep / "study.json").read_text())["runs"]
     metrics = Path(run["run_dir"]) / "metrics.jsonl"
@@ -150,17 +204,37 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
 
 def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
-    result = run_cli(["-m", "hardware=slurm_cpu", "seed=0,1", *cli_args(cache_dir), "train.steps=300",
-                      "hydra.launcher.wait=false", f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=slurm)
+    result = run_cli(
+        [
+            "-m",
+            "hardware=slurm_cpu",
+            "seed=0,1",
+            *cli_args(cache_dir),
+            "train.steps=300",
+            "hydra.launcher.wait=false",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+        env=slurm,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     runs = json.loads((sweep / "study.json").read_text())["runs"]
     started = Path(runs[1]["run_dir"]) / "metrics.jsonl"
     wait_for(lambda: started.exists() and started.read_text().count("\n") >= 2, 180, "run 1 to start")
     subprocess.run(["scancel", runs[1]["job_id"]], check=True, env={**os.environ, **slurm})  # a lost job
-    wait_for(lambda: [s.state for s in study_states(sweep)] == ["done", "failed"], 300,
-             "run 0 done and run 1 failed", lambda: study_states(sweep))
-    resumed = subprocess.run([sys.executable, "-m", "align_lab.study", "resume", str(sweep), "--wait"],
-                             cwd=ROOT, capture_output=True, text=True, env={**os.environ, **slurm})
+    wait_for(
+        lambda: [s.state for s in study_states(sweep)] == ["done", "failed"],
+        300,
+        "run 0 done and run 1 failed",
+        lambda: study_states(sweep),
+    )
+    resumed = subprocess.run(
+        [sys.executable, "-m", "align_lab.study", "resume", str(sweep), "--wait"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **slurm},
+    )
     assert "1 runs resubmitted, 1 left as they are" in resumed.stdout, resumed.stdout + resumed.stderr
     after = json.loads((sweep / "study.json").read_text())["runs"]
     assert after[0]["job_id"] == runs[0]["job_id"] and after[1]["job_id"] != runs[1]["job_id"]
