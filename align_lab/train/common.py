@@ -172,3 +172,40 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
 def due(step: int, every: int, last: int) -> bool:
     """True on every `every`-th completed step (never when every == 0), excluding the last."""
     return every > 0 and step % every == 0 and step != last
+
+
+def evaluate_now(ctx: Context) -> dict:
+    """Held-out evaluation of the current policy (seeded; the training RNG is untouched)."""
+    from align_lab.train.evaluate import evaluate
+
+    return evaluate(
+        ctx.policy,
+        ctx.reference,
+        ctx.tokenizer,
+        ctx.task,
+        ctx.scorer,
+        ctx.engine,
+        ctx.train.eval_samples,
+        ctx.seed,
+    )
+
+
+def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> dict | None:
+    """What both loops do after a step: evaluate when due (always at the last step), log, checkpoint
+    when due, and honour a preemption signal. Returns the evaluation if one ran."""
+    evaluation = None
+    if done == ctx.train.steps or due(done, ctx.train.eval_every, ctx.train.steps):
+        evaluation = evaluate_now(ctx)
+        metrics |= evaluation
+    ctx.tracker.log(metrics, step=done)
+    if due(done, ctx.train.checkpoint_every, ctx.train.steps):
+        checkpoint(ctx, named, algo, done)
+    # a USR2 during the step: checkpoint now, then let submitit requeue the job
+    ctx.preemption.after_step(lambda: checkpoint(ctx, named, algo, done))
+    return evaluation
+
+
+def finish(ctx: Context, named: dict, algo, final: dict | None) -> dict:
+    """The last checkpoint, and the final evaluation (re-run, seeded, if the run was already done)."""
+    checkpoint(ctx, named, algo, ctx.train.steps)
+    return final if final is not None else evaluate_now(ctx)

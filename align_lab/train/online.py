@@ -26,12 +26,11 @@ from align_lab.train.common import (
     Counters,
     Shuffler,
     TrainConfig,
-    checkpoint,
-    due,
+    end_of_step,
+    finish,
     make_optimizer,
     restore,
 )
-from align_lab.train.evaluate import evaluate
 from align_lab.train.sft import nll
 
 
@@ -88,6 +87,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     torch.manual_seed(ctx.seed)
     start = restore(ctx, named, algo)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
+    final = None
     for step in range(start, cfg.steps):
         times = {}
         # 1. sample G responses for each of the step's prompts from the current policy
@@ -202,29 +202,8 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             **{f"counters/{k}": v for k, v in counters.items()},
         }
         done = step + 1
-        if done == cfg.steps or due(done, cfg.eval_every, cfg.steps):
-            final = evaluate(
-                ctx.policy,
-                ctx.reference,
-                tok,
-                task,
-                ctx.scorer,
-                ctx.engine,
-                cfg.eval_samples,
-                ctx.seed,
-            )
-            metrics |= final
-        ctx.tracker.log(metrics, step=done)
+        final = end_of_step(ctx, named, algo, done, metrics) or final
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics['train/kl']:.3f}")
-        if due(done, cfg.checkpoint_every, cfg.steps):
-            checkpoint(ctx, named, algo, done)
-        # a USR2 during the step: checkpoint now, then let submitit requeue the job
-        ctx.preemption.after_step(lambda: checkpoint(ctx, named, algo, done))  # noqa: B023
     bar.close()
-    checkpoint(ctx, named, algo, cfg.steps)
-    if start == cfg.steps:  # a finished run started again: evaluate (seeded) without training
-        final = evaluate(
-            ctx.policy, ctx.reference, tok, task, ctx.scorer, ctx.engine, cfg.eval_samples, ctx.seed
-        )
-    return final
+    return finish(ctx, named, algo, final)

@@ -19,12 +19,11 @@ from align_lab.train.common import (
     Context,
     Counters,
     Shuffler,
-    checkpoint,
-    due,
+    end_of_step,
+    finish,
     make_optimizer,
     restore,
 )
-from align_lab.train.evaluate import evaluate
 
 
 class SamplingPolicy:
@@ -125,6 +124,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     start = restore(ctx, named, algo)
     average = getattr(algo, "length_normalize", False)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="preference optimisation")
+    final = None
     for step in range(start, cfg.steps):
         # 1. the step's pairs: dataset pairs (or train prompts) and a route per pair
         items = source.take(n)
@@ -173,29 +173,8 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
             "time/step_s": sum(v for k, v in metrics.items() if k.startswith("time/")),
             **{f"counters/{k}": v for k, v in counters.items()},
         }
-        if done == cfg.steps or due(done, cfg.eval_every, cfg.steps):
-            final = evaluate(
-                ctx.policy,
-                ctx.reference,
-                tok,
-                task,
-                ctx.scorer,
-                ctx.engine,
-                cfg.eval_samples,
-                ctx.seed,
-            )
-            metrics |= final
-        ctx.tracker.log(metrics, step=done)
+        final = end_of_step(ctx, named, algo, done, metrics) or final
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", margin=f"{stats.get('train/reward_margin', 0.0):.3f}")
-        if due(done, cfg.checkpoint_every, cfg.steps):
-            checkpoint(ctx, named, algo, done)
-        # a USR2 during the step: checkpoint now, then let submitit requeue the job
-        ctx.preemption.after_step(lambda: checkpoint(ctx, named, algo, done))  # noqa: B023
     bar.close()
-    checkpoint(ctx, named, algo, cfg.steps)
-    if start == cfg.steps:  # a finished run started again: evaluate (seeded) without training
-        final = evaluate(
-            ctx.policy, ctx.reference, tok, task, ctx.scorer, ctx.engine, cfg.eval_samples, ctx.seed
-        )
-    return final
+    return finish(ctx, named, algo, final)
