@@ -34,6 +34,7 @@ def spec_from_config(cfg: DictConfig, names: dict):
         cache_dir=Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir(),
         device=cfg.hardware.device,
         num_threads=int(cfg.hardware.num_threads),
+        processes=int(cfg.hardware.get("processes", 1)),
         names=names,
         config=OmegaConf.to_container(cfg, resolve=True),
     )

@@ -44,7 +44,9 @@ class TinyLM(HFLoading):
         """The transformers config for this tokenizer (num_labels for reward/value heads)."""
         from transformers import AutoConfig
 
-        extra = {"num_labels": num_labels} if num_labels else {}
+        # heads without dropout (transformers' token-classification head defaults to 0.1): a critic's
+        # values must not be noisy, nor draw from the training RNG (RLHF practice: TRL, OpenRLHF)
+        extra = {"num_labels": num_labels, "classifier_dropout": 0.0} if num_labels else {}
         return AutoConfig.for_model(
             self.arch,
             vocab_size=len(tokenizer),

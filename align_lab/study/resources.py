@@ -35,12 +35,14 @@ def models_held(spec) -> int:
 
 
 def request(policy: ResourcePolicy, spec) -> dict:
-    """submitit parameters for one run: cpus_per_task, mem_gb, gpus_per_node, timeout_min."""
+    """submitit parameters for one run: cpus_per_task, mem_gb, gpus_per_node, timeout_min. A
+    data-parallel run (hardware.processes > 1) holds its models once per process."""
     n = models_held(spec)
+    processes = getattr(spec, "processes", 1)
     gpus = min(policy.max_gpus, math.ceil(policy.gpus_per_model * n)) if policy.gpus_per_model else 0
     return {
-        "cpus_per_task": policy.cpus_per_task,
-        "mem_gb": math.ceil(policy.mem_gb_per_model * n),
+        "cpus_per_task": policy.cpus_per_task * processes,
+        "mem_gb": math.ceil(policy.mem_gb_per_model * n * processes),
         "gpus_per_node": gpus,
         "timeout_min": policy.timeout_min,
     }

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -18,6 +21,7 @@ from align_lab.rewards import LearnedRM
 from align_lab.study.cache import StageCache
 from align_lab.study.world import World
 from align_lab.train.common import Context, TrainConfig, checkpoint_step
+from align_lab.train.distributed import Group
 from align_lab.train.online import train_online, validate
 from align_lab.train.pairwise import train_pairwise
 from align_lab.train.preemption import Preempted, Preemption
@@ -41,6 +45,7 @@ class RunSpec:
     num_threads: int
     names: dict
     config: dict  # the resolved config, for the tracker
+    processes: int = 1  # data-parallel processes on this node (train/distributed.py)
 
 
 def progress_factory(enabled: bool = True):
@@ -75,6 +80,119 @@ def check_combination(spec: RunSpec) -> None:
         )
     if spec.device != "cpu":
         raise ConfigError(f"hardware.device={spec.device}: only cpu is supported so far")
+    check_processes(spec)
+
+
+def check_processes(spec: RunSpec) -> None:
+    """Data parallel splits each step's prompts (pairs) by process, with per-row sampling seeds."""
+    n = spec.processes
+    if n < 1:
+        raise ConfigError(f"hardware.processes={n}: must be >= 1")
+    if n == 1:
+        return
+    if not getattr(spec.rollout, "seed_per_sample", False):
+        raise ConfigError(
+            f"hardware.processes={n}: needs rollout.seed_per_sample=true, so that a response does not "
+            "depend on which process samples it"
+        )
+    online = isinstance(spec.algo, OnlineAlgorithm)
+    per_step = spec.train.rollout_size // spec.algo.group_size if online else spec.train.minibatch_size
+    if n > per_step:
+        what = "prompts per step (train.rollout_size / algo.group_size)" if online else "train.minibatch_size"
+        raise ConfigError(f"hardware.processes={n}: must be <= the {per_step} {what}")
+
+
+def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, preemption) -> Context:
+    """Models and reward of a run from its (cached) shared stages: what a training loop needs."""
+    tok = world.tokenizer
+    scorer = spec.reward.scorer(world)  # may build the reward model: the stages come first
+    preferences = world.preferences if isinstance(spec.algo, PairwiseAlgorithm) else None
+    # seeded after the stages, so a run that builds them and one that finds them cached start alike
+    torch.manual_seed(spec.seed)
+    reference = world.load_policy().eval().requires_grad_(False)
+    policy = world.load_policy().train()
+    critic = None
+    if isinstance(spec.algo, OnlineAlgorithm) and spec.algo.uses_critic:
+        init = world.sft_path if spec.algo.critic_init == "sft" else world.stages["reward_model"].path
+        critic = spec.model.init_critic(tok, init).train()  # a fresh value head: drawn from the seed
+    return Context(
+        spec.task,
+        tok,
+        policy,
+        reference,
+        critic,
+        scorer,
+        spec.rollout,
+        spec.train,
+        tracker,
+        ckpt,
+        spec.seed,
+        progress,
+        preferences,
+        preemption=preemption,
+    )
+
+
+def _init_process_group(rank: int, size: int, port: int) -> None:
+    import torch.distributed as dist
+
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one node: talk over loopback
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=size,
+        timeout=timedelta(minutes=15),
+    )
+
+
+def _worker(index: int, spec: RunSpec, run_dir: Path, port: int) -> None:
+    """Data-parallel rank index + 1: the same loop on its rows; rank 0 logs and checkpoints."""
+    import torch.distributed as dist
+
+    from align_lab.tracking import MultiTracker
+
+    if spec.num_threads:
+        torch.set_num_threads(spec.num_threads)
+    _init_process_group(index + 1, spec.processes, port)
+    quiet = progress_factory(enabled=False)
+    world = World(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), quiet)
+    ctx = build_context(spec, world, run_dir / "checkpoints", MultiTracker([]), quiet, Preemption())
+    ctx.group = Group(index + 1, spec.processes)
+    loop = train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
+    loop(spec.algo, ctx)
+    dist.destroy_process_group()
+
+
+@contextmanager
+def data_parallel(spec: RunSpec, run_dir: Path):
+    """Starts processes 1..N-1 of a data-parallel run (this process is rank 0) and yields rank 0's
+    Group; waits for them at the end, and stops them if rank 0 fails."""
+    if spec.processes == 1:
+        yield Group()
+        return
+    import socket
+
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workers = mp.start_processes(
+        _worker, args=(spec, run_dir, port), nprocs=spec.processes - 1, join=False, start_method="spawn"
+    )
+    try:
+        _init_process_group(0, spec.processes, port)
+        yield Group(0, spec.processes)
+        while not workers.join():
+            pass
+    finally:
+        for process in workers.processes:
+            if process.is_alive():
+                process.terminate()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
@@ -115,34 +233,10 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     progress = progress_factory()
     try:
         world = World(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress)
-        tok = world.tokenizer
-        torch.manual_seed(spec.seed)
-        scorer = spec.reward.scorer(world)
-        reference = world.load_policy().eval().requires_grad_(False)
-        policy = world.load_policy().train()
-        critic = None
-        if isinstance(spec.algo, OnlineAlgorithm) and spec.algo.uses_critic:
-            init = world.sft_path if spec.algo.critic_init == "sft" else world.stages["reward_model"].path
-            critic = spec.model.init_critic(tok, init).train()
-        preferences = world.preferences if isinstance(spec.algo, PairwiseAlgorithm) else None
-        ctx = Context(
-            spec.task,
-            tok,
-            policy,
-            reference,
-            critic,
-            scorer,
-            spec.rollout,
-            spec.train,
-            tracker,
-            ckpt,
-            spec.seed,
-            progress,
-            preferences,
-            preemption=Preemption().install(),
-        )
+        ctx = build_context(spec, world, ckpt, tracker, progress, Preemption().install())
         loop = train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
-        final = loop(spec.algo, ctx)
+        with data_parallel(spec, run_dir) as ctx.group:  # the shared stages exist before workers start
+            final = loop(spec.algo, ctx)
         summary |= {
             "status": "completed",
             **final,

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from align_lab.algorithms.base import check
+from align_lab.train.distributed import Group
 from align_lab.train.preemption import Preemption
 
 
@@ -141,6 +142,7 @@ class Context:
     progress: object  # tqdm-like factory
     preferences: list | None = None  # pairs, for the pairwise loop
     preemption: Preemption = field(default_factory=Preemption)  # USR2 -> checkpoint -> requeue
+    group: Group = field(default_factory=Group)  # data-parallel rank and size (train/distributed.py)
 
 
 def restore(ctx: Context, named: dict, algo) -> int:
@@ -192,8 +194,11 @@ def evaluate_now(ctx: Context) -> dict:
 
 def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> dict | None:
     """What both loops do after a step: evaluate when due (always at the last step), log, checkpoint
-    when due, and honour a preemption signal. Returns the evaluation if one ran."""
+    when due, and honour a preemption signal. Returns the evaluation if one ran. With data parallel,
+    only rank 0 does these (every rank holds the same weights)."""
     evaluation = None
+    if not ctx.group.is_main:
+        return None
     if done == ctx.train.steps or due(done, ctx.train.eval_every, ctx.train.steps):
         evaluation = evaluate_now(ctx)
         metrics |= evaluation
@@ -207,5 +212,7 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
 
 def finish(ctx: Context, named: dict, algo, final: dict | None) -> dict:
     """The last checkpoint, and the final evaluation (re-run, seeded, if the run was already done)."""
+    if not ctx.group.is_main:
+        return {}
     checkpoint(ctx, named, algo, ctx.train.steps)
     return final if final is not None else evaluate_now(ctx)

@@ -31,6 +31,7 @@ from align_lab.train.common import (
     make_optimizer,
     restore,
 )
+from align_lab.train.distributed import row_seeds
 from align_lab.train.sft import nll
 
 
@@ -88,49 +89,57 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     start = restore(ctx, named, algo)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
     final = None
+    dp = ctx.group  # data parallel: this process samples, scores and trains its own rows
     for step in range(start, cfg.steps):
         times = {}
-        # 1. sample G responses for each of the step's prompts from the current policy
+        # 1. sample G responses for each of this process's share of the step's prompts
         t = time.perf_counter()
         step_prompts = prompts.take(n_prompts)
+        mine = dp.shard(n_prompts)
+        my_prompts = step_prompts[mine]
+        G = algo.group_size
+        seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)
         limits = (task.max_response_tokens, task.max_prompt_tokens)
-        s = ctx.engine.sample(ctx.policy, tok, step_prompts, algo.group_size, *limits)
+        s = ctx.engine.sample(ctx.policy, tok, my_prompts, G, *limits, seeds=seeds)
         if greedy_baseline:  # ReMax: one greedy response per prompt as the baseline
-            g = ctx.engine.sample(ctx.policy, tok, step_prompts, 1, *limits, greedy=True)
+            g = ctx.engine.sample(ctx.policy, tok, my_prompts, 1, *limits, greedy=True)
         times["time/rollout_s"] = time.perf_counter() - t
         # 2. score them
         t = time.perf_counter()
-        scores = ctx.scorer(s.prompts, s.responses, s.finished)  # (B,)
+        scores = ctx.scorer(s.prompts, s.responses, s.finished)  # (b,)
         baseline_scores = None
         if greedy_baseline:
-            greedy_scores = ctx.scorer(g.prompts, g.responses, g.finished)  # (B/G,)
-            baseline_scores = greedy_scores.repeat_interleave(algo.group_size)  # (B,)
-            counters["generated_tokens"] += int(g.mask.sum())
+            greedy_scores = dp.gather(ctx.scorer(g.prompts, g.responses, g.finished))  # (B/G,)
+            baseline_scores = greedy_scores.repeat_interleave(G)  # (B,)
+            counters["generated_tokens"] += int(dp.gather(g.mask).sum())
             counters["reward_queries"] += len(greedy_scores)
         times["time/score_s"] = time.perf_counter() - t
         # 3. log-probs under the sampling policy and the reference; critic values
         t = time.perf_counter()
         with torch.no_grad():
-            logprobs, _ = _logprobs(ctx.policy, s, temperature)  # (B, T)
-            ref_logprobs, _ = _logprobs(ctx.reference, s, temperature)  # (B, T)
+            logprobs, _ = _logprobs(ctx.policy, s, temperature)  # (b, T)
+            ref_logprobs, _ = _logprobs(ctx.reference, s, temperature)  # (b, T)
             values = (
                 token_values(ctx.critic, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask)
                 if algo.uses_critic
                 else None
-            )  # (B, T)
+            )  # (b, T)
         times["time/ref_s"] = time.perf_counter() - t
+        # every process holds the whole step's rollout (B rows) from here on
+        pad = tok.pad_token_id
         rollout = Rollout(
-            s.prompt_ids,
-            s.prompt_attn,
-            s.response_ids,
-            s.mask,
-            logprobs,
-            ref_logprobs,
-            scores,
-            algo.group_size,
-            values,
+            dp.gather(s.prompt_ids, pad, left=True),
+            dp.gather(s.prompt_attn, left=True),
+            dp.gather(s.response_ids, pad),
+            dp.gather(s.mask),
+            dp.gather(logprobs),
+            dp.gather(ref_logprobs),
+            dp.gather(scores),
+            G,
+            None if values is None else dp.gather(values),
             baseline_scores=baseline_scores,
         )
+        scores, mask = rollout.scores, rollout.mask
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. a few epochs of minibatch updates (only the critic's while it is pre-trained)
@@ -140,32 +149,40 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         for _ in range(algo.epochs):
             for index in torch.randperm(len(scores)).split(cfg.minibatch_size):
                 batch = rollout.rows(index)
-                new_logprobs, logits = _logprobs(ctx.policy, batch, temperature)
+                # the model runs on this process's rows; the loss sees the whole minibatch
+                mine = rollout.rows(index[dp.shard(len(index))])
+                new_logprobs, logits = _logprobs(ctx.policy, mine, temperature)
+                new_logprobs = dp.gather(new_logprobs)
                 new_values = (
-                    token_values(
-                        ctx.critic,
-                        batch.prompt_ids,
-                        batch.prompt_attn,
-                        batch.response_ids,
-                        batch.mask,
+                    dp.gather(
+                        token_values(
+                            ctx.critic,
+                            mine.prompt_ids,
+                            mine.prompt_attn,
+                            mine.response_ids,
+                            mine.mask,
+                        )
                     )
                     if algo.uses_critic
                     else None
                 )
                 loss, loss_stats = algo.loss(batch, new_logprobs, new_values)
                 with torch.set_grad_enabled(entropy_coef > 0):  # (B, T, V) graph only when it is used
-                    entropy = masked_mean(entropy_from_logits(logits), batch.mask)
+                    entropy = masked_mean(dp.gather(entropy_from_logits(logits)), batch.mask)
                 if entropy_coef > 0:
                     loss = loss - entropy_coef * entropy
+                shared = torch.zeros(())  # terms every process computes in full, on the same data
                 if demonstrations is not None and not policy_rests:
                     demos = demonstrations.take(cfg.minibatch_size)
                     ptx_loss = nll(ctx.policy, tok, demos, task.max_prompt_tokens, task.max_response_tokens)
-                    loss = loss + ptx_coef * ptx_loss
+                    shared = ptx_coef * ptx_loss
                     loss_stats["train/ptx_loss"] = ptx_loss.item()
                 optimizer.zero_grad()
                 if algo.uses_critic:
                     critic_optimizer.zero_grad()
-                loss.backward()
+                # gradients are summed over processes, so a shared term counts once
+                (loss + shared / dp.size).backward()
+                dp.all_reduce_grads(ctx.policy.parameters())
                 loss_stats["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(
                     ctx.policy.parameters(), cfg.max_grad_norm
                 ).item()
@@ -173,32 +190,31 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
                     optimizer.step()
                     schedule.step()
                 if algo.uses_critic:
+                    dp.all_reduce_grads(ctx.critic.parameters())
                     torch.nn.utils.clip_grad_norm_(ctx.critic.parameters(), cfg.max_grad_norm)
                     critic_optimizer.step()
                     critic_schedule.step()
                 loss_stats["train/entropy"] = entropy.item()
-                loss_stats["train/loss"] = loss.item()
+                loss_stats["train/loss"] = (loss + shared).item()
                 for k, v in loss_stats.items():
                     stats.setdefault(k, []).append(v)
                 counters["trained_tokens"] += int(batch.mask.sum())
         times["time/train_s"] = time.perf_counter() - t
         # 6. log what a comparison needs
-        counters["generated_tokens"] += int(s.mask.sum())
+        counters["generated_tokens"] += int(mask.sum())
         counters["reward_queries"] += len(scores)
-        kl = masked_sum(kl_penalty(logprobs, ref_logprobs, "k1"), s.mask, dim=1)  # (B,)
-        groups = scores.view(-1, algo.group_size)  # (B/G, G)
+        kl = masked_sum(kl_penalty(rollout.logprobs, rollout.ref_logprobs, "k1"), mask, dim=1)  # (B,)
+        groups = scores.view(-1, G)  # (B/G, G)
         metrics = {
             "train/reward": scores.mean().item(),
             "train/reward_std": scores.std().item() if len(scores) > 1 else 0.0,
             "train/kl": kl.mean().item(),
-            "train/response_length": s.mask.sum(-1).mean().item(),
-            "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item()
-            if algo.group_size > 1
-            else 0.0,
+            "train/response_length": mask.sum(-1).mean().item(),
+            "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
             **{k: sum(v) / len(v) for k, v in stats.items()},
             **times,
             "time/step_s": sum(times.values()),
-            "time/generated_tokens_per_s": int(s.mask.sum()) / max(times["time/rollout_s"], 1e-9),
+            "time/generated_tokens_per_s": int(mask.sum()) / max(times["time/rollout_s"], 1e-9),
             **{f"counters/{k}": v for k, v in counters.items()},
         }
         done = step + 1

@@ -24,6 +24,7 @@ from align_lab.train.common import (
     make_optimizer,
     restore,
 )
+from align_lab.train.distributed import row_seeds
 
 
 class SamplingPolicy:
@@ -63,21 +64,26 @@ def pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
     return ids, mask
 
 
-def sample_pairs(ctx: Context, model, prompts: list[str], routes, chosen: list, rejected: list, counters):
+def sample_pairs(
+    ctx: Context, model, prompts: list[str], routes, chosen: list, rejected: list, counters, step: int
+):
     """Fills chosen/rejected token ids of sampled routes with two samples of `model` per prompt,
-    the reward's favourite first on DPR routes (ties: the first sample); returns step metrics."""
-    tok, task = ctx.tokenizer, ctx.task
+    the reward's favourite first on DPR routes (ties: the first sample); returns step metrics.
+    With data parallel, each process samples and scores its share of the sampled pairs."""
+    tok, task, dp = ctx.tokenizer, ctx.task, ctx.group
     rows = is_sampled(routes).nonzero().flatten().tolist()  # pair indices, M
     if not rows:
         return {}
     t = time.perf_counter()
-    s = ctx.engine.sample(
-        model, tok, [prompts[i] for i in rows], 2, task.max_response_tokens, task.max_prompt_tokens
-    )  # 2M rows, a prompt's two samples contiguous
-    metrics = {"time/rollout_s": time.perf_counter() - t}
-    ids = [s.response_ids[j, : int(s.mask[j].sum())].tolist() for j in range(len(s.prompts))]
-    first = torch.ones(len(rows), dtype=torch.bool)  # (M,) DPP pairs are labelled by the policy later
-    by_reward = [k for k, i in enumerate(rows) if routes[i] == Route.DPR]
+    mine = dp.shard(len(rows))
+    my_rows = rows[mine]
+    seeds = row_seeds(ctx.seed, step, 2 * mine.start, 2 * len(my_rows))
+    limits = (task.max_response_tokens, task.max_prompt_tokens)
+    s = ctx.engine.sample(model, tok, [prompts[i] for i in my_rows], 2, *limits, seeds=seeds)
+    metrics = {"time/rollout_s": time.perf_counter() - t}  # 2m rows, a prompt's two samples contiguous
+    first = torch.ones(len(my_rows), dtype=torch.bool)  # (m,) DPP pairs are labelled by the policy later
+    by_reward = [k for k, i in enumerate(my_rows) if routes[i] == Route.DPR]
+    scores = torch.zeros(0)
     if by_reward:
         t = time.perf_counter()
         js = [j for k in by_reward for j in (2 * k, 2 * k + 1)]
@@ -86,13 +92,17 @@ def sample_pairs(ctx: Context, model, prompts: list[str], routes, chosen: list, 
         )
         metrics["time/score_s"] = time.perf_counter() - t
         first[by_reward] = first_is_chosen(scores.view(-1, 2))
-        metrics["train/sample_reward"] = scores.float().mean().item()
-        counters["reward_queries"] += len(js)
+    scores = dp.gather(scores.float())  # every process's DPR scores
+    if len(scores):
+        metrics["train/sample_reward"] = scores.mean().item()
+        counters["reward_queries"] += len(scores)
+    ids, mask = dp.gather(s.response_ids, tok.pad_token_id), dp.gather(s.mask)  # (2M, T)
+    first = dp.gather(first.long()).bool()  # (M,)
     for k, i in enumerate(rows):
-        a, b = ids[2 * k], ids[2 * k + 1]
+        a, b = (ids[j, : int(mask[j].sum())].tolist() for j in (2 * k, 2 * k + 1))
         chosen[i], rejected[i] = (a, b) if first[k] else (b, a)
-    counters["generated_tokens"] += int(s.mask.sum())
-    metrics["train/response_length"] = s.mask.sum(-1).mean().item()
+    counters["generated_tokens"] += int(mask.sum())
+    metrics["train/response_length"] = mask.sum(-1).mean().item()
     return metrics
 
 
@@ -124,6 +134,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     start = restore(ctx, named, algo)
     average = getattr(algo, "length_normalize", False)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="preference optimisation")
+    dp = ctx.group  # data parallel: this process runs the models on its share of the pairs
     final = None
     for step in range(start, cfg.steps):
         # 1. the step's pairs: dataset pairs (or train prompts) and a route per pair
@@ -136,35 +147,43 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         else:
             prompts, chosen, rejected = items, [None] * n, [None] * n
         # 2. two samples of the sampling policy for each pair on a sampled route, scored if DPR
-        metrics = sample_pairs(ctx, sampler.at(step), prompts, routes, chosen, rejected, counters)
+        metrics = sample_pairs(ctx, sampler.at(step), prompts, routes, chosen, rejected, counters, step)
         if any(r is None for r in chosen):
             raise ValueError(f"{type(algo).__name__}: every route must be sampled without dataset pairs")
-        # 3. log-probs of the 2N responses (chosen rows first) under the reference and the policy
+        # 3. sequence log-probs of the 2N responses under the reference and the policy; each process
+        # runs the models on its share of the pairs, and every process gets all N pairs' values
         t = time.perf_counter()
-        prompt_ids, prompt_attn = encode_prompts(tok, prompts * 2, task.max_prompt_tokens)  # (2N, P)
-        ids, mask = pad_right(chosen + rejected, tok.pad_token_id)  # (2N, T)
+        mine = dp.shard(n)
+        my_prompts = prompts[mine]
+        prompt_ids, prompt_attn = encode_prompts(tok, my_prompts * 2, task.max_prompt_tokens)  # (2m, P)
+        ids, mask = pad_right(chosen[mine] + rejected[mine], tok.pad_token_id)  # (2m, T)
+        m = len(my_prompts)
         with torch.no_grad():
-            ref_logprobs = token_logprobs(ctx.reference, prompt_ids, prompt_attn, ids, mask)  # (2N, T)
+            ref_logprobs = token_logprobs(ctx.reference, prompt_ids, prompt_attn, ids, mask)  # (2m, T)
+        ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2m,)
+        ref_chosen, ref_rejected = dp.gather(ref_logps[:m]), dp.gather(ref_logps[m:])  # (N,)
         metrics["time/ref_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        logprobs = token_logprobs(ctx.policy, prompt_ids, prompt_attn, ids, mask)  # (2N, T)
-        logps = sequence_logprobs(logprobs, mask, average)  # (2N,)
-        ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2N,)
+        logprobs = token_logprobs(ctx.policy, prompt_ids, prompt_attn, ids, mask)  # (2m, T)
+        logps = sequence_logprobs(logprobs, mask, average)  # (2m,)
+        policy_chosen, policy_rejected = dp.gather(logps[:m]), dp.gather(logps[m:])  # (N,)
         # 4. loss and update
-        loss, stats = algo.pair_loss(logps[:n], logps[n:], ref_logps[:n], ref_logps[n:], routes)
+        loss, stats = algo.pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, routes)
         optimizer.zero_grad()
         loss.backward()
+        dp.all_reduce_grads(ctx.policy.parameters())
         stats["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(
             ctx.policy.parameters(), cfg.max_grad_norm
         ).item()
         optimizer.step()
         schedule.step()
         metrics["time/train_s"] = time.perf_counter() - t
-        counters["trained_tokens"] += int(mask.sum())
+        counters["trained_tokens"] += int(dp.gather(mask.sum(-1)).sum())
         # 5. log what a comparison needs
         sampled = is_sampled(routes).repeat(2)  # (2N,)
         if sampled.any():
-            kl = masked_sum(kl_penalty(logprobs.detach(), ref_logprobs, "k1"), mask, dim=1)  # (2N,)
+            kl = masked_sum(kl_penalty(logprobs.detach(), ref_logprobs, "k1"), mask, dim=1)  # (2m,)
+            kl = torch.cat([dp.gather(kl[:m]), dp.gather(kl[m:])])  # (2N,) chosen rows first
             metrics["train/kl"] = kl[sampled].mean().item()
         done = step + 1
         metrics |= {

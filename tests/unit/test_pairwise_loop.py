@@ -12,6 +12,7 @@ from align_lab.algorithms.preference import Route
 from align_lab.rollout.hf import Samples
 from align_lab.tracking import read_metrics
 from align_lab.train.common import Counters
+from align_lab.train.distributed import Group
 from align_lab.train.pairwise import SamplingPolicy, pad_right, sample_pairs
 from tests.conftest import run_in_process
 
@@ -24,7 +25,7 @@ class ScriptedEngine:
     def __init__(self):
         self.calls = []
 
-    def sample(self, model, tokenizer, prompts, n, max_new_tokens, max_prompt_tokens):
+    def sample(self, model, tokenizer, prompts, n, max_new_tokens, max_prompt_tokens, seeds=None):
         assert n == 2
         self.calls.append(list(prompts))
         rows = [r for p in prompts for r in ([int(p) * 10 + 1, EOS], [int(p) * 10 + 2, int(p) * 10 + 3, EOS])]
@@ -46,7 +47,9 @@ def test_online_pairs_put_the_higher_score_first_ties_to_the_first_sample_and_co
 
     engine = ScriptedEngine()
     ctx = SimpleNamespace(
-        tokenizer=None,
+        tokenizer=SimpleNamespace(pad_token_id=0),
+        group=Group(),
+        seed=0,
         task=SimpleNamespace(max_response_tokens=12, max_prompt_tokens=8),
         engine=engine,
         scorer=scorer,
@@ -54,7 +57,7 @@ def test_online_pairs_put_the_higher_score_first_ties_to_the_first_sample_and_co
     routes = torch.tensor([Route.DPO, Route.DPR, Route.DPR, Route.DPR, Route.DPP])
     chosen, rejected = [[7, EOS], None, None, None, None], [[8, EOS], None, None, None, None]
     counters = Counters()
-    metrics = sample_pairs(ctx, None, ["0", "1", "2", "3", "4"], routes, chosen, rejected, counters)
+    metrics = sample_pairs(ctx, None, ["0", "1", "2", "3", "4"], routes, chosen, rejected, counters, 0)
     assert engine.calls == [["1", "2", "3", "4"]]  # only sampled routes are generated
     assert chosen == [[7, EOS], [12, 13, EOS], [21, EOS], [31, EOS], [41, EOS]]
     assert rejected == [[8, EOS], [11, EOS], [22, 23, EOS], [32, 33, EOS], [42, 43, EOS]]
@@ -67,8 +70,10 @@ def test_online_pairs_put_the_higher_score_first_ties_to_the_first_sample_and_co
 
 
 def test_dataset_only_routes_sample_nothing():
-    ctx = SimpleNamespace(engine=None, scorer=None, tokenizer=None, task=None)  # would fail if used
-    assert sample_pairs(ctx, None, ["0"], torch.tensor([Route.DPO]), [[1]], [[2]], Counters()) == {}
+    ctx = SimpleNamespace(
+        engine=None, scorer=None, tokenizer=None, task=None, group=Group()
+    )  # would fail if used
+    assert sample_pairs(ctx, None, ["0"], torch.tensor([Route.DPO]), [[1]], [[2]], Counters(), 0) == {}
 
 
 def test_sampling_policy_is_a_copy_refreshed_every_sync_every_steps_and_checkpointed():

@@ -1,0 +1,94 @@
+"""Data parallel on one node: N processes, each a full replica, splitting every batch by rows.
+
+Batch sizes count samples, so a run's numbers do not depend on how many processes run it. Every rank
+draws the same prompts, routes and minibatch orders (same seed, same RNG use); each samples, scores
+and runs the model on its own contiguous rows only (sampling with per-row seeds, so a row's sample
+does not depend on which rank draws it), then `gather` gives every rank the whole batch. A loss is
+computed on the whole minibatch with gradient flowing only through the rank's own rows; summing the
+gradients across ranks (`all_reduce_grads`) then gives exactly the whole minibatch's gradient, for
+any loss aggregation (token mean, sequence mean, group statistics) and with no per-loss weighting.
+
+With one process every function here is the identity, so both loops run the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place among `size` data-parallel processes (torch.distributed, gloo or nccl)."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 evaluates, logs and writes checkpoints and the summary."""
+        return self.rank == 0
+
+    def shard(self, n: int) -> slice:
+        """This rank's contiguous share of n rows (the first n % size ranks take one more)."""
+        base, extra = divmod(n, self.size)
+        start = self.rank * base + min(self.rank, extra)
+        return slice(start, start + base + (self.rank < extra))
+
+    def gather(self, local: Tensor, pad: float = 0, left: bool = False) -> Tensor:
+        """Every rank's rows of a (b,) or (b, T) tensor, in rank order, (B,) or (B, T_max).
+
+        Rows narrower than the widest are padded with `pad` on the right (on the left for left-padded
+        prompts). The rank's own rows are `local` itself, so gradient flows through them."""
+        if self.size == 1:
+            return local
+        import torch.distributed as dist
+
+        shape = torch.tensor([local.shape[0], local.shape[1] if local.dim() > 1 else 1])
+        shapes = [torch.zeros_like(shape) for _ in range(self.size)]
+        dist.all_gather(shapes, shape)
+        rows = max(int(s[0]) for s in shapes)
+        width = max(int(s[1]) for s in shapes)
+        padded = _pad(local.detach(), rows, width, pad, left)
+        parts = [torch.empty_like(padded) for _ in range(self.size)]
+        dist.all_gather(parts, padded)
+        parts = [
+            _pad(p[: int(s[0])], int(s[0]), width, pad, left) for p, s in zip(parts, shapes, strict=True)
+        ]
+        parts[self.rank] = _pad(local, local.shape[0], width, pad, left)
+        return torch.cat(parts)
+
+    def all_reduce_grads(self, parameters) -> None:
+        """Sums the gradients of `parameters` over ranks (each rank holds its rows' share)."""
+        if self.size == 1:
+            return
+        import torch.distributed as dist
+
+        params = [p for p in parameters if p.requires_grad]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.flatten() for p in params])
+        dist.all_reduce(flat)
+        for p, g in zip(params, flat.split([p.numel() for p in params]), strict=True):
+            p.grad.copy_(g.view_as(p))
+
+
+def _pad(x: Tensor, rows: int, width: int, value: float, left: bool) -> Tensor:
+    """x, (b,) or (b, w), padded to (rows,) or (rows, width); columns on the left if `left`."""
+    if x.dim() == 1:
+        return torch.cat([x, x.new_full((rows - x.shape[0],), value)])
+    columns = x.new_full((x.shape[0], width - x.shape[1]), value)
+    x = torch.cat([columns, x] if left else [x, columns], dim=1)
+    return torch.cat([x, x.new_full((rows - x.shape[0], width), value)])
+
+
+def row_seeds(seed: int, step: int, first_row: int, n_rows: int) -> list[int]:
+    """Seeds of the sampling noise of rows first_row.. of a step: a row's sample depends on the run
+    seed, the step and its row number only, not on the process that draws it."""
+    return [
+        (((seed * 1_000_003) + step) * 1_000_003 + row) % 2**63
+        for row in range(first_row, first_row + n_rows)
+    ]

@@ -1,0 +1,111 @@
+"""Data parallel: 2 processes (torch.distributed, gloo) give the numbers of 1 process with the same
+global batch, for the online loop (with and without a critic) and the pairwise loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from align_lab.app import spec_from_config
+from align_lab.config import ConfigError
+from align_lab.study.run import check_combination
+from align_lab.tracking import read_metrics
+from align_lab.train.distributed import Group, row_seeds
+from tests.conftest import compose, run_in_process
+
+# metrics that must agree; time/* and throughput differ by construction
+COMPARED = ("train/reward", "train/kl", "train/loss", "train/grad_norm", "train/response_length")
+
+
+def _compare(one, two) -> None:
+    rows_1, rows_2 = read_metrics(one / "metrics.jsonl"), read_metrics(two / "metrics.jsonl")
+    assert len(rows_1) == len(rows_2) == 3
+    for a, b in zip(rows_1, rows_2, strict=True):
+        for key in COMPARED:
+            if key in a:
+                # float tolerance: the two runs pad and reduce in different batch shapes
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["algo=reinforce_pp"],  # global batch whitening: needs every process's rows
+        ["algo=ppo"],  # critic, GAE, several minibatches and epochs
+        ["algo=sail_pp"],  # pairwise loop: sampled pairs, labels from the policy
+    ],
+    ids=["reinforce_pp", "ppo", "sail_pp"],
+)
+def test_two_processes_equal_one_with_the_same_global_batch(overrides, tmp_path, cache_dir):
+    common = [*overrides, "rollout.seed_per_sample=true", "hardware.num_threads=1", "seed=1"]
+    one = run_in_process(common, tmp_path / "one", cache_dir)
+    two = run_in_process([*common, "hardware.processes=2"], tmp_path / "two", cache_dir)
+    assert one["status"] == two["status"] == "completed"
+    _compare(tmp_path / "one", tmp_path / "two")
+    for key in ("eval/gold_reward", "eval/kl", "eval/proxy_reward"):
+        assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-5), key
+
+
+def test_the_cpu_ddp_preset_runs_two_processes_and_needs_per_sample_seeds(tmp_path, cache_dir):
+    cfg, names = compose(["hardware=cpu_ddp"])
+    assert cfg.hardware.processes == 2 and cfg.rollout.seed_per_sample
+    cfg, names = compose(["hardware.processes=2"])
+    with pytest.raises(ConfigError, match=r"hardware.processes=2: needs rollout.seed_per_sample=true"):
+        check_combination(spec_from_config(cfg, names))
+    cfg, names = compose(
+        ["hardware=cpu_ddp", "hardware.processes=64", "train.rollout_size=16", "train.minibatch_size=8"]
+    )
+    with pytest.raises(ConfigError, match=r"hardware.processes=64: must be <= the 16 prompts per step"):
+        check_combination(spec_from_config(cfg, names))
+
+
+def test_shards_cover_every_row_once_in_order():
+    for n in (1, 5, 8):
+        for size in (1, 2, 3):
+            rows = [i for r in range(size) for i in range(n)[Group(r, size).shard(n)]]
+            assert rows == list(range(n))
+    assert Group(0, 2).shard(5) == slice(0, 3) and Group(1, 2).shard(5) == slice(3, 5)
+
+
+def test_a_rows_seed_does_not_depend_on_how_rows_are_split():
+    assert row_seeds(3, 7, 0, 8)[5:] == row_seeds(3, 7, 5, 3)
+    assert len(set(row_seeds(3, 7, 0, 8) + row_seeds(3, 8, 0, 8) + row_seeds(4, 7, 0, 8))) == 24
+
+
+def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(tmp_path, cache_dir):
+    from align_lab.models.tokenizer import load_tokenizer
+    from align_lab.rollout.hf import HFGenerate
+    from align_lab.study.cache import StageCache
+    from align_lab.study.world import World
+
+    cfg, names = compose(["task.n_demonstrations=512", "sft.epochs=2", f"cache_dir={cache_dir}"])
+    spec = spec_from_config(cfg, names)
+    world = World(spec.task, spec.model, spec.sft, StageCache(cache_dir), lambda **kw: _Quiet())
+    policy, tok = world.load_policy(), load_tokenizer(world.sft_path)
+    prompts = spec.task.prompts("train")[:4]
+    engine = HFGenerate(temperature=1.0, seed_per_sample=True)
+    seeds = row_seeds(0, 0, 0, 8)
+    whole = engine.sample(policy, tok, prompts, 2, 12, 8, seeds=seeds)
+    halves = [
+        engine.sample(policy, tok, prompts[i : i + 2], 2, 12, 8, seeds=seeds[2 * i : 2 * i + 4])
+        for i in (0, 2)
+    ]
+    assert whole.responses == halves[0].responses + halves[1].responses
+    torch.manual_seed(123)  # the global RNG plays no part
+    again = engine.sample(policy, tok, prompts, 2, 12, 8, seeds=seeds)
+    assert again.responses == whole.responses
+    assert len(set(whole.responses)) > 1  # and it does sample
+
+
+class _Quiet:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+    def update(self, *a, **k):
+        pass
+
+    def set_postfix(self, *a, **k):
+        pass
