@@ -36,6 +36,7 @@ def spec_from_config(cfg: DictConfig, names: dict):
         num_threads=int(cfg.hardware.num_threads),
         names=names,
         config=OmegaConf.to_container(cfg, resolve=True),
+        judge=build(cfg.judge, "judge") if cfg.get("judge") else None,
     )
 
 

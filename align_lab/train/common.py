@@ -141,6 +141,7 @@ class Context:
     progress: object  # tqdm-like factory
     preferences: list | None = None  # pairs, for the pairwise loop
     preemption: Preemption = field(default_factory=Preemption)  # USR2 -> checkpoint -> requeue
+    judge: object = None  # evaluation win rates (rewards/judge.py); None: the run's reward
 
 
 def restore(ctx: Context, named: dict, algo) -> int:
@@ -187,6 +188,7 @@ def evaluate_now(ctx: Context) -> dict:
         ctx.engine,
         ctx.train.eval_samples,
         ctx.seed,
+        judge=ctx.judge,
     )
 
 
