@@ -14,7 +14,6 @@ SMALL = [
     "model=hf",
     "model.max_prompt_tokens=16",
     "model.max_response_tokens=6",
-    "task.eval_rows=4",
     "train.steps=2",
     "train.rollout_size=4",
     "train.minibatch_size=4",
@@ -56,6 +55,7 @@ def test_dpo_on_a_jsonl_preference_dataset(hf_assets, tmp_path, cache_dir):
             f"model.name_or_path={hf_assets.policy}",
             "task=hf_prefs",
             f"task.path={hf_assets.prefs_jsonl}",
+            "task.eval_rows=4",
             "reward=hf_rm",
             f"reward.name_or_path={hf_assets.rm}",
         ],
@@ -74,6 +74,7 @@ def test_reinforce_pp_with_a_saved_reward_model_on_parquet_prompts(hf_assets, tm
             f"model.name_or_path={hf_assets.policy}",
             "task=hf_prompts",
             f"task.path={hf_assets.prompts_parquet}",
+            "task.eval_rows=4",
             "task.response_column=response",
             "reward=hf_rm",
             f"reward.name_or_path={hf_assets.rm}",
@@ -95,6 +96,7 @@ def test_ppo_with_a_separate_reference_critic_and_judge(hf_assets, tmp_path, cac
             f"model.critic={hf_assets.rm}",
             "task=tldr",
             f"task.path={hf_assets.tldr_parquet}",
+            "task.eval_rows=4",
             "task.eval_split=null",
             "reward=hf_rm",
             f"reward.name_or_path={hf_assets.rm}",
@@ -118,6 +120,7 @@ def test_sft_and_reward_model_stages_train_on_the_dataset_and_key_on_its_content
         f"model.name_or_path={hf_assets.policy}",
         "task=hh_rlhf",
         f"task.path={data}",
+        "task.eval_rows=4",
         "task.eval_split=null",
         "task.sft=true",
         "sft.epochs=1",
@@ -154,3 +157,24 @@ def test_cli_hub_name_without_network_is_one_line(tmp_path):
         "align_lab: error: model.name_or_path=nobody-align-lab/no-such-model: not a local directory, "
         "and fetching it from the Hugging Face Hub needs network (HF_HUB_OFFLINE=1 is set)"
     ), result.stderr
+
+
+def test_a_pretrained_model_on_the_toy_world_keeps_its_gold_metrics(hf_assets, tmp_path, cache_dir):
+    # toy prompts through the checkpoint's chat template; the gold reward sees the raw prompt
+    summary = run_real(
+        [
+            "algo=reinforce_pp",
+            f"model.name_or_path={hf_assets.policy}",
+            "task=toy_prefs",
+            "task.n_demonstrations=32",
+            "sft.epochs=1",
+            "sft.batch_size=16",
+            "reward=gold",
+        ],
+        tmp_path,
+        cache_dir,
+    )
+    assert summary["status"] == "completed"
+    assert set(summary["stages"]) == {"sft"}  # the toy task asks for SFT; no tokenizer stage
+    for key in ("eval/gold_reward", "eval/gold_reward_sft", "eval/win_rate_vs_sft"):
+        assert isinstance(summary[key], float), key
