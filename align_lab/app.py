@@ -37,6 +37,7 @@ def spec_from_config(cfg: DictConfig, names: dict):
         processes=int(cfg.hardware.get("processes", 1)),
         names=names,
         config=OmegaConf.to_container(cfg, resolve=True),
+        judge=build(cfg.judge, "judge") if cfg.get("judge") else None,
     )
 
 

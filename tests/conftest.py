@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# `datasets` caches every file it reads; keep that out of the user's home (set before it is imported)
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="align_lab_datasets_"))
 
 # A smaller world and budget for integration tests (the defaults are for users).
 SMALL = [
@@ -34,6 +37,14 @@ SMALL = [
 def cache_dir(tmp_path_factory) -> Path:
     """One stage cache for the whole session, so shared stages are built once."""
     return tmp_path_factory.mktemp("stage_cache")
+
+
+@pytest.fixture(scope="session")
+def hf_assets(tmp_path_factory):
+    """Tiny saved HF models (causal LM, reward model) and small datasets (tests/hf_assets.py)."""
+    from tests.hf_assets import build_assets
+
+    return build_assets(tmp_path_factory.mktemp("hf_assets"))
 
 
 def compose(overrides: list[str]):

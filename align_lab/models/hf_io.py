@@ -14,7 +14,20 @@ def _copy_backbone(target, source_dir: Path) -> None:
 
 
 class HFLoading:
-    """Mixin for model specs that define `hf_config(tokenizer, num_labels=None)`."""
+    """Mixin for model specs that define `hf_config(tokenizer, num_labels=None)`: models built from a
+    config, trained from scratch by the SFT stage on a tokenizer trained on the task's corpus."""
+
+    pretrained = False  # no checkpoint: the tokenizer and SFT stages always run
+
+    def view(self, task, tokenizer):
+        """The task as the policy sees it: unchanged (its own prompts and token limits)."""
+        return task
+
+    def reference_path(self, sft_path: Path) -> Path:
+        return sft_path
+
+    def critic_path(self, sft_path: Path) -> Path:
+        return sft_path
 
     def load_causal_lm(self, path: Path):
         from transformers import AutoModelForCausalLM

@@ -48,7 +48,7 @@ class LearnedRM(RMConfig):
 
     def scorer(self, world) -> Scorer:
         rm = world.reward_model(self)
-        task, tok = world.task, world.tokenizer
+        task, tok = world.policy_task, world.tokenizer  # the policy's prompts and token limits
 
         @torch.no_grad()
         def score(prompts, responses, finished):

@@ -17,7 +17,7 @@ import torch
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
-from align_lab.rewards import LearnedRM
+from align_lab.rewards import GoldReward, LearnedRM, Verifier
 from align_lab.study.cache import StageCache
 from align_lab.study.world import World
 from align_lab.train.common import Context, TrainConfig, checkpoint_step
@@ -45,6 +45,7 @@ class RunSpec:
     num_threads: int
     names: dict
     config: dict  # the resolved config, for the tracker
+    judge: object = None  # judges evaluation win rates (conf/judge/); None: the run's reward
     processes: int = 1  # data-parallel processes on this node (train/distributed.py)
 
 
@@ -78,6 +79,7 @@ def check_combination(spec: RunSpec) -> None:
         raise ConfigError(
             f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm"
         )
+    check_data(spec)
     if spec.device != "cpu":
         raise ConfigError(f"hardware.device={spec.device}: only cpu is supported so far")
     check_processes(spec)
@@ -106,17 +108,19 @@ def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, pr
     """Models and reward of a run from its (cached) shared stages: what a training loop needs."""
     tok = world.tokenizer
     scorer = spec.reward.scorer(world)  # may build the reward model: the stages come first
-    preferences = world.preferences if isinstance(spec.algo, PairwiseAlgorithm) else None
+    judge = spec.judge.judge(world, scorer) if spec.judge is not None else None
+    pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
+    preferences = world.preferences if pairwise else None
     # seeded after the stages, so a run that builds them and one that finds them cached start alike
     torch.manual_seed(spec.seed)
-    reference = world.load_policy().eval().requires_grad_(False)
+    reference = world.load_reference().eval().requires_grad_(False)
     policy = world.load_policy().train()
     critic = None
     if isinstance(spec.algo, OnlineAlgorithm) and spec.algo.uses_critic:
-        init = world.sft_path if spec.algo.critic_init == "sft" else world.stages["reward_model"].path
+        init = world.critic_start if spec.algo.critic_init == "sft" else world.stages["reward_model"].path
         critic = spec.model.init_critic(tok, init).train()  # a fresh value head: drawn from the seed
     return Context(
-        spec.task,
+        world.policy_task,
         tok,
         policy,
         reference,
@@ -130,6 +134,7 @@ def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, pr
         progress,
         preferences,
         preemption=preemption,
+        judge=judge,
     )
 
 
@@ -193,6 +198,38 @@ def data_parallel(spec: RunSpec, run_dir: Path):
                 process.terminate()
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def check_data(spec: RunSpec) -> None:
+    """A real-text task needs a pretrained model; pairs must exist where the run needs them; every
+    prompt must fit the model's limit (which needs the model's tokenizer)."""
+    task_name, model_name = spec.names.get("task", "task"), spec.names.get("model", "model")
+    if not spec.model.pretrained and not hasattr(spec.task, "max_prompt_tokens"):
+        raise ConfigError(
+            f"task={task_name}: real text needs model=hf (a pretrained tokenizer and its token limits), "
+            f"not model={model_name}"
+        )
+    if not spec.task.has_gold_reward:
+        reward = spec.names.get("reward", type(spec.reward).__name__)
+        if isinstance(spec.reward, GoldReward | Verifier):
+            raise ConfigError(f"reward={reward}: task={task_name} has no gold reward; use reward=hf_rm")
+        pairs_needed = isinstance(spec.reward, LearnedRM) or (
+            isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
+        )
+        if pairs_needed and spec.task.preference_pairs() is None:
+            need = (
+                "reward=learned_rm"
+                if isinstance(spec.reward, LearnedRM)
+                else f"algo={spec.names.get('algo')}"
+            )
+            raise ConfigError(
+                f"{need}: needs preference pairs; task={task_name} has none (use task=hf_prefs)"
+            )
+    if spec.model.pretrained:
+        try:
+            spec.model.check_task(spec.task)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:

@@ -47,6 +47,10 @@ class World:
     def tokenizer(self):
         from align_lab.models.tokenizer import load_tokenizer, train_tokenizer
 
+        if self.model.pretrained:  # the checkpoint's own tokenizer: no stage
+            tok = self.model.load_tokenizer()
+            tok.padding_side = "left"
+            return tok
         path = self._get(
             "tokenizer", self.tokenizer_inputs, lambda out: train_tokenizer(self.task.corpus(), out)
         )
@@ -54,11 +58,29 @@ class World:
         tok.padding_side = "left"
         return tok
 
-    # 2. SFT policy (also the reference policy)
+    @cached_property
+    def policy_task(self):
+        """The task as the policy sees it (a pretrained model's chat template and token limits)."""
+        return self.model.view(self.task, self.tokenizer)
+
+    def raw_prompt(self, prompt: str) -> str:
+        """The task's prompt text behind a policy prompt, for rewards with their own tokenizer."""
+        return getattr(self.policy_task, "raw", lambda p: p)(prompt)
+
+    # 2. SFT policy (also the reference policy); a pretrained checkpoint is its own unless task.sft
+    @cached_property
+    def needs_sft(self) -> bool:
+        return not self.model.pretrained or self.task.sft
+
+    @cached_property
+    def policy_key(self) -> str | dict:
+        """What identifies the SFT policy: its stage key, or the checkpoint when the stage is skipped."""
+        return self.stages_key("sft") if self.needs_sft else self.model.fingerprint()
+
     @cached_property
     def sft_inputs(self) -> dict:
         return {
-            "tokenizer": self.stages_key("tokenizer"),
+            "tokenizer": None if self.model.pretrained else self.stages_key("tokenizer"),
             "model": self.model.fingerprint(),
             "sft": _fields(self.sft_config),
             "task": self.task.fingerprint(),
@@ -72,10 +94,14 @@ class World:
     def sft_path(self) -> Path:
         from align_lab.train.sft import train_sft
 
+        if not self.needs_sft:
+            return Path(self.model.path("name_or_path"))
+        task = self.policy_task
+
         def build(out: Path) -> None:
             torch.manual_seed(self.sft_config.seed)
             policy = self.model.init_policy(self.tokenizer)
-            demos = self.task.demonstrations()
+            demos = task.demonstrations()
             steps = self.sft_config.epochs * -(-len(demos) // self.sft_config.batch_size)
             with self.progress(total=steps, desc="sft") as bar:
                 loss = train_sft(
@@ -83,8 +109,8 @@ class World:
                     self.tokenizer,
                     demos,
                     self.sft_config,
-                    self.task.max_prompt_tokens,
-                    self.task.max_response_tokens,
+                    task.max_prompt_tokens,
+                    task.max_response_tokens,
                     bar,
                 )
             policy.save_pretrained(str(out))
@@ -97,17 +123,36 @@ class World:
         """A fresh copy of the SFT policy (the starting point and the frozen reference)."""
         return self.model.load_causal_lm(self.sft_path)
 
-    # 3. preference pairs: two SFT samples per prompt, labelled by the task's annotator
+    def load_reference(self):
+        """The frozen reference: the SFT policy, or model.reference's checkpoint."""
+        return self.model.load_causal_lm(self.model.reference_path(self.sft_path))
+
+    @property
+    def critic_start(self) -> Path:
+        """The critic's body when algo.critic_init=sft: the SFT policy, or model.critic's checkpoint."""
+        return self.model.critic_path(self.sft_path)
+
+    # 3. preference pairs: from the task's data, or two SFT samples per prompt labelled by its annotator
+    @cached_property
+    def preferences_key(self) -> str | dict:
+        _ = self.preferences  # builds (or loads) the stage when it has one
+        return self.stages["preferences"].key if "preferences" in self.stages else self.task.fingerprint()
+
     @cached_property
     def preferences(self) -> list[Pair]:
         from align_lab.rollout.hf import HFGenerate
 
+        task = self.policy_task
+        pairs = task.preference_pairs()
+        if pairs is not None:
+            return pairs
+
         def build(out: Path) -> None:
             policy = self.load_policy()
-            rng = random.Random(self.task.world_seed + 2)
-            torch.manual_seed(self.task.world_seed + 2)
-            train_prompts = self.task.prompts("train")
-            prompts = [rng.choice(train_prompts) for _ in range(self.task.n_pairs)]
+            rng = random.Random(task.world_seed + 2)
+            torch.manual_seed(task.world_seed + 2)
+            train_prompts = task.prompts("train")
+            prompts = [rng.choice(train_prompts) for _ in range(task.n_pairs)]
             rows, engine = [], HFGenerate(temperature=1.0)
             with self.progress(total=len(prompts), desc="preferences") as bar:
                 for i in range(0, len(prompts), 256):
@@ -116,12 +161,12 @@ class World:
                         self.tokenizer,
                         prompts[i : i + 256],
                         2,
-                        self.task.max_response_tokens,
-                        self.task.max_prompt_tokens,
+                        task.max_response_tokens,
+                        task.max_prompt_tokens,
                     )
-                    gold = self.task.gold_reward(s.prompts, s.responses, s.finished)
+                    gold = task.gold_reward(s.prompts, s.responses, s.finished)
                     for j in range(0, len(s.prompts), 2):
-                        a_wins = self.task.annotate(gold[j], gold[j + 1], rng)
+                        a_wins = task.annotate(gold[j], gold[j + 1], rng)
                         w, l = (j, j + 1) if a_wins else (j + 1, j)
                         rows.append(Pair(s.prompts[j], s.responses[w], s.responses[l], gold[w], gold[l]))
                     bar.update(len(s.prompts) // 2)
@@ -129,9 +174,10 @@ class World:
                 for row in rows:
                     f.write(json.dumps(dataclasses.asdict(row)) + "\n")
 
-        path = self._get(
-            "preferences", {"sft": self.stages_key("sft"), "task": self.task.fingerprint()}, build
-        )
+        inputs = {"sft": self.policy_key, "task": self.task.fingerprint()}
+        if self.model.pretrained:  # the chat template changes the prompts
+            inputs["model"] = self.model.fingerprint()
+        path = self._get("preferences", inputs, build)
         with open(path / "pairs.jsonl") as f:
             return [Pair(**json.loads(line)) for line in f]
 
@@ -139,10 +185,10 @@ class World:
     def reward_model(self, config):
         from align_lab.train.reward_model import train_reward_model
 
-        pairs = self.preferences
+        pairs, task = self.preferences, self.policy_task
         inputs = {
-            "preferences": self.stages["preferences"].key,
-            "sft": self.stages["sft"].key,
+            "preferences": self.preferences_key,
+            "sft": self.policy_key,
             "model": self.model.fingerprint(),
             "rm": _fields(config),
         }
@@ -157,8 +203,8 @@ class World:
                     self.tokenizer,
                     pairs,
                     config,
-                    self.task.max_prompt_tokens,
-                    self.task.max_response_tokens,
+                    task.max_prompt_tokens,
+                    task.max_response_tokens,
                     bar,
                 )
             rm.save_pretrained(str(out))

@@ -10,20 +10,23 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class Pair:
-    """One preference pair; `gold_*` are the hidden gold rewards (for analysis, never for training)."""
+    """One preference pair; `gold_*` are the hidden gold rewards (for analysis, never for training),
+    NaN for pairs from a dataset, which has none."""
 
     prompt: str
     chosen: str
     rejected: str
-    gold_chosen: float
-    gold_rejected: float
+    gold_chosen: float = math.nan
+    gold_rejected: float = math.nan
 
 
 class Task(Protocol):
     """What the stages and loops need from a task; text in, floats out."""
 
     verifiable: bool  # True when gold_reward is an exact checker (a reward=verifier may use it)
-    max_prompt_tokens: int
+    has_gold_reward: bool  # False for dataset tasks: evaluation reports no gold metrics
+    sft: bool  # False: a pretrained model's checkpoint is the SFT policy (no SFT stage)
+    max_prompt_tokens: int  # dataset tasks have none: the pretrained model's limits apply
     max_response_tokens: int
 
     def fingerprint(self) -> dict:
@@ -40,6 +43,14 @@ class Task(Protocol):
 
     def demonstrations(self) -> list[tuple[str, str]]:
         """(prompt, response) pairs for supervised fine-tuning."""
+        ...
+
+    def preference_pairs(self) -> list[Pair] | None:
+        """Pairs from data; None: the world samples SFT pairs and labels them with annotate()."""
+        ...
+
+    def references(self, split: str) -> list[str] | None:
+        """A reference response per prompt of `split` (win rates against them), or None."""
         ...
 
     def gold_reward(self, prompts: list[str], responses: list[str], finished: list[bool]) -> list[float]:

@@ -28,6 +28,8 @@ class ToyArith:
     annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
 
     verifiable = True
+    has_gold_reward = True
+    sft = True
     max_response_tokens = 4  # two digits and EOS, one spare
 
     def __post_init__(self) -> None:
@@ -83,6 +85,12 @@ class ToyArith:
                 total = max(0, total + rng.choice([-2, -1, 1, 2, 10]))
             out.append((p, spell(total)))
         return out
+
+    def preference_pairs(self) -> None:
+        return None  # sampled from the SFT policy and annotated (study/world.py)
+
+    def references(self, split: str) -> None:
+        return None
 
     def annotate(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
         return self.annotator(gold_a, gold_b, rng)

@@ -53,6 +53,8 @@ class ToyPrefs:
     annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
 
     verifiable = False
+    has_gold_reward = True
+    sft = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_topics <= len(TOPICS):
@@ -135,6 +137,12 @@ class ToyPrefs:
             p = rng.choice(prompts)
             out.append((p, self._expert_response(p, rng)))
         return out
+
+    def preference_pairs(self) -> None:
+        return None  # sampled from the SFT policy and annotated (study/world.py)
+
+    def references(self, split: str) -> None:
+        return None
 
     def annotate(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
         return self.annotator(gold_a, gold_b, rng)

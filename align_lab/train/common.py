@@ -142,6 +142,7 @@ class Context:
     progress: object  # tqdm-like factory
     preferences: list | None = None  # pairs, for the pairwise loop
     preemption: Preemption = field(default_factory=Preemption)  # USR2 -> checkpoint -> requeue
+    judge: object = None  # evaluation win rates (rewards/judge.py); None: the run's reward
     group: Group = field(default_factory=Group)  # data-parallel rank and size (train/distributed.py)
 
 
@@ -189,6 +190,7 @@ def evaluate_now(ctx: Context) -> dict:
         ctx.engine,
         ctx.train.eval_samples,
         ctx.seed,
+        judge=ctx.judge,
     )
 
 

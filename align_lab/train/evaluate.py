@@ -1,4 +1,4 @@
-"""Held-out evaluation: gold and proxy reward, KL to the reference, win-rate vs SFT, length, diversity."""
+"""Held-out evaluation: gold and proxy reward, KL to the reference, judged win rates, length, diversity."""
 
 from __future__ import annotations
 
@@ -36,8 +36,15 @@ def sequence_kl(policy, reference, samples) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(policy, reference, tokenizer, task, scorer, engine, n_samples: int, seed: int) -> dict:
-    """Samples n per held-out prompt from the policy and the reference; the training RNG is untouched."""
+def evaluate(
+    policy, reference, tokenizer, task, scorer, engine, n_samples: int, seed: int, judge=None
+) -> dict:
+    """Samples n per held-out prompt from the policy and the reference; the training RNG is untouched.
+    Gold metrics when the task has a gold reward; `judge` (default: the run's reward) gives
+    eval/rm_score and the win rates against the reference policy and the task's reference responses."""
+    from align_lab.rewards.judge import ScoreJudge
+
+    judge = judge if judge is not None else ScoreJudge(scorer)
     prompts = task.prompts("eval")
     limits = (task.max_response_tokens, task.max_prompt_tokens)
     with torch.random.fork_rng():
@@ -45,22 +52,38 @@ def evaluate(policy, reference, tokenizer, task, scorer, engine, n_samples: int,
         mine = engine.sample(policy, tokenizer, prompts, n_samples, *limits)
         torch.manual_seed(seed)  # the reference's samples do not depend on the policy's
         sft = engine.sample(reference, tokenizer, prompts, n_samples, *limits)
-    gold = torch.tensor(task.gold_reward(mine.prompts, mine.responses, mine.finished))  # (B,)
-    gold_sft = torch.tensor(task.gold_reward(sft.prompts, sft.responses, sft.finished))  # (B,)
     proxy = scorer(mine.prompts, mine.responses, mine.finished)  # (B,)
     metrics = {
-        "eval/gold_reward": gold.mean().item(),
-        "eval/gold_reward_sft": gold_sft.mean().item(),
         "eval/proxy_reward": proxy.mean().item(),
         "eval/proxy_reward_sft": scorer(sft.prompts, sft.responses, sft.finished).mean().item(),
         "eval/kl": sequence_kl(policy, reference, mine).mean().item(),
-        "eval/win_rate_vs_sft": ((gold > gold_sft).float() + 0.5 * (gold == gold_sft).float()).mean().item(),
         "eval/response_length": sum(len(r.split()) for r in mine.responses) / len(mine.responses),
         "eval/finished_fraction": sum(mine.finished) / len(mine.finished),
         "eval/distinct_1": distinct_n(mine.responses, 1),
         "eval/distinct_2": distinct_n(mine.responses, 2),
         "eval/repeated_words": sum(repeated_fraction(r) for r in mine.responses) / len(mine.responses),
     }
+    if task.has_gold_reward:
+        gold = torch.tensor(task.gold_reward(mine.prompts, mine.responses, mine.finished))  # (B,)
+        gold_sft = torch.tensor(task.gold_reward(sft.prompts, sft.responses, sft.finished))  # (B,)
+        wins = (gold > gold_sft).float() + 0.5 * (gold == gold_sft).float()  # (B,)
+        metrics |= {
+            "eval/gold_reward": gold.mean().item(),
+            "eval/gold_reward_sft": gold_sft.mean().item(),
+            "eval/win_rate_vs_sft": wins.mean().item(),
+        }
+    else:
+        wins = judge.prefers(mine.prompts, mine.responses, sft.responses)
+        metrics["eval/win_rate_vs_sft"] = sum(wins) / len(wins)
+    if isinstance(judge, ScoreJudge) and judge.scorer is not scorer:
+        metrics["eval/rm_score"] = judge.score(mine.prompts, mine.responses, mine.finished).mean().item()
+    else:
+        metrics["eval/rm_score"] = metrics["eval/proxy_reward"]
+    references = task.references("eval")
+    if references is not None:
+        refs = [r for r in references for _ in range(n_samples)]  # (B,), G samples per prompt
+        wins = judge.prefers(mine.prompts, mine.responses, refs)
+        metrics["eval/win_rate_vs_reference"] = sum(wins) / len(wins)
     if task.verifiable:
         correct = gold.view(len(prompts), n_samples).sum(-1).long().tolist()  # (prompts,)
         for k in sorted({1, n_samples}):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -58,9 +59,8 @@ def train_reward_model(
     rm.eval()
     with torch.no_grad():
         margins = pair_margins(rm, tokenizer, heldout, max_prompt, max_response)
-    gold_sign = torch.tensor([p.gold_chosen > p.gold_rejected for p in heldout])
-    return {
-        "rm/heldout_accuracy": (margins > 0).float().mean().item(),
-        "rm/heldout_gold_accuracy": ((margins > 0) == gold_sign).float().mean().item(),
-        "rm/heldout_pairs": len(heldout),
-    }
+    stats = {"rm/heldout_accuracy": (margins > 0).float().mean().item(), "rm/heldout_pairs": len(heldout)}
+    if not any(math.isnan(p.gold_chosen) for p in heldout):  # dataset pairs have no gold reward
+        gold_sign = torch.tensor([p.gold_chosen > p.gold_rejected for p in heldout])
+        stats["rm/heldout_gold_accuracy"] = ((margins > 0) == gold_sign).float().mean().item()
+    return stats

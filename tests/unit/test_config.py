@@ -9,12 +9,29 @@ from align_lab.app import spec_from_config
 from align_lab.config import ConfigError
 from tests.conftest import ROOT, compose, run_cli
 
-COMPONENT_GROUPS = ("algo", "model", "task", "reward")
+COMPONENT_GROUPS = ("algo", "model", "task", "reward", "judge")
+
+
+def required(group: str, choice: str, assets) -> list[str]:
+    """Choices that cannot build without a checkpoint, a data file or a URL get tiny local ones
+    (tests/hf_assets.py); the presets' hub names are swapped for local files in their layout."""
+    task = {"model=hf", f"model.name_or_path={assets.policy}"}
+    return {
+        "model/hf": [f"model.name_or_path={assets.policy}"],
+        "reward/hf_rm": [f"reward.name_or_path={assets.rm}"],
+        "judge/hf_rm": [f"judge.name_or_path={assets.rm}"],
+        "reward/remote": ["reward.url=http://127.0.0.1:9/score"],  # never contacted at build
+        "reward/function": ["reward.path=align_lab.rewards.function:word_count"],
+        "task/hf_prefs": [*task, f"task.path={assets.prefs_jsonl}"],
+        "task/hf_prompts": [*task, f"task.path={assets.prompts_parquet}"],
+        "task/hh_rlhf": [*task, f"task.path={assets.hh_jsonl}", "task.eval_split=null"],
+        "task/tldr": [*task, f"task.path={assets.tldr_parquet}", "task.eval_split=null"],
+    }.get(f"{group}/{choice}", [])
 
 
 @pytest.mark.parametrize("group,choice", [(g, c) for g in COMPONENT_GROUPS for c in registry.choices(g)])
-def test_every_component_choice_composes_and_builds(group, choice, tmp_path):
-    cfg, names = compose([f"{group}={choice}", f"cache_dir={tmp_path}"])
+def test_every_component_choice_composes_and_builds(group, choice, tmp_path, hf_assets):
+    cfg, names = compose([f"{group}={choice}", f"cache_dir={tmp_path}", *required(group, choice, hf_assets)])
     spec = spec_from_config(cfg, names)
     assert names[group] == choice
     assert type(getattr(spec, group)).__module__ + "." + type(getattr(spec, group)).__name__ == (

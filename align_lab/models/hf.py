@@ -1,0 +1,193 @@
+"""Pretrained Hugging Face checkpoints (model=hf): policy, reference and critic from a hub id or a
+local directory, the checkpoint's tokenizer and chat template, dtype and token limits."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import torch
+
+from align_lab.tasks.data_files import is_local
+
+DTYPES = ("float32", "bfloat16", "float16")
+HASH_LIMIT = 64 << 20  # files above this are fingerprinted by size and mtime, not content
+SKIP = ["original/*", "*.onnx", "*.msgpack", "*.h5", "*.ot", "*.pth", "*.gguf"]
+
+
+def resolve_checkpoint(name_or_path: str, key: str) -> str:
+    """A local directory for `name_or_path`: the directory itself, or the hub snapshot (downloaded unless
+    HF_HUB_OFFLINE=1). Without network and not cached: a one-line error that says so."""
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        return str(p.resolve())
+    if is_local(name_or_path):
+        raise ValueError(f"{key}={name_or_path}: no such directory")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    try:
+        return snapshot_download(name_or_path, ignore_patterns=SKIP)
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, OSError, HfHubHTTPError) as e:
+        offline = " (HF_HUB_OFFLINE=1 is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        first = (" ".join(str(e).split()) or type(e).__name__)[:120]
+        raise ValueError(
+            f"{key}={name_or_path}: not a local directory, and fetching it from the Hugging Face Hub "
+            f"needs network{offline}: {first}; pass a local path or download it first"
+        ) from None
+
+
+def directory_fingerprint(path: str) -> str:
+    """sha256 over the files of a checkpoint: content for small files, size and mtime for big ones."""
+    digest = hashlib.sha256()
+    for f in sorted(Path(path).rglob("*")):
+        if not f.is_file():
+            continue
+        stat = f.stat()
+        digest.update(str(f.relative_to(path)).encode())
+        if stat.st_size > HASH_LIMIT:
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        else:
+            digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return getattr(torch, name)
+
+
+def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
+    """The prompt as the user turn of the tokenizer's chat template, ending in the assistant header;
+    a leading BOS is dropped when the tokenizer adds its own (no double BOS)."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages.append({"role": "user", "content": prompt})
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    bos = tokenizer.bos_token
+    adds_bos = bos is not None and tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
+    return rendered[len(bos) :] if adds_bos and rendered.startswith(bos) else rendered
+
+
+@dataclass
+class HFModel:
+    """model=hf: policy (and SFT start) from name_or_path; reference and critic bodies from it or from
+    their own checkpoints (same tokenizer)."""
+
+    name_or_path: str | None = None
+    reference: str | None = None
+    critic: str | None = None
+    tokenizer: str | None = None
+    dtype: str = "float32"
+    chat_template: bool = True
+    system_prompt: str | None = None
+    max_prompt_tokens: int = 256
+    max_response_tokens: int = 128
+
+    pretrained = True
+
+    def __post_init__(self) -> None:
+        if not self.name_or_path:
+            raise ValueError("name_or_path=None: must be a hub id or a local checkpoint directory")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype}: must be one of {', '.join(DTYPES)}")
+        for key in ("max_prompt_tokens", "max_response_tokens"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
+        self._dirs = {
+            key: resolve_checkpoint(getattr(self, key), key)
+            for key in ("name_or_path", "reference", "critic", "tokenizer")
+            if getattr(self, key)
+        }
+
+    def path(self, key: str) -> str:
+        """The local directory of a checkpoint key (reference, critic, tokenizer fall back to the policy)."""
+        return self._dirs.get(key, self._dirs["name_or_path"])
+
+    @cached_property
+    def _content(self) -> dict:
+        return {key: directory_fingerprint(d) for key, d in self._dirs.items()}
+
+    def fingerprint(self) -> dict:
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return {"model": "hf", **fields, "content": self._content}
+
+    def load_tokenizer(self):
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(self.path("tokenizer"))
+        if tok.eos_token_id is None:
+            raise ValueError(f"model.tokenizer={self.path('tokenizer')}: the tokenizer has no eos_token")
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        return tok
+
+    def render(self, tokenizer, prompt: str) -> str:
+        if self.chat_template and tokenizer.chat_template:
+            return chat_prompt(tokenizer, prompt, self.system_prompt)
+        return prompt
+
+    def view(self, task, tokenizer):
+        """The task as this policy sees it (chat template, token limits); long prompts are errors."""
+        from align_lab.tasks.view import PolicyView
+
+        return PolicyView(
+            task,
+            lambda p: self.render(tokenizer, p),
+            lambda texts: [len(ids) for ids in tokenizer(texts)["input_ids"]],
+            self.max_prompt_tokens,
+            self.max_response_tokens,
+        )
+
+    def check_task(self, task) -> None:
+        """Before any compute: every prompt fits max_prompt_tokens (or is skipped, task.skip_invalid)."""
+        self.view(task, self.load_tokenizer())
+
+    def _load(self, auto_class, path, **kw):
+        """Loads with dropout off, as RLHF trainers do (TRL's disable_dropout): log-probs and values
+        of the same tokens must agree between rollout and update, and draw nothing from the RNG."""
+        model = auto_class.from_pretrained(str(path), dtype=torch_dtype(self.dtype), **kw)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        return model
+
+    def init_policy(self, tokenizer):
+        from transformers import AutoModelForCausalLM
+
+        return self._load(AutoModelForCausalLM, self.path("name_or_path"))
+
+    def load_causal_lm(self, path):
+        from transformers import AutoModelForCausalLM
+
+        return self._load(AutoModelForCausalLM, path)
+
+    def reference_path(self, sft_path):
+        return self._dirs.get("reference", sft_path)
+
+    def critic_path(self, sft_path):
+        return self._dirs.get("critic", sft_path)
+
+    def init_reward_model(self, tokenizer, init_from):
+        """A 1-label sequence-classification model on the causal LM's body (new scalar head)."""
+        from transformers import AutoModelForSequenceClassification
+
+        rm = self._load(AutoModelForSequenceClassification, init_from, num_labels=1)
+        rm.config.pad_token_id = tokenizer.pad_token_id
+        return rm
+
+    def load_reward_model(self, path):
+        from transformers import AutoModelForSequenceClassification
+
+        return self._load(AutoModelForSequenceClassification, path).eval()
+
+    def init_critic(self, tokenizer, init_from):
+        """A 1-label token-classification model (per-token values) on init_from's body."""
+        from transformers import AutoModelForTokenClassification
+
+        critic = self._load(AutoModelForTokenClassification, init_from, num_labels=1)
+        critic.config.pad_token_id = tokenizer.pad_token_id
+        return critic

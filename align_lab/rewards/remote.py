@@ -1,0 +1,83 @@
+"""reward=remote: an HTTP scorer. POST {"prompts": [...], "responses": [...]} as JSON, answer
+{"scores": [...]}; batched, with a timeout, retries with backoff, and a bearer token from the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import torch
+
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class RemoteReward:
+    """The token is read from the environment variable named by token_env, so it never lands in a
+    saved config."""
+
+    url: str | None = None
+    batch_size: int = 32
+    timeout_s: float = 30.0
+    retries: int = 3
+    backoff_s: float = 1.0
+    token_env: str | None = "ALIGN_LAB_REWARD_TOKEN"
+
+    def __post_init__(self) -> None:
+        if not self.url or not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url={self.url}: must be an http:// or https:// URL")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size}: must be >= 1")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s={self.timeout_s}: must be > 0")
+        if self.retries < 0:
+            raise ValueError(f"retries={self.retries}: must be >= 0")
+        if self.backoff_s < 0:
+            raise ValueError(f"backoff_s={self.backoff_s}: must be >= 0")
+
+    def _post(self, prompts: list[str], responses: list[str]) -> list[float]:
+        headers = {"Content-Type": "application/json"}
+        token = os.environ.get(self.token_env) if self.token_env else None
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        body = json.dumps({"prompts": prompts, "responses": responses}).encode()
+        error = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    scores = json.loads(response.read())["scores"]
+                break
+            except urllib.error.HTTPError as e:
+                error = f"HTTP {e.code} {e.reason}"
+                if e.code not in RETRY_STATUS:
+                    raise RuntimeError(f"reward.url={self.url}: {error}") from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+                error = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+            except (ValueError, KeyError, TypeError):
+                raise RuntimeError(
+                    f'reward.url={self.url}: the answer is not JSON {{"scores": [...]}}'
+                ) from None
+        else:
+            raise RuntimeError(f"reward.url={self.url}: failed {self.retries + 1} times, last: {error}")
+        if not isinstance(scores, list) or len(scores) != len(prompts):
+            raise RuntimeError(f"reward.url={self.url}: sent {len(prompts)} texts, got {len(scores)} scores")
+        return [float(s) for s in scores]
+
+    def scorer(self, world):
+        raw = world.raw_prompt
+
+        def score(prompts, responses, finished):
+            prompts = [raw(p) for p in prompts]
+            out = []
+            for i in range(0, len(prompts), self.batch_size):
+                out += self._post(prompts[i : i + self.batch_size], responses[i : i + self.batch_size])
+            return torch.tensor(out, dtype=torch.float32)  # (B,)
+
+        return score

@@ -1,0 +1,129 @@
+"""Reading tabular text data (a local jsonl, parquet or csv file, or a `datasets` hub name) into rows,
+each with where it came from (`line 7` of a jsonl, `row 7` of a parquet/csv, `index 7` of a hub split),
+so that every data error is one line naming the file and the row."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows of one split as dicts, the text naming each row, and a content fingerprint."""
+
+    rows: list[dict]
+    where: list[str]  # where[i] = "line 8" / "row 8" / "index 7", for error messages
+    columns: list[str]
+    fingerprint: str
+
+
+def is_local(path: str) -> bool:
+    """A path (it exists, or has a known suffix, starts with . / ~, or has 2+ slashes), not a hub name."""
+    p = Path(path).expanduser()
+    return p.exists() or p.suffix in FORMATS or path.startswith((".", "/", "~")) or path.count("/") > 1
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _jsonl_lines(path: Path) -> list[int]:
+    """1-based line numbers of the non-blank lines (the rows `datasets` reads from a jsonl)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return [i + 1 for i, line in enumerate(f) if line.strip()]
+
+
+def _first_bad_json_line(path: Path) -> str:
+    import json
+
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, start=1):
+            try:
+                line.strip() and json.loads(line)
+            except ValueError as e:
+                return f"line {n}: not valid JSON ({e.msg})"
+    return "not valid JSON lines"
+
+
+def read_local(path: str, key: str) -> Table:
+    """All rows of a local jsonl/parquet/csv file; unreadable or missing files are one-line errors."""
+    import datasets
+
+    p = Path(path).expanduser().resolve()
+    fmt = FORMATS.get(p.suffix)
+    if fmt is None:
+        raise ValueError(f"{key}={path}: unknown file type {p.suffix!r}; allowed: {', '.join(FORMATS)}")
+    if not p.is_file():
+        raise ValueError(f"{key}={path}: no such file")
+    datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset(fmt, data_files=str(p), split="train")
+    except Exception as e:  # datasets wraps parser errors; name the line for a jsonl
+        if fmt == "json":
+            raise ValueError(f"{key}={path} {_first_bad_json_line(p)}") from None
+        cause = e.__cause__ or e
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise ValueError(f"{key}={path}: unreadable as {p.suffix[1:]} ({first})") from None
+    if fmt == "json":
+        where = [f"line {n}" for n in _jsonl_lines(p)]
+        if len(where) != len(ds):  # a pretty-printed .json file: fall back to row numbers
+            where = [f"row {i + 1}" for i in range(len(ds))]
+    else:
+        where = [f"row {i + 1}" for i in range(len(ds))]
+    return Table(ds.to_list(), where, list(ds.column_names), file_sha256(p))
+
+
+def read_hub(name: str, split: str, key: str) -> Table:
+    """One split of a `datasets` hub dataset; without network (or with HF_HUB_OFFLINE=1) a one-line error."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset(name, split=split)
+    except (ConnectionError, OSError) as e:
+        reason = " ".join(str(e).split())[:160]
+        raise ValueError(
+            f"{key}={name}: not a local file, and loading it from the Hugging Face Hub needs network "
+            f"({reason}); pass a local jsonl/parquet/csv path or download it first"
+        ) from None
+    except ValueError as e:  # an unknown split
+        raise ValueError(f"{key}={name}: {' '.join(str(e).split())[:200]}") from None
+    where = [f"{split} index {i}" for i in range(len(ds))]
+    return Table(ds.to_list(), where, list(ds.column_names), f"{name}@{split}:{ds._fingerprint}")
+
+
+def read_table(path: str, split: str, key: str) -> Table:
+    """A local file (its only split is the whole file) or a hub dataset's split."""
+    return read_local(path, key) if is_local(path) else read_hub(path, split, key)
+
+
+def text(row: dict, column: str, place: str) -> str:
+    """The non-empty string in `column` of a row, or a one-line error naming the place and column."""
+    value = row.get(column)
+    if value is None:
+        raise ValueError(f"{place}: column {column!r} is missing")
+    if not isinstance(value, str):
+        raise ValueError(f"{place}: column {column!r} is {type(value).__name__}, must be text")
+    if not value.strip():
+        raise ValueError(f"{place}: column {column!r} is empty")
+    return value
+
+
+def split_at_marker(chosen: str, rejected: str, marker: str, place: str) -> tuple[str, str, str]:
+    """HH-RLHF layout: whole transcripts in both columns; the prompt is the shared text up to and
+    including the last `marker` of `chosen`. Returns (prompt, chosen response, rejected response)."""
+    cut = chosen.rfind(marker)
+    if cut < 0:
+        raise ValueError(f"{place}: column 'chosen' has no {marker!r} to split the prompt at")
+    prompt = chosen[: cut + len(marker)]
+    if not rejected.startswith(prompt):
+        raise ValueError(f"{place}: 'chosen' and 'rejected' do not share the prompt ending at {marker!r}")
+    return prompt, chosen[len(prompt) :], rejected[len(prompt) :]

@@ -1,0 +1,189 @@
+"""Real-text tasks from a file or a hub dataset: preference pairs (task=hf_prefs) and prompt sets
+(task=hf_prompts). No gold reward; token limits, chat template and tokenizer come from model=hf.
+
+Every row is checked when the task is built, before any compute: a missing column, an empty text or a
+chosen equal to its rejected is a one-line error naming the file and the line or row.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from align_lab.tasks.base import Pair
+from align_lab.tasks.data_files import is_local, read_table, split_at_marker, text
+
+
+@dataclass(frozen=True)
+class Example:
+    """One row: a prompt, and the texts that go with it (None where the task has none)."""
+
+    prompt: str
+    where: str  # "task.path=data.jsonl line 8", for error messages
+    chosen: str | None = None
+    rejected: str | None = None
+    response: str | None = None  # a reference / demonstration response
+
+
+@dataclass
+class HFData:
+    """What both real-text tasks share: where the data is, its splits and sizes."""
+
+    path: str | None = None
+    split: str = "train"
+    eval_split: str | None = None
+    eval_rows: int = 64
+    max_rows: int | None = None
+    prompt_column: str | None = "prompt"
+    sft: bool = False
+    skip_invalid: bool = False
+
+    verifiable = False
+    has_gold_reward = False
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise ValueError("path=None: must be a local jsonl/parquet/csv file or a datasets hub name")
+        if self.eval_rows < 1:
+            raise ValueError(f"eval_rows={self.eval_rows}: must be >= 1")
+        if self.max_rows is not None and self.max_rows < 1:
+            raise ValueError(f"max_rows={self.max_rows}: must be >= 1 or null")
+        if is_local(self.path) and (self.split != "train" or self.eval_split is not None):
+            raise ValueError(
+                f"split={self.split}, eval_split={self.eval_split}: a local file is one split; "
+                "keep split=train and eval_split=null (the last eval_rows rows are held out)"
+            )
+        self.skipped = 0
+        train = self._examples(self.split, self.max_rows)
+        if self.eval_split is None:  # hold out the last eval_rows rows
+            if len(train) < 2:
+                raise ValueError(f"path={self.path}: {len(train)} valid rows; need >= 2 (train and eval)")
+            n_eval = min(self.eval_rows, len(train) // 2)
+            train, evaluation = train[:-n_eval], train[-n_eval:]
+        else:
+            evaluation = self._examples(self.eval_split, self.eval_rows)
+        self._split = {"train": train, "eval": evaluation}
+
+    def _examples(self, split: str, limit: int | None) -> list[Example]:
+        table = read_table(self.path, split, "path")
+        self._fingerprints = getattr(self, "_fingerprints", {}) | {split: table.fingerprint}
+        needed = [c for c in self.columns() if c]
+        missing = [c for c in needed if c not in table.columns]
+        if missing:
+            raise ValueError(
+                f"path={self.path}: no column {missing[0]!r}; columns: {', '.join(table.columns)}"
+            )
+        out = []
+        for row, where in zip(table.rows, table.where, strict=True):
+            place = f"path={self.path} {where}"
+            try:
+                out.append(self.example(row, place))
+            except ValueError:
+                if not self.skip_invalid:
+                    raise
+                self.skipped += 1
+            if limit is not None and len(out) == limit:
+                break
+        if not out:
+            raise ValueError(f"path={self.path}: no valid rows in split {split}")
+        return out
+
+    def columns(self) -> list[str | None]:
+        raise NotImplementedError
+
+    def example(self, row: dict, place: str) -> Example:
+        raise NotImplementedError
+
+    def fingerprint(self) -> dict:
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return {"task": type(self).__name__, **fields, "data": self._fingerprints}
+
+    def examples(self, split: str) -> list[Example]:
+        return self._split[split]
+
+    def where(self, split: str, i: int) -> str:
+        return self._split[split][i].where
+
+    def prompts(self, split: str) -> list[str]:
+        return [e.prompt for e in self._split[split]]
+
+    def gold_reward(self, prompts, responses, finished) -> list[float]:
+        raise ValueError(f"task.path={self.path}: a dataset task has no gold reward")
+
+    def annotate(self, gold_a, gold_b, rng: random.Random) -> bool:
+        raise ValueError(f"task.path={self.path}: a dataset task has no annotator")
+
+
+@dataclass
+class HFPrefs(HFData):
+    """task=hf_prefs: (prompt, chosen, rejected) rows; SFT (when task.sft) on the chosen responses."""
+
+    chosen_column: str = "chosen"
+    rejected_column: str = "rejected"
+    prompt_marker: str | None = None  # prompt_column null: split whole transcripts at this marker
+
+    def __post_init__(self) -> None:
+        if self.prompt_column is None and not self.prompt_marker:
+            raise ValueError(
+                "prompt_marker=None: needed when prompt_column is null (e.g. '\\n\\nAssistant:')"
+            )
+        super().__post_init__()
+
+    def columns(self) -> list[str | None]:
+        return [self.prompt_column, self.chosen_column, self.rejected_column]
+
+    def example(self, row: dict, place: str) -> Example:
+        chosen = text(row, self.chosen_column, place)
+        rejected = text(row, self.rejected_column, place)
+        if self.prompt_column is None:
+            prompt, chosen, rejected = split_at_marker(chosen, rejected, self.prompt_marker, place)
+            for name, value in (("chosen", chosen), ("rejected", rejected)):
+                if not value.strip():
+                    raise ValueError(f"{place}: column {name!r} has an empty response after the prompt")
+        else:
+            prompt = text(row, self.prompt_column, place)
+        if chosen.strip() == rejected.strip():
+            raise ValueError(f"{place}: column {self.chosen_column!r} equals {self.rejected_column!r}")
+        return Example(prompt, f"task.{place}", chosen=chosen, rejected=rejected, response=chosen)
+
+    def preference_pairs(self) -> list[Pair]:
+        return [Pair(e.prompt, e.chosen, e.rejected) for e in self._split["train"]]
+
+    def demonstrations(self) -> list[tuple[str, str]]:
+        return [(e.prompt, e.chosen) for e in self._split["train"]]
+
+    def references(self, split: str) -> list[str]:
+        return [e.chosen for e in self._split[split]]
+
+
+@dataclass
+class HFPrompts(HFData):
+    """task=hf_prompts: prompts, optionally with reference responses (SFT demonstrations, win-rate refs)."""
+
+    response_column: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sft and not self.response_column:
+            raise ValueError("sft=True: needs response_column (the demonstrations to fine-tune on)")
+        if self.prompt_column is None:
+            raise ValueError("prompt_column=None: must name the prompt column")
+        super().__post_init__()
+
+    def columns(self) -> list[str | None]:
+        return [self.prompt_column, self.response_column]
+
+    def example(self, row: dict, place: str) -> Example:
+        prompt = text(row, self.prompt_column, place)
+        response = text(row, self.response_column, place) if self.response_column else None
+        return Example(prompt, f"task.{place}", response=response)
+
+    def preference_pairs(self) -> None:
+        return None  # no pairs: the world cannot annotate without a gold reward (check_combination)
+
+    def demonstrations(self) -> list[tuple[str, str]]:
+        if not self.response_column:
+            raise ValueError("task.response_column=None: SFT needs demonstrations")
+        return [(e.prompt, e.response) for e in self._split["train"]]
+
+    def references(self, split: str) -> list[str] | None:
+        return [e.response for e in self._split[split]] if self.response_column else None

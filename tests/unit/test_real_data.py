@@ -1,0 +1,144 @@
+"""Bad dataset input ends at build (before any compute) with one line naming the file and the row."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from align_lab.app import spec_from_config
+from align_lab.config import ConfigError
+from align_lab.study.run import check_combination
+from tests.conftest import compose
+
+
+def build_task(path, *extra):
+    cfg, names = compose(["task=hf_prefs", f"task.path={path}", "cache_dir=/nonexistent", *extra])
+    return spec_from_config(cfg, names)
+
+
+def error(path, *extra) -> str:
+    with pytest.raises(ConfigError) as e:
+        build_task(path, *extra)
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+def jsonl(tmp_path, rows: list[dict], name="d.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+GOOD = [{"prompt": f"p{i}", "chosen": "a b", "rejected": "c d"} for i in range(4)]
+
+
+def test_a_column_missing_from_the_file_names_the_columns_there(tmp_path):
+    path = jsonl(tmp_path, [{"prompt": "p", "chosen": "a"}] * 3)
+    assert error(path) == f"task.path={path}: no column 'rejected'; columns: prompt, chosen"
+
+
+def test_a_value_missing_from_one_line_names_the_line(tmp_path):
+    path = jsonl(tmp_path, [*GOOD[:2], {"prompt": "p", "chosen": "a"}, *GOOD[2:]])
+    assert error(path) == f"task.path={path} line 3: column 'rejected' is missing"
+
+
+def test_an_empty_prompt_names_the_line_after_blank_lines(tmp_path):
+    path = tmp_path / "d.jsonl"
+    lines = [json.dumps(r) for r in GOOD[:2]] + ["", json.dumps({**GOOD[2], "prompt": "  "})]
+    path.write_text("\n".join(lines) + "\n")  # the blank line 3 is skipped, the bad row is line 4
+    assert error(path) == f"task.path={path} line 4: column 'prompt' is empty"
+
+
+def test_a_chosen_equal_to_its_rejected_names_the_parquet_row(tmp_path):
+    path = tmp_path / "d.parquet"
+    pd.DataFrame([*GOOD[:3], {"prompt": "p", "chosen": "same", "rejected": "same"}]).to_parquet(path)
+    assert error(path) == f"task.path={path} row 4: column 'chosen' equals 'rejected'"
+
+
+def test_skip_invalid_drops_bad_rows_instead(tmp_path):
+    path = jsonl(tmp_path, [*GOOD, {"prompt": "p", "chosen": "x", "rejected": "x"}])
+    spec = build_task(path, "task.skip_invalid=true", "task.eval_rows=1")
+    assert spec.task.skipped == 1 and len(spec.task.prompts("train")) == 3
+
+
+def test_an_empty_csv_cell_names_the_row(tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame([*GOOD, {"prompt": "", "chosen": "a", "rejected": "b"}]).to_csv(path, index=False)
+    cfg, names = compose(["task=hf_prompts", f"task.path={path}", "cache_dir=/nonexistent"])
+    with pytest.raises(ConfigError) as e:
+        spec_from_config(cfg, names)
+    assert str(e.value) == f"task.path={path} row 5: column 'prompt' is missing"
+
+
+@pytest.mark.parametrize(
+    "name,content,expected",
+    [
+        ("d.jsonl", '{"prompt": "p", "chosen": "a"}\n{"prompt": oops}\n', "line 2: not valid JSON"),
+        ("d.parquet", "not a parquet file", ": unreadable as parquet ("),
+        ("d.txt", "x", ": unknown file type '.txt'; allowed: .jsonl, .json, .parquet, .csv"),
+    ],
+)
+def test_an_unreadable_file_is_one_line(tmp_path, name, content, expected):
+    path = tmp_path / name
+    path.write_text(content)
+    message = error(path)
+    assert message.startswith(f"task.path={path}") and expected in message, message
+
+
+def test_a_missing_file_is_one_line(tmp_path):
+    assert error(tmp_path / "none.jsonl") == f"task.path={tmp_path / 'none.jsonl'}: no such file"
+
+
+def test_a_hub_name_without_network_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    message = error("nobody-align-lab/no-such-dataset")
+    assert message.startswith(
+        "task.path=nobody-align-lab/no-such-dataset: not a local file, and loading it from the Hugging Face "
+        "Hub needs network"
+    ), message
+
+
+def test_a_prompt_longer_than_the_model_limit_names_the_line(tmp_path, hf_assets):
+    rows = [*GOOD, {"prompt": " ".join(["river"] * 30), "chosen": "a", "rejected": "b"}, *GOOD]
+    path = jsonl(tmp_path, rows)
+    model = ["model=hf", f"model.name_or_path={hf_assets.policy}", "model.max_prompt_tokens=16"]
+    spec = build_task(path, *model)
+    with pytest.raises(ConfigError) as e:
+        check_combination(spec)
+    # BOS + "user :" + 30 words + "assistant :" in the chat template = 35 tokens
+    limit = "must be <= model.max_prompt_tokens=16"
+    assert str(e.value) == f"task.path={path} line 5: prompt has 35 tokens; {limit}"
+
+
+def test_hh_transcripts_split_into_prompt_and_responses(tmp_path):
+    hh = {"chosen": "\n\nHuman: hi\n\nAssistant: a b", "rejected": "\n\nHuman: hi\n\nAssistant: c"}
+    path = jsonl(tmp_path, [hh] * 4)
+    spec = build_task(path, "task=hh_rlhf", "task.eval_split=null", "task.skip_invalid=false")
+    pair = spec.task.preference_pairs()[0]
+    assert (pair.prompt, pair.chosen, pair.rejected) == ("\n\nHuman: hi\n\nAssistant:", " a b", " c")
+
+
+def test_a_real_text_task_needs_a_pretrained_model(tmp_path):
+    spec = build_task(jsonl(tmp_path, GOOD))
+    with pytest.raises(ConfigError) as e:
+        check_combination(spec)
+    assert str(e.value).startswith("task=hf_prefs: real text needs model=hf")
+
+
+@pytest.mark.parametrize(
+    "choices,needs",
+    [
+        (["algo=dpo", "reward=function", "reward.path=align_lab.rewards.function:word_count"], "algo=dpo"),
+        (["algo=reinforce_pp", "reward=learned_rm"], "reward=learned_rm"),
+    ],
+)
+def test_a_pair_loss_or_learned_reward_needs_pairs(tmp_path, hf_assets, choices, needs):
+    path = tmp_path / "p.parquet"
+    pd.DataFrame([{"prompt": f"p{i}"} for i in range(4)]).to_parquet(path)
+    model = ["model=hf", f"model.name_or_path={hf_assets.policy}"]
+    cfg, names = compose(["task=hf_prompts", f"task.path={path}", *model, *choices])
+    with pytest.raises(ConfigError) as e:
+        check_combination(spec_from_config(cfg, names))
+    assert str(e.value) == f"{needs}: needs preference pairs; task=hf_prompts has none (use task=hf_prefs)"

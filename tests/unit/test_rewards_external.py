@@ -1,0 +1,144 @@
+"""Reward sources outside the toy world: an HTTP scorer (a real server on loopback), a Python
+function, a weighted combination, and the reward-model judge."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from align_lab.app import spec_from_config
+from align_lab.config import ConfigError
+from align_lab.rewards.function import Combined, FunctionReward
+from align_lab.rewards.judge import ScoreJudge
+from align_lab.rewards.remote import RemoteReward
+from tests.conftest import compose
+
+WORLD = SimpleNamespace(raw_prompt=lambda p: p)  # a toy task: prompts are the task's own
+
+
+def n_chars(prompts, responses):
+    return [float(len(r)) for r in responses]
+
+
+class Scorer(BaseHTTPRequestHandler):
+    """Scores = words per response; fails the first `fail_first` requests with 503; sleeps `delay_s`."""
+
+    def do_POST(self):
+        server = self.server
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server.requests.append((body, self.headers))
+        time.sleep(server.delay_s)
+        if len(server.requests) <= server.fail_first:
+            self.send_error(503)
+            return
+        body = json.dumps({"scores": [len(r.split()) for r in server.requests[-1][0]["responses"]]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Scorer)
+    httpd.requests, httpd.fail_first, httpd.delay_s = [], 0, 0.0
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def url(server) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/score"
+
+
+def test_remote_retries_a_failed_request_batches_and_sends_the_token(server, monkeypatch):
+    monkeypatch.setenv("ALIGN_LAB_REWARD_TOKEN", "s3cret")
+    server.fail_first = 1
+    score = RemoteReward(url=url(server), batch_size=2, backoff_s=0.0).scorer(WORLD)
+    scores = score(["p"] * 3, ["a", "a b", "a b c"], [True] * 3)
+    assert scores.tolist() == [1.0, 2.0, 3.0]
+    # 1 failed + 2 batches (2 texts, 1 text)
+    assert [len(body["responses"]) for body, _ in server.requests] == [2, 2, 1]
+    assert server.requests[-1][1]["Authorization"] == "Bearer s3cret"
+
+
+def test_remote_gives_up_after_its_retries_with_one_line(server):
+    server.fail_first = 10
+    score = RemoteReward(url=url(server), retries=2, backoff_s=0.0).scorer(WORLD)
+    with pytest.raises(RuntimeError) as e:
+        score(["p"], ["a"], [True])
+    assert str(e.value) == f"reward.url={url(server)}: failed 3 times, last: HTTP 503 Service Unavailable"
+    assert len(server.requests) == 3
+
+
+def test_remote_times_out(server):
+    server.delay_s = 1.0
+    score = RemoteReward(url=url(server), timeout_s=0.2, retries=0).scorer(WORLD)
+    with pytest.raises(RuntimeError) as e:
+        score(["p"], ["a"], [True])
+    assert "failed 1 times, last: " in str(e.value) and "timed out" in str(e.value)
+
+
+def test_function_reward_calls_module_callable():
+    score = FunctionReward(path=f"{__name__}:n_chars").scorer(WORLD)
+    assert score(["p", "q"], ["ab", "abcd"], [True, False]).tolist() == [2.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    "path,expected",
+    [
+        ("n_chars", "path=n_chars: must be module:callable"),
+        ("no_such_module_x:f", "path=no_such_module_x:f: cannot import no_such_module_x"),
+        ("align_lab.rewards.function:nope", "path=align_lab.rewards.function:nope: align_lab.rewards"),
+    ],
+)
+def test_function_reward_bad_path_is_one_line_at_build(path, expected):
+    cfg, names = compose(["reward=function", f"reward.path={path}", "cache_dir=/nonexistent"])
+    with pytest.raises(ConfigError) as e:
+        spec_from_config(cfg, names)
+    assert str(e.value).startswith(f"reward.{expected}") and "\n" not in str(e.value)
+
+
+def test_combined_is_the_weighted_sum_of_its_sources():
+    # r = 2 * chars - 0.5 * words: "ab cd" -> 2*5 - 0.5*2 = 9; "x" -> 2*1 - 0.5*1 = 1.5
+    combined = Combined(
+        {
+            "chars": {"weight": 2.0, "source": FunctionReward(path=f"{__name__}:n_chars")},
+            "words": {"weight": -0.5, "source": FunctionReward(path="align_lab.rewards.function:word_count")},
+        }
+    )
+    assert combined.scorer(WORLD)(["p", "p"], ["ab cd", "x"], [True, True]).tolist() == [9.0, 1.5]
+
+
+def test_combined_components_are_edited_on_the_command_line():
+    cfg, names = compose(
+        [
+            "reward=combined",
+            "~reward.components.rm",
+            "reward.components.brevity.weight=-1.0",
+            "+reward.components.chars={weight: 0.5, source: "
+            "{_target_: align_lab.rewards.function.FunctionReward, path: '" + __name__ + ":n_chars'}}",
+            "cache_dir=/nonexistent",
+        ]
+    )
+    reward = spec_from_config(cfg, names).reward
+    assert set(reward.components) == {"brevity", "chars"} and not reward.holds_model
+    # -1 * 2 words + 0.5 * 5 chars = 0.5
+    assert reward.scorer(WORLD)(["p"], ["ab cd"], [True]).tolist() == [0.5]
+
+
+def test_score_judge_counts_wins_and_half_ties():
+    judge = ScoreJudge(lambda p, r, f: torch.tensor([float(len(x)) for x in r]))
+    assert judge.prefers(["p"] * 3, ["aa", "aaa", "a"], ["aa", "a", "aaaa"]) == [0.5, 1.0, 0.0]
