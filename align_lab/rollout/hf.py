@@ -110,9 +110,10 @@ class RowGumbelNoise:
     softmax(logits) (the Gumbel-max trick), and row i's t-th token depends on seeds[i] alone."""
 
     def __init__(self, seeds: list[int]) -> None:
-        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
 
     def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
-        u = torch.stack([torch.rand(scores.shape[-1], generator=g) for g in self.generators])  # (B, V)
+        V = scores.shape[-1]
+        u = torch.stack([torch.rand(V, generator=g, device="cpu") for g in self.generators])  # (B, V)
         gumbel = -torch.log(-torch.log(u.clamp(1e-12, 1 - 1e-7)))
         return scores + gumbel.to(scores.device, scores.dtype)

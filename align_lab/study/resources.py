@@ -40,6 +40,8 @@ def request(policy: ResourcePolicy, spec) -> dict:
     n = models_held(spec)
     processes = getattr(spec, "processes", 1)
     gpus = min(policy.max_gpus, math.ceil(policy.gpus_per_model * n)) if policy.gpus_per_model else 0
+    if gpus:
+        gpus = max(gpus, processes)  # one GPU per data-parallel process
     return {
         "cpus_per_task": policy.cpus_per_task * processes,
         "mem_gb": math.ceil(policy.mem_gb_per_model * n * processes),

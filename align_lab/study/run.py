@@ -61,8 +61,9 @@ def progress_factory(enabled: bool = True):
     return lambda **kw: tqdm(dynamic_ncols=True, mininterval=interval, disable=not enabled, **kw)
 
 
-def check_combination(spec: RunSpec) -> None:
-    """Cross-component checks that no single component can make; before any compute."""
+def check_combination(spec: RunSpec, here: bool = True) -> None:
+    """Cross-component checks that no single component can make; before any compute. `here`: also
+    check that this machine has the device (not when a launcher checks runs for another machine)."""
     if isinstance(spec.algo, OnlineAlgorithm):
         try:
             validate(spec.algo, spec.train)
@@ -80,9 +81,17 @@ def check_combination(spec: RunSpec) -> None:
             f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm"
         )
     check_data(spec)
-    if spec.device != "cpu":
-        raise ConfigError(f"hardware.device={spec.device}: only cpu is supported so far")
     check_processes(spec)
+    if spec.device not in ("cpu", "cuda"):
+        raise ConfigError(f"hardware.device={spec.device}: must be cpu or cuda")
+    if here and spec.device == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("hardware.device=cuda: no CUDA device is visible here; use hardware=cpu")
+        if spec.processes > torch.cuda.device_count():
+            raise ConfigError(
+                f"hardware.processes={spec.processes}: must be <= the {torch.cuda.device_count()} "
+                "visible GPUs (one process per GPU)"
+            )
 
 
 def check_processes(spec: RunSpec) -> None:
@@ -138,12 +147,19 @@ def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, pr
     )
 
 
-def _init_process_group(rank: int, size: int, port: int) -> None:
+def use_device(spec: RunSpec, rank: int) -> None:
+    """Makes new tensors and models default to the run's device (one GPU per process)."""
+    if spec.device == "cuda":
+        torch.cuda.set_device(rank)
+        torch.set_default_device(f"cuda:{rank}")
+
+
+def _init_process_group(rank: int, size: int, port: int, device: str = "cpu") -> None:
     import torch.distributed as dist
 
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one node: talk over loopback
     dist.init_process_group(
-        "gloo",
+        "nccl" if device == "cuda" else "gloo",
         init_method=f"tcp://127.0.0.1:{port}",
         rank=rank,
         world_size=size,
@@ -159,7 +175,8 @@ def _worker(index: int, spec: RunSpec, run_dir: Path, port: int) -> None:
 
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)
-    _init_process_group(index + 1, spec.processes, port)
+    use_device(spec, index + 1)
+    _init_process_group(index + 1, spec.processes, port, spec.device)
     quiet = progress_factory(enabled=False)
     world = World(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), quiet)
     ctx = build_context(spec, world, run_dir / "checkpoints", MultiTracker([]), quiet, Preemption())
@@ -188,7 +205,7 @@ def data_parallel(spec: RunSpec, run_dir: Path):
         _worker, args=(spec, run_dir, port), nprocs=spec.processes - 1, join=False, start_method="spawn"
     )
     try:
-        _init_process_group(0, spec.processes, port)
+        _init_process_group(0, spec.processes, port, spec.device)
         yield Group(0, spec.processes)
         while not workers.join():
             pass
@@ -246,6 +263,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     start = time.perf_counter()
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)
+    use_device(spec, 0)
     run_dir.mkdir(parents=True, exist_ok=True)
     summary = {
         "status": "running",
@@ -284,6 +302,11 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
             **getattr(world, "rm_metrics", {}),
             "time/total_s": time.perf_counter() - start,
             "memory/peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            **(
+                {"memory/gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20}
+                if spec.device == "cuda"
+                else {}
+            ),
         }
         tracker.summary({k: v for k, v in final.items()})
         return summary

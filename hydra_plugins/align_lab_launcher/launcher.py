@@ -46,6 +46,7 @@ class StudyLauncher(BaseSubmititLauncher):
         from align_lab.app import spec_from_config
         from align_lab.config import build
         from align_lab.study.resources import request
+        from align_lab.study.run import check_combination
 
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
         with open_dict(cfg.hydra.job):
@@ -57,6 +58,7 @@ class StudyLauncher(BaseSubmititLauncher):
             names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
             spec = spec_from_config(job_cfg, names)
+            check_combination(spec, here=False)  # the device is checked where the run runs
             resources = request(build(cfg.hardware.resources, "hardware.resources"), spec)
         finally:
             HydraConfig.instance().cfg = previous
