@@ -1,4 +1,4 @@
-"""Rollouts with transformers' generate: G contiguous samples per prompt."""
+"""Rollouts from a transformers causal LM: G contiguous samples per prompt, from the live policy."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from align_lab.models.sequences import encode_prompts, response_mask
+from align_lab.rollout.sampling import sample_with_cache
 
 
 @dataclass
@@ -25,11 +26,16 @@ class Samples:
 
 @dataclass
 class HFGenerate:
-    """Sampling with `model.generate`; temperature/top_k/top_p as in transformers."""
+    """Sampling from the live policy; temperature/top_k/top_p as in transformers' generate.
+
+    By default the tokens come from align_lab's KV-cache loop (rollout/sampling.py), which draws the
+    same tokens as `model.generate` for one seed at a fraction of its per-token overhead;
+    use_generate=true calls `model.generate` itself (for model classes the loop does not cover)."""
 
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    use_generate: bool = False
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -48,10 +54,38 @@ class HFGenerate:
         max_prompt_tokens: int,
         greedy: bool = False,
     ) -> Samples:
-        from transformers import GenerationConfig
-
         prompts = [p for p in prompts for _ in range(n)]
         prompt_ids, prompt_attn = encode_prompts(tokenizer, prompts, max_prompt_tokens)
+        was_training = model.training
+        model.eval()
+        generate = self._generate if self.use_generate else self._sample
+        response_ids = generate(model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy)  # (B, T')
+        model.train(was_training)
+        if response_ids.shape[1] == 0:
+            response_ids = torch.full((len(prompts), 1), tokenizer.eos_token_id)
+        mask = response_mask(response_ids, tokenizer.eos_token_id)  # (B, T')
+        response_ids = torch.where(mask.bool(), response_ids, tokenizer.pad_token_id)
+        finished = (response_ids == tokenizer.eos_token_id).any(-1).tolist()
+        responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
+        return Samples(prompts, prompt_ids, prompt_attn, response_ids, mask, responses, finished)
+
+    def _sample(self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy) -> Tensor:
+        return sample_with_cache(
+            model,
+            prompt_ids,
+            prompt_attn,
+            max_new_tokens,
+            tokenizer.eos_token_id,
+            tokenizer.pad_token_id,
+            self.temperature,
+            self.top_k,
+            self.top_p,
+            greedy,
+        )
+
+    def _generate(self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy) -> Tensor:
+        from transformers import GenerationConfig
+
         sampling = (
             {"do_sample": False}
             if greedy
@@ -68,15 +102,5 @@ class HFGenerate:
             eos_token_id=tokenizer.eos_token_id,
             **sampling,
         )
-        was_training = model.training
-        model.eval()
         out = model.generate(input_ids=prompt_ids, attention_mask=prompt_attn, generation_config=config)
-        model.train(was_training)
-        response_ids = out[:, prompt_ids.shape[1] :]  # (B, T')
-        if response_ids.shape[1] == 0:
-            response_ids = torch.full((len(prompts), 1), tokenizer.eos_token_id)
-        mask = response_mask(response_ids, tokenizer.eos_token_id)  # (B, T')
-        response_ids = torch.where(mask.bool(), response_ids, tokenizer.pad_token_id)
-        finished = (response_ids == tokenizer.eos_token_id).any(-1).tolist()
-        responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-        return Samples(prompts, prompt_ids, prompt_attn, response_ids, mask, responses, finished)
+        return out[:, prompt_ids.shape[1] :]  # (B, T')

@@ -90,6 +90,11 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     final = None
     for step in range(start, cfg.steps):
         times = {}
+        # 0. engines that hold their own copy of the weights (vLLM) take the policy's; HF samples the live one
+        t = time.perf_counter()
+        if hasattr(ctx.engine, "sync_weights"):
+            ctx.engine.sync_weights(ctx.policy)
+        times["time/sync_s"] = time.perf_counter() - t
         # 1. sample G responses for each of the step's prompts from the current policy
         t = time.perf_counter()
         step_prompts = prompts.take(n_prompts)
@@ -110,8 +115,13 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         times["time/score_s"] = time.perf_counter() - t
         # 3. log-probs under the sampling policy and the reference; critic values
         t = time.perf_counter()
+        # with one minibatch per epoch the first update's forward is this one: keep its graph (step 5)
+        one_minibatch = cfg.minibatch_size == cfg.rollout_size
+        with torch.set_grad_enabled(one_minibatch):
+            first_forward = _logprobs(ctx.policy, s, temperature)  # (B, T), (B, T, V)
+        logprobs = first_forward[0].detach()  # (B, T)
+        first_forward = first_forward if one_minibatch else None
         with torch.no_grad():
-            logprobs, _ = _logprobs(ctx.policy, s, temperature)  # (B, T)
             ref_logprobs, _ = _logprobs(ctx.reference, s, temperature)  # (B, T)
             values = (
                 token_values(ctx.critic, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask)
@@ -140,7 +150,11 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         for _ in range(algo.epochs):
             for index in torch.randperm(len(scores)).split(cfg.minibatch_size):
                 batch = rollout.rows(index)
-                new_logprobs, logits = _logprobs(ctx.policy, batch, temperature)
+                if first_forward is not None:  # the weights have not moved since step 3
+                    new_logprobs, logits = first_forward[0][index], first_forward[1][index]
+                    first_forward = None
+                else:
+                    new_logprobs, logits = _logprobs(ctx.policy, batch, temperature)
                 new_values = (
                     token_values(
                         ctx.critic,
