@@ -4,7 +4,8 @@
 
 GRPO from conf/algo/grpo.yaml (group_size 4, one minibatch per step), the HF rollout engine, the
 embedded toy_prefs world with a freshly initialised Qwen2 (no SFT: the model rarely emits EOS, so
-responses run to the length limit), torch at its default thread count. One factor varies at a time
+responses run to the length limit), one torch thread (--threads; two threads on a shared 2-core
+machine oversubscribe it). One factor varies at a time
 around a base of ~0.1M parameters, 32 responses per step and 16 new tokens. Seconds per step is the
 mean of the wall time between step ends over steps 3-5 of 6 (the 6th also evaluates); the phase
 columns are the loop's own time/* metrics over the same steps. About 3 minutes on 2 cores.
@@ -102,7 +103,9 @@ def one(size: str, rollout: int, length: int, folder: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "scaling.md"))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     a = parser.parse_args()
+    torch.set_num_threads(a.threads)
     import transformers
     from transformers.utils import logging as hf_logging
 
