@@ -1,4 +1,4 @@
-"""Rollouts with transformers' generate: G contiguous samples per prompt."""
+"""Rollouts from a transformers causal LM: G contiguous samples per prompt, from the live policy."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from align_lab.models.sequences import encode_prompts, response_mask
+from align_lab.rollout.sampling import RowGumbelNoise, sample_with_cache, warp
 
 
 @dataclass
@@ -25,15 +26,20 @@ class Samples:
 
 @dataclass
 class HFGenerate:
-    """Sampling with `model.generate`; temperature/top_k/top_p as in transformers.
+    """Sampling from the live policy; temperature/top_k/top_p as in transformers' generate.
+
+    By default the tokens come from align_lab's KV-cache loop (rollout/sampling.py), which draws the
+    same tokens as `model.generate` for one seed at a fraction of its per-token overhead;
+    use_generate=true calls `model.generate` itself (for model classes the loop does not cover).
 
     seed_per_sample: draw each row's sampling noise from its own seed (Gumbel-max over the warped
     logits, an exact sample), so a row's response does not depend on the other rows in its batch.
-    Data parallel needs it: a rank then draws the very samples one process would have drawn."""
+    Data parallel needs it: a process then draws the very samples one process would have drawn."""
 
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    use_generate: bool = False
     seed_per_sample: bool = False
 
     def __post_init__(self) -> None:
@@ -55,15 +61,49 @@ class HFGenerate:
         seeds: list[int] | None = None,
     ) -> Samples:
         """n samples of each prompt; `seeds` (one per row) are used when seed_per_sample is on."""
-        from transformers import GenerationConfig, LogitsProcessorList
-
         prompts = [p for p in prompts for _ in range(n)]
         prompt_ids, prompt_attn = encode_prompts(tokenizer, prompts, max_prompt_tokens)
-        per_row = not greedy and self.seed_per_sample and seeds is not None
-        processors = LogitsProcessorList(self._row_sampling(seeds) if per_row else [])
+        was_training = model.training
+        model.eval()
+        noise = RowGumbelNoise(seeds) if self.seed_per_sample and seeds is not None and not greedy else None
+        generate = self._generate if self.use_generate else self._sample
+        response_ids = generate(model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise)
+        model.train(was_training)
+        if response_ids.shape[1] == 0:
+            response_ids = torch.full((len(prompts), 1), tokenizer.eos_token_id)
+        mask = response_mask(response_ids, tokenizer.eos_token_id)  # (B, T')
+        response_ids = torch.where(mask.bool(), response_ids, tokenizer.pad_token_id)
+        finished = (response_ids == tokenizer.eos_token_id).any(-1).tolist()
+        responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
+        return Samples(prompts, prompt_ids, prompt_attn, response_ids, mask, responses, finished)
+
+    def _sample(self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise) -> Tensor:
+        return sample_with_cache(
+            model,
+            prompt_ids,
+            prompt_attn,
+            max_new_tokens,
+            tokenizer.eos_token_id,
+            tokenizer.pad_token_id,
+            self.temperature,
+            self.top_k,
+            self.top_p,
+            greedy,
+            noise,
+        )
+
+    def _generate(self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise) -> Tensor:
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        if noise is not None:  # warp, add each row's noise, then generate's argmax is the sample
+            warpers = lambda _, scores: warp(scores, self.temperature, self.top_k, self.top_p)  # noqa: E731
+            processors = LogitsProcessorList([warpers, noise])
+            greedy = True
+        else:
+            processors = LogitsProcessorList()
         sampling = (
             {"do_sample": False}
-            if greedy or per_row  # per-row noise is added by a processor; argmax then samples
+            if greedy
             else {
                 "do_sample": True,
                 "temperature": self.temperature,
@@ -77,43 +117,10 @@ class HFGenerate:
             eos_token_id=tokenizer.eos_token_id,
             **sampling,
         )
-        was_training = model.training
-        model.eval()
         out = model.generate(
             input_ids=prompt_ids,
             attention_mask=prompt_attn,
             generation_config=config,
             logits_processor=processors,
         )
-        model.train(was_training)
-        response_ids = out[:, prompt_ids.shape[1] :]  # (B, T')
-        if response_ids.shape[1] == 0:
-            response_ids = torch.full((len(prompts), 1), tokenizer.eos_token_id)
-        mask = response_mask(response_ids, tokenizer.eos_token_id)  # (B, T')
-        response_ids = torch.where(mask.bool(), response_ids, tokenizer.pad_token_id)
-        finished = (response_ids == tokenizer.eos_token_id).any(-1).tolist()
-        responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-        return Samples(prompts, prompt_ids, prompt_attn, response_ids, mask, responses, finished)
-
-    def _row_sampling(self, seeds: list[int]) -> list:
-        """transformers' warpers in their sampling order, then each row's own Gumbel noise."""
-        from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
-
-        warpers = [TemperatureLogitsWarper(self.temperature)] if self.temperature != 1.0 else []
-        warpers += [TopKLogitsWarper(self.top_k)] if self.top_k > 0 else []
-        warpers += [TopPLogitsWarper(self.top_p)] if self.top_p < 1.0 else []
-        return [*warpers, RowGumbelNoise(seeds)]
-
-
-class RowGumbelNoise:
-    """Adds Gumbel(0, 1) noise drawn from a generator per row: argmax(logits + noise) is a sample of
-    softmax(logits) (the Gumbel-max trick), and row i's t-th token depends on seeds[i] alone."""
-
-    def __init__(self, seeds: list[int]) -> None:
-        self.generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
-
-    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
-        V = scores.shape[-1]
-        u = torch.stack([torch.rand(V, generator=g, device="cpu") for g in self.generators])  # (B, V)
-        gumbel = -torch.log(-torch.log(u.clamp(1e-12, 1 - 1e-7)))
-        return scores + gumbel.to(scores.device, scores.dtype)
+        return out[:, prompt_ids.shape[1] :]  # (B, T')

@@ -92,6 +92,11 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     dp = ctx.group  # data parallel: this process samples, scores and trains its own rows
     for step in range(start, cfg.steps):
         times = {}
+        # 0. engines that hold their own copy of the weights (vLLM) take the policy's; HF samples the live one
+        t = time.perf_counter()
+        if hasattr(ctx.engine, "sync_weights"):
+            ctx.engine.sync_weights(ctx.policy)
+        times["time/sync_s"] = time.perf_counter() - t
         # 1. sample G responses for each of this process's share of the step's prompts
         t = time.perf_counter()
         step_prompts = prompts.take(n_prompts)
@@ -116,8 +121,14 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         times["time/score_s"] = time.perf_counter() - t
         # 3. log-probs under the sampling policy and the reference; critic values
         t = time.perf_counter()
+        # with one minibatch per epoch (and one process) the first update's forward is this one: keep
+        # its graph (step 5)
+        one_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
+        with torch.set_grad_enabled(one_minibatch):
+            first_forward = _logprobs(ctx.policy, s, temperature)  # (B, T), (B, T, V)
+        logprobs = first_forward[0].detach()  # (B, T)
+        first_forward = first_forward if one_minibatch else None
         with torch.no_grad():
-            logprobs, _ = _logprobs(ctx.policy, s, temperature)  # (b, T)
             ref_logprobs, _ = _logprobs(ctx.reference, s, temperature)  # (b, T)
             values = (
                 token_values(ctx.critic, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask)
@@ -151,7 +162,11 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
                 batch = rollout.rows(index)
                 # the model runs on this process's rows; the loss sees the whole minibatch
                 mine = rollout.rows(index[dp.shard(len(index))])
-                new_logprobs, logits = _logprobs(ctx.policy, mine, temperature)
+                if first_forward is not None:  # the weights have not moved since step 3
+                    new_logprobs, logits = first_forward[0][index], first_forward[1][index]
+                    first_forward = None
+                else:
+                    new_logprobs, logits = _logprobs(ctx.policy, mine, temperature)
                 new_logprobs = dp.gather(new_logprobs)
                 new_values = (
                     dp.gather(

@@ -95,6 +95,9 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(tmp_path, cache_d
     again = engine.sample(policy, tok, prompts, 2, 12, 8, seeds=seeds)
     assert again.responses == whole.responses
     assert len(set(whole.responses)) > 1  # and it does sample
+    # transformers' generate with the same per-row noise draws the same tokens as the KV-cache loop
+    generate = HFGenerate(temperature=1.0, seed_per_sample=True, use_generate=True)
+    assert generate.sample(policy, tok, prompts, 2, 12, 8, seeds=seeds).responses == whole.responses
 
 
 class _Quiet:

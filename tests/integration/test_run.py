@@ -42,10 +42,13 @@ def test_online_metrics_include_phase_times_and_compute_counters(tmp_path, cache
     run_in_process(["algo=ppo"], tmp_path, cache_dir)
     first, second = read_metrics(tmp_path / "metrics.jsonl")[:2]
     for key in [
+        "time/sync_s",
         "time/rollout_s",
         "time/score_s",
         "time/ref_s",
         "time/train_s",
+        "time/step_s",
+        "time/generated_tokens_per_s",
         "train/kl",
         "train/entropy",
         "train/clip_frac",
@@ -53,6 +56,8 @@ def test_online_metrics_include_phase_times_and_compute_counters(tmp_path, cache
         "train/reward_std",
     ]:
         assert key in first, key
+    assert first["time/sync_s"] < first["time/rollout_s"]  # the HF engine samples the live policy: no copy
+    assert first["time/generated_tokens_per_s"] > 0
     # 16 responses per step: reward queries are counted exactly, tokens cumulatively
     assert first["counters/reward_queries"] == 16 and second["counters/reward_queries"] == 32
     assert second["counters/generated_tokens"] > first["counters/generated_tokens"] > 0

@@ -1,0 +1,74 @@
+"""One decoding step of a Llama or Qwen2 causal LM written with torch functions on the model's own
+weights: the same operations in the same order as the transformers modules (SDPA attention), without
+their per-module overhead, which dominates a small model's decoding time on CPU. Other model classes
+and configurations decode with the model's forward (sampling.py checks `fast_decode_supported`)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def fast_decode_supported(model) -> bool:
+    """True for the configurations decode_step reproduces exactly (tested against the model's forward)."""
+    cfg = model.config
+    rope = getattr(cfg, "rope_parameters", None) or {}
+    return (
+        cfg.model_type in ("llama", "qwen2")
+        and getattr(cfg, "_attn_implementation", None) == "sdpa"
+        and cfg.hidden_act == "silu"
+        and cfg.num_key_value_heads == cfg.num_attention_heads
+        and rope.get("rope_type", "default") == "default"
+        and not getattr(cfg, "use_sliding_window", False)
+        and getattr(cfg, "pretraining_tp", 1) == 1
+    )
+
+
+def _rms_norm(norm, x: Tensor) -> Tensor:
+    h = x.to(torch.float32)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+    return norm.weight * h.to(x.dtype)
+
+
+def _rotate_half(x: Tensor) -> Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _linear(layer, x: Tensor) -> Tensor:
+    return F.linear(x, layer.weight, layer.bias)
+
+
+def decode_step(model, tokens: Tensor, position: Tensor, kv: list, attn: Tensor | None) -> Tensor:
+    """Next-token logits (B, V) for one new token per row; appends its keys/values to kv.
+
+    Args:
+        tokens: (B,) the last sampled tokens; position: (B, 1) their position ids.
+        kv: per layer [keys, values], each (B, H, L, D); attn: (B, L+1) 1 = attend, or None.
+    """
+    base = model.model
+    B = tokens.shape[0]
+    x = F.embedding(tokens[:, None], base.embed_tokens.weight)  # (B, 1, d)
+    rotary = base.rotary_emb
+    freqs = position[..., None].float() * rotary.inv_freq.float()  # (B, 1, D/2)
+    emb = torch.cat((freqs, freqs), dim=-1)  # (B, 1, D)
+    cos = (emb.cos() * rotary.attention_scaling).to(x.dtype)[:, None]  # (B, 1, 1, D)
+    sin = (emb.sin() * rotary.attention_scaling).to(x.dtype)[:, None]  # (B, 1, 1, D)
+    mask = attn.bool()[:, None, None, :] if attn is not None else None  # (B, 1, 1, L+1)
+    for layer, cache in zip(base.layers, kv, strict=True):
+        a = layer.self_attn
+        h = _rms_norm(layer.input_layernorm, x)  # (B, 1, d)
+        q, k, v = (
+            _linear(p, h).view(B, 1, -1, a.head_dim).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj)
+        )  # (B, H, 1, D) each
+        q = q * cos + _rotate_half(q) * sin  # (B, H, 1, D)
+        k = k * cos + _rotate_half(k) * sin  # (B, H, 1, D)
+        cache[0] = torch.cat([cache[0], k], dim=2)  # (B, H, L+1, D)
+        cache[1] = torch.cat([cache[1], v], dim=2)  # (B, H, L+1, D)
+        o = F.scaled_dot_product_attention(q, cache[0], cache[1], attn_mask=mask, scale=a.scaling)
+        x = x + _linear(a.o_proj, o.transpose(1, 2).reshape(B, 1, -1))  # (B, 1, d)
+        h = _rms_norm(layer.post_attention_layernorm, x)
+        m = layer.mlp
+        x = x + _linear(m.down_proj, F.silu(_linear(m.gate_proj, h)) * _linear(m.up_proj, h))
+    return _linear(model.lm_head, _rms_norm(base.norm, x))[:, -1]  # (B, V)

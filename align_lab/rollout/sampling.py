@@ -1,0 +1,120 @@
+"""Sampling with a KV cache: one model step per new token and nothing else per step.
+
+transformers' `generate` spends about a third of a small model's decoding time outside the model
+(input preparation, processor and stopping-criteria objects, cache bookkeeping), and the model's
+modules spend more than half of the rest in per-module overhead. This loop keeps only what decides the
+tokens, done as `generate` does it, and decodes Llama/Qwen2 with decode.py's step: with one seed it
+draws the same tokens as `generate` (tests/unit/test_rollout_sampling.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import Tensor
+
+from align_lab.rollout.decode import decode_step, fast_decode_supported
+
+
+def warp(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
+    """Next-token scores after temperature, top-k, top-p: generate's warpers in its order, (B, V)."""
+    from transformers.generation.logits_process import (
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    if temperature != 1.0:
+        logits = TemperatureLogitsWarper(temperature)(None, logits)
+    if top_k != 0:
+        logits = TopKLogitsWarper(top_k=top_k)(None, logits)
+    if top_p < 1.0:
+        logits = TopPLogitsWarper(top_p=top_p)(None, logits)
+    return logits
+
+
+@torch.no_grad()
+def sample_with_cache(
+    model,
+    prompt_ids: Tensor,
+    prompt_attn: Tensor,
+    max_new_tokens: int,
+    eos_token_id: int,
+    pad_token_id: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    greedy: bool = False,
+    noise: RowGumbelNoise | None = None,
+) -> Tensor:
+    """Response ids (B, T'), T' <= max_new_tokens, as `model.generate(do_sample=not greedy)` returns them.
+
+    The same forward inputs (positions from the left-padded attention mask, the mask dropped when
+    nothing is padded, logits of the last position only), the same warpers, and one
+    `torch.multinomial` per step on the same probabilities. A row that has emitted EOS gets pad;
+    the loop stops once every row has, or after max_new_tokens. With `noise` (per-row seeds), the
+    sample is the argmax of the warped logits plus the row's Gumbel noise instead.
+    """
+    B = prompt_ids.shape[0]
+    position_ids = (prompt_attn.cumsum(-1) - 1).clamp(min=0)  # (B, P); left pads read position 0
+    attn = None if bool(prompt_attn.all()) else prompt_attn  # (B, P) or None: no padding, no mask
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    out = model(
+        input_ids=prompt_ids,
+        attention_mask=attn,
+        position_ids=position_ids,
+        use_cache=True,
+        return_dict=True,
+        **keep,
+    )
+    cache = out.past_key_values
+    if fast_decode_supported(model):
+        kv = [[layer.keys, layer.values] for layer in cache.layers]  # per layer (B, H, P, D)
+        step = lambda tokens, position, attn: decode_step(model, tokens, position, kv, attn)  # noqa: E731
+    else:
+        step = lambda tokens, position, attn: model(  # noqa: E731
+            input_ids=tokens[:, None],
+            attention_mask=attn,
+            position_ids=position,
+            past_key_values=cache,
+            use_cache=True,
+            return_dict=True,
+        ).logits[:, -1]
+    logits = out.logits[:, -1]  # (B, V)
+    position = position_ids[:, -1:]  # (B, 1)
+    unfinished = torch.ones(B, dtype=torch.bool)  # (B,)
+    tokens = []
+    for t in range(max_new_tokens):
+        logits = logits.to(dtype=torch.float32, copy=True)  # (B, V)
+        if greedy:
+            next_tokens = logits.argmax(-1)  # (B,)
+        elif noise is not None:
+            next_tokens = noise(None, warp(logits, temperature, top_k, top_p)).argmax(-1)  # (B,)
+        else:
+            probs = torch.softmax(warp(logits, temperature, top_k, top_p), dim=-1)  # (B, V)
+            next_tokens = torch.multinomial(probs, num_samples=1).squeeze(1)  # (B,)
+        next_tokens = torch.where(unfinished, next_tokens, pad_token_id)  # (B,)
+        tokens.append(next_tokens)
+        unfinished &= next_tokens != eos_token_id
+        if t == max_new_tokens - 1 or not bool(unfinished.any()):
+            break
+        if attn is not None:
+            attn = torch.cat([attn, attn.new_ones(B, 1)], dim=1)  # (B, P+t+1)
+        position = position + 1
+        logits = step(next_tokens, position, attn)  # (B, V)
+    return torch.stack(tokens, dim=1) if tokens else prompt_ids.new_zeros(B, 0)  # (B, T')
+
+
+class RowGumbelNoise:
+    """Adds Gumbel(0, 1) noise drawn from a generator per row: argmax(logits + noise) is a sample of
+    softmax(logits) (the Gumbel-max trick), and row i's t-th token depends on seeds[i] alone."""
+
+    def __init__(self, seeds: list[int]) -> None:
+        self.generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids, scores: Tensor) -> Tensor:
+        V = scores.shape[-1]
+        u = torch.stack([torch.rand(V, generator=g, device="cpu") for g in self.generators])  # (B, V)
+        gumbel = -torch.log(-torch.log(u.clamp(1e-12, 1 - 1e-7)))
+        return scores + gumbel.to(scores.device, scores.dtype)
