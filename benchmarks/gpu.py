@@ -1,0 +1,177 @@
+"""GPU measurements on a ~110M-parameter Llama (random weights, built from a local config):
+
+1. rollout tokens/s: transformers' `generate` against align_lab's KV-cache loop (the `hf` engine's
+   default), bf16 weights, B prompts of P tokens, N new tokens each (no early EOS);
+2. training MFU of align_lab's policy update (response_logits -> logprobs -> policy-gradient loss ->
+   backward -> AdamW), fp32 and bf16 autocast: MFU = 6 * params * tokens / time / peak bf16 FLOP/s.
+
+    python benchmarks/gpu.py --out benchmarks/gpu.md
+
+Meant for a CUDA device; `--device cpu --hidden 64 --layers 2 --heads 2 --ffn 128 --vocab 512 --new 16`
+runs the same code small on a CPU (a smoke test of the script; its MFU has no meaning there).
+Prints a markdown table (and writes it to --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+
+import torch
+
+DEVICE = "cuda"
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense tensor-core FLOP/s (SXM)
+
+
+def build(vocab: int, hidden: int, layers: int, heads: int, ffn: int):
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        intermediate_size=ffn,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        attn_implementation="sdpa",
+    )
+    return AutoModelForCausalLM.from_config(config)
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up (kernels, caches)
+    sync()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - start) / repeats
+
+
+def rollout_rates(model, B: int, P: int, N: int, vocab: int) -> dict:
+    from transformers import GenerationConfig
+
+    from align_lab.rollout.sampling import sample_with_cache
+
+    prompt_ids = torch.randint(1, vocab, (B, P), device=DEVICE)
+    attn = torch.ones_like(prompt_ids)
+    never = vocab  # an EOS id no row can sample: every row generates N tokens
+    config = GenerationConfig(
+        max_new_tokens=N, min_new_tokens=N, do_sample=True, top_k=0, pad_token_id=0, eos_token_id=never
+    )
+
+    def generate():
+        out = model.generate(input_ids=prompt_ids, attention_mask=attn, generation_config=config)
+        assert out.shape[1] == P + N
+
+    def loop():
+        out = sample_with_cache(model, prompt_ids, attn, N, never, 0)
+        assert out.shape[1] == N
+
+    return {
+        "transformers generate": B * N / timed(generate, 2),
+        "align_lab KV-cache loop": B * N / timed(loop, 2),
+    }
+
+
+def update_time(model, B: int, P: int, T: int, vocab: int, bf16: bool) -> float:
+    from align_lab.models.sequences import response_logits
+    from align_lab.rl import logprobs_from_logits, masked_mean
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    prompt_ids = torch.randint(1, vocab, (B, P), device=DEVICE)
+    attn = torch.ones_like(prompt_ids)
+    response_ids = torch.randint(1, vocab, (B, T), device=DEVICE)
+    mask = torch.ones(B, T, device=DEVICE)
+    advantages = torch.randn(B, T, device=DEVICE)
+
+    def step():
+        with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=bf16):
+            logits = response_logits(model, prompt_ids, attn, response_ids, mask)
+            logprobs = logprobs_from_logits(logits, response_ids)
+            loss = -masked_mean(logprobs * advantages, mask)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    return timed(step, 3)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--prompt", type=int, default=64)
+    parser.add_argument("--new", type=int, default=256)
+    parser.add_argument("--train-batch", type=int, default=16)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--vocab", type=int, default=32000)
+    parser.add_argument("--hidden", type=int, default=768)
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--heads", type=int, default=12)
+    parser.add_argument("--ffn", type=int, default=2048)
+    args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    torch.manual_seed(0)
+    name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), float("nan"))
+    vocab = args.vocab
+    model = build(vocab, args.hidden, args.layers, args.heads, args.ffn).to(DEVICE)
+    params = sum(p.numel() for p in model.parameters())
+    lines = [
+        f"# GPU measurements ({datetime.date.today()}, {name}, torch {torch.__version__})",
+        "",
+        f"Llama, {params / 1e6:.1f}M parameters (hidden {args.hidden}, {args.layers} layers, "
+        f"{args.heads} heads, FFN {args.ffn}, vocab {vocab},",
+        "tied embeddings), random weights. Command: `python benchmarks/gpu.py`.",
+        "",
+        f"## Rollout: {args.batch} prompts x {args.prompt} tokens, {args.new} new tokens each, bf16 weights",
+        "",
+        "| engine | tokens/s |",
+        "|---|---|",
+    ]
+    rates = rollout_rates(model.to(torch.bfloat16).eval(), args.batch, args.prompt, args.new, vocab)
+    lines += [f"| {k} | {v:,.0f} |" for k, v in rates.items()]
+    lines += [
+        "| vLLM | in its own environment: benchmarks/rollout_engines.py |",
+        "",
+    ]
+    model = model.float().train()
+    B, P, T = args.train_batch, args.prompt, args.new
+    tokens = B * (P + T)
+    lines += [
+        f"## Policy update: {B} sequences x ({P} prompt + {T} response) tokens = {tokens} tokens per step",
+        "",
+        "MFU = 6 x parameters x tokens / step time / peak dense bf16 FLOP/s "
+        f"({peak / 1e12:.0f} TFLOP/s); attention FLOPs not counted.",
+        "",
+        "| precision | s/step | tokens/s | TFLOP/s | MFU |",
+        "|---|---|---|---|---|",
+    ]
+    for label, bf16 in (("fp32 (TF32 off)", False), ("bf16 autocast, fp32 master weights", True)):
+        seconds = update_time(model, B, P, T, vocab, bf16)
+        flops = 6 * params * tokens / seconds
+        lines.append(
+            f"| {label} | {seconds:.3f} | {tokens / seconds:,.0f} | {flops / 1e12:.1f} | {flops / peak:.1%} |"
+        )
+    if DEVICE == "cuda":
+        lines.append(f"\nPeak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
