@@ -128,6 +128,8 @@ def test_slurm_sweep_of_two_runs_completes(slurm, tmp_path, cache_dir):
             "hardware=slurm_cpu",
             "algo=reinforce_pp,ppo",
             *cli_args(cache_dir),
+            "hardware.processes=2",  # each run data parallel: 2 processes in its Slurm job
+            "rollout.seed_per_sample=true",
             f"hydra.sweep.dir={sweep}",
         ],
         cwd=ROOT,
@@ -138,6 +140,7 @@ def test_slurm_sweep_of_two_runs_completes(slurm, tmp_path, cache_dir):
     assert manifest["cluster"] == "slurm"
     mem = {r["names"]["algo"]: r["resources"]["mem_gb"] for r in manifest["runs"]}
     assert mem["ppo"] > mem["reinforce_pp"]  # PPO also holds a critic
+    assert all(r["resources"]["cpus_per_task"] == 2 for r in manifest["runs"])  # one core per process
     assert [s.state for s in study_states(sweep)] == ["done", "done"]
 
     def sacct() -> str:  # accounting lags a few seconds behind the jobs
