@@ -15,6 +15,7 @@ from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
 from align_lab.rewards import LearnedRM
+from align_lab.rollout.base import RolloutEngine
 from align_lab.study.cache import StageCache
 from align_lab.study.world import World
 from align_lab.train.common import Context, TrainConfig, checkpoint_step
@@ -33,7 +34,7 @@ class RunSpec:
     reward: object
     train: TrainConfig
     sft: object
-    rollout: object
+    rollout: RolloutEngine
     tracker: dict
     seed: int
     cache_dir: Path
@@ -167,5 +168,6 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
         }
         raise
     finally:
+        spec.rollout.close()
         write_summary(run_dir, summary)
         tracker.close()

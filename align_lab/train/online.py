@@ -92,6 +92,9 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         times = {}
         # 1. sample G responses for each of the step's prompts from the current policy
         t = time.perf_counter()
+        ctx.engine.sync(ctx.policy)  # the engine's copy of the weights (vllm); a no-op for hf
+        times["time/sync_s"] = time.perf_counter() - t
+        t = time.perf_counter()
         step_prompts = prompts.take(n_prompts)
         limits = (task.max_response_tokens, task.max_prompt_tokens)
         s = ctx.engine.sample(ctx.policy, tok, step_prompts, algo.group_size, *limits)
