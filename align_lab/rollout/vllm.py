@@ -13,6 +13,7 @@ and responses decoded by it), so the loop computes log-probs with the trainer mo
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
@@ -55,7 +56,7 @@ class VLLMEngine:
         self._dir: str | None = None  # the model as first saved, which vLLM starts from
         self._synced: tuple | None = None  # _weights_version of the model the engine holds
         self._asleep = self._can_sleep = False
-        self.start_s: float | None = None  # seconds the engine took to start
+        self.start_s: float | None = None  # seconds the engine took to start, `import vllm` included
         check_sampling(self.temperature, self.top_k, self.top_p)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype={self.dtype}: must be one of {', '.join(DTYPES)}")
@@ -70,13 +71,19 @@ class VLLMEngine:
     def _start(self, model, tokenizer) -> None:
         """Builds vllm.LLM from `model` as it is now; the trainer's RNG and thread count survive it."""
         # in-process engine core: sync reaches the model directly, and no engine process is spawned
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         # the trainer shares these cores: vLLM must not pin this process's threads
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # its INFO lines would drown the run's log
+        t = time.perf_counter()
         from vllm import LLM
         from vllm.platforms import current_platform
 
-        t = time.perf_counter()
+        # every in-place reload finds no checkpoint tensor for the rotary cache (derived, not trained)
+        # and keeps the one it has; vLLM warns about that on each sync
+        logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(
+            lambda r: "RotaryEmbedding: Failed to load weights" not in r.getMessage()
+        )
         self._dir = tempfile.mkdtemp(prefix="align_lab_vllm_")
         model.save_pretrained(self._dir)
         tokenizer.save_pretrained(self._dir)
