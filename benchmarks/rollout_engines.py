@@ -65,10 +65,18 @@ def main() -> None:
         vllm.sync(policy)
         syncs.append(time.perf_counter() - t)
     print(f"vllm sync (state_dict -> reload_weights): {1000 * statistics.median(syncs):.0f} ms")
+    threads = torch.get_num_threads()
     for n_prompts, group in [(16, 4), (64, 8)]:
-        for name, engine in [("hf", HFGenerate()), ("vllm", vllm)]:
+        # vllm generates with 1 torch thread (as vLLM serves); hf with the trainer's count, and with 1
+        for name, engine, n_threads in [
+            (f"hf, {threads} threads", HFGenerate(), threads),
+            ("hf, 1 thread", HFGenerate(), 1),
+            ("vllm", vllm, threads),
+        ]:
+            torch.set_num_threads(n_threads)
             rate, tokens = tokens_per_s(engine, policy, tok, task, prompts[:n_prompts], group)
-            print(f"{name:5s} {n_prompts * group:4d} responses ({tokens:.0f} tokens): {rate:,.0f} tokens/s")
+            print(f"{name:14s} {n_prompts * group:4d} responses ({tokens:.0f} tokens): {rate:,.0f} tokens/s")
+        torch.set_num_threads(threads)
     vllm.close()
 
 

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,18 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 def _weights_version(model) -> tuple[int, int]:
     """Changes whenever a parameter of `model` is modified in place (optimizer step, load_state_dict)."""
     return id(model), sum(p._version for p in model.parameters())
+
+
+@contextmanager
+def _one_thread():
+    """One torch thread while vLLM works, as vLLM serves: its step loop is serial, and on a shared CPU
+    the trainer's OpenMP threads spin-waiting between small ops made it 20x slower (2 busy cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass
@@ -132,6 +145,8 @@ class VLLMEngine:
         if self._llm is not None and self._can_sleep and not self._asleep:
             self._llm.sleep(level=self.sleep_level)
             self._asleep = True
+            if self.sleep_level == 2:
+                self._synced = None  # weights dropped: the next sample pushes them again
 
     def wake(self) -> None:
         if self._asleep:
@@ -146,7 +161,8 @@ class VLLMEngine:
             return
         self.wake()
         state = model.state_dict()
-        self._llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(state.items())})
+        with _one_thread():
+            self._llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(state.items())})
         self._llm.reset_prefix_cache()  # cached prompt KV was computed with the old weights
         self._synced = _weights_version(model)
 
@@ -181,7 +197,8 @@ class VLLMEngine:
             stop_token_ids=[tokenizer.eos_token_id],
             detokenize=False,
         )
-        outputs = self._llm.generate(inputs, params, use_tqdm=False)
+        with _one_thread():
+            outputs = self._llm.generate(inputs, params, use_tqdm=False)
         if self.sleep_when_idle:
             self.sleep()
         copies = n if greedy else 1
