@@ -80,6 +80,16 @@ class VLLMEngine:
         if self.sleep_level not in (1, 2):
             raise ValueError(f"sleep_level={self.sleep_level}: must be 1 (offload weights) or 2 (drop them)")
 
+    def check_installed(self) -> None:
+        """Fails before any compute when this Python has no vllm (it lives in its own environment)."""
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ValueError(
+                "rollout=vllm: the vllm package is not installed in this Python; "
+                "bash scripts/setup_vllm.sh makes .venv-vllm, then run .venv-vllm/bin/python -m align_lab"
+            )
+
     # engine life cycle
     def _start(self, model, tokenizer) -> None:
         """Builds vllm.LLM from `model` as it is now; the trainer's RNG and thread count survive it."""

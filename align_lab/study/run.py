@@ -74,6 +74,12 @@ def check_combination(spec: RunSpec) -> None:
         raise ConfigError(
             f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm"
         )
+    check_installed = getattr(spec.rollout, "check_installed", None)  # engines in other environments
+    if check_installed is not None:
+        try:
+            check_installed()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if spec.device != "cpu":
         raise ConfigError(f"hardware.device={spec.device}: only cpu is supported so far")
 

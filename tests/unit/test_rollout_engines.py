@@ -4,6 +4,8 @@ The vLLM engine itself runs in tests/integration/test_vllm.py (scripts/test_vllm
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -11,6 +13,7 @@ from align_lab import registry
 from align_lab.app import spec_from_config
 from align_lab.config import ConfigError
 from align_lab.rollout.vllm import _weights_version
+from align_lab.study.run import check_combination
 from tests.conftest import compose
 
 
@@ -37,6 +40,15 @@ def test_bad_vllm_settings_are_one_line_at_build(override, expected, tmp_path):
     with pytest.raises(ConfigError) as e:
         spec_from_config(*compose(["rollout=vllm", override, f"cache_dir={tmp_path}"]))
     assert str(e.value) == expected
+
+
+def test_rollout_vllm_without_vllm_installed_fails_in_one_line_before_any_compute(tmp_path):
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here; this checks the message where it is not")
+    spec = spec_from_config(*compose(["rollout=vllm", f"cache_dir={tmp_path}"]))
+    with pytest.raises(ConfigError, match=r"^rollout=vllm: the vllm package is not installed") as e:
+        check_combination(spec)
+    assert "scripts/setup_vllm.sh" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_weights_version_changes_with_in_place_updates_only():
