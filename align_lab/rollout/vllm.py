@@ -13,6 +13,7 @@ and responses decoded by it), so the loop computes log-probs with the trainer mo
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import random
@@ -108,6 +109,7 @@ class VLLMEngine:
             lambda r: "RotaryEmbedding: Failed to load weights" not in r.getMessage()
         )
         self._dir = tempfile.mkdtemp(prefix="align_lab_vllm_")
+        atexit.register(shutil.rmtree, self._dir, True)  # also when close() is never called
         model.save_pretrained(self._dir)
         tokenizer.save_pretrained(self._dir)
         kv_gb = self.kv_cache_gb
