@@ -8,20 +8,10 @@ import torch
 from torch import Tensor
 
 from align_lab.models.sequences import encode_prompts, response_mask
+from align_lab.rollout.base import Samples, check_sampling
 from align_lab.rollout.sampling import RowGumbelNoise, sample_with_cache, warp
 
-
-@dataclass
-class Samples:
-    """Generated responses; the G samples of a prompt are contiguous rows."""
-
-    prompts: list[str]  # (B,)
-    prompt_ids: Tensor  # (B, P) left-padded
-    prompt_attn: Tensor  # (B, P)
-    response_ids: Tensor  # (B, T) padded after EOS
-    mask: Tensor  # (B, T) 1 up to and including EOS
-    responses: list[str]  # (B,) decoded, without EOS
-    finished: list[bool]  # (B,) True when an EOS was generated
+__all__ = ["HFGenerate", "Samples"]
 
 
 @dataclass
@@ -43,10 +33,13 @@ class HFGenerate:
     seed_per_sample: bool = False
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"temperature={self.temperature}: must be > 0 (use greedy=True for argmax)")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p={self.top_p}: must be in (0, 1]")
+        check_sampling(self.temperature, self.top_k, self.top_p)
+
+    def sync(self, model) -> None:
+        """Nothing to push: generate runs the trainer's live model."""
+
+    def close(self) -> None:
+        """Nothing held."""
 
     @torch.no_grad()
     def sample(

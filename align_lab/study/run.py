@@ -18,6 +18,7 @@ from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
+from align_lab.rollout.base import RolloutEngine
 from align_lab.study.cache import StageCache
 from align_lab.study.world import World
 from align_lab.train.common import Context, TrainConfig, checkpoint_step
@@ -37,7 +38,7 @@ class RunSpec:
     reward: object
     train: TrainConfig
     sft: object
-    rollout: object
+    rollout: RolloutEngine
     tracker: dict
     seed: int
     cache_dir: Path
@@ -81,6 +82,12 @@ def check_combination(spec: RunSpec, here: bool = True) -> None:
             f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm"
         )
     check_data(spec)
+    check_installed = getattr(spec.rollout, "check_installed", None)  # engines in other environments
+    if check_installed is not None:
+        try:
+            check_installed()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     check_processes(spec)
     if spec.device not in ("cpu", "cuda"):
         raise ConfigError(f"hardware.device={spec.device}: must be cpu or cuda")
@@ -321,5 +328,6 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
         }
         raise
     finally:
+        spec.rollout.close()
         write_summary(run_dir, summary)
         tracker.close()

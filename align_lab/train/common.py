@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from align_lab.algorithms.base import check
+from align_lab.rollout.base import RolloutEngine
 from align_lab.train.distributed import Group
 from align_lab.train.preemption import Preemption
 
@@ -137,7 +138,7 @@ class Context:
     reference: torch.nn.Module
     critic: torch.nn.Module | None
     scorer: object  # (prompts, responses, finished) -> (B,) tensor
-    engine: object  # rollout engine with .sample(...)
+    engine: RolloutEngine  # .sample(...) and .sync(model): rollout/base.py
     train: TrainConfig
     tracker: object
     checkpoint_dir: Path

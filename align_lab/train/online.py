@@ -94,8 +94,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         times = {}
         # 0. engines that hold their own copy of the weights (vLLM) take the policy's; HF samples the live one
         t = time.perf_counter()
-        if hasattr(ctx.engine, "sync_weights"):
-            ctx.engine.sync_weights(ctx.policy)
+        ctx.engine.sync(ctx.policy)
         times["time/sync_s"] = time.perf_counter() - t
         # 1. sample G responses for each of this process's share of the step's prompts
         t = time.perf_counter()

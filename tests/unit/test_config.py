@@ -9,7 +9,7 @@ from align_lab.app import spec_from_config
 from align_lab.config import ConfigError
 from tests.conftest import ROOT, compose, run_cli
 
-COMPONENT_GROUPS = ("algo", "model", "task", "reward", "judge")
+COMPONENT_GROUPS = ("algo", "model", "task", "reward", "judge", "rollout")
 
 
 def required(group: str, choice: str, assets) -> list[str]:
@@ -46,6 +46,14 @@ def test_every_global_choice_composes(group, tmp_path):
         spec_from_config(cfg, names)
 
 
+def test_rollout_engine_is_a_config_group_and_its_keys_stay_overridable(tmp_path):
+    hf = spec_from_config(*compose(["rollout.temperature=0.7", f"cache_dir={tmp_path}"])).rollout
+    assert type(hf).__name__ == "HFGenerate" and hf.temperature == 0.7
+    cfg, names = compose(["rollout=vllm", "rollout.top_p=0.9", "seed=3", f"cache_dir={tmp_path}"])
+    vllm = spec_from_config(cfg, names).rollout  # builds without importing vllm: it starts on first use
+    assert names["rollout"] == "vllm" and (vllm.top_p, vllm.seed) == (0.9, 3)
+
+
 def test_every_yaml_key_has_a_comment():
     for path in (ROOT / "conf").rglob("*.yaml"):
         for line in path.read_text().splitlines():
@@ -62,6 +70,7 @@ def test_every_yaml_key_has_a_comment():
         ("algo.lr=-1e-3", "algo.lr=-0.001: must be > 0"),
         ("train.steps=0", "train.steps=0: must be >= 1"),
         ("task.annotator.label_noise=0.7", "label_noise=0.7: must be in [0, 0.5)"),
+        ("rollout.temperature=0", "rollout.temperature=0.0: must be > 0 (use greedy=True for argmax)"),
     ],
 )
 def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):

@@ -1,0 +1,62 @@
+"""The rollout-engine contract: what the training loops ask of HF generate, vLLM or any other engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from torch import Tensor
+
+
+@dataclass
+class Samples:
+    """Generated responses; the G samples of a prompt are contiguous rows."""
+
+    prompts: list[str]  # (B,)
+    prompt_ids: Tensor  # (B, P) left-padded
+    prompt_attn: Tensor  # (B, P)
+    response_ids: Tensor  # (B, T) padded after EOS
+    mask: Tensor  # (B, T) 1 up to and including EOS
+    responses: list[str]  # (B,) decoded, without EOS
+    finished: list[bool]  # (B,) True when an EOS was generated
+
+
+class RolloutEngine(Protocol):
+    """Samples responses from a trainer's model. Token ids and masks come in the trainer tokenizer's
+    terms, so the loops compute log-probs with the trainer model whatever the engine."""
+
+    temperature: float  # the loops divide logits by it for log-probs
+
+    def sample(
+        self,
+        model,
+        tokenizer,
+        prompts: list[str],
+        n: int,
+        max_new_tokens: int,
+        max_prompt_tokens: int,
+        greedy: bool = False,
+        seeds: list[int] | None = None,
+    ) -> Samples:
+        """n samples of each prompt from `model` as its weights are now; `seeds`, one per row, for
+        engines that can draw each row from its own seed (data parallel needs it)."""
+        ...
+
+    def sync(self, model) -> None:
+        """Pushes `model`'s current weights into the engine (a no-op where the engine reads the live
+        model). The loop calls it once per step so the time shows as `time/sync_s`."""
+        ...
+
+    def close(self) -> None:
+        """Releases what the engine holds (processes, memory, temporary files); at the end of a run."""
+        ...
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    """Sampling settings every engine shares; greedy decoding is asked for per call, not by temperature."""
+    if temperature <= 0:
+        raise ValueError(f"temperature={temperature}: must be > 0 (use greedy=True for argmax)")
+    if top_k < 0:
+        raise ValueError(f"top_k={top_k}: must be >= 0 (0: no top-k filtering)")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p}: must be in (0, 1]")

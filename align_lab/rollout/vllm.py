@@ -1,0 +1,234 @@
+"""Rollouts with vLLM, in the trainer's process; the trainer's weights are pushed in place each step.
+
+The engine starts on first use from the model saved once to a temporary folder (config, weights,
+tokenizer). After that, `sync` hands the trainer's state_dict to vLLM's in-place reload
+(`reload_weights` with checkpoint-format tensors): vLLM loads them into its own layout and redoes its
+post-load processing, so nothing is written to or read from disk. That reload also repacks the
+CPU backend's linear weights, which vLLM otherwise replaces by empty tensors after the first load.
+The prefix cache is reset after each sync: cached prompt keys/values belong to the old weights.
+
+Token ids, masks and decoded texts come back in the trainer tokenizer's terms (prompts are encoded
+and responses decoded by it), so the loop computes log-probs with the trainer model as with `hf`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from align_lab.models.sequences import encode_prompts
+from align_lab.rollout.base import Samples, check_sampling
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _weights_version(model) -> tuple[int, int]:
+    """Changes whenever a parameter of `model` is modified in place (optimizer step, load_state_dict)."""
+    return id(model), sum(p._version for p in model.parameters())
+
+
+@contextmanager
+def _one_thread():
+    """One torch thread while vLLM works, as vLLM serves: its step loop is serial, and on a shared CPU
+    the trainer's OpenMP threads spin-waiting between small ops made it 20x slower (2 busy cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclass
+class VLLMEngine:
+    """Sampling with vLLM (`vllm.LLM`, in-process); temperature/top_k/top_p as in `hf`."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    dtype: str = "float32"
+    gpu_memory_utilization: float = 0.3
+    kv_cache_gb: float | None = None
+    enforce_eager: bool = True
+    sleep_when_idle: bool = False
+    sleep_level: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # run-time state, not configuration: set on first use
+        self._llm = None  # vllm.LLM
+        self._dir: str | None = None  # the model as first saved, which vLLM starts from
+        self._synced: tuple | None = None  # _weights_version of the model the engine holds
+        self._asleep = self._can_sleep = False
+        self.start_s: float | None = None  # seconds the engine took to start, `import vllm` included
+        check_sampling(self.temperature, self.top_k, self.top_p)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype={self.dtype}: must be one of {', '.join(DTYPES)}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError(f"gpu_memory_utilization={self.gpu_memory_utilization}: must be in (0, 1]")
+        if self.kv_cache_gb is not None and self.kv_cache_gb <= 0:
+            raise ValueError(f"kv_cache_gb={self.kv_cache_gb}: must be > 0 (or null)")
+        if self.sleep_level not in (1, 2):
+            raise ValueError(f"sleep_level={self.sleep_level}: must be 1 (offload weights) or 2 (drop them)")
+
+    def check_installed(self) -> None:
+        """Fails before any compute when this Python has no vllm (it lives in its own environment)."""
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ValueError(
+                "rollout=vllm: the vllm package is not installed in this Python; "
+                "bash scripts/setup_vllm.sh makes .venv-vllm, then run .venv-vllm/bin/python -m align_lab"
+            )
+
+    # engine life cycle
+    def _start(self, model, tokenizer) -> None:
+        """Builds vllm.LLM from `model` as it is now; the trainer's RNG and thread count survive it."""
+        # in-process engine core: sync reaches the model directly, and no engine process is spawned
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        # the trainer shares these cores: vLLM must not pin this process's threads
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # its INFO lines would drown the run's log
+        t = time.perf_counter()
+        from vllm import LLM
+        from vllm.platforms import current_platform
+
+        # every in-place reload finds no checkpoint tensor for the rotary cache (derived, not trained)
+        # and keeps the one it has; vLLM warns about that on each sync
+        logging.getLogger("vllm.model_executor.model_loader.reload.layerwise").addFilter(
+            lambda r: "RotaryEmbedding: Failed to load weights" not in r.getMessage()
+        )
+        self._dir = tempfile.mkdtemp(prefix="align_lab_vllm_")
+        atexit.register(shutil.rmtree, self._dir, True)  # also when close() is never called
+        model.save_pretrained(self._dir)
+        tokenizer.save_pretrained(self._dir)
+        kv_gb = self.kv_cache_gb
+        if kv_gb is None and current_platform.is_cpu():
+            kv_gb = 0.25  # vLLM's CPU default reserves a share of host memory; the trainer needs it
+        extra = {"kv_cache_memory_bytes": int(kv_gb * 2**30)} if kv_gb else {}
+        rng = (torch.get_rng_state(), random.getstate())
+        threads, set_threads = torch.get_num_threads(), torch.set_num_threads
+        try:
+            self._llm = LLM(
+                model=self._dir,
+                dtype=self.dtype,
+                seed=self.seed,
+                enforce_eager=self.enforce_eager,
+                gpu_memory_utilization=self.gpu_memory_utilization,
+                **extra,
+            )
+        finally:
+            # vLLM's worker reseeds the global RNGs, lowers torch's thread count and replaces
+            # torch.set_num_threads; in-process, those belong to the trainer
+            torch.set_num_threads = set_threads
+            torch.set_num_threads(threads)
+            torch.set_rng_state(rng[0])
+            random.setstate(rng[1])
+        self._synced = _weights_version(model)
+        self._can_sleep = not current_platform.is_cpu()
+        if self.sleep_when_idle and not self._can_sleep:
+            warnings.warn("rollout.sleep_when_idle: vLLM has no sleep mode on CPU; ignored", stacklevel=2)
+        self.start_s = time.perf_counter() - t
+
+    def close(self) -> None:
+        """Shuts the engine down and deletes its temporary folder."""
+        if self._llm is not None:
+            engine = getattr(self._llm, "llm_engine", None)
+            if engine is not None and hasattr(engine, "engine_core"):
+                engine.engine_core.shutdown()
+            self._llm = None
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+        self._synced = None
+
+    def sleep(self) -> None:
+        """Frees vLLM's accelerator memory between rollouts (colocated training); GPU only."""
+        if self._llm is not None and self._can_sleep and not self._asleep:
+            self._llm.sleep(level=self.sleep_level)
+            self._asleep = True
+            if self.sleep_level == 2:
+                self._synced = None  # weights dropped: the next sample pushes them again
+
+    def wake(self) -> None:
+        if self._asleep:
+            self._llm.wake_up()
+            self._asleep = False
+
+    # the RolloutEngine contract
+    def sync(self, model) -> None:
+        """Pushes `model`'s weights into the running engine in place (no disk). Before the engine has
+        started there is nothing to push: the first `sample` starts it from the model as it is then."""
+        if self._llm is None:
+            return
+        self.wake()
+        state = model.state_dict()
+        with _one_thread():
+            self._llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(state.items())})
+        self._llm.reset_prefix_cache()  # cached prompt KV was computed with the old weights
+        self._synced = _weights_version(model)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        model,
+        tokenizer,
+        prompts: list[str],
+        n: int,
+        max_new_tokens: int,
+        max_prompt_tokens: int,
+        greedy: bool = False,
+        seeds: list[int] | None = None,
+    ) -> Samples:
+        """n samples of each prompt from vLLM's copy of the weights; `seeds` (per-row seeds, for
+        data parallel) are not supported by this engine yet and are ignored."""
+        from vllm import SamplingParams
+
+        if self._llm is None:
+            self._start(model, tokenizer)
+        elif self._synced != _weights_version(model):
+            self.sync(model)  # another model (the reference), or its weights changed since the last sync
+        self.wake()
+        rows = [p for p in prompts for _ in range(n)]
+        prompt_ids, prompt_attn = encode_prompts(tokenizer, rows, max_prompt_tokens)  # (B, P)
+        firsts = zip(prompt_ids[::n], prompt_attn[::n], strict=True)  # each prompt once; n samples of it
+        inputs = [{"prompt_token_ids": ids[attn.bool()].tolist()} for ids, attn in firsts]
+        params = SamplingParams(
+            n=1 if greedy else n,  # greedy samples are identical: decode once, copy below
+            temperature=0.0 if greedy else self.temperature,
+            top_k=0 if greedy else self.top_k,
+            top_p=1.0 if greedy else self.top_p,
+            max_tokens=max_new_tokens,
+            stop_token_ids=[tokenizer.eos_token_id],
+            detokenize=False,
+        )
+        with _one_thread():
+            outputs = self._llm.generate(inputs, params, use_tqdm=False)
+        if self.sleep_when_idle:
+            self.sleep()
+        copies = n if greedy else 1
+        tokens = [
+            list(c.token_ids)
+            for o in outputs
+            for c in sorted(o.outputs, key=lambda c: c.index)
+            for _ in range(copies)
+        ]  # (B,) lists, the G samples of a prompt contiguous
+        width = max(1, max(len(t) for t in tokens))
+        response_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)  # (B, T)
+        mask = torch.zeros((len(rows), width))  # (B, T) 1 up to and including EOS
+        for i, t in enumerate(tokens):
+            response_ids[i, : len(t)] = torch.tensor(t, dtype=torch.long)
+            mask[i, : len(t)] = 1.0
+        finished = (response_ids == tokenizer.eos_token_id).any(-1).tolist()
+        responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
+        return Samples(rows, prompt_ids, prompt_attn, response_ids, mask, responses, finished)
