@@ -77,8 +77,9 @@ def main() -> None:
     lines = [
         "# Training backends: step time on CPU",
         "",
-        f"`python benchmarks/backends.py`, {datetime.date.today()}, {platform.processor() or platform.machine()}"
-        f", {os.cpu_count()} cores (shared with other work), one torch thread. "
+        f"`python benchmarks/backends.py`, {datetime.date.today()}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other work), "
+        "one torch thread. "
         "Seconds are means over steps 2-6 of the run's time/* metrics; see the script's docstring.",
         "",
         "| setting | train s/step | step s/step | run s | first-step loss | first-step grad norm | "
