@@ -6,7 +6,9 @@ REINFORCE++ (conf/algo/reinforce_pp.yaml) on the embedded toy_prefs world and ti
 parameters), 32 responses per step in 2 minibatches, one torch thread, 6 steps; the same run with
 each backend setting. Columns are means over steps 2-6 of the loop's own time/* metrics (step 1 also
 pays one-off costs); `train` is the update phase (forward, backward, optimiser) where the backends
-differ, `step` the whole step. The first-step loss and the last eval show the runs agree. The shared
+differ, `step` the whole step. The first-step loss (mean over the step's two minibatches, the second
+after one update) and the final held-out gold reward show which runs compute the same thing: every
+fp32 full-weight setting agrees to ~1e-6; bf16 rounds, LoRA trains other parameters. The shared
 stages (tokenizer, SFT, reward model) are built once in a temporary cache before the timed runs.
 """
 
@@ -80,7 +82,9 @@ def main() -> None:
         f"`python benchmarks/backends.py`, {datetime.date.today()}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other work), "
         "one torch thread. "
-        "Seconds are means over steps 2-6 of the run's time/* metrics; see the script's docstring.",
+        "Seconds are means over steps 2-6 of the run's time/* metrics; `run s` is the whole run "
+        "(engine set-up, 6 steps, final evaluation; shared stages cached). "
+        "First-step loss: mean over the step's two minibatches (the second after one update).",
         "",
         "| setting | train s/step | step s/step | run s | first-step loss | first-step grad norm | "
         "eval gold reward |",
