@@ -13,8 +13,20 @@ from align_lab.config import ConfigError, build
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
 
+def backend_from_config(hardware: DictConfig):
+    """hardware.backend / zero_stage / dtype / gradient_checkpointing -> a checked Backend."""
+    from align_lab.train.backend import Backend
+
+    keys = ("backend", "zero_stage", "dtype", "gradient_checkpointing")
+    try:
+        return Backend(**{k: hardware[k] for k in keys if k in hardware})
+    except ValueError as e:
+        raise ConfigError(f"hardware.{e}") from None
+
+
 def spec_from_config(cfg: DictConfig, names: dict):
     """Builds every component (type- and value-checked) into a RunSpec."""
+    from align_lab.models.lora import LoRA
     from align_lab.study.cache import default_cache_dir
     from align_lab.study.run import RunSpec
 
@@ -35,6 +47,8 @@ def spec_from_config(cfg: DictConfig, names: dict):
         device=cfg.hardware.device,
         num_threads=int(cfg.hardware.num_threads),
         processes=int(cfg.hardware.get("processes", 1)),
+        backend=backend_from_config(cfg.hardware),
+        lora=build(cfg.lora, "lora") if cfg.get("lora") else LoRA(),
         names=names,
         config=OmegaConf.to_container(cfg, resolve=True),
         judge=build(cfg.judge, "judge") if cfg.get("judge") else None,

@@ -15,13 +15,25 @@ def fast_decode_supported(model) -> bool:
     cfg = model.config
     rope = getattr(cfg, "rope_parameters", None) or {}
     return (
-        cfg.model_type in ("llama", "qwen2")
+        _own_weights(model)
+        and cfg.model_type in ("llama", "qwen2")
         and getattr(cfg, "_attn_implementation", None) == "sdpa"
         and cfg.hidden_act == "silu"
         and cfg.num_key_value_heads == cfg.num_attention_heads
         and rope.get("rope_type", "default") == "default"
         and not getattr(cfg, "use_sliding_window", False)
         and getattr(cfg, "pretraining_tp", 1) == 1
+    )
+
+
+def _own_weights(model) -> bool:
+    """The transformers model itself, its weights whole: not wrapped with adapters (peft LoRA layers
+    hold a `base_layer`) nor partitioned (DeepSpeed ZeRO-3 parameters hold a `ds_tensor`); those
+    only the modules' own forward knows how to use."""
+    return (
+        hasattr(getattr(model, "model", None), "embed_tokens")
+        and not any(hasattr(m, "base_layer") for m in model.modules())
+        and not any(hasattr(p, "ds_tensor") for p in model.parameters())
     )
 
 

@@ -8,7 +8,7 @@ import resource
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,10 +17,12 @@ import torch
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
+from align_lab.models.lora import LoRA
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
 from align_lab.rollout.base import RolloutEngine
 from align_lab.study.cache import StageCache
 from align_lab.study.world import World
+from align_lab.train.backend import Backend, forget_process_group
 from align_lab.train.common import Context, TrainConfig, checkpoint_step
 from align_lab.train.distributed import Group
 from align_lab.train.online import train_online, validate
@@ -48,6 +50,8 @@ class RunSpec:
     config: dict  # the resolved config, for the tracker
     judge: object = None  # judges evaluation win rates (conf/judge/); None: the run's reward
     processes: int = 1  # data-parallel processes on this node (train/distributed.py)
+    backend: Backend = field(default_factory=Backend)  # torch or DeepSpeed, dtype, checkpointing
+    lora: LoRA = field(default_factory=LoRA)  # adapters on the policy (off by default)
 
 
 def progress_factory(enabled: bool = True):
@@ -89,6 +93,7 @@ def check_combination(spec: RunSpec, here: bool = True) -> None:
         except ValueError as e:
             raise ConfigError(str(e)) from None
     check_processes(spec)
+    check_backend(spec, here)
     if spec.device not in ("cpu", "cuda"):
         raise ConfigError(f"hardware.device={spec.device}: must be cpu or cuda")
     if here and spec.device == "cuda":
@@ -120,6 +125,36 @@ def check_processes(spec: RunSpec) -> None:
         raise ConfigError(f"hardware.processes={n}: must be <= the {per_step} {what}")
 
 
+def check_backend(spec: RunSpec, here: bool = True) -> None:
+    """What the DeepSpeed backend does not do yet, and whether it is installed here."""
+    if not spec.backend.uses_deepspeed:
+        return
+    if spec.processes > 1:
+        raise ConfigError(
+            f"hardware.processes={spec.processes}: hardware.backend=deepspeed runs one process for now; "
+            "use hardware.processes=1 or hardware.backend=torch"
+        )
+    pretrain = getattr(spec.algo, "critic_pretrain_steps", 0) if isinstance(spec.algo, OnlineAlgorithm) else 0
+    if pretrain > 0:
+        raise ConfigError(
+            f"algo.critic_pretrain_steps={pretrain}: hardware.backend=deepspeed cannot hold the policy "
+            "still while the critic trains; set it to 0 or use hardware.backend=torch"
+        )
+    if spec.backend.zero_stage == 3 and getattr(spec.algo, "sync_every", 1) > 1:
+        raise ConfigError(
+            f"algo.sync_every={spec.algo.sync_every}: a frozen sampling copy of a ZeRO-3 policy is not "
+            "supported; use hardware.zero_stage=2 or algo.sync_every=1"
+        )
+    if here:
+        import importlib.util
+
+        if importlib.util.find_spec("deepspeed") is None:
+            raise ConfigError(
+                "hardware.backend=deepspeed: the deepspeed package is not installed "
+                "(pip install -e '.[deepspeed]')"
+            )
+
+
 def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, preemption) -> Context:
     """Models and reward of a run from its (cached) shared stages: what a training loop needs."""
     tok = world.tokenizer
@@ -130,7 +165,7 @@ def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, pr
     # seeded after the stages, so a run that builds them and one that finds them cached start alike
     torch.manual_seed(spec.seed)
     reference = world.load_reference().eval().requires_grad_(False)
-    policy = world.load_policy().train()
+    policy = spec.lora.apply(world.load_policy()).train()
     critic = None
     if isinstance(spec.algo, OnlineAlgorithm) and spec.algo.uses_critic:
         init = world.critic_start if spec.algo.critic_init == "sft" else world.stages["reward_model"].path
@@ -151,6 +186,7 @@ def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, pr
         preferences,
         preemption=preemption,
         judge=judge,
+        backend=spec.backend,
     )
 
 
@@ -193,21 +229,36 @@ def _worker(index: int, spec: RunSpec, run_dir: Path, port: int) -> None:
     dist.destroy_process_group()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @contextmanager
 def data_parallel(spec: RunSpec, run_dir: Path):
     """Starts processes 1..N-1 of a data-parallel run (this process is rank 0) and yields rank 0's
     Group; waits for them at the end, and stops them if rank 0 fails."""
     if spec.processes == 1:
-        yield Group()
-        return
-    import socket
+        if not spec.backend.uses_deepspeed:
+            yield Group()
+            return
+        # DeepSpeed needs a process group even for one process
+        import torch.distributed as dist
 
+        _init_process_group(0, 1, _free_port(), spec.device)
+        try:
+            yield Group()
+        finally:
+            forget_process_group()
+            dist.destroy_process_group()
+        return
     import torch.distributed as dist
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     workers = mp.start_processes(
         _worker, args=(spec, run_dir, port), nprocs=spec.processes - 1, join=False, start_method="spawn"
     )

@@ -1,4 +1,4 @@
-"""What both training loops share: the train config, prompt order, optimisers, checkpoints."""
+"""What both training loops share: the train config, prompt order, checkpoints."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 
 from align_lab.algorithms.base import check
 from align_lab.rollout.base import RolloutEngine
+from align_lab.train.backend import Backend
 from align_lab.train.distributed import Group
 from align_lab.train.preemption import Preemption
 
@@ -67,15 +68,6 @@ class Shuffler:
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.position = state["epoch"], state["position"]
         self._order = self._shuffle()
-
-
-def make_optimizer(model, lr: float, warmup_steps: int):
-    """AdamW with a linear warm-up then constant learning rate."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-    )
-    return optimizer, schedule
 
 
 def save_checkpoint(folder: Path, state: dict) -> None:
@@ -148,6 +140,7 @@ class Context:
     preemption: Preemption = field(default_factory=Preemption)  # USR2 -> checkpoint -> requeue
     judge: object = None  # evaluation win rates (rewards/judge.py); None: the run's reward
     group: Group = field(default_factory=Group)  # data-parallel rank and size (train/distributed.py)
+    backend: Backend = field(default_factory=Backend)  # torch or DeepSpeed, dtype (train/backend.py)
 
 
 def restore(ctx: Context, named: dict, algo) -> int:

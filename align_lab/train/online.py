@@ -28,7 +28,6 @@ from align_lab.train.common import (
     TrainConfig,
     end_of_step,
     finish,
-    make_optimizer,
     restore,
 )
 from align_lab.train.distributed import row_seeds
@@ -62,23 +61,17 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     cfg, task, tok = ctx.train, ctx.task, ctx.tokenizer
     n_prompts = validate(algo, cfg)
     temperature = ctx.engine.temperature
-    optimizer, schedule = make_optimizer(ctx.policy, algo.lr, cfg.warmup_steps)
+    policy_update = ctx.backend.prepare(ctx.policy, algo.lr, ctx)
     prompts = Shuffler(task.prompts("train"), ctx.seed)
     counters = Counters()
     named = {
-        "policy": ctx.policy,
-        "optimizer": optimizer,
-        "schedule": schedule,
+        **policy_update.checkpointed("policy", "optimizer", "schedule"),
         "prompts": prompts,
         "counters": counters,
     }
-    if algo.uses_critic:
-        critic_optimizer, critic_schedule = make_optimizer(ctx.critic, algo.critic_lr, cfg.warmup_steps)
-        named |= {
-            "critic": ctx.critic,
-            "critic_optimizer": critic_optimizer,
-            "critic_schedule": critic_schedule,
-        }
+    if algo.uses_critic:  # plain torch: the policy's backward of the one loss fills its gradients
+        critic_update = ctx.backend.prepare(ctx.critic, algo.critic_lr, ctx, plain=True)
+        named |= critic_update.checkpointed("critic", "critic_optimizer", "critic_schedule")
     ptx_coef = getattr(algo, "ptx_coef", 0.0)
     demonstrations = Shuffler(task.demonstrations(), ctx.seed) if ptx_coef > 0 else None
     if demonstrations is not None:
@@ -123,11 +116,11 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # with one minibatch per epoch (and one process) the first update's forward is this one: keep
         # its graph (step 5)
         one_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
-        with torch.set_grad_enabled(one_minibatch):
+        with torch.set_grad_enabled(one_minibatch), ctx.backend.autocast():
             first_forward = _logprobs(ctx.policy, s, temperature)  # (B, T), (B, T, V)
         logprobs = first_forward[0].detach()  # (B, T)
         first_forward = first_forward if one_minibatch else None
-        with torch.no_grad():
+        with torch.no_grad(), ctx.backend.autocast():
             ref_logprobs, _ = _logprobs(ctx.reference, s, temperature)  # (b, T)
             values = (
                 token_values(ctx.critic, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask)
@@ -161,25 +154,26 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
                 batch = rollout.rows(index)
                 # the model runs on this process's rows; the loss sees the whole minibatch
                 mine = rollout.rows(index[dp.shard(len(index))])
-                if first_forward is not None:  # the weights have not moved since step 3
-                    new_logprobs, logits = first_forward[0][index], first_forward[1][index]
-                    first_forward = None
-                else:
-                    new_logprobs, logits = _logprobs(ctx.policy, mine, temperature)
-                new_logprobs = dp.gather(new_logprobs)
-                new_values = (
-                    dp.gather(
-                        token_values(
-                            ctx.critic,
-                            mine.prompt_ids,
-                            mine.prompt_attn,
-                            mine.response_ids,
-                            mine.mask,
+                with ctx.backend.autocast():
+                    if first_forward is not None:  # the weights have not moved since step 3
+                        new_logprobs, logits = first_forward[0][index], first_forward[1][index]
+                        first_forward = None
+                    else:
+                        new_logprobs, logits = _logprobs(ctx.policy, mine, temperature)
+                    new_logprobs = dp.gather(new_logprobs)
+                    new_values = (
+                        dp.gather(
+                            token_values(
+                                ctx.critic,
+                                mine.prompt_ids,
+                                mine.prompt_attn,
+                                mine.response_ids,
+                                mine.mask,
+                            )
                         )
+                        if algo.uses_critic
+                        else None
                     )
-                    if algo.uses_critic
-                    else None
-                )
                 loss, loss_stats = algo.loss(batch, new_logprobs, new_values)
                 with torch.set_grad_enabled(entropy_coef > 0):  # (B, T, V) graph only when it is used
                     entropy = masked_mean(dp.gather(entropy_from_logits(logits)), batch.mask)
@@ -188,26 +182,21 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
                 shared = torch.zeros(())  # terms every process computes in full, on the same data
                 if demonstrations is not None and not policy_rests:
                     demos = demonstrations.take(cfg.minibatch_size)
-                    ptx_loss = nll(ctx.policy, tok, demos, task.max_prompt_tokens, task.max_response_tokens)
+                    with ctx.backend.autocast():
+                        ptx_loss = nll(
+                            ctx.policy, tok, demos, task.max_prompt_tokens, task.max_response_tokens
+                        )
                     shared = ptx_coef * ptx_loss
                     loss_stats["train/ptx_loss"] = ptx_loss.item()
-                optimizer.zero_grad()
+                policy_update.zero_grad()
                 if algo.uses_critic:
-                    critic_optimizer.zero_grad()
+                    critic_update.zero_grad()
                 # gradients are summed over processes, so a shared term counts once
-                (loss + shared / dp.size).backward()
-                dp.all_reduce_grads(ctx.policy.parameters())
-                loss_stats["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(
-                    ctx.policy.parameters(), cfg.max_grad_norm
-                ).item()
-                if not policy_rests:
-                    optimizer.step()
-                    schedule.step()
+                policy_update.backward(loss + shared / dp.size)
+                # sum over processes, clip, step (the clip also while the policy rests: grad_norm is logged)
+                loss_stats["train/grad_norm"] = policy_update.step(apply=not policy_rests)
                 if algo.uses_critic:
-                    dp.all_reduce_grads(ctx.critic.parameters())
-                    torch.nn.utils.clip_grad_norm_(ctx.critic.parameters(), cfg.max_grad_norm)
-                    critic_optimizer.step()
-                    critic_schedule.step()
+                    critic_update.step()
                 loss_stats["train/entropy"] = entropy.item()
                 loss_stats["train/loss"] = (loss + shared).item()
                 for k, v in loss_stats.items():

@@ -21,7 +21,6 @@ from align_lab.train.common import (
     Shuffler,
     end_of_step,
     finish,
-    make_optimizer,
     restore,
 )
 from align_lab.train.distributed import row_seeds
@@ -118,14 +117,12 @@ def token_logprobs(model, prompt_ids, prompt_attn, ids, mask) -> torch.Tensor:
 def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     cfg, task, tok = ctx.train, ctx.task, ctx.tokenizer
     n = cfg.minibatch_size
-    optimizer, schedule = make_optimizer(ctx.policy, algo.lr, cfg.warmup_steps)
+    update = ctx.backend.prepare(ctx.policy, algo.lr, ctx)
     source = Shuffler(ctx.preferences if algo.uses_dataset_pairs else task.prompts("train"), ctx.seed)
     sampler = SamplingPolicy(ctx.policy, algo.sync_every)
     counters = Counters()
     named = {
-        "policy": ctx.policy,
-        "optimizer": optimizer,
-        "schedule": schedule,
+        **update.checkpointed("policy", "optimizer", "schedule"),
         "pairs": source,
         "sampler": sampler,
         "counters": counters,
@@ -158,25 +155,21 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         prompt_ids, prompt_attn = encode_prompts(tok, my_prompts * 2, task.max_prompt_tokens)  # (2m, P)
         ids, mask = pad_right(chosen[mine] + rejected[mine], tok.pad_token_id)  # (2m, T)
         m = len(my_prompts)
-        with torch.no_grad():
+        with torch.no_grad(), ctx.backend.autocast():
             ref_logprobs = token_logprobs(ctx.reference, prompt_ids, prompt_attn, ids, mask)  # (2m, T)
         ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2m,)
         ref_chosen, ref_rejected = dp.gather(ref_logps[:m]), dp.gather(ref_logps[m:])  # (N,)
         metrics["time/ref_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        logprobs = token_logprobs(ctx.policy, prompt_ids, prompt_attn, ids, mask)  # (2m, T)
+        with ctx.backend.autocast():
+            logprobs = token_logprobs(ctx.policy, prompt_ids, prompt_attn, ids, mask)  # (2m, T)
         logps = sequence_logprobs(logprobs, mask, average)  # (2m,)
         policy_chosen, policy_rejected = dp.gather(logps[:m]), dp.gather(logps[m:])  # (N,)
         # 4. loss and update
         loss, stats = algo.pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, routes)
-        optimizer.zero_grad()
-        loss.backward()
-        dp.all_reduce_grads(ctx.policy.parameters())
-        stats["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(
-            ctx.policy.parameters(), cfg.max_grad_norm
-        ).item()
-        optimizer.step()
-        schedule.step()
+        update.zero_grad()
+        update.backward(loss)
+        stats["train/grad_norm"] = update.step()  # summed over processes, clipped, applied
         metrics["time/train_s"] = time.perf_counter() - t
         counters["trained_tokens"] += int(dp.gather(mask.sum(-1)).sum())
         # 5. log what a comparison needs

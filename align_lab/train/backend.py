@@ -1,0 +1,203 @@
+"""Training backends: how a loss becomes an update of a model, chosen by `hardware.*` keys.
+
+`torch` (the default): AdamW with warm-up, gradients summed over data-parallel ranks, clipped to
+train.max_grad_norm, then one optimiser and scheduler step. `deepspeed`: the same client AdamW and
+schedule inside a DeepSpeed engine at ZeRO stage 0-3 (it partitions optimiser state, gradients and,
+at stage 3, weights), with clipping in its config. Both loops drive an `Updater` the same way:
+zero_grad -> backward(loss) -> step(). `dtype=bf16` runs training and log-prob forward passes under
+bf16 autocast (weights and optimiser stay fp32); `gradient_checkpointing` recomputes activations in
+the backward pass. With the defaults (torch, fp32, no checkpointing) the ops are those of a plain
+PyTorch loop, in the same order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+BACKENDS = ("torch", "deepspeed")
+DTYPES = ("fp32", "bf16")
+ZERO_STAGES = (0, 1, 2, 3)
+
+
+def make_optimizer(model, lr: float, warmup_steps: int):
+    """AdamW over the trainable parameters, with a linear warm-up then constant learning rate."""
+    params = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters only
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    )
+    return optimizer, schedule
+
+
+class Updater(Protocol):
+    """One trained model's optimiser side; the loops call zero_grad -> backward -> step."""
+
+    def zero_grad(self) -> None: ...
+    def backward(self, loss: torch.Tensor) -> None: ...
+    def step(self, apply: bool = True) -> float: ...  # returns the gradient norm before clipping
+    def checkpointed(self, model: str, optimizer: str, schedule: str) -> dict: ...
+
+
+@dataclass
+class Backend:
+    """hardware.backend / zero_stage / dtype / gradient_checkpointing (conf/hardware/cpu.yaml)."""
+
+    backend: str = "torch"
+    zero_stage: int = 2
+    dtype: str = "fp32"
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        for key, value, allowed in (
+            ("backend", self.backend, BACKENDS),
+            ("zero_stage", self.zero_stage, ZERO_STAGES),
+            ("dtype", self.dtype, DTYPES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{key}={value}: must be one of {', '.join(map(str, allowed))}")
+
+    @property
+    def uses_deepspeed(self) -> bool:
+        return self.backend == "deepspeed"
+
+    def autocast(self):
+        """The context of training and log-prob forward passes: bf16 autocast, or nothing (fp32)."""
+        if self.dtype == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(torch.get_default_device().type, dtype=torch.bfloat16)
+
+    def prepare(self, model, lr: float, ctx, plain: bool = False) -> Updater:
+        """The updater of `model` (AdamW at `lr`, ctx.train's warm-up and clip). `plain`: always the
+        torch updater; the online loop's critic uses it, because the policy updater's backward (one
+        loss for both models) also fills the critic's gradients."""
+        if self.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if self.uses_deepspeed and not plain:
+            folder = Path(ctx.checkpoint_dir) / "deepspeed"
+            return DeepSpeedUpdater(model, lr, ctx.train.warmup_steps, ctx.train.max_grad_norm, self, folder)
+        return TorchUpdater(model, lr, ctx.train.warmup_steps, ctx.train.max_grad_norm, ctx.group)
+
+
+class TorchUpdater:
+    """AdamW + schedule (train/common.py make_optimizer); gradients summed over ranks, then clipped."""
+
+    def __init__(self, model, lr: float, warmup_steps: int, max_grad_norm: float, group) -> None:
+        self.model, self.max_grad_norm, self.group = model, max_grad_norm, group
+        self.optimizer, self.schedule = make_optimizer(model, lr, warmup_steps)
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def step(self, apply: bool = True) -> float:
+        """Sums gradients over ranks, clips them; steps optimiser and schedule unless `apply` is False."""
+        self.group.all_reduce_grads(self.model.parameters())
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm).item()
+        if apply:
+            self.optimizer.step()
+            self.schedule.step()
+        return norm
+
+    def checkpointed(self, model: str, optimizer: str, schedule: str) -> dict:
+        return {model: self.model, optimizer: self.optimizer, schedule: self.schedule}
+
+
+class DeepSpeedUpdater:
+    """The model in a DeepSpeed engine with the client AdamW and schedule (no DeepSpeed-built optimiser,
+    which would JIT-compile an op). The engine clips (stages 1-3) and steps the schedule; at stage 0
+    it does not report the norm, so we clip as the torch updater does and tell the engine not to."""
+
+    def __init__(self, model, lr: float, warmup_steps: int, max_grad_norm: float, backend: Backend, folder):
+        import deepspeed
+        from deepspeed.utils import logger
+
+        logger.setLevel("WARNING")
+        optimizer, schedule = make_optimizer(model, lr, warmup_steps)
+        self.model, self.max_grad_norm, self.stage = model, max_grad_norm, backend.zero_stage
+        config = {
+            "train_micro_batch_size_per_gpu": 1,  # the loops batch; the engine never splits
+            "gradient_accumulation_steps": 1,
+            "gradient_clipping": max_grad_norm if self.stage > 0 else 0.0,
+            "zero_optimization": {"stage": self.stage},
+            "zero_allow_untested_optimizer": True,  # torch AdamW
+            "steps_per_print": 2**31 - 1,
+        }
+        import torch.distributed as dist
+
+        os.environ.setdefault("LOCAL_RANK", str(dist.get_rank()))  # one node: the local rank is the rank
+        deepspeed.init_distributed("gloo", verbose=False)  # wraps the run's process group (study/run.py)
+        self.engine, *_ = deepspeed.initialize(
+            model=model, optimizer=optimizer, lr_scheduler=schedule, config=config
+        )
+        self.state = EngineState(self.engine, Path(folder))
+
+    def zero_grad(self) -> None:
+        pass  # the engine zeroes gradients after each step
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.engine.backward(loss)
+
+    def step(self, apply: bool = True) -> float:
+        if not apply:
+            raise ValueError("backend=deepspeed: cannot skip an update (algo.critic_pretrain_steps)")
+        norm = None
+        if self.stage == 0:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm).item()
+        self.engine.step()
+        return norm if norm is not None else float(self.engine.get_global_grad_norm())
+
+    def checkpointed(self, model: str, optimizer: str, schedule: str) -> dict:
+        """Weights, optimiser and schedule are one DeepSpeed checkpoint (partitioned at ZeRO-3)."""
+        return {model: self.state}
+
+
+class EngineState:
+    """A DeepSpeed engine as a checkpointed object: state_dict() writes `folder/step-N` with the
+    engine's own save_checkpoint and returns its tag; load_state_dict(tag) loads it back. The
+    previous tag is kept until the next save, so the run's `last` checkpoint always has its files."""
+
+    def __init__(self, engine, folder: Path) -> None:
+        self.engine, self.folder = engine, folder
+
+    def state_dict(self) -> dict:
+        tag = f"step-{self.engine.global_steps:08d}"
+        self.engine.save_checkpoint(str(self.folder), tag=tag, save_latest=False)
+        tags = sorted(p.name for p in self.folder.glob("step-*"))
+        for old in tags[: max(0, tags.index(tag) - 1)]:
+            shutil.rmtree(self.folder / old)
+        return {"tag": tag}
+
+    def load_state_dict(self, state: dict) -> None:
+        path, _ = self.engine.load_checkpoint(str(self.folder), tag=state["tag"])
+        if path is None:
+            raise FileNotFoundError(f"DeepSpeed checkpoint {self.folder / state['tag']} is missing")
+
+
+def forget_process_group() -> None:
+    """Drops DeepSpeed's cached process groups (module globals), so that the next run in this process
+    builds its engine on that run's new group; call before destroying the group."""
+    import sys
+
+    groups = sys.modules.get("deepspeed.utils.groups")
+    if groups is None:
+        return
+    for name in (
+        "_WORLD_GROUP",
+        "_ZERO_PARAM_INTRA_PARALLEL_GROUP",
+        "_DATA_PARALLEL_GROUP",
+        "_MODEL_PARALLEL_GROUP",
+        "_TENSOR_MODEL_PARALLEL_GROUP",
+        "mesh_device",
+    ):
+        setattr(groups, name, None)
+    for name in ("_EXPERT_PARALLEL_GROUP", "_EXPERT_DATA_PARALLEL_GROUP", "_ALL_TO_ALL_GROUP"):
+        getattr(groups, name).clear()
