@@ -201,6 +201,8 @@ def _init_process_group(rank: int, size: int, port: int, device: str = "cpu") ->
     import torch.distributed as dist
 
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one node: talk over loopback
+    if device == "cpu":  # DeepSpeed, if something imports it, then says nothing about GPUs
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
     dist.init_process_group(
         "nccl" if device == "cuda" else "gloo",
         init_method=f"tcp://127.0.0.1:{port}",
