@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import sys
 import time
 import traceback
 from contextlib import contextmanager
@@ -228,7 +229,11 @@ def _worker(index: int, spec: RunSpec, run_dir: Path, port: int) -> None:
     ctx.group = Group(index + 1, spec.processes)
     loop = train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
     loop(spec.algo, ctx)
+    dist.barrier()  # rank 0 has finished too: no collective is in flight
     dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter teardown: a late gloo thread must not abort a finished worker
 
 
 def _free_port() -> int:
@@ -267,6 +272,7 @@ def data_parallel(spec: RunSpec, run_dir: Path):
     try:
         _init_process_group(0, spec.processes, port, spec.device)
         yield Group(0, spec.processes)
+        dist.barrier()  # every worker has finished its loop
         while not workers.join():
             pass
     finally:
