@@ -78,6 +78,8 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         named["demonstrations"] = demonstrations
     entropy_coef = getattr(algo, "entropy_coef", 0.0)
     greedy_baseline = getattr(algo, "greedy_baseline", False)
+    # the reference policy only enters through the KL coefficient (an adaptive one may move off 0)
+    uses_reference = getattr(algo, "kl_coef", 1.0) != 0 or getattr(algo, "kl_target", None) is not None
     torch.manual_seed(ctx.seed)
     start = restore(ctx, named, algo)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
@@ -121,7 +123,10 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         logprobs = first_forward[0].detach()  # (B, T)
         first_forward = first_forward if one_minibatch else None
         with torch.no_grad(), ctx.backend.autocast():
-            ref_logprobs, _ = _logprobs(ctx.reference, s, temperature)  # (b, T)
+            # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
+            ref_logprobs = (
+                _logprobs(ctx.reference, s, temperature)[0] if uses_reference else logprobs
+            )  # (b, T)
             values = (
                 token_values(ctx.critic, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask)
                 if algo.uses_critic
@@ -211,7 +216,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         metrics = {
             "train/reward": scores.mean().item(),
             "train/reward_std": scores.std().item() if len(scores) > 1 else 0.0,
-            "train/kl": kl.mean().item(),
+            **({"train/kl": kl.mean().item()} if uses_reference else {}),
             "train/response_length": mask.sum(-1).mean().item(),
             "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
             **{k: sum(v) / len(v) for k, v in stats.items()},
@@ -223,6 +228,6 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         done = step + 1
         final = end_of_step(ctx, named, algo, done, metrics) or final
         bar.update(1)
-        bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics['train/kl']:.3f}")
+        bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics.get('train/kl', 0.0):.3f}")
     bar.close()
     return finish(ctx, named, algo, final)

@@ -97,3 +97,23 @@ def test_cli_critic_from_the_reward_model_with_gold_reward_stops_before_compute(
         "to copy), not reward=gold; or set algo.critic_init=sft"
     ]
     assert not (tmp_path / "cache").exists()
+
+
+def test_without_a_kl_term_the_reference_forward_is_skipped_and_nothing_else_changes(tmp_path, cache_dir):
+    from align_lab.study.run import run
+    from tests.conftest import SMALL
+
+    def metrics(folder, force_reference: bool):
+        cfg, names = compose([*SMALL, f"cache_dir={cache_dir}", "algo=grpo", "algo.kl_coef=0", "seed=3"])
+        spec = spec_from_config(cfg, names)
+        if force_reference:
+            spec.algo.kl_target = 1.0  # an adaptive coefficient could leave 0: the loop computes the KL
+        run(spec, tmp_path / folder)
+        return read_metrics(tmp_path / folder / "metrics.jsonl")
+
+    skipped, computed = metrics("skipped", False), metrics("computed", True)
+    assert all("train/kl" not in row for row in skipped)  # not logged as a fake 0
+    assert all(row["train/kl"] != 0 for row in computed[1:])  # the policy moved off the reference
+    for a, b in zip(skipped, computed, strict=True):
+        for key in ("train/reward", "train/loss", "train/grad_norm", "eval/gold_reward", "eval/kl"):
+            assert a.get(key) == b.get(key), key  # 0 * KL is 0: bitwise the same run
