@@ -7,6 +7,8 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
+from align_lab.rl import AGGREGATIONS, KL_ESTIMATORS
+
 
 @dataclass
 class Rollout:
@@ -53,6 +55,22 @@ class OnlineAlgorithm(Protocol):
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         """Scalar loss of a minibatch and detached stats ({"train/clip_frac": ...})."""
         ...
+
+
+def check_online(algo, group_size_allowed: str = ">= 1", min_group_size: int = 1) -> None:
+    """The checks of the hyperparameters every online algorithm shares: lr, epochs, group_size,
+    kl_coef, kl_estimator, loss_aggregation (`group_size_allowed` says why more than one is needed)."""
+    check(algo.lr > 0, "lr", algo.lr, "> 0")
+    check(algo.epochs >= 1, "epochs", algo.epochs, ">= 1")
+    check(algo.group_size >= min_group_size, "group_size", algo.group_size, group_size_allowed)
+    check(algo.kl_coef >= 0, "kl_coef", algo.kl_coef, ">= 0")
+    check(algo.kl_estimator in KL_ESTIMATORS, "kl_estimator", algo.kl_estimator, f"one of {KL_ESTIMATORS}")
+    check(
+        algo.loss_aggregation in AGGREGATIONS,
+        "loss_aggregation",
+        algo.loss_aggregation,
+        f"one of {AGGREGATIONS}",
+    )
 
 
 def check(ok: bool, name: str, value, allowed: str) -> None:

@@ -6,10 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check
+from align_lab.algorithms.base import Rollout, check, check_online
 from align_lab.rl import (
-    AGGREGATIONS,
-    KL_ESTIMATORS,
     aggregate_loss,
     broadcast_to_tokens,
     clipped_surrogate,
@@ -45,24 +43,9 @@ class GRPO:
     max_len: int | None = None  # L_max of loss_aggregation=constant; None = the rollout's padded T
 
     def __post_init__(self) -> None:
-        check(self.lr > 0, "lr", self.lr, "> 0")
-        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
-        check(self.group_size >= 2, "group_size", self.group_size, ">= 2 (a group of one has no baseline)")
-        check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
-        check(
-            self.kl_estimator in KL_ESTIMATORS,
-            "kl_estimator",
-            self.kl_estimator,
-            f"one of {KL_ESTIMATORS}",
-        )
+        check_online(self, ">= 2 (a group of one has no baseline)", min_group_size=2)
         check(self.eps >= 0, "eps", self.eps, ">= 0")
         check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
-        check(
-            self.loss_aggregation in AGGREGATIONS,
-            "loss_aggregation",
-            self.loss_aggregation,
-            f"one of {AGGREGATIONS}",
-        )
         check(self.max_len is None or self.max_len >= 1, "max_len", self.max_len, ">= 1 or null")
 
     @property

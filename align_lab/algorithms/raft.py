@@ -6,10 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check
+from align_lab.algorithms.base import Rollout, check_online
 from align_lab.rl import (
-    AGGREGATIONS,
-    KL_ESTIMATORS,
     aggregate_loss,
     best_of_group,
     broadcast_to_tokens,
@@ -34,22 +32,7 @@ class RAFT:
     loss_aggregation: str = "token_mean"
 
     def __post_init__(self) -> None:
-        check(self.lr > 0, "lr", self.lr, "> 0")
-        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
-        check(self.group_size >= 2, "group_size", self.group_size, ">= 2 (ranking needs k > 1 samples)")
-        check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
-        check(
-            self.kl_estimator in KL_ESTIMATORS,
-            "kl_estimator",
-            self.kl_estimator,
-            f"one of {KL_ESTIMATORS}",
-        )
-        check(
-            self.loss_aggregation in AGGREGATIONS,
-            "loss_aggregation",
-            self.loss_aggregation,
-            f"one of {AGGREGATIONS}",
-        )
+        check_online(self, ">= 2 (ranking needs k > 1 samples)", min_group_size=2)
 
     @property
     def uses_critic(self) -> bool:

@@ -10,10 +10,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check
+from align_lab.algorithms.base import Rollout, check, check_online
 from align_lab.rl import (
-    AGGREGATIONS,
-    KL_ESTIMATORS,
     aggregate_loss,
     clipped_surrogate,
     discounted_returns,
@@ -44,31 +42,14 @@ class ReinforcePP:
     use_kl_loss: bool = False  # KL as kl_coef * mean KL_t in the loss, on pi_theta, not in the reward
 
     def __post_init__(self) -> None:
-        check(self.lr > 0, "lr", self.lr, "> 0")
-        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
-        check(
-            self.group_size >= (2 if self.group_baseline else 1),
-            "group_size",
-            self.group_size,
-            ">= 2 with group_baseline (a group of one has no baseline)" if self.group_baseline else ">= 1",
-        )
-        check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
-        check(
-            self.kl_estimator in KL_ESTIMATORS,
-            "kl_estimator",
-            self.kl_estimator,
-            f"one of {KL_ESTIMATORS}",
-        )
+        if self.group_baseline:
+            check_online(self, ">= 2 with group_baseline (a group of one has no baseline)", min_group_size=2)
+        else:
+            check_online(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
         check(self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0")
         check(self.whiten_eps >= 0, "whiten_eps", self.whiten_eps, ">= 0")
-        check(
-            self.loss_aggregation in AGGREGATIONS,
-            "loss_aggregation",
-            self.loss_aggregation,
-            f"one of {AGGREGATIONS}",
-        )
 
     @property
     def uses_critic(self) -> bool:

@@ -6,10 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check
+from align_lab.algorithms.base import Rollout, check, check_online
 from align_lab.rl import (
-    AGGREGATIONS,
-    KL_ESTIMATORS,
     aggregate_loss,
     broadcast_to_tokens,
     clipped_surrogate,
@@ -46,16 +44,7 @@ class RLOO:
     loss_aggregation: str = "seq_mean_token_sum"
 
     def __post_init__(self) -> None:
-        check(self.lr > 0, "lr", self.lr, "> 0")
-        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
-        check(self.group_size >= 2, "group_size", self.group_size, ">= 2 (leave-one-out needs a sibling)")
-        check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
-        check(
-            self.kl_estimator in KL_ESTIMATORS,
-            "kl_estimator",
-            self.kl_estimator,
-            f"one of {KL_ESTIMATORS}",
-        )
+        check_online(self, ">= 2 (leave-one-out needs a sibling)", min_group_size=2)
         check(self.ratio in RATIOS, "ratio", self.ratio, f"one of {RATIOS}")
         check(
             not (self.ratio == "sequence" and self.token_level_kl),
@@ -64,12 +53,6 @@ class RLOO:
             "token or none with token_level_kl=true (a sequence ratio needs one advantage per sequence)",
         )
         check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
-        check(
-            self.loss_aggregation in AGGREGATIONS,
-            "loss_aggregation",
-            self.loss_aggregation,
-            f"one of {AGGREGATIONS}",
-        )
 
     @property
     def uses_critic(self) -> bool:

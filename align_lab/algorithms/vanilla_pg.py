@@ -6,10 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check
+from align_lab.algorithms.base import Rollout, check, check_online
 from align_lab.rl import (
-    AGGREGATIONS,
-    KL_ESTIMATORS,
     aggregate_loss,
     gae,
     kl_penalty,
@@ -37,24 +35,9 @@ class VanillaPG:
     critic_init: str = "sft"
 
     def __post_init__(self) -> None:
-        check(self.lr > 0, "lr", self.lr, "> 0")
+        check_online(self)
         check(self.critic_lr > 0, "critic_lr", self.critic_lr, "> 0")
-        check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
-        check(self.group_size >= 1, "group_size", self.group_size, ">= 1")
-        check(self.kl_coef >= 0, "kl_coef", self.kl_coef, ">= 0")
-        check(
-            self.kl_estimator in KL_ESTIMATORS,
-            "kl_estimator",
-            self.kl_estimator,
-            f"one of {KL_ESTIMATORS}",
-        )
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
-        check(
-            self.loss_aggregation in AGGREGATIONS,
-            "loss_aggregation",
-            self.loss_aggregation,
-            f"one of {AGGREGATIONS}",
-        )
         check(
             self.critic_init in ("sft", "reward_model"),
             "critic_init",
