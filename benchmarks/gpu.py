@@ -2,7 +2,7 @@
 
 1. rollout tokens/s: transformers' `generate` against align_lab's KV-cache loop (the `hf` engine's
    default), bf16 weights, B prompts of P tokens, N new tokens each (no early EOS);
-2. training MFU of align_lab's policy update (response_logits -> logprobs -> policy-gradient loss ->
+2. training MFU of align_lab's policy update (response_logprobs -> policy-gradient loss ->
    backward -> AdamW), fp32 and bf16 autocast: MFU = 6 * params * tokens / time / peak bf16 FLOP/s.
 
     python benchmarks/gpu.py --out benchmarks/gpu.md
@@ -83,8 +83,8 @@ def rollout_rates(model, B: int, P: int, N: int, vocab: int) -> dict:
 
 
 def update_time(model, B: int, P: int, T: int, vocab: int, bf16: bool) -> float:
-    from align_lab.models.sequences import response_logits
-    from align_lab.rl import logprobs_from_logits, masked_mean
+    from align_lab.models.sequences import response_logprobs
+    from align_lab.rl import masked_mean
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)
     prompt_ids = torch.randint(1, vocab, (B, P), device=DEVICE)
@@ -95,8 +95,7 @@ def update_time(model, B: int, P: int, T: int, vocab: int, bf16: bool) -> float:
 
     def step():
         with torch.autocast(DEVICE, dtype=torch.bfloat16, enabled=bf16):
-            logits = response_logits(model, prompt_ids, attn, response_ids, mask)
-            logprobs = logprobs_from_logits(logits, response_ids)
+            logprobs, _ = response_logprobs(model, prompt_ids, attn, response_ids, mask)
             loss = -masked_mean(logprobs * advantages, mask)
         optimizer.zero_grad()
         loss.backward()

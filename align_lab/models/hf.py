@@ -78,6 +78,8 @@ class HFModel:
     their own checkpoints (same tokenizer)."""
 
     name_or_path: str | None = None
+    gguf_file: str | None = None
+    cache_dir: str | None = None
     reference: str | None = None
     critic: str | None = None
     tokenizer: str | None = None
@@ -90,8 +92,11 @@ class HFModel:
     pretrained = True
 
     def __post_init__(self) -> None:
-        if not self.name_or_path:
-            raise ValueError("name_or_path=None: must be a hub id or a local checkpoint directory")
+        if bool(self.name_or_path) == bool(self.gguf_file):
+            raise ValueError(
+                f"name_or_path={self.name_or_path}, gguf_file={self.gguf_file}: exactly one must be set "
+                "(a hub id or local checkpoint directory, or a GGUF file)"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype={self.dtype}: must be one of {', '.join(DTYPES)}")
         for key in ("max_prompt_tokens", "max_response_tokens"):
@@ -102,17 +107,41 @@ class HFModel:
             for key in ("name_or_path", "reference", "critic", "tokenizer")
             if getattr(self, key)
         }
+        if self.gguf_file:
+            from align_lab.models.gguf import locate
+
+            self._gguf = locate(self.gguf_file)
 
     def path(self, key: str) -> str:
         """The local directory of a checkpoint key (reference, critic, tokenizer fall back to the policy)."""
-        return self._dirs.get(key, self._dirs["name_or_path"])
+        return self._dirs.get(key) or self._dirs.get("name_or_path") or str(self._converted)
+
+    @cached_property
+    def _gguf_sha256(self) -> str:
+        from align_lab.models.gguf import sha256
+
+        return sha256(self._gguf)
+
+    @cached_property
+    def _converted(self) -> Path:
+        """gguf_file as a plain checkpoint, converted once into the stage cache (key: its sha256)."""
+        from align_lab.models.gguf import converted_checkpoint
+        from align_lab.study.cache import default_cache_dir
+
+        root = Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+        return converted_checkpoint(self._gguf, self._gguf_sha256, root)
 
     @cached_property
     def _content(self) -> dict:
-        return {key: directory_fingerprint(d) for key, d in self._dirs.items()}
+        content = {key: directory_fingerprint(d) for key, d in self._dirs.items()}
+        if self.gguf_file:
+            content["gguf_file"] = self._gguf_sha256
+        return content
 
     def fingerprint(self) -> dict:
-        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        # where the cache is, or where the GGUF file lies, does not change the model: its content does
+        skip = ("cache_dir", "gguf_file")
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_") and k not in skip}
         return {"model": "hf", **fields, "content": self._content}
 
     def load_tokenizer(self):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from align_lab.rl import selective_entropy, selective_logprobs
+
 
 def encode_prompts(tokenizer, prompts: list[str], max_tokens: int) -> tuple[Tensor, Tensor]:
     """Left-padded prompt ids and attention mask, (B, P); a prompt over max_tokens is an error."""
@@ -56,12 +58,48 @@ def joint_inputs(prompt_ids: Tensor, prompt_attn: Tensor, response_ids: Tensor, 
     return ids, attn, position_ids
 
 
-def response_logits(model, prompt_ids, prompt_attn, response_ids, mask, temperature: float = 1.0):
-    """Logits predicting each response token, (B, T, V), divided by the sampling temperature."""
+def response_logits(model, prompt_ids, prompt_attn, response_ids, mask) -> Tensor:
+    """Raw logits predicting each response token, (B, T, V), in the model's dtype.
+
+    The LM head runs at the T response-predicting positions only (transformers' `logits_to_keep`),
+    not at the prompt's: position P-1+t predicts response token t.
+    """
     ids, attn, pos = joint_inputs(prompt_ids, prompt_attn, response_ids, mask)
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos).logits  # (B, P+T, V)
-    P = prompt_ids.shape[1]
-    return logits[:, P - 1 : -1].float() / temperature  # (B, T, V)
+    T = response_ids.shape[1]
+    out = model(input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=T + 1)
+    return out.logits[:, :-1]  # (B, T, V)
+
+
+def response_logprobs(
+    model,
+    prompt_ids,
+    prompt_attn,
+    response_ids,
+    mask,
+    temperature: float = 1.0,
+    entropy: bool = False,
+    entropy_grad: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Log-probs of the response tokens under `model` at `temperature`, (B, T), and with `entropy` the
+    per-token entropy, (B, T), with a graph only if `entropy_grad`. No fp32 (B, T, V) copy is made."""
+    logits = response_logits(model, prompt_ids, prompt_attn, response_ids, mask)  # (B, T, V)
+    logprobs = selective_logprobs(logits, response_ids, temperature)  # (B, T)
+    if not entropy:
+        return logprobs, None
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        return logprobs, selective_entropy(logits, temperature)  # (B, T), (B, T)
+
+
+def micro_batched(fn, tensors: tuple[Tensor, ...], size: int | None):
+    """fn(*row slices of `tensors`) over micro-batches of `size` rows (None: one call), outputs joined
+    along rows: a tensor, or a tuple of tensors and Nones, as one whole-batch call returns them."""
+    n = len(tensors[0])
+    outs = [fn(*(t[i : i + (size or n)] for t in tensors)) for i in range(0, n, size or max(n, 1))]
+    if len(outs) == 1:
+        return outs[0]
+    if isinstance(outs[0], Tensor):
+        return torch.cat(outs)
+    return tuple(None if parts[0] is None else torch.cat(parts) for parts in zip(*outs, strict=True))
 
 
 def token_values(critic, prompt_ids, prompt_attn, response_ids, mask) -> Tensor:

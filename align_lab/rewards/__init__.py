@@ -28,7 +28,7 @@ class Verifier:
 
     def scorer(self, world) -> Scorer:
         if not world.task.verifiable:
-            raise ValueError("reward=verifier: the task has no verifiable answers; use task=toy_arith")
+            raise ValueError("reward=verifier: the task has no verifiable answers; use task=toy_arith or task=arith_word")
         return GoldReward().scorer(world)
 
 

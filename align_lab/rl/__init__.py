@@ -15,7 +15,13 @@ from .advantages import (
     shape_token_rewards,
 )
 from .kl import KL_ESTIMATORS, adaptive_kl_coef, kl_penalty
-from .logprobs import entropy_from_logits, logprobs_from_logits, sequence_logprobs
+from .logprobs import (
+    entropy_from_logits,
+    logprobs_from_logits,
+    selective_entropy,
+    selective_logprobs,
+    sequence_logprobs,
+)
 from .losses import (
     AGGREGATIONS,
     DPO_LOSS_TYPES,
@@ -61,6 +67,8 @@ __all__ = [
     "kl_penalty",
     "leave_one_out",
     "logprobs_from_logits",
+    "selective_entropy",
+    "selective_logprobs",
     "masked_mean",
     "masked_sum",
     "masked_var",

@@ -1,4 +1,9 @@
-"""Token log-probs, sequence log-probs and entropy from logits (B rollouts, T tokens, V vocab)."""
+"""Token log-probs, sequence log-probs and entropy from logits (B rollouts, T tokens, V vocab).
+
+The selective forms take raw (B, T, V) logits in the model's dtype and work through them a few rows at
+a time, so no fp32 (B, T, V) copy of the whole batch (log_softmax output, temperature-scaled or
+upcast logits, softmax) is ever made; for a 49k vocabulary one such copy of 64 x 64 positions is 0.8 GB.
+"""
 
 import torch
 from torch import Tensor
@@ -33,3 +38,33 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
     logits = logits.clamp(min=torch.finfo(logits.dtype).min)  # (..., V) finite, so p * z is 0 not nan
     probs = torch.softmax(logits, dim=-1)  # (..., V)
     return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(-1)  # (...)
+
+
+LOGIT_ROWS = 4  # rows of (T, V) logits handled at once by the selective forms (bounds their fp32 copies)
+
+
+def _scaled(logits: Tensor, temperature: float) -> Tensor:
+    logits = logits.float()  # no copy for fp32 logits
+    return logits if temperature == 1.0 else logits / temperature
+
+
+def selective_logprobs(logits: Tensor, labels: Tensor, temperature: float = 1.0) -> Tensor:
+    """log_softmax(logits / temperature) at labels without a (B, T, V) fp32 copy: (B, T, V) -> (B, T).
+
+    Equals logprobs_from_logits(logits.float() / temperature, labels) up to float rounding; z_y -
+    logsumexp(z) keeps only the logits themselves for the backward pass (TRL's selective_log_softmax).
+    """
+    out = []
+    for rows, ids in zip(logits.split(LOGIT_ROWS), labels.split(LOGIT_ROWS), strict=True):
+        z = _scaled(rows, temperature)  # (r, T, V)
+        out.append(z.gather(-1, ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(z, dim=-1))  # (r, T)
+    return torch.cat(out)  # (B, T)
+
+
+def selective_entropy(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """entropy_from_logits(logits / temperature) a few rows at a time: (B, T, V) -> (B, T).
+
+    Run it under torch.no_grad() unless the entropy is a loss term: with a graph, every row's softmax
+    is kept for the backward pass.
+    """
+    return torch.cat([entropy_from_logits(_scaled(rows, temperature)) for rows in logits.split(LOGIT_ROWS)])

@@ -135,6 +135,12 @@ def check_backend(spec: RunSpec, here: bool = True) -> None:
             f"hardware.processes={spec.processes}: hardware.backend=deepspeed runs one process for now; "
             "use hardware.processes=1 or hardware.backend=torch"
         )
+    if spec.train.micro_batch_size is not None:
+        raise ConfigError(
+            f"train.micro_batch_size={spec.train.micro_batch_size}: not supported with "
+            "hardware.backend=deepspeed yet (the engine would step per micro-batch); use null or "
+            "hardware.backend=torch"
+        )
     pretrain = getattr(spec.algo, "critic_pretrain_steps", 0) if isinstance(spec.algo, OnlineAlgorithm) else 0
     if pretrain > 0:
         raise ConfigError(
@@ -224,7 +230,9 @@ def _worker(index: int, spec: RunSpec, run_dir: Path, port: int) -> None:
     use_device(spec, index + 1)
     _init_process_group(index + 1, spec.processes, port, spec.device)
     quiet = progress_factory(enabled=False)
-    world = World(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), quiet)
+    world = World(
+        spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), quiet, spec.train.micro_batch_size
+    )
     ctx = build_context(spec, world, run_dir / "checkpoints", MultiTracker([]), quiet, Preemption())
     ctx.group = Group(index + 1, spec.processes)
     loop = train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
@@ -353,7 +361,9 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     )
     progress = progress_factory()
     try:
-        world = World(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress)
+        world = World(
+            spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress, spec.train.micro_batch_size
+        )
         ctx = build_context(spec, world, ckpt, tracker, progress, Preemption().install())
         loop = train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
         with data_parallel(spec, run_dir) as ctx.group:  # the shared stages exist before workers start

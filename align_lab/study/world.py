@@ -18,7 +18,7 @@ from align_lab.study.cache import StageCache, StageResult
 from align_lab.tasks.base import Pair
 
 # Bump a stage's version whenever its code changes what it produces.
-VERSIONS = {"tokenizer": 1, "sft": 1, "preferences": 1, "reward_model": 1}
+VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 1, "reward_model": 2}
 
 
 def _fields(obj) -> dict:
@@ -28,8 +28,11 @@ def _fields(obj) -> dict:
 class World:
     """Lazily builds (or loads from the cache) the artifacts a run depends on."""
 
-    def __init__(self, task, model, sft, cache: StageCache, progress) -> None:
+    def __init__(self, task, model, sft, cache: StageCache, progress, micro_batch_size=None) -> None:
         self.task, self.model, self.sft_config = task, model, sft
+        # rows per forward in the SFT and reward-model stages; not in their keys: it changes an
+        # artifact only by float rounding (gradient accumulation equals the whole batch)
+        self.micro_batch_size = micro_batch_size
         self.cache, self.progress = cache, progress
         self.stages: dict[str, StageResult] = {}
 
@@ -112,6 +115,7 @@ class World:
                     task.max_prompt_tokens,
                     task.max_response_tokens,
                     bar,
+                    self.micro_batch_size,
                 )
             policy.save_pretrained(str(out))
             self.tokenizer.save_pretrained(str(out))
@@ -206,6 +210,7 @@ class World:
                     task.max_prompt_tokens,
                     task.max_response_tokens,
                     bar,
+                    self.micro_batch_size,
                 )
             rm.save_pretrained(str(out))
             (out / "metrics.json").write_text(json.dumps(stats))

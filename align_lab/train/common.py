@@ -28,6 +28,7 @@ class TrainConfig:
     eval_every: int = 50
     eval_samples: int = 4
     checkpoint_every: int = 25
+    micro_batch_size: int | None = None  # rows per forward/backward (gradient accumulation); None: whole
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "steps", self.steps, ">= 1")
@@ -38,6 +39,12 @@ class TrainConfig:
         check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0 (0: only at the end)")
         check(self.eval_samples >= 1, "eval_samples", self.eval_samples, ">= 1")
         check(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, ">= 0")
+        check(
+            self.micro_batch_size is None or self.micro_batch_size >= 1,
+            "micro_batch_size",
+            self.micro_batch_size,
+            ">= 1 or null (the whole minibatch at once)",
+        )
 
 
 class Shuffler:
@@ -188,6 +195,7 @@ def evaluate_now(ctx: Context) -> dict:
         ctx.train.eval_samples,
         ctx.seed,
         judge=ctx.judge,
+        micro_batch_size=ctx.train.micro_batch_size,
     )
 
 

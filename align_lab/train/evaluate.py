@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from align_lab.models.sequences import response_logits
-from align_lab.rl import kl_penalty, logprobs_from_logits, masked_sum
+from align_lab.models.sequences import micro_batched, response_logprobs
+from align_lab.rl import kl_penalty, masked_sum
 
 
 def distinct_n(responses: list[str], n: int) -> float:
@@ -27,17 +27,26 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 if n - c < k else 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-def sequence_kl(policy, reference, samples) -> torch.Tensor:
+def sequence_kl(policy, reference, samples, micro_batch_size: int | None = None) -> torch.Tensor:
     """Sum over response tokens of k1 log(pi/pi_ref) on the policy's own samples, (B,)."""
     args = (samples.prompt_ids, samples.prompt_attn, samples.response_ids, samples.mask)
-    logprobs = logprobs_from_logits(response_logits(policy, *args), samples.response_ids)
-    ref_logprobs = logprobs_from_logits(response_logits(reference, *args), samples.response_ids)
+    logprobs = micro_batched(lambda *r: response_logprobs(policy, *r)[0], args, micro_batch_size)  # (B, T)
+    ref_logprobs = micro_batched(lambda *r: response_logprobs(reference, *r)[0], args, micro_batch_size)
     return masked_sum(kl_penalty(logprobs, ref_logprobs, "k1"), samples.mask, dim=1)
 
 
 @torch.no_grad()
 def evaluate(
-    policy, reference, tokenizer, task, scorer, engine, n_samples: int, seed: int, judge=None
+    policy,
+    reference,
+    tokenizer,
+    task,
+    scorer,
+    engine,
+    n_samples: int,
+    seed: int,
+    judge=None,
+    micro_batch_size: int | None = None,
 ) -> dict:
     """Samples n per held-out prompt from the policy and the reference; the training RNG is untouched.
     Gold metrics when the task has a gold reward; `judge` (default: the run's reward) gives
@@ -56,7 +65,7 @@ def evaluate(
     metrics = {
         "eval/proxy_reward": proxy.mean().item(),
         "eval/proxy_reward_sft": scorer(sft.prompts, sft.responses, sft.finished).mean().item(),
-        "eval/kl": sequence_kl(policy, reference, mine).mean().item(),
+        "eval/kl": sequence_kl(policy, reference, mine, micro_batch_size).mean().item(),
         "eval/response_length": sum(len(r.split()) for r in mine.responses) / len(mine.responses),
         "eval/finished_fraction": sum(mine.finished) / len(mine.finished),
         "eval/distinct_1": distinct_n(mine.responses, 1),

@@ -9,18 +9,13 @@ of the task's demonstrations). PPO-max uses the last three."""
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check
-from align_lab.models.sequences import response_logits, token_values
-from align_lab.rl import (
-    entropy_from_logits,
-    kl_penalty,
-    logprobs_from_logits,
-    masked_mean,
-    masked_sum,
-)
+from align_lab.models.sequences import micro_batched, response_logprobs, token_values
+from align_lab.rl import kl_penalty, masked_mean, masked_sum
 from align_lab.train.common import (
     Context,
     Counters,
@@ -31,13 +26,55 @@ from align_lab.train.common import (
     restore,
 )
 from align_lab.train.distributed import row_seeds
-from align_lab.train.sft import nll
+from align_lab.train.sft import nll, nll_backward
 
 
-def _logprobs(model, samples_or_batch, temperature: float = 1.0):
-    b = samples_or_batch
-    logits = response_logits(model, b.prompt_ids, b.prompt_attn, b.response_ids, b.mask, temperature)
-    return logprobs_from_logits(logits, b.response_ids), logits  # (B, T), (B, T, V)
+def _rows(b) -> tuple:
+    """The tensors a forward over responses needs, from Samples or a Rollout."""
+    return b.prompt_ids, b.prompt_attn, b.response_ids, b.mask
+
+
+def _outputs(ctx, algo, temperature: float, entropy: bool, entropy_grad: bool, *rows):
+    """This process's forward of `rows`: log-probs (b, T), entropy (b, T) or None, values (b, T) or None."""
+    logprobs, ent = response_logprobs(ctx.policy, *rows, temperature, entropy, entropy_grad)
+    values = token_values(ctx.critic, *rows) if algo.uses_critic else None
+    return logprobs, ent, values
+
+
+def _loss(algo, batch: Rollout, logprobs, entropy, values, entropy_coef: float):
+    """The algorithm's loss of a minibatch, minus the entropy bonus; entropy logged either way."""
+    loss, stats = algo.loss(batch, logprobs, values)
+    mean_entropy = masked_mean(entropy, batch.mask)
+    if entropy_coef > 0:
+        loss = loss - entropy_coef * mean_entropy
+    stats["train/entropy"] = mean_entropy.item()
+    return loss, stats
+
+
+def _accumulate(ctx, algo, update, batch, mine, own, outputs, temperature, entropy_coef):
+    """Gradient accumulation that equals one minibatch for any loss (micro_batch_size): the loss is
+    computed once on detached whole-minibatch outputs, its gradient with respect to each row's
+    outputs is taken, then each micro-batch's forward is run with a graph and backpropagated against
+    those gradients, so the parameter gradients sum to the whole minibatch's."""
+    dp = ctx.group
+    leaves = [None if o is None else dp.gather(o.detach()).requires_grad_() for o in outputs]  # (B, T)
+    if entropy_coef == 0:
+        leaves[1] = leaves[1].detach()
+    loss, stats = _loss(algo, batch, *leaves, entropy_coef)
+    wrt = [x for x in leaves if x is not None and x.requires_grad]
+    grads = dict(zip(map(id, wrt), torch.autograd.grad(loss, wrt, allow_unused=True), strict=True))
+    # dL/d(outputs) for this process's rows of the minibatch, (b, T) each, None where no gradient
+    mine_grads = [None if x is None else grads.get(id(x)) for x in leaves]
+    mine_grads = [None if g is None else g[own] for g in mine_grads]
+    size = ctx.train.micro_batch_size
+    for i in range(0, len(mine.mask), size):
+        rows = [t[i : i + size] for t in _rows(mine)]
+        with ctx.backend.autocast():
+            out = _outputs(ctx, algo, temperature, entropy_coef > 0, entropy_coef > 0, *rows)
+        terms = [(o * g[i : i + size]).sum() for o, g in zip(out, mine_grads, strict=True) if g is not None]
+        if terms:
+            update.backward(sum(terms))
+    return loss.detach(), stats
 
 
 def validate(algo: OnlineAlgorithm, cfg: TrainConfig) -> int:
@@ -115,22 +152,31 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         times["time/score_s"] = time.perf_counter() - t
         # 3. log-probs under the sampling policy and the reference; critic values
         t = time.perf_counter()
-        # with one minibatch per epoch (and one process) the first update's forward is this one: keep
-        # its graph (step 5)
-        one_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
-        with torch.set_grad_enabled(one_minibatch), ctx.backend.autocast():
-            first_forward = _logprobs(ctx.policy, s, temperature)  # (B, T), (B, T, V)
-        logprobs = first_forward[0].detach()  # (B, T)
-        first_forward = first_forward if one_minibatch else None
+        micro = cfg.micro_batch_size
+        # the first update sees the weights of this step's rollout: its forward is this one. Without
+        # micro-batches and with one minibatch per epoch (one process), keep its graph for the update;
+        # with micro-batches, keep its outputs (no graph) for the first minibatch (step 5)
+        keep_graph = cfg.minibatch_size == cfg.rollout_size and dp.size == 1 and micro is None
+        keep = keep_graph or micro is not None
+        with torch.set_grad_enabled(keep_graph), ctx.backend.autocast():
+            first_forward = micro_batched(
+                partial(_outputs, ctx, algo, temperature, keep, entropy_coef > 0),
+                _rows(s),
+                micro,
+            )  # (b, T) log-probs, entropy, values
+        logprobs, values = first_forward[0].detach(), first_forward[2]  # (b, T)
+        values = None if values is None else values.detach()
+        if micro is not None:  # every process's rows: a minibatch's rows come from the whole rollout
+            first_forward = tuple(None if o is None else dp.gather(o.detach()) for o in first_forward)
+        first_forward = first_forward if keep else None  # (B, T) each (b = B when the graph is kept)
         with torch.no_grad(), ctx.backend.autocast():
             # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
             ref_logprobs = (
-                _logprobs(ctx.reference, s, temperature)[0] if uses_reference else logprobs
-            )  # (b, T)
-            values = (
-                token_values(ctx.critic, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask)
-                if algo.uses_critic
-                else None
+                micro_batched(
+                    lambda *rows: response_logprobs(ctx.reference, *rows, temperature)[0], _rows(s), micro
+                )
+                if uses_reference
+                else logprobs
             )  # (b, T)
         times["time/ref_s"] = time.perf_counter() - t
         # every process holds the whole step's rollout (B rows) from here on
@@ -158,51 +204,51 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             for index in torch.randperm(len(scores)).split(cfg.minibatch_size):
                 batch = rollout.rows(index)
                 # the model runs on this process's rows; the loss sees the whole minibatch
-                mine = rollout.rows(index[dp.shard(len(index))])
-                with ctx.backend.autocast():
-                    if first_forward is not None:  # the weights have not moved since step 3
-                        new_logprobs, logits = first_forward[0][index], first_forward[1][index]
-                        first_forward = None
-                    else:
-                        new_logprobs, logits = _logprobs(ctx.policy, mine, temperature)
-                    new_logprobs = dp.gather(new_logprobs)
-                    new_values = (
-                        dp.gather(
-                            token_values(
-                                ctx.critic,
-                                mine.prompt_ids,
-                                mine.prompt_attn,
-                                mine.response_ids,
-                                mine.mask,
-                            )
-                        )
-                        if algo.uses_critic
-                        else None
-                    )
-                loss, loss_stats = algo.loss(batch, new_logprobs, new_values)
-                with torch.set_grad_enabled(entropy_coef > 0):  # (B, T, V) graph only when it is used
-                    entropy = masked_mean(dp.gather(entropy_from_logits(logits)), batch.mask)
-                if entropy_coef > 0:
-                    loss = loss - entropy_coef * entropy
-                shared = torch.zeros(())  # terms every process computes in full, on the same data
-                if demonstrations is not None and not policy_rests:
-                    demos = demonstrations.take(cfg.minibatch_size)
-                    with ctx.backend.autocast():
-                        ptx_loss = nll(
-                            ctx.policy, tok, demos, task.max_prompt_tokens, task.max_response_tokens
-                        )
-                    shared = ptx_coef * ptx_loss
-                    loss_stats["train/ptx_loss"] = ptx_loss.item()
+                own = dp.shard(len(index))
+                mine = rollout.rows(index[own])
+                outputs = None
+                if first_forward is not None:  # the weights have not moved since step 3
+                    outputs = tuple(None if o is None else o[index[own]] for o in first_forward)
+                    first_forward = None
                 policy_update.zero_grad()
                 if algo.uses_critic:
                     critic_update.zero_grad()
-                # gradients are summed over processes, so a shared term counts once
-                policy_update.backward(loss + shared / dp.size)
-                # sum over processes, clip, step (the clip also while the policy rests: grad_norm is logged)
+                if micro is None:
+                    with ctx.backend.autocast():
+                        if outputs is None:
+                            outputs = _outputs(ctx, algo, temperature, True, entropy_coef > 0, *_rows(mine))
+                        outputs = [None if o is None else dp.gather(o) for o in outputs]
+                    loss, loss_stats = _loss(algo, batch, *outputs, entropy_coef)
+                else:
+                    if outputs is None:  # detached outputs of the current weights, for the loss's gradient
+                        with torch.no_grad(), ctx.backend.autocast():
+                            outputs = micro_batched(
+                                partial(_outputs, ctx, algo, temperature, True, False),
+                                _rows(mine),
+                                micro,
+                            )
+                    args = (ctx, algo, policy_update, batch, mine, own, outputs, temperature, entropy_coef)
+                    loss, loss_stats = _accumulate(*args)
+                shared = torch.zeros(())  # terms every process computes in full, on the same data
+                if demonstrations is not None and not policy_rests:
+                    demos = demonstrations.take(cfg.minibatch_size)
+                    limits = (task.max_prompt_tokens, task.max_response_tokens)
+                    with ctx.backend.autocast():
+                        if micro is None:
+                            ptx_loss = nll(ctx.policy, tok, demos, *limits)
+                        else:  # backpropagated here, micro-batch by micro-batch
+                            scale = ptx_coef / dp.size
+                            ptx_loss = nll_backward(
+                                ctx.policy, tok, demos, *limits, micro, scale, policy_update
+                            )
+                    shared = ptx_coef * ptx_loss
+                    loss_stats["train/ptx_loss"] = ptx_loss.item()
+                if micro is None:
+                    # gradients are summed over processes, so a shared term counts once
+                    policy_update.backward(loss + shared / dp.size)
                 loss_stats["train/grad_norm"] = policy_update.step(apply=not policy_rests)
                 if algo.uses_critic:
                     critic_update.step()
-                loss_stats["train/entropy"] = entropy.item()
                 loss_stats["train/loss"] = (loss + shared).item()
                 for k, v in loss_stats.items():
                     stats.setdefault(k, []).append(v)

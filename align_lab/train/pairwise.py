@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import copy
 import time
+from functools import partial
 
 import torch
 
 from align_lab.algorithms.preference import PairwiseAlgorithm, Route, is_sampled
-from align_lab.models.sequences import encode_prompts, response_logits
-from align_lab.rl import first_is_chosen, kl_penalty, logprobs_from_logits, masked_sum, sequence_logprobs
+from align_lab.models.sequences import encode_prompts, micro_batched, response_logprobs
+from align_lab.rl import first_is_chosen, kl_penalty, masked_sum, sequence_logprobs
 from align_lab.train.common import (
     Context,
     Counters,
@@ -111,7 +112,17 @@ def response_ids(tok, text: str, max_tokens: int) -> list[int]:
 
 
 def token_logprobs(model, prompt_ids, prompt_attn, ids, mask) -> torch.Tensor:
-    return logprobs_from_logits(response_logits(model, prompt_ids, prompt_attn, ids, mask), ids)  # (2N, T)
+    return response_logprobs(model, prompt_ids, prompt_attn, ids, mask)[0]  # (2N, T)
+
+
+def accumulate(update, model, rows: tuple, size: int, grad: torch.Tensor, average: bool) -> None:
+    """Gradient accumulation of a loss of the sequence log-probs of `rows` (2m responses): `grad` is
+    dL/d(sequence log-probs), (2m,), taken on detached values; each micro-batch of `size` responses is
+    run with a graph and backpropagated against it, so the gradients sum to the whole batch's."""
+    for i in range(0, len(grad), size):
+        chunk = [t[i : i + size] for t in rows]
+        logps = sequence_logprobs(token_logprobs(model, *chunk), chunk[3], average)  # (c,)
+        update.backward((logps * grad[i : i + size]).sum())
 
 
 def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
@@ -155,20 +166,30 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         prompt_ids, prompt_attn = encode_prompts(tok, my_prompts * 2, task.max_prompt_tokens)  # (2m, P)
         ids, mask = pad_right(chosen[mine] + rejected[mine], tok.pad_token_id)  # (2m, T)
         m = len(my_prompts)
+        rows, micro = (prompt_ids, prompt_attn, ids, mask), cfg.micro_batch_size
+        micro = None if micro is None else 2 * micro  # pairs -> responses
         with torch.no_grad(), ctx.backend.autocast():
-            ref_logprobs = token_logprobs(ctx.reference, prompt_ids, prompt_attn, ids, mask)  # (2m, T)
+            ref_logprobs = micro_batched(partial(token_logprobs, ctx.reference), rows, micro)  # (2m, T)
         ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2m,)
         ref_chosen, ref_rejected = dp.gather(ref_logps[:m]), dp.gather(ref_logps[m:])  # (N,)
         metrics["time/ref_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        with ctx.backend.autocast():
-            logprobs = token_logprobs(ctx.policy, prompt_ids, prompt_attn, ids, mask)  # (2m, T)
+        # with micro-batches: the log-probs without a graph first, for the loss and its gradient
+        with torch.set_grad_enabled(micro is None), ctx.backend.autocast():
+            logprobs = micro_batched(partial(token_logprobs, ctx.policy), rows, micro)  # (2m, T)
         logps = sequence_logprobs(logprobs, mask, average)  # (2m,)
+        if micro is not None:
+            logps = logps.requires_grad_()
         policy_chosen, policy_rejected = dp.gather(logps[:m]), dp.gather(logps[m:])  # (N,)
         # 4. loss and update
         loss, stats = algo.pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, routes)
         update.zero_grad()
-        update.backward(loss)
+        if micro is None:
+            update.backward(loss)
+        else:  # d loss / d (this process's sequence log-probs), then each micro-batch's backward
+            (grad,) = torch.autograd.grad(loss, logps)  # (2m,)
+            with ctx.backend.autocast():
+                accumulate(update, ctx.policy, rows, micro, grad, average)
         stats["train/grad_norm"] = update.step()  # summed over processes, clipped, applied
         metrics["time/train_s"] = time.perf_counter() - t
         counters["trained_tokens"] += int(dp.gather(mask.sum(-1)).sum())

@@ -1,0 +1,129 @@
+"""arith_word: arithmetic questions in plain English with exact answers, for pretrained instruct models.
+
+A verifiable task a small real model can partly solve: SmolLM2-135M-Instruct answers about a third of
+them at temperature 0.7, so reinforcement learning from the verifier has room to improve it. The
+questions are generated from a seed (no download); the verifier reads the last number of a response.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+
+from align_lab.tasks.base import BradleyTerryAnnotator
+
+# (operation, question template): {a} and {b} are the operands, b <= a for subtraction
+TEMPLATES = {
+    "add": [
+        "What is {a} plus {b}?",
+        "What is {a} + {b}?",
+        "Tom has {a} apples and buys {b} more. How many apples does he have now?",
+        "A class has {a} girls and {b} boys. How many children are in the class?",
+    ],
+    "sub": [
+        "What is {a} minus {b}?",
+        "What is {a} - {b}?",
+        "A box holds {a} pens. {b} pens are taken out. How many pens are left?",
+        "Sara had {a} stickers and gave {b} away. How many stickers does she have left?",
+    ],
+}
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def final_number(response: str) -> float | None:
+    """The last number written in a response ("12", "-3", "1,024", "2.5"), or None if there is none."""
+    found = NUMBER.findall(response)
+    if not found:
+        return None
+    text = found[-1].replace(",", "")
+    return float(text) if text not in ("-", "") else None
+
+
+def answer(a: int, b: int, operation: str) -> int:
+    return a + b if operation == "add" else a - b
+
+
+@dataclass
+class ArithWord:
+    """Questions "What is 13 plus 7? Answer with just the number." with operands in [1, max_operand];
+    the gold reward is 1 when the response's last number is the exact answer, else 0."""
+
+    world_seed: int = 0
+    max_operand: int = 20
+    operations: list[str] = field(default_factory=lambda: ["add", "sub"])
+    n_train: int = 1024
+    n_eval: int = 64
+    instruction: str = "Answer with just the number."
+    annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
+
+    verifiable = True
+    has_gold_reward = True
+    sft = False  # the pretrained instruct model is the starting policy
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_operand <= 10**6:
+            raise ValueError(f"max_operand={self.max_operand}: must be in [1, 1000000]")
+        self.operations = list(self.operations)
+        unknown = [op for op in self.operations if op not in TEMPLATES]
+        if not self.operations or unknown:
+            raise ValueError(f"operations={self.operations}: must be a non-empty list of {sorted(TEMPLATES)}")
+        for key in ("n_train", "n_eval"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
+        if isinstance(self.annotator, dict):
+            self.annotator = BradleyTerryAnnotator(**self.annotator)
+        rng = random.Random(self.world_seed)
+        questions: dict[str, int] = {}  # prompt -> answer; distinct prompts, train and eval disjoint
+        budget = self.n_train + self.n_eval
+        for _ in range(50 * budget):
+            if len(questions) == budget:
+                break
+            operation = rng.choice(self.operations)
+            a, b = rng.randint(1, self.max_operand), rng.randint(1, self.max_operand)
+            a, b = (max(a, b), min(a, b)) if operation == "sub" else (a, b)
+            text = rng.choice(TEMPLATES[operation]).format(a=a, b=b)
+            prompt = f"{text} {self.instruction}".strip()
+            questions.setdefault(prompt, answer(a, b, operation))
+        if len(questions) < budget:
+            raise ValueError(
+                f"n_train + n_eval={budget}: more than the {len(questions)} distinct questions "
+                f"max_operand={self.max_operand} allows"
+            )
+        self._answers = questions
+        prompts = list(questions)
+        self._split = {"eval": prompts[: self.n_eval], "train": prompts[self.n_eval :]}
+
+    def fingerprint(self) -> dict:
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        fields["annotator"] = vars(self.annotator)
+        return {"task": "arith_word", **fields}
+
+    def corpus(self) -> list[str]:
+        return list(self._answers)
+
+    def prompts(self, split: str) -> list[str]:
+        return list(self._split[split])
+
+    def answer(self, prompt: str) -> int:
+        return self._answers[prompt]
+
+    def gold_reward(self, prompts: list[str], responses: list[str], finished: list[bool]) -> list[float]:
+        """1 if the last number of the response is the answer (a response cut at the token limit
+        counts too: its last number is usually an intermediate one), else 0."""
+        return [
+            float(final_number(r) == self.answer(p)) for p, r in zip(prompts, responses, strict=True)
+        ]
+
+    def demonstrations(self) -> list[tuple[str, str]]:
+        """Exact answers, for SFT (task.sft is false by default: the instruct model needs none)."""
+        return [(p, str(self._answers[p])) for p in self._split["train"]]
+
+    def preference_pairs(self) -> None:
+        return None  # sampled from the policy and annotated with the gold reward (study/world.py)
+
+    def references(self, split: str) -> None:
+        return None
+
+    def annotate(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
+        return self.annotator(gold_a, gold_b, rng)
