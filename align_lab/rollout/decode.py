@@ -5,6 +5,8 @@ and configurations decode with the model's forward (sampling.py checks `fast_dec
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -19,7 +21,6 @@ def fast_decode_supported(model) -> bool:
         and cfg.model_type in ("llama", "qwen2")
         and getattr(cfg, "_attn_implementation", None) == "sdpa"
         and cfg.hidden_act == "silu"
-        and cfg.num_key_value_heads == cfg.num_attention_heads
         and rope.get("rope_type", "default") == "default"
         and not getattr(cfg, "use_sliding_window", False)
         and getattr(cfg, "pretraining_tp", 1) == 1
@@ -52,6 +53,21 @@ def _linear(layer, x: Tensor) -> Tensor:
     return F.linear(x, layer.weight, layer.bias)
 
 
+def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+    """One query token's attention, (B, H, 1, D), as transformers' sdpa_attention_forward computes it
+    for grouped-query attention (H query heads over H_kv key/value heads): with no mask, SDPA's own
+    enable_gqa; with a mask, the H / H_kv query heads of a key/value head packed as query positions."""
+    B, H, _, D = q.shape
+    n_rep = H // k.shape[1]
+    if n_rep == 1:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    force = os.environ.get("TRANSFORMERS_SDPA_FORCE_GQA", "0") == "1"
+    if force or (mask is None and D == v.shape[-1] <= 256):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
+    packed = q.reshape(B, H // n_rep, n_rep, D)  # (B, H_kv, n_rep, D)
+    return F.scaled_dot_product_attention(packed, k, v, attn_mask=mask, scale=scale).reshape(B, H, 1, D)
+
+
 def decode_step(model, tokens: Tensor, position: Tensor, kv: list, attn: Tensor | None) -> Tensor:
     """Next-token logits (B, V) for one new token per row; appends its keys/values to kv.
 
@@ -78,7 +94,7 @@ def decode_step(model, tokens: Tensor, position: Tensor, kv: list, attn: Tensor 
         k = k * cos + _rotate_half(k) * sin  # (B, H, 1, D)
         cache[0] = torch.cat([cache[0], k], dim=2)  # (B, H, L+1, D)
         cache[1] = torch.cat([cache[1], v], dim=2)  # (B, H, L+1, D)
-        o = F.scaled_dot_product_attention(q, cache[0], cache[1], attn_mask=mask, scale=a.scaling)
+        o = _attention(q, cache[0], cache[1], mask, a.scaling)  # (B, H, 1, D)
         x = x + _linear(a.o_proj, o.transpose(1, 2).reshape(B, 1, -1))  # (B, 1, d)
         h = _rms_norm(layer.post_attention_layernorm, x)
         m = layer.mlp
