@@ -40,7 +40,13 @@ def entropy_from_logits(logits: Tensor) -> Tensor:
     return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(-1)  # (...)
 
 
-LOGIT_ROWS = 4  # rows of (T, V) logits handled at once by the selective forms (bounds their fp32 copies)
+CHUNK_ELEMENTS = 1 << 24  # logits handled at once by the selective forms: their fp32 copies stay <= 64 MB
+
+
+def _row_chunks(logits: Tensor) -> int:
+    """Rows per chunk: as many (T, V) rows as fit CHUNK_ELEMENTS (all of a small model's at once)."""
+    per_row = max(1, logits[0].numel()) if len(logits) else 1
+    return max(1, CHUNK_ELEMENTS // per_row)
 
 
 def _scaled(logits: Tensor, temperature: float) -> Tensor:
@@ -54,8 +60,8 @@ def selective_logprobs(logits: Tensor, labels: Tensor, temperature: float = 1.0)
     Equals logprobs_from_logits(logits.float() / temperature, labels) up to float rounding; z_y -
     logsumexp(z) keeps only the logits themselves for the backward pass (TRL's selective_log_softmax).
     """
-    out = []
-    for rows, ids in zip(logits.split(LOGIT_ROWS), labels.split(LOGIT_ROWS), strict=True):
+    out, n = [], _row_chunks(logits)
+    for rows, ids in zip(logits.split(n), labels.split(n), strict=True):
         z = _scaled(rows, temperature)  # (r, T, V)
         out.append(z.gather(-1, ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(z, dim=-1))  # (r, T)
     return torch.cat(out)  # (B, T)
@@ -67,4 +73,5 @@ def selective_entropy(logits: Tensor, temperature: float = 1.0) -> Tensor:
     Run it under torch.no_grad() unless the entropy is a loss term: with a graph, every row's softmax
     is kept for the backward pass.
     """
-    return torch.cat([entropy_from_logits(_scaled(rows, temperature)) for rows in logits.split(LOGIT_ROWS)])
+    chunks = logits.split(_row_chunks(logits))
+    return torch.cat([entropy_from_logits(_scaled(rows, temperature)) for rows in chunks])

@@ -81,15 +81,19 @@ def compose_and_build(overrides):
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-def test_lean_logprobs_and_entropy_equal_the_full_logits_formula(temperature):
+def test_lean_logprobs_and_entropy_equal_the_full_logits_formula(temperature, monkeypatch):
     from transformers import LlamaConfig, LlamaForCausalLM
+
+    from align_lab.rl import logprobs as lean
+
+    monkeypatch.setattr(lean, "CHUNK_ELEMENTS", 2 * 7 * 97)  # 2 rows of (T, V) at a time: 3 chunks
 
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2
     )
     model = LlamaForCausalLM(config)
-    B, P, T = 6, 5, 7  # more rows than the selective forms take at once
+    B, P, T = 6, 5, 7
     prompt_ids, response_ids = torch.randint(3, 97, (B, P)), torch.randint(3, 97, (B, T))
     prompt_attn, mask = torch.ones(B, P, dtype=torch.long), torch.ones(B, T)
     prompt_attn[0, :2] = 0  # left padding
