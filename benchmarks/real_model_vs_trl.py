@@ -151,40 +151,9 @@ def run_trl(kind: str, path: str, steps: int, seed: int) -> list[float]:
         def on_step_end(self, args, state, control, **kw):
             ends.append(time.perf_counter())
 
-    common = dict(
-        output_dir=tempfile.mkdtemp(),
-        max_steps=steps,
-        per_device_train_batch_size=BATCH,
-        gradient_accumulation_steps=1,
-        num_generations=GROUP,
-        max_completion_length=NEW_TOKENS,
-        temperature=1.0,
-        top_k=0,
-        top_p=1.0,
-        learning_rate=LR,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        bf16=False,
-        gradient_checkpointing=False,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
-        seed=seed,
-        data_seed=seed,
-    )
-    if kind == "grpo":
-        from trl import GRPOConfig as Config
-        from trl import GRPOTrainer as Trainer
+    from trl_vs_align_lab import trl_config  # the same matched TRL settings as the toy-size benchmark
 
-        args = Config(**common, beta=0.0, loss_type="dapo", scale_rewards="group", epsilon=0.2)
-    else:
-        from trl import RLOOConfig as Config
-        from trl import RLOOTrainer as Trainer
-
-        args = Config(**common, beta=0.05, epsilon=0.2, normalize_advantages=False)
+    Trainer, args = trl_config(kind, tempfile.mkdtemp(), steps, seed, BATCH, GROUP, NEW_TOKENS, LR)
     trainer = Trainer(
         model=path,
         reward_funcs=verifier,

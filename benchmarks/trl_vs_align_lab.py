@@ -184,31 +184,21 @@ def align_lab_run(kind: str, folder: Path, task, tok, steps: int, seed: int, bat
     return lambda: train_online(algo, ctx), results
 
 
-def trl_run(kind: str, folder: Path, task, tok, steps: int, seed: int, baton: Baton):
-    """TRL's GRPOTrainer / RLOOTrainer with the matched settings; returns (train, results)."""
-    from datasets import Dataset
-    from transformers import PrinterCallback, TrainerCallback
-
-    eos = tok.eos_token_id
-
-    def gold(prompts, completions, completion_ids, **_):
-        return task.gold_reward(prompts, completions, [eos in ids for ids in completion_ids])
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kw):
-            baton.step_end("trl")
-
+def trl_config(
+    kind: str, output_dir: str, steps: int, seed: int, batch: int, group: int, new_tokens: int, lr
+):
+    """TRL's GRPO or RLOO trainer class and its config with the matched settings (module docstring)."""
     common = dict(
-        output_dir=str(Path(tempfile.mkdtemp(dir=folder))),
+        output_dir=output_dir,
         max_steps=steps,
-        per_device_train_batch_size=BATCH,
+        per_device_train_batch_size=batch,
         gradient_accumulation_steps=1,
-        num_generations=GROUP,
-        max_completion_length=NEW_TOKENS,
+        num_generations=group,
+        max_completion_length=new_tokens,
         temperature=1.0,
         top_k=0,
         top_p=1.0,
-        learning_rate=LR,
+        learning_rate=lr,
         lr_scheduler_type="constant",
         warmup_steps=0,
         weight_decay=0.0,
@@ -226,12 +216,30 @@ def trl_run(kind: str, folder: Path, task, tok, steps: int, seed: int, baton: Ba
         from trl import GRPOConfig as Config
         from trl import GRPOTrainer as Trainer
 
-        args = Config(**common, beta=0.0, loss_type="dapo", scale_rewards="group", epsilon=0.2)
-    else:
-        from trl import RLOOConfig as Config
-        from trl import RLOOTrainer as Trainer
+        return Trainer, Config(**common, beta=0.0, loss_type="dapo", scale_rewards="group", epsilon=0.2)
+    from trl import RLOOConfig as Config
+    from trl import RLOOTrainer as Trainer
 
-        args = Config(**common, beta=0.05, epsilon=0.2, normalize_advantages=False)
+    return Trainer, Config(**common, beta=0.05, epsilon=0.2, normalize_advantages=False)
+
+
+def trl_run(kind: str, folder: Path, task, tok, steps: int, seed: int, baton: Baton):
+    """TRL's GRPOTrainer / RLOOTrainer with the matched settings; returns (train, results)."""
+    from datasets import Dataset
+    from transformers import PrinterCallback, TrainerCallback
+
+    eos = tok.eos_token_id
+
+    def gold(prompts, completions, completion_ids, **_):
+        return task.gold_reward(prompts, completions, [eos in ids for ids in completion_ids])
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            baton.step_end("trl")
+
+    Trainer, args = trl_config(
+        kind, str(Path(tempfile.mkdtemp(dir=folder))), steps, seed, BATCH, GROUP, NEW_TOKENS, LR
+    )
     trainer = Trainer(
         model=str(folder / "model"),
         reward_funcs=gold,

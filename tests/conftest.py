@@ -89,3 +89,22 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+class Quiet:
+    """A progress bar that shows nothing (tqdm's interface, for World in tests)."""
+
+    def __init__(self, **kw):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+    def update(self, *a, **k):
+        pass
+
+    def set_postfix(self, *a, **k):
+        pass

@@ -11,7 +11,7 @@ from align_lab.config import ConfigError
 from align_lab.study.run import check_combination
 from align_lab.tracking import read_metrics
 from align_lab.train.distributed import Group, row_seeds
-from tests.conftest import compose, run_in_process
+from tests.conftest import Quiet, compose, run_in_process
 
 # metrics that must agree; time/* and throughput differ by construction
 COMPARED = ("train/reward", "train/kl", "train/loss", "train/grad_norm", "train/response_length")
@@ -80,7 +80,7 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(tmp_path, cache_d
 
     cfg, names = compose(["task.n_demonstrations=512", "sft.epochs=2", f"cache_dir={cache_dir}"])
     spec = spec_from_config(cfg, names)
-    world = World(spec.task, spec.model, spec.sft, StageCache(cache_dir), lambda **kw: _Quiet())
+    world = World(spec.task, spec.model, spec.sft, StageCache(cache_dir), Quiet)
     policy, tok = world.load_policy(), load_tokenizer(world.sft_path)
     prompts = spec.task.prompts("train")[:4]
     engine = HFGenerate(temperature=1.0, seed_per_sample=True)
@@ -98,17 +98,3 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(tmp_path, cache_d
     # transformers' generate with the same per-row noise draws the same tokens as the KV-cache loop
     generate = HFGenerate(temperature=1.0, seed_per_sample=True, use_generate=True)
     assert generate.sample(policy, tok, prompts, 2, 12, 8, seeds=seeds).responses == whole.responses
-
-
-class _Quiet:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-    def update(self, *a, **k):
-        pass
-
-    def set_postfix(self, *a, **k):
-        pass

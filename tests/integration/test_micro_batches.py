@@ -12,7 +12,7 @@ from align_lab.models.sequences import joint_inputs, response_logprobs
 from align_lab.rl import entropy_from_logits, logprobs_from_logits
 from align_lab.study.run import check_combination
 from align_lab.tracking import read_metrics
-from tests.conftest import compose, run_in_process
+from tests.conftest import Quiet, compose, run_in_process
 
 COMPARED = ("train/reward", "train/kl", "train/loss", "train/grad_norm", "train/entropy", "train/clip_frac")
 
@@ -52,7 +52,7 @@ def test_stages_accumulate_to_the_same_model(tmp_path):
 
     cfg, names = compose(["task.n_demonstrations=96", "task.n_pairs=64", "sft.epochs=1", "sft.batch_size=32"])
     spec = spec_from_config(cfg, names)
-    quiet = _Quiet
+    quiet = Quiet
     models = []
     for i, micro in enumerate((None, 5)):
         world = World(spec.task, spec.model, spec.sft, StageCache(tmp_path / f"c{i}"), quiet, micro)
@@ -111,20 +111,3 @@ def test_lean_logprobs_and_entropy_equal_the_full_logits_formula(temperature, mo
     (g_full,) = torch.autograd.grad((expected * mask).sum(), model.lm_head.weight)
     (g_lean,) = torch.autograd.grad((logprobs * mask).sum(), model.lm_head.weight)
     torch.testing.assert_close(g_lean, g_full, rtol=1e-5, atol=1e-6)
-
-
-class _Quiet:
-    def __init__(self, **kw):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-    def update(self, *a, **k):
-        pass
-
-    def set_postfix(self, *a, **k):
-        pass
