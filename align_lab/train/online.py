@@ -58,7 +58,7 @@ def _accumulate(ctx, algo, update, batch, mine, own, outputs, temperature, entro
     those gradients, so the parameter gradients sum to the whole minibatch's."""
     dp = ctx.group
     leaves = [None if o is None else dp.gather(o.detach()).requires_grad_() for o in outputs]  # (B, T)
-    if entropy_coef == 0:
+    if entropy_coef == 0 and leaves[1] is not None:  # logged, not a loss term: no gradient to take
         leaves[1] = leaves[1].detach()
     loss, stats = _loss(algo, batch, *leaves, entropy_coef)
     wrt = [x for x in leaves if x is not None and x.requires_grad]
