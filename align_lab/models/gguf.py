@@ -65,5 +65,15 @@ def converted_checkpoint(gguf_path: Path, digest: str, cache_root: Path) -> Path
     """The cached plain checkpoint of a GGUF file (built once per sha256, under the cache's lock)."""
     from align_lab.study.cache import StageCache
 
+    def build(out: Path) -> None:
+        try:
+            dequantize(gguf_path, out)
+        except Exception as e:  # a truncated or foreign file fails deep inside the GGUF reader
+            first = (" ".join(str(e).split()) or type(e).__name__)[:160]
+            raise ValueError(
+                f"model.gguf_file={gguf_path}: not a GGUF model transformers can read "
+                f"({type(e).__name__}: {first})"
+            ) from None
+
     inputs = {"gguf_sha256": digest, "file": gguf_path.name}
-    return StageCache(cache_root).get("gguf", VERSION, inputs, lambda out: dequantize(gguf_path, out)).path
+    return StageCache(cache_root).get("gguf", VERSION, inputs, build).path

