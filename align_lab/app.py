@@ -28,6 +28,7 @@ def spec_from_config(cfg: DictConfig, names: dict):
     """Builds every component (type- and value-checked) into a RunSpec."""
     from align_lab.models.lora import LoRA
     from align_lab.study.cache import default_cache_dir
+    from align_lab.study.resources import threads_given
     from align_lab.study.run import RunSpec
 
     tracker = OmegaConf.to_container(cfg.tracker, resolve=True)
@@ -45,7 +46,11 @@ def spec_from_config(cfg: DictConfig, names: dict):
         seed=int(cfg.seed),
         cache_dir=Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir(),
         device=cfg.hardware.device,
-        num_threads=int(cfg.hardware.num_threads),
+        num_threads=threads_given(
+            None if cfg.hardware.num_threads is None else int(cfg.hardware.num_threads),
+            int(cfg.hardware.resources.cpus_per_task),
+            int(cfg.hardware.get("processes", 1)),
+        ),
         processes=int(cfg.hardware.get("processes", 1)),
         backend=backend_from_config(cfg.hardware),
         lora=build(cfg.lora, "lora") if cfg.get("lora") else LoRA(),

@@ -4,7 +4,11 @@ reward model) asks for more than DPO (policy, reference)."""
 from __future__ import annotations
 
 import math
+import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from align_lab.algorithms.base import check
 
@@ -48,3 +52,52 @@ def request(policy: ResourcePolicy, spec) -> dict:
         "gpus_per_node": gpus,
         "timeout_min": policy.timeout_min,
     }
+
+
+def threads_given(num_threads: int | None, cpus_per_task: int, processes: int = 1, env=None) -> int:
+    """Torch threads per process: `num_threads` when set (0 = torch's default, every core), else the
+    cores this run was given: Slurm's SLURM_CPUS_PER_TASK split over the run's processes, or
+    `hardware.resources.cpus_per_task` (cores per process) where no scheduler says."""
+    if num_threads is not None:
+        return num_threads
+    slurm = (os.environ if env is None else env).get("SLURM_CPUS_PER_TASK")
+    if slurm:
+        return max(1, int(slurm) // processes)
+    return cpus_per_task
+
+
+def default_max_parallel(cpus_per_run: int, mem_gb_per_run: float, cores: int, mem_gb: float) -> int:
+    """How many runs of a local sweep fit the machine at once: its cores divided by the cores a run
+    asks for, bounded by its memory divided by a run's memory; at least one."""
+    return max(1, min(cores // cpus_per_run, int(mem_gb // mem_gb_per_run)))
+
+
+def machine() -> tuple[int, float]:
+    """(cores this process may use, total memory in GB) of this machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return cores, mem_gb
+
+
+@contextmanager
+def hold_slot(folder: Path, slots: int, poll_s: float = 0.5):
+    """Waits until one of `slots` lock files in `folder` is free and holds it for the body: at most
+    `slots` holders at once across processes. The OS frees a dead holder's lock (flock)."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        for i in range(slots):
+            f = open(folder / f"slot-{i}.lock", "a")  # noqa: SIM115 - held across the yield
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.close()
+                continue
+            try:
+                yield i
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+                f.close()
+            return
+        time.sleep(poll_s)

@@ -3,13 +3,17 @@
 - checks every run's configuration before submitting any job (one-line error, nothing submitted);
 - asks for each run's own resources (resources.py) by submitting one job array per distinct request;
 - writes a study manifest, `<sweep dir>/study.json`, read by `python -m align_lab.study status|resume`;
-- with `wait: false` returns right after submission; with `wait: true` reports a failed run as failed.
+- with `wait: false` returns right after submission; with `wait: true` reports a failed run as failed;
+- runs at most `hardware.max_parallel` runs of a local sweep at once (submitit's local executor starts
+  every job at once: each job waits for a slot, a lock file in the sweep folder, before its run), and
+  passes it to Slurm as the job arrays' parallelism limit where it is set.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -40,6 +44,17 @@ class StudyLauncher(BaseSubmititLauncher):
         super().__init__(**params)
         self._EXECUTOR = cluster
         self.wait = wait
+        self.slots: tuple[str, int] | None = None  # local: (lock folder, max_parallel), set by launch
+
+    def __call__(self, *args, **kwargs) -> JobReturn:
+        """One job: on a local sweep, waits for a free slot, then runs (hydra-submitit's job body)."""
+        if self.slots is None:
+            return super().__call__(*args, **kwargs)
+        from align_lab.study.resources import hold_slot
+
+        folder, slots = self.slots
+        with hold_slot(Path(folder), slots):
+            return super().__call__(*args, **kwargs)
 
     def _plan(self, overrides: list[str], num: int) -> dict:
         """Composes one run's config, validates it, and returns its manifest entry."""
@@ -60,6 +75,7 @@ class StudyLauncher(BaseSubmititLauncher):
             spec = spec_from_config(job_cfg, names)
             check_combination(spec, here=False)  # the device is checked where the run runs
             resources = request(build(cfg.hardware.resources, "hardware.resources"), spec)
+            max_parallel = cfg.hardware.get("max_parallel")
         finally:
             HydraConfig.instance().cfg = previous
         return {
@@ -68,6 +84,7 @@ class StudyLauncher(BaseSubmititLauncher):
             "run_dir": str(run_dir),
             "names": names,
             "resources": resources,
+            "max_parallel": max_parallel,
         }
 
     def launch(self, job_overrides, initial_job_idx: int):
@@ -78,6 +95,9 @@ class StudyLauncher(BaseSubmititLauncher):
         # 1. every run's config is checked (and its resources computed) before anything is submitted
         runs = [self._plan(list(o), initial_job_idx + i) for i, o in enumerate(job_overrides)]
         base = {k: v for k, v in self.params.items() if k not in INIT_KEYS}
+        max_parallel = self._max_parallel(runs)
+        if max_parallel is not None and self._EXECUTOR == "slurm":
+            base["array_parallelism"] = max_parallel
         manifest = {
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "cluster": self._EXECUTOR,
@@ -87,7 +107,12 @@ class StudyLauncher(BaseSubmititLauncher):
             "queue": self._queue_params(base),
             "folder": self.params["submitit_folder"],
             "max_num_timeout": self.params.get("max_num_timeout", 0),
+            "max_parallel": max_parallel,
         }
+        waves = 1
+        if self._EXECUTOR == "local":
+            self.slots = (str(sweep_dir / ".slots"), max_parallel)
+            waves = math.ceil(len(runs) / max_parallel)  # a local job's time limit counts its wait
         # 2. one job array per distinct resource request
         groups: dict[str, list[dict]] = {}
         for run in runs:
@@ -99,7 +124,9 @@ class StudyLauncher(BaseSubmititLauncher):
                 cluster=self._EXECUTOR,
                 **{f"{self._EXECUTOR}_max_num_timeout": self.params.get("max_num_timeout", 0)},
             )
-            executor.update_parameters(**self._queue_params({**base, **json.loads(key)}))
+            params = {**base, **json.loads(key)}
+            params["timeout_min"] = params["timeout_min"] * waves
+            executor.update_parameters(**self._queue_params(params))
             args = [
                 (
                     list(job_overrides[r["num"] - initial_job_idx]),
@@ -121,6 +148,25 @@ class StudyLauncher(BaseSubmititLauncher):
             print(f"align_lab: not waiting; see python -m align_lab.study status {sweep_dir}", flush=True)
             raise SystemExit(0)
         return [self._result(jobs[r["num"]], r) for r in runs]
+
+    def _max_parallel(self, runs: list[dict]) -> int | None:
+        """hardware.max_parallel (the smallest the runs set); unset, on a local sweep: as many runs as
+        the machine's cores and memory hold at the largest request."""
+        from align_lab.study.resources import default_max_parallel, machine
+
+        chosen = [r.pop("max_parallel") for r in runs]
+        chosen = [int(c) for c in chosen if c is not None]
+        for c in chosen:
+            if c < 1:
+                from align_lab.config import ConfigError
+
+                raise ConfigError(f"hardware.max_parallel={c}: must be >= 1 (or null: fit the machine)")
+        if chosen or self._EXECUTOR != "local":
+            return min(chosen, default=None)
+        cores, mem_gb = machine()
+        cpus = max(r["resources"]["cpus_per_task"] for r in runs)
+        mem = max(r["resources"]["mem_gb"] for r in runs)
+        return default_max_parallel(cpus, mem, cores, mem_gb)
 
     def _queue_params(self, params: dict) -> dict:
         """hydra-submitit-launcher's names -> submitit's (executor-specific ones get a prefix)."""

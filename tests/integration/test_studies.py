@@ -59,11 +59,19 @@ def test_local_sweep_reports_each_run_and_a_failed_run_as_failed(tmp_path, cache
             "hardware=submitit_local",
             *cli_args(cache_dir),
             f"cache_dir={cache_dir},/proc/no_such_dir",
+            "hardware.max_parallel=1",  # submitit starts both jobs; one waits for the other's slot
             f"hydra.sweep.dir={sweep}",
         ],
         cwd=ROOT,
     )
     assert result.returncode != 0  # the study did not succeed as a whole
+    assert json.loads((sweep / "study.json").read_text())["max_parallel"] == 1
+    # one run at a time: a run's folder appears (Hydra writes .hydra/) after the other's summary
+    spans = sorted(
+        ((d / ".hydra" / "config.yaml").stat().st_mtime, (d / "summary.json").stat().st_mtime)
+        for d in sorted(sweep.glob("[01]_*"))
+    )
+    assert spans[1][0] >= spans[0][1], spans
     assert "run #0" in result.stdout and ": completed" in result.stdout
     assert "run #1" in result.stdout and ": failed" in result.stdout
     states = {s.num: s for s in study_states(sweep)}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import time
+
 import pytest
 
 from align_lab.app import spec_from_config
 from align_lab.config import build
-from align_lab.study.resources import request
+from align_lab.study.resources import default_max_parallel, hold_slot, request, threads_given
 from tests.conftest import compose
 
 
@@ -33,3 +36,59 @@ def _request(overrides: list[str]) -> dict:
 def test_a_runs_request_follows_its_models_and_processes(overrides, expected):
     got = _request(overrides)
     assert {k: got[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "cpus,mem,cores,machine_mem,expected",
+    [
+        (1, 4, 2, 24.0, 2),  # 2 cores / 1 core = 2; 24 GB / 4 GB = 6 -> cores bound: 2
+        (1, 4, 16, 23.5, 5),  # 16 / 1 = 16; 23.5 GB / 4 GB = 5.9 -> memory bound: 5
+        (2, 8, 2, 24.0, 1),  # a 2-process run on 2 cores: one at a time
+        (4, 1, 2, 24.0, 1),  # a run asking more cores than there are still runs, alone
+    ],
+)
+def test_default_max_parallel_is_cores_over_cpus_bounded_by_memory(cpus, mem, cores, machine_mem, expected):
+    assert default_max_parallel(cpus, mem, cores, machine_mem) == expected
+
+
+def test_threads_are_the_cores_a_run_was_given():
+    assert threads_given(None, 1, env={}) == 1  # no scheduler: resources.cpus_per_task
+    assert threads_given(None, 3, processes=2, env={}) == 3  # cpus_per_task counts per process
+    assert threads_given(None, 1, processes=2, env={"SLURM_CPUS_PER_TASK": "8"}) == 4  # 8 cores / 2
+    assert threads_given(2, 1, env={"SLURM_CPUS_PER_TASK": "8"}) == 2  # an explicit value wins
+    assert threads_given(0, 1, env={}) == 0  # 0: torch's default
+
+
+def test_the_default_run_uses_one_thread_and_a_slurm_job_its_cores(monkeypatch):
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    cfg, names = compose([])
+    assert spec_from_config(cfg, names).num_threads == 1
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "32")  # hardware=slurm_8gpu asks 8 processes x 4 cores
+    cfg, names = compose(["hardware=slurm_8gpu"])
+    assert spec_from_config(cfg, names).num_threads == 4
+
+
+def _hold(folder, log, index):
+    with hold_slot(folder, 2, poll_s=0.02):
+        with open(log, "a") as f:
+            f.write(f"{index} start {time.monotonic()}\n")
+        time.sleep(0.3)
+        with open(log, "a") as f:
+            f.write(f"{index} end {time.monotonic()}\n")
+
+
+def test_hold_slot_lets_at_most_slots_processes_in_at_once(tmp_path):
+    log = tmp_path / "log"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_hold, args=(tmp_path / "slots", log, i)) for i in range(5)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    events = sorted((float(t), kind) for _, kind, t in (x.split() for x in log.read_text().splitlines()))
+    inside, most = 0, 0
+    for _, kind in events:
+        inside += 1 if kind == "start" else -1
+        most = max(most, inside)
+    assert len(events) == 10 and most == 2  # 5 holders, 2 at a time, never 3
