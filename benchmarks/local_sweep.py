@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def align_lab(*args: str) -> None:
-    cmd = [sys.executable, "-m", "align_lab", "tracker.kind=none", *args]
+    cmd = [sys.executable, "-m", "align_lab", *args, "tracker.kind=none"]  # -m before overrides
     subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
