@@ -58,19 +58,32 @@ class OnlineAlgorithm(Protocol):
 
 
 def check_online(algo, group_size_allowed: str = ">= 1", min_group_size: int = 1) -> None:
-    """The checks of the hyperparameters every online algorithm shares: lr, epochs, group_size,
-    kl_coef, kl_estimator, loss_aggregation (`group_size_allowed` says why more than one is needed)."""
+    """The checks of the hyperparameters every online algorithm shares: lr, epochs, group_size, kl_coef,
+    kl_estimator, kl_clamp, loss_aggregation (`group_size_allowed` says why more than one is needed)."""
     check(algo.lr > 0, "lr", algo.lr, "> 0")
     check(algo.epochs >= 1, "epochs", algo.epochs, ">= 1")
     check(algo.group_size >= min_group_size, "group_size", algo.group_size, group_size_allowed)
     check(algo.kl_coef >= 0, "kl_coef", algo.kl_coef, ">= 0")
     check(algo.kl_estimator in KL_ESTIMATORS, "kl_estimator", algo.kl_estimator, f"one of {KL_ESTIMATORS}")
+    check(algo.kl_clamp is None or algo.kl_clamp > 0, "kl_clamp", algo.kl_clamp, "> 0 or null")
     check(
         algo.loss_aggregation in AGGREGATIONS,
         "loss_aggregation",
         algo.loss_aggregation,
         f"one of {AGGREGATIONS}",
     )
+
+
+def check_clip(algo) -> None:
+    """The checks of a ratio-clipped algorithm's clip, clip_high and dual_clip."""
+    check(0 < algo.clip < 1, "clip", algo.clip, "in (0, 1)")
+    check(algo.clip_high is None or algo.clip_high > 0, "clip_high", algo.clip_high, "> 0 or null")
+    check(algo.dual_clip is None or algo.dual_clip > 1, "dual_clip", algo.dual_clip, "> 1 or null")
+
+
+def clip_bounds(algo) -> tuple[float, float | None, float | None]:
+    """(clip_low, clip_high, dual_clip) of rl.clipped_surrogate for a ratio-clipped algorithm."""
+    return algo.clip, algo.clip_high, algo.dual_clip
 
 
 def check(ok: bool, name: str, value, allowed: str) -> None:

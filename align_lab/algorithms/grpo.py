@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check, check_online
+from align_lab.algorithms.base import Rollout, check, check_clip, check_online, clip_bounds
 from align_lab.rl import (
+    STD_SCOPES,
     aggregate_loss,
     broadcast_to_tokens,
+    clip_reward,
     clipped_surrogate,
     discounted_returns,
     group_normalize,
@@ -34,18 +37,26 @@ class GRPO:
     group_size: int = 8
     kl_coef: float = 0.04
     kl_estimator: str = "k3"
+    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     use_kl_loss: bool = True
     scale_by_std: bool = True
     std_unbiased: bool = True
     eps: float = 1e-4
+    std_scope: str = "group"  # group: each prompt's std (paper); batch: the step's (TRL scale_rewards=batch)
+    reward_clip: float | None = None  # normalised score clamped to [-reward_clip, reward_clip] (OpenRLHF 10)
+    use_bias_correction_kl: bool = False  # k3 times the ratio pi / pi_old (TRL 1.16 default true)
     clip: float = 0.2
+    clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
+    dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
     loss_aggregation: str = "seq_mean_token_mean"
-    max_len: int | None = None  # L_max of loss_aggregation=constant; None = the rollout's padded T
+    max_len: int | None = None  # L_max of loss_aggregation=constant (Dr. GRPO: generation limit); None: T
 
     def __post_init__(self) -> None:
         check_online(self, ">= 2 (a group of one has no baseline)", min_group_size=2)
         check(self.eps >= 0, "eps", self.eps, ">= 0")
-        check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
+        check_clip(self)
+        check(self.std_scope in STD_SCOPES, "std_scope", self.std_scope, f"one of {STD_SCOPES}")
+        check(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0, null")
         check(self.max_len is None or self.max_len >= 1, "max_len", self.max_len, ">= 1 or null")
 
     @property
@@ -54,19 +65,24 @@ class GRPO:
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         normalized = group_normalize(
-            rollout.scores, self.group_size, self.scale_by_std, self.std_unbiased, self.eps
+            rollout.scores, self.group_size, self.scale_by_std, self.std_unbiased, self.eps, self.std_scope
         )  # (B,)
+        normalized = clip_reward(normalized, self.reward_clip)  # (B,)
         if self.use_kl_loss:
             return broadcast_to_tokens(normalized, rollout.mask), None
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         rewards = shape_token_rewards(normalized, kl, rollout.mask, self.kl_coef)  # (B, T)
         return discounted_returns(rewards, rollout.mask, 1.0), None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, self.clip)
+        per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, *clip_bounds(self))
         stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item()}
         if self.use_kl_loss and self.kl_coef > 0:
-            kl = kl_penalty(logprobs, batch.ref_logprobs, self.kl_estimator)  # (B, T) on pi_theta
+            kl = kl_penalty(
+                logprobs, batch.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp
+            )  # on pi_theta
+            if self.use_bias_correction_kl:  # TRL: times the (differentiable, unclipped) token ratio
+                kl = kl * torch.exp((logprobs - batch.logprobs).clamp(-20.0, 20.0))
             per_token = per_token + self.kl_coef * kl
             stats["train/kl_loss"] = masked_mean(kl.detach(), batch.mask).item()
         return aggregate_loss(per_token, batch.mask, self.loss_aggregation, self.max_len), stats

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check, check_online
+from align_lab.algorithms.base import Rollout, check, check_clip, check_online, clip_bounds
 from align_lab.rl import (
     adaptive_kl_coef,
     aggregate_loss,
@@ -38,11 +38,14 @@ class PPO:
     group_size: int = 1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
+    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     kl_target: float | None = None  # set -> adaptive KL controller (Ziegler et al.)
     kl_horizon: int = 10000
     gamma: float = 1.0
     lam: float = 0.95
     clip: float = 0.2
+    clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
+    dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
     value_clip: float | None = 0.2
     vf_coef: float = 1.0
     reward_clip: float | None = 10.0  # applied after reward_scaling / reward_norm; None = off
@@ -65,7 +68,7 @@ class PPO:
         check(self.kl_horizon >= 1, "kl_horizon", self.kl_horizon, ">= 1")
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check(0 <= self.lam <= 1, "lam", self.lam, "in [0, 1]")
-        check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
+        check_clip(self)
         check(
             self.value_clip is None or self.value_clip > 0,
             "value_clip",
@@ -114,7 +117,7 @@ class PPO:
         return scores
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         scores = self.process_scores(rollout.scores)  # (B,)
         rewards = shape_token_rewards(scores, kl, rollout.mask, self.kl_coef)  # (B, T)
         advantages, returns = gae(rewards, rollout.values, rollout.mask, self.gamma, self.lam)
@@ -131,7 +134,7 @@ class PPO:
         return advantages, returns
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, self.clip)
+        per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, *clip_bounds(self))
         policy_loss = aggregate_loss(per_token, batch.mask, self.loss_aggregation)
         value_loss = aggregate_loss(
             clipped_value_loss(values, batch.values, batch.returns, self.value_clip),

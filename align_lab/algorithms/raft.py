@@ -29,6 +29,7 @@ class RAFT:
     group_size: int = 4
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
+    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     loss_aggregation: str = "token_mean"
 
     def __post_init__(self) -> None:
@@ -39,7 +40,7 @@ class RAFT:
         return False
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         rewards = shape_sequence_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B,)
         return broadcast_to_tokens(best_of_group(rewards, self.group_size), rollout.mask), None
 

@@ -29,6 +29,7 @@ class ReinforceMA:
     group_size: int = 1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
+    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     loss_aggregation: str = "seq_mean_token_sum"
 
     def __post_init__(self) -> None:
@@ -45,7 +46,7 @@ class ReinforceMA:
         return self.reward_sum / self.reward_count if self.reward_count else 0.0
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         rewards = shape_sequence_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B,)
         advantages = broadcast_to_tokens(rewards - self.baseline, rollout.mask)  # (B, T)
         self.reward_sum += rewards.sum().item()

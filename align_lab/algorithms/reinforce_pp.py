@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check, check_online
+from align_lab.algorithms.base import Rollout, check, check_clip, check_online, clip_bounds
 from align_lab.rl import (
     aggregate_loss,
     clipped_surrogate,
@@ -32,8 +32,11 @@ class ReinforcePP:
     group_size: int = 1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
+    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     gamma: float = 1.0
     clip: float = 0.2
+    clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
+    dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
     reward_clip: float = 10.0
     whiten_unbiased: bool = False
     whiten_eps: float = 1e-8
@@ -47,7 +50,7 @@ class ReinforcePP:
         else:
             check_online(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
-        check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
+        check_clip(self)
         check(self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0")
         check(self.whiten_eps >= 0, "whiten_eps", self.whiten_eps, ">= 0")
 
@@ -60,7 +63,7 @@ class ReinforcePP:
         if self.group_baseline:  # OpenRLHF: on the raw scores, before the reward clip
             scores = group_normalize(scores, self.group_size, scale_by_std=False)
         scores = scores.clamp(-self.reward_clip, self.reward_clip)  # (B,)
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         reward_kl_coef = 0.0 if self.use_kl_loss else self.kl_coef
         rewards = shape_token_rewards(scores, kl, rollout.mask, reward_kl_coef)  # (B, T)
         returns = discounted_returns(rewards, rollout.mask, self.gamma)  # (B, T)
@@ -68,10 +71,12 @@ class ReinforcePP:
         return whitened, None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, self.clip)
+        per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, *clip_bounds(self))
         stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item()}
         if self.use_kl_loss:  # v9 Eq. 8: with k2 its gradient is the reverse-KL policy gradient
-            kl = kl_penalty(logprobs, batch.ref_logprobs, self.kl_estimator)  # (B, T) differentiable
+            kl = kl_penalty(
+                logprobs, batch.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp
+            )  # differentiable
             per_token = per_token + self.kl_coef * kl
             stats["train/kl_loss"] = masked_mean(kl.detach(), batch.mask).item()
         return aggregate_loss(per_token, batch.mask, self.loss_aggregation), stats

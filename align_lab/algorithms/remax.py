@@ -29,6 +29,7 @@ class ReMax:
     group_size: int = 1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
+    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     gamma: float = 1.0
     loss_aggregation: str = "seq_mean_token_sum"
 
@@ -48,7 +49,7 @@ class ReMax:
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         if rollout.baseline_scores is None:
             raise ValueError("ReMax needs rollout.baseline_scores (the greedy responses' scores)")
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         rewards = shape_token_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B, T)
         returns = discounted_returns(rewards, rollout.mask, self.gamma)  # (B, T)
         return returns - broadcast_to_tokens(rollout.baseline_scores, rollout.mask), None

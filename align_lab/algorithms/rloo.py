@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check, check_online
+from align_lab.algorithms.base import Rollout, check, check_clip, check_online, clip_bounds
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
+    clip_reward,
     clipped_surrogate,
     discounted_returns,
     kl_penalty,
@@ -18,6 +19,7 @@ from align_lab.rl import (
     masked_sum,
     shape_sequence_rewards,
     shape_token_rewards,
+    standardize,
 )
 
 RATIOS = ("none", "sequence", "token")
@@ -38,10 +40,15 @@ class RLOO:
     group_size: int = 4
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
+    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     token_level_kl: bool = False
     ratio: str = "none"
     clip: float = 0.2
+    clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
+    dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
     loss_aggregation: str = "seq_mean_token_sum"
+    reward_clip: float | None = None  # baselined reward clamped to [-reward_clip, reward_clip] (OpenRLHF 10)
+    normalize_advantages: bool = False  # (A - mean) / (std + 1e-4) over the batch (TRL normalize_advantages)
 
     def __post_init__(self) -> None:
         check_online(self, ">= 2 (leave-one-out needs a sibling)", min_group_size=2)
@@ -52,20 +59,30 @@ class RLOO:
             self.ratio,
             "token or none with token_level_kl=true (a sequence ratio needs one advantage per sequence)",
         )
-        check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
+        check_clip(self)
+        check(
+            not (self.normalize_advantages and self.token_level_kl),
+            "normalize_advantages",
+            self.normalize_advantages,
+            "false with token_level_kl=true (TRL normalises one advantage per sequence)",
+        )
+        check(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0, null")
 
     @property
     def uses_critic(self) -> bool:
         return False
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         if self.token_level_kl:
-            baselined = leave_one_out(rollout.scores, self.group_size)  # (B,)
+            baselined = clip_reward(leave_one_out(rollout.scores, self.group_size), self.reward_clip)  # (B,)
             rewards = shape_token_rewards(baselined, kl, rollout.mask, self.kl_coef)  # (B, T)
             return discounted_returns(rewards, rollout.mask, 1.0), None
         rewards = shape_sequence_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B,)
-        return broadcast_to_tokens(leave_one_out(rewards, self.group_size), rollout.mask), None
+        baselined = clip_reward(leave_one_out(rewards, self.group_size), self.reward_clip)  # (B,)
+        if self.normalize_advantages:
+            baselined = standardize(baselined)  # (B,)
+        return broadcast_to_tokens(baselined, rollout.mask), None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         if self.ratio == "sequence":
@@ -73,10 +90,12 @@ class RLOO:
             seq_logprobs = masked_sum(logprobs, batch.mask, dim=-1)  # (B,)
             seq_old = masked_sum(batch.logprobs, batch.mask, dim=-1)  # (B,)
             seq_advantages = masked_mean(batch.advantages, batch.mask, dim=-1)  # (B,)
-            per_seq, clipped = clipped_surrogate(seq_logprobs, seq_old, seq_advantages, self.clip)
+            per_seq, clipped = clipped_surrogate(seq_logprobs, seq_old, seq_advantages, *clip_bounds(self))
             return per_seq.mean(), {"train/clip_frac": clipped.float().mean().item()}
         if self.ratio == "token":
-            per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, self.clip)
+            per_token, clipped = clipped_surrogate(
+                logprobs, batch.logprobs, batch.advantages, *clip_bounds(self)
+            )
             clip_frac = masked_mean(clipped.float(), batch.mask).item()
         else:
             per_token, clip_frac = -batch.advantages * logprobs, 0.0

@@ -30,6 +30,7 @@ class VanillaPG:
     group_size: int = 1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
+    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     gamma: float = 1.0
     loss_aggregation: str = "seq_mean_token_sum"
     critic_init: str = "sft"
@@ -50,7 +51,7 @@ class VanillaPG:
         return True
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator)  # (B, T)
+        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         rewards = shape_token_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B, T)
         # GAE with lam = 1 telescopes to the Monte-Carlo return minus the baseline: (G - b, G)
         return gae(rewards, rollout.values, rollout.mask, self.gamma, 1.0)

@@ -5,14 +5,17 @@ Shapes: B rollouts, G samples per prompt (contiguous), T response tokens, N pref
 """
 
 from .advantages import (
+    STD_SCOPES,
     best_of_group,
     broadcast_to_tokens,
+    clip_reward,
     discounted_returns,
     gae,
     group_normalize,
     leave_one_out,
     shape_sequence_rewards,
     shape_token_rewards,
+    standardize,
 )
 from .kl import KL_ESTIMATORS, adaptive_kl_coef, kl_penalty
 from .logprobs import (
@@ -50,6 +53,9 @@ from .stats import (
 )
 
 __all__ = [
+    "STD_SCOPES",
+    "clip_reward",
+    "standardize",
     "AGGREGATIONS",
     "DPO_LOSS_TYPES",
     "KL_ESTIMATORS",

@@ -37,8 +37,11 @@ def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float)
 
     delta_t = R_t + gamma V_{t+1} - V_t, A_t = delta_t + gamma lam A_{t+1}, returns = A + V (the
     value targets). Padding is skipped: rewards and values there are ignored, V after the last kept
-    token is 0, and both outputs are 0 on padding. For trailing padding this is exactly the
-    OpenRLHF / TRL / MOSS-RLHF recursion. Inputs are used as given: detach them first.
+    token is 0, and both outputs are 0 on padding. For trailing padding the recursion is exactly
+    OpenRLHF's, TRL's and MOSS-RLHF's. Where the score sits is the caller's: align_lab (PPO) adds it
+    to the last response token, as OpenRLHF and MOSS-RLHF do; TRL's PPO adds it one position after
+    the last response token (the first padding position, which TRL keeps), so its values train one
+    position further and its advantages differ. Inputs are used as given: detach them first.
     """
     keep = mask.bool()  # (B, T)
     rewards = torch.where(keep, rewards, 0)  # (B, T)
@@ -65,6 +68,9 @@ def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
     """
     advantages, _ = gae(rewards, torch.zeros_like(rewards), mask, gamma, 1.0)
     return advantages
+
+
+STD_SCOPES = ("group", "batch")
 
 
 def _centred_groups(scores: Tensor, group_size: int) -> Tensor:
@@ -96,18 +102,25 @@ def group_normalize(
     scale_by_std: bool = True,
     unbiased: bool = True,
     eps: float = 1e-4,
+    std_scope: str = "group",
 ) -> Tensor:
     """GRPO group advantage (r - group mean) / (group std + eps) (Shao et al. 2024): (B,).
 
     scores: (B,), the G = group_size samples of a prompt contiguous. Defaults match TRL (unbiased
     std, eps 1e-4); OpenRLHF group_norm is eps=1e-9. scale_by_std=False is mean subtraction only
     (Dr. GRPO; REINFORCE++-baseline step 1). A group with no spread gives exactly 0, even at eps=0.
+    std_scope="batch" divides by one std of all B scores instead (TRL scale_rewards="batch").
     """
+    if std_scope not in STD_SCOPES:
+        raise ValueError(f"std_scope={std_scope!r}; allowed: {', '.join(STD_SCOPES)}")
     centred = _centred_groups(scores, group_size)  # (B/G, G)
     if scale_by_std:
-        dof = group_size - 1 if unbiased else group_size
-        std = (centred.square().sum(dim=-1, keepdim=True) / dof).sqrt()  # (B/G, 1)
-        denom = std + eps  # (B/G, 1)
+        if std_scope == "batch":
+            std = scores.std(correction=1 if unbiased else 0)  # () over the whole batch
+        else:
+            dof = group_size - 1 if unbiased else group_size
+            std = (centred.square().sum(dim=-1, keepdim=True) / dof).sqrt()  # (B/G, 1)
+        denom = std + eps  # (B/G, 1) or ()
         centred = centred / torch.where(denom > 0, denom, 1)  # zero spread: 0 / 1, not 0 / 0
     return centred.reshape(scores.shape)
 
@@ -120,3 +133,13 @@ def best_of_group(scores: Tensor, group_size: int) -> Tensor:
     groups = scores.reshape(-1, group_size)  # (B/G, G)
     best = torch.nn.functional.one_hot(groups.argmax(dim=-1), group_size)  # (B/G, G)
     return best.to(scores.dtype).reshape(scores.shape)
+
+
+def standardize(x: Tensor, eps: float = 1e-4) -> Tensor:
+    """(x - mean) / (std + eps) over all of x, std with ddof=1 (TRL RLOO normalize_advantages): x's shape."""
+    return (x - x.mean()) / (x.std() + eps)
+
+
+def clip_reward(x: Tensor, bound: float | None) -> Tensor:
+    """x clamped to [-bound, bound] (OpenRLHF reward_clip_range, default 10); None leaves x as it is."""
+    return x if bound is None else x.clamp(-bound, bound)

@@ -26,13 +26,16 @@ class ToyArith:
     expert_accuracy: float = 0.6
     n_pairs: int = 2048
     annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
+    max_response_tokens: int = 4  # generation limit: two digits and EOS, one spare
 
     verifiable = True
     has_gold_reward = True
     sft = True
-    max_response_tokens = 4  # two digits and EOS, one spare
 
     def __post_init__(self) -> None:
+        if self.max_response_tokens < 3:
+            limit = self.max_response_tokens
+            raise ValueError(f"max_response_tokens={limit}: must be >= 3 (two digits and EOS)")
         if not 1 <= self.max_operand <= 49:
             raise ValueError(f"max_operand={self.max_operand}: must be in [1, 49]")
         if not 0 < self.eval_fraction < 1:
