@@ -34,9 +34,14 @@ SMALL = [
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    """One stage cache for the whole session, so shared stages are built once."""
-    return tmp_path_factory.mktemp("stage_cache")
+def cache_dir(tmp_path_factory, worker_id) -> Path:
+    """One stage cache for the whole session, so shared stages are built once. Under pytest-xdist the
+    workers share it (the stage cache's file locks make one build and the others wait for it)."""
+    if worker_id == "master":
+        return tmp_path_factory.mktemp("stage_cache")
+    shared = tmp_path_factory.getbasetemp().parent / "stage_cache"
+    shared.mkdir(exist_ok=True)
+    return shared
 
 
 @pytest.fixture(scope="session")

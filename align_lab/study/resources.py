@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from align_lab.algorithms.base import check
 
@@ -77,27 +74,3 @@ def machine() -> tuple[int, float]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return cores, mem_gb
-
-
-@contextmanager
-def hold_slot(folder: Path, slots: int, poll_s: float = 0.5):
-    """Waits until one of `slots` lock files in `folder` is free and holds it for the body: at most
-    `slots` holders at once across processes. The OS frees a dead holder's lock (flock)."""
-    import fcntl
-
-    folder.mkdir(parents=True, exist_ok=True)
-    while True:
-        for i in range(slots):
-            f = open(folder / f"slot-{i}.lock", "a")  # noqa: SIM115 - held across the yield
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.close()
-                continue
-            try:
-                yield i
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-                f.close()
-            return
-        time.sleep(poll_s)

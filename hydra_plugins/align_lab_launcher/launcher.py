@@ -50,7 +50,7 @@ class StudyLauncher(BaseSubmititLauncher):
         """One job: on a local sweep, waits for a free slot, then runs (hydra-submitit's job body)."""
         if self.slots is None:
             return super().__call__(*args, **kwargs)
-        from align_lab.study.resources import hold_slot
+        from hydra_plugins.align_lab_launcher.slots import hold_slot
 
         folder, slots = self.slots
         with hold_slot(Path(folder), slots):

@@ -9,7 +9,8 @@ import pytest
 
 from align_lab.app import spec_from_config
 from align_lab.config import build
-from align_lab.study.resources import default_max_parallel, hold_slot, request, threads_given
+from align_lab.study.resources import default_max_parallel, request, threads_given
+from hydra_plugins.align_lab_launcher.slots import hold_slot
 from tests.conftest import compose
 
 
