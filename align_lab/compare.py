@@ -39,6 +39,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--metric", default="eval/gold_reward", help="metric compared (default: eval/gold_reward)")
     p.add_argument(
+        "--claim",
+        action="append",
+        default=[],
+        metavar="CLAIM",
+        help='a hypothesis to test, e.g. "rloo > ppo on eval/gold_reward" (repeatable); added to the '
+        "claims the study saved (its sweep file's `claims:`)",
+    )
+    p.add_argument(
         "--wandb",
         action="store_true",
         help="also log the comparison to W&B (a compare run in the study's group; a report "
@@ -52,27 +60,53 @@ def _most_common(values: list, default: str) -> str:
     return Counter(values).most_common(1)[0][0] if values else default
 
 
+def saved_claims(runs) -> list[str]:
+    """The claims the runs' saved configs declare (a study's sweep file `claims:`), in order, once."""
+    seen: list[str] = []
+    for run in runs:
+        for text in run.config.get("claims") or []:
+            if str(text) not in seen:
+                seen.append(str(text))
+    return seen
+
+
+def check_algorithm_names(claims, by: list[str]) -> None:
+    """Grouped by algorithm, a claim must name registered algorithms (checked before reading runs)."""
+    if by != ["algo"]:
+        return
+    from align_lab import registry
+
+    known = registry.choices("algo")
+    for c in claims:
+        for name in (c.a, c.b):
+            if name not in known:
+                raise ValueError(f"claim '{c}': no algorithm {name!r}; allowed: {', '.join(known)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from align_lab.results.aggregate import aggregate
+    from align_lab.results.claims import parse_claims
     from align_lab.results.report import fmt, fmt_ci, write_report
     from align_lab.results.runs import load_runs
 
     args = parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
-    if missing:
-        print(f"align_lab.compare: error: no such folder: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    out = args.out or args.folders[0] / "compare"
-    runs, problems = load_runs(args.folders)
+    by = [k.strip() for k in args.by.split(",") if k.strip()]
     try:
-        comparison = aggregate(
-            runs,
-            [k.strip() for k in args.by.split(",") if k.strip()],
-            args.metric,
-            args.budget,
-            args.baseline,
-            problems,
-        )
+        if missing:
+            raise ValueError(f"no such folder: {', '.join(missing)}")
+        claims = parse_claims(args.claim)  # before anything is read
+        check_algorithm_names(claims, by)
+        out = args.out or args.folders[0] / "compare"
+        runs, problems = load_runs(args.folders)
+        saved = saved_claims(runs)
+        if saved and by != ["algo"]:  # a study's claims name algorithms
+            problems.append(
+                f"the study's {len(saved)} saved claims name algorithms: not tested with --by {args.by}"
+            )
+            saved = []
+        claims = parse_claims([*saved, *args.claim])
+        comparison = aggregate(runs, by, args.metric, args.budget, args.baseline, problems, claims)
     except ValueError as e:
         print(f"align_lab.compare: error: {e}", file=sys.stderr)
         return 2
@@ -92,6 +126,14 @@ def main(argv: list[str] | None = None) -> int:
             d = paired[r["group"]]
             line += f"   diff {fmt_ci(d.diff, d.diff_lo, d.diff_hi)}, Holm p {fmt(d.p_holm)}: {d.verdict}"
         print(line)
+    if c.claims is not None:
+        print(f"claims ({len(c.claims)}, Holm-corrected together):")
+        for r in c.claims.itertuples():
+            why = f" ({r.why})" if r.why else ""
+            print(
+                f"  {r.verdict.upper():<12} {r.claim}: a - b = {fmt_ci(r.diff, r.diff_lo, r.diff_hi)}, "
+                f"{r.n_pairs} seeds, Holm p {fmt(r.p_holm)}{why}"
+            )
     for note in c.notes:
         print(f"  note: {note}")
     print(f"report: {paths['report.html']} (and report.md, runs.csv, runs.parquet, figures) in {out}")

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from align_lab.results import stats
+from align_lab.results.claims import Claim, check_claims, claim_table
 from align_lab.results.extract import (
     BUDGETS,
     FINAL_METRICS,
     WALL_TIME,
     eval_curve,
+    final_value,
     is_completed,
     paired_curve,
     run_row,
@@ -51,6 +53,7 @@ class Comparison:
     curves: dict[str, dict[str, list[Curve]]]  # x axis -> group -> per-run (x, metric)
     trajectories: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]  # (step, proxy, gold)
     notes: list[str] = field(default_factory=list)
+    claims: pd.DataFrame | None = None  # one row per claim (claims.claim_table); None: no claims
 
     @property
     def matched_column(self) -> str:
@@ -222,8 +225,9 @@ def aggregate(
     budget: str = "generated_tokens",
     baseline: str | None = None,
     problems: list[str] | None = None,
+    claims: list[Claim] | None = None,
 ) -> Comparison:
-    """Every table and curve of the report, from the runs (any status)."""
+    """Every table and curve of the report, from the runs (any status); each claim tested."""
     import pandas as pd
 
     if budget not in BUDGETS:
@@ -234,6 +238,11 @@ def aggregate(
         raise ValueError("no run folders found (a run folder holds .hydra/config.yaml or summary.json)")
     groups = sorted(set(table["group"]), key=natural_key)
     base = choose_baseline(groups, table, baseline)
+    if claims:
+        reported = {k for r in runs for k in [*r.summary, *(k for m in r.metrics for k in m)]}
+        check_claims(claims, groups, reported)
+        for m in {c.metric for c in claims} - set(table.columns):
+            table[m] = [final_value(r, m) for r in runs]
     done_runs = [(r, label) for r, label in ((r, group_label(r, by)) for r in runs) if is_completed(r)]
 
     # compute-matched: every completed run's curve at the smallest final budget among them
@@ -292,4 +301,5 @@ def aggregate(
         curves=curves,
         trajectories=trajectories,
         notes=notes,
+        claims=claim_table(claims, table) if claims else None,
     )

@@ -106,6 +106,23 @@ def paired_block(paired: pd.DataFrame) -> Table:
     return Table(header, rows)
 
 
+def claims_block(claims: pd.DataFrame) -> Table:
+    header = ["claim", "verdict", "pairs", "mean a - b [95% CI]", "p", "Holm p", "why"]
+    rows = [
+        [
+            str(r.claim),
+            str(r.verdict),
+            str(r.n_pairs),
+            fmt_ci(r.diff, r.diff_lo, r.diff_hi),
+            fmt_p(r.p),
+            fmt_p(r.p_holm),
+            str(r.why),
+        ]
+        for r in claims.itertuples()
+    ]
+    return Table(header, rows)
+
+
 def _short(text: str, n: int = 160) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -161,6 +178,18 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
             f"{len(c.runs)} runs in {len(c.groups)} groups; baseline: {c.baseline}; metric: {c.metric}."
         ),
     ]
+    if c.claims is not None:
+        blocks += [
+            Heading("Claims"),
+            Paragraph(
+                "Each claim 'a > b on metric' (or <) tested on the runs paired by seed: mean a - b with a "
+                "95% paired-bootstrap CI, two-sided exact sign-flip p, Holm-corrected over the claims. "
+                "reproduced: Holm p < 0.05 and the CI on the claimed side of 0; contradicted: the same on "
+                "the other side; inconclusive: otherwise (6 paired seeds are the fewest that can reach "
+                "p < 0.05 before correction)."
+            ),
+            claims_block(c.claims),
+        ]
     if c.notes:
         blocks += [Heading("Notes"), Bullets(c.notes)]
     blocks += [

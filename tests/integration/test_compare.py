@@ -37,6 +37,8 @@ GOLD = {
 WALL = {"ppo": (100.0, 110.0, 120.0), "reinforce_pp": (80.0, 90.0, 85.0), "rloo": (60.0, 70.0, 65.0)}
 KL_SCALE = {"ppo": 0.3, "reinforce_pp": 0.8, "rloo": 0.5}  # final eval/kl = KL_SCALE + 0.05 * seed
 GOLD_SFT = 0.2
+# the study's claims, saved in every run's config as a sweep file's `claims:` is
+CLAIMS = ["reinforce_pp > ppo on eval/gold_reward", "rloo < ppo on time/total_s"]
 
 
 def write_run(
@@ -54,6 +56,7 @@ def write_run(
     config = {
         "seed": seed,
         "study": STUDY,
+        "claims": CLAIMS,
         "cache_dir": None,
         "algo": {"_target_": TARGETS[algo], "lr": 0.001, "kl_coef": kl_coef},
         "model": {"_target_": "align_lab.models.tiny.TinyCausalLM", "hidden_size": 64},
@@ -305,7 +308,7 @@ def test_report_html_is_self_contained_and_embeds_every_png(report: Path) -> Non
     assert sorted(name for _, name in embedded) == sorted(p.name for p in report.glob("*.png"))
     for data, name in embedded:
         assert base64.b64decode(data) == (report / name).read_bytes(), name
-    assert page.count("<table>") == 5  # per group, paired, compute-matched, its paired test, runs
+    assert page.count("<table>") == 6  # claims, per group, paired, compute-matched, its paired test, runs
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -336,7 +339,7 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
     n_png = len(list(report.glob("*.png")))
     # the page's load handler counts images that decoded (complete and naturalWidth > 0)
     assert f'data-images-loaded="{n_png}/{n_png}"' in dom.stdout, dom.stdout[:300]
-    assert dom.stdout.count("<table>") == 5 and "reinforce_pp" in dom.stdout
+    assert dom.stdout.count("<table>") == 6 and "reinforce_pp" in dom.stdout  # with the claims table
     shot = tmp_path / "shot.png"
     result = subprocess.run(
         [*flags, f"--screenshot={shot}", "--window-size=1200,2000", url],
@@ -463,3 +466,19 @@ def test_compare_on_a_real_tiny_sweep(tmp_path: Path, cache_dir: Path) -> None:
     assert (
         len(list(out.glob("*.png"))) == 7
     )  # step, tokens, queries, wall time, frontier, proxy/gold, by group
+
+
+def test_the_studys_saved_claims_are_tested_with_holm_over_the_claims(report: Path) -> None:
+    rows = {r["claim"]: r for r in md_table((report / "report.md").read_text(), "Claims")}
+    assert list(rows) == CLAIMS
+    # reinforce_pp - ppo per seed: 0.65-0.50, 0.70-0.60, 0.90-0.70 = 0.15, 0.10, 0.20 -> mean 0.15;
+    # rloo - ppo wall time: 60-100, 70-110, 65-120 = -40, -40, -55 -> mean -45. Each 3 pairs all one sign:
+    # exact p = 2/2^3 = 0.25; Holm over 2 claims: 0.25*2 = 0.5, then max(0.5, 0.25*1) = 0.5 for both.
+    gold, wall = rows[CLAIMS[0]], rows[CLAIMS[1]]
+    assert gold["mean a - b [95% CI]"].startswith("0.15 [") and wall["mean a - b [95% CI]"].startswith(
+        "-45 ["
+    )
+    assert (gold["p"], gold["Holm p"], wall["p"], wall["Holm p"]) == ("0.25", "0.5", "0.25", "0.5")
+    assert gold["verdict"] == wall["verdict"] == "inconclusive"
+    assert "cannot go below p = 0.25" in gold["why"]
+    assert "Claims" in (report / "report.html").read_text()

@@ -1,0 +1,104 @@
+"""A study's claims as hypotheses (align_lab.results.claims; compare --claim). Expected values are worked
+out by hand in the comments."""
+
+from __future__ import annotations
+
+import pytest
+
+from align_lab.compare import main as compare_main
+from align_lab.results.aggregate import aggregate
+from align_lab.results.claims import Claim, claim_verdict, parse_claim
+from tests.unit.test_results_aggregate import online_run
+
+
+def test_a_claim_reads_group_operator_group_and_metric():
+    assert parse_claim("rloo > ppo on eval/gold_reward") == Claim("rloo", ">", "ppo", "eval/gold_reward")
+    assert parse_claim("  reinforce_pp<grpo on eval/kl ") == Claim("reinforce_pp", "<", "grpo", "eval/kl")
+    assert str(parse_claim("a < b on time/total_s")) == "a < b on time/total_s"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["rloo beats ppo", "rloo > ppo", "rloo >> ppo on x", "rloo = ppo on eval/kl", "ppo > ppo on eval/kl"],
+)
+def test_a_malformed_claim_is_a_one_line_error(text):
+    with pytest.raises(ValueError, match="claim") as e:
+        parse_claim(text)
+    assert "\n" not in str(e.value)
+
+
+def _runs(diffs: list[float], base: float = 0.5) -> list:
+    """ppo at `base` and rloo at base + diff on seeds 0..n-1."""
+    runs = [online_run("ppo", s, base) for s in range(len(diffs))]
+    return runs + [online_run("rloo", s, base + d) for s, d in enumerate(diffs)]
+
+
+def _claims(runs, *texts):
+    comparison = aggregate(runs, ["algo"], claims=[parse_claim(t) for t in texts])
+    return {r.claim: r for r in comparison.claims.itertuples()}
+
+
+def test_six_seeds_all_in_the_claimed_direction_reproduce_the_claim():
+    # diffs 0.1..0.6, all > 0: mean 0.35; exact sign-flip p = 2 / 2^6 = 0.03125 (only the all-+ and
+    # all-- patterns reach |mean| 0.35); one claim: Holm p = p. CI > 0 -> reproduced.
+    got = _claims(_runs([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), "rloo > ppo on eval/gold_reward")
+    r = got["rloo > ppo on eval/gold_reward"]
+    assert (r.n_pairs, r.verdict) == (6, "reproduced")
+    assert r.diff == pytest.approx(0.35) and r.p == pytest.approx(0.03125) and r.diff_lo > 0
+
+
+def test_the_opposite_claim_on_the_same_runs_is_contradicted_and_holm_doubles_p():
+    # two claims, both p = 0.03125: Holm multiplies the smaller by 2 and the next by 1 -> 0.0625 for
+    # both (running max): neither significant at 0.05 -> both inconclusive
+    runs = _runs([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    got = _claims(runs, "ppo > rloo on eval/gold_reward", "rloo > ppo on eval/gold_reward")
+    assert all(r.p_holm == pytest.approx(0.0625) for r in got.values())
+    assert {r.verdict for r in got.values()} == {"inconclusive"}
+    alone = _claims(runs, "ppo > rloo on eval/gold_reward")["ppo > rloo on eval/gold_reward"]
+    assert alone.verdict == "contradicted" and alone.diff == pytest.approx(-0.35)
+
+
+def test_three_seeds_cannot_reach_significance_and_say_so():
+    # 3 pairs: the smallest exact p is 2 / 2^3 = 0.25 >= 0.05 -> inconclusive, with the reason
+    r = _claims(_runs([0.1, 0.2, 0.3]), "rloo > ppo on eval/gold_reward")["rloo > ppo on eval/gold_reward"]
+    assert r.verdict == "inconclusive" and "cannot go below p = 0.25" in r.why
+
+
+def test_verdicts_from_hand_numbers():
+    c = parse_claim("a < b on eval/kl")  # claims a - b < 0
+    assert claim_verdict(c, -0.2, -0.3, -0.1, 0.01, 8)[0] == "reproduced"
+    assert claim_verdict(c, 0.2, 0.1, 0.3, 0.01, 8)[0] == "contradicted"
+    assert claim_verdict(c, -0.2, -0.3, 0.1, 0.01, 8) == ("inconclusive", "the CI covers 0")
+    assert claim_verdict(c, -0.2, -0.3, -0.1, 0.2, 8) == ("inconclusive", "Holm p = 0.2 >= 0.05")
+
+
+def test_a_claim_on_a_metric_not_in_the_table_reads_it_from_the_summaries():
+    # eval/kl is 0.2 in every summary: diffs all 0 -> p = 1 -> inconclusive; the column was added
+    r = _claims(_runs([0.1] * 6), "rloo < ppo on eval/kl")["rloo < ppo on eval/kl"]
+    assert r.diff == 0 and r.verdict == "inconclusive"
+
+
+@pytest.mark.parametrize(
+    "claim,message",
+    [
+        ("rloo > nobody on eval/gold_reward", "no group 'nobody'"),
+        ("rloo > ppo on eval/bogus", "no runs report 'eval/bogus'"),
+    ],
+)
+def test_a_claim_naming_an_unknown_group_or_metric_is_an_error(claim, message):
+    with pytest.raises(ValueError, match=message):
+        aggregate(_runs([0.1] * 2), ["algo"], claims=[parse_claim(claim)])
+
+
+@pytest.mark.parametrize(
+    "claim,message",
+    [
+        ("rloo > nonesuch on eval/gold_reward", "no algorithm 'nonesuch'; allowed: "),
+        ("rloo beats ppo", "not understood"),
+    ],
+)
+def test_compare_refuses_a_bad_claim_before_reading_any_run(tmp_path, capsys, claim, message):
+    # the folder holds no runs at all: the claim is refused first, with one line and exit code 2
+    assert compare_main([str(tmp_path), "--claim", claim]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and err.startswith("align_lab.compare: error: claim")
