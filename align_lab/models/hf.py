@@ -23,6 +23,11 @@ def resolve_checkpoint(name_or_path: str, key: str) -> str:
     HF_HUB_OFFLINE=1). Without network and not cached: a one-line error that says so."""
     p = Path(name_or_path).expanduser()
     if p.is_dir():
+        if not (p / "config.json").is_file() and not (p / "tokenizer_config.json").is_file():
+            raise ValueError(
+                f"{key}={name_or_path}: the folder holds no checkpoint (no config.json or tokenizer files); "
+                "pass a folder saved by save_pretrained"
+            )
         return str(p.resolve())
     if is_local(name_or_path):
         raise ValueError(f"{key}={name_or_path}: no such directory")

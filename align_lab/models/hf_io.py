@@ -8,8 +8,16 @@ from pathlib import Path
 def _copy_backbone(target, source_dir: Path) -> None:
     """Initialises target's transformer body from the causal LM saved in source_dir."""
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
-    body = AutoModel.from_pretrained(str(source_dir))
+    # only the body is wanted: a head in the checkpoint (the reward model's score) is expected to be
+    # left out, so transformers' report of "unexpected" keys would only alarm the user
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        body = AutoModel.from_pretrained(str(source_dir))
+    finally:
+        hf_logging.set_verbosity(previous)
     getattr(target, target.base_model_prefix).load_state_dict(body.state_dict())
 
 

@@ -39,6 +39,21 @@ class RemoteReward:
         if self.backoff_s < 0:
             raise ValueError(f"backoff_s={self.backoff_s}: must be >= 0")
 
+    def check_reachable(self) -> None:
+        """Before any compute: the server's host and port accept a connection (one line if not)."""
+        import socket
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname, port), timeout=min(self.timeout_s, 10.0)).close()
+        except OSError as e:
+            why = e.strerror or type(e).__name__
+            raise ValueError(
+                f"reward.url={self.url}: cannot connect to {parts.hostname}:{port} ({why})"
+            ) from None
+
     def _post(self, prompts: list[str], responses: list[str]) -> list[float]:
         headers = {"Content-Type": "application/json"}
         token = os.environ.get(self.token_env) if self.token_env else None

@@ -11,7 +11,40 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-DONE = ".done"
+DONE = ".done"  # written last; holds each file's size and sha256, checked before the entry is served
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MB blocks."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest(folder: Path) -> dict[str, list]:
+    """{relative path: [size, sha256]} of every file below `folder` (DONE itself excluded)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != DONE)
+    return {str(p.relative_to(folder)): [p.stat().st_size, file_digest(p)] for p in files}
+
+
+def damage(folder: Path) -> str | None:
+    """None when every file of a built entry has the size and sha256 recorded at build time; else what
+    differs, in a few words."""
+    try:
+        expected = json.loads((folder / DONE).read_text())
+    except (ValueError, OSError):
+        return f"its {DONE} manifest is unreadable"
+    for name, (size, digest) in expected.items():
+        f = folder / name
+        if not f.is_file():
+            return f"{name} is missing"
+        if f.stat().st_size != size:
+            return f"{name} has {f.stat().st_size:,} bytes, not {size:,}"
+        if file_digest(f) != digest:
+            return f"{name} does not match its sha256"
+    return None
 
 
 def default_cache_dir() -> Path:
@@ -24,9 +57,14 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("align_lab"))
 
 
+CACHE_FORMAT = 2  # 2: DONE holds a manifest of sizes and hashes (entries of format 1 had none)
+
+
 def stage_key(stage: str, version: int, inputs: dict) -> str:
-    """sha256 over the stage name, its code version and every input (canonical JSON), 16 hex chars."""
-    blob = json.dumps({"stage": stage, "version": version, "inputs": inputs}, sort_keys=True, default=str)
+    """sha256 over the stage name, its code version, the cache format and every input (canonical
+    JSON), 16 hex chars."""
+    blob = {"stage": stage, "version": version, "inputs": inputs, "cache_format": CACHE_FORMAT}
+    blob = json.dumps(blob, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -51,11 +89,11 @@ class StageCache:
         key = stage_key(stage, version, inputs)
         path = self.root / stage / key
         start = time.perf_counter()
-        if (path / DONE).exists():
-            return StageResult(stage, key, path, True, 0.0)
+        if (path / DONE).exists() and damage(path) is None:
+            return StageResult(stage, key, path, True, time.perf_counter() - start)
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
-            if (path / DONE).exists():  # another run built it while we waited
+            if (path / DONE).exists() and self._sound(path):  # another run built it while we waited
                 return StageResult(stage, key, path, True, time.perf_counter() - start)
             tmp = path.with_name(f"{key}.tmp-{os.getpid()}")
             shutil.rmtree(tmp, ignore_errors=True)
@@ -64,9 +102,19 @@ class StageCache:
             try:
                 build(tmp)
                 (tmp / "inputs.json").write_text(json.dumps(inputs, sort_keys=True, indent=1, default=str))
-                (tmp / DONE).touch()
+                (tmp / DONE).write_text(json.dumps(manifest(tmp), indent=1))
                 tmp.rename(path)
             except BaseException:  # a failed build leaves nothing half-written behind
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
         return StageResult(stage, key, path, False, time.perf_counter() - start)
+
+    @staticmethod
+    def _sound(path: Path) -> bool:
+        """Checks a built entry before serving it; a damaged one is reported in one line and rebuilt."""
+        problem = damage(path)
+        if problem is not None:
+            import sys
+
+            print(f"align_lab: stage cache: {path} is damaged ({problem}); rebuilding it", file=sys.stderr)
+        return problem is None

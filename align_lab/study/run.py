@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import logging
 import os
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -24,11 +28,22 @@ from align_lab.rollout.base import RolloutEngine
 from align_lab.study.cache import StageCache
 from align_lab.study.world import World
 from align_lab.train.backend import Backend, forget_process_group
-from align_lab.train.common import Context, TrainConfig, checkpoint_step
+from align_lab.train.common import CheckpointError, Context, TrainConfig, checkpoint_file, checkpoint_step
 from align_lab.train.distributed import Group
 from align_lab.train.online import train_online, validate
 from align_lab.train.pairwise import train_pairwise
-from align_lab.train.preemption import Preempted, Preemption
+from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
+
+log = logging.getLogger("align_lab")
+
+
+class RunStopped(Exception):
+    """A run stopped for a reason the user can act on (a damaged checkpoint, a full disk, a signal):
+    a one-line message, the exit code, and nothing already written lost."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -55,16 +70,44 @@ class RunSpec:
     lora: LoRA = field(default_factory=LoRA)  # adapters on the policy (off by default)
 
 
-def progress_factory(enabled: bool = True):
-    """tqdm bars on stderr, one per stage with live reward and KL; a line every 10 s in a log file."""
-    import sys
+class LogProgress:
+    """Progress as a log line at every tenth of the work: what a run shows when stderr is not a
+    terminal (a log file, a scheduler's output), instead of thousands of progress-bar redraws."""
 
+    def __init__(self, total: int | None = None, initial: int = 0, desc: str = "", **_) -> None:
+        self.total, self.n, self.desc, self.postfix = total, initial, desc, ""
+        self.every = max(1, (total or 0) // 10)
+        self.next = initial - initial % self.every + self.every
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self.total and self.n >= self.next:
+            self.next = self.n - self.n % self.every + self.every
+            log.info(f"{self.desc}: {self.n}/{self.total} {self.postfix}".rstrip())
+
+    def set_postfix(self, **values) -> None:
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def progress_factory(enabled: bool = True):
+    """tqdm bars on a terminal, one per stage with live reward and KL; elsewhere a log line at every
+    tenth of each stage (LogProgress)."""
     from tqdm.auto import tqdm
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # weight loading/saving bars of tiny models are noise
-    interval = 0.5 if sys.stderr.isatty() else 10.0
-    return lambda **kw: tqdm(dynamic_ncols=True, mininterval=interval, disable=not enabled, **kw)
+    if enabled and not sys.stderr.isatty():
+        return LogProgress
+    return lambda **kw: tqdm(dynamic_ncols=True, mininterval=0.5, disable=not enabled, **kw)
 
 
 def check_combination(spec: RunSpec, here: bool = True) -> None:
@@ -295,6 +338,17 @@ def check_data(spec: RunSpec) -> None:
     """A real-text task needs a pretrained model; pairs must exist where the run needs them; every
     prompt must fit the model's limit (which needs the model's tokenizer)."""
     task_name, model_name = spec.names.get("task", "task"), spec.names.get("model", "model")
+    if isinstance(spec.reward, Verifier) and not spec.task.verifiable:
+        raise ConfigError(
+            f"reward=verifier: task={task_name} has no verifiable answers; "
+            "use task=toy_arith or task=arith_word"
+        )
+    check_reachable = getattr(spec.reward, "check_reachable", None)  # a reward served elsewhere
+    if check_reachable is not None:
+        try:
+            check_reachable()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if not spec.model.pretrained and not hasattr(spec.task, "max_prompt_tokens"):
         raise ConfigError(
             f"task={task_name}: real text needs model=hf (a pretrained tokenizer and its token limits), "
@@ -325,28 +379,112 @@ def check_data(spec: RunSpec) -> None:
 
 def write_summary(run_dir: Path, summary: dict) -> None:
     tmp = run_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
-    tmp.replace(run_dir / "summary.json")
+    try:
+        tmp.write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
+        tmp.replace(run_dir / "summary.json")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_summary(run_dir: Path) -> dict:
+    """The run folder's summary.json, or {} when there is none (or it is unreadable)."""
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def config_digest(config: dict) -> str:
+    """sha256 of the resolved config (canonical JSON), 16 hex chars: the identity of a run's settings."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def result_lines(summary: dict, run_dir: Path) -> list[str]:
+    """What a finished run found, where it is, and how to compare it: the run's last words."""
+    parts = []
+    for key, name in (("eval/gold_reward", "gold reward"), ("eval/rm_score", "reward-model score")):
+        if isinstance(summary.get(key), int | float):
+            sft = summary.get(f"{key}_sft")
+            parts.append(
+                f"{name} {summary[key]:.3f}" + (f" (SFT {sft:.3f})" if isinstance(sft, float) else "")
+            )
+            break
+    for key, name in (("eval/kl", "KL to SFT"), ("eval/win_rate_vs_sft", "win rate vs SFT")):
+        if isinstance(summary.get(key), int | float):
+            parts.append(f"{name} {summary[key]:.3f}")
+    seconds = summary.get("time/total_s")
+    took = f" in {seconds:.0f} s" if isinstance(seconds, int | float) else ""
+    return [
+        f"align_lab: {summary.get('algo')} seed {summary.get('seed')} completed{took}: {', '.join(parts)}",
+        f"  run folder: {run_dir}",
+        f"  compare:    python -m align_lab.compare {run_dir.parent}",
+    ]
+
+
+def _stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
+    """The one-line stop of an exception a user can act on; None for anything else (a bug: traceback)."""
+    resume = f"rerun the same command to resume from step {checkpoint_step(ckpt)}"
+    if isinstance(e, Interrupted | KeyboardInterrupt):
+        name = e.signal_name if isinstance(e, Interrupted) else "SIGINT"
+        return RunStopped(f"interrupted by {name}; {resume}", 128 + getattr(signal, name))
+    if isinstance(e, CheckpointError):
+        return RunStopped(f"error: {e}")
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return RunStopped(
+            f"error: no space left on the device writing {e.filename or 'a file'}; free space, then {resume}"
+        )
+    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return RunStopped(f"error: cannot write {e.filename or 'a file'} ({e.strerror})")
+    return None
 
 
 def run(spec: RunSpec, run_dir: Path) -> dict:
-    """Runs (or resumes, when run_dir holds a checkpoint) one alignment run; returns summary.json."""
+    """Runs (or resumes, when run_dir holds a checkpoint) one alignment run; returns summary.json.
+
+    A folder that already holds this run, completed, is reported as it is (its checkpoint is not even
+    read); a completed run of another config there is refused, so its results are never overwritten.
+    A damaged checkpoint, a full disk, SIGTERM or Ctrl-C end the run with RunStopped: one line, the
+    summary says failed or interrupted, and everything written before stays.
+    """
     from align_lab.tracking import make_tracker
 
     check_combination(spec)
+    digest = config_digest(spec.config)
+    previous = read_summary(run_dir)
+    if previous.get("status") == "completed":
+        if previous.get("config_digest") != digest:
+            raise ConfigError(
+                f"hydra.run.dir={run_dir}: holds a completed run of another config; choose another folder "
+                f"(or delete {run_dir / 'summary.json'} to run there again)"
+            )
+        for line in [
+            "align_lab: this run was already completed; nothing to do",
+            *result_lines(previous, run_dir)[1:],
+        ]:
+            log.info(line)
+        return previous
+    ckpt = run_dir / "checkpoints"
+    try:
+        checkpoint_file(ckpt)  # before any compute: a damaged checkpoint is one line, not a traceback
+    except CheckpointError as e:
+        raise RunStopped(f"error: {e}") from None
     start = time.perf_counter()
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)
     use_device(spec, 0)
-    run_dir.mkdir(parents=True, exist_ok=True)
     summary = {
         "status": "running",
         "algo": spec.names.get("algo"),
         "seed": spec.seed,
         "names": spec.names,
+        "config_digest": digest,
     }
-    write_summary(run_dir, summary)
-    ckpt = run_dir / "checkpoints"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_summary(run_dir, summary)
+    except OSError as e:
+        raise _stopped(e, ckpt) or e from None
     # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
     tracker = make_tracker(
         spec.tracker["kind"],
@@ -361,13 +499,19 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     )
     progress = progress_factory()
     try:
-        world = World(
-            spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress, spec.train.micro_batch_size
-        )
-        ctx = build_context(spec, world, ckpt, tracker, progress, Preemption().install())
-        loop = train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
-        with data_parallel(spec, run_dir) as ctx.group:  # the shared stages exist before workers start
-            final = loop(spec.algo, ctx)
+        with Interruption():
+            world = World(
+                spec.task,
+                spec.model,
+                spec.sft,
+                StageCache(spec.cache_dir),
+                progress,
+                spec.train.micro_batch_size,
+            )
+            ctx = build_context(spec, world, ckpt, tracker, progress, Preemption().install())
+            loop = train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
+            with data_parallel(spec, run_dir) as ctx.group:  # the shared stages exist before workers start
+                final = loop(spec.algo, ctx)
         summary |= {
             "status": "completed",
             **final,
@@ -385,18 +529,26 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
             ),
         }
         tracker.summary({k: v for k, v in final.items()})
+        for line in result_lines(summary, run_dir):
+            log.info(line)
         return summary
     except Preempted:
         summary |= {"status": "preempted"}  # requeued by the scheduler, or resumed by a rerun
         raise
     except BaseException as e:
+        stopped = _stopped(e, ckpt)
+        interrupted = isinstance(e, Interrupted | KeyboardInterrupt)
         summary |= {
-            "status": "failed",
-            "error": f"{type(e).__name__}: {e}",
-            "traceback": traceback.format_exc(),
+            "status": "interrupted" if interrupted else "failed",
+            "error": str(stopped) if stopped else f"{type(e).__name__}: {e}",
+            **({} if stopped else {"traceback": traceback.format_exc()}),
         }
+        if stopped:
+            raise stopped from None
         raise
     finally:
         spec.rollout.close()
-        write_summary(run_dir, summary)
-        tracker.close()
+        try:
+            write_summary(run_dir, summary)
+        finally:
+            tracker.close()

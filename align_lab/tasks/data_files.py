@@ -63,6 +63,8 @@ def read_local(path: str, key: str) -> Table:
         raise ValueError(f"{key}={path}: unknown file type {p.suffix!r}; allowed: {', '.join(FORMATS)}")
     if not p.is_file():
         raise ValueError(f"{key}={path}: no such file")
+    if p.stat().st_size == 0 or (fmt == "json" and not _jsonl_lines(p)):
+        raise ValueError(f"{key}={path}: the file is empty (no rows)")
     datasets.disable_progress_bars()
     try:
         ds = datasets.load_dataset(fmt, data_files=str(p), split="train")

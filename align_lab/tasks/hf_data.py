@@ -7,6 +7,7 @@ chosen equal to its rejected is a one-line error naming the file and the line or
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 
@@ -59,6 +60,11 @@ class HFData:
             if len(train) < 2:
                 raise ValueError(f"path={self.path}: {len(train)} valid rows; need >= 2 (train and eval)")
             n_eval = min(self.eval_rows, len(train) // 2)
+            if n_eval < self.eval_rows:  # said loudly: a tiny dataset trains on almost nothing
+                logging.getLogger("align_lab").warning(
+                    f"align_lab: warning: path={self.path} has {len(train)} valid rows: eval_rows="
+                    f"{self.eval_rows} holds out {n_eval} and trains on {len(train) - n_eval}"
+                )
             train, evaluation = train[:-n_eval], train[-n_eval:]
         else:
             evaluation = self._examples(self.eval_split, self.eval_rows)

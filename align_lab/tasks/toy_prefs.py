@@ -65,6 +65,9 @@ class ToyPrefs:
             raise ValueError(f"prompt_topics={self.prompt_topics}: must be in [1, n_topics]")
         if not 0 < self.eval_fraction < 1:
             raise ValueError(f"eval_fraction={self.eval_fraction}: must be in (0, 1)")
+        for key in ("n_pairs", "n_demonstrations"):
+            if getattr(self, key, 1) < 1:
+                raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
         if not 1 <= self.target_len < self.max_response_tokens:
             raise ValueError(f"target_len={self.target_len}: must be in [1, max_response_tokens)")
         if isinstance(self.annotator, dict):  # built without Hydra

@@ -118,10 +118,17 @@ class DeepSpeedUpdater:
     it does not report the norm, so we clip as the torch updater does and tell the engine not to."""
 
     def __init__(self, model, lr: float, warmup_steps: int, max_grad_norm: float, backend: Backend, folder):
+        import warnings
+
         import deepspeed
         from deepspeed.utils import logger
 
         logger.setLevel("WARNING")
+        # DeepSpeed calls torch.distributed functions that torch has renamed: one warning per call, about
+        # DeepSpeed's code, nothing the user can change
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.distributed\.\w+` is deprecated", category=FutureWarning
+        )
         optimizer, schedule = make_optimizer(model, lr, warmup_steps)
         self.model, self.max_grad_norm, self.stage = model, max_grad_norm, backend.zero_stage
         config = {

@@ -82,10 +82,15 @@ def save_checkpoint(folder: Path, state: dict) -> None:
     complete checkpoint whose step and contents agree."""
     folder.mkdir(parents=True, exist_ok=True)
     name = f"state-{state['step']:08d}.pt"
-    torch.save(state, folder / (name + ".tmp"))
-    os.replace(folder / (name + ".tmp"), folder / name)
-    (folder / "last.tmp").write_text(name)
-    os.replace(folder / "last.tmp", folder / "last")
+    try:
+        torch.save(state, folder / (name + ".tmp"))
+        os.replace(folder / (name + ".tmp"), folder / name)
+        (folder / "last.tmp").write_text(name)
+        os.replace(folder / "last.tmp", folder / "last")
+    except BaseException:  # a full disk or a signal: no half-written file stays behind
+        for tmp in (folder / (name + ".tmp"), folder / "last.tmp"):
+            tmp.unlink(missing_ok=True)
+        raise
     for old in folder.glob("state-*.pt"):
         if old.name != name:
             old.unlink()
@@ -122,9 +127,42 @@ def checkpoint_step(folder: Path) -> int:
     return int(pointer.read_text().split("-")[1].split(".")[0]) if pointer.exists() else 0
 
 
-def load_checkpoint(folder: Path) -> dict | None:
+class CheckpointError(Exception):
+    """A checkpoint that cannot be read: one line naming it and what to do."""
+
+
+def checkpoint_file(folder: Path) -> Path | None:
+    """The file `last` points at, checked readable without loading it (its zip records and CRCs);
+    None if there is no checkpoint; CheckpointError if it is missing or damaged."""
+    import zipfile
+
     pointer = folder / "last"
-    return torch.load(folder / pointer.read_text(), weights_only=False) if pointer.exists() else None
+    if not pointer.exists():
+        return None
+    path = folder / pointer.read_text().strip()
+    advice = f"delete {folder} to start the run again from step 0"
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} (named by {pointer}) is missing; {advice}")
+    if path.is_dir():  # a DeepSpeed checkpoint folder: its engine checks it
+        return path
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({e}); {advice}") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {path} is damaged ({bad} fails its CRC); {advice}")
+    return path
+
+
+def load_checkpoint(folder: Path) -> dict | None:
+    path = checkpoint_file(folder)
+    if path is None:
+        return None
+    try:
+        return torch.load(path, weights_only=False)
+    except Exception as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e})") from None
 
 
 @dataclass

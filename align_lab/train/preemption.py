@@ -41,3 +41,34 @@ class Preemption:
             except SystemExit as e:
                 raise Preempted(e.code) from None
         raise Preempted(message)
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT (Ctrl-C) stopped the run; it resumes from its last checkpoint when rerun."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+        self.exit_code = 128 + getattr(signal, signal_name)
+
+
+class Interruption:
+    """While installed, SIGTERM and SIGINT raise Interrupted (instead of killing the process or raising
+    KeyboardInterrupt), so that the run can say where it stopped; the previous handlers come back after."""
+
+    SIGNALS = ("SIGTERM", "SIGINT")
+
+    def __enter__(self) -> Interruption:
+        self.previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                self.previous[name] = signal.signal(getattr(signal, name), self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    def __exit__(self, *exc) -> None:
+        for name, handler in self.previous.items():
+            signal.signal(getattr(signal, name), handler)

@@ -88,8 +88,17 @@ class StudyLauncher(BaseSubmititLauncher):
         }
 
     def launch(self, job_overrides, initial_job_idx: int):
+        import shutil
+
         import submitit
 
+        if self._EXECUTOR == "slurm" and shutil.which("sbatch") is None:
+            from align_lab.config import ConfigError
+
+            raise ConfigError(
+                "hydra/launcher=align_lab_slurm: Slurm's sbatch is not on PATH here; run from a Slurm login "
+                "node, or use hardware=submitit_local (local processes) or hardware=cpu (in this process)"
+            )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         # 1. every run's config is checked (and its resources computed) before anything is submitted

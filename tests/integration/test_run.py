@@ -151,5 +151,5 @@ def test_toy_arith_with_verifier_reports_pass_at_k(tmp_path, cache_dir):
 
 
 def test_verifier_on_a_task_without_answers_fails_with_one_line(tmp_path, cache_dir):
-    with pytest.raises(ValueError, match="reward=verifier: the task has no verifiable answers"):
+    with pytest.raises(ValueError, match="reward=verifier: task=toy_prefs has no verifiable answers"):
         run_in_process(["reward=verifier"], tmp_path, cache_dir)
