@@ -7,6 +7,8 @@ uses the same upstream configuration; the run's seed is not part of any key.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import random
 from functools import cached_property
@@ -20,6 +22,43 @@ from align_lab.tasks.base import Pair
 # Bump a stage's version whenever its code changes what it produces.
 VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 1, "reward_model": 2}
 
+# The package's code that builds the stages. Its hash is in every stage key, so an artifact built by
+# other code (another clone, an older checkout sharing ~/.cache/align_lab) is never served; a
+# forgotten VERSIONS bump can no longer serve one.
+PACKAGE = Path(__file__).resolve().parent.parent
+STAGE_CODE = ("models", "tasks", "rollout", "rl", "train", "study/world.py", "study/cache.py")
+
+
+@functools.cache
+def code_fingerprint(root: Path = PACKAGE, entries: tuple[str, ...] = STAGE_CODE) -> str:
+    """sha256 (16 hex) over the path and bytes of every .py file of `entries` under `root`."""
+    digest = hashlib.sha256()
+    for entry in entries:
+        path = root / entry
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(f"{file.relative_to(root).as_posix()}\0".encode() + file.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def numerics(micro_batch_size: int | None) -> dict:
+    """What gives the same stage inputs other bits: the stage code, library versions, the device
+    (GPU model, or the CPU's vector instruction set), torch's thread count and micro-batching."""
+    import tokenizers
+    import transformers
+
+    device = torch.get_default_device()
+    return {
+        "code": code_fingerprint(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu-{torch.backends.cpu.get_cpu_capability()}",
+        "threads": torch.get_num_threads(),
+        "micro_batch_size": micro_batch_size,
+    }
+
 
 def _fields(obj) -> dict:
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(vars(obj))
@@ -30,14 +69,16 @@ class World:
 
     def __init__(self, task, model, sft, cache: StageCache, progress, micro_batch_size=None) -> None:
         self.task, self.model, self.sft_config = task, model, sft
-        # rows per forward in the SFT and reward-model stages; not in their keys: it changes an
-        # artifact only by float rounding (gradient accumulation equals the whole batch)
+        # rows per forward in the SFT and reward-model stages: float rounding only, but rounding
+        # grows through training, so it is in the keys (numerics) like the thread count
         self.micro_batch_size = micro_batch_size
         self.cache, self.progress = cache, progress
         self.stages: dict[str, StageResult] = {}
+        # taken now: the run has set its device and thread count before it makes its World
+        self.numerics = numerics(micro_batch_size)
 
     def _get(self, stage: str, inputs: dict, build) -> Path:
-        result = self.cache.get(stage, VERSIONS[stage], inputs, build)
+        result = self.cache.get(stage, VERSIONS[stage], {**inputs, "numerics": self.numerics}, build)
         self.stages[stage] = result
         return result.path
 

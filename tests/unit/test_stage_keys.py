@@ -1,0 +1,56 @@
+"""Stage keys hold everything that changes an artifact's bits: the stage code, library versions, device,
+thread count and micro-batching (issue 13: results must not depend on which run built the cache)."""
+
+from __future__ import annotations
+
+import torch
+
+from align_lab.models.tiny import TinyLM
+from align_lab.study import world as world_module
+from align_lab.study.cache import StageCache
+from align_lab.study.world import World, code_fingerprint
+from align_lab.tasks.toy_prefs import ToyPrefs
+from align_lab.train.sft import SFTConfig
+from tests.conftest import Quiet
+
+
+def tokenizer_stage(cache_dir, micro_batch_size=None):
+    """The key and hit of the cheapest stage (the tokenizer) for the default toy world."""
+    world = World(ToyPrefs(), TinyLM(), SFTConfig(), StageCache(cache_dir), Quiet, micro_batch_size)
+    _ = world.tokenizer
+    return world.stages["tokenizer"].key, world.stages["tokenizer"].hit
+
+
+def test_same_settings_share_a_stage_and_thread_count_or_micro_batch_do_not(tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        key, hit = tokenizer_stage(tmp_path)
+        assert not hit
+        assert tokenizer_stage(tmp_path) == (key, True)  # same settings: served from the cache
+        assert tokenizer_stage(tmp_path, micro_batch_size=8)[0] != key
+        torch.set_num_threads(2)
+        assert tokenizer_stage(tmp_path)[0] != key
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_other_stage_code_gets_its_own_stage(tmp_path, monkeypatch):
+    key, _ = tokenizer_stage(tmp_path)
+    monkeypatch.setattr(world_module, "code_fingerprint", lambda: "another checkout")
+    assert tokenizer_stage(tmp_path)[0] != key
+
+
+def test_code_fingerprint_changes_with_any_byte_or_file_of_the_stage_code(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "sft.py").write_text("LR = 1\n")
+    (tmp_path / "world.py").write_text("x = 1\n")
+    entries = ("train", "world.py")
+    first = code_fingerprint(tmp_path, entries)
+    assert code_fingerprint(tmp_path, entries) == first  # deterministic (sorted file order)
+    (tmp_path / "train" / "sft.py").write_text("LR = 2\n")
+    second = code_fingerprint.__wrapped__(tmp_path, entries)  # uncached: the files changed
+    assert second != first
+    (tmp_path / "train" / "new.py").write_text("")
+    assert code_fingerprint.__wrapped__(tmp_path, entries) not in (first, second)
+    assert code_fingerprint.__wrapped__(tmp_path, ("train",)) != second  # world.py counts too
