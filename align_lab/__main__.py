@@ -9,6 +9,9 @@ from align_lab.app import format_error, main
 
 if __name__ == "__main__":
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let config errors reach format_error
+    pairs = [f"{a}={b}" for a, b in zip(sys.argv, sys.argv[1:], strict=False)]
+    if {"--cfg=job", "-c=job"} & {*pairs, *sys.argv}:
+        sys.argv.append("--resolve")  # --cfg job shows the values a run uses, not ${...} interpolations
     try:
         main()
     except Exception as e:

@@ -171,3 +171,11 @@ def test_new_keys_default_to_the_papers_behaviour():
 def test_bad_values_are_one_line_errors(make, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         make()
+
+
+def test_cfg_job_shows_dr_grpos_normaliser_as_a_number():
+    from tests.conftest import ROOT, run_cli
+
+    result = run_cli(["--cfg", "job", "algo=dr_grpo"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "  max_len: 12\n" in result.stdout  # toy_prefs' generation limit, not a ${...} interpolation
