@@ -106,6 +106,9 @@ def load_run(folder: Path) -> Run:
     if metrics_path.is_file():
         try:
             run.metrics = read_metrics(metrics_path)
+            text = metrics_path.read_bytes()
+            if text and not text.endswith(b"\n"):  # read_metrics leaves a torn last line out
+                run.problems.append(f"{METRICS_FILE}: its last line is half-written (left out)")
         except (OSError, ValueError) as e:
             run.problems.append(f"{METRICS_FILE} unreadable: {e}")
     if run.status == NOT_STARTED and run.metrics:

@@ -1,0 +1,358 @@
+"""Bad input and faults as a user meets them (README "Faults and bad input"): each case asserts the
+exit code, the one line the user reads, and that nothing written before is lost.
+
+Bad input: `python -m align_lab ...` must stop before any compute with exactly one line on stderr and
+exit code 2, leaving no run folder and no cache behind. Faults: a damaged checkpoint, a damaged stage
+cache, SIGTERM / SIGINT, a full disk, torn metrics, a rerun of a finished run.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SMALL, run_cli, run_in_process
+
+
+def one_line_error(result, *needles: str, code: int = 2) -> str:
+    """The process exited with `code`, and stderr is exactly one line holding every needle."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == code, result.stderr[-3000:]
+    assert len(lines) == 1, result.stderr[-3000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the with ends
+
+
+# ---------------------------------------------------------------- bad input: one line, nothing made
+BAD_INPUT = [
+    (["seed=abc"], "seed=abc: must be an integer"),
+    (["seed=1.5"], "seed=1.5: must be an integer"),
+    (["reward=verifier"], "reward=verifier: task=toy_prefs has no verifiable answers"),
+    (["cache_dir=/proc/no_such_dir"], "cache_dir=/proc/no_such_dir: cannot write there"),
+    (["hardware.num_threads=-1"], "hardware.num_threads=-1: must be >= 0"),
+    (["hardware.num_threads=two"], "hardware.num_threads=two: must be >= 0 or null"),
+    (["hardware.max_parallel=0"], "hardware.max_parallel=0: must be >= 1 or null"),
+    (["task.n_pairs=-1"], "n_pairs=-1: must be >= 1"),
+    (["train.steps=0"], "train.steps=0: must be >= 1"),
+    (["train.micro_batch_size=0"], "train.micro_batch_size=0: must be >= 1 or null"),
+    (["train.minibatch_size=7"], "train.minibatch_size=7: must be a divisor of train.rollout_size=64"),
+    (["algo=nope"], "algo=nope: unknown choice; allowed: "),
+    (["algo.lr=abc"], "algo.lr=abc"),
+    (["+algo.bogus=1"], "algo.bogus: unknown key"),
+    (["train.bogus=1"], "train.bogus: unknown key"),
+    (["hardware.dtype=fp8"], "hardware.dtype=fp8: must be one of fp32, bf16"),
+    (["algo.kl_clamp=0"], "kl_clamp=0.0: must be > 0 or null"),
+    (["algo=grpo", "algo.dual_clip=1"], "dual_clip=1.0: must be > 1 or null"),
+    (
+        ["algo=rloo", "algo.token_level_kl=true", "algo.normalize_advantages=true"],
+        "normalize_advantages=True",
+    ),
+    (["algo=ppo_max", "reward=gold"], "algo.critic_init=reward_model: needs reward=learned_rm"),
+    (["lora.enabled=true", "lora.r=0"], "lora.r=0: must be >= 1"),
+    (["model.hidden_size=0"], "model.hidden_size=0: must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD_INPUT, ids=[" ".join(o) for o, _ in BAD_INPUT])
+def test_bad_input_is_one_line_before_any_compute(overrides, message, tmp_path):
+    run_dir, cache = tmp_path / "run", tmp_path / "cache"
+    own_cache = any(o.startswith("cache_dir=") for o in overrides)
+    result = run_cli(
+        [*overrides, f"hydra.run.dir={run_dir}", *([] if own_cache else [f"cache_dir={cache}"])], cwd=ROOT
+    )
+    one_line_error(result, "align_lab: error: ", message)
+    assert not run_dir.exists(), "a refused run leaves no folder"
+    assert not cache.exists(), "nothing was computed"
+
+
+def test_a_cache_dir_that_is_a_file_is_one_line(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    result = run_cli([f"cache_dir={afile}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT)
+    one_line_error(result, f"cache_dir={afile}: is a file")
+    assert afile.read_text() == "mine"
+
+
+def test_an_empty_model_folder_is_one_line_naming_it(tmp_path):
+    empty = tmp_path / "empty_model"
+    empty.mkdir()
+    result = run_cli(
+        ["model=hf", f"model.name_or_path={empty}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT
+    )
+    one_line_error(result, f"name_or_path={empty}: the folder holds no checkpoint")
+
+
+def test_a_remote_reward_at_a_closed_port_is_one_line_before_any_compute(tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}/score"
+    cache = tmp_path / "cache"
+    result = run_cli(
+        ["reward=remote", f"reward.url={url}", f"cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT,
+    )
+    one_line_error(result, f"reward.url={url}: cannot connect to 127.0.0.1")
+    assert not cache.exists()
+
+
+def test_a_slurm_sweep_without_slurm_is_one_line_and_submits_nothing(tmp_path):
+    bin_dir = tmp_path / "bin"  # a PATH with python but without sbatch/srun
+    bin_dir.mkdir()
+    os.symlink(sys.executable, bin_dir / "python")
+    result = run_cli(
+        ["-m", "hardware=slurm_cpu", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=ROOT,
+        env={"PATH": str(bin_dir)},
+    )
+    one_line_error(result, "sbatch is not on PATH", "hardware=submitit_local")
+    assert not (tmp_path / "sweep" / "study.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--claim", "rloo beats ppo"], "claim 'rloo beats ppo': not understood"),
+        (["--claim", "rloo > nonesuch on eval/kl"], "no algorithm 'nonesuch'"),
+        (["/no/such/folder"], "no such folder: /no/such/folder"),
+    ],
+)
+def test_compare_refuses_bad_input_in_one_line(args, message, tmp_path):
+    cmd = [sys.executable, "-m", "align_lab.compare", str(tmp_path), *args]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    one_line_error(result, "align_lab.compare: error: ", message)
+
+
+def test_an_empty_jsonl_is_reported_as_empty(tmp_path):
+    from align_lab.tasks.data_files import read_local
+
+    empty = tmp_path / "prefs.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(ValueError, match=r"path=.*prefs.jsonl: the file is empty \(no rows\)$"):
+        read_local(str(empty), "path")
+
+
+# ---------------------------------------------------------------- faults on a finished run
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A small completed CLI run with checkpoints every step: (folder, its command's arguments)."""
+    root = tmp_path_factory.mktemp("finished")
+    args = [*SMALL, f"cache_dir={root / 'cache'}", f"hydra.run.dir={root / 'run'}"]
+    result = run_cli(args, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root / "run", args
+
+
+def copy_of(finished, tmp_path) -> tuple[Path, list[str]]:
+    run_dir, args = finished
+    mine = tmp_path / "run"
+    shutil.copytree(run_dir, mine)
+    return mine, [a if not a.startswith("hydra.run.dir=") else f"hydra.run.dir={mine}" for a in args]
+
+
+def test_a_run_ends_by_saying_what_it_found_and_where(finished):
+    run_dir, _ = finished
+    log = (run_dir / "app.log").read_text()
+    assert "completed in" in log and "gold reward" in log and "(SFT " in log and "KL to SFT" in log
+    assert f"run folder: {run_dir}" in log and "python -m align_lab.compare" in log
+    assert "\r" not in log  # no progress-bar redraws in a log
+
+
+@pytest.mark.parametrize("size", [0, 1000, -100])
+def test_a_damaged_checkpoint_of_a_completed_run_loses_nothing(finished, tmp_path, size):
+    run_dir, args = copy_of(finished, tmp_path)
+    state = next((run_dir / "checkpoints").glob("state-*.pt"))
+    data = state.read_bytes()
+    state.write_bytes(data[:size] if size >= 0 else data[:size])
+    before = {f: (run_dir / f).read_bytes() for f in ("summary.json", "metrics.jsonl")}
+    result = run_cli(args, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "already completed" in result.stderr
+    assert {f: (run_dir / f).read_bytes() for f in before} == before
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "missing", "empty"])
+def test_a_damaged_checkpoint_of_an_unfinished_run_is_one_line_and_keeps_the_metrics(
+    finished, tmp_path, damage
+):
+    run_dir, args = copy_of(finished, tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    state = next((run_dir / "checkpoints").glob("state-*.pt"))
+    if damage == "truncate":
+        state.write_bytes(state.read_bytes()[:1000])
+    elif damage == "garbage":
+        state.write_bytes(b"not a checkpoint" * 100)
+    elif damage == "missing":
+        state.unlink()
+    else:
+        state.write_bytes(b"")
+    metrics = (run_dir / "metrics.jsonl").read_bytes()
+    result = run_cli(args, cwd=ROOT)
+    line = one_line_error(
+        result, "align_lab: error: checkpoint ", str(state), f"delete {run_dir / 'checkpoints'}"
+    )
+    assert "Traceback" not in line
+    assert (run_dir / "metrics.jsonl").read_bytes() == metrics
+
+
+def test_a_completed_run_of_another_config_is_never_overwritten(finished, tmp_path):
+    run_dir, args = copy_of(finished, tmp_path)
+    before = (run_dir / "summary.json").read_bytes()
+    result = run_cli([*args, "algo.kl_coef=0.5"], cwd=ROOT)
+    one_line_error(result, f"hydra.run.dir={run_dir}: holds a completed run of another config")
+    assert (run_dir / "summary.json").read_bytes() == before
+    assert (run_dir / "metrics.jsonl").exists() and (run_dir / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "manifest", "missing"])
+def test_a_damaged_stage_cache_entry_is_rebuilt_with_one_line(finished, tmp_path, damage):
+    run_dir, args = finished
+    cache = tmp_path / "cache"
+    shutil.copytree(run_dir.parent / "cache", cache)
+    sft = next(p for p in (cache / "sft").iterdir() if p.is_dir())
+    weights = sft / "model.safetensors"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "manifest":
+        (sft / ".done").write_text("{not json")
+    else:
+        weights.unlink()
+    args = [a for a in args if not a.startswith(("cache_dir=", "hydra.run.dir="))]
+    result = run_cli([*args, f"cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = [line for line in result.stderr.splitlines() if "stage cache" in line]
+    assert len(said) == 1 and f"{sft} is damaged" in said[0] and "rebuilding it" in said[0], said
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_torn_last_metrics_line_is_reported_by_compare(finished, tmp_path):
+    run_dir, _ = copy_of(finished, tmp_path)
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "train/rew')
+    cmd = [sys.executable, "-m", "align_lab.compare", str(tmp_path), "--out", str(tmp_path / "out")]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "metrics.jsonl: its last line is half-written (left out)" in result.stdout
+
+
+# ---------------------------------------------------------------- signals: interrupted, resumable
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_marks_the_run_interrupted_and_a_rerun_resumes_it(tmp_path, cache_dir, signum, code):
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "train.steps=400", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "align_lab", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoints" / "last").exists():  # training has begun
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+        time.sleep(0.2)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.startswith("align_lab:")]
+    assert proc.returncode == code, err[-3000:]
+    assert lines[-1].startswith(f"align_lab: interrupted by {signal.Signals(signum).name}; rerun the same")
+    assert "Traceback" not in err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["error"] == lines[-1].removeprefix("align_lab: ")
+    assert (run_dir / "metrics.jsonl").read_text().count("\n") >= 1  # what was logged stays
+
+
+def test_an_interrupted_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(tmp_path, cache_dir):
+    args = [*SMALL, "train.steps=40", f"cache_dir={cache_dir}"]
+    straight = tmp_path / "straight"
+    assert run_cli([*args, f"hydra.run.dir={straight}"], cwd=ROOT).returncode == 0
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    while not (run_dir / "checkpoints" / "last").exists():
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == 143
+    assert run_cli([*args, f"hydra.run.dir={run_dir}"], cwd=ROOT).returncode == 0
+
+    def without_time(path: Path) -> list[dict]:
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        return [{k: v for k, v in r.items() if not k.startswith(("time/", "memory/"))} for r in rows]
+
+    assert without_time(run_dir / "metrics.jsonl") == without_time(straight / "metrics.jsonl")
+
+
+# ---------------------------------------------------------------- a full disk, an unwritable folder
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device", "checkpoints/state-00000001.pt.tmp")
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_tmp(tmp_path, cache_dir, monkeypatch):
+    import align_lab.train.common as common
+    from align_lab.study.run import RunStopped
+
+    monkeypatch.setattr(common.torch, "save", _enospc)
+    with pytest.raises(RunStopped) as e:
+        run_in_process([], tmp_path, cache_dir)
+    assert str(e.value).startswith(
+        "error: no space left on the device writing checkpoints/state-00000001.pt.tmp"
+    )
+    assert "\n" not in str(e.value) and e.value.exit_code == 2
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "no space left" in summary["error"]
+    assert not list(tmp_path.rglob("*.tmp")), list(tmp_path.rglob("*.tmp"))
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") >= 1  # the step before was logged
+
+
+def test_save_checkpoint_leaves_no_half_file_when_interrupted(tmp_path, monkeypatch):
+    import align_lab.train.common as common
+
+    common.save_checkpoint(tmp_path, {"step": 1})
+    monkeypatch.setattr(common.torch, "save", _enospc)
+    with pytest.raises(OSError):
+        common.save_checkpoint(tmp_path, {"step": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last", "state-00000001.pt"]
+    assert common.checkpoint_step(tmp_path) == 1
+
+
+def test_an_unwritable_run_folder_is_one_line(tmp_path, cache_dir, monkeypatch):
+    from align_lab.study import run as run_module
+
+    def refuse(run_dir, summary):
+        raise PermissionError(errno.EACCES, "Permission denied", str(run_dir / "summary.json.tmp"))
+
+    monkeypatch.setattr(run_module, "write_summary", refuse)
+    with pytest.raises(
+        run_module.RunStopped, match=r"^error: cannot write .*summary.json.tmp \(Permission denied\)$"
+    ):
+        run_in_process([], tmp_path, cache_dir)
+
+
+def test_a_refused_run_keeps_a_folder_that_already_held_files(tmp_path):
+    from align_lab.app import remove_unused_run_dir
+
+    made = tmp_path / "made"
+    (made / ".hydra").mkdir(parents=True)
+    (made / "app.log").write_text("")
+    remove_unused_run_dir(made)
+    assert not made.exists()
+    kept = tmp_path / "kept"
+    (kept / ".hydra").mkdir(parents=True)
+    (kept / "metrics.jsonl").write_text("{}\n")
+    remove_unused_run_dir(kept)
+    assert (kept / "metrics.jsonl").exists()
