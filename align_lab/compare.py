@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(c.runs)} runs ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}) in "
         f"{len(c.groups)} groups by {args.by}; baseline {c.baseline}; {c.metric}:"
     )
+    print(c.headline)
     paired = {r.group: r for r in c.paired.itertuples()}
     for _, r in c.group_table.iterrows():
         mean, lo, hi = (r[f"{c.metric}:{s}"] for s in ("mean", "lo", "hi"))

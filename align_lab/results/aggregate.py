@@ -54,6 +54,7 @@ class Comparison:
     trajectories: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]  # (step, proxy, gold)
     notes: list[str] = field(default_factory=list)
     claims: pd.DataFrame | None = None  # one row per claim (claims.claim_table); None: no claims
+    headline: str = ""  # one sentence: what differs from the baseline beyond seed noise
 
     @property
     def matched_column(self) -> str:
@@ -86,14 +87,20 @@ def group_table(runs: pd.DataFrame, groups: list[str], columns: list[str]) -> pd
 
 
 def verdict(diff: float, lo: float, hi: float, p_adjusted: float, n: int, baseline: str) -> str:
-    """A plain-language reading of a paired difference."""
+    """A plain-language reading of a paired difference: what the CI and the test can and cannot say."""
     if n == 0:
         return "no seeds in common with the baseline"
     if n == 1:
-        return "one paired seed: no CI, within seed noise"
-    if not (lo > 0 or hi < 0) or not p_adjusted < ALPHA:
-        return "within seed noise"
-    return f"{'higher' if diff > 0 else 'lower'} than {baseline}, beyond seed noise"
+        return "one paired seed: no CI, no test"
+    direction = f"{'higher' if diff > 0 else 'lower'} than {baseline}"
+    excludes_zero = lo > 0 or hi < 0
+    if excludes_zero and p_adjusted < ALPHA:
+        return f"{direction}, beyond seed noise"
+    if excludes_zero and stats.smallest_p_value(n) >= ALPHA:
+        return f"{direction} on every resample (CI excludes 0), but {n} seeds cannot reach p < {ALPHA}"
+    if excludes_zero:
+        return f"CI excludes 0, but Holm p = {p_adjusted:.3g}: not significant"
+    return "within seed noise (CI covers 0)"
 
 
 def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: str) -> pd.DataFrame:
@@ -218,6 +225,61 @@ def _pairing_notes(runs: pd.DataFrame, baseline: str, paired: pd.DataFrame) -> l
     return notes
 
 
+IGNORED_KEYS = ("seed", "cache_dir", "hardware", "tracker", "claims", "study")
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict = {}
+    for k, v in node.items():
+        out |= _flat(v, f"{prefix}.{k}" if prefix else str(k))
+    return out
+
+
+def config_differences(runs: list[Run], label_of) -> dict[str, list[str]]:
+    """Per group: the config keys (seed, where it ran and how it was tracked aside) whose values differ
+    between the group's completed runs, which would then be pooled as if they were seeds."""
+    by_group: dict[str, list[dict]] = {}
+    for r in runs:
+        if is_completed(r):
+            flat = {k: v for k, v in _flat(r.config).items() if k.split(".")[0] not in IGNORED_KEYS}
+            by_group.setdefault(label_of(r), []).append(flat)
+    out = {}
+    for g, flats in by_group.items():
+        keys = sorted({k for f in flats for k in f})
+        differing = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
+        if differing:
+            out[g] = differing
+    return out
+
+
+def check_by_and_metric(runs: list[Run], by: list[str], metric: str) -> None:
+    """An unknown --by key or --metric is a one-line ValueError, not a report of "(unset)" or n/a."""
+    from align_lab.results.runs import lookup
+
+    for key in by:
+        if runs and all(lookup(r, key) is None for r in runs):
+            raise ValueError(
+                f"--by {key}: no run has this key (a config group such as algo, or a dotted key)"
+            )
+    reported = {k for r in runs for k in [*r.summary, *(k for m in r.metrics for k in m)]}
+    if runs and metric not in reported:
+        known = ", ".join(sorted(k for k in reported if k.startswith("eval/")))
+        raise ValueError(f"--metric {metric}: no run reports it; they report {known}")
+
+
+def headline(paired: pd.DataFrame, metric: str, baseline: str) -> str:
+    """One sentence: which groups differ from the baseline beyond seed noise, if any."""
+    beyond = [r for r in paired.itertuples() if str(r.verdict).endswith("beyond seed noise")]
+    if not len(paired):
+        return f"Only one group: nothing to compare on {metric}."
+    if not beyond:
+        return f"No group differs from {baseline} on {metric} beyond seed noise."
+    said = "; ".join(f"{r.group} {r.diff:+.3g} [{r.diff_lo:+.3g}, {r.diff_hi:+.3g}]" for r in beyond)
+    return f"Beyond seed noise on {metric}, against {baseline}: {said}."
+
+
 def aggregate(
     runs: list[Run],
     by: list[str],
@@ -233,6 +295,7 @@ def aggregate(
     if budget not in BUDGETS:
         raise ValueError(f"--budget {budget}: allowed values are {', '.join(BUDGETS)}")
     budget_key = BUDGETS[budget]
+    check_by_and_metric(runs, by, metric)
     table = pd.DataFrame([run_row(r, by, metric) for r in runs])
     if table.empty:
         raise ValueError("no run folders found (a run folder holds .hydra/config.yaml or summary.json)")
@@ -284,6 +347,22 @@ def aggregate(
             f"with {matched_base}."
         )
     notes += _pairing_notes(table, base, paired)
+    if baseline is None and len(groups) > 1:
+        notes.append(f"Baseline: {base}, the first group by name; choose one with --baseline.")
+    for g, keys in config_differences(runs, lambda r: group_label(r, by)).items():
+        shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+        notes.append(
+            f"WARNING: group {g} pools runs whose configs differ in {shown}: its CI mixes settings, not "
+            f"only seeds; split it with --by (e.g. --by {','.join([*by, keys[0]])})."
+        )
+    small = sorted(set(table.loc[table["status"] == COMPLETED, "group"]))
+    few = [
+        g for g in small if (table.loc[(table["group"] == g) & (table["status"] == COMPLETED)]).shape[0] < 3
+    ]
+    if few:
+        notes.append(
+            f"Fewer than 3 seeds in {', '.join(few)}: their CIs are unreliable (a bootstrap of 1-2 values)."
+        )
     notes += [f"{row.folder}: {row.problems}" for row in table.itertuples() if row.problems]
     return Comparison(
         by=list(by),
@@ -302,4 +381,5 @@ def aggregate(
         trajectories=trajectories,
         notes=notes,
         claims=claim_table(claims, table) if claims else None,
+        headline=headline(paired, metric, base),
     )

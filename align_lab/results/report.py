@@ -177,6 +177,7 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
             f"Runs below {', '.join(str(r) for r in roots)}, grouped by {', '.join(c.by)}; "
             f"{len(c.runs)} runs in {len(c.groups)} groups; baseline: {c.baseline}; metric: {c.metric}."
         ),
+        Paragraph(c.headline),
     ]
     if c.claims is not None:
         blocks += [
@@ -204,7 +205,8 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         Paragraph(
             "Runs paired by seed; diff = group - baseline. p: two-sided sign-flip permutation test "
             "(exact up to 12 pairs); Holm p: Holm-Bonferroni across the compared groups. "
-            "'within seed noise' when the CI covers 0 or Holm p >= 0.05."
+            "The verdict says what the CI and the test can say: 'beyond seed noise' needs the CI to "
+            "exclude 0 and Holm p < 0.05, which needs at least 6 paired seeds."
         ),
         paired_block(c.paired),
         Heading(f"Compute-matched: {metric_name} at {fmt(c.common_budget)} {budget_name}"),

@@ -102,3 +102,31 @@ def test_compare_refuses_a_bad_claim_before_reading_any_run(tmp_path, capsys, cl
     assert compare_main([str(tmp_path), "--claim", claim]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and err.startswith("align_lab.compare: error: claim")
+
+
+# ---- issue 13's compare checks: unknown --by / --metric, pooled configs, headline, few seeds
+def test_an_unknown_by_key_or_metric_is_an_error_not_a_report_of_unset():
+    runs = _runs([0.1, 0.2])
+    with pytest.raises(ValueError, match="--by algo.nonexistent_key: no run has this key"):
+        aggregate(runs, ["algo.nonexistent_key"])
+    with pytest.raises(
+        ValueError, match="--metric eval/bogus: no run reports it; they report eval/gold_reward"
+    ):
+        aggregate(runs, ["algo"], metric="eval/bogus")
+
+
+def test_a_group_pooling_different_configs_is_flagged_with_the_keys_that_differ():
+    runs = _runs([0.1, 0.2, 0.3])
+    runs[-1].config["algo"]["kl_coef"] = 0.5  # one rloo seed ran another kl_coef
+    notes = " ".join(aggregate(runs, ["algo"]).notes)
+    assert "WARNING: group rloo pools runs whose configs differ in algo.kl_coef" in notes
+    assert "--by algo,algo.kl_coef" in notes
+
+
+def test_the_headline_names_what_differs_beyond_seed_noise_and_few_seeds_are_flagged():
+    six = aggregate(_runs([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), ["algo"])  # rloo - ppo > 0 on 6 seeds
+    assert six.headline.startswith("Beyond seed noise on eval/gold_reward, against ppo: rloo +0.35 [")
+    two = aggregate(_runs([0.1, 0.2]), ["algo"])
+    assert two.headline == "No group differs from ppo on eval/gold_reward beyond seed noise."
+    assert any("Fewer than 3 seeds in ppo, rloo: their CIs are unreliable" in n for n in two.notes)
+    assert any("Baseline: ppo, the first group by name; choose one with --baseline." in n for n in two.notes)
