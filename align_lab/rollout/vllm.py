@@ -63,6 +63,7 @@ class VLLMEngine:
     sleep_when_idle: bool = False
     sleep_level: int = 1
     seed: int = 0
+    seed_per_sample: bool = False  # one request per response, seeded by its row seed (data parallel)
 
     def __post_init__(self) -> None:
         # run-time state, not configuration: set on first use
@@ -190,8 +191,9 @@ class VLLMEngine:
         greedy: bool = False,
         seeds: list[int] | None = None,
     ) -> Samples:
-        """n samples of each prompt from vLLM's copy of the weights; `seeds` (per-row seeds, for
-        data parallel) are not supported by this engine yet and are ignored."""
+        """n samples of each prompt from vLLM's copy of the weights. With seed_per_sample and `seeds`
+        (one per row, train/distributed.row_seeds), each row is its own request seeded with its row
+        seed, so a response does not depend on the batch it is drawn in or the process drawing it."""
         from vllm import SamplingParams
 
         if self._llm is None:
@@ -203,15 +205,24 @@ class VLLMEngine:
         prompt_ids, prompt_attn = encode_prompts(tokenizer, rows, max_prompt_tokens)  # (B, P)
         firsts = zip(prompt_ids[::n], prompt_attn[::n], strict=True)  # each prompt once; n samples of it
         inputs = [{"prompt_token_ids": ids[attn.bool()].tolist()} for ids, attn in firsts]
-        params = SamplingParams(
-            n=1 if greedy else n,  # greedy samples are identical: decode once, copy below
-            temperature=0.0 if greedy else self.temperature,
-            top_k=0 if greedy else self.top_k,
-            top_p=1.0 if greedy else self.top_p,
-            max_tokens=max_new_tokens,
-            stop_token_ids=[tokenizer.eos_token_id],
-            detokenize=False,
-        )
+
+        def sampling(n: int, seed: int | None = None) -> SamplingParams:
+            return SamplingParams(
+                n=n,
+                seed=seed,
+                temperature=0.0 if greedy else self.temperature,
+                top_k=0 if greedy else self.top_k,
+                top_p=1.0 if greedy else self.top_p,
+                max_tokens=max_new_tokens,
+                stop_token_ids=[tokenizer.eos_token_id],
+                detokenize=False,
+            )
+
+        params = sampling(1 if greedy else n)  # greedy samples are identical: decode once, copy below
+        if self.seed_per_sample and seeds is not None and not greedy:
+            # one request per row with its own seed: n copies of each prompt, one sample each
+            inputs = [inp for inp in inputs for _ in range(n)]
+            params = [sampling(1, seed) for seed in seeds]
         with _one_thread():
             outputs = self._llm.generate(inputs, params, use_tqdm=False)
         if self.sleep_when_idle:

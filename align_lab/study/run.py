@@ -162,6 +162,13 @@ def check_processes(spec: RunSpec) -> None:
             f"hardware.processes={n}: needs rollout.seed_per_sample=true, so that a response does not "
             "depend on which process samples it"
         )
+    from align_lab.rollout.vllm import VLLMEngine
+
+    if isinstance(spec.rollout, VLLMEngine):
+        raise ConfigError(
+            f"hardware.processes={n}: rollout=vllm runs one process for now (a second process's engine "
+            "stalls on CPU); use rollout=hf or hardware.processes=1"
+        )
     online = isinstance(spec.algo, OnlineAlgorithm)
     per_step = spec.train.rollout_size // spec.algo.group_size if online else spec.train.minibatch_size
     if n > per_step:

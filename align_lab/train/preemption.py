@@ -54,7 +54,8 @@ class Interrupted(Exception):
 
 class Interruption:
     """While installed, SIGTERM and SIGINT raise Interrupted (instead of killing the process or raising
-    KeyboardInterrupt), so that the run can say where it stopped; the previous handlers come back after."""
+    KeyboardInterrupt), so that the run can say where it stopped; the previous handlers come back after.
+    A signal that already has a handler of its own (submitit's, in a Slurm job) keeps it."""
 
     SIGNALS = ("SIGTERM", "SIGINT")
 
@@ -62,6 +63,9 @@ class Interruption:
         self.previous = {}
         if threading.current_thread() is threading.main_thread():
             for name in self.SIGNALS:
+                current = signal.getsignal(getattr(signal, name))
+                if current not in (signal.SIG_DFL, signal.default_int_handler):
+                    continue  # a job manager's own handler (submitit's SIGTERM during a requeue) stays
                 self.previous[name] = signal.signal(getattr(signal, name), self._raise)
         return self
 

@@ -58,7 +58,7 @@ def test_local_sweep_reports_each_run_and_a_failed_run_as_failed(tmp_path, cache
             "-m",
             "hardware=submitit_local",
             *cli_args(cache_dir),
-            f"cache_dir={cache_dir},/proc/no_such_dir",
+            f"cache_dir={cache_dir},{broken_cache(tmp_path)}",
             "hardware.max_parallel=1",  # submitit starts both jobs; one waits for the other's slot
             f"hydra.sweep.dir={sweep}",
         ],
@@ -76,7 +76,7 @@ def test_local_sweep_reports_each_run_and_a_failed_run_as_failed(tmp_path, cache
     assert "run #1" in result.stdout and ": failed" in result.stdout
     states = {s.num: s for s in study_states(sweep)}
     assert states[0].state == "done"
-    assert states[1].state == "failed" and "no_such_dir" in states[1].detail
+    assert states[1].state == "failed" and "broken_cache" in states[1].detail
     status = subprocess.run(
         [sys.executable, "-m", "align_lab.study", "status", str(sweep)],
         cwd=ROOT,
@@ -178,7 +178,7 @@ def test_slurm_job_that_raises_is_reported_failed_with_its_error(slurm, tmp_path
             "-m",
             "hardware=slurm_cpu",
             *cli_args(cache_dir),
-            "cache_dir=/proc/no_such_dir",
+            f"cache_dir={broken_cache(tmp_path)}",
             f"hydra.sweep.dir={sweep}",
         ],
         cwd=ROOT,
@@ -186,7 +186,16 @@ def test_slurm_job_that_raises_is_reported_failed_with_its_error(slurm, tmp_path
     )
     assert result.returncode != 0 and ": failed" in result.stdout
     (state,) = study_states(sweep)
-    assert state.state == "failed" and "no_such_dir" in state.detail
+    assert state.state == "failed" and "broken_cache" in state.detail
+
+
+def broken_cache(tmp_path: Path) -> Path:
+    """A cache folder that passes the up-front check (writable) but fails the run: its tokenizer stage's
+    folder is a file, so the job raises at run time."""
+    cache = tmp_path / "broken_cache"
+    cache.mkdir(exist_ok=True)
+    (cache / "tokenizer").write_text("not a folder")
+    return cache
 
 
 def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, tmp_path, cache_dir):

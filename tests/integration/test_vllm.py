@@ -128,3 +128,24 @@ def test_online_run_with_vllm_rollouts_completes(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["time/sync_s"] >= 0 and r["time/rollout_s"] > 0 for r in rows)
+
+
+def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(world):
+    """seed_per_sample: each row is one request with its own seed, so a response does not depend on
+    the rows beside it (what data parallel needs: a process draws only its share of a step's rows)."""
+    from align_lab.train.distributed import row_seeds
+
+    w, task = world
+    policy, prompts = w.load_policy(), task.prompts("train")[:6]
+    engine = VLLMEngine(seed=0, seed_per_sample=True)
+    try:
+        limits = (task.max_response_tokens, task.max_prompt_tokens)
+        seeds = row_seeds(3, 1, 0, 12)  # 6 prompts x 2 samples
+        whole = engine.sample(policy, w.tokenizer, prompts, 2, *limits, seeds=seeds)
+        half = engine.sample(policy, w.tokenizer, prompts[3:], 2, *limits, seeds=seeds[6:])  # rows 6..11
+        assert whole.responses[6:] == half.responses
+        assert torch.equal(whole.response_ids[6:, : half.response_ids.shape[1]], half.response_ids)
+        other = engine.sample(policy, w.tokenizer, prompts, 2, *limits, seeds=row_seeds(4, 1, 0, 12))
+        assert other.responses != whole.responses  # the seeds drive the samples
+    finally:
+        engine.close()
