@@ -9,7 +9,7 @@ from torch import Tensor
 
 from align_lab.models.sequences import encode_prompts, response_mask
 from align_lab.rollout.base import Samples, check_sampling
-from align_lab.rollout.sampling import RowGumbelNoise, sample_with_cache, warp
+from align_lab.rollout.sampling import RowGumbelNoise, partitioned_across_processes, sample_with_cache, warp
 
 __all__ = ["HFGenerate", "Samples"]
 
@@ -115,5 +115,6 @@ class HFGenerate:
             attention_mask=prompt_attn,
             generation_config=config,
             logits_processor=processors,
+            synced_gpus=partitioned_across_processes(model),  # ZeRO-3: every process forwards in step
         )
         return out[:, prompt_ids.shape[1] :]  # (B, T')

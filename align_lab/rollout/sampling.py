@@ -54,7 +54,9 @@ def sample_with_cache(
     nothing is padded, logits of the last position only), the same warpers, and one
     `torch.multinomial` per step on the same probabilities. A row that has emitted EOS gets pad;
     the loop stops once every row has, or after max_new_tokens. With `noise` (per-row seeds), the
-    sample is the argmax of the warped logits plus the row's Gumbel noise instead.
+    sample is the argmax of the warped logits plus the row's Gumbel noise instead. A ZeRO-3 model
+    across processes forwards only with every process, so there the loop stops once every
+    process's rows have (a process that is done feeds pad until then; its rows are unchanged).
     """
     B = prompt_ids.shape[0]
     position_ids = (prompt_attn.cumsum(-1) - 1).clamp(min=0)  # (B, P); left pads read position 0
@@ -84,6 +86,7 @@ def sample_with_cache(
     logits = out.logits[:, -1]  # (B, V)
     position = position_ids[:, -1:]  # (B, 1)
     unfinished = torch.ones(B, dtype=torch.bool)  # (B,)
+    in_step = partitioned_across_processes(model)
     tokens = []
     for t in range(max_new_tokens):
         logits = logits.to(dtype=torch.float32, copy=True)  # (B, V)
@@ -97,13 +100,36 @@ def sample_with_cache(
         next_tokens = torch.where(unfinished, next_tokens, pad_token_id)  # (B,)
         tokens.append(next_tokens)
         unfinished &= next_tokens != eos_token_id
-        if t == max_new_tokens - 1 or not bool(unfinished.any()):
+        if t == max_new_tokens - 1 or not any_unfinished(unfinished, in_step):
             break
         if attn is not None:
             attn = torch.cat([attn, attn.new_ones(B, 1)], dim=1)  # (B, P+t+1)
         position = position + 1
         logits = step(next_tokens, position, attn)  # (B, V)
     return torch.stack(tokens, dim=1) if tokens else prompt_ids.new_zeros(B, 0)  # (B, T')
+
+
+def partitioned_across_processes(model) -> bool:
+    """True for a DeepSpeed ZeRO-3 model (its parameters hold a `ds_tensor` partition) in a process
+    group of more than one process: its forwards are collective."""
+    import torch.distributed as dist
+
+    return (
+        dist.is_initialized()
+        and dist.get_world_size() > 1
+        and any(hasattr(p, "ds_tensor") for p in model.parameters())
+    )
+
+
+def any_unfinished(unfinished: Tensor, every_process: bool = False) -> bool:
+    """Whether any row is still being sampled: here, or (every_process) in any process."""
+    if not every_process:
+        return bool(unfinished.any())
+    import torch.distributed as dist
+
+    flag = unfinished.any().long().reshape(1)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 class RowGumbelNoise:

@@ -180,11 +180,6 @@ def check_backend(spec: RunSpec, here: bool = True) -> None:
     """What the DeepSpeed backend does not do yet, and whether it is installed here."""
     if not spec.backend.uses_deepspeed:
         return
-    if spec.processes > 1:
-        raise ConfigError(
-            f"hardware.processes={spec.processes}: hardware.backend=deepspeed runs one process for now; "
-            "use hardware.processes=1 or hardware.backend=torch"
-        )
     if spec.train.micro_batch_size is not None:
         raise ConfigError(
             f"train.micro_batch_size={spec.train.micro_batch_size}: not supported with "
@@ -210,6 +205,27 @@ def check_backend(spec: RunSpec, here: bool = True) -> None:
                 "hardware.backend=deepspeed: the deepspeed package is not installed "
                 "(pip install -e '.[deepspeed]')"
             )
+
+
+def check_partitions(spec: RunSpec, ckpt: Path) -> None:
+    """A DeepSpeed checkpoint holds one optimiser partition per process (ZeRO 1-3); it resumes with
+    the process count that wrote it (DeepSpeed reshards only through its offline universal format)."""
+    if not spec.backend.uses_deepspeed or checkpoint_step(ckpt) == 0:
+        return
+    saved = deepspeed_processes(ckpt / "deepspeed")
+    if saved is not None and saved != spec.processes:
+        raise ConfigError(
+            f"hardware.processes={spec.processes}: {ckpt / 'deepspeed'} holds a DeepSpeed checkpoint of "
+            f"{saved} processes, which resumes only with hardware.processes={saved}"
+        )
+
+
+def deepspeed_processes(folder: Path) -> int | None:
+    """How many processes wrote the DeepSpeed checkpoints in `folder`: one optimiser partition file
+    each (ZeRO 1-3); the most of any save (a save cut short by a kill holds fewer); None when there is
+    none, or at ZeRO-0 (no partitions)."""
+    counts = [len(list(tag.glob("*zero_pp_rank_*_optim_states.pt"))) for tag in folder.glob("step-*")]
+    return max(counts, default=0) or None
 
 
 def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, preemption) -> Context:
@@ -333,10 +349,17 @@ def data_parallel(spec: RunSpec, run_dir: Path):
         dist.barrier()  # every worker has finished its loop
         while not workers.join():
             pass
+    except RuntimeError as e:  # a collective failed: a worker's own error says why
+        try:
+            workers.join(timeout=10)
+        except mp.ProcessRaisedException as worker:
+            raise worker from e
+        raise
     finally:
         for process in workers.processes:
             if process.is_alive():
                 process.terminate()
+        forget_process_group()
         if dist.is_initialized():
             dist.destroy_process_group()
 
@@ -476,6 +499,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
         checkpoint_file(ckpt)  # before any compute: a damaged checkpoint is one line, not a traceback
     except CheckpointError as e:
         raise RunStopped(f"error: {e}") from None
+    check_partitions(spec, ckpt)
     start = time.perf_counter()
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)

@@ -82,14 +82,29 @@ class Backend:
         if self.uses_deepspeed and not plain:
             folder = Path(ctx.checkpoint_dir) / "deepspeed"
             return DeepSpeedUpdater(model, lr, ctx.train.warmup_steps, ctx.train.max_grad_norm, self, folder)
-        return TorchUpdater(model, lr, ctx.train.warmup_steps, ctx.train.max_grad_norm, ctx.group)
+        # the DeepSpeed policy's backward scales the one loss by the process count (DeepSpeedUpdater),
+        # which scales the critic's gradients too: undone here
+        scale = 1 / ctx.group.size if self.uses_deepspeed else 1.0
+        return TorchUpdater(model, lr, ctx.train.warmup_steps, ctx.train.max_grad_norm, ctx.group, scale)
+
+    def every_rank_saves(self, group) -> bool:
+        """A DeepSpeed engine across processes saves (and loads) its checkpoint with every process:
+        each writes its own partition of the optimiser state (and, at ZeRO-3, of the weights)."""
+        return self.uses_deepspeed and group.size > 1
+
+    def every_rank_forwards(self, group) -> bool:
+        """ZeRO-3 partitions the weights: a forward gathers them from every process, so every
+        process runs every forward of the policy (evaluation included), in step."""
+        return self.every_rank_saves(group) and self.zero_stage == 3
 
 
 class TorchUpdater:
     """AdamW + schedule (train/common.py make_optimizer); gradients summed over ranks, then clipped."""
 
-    def __init__(self, model, lr: float, warmup_steps: int, max_grad_norm: float, group) -> None:
-        self.model, self.max_grad_norm, self.group = model, max_grad_norm, group
+    def __init__(
+        self, model, lr: float, warmup_steps: int, max_grad_norm: float, group, scale: float = 1.0
+    ) -> None:
+        self.model, self.max_grad_norm, self.group, self.scale = model, max_grad_norm, group, scale
         self.optimizer, self.schedule = make_optimizer(model, lr, warmup_steps)
 
     def zero_grad(self) -> None:
@@ -101,6 +116,10 @@ class TorchUpdater:
     def step(self, apply: bool = True) -> float:
         """Sums gradients over ranks, clips them; steps optimiser and schedule unless `apply` is False."""
         self.group.all_reduce_grads(self.model.parameters())
+        if self.scale != 1.0:
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(self.scale)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm).item()
         if apply:
             self.optimizer.step()
@@ -115,7 +134,11 @@ class TorchUpdater:
 class DeepSpeedUpdater:
     """The model in a DeepSpeed engine with the client AdamW and schedule (no DeepSpeed-built optimiser,
     which would JIT-compile an op). The engine clips (stages 1-3) and steps the schedule; at stage 0
-    it does not report the norm, so we clip as the torch updater does and tell the engine not to."""
+    it does not report the norm, so we clip as the torch updater does and tell the engine not to.
+
+    Across N processes the engine averages gradients, while each process's loss holds only its own
+    rows' share of the minibatch's gradient (train/distributed.py): the loss is scaled by N, so the
+    average is the sum, and N processes take the update of one."""
 
     def __init__(self, model, lr: float, warmup_steps: int, max_grad_norm: float, backend: Backend, folder):
         import warnings
@@ -142,17 +165,18 @@ class DeepSpeedUpdater:
         import torch.distributed as dist
 
         os.environ.setdefault("LOCAL_RANK", str(dist.get_rank()))  # one node: the local rank is the rank
-        deepspeed.init_distributed("gloo", verbose=False)  # wraps the run's process group (study/run.py)
+        deepspeed.init_distributed(dist.get_backend(), verbose=False)  # the run's group (study/run.py)
+        self.processes = dist.get_world_size()
         self.engine, *_ = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=schedule, config=config
         )
-        self.state = EngineState(self.engine, Path(folder))
+        self.state = EngineState(self.engine, Path(folder), main=dist.get_rank() == 0)
 
     def zero_grad(self) -> None:
         pass  # the engine zeroes gradients after each step
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.engine.backward(loss)
+        self.engine.backward(loss * self.processes if self.processes > 1 else loss)
 
     def step(self, apply: bool = True) -> float:
         if not apply:
@@ -171,17 +195,19 @@ class DeepSpeedUpdater:
 class EngineState:
     """A DeepSpeed engine as a checkpointed object: state_dict() writes `folder/step-N` with the
     engine's own save_checkpoint and returns its tag; load_state_dict(tag) loads it back. The
-    previous tag is kept until the next save, so the run's `last` checkpoint always has its files."""
+    previous tag is kept until the next save, so the run's `last` checkpoint always has its files.
+    Every process calls both (each saves and loads its own partitions); the main one prunes."""
 
-    def __init__(self, engine, folder: Path) -> None:
-        self.engine, self.folder = engine, folder
+    def __init__(self, engine, folder: Path, main: bool = True) -> None:
+        self.engine, self.folder, self.main = engine, folder, main
 
     def state_dict(self) -> dict:
         tag = f"step-{self.engine.global_steps:08d}"
         self.engine.save_checkpoint(str(self.folder), tag=tag, save_latest=False)
-        tags = sorted(p.name for p in self.folder.glob("step-*"))
-        for old in tags[: max(0, tags.index(tag) - 1)]:
-            shutil.rmtree(self.folder / old)
+        if self.main:  # after the engine's closing barrier: every process has written its files
+            tags = sorted(p.name for p in self.folder.glob("step-*"))
+            for old in tags[: max(0, tags.index(tag) - 1)]:
+                shutil.rmtree(self.folder / old)
         return {"tag": tag}
 
     def load_state_dict(self, state: dict) -> None:
@@ -191,8 +217,8 @@ class EngineState:
 
 
 def forget_process_group() -> None:
-    """Drops DeepSpeed's cached process groups (module globals), so that the next run in this process
-    builds its engine on that run's new group; call before destroying the group."""
+    """Drops DeepSpeed's cached process groups and ZeRO-3's counters (module globals), so that the next
+    run in this process builds its engine as a fresh process would; call before destroying the group."""
     import sys
 
     groups = sys.modules.get("deepspeed.utils.groups")
@@ -209,3 +235,10 @@ def forget_process_group() -> None:
         setattr(groups, name, None)
     for name in ("_EXPERT_PARALLEL_GROUP", "_EXPERT_DATA_PARALLEL_GROUP", "_ALL_TO_ALL_GROUP"):
         getattr(groups, name).clear()
+    # ZeRO-3 numbers parameters and modules with per-process counters, and checks that every process
+    # traces the same numbers: the next run's engine here must count from 0, as its fresh workers do
+    from deepspeed.runtime.zero.parameter_offload import DeepSpeedZeRoOffload
+    from deepspeed.runtime.zero.partition_parameters import Init
+
+    Init.param_id = 0
+    DeepSpeedZeRoOffload._register_deepspeed_module.__defaults__[0][0] = 0

@@ -202,16 +202,15 @@ def restore(ctx: Context, named: dict, algo) -> int:
 
 
 def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
-    """Saves everything resume needs: weights, optimisers, schedulers, data position, RNG, algo state."""
-    save_checkpoint(
-        ctx.checkpoint_dir,
-        {
-            "step": step,
-            "objects": {name: obj.state_dict() for name, obj in named.items()},
-            "algo": dict(vars(algo)),
-            "rng": rng_state(),
-        },
-    )
+    """Saves everything resume needs: weights, optimisers, schedulers, data position, RNG, algo state.
+    The main process writes the file; a DeepSpeed engine's state_dict() saves its partitions on
+    every process that calls it (Backend.every_rank_saves)."""
+    objects = {name: obj.state_dict() for name, obj in named.items()}
+    if ctx.group.is_main:
+        save_checkpoint(
+            ctx.checkpoint_dir,
+            {"step": step, "objects": objects, "algo": dict(vars(algo)), "rng": rng_state()},
+        )
 
 
 def due(step: int, every: int, last: int) -> bool:
@@ -240,24 +239,35 @@ def evaluate_now(ctx: Context) -> dict:
 def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> dict | None:
     """What both loops do after a step: evaluate when due (always at the last step), log, checkpoint
     when due, and honour a preemption signal. Returns the evaluation if one ran. With data parallel,
-    only rank 0 does these (every rank holds the same weights)."""
+    only rank 0 does these (every rank holds the same weights), except what needs every process:
+    a ZeRO-3 policy's forwards (evaluation) and a DeepSpeed engine's checkpoint."""
+    main, backend = ctx.group.is_main, ctx.backend
     evaluation = None
-    if not ctx.group.is_main:
-        return None
     if done == ctx.train.steps or due(done, ctx.train.eval_every, ctx.train.steps):
-        evaluation = evaluate_now(ctx)
-        metrics |= evaluation
-    ctx.tracker.log(metrics, step=done)
-    if due(done, ctx.train.checkpoint_every, ctx.train.steps):
+        if main or backend.every_rank_forwards(ctx.group):
+            evaluation = evaluate_now(ctx)
+            metrics |= evaluation
+    if main:
+        ctx.tracker.log(metrics, step=done)
+    saves = main or backend.every_rank_saves(ctx.group)
+    if saves and due(done, ctx.train.checkpoint_every, ctx.train.steps):
         checkpoint(ctx, named, algo, done)
-    # a USR2 during the step: checkpoint now, then let submitit requeue the job
-    ctx.preemption.after_step(lambda: checkpoint(ctx, named, algo, done))
+    save = lambda: checkpoint(ctx, named, algo, done)  # noqa: E731
+    if backend.every_rank_saves(ctx.group):  # the scheduler's signal reaches the main process only
+        if ctx.group.from_main(ctx.preemption.requested is not None) and not main:
+            save()  # with the main process, which then stops the run
+            return evaluation
+    if main:
+        # a USR2 during the step: checkpoint now, then let submitit requeue the job
+        ctx.preemption.after_step(save)
     return evaluation
 
 
 def finish(ctx: Context, named: dict, algo, final: dict | None) -> dict:
     """The last checkpoint, and the final evaluation (re-run, seeded, if the run was already done)."""
-    if not ctx.group.is_main:
-        return {}
-    checkpoint(ctx, named, algo, ctx.train.steps)
-    return final if final is not None else evaluate_now(ctx)
+    main, backend = ctx.group.is_main, ctx.backend
+    if main or backend.every_rank_saves(ctx.group):
+        checkpoint(ctx, named, algo, ctx.train.steps)
+    if final is None and (main or backend.every_rank_forwards(ctx.group)):
+        final = evaluate_now(ctx)
+    return final if main else {}

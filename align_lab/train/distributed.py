@@ -60,6 +60,16 @@ class Group:
         parts[self.rank] = _pad(local, local.shape[0], width, pad, left)
         return torch.cat(parts)
 
+    def from_main(self, flag: bool) -> bool:
+        """Rank 0's `flag`, on every rank (a decision only rank 0 can make, such as a signal's arrival)."""
+        if self.size == 1:
+            return flag
+        import torch.distributed as dist
+
+        value = torch.tensor([int(flag)])
+        dist.broadcast(value, 0)
+        return bool(value.item())
+
     def all_reduce_grads(self, parameters) -> None:
         """Sums the gradients of `parameters` over ranks (each rank holds its rows' share)."""
         if self.size == 1:

@@ -152,10 +152,6 @@ def test_lora_run_completes_and_resumes_to_identical_metrics(tmp_path, cache_dir
         (["hardware.dtype=fp16"], "hardware.dtype=fp16: must be one of fp32, bf16"),
         (["lora.r=0"], "lora.r=0: must be >= 1"),
         (
-            ["hardware=cpu_ddp", "hardware.backend=deepspeed"],
-            "hardware.processes=2: hardware.backend=deepspeed runs one process for now",
-        ),
-        (
             ["algo=ppo_max", "hardware.backend=deepspeed"],
             "algo.critic_pretrain_steps=10: hardware.backend=deepspeed cannot hold the policy still",
         ),
@@ -171,3 +167,51 @@ def test_backend_settings_are_checked_before_compute_in_one_line(overrides, expe
         check_combination(spec_from_config(cfg, names))
     assert expected in str(e.value)
     assert "\n" not in str(e.value)
+
+
+# DeepSpeed across processes: the engine averages gradients, each process holds its rows' share
+DATA_PARALLEL = [*STEPS, "rollout.seed_per_sample=true", "hardware.num_threads=1"]
+COMPARED = ("train/reward", "train/kl", "train/loss", "train/grad_norm", "eval/gold_reward", "eval/kl")
+_one_process: dict[str, list[dict]] = {}
+
+
+@pytest.mark.parametrize(
+    "algo,stage",
+    [("reinforce_pp", 2), ("reinforce_pp", 3), ("ppo", 2), ("ppo", 3), ("dpo", 2), ("dpo", 3)],
+)
+def test_deepspeed_zero_with_two_processes_equals_one_torch_process(
+    algo, stage, tmp_path, tmp_path_factory, cache_dir
+):
+    if algo not in _one_process:
+        one = tmp_path_factory.mktemp(f"one_{algo}")
+        run_in_process([f"algo={algo}", *DATA_PARALLEL], one, cache_dir)
+        _one_process[algo] = _rows(one)
+    overrides = [f"algo={algo}", *DATA_PARALLEL, "hardware.backend=deepspeed", f"hardware.zero_stage={stage}"]
+    summary = run_in_process([*overrides, "hardware.processes=2"], tmp_path, cache_dir)
+    assert summary["status"] == "completed"
+    rows = _rows(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2]
+    for a, b in zip(_one_process[algo], rows, strict=True):
+        for key in COMPARED:
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (key, b["step"])
+    # each process wrote its own optimiser partition (and, at ZeRO-3, weight partition)
+    saves = sorted((tmp_path / "checkpoints" / "deepspeed").glob("step-*"))
+    assert len(list(saves[-1].glob("*zero_pp_rank_*_optim_states.pt"))) == 2
+
+
+def test_deepspeed_zero3_with_two_processes_resumes_and_refuses_another_process_count(
+    tmp_path, cache_dir, monkeypatch
+):
+    overrides = ["algo=reinforce_pp", "seed=2", "train.steps=3", "rollout.seed_per_sample=true"]
+    overrides += ["hardware.backend=deepspeed", "hardware.zero_stage=3", "hardware.processes=2"]
+    _interrupted_then_resumed(overrides, tmp_path / "full", tmp_path / "resumed", cache_dir, monkeypatch)
+    full, resumed = _strip(_rows(tmp_path / "full")), _strip(_rows(tmp_path / "resumed"))
+    assert [r["step"] for r in resumed] == [1, 2, 3]
+    for a, b in zip(full, resumed, strict=True):
+        assert b == pytest.approx(a, rel=1e-5, abs=1e-6)
+    # an unfinished run of 2 processes, resumed with 1: one line before any compute
+    (tmp_path / "resumed" / "summary.json").unlink()
+    one = [o for o in overrides if o != "hardware.processes=2"] + ["hardware.processes=1"]
+    with pytest.raises(ConfigError, match=r"hardware.processes=1: .* holds a DeepSpeed checkpoint of 2 "):
+        run_in_process(one, tmp_path / "resumed", cache_dir)
