@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # (The team's known-working recipe from shared/reference, kept in the project so CI needs nothing else.)
-# slurm_up.sh - bring up a REAL single-node Slurm cluster (munge + slurmctld + slurmd,
-# optionally MariaDB + slurmdbd for sacct) on a Debian 12 machine, as root, for CI.
+# slurm_up.sh - bring up a REAL Slurm cluster (munge + slurmctld + one slurmd per node,
+# optionally MariaDB + slurmdbd for sacct) on one Debian 12 machine, as root, for CI.
 #
 # Idempotent: re-running it re-uses installed packages, existing state and running
 # daemons (detected via PID files).  Every daemon writes a PID file under
@@ -15,14 +15,23 @@
 #                         submitit polls `sacct` for job state: without it, job.state is
 #                         always UNKNOWN and a job killed without a result file
 #                         (scancel, OOM, node failure) makes job.result() hang forever.
-#   SLURM_CPUS            CPUs advertised for the node (default: real count). A value
+#   SLURM_NODES           number of Slurm nodes (default 1: node "localhost"). N>1 runs N slurmd
+#                         daemons on this machine (Debian's slurmd is built with multiple-slurmd
+#                         support: one NodeName each, its own Port), nodes ci-node[1-N], each
+#                         with SLURM_CPUS CPUs; /etc/hosts gets "127.0.0.1 ci-node1 ..." so a
+#                         node name resolves as on a real cluster (the rendezvous of a multi-node
+#                         run is the first host of SLURM_JOB_NODELIST). `srun -N2` then runs
+#                         on two real nodes, each task with its own slurmd and slurmstepd.
+#   SLURM_CPUS            CPUs advertised for each node (default: real count). A value
 #                         larger than the real core count lets more 1-CPU jobs run at once
 #                         (uses SlurmdParameters=config_overrides - testing only).
 #   SLURM_MEM_MB          RealMemory advertised (default: 90% of real memory)
 #   SLURM_LINK_ETC        1 = also symlink /etc/slurm/slurm.conf -> our slurm.conf so
 #                         clients work without SLURM_CONF (default 0)
 #   SLURM_CTLD_PORT / SLURM_SLURMD_PORT / SLURM_DBD_PORT / SLURM_MYSQL_PORT
-#                         (defaults 6817 / 6818 / 6819 / 3307)
+#                         (defaults 6817 / 6818 / 6819 / 3307). With SLURM_NODES=N>1 the
+#                         slurmds listen on SLURM_SLURMD_PORT .. SLURM_SLURMD_PORT+N-1
+#                         (default then 6820..), which must not hold any of the other ports.
 #   SLURM_CRED_EXPIRE     seconds; also the delay before a requeued job may restart
 #                         (Slurm default 120; default here 10)
 set -euo pipefail
@@ -32,11 +41,25 @@ DIR=${SLURM_CI_DIR:-${TMPDIR:-/tmp}/slurm-ci}
 ACCOUNTING=${SLURM_ACCOUNTING:-1}
 LINK_ETC=${SLURM_LINK_ETC:-0}
 CTLD_PORT=${SLURM_CTLD_PORT:-6817}
-SLURMD_PORT=${SLURM_SLURMD_PORT:-6818}
 DBD_PORT=${SLURM_DBD_PORT:-6819}
 MYSQL_PORT=${SLURM_MYSQL_PORT:-3307}
 CRED_EXPIRE=${SLURM_CRED_EXPIRE:-10}
-NODE=localhost
+NODES=${SLURM_NODES:-1}
+[[ "$NODES" =~ ^[1-9][0-9]*$ ]] || { echo "SLURM_NODES=$NODES: expected a whole number >= 1" >&2; exit 1; }
+if [ "$NODES" = 1 ]; then SLURMD_PORT=${SLURM_SLURMD_PORT:-6818}; else SLURMD_PORT=${SLURM_SLURMD_PORT:-6820}; fi
+for p in "$CTLD_PORT" "$DBD_PORT" "$MYSQL_PORT"; do
+  if [ "$p" -ge "$SLURMD_PORT" ] && [ "$p" -lt $((SLURMD_PORT + NODES)) ]; then
+    echo "SLURM_SLURMD_PORT=$SLURMD_PORT with SLURM_NODES=$NODES uses ports $SLURMD_PORT-$((SLURMD_PORT + NODES - 1)), which hold port $p: pick another SLURM_SLURMD_PORT" >&2; exit 1
+  fi
+done
+if [ "$NODES" = 1 ]; then
+  NODE=localhost; NODE_NAMES=(localhost)
+else
+  NODE="ci-node[1-$NODES]"; NODE_NAMES=(); for i in $(seq "$NODES"); do NODE_NAMES+=("ci-node$i"); done
+fi
+# one PID file and log per slurmd: slurmd.pid / slurmd.log for the single node (as before),
+# slurmd.<node>.pid / slurmd.<node>.log with several (slurmd expands %n to its node name)
+slurmd_file() { if [ "$NODES" = 1 ]; then echo "slurmd.$2"; else echo "slurmd.$1.$2"; fi; }
 CLUSTER=ci
 PARTITION=debug
 
@@ -64,7 +87,7 @@ log "slurm $(slurmctld -V | awk '{print $2}'), $(munged -V 2>&1 | head -1)"
 
 # ---------------------------------------------------------------- dirs
 mkdir -p "$DIR"/{etc,state,spool,log,run,mysql}
-mkdir -p "$DIR/spool/slurmd.$NODE"
+for n in "${NODE_NAMES[@]}"; do mkdir -p "$DIR/spool/slurmd.$n"; done
 install -d -m 0755 "$DIR/munge"      # munged requires an o+x socket dir
 chmod 0755 "$DIR"
 
@@ -124,6 +147,11 @@ else
   NODE_HW="CPUs=$HW_CPUS Boards=$HW_BOARDS SocketsPerBoard=$HW_SOCKETS CoresPerSocket=$HW_CORES ThreadsPerCore=$HW_THREADS"
   OVERRIDES=""
 fi
+if [ "$NODES" = 1 ]; then
+  NODE_PORTS=""
+else  # several slurmd on one host: each its own port (NodeHostname is this machine for all)
+  NODE_PORTS="NodeHostname=$(hostname) Port=$SLURMD_PORT-$((SLURMD_PORT + NODES - 1))"
+fi
 if [ "$ACCOUNTING" = 1 ]; then
   ACCT="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
@@ -152,9 +180,9 @@ SlurmdPort=$SLURMD_PORT
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool/slurmd.%n
 SlurmctldPidFile=$DIR/run/slurmctld.pid
-SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmdPidFile=$DIR/run/$(slurmd_file %n pid)
 SlurmctldLogFile=$DIR/log/slurmctld.log
-SlurmdLogFile=$DIR/log/slurmd.log
+SlurmdLogFile=$DIR/log/$(slurmd_file %n log)
 SlurmctldDebug=info
 SlurmdDebug=info
 # no cgroups: plain process tracking, no task containment
@@ -179,7 +207,7 @@ KillWait=5
 MinJobAge=300
 Waittime=0
 $OVERRIDES
-NodeName=$NODE NodeAddr=127.0.0.1 $NODE_HW RealMemory=$MEM State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 ${NODE_PORTS:+$NODE_PORTS }$NODE_HW RealMemory=$MEM State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
 )
@@ -263,10 +291,14 @@ stop_pidfile() {  # $1 pidfile, $2 comm: SIGTERM the daemon we started earlier, 
   for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"; rm -f "$1"
 }
-if [ "$CONF_CHANGED" = 1 ] && { is_running "$DIR/run/slurmctld.pid" slurmctld || is_running "$DIR/run/slurmd.pid" slurmd; }; then
+running_slurmds() {  # the PID files of slurmd daemons still running (any node layout)
+  local pf; for pf in "$DIR"/run/slurmd.pid "$DIR"/run/slurmd.*.pid; do
+    [ -e "$pf" ] && is_running "$pf" slurmd && echo "$pf"; done; return 0
+}
+if [ "$CONF_CHANGED" = 1 ] && { is_running "$DIR/run/slurmctld.pid" slurmctld || [ -n "$(running_slurmds)" ]; }; then
   # node definitions (CPUs, memory, ports) are only picked up on restart, not by `scontrol reconfigure`
   log "slurm.conf changed: restarting slurmd + slurmctld"
-  stop_pidfile "$DIR/run/slurmd.pid" slurmd
+  for pf in $(running_slurmds); do stop_pidfile "$pf" slurmd; done
   stop_pidfile "$DIR/run/slurmctld.pid" slurmctld
 fi
 if is_running "$DIR/run/slurmctld.pid" slurmctld; then
@@ -277,22 +309,39 @@ else
   wait_for 30 scontrol ping || die "slurmctld not answering: $(tail -5 "$DIR/log/slurmctld.log")"
   log "slurmctld started (pid $(cat "$DIR/run/slurmctld.pid"))"
 fi
-if is_running "$DIR/run/slurmd.pid" slurmd; then
-  log "slurmd already running (pid $(cat "$DIR/run/slurmd.pid"))"
-else
-  rm -f "$DIR/run/slurmd.pid"
-  slurmd -f "$CONF" -N "$NODE"
-  wait_for 10 test -s "$DIR/run/slurmd.pid" || die "slurmd did not start: $(tail -5 "$DIR/log/slurmd.log")"
-  log "slurmd started (pid $(cat "$DIR/run/slurmd.pid"))"
+if [ "$NODES" != 1 ]; then
+  # node names resolve as on a real cluster: a multi-node run meets at the first host of its node list
+  for n in "${NODE_NAMES[@]}"; do
+    getent hosts "$n" >/dev/null || { echo "127.0.0.1 $n   # slurm_up.sh (SLURM_NODES)" >> /etc/hosts; log "/etc/hosts: $n -> 127.0.0.1"; }
+  done
 fi
-node_ready() { [[ "$(sinfo -h -n "$NODE" -o %t 2>/dev/null)" =~ ^(idle|mix|alloc)$ ]]; }
+for n in "${NODE_NAMES[@]}"; do
+  pf=$DIR/run/$(slurmd_file "$n" pid); lf=$DIR/log/$(slurmd_file "$n" log)
+  if is_running "$pf" slurmd; then
+    log "slurmd $n already running (pid $(cat "$pf"))"
+  else
+    rm -f "$pf"
+    slurmd -f "$CONF" -N "$n"
+    wait_for 10 test -s "$pf" || die "slurmd $n did not start: $(tail -5 "$lf")"
+    log "slurmd $n started (pid $(cat "$pf"))"
+  fi
+done
+node_ready() { [ -z "$(sinfo -h -n "$NODE" -o %t 2>/dev/null | grep -v -E '^(idle|mix|alloc)$')" ] \
+               && [ "$(sinfo -h -N -n "$NODE" -o %N 2>/dev/null | wc -l)" = "$NODES" ]; }
 if ! wait_for 30 node_ready; then
   scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
-  wait_for 15 node_ready || die "node not ready: $(sinfo -N -l); $(tail -5 "$DIR/log/slurmd.log")"
+  wait_for 15 node_ready || die "nodes not ready: $(sinfo -N -l); $(tail -5 "$DIR/log/$(slurmd_file "${NODE_NAMES[0]}" log)")"
 fi
 
 # ---------------------------------------------------------------- smoke test
 out=$(timeout 60 srun -p "$PARTITION" -N1 -n1 -t 1 echo slurm-ok) || die "srun smoke test failed"
 [ "$out" = slurm-ok ] || die "srun smoke test printed: $out"
+if [ "$NODES" != 1 ]; then  # one task on every node, each seeing its node and the job's size
+  out=$(timeout 60 srun -p "$PARTITION" -N"$NODES" --ntasks-per-node=1 -t 1 \
+        bash -c 'echo $SLURM_PROCID/$SLURM_NTASKS@$SLURMD_NODENAME' | sort | tr '\n' ' ') \
+    || die "srun -N$NODES smoke test failed"
+  want=$(for i in $(seq 0 $((NODES - 1))); do echo "$i/$NODES@${NODE_NAMES[$i]}"; done | sort | tr '\n' ' ')
+  [ "$out" = "$want" ] || die "srun -N$NODES printed '$out', expected '$want'"
+fi
 log "cluster up: $(sinfo -h -o '%P %a %D %t %N'); srun ok"
 log "use:  source $DIR/env.sh   (SLURM_CONF=$CONF)"

