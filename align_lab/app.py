@@ -76,6 +76,9 @@ def spec_from_config(cfg: DictConfig, names: dict):
         raise ConfigError(f"hardware.num_threads={threads}: must be >= 0 (0: torch's default) or null")
     if hw.get("max_parallel") is not None and integer(hw.max_parallel, "hardware.max_parallel") < 1:
         raise ConfigError(f"hardware.max_parallel={hw.max_parallel}: must be >= 1 or null (fit the machine)")
+    nodes = integer(hw.get("nodes", 1), "hardware.nodes", ">= 1")
+    if nodes < 1:
+        raise ConfigError(f"hardware.nodes={nodes}: must be >= 1")
     tracker = OmegaConf.to_container(cfg.tracker, resolve=True)
     if tracker.get("kind") not in ("wandb", "none"):
         raise ConfigError(f"tracker.kind={tracker.get('kind')}: must be one of wandb, none")
@@ -94,9 +97,10 @@ def spec_from_config(cfg: DictConfig, names: dict):
         num_threads=threads_given(
             threads,
             int(cfg.hardware.resources.cpus_per_task),
-            int(cfg.hardware.get("processes", 1)),
+            1 if nodes > 1 else int(cfg.hardware.get("processes", 1)),  # across nodes: a task each
         ),
         processes=int(cfg.hardware.get("processes", 1)),
+        nodes=nodes,
         backend=backend_from_config(cfg.hardware),
         lora=build(cfg.lora, "lora") if cfg.get("lora") else LoRA(),
         names=names,

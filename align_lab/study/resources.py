@@ -37,12 +37,24 @@ def models_held(spec) -> int:
 
 def request(policy: ResourcePolicy, spec) -> dict:
     """submitit parameters for one run: cpus_per_task, mem_gb, gpus_per_node, timeout_min. A
-    data-parallel run (hardware.processes > 1) holds its models once per process."""
+    data-parallel run (hardware.processes > 1) holds its models once per process; a run across nodes
+    (hardware.nodes > 1) also asks for nodes, tasks_per_node (one task per process) and srun_args."""
     n = models_held(spec)
     processes = getattr(spec, "processes", 1)
     gpus = min(policy.max_gpus, math.ceil(policy.gpus_per_model * n)) if policy.gpus_per_model else 0
     if gpus:
         gpus = max(gpus, processes)  # one GPU per data-parallel process
+    nodes = getattr(spec, "nodes", 1)
+    if nodes > 1:  # across nodes: every process a Slurm task, `processes` of them on each node
+        return {
+            "nodes": nodes,
+            "tasks_per_node": processes,
+            "cpus_per_task": policy.cpus_per_task,
+            "mem_gb": math.ceil(policy.mem_gb_per_model * n * processes),  # per node
+            "gpus_per_node": gpus,
+            "timeout_min": policy.timeout_min,
+            "srun_args": ["--kill-on-bad-exit=1"],  # a failed rank ends the job, not a hang of the others
+        }
     return {
         "cpus_per_task": policy.cpus_per_task * processes,
         "mem_gb": math.ceil(policy.mem_gb_per_model * n * processes),

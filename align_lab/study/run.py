@@ -29,7 +29,7 @@ from align_lab.study.cache import StageCache
 from align_lab.study.world import World
 from align_lab.train.backend import Backend, forget_process_group
 from align_lab.train.common import CheckpointError, Context, TrainConfig, checkpoint_file, checkpoint_step
-from align_lab.train.distributed import Group
+from align_lab.train.distributed import Group, SlurmWorld, slurm_world
 from align_lab.train.online import train_online, validate
 from align_lab.train.pairwise import train_pairwise
 from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
@@ -66,6 +66,7 @@ class RunSpec:
     config: dict  # the resolved config, for the tracker
     judge: object = None  # judges evaluation win rates (conf/judge/); None: the run's reward
     processes: int = 1  # data-parallel processes on this node (train/distributed.py)
+    nodes: int = 1  # Slurm nodes; >1: each of nodes x processes ranks is a Slurm task
     backend: Backend = field(default_factory=Backend)  # torch or DeepSpeed, dtype, checkpointing
     lora: LoRA = field(default_factory=LoRA)  # adapters on the policy (off by default)
 
@@ -138,6 +139,7 @@ def check_combination(spec: RunSpec, here: bool = True) -> None:
             raise ConfigError(str(e)) from None
     check_processes(spec)
     check_backend(spec, here)
+    check_nodes(spec)
     if spec.device not in ("cpu", "cuda"):
         raise ConfigError(f"hardware.device={spec.device}: must be cpu or cuda")
     if here and spec.device == "cuda":
@@ -152,28 +154,54 @@ def check_combination(spec: RunSpec, here: bool = True) -> None:
 
 def check_processes(spec: RunSpec) -> None:
     """Data parallel splits each step's prompts (pairs) by process, with per-row sampling seeds."""
-    n = spec.processes
-    if n < 1:
-        raise ConfigError(f"hardware.processes={n}: must be >= 1")
+    if spec.processes < 1:
+        raise ConfigError(f"hardware.processes={spec.processes}: must be >= 1")
+    n = spec.processes * spec.nodes
     if n == 1:
         return
+    key = f"hardware.processes={n}" if spec.nodes == 1 else f"hardware.nodes x processes={n}"
     if not getattr(spec.rollout, "seed_per_sample", False):
         raise ConfigError(
-            f"hardware.processes={n}: needs rollout.seed_per_sample=true, so that a response does not "
+            f"{key}: needs rollout.seed_per_sample=true, so that a response does not "
             "depend on which process samples it"
         )
     from align_lab.rollout.vllm import VLLMEngine
 
     if isinstance(spec.rollout, VLLMEngine):
         raise ConfigError(
-            f"hardware.processes={n}: rollout=vllm runs one process for now (a second process's engine "
+            f"{key}: rollout=vllm runs one process for now (a second process's engine "
             "stalls on CPU); use rollout=hf or hardware.processes=1"
         )
     online = isinstance(spec.algo, OnlineAlgorithm)
     per_step = spec.train.rollout_size // spec.algo.group_size if online else spec.train.minibatch_size
     if n > per_step:
         what = "prompts per step (train.rollout_size / algo.group_size)" if online else "train.minibatch_size"
-        raise ConfigError(f"hardware.processes={n}: must be <= the {per_step} {what}")
+        raise ConfigError(f"{key}: must be <= the {per_step} {what}")
+
+
+def check_nodes(spec: RunSpec) -> None:
+    """What a run across nodes does not do yet."""
+    if spec.nodes > 1 and spec.backend.uses_deepspeed:
+        raise ConfigError(
+            f"hardware.nodes={spec.nodes}: hardware.backend=deepspeed runs on one node for now; "
+            "use hardware.backend=torch or hardware.nodes=1"
+        )
+
+
+def slurm_rank(spec: RunSpec) -> SlurmWorld | None:
+    """This process's Slurm task in a run across nodes (hardware.nodes > 1); None on one node."""
+    if spec.nodes == 1:
+        return None
+    world = slurm_world(os.environ)
+    ranks = spec.nodes * spec.processes
+    if world is None or world.size != ranks:
+        found = "not in a Slurm task" if world is None else f"in a Slurm step of {world.size} tasks"
+        raise ConfigError(
+            f"hardware.nodes={spec.nodes}: a run across nodes is {ranks} Slurm tasks ({spec.processes} "
+            f"per node, started by srun), but this process is {found}; use hardware=slurm_multinode "
+            "or hardware.nodes=1"
+        )
+    return world
 
 
 def check_backend(spec: RunSpec, here: bool = True) -> None:
@@ -285,26 +313,57 @@ def _init_process_group(rank: int, size: int, port: int, device: str = "cpu") ->
     )
 
 
-def _worker(index: int, spec: RunSpec, run_dir: Path, port: int) -> None:
-    """Data-parallel rank index + 1: the same loop on its rows; rank 0 logs and checkpoints."""
+# a run across nodes: the other ranks wait this long for rank 0 to build the shared stages
+STAGES_WAIT = timedelta(days=7)
+
+
+def _join_slurm_group(world: SlurmWorld, device: str = "cpu") -> None:
+    """Process group of a run across nodes, at rank 0's host: rank 0 opens it once it has built the
+    shared stages (a first run builds them, the others then find them in the shared cache_dir); the
+    other ranks wait for it up to STAGES_WAIT. Collectives then time out as on one node."""
+    import torch.distributed as dist
+
+    if device == "cpu":
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    wait = timedelta(minutes=15) if world.rank == 0 else STAGES_WAIT
+    node = os.environ.get("SLURMD_NODENAME", "?")
+    log.info(f"rank {world.rank} of {world.size} on node {node}: meeting at {world.master_addr}:{world.port}")
+    store = dist.TCPStore(world.master_addr, world.port, world.size, world.rank == 0, timeout=wait)
+    dist.init_process_group(
+        "nccl" if device == "cuda" else "gloo",
+        store=store,
+        rank=world.rank,
+        world_size=world.size,
+        timeout=timedelta(minutes=15),
+    )
+
+
+def _follow(spec: RunSpec, run_dir: Path, group: Group) -> None:
+    """A data-parallel rank other than 0, in its process group: the same loop on its rows; rank 0
+    logs and checkpoints."""
     import torch.distributed as dist
 
     from align_lab.tracking import MultiTracker
 
-    if spec.num_threads:
-        torch.set_num_threads(spec.num_threads)
-    use_device(spec, index + 1)
-    _init_process_group(index + 1, spec.processes, port, spec.device)
     quiet = progress_factory(enabled=False)
     world = World(
         spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), quiet, spec.train.micro_batch_size
     )
     ctx = build_context(spec, world, run_dir / "checkpoints", MultiTracker([]), quiet, Preemption())
-    ctx.group = Group(index + 1, spec.processes)
+    ctx.group = group
     loop = train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
     loop(spec.algo, ctx)
     dist.barrier()  # rank 0 has finished too: no collective is in flight
     dist.destroy_process_group()
+
+
+def _worker(index: int, spec: RunSpec, run_dir: Path, port: int) -> None:
+    """Data-parallel rank index + 1 on this node, spawned by rank 0."""
+    if spec.num_threads:
+        torch.set_num_threads(spec.num_threads)
+    use_device(spec, index + 1)
+    _init_process_group(index + 1, spec.processes, port, spec.device)
+    _follow(spec, run_dir, Group(index + 1, spec.processes))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # skip interpreter teardown: a late gloo thread must not abort a finished worker
@@ -321,7 +380,19 @@ def _free_port() -> int:
 @contextmanager
 def data_parallel(spec: RunSpec, run_dir: Path):
     """Starts processes 1..N-1 of a data-parallel run (this process is rank 0) and yields rank 0's
-    Group; waits for them at the end, and stops them if rank 0 fails."""
+    Group; waits for them at the end, and stops them if rank 0 fails. Across nodes, the other ranks
+    are Slurm tasks of their own: rank 0 only meets them."""
+    slurm = slurm_rank(spec)
+    if slurm is not None:
+        import torch.distributed as dist
+
+        _join_slurm_group(slurm, spec.device)
+        try:
+            yield Group(0, slurm.size)
+            dist.barrier()  # every rank has finished its loop
+        finally:
+            dist.destroy_process_group()
+        return
     if spec.processes == 1:
         if not spec.backend.uses_deepspeed:
             yield Group()
@@ -503,7 +574,12 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     start = time.perf_counter()
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)
-    use_device(spec, 0)
+    slurm = slurm_rank(spec)
+    use_device(spec, slurm.local_rank if slurm else 0)
+    if slurm is not None and slurm.rank != 0:  # a run across nodes: rank 0 writes the run folder
+        _join_slurm_group(slurm, spec.device)
+        _follow(spec, run_dir, Group(slurm.rank, slurm.size))
+        return {"status": "completed", "rank": slurm.rank}
     summary = {
         "status": "running",
         "algo": spec.names.get("algo"),

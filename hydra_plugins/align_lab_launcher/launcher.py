@@ -103,6 +103,14 @@ class StudyLauncher(BaseSubmititLauncher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         # 1. every run's config is checked (and its resources computed) before anything is submitted
         runs = [self._plan(list(o), initial_job_idx + i) for i, o in enumerate(job_overrides)]
+        spanning = [r for r in runs if r["resources"].get("nodes", 1) > 1]
+        if spanning and self._EXECUTOR == "local":
+            from align_lab.config import ConfigError
+
+            raise ConfigError(
+                f"hardware.nodes={spanning[0]['resources']['nodes']}: a run across nodes needs Slurm "
+                "(hardware=slurm_multinode); local jobs run on this machine only (or hardware.nodes=1)"
+            )
         base = {k: v for k, v in self.params.items() if k not in INIT_KEYS}
         max_parallel = self._max_parallel(runs)
         if max_parallel is not None and self._EXECUTOR == "slurm":
