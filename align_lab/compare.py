@@ -28,14 +28,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "or several, comma-separated (default: algo)",
     )
     p.add_argument(
-        "--baseline", default=None, help="the group others are compared with (default: first by name)"
+        "--baseline",
+        default=None,
+        help="the group others are compared with, or SFT (default: SFT, the reference every run "
+        "started from, when the metric has an SFT value; else the first group by name)",
     )
     p.add_argument("--out", type=Path, default=None, help="output folder (default: <first folder>/compare)")
     p.add_argument(
         "--budget",
         default="generated_tokens",
-        choices=["generated_tokens", "reward_queries"],
-        help="compute budget of the compute-matched view (default: generated_tokens)",
+        choices=["generated_tokens", "reward_queries", "trained_tokens"],
+        help="compute budget of the compute-matched view (default: generated_tokens); trained_tokens "
+        "(response tokens in the policy's loss) also places offline pairwise runs such as DPO",
     )
     p.add_argument("--metric", default="eval/gold_reward", help="metric compared (default: eval/gold_reward)")
     p.add_argument(
@@ -84,7 +88,7 @@ def check_algorithm_names(claims, by: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from align_lab.results.aggregate import aggregate
+    from align_lab.results.aggregate import SFT, aggregate
     from align_lab.results.claims import parse_claims
     from align_lab.results.report import fmt, fmt_ci, write_report
     from align_lab.results.runs import load_runs
@@ -123,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     for _, r in c.group_table.iterrows():
         mean, lo, hi = (r[f"{c.metric}:{s}"] for s in ("mean", "lo", "hi"))
         line = f"  {r['group']:<20} n={r['n']:<3} {fmt_ci(mean, lo, hi)}"
+        if r["group"] == SFT:
+            line += "   the reference every group started from (n = seeds)"
         if r["group"] in paired:
             d = paired[r["group"]]
             line += f"   diff {fmt_ci(d.diff, d.diff_lo, d.diff_hi)}, Holm p {fmt(d.p_holm)}: {d.verdict}"

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 ALPHA = 0.05
+SFT = "SFT"  # the reference policy every run started from; its values are each run's `<metric>_sft`
 UNEQUAL_COMPUTE = 1.10  # final budgets differing by more than 10% are called unequal
 Curve = tuple[np.ndarray, np.ndarray]
 
@@ -40,11 +41,11 @@ Curve = tuple[np.ndarray, np.ndarray]
 class Comparison:
     by: list[str]
     metric: str
-    budget: str  # generated_tokens | reward_queries
+    budget: str  # generated_tokens | reward_queries | trained_tokens
     baseline: str
     groups: list[str]  # sorted; every group that has a run, completed or not
     runs: pd.DataFrame  # one row per run, every status
-    group_table: pd.DataFrame  # per group: n, excluded, mean/lo/hi of FINAL_METRICS
+    group_table: pd.DataFrame  # per group (SFT first, where logged): n, excluded, mean/lo/hi of FINAL_METRICS
     paired: pd.DataFrame  # final metric vs baseline, paired by seed
     common_budget: float
     matched: pd.DataFrame  # metric at the common budget, per group
@@ -106,21 +107,29 @@ def verdict(diff: float, lo: float, hi: float, p_adjusted: float, n: int, baseli
 def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: str) -> pd.DataFrame:
     """Each group vs the baseline on `column`, runs paired by seed (a seed's runs averaged).
 
+    Baseline SFT: each group's runs against their own `<column>_sft`, the SFT reference they started from.
     diff = group - baseline per seed; mean diff, paired bootstrap CI, exact sign-flip p
     (Monte-Carlo above 12 pairs), Holm-adjusted across the compared groups.
     """
     import pandas as pd
 
     done = runs[(runs["status"] == COMPLETED) & runs["seed"].notna() & runs[column].notna()]
-    per_seed = done.groupby(["group", "seed"])[column].mean()
-    present = set(per_seed.index.get_level_values(0))
-    by_group = {g: per_seed[g] if g in present else pd.Series(dtype=float) for g in groups}
-    base = by_group.get(baseline, pd.Series(dtype=float))
+
+    def by_seed(col: str) -> dict[str, pd.Series]:  # group -> its per-seed mean of col
+        if col not in done.columns:
+            return {}
+        per_seed = done[done[col].notna()].groupby(["group", "seed"])[col].mean()
+        return {g: per_seed[g] for g in set(per_seed.index.get_level_values(0))}
+
+    by_group, own_sft = by_seed(column), by_seed(f"{column}_sft")
+    empty = pd.Series(dtype=float)
     rows = []
     for g in groups:
         if g == baseline:
             continue
-        mine = by_group[g]
+        mine = by_group.get(g, empty)
+        # SFT: each run against its own reference (the same evaluation of the policy it started from)
+        base = own_sft.get(g, empty) if baseline == SFT else by_group.get(baseline, empty)
         seeds = sorted(set(mine.index) & set(base.index))
         diffs = np.array([mine[s] - base[s] for s in seeds], dtype=float)  # (pairs,)
         n, mean, lo, hi = mean_ci(diffs)
@@ -158,14 +167,50 @@ def natural_key(label: str) -> tuple[int, float, str]:
         return 1, 0.0, label
 
 
-def choose_baseline(groups: list[str], runs: pd.DataFrame, baseline: str | None) -> str:
-    """The named group, else the first group (alphabetically) that has a completed run."""
+def choose_baseline(groups: list[str], runs: pd.DataFrame, baseline: str | None, has_sft: bool) -> str:
+    """The named group (or SFT), else SFT when the metric has an SFT value, else the first group
+    (alphabetically) that has a completed run."""
+    allowed = [SFT, *groups] if has_sft else groups
     if baseline is not None:
-        if baseline not in groups:
-            raise ValueError(f"--baseline {baseline}: no such group; groups are {', '.join(groups)}")
+        if baseline not in allowed:
+            raise ValueError(f"--baseline {baseline}: no such group; groups are {', '.join(allowed)}")
         return baseline
+    if has_sft:
+        return SFT
     done = set(runs.loc[runs["status"] == COMPLETED, "group"])
     return next((g for g in groups if g in done), groups[0] if groups else "")
+
+
+def sft_row(runs: pd.DataFrame, columns: list[str]) -> dict:
+    """The group table's SFT row: per column with `<col>_sft` values, their mean and CI over seeds
+    (a seed's completed runs averaged: they evaluated the same SFT policy with that seed); n = seeds."""
+    done = runs[(runs["status"] == COMPLETED) & runs["seed"].notna()]
+    row: dict = {"group": SFT, "excluded": 0}
+    seeds: set = set()
+    for col in columns:
+        per_seed = done.groupby("seed")[f"{col}_sft"].mean().dropna() if f"{col}_sft" in done else None
+        seeds |= set() if per_seed is None else set(per_seed.index)
+        values = np.array([]) if per_seed is None else per_seed.to_numpy(float)  # (seeds,)
+        _, row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = mean_ci(values)
+    row["n"] = len(seeds)
+    return row
+
+
+def sft_notes(runs: pd.DataFrame, metric: str) -> list[str]:
+    """A warning when completed runs of one seed report different SFT values: they did not all start
+    from one SFT policy (another task, model or SFT setting), so the SFT row pools references."""
+    column = f"{metric}_sft"
+    done = runs[(runs["status"] == COMPLETED) & runs["seed"].notna() & runs[column].notna()]
+    spread = done.groupby("seed")[column].agg(["min", "max"])
+    differing = spread[(spread["max"] - spread["min"]) > 1e-9 * (1 + spread["max"].abs())]
+    if differing.empty:
+        return []
+    seed, (lo, hi) = differing.index[0], differing.iloc[0]
+    return [
+        f"WARNING: the runs do not share one SFT reference ({column} at seed {seed:g} ranges from "
+        f"{lo:.4g} to {hi:.4g}): the SFT row pools different references; paired against SFT, each run is "
+        "compared with its own."
+    ]
 
 
 def band(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -193,9 +238,10 @@ def _budget_notes(runs: pd.DataFrame, budget_key: str, label: str) -> list[str]:
         )
     lacking = sorted(set(done.loc[~(finals > 0), "group"]))
     if lacking:
+        hint = "" if budget_key == BUDGETS["trained_tokens"] else "; --budget trained_tokens places them"
         notes.append(
             f"Not in the compute-matched view (no {label} used or logged, e.g. offline pairwise "
-            f"training): {', '.join(lacking)}."
+            f"training): {', '.join(lacking)}{hint}."
         )
     return notes
 
@@ -214,6 +260,8 @@ def _pairing_notes(runs: pd.DataFrame, baseline: str, paired: pd.DataFrame) -> l
                 f"{stats.smallest_p_value(n_max):.3g}: no difference can reach p < {ALPHA} "
                 "(6 seeds are needed); read the CIs."
             )
+    if baseline == SFT:  # every run carries its own SFT reference: nothing is left unpaired
+        return notes
     base_seeds = set(done.loc[done["group"] == baseline, "seed"])
     for g in sorted(set(done["group"]) - {baseline}):
         unpaired = sorted(set(done.loc[done["group"] == g, "seed"]) ^ base_seeds)
@@ -300,9 +348,14 @@ def aggregate(
     if table.empty:
         raise ValueError("no run folders found (a run folder holds .hydra/config.yaml or summary.json)")
     groups = sorted(set(table["group"]), key=natural_key)
-    base = choose_baseline(groups, table, baseline)
+    metric_columns = [k for k, _ in FINAL_METRICS] + ([metric] if metric not in dict(FINAL_METRICS) else [])
+    reported = {k for r in runs for k in [*r.summary, *(k for m in r.metrics for k in m)]}
+    for key in [k for k in metric_columns if f"{k}_sft" in reported]:
+        table[f"{key}_sft"] = [final_value(r, f"{key}_sft") for r in runs]
+    sft_column = f"{metric}_sft"
+    has_sft = sft_column in table and table.loc[table["status"] == COMPLETED, sft_column].notna().any()
+    base = choose_baseline(groups, table, baseline, has_sft)
     if claims:
-        reported = {k for r in runs for k in [*r.summary, *(k for m in r.metrics for k in m)]}
         check_claims(claims, groups, reported)
         for m in {c.metric for c in claims} - set(table.columns):
             table[m] = [final_value(r, m) for r in runs]
@@ -317,14 +370,13 @@ def aggregate(
         if is_completed(run) and table.at[i, budget_key] > 0:
             table.at[i, column] = stats.value_at(*eval_curve(run, budget_key, metric), common)
 
-    metric_columns = [k for k, _ in FINAL_METRICS] + ([metric] if metric not in dict(FINAL_METRICS) else [])
     paired = paired_table(table, metric, groups, base)
     matched = group_table(table, groups, [column])
     in_view = [g for g in groups if table.loc[table["group"] == g, column].notna().any()]
     matched_base = base if base in in_view or not in_view else in_view[0]
     matched_paired = paired_table(table, column, in_view, matched_base)
 
-    axes = ["step", "counters/generated_tokens"]
+    axes = ["step", "counters/generated_tokens", "counters/trained_tokens"]
     axes += [budget_key] if budget_key not in axes else []
     curves = {
         axis: {g: [eval_curve(r, axis, metric) for r, label in done_runs if label == g] for g in groups}
@@ -341,14 +393,29 @@ def aggregate(
         listed = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         notes.insert(0, f"{sum(counts.values())} runs are not in the statistics ({listed}); see Runs.")
     notes += _budget_notes(table, budget_key, budget.replace("_", " "))
-    if matched_base != base:
+    if matched_base != base and base == SFT:
+        notes.append(
+            f"The compute-matched view compares groups at equal compute, where SFT (no compute) has no "
+            f"value; there groups are paired with {matched_base}."
+        )
+    elif matched_base != base:
         notes.append(
             f"The baseline {base} is not in the compute-matched view; there groups are paired "
             f"with {matched_base}."
         )
     notes += _pairing_notes(table, base, paired)
-    if baseline is None and len(groups) > 1:
-        notes.append(f"Baseline: {base}, the first group by name; choose one with --baseline.")
+    if baseline is None and base == SFT:
+        notes.append(
+            f"Baseline: SFT, the reference policy every group started from: each run is paired with its "
+            f"own {sft_column} (the same evaluation of the SFT policy); choose a group with --baseline."
+        )
+    elif baseline is None and len(groups) > 1:
+        notes.append(
+            f"Baseline: {base}, the first group by name ({metric} has no SFT value); choose one with "
+            "--baseline."
+        )
+    if has_sft:
+        notes += sft_notes(table, metric)
     for g, keys in config_differences(runs, lambda r: group_label(r, by)).items():
         shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
         notes.append(
@@ -371,7 +438,10 @@ def aggregate(
         baseline=base,
         groups=groups,
         runs=table,
-        group_table=group_table(table, groups, metric_columns),
+        group_table=pd.DataFrame(
+            ([sft_row(table, metric_columns)] if has_sft else [])
+            + group_table(table, groups, metric_columns).to_dict("records")
+        ),
         paired=paired,
         common_budget=common,
         matched=matched,

@@ -22,10 +22,18 @@ FINAL_METRICS = (
     ("eval/response_length", "response length"),
     ("time/total_s", "wall time (s)"),
     ("counters/generated_tokens", "generated tokens"),
+    ("counters/trained_tokens", "trained tokens"),
     ("memory/peak_mb", "peak memory (MB)"),
 )
+# Cumulative compute. trained_tokens: response tokens in the policy's loss, summed over its updates
+# (online: each minibatch of each epoch; pairwise: chosen + rejected of each step's pairs), so an
+# offline DPO run, which generates nothing, has a place on a compute axis too.
 COUNTERS = ("counters/generated_tokens", "counters/reward_queries", "counters/trained_tokens")
-BUDGETS = {"generated_tokens": "counters/generated_tokens", "reward_queries": "counters/reward_queries"}
+BUDGETS = {
+    "generated_tokens": "counters/generated_tokens",
+    "reward_queries": "counters/reward_queries",
+    "trained_tokens": "counters/trained_tokens",
+}
 WALL_TIME = "wall time"  # x axis: cumulative time/step_s
 
 

@@ -22,6 +22,7 @@ AXIS_LABELS = {
     "step": "training step",
     "counters/generated_tokens": "generated tokens",
     "counters/reward_queries": "reward queries",
+    "counters/trained_tokens": "trained tokens (response tokens in the policy's loss)",
     WALL_TIME: "wall time (s, sum of step times)",
 }
 DPI = 110

@@ -198,12 +198,15 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         Paragraph(
             "n counts completed runs (one per seed); excluded counts runs of the group that are not "
             "completed (listed under Runs). Mean over seeds with a 95% percentile-bootstrap CI "
-            f"({N_RESAMPLES:,} resamples, fixed seed)."
+            f"({N_RESAMPLES:,} resamples, fixed seed). SFT, where the runs log it, is the reference "
+            "policy every group started from: each completed run's evaluation of it (the `_sft` metrics), "
+            "a seed's runs averaged; its n counts seeds; n/a where a metric has no SFT value."
         ),
         group_table_block(c.group_table, columns),
         Heading(f"Paired comparison vs {c.baseline}: final {metric_name}"),
         Paragraph(
-            "Runs paired by seed; diff = group - baseline. p: two-sided sign-flip permutation test "
+            "Runs paired by seed; diff = group - baseline (against SFT: each run minus its own SFT "
+            "evaluation, same seed). p: two-sided sign-flip permutation test "
             "(exact up to 12 pairs); Holm p: Holm-Bonferroni across the compared groups. "
             "The verdict says what the CI and the test can say: 'beyond seed noise' needs the CI to "
             "exclude 0 and Holm p < 0.05, which needs at least 6 paired seeds."

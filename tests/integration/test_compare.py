@@ -190,7 +190,7 @@ def report(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("compare")
     make_sweep(tmp)
     out = tmp / "out"
-    result = compare(str(tmp / "multirun"), "--out", str(out))
+    result = compare(str(tmp / "multirun"), "--out", str(out), "--baseline", "ppo")
     assert result.returncode == 0, result.stdout + result.stderr
     return out
 
@@ -203,6 +203,7 @@ def test_compare_writes_every_output_file(report: Path) -> None:
         "runs.parquet",
         "gold_reward_vs_step.png",
         "gold_reward_vs_generated_tokens.png",
+        "gold_reward_vs_trained_tokens.png",
         "gold_reward_vs_wall_time.png",
         "reward_kl_frontier.png",
         "proxy_vs_gold.png",
@@ -266,7 +267,7 @@ def test_group_table_means_and_n_match_hand_computation(report: Path) -> None:
 
 def test_paired_difference_vs_baseline_matches_hand_computation(report: Path) -> None:
     rows = {r["group"]: r for r in md_table((report / "report.md").read_text(), "Paired comparison vs ppo")}
-    assert set(rows) == {"reinforce_pp", "rloo"}  # baseline: ppo, first by name
+    assert set(rows) == {"reinforce_pp", "rloo"}  # baseline: ppo, as stated
     # reinforce_pp - ppo per seed: 0.65-0.50, 0.70-0.60, 0.90-0.70 = 0.15, 0.10, 0.20 -> mean 0.15;
     # exact sign flip: only all-plus / all-minus reach |mean| 0.15 -> p = 2/8 = 0.25
     # rloo - ppo: -0.10, 0.05, -0.04 -> mean -0.03; |sums| of +-0.10 +-0.05 +-0.04:
@@ -375,13 +376,16 @@ def test_wandb_offline_compare_run_holds_the_tables(tmp_path: Path) -> None:
     info = wandb_run_info(path)
     assert info["job_type"] == "compare" and info["group"] == STUDY
     summary = wandb_summary(path)
-    # hand values as in the tests above: ppo gold mean 0.60, reinforce_pp diff 0.15 with Holm p 0.5
-    assert summary["compare/baseline"] == "ppo"
+    # default baseline: SFT (gold 0.2 at every seed); ppo gold mean 0.60 as in the tests above;
+    # reinforce_pp - SFT: 0.45, 0.50, 0.70 -> 0.55; each group's three diffs > 0: p = 2/8 = 0.25, Holm
+    # over 3 groups: 0.75, max(0.5, 0.75), max(0.25, 0.75) = 0.75
+    assert summary["compare/baseline"] == "SFT"
+    assert summary["compare/SFT/gold_reward_mean"] == pytest.approx(0.2)
     assert summary["compare/ppo/gold_reward_mean"] == pytest.approx(0.60)
-    assert summary["compare/reinforce_pp/gold_reward_diff"] == pytest.approx(0.15)
-    assert summary["compare/reinforce_pp/p_holm"] == pytest.approx(0.5)
+    assert summary["compare/reinforce_pp/gold_reward_diff"] == pytest.approx(0.55)
+    assert summary["compare/reinforce_pp/p_holm"] == pytest.approx(0.75)
     assert summary["compare/common_budget"] == 400
-    assert summary["compare/groups"]["_type"] == "table-file" and summary["compare/groups"]["nrows"] == 3
+    assert summary["compare/groups"]["_type"] == "table-file" and summary["compare/groups"]["nrows"] == 4
     assert summary["compare/runs"]["nrows"] == 13
     table = json.loads(next(path.parent.glob("files/media/table/compare/groups_*.table.json")).read_text())
     rows = {r[table["columns"].index("group")]: r for r in table["data"]}
@@ -429,6 +433,32 @@ def test_baseline_and_by_options(tmp_path: Path) -> None:
     assert not math.isnan(float(table["3"]["excluded"]))
 
 
+def test_the_default_baseline_is_sft_and_sft_is_a_row_of_the_group_table(tmp_path: Path) -> None:
+    make_sweep(tmp_path)
+    result = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "in 3 groups by algo; baseline SFT; eval/gold_reward:" in result.stdout
+    sft_line = next(line for line in result.stdout.splitlines() if line.strip().startswith("SFT"))
+    assert "n=3" in sft_line and "the reference every group started from" in sft_line
+    assert "note: Baseline: SFT, the reference policy every group started from" in result.stdout
+    md = (tmp_path / "out" / "report.md").read_text()
+    table = md_table(md, "Final metrics per group")
+    assert table[0]["group"] == "SFT" and table[0]["n"] == "3"  # first; seeds 0, 1, 2 completed
+    # every run logs eval/gold_reward_sft 0.2 and eval/proxy_reward_sft 0.4; no SFT value for KL
+    assert ci(table[0]["gold reward mean [95% CI]"])[0] == pytest.approx(0.2)
+    assert ci(table[0]["proxy reward mean [95% CI]"])[0] == pytest.approx(0.4)
+    assert table[0]["KL mean [95% CI]"] == "n/a"
+    rows = {r["group"]: r for r in md_table(md, "Paired comparison vs SFT")}
+    # each run minus its own SFT gold: ppo 0.30, 0.40, 0.50 -> 0.40; rloo 0.20, 0.45, 0.46 -> 0.37
+    assert set(rows) == {"ppo", "reinforce_pp", "rloo"}
+    assert ci(rows["ppo"]["mean diff [95% CI]"])[0] == pytest.approx(0.40, abs=1e-4)
+    assert ci(rows["rloo"]["mean diff [95% CI]"])[0] == pytest.approx(0.37, abs=1e-4)
+    assert rows["ppo"]["baseline mean"] == "0.2"
+    # SFT has no compute: the compute-matched view pairs with the first group, ppo
+    assert "## Compute-matched: gold reward at 400 generated tokens" in md
+    assert "Paired by seed vs ppo at the same budget:" in md
+
+
 def test_compare_on_a_real_tiny_sweep(tmp_path: Path, cache_dir: Path) -> None:
     """3 algorithms x 2 seeds run in-process into sweep-like folders, then compared end to end."""
     from omegaconf import OmegaConf
@@ -469,9 +499,17 @@ def test_compare_on_a_real_tiny_sweep(tmp_path: Path, cache_dir: Path) -> None:
     # final count among the runs that have one
     queries = runs.loc[runs["counters/reward_queries"] > 0, "counters/reward_queries"]
     assert f"at {queries.min():,.0f} reward queries" in (out / "report.md").read_text()
-    assert (
-        len(list(out.glob("*.png"))) == 7
-    )  # step, tokens, queries, wall time, frontier, proxy/gold, by group
+    # step, generated tokens, trained tokens, queries, wall time, frontier, proxy/gold, by group
+    assert len(list(out.glob("*.png"))) == 8
+    # offline DPO generates nothing but trains on its pairs' tokens: it has a place on that axis
+    dpo = runs[runs["group"] == "dpo"]
+    assert (dpo["counters/generated_tokens"] == 0).all() and (dpo["counters/trained_tokens"] > 0).all()
+    by_trained = compare(
+        str(tmp_path / "multirun"), "--out", str(tmp_path / "t"), "--budget", "trained_tokens"
+    )
+    assert by_trained.returncode == 0, by_trained.stderr
+    matched = {r["group"]: r for r in md_table((tmp_path / "t" / "report.md").read_text(), "Compute-matched")}
+    assert matched["dpo"]["gold reward at budget mean [95% CI]"] != "n/a"  # in the compute-matched view
 
 
 def test_the_studys_saved_claims_are_tested_with_holm_over_the_claims(report: Path) -> None:

@@ -102,8 +102,8 @@ def test_aggregate_leaves_groups_without_the_budget_counter_out_of_the_matched_v
     paired = c.paired.set_index("group")
     assert paired.loc["dpo", "diff"] == pytest.approx(-0.1)
     assert c.matched_paired["group"].tolist() == ["rloo"]  # dpo has no value at the budget
-    # with dpo as baseline (first by name), the compute-matched view pairs with ppo instead, and says so
-    c = aggregate(runs, ["algo"])
+    # with dpo as baseline, the compute-matched view pairs with ppo instead, and says so
+    c = aggregate(runs, ["algo"], baseline="dpo")
     assert c.baseline == "dpo" and c.matched_baseline == "ppo"
     assert any("baseline dpo is not in the compute-matched view" in n for n in c.notes)
 
@@ -206,3 +206,76 @@ def test_pending_runs_match_manifest_entries_relative_to_the_sweep_dir(tmp_path:
     assert problems == [] and len(pending) == 1
     assert pending[0].status == "pending" and lookup(pending[0], "seed") == "1"
     assert group_label(pending[0], ["algo"]) == "ppo"
+
+
+def test_sft_is_the_default_baseline_each_run_paired_with_its_own_sft_and_a_row_of_the_table() -> None:
+    runs = [online_run("ppo", s, f) for s, f in ((0, 0.4), (1, 0.6), (2, 0.5))]  # SFT gold 0.2 each
+    runs += [online_run("rloo", s, f) for s, f in ((0, 0.3), (1, 0.1), (2, 0.2))]
+    c = aggregate(runs, ["algo"])
+    assert c.baseline == "SFT" and any(n.startswith("Baseline: SFT, the reference policy") for n in c.notes)
+    table = c.group_table.set_index("group")
+    assert table.index.tolist() == ["SFT", "ppo", "rloo"]  # SFT first
+    # SFT: seeds 0, 1, 2 each 0.2 -> n 3 (seeds), mean 0.2; proxy and KL have no SFT value -> NaN
+    assert table.loc["SFT", "n"] == 3 and table.loc["SFT", "eval/gold_reward:mean"] == pytest.approx(0.2)
+    assert math.isnan(table.loc["SFT", "eval/kl:mean"])
+    paired = c.paired.set_index("group")
+    assert paired.index.tolist() == ["ppo", "rloo"]
+    # ppo - SFT per seed: 0.2, 0.4, 0.3 -> mean 0.3; rloo - SFT: 0.1, -0.1, 0.0 -> mean 0.0
+    assert paired.loc["ppo", "diff"] == pytest.approx(0.3)
+    assert paired.loc["ppo", "baseline_mean"] == pytest.approx(0.2)
+    assert paired.loc["rloo", "diff"] == pytest.approx(0.0, abs=1e-12)
+    assert c.headline.startswith("No group differs from SFT")  # 3 seeds cannot reach p < 0.05
+    # SFT has no compute: the compute-matched view pairs with the first group, and says why
+    assert c.matched_baseline == "ppo" and any("SFT (no compute)" in n for n in c.notes)
+    assert not any("WARNING" in n for n in c.notes)  # one shared SFT reference
+    # a stated group still works, and SFT may be named
+    assert aggregate(runs, ["algo"], baseline="ppo").paired["group"].tolist() == ["rloo"]
+    assert aggregate(runs, ["algo"], baseline="SFT").baseline == "SFT"
+
+
+def test_runs_from_different_sft_references_are_paired_with_their_own_and_flagged() -> None:
+    ppo = [online_run("ppo", s, 0.5) for s in (0, 1)]  # SFT gold 0.2
+    other = [online_run("rloo", s, 0.5) for s in (0, 1)]
+    for run in other:  # another task or model: another SFT policy, gold 0.3
+        for record in run.metrics:
+            record["eval/gold_reward_sft"] = 0.3
+    c = aggregate(ppo + other, ["algo"])
+    # each run against its own SFT: ppo 0.5 - 0.2 = 0.3, rloo 0.5 - 0.3 = 0.2
+    assert c.paired.set_index("group")["diff"].to_dict() == pytest.approx({"ppo": 0.3, "rloo": 0.2})
+    # the SFT row pools the two references: per seed (0.2 + 0.3) / 2 = 0.25
+    assert c.group_table.set_index("group").loc["SFT", "eval/gold_reward:mean"] == pytest.approx(0.25)
+    assert any(n.startswith("WARNING: the runs do not share one SFT reference") for n in c.notes)
+
+
+def test_a_metric_without_sft_value_keeps_the_first_group_as_stated_baseline() -> None:
+    runs = [online_run(a, s, 0.5) for a in ("rloo", "ppo") for s in (0, 1)]
+    c = aggregate(runs, ["algo"], metric="eval/kl")
+    assert c.baseline == "ppo" and c.group_table["group"].tolist() == ["ppo", "rloo"]  # no SFT row
+    stated = "Baseline: ppo, the first group by name (eval/kl has no SFT value)"
+    assert any(n.startswith(stated) for n in c.notes)
+    with pytest.raises(ValueError, match="--baseline SFT: no such group; groups are ppo, rloo"):
+        aggregate(runs, ["algo"], metric="eval/kl", baseline="SFT")
+
+
+def test_trained_tokens_place_offline_dpo_on_a_compute_axis() -> None:
+    runs = [online_run("ppo", s, f) for s, f in ((0, 0.4), (1, 0.6))]  # generated 100 per step
+    for run in runs:  # 2 epochs over each rollout: 200 trained tokens per step
+        for record in run.metrics:
+            record["counters/trained_tokens"] = 2 * record["counters/generated_tokens"]
+    dpo = [pairwise_run(s, f) for s, f in ((0, 0.3), (1, 0.5))]
+    for run in dpo:  # 8 pairs of 10 + 15 response tokens per step: 200 trained tokens per step
+        for record in run.metrics:
+            record["counters/trained_tokens"] = 200 * record["step"]
+            record["eval/gold_reward_sft"] = 0.2
+        run.metrics[0]["eval/gold_reward"] = 0.2 + (run.summary["eval/gold_reward"] - 0.2) / 2
+    c = aggregate(runs + dpo, ["algo"], budget="trained_tokens")
+    # every run ends at 400 trained tokens; dpo is in the view (it generated nothing)
+    assert c.common_budget == 400
+    at = c.matched.set_index("group")[f"{c.matched_column}:mean"]
+    assert at["dpo"] == pytest.approx(0.4) and at["ppo"] == pytest.approx(0.5)
+    x, y = c.curves["counters/trained_tokens"]["dpo"][0]
+    # (0, SFT 0.2), (200, 0.2 + 0.1 / 2 = 0.25), (400, 0.3)
+    assert x.tolist() == [0.0, 200.0, 400.0] and y.tolist() == pytest.approx([0.2, 0.25, 0.3])
+    # the default budget (generated tokens) leaves dpo out, and names the budget that places it
+    notes = aggregate(runs + dpo, ["algo"]).notes
+    assert any("dpo; --budget trained_tokens places them" in n for n in notes)

@@ -124,9 +124,10 @@ def test_a_group_pooling_different_configs_is_flagged_with_the_keys_that_differ(
 
 
 def test_the_headline_names_what_differs_beyond_seed_noise_and_few_seeds_are_flagged():
-    six = aggregate(_runs([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), ["algo"])  # rloo - ppo > 0 on 6 seeds
+    six = aggregate(_runs([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), ["algo"], baseline="ppo")  # rloo - ppo > 0
     assert six.headline.startswith("Beyond seed noise on eval/gold_reward, against ppo: rloo +0.35 [")
-    two = aggregate(_runs([0.1, 0.2]), ["algo"])
+    two = aggregate(_runs([0.1, 0.2]), ["algo"], baseline="ppo")
     assert two.headline == "No group differs from ppo on eval/gold_reward beyond seed noise."
     assert any("Fewer than 3 seeds in ppo, rloo: their CIs are unreliable" in n for n in two.notes)
-    assert any("Baseline: ppo, the first group by name; choose one with --baseline." in n for n in two.notes)
+    default = aggregate(_runs([0.1, 0.2]), ["algo"]).notes  # the runs log SFT's gold reward
+    assert any(n.startswith("Baseline: SFT, the reference policy every group started from") for n in default)
