@@ -19,11 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
+
+from hydra_plugins.align_lab_launcher.plan import plan_all
 
 log = logging.getLogger(__name__)
 MANIFEST = "study.json"
@@ -56,37 +57,6 @@ class StudyLauncher(BaseSubmititLauncher):
         with hold_slot(Path(folder), slots):
             return super().__call__(*args, **kwargs)
 
-    def _plan(self, overrides: list[str], num: int) -> dict:
-        """Composes one run's config, validates it, and returns its manifest entry."""
-        from align_lab.app import spec_from_config
-        from align_lab.config import build
-        from align_lab.study.resources import request
-        from align_lab.study.run import check_combination
-
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(cfg.hydra.job):
-            cfg.hydra.job.num = num
-        previous = HydraConfig.instance().cfg
-        HydraConfig.instance().set_config(cfg)
-        try:
-            run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
-            names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
-            job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-            spec = spec_from_config(job_cfg, names)
-            check_combination(spec, here=False)  # the device is checked where the run runs
-            resources = request(build(cfg.hardware.resources, "hardware.resources"), spec)
-            max_parallel = cfg.hardware.get("max_parallel")
-        finally:
-            HydraConfig.instance().cfg = previous
-        return {
-            "num": num,
-            "overrides": filter_overrides(overrides),
-            "run_dir": str(run_dir),
-            "names": names,
-            "resources": resources,
-            "max_parallel": max_parallel,
-        }
-
     def launch(self, job_overrides, initial_job_idx: int):
         import shutil
 
@@ -102,7 +72,8 @@ class StudyLauncher(BaseSubmititLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         # 1. every run's config is checked (and its resources computed) before anything is submitted
-        runs = [self._plan(list(o), initial_job_idx + i) for i, o in enumerate(job_overrides)]
+        # (the device is checked where the run runs)
+        runs = plan_all(self.hydra_context, self.config, job_overrides, initial_job_idx, here=False)
         spanning = [r for r in runs if r["resources"].get("nodes", 1) > 1]
         if spanning and self._EXECUTOR == "local":
             from align_lab.config import ConfigError

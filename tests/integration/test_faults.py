@@ -123,6 +123,29 @@ def test_a_slurm_sweep_without_slurm_is_one_line_and_submits_nothing(tmp_path):
     assert not (tmp_path / "sweep" / "study.json").exists()
 
 
+@pytest.mark.parametrize("hardware", ["cpu", "cpu_ddp"])
+def test_a_bad_run_after_a_good_one_in_a_default_sweep_is_one_line_before_any_compute(hardware, tmp_path):
+    # the basic sweeper's order: (ppo, lr 1e-3), (ppo, lr -1), (rloo, 1e-3), (rloo, -1); the good run
+    # comes first. Every run is checked before the first trains: no run folder, no stage built.
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    args = ["-m", "algo=ppo,rloo", "algo.lr=1e-3,-1", f"hardware={hardware}", "hardware.num_threads=1"]
+    result = run_cli([*args, f"cache_dir={cache}", f"hydra.sweep.dir={sweep}"], cwd=ROOT)
+    one_line_error(result, "align_lab: error: algo.lr=-1.0: must be > 0")
+    assert not sweep.exists(), "a refused sweep leaves no folder (not even multirun.yaml)"
+    assert not cache.exists(), "nothing was computed"
+
+
+def test_a_good_default_sweep_runs_every_run_in_this_process(tmp_path, cache_dir):
+    sweep = tmp_path / "sweep"
+    args = ["-m", *SMALL, "train.steps=1", "seed=0,1", "hardware.num_threads=1"]
+    result = run_cli([*args, f"cache_dir={cache_dir}", f"hydra.sweep.dir={sweep}"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    statuses = [
+        json.loads((sweep / f"{i}_reinforce_pp_seed{i}" / "summary.json").read_text()) for i in (0, 1)
+    ]
+    assert [s["status"] for s in statuses] == ["completed", "completed"]
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

@@ -1,0 +1,70 @@
+"""The check both align_lab launchers run on every job of a sweep before the first starts: compose the
+job's config as the launcher will, build and validate its run (one-line ConfigError), and return the
+job's manifest entry. Kept free of submitit, so the in-process launcher does not need it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import filter_overrides
+from hydra.types import HydraContext
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+
+def plan_run(
+    hydra_context: HydraContext, config: DictConfig, overrides: list[str], num: int, here: bool
+) -> dict:
+    """Composes job `num`'s config, validates it, and returns its manifest entry. `here`: the job runs
+    on this machine (its device is checked too)."""
+    from align_lab.app import spec_from_config
+    from align_lab.config import build
+    from align_lab.study.resources import request
+    from align_lab.study.run import check_combination
+
+    cfg = hydra_context.config_loader.load_sweep_config(config, overrides)
+    with open_dict(cfg.hydra.job):
+        cfg.hydra.job.num = num
+    previous = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(cfg)
+    try:
+        run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+        names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+        job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        spec = spec_from_config(job_cfg, names)
+        check_combination(spec, here=here)
+        resources = request(build(cfg.hardware.resources, "hardware.resources"), spec)
+        max_parallel = cfg.hardware.get("max_parallel")
+    finally:
+        HydraConfig.instance().cfg = previous
+    return {
+        "num": num,
+        "overrides": filter_overrides(overrides),
+        "run_dir": str(run_dir),
+        "names": names,
+        "resources": resources,
+        "max_parallel": max_parallel,
+    }
+
+
+def plan_all(
+    hydra_context: HydraContext,
+    config: DictConfig,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+    here: bool,
+) -> list[dict]:
+    """plan_run for every job, before any runs. On the first bad job its error propagates (one line at the
+    entry point) and a sweep folder that holds nothing but Hydra's multirun.yaml is removed."""
+    try:
+        return [
+            plan_run(hydra_context, config, list(o), initial_job_idx + i, here)
+            for i, o in enumerate(job_overrides)
+        ]
+    except Exception:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        if sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
+            shutil.rmtree(sweep_dir, ignore_errors=True)
+        raise
