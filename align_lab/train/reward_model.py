@@ -17,7 +17,7 @@ from align_lab.train.sft import batches
 @dataclass
 class RMConfig:
     epochs: int = 4
-    lr: float = 2e-3
+    lr: float = 5e-4
     batch_size: int = 64
     heldout_fraction: float = 0.1
     seed: int = 0
