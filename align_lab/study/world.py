@@ -239,6 +239,7 @@ class World:
         }
 
         def build(out: Path) -> None:
+            torch.manual_seed(config.seed)  # the new head's draw must not depend on what ran before
             rm = self.model.init_reward_model(self.tokenizer, init_from=self.sft_path)
             n = len(pairs) - max(1, int(len(pairs) * config.heldout_fraction))
             steps = config.epochs * -(-n // config.batch_size)

@@ -51,3 +51,19 @@ def test_fresh_caches_in_separate_processes_give_identical_stages_and_metrics(tm
     assert metrics(tmp_path / "a" / "run") == metrics(tmp_path / "b" / "run")
     summaries = [json.loads((tmp_path / n / "run" / "summary.json").read_text()) for n in "ab"]
     assert summaries[0]["eval/gold_reward"] == summaries[1]["eval/gold_reward"]
+
+
+def test_a_stage_rebuilt_from_cached_upstream_stages_is_byte_identical(tmp_path):
+    # the reward model built in a process that built SFT and the pairs first, and again in a process
+    # that found them in the cache: its new head must not depend on what the process drew before
+    import shutil
+
+    cache = tmp_path / "cache"
+    for name in ("a", "b"):
+        result = run_cli([*COMMAND, f"cache_dir={cache}", f"hydra.run.dir={tmp_path / name}"], cwd=ROOT)
+        assert result.returncode == 0, result.stderr[-2000:]
+        if name == "a":
+            first = stage_files(cache)
+            shutil.rmtree(cache / "reward_model")
+    assert stage_files(cache) == first
+    assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
