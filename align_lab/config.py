@@ -14,6 +14,10 @@ class ConfigError(ValueError):
     """A bad configuration, reported as one line before any compute starts."""
 
 
+# OmegaConf's "Value 'abc' of type 'str' could not be converted to Integer", said as what is allowed
+WANTED = {"Integer": "must be an integer", "Float": "must be a number", "Boolean": "must be true or false"}
+
+
 def _strip_targets(node: Any) -> Any:
     if isinstance(node, dict):
         return {k: _strip_targets(v) for k, v in node.items() if k != "_target_"}
@@ -31,6 +35,8 @@ def _typed(cls: type, node: DictConfig, key: str):
         raise ConfigError(f"{key}.{e.key}: unknown key; allowed: {allowed}") from None
     except ValidationError as e:
         want = getattr(e, "msg", str(e)).split("\n")[0]
+        kind = want.rsplit(" ", 1)[-1] if "could not be converted to" in want else None
+        want = WANTED.get(kind, want)
         raise ConfigError(f"{key}.{e.full_key}={e.value}: {want}") from None
 
 
@@ -52,3 +58,16 @@ def build(node: DictConfig, key: str) -> Any:
         raise
     except ValueError as e:  # __post_init__ checks: "clip=1.5: must be in (0, 1)"
         raise ConfigError(f"{key}.{e}") from None
+
+
+def integer(value, key: str, allowed: str = "an integer") -> int:
+    """An int from a config value that must be one (not 1.5, not "abc", not true): else a ConfigError."""
+    if isinstance(value, bool) or not isinstance(value, int | str | float):
+        raise ConfigError(f"{key}={value}: must be {allowed}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{key}={value}: must be {allowed}") from None
+    if not number.is_integer():
+        raise ConfigError(f"{key}={value}: must be {allowed}")
+    return int(number)

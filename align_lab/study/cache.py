@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from align_lab.config import ConfigError
+
 DONE = ".done"  # written last; holds each file's size and sha256, checked before the entry is served
 
 
@@ -118,3 +120,24 @@ class StageCache:
 
             print(f"align_lab: stage cache: {path} is damaged ({problem}); rebuilding it", file=sys.stderr)
         return problem is None
+
+
+def usable_cache_dir(value) -> Path:
+    """The stage cache folder, checked writable (it is made when a stage is built); one line if it cannot
+    be (a file, /proc, no rights)."""
+    path = Path(value).expanduser() if value else default_cache_dir()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"cache_dir={path}: is a file; must be a folder (or null: the user cache dir)")
+    created = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
+    try:  # tried by making it, then undone: a refused run leaves nothing behind
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+    except OSError as e:
+        raise ConfigError(
+            f"cache_dir={path}: cannot write there ({e.strerror}); choose a writable folder"
+        ) from None
+    return path

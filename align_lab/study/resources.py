@@ -40,11 +40,11 @@ def request(policy: ResourcePolicy, spec) -> dict:
     data-parallel run (hardware.processes > 1) holds its models once per process; a run across nodes
     (hardware.nodes > 1) also asks for nodes, tasks_per_node (one task per process) and srun_args."""
     n = models_held(spec)
-    processes = getattr(spec, "processes", 1)
+    processes = spec.hardware.processes
     gpus = min(policy.max_gpus, math.ceil(policy.gpus_per_model * n)) if policy.gpus_per_model else 0
     if gpus:
         gpus = max(gpus, processes)  # one GPU per data-parallel process
-    nodes = getattr(spec, "nodes", 1)
+    nodes = spec.hardware.nodes
     if nodes > 1:  # across nodes: every process a Slurm task, `processes` of them on each node
         return {
             "nodes": nodes,

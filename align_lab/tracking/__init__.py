@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from align_lab.tracking.jsonl import JsonlTracker, read_metrics
@@ -14,6 +15,7 @@ __all__ = [
     "JsonlTracker",
     "MultiTracker",
     "Tracker",
+    "TrackerConfig",
     "WandbTracker",
     "make_tracker",
     "read_metrics",
@@ -81,3 +83,33 @@ def make_tracker(
         jsonl.close()
         raise
     return MultiTracker([jsonl, wandb])
+
+
+@dataclass
+class TrackerConfig:
+    """`tracker` (conf/tracker/*.yaml): where a run's metrics go, and under which W&B project and group."""
+
+    kind: str = "none"  # wandb | none
+    project: str = "align_lab"  # W&B project
+    mode: str = "auto"  # auto | offline | online | disabled (WANDB_MODE wins over auto)
+    group: str | None = None  # W&B group: the study's name
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind={self.kind}: must be one of {', '.join(KINDS)}")
+
+    def make(self, run_dir, names: Mapping[str, str], config: Mapping[str, Any], start_step: int) -> Tracker:
+        """The run's tracker; `names` are its config choices (W&B job type and tags)."""
+        tags = [names.get(k, "") for k in ("task", "model", "reward")]
+        job_type = names.get("algo", "run")
+        return make_tracker(
+            self.kind,
+            run_dir,
+            project=self.project,
+            group=self.group,
+            job_type=job_type,
+            tags=tags,
+            config=config,
+            start_step=start_step,
+            mode=self.mode,
+        )

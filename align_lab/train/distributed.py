@@ -16,12 +16,20 @@ own environment.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 
 import torch
 from torch import Tensor
+
+log = logging.getLogger("align_lab")
 
 
 @dataclass(frozen=True)
@@ -147,3 +155,118 @@ def first_host(nodelist: str) -> str:
             nodelist = nodelist[:i]
             break
     return re.sub(r"\[([^\]]*)\]", lambda m: re.split(r"[-,]", m.group(1))[0], nodelist)
+
+
+# ---- starting and stopping the ranks of a run -------------------------------------------------------
+# a run across nodes: the other ranks wait this long for rank 0 to build the shared stages
+STAGES_WAIT = timedelta(days=7)
+COLLECTIVE_TIMEOUT = timedelta(minutes=15)
+
+
+def join(rank: int, size: int, port: int, device: str = "cpu") -> None:
+    """Joins the process group of `size` ranks on this node (loopback, `port`): gloo on CPU, nccl on GPUs."""
+    import torch.distributed as dist
+
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one node: talk over loopback
+    if device == "cpu":  # DeepSpeed, if something imports it, then says nothing about GPUs
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    backend = "nccl" if device == "cuda" else "gloo"
+    init = f"tcp://127.0.0.1:{port}"
+    dist.init_process_group(backend, init_method=init, rank=rank, world_size=size, timeout=COLLECTIVE_TIMEOUT)
+
+
+def join_slurm(world: SlurmWorld, device: str = "cpu") -> None:
+    """Joins the process group of a run across nodes at rank 0's host: rank 0 opens it once it has built
+    the shared stages (a first run builds them, the others then find them in the shared cache_dir); the
+    other ranks wait for it up to STAGES_WAIT. Collectives then time out as on one node."""
+    import torch.distributed as dist
+
+    if device == "cpu":
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    wait = COLLECTIVE_TIMEOUT if world.rank == 0 else STAGES_WAIT
+    node = os.environ.get("SLURMD_NODENAME", "?")
+    log.info(f"rank {world.rank} of {world.size} on node {node}: meeting at {world.master_addr}:{world.port}")
+    store = dist.TCPStore(world.master_addr, world.port, world.size, world.rank == 0, timeout=wait)
+    backend = "nccl" if device == "cuda" else "gloo"
+    dist.init_process_group(
+        backend, store=store, rank=world.rank, world_size=world.size, timeout=COLLECTIVE_TIMEOUT
+    )
+
+
+def leave() -> None:
+    """Every rank has finished its loop (no collective is in flight); then the group is closed."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawned(index: int, size: int, port: int, device: str, follow: Callable, args: tuple) -> None:
+    """Rank index + 1 of a run on this node, spawned by rank 0: `follow(group, connect, *args)` sets the
+    process up, calls connect() to join the process group, and runs its share of the run."""
+    follow(Group(index + 1, size), partial(join, index + 1, size, port, device), *args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter teardown: a late gloo thread must not abort a finished worker
+
+
+@contextmanager
+def launch(
+    size: int,
+    device: str,
+    follow: Callable,
+    args: tuple,
+    slurm: SlurmWorld | None = None,
+    group_needed: bool = False,
+    release: Callable[[], None] = lambda: None,
+):
+    """Rank 0's side of a run of `size` ranks on this node: starts ranks 1..size-1 running
+    `follow(group, connect, *args)` (a picklable function), joins them, and yields rank 0's Group; at the
+    end waits for every rank, and stops them if rank 0 fails. Across nodes (`slurm`), the other ranks
+    are Slurm tasks of their own: rank 0 only meets them. One rank yields Group() with no process group,
+    unless `group_needed` (DeepSpeed wants one). `release` runs before the group is destroyed."""
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    if slurm is None and size == 1 and not group_needed:
+        yield Group()
+        return
+    workers = None
+    try:
+        if slurm is not None:
+            join_slurm(slurm, device)
+            size = slurm.size
+        else:
+            port = free_port()
+            if size > 1:
+                spawn_args = (size, port, device, follow, args)
+                workers = mp.start_processes(_spawned, spawn_args, size - 1, join=False, start_method="spawn")
+            join(0, size, port, device)
+        yield Group(0, size)
+        if size > 1:
+            dist.barrier()  # every rank has finished its loop
+        while workers is not None and not workers.join():
+            pass
+    except RuntimeError as e:  # a collective failed: a worker's own error says why
+        if workers is not None:
+            try:
+                workers.join(timeout=10)
+            except mp.ProcessRaisedException as worker:
+                raise worker from e
+        raise
+    finally:
+        for process in workers.processes if workers is not None else []:
+            if process.is_alive():
+                process.terminate()
+        release()
+        if dist.is_initialized():
+            dist.destroy_process_group()

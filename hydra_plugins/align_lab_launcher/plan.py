@@ -20,9 +20,8 @@ def plan_run(
     """Composes job `num`'s config, validates it, and returns its manifest entry. `here`: the job runs
     on this machine (its device is checked too)."""
     from align_lab.app import spec_from_config
-    from align_lab.config import build
+    from align_lab.study.checks import check_run
     from align_lab.study.resources import request
-    from align_lab.study.run import check_combination
 
     cfg = hydra_context.config_loader.load_sweep_config(config, overrides)
     with open_dict(cfg.hydra.job):
@@ -34,9 +33,9 @@ def plan_run(
         names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
         job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
         spec = spec_from_config(job_cfg, names)
-        check_combination(spec, here=here)
-        resources = request(build(cfg.hardware.resources, "hardware.resources"), spec)
-        max_parallel = cfg.hardware.get("max_parallel")
+        check_run(spec, here=here)
+        resources = request(spec.hardware.resources, spec)
+        max_parallel = spec.hardware.max_parallel
     finally:
         HydraConfig.instance().cfg = previous
     return {

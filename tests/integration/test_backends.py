@@ -13,7 +13,7 @@ import pytest
 
 from align_lab.app import spec_from_config
 from align_lab.config import ConfigError
-from align_lab.study.run import check_combination
+from align_lab.study.checks import check_run
 from align_lab.tracking import read_metrics
 from tests.conftest import compose, run_in_process
 
@@ -164,7 +164,7 @@ def test_lora_run_completes_and_resumes_to_identical_metrics(tmp_path, cache_dir
 def test_backend_settings_are_checked_before_compute_in_one_line(overrides, expected, tmp_path):
     cfg, names = compose([*overrides, f"cache_dir={tmp_path}"])
     with pytest.raises(ConfigError) as e:
-        check_combination(spec_from_config(cfg, names))
+        check_run(spec_from_config(cfg, names))
     assert expected in str(e.value)
     assert "\n" not in str(e.value)
 

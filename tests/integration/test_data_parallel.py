@@ -8,7 +8,7 @@ import torch
 
 from align_lab.app import spec_from_config
 from align_lab.config import ConfigError
-from align_lab.study.run import check_combination
+from align_lab.study.checks import check_run
 from align_lab.tracking import read_metrics
 from align_lab.train.distributed import Group, row_seeds
 from tests.conftest import Quiet, compose, run_in_process
@@ -51,12 +51,12 @@ def test_the_cpu_ddp_preset_runs_two_processes_and_needs_per_sample_seeds(tmp_pa
     assert cfg.hardware.processes == 2 and cfg.rollout.seed_per_sample
     cfg, names = compose(["hardware.processes=2"])
     with pytest.raises(ConfigError, match=r"hardware.processes=2: needs rollout.seed_per_sample=true"):
-        check_combination(spec_from_config(cfg, names))
+        check_run(spec_from_config(cfg, names))
     cfg, names = compose(
         ["hardware=cpu_ddp", "hardware.processes=64", "train.rollout_size=16", "train.minibatch_size=8"]
     )
     with pytest.raises(ConfigError, match=r"hardware.processes=64: must be <= the 16 prompts per step"):
-        check_combination(spec_from_config(cfg, names))
+        check_run(spec_from_config(cfg, names))
 
 
 def test_shards_cover_every_row_once_in_order():

@@ -47,7 +47,7 @@ BAD_INPUT = [
     (["reward=verifier"], "reward=verifier: task=toy_prefs has no verifiable answers"),
     (["cache_dir=/proc/no_such_dir"], "cache_dir=/proc/no_such_dir: cannot write there"),
     (["hardware.num_threads=-1"], "hardware.num_threads=-1: must be >= 0"),
-    (["hardware.num_threads=two"], "hardware.num_threads=two: must be >= 0 or null"),
+    (["hardware.num_threads=two"], "hardware.num_threads=two: must be an integer"),
     (["hardware.max_parallel=0"], "hardware.max_parallel=0: must be >= 1 or null"),
     (["task.n_pairs=-1"], "n_pairs=-1: must be >= 1"),
     (["train.steps=0"], "train.steps=0: must be >= 1"),
@@ -327,7 +327,7 @@ def _enospc(*args, **kwargs):
 
 def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_tmp(tmp_path, cache_dir, monkeypatch):
     import align_lab.train.common as common
-    from align_lab.study.run import RunStopped
+    from align_lab.study.summary import RunStopped
 
     monkeypatch.setattr(common.torch, "save", _enospc)
     with pytest.raises(RunStopped) as e:
@@ -355,14 +355,13 @@ def test_save_checkpoint_leaves_no_half_file_when_interrupted(tmp_path, monkeypa
 
 def test_an_unwritable_run_folder_is_one_line(tmp_path, cache_dir, monkeypatch):
     from align_lab.study import run as run_module
+    from align_lab.study.summary import RunStopped
 
     def refuse(run_dir, summary):
         raise PermissionError(errno.EACCES, "Permission denied", str(run_dir / "summary.json.tmp"))
 
     monkeypatch.setattr(run_module, "write_summary", refuse)
-    with pytest.raises(
-        run_module.RunStopped, match=r"^error: cannot write .*summary.json.tmp \(Permission denied\)$"
-    ):
+    with pytest.raises(RunStopped, match=r"^error: cannot write .*summary.json.tmp \(Permission denied\)$"):
         run_in_process([], tmp_path, cache_dir)
 
 

@@ -115,11 +115,11 @@ def test_arith_word_questions_have_exact_answers_and_disjoint_splits():
 
 def test_arith_word_needs_a_pretrained_model():
     from align_lab.app import spec_from_config
-    from align_lab.study.run import check_combination
+    from align_lab.study.checks import check_run
 
     cfg, names = compose(["task=arith_word", "reward=verifier"])
     with pytest.raises(ConfigError, match=r"task=arith_word: real text needs model=hf"):
-        check_combination(spec_from_config(cfg, names))
+        check_run(spec_from_config(cfg, names))
 
 
 def test_grpo_on_a_gguf_model_with_the_arith_word_verifier(tiny_gguf, tmp_path, cache_dir):

@@ -10,7 +10,7 @@ from align_lab.app import spec_from_config
 from align_lab.config import ConfigError
 from align_lab.models.sequences import joint_inputs, response_logprobs
 from align_lab.rl import entropy_from_logits, logprobs_from_logits
-from align_lab.study.run import check_combination
+from align_lab.study.checks import check_run
 from align_lab.tracking import read_metrics
 from tests.conftest import Quiet, compose, run_in_process
 
@@ -79,7 +79,7 @@ def test_micro_batch_size_is_checked_before_compute():
         compose_and_build(["train.micro_batch_size=0"])
     cfg, names = compose(["train.micro_batch_size=4", "hardware.backend=deepspeed"])
     with pytest.raises(ConfigError, match=r"train.micro_batch_size=4: not supported with hardware.backend"):
-        check_combination(spec_from_config(cfg, names), here=False)
+        check_run(spec_from_config(cfg, names), here=False)
 
 
 def compose_and_build(overrides):

@@ -30,8 +30,8 @@ def world(tmp_path_factory):
     """The toy world's tokenizer, prompts and a briefly fine-tuned tiny Llama (it emits EOS)."""
     from align_lab.app import spec_from_config
     from align_lab.study.cache import StageCache
-    from align_lab.study.run import progress_factory
     from align_lab.study.world import World
+    from align_lab.tracking.progress import progress_factory
 
     cfg, names = compose([*SMALL, f"cache_dir={tmp_path_factory.mktemp('cache')}"])
     spec = spec_from_config(cfg, names)

@@ -7,7 +7,7 @@ import pytest
 
 from align_lab.app import spec_from_config
 from align_lab.config import ConfigError
-from align_lab.study.run import check_combination
+from align_lab.study.checks import check_run
 from align_lab.tracking import read_metrics
 from tests.conftest import ROOT, compose, run_cli, run_in_process
 
@@ -76,7 +76,7 @@ def test_stateful_algorithms_resume_to_identical_metrics(overrides, tmp_path, ca
 def test_critic_from_the_reward_model_needs_a_learned_reward_model(algo, tmp_path):
     cfg, names = compose([f"algo={algo}", "algo.critic_init=reward_model", "reward=gold"])
     with pytest.raises(ConfigError) as e:
-        check_combination(spec_from_config(cfg, names))
+        check_run(spec_from_config(cfg, names))
     assert str(e.value).startswith("algo.critic_init=reward_model: needs reward=learned_rm")
     assert "\n" not in str(e.value)
 

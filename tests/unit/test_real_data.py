@@ -9,7 +9,7 @@ import pytest
 
 from align_lab.app import spec_from_config
 from align_lab.config import ConfigError
-from align_lab.study.run import check_combination
+from align_lab.study.checks import check_run
 from tests.conftest import compose
 
 
@@ -106,7 +106,7 @@ def test_a_prompt_longer_than_the_model_limit_names_the_line(tmp_path, hf_assets
     model = ["model=hf", f"model.name_or_path={hf_assets.policy}", "model.max_prompt_tokens=16"]
     spec = build_task(path, *model)
     with pytest.raises(ConfigError) as e:
-        check_combination(spec)
+        check_run(spec)
     # BOS + "user :" + 30 words + "assistant :" in the chat template = 35 tokens
     limit = "must be <= model.max_prompt_tokens=16"
     assert str(e.value) == f"task.path={path} line 5: prompt has 35 tokens; {limit}"
@@ -123,7 +123,7 @@ def test_hh_transcripts_split_into_prompt_and_responses(tmp_path):
 def test_a_real_text_task_needs_a_pretrained_model(tmp_path):
     spec = build_task(jsonl(tmp_path, GOOD))
     with pytest.raises(ConfigError) as e:
-        check_combination(spec)
+        check_run(spec)
     assert str(e.value).startswith("task=hf_prefs: real text needs model=hf")
 
 
@@ -140,5 +140,5 @@ def test_a_pair_loss_or_learned_reward_needs_pairs(tmp_path, hf_assets, choices,
     model = ["model=hf", f"model.name_or_path={hf_assets.policy}"]
     cfg, names = compose(["task=hf_prompts", f"task.path={path}", *model, *choices])
     with pytest.raises(ConfigError) as e:
-        check_combination(spec_from_config(cfg, names))
+        check_run(spec_from_config(cfg, names))
     assert str(e.value) == f"{needs}: needs preference pairs; task=hf_prompts has none (use task=hf_prefs)"

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from align_lab.app import spec_from_config
-from align_lab.config import build
 from align_lab.study.resources import default_max_parallel, request, threads_given
 from hydra_plugins.align_lab_launcher.slots import hold_slot
 from tests.conftest import compose
@@ -16,7 +15,8 @@ from tests.conftest import compose
 
 def _request(overrides: list[str]) -> dict:
     cfg, names = compose(overrides)
-    return request(build(cfg.hardware.resources, "hardware.resources"), spec_from_config(cfg, names))
+    spec = spec_from_config(cfg, names)
+    return request(spec.hardware.resources, spec)
 
 
 @pytest.mark.parametrize(
@@ -63,10 +63,10 @@ def test_threads_are_the_cores_a_run_was_given():
 def test_the_default_run_uses_one_thread_and_a_slurm_job_its_cores(monkeypatch):
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     cfg, names = compose([])
-    assert spec_from_config(cfg, names).num_threads == 1
+    assert spec_from_config(cfg, names).hardware.threads() == 1
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "32")  # hardware=slurm_8gpu asks 8 processes x 4 cores
     cfg, names = compose(["hardware=slurm_8gpu"])
-    assert spec_from_config(cfg, names).num_threads == 4
+    assert spec_from_config(cfg, names).hardware.threads() == 4
 
 
 def _hold(folder, log, index):

@@ -13,7 +13,7 @@ from align_lab import registry
 from align_lab.app import spec_from_config
 from align_lab.config import ConfigError
 from align_lab.rollout.vllm import _weights_version
-from align_lab.study.run import check_combination
+from align_lab.study.checks import check_run
 from tests.conftest import compose
 
 
@@ -47,7 +47,7 @@ def test_rollout_vllm_without_vllm_installed_fails_in_one_line_before_any_comput
         pytest.skip("vllm is installed here; this checks the message where it is not")
     spec = spec_from_config(*compose(["rollout=vllm", f"cache_dir={tmp_path}"]))
     with pytest.raises(ConfigError, match=r"^rollout=vllm: the vllm package is not installed") as e:
-        check_combination(spec)
+        check_run(spec)
     assert "scripts/setup_vllm.sh" in str(e.value) and "\n" not in str(e.value)
 
 

@@ -1,0 +1,184 @@
+"""The checks of a run that no single component can make (an algorithm with a reward, a task with a
+model, a backend with an algorithm, processes with a batch): one pass, before any compute."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from align_lab.algorithms.base import OnlineAlgorithm
+from align_lab.algorithms.preference import PairwiseAlgorithm
+from align_lab.config import ConfigError
+from align_lab.rewards import GoldReward, LearnedRM, Verifier
+from align_lab.study.spec import RunSpec
+from align_lab.train.common import checkpoint_step
+from align_lab.train.online import validate
+
+
+def check_run(spec: RunSpec, here: bool = True) -> None:
+    """Cross-component checks that no single component can make; before any compute. `here`: also
+    check that this machine has the device (not when a launcher checks runs for another machine)."""
+    if isinstance(spec.algo, OnlineAlgorithm):
+        try:
+            validate(spec.algo, spec.train)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        critic_init = getattr(spec.algo, "critic_init", "sft") if spec.algo.uses_critic else "sft"
+        if critic_init == "reward_model" and not isinstance(spec.reward, LearnedRM):
+            raise ConfigError(
+                "algo.critic_init=reward_model: needs reward=learned_rm (a reward model to copy), "
+                f"not reward={spec.names.get('reward', type(spec.reward).__name__)}; "
+                "or set algo.critic_init=sft"
+            )
+    elif not isinstance(spec.algo, PairwiseAlgorithm):
+        raise ConfigError(
+            f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm"
+        )
+    check_data(spec)
+    check_installed = getattr(spec.rollout, "check_installed", None)  # engines in other environments
+    if check_installed is not None:
+        try:
+            check_installed()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    check_processes(spec)
+    check_backend(spec, here)
+    check_nodes(spec)
+    if here and spec.hardware.device == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("hardware.device=cuda: no CUDA device is visible here; use hardware=cpu")
+        if spec.hardware.processes > torch.cuda.device_count():
+            raise ConfigError(
+                f"hardware.processes={spec.hardware.processes}: must be <= the {torch.cuda.device_count()} "
+                "visible GPUs (one process per GPU)"
+            )
+
+
+def check_processes(spec: RunSpec) -> None:
+    """Data parallel splits each step's prompts (pairs) by process, with per-row sampling seeds."""
+    n = spec.hardware.processes * spec.hardware.nodes
+    if n == 1:
+        return
+    key = f"hardware.processes={n}" if spec.hardware.nodes == 1 else f"hardware.nodes x processes={n}"
+    if not getattr(spec.rollout, "seed_per_sample", False):
+        raise ConfigError(
+            f"{key}: needs rollout.seed_per_sample=true, so that a response does not "
+            "depend on which process samples it"
+        )
+    from align_lab.rollout.vllm import VLLMEngine
+
+    if isinstance(spec.rollout, VLLMEngine):
+        raise ConfigError(
+            f"{key}: rollout=vllm runs one process for now (a second process's engine "
+            "stalls on CPU); use rollout=hf or hardware.processes=1"
+        )
+    online = isinstance(spec.algo, OnlineAlgorithm)
+    per_step = spec.train.rollout_size // spec.algo.group_size if online else spec.train.minibatch_size
+    if n > per_step:
+        what = "prompts per step (train.rollout_size / algo.group_size)" if online else "train.minibatch_size"
+        raise ConfigError(f"{key}: must be <= the {per_step} {what}")
+
+
+def check_nodes(spec: RunSpec) -> None:
+    """What a run across nodes does not do yet."""
+    if spec.hardware.nodes > 1 and spec.backend.uses_deepspeed:
+        raise ConfigError(
+            f"hardware.nodes={spec.hardware.nodes}: hardware.backend=deepspeed runs on one node for now; "
+            "use hardware.backend=torch or hardware.nodes=1"
+        )
+
+
+def check_backend(spec: RunSpec, here: bool = True) -> None:
+    """What the DeepSpeed backend does not do yet, and whether it is installed here."""
+    if not spec.backend.uses_deepspeed:
+        return
+    if spec.train.micro_batch_size is not None:
+        raise ConfigError(
+            f"train.micro_batch_size={spec.train.micro_batch_size}: not supported with "
+            "hardware.backend=deepspeed yet (the engine would step per micro-batch); use null or "
+            "hardware.backend=torch"
+        )
+    pretrain = getattr(spec.algo, "critic_pretrain_steps", 0) if isinstance(spec.algo, OnlineAlgorithm) else 0
+    if pretrain > 0:
+        raise ConfigError(
+            f"algo.critic_pretrain_steps={pretrain}: hardware.backend=deepspeed cannot hold the policy "
+            "still while the critic trains; set it to 0 or use hardware.backend=torch"
+        )
+    if spec.backend.zero_stage == 3 and getattr(spec.algo, "sync_every", 1) > 1:
+        raise ConfigError(
+            f"algo.sync_every={spec.algo.sync_every}: a frozen sampling copy of a ZeRO-3 policy is not "
+            "supported; use hardware.zero_stage=2 or algo.sync_every=1"
+        )
+    if here:
+        import importlib.util
+
+        if importlib.util.find_spec("deepspeed") is None:
+            raise ConfigError(
+                "hardware.backend=deepspeed: the deepspeed package is not installed "
+                "(pip install -e '.[deepspeed]')"
+            )
+
+
+def check_partitions(spec: RunSpec, ckpt: Path) -> None:
+    """A DeepSpeed checkpoint holds one optimiser partition per process (ZeRO 1-3); it resumes with
+    the process count that wrote it (DeepSpeed reshards only through its offline universal format)."""
+    if not spec.backend.uses_deepspeed or checkpoint_step(ckpt) == 0:
+        return
+    saved = deepspeed_processes(ckpt / "deepspeed")
+    if saved is not None and saved != spec.hardware.processes:
+        raise ConfigError(
+            f"hardware.processes={spec.hardware.processes}: {ckpt / 'deepspeed'} holds a DeepSpeed "
+            f"checkpoint of {saved} processes, which resumes only with hardware.processes={saved}"
+        )
+
+
+def deepspeed_processes(folder: Path) -> int | None:
+    """How many processes wrote the DeepSpeed checkpoints in `folder`: one optimiser partition file
+    each (ZeRO 1-3); the most of any save (a save cut short by a kill holds fewer); None when there is
+    none, or at ZeRO-0 (no partitions)."""
+    counts = [len(list(tag.glob("*zero_pp_rank_*_optim_states.pt"))) for tag in folder.glob("step-*")]
+    return max(counts, default=0) or None
+
+
+def check_data(spec: RunSpec) -> None:
+    """A real-text task needs a pretrained model; pairs must exist where the run needs them; every
+    prompt must fit the model's limit (which needs the model's tokenizer)."""
+    task_name, model_name = spec.names.get("task", "task"), spec.names.get("model", "model")
+    if isinstance(spec.reward, Verifier) and not spec.task.verifiable:
+        raise ConfigError(
+            f"reward=verifier: task={task_name} has no verifiable answers; "
+            "use task=toy_arith or task=arith_word"
+        )
+    check_reachable = getattr(spec.reward, "check_reachable", None)  # a reward served elsewhere
+    if check_reachable is not None:
+        try:
+            check_reachable()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    if not spec.model.pretrained and not hasattr(spec.task, "max_prompt_tokens"):
+        raise ConfigError(
+            f"task={task_name}: real text needs model=hf (a pretrained tokenizer and its token limits), "
+            f"not model={model_name}"
+        )
+    if not spec.task.has_gold_reward:
+        reward = spec.names.get("reward", type(spec.reward).__name__)
+        if isinstance(spec.reward, GoldReward | Verifier):
+            raise ConfigError(f"reward={reward}: task={task_name} has no gold reward; use reward=hf_rm")
+        pairs_needed = isinstance(spec.reward, LearnedRM) or (
+            isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
+        )
+        if pairs_needed and spec.task.preference_pairs() is None:
+            need = (
+                "reward=learned_rm"
+                if isinstance(spec.reward, LearnedRM)
+                else f"algo={spec.names.get('algo')}"
+            )
+            raise ConfigError(
+                f"{need}: needs preference pairs; task={task_name} has none (use task=hf_prefs)"
+            )
+    if spec.model.pretrained:
+        try:
+            spec.model.check_task(spec.task)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None

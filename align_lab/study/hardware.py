@@ -1,0 +1,74 @@
+"""`hardware`: where a run computes and how it updates: device, threads, processes and nodes, the
+training backend, and what it asks a launcher for (conf/hardware/*.yaml)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from align_lab.algorithms.base import check
+from align_lab.config import ConfigError
+from align_lab.study.resources import ResourcePolicy, threads_given
+from align_lab.train.backend import Backend
+from align_lab.train.distributed import SlurmWorld, slurm_world
+
+
+@dataclass
+class Hardware:
+    device: str = "cpu"  # cpu | cuda (one GPU per data-parallel process)
+    num_threads: int | None = None  # torch threads per process; None: the cores it was given; 0: every core
+    max_parallel: int | None = None  # runs of a sweep at once; None: what fits the machine
+    processes: int = 1  # data-parallel processes per node
+    nodes: int = 1  # Slurm nodes; > 1: each of nodes x processes ranks is a Slurm task
+    backend: str = "torch"  # torch | deepspeed
+    zero_stage: int = 2
+    dtype: str = "fp32"
+    gradient_checkpointing: bool = False
+    resources: ResourcePolicy = field(default_factory=ResourcePolicy)
+
+    def __post_init__(self) -> None:
+        check(self.device in ("cpu", "cuda"), "device", self.device, "cpu or cuda")
+        allowed = ">= 0 (0: torch's default) or null"
+        check(self.num_threads is None or self.num_threads >= 0, "num_threads", self.num_threads, allowed)
+        allowed = ">= 1 or null (fit the machine)"
+        check(self.max_parallel is None or self.max_parallel >= 1, "max_parallel", self.max_parallel, allowed)
+        check(self.processes >= 1, "processes", self.processes, ">= 1")
+        check(self.nodes >= 1, "nodes", self.nodes, ">= 1")
+        # how a loss becomes an update (train/backend.py); raises "backend=...: must be one of ..."
+        self.training = Backend(self.backend, self.zero_stage, self.dtype, self.gradient_checkpointing)
+
+    @property
+    def ranks(self) -> int:
+        """Data-parallel processes of the run, over all its nodes."""
+        return self.processes * self.nodes
+
+    def threads(self) -> int:
+        """Torch threads per process: num_threads, else the cores the run was given (a task each across
+        nodes; Slurm's SLURM_CPUS_PER_TASK, read where the run runs)."""
+        per_task = 1 if self.nodes > 1 else self.processes
+        return threads_given(self.num_threads, self.resources.cpus_per_task, per_task)
+
+    def use(self, rank: int) -> None:
+        """Sets this process up as `rank` on its node: torch threads, and new tensors on its GPU."""
+        if self.threads():
+            torch.set_num_threads(self.threads())
+        if self.device == "cuda":
+            torch.cuda.set_device(rank)
+            torch.set_default_device(f"cuda:{rank}")
+
+    def slurm_task(self) -> SlurmWorld | None:
+        """This process's Slurm task in a run across nodes; None on one node. One line when the process
+        is not one of the run's Slurm tasks."""
+        if self.nodes == 1:
+            return None
+        world = slurm_world(os.environ)
+        if world is None or world.size != self.ranks:
+            found = "not in a Slurm task" if world is None else f"in a Slurm step of {world.size} tasks"
+            raise ConfigError(
+                f"hardware.nodes={self.nodes}: a run across nodes is {self.ranks} Slurm tasks "
+                f"({self.processes} per node, started by srun), but this process is {found}; use "
+                "hardware=slurm_multinode or hardware.nodes=1"
+            )
+        return world

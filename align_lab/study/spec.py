@@ -1,0 +1,39 @@
+"""RunSpec: the built components of one run, as config made them (app.py) and the run uses them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from align_lab.models.lora import LoRA
+from align_lab.rollout.base import RolloutEngine
+from align_lab.study.hardware import Hardware
+from align_lab.tracking import TrackerConfig
+from align_lab.train.backend import Backend
+from align_lab.train.common import TrainConfig
+
+
+@dataclass
+class RunSpec:
+    """The built components of a run; `names` are the chosen config files, for labels only."""
+
+    algo: object
+    model: object
+    task: object
+    reward: object
+    train: TrainConfig
+    sft: object
+    rollout: RolloutEngine
+    seed: int
+    cache_dir: Path
+    names: dict
+    config: dict  # the resolved config, for the tracker
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    hardware: Hardware = field(default_factory=Hardware)  # device, threads, processes, nodes, backend
+    judge: object = None  # judges evaluation win rates (conf/judge/); None: the run's reward
+    lora: LoRA = field(default_factory=LoRA)  # adapters on the policy (off by default)
+
+    @property
+    def backend(self) -> Backend:
+        """How a loss becomes an update: torch or DeepSpeed, dtype, checkpointing (train/backend.py)."""
+        return self.hardware.training

@@ -1,0 +1,127 @@
+"""A run's summary.json and last words: what it found, where it is, and how a stop can be resumed."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import resource
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+from align_lab.config import ConfigError
+from align_lab.train.common import CheckpointError, checkpoint_step
+from align_lab.train.preemption import Interrupted
+
+log = logging.getLogger("align_lab")
+
+
+class RunStopped(Exception):
+    """A run stopped for a reason the user can act on (a damaged checkpoint, a full disk, a signal):
+    a one-line message, the exit code, and nothing already written lost."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
+    """The one-line stop of an exception a user can act on; None for anything else (a bug: traceback)."""
+    resume = f"rerun the same command to resume from step {checkpoint_step(ckpt)}"
+    if isinstance(e, Interrupted | KeyboardInterrupt):
+        name = e.signal_name if isinstance(e, Interrupted) else "SIGINT"
+        return RunStopped(f"interrupted by {name}; {resume}", 128 + getattr(signal, name))
+    if isinstance(e, CheckpointError):
+        return RunStopped(f"error: {e}")
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return RunStopped(
+            f"error: no space left on the device writing {e.filename or 'a file'}; free space, then {resume}"
+        )
+    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return RunStopped(f"error: cannot write {e.filename or 'a file'} ({e.strerror})")
+    return None
+
+
+def write_summary(run_dir: Path, summary: dict) -> None:
+    tmp = run_dir / "summary.json.tmp"
+    try:
+        tmp.write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
+        tmp.replace(run_dir / "summary.json")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_summary(run_dir: Path) -> dict:
+    """The run folder's summary.json, or {} when there is none (or it is unreadable)."""
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def config_digest(config: dict) -> str:
+    """sha256 of the resolved config (canonical JSON), 16 hex chars: the identity of a run's settings."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def result_lines(summary: dict, run_dir: Path) -> list[str]:
+    """What a finished run found, where it is, and how to compare it: the run's last words."""
+    parts = []
+    for key, name in (("eval/gold_reward", "gold reward"), ("eval/rm_score", "reward-model score")):
+        if isinstance(summary.get(key), int | float):
+            sft = summary.get(f"{key}_sft")
+            parts.append(
+                f"{name} {summary[key]:.3f}" + (f" (SFT {sft:.3f})" if isinstance(sft, float) else "")
+            )
+            break
+    for key, name in (("eval/kl", "KL to SFT"), ("eval/win_rate_vs_sft", "win rate vs SFT")):
+        if isinstance(summary.get(key), int | float):
+            parts.append(f"{name} {summary[key]:.3f}")
+    seconds = summary.get("time/total_s")
+    took = f" in {seconds:.0f} s" if isinstance(seconds, int | float) else ""
+    return [
+        f"align_lab: {summary.get('algo')} seed {summary.get('seed')} completed{took}: {', '.join(parts)}",
+        f"  run folder: {run_dir}",
+        f"  compare:    python -m align_lab.compare {run_dir.parent}",
+    ]
+
+
+def completed_before(run_dir: Path, digest: str) -> dict | None:
+    """The summary of this very run when run_dir already holds it completed; a completed run of another
+    config there is refused, so its results are never overwritten."""
+    previous = read_summary(run_dir)
+    if previous.get("status") != "completed":
+        return None
+    if previous.get("config_digest") != digest:
+        raise ConfigError(
+            f"hydra.run.dir={run_dir}: holds a completed run of another config; choose another folder "
+            f"(or delete {run_dir / 'summary.json'} to run there again)"
+        )
+    for line in [
+        "align_lab: this run was already completed; nothing to do",
+        *result_lines(previous, run_dir)[1:],
+    ]:
+        log.info(line)
+    return previous
+
+
+def outcome(world, final: dict, start: float, device: str) -> dict:
+    """What a completed run adds to its summary: final evaluation, stages used, time and memory."""
+    stages = {
+        s: {"key": r.key, "hit": r.hit, "seconds": round(r.seconds, 3)} for s, r in world.stages.items()
+    }
+    gpu = {"memory/gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20} if device == "cuda" else {}
+    return {
+        "status": "completed",
+        **final,
+        "stages": stages,
+        **getattr(world, "rm_metrics", {}),
+        "time/total_s": time.perf_counter() - start,
+        "memory/peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **gpu,
+    }
