@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 import sys
 from pathlib import Path
@@ -82,6 +83,10 @@ def format_error(e: BaseException) -> str | None:
 
     if isinstance(e, ConfigError):
         return str(e)
+    if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
+        # Hydra's own writes (the run folder's .hydra/ and app.log) fail before align_lab's code runs
+        what = e.filename or "the run folder"
+        return f"cannot write {what} ({e.strerror}); choose a writable hydra.run.dir"
     if isinstance(e, MissingConfigException) and e.options is not None:
         group = (e.missing_cfg_file or "").split("/")[0] or "group"
         bad = (e.missing_cfg_file or "").split("/", 1)[-1]

@@ -365,6 +365,46 @@ def test_an_unwritable_run_folder_is_one_line(tmp_path, cache_dir, monkeypatch):
         run_in_process([], tmp_path, cache_dir)
 
 
+def _read_only_mounts_work() -> bool:
+    """A real read-only folder (a read-only bind mount in a private mount namespace): the tests run as
+    root, for whom chmod 555 does not stop writes."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-m", "mount", "--bind", "/", "/"], capture_output=True)
+    return probe.returncode == 0
+
+
+def _run_cli_read_only(folder, args: list[str]):
+    """`python -m align_lab <args>` with `folder` mounted read-only for that process only."""
+    import shlex
+    import subprocess
+    import sys
+
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "align_lab", *args])
+    script = f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} && exec {command}"
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
+@pytest.mark.parametrize("completed", [False, True])
+def test_a_read_only_run_folder_is_one_line_and_loses_nothing(completed, tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    args = [*SMALL, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "hardware.num_threads=1"]
+    if completed:  # a finished run's folder, later read-only (an archive, a full quota)
+        assert run_cli(args, cwd=ROOT).returncode == 0
+    else:
+        run_dir.mkdir()
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    result = _run_cli_read_only(run_dir, args)
+    one_line_error(result, f"cannot write {run_dir}", "Read-only file system", "hydra.run.dir")
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
 def test_a_refused_run_keeps_a_folder_that_already_held_files(tmp_path):
     from align_lab.app import remove_unused_run_dir
 
