@@ -54,6 +54,8 @@ class Hardware:
         """Sets this process up as `rank` on its node: torch threads, and new tensors on its GPU."""
         if self.threads():
             torch.set_num_threads(self.threads())
+        if self.device == "cpu":  # DeepSpeed, imported by accelerate on a save, then says nothing of GPUs
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
         if self.device == "cuda":
             torch.cuda.set_device(rank)
             torch.set_default_device(f"cuda:{rank}")

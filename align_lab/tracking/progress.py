@@ -36,13 +36,23 @@ class LogProgress:
         self.close()
 
 
+class Silent(LogProgress):
+    """Progress that shows nothing: the other ranks of a data-parallel run (rank 0 shows it). Not a
+    disabled tqdm, whose class makes a multiprocessing lock that a worker's hard exit leaks."""
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+
 def progress_factory(enabled: bool = True):
     """tqdm bars on a terminal, one per stage with live reward and KL; elsewhere a log line at every
-    tenth of each stage (LogProgress)."""
+    tenth of each stage (LogProgress); nothing when not `enabled`."""
     from tqdm.auto import tqdm
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # weight loading/saving bars of tiny models are noise
-    if enabled and not sys.stderr.isatty():
+    if not enabled:
+        return Silent
+    if not sys.stderr.isatty():
         return LogProgress
-    return lambda **kw: tqdm(dynamic_ncols=True, mininterval=0.5, disable=not enabled, **kw)
+    return lambda **kw: tqdm(dynamic_ncols=True, mininterval=0.5, **kw)

@@ -13,6 +13,7 @@ PyTorch loop, in the same order.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 from dataclasses import dataclass
@@ -165,7 +166,8 @@ class DeepSpeedUpdater:
         import torch.distributed as dist
 
         os.environ.setdefault("LOCAL_RANK", str(dist.get_rank()))  # one node: the local rank is the rank
-        deepspeed.init_distributed(dist.get_backend(), verbose=False)  # the run's group (study/run.py)
+        with contextlib.redirect_stdout(io.StringIO()):  # a bare print per process of its shm op's load
+            deepspeed.init_distributed(dist.get_backend(), verbose=False)  # the run's group (study/run.py)
         self.processes = dist.get_world_size()
         self.engine, *_ = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=schedule, config=config
