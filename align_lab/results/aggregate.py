@@ -323,7 +323,12 @@ def headline(paired: pd.DataFrame, metric: str, baseline: str) -> str:
     if not len(paired):
         return f"Only one group: nothing to compare on {metric}."
     if not beyond:
-        return f"No group differs from {baseline} on {metric} beyond seed noise."
+        text = f"No group differs from {baseline} on {metric} beyond seed noise"
+        hinted = [r for r in paired.itertuples() if "CI excludes 0" in str(r.verdict)]
+        if hinted:  # the CIs say more than the test can with these seeds
+            said = ", ".join(f"{r.group} {r.diff:+.3g} [{r.diff_lo:+.3g}, {r.diff_hi:+.3g}]" for r in hinted)
+            text += f" by the test, but the paired CI excludes 0 for {said}; more seeds can confirm it"
+        return text + "."
     said = "; ".join(f"{r.group} {r.diff:+.3g} [{r.diff_lo:+.3g}, {r.diff_hi:+.3g}]" for r in beyond)
     return f"Beyond seed noise on {metric}, against {baseline}: {said}."
 
