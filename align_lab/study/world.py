@@ -40,6 +40,20 @@ def code_fingerprint(root: Path = PACKAGE, entries: tuple[str, ...] = STAGE_CODE
     return digest.hexdigest()[:16]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; platform's processor elsewhere): two CPUs with one
+    instruction set can still round differently (the default run gave gold 0.509 on one 2-core
+    machine and 0.249 on an AMD EPYC with the same code, 2026-11-22/23)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or "unknown"
+
+
 def numerics(micro_batch_size: int | None) -> dict:
     """What gives the same stage inputs other bits: the stage code, library versions, the device
     (GPU model, or the CPU's vector instruction set), torch's thread count and micro-batching."""
@@ -54,7 +68,7 @@ def numerics(micro_batch_size: int | None) -> dict:
         "tokenizers": tokenizers.__version__,
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
-        else f"cpu-{torch.backends.cpu.get_cpu_capability()}",
+        else f"cpu-{torch.backends.cpu.get_cpu_capability()} {cpu_model()}",
         "threads": torch.get_num_threads(),
         "micro_batch_size": micro_batch_size,
     }
