@@ -9,9 +9,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from align_lab.checks import ConfigError
 
-class ConfigError(ValueError):
-    """A bad configuration, reported as one line before any compute starts."""
+__all__ = ["ConfigError", "build"]
 
 
 # OmegaConf's "Value 'abc' of type 'str' could not be converted to Integer", said as what is allowed

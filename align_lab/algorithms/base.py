@@ -1,4 +1,5 @@
-"""The online loop's contract (OnlineAlgorithm), the rollout batch it passes around, and check()."""
+"""The online loop's contract (OnlineAlgorithm, CriticAlgorithm), the rollout batch it passes around, and
+the checks the algorithms share."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
+from align_lab.checks import check
 from align_lab.rl import AGGREGATIONS, KL_ESTIMATORS
 
 
@@ -39,14 +41,40 @@ class Rollout:
 
 @runtime_checkable
 class OnlineAlgorithm(Protocol):
-    """Rollout -> advantages -> clipped/plain policy-gradient loss (PPO, REINFORCE++, RLOO, GRPO...)."""
+    """Rollout -> advantages -> clipped/plain policy-gradient loss (PPO, REINFORCE++, RLOO, GRPO...).
+
+    The online loop (train/online.py) reads every member below from every algorithm, nothing else.
+    An algorithm subclasses this Protocol to inherit the defaults and overrides only what it uses:
+    a hyperparameter as a dataclass field of the same name (PPO-max's `entropy_coef: float = 0.0`),
+    a fixed choice as a ClassVar or property (ReMax's greedy_baseline).
+    """
 
     lr: float
     epochs: int  # passes over each rollout
     group_size: int  # samples per prompt
+    kl_coef: float  # weight of the KL to the reference (in the reward or the loss)
+
+    # adaptive KL controller's target (PPO): kl_coef may then move off 0, so the reference is needed
+    kl_target: float | None = None
+    # > 0: the loop adds -entropy_coef * mean token entropy (of the minibatch) to the loss
+    entropy_coef: float = 0.0
+    # > 0: the loop adds ptx_coef * NLL of a minibatch of the task's demonstrations (PPO-ptx)
+    ptx_coef: float = 0.0
+    # True: the loop also samples one greedy response per prompt and puts its score, repeated over
+    # the prompt's group, in rollout.baseline_scores (ReMax)
+    greedy_baseline: bool = False
+    # warm-up: for the first critic_pretrain_steps steps only the critic is updated, the policy rests
+    critic_pretrain_steps: int = 0
 
     @property
-    def uses_critic(self) -> bool: ...
+    def uses_critic(self) -> bool:
+        """True: the loop builds and trains a critic (see CriticAlgorithm) and fills rollout.values."""
+        return False
+
+    @property
+    def uses_reference(self) -> bool:
+        """False: no KL term can be non-zero, so the loop skips the reference forward (every KL is 0)."""
+        return self.kl_coef != 0 or self.kl_target is not None
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor | None]:
         """(advantages (B, T), returns (B, T) or None); zero on padding."""
@@ -55,6 +83,39 @@ class OnlineAlgorithm(Protocol):
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         """Scalar loss of a minibatch and detached stats ({"train/clip_frac": ...})."""
         ...
+
+    def state_dict(self) -> dict:
+        """What training changes in the algorithm (an adaptive kl_coef, running reward moments), as
+        plain values for the checkpoint; never a hyperparameter (those are the dataclass fields, which
+        training never changes). Default: no state."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores state_dict()'s values (default: each key is an attribute)."""
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+CRITIC_INITS = ("sft", "reward_model")
+
+
+@runtime_checkable
+class CriticAlgorithm(OnlineAlgorithm, Protocol):
+    """An online algorithm with a learned critic (PPO, vanilla PG): the loop trains it with critic_lr
+    and passes its values to loss(); the run builds it from critic_init."""
+
+    critic_lr: float
+    critic_init: str  # one of CRITIC_INITS: the critic's body starts as the SFT policy or the reward model
+
+    @property
+    def uses_critic(self) -> bool:
+        return True
+
+
+def check_critic(algo: CriticAlgorithm) -> None:
+    """The checks of a critic's hyperparameters: critic_lr and critic_init."""
+    check(algo.critic_lr > 0, "critic_lr", algo.critic_lr, "> 0")
+    check(algo.critic_init in CRITIC_INITS, "critic_init", algo.critic_init, f"one of {CRITIC_INITS}")
 
 
 def check_online(algo, group_size_allowed: str = ">= 1", min_group_size: int = 1) -> None:
@@ -84,9 +145,3 @@ def check_clip(algo) -> None:
 def clip_bounds(algo) -> tuple[float, float | None, float | None]:
     """(clip_low, clip_high, dual_clip) of rl.clipped_surrogate for a ratio-clipped algorithm."""
     return algo.clip, algo.clip_high, algo.dual_clip
-
-
-def check(ok: bool, name: str, value, allowed: str) -> None:
-    """Raises the one-line error every config check uses: `name=value: must be allowed`."""
-    if not ok:
-        raise ValueError(f"{name}={value}: must be {allowed}")

@@ -8,8 +8,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from align_lab.algorithms.base import check
-from align_lab.algorithms.preference import Route
+from align_lab.algorithms.preference import PairwiseAlgorithm, Route
+from align_lab.checks import check
 from align_lab.rl import DPO_LOSS_TYPES, dpo_loss
 
 
@@ -25,7 +25,7 @@ def margin_stats(chosen_rewards: Tensor, rejected_rewards: Tensor) -> dict:
 
 
 @dataclass
-class DPO:
+class DPO(PairwiseAlgorithm):
     """-log sigmoid(beta * h), h = policy-minus-reference log-ratio margin, on the dataset's pairs."""
 
     lr: float = 1e-3

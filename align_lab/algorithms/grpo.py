@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check, check_clip, check_online, clip_bounds
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_clip, check_online, clip_bounds
+from align_lab.checks import check
 from align_lab.rl import (
     STD_SCOPES,
     aggregate_loss,
@@ -23,7 +24,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class GRPO:
+class GRPO(OnlineAlgorithm):
     """Group-normalised outcome advantage (r - mean) / (std + eps), token PPO-clip, KL in the loss.
 
     The KL is kl_coef * k3(pi_theta, pi_ref) per token, added to the clipped surrogate, and the
@@ -58,10 +59,6 @@ class GRPO:
         check(self.std_scope in STD_SCOPES, "std_scope", self.std_scope, f"one of {STD_SCOPES}")
         check(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0, null")
         check(self.max_len is None or self.max_len >= 1, "max_len", self.max_len, ">= 1 or null")
-
-    @property
-    def uses_critic(self) -> bool:
-        return False
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         normalized = group_normalize(

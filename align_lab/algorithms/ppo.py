@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check, check_clip, check_online, clip_bounds
+from align_lab.algorithms.base import (
+    CriticAlgorithm,
+    Rollout,
+    check_clip,
+    check_critic,
+    check_online,
+    clip_bounds,
+)
+from align_lab.checks import check
 from align_lab.rl import (
     adaptive_kl_coef,
     aggregate_loss,
@@ -29,7 +37,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class PPO:
+class PPO(CriticAlgorithm):
     """Token-level k1 KL in the reward, GAE over a learned critic, clipped surrogate and value loss."""
 
     lr: float = 1e-3
@@ -63,7 +71,7 @@ class PPO:
 
     def __post_init__(self) -> None:
         check_online(self)
-        check(self.critic_lr > 0, "critic_lr", self.critic_lr, "> 0")
+        check_critic(self)
         check(self.kl_target is None or self.kl_target > 0, "kl_target", self.kl_target, "> 0 or null")
         check(self.kl_horizon >= 1, "kl_horizon", self.kl_horizon, ">= 1")
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
@@ -86,21 +94,30 @@ class PPO:
             self.advantage_clip,
             "> 0 or null",
         )
-        check(
-            self.critic_init in ("sft", "reward_model"),
-            "critic_init",
-            self.critic_init,
-            "one of ('sft', 'reward_model')",
-        )
         check(self.critic_pretrain_steps >= 0, "critic_pretrain_steps", self.critic_pretrain_steps, ">= 0")
         check(self.entropy_coef >= 0, "entropy_coef", self.entropy_coef, ">= 0")
         check(self.ptx_coef >= 0, "ptx_coef", self.ptx_coef, ">= 0")
         # running (historical) reward moments, MOSS-RLHF's initial state; saved with the checkpoint
         self.reward_mean, self.reward_var, self.reward_count = 0.0, 1.0, 1e-24
+        # the KL coefficient in use: kl_coef until the adaptive controller (kl_target) moves it
+        self.current_kl_coef = self.kl_coef
 
-    @property
-    def uses_critic(self) -> bool:
-        return True
+    def state_dict(self) -> dict:
+        moments = {
+            "reward_mean": self.reward_mean,
+            "reward_var": self.reward_var,
+            "reward_count": self.reward_count,
+        }
+        # the controller's coefficient under the name older checkpoints (vars(algo)) gave it
+        return moments | ({"kl_coef": self.current_kl_coef} if self.kl_target is not None else {})
+
+    def load_state_dict(self, state: dict) -> None:
+        self.reward_mean, self.reward_var, self.reward_count = (
+            state["reward_mean"],
+            state["reward_var"],
+            state["reward_count"],
+        )
+        self.current_kl_coef = state.get("kl_coef", self.kl_coef)
 
     def process_scores(self, scores: Tensor) -> Tensor:
         """Scores after PPO-max's score reparameterisation: running-stat norm/scaling, then clip: (B,)."""
@@ -119,12 +136,14 @@ class PPO:
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         scores = self.process_scores(rollout.scores)  # (B,)
-        rewards = shape_token_rewards(scores, kl, rollout.mask, self.kl_coef)  # (B, T)
+        rewards = shape_token_rewards(scores, kl, rollout.mask, self.current_kl_coef)  # (B, T)
         advantages, returns = gae(rewards, rollout.values, rollout.mask, self.gamma, self.lam)
         if self.kl_target is not None:  # state of the controller, saved with the checkpoint
             observed = masked_sum(kl, rollout.mask, dim=1).mean().item()
             n = len(rollout.scores)
-            self.kl_coef = adaptive_kl_coef(self.kl_coef, observed, self.kl_target, n, self.kl_horizon)
+            self.current_kl_coef = adaptive_kl_coef(
+                self.current_kl_coef, observed, self.kl_target, n, self.kl_horizon
+            )
         if self.whiten_advantages:
             advantages = masked_whiten(
                 advantages, rollout.mask, unbiased=self.whiten_unbiased, eps=self.whiten_eps
@@ -144,7 +163,7 @@ class PPO:
         stats = {
             "train/clip_frac": masked_mean(clipped.float(), batch.mask).item(),
             "train/value_loss": value_loss.item(),
-            "train/kl_coef": self.kl_coef,
+            "train/kl_coef": self.current_kl_coef,
             "train/reward_running_mean": self.reward_mean,
             "train/reward_running_std": running_std(self.reward_var, self.reward_count),
         }

@@ -33,11 +33,14 @@ class PairwiseAlgorithm(Protocol):
     every pair is sampled, from the train prompts; replaces the responses of sampled routes by two
     samples of the sampling policy (refreshed from the policy every sync_every steps); orders DPR
     pairs by the reward; then calls pair_loss. Labels from the policy itself are drawn in pair_loss.
+    An algorithm subclasses this Protocol to inherit the defaults below and overrides what it uses.
     """
 
     lr: float
     uses_dataset_pairs: bool  # False: pairs are built from train prompts (every route sampled)
     sync_every: int  # steps between copies of the policy into the sampling policy (1 = current)
+    # True: pair_loss gets per-token averages of the log-probs instead of their sums (TRL's IPO)
+    length_normalize: bool = False
 
     def routes(self, n: int) -> Tensor:
         """(N,) Route codes of the step's pairs (may use the global torch RNG: it is checkpointed)."""
@@ -53,3 +56,12 @@ class PairwiseAlgorithm(Protocol):
     ) -> tuple[Tensor, dict]:
         """Scalar loss of N pairs ((N,) summed or averaged log-probs) and plain-float stats."""
         ...
+
+    def state_dict(self) -> dict:
+        """What training changes in the algorithm, for the checkpoint (as OnlineAlgorithm). Default: none."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores state_dict()'s values (default: each key is an attribute)."""
+        for key, value in state.items():
+            setattr(self, key, value)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_online
 from align_lab.rl import (
     aggregate_loss,
     best_of_group,
@@ -17,7 +17,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class RAFT:
+class RAFT(OnlineAlgorithm):
     """k samples per prompt, keep the top-1 by KL-shaped reward R = r - kl_coef sum_t KL_t, NLL on it.
 
     The advantage is the selection weight (1 on the kept response's tokens, else 0). The loss is the
@@ -34,10 +34,6 @@ class RAFT:
 
     def __post_init__(self) -> None:
         check_online(self, ">= 2 (ranking needs k > 1 samples)", min_group_size=2)
-
-    @property
-    def uses_critic(self) -> bool:
-        return False
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)

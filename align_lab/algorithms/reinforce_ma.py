@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_online
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
@@ -16,7 +16,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class ReinforceMA:
+class ReinforceMA(OnlineAlgorithm):
     """Whole response = one action: advantage R - b_MA, b_MA the mean of every past reward.
 
     R = r - kl_coef * sum_t KL_t (sequence-level KL in the reward); loss -(R - b_MA) sum_t m_t l_t,
@@ -37,9 +37,8 @@ class ReinforceMA:
         # sum and count of all past rewards; saved with the checkpoint
         self.reward_sum, self.reward_count = 0.0, 0
 
-    @property
-    def uses_critic(self) -> bool:
-        return False
+    def state_dict(self) -> dict:
+        return {"reward_sum": self.reward_sum, "reward_count": self.reward_count}
 
     @property
     def baseline(self) -> float:

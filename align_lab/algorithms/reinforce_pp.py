@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check, check_clip, check_online, clip_bounds
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_clip, check_online, clip_bounds
+from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     clipped_surrogate,
@@ -24,7 +25,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class ReinforcePP:
+class ReinforcePP(OnlineAlgorithm):
     """Critic-free PPO-clip: token-level k1 KL in the reward, return-to-go, global batch whitening."""
 
     lr: float = 1e-3
@@ -53,10 +54,6 @@ class ReinforcePP:
         check_clip(self)
         check(self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0")
         check(self.whiten_eps >= 0, "whiten_eps", self.whiten_eps, ">= 0")
-
-    @property
-    def uses_critic(self) -> bool:
-        return False
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         scores = rollout.scores  # (B,)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check, check_online
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_online
+from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
@@ -17,7 +19,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class ReMax:
+class ReMax(OnlineAlgorithm):
     """One sample and one greedy response per prompt: A_t = G_t - r(x, y_greedy), no ratio or clip.
 
     G_t is the return-to-go of the per-token KL-shaped rewards (verl compute_remax_outcome_advantage);
@@ -37,14 +39,7 @@ class ReMax:
         check_online(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
 
-    @property
-    def uses_critic(self) -> bool:
-        return False
-
-    @property
-    def greedy_baseline(self) -> bool:
-        """Asks the loop for rollout.baseline_scores: the score of a greedy response per prompt."""
-        return True
+    greedy_baseline: ClassVar[bool] = True  # the loop fills rollout.baseline_scores (greedy responses)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         if rollout.baseline_scores is None:

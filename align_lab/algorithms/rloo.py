@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check, check_clip, check_online, clip_bounds
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_clip, check_online, clip_bounds
+from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
@@ -26,7 +27,7 @@ RATIOS = ("none", "sequence", "token")
 
 
 @dataclass
-class RLOO:
+class RLOO(OnlineAlgorithm):
     """k samples per prompt; each one's baseline is the mean reward of the other k - 1.
 
     Paper: R = r - kl_coef * sum_t KL_t, A_i = R_i - mean_{j!=i} R_j, loss -A_i sum_t m_t l_t (no
@@ -67,10 +68,6 @@ class RLOO:
             "false with token_level_kl=true (TRL normalises one advantage per sequence)",
         )
         check(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0, null")
-
-    @property
-    def uses_critic(self) -> bool:
-        return False
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)

@@ -14,9 +14,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from align_lab.algorithms.base import check
 from align_lab.algorithms.dpo import margin_stats
-from align_lab.algorithms.preference import Route
+from align_lab.algorithms.preference import PairwiseAlgorithm, Route
+from align_lab.checks import check
 from align_lab.rl import (
     SAIL_EXTRA_GRAD_MODES,
     SF_BASELINES,
@@ -29,7 +29,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class SAIL:
+class SAIL(PairwiseAlgorithm):
     """L = mean_i[-f_i - 1/2 c_i f_i^2] + response term, f = log sigmoid(beta h) (16.2 step 4-5).
 
     Label coefficient c: rho on DDP pairs, pi on DPP pairs. Response coefficient: pi on DPP, gamma

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check, check_online
+from align_lab.algorithms.base import CriticAlgorithm, Rollout, check_critic, check_online
+from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     gae,
@@ -17,7 +18,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class VanillaPG:
+class VanillaPG(CriticAlgorithm):
     """Token-level REINFORCE: return-to-go of KL-shaped rewards minus a learned baseline b_phi(s_t).
 
     PPO with lam = 1 and neither ratio nor clip: loss -sum_t m_t stopgrad(G_t - b(s_t)) l_t, plus the
@@ -37,18 +38,8 @@ class VanillaPG:
 
     def __post_init__(self) -> None:
         check_online(self)
-        check(self.critic_lr > 0, "critic_lr", self.critic_lr, "> 0")
+        check_critic(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
-        check(
-            self.critic_init in ("sft", "reward_model"),
-            "critic_init",
-            self.critic_init,
-            "one of ('sft', 'reward_model')",
-        )
-
-    @property
-    def uses_critic(self) -> bool:
-        return True
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)

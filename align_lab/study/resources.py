@@ -7,7 +7,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from align_lab.algorithms.base import check
+from align_lab.checks import check
 
 
 @dataclass

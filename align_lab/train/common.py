@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from align_lab.algorithms.base import check
+from align_lab.checks import ConfigError, check
 from align_lab.rollout.base import RolloutEngine
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import Group
@@ -188,28 +189,60 @@ class Context:
     backend: Backend = field(default_factory=Backend)  # torch or DeepSpeed, dtype (train/backend.py)
 
 
+def hyperparameters(algo) -> dict:
+    """The algorithm's dataclass fields: its configuration, which training never changes."""
+    return dataclasses.asdict(algo) if dataclasses.is_dataclass(algo) else {}
+
+
+def restore_algorithm(algo, state: dict, folder: Path) -> None:
+    """Loads the algorithm's state (algo.load_state_dict) from a checkpoint, after refusing any
+    hyperparameter that differs from the checkpoint's: the optimiser, the scheduler and the algorithm's
+    state were made with the old value, so a new one would be half-applied. A checkpoint written before
+    algorithms had state_dict() holds vars(algo): its state keys are taken, the rest are compared."""
+    if "algo_state" in state:
+        saved, hyper = state["algo_state"], state["algo_hyperparameters"]
+    else:
+        names = algo.state_dict().keys()
+        saved = {k: v for k, v in state["algo"].items() if k in names}
+        hyper = {k: v for k, v in state["algo"].items() if k not in names}
+    current = hyperparameters(algo)
+    for key, old in hyper.items():
+        if key in current and current[key] != old:
+            raise ConfigError(
+                f"algo.{key}={current[key]}: the checkpoint in {folder} was trained with algo.{key}={old}; "
+                f"resume with that value, or delete {folder} to start again"
+            )
+    algo.load_state_dict(saved)
+
+
 def restore(ctx: Context, named: dict, algo) -> int:
     """Loads the last checkpoint into models/optimisers/algorithm/RNG; returns the step to start at."""
     state = load_checkpoint(ctx.checkpoint_dir)
     if state is None:
         return 0
+    restore_algorithm(algo, state, ctx.checkpoint_dir)
     for name, obj in named.items():
         obj.load_state_dict(state["objects"][name])
-    for key, value in state["algo"].items():
-        setattr(algo, key, value)
     set_rng_state(state["rng"])
     return state["step"]
 
 
 def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
-    """Saves everything resume needs: weights, optimisers, schedulers, data position, RNG, algo state.
+    """Saves everything resume needs: weights, optimisers, schedulers, data position, RNG, the
+    algorithm's state (algo.state_dict()) and its hyperparameters (to refuse a changed one on resume).
     The main process writes the file; a DeepSpeed engine's state_dict() saves its partitions on
     every process that calls it (Backend.every_rank_saves)."""
     objects = {name: obj.state_dict() for name, obj in named.items()}
     if ctx.group.is_main:
         save_checkpoint(
             ctx.checkpoint_dir,
-            {"step": step, "objects": objects, "algo": dict(vars(algo)), "rng": rng_state()},
+            {
+                "step": step,
+                "objects": objects,
+                "algo_state": algo.state_dict(),
+                "algo_hyperparameters": hyperparameters(algo),
+                "rng": rng_state(),
+            },
         )
 
 

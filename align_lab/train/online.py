@@ -1,19 +1,24 @@
 """The online loop: rollout -> score -> advantages -> minibatch updates -> log. One loop for every
 online algorithm; the only algorithm-dependent branch is whether a critic exists.
 
-A few optional attributes switch on generic extras, each off when an algorithm lacks it:
-`greedy_baseline` (ReMax: also score one greedy response per prompt), `critic_pretrain_steps` (the
-policy rests while the critic warms up), `entropy_coef` (entropy bonus) and `ptx_coef` (PPO-ptx: NLL
-of the task's demonstrations). PPO-max uses the last three."""
+The loop reads an algorithm only through the OnlineAlgorithm contract (algorithms/base.py), whose
+defaults switch every extra off: uses_reference (no KL term: no reference forward), greedy_baseline
+(ReMax: also score one greedy response per prompt), critic_pretrain_steps (the policy rests while the
+critic warms up), entropy_coef (entropy bonus) and ptx_coef (PPO-ptx: NLL of the task's
+demonstrations). PPO-max uses the last three."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout
+from align_lab.checks import check
 from align_lab.models.sequences import micro_batched, response_logprobs, token_values
 from align_lab.rl import kl_penalty, masked_mean, masked_sum
 from align_lab.train.common import (
@@ -29,38 +34,58 @@ from align_lab.train.distributed import row_seeds
 from align_lab.train.sft import nll, nll_backward
 
 
+@contextmanager
+def timed(times: dict, key: str) -> Iterator[None]:
+    """Puts the seconds its block takes in times[key] (`time/<phase>_s`)."""
+    start = time.perf_counter()
+    yield
+    times[key] = time.perf_counter() - start
+
+
+@dataclass
+class Updates:
+    """What a minibatch step updates: the policy, the critic (uses_critic), and the demonstrations
+    of the ptx term (ptx_coef > 0), whose position is checkpointed."""
+
+    policy: object
+    critic: object | None = None
+    demonstrations: Shuffler | None = None
+
+
 def _rows(b) -> tuple:
     """The tensors a forward over responses needs, from Samples or a Rollout."""
     return b.prompt_ids, b.prompt_attn, b.response_ids, b.mask
 
 
-def _outputs(ctx, algo, temperature: float, entropy: bool, entropy_grad: bool, *rows):
+def _outputs(
+    ctx: Context, algo: OnlineAlgorithm, temperature: float, entropy: bool, entropy_grad: bool, *rows
+):
     """This process's forward of `rows`: log-probs (b, T), entropy (b, T) or None, values (b, T) or None."""
     logprobs, ent = response_logprobs(ctx.policy, *rows, temperature, entropy, entropy_grad)
     values = token_values(ctx.critic, *rows) if algo.uses_critic else None
     return logprobs, ent, values
 
 
-def _loss(algo, batch: Rollout, logprobs, entropy, values, entropy_coef: float):
+def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values):
     """The algorithm's loss of a minibatch, minus the entropy bonus; entropy logged either way."""
     loss, stats = algo.loss(batch, logprobs, values)
     mean_entropy = masked_mean(entropy, batch.mask)
-    if entropy_coef > 0:
-        loss = loss - entropy_coef * mean_entropy
+    if algo.entropy_coef > 0:
+        loss = loss - algo.entropy_coef * mean_entropy
     stats["train/entropy"] = mean_entropy.item()
     return loss, stats
 
 
-def _accumulate(ctx, algo, update, batch, mine, own, outputs, temperature, entropy_coef):
+def _accumulate(ctx, algo, update, batch, mine, own, outputs, temperature):
     """Gradient accumulation that equals one minibatch for any loss (micro_batch_size): the loss is
     computed once on detached whole-minibatch outputs, its gradient with respect to each row's
     outputs is taken, then each micro-batch's forward is run with a graph and backpropagated against
     those gradients, so the parameter gradients sum to the whole minibatch's."""
-    dp = ctx.group
+    dp, entropy_coef = ctx.group, algo.entropy_coef
     leaves = [None if o is None else dp.gather(o.detach()).requires_grad_() for o in outputs]  # (B, T)
     if entropy_coef == 0 and leaves[1] is not None:  # logged, not a loss term: no gradient to take
         leaves[1] = leaves[1].detach()
-    loss, stats = _loss(algo, batch, *leaves, entropy_coef)
+    loss, stats = _loss(algo, batch, *leaves)
     wrt = [x for x in leaves if x is not None and x.requires_grad]
     grads = dict(zip(map(id, wrt), torch.autograd.grad(loss, wrt, allow_unused=True), strict=True))
     # dL/d(outputs) for this process's rows of the minibatch, (b, T) each, None where no gradient
@@ -75,6 +100,169 @@ def _accumulate(ctx, algo, update, batch, mine, own, outputs, temperature, entro
         if terms:
             update.backward(sum(terms))
     return loss.detach(), stats
+
+
+def _sample(ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int):
+    """1. G samples for each of this process's share of the step's prompts; with greedy_baseline,
+    one greedy response per prompt too (else None)."""
+    task, tok, dp, G = ctx.task, ctx.tokenizer, ctx.group, algo.group_size
+    mine = dp.shard(len(step_prompts))
+    my_prompts = step_prompts[mine]
+    seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)
+    limits = (task.max_response_tokens, task.max_prompt_tokens)
+    samples = ctx.engine.sample(ctx.policy, tok, my_prompts, G, *limits, seeds=seeds)
+    greedy = None
+    if algo.greedy_baseline:  # ReMax: one greedy response per prompt as the baseline
+        greedy = ctx.engine.sample(ctx.policy, tok, my_prompts, 1, *limits, greedy=True)
+    return samples, greedy
+
+
+def _score(ctx: Context, algo: OnlineAlgorithm, samples, greedy, counters: Counters):
+    """2. This process's rewards (b,), and the greedy baseline of every row of the step (B,) or None."""
+    scores = ctx.scorer(samples.prompts, samples.responses, samples.finished)  # (b,)
+    if greedy is None:
+        return scores, None
+    dp = ctx.group
+    greedy_scores = dp.gather(ctx.scorer(greedy.prompts, greedy.responses, greedy.finished))  # (B/G,)
+    counters["generated_tokens"] += int(dp.gather(greedy.mask).sum())
+    counters["reward_queries"] += len(greedy_scores)
+    return scores, greedy_scores.repeat_interleave(algo.group_size)  # (B,)
+
+
+def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
+    """3. Log-probs of this process's responses under the sampling policy and the reference, critic
+    values or None, (b, T) each; and what the first update may reuse of this forward, or None."""
+    cfg, dp, micro, temperature = ctx.train, ctx.group, ctx.train.micro_batch_size, ctx.engine.temperature
+    # the first update sees the weights of this step's rollout: its forward is this one. Without
+    # micro-batches and with one minibatch per epoch (one process), keep its graph for the update;
+    # with micro-batches, keep its outputs (no graph) for the first minibatch (step 5)
+    keep_graph = cfg.minibatch_size == cfg.rollout_size and dp.size == 1 and micro is None
+    keep = keep_graph or micro is not None
+    with torch.set_grad_enabled(keep_graph), ctx.backend.autocast():
+        first_forward = micro_batched(
+            partial(_outputs, ctx, algo, temperature, keep, algo.entropy_coef > 0),
+            _rows(samples),
+            micro,
+        )  # (b, T) log-probs, entropy, values
+    logprobs, values = first_forward[0].detach(), first_forward[2]  # (b, T)
+    values = None if values is None else values.detach()
+    if micro is not None:  # every process's rows: a minibatch's rows come from the whole rollout
+        first_forward = tuple(None if o is None else dp.gather(o.detach()) for o in first_forward)
+    first_forward = first_forward if keep else None  # (B, T) each (b = B when the graph is kept)
+    with torch.no_grad(), ctx.backend.autocast():
+        # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
+        ref_logprobs = (
+            micro_batched(
+                lambda *rows: response_logprobs(ctx.reference, *rows, temperature)[0], _rows(samples), micro
+            )
+            if algo.uses_reference
+            else logprobs
+        )  # (b, T)
+    return logprobs, ref_logprobs, values, first_forward
+
+
+def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores):
+    """The whole step's rollout (B rows) from every process's rows."""
+    dp, pad = ctx.group, ctx.tokenizer.pad_token_id
+    return Rollout(
+        dp.gather(samples.prompt_ids, pad, left=True),
+        dp.gather(samples.prompt_attn, left=True),
+        dp.gather(samples.response_ids, pad),
+        dp.gather(samples.mask),
+        dp.gather(logprobs),
+        dp.gather(ref_logprobs),
+        dp.gather(scores),
+        algo.group_size,
+        None if values is None else dp.gather(values),
+        baseline_scores=baseline_scores,
+    )
+
+
+def _ptx(ctx: Context, algo: OnlineAlgorithm, updates: Updates, stats: dict) -> torch.Tensor:
+    """PPO-ptx: ptx_coef * NLL of a minibatch of demonstrations (with micro-batches, backpropagated
+    here), a term every process computes in full on the same data; zeros(()) without one."""
+    if updates.demonstrations is None:
+        return torch.zeros(())
+    cfg, task, micro = ctx.train, ctx.task, ctx.train.micro_batch_size
+    demos = updates.demonstrations.take(cfg.minibatch_size)
+    limits = (task.max_prompt_tokens, task.max_response_tokens)
+    with ctx.backend.autocast():
+        if micro is None:
+            ptx_loss = nll(ctx.policy, ctx.tokenizer, demos, *limits)
+        else:  # backpropagated here, micro-batch by micro-batch
+            scale = algo.ptx_coef / ctx.group.size
+            ptx_loss = nll_backward(ctx.policy, ctx.tokenizer, demos, *limits, micro, scale, updates.policy)
+    stats["train/ptx_loss"] = ptx_loss.item()
+    return algo.ptx_coef * ptx_loss
+
+
+def _minibatch(ctx: Context, algo, updates: Updates, rollout: Rollout, index, reuse, policy_rests: bool):
+    """One optimiser step on the rollout's rows `index` (B_mb,): the model runs on this process's
+    rows, the loss sees the whole minibatch. `reuse`: step 3's outputs, (B, T) each, or None."""
+    dp, micro, temperature = ctx.group, ctx.train.micro_batch_size, ctx.engine.temperature
+    batch = rollout.rows(index)
+    own = dp.shard(len(index))
+    mine = rollout.rows(index[own])
+    outputs = None if reuse is None else tuple(None if o is None else o[index[own]] for o in reuse)
+    updates.policy.zero_grad()
+    if updates.critic is not None:
+        updates.critic.zero_grad()
+    if micro is None:
+        with ctx.backend.autocast():
+            if outputs is None:
+                outputs = _outputs(ctx, algo, temperature, True, algo.entropy_coef > 0, *_rows(mine))
+            outputs = [None if o is None else dp.gather(o) for o in outputs]
+        loss, stats = _loss(algo, batch, *outputs)
+    else:
+        if outputs is None:  # detached outputs of the current weights, for the loss's gradient
+            with torch.no_grad(), ctx.backend.autocast():
+                outputs = micro_batched(
+                    partial(_outputs, ctx, algo, temperature, True, False), _rows(mine), micro
+                )
+        loss, stats = _accumulate(ctx, algo, updates.policy, batch, mine, own, outputs, temperature)
+    shared = torch.zeros(()) if policy_rests else _ptx(ctx, algo, updates, stats)
+    if micro is None:
+        # gradients are summed over processes, so a shared term counts once
+        updates.policy.backward(loss + shared / dp.size)
+    stats["train/grad_norm"] = updates.policy.step(apply=not policy_rests)
+    if updates.critic is not None:
+        updates.critic.step()
+    stats["train/loss"] = (loss + shared).item()
+    return stats, int(batch.mask.sum())
+
+
+def _update(ctx: Context, algo, updates: Updates, rollout: Rollout, reuse, policy_rests, counters):
+    """5. algo.epochs passes of minibatch updates over the rollout; the first minibatch reuses step
+    3's forward (the weights have not moved since). Returns each stat's values over the minibatches."""
+    stats: dict[str, list[float]] = {}
+    for _ in range(algo.epochs):
+        for index in torch.randperm(len(rollout.scores)).split(ctx.train.minibatch_size):
+            step_stats, tokens = _minibatch(ctx, algo, updates, rollout, index, reuse, policy_rests)
+            reuse = None
+            for k, v in step_stats.items():
+                stats.setdefault(k, []).append(v)
+            counters["trained_tokens"] += tokens
+    return stats
+
+
+def _metrics(algo: OnlineAlgorithm, rollout: Rollout, stats: dict, times: dict, counters: Counters) -> dict:
+    """6. What a comparison needs: reward, KL to the reference, length, the update's mean stats,
+    timings and the compute counters."""
+    scores, mask, G = rollout.scores, rollout.mask, algo.group_size
+    kl = masked_sum(kl_penalty(rollout.logprobs, rollout.ref_logprobs, "k1"), mask, dim=1)  # (B,)
+    groups = scores.view(-1, G)  # (B/G, G)
+    return {
+        "train/reward": scores.mean().item(),
+        "train/reward_std": scores.std().item() if len(scores) > 1 else 0.0,
+        **({"train/kl": kl.mean().item()} if algo.uses_reference else {}),
+        "train/response_length": mask.sum(-1).mean().item(),
+        "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
+        **{k: sum(v) / len(v) for k, v in stats.items()},
+        **times,
+        "time/step_s": sum(times.values()),
+        "time/generated_tokens_per_s": int(mask.sum()) / max(times["time/rollout_s"], 1e-9),
+        **{f"counters/{k}": v for k, v in counters.items()},
+    }
 
 
 def validate(algo: OnlineAlgorithm, cfg: TrainConfig) -> int:
@@ -95,184 +283,55 @@ def validate(algo: OnlineAlgorithm, cfg: TrainConfig) -> int:
 
 
 def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
-    cfg, task, tok = ctx.train, ctx.task, ctx.tokenizer
+    """Trains ctx.policy with `algo` for ctx.train.steps steps (resuming from ctx's checkpoint);
+    returns the final evaluation."""
+    cfg = ctx.train
     n_prompts = validate(algo, cfg)
-    temperature = ctx.engine.temperature
-    policy_update = ctx.backend.prepare(ctx.policy, algo.lr, ctx)
-    prompts = Shuffler(task.prompts("train"), ctx.seed)
+    updates = Updates(ctx.backend.prepare(ctx.policy, algo.lr, ctx))
+    prompts = Shuffler(ctx.task.prompts("train"), ctx.seed)
     counters = Counters()
     named = {
-        **policy_update.checkpointed("policy", "optimizer", "schedule"),
+        **updates.policy.checkpointed("policy", "optimizer", "schedule"),
         "prompts": prompts,
         "counters": counters,
     }
     if algo.uses_critic:  # plain torch: the policy's backward of the one loss fills its gradients
-        critic_update = ctx.backend.prepare(ctx.critic, algo.critic_lr, ctx, plain=True)
-        named |= critic_update.checkpointed("critic", "critic_optimizer", "critic_schedule")
-    ptx_coef = getattr(algo, "ptx_coef", 0.0)
-    demonstrations = Shuffler(task.demonstrations(), ctx.seed) if ptx_coef > 0 else None
-    if demonstrations is not None:
-        named["demonstrations"] = demonstrations
-    entropy_coef = getattr(algo, "entropy_coef", 0.0)
-    greedy_baseline = getattr(algo, "greedy_baseline", False)
-    # the reference policy only enters through the KL coefficient (an adaptive one may move off 0)
-    uses_reference = getattr(algo, "kl_coef", 1.0) != 0 or getattr(algo, "kl_target", None) is not None
+        updates.critic = ctx.backend.prepare(ctx.critic, algo.critic_lr, ctx, plain=True)
+        named |= updates.critic.checkpointed("critic", "critic_optimizer", "critic_schedule")
+    if algo.ptx_coef > 0:
+        updates.demonstrations = named["demonstrations"] = Shuffler(ctx.task.demonstrations(), ctx.seed)
     torch.manual_seed(ctx.seed)
     start = restore(ctx, named, algo)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
     final = None
-    dp = ctx.group  # data parallel: this process samples, scores and trains its own rows
     for step in range(start, cfg.steps):
-        times = {}
+        times: dict[str, float] = {}
         # 0. engines that hold their own copy of the weights (vLLM) take the policy's; HF samples the live one
-        t = time.perf_counter()
-        ctx.engine.sync(ctx.policy)
-        times["time/sync_s"] = time.perf_counter() - t
-        # 1. sample G responses for each of this process's share of the step's prompts
-        t = time.perf_counter()
-        step_prompts = prompts.take(n_prompts)
-        mine = dp.shard(n_prompts)
-        my_prompts = step_prompts[mine]
-        G = algo.group_size
-        seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)
-        limits = (task.max_response_tokens, task.max_prompt_tokens)
-        s = ctx.engine.sample(ctx.policy, tok, my_prompts, G, *limits, seeds=seeds)
-        if greedy_baseline:  # ReMax: one greedy response per prompt as the baseline
-            g = ctx.engine.sample(ctx.policy, tok, my_prompts, 1, *limits, greedy=True)
-        times["time/rollout_s"] = time.perf_counter() - t
+        with timed(times, "time/sync_s"):
+            ctx.engine.sync(ctx.policy)
+        # 1. sample G responses for each of this process's share of the step's prompts (data parallel:
+        # each process samples, scores and runs the models on its own rows)
+        with timed(times, "time/rollout_s"):
+            samples, greedy = _sample(ctx, algo, prompts.take(n_prompts), step)
         # 2. score them
-        t = time.perf_counter()
-        scores = ctx.scorer(s.prompts, s.responses, s.finished)  # (b,)
-        baseline_scores = None
-        if greedy_baseline:
-            greedy_scores = dp.gather(ctx.scorer(g.prompts, g.responses, g.finished))  # (B/G,)
-            baseline_scores = greedy_scores.repeat_interleave(G)  # (B,)
-            counters["generated_tokens"] += int(dp.gather(g.mask).sum())
-            counters["reward_queries"] += len(greedy_scores)
-        times["time/score_s"] = time.perf_counter() - t
+        with timed(times, "time/score_s"):
+            scores, baseline_scores = _score(ctx, algo, samples, greedy, counters)
         # 3. log-probs under the sampling policy and the reference; critic values
-        t = time.perf_counter()
-        micro = cfg.micro_batch_size
-        # the first update sees the weights of this step's rollout: its forward is this one. Without
-        # micro-batches and with one minibatch per epoch (one process), keep its graph for the update;
-        # with micro-batches, keep its outputs (no graph) for the first minibatch (step 5)
-        keep_graph = cfg.minibatch_size == cfg.rollout_size and dp.size == 1 and micro is None
-        keep = keep_graph or micro is not None
-        with torch.set_grad_enabled(keep_graph), ctx.backend.autocast():
-            first_forward = micro_batched(
-                partial(_outputs, ctx, algo, temperature, keep, entropy_coef > 0),
-                _rows(s),
-                micro,
-            )  # (b, T) log-probs, entropy, values
-        logprobs, values = first_forward[0].detach(), first_forward[2]  # (b, T)
-        values = None if values is None else values.detach()
-        if micro is not None:  # every process's rows: a minibatch's rows come from the whole rollout
-            first_forward = tuple(None if o is None else dp.gather(o.detach()) for o in first_forward)
-        first_forward = first_forward if keep else None  # (B, T) each (b = B when the graph is kept)
-        with torch.no_grad(), ctx.backend.autocast():
-            # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
-            ref_logprobs = (
-                micro_batched(
-                    lambda *rows: response_logprobs(ctx.reference, *rows, temperature)[0], _rows(s), micro
-                )
-                if uses_reference
-                else logprobs
-            )  # (b, T)
-        times["time/ref_s"] = time.perf_counter() - t
+        with timed(times, "time/ref_s"):
+            logprobs, ref_logprobs, values, reuse = _forward(ctx, algo, samples)
         # every process holds the whole step's rollout (B rows) from here on
-        pad = tok.pad_token_id
-        rollout = Rollout(
-            dp.gather(s.prompt_ids, pad, left=True),
-            dp.gather(s.prompt_attn, left=True),
-            dp.gather(s.response_ids, pad),
-            dp.gather(s.mask),
-            dp.gather(logprobs),
-            dp.gather(ref_logprobs),
-            dp.gather(scores),
-            G,
-            None if values is None else dp.gather(values),
-            baseline_scores=baseline_scores,
-        )
-        scores, mask = rollout.scores, rollout.mask
+        rollout = _gather_rollout(ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores)
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. a few epochs of minibatch updates (only the critic's while it is pre-trained)
-        policy_rests = step < getattr(algo, "critic_pretrain_steps", 0)
-        t = time.perf_counter()
-        stats: dict[str, list[float]] = {}
-        for _ in range(algo.epochs):
-            for index in torch.randperm(len(scores)).split(cfg.minibatch_size):
-                batch = rollout.rows(index)
-                # the model runs on this process's rows; the loss sees the whole minibatch
-                own = dp.shard(len(index))
-                mine = rollout.rows(index[own])
-                outputs = None
-                if first_forward is not None:  # the weights have not moved since step 3
-                    outputs = tuple(None if o is None else o[index[own]] for o in first_forward)
-                    first_forward = None
-                policy_update.zero_grad()
-                if algo.uses_critic:
-                    critic_update.zero_grad()
-                if micro is None:
-                    with ctx.backend.autocast():
-                        if outputs is None:
-                            outputs = _outputs(ctx, algo, temperature, True, entropy_coef > 0, *_rows(mine))
-                        outputs = [None if o is None else dp.gather(o) for o in outputs]
-                    loss, loss_stats = _loss(algo, batch, *outputs, entropy_coef)
-                else:
-                    if outputs is None:  # detached outputs of the current weights, for the loss's gradient
-                        with torch.no_grad(), ctx.backend.autocast():
-                            outputs = micro_batched(
-                                partial(_outputs, ctx, algo, temperature, True, False),
-                                _rows(mine),
-                                micro,
-                            )
-                    args = (ctx, algo, policy_update, batch, mine, own, outputs, temperature, entropy_coef)
-                    loss, loss_stats = _accumulate(*args)
-                shared = torch.zeros(())  # terms every process computes in full, on the same data
-                if demonstrations is not None and not policy_rests:
-                    demos = demonstrations.take(cfg.minibatch_size)
-                    limits = (task.max_prompt_tokens, task.max_response_tokens)
-                    with ctx.backend.autocast():
-                        if micro is None:
-                            ptx_loss = nll(ctx.policy, tok, demos, *limits)
-                        else:  # backpropagated here, micro-batch by micro-batch
-                            scale = ptx_coef / dp.size
-                            ptx_loss = nll_backward(
-                                ctx.policy, tok, demos, *limits, micro, scale, policy_update
-                            )
-                    shared = ptx_coef * ptx_loss
-                    loss_stats["train/ptx_loss"] = ptx_loss.item()
-                if micro is None:
-                    # gradients are summed over processes, so a shared term counts once
-                    policy_update.backward(loss + shared / dp.size)
-                loss_stats["train/grad_norm"] = policy_update.step(apply=not policy_rests)
-                if algo.uses_critic:
-                    critic_update.step()
-                loss_stats["train/loss"] = (loss + shared).item()
-                for k, v in loss_stats.items():
-                    stats.setdefault(k, []).append(v)
-                counters["trained_tokens"] += int(batch.mask.sum())
-        times["time/train_s"] = time.perf_counter() - t
+        policy_rests = step < algo.critic_pretrain_steps
+        with timed(times, "time/train_s"):
+            stats = _update(ctx, algo, updates, rollout, reuse, policy_rests, counters)
         # 6. log what a comparison needs
-        counters["generated_tokens"] += int(mask.sum())
-        counters["reward_queries"] += len(scores)
-        kl = masked_sum(kl_penalty(rollout.logprobs, rollout.ref_logprobs, "k1"), mask, dim=1)  # (B,)
-        groups = scores.view(-1, G)  # (B/G, G)
-        metrics = {
-            "train/reward": scores.mean().item(),
-            "train/reward_std": scores.std().item() if len(scores) > 1 else 0.0,
-            **({"train/kl": kl.mean().item()} if uses_reference else {}),
-            "train/response_length": mask.sum(-1).mean().item(),
-            "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
-            **{k: sum(v) / len(v) for k, v in stats.items()},
-            **times,
-            "time/step_s": sum(times.values()),
-            "time/generated_tokens_per_s": int(mask.sum()) / max(times["time/rollout_s"], 1e-9),
-            **{f"counters/{k}": v for k, v in counters.items()},
-        }
-        done = step + 1
-        final = end_of_step(ctx, named, algo, done, metrics) or final
+        counters["generated_tokens"] += int(rollout.mask.sum())
+        counters["reward_queries"] += len(rollout.scores)
+        metrics = _metrics(algo, rollout, stats, times, counters)
+        final = end_of_step(ctx, named, algo, step + 1, metrics) or final
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics.get('train/kl', 0.0):.3f}")
     bar.close()

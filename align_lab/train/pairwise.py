@@ -140,7 +140,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     }
     torch.manual_seed(ctx.seed)
     start = restore(ctx, named, algo)
-    average = getattr(algo, "length_normalize", False)
+    average = algo.length_normalize
     bar = ctx.progress(total=cfg.steps, initial=start, desc="preference optimisation")
     dp = ctx.group  # data parallel: this process runs the models on its share of the pairs
     final = None
