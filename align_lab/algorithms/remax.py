@@ -35,11 +35,11 @@ class ReMax(OnlineAlgorithm):
     gamma: float = 1.0
     loss_aggregation: str = "seq_mean_token_sum"
 
+    greedy_baseline: ClassVar[bool] = True  # the loop fills rollout.baseline_scores (greedy responses)
+
     def __post_init__(self) -> None:
         check_online(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
-
-    greedy_baseline: ClassVar[bool] = True  # the loop fills rollout.baseline_scores (greedy responses)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         if rollout.baseline_scores is None:
