@@ -24,7 +24,7 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
             validate(spec.algo, spec.train)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        critic_init = getattr(spec.algo, "critic_init", "sft") if spec.algo.uses_critic else "sft"
+        critic_init = spec.algo.critic_init if spec.algo.uses_critic else "sft"
         if critic_init == "reward_model" and not isinstance(spec.reward, LearnedRM):
             raise ConfigError(
                 "algo.critic_init=reward_model: needs reward=learned_rm (a reward model to copy), "
@@ -99,7 +99,7 @@ def check_backend(spec: RunSpec, here: bool = True) -> None:
             "hardware.backend=deepspeed yet (the engine would step per micro-batch); use null or "
             "hardware.backend=torch"
         )
-    pretrain = getattr(spec.algo, "critic_pretrain_steps", 0) if isinstance(spec.algo, OnlineAlgorithm) else 0
+    pretrain = spec.algo.critic_pretrain_steps if isinstance(spec.algo, OnlineAlgorithm) else 0
     if pretrain > 0:
         raise ConfigError(
             f"algo.critic_pretrain_steps={pretrain}: hardware.backend=deepspeed cannot hold the policy "

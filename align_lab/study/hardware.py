@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align_lab.algorithms.base import check
+from align_lab.checks import check
 from align_lab.config import ConfigError
 from align_lab.study.resources import ResourcePolicy, threads_given
 from align_lab.train.backend import Backend

@@ -28,7 +28,7 @@ from align_lab.study.world import World
 from align_lab.tracking import MultiTracker
 from align_lab.tracking.progress import progress_factory
 from align_lab.train.backend import forget_process_group
-from align_lab.train.common import CheckpointError, Context, checkpoint_file, checkpoint_step
+from align_lab.train.common import CheckpointError, Context, check_resumable, checkpoint_step
 from align_lab.train.distributed import Group, join_slurm, launch, leave
 from align_lab.train.online import train_online
 from align_lab.train.pairwise import train_pairwise
@@ -102,8 +102,8 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     if previous is not None:
         return previous
     ckpt = run_dir / "checkpoints"
-    try:
-        checkpoint_file(ckpt)  # before any compute: a damaged checkpoint is one line, not a traceback
+    try:  # before any compute: a damaged checkpoint or a changed hyperparameter is one line
+        check_resumable(spec.algo, ckpt)
     except CheckpointError as e:
         raise RunStopped(f"error: {e}") from None
     check_partitions(spec, ckpt)

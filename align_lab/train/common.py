@@ -194,25 +194,42 @@ def hyperparameters(algo) -> dict:
     return dataclasses.asdict(algo) if dataclasses.is_dataclass(algo) else {}
 
 
-def restore_algorithm(algo, state: dict, folder: Path) -> None:
-    """Loads the algorithm's state (algo.load_state_dict) from a checkpoint, after refusing any
-    hyperparameter that differs from the checkpoint's: the optimiser, the scheduler and the algorithm's
-    state were made with the old value, so a new one would be half-applied. A checkpoint written before
-    algorithms had state_dict() holds vars(algo): its state keys are taken, the rest are compared."""
+def _algorithm_in(algo, state: dict) -> tuple[dict, dict]:
+    """(the algorithm's saved state, its saved hyperparameters) in a checkpoint. A checkpoint written
+    before algorithms had state_dict() holds vars(algo): its state keys are taken, the rest compared."""
     if "algo_state" in state:
-        saved, hyper = state["algo_state"], state["algo_hyperparameters"]
-    else:
-        names = algo.state_dict().keys()
-        saved = {k: v for k, v in state["algo"].items() if k in names}
-        hyper = {k: v for k, v in state["algo"].items() if k not in names}
+        return state["algo_state"], state["algo_hyperparameters"]
+    names = algo.state_dict().keys()
+    return {k: v for k, v in state["algo"].items() if k in names}, {
+        k: v for k, v in state["algo"].items() if k not in names
+    }
+
+
+def refuse_changed_hyperparameters(algo, state: dict, folder: Path) -> None:
+    """One line for a hyperparameter that differs from the checkpoint's: the optimiser, the scheduler and
+    the algorithm's state were made with the old value, so a new one would be half-applied."""
     current = hyperparameters(algo)
-    for key, old in hyper.items():
+    for key, old in _algorithm_in(algo, state)[1].items():
         if key in current and current[key] != old:
             raise ConfigError(
                 f"algo.{key}={current[key]}: the checkpoint in {folder} was trained with algo.{key}={old}; "
                 f"resume with that value, or delete {folder} to start again"
             )
-    algo.load_state_dict(saved)
+
+
+def check_resumable(algo, folder: Path) -> None:
+    """Before any compute: the last checkpoint in `folder` (if any) was trained with algo's
+    hyperparameters (the file is memory-mapped, not read whole)."""
+    path = checkpoint_file(folder)
+    if path is not None and path.is_file():
+        refuse_changed_hyperparameters(algo, torch.load(path, mmap=True, weights_only=False), folder)
+
+
+def restore_algorithm(algo, state: dict, folder: Path) -> None:
+    """Loads the algorithm's state (algo.load_state_dict) from a checkpoint, after refusing any
+    changed hyperparameter."""
+    refuse_changed_hyperparameters(algo, state, folder)
+    algo.load_state_dict(_algorithm_in(algo, state)[0])
 
 
 def restore(ctx: Context, named: dict, algo) -> int:

@@ -117,8 +117,11 @@ def test_resuming_a_run_with_another_learning_rate_stops_with_one_line(tmp_path,
     with pytest.raises(Interrupt):
         run_in_process(["algo=reinforce_ma"], tmp_path, cache_dir)
     monkeypatch.setattr(JsonlTracker, "log", original)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     with pytest.raises(ConfigError) as e:
         run_in_process(["algo=reinforce_ma", "algo.lr=0.002"], tmp_path, cache_dir)
+    # refused before any compute: the run folder (summary, metrics, checkpoints) is untouched
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
     folder = tmp_path / "checkpoints"
     assert str(e.value) == (
         f"algo.lr=0.002: the checkpoint in {folder} was trained with algo.lr=0.001; "
