@@ -118,3 +118,10 @@ def sequence_scores(model, prompt_ids, prompt_attn, response_ids, mask) -> Tenso
         return logits[:, 0].float()
     last = attn.shape[1] - 1 - attn.flip(-1).argmax(-1)  # (B,) index of the last attended token
     return logits[torch.arange(len(ids)), last, 0].float()
+
+
+def score_texts(rm, tokenizer, prompts, responses, finished, max_prompt, max_response):
+    """Reward-model scores of (prompt, response) texts, (B,)."""
+    prompt_ids, prompt_attn = encode_prompts(tokenizer, prompts, max_prompt)
+    response_ids, mask = encode_responses(tokenizer, responses, finished, max_response)
+    return sequence_scores(rm, prompt_ids, prompt_attn, response_ids, mask)

@@ -13,6 +13,7 @@ from align_lab.results import stats
 from align_lab.results.aggregate import Comparison, band
 from align_lab.results.extract import WALL_TIME
 from align_lab.results.runs import COMPLETED
+from align_lab.results.stats import fmt
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -158,8 +159,6 @@ def plot_overoptimisation(comparison: Comparison, path: Path) -> Path:
 def plot_by_group(comparison: Comparison, path: Path) -> Path:
     """The metric per group, final and at the common budget: seeds as dots, mean with 95% CI."""
     from matplotlib.figure import Figure
-
-    from align_lab.results.report import fmt
 
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     panels = [

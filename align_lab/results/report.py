@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from align_lab.results.aggregate import Comparison
 from align_lab.results.extract import FINAL_METRICS
-from align_lab.results.stats import N_RESAMPLES
+from align_lab.results.plots import write_figures
+from align_lab.results.stats import N_RESAMPLES, fmt, fmt_ci, fmt_p
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,25 +48,6 @@ class Image:
 
 
 Block = Heading | Paragraph | Bullets | Table | Image
-
-
-def fmt(x: float) -> str:
-    """A number for a table: thousands with separators, else 4 significant digits; n/a for NaN."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.4g}"
-
-
-def fmt_ci(mean: float, lo: float, hi: float) -> str:
-    if math.isnan(lo) or math.isnan(hi):
-        return fmt(mean)
-    return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
-
-
-def fmt_p(p: float) -> str:
-    return "n/a" if math.isnan(p) else f"{p:.3g}"
 
 
 def group_table_block(table: pd.DataFrame, columns: list[tuple[str, str]]) -> Table:
@@ -317,8 +298,6 @@ def write_report(
 
     Returns ({file name: path}, [(caption, figure path)]).
     """
-    from align_lab.results.plots import write_figures
-
     out.mkdir(parents=True, exist_ok=True)
     figures = write_figures(comparison, out)
     blocks = document(comparison, roots, figures)

@@ -5,6 +5,7 @@ numpy only (no scipy). Every random draw takes an explicit seed, so a report is 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -138,3 +139,23 @@ def common_grid(curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     hi = min(float(x[-1]) for x, _ in curves)
     grid = np.unique(np.concatenate([x for x, _ in curves]))
     return grid[(grid >= lo) & (grid <= hi)]
+
+
+# as text, for tables and headlines
+def fmt(x: float) -> str:
+    """A number for a table: thousands with separators, else 4 significant digits; n/a for NaN."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
+
+
+def fmt_ci(mean: float, lo: float, hi: float) -> str:
+    if math.isnan(lo) or math.isnan(hi):
+        return fmt(mean)
+    return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def fmt_p(p: float) -> str:
+    return "n/a" if math.isnan(p) else f"{p:.3g}"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from align_lab.train.reward_model import RMConfig, score_texts
+from align_lab.models.sequences import score_texts
 
 Scorer = Callable[[list[str], list[str], list[bool]], Tensor]
 
@@ -35,9 +35,15 @@ class Verifier:
 
 
 @dataclass
-class LearnedRM(RMConfig):
-    """reward=learned_rm: a Bradley-Terry reward model trained on the task's preference pairs."""
+class LearnedRM:
+    """reward=learned_rm: a Bradley-Terry reward model trained on the task's preference pairs
+    (train/reward_model.py), then scoring the policy's responses."""
 
+    epochs: int = 4
+    lr: float = 5e-4
+    batch_size: int = 64
+    heldout_fraction: float = 0.1
+    seed: int = 0
     holds_model = True  # a run keeps the reward model in memory (resources.py)
 
     def __post_init__(self) -> None:

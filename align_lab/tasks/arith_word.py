@@ -11,7 +11,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from align_lab.tasks.base import BradleyTerryAnnotator
+from align_lab.tasks.base import BradleyTerryAnnotator, GeneratedTask
 
 # (operation, question template): {a} and {b} are the operands, b <= a for subtraction
 TEMPLATES = {
@@ -45,7 +45,7 @@ def answer(a: int, b: int, operation: str) -> int:
 
 
 @dataclass
-class ArithWord:
+class ArithWord(GeneratedTask):
     """Questions "What is 13 plus 7? Answer with just the number." with operands in [1, max_operand];
     the gold reward is 1 when the response's last number is the exact answer, else 0."""
 
@@ -57,6 +57,7 @@ class ArithWord:
     instruction: str = "Answer with just the number."
     annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
 
+    name = "arith_word"
     verifiable = True
     has_gold_reward = True
     sft = False  # the pretrained instruct model is the starting policy
@@ -71,8 +72,7 @@ class ArithWord:
         for key in ("n_train", "n_eval"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
-        if isinstance(self.annotator, dict):
-            self.annotator = BradleyTerryAnnotator(**self.annotator)
+        self._build_annotator()
         rng = random.Random(self.world_seed)
         questions: dict[str, int] = {}  # prompt -> answer; distinct prompts, train and eval disjoint
         budget = self.n_train + self.n_eval
@@ -94,11 +94,6 @@ class ArithWord:
         prompts = list(questions)
         self._split = {"eval": prompts[: self.n_eval], "train": prompts[self.n_eval :]}
 
-    def fingerprint(self) -> dict:
-        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        fields["annotator"] = vars(self.annotator)
-        return {"task": "arith_word", **fields}
-
     def corpus(self) -> list[str]:
         return list(self._answers)
 
@@ -116,12 +111,3 @@ class ArithWord:
     def demonstrations(self) -> list[tuple[str, str]]:
         """Exact answers, for SFT (task.sft is false by default: the instruct model needs none)."""
         return [(p, str(self._answers[p])) for p in self._split["train"]]
-
-    def preference_pairs(self) -> None:
-        return None  # sampled from the policy and annotated with the gold reward (study/world.py)
-
-    def references(self, split: str) -> None:
-        return None
-
-    def annotate(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
-        return self.annotator(gold_a, gold_b, rng)

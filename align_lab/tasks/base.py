@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -79,3 +80,50 @@ class BradleyTerryAnnotator:
         p = 1.0 / (1.0 + math.exp(-self.bt_beta * (gold_a - gold_b)))
         prefers_a = rng.random() < p
         return prefers_a != (rng.random() < self.label_noise)
+
+
+class GeneratedTask:
+    """What the tasks generated from `world_seed` share (toy_prefs, toy_arith, arith_word): pairs are
+    sampled from the policy and labelled by `annotator`, there are no reference responses, and every
+    public field defines the data, so all of them make the fingerprint. `name` is the task's config name."""
+
+    name: str
+    annotator: BradleyTerryAnnotator
+
+    def _build_annotator(self) -> None:
+        if isinstance(self.annotator, dict):  # built without Hydra
+            self.annotator = BradleyTerryAnnotator(**self.annotator)
+
+    def fingerprint(self) -> dict:
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        fields["annotator"] = vars(self.annotator)
+        return {"task": self.name, **fields}
+
+    def preference_pairs(self) -> None:
+        return None  # sampled from the policy and annotated (study/world.py)
+
+    def references(self, split: str) -> None:
+        return None
+
+    def annotate(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
+        return self.annotator(gold_a, gold_b, rng)
+
+
+def held_out_split(items: list, eval_fraction: float, rng: random.Random) -> dict[str, list]:
+    """{"eval": a shuffled eval_fraction of items (at least one), "train": the rest}, each sorted."""
+    items = list(items)
+    rng.shuffle(items)
+    n_eval = max(1, round(len(items) * eval_fraction))
+    return {"eval": sorted(items[:n_eval]), "train": sorted(items[n_eval:])}
+
+
+def noisy_demonstrations(
+    prompts: list[str], n: int, seed: int, respond: Callable[[str, random.Random], str]
+) -> list[tuple[str, str]]:
+    """n (prompt, response) pairs: a prompt drawn at random, then a noisy expert's response to it."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        prompt = rng.choice(prompts)
+        out.append((prompt, respond(prompt, rng)))
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from align_lab.tasks.base import BradleyTerryAnnotator
+from align_lab.tasks.base import BradleyTerryAnnotator, GeneratedTask, held_out_split, noisy_demonstrations
 
 DIGITS = [str(d) for d in range(10)]
 
@@ -16,7 +16,7 @@ def spell(n: int) -> str:
 
 
 @dataclass
-class ToyArith:
+class ToyArith(GeneratedTask):
     """Prompts "a + b =" with 0 <= a, b <= max_operand; the gold reward is 1 for the exact sum."""
 
     world_seed: int = 0
@@ -28,6 +28,7 @@ class ToyArith:
     annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
     max_response_tokens: int = 4  # generation limit: two digits and EOS, one spare
 
+    name = "toy_arith"
     verifiable = True
     has_gold_reward = True
     sft = True
@@ -42,22 +43,13 @@ class ToyArith:
             raise ValueError(f"eval_fraction={self.eval_fraction}: must be in (0, 1)")
         if not 0 <= self.expert_accuracy <= 1:
             raise ValueError(f"expert_accuracy={self.expert_accuracy}: must be in [0, 1]")
-        if isinstance(self.annotator, dict):
-            self.annotator = BradleyTerryAnnotator(**self.annotator)
-        rng = random.Random(self.world_seed)
+        self._build_annotator()
         pairs = [(a, b) for a in range(self.max_operand + 1) for b in range(self.max_operand + 1)]
-        rng.shuffle(pairs)
-        n_eval = max(1, round(len(pairs) * self.eval_fraction))
-        self._split = {"eval": sorted(pairs[:n_eval]), "train": sorted(pairs[n_eval:])}
+        self._split = held_out_split(pairs, self.eval_fraction, random.Random(self.world_seed))
 
     @property
     def max_prompt_tokens(self) -> int:
         return 2 * len(str(self.max_operand)) + 3  # BOS a + b =
-
-    def fingerprint(self) -> dict:
-        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        fields["annotator"] = vars(self.annotator)
-        return {"task": "toy_arith", **fields}
 
     def corpus(self) -> list[str]:
         return [" ".join(DIGITS + ["+", "="])]
@@ -76,24 +68,13 @@ class ToyArith:
             for p, r, f in zip(prompts, responses, finished, strict=True)
         ]
 
-    def demonstrations(self) -> list[tuple[str, str]]:
+    def _teacher_answer(self, prompt: str, rng: random.Random) -> str:
         """A noisy teacher: right with probability expert_accuracy, else off by a little."""
-        rng = random.Random(self.world_seed + 1)
-        prompts = self.prompts("train")
-        out = []
-        for _ in range(self.n_demonstrations):
-            p = rng.choice(prompts)
-            total = int(self.answer(p).replace(" ", ""))
-            if rng.random() >= self.expert_accuracy:
-                total = max(0, total + rng.choice([-2, -1, 1, 2, 10]))
-            out.append((p, spell(total)))
-        return out
+        total = int(self.answer(prompt).replace(" ", ""))
+        if rng.random() >= self.expert_accuracy:
+            total = max(0, total + rng.choice([-2, -1, 1, 2, 10]))
+        return spell(total)
 
-    def preference_pairs(self) -> None:
-        return None  # sampled from the SFT policy and annotated (study/world.py)
-
-    def references(self, split: str) -> None:
-        return None
-
-    def annotate(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
-        return self.annotator(gold_a, gold_b, rng)
+    def demonstrations(self) -> list[tuple[str, str]]:
+        seed = self.world_seed + 1
+        return noisy_demonstrations(self.prompts("train"), self.n_demonstrations, seed, self._teacher_answer)

@@ -18,7 +18,7 @@ import itertools
 import random
 from dataclasses import dataclass, field
 
-from align_lab.tasks.base import BradleyTerryAnnotator
+from align_lab.tasks.base import BradleyTerryAnnotator, GeneratedTask, held_out_split, noisy_demonstrations
 
 TOPICS = (
     "river storm wolf garden market winter engine forest "
@@ -33,7 +33,7 @@ SEP = ":"
 
 
 @dataclass
-class ToyPrefs:
+class ToyPrefs(GeneratedTask):
     """The default task; every field changes the world and so every cache key."""
 
     world_seed: int = 0
@@ -52,6 +52,7 @@ class ToyPrefs:
     n_pairs: int = 4096
     annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
 
+    name = "toy_prefs"
     verifiable = False
     has_gold_reward = True
     sft = True
@@ -70,25 +71,17 @@ class ToyPrefs:
                 raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
         if not 1 <= self.target_len < self.max_response_tokens:
             raise ValueError(f"target_len={self.target_len}: must be in [1, max_response_tokens)")
-        if isinstance(self.annotator, dict):  # built without Hydra
-            self.annotator = BradleyTerryAnnotator(**self.annotator)
+        self._build_annotator()
         rng = random.Random(self.world_seed)
         self._topics = TOPICS[: self.n_topics]
         self._words = WORDS[: self.n_words]
         self._affinity = {(t, w): rng.gauss(0.0, 1.0) for t in self._topics for w in self._words}
         combos = [" ".join(c) for c in itertools.combinations(self._topics, self.prompt_topics)]
-        rng.shuffle(combos)
-        n_eval = max(1, round(len(combos) * self.eval_fraction))
-        self._split = {"eval": sorted(combos[:n_eval]), "train": sorted(combos[n_eval:])}
+        self._split = held_out_split(combos, self.eval_fraction, rng)
 
     @property
     def max_prompt_tokens(self) -> int:
         return self.prompt_topics + 2  # BOS + topics + separator
-
-    def fingerprint(self) -> dict:
-        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        fields["annotator"] = vars(self.annotator)
-        return {"task": "toy_prefs", **fields}
 
     def corpus(self) -> list[str]:
         return [" ".join(self._topics + self._words + [SEP])]
@@ -133,19 +126,5 @@ class ToyPrefs:
         return " ".join(words)
 
     def demonstrations(self) -> list[tuple[str, str]]:
-        rng = random.Random(self.world_seed + 1)
-        prompts = self.prompts("train")
-        out = []
-        for _ in range(self.n_demonstrations):
-            p = rng.choice(prompts)
-            out.append((p, self._expert_response(p, rng)))
-        return out
-
-    def preference_pairs(self) -> None:
-        return None  # sampled from the SFT policy and annotated (study/world.py)
-
-    def references(self, split: str) -> None:
-        return None
-
-    def annotate(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
-        return self.annotator(gold_a, gold_b, rng)
+        seed = self.world_seed + 1
+        return noisy_demonstrations(self.prompts("train"), self.n_demonstrations, seed, self._expert_response)

@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from align_lab.models.sequences import encode_prompts, encode_responses, sequence_scores
+from align_lab.models.sequences import score_texts
 from align_lab.tasks.base import Pair
 from align_lab.train.sft import batches
 
-
-@dataclass
-class RMConfig:
-    epochs: int = 4
-    lr: float = 5e-4
-    batch_size: int = 64
-    heldout_fraction: float = 0.1
-    seed: int = 0
-
-
-def score_texts(rm, tokenizer, prompts, responses, finished, max_prompt, max_response):
-    """Reward-model scores of (prompt, response) texts, (B,)."""
-    prompt_ids, prompt_attn = encode_prompts(tokenizer, prompts, max_prompt)
-    response_ids, mask = encode_responses(tokenizer, responses, finished, max_response)
-    return sequence_scores(rm, prompt_ids, prompt_attn, response_ids, mask)
+if TYPE_CHECKING:
+    from align_lab.rewards import LearnedRM
 
 
 def pair_margins(rm, tokenizer, pairs: list[Pair], max_prompt, max_response):
@@ -64,7 +51,7 @@ def train_reward_model(
     rm,
     tokenizer,
     pairs: list[Pair],
-    config: RMConfig,
+    config: LearnedRM,
     max_prompt,
     max_response,
     progress,
