@@ -17,9 +17,9 @@ CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
 def spec_from_config(cfg: DictConfig, names: dict):
     """Builds every component (type- and value-checked) into a RunSpec."""
+    from align_lab.cache import usable_cache_dir
     from align_lab.config import integer
     from align_lab.models.lora import LoRA
-    from align_lab.study.cache import usable_cache_dir
     from align_lab.study.spec import RunSpec
 
     return RunSpec(

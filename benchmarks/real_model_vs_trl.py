@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="stage cache for the converted checkpoint")
     parser.add_argument("--profile", action="store_true", help="also profile one run of each side")
     a = parser.parse_args()
-    from align_lab.study.cache import default_cache_dir
+    from align_lab.cache import default_cache_dir
 
     path = checkpoint(Path(a.cache) if a.cache else default_cache_dir())
     import torch

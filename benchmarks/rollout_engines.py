@@ -21,7 +21,7 @@ REPEATS = 5
 def world():
     """The tests' small toy world: tokenizer, prompts and a briefly fine-tuned tiny Llama."""
     from align_lab.app import spec_from_config
-    from align_lab.study.cache import StageCache
+    from align_lab.cache import StageCache
     from align_lab.study.world import World
     from align_lab.tracking.progress import progress_factory
     from tests.conftest import SMALL, compose

@@ -63,7 +63,7 @@ def dequantize(gguf_path: Path, out: Path) -> None:
 
 def converted_checkpoint(gguf_path: Path, digest: str, cache_root: Path) -> Path:
     """The cached plain checkpoint of a GGUF file (built once per sha256, under the cache's lock)."""
-    from align_lab.study.cache import StageCache
+    from align_lab.cache import StageCache
 
     def build(out: Path) -> None:
         try:

@@ -130,8 +130,8 @@ class HFModel:
     @cached_property
     def _converted(self) -> Path:
         """gguf_file as a plain checkpoint, converted once into the stage cache (key: its sha256)."""
+        from align_lab.cache import default_cache_dir
         from align_lab.models.gguf import converted_checkpoint
-        from align_lab.study.cache import default_cache_dir
 
         root = Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
         return converted_checkpoint(self._gguf, self._gguf_sha256, root)

@@ -12,7 +12,7 @@ import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
-from align_lab.study.cache import StageCache
+from align_lab.cache import StageCache
 from align_lab.study.checks import check_partitions, check_run
 from align_lab.study.spec import RunSpec
 from align_lab.study.summary import (

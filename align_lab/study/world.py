@@ -1,6 +1,6 @@
 """The shared stages of a run: tokenizer -> SFT policy -> preference pairs -> reward model.
 
-Each stage is built once per content key (study/cache.py) and shared by every run and seed that
+Each stage is built once per content key (cache.py) and shared by every run and seed that
 uses the same upstream configuration; the run's seed is not part of any key.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from align_lab.study.cache import StageCache, StageResult
+from align_lab.cache import StageCache, StageResult
 from align_lab.tasks.base import Pair
 
 # Bump a stage's version whenever its code changes what it produces.
@@ -26,7 +26,7 @@ VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 1, "reward_model": 2}
 # other code (another clone, an older checkout sharing ~/.cache/align_lab) is never served; a
 # forgotten VERSIONS bump can no longer serve one.
 PACKAGE = Path(__file__).resolve().parent.parent
-STAGE_CODE = ("models", "tasks", "rollout", "rl", "train", "study/world.py", "study/cache.py")
+STAGE_CODE = ("models", "tasks", "rollout", "rl", "train", "study/world.py", "cache.py")
 
 
 @functools.cache

@@ -73,9 +73,9 @@ def test_a_rows_seed_does_not_depend_on_how_rows_are_split():
 
 
 def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(tmp_path, cache_dir):
+    from align_lab.cache import StageCache
     from align_lab.models.tokenizer import load_tokenizer
     from align_lab.rollout.hf import HFGenerate
-    from align_lab.study.cache import StageCache
     from align_lab.study.world import World
 
     cfg, names = compose(["task.n_demonstrations=512", "sft.epochs=2", f"cache_dir={cache_dir}"])

@@ -54,7 +54,7 @@ def test_micro_batches_equal_one_minibatch(overrides, tmp_path, cache_dir, monke
 
 def test_stages_accumulate_to_the_same_model(tmp_path):
     """SFT and reward-model stages built with micro-batches equal the whole-batch ones."""
-    from align_lab.study.cache import StageCache
+    from align_lab.cache import StageCache
     from align_lab.study.world import World
 
     cfg, names = compose(["task.n_demonstrations=96", "task.n_pairs=64", "sft.epochs=1", "sft.batch_size=32"])

@@ -29,7 +29,7 @@ FIELDS = ("prompt_ids", "prompt_attn", "response_ids", "mask")
 def world(tmp_path_factory):
     """The toy world's tokenizer, prompts and a briefly fine-tuned tiny Llama (it emits EOS)."""
     from align_lab.app import spec_from_config
-    from align_lab.study.cache import StageCache
+    from align_lab.cache import StageCache
     from align_lab.study.world import World
     from align_lab.tracking.progress import progress_factory
 

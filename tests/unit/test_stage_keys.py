@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from align_lab.cache import StageCache
 from align_lab.models.tiny import TinyLM
 from align_lab.study import world as world_module
-from align_lab.study.cache import StageCache
 from align_lab.study.world import World, code_fingerprint
 from align_lab.tasks.toy_prefs import ToyPrefs
 from align_lab.train.sft import SFTConfig
