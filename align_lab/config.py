@@ -36,6 +36,7 @@ def _typed(cls: type, node: DictConfig, key: str):
     except ValidationError as e:
         want = getattr(e, "msg", str(e)).split("\n")[0]
         kind = want.rsplit(" ", 1)[-1] if "could not be converted to" in want else None
+        kind = "Boolean" if "is not a valid bool" in want else kind
         want = WANTED.get(kind, want)
         raise ConfigError(f"{key}.{e.full_key}={e.value}: {want}") from None
 
