@@ -22,6 +22,7 @@ from align_lab.study.summary import (
     outcome,
     result_lines,
     stopped,
+    write_resolved_config,
     write_summary,
 )
 from align_lab.study.world import World
@@ -125,6 +126,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_summary(run_dir, summary)
+        write_resolved_config(run_dir, spec.config)
     except OSError as e:
         raise stopped(e, ckpt) or e from None
     # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from align_lab.config import ConfigError
 from align_lab.train.common import CheckpointError, checkpoint_step
@@ -46,14 +47,28 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
     return None
 
 
-def write_summary(run_dir: Path, summary: dict) -> None:
-    tmp = run_dir / "summary.json.tmp"
+RESOLVED_CONFIG = "config.resolved.yaml"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """`path` holds either its old content or `text`, never a part (a kill, a full disk)."""
+    tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(json.dumps(summary, indent=1, sort_keys=True, default=str))
-        tmp.replace(run_dir / "summary.json")
+        tmp.write_text(text)
+        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_summary(run_dir: Path, summary: dict) -> None:
+    _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True, default=str))
+
+
+def write_resolved_config(run_dir: Path, config: dict) -> None:
+    """The run's config with every interpolation resolved (`.hydra/config.yaml` keeps them as typed,
+    e.g. dr_grpo's max_len: ${...}), as the run used it."""
+    _write_atomic(run_dir / RESOLVED_CONFIG, yaml.safe_dump(config, sort_keys=False))
 
 
 def read_summary(run_dir: Path) -> dict:

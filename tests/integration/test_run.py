@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from align_lab import registry
 from align_lab.tracking import read_metrics
@@ -36,6 +37,9 @@ def test_every_algorithm_runs_to_the_run_folder_contract(algo, tmp_path, cache_d
     assert "train/loss" in rows[0] and "eval/gold_reward" not in rows[0]
     assert rows[-1]["eval/gold_reward"] == summary["eval/gold_reward"]
     assert (tmp_path / "checkpoints" / "last").read_text() == "state-00000003.pt"
+    resolved = yaml.safe_load((tmp_path / "config.resolved.yaml").read_text())
+    assert "${" not in json.dumps(resolved), "every interpolation resolved"
+    assert resolved["algo"]["_target_"].startswith("align_lab.algorithms.")
 
 
 def test_online_metrics_include_phase_times_and_compute_counters(tmp_path, cache_dir):
