@@ -105,7 +105,8 @@ def check_backend(spec: RunSpec, here: bool = True) -> None:
             f"algo.critic_pretrain_steps={pretrain}: hardware.backend=deepspeed cannot hold the policy "
             "still while the critic trains; set it to 0 or use hardware.backend=torch"
         )
-    if spec.backend.zero_stage == 3 and getattr(spec.algo, "sync_every", 1) > 1:
+    frozen_copy = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.sync_every > 1
+    if spec.backend.zero_stage == 3 and frozen_copy:
         raise ConfigError(
             f"algo.sync_every={spec.algo.sync_every}: a frozen sampling copy of a ZeRO-3 policy is not "
             "supported; use hardware.zero_stage=2 or algo.sync_every=1"

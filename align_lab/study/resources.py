@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import dataclass
 
+from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.checks import check
 
 
@@ -30,7 +31,7 @@ class ResourcePolicy:
 
 def models_held(spec) -> int:
     """Policy and reference, plus a critic and a reward model where the run has them."""
-    critic = bool(getattr(spec.algo, "uses_critic", False))
+    critic = isinstance(spec.algo, OnlineAlgorithm) and spec.algo.uses_critic
     reward_model = bool(getattr(spec.reward, "holds_model", False))
     return 2 + critic + reward_model
 
