@@ -275,12 +275,22 @@ def test_a_torn_last_metrics_line_is_reported_by_compare(finished, tmp_path):
 
 
 # ---------------------------------------------------------------- signals: interrupted, resumable
+def _as_in_a_terminal() -> None:
+    """SIGINT as a foreground command gets it: a test suite started in the background (`cmd &`, nohup)
+    hands its children SIGINT ignored, and a run keeps an ignored SIGINT ignored, as it should."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_marks_the_run_interrupted_and_a_rerun_resumes_it(tmp_path, cache_dir, signum, code):
     run_dir = tmp_path / "run"
     args = [*SMALL, "train.steps=400", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "align_lab", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "align_lab", *args],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_as_in_a_terminal,
     )
     deadline = time.monotonic() + 300
     while not (run_dir / "checkpoints" / "last").exists():  # training has begun
