@@ -37,6 +37,21 @@ def _weights_version(model) -> tuple[int, int]:
     return id(model), sum(p._version for p in model.parameters())
 
 
+def save_for_engine(model, tokenizer, folder: str) -> None:
+    """`model` and `tokenizer` as a checkpoint folder vLLM starts from, written by every process:
+    transformers' save_pretrained writes only on rank 0 of a process group, and in a data-parallel
+    run each rank starts its own engine. Tied weights are written once, under their source's name."""
+    from safetensors.torch import save_file
+
+    tied = getattr(model, "all_tied_weights_keys", None) or {}  # {target: source}, e.g. lm_head -> embed
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in tied}
+    save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    model.config.save_pretrained(folder)
+    if model.generation_config is not None:
+        model.generation_config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
 @contextmanager
 def _one_thread():
     """One torch thread while vLLM works, as vLLM serves: its step loop is serial, and on a shared CPU
@@ -111,8 +126,7 @@ class VLLMEngine:
         )
         self._dir = tempfile.mkdtemp(prefix="align_lab_vllm_")
         atexit.register(shutil.rmtree, self._dir, True)  # also when close() is never called
-        model.save_pretrained(self._dir)
-        tokenizer.save_pretrained(self._dir)
+        save_for_engine(model, tokenizer, self._dir)
         kv_gb = self.kv_cache_gb
         if kv_gb is None and current_platform.is_cpu():
             kv_gb = 0.25  # vLLM's CPU default reserves a share of host memory; the trainer needs it

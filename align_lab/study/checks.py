@@ -70,8 +70,9 @@ def check_processes(spec: RunSpec) -> None:
 
     if isinstance(spec.rollout, VLLMEngine):
         raise ConfigError(
-            f"{key}: rollout=vllm runs one process for now (a second process's engine "
-            "stalls on CPU); use rollout=hf or hardware.processes=1"
+            f"{key}: rollout=vllm runs one process for now (with two, each rank's engine starts and "
+            "samples the rows one process would, but the update does not yet equal one process's); "
+            "use rollout=hf or hardware.processes=1"
         )
     online = isinstance(spec.algo, OnlineAlgorithm)
     per_step = spec.train.rollout_size // spec.algo.group_size if online else spec.train.minibatch_size

@@ -87,7 +87,14 @@ def follow(group: Group, connect, spec: RunSpec, run_dir: Path, local_rank: int 
     _, ctx, loop = build_run(spec, run_dir, MultiTracker([]), quiet, Preemption())
     ctx.group = group
     loop(spec.algo, ctx)
-    leave()
+    leave(partial(release, spec))
+
+
+def release(spec: RunSpec) -> None:
+    """What hangs off a run's process group, let go before the group is destroyed: the rollout engine
+    (vLLM's own groups are made in the trainer's group) and DeepSpeed's cached groups."""
+    spec.rollout.close()
+    forget_process_group()
 
 
 def run(spec: RunSpec, run_dir: Path) -> dict:
@@ -142,7 +149,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
                 (spec, run_dir),
                 slurm=slurm,
                 group_needed=spec.backend.uses_deepspeed,
-                release=forget_process_group,
+                release=partial(release, spec),
             )
             with ranks as ctx.group:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -193,13 +194,16 @@ def join_slurm(world: SlurmWorld, device: str = "cpu") -> None:
     )
 
 
-def leave() -> None:
-    """Every rank has finished its loop (no collective is in flight); then the group is closed."""
+def leave(release: Callable[[], None] = lambda: None) -> None:
+    """Every rank has finished its loop (no collective is in flight); `release` runs (what hangs off
+    the group: a vLLM engine, DeepSpeed's caches), then the group is closed."""
     import torch.distributed as dist
 
     if dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        release()
+        if dist.is_initialized():  # vLLM's shutdown destroys the default group itself
+            dist.destroy_process_group()
 
 
 def free_port() -> int:
@@ -213,7 +217,17 @@ def free_port() -> int:
 def _spawned(index: int, size: int, port: int, device: str, follow: Callable, args: tuple) -> None:
     """Rank index + 1 of a run on this node, spawned by rank 0: `follow(group, connect, *args)` sets the
     process up, calls connect() to join the process group, and runs its share of the run."""
-    follow(Group(index + 1, size), partial(join, index + 1, size, port, device), *args)
+    try:
+        follow(Group(index + 1, size), partial(join, index + 1, size, port, device), *args)
+    except BaseException:
+        # said now: torch.multiprocessing keeps a worker's traceback until rank 0 joins it, and rank 0
+        # may be waiting in a collective for this rank
+        print(
+            f"align_lab: rank {index + 1} of {size} failed:\n{traceback.format_exc()}",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # skip interpreter teardown: a late gloo thread must not abort a finished worker
