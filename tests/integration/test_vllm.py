@@ -149,3 +149,53 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(world):
         assert other.responses != whole.responses  # the seeds drive the samples
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("algo", ["grpo", "reinforce_pp", "sail_pp"])
+def test_two_processes_with_vllm_rollouts_equal_one(algo, tmp_path):
+    """Data parallel with rollout=vllm: each rank starts its own engine (from a folder it writes
+    itself), samples its share of the rows with their row seeds, and leaves the trainer's RNG as it
+    found it (the minibatch permutation), so 2 processes give 1's numbers."""
+    from tests.integration.test_data_parallel import _compare
+
+    small = [o for o in SMALL if not o.startswith("reward.")]
+    common = [*small, "reward=gold", "rollout=vllm", "rollout.seed_per_sample=true", f"algo={algo}"]
+    common += ["hardware.num_threads=1", "seed=1", f"cache_dir={tmp_path / 'cache'}"]
+    env = {"VLLM_CACHE_ROOT": str(tmp_path / "vllm_cache")}
+    for name, extra in (("one", []), ("two", ["hardware.processes=2"])):
+        result = run_cli([*common, *extra, f"hydra.run.dir={tmp_path / name}"], cwd=ROOT, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+    one, two = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("one", "two"))
+    assert one["status"] == two["status"] == "completed"
+    _compare(tmp_path / "one", tmp_path / "two")
+    for key in ("eval/gold_reward", "eval/kl"):
+        assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-5), key
+
+
+def test_sampling_leaves_the_trainers_random_state_as_it_was(world):
+    """vLLM's sampler draws from torch's global generator; the trainer's draws after a rollout (the
+    minibatch permutation) must not depend on how many rows this process sampled."""
+    w, task = world
+    policy, prompts = w.load_policy(), task.prompts("train")[:4]
+    engine = VLLMEngine(seed=0)  # its own: closing an engine tears down vLLM's process-wide groups
+    try:
+        torch.manual_seed(3)
+        expected = torch.randperm(16)
+        torch.manual_seed(3)
+        for n in (2, 3):  # starts the engine, then samples a different number of rows
+            engine.sample(policy, w.tokenizer, prompts, n, task.max_response_tokens, task.max_prompt_tokens)
+        assert torch.equal(torch.randperm(16), expected)
+    finally:
+        engine.close()
+
+
+def test_two_processes_with_vllm_and_a_critic_are_refused_in_one_line():
+    from align_lab.app import spec_from_config
+    from align_lab.config import ConfigError
+    from align_lab.study.checks import check_run
+
+    cfg, names = compose(["algo=ppo", "rollout=vllm", "rollout.seed_per_sample=true", "hardware.processes=2"])
+    with pytest.raises(
+        ConfigError, match=r"hardware.processes=2: rollout=vllm with a critic runs one process"
+    ):
+        check_run(spec_from_config(cfg, names))
