@@ -187,4 +187,3 @@ def test_sampling_leaves_the_trainers_random_state_as_it_was(world):
         assert torch.equal(torch.randperm(16), expected)
     finally:
         engine.close()
-
