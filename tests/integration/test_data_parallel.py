@@ -98,3 +98,25 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(tmp_path, cache_d
     # transformers' generate with the same per-row noise draws the same tokens as the KV-cache loop
     generate = HFGenerate(temperature=1.0, seed_per_sample=True, use_generate=True)
     assert generate.sample(policy, tok, prompts, 2, 12, 8, seeds=seeds).responses == whole.responses
+
+
+def _connect_then_fail(group, connect):
+    connect()
+    raise ValueError("boom in rank 1")
+
+
+def test_a_failing_rank_says_why_at_once_and_rank_0_stops(capfd):
+    """A spawned rank's failure is printed as it happens (torch.multiprocessing holds a worker's
+    traceback until rank 0 joins it, and rank 0 may be waiting in a collective), and rank 0's
+    collective fails with the worker's own error instead of waiting for gloo's timeout."""
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    from align_lab.train.distributed import launch
+
+    with pytest.raises(mp.ProcessRaisedException, match="boom in rank 1"):
+        with launch(2, "cpu", _connect_then_fail, ()):
+            dist.barrier()
+    assert not dist.is_initialized()
+    err = capfd.readouterr().err
+    assert "align_lab: rank 1 of 2 failed:" in err and "ValueError: boom in rank 1" in err
