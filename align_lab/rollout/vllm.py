@@ -121,8 +121,10 @@ class VLLMEngine:
             )
 
     # engine life cycle
-    def _start(self, model, tokenizer) -> None:
-        """Builds vllm.LLM from `model` as it is now; the trainer's RNG and thread count survive it."""
+    def _start(self, model, tokenizer, max_len: int) -> None:
+        """Builds vllm.LLM from `model` as it is now, for sequences of at most `max_len` tokens (the
+        run's prompt plus response limits: a real model's own limit, 8192 for SmolLM2, asks for a KV
+        cache larger than the CPU default); the trainer's RNG and thread count survive it."""
         # in-process engine core: sync reaches the model directly, and no engine process is spawned
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         # the trainer shares these cores: vLLM must not pin this process's threads
@@ -151,6 +153,7 @@ class VLLMEngine:
                 model=self._dir,
                 dtype=self.dtype,
                 seed=self.seed,
+                max_model_len=max_len,
                 enforce_eager=self.enforce_eager,
                 gpu_memory_utilization=self.gpu_memory_utilization,
                 **extra,
@@ -224,7 +227,7 @@ class VLLMEngine:
         from vllm import SamplingParams
 
         if self._llm is None:
-            self._start(model, tokenizer)
+            self._start(model, tokenizer, max_prompt_tokens + max_new_tokens)
         elif self._synced != _weights_version(model):
             self.sync(model)  # another model (the reference), or its weights changed since the last sync
         self.wake()

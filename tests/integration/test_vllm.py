@@ -185,5 +185,8 @@ def test_sampling_leaves_the_trainers_random_state_as_it_was(world):
         for n in (2, 3):  # starts the engine, then samples a different number of rows
             engine.sample(policy, w.tokenizer, prompts, n, task.max_response_tokens, task.max_prompt_tokens)
         assert torch.equal(torch.randperm(16), expected)
+        # sized for the run's limits, not the model's own (a real model's would not fit the CPU KV cache)
+        limit = task.max_prompt_tokens + task.max_response_tokens
+        assert engine._llm.llm_engine.model_config.max_model_len == limit
     finally:
         engine.close()
