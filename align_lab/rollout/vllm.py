@@ -54,9 +54,9 @@ def save_for_engine(model, tokenizer, folder: str) -> None:
 
 @contextmanager
 def _trainer_rng():
-    """The trainer's global RNGs as they were: vLLM's sampler draws from torch's global generator too,
-    and how much depends on the rows a process samples, so ranks of a data-parallel run would
-    otherwise draw different minibatch permutations afterwards."""
+    """The trainer's global RNGs as they were: vLLM's start reseeds them, and its sampler draws from
+    torch's global generator by an amount that depends on the rows a process samples, so ranks of a
+    data-parallel run would otherwise draw different minibatch permutations afterwards."""
     state = (torch.get_rng_state(), random.getstate())
     try:
         yield
@@ -146,25 +146,23 @@ class VLLMEngine:
         if kv_gb is None and current_platform.is_cpu():
             kv_gb = 0.25  # vLLM's CPU default reserves a share of host memory; the trainer needs it
         extra = {"kv_cache_memory_bytes": int(kv_gb * 2**30)} if kv_gb else {}
-        rng = (torch.get_rng_state(), random.getstate())
         threads, set_threads = torch.get_num_threads(), torch.set_num_threads
         try:
-            self._llm = LLM(
-                model=self._dir,
-                dtype=self.dtype,
-                seed=self.seed,
-                max_model_len=max_len,
-                enforce_eager=self.enforce_eager,
-                gpu_memory_utilization=self.gpu_memory_utilization,
-                **extra,
-            )
+            with _trainer_rng():  # vLLM's worker reseeds the global RNGs
+                self._llm = LLM(
+                    model=self._dir,
+                    dtype=self.dtype,
+                    seed=self.seed,
+                    max_model_len=max_len,
+                    enforce_eager=self.enforce_eager,
+                    gpu_memory_utilization=self.gpu_memory_utilization,
+                    **extra,
+                )
         finally:
-            # vLLM's worker reseeds the global RNGs, lowers torch's thread count and replaces
-            # torch.set_num_threads; in-process, those belong to the trainer
+            # it also lowers torch's thread count and replaces torch.set_num_threads; in-process,
+            # those belong to the trainer
             torch.set_num_threads = set_threads
             torch.set_num_threads(threads)
-            torch.set_rng_state(rng[0])
-            random.setstate(rng[1])
         self._synced = _weights_version(model)
         self._can_sleep = not current_platform.is_cpu()
         if self.sleep_when_idle and not self._can_sleep:
