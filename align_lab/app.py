@@ -15,13 +15,16 @@ from align_lab.config import ConfigError, build
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
 
-def spec_from_config(cfg: DictConfig, names: dict):
-    """Builds every component (type- and value-checked) into a RunSpec."""
+def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None = None):
+    """Builds every component (type- and value-checked) into a RunSpec. With the run's Hydra
+    `overrides`, the model preset's optimiser scale first goes into every algo key they do not set
+    (config.apply_model_defaults); None: `cfg` has it already (tests' compose) or takes none."""
     from align_lab.cache import usable_cache_dir
-    from align_lab.config import integer
+    from align_lab.config import apply_model_defaults, integer
     from align_lab.models.lora import LoRA
     from align_lab.study.spec import RunSpec
 
+    defaults_from = {} if overrides is None else apply_model_defaults(cfg, overrides, names.get("model"))
     return RunSpec(
         algo=build(cfg.algo, "algo"),
         model=build(cfg.model, "model"),
@@ -38,6 +41,7 @@ def spec_from_config(cfg: DictConfig, names: dict):
         hardware=build(cfg.hardware, "hardware"),
         judge=build(cfg.judge, "judge") if cfg.get("judge") else None,
         lora=build(cfg.lora, "lora") if cfg.get("lora") else LoRA(),
+        defaults_from=defaults_from,
     )
 
 
@@ -62,7 +66,7 @@ def main(cfg: DictConfig) -> float:
     hc = HydraConfig.get()
     names = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
     try:
-        summary = run(spec_from_config(cfg, names), Path(hc.runtime.output_dir))
+        summary = run(spec_from_config(cfg, names, list(hc.overrides.task)), Path(hc.runtime.output_dir))
     except ConfigError as e:  # before Hydra logs a traceback: one line, exit code 2
         remove_unused_run_dir(Path(hc.runtime.output_dir))
         print(f"align_lab: error: {e}", file=sys.stderr)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from align_lab.checks import ConfigError
 
-__all__ = ["ConfigError", "build"]
+__all__ = ["ConfigError", "apply_model_defaults", "build"]
 
 
 # OmegaConf's "Value 'abc' of type 'str' could not be converted to Integer", said as what is allowed
@@ -72,3 +72,26 @@ def integer(value, key: str, allowed: str = "an integer") -> int:
     if not number.is_integer():
         raise ConfigError(f"{key}={value}: must be {allowed}")
     return int(number)
+
+
+def override_keys(overrides) -> set[str]:
+    """The keys a list of Hydra overrides sets ("algo.lr=1e-5", "+x=1", "++y=2" -> algo.lr, x, y)."""
+    return {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o}
+
+
+def apply_model_defaults(cfg: DictConfig, overrides, model_name: str | None) -> dict[str, str]:
+    """Puts the model preset's optimiser scale (`model.algo_defaults`: e.g. lr, critic_lr, kl_coef) into
+    every `algo.<key>` the algorithm has and the user did not set (`overrides`: the command line's, or a
+    sweep's per-run overrides). Returns where each value came from, {"algo.lr": "model=smollm2_135m"},
+    for the run record. A key the algorithm lacks (critic_lr without a critic) is left alone."""
+    preset = cfg.get("model", {}).get("algo_defaults") or {}
+    if not preset or "algo" not in cfg:
+        return {}
+    chosen = override_keys(overrides)
+    applied = {}
+    with open_dict(cfg):
+        for key, value in preset.items():
+            if key in cfg.algo and f"algo.{key}" not in chosen:
+                cfg.algo[key] = value
+                applied[f"algo.{key}"] = f"model={model_name}"
+    return applied

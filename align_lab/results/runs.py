@@ -86,6 +86,12 @@ def load_run(folder: Path) -> Run:
                 setattr(run, attr, _read_yaml(path) or getattr(run, attr))
             except Exception as e:  # a torn or hand-edited file
                 run.problems.append(f".hydra/{name} unreadable: {e}")
+    resolved = run.folder / "config.resolved.yaml"  # what the run used (model presets applied)
+    if resolved.is_file():
+        try:
+            run.config = _read_yaml(resolved) or run.config
+        except Exception as e:
+            run.problems.append(f"config.resolved.yaml unreadable: {e}")
     if (hydra_dir / "hydra.yaml").is_file():
         try:
             hydra_cfg = _read_yaml(hydra_dir / "hydra.yaml") or {}

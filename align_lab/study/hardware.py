@@ -18,7 +18,7 @@ from align_lab.train.distributed import SlurmWorld, slurm_world
 @dataclass
 class Hardware:
     device: str = "cpu"  # cpu | cuda (one GPU per data-parallel process)
-    num_threads: int | None = None  # torch threads per process; None: the cores it was given; 0: every core
+    num_threads: int | None = None  # torch threads per process; None: the cores it was given; 0: torch's
     max_parallel: int | None = None  # runs of a sweep at once; None: what fits the machine
     processes: int = 1  # data-parallel processes per node
     nodes: int = 1  # Slurm nodes; > 1: each of nodes x processes ranks is a Slurm task
@@ -46,7 +46,8 @@ class Hardware:
 
     def threads(self) -> int:
         """Torch threads per process: num_threads, else the cores the run was given (a task each across
-        nodes; Slurm's SLURM_CPUS_PER_TASK, read where the run runs)."""
+        nodes; Slurm's SLURM_CPUS_PER_TASK or a local sweep's cpus_per_task, read where the run runs),
+        else every core this process may use (resources.threads_given)."""
         per_task = 1 if self.nodes > 1 else self.processes
         return threads_given(self.num_threads, self.resources.cpus_per_task, per_task)
 

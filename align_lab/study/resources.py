@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.checks import check
@@ -64,16 +65,52 @@ def request(policy: ResourcePolicy, spec) -> dict:
     }
 
 
-def threads_given(num_threads: int | None, cpus_per_task: int, processes: int = 1, env=None) -> int:
+def threads_given(
+    num_threads: int | None, cpus_per_task: int, processes: int = 1, env=None, cores: int | None = None
+) -> int:
     """Torch threads per process: `num_threads` when set (0 = torch's default, every core), else the
-    cores this run was given: Slurm's SLURM_CPUS_PER_TASK split over the run's processes, or
-    `hardware.resources.cpus_per_task` (cores per process) where no scheduler says."""
+    cores this run was given. A scheduler's word comes first: Slurm's SLURM_CPUS_PER_TASK split over
+    the run's processes, or, in a job of a local submitit sweep (SUBMITIT_EXECUTOR=local), the
+    `hardware.resources.cpus_per_task` cores per process the sweep gave it (the sweep divides the
+    machine among the runs it starts at once). A run in a process of its own (`python -m align_lab`,
+    or a sweep's runs one after another in-process) uses every core it may use, `cores` (affinity and
+    cgroup quota: allowed_cores()), split over its processes; OMP_NUM_THREADS, where set, caps it."""
     if num_threads is not None:
         return num_threads
-    slurm = (os.environ if env is None else env).get("SLURM_CPUS_PER_TASK")
+    env = os.environ if env is None else env
+    slurm = env.get("SLURM_CPUS_PER_TASK")
     if slurm:
         return max(1, int(slurm) // processes)
-    return cpus_per_task
+    if env.get("SUBMITIT_EXECUTOR") == "local":
+        return cpus_per_task
+    available = allowed_cores() if cores is None else cores
+    omp = env.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) >= 1:
+        available = min(available, int(omp) * processes)
+    return max(1, available // processes)
+
+
+def allowed_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """Cores this process may use: its CPU affinity, bounded by a cgroup CPU quota where one is set
+    (cgroup v2 `cpu.max` "<quota> <period>", or v1 cpu.cfs_quota_us / cpu.cfs_period_us; rounded up)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_quota(cgroup)
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def _cgroup_quota(cgroup: Path) -> float | None:
+    """The cgroup's CPU quota in cores, or None where there is none (or it cannot be read)."""
+    try:
+        if (cgroup / "cpu.max").exists():
+            quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        else:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    if quota == "max" or int(quota) <= 0:
+        return None
+    return int(quota) / int(period)
 
 
 def default_max_parallel(cpus_per_run: int, mem_gb_per_run: float, cores: int, mem_gb: float) -> int:
@@ -84,6 +121,6 @@ def default_max_parallel(cpus_per_run: int, mem_gb_per_run: float, cores: int, m
 
 def machine() -> tuple[int, float]:
     """(cores this process may use, total memory in GB) of this machine."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = allowed_cores()
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return cores, mem_gb

@@ -134,6 +134,11 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
         return {"status": "completed", "rank": slurm.rank}
     hw.use(slurm.local_rank if slurm else 0)
     summary = {"status": "running", "algo": spec.names.get("algo"), "seed": spec.seed}
+    summary |= {"threads": torch.get_num_threads()}  # the default is the cores given: part of the numbers
+    if spec.defaults_from:  # values the model preset chose (the user did not set these keys)
+        summary |= {"defaults_from": spec.defaults_from}
+        chosen = ", ".join(f"{k}={spec.config['algo'][k.split('.', 1)[1]]}" for k in spec.defaults_from)
+        log.info(f"{chosen} from {next(iter(spec.defaults_from.values()))} (set the key to override)")
     summary |= {"names": spec.names, "config_digest": digest}
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

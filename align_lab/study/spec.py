@@ -32,6 +32,7 @@ class RunSpec:
     hardware: Hardware = field(default_factory=Hardware)  # device, threads, processes, nodes, backend
     judge: object = None  # judges evaluation win rates (conf/judge/); None: the run's reward
     lora: LoRA = field(default_factory=LoRA)  # adapters on the policy (off by default)
+    defaults_from: dict = field(default_factory=dict)  # {"algo.lr": "model=smollm2_135m"}: preset values
 
     @property
     def backend(self) -> Backend:

@@ -212,23 +212,28 @@ class World:
             torch.manual_seed(task.world_seed + 2)
             train_prompts = task.prompts("train")
             prompts = [rng.choice(train_prompts) for _ in range(task.n_pairs)]
+            k = task.pair_samples  # responses per prompt, labelled together by the task
+            chunk = max(1, 512 // k)  # prompts per sampling call: 512 responses at most
             rows, engine = [], HFGenerate(temperature=1.0)
             with self.progress(total=len(prompts), desc="preferences") as bar:
-                for i in range(0, len(prompts), 256):
+                for i in range(0, len(prompts), chunk):
                     s = engine.sample(
                         policy,
                         self.tokenizer,
-                        prompts[i : i + 256],
-                        2,
+                        prompts[i : i + chunk],
+                        k,
                         task.max_response_tokens,
                         task.max_prompt_tokens,
                     )
                     gold = task.gold_reward(s.prompts, s.responses, s.finished)
-                    for j in range(0, len(s.prompts), 2):
-                        a_wins = task.annotate(gold[j], gold[j + 1], rng)
-                        w, l = (j, j + 1) if a_wins else (j + 1, j)
-                        rows.append(Pair(s.prompts[j], s.responses[w], s.responses[l], gold[w], gold[l]))
-                    bar.update(len(s.prompts) // 2)
+                    for j in range(0, len(s.prompts), k):
+                        rows += task.label_samples(s.prompts[j], s.responses[j : j + k], gold[j : j + k], rng)
+                    bar.update(len(s.prompts) // k)
+            if not rows:
+                raise ValueError(
+                    f"preferences: none of {len(prompts)} prompts x {k} samples gave a pair "
+                    "(task.n_pairs, task.pair_samples)"
+                )
             with open(out / "pairs.jsonl", "w") as f:
                 for row in rows:
                     f.write(json.dumps(dataclasses.asdict(row)) + "\n")

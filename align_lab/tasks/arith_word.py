@@ -11,7 +11,7 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from align_lab.tasks.base import BradleyTerryAnnotator, GeneratedTask
+from align_lab.tasks.base import BradleyTerryAnnotator, GeneratedTask, Pair, verified_pairs
 
 # (operation, question template): {a} and {b} are the operands, b <= a for subtraction
 TEMPLATES = {
@@ -55,6 +55,8 @@ class ArithWord(GeneratedTask):
     n_train: int = 1024
     n_eval: int = 64
     instruction: str = "Answer with just the number."
+    n_pairs: int = 256  # prompts sampled for the preferences stage (DPO-family algorithms)
+    pair_samples: int = 4  # responses per such prompt; a right one over a wrong one makes a pair
     annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
 
     name = "arith_word"
@@ -69,9 +71,11 @@ class ArithWord(GeneratedTask):
         unknown = [op for op in self.operations if op not in TEMPLATES]
         if not self.operations or unknown:
             raise ValueError(f"operations={self.operations}: must be a non-empty list of {sorted(TEMPLATES)}")
-        for key in ("n_train", "n_eval"):
+        for key in ("n_train", "n_eval", "n_pairs"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
+        if self.pair_samples < 2:
+            raise ValueError(f"pair_samples={self.pair_samples}: must be >= 2 (a pair needs two responses)")
         self._build_annotator()
         rng = random.Random(self.world_seed)
         questions: dict[str, int] = {}  # prompt -> answer; distinct prompts, train and eval disjoint
@@ -107,6 +111,10 @@ class ArithWord(GeneratedTask):
         """1 if the last number of the response is the answer (a response cut at the token limit
         counts too: its last number is usually an intermediate one), else 0."""
         return [float(final_number(r) == self.answer(p)) for p, r in zip(prompts, responses, strict=True)]
+
+    def label_samples(self, prompt: str, responses: list[str], gold: list[float], rng) -> list[Pair]:
+        """Preference pairs labelled by the verifier (exact, no noise): a right answer over a wrong one."""
+        return verified_pairs(prompt, responses, gold, rng)
 
     def demonstrations(self) -> list[tuple[str, str]]:
         """Exact answers, for SFT (task.sft is false by default: the instruct model needs none)."""

@@ -99,14 +99,34 @@ class GeneratedTask:
         fields["annotator"] = vars(self.annotator)
         return {"task": self.name, **fields}
 
+    pair_samples = 2  # responses sampled per prompt for the preferences stage (study/world.py)
+
     def preference_pairs(self) -> None:
-        return None  # sampled from the policy and annotated (study/world.py)
+        return None  # sampled from the policy and labelled by label_samples (study/world.py)
 
     def references(self, split: str) -> None:
         return None
 
     def annotate(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
         return self.annotator(gold_a, gold_b, rng)
+
+    def label_samples(self, prompt: str, responses: list[str], gold: list[float], rng) -> list[Pair]:
+        """The pairs the annotator makes of `pair_samples` responses to one prompt: here one, the two
+        responses ordered by a Bradley-Terry draw on their gold rewards (label noise included)."""
+        a_wins = self.annotate(gold[0], gold[1], rng)
+        w, l = (0, 1) if a_wins else (1, 0)
+        return [Pair(prompt, responses[w], responses[l], gold[w], gold[l])]
+
+
+def verified_pairs(prompt: str, responses: list[str], gold: list[float], rng: random.Random) -> list[Pair]:
+    """Pairs of a verifiable task's own samples labelled by its verifier: a correct response (gold 1)
+    over a wrong one, drawn at random among each; none when all are right or all wrong (no contrast)."""
+    right = [i for i, g in enumerate(gold) if g > 0]
+    wrong = [i for i, g in enumerate(gold) if g <= 0]
+    if not right or not wrong:
+        return []
+    w, l = rng.choice(right), rng.choice(wrong)
+    return [Pair(prompt, responses[w], responses[l], gold[w], gold[l])]
 
 
 def held_out_split(items: list, eval_fraction: float, rng: random.Random) -> dict[str, list]:

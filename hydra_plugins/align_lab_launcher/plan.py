@@ -32,7 +32,7 @@ def plan_run(
         run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
         names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
         job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-        spec = spec_from_config(job_cfg, names)
+        spec = spec_from_config(job_cfg, names, list(cfg.hydra.overrides.task))
         check_run(spec, here=here)
         resources = request(spec.hardware.resources, spec)
         max_parallel = spec.hardware.max_parallel

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 
 import pytest
 
 from align_lab.app import spec_from_config
-from align_lab.study.resources import default_max_parallel, request, threads_given
+from align_lab.study.resources import allowed_cores, default_max_parallel, request, threads_given
 from hydra_plugins.align_lab_launcher.slots import hold_slot
 from tests.conftest import compose
 
@@ -53,16 +54,44 @@ def test_default_max_parallel_is_cores_over_cpus_bounded_by_memory(cpus, mem, co
 
 
 def test_threads_are_the_cores_a_run_was_given():
-    assert threads_given(None, 1, env={}) == 1  # no scheduler: resources.cpus_per_task
-    assert threads_given(None, 3, processes=2, env={}) == 3  # cpus_per_task counts per process
+    # a run on its own: every core it may use, split over its processes
+    assert threads_given(None, 1, env={}, cores=2) == 2
+    assert threads_given(None, 1, processes=2, env={}, cores=8) == 4
+    assert threads_given(None, 1, processes=3, env={}, cores=2) == 1  # at least one
+    assert threads_given(None, 1, env={"OMP_NUM_THREADS": "1"}, cores=8) == 1  # the user's cap
+    # a job of a local sweep: the cores the sweep gave it (resources.cpus_per_task, per process)
+    assert threads_given(None, 1, env={"SUBMITIT_EXECUTOR": "local"}, cores=8) == 1
+    assert threads_given(None, 3, processes=2, env={"SUBMITIT_EXECUTOR": "local"}, cores=8) == 3
     assert threads_given(None, 1, processes=2, env={"SLURM_CPUS_PER_TASK": "8"}) == 4  # 8 cores / 2
     assert threads_given(2, 1, env={"SLURM_CPUS_PER_TASK": "8"}) == 2  # an explicit value wins
     assert threads_given(0, 1, env={}) == 0  # 0: torch's default
 
 
-def test_the_default_run_uses_one_thread_and_a_slurm_job_its_cores(monkeypatch):
-    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"cpu.max": "max 100000\n"}, 64),  # no quota: the affinity's 64 cores
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 cores of quota: 2 threads
+        ({"cpu.max": "100000 100000\n"}, 1),
+        ({"cpu/cpu.cfs_quota_us": "300000", "cpu/cpu.cfs_period_us": "100000"}, 3),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, 64),  # v1, no quota
+        ({}, 64),  # no cgroup files
+    ],
+)
+def test_allowed_cores_is_the_affinity_bounded_by_the_cgroup_quota(files, expected, tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)))
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert allowed_cores(tmp_path) == expected
+
+
+def test_the_default_run_uses_every_core_and_a_slurm_job_its_cores(monkeypatch):
+    for var in ("SLURM_CPUS_PER_TASK", "SUBMITIT_EXECUTOR", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
     cfg, names = compose([])
+    assert spec_from_config(cfg, names).hardware.threads() == allowed_cores()
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")  # a job of hardware=submitit_local's sweep
     assert spec_from_config(cfg, names).hardware.threads() == 1
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "32")  # hardware=slurm_8gpu asks 8 processes x 4 cores
     cfg, names = compose(["hardware=slurm_8gpu"])

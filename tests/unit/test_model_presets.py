@@ -1,0 +1,94 @@
+"""A model preset's optimiser scale (model.algo_defaults) reaches every algorithm unless the user sets
+the key, and the run records where each value came from; and the verifier-labelled preference pairs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from omegaconf import OmegaConf
+
+from align_lab.app import spec_from_config
+from align_lab.config import ConfigError, apply_model_defaults, override_keys
+from align_lab.tasks.base import verified_pairs
+from tests.conftest import compose
+
+
+def _cfg(algo: dict, preset: dict):
+    return OmegaConf.create({"algo": algo, "model": {"algo_defaults": preset}})
+
+
+def test_override_keys_reads_every_override_form():
+    keys = override_keys(["algo.lr=1e-5", "+x.y=1", "++z=2", "~w", "algo=ppo"])
+    assert keys == {"algo.lr", "x.y", "z", "algo"}
+
+
+def test_a_preset_fills_the_keys_an_algorithm_has_and_the_user_did_not_set():
+    cfg = _cfg({"lr": 1e-3, "kl_coef": 0.2, "clip": 0.2}, {"lr": 1e-5, "critic_lr": 1e-5, "kl_coef": 0.05})
+    applied = apply_model_defaults(cfg, ["algo=grpo", "algo.kl_coef=0.3"], "smollm2_135m")
+    assert applied == {"algo.lr": "model=smollm2_135m"}  # no critic_lr on GRPO; kl_coef set by the user
+    assert cfg.algo.lr == 1e-5 and cfg.algo.kl_coef == 0.2 and "critic_lr" not in cfg.algo
+
+
+def test_no_preset_changes_nothing():
+    cfg = OmegaConf.create({"algo": {"lr": 1e-3}, "model": {"name": "tiny"}})
+    assert apply_model_defaults(cfg, [], "tiny_llama") == {} and cfg.algo.lr == 1e-3
+
+
+@pytest.mark.parametrize("algo", ["grpo", "rloo", "reinforce_pp", "ppo", "ppo_max", "dpo"])
+def test_smollm2_preset_reaches_every_algorithm(algo):
+    cfg, names = compose([f"algo={algo}", "model=smollm2_135m", "task=arith_word", "reward=verifier"])
+    assert cfg.algo.lr == 1e-5
+    if "kl_coef" in cfg.algo:
+        assert cfg.algo.kl_coef == 0.05
+    if "critic_lr" in cfg.algo:
+        assert cfg.algo.critic_lr == 1e-5
+    # the user's key wins, and the run record names the preset's
+    cfg, names = compose([f"algo={algo}", "model=smollm2_135m", "task=arith_word", "algo.lr=3e-6"])
+    assert cfg.algo.lr == 3e-6
+
+
+def test_the_run_records_where_preset_values_came_from():
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import open_dict
+
+    from tests.conftest import ROOT
+
+    overrides = ["algo=ppo", "model=smollm2_135m", "task=arith_word", "reward=verifier", "algo.lr=2e-6"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
+    names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    with open_dict(cfg):
+        del cfg["hydra"]
+    spec = spec_from_config(cfg, names, overrides)
+    preset = "model=smollm2_135m"
+    assert spec.defaults_from == {"algo.critic_lr": preset, "algo.kl_coef": preset}
+    assert spec.algo.lr == 2e-6 and spec.algo.critic_lr == 1e-5 and spec.algo.kl_coef == 0.05
+    assert spec.config["algo"]["critic_lr"] == 1e-5  # config.resolved.yaml holds what the run used
+
+
+def test_a_bad_preset_key_is_one_line():
+    with pytest.raises(ConfigError, match=r"model.algo_defaults.lrr: unknown key; allowed: lr, critic_lr"):
+        cfg, names = compose(["model=smollm2_135m", "task=arith_word", "+model.algo_defaults.lrr=1"])
+        spec_from_config(cfg, names)
+
+
+def test_verified_pairs_put_a_right_answer_over_a_wrong_one():
+    rng = random.Random(0)
+    pairs = verified_pairs("What is 2 plus 3?", ["5", "6", "5.", "7"], [1.0, 0.0, 1.0, 0.0], rng)
+    assert len(pairs) == 1
+    (p,) = pairs
+    assert p.chosen in ("5", "5.") and p.rejected in ("6", "7") and (p.gold_chosen, p.gold_rejected) == (1, 0)
+    assert verified_pairs("q", ["5", "5"], [1.0, 1.0], rng) == []  # no contrast, no pair
+    assert verified_pairs("q", ["1", "2"], [0.0, 0.0], rng) == []
+
+
+def test_toy_tasks_label_two_samples_with_their_annotator():
+    from align_lab.tasks.toy_prefs import ToyPrefs
+
+    task = ToyPrefs()
+    rng_a, rng_b = random.Random(3), random.Random(3)
+    (pair,) = task.label_samples("p", ["a", "b"], [0.9, 0.1], rng_a)
+    a_wins = task.annotate(0.9, 0.1, rng_b)  # the same draws as the stage made before label_samples
+    assert (pair.chosen, pair.rejected) == (("a", "b") if a_wins else ("b", "a"))
