@@ -4,6 +4,7 @@ before anything is built, and every error is one line naming the key, the value 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -41,6 +42,16 @@ def _typed(cls: type, node: DictConfig, key: str):
         raise ConfigError(f"{key}.{e.full_key}={e.value}: {want}") from None
 
 
+def _check_finite(node: DictConfig, key: str) -> None:
+    """No number of a component is NaN or infinite (`algo.lr=inf`, `rollout.temperature=inf` train
+    nothing or diverge, and would only fail steps later): one line naming the key."""
+    for name, value in node.items():
+        if isinstance(value, DictConfig):
+            _check_finite(value, f"{key}.{name}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}.{name}={value}: must be a finite number")
+
+
 def build(node: DictConfig, key: str) -> Any:
     """Builds the component at config key `key` (e.g. "algo") from its `_target_`."""
     from hydra.utils import get_class, instantiate
@@ -53,7 +64,9 @@ def build(node: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key}._target_={node._target_}: not an importable class") from None
     try:
         if dataclasses.is_dataclass(cls):
-            return OmegaConf.to_object(_typed(cls, node, key))
+            typed = _typed(cls, node, key)
+            _check_finite(typed, key)
+            return OmegaConf.to_object(typed)
         return instantiate(node, _convert_="all")
     except ConfigError:
         raise

@@ -36,6 +36,7 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
             f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm"
         )
     check_data(spec)
+    check_warmup(spec)
     check_installed = getattr(spec.rollout, "check_installed", None)  # engines in other environments
     if check_installed is not None:
         try:
@@ -53,6 +54,24 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
                 f"hardware.processes={spec.hardware.processes}: must be <= the {torch.cuda.device_count()} "
                 "visible GPUs (one process per GPU)"
             )
+
+
+def optimiser_steps(spec: RunSpec) -> int:
+    """Optimiser steps of the whole run: per step, algo.epochs passes of rollout / minibatch updates
+    online; one per step for pairwise algorithms."""
+    if isinstance(spec.algo, OnlineAlgorithm):
+        return spec.train.steps * spec.algo.epochs * (spec.train.rollout_size // spec.train.minibatch_size)
+    return spec.train.steps
+
+
+def check_warmup(spec: RunSpec) -> None:
+    """A warm-up as long as the run never reaches the learning rate it was given."""
+    total = optimiser_steps(spec)
+    if spec.train.warmup_steps >= total:
+        raise ConfigError(
+            f"train.warmup_steps={spec.train.warmup_steps}: must be < the run's {total} optimiser steps "
+            "(else the learning rate never reaches algo.lr)"
+        )
 
 
 def check_processes(spec: RunSpec) -> None:
