@@ -97,8 +97,8 @@ class StageCache:
         with FileLock(str(path) + ".lock"):
             if (path / DONE).exists() and self._sound(path):  # another run built it while we waited
                 return StageResult(stage, key, path, True, time.perf_counter() - start)
+            remove_orphans(path.parent, key)  # half-built folders of builders that died (SIGKILL, OOM)
             tmp = path.with_name(f"{key}.tmp-{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(path, ignore_errors=True)  # a half-built folder from a killed run
             tmp.mkdir()
             try:
@@ -120,6 +120,28 @@ class StageCache:
 
             print(f"align_lab: stage cache: {path} is damaged ({problem}); rebuilding it", file=sys.stderr)
         return problem is None
+
+
+def remove_orphans(stage_dir: Path, held: str) -> list[Path]:
+    """Removes `<key>.tmp-<pid>` folders whose builder is gone, under the lock of key `held` (the
+    caller's): every tmp folder of that key is an orphan; of another key, one whose `<key>.lock` can be
+    taken at once (a live builder holds it, on whatever machine shares the cache). Returns them."""
+    from filelock import FileLock, Timeout
+
+    removed = []
+    for tmp in sorted(stage_dir.glob("*.tmp-*")):
+        key = tmp.name.split(".tmp-")[0]
+        if key == held:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+            continue
+        try:
+            with FileLock(str(stage_dir / key) + ".lock").acquire(timeout=0):
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp)
+        except Timeout:  # another process is building that key right now
+            continue
+    return removed
 
 
 def usable_cache_dir(value) -> Path:

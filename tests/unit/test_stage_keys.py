@@ -54,3 +54,39 @@ def test_code_fingerprint_changes_with_any_byte_or_file_of_the_stage_code(tmp_pa
     (tmp_path / "train" / "new.py").write_text("")
     assert code_fingerprint.__wrapped__(tmp_path, entries) not in (first, second)
     assert code_fingerprint.__wrapped__(tmp_path, ("train",)) != second  # world.py counts too
+
+
+def test_the_next_build_removes_orphaned_tmp_folders_of_dead_builders(tmp_path):
+    """A builder killed by SIGKILL leaves <key>.tmp-<pid>/ (hundreds of MB with a real model); the next
+    build in that stage removes it, and any other key's whose lock is free, never one being built."""
+    import multiprocessing
+
+    from filelock import FileLock
+
+    cache = StageCache(tmp_path)
+    stage = tmp_path / "sft"
+    for name in ("aaaa.tmp-11", "bbbb.tmp-12", "cccc.tmp-13"):
+        (stage / name).mkdir(parents=True)
+        (stage / name / "model.safetensors").write_bytes(b"x" * 10)
+    ctx = multiprocessing.get_context("spawn")
+    ready, done = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(stage / "cccc.lock"), ready, done))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        result = cache.get("sft", 1, {"x": 1}, lambda out: (out / "w").write_text("w"))
+    finally:
+        done.set()
+        holder.join(30)
+    left = sorted(p.name for p in stage.iterdir() if ".tmp-" in p.name)
+    assert left == ["cccc.tmp-13"], left  # its builder (the other process) still holds the lock
+    assert (result.path / "w").read_text() == "w" and not result.hit
+    assert FileLock(str(stage / "cccc.lock")).acquire(timeout=1)
+
+
+def _hold_lock(path, ready, done):
+    from filelock import FileLock
+
+    with FileLock(path):
+        ready.set()
+        done.wait(60)
