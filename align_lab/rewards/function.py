@@ -4,6 +4,7 @@ and reward=combined: a weighted sum of several reward sources."""
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 
 import torch
@@ -43,13 +44,34 @@ class FunctionReward:
 
         def score(prompts, responses, finished):
             scores = self._fn([raw(p) for p in prompts], list(responses))
-            if len(scores) != len(prompts):
-                raise RuntimeError(
-                    f"reward.path={self.path}: returned {len(scores)} scores for {len(prompts)}"
-                )
-            return torch.tensor([float(s) for s in scores], dtype=torch.float32)  # (B,)
+            return checked_scores(scores, len(prompts), self.path)  # (B,)
 
         return score
+
+
+class RewardError(RuntimeError):
+    """A reward function's scores are not one finite number per response: one line naming reward.path."""
+
+
+def checked_scores(scores, n: int, path: str) -> torch.Tensor:
+    """`scores` as a (n,) float tensor, or RewardError: a count other than n, a value that is not a
+    number, NaN or infinity (which would reach the gradient as NaN)."""
+    try:
+        count = len(scores)
+    except TypeError:
+        what = type(scores).__name__
+        raise RewardError(f"reward.path={path}: returned {what}, not a list of {n} scores") from None
+    if count != n:
+        raise RewardError(f"reward.path={path}: returned {count} scores for {n} responses")
+    values = []
+    for i, s in enumerate(scores):
+        try:
+            values.append(float(s))
+        except (TypeError, ValueError):
+            raise RewardError(f"reward.path={path}: score {i} is {s!r}, not a number") from None
+        if not math.isfinite(values[-1]):
+            raise RewardError(f"reward.path={path}: score {i} is {values[-1]}: must be finite")
+    return torch.tensor(values, dtype=torch.float32)  # (n,)
 
 
 class Combined:

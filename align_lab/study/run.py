@@ -13,6 +13,7 @@ import torch
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.cache import StageCache
+from align_lab.rewards.function import RewardError
 from align_lab.study.checks import check_partitions, check_run
 from align_lab.study.spec import RunSpec
 from align_lab.study.summary import (
@@ -28,7 +29,7 @@ from align_lab.study.summary import (
 from align_lab.study.world import World
 from align_lab.tracking import MultiTracker
 from align_lab.tracking.progress import progress_factory
-from align_lab.train.backend import forget_process_group
+from align_lab.train.backend import Diverged, forget_process_group
 from align_lab.train.common import CheckpointError, Context, check_resumable, checkpoint_step
 from align_lab.train.distributed import Group, join_slurm, launch, leave
 from align_lab.train.online import train_online
@@ -171,6 +172,12 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     except Preempted:
         summary |= {"status": "preempted"}  # requeued by the scheduler, or resumed by a rerun
         raise
+    except RewardError as e:  # a reward function's scores: one line naming reward.path
+        summary |= {"status": "failed", "error": str(e)}
+        raise RunStopped(f"error: {e}") from None
+    except Diverged as e:  # the weights were not stepped into NaN; the last checkpoint is sound
+        summary |= {"status": "failed", "error": f"policy optimisation {e}"}
+        raise RunStopped(f"error: policy optimisation {e}: lower algo.lr (now {spec.algo.lr})") from None
     except BaseException as e:
         stop = stopped(e, ckpt)
         summary |= {

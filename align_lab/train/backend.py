@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -99,6 +100,17 @@ class Backend:
         return self.every_rank_saves(group) and self.zero_stage == 3
 
 
+class Diverged(RuntimeError):
+    """A non-finite gradient: the update is not applied (the weights stay as they were)."""
+
+
+def check_finite_norm(norm: float, updates: int) -> float:
+    """The gradient norm, or Diverged naming the optimiser step at which it stopped being finite."""
+    if not math.isfinite(norm):
+        raise Diverged(f"diverged at optimiser step {updates + 1} (gradient norm {norm})")
+    return norm
+
+
 class TorchUpdater:
     """AdamW + schedule (train/common.py make_optimizer); gradients summed over ranks, then clipped."""
 
@@ -107,6 +119,7 @@ class TorchUpdater:
     ) -> None:
         self.model, self.max_grad_norm, self.group, self.scale = model, max_grad_norm, group, scale
         self.optimizer, self.schedule = make_optimizer(model, lr, warmup_steps)
+        self.updates = 0  # optimiser steps taken by this process (for Diverged's message)
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad()
@@ -122,9 +135,15 @@ class TorchUpdater:
                 if p.grad is not None:
                     p.grad.mul_(self.scale)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm).item()
+        try:
+            check_finite_norm(norm, self.updates)  # NaN/inf weights are never stepped into
+        except Diverged:
+            self.optimizer.zero_grad()
+            raise
         if apply:
             self.optimizer.step()
             self.schedule.step()
+            self.updates += 1
         self.optimizer.zero_grad()  # frees the gradients (set to None) until the next backward
         return norm
 
@@ -187,7 +206,8 @@ class DeepSpeedUpdater:
         if self.stage == 0:
             norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm).item()
         self.engine.step()
-        return norm if norm is not None else float(self.engine.get_global_grad_norm())
+        norm = norm if norm is not None else float(self.engine.get_global_grad_norm())
+        return check_finite_norm(norm, self.engine.global_steps - 1)
 
     def checkpointed(self, model: str, optimizer: str, schedule: str) -> dict:
         """Weights, optimiser and schedule are one DeepSpeed checkpoint (partitioned at ZeRO-3)."""

@@ -433,3 +433,19 @@ def test_a_refused_run_keeps_a_folder_that_already_held_files(tmp_path):
     (kept / "metrics.jsonl").write_text("{}\n")
     remove_unused_run_dir(kept)
     assert (kept / "metrics.jsonl").exists()
+
+
+def test_a_reward_function_that_returns_nan_stops_in_one_line_naming_it(tmp_path):
+    """A NaN score would reach the gradient as NaN: the run stops at the first step, in one line naming
+    reward.path; the summary says failed."""
+    (tmp_path / "nan_reward.py").write_text(
+        "def score(prompts, responses):\n    return [float('nan')] * len(responses)\n"
+    )
+    run_dir = tmp_path / "run"
+    small = [o for o in SMALL if not o.startswith("reward.")]
+    args = [*small, "reward=function", "reward.path=nan_reward:score", f"hydra.run.dir={run_dir}"]
+    result = run_cli([*args, f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT, env={"PYTHONPATH": str(tmp_path)})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]  # stage progress, then the error
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert lines[-1] == "align_lab: error: reward.path=nan_reward:score: score 0 is nan: must be finite"
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"

@@ -105,6 +105,40 @@ def test_function_reward_calls_module_callable():
     assert score(["p", "q"], ["ab", "abcd"], [True, False]).tolist() == [2.0, 4.0]
 
 
+def nan_scores(prompts, responses):
+    return [float("nan")] * len(responses)
+
+
+def one_score_short(prompts, responses):
+    return [1.0] * (len(responses) - 1)
+
+
+def a_word(prompts, responses):
+    return ["good"] * len(responses)
+
+
+def no_list(prompts, responses):
+    return 3.0
+
+
+@pytest.mark.parametrize(
+    "fn,expected",
+    [
+        ("nan_scores", "score 0 is nan: must be finite"),
+        ("one_score_short", "returned 1 scores for 2 responses"),
+        ("a_word", "score 0 is 'good', not a number"),
+        ("no_list", "returned float, not a list of 2 scores"),
+    ],
+)
+def test_function_reward_scores_are_checked_with_one_line_naming_the_path(fn, expected):
+    from align_lab.rewards.function import RewardError
+
+    score = FunctionReward(path=f"{__name__}:{fn}").scorer(WORLD)
+    with pytest.raises(RewardError) as e:
+        score(["p", "q"], ["ab", "abcd"], [True, False])
+    assert str(e.value) == f"reward.path={__name__}:{fn}: {expected}"
+
+
 @pytest.mark.parametrize(
     "path,expected",
     [
