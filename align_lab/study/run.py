@@ -16,10 +16,12 @@ from align_lab.cache import StageCache
 from align_lab.study.checks import check_partitions, check_run
 from align_lab.study.spec import RunSpec
 from align_lab.study.summary import (
+    SEGMENTS,
     RunStopped,
     completed_before,
     config_digest,
     outcome,
+    previous_segments,
     result_lines,
     stopped,
     write_resolved_config,
@@ -133,8 +135,9 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
         )
         return {"status": "completed", "rank": slurm.rank}
     hw.use(slurm.local_rank if slurm else 0)
+    before = previous_segments(run_dir)  # a resumed run's earlier segments count in time/total_s
     summary = {"status": "running", "algo": spec.names.get("algo"), "seed": spec.seed}
-    summary |= {"names": spec.names, "config_digest": digest}
+    summary |= {"names": spec.names, "config_digest": digest, "started": time.time(), SEGMENTS: before}
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_summary(run_dir, summary)
@@ -158,7 +161,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
             )
             with ranks as ctx.group:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
-        summary |= outcome(world, final, start, hw.device)
+        summary |= outcome(world, final, start, hw.device, before)
         tracker.summary(dict(final))
         for line in result_lines(summary, run_dir):
             log.info(line)
@@ -178,6 +181,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
         raise
     finally:
         spec.rollout.close()
+        summary[SEGMENTS] = [*before, time.perf_counter() - start]
         try:
             write_summary(run_dir, summary)
         finally:
