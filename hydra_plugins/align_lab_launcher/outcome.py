@@ -1,6 +1,7 @@
-"""What both align_lab launchers say about a sweep's jobs: each failure as one line when it happens, and
-at the end "K of N runs failed" with each one's overrides and last error line, exit code 1, no traceback
-(each failed run's traceback is in its summary.json). Finished runs stay as they are."""
+"""What both align_lab launchers say about a sweep's jobs: each failure as one line on stdout when it
+happens (beside the completed ones), and at the end, on stderr, "K of N runs failed" with each one's
+overrides and last error line, exit code 1, no traceback (each failed run's traceback is in its
+summary.json). Finished runs stay as they are."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class Outcomes:
         where = ""
         if has_traceback(run["run_dir"]):
             where = f" (traceback: {Path(run['run_dir']) / 'summary.json'})"
-        print(f"align_lab: run #{run['num']} ({label}) failed: {line}{where}", file=sys.stderr, flush=True)
+        print(f"align_lab: run #{run['num']} ({label}): failed: {line}{where}", flush=True)
 
     def finish(self) -> None:
         """Nothing when every run completed; else the list of failures and exit code 1."""

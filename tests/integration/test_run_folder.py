@@ -167,11 +167,12 @@ def test_a_sweep_reports_every_failed_run_in_one_line_and_keeps_the_others(hardw
     err = result.stderr
     assert result.returncode == 1, err[-3000:]
     assert "Traceback" not in err and "Error executing job" not in err, err[-3000:]
-    failed = [line for line in err.splitlines() if line.startswith("align_lab: run #") and "failed" in line]
-    assert len(failed) == 2, err[-3000:]  # one line each, as it failed
+    out = result.stdout
+    failed = [line for line in out.splitlines() if line.startswith("align_lab: run #") and "failed" in line]
+    assert len(failed) == 2, out[-3000:]  # one line each, on stdout, as it failed
     for line in failed:
         assert "(reward.path=flaky_reward\\:boom seed=" in line
-        assert line.split(" failed: ")[1].startswith("RuntimeError: reward server exploded")
+        assert line.split("): failed: ")[1].startswith("RuntimeError: reward server exploded")
     tail = err[err.index("align_lab: 2 of 4 runs failed:") :].splitlines()
     assert tail[1] == "  #0 reward.path=flaky_reward\\:boom seed=0: RuntimeError: reward server exploded"
     assert tail[2] == "  #1 reward.path=flaky_reward\\:boom seed=1: RuntimeError: reward server exploded"
