@@ -71,10 +71,13 @@ def plan_all(
             (sweep_dir / "multirun.yaml").write_bytes(before)
         elif sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
             shutil.rmtree(sweep_dir, ignore_errors=True)
-            try:
-                sweep_dir.parent.rmdir()  # multirun/<date>/ when it was made for this sweep alone
-            except OSError:
-                pass
+            # multirun/<date>/ and multirun/ when they were made for this sweep alone (never the cwd)
+            for parent in list(sweep_dir.absolute().parents)[:2]:
+                try:
+                    if parent != Path.cwd():
+                        parent.rmdir()
+                except OSError:
+                    break
         raise
 
 
