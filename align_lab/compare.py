@@ -1,7 +1,7 @@
 """python -m align_lab.compare <folder> [<folder> ...]: one report comparing every run below the folders.
 
 Groups runs by what the sweep varied (the algorithm by default), gives per-group means with 95%
-bootstrap CIs, paired-by-seed tests against a baseline (Holm-corrected), a compute-matched view and
+Student-t CIs, paired-by-seed tests against a baseline (Holm-corrected), a compute-matched view and
 curves; writes report.md, a self-contained report.html, runs.csv, runs.parquet and PNG figures.
 """
 

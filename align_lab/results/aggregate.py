@@ -63,12 +63,12 @@ class Comparison:
 
 
 def mean_ci(values: np.ndarray) -> tuple[int, float, float, float]:
-    """(n, mean, lo, hi) of the finite values; bootstrap with the fixed seed."""
+    """(n, mean, lo, hi) of the finite values; the Student-t CI (stats.t_ci)."""
     x = np.asarray(values, dtype=float)
     x = x[np.isfinite(x)]
     if len(x) == 0:
         return 0, math.nan, math.nan, math.nan
-    lo, hi = stats.bootstrap_ci(x)
+    lo, hi = stats.t_ci(x)
     return len(x), float(x.mean()), lo, hi
 
 
@@ -98,7 +98,7 @@ def verdict(diff: float, lo: float, hi: float, p_adjusted: float, n: int, baseli
     if excludes_zero and p_adjusted < ALPHA:
         return f"{direction}, beyond seed noise"
     if excludes_zero and stats.smallest_p_value(n) >= ALPHA:
-        return f"{direction} on every resample (CI excludes 0), but {n} seeds cannot reach p < {ALPHA}"
+        return f"{direction} (CI excludes 0), but {n} seeds cannot reach p < {ALPHA}"
     if excludes_zero:
         return f"CI excludes 0, but Holm p = {p_adjusted:.3g}: not significant"
     return "within seed noise (CI covers 0)"
@@ -108,7 +108,7 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
     """Each group vs the baseline on `column`, runs paired by seed (a seed's runs averaged).
 
     Baseline SFT: each group's runs against their own `<column>_sft`, the SFT reference they started from.
-    diff = group - baseline per seed; mean diff, paired bootstrap CI, exact sign-flip p
+    diff = group - baseline per seed; mean diff, Student-t CI of the differences, exact sign-flip p
     (Monte-Carlo above 12 pairs), Holm-adjusted across the compared groups.
     """
     import pandas as pd
@@ -221,7 +221,7 @@ def band(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         empty = np.array([])
         return empty, empty, empty, empty
     matrix = np.stack([np.interp(grid, x, y) for x, y in clean if len(x)])  # (runs, points)
-    return (grid, *stats.bootstrap_band(matrix))
+    return (grid, *stats.t_band(matrix))
 
 
 def _budget_notes(runs: pd.DataFrame, budget_key: str, label: str) -> list[str]:
@@ -433,7 +433,8 @@ def aggregate(
     ]
     if few:
         notes.append(
-            f"Fewer than 3 seeds in {', '.join(few)}: their CIs are unreliable (a bootstrap of 1-2 values)."
+            f"Fewer than 3 seeds in {', '.join(few)}: their CIs are unreliable (2 seeds: the t interval "
+            "is +-12.7 standard errors; 1 seed: none)."
         )
     notes += [f"{row.folder}: {row.problems}" for row in table.itertuples() if row.problems]
     return Comparison(

@@ -1,6 +1,6 @@
 """A study's claims as hypotheses: "rloo > ppo on eval/gold_reward" -> reproduced, contradicted or
-inconclusive, from the runs paired by seed (the paired sign-flip test and bootstrap CI of the
-comparison), Holm-corrected over the study's claims. Pure computation; report.py renders it.
+inconclusive, from the runs paired by seed (the paired sign-flip test and the Student-t CI of the
+paired differences), Holm-corrected over the study's claims. Pure computation; report.py renders it.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def claim_verdict(claim: Claim, diff: float, lo: float, hi: float, p_holm: float
 
 
 def claim_table(claims: list[Claim], runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim: paired seeds, mean a - b with its 95% bootstrap CI, p, Holm p, verdict."""
+    """One row per claim: paired seeds, mean a - b with its 95% Student-t CI, p, Holm p, verdict."""
     import pandas as pd
 
     from align_lab.results.aggregate import mean_ci

@@ -97,8 +97,8 @@ def plot_frontier(comparison: Comparison, path: Path) -> Path:
             continue
         x, y = mine["eval/kl"].to_numpy(float), mine["eval/gold_reward"].to_numpy(float)
         ax.scatter(x, y, color=colors[g], alpha=0.45, s=22)
-        xerr = _err(x, stats.bootstrap_ci(x))
-        yerr = _err(y, stats.bootstrap_ci(y))
+        xerr = _err(x, stats.t_ci(x))
+        yerr = _err(y, stats.t_ci(y))
         ax.errorbar(
             x.mean(),
             y.mean(),
@@ -181,7 +181,7 @@ def plot_by_group(comparison: Comparison, path: Path) -> Path:
             ax.errorbar(
                 j + 0.3,
                 values.mean(),
-                yerr=_err(values, stats.bootstrap_ci(values)),
+                yerr=_err(values, stats.t_ci(values)),
                 color=colors[g],
                 marker="D",
                 capsize=4,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from align_lab.results.aggregate import Comparison
 from align_lab.results.extract import FINAL_METRICS
 from align_lab.results.plots import write_figures
-from align_lab.results.stats import N_RESAMPLES, fmt, fmt_ci, fmt_p
+from align_lab.results.stats import fmt, fmt_ci, fmt_p
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -165,7 +165,8 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
             Heading("Claims"),
             Paragraph(
                 "Each claim 'a > b on metric' (or <) tested on the runs paired by seed: mean a - b with a "
-                "95% paired-bootstrap CI, two-sided exact sign-flip p, Holm-corrected over the claims. "
+                "95% Student-t CI of the paired differences, two-sided exact sign-flip p, Holm-corrected "
+                "over the claims. "
                 "reproduced: Holm p < 0.05 and the CI on the claimed side of 0; contradicted: the same on "
                 "the other side; inconclusive: otherwise (6 paired seeds are the fewest that can reach "
                 "p < 0.05 before correction)."
@@ -178,8 +179,8 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         Heading("Final metrics per group"),
         Paragraph(
             "n counts completed runs (one per seed); excluded counts runs of the group that are not "
-            "completed (listed under Runs). Mean over seeds with a 95% percentile-bootstrap CI "
-            f"({N_RESAMPLES:,} resamples, fixed seed). SFT, where the runs log it, is the reference "
+            "completed (listed under Runs). Mean over seeds with a 95% Student-t CI (mean +- t * s / "
+            "sqrt(n); a bootstrap under-covers at a few seeds). SFT, where the runs log it, is the reference "
             "policy every group started from: each completed run's evaluation of it (the `_sft` metrics), "
             "a seed's runs averaged; its n counts seeds; n/a where a metric has no SFT value."
         ),
@@ -187,7 +188,8 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         Heading(f"Paired comparison vs {c.baseline}: final {metric_name}"),
         Paragraph(
             "Runs paired by seed; diff = group - baseline (against SFT: each run minus its own SFT "
-            "evaluation, same seed). p: two-sided sign-flip permutation test "
+            "evaluation, same seed); CI: Student-t of the per-seed differences. p: two-sided sign-flip "
+            "permutation test "
             "(exact up to 12 pairs); Holm p: Holm-Bonferroni across the compared groups. "
             "The verdict says what the CI and the test can say: 'beyond seed noise' needs the CI to "
             "exclude 0 and Holm p < 0.05, which needs at least 6 paired seeds."

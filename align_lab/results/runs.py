@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from align_lab.study.folder import LOCK, holder
 from align_lab.tracking.jsonl import METRICS_FILE, read_metrics
 
 MANIFEST = "study.json"
@@ -21,6 +22,7 @@ SKIP_DIRS = {"checkpoints", "wandb", ".hydra", ".submitit", "__pycache__", "comp
 COMPLETED = "completed"
 PENDING = "pending"
 NOT_STARTED = "not started"
+DIED = "died"
 
 
 @dataclass
@@ -28,7 +30,7 @@ class Run:
     """One run as found on disk (or only in a study manifest, then `status == "pending"`)."""
 
     folder: Path
-    status: str  # completed | running | failed | not started | pending (or what summary.json says)
+    status: str  # completed | running | died | failed | not started | pending (or what summary.json says)
     error: str = ""
     config: dict = field(default_factory=dict)  # .hydra/config.yaml
     choices: dict = field(default_factory=dict)  # group -> chosen file (hydra.yaml, summary, manifest)
@@ -119,6 +121,9 @@ def load_run(folder: Path) -> Run:
             run.problems.append(f"{METRICS_FILE} unreadable: {e}")
     if run.status == NOT_STARTED and run.metrics:
         run.status = "running"  # logging, but summary.json not written (yet)
+    if run.status == "running" and (run.folder / LOCK).exists() and holder(run.folder) is None:
+        run.status = DIED  # nobody holds the run's lock: its process ended without a word (SIGKILL, OOM)
+        run.error = "its process ended without finishing; rerun its command to continue from its checkpoint"
     return run
 
 

@@ -1,6 +1,9 @@
-"""Seed statistics for comparisons: bootstrap CIs, paired sign-flip tests, Holm, budget interpolation.
+"""Seed statistics for comparisons: Student-t CIs, paired sign-flip tests, Holm, budget interpolation.
 
-numpy only (no scipy). Every random draw takes an explicit seed, so a report is reproducible.
+Every CI of a mean over seeds (a group's mean, a paired difference, a claim, a curve's band) is the
+Student-t interval, from scipy.stats; see `t_ci` for why not a bootstrap. p-values stay the exact
+sign-flip test, which needs no distributional assumption. Every random draw takes an explicit seed, so
+a report is reproducible.
 """
 
 from __future__ import annotations
@@ -20,13 +23,61 @@ def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
+def t_ci(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Student-t CI of the mean (Student 1908): mean +- t_{n-1, (1+confidence)/2} * s / sqrt(n), s the
+    unbiased (n-1) standard deviation; NaNs are ignored, (nan, nan) below 2 values.
+
+    Why t and not a bootstrap: a study has 3-8 seeds, and the percentile bootstrap's interval is too
+    narrow there (plug-in variance with divisor n, no small-sample correction). Coverage of a 95% CI
+    by simulation, 2,000 samples per cell (2026-11-23; tests/unit/test_results_stats.py measures the
+    normal and gamma rows again with other draws), t / percentile bootstrap / BCa (scipy, 400 samples):
+      normal            n=4: 0.945 / 0.789 / 0.77   n=6: 0.950 / 0.857 / 0.86   n=8: 0.952 / 0.894 / 0.91
+      gamma, skewness 1 n=4: 0.941 / 0.786        n=6: 0.939 / 0.857          n=8: 0.948 / 0.875
+      difference of two lognormal(0, 1) draws (a paired difference with equally skewed noise, which is
+      symmetric):       0.975 / 0.780,  0.973 / 0.847,  0.972 / 0.866
+      lognormal(0, 1) (skewness 6) 0.82 / 0.69 / 0.69, 0.81 / 0.73 / 0.73, 0.82 / 0.77 / 0.79
+      exponential (skewness 2)     0.88 / 0.74 / 0.79, 0.88 / 0.80 / 0.78, 0.88 / 0.83 / 0.85
+    So t is exact under normal noise and near 95% for moderately skewed noise; under heavy skew every
+    method under-covers at these n and t the least. BCa corrects the bootstrap's skew, not its small-n
+    width. The sign-flip p-value assumes only that the paired differences are symmetric under no effect.
+    """
+    from scipy import stats as scipy_stats
+
+    x = _finite(values)
+    n = len(x)
+    if n < 2:
+        return float("nan"), float("nan")
+    mean = float(x.mean())
+    half = float(scipy_stats.t.ppf((1.0 + confidence) / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def t_band(curves: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and Student-t CI (as `t_ci`) at each column of (runs, points).
+
+    Returns (mean, lo, hi), each (points,); lo/hi are NaN with fewer than 2 runs.
+    """
+    from scipy import stats as scipy_stats
+
+    curves = np.asarray(curves, dtype=float)  # (R, P)
+    mean = curves.mean(axis=0)  # (P,)
+    n = curves.shape[0]
+    if n < 2:
+        nan = np.full_like(mean, np.nan)
+        return mean, nan, nan.copy()
+    t = scipy_stats.t.ppf((1.0 + confidence) / 2, n - 1)
+    half = t * curves.std(axis=0, ddof=1) / math.sqrt(n)  # (P,)
+    return mean, mean - half, mean + half
+
+
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
     confidence: float = CONFIDENCE,
     n_resamples: int = N_RESAMPLES,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean (Efron 1979); NaNs are ignored, (nan, nan) below 2 values."""
+    """Percentile bootstrap CI of the mean (Efron 1979); NaNs are ignored, (nan, nan) below 2 values.
+    Not used by reports (it under-covers at a study's 3-8 seeds, see `t_ci`); kept for the coverage test."""
     x = _finite(values)
     if len(x) < 2:
         return float("nan"), float("nan")

@@ -17,8 +17,8 @@ def status(study_dir: Path) -> int:
     for s in states:
         print(f"#{s.num:<3} {s.state:<8} {' '.join(s.overrides)}  [{s.detail}]  {s.run_dir}")
     counts = Counter(s.state for s in states)
-    print(", ".join(f"{counts.get(k, 0)} {k}" for k in ("done", "running", "pending", "failed")))
-    return 1 if counts.get("failed") else 0
+    print(", ".join(f"{counts.get(k, 0)} {k}" for k in ("done", "running", "pending", "failed", "died")))
+    return 1 if counts.get("failed") or counts.get("died") else 0
 
 
 def resume(study_dir: Path, wait: bool) -> int:
@@ -26,7 +26,7 @@ def resume(study_dir: Path, wait: bool) -> int:
     import submitit
 
     manifest = load_manifest(study_dir)
-    todo = {s.num for s in study_states(study_dir) if s.state in ("failed", "pending")}
+    todo = {s.num for s in study_states(study_dir) if s.state in ("failed", "pending", "died")}
     jobs = []
     for run in manifest["runs"]:
         if run["num"] not in todo:

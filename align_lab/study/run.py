@@ -17,10 +17,12 @@ from align_lab.rewards.function import RewardError
 from align_lab.study.checks import check_partitions, check_run
 from align_lab.study.spec import RunSpec
 from align_lab.study.summary import (
+    SEGMENTS,
     RunStopped,
     completed_before,
     config_digest,
     outcome,
+    previous_segments,
     result_lines,
     stopped,
     write_resolved_config,
@@ -134,13 +136,14 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
         )
         return {"status": "completed", "rank": slurm.rank}
     hw.use(slurm.local_rank if slurm else 0)
+    before = previous_segments(run_dir)  # a resumed run's earlier segments count in time/total_s
     summary = {"status": "running", "algo": spec.names.get("algo"), "seed": spec.seed}
     summary |= {"threads": torch.get_num_threads()}  # the default is the cores given: part of the numbers
     if spec.defaults_from:  # values the model preset chose (the user did not set these keys)
         summary |= {"defaults_from": spec.defaults_from}
         chosen = ", ".join(f"{k}={spec.config['algo'][k.split('.', 1)[1]]}" for k in spec.defaults_from)
         log.info(f"{chosen} from {next(iter(spec.defaults_from.values()))} (set the key to override)")
-    summary |= {"names": spec.names, "config_digest": digest}
+    summary |= {"names": spec.names, "config_digest": digest, "started": time.time(), SEGMENTS: before}
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_summary(run_dir, summary)
@@ -164,7 +167,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
             )
             with ranks as ctx.group:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
-        summary |= outcome(world, final, start, hw.device)
+        summary |= outcome(world, final, start, hw.device, before)
         tracker.summary(dict(final))
         for line in result_lines(summary, run_dir):
             log.info(line)
@@ -190,6 +193,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
         raise
     finally:
         spec.rollout.close()
+        summary[SEGMENTS] = [*before, time.perf_counter() - start]
         try:
             write_summary(run_dir, summary)
         finally:

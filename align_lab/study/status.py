@@ -28,8 +28,27 @@ class RunState:
     overrides: list[str]
     run_dir: str
     job_id: str | None
-    state: str  # pending | running | done | failed
+    state: str  # pending | running | done | failed | died (summary says running, nobody holds run.lock)
     detail: str  # the error of a failed run, the scheduler state otherwise
+
+
+DIED = (
+    "its process ended without finishing (nobody holds run.lock); rerun its command, or "
+    "python -m align_lab.study resume, to continue from its last checkpoint"
+)
+
+
+def died(run_dir: Path, summary: dict | None) -> bool:
+    """The summary says running but no live process holds the run's lock (SIGKILL, out of memory, a lost
+    node). A folder without run.lock (written before the lock existed) is never called died."""
+    from align_lab.study.folder import LOCK, holder
+
+    return (
+        bool(summary)
+        and summary.get("status") == "running"
+        and (run_dir / LOCK).exists()
+        and holder(run_dir) is None
+    )
 
 
 def load_manifest(study_dir: Path) -> dict:
@@ -90,6 +109,8 @@ def run_state(run: dict, cluster: str) -> RunState:
     result = _job_result(run)
     if result and result[0] == "error":
         return make("failed", result[1].strip().splitlines()[-1])
+    if died(Path(run["run_dir"]), summary):
+        return make("died", DIED)
     if not run.get("job_id"):
         return make("pending", "not submitted")
     state = _scheduler_state(run, cluster).split()[0]  # sacct says e.g. "CANCELLED by 0"
@@ -104,6 +125,52 @@ def run_state(run: dict, cluster: str) -> RunState:
     return make("running", state)
 
 
+def folder_state(num: int, run_dir: Path) -> RunState:
+    """A run folder's state from its summary and lock alone (a sweep run in process has no manifest)."""
+    from align_lab.study.folder import holder
+
+    summary = _summary(run_dir) or {}
+    try:
+        import yaml
+
+        overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, ValueError):
+        overrides = []
+    make = lambda state, detail: RunState(num, overrides, str(run_dir), None, state, detail)  # noqa: E731
+    status = summary.get("status")
+    if status == "completed":
+        return make("done", "completed")
+    if status in ("failed", "interrupted", "preempted"):
+        return make("failed", summary.get("error", status))
+    if died(run_dir, summary):
+        return make("died", DIED)
+    if status == "running":
+        return make("running", holder(run_dir) or "running")
+    return make("pending", "not started")
+
+
+def run_folders(root: Path) -> list[Path]:
+    """root itself when it is a run folder, else the run folders below it (not searched inside)."""
+    is_run = lambda p: (p / "summary.json").is_file() or (p / ".hydra" / "config.yaml").is_file()  # noqa: E731
+    if is_run(root):
+        return [root]
+    found = []
+    for dirpath, dirnames, _ in os.walk(root):
+        here = Path(dirpath)
+        if is_run(here):
+            found.append(here)
+            dirnames[:] = []
+        else:
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "compare")
+    return sorted(found)
+
+
 def study_states(study_dir: Path) -> list[RunState]:
+    """From the study manifest (submitit sweeps); without one, from the run folders below study_dir."""
+    if not (Path(study_dir) / MANIFEST).exists():
+        folders = run_folders(Path(study_dir))
+        if not folders:
+            load_manifest(study_dir)  # raises: neither a sweep folder nor a run folder
+        return [folder_state(i, d) for i, d in enumerate(folders)]
     manifest = load_manifest(study_dir)
     return [run_state(run, manifest["cluster"]) for run in manifest["runs"]]

@@ -106,17 +106,24 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
     ]
 
 
-def completed_before(run_dir: Path, digest: str) -> dict | None:
-    """The summary of this very run when run_dir already holds it completed; a completed run of another
-    config there is refused, so its results are never overwritten."""
+def check_same_config(run_dir: Path, digest: str) -> dict:
+    """run_dir's summary; a completed run of another config there is refused, so its results (and its
+    .hydra/ config, which compare reads) are never overwritten."""
     previous = read_summary(run_dir)
-    if previous.get("status") != "completed":
-        return None
-    if previous.get("config_digest") != digest:
+    if previous.get("status") == "completed" and previous.get("config_digest") != digest:
         raise ConfigError(
             f"hydra.run.dir={run_dir}: holds a completed run of another config; choose another folder "
             f"(or delete {run_dir / 'summary.json'} to run there again)"
         )
+    return previous
+
+
+def completed_before(run_dir: Path, digest: str) -> dict | None:
+    """The summary of this very run when run_dir already holds it completed; a completed run of another
+    config there is refused, so its results are never overwritten."""
+    previous = check_same_config(run_dir, digest)
+    if previous.get("status") != "completed":
+        return None
     for line in [
         "align_lab: this run was already completed; nothing to do",
         *result_lines(previous, run_dir)[1:],
@@ -125,8 +132,27 @@ def completed_before(run_dir: Path, digest: str) -> dict | None:
     return previous
 
 
-def outcome(world, final: dict, start: float, device: str) -> dict:
-    """What a completed run adds to its summary: final evaluation, stages used, time and memory."""
+SEGMENTS = "segments_s"  # summary.json: the wall time of each process that worked on the run, in order
+
+
+def previous_segments(run_dir: Path) -> list[float]:
+    """Wall seconds of the earlier segments of a resumed run (each start of its command), from the last
+    summary.json. A segment whose process died without a word (SIGKILL, out of memory, a lost node) left
+    its summary `running` with its start time: it counts until the last file it wrote."""
+    previous = read_summary(run_dir)
+    segments = [float(s) for s in previous.get(SEGMENTS, []) if isinstance(s, int | float)]
+    started = previous.get("started")
+    if previous.get("status") == "running" and isinstance(started, int | float):
+        paths = [run_dir / n for n in ("metrics.jsonl", "summary.json", "app.log", "checkpoints")]
+        paths += list((run_dir / "checkpoints").glob("*"))
+        last = max((p.stat().st_mtime for p in paths if p.exists()), default=started)
+        segments.append(max(0.0, last - started))
+    return segments
+
+
+def outcome(world, final: dict, start: float, device: str, before: list[float] = ()) -> dict:
+    """What a completed run adds to its summary: final evaluation, stages used, time and memory.
+    `before`: the wall seconds of the run's earlier segments (a resumed run), counted in time/total_s."""
     stages = {
         s: {"key": r.key, "hit": r.hit, "seconds": round(r.seconds, 3)} for s, r in world.stages.items()
     }
@@ -136,7 +162,8 @@ def outcome(world, final: dict, start: float, device: str) -> dict:
         **final,
         "stages": stages,
         **getattr(world, "rm_metrics", {}),
-        "time/total_s": time.perf_counter() - start,
+        "time/total_s": sum(before) + time.perf_counter() - start,
+        "time/segments": len(before) + 1,
         "memory/peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         **gpu,
     }

@@ -3,7 +3,9 @@
 - checks every run's configuration before submitting any job (one-line error, nothing submitted);
 - asks for each run's own resources (resources.py) by submitting one job array per distinct request;
 - writes a study manifest, `<sweep dir>/study.json`, read by `python -m align_lab.study status|resume`;
-- with `wait: false` returns right after submission; with `wait: true` reports a failed run as failed;
+- with `wait: false` returns right after submission; with `wait: true` reports each run as it ends (a
+  failure in one line), then every failure, with exit code 1 when any failed (outcome.py);
+- holds each run folder's lock for the job's life (align_lab/study/folder.py);
 - runs at most `hardware.max_parallel` runs of a local sweep at once (submitit's local executor starts
   every job at once: each job waits for a slot, a lock file in the sweep folder, before its run), and
   passes it to Slurm as the job arrays' parallelism limit where it is set.
@@ -24,6 +26,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf
 
+from hydra_plugins.align_lab_launcher.outcome import Outcomes, last_line
 from hydra_plugins.align_lab_launcher.plan import plan_all
 
 log = logging.getLogger(__name__)
@@ -48,14 +51,38 @@ class StudyLauncher(BaseSubmititLauncher):
         self.slots: tuple[str, int] | None = None  # local: (lock folder, max_parallel), set by launch
 
     def __call__(self, *args, **kwargs) -> JobReturn:
-        """One job: on a local sweep, waits for a free slot, then runs (hydra-submitit's job body)."""
+        """One job: on a local sweep, waits for a free slot, then holds its run folder's lock while it
+        runs (hydra-submitit's job body)."""
         if self.slots is None:
-            return super().__call__(*args, **kwargs)
+            return self._locked(*args, **kwargs)
         from hydra_plugins.align_lab_launcher.slots import hold_slot
 
         folder, slots = self.slots
         with hold_slot(Path(folder), slots):
-            return super().__call__(*args, **kwargs)
+            return self._locked(*args, **kwargs)
+
+    def _locked(self, sweep_overrides, job_dir_key, job_num, *args, **kwargs) -> JobReturn:
+        """The job body under its run folder's lock (rank 0's: the ranks of a run across nodes share it)."""
+        import os
+
+        from align_lab.config import ConfigError
+        from align_lab.study.folder import claim
+
+        run_dir = getattr(self, "run_dirs", {}).get(job_num)
+        lock = None
+        if run_dir is not None and os.environ.get("SLURM_PROCID", "0") == "0":
+            try:
+                lock = claim(Path(run_dir))
+            except ConfigError as e:
+                ret = JobReturn(overrides=list(sweep_overrides), status=JobStatus.FAILED)
+                ret.return_value = e
+                ret.status = JobStatus.FAILED
+                return ret
+        try:
+            return super().__call__(sweep_overrides, job_dir_key, job_num, *args, **kwargs)
+        finally:
+            if lock is not None:
+                lock.release()
 
     def launch(self, job_overrides, initial_job_idx: int):
         import shutil
@@ -82,6 +109,7 @@ class StudyLauncher(BaseSubmititLauncher):
                 f"hardware.nodes={spanning[0]['resources']['nodes']}: a run across nodes needs Slurm "
                 "(hardware=slurm_multinode); local jobs run on this machine only (or hardware.nodes=1)"
             )
+        self.run_dirs = {r["num"]: str(Path(r["run_dir"]).absolute()) for r in runs}  # sent with each job
         base = {k: v for k, v in self.params.items() if k not in INIT_KEYS}
         max_parallel = self._max_parallel(runs)
         if max_parallel is not None and self._EXECUTOR == "slurm":
@@ -135,7 +163,21 @@ class StudyLauncher(BaseSubmititLauncher):
         if not self.wait:
             print(f"align_lab: not waiting; see python -m align_lab.study status {sweep_dir}", flush=True)
             raise SystemExit(0)
-        return [self._result(jobs[r["num"]], r) for r in runs]
+        return self._wait(jobs, runs, sweep_dir)
+
+    def _wait(self, jobs: dict, runs: list[dict], sweep_dir: Path, poll_s: float = 1.0) -> list[JobReturn]:
+        """Each run's outcome as it ends (a failure in one line); then, if any failed, the list of
+        failures and exit code 1 (outcome.py)."""
+        outcomes = Outcomes(runs, sweep_dir)
+        results: dict[int, JobReturn] = {}
+        waiting = {r["num"]: r for r in runs}
+        while waiting:
+            for num in [n for n in waiting if jobs[n].done()]:
+                results[num] = self._result(jobs[num], waiting.pop(num), outcomes)
+            if waiting:
+                time.sleep(poll_s)
+        outcomes.finish()
+        return [results[r["num"]] for r in runs]
 
     def _max_parallel(self, runs: list[dict]) -> int | None:
         """hardware.max_parallel (the smallest the runs set); unset, on a local sweep: as many runs as
@@ -161,16 +203,18 @@ class StudyLauncher(BaseSubmititLauncher):
         return {k if k in _base_keys() else f"{self._EXECUTOR}_{k}": v for k, v in params.items()}
 
     @staticmethod
-    def _result(job, run: dict) -> JobReturn:
+    def _result(job, run: dict, outcomes: Outcomes) -> JobReturn:
         """The job's JobReturn; a job that died without one is reported FAILED with its state."""
         try:
             ret = job.results()[0]
         except Exception as e:  # killed, cancelled, out of memory, node failure ...
             ret = JobReturn(overrides=run["overrides"], status=JobStatus.FAILED)
-            ret.return_value = RuntimeError(f"job {job.job_id} ended without a result: {e}")
+            ret.return_value = RuntimeError(f"job {job.job_id} ended without a result: {last_line(str(e))}")
             ret.status = JobStatus.FAILED
-        state = "completed" if ret.status == JobStatus.COMPLETED else "failed"
-        print(f"align_lab: run #{run['num']} ({' '.join(run['overrides'])}): {state}", flush=True)
+        if ret.status == JobStatus.COMPLETED:
+            print(f"align_lab: run #{run['num']} ({outcomes.labels[run['num']]}): completed", flush=True)
+        else:
+            outcomes.failed(run, ret._return_value)
         return ret
 
 

@@ -19,7 +19,7 @@ def plan_run(
 ) -> dict:
     """Composes job `num`'s config, validates it, and returns its manifest entry. `here`: the job runs
     on this machine (its device is checked too)."""
-    from align_lab.app import spec_from_config
+    from align_lab.app import check_folder, spec_from_config
     from align_lab.study.checks import check_run
     from align_lab.study.resources import request
 
@@ -34,6 +34,7 @@ def plan_run(
         job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
         spec = spec_from_config(job_cfg, names, list(cfg.hydra.overrides.task))
         check_run(spec, here=here)
+        check_folder(spec, run_dir)
         resources = request(spec.hardware.resources, spec)
         max_parallel = spec.hardware.max_parallel
     finally:
@@ -56,7 +57,8 @@ def plan_all(
     here: bool,
 ) -> list[dict]:
     """plan_run for every job, before any runs. On the first bad job its error propagates (one line at the
-    entry point) and a sweep folder that holds nothing but Hydra's multirun.yaml is removed."""
+    entry point), and the sweep folder is as it was: one that holds nothing but the multirun.yaml Hydra
+    has just written is removed, and an earlier sweep's multirun.yaml is put back."""
     try:
         return [
             plan_run(hydra_context, config, list(o), initial_job_idx + i, here)
@@ -64,6 +66,27 @@ def plan_all(
         ]
     except Exception:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        if sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
+        before = _MULTIRUN_YAML.get(str(sweep_dir.absolute()))
+        if before is not None:
+            (sweep_dir / "multirun.yaml").write_bytes(before)
+        elif sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
             shutil.rmtree(sweep_dir, ignore_errors=True)
+            # multirun/<date>/ and multirun/ when they were made for this sweep alone (never the cwd)
+            for parent in list(sweep_dir.absolute().parents)[:2]:
+                try:
+                    if parent != Path.cwd():
+                        parent.rmdir()
+                except OSError:
+                    break
         raise
+
+
+_MULTIRUN_YAML: dict[str, bytes] = {}  # sweep folder -> its multirun.yaml before Hydra rewrote it
+
+
+def remember_multirun_yaml(sweep_dir: Path) -> None:
+    """Called before Hydra's sweeper writes <sweep dir>/multirun.yaml (align_lab.app.RunFolder's
+    on_multirun_start), so that a refused sweep leaves an earlier sweep's file as it was."""
+    path = sweep_dir / "multirun.yaml"
+    if path.is_file():
+        _MULTIRUN_YAML[str(sweep_dir.absolute())] = path.read_bytes()

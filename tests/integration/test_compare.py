@@ -258,7 +258,7 @@ def test_group_table_means_and_n_match_hand_computation(report: Path) -> None:
         assert row["n"] == "3" and row["excluded"] == str(excluded), row
         mean, lo, hi = ci(row["gold reward mean [95% CI]"])
         assert mean == pytest.approx(gold, abs=1e-3)
-        assert lo <= mean <= hi  # a percentile bootstrap CI of 3 values lies between their min and max
+        assert lo <= mean <= hi  # a Student-t CI is symmetric about the mean
         assert ci(row["wall time (s) mean [95% CI]"])[0] == pytest.approx(wall, abs=1e-3)
         assert float(row["generated tokens mean [95% CI]"].split()[0].replace(",", "")) == tokens
     # final KL = KL_SCALE + 0.05 * seed: rloo 0.5 + (0 + 0.05 + 0.10) / 3 = 0.55
@@ -279,12 +279,11 @@ def test_paired_difference_vs_baseline_matches_hand_computation(report: Path) ->
     assert ci(rl["mean diff [95% CI]"])[0] == pytest.approx(-0.03, abs=1e-4)
     assert float(rp["p"]) == 0.25 and float(rp["Holm p"]) == 0.5
     assert float(rl["p"]) == 0.75 and float(rl["Holm p"]) == 0.75
-    # reinforce_pp's three differences are all > 0, so every bootstrap resample is > 0: the CI excludes 0,
-    # but 3 seeds cannot give p < 0.05; rloo's differences have both signs: its CI covers 0
-    assert (
-        rp["verdict"]
-        == "higher than ppo on every resample (CI excludes 0), but 3 seeds cannot reach p < 0.05"
-    )
+    # reinforce_pp: mean 0.15, s = 0.05, t_{2, 0.975} = 4.3027 -> 0.15 +- 4.3027 * 0.05 / sqrt(3)
+    # = 0.15 +- 0.1242 = [0.0258, 0.2742]: the CI excludes 0, but 3 seeds cannot give p < 0.05;
+    # rloo: -0.10, 0.05, -0.04: mean -0.03, s = 0.0818 -> -0.03 +- 0.2032: its CI covers 0
+    assert ci(rp["mean diff [95% CI]"])[1:] == pytest.approx((0.0258, 0.2742), abs=1e-3)
+    assert rp["verdict"] == "higher than ppo (CI excludes 0), but 3 seeds cannot reach p < 0.05"
     assert rl["verdict"] == "within seed noise (CI covers 0)"
 
 

@@ -245,6 +245,7 @@ def test_a_completed_run_of_another_config_is_never_overwritten(finished, tmp_pa
     one_line_error(result, f"hydra.run.dir={run_dir}: holds a completed run of another config")
     assert (run_dir / "summary.json").read_bytes() == before
     assert (run_dir / "metrics.jsonl").exists() and (run_dir / "checkpoints").exists()
+    assert (run_dir / ".hydra" / "overrides.yaml").read_text().count("kl_coef") == 0  # .hydra/ untouched
 
 
 @pytest.mark.parametrize("damage", ["truncate", "manifest", "missing"])
@@ -426,6 +427,7 @@ def test_a_refused_run_keeps_a_folder_that_already_held_files(tmp_path):
     made = tmp_path / "made"
     (made / ".hydra").mkdir(parents=True)
     (made / "app.log").write_text("")
+    (made / "run.lock").write_text("")  # the run's own lock, taken before it was refused
     remove_unused_run_dir(made)
     assert not made.exists()
     kept = tmp_path / "kept"

@@ -130,7 +130,7 @@ def test_verdict_reads_the_ci_and_adjusted_p() -> None:
     assert verdict(0.5, -0.1, 0.8, 0.01, 8, "ppo") == "within seed noise (CI covers 0)"
     # 3 seeds: the CI excludes 0 but the exact test's floor is 2/2^3 = 0.25: say both, not "noise"
     assert verdict(0.5, 0.2, 0.8, 0.25, 3, "ppo") == (
-        "higher than ppo on every resample (CI excludes 0), but 3 seeds cannot reach p < 0.05"
+        "higher than ppo (CI excludes 0), but 3 seeds cannot reach p < 0.05"
     )
     # 8 seeds, CI excludes 0, yet the Holm-adjusted p is 0.2
     assert verdict(0.5, 0.2, 0.8, 0.2, 8, "ppo") == "CI excludes 0, but Holm p = 0.2: not significant"

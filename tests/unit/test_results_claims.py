@@ -126,12 +126,17 @@ def test_a_group_pooling_different_configs_is_flagged_with_the_keys_that_differ(
 def test_the_headline_names_what_differs_beyond_seed_noise_and_few_seeds_are_flagged():
     six = aggregate(_runs([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), ["algo"], baseline="ppo")  # rloo - ppo > 0
     assert six.headline.startswith("Beyond seed noise on eval/gold_reward, against ppo: rloo +0.35 [")
-    two = aggregate(_runs([0.1, 0.2]), ["algo"], baseline="ppo")
-    # two seeds: the CI excludes 0 (rloo is above on both), which the test cannot confirm
-    assert two.headline == (
+    three = aggregate(_runs([0.2, 0.25, 0.3]), ["algo"], baseline="ppo")
+    # three seeds: mean 0.25, s = 0.05, t_{2, 0.975} = 4.3027 -> 0.25 +- 4.3027 * 0.05 / sqrt(3)
+    # = 0.25 +- 0.1242 = [0.126, 0.374]: the CI excludes 0, which the test (floor p = 0.25) cannot confirm
+    assert three.headline == (
         "No group differs from ppo on eval/gold_reward beyond seed noise by the test, but the paired CI "
-        "excludes 0 for rloo +0.15 [+0.1, +0.2]; more seeds can confirm it."
+        "excludes 0 for rloo +0.25 [+0.126, +0.374]; more seeds can confirm it."
     )
+    two = aggregate(_runs([0.1, 0.2]), ["algo"], baseline="ppo")
+    # two seeds: 0.15 +- 12.706 * 0.0707 / sqrt(2) = 0.15 +- 0.635 covers 0 (a bootstrap of two values
+    # said [0.1, 0.2]: it never covers 0 when both differences share a sign)
+    assert two.headline == "No group differs from ppo on eval/gold_reward beyond seed noise."
     assert any("Fewer than 3 seeds in ppo, rloo: their CIs are unreliable" in n for n in two.notes)
     default = aggregate(_runs([0.1, 0.2]), ["algo"]).notes  # the runs log SFT's gold reward
     assert any(n.startswith("Baseline: SFT, the reference policy every group started from") for n in default)

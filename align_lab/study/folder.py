@@ -1,0 +1,136 @@
+"""A run folder belongs to one run: a lock held for the run's life, and no files align_lab did not write.
+
+The lock is an flock on `<run folder>/run.lock`, which holds the holder's pid and host. The OS frees it
+when the holder's process ends however it ends (SIGKILL, a lost node), so "the summary says running and
+nobody holds the lock" means the run's process died. fcntl directly rather than filelock: the holder's pid
+lives in the lock file itself, and a probe (`holder`) must neither create nor delete the file.
+Imports only the standard library: the aggregator and `study status` use it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+from align_lab.checks import ConfigError
+
+LOCK = "run.lock"
+# what align_lab (and Hydra, W&B, compare) write into a run folder; a name starting with "." is never
+# counted against a folder (.hydra/, .nfs files, .DS_Store)
+OURS = {
+    LOCK,
+    "summary.json",
+    "metrics.jsonl",
+    "config.resolved.yaml",
+    "checkpoints",
+    "wandb",
+    "wandb_run_id.txt",
+    "compare",
+}
+STATUSES = {"running", "completed", "failed", "interrupted", "preempted"}
+
+
+def foreign_files(run_dir: Path) -> list[str]:
+    """Names in run_dir that align_lab did not write (its own summary.json has a status and a digest)."""
+    if not run_dir.is_dir():
+        return []
+    odd = sorted(
+        p.name
+        for p in run_dir.iterdir()
+        if not (p.name.startswith(".") or p.name in OURS or p.suffix in (".log", ".tmp"))
+    )
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        try:
+            data = json.loads(summary.read_text())
+        except (OSError, ValueError):
+            data = None
+        if not (isinstance(data, dict) and data.get("status") in STATUSES and "config_digest" in data):
+            odd.append("summary.json (not one align_lab wrote)")
+    return odd
+
+
+def check_owned(run_dir: Path) -> None:
+    """Refuses (one line) a folder holding files align_lab did not write: it is not a run folder."""
+    odd = foreign_files(run_dir)
+    if odd:
+        shown = ", ".join(odd[:3]) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
+        raise ConfigError(
+            f"hydra.run.dir={run_dir}: holds files align_lab did not write ({shown}); "
+            "choose an empty or new folder, or a run folder of align_lab's"
+        )
+
+
+def holder(run_dir: Path) -> str | None:
+    """Who holds run_dir's lock ("pid 123 on host"), or None when nobody does (or there is no lock file).
+    A probe: takes a shared lock for an instant, so it never blocks a run (`claim` retries briefly)."""
+    path = Path(run_dir) / LOCK
+    try:
+        f = open(path)  # noqa: SIM115
+    except OSError:
+        return None
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _describe(f.read()) or "another process"
+        except OSError:
+            return None
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return None
+
+
+def _describe(text: str) -> str:
+    try:
+        info = json.loads(text)
+        return f"pid {info['pid']} on {info['host']}"
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
+class RunLock:
+    """The run's lock, held from `claim` until `release` (or the process's end)."""
+
+    def __init__(self, run_dir: Path, file) -> None:
+        self.run_dir = run_dir
+        self._file = file
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def claim(run_dir: Path, wait_s: float = 1.0) -> RunLock:
+    """Takes run_dir's lock (making the folder), or refuses in one line naming the holder. Retries for
+    `wait_s`, so a `holder` probe that holds the lock for an instant never refuses a run."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    f = open(run_dir / LOCK, "a+")  # noqa: SIM115 - held for the run's life; "a+": never truncate
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            f.seek(0)
+            who = _describe(f.read()) or "another process"
+            f.close()
+            raise ConfigError(in_use(run_dir, who)) from None
+    f.seek(0)
+    f.truncate()
+    f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    f.flush()
+    return RunLock(run_dir, f)
+
+
+def in_use(run_dir: Path, who: str) -> str:
+    return f"hydra.run.dir={run_dir}: in use by a run of {who}; wait for it to end, or choose another folder"

@@ -1,0 +1,183 @@
+"""A run folder belongs to one run, sweeps report every failure, and a resumed run's time counts every
+segment (issue 25, docs/faults.md): each case as a user meets it, through `python -m align_lab`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SMALL, run_cli
+from tests.integration.test_faults import one_line_error
+
+
+def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "align_lab", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_for(condition, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def metric_lines(run_dir: Path) -> int:
+    path = run_dir / "metrics.jsonl"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def study_status(folder: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "align_lab.study", "status", str(folder)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def hydra_files(run_dir: Path) -> dict:
+    return {p.name: p.read_bytes() for p in (run_dir / ".hydra").iterdir()}
+
+
+# ---------------------------------------------------------------- a run folder belongs to one run
+def test_a_second_process_on_a_live_run_folder_is_refused_naming_the_holder(tmp_path, cache_dir):
+    from align_lab.study.folder import holder
+
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "train.steps=6", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    first = start(args)
+    try:
+        wait_for(lambda: holder(run_dir) is not None or first.poll() is not None)
+        second = run_cli(args, cwd=ROOT)
+        one_line_error(second, f"hydra.run.dir={run_dir}: in use by a run of pid {first.pid} on ")
+        out, err = first.communicate(timeout=600)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err[-3000:]
+    assert metric_lines(run_dir) == 6  # the first run's metrics, whole (before: both ran, an empty file)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert holder(run_dir) is None  # released when the run ended
+
+
+def test_a_folder_with_files_align_lab_did_not_write_is_refused_before_anything_is_written(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "summary.json").write_text('{"my": "own results"}')
+    (folder / "notes.txt").write_text("keep")
+    result = run_cli([f"hydra.run.dir={folder}", f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
+    one_line_error(result, f"hydra.run.dir={folder}: holds files align_lab did not write", "notes.txt")
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "summary.json"]  # no .hydra/, no log
+    assert (folder / "summary.json").read_text() == '{"my": "own results"}'
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_refused_rerun_with_another_config_leaves_hydra_and_compare_as_they_were(tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "train.steps=1", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    assert run_cli(args, cwd=ROOT).returncode == 0
+    before = hydra_files(run_dir)
+    result = run_cli([*args, "algo.kl_coef=0.5"], cwd=ROOT)
+    one_line_error(result, f"hydra.run.dir={run_dir}: holds a completed run of another config")
+    assert hydra_files(run_dir) == before  # compare --by algo.kl_coef reads .hydra/config.yaml
+    from align_lab.results.runs import load_run, lookup
+
+    assert lookup(load_run(run_dir), "algo.kl_coef") == 0.05
+
+
+def test_a_refused_sweep_leaves_an_earlier_sweeps_multirun_yaml_as_it_was(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("an earlier sweep's config\n")
+    args = ["-m", "algo.lr=1e-3,-1", f"cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}"]
+    one_line_error(run_cli(args, cwd=ROOT), "algo.lr=-1.0: must be > 0")
+    assert (sweep / "multirun.yaml").read_text() == "an earlier sweep's config\n"
+    assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml"]
+
+
+def test_a_killed_run_is_died_not_running_and_its_resume_counts_every_segment(tmp_path, cache_dir):
+    from align_lab.results.runs import load_run
+
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "train.steps=12", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    proc = start(args)
+    try:
+        wait_for(lambda: metric_lines(run_dir) >= 3 or proc.poll() is not None)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        status = study_status(run_dir)
+        assert " running " in status.stdout, status.stdout
+        os.kill(proc.pid, signal.SIGKILL)  # nothing can say goodbye: summary.json stays "running"
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
+    status = study_status(run_dir)
+    assert status.returncode == 1 and " died " in status.stdout and "1 died" in status.stdout, status.stdout
+    assert load_run(run_dir).status == "died"  # compare's view
+
+    result = run_cli(args, cwd=ROOT)  # the same command resumes
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    first, second = summary["segments_s"]
+    assert summary["time/segments"] == 2 and first > 0 and second > 0
+    # time/total_s = the killed segment (until its last write) + the resumed one (before: the last alone)
+    assert summary["time/total_s"] == pytest.approx(first + second, abs=0.5)
+    assert summary["time/total_s"] > second
+
+
+def test_an_uninterrupted_run_has_one_segment(tmp_path, cache_dir):
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "train.steps=1", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    assert run_cli(args, cwd=ROOT).returncode == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["time/segments"] == 1
+    assert summary["time/total_s"] == pytest.approx(summary["segments_s"][0], abs=0.5)
+
+
+# ---------------------------------------------------------------- sweeps report every failure
+FLAKY = """
+def boom(prompts, responses):
+    raise RuntimeError("reward server exploded")
+
+
+def ok(prompts, responses):
+    return [float(len(r.split())) for r in responses]
+"""
+
+
+@pytest.mark.parametrize("hardware", ["cpu", "submitit_local"])
+def test_a_sweep_reports_every_failed_run_in_one_line_and_keeps_the_others(hardware, tmp_path, cache_dir):
+    # a reward function that raises at run time (not refusable up front)
+    (tmp_path / "flaky_reward.py").write_text(FLAKY)
+    sweep = tmp_path / "sweep"
+    small = [o for o in SMALL if not o.startswith("reward.")]
+    args = ["-m", *small, "train.steps=1", "reward=function", "reward.path=flaky_reward:boom,flaky_reward:ok"]
+    args += ["seed=0,1", f"hardware={hardware}", f"cache_dir={cache_dir}", f"hydra.sweep.dir={sweep}"]
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    result = run_cli(args, cwd=ROOT, env={"PYTHONPATH": path})
+    err = result.stderr
+    assert result.returncode == 1, err[-3000:]
+    assert "Traceback" not in err and "Error executing job" not in err, err[-3000:]
+    out = result.stdout
+    failed = [line for line in out.splitlines() if line.startswith("align_lab: run #") and "failed" in line]
+    assert len(failed) == 2, out[-3000:]  # one line each, on stdout, as it failed
+    for line in failed:
+        assert "(reward.path=flaky_reward\\:boom seed=" in line
+        assert line.split("): failed: ")[1].startswith("RuntimeError: reward server exploded")
+    tail = err[err.index("align_lab: 2 of 4 runs failed:") :].splitlines()
+    assert tail[1] == "  #0 reward.path=flaky_reward\\:boom seed=0: RuntimeError: reward server exploded"
+    assert tail[2] == "  #1 reward.path=flaky_reward\\:boom seed=1: RuntimeError: reward server exploded"
+    statuses = {d.name: json.loads((d / "summary.json").read_text())["status"] for d in sweep.glob("*_seed*")}
+    assert sorted(statuses.values()) == ["completed", "completed", "failed", "failed"]
+    # status reads the same, with or without a study manifest (submitit / in process)
+    status = study_status(sweep)
+    assert status.returncode == 1 and "2 done, 0 running, 0 pending, 2 failed, 0 died" in status.stdout

@@ -1,0 +1,52 @@
+"""align_lab/study/folder.py: the run folder's lock and what counts as align_lab's files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from align_lab.checks import ConfigError
+from align_lab.study.folder import LOCK, check_owned, claim, foreign_files, holder
+
+
+def test_a_claimed_folder_names_its_holder_and_refuses_a_second_claim(tmp_path):
+    run_dir = tmp_path / "run"
+    lock = claim(run_dir)
+    who = holder(run_dir)
+    assert who is not None and who.startswith(f"pid {os.getpid()} on ")
+    with pytest.raises(ConfigError, match=f"in use by a run of pid {os.getpid()} on "):
+        claim(run_dir, wait_s=0.1)
+    lock.release()
+    assert holder(run_dir) is None
+    claim(run_dir).release()  # free again
+
+
+def test_a_dead_holders_lock_is_free(tmp_path):
+    # a process that takes the lock and exits without releasing it (as SIGKILL would leave it)
+    code = f"from align_lab.study.folder import claim; claim(__import__('pathlib').Path({str(tmp_path)!r}))"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / LOCK).exists() and holder(tmp_path) is None
+
+
+def test_a_probe_never_creates_a_lock_file(tmp_path):
+    assert holder(tmp_path) is None and not (tmp_path / LOCK).exists()
+
+
+def test_what_counts_as_align_labs_files(tmp_path):
+    assert foreign_files(tmp_path / "absent") == [] and foreign_files(tmp_path) == []
+    for name in ("metrics.jsonl", "app.log", "config.resolved.yaml", LOCK, "wandb_run_id.txt"):
+        (tmp_path / name).write_text("")
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / "checkpoints").mkdir()
+    summary = {"status": "failed", "config_digest": "abc"}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    check_owned(tmp_path)  # all ours
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "done"}))  # someone else's
+    assert foreign_files(tmp_path) == ["summary.json (not one align_lab wrote)"]
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"holds files align_lab did not write \(notes.txt, summary.json"):
+        check_owned(tmp_path)
