@@ -130,8 +130,8 @@ class World:
         memory = memory or self.memory
         chosen = choose(setting, rows, bytes_per_row, memory)
         if key not in self.micro_batch_sizes:
-            name = "train.micro_batch_size" if key == "train" else f"train.micro_batch_size ({key} stage)"
-            log.info(describe(name, setting, chosen, rows, bytes_per_row, memory))
+            where = "training" if key == "train" else f"{key} stage"
+            log.info(describe(where, setting, chosen, rows, bytes_per_row, memory))
         self.micro_batch_sizes[key] = chosen
         return chosen
 

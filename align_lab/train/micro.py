@@ -206,12 +206,13 @@ def machine_memory() -> int:
     return total
 
 
-def describe(key: str, setting, chosen: int | None, rows: int, bytes_per_row: int, budget: int) -> str:
-    """The one line a run logs about a choice."""
+def describe(where: str, setting, chosen: int | None, rows: int, bytes_per_row: int, budget: int) -> str:
+    """The one line a run logs about the choice for `where` (the loop, a stage)."""
     if setting != "auto":
-        return f"{key}={setting}"
+        return f"train.micro_batch_size={setting} ({where})"
     what = "whole batches" if chosen is None else f"{chosen} rows per forward"
     return (
-        f"{key}=auto: {what} ({rows} rows at most, ~{bytes_per_row / 2**20:.0f} MB of activations a row; "
-        f"{budget_bytes(budget) / 2**20:.0f} MB of a {budget / GiB:.1f} GiB budget)"
+        f"train.micro_batch_size=auto ({where}): {what} ({rows} rows at most, "
+        f"~{bytes_per_row / 2**20:.3g} MiB of activations a row; "
+        f"{budget_bytes(budget) / 2**20:.0f} MiB for them of a {budget / GiB:.1f} GiB budget)"
     )

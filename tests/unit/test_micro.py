@@ -53,15 +53,21 @@ def test_auto_fills_min_of_1_gib_and_an_eighth_of_the_budget():
     assert choose(None, 64, 100 * MiB, 64 * GiB) is None
 
 
-def test_smollm2_grpo_step_of_8_responses_is_one_forward_and_64_are_micro_batched():
+def test_smollm2_64_responses_are_micro_batched_and_8_short_ones_are_one_forward():
     # SmolLM2-135M (config.json): 576 wide, 30 layers, MLP 1536, 9 heads, 49,152 tokens; arith_word's
-    # longest chat prompt is 48 tokens, responses 64. L = 112: per token and layer
-    # 6*576 + 4*1536 + 9*112 = 10608 floats, x 30 x 112 = 35,642,880; logits 3 x 65 x 49152 = 9,584,640;
-    # 4 bytes: 180,909,... -> 172.5 MiB a response; 1 GiB holds 5 of them
+    # longest chat prompt is 58 tokens. With 64 response tokens, L = 122: per token and layer
+    # 6*576 + 4*1536 + 9*122 = 10698 floats, x 30 x 122 = 39,154,680; logits 3 x 65 x 49152 = 9,584,640;
+    # x 4 bytes = 194,957,280 (186 MiB): 1 GiB holds 5 (1,073,741,824 // 194,957,280)
     smol = Dims(hidden=576, layers=30, intermediate=1536, heads=9, vocab=49152)
-    per_row = row_bytes(smol, 48, 64)
-    assert per_row == 4 * (35_642_880 + 9_584_640)
-    assert choose("auto", 64, per_row, 23 * GiB) == 5
+    per_row = row_bytes(smol, 58, 64)
+    assert per_row == 4 * (39_154_680 + 9_584_640) == 194_957_280
+    assert choose("auto", 64, per_row, 23 * GiB) == 5  # REINFORCE++, 64 responses a step
+    assert choose("auto", 8, per_row, 23 * GiB) == 5  # GRPO, 8 responses: 1.45 GiB is over the cap
+    # 32 response tokens, L = 90: (6*576 + 4*1536 + 9*90) x 30 x 90 = 28,107,000 and 3 x 33 x 49152 =
+    # 4,866,048 floats: 131,892,192 bytes; 8 of them are 1,055,137,536 <= 1 GiB: one forward
+    per_row = row_bytes(smol, 58, 32)
+    assert per_row == 4 * (28_107_000 + 4_866_048) == 131_892_192
+    assert choose("auto", 8, per_row, 23 * GiB) is None
 
 
 def test_memory_budget_is_the_setting_or_the_machine_total_per_process():
