@@ -201,6 +201,12 @@ class HFModel:
                 module.p = 0.0
         return model
 
+    def hf_config(self, tokenizer=None):
+        """The policy checkpoint's transformers config (its widths size the micro-batches)."""
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(self.path("name_or_path"))
+
     def init_policy(self, tokenizer):
         from transformers import AutoModelForCausalLM
 

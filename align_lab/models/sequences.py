@@ -90,18 +90,6 @@ def response_logprobs(
         return logprobs, selective_entropy(logits, temperature)  # (B, T), (B, T)
 
 
-def micro_batched(fn, tensors: tuple[Tensor, ...], size: int | None):
-    """fn(*row slices of `tensors`) over micro-batches of `size` rows (None: one call), outputs joined
-    along rows: a tensor, or a tuple of tensors and Nones, as one whole-batch call returns them."""
-    n = len(tensors[0])
-    outs = [fn(*(t[i : i + (size or n)] for t in tensors)) for i in range(0, n, size or max(n, 1))]
-    if len(outs) == 1:
-        return outs[0]
-    if isinstance(outs[0], Tensor):
-        return torch.cat(outs)
-    return tuple(None if parts[0] is None else torch.cat(parts) for parts in zip(*outs, strict=True))
-
-
 def token_values(critic, prompt_ids, prompt_attn, response_ids, mask) -> Tensor:
     """Per-token values V(s_t) of a token-classification critic, (B, T), 0 outside the mask."""
     ids, attn, pos = joint_inputs(prompt_ids, prompt_attn, response_ids, mask)

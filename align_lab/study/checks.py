@@ -105,10 +105,10 @@ def check_backend(spec: RunSpec, here: bool = True) -> None:
     """What the DeepSpeed backend does not do yet, and whether it is installed here."""
     if not spec.backend.uses_deepspeed:
         return
-    if spec.train.micro_batch_size is not None:
+    if spec.train.micro_batch_size not in (None, "auto"):  # auto: whole minibatches (study/run.py)
         raise ConfigError(
             f"train.micro_batch_size={spec.train.micro_batch_size}: not supported with "
-            "hardware.backend=deepspeed yet (the engine would step per micro-batch); use null or "
+            "hardware.backend=deepspeed yet (the engine would step per micro-batch); use auto, null or "
             "hardware.backend=torch"
         )
     pretrain = spec.algo.critic_pretrain_steps if isinstance(spec.algo, OnlineAlgorithm) else 0

@@ -13,6 +13,7 @@ from align_lab.config import ConfigError
 from align_lab.study.resources import ResourcePolicy, threads_given
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import SlurmWorld, slurm_world
+from align_lab.train.micro import machine_memory
 
 
 @dataclass
@@ -26,6 +27,9 @@ class Hardware:
     zero_stage: int = 2
     dtype: str = "fp32"
     gradient_checkpointing: bool = False
+    memory_gb: float | None = (
+        None  # memory a run may use on a node; None: the machine's (or its cgroup's limit)
+    )
     resources: ResourcePolicy = field(default_factory=ResourcePolicy)
 
     def __post_init__(self) -> None:
@@ -36,6 +40,8 @@ class Hardware:
         check(self.max_parallel is None or self.max_parallel >= 1, "max_parallel", self.max_parallel, allowed)
         check(self.processes >= 1, "processes", self.processes, ">= 1")
         check(self.nodes >= 1, "nodes", self.nodes, ">= 1")
+        allowed = "> 0 or null (the machine's memory)"
+        check(self.memory_gb is None or self.memory_gb > 0, "memory_gb", self.memory_gb, allowed)
         # how a loss becomes an update (train/backend.py); raises "backend=...: must be one of ..."
         self.training = Backend(self.backend, self.zero_stage, self.dtype, self.gradient_checkpointing)
 
@@ -43,6 +49,12 @@ class Hardware:
     def ranks(self) -> int:
         """Data-parallel processes of the run, over all its nodes."""
         return self.processes * self.nodes
+
+    def memory_bytes(self) -> int:
+        """The memory budget of one process in bytes (train.micro_batch_size=auto): hardware.memory_gb,
+        else the machine's total (or its cgroup's limit), shared by the node's processes."""
+        total = self.memory_gb * 2**30 if self.memory_gb else machine_memory()
+        return int(total // self.processes)
 
     def threads(self) -> int:
         """Torch threads per process: num_threads, else the cores the run was given (a task each across

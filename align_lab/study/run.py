@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -78,11 +79,32 @@ def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, pr
     )
 
 
+def loop_micro_batch_size(spec: RunSpec, world: World) -> int | None:
+    """train.micro_batch_size of the loop, "auto" resolved for the most rows one of this process's
+    forwards covers (its share of a step's rollout or pairs, or an evaluation's samples). A DeepSpeed
+    engine steps once per backward, so it takes whole minibatches."""
+    setting, hw, train = spec.train.micro_batch_size, spec.hardware, spec.train
+    if setting == "auto" and spec.backend.uses_deepspeed:
+        setting = None
+    online = isinstance(spec.algo, OnlineAlgorithm)
+    # rows are responses (online) or pairs of responses (pairwise)
+    per_row = world.sequence_bytes() * (1 if online else 2)
+    if online and spec.algo.uses_critic:  # the critic's body runs with a graph beside the policy's
+        per_row += world.sequence_bytes(logits=False)
+    rows = -(-(train.rollout_size if online else train.minibatch_size) // hw.ranks)
+    evaluated = len(world.policy_task.prompts("eval")) * train.eval_samples
+    return world.resolve("train", setting, max(rows, evaluated), per_row, hw.memory_bytes())
+
+
 def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption):
-    """(world, context, loop) of a run, the same on every rank."""
+    """(world, context, loop) of a run, the same on every rank. The context's train config holds the
+    resolved micro-batch size (an int, or None for whole minibatches), never "auto"."""
     cache = StageCache(spec.cache_dir)
-    world = World(spec.task, spec.model, spec.sft, cache, progress, spec.train.micro_batch_size)
+    # the stages run in the main process alone: the node's whole memory
+    memory = spec.hardware.memory_bytes() * spec.hardware.processes
+    world = World(spec.task, spec.model, spec.sft, cache, progress, spec.train.micro_batch_size, memory)
     ctx = build_context(spec, world, run_dir / "checkpoints", tracker, progress, preemption)
+    ctx.train = dataclasses.replace(spec.train, micro_batch_size=loop_micro_batch_size(spec, world))
     return world, ctx, train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
 
 
@@ -165,6 +187,8 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
                 group_needed=spec.backend.uses_deepspeed,
                 release=partial(release, spec),
             )
+            summary["train/micro_batch_size_resolved"] = ctx.train.micro_batch_size
+            write_summary(run_dir, summary)
             with ranks as ctx.group:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
         summary |= outcome(world, final, start, hw.device, before)

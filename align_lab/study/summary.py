@@ -156,6 +156,9 @@ def outcome(world, final: dict, start: float, device: str, before: list[float] =
     stages = {
         s: {"key": r.key, "hit": r.hit, "seconds": round(r.seconds, 3)} for s, r in world.stages.items()
     }
+    for s, size in getattr(world, "micro_batch_sizes", {}).items():
+        if s in stages:  # rows per micro-batch the stage was built with (None: whole batches)
+            stages[s]["micro_batch_size"] = size
     gpu = {"memory/gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20} if device == "cuda" else {}
     return {
         "status": "completed",

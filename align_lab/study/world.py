@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import random
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +19,9 @@ import torch
 
 from align_lab.cache import StageCache, StageResult
 from align_lab.tasks.base import Pair
+from align_lab.train.micro import Dims, choose, describe, machine_memory, row_bytes
+
+log = logging.getLogger("align_lab")
 
 # Bump a stage's version whenever its code changes what it produces.
 VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 1, "reward_model": 2}
@@ -56,7 +60,8 @@ def cpu_model() -> str:
 
 def numerics(micro_batch_size: int | None) -> dict:
     """What gives the same stage inputs other bits: the stage code, library versions, the device
-    (GPU model, or the CPU's vector instruction set), torch's thread count and micro-batching."""
+    (GPU model, or the CPU's vector instruction set), torch's thread count and the stage's rows per
+    micro-batch (resolved: an int, or None for whole batches)."""
     import tokenizers
     import transformers
 
@@ -81,20 +86,54 @@ def _fields(obj) -> dict:
 class World:
     """Lazily builds (or loads from the cache) the artifacts a run depends on."""
 
-    def __init__(self, task, model, sft, cache: StageCache, progress, micro_batch_size=None) -> None:
+    def __init__(
+        self, task, model, sft, cache: StageCache, progress, micro_batch_size="auto", memory=None
+    ) -> None:
         self.task, self.model, self.sft_config = task, model, sft
-        # rows per forward in the SFT and reward-model stages: float rounding only, but rounding
-        # grows through training, so it is in the keys (numerics) like the thread count
-        self.micro_batch_size = micro_batch_size
+        # train.micro_batch_size, as set ("auto", rows, or None), and the memory budget in bytes that
+        # "auto" divides (hardware.memory_bytes()); each stage resolves it for its own rows
+        self.micro_batch_size, self.memory = micro_batch_size, memory or machine_memory()
         self.cache, self.progress = cache, progress
         self.stages: dict[str, StageResult] = {}
+        self.micro_batch_sizes: dict[str, int | None] = {}  # resolved, by stage (and "train")
         # taken now: the run has set its device and thread count before it makes its World
-        self.numerics = numerics(micro_batch_size)
+        self.numerics = numerics(None)
+
+    def stage_numerics(self, stage: str) -> dict:
+        """numerics() with the stage's rows per micro-batch: float rounding only, but rounding grows
+        through training, so it is in the key like the thread count (None where a stage has none)."""
+        return {**self.numerics, "micro_batch_size": self.micro_batch_sizes.get(stage)}
 
     def _get(self, stage: str, inputs: dict, build) -> Path:
-        result = self.cache.get(stage, VERSIONS[stage], {**inputs, "numerics": self.numerics}, build)
+        inputs = {**inputs, "numerics": self.stage_numerics(stage)}
+        result = self.cache.get(stage, VERSIONS[stage], inputs, build)
         self.stages[stage] = result
         return result.path
+
+    # rows per micro-batch (train/micro.py): train.micro_batch_size, "auto" resolved from the policy's
+    # widths, the task's token lengths and the memory budget
+    @cached_property
+    def dims(self) -> Dims:
+        return Dims.of(self.model.hf_config(self.tokenizer))
+
+    def sequence_bytes(self, logits: bool = True) -> int:
+        """Activation bytes of one prompt + response sequence through the policy's body (train/micro.py)."""
+        task = self.policy_task
+        prompt = getattr(task, "longest_prompt_tokens", task.max_prompt_tokens)
+        return row_bytes(self.dims, prompt, task.max_response_tokens, logits)
+
+    def resolve(
+        self, key: str, setting, rows: int, bytes_per_row: int, memory: int | None = None
+    ) -> int | None:
+        """`setting` ("auto", rows or None) resolved for forwards of up to `rows` rows of `bytes_per_row`
+        activation bytes each; recorded under `key` and logged once."""
+        memory = memory or self.memory
+        chosen = choose(setting, rows, bytes_per_row, memory)
+        if key not in self.micro_batch_sizes:
+            where = "training" if key == "train" else f"{key} stage"
+            log.info(describe(where, setting, chosen, rows, bytes_per_row, memory))
+        self.micro_batch_sizes[key] = chosen
+        return chosen
 
     # 1. tokenizer
     @cached_property
@@ -155,6 +194,7 @@ class World:
         if not self.needs_sft:
             return Path(self.model.path("name_or_path"))
         task = self.policy_task
+        micro = self.resolve("sft", self.micro_batch_size, self.sft_config.batch_size, self.sequence_bytes())
 
         def build(out: Path) -> None:
             torch.manual_seed(self.sft_config.seed)
@@ -170,7 +210,7 @@ class World:
                     task.max_prompt_tokens,
                     task.max_response_tokens,
                     bar,
-                    self.micro_batch_size,
+                    micro,
                 )
             policy.save_pretrained(str(out))
             self.tokenizer.save_pretrained(str(out))
@@ -250,6 +290,11 @@ class World:
         from align_lab.train.reward_model import train_reward_model
 
         pairs, task = self.preferences, self.policy_task
+        heldout = max(1, int(len(pairs) * config.heldout_fraction))
+        pair_bytes = 2 * self.sequence_bytes(logits=False)  # a scalar head: no vocabulary logits
+        micro = self.resolve(
+            "reward_model", self.micro_batch_size, max(config.batch_size, heldout), pair_bytes
+        )
         inputs = {
             "preferences": self.preferences_key,
             "sft": self.policy_key,
@@ -271,7 +316,7 @@ class World:
                     task.max_prompt_tokens,
                     task.max_response_tokens,
                     bar,
-                    self.micro_batch_size,
+                    micro,
                 )
             rm.save_pretrained(str(out))
             (out / "metrics.json").write_text(json.dumps(stats))

@@ -17,6 +17,7 @@ class PolicyView:
         self._raw: dict[str, str] = {}
         self._keep: dict[str, list[int]] = {}
         self.dropped = 0
+        self.longest_prompt_tokens = 0  # of the prompts kept: it sizes the micro-batches (train/micro.py)
         for split in ("train", "eval"):
             prompts = task.prompts(split)
             rendered = [render(p) for p in prompts]
@@ -25,6 +26,7 @@ class PolicyView:
             for i, (raw, text, n) in enumerate(zip(prompts, rendered, lengths, strict=True)):
                 if n <= max_prompt_tokens:
                     keep.append(i)
+                    self.longest_prompt_tokens = max(self.longest_prompt_tokens, n)
                     self._rendered[raw], self._raw[text] = text, raw
                 elif not getattr(task, "skip_invalid", False):
                     where = task.where(split, i) if hasattr(task, "where") else f"task {split} prompt {i}"

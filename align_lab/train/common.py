@@ -29,7 +29,9 @@ class TrainConfig:
     eval_every: int = 50
     eval_samples: int = 4
     checkpoint_every: int = 25
-    micro_batch_size: int | None = None  # rows per forward/backward (gradient accumulation); None: whole
+    # rows per forward/backward (gradient accumulation); None: whole; "auto": from the memory budget
+    # (train/micro.py). The run resolves "auto" before a loop sees this config (study/run.py)
+    micro_batch_size: int | str | None = "auto"
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "steps", self.steps, ">= 1")
@@ -40,11 +42,13 @@ class TrainConfig:
         check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0 (0: only at the end)")
         check(self.eval_samples >= 1, "eval_samples", self.eval_samples, ">= 1")
         check(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, ">= 0")
+        micro = self.micro_batch_size
         check(
-            self.micro_batch_size is None or self.micro_batch_size >= 1,
+            micro in (None, "auto")
+            or (isinstance(micro, int) and not isinstance(micro, bool) and micro >= 1),
             "micro_batch_size",
-            self.micro_batch_size,
-            ">= 1 or null (the whole minibatch at once)",
+            micro,
+            "auto (from the memory budget), an integer >= 1, or null (the whole minibatch at once)",
         )
 
 

@@ -6,8 +6,9 @@ import math
 
 import torch
 
-from align_lab.models.sequences import micro_batched, response_logprobs
+from align_lab.models.sequences import response_logprobs
 from align_lab.rl import kl_penalty, masked_sum
+from align_lab.train.micro import forward as micro_forward
 
 
 def distinct_n(responses: list[str], n: int) -> float:
@@ -30,8 +31,8 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def sequence_kl(policy, reference, samples, micro_batch_size: int | None = None) -> torch.Tensor:
     """Sum over response tokens of k1 log(pi/pi_ref) on the policy's own samples, (B,)."""
     args = (samples.prompt_ids, samples.prompt_attn, samples.response_ids, samples.mask)
-    logprobs = micro_batched(lambda *r: response_logprobs(policy, *r)[0], args, micro_batch_size)  # (B, T)
-    ref_logprobs = micro_batched(lambda *r: response_logprobs(reference, *r)[0], args, micro_batch_size)
+    logprobs = micro_forward(lambda *r: response_logprobs(policy, *r)[0], args, micro_batch_size)  # (B, T)
+    ref_logprobs = micro_forward(lambda *r: response_logprobs(reference, *r)[0], args, micro_batch_size)
     return masked_sum(kl_penalty(logprobs, ref_logprobs, "k1"), samples.mask, dim=1)
 
 

@@ -19,7 +19,7 @@ import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
 from align_lab.checks import check
-from align_lab.models.sequences import micro_batched, response_logprobs, token_values
+from align_lab.models.sequences import response_logprobs, token_values
 from align_lab.rl import kl_penalty, masked_mean, masked_sum
 from align_lab.train.common import (
     Context,
@@ -31,7 +31,9 @@ from align_lab.train.common import (
     restore,
 )
 from align_lab.train.distributed import row_seeds
-from align_lab.train.sft import nll, nll_backward
+from align_lab.train.micro import Term, accumulate
+from align_lab.train.micro import forward as micro_forward
+from align_lab.train.sft import nll_term
 
 
 @contextmanager
@@ -57,13 +59,14 @@ def _rows(b) -> tuple:
     return b.prompt_ids, b.prompt_attn, b.response_ids, b.mask
 
 
-def _outputs(
-    ctx: Context, algo: OnlineAlgorithm, temperature: float, entropy: bool, entropy_grad: bool, *rows
-):
-    """This process's forward of `rows`: log-probs (b, T), entropy (b, T) or None, values (b, T) or None."""
-    logprobs, ent = response_logprobs(ctx.policy, *rows, temperature, entropy, entropy_grad)
-    values = token_values(ctx.critic, *rows) if algo.uses_critic else None
-    return logprobs, ent, values
+def _outputs(ctx: Context, algo: OnlineAlgorithm, *rows):
+    """This process's forward of `rows`: log-probs (b, T), entropy (b, T) (a graph only when it is a
+    loss term), values (b, T) or None."""
+    entropy_grad = algo.entropy_coef > 0
+    with ctx.backend.autocast():
+        logprobs, entropy = response_logprobs(ctx.policy, *rows, ctx.engine.temperature, True, entropy_grad)
+        values = token_values(ctx.critic, *rows) if algo.uses_critic else None
+    return logprobs, entropy, values
 
 
 def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values):
@@ -74,32 +77,6 @@ def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values):
         loss = loss - algo.entropy_coef * mean_entropy
     stats["train/entropy"] = mean_entropy.item()
     return loss, stats
-
-
-def _accumulate(ctx, algo, update, batch, mine, own, outputs, temperature):
-    """Gradient accumulation that equals one minibatch for any loss (micro_batch_size): the loss is
-    computed once on detached whole-minibatch outputs, its gradient with respect to each row's
-    outputs is taken, then each micro-batch's forward is run with a graph and backpropagated against
-    those gradients, so the parameter gradients sum to the whole minibatch's."""
-    dp, entropy_coef = ctx.group, algo.entropy_coef
-    leaves = [None if o is None else dp.gather(o.detach()).requires_grad_() for o in outputs]  # (B, T)
-    if entropy_coef == 0 and leaves[1] is not None:  # logged, not a loss term: no gradient to take
-        leaves[1] = leaves[1].detach()
-    loss, stats = _loss(algo, batch, *leaves)
-    wrt = [x for x in leaves if x is not None and x.requires_grad]
-    grads = dict(zip(map(id, wrt), torch.autograd.grad(loss, wrt, allow_unused=True), strict=True))
-    # dL/d(outputs) for this process's rows of the minibatch, (b, T) each, None where no gradient
-    mine_grads = [None if x is None else grads.get(id(x)) for x in leaves]
-    mine_grads = [None if g is None else g[own] for g in mine_grads]
-    size = ctx.train.micro_batch_size
-    for i in range(0, len(mine.mask), size):
-        rows = [t[i : i + size] for t in _rows(mine)]
-        with ctx.backend.autocast():
-            out = _outputs(ctx, algo, temperature, entropy_coef > 0, entropy_coef > 0, *rows)
-        terms = [(o * g[i : i + size]).sum() for o, g in zip(out, mine_grads, strict=True) if g is not None]
-        if terms:
-            update.backward(sum(terms))
-    return loss.detach(), stats
 
 
 def _sample(ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int):
@@ -131,34 +108,28 @@ def _score(ctx: Context, algo: OnlineAlgorithm, samples, greedy, counters: Count
 
 def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
     """3. Log-probs of this process's responses under the sampling policy and the reference, critic
-    values or None, (b, T) each; and what the first update may reuse of this forward, or None."""
-    cfg, dp, micro, temperature = ctx.train, ctx.group, ctx.train.micro_batch_size, ctx.engine.temperature
-    # the first update sees the weights of this step's rollout: its forward is this one. Without
-    # micro-batches and with one minibatch per epoch (one process), keep its graph for the update;
-    # with micro-batches, keep its outputs (no graph) for the first minibatch (step 5)
-    keep_graph = cfg.minibatch_size == cfg.rollout_size and dp.size == 1 and micro is None
-    keep = keep_graph or micro is not None
-    with torch.set_grad_enabled(keep_graph), ctx.backend.autocast():
-        first_forward = micro_batched(
-            partial(_outputs, ctx, algo, temperature, keep, algo.entropy_coef > 0),
-            _rows(samples),
-            micro,
-        )  # (b, T) log-probs, entropy, values
-    logprobs, values = first_forward[0].detach(), first_forward[2]  # (b, T)
+    values or None, (b, T) each; and this forward's outputs for the first update, (B, T) each."""
+    cfg, dp, micro = ctx.train, ctx.group, ctx.train.micro_batch_size
+    # the first update sees the weights of this step's rollout: its forward is this one. When its
+    # minibatch is these very rows (one minibatch per epoch, one process) and they are one forward,
+    # the graph is kept for it (one forward per step); else the outputs, for the loss's gradient
+    first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
+    first = micro_forward(partial(_outputs, ctx, algo), _rows(samples), micro, graph=first_minibatch)
+    logprobs, values = first[0].detach(), first[2]  # (b, T)
     values = None if values is None else values.detach()
-    if micro is not None:  # every process's rows: a minibatch's rows come from the whole rollout
-        first_forward = tuple(None if o is None else dp.gather(o.detach()) for o in first_forward)
-    first_forward = first_forward if keep else None  # (B, T) each (b = B when the graph is kept)
-    with torch.no_grad(), ctx.backend.autocast():
+    # every process's rows (a minibatch's rows come from the whole rollout); with a graph, one process
+    first = tuple(None if o is None else dp.gather(o) for o in first)  # (B, T) each
+    temperature = ctx.engine.temperature
+    with ctx.backend.autocast():
         # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
         ref_logprobs = (
-            micro_batched(
+            micro_forward(
                 lambda *rows: response_logprobs(ctx.reference, *rows, temperature)[0], _rows(samples), micro
             )
             if algo.uses_reference
             else logprobs
         )  # (b, T)
-    return logprobs, ref_logprobs, values, first_forward
+    return logprobs, ref_logprobs, values, first
 
 
 def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores):
@@ -178,28 +149,22 @@ def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values,
     )
 
 
-def _ptx(ctx: Context, algo: OnlineAlgorithm, updates: Updates, stats: dict) -> torch.Tensor:
-    """PPO-ptx: ptx_coef * NLL of a minibatch of demonstrations (with micro-batches, backpropagated
-    here), a term every process computes in full on the same data; zeros(()) without one."""
+def _ptx(ctx: Context, algo: OnlineAlgorithm, updates: Updates) -> list[Term]:
+    """PPO-ptx: ptx_coef * NLL of a minibatch of demonstrations, a term every process computes in full
+    on the same data (gradients are summed over processes, so it counts 1 / processes on each); none
+    without demonstrations."""
     if updates.demonstrations is None:
-        return torch.zeros(())
-    cfg, task, micro = ctx.train, ctx.task, ctx.train.micro_batch_size
+        return []
+    cfg, task = ctx.train, ctx.task
     demos = updates.demonstrations.take(cfg.minibatch_size)
     limits = (task.max_prompt_tokens, task.max_response_tokens)
-    with ctx.backend.autocast():
-        if micro is None:
-            ptx_loss = nll(ctx.policy, ctx.tokenizer, demos, *limits)
-        else:  # backpropagated here, micro-batch by micro-batch
-            scale = algo.ptx_coef / ctx.group.size
-            ptx_loss = nll_backward(ctx.policy, ctx.tokenizer, demos, *limits, micro, scale, updates.policy)
-    stats["train/ptx_loss"] = ptx_loss.item()
-    return algo.ptx_coef * ptx_loss
+    return [nll_term(ctx.policy, ctx.tokenizer, demos, *limits, algo.ptx_coef / ctx.group.size, ctx.backend)]
 
 
 def _minibatch(ctx: Context, algo, updates: Updates, rollout: Rollout, index, reuse, policy_rests: bool):
     """One optimiser step on the rollout's rows `index` (B_mb,): the model runs on this process's
     rows, the loss sees the whole minibatch. `reuse`: step 3's outputs, (B, T) each, or None."""
-    dp, micro, temperature = ctx.group, ctx.train.micro_batch_size, ctx.engine.temperature
+    dp = ctx.group
     batch = rollout.rows(index)
     own = dp.shard(len(index))
     mine = rollout.rows(index[own])
@@ -207,23 +172,17 @@ def _minibatch(ctx: Context, algo, updates: Updates, rollout: Rollout, index, re
     updates.policy.zero_grad()
     if updates.critic is not None:
         updates.critic.zero_grad()
-    if micro is None:
-        with ctx.backend.autocast():
-            if outputs is None:
-                outputs = _outputs(ctx, algo, temperature, True, algo.entropy_coef > 0, *_rows(mine))
-            outputs = [None if o is None else dp.gather(o) for o in outputs]
-        loss, stats = _loss(algo, batch, *outputs)
-    else:
-        if outputs is None:  # detached outputs of the current weights, for the loss's gradient
-            with torch.no_grad(), ctx.backend.autocast():
-                outputs = micro_batched(
-                    partial(_outputs, ctx, algo, temperature, True, False), _rows(mine), micro
-                )
-        loss, stats = _accumulate(ctx, algo, updates.policy, batch, mine, own, outputs, temperature)
-    shared = torch.zeros(()) if policy_rests else _ptx(ctx, algo, updates, stats)
-    if micro is None:
-        # gradients are summed over processes, so a shared term counts once
-        updates.policy.backward(loss + shared / dp.size)
+
+    def policy_loss(outputs, rows):  # this process's outputs (b, T) -> the whole minibatch's loss
+        return _loss(algo, batch, *(None if o is None else dp.gather(o) for o in outputs))
+
+    terms = [Term(partial(_outputs, ctx, algo), _rows(mine), policy_loss, outputs=outputs)]
+    terms += [] if policy_rests else _ptx(ctx, algo, updates)
+    (loss, stats), *ptx = accumulate(terms, updates.policy.backward, ctx.train.micro_batch_size)
+    shared = torch.zeros(())
+    for ptx_loss, _ in ptx:
+        stats["train/ptx_loss"] = ptx_loss.item()
+        shared = algo.ptx_coef * ptx_loss
     stats["train/grad_norm"] = updates.policy.step(apply=not policy_rests)
     if updates.critic is not None:
         updates.critic.step()

@@ -14,7 +14,7 @@ from functools import partial
 import torch
 
 from align_lab.algorithms.preference import PairwiseAlgorithm, Route, is_sampled
-from align_lab.models.sequences import encode_prompts, micro_batched, response_logprobs
+from align_lab.models.sequences import encode_prompts, response_logprobs
 from align_lab.rl import first_is_chosen, kl_penalty, masked_sum, sequence_logprobs
 from align_lab.train.common import (
     Context,
@@ -25,6 +25,8 @@ from align_lab.train.common import (
     restore,
 )
 from align_lab.train.distributed import row_seeds
+from align_lab.train.micro import Term, accumulate, rows_of
+from align_lab.train.micro import forward as micro_forward
 
 
 class SamplingPolicy:
@@ -111,18 +113,26 @@ def response_ids(tok, text: str, max_tokens: int) -> list[int]:
     return (tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[:max_tokens]
 
 
-def token_logprobs(model, prompt_ids, prompt_attn, ids, mask) -> torch.Tensor:
-    return response_logprobs(model, prompt_ids, prompt_attn, ids, mask)[0]  # (2N, T)
+def token_logprobs(ctx: Context, model, prompt_ids, prompt_attn, ids, mask) -> torch.Tensor:
+    with ctx.backend.autocast():
+        return response_logprobs(model, prompt_ids, prompt_attn, ids, mask)[0]  # (2N, T)
 
 
-def accumulate(update, model, rows: tuple, size: int, grad: torch.Tensor, average: bool) -> None:
-    """Gradient accumulation of a loss of the sequence log-probs of `rows` (2m responses): `grad` is
-    dL/d(sequence log-probs), (2m,), taken on detached values; each micro-batch of `size` responses is
-    run with a graph and backpropagated against it, so the gradients sum to the whole batch's."""
-    for i in range(0, len(grad), size):
-        chunk = [t[i : i + size] for t in rows]
-        logps = sequence_logprobs(token_logprobs(model, *chunk), chunk[3], average)  # (c,)
-        update.backward((logps * grad[i : i + size]).sum())
+def pair_loss(algo: PairwiseAlgorithm, dp, ref_logprobs, routes, logprobs, rows) -> tuple:
+    """The loss of the step's N pairs from this process's token log-probs of its 2m responses (2m, T),
+    chosen rows first, and under the reference; the KL to the reference on sampled pairs."""
+    mask, m, average = rows[3], len(rows[3]) // 2, algo.length_normalize
+    logps = sequence_logprobs(logprobs, mask, average)  # (2m,)
+    ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2m,)
+    policy_chosen, policy_rejected = dp.gather(logps[:m]), dp.gather(logps[m:])  # (N,)
+    ref_chosen, ref_rejected = dp.gather(ref_logps[:m]), dp.gather(ref_logps[m:])  # (N,)
+    loss, stats = algo.pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, routes)
+    sampled = is_sampled(routes).repeat(2)  # (2N,)
+    if sampled.any():
+        kl = masked_sum(kl_penalty(logprobs.detach(), ref_logprobs, "k1"), mask, dim=1)  # (2m,)
+        kl = torch.cat([dp.gather(kl[:m]), dp.gather(kl[m:])])  # (2N,) chosen rows first
+        stats["train/kl"] = kl[sampled].mean().item()
+    return loss, stats
 
 
 def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
@@ -140,7 +150,6 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     }
     torch.manual_seed(ctx.seed)
     start = restore(ctx, named, algo)
-    average = algo.length_normalize
     bar = ctx.progress(total=cfg.steps, initial=start, desc="preference optimisation")
     dp = ctx.group  # data parallel: this process runs the models on its share of the pairs
     final = None
@@ -158,47 +167,27 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         metrics = sample_pairs(ctx, sampler.at(step), prompts, routes, chosen, rejected, counters, step)
         if any(r is None for r in chosen):
             raise ValueError(f"{type(algo).__name__}: every route must be sampled without dataset pairs")
-        # 3. sequence log-probs of the 2N responses under the reference and the policy; each process
-        # runs the models on its share of the pairs, and every process gets all N pairs' values
+        # 3. token log-probs of the 2N responses under the reference; each process runs the models
+        # on its share of the pairs (2m responses), and every process gets all N pairs' values
         t = time.perf_counter()
         mine = dp.shard(n)
         my_prompts = prompts[mine]
         prompt_ids, prompt_attn = encode_prompts(tok, my_prompts * 2, task.max_prompt_tokens)  # (2m, P)
         ids, mask = pad_right(chosen[mine] + rejected[mine], tok.pad_token_id)  # (2m, T)
-        m = len(my_prompts)
-        rows, micro = (prompt_ids, prompt_attn, ids, mask), cfg.micro_batch_size
-        micro = None if micro is None else 2 * micro  # pairs -> responses
-        with torch.no_grad(), ctx.backend.autocast():
-            ref_logprobs = micro_batched(partial(token_logprobs, ctx.reference), rows, micro)  # (2m, T)
-        ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2m,)
-        ref_chosen, ref_rejected = dp.gather(ref_logps[:m]), dp.gather(ref_logps[m:])  # (N,)
+        rows = (prompt_ids, prompt_attn, ids, mask)
+        micro = rows_of(cfg.micro_batch_size, 2)  # pairs -> responses
+        ref_logprobs = micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)  # (2m, T)
         metrics["time/ref_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        # with micro-batches: the log-probs without a graph first, for the loss and its gradient
-        with torch.set_grad_enabled(micro is None), ctx.backend.autocast():
-            logprobs = micro_batched(partial(token_logprobs, ctx.policy), rows, micro)  # (2m, T)
-        logps = sequence_logprobs(logprobs, mask, average)  # (2m,)
-        if micro is not None:
-            logps = logps.requires_grad_()
-        policy_chosen, policy_rejected = dp.gather(logps[:m]), dp.gather(logps[m:])  # (N,)
-        # 4. loss and update
-        loss, stats = algo.pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, routes)
+        # 4. the policy's log-probs, loss and update
         update.zero_grad()
-        if micro is None:
-            update.backward(loss)
-        else:  # d loss / d (this process's sequence log-probs), then each micro-batch's backward
-            (grad,) = torch.autograd.grad(loss, logps)  # (2m,)
-            with ctx.backend.autocast():
-                accumulate(update, ctx.policy, rows, micro, grad, average)
+        policy = partial(token_logprobs, ctx, ctx.policy)
+        loss_of = partial(pair_loss, algo, dp, ref_logprobs, routes)
+        [(loss, stats)] = accumulate([Term(policy, rows, loss_of)], update.backward, micro)
         stats["train/grad_norm"] = update.step()  # summed over processes, clipped, applied
         metrics["time/train_s"] = time.perf_counter() - t
         counters["trained_tokens"] += int(dp.gather(mask.sum(-1)).sum())
         # 5. log what a comparison needs
-        sampled = is_sampled(routes).repeat(2)  # (2N,)
-        if sampled.any():
-            kl = masked_sum(kl_penalty(logprobs.detach(), ref_logprobs, "k1"), mask, dim=1)  # (2m,)
-            kl = torch.cat([dp.gather(kl[:m]), dp.gather(kl[m:])])  # (2N,) chosen rows first
-            metrics["train/kl"] = kl[sampled].mean().item()
         done = step + 1
         metrics |= {
             "train/loss": loss.item(),

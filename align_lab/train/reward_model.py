@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from align_lab.models.sequences import score_texts
 from align_lab.tasks.base import Pair
+from align_lab.train.micro import Term, accumulate
+from align_lab.train.micro import forward as micro_forward
 from align_lab.train.sft import batches
 
 if TYPE_CHECKING:
@@ -25,26 +27,13 @@ def pair_margins(rm, tokenizer, pairs: list[Pair], max_prompt, max_response):
     return scores[: len(pairs)] - scores[len(pairs) :]
 
 
-def _step_margins(rm, tokenizer, batch, max_prompt, max_response, micro_batch_size: int | None):
-    """The Bradley-Terry loss of a batch, backpropagated into `rm`; returns its value. With
-    `micro_batch_size` pairs at a time: the loss's gradient with respect to each pair's margin is taken
-    on detached margins, then each micro-batch is run with a graph against it (same gradient)."""
-    if micro_batch_size is None:
-        loss = -F.logsigmoid(pair_margins(rm, tokenizer, batch, max_prompt, max_response)).mean()
-        loss.backward()
-        return loss
-    chunks = [batch[i : i + micro_batch_size] for i in range(0, len(batch), micro_batch_size)]
-    with torch.no_grad():
-        margins = torch.cat(
-            [pair_margins(rm, tokenizer, c, max_prompt, max_response) for c in chunks]
-        )  # (N,)
-    margins.requires_grad_()
-    loss = -F.logsigmoid(margins).mean()
-    (grad,) = torch.autograd.grad(loss, margins)  # (N,)
-    for i, chunk in enumerate(chunks):
-        part = grad[i * micro_batch_size : i * micro_batch_size + len(chunk)]  # (c,)
-        (pair_margins(rm, tokenizer, chunk, max_prompt, max_response) * part).sum().backward()
-    return loss.detach()
+def bradley_terry(rm, tokenizer, batch: list[Pair], max_prompt, max_response) -> Term:
+    """The Bradley-Terry loss -log sigmoid(r_w - r_l) of a batch of pairs, as a loss term (train/micro.py)."""
+
+    def margins(pairs):  # (n,)
+        return pair_margins(rm, tokenizer, pairs, max_prompt, max_response)
+
+    return Term(margins, (batch,), lambda margins, rows: (-F.logsigmoid(margins).mean(), {}))
 
 
 def train_reward_model(
@@ -68,15 +57,15 @@ def train_reward_model(
     for _ in range(config.epochs):
         for batch in batches(train, config.batch_size, rng):
             optimizer.zero_grad()
-            loss = _step_margins(rm, tokenizer, batch, max_prompt, max_response, micro_batch_size)
+            term = bradley_terry(rm, tokenizer, batch, max_prompt, max_response)
+            [(loss, _)] = accumulate([term], torch.Tensor.backward, micro_batch_size)
             optimizer.step()
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.3f}")
     rm.eval()
-    size = micro_batch_size or len(heldout)
-    with torch.no_grad():
-        chunks = [heldout[i : i + size] for i in range(0, len(heldout), size)]
-        margins = torch.cat([pair_margins(rm, tokenizer, c, max_prompt, max_response) for c in chunks])
+    margins = micro_forward(
+        bradley_terry(rm, tokenizer, heldout, max_prompt, max_response).forward, (heldout,), micro_batch_size
+    )
     stats = {"rm/heldout_accuracy": (margins > 0).float().mean().item(), "rm/heldout_pairs": len(heldout)}
     if not any(math.isnan(p.gold_chosen) for p in heldout):  # dataset pairs have no gold reward
         gold_sign = torch.tensor([p.gold_chosen > p.gold_rejected for p in heldout])

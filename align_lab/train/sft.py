@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from align_lab.models.sequences import encode_prompts, encode_responses, response_logprobs
 from align_lab.rl import masked_sum
+from align_lab.train.micro import Term, accumulate
 
 
 @dataclass
@@ -37,41 +40,30 @@ def batches(items: list, batch_size: int, rng: random.Random):
         yield [items[j] for j in order[i : i + batch_size]]
 
 
-def _token_nll(model, tokenizer, pairs, max_prompt: int, max_response: int) -> tuple[torch.Tensor, int]:
-    """Sum of the responses' token negative log-likelihoods given the prompts, and their token count."""
+def nll_term(
+    model,
+    tokenizer,
+    pairs: list[tuple[str, str]],
+    max_prompt: int,
+    max_response: int,
+    scale=1.0,
+    backend=None,
+):
+    """The mean token negative log-likelihood of the responses given the prompts, as a loss term
+    (train/micro.py): a sum over rows divided by the whole batch's token count, so micro-batches
+    backpropagate their own share. `backend`: its autocast around the forward."""
     prompt_ids, prompt_attn = encode_prompts(tokenizer, [p for p, _ in pairs], max_prompt)
     response_ids, mask = encode_responses(tokenizer, [r for _, r in pairs], [True] * len(pairs), max_response)
-    logprobs, _ = response_logprobs(model, prompt_ids, prompt_attn, response_ids, mask)  # (B, T)
-    return -masked_sum(logprobs, mask), int(mask.sum())
+    count = max(int(mask.sum()), 1)  # the whole batch's response tokens
 
+    def logprobs(*rows):  # (b, T)
+        with backend.autocast() if backend is not None else contextlib.nullcontext():
+            return response_logprobs(model, *rows)[0]
 
-def nll(model, tokenizer, pairs: list[tuple[str, str]], max_prompt: int, max_response: int):
-    """Mean token negative log-likelihood of the responses given the prompts."""
-    total, count = _token_nll(model, tokenizer, pairs, max_prompt, max_response)
-    return total / max(count, 1)
+    def loss(logprobs, rows):
+        return -masked_sum(logprobs, rows[3]) / count, {}
 
-
-def nll_backward(model, tokenizer, pairs, max_prompt, max_response, micro_batch_size: int, scale, update):
-    """nll() backpropagated (times `scale`) micro-batch by micro-batch through `update`; returns its
-    value. Each micro-batch's sum is divided by the whole batch's token count, so the gradients add up
-    to the whole batch's."""
-    chunks = [pairs[i : i + micro_batch_size] for i in range(0, len(pairs), micro_batch_size)]
-    _, mask = encode_responses(tokenizer, [r for _, r in pairs], [True] * len(pairs), max_response)
-    count = max(int(mask.sum()), 1)  # (B, T) mask of the whole batch: its token count
-    value = torch.zeros(())
-    for chunk in chunks:
-        total, _ = _token_nll(model, tokenizer, chunk, max_prompt, max_response)
-        update.backward(scale * total / count)
-        value = value + total.detach() / count
-    return value
-
-
-class _Plain:
-    """backward() of a plain torch optimiser step, for nll_backward in the SFT stage."""
-
-    @staticmethod
-    def backward(loss: torch.Tensor) -> None:
-        loss.backward()
+    return Term(logprobs, (prompt_ids, prompt_attn, response_ids, mask), loss, scale, separable=True)
 
 
 def train_sft(
@@ -94,13 +86,8 @@ def train_sft(
     for _ in range(config.epochs):
         for batch in batches(demos, config.batch_size, rng):
             optimizer.zero_grad()
-            if micro_batch_size is None:
-                loss = nll(model, tokenizer, batch, max_prompt, max_response)
-                loss.backward()
-            else:
-                loss = nll_backward(
-                    model, tokenizer, batch, max_prompt, max_response, micro_batch_size, 1.0, _Plain
-                )
+            term = nll_term(model, tokenizer, batch, max_prompt, max_response)
+            [(loss, _)] = accumulate([term], Tensor.backward, micro_batch_size)
             optimizer.step()
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.3f}")

@@ -51,7 +51,10 @@ BAD_INPUT = [
     (["hardware.max_parallel=0"], "hardware.max_parallel=0: must be >= 1 or null"),
     (["task.n_pairs=-1"], "n_pairs=-1: must be >= 1"),
     (["train.steps=0"], "train.steps=0: must be >= 1"),
-    (["train.micro_batch_size=0"], "train.micro_batch_size=0: must be >= 1 or null"),
+    (
+        ["train.micro_batch_size=0"],
+        "train.micro_batch_size=0: must be auto (from the memory budget), an integer >= 1, or null",
+    ),
     (["train.minibatch_size=7"], "train.minibatch_size=7: must be a divisor of train.rollout_size=64"),
     (["algo=nope"], "algo=nope: unknown choice; allowed: "),
     (["algo.lr=abc"], "algo.lr=abc: must be a number"),

@@ -30,11 +30,10 @@ def test_micro_batches_equal_one_minibatch(overrides, tmp_path, cache_dir, monke
     from align_lab.study import world
 
     common = [*overrides, "hardware.num_threads=1", "seed=2"]
-    one = run_in_process(common, tmp_path / "one", cache_dir)
-    # micro_batch_size is in the stage keys (it changes their rounding); this test compares the
-    # loops alone, so the micro run is served the stages the first run built (never builds one)
-    numerics = world.numerics
-    monkeypatch.setattr(world, "numerics", lambda micro_batch_size: numerics(None))
+    one = run_in_process([*common, "train.micro_batch_size=null"], tmp_path / "one", cache_dir)
+    # the stages' micro_batch_size is in their keys (it changes their rounding); this test compares
+    # the loops alone, so the micro run is served the stages the first run built (never builds one)
+    monkeypatch.setattr(world.World, "stage_numerics", lambda self, stage: self.numerics)
     # 8-sample minibatches in micro-batches of 3: uneven split, the last one smaller
     micro = run_in_process([*common, "train.micro_batch_size=3"], tmp_path / "micro", cache_dir)
     assert all(stage["hit"] for stage in micro["stages"].values())
@@ -61,7 +60,7 @@ def test_stages_accumulate_to_the_same_model(tmp_path):
     spec = spec_from_config(cfg, names)
     quiet = Quiet
     models = []
-    for i, micro in enumerate((None, 5)):
+    for i, micro in enumerate((None, 5)):  # 5 demonstrations (pairs) per micro-batch
         world = World(spec.task, spec.model, spec.sft, StageCache(tmp_path / f"c{i}"), quiet, micro)
         rm = world.reward_model(spec.reward)
         models.append((world.load_policy(), rm, world.rm_metrics))
@@ -75,11 +74,13 @@ def test_stages_accumulate_to_the_same_model(tmp_path):
 
 
 def test_micro_batch_size_is_checked_before_compute():
-    with pytest.raises(ValueError, match=r"micro_batch_size=0: must be >= 1 or null"):
+    with pytest.raises(ValueError, match=r"micro_batch_size=0: must be auto .*, an integer >= 1, or null"):
         compose_and_build(["train.micro_batch_size=0"])
     cfg, names = compose(["train.micro_batch_size=4", "hardware.backend=deepspeed"])
     with pytest.raises(ConfigError, match=r"train.micro_batch_size=4: not supported with hardware.backend"):
         check_run(spec_from_config(cfg, names), here=False)
+    cfg, names = compose(["hardware.backend=deepspeed"])  # auto, the default: whole minibatches
+    check_run(spec_from_config(cfg, names), here=False)
 
 
 def compose_and_build(overrides):

@@ -21,6 +21,16 @@ def tokenizer_stage(cache_dir, micro_batch_size=None):
     return world.stages["tokenizer"].key, world.stages["tokenizer"].hit
 
 
+def sft_stage(cache_dir, micro_batch_size):
+    """The key of a small SFT stage of the toy world (64 demonstrations, batches of 32)."""
+    sft = SFTConfig(epochs=1, batch_size=32)
+    world = World(
+        ToyPrefs(n_demonstrations=64), TinyLM(), sft, StageCache(cache_dir), Quiet, micro_batch_size
+    )
+    _ = world.sft_path
+    return world.stages["sft"].key
+
+
 def test_same_settings_share_a_stage_and_thread_count_or_micro_batch_do_not(tmp_path):
     threads = torch.get_num_threads()
     try:
@@ -28,7 +38,10 @@ def test_same_settings_share_a_stage_and_thread_count_or_micro_batch_do_not(tmp_
         key, hit = tokenizer_stage(tmp_path)
         assert not hit
         assert tokenizer_stage(tmp_path) == (key, True)  # same settings: served from the cache
-        assert tokenizer_stage(tmp_path, micro_batch_size=8)[0] != key
+        # the key holds the resolved size: auto is whole batches for the toy model (as null), 8 is not
+        whole = sft_stage(tmp_path, None)
+        assert sft_stage(tmp_path, "auto") == whole
+        assert sft_stage(tmp_path, 8) != whole
         torch.set_num_threads(2)
         assert tokenizer_stage(tmp_path)[0] != key
     finally:
