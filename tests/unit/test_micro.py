@@ -46,6 +46,9 @@ def test_auto_fills_min_of_1_gib_and_an_eighth_of_the_budget():
     assert budget_bytes(64 * GiB) == GiB
     assert choose("auto", 64, 100 * MiB, 64 * GiB) == 10
     assert choose("auto", 10, 100 * MiB, 64 * GiB) is None  # all rows fit: whole batches
+    # a batch within 2 x 1 GiB runs whole (a split costs a forward more); 21 x 100 MiB does not
+    assert choose("auto", 20, 100 * MiB, 64 * GiB) is None  # 2000 MiB <= 2048 MiB
+    assert choose("auto", 21, 100 * MiB, 64 * GiB) == 10  # 2100 MiB > 2048 MiB
     # 4 GiB: an eighth, 512 MiB, holds 5 rows of 100 MiB
     assert choose("auto", 64, 100 * MiB, 4 * GiB) == 5
     assert choose("auto", 64, 2 * GiB, 64 * GiB) == 1  # never 0 rows
@@ -62,7 +65,9 @@ def test_smollm2_64_responses_are_micro_batched_and_8_short_ones_are_one_forward
     per_row = row_bytes(smol, 58, 64)
     assert per_row == 4 * (39_154_680 + 9_584_640) == 194_957_280
     assert choose("auto", 64, per_row, 23 * GiB) == 5  # REINFORCE++, 64 responses a step
-    assert choose("auto", 8, per_row, 23 * GiB) == 5  # GRPO, 8 responses: 1.45 GiB is over the cap
+    # GRPO, 8 responses: 8 x 194,957,280 = 1,559,658,240 bytes (1.45 GiB) <= 2 GiB: one forward
+    assert choose("auto", 8, per_row, 23 * GiB) is None
+    assert choose("auto", 12, per_row, 23 * GiB) == 5  # 2.18 GiB: micro-batches of 5
     # 32 response tokens, L = 90: (6*576 + 4*1536 + 9*90) x 30 x 90 = 28,107,000 and 3 x 33 x 49152 =
     # 4,866,048 floats: 131,892,192 bytes; 8 of them are 1,055,137,536 <= 1 GiB: one forward
     per_row = row_bytes(smol, 58, 32)
