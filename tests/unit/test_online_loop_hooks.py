@@ -4,6 +4,7 @@ PPO-max's critic pre-training, entropy and ptx terms, and resuming algorithms th
 from __future__ import annotations
 
 import pytest
+import torch
 
 from align_lab.app import spec_from_config
 from align_lab.config import ConfigError
@@ -117,3 +118,39 @@ def test_without_a_kl_term_the_reference_forward_is_skipped_and_nothing_else_cha
     for a, b in zip(skipped, computed, strict=True):
         for key in ("train/reward", "train/loss", "train/grad_norm", "eval/gold_reward", "eval/kl"):
             assert a.get(key) == b.get(key), key  # 0 * KL is 0: bitwise the same run
+
+
+def test_an_on_policy_step_runs_one_policy_forward_and_no_reference_at_kl_coef_0(
+    tmp_path, cache_dir, monkeypatch
+):
+    """One update per rollout, one epoch, the whole rollout one minibatch, no micro-batches: the old
+    log-probs equal the current ones, so a step runs the policy forward once (with the graph the update
+    reuses, as TRL does), and kl_coef = 0 runs no reference forward."""
+    from align_lab.models import sequences
+    from align_lab.study import run
+    from align_lab.train import evaluate
+
+    calls, inside = [], []  # inside: "train" while the loop runs, "eval" while it evaluates
+    originals = sequences.response_logits, evaluate.sequence_kl, run.train_online
+
+    def within(where, fn):
+        def wrapped(*args, **kwargs):
+            inside.append(where)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                inside.pop()
+
+        return wrapped
+
+    def counted(model, *rows):
+        if inside and inside[-1] == "train":  # the loop's own forwards, not the stages' or evaluation's
+            calls.append(torch.is_grad_enabled())
+        return originals[0](model, *rows)
+
+    monkeypatch.setattr(sequences, "response_logits", counted)
+    monkeypatch.setattr(evaluate, "sequence_kl", within("eval", originals[1]))
+    monkeypatch.setattr(run, "train_online", within("train", originals[2]))
+    overrides = ["algo=grpo", "algo.kl_coef=0", "train.minibatch_size=16", "train.micro_batch_size=null"]
+    run_in_process(overrides, tmp_path, cache_dir)
+    assert calls == [True, True, True]  # 3 steps: one forward each, with a graph; nothing without one
