@@ -81,8 +81,8 @@ def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, pr
 
 def loop_micro_batch_size(spec: RunSpec, world: World) -> int | None:
     """train.micro_batch_size of the loop, "auto" resolved for the most rows one of this process's
-    forwards covers (its share of a step's rollout or pairs, or an evaluation's samples). A DeepSpeed
-    engine steps once per backward, so it takes whole minibatches."""
+    updates covers (its share of a step's rollout or pairs). A DeepSpeed engine steps once per
+    backward, so it takes whole minibatches."""
     setting, hw, train = spec.train.micro_batch_size, spec.hardware, spec.train
     if setting == "auto" and spec.backend.uses_deepspeed:
         setting = None
@@ -92,8 +92,16 @@ def loop_micro_batch_size(spec: RunSpec, world: World) -> int | None:
     if online and spec.algo.uses_critic:  # the critic's body runs with a graph beside the policy's
         per_row += world.sequence_bytes(logits=False)
     rows = -(-(train.rollout_size if online else train.minibatch_size) // hw.ranks)
-    evaluated = len(world.policy_task.prompts("eval")) * train.eval_samples
-    return world.resolve("train", setting, max(rows, evaluated), per_row, hw.memory_bytes())
+    return world.resolve("train", setting, rows, per_row, hw.memory_bytes())
+
+
+def eval_micro_batch_size(spec: RunSpec, world: World) -> int | None:
+    """The same setting for evaluation's forwards (no graph: a forward's working set a row), over its
+    samples (the task's eval prompts x train.eval_samples)."""
+    setting = spec.train.micro_batch_size
+    rows = len(world.policy_task.prompts("eval")) * spec.train.eval_samples
+    per_row = world.sequence_bytes(graph=False)
+    return world.resolve("eval", setting, rows, per_row, spec.hardware.memory_bytes())
 
 
 def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption):
@@ -105,6 +113,7 @@ def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption):
     world = World(spec.task, spec.model, spec.sft, cache, progress, spec.train.micro_batch_size, memory)
     ctx = build_context(spec, world, run_dir / "checkpoints", tracker, progress, preemption)
     ctx.train = dataclasses.replace(spec.train, micro_batch_size=loop_micro_batch_size(spec, world))
+    ctx.eval_micro_batch_size = eval_micro_batch_size(spec, world)
     return world, ctx, train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
 
 

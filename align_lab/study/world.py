@@ -19,7 +19,7 @@ import torch
 
 from align_lab.cache import StageCache, StageResult
 from align_lab.tasks.base import Pair
-from align_lab.train.micro import Dims, choose, describe, machine_memory, row_bytes
+from align_lab.train.micro import Dims, choose, describe, forward_row_bytes, machine_memory, row_bytes
 
 log = logging.getLogger("align_lab")
 
@@ -116,10 +116,13 @@ class World:
     def dims(self) -> Dims:
         return Dims.of(self.model.hf_config(self.tokenizer))
 
-    def sequence_bytes(self, logits: bool = True) -> int:
-        """Activation bytes of one prompt + response sequence through the policy's body (train/micro.py)."""
+    def sequence_bytes(self, logits: bool = True, graph: bool = True) -> int:
+        """Activation bytes of one prompt + response sequence through the policy's body (train/micro.py):
+        kept for a backward pass (`graph`), or a forward's working set without one."""
         task = self.policy_task
         prompt = getattr(task, "longest_prompt_tokens", task.max_prompt_tokens)
+        if not graph:
+            return forward_row_bytes(self.dims, prompt, task.max_response_tokens)
         return row_bytes(self.dims, prompt, task.max_response_tokens, logits)
 
     def resolve(
@@ -130,7 +133,7 @@ class World:
         memory = memory or self.memory
         chosen = choose(setting, rows, bytes_per_row, memory)
         if key not in self.micro_batch_sizes:
-            where = "training" if key == "train" else f"{key} stage"
+            where = {"train": "training", "eval": "evaluation"}.get(key, f"{key} stage")
             log.info(describe(where, setting, chosen, rows, bytes_per_row, memory))
         self.micro_batch_sizes[key] = chosen
         return chosen

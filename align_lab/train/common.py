@@ -191,6 +191,7 @@ class Context:
     judge: object = None  # evaluation win rates (rewards/judge.py); None: the run's reward
     group: Group = field(default_factory=Group)  # data-parallel rank and size (train/distributed.py)
     backend: Backend = field(default_factory=Backend)  # torch or DeepSpeed, dtype (train/backend.py)
+    eval_micro_batch_size: int | None = None  # rows per no-grad forward of evaluation (train/micro.py)
 
 
 def hyperparameters(algo) -> dict:
@@ -286,7 +287,7 @@ def evaluate_now(ctx: Context) -> dict:
         ctx.train.eval_samples,
         ctx.seed,
         judge=ctx.judge,
-        micro_batch_size=ctx.train.micro_batch_size,
+        micro_batch_size=ctx.eval_micro_batch_size,
     )
 
 

@@ -181,6 +181,14 @@ def row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int, logits: bool
     return FLOAT_BYTES * floats
 
 
+def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> int:
+    """Bytes of one sequence in a forward without a graph (evaluation's log-probs): one layer's working
+    set at a time (as row_bytes, for one layer) plus LOGIT_COPIES fp32 (response + 1, vocab) copies."""
+    L = prompt_tokens + response_tokens
+    per_token = HIDDEN_COPIES * dims.hidden + MLP_COPIES * dims.intermediate + dims.heads * L
+    return FLOAT_BYTES * (L * per_token + LOGIT_COPIES * (response_tokens + 1) * dims.vocab)
+
+
 def budget_bytes(budget: int) -> int:
     """The activations one micro-batch may hold: MAX_BYTES, or SHARE of the budget if smaller."""
     return int(min(MAX_BYTES, SHARE * budget))

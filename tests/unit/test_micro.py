@@ -165,3 +165,14 @@ def test_a_reused_graph_is_not_run_again():
         [Term(counted, (x,), lambda o, r: (o.sum(), {}), outputs=outputs)], torch.Tensor.backward, None
     )
     assert calls == [4]  # one forward per step (TRL: old log-probs = the current ones, detached)
+
+
+def test_evaluation_forwards_without_a_graph_hold_one_layer_and_the_logits():
+    from align_lab.train.micro import forward_row_bytes
+
+    # SmolLM2, 58-token prompt, 16 response tokens, L = 74: one layer 74 x (6*576 + 4*1536 + 9*74) =
+    # 74 x 10266 = 759,684 floats; logits 3 x 17 x 49152 = 2,506,752; x 4 bytes = 13,065,744
+    smol = Dims(hidden=576, layers=30, intermediate=1536, heads=9, vocab=49152)
+    assert forward_row_bytes(smol, 58, 16) == 4 * (759_684 + 2_506_752) == 13_065_744
+    # 128 evaluation samples (32 questions x 4) are 1.56 GiB <= 2 GiB: one forward
+    assert choose("auto", 128, forward_row_bytes(smol, 58, 16), 23 * GiB) is None
