@@ -68,33 +68,47 @@ def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: floa
     return F.scaled_dot_product_attention(packed, k, v, attn_mask=mask, scale=scale).reshape(B, H, 1, D)
 
 
-def decode_step(model, tokens: Tensor, position: Tensor, kv: list, attn: Tensor | None) -> Tensor:
-    """Next-token logits (B, V) for one new token per row; appends its keys/values to kv.
+def preallocate(prefill: list[tuple[Tensor, Tensor]], n: int, length: int) -> list[tuple[Tensor, Tensor]]:
+    """Per layer (keys, values), each (B, H_kv, length, D): the prefill's (B/n, H_kv, P, D) repeated for
+    the n samples of each prompt (contiguous rows) in positions :P; decode_step writes the rest in place."""
+    kv = []
+    for keys, values in prefill:
+        rows, H, P, D = keys.shape
+        k = keys.new_empty(rows * n, H, length, D)  # (B, H_kv, length, D)
+        v = values.new_empty(rows * n, H, length, D)  # (B, H_kv, length, D)
+        k.view(rows, n, H, length, D)[:, :, :, :P] = keys[:, None]
+        v.view(rows, n, H, length, D)[:, :, :, :P] = values[:, None]
+        kv.append((k, v))
+    return kv
+
+
+def decode_step(model, tokens: Tensor, position: Tensor, kv: list, filled: int, attn: Tensor | None):
+    """Next-token logits (B, V) for one new token per row; writes its keys/values into kv at `filled`.
 
     Args:
         tokens: (B,) the last sampled tokens; position: (B, 1) their position ids.
-        kv: per layer [keys, values], each (B, H, L, D); attn: (B, L+1) 1 = attend, or None.
+        kv: per layer (keys, values), each (B, H_kv, L_max, D) (`preallocate`), positions < filled set.
+        attn: (B, filled+1) 1 = attend, or None.
     """
     base = model.model
-    B = tokens.shape[0]
+    B, L = tokens.shape[0], filled + 1
     x = F.embedding(tokens[:, None], base.embed_tokens.weight)  # (B, 1, d)
     rotary = base.rotary_emb
     freqs = position[..., None].float() * rotary.inv_freq.float()  # (B, 1, D/2)
     emb = torch.cat((freqs, freqs), dim=-1)  # (B, 1, D)
     cos = (emb.cos() * rotary.attention_scaling).to(x.dtype)[:, None]  # (B, 1, 1, D)
     sin = (emb.sin() * rotary.attention_scaling).to(x.dtype)[:, None]  # (B, 1, 1, D)
-    mask = attn.bool()[:, None, None, :] if attn is not None else None  # (B, 1, 1, L+1)
-    for layer, cache in zip(base.layers, kv, strict=True):
+    mask = attn.bool()[:, None, None, :] if attn is not None else None  # (B, 1, 1, L)
+    for layer, (keys, values) in zip(base.layers, kv, strict=True):
         a = layer.self_attn
         h = _rms_norm(layer.input_layernorm, x)  # (B, 1, d)
         q, k, v = (
             _linear(p, h).view(B, 1, -1, a.head_dim).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj)
-        )  # (B, H, 1, D) each
+        )  # (B, H, 1, D), (B, H_kv, 1, D) x 2
         q = q * cos + _rotate_half(q) * sin  # (B, H, 1, D)
-        k = k * cos + _rotate_half(k) * sin  # (B, H, 1, D)
-        cache[0] = torch.cat([cache[0], k], dim=2)  # (B, H, L+1, D)
-        cache[1] = torch.cat([cache[1], v], dim=2)  # (B, H, L+1, D)
-        o = _attention(q, cache[0], cache[1], mask, a.scaling)  # (B, H, 1, D)
+        keys[:, :, filled:L] = k * cos + _rotate_half(k) * sin
+        values[:, :, filled:L] = v
+        o = _attention(q, keys[:, :, :L], values[:, :, :L], mask, a.scaling)  # (B, H, 1, D)
         x = x + _linear(a.o_proj, o.transpose(1, 2).reshape(B, 1, -1))  # (B, 1, d)
         h = _rms_norm(layer.post_attention_layernorm, x)
         m = layer.mlp
