@@ -53,6 +53,33 @@ def _linear(layer, x: Tensor) -> Tensor:
     return F.linear(x, layer.weight, layer.bias)
 
 
+HEAD_ROWS = 512  # vocabulary rows per matmul of the decode step's LM head
+_HEAD_CHUNKS_EXACT: dict[tuple, bool] = {}  # (x shape, weight shape, dtype, threads) -> chunks exact here
+
+
+def _lm_head(head, x: Tensor) -> Tensor:
+    """head(x), (B, 1, V), as HEAD_ROWS-row matmuls where that gives the bits of one matmul.
+
+    At decode shapes (B rows of a few) MKL's one matmul over a 49,152 x 576 head reads its weights at
+    about half the speed of 512-row pieces (benchmarks/RESULTS.md, 2026-11-23). Whether the pieces sum
+    in the same order is the BLAS library's choice, so it is checked here, once per shape and thread
+    count, on the first call (which returns the one matmul); otherwise the one matmul is kept."""
+    w = head.weight
+    if head.bias is not None or w.shape[0] <= HEAD_ROWS:
+        return F.linear(x, w, head.bias)
+    key = (tuple(x.shape), tuple(w.shape), w.dtype, torch.get_num_threads())
+    exact = _HEAD_CHUNKS_EXACT.get(key)
+    if exact is None:
+        whole = F.linear(x, w)  # (B, 1, V)
+        _HEAD_CHUNKS_EXACT[key] = torch.equal(_in_chunks(x, w), whole)
+        return whole
+    return _in_chunks(x, w) if exact else F.linear(x, w)
+
+
+def _in_chunks(x: Tensor, w: Tensor) -> Tensor:
+    return torch.cat([F.linear(x, rows) for rows in w.split(HEAD_ROWS)], dim=-1)  # (B, 1, V)
+
+
 def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
     """One query token's attention, (B, H, 1, D), as transformers' sdpa_attention_forward computes it
     for grouped-query attention (H query heads over H_kv key/value heads): with no mask, SDPA's own
@@ -113,4 +140,4 @@ def decode_step(model, tokens: Tensor, position: Tensor, kv: list, filled: int, 
         h = _rms_norm(layer.post_attention_layernorm, x)
         m = layer.mlp
         x = x + _linear(m.down_proj, F.silu(_linear(m.gate_proj, h)) * _linear(m.up_proj, h))
-    return _linear(model.lm_head, _rms_norm(base.norm, x))[:, -1]  # (B, V)
+    return _lm_head(model.lm_head, _rms_norm(base.norm, x))[:, -1]  # (B, V)

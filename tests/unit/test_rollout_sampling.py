@@ -153,3 +153,17 @@ def test_bfloat16_kv_cache_loop_draws_the_tokens_of_generate_on_the_copy(arch, t
     model = TinyLM(arch=arch).init_policy(tokenizer)
     generate, loop = both(model, tokenizer, dtype="bfloat16")
     assert torch.equal(loop.response_ids, generate.response_ids)
+
+
+def test_decode_lm_head_in_chunks_gives_the_bits_of_one_matmul_at_smollm2_shape():
+    import torch.nn.functional as F
+
+    from align_lab.rollout import decode
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(576, 49_152, bias=False)  # SmolLM2's LM head, (V, d)
+    decode._HEAD_CHUNKS_EXACT.clear()
+    for _ in range(3):  # the first call checks the chunks on this machine, the others use the verdict
+        x = torch.randn(8, 1, 576)  # (B, 1, d)
+        assert torch.equal(decode._lm_head(head, x), F.linear(x, head.weight))
+    assert len(decode._HEAD_CHUNKS_EXACT) == 1
