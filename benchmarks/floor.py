@@ -150,7 +150,7 @@ def main() -> None:
     print(
         f"  floor: weights {weight_bytes / 1e6:.0f} MB x {steps} steps / {bw / 1e9:.1f} GB/s"
         f" = {floor_decode:.3f} s"
-        f" + KV cache {kv_bytes / 1e6:.0f} MB / bw = {floor_kv:.3f} s"
+        f" + KV cache reads {kv_bytes / 1e6:.0f} MB in all / bw = {floor_kv:.3f} s"
         f" + prefill {prefill_flops / 1e9:.2f} GFLOP / {big / 1e9:.1f} GFLOP/s = {floor_prefill:.3f} s"
         f" -> {rollout_floor:.3f} s"
     )
