@@ -52,6 +52,11 @@ class RolloutEngine(Protocol):
         ...
 
 
+def weights_version(model) -> tuple[int, int]:
+    """Changes whenever a parameter of `model` is modified in place (optimizer step, load_state_dict)."""
+    return id(model), sum(p._version for p in model.parameters())
+
+
 def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
     """Sampling settings every engine shares; greedy decoding is asked for per call, not by temperature."""
     if temperature <= 0:

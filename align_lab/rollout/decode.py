@@ -53,6 +53,33 @@ def _linear(layer, x: Tensor) -> Tensor:
     return F.linear(x, layer.weight, layer.bias)
 
 
+HEAD_ROWS = 512  # vocabulary rows per matmul of the decode step's LM head
+_HEAD_CHUNKS_EXACT: dict[tuple, bool] = {}  # (x shape, weight shape, dtype, threads) -> chunks exact here
+
+
+def _lm_head(head, x: Tensor) -> Tensor:
+    """head(x), (B, 1, V), as HEAD_ROWS-row matmuls where that gives the bits of one matmul.
+
+    At decode shapes (B rows of a few) MKL's one matmul over a 49,152 x 576 head reads its weights at
+    about half the speed of 512-row pieces (benchmarks/RESULTS.md, 2026-11-23). Whether the pieces sum
+    in the same order is the BLAS library's choice, so it is checked here, once per shape and thread
+    count, on the first call (which returns the one matmul); otherwise the one matmul is kept."""
+    w = head.weight
+    if head.bias is not None or w.shape[0] <= HEAD_ROWS:
+        return F.linear(x, w, head.bias)
+    key = (tuple(x.shape), tuple(w.shape), w.dtype, torch.get_num_threads())
+    exact = _HEAD_CHUNKS_EXACT.get(key)
+    if exact is None:
+        whole = F.linear(x, w)  # (B, 1, V)
+        _HEAD_CHUNKS_EXACT[key] = torch.equal(_in_chunks(x, w), whole)
+        return whole
+    return _in_chunks(x, w) if exact else F.linear(x, w)
+
+
+def _in_chunks(x: Tensor, w: Tensor) -> Tensor:
+    return torch.cat([F.linear(x, rows) for rows in w.split(HEAD_ROWS)], dim=-1)  # (B, 1, V)
+
+
 def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
     """One query token's attention, (B, H, 1, D), as transformers' sdpa_attention_forward computes it
     for grouped-query attention (H query heads over H_kv key/value heads): with no mask, SDPA's own
@@ -68,35 +95,49 @@ def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: floa
     return F.scaled_dot_product_attention(packed, k, v, attn_mask=mask, scale=scale).reshape(B, H, 1, D)
 
 
-def decode_step(model, tokens: Tensor, position: Tensor, kv: list, attn: Tensor | None) -> Tensor:
-    """Next-token logits (B, V) for one new token per row; appends its keys/values to kv.
+def preallocate(prefill: list[tuple[Tensor, Tensor]], n: int, length: int) -> list[tuple[Tensor, Tensor]]:
+    """Per layer (keys, values), each (B, H_kv, length, D): the prefill's (B/n, H_kv, P, D) repeated for
+    the n samples of each prompt (contiguous rows) in positions :P; decode_step writes the rest in place."""
+    kv = []
+    for keys, values in prefill:
+        rows, H, P, D = keys.shape
+        k = keys.new_empty(rows * n, H, length, D)  # (B, H_kv, length, D)
+        v = values.new_empty(rows * n, H, length, D)  # (B, H_kv, length, D)
+        k.view(rows, n, H, length, D)[:, :, :, :P] = keys[:, None]
+        v.view(rows, n, H, length, D)[:, :, :, :P] = values[:, None]
+        kv.append((k, v))
+    return kv
+
+
+def decode_step(model, tokens: Tensor, position: Tensor, kv: list, filled: int, attn: Tensor | None):
+    """Next-token logits (B, V) for one new token per row; writes its keys/values into kv at `filled`.
 
     Args:
         tokens: (B,) the last sampled tokens; position: (B, 1) their position ids.
-        kv: per layer [keys, values], each (B, H, L, D); attn: (B, L+1) 1 = attend, or None.
+        kv: per layer (keys, values), each (B, H_kv, L_max, D) (`preallocate`), positions < filled set.
+        attn: (B, filled+1) 1 = attend, or None.
     """
     base = model.model
-    B = tokens.shape[0]
+    B, L = tokens.shape[0], filled + 1
     x = F.embedding(tokens[:, None], base.embed_tokens.weight)  # (B, 1, d)
     rotary = base.rotary_emb
     freqs = position[..., None].float() * rotary.inv_freq.float()  # (B, 1, D/2)
     emb = torch.cat((freqs, freqs), dim=-1)  # (B, 1, D)
     cos = (emb.cos() * rotary.attention_scaling).to(x.dtype)[:, None]  # (B, 1, 1, D)
     sin = (emb.sin() * rotary.attention_scaling).to(x.dtype)[:, None]  # (B, 1, 1, D)
-    mask = attn.bool()[:, None, None, :] if attn is not None else None  # (B, 1, 1, L+1)
-    for layer, cache in zip(base.layers, kv, strict=True):
+    mask = attn.bool()[:, None, None, :] if attn is not None else None  # (B, 1, 1, L)
+    for layer, (keys, values) in zip(base.layers, kv, strict=True):
         a = layer.self_attn
         h = _rms_norm(layer.input_layernorm, x)  # (B, 1, d)
         q, k, v = (
             _linear(p, h).view(B, 1, -1, a.head_dim).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj)
-        )  # (B, H, 1, D) each
+        )  # (B, H, 1, D), (B, H_kv, 1, D) x 2
         q = q * cos + _rotate_half(q) * sin  # (B, H, 1, D)
-        k = k * cos + _rotate_half(k) * sin  # (B, H, 1, D)
-        cache[0] = torch.cat([cache[0], k], dim=2)  # (B, H, L+1, D)
-        cache[1] = torch.cat([cache[1], v], dim=2)  # (B, H, L+1, D)
-        o = _attention(q, cache[0], cache[1], mask, a.scaling)  # (B, H, 1, D)
+        keys[:, :, filled:L] = k * cos + _rotate_half(k) * sin
+        values[:, :, filled:L] = v
+        o = _attention(q, keys[:, :, :L], values[:, :, :L], mask, a.scaling)  # (B, H, 1, D)
         x = x + _linear(a.o_proj, o.transpose(1, 2).reshape(B, 1, -1))  # (B, 1, d)
         h = _rms_norm(layer.post_attention_layernorm, x)
         m = layer.mlp
         x = x + _linear(m.down_proj, F.silu(_linear(m.gate_proj, h)) * _linear(m.up_proj, h))
-    return _linear(model.lm_head, _rms_norm(base.norm, x))[:, -1]  # (B, V)
+    return _lm_head(model.lm_head, _rms_norm(base.norm, x))[:, -1]  # (B, V)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from align_lab.checks import check
 from align_lab.models.sequences import encode_prompts, response_mask
-from align_lab.rollout.base import Samples, check_sampling
+from align_lab.rollout.base import Samples, check_sampling, weights_version
 from align_lab.rollout.sampling import RowGumbelNoise, partitioned_across_processes, sample_with_cache, warp
 
 __all__ = ["HFGenerate", "Samples"]
@@ -24,19 +26,45 @@ class HFGenerate:
 
     seed_per_sample: draw each row's sampling noise from its own seed (Gumbel-max over the warped
     logits, an exact sample), so a row's response does not depend on the other rows in its batch.
-    Data parallel needs it: a process then draws the very samples one process would have drawn."""
+    Data parallel needs it: a process then draws the very samples one process would have drawn.
+
+    dtype=bfloat16: sample with a bfloat16 copy of the policy (`policy_copy`), refreshed from the
+    trainer's float32 weights by `sync` (and by `sample` when they changed since); the trainer, and
+    the log-probs it trains on, stay float32. float32 (the default) samples the live model itself."""
 
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
     use_generate: bool = False
     seed_per_sample: bool = False
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         check_sampling(self.temperature, self.top_k, self.top_p)
+        check(self.dtype in ("float32", "bfloat16"), "dtype", self.dtype, "float32 or bfloat16")
+        self.policy_copy = None  # the bfloat16 copy the engine samples (dtype=bfloat16), once made
+        self._synced: tuple | None = None  # weights_version of the model policy_copy was copied from
 
     def sync(self, model) -> None:
-        """Nothing to push: generate runs the trainer's live model."""
+        """float32: nothing to push, the engine samples the live model. bfloat16: copies `model`'s
+        weights into policy_copy in place (made on the first call, or when `model` is another model)."""
+        if self.dtype == "float32":
+            return
+        if self._synced is None or self._synced[0] != id(model):
+            self.policy_copy = low_precision_copy(model, getattr(torch, self.dtype))
+        else:
+            with torch.no_grad():
+                for mine, theirs in zip(self.policy_copy.parameters(), model.parameters(), strict=True):
+                    mine.copy_(theirs)
+        self._synced = weights_version(model)
+
+    def sampled_model(self, model):
+        """The model the tokens are drawn from: `model` itself, or its bfloat16 copy, synced."""
+        if self.dtype == "float32":
+            return model
+        if self._synced != weights_version(model):
+            self.sync(model)  # another model (the reference), or its weights changed since the last sync
+        return self.policy_copy
 
     def close(self) -> None:
         """Nothing held."""
@@ -54,14 +82,20 @@ class HFGenerate:
         seeds: list[int] | None = None,
     ) -> Samples:
         """n samples of each prompt; `seeds` (one per row) are used when seed_per_sample is on."""
+        distinct_ids, distinct_attn = encode_prompts(tokenizer, prompts, max_prompt_tokens)  # (B/n, P)
         prompts = [p for p in prompts for _ in range(n)]
-        prompt_ids, prompt_attn = encode_prompts(tokenizer, prompts, max_prompt_tokens)
-        was_training = model.training
-        model.eval()
+        prompt_ids = distinct_ids.repeat_interleave(n, dim=0)  # (B, P)
+        prompt_attn = distinct_attn.repeat_interleave(n, dim=0)  # (B, P)
+        sampled = self.sampled_model(model)
+        was_training = sampled.training
+        sampled.eval()
         noise = RowGumbelNoise(seeds) if self.seed_per_sample and seeds is not None and not greedy else None
-        generate = self._generate if self.use_generate else self._sample
-        response_ids = generate(model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise)
-        model.train(was_training)
+        how = (max_new_tokens, greedy, noise)
+        if self.use_generate:
+            response_ids = self._generate(sampled, tokenizer, prompt_ids, prompt_attn, *how)
+        else:  # each distinct prompt prefilled once for its n samples
+            response_ids = self._sample(sampled, tokenizer, distinct_ids, distinct_attn, *how, n)
+        sampled.train(was_training)
         if response_ids.shape[1] == 0:
             response_ids = torch.full((len(prompts), 1), tokenizer.eos_token_id)
         mask = response_mask(response_ids, tokenizer.eos_token_id)  # (B, T')
@@ -70,7 +104,7 @@ class HFGenerate:
         responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
         return Samples(prompts, prompt_ids, prompt_attn, response_ids, mask, responses, finished)
 
-    def _sample(self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise) -> Tensor:
+    def _sample(self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise, n) -> Tensor:
         return sample_with_cache(
             model,
             prompt_ids,
@@ -83,6 +117,7 @@ class HFGenerate:
             self.top_p,
             greedy,
             noise,
+            n,
         )
 
     def _generate(self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise) -> Tensor:
@@ -118,3 +153,27 @@ class HFGenerate:
             synced_gpus=partitioned_across_processes(model),  # ZeRO-3: every process forwards in step
         )
         return out[:, prompt_ids.shape[1] :]  # (B, T')
+
+
+def low_precision_copy(model, dtype: torch.dtype):
+    """A copy of `model` for sampling only: parameters in `dtype` (tied ones stay tied), buffers as they
+    are (rotary inv_freq stays float32, as in a model loaded in that dtype), no gradients, eval mode."""
+    check(
+        not any(hasattr(p, "ds_tensor") for p in model.parameters()),
+        "rollout.dtype",
+        dtype,
+        "float32 with a ZeRO-3 partitioned policy (no process holds its whole weights to copy)",
+    )
+    grads = [p.grad for p in model.parameters()]
+    for p in model.parameters():  # the copy needs no gradients; deepcopy would copy them
+        p.grad = None
+    try:
+        clone = copy.deepcopy(model)
+    finally:
+        for p, g in zip(model.parameters(), grads, strict=True):
+            p.grad = g
+    for p in clone.parameters():
+        p.data = p.data.to(dtype)
+        p.requires_grad_(False)
+    clone.config.dtype = dtype
+    return clone.eval()

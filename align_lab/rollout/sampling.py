@@ -14,7 +14,7 @@ import inspect
 import torch
 from torch import Tensor
 
-from align_lab.rollout.decode import decode_step, fast_decode_supported
+from align_lab.rollout.decode import decode_step, fast_decode_supported, preallocate
 
 
 def warp(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
@@ -47,35 +47,48 @@ def sample_with_cache(
     top_p: float = 1.0,
     greedy: bool = False,
     noise: RowGumbelNoise | None = None,
+    n: int = 1,
 ) -> Tensor:
-    """Response ids (B, T'), T' <= max_new_tokens, as `model.generate(do_sample=not greedy)` returns them.
+    """Response ids (B, T'), B = n x prompts, T' <= max_new_tokens, as `model.generate(do_sample=not
+    greedy)` returns them for the prompts each repeated n times (the n samples of a prompt contiguous).
 
-    The same forward inputs (positions from the left-padded attention mask, the mask dropped when
-    nothing is padded, logits of the last position only), the same warpers, and one
-    `torch.multinomial` per step on the same probabilities. A row that has emitted EOS gets pad;
-    the loop stops once every row has, or after max_new_tokens. With `noise` (per-row seeds), the
-    sample is the argmax of the warped logits plus the row's Gumbel noise instead. A ZeRO-3 model
-    across processes forwards only with every process, so there the loop stops once every
-    process's rows have (a process that is done feeds pad until then; its rows are unchanged).
+    Each distinct prompt (B/n rows of prompt_ids) is prefilled once; its KV cache and last logits are
+    repeated for its n samples (a row's prefill does not depend on the other rows, so these are the
+    values a prefill of all B rows computes). Then the same forward inputs as generate (positions from
+    the left-padded attention mask, the mask dropped when nothing is padded), the same warpers, and
+    one `torch.multinomial` per step on the same probabilities. Llama/Qwen2 decode with decode.py's
+    step into a KV cache allocated once for P + max_new_tokens positions; other models with their
+    forward. A row that has emitted EOS gets pad; the loop stops once every row has, or after
+    max_new_tokens. With `noise` (per-row seeds), the sample is the argmax of the warped logits plus
+    the row's Gumbel noise instead. A ZeRO-3 model across processes forwards only with every
+    process, so there the loop stops once every process's rows have (a process that is done feeds
+    pad until then; its rows are unchanged).
     """
-    B = prompt_ids.shape[0]
-    position_ids = (prompt_attn.cumsum(-1) - 1).clamp(min=0)  # (B, P); left pads read position 0
-    attn = None if bool(prompt_attn.all()) else prompt_attn  # (B, P) or None: no padding, no mask
+    P = prompt_ids.shape[1]
+    position_ids = (prompt_attn.cumsum(-1) - 1).clamp(min=0)  # (B/n, P); left pads read position 0
+    padded = not bool(prompt_attn.all())  # no padding: no mask, as generate
     keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     out = model(
         input_ids=prompt_ids,
-        attention_mask=attn,
+        attention_mask=prompt_attn if padded else None,
         position_ids=position_ids,
         use_cache=True,
         return_dict=True,
         **keep,
     )
+    logits = out.logits[:, -1].repeat_interleave(n, dim=0)  # (B, V)
+    B = logits.shape[0]
+    position = position_ids[:, -1:].repeat_interleave(n, dim=0)  # (B, 1)
+    generated = prompt_attn.new_ones(B, max_new_tokens)  # (B, max_new_tokens)
+    attn_all = torch.cat([prompt_attn.repeat_interleave(n, dim=0), generated], 1)  # (B, P + max_new_tokens)
     cache = out.past_key_values
     if fast_decode_supported(model):
-        kv = [[layer.keys, layer.values] for layer in cache.layers]  # per layer (B, H, P, D)
-        step = lambda tokens, position, attn: decode_step(model, tokens, position, kv, attn)  # noqa: E731
+        prefill = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (B/n, H_kv, P, D)
+        kv = preallocate(prefill, n, P + max_new_tokens)
+        step = lambda tokens, position, t, attn: decode_step(model, tokens, position, kv, P + t, attn)  # noqa: E731
     else:
-        step = lambda tokens, position, attn: model(  # noqa: E731
+        cache.batch_repeat_interleave(n)
+        step = lambda tokens, position, t, attn: model(  # noqa: E731
             input_ids=tokens[:, None],
             attention_mask=attn,
             position_ids=position,
@@ -83,8 +96,6 @@ def sample_with_cache(
             use_cache=True,
             return_dict=True,
         ).logits[:, -1]
-    logits = out.logits[:, -1]  # (B, V)
-    position = position_ids[:, -1:]  # (B, 1)
     unfinished = torch.ones(B, dtype=torch.bool)  # (B,)
     in_step = partitioned_across_processes(model)
     tokens = []
@@ -102,10 +113,8 @@ def sample_with_cache(
         unfinished &= next_tokens != eos_token_id
         if t == max_new_tokens - 1 or not any_unfinished(unfinished, in_step):
             break
-        if attn is not None:
-            attn = torch.cat([attn, attn.new_ones(B, 1)], dim=1)  # (B, P+t+1)
         position = position + 1
-        logits = step(next_tokens, position, attn)  # (B, V)
+        logits = step(next_tokens, position, t, attn_all[:, : P + t + 1] if padded else None)  # (B, V)
     return torch.stack(tokens, dim=1) if tokens else prompt_ids.new_zeros(B, 0)  # (B, T')
 
 

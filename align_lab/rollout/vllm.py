@@ -28,13 +28,9 @@ import torch
 
 from align_lab.models.sequences import encode_prompts
 from align_lab.rollout.base import Samples, check_sampling
+from align_lab.rollout.base import weights_version as _weights_version
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def _weights_version(model) -> tuple[int, int]:
-    """Changes whenever a parameter of `model` is modified in place (optimizer step, load_state_dict)."""
-    return id(model), sum(p._version for p in model.parameters())
 
 
 def save_for_engine(model, tokenizer, folder: str) -> None:

@@ -42,6 +42,12 @@ def test_bad_vllm_settings_are_one_line_at_build(override, expected, tmp_path):
     assert str(e.value) == expected
 
 
+def test_a_bad_hf_rollout_dtype_is_one_line_at_build(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        spec_from_config(*compose(["rollout=hf", "rollout.dtype=float16", f"cache_dir={tmp_path}"]))
+    assert str(e.value) == "rollout.dtype=float16: must be float32 or bfloat16"
+
+
 def test_rollout_vllm_without_vllm_installed_fails_in_one_line_before_any_compute(tmp_path):
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here; this checks the message where it is not")

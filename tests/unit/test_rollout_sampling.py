@@ -62,7 +62,7 @@ def test_kv_cache_loop_stops_when_every_row_has_ended(tokenizer):
 def test_decode_step_equals_the_model_forward_bit_for_bit(kv_heads, padded):
     from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
-    from align_lab.rollout.decode import decode_step, fast_decode_supported
+    from align_lab.rollout.decode import decode_step, fast_decode_supported, preallocate
 
     torch.manual_seed(0)
     config = LlamaConfig(
@@ -84,14 +84,15 @@ def test_decode_step_equals_the_model_forward_bit_for_bit(kv_heads, padded):
     with torch.no_grad():
         ours = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
         theirs = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
-        kv = [[layer.keys, layer.values] for layer in ours.past_key_values.layers]
+        prefill = [(layer.keys, layer.values) for layer in ours.past_key_values.layers]
+        kv = preallocate(prefill, 1, 6 + 3)  # per layer (B, H_kv, P + 3, D), written in place
         cache: DynamicCache = theirs.past_key_values
         tokens = torch.randint(3, 50, (3,))
-        for _ in range(3):
+        for t in range(3):
             position = position[:, -1:] + 1
             if mask is not None:
                 mask = torch.cat([mask, mask.new_ones(3, 1)], dim=1)
-            fast = decode_step(model, tokens, position, kv, mask)  # (B, V)
+            fast = decode_step(model, tokens, position, kv, 6 + t, mask)  # (B, V)
             slow = model(
                 input_ids=tokens[:, None],
                 attention_mask=mask,
@@ -101,3 +102,68 @@ def test_decode_step_equals_the_model_forward_bit_for_bit(kv_heads, padded):
             ).logits[:, -1]
             assert torch.equal(fast, slow)
             tokens = slow.argmax(-1)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_one_prefill_per_prompt_draws_the_tokens_of_a_prefill_per_row(arch, fast, tokenizer, monkeypatch):
+    from align_lab.models.sequences import encode_prompts
+
+    if not fast:
+        monkeypatch.setattr(sampling, "fast_decode_supported", lambda model: False)
+    torch.manual_seed(0)
+    model = TinyLM(arch=arch).init_policy(tokenizer).eval()
+    ids, attn = encode_prompts(tokenizer, PROMPTS, 6)  # (5, P) left-padded
+    limits = (12, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    torch.manual_seed(3)  # every row prefilled: the prompts repeated G=4 times, as before the sharing
+    per_row = sampling.sample_with_cache(
+        model, ids.repeat_interleave(4, 0), attn.repeat_interleave(4, 0), *limits
+    )
+    torch.manual_seed(3)
+    shared = sampling.sample_with_cache(model, ids, attn, *limits, n=4)  # (20, T')
+    assert shared.shape[0] == 20 and torch.equal(shared, per_row)
+
+
+def test_bfloat16_rollouts_sample_a_synced_copy_and_leave_the_trainer_float32(tokenizer):
+    torch.manual_seed(0)
+    model = TinyLM(arch="llama").init_policy(tokenizer)
+    engine = HFGenerate(dtype="bfloat16")
+    engine.sync(model)
+    copy = engine.policy_copy
+    assert all(p.dtype == torch.bfloat16 and not p.requires_grad for p in copy.parameters())
+    assert copy.lm_head.weight is copy.model.embed_tokens.weight  # tied, as in the trainer's model
+    s = engine.sample(model, tokenizer, PROMPTS, 4, 12, 6)
+    assert s.response_ids.shape[0] == 20 and s.mask.shape == s.response_ids.shape
+    assert int(s.response_ids.max()) < model.config.vocab_size and s.mask[:, 0].all()
+    assert all(p.dtype == torch.float32 and p.requires_grad for p in model.parameters())
+    # a step of the trainer: the next sample (or sync) copies the new weights into the same copy
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(input_ids=s.response_ids).logits.mean().backward()
+    optimizer.step()
+    engine.sample(model, tokenizer, PROMPTS, 1, 4, 6)
+    assert engine.policy_copy is copy
+    for mine, theirs in zip(copy.parameters(), model.parameters(), strict=True):
+        assert torch.equal(mine, theirs.detach().to(torch.bfloat16))
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_bfloat16_kv_cache_loop_draws_the_tokens_of_generate_on_the_copy(arch, tokenizer):
+    torch.manual_seed(0)
+    model = TinyLM(arch=arch).init_policy(tokenizer)
+    generate, loop = both(model, tokenizer, dtype="bfloat16")
+    assert torch.equal(loop.response_ids, generate.response_ids)
+
+
+def test_decode_lm_head_in_chunks_gives_the_bits_of_one_matmul_at_smollm2_shape():
+    import torch.nn.functional as F
+
+    from align_lab.rollout import decode
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(576, 49_152, bias=False)  # SmolLM2's LM head, (V, d)
+    decode._HEAD_CHUNKS_EXACT.clear()
+    for _ in range(3):  # the first call checks the chunks on this machine, the others use the verdict
+        x = torch.randn(8, 1, 576)  # (B, 1, d)
+        assert torch.equal(decode._lm_head(head, x), F.linear(x, head.weight))
+    assert len(decode._HEAD_CHUNKS_EXACT) == 1
