@@ -65,7 +65,7 @@ def check_folder(spec, run_dir: Path) -> None:
     run holds it, a completed run there has this config, and a checkpoint there has these
     hyperparameters. One line each (ConfigError)."""
     from align_lab.study.folder import check_owned, holder, in_use
-    from align_lab.study.summary import check_same_config, config_digest
+    from align_lab.study.summary import check_resume_config, check_same_config, config_digest
     from align_lab.train.common import CheckpointError, check_resumable
 
     check_owned(run_dir)
@@ -74,6 +74,7 @@ def check_folder(spec, run_dir: Path) -> None:
         raise ConfigError(in_use(run_dir, who))
     if check_same_config(run_dir, config_digest(spec.config)).get("status") == "completed":
         return  # run() reports it as it is; its checkpoint is not even read
+    check_resume_config(run_dir, spec.config)
     try:
         check_resumable(spec.algo, run_dir / "checkpoints")
     except CheckpointError as e:

@@ -20,6 +20,7 @@ from align_lab.study.spec import RunSpec
 from align_lab.study.summary import (
     SEGMENTS,
     RunStopped,
+    check_resume_config,
     completed_before,
     config_digest,
     outcome,
@@ -148,6 +149,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     previous = completed_before(run_dir, digest)
     if previous is not None:
         return previous
+    check_resume_config(run_dir, spec.config)  # a checkpoint there resumes only the run that made it
     ckpt = run_dir / "checkpoints"
     try:  # before any compute: a damaged checkpoint or a changed hyperparameter is one line
         check_resumable(spec.algo, ckpt)

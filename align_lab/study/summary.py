@@ -118,6 +118,43 @@ def check_same_config(run_dir: Path, digest: str) -> dict:
     return previous
 
 
+# what a user may change when resuming a run: its length, cadences, where it runs and how it is tracked
+MAY_CHANGE_ON_RESUME = ("train.steps", "train.eval_every", "train.checkpoint_every", "hardware", "tracker")
+
+
+def changed_key(old, new, prefix: str = "") -> tuple[str, object, object] | None:
+    """The first key (dotted) whose value differs between two configs, with both values; keys under
+    MAY_CHANGE_ON_RESUME are skipped. None when they agree."""
+    if prefix in MAY_CHANGE_ON_RESUME:
+        return None
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            found = changed_key(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+            if found is not None:
+                return found
+        return None
+    return None if old == new else (prefix, old, new)
+
+
+def check_resume_config(run_dir: Path, config: dict) -> None:
+    """A run folder with a checkpoint resumes only the run that made it: its config.resolved.yaml
+    against this one, key by key (MAY_CHANGE_ON_RESUME aside); one line naming the first difference."""
+    path = run_dir / RESOLVED_CONFIG
+    if not (run_dir / "checkpoints").is_dir() or not path.is_file():
+        return
+    try:
+        previous = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return  # unreadable: the checkpoint's own hyperparameter check still runs
+    found = changed_key(previous, config)
+    if found is not None:
+        key, old, new = found
+        raise ConfigError(
+            f"{key}={new}: the run in {run_dir} to resume has {key}={old}; resume it with the same config "
+            f"(only {', '.join(MAY_CHANGE_ON_RESUME)} may change) or choose another hydra.run.dir"
+        )
+
+
 def completed_before(run_dir: Path, digest: str) -> dict | None:
     """The summary of this very run when run_dir already holds it completed; a completed run of another
     config there is refused, so its results are never overwritten."""

@@ -241,6 +241,26 @@ def test_a_damaged_checkpoint_of_an_unfinished_run_is_one_line_and_keeps_the_met
     assert (run_dir / "metrics.jsonl").read_bytes() == metrics
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ("seed=1", "seed=1: the run in {run} to resume has seed=0"),
+        ("algo.kl_coef=0.5", "algo.kl_coef=0.5: the run in {run} to resume has algo.kl_coef=0.05"),
+        ("sft.lr=0.001", "sft.lr=0.001: the run in {run} to resume has sft.lr=0.003"),
+    ],
+)
+def test_a_resume_with_another_config_is_one_line_and_touches_nothing(finished, tmp_path, change, message):
+    """A run stopped before it completed (here: its summary says interrupted) resumes only with the
+    config that made its checkpoint; steps, cadences, hardware and tracker may change."""
+    run_dir, args = copy_of(finished, tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    result = run_cli([*args, change], cwd=ROOT)
+    one_line_error(result, message.format(run=run_dir), "only train.steps, train.eval_every")
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
 def test_a_completed_run_of_another_config_is_never_overwritten(finished, tmp_path):
     run_dir, args = copy_of(finished, tmp_path)
     before = (run_dir / "summary.json").read_bytes()

@@ -50,3 +50,18 @@ def test_what_counts_as_align_labs_files(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match=r"holds files align_lab did not write \(notes.txt, summary.json"):
         check_owned(tmp_path)
+
+
+def test_changed_key_names_the_first_difference_outside_what_may_change_on_resume():
+    from align_lab.study.summary import changed_key
+
+    old = {
+        "seed": 0,
+        "algo": {"lr": 1e-3, "clip": 0.2},
+        "train": {"steps": 10},
+        "hardware": {"num_threads": 1},
+    }
+    assert changed_key(old, {**old, "train": {"steps": 20}, "hardware": {"num_threads": 2}}) is None
+    assert changed_key(old, {**old, "algo": {"lr": 1e-4, "clip": 0.2}}) == ("algo.lr", 1e-3, 1e-4)
+    assert changed_key(old, {**old, "seed": 1}) == ("seed", 0, 1)
+    assert changed_key(old, {**old, "new": 1}) == ("new", None, 1)
