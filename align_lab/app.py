@@ -49,7 +49,7 @@ def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None =
 def remove_unused_run_dir(run_dir: Path) -> None:
     """A run refused before it started leaves no folder behind: Hydra made it (.hydra/, an empty
     app.log) and the run's lock; anything else in it (an earlier run's files) keeps it."""
-    from align_lab.study.folder import LOCK
+    from align_lab.folder import LOCK
 
     if not run_dir.is_dir():
         return
@@ -64,7 +64,7 @@ def check_folder(spec, run_dir: Path) -> None:
     task function runs, so this runs before Hydra's job does): it holds only align_lab's files, no live
     run holds it, a completed run there has this config, and a checkpoint there has these
     hyperparameters. One line each (ConfigError)."""
-    from align_lab.study.folder import check_owned, holder, in_use
+    from align_lab.folder import check_owned, holder, in_use
     from align_lab.study.summary import check_resume_config, check_same_config, config_digest
     from align_lab.train.common import CheckpointError, check_resumable
 
@@ -110,7 +110,7 @@ class RunFolder(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
         from align_lab.study.checks import check_run
-        from align_lab.study.folder import claim
+        from align_lab.folder import claim
 
         try:
             spec, run_dir = job_spec(config)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from align_lab.study.folder import LOCK, holder
+from align_lab.folder import LOCK, holder
 from align_lab.tracking.jsonl import METRICS_FILE, read_metrics
 
 MANIFEST = "study.json"

@@ -214,8 +214,10 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
         summary |= {"status": "failed", "error": str(e)}
         raise RunStopped(f"error: {e}") from None
     except Diverged as e:  # the weights were not stepped into NaN; the last checkpoint is sound
-        summary |= {"status": "failed", "error": f"policy optimisation {e}"}
-        raise RunStopped(f"error: policy optimisation {e}: lower algo.lr (now {spec.algo.lr})") from None
+        stage = str(e).startswith(("sft ", "reward model "))  # a stage says which key to lower
+        error = str(e) if stage else f"policy optimisation {e}: lower algo.lr (now {spec.algo.lr})"
+        summary |= {"status": "failed", "error": error}
+        raise RunStopped(f"error: {error}") from None
     except BaseException as e:
         stop = stopped(e, ckpt)
         summary |= {

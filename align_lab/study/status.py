@@ -41,7 +41,7 @@ DIED = (
 def died(run_dir: Path, summary: dict | None) -> bool:
     """The summary says running but no live process holds the run's lock (SIGKILL, out of memory, a lost
     node). A folder without run.lock (written before the lock existed) is never called died."""
-    from align_lab.study.folder import LOCK, holder
+    from align_lab.folder import LOCK, holder
 
     return (
         bool(summary)
@@ -127,7 +127,7 @@ def run_state(run: dict, cluster: str) -> RunState:
 
 def folder_state(num: int, run_dir: Path) -> RunState:
     """A run folder's state from its summary and lock alone (a sweep run in process has no manifest)."""
-    from align_lab.study.folder import holder
+    from align_lab.folder import holder
 
     summary = _summary(run_dir) or {}
     try:

@@ -104,6 +104,14 @@ class Diverged(RuntimeError):
     """A non-finite gradient: the update is not applied (the weights stay as they were)."""
 
 
+def check_finite_loss(loss: float, stage: str, step: int, key: str) -> float:
+    """A stage's loss, or Diverged naming the stage, the step and the key to lower: nothing non-finite
+    is ever stepped into, or cached."""
+    if not math.isfinite(loss):
+        raise Diverged(f"{stage} diverged at step {step} (loss {loss}): lower {key}")
+    return loss
+
+
 def check_finite_norm(norm: float, updates: int) -> float:
     """The gradient norm, or Diverged naming the optimiser step at which it stopped being finite."""
     if not math.isfinite(norm):

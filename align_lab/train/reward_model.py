@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from align_lab.models.sequences import score_texts
 from align_lab.tasks.base import Pair
+from align_lab.train.backend import check_finite_loss
 from align_lab.train.micro import Term, accumulate
 from align_lab.train.micro import forward as micro_forward
 from align_lab.train.sft import batches
@@ -54,11 +55,14 @@ def train_reward_model(
     heldout, train = pairs[:n_heldout], pairs[n_heldout:]
     optimizer = torch.optim.AdamW(rm.parameters(), lr=config.lr)
     rm.train()
+    step = 0
     for _ in range(config.epochs):
         for batch in batches(train, config.batch_size, rng):
             optimizer.zero_grad()
             term = bradley_terry(rm, tokenizer, batch, max_prompt, max_response)
             [(loss, _)] = accumulate([term], torch.Tensor.backward, micro_batch_size)
+            step += 1
+            check_finite_loss(loss.item(), "reward model", step, "reward.lr")  # never cached
             optimizer.step()
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.3f}")

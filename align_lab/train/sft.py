@@ -11,6 +11,7 @@ from torch import Tensor
 
 from align_lab.models.sequences import encode_prompts, encode_responses, response_logprobs
 from align_lab.rl import masked_sum
+from align_lab.train.backend import check_finite_loss
 from align_lab.train.micro import Term, accumulate
 
 
@@ -83,11 +84,14 @@ def train_sft(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     model.train()
     loss = torch.tensor(float("nan"))
+    step = 0
     for _ in range(config.epochs):
         for batch in batches(demos, config.batch_size, rng):
             optimizer.zero_grad()
             term = nll_term(model, tokenizer, batch, max_prompt, max_response)
             [(loss, _)] = accumulate([term], Tensor.backward, micro_batch_size)
+            step += 1
+            check_finite_loss(loss.item(), "sft", step, "sft.lr")  # a NaN model is never cached
             optimizer.step()
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.3f}")

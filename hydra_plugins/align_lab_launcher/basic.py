@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class CheckedBasicLauncher(BasicLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from align_lab.config import ConfigError
-        from align_lab.study.folder import claim
+        from align_lab.folder import claim
 
         # every job's config and folder checked before the first runs
         runs = plan_all(self.hydra_context, self.config, job_overrides, initial_job_idx, here=True)

@@ -5,7 +5,7 @@
 - writes a study manifest, `<sweep dir>/study.json`, read by `python -m align_lab.study status|resume`;
 - with `wait: false` returns right after submission; with `wait: true` reports each run as it ends (a
   failure in one line), then every failure, with exit code 1 when any failed (outcome.py);
-- holds each run folder's lock for the job's life (align_lab/study/folder.py);
+- holds each run folder's lock for the job's life (align_lab/folder.py);
 - runs at most `hardware.max_parallel` runs of a local sweep at once (submitit's local executor starts
   every job at once: each job waits for a slot, a lock file in the sweep folder, before its run), and
   passes it to Slurm as the job arrays' parallelism limit where it is set.
@@ -66,7 +66,7 @@ class StudyLauncher(BaseSubmititLauncher):
         import os
 
         from align_lab.config import ConfigError
-        from align_lab.study.folder import claim
+        from align_lab.folder import claim
 
         run_dir = getattr(self, "run_dirs", {}).get(job_num)
         lock = None

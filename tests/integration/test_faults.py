@@ -474,3 +474,16 @@ def test_a_reward_function_that_returns_nan_stops_in_one_line_naming_it(tmp_path
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert lines[-1] == "align_lab: error: reward.path=nan_reward:score: score 0 is nan: must be finite"
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+def test_a_diverging_sft_stage_stops_in_one_line_and_caches_nothing(tmp_path):
+    """sft.lr=1e6 is finite (so accepted) but blows the SFT loss up: the stage stops at that step with
+    one line naming the key to lower, and no SFT entry (a NaN model) is left in the cache."""
+    run_dir, cache = tmp_path / "run", tmp_path / "cache"
+    args = [*SMALL, "sft.lr=1e6", f"hydra.run.dir={run_dir}", f"cache_dir={cache}"]
+    result = run_cli(args, cwd=ROOT)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert lines[-1].startswith("align_lab: error: sft diverged at step ")
+    assert lines[-1].endswith("lower sft.lr")
+    assert not [p for p in (cache / "sft").iterdir() if p.is_dir()]

@@ -51,7 +51,7 @@ def hydra_files(run_dir: Path) -> dict:
 
 # ---------------------------------------------------------------- a run folder belongs to one run
 def test_a_second_process_on_a_live_run_folder_is_refused_naming_the_holder(tmp_path, cache_dir):
-    from align_lab.study.folder import holder
+    from align_lab.folder import holder
 
     run_dir = tmp_path / "run"
     args = [*SMALL, "train.steps=6", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]

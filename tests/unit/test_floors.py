@@ -19,6 +19,7 @@ FLOOR = {
     "tracking": 1,
     "algorithms": 1,
     "config": 1,
+    "folder": 1,  # a run folder's lock and ownership (stdlib + checks), read by results/ and study/
     "cache": 2,
     "models": 3,
     "rewards": 4,

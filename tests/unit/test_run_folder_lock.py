@@ -1,4 +1,4 @@
-"""align_lab/study/folder.py: the run folder's lock and what counts as align_lab's files."""
+"""align_lab/folder.py: the run folder's lock and what counts as align_lab's files."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from align_lab.checks import ConfigError
-from align_lab.study.folder import LOCK, check_owned, claim, foreign_files, holder
+from align_lab.folder import LOCK, check_owned, claim, foreign_files, holder
 
 
 def test_a_claimed_folder_names_its_holder_and_refuses_a_second_claim(tmp_path):
@@ -27,7 +27,7 @@ def test_a_claimed_folder_names_its_holder_and_refuses_a_second_claim(tmp_path):
 
 def test_a_dead_holders_lock_is_free(tmp_path):
     # a process that takes the lock and exits without releasing it (as SIGKILL would leave it)
-    code = f"from align_lab.study.folder import claim; claim(__import__('pathlib').Path({str(tmp_path)!r}))"
+    code = f"from align_lab.folder import claim; claim(__import__('pathlib').Path({str(tmp_path)!r}))"
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / LOCK).exists() and holder(tmp_path) is None
 
