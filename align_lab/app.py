@@ -109,8 +109,8 @@ class RunFolder(Callback):
     job (hydra_plugins/align_lab_launcher)."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        from align_lab.study.checks import check_run
         from align_lab.folder import claim
+        from align_lab.study.checks import check_run
 
         try:
             spec, run_dir = job_spec(config)
