@@ -109,15 +109,16 @@ def run_state(run: dict, cluster: str) -> RunState:
     result = _job_result(run)
     if result and result[0] == "error":
         return make("failed", result[1].strip().splitlines()[-1])
-    if died(Path(run["run_dir"]), summary):
-        return make("died", DIED)
     if not run.get("job_id"):
-        return make("pending", "not submitted")
+        return make("died", DIED) if died(Path(run["run_dir"]), summary) else make("pending", "not submitted")
     state = _scheduler_state(run, cluster).split()[0]  # sacct says e.g. "CANCELLED by 0"
     if summary and summary.get("status") == "preempted" and state in TERMINAL_SLURM | {"FINISHED"}:
         return make("failed", f"preempted; job {run['job_id']} was not requeued ({state})")
-    if state in TERMINAL_SLURM or state == "FINISHED":
+    if state in TERMINAL_SLURM or state == "FINISHED":  # the scheduler's word first: it says why
         return make("failed", f"job {run['job_id']} ended ({state}) before the run completed")
+    requeued = state in ("PENDING", "REQUEUED", "REQUEUE_HOLD")
+    if not requeued and died(Path(run["run_dir"]), summary):  # its process gone, the job not ended
+        return make("died", DIED)
     if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "UNKNOWN") and (
         not summary or summary.get("status") == "preempted"
     ):
