@@ -74,11 +74,11 @@ def check_folder(spec, run_dir: Path) -> None:
         raise ConfigError(in_use(run_dir, who))
     if check_same_config(run_dir, config_digest(spec.config)).get("status") == "completed":
         return  # run() reports it as it is; its checkpoint is not even read
-    check_resume_config(run_dir, spec.config)
-    try:
+    try:  # the algorithm's hyperparameters first: that message names the checkpoint
         check_resumable(spec.algo, run_dir / "checkpoints")
     except CheckpointError as e:
         raise ConfigError(str(e)) from None
+    check_resume_config(run_dir, spec.config)
 
 
 def job_spec(config: DictConfig):

@@ -149,12 +149,12 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     previous = completed_before(run_dir, digest)
     if previous is not None:
         return previous
-    check_resume_config(run_dir, spec.config)  # a checkpoint there resumes only the run that made it
     ckpt = run_dir / "checkpoints"
     try:  # before any compute: a damaged checkpoint or a changed hyperparameter is one line
         check_resumable(spec.algo, ckpt)
     except CheckpointError as e:
         raise RunStopped(f"error: {e}") from None
+    check_resume_config(run_dir, spec.config)  # any other key: resume only the run that made it
     check_partitions(spec, ckpt)
     start = time.perf_counter()
     hw = spec.hardware
