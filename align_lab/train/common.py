@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import random
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,13 +84,28 @@ class Shuffler:
         self._order = self._shuffle()
 
 
+DISK_FULL_BYTES = 64 * 2**20  # free space under which a failed write is taken for a full disk
+
+
+def save_or_enospc(obj, path: Path) -> None:
+    """torch.save, where a full disk is the OSError(ENOSPC) naming `path` that the rest of the code
+    reports in one line: torch raises a RuntimeError for it ("PytorchStreamWriter failed writing
+    file", "[enforce fail at inline_container.cc] unexpected pos"), told apart by the free space left."""
+    try:
+        torch.save(obj, path)
+    except RuntimeError as e:
+        if shutil.disk_usage(path.parent).free < DISK_FULL_BYTES:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from e
+        raise
+
+
 def save_checkpoint(folder: Path, state: dict) -> None:
     """Writes `state-<step>.pt`, then atomically points `last` at it: a kill at any moment leaves a
     complete checkpoint whose step and contents agree."""
     folder.mkdir(parents=True, exist_ok=True)
     name = f"state-{state['step']:08d}.pt"
     try:
-        torch.save(state, folder / (name + ".tmp"))
+        save_or_enospc(state, folder / (name + ".tmp"))
         os.replace(folder / (name + ".tmp"), folder / name)
         (folder / "last.tmp").write_text(name)
         os.replace(folder / "last.tmp", folder / "last")

@@ -487,3 +487,23 @@ def test_a_diverging_sft_stage_stops_in_one_line_and_caches_nothing(tmp_path):
     assert lines[-1].startswith("align_lab: error: sft diverged at step ")
     assert lines[-1].endswith("lower sft.lr")
     assert not [p for p in (cache / "sft").iterdir() if p.is_dir()]
+
+
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
+def test_a_really_full_disk_while_checkpointing_is_enospc_naming_the_file(tmp_path):
+    """A real full file system (a 2 MB tmpfs in a private mount namespace): torch.save raises a
+    RuntimeError ("unexpected pos"), which save_checkpoint turns into the ENOSPC naming the file that
+    the run reports in one line; no half-written file stays."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    code = (
+        "import errno, sys, torch; from pathlib import Path; "
+        "from align_lab.train.common import save_checkpoint\n"
+        "try:\n"
+        f"    save_checkpoint(Path('{folder}') / 'checkpoints', {{'step': 1, 'w': torch.zeros(1 << 20)}})\n"
+        "except OSError as e:\n"
+        "    print('ENOSPC' if e.errno == errno.ENOSPC else e.errno, e.filename)\n"
+    )
+    script = f'mount -t tmpfs -o size=2m tmpfs {folder} && exec {sys.executable} -c "{code}"'
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.split() == ["ENOSPC", f"{folder}/checkpoints/state-00000001.pt.tmp"], result.stderr
