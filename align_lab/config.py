@@ -96,7 +96,9 @@ def apply_model_defaults(cfg: DictConfig, overrides, model_name: str | None) -> 
     """Puts the model preset's optimiser scale (`model.algo_defaults`: e.g. lr, critic_lr, kl_coef) into
     every `algo.<key>` the algorithm has and the user did not set (`overrides`: the command line's, or a
     sweep's per-run overrides). Returns where each value came from, {"algo.lr": "model=smollm2_135m"},
-    for the run record. A key the algorithm lacks (critic_lr without a critic) is left alone."""
+    for the run record. A key the algorithm lacks (critic_lr without a critic) is left alone. A value
+    written into a config file (a sweep's `algo: {lr: ...}`) is not an override: set it on the command
+    line or in `hydra.sweeper.params` to win over the preset."""
     preset = cfg.get("model", {}).get("algo_defaults") or {}
     if not preset or "algo" not in cfg:
         return {}

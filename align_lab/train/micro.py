@@ -168,25 +168,32 @@ class Dims:
         )
 
 
+def _layer_floats(dims: Dims, tokens: int) -> int:
+    """Floats one layer keeps for `tokens` tokens of one sequence: HIDDEN_COPIES x hidden +
+    MLP_COPIES x intermediate + heads x L attention weights per token."""
+    return tokens * (HIDDEN_COPIES * dims.hidden + MLP_COPIES * dims.intermediate + dims.heads * tokens)
+
+
+def _logit_floats(dims: Dims, response_tokens: int) -> int:
+    """LOGIT_COPIES fp32 (response + 1, vocab) copies: logits, their gradient, the backward's softmax."""
+    return LOGIT_COPIES * (response_tokens + 1) * dims.vocab
+
+
 def row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int, logits: bool = True) -> int:
-    """Bytes of one sequence's activations kept for the backward pass (fp32): per token and layer
-    HIDDEN_COPIES x hidden + MLP_COPIES x intermediate floats and heads x L attention weights, over
-    L = prompt + response tokens; with `logits` (a causal LM's log-probs), LOGIT_COPIES fp32
-    (response + 1, vocab) copies."""
-    L = prompt_tokens + response_tokens
-    per_token = HIDDEN_COPIES * dims.hidden + MLP_COPIES * dims.intermediate + dims.heads * L
-    floats = dims.layers * L * per_token
+    """Bytes of one sequence's activations kept for the backward pass (fp32): every layer's
+    _layer_floats over L = prompt + response tokens, and with `logits` (a causal LM's log-probs) the
+    _logit_floats."""
+    floats = dims.layers * _layer_floats(dims, prompt_tokens + response_tokens)
     if logits:
-        floats += LOGIT_COPIES * (response_tokens + 1) * dims.vocab
+        floats += _logit_floats(dims, response_tokens)
     return FLOAT_BYTES * floats
 
 
 def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> int:
     """Bytes of one sequence in a forward without a graph (evaluation's log-probs): one layer's working
-    set at a time (as row_bytes, for one layer) plus LOGIT_COPIES fp32 (response + 1, vocab) copies."""
-    L = prompt_tokens + response_tokens
-    per_token = HIDDEN_COPIES * dims.hidden + MLP_COPIES * dims.intermediate + dims.heads * L
-    return FLOAT_BYTES * (L * per_token + LOGIT_COPIES * (response_tokens + 1) * dims.vocab)
+    set at a time plus the logits."""
+    layer = _layer_floats(dims, prompt_tokens + response_tokens)
+    return FLOAT_BYTES * (layer + _logit_floats(dims, response_tokens))
 
 
 def budget_bytes(budget: int) -> int:
