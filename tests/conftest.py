@@ -17,8 +17,11 @@ os.environ.setdefault("WANDB_SILENT", "true")
 # A run on its own uses every core by default; the test command runs two tests at once (two workers),
 # so each run takes one thread (OMP_NUM_THREADS caps the default), unless a test sets hardware.num_threads
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-# `datasets` caches every file it reads; keep that out of the user's home (set before it is imported)
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="align_lab_datasets_"))
+# `datasets` caches every file it reads; keep that out of the user's home (set before it is imported),
+# in a folder removed when this test process ends (each xdist worker made one and left it before)
+if "HF_DATASETS_CACHE" not in os.environ:
+    _datasets_cache = tempfile.TemporaryDirectory(prefix="align_lab_datasets_")
+    os.environ["HF_DATASETS_CACHE"] = _datasets_cache.name
 
 # A smaller world and budget for integration tests (the defaults are for users).
 SMALL = [

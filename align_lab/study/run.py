@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 import traceback
 from functools import partial
@@ -203,6 +204,9 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
             with ranks as ctx.group:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
         summary |= outcome(world, final, start, hw.device, before)
+        if not spec.train.keep_checkpoint:  # the results are written; the weights are not wanted
+            shutil.rmtree(ckpt, ignore_errors=True)
+            summary["checkpoint"] = "deleted (train.keep_checkpoint=false)"
         tracker.summary(dict(final))
         for line in result_lines(summary, run_dir):
             log.info(line)

@@ -119,7 +119,14 @@ def check_same_config(run_dir: Path, digest: str) -> dict:
 
 
 # what a user may change when resuming a run: its length, cadences, where it runs and how it is tracked
-MAY_CHANGE_ON_RESUME = ("train.steps", "train.eval_every", "train.checkpoint_every", "hardware", "tracker")
+MAY_CHANGE_ON_RESUME = (
+    "train.steps",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoint",
+    "hardware",
+    "tracker",
+)
 
 
 def changed_key(old, new, prefix: str = "") -> tuple[str, object, object] | None:

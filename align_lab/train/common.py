@@ -31,6 +31,9 @@ class TrainConfig:
     eval_every: int = 50
     eval_samples: int = 4
     checkpoint_every: int = 25
+    # false: a completed run deletes checkpoints/ (SmolLM2's is 1.6 GB, 3.1 GB with a critic); its
+    # results stay, but it can no longer be extended with more train.steps
+    keep_checkpoint: bool = True
     # rows per forward/backward (gradient accumulation); None: whole; "auto": from the memory budget
     # (train/micro.py). The run resolves "auto" before a loop sees this config (study/run.py)
     micro_batch_size: int | str | None = "auto"

@@ -124,6 +124,19 @@ def test_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(tmp_pat
     assert resumed == full
 
 
+def test_keep_checkpoint_false_deletes_a_completed_runs_checkpoints_and_keeps_its_results(tmp_path, cache_dir):
+    kept = run_in_process(["seed=3"], tmp_path / "kept", cache_dir)
+    dropped = run_in_process(["seed=3", "train.keep_checkpoint=false"], tmp_path / "dropped", cache_dir)
+    assert (tmp_path / "kept" / "checkpoints" / "last").is_file()
+    assert not (tmp_path / "dropped" / "checkpoints").exists()
+    on_disk = json.loads((tmp_path / "dropped" / "summary.json").read_text())
+    assert on_disk["status"] == "completed" and on_disk["checkpoint"].startswith("deleted")
+    assert on_disk["eval/gold_reward"] == kept["eval/gold_reward"]
+    # the same command again: already completed, nothing to resume or redo
+    again = run_in_process(["seed=3", "train.keep_checkpoint=false"], tmp_path / "dropped", cache_dir)
+    assert again["eval/gold_reward"] == kept["eval/gold_reward"]
+
+
 def test_wandb_offline_file_holds_config_group_job_type_and_history(tmp_path, cache_dir, monkeypatch):
     from align_lab.tracking.wandb_reader import (
         find_wandb_files,
