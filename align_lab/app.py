@@ -21,11 +21,12 @@ def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None =
     `overrides`, the model preset's optimiser scale first goes into every algo key they do not set
     (config.apply_model_defaults); None: `cfg` has it already (tests' compose) or takes none."""
     from align_lab.cache import usable_cache_dir
-    from align_lab.config import apply_model_defaults, integer
+    from align_lab.config import apply_model_defaults, apply_stage_seed, integer
     from align_lab.models.lora import LoRA
     from align_lab.study.spec import RunSpec
 
     defaults_from = {} if overrides is None else apply_model_defaults(cfg, overrides, names.get("model"))
+    apply_stage_seed(cfg)  # per_run: the shared stages' seeds become the run's
     return RunSpec(
         algo=build(cfg.algo, "algo"),
         model=build(cfg.model, "model"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -14,6 +15,22 @@ from pathlib import Path
 from align_lab.config import ConfigError
 
 DONE = ".done"  # written last; holds each file's size and sha256, checked before the entry is served
+DISK_FULL_BYTES = 64 * 2**20  # free space under which a failed write is taken for a full disk
+
+
+def disk_full_error(e: BaseException, path: Path) -> OSError | None:
+    """The OSError(ENOSPC) naming `path` for a write that failed on a full disk, whatever the writer
+    raised for it (safetensors: SafetensorError "StorageFull", torch.save: RuntimeError "unexpected
+    pos"; both are told apart from other errors by the free space left); None otherwise."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return e if e.filename else OSError(e.errno, e.strerror, str(path))
+    if not isinstance(e, Exception) or isinstance(e, OSError):
+        return None
+    try:
+        full = shutil.disk_usage(path if path.exists() else path.parent).free < DISK_FULL_BYTES
+    except OSError:
+        return None
+    return OSError(errno.ENOSPC, "No space left on device", str(path)) if full else None
 
 
 def file_digest(path: Path) -> str:
@@ -106,8 +123,11 @@ class StageCache:
                 (tmp / "inputs.json").write_text(json.dumps(inputs, sort_keys=True, indent=1, default=str))
                 (tmp / DONE).write_text(json.dumps(manifest(tmp), indent=1))
                 tmp.rename(path)
-            except BaseException:  # a failed build leaves nothing half-written behind
+            except BaseException as e:  # a failed build leaves nothing half-written behind
                 shutil.rmtree(tmp, ignore_errors=True)
+                full = disk_full_error(e, tmp)  # the entry is cleaned, the others kept
+                if full is not None and full is not e:
+                    raise full from e
                 raise
         return StageResult(stage, key, path, False, time.perf_counter() - start)
 

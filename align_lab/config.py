@@ -7,12 +7,12 @@ import dataclasses
 import math
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from align_lab.checks import ConfigError
 
-__all__ = ["ConfigError", "apply_model_defaults", "build"]
+__all__ = ["ConfigError", "apply_model_defaults", "apply_stage_seed", "build"]
 
 
 # OmegaConf's "Value 'abc' of type 'str' could not be converted to Integer", said as what is allowed
@@ -90,6 +90,33 @@ def integer(value, key: str, allowed: str = "an integer") -> int:
 def override_keys(overrides) -> set[str]:
     """The keys a list of Hydra overrides sets ("algo.lr=1e-5", "+x=1", "++y=2" -> algo.lr, x, y)."""
     return {o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o}
+
+
+STAGE_SEEDS = ("shared", "per_run")
+
+
+def apply_stage_seed(cfg: DictConfig) -> str:
+    """`stages.seed`: shared (default) builds the SFT policy, the preference pairs and the reward model
+    once, from sft.seed and reward.seed, for every run seed, so a study's CIs cover the randomness of
+    policy optimisation alone; per_run sets those seeds to the run's `seed` (the stages are then cached
+    per seed), so the CIs cover the whole pipeline. Returns the setting."""
+    setting = cfg.get("stages", {}).get("seed", "shared")
+    if setting not in STAGE_SEEDS:
+        raise ConfigError(f"stages.seed={setting}: must be one of {', '.join(STAGE_SEEDS)}")
+    if setting == "per_run":
+        with open_dict(cfg):
+            cfg.sft.seed = cfg.seed
+            for node in _with_seed(cfg.get("reward")):  # a learned reward model, or one of a combination
+                node.seed = cfg.seed
+    return setting
+
+
+def _with_seed(node) -> list:
+    """Every mapping below `node` (itself included) that has a `seed` key."""
+    if not isinstance(node, DictConfig):
+        return [item for child in node for item in _with_seed(child)] if isinstance(node, ListConfig) else []
+    found = [node] if "seed" in node else []
+    return found + [item for key in node if key != "seed" for item in _with_seed(node[key])]
 
 
 def apply_model_defaults(cfg: DictConfig, overrides, model_name: str | None) -> dict[str, str]:

@@ -4,6 +4,7 @@ local directory, the checkpoint's tokenizer and chat template, dtype and token l
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ def resolve_checkpoint(name_or_path: str, key: str) -> str:
                 f"{key}={name_or_path}: the folder holds no checkpoint (no config.json or tokenizer files); "
                 "pass a folder saved by save_pretrained"
             )
+        if key != "tokenizer" and (p / "config.json").is_file():
+            check_weights(p, key)
         return str(p.resolve())
     if is_local(name_or_path):
         raise ValueError(f"{key}={name_or_path}: no such directory")
@@ -44,6 +47,52 @@ def resolve_checkpoint(name_or_path: str, key: str) -> str:
             f"{key}={name_or_path}: not a local directory, and fetching it from the Hugging Face Hub "
             f"needs network{offline}: {first}; pass a local path or download it first"
         ) from None
+
+
+WEIGHTS = ("model.safetensors", "model-*.safetensors", "pytorch_model.bin", "pytorch_model-*.bin")
+
+
+def check_weights(folder: Path, key: str) -> None:
+    """Before any compute: a model folder holds its weights, and each weight file is whole (a
+    safetensors header that its file's length agrees with; a torch zip whose central directory is
+    there). Reads headers only, so a 540 MB checkpoint costs milliseconds."""
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("pytorch_model*.bin"))
+    if not files:
+        raise ValueError(
+            f"{key}={folder}: the folder holds config.json but no weights (none of {', '.join(WEIGHTS)}); "
+            "save the model with save_pretrained"
+        )
+    for index in folder.glob("*.index.json"):  # a sharded checkpoint: every shard it names is there
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{key}={folder}: {index.name} is damaged ({type(e).__name__}: {e})") from None
+        missing = sorted(s for s in shards if not (folder / s).is_file())
+        if missing:
+            raise ValueError(f"{key}={folder}: {index.name} names {missing[0]}, which is missing")
+    for f in files:
+        problem = weight_file_problem(f)
+        if problem:
+            raise ValueError(f"{key}={folder}: {f.name} is damaged ({problem}); save the model again")
+
+
+def weight_file_problem(path: Path) -> str | None:
+    """Why a weight file cannot be loaded (truncated, not a weight file), or None."""
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt"):
+                return None
+        except (SafetensorError, OSError) as e:
+            return " ".join(str(e).split())[:160] or type(e).__name__
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path):
+            return None
+    except (zipfile.BadZipFile, OSError) as e:
+        return f"not a whole torch file: {e}"
 
 
 def directory_fingerprint(path: str) -> str:

@@ -285,13 +285,40 @@ def _flat(node, prefix: str = "") -> dict:
     return out
 
 
+def _seed_like(key: str, config: dict) -> bool:
+    """Keys that differ between a group's seeds by design: the run seed, where and how it ran, and
+    with stages.seed=per_run the shared stages' seeds (the run's seed, config.apply_stage_seed)."""
+    top = key.split(".")[0]
+    per_run = (config.get("stages") or {}).get("seed") == "per_run"
+    return top in IGNORED_KEYS or (per_run and top in ("sft", "reward") and key.endswith(".seed"))
+
+
+def stage_randomness(runs: list[Run]) -> str | None:
+    """Which randomness a study's CIs over seeds cover (its runs' stages.seed), or None for none."""
+    settings = {(r.config.get("stages") or {}).get("seed", "shared") for r in runs if is_completed(r)}
+    if settings == {"per_run"}:
+        return (
+            "stages.seed=per_run: each seed built its own SFT policy, preference pairs and reward model, "
+            "so the CIs cover the whole pipeline's randomness."
+        )
+    if settings == {"shared"}:
+        return (
+            "stages.seed=shared: every seed trained on one SFT policy, one set of preference pairs and one "
+            "reward model, so the CIs cover policy optimisation's randomness only, conditional on those "
+            "stages; stages.seed=per_run covers the whole pipeline."
+        )
+    if settings:
+        return "WARNING: runs with stages.seed=shared and per_run are pooled; split them: --by stages.seed."
+    return None
+
+
 def config_differences(runs: list[Run], label_of) -> dict[str, list[str]]:
     """Per group: the config keys (seed, where it ran and how it was tracked aside) whose values differ
     between the group's completed runs, which would then be pooled as if they were seeds."""
     by_group: dict[str, list[dict]] = {}
     for r in runs:
         if is_completed(r):
-            flat = {k: v for k, v in _flat(r.config).items() if k.split(".")[0] not in IGNORED_KEYS}
+            flat = {k: v for k, v in _flat(r.config).items() if not _seed_like(k, r.config)}
             by_group.setdefault(label_of(r), []).append(flat)
     out = {}
     for g, flats in by_group.items():
@@ -436,6 +463,8 @@ def aggregate(
             f"Fewer than 3 seeds in {', '.join(few)}: their CIs are unreliable (2 seeds: the t interval "
             "is +-12.7 standard errors; 1 seed: none)."
         )
+    randomness = stage_randomness(runs)
+    notes += [randomness] if randomness else []
     notes += [f"{row.folder}: {row.problems}" for row in table.itertuples() if row.problems]
     return Comparison(
         by=list(by),

@@ -54,6 +54,18 @@ class LearnedRM:
         if not 0 < self.heldout_fraction < 1:
             raise ValueError(f"heldout_fraction={self.heldout_fraction}: must be in (0, 1)")
 
+    def split_sizes(self, n_pairs: int) -> tuple[int, int]:
+        """(held-out, training) pairs of n_pairs: at least one held out; ValueError when none is left
+        to train on (the run would score with an untrained reward model)."""
+        heldout = max(1, int(n_pairs * self.heldout_fraction))
+        if n_pairs - heldout < 1:
+            raise ValueError(
+                f"reward=learned_rm: {n_pairs} preference pair(s) leave none to train on after "
+                f"{heldout} held out (reward.heldout_fraction={self.heldout_fraction}); "
+                "needs at least 2 pairs (task.n_pairs)"
+            )
+        return heldout, n_pairs - heldout
+
     def scorer(self, world) -> Scorer:
         rm = world.reward_model(self)
         task, tok = world.policy_task, world.tokenizer  # the policy's prompts and token limits

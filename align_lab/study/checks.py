@@ -154,6 +154,35 @@ def deepspeed_processes(folder: Path) -> int | None:
     return max(counts, default=0) or None
 
 
+MAX_TEMPERATURE = 100.0  # above it every logit gap of a language model (tens of nats) is < 1 nat
+
+
+def check_temperature(temperature: float) -> None:
+    """A sampling temperature so high that responses are drawn near uniformly from the vocabulary:
+    every reward is noise and the policy gradient carries nothing of the model (measured: at 1e6
+    the toy run completed with its gold reward exactly the SFT model's)."""
+    if temperature > MAX_TEMPERATURE:
+        raise ConfigError(
+            f"rollout.temperature={temperature}: sampling is near uniform over the vocabulary, so nothing "
+            f"can be learned; must be <= {MAX_TEMPERATURE:g} (1.0 samples the model as it is)"
+        )
+
+
+def check_positions(spec: RunSpec) -> None:
+    """A model built from a config (model=tiny_*) holds the task's longest prompt plus response."""
+    limit = getattr(spec.model, "max_positions", None)
+    prompt = getattr(spec.task, "max_prompt_tokens", None)
+    if limit is None or prompt is None:
+        return
+    need = prompt + spec.task.max_response_tokens
+    if limit < need:
+        raise ConfigError(
+            f"model.max_positions={limit}: task={spec.names.get('task', 'task')} needs {need} positions "
+            f"(prompts up to {prompt} tokens + task.max_response_tokens={spec.task.max_response_tokens}); "
+            f"must be >= {need}"
+        )
+
+
 def check_data(spec: RunSpec) -> None:
     """A real-text task needs a pretrained model; pairs must exist where the run needs them; every
     prompt must fit the model's limit (which needs the model's tokenizer)."""
@@ -190,6 +219,16 @@ def check_data(spec: RunSpec) -> None:
             raise ConfigError(
                 f"{need}: needs preference pairs; task={task_name} has none (use task=hf_prefs)"
             )
+    if isinstance(spec.reward, LearnedRM):  # pairs the task makes: from data, or up to task.n_pairs
+        pairs = spec.task.preference_pairs()
+        n_pairs = len(pairs) if pairs is not None else getattr(spec.task, "n_pairs", None)
+        try:
+            if n_pairs is not None:
+                spec.reward.split_sizes(n_pairs)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    check_temperature(spec.rollout.temperature)
+    check_positions(spec)
     if spec.model.pretrained:
         try:
             spec.model.check_task(spec.task)

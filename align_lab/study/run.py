@@ -22,6 +22,7 @@ from align_lab.study.summary import (
     SEGMENTS,
     RunStopped,
     check_resume_config,
+    check_resume_stages,
     completed_before,
     config_digest,
     outcome,
@@ -61,7 +62,7 @@ def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, pr
         critic = spec.model.init_critic(
             world.tokenizer, init
         ).train()  # a fresh value head: drawn from the seed
-    return Context(
+    ctx = Context(
         task=world.policy_task,
         tokenizer=world.tokenizer,
         policy=spec.lora.apply(world.load_policy()).train(),
@@ -79,6 +80,8 @@ def build_context(spec: RunSpec, world: World, ckpt: Path, tracker, progress, pr
         judge=judge,
         backend=spec.backend,
     )
+    ctx.stage_keys = {name: stage.key for name, stage in world.stages.items()}
+    return ctx
 
 
 def loop_micro_batch_size(spec: RunSpec, world: World) -> int | None:
@@ -190,6 +193,7 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
     try:
         with Interruption():
             world, ctx, loop = build_run(spec, run_dir, tracker, progress, Preemption().install())
+            check_resume_stages(ckpt, ctx.stage_keys, spec.cache_dir)  # before the first step
             ranks = launch(
                 hw.processes,
                 hw.device,

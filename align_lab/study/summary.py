@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from align_lab.config import ConfigError
-from align_lab.train.common import CheckpointError, checkpoint_step
+from align_lab.train.common import CheckpointError, checkpoint_file, checkpoint_step
 from align_lab.train.preemption import Interrupted
 
 log = logging.getLogger("align_lab")
@@ -162,6 +162,30 @@ def check_resume_config(run_dir: Path, config: dict) -> None:
         )
 
 
+def check_resume_stages(ckpt: Path, stage_keys: dict[str, str], cache_dir: Path) -> None:
+    """A checkpoint resumes only on the shared stages it was trained on: the same config can give
+    other stages where their inputs' numerics changed (code, library versions, CPU capability, math
+    libraries, threads), and a reference or reward model swapped mid-run mixes two runs. One line
+    naming the stage and the first input that changed (from the two entries' inputs.json)."""
+    path = checkpoint_file(ckpt)
+    if path is None or not path.is_file():
+        return
+    saved = torch.load(path, mmap=True, weights_only=False).get("stage_keys") or {}
+    for stage, old in saved.items():
+        new = stage_keys.get(stage)
+        if new is None or new == old:
+            continue
+        inputs = [Path(cache_dir) / stage / key / "inputs.json" for key in (old, new)]
+        found = None
+        if all(f.is_file() for f in inputs):
+            found = changed_key(*(json.loads(f.read_text()) for f in inputs))
+        what = f"its input {found[0]} was {found[1]}, now {found[2]}" if found else "its inputs changed"
+        raise CheckpointError(
+            f"stage {stage}: the checkpoint in {ckpt} was trained on entry {old}, this run's is {new} "
+            f"({what}); resume where and as it started, or choose another hydra.run.dir"
+        )
+
+
 def completed_before(run_dir: Path, digest: str) -> dict | None:
     """The summary of this very run when run_dir already holds it completed; a completed run of another
     config there is refused, so its results are never overwritten."""
@@ -208,6 +232,8 @@ def outcome(world, final: dict, start: float, device: str, before: list[float] =
         "status": "completed",
         **final,
         "stages": stages,
+        # the device, CPU capability, math libraries and threads behind the numbers (in the stage keys too)
+        "numerics": {k: world.numerics[k] for k in ("device", "math", "threads") if k in world.numerics},
         **getattr(world, "rm_metrics", {}),
         "time/total_s": sum(before) + time.perf_counter() - start,
         "time/segments": len(before) + 1,

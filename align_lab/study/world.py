@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import random
 from functools import cached_property
 from pathlib import Path
@@ -58,6 +59,28 @@ def cpu_model() -> str:
     return names[0] if names else platform.processor() or "unknown"
 
 
+# what selects the kernels a CPU run's numbers come from, when the user sets it (issue 25 item 8;
+# docs/reproducibility.md measures each)
+MATH_FLAGS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def math_libraries() -> dict:
+    """The BLAS and oneDNN builds torch calls (from torch.__config__.show()) and the flags above that
+    are set: with the CPU's capability (numerics' "device") they decide a CPU run's bits."""
+    found = {}
+    for line in torch.__config__.show().splitlines():
+        line = line.strip(" -")
+        if "Math Kernel Library Version" in line:
+            found["blas"] = "MKL " + line.split("Version", 1)[1].split()[0].split("-")[0]
+        elif line.startswith(("Intel(R) MKL-DNN", "oneDNN")):
+            found["onednn"] = line.split()[2] if line.startswith("Intel") else line.split()[1]
+        elif line.startswith("Build settings:") and "blas" not in found:
+            blas = [part.split("=", 1)[1] for part in line.split(", ") if part.startswith("BLAS_INFO=")]
+            found["blas"] = blas[0] if blas else "unknown"
+    found["flags"] = {k: os.environ[k] for k in MATH_FLAGS if k in os.environ}
+    return found
+
+
 def numerics(micro_batch_size: int | None) -> dict:
     """What gives the same stage inputs other bits: the stage code, library versions, the device
     (GPU model, or the CPU's vector instruction set), torch's thread count and the stage's rows per
@@ -74,6 +97,7 @@ def numerics(micro_batch_size: int | None) -> dict:
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else f"cpu-{torch.backends.cpu.get_cpu_capability()} {cpu_model()}",
+        "math": math_libraries() if device.type == "cpu" else {},
         "threads": torch.get_num_threads(),
         "micro_batch_size": micro_batch_size,
     }
@@ -251,8 +275,9 @@ class World:
 
         def build(out: Path) -> None:
             policy = self.load_policy()
-            rng = random.Random(task.world_seed + 2)
-            torch.manual_seed(task.world_seed + 2)
+            seed = task.world_seed + 2 + self.sft_config.seed  # per run with stages.seed=per_run
+            rng = random.Random(seed)
+            torch.manual_seed(seed)
             train_prompts = task.prompts("train")
             prompts = [rng.choice(train_prompts) for _ in range(task.n_pairs)]
             k = task.pair_samples  # responses per prompt, labelled together by the task

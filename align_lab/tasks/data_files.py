@@ -41,6 +41,18 @@ def _jsonl_lines(path: Path) -> list[int]:
         return [i + 1 for i, line in enumerate(f) if line.strip()]
 
 
+def first_undecodable_line(path: Path) -> str | None:
+    """`line N: not UTF-8 text (byte 0x.. at column C)` for the first line of a text file that does not
+    decode, or None (jsonl and csv are read as UTF-8)."""
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return f"line {n}: not UTF-8 text (byte 0x{line[e.start]:02x} at column {e.start + 1})"
+    return None
+
+
 def _first_bad_json_line(path: Path) -> str:
     import json
 
@@ -65,6 +77,9 @@ def read_local(path: str, key: str) -> Table:
         raise ValueError(f"{key}={path}: no such file")
     if p.stat().st_size == 0 or (fmt == "json" and not _jsonl_lines(p)):
         raise ValueError(f"{key}={path}: the file is empty (no rows)")
+    undecodable = first_undecodable_line(p) if fmt in ("json", "csv") else None
+    if undecodable:
+        raise ValueError(f"{key}={path} {undecodable}; save it as UTF-8")
     datasets.disable_progress_bars()
     try:
         ds = datasets.load_dataset(fmt, data_files=str(p), split="train")

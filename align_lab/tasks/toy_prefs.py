@@ -69,8 +69,13 @@ class ToyPrefs(GeneratedTask):
         for key in ("n_pairs", "n_demonstrations"):
             if getattr(self, key, 1) < 1:
                 raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
-        if not 1 <= self.target_len < self.max_response_tokens:
-            raise ValueError(f"target_len={self.target_len}: must be in [1, max_response_tokens)")
+        if self.target_len < 1:
+            raise ValueError(f"target_len={self.target_len}: must be >= 1")
+        if self.max_response_tokens <= self.target_len:  # the gold reward peaks at target_len words + EOS
+            raise ValueError(
+                f"max_response_tokens={self.max_response_tokens}: must be > target_len={self.target_len} "
+                "(the best response has target_len words and an EOS)"
+            )
         self._build_annotator()
         rng = random.Random(self.world_seed)
         self._topics = TOPICS[: self.n_topics]

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import random
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from align_lab.cache import disk_full_error
 from align_lab.checks import ConfigError, check
 from align_lab.rollout.base import RolloutEngine
 from align_lab.train.backend import Backend
@@ -87,9 +86,6 @@ class Shuffler:
         self._order = self._shuffle()
 
 
-DISK_FULL_BYTES = 64 * 2**20  # free space under which a failed write is taken for a full disk
-
-
 def save_or_enospc(obj, path: Path) -> None:
     """torch.save, where a full disk is the OSError(ENOSPC) naming `path` that the rest of the code
     reports in one line: torch raises a RuntimeError for it ("PytorchStreamWriter failed writing
@@ -97,8 +93,9 @@ def save_or_enospc(obj, path: Path) -> None:
     try:
         torch.save(obj, path)
     except RuntimeError as e:
-        if shutil.disk_usage(path.parent).free < DISK_FULL_BYTES:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from e
+        full = disk_full_error(e, path)
+        if full is not None:
+            raise full from e
         raise
 
 
@@ -212,6 +209,9 @@ class Context:
     group: Group = field(default_factory=Group)  # data-parallel rank and size (train/distributed.py)
     backend: Backend = field(default_factory=Backend)  # torch or DeepSpeed, dtype (train/backend.py)
     eval_micro_batch_size: int | None = None  # rows per no-grad forward of evaluation (train/micro.py)
+    # the cache keys of the shared stages (SFT, reward model, ...) the run trains on: each checkpoint
+    # records them, and a resume on other stages is refused (study/summary.py check_resume_stages)
+    stage_keys: dict[str, str] = field(default_factory=dict)
 
 
 def hyperparameters(algo) -> dict:
@@ -283,6 +283,7 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
                 "objects": objects,
                 "algo_state": algo.state_dict(),
                 "algo_hyperparameters": hyperparameters(algo),
+                "stage_keys": ctx.stage_keys,
                 "rng": rng_state(),
             },
         )

@@ -51,7 +51,7 @@ def train_reward_model(
     `micro_batch_size` accumulates gradients over that many pairs at a time (same update)."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    n_heldout = max(1, int(len(pairs) * config.heldout_fraction))
+    n_heldout, _ = config.split_sizes(len(pairs))
     heldout, train = pairs[:n_heldout], pairs[n_heldout:]
     optimizer = torch.optim.AdamW(rm.parameters(), lr=config.lr)
     rm.train()

@@ -75,6 +75,11 @@ BAD_INPUT = [
     (["algo=ppo_max", "reward=gold"], "algo.critic_init=reward_model: needs reward=learned_rm"),
     (["lora.enabled=true", "lora.r=0"], "lora.r=0: must be >= 1"),
     (["model.hidden_size=0"], "model.hidden_size=0: must be >= 1"),
+    # combinations that cannot train (issue 25 item 3): each completed before, learning nothing
+    (["rollout.temperature=1e6"], "rollout.temperature=1000000.0: sampling is near uniform"),
+    (["reward=learned_rm", "task.n_pairs=1"], "1 preference pair(s) leave none to train on"),
+    (["model.max_positions=8"], "model.max_positions=8: task=toy_prefs needs 16 positions"),
+    (["task.max_response_tokens=2"], "task.max_response_tokens=2: must be > target_len=6"),
 ]
 
 
@@ -507,3 +512,27 @@ def test_a_really_full_disk_while_checkpointing_is_enospc_naming_the_file(tmp_pa
     script = f'mount -t tmpfs -o size=2m tmpfs {folder} && exec {sys.executable} -c "{code}"'
     result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert result.stdout.split() == ["ENOSPC", f"{folder}/checkpoints/state-00000001.pt.tmp"], result.stderr
+
+
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
+def test_a_full_disk_in_the_stage_cache_is_one_line_and_keeps_the_other_entries(tmp_path):
+    """cache_dir on a real 256 KB tmpfs (a private mount namespace): the tokenizer entry fits, the SFT
+    model's save_pretrained does not (safetensors raises its own error for it, not an OSError). One line
+    names the entry being written; that entry is cleaned, the tokenizer's kept, the run says failed."""
+    cache, run_dir = tmp_path / "cache", tmp_path / "run"
+    cache.mkdir()
+    overrides = [*SMALL, f"cache_dir={cache}", f"hydra.run.dir={run_dir}"]
+    app = " ".join([sys.executable, "-m", "align_lab", *overrides])
+    script = (
+        f"mount -t tmpfs -o size=256k tmpfs {cache} || exit 9; {app}; echo RC=$? >&2; "
+        f"find {cache} -mindepth 2 -maxdepth 2 -not -name '*.lock' -printf '%P\\n'"
+    )
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
+    errors = [line for line in result.stderr.splitlines() if line.startswith(("align_lab:", "RC=", "Trace"))]
+    assert errors[-1] == "RC=2", result.stderr[-3000:]
+    assert errors[:-1] == [errors[0]] and "no space left on the device writing" in errors[0], errors
+    assert f"{cache}/sft/" in errors[0] and ".tmp-" in errors[0]
+    entries = result.stdout.split()
+    assert len(entries) == 1 and entries[0].startswith("tokenizer/"), entries  # no half-built sft entry
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "no space left" in summary["error"]

@@ -124,9 +124,39 @@ def test_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(tmp_pat
     assert resumed == full
 
 
-def test_keep_checkpoint_false_deletes_a_completed_runs_checkpoints_and_keeps_its_results(tmp_path, cache_dir):
+def test_a_resume_on_other_shared_stages_is_refused_naming_the_stage_and_input(
+    tmp_path, cache_dir, monkeypatch
+):
+    """Same config, other numerics (here torch's thread count, as on a node of another kind): the
+    stages' keys differ, so the reference and reward model would not be the ones the checkpoint was
+    trained against. The resume is refused in one line naming the stage and the changed input."""
+    from align_lab.study.summary import RunStopped
+    from align_lab.tracking import JsonlTracker
+
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 1:
+            raise Interrupt  # the checkpoint of step 1 is written
+
+    monkeypatch.setattr(JsonlTracker, "log", log_then_die)
+    with pytest.raises(Interrupt):
+        run_in_process(["seed=3", "hardware.num_threads=1"], tmp_path, cache_dir)
+    monkeypatch.setattr(JsonlTracker, "log", original)
+    metrics = (tmp_path / "metrics.jsonl").read_bytes()
+    with pytest.raises(
+        RunStopped, match=r"stage \w+: the checkpoint in .* its input numerics.threads was 1, now 2"
+    ):
+        run_in_process(["seed=3", "hardware.num_threads=2"], tmp_path, cache_dir)
+    assert (tmp_path / "metrics.jsonl").read_bytes() == metrics  # nothing of the refused resume mixed in
+    run_in_process(["seed=3", "hardware.num_threads=1"], tmp_path, cache_dir)  # as it started: resumes
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
+
+
+def test_keep_checkpoint_false_deletes_a_completed_runs_checkpoints_keeps_results(tmp_path, cache_dir):
     kept = run_in_process(["seed=3"], tmp_path / "kept", cache_dir)
-    dropped = run_in_process(["seed=3", "train.keep_checkpoint=false"], tmp_path / "dropped", cache_dir)
+    run_in_process(["seed=3", "train.keep_checkpoint=false"], tmp_path / "dropped", cache_dir)
     assert (tmp_path / "kept" / "checkpoints" / "last").is_file()
     assert not (tmp_path / "dropped" / "checkpoints").exists()
     on_disk = json.loads((tmp_path / "dropped" / "summary.json").read_text())

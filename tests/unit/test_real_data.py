@@ -142,3 +142,15 @@ def test_a_pair_loss_or_learned_reward_needs_pairs(tmp_path, hf_assets, choices,
     with pytest.raises(ConfigError) as e:
         check_run(spec_from_config(cfg, names))
     assert str(e.value) == f"{needs}: needs preference pairs; task=hf_prompts has none (use task=hf_prefs)"
+
+
+@pytest.mark.parametrize("name", ["d.jsonl", "d.csv"])
+def test_undecodable_text_names_the_file_line_and_byte(tmp_path, name):
+    path = tmp_path / name
+    good = '{"prompt": "p", "chosen": "a"}\n' if name.endswith("jsonl") else "prompt,chosen\np,a\n"
+    path.write_bytes(good.encode() + b"caf\xe9 latin-1\n")  # a Latin-1 e-acute: not UTF-8
+    message = error(path)
+    line = 2 if name.endswith("jsonl") else 3
+    assert (
+        message == f"task.path={path} line {line}: not UTF-8 text (byte 0xe9 at column 4); save it as UTF-8"
+    )

@@ -1,0 +1,55 @@
+"""model=hf folders are checked before any compute: weights present, each weight file whole."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from align_lab.models.hf import check_weights, resolve_checkpoint
+
+
+@pytest.fixture
+def folder(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    return tmp_path
+
+
+def test_a_folder_with_a_config_but_no_weights_is_one_line(folder):
+    with pytest.raises(
+        ValueError, match=f"^name_or_path={folder}: the folder holds config.json but no weights"
+    ):
+        resolve_checkpoint(str(folder), "name_or_path")
+
+
+def test_a_tokenizer_folder_needs_no_weights(folder):
+    assert resolve_checkpoint(str(folder), "tokenizer") == str(folder.resolve())
+
+
+@pytest.mark.parametrize("keep", [0.5, 5 / 1e9])  # half the file; 5 bytes (less than the header length)
+def test_a_truncated_safetensors_file_is_damaged(folder, keep):
+    save_file({"w": torch.zeros(1000)}, folder / "model.safetensors")
+    check_weights(folder, "name_or_path")  # whole: fine
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: max(5, int(len(data) * keep))])
+    with pytest.raises(ValueError, match=r"model.safetensors is damaged \(Error while deserializing header"):
+        check_weights(folder, "name_or_path")
+
+
+def test_a_truncated_torch_bin_is_damaged(folder):
+    torch.save({"w": torch.zeros(1000)}, folder / "pytorch_model.bin")
+    check_weights(folder, "name_or_path")
+    data = (folder / "pytorch_model.bin").read_bytes()
+    (folder / "pytorch_model.bin").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"pytorch_model.bin is damaged \(not a whole torch file"):
+        check_weights(folder, "name_or_path")
+
+
+def test_a_sharded_index_naming_a_missing_shard_is_one_line(folder):
+    save_file({"a": torch.zeros(4)}, folder / "model-00001-of-00002.safetensors")
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="names model-00002-of-00002.safetensors, which is missing"):
+        check_weights(folder, "name_or_path")
