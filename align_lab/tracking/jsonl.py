@@ -65,22 +65,29 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 class JsonlTracker:
     """Appends `{"step": step, **metrics}` to run_dir/metrics.jsonl, flushed per line.
 
-    On construction any existing file is cut to the lines with step < start_step (and
+    At the first log() any existing file is cut to the lines with step < start_step (and
     any torn last line dropped): the steps from start_step on are about to be logged
-    again by the resumed run. start_step=0 therefore starts the file afresh.
+    again by the resumed run. start_step=0 therefore starts the file afresh. A run
+    refused before its first step (a resume on other stages) leaves the file as it was.
     """
 
     def __init__(self, run_dir: str | os.PathLike[str], start_step: int = 0) -> None:
         self.path = Path(run_dir) / METRICS_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.start_step = start_step
+        self._file = None  # opened (and the file cut) by the first log(); closed in close()
+
+    def _open(self):
         if self.path.exists():
-            kept = [r for r in read_metrics(self.path) if r["step"] < start_step]
+            kept = [r for r in read_metrics(self.path) if r["step"] < self.start_step]
             tmp = self.path.with_name(self.path.name + ".tmp")
             tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8")
             os.replace(tmp, self.path)
-        self._file = open(self.path, "a", encoding="utf-8")  # closed in close()
+        return open(self.path, "a", encoding="utf-8")
 
     def log(self, metrics: Mapping[str, object], step: int) -> None:
+        if self._file is None:
+            self._file = self._open()
         self._file.write(format_line(metrics, step) + "\n")
         self._file.flush()  # a killed run keeps every line it logged
 
@@ -88,4 +95,5 @@ class JsonlTracker:
         """No-op: summary.json is written by the run itself."""
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()

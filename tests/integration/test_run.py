@@ -124,9 +124,7 @@ def test_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(tmp_pat
     assert resumed == full
 
 
-def test_a_resume_on_other_shared_stages_is_refused_naming_the_stage_and_input(
-    tmp_path, cache_dir, monkeypatch
-):
+def test_a_resume_on_other_shared_stages_is_refused_naming_stage_and_input(tmp_path, cache_dir, monkeypatch):
     """Same config, other numerics (here torch's thread count, as on a node of another kind): the
     stages' keys differ, so the reference and reward model would not be the ones the checkpoint was
     trained against. The resume is refused in one line naming the stage and the changed input."""
@@ -137,17 +135,16 @@ def test_a_resume_on_other_shared_stages_is_refused_naming_the_stage_and_input(
 
     def log_then_die(self, metrics, step):
         original(self, metrics, step)
-        if step == 1:
-            raise Interrupt  # the checkpoint of step 1 is written
+        if step == 2:
+            raise Interrupt  # logged step 2; the last checkpoint is step 1's (written after the log)
 
     monkeypatch.setattr(JsonlTracker, "log", log_then_die)
     with pytest.raises(Interrupt):
         run_in_process(["seed=3", "hardware.num_threads=1"], tmp_path, cache_dir)
     monkeypatch.setattr(JsonlTracker, "log", original)
     metrics = (tmp_path / "metrics.jsonl").read_bytes()
-    with pytest.raises(
-        RunStopped, match=r"stage \w+: the checkpoint in .* its input numerics.threads was 1, now 2"
-    ):
+    refused = r"stage \w+: the checkpoint in .*\(its input numerics.threads was 1, now 2\)"
+    with pytest.raises(RunStopped, match=refused):
         run_in_process(["seed=3", "hardware.num_threads=2"], tmp_path, cache_dir)
     assert (tmp_path / "metrics.jsonl").read_bytes() == metrics  # nothing of the refused resume mixed in
     run_in_process(["seed=3", "hardware.num_threads=1"], tmp_path, cache_dir)  # as it started: resumes

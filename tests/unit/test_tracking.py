@@ -80,8 +80,9 @@ def test_resume_cuts_steps_from_start_step_and_torn_last_line(tmp_path: Path) ->
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 8, "train/k')
 
+    before = (tmp_path / "metrics.jsonl").read_text()
     resumed = JsonlTracker(tmp_path, start_step=5)
-    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2, 3, 4]
+    assert (tmp_path / "metrics.jsonl").read_text() == before  # a resume refused before its first step
     _log_steps(resumed, range(5, 7))
     resumed.close()
 
@@ -90,12 +91,16 @@ def test_resume_cuts_steps_from_start_step_and_torn_last_line(tmp_path: Path) ->
     assert records[5] == {"step": 5, "train/kl": 1.25}  # 5 / 4
 
 
-def test_start_step_zero_starts_the_file_afresh(tmp_path: Path) -> None:
+def test_start_step_zero_starts_the_file_afresh_at_its_first_line(tmp_path: Path) -> None:
     tracker = JsonlTracker(tmp_path)
     _log_steps(tracker, range(3))
     tracker.close()
-    JsonlTracker(tmp_path).close()
-    assert (tmp_path / "metrics.jsonl").read_text() == ""
+    JsonlTracker(tmp_path).close()  # nothing logged (refused, or failed before step 1): file as it was
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2]
+    again = JsonlTracker(tmp_path)
+    _log_steps(again, range(1))
+    again.close()
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0]
 
 
 def test_read_metrics_drops_torn_tail_but_rejects_corrupt_middle_line(tmp_path: Path) -> None:
