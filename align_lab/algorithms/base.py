@@ -136,12 +136,30 @@ def check_online(algo, group_size_allowed: str = ">= 1", min_group_size: int = 1
 
 
 def check_clip(algo) -> None:
-    """The checks of a ratio-clipped algorithm's clip, clip_high and dual_clip."""
+    """The checks of a ratio-clipped algorithm's clip, clip_high, dual_clip and log_ratio_clamp."""
     check(0 < algo.clip < 1, "clip", algo.clip, "in (0, 1)")
     check(algo.clip_high is None or algo.clip_high > 0, "clip_high", algo.clip_high, "> 0 or null")
     check(algo.dual_clip is None or algo.dual_clip > 1, "dual_clip", algo.dual_clip, "> 1 or null")
+    check(
+        algo.log_ratio_clamp is None or algo.log_ratio_clamp > 0,
+        "log_ratio_clamp",
+        algo.log_ratio_clamp,
+        "> 0 or null (null: unclamped, as TRL)",
+    )
 
 
-def clip_bounds(algo) -> tuple[float, float | None, float | None]:
-    """(clip_low, clip_high, dual_clip) of rl.clipped_surrogate for a ratio-clipped algorithm."""
-    return algo.clip, algo.clip_high, algo.dual_clip
+def clip_bounds(algo) -> tuple[float, float | None, float | None, float | None]:
+    """(clip_low, clip_high, dual_clip, log_ratio_clamp) of rl.clipped_surrogate for a ratio-clipped
+    algorithm."""
+    return algo.clip, algo.clip_high, algo.dual_clip, algo.log_ratio_clamp
+
+
+def check_reward_clip(algo) -> None:
+    """The checks of reward_clip and reward_clip_low (rewards clamped to [-reward_clip_low, reward_clip])."""
+    check(algo.reward_clip is None or algo.reward_clip > 0, "reward_clip", algo.reward_clip, "> 0 or null")
+    check(
+        algo.reward_clip_low is None or algo.reward_clip_low >= 0,
+        "reward_clip_low",
+        algo.reward_clip_low,
+        ">= 0 or null (the lower bound is -reward_clip_low)",
+    )

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_clip, check_online, clip_bounds
+from align_lab.algorithms.base import (
+    OnlineAlgorithm,
+    Rollout,
+    check_clip,
+    check_online,
+    check_reward_clip,
+    clip_bounds,
+)
 from align_lab.checks import check
 from align_lab.rl import (
     STD_SCOPES,
@@ -17,6 +23,7 @@ from align_lab.rl import (
     clipped_surrogate,
     discounted_returns,
     group_normalize,
+    importance_ratio,
     kl_penalty,
     masked_mean,
     shape_token_rewards,
@@ -45,10 +52,12 @@ class GRPO(OnlineAlgorithm):
     eps: float = 1e-4
     std_scope: str = "group"  # group: each prompt's std (paper); batch: the step's (TRL scale_rewards=batch)
     reward_clip: float | None = None  # normalised score clamped to [-reward_clip, reward_clip] (OpenRLHF 10)
+    reward_clip_low: float | None = None  # lower bound -reward_clip_low; None = -reward_clip (symmetric)
     use_bias_correction_kl: bool = False  # k3 times the ratio pi / pi_old (TRL 1.16 default true)
     clip: float = 0.2
     clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
     dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
+    log_ratio_clamp: float | None = 20.0  # log(pi / pi_old) clamped to +-this before exp; None = TRL
     loss_aggregation: str = "seq_mean_token_mean"
     max_len: int | None = None  # L_max of loss_aggregation=constant (Dr. GRPO: generation limit); None: T
 
@@ -57,14 +66,14 @@ class GRPO(OnlineAlgorithm):
         check(self.eps >= 0, "eps", self.eps, ">= 0")
         check_clip(self)
         check(self.std_scope in STD_SCOPES, "std_scope", self.std_scope, f"one of {STD_SCOPES}")
-        check(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0, null")
+        check_reward_clip(self)
         check(self.max_len is None or self.max_len >= 1, "max_len", self.max_len, ">= 1 or null")
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         normalized = group_normalize(
             rollout.scores, self.group_size, self.scale_by_std, self.std_unbiased, self.eps, self.std_scope
         )  # (B,)
-        normalized = clip_reward(normalized, self.reward_clip)  # (B,)
+        normalized = clip_reward(normalized, self.reward_clip, self.reward_clip_low)  # (B,)
         if self.use_kl_loss:
             return broadcast_to_tokens(normalized, rollout.mask), None
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
@@ -79,7 +88,7 @@ class GRPO(OnlineAlgorithm):
                 logprobs, batch.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp
             )  # on pi_theta
             if self.use_bias_correction_kl:  # TRL: times the (differentiable, unclipped) token ratio
-                kl = kl * torch.exp((logprobs - batch.logprobs).clamp(-20.0, 20.0))
+                kl = kl * importance_ratio(logprobs, batch.logprobs, self.log_ratio_clamp)
             per_token = per_token + self.kl_coef * kl
             stats["train/kl_loss"] = masked_mean(kl.detach(), batch.mask).item()
         return aggregate_loss(per_token, batch.mask, self.loss_aggregation, self.max_len), stats

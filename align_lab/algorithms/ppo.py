@@ -17,19 +17,22 @@ from align_lab.algorithms.base import (
     check_clip,
     check_critic,
     check_online,
+    check_reward_clip,
     clip_bounds,
 )
 from align_lab.checks import check
 from align_lab.rl import (
+    KL_CONTROLLER_INPUTS,
     adaptive_kl_coef,
     aggregate_loss,
+    clip_reward,
     clipped_surrogate,
     clipped_value_loss,
     gae,
     kl_penalty,
     masked_mean,
-    masked_sum,
     masked_whiten,
+    observed_kl,
     running_moments,
     running_std,
     shape_token_rewards,
@@ -49,14 +52,17 @@ class PPO(CriticAlgorithm):
     kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     kl_target: float | None = None  # set -> adaptive KL controller (Ziegler et al.)
     kl_horizon: int = 10000
+    kl_controller_input: str = "sum"  # controller's KL per response: sum (Ziegler) | token_mean (verl)
     gamma: float = 1.0
     lam: float = 0.95
     clip: float = 0.2
     clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
     dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
+    log_ratio_clamp: float | None = 20.0  # log(pi / pi_old) clamped to +-this before exp; None = TRL
     value_clip: float | None = 0.2
     vf_coef: float = 1.0
     reward_clip: float | None = 10.0  # applied after reward_scaling / reward_norm; None = off
+    reward_clip_low: float | None = None  # lower bound -reward_clip_low; None = -reward_clip (symmetric)
     reward_scaling: bool = False  # scores / running std (MOSS-RLHF --use_reward_scaling)
     reward_norm: bool = False  # scores - running mean (with reward_scaling: PPO-max reward normalisation)
     whiten_advantages: bool = True
@@ -74,6 +80,12 @@ class PPO(CriticAlgorithm):
         check_critic(self)
         check(self.kl_target is None or self.kl_target > 0, "kl_target", self.kl_target, "> 0 or null")
         check(self.kl_horizon >= 1, "kl_horizon", self.kl_horizon, ">= 1")
+        check(
+            self.kl_controller_input in KL_CONTROLLER_INPUTS,
+            "kl_controller_input",
+            self.kl_controller_input,
+            f"one of {KL_CONTROLLER_INPUTS}",
+        )
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check(0 <= self.lam <= 1, "lam", self.lam, "in [0, 1]")
         check_clip(self)
@@ -84,9 +96,7 @@ class PPO(CriticAlgorithm):
             "> 0 or null",
         )
         check(self.vf_coef > 0, "vf_coef", self.vf_coef, "> 0")
-        check(
-            self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0 or null"
-        )
+        check_reward_clip(self)
         check(self.whiten_eps >= 0, "whiten_eps", self.whiten_eps, ">= 0")
         check(
             self.advantage_clip is None or self.advantage_clip > 0,
@@ -129,9 +139,7 @@ class PPO(CriticAlgorithm):
             scores = scores - self.reward_mean
         if self.reward_scaling:
             scores = scores / running_std(self.reward_var, self.reward_count)
-        if self.reward_clip is not None:
-            scores = scores.clamp(-self.reward_clip, self.reward_clip)
-        return scores
+        return clip_reward(scores, self.reward_clip, self.reward_clip_low)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
@@ -139,7 +147,7 @@ class PPO(CriticAlgorithm):
         rewards = shape_token_rewards(scores, kl, rollout.mask, self.current_kl_coef)  # (B, T)
         advantages, returns = gae(rewards, rollout.values, rollout.mask, self.gamma, self.lam)
         if self.kl_target is not None:  # state of the controller, saved with the checkpoint
-            observed = masked_sum(kl, rollout.mask, dim=1).mean().item()
+            observed = observed_kl(kl, rollout.mask, self.kl_controller_input)
             n = len(rollout.scores)
             self.current_kl_coef = adaptive_kl_coef(
                 self.current_kl_coef, observed, self.kl_target, n, self.kl_horizon

@@ -10,10 +10,18 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_clip, check_online, clip_bounds
+from align_lab.algorithms.base import (
+    OnlineAlgorithm,
+    Rollout,
+    check_clip,
+    check_online,
+    check_reward_clip,
+    clip_bounds,
+)
 from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
+    clip_reward,
     clipped_surrogate,
     discounted_returns,
     group_normalize,
@@ -38,7 +46,9 @@ class ReinforcePP(OnlineAlgorithm):
     clip: float = 0.2
     clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
     dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
-    reward_clip: float = 10.0
+    log_ratio_clamp: float | None = 20.0  # log(pi / pi_old) clamped to +-this before exp; None = TRL
+    reward_clip: float | None = 10.0  # scores clamped to [-reward_clip, reward_clip] (OpenRLHF); None = verl
+    reward_clip_low: float | None = None  # lower bound -reward_clip_low; None = -reward_clip (symmetric)
     whiten_unbiased: bool = False
     whiten_eps: float = 1e-8
     loss_aggregation: str = "token_mean"
@@ -52,14 +62,14 @@ class ReinforcePP(OnlineAlgorithm):
             check_online(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check_clip(self)
-        check(self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0")
+        check_reward_clip(self)
         check(self.whiten_eps >= 0, "whiten_eps", self.whiten_eps, ">= 0")
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         scores = rollout.scores  # (B,)
         if self.group_baseline:  # OpenRLHF: on the raw scores, before the reward clip
             scores = group_normalize(scores, self.group_size, scale_by_std=False)
-        scores = scores.clamp(-self.reward_clip, self.reward_clip)  # (B,)
+        scores = clip_reward(scores, self.reward_clip, self.reward_clip_low)  # (B,)
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         reward_kl_coef = 0.0 if self.use_kl_loss else self.kl_coef
         rewards = shape_token_rewards(scores, kl, rollout.mask, reward_kl_coef)  # (B, T)

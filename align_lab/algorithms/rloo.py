@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_clip, check_online, clip_bounds
+from align_lab.algorithms.base import (
+    OnlineAlgorithm,
+    Rollout,
+    check_clip,
+    check_online,
+    check_reward_clip,
+    clip_bounds,
+)
 from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
@@ -47,8 +54,12 @@ class RLOO(OnlineAlgorithm):
     clip: float = 0.2
     clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
     dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
+    log_ratio_clamp: float | None = 20.0  # log(pi / pi_old) clamped to +-this before exp; None = TRL
     loss_aggregation: str = "seq_mean_token_sum"
-    reward_clip: float | None = None  # baselined reward clamped to [-reward_clip, reward_clip] (OpenRLHF 10)
+    # the baselined reward clamped to [-reward_clip_low, reward_clip]: the KL-shaped sequence reward's
+    # (default), or with token_level_kl the raw score's before KL shaping (OpenRLHF, 10); None = off
+    reward_clip: float | None = None
+    reward_clip_low: float | None = None  # lower bound -reward_clip_low; None = -reward_clip (symmetric)
     normalize_advantages: bool = False  # (A - mean) / (std + 1e-4) over the batch (TRL normalize_advantages)
 
     def __post_init__(self) -> None:
@@ -67,16 +78,18 @@ class RLOO(OnlineAlgorithm):
             self.normalize_advantages,
             "false with token_level_kl=true (TRL normalises one advantage per sequence)",
         )
-        check(self.reward_clip is None or self.reward_clip > 0, "reward_clip", self.reward_clip, "> 0, null")
+        check_reward_clip(self)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         if self.token_level_kl:
-            baselined = clip_reward(leave_one_out(rollout.scores, self.group_size), self.reward_clip)  # (B,)
+            baselined = leave_one_out(rollout.scores, self.group_size)  # (B,)
+            baselined = clip_reward(baselined, self.reward_clip, self.reward_clip_low)  # (B,)
             rewards = shape_token_rewards(baselined, kl, rollout.mask, self.kl_coef)  # (B, T)
             return discounted_returns(rewards, rollout.mask, 1.0), None
         rewards = shape_sequence_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B,)
-        baselined = clip_reward(leave_one_out(rewards, self.group_size), self.reward_clip)  # (B,)
+        baselined = leave_one_out(rewards, self.group_size)  # (B,)
+        baselined = clip_reward(baselined, self.reward_clip, self.reward_clip_low)  # (B,)
         if self.normalize_advantages:
             baselined = standardize(baselined)  # (B,)
         return broadcast_to_tokens(baselined, rollout.mask), None

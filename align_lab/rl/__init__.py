@@ -17,7 +17,7 @@ from .advantages import (
     shape_token_rewards,
     standardize,
 )
-from .kl import KL_ESTIMATORS, adaptive_kl_coef, kl_penalty
+from .kl import KL_CONTROLLER_INPUTS, KL_ESTIMATORS, adaptive_kl_coef, kl_penalty, observed_kl
 from .logprobs import (
     entropy_from_logits,
     logprobs_from_logits,
@@ -32,6 +32,7 @@ from .losses import (
     clipped_surrogate,
     clipped_value_loss,
     dpo_loss,
+    importance_ratio,
 )
 from .preference import (
     SAIL_EXTRA_GRAD_MODES,
@@ -58,6 +59,7 @@ __all__ = [
     "standardize",
     "AGGREGATIONS",
     "DPO_LOSS_TYPES",
+    "KL_CONTROLLER_INPUTS",
     "KL_ESTIMATORS",
     "adaptive_kl_coef",
     "best_of_group",
@@ -69,6 +71,7 @@ __all__ = [
     "dpo_loss",
     "entropy_from_logits",
     "gae",
+    "importance_ratio",
     "group_normalize",
     "kl_penalty",
     "leave_one_out",
@@ -79,6 +82,7 @@ __all__ = [
     "masked_sum",
     "masked_var",
     "masked_whiten",
+    "observed_kl",
     "running_moments",
     "running_std",
     "sequence_logprobs",

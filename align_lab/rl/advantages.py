@@ -140,6 +140,12 @@ def standardize(x: Tensor, eps: float = 1e-4) -> Tensor:
     return (x - x.mean()) / (x.std() + eps)
 
 
-def clip_reward(x: Tensor, bound: float | None) -> Tensor:
-    """x clamped to [-bound, bound] (OpenRLHF reward_clip_range, default 10); None leaves x as it is."""
-    return x if bound is None else x.clamp(-bound, bound)
+def clip_reward(x: Tensor, bound: float | None, low: float | None = None) -> Tensor:
+    """x clamped to [-low, bound] (OpenRLHF --reward.clip_range LOW HIGH, default -10 10): x's shape.
+
+    low=None is bound (symmetric); a bound that is None is not applied, so (None, None) returns x.
+    """
+    low = bound if low is None else low
+    if bound is None and low is None:
+        return x
+    return x.clamp(min=None if low is None else -low, max=bound)

@@ -3,7 +3,10 @@
 import torch
 from torch import Tensor
 
+from .stats import masked_mean, masked_sum
+
 KL_ESTIMATORS = ("k1", "k2", "k3")
+KL_CONTROLLER_INPUTS = ("sum", "token_mean")
 
 
 def kl_penalty(
@@ -45,3 +48,19 @@ def adaptive_kl_coef(kl_coef: float, observed_kl: float, target: float, n_steps:
         raise ValueError(f"target={target}, horizon={horizon}; both must be > 0")
     error = min(max(float(observed_kl) / target - 1.0, -0.2), 0.2)
     return kl_coef * (1.0 + error * n_steps / horizon)
+
+
+def observed_kl(kl: Tensor, mask: Tensor, reduction: str = "sum") -> float:
+    """The adaptive controller's KL_obs: each response's KL, averaged over the batch (B, T) -> float.
+
+    reduction "sum": sum_t m_t KL_t, the sequence KL (Ziegler et al. 2019, TRL's legacy PPOTrainer);
+    "token_mean": its mean over the response's tokens (OpenRLHF, verl), so kl_target is per token.
+    A response with an empty mask counts as 0 in both.
+    """
+    if reduction == "sum":
+        per_response = masked_sum(kl, mask, dim=-1)  # (B,)
+    elif reduction == "token_mean":
+        per_response = masked_mean(kl, mask, dim=-1)  # (B,)
+    else:
+        raise ValueError(f"reduction={reduction!r}; allowed: {', '.join(KL_CONTROLLER_INPUTS)}")
+    return per_response.mean().item()

@@ -33,6 +33,24 @@ def aggregate_loss(
     raise ValueError(f"mode={mode!r}; allowed: {', '.join(AGGREGATIONS)}")
 
 
+LOG_RATIO_CLAMP = 20.0  # OpenRLHF's and verl's bound on log(pi / pi_old) before exp
+
+
+def importance_ratio(
+    logprobs: Tensor, old_logprobs: Tensor, log_ratio_clamp: float | None = LOG_RATIO_CLAMP
+) -> Tensor:
+    """rho = exp(logprobs - old_logprobs), the log-ratio first clamped to [-c, c]: logprobs' shape.
+
+    c = 20 is OpenRLHF's (PolicyLoss) and verl's (compute_policy_loss); None exponentiates the
+    unclamped log-ratio, as TRL does (GRPO, RLOO, PPO). Outside [-c, c] the clamp also stops the
+    gradient: rho is the constant e^{+-c} there.
+    """
+    log_ratio = logprobs - old_logprobs  # logprobs' shape
+    if log_ratio_clamp is not None:
+        log_ratio = log_ratio.clamp(-log_ratio_clamp, log_ratio_clamp)
+    return torch.exp(log_ratio)
+
+
 def clipped_surrogate(
     logprobs: Tensor,
     old_logprobs: Tensor,
@@ -40,17 +58,19 @@ def clipped_surrogate(
     clip_low: float = 0.2,
     clip_high: float | None = None,
     dual_clip: float | None = None,
+    log_ratio_clamp: float | None = LOG_RATIO_CLAMP,
 ) -> tuple[Tensor, Tensor]:
     """PPO clipped surrogate (Schulman et al. 2017) per token: (loss (B, T), clipped (B, T) bool).
 
-    loss = -min(rho A, clip(rho, 1 - clip_low, 1 + clip_high) A), rho = exp(logprobs - old_logprobs)
-    with the log-ratio clamped to +-20 (OpenRLHF). clip_high defaults to clip_low (raise it for
-    DAPO's clip-higher). dual_clip = c > 1 (Ye et al. 2020; OpenRLHF): for A < 0 the objective is
-    max(min(...), c A), i.e. loss = min(loss, -c A). clipped is True where a clip bound is active,
-    so the token gives no gradient; its masked mean is the clip fraction. advantages may be (B, 1).
+    loss = -min(rho A, clip(rho, 1 - clip_low, 1 + clip_high) A), rho = importance_ratio(logprobs,
+    old_logprobs, log_ratio_clamp) (+-20 as OpenRLHF and verl; None: unclamped, as TRL). clip_high
+    defaults to clip_low (raise it for DAPO's clip-higher). dual_clip = c > 1 (Ye et al. 2020; verl
+    clip_ratio_c, OpenRLHF dual_clip): for A < 0 the objective is max(min(...), c A), i.e. loss =
+    min(loss, -c A). clipped is True where a clip bound is active, so the token gives no gradient;
+    its masked mean is the clip fraction. advantages may be (B, 1).
     """
     clip_high = clip_low if clip_high is None else clip_high
-    ratio = torch.exp((logprobs - old_logprobs).clamp(-20.0, 20.0))  # (B, T)
+    ratio = importance_ratio(logprobs, old_logprobs, log_ratio_clamp)  # (B, T)
     unclipped = ratio * advantages  # (B, T)
     clipped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high) * advantages  # (B, T)
     loss = -torch.min(unclipped, clipped)  # (B, T)

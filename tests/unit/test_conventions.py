@@ -1,5 +1,9 @@
-"""The keys that reproduce a peer's convention (README "Reproducing a peer's defaults"): each against
-hand-derived numbers, each default the paper's (behaviour unchanged unless the key is set)."""
+"""The keys that reproduce a peer's convention (docs/conventions.md): each against hand-derived
+numbers, each default the paper's or align_lab's earlier behaviour (unchanged unless the key is set).
+A test that names a peer re-derives that peer's formula in its comment, at the commit it names."""
+
+import math
+import re
 
 import pytest
 import torch
@@ -9,8 +13,9 @@ from align_lab.algorithms.grpo import GRPO
 from align_lab.algorithms.ppo import PPO
 from align_lab.algorithms.reinforce_pp import ReinforcePP
 from align_lab.algorithms.rloo import RLOO
+from align_lab.checks import ConfigError
 from align_lab.config import build
-from align_lab.rl import aggregate_loss, kl_penalty
+from align_lab.rl import aggregate_loss, clip_reward, kl_penalty, observed_kl
 from tests.conftest import compose
 from tests.unit.test_algorithms_group import close, lengths_mask, rollout, t
 
@@ -104,9 +109,11 @@ def test_grpo_bias_corrected_kl_multiplies_k3_by_the_ratio(corrected, value, gra
 # ---- clip-higher and dual-clip on every ratio-clipped algorithm
 @pytest.mark.parametrize("algo", CLIP_ALGOS)
 def test_every_ratio_clipped_algorithm_exposes_clip_high_and_dual_clip(algo):
-    cfg, _ = compose([f"algo={algo}", "algo.clip_high=0.28", "algo.dual_clip=3.0"])
+    cfg, _ = compose(
+        [f"algo={algo}", "algo.clip_high=0.28", "algo.dual_clip=3.0", "algo.log_ratio_clamp=null"]
+    )
     built = build(cfg.algo, "algo")
-    assert clip_bounds(built) == (built.clip, 0.28, 3.0)
+    assert clip_bounds(built) == (built.clip, 0.28, 3.0, None)
 
 
 def test_clip_high_and_dual_clip_reach_the_surrogate():
@@ -156,6 +163,10 @@ def test_new_keys_default_to_the_papers_behaviour():
     for algo in CLIP_ALGOS:
         a = compose([f"algo={algo}"])[0].algo
         assert (a.clip_high, a.dual_clip) == (None, None), algo
+        assert a.log_ratio_clamp == 20.0, algo  # as before the key existed (OpenRLHF, verl)
+        assert a.reward_clip_low is None, algo  # symmetric, as before
+    assert compose(["algo=ppo"])[0].algo.kl_controller_input == "sum"  # Ziegler et al. 2019
+    assert compose(["algo=reinforce_pp"])[0].algo.reward_clip == 10.0  # as before (OpenRLHF)
 
 
 @pytest.mark.parametrize(
@@ -166,6 +177,13 @@ def test_new_keys_default_to_the_papers_behaviour():
         (lambda: RLOO(clip_high=-0.1), "clip_high=-0.1: must be > 0 or null"),
         (lambda: GRPO(std_scope="global"), "std_scope=global: must be one of ('group', 'batch')"),
         (lambda: RLOO(token_level_kl=True, normalize_advantages=True), "normalize_advantages=True"),
+        (lambda: ReinforcePP(reward_clip=0.0), "reward_clip=0.0: must be > 0 or null"),
+        (lambda: RLOO(reward_clip_low=-1.0), "reward_clip_low=-1.0: must be >= 0 or null"),
+        (lambda: GRPO(log_ratio_clamp=0.0), "log_ratio_clamp=0.0: must be > 0 or null"),
+        (
+            lambda: PPO(kl_controller_input="mean"),
+            "kl_controller_input=mean: must be one of ('sum', 'token_mean')",
+        ),
     ],
 )
 def test_bad_values_are_one_line_errors(make, message):
@@ -179,3 +197,235 @@ def test_cfg_job_shows_dr_grpos_normaliser_as_a_number():
     result = run_cli(["--cfg", "job", "algo=dr_grpo"], cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "  max_len: 12\n" in result.stdout  # toy_prefs' generation limit, not a ${...} interpolation
+
+
+# ---- issue 26 item 6: conventions found by a cross-check against the peers' newest code
+# The peers' newest stored code: OpenRLHF 3c3be62 (2026-08-13), verl b178a3c (2026-01-29), TRL f2cd577
+# (2026-07-24); each test names the full commit and the lines it re-derives.
+
+
+def test_reinforce_pp_reward_clip_null_is_verls_reinforce_pp():
+    """verl's REINFORCE++ clips no reward; reward_clip=null whiten_unbiased=true reproduces it.
+
+    Peer: volcengine/verl@b178a3cd56f58b2d502255daba591e92833930a7
+    verl/trainer/ppo/ray_trainer.py L70-110 (apply_kl_penalty: rewards = scores - beta * k1 * mask);
+    verl/trainer/ppo/core_algos.py L583-618 (G_t = r_t + gamma G_(t+1), reset after EOS; advantages =
+    masked_whiten(G, mask) * mask); verl/utils/torch_functional.py L304-339 (masked_whiten:
+    (G - mean) * rsqrt(var + 1e-8), var unbiased by default).
+    """
+    # scores [30, 0], mask [[1, 1], [1, 0]], k1 KL (old - ref) 2 on row 0's first token, beta 0.05.
+    # rewards: row 0 [-0.05 * 2, 30] = [-0.1, 30], row 1 [0]; returns row 0 [29.9, 30], row 1 [0].
+    # kept {29.9, 30, 0}: mean 59.9 / 3 = 19.966667; squared deviations 98.671111 + 100.667778 +
+    # 398.667778 = 598.006667, / 2 = 299.003333 (unbiased), std 17.291713:
+    # (29.9 - 19.966667) / 17.291713 = 0.574456, (30 - ...) = 0.580239, (0 - ...) = -1.154696
+    mask = lengths_mask([2, 1], 2)
+    batch = rollout([30.0, 0.0], mask, 1, kl=[[2.0, 0.0], [0.0, 0.0]])
+    verl = ReinforcePP(kl_coef=0.05, reward_clip=None, whiten_unbiased=True)
+    close(verl.advantages(batch)[0], [[0.574456, 0.580239], [-1.154696, 0.0]])
+    # the default (OpenRLHF): score clamped to 10 -> returns {9.9, 10, 0}, mean 6.633333, population
+    # variance (10.671111 + 11.334444 + 44.001111) / 3 = 22.002222, std 4.690653
+    # -> 0.696421, 0.717739, -1.414160
+    close(ReinforcePP(kl_coef=0.05).advantages(batch)[0], [[0.696421, 0.717739], [-1.414160, 0.0]])
+
+
+def test_clip_reward_takes_an_asymmetric_range():
+    x = t([-5.0, 3.0, 0.5])
+    close(clip_reward(x, 2.0, 1.0), [-1.0, 2.0, 0.5])  # [-low, bound] = [-1, 2]
+    close(clip_reward(x, 2.0), [-2.0, 2.0, 0.5])  # low None: symmetric
+    close(clip_reward(x, None, 1.0), [-1.0, 3.0, 0.5])  # lower bound only
+    close(clip_reward(x, None), [-5.0, 3.0, 0.5])
+    close(clip_reward(x, 2.0, 0.0), [0.0, 2.0, 0.5])  # OpenRLHF --reward.clip_range 0 2
+
+
+def test_asymmetric_reward_clip_is_openrlhfs_clip_range_on_rloo():
+    """OpenRLHF's --reward.clip_range -1 5 is reward_clip_low=1 reward_clip=5 (rloo: token_level_kl=true).
+
+    Peer: OpenRLHF/OpenRLHF@3c3be6234e0cb353e76bb8019947db9dfe99fca7
+    openrlhf/cli/train_ppo_ray.py L437 (--reward.clip_range LOW HIGH, default -10 10);
+    openrlhf/trainer/ppo_utils/experience_maker.py L264-266 (rloo baseline subtracted from the raw
+    score), L276-282 (compute_reward); openrlhf/models/utils.py L98-125 (compute_reward: clamp to
+    [LOW, HIGH], then -beta * KL_t per token); experience_maker.py L292-307 (return-to-go, gamma 1),
+    L314-315 (only gae, reinforce and reinforce_baseline are normalised).
+    """
+    # one group of 2, scores [30, 0]: baselined [30 - 0, 0 - 30] = [30, -30] -> clamped [5, -1].
+    # k1 KL 2 on row 0's first token, beta 0.05: rewards row 0 [-0.1, 5], row 1 [-1];
+    # return-to-go: row 0 [4.9, 5], row 1 [-1]
+    mask = lengths_mask([2, 1], 2)
+    batch = rollout([30.0, 0.0], mask, 2, kl=[[2.0, 0.0], [0.0, 0.0]])
+    algo = RLOO(group_size=2, kl_coef=0.05, token_level_kl=True, reward_clip=5.0, reward_clip_low=1.0)
+    close(algo.advantages(batch)[0], [[4.9, 5.0], [-1.0, 0.0]])
+    symmetric = RLOO(group_size=2, kl_coef=0.05, token_level_kl=True, reward_clip=5.0)
+    close(symmetric.advantages(batch)[0], [[4.9, 5.0], [-5.0, 0.0]])
+
+
+def test_asymmetric_reward_clip_on_ppo_reinforce_pp_and_grpo():
+    """The same clamp on OpenRLHF's other estimators: gae and reinforce clamp the raw score,
+    group_norm the normalised one, (r - mean) / (std + 1e-9) with torch's unbiased std.
+
+    Peer: OpenRLHF/OpenRLHF@3c3be6234e0cb353e76bb8019947db9dfe99fca7
+    openrlhf/models/utils.py L108-109; openrlhf/trainer/ppo_utils/experience_maker.py L269-270.
+    """
+    x = t([-5.0, 3.0, 0.5])
+    close(PPO(reward_clip=2.0, reward_clip_low=1.0).process_scores(x), [-1.0, 2.0, 0.5])
+    # REINFORCE++ (OpenRLHF reinforce): clamped [-1, 2, 0.5] on one token each, no KL; global whitening,
+    # population variance: mean 0.5, var (2.25 + 2.25 + 0) / 3 = 1.5 -> +-1.5 / sqrt(1.5) = +-1.224745
+    mask = lengths_mask([1, 1, 1], 1)
+    algo = ReinforcePP(kl_coef=0.0, reward_clip=2.0, reward_clip_low=1.0)
+    close(algo.advantages(rollout([-5.0, 3.0, 0.5], mask, 1))[0], [[-1.224745], [1.224745], [0.0]])
+    # GRPO (OpenRLHF group_norm): scores [1, 0]: centred +-0.5, std sqrt(0.5) = 0.707107 -> +-0.707107;
+    # clip_range -0.5 1 -> [0.707107, -0.5], on every kept token
+    mask = lengths_mask([2, 1], 2)
+    grpo = GRPO(group_size=2, eps=1e-9, reward_clip=1.0, reward_clip_low=0.5)
+    close(grpo.advantages(rollout([1.0, 0.0], mask, 2))[0], [[0.707107, 0.707107], [-0.5, 0.0]])
+
+
+def ppo_rollout(kl_rows, mask):
+    """One PPO step's rollout: reference log-probs 0, so the old log-probs are the k1 KL; values 0."""
+    batch = rollout([0.0, 0.0], mask, 1, logprobs=t(kl_rows), ref_logprobs=torch.zeros_like(mask))
+    batch.values = torch.zeros_like(mask)
+    return batch
+
+
+# k1 KL per token: row 0 [0.1, 0.2, 0.3, 0.4], row 1 [0.5] then padding that must not count (9)
+KL_ROWS = [[0.1, 0.2, 0.3, 0.4], [0.5, 9.0, 9.0, 9.0]]
+KL_MASK = lengths_mask([4, 1], 4)
+
+
+def test_observed_kl_is_the_sequence_sum_or_token_mean_averaged_over_the_batch():
+    kl = t(KL_ROWS)
+    assert math.isclose(observed_kl(kl, KL_MASK, "sum"), (1.0 + 0.5) / 2)  # sums 1.0, 0.5
+    assert math.isclose(observed_kl(kl, KL_MASK, "token_mean"), (0.25 + 0.5) / 2)  # 1.0 / 4, 0.5 / 1
+
+
+@pytest.mark.parametrize("controller_input,expected", [("sum", 0.052), ("token_mean", 0.049375)])
+def test_adaptive_kl_controller_input_sum_or_token_mean(controller_input, expected):
+    """token_mean is OpenRLHF's and verl's input to the Ziegler controller; sum (the default) is
+    Ziegler et al. 2019's sequence KL and TRL's legacy PPOTrainer's.
+
+    Peer: OpenRLHF/OpenRLHF@3c3be6234e0cb353e76bb8019947db9dfe99fca7
+    openrlhf/trainer/ppo_utils/experience_maker.py L205-226 (info["kl"] = masked_mean(kl, mask, dim=-1)
+    per sample); openrlhf/trainer/ray/ppo_actor.py L386-388 (a (B,) info is weighted per sample),
+    L204-258 (sample-weighted mean over the batch);
+    openrlhf/trainer/ppo_trainer.py L250-253 (kl_ctl.update(kl, rollout batch * n_samples_per_prompt));
+    openrlhf/trainer/ppo_utils/kl_controller.py L15-19.
+    Peer: volcengine/verl@b178a3cd56f58b2d502255daba591e92833930a7
+    verl/trainer/ppo/ray_trainer.py L100-104 (masked_mean(kld, mask, axis=-1), mean over the batch,
+    update(current_kl, n_steps=batch_size); its masked_mean divides by the count + 1e-8).
+    Peer (sum): huggingface/trl@951ca1841f29114b969b57b26c7d3e80a39f75a0
+    trl/trainer/ppo_trainer.py L1254-1255 (kl.sum(-1).mean()), L838-841 (kl_ctl.update).
+    """
+    # kl_coef 0.05, kl_target 0.4, horizon 10, n = 2 samples.
+    # sum: KL_obs = (1.0 + 0.5) / 2 = 0.75, e = clip(0.75 / 0.4 - 1 = 0.875, +-0.2) = 0.2
+    #   -> 0.05 * (1 + 0.2 * 2 / 10) = 0.052
+    # token_mean: KL_obs = (0.25 + 0.5) / 2 = 0.375, e = 0.375 / 0.4 - 1 = -0.0625
+    #   -> 0.05 * (1 - 0.0625 * 2 / 10) = 0.049375 (verl's + 1e-8 moves it by ~1e-12)
+    algo = PPO(kl_coef=0.05, kl_target=0.4, kl_horizon=10, kl_controller_input=controller_input)
+    algo.advantages(ppo_rollout(KL_ROWS, KL_MASK))
+    assert math.isclose(algo.current_kl_coef, expected, abs_tol=1e-12)
+
+
+def huge(actual, expected):
+    """Relative comparison for values of order e^20 (an absolute 1e-6 asks for 17 digits)."""
+    torch.testing.assert_close(actual, torch.as_tensor(expected, dtype=actual.dtype), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "clamp,value,grad",
+    [(20.0, 242582597.20489514, 0.0), (None, 1792456422.565796, 1792456423.065796)],
+)
+def test_log_ratio_clamp_null_is_trls_unclamped_token_ratio(clamp, value, grad):
+    """TRL exponentiates the token log-ratio unclamped (log_ratio_clamp=null); OpenRLHF and verl clamp
+    it to [-20, 20] first (the default).
+
+    Peer: huggingface/trl@f2cd57710ae345ea6428ae95363267fcf38a3dc8
+    trl/trainer/grpo_trainer.py L3054-3066 (coef_1 = exp(log_ratio)), L3083-3091 (-min(coef_1 A,
+    clip(coef_1) A)).
+    Peer: OpenRLHF/OpenRLHF@3c3be6234e0cb353e76bb8019947db9dfe99fca7 openrlhf/models/loss.py L166-169.
+    Peer: volcengine/verl@b178a3cd56f58b2d502255daba591e92833930a7 verl/trainer/ppo/core_algos.py L1210-1213.
+    """
+    # one group of 2, one token each, no KL. Row 0: log-ratio 22, A = -1: -min(-rho, -1.2) = rho;
+    # row 1: log-ratio 0, A = 1: -min(1, 1) = -1. Mean of per-sequence means: (rho - 1) / 2.
+    # clamp 20: rho = e^20 = 485165195.409790 -> 242582597.204895, and no gradient (clamped);
+    # null (TRL): rho = e^22 = 3584912846.131592 -> 1792456422.565796, d/dl0 = e^22 / 2 = 1792456423.065796
+    mask = lengths_mask([1, 1], 1)
+    batch = rollout([0.0, 0.0], mask, 2, ref_logprobs=t([[0.0], [0.0]]))
+    batch.advantages = t([[-1.0], [1.0]])
+    logprobs = t([[22.0], [0.0]]).requires_grad_()
+    loss, _ = GRPO(group_size=2, kl_coef=0.0, log_ratio_clamp=clamp).loss(batch, logprobs, None)
+    loss.backward()
+    huge(loss, value)
+    huge(logprobs.grad[0, 0], grad)
+
+
+@pytest.mark.parametrize("clamp,value", [(20.0, 242582597.10489514), (None, 13244561064.321735)])
+def test_log_ratio_clamp_null_is_trls_unclamped_sequence_ratio(clamp, value):
+    """TRL's RLOO exponentiates the sequence log-ratio unclamped; align_lab's clamp bounds the
+    sequence log-ratio it exponentiates (each token's is only 8 here).
+
+    Peer: huggingface/trl@f2cd57710ae345ea6428ae95363267fcf38a3dc8
+    trl/trainer/rloo_trainer.py L1683-1694 (log_ratio = sum_t l - sum_t l_old, coef_1 = exp(log_ratio),
+    -min(coef_1 A, clip(coef_1, 0.8, 1.2) A), mean over sequences).
+    """
+    # row 0: token log-ratios [8, 8, 8], sum 24, A = -1 -> rho = e^24 (clamped e^20); row 1: one token,
+    # log-ratio 0.5, A = 1: rho = e^0.5 = 1.648721 > 1.2 -> -min(1.648721, 1.2) = -1.2.
+    # null: (e^24 - 1.2) / 2 = (26489122129.843470 - 1.2) / 2 = 13244561064.321735
+    # 20:   (e^20 - 1.2) / 2 = (485165195.409790 - 1.2) / 2 = 242582597.104895
+    mask = lengths_mask([3, 1], 3)
+    batch = rollout([0.0, 0.0], mask, 2, ref_logprobs=torch.zeros(2, 3, dtype=torch.float64))
+    batch.advantages = t([[-1.0, -1.0, -1.0], [1.0, 0.0, 0.0]])
+    logprobs = t([[8.0, 8.0, 8.0], [0.5, 0.0, 0.0]])
+    algo = RLOO(group_size=2, ratio="sequence", log_ratio_clamp=clamp)
+    huge(algo.loss(batch, logprobs, None)[0], value)
+
+
+@pytest.mark.parametrize("clamp,value", [(20.0, 509423455.18704665), (None, 3764158488.488172)])
+def test_log_ratio_clamp_reaches_grpos_bias_corrected_kl(clamp, value):
+    """TRL multiplies k3 by the unclamped ratio (use_bias_correction_kl).
+
+    Peer: huggingface/trl@f2cd57710ae345ea6428ae95363267fcf38a3dc8
+    trl/trainer/grpo_trainer.py L3066-3076 (per_token_kl * coef_1, coef_1 = exp(log_ratio)).
+    """
+    # A = 0, kl_coef 0.1, ref = old = 0. Row 0: l = 22: k3 = e^-22 - 1 + 22 = 21.000000000279,
+    # times rho (e^20 clamped, e^22 TRL), times 0.1, over 2 tokens (row 1 adds 0):
+    # 20: 0.1 * 21.000000000279 * 485165195.409790 / 2 = 509423455.187047
+    # null: 0.1 * 21.000000000279 * 3584912846.131592 / 2 = 3764158488.488172
+    mask = lengths_mask([1, 1], 1)
+    batch = rollout([0.0, 0.0], mask, 2, ref_logprobs=t([[0.0], [0.0]]))
+    batch.advantages = t([[0.0], [0.0]])
+    algo = GRPO(group_size=2, kl_coef=0.1, use_bias_correction_kl=True, log_ratio_clamp=clamp)
+    huge(algo.loss(batch, t([[22.0], [0.0]]), None)[0], value)
+
+
+def test_dual_clip_3_is_verls_default_loss():
+    """verl dual-clips by default (c = 3); OpenRLHF does not (and nor does align_lab: null).
+
+    Peer: volcengine/verl@b178a3cd56f58b2d502255daba591e92833930a7
+    verl/trainer/config/actor/actor.yaml L79 (clip_ratio_c: 3.0); verl/trainer/ppo/core_algos.py
+    L1159-1235 (compute_policy_loss_vanilla: for A < 0, min(-3 A, max(-rho A, -clip(rho) A))).
+    Peer: OpenRLHF/OpenRLHF@3c3be6234e0cb353e76bb8019947db9dfe99fca7
+    openrlhf/cli/train_ppo_ray.py L389 (--actor.dual_clip default None).
+    """
+    # rho = e^3 = 20.085537 with A = -1: max(20.085537, 1.2) = 20.085537, min(3, .) = 3;
+    # rho = e^-3 = 0.049787 with A = -1: max(0.049787, 0.8) = 0.8 < 3 -> 0.8;
+    # rho = e^3 with A = 1: max(-20.085537, -1.2) = -1.2 (A > 0: no dual clip).
+    # token_mean: (3 + 0.8 - 1.2) / 3
+    mask = lengths_mask([1, 1, 1], 1)
+    batch = rollout([0.0] * 3, mask, 1, ref_logprobs=t([[0.0], [0.0], [0.0]]))
+    batch.advantages = t([[-1.0], [-1.0], [1.0]])
+    logprobs = t([[3.0], [-3.0], [3.0]])
+    close(ReinforcePP(kl_coef=0.0, dual_clip=3.0).loss(batch, logprobs, None)[0], (3 + 0.8 - 1.2) / 3)
+    # align_lab's default, as OpenRLHF's: rho A unbounded for A < 0 -> (20.085537 + 0.8 - 1.2) / 3
+    close(ReinforcePP(kl_coef=0.0).loss(batch, logprobs, None)[0], (math.exp(3) + 0.8 - 1.2) / 3)
+
+
+def test_new_keys_are_checked_at_build_from_the_command_line():
+    cfg, _ = compose(["algo=reinforce_pp", "algo.reward_clip=null", "algo.log_ratio_clamp=null"])
+    built = build(cfg.algo, "algo")
+    assert (built.reward_clip, built.log_ratio_clamp) == (None, None)
+    cfg, _ = compose(["algo=ppo", "algo.kl_controller_input=mean"])
+    message = "algo.kl_controller_input=mean: must be one of ('sum', 'token_mean')"
+    with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
+        build(cfg.algo, "algo")
+    cfg, _ = compose(["algo=grpo", "algo.reward_clip_low=-10"])
+    with pytest.raises(ConfigError, match=r"^algo\.reward_clip_low=-10\.0: must be >= 0 or null"):
+        build(cfg.algo, "algo")

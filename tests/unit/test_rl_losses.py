@@ -110,6 +110,14 @@ def test_clipped_surrogate_clamps_log_ratio_at_20():
     assert math.isclose(float(loss), math.exp(20.0), rel_tol=1e-12)
 
 
+def test_clipped_surrogate_log_ratio_clamp_is_a_parameter_and_none_leaves_it_unclamped():
+    # log-ratio 3, A = -1: clamp 2 -> e^2 = 7.389056; None (TRL) -> e^3 = 20.085537; the default 20 -> e^3
+    logprobs, old, advantages = t([[3.0]]), t([[0.0]]), t([[-1.0]])
+    close(clipped_surrogate(logprobs, old, advantages, log_ratio_clamp=2.0)[0], [[7.389056]])
+    close(clipped_surrogate(logprobs, old, advantages, log_ratio_clamp=None)[0], [[20.085537]])
+    close(clipped_surrogate(logprobs, old, advantages)[0], [[20.085537]])
+
+
 def test_clipped_surrogate_broadcasts_sequence_advantages():
     logprobs, old = t([[-1.0, -1.3], [-1.3, -1.0]]), torch.full((2, 2), -1.3, dtype=F64)
     per_sequence = t([[1.0], [-1.0]])  # (B, 1)
