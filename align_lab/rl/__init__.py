@@ -33,6 +33,7 @@ from .losses import (
     clipped_value_loss,
     dpo_loss,
 )
+from .mismatch import rollout_mismatch
 from .preference import (
     SAIL_EXTRA_GRAD_MODES,
     SF_BASELINES,
@@ -81,6 +82,7 @@ __all__ = [
     "masked_whiten",
     "running_moments",
     "running_std",
+    "rollout_mismatch",
     "sequence_logprobs",
     "shape_sequence_rewards",
     "shape_token_rewards",
