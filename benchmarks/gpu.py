@@ -73,7 +73,7 @@ def rollout_rates(model, B: int, P: int, N: int, vocab: int) -> dict:
         assert out.shape[1] == P + N
 
     def loop():
-        out = sample_with_cache(model, prompt_ids, attn, N, never, 0)
+        out, _ = sample_with_cache(model, prompt_ids, attn, N, never, 0)
         assert out.shape[1] == N
 
     return {

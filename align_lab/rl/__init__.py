@@ -34,6 +34,7 @@ from .losses import (
     dpo_loss,
     importance_ratio,
 )
+from .mismatch import rollout_mismatch
 from .preference import (
     SAIL_EXTRA_GRAD_MODES,
     SF_BASELINES,
@@ -85,6 +86,7 @@ __all__ = [
     "observed_kl",
     "running_moments",
     "running_std",
+    "rollout_mismatch",
     "sequence_logprobs",
     "shape_sequence_rewards",
     "shape_token_rewards",

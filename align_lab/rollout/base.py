@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import torch
 from torch import Tensor
+
+from align_lab.checks import Diverged
 
 
 @dataclass
@@ -19,11 +22,31 @@ class Samples:
     mask: Tensor  # (B, T) 1 up to and including EOS
     responses: list[str]  # (B,) decoded, without EOS
     finished: list[bool]  # (B,) True when an EOS was generated
+    # (B, T) log-prob of each sampled token under the distribution the engine drew it from: softmax of
+    # the logits after temperature, top-k and top-p (renormalised over the kept tokens); 0 on padding,
+    # and 0 for greedy rows (a certain choice). docs/rollout.md, "Rollout log-probs"
+    logprobs: Tensor
+
+
+class NonFiniteLogits(Diverged):
+    """The sampled model's next-token logits hold a NaN or an infinity: its weights have diverged (a
+    torch error about the probability tensor otherwise, from deep inside the sampler)."""
+
+    def __init__(self, message: str = "diverged while sampling (non-finite logits)") -> None:
+        super().__init__(message)
+
+
+def check_finite_logits(logits: Tensor) -> None:
+    """Raises NonFiniteLogits unless every row of (B, V) logits can be sampled from: no NaN, no +inf,
+    not all -inf. One reduction (a row's max is NaN, inf or -inf in exactly those cases)."""
+    if not bool(torch.isfinite(logits.amax(-1)).all()):
+        raise NonFiniteLogits()
 
 
 class RolloutEngine(Protocol):
     """Samples responses from a trainer's model. Token ids and masks come in the trainer tokenizer's
-    terms, so the loops compute log-probs with the trainer model whatever the engine."""
+    terms, so the loops compute log-probs with the trainer model whatever the engine; the engine's own
+    log-probs of its samples (Samples.logprobs) measure how far its distribution is from the trainer's."""
 
     temperature: float  # the loops divide logits by it for log-probs
 

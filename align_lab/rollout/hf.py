@@ -10,8 +10,14 @@ from torch import Tensor
 
 from align_lab.checks import check
 from align_lab.models.sequences import encode_prompts, response_mask
-from align_lab.rollout.base import Samples, check_sampling, weights_version
-from align_lab.rollout.sampling import RowGumbelNoise, partitioned_across_processes, sample_with_cache, warp
+from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
+from align_lab.rollout.sampling import (
+    RowGumbelNoise,
+    partitioned_across_processes,
+    sample_with_cache,
+    sampled_logprobs,
+    warp,
+)
 
 __all__ = ["HFGenerate", "Samples"]
 
@@ -91,20 +97,27 @@ class HFGenerate:
         sampled.eval()
         noise = RowGumbelNoise(seeds) if self.seed_per_sample and seeds is not None and not greedy else None
         how = (max_new_tokens, greedy, noise)
-        if self.use_generate:
-            response_ids = self._generate(sampled, tokenizer, prompt_ids, prompt_attn, *how)
-        else:  # each distinct prompt prefilled once for its n samples
-            response_ids = self._sample(sampled, tokenizer, distinct_ids, distinct_attn, *how, n)
-        sampled.train(was_training)
+        try:
+            if self.use_generate:
+                response_ids, logprobs = self._generate(sampled, tokenizer, prompt_ids, prompt_attn, *how)
+            else:  # each distinct prompt prefilled once for its n samples
+                distinct = (distinct_ids, distinct_attn)
+                response_ids, logprobs = self._sample(sampled, tokenizer, *distinct, *how, n)
+        finally:
+            sampled.train(was_training)
         if response_ids.shape[1] == 0:
             response_ids = torch.full((len(prompts), 1), tokenizer.eos_token_id)
+            logprobs = torch.zeros(len(prompts), 1)
         mask = response_mask(response_ids, tokenizer.eos_token_id)  # (B, T')
         response_ids = torch.where(mask.bool(), response_ids, tokenizer.pad_token_id)
+        logprobs = torch.where(mask.bool(), logprobs.float().cpu(), 0.0)  # (B, T')
         finished = (response_ids == tokenizer.eos_token_id).any(-1).tolist()
         responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-        return Samples(prompts, prompt_ids, prompt_attn, response_ids, mask, responses, finished)
+        return Samples(prompts, prompt_ids, prompt_attn, response_ids, mask, responses, finished, logprobs)
 
-    def _sample(self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise, n) -> Tensor:
+    def _sample(
+        self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise, n
+    ) -> tuple[Tensor, Tensor]:
         return sample_with_cache(
             model,
             prompt_ids,
@@ -120,15 +133,24 @@ class HFGenerate:
             n,
         )
 
-    def _generate(self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise) -> Tensor:
+    def _generate(
+        self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise
+    ) -> tuple[Tensor, Tensor]:
+        """model.generate's response ids (B, T') and each token's log-prob under the warped
+        distribution (B, T'): generate's raw logits, warped as its sampler warps them."""
         from transformers import GenerationConfig, LogitsProcessorList
 
+        def finite(_, scores):  # leaves the scores as they are; stops diverged weights in one line
+            check_finite_logits(scores)
+            return scores
+
+        sampled_greedily = greedy
         if noise is not None:  # warp, add each row's noise, then generate's argmax is the sample
             warpers = lambda _, scores: warp(scores, self.temperature, self.top_k, self.top_p)  # noqa: E731
-            processors = LogitsProcessorList([warpers, noise])
+            processors = LogitsProcessorList([finite, warpers, noise])
             greedy = True
         else:
-            processors = LogitsProcessorList()
+            processors = LogitsProcessorList([finite])
         sampling = (
             {"do_sample": False}
             if greedy
@@ -151,8 +173,17 @@ class HFGenerate:
             generation_config=config,
             logits_processor=processors,
             synced_gpus=partitioned_across_processes(model),  # ZeRO-3: every process forwards in step
+            output_logits=not sampled_greedily,
+            return_dict_in_generate=True,
         )
-        return out[:, prompt_ids.shape[1] :]  # (B, T')
+        response_ids = out.sequences[:, prompt_ids.shape[1] :]  # (B, T')
+        if sampled_greedily:
+            return response_ids, torch.zeros(response_ids.shape)  # a certain choice
+        logprobs = [
+            sampled_logprobs(warp(logits.float(), self.temperature, self.top_k, self.top_p), ids)
+            for logits, ids in zip(out.logits, response_ids.unbind(1), strict=True)
+        ]  # T' x (B,)
+        return response_ids, torch.stack(logprobs, dim=1) if logprobs else torch.zeros(response_ids.shape)
 
 
 def low_precision_copy(model, dtype: torch.dtype):

@@ -4,7 +4,8 @@ transformers' `generate` spends about a third of a small model's decoding time o
 (input preparation, processor and stopping-criteria objects, cache bookkeeping), and the model's
 modules spend more than half of the rest in per-module overhead. This loop keeps only what decides the
 tokens, done as `generate` does it, and decodes Llama/Qwen2 with decode.py's step: with one seed it
-draws the same tokens as `generate` (tests/unit/test_rollout_sampling.py).
+draws the same tokens as `generate` (tests/unit/test_rollout_sampling.py). It also returns the log-prob
+of each sampled token under the distribution it was drawn from (`sampled_logprobs`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import inspect
 import torch
 from torch import Tensor
 
+from align_lab.rl import logprobs_from_logits
+from align_lab.rollout.base import check_finite_logits
 from align_lab.rollout.decode import decode_step, fast_decode_supported, preallocate
 
 
@@ -34,6 +37,14 @@ def warp(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor
     return logits
 
 
+def sampled_logprobs(warped: Tensor, tokens: Tensor) -> Tensor:
+    """log softmax(warped) at the sampled tokens, (B, V), (B,) -> (B,): the log-prob under the very
+    distribution `torch.multinomial` (or Gumbel-max) drew from, renormalised over the tokens top-k /
+    top-p kept. The trainer's log-probs use temperature only (the whole vocabulary), so with top-k or
+    top-p their ratio to these is the kept mass at the position (docs/rollout.md)."""
+    return logprobs_from_logits(warped, tokens)
+
+
 @torch.no_grad()
 def sample_with_cache(
     model,
@@ -48,9 +59,11 @@ def sample_with_cache(
     greedy: bool = False,
     noise: RowGumbelNoise | None = None,
     n: int = 1,
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     """Response ids (B, T'), B = n x prompts, T' <= max_new_tokens, as `model.generate(do_sample=not
-    greedy)` returns them for the prompts each repeated n times (the n samples of a prompt contiguous).
+    greedy)` returns them for the prompts each repeated n times (the n samples of a prompt contiguous),
+    and each token's log-prob under the warped distribution it was drawn from (B, T') (0 for greedy
+    and after a row's EOS). Logits with a NaN or an infinity raise NonFiniteLogits (diverged weights).
 
     Each distinct prompt (B/n rows of prompt_ids) is prefilled once; its KV cache and last logits are
     repeated for its n samples (a row's prefill does not depend on the other rows, so these are the
@@ -98,24 +111,32 @@ def sample_with_cache(
         ).logits[:, -1]
     unfinished = torch.ones(B, dtype=torch.bool)  # (B,)
     in_step = partitioned_across_processes(model)
-    tokens = []
+    tokens, logprobs = [], []
     for t in range(max_new_tokens):
         logits = logits.to(dtype=torch.float32, copy=True)  # (B, V)
+        check_finite_logits(logits)
         if greedy:
             next_tokens = logits.argmax(-1)  # (B,)
-        elif noise is not None:
-            next_tokens = noise(None, warp(logits, temperature, top_k, top_p)).argmax(-1)  # (B,)
+            step_logprobs = logits.new_zeros(B)  # (B,) a certain choice
         else:
-            probs = torch.softmax(warp(logits, temperature, top_k, top_p), dim=-1)  # (B, V)
-            next_tokens = torch.multinomial(probs, num_samples=1).squeeze(1)  # (B,)
+            warped = warp(logits, temperature, top_k, top_p)  # (B, V)
+            if noise is not None:
+                next_tokens = noise(None, warped).argmax(-1)  # (B,)
+            else:
+                probs = torch.softmax(warped, dim=-1)  # (B, V)
+                next_tokens = torch.multinomial(probs, num_samples=1).squeeze(1)  # (B,)
+            step_logprobs = sampled_logprobs(warped, next_tokens)  # (B,)
         next_tokens = torch.where(unfinished, next_tokens, pad_token_id)  # (B,)
         tokens.append(next_tokens)
+        logprobs.append(torch.where(unfinished, step_logprobs, 0.0))
         unfinished &= next_tokens != eos_token_id
         if t == max_new_tokens - 1 or not any_unfinished(unfinished, in_step):
             break
         position = position + 1
         logits = step(next_tokens, position, t, attn_all[:, : P + t + 1] if padded else None)  # (B, V)
-    return torch.stack(tokens, dim=1) if tokens else prompt_ids.new_zeros(B, 0)  # (B, T')
+    if not tokens:
+        return prompt_ids.new_zeros(B, 0), torch.zeros(B, 0)
+    return torch.stack(tokens, dim=1), torch.stack(logprobs, dim=1)  # (B, T'), (B, T')
 
 
 def partitioned_across_processes(model) -> bool:

@@ -9,6 +9,8 @@ The prefix cache is reset after each sync: cached prompt keys/values belong to t
 
 Token ids, masks and decoded texts come back in the trainer tokenizer's terms (prompts are encoded
 and responses decoded by it), so the loop computes log-probs with the trainer model as with `hf`.
+The engine's own log-prob of each sampled token comes back too, as `hf` returns it: vLLM's
+"processed_logprobs", after temperature, top-k and top-p (renormalised over the kept tokens).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from align_lab.models.sequences import encode_prompts
-from align_lab.rollout.base import Samples, check_sampling
+from align_lab.rollout.base import NonFiniteLogits, Samples, check_sampling
 from align_lab.rollout.base import weights_version as _weights_version
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -150,6 +152,9 @@ class VLLMEngine:
                     dtype=self.dtype,
                     seed=self.seed,
                     max_model_len=max_len,
+                    # the log-probs of the distribution each token is drawn from (as `hf` returns them);
+                    # on CUDA this keeps top-k/top-p sampling on vLLM's PyTorch path, not FlashInfer's
+                    logprobs_mode="processed_logprobs",
                     enforce_eager=self.enforce_eager,
                     gpu_memory_utilization=self.gpu_memory_utilization,
                     **extra,
@@ -240,6 +245,7 @@ class VLLMEngine:
                 max_tokens=max_new_tokens,
                 stop_token_ids=[tokenizer.eos_token_id],
                 detokenize=False,
+                logprobs=None if greedy else 0,  # 0: the sampled token's log-prob only
             )
 
         params = sampling(1 if greedy else n)  # greedy samples are identical: decode once, copy below
@@ -252,18 +258,27 @@ class VLLMEngine:
         if self.sleep_when_idle:
             self.sleep()
         copies = n if greedy else 1
-        tokens = [
-            list(c.token_ids)
-            for o in outputs
-            for c in sorted(o.outputs, key=lambda c: c.index)
-            for _ in range(copies)
-        ]  # (B,) lists, the G samples of a prompt contiguous
+        completions = [
+            c for o in outputs for c in sorted(o.outputs, key=lambda c: c.index) for _ in range(copies)
+        ]  # (B,) the G samples of a prompt contiguous
+        tokens = [list(c.token_ids) for c in completions]  # (B,) lists
         width = max(1, max(len(t) for t in tokens))
         response_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)  # (B, T)
         mask = torch.zeros((len(rows), width))  # (B, T) 1 up to and including EOS
-        for i, t in enumerate(tokens):
+        logprobs = torch.zeros((len(rows), width))  # (B, T) 0 for greedy rows (a certain choice)
+        for i, (t, c) in enumerate(zip(tokens, completions, strict=True)):
             response_ids[i, : len(t)] = torch.tensor(t, dtype=torch.long)
             mask[i, : len(t)] = 1.0
+            if not greedy:
+                logprobs[i, : len(t)] = torch.tensor(completion_logprobs(c.logprobs, t))
+        if not bool(torch.isfinite(logprobs).all()):  # vLLM samples NaN logits without an error
+            raise NonFiniteLogits()
         finished = (response_ids == tokenizer.eos_token_id).any(-1).tolist()
         responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-        return Samples(rows, prompt_ids, prompt_attn, response_ids, mask, responses, finished)
+        return Samples(rows, prompt_ids, prompt_attn, response_ids, mask, responses, finished, logprobs)
+
+
+def completion_logprobs(positions, token_ids: list[int]) -> list[float]:
+    """The sampled token's log-prob at each position of a vLLM completion's `logprobs` (one
+    {token id: Logprob} per position, asked for with SamplingParams(logprobs=0))."""
+    return [position[token].logprob for position, token in zip(positions, token_ids, strict=True)]

@@ -23,6 +23,8 @@ from typing import Protocol
 
 import torch
 
+from align_lab.checks import Diverged
+
 BACKENDS = ("torch", "deepspeed")
 DTYPES = ("fp32", "bf16")
 ZERO_STAGES = (0, 1, 2, 3)
@@ -98,10 +100,6 @@ class Backend:
         """ZeRO-3 partitions the weights: a forward gathers them from every process, so every
         process runs every forward of the policy (evaluation included), in step."""
         return self.every_rank_saves(group) and self.zero_stage == 3
-
-
-class Diverged(RuntimeError):
-    """A non-finite gradient: the update is not applied (the weights stay as they were)."""
 
 
 def check_finite_loss(loss: float, stage: str, step: int, key: str) -> float:

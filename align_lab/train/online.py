@@ -18,9 +18,10 @@ from functools import partial
 import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
-from align_lab.checks import check
+from align_lab.checks import Diverged, check
 from align_lab.models.sequences import response_logprobs, token_values
-from align_lab.rl import kl_penalty, masked_mean, masked_sum
+from align_lab.rl import kl_penalty, masked_mean, masked_sum, rollout_mismatch
+from align_lab.rollout.base import NonFiniteLogits
 from align_lab.train.common import (
     Context,
     Counters,
@@ -87,10 +88,13 @@ def _sample(ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int):
     my_prompts = step_prompts[mine]
     seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)
     limits = (task.max_response_tokens, task.max_prompt_tokens)
-    samples = ctx.engine.sample(ctx.policy, tok, my_prompts, G, *limits, seeds=seeds)
-    greedy = None
-    if algo.greedy_baseline:  # ReMax: one greedy response per prompt as the baseline
-        greedy = ctx.engine.sample(ctx.policy, tok, my_prompts, 1, *limits, greedy=True)
+    try:
+        samples = ctx.engine.sample(ctx.policy, tok, my_prompts, G, *limits, seeds=seeds)
+        greedy = None
+        if algo.greedy_baseline:  # ReMax: one greedy response per prompt as the baseline
+            greedy = ctx.engine.sample(ctx.policy, tok, my_prompts, 1, *limits, greedy=True)
+    except NonFiniteLogits:  # the last update made the weights non-finite: say which step found it
+        raise Diverged(f"diverged at step {step + 1} (non-finite logits while sampling)") from None
     return samples, greedy
 
 
@@ -204,18 +208,25 @@ def _update(ctx: Context, algo, updates: Updates, rollout: Rollout, reuse, polic
     return stats
 
 
-def _metrics(algo: OnlineAlgorithm, rollout: Rollout, stats: dict, times: dict, counters: Counters) -> dict:
-    """6. What a comparison needs: reward, KL to the reference, length, the update's mean stats,
-    timings and the compute counters."""
+def _metrics(
+    algo: OnlineAlgorithm, rollout: Rollout, rollout_logprobs, stats: dict, times: dict, counters: Counters
+) -> dict:
+    """6. What a comparison needs: reward, KL to the reference, length, how far the engine's sampling
+    distribution is from the trainer's (`rollout_logprobs`, (B, T)), the update's mean stats, timings
+    and the compute counters."""
     scores, mask, G = rollout.scores, rollout.mask, algo.group_size
     kl = masked_sum(kl_penalty(rollout.logprobs, rollout.ref_logprobs, "k1"), mask, dim=1)  # (B,)
     groups = scores.view(-1, G)  # (B/G, G)
+    mismatch_kl, outside, largest = rollout_mismatch(rollout.logprobs, rollout_logprobs, mask)
     return {
         "train/reward": scores.mean().item(),
         "train/reward_std": scores.std().item() if len(scores) > 1 else 0.0,
         **({"train/kl": kl.mean().item()} if algo.uses_reference else {}),
         "train/response_length": mask.sum(-1).mean().item(),
         "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
+        "rollout/mismatch_kl": mismatch_kl.item(),
+        "rollout/mismatch_ratio_outside": outside.item(),
+        "rollout/mismatch_ratio_max": largest.item(),
         **{k: sum(v) / len(v) for k, v in stats.items()},
         **times,
         "time/step_s": sum(times.values()),
@@ -275,11 +286,13 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # 2. score them
         with timed(times, "time/score_s"):
             scores, baseline_scores = _score(ctx, algo, samples, greedy, counters)
-        # 3. log-probs under the sampling policy and the reference; critic values
+        # 3. the trainer's log-probs under the sampling policy (its weights; the engine's own log-probs
+        # of its draws are samples.logprobs) and the reference's; critic values
         with timed(times, "time/ref_s"):
             logprobs, ref_logprobs, values, reuse = _forward(ctx, algo, samples)
         # every process holds the whole step's rollout (B rows) from here on
         rollout = _gather_rollout(ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores)
+        rollout_logprobs = ctx.group.gather(samples.logprobs)  # (B, T) the engine's, for the mismatch
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. a few epochs of minibatch updates (only the critic's while it is pre-trained)
@@ -289,7 +302,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # 6. log what a comparison needs
         counters["generated_tokens"] += int(rollout.mask.sum())
         counters["reward_queries"] += len(rollout.scores)
-        metrics = _metrics(algo, rollout, stats, times, counters)
+        metrics = _metrics(algo, rollout, rollout_logprobs, stats, times, counters)
         final = end_of_step(ctx, named, algo, step + 1, metrics) or final
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics.get('train/kl', 0.0):.3f}")

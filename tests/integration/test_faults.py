@@ -494,6 +494,22 @@ def test_a_diverging_sft_stage_stops_in_one_line_and_caches_nothing(tmp_path):
     assert not [p for p in (cache / "sft").iterdir() if p.is_dir()]
 
 
+@pytest.mark.parametrize("engine", [[], ["rollout.use_generate=true"]], ids=["kv_cache_loop", "generate"])
+def test_a_diverging_policy_stops_in_one_line_naming_algo_lr(engine, tmp_path):
+    """algo.lr=1e6 is finite (so accepted) but its first update leaves weights whose logits are not
+    finite: the next rollout stops the run in one line naming the step and algo.lr, not with torch's
+    'probability tensor contains either inf, nan or element < 0' from inside the sampler."""
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "algo.lr=1e6", *engine, f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path / 'cache'}"]
+    result = run_cli(args, cwd=ROOT)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]  # stage progress, then the error
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "probability tensor" not in result.stderr
+    assert lines[-1].startswith("align_lab: error: policy optimisation diverged at step "), lines[-1]
+    assert lines[-1].endswith(": lower algo.lr (now 1000000.0)"), lines[-1]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
 @pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
 def test_a_really_full_disk_while_checkpointing_is_enospc_naming_the_file(tmp_path):
     """A real full file system (a 2 MB tmpfs in a private mount namespace): torch.save raises a

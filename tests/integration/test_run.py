@@ -33,7 +33,8 @@ def test_every_algorithm_runs_to_the_run_folder_contract(algo, tmp_path, cache_d
     assert set(on_disk["stages"]) >= {"tokenizer", "sft"}
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3]  # the last step carries the final evaluation
-    assert all(k.split("/")[0] in {"train", "eval", "time", "counters", "step"} for r in rows for k in r)
+    groups = {"train", "eval", "rollout", "time", "counters", "step"}
+    assert all(k.split("/")[0] in groups for r in rows for k in r)
     assert "train/loss" in rows[0] and "eval/gold_reward" not in rows[0]
     assert rows[-1]["eval/gold_reward"] == summary["eval/gold_reward"]
     assert (tmp_path / "checkpoints" / "last").read_text() == "state-00000003.pt"
@@ -65,6 +66,33 @@ def test_online_metrics_include_phase_times_and_compute_counters(tmp_path, cache
     # 16 responses per step: reward queries are counted exactly, tokens cumulatively
     assert first["counters/reward_queries"] == 16 and second["counters/reward_queries"] == 32
     assert second["counters/generated_tokens"] > first["counters/generated_tokens"] > 0
+
+
+MISMATCH = ("rollout/mismatch_kl", "rollout/mismatch_ratio_outside", "rollout/mismatch_ratio_max")
+
+
+@pytest.mark.parametrize(
+    "rollout, kl_range, ratio_range",
+    [
+        # float32 sampling of the trainer's weights: the same distribution up to float rounding
+        ([], (0.0, 1e-9), (1.0, 1.0001)),
+        # a bfloat16 copy of the weights samples: a different distribution, which the metrics see
+        (["rollout.dtype=bfloat16"], (1e-6, 1.0), (1.001, 100.0)),
+        # top-p renormalises over the kept tokens (mass S >= 0.9): every ratio is S, in [0.9, 1]
+        (["rollout.top_p=0.9"], (1e-5, 0.01), (0.9, 1.0001)),
+    ],
+    ids=["float32", "bfloat16", "top_p"],
+)
+def test_every_online_step_logs_the_rollout_trainer_mismatch(
+    rollout, kl_range, ratio_range, tmp_path, cache_dir
+):
+    run_in_process(["algo=grpo", *rollout], tmp_path, cache_dir)
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    for row in rows:
+        kl, outside, largest = (row[k] for k in MISMATCH)
+        assert kl_range[0] <= kl <= kl_range[1], row
+        assert ratio_range[0] <= largest <= ratio_range[1], row
+        assert 0.0 <= outside <= (0.0 if rollout != ["rollout.dtype=bfloat16"] else 0.5), row
 
 
 def test_same_seed_gives_identical_metrics(tmp_path, cache_dir):

@@ -22,7 +22,7 @@ from align_lab.rollout.hf import HFGenerate  # noqa: E402
 from align_lab.rollout.vllm import VLLMEngine  # noqa: E402
 from tests.conftest import ROOT, SMALL, compose, run_cli  # noqa: E402
 
-FIELDS = ("prompt_ids", "prompt_attn", "response_ids", "mask")
+FIELDS = ("prompt_ids", "prompt_attn", "response_ids", "mask", "logprobs")
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +113,45 @@ def test_sampled_responses_follow_the_samples_contract(world, engine):
     assert len({tuple(r.tolist()) for r in s.response_ids}) > 8  # sampling, not greedy
 
 
+def trainer_logprobs_and_kept_mass(policy, s, engine):
+    """The online loop's log-probs of the samples (temperature only, whole vocabulary), and the log of
+    the probability mass the engine's top-k / top-p keeps at each position, (B, T) each."""
+    from align_lab.models.sequences import response_logits
+    from align_lab.rl import selective_logprobs
+    from align_lab.rollout.sampling import warp
+
+    with torch.no_grad():
+        logits = response_logits(policy, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask)  # (B, T, V)
+    B, T, V = logits.shape
+    flat = logits.reshape(B * T, V) / engine.temperature  # (BT, V)
+    kept = torch.isfinite(warp(flat, 1.0, engine.top_k, engine.top_p))  # (BT, V)
+    log_mass = torch.where(kept, flat.softmax(-1), 0.0).sum(-1).log().reshape(B, T)  # (B, T)
+    return selective_logprobs(logits, s.response_ids, engine.temperature), log_mass
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.9])
+def test_vllm_logprobs_are_those_of_the_distribution_it_sampled_from(top_p, world):
+    """vLLM's processed log-probs: after temperature and top-p, renormalised over the kept tokens. With
+    top_p = 1 they are the trainer's up to vLLM's own kernels; with top_p = 0.9 each token's
+    trainer/rollout log ratio is the log of the mass top-p kept at its position (<= 0)."""
+    from align_lab.rl import rollout_mismatch
+
+    w, task = world
+    policy, prompts = w.load_policy(), task.prompts("train")[:8]
+    engine = VLLMEngine(seed=0, temperature=0.7, top_p=top_p)
+    try:
+        s = engine.sample(policy, w.tokenizer, prompts, 4, task.max_response_tokens, task.max_prompt_tokens)
+    finally:
+        engine.close()
+    keep = s.mask.bool()
+    assert (s.logprobs[keep] <= 0).all() and (s.logprobs[~keep] == 0).all()
+    trainer, log_mass = trainer_logprobs_and_kept_mass(policy, s, engine)
+    assert torch.allclose((trainer - s.logprobs)[keep], log_mass[keep], atol=1e-4)
+    kl, outside, largest = rollout_mismatch(trainer, s.logprobs, s.mask)
+    assert outside.item() == 0.0 and largest.item() <= 1.0001
+    assert kl.item() < (1e-8 if top_p == 1.0 else 0.01)
+
+
 def test_online_run_with_vllm_rollouts_completes(tmp_path):
     small = [o for o in SMALL if not o.startswith("reward.")]
     args = [*small, "reward=gold", "rollout=vllm", "train.steps=2", "algo=grpo"]
@@ -128,6 +167,10 @@ def test_online_run_with_vllm_rollouts_completes(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["time/sync_s"] >= 0 and r["time/rollout_s"] > 0 for r in rows)
+    # vLLM float32 samples what the trainer scores, up to its own kernels' rounding
+    assert all(
+        0 <= r["rollout/mismatch_kl"] < 1e-6 and r["rollout/mismatch_ratio_outside"] == 0 for r in rows
+    )
 
 
 def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(world):

@@ -32,7 +32,7 @@ class ScriptedEngine:
         ids, mask = pad_right(rows, 0)
         twice = [p for p in prompts for _ in range(2)]
         texts = [" ".join(map(str, r[:-1])) for r in rows]
-        return Samples(twice, None, None, ids, mask, texts, [True] * len(rows))
+        return Samples(twice, None, None, ids, mask, texts, [True] * len(rows), torch.zeros(mask.shape))
 
 
 def test_online_pairs_put_the_higher_score_first_ties_to_the_first_sample_and_count_compute():

@@ -45,6 +45,8 @@ def test_kv_cache_loop_draws_the_tokens_of_generate(arch, greedy, engine, fast, 
     assert torch.equal(loop.response_ids, generate.response_ids)
     assert loop.responses == generate.responses and loop.finished == generate.finished
     assert torch.equal(loop.mask, generate.mask)
+    # the same log-probs: generate's raw logits, warped as its sampler warps them
+    assert torch.allclose(loop.logprobs, generate.logprobs, rtol=0, atol=1e-6)
 
 
 def test_kv_cache_loop_stops_when_every_row_has_ended(tokenizer):
@@ -116,12 +118,13 @@ def test_one_prefill_per_prompt_draws_the_tokens_of_a_prefill_per_row(arch, fast
     ids, attn = encode_prompts(tokenizer, PROMPTS, 6)  # (5, P) left-padded
     limits = (12, tokenizer.eos_token_id, tokenizer.pad_token_id)
     torch.manual_seed(3)  # every row prefilled: the prompts repeated G=4 times, as before the sharing
-    per_row = sampling.sample_with_cache(
+    per_row, per_row_logprobs = sampling.sample_with_cache(
         model, ids.repeat_interleave(4, 0), attn.repeat_interleave(4, 0), *limits
     )
     torch.manual_seed(3)
-    shared = sampling.sample_with_cache(model, ids, attn, *limits, n=4)  # (20, T')
+    shared, shared_logprobs = sampling.sample_with_cache(model, ids, attn, *limits, n=4)  # (20, T') each
     assert shared.shape[0] == 20 and torch.equal(shared, per_row)
+    assert torch.equal(shared_logprobs, per_row_logprobs)
 
 
 def test_bfloat16_rollouts_sample_a_synced_copy_and_leave_the_trainer_float32(tokenizer):
@@ -167,3 +170,89 @@ def test_decode_lm_head_in_chunks_gives_the_bits_of_one_matmul_at_smollm2_shape(
         x = torch.randn(8, 1, 576)  # (B, 1, d)
         assert torch.equal(decode._lm_head(head, x), F.linear(x, head.weight))
     assert len(decode._HEAD_CHUNKS_EXACT) == 1
+
+
+def trainer_logprobs(model, s, temperature):
+    """The online loop's log-probs of the samples: one forward, temperature only, whole vocabulary."""
+    from align_lab.models.sequences import response_logprobs
+
+    with torch.no_grad():
+        return response_logprobs(model, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask, temperature)[0]
+
+
+@pytest.mark.parametrize("use_generate", [False, True])
+@pytest.mark.parametrize("seeds", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_rollout_logprobs_are_the_trainers_without_truncation(temperature, seeds, use_generate, tokenizer):
+    """top_k=0, top_p=1: the engine samples from softmax(logits / temperature), the very distribution
+    the trainer scores with; the two differ only by float rounding (KV-cache steps vs one forward)."""
+    torch.manual_seed(0)
+    model = TinyLM(arch="llama").init_policy(tokenizer)
+    engine = HFGenerate(temperature=temperature, use_generate=use_generate, seed_per_sample=seeds)
+    torch.manual_seed(3)
+    s = engine.sample(model, tokenizer, PROMPTS, 4, 12, 6, seeds=list(range(20)))
+    assert s.logprobs.shape == s.mask.shape and s.logprobs.dtype == torch.float32
+    assert (s.logprobs[s.mask.bool()] <= 0).all() and (s.logprobs[~s.mask.bool()] == 0).all()
+    assert torch.allclose(s.logprobs, trainer_logprobs(model, s, temperature) * s.mask, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("use_generate", [False, True])
+@pytest.mark.parametrize("truncation", [{"top_p": 0.9}, {"top_k": 5}, {"top_k": 5, "top_p": 0.9}])
+def test_truncated_logprobs_exceed_the_trainers_by_the_kept_mass(truncation, use_generate, tokenizer):
+    """With top-k / top-p the engine samples from the kept tokens, renormalised: its log-prob of a
+    token is the trainer's minus log(kept mass S) at that position, so every trainer/rollout ratio is S."""
+    torch.manual_seed(0)
+    model = TinyLM(arch="llama").init_policy(tokenizer)
+    engine = HFGenerate(temperature=0.7, use_generate=use_generate, **truncation)
+    torch.manual_seed(3)
+    s = engine.sample(model, tokenizer, PROMPTS, 4, 12, 6)
+    from align_lab.models.sequences import response_logits
+
+    with torch.no_grad():
+        logits = response_logits(model, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask)  # (B, T, V)
+    B, T, V = logits.shape
+    kept = torch.isfinite(sampling.warp(logits.reshape(B * T, V), 0.7, engine.top_k, engine.top_p))  # (BT, V)
+    probs = torch.softmax(logits.reshape(B * T, V) / 0.7, dim=-1)  # (BT, V)
+    log_kept_mass = torch.where(kept, probs, 0.0).sum(-1).log().reshape(B, T)  # (B, T) log S <= 0
+    keep = s.mask.bool()
+    assert (log_kept_mass[keep] < 0).any()  # the truncation did remove mass
+    log_ratio = trainer_logprobs(model, s, 0.7) - s.logprobs  # (B, T) log(trainer / rollout)
+    assert torch.allclose(log_ratio[keep], log_kept_mass[keep], atol=1e-5)
+
+
+def test_greedy_rollouts_have_logprob_zero(tokenizer):
+    torch.manual_seed(0)
+    model = TinyLM(arch="llama").init_policy(tokenizer)
+    for use_generate in (False, True):
+        s = HFGenerate(use_generate=use_generate).sample(model, tokenizer, PROMPTS, 2, 12, 6, greedy=True)
+        assert torch.equal(s.logprobs, torch.zeros(s.mask.shape))
+
+
+@pytest.mark.parametrize("use_generate", [False, True])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_diverged_weights_stop_sampling_with_non_finite_logits(bad, use_generate, tokenizer):
+    """Not torch's 'probability tensor contains either inf, nan or element < 0': an error the run
+    reports in one line as diverged (a Diverged)."""
+    from align_lab.checks import Diverged
+    from align_lab.rollout.base import NonFiniteLogits
+
+    torch.manual_seed(0)
+    model = TinyLM(arch="llama").init_policy(tokenizer)
+    with torch.no_grad():
+        model.lm_head.weight[5, 0] = bad  # one vocabulary row: logits NaN or +-inf at every position
+    with pytest.raises(NonFiniteLogits, match="^diverged while sampling \\(non-finite logits\\)$") as e:
+        HFGenerate(use_generate=use_generate).sample(model, tokenizer, PROMPTS, 2, 12, 6)
+    assert isinstance(e.value, Diverged)
+    assert model.training  # the policy's train/eval mode is restored on the way out
+
+
+def test_finite_logits_check_finds_nan_inf_and_all_masked_rows():
+    from align_lab.rollout.base import NonFiniteLogits, check_finite_logits
+
+    fine = torch.tensor([[0.0, 1.0, float("-inf")], [2.0, -3.0, 1.0]])  # a -inf (masked token) is fine
+    check_finite_logits(fine)
+    for row in ([1.0, float("nan"), 0.0], [float("inf"), 1.0, 0.0]):
+        with pytest.raises(NonFiniteLogits):
+            check_finite_logits(torch.tensor([[0.0, 1.0, 2.0], row]))
+    with pytest.raises(NonFiniteLogits):
+        check_finite_logits(torch.tensor([[0.0, 1.0, 2.0], [float("-inf")] * 3]))
