@@ -496,17 +496,19 @@ def test_a_diverging_sft_stage_stops_in_one_line_and_caches_nothing(tmp_path):
 
 @pytest.mark.parametrize("engine", [[], ["rollout.use_generate=true"]], ids=["kv_cache_loop", "generate"])
 def test_a_diverging_policy_stops_in_one_line_naming_algo_lr(engine, tmp_path):
-    """algo.lr=1e6 is finite (so accepted) but its first update leaves weights whose logits are not
-    finite: the next rollout stops the run in one line naming the step and algo.lr, not with torch's
-    'probability tensor contains either inf, nan or element < 0' from inside the sampler."""
+    """A finite but absurd algo.lr (accepted) stops the run in one line naming algo.lr, not with torch's
+    'probability tensor contains either inf, nan or element < 0' from inside the sampler. Where the
+    blow-up shows first depends on the numbers: with 1e6 the weights' logits overflow at the next
+    rollout on some runs (the sampler's check, tests/unit/test_rollout_sampling.py) and a run can also
+    end collapsed but finite; 1e12 makes the gradient non-finite at optimiser step 2 every time."""
     run_dir = tmp_path / "run"
-    args = [*SMALL, "algo.lr=1e6", *engine, f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path / 'cache'}"]
+    args = [*SMALL, "algo.lr=1e12", *engine, f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path / 'cache'}"]
     result = run_cli(args, cwd=ROOT)
     lines = [line for line in result.stderr.splitlines() if line.strip()]  # stage progress, then the error
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "probability tensor" not in result.stderr
-    assert lines[-1].startswith("align_lab: error: policy optimisation diverged at step "), lines[-1]
-    assert lines[-1].endswith(": lower algo.lr (now 1000000.0)"), lines[-1]
+    assert lines[-1].startswith("align_lab: error: policy optimisation diverged at "), lines[-1]
+    assert lines[-1].endswith(": lower algo.lr (now 1000000000000.0)"), lines[-1]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
