@@ -512,6 +512,43 @@ def test_a_diverging_policy_stops_in_one_line_naming_algo_lr(engine, tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
+@pytest.mark.parametrize(
+    "engine",
+    [[], ["rollout.use_generate=true"], ["rollout.dtype=bfloat16"]],
+    ids=["kv_cache_loop", "generate", "bfloat16_copy"],
+)
+def test_weights_that_overflow_stop_the_next_rollout_in_one_line_naming_algo_lr(
+    engine, tmp_path, cache_dir, monkeypatch
+):
+    """An update with a finite gradient can still leave weights whose logits are not finite (issue 25:
+    algo.lr=1e6 ended in torch's 'probability tensor contains either inf, nan or element < 0' from
+    inside the sampler). Here the first optimiser step overflows one row of the LM head; the next
+    rollout stops the run in one line naming the step and algo.lr, status failed."""
+    import torch
+
+    from align_lab.study.summary import RunStopped
+    from align_lab.train.backend import TorchUpdater
+
+    step = TorchUpdater.step
+
+    def step_into_overflow(self, apply=True):
+        norm = step(self, apply)  # finite: the gradient check passes
+        with torch.no_grad():
+            self.model.lm_head.weight[5].fill_(float("inf"))  # logits of token 5: inf or nan
+        return norm
+
+    monkeypatch.setattr(TorchUpdater, "step", step_into_overflow)
+    one_update_per_step = ["train.minibatch_size=16"]  # the next forward after an update is a rollout
+    with pytest.raises(RunStopped) as e:
+        run_in_process([*one_update_per_step, *engine], tmp_path, cache_dir)
+    message = str(e.value)
+    expected = "error: policy optimisation diverged at step 2 (non-finite logits while sampling)"
+    assert message == f"{expected}: lower algo.lr (now 0.001)", message
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "non-finite logits" in summary["error"]
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") == 1  # step 1 was logged, step 2 not
+
+
 @pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
 def test_a_really_full_disk_while_checkpointing_is_enospc_naming_the_file(tmp_path):
     """A real full file system (a 2 MB tmpfs in a private mount namespace): torch.save raises a

@@ -77,7 +77,7 @@ MISMATCH = ("rollout/mismatch_kl", "rollout/mismatch_ratio_outside", "rollout/mi
         # float32 sampling of the trainer's weights: the same distribution up to float rounding
         ([], (0.0, 1e-9), (1.0, 1.0001)),
         # a bfloat16 copy of the weights samples: a different distribution, which the metrics see
-        (["rollout.dtype=bfloat16"], (1e-6, 1.0), (1.001, 100.0)),
+        (["rollout.dtype=bfloat16"], (1e-7, 1.0), (1.001, 100.0)),
         # top-p renormalises over the kept tokens (mass S >= 0.9): every ratio is S, in [0.9, 1]
         (["rollout.top_p=0.9"], (1e-5, 0.01), (0.9, 1.0001)),
     ],
