@@ -9,7 +9,6 @@ import json
 import math
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -323,11 +322,9 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
-    browser = shutil.which("chromium")
-    assert browser, "chromium is not installed: run scripts/install_chromium.sh (Debian's chromium package)"
+def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path, chromium: str) -> None:
     flags = [
-        browser,
+        chromium,
         "--headless",
         "--no-sandbox",
         "--disable-gpu",

