@@ -1,4 +1,4 @@
-"""Bad input and faults as a user meets them (README "Faults and bad input"): each case asserts the
+"""Bad input and faults as a user meets them (docs/faults.md): each case asserts the
 exit code, the one line the user reads, and that nothing written before is lost.
 
 Bad input: `python -m align_lab ...` must stop before any compute with exactly one line on stderr and
