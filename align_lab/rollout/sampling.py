@@ -4,8 +4,8 @@ transformers' `generate` spends about a third of a small model's decoding time o
 (input preparation, processor and stopping-criteria objects, cache bookkeeping), and the model's
 modules spend more than half of the rest in per-module overhead. This loop keeps only what decides the
 tokens, done as `generate` does it, and decodes Llama/Qwen2 with decode.py's step: with one seed it
-draws the same tokens as `generate` (tests/unit/test_rollout_sampling.py). It also returns the log-prob
-of each sampled token under the distribution it was drawn from (`sampled_logprobs`).
+draws the same tokens as `generate` (tests/unit/rollout/test_rollout_sampling.py). It also returns the
+log-prob of each sampled token under the distribution it was drawn from (`sampled_logprobs`).
 """
 
 from __future__ import annotations

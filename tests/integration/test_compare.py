@@ -9,7 +9,6 @@ import json
 import math
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -245,6 +244,7 @@ def ci(cell: str) -> tuple[float, float, float]:
     return float(mean.replace(",", "")), float(lo.replace(",", "")), float(hi.replace(",", ""))
 
 
+@pytest.mark.fast
 def test_group_table_means_and_n_match_hand_computation(report: Path) -> None:
     table = {r["group"]: r for r in md_table((report / "report.md").read_text(), "Final metrics per group")}
     # completed seeds only; failed ppo seed 3 and running/not-started rloo seeds 3, 4 are excluded:
@@ -265,6 +265,7 @@ def test_group_table_means_and_n_match_hand_computation(report: Path) -> None:
     assert ci(table["rloo"]["KL mean [95% CI]"])[0] == pytest.approx(0.55, abs=1e-3)
 
 
+@pytest.mark.fast
 def test_paired_difference_vs_baseline_matches_hand_computation(report: Path) -> None:
     rows = {r["group"]: r for r in md_table((report / "report.md").read_text(), "Paired comparison vs ppo")}
     assert set(rows) == {"reinforce_pp", "rloo"}  # baseline: ppo, as stated
@@ -323,11 +324,9 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> None:
-    browser = shutil.which("chromium")
-    assert browser, "chromium is not installed: run scripts/install_chromium.sh (Debian's chromium package)"
+def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path, chromium: str) -> None:
     flags = [
-        browser,
+        chromium,
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -511,6 +510,7 @@ def test_compare_on_a_real_tiny_sweep(tmp_path: Path, cache_dir: Path) -> None:
     assert matched["dpo"]["gold reward at budget mean [95% CI]"] != "n/a"  # in the compute-matched view
 
 
+@pytest.mark.fast
 def test_the_studys_saved_claims_are_tested_with_holm_over_the_claims(report: Path) -> None:
     rows = {r["claim"]: r for r in md_table((report / "report.md").read_text(), "Claims")}
     assert list(rows) == CLAIMS

@@ -59,6 +59,7 @@ def test_the_cpu_ddp_preset_runs_two_processes_and_needs_per_sample_seeds(tmp_pa
         check_run(spec_from_config(cfg, names))
 
 
+@pytest.mark.fast
 def test_shards_cover_every_row_once_in_order():
     for n in (1, 5, 8):
         for size in (1, 2, 3):
@@ -67,6 +68,7 @@ def test_shards_cover_every_row_once_in_order():
     assert Group(0, 2).shard(5) == slice(0, 3) and Group(1, 2).shard(5) == slice(3, 5)
 
 
+@pytest.mark.fast
 def test_a_rows_seed_does_not_depend_on_how_rows_are_split():
     assert row_seeds(3, 7, 0, 8)[5:] == row_seeds(3, 7, 5, 3)
     assert len(set(row_seeds(3, 7, 0, 8) + row_seeds(3, 8, 0, 8) + row_seeds(4, 7, 0, 8))) == 24

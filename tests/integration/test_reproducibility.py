@@ -1,5 +1,5 @@
 """Same command, same numbers: two processes with their own fresh stage caches and different hash
-seeds build byte-identical stages and log identical metrics (README "Same command, same numbers")."""
+seeds build byte-identical stages and log identical metrics (docs/reproducibility.md)."""
 
 from __future__ import annotations
 

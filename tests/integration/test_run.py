@@ -95,6 +95,7 @@ def test_every_online_step_logs_the_rollout_trainer_mismatch(
         assert 0.0 <= outside <= (0.0 if rollout != ["rollout.dtype=bfloat16"] else 0.5), row
 
 
+@pytest.mark.fast
 def test_same_seed_gives_identical_metrics(tmp_path, cache_dir):
     run_in_process(["seed=7"], tmp_path / "a", cache_dir)
     run_in_process(["seed=7"], tmp_path / "b", cache_dir)
@@ -129,6 +130,7 @@ class Interrupt(BaseException):
     pass
 
 
+@pytest.mark.fast
 def test_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(tmp_path, cache_dir, monkeypatch):
     from align_lab.tracking import JsonlTracker
 
@@ -222,6 +224,7 @@ def test_toy_arith_with_verifier_reports_pass_at_k(tmp_path, cache_dir):
     assert "reward_model" not in summary["stages"]
 
 
+@pytest.mark.fast
 def test_verifier_on_a_task_without_answers_fails_with_one_line(tmp_path, cache_dir):
     with pytest.raises(ValueError, match="reward=verifier: task=toy_prefs has no verifiable answers"):
         run_in_process(["reward=verifier"], tmp_path, cache_dir)

@@ -17,7 +17,7 @@ from align_lab.checks import ConfigError
 from align_lab.config import build
 from align_lab.rl import aggregate_loss, clip_reward, kl_penalty, observed_kl
 from tests.conftest import compose
-from tests.unit.test_algorithms_group import close, lengths_mask, rollout, t
+from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
 KL_ALGOS = ["ppo", "ppo_max", "vanilla_pg", "reinforce_ma", "rloo", "raft", "remax", "grpo", "dr_grpo"]
 KL_ALGOS += ["reinforce_pp", "reinforce_pp_baseline"]

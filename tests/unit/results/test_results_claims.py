@@ -8,7 +8,7 @@ import pytest
 from align_lab.compare import main as compare_main
 from align_lab.results.aggregate import aggregate
 from align_lab.results.claims import Claim, claim_verdict, parse_claim
-from tests.unit.test_results_aggregate import online_run
+from tests.unit.results.test_results_aggregate import online_run
 
 
 def test_a_claim_reads_group_operator_group_and_metric():
