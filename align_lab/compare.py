@@ -23,9 +23,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("folders", nargs="+", type=Path, help="folders searched (recursively) for run folders")
     p.add_argument(
         "--by",
-        default="algo",
+        default=None,
         help="group runs by a config group (algo, task), a dotted config key (algo.kl_coef, seed), "
-        "or several, comma-separated (default: algo)",
+        "or several, comma-separated (default: the study's `compare_by`, algo unless its sweep file "
+        "sets another, e.g. the arm group of sweeps/off_policy.yaml)",
     )
     p.add_argument(
         "--baseline",
@@ -74,6 +75,12 @@ def saved_claims(runs) -> list[str]:
     return seen
 
 
+def study_grouping(runs) -> str:
+    """The key the study's arms differ by: its runs' saved `compare_by` (algo unless the sweep file
+    sets another)."""
+    return _most_common([r.config.get("compare_by") for r in runs], "algo")
+
+
 def check_algorithm_names(claims, by: list[str]) -> None:
     """Grouped by algorithm, a claim must name registered algorithms (checked before reading runs)."""
     if by != ["algo"]:
@@ -87,6 +94,10 @@ def check_algorithm_names(claims, by: list[str]) -> None:
                 raise ValueError(f"claim '{c}': no algorithm {name!r}; allowed: {', '.join(known)}")
 
 
+def _keys(by: str) -> list[str]:
+    return [k.strip() for k in by.split(",") if k.strip()]
+
+
 def main(argv: list[str] | None = None) -> int:
     from align_lab.results.aggregate import SFT, aggregate
     from align_lab.results.claims import parse_claims
@@ -96,18 +107,23 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
-    by = [k.strip() for k in args.by.split(",") if k.strip()]
     try:
         if missing:
             raise ValueError(f"no such folder: {', '.join(missing)}")
         claims = parse_claims(args.claim)  # before anything is read
-        check_algorithm_names(claims, by)
+        if args.by is not None:
+            check_algorithm_names(claims, _keys(args.by))
         out = args.out or args.folders[0] / "compare"
         runs, problems = load_runs(args.folders)
+        grouping = study_grouping(runs)
+        args.by = args.by or grouping
+        by = _keys(args.by)
+        check_algorithm_names(claims, by)
         saved = saved_claims(runs)
-        if saved and by != ["algo"]:  # a study's claims name algorithms
+        if saved and by != [grouping]:  # a study's claims name the values of its own grouping
             problems.append(
-                f"the study's {len(saved)} saved claims name algorithms: not tested with --by {args.by}"
+                f"the study's {len(saved)} saved claims name {grouping} values: "
+                f"not tested with --by {args.by}"
             )
             saved = []
         claims = parse_claims([*saved, *args.claim])
