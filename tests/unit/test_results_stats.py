@@ -97,7 +97,7 @@ def test_sign_flip_p_value_counts_ties_and_zero_mean() -> None:
 
 
 def test_sign_flip_p_value_is_one_when_the_mean_is_zero_in_exact_arithmetic() -> None:
-    # (-0.1, 0, -0.2, 0.1, 0.2) sums to 0, but to ~1e-17 in floating point; every one of the 32 patterns
+    # (-0.1, 0, -0.2, 0.1, 0.2) has mean 0, -5.6e-18 in floating point; every one of the 32 patterns
     # has |mean| >= 0 -> p = 1. scipy.stats.permutation_test's tolerance is relative to the observed
     # mean, so it counts 28 of 32 (0.875): why stats.py keeps its own exact test
     d = [-0.1, 0.0, -0.2, 0.1, 0.2]
