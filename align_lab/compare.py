@@ -88,9 +88,8 @@ def check_algorithm_names(claims, by: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from align_lab.results.aggregate import aggregate
+    from align_lab.results.aggregate import SFT, aggregate
     from align_lab.results.claims import parse_claims
-    from align_lab.results.comparison import SFT
     from align_lab.results.report import write_report
     from align_lab.results.runs import load_runs
     from align_lab.results.stats import fmt, fmt_ci

@@ -58,9 +58,9 @@ def sft_row(runs: pd.DataFrame, columns: list[str]) -> dict:
     row: dict = {"group": SFT, "excluded": 0}
     seeds: set = set()
     for col in columns:
-        per_seed = done.groupby("seed")[f"{col}_sft"].mean().dropna() if f"{col}_sft" in done else None
-        seeds |= set() if per_seed is None else set(per_seed.index)
-        values = np.array([]) if per_seed is None else per_seed.to_numpy(float)  # (seeds,)
+        by_seed = done.groupby("seed")[f"{col}_sft"].mean().dropna() if f"{col}_sft" in done else None
+        seeds |= set() if by_seed is None else set(by_seed.index)
+        values = np.array([]) if by_seed is None else by_seed.to_numpy(float)  # (seeds,)
         _, row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.mean_ci(values)
     row["n"] = len(seeds)
     return row
