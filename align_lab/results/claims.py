@@ -1,24 +1,22 @@
 """A study's claims as hypotheses: "rloo > ppo on eval/gold_reward" -> reproduced, contradicted or
-inconclusive, from the runs paired by seed (the paired sign-flip test and the Student-t CI of the
-paired differences), Holm-corrected over the study's claims. Pure computation; report.py renders it.
+inconclusive, from the runs paired by seed (stats.paired_tests: the paired sign-flip test and the
+Student-t CI of the paired differences, as in the report's paired tables), Holm-corrected over the
+study's claims. Pure computation; report.py renders it.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from align_lab.results import stats
-from align_lab.results.runs import COMPLETED
+from align_lab.results.stats import ALPHA
+from align_lab.results.tables import per_seed
 
 if TYPE_CHECKING:
     import pandas as pd
 
-ALPHA = 0.05
 SYNTAX = '"<group> > <group> on <metric>" (or <), e.g. "rloo > ppo on eval/gold_reward"'
 _CLAIM = re.compile(r"^\s*(?P<a>[^\s<>]+)\s*(?P<op>[<>])\s*(?P<b>[^\s<>]+)\s+on\s+(?P<metric>\S+)\s*$")
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
@@ -88,39 +86,26 @@ def claim_verdict(claim: Claim, diff: float, lo: float, hi: float, p_holm: float
     return INCONCLUSIVE, "the CI covers 0"
 
 
+CLAIM_COLUMNS = ["claim", "n_pairs", "a_mean", "b_mean", "diff", "diff_lo", "diff_hi", "p", "p_holm"]
+
+
 def claim_table(claims: list[Claim], runs: pd.DataFrame) -> pd.DataFrame:
     """One row per claim: paired seeds, mean a - b with its 95% Student-t CI, p, Holm p, verdict."""
     import pandas as pd
 
-    from align_lab.results.aggregate import mean_ci
-
-    rows = []
+    empty = pd.Series(dtype=float)
+    pairs = []
     for c in claims:
-        done = runs[(runs["status"] == COMPLETED) & runs["seed"].notna() & runs[c.metric].notna()]
-        per_seed = done.groupby(["group", "seed"])[c.metric].mean()
-        a = per_seed[c.a] if c.a in per_seed.index.get_level_values(0) else pd.Series(dtype=float)
-        b = per_seed[c.b] if c.b in per_seed.index.get_level_values(0) else pd.Series(dtype=float)
-        seeds = sorted(set(a.index) & set(b.index))
-        diffs = np.array([a[s] - b[s] for s in seeds], dtype=float)  # (pairs,)
-        n, mean, lo, hi = mean_ci(diffs)
-        rows.append(
-            {
-                "claim": str(c),
-                "n_pairs": n,
-                "a_mean": float(np.mean([a[s] for s in seeds])) if seeds else math.nan,
-                "b_mean": float(np.mean([b[s] for s in seeds])) if seeds else math.nan,
-                "diff": mean,
-                "diff_lo": lo,
-                "diff_hi": hi,
-                "p": stats.sign_flip_p_value(diffs),
-            }
-        )
-    columns = ["claim", "n_pairs", "a_mean", "b_mean", "diff", "diff_lo", "diff_hi", "p"]
-    table = pd.DataFrame(rows, columns=columns)
-    table["p_holm"] = stats.holm(table["p"].to_numpy(dtype=float)) if len(table) else []
+        by_group = per_seed(runs, c.metric)
+        pairs.append((by_group.get(c.a, empty), by_group.get(c.b, empty)))
+    tests = stats.paired_tests(pairs)
+    rows = [
+        [str(c), t.n, t.a_mean, t.b_mean, t.diff, t.lo, t.hi, t.p, t.p_holm]
+        for c, t in zip(claims, tests, strict=True)
+    ]
+    table = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
     verdicts = [
-        claim_verdict(c, r.diff, r.diff_lo, r.diff_hi, r.p_holm, int(r.n_pairs))
-        for c, r in zip(claims, table.itertuples(), strict=True)
+        claim_verdict(c, t.diff, t.lo, t.hi, t.p_holm, t.n) for c, t in zip(claims, tests, strict=True)
     ]
     table["verdict"] = [v for v, _ in verdicts]
     table["why"] = [w for _, w in verdicts]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from align_lab.results import stats
-from align_lab.results.aggregate import Comparison, band
+from align_lab.results.comparison import Comparison
 from align_lab.results.extract import WALL_TIME
 from align_lab.results.runs import COMPLETED
 from align_lab.results.stats import fmt
@@ -65,7 +65,7 @@ def plot_curves(comparison: Comparison, axis: str, path: Path) -> Path:
             continue
         for x, y in curves:
             ax.plot(x, y, color=colors[g], alpha=0.25, linewidth=0.8)
-        grid, mean, lo, hi = band(curves)
+        grid, mean, lo, hi = stats.band(curves)
         ax.plot(
             grid, mean, color=colors[g], linewidth=2, marker="o", markersize=3, label=f"{g} (n={len(curves)})"
         )
@@ -135,8 +135,8 @@ def plot_overoptimisation(comparison: Comparison, path: Path) -> Path:
             continue
         for _, proxy, gold in trajectories:
             ax.plot(proxy, gold, color=colors[g], alpha=0.25, linewidth=0.8)
-        steps, proxy_mean, _, _ = band([(s, p) for s, p, _ in trajectories])
-        _, gold_mean, _, _ = band([(s, y) for s, _, y in trajectories])
+        steps, proxy_mean, _, _ = stats.band([(s, p) for s, p, _ in trajectories])
+        _, gold_mean, _, _ = stats.band([(s, y) for s, _, y in trajectories])
         if len(steps) == 0:
             continue
         ax.plot(

@@ -1,53 +1,19 @@
-"""A Comparison as a document (blocks), rendered to report.md and a self-contained report.html,
-plus runs.csv / runs.parquet and the PNG figures, in one output folder."""
+"""A Comparison as a document (render.py's blocks), rendered to report.md and a self-contained
+report.html, plus runs.csv / runs.parquet and the PNG figures, in one output folder."""
 
 from __future__ import annotations
 
-import base64
-import html
-import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from align_lab.results.aggregate import Comparison
+from align_lab.results.comparison import Comparison
 from align_lab.results.extract import FINAL_METRICS
 from align_lab.results.plots import write_figures
+from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, Table, to_html, to_markdown
 from align_lab.results.stats import fmt, fmt_ci, fmt_p
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-@dataclass(frozen=True)
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    text: str
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: list[str]
-
-
-@dataclass(frozen=True)
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-
-
-@dataclass(frozen=True)
-class Image:
-    path: Path
-    caption: str
-
-
-Block = Heading | Paragraph | Bullets | Table | Image
 
 
 def group_table_block(table: pd.DataFrame, columns: list[tuple[str, str]]) -> Table:
@@ -146,6 +112,21 @@ def runs_block(comparison: Comparison, root: Path | None) -> Table:
     return Table(header, rows)
 
 
+def claims_blocks(claims: pd.DataFrame) -> list[Block]:
+    return [
+        Heading("Claims"),
+        Paragraph(
+            "Each claim 'a > b on metric' (or <) tested on the runs paired by seed: mean a - b with a "
+            "95% Student-t CI of the paired differences, two-sided exact sign-flip p, Holm-corrected "
+            "over the claims. "
+            "reproduced: Holm p < 0.05 and the CI on the claimed side of 0; contradicted: the same on "
+            "the other side; inconclusive: otherwise (6 paired seeds are the fewest that can reach "
+            "p < 0.05 before correction)."
+        ),
+        claims_block(claims),
+    ]
+
+
 def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str, Path]]) -> list[Block]:
     """The report, top to bottom."""
     c = comparison
@@ -160,19 +141,7 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         ),
         Paragraph(c.headline),
     ]
-    if c.claims is not None:
-        blocks += [
-            Heading("Claims"),
-            Paragraph(
-                "Each claim 'a > b on metric' (or <) tested on the runs paired by seed: mean a - b with a "
-                "95% Student-t CI of the paired differences, two-sided exact sign-flip p, Holm-corrected "
-                "over the claims. "
-                "reproduced: Holm p < 0.05 and the CI on the claimed side of 0; contradicted: the same on "
-                "the other side; inconclusive: otherwise (6 paired seeds are the fewest that can reach "
-                "p < 0.05 before correction)."
-            ),
-            claims_block(c.claims),
-        ]
+    blocks += claims_blocks(c.claims) if c.claims is not None else []
     if c.notes:
         blocks += [Heading("Notes"), Bullets(c.notes)]
     blocks += [
@@ -216,81 +185,6 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         runs_block(c, roots[0] if roots else None),
     ]
     return blocks
-
-
-def _md_cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def to_markdown(blocks: list[Block], out: Path) -> str:
-    lines: list[str] = []
-    for b in blocks:
-        if isinstance(b, Heading):
-            lines += ["#" * b.level + " " + b.text, ""]
-        elif isinstance(b, Paragraph):
-            lines += [b.text, ""]
-        elif isinstance(b, Bullets):
-            lines += [f"- {_md_cell(item)}" for item in b.items] + [""]
-        elif isinstance(b, Table):
-            lines.append("| " + " | ".join(_md_cell(h) for h in b.header) + " |")
-            lines.append("|" + "---|" * len(b.header))
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
-            lines.append("")
-        elif isinstance(b, Image):
-            rel = os.path.relpath(b.path, out)
-            lines += [f"![{b.caption}]({rel})", "", f"*{b.caption}*", ""]
-    return "\n".join(lines)
-
-
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; }
-tr:nth-child(even) td { background: #fafafa; }
-figure { margin: 1em 0 2em; }
-img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-style: italic; color: #555; }
-"""
-# Marks <body data-images-loaded="k/n"> once the page has loaded: k of the n figures decoded.
-# A reader sees nothing; a headless browser's --dump-dom shows whether every image rendered.
-SCRIPT = """
-window.addEventListener("load", function () {
-  var images = Array.prototype.slice.call(document.images);
-  var loaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
-  document.body.setAttribute("data-images-loaded", loaded + "/" + images.length);
-});
-"""
-
-
-def to_html(blocks: list[Block]) -> str:
-    """One self-contained page: inline CSS, figures as base64 PNG data, no external resource."""
-    e = html.escape
-    parts = []
-    for b in blocks:
-        if isinstance(b, Heading):
-            parts.append(f"<h{b.level}>{e(b.text)}</h{b.level}>")
-        elif isinstance(b, Paragraph):
-            parts.append(f"<p>{e(b.text)}</p>")
-        elif isinstance(b, Bullets):
-            parts.append("<ul>" + "".join(f"<li>{e(i)}</li>" for i in b.items) + "</ul>")
-        elif isinstance(b, Table):
-            head = "".join(f"<th>{e(h)}</th>" for h in b.header)
-            body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in b.rows)
-            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-        elif isinstance(b, Image):
-            data = base64.b64encode(b.path.read_bytes()).decode("ascii")
-            parts.append(
-                f'<figure><img src="data:image/png;base64,{data}" alt="{e(b.caption)}" '
-                f'data-file="{e(b.path.name)}"><figcaption>{e(b.caption)}</figcaption></figure>'
-            )
-    title = next((b.text for b in blocks if isinstance(b, Heading)), "report")
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
-        f"<style>{STYLE}</style><script>{SCRIPT}</script></head>\n<body>\n"
-        + "\n".join(parts)
-        + "\n</body></html>\n"
-    )
 
 
 def write_report(

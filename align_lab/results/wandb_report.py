@@ -12,7 +12,7 @@ import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 
-from align_lab.results.aggregate import Comparison
+from align_lab.results.comparison import Comparison
 from align_lab.tracking.wandb_tracker import has_wandb_credentials
 
 NOT_CONFIGURED = (

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from align_lab.results.aggregate import aggregate, natural_key, paired_table, verdict
+from align_lab.results.aggregate import aggregate, natural_key
 from align_lab.results.extract import WALL_TIME, eval_curve, run_row, x_values
 from align_lab.results.runs import Run, find_run_dirs, group_label, load_run, lookup, pending_runs
+from align_lab.results.tables import paired_table, verdict
 
 
 def online_run(

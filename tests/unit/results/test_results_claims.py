@@ -64,6 +64,24 @@ def test_three_seeds_cannot_reach_significance_and_say_so():
     assert r.verdict == "inconclusive" and "cannot go below p = 0.25" in r.why
 
 
+def test_a_claim_and_the_paired_table_report_the_same_statistics():
+    # one computation (stats.paired_tests) serves both: rloo vs ppo on the same six seeds gives the same
+    # mean, CI and p in the claim row and in the paired row against baseline ppo; diffs 0.1..0.6 ->
+    # mean 0.35, p = 2/64
+    comparison = aggregate(
+        _runs([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
+        ["algo"],
+        baseline="ppo",
+        claims=[parse_claim("rloo > ppo on eval/gold_reward")],
+    )
+    claim = comparison.claims.iloc[0]
+    row = comparison.paired.set_index("group").loc["rloo"]
+    assert claim["diff"] == pytest.approx(0.35) and claim["p"] == pytest.approx(0.03125)
+    for key in ("n_pairs", "diff", "diff_lo", "diff_hi", "p", "p_holm"):
+        assert claim[key] == row[key], key
+    assert (claim["a_mean"], claim["b_mean"]) == (row["group_mean"], row["baseline_mean"])
+
+
 def test_verdicts_from_hand_numbers():
     c = parse_claim("a < b on eval/kl")  # claims a - b < 0
     assert claim_verdict(c, -0.2, -0.3, -0.1, 0.01, 8)[0] == "reproduced"

@@ -16,6 +16,9 @@ from align_lab.results.stats import (
     common_grid,
     curve_xy,
     holm,
+    mean_ci,
+    paired_test,
+    paired_tests,
     sign_flip_p_value,
     smallest_p_value,
     t_band,
@@ -93,6 +96,18 @@ def test_sign_flip_p_value_counts_ties_and_zero_mean() -> None:
     assert math.isnan(sign_flip_p_value([]))
 
 
+def test_sign_flip_p_value_is_one_when_the_mean_is_zero_in_exact_arithmetic() -> None:
+    # (-0.1, 0, -0.2, 0.1, 0.2) has mean 0, -5.6e-18 in floating point; every one of the 32 patterns
+    # has |mean| >= 0 -> p = 1. scipy.stats.permutation_test's tolerance is relative to the observed
+    # mean, so it counts 28 of 32 (0.875): why stats.py keeps its own exact test
+    d = [-0.1, 0.0, -0.2, 0.1, 0.2]
+    assert sign_flip_p_value(d) == 1.0
+    scipy_p = scipy_stats.permutation_test(
+        (np.array(d),), np.mean, permutation_type="samples", vectorized=True, n_resamples=32
+    ).pvalue
+    assert scipy_p < 1.0, "scipy now counts these ties: stats.sign_flip_p_value could call it"
+
+
 def test_monte_carlo_sign_flip_agrees_with_exact() -> None:
     # forcing Monte-Carlo on (1, 2, 3): p ~ 0.25 within sampling error (sd ~ 0.003 at 20,000 draws)
     p = sign_flip_p_value([1.0, 2.0, 3.0], exact_max_n=0, n_resamples=20_000, seed=1)
@@ -152,3 +167,35 @@ def test_t_band_and_common_grid() -> None:
         [(np.array([0.0, 200.0, 400.0]), np.zeros(3)), (np.array([0.0, 240.0, 480.0]), np.zeros(3))]
     )
     assert grid.tolist() == [0.0, 200.0, 240.0, 400.0]
+
+
+def test_mean_ci_counts_only_finite_values() -> None:
+    # (1, 2, 4, nan): as t_ci([1, 2, 4]) (test_t_ci_by_hand), n = 3, mean 7/3
+    n, mean, lo, hi = mean_ci(np.array([1.0, 2.0, float("nan"), 4.0]))
+    assert (n, mean) == (3, pytest.approx(7 / 3))
+    assert (lo, hi) == pytest.approx((7 / 3 - 3.794588, 7 / 3 + 3.794588), abs=1e-5)
+    assert mean_ci(np.array([]))[0] == 0 and math.isnan(mean_ci(np.array([]))[1])
+
+
+def test_paired_test_pairs_the_common_seeds_by_hand() -> None:
+    # common seeds 0, 1, 2 (a lacks 5, b lacks 3): differences 0.15, 0.10, 0.20 -> mean 0.15, t CI
+    # [0.025793, 0.274207] (test_t_ci_by_hand); all positive -> p = 2/8 = 0.25; a's mean over the
+    # common seeds (0.5 + 0.7 + 0.6) / 3 = 0.6, b's (0.35 + 0.6 + 0.4) / 3 = 0.45
+    t = paired_test({0: 0.5, 1: 0.7, 2: 0.6, 3: 0.9}, {2: 0.4, 0: 0.35, 1: 0.6, 5: 1.0})
+    assert (t.seeds, t.n) == ([0, 1, 2], 3)
+    assert (t.a_mean, t.b_mean, t.diff) == pytest.approx((0.6, 0.45, 0.15))
+    assert (t.lo, t.hi) == pytest.approx((0.025793, 0.274207), abs=1e-6)
+    assert t.p == 0.25
+    empty = paired_test({0: 1.0}, {1: 1.0})
+    assert empty.n == 0 and math.isnan(empty.diff) and math.isnan(empty.p) and math.isnan(empty.a_mean)
+
+
+def test_paired_tests_holm_correct_over_the_family() -> None:
+    # p = 0.25 (above) and, for (1, 2, 3, 4) vs 0, 2/16 = 0.125: sorted 0.125 * 2 = 0.25, 0.25 * 1 = 0.25
+    # -> running max 0.25, 0.25
+    a = {0: 0.5, 1: 0.7, 2: 0.6}
+    b = {0: 0.35, 1: 0.6, 2: 0.4}
+    tests = paired_tests([(a, b), ({s: float(s + 1) for s in range(4)}, {s: 0.0 for s in range(4)})])
+    assert [t.p for t in tests] == [0.25, 0.125]
+    assert [t.p_holm for t in tests] == pytest.approx([0.25, 0.25])
+    assert paired_tests([]) == []

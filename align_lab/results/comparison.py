@@ -1,0 +1,41 @@
+"""The Comparison: everything a report shows, computed by aggregate.py, rendered by report.py,
+plots.py and wandb_report.py (a module of its own, so that notes.py can read it without importing the
+aggregator)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SFT = "SFT"  # the reference policy every run started from; its values are each run's `<metric>_sft`
+Curve = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class Comparison:
+    by: list[str]
+    metric: str
+    budget: str  # generated_tokens | reward_queries | trained_tokens
+    baseline: str
+    groups: list[str]  # sorted; every group that has a run, completed or not
+    runs: pd.DataFrame  # one row per run, every status
+    group_table: pd.DataFrame  # per group (SFT first, where logged): n, excluded, mean/lo/hi of FINAL_METRICS
+    paired: pd.DataFrame  # final metric vs baseline, paired by seed
+    common_budget: float
+    matched: pd.DataFrame  # metric at the common budget, per group
+    matched_paired: pd.DataFrame  # the same, paired by seed vs matched_baseline
+    matched_baseline: str  # the baseline, or the first group in the view when the baseline is not
+    curves: dict[str, dict[str, list[Curve]]]  # x axis -> group -> per-run (x, metric)
+    trajectories: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]  # (step, proxy, gold)
+    notes: list[str] = field(default_factory=list)
+    claims: pd.DataFrame | None = None  # one row per claim (claims.claim_table); None: no claims
+    headline: str = ""  # one sentence: what differs from the baseline beyond seed noise
+
+    @property
+    def matched_column(self) -> str:
+        return f"{self.metric}@{self.budget}"

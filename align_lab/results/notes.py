@@ -1,0 +1,219 @@
+"""The notes under a report's headline: what the statistics leave out or cannot say (runs not
+completed, unequal compute, unpaired seeds, too few seeds, pooled configs, which randomness the CIs
+cover), each a sentence. Pure computation on a Comparison; report.py lists them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from align_lab.results import stats
+from align_lab.results.comparison import SFT, Comparison
+from align_lab.results.extract import BUDGETS, is_completed
+from align_lab.results.runs import COMPLETED, Run, group_label
+from align_lab.results.stats import ALPHA
+from align_lab.results.tables import has_sft
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+UNEQUAL_COMPUTE = 1.10  # final budgets differing by more than 10% are called unequal
+
+
+def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, problems: list[str]) -> list[str]:
+    """Every note, in the report's order; `baseline` as the user gave it (None: chosen here),
+    `problems` from reading the run folders."""
+    table = c.runs
+    notes = _status_notes(table) + list(problems)
+    notes += _budget_notes(table, BUDGETS[c.budget], c.budget.replace("_", " "))
+    notes += _matched_baseline_notes(c.baseline, c.matched_baseline)
+    notes += _pairing_notes(table, c.baseline, c.paired)
+    notes += _baseline_notes(c, baseline)
+    notes += sft_notes(table, c.metric) if has_sft(table, c.metric) else []
+    notes += _config_notes(runs, c.by)
+    notes += _few_seeds_notes(table)
+    randomness = stage_randomness(runs)
+    notes += [randomness] if randomness else []
+    return notes + [f"{row.folder}: {row.problems}" for row in table.itertuples() if row.problems]
+
+
+def _status_notes(table: pd.DataFrame) -> list[str]:
+    counts = Counter(table.loc[table["status"] != COMPLETED, "status"])
+    if not counts:
+        return []
+    listed = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return [f"{sum(counts.values())} runs are not in the statistics ({listed}); see Runs."]
+
+
+def _matched_baseline_notes(base: str, matched_base: str) -> list[str]:
+    if matched_base == base:
+        return []
+    if base == SFT:
+        return [
+            f"The compute-matched view compares groups at equal compute, where SFT (no compute) has no "
+            f"value; there groups are paired with {matched_base}."
+        ]
+    return [
+        f"The baseline {base} is not in the compute-matched view; there groups are paired "
+        f"with {matched_base}."
+    ]
+
+
+def _baseline_notes(c: Comparison, baseline: str | None) -> list[str]:
+    """How the baseline was chosen, when the user did not name one."""
+    if baseline is None and c.baseline == SFT:
+        return [
+            f"Baseline: SFT, the reference policy every group started from: each run is paired with its "
+            f"own {c.metric}_sft (the same evaluation of the SFT policy); choose a group with --baseline."
+        ]
+    if baseline is None and len(c.groups) > 1:
+        return [
+            f"Baseline: {c.baseline}, the first group by name ({c.metric} has no SFT value); choose one with "
+            "--baseline."
+        ]
+    return []
+
+
+def _config_notes(runs: list[Run], by: list[str]) -> list[str]:
+    notes = []
+    for g, keys in config_differences(runs, lambda r: group_label(r, by)).items():
+        shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+        notes.append(
+            f"WARNING: group {g} pools runs whose configs differ in {shown}: its CI mixes settings, not "
+            f"only seeds; split it with --by (e.g. --by {','.join([*by, keys[0]])})."
+        )
+    return notes
+
+
+def _few_seeds_notes(table: pd.DataFrame) -> list[str]:
+    done = table[table["status"] == COMPLETED]
+    few = [g for g in sorted(set(done["group"])) if (done["group"] == g).sum() < 3]
+    if not few:
+        return []
+    return [
+        f"Fewer than 3 seeds in {', '.join(few)}: their CIs are unreliable (2 seeds: the t interval "
+        "is +-12.7 standard errors; 1 seed: none)."
+    ]
+
+
+def _budget_notes(runs: pd.DataFrame, budget_key: str, label: str) -> list[str]:
+    done = runs[runs["status"] == COMPLETED]
+    finals = done[budget_key]
+    ok = finals[finals > 0]
+    notes = []
+    if len(ok) and ok.max() > UNEQUAL_COMPUTE * ok.min():
+        lo, hi = done.loc[ok.idxmin()], done.loc[ok.idxmax()]
+        notes.append(
+            f"Final metrics are at unequal compute: {label} range from {lo[budget_key]:,.0f} "
+            f"({lo['group']}, seed {lo['seed']:g}) to {hi[budget_key]:,.0f} ({hi['group']}, seed "
+            f"{hi['seed']:g}); the compute-matched view compares every group at the same budget."
+        )
+    lacking = sorted(set(done.loc[~(finals > 0), "group"]))
+    if lacking:
+        hint = "" if budget_key == BUDGETS["trained_tokens"] else "; --budget trained_tokens places them"
+        notes.append(
+            f"Not in the compute-matched view (no {label} used or logged, e.g. offline pairwise "
+            f"training): {', '.join(lacking)}{hint}."
+        )
+    return notes
+
+
+def _pairing_notes(runs: pd.DataFrame, baseline: str, paired: pd.DataFrame) -> list[str]:
+    done = runs[runs["status"] == COMPLETED]
+    notes = []
+    for (g, s), n in Counter(zip(done["group"], done["seed"], strict=True)).items():
+        if n > 1:
+            notes.append(f"{g} has {n} completed runs with seed {s:g}; their mean is used for pairing.")
+    if len(paired):
+        n_max = int(paired["n_pairs"].max())
+        if 0 < n_max < 6:
+            notes.append(
+                f"With {n_max} paired seeds the smallest possible exact p-value is 2/2^{n_max} = "
+                f"{stats.smallest_p_value(n_max):.3g}: no difference can reach p < {ALPHA} "
+                "(6 seeds are needed); read the CIs."
+            )
+    if baseline == SFT:  # every run carries its own SFT reference: nothing is left unpaired
+        return notes
+    base_seeds = set(done.loc[done["group"] == baseline, "seed"])
+    for g in sorted(set(done["group"]) - {baseline}):
+        unpaired = sorted(set(done.loc[done["group"] == g, "seed"]) ^ base_seeds)
+        if unpaired:
+            notes.append(
+                f"{g} vs {baseline}: seeds {', '.join(f'{s:g}' for s in unpaired)} are not in both "
+                "groups and are left out of the paired comparison."
+            )
+    return notes
+
+
+def sft_notes(runs: pd.DataFrame, metric: str) -> list[str]:
+    """A warning when completed runs of one seed report different SFT values: they did not all start
+    from one SFT policy (another task, model or SFT setting), so the SFT row pools references."""
+    column = f"{metric}_sft"
+    done = runs[(runs["status"] == COMPLETED) & runs["seed"].notna() & runs[column].notna()]
+    spread = done.groupby("seed")[column].agg(["min", "max"])
+    differing = spread[(spread["max"] - spread["min"]) > 1e-9 * (1 + spread["max"].abs())]
+    if differing.empty:
+        return []
+    seed, (lo, hi) = differing.index[0], differing.iloc[0]
+    return [
+        f"WARNING: the runs do not share one SFT reference ({column} at seed {seed:g} ranges from "
+        f"{lo:.4g} to {hi:.4g}): the SFT row pools different references; paired against SFT, each run is "
+        "compared with its own."
+    ]
+
+
+IGNORED_KEYS = ("seed", "cache_dir", "hardware", "tracker", "claims", "study")
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict = {}
+    for k, v in node.items():
+        out |= _flat(v, f"{prefix}.{k}" if prefix else str(k))
+    return out
+
+
+def _seed_like(key: str, config: dict) -> bool:
+    """Keys that differ between a group's seeds by design: the run seed, where and how it ran, and
+    with stages.seed=per_run the shared stages' seeds (the run's seed, config.apply_stage_seed)."""
+    top = key.split(".")[0]
+    per_run = (config.get("stages") or {}).get("seed") == "per_run"
+    return top in IGNORED_KEYS or (per_run and top in ("sft", "reward") and key.endswith(".seed"))
+
+
+def stage_randomness(runs: list[Run]) -> str | None:
+    """Which randomness a study's CIs over seeds cover (its runs' stages.seed), or None for none."""
+    settings = {(r.config.get("stages") or {}).get("seed", "shared") for r in runs if is_completed(r)}
+    if settings == {"per_run"}:
+        return (
+            "stages.seed=per_run: each seed built its own SFT policy, preference pairs and reward model, "
+            "so the CIs cover the whole pipeline's randomness."
+        )
+    if settings == {"shared"}:
+        return (
+            "stages.seed=shared: every seed trained on one SFT policy, one set of preference pairs and one "
+            "reward model, so the CIs cover policy optimisation's randomness only, conditional on those "
+            "stages; stages.seed=per_run covers the whole pipeline."
+        )
+    if settings:
+        return "WARNING: runs with stages.seed=shared and per_run are pooled; split them: --by stages.seed."
+    return None
+
+
+def config_differences(runs: list[Run], label_of) -> dict[str, list[str]]:
+    """Per group: the config keys (seed, where it ran and how it was tracked aside) whose values differ
+    between the group's completed runs, which would then be pooled as if they were seeds."""
+    by_group: dict[str, list[dict]] = {}
+    for r in runs:
+        if is_completed(r):
+            flat = {k: v for k, v in _flat(r.config).items() if not _seed_like(k, r.config)}
+            by_group.setdefault(label_of(r), []).append(flat)
+    out = {}
+    for g, flats in by_group.items():
+        keys = sorted({k for f in flats for k in f})
+        differing = [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
+        if differing:
+            out[g] = differing
+    return out

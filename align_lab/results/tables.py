@@ -1,0 +1,123 @@
+"""The runs table (one row per run, results/extract.py) -> per-group tables and paired tables.
+
+Only completed runs enter statistics. Runs are paired by seed, a seed's runs averaged; the paired
+statistics themselves are `stats.paired_tests`, which the claims (claims.py) use too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from align_lab.results import stats
+from align_lab.results.comparison import SFT
+from align_lab.results.runs import COMPLETED
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def per_seed(runs: pd.DataFrame, column: str, require: str | None = None) -> dict[str, pd.Series]:
+    """group -> its per-seed mean of `column`, over completed runs with a seed, a value of `column`
+    and (if given) of `require`; {} when no run has the column."""
+    if column not in runs.columns:
+        return {}
+    keep = (runs["status"] == COMPLETED) & runs["seed"].notna() & runs[column].notna()
+    if require is not None:
+        keep &= runs[require].notna()
+    means = runs[keep].groupby(["group", "seed"])[column].mean()
+    return {g: means[g] for g in set(means.index.get_level_values(0))}
+
+
+def group_table(runs: pd.DataFrame, groups: list[str], columns: list[str]) -> pd.DataFrame:
+    """Per group: n completed, excluded (other statuses), and `<col>:mean|lo|hi` for each column."""
+    import pandas as pd
+
+    rows = []
+    for g in groups:
+        mine = runs[runs["group"] == g]
+        done = mine[mine["status"] == COMPLETED]
+        row: dict = {"group": g, "n": len(done), "excluded": len(mine) - len(done)}
+        for col in columns:
+            _, row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.mean_ci(done[col].to_numpy())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def has_sft(runs: pd.DataFrame, metric: str) -> bool:
+    """Whether a completed run reports the metric's SFT value (`<metric>_sft`)."""
+    column = f"{metric}_sft"
+    return bool(column in runs and runs.loc[runs["status"] == COMPLETED, column].notna().any())
+
+
+def sft_row(runs: pd.DataFrame, columns: list[str]) -> dict:
+    """The group table's SFT row: per column with `<col>_sft` values, their mean and CI over seeds
+    (a seed's completed runs averaged: they evaluated the same SFT policy with that seed); n = seeds."""
+    done = runs[(runs["status"] == COMPLETED) & runs["seed"].notna()]
+    row: dict = {"group": SFT, "excluded": 0}
+    seeds: set = set()
+    for col in columns:
+        by_seed = done.groupby("seed")[f"{col}_sft"].mean().dropna() if f"{col}_sft" in done else None
+        seeds |= set() if by_seed is None else set(by_seed.index)
+        values = np.array([]) if by_seed is None else by_seed.to_numpy(float)  # (seeds,)
+        _, row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.mean_ci(values)
+    row["n"] = len(seeds)
+    return row
+
+
+def verdict(diff: float, lo: float, hi: float, p_adjusted: float, n: int, baseline: str) -> str:
+    """A plain-language reading of a paired difference: what the CI and the test can and cannot say."""
+    if n == 0:
+        return "no seeds in common with the baseline"
+    if n == 1:
+        return "one paired seed: no CI, no test"
+    direction = f"{'higher' if diff > 0 else 'lower'} than {baseline}"
+    excludes_zero = lo > 0 or hi < 0
+    if excludes_zero and p_adjusted < stats.ALPHA:
+        return f"{direction}, beyond seed noise"
+    if excludes_zero and stats.smallest_p_value(n) >= stats.ALPHA:
+        return f"{direction} (CI excludes 0), but {n} seeds cannot reach p < {stats.ALPHA}"
+    if excludes_zero:
+        return f"CI excludes 0, but Holm p = {p_adjusted:.3g}: not significant"
+    return "within seed noise (CI covers 0)"
+
+
+PAIRED_COLUMNS = ["group", "baseline", "n_pairs", "seeds", "group_mean", "baseline_mean"]
+PAIRED_COLUMNS += ["diff", "diff_lo", "diff_hi", "p", "p_holm", "verdict"]
+
+
+def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: str) -> pd.DataFrame:
+    """Each group vs the baseline on `column`, runs paired by seed (a seed's runs averaged).
+
+    Baseline SFT: each group's runs against their own `<column>_sft`, the SFT reference they started from.
+    diff = group - baseline per seed; mean diff, Student-t CI of the differences, exact sign-flip p
+    (Monte-Carlo above 12 pairs), Holm-adjusted across the compared groups (stats.paired_tests).
+    """
+    import pandas as pd
+
+    by_group = per_seed(runs, column)
+    own_sft = per_seed(runs, f"{column}_sft", require=column)
+    empty = pd.Series(dtype=float)
+    compared = [g for g in groups if g != baseline]
+    # SFT: each run against its own reference (the same evaluation of the policy it started from)
+    bases = [own_sft.get(g, empty) if baseline == SFT else by_group.get(baseline, empty) for g in compared]
+    tests = stats.paired_tests([(by_group.get(g, empty), b) for g, b in zip(compared, bases, strict=True)])
+    rows = [
+        {
+            "group": g,
+            "baseline": baseline,
+            "n_pairs": t.n,
+            "seeds": ",".join(str(int(s)) for s in t.seeds),
+            "group_mean": t.a_mean,
+            "baseline_mean": t.b_mean,
+            "diff": t.diff,
+            "diff_lo": t.lo,
+            "diff_hi": t.hi,
+            "p": t.p,
+            "p_holm": t.p_holm,
+            "verdict": verdict(t.diff, t.lo, t.hi, t.p_holm, t.n, baseline),
+        }
+        for g, t in zip(compared, tests, strict=True)
+    ]
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
