@@ -9,6 +9,7 @@ from torch import Tensor
 from align_lab.algorithms.base import (
     OnlineAlgorithm,
     Rollout,
+    RolloutCorrection,
     check_clip,
     check_online,
     check_reward_clip,
@@ -31,7 +32,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class GRPO(OnlineAlgorithm):
+class GRPO(RolloutCorrection, OnlineAlgorithm):
     """Group-normalised outcome advantage (r - mean) / (std + eps), token PPO-clip, KL in the loss.
 
     The KL is kl_coef * k3(pi_theta, pi_ref) per token, added to the clipped surrogate, and the
@@ -81,14 +82,18 @@ class GRPO(OnlineAlgorithm):
         return discounted_returns(rewards, rollout.mask, 1.0), None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, *clip_bounds(self))
-        stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item()}
+        old = self.anchor(batch)  # (B, T)
+        per_token, clipped = clipped_surrogate(logprobs, old, batch.advantages, *clip_bounds(self))
+        corrected = self.correct(batch, per_token, logprobs)
+        per_token = corrected.per_token  # (B, T)
+        stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item(), **corrected.stats}
         if self.use_kl_loss and self.kl_coef > 0:
             kl = kl_penalty(
                 logprobs, batch.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp
             )  # on pi_theta
             if self.use_bias_correction_kl:  # TRL: times the (differentiable, unclipped) token ratio
-                kl = kl * importance_ratio(logprobs, batch.logprobs, self.log_ratio_clamp)
+                kl = kl * importance_ratio(logprobs, old, self.log_ratio_clamp)
             per_token = per_token + self.kl_coef * kl
             stats["train/kl_loss"] = masked_mean(kl.detach(), batch.mask).item()
-        return aggregate_loss(per_token, batch.mask, self.loss_aggregation, self.max_len), stats
+        loss = aggregate_loss(per_token, corrected.mask, self.loss_aggregation, self.max_len, corrected.rows)
+        return loss, stats

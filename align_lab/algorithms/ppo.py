@@ -14,6 +14,7 @@ from torch import Tensor
 from align_lab.algorithms.base import (
     CriticAlgorithm,
     Rollout,
+    RolloutCorrection,
     check_clip,
     check_critic,
     check_online,
@@ -40,7 +41,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class PPO(CriticAlgorithm):
+class PPO(RolloutCorrection, CriticAlgorithm):
     """Token-level k1 KL in the reward, GAE over a learned critic, clipped surrogate and value loss."""
 
     lr: float = 1e-3
@@ -161,8 +162,13 @@ class PPO(CriticAlgorithm):
         return advantages, returns
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, *clip_bounds(self))
-        policy_loss = aggregate_loss(per_token, batch.mask, self.loss_aggregation)
+        per_token, clipped = clipped_surrogate(
+            logprobs, self.anchor(batch), batch.advantages, *clip_bounds(self)
+        )
+        corrected = self.correct(batch, per_token, logprobs)
+        policy_loss = aggregate_loss(
+            corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows
+        )
         value_loss = aggregate_loss(
             clipped_value_loss(values, batch.values, batch.returns, self.value_clip),
             batch.mask,
@@ -174,5 +180,6 @@ class PPO(CriticAlgorithm):
             "train/kl_coef": self.current_kl_coef,
             "train/reward_running_mean": self.reward_mean,
             "train/reward_running_std": running_std(self.reward_var, self.reward_count),
+            **corrected.stats,
         }
         return policy_loss + self.vf_coef * value_loss, stats

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_online
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
 from align_lab.rl import (
     aggregate_loss,
     best_of_group,
@@ -17,7 +17,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class RAFT(OnlineAlgorithm):
+class RAFT(RolloutCorrection, OnlineAlgorithm):
     """k samples per prompt, keep the top-1 by KL-shaped reward R = r - kl_coef sum_t KL_t, NLL on it.
 
     The advantage is the selection weight (1 on the kept response's tokens, else 0). The loss is the
@@ -33,7 +33,7 @@ class RAFT(OnlineAlgorithm):
     loss_aggregation: str = "token_mean"
 
     def __post_init__(self) -> None:
-        check_online(self, ">= 2 (ranking needs k > 1 samples)", min_group_size=2)
+        check_online(self, ">= 2 (ranking needs k > 1 samples)", min_group_size=2, ratio=False)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
@@ -42,5 +42,6 @@ class RAFT(OnlineAlgorithm):
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         kept = batch.advantages > 0  # (B, T) tokens of the selected responses
-        loss = aggregate_loss(-logprobs, kept, self.loss_aggregation)
-        return loss, {"train/clip_frac": 0.0}
+        corrected = self.correct(batch, -logprobs, logprobs, kept)
+        loss = aggregate_loss(corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows)
+        return loss, {"train/clip_frac": 0.0, **corrected.stats}

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_online
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
@@ -16,7 +16,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class ReinforceMA(OnlineAlgorithm):
+class ReinforceMA(RolloutCorrection, OnlineAlgorithm):
     """Whole response = one action: advantage R - b_MA, b_MA the mean of every past reward.
 
     R = r - kl_coef * sum_t KL_t (sequence-level KL in the reward); loss -(R - b_MA) sum_t m_t l_t,
@@ -33,7 +33,7 @@ class ReinforceMA(OnlineAlgorithm):
     loss_aggregation: str = "seq_mean_token_sum"
 
     def __post_init__(self) -> None:
-        check_online(self)
+        check_online(self, ratio=False)
         # sum and count of all past rewards; saved with the checkpoint
         self.reward_sum, self.reward_count = 0.0, 0
 
@@ -53,5 +53,6 @@ class ReinforceMA(OnlineAlgorithm):
         return advantages, None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        loss = aggregate_loss(-batch.advantages * logprobs, batch.mask, self.loss_aggregation)
-        return loss, {"train/clip_frac": 0.0, "train/reward_running_mean": self.baseline}
+        corrected = self.correct(batch, -batch.advantages * logprobs, logprobs)
+        loss = aggregate_loss(corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows)
+        return loss, {"train/clip_frac": 0.0, "train/reward_running_mean": self.baseline, **corrected.stats}

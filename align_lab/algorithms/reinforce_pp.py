@@ -13,6 +13,7 @@ from torch import Tensor
 from align_lab.algorithms.base import (
     OnlineAlgorithm,
     Rollout,
+    RolloutCorrection,
     check_clip,
     check_online,
     check_reward_clip,
@@ -33,7 +34,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class ReinforcePP(OnlineAlgorithm):
+class ReinforcePP(RolloutCorrection, OnlineAlgorithm):
     """Critic-free PPO-clip: token-level k1 KL in the reward, return-to-go, global batch whitening."""
 
     lr: float = 1e-3
@@ -78,12 +79,15 @@ class ReinforcePP(OnlineAlgorithm):
         return whitened, None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        per_token, clipped = clipped_surrogate(logprobs, batch.logprobs, batch.advantages, *clip_bounds(self))
-        stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item()}
+        old = self.anchor(batch)  # (B, T)
+        per_token, clipped = clipped_surrogate(logprobs, old, batch.advantages, *clip_bounds(self))
+        corrected = self.correct(batch, per_token, logprobs)
+        per_token = corrected.per_token  # (B, T)
+        stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item(), **corrected.stats}
         if self.use_kl_loss:  # v9 Eq. 8: with k2 its gradient is the reverse-KL policy gradient
             kl = kl_penalty(
                 logprobs, batch.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp
             )  # differentiable
             per_token = per_token + self.kl_coef * kl
             stats["train/kl_loss"] = masked_mean(kl.detach(), batch.mask).item()
-        return aggregate_loss(per_token, batch.mask, self.loss_aggregation), stats
+        return aggregate_loss(per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows), stats

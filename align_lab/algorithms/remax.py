@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, check_online
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
 from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
@@ -19,7 +19,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class ReMax(OnlineAlgorithm):
+class ReMax(RolloutCorrection, OnlineAlgorithm):
     """One sample and one greedy response per prompt: A_t = G_t - r(x, y_greedy), no ratio or clip.
 
     G_t is the return-to-go of the per-token KL-shaped rewards (verl compute_remax_outcome_advantage);
@@ -38,7 +38,7 @@ class ReMax(OnlineAlgorithm):
     greedy_baseline: ClassVar[bool] = True  # the loop fills rollout.baseline_scores (greedy responses)
 
     def __post_init__(self) -> None:
-        check_online(self)
+        check_online(self, ratio=False)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
@@ -50,5 +50,6 @@ class ReMax(OnlineAlgorithm):
         return returns - broadcast_to_tokens(rollout.baseline_scores, rollout.mask), None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        loss = aggregate_loss(-batch.advantages * logprobs, batch.mask, self.loss_aggregation)
-        return loss, {"train/clip_frac": 0.0}
+        corrected = self.correct(batch, -batch.advantages * logprobs, logprobs)
+        loss = aggregate_loss(corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows)
+        return loss, {"train/clip_frac": 0.0, **corrected.stats}

@@ -9,6 +9,7 @@ from torch import Tensor
 from align_lab.algorithms.base import (
     OnlineAlgorithm,
     Rollout,
+    RolloutCorrection,
     check_clip,
     check_online,
     check_reward_clip,
@@ -34,7 +35,7 @@ RATIOS = ("none", "sequence", "token")
 
 
 @dataclass
-class RLOO(OnlineAlgorithm):
+class RLOO(RolloutCorrection, OnlineAlgorithm):
     """k samples per prompt; each one's baseline is the mean reward of the other k - 1.
 
     Paper: R = r - kl_coef * sum_t KL_t, A_i = R_i - mean_{j!=i} R_j, loss -A_i sum_t m_t l_t (no
@@ -63,8 +64,8 @@ class RLOO(OnlineAlgorithm):
     normalize_advantages: bool = False  # (A - mean) / (std + 1e-4) over the batch (TRL normalize_advantages)
 
     def __post_init__(self) -> None:
-        check_online(self, ">= 2 (leave-one-out needs a sibling)", min_group_size=2)
         check(self.ratio in RATIOS, "ratio", self.ratio, f"one of {RATIOS}")
+        check_online(self, ">= 2 (leave-one-out needs a sibling)", 2, ratio=self.ratio != "none")
         check(
             not (self.ratio == "sequence" and self.token_level_kl),
             "ratio",
@@ -98,16 +99,26 @@ class RLOO(OnlineAlgorithm):
         if self.ratio == "sequence":
             # one ratio per sequence; its advantage is the same on every kept token
             seq_logprobs = masked_sum(logprobs, batch.mask, dim=-1)  # (B,)
-            seq_old = masked_sum(batch.logprobs, batch.mask, dim=-1)  # (B,)
+            seq_old = masked_sum(self.anchor(batch), batch.mask, dim=-1)  # (B,)
             seq_advantages = masked_mean(batch.advantages, batch.mask, dim=-1)  # (B,)
             per_seq, clipped = clipped_surrogate(seq_logprobs, seq_old, seq_advantages, *clip_bounds(self))
-            return per_seq.mean(), {"train/clip_frac": clipped.float().mean().item()}
+            stats = {"train/clip_frac": clipped.float().mean().item()}
+            if self.rollout_correction == "none":
+                return per_seq.mean(), stats
+            # corrected: each sequence's loss on its tokens, weighted per token, mean of sequence means
+            spread = per_seq[:, None].expand_as(batch.mask)  # (B, T)
+            corrected = self.correct(batch, spread, logprobs)
+            mean = aggregate_loss(
+                corrected.per_token, corrected.mask, "seq_mean_token_mean", rows=corrected.rows
+            )
+            return mean, stats | corrected.stats
         if self.ratio == "token":
             per_token, clipped = clipped_surrogate(
-                logprobs, batch.logprobs, batch.advantages, *clip_bounds(self)
+                logprobs, self.anchor(batch), batch.advantages, *clip_bounds(self)
             )
             clip_frac = masked_mean(clipped.float(), batch.mask).item()
         else:
             per_token, clip_frac = -batch.advantages * logprobs, 0.0
-        loss = aggregate_loss(per_token, batch.mask, self.loss_aggregation)
-        return loss, {"train/clip_frac": clip_frac}
+        corrected = self.correct(batch, per_token, logprobs)
+        loss = aggregate_loss(corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows)
+        return loss, {"train/clip_frac": clip_frac, **corrected.stats}

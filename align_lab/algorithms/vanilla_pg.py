@@ -6,7 +6,13 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import CriticAlgorithm, Rollout, check_critic, check_online
+from align_lab.algorithms.base import (
+    CriticAlgorithm,
+    Rollout,
+    RolloutCorrection,
+    check_critic,
+    check_online,
+)
 from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
@@ -18,7 +24,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class VanillaPG(CriticAlgorithm):
+class VanillaPG(RolloutCorrection, CriticAlgorithm):
     """Token-level REINFORCE: return-to-go of KL-shaped rewards minus a learned baseline b_phi(s_t).
 
     PPO with lam = 1 and neither ratio nor clip: loss -sum_t m_t stopgrad(G_t - b(s_t)) l_t, plus the
@@ -37,7 +43,7 @@ class VanillaPG(CriticAlgorithm):
     critic_init: str = "sft"
 
     def __post_init__(self) -> None:
-        check_online(self)
+        check_online(self, ratio=False)
         check_critic(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
 
@@ -48,7 +54,10 @@ class VanillaPG(CriticAlgorithm):
         return gae(rewards, rollout.values, rollout.mask, self.gamma, 1.0)
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        policy_loss = aggregate_loss(-batch.advantages * logprobs, batch.mask, self.loss_aggregation)
+        corrected = self.correct(batch, -batch.advantages * logprobs, logprobs)
+        policy_loss = aggregate_loss(
+            corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows
+        )
         value_loss = masked_mean((values - batch.returns).square() / 2, batch.mask)
-        stats = {"train/clip_frac": 0.0, "train/value_loss": value_loss.item()}
+        stats = {"train/clip_frac": 0.0, "train/value_loss": value_loss.item(), **corrected.stats}
         return policy_loss + value_loss, stats

@@ -11,7 +11,11 @@ DPO_LOSS_TYPES = ("sigmoid", "ipo", "hinge")
 
 
 def aggregate_loss(
-    loss: Tensor, mask: Tensor, mode: str = "token_mean", max_len: int | None = None
+    loss: Tensor,
+    mask: Tensor,
+    mode: str = "token_mean",
+    max_len: int | None = None,
+    rows: Tensor | None = None,
 ) -> Tensor:
     """Per-token loss (B, T) -> scalar, by one of the aggregation conventions of algorithms.md 1.3.
 
@@ -19,14 +23,16 @@ def aggregate_loss(
     seq_mean_token_mean: mean over sequences of per-sequence token means (original GRPO).
     seq_mean_token_sum: mean over sequences of per-sequence token sums (Back-to-Basics sequence
     level). constant: sum m L / (B * max_len), max_len defaulting to T (Dr. GRPO); max_len is
-    ignored by the other modes. A sequence with an empty mask adds 0 but still counts in B.
+    ignored by the other modes. A sequence with an empty mask adds 0 but still counts in B, unless
+    `rows` ((B,) bool) leaves it out of the two sequence means (verl's agg_loss drops a sequence its
+    rejection sampling emptied); token_mean and constant ignore `rows`.
     """
     if mode == "token_mean":
         return masked_mean(loss, mask)
-    if mode == "seq_mean_token_mean":
-        return masked_mean(loss, mask, dim=-1).mean()
-    if mode == "seq_mean_token_sum":
-        return masked_sum(loss, mask, dim=-1).mean()
+    if mode in ("seq_mean_token_mean", "seq_mean_token_sum"):
+        reduce = masked_mean if mode == "seq_mean_token_mean" else masked_sum
+        per_sequence = reduce(loss, mask, dim=-1)  # (B,)
+        return per_sequence.mean() if rows is None else masked_mean(per_sequence, rows)
     if mode == "constant":
         batch, length = loss.shape
         return masked_sum(loss, mask) / (batch * (length if max_len is None else max_len))

@@ -150,6 +150,7 @@ def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values,
         algo.group_size,
         None if values is None else dp.gather(values),
         baseline_scores=baseline_scores,
+        rollout_logprobs=dp.gather(samples.logprobs),  # the engine's: corrections, mismatch metrics
     )
 
 
@@ -292,7 +293,6 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             logprobs, ref_logprobs, values, reuse = _forward(ctx, algo, samples)
         # every process holds the whole step's rollout (B rows) from here on
         rollout = _gather_rollout(ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores)
-        rollout_logprobs = ctx.group.gather(samples.logprobs)  # (B, T) the engine's, for the mismatch
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. a few epochs of minibatch updates (only the critic's while it is pre-trained)
@@ -302,7 +302,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # 6. log what a comparison needs
         counters["generated_tokens"] += int(rollout.mask.sum())
         counters["reward_queries"] += len(rollout.scores)
-        metrics = _metrics(algo, rollout, rollout_logprobs, stats, times, counters)
+        metrics = _metrics(algo, rollout, rollout.rollout_logprobs, stats, times, counters)
         final = end_of_step(ctx, named, algo, step + 1, metrics) or final
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics.get('train/kl', 0.0):.3f}")

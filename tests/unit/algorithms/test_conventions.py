@@ -4,6 +4,7 @@ A test that names a peer re-derives that peer's formula in its comment, at the c
 
 import math
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from align_lab.algorithms.base import clip_bounds
 from align_lab.algorithms.grpo import GRPO
 from align_lab.algorithms.ppo import PPO
 from align_lab.algorithms.reinforce_pp import ReinforcePP
+from align_lab.algorithms.remax import ReMax
 from align_lab.algorithms.rloo import RLOO
 from align_lab.checks import ConfigError
 from align_lab.config import build
@@ -429,3 +431,426 @@ def test_new_keys_are_checked_at_build_from_the_command_line():
     cfg, _ = compose(["algo=grpo", "algo.reward_clip_low=-10"])
     with pytest.raises(ConfigError, match=r"^algo\.reward_clip_low=-10\.0: must be >= 0 or null"):
         build(cfg.algo, "algo")
+
+
+# ---- issue 26 item 4: rollout corrections, each peer's re-derived on one batch (docs/off_policy.md)
+# Peers' newest stored code: verl b178a3c (2026-01-29), OpenRLHF 3c3be62 (2026-08-13), TRL f2cd577
+# (2026-07-24), slime 624b824 (2026-08-21), AReaL 4aef98d (2026-05-21).
+# One batch of 4 responses of lengths 4, 3, 2, 1 (padding after; its values are finite garbage that must
+# not count). Per token, log pi_old - log pi_rollout (the engine's):
+#   row 0: [3, -10, 0.1, -0.2]  a token ratio e^3 and one e^-10; product e^-7.1, geometric mean e^-1.775
+#   row 1: [0.3, 0.2, 0.4]      product e^0.9 = 2.46 (outside [0.5, 2]: masked), geometric mean e^0.3
+#   row 2: [-0.1, 0.05]         product e^-0.05, geometric mean e^-0.025
+#   row 3: [1.5]                e^1.5 = 4.48 (outside 2 and 3, inside 5)
+# log pi_theta - log pi_old (the PPO ratio) is small except row 3's 1.2 (ratio 3.32: with A = -1.5 verl's
+# dual clip c = 3 binds). Advantages are constant per response: 1, -0.5, 2, -1.5.
+CORR_LENGTHS = [4, 3, 2, 1]
+CORR_MASK = lengths_mask(CORR_LENGTHS, 4)
+CORR_ROLLOUT_RATIO = t(
+    [[3.0, -10.0, 0.1, -0.2], [0.3, 0.2, 0.4, 9.0], [-0.1, 0.05, 9.0, 9.0], [1.5, 9.0, 9.0, 9.0]]
+)
+CORR_DELTA = t([[0.1, -0.3, 0.05, 0.25], [-0.1, 0.3, 0.0, 2.0], [0.2, -0.05, 2.0, 2.0], [1.2, 2.0, 2.0, 2.0]])
+CORR_OLD = t(
+    [[-1.0, -2.0, -0.5, -1.5], [-0.7, -1.2, -2.2, -3.0], [-0.3, -1.1, -3.0, -3.0], [-0.9, -3.0, -3.0, -3.0]]
+)
+CORR_ADVANTAGES = t([[1.0] * 4, [-0.5] * 4, [2.0] * 4, [-1.5] * 4]) * CORR_MASK
+
+
+def corr_batch():
+    """The batch above as align_lab's Rollout: pi_old's log-probs, the engine's, the reference's."""
+    batch = rollout([0.0] * 4, CORR_MASK, 2, logprobs=CORR_OLD, ref_logprobs=CORR_OLD - 0.2 * CORR_MASK)
+    batch.advantages = CORR_ADVANTAGES
+    batch.rollout_logprobs = CORR_OLD - CORR_ROLLOUT_RATIO
+    return batch
+
+
+def same_loss(algo, peer):
+    """algo's loss and its gradient in pi_theta's log-probs equal the peer's re-derivation `peer(logp)`."""
+    batch = corr_batch()
+    ours_logp = (CORR_OLD + CORR_DELTA).requires_grad_()
+    peer_logp = (CORR_OLD + CORR_DELTA).requires_grad_()
+    ours, _ = algo.loss(batch, ours_logp, None)
+    theirs = peer(peer_logp)
+    ours.backward()
+    theirs.backward()
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours_logp.grad, peer_logp.grad, rtol=1e-6, atol=1e-6)
+    return ours.item()
+
+
+def verl_masked_sum(values, mask, axis=None):
+    return (torch.where(mask.bool(), values, 0.0) * mask).sum(axis)  # verl_F.masked_sum
+
+
+def verl_is_weights(log_ratio, mask, level, threshold):
+    """verl compute_rollout_correction_weights (rollout_corr_helper.py L481-598)."""
+    if level == "token":
+        weights = torch.exp(log_ratio.clamp(-20.0, 20.0))
+    else:
+        total = verl_masked_sum(log_ratio, mask, -1).unsqueeze(-1)
+        weights = torch.exp(total.clamp(-20.0, 20.0)).expand_as(log_ratio)
+    return (weights * mask).clamp(max=threshold).detach()
+
+
+def verl_rejection_mask(log_ratio, mask, option, lower, upper):
+    """verl compute_rollout_rejection_mask for one k1 option (L156-372): k1 = -log r, kept when
+    log(lower) <= k1 <= log(upper), i.e. the bounds are on pi_rollout / pi_old."""
+    k1 = -log_ratio.clamp(-20.0, 20.0)
+    if option == "token_k1":
+        stat = k1
+    elif option == "seq_sum_k1":
+        stat = verl_masked_sum(k1, mask, -1).unsqueeze(-1)
+    else:  # seq_mean_k1
+        stat = (verl_masked_sum(k1, mask, -1) / (mask.sum(-1) + 1e-8)).unsqueeze(-1)
+    keep = (stat >= math.log(lower)) & (stat <= math.log(upper))
+    return mask * keep.expand_as(mask).to(mask.dtype)
+
+
+def verl_agg_loss(loss, mask, mode):
+    """verl agg_loss (core_algos.py L1025-1081), one process."""
+    if mode == "token-mean":
+        return verl_masked_sum(loss, mask) / mask.sum()
+    tokens = mask.sum(-1)
+    per_sequence = (loss * mask).sum(-1) / (tokens + 1e-8)
+    rows = (tokens > 0).to(loss.dtype)
+    return verl_masked_sum(per_sequence, rows) / rows.sum()
+
+
+def verl_vanilla_loss(old, logp, advantages, mask, mode, weights=None, clip=0.2, clip_c=3.0):
+    """verl compute_policy_loss_vanilla (core_algos.py L1160-1251): dual clip c = 3 by default."""
+    ratio = torch.exp((logp - old).clamp(-20.0, 20.0))
+    pg1 = -advantages * ratio
+    pg2 = -advantages * ratio.clamp(1 - clip, 1 + clip)
+    clip1 = torch.maximum(pg1, pg2)
+    clip2 = torch.min(-advantages * clip_c, clip1)
+    pg = torch.where(advantages < 0, clip2, clip1)
+    if weights is not None:
+        pg = pg * weights
+    return verl_agg_loss(pg, mask, mode)
+
+
+def verl_decoupled(rollout_is=None, threshold=2.0, rs=None, bounds=None, mode="token-mean"):
+    """verl's decoupled mode: IS weights and rejection from log pi_old - log pi_rollout
+    (compute_rollout_correction_and_rejection_mask L716-831), the rejected tokens leave response_mask
+    (compute_rollout_correction_and_add_to_batch L943-997), then the PPO loss on pi_theta / pi_old."""
+    log_ratio = CORR_ROLLOUT_RATIO
+    weights = None if rollout_is is None else verl_is_weights(log_ratio, CORR_MASK, rollout_is, threshold)
+    mask = CORR_MASK if rs is None else verl_rejection_mask(log_ratio, CORR_MASK, rs, *bounds)
+    return lambda logp: verl_vanilla_loss(CORR_OLD, logp, CORR_ADVANTAGES, mask, mode, weights)
+
+
+@pytest.mark.parametrize(
+    "verl,keys",
+    [
+        # decoupled_token_is(): token TIS, threshold 2
+        (verl_decoupled("token"), {"rollout_correction": "tis"}),
+        # decoupled_seq_is(): the product of the token ratios, threshold 2
+        (verl_decoupled("sequence"), {"rollout_correction": "tis", "correction_level": "sequence"}),
+        # decoupled_seq_is_rs(): sequence IS + seq_sum_k1 "0.5_2.0" (rows 0, 1, 3 rejected)
+        (
+            verl_decoupled("sequence", rs="seq_sum_k1", bounds=(0.5, 2.0)),
+            {"rollout_correction": "mis", "correction_level": "sequence", "correction_low": 0.5}
+            | {"masked_in_denominator": False},
+        ),
+        # the same under seq-mean-token-mean: rejected sequences leave the sequence count too
+        (
+            verl_decoupled("sequence", rs="seq_sum_k1", bounds=(0.5, 2.0), mode="seq-mean-token-mean"),
+            {"rollout_correction": "mis", "correction_level": "sequence", "correction_low": 0.5}
+            | {"masked_in_denominator": False, "loss_aggregation": "seq_mean_token_mean"},
+        ),
+        # decoupled_geo_rs("0.7_1.5"): geometric mean, ratio bounds [1/1.5, 1/0.7] (rows 0, 3 rejected)
+        (
+            verl_decoupled(rs="seq_mean_k1", bounds=(0.7, 1.5)),
+            {"rollout_correction": "seq_mask", "sequence_ratio": "geometric_mean"}
+            | {"correction_low": 1 / 1.5, "correction_high": 1 / 0.7, "masked_in_denominator": False},
+        ),
+        # token rejection token_k1 "0.5_2.0" + token IS 2 (decoupled_geo_rs_token_tis's shape)
+        (
+            verl_decoupled("token", rs="token_k1", bounds=(0.5, 2.0)),
+            {"rollout_correction": "mis", "correction_low": 0.5, "masked_in_denominator": False},
+        ),
+    ],
+)
+def test_verl_rollout_correction_decoupled_mode(verl, keys):
+    """verl's rollout correction in decoupled mode (every preset's default): weights from pi_old /
+    pi_rollout, truncated from above only (cap 2, no lower bound), and rejected tokens removed from
+    response_mask, so they leave the token-mean denominator and an emptied sequence the sequence mean.
+
+    Peer: volcengine/verl@b178a3cd56f58b2d502255daba591e92833930a7
+    verl/trainer/ppo/rollout_corr_helper.py L156-372 (compute_rollout_rejection_mask: k1 = -log r),
+    L481-598 (compute_rollout_correction_weights: exp(clamp(log r, +-20)) * mask, clamp(max=threshold),
+    detach), L716-831, L943-997 (response_mask replaced by the rejection mask);
+    verl/trainer/config/algorithm.py L182-255 (the presets);
+    verl/trainer/ppo/core_algos.py L1160-1251 (compute_policy_loss_vanilla: dual clip c = 3, then
+    pg_losses * rollout_is_weights), L1025-1081 (agg_loss).
+    verl's k1 bounds are on pi_rollout / pi_old: "LOW_HIGH" is align_lab's [1 / HIGH, 1 / LOW].
+    """
+    same_loss(ReinforcePP(kl_coef=0.0, dual_clip=3.0, **{"loss_aggregation": "token_mean", **keys}), verl)
+
+
+def test_verl_rollout_correction_bypass_mode():
+    """verl's bypass mode: pi_old := pi_rollout. REINFORCE (bypass_pg_is): -A log pi_theta w with
+    w = min(pi_theta / pi_rollout, 2) per sequence, detached; PPO-clip (bypass_ppo_clip_geo_rs): the PPO
+    ratio on pi_rollout, no IS weight, geometric rejection from pi_theta / pi_rollout.
+
+    Peer: volcengine/verl@b178a3cd56f58b2d502255daba591e92833930a7
+    verl/trainer/ppo/core_algos.py L1984-2061 (compute_policy_loss_reinforce: -A * log_prob * w),
+    L2064-2200 (compute_policy_loss_bypass_mode: weights and rejection from log_prob - rollout_log_prob
+    under no_grad; ppo_clip passes rollout_is_weights=None); rollout_corr_helper.py L1039-1074
+    (apply_bypass_mode: old_log_probs = rollout_log_probs); verl/trainer/config/algorithm.py L258-345.
+    """
+    behaviour = CORR_OLD - CORR_ROLLOUT_RATIO
+
+    def reinforce(logp):
+        weights = verl_is_weights((logp - behaviour).detach(), CORR_MASK, "sequence", 2.0)
+        return verl_agg_loss(-CORR_ADVANTAGES * logp * weights, CORR_MASK, "token-mean")
+
+    bypass_pg = ReMax(kl_coef=0.0, loss_aggregation="token_mean", rollout_correction="tis")
+    bypass_pg = replace(bypass_pg, correction_level="sequence", correction_ratio="current")
+    same_loss(bypass_pg, reinforce)
+
+    def ppo_clip(logp):
+        mask = verl_rejection_mask((logp - behaviour).detach(), CORR_MASK, "seq_mean_k1", 0.7, 1.5)
+        return verl_vanilla_loss(behaviour, logp, CORR_ADVANTAGES, mask, "token-mean")
+
+    keys = {
+        "rollout_correction": "seq_mask",
+        "sequence_ratio": "geometric_mean",
+        "correction_ratio": "current",
+    }
+    keys |= {"correction_low": 1 / 1.5, "correction_high": 1 / 0.7, "masked_in_denominator": False}
+    same_loss(ReinforcePP(kl_coef=0.0, dual_clip=3.0, ppo_anchor="rollout", **keys), ppo_clip)
+
+
+def openrlhf_policy_loss(kind, token_level_loss=True, low=0.5, high=5.0):
+    """OpenRLHF PolicyLoss.forward, policy_loss_type ppo, dual_clip None (loss.py L116-230; aggregate_loss
+    L11-38): -min(r A, clip(r) A) on pi_theta / pi_old, times the vLLM IS correction of
+    exp(log pi_old - log pi_rollout); masked tokens stay in action_mask."""
+    rollout_log_ratio = CORR_ROLLOUT_RATIO
+
+    def loss(logp):
+        ratio = (logp - CORR_OLD).clamp(-20.0, 20.0).exp()
+        per_token = -torch.min(ratio * CORR_ADVANTAGES, ratio.clamp(0.8, 1.2) * CORR_ADVANTAGES)
+        if kind == "icepop":
+            vllm_is = torch.exp(rollout_log_ratio).detach()
+            per_token = vllm_is * ((vllm_is >= low) & (vllm_is <= high)) * per_token
+        elif kind == "seq-mask-tis":
+            seq_is = torch.exp((rollout_log_ratio * CORR_MASK).sum(-1) / CORR_MASK.sum(-1))
+            seq_mask = (seq_is >= low) & (seq_is <= high)
+            per_token = seq_mask.unsqueeze(-1) * torch.exp(rollout_log_ratio).detach() * per_token
+        else:  # tis
+            per_token = torch.exp(rollout_log_ratio).clamp(min=low, max=high).detach() * per_token
+        if token_level_loss:
+            return (per_token * CORR_MASK).sum() / CORR_MASK.sum()
+        counts = CORR_MASK.sum(-1)
+        per_sequence = (per_token * CORR_MASK).sum(-1) / (counts + 1e-8)
+        rows = (counts > 0).to(per_token.dtype)
+        return (per_sequence * rows).sum() / rows.sum()
+
+    return loss
+
+
+OPENRLHF_BOUNDS = {"correction_low": 0.5, "correction_high": 5.0}
+
+
+@pytest.mark.parametrize(
+    "kind,keys",
+    [
+        ("tis", {"rollout_correction": "tis"}),
+        ("icepop", {"rollout_correction": "mis"}),
+        (
+            "seq-mask-tis",
+            {"rollout_correction": "seq_mask", "sequence_ratio": "geometric_mean", "mask_is_weight": True},
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    "token_level_loss,aggregation", [(True, "token_mean"), (False, "seq_mean_token_mean")]
+)
+def test_openrlhf_is_correction_type(kind, keys, token_level_loss, aggregation):
+    """OpenRLHF --algo.advantage.is_correction_type tis | icepop | seq-mask-tis with its default
+    thresholds [0.5, 5]: tis clamps both sides, icepop zeroes the token outside, seq-mask-tis zeroes a
+    sequence whose geometric-mean ratio is outside and weighs the rest by the raw token ratio; zeroed
+    tokens still count in the denominators.
+
+    Peer: OpenRLHF/OpenRLHF@3c3be6234e0cb353e76bb8019947db9dfe99fca7
+    openrlhf/models/loss.py L116-230 (PolicyLoss), L11-38 (aggregate_loss); openrlhf/models/utils.py
+    L166-169 (masked_mean); openrlhf/cli/train_ppo_ray.py L257-271 (is_correction_threshold 0.5 5,
+    is_correction_type tis).
+    """
+    algo = ReinforcePP(kl_coef=0.0, loss_aggregation=aggregation, **OPENRLHF_BOUNDS, **keys)
+    same_loss(algo, openrlhf_policy_loss(kind, token_level_loss))
+
+
+def trl_grpo_loss(mode, clip_max=3.0, clip_min=None, beta=0.04):
+    """TRL GRPOTrainer, loss_type grpo: the vLLM IS ratio of old / sampling log-probs (per token, or
+    exp of the masked sum per sequence), truncated or masked to [clip_min, clip_max], multiplies the
+    clipped surrogate before the k3 KL term is added; mean over sequences of token means."""
+    diff = (CORR_ROLLOUT_RATIO) * CORR_MASK
+    if mode.startswith("sequence"):
+        diff = diff.sum(-1, keepdim=True)
+    is_ratio = torch.exp(diff)
+    if mode.endswith("truncate"):
+        is_ratio = torch.clamp(is_ratio, min=clip_min, max=clip_max)
+    else:
+        low = clip_min if clip_min is not None else -math.inf
+        high = clip_max if clip_max is not None else math.inf
+        is_ratio = is_ratio.masked_fill((is_ratio < low) | (is_ratio > high), 0.0)
+    ref = CORR_OLD - 0.2 * CORR_MASK
+
+    def loss(logp):
+        coef_1 = torch.exp(logp - CORR_OLD)
+        coef_2 = torch.clamp(coef_1, 0.8, 1.2)
+        per_token = -torch.min(coef_1 * CORR_ADVANTAGES, coef_2 * CORR_ADVANTAGES) * is_ratio
+        per_token = per_token + beta * (torch.exp(ref - logp) - (ref - logp) - 1)
+        return ((per_token * CORR_MASK).sum(-1) / CORR_MASK.sum(-1).clamp(min=1.0)).mean()
+
+    return loss
+
+
+@pytest.mark.parametrize(
+    "mode,keys",
+    [
+        ("token_truncate", {"rollout_correction": "tis"}),
+        ("token_mask", {"rollout_correction": "mis"}),
+        ("sequence_truncate", {"rollout_correction": "tis", "correction_level": "sequence"}),
+        ("sequence_mask", {"rollout_correction": "mis", "correction_level": "sequence"}),
+    ],
+)
+def test_trl_vllm_importance_sampling_mode(mode, keys):
+    """TRL GRPO's vllm_importance_sampling_mode (default sequence_mask) with clip_max 3, no clip_min:
+    the product of the token ratios per sequence, no log-ratio clamp, masked ratios set to 0 (the
+    token stays in the denominator), the KL term not weighted.
+
+    Peer: huggingface/trl@f2cd57710ae345ea6428ae95363267fcf38a3dc8
+    trl/trainer/grpo_trainer.py L2579-2624 (the IS ratio), L3037-3128 (coef_1, the clipped surrogate,
+    per_token_loss * importance_sampling_ratio, + beta * k3, grpo aggregation);
+    trl/trainer/grpo_config.py L335-353, L915-934 (mode sequence_mask, clip_max 3.0, clip_min None).
+    """
+    keys = keys | {"correction_high": 3.0}
+    algo = GRPO(group_size=2, kl_coef=0.04, log_ratio_clamp=None, **keys)
+    same_loss(algo, trl_grpo_loss(mode))
+
+
+@pytest.mark.parametrize(
+    "function,keys",
+    [
+        ("vanilla_tis_function", {"rollout_correction": "tis"}),
+        ("icepop_function", {"rollout_correction": "mis"}),
+    ],
+)
+def test_slime_use_tis(function, keys):
+    """slime --use-tis: token weights clamp(pi_old / pi_rollout, tis_clip_low 0, tis_clip 2) on the PPO
+    loss (no log-ratio clamp), mean over samples of per-sample token means over the original loss masks;
+    --custom-tis-function-path ...:icepop_function zeroes the weight outside [tis_clip_low, tis_clip].
+
+    Peer: THUDM/slime@624b824a898ab0ec1fcb4d373004c7f3852bf515
+    slime/backends/megatron_utils/loss.py L884-905 (vanilla_tis_function), L908-933 (icepop_function),
+    L1067-1105 (pg_loss * tis_weights, reducer over the original masks), L1283-1360 (loss_function:
+    / step_global_batch_size); slime/utils/ppo_utils.py L125-148 (compute_policy_loss);
+    slime/backends/megatron_utils/cp_utils.py L47-81 (sum_of_sample_mean); slime/utils/arguments.py
+    L1061-1078 (--tis-clip 2, --tis-clip-low 0).
+    """
+    tis = torch.exp(CORR_ROLLOUT_RATIO)
+    if function == "vanilla_tis_function":
+        weights = torch.clamp(tis, min=0.0, max=2.0)
+    else:
+        weights = torch.where((tis >= 0.0) & (tis <= 2.0), tis, torch.zeros_like(tis))
+
+    def slime(logp):
+        ppo_kl = CORR_OLD - logp
+        ratio = (-ppo_kl).exp()
+        pg = torch.maximum(-ratio * CORR_ADVANTAGES, -ratio.clamp(0.8, 1.2) * CORR_ADVANTAGES) * weights
+        per_sample = (pg * CORR_MASK).sum(-1) / CORR_MASK.sum(-1).clamp(min=1)
+        return per_sample.sum() / len(CORR_LENGTHS)
+
+    keys = keys | {"correction_low": 0.0, "correction_high": 2.0}
+    algo = ReinforcePP(kl_coef=0.0, log_ratio_clamp=None, loss_aggregation="seq_mean_token_mean", **keys)
+    same_loss(algo, slime)
+
+
+def areal_loss(level, action, upper=5.0, lower=None):
+    """AReaL ppo_actor_loss_fn with use_decoupled_loss and a RejectionSamplingConfig (metric ratio,
+    agg mean): pi_theta / pi_proximal clipped, times behave_imp_weight = pi_proximal / pi_behave; a
+    masked token's weight and ratio are 0 and it stays in the denominator (the original count)."""
+
+    def check(metric):
+        return (metric >= lower) & (metric <= upper) if lower is not None else metric <= upper
+
+    def loss(logp):
+        count = CORR_MASK.count_nonzero()
+        mask = CORR_MASK.bool()
+        log_ratio = CORR_ROLLOUT_RATIO
+        weight = torch.exp(log_ratio)
+        if level == "sequence":
+            seq_log_mean = torch.where(mask, log_ratio, 0.0).sum(-1, keepdim=True) / mask.sum(
+                -1, keepdim=True
+            )
+            weight = torch.exp(seq_log_mean).expand_as(log_ratio)
+            metric = torch.exp(seq_log_mean)
+            if action == "mask":
+                in_bounds = check(metric).expand_as(mask)
+            else:
+                out = (~check(metric)).expand_as(mask)
+                weight = torch.where(out, weight.clamp(min=lower or 0.0, max=upper), weight)
+        elif action == "mask":
+            in_bounds = check(weight)
+        else:
+            weight = weight.clamp(min=lower if lower is not None else 0.0, max=upper)
+        if action == "mask":
+            mask = mask & in_bounds
+        weight = torch.where(mask, weight, 0.0)
+        ratio = torch.where(mask, torch.exp(logp - CORR_OLD), 0)
+        pg = torch.max(-CORR_ADVANTAGES * ratio, -CORR_ADVANTAGES * ratio.clamp(0.8, 1.2)) * weight
+        return torch.where(mask, pg, 0).sum() / count
+
+    return loss
+
+
+@pytest.mark.parametrize(
+    "level,action,keys",
+    [
+        ("token", "mask", {"rollout_correction": "mis"}),
+        ("sequence", "mask", {"rollout_correction": "mis", "correction_level": "sequence"}),
+        ("token", "clamp", {"rollout_correction": "tis", "correction_low": 0.0}),
+    ],
+)
+def test_areal_decoupled_loss(level, action, keys):
+    """AReaL's decoupled PPO objective (behaviour vs proximal policy) with rejection_sampling (upper 5,
+    no lower bound; ratio metric, agg mean: the geometric mean at sequence level). align_lab's
+    decoupled correction is this objective: pi_old is the proximal policy (the trainer's log-probs at
+    the weights that sampled), rollout.rollout_logprobs the behaviour policy's.
+
+    Peer: inclusionAI/AReaL@4aef98d8d818af55b43621aaadba047ae10f4e77
+    areal/utils/functional/functional.py L185-425 (apply_rejection_sampling), L429-559
+    (ppo_actor_loss_fn: pg_loss * behave_imp_weight, / the original loss_mask count);
+    areal/api/cli_args.py L1224-1320 (RejectionSamplingConfig: level token, action mask, metric ratio,
+    agg mean, upper 5, lower None), L1485-1498 (use_decoupled_loss).
+    """
+    keys = {"sequence_ratio": "geometric_mean", "correction_high": 5.0} | keys
+    same_loss(
+        ReinforcePP(kl_coef=0.0, log_ratio_clamp=None, loss_aggregation="token_mean", **keys),
+        areal_loss(level, action),
+    )
+
+
+def test_the_five_disagreements_each_move_the_loss_by_far_more_than_rounding():
+    """Each key the peers disagree on, flipped alone on the batch above, changes the loss by > 1e-3."""
+    masked = {"rollout_correction": "mis", "correction_level": "sequence", "correction_low": 0.5}
+    truncated = {"rollout_correction": "tis", "correction_low": 0.5}
+
+    def loss(keys):
+        algo = ReinforcePP(kl_coef=0.0, **{"loss_aggregation": "token_mean", **keys})
+        return algo.loss(corr_batch(), CORR_OLD + CORR_DELTA, None)[0].item()
+
+    flips = [
+        (masked, {"sequence_ratio": "geometric_mean"}),  # product (verl, TRL) | geometric mean (OpenRLHF)
+        (masked, {"rollout_correction": "tis"}),  # mask | truncate
+        (truncated, {"correction_low": None}),  # the lower bound: e^-10 weighs 0.5 or 4.5e-5
+        (masked, {"masked_in_denominator": False}),  # the denominator (verl rejection)
+        (masked, {"correction_ratio": "current"}),  # old / rollout | current / rollout (verl bypass)
+        (masked, {"ppo_anchor": "rollout"}),  # the PPO ratio on pi_rollout (verl bypass)
+        (masked, {"loss_aggregation": "seq_mean_token_mean"}),  # the aggregation the weight enters
+    ]
+    for base, keys in flips:
+        assert abs(loss(base | keys) - loss(base)) > 1e-3, keys
