@@ -49,6 +49,9 @@ class RolloutEngine(Protocol):
     log-probs of its samples (Samples.logprobs) measure how far its distribution is from the trainer's."""
 
     temperature: float  # the loops divide logits by it for log-probs
+    # whether a thread may sample while the trainer trains, drawing what sampling in the loop draws
+    # (train.async_rollouts; an engine without it: no)
+    samples_in_background: bool
 
     def sample(
         self,

@@ -51,6 +51,13 @@ class HFGenerate:
         self.policy_copy = None  # the bfloat16 copy the engine samples (dtype=bfloat16), once made
         self._synced: tuple | None = None  # weights_version of the model policy_copy was copied from
 
+    @property
+    def samples_in_background(self) -> bool:
+        """Whether a thread may sample while the trainer trains (train.async_rollouts) and draw what
+        sampling in the loop draws: with per-row seeds no draw comes from torch's global generator,
+        which the trainer's minibatch permutations use."""
+        return self.seed_per_sample
+
     def sync(self, model) -> None:
         """float32: nothing to push, the engine samples the live model. bfloat16: copies `model`'s
         weights into policy_copy in place (made on the first call, or when `model` is another model)."""

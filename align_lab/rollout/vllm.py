@@ -108,6 +108,12 @@ class VLLMEngine:
         if self.sleep_level not in (1, 2):
             raise ValueError(f"sleep_level={self.sleep_level}: must be 1 (offload weights) or 2 (drop them)")
 
+    @property
+    def samples_in_background(self) -> bool:
+        """No (train.async_rollouts): sampling sets torch's thread count and restores its global RNG
+        around vLLM's calls (_one_thread, _trainer_rng), which a training thread shares."""
+        return False
+
     def check_installed(self) -> None:
         """Fails before any compute when this Python has no vllm (it lives in its own environment)."""
         import importlib.util

@@ -44,6 +44,7 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
         except ValueError as e:
             raise ConfigError(str(e)) from None
     check_processes(spec)
+    check_staleness(spec)
     check_backend(spec, here)
     check_nodes(spec)
     if here and spec.hardware.device == "cuda":
@@ -90,6 +91,37 @@ def check_processes(spec: RunSpec) -> None:
     if n > per_step:
         what = "prompts per step (train.rollout_size / algo.group_size)" if online else "train.minibatch_size"
         raise ConfigError(f"{key}: must be <= the {per_step} {what}")
+
+
+def check_staleness(spec: RunSpec) -> None:
+    """train.max_staleness / train.async_rollouts (train/staleness.py): the online loop's, on one process;
+    a sampling thread needs an engine that leaves the trainer's RNG and threads alone, and a policy
+    whose whole weights this process holds (its frozen copy)."""
+    k, background = spec.train.max_staleness, spec.train.async_rollouts
+    if k == 0:
+        return
+    if not isinstance(spec.algo, OnlineAlgorithm):
+        raise ConfigError(
+            f"train.max_staleness={k}: the pairwise loop samples on-policy (online DPO: algo.sync_every); "
+            "set train.max_staleness=0"
+        )
+    processes = spec.hardware.processes * spec.hardware.nodes
+    if processes > 1:
+        raise ConfigError(
+            f"train.max_staleness={k}: not supported with {processes} data-parallel processes yet (each "
+            "would checkpoint its own pending rollouts); use hardware.processes=1 or train.max_staleness=0"
+        )
+    if background and not getattr(spec.rollout, "samples_in_background", False):
+        engine = spec.names.get("rollout", type(spec.rollout).__name__)
+        raise ConfigError(
+            f"train.async_rollouts=true: rollout={engine} cannot sample on a thread without touching the "
+            "trainer's RNG or threads; use rollout=hf with rollout.seed_per_sample=true"
+        )
+    if background and spec.backend.uses_deepspeed and spec.backend.zero_stage == 3:
+        raise ConfigError(
+            "train.async_rollouts=true: the frozen sampling copy of a ZeRO-3 partitioned policy is not "
+            "supported; use hardware.zero_stage=2 or train.async_rollouts=false"
+        )
 
 
 def check_nodes(spec: RunSpec) -> None:

@@ -118,12 +118,14 @@ def check_same_config(run_dir: Path, digest: str) -> dict:
     return previous
 
 
-# what a user may change when resuming a run: its length, cadences, where it runs and how it is tracked
+# what a user may change when resuming a run: its length, cadences, where it runs and how it is tracked,
+# and whether rollouts are sampled on a thread
 MAY_CHANGE_ON_RESUME = (
     "train.steps",
     "train.eval_every",
     "train.checkpoint_every",
     "train.keep_checkpoint",
+    "train.async_rollouts",  # the same numbers either way (train/staleness.py)
     "hardware",
     "tracker",
 )

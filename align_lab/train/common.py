@@ -36,6 +36,12 @@ class TrainConfig:
     # rows per forward/backward (gradient accumulation); None: whole; "auto": from the memory budget
     # (train/micro.py). The run resolves "auto" before a loop sees this config (study/run.py)
     micro_batch_size: int | str | None = "auto"
+    # bounded staleness (docs/off_policy.md): the rollout step t trains on is sampled with the policy of
+    # step t - k (the first k steps: the initial policy); 0 = on-policy
+    max_staleness: int = 0
+    # sample the next rollout on a thread, from a frozen copy of the weights, while this step updates;
+    # the same numbers as the synchronous loop with the same max_staleness (which must be >= 1)
+    async_rollouts: bool = False
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "steps", self.steps, ">= 1")
@@ -53,6 +59,22 @@ class TrainConfig:
             "micro_batch_size",
             micro,
             "auto (from the memory budget), an integer >= 1, or null (the whole minibatch at once)",
+        )
+        k = self.max_staleness
+        integer = isinstance(k, int) and not isinstance(k, bool)
+        check(integer and k >= 0, "max_staleness", k, "an integer >= 0")
+        check(
+            k < self.steps,
+            "max_staleness",
+            k,
+            f"< train.steps={self.steps} (else every step trains on the initial policy's rollouts)",
+        )
+        check(
+            not self.async_rollouts or k >= 1,
+            "async_rollouts",
+            str(self.async_rollouts).lower(),
+            "false with train.max_staleness=0 (the next rollout needs this step's update: nothing to "
+            "overlap); set train.max_staleness >= 1",
         )
 
 

@@ -35,6 +35,7 @@ from align_lab.train.distributed import row_seeds
 from align_lab.train.micro import Term, accumulate
 from align_lab.train.micro import forward as micro_forward
 from align_lab.train.sft import nll_term
+from align_lab.train.staleness import BackgroundSampler, Pending, PendingRollouts
 
 
 @contextmanager
@@ -80,22 +81,34 @@ def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values):
     return loss, stats
 
 
-def _sample(ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int):
-    """1. G samples for each of this process's share of the step's prompts; with greedy_baseline,
-    one greedy response per prompt too (else None)."""
+def _sample(
+    ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int, model=None, now: int | None = None
+):
+    """1. G samples for each of this process's share of the step's prompts from `model` (the policy
+    by default); with greedy_baseline, one greedy response per prompt too (else None). `now`: the loop
+    step that samples it (step - train.max_staleness, or earlier in the warm-up), named if it diverged."""
     task, tok, dp, G = ctx.task, ctx.tokenizer, ctx.group, algo.group_size
+    model = ctx.policy if model is None else model
     mine = dp.shard(len(step_prompts))
     my_prompts = step_prompts[mine]
     seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)
     limits = (task.max_response_tokens, task.max_prompt_tokens)
     try:
-        samples = ctx.engine.sample(ctx.policy, tok, my_prompts, G, *limits, seeds=seeds)
+        samples = ctx.engine.sample(model, tok, my_prompts, G, *limits, seeds=seeds)
         greedy = None
         if algo.greedy_baseline:  # ReMax: one greedy response per prompt as the baseline
-            greedy = ctx.engine.sample(ctx.policy, tok, my_prompts, 1, *limits, greedy=True)
+            greedy = ctx.engine.sample(model, tok, my_prompts, 1, *limits, greedy=True)
     except NonFiniteLogits:  # the last update made the weights non-finite: say which step found it
-        raise Diverged(f"diverged at step {step + 1} (non-finite logits while sampling)") from None
+        now = step if now is None else now
+        raise Diverged(f"diverged at step {now + 1} (non-finite logits while sampling)") from None
     return samples, greedy
+
+
+def _produce(ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int, now: int, model) -> Pending:
+    """1. The rollout of `step`, sampled at loop step `now` from `model`, with its sampling time."""
+    start = time.perf_counter()
+    samples, greedy = _sample(ctx, algo, step_prompts, step, model, now)
+    return Pending(step, samples, greedy, time.perf_counter() - start)
 
 
 def _score(ctx: Context, algo: OnlineAlgorithm, samples, greedy, counters: Counters):
@@ -271,24 +284,43 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         named |= updates.critic.checkpointed("critic", "critic_optimizer", "critic_schedule")
     if algo.ptx_coef > 0:
         updates.demonstrations = named["demonstrations"] = Shuffler(ctx.task.demonstrations(), ctx.seed)
+    pending = PendingRollouts()  # rollouts sampled ahead (train.max_staleness), checkpointed with the run
+    if cfg.max_staleness > 0:
+        named["pending_rollouts"] = pending
+    sampler = BackgroundSampler(ctx.policy) if cfg.async_rollouts else None
     torch.manual_seed(ctx.seed)
     start = restore(ctx, named, algo)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
     final = None
     for step in range(start, cfg.steps):
         times: dict[str, float] = {}
-        # 0. engines that hold their own copy of the weights (vLLM) take the policy's; HF samples the live one
+        # 0. engines that hold their own copy of the weights (vLLM) take the policy's; HF samples the
+        # live one. Async: the sampling thread's frozen copy takes them
         with timed(times, "time/sync_s"):
-            ctx.engine.sync(ctx.policy)
-        # 1. sample G responses for each of this process's share of the step's prompts (data parallel:
-        # each process samples, scores and runs the models on its own rows)
+            if sampler is None:
+                ctx.engine.sync(ctx.policy)
+            else:
+                sampler.freeze(ctx.policy)
+        # 1. sample G responses for each of this process's share of the prompts of step + max_staleness
+        # (data parallel: each process samples, scores and runs the models on its own rows) with the
+        # current weights (before: the rollouts of the steps before it, with these weights too:
+        # the warm-up), on the sampling thread with async_rollouts; take this step's rollout
+        ahead = step + cfg.max_staleness
         with timed(times, "time/rollout_s"):
-            samples, greedy = _sample(ctx, algo, prompts.take(n_prompts), step)
+            last = ahead if sampler is None else ahead - 1  # the thread samples step `ahead`
+            while pending.next_step(step) <= last:
+                s = pending.next_step(step)
+                pending.push(_produce(ctx, algo, prompts.take(n_prompts), s, step, ctx.policy))
+            if sampler is not None:
+                sampler.submit(partial(_produce, ctx, algo, prompts.take(n_prompts), ahead, step))
+            entry = pending.pop(step)
+            samples, greedy = entry.samples, entry.greedy
         # 2. score them
         with timed(times, "time/score_s"):
             scores, baseline_scores = _score(ctx, algo, samples, greedy, counters)
-        # 3. the trainer's log-probs under the sampling policy (its weights; the engine's own log-probs
-        # of its draws are samples.logprobs) and the reference's; critic values
+        # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
+        # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
+        # and the reference's; critic values
         with timed(times, "time/ref_s"):
             logprobs, ref_logprobs, values, reuse = _forward(ctx, algo, samples)
         # every process holds the whole step's rollout (B rows) from here on
@@ -299,10 +331,17 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         policy_rests = step < algo.critic_pretrain_steps
         with timed(times, "time/train_s"):
             stats = _update(ctx, algo, updates, rollout, reuse, policy_rests, counters)
+        if sampler is not None:  # the rollout of step + max_staleness joins the queue
+            with timed(times, "time/rollout_wait_s"):
+                pending.push(sampler.result())
         # 6. log what a comparison needs
         counters["generated_tokens"] += int(rollout.mask.sum())
         counters["reward_queries"] += len(rollout.scores)
         metrics = _metrics(algo, rollout, rollout.rollout_logprobs, stats, times, counters)
+        if cfg.max_staleness > 0:  # this rollout's tokens over its own sampling time
+            metrics["time/generated_tokens_per_s"] = int(rollout.mask.sum()) / max(entry.seconds, 1e-9)
+        if sampler is not None:  # the sampling thread's time for the rollout it queued (not in step_s)
+            metrics["time/rollout_sampling_s"] = pending.queue[-1].seconds
         final = end_of_step(ctx, named, algo, step + 1, metrics) or final
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics.get('train/kl', 0.0):.3f}")

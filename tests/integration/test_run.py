@@ -80,19 +80,26 @@ MISMATCH = ("rollout/mismatch_kl", "rollout/mismatch_ratio_outside", "rollout/mi
         (["rollout.dtype=bfloat16"], (1e-7, 1.0), (1.001, 100.0)),
         # top-p renormalises over the kept tokens (mass S >= 0.9): every ratio is S, in [0.9, 1]
         (["rollout.top_p=0.9"], (1e-5, 0.01), (0.9, 1.0001)),
+        # staleness 2: step t trains on a rollout of the policy of step max(t - 2, 0); from step 1 on that
+        # policy is 1 or 2 updates old (measured on this world: k3 0.03 then 0.12, max ratio 1.5 then 4.5;
+        # at staleness 0 it is 3e-14), step 0's is its own (the float32 case)
+        (["train.max_staleness=2"], (1e-3, 1.0), (1.05, 100.0)),
     ],
-    ids=["float32", "bfloat16", "top_p"],
+    ids=["float32", "bfloat16", "top_p", "staleness"],
 )
 def test_every_online_step_logs_the_rollout_trainer_mismatch(
     rollout, kl_range, ratio_range, tmp_path, cache_dir
 ):
     run_in_process(["algo=grpo", *rollout], tmp_path, cache_dir)
     rows = read_metrics(tmp_path / "metrics.jsonl")
+    if rollout == ["train.max_staleness=2"]:  # the warm-up's first step trains on-policy
+        first, *rows = rows
+        assert first["rollout/mismatch_kl"] <= 1e-9 and first["rollout/mismatch_ratio_max"] <= 1.0001
     for row in rows:
         kl, outside, largest = (row[k] for k in MISMATCH)
         assert kl_range[0] <= kl <= kl_range[1], row
         assert ratio_range[0] <= largest <= ratio_range[1], row
-        assert 0.0 <= outside <= (0.0 if rollout != ["rollout.dtype=bfloat16"] else 0.5), row
+        assert 0.0 <= outside <= (0.0 if rollout in ([], ["rollout.top_p=0.9"]) else 0.5), row
 
 
 @pytest.mark.fast
