@@ -40,6 +40,7 @@ WORLDS = {
         "rollout.temperature=0.7",
         "model.max_response_tokens=16",
         "task.max_operand=10",
+        "task.n_train=512",
         "task.n_eval=8",
         "train.rollout_size=8",
         "train.minibatch_size=8",
@@ -78,6 +79,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", default="null", help="hardware.num_threads (null: every allowed core)")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="a stage cache to reuse (default: a new one)"
+    )
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated names of SETTINGS")
     args = parser.parse_args()
     import torch
@@ -97,7 +101,7 @@ def main() -> None:
     )
     results: dict[str, list] = {name: [] for name in chosen}
     with tempfile.TemporaryDirectory(prefix="align_lab_async_") as tmp:
-        cache = f"cache_dir={Path(tmp) / 'cache'}"
+        cache = f"cache_dir={args.cache or Path(tmp) / 'cache'}"
         run_one([*common, cache, "train.steps=1", "train.max_staleness=0"], Path(tmp) / "warm")  # stages
         for r in range(args.rounds):
             for i, (name, extra) in enumerate(chosen.items()):
