@@ -47,9 +47,10 @@ from align_lab.train.preemption import Interrupted, Interruption, Preempted, Pre
 log = logging.getLogger("align_lab")
 
 
-def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int) -> Stages:
+def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank: int = 0) -> Stages:
     """The run's shared stages, built (or loaded) in their fixed order: the preference pairs when the
-    algorithm trains on them, a reward model for each learned one its reward scores with."""
+    algorithm trains on them, a reward model for each learned one its reward scores with. Rank 0 builds
+    them before the other ranks start; those only load them."""
     pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
     return build_stages(
         spec.task,
@@ -61,6 +62,7 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int) -> Stages
         memory,
         preferences=pairwise,
         reward_models=reward_models(spec.reward),
+        may_build=rank == 0,
     )
 
 
@@ -125,12 +127,12 @@ def eval_micro_batch_size(spec: RunSpec, stages: Stages) -> int | None:
     )
 
 
-def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption):
+def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption, rank: int = 0):
     """(stages, context, loop) of a run, the same on every rank. The context's train config holds the
     resolved micro-batch size (an int, or None for whole minibatches), never "auto"."""
     # the stages run in the main process alone: the node's whole memory
     memory = spec.hardware.memory_bytes() * spec.hardware.processes
-    stages = stages_of(spec, StageCache(spec.cache_dir), progress, memory)
+    stages = stages_of(spec, StageCache(spec.cache_dir), progress, memory, rank)
     ctx = build_context(spec, stages, run_dir / "checkpoints", tracker, progress, preemption)
     ctx.train = dataclasses.replace(spec.train, micro_batch_size=loop_micro_batch_size(spec, stages))
     ctx.eval_micro_batch_size = eval_micro_batch_size(spec, stages)
@@ -152,7 +154,7 @@ class ShareOfRun:
         self.spec.hardware.use(group.rank if self.local_rank is None else self.local_rank)
         connect()
         quiet = progress_factory(enabled=False)
-        _, ctx, loop = build_run(self.spec, self.run_dir, MultiTracker([]), quiet, Preemption())
+        _, ctx, loop = build_run(self.spec, self.run_dir, MultiTracker([]), quiet, Preemption(), group.rank)
         ctx.group = group
         loop(self.spec.algo, ctx)
 

@@ -15,11 +15,12 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from align_lab.cache import StageCache, StageResult
+from align_lab.cache import StageCache, StageResult, stage_key
 from align_lab.study.numerics import numerics
 from align_lab.tasks.base import Pair
 from align_lab.train.micro import Dims, choose, describe, forward_row_bytes, machine_memory, row_bytes
@@ -102,6 +103,15 @@ class Stages:
         return sequence_bytes(self.dims, self.policy_task, logits, graph)
 
 
+def not_built(stage: str, key: str, root: Path, out: Path) -> None:
+    """The build of a rank other than 0, which finds its stages built: a key rank 0 did not build means
+    the ranks differ in the stage code or its inputs (the checkout changed under the run)."""
+    raise RuntimeError(
+        f"stage {stage}: key {key} is not in {root}, where rank 0 built the run's stages; this rank's "
+        "stage code or inputs differ from rank 0's (was the checkout changed while the run started?)"
+    )
+
+
 @dataclass
 class StageBuild:
     """Asks the cache for stages and records what it served, while build_stages runs."""
@@ -111,6 +121,7 @@ class StageBuild:
     micro_batch_size: object  # train.micro_batch_size as set: "auto", rows, or None
     memory: int  # bytes "auto" divides (the node's, for the main process alone)
     numerics: dict
+    may_build: bool = True  # False on ranks other than 0: rank 0 has built every stage
     results: dict[str, StageResult] = field(default_factory=dict)
     micro_batch_sizes: dict[str, int | None] = field(default_factory=dict)
 
@@ -121,6 +132,8 @@ class StageBuild:
 
     def get(self, stage: str, inputs: dict, build: Callable[[Path], None]) -> Path:
         inputs = {**inputs, "numerics": self.stage_numerics(stage)}
+        if not self.may_build:
+            build = partial(not_built, stage, stage_key(stage, VERSIONS[stage], inputs), self.cache.root)
         self.results[stage] = self.cache.get(stage, VERSIONS[stage], inputs, build)
         return self.results[stage].path
 
@@ -252,12 +265,14 @@ def build_stages(
     memory: int | None = None,
     preferences: bool = False,
     reward_models: tuple = (),
+    may_build: bool = True,
 ) -> Stages:
     """Every stage a run needs, built (or loaded) in a fixed order: tokenizer, SFT policy, then the
     preference pairs when `preferences` or a reward model asks for them, then each of `reward_models`
     (reward=learned_rm configs). `micro_batch_size`: train.micro_batch_size as set; `memory`: the bytes
-    "auto" divides (default: the machine's). Call it before the run's seed: it seeds each stage itself."""
-    b = StageBuild(cache, progress, micro_batch_size, memory or machine_memory(), numerics(None))
+    "auto" divides (default: the machine's); `may_build=False`: only load (ranks other than 0). Call it
+    before the run's seed: it seeds each stage itself."""
+    b = StageBuild(cache, progress, micro_batch_size, memory or machine_memory(), numerics(None), may_build)
     tokenizer = build_tokenizer(b, task, model)
     policy_task = model.view(task, tokenizer)
     dims = Dims.of(model.hf_config(tokenizer))

@@ -25,7 +25,8 @@ def small_stages(cache_dir, **needs):
 
 
 def cache_entries(cache_dir) -> list[str]:
-    return sorted(str(p.relative_to(cache_dir)) for p in cache_dir.glob("*/*"))
+    """The stage folders of a cache (its lock files aside)."""
+    return sorted(str(p.relative_to(cache_dir)) for p in cache_dir.glob("*/*") if p.suffix != ".lock")
 
 
 def test_a_reward_names_the_reward_models_it_needs_before_any_stage_is_built():
@@ -61,6 +62,14 @@ def test_stages_are_built_in_a_fixed_order_frozen_and_read_without_building(tmp_
     again = small_stages(tmp_path, reward_models=(rm,))
     assert {s: r.key for s, r in again.results.items()} == {s: r.key for s, r in stages.results.items()}
     assert all(r.hit for r in again.results.values()) and again.rm_metrics == stages.rm_metrics
+    # a rank other than 0 only loads: served here, refused in one line where rank 0 built nothing (a
+    # stage built on such a rank would be saved without weights: transformers saves on rank 0 only)
+    assert (
+        small_stages(tmp_path, reward_models=(rm,), may_build=False).results.keys() == stages.results.keys()
+    )
+    with pytest.raises(RuntimeError, match=r"^stage tokenizer: key \w+ is not in .*, where rank 0 built"):
+        small_stages(tmp_path / "empty", may_build=False)
+    assert cache_entries(tmp_path / "empty") == []
 
 
 def test_without_a_learned_reward_no_pairs_or_reward_model_are_built(tmp_path):
