@@ -98,48 +98,47 @@ def _keys(by: str) -> list[str]:
     return [k.strip() for k in by.split(",") if k.strip()]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from align_lab.results.aggregate import SFT, aggregate
+def compare(args: argparse.Namespace):
+    """(the comparison, the runs read, the output folder) of the parsed command line; ValueError for a
+    folder, claim or grouping that is wrong, before any report is written. Sets args.by when not given."""
+    from align_lab.results.aggregate import aggregate
     from align_lab.results.claims import parse_claims
-    from align_lab.results.report import write_report
     from align_lab.results.runs import load_runs
+
+    missing = [str(f) for f in args.folders if not f.is_dir()]
+    if missing:
+        raise ValueError(f"no such folder: {', '.join(missing)}")
+    claims = parse_claims(args.claim)  # before anything is read
+    if args.by is not None:
+        check_algorithm_names(claims, _keys(args.by))
+    out = args.out or args.folders[0] / "compare"
+    runs, problems = load_runs(args.folders)
+    grouping = study_grouping(runs)
+    args.by = args.by or grouping
+    by = _keys(args.by)
+    check_algorithm_names(claims, by)
+    saved = saved_claims(runs)
+    if saved and by != [grouping]:  # a study's claims name the values of its own grouping
+        problems.append(
+            f"the study's {len(saved)} saved claims name {grouping} values: not tested with --by {args.by}"
+        )
+        saved = []
+    claims = parse_claims([*saved, *args.claim])
+    return aggregate(runs, by, args.metric, args.budget, args.baseline, problems, claims), runs, out
+
+
+def result_lines(c, by: str) -> list[str]:
+    """What the command prints of a comparison: runs and groups, each group's mean and CI with its paired
+    difference from the baseline, the claims' verdicts, and the notes."""
+    from align_lab.results.aggregate import SFT
     from align_lab.results.stats import fmt, fmt_ci
 
-    args = parse_args(argv)
-    missing = [str(f) for f in args.folders if not f.is_dir()]
-    try:
-        if missing:
-            raise ValueError(f"no such folder: {', '.join(missing)}")
-        claims = parse_claims(args.claim)  # before anything is read
-        if args.by is not None:
-            check_algorithm_names(claims, _keys(args.by))
-        out = args.out or args.folders[0] / "compare"
-        runs, problems = load_runs(args.folders)
-        grouping = study_grouping(runs)
-        args.by = args.by or grouping
-        by = _keys(args.by)
-        check_algorithm_names(claims, by)
-        saved = saved_claims(runs)
-        if saved and by != [grouping]:  # a study's claims name the values of its own grouping
-            problems.append(
-                f"the study's {len(saved)} saved claims name {grouping} values: "
-                f"not tested with --by {args.by}"
-            )
-            saved = []
-        claims = parse_claims([*saved, *args.claim])
-        comparison = aggregate(runs, by, args.metric, args.budget, args.baseline, problems, claims)
-    except ValueError as e:
-        print(f"align_lab.compare: error: {e}", file=sys.stderr)
-        return 2
-    paths, figures = write_report(comparison, list(args.folders), out)
-
-    c = comparison
     statuses = Counter(c.runs["status"])
-    print(
+    lines = [
         f"{len(c.runs)} runs ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}) in "
-        f"{len(c.groups)} groups by {args.by}; baseline {c.baseline}; {c.metric}:"
-    )
-    print(c.headline)
+        f"{len(c.groups)} groups by {by}; baseline {c.baseline}; {c.metric}:",
+        c.headline,
+    ]
     paired = {r.group: r for r in c.paired.itertuples()}
     for _, r in c.group_table.iterrows():
         mean, lo, hi = (r[f"{c.metric}:{s}"] for s in ("mean", "lo", "hi"))
@@ -149,30 +148,45 @@ def main(argv: list[str] | None = None) -> int:
         if r["group"] in paired:
             d = paired[r["group"]]
             line += f"   diff {fmt_ci(d.diff, d.diff_lo, d.diff_hi)}, Holm p {fmt(d.p_holm)}: {d.verdict}"
-        print(line)
+        lines.append(line)
     if c.claims is not None:
-        print(f"claims ({len(c.claims)}, Holm-corrected together):")
+        lines.append(f"claims ({len(c.claims)}, Holm-corrected together):")
         for r in c.claims.itertuples():
             why = f" ({r.why})" if r.why else ""
-            print(
+            lines.append(
                 f"  {r.verdict.upper():<12} {r.claim}: a - b = {fmt_ci(r.diff, r.diff_lo, r.diff_hi)}, "
                 f"{r.n_pairs} seeds, Holm p {fmt(r.p_holm)}{why}"
             )
-    for note in c.notes:
-        print(f"  note: {note}")
+    return lines + [f"  note: {note}" for note in c.notes]
+
+
+def wandb_lines(c, figures, out: Path, runs) -> list[str]:
+    """Logs the comparison to W&B (--wandb) in the runs' most common project and study; what it says."""
+    from align_lab.results.wandb_report import NOT_CONFIGURED, log_comparison, wandb_mode
+
+    mode = wandb_mode(os.environ)
+    if mode is None:
+        return [NOT_CONFIGURED]
+    project = _most_common([r.config.get("tracker", {}).get("project") for r in runs], "align_lab")
+    group = _most_common([r.config.get("study") for r in runs], "compare")
+    return list(log_comparison(c, figures, out, project, group, mode))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from align_lab.results.report import write_report
+
+    args = parse_args(argv)
+    try:
+        comparison, runs, out = compare(args)
+    except ValueError as e:
+        print(f"align_lab.compare: error: {e}", file=sys.stderr)
+        return 2
+    paths, figures = write_report(comparison, list(args.folders), out)
+    for line in result_lines(comparison, args.by):
+        print(line)
     print(f"report: {paths['report.html']} (and report.md, runs.csv, runs.parquet, figures) in {out}")
-
-    if args.wandb:
-        from align_lab.results.wandb_report import NOT_CONFIGURED, log_comparison, wandb_mode
-
-        mode = wandb_mode(os.environ)
-        if mode is None:
-            print(NOT_CONFIGURED)
-            return 0
-        project = _most_common([r.config.get("tracker", {}).get("project") for r in runs], "align_lab")
-        group = _most_common([r.config.get("study") for r in runs], "compare")
-        for line in log_comparison(c, figures, out, project, group, mode):
-            print(line)
+    for line in wandb_lines(comparison, figures, out, runs) if args.wandb else []:
+        print(line)
     return 0
 
 

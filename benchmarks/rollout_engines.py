@@ -22,13 +22,13 @@ def world():
     """The tests' small toy world: tokenizer, prompts and a briefly fine-tuned tiny Llama."""
     from align_lab.app import spec_from_config
     from align_lab.cache import StageCache
-    from align_lab.study.world import World
+    from align_lab.study.stages import build_stages
     from align_lab.tracking.progress import progress_factory
     from tests.conftest import SMALL, compose
 
     cfg, names = compose([*SMALL, f"cache_dir={tempfile.mkdtemp()}"])
     spec = spec_from_config(cfg, names)
-    w = World(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress_factory(False))
+    w = build_stages(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress_factory(False))
     return w, spec.task
 
 

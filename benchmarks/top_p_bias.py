@@ -32,13 +32,13 @@ def world(overrides: list[str]):
     """The default run's world (or the one the overrides make): tokenizer, task, SFT policy."""
     from align_lab.app import spec_from_config
     from align_lab.cache import StageCache
-    from align_lab.study.world import World
+    from align_lab.study.stages import build_stages
     from align_lab.tracking.progress import progress_factory
     from tests.conftest import compose
 
     cfg, names = compose(["tracker=none", *overrides])
     spec = spec_from_config(cfg, names)
-    w = World(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress_factory(False))
+    w = build_stages(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress_factory(False))
     return w, spec
 
 

@@ -1,9 +1,15 @@
-"""Reward sources. Each is a dataclass whose `scorer(world)` returns a function of texts -> (B,) tensor."""
+"""Reward sources. Each is a dataclass whose `scorer(stages)` returns a function of texts -> (B,) tensor.
+
+`stages` is the run's built stages (study/stages.py's frozen Stages), read through the RunStages Protocol:
+a reward reads what was built, it never builds. A source that needs a stage says so in
+`reward_models()`, which the run reads before it builds its stages.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -13,12 +19,34 @@ from align_lab.models.sequences import score_texts
 Scorer = Callable[[list[str], list[str], list[bool]], Tensor]
 
 
+class RunStages(Protocol):
+    """What a reward source reads of a run's built stages (study/stages.py's Stages)."""
+
+    @property
+    def task(self): ...  # the task as configured
+
+    @property
+    def policy_task(self): ...  # the task as the policy sees it (chat template, token limits)
+
+    @property
+    def tokenizer(self): ...
+
+    def raw_prompt(self, prompt: str) -> str: ...
+
+    def load_reward_model(self, config: LearnedRM) -> torch.nn.Module: ...
+
+
+def reward_models(source) -> tuple[LearnedRM, ...]:
+    """The learned reward models (reward=learned_rm configs) whose stages `source` scores with."""
+    return tuple(source.reward_models()) if hasattr(source, "reward_models") else ()
+
+
 @dataclass
 class GoldReward:
     """reward=gold: the task's hidden gold reward used directly (an oracle, no reward model)."""
 
-    def scorer(self, world) -> Scorer:
-        task = world.policy_task  # the prompts it is handed are the policy's (chat-templated) ones
+    def scorer(self, stages: RunStages) -> Scorer:
+        task = stages.policy_task  # the prompts it is handed are the policy's (chat-templated) ones
         return lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32)
 
 
@@ -26,12 +54,12 @@ class GoldReward:
 class Verifier:
     """reward=verifier: the exact answer checker of a verifiable task (1 correct, 0 otherwise)."""
 
-    def scorer(self, world) -> Scorer:
-        if not world.task.verifiable:
+    def scorer(self, stages: RunStages) -> Scorer:
+        if not stages.task.verifiable:
             raise ValueError(
                 "reward=verifier: the task has no verifiable answers; use task=toy_arith or task=arith_word"
             )
-        return GoldReward().scorer(world)
+        return GoldReward().scorer(stages)
 
 
 @dataclass
@@ -66,9 +94,12 @@ class LearnedRM:
             )
         return heldout, n_pairs - heldout
 
-    def scorer(self, world) -> Scorer:
-        rm = world.reward_model(self)
-        task, tok = world.policy_task, world.tokenizer  # the policy's prompts and token limits
+    def reward_models(self) -> tuple[LearnedRM, ...]:
+        return (self,)  # its stage, built before the run's seed (study/stages.py)
+
+    def scorer(self, stages: RunStages) -> Scorer:
+        rm = stages.load_reward_model(self)
+        task, tok = stages.policy_task, stages.tokenizer  # the policy's prompts and token limits
 
         @torch.no_grad()
         def score(prompts, responses, finished):

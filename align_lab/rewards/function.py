@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from align_lab.rewards import reward_models
+
 
 def word_count(prompts: list[str], responses: list[str]) -> list[float]:
     """Words per response (with a negative weight in reward=combined: a length penalty)."""
@@ -39,8 +41,8 @@ class FunctionReward:
     def __post_init__(self) -> None:
         self._fn = load_callable(self.path)
 
-    def scorer(self, world):
-        raw = world.raw_prompt
+    def scorer(self, stages):
+        raw = stages.raw_prompt
 
         def score(prompts, responses, finished):
             scores = self._fn([raw(p) for p in prompts], list(responses))
@@ -90,8 +92,12 @@ class Combined:
         self.components = components
         self.holds_model = any(getattr(c["source"], "holds_model", False) for c in components.values())
 
-    def scorer(self, world):
-        parts = [(c["weight"], c["source"].scorer(world)) for c in self.components.values()]
+    def reward_models(self) -> tuple:
+        """The learned reward models of its sources (rewards.reward_models), in order."""
+        return tuple(rm for c in self.components.values() for rm in reward_models(c["source"]))
+
+    def scorer(self, stages):
+        parts = [(c["weight"], c["source"].scorer(stages)) for c in self.components.values()]
 
         def score(prompts, responses, finished):
             return sum(w * s(prompts, responses, finished) for w, s in parts)  # (B,)

@@ -66,9 +66,9 @@ class HFRewardModel:
         model.config.pad_token_id = tok.pad_token_id
         return model.eval().requires_grad_(False), tok
 
-    def scorer(self, world):
+    def scorer(self, stages):
         model, tok = self.load()
-        raw = world.raw_prompt
+        raw = stages.raw_prompt
 
         @torch.no_grad()
         def score(prompts, responses, finished):

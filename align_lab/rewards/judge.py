@@ -36,7 +36,7 @@ class ScoreJudge:
 class RunRewardJudge:
     """judge=reward: the run's own reward judges (cheap; biased toward what the policy optimised)."""
 
-    def judge(self, world, run_scorer) -> ScoreJudge:
+    def judge(self, stages, run_scorer) -> ScoreJudge:
         return ScoreJudge(run_scorer)
 
 
@@ -44,5 +44,5 @@ class RunRewardJudge:
 class RewardModelJudge(HFRewardModel):
     """judge=hf_rm: a separate trained reward model judges (eval/rm_score and the win rates)."""
 
-    def judge(self, world, run_scorer) -> ScoreJudge:
-        return ScoreJudge(self.scorer(world))
+    def judge(self, stages, run_scorer) -> ScoreJudge:
+        return ScoreJudge(self.scorer(stages))

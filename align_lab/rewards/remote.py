@@ -85,8 +85,8 @@ class RemoteReward:
             raise RuntimeError(f"reward.url={self.url}: sent {len(prompts)} texts, got {len(scores)} scores")
         return [float(s) for s in scores]
 
-    def scorer(self, world):
-        raw = world.raw_prompt
+    def scorer(self, stages):
+        raw = stages.raw_prompt
 
         def score(prompts, responses, finished):
             prompts = [raw(p) for p in prompts]

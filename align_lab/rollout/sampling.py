@@ -45,6 +45,61 @@ def sampled_logprobs(warped: Tensor, tokens: Tensor) -> Tensor:
     return logprobs_from_logits(warped, tokens)
 
 
+def draw(
+    logits: Tensor, temperature: float, top_k: int, top_p: float, greedy: bool, noise: RowGumbelNoise | None
+) -> tuple[Tensor, Tensor]:
+    """One step's tokens (B,) from next-token logits (B, V), and each one's log-prob under the warped
+    distribution it was drawn from (B,): argmax for greedy (log-prob 0, a certain choice), else one
+    `torch.multinomial` on the warped probabilities, or Gumbel-max with the rows' own `noise`."""
+    if greedy:
+        return logits.argmax(-1), logits.new_zeros(logits.shape[0])
+    warped = warp(logits, temperature, top_k, top_p)  # (B, V)
+    if noise is not None:
+        next_tokens = noise(None, warped).argmax(-1)  # (B,)
+    else:
+        probs = torch.softmax(warped, dim=-1)  # (B, V)
+        next_tokens = torch.multinomial(probs, num_samples=1).squeeze(1)  # (B,)
+    return next_tokens, sampled_logprobs(warped, next_tokens)
+
+
+def prefill(model, prompt_ids: Tensor, prompt_attn: Tensor, max_new_tokens: int, n: int, padded: bool):
+    """(last logits (B, V), last positions (B, 1), step) after one forward of the B/n distinct prompts,
+    their KV cache and logits repeated for the n samples of each. `step(tokens, position, t, attn)` feeds
+    the t-th sampled tokens (B,) and returns the next logits (B, V): decode.py's step into a KV cache
+    allocated once for P + max_new_tokens positions (Llama/Qwen2), else the model's forward."""
+    P = prompt_ids.shape[1]
+    position_ids = (prompt_attn.cumsum(-1) - 1).clamp(min=0)  # (B/n, P); left pads read position 0
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    out = model(
+        input_ids=prompt_ids,
+        attention_mask=prompt_attn if padded else None,
+        position_ids=position_ids,
+        use_cache=True,
+        return_dict=True,
+        **keep,
+    )
+    logits = out.logits[:, -1].repeat_interleave(n, dim=0)  # (B, V)
+    position = position_ids[:, -1:].repeat_interleave(n, dim=0)  # (B, 1)
+    cache = out.past_key_values
+    if fast_decode_supported(model):
+        prefilled = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (B/n, H_kv, P, D)
+        kv = preallocate(prefilled, n, P + max_new_tokens)
+        return logits, position, lambda tokens, pos, t, attn: decode_step(model, tokens, pos, kv, P + t, attn)
+    cache.batch_repeat_interleave(n)
+
+    def step(tokens: Tensor, pos: Tensor, t: int, attn: Tensor | None) -> Tensor:
+        return model(
+            input_ids=tokens[:, None],
+            attention_mask=attn,
+            position_ids=pos,
+            past_key_values=cache,
+            use_cache=True,
+            return_dict=True,
+        ).logits[:, -1]
+
+    return logits, position, step
+
+
 @torch.no_grad()
 def sample_with_cache(
     model,
@@ -78,54 +133,18 @@ def sample_with_cache(
     pad until then; its rows are unchanged).
     """
     P = prompt_ids.shape[1]
-    position_ids = (prompt_attn.cumsum(-1) - 1).clamp(min=0)  # (B/n, P); left pads read position 0
     padded = not bool(prompt_attn.all())  # no padding: no mask, as generate
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-    out = model(
-        input_ids=prompt_ids,
-        attention_mask=prompt_attn if padded else None,
-        position_ids=position_ids,
-        use_cache=True,
-        return_dict=True,
-        **keep,
-    )
-    logits = out.logits[:, -1].repeat_interleave(n, dim=0)  # (B, V)
+    logits, position, step = prefill(model, prompt_ids, prompt_attn, max_new_tokens, n, padded)
     B = logits.shape[0]
-    position = position_ids[:, -1:].repeat_interleave(n, dim=0)  # (B, 1)
     generated = prompt_attn.new_ones(B, max_new_tokens)  # (B, max_new_tokens)
     attn_all = torch.cat([prompt_attn.repeat_interleave(n, dim=0), generated], 1)  # (B, P + max_new_tokens)
-    cache = out.past_key_values
-    if fast_decode_supported(model):
-        prefill = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (B/n, H_kv, P, D)
-        kv = preallocate(prefill, n, P + max_new_tokens)
-        step = lambda tokens, position, t, attn: decode_step(model, tokens, position, kv, P + t, attn)  # noqa: E731
-    else:
-        cache.batch_repeat_interleave(n)
-        step = lambda tokens, position, t, attn: model(  # noqa: E731
-            input_ids=tokens[:, None],
-            attention_mask=attn,
-            position_ids=position,
-            past_key_values=cache,
-            use_cache=True,
-            return_dict=True,
-        ).logits[:, -1]
     unfinished = torch.ones(B, dtype=torch.bool)  # (B,)
     in_step = partitioned_across_processes(model)
     tokens, logprobs = [], []
     for t in range(max_new_tokens):
         logits = logits.to(dtype=torch.float32, copy=True)  # (B, V)
         check_finite_logits(logits)
-        if greedy:
-            next_tokens = logits.argmax(-1)  # (B,)
-            step_logprobs = logits.new_zeros(B)  # (B,) a certain choice
-        else:
-            warped = warp(logits, temperature, top_k, top_p)  # (B, V)
-            if noise is not None:
-                next_tokens = noise(None, warped).argmax(-1)  # (B,)
-            else:
-                probs = torch.softmax(warped, dim=-1)  # (B, V)
-                next_tokens = torch.multinomial(probs, num_samples=1).squeeze(1)  # (B,)
-            step_logprobs = sampled_logprobs(warped, next_tokens)  # (B,)
+        next_tokens, step_logprobs = draw(logits, temperature, top_k, top_p, greedy, noise)  # (B,), (B,)
         next_tokens = torch.where(unfinished, next_tokens, pad_token_id)  # (B,)
         tokens.append(next_tokens)
         logprobs.append(torch.where(unfinished, step_logprobs, 0.0))

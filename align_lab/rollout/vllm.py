@@ -267,21 +267,28 @@ class VLLMEngine:
         completions = [
             c for o in outputs for c in sorted(o.outputs, key=lambda c: c.index) for _ in range(copies)
         ]  # (B,) the G samples of a prompt contiguous
-        tokens = [list(c.token_ids) for c in completions]  # (B,) lists
-        width = max(1, max(len(t) for t in tokens))
-        response_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)  # (B, T)
-        mask = torch.zeros((len(rows), width))  # (B, T) 1 up to and including EOS
-        logprobs = torch.zeros((len(rows), width))  # (B, T) 0 for greedy rows (a certain choice)
-        for i, (t, c) in enumerate(zip(tokens, completions, strict=True)):
-            response_ids[i, : len(t)] = torch.tensor(t, dtype=torch.long)
-            mask[i, : len(t)] = 1.0
-            if not greedy:
-                logprobs[i, : len(t)] = torch.tensor(completion_logprobs(c.logprobs, t))
+        response_ids, mask, logprobs = completion_tensors(completions, tokenizer.pad_token_id, greedy)
         if not bool(torch.isfinite(logprobs).all()):  # vLLM samples NaN logits without an error
             raise NonFiniteLogits()
         finished = (response_ids == tokenizer.eos_token_id).any(-1).tolist()
         responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
         return Samples(rows, prompt_ids, prompt_attn, response_ids, mask, responses, finished, logprobs)
+
+
+def completion_tensors(completions, pad_token_id: int, greedy: bool) -> tuple:
+    """vLLM's B completions as (response ids, mask (1 up to and including EOS), the sampled tokens'
+    log-probs (0 for greedy rows: a certain choice)), each (B, T) right-padded."""
+    tokens = [list(c.token_ids) for c in completions]  # (B,) lists
+    width = max(1, max(len(t) for t in tokens))
+    response_ids = torch.full((len(tokens), width), pad_token_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(tokens), width))  # (B, T)
+    logprobs = torch.zeros((len(tokens), width))  # (B, T)
+    for i, (t, c) in enumerate(zip(tokens, completions, strict=True)):
+        response_ids[i, : len(t)] = torch.tensor(t, dtype=torch.long)
+        mask[i, : len(t)] = 1.0
+        if not greedy:
+            logprobs[i, : len(t)] = torch.tensor(completion_logprobs(c.logprobs, t))
+    return response_ids, mask, logprobs
 
 
 def completion_logprobs(positions, token_ids: list[int]) -> list[float]:

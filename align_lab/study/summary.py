@@ -220,23 +220,24 @@ def previous_segments(run_dir: Path) -> list[float]:
     return segments
 
 
-def outcome(world, final: dict, start: float, device: str, before: list[float] = ()) -> dict:
-    """What a completed run adds to its summary: final evaluation, stages used, time and memory.
-    `before`: the wall seconds of the run's earlier segments (a resumed run), counted in time/total_s."""
-    stages = {
-        s: {"key": r.key, "hit": r.hit, "seconds": round(r.seconds, 3)} for s, r in world.stages.items()
+def outcome(stages, final: dict, start: float, device: str, before: list[float] = ()) -> dict:
+    """What a completed run adds to its summary: final evaluation, stages used (study/stages.py's
+    Stages), time and memory. `before`: the wall seconds of the run's earlier segments (a resumed run),
+    counted in time/total_s."""
+    used = {
+        s: {"key": r.key, "hit": r.hit, "seconds": round(r.seconds, 3)} for s, r in stages.results.items()
     }
-    for s, size in getattr(world, "micro_batch_sizes", {}).items():
-        if s in stages:  # rows per micro-batch the stage was built with (None: whole batches)
-            stages[s]["micro_batch_size"] = size
+    for s, size in stages.micro_batch_sizes.items():
+        if s in used:  # rows per micro-batch the stage was built with (None: whole batches)
+            used[s]["micro_batch_size"] = size
     gpu = {"memory/gpu_peak_mb": torch.cuda.max_memory_allocated() / 2**20} if device == "cuda" else {}
     return {
         "status": "completed",
         **final,
-        "stages": stages,
+        "stages": used,
         # the device, CPU capability, math libraries and threads behind the numbers (in the stage keys too)
-        "numerics": {k: world.numerics[k] for k in ("device", "math", "threads") if k in world.numerics},
-        **getattr(world, "rm_metrics", {}),
+        "numerics": {k: stages.numerics[k] for k in ("device", "math", "threads") if k in stages.numerics},
+        **stages.rm_metrics,
         "time/total_s": sum(before) + time.perf_counter() - start,
         "time/segments": len(before) + 1,
         "memory/peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

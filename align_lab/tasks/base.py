@@ -99,10 +99,10 @@ class GeneratedTask:
         fields["annotator"] = vars(self.annotator)
         return {"task": self.name, **fields}
 
-    pair_samples = 2  # responses sampled per prompt for the preferences stage (study/world.py)
+    pair_samples = 2  # responses sampled per prompt for the preferences stage (study/stages.py)
 
     def preference_pairs(self) -> None:
-        return None  # sampled from the policy and labelled by label_samples (study/world.py)
+        return None  # sampled from the policy and labelled by label_samples (study/stages.py)
 
     def references(self, split: str) -> None:
         return None

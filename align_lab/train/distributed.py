@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -214,11 +215,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _spawned(index: int, size: int, port: int, device: str, follow: Callable, args: tuple) -> None:
-    """Rank index + 1 of a run on this node, spawned by rank 0: `follow(group, connect, *args)` sets the
-    process up, calls connect() to join the process group, and runs its share of the run."""
+class RankJob(Protocol):
+    """One run's work on a rank, picklable (spawned ranks receive it): `run` sets the process up, calls
+    `connect()` to join the process group and runs the rank's share; `release` lets go of what hangs off
+    the group (a vLLM engine, DeepSpeed's caches) before the group is destroyed, on every rank."""
+
+    def run(self, group: Group, connect: Callable[[], None]) -> None: ...
+
+    def release(self) -> None: ...
+
+
+def serve(job: RankJob, group: Group, connect: Callable[[], None]) -> None:
+    """A rank other than 0 (spawned here, or a Slurm task of its own): its share, then leave the group."""
+    job.run(group, connect)
+    leave(job.release)
+
+
+def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> None:
+    """Rank index + 1 of a run on this node, spawned by rank 0: serves `job`."""
     try:
-        follow(Group(index + 1, size), partial(join, index + 1, size, port, device), *args)
+        serve(job, Group(index + 1, size), partial(join, index + 1, size, port, device))
     except BaseException:
         # said now: torch.multiprocessing keeps a worker's traceback until rank 0 joins it, and rank 0
         # may be waiting in a collective for this rank
@@ -234,20 +250,12 @@ def _spawned(index: int, size: int, port: int, device: str, follow: Callable, ar
 
 
 @contextmanager
-def launch(
-    size: int,
-    device: str,
-    follow: Callable,
-    args: tuple,
-    slurm: SlurmWorld | None = None,
-    group_needed: bool = False,
-    release: Callable[[], None] = lambda: None,
-):
-    """Rank 0's side of a run of `size` ranks on this node: starts ranks 1..size-1 running
-    `follow(group, connect, *args)` (a picklable function), joins them, and yields rank 0's Group; at the
-    end waits for every rank, and stops them if rank 0 fails. Across nodes (`slurm`), the other ranks
-    are Slurm tasks of their own: rank 0 only meets them. One rank yields Group() with no process group,
-    unless `group_needed` (DeepSpeed wants one). `release` runs before the group is destroyed."""
+def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None, group_needed: bool = False):
+    """Rank 0's side of a run of `size` ranks on this node: starts ranks 1..size-1 serving `job` (one
+    picklable RankJob), joins them, and yields rank 0's Group; at the end waits for every rank, and stops
+    them if rank 0 fails. Across nodes (`slurm`), the other ranks are Slurm tasks of their own: rank 0
+    only meets them. One rank yields Group() with no process group, unless `group_needed` (DeepSpeed
+    wants one). `job.release()` runs before the group is destroyed."""
     import torch.distributed as dist
     import torch.multiprocessing as mp
 
@@ -262,7 +270,7 @@ def launch(
         else:
             port = free_port()
             if size > 1:
-                spawn_args = (size, port, device, follow, args)
+                spawn_args = (size, port, device, job)
                 workers = mp.start_processes(_spawned, spawn_args, size - 1, join=False, start_method="spawn")
             join(0, size, port, device)
         yield Group(0, size)
@@ -281,6 +289,6 @@ def launch(
         for process in workers.processes if workers is not None else []:
             if process.is_alive():
                 process.terminate()
-        release()
+        job.release()
         if dist.is_initialized():
             dist.destroy_process_group()

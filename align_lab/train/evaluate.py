@@ -36,6 +36,17 @@ def sequence_kl(policy, reference, samples, micro_batch_size: int | None = None)
     return masked_sum(kl_penalty(logprobs, ref_logprobs, "k1"), samples.mask, dim=1)
 
 
+def gold_metrics(gold: torch.Tensor, gold_sft: torch.Tensor) -> dict:
+    """Mean gold reward of the policy's and the reference's samples (B,) each, and the policy's win rate
+    against the reference's sample of the same prompt and draw (ties count half)."""
+    wins = (gold > gold_sft).float() + 0.5 * (gold == gold_sft).float()  # (B,)
+    return {
+        "eval/gold_reward": gold.mean().item(),
+        "eval/gold_reward_sft": gold_sft.mean().item(),
+        "eval/win_rate_vs_sft": wins.mean().item(),
+    }
+
+
 @torch.no_grad()
 def evaluate(
     policy,
@@ -75,13 +86,9 @@ def evaluate(
     }
     if task.has_gold_reward:
         gold = torch.tensor(task.gold_reward(mine.prompts, mine.responses, mine.finished))  # (B,)
-        gold_sft = torch.tensor(task.gold_reward(sft.prompts, sft.responses, sft.finished))  # (B,)
-        wins = (gold > gold_sft).float() + 0.5 * (gold == gold_sft).float()  # (B,)
-        metrics |= {
-            "eval/gold_reward": gold.mean().item(),
-            "eval/gold_reward_sft": gold_sft.mean().item(),
-            "eval/win_rate_vs_sft": wins.mean().item(),
-        }
+        metrics |= gold_metrics(
+            gold, torch.tensor(task.gold_reward(sft.prompts, sft.responses, sft.finished))
+        )
     else:
         wins = judge.prefers(mine.prompts, mine.responses, sft.responses)
         metrics["eval/win_rate_vs_sft"] = sum(wins) / len(wins)

@@ -113,6 +113,25 @@ def response_ids(tok, text: str, max_tokens: int) -> list[int]:
     return (tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[:max_tokens]
 
 
+def step_pairs(algo: PairwiseAlgorithm, tok, max_response_tokens: int, items: list) -> tuple:
+    """(prompts, chosen ids, rejected ids) of a step's N items: dataset pairs tokenised, or train
+    prompts whose responses are still to be sampled (None)."""
+    if not algo.uses_dataset_pairs:
+        return items, [None] * len(items), [None] * len(items)
+    prompts = [p.prompt for p in items]
+    chosen = [response_ids(tok, p.chosen, max_response_tokens) for p in items]
+    rejected = [response_ids(tok, p.rejected, max_response_tokens) for p in items]
+    return prompts, chosen, rejected
+
+
+def pair_rows(tok, max_prompt_tokens: int, prompts, chosen, rejected, mine: slice) -> tuple:
+    """This process's 2m responses of its pairs `mine`, chosen rows first, as model inputs:
+    (prompt ids, prompt attention (2m, P), response ids, response mask (2m, T))."""
+    prompt_ids, prompt_attn = encode_prompts(tok, prompts[mine] * 2, max_prompt_tokens)  # (2m, P)
+    ids, mask = pad_right(chosen[mine] + rejected[mine], tok.pad_token_id)  # (2m, T)
+    return prompt_ids, prompt_attn, ids, mask
+
+
 def token_logprobs(ctx: Context, model, prompt_ids, prompt_attn, ids, mask) -> torch.Tensor:
     with ctx.backend.autocast():
         return response_logprobs(model, prompt_ids, prompt_attn, ids, mask)[0]  # (2N, T)
@@ -155,14 +174,8 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     final = None
     for step in range(start, cfg.steps):
         # 1. the step's pairs: dataset pairs (or train prompts) and a route per pair
-        items = source.take(n)
         routes = algo.routes(n)  # (N,)
-        if algo.uses_dataset_pairs:
-            prompts = [p.prompt for p in items]
-            chosen = [response_ids(tok, p.chosen, task.max_response_tokens) for p in items]
-            rejected = [response_ids(tok, p.rejected, task.max_response_tokens) for p in items]
-        else:
-            prompts, chosen, rejected = items, [None] * n, [None] * n
+        prompts, chosen, rejected = step_pairs(algo, tok, task.max_response_tokens, source.take(n))
         # 2. two samples of the sampling policy for each pair on a sampled route, scored if DPR
         metrics = sample_pairs(ctx, sampler.at(step), prompts, routes, chosen, rejected, counters, step)
         if any(r is None for r in chosen):
@@ -170,11 +183,8 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         # 3. token log-probs of the 2N responses under the reference; each process runs the models
         # on its share of the pairs (2m responses), and every process gets all N pairs' values
         t = time.perf_counter()
-        mine = dp.shard(n)
-        my_prompts = prompts[mine]
-        prompt_ids, prompt_attn = encode_prompts(tok, my_prompts * 2, task.max_prompt_tokens)  # (2m, P)
-        ids, mask = pad_right(chosen[mine] + rejected[mine], tok.pad_token_id)  # (2m, T)
-        rows = (prompt_ids, prompt_attn, ids, mask)
+        rows = pair_rows(tok, task.max_prompt_tokens, prompts, chosen, rejected, dp.shard(n))
+        mask = rows[3]  # (2m, T)
         micro = rows_of(cfg.micro_batch_size, 2)  # pairs -> responses
         ref_logprobs = micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)  # (2m, T)
         metrics["time/ref_s"] = time.perf_counter() - t

@@ -78,12 +78,12 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(tmp_path, cache_d
     from align_lab.cache import StageCache
     from align_lab.models.tokenizer import load_tokenizer
     from align_lab.rollout.hf import HFGenerate
-    from align_lab.study.world import World
+    from align_lab.study.stages import build_stages
 
     cfg, names = compose(["task.n_demonstrations=512", "sft.epochs=2", f"cache_dir={cache_dir}"])
     spec = spec_from_config(cfg, names)
-    world = World(spec.task, spec.model, spec.sft, StageCache(cache_dir), Quiet)
-    policy, tok = world.load_policy(), load_tokenizer(world.sft_path)
+    stages = build_stages(spec.task, spec.model, spec.sft, StageCache(cache_dir), Quiet)
+    policy, tok = stages.load_policy(), load_tokenizer(stages.sft_path)
     prompts = spec.task.prompts("train")[:4]
     engine = HFGenerate(temperature=1.0, seed_per_sample=True)
     seeds = row_seeds(0, 0, 0, 8)
@@ -102,9 +102,15 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(tmp_path, cache_d
     assert generate.sample(policy, tok, prompts, 2, 12, 8, seeds=seeds).responses == whole.responses
 
 
-def _connect_then_fail(group, connect):
-    connect()
-    raise ValueError("boom in rank 1")
+class ConnectThenFail:
+    """A rank job (train/distributed.RankJob) that joins the group and fails."""
+
+    def run(self, group, connect):
+        connect()
+        raise ValueError("boom in rank 1")
+
+    def release(self):
+        pass
 
 
 def test_a_failing_rank_says_why_at_once_and_rank_0_stops(capfd):
@@ -117,7 +123,7 @@ def test_a_failing_rank_says_why_at_once_and_rank_0_stops(capfd):
     from align_lab.train.distributed import launch
 
     with pytest.raises(mp.ProcessRaisedException, match="boom in rank 1"):
-        with launch(2, "cpu", _connect_then_fail, ()):
+        with launch(2, "cpu", ConnectThenFail()):
             dist.barrier()
     assert not dist.is_initialized()
     err = capfd.readouterr().err

@@ -27,13 +27,13 @@ COMPARED = ("train/reward", "train/kl", "train/loss", "train/grad_norm", "train/
     ids=["ppo", "grpo", "dpo"],
 )
 def test_micro_batches_equal_one_minibatch(overrides, tmp_path, cache_dir, monkeypatch):
-    from align_lab.study import world
+    from align_lab.study import stages
 
     common = [*overrides, "hardware.num_threads=1", "seed=2"]
     one = run_in_process([*common, "train.micro_batch_size=null"], tmp_path / "one", cache_dir)
     # the stages' micro_batch_size is in their keys (it changes their rounding); this test compares
     # the loops alone, so the micro run is served the stages the first run built (never builds one)
-    monkeypatch.setattr(world.World, "stage_numerics", lambda self, stage: self.numerics)
+    monkeypatch.setattr(stages.StageBuild, "stage_numerics", lambda self, stage: self.numerics)
     # 8-sample minibatches in micro-batches of 3: uneven split, the last one smaller
     micro = run_in_process([*common, "train.micro_batch_size=3"], tmp_path / "micro", cache_dir)
     assert all(stage["hit"] for stage in micro["stages"].values())
@@ -54,16 +54,18 @@ def test_micro_batches_equal_one_minibatch(overrides, tmp_path, cache_dir, monke
 def test_stages_accumulate_to_the_same_model(tmp_path):
     """SFT and reward-model stages built with micro-batches equal the whole-batch ones."""
     from align_lab.cache import StageCache
-    from align_lab.study.world import World
+    from align_lab.study.stages import build_stages
 
     cfg, names = compose(["task.n_demonstrations=96", "task.n_pairs=64", "sft.epochs=1", "sft.batch_size=32"])
     spec = spec_from_config(cfg, names)
     quiet = Quiet
     models = []
     for i, micro in enumerate((None, 5)):  # 5 demonstrations (pairs) per micro-batch
-        world = World(spec.task, spec.model, spec.sft, StageCache(tmp_path / f"c{i}"), quiet, micro)
-        rm = world.reward_model(spec.reward)
-        models.append((world.load_policy(), rm, world.rm_metrics))
+        cache = StageCache(tmp_path / f"c{i}")
+        stages = build_stages(
+            spec.task, spec.model, spec.sft, cache, quiet, micro, reward_models=(spec.reward,)
+        )
+        models.append((stages.load_policy(), stages.load_reward_model(spec.reward), stages.rm_metrics))
     (p1, r1, m1), (p2, r2, m2) = models
     # Adam over many steps turns float rounding into ~1e-5 differences in a few weights
     for a, b in zip([*p1.parameters(), *r1.parameters()], [*p2.parameters(), *r2.parameters()], strict=True):

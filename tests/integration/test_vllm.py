@@ -30,12 +30,12 @@ def world(tmp_path_factory):
     """The toy world's tokenizer, prompts and a briefly fine-tuned tiny Llama (it emits EOS)."""
     from align_lab.app import spec_from_config
     from align_lab.cache import StageCache
-    from align_lab.study.world import World
+    from align_lab.study.stages import build_stages
     from align_lab.tracking.progress import progress_factory
 
     cfg, names = compose([*SMALL, f"cache_dir={tmp_path_factory.mktemp('cache')}"])
     spec = spec_from_config(cfg, names)
-    w = World(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress_factory(False))
+    w = build_stages(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress_factory(False))
     return w, spec.task
 
 

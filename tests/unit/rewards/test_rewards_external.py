@@ -20,7 +20,7 @@ from align_lab.rewards.judge import ScoreJudge
 from align_lab.rewards.remote import RemoteReward
 from tests.conftest import compose
 
-WORLD = SimpleNamespace(raw_prompt=lambda p: p)  # a toy task: prompts are the task's own
+STAGES = SimpleNamespace(raw_prompt=lambda p: p)  # a toy task: prompts are the task's own
 
 
 def n_chars(prompts, responses):
@@ -75,7 +75,7 @@ def url(server) -> str:
 def test_remote_retries_a_failed_request_batches_and_sends_the_token(server, monkeypatch):
     monkeypatch.setenv("ALIGN_LAB_REWARD_TOKEN", "s3cret")
     server.fail_first = 1
-    score = RemoteReward(url=url(server), batch_size=2, backoff_s=0.0).scorer(WORLD)
+    score = RemoteReward(url=url(server), batch_size=2, backoff_s=0.0).scorer(STAGES)
     scores = score(["p"] * 3, ["a", "a b", "a b c"], [True] * 3)
     assert scores.tolist() == [1.0, 2.0, 3.0]
     # 1 failed + 2 batches (2 texts, 1 text)
@@ -85,7 +85,7 @@ def test_remote_retries_a_failed_request_batches_and_sends_the_token(server, mon
 
 def test_remote_gives_up_after_its_retries_with_one_line(server):
     server.fail_first = 10
-    score = RemoteReward(url=url(server), retries=2, backoff_s=0.0).scorer(WORLD)
+    score = RemoteReward(url=url(server), retries=2, backoff_s=0.0).scorer(STAGES)
     with pytest.raises(RuntimeError) as e:
         score(["p"], ["a"], [True])
     assert str(e.value) == f"reward.url={url(server)}: failed 3 times, last: HTTP 503 Service Unavailable"
@@ -94,14 +94,14 @@ def test_remote_gives_up_after_its_retries_with_one_line(server):
 
 def test_remote_times_out(server):
     server.delay_s = 1.0
-    score = RemoteReward(url=url(server), timeout_s=0.2, retries=0).scorer(WORLD)
+    score = RemoteReward(url=url(server), timeout_s=0.2, retries=0).scorer(STAGES)
     with pytest.raises(RuntimeError) as e:
         score(["p"], ["a"], [True])
     assert "failed 1 times, last: " in str(e.value) and "timed out" in str(e.value)
 
 
 def test_function_reward_calls_module_callable():
-    score = FunctionReward(path=f"{__name__}:n_chars").scorer(WORLD)
+    score = FunctionReward(path=f"{__name__}:n_chars").scorer(STAGES)
     assert score(["p", "q"], ["ab", "abcd"], [True, False]).tolist() == [2.0, 4.0]
 
 
@@ -133,7 +133,7 @@ def no_list(prompts, responses):
 def test_function_reward_scores_are_checked_with_one_line_naming_the_path(fn, expected):
     from align_lab.rewards.function import RewardError
 
-    score = FunctionReward(path=f"{__name__}:{fn}").scorer(WORLD)
+    score = FunctionReward(path=f"{__name__}:{fn}").scorer(STAGES)
     with pytest.raises(RewardError) as e:
         score(["p", "q"], ["ab", "abcd"], [True, False])
     assert str(e.value) == f"reward.path={__name__}:{fn}: {expected}"
@@ -162,7 +162,7 @@ def test_combined_is_the_weighted_sum_of_its_sources():
             "words": {"weight": -0.5, "source": FunctionReward(path="align_lab.rewards.function:word_count")},
         }
     )
-    assert combined.scorer(WORLD)(["p", "p"], ["ab cd", "x"], [True, True]).tolist() == [9.0, 1.5]
+    assert combined.scorer(STAGES)(["p", "p"], ["ab cd", "x"], [True, True]).tolist() == [9.0, 1.5]
 
 
 def test_combined_components_are_edited_on_the_command_line():
@@ -179,7 +179,7 @@ def test_combined_components_are_edited_on_the_command_line():
     reward = spec_from_config(cfg, names).reward
     assert set(reward.components) == {"brevity", "chars"} and not reward.holds_model
     # -1 * 2 words + 0.5 * 5 chars = 0.5
-    assert reward.scorer(WORLD)(["p"], ["ab cd"], [True]).tolist() == [0.5]
+    assert reward.scorer(STAGES)(["p"], ["ab cd"], [True]).tolist() == [0.5]
 
 
 def test_score_judge_counts_wins_and_half_ties():

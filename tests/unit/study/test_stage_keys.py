@@ -7,8 +7,9 @@ import torch
 
 from align_lab.cache import StageCache
 from align_lab.models.tiny import TinyLM
-from align_lab.study import world as world_module
-from align_lab.study.world import World, code_fingerprint
+from align_lab.study import numerics as numerics_module
+from align_lab.study.numerics import code_fingerprint, numerics
+from align_lab.study.stages import StageBuild, build_stages, build_tokenizer
 from align_lab.tasks.toy_prefs import ToyPrefs
 from align_lab.train.sft import SFTConfig
 from tests.conftest import Quiet
@@ -16,19 +17,18 @@ from tests.conftest import Quiet
 
 def tokenizer_stage(cache_dir, micro_batch_size=None):
     """The key and hit of the cheapest stage (the tokenizer) for the default toy world."""
-    world = World(ToyPrefs(), TinyLM(), SFTConfig(), StageCache(cache_dir), Quiet, micro_batch_size)
-    _ = world.tokenizer
-    return world.stages["tokenizer"].key, world.stages["tokenizer"].hit
+    # the tokenizer stage alone (build_stages would train the SFT policy too)
+    b = StageBuild(StageCache(cache_dir), Quiet, micro_batch_size, 2**30, numerics(None))
+    build_tokenizer(b, ToyPrefs(), TinyLM())
+    return b.results["tokenizer"].key, b.results["tokenizer"].hit
 
 
 def sft_stage(cache_dir, micro_batch_size):
     """The key of a small SFT stage of the toy world (64 demonstrations, batches of 32)."""
     sft = SFTConfig(epochs=1, batch_size=32)
-    world = World(
-        ToyPrefs(n_demonstrations=64), TinyLM(), sft, StageCache(cache_dir), Quiet, micro_batch_size
-    )
-    _ = world.sft_path
-    return world.stages["sft"].key
+    task = ToyPrefs(n_demonstrations=64)
+    stages = build_stages(task, TinyLM(), sft, StageCache(cache_dir), Quiet, micro_batch_size)
+    return stages.results["sft"].key
 
 
 def test_same_settings_share_a_stage_and_thread_count_or_micro_batch_do_not(tmp_path):
@@ -50,15 +50,15 @@ def test_same_settings_share_a_stage_and_thread_count_or_micro_batch_do_not(tmp_
 
 def test_other_stage_code_gets_its_own_stage(tmp_path, monkeypatch):
     key, _ = tokenizer_stage(tmp_path)
-    monkeypatch.setattr(world_module, "code_fingerprint", lambda: "another checkout")
+    monkeypatch.setattr(numerics_module, "code_fingerprint", lambda: "another checkout")
     assert tokenizer_stage(tmp_path)[0] != key
 
 
 def test_code_fingerprint_changes_with_any_byte_or_file_of_the_stage_code(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "sft.py").write_text("LR = 1\n")
-    (tmp_path / "world.py").write_text("x = 1\n")
-    entries = ("train", "world.py")
+    (tmp_path / "stages.py").write_text("x = 1\n")
+    entries = ("train", "stages.py")
     first = code_fingerprint(tmp_path, entries)
     assert code_fingerprint(tmp_path, entries) == first  # deterministic (sorted file order)
     (tmp_path / "train" / "sft.py").write_text("LR = 2\n")
@@ -66,7 +66,7 @@ def test_code_fingerprint_changes_with_any_byte_or_file_of_the_stage_code(tmp_pa
     assert second != first
     (tmp_path / "train" / "new.py").write_text("")
     assert code_fingerprint.__wrapped__(tmp_path, entries) not in (first, second)
-    assert code_fingerprint.__wrapped__(tmp_path, ("train",)) != second  # world.py counts too
+    assert code_fingerprint.__wrapped__(tmp_path, ("train",)) != second  # stages.py counts too
 
 
 def test_the_next_build_removes_orphaned_tmp_folders_of_dead_builders(tmp_path):

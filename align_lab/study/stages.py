@@ -1,0 +1,307 @@
+"""The shared stages of a run: tokenizer -> SFT policy -> preference pairs -> reward model.
+
+`build_stages` builds (or loads from the cache) every stage a run needs, in that fixed order, and returns
+them as one frozen `Stages`, like a torchtune recipe's `setup()`: the run calls it before it sets its
+seed, and nothing trains on attribute access, so a run's numbers never depend on which code asked first.
+Each stage is built once per content key (cache.py) and shared by every run and seed that uses the same
+upstream configuration; the run's seed is not part of any key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from align_lab.cache import StageCache, StageResult, stage_key
+from align_lab.study.numerics import numerics
+from align_lab.tasks.base import Pair
+from align_lab.train.micro import Dims, choose, describe, forward_row_bytes, machine_memory, row_bytes
+
+log = logging.getLogger("align_lab")
+
+# Bump a stage's version whenever its code changes what it produces.
+VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 1, "reward_model": 2}
+
+
+def _fields(obj) -> dict:
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(vars(obj))
+
+
+def reward_model_id(config) -> str:
+    """A learned reward model's hyperparameters as one string: the run's reward models are found by it."""
+    return json.dumps(_fields(config), sort_keys=True, default=str)
+
+
+def sequence_bytes(dims: Dims, task, logits: bool = True, graph: bool = True) -> int:
+    """Activation bytes of one prompt + response sequence of `task` (as the policy sees it) through the
+    policy's body (train/micro.py): kept for a backward pass (`graph`), or a forward's working set."""
+    prompt = getattr(task, "longest_prompt_tokens", task.max_prompt_tokens)
+    if not graph:
+        return forward_row_bytes(dims, prompt, task.max_response_tokens)
+    return row_bytes(dims, prompt, task.max_response_tokens, logits)
+
+
+def resolve_micro_batch(key: str, setting, rows: int, bytes_per_row: int, memory: int) -> int | None:
+    """`setting` (train.micro_batch_size: "auto", rows or None) resolved for forwards of up to `rows`
+    rows of `bytes_per_row` activation bytes each in `memory` bytes, and logged under `key`."""
+    chosen = choose(setting, rows, bytes_per_row, memory)
+    where = {"train": "training", "eval": "evaluation"}.get(key, f"{key} stage")
+    log.info(describe(where, setting, chosen, rows, bytes_per_row, memory))
+    return chosen
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The built stages of a run, read-only: what its context, reward and loops are made from."""
+
+    task: object  # the task as configured
+    model: object  # the model spec (models/): loads what the stages saved
+    policy_task: object  # the task as the policy sees it (a pretrained model's chat template, limits)
+    tokenizer: object
+    sft_path: Path  # the SFT policy (also the reference), or the checkpoint when there is no SFT stage
+    dims: Dims  # the policy's widths, for micro-batch sizes
+    numerics: Mapping  # study/numerics.py, taken before the first stage
+    results: Mapping[str, StageResult]  # each stage's key, hit and time, by stage name
+    micro_batch_sizes: Mapping[str, int | None]  # rows per micro-batch each stage was built with
+    preferences: list[Pair] | None = None  # the preference pairs (when the run needs them)
+    reward_models: Mapping[str, Path] = field(default_factory=dict)  # by reward_model_id
+    rm_metrics: Mapping = field(default_factory=dict)  # the reward model stage's held-out metrics
+
+    def raw_prompt(self, prompt: str) -> str:
+        """The task's prompt text behind a policy prompt, for rewards with their own tokenizer."""
+        return getattr(self.policy_task, "raw", lambda p: p)(prompt)
+
+    def load_policy(self):
+        """A fresh copy of the SFT policy (the starting point and the frozen reference)."""
+        return self.model.load_causal_lm(self.sft_path)
+
+    def load_reference(self):
+        """The frozen reference: the SFT policy, or model.reference's checkpoint."""
+        return self.model.load_causal_lm(self.model.reference_path(self.sft_path))
+
+    @property
+    def critic_start(self) -> Path:
+        """The critic's body when algo.critic_init=sft: the SFT policy, or model.critic's checkpoint."""
+        return self.model.critic_path(self.sft_path)
+
+    def load_reward_model(self, config):
+        """The reward model that `config` (reward=learned_rm) trained; it must have been asked for."""
+        path = self.reward_models.get(reward_model_id(config))
+        if path is None:
+            raise KeyError(f"no reward model stage was built for {reward_model_id(config)}")
+        return self.model.load_reward_model(path)
+
+    def sequence_bytes(self, logits: bool = True, graph: bool = True) -> int:
+        return sequence_bytes(self.dims, self.policy_task, logits, graph)
+
+
+def not_built(stage: str, key: str, root: Path, out: Path) -> None:
+    """The build of a rank other than 0, which finds its stages built: a key rank 0 did not build means
+    the ranks differ in the stage code or its inputs (the checkout changed under the run)."""
+    raise RuntimeError(
+        f"stage {stage}: key {key} is not in {root}, where rank 0 built the run's stages; this rank's "
+        "stage code or inputs differ from rank 0's (was the checkout changed while the run started?)"
+    )
+
+
+@dataclass
+class StageBuild:
+    """Asks the cache for stages and records what it served, while build_stages runs."""
+
+    cache: StageCache
+    progress: Callable
+    micro_batch_size: object  # train.micro_batch_size as set: "auto", rows, or None
+    memory: int  # bytes "auto" divides (the node's, for the main process alone)
+    numerics: dict
+    may_build: bool = True  # False on ranks other than 0: rank 0 has built every stage
+    results: dict[str, StageResult] = field(default_factory=dict)
+    micro_batch_sizes: dict[str, int | None] = field(default_factory=dict)
+
+    def stage_numerics(self, stage: str) -> dict:
+        """numerics() with the stage's rows per micro-batch: float rounding only, but rounding grows
+        through training, so it is in the key like the thread count (None where a stage has none)."""
+        return {**self.numerics, "micro_batch_size": self.micro_batch_sizes.get(stage)}
+
+    def get(self, stage: str, inputs: dict, build: Callable[[Path], None]) -> Path:
+        inputs = {**inputs, "numerics": self.stage_numerics(stage)}
+        if not self.may_build:
+            build = partial(not_built, stage, stage_key(stage, VERSIONS[stage], inputs), self.cache.root)
+        self.results[stage] = self.cache.get(stage, VERSIONS[stage], inputs, build)
+        return self.results[stage].path
+
+    def resolve(self, stage: str, rows: int, bytes_per_row: int) -> int | None:
+        """train.micro_batch_size resolved for a stage's forwards; recorded (it is in the stage's key)."""
+        chosen = resolve_micro_batch(stage, self.micro_batch_size, rows, bytes_per_row, self.memory)
+        self.micro_batch_sizes[stage] = chosen
+        return chosen
+
+
+def build_tokenizer(b: StageBuild, task, model):
+    """1. The tokenizer: trained on the task's corpus, or a pretrained checkpoint's own (no stage)."""
+    from align_lab.models.tokenizer import load_tokenizer, train_tokenizer
+
+    if model.pretrained:
+        tok = model.load_tokenizer()
+    else:
+        inputs = {"task": task.fingerprint()}
+        tok = load_tokenizer(b.get("tokenizer", inputs, lambda out: train_tokenizer(task.corpus(), out)))
+    tok.padding_side = "left"
+    return tok
+
+
+def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims: Dims) -> Path:
+    """2. The SFT policy (also the reference); a pretrained checkpoint is its own unless task.sft."""
+    from align_lab.train.sft import train_sft
+
+    micro = b.resolve("sft", sft.batch_size, sequence_bytes(dims, policy_task))
+    inputs = {
+        "tokenizer": None if model.pretrained else b.results["tokenizer"].key,
+        "model": model.fingerprint(),
+        "sft": _fields(sft),
+        "task": task.fingerprint(),
+    }
+
+    def build(out: Path) -> None:
+        torch.manual_seed(sft.seed)
+        policy = model.init_policy(tokenizer)
+        demos = policy_task.demonstrations()
+        steps = sft.epochs * -(-len(demos) // sft.batch_size)
+        limits = (policy_task.max_prompt_tokens, policy_task.max_response_tokens)
+        with b.progress(total=steps, desc="sft") as bar:
+            loss = train_sft(policy, tokenizer, demos, sft, *limits, bar, micro)
+        policy.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
+        (out / "metrics.json").write_text(json.dumps({"sft/final_loss": loss}))
+
+    return b.get("sft", inputs, build)
+
+
+def sample_pairs(b: StageBuild, policy, tokenizer, task, seed: int) -> list[Pair]:
+    """Two (task.pair_samples) samples of the SFT policy for task.n_pairs train prompts, labelled by the
+    task's annotator; ValueError when none gives a pair."""
+    from align_lab.rollout.hf import HFGenerate
+
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    train_prompts = task.prompts("train")
+    prompts = [rng.choice(train_prompts) for _ in range(task.n_pairs)]
+    k = task.pair_samples  # responses per prompt, labelled together by the task
+    chunk = max(1, 512 // k)  # prompts per sampling call: 512 responses at most
+    rows, engine = [], HFGenerate(temperature=1.0)
+    limits = (task.max_response_tokens, task.max_prompt_tokens)
+    with b.progress(total=len(prompts), desc="preferences") as bar:
+        for i in range(0, len(prompts), chunk):
+            s = engine.sample(policy, tokenizer, prompts[i : i + chunk], k, *limits)
+            gold = task.gold_reward(s.prompts, s.responses, s.finished)
+            for j in range(0, len(s.prompts), k):
+                rows += task.label_samples(s.prompts[j], s.responses[j : j + k], gold[j : j + k], rng)
+            bar.update(len(s.prompts) // k)
+    if not rows:
+        raise ValueError(
+            f"preferences: none of {len(prompts)} prompts x {k} samples gave a pair "
+            "(task.n_pairs, task.pair_samples)"
+        )
+    return rows
+
+
+def build_preferences(b: StageBuild, task, model, sft, tokenizer, policy_task, sft_path, policy_key):
+    """3. Preference pairs: the task's data, or two SFT samples per prompt labelled by its annotator."""
+    pairs = policy_task.preference_pairs()
+    if pairs is not None:
+        return pairs
+
+    def build(out: Path) -> None:
+        policy = model.load_causal_lm(sft_path)
+        seed = policy_task.world_seed + 2 + sft.seed  # per run with stages.seed=per_run
+        with open(out / "pairs.jsonl", "w") as f:
+            for row in sample_pairs(b, policy, tokenizer, policy_task, seed):
+                f.write(json.dumps(dataclasses.asdict(row)) + "\n")
+
+    inputs = {"sft": policy_key, "task": task.fingerprint()}
+    if model.pretrained:  # the chat template changes the prompts
+        inputs["model"] = model.fingerprint()
+    with open(b.get("preferences", inputs, build) / "pairs.jsonl") as f:
+        return [Pair(**json.loads(line)) for line in f]
+
+
+def build_reward_model(b: StageBuild, config, model, tokenizer, policy_task, dims, sft_path, pairs, keys):
+    """4. A Bradley-Terry reward model (reward=learned_rm `config`), initialised from the SFT backbone
+    and trained on the preference pairs; `keys`: what identifies (the pairs, the SFT policy)."""
+    from align_lab.train.reward_model import train_reward_model
+
+    heldout = max(1, int(len(pairs) * config.heldout_fraction))
+    pair_bytes = 2 * sequence_bytes(dims, policy_task, logits=False)  # a scalar head: no vocabulary logits
+    micro = b.resolve("reward_model", max(config.batch_size, heldout), pair_bytes)
+    inputs = {"preferences": keys[0], "sft": keys[1], "model": model.fingerprint(), "rm": _fields(config)}
+
+    def build(out: Path) -> None:
+        torch.manual_seed(config.seed)  # the new head's draw must not depend on what ran before
+        rm = model.init_reward_model(tokenizer, init_from=sft_path)
+        steps = config.epochs * -(-(len(pairs) - heldout) // config.batch_size)
+        limits = (policy_task.max_prompt_tokens, policy_task.max_response_tokens)
+        with b.progress(total=steps, desc="reward model") as bar:
+            stats = train_reward_model(rm, tokenizer, pairs, config, *limits, bar, micro)
+        rm.save_pretrained(str(out))
+        (out / "metrics.json").write_text(json.dumps(stats))
+
+    return b.get("reward_model", inputs, build)
+
+
+def build_stages(
+    task,
+    model,
+    sft,
+    cache: StageCache,
+    progress: Callable,
+    micro_batch_size="auto",
+    memory: int | None = None,
+    preferences: bool = False,
+    reward_models: tuple = (),
+    may_build: bool = True,
+) -> Stages:
+    """Every stage a run needs, built (or loaded) in a fixed order: tokenizer, SFT policy, then the
+    preference pairs when `preferences` or a reward model asks for them, then each of `reward_models`
+    (reward=learned_rm configs). `micro_batch_size`: train.micro_batch_size as set; `memory`: the bytes
+    "auto" divides (default: the machine's); `may_build=False`: only load (ranks other than 0). Call it
+    before the run's seed: it seeds each stage itself."""
+    b = StageBuild(cache, progress, micro_batch_size, memory or machine_memory(), numerics(None), may_build)
+    tokenizer = build_tokenizer(b, task, model)
+    policy_task = model.view(task, tokenizer)
+    dims = Dims.of(model.hf_config(tokenizer))
+    needs_sft = not model.pretrained or task.sft
+    if needs_sft:
+        sft_path = build_sft(b, task, model, sft, tokenizer, policy_task, dims)
+    else:
+        sft_path = Path(model.path("name_or_path"))
+    policy_key = b.results["sft"].key if needs_sft else model.fingerprint()
+    pairs, rms, rm_metrics = None, {}, {}
+    if preferences or reward_models:
+        pairs = build_preferences(b, task, model, sft, tokenizer, policy_task, sft_path, policy_key)
+    pairs_key = b.results["preferences"].key if "preferences" in b.results else task.fingerprint()
+    for config in reward_models:
+        keys = (pairs_key, policy_key)
+        path = build_reward_model(b, config, model, tokenizer, policy_task, dims, sft_path, pairs, keys)
+        rms[reward_model_id(config)] = path
+        rm_metrics |= json.loads((path / "metrics.json").read_text())
+    return Stages(
+        task=task,
+        model=model,
+        policy_task=policy_task,
+        tokenizer=tokenizer,
+        sft_path=sft_path,
+        dims=dims,
+        numerics=b.numerics,
+        results=dict(b.results),
+        micro_batch_sizes=dict(b.micro_batch_sizes),
+        preferences=pairs,
+        reward_models=rms,
+        rm_metrics=rm_metrics,
+    )
