@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import Tensor
 
@@ -62,12 +64,61 @@ def response_logits(model, prompt_ids, prompt_attn, response_ids, mask) -> Tenso
     """Raw logits predicting each response token, (B, T, V), in the model's dtype.
 
     The LM head runs at the T response-predicting positions only (transformers' `logits_to_keep`),
-    not at the prompt's: position P-1+t predicts response token t.
+    not at the prompt's: position P-1+t predicts response token t. Rows that repeat the row before
+    them's prompt (the G samples of a prompt, contiguous) share one forward of it (`shared_prompts`).
     """
+    rows = shared_prompts(prompt_ids, prompt_attn)  # (B,) or None
+    if rows is not None and response_ids.shape[1] > 1 and _caches_with_grad(model):
+        return _logits_on_shared_prompts(model, prompt_ids, prompt_attn, response_ids, mask, rows)
     ids, attn, pos = joint_inputs(prompt_ids, prompt_attn, response_ids, mask)
     T = response_ids.shape[1]
     out = model(input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=T + 1)
     return out.logits[:, :-1]  # (B, T, V)
+
+
+def shared_prompts(prompt_ids: Tensor, prompt_attn: Tensor) -> Tensor | None:
+    """For each row, the index of its prompt among the distinct prompts (consecutive equal rows of ids
+    and mask), (B,); None when no two neighbouring rows share a prompt."""
+    _, rows = torch.unique_consecutive(torch.cat([prompt_ids, prompt_attn], 1), dim=0, return_inverse=True)
+    return rows if int(rows[-1]) + 1 < len(rows) else None
+
+
+def _caches_with_grad(model) -> bool:
+    """Whether the model's forward keeps a differentiable KV cache: a transformers model whose layers
+    do not checkpoint activations (they drop the cache) and whose weights are not partitioned across
+    processes (ZeRO-3 forwards are collective: every process must make the same calls)."""
+    return (
+        "cache" in inspect.signature(model.forward).parameters
+        and not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+        and not any(hasattr(p, "ds_tensor") for p in model.parameters())
+    )
+
+
+def _logits_on_shared_prompts(model, prompt_ids, prompt_attn, response_ids, mask, rows: Tensor) -> Tensor:
+    """response_logits with one forward of each distinct prompt, its KV cache (with its graph) given to
+    every row that shares it, then one forward of the responses: the prompt positions' FLOPs of the
+    forward and the backward are spent once per prompt instead of once per sample. The same values as
+    the joint forward up to float rounding (tests/unit/models/test_sequences.py)."""
+    first = torch.cat([rows.new_zeros(1), (rows[1:] != rows[:-1]).nonzero()[:, 0] + 1])  # (B',)
+    _, attn, pos = joint_inputs(prompt_ids, prompt_attn, response_ids, mask)  # (B, P+T) each
+    P = prompt_ids.shape[1]
+    out = model(
+        input_ids=prompt_ids[first],
+        attention_mask=prompt_attn[first],
+        position_ids=pos[first, :P],
+        use_cache=True,
+        logits_to_keep=1,
+    )  # logits (B', 1, V): response token 0's
+    cache = out.cache
+    cache.reorder_cache(rows)  # every row its prompt's keys and values, (B, H_kv, P, D) per layer
+    rest = model(
+        input_ids=response_ids[:, :-1],
+        attention_mask=attn[:, :-1],
+        position_ids=pos[:, P:-1],
+        cache=cache,
+        use_cache=True,
+    )  # logits (B, T-1, V): response tokens 1..T-1
+    return torch.cat([out.logits[rows], rest.logits], dim=1)  # (B, T, V)
 
 
 def response_logprobs(
