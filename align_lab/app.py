@@ -67,7 +67,8 @@ def check_folder(spec, run_dir: Path) -> None:
     hyperparameters. One line each (ConfigError)."""
     from align_lab.folder import check_owned, holder, in_use
     from align_lab.study.summary import check_resume_config, check_same_config, config_digest
-    from align_lab.train.common import CheckpointError, check_resumable
+    from align_lab.train.checkpoint_io import CheckpointError
+    from align_lab.train.resume import check_resumable
 
     check_owned(run_dir)
     who = holder(run_dir)

@@ -98,7 +98,8 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
     from align_lab.algorithms.grpo import GRPO
     from align_lab.algorithms.rloo import RLOO
     from align_lab.rollout.hf import HFGenerate
-    from align_lab.train.common import Context, TrainConfig
+    from align_lab.train.common import TrainConfig
+    from align_lab.train.context import Context
     from align_lab.train.online import train_online
 
     view, tok = task_view(path)

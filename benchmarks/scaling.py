@@ -33,7 +33,8 @@ from align_lab.models.tiny import TinyLM  # noqa: E402
 from align_lab.models.tokenizer import train_tokenizer  # noqa: E402
 from align_lab.rollout.hf import HFGenerate  # noqa: E402
 from align_lab.tasks.toy_prefs import ToyPrefs  # noqa: E402
-from align_lab.train.common import Context, TrainConfig  # noqa: E402
+from align_lab.train.common import TrainConfig  # noqa: E402
+from align_lab.train.context import Context  # noqa: E402
 from align_lab.train.online import train_online  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

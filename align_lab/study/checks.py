@@ -12,8 +12,8 @@ from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
 from align_lab.study.spec import RunSpec
-from align_lab.train.common import checkpoint_step
-from align_lab.train.online import validate
+from align_lab.train.checkpoint_io import checkpoint_step
+from align_lab.train.online_setup import validate
 
 
 def check_run(spec: RunSpec, here: bool = True) -> None:

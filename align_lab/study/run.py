@@ -38,11 +38,13 @@ from align_lab.study.summary import (
 from align_lab.tracking import MultiTracker
 from align_lab.tracking.progress import progress_factory
 from align_lab.train.backend import Diverged, forget_process_group
-from align_lab.train.common import CheckpointError, Context, check_resumable, checkpoint_step
+from align_lab.train.checkpoint_io import CheckpointError, checkpoint_step
+from align_lab.train.context import Context
 from align_lab.train.distributed import Group, join_slurm, launch, serve
 from align_lab.train.online import train_online
 from align_lab.train.pairwise import train_pairwise
 from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
+from align_lab.train.resume import check_resumable
 
 log = logging.getLogger("align_lab")
 

@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from align_lab.config import ConfigError
-from align_lab.train.common import CheckpointError, checkpoint_file, checkpoint_step
+from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
 from align_lab.train.preemption import Interrupted
 
 log = logging.getLogger("align_lab")

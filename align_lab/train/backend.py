@@ -122,7 +122,7 @@ def check_finite_norm(norm: float, updates: int) -> float:
 
 
 class TorchUpdater:
-    """AdamW + schedule (train/common.py make_optimizer); gradients summed over ranks, then clipped."""
+    """AdamW + schedule (make_optimizer above); gradients summed over ranks, then clipped."""
 
     def __init__(
         self, model, lr: float, warmup_steps: int, max_grad_norm: float, group, scale: float = 1.0

@@ -10,50 +10,26 @@ demonstrations). PPO-max uses the last three."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 
 import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
-from align_lab.checks import Diverged, check
+from align_lab.checks import Diverged
 from align_lab.models.sequences import response_logprobs, token_values
-from align_lab.rl import kl_penalty, masked_mean, masked_sum, rollout_mismatch
+from align_lab.rl import masked_mean
 from align_lab.rollout.base import NonFiniteLogits
-from align_lab.train.common import (
-    Context,
-    Counters,
-    Shuffler,
-    TrainConfig,
-    end_of_step,
-    finish,
-    restore,
-)
+from align_lab.train.cadence import end_of_step, finish
+from align_lab.train.common import Counters
+from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
+from align_lab.train.metrics import step_metrics, timed
 from align_lab.train.micro import Term, accumulate
 from align_lab.train.micro import forward as micro_forward
+from align_lab.train.online_setup import Loop, Updates, setup
+from align_lab.train.resume import restore
 from align_lab.train.sft import nll_term
-from align_lab.train.staleness import BackgroundSampler, Pending, PendingRollouts
-
-
-@contextmanager
-def timed(times: dict, key: str) -> Iterator[None]:
-    """Puts the seconds its block takes in times[key] (`time/<phase>_s`)."""
-    start = time.perf_counter()
-    yield
-    times[key] = time.perf_counter() - start
-
-
-@dataclass
-class Updates:
-    """What a minibatch step updates: the policy, the critic (uses_critic), and the demonstrations
-    of the ptx term (ptx_coef > 0), whose position is checkpointed."""
-
-    policy: object
-    critic: object | None = None
-    demonstrations: Shuffler | None = None
+from align_lab.train.staleness import Pending
 
 
 def _rows(b) -> tuple:
@@ -222,74 +198,26 @@ def _update(ctx: Context, algo, updates: Updates, rollout: Rollout, reuse, polic
     return stats
 
 
-def _metrics(
-    algo: OnlineAlgorithm, rollout: Rollout, rollout_logprobs, stats: dict, times: dict, counters: Counters
-) -> dict:
-    """6. What a comparison needs: reward, KL to the reference, length, how far the engine's sampling
-    distribution is from the trainer's (`rollout_logprobs`, (B, T)), the update's mean stats, timings
-    and the compute counters."""
-    scores, mask, G = rollout.scores, rollout.mask, algo.group_size
-    kl = masked_sum(kl_penalty(rollout.logprobs, rollout.ref_logprobs, "k1"), mask, dim=1)  # (B,)
-    groups = scores.view(-1, G)  # (B/G, G)
-    mismatch_kl, outside, largest = rollout_mismatch(rollout.logprobs, rollout_logprobs, mask)
-    return {
-        "train/reward": scores.mean().item(),
-        "train/reward_std": scores.std().item() if len(scores) > 1 else 0.0,
-        **({"train/kl": kl.mean().item()} if algo.uses_reference else {}),
-        "train/response_length": mask.sum(-1).mean().item(),
-        "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
-        "rollout/mismatch_kl": mismatch_kl.item(),
-        "rollout/mismatch_ratio_outside": outside.item(),
-        "rollout/mismatch_ratio_max": largest.item(),
-        **{k: sum(v) / len(v) for k, v in stats.items()},
-        **times,
-        "time/step_s": sum(times.values()),
-        "time/generated_tokens_per_s": int(mask.sum()) / max(times["time/rollout_s"], 1e-9),
-        **{f"counters/{k}": v for k, v in counters.items()},
-    }
-
-
-def validate(algo: OnlineAlgorithm, cfg: TrainConfig) -> int:
-    """Checks batch arithmetic before any compute; returns prompts per step."""
-    check(
-        cfg.rollout_size % algo.group_size == 0,
-        "train.rollout_size",
-        cfg.rollout_size,
-        f"a multiple of algo.group_size={algo.group_size}",
-    )
-    check(
-        cfg.rollout_size % cfg.minibatch_size == 0,
-        "train.minibatch_size",
-        cfg.minibatch_size,
-        f"a divisor of train.rollout_size={cfg.rollout_size}",
-    )
-    return cfg.rollout_size // algo.group_size
+def _next_rollout(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int) -> Pending:
+    """1. Samples, with the current weights, the rollouts not yet queued up to step + max_staleness (the
+    first step: the warm-up's too); with async_rollouts, the sampling thread gets the last of them.
+    Returns this step's rollout, from the queue."""
+    ahead, pending, n_prompts = step + ctx.train.max_staleness, loop.pending, loop.n_prompts
+    last = ahead if loop.sampler is None else ahead - 1  # the thread samples step `ahead`
+    while pending.next_step(step) <= last:
+        s = pending.next_step(step)
+        pending.push(_produce(ctx, algo, loop.prompts.take(n_prompts), s, step, ctx.policy))
+    if loop.sampler is not None:
+        loop.sampler.submit(partial(_produce, ctx, algo, loop.prompts.take(n_prompts), ahead, step))
+    return pending.pop(step)
 
 
 def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     """Trains ctx.policy with `algo` for ctx.train.steps steps (resuming from ctx's checkpoint);
     returns the final evaluation."""
-    cfg = ctx.train
-    n_prompts = validate(algo, cfg)
-    updates = Updates(ctx.backend.prepare(ctx.policy, algo.lr, ctx))
-    prompts = Shuffler(ctx.task.prompts("train"), ctx.seed)
-    counters = Counters()
-    named = {
-        **updates.policy.checkpointed("policy", "optimizer", "schedule"),
-        "prompts": prompts,
-        "counters": counters,
-    }
-    if algo.uses_critic:  # plain torch: the policy's backward of the one loss fills its gradients
-        updates.critic = ctx.backend.prepare(ctx.critic, algo.critic_lr, ctx, plain=True)
-        named |= updates.critic.checkpointed("critic", "critic_optimizer", "critic_schedule")
-    if algo.ptx_coef > 0:
-        updates.demonstrations = named["demonstrations"] = Shuffler(ctx.task.demonstrations(), ctx.seed)
-    pending = PendingRollouts()  # rollouts sampled ahead (train.max_staleness), checkpointed with the run
-    if cfg.max_staleness > 0:
-        named["pending_rollouts"] = pending
-    sampler = BackgroundSampler(ctx.policy) if cfg.async_rollouts else None
+    cfg, loop = ctx.train, setup(algo, ctx)
     torch.manual_seed(ctx.seed)
-    start = restore(ctx, named, algo)
+    start = restore(ctx, loop.named, algo)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
     final = None
     for step in range(start, cfg.steps):
@@ -297,27 +225,20 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # 0. engines that hold their own copy of the weights (vLLM) take the policy's; HF samples the
         # live one. Async: the sampling thread's frozen copy takes them
         with timed(times, "time/sync_s"):
-            if sampler is None:
+            if loop.sampler is None:
                 ctx.engine.sync(ctx.policy)
             else:
-                sampler.freeze(ctx.policy)
+                loop.sampler.freeze(ctx.policy)
         # 1. sample G responses for each of this process's share of the prompts of step + max_staleness
         # (data parallel: each process samples, scores and runs the models on its own rows) with the
         # current weights (before: the rollouts of the steps before it, with these weights too:
         # the warm-up), on the sampling thread with async_rollouts; take this step's rollout
-        ahead = step + cfg.max_staleness
         with timed(times, "time/rollout_s"):
-            last = ahead if sampler is None else ahead - 1  # the thread samples step `ahead`
-            while pending.next_step(step) <= last:
-                s = pending.next_step(step)
-                pending.push(_produce(ctx, algo, prompts.take(n_prompts), s, step, ctx.policy))
-            if sampler is not None:
-                sampler.submit(partial(_produce, ctx, algo, prompts.take(n_prompts), ahead, step))
-            entry = pending.pop(step)
-            samples, greedy = entry.samples, entry.greedy
+            entry = _next_rollout(ctx, algo, loop, step)
+        samples = entry.samples
         # 2. score them
         with timed(times, "time/score_s"):
-            scores, baseline_scores = _score(ctx, algo, samples, greedy, counters)
+            scores, baseline_scores = _score(ctx, algo, samples, entry.greedy, loop.counters)
         # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
         # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
         # and the reference's; critic values
@@ -330,20 +251,20 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # 5. a few epochs of minibatch updates (only the critic's while it is pre-trained)
         policy_rests = step < algo.critic_pretrain_steps
         with timed(times, "time/train_s"):
-            stats = _update(ctx, algo, updates, rollout, reuse, policy_rests, counters)
-        if sampler is not None:  # the rollout of step + max_staleness joins the queue
+            stats = _update(ctx, algo, loop.updates, rollout, reuse, policy_rests, loop.counters)
+        if loop.sampler is not None:  # the rollout of step + max_staleness joins the queue
             with timed(times, "time/rollout_wait_s"):
-                pending.push(sampler.result())
+                loop.pending.push(loop.sampler.result())
         # 6. log what a comparison needs
-        counters["generated_tokens"] += int(rollout.mask.sum())
-        counters["reward_queries"] += len(rollout.scores)
-        metrics = _metrics(algo, rollout, rollout.rollout_logprobs, stats, times, counters)
+        loop.counters["generated_tokens"] += int(rollout.mask.sum())
+        loop.counters["reward_queries"] += len(rollout.scores)
+        metrics = step_metrics(algo, rollout, rollout.rollout_logprobs, stats, times, loop.counters)
         if cfg.max_staleness > 0:  # this rollout's tokens over its own sampling time
             metrics["time/generated_tokens_per_s"] = int(rollout.mask.sum()) / max(entry.seconds, 1e-9)
-        if sampler is not None:  # the sampling thread's time for the rollout it queued (not in step_s)
-            metrics["time/rollout_sampling_s"] = pending.queue[-1].seconds
-        final = end_of_step(ctx, named, algo, step + 1, metrics) or final
+        if loop.sampler is not None:  # the sampling thread's time for the rollout it queued (not in step_s)
+            metrics["time/rollout_sampling_s"] = loop.pending.queue[-1].seconds
+        final = end_of_step(ctx, loop.named, algo, step + 1, metrics) or final
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics.get('train/kl', 0.0):.3f}")
     bar.close()
-    return finish(ctx, named, algo, final)
+    return finish(ctx, loop.named, algo, final)

@@ -16,17 +16,13 @@ import torch
 from align_lab.algorithms.preference import PairwiseAlgorithm, Route, is_sampled
 from align_lab.models.sequences import encode_prompts, response_logprobs
 from align_lab.rl import first_is_chosen, kl_penalty, masked_sum, sequence_logprobs
-from align_lab.train.common import (
-    Context,
-    Counters,
-    Shuffler,
-    end_of_step,
-    finish,
-    restore,
-)
+from align_lab.train.cadence import end_of_step, finish
+from align_lab.train.common import Counters, Shuffler
+from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
 from align_lab.train.micro import Term, accumulate, rows_of
 from align_lab.train.micro import forward as micro_forward
+from align_lab.train.resume import restore
 
 
 class SamplingPolicy:

@@ -370,10 +370,10 @@ def _enospc(*args, **kwargs):
 
 
 def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_tmp(tmp_path, cache_dir, monkeypatch):
-    import align_lab.train.common as common
+    import align_lab.train.checkpoint_io as checkpoint_io
     from align_lab.study.summary import RunStopped
 
-    monkeypatch.setattr(common.torch, "save", _enospc)
+    monkeypatch.setattr(checkpoint_io.torch, "save", _enospc)
     with pytest.raises(RunStopped) as e:
         run_in_process([], tmp_path, cache_dir)
     assert str(e.value).startswith(
@@ -387,14 +387,14 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_tmp(tmp_path,
 
 
 def test_save_checkpoint_leaves_no_half_file_when_interrupted(tmp_path, monkeypatch):
-    import align_lab.train.common as common
+    import align_lab.train.checkpoint_io as checkpoint_io
 
-    common.save_checkpoint(tmp_path, {"step": 1})
-    monkeypatch.setattr(common.torch, "save", _enospc)
+    checkpoint_io.save_checkpoint(tmp_path, {"step": 1})
+    monkeypatch.setattr(checkpoint_io.torch, "save", _enospc)
     with pytest.raises(OSError):
-        common.save_checkpoint(tmp_path, {"step": 2})
+        checkpoint_io.save_checkpoint(tmp_path, {"step": 2})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last", "state-00000001.pt"]
-    assert common.checkpoint_step(tmp_path) == 1
+    assert checkpoint_io.checkpoint_step(tmp_path) == 1
 
 
 def test_an_unwritable_run_folder_is_one_line(tmp_path, cache_dir, monkeypatch):
@@ -558,7 +558,7 @@ def test_a_really_full_disk_while_checkpointing_is_enospc_naming_the_file(tmp_pa
     folder.mkdir()
     code = (
         "import errno, sys, torch; from pathlib import Path; "
-        "from align_lab.train.common import save_checkpoint\n"
+        "from align_lab.train.checkpoint_io import save_checkpoint\n"
         "try:\n"
         f"    save_checkpoint(Path('{folder}') / 'checkpoints', {{'step': 1, 'w': torch.zeros(1 << 20)}})\n"
         "except OSError as e:\n"

@@ -8,7 +8,7 @@ import torch
 
 from align_lab.config import ConfigError
 from align_lab.tracking import JsonlTracker, read_metrics
-from align_lab.train.common import load_checkpoint
+from align_lab.train.checkpoint_io import load_checkpoint
 from tests.conftest import compose, run_in_process
 
 SEEDED = ["rollout.seed_per_sample=true"]  # the sampling thread must not draw from the trainer's RNG

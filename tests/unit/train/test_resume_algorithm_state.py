@@ -14,8 +14,10 @@ from align_lab.algorithms.base import Rollout
 from align_lab.algorithms.ppo import PPO
 from align_lab.algorithms.reinforce_ma import ReinforceMA
 from align_lab.config import ConfigError
-from align_lab.train.common import checkpoint, restore, rng_state, save_checkpoint
+from align_lab.train.checkpoint_io import save_checkpoint
 from align_lab.train.distributed import Group
+from align_lab.train.resume import checkpoint, restore
+from align_lab.train.rng import rng_state
 from tests.conftest import compose, run_in_process
 
 

@@ -1,0 +1,67 @@
+"""What both loops do between steps: evaluate, log and checkpoint when due, honour a preemption, and
+finish the run."""
+
+from __future__ import annotations
+
+from align_lab.train.context import Context
+from align_lab.train.resume import checkpoint
+
+
+def due(step: int, every: int, last: int) -> bool:
+    """True on every `every`-th completed step (never when every == 0), excluding the last."""
+    return every > 0 and step % every == 0 and step != last
+
+
+def evaluate_now(ctx: Context) -> dict:
+    """Held-out evaluation of the current policy (seeded; the training RNG is untouched)."""
+    from align_lab.train.evaluate import evaluate
+
+    return evaluate(
+        ctx.policy,
+        ctx.reference,
+        ctx.tokenizer,
+        ctx.task,
+        ctx.scorer,
+        ctx.engine,
+        ctx.train.eval_samples,
+        ctx.seed,
+        judge=ctx.judge,
+        micro_batch_size=ctx.eval_micro_batch_size,
+    )
+
+
+def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> dict | None:
+    """What both loops do after a step: evaluate when due (always at the last step), log, checkpoint
+    when due, and honour a preemption signal. Returns the evaluation if one ran. With data parallel,
+    only rank 0 does these (every rank holds the same weights), except what needs every process:
+    a ZeRO-3 policy's forwards (evaluation) and a DeepSpeed engine's checkpoint."""
+    main, backend = ctx.group.is_main, ctx.backend
+    evaluation = None
+    if done == ctx.train.steps or due(done, ctx.train.eval_every, ctx.train.steps):
+        if main or backend.every_rank_forwards(ctx.group):
+            evaluation = evaluate_now(ctx)
+            metrics |= evaluation
+    if main:
+        ctx.tracker.log(metrics, step=done)
+    saves = main or backend.every_rank_saves(ctx.group)
+    if saves and due(done, ctx.train.checkpoint_every, ctx.train.steps):
+        checkpoint(ctx, named, algo, done)
+    save = lambda: checkpoint(ctx, named, algo, done)  # noqa: E731
+    if backend.every_rank_saves(ctx.group):  # the scheduler's signal reaches the main process only
+        if ctx.group.from_main(ctx.preemption.requested is not None) and not main:
+            save()  # with the main process, which then stops the run
+            return evaluation
+    if main:
+        # a USR2 during the step: checkpoint now, then let submitit requeue the job
+        ctx.preemption.after_step(save)
+    return evaluation
+
+
+def finish(ctx: Context, named: dict, algo, final: dict | None) -> dict:
+    """The last checkpoint, and the final evaluation (re-run, seeded, if the run was already done)."""
+    main, backend = ctx.group.is_main, ctx.backend
+    if main or backend.every_rank_saves(ctx.group):
+        checkpoint(ctx, named, algo, ctx.train.steps)
+    if final is None and (main or backend.every_rank_forwards(ctx.group)):
+        final = evaluate_now(ctx)
+    return final if main else {}

@@ -1,0 +1,41 @@
+"""What a loop is handed: the run's models, data, engines and settings in one object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from align_lab.rollout.base import RolloutEngine
+from align_lab.train.backend import Backend
+from align_lab.train.common import TrainConfig
+from align_lab.train.distributed import Group
+from align_lab.train.preemption import Preemption
+
+
+@dataclass
+class Context:
+    """Everything a loop needs, built by the run (study/run.py)."""
+
+    task: object
+    tokenizer: object
+    policy: torch.nn.Module
+    reference: torch.nn.Module
+    critic: torch.nn.Module | None
+    scorer: object  # (prompts, responses, finished) -> (B,) tensor
+    engine: RolloutEngine  # .sample(...) and .sync(model): rollout/base.py
+    train: TrainConfig
+    tracker: object
+    checkpoint_dir: Path
+    seed: int
+    progress: object  # tqdm-like factory
+    preferences: list | None = None  # pairs, for the pairwise loop
+    preemption: Preemption = field(default_factory=Preemption)  # USR2 -> checkpoint -> requeue
+    judge: object = None  # evaluation win rates (rewards/judge.py); None: the run's reward
+    group: Group = field(default_factory=Group)  # data-parallel rank and size (train/distributed.py)
+    backend: Backend = field(default_factory=Backend)  # torch or DeepSpeed, dtype (train/backend.py)
+    eval_micro_batch_size: int | None = None  # rows per no-grad forward of evaluation (train/micro.py)
+    # the cache keys of the shared stages (SFT, reward model, ...) the run trains on: each checkpoint
+    # records them, and a resume on other stages is refused (study/summary.py check_resume_stages)
+    stage_keys: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,46 @@
+"""What the online loop logs each step (6.): the phases' timings, and what a comparison needs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout
+from align_lab.rl import kl_penalty, masked_sum, rollout_mismatch
+from align_lab.train.common import Counters
+
+
+@contextmanager
+def timed(times: dict, key: str) -> Iterator[None]:
+    """Puts the seconds its block takes in times[key] (`time/<phase>_s`)."""
+    start = time.perf_counter()
+    yield
+    times[key] = time.perf_counter() - start
+
+
+def step_metrics(
+    algo: OnlineAlgorithm, rollout: Rollout, rollout_logprobs, stats: dict, times: dict, counters: Counters
+) -> dict:
+    """6. What a comparison needs: reward, KL to the reference, length, how far the engine's sampling
+    distribution is from the trainer's (`rollout_logprobs`, (B, T)), the update's mean stats, timings
+    and the compute counters."""
+    scores, mask, G = rollout.scores, rollout.mask, algo.group_size
+    kl = masked_sum(kl_penalty(rollout.logprobs, rollout.ref_logprobs, "k1"), mask, dim=1)  # (B,)
+    groups = scores.view(-1, G)  # (B/G, G)
+    mismatch_kl, outside, largest = rollout_mismatch(rollout.logprobs, rollout_logprobs, mask)
+    return {
+        "train/reward": scores.mean().item(),
+        "train/reward_std": scores.std().item() if len(scores) > 1 else 0.0,
+        **({"train/kl": kl.mean().item()} if algo.uses_reference else {}),
+        "train/response_length": mask.sum(-1).mean().item(),
+        "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
+        "rollout/mismatch_kl": mismatch_kl.item(),
+        "rollout/mismatch_ratio_outside": outside.item(),
+        "rollout/mismatch_ratio_max": largest.item(),
+        **{k: sum(v) / len(v) for k, v in stats.items()},
+        **times,
+        "time/step_s": sum(times.values()),
+        "time/generated_tokens_per_s": int(mask.sum()) / max(times["time/rollout_s"], 1e-9),
+        **{f"counters/{k}": v for k, v in counters.items()},
+    }

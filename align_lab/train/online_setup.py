@@ -1,0 +1,77 @@
+"""What the online loop builds before its first step, and before the seed is set: the batch arithmetic
+checked, the optimisers, the prompt order, the demonstrations of the ptx term, the queue of rollouts
+sampled ahead and the sampling thread; and the names a checkpoint saves them under."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from align_lab.algorithms.base import OnlineAlgorithm
+from align_lab.checks import check
+from align_lab.train.common import Counters, Shuffler, TrainConfig
+from align_lab.train.context import Context
+from align_lab.train.staleness import BackgroundSampler, PendingRollouts
+
+
+def validate(algo: OnlineAlgorithm, cfg: TrainConfig) -> int:
+    """Checks batch arithmetic before any compute; returns prompts per step."""
+    check(
+        cfg.rollout_size % algo.group_size == 0,
+        "train.rollout_size",
+        cfg.rollout_size,
+        f"a multiple of algo.group_size={algo.group_size}",
+    )
+    check(
+        cfg.rollout_size % cfg.minibatch_size == 0,
+        "train.minibatch_size",
+        cfg.minibatch_size,
+        f"a divisor of train.rollout_size={cfg.rollout_size}",
+    )
+    return cfg.rollout_size // algo.group_size
+
+
+@dataclass
+class Updates:
+    """What a minibatch step updates: the policy, the critic (uses_critic), and the demonstrations
+    of the ptx term (ptx_coef > 0), whose position is checkpointed."""
+
+    policy: object
+    critic: object | None = None
+    demonstrations: Shuffler | None = None
+
+
+@dataclass
+class Loop:
+    """What the online loop carries from step to step, built before the seed is set."""
+
+    n_prompts: int  # prompts per step
+    updates: Updates
+    prompts: Shuffler
+    counters: Counters
+    named: dict  # what a checkpoint saves, by name
+    pending: PendingRollouts  # rollouts sampled ahead (train.max_staleness)
+    sampler: BackgroundSampler | None  # the sampling thread (train.async_rollouts)
+
+
+def setup(algo: OnlineAlgorithm, ctx: Context) -> Loop:
+    """The optimisers (the critic's with uses_critic), the prompt order, the demonstrations (ptx_coef),
+    the queue of rollouts sampled ahead and the sampling thread, all checkpointed with the run."""
+    cfg = ctx.train
+    n_prompts = validate(algo, cfg)
+    updates = Updates(ctx.backend.prepare(ctx.policy, algo.lr, ctx))
+    prompts, counters = Shuffler(ctx.task.prompts("train"), ctx.seed), Counters()
+    named = {
+        **updates.policy.checkpointed("policy", "optimizer", "schedule"),
+        "prompts": prompts,
+        "counters": counters,
+    }
+    if algo.uses_critic:  # plain torch: the policy's backward of the one loss fills its gradients
+        updates.critic = ctx.backend.prepare(ctx.critic, algo.critic_lr, ctx, plain=True)
+        named |= updates.critic.checkpointed("critic", "critic_optimizer", "critic_schedule")
+    if algo.ptx_coef > 0:
+        updates.demonstrations = named["demonstrations"] = Shuffler(ctx.task.demonstrations(), ctx.seed)
+    pending = PendingRollouts()
+    if cfg.max_staleness > 0:
+        named["pending_rollouts"] = pending
+    sampler = BackgroundSampler(ctx.policy) if cfg.async_rollouts else None
+    return Loop(n_prompts, updates, prompts, counters, named, pending, sampler)

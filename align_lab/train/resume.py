@@ -1,0 +1,89 @@
+"""What resume needs: a checkpoint of the loop's state, its restore, and the refusal of a changed
+hyperparameter (before any compute, and again when the checkpoint is loaded)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from align_lab.checks import ConfigError
+from align_lab.train.checkpoint_io import checkpoint_file, load_checkpoint, save_checkpoint
+from align_lab.train.context import Context
+from align_lab.train.rng import rng_state, set_rng_state
+
+
+def hyperparameters(algo) -> dict:
+    """The algorithm's dataclass fields: its configuration, which training never changes."""
+    return dataclasses.asdict(algo) if dataclasses.is_dataclass(algo) else {}
+
+
+def _algorithm_in(algo, state: dict) -> tuple[dict, dict]:
+    """(the algorithm's saved state, its saved hyperparameters) in a checkpoint. A checkpoint written
+    before algorithms had state_dict() holds vars(algo): its state keys are taken, the rest compared."""
+    if "algo_state" in state:
+        return state["algo_state"], state["algo_hyperparameters"]
+    names = algo.state_dict().keys()
+    return {k: v for k, v in state["algo"].items() if k in names}, {
+        k: v for k, v in state["algo"].items() if k not in names
+    }
+
+
+def refuse_changed_hyperparameters(algo, state: dict, folder: Path) -> None:
+    """One line for a hyperparameter that differs from the checkpoint's: the optimiser, the scheduler and
+    the algorithm's state were made with the old value, so a new one would be half-applied."""
+    current = hyperparameters(algo)
+    for key, old in _algorithm_in(algo, state)[1].items():
+        if key in current and current[key] != old:
+            raise ConfigError(
+                f"algo.{key}={current[key]}: the checkpoint in {folder} was trained with algo.{key}={old}; "
+                f"resume with that value, or delete {folder} to start again"
+            )
+
+
+def check_resumable(algo, folder: Path) -> None:
+    """Before any compute: the last checkpoint in `folder` (if any) was trained with algo's
+    hyperparameters (the file is memory-mapped, not read whole)."""
+    path = checkpoint_file(folder)
+    if path is not None and path.is_file():
+        refuse_changed_hyperparameters(algo, torch.load(path, mmap=True, weights_only=False), folder)
+
+
+def restore_algorithm(algo, state: dict, folder: Path) -> None:
+    """Loads the algorithm's state (algo.load_state_dict) from a checkpoint, after refusing any
+    changed hyperparameter."""
+    refuse_changed_hyperparameters(algo, state, folder)
+    algo.load_state_dict(_algorithm_in(algo, state)[0])
+
+
+def restore(ctx: Context, named: dict, algo) -> int:
+    """Loads the last checkpoint into models/optimisers/algorithm/RNG; returns the step to start at."""
+    state = load_checkpoint(ctx.checkpoint_dir)
+    if state is None:
+        return 0
+    restore_algorithm(algo, state, ctx.checkpoint_dir)
+    for name, obj in named.items():
+        obj.load_state_dict(state["objects"][name])
+    set_rng_state(state["rng"])
+    return state["step"]
+
+
+def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
+    """Saves everything resume needs: weights, optimisers, schedulers, data position, RNG, the
+    algorithm's state (algo.state_dict()) and its hyperparameters (to refuse a changed one on resume).
+    The main process writes the file; a DeepSpeed engine's state_dict() saves its partitions on
+    every process that calls it (Backend.every_rank_saves)."""
+    objects = {name: obj.state_dict() for name, obj in named.items()}
+    if ctx.group.is_main:
+        save_checkpoint(
+            ctx.checkpoint_dir,
+            {
+                "step": step,
+                "objects": objects,
+                "algo_state": algo.state_dict(),
+                "algo_hyperparameters": hyperparameters(algo),
+                "stage_keys": ctx.stage_keys,
+                "rng": rng_state(),
+            },
+        )
