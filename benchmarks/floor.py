@@ -5,8 +5,9 @@ and one at the decode shape: M = rows) with the thread count given, then
 
   rollout floor = weight bytes read per decode step x decode steps / bandwidth
                   (+ the KV cache read per step / bandwidth, + prefill FLOPs / matmul rate)
-  update floor  = 6 x parameters x trained tokens / matmul rate (the LM head at response positions
-                  only, as align_lab computes it) + AdamW's memory traffic / bandwidth
+  update floor  = 6 x parameters x trained tokens / matmul rate (each distinct prompt's positions
+                  once and each row's response positions, the LM head at response positions only,
+                  as align_lab computes it) + AdamW's memory traffic / bandwidth
 
 and runs align_lab's rollout (HFGenerate.sample, prompts of task=arith_word through SmolLM2's chat
 template) and one forward + backward + AdamW step of the policy on those samples, printing each as a
@@ -173,13 +174,18 @@ def main() -> None:
 
     first = best_of(update, 1)  # AdamW allocates its state on the first step
     update_s = best_of(update, 1)
-    trained = B * (P + T)  # every position runs forward and backward
-    response = int(s.mask.numel())  # the LM head runs at response positions only
+    # each distinct prompt runs forward and backward once (its G samples share it: response_logits),
+    # each row's response positions once; the LM head runs at response positions only
+    trained = args.prompts * P + B * T
+    response = int(s.mask.numel())
     update_flops = 6 * n["body"] * trained + 6 * n["head"] * response
     adam_bytes = 4 * n["total"] * 4 + 3 * n["total"] * 4  # reads param, grad, m, v; writes param, m, v
     floor_compute, floor_adam = update_flops / big, adam_bytes / bw
     update_floor = floor_compute + floor_adam
-    print(f"\nupdate: {B} rows x {P + T} positions ({response} response positions through the LM head)")
+    print(
+        f"\nupdate: {args.prompts} prompts x {P} positions + {B} rows x {T} response positions "
+        f"({response} through the LM head)"
+    )
     print(
         f"  floor: 6 x {n['body'] / 1e6:.1f}M x {trained} + 6 x {n['head'] / 1e6:.1f}M x {response} = "
         f"{update_flops / 1e9:.1f} GFLOP / {big / 1e9:.1f} GFLOP/s = {floor_compute:.3f} s"
