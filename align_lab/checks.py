@@ -19,3 +19,12 @@ def check(ok: bool, name: str, value, allowed: str) -> None:
     A ValueError, not a ConfigError: config.build() prefixes the component's key (`algo.clip=...`)."""
     if not ok:
         raise ValueError(f"{name}={value}: must be {allowed}")
+
+
+# the short names the field's configs use (OpenRLHF --bf16, verl dtype: bf16, DeepSpeed "bf16")
+DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def canonical_dtype(name: str) -> str:
+    """torch's name of a dtype given by its torch name or its short one (bf16 -> bfloat16)."""
+    return DTYPE_ALIASES.get(name, name)

@@ -283,11 +283,24 @@ def clip_bounds(algo) -> tuple[float, float | None, float | None, float | None]:
 
 
 def check_reward_clip(algo) -> None:
-    """The checks of reward_clip and reward_clip_low (rewards clamped to [-reward_clip_low, reward_clip])."""
-    check(algo.reward_clip is None or algo.reward_clip > 0, "reward_clip", algo.reward_clip, "> 0 or null")
-    check(
-        algo.reward_clip_low is None or algo.reward_clip_low >= 0,
-        "reward_clip_low",
-        algo.reward_clip_low,
-        ">= 0 or null (the lower bound is -reward_clip_low)",
-    )
+    """The checks of reward_clip and reward_clip_low (rewards clamped to [-reward_clip_low, reward_clip]).
+
+    The lower bound may be positive (OpenRLHF's --reward.clip_range 1 10 is reward_clip_low=-1
+    reward_clip=10); the range must hold more than one value.
+    """
+    high, low = algo.reward_clip, algo.reward_clip_low
+    if low is None:
+        check(
+            high is None or high > 0,
+            "reward_clip",
+            high,
+            "> 0 or null (the range is [-reward_clip, reward_clip])",
+        )
+        return
+    if high is not None:
+        check(
+            -low < high,
+            "reward_clip_low",
+            low,
+            f"> -reward_clip = {-high} (the range is [-reward_clip_low, reward_clip])",
+        )

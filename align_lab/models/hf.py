@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from align_lab.checks import canonical_dtype
 from align_lab.tasks.data_files import is_local
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -158,8 +159,9 @@ class HFModel:
                 f"name_or_path={self.name_or_path}, gguf_file={self.gguf_file}: exactly one must be set "
                 "(a hub id or local checkpoint directory, or a GGUF file)"
             )
+        self.dtype = canonical_dtype(self.dtype)
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype={self.dtype}: must be one of {', '.join(DTYPES)}")
+            raise ValueError(f"dtype={self.dtype}: must be one of {', '.join(DTYPES)} (or fp32, bf16, fp16)")
         for key in ("max_prompt_tokens", "max_response_tokens"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from align_lab.checks import check
+from align_lab.checks import canonical_dtype, check
 from align_lab.models.sequences import encode_prompts, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.sampling import (
@@ -47,7 +47,8 @@ class HFGenerate:
 
     def __post_init__(self) -> None:
         check_sampling(self.temperature, self.top_k, self.top_p)
-        check(self.dtype in ("float32", "bfloat16"), "dtype", self.dtype, "float32 or bfloat16")
+        self.dtype = canonical_dtype(self.dtype)
+        check(self.dtype in ("float32", "bfloat16"), "dtype", self.dtype, "float32 (fp32) or bfloat16 (bf16)")
         self.policy_copy = None  # the bfloat16 copy the engine samples (dtype=bfloat16), once made
         self._synced: tuple | None = None  # weights_version of the model policy_copy was copied from
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from align_lab.checks import canonical_dtype
 from align_lab.models.sequences import encode_prompts
 from align_lab.rollout.base import NonFiniteLogits, Samples, check_sampling
 from align_lab.rollout.base import weights_version as _weights_version
@@ -99,8 +100,9 @@ class VLLMEngine:
         self._asleep = self._can_sleep = False
         self.start_s: float | None = None  # seconds the engine took to start, `import vllm` included
         check_sampling(self.temperature, self.top_k, self.top_p)
+        self.dtype = canonical_dtype(self.dtype)
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype={self.dtype}: must be one of {', '.join(DTYPES)}")
+            raise ValueError(f"dtype={self.dtype}: must be one of {', '.join(DTYPES)} (or fp32, bf16, fp16)")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(f"gpu_memory_utilization={self.gpu_memory_utilization}: must be in (0, 1]")
         if self.kv_cache_gb is not None and self.kv_cache_gb <= 0:

@@ -63,6 +63,7 @@ class Backend:
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
+        self.dtype = {"float32": "fp32", "bfloat16": "bf16"}.get(self.dtype, self.dtype)  # torch's names too
         for key, value, allowed in (
             ("backend", self.backend, BACKENDS),
             ("zero_stage", self.zero_stage, ZERO_STAGES),

@@ -180,7 +180,10 @@ def test_new_keys_default_to_the_papers_behaviour():
         (lambda: GRPO(std_scope="global"), "std_scope=global: must be one of ('group', 'batch')"),
         (lambda: RLOO(token_level_kl=True, normalize_advantages=True), "normalize_advantages=True"),
         (lambda: ReinforcePP(reward_clip=0.0), "reward_clip=0.0: must be > 0 or null"),
-        (lambda: RLOO(reward_clip_low=-1.0), "reward_clip_low=-1.0: must be >= 0 or null"),
+        (
+            lambda: RLOO(reward_clip=1.0, reward_clip_low=-1.0),
+            "reward_clip_low=-1.0: must be > -reward_clip = -1.0",
+        ),
         (lambda: GRPO(log_ratio_clamp=0.0), "log_ratio_clamp=0.0: must be > 0 or null"),
         (
             lambda: PPO(kl_controller_input="mean"),
@@ -428,9 +431,17 @@ def test_new_keys_are_checked_at_build_from_the_command_line():
     message = "algo.kl_controller_input=mean: must be one of ('sum', 'token_mean')"
     with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
         build(cfg.algo, "algo")
-    cfg, _ = compose(["algo=grpo", "algo.reward_clip_low=-10"])
-    with pytest.raises(ConfigError, match=r"^algo\.reward_clip_low=-10\.0: must be >= 0 or null"):
+    cfg, _ = compose(["algo=grpo", "algo.reward_clip=5", "algo.reward_clip_low=-10"])
+    with pytest.raises(ConfigError, match=r"^algo\.reward_clip_low=-10\.0: must be > -reward_clip = -5\.0"):
         build(cfg.algo, "algo")
+    # OpenRLHF --reward.clip_range 1 10: a positive lower bound
+    cfg, _ = compose(["algo=reinforce_pp", "algo.reward_clip_low=-1"])
+    built = build(cfg.algo, "algo")
+    assert (built.reward_clip, built.reward_clip_low) == (10.0, -1.0)
+    close(
+        PPO(reward_clip=10.0, reward_clip_low=-1.0).process_scores(t([-3.0, 0.5, 4.0, 12.0])),
+        [1.0, 1.0, 4.0, 10.0],
+    )
 
 
 # ---- issue 26 item 4: rollout corrections, each peer's re-derived on one batch (docs/off_policy.md)

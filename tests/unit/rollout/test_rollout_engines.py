@@ -30,7 +30,10 @@ def test_every_rollout_choice_builds_an_engine_with_the_contract(choice, tmp_pat
 @pytest.mark.parametrize(
     "override,expected",
     [
-        ("rollout.dtype=int8", "rollout.dtype=int8: must be one of auto, float32, bfloat16, float16"),
+        (
+            "rollout.dtype=int8",
+            "rollout.dtype=int8: must be one of auto, float32, bfloat16, float16 (or fp32, bf16, fp16)",
+        ),
         ("rollout.sleep_level=3", "rollout.sleep_level=3: must be 1 (offload weights) or 2 (drop them)"),
         ("rollout.gpu_memory_utilization=1.5", "rollout.gpu_memory_utilization=1.5: must be in (0, 1]"),
         ("rollout.top_k=-1", "rollout.top_k=-1: must be >= 0 (0: no top-k filtering)"),
@@ -45,7 +48,17 @@ def test_bad_vllm_settings_are_one_line_at_build(override, expected, tmp_path):
 def test_a_bad_hf_rollout_dtype_is_one_line_at_build(tmp_path):
     with pytest.raises(ConfigError) as e:
         spec_from_config(*compose(["rollout=hf", "rollout.dtype=float16", f"cache_dir={tmp_path}"]))
-    assert str(e.value) == "rollout.dtype=float16: must be float32 or bfloat16"
+    assert str(e.value) == "rollout.dtype=float16: must be float32 (fp32) or bfloat16 (bf16)"
+
+
+@pytest.mark.parametrize("short,name", [("fp32", "float32"), ("bf16", "bfloat16")])
+def test_rollout_dtype_takes_the_fields_short_names(short, name, tmp_path):
+    """rollout.dtype=bf16 (the name OpenRLHF, verl and DeepSpeed use) is bfloat16, on both engines."""
+    for engine in ("hf", "vllm"):
+        spec = spec_from_config(
+            *compose([f"rollout={engine}", f"rollout.dtype={short}", f"cache_dir={tmp_path}"])
+        )
+        assert spec.rollout.dtype == name, engine
 
 
 def test_rollout_vllm_without_vllm_installed_fails_in_one_line_before_any_compute(tmp_path):
