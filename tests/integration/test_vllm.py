@@ -26,14 +26,20 @@ FIELDS = ("prompt_ids", "prompt_attn", "response_ids", "mask", "logprobs")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def cache(tmp_path_factory):
+    """One stage cache for the module: the runs below share its tokenizer and SFT model, as a study does."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def world(cache):
     """The toy world's tokenizer, prompts and a briefly fine-tuned tiny Llama (it emits EOS)."""
     from align_lab.app import spec_from_config
     from align_lab.cache import StageCache
     from align_lab.study.stages import build_stages
     from align_lab.tracking.progress import progress_factory
 
-    cfg, names = compose([*SMALL, f"cache_dir={tmp_path_factory.mktemp('cache')}"])
+    cfg, names = compose([*SMALL, f"cache_dir={cache}"])
     spec = spec_from_config(cfg, names)
     w = build_stages(spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress_factory(False))
     return w, spec.task
@@ -152,11 +158,11 @@ def test_vllm_logprobs_are_those_of_the_distribution_it_sampled_from(top_p, worl
     assert kl.item() < (1e-8 if top_p == 1.0 else 0.01)
 
 
-def test_online_run_with_vllm_rollouts_completes(tmp_path):
+def test_online_run_with_vllm_rollouts_completes(tmp_path, cache):
     small = [o for o in SMALL if not o.startswith("reward.")]
     args = [*small, "reward=gold", "rollout=vllm", "train.steps=2", "algo=grpo"]
     result = run_cli(
-        [*args, f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"],
+        [*args, f"cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"],
         cwd=ROOT,
         env={"VLLM_CACHE_ROOT": str(tmp_path / "vllm_cache")},
     )
@@ -194,16 +200,18 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(world):
         engine.close()
 
 
-@pytest.mark.parametrize("algo", ["grpo", "reinforce_pp", "ppo", "sail_pp"])
-def test_two_processes_with_vllm_rollouts_equal_one(algo, tmp_path):
+@pytest.mark.parametrize("algo", ["grpo", "ppo", "sail_pp"])
+def test_two_processes_with_vllm_rollouts_equal_one(algo, tmp_path, cache):
     """Data parallel with rollout=vllm: each rank starts its own engine (from a folder it writes
     itself), samples its share of the rows with their row seeds, and leaves the trainer's RNG as it
-    found it (the minibatch permutation), so 2 processes give 1's numbers; PPO's critic too."""
+    found it (the minibatch permutation), so 2 processes give 1's numbers: groups (GRPO), PPO's critic,
+    the pairwise loop (SAIL). REINFORCE++'s global whitening across processes is engine-independent and
+    tested with HF rollouts (tests/integration/test_data_parallel.py)."""
     from tests.integration.test_data_parallel import _compare
 
     small = [o for o in SMALL if not o.startswith("reward.")]
     common = [*small, "reward=gold", "rollout=vllm", "rollout.seed_per_sample=true", f"algo={algo}"]
-    common += ["hardware.num_threads=1", "seed=1", f"cache_dir={tmp_path / 'cache'}"]
+    common += ["hardware.num_threads=1", "seed=1", f"cache_dir={cache}"]
     env = {"VLLM_CACHE_ROOT": str(tmp_path / "vllm_cache")}
     for name, extra in (("one", []), ("two", ["hardware.processes=2"])):
         result = run_cli([*common, *extra, f"hydra.run.dir={tmp_path / name}"], cwd=ROOT, env=env)
