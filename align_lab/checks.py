@@ -21,6 +21,16 @@ def check(ok: bool, name: str, value, allowed: str) -> None:
         raise ValueError(f"{name}={value}: must be {allowed}")
 
 
+LR_ALLOWED = "in (0, 1): AdamW moves each weight by about lr per step (language models train at 1e-7 to 1e-3)"
+
+
+def check_lr(name: str, lr: float) -> None:
+    """An AdamW learning rate (every optimiser here is AdamW): in (0, 1). AdamW's step is about lr per
+    weight whatever the gradient's scale, so lr >= 1 can only wreck a model; issue 25's algo.lr=1e6
+    ran to a finite, collapsed policy (KL ~9 nats) that no check during training could see."""
+    check(0 < lr < 1, name, lr, LR_ALLOWED)
+
+
 # the short names the field's configs use (OpenRLHF --bf16, verl dtype: bf16, DeepSpeed "bf16")
 DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 

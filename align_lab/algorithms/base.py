@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
-from align_lab.checks import check
+from align_lab.checks import check, check_lr
 from align_lab.rl import AGGREGATIONS, KL_ESTIMATORS
 from align_lab.rl.correction import CORRECTION_LEVELS, CORRECTIONS, SEQUENCE_RATIOS, correction_weights
 from align_lab.rl.stats import masked_mean
@@ -240,7 +240,7 @@ class CriticAlgorithm(OnlineAlgorithm, Protocol):
 
 def check_critic(algo: CriticAlgorithm) -> None:
     """The checks of a critic's hyperparameters: critic_lr and critic_init."""
-    check(algo.critic_lr > 0, "critic_lr", algo.critic_lr, "> 0")
+    check_lr("critic_lr", algo.critic_lr)
     check(algo.critic_init in CRITIC_INITS, "critic_init", algo.critic_init, f"one of {CRITIC_INITS}")
 
 
@@ -248,7 +248,7 @@ def check_online(algo, group_size_allowed: str = ">= 1", min_group_size: int = 1
     """The checks of the hyperparameters every online algorithm shares: lr, epochs, group_size, kl_coef,
     kl_estimator, kl_clamp, loss_aggregation and the rollout correction (`group_size_allowed` says why
     more than one is needed; `ratio`: the algorithm has a policy ratio)."""
-    check(algo.lr > 0, "lr", algo.lr, "> 0")
+    check_lr("lr", algo.lr)
     check(algo.epochs >= 1, "epochs", algo.epochs, ">= 1")
     check(algo.group_size >= min_group_size, "group_size", algo.group_size, group_size_allowed)
     check(algo.kl_coef >= 0, "kl_coef", algo.kl_coef, ">= 0")

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from align_lab.algorithms.preference import PairwiseAlgorithm, Route
-from align_lab.checks import check
+from align_lab.checks import check, check_lr
 from align_lab.rl import DPO_LOSS_TYPES, dpo_loss
 
 
@@ -38,7 +38,7 @@ class DPO(PairwiseAlgorithm):
     sync_every: ClassVar[int] = 1  # nothing is sampled
 
     def __post_init__(self) -> None:
-        check(self.lr > 0, "lr", self.lr, "> 0")
+        check_lr("lr", self.lr)
         check(self.beta > 0, "beta", self.beta, "> 0")
         check(
             self.loss_type in DPO_LOSS_TYPES,

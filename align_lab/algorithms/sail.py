@@ -16,7 +16,7 @@ from torch import Tensor
 
 from align_lab.algorithms.dpo import margin_stats
 from align_lab.algorithms.preference import PairwiseAlgorithm, Route
-from align_lab.checks import check
+from align_lab.checks import check, check_lr
 from align_lab.rl import (
     SAIL_EXTRA_GRAD_MODES,
     SF_BASELINES,
@@ -51,7 +51,7 @@ class SAIL(PairwiseAlgorithm):
     sync_every: ClassVar[int] = 1  # SAIL samples from the current policy
 
     def __post_init__(self) -> None:
-        check(self.lr > 0, "lr", self.lr, "> 0")
+        check_lr("lr", self.lr)
         check(self.beta > 0, "beta", self.beta, "> 0")
         for name in ("r", "p", "g"):
             check(0 <= getattr(self, name) <= 1, name, getattr(self, name), "in [0, 1]")

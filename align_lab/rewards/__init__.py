@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from align_lab.checks import check_lr
 from align_lab.models.sequences import score_texts
 
 Scorer = Callable[[list[str], list[str], list[bool]], Tensor]
@@ -77,8 +78,7 @@ class LearnedRM:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs={self.epochs}: must be >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr={self.lr}: must be > 0")
+        check_lr("lr", self.lr)
         if not 0 < self.heldout_fraction < 1:
             raise ValueError(f"heldout_fraction={self.heldout_fraction}: must be in (0, 1)")
 

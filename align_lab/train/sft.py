@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from align_lab.checks import check_lr
 from align_lab.models.sequences import encode_prompts, encode_responses, response_logprobs
 from align_lab.rl import masked_sum
 from align_lab.train.backend import check_finite_loss
@@ -27,8 +28,7 @@ class SFTConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs={self.epochs}: must be >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr={self.lr}: must be > 0")
+        check_lr("lr", self.lr)
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size}: must be >= 1")
 

@@ -99,7 +99,10 @@ def test_a_refused_sweep_leaves_an_earlier_sweeps_multirun_yaml_as_it_was(tmp_pa
     sweep.mkdir()
     (sweep / "multirun.yaml").write_text("an earlier sweep's config\n")
     args = ["-m", "algo.lr=1e-3,-1", f"cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}"]
-    one_line_error(run_cli(args, cwd=ROOT), "algo.lr=-1.0: must be > 0")
+    one_line_error(
+        run_cli(args, cwd=ROOT),
+        "algo.lr=-1.0: must be in (0, 1)",
+    )
     assert (sweep / "multirun.yaml").read_text() == "an earlier sweep's config\n"
     assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml"]
 

@@ -99,7 +99,10 @@ def test_bad_config_in_a_sweep_submits_nothing(tmp_path, cache_dir):
         cwd=ROOT,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == "align_lab: error: algo.lr=-1.0: must be > 0"
+    assert result.stderr.strip().splitlines()[-1] == (
+        "align_lab: error: algo.lr=-1.0: must be in (0, 1): "
+        "AdamW moves each weight by about lr per step (language models train at 1e-7 to 1e-3)"
+    )
     assert not (sweep / "study.json").exists()
 
 

@@ -67,14 +67,20 @@ def test_every_yaml_key_has_a_comment():
     "override,expected",
     [
         ("algo.clip=1.5", "algo.clip=1.5: must be in (0, 1)"),
-        ("algo.lr=-1e-3", "algo.lr=-0.001: must be > 0"),
+        ("algo.lr=-1e-3", "algo.lr=-0.001: must be in (0, 1)"),
+        ("algo.lr=1", "algo.lr=1.0: must be in (0, 1)"),
+        ("sft.lr=1e6", "sft.lr=1000000.0: must be in (0, 1)"),
+        ("reward.lr=2", "reward.lr=2.0: must be in (0, 1)"),
+        ("algo=ppo algo.critic_lr=1.5", "algo.critic_lr=1.5: must be in (0, 1)"),
+        ("algo=dpo algo.lr=3", "algo.lr=3.0: must be in (0, 1)"),
+        ("algo=sail_pp algo.lr=3", "algo.lr=3.0: must be in (0, 1)"),
         ("train.steps=0", "train.steps=0: must be >= 1"),
         ("task.annotator.label_noise=0.7", "label_noise=0.7: must be in [0, 0.5)"),
         ("rollout.temperature=0", "rollout.temperature=0.0: must be > 0 (use greedy=True for argmax)"),
     ],
 )
 def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
-    cfg, names = compose([override, f"cache_dir={tmp_path}"])
+    cfg, names = compose([*override.split(), f"cache_dir={tmp_path}"])
     with pytest.raises(ConfigError) as e:
         spec_from_config(cfg, names)
     assert expected in str(e.value)
@@ -88,7 +94,11 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
         (["algo.nope=1"], "algo.nope: unknown key (to add a new key use +algo.nope=...)"),
         (["algo.clip=abc"], "algo.clip=abc: must be a number"),
         (["algo.clip=1.5"], "algo.clip=1.5: must be in (0, 1)"),
-        (["algo.lr=-1"], "algo.lr=-1.0: must be > 0"),
+        (
+            ["algo.lr=-1"],
+            "algo.lr=-1.0: must be in (0, 1): "
+            "AdamW moves each weight by about lr per step (language models train at 1e-7 to 1e-3)",
+        ),
         (
             ["train.rollout_size=10", "algo.group_size=4"],
             "train.rollout_size=10: must be a multiple of algo.group_size=4",

@@ -115,7 +115,10 @@ def test_loss_stats_are_floats_and_policy_and_value_losses_add_up():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"reward_clip": 0.0}, "reward_clip=0.0: must be > 0 or null (the range is [-reward_clip, reward_clip])"),
+        (
+            {"reward_clip": 0.0},
+            "reward_clip=0.0: must be > 0 or null (the range is [-reward_clip, reward_clip])",
+        ),
         ({"advantage_clip": -1.0}, "advantage_clip=-1.0: must be > 0 or null"),
         ({"critic_pretrain_steps": -1}, "critic_pretrain_steps=-1: must be >= 0"),
         ({"ptx_coef": -0.1}, "ptx_coef=-0.1: must be >= 0"),
