@@ -55,6 +55,16 @@ def matmul_rate(m: int, k: int, n: int, repeats: int = 5) -> tuple[float, float]
     return 2 * m * k * n / t, n * k * 4 / t
 
 
+def profile_rollout(sample) -> None:
+    """One more rollout (seed 0) under torch's profiler: its ops by their own CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        sample()
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
 def counts(model) -> dict[str, int]:
     """Parameter counts: all (tied weights once), the embedding/LM-head matrix, the rest."""
     total = sum(p.numel() for p in model.parameters())
@@ -74,6 +84,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32", help="rollout.dtype: float32 or bfloat16")
     parser.add_argument("--instruction", default="Explain your reasoning step by step, then give the number.")
     parser.add_argument("--cache-dir", default="/work/cache")
+    parser.add_argument(
+        "--profile", action="store_true", help="also print a torch profile of one more rollout (top ops)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -130,6 +143,8 @@ def main() -> None:
     t = time.perf_counter()
     s = engine.sample(model, tok, prompts, args.group, args.tokens, spec.max_prompt_tokens)
     rollout_s = time.perf_counter() - t
+    if args.profile:
+        profile_rollout(lambda: engine.sample(model, tok, prompts, args.group, args.tokens, spec.max_prompt_tokens))
     P, T = s.prompt_ids.shape[1], s.response_ids.shape[1]
     steps = T - 1  # the first token comes from the prefill's logits
     prompt_tokens = int(s.prompt_attn[:: args.group].sum())  # distinct prompts, prefilled once each
