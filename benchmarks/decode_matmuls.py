@@ -89,14 +89,17 @@ def body_variants(layers, x, h) -> dict[str, callable]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=8, help="sequences decoded at once (B)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"rows {args.rows}, threads {torch.get_num_threads()}, cpu {torch.backends.cpu.get_cpu_capability()}")
+    cpu = torch.backends.cpu.get_cpu_capability()
+    print(f"rows {args.rows}, threads {torch.get_num_threads()}, cpu {cpu}")
 
     x = torch.randn(args.rows, 1, HIDDEN)
     head = torch.randn(VOCAB, HIDDEN) * 0.02
@@ -113,7 +116,7 @@ def main() -> None:
     reference = variants["separate (the engine)"]()
     print(f"the {LAYERS} layers' projections, per decode step:")
     for name, fn in variants.items():
-        exact = all(torch.equal(a, b) for a, b in zip(fn(), reference))
+        exact = all(torch.equal(a, b) for a, b in zip(fn(), reference, strict=True))
         print(f"  {name}: {timed(fn, args.repeats):.2f} ms  exact {exact}")
 
 

@@ -144,7 +144,9 @@ def main() -> None:
     s = engine.sample(model, tok, prompts, args.group, args.tokens, spec.max_prompt_tokens)
     rollout_s = time.perf_counter() - t
     if args.profile:
-        profile_rollout(lambda: engine.sample(model, tok, prompts, args.group, args.tokens, spec.max_prompt_tokens))
+        profile_rollout(
+            lambda: engine.sample(model, tok, prompts, args.group, args.tokens, spec.max_prompt_tokens)
+        )
     P, T = s.prompt_ids.shape[1], s.response_ids.shape[1]
     steps = T - 1  # the first token comes from the prefill's logits
     prompt_tokens = int(s.prompt_attn[:: args.group].sum())  # distinct prompts, prefilled once each
