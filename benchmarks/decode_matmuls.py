@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +57,7 @@ def layer_weights() -> dict[str, torch.Tensor]:
     return w
 
 
-def body_variants(layers, x, h) -> dict[str, callable]:
+def body_variants(layers, x, h) -> dict[str, Callable[[], list]]:
     """Each variant returns the same list of outputs (fused ones split back), so they can be compared."""
 
     def separate():

@@ -34,7 +34,10 @@ vllm_limit="${ALIGN_LAB_VLLM_TEST_TIMEOUT:-1200}"
 vllm_status=0
 timeout --kill-after=30 "$vllm_limit" bash scripts/test_vllm.sh -q &
 vllm_group=$!   # timeout leads its own process group: the tests and every process they start
+# that group gets no Ctrl-C from the terminal, so an interrupt or a TERM of this script stops it here
+trap 'kill -KILL -- "-$vllm_group" 2>/dev/null; exit 130' INT TERM
 wait "$vllm_group" || vllm_status=$?
+trap - INT TERM
 # vLLM's engine processes spin OpenMP threads on every core: none may outlive its tests
 left=$(pgrep -g "$vllm_group" | while read -r p; do
   state=$(ps -o stat= -p "$p" || true); [[ -z "$state" || "$state" == Z* ]] || echo "$p"
