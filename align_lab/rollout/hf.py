@@ -118,7 +118,7 @@ class HFGenerate:
             logprobs = torch.zeros(len(prompts), 1)
         mask = response_mask(response_ids, tokenizer.eos_token_id)  # (B, T')
         response_ids = torch.where(mask.bool(), response_ids, tokenizer.pad_token_id)
-        logprobs = torch.where(mask.bool(), logprobs.float().cpu(), 0.0)  # (B, T')
+        logprobs = torch.where(mask.bool(), logprobs.float().to(mask.device), 0.0)  # (B, T')
         finished = (response_ids == tokenizer.eos_token_id).any(-1).tolist()
         responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
         return Samples(prompts, prompt_ids, prompt_attn, response_ids, mask, responses, finished, logprobs)

@@ -11,6 +11,7 @@ log-prob of each sampled token under the distribution it was drawn from (`sample
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -100,7 +101,24 @@ def prefill(model, prompt_ids: Tensor, prompt_attn: Tensor, max_new_tokens: int,
     return logits, position, step
 
 
+@contextmanager
+def no_default_device():
+    """Runs the block with torch's default device unset (set back after): `torch.set_default_device`
+    (hardware.device=cuda, per thread) costs a Python call on every torch operation, and a decode step
+    is a thousand small ones. The loop makes every tensor from its inputs, so it needs no default."""
+    device = torch.get_default_device()
+    if device.type == "cpu":
+        yield
+        return
+    torch.set_default_device(None)
+    try:
+        yield
+    finally:
+        torch.set_default_device(device)
+
+
 @torch.no_grad()
+@no_default_device()
 def sample_with_cache(
     model,
     prompt_ids: Tensor,
@@ -138,7 +156,7 @@ def sample_with_cache(
     B = logits.shape[0]
     generated = prompt_attn.new_ones(B, max_new_tokens)  # (B, max_new_tokens)
     attn_all = torch.cat([prompt_attn.repeat_interleave(n, dim=0), generated], 1)  # (B, P + max_new_tokens)
-    unfinished = torch.ones(B, dtype=torch.bool)  # (B,)
+    unfinished = torch.ones(B, dtype=torch.bool, device=logits.device)  # (B,)
     in_step = partitioned_across_processes(model)
     tokens, logprobs = [], []
     for t in range(max_new_tokens):
@@ -154,7 +172,7 @@ def sample_with_cache(
         position = position + 1
         logits = step(next_tokens, position, t, attn_all[:, : P + t + 1] if padded else None)  # (B, V)
     if not tokens:
-        return prompt_ids.new_zeros(B, 0), torch.zeros(B, 0)
+        return prompt_ids.new_zeros(B, 0), logits.new_zeros(B, 0)
     return torch.stack(tokens, dim=1), torch.stack(logprobs, dim=1)  # (B, T'), (B, T')
 
 

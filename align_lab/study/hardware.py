@@ -13,7 +13,7 @@ from align_lab.config import ConfigError
 from align_lab.study.resources import ResourcePolicy, threads_given
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import SlurmWorld, slurm_world
-from align_lab.train.micro import machine_memory
+from align_lab.train.micro import MAX_BYTES, machine_memory
 
 
 @dataclass
@@ -52,9 +52,19 @@ class Hardware:
 
     def memory_bytes(self) -> int:
         """The memory budget of one process in bytes (train.micro_batch_size=auto): hardware.memory_gb,
-        else the machine's total (or its cgroup's limit), shared by the node's processes."""
+        else the machine's total (or its cgroup's limit), shared by the node's processes; on a GPU
+        (one per process) hardware.memory_gb, else that GPU's memory."""
+        if self.device == "cuda" and torch.cuda.is_available():
+            gpu = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+            return int(self.memory_gb * 2**30 if self.memory_gb else gpu)
         total = self.memory_gb * 2**30 if self.memory_gb else machine_memory()
         return int(total // self.processes)
+
+    def micro_batch_cap(self) -> int | None:
+        """The most activation bytes one micro-batch holds under train.micro_batch_size=auto: a CPU's
+        MAX_BYTES (larger micro-batches are no faster there, docs/memory.md); on a GPU no cap but
+        the budget's share (micro.SHARE), since a GPU computes a larger micro-batch faster."""
+        return None if self.device == "cuda" else MAX_BYTES
 
     def threads(self) -> int:
         """Torch threads per process: num_threads, else the cores the run was given (a task each across

@@ -116,7 +116,7 @@ def loop_micro_batch_size(spec: RunSpec, stages: Stages) -> int | None:
     if online and spec.algo.uses_critic:  # the critic's body runs with a graph beside the policy's
         per_row += stages.sequence_bytes(logits=False)
     rows = -(-(train.rollout_size if online else train.minibatch_size) // hw.ranks)
-    return resolve_micro_batch("train", setting, rows, per_row, hw.memory_bytes())
+    return resolve_micro_batch("train", setting, rows, per_row, hw.memory_bytes(), hw.micro_batch_cap())
 
 
 def eval_micro_batch_size(spec: RunSpec, stages: Stages) -> int | None:
@@ -125,7 +125,12 @@ def eval_micro_batch_size(spec: RunSpec, stages: Stages) -> int | None:
     rows = len(stages.policy_task.prompts("eval")) * spec.train.eval_samples
     per_row = stages.sequence_bytes(graph=False)
     return resolve_micro_batch(
-        "eval", spec.train.micro_batch_size, rows, per_row, spec.hardware.memory_bytes()
+        "eval",
+        spec.train.micro_batch_size,
+        rows,
+        per_row,
+        spec.hardware.memory_bytes(),
+        spec.hardware.micro_batch_cap(),
     )
 
 

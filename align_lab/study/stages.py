@@ -23,7 +23,15 @@ import torch
 from align_lab.cache import StageCache, StageResult, stage_key
 from align_lab.study.numerics import numerics
 from align_lab.tasks.base import Pair
-from align_lab.train.micro import Dims, choose, describe, forward_row_bytes, machine_memory, row_bytes
+from align_lab.train.micro import (
+    MAX_BYTES,
+    Dims,
+    choose,
+    describe,
+    forward_row_bytes,
+    machine_memory,
+    row_bytes,
+)
 
 log = logging.getLogger("align_lab")
 
@@ -49,12 +57,15 @@ def sequence_bytes(dims: Dims, task, logits: bool = True, graph: bool = True) ->
     return row_bytes(dims, prompt, task.max_response_tokens, logits)
 
 
-def resolve_micro_batch(key: str, setting, rows: int, bytes_per_row: int, memory: int) -> int | None:
+def resolve_micro_batch(
+    key: str, setting, rows: int, bytes_per_row: int, memory: int, cap: int | None = MAX_BYTES
+) -> int | None:
     """`setting` (train.micro_batch_size: "auto", rows or None) resolved for forwards of up to `rows`
-    rows of `bytes_per_row` activation bytes each in `memory` bytes, and logged under `key`."""
-    chosen = choose(setting, rows, bytes_per_row, memory)
+    rows of `bytes_per_row` activation bytes each in `memory` bytes (a micro-batch at most `cap`;
+    None: a GPU's, no cap but the budget's share), and logged under `key`."""
+    chosen = choose(setting, rows, bytes_per_row, memory, cap)
     where = {"train": "training", "eval": "evaluation"}.get(key, f"{key} stage")
-    log.info(describe(where, setting, chosen, rows, bytes_per_row, memory))
+    log.info(describe(where, setting, chosen, rows, bytes_per_row, memory, cap))
     return chosen
 
 

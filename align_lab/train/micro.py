@@ -196,21 +196,24 @@ def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> i
     return FLOAT_BYTES * (layer + _logit_floats(dims, response_tokens))
 
 
-def budget_bytes(budget: int) -> int:
-    """The activations one micro-batch may hold: MAX_BYTES, or SHARE of the budget if smaller."""
-    return int(min(MAX_BYTES, SHARE * budget))
+def budget_bytes(budget: int, cap: int | None = MAX_BYTES) -> int:
+    """The activations one micro-batch may hold: `cap` (MAX_BYTES: a CPU's), or SHARE of the budget if
+    smaller; cap None (a GPU, which computes a larger micro-batch faster): SHARE of the budget."""
+    return int(SHARE * budget if cap is None else min(cap, SHARE * budget))
 
 
-def choose(setting: int | str | None, rows: int, bytes_per_row: int, budget: int) -> int | None:
+def choose(
+    setting: int | str | None, rows: int, bytes_per_row: int, budget: int, cap: int | None = MAX_BYTES
+) -> int | None:
     """Rows per micro-batch: `setting` itself (an int, or None: whole batches), or for "auto": None
     (whole) when all `rows` fit in WHOLE_FACTOR x budget_bytes(budget), else as many rows as
     budget_bytes(budget) holds at bytes_per_row, at least 1."""
     if setting != "auto":
         return setting
     per_row = max(bytes_per_row, 1)
-    if rows * per_row <= WHOLE_FACTOR * budget_bytes(budget):
+    if rows * per_row <= WHOLE_FACTOR * budget_bytes(budget, cap):
         return None
-    return max(1, budget_bytes(budget) // per_row)
+    return max(1, budget_bytes(budget, cap) // per_row)
 
 
 def machine_memory() -> int:
@@ -228,7 +231,9 @@ def machine_memory() -> int:
     return total
 
 
-def describe(where: str, setting, chosen: int | None, rows: int, bytes_per_row: int, budget: int) -> str:
+def describe(
+    where: str, setting, chosen: int | None, rows: int, bytes_per_row: int, budget: int, cap=MAX_BYTES
+) -> str:
     """The one line a run logs about the choice for `where` (the loop, a stage)."""
     if setting != "auto":
         return f"train.micro_batch_size={setting} ({where})"
@@ -236,5 +241,5 @@ def describe(where: str, setting, chosen: int | None, rows: int, bytes_per_row: 
     return (
         f"train.micro_batch_size=auto ({where}): {what} ({rows} rows at most, "
         f"~{bytes_per_row / 2**20:.3g} MiB of activations a row; "
-        f"{budget_bytes(budget) / 2**20:.0f} MiB for them of a {budget / GiB:.1f} GiB budget)"
+        f"{budget_bytes(budget, cap) / 2**20:.0f} MiB for them of a {budget / GiB:.1f} GiB budget)"
     )

@@ -123,10 +123,13 @@ class BackgroundSampler:
         copy_weights(policy, self.snapshot)
 
     def submit(self, produce) -> None:
-        """Runs produce(self.snapshot) on a sampling thread."""
+        """Runs produce(self.snapshot) on a sampling thread, with this thread's default device (torch's
+        is per thread: on a GPU run the sampler's new tensors go where the loop's do)."""
+        device = torch.get_default_device()
 
         def run() -> None:
             try:
+                torch.set_default_device(device)  # this thread's (the thread ends with the rollout)
                 self._outcome = (produce(self.snapshot), None)
             except BaseException as e:  # raised in the loop's thread by result()
                 self._outcome = (None, e)

@@ -256,3 +256,38 @@ def test_finite_logits_check_finds_nan_inf_and_all_masked_rows():
             check_finite_logits(torch.tensor([[0.0, 1.0, 2.0], row]))
     with pytest.raises(NonFiniteLogits):
         check_finite_logits(torch.tensor([[0.0, 1.0, 2.0], [float("-inf")] * 3]))
+
+
+def test_the_decode_loop_runs_without_a_default_device_and_sets_it_back():
+    # hardware.device=cuda sets torch's default device, whose mode costs a Python call per operation;
+    # the loop unsets it while it runs ("meta" stands in for cuda) and restores it, even on an error
+    from align_lab.rollout.sampling import no_default_device
+
+    torch.set_default_device("meta")
+    try:
+        with no_default_device():
+            assert torch.zeros(1).device == torch.device("cpu")
+        assert torch.get_default_device() == torch.device("meta")
+        with pytest.raises(ValueError), no_default_device():
+            raise ValueError
+        assert torch.get_default_device() == torch.device("meta")
+    finally:
+        torch.set_default_device(None)
+
+
+def test_sampling_runs_with_no_default_device_and_keeps_it_after(tokenizer, monkeypatch):
+    # the loop unsets it while it runs (sample_with_cache's decorator) and sets it back: a CPU model
+    # samples with "meta" set; each step's draw sees torch's default (cpu) device
+    torch.manual_seed(0)
+    model = TinyLM(arch="llama").init_policy(tokenizer)
+    ids, attn = torch.full((2, 3), 5), torch.ones(2, 3, dtype=torch.long)
+    seen, draw = [], sampling.draw
+    monkeypatch.setattr(sampling, "draw", lambda *a: seen.append(torch.get_default_device()) or draw(*a))
+    torch.set_default_device("meta")
+    try:
+        out, logprobs = sampling.sample_with_cache(model, ids, attn, 4, tokenizer.eos_token_id, 0)
+        assert torch.get_default_device() == torch.device("meta")
+    finally:
+        torch.set_default_device(None)
+    assert out.device == logprobs.device == torch.device("cpu")
+    assert seen and set(seen) == {torch.device("cpu")}

@@ -56,6 +56,18 @@ def test_auto_fills_min_of_1_gib_and_an_eighth_of_the_budget():
     assert choose(None, 64, 100 * MiB, 64 * GiB) is None
 
 
+def test_on_a_gpu_auto_fills_an_eighth_of_its_memory_with_no_1_gib_cap():
+    from align_lab.study.hardware import Hardware
+
+    assert Hardware(device="cuda").micro_batch_cap() is None
+    assert Hardware().micro_batch_cap() == GiB
+    # 80 GiB GPU: an eighth, 10 GiB, holds 102 rows of 100 MiB; 200 rows (2 x 10 GiB) run whole
+    assert budget_bytes(80 * GiB, cap=None) == 10 * GiB
+    assert choose("auto", 512, 100 * MiB, 80 * GiB, cap=None) == 102
+    assert choose("auto", 200, 100 * MiB, 80 * GiB, cap=None) is None
+    assert choose("auto", 512, 100 * MiB, 80 * GiB) == 10  # a CPU's cap on the same budget
+
+
 def test_smollm2_64_responses_are_micro_batched_and_8_short_ones_are_one_forward():
     # SmolLM2-135M (config.json): 576 wide, 30 layers, MLP 1536, 9 heads, 49,152 tokens; arith_word's
     # longest chat prompt is 58 tokens. With 64 response tokens, L = 122: per token and layer

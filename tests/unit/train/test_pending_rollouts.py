@@ -58,3 +58,16 @@ def test_the_frozen_copy_takes_the_weights_only_when_told():
     copy_weights(policy, copy)
     assert torch.equal(copy.weight, policy.weight) and copy.weight.data_ptr() != policy.weight.data_ptr()
     assert not copy.training
+
+
+def test_the_sampling_thread_makes_tensors_on_the_loops_default_device():
+    # torch's default device is per thread: a GPU run (hardware.device=cuda sets it in the loop's
+    # thread) must sample on the GPU in the async sampler's thread too; "meta" stands in for cuda here
+    from align_lab.train.staleness import BackgroundSampler
+
+    sampler = BackgroundSampler(torch.nn.Linear(2, 2))
+    with torch.device("meta"):
+        sampler.submit(lambda snapshot: torch.zeros(1).device)
+    assert sampler.result() == torch.device("meta")
+    sampler.submit(lambda snapshot: torch.zeros(1).device)
+    assert sampler.result() == torch.device("cpu")

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Every algorithm (conf/algo/) on the toy world on a GPU, 4 steps each, and the GPU-side keys (bf16
+# autocast, a bf16 rollout copy, DeepSpeed ZeRO-2/3, per-row seeds with async rollouts), 6 runs at a
+# time after one run has built the shared stages. One line per run (ok, or its last error line); the
+# logs stay in $WORK (default outputs/gpu_smoke). Exit 1 if any run failed.
+#   bash benchmarks/gpu_smoke.sh   (python: $PYTHON or python3; DEVICE=cpu runs the same on a CPU)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+WORK=${WORK:-outputs/gpu_smoke}
+rm -rf "$WORK" && mkdir -p "$WORK"
+export HF_HUB_OFFLINE=1 WANDB_MODE=disabled WORK PY DEVICE
+one() {  # name, overrides...
+  local name=$1; shift
+  if $PY -m align_lab "hardware.device=${DEVICE:-cuda}" tracker=none train.steps=4 train.eval_every=0 \
+      "cache_dir=$WORK/cache" "hydra.run.dir=$WORK/$name" "$@" > "$WORK/$name.log" 2>&1; then
+    echo "ok    $name"
+  else
+    echo "FAIL  $name: $(grep -E 'Error|error' "$WORK/$name.log" | tail -1)"
+  fi
+}
+export -f one
+one stages algo=grpo  # builds the SFT policy and reward model once
+{
+  for f in conf/algo/*.yaml; do a=$(basename "$f" .yaml); echo "$a algo=$a"; done
+  echo "grpo-bf16 algo=grpo hardware.dtype=bf16"
+  echo "grpo-bf16-rollout algo=grpo hardware.dtype=bf16 rollout.dtype=bf16"
+  echo "grpo-zero2 algo=grpo hardware.backend=deepspeed hardware.zero_stage=2"
+  echo "ppo-zero3 algo=ppo hardware.backend=deepspeed hardware.zero_stage=3 hardware.dtype=bf16"
+  echo "dpo-zero3 algo=dpo hardware.backend=deepspeed hardware.zero_stage=3"
+  echo "rloo-async algo=rloo rollout.seed_per_sample=true train.max_staleness=1 train.async_rollouts=true"
+} | xargs -P 6 -L 1 bash -c 'one "$@"' _ | sort -k2 | tee "$WORK/summary.txt"
+! grep -q '^FAIL' "$WORK/summary.txt"
