@@ -12,8 +12,9 @@ with a 49,152-token vocabulary, not SmolLM2's answers (random weights never samp
 response is the full generation limit). Every run is `model=smollm2_135m` (the model preset's
 optimiser scale) on `task=arith_word reward=verifier`, at the algorithm's defaults unless the setting
 says otherwise; `train.steps` is --steps, evaluation and checkpoints only at the end. Seconds per step:
-the median of `time/step_s` over the steps after the first. Peak GPU memory: the run's
-`memory/gpu_peak_mb` (torch.cuda.max_memory_allocated). Prints a markdown table last.
+the median of `time/step_s` over the steps after the first (rollout and update: `time/rollout_s`,
+`time/train_s`). Peak GPU memory: the run's `memory/gpu_peak_mb` (torch.cuda.max_memory_allocated).
+Prints a markdown table last; --out holds the table so far after every run.
 """
 
 from __future__ import annotations
@@ -141,10 +142,14 @@ def run(
     metrics = folder / "metrics.jsonl"
     if metrics.exists():
         rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
-        steps_s = [r["time/step_s"] for r in rows if "time/step_s" in r]
-        rates = [r["time/generated_tokens_per_s"] for r in rows if "time/generated_tokens_per_s" in r]
-        row["step_s"] = statistics.median(steps_s[1:] or steps_s) if steps_s else None
-        row["tokens_per_s"] = statistics.median(rates[1:] or rates) if rates else None
+        for key, name in (
+            ("time/step_s", "step_s"),
+            ("time/rollout_s", "rollout_s"),
+            ("time/train_s", "train_s"),
+            ("time/generated_tokens_per_s", "tokens_per_s"),
+        ):
+            values = [r[key] for r in rows if key in r]  # the median over the steps after the first
+            row[name] = statistics.median(values[1:] or values) if values else None
     summary = folder / "summary.json"
     if summary.exists():
         s = json.loads(summary.read_text())
@@ -180,37 +185,35 @@ def main() -> None:
     a.work.mkdir(parents=True, exist_ok=True)
     ckpt = random_checkpoint(a.model.resolve())
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
-    rows = []
-    for name, what, overrides in SETTINGS:
-        if name in only:
-            rows.append(
-                {
-                    **run(name, overrides, ckpt, a.steps, a.work.resolve(), a.device, a.run_timeout),
-                    "what": what,
-                }
-            )
-            r = rows[-1]
-            print(f"{name}: rc {r['rc']} wall {r['wall_s']:.0f} s step {r.get('step_s')} s", flush=True)
-
-    def fmt(v, spec):
-        return "-" if v is None else format(v, spec)
-
-    lines = [
+    header = [
         f"# align_lab on {device}, {datetime.date.today()}: torch {torch.__version__}; "
         f"{a.steps} steps per run (SmolLM2-135M-sized, random weights)",
         "",
-        "| setting | s/step | generated tokens/s | peak GPU MiB | run wall s | exit |",
-        "|---|---|---|---|---|---|",
+        "| setting | s/step | rollout s | update s | generated tokens/s | peak GPU MiB | run wall s | exit |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['what']} | {fmt(r.get('step_s'), '.3f')} | {fmt(r.get('tokens_per_s'), ',.0f')} | "
-            f"{fmt(r.get('gpu_peak_mb'), ',.0f')} | {r['wall_s']:.0f} | {r['rc']} |"
-        )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        a.out.write_text(text)
+    lines = list(header)
+    emit(a.out, lines)
+    for name, what, overrides in SETTINGS:
+        if name in only:
+            r = run(name, overrides, ckpt, a.steps, a.work.resolve(), a.device, a.run_timeout)
+            print(f"{name}: rc {r['rc']} wall {r['wall_s']:.0f} s step {r.get('step_s')} s", flush=True)
+            lines.append(
+                f"| {what} | {fmt(r.get('step_s'), '.3f')} | {fmt(r.get('rollout_s'), '.3f')} | "
+                f"{fmt(r.get('train_s'), '.3f')} | {fmt(r.get('tokens_per_s'), ',.0f')} | "
+                f"{fmt(r.get('gpu_peak_mb'), ',.0f')} | {r['wall_s']:.0f} | {r['rc']} |"
+            )
+            emit(a.out, lines)  # the table so far: a lease that ends early still leaves it
+    print("\n".join(lines))
+
+
+def fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def emit(out: Path | None, lines: list[str]) -> None:
+    if out:
+        out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
