@@ -36,7 +36,11 @@ class HFGenerate:
 
     dtype=bfloat16: sample with a bfloat16 copy of the policy (`policy_copy`), refreshed from the
     trainer's float32 weights by `sync` (and by `sample` when they changed since); the trainer, and
-    the log-probs it trains on, stay float32. float32 (the default) samples the live model itself."""
+    the log-probs it trains on, stay float32. float32 (the default) samples the live model itself,
+    except a DeepSpeed ZeRO-3 model (its weights partitioned): with zero3_whole_copy (the default) that
+    one is gathered once per call into a whole float32 copy (`whole_copy`, kept per model) which the
+    tokens are drawn from, rather than gathering every layer on every decode step (10x slower rollouts
+    on an H100, docs/gpu.md); the same tokens, for one whole copy's memory per process."""
 
     temperature: float = 1.0
     top_k: int = 0
@@ -44,6 +48,7 @@ class HFGenerate:
     use_generate: bool = False
     seed_per_sample: bool = False
     dtype: str = "float32"
+    zero3_whole_copy: bool = True
 
     def __post_init__(self) -> None:
         check_sampling(self.temperature, self.top_k, self.top_p)
@@ -51,6 +56,7 @@ class HFGenerate:
         check(self.dtype in ("float32", "bfloat16"), "dtype", self.dtype, "float32 (fp32) or bfloat16 (bf16)")
         self.policy_copy = None  # the bfloat16 copy the engine samples (dtype=bfloat16), once made
         self._synced: tuple | None = None  # weights_version of the model policy_copy was copied from
+        self.whole_copies: dict = {}  # id(ZeRO-3 model) -> its whole float32 copy (sampled_model)
 
     @property
     def samples_in_background(self) -> bool:
@@ -73,7 +79,13 @@ class HFGenerate:
         self._synced = weights_version(model)
 
     def sampled_model(self, model):
-        """The model the tokens are drawn from: `model` itself, or its bfloat16 copy, synced."""
+        """The model the tokens are drawn from: `model` itself, its bfloat16 copy, synced, or for a ZeRO-3
+        model its whole copy, gathered now (a collective: every process samples at the same calls)."""
+        whole = self.zero3_whole_copy and self.dtype == "float32"
+        if whole and is_partitioned(model) and is_plain_causal_lm(model):
+            if id(model) not in self.whole_copies:
+                self.whole_copies[id(model)] = whole_copy(model)
+            return gather_into(model, self.whole_copies[id(model)])
         if self.dtype == "float32":
             return model
         if self._synced != weights_version(model):
@@ -192,6 +204,41 @@ class HFGenerate:
             for logits, ids in zip(out.logits, response_ids.unbind(1), strict=True)
         ]  # T' x (B,)
         return response_ids, torch.stack(logprobs, dim=1) if logprobs else torch.zeros(response_ids.shape)
+
+
+def is_partitioned(model) -> bool:
+    """A DeepSpeed ZeRO-3 model: its parameters hold a `ds_tensor` partition, not their weights."""
+    return any(hasattr(p, "ds_tensor") for p in model.parameters())
+
+
+def is_plain_causal_lm(model) -> bool:
+    """A transformers model as its class builds it (no LoRA adapters or other wrappers)."""
+    from transformers import PreTrainedModel
+
+    return isinstance(model, PreTrainedModel) and not hasattr(model, "peft_config")
+
+
+def whole_copy(model):
+    """An unpartitioned float32 model of a ZeRO-3 model's class and config, for sampling only (its
+    weights come from gather_into); eval mode, no gradients, on the default device. Its initial
+    weights are drawn on forked generators: the run's draws are those it makes without the copy."""
+    from transformers import AutoModelForCausalLM
+
+    gpus = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=gpus):
+        clone = AutoModelForCausalLM.from_config(model.config)
+    return clone.float().requires_grad_(False).eval()
+
+
+def gather_into(model, clone):
+    """Copies a ZeRO-3 model's weights, gathered from every process, into `clone`; returns it."""
+    import deepspeed
+
+    params = list(model.parameters())
+    with deepspeed.zero.GatheredParameters(params), torch.no_grad():
+        for mine, theirs in zip(clone.parameters(), params, strict=True):
+            mine.copy_(theirs)
+    return clone
 
 
 def low_precision_copy(model, dtype: torch.dtype):

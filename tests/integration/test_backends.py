@@ -58,6 +58,21 @@ def test_deepspeed_zero_run_completes_and_its_first_step_equals_the_torch_backen
         assert rows[0][key] == pytest.approx(reference[0][key], rel=1e-4, abs=1e-6), key
     # the engine's checkpoint lives next to the run's: the last two saves are kept
     assert 1 <= len(list((tmp_path / "checkpoints" / "deepspeed").glob("step-*"))) <= 2
+    if stage == 3 and algo != "dpo":  # sampled from a whole copy gathered at every rollout: never stale
+        assert all(r["rollout/mismatch_kl"] < 1e-9 for r in rows)
+
+
+def test_zero3_rollouts_from_a_whole_copy_equal_those_gathered_layer_by_layer(tmp_path, cache_dir):
+    # rollout.zero3_whole_copy: the same tokens and updates, only the sampler's log-prob rounding differs
+    base = ["algo=reinforce_pp", *STEPS, "hardware.backend=deepspeed", "hardware.zero_stage=3"]
+    rows = {}
+    for whole in (True, False):
+        run_in_process([*base, f"rollout.zero3_whole_copy={whole}"], tmp_path / str(whole), cache_dir)
+        rows[whole] = [
+            {k: v for k, v in r.items() if not k.startswith(("time/", "rollout/mismatch"))}
+            for r in _rows(tmp_path / str(whole))
+        ]
+    assert len(rows[True]) == 2 and rows[True] == rows[False]
 
 
 class Interrupt(BaseException):
