@@ -81,21 +81,23 @@ def prefill(model, prompt_ids: Tensor, prompt_attn: Tensor, max_new_tokens: int,
     )
     logits = out.logits[:, -1].repeat_interleave(n, dim=0)  # (B, V)
     position = position_ids[:, -1:].repeat_interleave(n, dim=0)  # (B, 1)
-    cache = out.past_key_values
+    cache = out.cache if "cache" in out else out.past_key_values  # transformers >= 5.2x: `cache`
     if fast_decode_supported(model):
         prefilled = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (B/n, H_kv, P, D)
         kv = preallocate(prefilled, n, P + max_new_tokens)
         return logits, position, lambda tokens, pos, t, attn: decode_step(model, tokens, pos, kv, P + t, attn)
     cache.batch_repeat_interleave(n)
 
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
     def step(tokens: Tensor, pos: Tensor, t: int, attn: Tensor | None) -> Tensor:
         return model(
             input_ids=tokens[:, None],
             attention_mask=attn,
             position_ids=pos,
-            past_key_values=cache,
             use_cache=True,
             return_dict=True,
+            **{name: cache},
         ).logits[:, -1]
 
     return logits, position, step

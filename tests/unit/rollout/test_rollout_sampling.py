@@ -291,3 +291,28 @@ def test_sampling_runs_with_no_default_device_and_keeps_it_after(tokenizer, monk
         torch.set_default_device(None)
     assert out.device == logprobs.device == torch.device("cpu")
     assert seen and set(seen) == {torch.device("cpu")}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_sampling_uses_transformers_current_cache_names(fast, tokenizer, monkeypatch):
+    # `past_key_values` is deprecated in transformers 5.2x: reading or passing it logs a warning in
+    # every run; the loop uses `cache` where the installed transformers has it
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    torch.manual_seed(0)
+    model = TinyLM(arch="llama").init_policy(tokenizer)
+    monkeypatch.setattr(sampling, "fast_decode_supported", lambda m: fast)
+    hf_logging.get_logger("transformers").warning_once.cache_clear()
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    try:
+        ids, attn = torch.full((2, 3), 5), torch.ones(2, 3, dtype=torch.long)
+        sampling.sample_with_cache(model, ids, attn, 4, tokenizer.eos_token_id, 0)
+    finally:
+        logger.removeHandler(handler)
+    assert not [m for m in seen if "deprecated" in m]
