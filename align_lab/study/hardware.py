@@ -50,15 +50,15 @@ class Hardware:
         """Data-parallel processes of the run, over all its nodes."""
         return self.processes * self.nodes
 
-    def memory_bytes(self) -> int:
+    def memory_bytes(self, whole_node: bool = False) -> int:
         """The memory budget of one process in bytes (train.micro_batch_size=auto): hardware.memory_gb,
-        else the machine's total (or its cgroup's limit), shared by the node's processes; on a GPU
-        (one per process) hardware.memory_gb, else that GPU's memory."""
-        if self.device == "cuda" and torch.cuda.is_available():
-            gpu = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
-            return int(self.memory_gb * 2**30 if self.memory_gb else gpu)
+        else the machine's total (or its cgroup's limit), shared by the node's processes (not with
+        `whole_node`: the stages, built by the main process alone). On a GPU with no memory_gb: that
+        GPU's memory (one GPU per process, the stages' process included)."""
+        if self.device == "cuda" and not self.memory_gb and torch.cuda.is_available():
+            return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)
         total = self.memory_gb * 2**30 if self.memory_gb else machine_memory()
-        return int(total // self.processes)
+        return int(total if whole_node else total // self.processes)
 
     def micro_batch_cap(self) -> int | None:
         """The most activation bytes one micro-batch holds under train.micro_batch_size=auto: a CPU's

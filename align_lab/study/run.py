@@ -138,7 +138,7 @@ def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption, rank:
     """(stages, context, loop) of a run, the same on every rank. The context's train config holds the
     resolved micro-batch size (an int, or None for whole minibatches), never "auto"."""
     # the stages run in the main process alone: the node's whole memory
-    memory = spec.hardware.memory_bytes() * spec.hardware.processes
+    memory = spec.hardware.memory_bytes(whole_node=True)
     stages = stages_of(spec, StageCache(spec.cache_dir), progress, memory, rank)
     ctx = build_context(spec, stages, run_dir / "checkpoints", tracker, progress, preemption)
     ctx.train = dataclasses.replace(spec.train, micro_batch_size=loop_micro_batch_size(spec, stages))

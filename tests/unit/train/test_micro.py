@@ -90,6 +90,7 @@ def test_smollm2_64_responses_are_micro_batched_and_8_short_ones_are_one_forward
 def test_memory_budget_is_the_setting_or_the_machine_total_per_process():
     assert Hardware(memory_gb=2.0).memory_bytes() == 2 * GiB
     assert Hardware(memory_gb=2.0, processes=2).memory_bytes() == GiB
+    assert Hardware(memory_gb=2.0, processes=2).memory_bytes(whole_node=True) == 2 * GiB  # the stages'
     assert Hardware().memory_bytes() == machine_memory() == machine_memory()  # totals, not free memory
     with pytest.raises(ValueError, match=r"memory_gb=0: must be > 0 or null"):
         Hardware(memory_gb=0)
@@ -188,3 +189,18 @@ def test_evaluation_forwards_without_a_graph_hold_one_layer_and_the_logits():
     assert forward_row_bytes(smol, 58, 16) == 4 * (759_684 + 2_506_752) == 13_065_744
     # 128 evaluation samples (32 questions x 4) are 1.56 GiB <= 2 GiB: one forward
     assert choose("auto", 128, forward_row_bytes(smol, 58, 16), 23 * GiB) is None
+
+
+def test_on_a_gpu_the_budget_is_that_gpus_memory_for_the_loop_and_the_stages(monkeypatch):
+    # one GPU per process: neither divided by the processes nor multiplied for the stages' process
+    from types import SimpleNamespace
+
+    from align_lab.study.hardware import Hardware
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: SimpleNamespace(total_memory=80 * GiB))
+    gpu = Hardware(device="cuda", processes=2)
+    assert gpu.memory_bytes() == gpu.memory_bytes(whole_node=True) == 80 * GiB
+    # hardware.memory_gb is a node's, as on a CPU
+    assert Hardware(device="cuda", processes=2, memory_gb=8.0).memory_bytes() == 4 * GiB
