@@ -83,6 +83,11 @@ def shared_prompts(prompt_ids: Tensor, prompt_attn: Tensor) -> Tensor | None:
     return rows if int(rows[-1]) + 1 < len(rows) else None
 
 
+def is_partitioned(model) -> bool:
+    """A DeepSpeed ZeRO-3 model: its parameters hold a `ds_tensor` partition, not their weights."""
+    return any(hasattr(p, "ds_tensor") for p in model.parameters())
+
+
 def _caches_with_grad(model) -> bool:
     """Whether the model's forward keeps a differentiable KV cache: a transformers model whose layers
     do not checkpoint activations (they drop the cache) and whose weights are not partitioned across
@@ -90,7 +95,7 @@ def _caches_with_grad(model) -> bool:
     return (
         "cache" in inspect.signature(model.forward).parameters
         and not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
-        and not any(hasattr(p, "ds_tensor") for p in model.parameters())
+        and not is_partitioned(model)
     )
 
 

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from align_lab.models.sequences import is_partitioned
+
 
 def fast_decode_supported(model) -> bool:
     """True for the configurations decode_step reproduces exactly (tested against the model's forward)."""
@@ -34,7 +36,7 @@ def _own_weights(model) -> bool:
     return (
         hasattr(getattr(model, "model", None), "embed_tokens")
         and not any(hasattr(m, "base_layer") for m in model.modules())
-        and not any(hasattr(p, "ds_tensor") for p in model.parameters())
+        and not is_partitioned(model)
     )
 
 

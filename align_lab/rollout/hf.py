@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from align_lab.checks import canonical_dtype, check
-from align_lab.models.sequences import encode_prompts, response_mask
+from align_lab.models.sequences import encode_prompts, is_partitioned, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.sampling import (
     RowGumbelNoise,
@@ -206,11 +206,6 @@ class HFGenerate:
         return response_ids, torch.stack(logprobs, dim=1) if logprobs else torch.zeros(response_ids.shape)
 
 
-def is_partitioned(model) -> bool:
-    """A DeepSpeed ZeRO-3 model: its parameters hold a `ds_tensor` partition, not their weights."""
-    return any(hasattr(p, "ds_tensor") for p in model.parameters())
-
-
 def is_plain_causal_lm(model) -> bool:
     """A transformers model as its class builds it (no LoRA adapters or other wrappers)."""
     from transformers import PreTrainedModel
@@ -245,7 +240,7 @@ def low_precision_copy(model, dtype: torch.dtype):
     """A copy of `model` for sampling only: parameters in `dtype` (tied ones stay tied), buffers as they
     are (rotary inv_freq stays float32, as in a model loaded in that dtype), no gradients, eval mode."""
     check(
-        not any(hasattr(p, "ds_tensor") for p in model.parameters()),
+        not is_partitioned(model),
         "rollout.dtype",
         dtype,
         "float32 with a ZeRO-3 partitioned policy (no process holds its whole weights to copy)",

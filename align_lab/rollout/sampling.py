@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor
 
+from align_lab.models.sequences import is_partitioned
 from align_lab.rl import logprobs_from_logits
 from align_lab.rollout.base import check_finite_logits
 from align_lab.rollout.decode import decode_step, fast_decode_supported, preallocate
@@ -183,11 +184,7 @@ def partitioned_across_processes(model) -> bool:
     group of more than one process: its forwards are collective."""
     import torch.distributed as dist
 
-    return (
-        dist.is_initialized()
-        and dist.get_world_size() > 1
-        and any(hasattr(p, "ds_tensor") for p in model.parameters())
-    )
+    return dist.is_initialized() and dist.get_world_size() > 1 and is_partitioned(model)
 
 
 def any_unfinished(unfinished: Tensor, every_process: bool = False) -> bool:
