@@ -241,7 +241,10 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
             "hardware=slurm_cpu",
             "seed=0,1",
             *cli_args(cache_dir),
-            "train.steps=100",  # ~15 s a run: run 1 is still training when it is cancelled
+            # ~30 s of training a run (0.07 s a step): run 1 is still training when it is cancelled, and
+            # when the SIGKILL comes 5 s later (the cluster's KillWait; submitit ignores the SIGTERM). At
+            # 100 steps it could finish in between (the CI of 3220d91)
+            "train.steps=400",
             "hydra.launcher.wait=false",
             f"hydra.sweep.dir={sweep}",
         ],
