@@ -1,15 +1,16 @@
 """The decode step's matmuls at SmolLM2-135M's shapes: which ways of splitting them give the same bits,
 and which is fastest (issue 24 item 5; benchmarks/RESULTS.md, 2026-11-25).
 
-    .venv/bin/python benchmarks/decode_matmuls.py [--rows 8] [--threads 2]
+    PYTHONPATH=. .venv/bin/python benchmarks/decode_matmuls.py [--rows 8] [--threads 2]
 
 Random fp32 weights of SmolLM2's shapes (30 layers: q 576x576, k and v 192x576, o 576x576, gate and up
 1536x576, down 576x1536; LM head 49,152x576), `rows` sequences decoding one token. Prints, in ms per
 decode step (the median of three timings of `--repeats` calls): the LM head as one matmul and in
 pieces of N vocabulary rows (align_lab's engine uses 512-row pieces where they give the one matmul's
 bits: rollout/decode.py), and the layers' projections as separate matmuls (as the engine does), with
-q/k/v and gate/up fused into one matmul each, and with gate/up in pieces. `exact` says whether a
-variant's output equals the engine's bit for bit.
+q/k/v and gate/up fused into one matmul each, with gate/up in pieces, and as W @ x^T (the weight the
+left operand). `exact` says whether a variant's output equals the engine's bit for bit. Also the
+time of one token's draw for every row with each `rollout.sampler` (align_lab/rollout/sampling.py).
 """
 
 from __future__ import annotations
@@ -84,7 +85,16 @@ def body_variants(layers, x, h) -> dict[str, Callable[[], list]]:
 
         return run
 
-    variants = {"separate (the engine)": separate, "q/k/v and gate/up fused": fused}
+    def transposed():  # W @ x^T: the weight as the matmul's left operand (other bits than F.linear)
+        xt, ht = x.reshape(-1, HIDDEN).T, h.reshape(-1, INTER).T  # (d, B), (I, B)
+        out = []
+        for w in layers:
+            out += [torch.mm(w[k], xt).T.reshape(*x.shape[:-1], -1) for k in ("q", "k", "v", "o")]
+            out += [torch.mm(w[k], xt).T.reshape(*x.shape[:-1], -1) for k in ("gate", "up")]
+            out.append(torch.mm(w["down"], ht).T.reshape(*h.shape[:-1], -1))
+        return out
+
+    variants = {"separate (the engine)": separate, "q/k/v and gate/up fused": fused, "W @ x^T": transposed}
     variants.update({f"gate/up in {n}-row pieces": gate_up_in(n) for n in (256, 512, 768)})
     return variants
 
@@ -110,6 +120,18 @@ def main() -> None:
         exact = torch.equal(pieces(x, head, n), whole)
         ms = timed(lambda n=n: pieces(x, head, n), args.repeats)
         print(f"  in {n:>4}-row pieces: {ms:.2f} ms  exact {exact}")
+
+    xt = x.reshape(-1, HIDDEN).T
+    transposed = torch.mm(head, xt).T.reshape(whole.shape)
+    ms = timed(lambda: torch.mm(head, xt), args.repeats)
+    print(f"  head @ x^T: {ms:.2f} ms  exact {torch.equal(transposed, whole)}")
+
+    from align_lab.rollout.sampling import inverse_cdf, multinomial
+
+    probs = torch.softmax(torch.randn(args.rows, VOCAB) * 3, -1)
+    print(f"sampling one token of {args.rows} rows x {VOCAB} (rollout.sampler):")
+    for name, draw in (("multinomial (as generate)", multinomial), ("inverse_cdf", inverse_cdf)):
+        print(f"  {name}: {timed(lambda draw=draw: draw(probs), args.repeats):.2f} ms")
 
     layers = [layer_weights() for _ in range(LAYERS)]
     h = torch.randn(args.rows, 1, INTER)

@@ -12,6 +12,7 @@ from align_lab.checks import canonical_dtype, check
 from align_lab.models.sequences import encode_prompts, is_partitioned, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.sampling import (
+    SAMPLERS,
     RowGumbelNoise,
     partitioned_across_processes,
     sample_with_cache,
@@ -26,9 +27,13 @@ __all__ = ["HFGenerate", "Samples"]
 class HFGenerate:
     """Sampling from the live policy; temperature/top_k/top_p as in transformers' generate.
 
-    By default the tokens come from align_lab's KV-cache loop (rollout/sampling.py), which draws the
-    same tokens as `model.generate` for one seed at a fraction of its per-token overhead;
-    use_generate=true calls `model.generate` itself (for model classes the loop does not cover).
+    By default the tokens come from align_lab's KV-cache loop (rollout/sampling.py), at a fraction of
+    `model.generate`'s per-token overhead; use_generate=true calls `model.generate` itself (for model
+    classes the loop does not cover). sampler: how the loop draws a token from the warped
+    probabilities: "inverse_cdf" (the default: one uniform a row against the cumulative
+    probabilities) or "multinomial" (generate's torch.multinomial, V exponential draws a row: the
+    very tokens `model.generate` draws for one seed). The same distribution either way; generate
+    itself always draws with its own multinomial.
 
     seed_per_sample: draw each row's sampling noise from its own seed (Gumbel-max over the warped
     logits, an exact sample), so a row's response does not depend on the other rows in its batch.
@@ -49,9 +54,11 @@ class HFGenerate:
     seed_per_sample: bool = False
     dtype: str = "float32"
     zero3_whole_copy: bool = True
+    sampler: str = "inverse_cdf"
 
     def __post_init__(self) -> None:
         check_sampling(self.temperature, self.top_k, self.top_p)
+        check(self.sampler in SAMPLERS, "sampler", self.sampler, " or ".join(SAMPLERS))
         self.dtype = canonical_dtype(self.dtype)
         check(self.dtype in ("float32", "bfloat16"), "dtype", self.dtype, "float32 (fp32) or bfloat16 (bf16)")
         self.policy_copy = None  # the bfloat16 copy the engine samples (dtype=bfloat16), once made
@@ -151,6 +158,7 @@ class HFGenerate:
             greedy,
             noise,
             n,
+            self.sampler,
         )
 
     def _generate(

@@ -36,7 +36,7 @@ from align_lab.train.micro import (
 log = logging.getLogger("align_lab")
 
 # Bump a stage's version whenever its code changes what it produces.
-VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 1, "reward_model": 2}
+VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 2, "reward_model": 2}  # preferences 2: inverse_cdf draws
 
 
 def _fields(obj) -> dict:

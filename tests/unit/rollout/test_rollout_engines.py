@@ -51,6 +51,12 @@ def test_a_bad_hf_rollout_dtype_is_one_line_at_build(tmp_path):
     assert str(e.value) == "rollout.dtype=float16: must be float32 (fp32) or bfloat16 (bf16)"
 
 
+def test_a_bad_hf_rollout_sampler_is_one_line_at_build(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        spec_from_config(*compose(["rollout=hf", "rollout.sampler=gumbel", f"cache_dir={tmp_path}"]))
+    assert str(e.value) == "rollout.sampler=gumbel: must be inverse_cdf or multinomial"
+
+
 @pytest.mark.parametrize("short,name", [("fp32", "float32"), ("bf16", "bfloat16")])
 def test_rollout_dtype_takes_the_fields_short_names(short, name, tmp_path):
     """rollout.dtype=bf16 (the name OpenRLHF, verl and DeepSpeed use) is bfloat16, on both engines."""

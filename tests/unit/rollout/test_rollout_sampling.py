@@ -1,4 +1,5 @@
-"""The KV-cache sampling loop draws exactly the tokens of transformers' generate for one seed."""
+"""The KV-cache sampling loop draws exactly the tokens of transformers' generate for one seed with
+sampler="multinomial", and samples the same distribution with the default, "inverse_cdf"."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def both(model, tok, greedy=False, **engine):
     out = []
     for use_generate in (True, False):
         torch.manual_seed(3)
-        engine_ = HFGenerate(use_generate=use_generate, **engine)
+        engine_ = HFGenerate(use_generate=use_generate, sampler="multinomial", **engine)
         out.append(engine_.sample(model, tok, PROMPTS, 4, 12, 6, greedy))
     return out
 
@@ -316,3 +317,61 @@ def test_sampling_uses_transformers_current_cache_names(fast, tokenizer, monkeyp
     finally:
         logger.removeHandler(handler)
     assert not [m for m in seen if "deprecated" in m]
+
+
+def chi_square_p(counts: torch.Tensor, probs: torch.Tensor) -> float:
+    """Pearson's chi-square test of draw counts against probabilities (tokens of mass > 0), its p-value."""
+    from scipy.stats import chisquare
+
+    kept = probs > 0
+    expected = probs[kept].double() / probs[kept].double().sum() * counts.sum()
+    return float(chisquare(counts[kept].double().numpy(), expected.numpy()).pvalue)
+
+
+def test_inverse_cdf_draws_each_token_with_its_probability_and_never_one_of_mass_zero():
+    probs = torch.tensor(
+        [
+            [0.5, 0.25, 0.125, 0.125, 0.0],
+            [0.0, 0.7, 0.0, 0.2, 0.1],  # zeros inside, as top-k / top-p leave them
+            [1e-3, 0.0, 0.0, 0.0, 0.999],
+        ]
+    )
+    n = 200_000
+    torch.manual_seed(0)
+    tokens = sampling.inverse_cdf(probs.repeat(n, 1)).view(n, 3)  # (n, 3)
+    for row in range(3):
+        counts = torch.bincount(tokens[:, row], minlength=5)
+        assert counts[probs[row] == 0].sum() == 0, row
+        assert chi_square_p(counts, probs[row]) > 1e-3, (row, counts)
+    # unnormalised rows (the draw is against the row's own total) and one draw per row
+    torch.manual_seed(0)
+    assert torch.equal(sampling.inverse_cdf(probs.repeat(n, 1) * 3), tokens.view(-1))
+
+
+def test_inverse_cdf_whose_uniform_rounds_to_the_total_draws_the_last_token_with_mass(monkeypatch):
+    probs = torch.tensor([[0.3, 0.7, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]])
+    monkeypatch.setattr(torch, "rand", lambda shape, **kw: torch.ones(shape, **kw))  # u x total = total
+    assert sampling.inverse_cdf(probs).tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("sampler", ["inverse_cdf", "multinomial"])
+def test_the_loops_first_tokens_follow_the_models_next_token_distribution(sampler, tokenizer):
+    """4,000 samples of one token of one prompt (one prefill, its logits repeated) against softmax of
+    the model's logits at the prompt's last position, warped by temperature and top-k."""
+    from align_lab.models.sequences import encode_prompts
+
+    torch.manual_seed(0)
+    model = TinyLM(arch="llama").init_policy(tokenizer).eval()
+    ids, attn = encode_prompts(tokenizer, PROMPTS[:1], 6)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=attn).logits[0, -1]  # (V,)
+    probs = torch.softmax(sampling.warp(logits[None], 1.3, 20, 1.0), -1)[0]  # (V,)
+    torch.manual_seed(1)
+    limits = (1, tokenizer.eos_token_id, tokenizer.pad_token_id)
+    tokens, logprobs = sampling.sample_with_cache(
+        model, ids, attn, *limits, temperature=1.3, top_k=20, n=4000, sampler=sampler
+    )
+    counts = torch.bincount(tokens[:, 0], minlength=len(probs))
+    assert counts[probs == 0].sum() == 0
+    assert chi_square_p(counts, probs) > 1e-3
+    assert torch.allclose(logprobs[:, 0], probs.log()[tokens[:, 0]], atol=1e-5)
