@@ -13,7 +13,7 @@ from align_lab.models.sequences import encode_prompts, is_partitioned, response_
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.sampling import (
     SAMPLERS,
-    RowGumbelNoise,
+    RowNoise,
     partitioned_across_processes,
     sample_with_cache,
     sampled_logprobs,
@@ -35,8 +35,9 @@ class HFGenerate:
     very tokens `model.generate` draws for one seed). The same distribution either way; generate
     itself always draws with its own multinomial.
 
-    seed_per_sample: draw each row's sampling noise from its own seed (Gumbel-max over the warped
-    logits, an exact sample), so a row's response does not depend on the other rows in its batch.
+    seed_per_sample: draw each row's sampling noise from its own seed (inverse_cdf: one uniform a row;
+    multinomial and generate: Gumbel-max over the warped logits; exact samples either way), so a row's
+    response does not depend on the other rows in its batch.
     Data parallel needs it: a process then draws the very samples one process would have drawn.
 
     dtype=bfloat16: sample with a bfloat16 copy of the policy (`policy_copy`), refreshed from the
@@ -122,7 +123,7 @@ class HFGenerate:
         sampled = self.sampled_model(model)
         was_training = sampled.training
         sampled.eval()
-        noise = RowGumbelNoise(seeds) if self.seed_per_sample and seeds is not None and not greedy else None
+        noise = RowNoise(seeds) if self.seed_per_sample and seeds is not None and not greedy else None
         how = (max_new_tokens, greedy, noise)
         try:
             if self.use_generate:

@@ -48,16 +48,18 @@ def sampled_logprobs(warped: Tensor, tokens: Tensor) -> Tensor:
     return logprobs_from_logits(warped, tokens)
 
 
-def inverse_cdf(probs: Tensor) -> Tensor:
+def inverse_cdf(probs: Tensor, u: Tensor | None = None) -> Tensor:
     """One token per row of probs (B, V), (B,): the first token whose cumulative probability (summed
-    in float64) exceeds u x the row's total, u ~ U[0, 1) from torch's generator, one draw per row.
+    in float64) exceeds u x the row's total, u ~ U[0, 1) (B, 1) float64: given (each row's own, from
+    RowNoise), else drawn from torch's generator.
     A sample of the distribution torch.multinomial(probs, 1) samples, which draws V exponentials a row
     (on a CPU one thread: 6.7 ms against 0.24 ms a decode step at SmolLM2's 8 x 49,152); other tokens
     for one seed. Tokens of probability 0 (cut by top-k / top-p) are never drawn."""
     cdf = probs.to(torch.float64).cumsum(-1)  # (B, V)
     total = cdf[:, -1:].contiguous()  # (B, 1)
-    u = torch.rand(total.shape, dtype=torch.float64, device=probs.device) * total  # (B, 1)
-    token = torch.searchsorted(cdf, u, right=True)  # (B, 1): the first token whose cdf exceeds u
+    if u is None:
+        u = torch.rand(total.shape, dtype=torch.float64, device=probs.device)  # (B, 1)
+    token = torch.searchsorted(cdf, u * total, right=True)  # (B, 1): the first token whose cdf exceeds it
     last = torch.searchsorted(cdf, total)  # (B, 1): the last token with mass (u x total may round to total)
     return torch.minimum(token, last).squeeze(1)
 
@@ -76,20 +78,23 @@ def draw(
     top_k: int,
     top_p: float,
     greedy: bool,
-    noise: RowGumbelNoise | None,
+    noise: RowNoise | None,
     sampler: str = "inverse_cdf",
 ) -> tuple[Tensor, Tensor]:
     """One step's tokens (B,) from next-token logits (B, V), and each one's log-prob under the warped
-    distribution it was drawn from (B,): argmax for greedy (log-prob 0, a certain choice), Gumbel-max
-    with the rows' own `noise`, else a draw from the warped probabilities: `inverse_cdf`, or
-    `torch.multinomial` as transformers' generate draws (`sampler`: "multinomial")."""
+    distribution it was drawn from (B,): argmax for greedy (log-prob 0, a certain choice), else a draw
+    from the warped probabilities, `inverse_cdf` or `torch.multinomial` as transformers' generate
+    draws (`sampler`: "multinomial"). With the rows' own `noise`: inverse_cdf on each row's own
+    uniform, or (multinomial) Gumbel-max with each row's own noise, which generate can draw too."""
     if greedy:
         return logits.argmax(-1), logits.new_zeros(logits.shape[0])
     warped = warp(logits, temperature, top_k, top_p)  # (B, V)
-    if noise is not None:
+    if noise is None:
+        next_tokens = SAMPLERS[sampler](torch.softmax(warped, dim=-1))  # (B,)
+    elif sampler == "multinomial":
         next_tokens = noise(None, warped).argmax(-1)  # (B,)
     else:
-        next_tokens = SAMPLERS[sampler](torch.softmax(warped, dim=-1))  # (B,)
+        next_tokens = inverse_cdf(torch.softmax(warped, dim=-1), noise.uniforms().to(warped.device))  # (B,)
     return next_tokens, sampled_logprobs(warped, next_tokens)
 
 
@@ -162,7 +167,7 @@ def sample_with_cache(
     top_k: int = 0,
     top_p: float = 1.0,
     greedy: bool = False,
-    noise: RowGumbelNoise | None = None,
+    noise: RowNoise | None = None,
     n: int = 1,
     sampler: str = "inverse_cdf",
 ) -> tuple[Tensor, Tensor]:
@@ -232,12 +237,18 @@ def any_unfinished(unfinished: Tensor, every_process: bool = False) -> bool:
     return bool(flag.item())
 
 
-class RowGumbelNoise:
-    """Adds Gumbel(0, 1) noise drawn from a generator per row: argmax(logits + noise) is a sample of
-    softmax(logits) (the Gumbel-max trick), and row i's t-th token depends on seeds[i] alone."""
+class RowNoise:
+    """A generator per row, so that row i's t-th token depends on seeds[i] alone: called (as a
+    transformers logits processor), it adds Gumbel(0, 1) noise to each row's scores, and argmax(logits
+    + noise) is a sample of softmax(logits) (the Gumbel-max trick; V draws a row); `uniforms` gives one
+    U[0, 1) a row for inverse_cdf."""
 
     def __init__(self, seeds: list[int]) -> None:
         self.generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+
+    def uniforms(self) -> Tensor:
+        """One float64 U[0, 1) from each row's generator, (B, 1)."""
+        return torch.stack([torch.rand(1, generator=g, dtype=torch.float64) for g in self.generators])
 
     def __call__(self, input_ids, scores: Tensor) -> Tensor:
         V = scores.shape[-1]

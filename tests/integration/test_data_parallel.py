@@ -97,9 +97,12 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(tmp_path, cache_d
     again = engine.sample(policy, tok, prompts, 2, 12, 8, seeds=seeds)
     assert again.responses == whole.responses
     assert len(set(whole.responses)) > 1  # and it does sample
-    # transformers' generate with the same per-row noise draws the same tokens as the KV-cache loop
+    # transformers' generate with the same per-row (Gumbel) noise draws the same tokens as the KV-cache
+    # loop with sampler=multinomial; the default, inverse_cdf, draws one uniform a row, other tokens
     generate = HFGenerate(temperature=1.0, seed_per_sample=True, use_generate=True)
-    assert generate.sample(policy, tok, prompts, 2, 12, 8, seeds=seeds).responses == whole.responses
+    gumbel = HFGenerate(temperature=1.0, seed_per_sample=True, sampler="multinomial")
+    loop = gumbel.sample(policy, tok, prompts, 2, 12, 8, seeds=seeds).responses
+    assert generate.sample(policy, tok, prompts, 2, 12, 8, seeds=seeds).responses == loop != whole.responses
 
 
 class ConnectThenFail:

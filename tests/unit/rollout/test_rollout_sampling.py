@@ -354,10 +354,12 @@ def test_inverse_cdf_whose_uniform_rounds_to_the_total_draws_the_last_token_with
     assert sampling.inverse_cdf(probs).tolist() == [1, 3]
 
 
+@pytest.mark.parametrize("row_seeds", [False, True])
 @pytest.mark.parametrize("sampler", ["inverse_cdf", "multinomial"])
-def test_the_loops_first_tokens_follow_the_models_next_token_distribution(sampler, tokenizer):
+def test_the_loops_first_tokens_follow_the_models_next_token_distribution(sampler, row_seeds, tokenizer):
     """4,000 samples of one token of one prompt (one prefill, its logits repeated) against softmax of
-    the model's logits at the prompt's last position, warped by temperature and top-k."""
+    the model's logits at the prompt's last position, warped by temperature and top-k; with each row's
+    own seed (seed_per_sample: inverse_cdf on the row's uniform, or Gumbel-max) too."""
     from align_lab.models.sequences import encode_prompts
 
     torch.manual_seed(0)
@@ -367,11 +369,26 @@ def test_the_loops_first_tokens_follow_the_models_next_token_distribution(sample
         logits = model(input_ids=ids, attention_mask=attn).logits[0, -1]  # (V,)
     probs = torch.softmax(sampling.warp(logits[None], 1.3, 20, 1.0), -1)[0]  # (V,)
     torch.manual_seed(1)
+    noise = sampling.RowNoise(list(range(4000))) if row_seeds else None
     limits = (1, tokenizer.eos_token_id, tokenizer.pad_token_id)
     tokens, logprobs = sampling.sample_with_cache(
-        model, ids, attn, *limits, temperature=1.3, top_k=20, n=4000, sampler=sampler
+        model, ids, attn, *limits, temperature=1.3, top_k=20, n=4000, sampler=sampler, noise=noise
     )
     counts = torch.bincount(tokens[:, 0], minlength=len(probs))
     assert counts[probs == 0].sum() == 0
     assert chi_square_p(counts, probs) > 1e-3
     assert torch.allclose(logprobs[:, 0], probs.log()[tokens[:, 0]], atol=1e-5)
+
+
+@pytest.mark.parametrize("sampler", ["inverse_cdf", "multinomial"])
+def test_with_row_seeds_a_rows_tokens_do_not_depend_on_the_other_rows_or_the_global_generator(
+    sampler, tokenizer
+):
+    torch.manual_seed(0)
+    model = TinyLM(arch="llama").init_policy(tokenizer).eval()
+    engine = HFGenerate(seed_per_sample=True, sampler=sampler)
+    seeds = list(range(100, 120))
+    whole = engine.sample(model, tokenizer, PROMPTS, 4, 12, 6, seeds=seeds)
+    torch.manual_seed(99)
+    tail = engine.sample(model, tokenizer, PROMPTS[2:], 4, 12, 6, seeds=seeds[8:])
+    assert whole.responses[8:] == tail.responses and len(set(whole.responses)) > 5
