@@ -80,21 +80,23 @@ def draw(
     greedy: bool,
     noise: RowNoise | None,
     sampler: str = "inverse_cdf",
+    u: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """One step's tokens (B,) from next-token logits (B, V), and each one's log-prob under the warped
     distribution it was drawn from (B,): argmax for greedy (log-prob 0, a certain choice), else a draw
-    from the warped probabilities, `inverse_cdf` or `torch.multinomial` as transformers' generate
-    draws (`sampler`: "multinomial"). With the rows' own `noise`: inverse_cdf on each row's own
-    uniform, or (multinomial) Gumbel-max with each row's own noise, which generate can draw too."""
+    from the warped probabilities, `inverse_cdf` (on the uniforms `u` (B, 1) if given) or
+    `torch.multinomial` as transformers' generate draws (`sampler`: "multinomial"). With the rows' own
+    `noise`: inverse_cdf on each row's own uniform, or (multinomial) Gumbel-max with each row's own
+    noise, which generate can draw too."""
     if greedy:
         return logits.argmax(-1), logits.new_zeros(logits.shape[0])
     warped = warp(logits, temperature, top_k, top_p)  # (B, V)
-    if noise is None:
-        next_tokens = SAMPLERS[sampler](torch.softmax(warped, dim=-1))  # (B,)
-    elif sampler == "multinomial":
-        next_tokens = noise(None, warped).argmax(-1)  # (B,)
+    if sampler == "multinomial":
+        next_tokens = noise(None, warped).argmax(-1) if noise is not None else multinomial(warped.softmax(-1))
     else:
-        next_tokens = inverse_cdf(torch.softmax(warped, dim=-1), noise.uniforms().to(warped.device))  # (B,)
+        if u is None and noise is not None:
+            u = noise.uniforms().to(warped.device)  # (B, 1)
+        next_tokens = inverse_cdf(torch.softmax(warped, dim=-1), u)  # (B,)
     return next_tokens, sampled_logprobs(warped, next_tokens)
 
 
@@ -119,8 +121,7 @@ def prefill(model, prompt_ids: Tensor, prompt_attn: Tensor, max_new_tokens: int,
     cache = out.cache if "cache" in out else out.past_key_values  # transformers >= 5.2x: `cache`
     if fast_decode_supported(model):
         prefilled = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (B/n, H_kv, P, D)
-        kv = preallocate(prefilled, n, P + max_new_tokens)
-        return logits, position, lambda tokens, pos, t, attn: decode_step(model, tokens, pos, kv, P + t, attn)
+        return logits, position, CacheDecoder(model, preallocate(prefilled, n, P + max_new_tokens), P)
     cache.batch_repeat_interleave(n)
 
     name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -136,6 +137,32 @@ def prefill(model, prompt_ids: Tensor, prompt_attn: Tensor, max_new_tokens: int,
         ).logits[:, -1]
 
     return logits, position, step
+
+
+class CacheDecoder:
+    """decode.py's step into a KV cache allocated once (`preallocate`), for prompts of P positions:
+    `step(tokens, position, t, attn)` feeds the t-th sampled tokens and returns the next logits;
+    `keep(rows)` drops every other row from the cache (the rows the next steps compute)."""
+
+    def __init__(self, model, kv: list[tuple[Tensor, Tensor]], P: int) -> None:
+        self.model, self.kv, self.P = model, kv, P
+
+    def __call__(self, tokens: Tensor, pos: Tensor, t: int, attn: Tensor | None) -> Tensor:
+        return decode_step(self.model, tokens, pos, self.kv, self.P + t, attn)
+
+    def keep(self, rows: Tensor) -> None:
+        self.kv = [(keys[rows], values[rows]) for keys, values in self.kv]
+
+
+def rows_to_keep(unfinished: Tensor) -> Tensor | None:
+    """Indices of the rows still sampling (unfinished (b,) bool), at least two while two are left (a
+    one-row matmul takes another BLAS path, with other bits); None when every row still samples."""
+    if bool(unfinished.all()):
+        return None
+    keep = unfinished.clone()
+    if int(keep.sum()) < 2 <= len(keep):
+        keep[(~keep).nonzero()[: 2 - int(keep.sum()), 0]] = True
+    return keep.nonzero()[:, 0]
 
 
 @contextmanager
@@ -193,26 +220,46 @@ def sample_with_cache(
     P = prompt_ids.shape[1]
     padded = not bool(prompt_attn.all())  # no padding: no mask, as generate
     logits, position, step = prefill(model, prompt_ids, prompt_attn, max_new_tokens, n, padded)
-    B = logits.shape[0]
+    B, device = logits.shape[0], logits.device
     generated = prompt_attn.new_ones(B, max_new_tokens)  # (B, max_new_tokens)
     attn_all = torch.cat([prompt_attn.repeat_interleave(n, dim=0), generated], 1)  # (B, P + max_new_tokens)
-    unfinished = torch.ones(B, dtype=torch.bool, device=logits.device)  # (B,)
+    unfinished = torch.ones(B, dtype=torch.bool, device=device)  # (B,)
     in_step = partitioned_across_processes(model)
+    # with inverse_cdf the decode step drops rows that have ended (the matmuls' time falls with the rows
+    # at decode shapes); every row still draws its uniform each step, so the tokens are those of the
+    # whole batch. multinomial's draws depend on the row count: it keeps every row, as generate does
+    drop_ended = sampler == "inverse_cdf" and isinstance(step, CacheDecoder)
+    rows = torch.arange(B, device=device)  # (b,) the rows the decode step computes
     tokens, logprobs = [], []
     for t in range(max_new_tokens):
-        logits = logits.to(dtype=torch.float32, copy=True)  # (B, V)
+        logits = logits.to(dtype=torch.float32, copy=True)  # (b, V)
         check_finite_logits(logits)
-        next_tokens, step_logprobs = draw(
-            logits, temperature, top_k, top_p, greedy, noise, sampler
-        )  # (B,) x 2
+        u = None
+        if drop_ended and not greedy:  # (b, 1) of every row's uniform
+            every = (
+                noise.uniforms()
+                if noise is not None
+                else torch.rand(B, 1, dtype=torch.float64, device=device)
+            )
+            u = every.to(device)[rows]
+        drawn, drawn_logprobs = draw(logits, temperature, top_k, top_p, greedy, noise, sampler, u)  # (b,) x 2
+        next_tokens = torch.full((B,), pad_token_id, dtype=drawn.dtype, device=device).index_copy(
+            0, rows, drawn
+        )
+        step_logprobs = drawn_logprobs.new_zeros(B).index_copy(0, rows, drawn_logprobs)  # (B,)
         next_tokens = torch.where(unfinished, next_tokens, pad_token_id)  # (B,)
         tokens.append(next_tokens)
         logprobs.append(torch.where(unfinished, step_logprobs, 0.0))
         unfinished &= next_tokens != eos_token_id
         if t == max_new_tokens - 1 or not any_unfinished(unfinished, in_step):
             break
+        keep = rows_to_keep(unfinished[rows]) if drop_ended else None
+        if keep is not None:
+            step.keep(keep)
+            rows, position = rows[keep], position[keep]
         position = position + 1
-        logits = step(next_tokens, position, t, attn_all[:, : P + t + 1] if padded else None)  # (B, V)
+        attn = attn_all[rows, : P + t + 1] if padded else None
+        logits = step(next_tokens[rows], position, t, attn)  # (b, V)
     if not tokens:
         return prompt_ids.new_zeros(B, 0), logits.new_zeros(B, 0)
     return torch.stack(tokens, dim=1), torch.stack(logprobs, dim=1)  # (B, T'), (B, T')

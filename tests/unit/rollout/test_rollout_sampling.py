@@ -392,3 +392,47 @@ def test_with_row_seeds_a_rows_tokens_do_not_depend_on_the_other_rows_or_the_glo
     torch.manual_seed(99)
     tail = engine.sample(model, tokenizer, PROMPTS[2:], 4, 12, 6, seeds=seeds[8:])
     assert whole.responses[8:] == tail.responses and len(set(whole.responses)) > 5
+
+
+def test_rows_to_keep_are_the_unfinished_ones_and_at_least_two():
+    keep = sampling.rows_to_keep
+    assert keep(torch.tensor([True, True, True])) is None
+    assert keep(torch.tensor([True, False, True])).tolist() == [0, 2]
+    assert keep(torch.tensor([False, True, False, False])).tolist() == [0, 1]  # one left: a finished one kept
+    assert keep(torch.tensor([False, False, True])).tolist() == [0, 2]
+
+
+@pytest.mark.parametrize("row_seeds", [False, True])
+@pytest.mark.parametrize("engine", [{}, {"temperature": 0.7, "top_k": 5}])
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_dropping_ended_rows_from_the_decode_step_draws_the_tokens_of_the_whole_batch(
+    arch, engine, row_seeds, tokenizer, monkeypatch
+):
+    """inverse_cdf: the decode step computes only the rows still sampling; every row still draws its
+    uniform, so tokens and log-probs equal those of decoding every row to the end (left-padded
+    prompts, rows ending at different steps)."""
+    from align_lab.models.sequences import encode_prompts
+
+    torch.manual_seed(0)
+    model = TinyLM(arch=arch).init_policy(tokenizer).eval()
+    with torch.no_grad():  # EOS likely enough that rows end at different steps
+        model.lm_head.weight[tokenizer.eos_token_id] *= 4
+    ids, attn = encode_prompts(tokenizer, PROMPTS, 6)
+    limits = (12, tokenizer.eos_token_id, tokenizer.pad_token_id)
+
+    def sample():
+        torch.manual_seed(3)
+        noise = sampling.RowNoise(list(range(20))) if row_seeds else None
+        return sampling.sample_with_cache(model, ids, attn, *limits, n=4, noise=noise, **engine)
+
+    dropped, dropped_logprobs = sample()
+    kept_rows = []
+    monkeypatch.setattr(sampling, "rows_to_keep", lambda unfinished: kept_rows.append(1))  # None: keep all
+    whole, whole_logprobs = sample()
+    lengths = (whole != tokenizer.pad_token_id).sum(-1)
+    assert len(set(lengths.tolist())) > 3 and kept_rows  # rows ended at several steps
+    assert torch.equal(dropped, whole)
+    # bit for bit where the BLAS gives a row the same bits at any row count (Llama's matmuls here);
+    # Qwen2's biased q/k/v projections (addmm) can differ in the last bits
+    exact = arch == "llama"
+    assert torch.allclose(dropped_logprobs, whole_logprobs, rtol=0, atol=0 if exact else 1e-6)
