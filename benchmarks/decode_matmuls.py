@@ -10,7 +10,8 @@ pieces of N vocabulary rows (align_lab's engine uses 512-row pieces where they g
 bits: rollout/decode.py), and the layers' projections as separate matmuls (as the engine does), with
 q/k/v and gate/up fused into one matmul each, with gate/up in pieces, and as W @ x^T (the weight the
 left operand). `exact` says whether a variant's output equals the engine's bit for bit. Also the
-time of one token's draw for every row with each `rollout.sampler` (align_lab/rollout/sampling.py).
+time of one token's draw for every row with each `rollout.sampler` (align_lab/rollout/sampling.py),
+and the projections and head at fewer rows (the loop drops rows that have ended).
 """
 
 from __future__ import annotations
@@ -141,6 +142,25 @@ def main() -> None:
     for name, fn in variants.items():
         exact = all(torch.equal(a, b) for a, b in zip(fn(), reference, strict=True))
         print(f"  {name}: {timed(fn, args.repeats):.2f} ms  exact {exact}")
+
+    # the loop drops rows that have ended (rollout/sampling.py rows_to_keep): the time at fewer rows,
+    # and whether each row gets the bits it gets among all `rows`
+    print(f"the projections and the LM head at fewer rows (exact: each row's bits as among {args.rows}):")
+    whole_head = pieces(x, head, 512)
+    for m in range(args.rows, 0, -1):
+
+        def body(xm=x[:m], hm=h[:m]):
+            out = []
+            for w in layers:
+                out += [F.linear(xm, w[k]) for k in ("q", "k", "v", "o", "gate", "up")]
+                out.append(F.linear(hm, w["down"]))
+            return out
+
+        exact = all(torch.equal(a, b[:m]) for a, b in zip(body(), reference, strict=True))
+        exact = exact and torch.equal(pieces(x[:m], head, 512), whole_head[:m])
+        head_ms = timed(lambda m=m: pieces(x[:m], head, 512), args.repeats)
+        body_ms = timed(body, args.repeats)
+        print(f"  {m} rows: projections {body_ms:.2f} ms, head {head_ms:.2f} ms  exact {exact}")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def inverse_cdf(probs: Tensor, u: Tensor | None = None) -> Tensor:
     in float64) exceeds u x the row's total, u ~ U[0, 1) (B, 1) float64: given (each row's own, from
     RowNoise), else drawn from torch's generator.
     A sample of the distribution torch.multinomial(probs, 1) samples, which draws V exponentials a row
-    (on a CPU one thread: 6.7 ms against 0.24 ms a decode step at SmolLM2's 8 x 49,152); other tokens
+    (on a CPU one thread: 6.8 ms against 0.3 ms a decode step at SmolLM2's 8 x 49,152); other tokens
     for one seed. Tokens of probability 0 (cut by top-k / top-p) are never drawn."""
     cdf = probs.to(torch.float64).cumsum(-1)  # (B, V)
     total = cdf[:, -1:].contiguous()  # (B, 1)
@@ -212,8 +212,9 @@ def sample_with_cache(
     (the same distribution, other tokens, less time: `inverse_cdf`). Llama/Qwen2 decode with decode.py's
     step into a KV cache allocated once for P + max_new_tokens positions; other models with their
     forward. A row that has emitted EOS gets pad; the loop stops once every row has, or after
-    max_new_tokens. With `noise` (per-row seeds), the sample is the argmax of the warped logits plus
-    the row's Gumbel noise instead. A ZeRO-3 model across processes forwards only with every
+    max_new_tokens; with inverse_cdf and decode.py's step, ended rows leave the step (`rows_to_keep`).
+    With `noise` (per-row seeds), each row's uniform (inverse_cdf) or Gumbel noise (multinomial) comes
+    from the row's own generator. A ZeRO-3 model across processes forwards only with every
     process, so there the loop stops once every process's rows have (a process that is done feeds
     pad until then; its rows are unchanged).
     """
