@@ -181,6 +181,24 @@ def no_default_device():
         torch.set_default_device(device)
 
 
+def draw_rows(
+    logits: Tensor, rows: Tensor, B: int, pad: int, every_row: bool, **how
+) -> tuple[Tensor, Tensor]:
+    """`draw` (`how`: its settings) for the b rows a step computed (logits (b, V), `rows` their indices
+    among B), as (B,) tokens and log-probs (pad and 0 elsewhere). every_row (inverse_cdf): each of the
+    B rows draws its uniform, so that a row draws what it draws in the whole batch when rows were dropped."""
+    u = None
+    if every_row and not how["greedy"]:
+        noise, device = how["noise"], logits.device
+        every = (
+            noise.uniforms() if noise is not None else torch.rand(B, 1, dtype=torch.float64, device=device)
+        )
+        u = every.to(device)[rows]  # (b, 1)
+    drawn, drawn_logprobs = draw(logits, **how, u=u)  # (b,) x 2
+    tokens = torch.full((B,), pad, dtype=drawn.dtype, device=drawn.device).index_copy(0, rows, drawn)
+    return tokens, drawn_logprobs.new_zeros(B).index_copy(0, rows, drawn_logprobs)
+
+
 @torch.no_grad()
 @no_default_device()
 def sample_with_cache(
@@ -203,21 +221,10 @@ def sample_with_cache(
     and each token's log-prob under the warped distribution it was drawn from (B, T') (0 for greedy
     and after a row's EOS). Logits with a NaN or an infinity raise NonFiniteLogits (diverged weights).
 
-    Each distinct prompt (B/n rows of prompt_ids) is prefilled once; its KV cache and last logits are
-    repeated for its n samples (a row's prefill does not depend on the other rows, so these are the
-    values a prefill of all B rows computes). Then the same forward inputs as generate (positions from
-    the left-padded attention mask, the mask dropped when nothing is padded), the same warpers, and
-    one draw per step from the same probabilities: with sampler="multinomial" generate's own
-    `torch.multinomial` (the tokens generate draws for one seed), with "inverse_cdf" one uniform a row
-    (the same distribution, other tokens, less time: `inverse_cdf`). Llama/Qwen2 decode with decode.py's
-    step into a KV cache allocated once for P + max_new_tokens positions; other models with their
-    forward. A row that has emitted EOS gets pad; the loop stops once every row has, or after
-    max_new_tokens; with inverse_cdf and decode.py's step, ended rows leave the step (`rows_to_keep`).
-    With `noise` (per-row seeds), each row's uniform (inverse_cdf) or Gumbel noise (multinomial) comes
-    from the row's own generator. A ZeRO-3 model across processes forwards only with every
-    process, so there the loop stops once every process's rows have (a process that is done feeds
-    pad until then; its rows are unchanged).
-    """
+    One `prefill` a distinct prompt, generate's forward inputs and warpers, one `draw` a step (sampler
+    "multinomial": generate's draws and tokens). Ended rows get pad, and with inverse_cdf leave
+    decode.py's step (`rows_to_keep`). `noise`: per-row seeds. A ZeRO-3 model across processes
+    forwards with every process: the loop stops once every process's rows have ended."""
     P = prompt_ids.shape[1]
     padded = not bool(prompt_attn.all())  # no padding: no mask, as generate
     logits, position, step = prefill(model, prompt_ids, prompt_attn, max_new_tokens, n, padded)
@@ -226,28 +233,17 @@ def sample_with_cache(
     attn_all = torch.cat([prompt_attn.repeat_interleave(n, dim=0), generated], 1)  # (B, P + max_new_tokens)
     unfinished = torch.ones(B, dtype=torch.bool, device=device)  # (B,)
     in_step = partitioned_across_processes(model)
-    # with inverse_cdf the decode step drops rows that have ended (the matmuls' time falls with the rows
-    # at decode shapes); every row still draws its uniform each step, so the tokens are those of the
-    # whole batch. multinomial's draws depend on the row count: it keeps every row, as generate does
+    # inverse_cdf drops ended rows from the decode step (decode-shape matmuls are faster with fewer
+    # rows); multinomial's draws depend on the row count: it keeps every row, as generate does
     drop_ended = sampler == "inverse_cdf" and isinstance(step, CacheDecoder)
     rows = torch.arange(B, device=device)  # (b,) the rows the decode step computes
+    how = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "greedy": greedy}
+    how |= {"noise": noise, "sampler": sampler}
     tokens, logprobs = [], []
     for t in range(max_new_tokens):
         logits = logits.to(dtype=torch.float32, copy=True)  # (b, V)
         check_finite_logits(logits)
-        u = None
-        if drop_ended and not greedy:  # (b, 1) of every row's uniform
-            every = (
-                noise.uniforms()
-                if noise is not None
-                else torch.rand(B, 1, dtype=torch.float64, device=device)
-            )
-            u = every.to(device)[rows]
-        drawn, drawn_logprobs = draw(logits, temperature, top_k, top_p, greedy, noise, sampler, u)  # (b,) x 2
-        next_tokens = torch.full((B,), pad_token_id, dtype=drawn.dtype, device=device).index_copy(
-            0, rows, drawn
-        )
-        step_logprobs = drawn_logprobs.new_zeros(B).index_copy(0, rows, drawn_logprobs)  # (B,)
+        next_tokens, step_logprobs = draw_rows(logits, rows, B, pad_token_id, drop_ended, **how)  # (B,) x 2
         next_tokens = torch.where(unfinished, next_tokens, pad_token_id)  # (B,)
         tokens.append(next_tokens)
         logprobs.append(torch.where(unfinished, step_logprobs, 0.0))

@@ -283,7 +283,9 @@ def test_sampling_runs_with_no_default_device_and_keeps_it_after(tokenizer, monk
     model = TinyLM(arch="llama").init_policy(tokenizer)
     ids, attn = torch.full((2, 3), 5), torch.ones(2, 3, dtype=torch.long)
     seen, draw = [], sampling.draw
-    monkeypatch.setattr(sampling, "draw", lambda *a: seen.append(torch.get_default_device()) or draw(*a))
+    monkeypatch.setattr(
+        sampling, "draw", lambda *a, **k: seen.append(torch.get_default_device()) or draw(*a, **k)
+    )
     torch.set_default_device("meta")
     try:
         out, logprobs = sampling.sample_with_cache(model, ids, attn, 4, tokenizer.eos_token_id, 0)
