@@ -156,13 +156,11 @@ class CacheDecoder:
 
 def rows_to_keep(unfinished: Tensor) -> Tensor | None:
     """Indices of the rows still sampling (unfinished (b,) bool), at least two while two are left (a
-    one-row matmul takes another BLAS path, with other bits); None when every row still samples."""
-    if bool(unfinished.all()):
-        return None
+    one-row matmul takes another BLAS path, with other bits); None when that is every row."""
     keep = unfinished.clone()
     if int(keep.sum()) < 2 <= len(keep):
         keep[(~keep).nonzero()[: 2 - int(keep.sum()), 0]] = True
-    return keep.nonzero()[:, 0]
+    return None if bool(keep.all()) else keep.nonzero()[:, 0]
 
 
 @contextmanager

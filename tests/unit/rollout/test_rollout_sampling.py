@@ -402,6 +402,7 @@ def test_rows_to_keep_are_the_unfinished_ones_and_at_least_two():
     assert keep(torch.tensor([True, False, True])).tolist() == [0, 2]
     assert keep(torch.tensor([False, True, False, False])).tolist() == [0, 1]  # one left: a finished one kept
     assert keep(torch.tensor([False, False, True])).tolist() == [0, 2]
+    assert keep(torch.tensor([False, True])) is None  # two rows left: nothing to drop
 
 
 @pytest.mark.parametrize("row_seeds", [False, True])
