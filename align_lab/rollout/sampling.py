@@ -84,18 +84,15 @@ def draw(
 ) -> tuple[Tensor, Tensor]:
     """One step's tokens (B,) from next-token logits (B, V), and each one's log-prob under the warped
     distribution it was drawn from (B,): argmax for greedy (log-prob 0, a certain choice), else a draw
-    from the warped probabilities, `inverse_cdf` (on the uniforms `u` (B, 1) if given) or
-    `torch.multinomial` as transformers' generate draws (`sampler`: "multinomial"). With the rows' own
-    `noise`: inverse_cdf on each row's own uniform, or (multinomial) Gumbel-max with each row's own
-    noise, which generate can draw too."""
+    from the warped probabilities: `inverse_cdf` on the uniforms `u` (B, 1) (from torch's generator if
+    None), or `torch.multinomial` as transformers' generate draws (`sampler`: "multinomial"; with the
+    rows' own `noise`, Gumbel-max with each row's noise, which generate can draw too)."""
     if greedy:
         return logits.argmax(-1), logits.new_zeros(logits.shape[0])
     warped = warp(logits, temperature, top_k, top_p)  # (B, V)
     if sampler == "multinomial":
         next_tokens = noise(None, warped).argmax(-1) if noise is not None else multinomial(warped.softmax(-1))
     else:
-        if u is None and noise is not None:
-            u = noise.uniforms().to(warped.device)  # (B, 1)
         next_tokens = inverse_cdf(torch.softmax(warped, dim=-1), u)  # (B,)
     return next_tokens, sampled_logprobs(warped, next_tokens)
 
@@ -179,14 +176,13 @@ def no_default_device():
         torch.set_default_device(device)
 
 
-def draw_rows(
-    logits: Tensor, rows: Tensor, B: int, pad: int, every_row: bool, **how
-) -> tuple[Tensor, Tensor]:
+def draw_rows(logits: Tensor, rows: Tensor, B: int, pad: int, **how) -> tuple[Tensor, Tensor]:
     """`draw` (`how`: its settings) for the b rows a step computed (logits (b, V), `rows` their indices
-    among B), as (B,) tokens and log-probs (pad and 0 elsewhere). every_row (inverse_cdf): each of the
-    B rows draws its uniform, so that a row draws what it draws in the whole batch when rows were dropped."""
+    among B), as (B,) tokens and log-probs (pad and 0 elsewhere). With inverse_cdf each of the B rows
+    draws its uniform (from its own generator with row seeds), so a row draws what it draws in the
+    whole batch whichever rows the step computed."""
     u = None
-    if every_row and not how["greedy"]:
+    if how["sampler"] == "inverse_cdf" and not how["greedy"]:
         noise, device = how["noise"], logits.device
         every = (
             noise.uniforms() if noise is not None else torch.rand(B, 1, dtype=torch.float64, device=device)
@@ -241,7 +237,7 @@ def sample_with_cache(
     for t in range(max_new_tokens):
         logits = logits.to(dtype=torch.float32, copy=True)  # (b, V)
         check_finite_logits(logits)
-        next_tokens, step_logprobs = draw_rows(logits, rows, B, pad_token_id, drop_ended, **how)  # (B,) x 2
+        next_tokens, step_logprobs = draw_rows(logits, rows, B, pad_token_id, **how)  # (B,) x 2
         next_tokens = torch.where(unfinished, next_tokens, pad_token_id)  # (B,)
         tokens.append(next_tokens)
         logprobs.append(torch.where(unfinished, step_logprobs, 0.0))
