@@ -150,6 +150,9 @@ class HFModel:
     # the optimiser scale that suits this model (lr, critic_lr, kl_coef): every algorithm takes these
     # values unless the user sets the key (config.apply_model_defaults); the run records where they came from
     algo_defaults: dict[str, float] = field(default_factory=dict)
+    # GB one of its models takes in a run; a run's request to Slurm or a local sweep is this times the
+    # models it holds, unless hardware.resources.mem_gb_per_model is set (study/resources.py)
+    mem_gb_per_model: float | None = None
 
     pretrained = True
 
@@ -165,6 +168,11 @@ class HFModel:
         for key in ("max_prompt_tokens", "max_response_tokens"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
+        mem = self.mem_gb_per_model
+        if mem is not None and not (math.isfinite(mem) and mem > 0):
+            raise ValueError(
+                f"mem_gb_per_model={mem}: must be a finite number > 0 (or null: hardware's, else 1 GB)"
+            )
         for key, value in self.algo_defaults.items():
             if key not in ALGO_DEFAULTS:
                 raise ValueError(f"algo_defaults.{key}: unknown key; allowed: {', '.join(ALGO_DEFAULTS)}")

@@ -14,17 +14,24 @@ from align_lab.checks import check
 
 @dataclass
 class ResourcePolicy:
-    """`hardware.resources`: per-model memory and GPUs, scaled by the number of models a run holds."""
+    """`hardware.resources`: per-model memory and GPUs, scaled by the number of models a run holds.
+    mem_gb_per_model None: the model preset's (`model.mem_gb_per_model`), else 1 GB."""
 
     cpus_per_task: int = 1
-    mem_gb_per_model: float = 1.0
+    mem_gb_per_model: float | None = None
     gpus_per_model: float = 0.0
     max_gpus: int = 0
     timeout_min: int = 60
 
     def __post_init__(self) -> None:
         check(self.cpus_per_task >= 1, "cpus_per_task", self.cpus_per_task, ">= 1")
-        check(self.mem_gb_per_model > 0, "mem_gb_per_model", self.mem_gb_per_model, "> 0")
+        if self.mem_gb_per_model is not None:
+            check(
+                self.mem_gb_per_model > 0,
+                "mem_gb_per_model",
+                self.mem_gb_per_model,
+                "> 0 (or null: the model's)",
+            )
         check(self.gpus_per_model >= 0, "gpus_per_model", self.gpus_per_model, ">= 0")
         check(self.max_gpus >= 0, "max_gpus", self.max_gpus, ">= 0")
         check(self.timeout_min >= 1, "timeout_min", self.timeout_min, ">= 1")
@@ -37,11 +44,22 @@ def models_held(spec) -> int:
     return 2 + critic + reward_model
 
 
+def memory_per_model(policy: ResourcePolicy, model) -> float:
+    """GB a run asks for per model held: `hardware.resources.mem_gb_per_model` where set, else what the
+    model preset says one of its models takes in a run (`model.mem_gb_per_model`: SmolLM2-135M's
+    trained policy with its gradients, AdamW state and activations is ~2.5 GB, not the toy world's
+    1 GB), else 1 GB."""
+    if policy.mem_gb_per_model is not None:
+        return policy.mem_gb_per_model
+    return getattr(model, "mem_gb_per_model", None) or 1.0
+
+
 def request(policy: ResourcePolicy, spec) -> dict:
     """submitit parameters for one run: cpus_per_task, mem_gb, gpus_per_node, timeout_min. A
     data-parallel run (hardware.processes > 1) holds its models once per process; a run across nodes
     (hardware.nodes > 1) also asks for nodes, tasks_per_node (one task per process) and srun_args."""
     n = models_held(spec)
+    mem_gb = math.ceil(memory_per_model(policy, spec.model) * n * spec.hardware.processes)
     processes = spec.hardware.processes
     gpus = min(policy.max_gpus, math.ceil(policy.gpus_per_model * n)) if policy.gpus_per_model else 0
     if gpus:
@@ -52,14 +70,14 @@ def request(policy: ResourcePolicy, spec) -> dict:
             "nodes": nodes,
             "tasks_per_node": processes,
             "cpus_per_task": policy.cpus_per_task,
-            "mem_gb": math.ceil(policy.mem_gb_per_model * n * processes),  # per node
+            "mem_gb": mem_gb,  # per node
             "gpus_per_node": gpus,
             "timeout_min": policy.timeout_min,
             "srun_args": ["--kill-on-bad-exit=1"],  # a failed rank ends the job, not a hang of the others
         }
     return {
         "cpus_per_task": policy.cpus_per_task * processes,
-        "mem_gb": math.ceil(policy.mem_gb_per_model * n * processes),
+        "mem_gb": mem_gb,
         "gpus_per_node": gpus,
         "timeout_min": policy.timeout_min,
     }

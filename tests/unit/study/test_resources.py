@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from align_lab.app import spec_from_config
-from align_lab.study.resources import allowed_cores, default_max_parallel, request, threads_given
+from align_lab.models.hf import HFModel
+from align_lab.study.resources import (
+    ResourcePolicy,
+    allowed_cores,
+    default_max_parallel,
+    memory_per_model,
+    request,
+    threads_given,
+)
 from hydra_plugins.align_lab_launcher.slots import hold_slot
 from tests.conftest import compose
 
@@ -38,6 +48,24 @@ def _request(overrides: list[str]) -> dict:
 def test_a_runs_request_follows_its_models_and_processes(overrides, expected):
     got = _request(overrides)
     assert {k: got[k] for k in expected} == expected
+
+
+def test_a_model_presets_memory_per_model_sizes_the_request_unless_hardware_sets_it(hf_assets):
+    cfg, names = compose(["algo=ppo"])
+    toy = spec_from_config(cfg, names)
+    real = dataclasses.replace(toy, model=HFModel(name_or_path=str(hf_assets.policy), mem_gb_per_model=3.0))
+    assert toy.hardware.resources.mem_gb_per_model is None  # the default: the model's word
+    assert request(toy.hardware.resources, toy)["mem_gb"] == 4  # the toy model says nothing: 4 x 1 GB
+    assert request(real.hardware.resources, real)["mem_gb"] == 12  # 4 models x 3 GB
+    assert request(ResourcePolicy(mem_gb_per_model=1.5), real)["mem_gb"] == 6  # hardware's key wins
+    assert memory_per_model(ResourcePolicy(), SimpleNamespace(mem_gb_per_model=None)) == 1.0
+
+
+def test_a_bad_memory_per_model_is_one_line_naming_the_key(hf_assets):
+    with pytest.raises(ValueError, match=r"mem_gb_per_model=0.0: must be a finite number > 0"):
+        HFModel(name_or_path=str(hf_assets.policy), mem_gb_per_model=0.0)
+    with pytest.raises(Exception, match=r"mem_gb_per_model"):
+        ResourcePolicy(mem_gb_per_model=-1.0)
 
 
 @pytest.mark.parametrize(
