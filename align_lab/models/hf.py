@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from align_lab.checks import canonical_dtype
+from align_lab.models.hf_io import parameter_count
 from align_lab.tasks.data_files import is_local
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -128,6 +129,9 @@ def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
     return rendered[len(bos) :] if adds_bos and rendered.startswith(bos) else rendered
 
 
+# a trained model's fp32 weights, gradients and AdamW moments (16 bytes) plus its activations: SmolLM2-135M
+# gives 2.5 GB, measured 1.8-2.6 GB per model held in docs/real_model_study.md's runs
+BYTES_PER_PARAMETER = 20
 ALGO_DEFAULTS = ("lr", "critic_lr", "kl_coef")  # what a model preset may set for every algorithm
 
 
@@ -187,6 +191,15 @@ class HFModel:
             from align_lab.models.gguf import locate
 
             self._gguf = locate(self.gguf_file)
+
+    def memory_per_model_gb(self) -> float | None:
+        """GB one of its models takes in a run: the preset's `mem_gb_per_model`, else the policy
+        checkpoint's parameters x BYTES_PER_PARAMETER; None where neither is known."""
+        if self.mem_gb_per_model:
+            return self.mem_gb_per_model
+        folder = self._dirs.get("name_or_path")
+        params = parameter_count(folder) if folder else None
+        return round(params * BYTES_PER_PARAMETER / 2**30, 3) if params else None
 
     def path(self, key: str) -> str:
         """The local directory of a checkpoint key (reference, critic, tokenizer fall back to the policy)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
@@ -21,11 +22,30 @@ def _copy_backbone(target, source_dir: Path) -> None:
     getattr(target, target.base_model_prefix).load_state_dict(body.state_dict())
 
 
+def parameter_count(directory: str | Path) -> int | None:
+    """Parameters saved in a checkpoint folder's safetensors files, read from their headers (no weights
+    loaded); None where it holds none (a .bin checkpoint, a GGUF file not yet converted)."""
+    from safetensors import safe_open
+
+    files = sorted(Path(directory).glob("*.safetensors"))
+    if not files:
+        return None
+    count = 0
+    for f in files:
+        with safe_open(str(f), "pt") as weights:
+            count += sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())
+    return count
+
+
 class HFLoading:
     """Mixin for model specs that define `hf_config(tokenizer, num_labels=None)`: models built from a
     config, trained from scratch by the SFT stage on a tokenizer trained on the task's corpus."""
 
     pretrained = False  # no checkpoint: the tokenizer and SFT stages always run
+
+    def memory_per_model_gb(self) -> float | None:
+        """A toy model says nothing: a run asks for hardware.resources' figure, else 1 GB a model."""
+        return None
 
     def view(self, task, tokenizer):
         """The task as the policy sees it: unchanged (its own prompts and token limits)."""

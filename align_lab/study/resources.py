@@ -45,13 +45,13 @@ def models_held(spec) -> int:
 
 
 def memory_per_model(policy: ResourcePolicy, model) -> float:
-    """GB a run asks for per model held: `hardware.resources.mem_gb_per_model` where set, else what the
-    model preset says one of its models takes in a run (`model.mem_gb_per_model`: SmolLM2-135M's
-    trained policy with its gradients, AdamW state and activations is ~2.5 GB, not the toy world's
-    1 GB), else 1 GB."""
+    """GB a run asks for per model held: `hardware.resources.mem_gb_per_model` where set, else the
+    model's own figure (`model.memory_per_model_gb()`: its preset's `mem_gb_per_model`, or a real
+    checkpoint's size: SmolLM2-135M's trained policy with gradients, AdamW state and activations is
+    ~2.5 GB, not the toy world's 1 GB), else 1 GB."""
     if policy.mem_gb_per_model is not None:
         return policy.mem_gb_per_model
-    return getattr(model, "mem_gb_per_model", None) or 1.0
+    return model.memory_per_model_gb() or 1.0
 
 
 def request(policy: ResourcePolicy, spec) -> dict:

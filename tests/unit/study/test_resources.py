@@ -58,7 +58,20 @@ def test_a_model_presets_memory_per_model_sizes_the_request_unless_hardware_sets
     assert request(toy.hardware.resources, toy)["mem_gb"] == 4  # the toy model says nothing: 4 x 1 GB
     assert request(real.hardware.resources, real)["mem_gb"] == 12  # 4 models x 3 GB
     assert request(ResourcePolicy(mem_gb_per_model=1.5), real)["mem_gb"] == 6  # hardware's key wins
-    assert memory_per_model(ResourcePolicy(), SimpleNamespace(mem_gb_per_model=None)) == 1.0
+    assert memory_per_model(ResourcePolicy(), SimpleNamespace(memory_per_model_gb=lambda: None)) == 1.0
+
+
+def test_a_checkpoint_without_a_preset_figure_is_sized_from_its_parameters(hf_assets):
+    from transformers import AutoModelForCausalLM
+
+    from align_lab.models.hf import BYTES_PER_PARAMETER
+    from align_lab.models.hf_io import parameter_count
+
+    params = AutoModelForCausalLM.from_pretrained(str(hf_assets.policy)).num_parameters()
+    assert parameter_count(hf_assets.policy) == params  # from the safetensors headers, tied weights once
+    model = HFModel(name_or_path=str(hf_assets.policy))
+    assert model.memory_per_model_gb() == round(params * BYTES_PER_PARAMETER / 2**30, 3)
+    assert parameter_count(hf_assets.policy.parent) is None  # no safetensors there: 1 GB a model
 
 
 def test_a_bad_memory_per_model_is_one_line_naming_the_key(hf_assets):
