@@ -17,6 +17,9 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -c constraints.txt "torch==2.13.0"
 .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,deepspeed,lora]"
+# rliable (verdicts across tasks) pins arch < 8, and arch 7 does not import under pandas 3: rliable
+# itself without its dependencies, which pyproject.toml lists with arch >= 8
+.venv/bin/python -m pip install -q --no-deps "rliable==1.2.0"
 if [ "$smollm2" = 1 ]; then
   bash scripts/install_smollm2.sh
 fi
