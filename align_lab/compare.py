@@ -54,8 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--wandb",
         action="store_true",
-        help="also log the comparison to W&B (a compare run in the study's group; a report "
-        "when wandb_workspaces is installed); needs a W&B login or WANDB_MODE",
+        help="also log the comparison to W&B: a compare run in the study's group and, online, a W&B "
+        "report and workspace (offline: their JSON, wandb_report.json); needs a W&B login or WANDB_MODE",
     )
     return p.parse_args(argv)
 
@@ -160,16 +160,17 @@ def result_lines(c, by: str) -> list[str]:
     return lines + [f"  note: {note}" for note in c.notes]
 
 
-def wandb_lines(c, figures, out: Path, runs) -> list[str]:
+def wandb_lines(c, figures, out: Path, runs, args) -> list[str]:
     """Logs the comparison to W&B (--wandb) in the runs' most common project and study; what it says."""
-    from align_lab.results.wandb_report import NOT_CONFIGURED, log_comparison, wandb_mode
+    from align_lab.results.wandb_report import NOT_CONFIGURED, log_comparison, online_command, wandb_mode
 
     mode = wandb_mode(os.environ)
     if mode is None:
         return [NOT_CONFIGURED]
     project = _most_common([r.config.get("tracker", {}).get("project") for r in runs], "align_lab")
     group = _most_common([r.config.get("study") for r in runs], "compare")
-    return list(log_comparison(c, figures, out, project, group, mode))
+    choices = {k for r in runs for k in r.choices}  # --by keys that are config groups (an arm)
+    return list(log_comparison(c, figures, out, project, group, mode, choices, online_command(args)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in result_lines(comparison, args.by):
         print(line)
     print(f"report: {paths['report.html']} (and report.md, runs.csv, runs.parquet, figures) in {out}")
-    for line in wandb_lines(comparison, figures, out, runs) if args.wandb else []:
+    for line in wandb_lines(comparison, figures, out, runs, args) if args.wandb else []:
         print(line)
     return 0
 

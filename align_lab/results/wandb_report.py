@@ -1,18 +1,18 @@
-"""--wandb: the comparison as a W&B run (job_type "compare", in the study's group), and a W&B report
-when `wandb_workspaces` is installed and the run is online.
-
-wandb 0.31 ships `wandb.apis.reports` only as a shim over the separate `wandb_workspaces` package
-(`pip install wandb[workspaces]`); without it the compare run (tables + figures) is the comparison.
+"""--wandb: the comparison as a W&B run (job_type "compare", in the study's group) and, online, a W&B
+report and workspace view (wandb_dashboard.py, built with `wandb_workspaces`); offline, their JSON in
+the compare folder and the command that creates them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-from collections.abc import Mapping
+import json
+import shlex
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from align_lab.results.comparison import Comparison
+from align_lab.results.wandb_dashboard import save_dashboard
 from align_lab.tracking.wandb_tracker import has_wandb_credentials
 
 NOT_CONFIGURED = (
@@ -61,7 +61,8 @@ def _tables(comparison: Comparison) -> dict:
     import wandb
 
     runs = comparison.runs.drop(columns=["problems"]).fillna({"error": ""})
-    return {
+    claims = {} if comparison.claims is None else {"compare/claims": wandb.Table(dataframe=comparison.claims)}
+    return claims | {
         "compare/groups": wandb.Table(dataframe=comparison.group_table),
         "compare/paired": wandb.Table(dataframe=comparison.paired),
         "compare/compute_matched": wandb.Table(dataframe=comparison.matched),
@@ -77,8 +78,11 @@ def log_comparison(
     project: str,
     group: str,
     mode: str,
+    choices: Collection[str] = (),
+    command: str = "python -m align_lab.compare <folder> --wandb",
 ) -> list[str]:
-    """Creates (or updates) the compare run in out/wandb; returns the lines to print."""
+    """Creates (or updates) the compare run in out/wandb, and online the W&B dashboard (offline: its
+    JSON in out); returns the lines to print."""
     import wandb
 
     from align_lab.tracking.wandb_reader import wait_until_complete
@@ -114,59 +118,41 @@ def log_comparison(
     run.finish()
     if mode != "online":
         wait_until_complete(sync_file)
+        path = write_dashboard_json(comparison, project, group, choices, out)
         return [
-            f"align_lab.compare: W&B {mode}: compare run written to {sync_file.parent} "
-            "(wandb sync uploads it)"
+            f"align_lab.compare: W&B {mode}: compare run in {sync_file.parent} (wandb sync uploads it)",
+            f"align_lab.compare: W&B report and workspace not created offline; what they would hold: {path}",
+            f"align_lab.compare: to create them, log in (wandb login, or WANDB_API_KEY) and run: {command}",
         ]
+    from align_lab.results.wandb_dashboard import build_report, build_workspace
+
+    dashboard = (
+        build_report(comparison, project, group, entity, choices),
+        build_workspace(comparison, project, group, entity, choices),
+    )
     lines = [f"align_lab.compare: W&B run of the comparison: {url}"]
-    if importlib.util.find_spec("wandb_workspaces") is None:
-        lines.append(
-            "align_lab.compare: no W&B report: wandb_workspaces is not installed "
-            "(pip install wandb[workspaces])"
-        )
-    else:
-        lines.append(create_report(comparison, project, group, entity))
+    try:  # a failure to create the dashboard must not lose the compare run
+        lines += [f"align_lab.compare: W&B dashboard: {u}" for u in save_dashboard(*dashboard)]
+    except Exception as e:
+        lines.append(f"align_lab.compare: W&B dashboard not created ({type(e).__name__}: {e})")
     return lines
 
 
-def create_report(comparison: Comparison, project: str, group: str, entity: str) -> str:
-    """A W&B report over the study's runs (not exercised by the tests: it needs the network)."""
-    try:
-        import wandb_workspaces.reports.v2 as wr
+def online_command(args) -> str:
+    """The command that builds this comparison's dashboard in W&B (from compare's parsed arguments)."""
+    options = {"--by": args.by, "--metric": args.metric, "--budget": args.budget}
+    options |= {"--baseline": args.baseline, "--out": args.out and str(args.out)}
+    parts = [*map(str, args.folders), *(x for k, v in options.items() if v for x in (k, v))]
+    parts += [x for claim in args.claim for x in ("--claim", claim)]
+    return shlex.join(["python", "-m", "align_lab.compare", *parts, "--wandb"])
 
-        runset = wr.Runset(entity=entity, project=project, name=group, filters=f"Config('study') = '{group}'")
-        compare_runs = wr.Runset(
-            entity=entity,
-            project=project,
-            name="compare",
-            filters=f"Config('metric') = '{comparison.metric}'",
-        )
-        report = wr.Report(
-            entity=entity,
-            project=project,
-            title=f"align_lab: {group} by {', '.join(comparison.by)}",
-            description=f"{comparison.metric}, baseline {comparison.baseline} (python -m align_lab.compare)",
-            blocks=[
-                wr.PanelGrid(
-                    runsets=[runset],
-                    panels=[
-                        wr.LinePlot(x="Step", y=[comparison.metric]),
-                        wr.ScatterPlot(x="eval/kl", y="eval/gold_reward"),
-                    ],
-                ),
-                wr.PanelGrid(
-                    runsets=[compare_runs],
-                    panels=[
-                        wr.WeavePanelSummaryTable(table_name="compare/paired"),
-                        wr.WeavePanelSummaryTable(table_name="compare/groups"),
-                    ],
-                ),
-            ],
-        )
-        report.save()
-        return f"align_lab.compare: W&B report: {report.url}"
-    except Exception as e:  # a preview API: a failure must not lose the compare run
-        return (
-            f"align_lab.compare: W&B report not created ({type(e).__name__}: {e}); "
-            "the compare run holds the tables"
-        )
+
+def write_dashboard_json(comparison: Comparison, project: str, group: str, choices, out: Path) -> Path:
+    """out/wandb_report.json: the report and workspace --wandb creates when online (built offline)."""
+    from align_lab.results.wandb_dashboard import build_report, build_workspace, dashboard_json
+
+    report = build_report(comparison, project, group, "", choices)
+    workspace = build_workspace(comparison, project, group, "", choices)
+    path = out / "wandb_report.json"
+    path.write_text(json.dumps(dashboard_json(report, workspace), indent=1) + "\n", encoding="utf-8")
+    return path

@@ -109,7 +109,7 @@ class TrackerConfig:
             group=self.group,
             job_type=job_type,
             tags=tags,
-            config=config,
+            config={**config, "choices": dict(names)},  # the config files chosen: a W&B report groups by them
             start_step=start_step,
             mode=self.mode,
         )
