@@ -367,6 +367,7 @@ def test_wandb_offline_compare_run_holds_the_tables(tmp_path: Path) -> None:
         "HOME": str(tmp_path),
         "WANDB_API_KEY": "",
         "NETRC": str(tmp_path / "none"),
+        "WANDB_BASE_URL": "http://127.0.0.1:9",
     }
     result = compare(str(tmp_path / "multirun"), "--out", str(out), "--wandb", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -389,6 +390,16 @@ def test_wandb_offline_compare_run_holds_the_tables(tmp_path: Path) -> None:
     rows = {r[table["columns"].index("group")]: r for r in table["data"]}
     assert rows["rloo"][table["columns"].index("eval/gold_reward:mean")] == pytest.approx(0.57)
     assert any(k.startswith("figures/") for k in summary)
+    # offline, the W&B report and workspace are built (no network: W&B's server is an unused port) and
+    # saved as JSON, with the command that creates them once logged in
+    dashboard = json.loads((out / "wandb_report.json").read_text())
+    blocks = dashboard["report_spec"]["spec"]["blocks"]
+    assert any(all(c in b.get("content", "") for c in CLAIMS) for b in blocks)
+    (line,) = [x for x in result.stdout.splitlines() if "to create them" in x]
+    assert line.endswith(
+        f"python -m align_lab.compare {tmp_path / 'multirun'} --by algo "
+        f"--metric eval/gold_reward --budget generated_tokens --out {out} --wandb"
+    )
 
 
 def test_wandb_without_login_prints_one_line_and_writes_nothing(tmp_path: Path) -> None:

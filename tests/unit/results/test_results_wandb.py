@@ -1,10 +1,20 @@
-"""--wandb's choice of mode: W&B is used only when configured; never online without a login."""
+"""--wandb: its choice of mode (W&B only when configured, never online without a login), and the W&B
+dashboard built with wandb_workspaces and serialised with no network."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shlex
+import socket
 from pathlib import Path
 
+import pytest
+
 from align_lab.results.wandb_report import wandb_mode
+from tests.integration.test_compare import CLAIMS, STUDY
+
+EXTRA_CLAIM = "rloo > reinforce_pp on eval/kl"  # a claim given at compare time, with a third metric
 
 
 def test_wandb_mode_needs_a_login_or_an_explicit_offline_mode(tmp_path: Path) -> None:
@@ -16,3 +26,118 @@ def test_wandb_mode_needs_a_login_or_an_explicit_offline_mode(tmp_path: Path) ->
     assert wandb_mode({**home, "WANDB_API_KEY": "k", "WANDB_MODE": "disabled"}) is None
     (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password secret\n")
     assert wandb_mode(home) == "online"
+
+
+# --- the dashboard (wandb_workspaces Report + Workspace), built and serialised offline ---------------
+
+
+def _walk(node):
+    """Every dict inside a JSON value."""
+    if isinstance(node, dict):
+        yield node
+        node = list(node.values())
+    if isinstance(node, list):
+        for child in node:
+            yield from _walk(child)
+
+
+@pytest.fixture(scope="module")
+def comparison_args(tmp_path_factory):
+    """The toy study of tests/integration/test_compare.py (3 algorithms x 3 seeds, its two saved claims)."""
+    from align_lab.compare import compare, parse_args
+    from tests.integration.test_compare import make_sweep
+
+    tmp = tmp_path_factory.mktemp("wandb_dashboard")
+    make_sweep(tmp)
+    args = parse_args([str(tmp / "multirun"), "--baseline", "ppo", "--claim", EXTRA_CLAIM])
+    comparison, _, _ = compare(args)
+    return comparison, args
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails the test; W&B offline, its server an unused port."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network used: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+
+
+def test_the_dashboard_is_built_and_serialised_offline(comparison_args, no_network) -> None:
+    from align_lab.results.wandb_dashboard import build_report, build_workspace, dashboard_json
+
+    c, _ = comparison_args
+    report = build_report(c, "align_lab", STUDY, "", {"algo", "task"})
+    saved = dashboard_json(report, build_workspace(c, "align_lab", STUDY, "", {"algo", "task"}))
+    saved = json.loads(json.dumps(saved))  # what wandb_report.json holds
+    grids = [b["metadata"] for b in saved["report_spec"]["spec"]["blocks"] if b["type"] == "panel-grid"]
+    study = {"key": {"section": "run", "name": "group"}, "op": "=", "value": STUDY, "disabled": False}
+    compare_run = {"key": {"section": "run", "name": "jobType"}, "op": "=", "value": "compare"}
+    for grid in grids:
+        (runset,) = grid["runSets"]
+        assert runset["filters"]["filters"][0] == study
+        is_compare = compare_run.items() <= runset["filters"]["filters"][1].items()
+        # the arms: grouped by the algorithm, which is each run's W&B job type
+        assert runset["grouping"] == ([] if is_compare else [{"section": "run", "name": "jobType"}])
+    runsets = [rs for b in saved["report"]["blocks"] for rs in b.get("runsets", [])]
+    assert {rs["project"] for rs in runsets} == {"align_lab"} and len(runsets) == len(grids) == 5
+    # one line plot and one bar chart per claim metric (the two saved claims' and the --claim's)
+    panels = [p for g in grids for p in g["panelBankSectionConfig"]["panels"]]
+    claimed = ["eval/gold_reward", "time/total_s", "eval/kl"]
+    for view in ("Run History Line Plot", "Bar Chart"):
+        assert [p["config"]["metrics"] for p in panels if p["viewType"] == view] == [[m] for m in claimed]
+    # the claim table: as in test_compare, 3 paired seeds give p >= 2/2^3 = 0.25 (each Holm p >= 0.5 over
+    # 3 claims; the extra claim: final KL rloo 0.5 vs reinforce_pp 0.8 at every seed) -> all inconclusive
+    blocks = saved["report_spec"]["spec"]["blocks"]
+    (table,) = [b["content"] for b in blocks if "| claim |" in b.get("content", "")]
+    rows = table.splitlines()[2:]
+    assert [r.split(" | ")[0].strip("| ") for r in rows] == [*CLAIMS, EXTRA_CLAIM]
+    assert all(" | **inconclusive** | " in r for r in rows)
+    # the samples panel reads each run's `eval/samples` table; the compare run's panels its tables
+    keys = [d["val"] for d in _walk(saved["report_spec"]) if d.get("nodeType") == "const" and "val" in d]
+    assert keys == ["eval/samples", "compare/claims", "compare/groups", "compare/paired"]
+    # the workspace: the same runs, a section per claim metric, the samples
+    section = saved["workspace_spec"]["spec"]["section"]
+    assert [s["name"] for s in section["panelBankConfig"]["sections"]] == ["claims", *claimed, "samples"]
+    assert section["runSets"][0]["filters"]["filters"][0] == study
+
+
+def test_the_arms_group_where_the_runs_w_and_b_record_holds_them(comparison_args, no_network) -> None:
+    from align_lab.results.wandb_dashboard import build_report, dashboard_json, wandb_groupby
+
+    assert wandb_groupby("algo", {"algo"}) == "JobType"
+    assert wandb_groupby("arm", {"algo", "arm"}) == "config.choices.arm"  # tracker logs `choices`
+    assert wandb_groupby("algo.kl_coef", {"algo"}) == "config.algo.kl_coef"
+    c = dataclasses.replace(comparison_args[0], by=["arm"])
+    spec = dashboard_json(build_report(c, "p", STUDY, "", {"arm"}), build_workspace_for(c))["report_spec"]
+    grids = [b["metadata"]["runSets"][0] for b in spec["spec"]["blocks"] if b["type"] == "panel-grid"]
+    # W&B stores a nested config key `choices: {arm: ...}` as choices.value.arm
+    assert grids[0]["grouping"] == [{"section": "config", "name": "choices.value.arm"}]
+
+
+def build_workspace_for(c):
+    from align_lab.results.wandb_dashboard import build_workspace
+
+    return build_workspace(c, "p", STUDY, "", {"arm"})
+
+
+def test_dashboard_json_refuses_a_report_with_an_entity(comparison_args, no_network) -> None:
+    from align_lab.results.wandb_dashboard import build_report, build_workspace, dashboard_json
+
+    c, _ = comparison_args
+    with pytest.raises(ValueError, match="entity='me'"):  # its runsets would look their project up in W&B
+        dashboard_json(build_report(c, "p", STUDY, "me"), build_workspace(c, "p", STUDY))
+
+
+def test_the_online_command_repeats_the_comparison(comparison_args) -> None:
+    from align_lab.results.wandb_report import online_command
+
+    _, args = comparison_args
+    words = shlex.split(online_command(args))
+    assert words[:4] == ["python", "-m", "align_lab.compare", str(args.folders[0])]
+    assert words[words.index("--claim") + 1] == EXTRA_CLAIM
+    assert words[words.index("--baseline") + 1] == "ppo" and words[-1] == "--wandb"
