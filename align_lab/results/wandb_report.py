@@ -95,13 +95,7 @@ def log_comparison(
         name=f"compare {group} by {','.join(comparison.by)}",
         id=run_id(project, group, comparison),
         resume="allow",
-        config={
-            "by": comparison.by,
-            "metric": comparison.metric,
-            "budget": comparison.budget,
-            "baseline": comparison.baseline,
-            "groups": comparison.groups,
-        },
+        config={k: getattr(comparison, k) for k in ("by", "metric", "budget", "baseline", "groups")},
         mode=mode,
         reinit="create_new",
         settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
@@ -124,18 +118,20 @@ def log_comparison(
             f"align_lab.compare: W&B report and workspace not created offline; what they would hold: {path}",
             f"align_lab.compare: to create them, log in (wandb login, or WANDB_API_KEY) and run: {command}",
         ]
+    lines = [f"align_lab.compare: W&B run of the comparison: {url}"]
+    return lines + create_dashboard(comparison, project, group, entity, choices)
+
+
+def create_dashboard(comparison: Comparison, project: str, group: str, entity: str, choices) -> list[str]:
+    """Builds and saves the report and workspace in W&B (network); the lines to print."""
     from align_lab.results.wandb_dashboard import build_report, build_workspace
 
-    dashboard = (
-        build_report(comparison, project, group, entity, choices),
-        build_workspace(comparison, project, group, entity, choices),
-    )
-    lines = [f"align_lab.compare: W&B run of the comparison: {url}"]
     try:  # a failure to create the dashboard must not lose the compare run
-        lines += [f"align_lab.compare: W&B dashboard: {u}" for u in save_dashboard(*dashboard)]
+        report = build_report(comparison, project, group, entity, choices)
+        workspace = build_workspace(comparison, project, group, entity, choices)
+        return [f"align_lab.compare: W&B dashboard: {u}" for u in save_dashboard(report, workspace)]
     except Exception as e:
-        lines.append(f"align_lab.compare: W&B dashboard not created ({type(e).__name__}: {e})")
-    return lines
+        return [f"align_lab.compare: W&B dashboard not created ({type(e).__name__}: {e})"]
 
 
 def online_command(args) -> str:

@@ -141,3 +141,11 @@ def test_the_online_command_repeats_the_comparison(comparison_args) -> None:
     assert words[:4] == ["python", "-m", "align_lab.compare", str(args.folders[0])]
     assert words[words.index("--claim") + 1] == EXTRA_CLAIM
     assert words[words.index("--baseline") + 1] == "ppo" and words[-1] == "--wandb"
+
+
+def test_a_dashboard_that_cannot_be_saved_is_one_line(comparison_args, no_network, monkeypatch) -> None:
+    from align_lab.results.wandb_report import create_dashboard
+
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # "logged in": save() goes as far as the network
+    (line,) = create_dashboard(comparison_args[0], "align_lab", STUDY, "me", {"algo"})
+    assert line.startswith("align_lab.compare: W&B dashboard not created (")
