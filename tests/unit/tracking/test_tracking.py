@@ -280,3 +280,17 @@ def test_make_tracker_wandb_fans_out_to_jsonl_and_wandb(tmp_path: Path, offline_
     ]
     (path,) = find_wandb_files(tmp_path)
     assert [(h["_step"], h["train/kl"]) for h in wandb_history(path)] == [(1, 0.5)]
+
+
+def test_a_runs_w_and_b_config_carries_its_config_choices(tmp_path: Path, offline_wandb: None) -> None:
+    from align_lab.tracking import TrackerConfig
+
+    names = {"algo": "rloo", "arm": "stale2", "task": "toy_prefs", "model": "tiny", "reward": "rm"}
+    tracker = TrackerConfig(kind="wandb", project="p", mode="offline", group="s").make(
+        tmp_path, names, CONFIG, 0
+    )
+    tracker.close()
+    (path,) = find_wandb_files(tmp_path)
+    # the compare dashboard groups an arm's runs by choices.arm (algo also by the job type)
+    assert wandb_config(path) == {**CONFIG, "choices": names}
+    assert wandb_run_info(path)["job_type"] == "rloo"
