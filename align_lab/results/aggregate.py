@@ -24,6 +24,7 @@ from align_lab.results.extract import (
     run_row,
 )
 from align_lab.results.notes import comparison_notes
+from align_lab.results.power import power_table
 from align_lab.results.runs import COMPLETED, Run, group_label, lookup
 from align_lab.results.tables import group_table, has_sft, paired_table, sft_row
 
@@ -181,6 +182,7 @@ def aggregate(
         curves=curves,
         trajectories=trajectories,
         claims=claim_table(claims, table) if claims else None,
+        power=power_table(claims, table) if claims else None,
         headline=headline(paired, metric, base),
     )
     comparison.notes = comparison_notes(comparison, runs, baseline, list(problems or []))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from align_lab.results.comparison import Comparison
 from align_lab.results.extract import FINAL_METRICS
 from align_lab.results.plots import write_figures
+from align_lab.results.power import power_blocks
 from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, Table, to_html, to_markdown
 from align_lab.results.stats import fmt, fmt_ci, fmt_p
 
@@ -142,6 +143,7 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         Paragraph(c.headline),
     ]
     blocks += claims_blocks(c.claims) if c.claims is not None else []
+    blocks += power_blocks(c.power) if c.power else []
     if c.notes:
         blocks += [Heading("Notes"), Bullets(c.notes)]
     blocks += [
