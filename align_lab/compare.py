@@ -130,6 +130,7 @@ def compare(args: argparse.Namespace):
 def result_lines(c, by: str) -> list[str]:
     """What the command prints of a comparison: runs and groups, each group's mean and CI with its paired
     difference from the baseline, the claims' verdicts, and the notes."""
+    from align_lab.results.across_tasks import across_lines
     from align_lab.results.aggregate import SFT
     from align_lab.results.power import power_lines
     from align_lab.results.stats import fmt, fmt_ci
@@ -159,6 +160,7 @@ def result_lines(c, by: str) -> list[str]:
                 f"{r.n_pairs} seeds, Holm p {fmt(r.p_holm)}{why}"
             )
         lines += power_lines(c.claims, c.power or [])
+    lines += across_lines(c.across_tasks)
     return lines + [f"  note: {note}" for note in c.notes]
 
 

@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING
 
 from align_lab.results import stats
+from align_lab.results.across_tasks import across_tasks
 from align_lab.results.claims import Claim, check_claims, claim_table
 from align_lab.results.comparison import SFT, Comparison, Curve
 from align_lab.results.extract import (
@@ -183,6 +184,7 @@ def aggregate(
         trajectories=trajectories,
         claims=claim_table(claims, table) if claims else None,
         power=power_table(claims, table) if claims else None,
+        across_tasks=across_tasks(runs, by),
         headline=headline(paired, metric, base),
     )
     comparison.notes = comparison_notes(comparison, runs, baseline, list(problems or []))
