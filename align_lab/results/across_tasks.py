@@ -188,8 +188,6 @@ def score_matrices(runs: list[Run], arms_of: dict, norms: dict[str, Normalisatio
 def across_tasks(runs: list[Run], by: list[str], reps: int = REPS, seed: int = SEED) -> AcrossTasks | None:
     """IQM, probability of improvement and performance profiles of each arm (the runs' group by `by`
     without `task`) across the tasks its completed runs span; None for runs of one task."""
-    from rliable import metrics
-
     done = [r for r in runs if is_completed(r)]
     tasks = sorted({task_of(r) for r in done})
     keys = [k for k in by if k != "task"]
@@ -212,6 +210,8 @@ def across_tasks(runs: list[Run], by: list[str], reps: int = REPS, seed: int = S
     if len(result.normalised) < 2:
         result.notes.append("across tasks: fewer than 2 normalised tasks, no aggregate")
         return result
+    from rliable import metrics  # seaborn, absl, arch: 5 s, only where there is an aggregate to compute
+
     arms_of = {id(r): group_label(r, keys) for r in done}
     result.scores, notes = score_matrices(done, arms_of, result.normalised)
     result.notes += notes
@@ -287,13 +287,11 @@ def across_figure(a: AcrossTasks | None, out: Path) -> list[tuple[str, Path]]:
     from rliable import plot_utils
 
     fig = Figure(figsize=(7, 4), layout="constrained")  # the Agg canvas, no pyplot state (as plots.py)
+    ax = fig.subplots()
     plot_utils.plot_performance_profiles(
-        a.profiles,
-        a.tau,
-        performance_profile_cis=a.profile_cis,
-        ax=fig.subplots(),
-        xlabel=r"normalised score $\tau$",
+        a.profiles, a.tau, performance_profile_cis=a.profile_cis, ax=ax, xlabel=r"normalised score $\tau$"
     )
+    ax.legend(title="arm", loc="upper right")  # rliable labels each line with its arm, draws no legend
     path = out / FIGURE
     fig.savefig(path, dpi=100)
     return [
