@@ -127,3 +127,18 @@ def test_the_vectorised_metrics_equal_rliables():
         np.testing.assert_allclose(score_distribution(x, tau), library.score_distributions(x, tau))
     same = rng.random((4, 2))
     assert improvement_probability(same, same)[0] == metrics.probability_of_improvement(same, same) == 0.5
+
+
+def test_the_saved_across_tasks_sweep_normalises_every_task_it_runs():
+    import yaml
+
+    from align_lab.results.across_tasks import normalisation
+
+    sweep = yaml.safe_load((Path(__file__).parents[3] / "sweeps" / "across_tasks.yaml").read_text())
+    tasks = sweep["hydra"]["sweeper"]["params"]["task"].split(",")
+    assert sorted(sweep["normalise"]) == sorted(tasks)
+    for task, spec in sweep["normalise"].items():
+        # `sft` read from a run of the task whose SFT scored 0.25: low 0.25, high 1
+        done = Run(Path("r"), "completed", summary={f"{spec['metric']}_sft": 0.25})
+        n = normalisation(task, spec, [done])
+        assert (n.low, n.high) == (0.25, 1.0)
