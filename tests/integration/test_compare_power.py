@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.integration.test_compare import CLAIMS, GOLD, compare, make_sweep, md_table
 
 # 2 prompts x 2 samples, zero-mean patterns around each run's final gold reward; the paired d of a seed
@@ -29,6 +31,7 @@ def add_samples(sweep: Path) -> None:
             (folder / "eval_samples.jsonl").write_text(text, encoding="utf-8")
 
 
+@pytest.mark.fast
 def test_compare_prints_the_power_of_each_inconclusive_claim(tmp_path: Path) -> None:
     sweep = make_sweep(tmp_path)
     add_samples(sweep)
