@@ -125,6 +125,10 @@ def declared(runs: list[Run]) -> dict[str, dict]:
 def _bound(task: str, spec: dict, key: str, sft: float) -> float:
     value = spec.get(key)
     if value == SFT_SCORE:
+        if not math.isfinite(sft):
+            raise ValueError(
+                f"normalise.{task}.{key}: sft, but no run of {task} reports {spec['metric']}_sft"
+            )
         return sft
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)

@@ -101,6 +101,12 @@ def test_a_malformed_normalisation_is_a_note_naming_key_and_value():
         "across tasks: task toy_prefs left out: normalise.toy_prefs.low: 'zero'; allowed: a number or sft"
         in a.notes
     )
+    no_sft = {**NORMALISE, "toy_prefs": {"metric": "eval/gold_reward", "low": "sft", "high": 2}}
+    a = across_tasks(study(normalise=no_sft), ["algo"], reps=200)  # toy_prefs runs log no SFT value
+    assert (
+        "across tasks: task toy_prefs left out: normalise.toy_prefs.low: sft, but no run of toy_prefs "
+        "reports eval/gold_reward_sft"
+    ) in a.notes
 
 
 def test_an_arm_missing_a_seed_on_one_task_keeps_its_common_seeds():
