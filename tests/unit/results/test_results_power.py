@@ -162,3 +162,11 @@ def test_power_table_uses_the_bonferroni_level(tmp_path):
     claims = [parse_claim(t) for t in ("a > b on eval/gold_reward", "a > b on time/total_s")]
     _, t = power.power_table(claims, runs)
     assert t.seeds == 7  # SD 0: the floor at 0.05 / 2 (see test_sign_flip_floor)
+
+
+@pytest.mark.parametrize("d", [0.4, 0.8, 1.5])
+@pytest.mark.parametrize("claims", [1, 3, 6])
+def test_seeds_needed_agree_with_the_noncentral_t_from_scipy(d, claims):
+    alpha = 0.05 / claims
+    expected = max(smallest_n(d, alpha), power.sign_flip_floor(alpha))
+    assert power.seeds_needed(d, 1.0, alpha) == expected
