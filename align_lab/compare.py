@@ -130,7 +130,9 @@ def compare(args: argparse.Namespace):
 def result_lines(c, by: str) -> list[str]:
     """What the command prints of a comparison: runs and groups, each group's mean and CI with its paired
     difference from the baseline, the claims' verdicts, and the notes."""
+    from align_lab.results.across_tasks import across_lines
     from align_lab.results.aggregate import SFT
+    from align_lab.results.power import power_lines
     from align_lab.results.stats import fmt, fmt_ci
 
     statuses = Counter(c.runs["status"])
@@ -157,6 +159,8 @@ def result_lines(c, by: str) -> list[str]:
                 f"  {r.verdict.upper():<12} {r.claim}: a - b = {fmt_ci(r.diff, r.diff_lo, r.diff_hi)}, "
                 f"{r.n_pairs} seeds, Holm p {fmt(r.p_holm)}{why}"
             )
+        lines += power_lines(c.claims, c.power or [])
+    lines += across_lines(c.across_tasks)
     return lines + [f"  note: {note}" for note in c.notes]
 
 

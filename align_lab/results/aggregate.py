@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING
 
 from align_lab.results import stats
+from align_lab.results.across_tasks import across_tasks
 from align_lab.results.claims import Claim, check_claims, claim_table
 from align_lab.results.comparison import SFT, Comparison, Curve
 from align_lab.results.extract import (
@@ -24,6 +25,7 @@ from align_lab.results.extract import (
     run_row,
 )
 from align_lab.results.notes import comparison_notes
+from align_lab.results.power import power_table
 from align_lab.results.runs import COMPLETED, Run, group_label, lookup
 from align_lab.results.tables import group_table, has_sft, paired_table, sft_row
 
@@ -181,6 +183,8 @@ def aggregate(
         curves=curves,
         trajectories=trajectories,
         claims=claim_table(claims, table) if claims else None,
+        power=power_table(claims, table) if claims else None,
+        across_tasks=across_tasks(runs, by),
         headline=headline(paired, metric, base),
     )
     comparison.notes = comparison_notes(comparison, runs, baseline, list(problems or []))

@@ -34,6 +34,8 @@ class Comparison:
     trajectories: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]  # (step, proxy, gold)
     notes: list[str] = field(default_factory=list)
     claims: pd.DataFrame | None = None  # one row per claim (claims.claim_table); None: no claims
+    power: list | None = None  # one power.ClaimPower per claim; None: no claims
+    across_tasks: object = None  # across_tasks.AcrossTasks when the runs span tasks; None: one task
     headline: str = ""  # one sentence: what differs from the baseline beyond seed noise
 
     @property

@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from align_lab.results.across_tasks import across_blocks, across_figure
 from align_lab.results.comparison import Comparison
 from align_lab.results.extract import FINAL_METRICS
 from align_lab.results.plots import write_figures
+from align_lab.results.power import power_blocks
 from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, Table, to_html, to_markdown
 from align_lab.results.stats import fmt, fmt_ci, fmt_p
 
@@ -142,6 +144,8 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         Paragraph(c.headline),
     ]
     blocks += claims_blocks(c.claims) if c.claims is not None else []
+    blocks += power_blocks(c.power) if c.power else []
+    blocks += across_blocks(c.across_tasks)
     if c.notes:
         blocks += [Heading("Notes"), Bullets(c.notes)]
     blocks += [
@@ -195,7 +199,7 @@ def write_report(
     Returns ({file name: path}, [(caption, figure path)]).
     """
     out.mkdir(parents=True, exist_ok=True)
-    figures = write_figures(comparison, out)
+    figures = write_figures(comparison, out) + across_figure(comparison.across_tasks, out)
     blocks = document(comparison, roots, figures)
     paths = {
         "report.md": out / "report.md",

@@ -315,7 +315,8 @@ def test_report_html_is_self_contained_and_embeds_every_png(report: Path) -> Non
     assert sorted(name for _, name in embedded) == sorted(p.name for p in report.glob("*.png"))
     for data, name in embedded:
         assert base64.b64decode(data) == (report / name).read_bytes(), name
-    assert page.count("<table>") == 6  # claims, per group, paired, compute-matched, its paired test, runs
+    # claims, their power, per group, paired, compute-matched, its paired test, runs
+    assert page.count("<table>") == 7
 
 
 def png_size(path: Path) -> tuple[int, int]:

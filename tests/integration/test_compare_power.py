@@ -1,0 +1,65 @@
+"""python -m align_lab.compare prints a power line per inconclusive claim and writes the power table,
+on test_compare.py's synthetic study with per-sample records written into its runs by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_compare import CLAIMS, GOLD, compare, make_sweep, md_table
+
+# 2 prompts x 2 samples, zero-mean patterns around each run's final gold reward; the paired d of a seed
+# then has within-prompt deviations 0.1 * ((1, 0) - (0, 0)) and 0.1 * ((0.5, 0.5) - (0, 1)):
+# s^2 = 0.005 for both prompts, eval variance (0.005/2 + 0.005/2) / 2^2 = 0.00125 at every seed
+PATTERN = {
+    "reinforce_pp": {(0, 0): 0.05, (0, 1): -0.05, (1, 0): 0.0, (1, 1): 0.0},
+    "ppo": {(0, 0): -0.025, (0, 1): -0.025, (1, 0): -0.025, (1, 1): 0.075},
+}
+
+
+def add_samples(sweep: Path) -> None:
+    for algo, pattern in PATTERN.items():
+        for seed, (_, final) in GOLD[algo].items():
+            (folder,) = sweep.glob(f"*_{algo}_seed{seed}")
+            lines = [
+                {"step": 4, "prompt_id": p, "sample": s, "gold_reward": final + e}
+                for (p, s), e in pattern.items()
+            ]
+            text = "".join(json.dumps(r) + "\n" for r in lines)
+            (folder / "eval_samples.jsonl").write_text(text, encoding="utf-8")
+
+
+@pytest.mark.fast
+def test_compare_prints_the_power_of_each_inconclusive_claim(tmp_path: Path) -> None:
+    sweep = make_sweep(tmp_path)
+    add_samples(sweep)
+    out = tmp_path / "out"
+    result = compare(str(tmp_path / "multirun"), "--out", str(out), "--baseline", "ppo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("  power: ")]
+    # reinforce_pp - ppo: D = 0.15, 0.10, 0.20: mean 0.15, var 0.0025, SD 0.05; eval 0.00125 (SD 0.0354),
+    # seeds 0.0025 - 0.00125 (SD 0.0354). d = 3 at alpha 0.05 / 2 claims: the t test needs ~3.6
+    # ((2.241 + 0.842) / 3)^2 + 2.241^2 / 2), the sign-flip floor 7 (2/2^6 = 0.031, 2/2^7 = 0.0156 < 0.025).
+    # rloo - ppo wall time: -40, -40, -55: mean -45, var (25 + 25 + 100) / 2 = 75, SD 8.66, no eval part
+    assert lines == [
+        f"  power: {CLAIMS[0]}: effect +0.15, SD 0.05 (eval 0.0354, seeds 0.0354): ~7 seeds for 80% power "
+        "(7 with 2x eval samples, 7 with 4x eval samples)",
+        f"  power: {CLAIMS[1]}: effect -45, SD 8.66 (eval 0, seeds 8.66): ~7 seeds for 80% power; "
+        "not an evaluation metric: all between-seed variance",
+    ]
+    rows = {r["claim"]: r for r in md_table((out / "report.md").read_text(), "Power: seeds needed per claim")}
+    assert list(rows) == CLAIMS
+    assert (rows[CLAIMS[0]]["eval SD"], rows[CLAIMS[0]]["seeds for 80% power"]) == ("0.0354", "7")
+    assert "Power: seeds needed per claim" in (out / "report.html").read_text()
+
+
+def test_without_records_the_split_is_unknown(tmp_path: Path) -> None:
+    make_sweep(tmp_path)
+    result = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "out"), "--baseline", "ppo")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f"  power: {CLAIMS[0]}: effect +0.15, SD 0.05 (eval ?, seeds ?): ~7 seeds for 80% power; "
+        "eval split unknown (no eval_samples.jsonl)"
+    ) in result.stdout

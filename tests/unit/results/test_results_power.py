@@ -1,0 +1,172 @@
+"""results/power.py: the variance split on hand-built per-sample records, the sign-flip floor and the
+t test's seeds against the normal approximation, each expected value worked out in the comments."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy.stats import nct, norm
+from scipy.stats import t as t_dist
+
+from align_lab.results import power
+from align_lab.results.claims import parse_claim
+
+# 2 prompts x 2 samples; d = a - b: prompt 0 (1, 0), prompt 1 (0.5, -0.5)
+A = {(0, 0): 1.0, (0, 1): 0.0, (1, 0): 0.5, (1, 1): 0.5}
+B = {(0, 0): 0.0, (0, 1): 0.0, (1, 0): 0.0, (1, 1): 1.0}
+
+
+def test_eval_variance_of_two_prompts_by_two_samples():
+    # s_0^2 = var(1, 0) = 0.5, s_1^2 = var(0.5, -0.5) = 0.5 (ddof 1);
+    # (1/P^2) sum s_i^2 / n_i = (0.5/2 + 0.5/2) / 4 = 0.125
+    assert power.eval_variance(A, B) == pytest.approx(0.125)
+
+
+def test_eval_variance_with_one_sample_per_prompt_treats_samples_as_independent():
+    a = {(i, 0): x for i, x in enumerate([1.0, 0.0, 0.5, 0.5])}
+    b = {(i, 0): x for i, x in enumerate([0.0, 0.0, 0.0, 1.0])}
+    # d = (1, 0, 0.5, -0.5): mean 0.25, squared deviations .5625 + .0625 + .0625 + .5625 = 1.25,
+    # var = 1.25 / 3, over N = 4: 0.1041666
+    assert power.eval_variance(a, b) == pytest.approx(1.25 / 3 / 4)
+
+
+def test_eval_variance_pairs_only_shared_keys():
+    # b lacks (1, 1): prompt 1 keeps one sample -> the fallback over d = (1, 0, 0.5): var 0.25 / 3
+    b = {k: v for k, v in B.items() if k != (1, 1)}
+    assert power.eval_variance(A, b) == pytest.approx(0.25 / 3)
+
+
+@pytest.mark.parametrize(("alpha", "n"), [(0.05, 6), (0.05 / 6, 8), (0.05 / 2, 7)])
+def test_sign_flip_floor(alpha, n):
+    # 2/2^5 = 0.0625, 2/2^6 = 0.03125 < 0.05 -> 6; 0.05/6 = 0.00833: 2/2^7 = 0.0156, 2/2^8 = 0.0078 -> 8;
+    # 0.025: 2/2^6 = 0.03125, 2/2^7 = 0.0156 -> 7
+    assert power.sign_flip_floor(alpha) == n
+
+
+@pytest.mark.parametrize("d", [0.3, 0.5, 1.0])
+@pytest.mark.parametrize("alpha", [0.05, 0.05 / 6])
+def test_t_test_seeds_match_the_normal_approximation(d, alpha):
+    # n ~ ((z_{1-alpha/2} + z_{0.8}) / d)^2 + z_{1-alpha/2}^2 / 2 (Guenther's small-sample t correction)
+    z = norm.ppf(1 - alpha / 2)
+    approx = ((z + norm.ppf(0.8)) / d) ** 2 + z**2 / 2
+    assert abs(power.t_test_seeds(d, 1.0, alpha) - approx) < 1.0
+
+
+def smallest_n(d: float, alpha: float) -> int:
+    """The first n whose two-sided paired t test has power >= 0.8: P(|T| > t_{1-alpha/2, n-1}) with
+    T ~ noncentral t(n - 1, d sqrt(n)), from scipy directly."""
+    n = 2
+    while True:
+        crit = t_dist.ppf(1 - alpha / 2, n - 1)
+        nc = d * math.sqrt(n)
+        if nct.sf(crit, n - 1, nc) + nct.cdf(-crit, n - 1, nc) >= 0.8:
+            return n
+        n += 1
+
+
+def test_seeds_needed_is_the_larger_of_the_t_test_and_the_floor():
+    # d = 1 at alpha 0.05: the t test needs 10 pairs (the classic table value; approx 7.85 + 1.92 = 9.77)
+    assert power.seeds_needed(0.1, 0.1, 0.05) == 10
+    # d = 5: the t test needs ~2.5, the sign-flip floor 6
+    assert power.seeds_needed(0.5, 0.1, 0.05) == 6
+    assert power.seeds_needed(0.0, 0.1, 0.05) is None
+    assert power.seeds_needed(math.nan, 0.1, 0.05) is None
+
+
+def write_samples(folder: Path, values: dict, field: str = "gold_reward", step: int = 4) -> None:
+    folder.mkdir(parents=True)
+    lines = [json.dumps({"step": 2, "prompt_id": 0, "sample": 0, field: 99.0})]  # an earlier evaluation
+    lines += [
+        json.dumps({"step": step, "prompt_id": p, "sample": s, field: v}) for (p, s), v in values.items()
+    ]
+    lines += ['{"step": 4, "prompt_id": 1, "sa']  # a torn last line
+    (folder / power.SAMPLES_FILE).write_text("\n".join(lines), encoding="utf-8")
+
+
+def study(tmp_path: Path, diffs: list[float], with_samples: bool = True) -> pd.DataFrame:
+    """Arms a and b over seeds 0.., a's metric = b's + diffs[seed]; per seed the records of the 2x2 case
+    scaled by 0.2 (d per prompt: (0.2, 0), (0.1, -0.1)), a shifted so that mean(d) = diffs[seed]."""
+    rows = []
+    for seed, diff in enumerate(diffs):
+        b = {k: 0.2 * v for k, v in B.items()}
+        d = {k: 0.2 * (A[k] - B[k]) for k in A}
+        shift = diff - sum(d.values()) / 4
+        a = {k: b[k] + d[k] + shift for k in A}
+        for group, values in (("a", a), ("b", b)):
+            folder = tmp_path / f"{group}_{seed}"
+            if with_samples:
+                write_samples(folder, values)
+            metric = sum(values.values()) / 4
+            rows.append(
+                {
+                    "folder": str(folder),
+                    "group": group,
+                    "seed": float(seed),
+                    "status": "completed",
+                    "eval/gold_reward": metric,
+                    "time/total_s": 10.0 * seed + (group == "a"),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_claim_power_splits_the_sd_into_evaluation_and_seeds(tmp_path):
+    runs = study(tmp_path, [0.0, 0.2, 0.1])
+    p = power.claim_power(parse_claim("a > b on eval/gold_reward"), runs, 0.05)
+    # D = (0, 0.2, 0.1): mean 0.1, var (0.01 + 0.01 + 0) / 2 = 0.01, SD 0.1;
+    # eval: 0.125 * 0.2^2 = 0.005 at every seed; seeds: 0.01 - 0.005 = 0.005
+    assert (p.n, p.effect, p.sd) == (3, pytest.approx(0.1), pytest.approx(0.1))
+    assert p.eval_var == pytest.approx(0.005)
+    assert p.seed_var == pytest.approx(0.005)
+    # d = 1 -> 10 seeds (above); 2x eval: SD sqrt(0.005 + 0.0025) = 0.0866, d = 1.155: approx
+    # (2.8016 / 1.155)^2 + 1.92 = 7.8; 4x: sqrt(0.00625) = 0.0791, d = 1.265: 4.9 + 1.92 = 6.8. The
+    # approximation runs a little low here: the noncentral t (scipy, not statsmodels) puts the power at
+    # n = 8 and 7 just under 0.8, so 9 and 8
+    assert p.seeds == smallest_n(1.0, 0.05) == 10
+    assert p.seeds_more_eval == {
+        2: smallest_n(0.1 / math.sqrt(0.0075), 0.05),
+        4: smallest_n(0.1 / 0.0790569, 0.05),
+    }
+    assert p.seeds_more_eval == {2: 9, 4: 8}
+    assert power.describe(p) == (
+        "effect +0.1, SD 0.1 (eval 0.0707, seeds 0.0707): ~10 seeds for 80% power "
+        "(9 with 2x eval samples, 8 with 4x eval samples)"
+    )
+
+
+def test_claim_power_without_records_or_per_sample_field(tmp_path):
+    runs = study(tmp_path, [0.0, 0.2, 0.1], with_samples=False)
+    p = power.claim_power(parse_claim("a > b on eval/gold_reward"), runs, 0.05)
+    assert math.isnan(p.eval_var) and p.seeds == 10 and p.seeds_more_eval == {2: None, 4: None}
+    assert p.note == "eval split unknown (no eval_samples.jsonl)"
+    assert "seeds ?" in power.describe(p) and "eval split unknown (no eval_samples.jsonl)" in power.describe(
+        p
+    )
+    # time/total_s: a - b = 1 at every seed: SD 0, all of it between seeds
+    t = power.claim_power(parse_claim("a > b on time/total_s"), runs, 0.05)
+    assert (t.effect, t.sd, t.eval_var, t.seed_var, t.seeds) == (1.0, 0.0, 0.0, 0.0, 6)
+    assert t.note == "not an evaluation metric: all between-seed variance"
+    # a field the records lack
+    runs2 = study(tmp_path / "x", [0.0, 0.2, 0.1]).assign(**{"eval/kl": 1.0})
+    k = power.claim_power(parse_claim("a > b on eval/kl"), runs2, 0.05)
+    assert k.note == "eval split unknown (records without 'kl')"
+    assert power.describe(k) == "no effect observed (3 paired seeds)"
+
+
+def test_power_table_uses_the_bonferroni_level(tmp_path):
+    runs = study(tmp_path, [0.0, 0.2, 0.1])
+    claims = [parse_claim(t) for t in ("a > b on eval/gold_reward", "a > b on time/total_s")]
+    _, t = power.power_table(claims, runs)
+    assert t.seeds == 7  # SD 0: the floor at 0.05 / 2 (see test_sign_flip_floor)
+
+
+@pytest.mark.parametrize("d", [0.4, 0.8, 1.5])
+@pytest.mark.parametrize("claims", [1, 3, 6])
+def test_seeds_needed_agree_with_the_noncentral_t_from_scipy(d, claims):
+    alpha = 0.05 / claims
+    expected = max(smallest_n(d, alpha), power.sign_flip_floor(alpha))
+    assert power.seeds_needed(d, 1.0, alpha) == expected
