@@ -142,7 +142,7 @@ def result_lines(c, by: str) -> list[str]:
     paired = {r.group: r for r in c.paired.itertuples()}
     for _, r in c.group_table.iterrows():
         mean, lo, hi = (r[f"{c.metric}:{s}"] for s in ("mean", "lo", "hi"))
-        line = f"  {r['group']:<20} n={r['n']:<3} {fmt_ci(mean, lo, hi)}"
+        line = f"  {r['group']:<20} n={r[f'{c.metric}:n']:<3} {fmt_ci(mean, lo, hi)}"
         if r["group"] == SFT:
             line += "   the reference every group started from (n = seeds)"
         if r["group"] in paired:

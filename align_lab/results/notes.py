@@ -33,6 +33,7 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     notes += sft_notes(table, c.metric) if has_sft(table, c.metric) else []
     notes += _config_notes(runs, c.by)
     notes += _few_seeds_notes(table)
+    notes += dropped_notes(c.group_table, table, runs) + range_notes(c.group_table)
     randomness = stage_randomness(runs)
     notes += [randomness] if randomness else []
     return notes + [f"{row.folder}: {row.problems}" for row in table.itertuples() if row.problems]
@@ -217,3 +218,53 @@ def config_differences(runs: list[Run], label_of) -> dict[str, list[str]]:
         if differing:
             out[g] = differing
     return out
+
+
+def _why_missing(run: Run | None, key: str) -> str:
+    """Why a completed run has no finite value of key: what summary.json says, or that it never logged it."""
+    if run is not None and key in run.summary:
+        value = run.summary[key]
+        return "NaN in summary.json" if isinstance(value, float) else f"{value!r} in summary.json"
+    if run is not None and any(key in m for m in run.metrics):
+        return "no finite value in metrics.jsonl"
+    return "never logged"
+
+
+def dropped_notes(group_table: pd.DataFrame, table: pd.DataFrame, runs: list[Run]) -> list[str]:
+    """Per group and column averaged over fewer runs than the group's completed n: which runs were
+    left out of that mean, and why (a NaN final metric, a value never logged)."""
+    by_folder = {str(r.folder): r for r in runs}
+    done = table[table["status"] == COMPLETED]
+    notes = []
+    for _, row in group_table[group_table["group"] != SFT].iterrows():
+        for key in [k.removesuffix(":n") for k in row.index if k.endswith(":n")]:
+            n = row[f"{key}:n"]
+            if not 0 < n < row["n"] or key not in done:
+                continue
+            mine = done[(done["group"] == row["group"]) & done[key].isna()]
+            left = "; ".join(
+                f"seed {r['seed']:g} ({r['folder']}): {_why_missing(by_folder.get(r['folder']), key)}"
+                for _, r in mine.iterrows()
+            )
+            notes.append(
+                f"{row['group']}'s {key} averages {n} of its {row['n']} completed runs; left out: {left}."
+            )
+    return notes
+
+
+def range_notes(group_table: pd.DataFrame) -> list[str]:
+    """Which group CIs were cut at their metric's range (stats.metric_range): the t interval reached past
+    a bound the mean cannot pass (a rate above 1, a wall time below 0)."""
+    cut = []
+    for _, row in group_table.iterrows():
+        for key in [k.removesuffix(":n") for k in row.index if k.endswith(":n")]:
+            lo_bound, hi_bound = stats.metric_range(key)
+            mean, lo, hi = row[f"{key}:mean"], row[f"{key}:lo"], row[f"{key}:hi"]
+            if (lo == lo_bound and mean > lo) or (hi == hi_bound and mean < hi):
+                cut.append(f"{row['group']} {key}")
+    if not cut:
+        return []
+    return [
+        f"CIs cut at their metric's range (rates in [0, 1], times, counts, lengths and memory >= 0; the "
+        f"true mean lies inside, so coverage is unchanged): {', '.join(cut)}."
+    ]

@@ -19,11 +19,17 @@ if TYPE_CHECKING:
 def group_table_block(table: pd.DataFrame, columns: list[tuple[str, str]]) -> Table:
     header = ["group", "n", "excluded", *(f"{name} mean [95% CI]" for _, name in columns)]
     rows = [
-        [str(r["group"]), str(r["n"]), str(r["excluded"])]
-        + [fmt_ci(r[f"{k}:mean"], r[f"{k}:lo"], r[f"{k}:hi"]) for k, _ in columns]
+        [str(r["group"]), str(r["n"]), str(r["excluded"])] + [counted_cell(r, k) for k, _ in columns]
         for _, r in table.iterrows()
     ]
     return Table(header, rows)
+
+
+def counted_cell(row, key: str) -> str:
+    """mean [CI] of a group-table cell, with "(n=k)" when it averages k runs, not the row's n."""
+    text = fmt_ci(row[f"{key}:mean"], row[f"{key}:lo"], row[f"{key}:hi"])
+    n = row.get(f"{key}:n", row["n"])
+    return text if n == row["n"] or n == 0 else f"{text} (n={n})"
 
 
 def paired_block(paired: pd.DataFrame) -> Table:
@@ -147,9 +153,11 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
     blocks += [
         Heading("Final metrics per group"),
         Paragraph(
-            "n counts completed runs (one per seed); excluded counts runs of the group that are not "
-            "completed (listed under Runs). Mean over seeds with a 95% Student-t CI (mean +- t * s / "
-            "sqrt(n); a bootstrap under-covers at a few seeds). SFT, where the runs log it, is the reference "
+            "n counts completed runs (one per seed); a cell that averages fewer (a run without a finite "
+            "value) says its own (n=k), and the notes list the runs left out and why; excluded counts runs "
+            "of the group that are not completed (listed under Runs). Mean over seeds with a 95% Student-t "
+            "CI (mean +- t * s / sqrt(n), cut at the metric's range: rates in [0, 1], times >= 0; a "
+            "bootstrap under-covers at a few seeds). SFT, where the runs log it, is the reference "
             "policy every group started from: each completed run's evaluation of it (the `_sft` metrics), "
             "a seed's runs averaged; its n counts seeds; n/a where a metric has no SFT value."
         ),

@@ -135,6 +135,54 @@ def mean_ci(values: Sequence[float] | np.ndarray) -> tuple[int, float, float, fl
     return len(x), float(x.mean()), lo, hi
 
 
+# The range the true mean of a metric lies in, by name (fnmatch patterns, the first match wins): rates
+# in [0, 1], durations, counts, lengths and memory >= 0; a metric not listed is unbounded.
+METRIC_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("eval/win_rate_*", 0.0, 1.0),
+    ("eval/pass@*", 0.0, 1.0),
+    ("eval/finished_fraction", 0.0, 1.0),
+    ("eval/distinct_*", 0.0, 1.0),
+    ("eval/repeated_words", 0.0, 1.0),
+    ("eval/response_length", 0.0, math.inf),
+    ("train/response_length", 0.0, math.inf),
+    ("time/*", 0.0, math.inf),
+    ("counters/*", 0.0, math.inf),
+    ("memory/*", 0.0, math.inf),
+)
+UNBOUNDED = (-math.inf, math.inf)
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """(lo, hi) of METRIC_RANGES for a metric, its `_sft` value or its compute-matched column
+    (`eval/win_rate_vs_sft@generated_tokens`); (-inf, inf) when it is not listed."""
+    from fnmatch import fnmatchcase
+
+    name = metric.split("@", 1)[0] if not metric.startswith("eval/pass@") else metric
+    name = name.removesuffix("_sft")
+    return next(((lo, hi) for pattern, lo, hi in METRIC_RANGES if fnmatchcase(name, pattern)), UNBOUNDED)
+
+
+def difference_range(metric: str) -> tuple[float, float]:
+    """The range of a difference of two means of the metric: [lo - hi, hi - lo] ([-1, 1] for rates)."""
+    lo, hi = metric_range(metric)
+    return (lo - hi, hi - lo) if math.isfinite(hi) else UNBOUNDED
+
+
+def clip_ci(lo: float, hi: float, bounds: tuple[float, float] = UNBOUNDED) -> tuple[float, float]:
+    """The CI intersected with the range its mean lies in. The true mean is always in that range, so
+    the intersection covers it whenever the CI does: coverage is unchanged, only the impossible part
+    goes. NaN stays NaN."""
+    if math.isnan(lo) or math.isnan(hi):
+        return lo, hi
+    return max(lo, bounds[0]), min(hi, bounds[1])
+
+
+def metric_ci(metric: str, values: Sequence[float] | np.ndarray) -> tuple[int, float, float, float]:
+    """`mean_ci`, its CI kept in the metric's range (`metric_range`): n is the finite values averaged."""
+    n, mean, lo, hi = mean_ci(values)
+    return (n, mean, *clip_ci(lo, hi, metric_range(metric)))
+
+
 @dataclass(frozen=True)
 class PairedTest:
     """a - b over the seeds both have: mean and Student-t CI of the per-seed differences, the exact
@@ -151,19 +199,25 @@ class PairedTest:
     p_holm: float = math.nan
 
 
-def paired_test(a: Mapping, b: Mapping) -> PairedTest:
-    """Pairs a[seed] with b[seed] (seed -> value: a dict or a pandas Series) over their common seeds."""
+def paired_test(a: Mapping, b: Mapping, bounds: tuple[float, float] = UNBOUNDED) -> PairedTest:
+    """Pairs a[seed] with b[seed] (seed -> value: a dict or a pandas Series) over their common seeds;
+    the CI of the difference kept in `bounds` (`difference_range`: [-1, 1] for a rate)."""
     seeds = sorted(set(a.keys()) & set(b.keys()))
     diffs = np.array([a[s] - b[s] for s in seeds], dtype=float)  # (pairs,)
     n, diff, lo, hi = mean_ci(diffs)
+    lo, hi = clip_ci(lo, hi, bounds)
     a_mean = float(np.mean([a[s] for s in seeds])) if seeds else math.nan
     b_mean = float(np.mean([b[s] for s in seeds])) if seeds else math.nan
     return PairedTest(seeds, n, a_mean, b_mean, diff, lo, hi, sign_flip_p_value(diffs))
 
 
-def paired_tests(pairs: Sequence[tuple[Mapping, Mapping]]) -> list[PairedTest]:
-    """`paired_test` of each (a, b), with p_holm: Holm's correction over these tests together."""
-    tests = [paired_test(a, b) for a, b in pairs]
+def paired_tests(
+    pairs: Sequence[tuple[Mapping, Mapping]], bounds: Sequence[tuple[float, float]] | None = None
+) -> list[PairedTest]:
+    """`paired_test` of each (a, b) (within its `bounds`, if given), with p_holm: Holm's correction over
+    these tests together."""
+    bounds = bounds if bounds is not None else [UNBOUNDED] * len(pairs)
+    tests = [paired_test(a, b, r) for (a, b), r in zip(pairs, bounds, strict=True)]
     adjusted = holm([t.p for t in tests])  # (tests,)
     return [replace(t, p_holm=float(q)) for t, q in zip(tests, adjusted, strict=True)]
 
