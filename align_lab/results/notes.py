@@ -5,13 +5,14 @@ cover), each a sentence. Pure computation on a Comparison; report.py lists them.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import TYPE_CHECKING
 
 from align_lab.results import stats
 from align_lab.results.comparison import SFT, Comparison
 from align_lab.results.extract import BUDGETS, is_completed
-from align_lab.results.runs import COMPLETED, Run, group_label
+from align_lab.results.runs import COMPLETED, NEVER_POOLED, Run, group_label
 from align_lab.results.stats import ALPHA
 from align_lab.results.tables import has_sft
 
@@ -34,6 +35,8 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     notes += _config_notes(runs, c.by)
     notes += _few_seeds_notes(table)
     notes += dropped_notes(c.group_table, table, runs) + range_notes(c.group_table)
+    notes += [why] if (why := matched_empty_reason(c)) else []
+    notes += two_point_notes(c.curves.get("step", {}))
     randomness = stage_randomness(runs)
     notes += [randomness] if randomness else []
     return notes + [f"{row.folder}: {row.problems}" for row in table.itertuples() if row.problems]
@@ -79,12 +82,21 @@ def _baseline_notes(c: Comparison, baseline: str | None) -> list[str]:
 def _config_notes(runs: list[Run], by: list[str]) -> list[str]:
     notes = []
     for g, keys in config_differences(runs, lambda r: group_label(r, by)).items():
+        keys = sorted(keys, key=lambda k: k.split(".")[0] not in NEVER_POOLED)  # task, model first
         shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+        mine = [r for r in runs if is_completed(r) and group_label(r, by) == g]
         notes.append(
             f"WARNING: group {g} pools runs whose configs differ in {shown}: its CI mixes settings, not "
-            f"only seeds; split it with --by (e.g. --by {','.join([*by, keys[0]])})."
+            f"only seeds; split it with --by (e.g. --by {','.join([*by, split_key(keys, mine)])})."
         )
     return notes
+
+
+def split_key(keys: list[str], runs: list[Run]) -> str:
+    """What --by should add to split a group: the first differing key's config group (task, reward) when
+    the runs chose different files for it, else the key itself."""
+    group = keys[0].split(".")[0]
+    return group if len({r.choices.get(group) for r in runs} - {None}) > 1 else keys[0]
 
 
 def _few_seeds_notes(table: pd.DataFrame) -> list[str]:
@@ -267,4 +279,36 @@ def range_notes(group_table: pd.DataFrame) -> list[str]:
     return [
         f"CIs cut at their metric's range (rates in [0, 1], times, counts, lengths and memory >= 0; the "
         f"true mean lies inside, so coverage is unchanged): {', '.join(cut)}."
+    ]
+
+
+def matched_empty_reason(c: Comparison) -> str | None:
+    """Why the compute-matched view has no number (None when it has one)."""
+    if "n" in c.matched and (c.matched.get(f"{c.matched_column}:n", c.matched["n"]) > 0).any():
+        return None
+    label = c.budget.replace("_", " ")
+    if not math.isfinite(c.common_budget):
+        hint = "" if c.budget == "trained_tokens" else "; --budget trained_tokens places offline runs"
+        return (
+            f"The compute-matched view is empty: no completed run used or logged {label} (offline "
+            f"pairwise training generates none, and runs that are not completed do not count){hint}."
+        )
+    return (
+        f"The compute-matched view is empty: no completed run's {c.metric} curve reaches the common budget "
+        f"({c.common_budget:,.0f} {label}): none evaluated {c.metric} over that range."
+    )
+
+
+def two_point_notes(curves: dict[str, list]) -> list[str]:
+    """A note when every run's evaluation curve has 2 points (or 1): the line between them is drawn, not
+    measured, and the compute-matched view interpolates along it."""
+    counts = [len(x) for runs in curves.values() for x, _ in runs if len(x)]
+    if not counts or max(counts) > 2:
+        return []
+    points = (
+        "2 evaluation points (e.g. the SFT start and the final evaluation)" if max(counts) == 2 else "1 point"
+    )
+    return [
+        f"Every run's curve has at most {points}: the curves and the compute-matched view draw straight "
+        "lines between them, not measured values; train.eval_every evaluates more often."
     ]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from align_lab.results.comparison import Comparison
 from align_lab.results.extract import FINAL_METRICS
+from align_lab.results.notes import matched_empty_reason
 from align_lab.results.plots import write_figures
 from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, Table, to_html, to_markdown
 from align_lab.results.stats import fmt, fmt_ci, fmt_p
@@ -178,11 +179,9 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
             f"starting from the SFT policy at 0) linearly interpolated at the common budget: the smallest "
             f"final {budget_name} among the completed runs."
         ),
-        group_table_block(c.matched, [(c.matched_column, f"{metric_name} at budget")]),
-        Paragraph(f"Paired by seed vs {c.matched_baseline} at the same budget:"),
-        paired_block(c.matched_paired),
-        Heading("Figures"),
     ]
+    blocks += matched_blocks(c, metric_name)
+    blocks += [Heading("Figures")]
     blocks += [Image(path, caption) for caption, path in figures]
     blocks += [
         Heading("Runs"),
@@ -193,6 +192,18 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         runs_block(c, roots[0] if roots else None),
     ]
     return blocks
+
+
+def matched_blocks(c: Comparison, metric_name: str) -> list[Block]:
+    """The compute-matched tables, or the sentence that says why they would be empty."""
+    why = matched_empty_reason(c)
+    if why is not None:
+        return [Paragraph(why)]
+    return [
+        group_table_block(c.matched, [(c.matched_column, f"{metric_name} at budget")]),
+        Paragraph(f"Paired by seed vs {c.matched_baseline} at the same budget:"),
+        paired_block(c.matched_paired),
+    ]
 
 
 def write_report(

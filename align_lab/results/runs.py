@@ -240,6 +240,20 @@ def group_label(run: Run, keys: Sequence[str]) -> str:
     return ", ".join(f"{k}={format_value(lookup(run, k))}" for k in keys)
 
 
+NEVER_POOLED = ("task", "model")  # runs that differ in these are other experiments, never seeds of one
+
+
+def settings_to_split(runs: Sequence[Run], by: Sequence[str]) -> list[str]:
+    """The NEVER_POOLED keys not in `by` on which the runs differ: grouped by `by` alone, a group's mean
+    would pool tasks (or models) as if they were seeds."""
+    split = []
+    for key in NEVER_POOLED:
+        values = {format_value(v) for v in (lookup(r, key) for r in runs) if v is not None}
+        if key not in by and len(values) > 1:
+            split.append(key)
+    return split
+
+
 def run_seed(run: Run) -> int | None:
     value = lookup(run, "seed")
     try:

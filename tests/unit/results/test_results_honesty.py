@@ -118,3 +118,89 @@ def test_the_group_table_and_a_note_say_a_ci_was_cut() -> None:
     assert c.group_table.set_index("group").loc["ppo", "eval/win_rate_vs_sft:hi"] == 1.0
     assert any("CIs cut at their metric's range" in n and "ppo eval/win_rate_vs_sft" in n for n in c.notes)
     assert np.isfinite(c.group_table.set_index("group").loc["ppo", "eval/gold_reward:mean"])
+
+
+def test_runs_of_two_tasks_are_split_by_task_with_one_note(tmp_path: Path) -> None:
+    from align_lab.compare import parse_args, split_pooled_settings
+
+    runs = [run("ppo", s, 0.5, task) for task in ("toy_prefs", "toy_arith") for s in (0, 1)]
+    problems: list[str] = []
+    assert split_pooled_settings(runs, ["algo"], problems) == ["algo", "task"]
+    assert problems == [
+        "The runs differ in task (toy_arith, toy_prefs): grouped by algo,task, never pooled (a mean over "
+        "tasks would mix their scales as if they were seeds)."
+    ]
+    assert split_pooled_settings(runs, ["algo", "task"], []) == ["algo", "task"]  # already split
+    assert parse_args([str(tmp_path)]).drop_claim == []
+
+
+def test_a_group_pooling_two_tasks_is_told_to_split_by_task_not_a_dotted_key() -> None:
+    runs = [run("ppo", s, 0.5, task) for task in ("toy_prefs", "toy_arith") for s in (0, 1)]
+    for r in runs:  # reward differs too, as a verifier vs a learned reward model would
+        r.config["reward"] = {"_target_": "rm" if "prefs" in r.choices["task"] else "verifier"}
+    notes = " ".join(aggregate(runs, ["algo"]).notes)  # aggregate itself pools what it is told to
+    assert "group ppo pools runs whose configs differ in task._target_, reward._target_" in notes
+    assert "(e.g. --by algo,task)" in notes
+
+
+def test_two_arms_with_the_sft_baseline_headline_the_one_against_the_other() -> None:
+    runs = [run("ppo", s, g) for s, g in ((0, 0.4), (1, 0.6), (2, 0.5))]
+    runs += [run("rloo", s, g) for s, g in ((0, 0.3), (1, 0.1), (2, 0.2))]
+    for r in runs:
+        r.metrics[-1]["eval/gold_reward_sft"] = 0.2  # an SFT value: the default baseline is SFT
+    c = aggregate(runs, ["algo"])
+    assert c.baseline == "SFT"
+    # rloo - ppo per seed: -0.1, -0.5, -0.3 -> mean -0.3, s = 0.2, half = 4.3027 * 0.2 / sqrt(3) = 0.4968:
+    # [-0.7968, 0.1968]; 3 pairs all negative: exact p = 2/8 = 0.25 (one test: Holm p 0.25)
+    assert c.headline == (
+        "rloo vs ppo on eval/gold_reward: rloo - ppo = -0.3 [-0.7968, 0.1968] over 3 paired seeds, "
+        "Holm p 0.25: within seed noise (CI covers 0)."
+    )
+
+
+def test_with_claims_the_headline_gives_their_verdicts() -> None:
+    from align_lab.results.claims import parse_claim
+
+    runs = [run(a, s, 0.5 + (0.1 * s if a == "rloo" else 0)) for a in ("ppo", "rloo", "grpo") for s in (0, 1)]
+    c = aggregate(runs, ["algo"], claims=[parse_claim("rloo > ppo on eval/gold_reward")])
+    # rloo - ppo per seed: 0.0, 0.1 -> mean 0.05, 2 pairs: inconclusive
+    assert c.headline.startswith(
+        "1 claims (0 reproduced, 0 contradicted, 1 inconclusive): rloo > ppo on eval/gold_reward: "
+        "inconclusive (a - b = 0.05 ["
+    )
+
+
+def test_drop_claim_removes_a_saved_claim_and_refuses_one_not_saved() -> None:
+    from align_lab.compare import drop_claims
+
+    saved = ["rloo > ppo on eval/gold_reward", "ppo < grpo on eval/kl"]
+    assert drop_claims(saved, ["rloo>ppo   on eval/gold_reward"]) == ["ppo < grpo on eval/kl"]
+    with pytest.raises(ValueError, match="^--drop-claim 'a > b on eval/kl': no saved claim has this text; "):
+        drop_claims(saved, ["a > b on eval/kl"])
+
+
+def test_a_study_whose_only_run_died_says_so() -> None:
+    error = "RuntimeError: CUDA out of memory\ntraceback"
+    dead = Run(Path("/runs/ppo_0"), "failed", error=error, choices={"algo": "ppo"})
+    with pytest.raises(ValueError) as e:
+        aggregate([dead], ["algo"])
+    assert str(e.value) == (
+        "no run got to an evaluation (1 run: 1 failed); /runs/ppo_0: RuntimeError: CUDA out of memory"
+    )
+
+
+def test_an_empty_compute_matched_view_and_two_point_curves_say_why() -> None:
+    from align_lab.results.notes import matched_empty_reason
+
+    runs = [run("dpo", s, 0.5) for s in (0, 1)]
+    for r in runs:  # offline: no generated tokens
+        r.metrics = [{"step": 2, "eval/gold_reward": 0.5}]
+    c = aggregate(runs, ["algo"])
+    why = matched_empty_reason(c)
+    assert why is not None and why.startswith("The compute-matched view is empty: no completed run used")
+    assert why in c.notes
+    # one evaluation + no SFT start: 1 point per curve; run() gives 2 evaluations: 2 points, also noted
+    assert any(n.startswith("Every run's curve has at most 1 point") for n in c.notes)
+    two = aggregate([run("ppo", s, 0.5) for s in (0, 1)], ["algo"])
+    assert any(n.startswith("Every run's curve has at most 2 evaluation points") for n in two.notes)
+    assert matched_empty_reason(two) is None
