@@ -35,7 +35,8 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     notes += _config_notes(runs, c.by)
     notes += _few_seeds_notes(table)
     notes += dropped_notes(c.group_table, table, runs) + range_notes(c.group_table)
-    notes += [why] if (why := matched_empty_reason(c)) else []
+    why = matched_empty_reason(c)  # with no budget at all, the budget notes above say it already
+    notes += [why] if why and math.isfinite(c.common_budget) else []
     notes += two_point_notes(c.curves.get("step", {}))
     randomness = stage_randomness(runs)
     notes += [randomness] if randomness else []
@@ -305,10 +306,13 @@ def two_point_notes(curves: dict[str, list]) -> list[str]:
     counts = [len(x) for runs in curves.values() for x, _ in runs if len(x)]
     if not counts or max(counts) > 2:
         return []
-    points = (
-        "2 evaluation points (e.g. the SFT start and the final evaluation)" if max(counts) == 2 else "1 point"
-    )
+    if max(counts) == 1:
+        return [
+            "Every run's curve has 1 evaluation point: no curve to draw; train.eval_every evaluates "
+            "more often."
+        ]
     return [
-        f"Every run's curve has at most {points}: the curves and the compute-matched view draw straight "
-        "lines between them, not measured values; train.eval_every evaluates more often."
+        "Every run's curve has at most 2 evaluation points (e.g. the SFT start and the final one): the "
+        "curves and the compute-matched view draw a straight line between them, not measured values; "
+        "train.eval_every evaluates more often."
     ]
