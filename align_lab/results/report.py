@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from align_lab.results.averaged import matched_empty_reason
 from align_lab.results.comparison import Comparison
 from align_lab.results.extract import FINAL_METRICS
-from align_lab.results.notes import matched_empty_reason
 from align_lab.results.plots import write_figures
 from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, Table, to_html, to_markdown
 from align_lab.results.stats import fmt, fmt_ci, fmt_p

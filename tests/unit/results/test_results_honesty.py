@@ -190,7 +190,7 @@ def test_a_study_whose_only_run_died_says_so() -> None:
 
 
 def test_an_empty_compute_matched_view_and_two_point_curves_say_why() -> None:
-    from align_lab.results.notes import matched_empty_reason
+    from align_lab.results.averaged import matched_empty_reason
 
     runs = [run("dpo", s, 0.5) for s in (0, 1)]
     for r in runs:  # offline: no generated tokens
