@@ -223,3 +223,27 @@ def test_the_compare_hint_names_the_run_folder_alone_or_its_sweeps_folder(tmp_pa
     (sweep / "0_ppo_seed0").mkdir(parents=True)
     (sweep / "multirun.yaml").write_text("hydra: {}\n")
     assert compare_folder(sweep / "0_ppo_seed0") == sweep
+
+
+def test_compare_drops_a_saved_claim_and_splits_two_tasks_end_to_end(tmp_path: Path, capsys) -> None:
+    import yaml
+
+    from align_lab.compare import main
+    from tests.integration.test_compare import CLAIMS, make_sweep
+
+    sweep = make_sweep(tmp_path)  # 3 algorithms x 3 seeds of toy_prefs, with the 2 saved CLAIMS
+    assert main([str(sweep), "--out", str(tmp_path / "a"), "--drop-claim", CLAIMS[1]]) == 0
+    out = capsys.readouterr().out
+    assert "claims (1, Holm-corrected together):" in out and CLAIMS[1] not in out
+    assert main([str(sweep), "--out", str(tmp_path / "b"), "--drop-claim", "ppo > rloo on eval/kl"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("align_lab.compare: error: --drop-claim 'ppo > rloo on eval/kl': no saved claim")
+    # seed 2's runs become toy_arith runs: compare groups by algo and task, and says so once
+    for folder in sweep.glob("*_seed2"):
+        hydra = yaml.safe_load((folder / ".hydra" / "hydra.yaml").read_text())
+        hydra["hydra"]["runtime"]["choices"]["task"] = "toy_arith"
+        (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(hydra))
+    assert main([str(sweep), "--out", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "in 6 groups by algo,task;" in out  # 3 algorithms x 2 tasks
+    assert out.count("note: The runs differ in task (toy_arith, toy_prefs): grouped by algo,task") == 1
