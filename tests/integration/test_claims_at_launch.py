@@ -18,6 +18,7 @@ def sweep(tmp_path: Path, cache_dir: Path, claim: str, *extra: str):
     return run_cli([*args, f"claims=[{claim!r}]", *extra], cwd=ROOT), folder
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("claim", "extra", "message"),
     [
