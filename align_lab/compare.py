@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="group runs by a config group (algo, task), a dotted config key (algo.kl_coef, seed), "
         "or several, comma-separated (default: the study's `compare_by`, algo unless its sweep file "
-        "sets another, e.g. the arm group of sweeps/off_policy.yaml)",
+        "sets another, e.g. the arm group of sweeps/off_policy.yaml); runs that differ in task or model "
+        "are split by it too, never pooled",
     )
     p.add_argument(
         "--baseline",
