@@ -26,7 +26,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="group runs by a config group (algo, task), a dotted config key (algo.kl_coef, seed), "
         "or several, comma-separated (default: the study's `compare_by`, algo unless its sweep file "
-        "sets another, e.g. the arm group of sweeps/off_policy.yaml)",
+        "sets another, e.g. the arm group of sweeps/off_policy.yaml); runs that differ in task or model "
+        "are split by it too, never pooled",
     )
     p.add_argument(
         "--baseline",
@@ -50,6 +51,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="CLAIM",
         help='a hypothesis to test, e.g. "rloo > ppo on eval/gold_reward" (repeatable); added to the '
         "claims the study saved (its sweep file's `claims:`)",
+    )
+    p.add_argument(
+        "--drop-claim",
+        action="append",
+        default=[],
+        metavar="CLAIM",
+        help="a claim the study saved, not to test this time (repeatable; its text as saved)",
     )
     p.add_argument(
         "--wandb",
@@ -94,6 +102,34 @@ def check_algorithm_names(claims, by: list[str]) -> None:
                 raise ValueError(f"claim '{c}': no algorithm {name!r}; allowed: {', '.join(known)}")
 
 
+def split_pooled_settings(runs, by: list[str], problems: list[str]) -> list[str]:
+    """`by` plus task and/or model where the runs differ in them (results.runs.settings_to_split): compare
+    never pools tasks or models; one note says so."""
+    from align_lab.results.runs import lookup, settings_to_split
+
+    split = settings_to_split(runs, by)
+    for key in split:
+        values = sorted({str(v) for v in (lookup(r, key) for r in runs) if v is not None})
+        problems.append(
+            f"The runs differ in {key} ({', '.join(values)}): grouped by {','.join([*by, *split])}, never "
+            f"pooled (a mean over {key}s would mix their scales as if they were seeds)."
+        )
+    return [*by, *split]
+
+
+def drop_claims(saved: list[str], drop: list[str]) -> list[str]:
+    """The saved claims without those --drop-claim names (compared as parsed claims, so spacing does not
+    matter); one that names no saved claim is a ValueError."""
+    from align_lab.results.claims import parse_claim
+
+    gone = [parse_claim(text) for text in drop]
+    for text, claim in zip(drop, gone, strict=True):
+        if claim not in [parse_claim(s) for s in saved]:
+            listed = "; ".join(saved) if saved else "none"
+            raise ValueError(f"--drop-claim {text!r}: no saved claim has this text; saved claims: {listed}")
+    return [s for s in saved if parse_claim(s) not in gone]
+
+
 def _keys(by: str) -> list[str]:
     return [k.strip() for k in by.split(",") if k.strip()]
 
@@ -115,9 +151,10 @@ def compare(args: argparse.Namespace):
     runs, problems = load_runs(args.folders)
     grouping = study_grouping(runs)
     args.by = args.by or grouping
-    by = _keys(args.by)
+    by = split_pooled_settings(runs, _keys(args.by), problems)
+    args.by = ",".join(by)
     check_algorithm_names(claims, by)
-    saved = saved_claims(runs)
+    saved = drop_claims(saved_claims(runs), args.drop_claim)
     if saved and by != [grouping]:  # a study's claims name the values of its own grouping
         problems.append(
             f"the study's {len(saved)} saved claims name {grouping} values: not tested with --by {args.by}"
@@ -144,7 +181,7 @@ def result_lines(c, by: str) -> list[str]:
     paired = {r.group: r for r in c.paired.itertuples()}
     for _, r in c.group_table.iterrows():
         mean, lo, hi = (r[f"{c.metric}:{s}"] for s in ("mean", "lo", "hi"))
-        line = f"  {r['group']:<20} n={r['n']:<3} {fmt_ci(mean, lo, hi)}"
+        line = f"  {r['group']:<20} n={r[f'{c.metric}:n']:<3} {fmt_ci(mean, lo, hi)}"
         if r["group"] == SFT:
             line += "   the reference every group started from (n = seeds)"
         if r["group"] in paired:

@@ -8,11 +8,12 @@ says how many were left out. The statistics are tables.py's (stats.paired_tests)
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from align_lab.results import stats
 from align_lab.results.across_tasks import across_tasks
-from align_lab.results.claims import Claim, check_claims, claim_table
+from align_lab.results.claims import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Claim, check_claims, claim_table
 from align_lab.results.comparison import SFT, Comparison, Curve
 from align_lab.results.extract import (
     BUDGETS,
@@ -65,7 +66,18 @@ def check_by_and_metric(runs: list[Run], by: list[str], metric: str) -> None:
     reported = reported_keys(runs)
     if runs and metric not in reported:
         known = ", ".join(sorted(k for k in reported if k.startswith("eval/")))
+        if not known:
+            raise ValueError(no_evaluation_message(runs))
         raise ValueError(f"--metric {metric}: no run reports it; they report {known}")
+
+
+def no_evaluation_message(runs: list[Run]) -> str:
+    """One line for runs none of which got to an evaluation: how many, their statuses, the first error."""
+    statuses = Counter(r.status for r in runs)
+    listed = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    failed = next((r for r in runs if r.error), None)
+    why = f"; {failed.folder}: {failed.error.strip().splitlines()[0]}" if failed else ""
+    return f"no run got to an evaluation ({len(runs)} run{'s' * (len(runs) > 1)}: {listed}){why}"
 
 
 def headline(paired: pd.DataFrame, metric: str, baseline: str) -> str:
@@ -82,6 +94,29 @@ def headline(paired: pd.DataFrame, metric: str, baseline: str) -> str:
         return text + "."
     said = "; ".join(f"{r.group} {r.diff:+.3g} [{r.diff_lo:+.3g}, {r.diff_hi:+.3g}]" for r in beyond)
     return f"Beyond seed noise on {metric}, against {baseline}: {said}."
+
+
+def question_headline(c: Comparison) -> str | None:
+    """The answer to the study's question, where it has one other than "better than the baseline?": its
+    claims' verdicts, or with exactly two groups and the baseline neither (SFT), the one against the other.
+    None otherwise (the headline against the baseline stays)."""
+    if c.claims is not None and len(c.claims):
+        counts = Counter(c.claims["verdict"])
+        said = "; ".join(
+            f"{r.claim}: {r.verdict} (a - b = {stats.fmt_ci(r.diff, r.diff_lo, r.diff_hi)}, "
+            f"{r.n_pairs} seeds)"
+            for r in c.claims.itertuples()
+        )
+        tally = ", ".join(f"{counts[v]} {v}" for v in (REPRODUCED, CONTRADICTED, INCONCLUSIVE))
+        return f"{len(c.claims)} claims ({tally}): {said}."
+    if len(c.groups) != 2 or c.baseline in c.groups:
+        return None
+    b, a = c.groups
+    row = next(iter(paired_table(c.runs, c.metric, [a, b], b).itertuples()))
+    return (
+        f"{a} vs {b} on {c.metric}: {a} - {b} = {stats.fmt_ci(row.diff, row.diff_lo, row.diff_hi)} over "
+        f"{row.n_pairs} paired seeds, Holm p {stats.fmt_p(row.p_holm)}: {row.verdict}."
+    )
 
 
 def reported_keys(runs: list[Run]) -> set[str]:
@@ -187,5 +222,6 @@ def aggregate(
         across_tasks=across_tasks(runs, by),
         headline=headline(paired, metric, base),
     )
+    comparison.headline = question_headline(comparison) or comparison.headline
     comparison.notes = comparison_notes(comparison, runs, baseline, list(problems or []))
     return comparison

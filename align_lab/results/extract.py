@@ -57,9 +57,9 @@ def last_value(records: list[dict], key: str) -> float:
 
 
 def final_value(run: Run, key: str) -> float:
-    """summary.json's value, else the last logged one (a running run's latest evaluation)."""
-    value = number(run.summary.get(key))
-    return value if not math.isnan(value) else last_value(run.metrics, key)
+    """summary.json's value (NaN stays NaN: an earlier evaluation is not the final one), else the last
+    logged one (a running run's latest evaluation)."""
+    return number(run.summary[key]) if key in run.summary else last_value(run.metrics, key)
 
 
 def run_row(run: Run, by: list[str], metric: str) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from align_lab.results import stats
+from align_lab.results.averaged import averaged_notes
 from align_lab.results.comparison import SFT, Comparison
 from align_lab.results.extract import BUDGETS, is_completed
-from align_lab.results.runs import COMPLETED, Run, group_label
+from align_lab.results.runs import COMPLETED, NEVER_POOLED, Run, group_label
 from align_lab.results.stats import ALPHA
 from align_lab.results.tables import has_sft
 
@@ -33,6 +34,7 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     notes += sft_notes(table, c.metric) if has_sft(table, c.metric) else []
     notes += _config_notes(runs, c.by)
     notes += _few_seeds_notes(table)
+    notes += averaged_notes(c, runs)
     randomness = stage_randomness(runs)
     notes += [randomness] if randomness else []
     return notes + [f"{row.folder}: {row.problems}" for row in table.itertuples() if row.problems]
@@ -78,12 +80,21 @@ def _baseline_notes(c: Comparison, baseline: str | None) -> list[str]:
 def _config_notes(runs: list[Run], by: list[str]) -> list[str]:
     notes = []
     for g, keys in config_differences(runs, lambda r: group_label(r, by)).items():
+        keys = sorted(keys, key=lambda k: k.split(".")[0] not in NEVER_POOLED)  # task, model first
         shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+        mine = [r for r in runs if is_completed(r) and group_label(r, by) == g]
         notes.append(
             f"WARNING: group {g} pools runs whose configs differ in {shown}: its CI mixes settings, not "
-            f"only seeds; split it with --by (e.g. --by {','.join([*by, keys[0]])})."
+            f"only seeds; split it with --by (e.g. --by {','.join([*by, split_key(keys, mine)])})."
         )
     return notes
+
+
+def split_key(keys: list[str], runs: list[Run]) -> str:
+    """What --by should add to split a group: the first differing key's config group (task, reward) when
+    the runs chose different files for it, else the key itself."""
+    group = keys[0].split(".")[0]
+    return group if len({r.choices.get(group) for r in runs} - {None}) > 1 else keys[0]
 
 
 def _few_seeds_notes(table: pd.DataFrame) -> list[str]:

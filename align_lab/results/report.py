@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from align_lab.results.across_tasks import across_blocks, across_figure
+from align_lab.results.averaged import matched_empty_reason
 from align_lab.results.comparison import Comparison
 from align_lab.results.extract import FINAL_METRICS
 from align_lab.results.plots import write_figures
@@ -21,11 +22,17 @@ if TYPE_CHECKING:
 def group_table_block(table: pd.DataFrame, columns: list[tuple[str, str]]) -> Table:
     header = ["group", "n", "excluded", *(f"{name} mean [95% CI]" for _, name in columns)]
     rows = [
-        [str(r["group"]), str(r["n"]), str(r["excluded"])]
-        + [fmt_ci(r[f"{k}:mean"], r[f"{k}:lo"], r[f"{k}:hi"]) for k, _ in columns]
+        [str(r["group"]), str(r["n"]), str(r["excluded"])] + [counted_cell(r, k) for k, _ in columns]
         for _, r in table.iterrows()
     ]
     return Table(header, rows)
+
+
+def counted_cell(row, key: str) -> str:
+    """mean [CI] of a group-table cell, with "(n=k)" when it averages k runs, not the row's n."""
+    text = fmt_ci(row[f"{key}:mean"], row[f"{key}:lo"], row[f"{key}:hi"])
+    n = row.get(f"{key}:n", row["n"])
+    return text if n == row["n"] or n == 0 else f"{text} (n={n})"
 
 
 def paired_block(paired: pd.DataFrame) -> Table:
@@ -151,9 +158,11 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
     blocks += [
         Heading("Final metrics per group"),
         Paragraph(
-            "n counts completed runs (one per seed); excluded counts runs of the group that are not "
-            "completed (listed under Runs). Mean over seeds with a 95% Student-t CI (mean +- t * s / "
-            "sqrt(n); a bootstrap under-covers at a few seeds). SFT, where the runs log it, is the reference "
+            "n counts completed runs (one per seed); a cell that averages fewer (a run without a finite "
+            "value) says its own (n=k), and the notes list the runs left out and why; excluded counts runs "
+            "of the group that are not completed (listed under Runs). Mean over seeds with a 95% Student-t "
+            "CI (mean +- t * s / sqrt(n), cut at the metric's range: rates in [0, 1], times >= 0; a "
+            "bootstrap under-covers at a few seeds). SFT, where the runs log it, is the reference "
             "policy every group started from: each completed run's evaluation of it (the `_sft` metrics), "
             "a seed's runs averaged; its n counts seeds; n/a where a metric has no SFT value."
         ),
@@ -174,11 +183,9 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
             f"starting from the SFT policy at 0) linearly interpolated at the common budget: the smallest "
             f"final {budget_name} among the completed runs."
         ),
-        group_table_block(c.matched, [(c.matched_column, f"{metric_name} at budget")]),
-        Paragraph(f"Paired by seed vs {c.matched_baseline} at the same budget:"),
-        paired_block(c.matched_paired),
-        Heading("Figures"),
     ]
+    blocks += matched_blocks(c, metric_name)
+    blocks += [Heading("Figures")]
     blocks += [Image(path, caption) for caption, path in figures]
     blocks += [
         Heading("Runs"),
@@ -189,6 +196,18 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         runs_block(c, roots[0] if roots else None),
     ]
     return blocks
+
+
+def matched_blocks(c: Comparison, metric_name: str) -> list[Block]:
+    """The compute-matched tables, or the sentence that says why they would be empty."""
+    why = matched_empty_reason(c)
+    if why is not None:
+        return [Paragraph(why)]
+    return [
+        group_table_block(c.matched, [(c.matched_column, f"{metric_name} at budget")]),
+        Paragraph(f"Paired by seed vs {c.matched_baseline} at the same budget:"),
+        paired_block(c.matched_paired),
+    ]
 
 
 def write_report(

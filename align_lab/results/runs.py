@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from align_lab.folder import LOCK, holder
-from align_lab.tracking.jsonl import METRICS_FILE, read_metrics
+from align_lab.tracking.jsonl import METRICS_FILE
 
 MANIFEST = "study.json"
 SKIP_DIRS = {"checkpoints", "wandb", ".hydra", ".submitit", "__pycache__", "compare"}
@@ -113,11 +113,16 @@ def load_run(folder: Path) -> Run:
     metrics_path = run.folder / METRICS_FILE
     if metrics_path.is_file():
         try:
-            run.metrics = read_metrics(metrics_path)
-            text = metrics_path.read_bytes()
-            if text and not text.endswith(b"\n"):  # read_metrics leaves a torn last line out
+            run.metrics, damaged, torn = read_metrics_tolerantly(metrics_path)
+            if damaged:
+                lines = ", ".join(str(n) for n in damaged)
+                run.problems.append(
+                    f"{METRICS_FILE} line{'s' * (len(damaged) > 1)} {lines}: damaged (not JSON), left "
+                    f"out; the run's other {len(run.metrics)} records kept"
+                )
+            if torn:  # a kill mid-write
                 run.problems.append(f"{METRICS_FILE}: its last line is half-written (left out)")
-        except (OSError, ValueError) as e:
+        except OSError as e:
             run.problems.append(f"{METRICS_FILE} unreadable: {e}")
     if run.status == NOT_STARTED and run.metrics:
         run.status = "running"  # logging, but summary.json not written (yet)
@@ -125,6 +130,25 @@ def load_run(folder: Path) -> Run:
         run.status = DIED  # nobody holds the run's lock: its process ended without a word (SIGKILL, OOM)
         run.error = "its process ended without finishing; rerun its command to continue from its checkpoint"
     return run
+
+
+def read_metrics_tolerantly(path: Path) -> tuple[list[dict], list[int], bool]:
+    """(records, numbers of the damaged lines, whether the last line is torn) of a metrics.jsonl: a line
+    that is not a JSON object is left out and counted, the rest kept (tracking.jsonl.read_metrics, which
+    a resumed run uses, refuses such a file instead)."""
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    lines = text.split("\n")  # every line ends in "\n": the piece after the last one is "" or torn
+    records, damaged = [], []
+    for number, line in enumerate(lines[:-1], start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        elif line.strip():
+            damaged.append(number)
+    return records, damaged, bool(lines[-1])
 
 
 def _manifest_dirs(manifest_path: Path, manifest: dict, entry: dict) -> list[Path]:
@@ -214,6 +238,20 @@ def group_label(run: Run, keys: Sequence[str]) -> str:
     if len(keys) == 1:
         return format_value(lookup(run, keys[0]))
     return ", ".join(f"{k}={format_value(lookup(run, k))}" for k in keys)
+
+
+NEVER_POOLED = ("task", "model")  # runs that differ in these are other experiments, never seeds of one
+
+
+def settings_to_split(runs: Sequence[Run], by: Sequence[str]) -> list[str]:
+    """The NEVER_POOLED keys not in `by` on which the runs differ: grouped by `by` alone, a group's mean
+    would pool tasks (or models) as if they were seeds."""
+    split = []
+    for key in NEVER_POOLED:
+        values = {format_value(v) for v in (lookup(r, key) for r in runs) if v is not None}
+        if key not in by and len(values) > 1:
+            split.append(key)
+    return split
 
 
 def run_seed(run: Run) -> int | None:

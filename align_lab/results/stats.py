@@ -15,6 +15,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from align_lab.results.ranges import (  # noqa: F401 (METRIC_RANGES, difference_range: stats API)
+    METRIC_RANGES,
+    UNBOUNDED,
+    clip_ci,
+    difference_range,
+    metric_range,
+)
+
 N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
 ALPHA = 0.05  # significance level of every test in a report, after Holm's correction
@@ -135,6 +143,12 @@ def mean_ci(values: Sequence[float] | np.ndarray) -> tuple[int, float, float, fl
     return len(x), float(x.mean()), lo, hi
 
 
+def metric_ci(metric: str, values: Sequence[float] | np.ndarray) -> tuple[int, float, float, float]:
+    """`mean_ci`, its CI kept in the metric's range (`metric_range`): n is the finite values averaged."""
+    n, mean, lo, hi = mean_ci(values)
+    return (n, mean, *clip_ci(lo, hi, metric_range(metric)))
+
+
 @dataclass(frozen=True)
 class PairedTest:
     """a - b over the seeds both have: mean and Student-t CI of the per-seed differences, the exact
@@ -151,19 +165,25 @@ class PairedTest:
     p_holm: float = math.nan
 
 
-def paired_test(a: Mapping, b: Mapping) -> PairedTest:
-    """Pairs a[seed] with b[seed] (seed -> value: a dict or a pandas Series) over their common seeds."""
+def paired_test(a: Mapping, b: Mapping, bounds: tuple[float, float] = UNBOUNDED) -> PairedTest:
+    """Pairs a[seed] with b[seed] (seed -> value: a dict or a pandas Series) over their common seeds;
+    the CI of the difference kept in `bounds` (`difference_range`: [-1, 1] for a rate)."""
     seeds = sorted(set(a.keys()) & set(b.keys()))
     diffs = np.array([a[s] - b[s] for s in seeds], dtype=float)  # (pairs,)
     n, diff, lo, hi = mean_ci(diffs)
+    lo, hi = clip_ci(lo, hi, bounds)
     a_mean = float(np.mean([a[s] for s in seeds])) if seeds else math.nan
     b_mean = float(np.mean([b[s] for s in seeds])) if seeds else math.nan
     return PairedTest(seeds, n, a_mean, b_mean, diff, lo, hi, sign_flip_p_value(diffs))
 
 
-def paired_tests(pairs: Sequence[tuple[Mapping, Mapping]]) -> list[PairedTest]:
-    """`paired_test` of each (a, b), with p_holm: Holm's correction over these tests together."""
-    tests = [paired_test(a, b) for a, b in pairs]
+def paired_tests(
+    pairs: Sequence[tuple[Mapping, Mapping]], bounds: Sequence[tuple[float, float]] | None = None
+) -> list[PairedTest]:
+    """`paired_test` of each (a, b) (within its `bounds`, if given), with p_holm: Holm's correction over
+    these tests together."""
+    bounds = bounds if bounds is not None else [UNBOUNDED] * len(pairs)
+    tests = [paired_test(a, b, r) for (a, b), r in zip(pairs, bounds, strict=True)]
     adjusted = holm([t.p for t in tests])  # (tests,)
     return [replace(t, p_holm=float(q)) for t, q in zip(tests, adjusted, strict=True)]
 

@@ -31,7 +31,8 @@ def per_seed(runs: pd.DataFrame, column: str, require: str | None = None) -> dic
 
 
 def group_table(runs: pd.DataFrame, groups: list[str], columns: list[str]) -> pd.DataFrame:
-    """Per group: n completed, excluded (other statuses), and `<col>:mean|lo|hi` for each column."""
+    """Per group: n completed, excluded (other statuses), and `<col>:n|mean|lo|hi` for each column: n the
+    runs averaged (completed runs with a finite value), the CI kept in the metric's range (metric_ci)."""
     import pandas as pd
 
     rows = []
@@ -40,7 +41,9 @@ def group_table(runs: pd.DataFrame, groups: list[str], columns: list[str]) -> pd
         done = mine[mine["status"] == COMPLETED]
         row: dict = {"group": g, "n": len(done), "excluded": len(mine) - len(done)}
         for col in columns:
-            _, row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.mean_ci(done[col].to_numpy())
+            row[f"{col}:n"], row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.metric_ci(
+                col, done[col].to_numpy()
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -61,7 +64,7 @@ def sft_row(runs: pd.DataFrame, columns: list[str]) -> dict:
         by_seed = done.groupby("seed")[f"{col}_sft"].mean().dropna() if f"{col}_sft" in done else None
         seeds |= set() if by_seed is None else set(by_seed.index)
         values = np.array([]) if by_seed is None else by_seed.to_numpy(float)  # (seeds,)
-        _, row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.mean_ci(values)
+        row[f"{col}:n"], row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.metric_ci(col, values)
     row["n"] = len(seeds)
     return row
 
@@ -102,7 +105,8 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
     compared = [g for g in groups if g != baseline]
     # SFT: each run against its own reference (the same evaluation of the policy it started from)
     bases = [own_sft.get(g, empty) if baseline == SFT else by_group.get(baseline, empty) for g in compared]
-    tests = stats.paired_tests([(by_group.get(g, empty), b) for g, b in zip(compared, bases, strict=True)])
+    pairs = [(by_group.get(g, empty), b) for g, b in zip(compared, bases, strict=True)]
+    tests = stats.paired_tests(pairs, [stats.difference_range(column)] * len(pairs))
     rows = [
         {
             "group": g,

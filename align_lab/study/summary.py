@@ -102,8 +102,15 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
     return [
         f"align_lab: {summary.get('algo')} seed {summary.get('seed')} completed{took}: {', '.join(parts)}",
         f"  run folder: {run_dir}",
-        f"  compare:    python -m align_lab.compare {run_dir.parent}",
+        f"  compare:    python -m align_lab.compare {compare_folder(run_dir)}",
     ]
+
+
+def compare_folder(run_dir: Path) -> Path:
+    """The folder whose runs are comparable with this one: its sweep's folder (the nearest one above it
+    holding Hydra's multirun.yaml) for a run of a multirun, else the run folder itself: the folder above a
+    single run (outputs/<date>) pools whatever else ran that day, another task or model included."""
+    return next((p for p in run_dir.parents if (p / "multirun.yaml").is_file()), run_dir)
 
 
 def check_same_config(run_dir: Path, digest: str) -> dict:

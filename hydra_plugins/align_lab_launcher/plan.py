@@ -15,11 +15,17 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 
 def plan_run(
-    hydra_context: HydraContext, config: DictConfig, overrides: list[str], num: int, here: bool
+    hydra_context: HydraContext,
+    config: DictConfig,
+    overrides: list[str],
+    num: int,
+    here: bool,
+    jobs: list | None = None,
 ) -> dict:
     """Composes job `num`'s config, validates it, and returns its manifest entry. `here`: the job runs
-    on this machine (its device is checked too)."""
+    on this machine (its device is checked too). `jobs`: gets what the claims check needs of it."""
     from align_lab.app import check_folder, spec_from_config
+    from align_lab.results.planned_claims import planned_job
     from align_lab.study.checks import check_run
     from align_lab.study.resources import request
 
@@ -35,6 +41,9 @@ def plan_run(
         spec = spec_from_config(job_cfg, names, list(cfg.hydra.overrides.task))
         check_run(spec, here=here)
         check_folder(spec, run_dir)
+        if jobs is not None:  # for the sweep's claims check (align_lab.results.planned_claims)
+            task_overrides = list(cfg.hydra.overrides.task)
+            jobs.append(planned_job(spec.config, names, task_overrides, spec.task, spec.train.eval_samples))
         resources = request(spec.hardware.resources, spec)
         max_parallel = spec.hardware.max_parallel
     finally:
@@ -56,14 +65,24 @@ def plan_all(
     initial_job_idx: int,
     here: bool,
 ) -> list[dict]:
-    """plan_run for every job, before any runs. On the first bad job its error propagates (one line at the
-    entry point), and the sweep folder is as it was: one that holds nothing but the multirun.yaml Hydra
-    has just written is removed, and an earlier sweep's multirun.yaml is put back."""
+    """plan_run for every job, then the sweep's claims checked against its jobs, before any runs. On the
+    first bad job or claim its error propagates (one line at the entry point), and the sweep folder is as
+    it was: one that holds nothing but the multirun.yaml Hydra has just written is removed, and an earlier
+    sweep's multirun.yaml is put back."""
+    from align_lab.checks import ConfigError
+    from align_lab.results.planned_claims import check_planned_claims
+
     try:
-        return [
-            plan_run(hydra_context, config, list(o), initial_job_idx + i, here)
+        jobs: list = []
+        planned = [
+            plan_run(hydra_context, config, list(o), initial_job_idx + i, here, jobs)
             for i, o in enumerate(job_overrides)
         ]
+        try:
+            check_planned_claims(jobs)  # every arm and metric a claim names exists, before any run
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        return planned
     except Exception:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         before = _MULTIRUN_YAML.get(str(sweep_dir.absolute()))

@@ -225,7 +225,8 @@ def test_sft_is_the_default_baseline_each_run_paired_with_its_own_sft_and_a_row_
     assert paired.loc["ppo", "diff"] == pytest.approx(0.3)
     assert paired.loc["ppo", "baseline_mean"] == pytest.approx(0.2)
     assert paired.loc["rloo", "diff"] == pytest.approx(0.0, abs=1e-12)
-    assert c.headline.startswith("No group differs from SFT")  # 3 seeds cannot reach p < 0.05
+    # two arms: the headline answers rloo vs ppo (rloo - ppo per seed: -0.1, -0.5, -0.3 -> -0.3)
+    assert c.headline.startswith("rloo vs ppo on eval/gold_reward: rloo - ppo = -0.3 [")
     # SFT has no compute: the compute-matched view pairs with the first group, and says why
     assert c.matched_baseline == "ppo" and any("SFT (no compute)" in n for n in c.notes)
     assert not any("WARNING" in n for n in c.notes)  # one shared SFT reference
