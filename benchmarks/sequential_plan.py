@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from align_lab.results.sequential import Plan, expected_seeds, fwer, look_levels, look_seeds
+from align_lab.results.sequential import Plan, expected_seeds, fwer, look_levels, look_seeds, look_thresholds
 
 REAL_CLAIMS = [(2, 0), (2, 5), (3, 4), (3, 0), (1, 0), (1, 0)]  # sweeps/real_arith.yaml's arms per claim
 
@@ -39,7 +39,10 @@ def main() -> None:
         f"{a.claims} claims"
     )
     print("looks (seeds per arm):", look_seeds(plan))
-    print("levels alpha_k:       ", " ".join(f"{x:.5f}" for x in look_levels(plan)))
+    print("alpha spent by look:  ", " ".join(f"{x:.5f}" for x in look_levels(plan)))
+    table = look_thresholds(plan, a.claims)  # (looks, claims + 1)
+    for r in (a.claims, 1):
+        print(f"nominal p-level, alpha/{r}:", " ".join(f"{x:.2g}" for x in table[:, r]))
     nulls = {
         "normal differences": lambda s: rng.standard_normal(s),
         "heavy-tailed differences (t, 3 df)": lambda s: rng.standard_t(3, s),

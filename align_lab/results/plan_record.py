@@ -43,13 +43,13 @@ def verdict_lines(record: dict) -> list[str]:
         if at is not None:
             lines.append(
                 f"  {at['decided'][j].upper():<12} {claim}: at look {at['index'] + 1} ({at['n'][j]} seeds), "
-                f"p {at['p'][j]:.3g} <= level {at['level']:.3g}"
+                f"p {at['p'][j]:.3g} <= level {at['level'][j]:.3g}"
             )
         elif looks:
             last = looks[-1]
             lines.append(
                 f"  {'INCONCLUSIVE':<12} {claim}: open after look {last['index'] + 1} "
                 f"({last['n'][j]} seeds), "
-                f"p {last['p'][j]:.3g} > level {last['level']:.3g}"
+                f"p {last['p'][j]:.3g}, level {last['level'][j]:.3g}"
             )
     return lines

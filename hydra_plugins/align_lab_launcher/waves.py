@@ -20,7 +20,14 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from align_lab.results.plan_record import PLAN_FILE, read_record, verdict_lines
-from align_lab.results.sequential import Plan, check_plan, decide_look, look_levels, look_seeds, wave_seeds
+from align_lab.results.sequential import (
+    Plan,
+    check_plan,
+    decide_look,
+    look_seeds,
+    look_thresholds,
+    wave_seeds,
+)
 
 
 def planned(config) -> bool:
@@ -103,7 +110,7 @@ def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     state = _start_state(sweep_dir, plan, claims, compare_by, names)
     returns: list = []
-    levels, schedule, k = look_levels(plan), look_seeds(plan), 0
+    levels, schedule, k = look_thresholds(plan, len(claims)), look_seeds(plan), 0
     while True:
         needed = [a for a, name in enumerate(names) if any(name in (c.a, c.b) for c in _open(state, claims))]
         batch = [[*arms[a], f"seed={s}"] for s in wave_seeds(plan, k) for a in needed]
@@ -206,7 +213,7 @@ def _completed(run_dir: str) -> bool:
         return False
 
 
-def _look(sweep_dir: Path, claims, compare_by: str, open_claims, k: int, level: float, n: int):
+def _look(sweep_dir: Path, claims, compare_by: str, open_claims, k: int, thresholds, n: int):
     """Look k on the completed runs below the sweep folder, seeds < n."""
     from align_lab.results.extract import final_value, is_completed
     from align_lab.results.runs import group_label, load_runs, run_seed
@@ -220,7 +227,7 @@ def _look(sweep_dir: Path, claims, compare_by: str, open_claims, k: int, level: 
             value[(group_label(r, [compare_by]), run_seed(r))] = final_value(r, c.metric)
         seeds = sorted({s for (g, s) in value if g == c.a} & {s for (g, s) in value if g == c.b})
         diffs.append([value[(c.a, s)] - value[(c.b, s)] for s in seeds])
-    return decide_look(k, level, diffs, [c.sign for c in claims], [c in open_claims for c in claims])
+    return decide_look(k, thresholds, diffs, [c.sign for c in claims], [c in open_claims for c in claims])
 
 
 def _stop_reason(state: dict, plan: Plan, claims, k: int) -> str:

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from align_lab.results.plan_record import read_record
 from tests.conftest import ROOT, SMALL, run_cli
 
@@ -38,7 +40,7 @@ def test_a_decided_claim_stops_the_plan_after_its_first_wave(tmp_path, cache_dir
     assert "REPRODUCED   3 > 2 on step: at look 1 (2 seeds)" in result.stdout, result.stdout[-2000:]
     record = read_record(sweep)
     assert len(record["looks"]) == 1 and record["stopped"] == "every claim decided"
-    assert record["looks"][0]["level"] < 0.001
+    assert record["looks"][0]["level"] == [pytest.approx(0.000687, abs=1e-6)]
     assert run_folders(sweep) == ["0_reinforce_pp_seed0", "1_reinforce_pp_seed0", "2_reinforce_pp_seed1",
                                   "3_reinforce_pp_seed1"]  # fmt: skip
 

@@ -11,12 +11,14 @@ import pytest
 from align_lab.results.plan_record import seeds_run, verdict_lines
 from align_lab.results.sequential import (
     Plan,
+    boundary_levels,
     check_plan,
     decide_look,
     fwer,
     holm_rejects,
     look_levels,
     look_seeds,
+    look_thresholds,
     obf_spending,
     simulate,
     t_p_values,
@@ -43,6 +45,25 @@ def test_obf_spending_by_hand():
     assert obf_spending(0.0, 0.05) == 0.0
     levels = look_levels(REAL)
     assert levels.sum() == pytest.approx(0.05) and (levels >= 0).all() and len(levels) == 6
+
+
+def test_boundary_levels_spend_alpha_exactly():
+    # one look: the whole of alpha; two looks at 4 and 8 seeds: Z_1, Z_2 standard normal with correlation
+    # sqrt(4 / 8), and P(|Z_1| >= z_1 or |Z_2| >= z_2) = alpha, computed here by Genz's algorithm (scipy)
+    # instead of the recursive integration
+    from scipy import stats as sps
+
+    assert boundary_levels([24], 0.05) == pytest.approx([0.05])
+    c = boundary_levels([4, 8], 0.05)
+    assert c[0] == pytest.approx(obf_spending(0.5, 0.05))  # look 1 spends spend(1/2) alone
+    z = sps.norm.isf(c / 2)
+    rho = math.sqrt(4 / 8)
+    mvn = sps.multivariate_normal(mean=[0, 0], cov=[[1, rho], [rho, 1]])
+    inside = mvn.cdf(z, lower_limit=-z)
+    assert 1 - inside == pytest.approx(0.05, abs=2e-5)
+    levels = look_thresholds(REAL, 6)  # (looks, claims + 1)
+    assert levels.shape == (6, 7) and (np.diff(levels[:, 1:], axis=1) < 0).all()  # stricter with more claims
+    assert levels[-1, 1] > 0.0182  # the last look keeps more than Bonferroni across looks would (alpha_6)
 
 
 def test_t_p_values_by_hand():
@@ -73,10 +94,15 @@ def test_a_look_decides_open_claims_in_their_direction():
         np.array([-1.0, -1.1, -0.9, -1.0]),
         np.array([1.0, -1.0, 0.5, -0.5]),
     ]
-    look = decide_look(0, 0.01, diffs, signs=[1, 1, -1], open_=[True, True, True])
+    holm = 0.01 / np.array([1, 1, 2, 3])  # thresholds[r] = 0.01 / r: Holm at 0.01
+    look = decide_look(0, holm, diffs, signs=[1, 1, -1], open_=[True, True, True])
     assert look.decided == ["reproduced", "contradicted", ""]
-    closed = decide_look(1, 0.01, diffs, signs=[1, 1, -1], open_=[False, True, True])
-    assert closed.decided == ["", "contradicted", ""] and closed.n == [4, 4, 4]
+    # the two smallest p (equal) face 0.01 / 3 and 0.01 / 2, the largest 0.01 / 1
+    assert sorted(look.level) == pytest.approx([0.01 / 3, 0.01 / 2, 0.01])
+    closed = decide_look(1, holm, diffs, signs=[1, 1, -1], open_=[False, True, True])
+    assert (
+        closed.decided == ["", "contradicted", ""] and closed.n == [4, 4, 4] and math.isnan(closed.level[0])
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,8 +157,8 @@ def test_family_wise_error_rate_over_looks_and_claims_is_at_most_alpha(law):
 
 
 def test_the_simulation_can_fail_testing_every_look_at_alpha():
-    """Without spending (Holm at 0.05 at each of the 6 looks) the FWER is well above 0.05: the simulation
-    sees what the spending prevents."""
+    """Without spending (Holm at 0.05 at each of the 6 looks: alpha spent at every t) the FWER is well
+    above 0.05: the simulation sees what the spending prevents."""
     rng = np.random.default_rng(1)
     rejected, _ = simulate(REAL, rng.standard_normal, 6, N_STUDIES, spend=lambda t, a: a * 6 * np.asarray(t))
     assert rejected.any(axis=1).mean() > 0.08
@@ -153,12 +179,19 @@ def test_verdict_lines_of_a_record():
             {
                 "index": 0,
                 "seeds": 2,
-                "level": 0.0007,
+                "level": [0.0007, 0.0004],
                 "n": [2, 2],
                 "p": [0.0001, 0.5],
                 "decided": ["reproduced", ""],
             },
-            {"index": 1, "seeds": 4, "level": 0.0157, "n": [2, 4], "p": [0.0001, 0.2], "decided": ["", ""]},
+            {
+                "index": 1,
+                "seeds": 4,
+                "level": [float("nan"), 0.0157],
+                "n": [2, 4],
+                "p": [0.0001, 0.2],
+                "decided": ["", ""],
+            },
         ],
         "stopped": "plan.max_seeds=4 reached",
     }
@@ -166,4 +199,4 @@ def test_verdict_lines_of_a_record():
     lines = verdict_lines(record)
     assert "2 looks at 2, 4 seeds per arm" in lines[0] and "max_seeds=4 reached" in lines[0]
     assert "REPRODUCED" in lines[1] and "at look 1 (2 seeds)" in lines[1]
-    assert "INCONCLUSIVE" in lines[2] and "open after look 2 (4 seeds), p 0.2 > level 0.0157" in lines[2]
+    assert "INCONCLUSIVE" in lines[2] and "open after look 2 (4 seeds), p 0.2, level 0.0157" in lines[2]
