@@ -112,14 +112,15 @@ def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
     returns: list = []
     levels, schedule, k = look_thresholds(plan, len(claims)), look_seeds(plan), 0
     while True:
-        needed = [a for a, name in enumerate(names) if any(name in (c.a, c.b) for c in _open(state, claims))]
+        open_ = _open(state, claims, k)
+        needed = [a for a, name in enumerate(names) if any(name in (c.a, c.b) for c in open_)]
         batch = [[*arms[a], f"seed={s}"] for s in wave_seeds(plan, k) for a in needed]
         first = initial_job_idx + sum(len(w["jobs"]) for w in state["waves"][:k])
         began = time.monotonic()
         returns += _launch_wave(launcher, batch, first, sweep_dir, state, k, [names[a] for a in needed])
         if k == len(state["looks"]):  # this look is not recorded yet
             state["elapsed_s"] += time.monotonic() - began
-            look = _look(sweep_dir, claims, compare_by, _open(state, claims), k, levels[k], schedule[k])
+            look = _look(sweep_dir, claims, compare_by, open_, k, levels[k], schedule[k])
             state["looks"].append({**dataclasses.asdict(look), "seeds": schedule[k]})
             _write(sweep_dir, state)
         stop = _stop_reason(state, plan, claims, k)
@@ -159,9 +160,13 @@ def _start_state(sweep_dir: Path, plan: Plan, claims, compare_by: str, names: li
     return {**old, "stopped": ""}
 
 
-def _open(state: dict, claims) -> list:
+def _open(state: dict, claims, looks: int) -> list:
+    """The claims not decided by the first `looks` looks (a replay sees the looks before its wave only)."""
     decided = {
-        c for look in state["looks"] for c, d in zip(state["claims"], look["decided"], strict=True) if d
+        c
+        for look in state["looks"][:looks]
+        for c, d in zip(state["claims"], look["decided"], strict=True)
+        if d
     }
     return [c for c in claims if str(c) not in decided]
 
@@ -231,7 +236,7 @@ def _look(sweep_dir: Path, claims, compare_by: str, open_claims, k: int, thresho
 
 
 def _stop_reason(state: dict, plan: Plan, claims, k: int) -> str:
-    if not _open(state, claims):
+    if not _open(state, claims, k + 1):
         return "every claim decided"
     if k + 1 >= len(look_seeds(plan)):
         return f"plan.max_seeds={plan.max_seeds} reached"

@@ -43,6 +43,15 @@ def test_a_decided_claim_stops_the_plan_after_its_first_wave(tmp_path, cache_dir
     assert record["looks"][0]["level"] == [pytest.approx(0.000687, abs=1e-6)]
     assert run_folders(sweep) == ["0_reinforce_pp_seed0", "1_reinforce_pp_seed0", "2_reinforce_pp_seed1",
                                   "3_reinforce_pp_seed1"]  # fmt: skip
+    # the same command again: the recorded wave's runs are complete, so nothing is launched
+    metrics = {name: (sweep / name / "metrics.jsonl").stat().st_mtime_ns for name in run_folders(sweep)}
+    again = run_cli(args, cwd=ROOT)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "REPRODUCED   3 > 2 on step: at look 1 (2 seeds)" in again.stdout
+    assert {
+        name: (sweep / name / "metrics.jsonl").stat().st_mtime_ns for name in run_folders(sweep)
+    } == metrics
+    assert read_record(sweep)["looks"] == record["looks"]
 
 
 def test_a_plan_killed_mid_wave_resumes_without_training_a_completed_run_again(tmp_path, cache_dir):

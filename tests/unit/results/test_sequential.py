@@ -61,9 +61,11 @@ def test_boundary_levels_spend_alpha_exactly():
     mvn = sps.multivariate_normal(mean=[0, 0], cov=[[1, rho], [rho, 1]])
     inside = mvn.cdf(z, lower_limit=-z)
     assert 1 - inside == pytest.approx(0.05, abs=2e-5)
-    levels = look_thresholds(REAL, 6)  # (looks, claims + 1)
-    assert levels.shape == (6, 7) and (np.diff(levels[:, 1:], axis=1) < 0).all()  # stricter with more claims
-    assert levels[-1, 1] > 0.0182  # the last look keeps more than Bonferroni across looks would (alpha_6)
+    exact = look_thresholds(REAL, 6, exact=True)  # (looks, claims + 1)
+    assert exact.shape == (6, 7) and (np.diff(exact[:, 1:], axis=1) < 0).all()  # stricter with more claims
+    assert exact[-1, 1] > 0.0182  # the last look keeps more than Bonferroni across looks (alpha_6)
+    # the procedure: Holm at alpha_k, thresholds alpha_k / r
+    assert look_thresholds(REAL, 6)[:, 1:] == pytest.approx(look_levels(REAL)[:, None] / np.arange(1, 7))
 
 
 def test_t_p_values_by_hand():
