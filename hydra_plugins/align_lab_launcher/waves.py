@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from align_lab.results.plan_record import PLAN_FILE, read_record, verdict_lines
+from align_lab.results.plan_record import PLAN_FILE, read_record, seeds_run, verdict_lines
 from align_lab.results.sequential import (
     Plan,
     check_plan,
@@ -246,6 +246,7 @@ def _stop_reason(state: dict, plan: Plan, claims, k: int) -> str:
 
 
 def _write(sweep_dir: Path, state: dict) -> None:
+    state["seeds_run"] = seeds_run(state)  # per arm, for readers of plan.json
     tmp = sweep_dir / (PLAN_FILE + ".tmp")
     tmp.write_text(json.dumps(state, indent=1))
     tmp.replace(sweep_dir / PLAN_FILE)

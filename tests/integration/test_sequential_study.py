@@ -40,6 +40,7 @@ def test_a_decided_claim_stops_the_plan_after_its_first_wave(tmp_path, cache_dir
     assert "REPRODUCED   3 > 2 on step: at look 1 (2 seeds)" in result.stdout, result.stdout[-2000:]
     record = read_record(sweep)
     assert len(record["looks"]) == 1 and record["stopped"] == "every claim decided"
+    assert record["seeds_run"] == {"2": 2, "3": 2}
     assert record["looks"][0]["level"] == [pytest.approx(0.000687, abs=1e-6)]
     assert run_folders(sweep) == ["0_reinforce_pp_seed0", "1_reinforce_pp_seed0", "2_reinforce_pp_seed1",
                                   "3_reinforce_pp_seed1"]  # fmt: skip
@@ -89,7 +90,7 @@ def test_a_plan_killed_mid_wave_resumes_without_training_a_completed_run_again(t
         assert (metrics.read_bytes(), metrics.stat().st_mtime_ns) == (text, mtime), f"{name} trained again"
     record = read_record(sweep)
     assert [look["seeds"] for look in record["looks"]] == [2, 4, 6]
-    assert record["stopped"] == "plan.max_seeds=6 reached"
+    assert record["stopped"] == "plan.max_seeds=6 reached" and record["seeds_run"] == {"x": 6, "y": 6}
     assert [look["p"] for look in record["looks"]] == [[1.0], [1.0], [1.0]]
     assert run_folders(sweep) == sorted(f"{num}_reinforce_pp_seed{num // 2}" for num in range(12))
     assert "INCONCLUSIVE x > y on step: open after look 3 (6 seeds)" in " ".join(result.stdout.split())
