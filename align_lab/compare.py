@@ -201,6 +201,15 @@ def result_lines(c, by: str) -> list[str]:
     return lines + [f"  note: {note}" for note in c.notes]
 
 
+def plan_lines(folders: list[Path]) -> list[str]:
+    """A sequential study's looks and each claim's verdict at its look, from the folders' plan.json."""
+    from align_lab.results.plan_record import read_record, verdict_lines
+
+    records = [(f, read_record(f)) for f in folders]
+    head = "sequential plan (plan.json): its verdicts, not the fixed-design claim test above, are the study's"
+    return [line for f, r in records if r is not None for line in [f"{f}: {head}", *verdict_lines(r)]]
+
+
 def wandb_lines(c, figures, out: Path, runs, args) -> list[str]:
     """Logs the comparison to W&B (--wandb) in the runs' most common project and study; what it says."""
     from align_lab.results.wandb_report import NOT_CONFIGURED, log_comparison, online_command, wandb_mode
@@ -225,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     paths, figures = write_report(comparison, list(args.folders), out)
     for line in result_lines(comparison, args.by):
+        print(line)
+    for line in plan_lines(args.folders):
         print(line)
     print(f"report: {paths['report.html']} (and report.md, runs.csv, runs.parquet, figures) in {out}")
     for line in wandb_lines(comparison, figures, out, runs, args) if args.wandb else []:

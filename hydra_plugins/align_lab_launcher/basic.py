@@ -16,6 +16,7 @@ from omegaconf import open_dict
 
 from hydra_plugins.align_lab_launcher.outcome import Outcomes
 from hydra_plugins.align_lab_launcher.plan import plan_all
+from hydra_plugins.align_lab_launcher.waves import planned, run_waves
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ class CheckedBasicLauncher(BasicLauncher):
         from align_lab.config import ConfigError
         from align_lab.folder import claim
 
+        if planned(self.config) and not getattr(self, "in_wave", False):  # a sequential study (waves.py)
+            return run_waves(self, job_overrides, initial_job_idx)
         # every job's config and folder checked before the first runs
         runs = plan_all(self.hydra_context, self.config, job_overrides, initial_job_idx, here=True)
         setup_globals()

@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 
 from hydra_plugins.align_lab_launcher.outcome import Outcomes, last_line
 from hydra_plugins.align_lab_launcher.plan import plan_all
+from hydra_plugins.align_lab_launcher.waves import planned, run_waves
 
 log = logging.getLogger(__name__)
 MANIFEST = "study.json"
@@ -89,6 +90,8 @@ class StudyLauncher(BaseSubmititLauncher):
 
         import submitit
 
+        if planned(self.config) and not getattr(self, "in_wave", False):  # a sequential study (waves.py)
+            return run_waves(self, job_overrides, initial_job_idx)
         if self._EXECUTOR == "slurm" and shutil.which("sbatch") is None:
             from align_lab.config import ConfigError
 
@@ -119,7 +122,7 @@ class StudyLauncher(BaseSubmititLauncher):
             "cluster": self._EXECUTOR,
             "sweep_dir": str(sweep_dir),
             "command": sys.argv,
-            "runs": runs,
+            "runs": [*getattr(self, "earlier_runs", []), *runs],  # earlier waves' too (waves.py)
             "queue": self._queue_params(base),
             "folder": self.params["submitit_folder"],
             "max_num_timeout": self.params.get("max_num_timeout", 0),

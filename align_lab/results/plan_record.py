@@ -1,0 +1,55 @@
+"""A sequential study's record, `<study folder>/plan.json` (written by the launcher's plan loop,
+hydra_plugins/align_lab_launcher/waves.py): its plan, claims, waves and looks; and the lines that say
+each claim's verdict and the look that decided it (printed by the launcher and by compare)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PLAN_FILE = "plan.json"
+
+
+def read_record(folder: Path) -> dict | None:
+    """The folder's plan.json, or None when it has none or it cannot be read."""
+    try:
+        record = json.loads((Path(folder) / PLAN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def seeds_run(record: dict) -> dict[str, int]:
+    """Seeds each arm was given over the waves launched."""
+    out = {arm: 0 for arm in record.get("arms", [])}
+    for wave in record.get("waves", []):
+        for arm in wave.get("arms", []):
+            out[arm] = out.get(arm, 0) + len(wave.get("seeds", []))
+    return out
+
+
+def verdict_lines(record: dict) -> list[str]:
+    """The plan's looks and why it stopped, then one line per claim: its verdict and the look (and
+    seeds per arm) that decided it, or its last p against that look's level."""
+    looks = record.get("looks", [])
+    seeds = ", ".join(f"{arm} {n}" for arm, n in seeds_run(record).items())
+    stopped = record.get("stopped") or "still running (rerun the command to go on)"
+    lines = [
+        f"plan: {len(looks)} looks at {', '.join(str(lk['seeds']) for lk in looks)} seeds per arm; "
+        f"stopped: {stopped}; seeds run: {seeds}"
+    ]
+    for j, claim in enumerate(record.get("claims", [])):
+        at = next((lk for lk in looks if lk["decided"][j]), None)
+        if at is not None:
+            lines.append(
+                f"  {at['decided'][j].upper():<12} {claim}: at look {at['index'] + 1} ({at['n'][j]} seeds), "
+                f"p {at['p'][j]:.3g} <= level {at['level'][j]:.3g}"
+            )
+        elif looks:
+            last = looks[-1]
+            lines.append(
+                f"  {'INCONCLUSIVE':<12} {claim}: open after look {last['index'] + 1} "
+                f"({last['n'][j]} seeds), "
+                f"p {last['p'][j]:.3g}, level {last['level'][j]:.3g}"
+            )
+    return lines

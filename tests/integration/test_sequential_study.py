@@ -1,0 +1,96 @@
+"""Sequential studies (docs/studies.md): a plan's waves on the toy world, in the in-process launcher;
+a decided claim stops the plan; an undecidable one runs it to max_seeds; SIGKILL mid-wave and the same
+command resumes without training a completed run again."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from align_lab.results.plan_record import read_record
+from tests.conftest import ROOT, SMALL, run_cli
+
+PLAN = "plan={start: 2, wave: 2, max_seeds: 6}"
+
+
+def study_args(cache_dir, sweep: Path, *extra) -> list[str]:
+    return ["-m", "hardware=cpu", *SMALL, f"cache_dir={cache_dir}", "train.steps=2", PLAN, *extra,
+            f"hydra.sweep.dir={sweep}"]  # fmt: skip
+
+
+def run_folders(sweep: Path) -> list[str]:
+    return sorted(p.name for p in sweep.iterdir() if (p / ".hydra").is_dir())
+
+
+def test_a_decided_claim_stops_the_plan_after_its_first_wave(tmp_path, cache_dir):
+    # the arms differ by train.steps, so every seed's "step" differs by exactly 3 - 2 = 1: the t-test's
+    # p is 0 (no spread), below look 1's level, 2 - 2 Phi(1.96 / sqrt(2/6)) = 0.00069
+    sweep = tmp_path / "decided"
+    args = study_args(
+        cache_dir, sweep, "train.steps=2,3", "compare_by=train.steps", 'claims=["3 > 2 on step"]'
+    )
+    result = run_cli(args, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "REPRODUCED   3 > 2 on step: at look 1 (2 seeds)" in result.stdout, result.stdout[-2000:]
+    record = read_record(sweep)
+    assert len(record["looks"]) == 1 and record["stopped"] == "every claim decided"
+    assert record["seeds_run"] == {"2": 2, "3": 2}
+    assert record["looks"][0]["level"] == [pytest.approx(0.000687, abs=1e-6)]
+    assert run_folders(sweep) == ["0_reinforce_pp_seed0", "1_reinforce_pp_seed0", "2_reinforce_pp_seed1",
+                                  "3_reinforce_pp_seed1"]  # fmt: skip
+    # the same command again: the recorded wave's runs are complete, so nothing is launched
+    metrics = {name: (sweep / name / "metrics.jsonl").stat().st_mtime_ns for name in run_folders(sweep)}
+    again = run_cli(args, cwd=ROOT)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "REPRODUCED   3 > 2 on step: at look 1 (2 seeds)" in again.stdout
+    assert {
+        name: (sweep / name / "metrics.jsonl").stat().st_mtime_ns for name in run_folders(sweep)
+    } == metrics
+    assert read_record(sweep)["looks"] == record["looks"]
+
+
+def test_a_plan_killed_mid_wave_resumes_without_training_a_completed_run_again(tmp_path, cache_dir):
+    # two identical arms (they differ only by their study name): every difference is 0, p = 1, so the
+    # claim stays open and the plan runs all three waves: 2 + 2 + 2 seeds x 2 arms = 12 runs
+    sweep = tmp_path / "killed"
+    args = study_args(cache_dir, sweep, "study=x,y", "compare_by=study", 'claims=["x > y on step"]')
+    cmd = [sys.executable, "-m", "align_lab", *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def in_wave_two() -> bool:  # look 1 recorded and wave 2's first run training
+        record = read_record(sweep) or {}
+        return (
+            len(record.get("looks", [])) == 1 and (sweep / "4_reinforce_pp_seed2" / "metrics.jsonl").exists()
+        )
+
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not in_wave_two():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert in_wave_two(), "the plan did not reach wave 2"
+    done = {}
+    for name in run_folders(sweep):
+        summary = json.loads((sweep / name / "summary.json").read_text())
+        if summary["status"] == "completed":
+            metrics = sweep / name / "metrics.jsonl"
+            done[name] = (metrics.read_bytes(), metrics.stat().st_mtime_ns)
+    assert {"0_reinforce_pp_seed0", "3_reinforce_pp_seed1"} <= set(done)  # wave 1 completed
+
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name, (text, mtime) in done.items():
+        metrics = sweep / name / "metrics.jsonl"
+        assert (metrics.read_bytes(), metrics.stat().st_mtime_ns) == (text, mtime), f"{name} trained again"
+    record = read_record(sweep)
+    assert [look["seeds"] for look in record["looks"]] == [2, 4, 6]
+    assert record["stopped"] == "plan.max_seeds=6 reached" and record["seeds_run"] == {"x": 6, "y": 6}
+    assert [look["p"] for look in record["looks"]] == [[1.0], [1.0], [1.0]]
+    assert run_folders(sweep) == sorted(f"{num}_reinforce_pp_seed{num // 2}" for num in range(12))
+    assert "INCONCLUSIVE x > y on step: open after look 3 (6 seeds)" in " ".join(result.stdout.split())
