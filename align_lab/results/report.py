@@ -13,6 +13,7 @@ from align_lab.results.extract import FINAL_METRICS
 from align_lab.results.plots import write_figures
 from align_lab.results.power import power_blocks
 from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, Table, to_html, to_markdown
+from align_lab.results.samples import samples_blocks
 from align_lab.results.stats import fmt, fmt_ci, fmt_p
 
 if TYPE_CHECKING:
@@ -195,6 +196,7 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         ),
         runs_block(c, roots[0] if roots else None),
     ]
+    blocks += samples_blocks(c)  # each arm's responses to the same held-out prompts (results/samples.py)
     return blocks
 
 

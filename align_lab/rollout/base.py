@@ -63,9 +63,11 @@ class RolloutEngine(Protocol):
         max_prompt_tokens: int,
         greedy: bool = False,
         seeds: list[int] | None = None,
+        row_seeded: bool = False,
     ) -> Samples:
         """n samples of each prompt from `model` as its weights are now; `seeds`, one per row, for
-        engines that can draw each row from its own seed (data parallel needs it)."""
+        engines that can draw each row from its own seed (data parallel needs it), which they do with
+        seed_per_sample on, or always with row_seeded (evaluation: common random numbers)."""
         ...
 
     def sync(self, model) -> None:

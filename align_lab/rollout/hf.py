@@ -114,8 +114,10 @@ class HFGenerate:
         max_prompt_tokens: int,
         greedy: bool = False,
         seeds: list[int] | None = None,
+        row_seeded: bool = False,
     ) -> Samples:
-        """n samples of each prompt; `seeds` (one per row) are used when seed_per_sample is on."""
+        """n samples of each prompt; `seeds` (one per row) are used when seed_per_sample is on, or
+        row_seeded (evaluation: common random numbers whatever seed_per_sample)."""
         distinct_ids, distinct_attn = encode_prompts(tokenizer, prompts, max_prompt_tokens)  # (B/n, P)
         prompts = [p for p in prompts for _ in range(n)]
         prompt_ids = distinct_ids.repeat_interleave(n, dim=0)  # (B, P)
@@ -123,7 +125,8 @@ class HFGenerate:
         sampled = self.sampled_model(model)
         was_training = sampled.training
         sampled.eval()
-        noise = RowNoise(seeds) if self.seed_per_sample and seeds is not None and not greedy else None
+        per_row = (self.seed_per_sample or row_seeded) and seeds is not None and not greedy
+        noise = RowNoise(seeds) if per_row else None
         how = (max_new_tokens, greedy, noise)
         try:
             if self.use_generate:

@@ -227,10 +227,12 @@ class VLLMEngine:
         max_prompt_tokens: int,
         greedy: bool = False,
         seeds: list[int] | None = None,
+        row_seeded: bool = False,
     ) -> Samples:
-        """n samples of each prompt from vLLM's copy of the weights. With seed_per_sample and `seeds`
-        (one per row, train/distributed.row_seeds), each row is its own request seeded with its row
-        seed, so a response does not depend on the batch it is drawn in or the process drawing it."""
+        """n samples of each prompt from vLLM's copy of the weights. With seed_per_sample (or row_seeded:
+        evaluation's common random numbers) and `seeds` (one per row, train/distributed.row_seeds), each
+        row is its own request seeded with its row seed, so a response does not depend on the batch it
+        is drawn in or the process drawing it."""
         from vllm import SamplingParams
 
         if self._llm is None:
@@ -257,7 +259,7 @@ class VLLMEngine:
             )
 
         params = sampling(1 if greedy else n)  # greedy samples are identical: decode once, copy below
-        if self.seed_per_sample and seeds is not None and not greedy:
+        if (self.seed_per_sample or row_seeded) and seeds is not None and not greedy:
             # one request per row with its own seed: n copies of each prompt, one sample each
             inputs = [inp for inp in inputs for _ in range(n)]
             params = [sampling(1, seed) for seed in seeds]

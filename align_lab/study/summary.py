@@ -132,6 +132,8 @@ MAY_CHANGE_ON_RESUME = (
     "train.eval_every",
     "train.checkpoint_every",
     "train.keep_checkpoint",
+    "train.keep_eval_samples",  # what is written, not what is computed
+    "train.eval_text_chars",
     "train.async_rollouts",  # the same numbers either way (train/staleness.py)
     "hardware",
     "tracker",

@@ -27,6 +27,10 @@ KINDS = ("wandb", "none")
 class Tracker(Protocol):
     def log(self, metrics: dict[str, float], step: int) -> None: ...
 
+    def samples(self, records: list[dict], step: int) -> None:
+        """An evaluation's per-sample records (eval_samples.jsonl's schema, without `step`)."""
+        ...
+
     def summary(self, values: dict) -> None: ...
 
     def close(self) -> None: ...
@@ -41,6 +45,10 @@ class MultiTracker:
     def log(self, metrics: dict[str, float], step: int) -> None:
         for tracker in self.trackers:
             tracker.log(metrics, step)
+
+    def samples(self, records: list[dict], step: int) -> None:
+        for tracker in self.trackers:
+            tracker.samples(records, step)
 
     def summary(self, values: dict) -> None:
         for tracker in self.trackers:

@@ -1,4 +1,5 @@
-"""metrics.jsonl: one flat JSON object per logged step, the run folder's own record."""
+"""metrics.jsonl: one flat JSON object per logged step, the run folder's own record; and beside it
+eval_samples.jsonl, each evaluation's samples (tracking/samples.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from align_lab.tracking.samples import SamplesFile
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -76,8 +79,10 @@ class JsonlTracker:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.start_step = start_step
         self._file = None  # opened (and the file cut) by the first log(); closed in close()
+        self._samples = SamplesFile(run_dir, start_step)
 
     def _open(self):
+        self._samples.cut()
         if self.path.exists():
             kept = [r for r in read_metrics(self.path) if r["step"] < self.start_step]
             tmp = self.path.with_name(self.path.name + ".tmp")
@@ -90,6 +95,12 @@ class JsonlTracker:
             self._file = self._open()
         self._file.write(format_line(metrics, step) + "\n")
         self._file.flush()  # a killed run keeps every line it logged
+
+    def samples(self, records: list[dict], step: int) -> None:
+        """Appends an evaluation's records to eval_samples.jsonl (tracking/samples.py)."""
+        if self._file is None:
+            self._file = self._open()
+        self._samples.append(records, step)
 
     def summary(self, values: Mapping[str, Any]) -> None:
         """No-op: summary.json is written by the run itself."""

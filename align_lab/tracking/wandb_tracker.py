@@ -1,4 +1,5 @@
-"""Weights & Biases: the same metrics as metrics.jsonl, one W&B run per run folder."""
+"""Weights & Biases: the same metrics as metrics.jsonl, one W&B run per run folder, and each
+evaluation's samples as a table (`eval/samples`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from align_lab.tracking.wandb_reader import wait_until_complete
 RUN_ID_FILE = "wandb_run_id.txt"
 MODES = ("auto", "online", "offline", "disabled")
 DEFAULT_BASE_URL = "https://api.wandb.ai"
+SAMPLES_KEY = "eval/samples"  # the completions table of each evaluation
 
 
 def has_wandb_credentials(env: Mapping[str, str]) -> bool:
@@ -109,6 +111,19 @@ class WandbTracker:
 
     def log(self, metrics: Mapping[str, object], step: int) -> None:
         self._run.log(to_numbers(metrics), step=step)
+
+    def samples(self, records: list[dict], step: int) -> None:
+        """The evaluation's records as a wandb.Table under eval/samples (one row a sample; columns
+        step and the record's fields), at the evaluation's step."""
+        import wandb
+
+        if not records:
+            return
+        columns = ["step", *dict.fromkeys(k for r in records for k in r)]  # every field, first-seen order
+        rows = [[step, *(r.get(c) for c in columns[1:])] for r in records]
+        self._run.log(
+            {SAMPLES_KEY: wandb.Table(columns=columns, data=rows, allow_mixed_types=True)}, step=step
+        )
 
     def summary(self, values: Mapping[str, Any]) -> None:
         self._run.summary.update(dict(values))

@@ -3,6 +3,7 @@ finish the run."""
 
 from __future__ import annotations
 
+from align_lab.tracking.samples import cap_texts
 from align_lab.train.context import Context
 from align_lab.train.resume import checkpoint
 
@@ -12,8 +13,9 @@ def due(step: int, every: int, last: int) -> bool:
     return every > 0 and step % every == 0 and step != last
 
 
-def evaluate_now(ctx: Context) -> dict:
-    """Held-out evaluation of the current policy (seeded; the training RNG is untouched)."""
+def evaluate_now(ctx: Context):
+    """Held-out evaluation of the current policy (row-seeded; the training RNG is untouched): an
+    Evaluation (train/evaluate.py), its metrics and per-sample records."""
     from align_lab.train.evaluate import evaluate
 
     return evaluate(
@@ -39,10 +41,13 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
     evaluation = None
     if done == ctx.train.steps or due(done, ctx.train.eval_every, ctx.train.steps):
         if main or backend.every_rank_forwards(ctx.group):
-            evaluation = evaluate_now(ctx)
+            result = evaluate_now(ctx)
+            evaluation = result.metrics
             metrics |= evaluation
     if main:
         ctx.tracker.log(metrics, step=done)
+        if evaluation is not None and ctx.train.keep_eval_samples:
+            ctx.tracker.samples(cap_texts(result.records, ctx.train.eval_text_chars), step=done)
     saves = main or backend.every_rank_saves(ctx.group)
     if saves and due(done, ctx.train.checkpoint_every, ctx.train.steps):
         checkpoint(ctx, named, algo, done)
@@ -63,5 +68,5 @@ def finish(ctx: Context, named: dict, algo, final: dict | None) -> dict:
     if main or backend.every_rank_saves(ctx.group):
         checkpoint(ctx, named, algo, ctx.train.steps)
     if final is None and (main or backend.every_rank_forwards(ctx.group)):
-        final = evaluate_now(ctx)
+        final = evaluate_now(ctx).metrics  # its samples were written when the last step was logged
     return final if main else {}

@@ -19,6 +19,9 @@ class TrainConfig:
     warmup_steps: int = 0
     eval_every: int = 50
     eval_samples: int = 4
+    # write each evaluation's samples to eval_samples.jsonl (and W&B's eval/samples table)
+    keep_eval_samples: bool = True
+    eval_text_chars: int = 300  # characters kept of each prompt and response text in those records
     checkpoint_every: int = 25
     # false: a completed run deletes checkpoints/ (SmolLM2's is 1.6 GB, 3.1 GB with a critic); its
     # results stay, but it can no longer be extended with more train.steps
@@ -41,6 +44,9 @@ class TrainConfig:
         check(self.warmup_steps >= 0, "warmup_steps", self.warmup_steps, ">= 0")
         check(self.eval_every >= 0, "eval_every", self.eval_every, ">= 0 (0: only at the end)")
         check(self.eval_samples >= 1, "eval_samples", self.eval_samples, ">= 1")
+        chars = self.eval_text_chars
+        integer = isinstance(chars, int) and not isinstance(chars, bool)
+        check(integer and chars >= 0, "eval_text_chars", chars, "an integer >= 0 (0: no texts)")
         check(self.checkpoint_every >= 0, "checkpoint_every", self.checkpoint_every, ">= 0")
         micro = self.micro_batch_size
         check(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
 from align_lab.models.sequences import response_logprobs
 from align_lab.rl import kl_penalty, masked_sum
+from align_lab.train.distributed import row_seeds
 from align_lab.train.micro import forward as micro_forward
 
 
@@ -36,15 +38,81 @@ def sequence_kl(policy, reference, samples, micro_batch_size: int | None = None)
     return masked_sum(kl_penalty(logprobs, ref_logprobs, "k1"), samples.mask, dim=1)
 
 
-def gold_metrics(gold: torch.Tensor, gold_sft: torch.Tensor) -> dict:
-    """Mean gold reward of the policy's and the reference's samples (B,) each, and the policy's win rate
-    against the reference's sample of the same prompt and draw (ties count half)."""
-    wins = (gold > gold_sft).float() + 0.5 * (gold == gold_sft).float()  # (B,)
-    return {
-        "eval/gold_reward": gold.mean().item(),
-        "eval/gold_reward_sft": gold_sft.mean().item(),
-        "eval/win_rate_vs_sft": wins.mean().item(),
+def eval_seeds(seed: int, n_prompts: int, n_samples: int) -> list[int]:
+    """Row seeds of an evaluation's B = n_prompts x n_samples rows (a prompt's samples contiguous):
+    sample j of prompt p draws from row_seeds(seed, -1 - j, p), keyed by (run seed, prompt id, sample)
+    alone, the same at every evaluation and in every arm (common random numbers). Training rows use
+    steps >= 0 and fewer than 1,000,003 rows a step, so no evaluation row shares a training row's seed."""
+    return [row_seeds(seed, -1 - j, p, 1)[0] for p in range(n_prompts) for j in range(n_samples)]
+
+
+@dataclass
+class Evaluation:
+    """An evaluation's metrics (means), and one record per policy sample: eval_samples.jsonl's
+    schema (docs/how_it_works.md), where eval/X is the mean of field X over the records."""
+
+    metrics: dict[str, float]
+    records: list[dict]
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def wins_by_gold(gold: list[float], gold_sft: list[float]) -> list[float]:
+    """The policy's win against the reference's sample of the same prompt and draw, per row: 1 when
+    its gold reward is higher, 0.5 on a tie, 0 below."""
+    return [1.0 if g > s else 0.5 if g == s else 0.0 for g, s in zip(gold, gold_sft, strict=True)]
+
+
+def per_sample(task, scorer, judge, mine, sft, kl: list[float], n_samples: int) -> dict[str, list]:
+    """The record fields of each of the B policy samples (B,) each, with the reference's sample drawn
+    with the same row seed: rewards, gold, verifier, win against the reference, KL, lengths."""
+    B = len(mine.responses)
+    fields: dict[str, list] = {
+        "prompt_id": [i // n_samples for i in range(B)],
+        "sample": [i % n_samples for i in range(B)],
+        "prompt": list(mine.prompts),
+        "response": list(mine.responses),
+        "finished": [bool(f) for f in mine.finished],
+        "tokens": [int(t) for t in mine.mask.sum(-1).tolist()],
+        "response_length": [float(len(r.split())) for r in mine.responses],
+        "kl": kl,
+        "proxy_reward": scorer(mine.prompts, mine.responses, mine.finished).tolist(),
+        "gold_reward": [None] * B,
+        "win_rate_vs_sft": [None] * B,
+        "pass@1": [None] * B,
+        "finished_fraction": [float(bool(f)) for f in mine.finished],
+        "sft_response": list(sft.responses),
+        "sft_gold_reward": [None] * B,
+        "sft_proxy_reward": scorer(sft.prompts, sft.responses, sft.finished).tolist(),
     }
+    if task.has_gold_reward:
+        fields["gold_reward"] = [
+            float(g) for g in task.gold_reward(mine.prompts, mine.responses, mine.finished)
+        ]
+        fields["sft_gold_reward"] = [
+            float(g) for g in task.gold_reward(sft.prompts, sft.responses, sft.finished)
+        ]
+        fields["win_rate_vs_sft"] = wins_by_gold(fields["gold_reward"], fields["sft_gold_reward"])
+    else:
+        fields["win_rate_vs_sft"] = [
+            float(w) for w in judge.prefers(mine.prompts, mine.responses, sft.responses)
+        ]
+    if task.verifiable:
+        fields["pass@1"] = list(fields["gold_reward"])  # 1 correct, 0 not: pass@1 of one sample
+    return fields
+
+
+def means(fields: dict[str, list]) -> dict[str, float]:
+    """eval/X = the mean of the per-sample field X, for the fields that are metrics."""
+    named = ["proxy_reward", "kl", "response_length", "finished_fraction", "win_rate_vs_sft"]
+    out = {f"eval/{k}": mean(fields[k]) for k in named}
+    out["eval/proxy_reward_sft"] = mean(fields["sft_proxy_reward"])
+    if fields["gold_reward"][0] is not None:
+        out["eval/gold_reward"] = mean(fields["gold_reward"])
+        out["eval/gold_reward_sft"] = mean(fields["sft_gold_reward"])
+    return out
 
 
 @torch.no_grad()
@@ -59,39 +127,30 @@ def evaluate(
     seed: int,
     judge=None,
     micro_batch_size: int | None = None,
-) -> dict:
-    """Samples n per held-out prompt from the policy and the reference; the training RNG is untouched.
-    Gold metrics when the task has a gold reward; `judge` (default: the run's reward) gives
-    eval/rm_score and the win rates against the reference policy and the task's reference responses."""
+) -> Evaluation:
+    """Samples n per held-out prompt from the policy and the reference, each row with the noise of its
+    eval_seeds row seed whatever the engine's seed_per_sample (so the arms of a study, paired by seed,
+    see the same noise); the training RNG is untouched. Gold metrics when the task has a gold reward;
+    `judge` (default: the run's reward) gives eval/rm_score and the win rates against the reference
+    policy and the task's reference responses."""
     from align_lab.rewards.judge import ScoreJudge
 
     judge = judge if judge is not None else ScoreJudge(scorer)
     prompts = task.prompts("eval")
     limits = (task.max_response_tokens, task.max_prompt_tokens)
+    rows = {"seeds": eval_seeds(seed, len(prompts), n_samples), "row_seeded": True}
     with torch.random.fork_rng():
+        torch.manual_seed(seed)  # for engines that draw from the global generator all the same
+        mine = engine.sample(policy, tokenizer, prompts, n_samples, *limits, **rows)
         torch.manual_seed(seed)
-        mine = engine.sample(policy, tokenizer, prompts, n_samples, *limits)
-        torch.manual_seed(seed)  # the reference's samples do not depend on the policy's
-        sft = engine.sample(reference, tokenizer, prompts, n_samples, *limits)
-    proxy = scorer(mine.prompts, mine.responses, mine.finished)  # (B,)
-    metrics = {
-        "eval/proxy_reward": proxy.mean().item(),
-        "eval/proxy_reward_sft": scorer(sft.prompts, sft.responses, sft.finished).mean().item(),
-        "eval/kl": sequence_kl(policy, reference, mine, micro_batch_size).mean().item(),
-        "eval/response_length": sum(len(r.split()) for r in mine.responses) / len(mine.responses),
-        "eval/finished_fraction": sum(mine.finished) / len(mine.finished),
+        sft = engine.sample(reference, tokenizer, prompts, n_samples, *limits, **rows)
+    kl = sequence_kl(policy, reference, mine, micro_batch_size).tolist()  # (B,)
+    fields = per_sample(task, scorer, judge, mine, sft, kl, n_samples)
+    metrics = means(fields) | {
         "eval/distinct_1": distinct_n(mine.responses, 1),
         "eval/distinct_2": distinct_n(mine.responses, 2),
-        "eval/repeated_words": sum(repeated_fraction(r) for r in mine.responses) / len(mine.responses),
+        "eval/repeated_words": mean([repeated_fraction(r) for r in mine.responses]),
     }
-    if task.has_gold_reward:
-        gold = torch.tensor(task.gold_reward(mine.prompts, mine.responses, mine.finished))  # (B,)
-        metrics |= gold_metrics(
-            gold, torch.tensor(task.gold_reward(sft.prompts, sft.responses, sft.finished))
-        )
-    else:
-        wins = judge.prefers(mine.prompts, mine.responses, sft.responses)
-        metrics["eval/win_rate_vs_sft"] = sum(wins) / len(wins)
     if isinstance(judge, ScoreJudge) and judge.scorer is not scorer:
         metrics["eval/rm_score"] = judge.score(mine.prompts, mine.responses, mine.finished).mean().item()
     else:
@@ -99,10 +158,15 @@ def evaluate(
     references = task.references("eval")
     if references is not None:
         refs = [r for r in references for _ in range(n_samples)]  # (B,), G samples per prompt
-        wins = judge.prefers(mine.prompts, mine.responses, refs)
-        metrics["eval/win_rate_vs_reference"] = sum(wins) / len(wins)
+        metrics["eval/win_rate_vs_reference"] = mean(judge.prefers(mine.prompts, mine.responses, refs))
     if task.verifiable:
-        correct = gold.view(len(prompts), n_samples).sum(-1).long().tolist()  # (prompts,)
+        correct = torch.tensor(fields["pass@1"]).view(len(prompts), n_samples).sum(-1).long().tolist()
         for k in sorted({1, n_samples}):
-            metrics[f"eval/pass@{k}"] = sum(pass_at_k(n_samples, c, k) for c in correct) / len(correct)
-    return metrics
+            metrics[f"eval/pass@{k}"] = mean([pass_at_k(n_samples, c, k) for c in correct])
+    return Evaluation(metrics, records(fields))
+
+
+def records(fields: dict[str, list]) -> list[dict]:
+    """The columns of `per_sample` as one dict a row, in the schema's key order."""
+    keys = list(fields)
+    return [dict(zip(keys, row, strict=True)) for row in zip(*fields.values(), strict=True)]
