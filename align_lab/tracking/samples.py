@@ -1,7 +1,7 @@
 """eval_samples.jsonl: one JSON object per evaluated policy sample, each evaluation appended.
 
 Written by JsonlTracker (the run folder's own record), read tolerantly by compare: a torn or damaged
-line is skipped and counted, never fatal. The schema is in docs/how_it_works.md ("Evaluation samples").
+line is skipped and counted, never fatal. The schema: docs/how_it_works.md, "The run folder".
 """
 
 from __future__ import annotations

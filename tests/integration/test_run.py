@@ -41,6 +41,13 @@ def test_every_algorithm_runs_to_the_run_folder_contract(algo, tmp_path, cache_d
     resolved = yaml.safe_load((tmp_path / "config.resolved.yaml").read_text())
     assert "${" not in json.dumps(resolved), "every interpolation resolved"
     assert resolved["algo"]["_target_"].startswith("align_lab.algorithms.")
+    # every evaluated sample, at the one evaluation (step 3): 18 held-out prompts x 1 sample (SMALL)
+    from align_lab.tracking.samples import SAMPLES_FILE, read_samples
+
+    samples, skipped = read_samples(tmp_path / SAMPLES_FILE)
+    assert skipped == 0 and [(r["step"], r["prompt_id"]) for r in samples] == [(3, p) for p in range(18)]
+    gold = sum(r["gold_reward"] for r in samples) / 18  # eval/X = the mean of field X
+    assert gold == pytest.approx(rows[-1]["eval/gold_reward"], abs=1e-12)
 
 
 def test_online_metrics_include_phase_times_and_compute_counters(tmp_path, cache_dir):
@@ -201,6 +208,31 @@ def test_keep_checkpoint_false_deletes_a_completed_runs_checkpoints_keeps_result
     assert again["eval/gold_reward"] == kept["eval/gold_reward"]
 
 
+def test_a_run_killed_after_an_evaluations_samples_resumes_without_duplicates(
+    tmp_path, cache_dir, monkeypatch
+):
+    from align_lab.tracking import JsonlTracker
+    from align_lab.tracking.samples import SAMPLES_FILE, read_samples
+
+    overrides = ["seed=3", "train.steps=4", "train.eval_every=1"]
+    run_in_process(overrides, tmp_path / "full", cache_dir)
+    original = JsonlTracker.samples
+
+    def samples_then_die(self, records, step):
+        original(self, records, step)
+        if step == 3:
+            raise Interrupt  # step 3's samples are written, its checkpoint is not: resumed from step 2
+
+    monkeypatch.setattr(JsonlTracker, "samples", samples_then_die)
+    with pytest.raises(Interrupt):
+        run_in_process(overrides, tmp_path / "resumed", cache_dir)
+    monkeypatch.setattr(JsonlTracker, "samples", original)
+    run_in_process(overrides, tmp_path / "resumed", cache_dir)
+    full, resumed = (read_samples(tmp_path / name / SAMPLES_FILE) for name in ("full", "resumed"))
+    assert [r["step"] for r in resumed[0]] == [1] * 18 + [2] * 18 + [3] * 18 + [4] * 18  # step 3 once
+    assert resumed == full
+
+
 def test_wandb_offline_file_holds_config_group_job_type_and_history(tmp_path, cache_dir, monkeypatch):
     from align_lab.tracking.wandb_reader import (
         find_wandb_files,
@@ -221,6 +253,10 @@ def test_wandb_offline_file_holds_config_group_job_type_and_history(tmp_path, ca
     jsonl = read_metrics(tmp_path / "run" / "metrics.jsonl")
     assert [h["_step"] for h in history] == [r["step"] for r in jsonl]
     assert history[-1]["eval/gold_reward"] == pytest.approx(jsonl[-1]["eval/gold_reward"])
+    # the evaluation's samples as a table beside it: 18 held-out prompts x 1 sample (SMALL)
+    table = history[-1]
+    assert table["eval/samples._type"] == "table-file" and table["eval/samples.nrows"] == 18
+    assert (path.parent / "files" / table["eval/samples.path"]).is_file()
 
 
 def test_toy_arith_with_verifier_reports_pass_at_k(tmp_path, cache_dir):
