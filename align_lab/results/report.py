@@ -137,6 +137,14 @@ def claims_blocks(claims: pd.DataFrame) -> list[Block]:
     ]
 
 
+def verdict_blocks(c: Comparison) -> list[Block]:
+    """What the study decided, above the tables: the claims, their power, verdicts across tasks, notes."""
+    blocks = claims_blocks(c.claims) if c.claims is not None else []
+    blocks += power_blocks(c.power) if c.power else []
+    blocks += across_blocks(c.across_tasks)
+    return blocks + ([Heading("Notes"), Bullets(c.notes)] if c.notes else [])
+
+
 def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str, Path]]) -> list[Block]:
     """The report, top to bottom."""
     c = comparison
@@ -151,11 +159,7 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         ),
         Paragraph(c.headline),
     ]
-    blocks += claims_blocks(c.claims) if c.claims is not None else []
-    blocks += power_blocks(c.power) if c.power else []
-    blocks += across_blocks(c.across_tasks)
-    if c.notes:
-        blocks += [Heading("Notes"), Bullets(c.notes)]
+    blocks += verdict_blocks(c)
     blocks += [
         Heading("Final metrics per group"),
         Paragraph(
