@@ -22,7 +22,6 @@ sigma^2_eval. Pure computation, apart from reading the records.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -34,13 +33,13 @@ import numpy as np
 from align_lab.results import stats
 from align_lab.results.runs import COMPLETED
 from align_lab.results.tables import per_seed
+from align_lab.tracking.samples import SAMPLES_FILE, read_samples
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from align_lab.results.claims import Claim
 
-SAMPLES_FILE = "eval_samples.jsonl"
 POWER = 0.8
 EVAL_FACTORS = (2, 4)  # evaluation samples per prompt multiplied by these
 Key = tuple[int, int]  # (prompt_id, sample)
@@ -48,17 +47,10 @@ Key = tuple[int, int]  # (prompt_id, sample)
 
 def final_records(path: Path) -> tuple[list[dict] | None, str]:
     """(the records of the file's final step, its largest `step`; or None) and why not: a missing
-    file, no readable line. Torn lines are skipped, as a half-written last line is."""
+    file, no readable line. Torn lines are skipped (tracking.samples.read_samples)."""
     if not path.is_file():
         return None, f"no {SAMPLES_FILE}"
-    records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("step"), int):
-            records.append(record)
+    records, _ = read_samples(path)
     if not records:
         return None, f"no readable record in {SAMPLES_FILE}"
     last = max(r["step"] for r in records)
