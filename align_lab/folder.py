@@ -25,6 +25,7 @@ OURS = {
     LOCK,
     "summary.json",
     "metrics.jsonl",
+    "eval_samples.jsonl",
     "config.resolved.yaml",
     "checkpoints",
     "wandb",

@@ -48,6 +48,9 @@ def test_every_algorithm_runs_to_the_run_folder_contract(algo, tmp_path, cache_d
     assert skipped == 0 and [(r["step"], r["prompt_id"]) for r in samples] == [(3, p) for p in range(18)]
     gold = sum(r["gold_reward"] for r in samples) / 18  # eval/X = the mean of field X
     assert gold == pytest.approx(rows[-1]["eval/gold_reward"], abs=1e-12)
+    from align_lab.folder import foreign_files
+
+    assert foreign_files(tmp_path) == []  # every file the run wrote is one a rerun accepts as the run's
 
 
 def test_online_metrics_include_phase_times_and_compute_counters(tmp_path, cache_dir):
