@@ -345,7 +345,8 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path, chrom
     n_png = len(list(report.glob("*.png")))
     # the page's load handler counts images that decoded (complete and naturalWidth > 0)
     assert f'data-images-loaded="{n_png}/{n_png}"' in dom.stdout, dom.stdout[:300]
-    assert dom.stdout.count("<table>") == 6 and "reinforce_pp" in dom.stdout  # with the claims table
+    # the seven tables of the page itself (test_report_html_is_self_contained_and_embeds_every_png)
+    assert dom.stdout.count("<table>") == 7 and "reinforce_pp" in dom.stdout
     shot = tmp_path / "shot.png"
     result = subprocess.run(
         [*flags, f"--screenshot={shot}", "--window-size=1200,2000", url],
