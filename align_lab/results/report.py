@@ -145,6 +145,27 @@ def verdict_blocks(c: Comparison) -> list[Block]:
     return blocks + ([Heading("Notes"), Bullets(c.notes)] if c.notes else [])
 
 
+def plan_blocks(roots: list[Path]) -> list[Block]:
+    """A sequential study's looks and verdicts (its plan.json), which are the study's verdicts."""
+    from align_lab.results.plan_record import read_record, verdict_lines
+
+    records = [(root, read_record(root)) for root in roots]
+    return [
+        block
+        for root, record in records
+        if record is not None
+        for block in (
+            Heading("Sequential plan"),
+            Paragraph(
+                f"{root}/plan.json: the plan's looks and verdicts (alpha spent over the looks, Holm over "
+                "the open claims; docs/studies.md). They, not the fixed-design claim test above, are "
+                "the study's verdicts."
+            ),
+            Bullets(verdict_lines(record)),
+        )
+    ]
+
+
 def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str, Path]]) -> list[Block]:
     """The report, top to bottom."""
     c = comparison
@@ -159,7 +180,7 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         ),
         Paragraph(c.headline),
     ]
-    blocks += verdict_blocks(c)
+    blocks += verdict_blocks(c) + plan_blocks(roots)
     blocks += [
         Heading("Final metrics per group"),
         Paragraph(

@@ -172,8 +172,9 @@ def test_a_true_effect_stops_early():
     assert rejected.mean() > 0.99 and decided_at.max(axis=1).mean() < 16
 
 
-def test_verdict_lines_of_a_record():
-    record = {
+def a_record() -> dict:
+    """Two claims over two looks: the first decided at look 1, the second open after look 2."""
+    return {
         "arms": ["ppo", "rloo"],
         "claims": ["rloo > ppo on eval/gold_reward", "rloo < ppo on eval/kl"],
         "waves": [{"seeds": [0, 1], "arms": ["ppo", "rloo"]}, {"seeds": [2, 3], "arms": ["ppo", "rloo"]}],
@@ -197,8 +198,25 @@ def test_verdict_lines_of_a_record():
         ],
         "stopped": "plan.max_seeds=4 reached",
     }
+
+
+def test_verdict_lines_of_a_record():
+    record = a_record()
     assert seeds_run(record) == {"ppo": 4, "rloo": 4}
     lines = verdict_lines(record)
     assert "2 looks at 2, 4 seeds per arm" in lines[0] and "max_seeds=4 reached" in lines[0]
     assert "REPRODUCED" in lines[1] and "at look 1 (2 seeds)" in lines[1]
     assert "INCONCLUSIVE" in lines[2] and "open after look 2 (4 seeds), p 0.2, level 0.0157" in lines[2]
+
+
+def test_the_report_shows_a_sequential_studys_plan_and_verdicts(tmp_path):
+    import json
+
+    from align_lab.results.render import Bullets, Heading
+    from align_lab.results.report import plan_blocks
+
+    assert plan_blocks([tmp_path]) == []  # a fixed sweep: no plan.json, no section
+    (tmp_path / "plan.json").write_text(json.dumps(a_record()))
+    heading, _, bullets = plan_blocks([tmp_path])
+    assert isinstance(heading, Heading) and heading.text == "Sequential plan"
+    assert isinstance(bullets, Bullets) and bullets.items == verdict_lines(a_record())
