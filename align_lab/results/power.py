@@ -23,6 +23,7 @@ sigma^2_eval. Pure computation, apart from reading the records.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,14 +95,35 @@ def sign_flip_floor(alpha: float) -> int:
 def t_test_seeds(effect: float, sd: float, alpha: float, power: float = POWER) -> float:
     """Pairs the two-sided paired t test needs for `power` at effect / sd (statsmodels TTestPower)."""
     from statsmodels.stats.power import TTestPower
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning  # its import sets "always"
 
     if sd == 0:
         return 2.0
-    return float(
-        TTestPower().solve_power(
-            effect_size=abs(effect) / sd, alpha=alpha, power=power, alternative="two-sided"
+    size = abs(effect) / sd
+    with warnings.catch_warnings():  # a root finder that does not converge says so with NaN
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        n = float(
+            TTestPower().solve_power(effect_size=size, alpha=alpha, power=power, alternative="two-sided")
         )
-    )
+    return n if math.isfinite(n) else float(smallest_pairs(size, alpha, power))
+
+
+def smallest_pairs(size: float, alpha: float, power: float = POWER) -> int:
+    """The smallest n >= 2 whose two-sided paired t test has `power` at effect size `size`, by search
+    over TTestPower().power: where statsmodels' root finder returns NaN (an effect of 100 SD: n = 2)."""
+    from statsmodels.stats.power import TTestPower
+
+    def enough(n: int) -> bool:
+        return TTestPower().power(effect_size=size, nobs=n, alpha=alpha, alternative="two-sided") >= power
+
+    high = 2
+    while not enough(high):
+        high *= 2
+    low = max(2, high // 2)
+    while low < high:  # the smallest n in [low, high] with enough power
+        mid = (low + high) // 2
+        low, high = (low, mid) if enough(mid) else (mid + 1, high)
+    return high
 
 
 def seeds_needed(effect: float, sd: float, alpha: float, power: float = POWER) -> int | None:

@@ -170,3 +170,16 @@ def test_seeds_needed_agree_with_the_noncentral_t_from_scipy(d, claims):
     alpha = 0.05 / claims
     expected = max(smallest_n(d, alpha), power.sign_flip_floor(alpha))
     assert power.seeds_needed(d, 1.0, alpha) == expected
+
+
+@pytest.mark.parametrize("d", [0.3, 1.0, 2.5])
+def test_the_search_agrees_with_statsmodels_root_finder(d):
+    alpha = 0.05 / 6
+    assert power.smallest_pairs(d, alpha) == math.ceil(power.t_test_seeds(d, 1.0, alpha) - 1e-9)
+
+
+def test_a_huge_effect_needs_two_pairs_where_the_root_finder_gives_nan():
+    # statsmodels 0.15's solve_power returns NaN at effect size 100 (its root finder does not converge);
+    # the t test with 2 pairs already has power ~1 there: t = 100 * sqrt(2) against t_crit(1 df) ~ 76
+    assert power.t_test_seeds(100.0, 1.0, 0.05 / 6) == 2.0
+    assert power.seeds_needed(100.0, 1.0, 0.05 / 6) == power.sign_flip_floor(0.05 / 6) == 8
