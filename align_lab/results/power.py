@@ -147,7 +147,8 @@ class ClaimPower:
 
 
 def _split(total: float, eval_var: float) -> float:
-    return max(0.0, total - eval_var) if math.isfinite(eval_var) else math.nan
+    """sigma^2_seed = max(0, Var(D) - sigma^2_eval); NaN when either is unknown (below 2 seeds)."""
+    return max(0.0, total - eval_var) if math.isfinite(eval_var) and math.isfinite(total) else math.nan
 
 
 def seed_eval_variance(runs: pd.DataFrame, claim: Claim, seed: float, field: str) -> tuple[float, str]:

@@ -183,3 +183,9 @@ def test_a_huge_effect_needs_two_pairs_where_the_root_finder_gives_nan():
     # the t test with 2 pairs already has power ~1 there: t = 100 * sqrt(2) against t_crit(1 df) ~ 76
     assert power.t_test_seeds(100.0, 1.0, 0.05 / 6) == 2.0
     assert power.seeds_needed(100.0, 1.0, 0.05 / 6) == power.sign_flip_floor(0.05 / 6) == 8
+
+
+def test_one_seed_has_no_seed_variance_and_no_seeds_needed_with_more_evaluation():
+    # one paired seed: Var(D) is unknown, so sigma^2_seed is too (not 0), and with it every seeds figure
+    assert math.isnan(power._split(math.nan, 0.01))
+    assert power._split(0.05, 0.01) == pytest.approx(0.04) and power._split(0.01, 0.05) == 0.0
