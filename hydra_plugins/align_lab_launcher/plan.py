@@ -84,20 +84,26 @@ def plan_all(
             raise ConfigError(str(e)) from None
         return planned
     except Exception:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        before = _MULTIRUN_YAML.get(str(sweep_dir.absolute()))
-        if before is not None:
-            (sweep_dir / "multirun.yaml").write_bytes(before)
-        elif sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
-            shutil.rmtree(sweep_dir, ignore_errors=True)
-            # multirun/<date>/ and multirun/ when they were made for this sweep alone (never the cwd)
-            for parent in list(sweep_dir.absolute().parents)[:2]:
-                try:
-                    if parent != Path.cwd():
-                        parent.rmdir()
-                except OSError:
-                    break
+        restore_sweep_folder(config)
         raise
+
+
+def restore_sweep_folder(config: DictConfig) -> None:
+    """The sweep folder as it was before a refused sweep: one that holds nothing but the multirun.yaml
+    Hydra has just written is removed, and an earlier sweep's multirun.yaml is put back."""
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    before = _MULTIRUN_YAML.get(str(sweep_dir.absolute()))
+    if before is not None:
+        (sweep_dir / "multirun.yaml").write_bytes(before)
+    elif sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+        # multirun/<date>/ and multirun/ when they were made for this sweep alone (never the cwd)
+        for parent in list(sweep_dir.absolute().parents)[:2]:
+            try:
+                if parent != Path.cwd():
+                    parent.rmdir()
+            except OSError:
+                break
 
 
 _MULTIRUN_YAML: dict[str, bytes] = {}  # sweep folder -> its multirun.yaml before Hydra rewrote it

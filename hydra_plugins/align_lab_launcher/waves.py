@@ -28,6 +28,7 @@ from align_lab.results.sequential import (
     look_thresholds,
     wave_seeds,
 )
+from hydra_plugins.align_lab_launcher.plan import restore_sweep_folder
 
 
 def planned(config) -> bool:
@@ -87,9 +88,8 @@ def arm_names(launcher, arms: list[list[str]], compare_by: str) -> list[str]:
     return names
 
 
-def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
-    """The plan loop: waves through `launcher.launch` (which sees `launcher.in_wave`), looks between them;
-    returns every wave's JobReturns. Prints each claim's verdict at the end."""
+def _checked_plan(launcher, job_overrides) -> tuple:
+    """(plan, arms' overrides, claims, compare_by, arm names), each checked: a one-line ConfigError."""
     from align_lab.config import ConfigError
     from align_lab.results.claims import parse_claims
 
@@ -106,9 +106,21 @@ def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
                 raise ConfigError(
                     f"claim '{c}': no arm {g!r}; the arms ({compare_by}) are {', '.join(names)}"
                 )
-    sweep_dir = Path(str(config.hydra.sweep.dir))
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    state = _start_state(sweep_dir, plan, claims, compare_by, names)
+    return plan, arms, claims, compare_by, names
+
+
+def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
+    """The plan loop: waves through `launcher.launch` (which sees `launcher.in_wave`), looks between them;
+    returns every wave's JobReturns. Prints each claim's verdict at the end."""
+    try:  # a refused plan leaves the sweep folder as it was, as a refused sweep does (plan.py)
+        plan, arms, claims, compare_by, names = _checked_plan(launcher, job_overrides)
+        config = launcher.config
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        state = _start_state(sweep_dir, plan, claims, compare_by, names)
+    except Exception:
+        restore_sweep_folder(launcher.config)
+        raise
     returns: list = []
     levels, schedule, k = look_thresholds(plan, len(claims)), look_seeds(plan), 0
     while True:

@@ -94,3 +94,16 @@ def test_a_plan_killed_mid_wave_resumes_without_training_a_completed_run_again(t
     assert [look["p"] for look in record["looks"]] == [[1.0], [1.0], [1.0]]
     assert run_folders(sweep) == sorted(f"{num}_reinforce_pp_seed{num // 2}" for num in range(12))
     assert "INCONCLUSIVE x > y on step: open after look 3 (6 seeds)" in " ".join(result.stdout.split())
+
+
+@pytest.mark.fast
+def test_a_refused_plan_is_one_line_and_leaves_no_sweep_folder(tmp_path, cache_dir):
+    # a plan chooses the seeds, so a swept seed is refused before anything runs; the folder Hydra made
+    # for the sweep (holding only its multirun.yaml) is removed again, as for any refused sweep
+    sweep = tmp_path / "refused"
+    claim = 'claims=["3 > 2 on step"]'
+    args = study_args(cache_dir, sweep, "train.steps=2,3", "compare_by=train.steps", claim, "seed=0,1")
+    result = run_cli(args, cwd=ROOT)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "a plan chooses the seeds" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not sweep.exists()
