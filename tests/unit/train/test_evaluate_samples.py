@@ -134,7 +134,8 @@ def test_two_policies_draw_each_row_with_the_same_uniform(tokenizer):
                 continue
             assert firsts[init][i] == token, (init, i)
             checked += 1
-    assert checked >= 20  # of 2 x 15 rows    assert firsts[0] != firsts[1]  # the policies differ; the uniforms are the same
+    assert checked >= 20  # of 2 x 15 rows
+    assert firsts[0] != firsts[1]  # the policies differ; the uniforms are the same
 
 
 def test_a_prompts_first_samples_do_not_depend_on_how_many_are_drawn(tokenizer):
