@@ -13,6 +13,11 @@ class Diverged(RuntimeError):
     stepped into or cached with it, and the run stops in one line naming the key to lower."""
 
 
+class TrainsNothing(RuntimeError):
+    """Training runs but cannot move the policy (a rollout correction rejected every token for
+    algo.max_rejected_steps steps in a row): the run stops in one line naming the keys."""
+
+
 def check(ok: bool, name: str, value, allowed: str) -> None:
     """Raises the one-line error every config check uses: `name=value: must be allowed`.
 

@@ -8,10 +8,9 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
+from align_lab.algorithms.correction import Corrected, RolloutCorrection, check_correction  # noqa: F401 (re-exported)
 from align_lab.checks import check, check_lr
 from align_lab.rl import AGGREGATIONS, KL_ESTIMATORS
-from align_lab.rl.correction import CORRECTION_LEVELS, CORRECTIONS, SEQUENCE_RATIOS, correction_weights
-from align_lab.rl.stats import masked_mean
 
 
 @dataclass
@@ -41,128 +40,6 @@ class Rollout:
             if isinstance(getattr(self, f.name), Tensor)
         }
         return replace(self, **picked)
-
-
-CORRECTION_RATIOS = ("old", "current")
-PPO_ANCHORS = ("old", "rollout")
-
-
-@dataclass
-class Corrected:
-    """A minibatch's per-token policy loss after the rollout correction, and what aggregates it."""
-
-    per_token: Tensor  # (B, T) the loss times the importance weights
-    mask: Tensor  # (B, T) the tokens the aggregation counts
-    rows: Tensor | None  # (B,) the sequences the sequence means count; None: every one
-    stats: dict
-
-
-@dataclass
-class RolloutCorrection:
-    """The off-policy correction keys every online algorithm takes (a dataclass mixin: its fields come
-    first; docs/off_policy.md). The defaults (none, ppo_anchor=old) leave every loss as it was.
-
-    The weights and masks are rl.correction_weights of log pi_target - log pi_rollout, pi_rollout the
-    engine's distribution (rollout.rollout_logprobs) and pi_target pi_old (correction_ratio=old:
-    decoupled, every peer's default) or the current policy, detached (current: verl's bypass mode).
-    The weight multiplies the policy term only (not a KL-in-loss term); a rejected token gets weight 0
-    and still counts in the aggregation (masked_in_denominator=true) or leaves it (false: verl).
-    """
-
-    rollout_correction: str = "none"
-    correction_level: str = "token"
-    sequence_ratio: str = "product"
-    correction_low: float | None = None
-    correction_high: float | None = 2.0
-    masked_in_denominator: bool = True
-    mask_is_weight: bool = False
-    correction_ratio: str = "old"
-    ppo_anchor: str = "old"
-
-    def anchor(self, batch: Rollout) -> Tensor:
-        """(B, T) the log-probs a ratio divides by: pi_old's, or the engine's with ppo_anchor=rollout."""
-        return batch.logprobs if self.ppo_anchor == "old" else _behaviour(batch)
-
-    def correct(self, batch: Rollout, per_token: Tensor, logprobs: Tensor, mask: Tensor | None = None):
-        """The policy term `per_token` (B, T) of a minibatch, corrected: a Corrected. `logprobs` (B, T)
-        are the current policy's; `mask` (B, T) the tokens the loss covers (default the response)."""
-        mask = batch.mask if mask is None else mask
-        if self.rollout_correction == "none":
-            return Corrected(per_token, mask, None, {})
-        target = batch.logprobs if self.correction_ratio == "old" else logprobs.detach()  # (B, T)
-        weights, rejected = correction_weights(
-            target - _behaviour(batch),
-            mask,
-            self.rollout_correction,
-            self.correction_level,
-            self.sequence_ratio,
-            self.correction_low,
-            self.correction_high,
-            self.mask_is_weight,
-        )  # (B, T) each
-        stats = {
-            "train/is_weight_mean": masked_mean(weights, mask.bool() & ~rejected).item(),
-            "train/is_weight_max": weights.max().item() if weights.numel() else 0.0,
-            "train/is_masked_frac": masked_mean(rejected.to(weights.dtype), mask).item(),
-        }
-        if self.masked_in_denominator:
-            return Corrected(per_token * weights, mask, None, stats)
-        kept = mask * ~rejected  # (B, T) mask's dtype
-        rows = kept.bool().any(-1) | ~mask.bool().any(-1)  # (B,) all but the sequences it emptied
-        return Corrected(per_token * weights, kept, rows, stats)
-
-
-def _behaviour(batch: Rollout) -> Tensor:
-    if batch.rollout_logprobs is None:
-        raise ValueError("a rollout correction needs rollout.rollout_logprobs (the engine's log-probs)")
-    return batch.rollout_logprobs
-
-
-def check_correction(algo: RolloutCorrection, ratio: bool) -> None:
-    """The checks of the correction keys; `ratio`: the algorithm has a policy ratio to anchor."""
-    mode, level = algo.rollout_correction, algo.correction_level
-    check(mode in CORRECTIONS, "rollout_correction", mode, f"one of {CORRECTIONS}")
-    check(level in CORRECTION_LEVELS, "correction_level", level, f"one of {CORRECTION_LEVELS}")
-    check(
-        level == "token" or mode in ("none", "tis", "mis"),
-        "correction_level",
-        level,
-        f"token with rollout_correction={mode} (token_mask masks tokens, seq_mask sequences)",
-    )
-    check(
-        algo.sequence_ratio in SEQUENCE_RATIOS,
-        "sequence_ratio",
-        algo.sequence_ratio,
-        f"one of {SEQUENCE_RATIOS}",
-    )
-    low, high = algo.correction_low, algo.correction_high
-    check(low is None or low >= 0, "correction_low", low, ">= 0 or null")
-    check(high is None or high > 0, "correction_high", high, "> 0 or null")
-    check(
-        low is None or high is None or low <= high,
-        "correction_low",
-        low,
-        f"<= correction_high={high}",
-    )
-    check(
-        not algo.mask_is_weight or mode in ("token_mask", "seq_mask"),
-        "mask_is_weight",
-        algo.mask_is_weight,
-        f"false with rollout_correction={mode} (it weighs the tokens token_mask / seq_mask keep)",
-    )
-    check(
-        algo.correction_ratio in CORRECTION_RATIOS,
-        "correction_ratio",
-        algo.correction_ratio,
-        f"one of {CORRECTION_RATIOS}",
-    )
-    check(algo.ppo_anchor in PPO_ANCHORS, "ppo_anchor", algo.ppo_anchor, f"one of {PPO_ANCHORS}")
-    check(
-        ratio or algo.ppo_anchor == "old",
-        "ppo_anchor",
-        algo.ppo_anchor,
-        "old for an algorithm without a policy ratio",
-    )
 
 
 @runtime_checkable

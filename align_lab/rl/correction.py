@@ -90,3 +90,96 @@ def correction_weights(
     weights, rejected = rules[mode]()
     rejected = rejected & keep  # (B, T)
     return torch.where(keep & ~rejected, weights, 0.0), rejected
+
+
+# ---- rejection rules: a divergence statistic per token, per sequence or its max, within bounds (verl
+# rollout_rs, AReaL rejection_sampling, TRL OPSM); issue 36 item 3
+REJECT_SCOPES = ("token", "seq_sum", "seq_mean", "seq_max")
+DIVERGENCES = ("k1", "k2", "k3", "k3_inverse", "binary_kl")
+BINARY_KL_EPS = 1e-8  # AReaL's clamp of each token probability before the Bernoulli KL
+
+
+def parse_rule(rule: str) -> tuple[str, str] | None:
+    """'seq_mean_k3' -> ('seq_mean', 'k3'): a rule's scope and statistic; None if it is not one."""
+    for scope in REJECT_SCOPES:
+        if rule.startswith(scope + "_") and rule[len(scope) + 1 :] in DIVERGENCES:
+            return scope, rule[len(scope) + 1 :]
+    return None
+
+
+def binary_kl(log_p: Tensor, log_q: Tensor) -> Tensor:
+    """KL(P || Q) of the Bernoulli pair (this token, any other) with P(token) = e^log_p, each probability
+    clamped to [1e-8, 1 - 1e-8] (KPop, Guo et al. 2026; AReaL compute_binary_kl_divergence)."""
+    p = log_p.exp().clamp(BINARY_KL_EPS, 1 - BINARY_KL_EPS)
+    q = log_q.exp().clamp(BINARY_KL_EPS, 1 - BINARY_KL_EPS)
+    return p * (p / q).log() + (1 - p) * ((1 - p) / (1 - q)).log()
+
+
+def divergence(target: Tensor, rollout: Tensor, stat: str) -> Tensor:
+    """(B, T) per-token statistic of pi_target against pi_rollout from their log-probs (B, T). With
+    l = log pi_target - log pi_rollout clamped to +-20 (verl's SAFETY_BOUND):
+      k1 = -l (verl token_k1: log pi_rollout / pi_target), k2 = l^2 / 2, k3 = e^l - 1 - l (verl),
+      k3_inverse = e^-l - 1 + l (AReaL kl_k3: k3 of pi_rollout / pi_target),
+      binary_kl = max(KL_B(pi_target || pi_rollout), KL_B(pi_rollout || pi_target)) (KPop, AReaL).
+    Every one is 0 where the two policies agree."""
+    if stat == "binary_kl":
+        return torch.maximum(binary_kl(target, rollout), binary_kl(rollout, target))
+    log_ratio = (target - rollout).clamp(-SAFETY_LOG_RATIO, SAFETY_LOG_RATIO)  # (B, T)
+    stats = {
+        "k1": lambda: -log_ratio,
+        "k2": lambda: 0.5 * log_ratio**2,
+        "k3": lambda: log_ratio.exp() - 1 - log_ratio,
+        "k3_inverse": lambda: (-log_ratio).exp() - 1 + log_ratio,
+    }
+    return stats[stat]()
+
+
+def scoped(values: Tensor, keep: Tensor, scope: str) -> Tensor:
+    """`values` (B, T) over the response tokens `keep` (B, T) bool: per token, or each sequence's sum,
+    mean or max on all its tokens (an empty sequence's is 0): (B, T)."""
+    if scope == "token":
+        return values
+    masked = torch.where(keep, values, 0.0)  # (B, T)
+    if scope == "seq_sum":
+        per_sequence = masked.sum(-1, keepdim=True)  # (B, 1)
+    elif scope == "seq_mean":
+        per_sequence = masked.sum(-1, keepdim=True) / keep.sum(-1, keepdim=True).clamp(min=1)
+    else:  # seq_max
+        per_sequence = torch.where(keep, values, -torch.inf).amax(-1, keepdim=True)
+        per_sequence = torch.where(keep.any(-1, keepdim=True), per_sequence, 0.0)
+    return per_sequence.expand_as(values)
+
+
+def rule_rejections(
+    target: Tensor,
+    rollout: Tensor,
+    mask: Tensor,
+    rules: list[str],
+    lows: list[float | None],
+    highs: list[float | None],
+) -> Tensor:
+    """(B, T) bool: the response tokens any rule rejects (verl's comma-separated rollout_rs: every rule
+    must pass). Rule i keeps a token whose scoped statistic lies in [lows[i], highs[i]] (None: no bound)."""
+    keep = mask.bool()  # (B, T)
+    target = torch.where(keep, target.detach(), 0.0)  # (B, T) padding may hold anything
+    rollout = torch.where(keep, rollout.detach(), 0.0)  # (B, T)
+    rejected = torch.zeros_like(keep)
+    for rule, low, high in zip(rules, lows, highs, strict=True):
+        scope, stat = parse_rule(rule)
+        value = scoped(divergence(target, rollout, stat), keep, scope)  # (B, T)
+        rejected = rejected | ~inside(value, low, high)
+    return rejected & keep
+
+
+def normalize_weights(weights: Tensor, mask: Tensor, level: str) -> Tensor:
+    """`weights` (B, T) divided by their batch mean, so they average 1 (verl rollout_is_batch_normalize):
+    the mean over response tokens (token level) or over non-empty sequences of each one's weight
+    (sequence level); left as they are when that mean is <= 1e-8."""
+    keep = mask.bool()  # (B, T)
+    if level == "token":
+        mean = torch.where(keep, weights, 0.0).sum() / keep.sum().clamp(min=1)
+    else:
+        rows = keep.any(-1)  # (B,)
+        per_sequence = torch.where(keep, weights, 0.0).sum(-1) / keep.sum(-1).clamp(min=1)  # (B,)
+        mean = per_sequence[rows].sum() / rows.sum().clamp(min=1)
+    return weights / mean if mean > 1e-8 else weights

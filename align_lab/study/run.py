@@ -16,6 +16,7 @@ import torch
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.cache import StageCache
+from align_lab.checks import TrainsNothing
 from align_lab.rewards import reward_models
 from align_lab.rewards.function import RewardError
 from align_lab.study.checks import check_partitions, check_run
@@ -188,7 +189,7 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
     place (None: raise `e` itself)."""
     if isinstance(e, Preempted):  # requeued by the scheduler, or resumed by a rerun
         return {"status": "preempted"}, None
-    if isinstance(e, RewardError):  # a reward function's scores: one line naming reward.path
+    if isinstance(e, RewardError | TrainsNothing):  # one line naming reward.path / the correction's keys
         return {"status": "failed", "error": str(e)}, RunStopped(f"error: {e}")
     if isinstance(e, Diverged):  # the weights were not stepped into NaN; the last checkpoint is sound
         stage = str(e).startswith(("sft ", "reward model "))  # a stage says which key to lower

@@ -219,7 +219,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     torch.manual_seed(ctx.seed)
     start = restore(ctx, loop.named, algo)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
-    final = None
+    final, rejected_steps = None, 0  # steps in a row whose correction rejected every token (from a resume: 0)
     for step in range(start, cfg.steps):
         times: dict[str, float] = {}
         # 0. engines that hold their own copy of the weights (vLLM) take the policy's; HF samples the
@@ -252,6 +252,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         policy_rests = step < algo.critic_pretrain_steps
         with timed(times, "time/train_s"):
             stats = _update(ctx, algo, loop.updates, rollout, reuse, policy_rests, loop.counters)
+        rejected_steps = algo.rejected_streak(stats, rejected_steps, step + 1)  # stops at max_rejected_steps
         if loop.sampler is not None:  # the rollout of step + max_staleness joins the queue
             with timed(times, "time/rollout_wait_s"):
                 loop.pending.push(loop.sampler.result())
