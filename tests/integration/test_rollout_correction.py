@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
+from align_lab.study.summary import RunStopped
 from align_lab.tracking import read_metrics
 from tests.conftest import run_in_process
 
@@ -56,3 +60,48 @@ def test_bfloat16_rollouts_move_the_weights_off_one(overrides, masked, tmp_path,
             assert row["train/is_weight_mean"] == 1.0 and 0.0 < row["train/is_masked_frac"] < 1.0, row
         else:  # weights off 1 (their mean stays ~1: E_rollout[pi / pi_rollout] = 1), never rejected
             assert 1.001 < row["train/is_weight_max"] <= 2.0 and row["train/is_masked_frac"] == 0.0, row
+
+
+# ---- issue 36 item 5: a correction that trains nothing is not silent
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "algo.correction_high=0.5",
+            "algo.correction_high=0.5: must be >= 1 or null with rollout_correction=token_mask",
+        ),
+        (
+            "algo.correction_low=2.0",
+            "algo.correction_low=2.0: must be <= 1 or null with rollout_correction=token_mask",
+        ),
+        (
+            "algo.reject=[token_k3] algo.reject_high=[-0.1]",
+            "algo.reject_high=[-0.1]: must be >= 0 or null each",
+        ),
+        ("algo.reject=[token_k4]", "algo.reject=['token_k4']: must be <scope>_<statistic>"),
+        ("algo.max_rejected_steps=-1", "algo.max_rejected_steps=-1: must be >= 0"),
+    ],
+)
+def test_bounds_that_reject_an_on_policy_token_are_refused_before_compute(
+    override, message, tmp_path, cache_dir
+):
+    overrides = ["algo=grpo", "algo.rollout_correction=token_mask", *override.split()]
+    with pytest.raises(Exception, match=re.escape(message)) as error:
+        run_in_process(overrides, tmp_path, cache_dir)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_a_run_whose_steps_reject_every_token_stops_in_one_line(tmp_path, cache_dir):
+    # bf16 rollouts move (almost) every token's log-ratio off 0; seq_max_k2 <= 0 rejects a sequence with
+    # one such token: every token of steps 1 and 2 is rejected, and the run stops naming the keys
+    overrides = ["algo=grpo", "rollout.dtype=bfloat16", "algo.reject=[seq_max_k2]", "algo.reject_high=[0.0]"]
+    with pytest.raises(RunStopped, match="algo.max_rejected_steps=0 \\(now 2\\)") as error:
+        run_in_process([*overrides, "algo.max_rejected_steps=2", "train.steps=4"], tmp_path, cache_dir)
+    assert "\n" not in str(error.value) and "steps 1-2 rejected every response token" in str(error.value)
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1] and rows[0]["train/is_masked_frac"] == 1.0  # the metric
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "failed" and "trains nothing" in summary["error"]
