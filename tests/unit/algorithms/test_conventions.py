@@ -447,8 +447,9 @@ def test_new_keys_are_checked_at_build_from_the_command_line():
 # ---- issue 26 item 4: rollout corrections, each peer's re-derived on one batch (docs/off_policy.md)
 # Peers' newest stored code: verl b178a3c (2026-01-29), OpenRLHF 3c3be62 (2026-08-13), TRL f2cd577
 # (2026-07-24), slime 624b824 (2026-08-21), AReaL 4aef98d (2026-05-21).
-# Re-checked for issue 36 (2026-08-22) against verl-project/verl 1dda039 and areal-project/AReaL cbff54d: the
-# functions below are unchanged there (line numbers stay the older commits'); test_peer_corrections.py has the rest.
+# Re-checked for issue 36 (2026-08-22) against verl-project/verl 1dda039 and areal-project/AReaL cbff54d:
+# the functions below are unchanged there (line numbers stay the older commits'); test_peer_corrections.py
+# has the rest.
 # One batch of 4 responses of lengths 4, 3, 2, 1 (padding after; its values are finite garbage that must
 # not count). Per token, log pi_old - log pi_rollout (the engine's):
 #   row 0: [3, -10, 0.1, -0.2]  a token ratio e^3 and one e^-10; product e^-7.1, geometric mean e^-1.775
