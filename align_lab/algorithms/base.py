@@ -68,6 +68,10 @@ class OnlineAlgorithm(Protocol):
     greedy_baseline: bool = False
     # warm-up: for the first critic_pretrain_steps steps only the critic is updated, the policy rests
     critic_pretrain_steps: int = 0
+    # True: the loop drops the step's groups whose rewards are all equal and samples more prompts, at
+    # most max_resample_rounds more rounds, until the step is full (DAPO; train/dynamic_sampling.py)
+    dynamic_sampling: bool = False
+    max_resample_rounds: int = 0
 
     @property
     def uses_critic(self) -> bool:

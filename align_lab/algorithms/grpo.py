@@ -81,9 +81,14 @@ class GRPO(RolloutCorrection, OnlineAlgorithm):
         rewards = shape_token_rewards(normalized, kl, rollout.mask, self.kl_coef)  # (B, T)
         return discounted_returns(rewards, rollout.mask, 1.0), None
 
+    def policy_term(self, batch: Rollout, logprobs: Tensor, old: Tensor) -> tuple[Tensor, Tensor]:
+        """(per-token policy loss (B, T), clipped (B, T) bool) against the log-probs `old`: PPO-clip. The
+        2025 variants (GSPO, CISPO, SAPO, GMPO, Clip-Cov, KL-Cov) override only this."""
+        return clipped_surrogate(logprobs, old, batch.advantages, *clip_bounds(self))
+
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         old = self.anchor(batch)  # (B, T)
-        per_token, clipped = clipped_surrogate(logprobs, old, batch.advantages, *clip_bounds(self))
+        per_token, clipped = self.policy_term(batch, logprobs, old)
         corrected = self.correct(batch, per_token, logprobs)
         per_token = corrected.per_token  # (B, T)
         stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item(), **corrected.stats}

@@ -42,6 +42,12 @@ class PairwiseAlgorithm(Protocol):
     # True: pair_loss gets per-token averages of the log-probs instead of their sums (TRL's IPO)
     length_normalize: bool = False
 
+    @property
+    def uses_reference(self) -> bool:
+        """False: the loss reads no reference log-probs (SimPO, ORPO), so the loop skips the reference
+        forward and passes zeros; evaluation still compares with the SFT policy."""
+        return True
+
     def routes(self, n: int) -> Tensor:
         """(N,) Route codes of the step's pairs (may use the global torch RNG: it is checkpointed)."""
         ...

@@ -87,3 +87,42 @@ def sail_response_term(
 def dpo_log_likelihood(margin: Tensor, beta: float) -> Tensor:
     """f = log sigmoid(beta h), the Bradley-Terry log-likelihood of the pair's label (DPO): (N,)."""
     return F.logsigmoid(beta * margin)
+
+
+def simpo_loss(
+    chosen_logps: Tensor, rejected_logps: Tensor, beta: float = 2.0, gamma_beta_ratio: float = 0.5
+) -> Tensor:
+    """SimPO (Meng et al. 2024, arXiv 2405.14734, eq. 6): (N,) losses, no reference model.
+
+    -log sigmoid(beta (avg log pi(y_w) - avg log pi(y_l)) - gamma), gamma = gamma_beta_ratio * beta;
+    the inputs are per-token averaged log-probs (the length normalisation is the method).
+    """
+    return -F.logsigmoid(beta * (chosen_logps - rejected_logps) - gamma_beta_ratio * beta)
+
+
+def orpo_odds_ratio(chosen_logps: Tensor, rejected_logps: Tensor) -> Tensor:
+    """ORPO (Hong et al. 2024, arXiv 2403.07691, eq. 6-7): (N,) log sigmoid(log odds(y_w) - log odds(y_l)),
+    odds(y) = P / (1 - P), P = exp(per-token averaged log-prob); the loss subtracts lambda times it."""
+    log_odds = (chosen_logps - rejected_logps) - (
+        torch.log1p(-torch.exp(chosen_logps)) - torch.log1p(-torch.exp(rejected_logps))
+    )  # (N,)
+    return F.logsigmoid(log_odds)
+
+
+def kto_loss(
+    chosen_logratios: Tensor,
+    rejected_logratios: Tensor,
+    kl: Tensor,
+    beta: float = 0.1,
+    desirable_weight: float = 1.0,
+    undesirable_weight: float = 1.0,
+) -> Tensor:
+    """KTO (Ethayarajh et al. 2024, arXiv 2402.01306, eq. 8): (N_d + N_u,) losses, desirable first.
+
+    The log-ratios log pi - log pi_ref are of desirable (N_d,) and undesirable (N_u,) samples; kl the
+    detached reference point z_0 >= 0. Desirable: lambda_D (1 - sigmoid(beta (r - z_0))); undesirable:
+    lambda_U (1 - sigmoid(beta (z_0 - r))) (TRL KTOTrainer's kto_loss, loss_type kto).
+    """
+    desirable = desirable_weight * (1 - torch.sigmoid(beta * (chosen_logratios - kl)))  # (N_d,)
+    undesirable = undesirable_weight * (1 - torch.sigmoid(beta * (kl - rejected_logratios)))  # (N_u,)
+    return torch.cat([desirable, undesirable])

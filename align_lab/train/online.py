@@ -23,6 +23,7 @@ from align_lab.train.cadence import end_of_step, finish
 from align_lab.train.common import Counters
 from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
+from align_lab.train.dynamic_sampling import refill
 from align_lab.train.metrics import step_metrics, timed
 from align_lab.train.micro import Term, accumulate
 from align_lab.train.micro import forward as micro_forward
@@ -97,6 +98,22 @@ def _score(ctx: Context, algo: OnlineAlgorithm, samples, greedy, counters: Count
     counters["generated_tokens"] += int(dp.gather(greedy.mask).sum())
     counters["reward_queries"] += len(greedy_scores)
     return scores, greedy_scores.repeat_interleave(algo.group_size)  # (B,)
+
+
+def _refill(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, samples, scores):
+    """2b. DAPO's dynamic sampling (train/dynamic_sampling.py): each extra round samples fresh prompts
+    with the current weights, seeded as step train.steps * round + step (a step the loop never reaches)."""
+
+    def draw(round_: int):
+        prompts = loop.prompts.take(loop.n_prompts)
+        more, _ = _sample(ctx, algo, prompts, ctx.train.steps * round_ + step, now=step)
+        return more, _score(ctx, algo, more, None, loop.counters)[0]
+
+    limits = (loop.n_prompts, algo.group_size, algo.max_resample_rounds, ctx.tokenizer.pad_token_id)
+    samples, scores, metrics, (tokens, rows) = refill(samples, scores, draw, *limits)
+    loop.counters["generated_tokens"] += tokens  # sampled, scored and left out
+    loop.counters["reward_queries"] += rows
+    return samples, scores, metrics
 
 
 def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
@@ -239,6 +256,10 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # 2. score them
         with timed(times, "time/score_s"):
             scores, baseline_scores = _score(ctx, algo, samples, entry.greedy, loop.counters)
+        dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
+        if algo.dynamic_sampling:
+            with timed(times, "time/resample_s"):
+                samples, scores, dynamic = _refill(ctx, algo, loop, step, samples, scores)
         # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
         # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
         # and the reference's; critic values
@@ -259,7 +280,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # 6. log what a comparison needs
         loop.counters["generated_tokens"] += int(rollout.mask.sum())
         loop.counters["reward_queries"] += len(rollout.scores)
-        metrics = step_metrics(algo, rollout, rollout.rollout_logprobs, stats, times, loop.counters)
+        metrics = step_metrics(algo, rollout, rollout.rollout_logprobs, stats, times, loop.counters) | dynamic
         if cfg.max_staleness > 0:  # this rollout's tokens over its own sampling time
             metrics["time/generated_tokens_per_s"] = int(rollout.mask.sum()) / max(entry.seconds, 1e-9)
         if loop.sampler is not None:  # the sampling thread's time for the rollout it queued (not in step_s)

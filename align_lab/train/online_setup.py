@@ -10,6 +10,7 @@ from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.checks import check
 from align_lab.train.common import Counters, Shuffler, TrainConfig
 from align_lab.train.context import Context
+from align_lab.train.dynamic_sampling import check_dynamic_sampling
 from align_lab.train.staleness import BackgroundSampler, PendingRollouts
 
 
@@ -58,6 +59,7 @@ def setup(algo: OnlineAlgorithm, ctx: Context) -> Loop:
     the queue of rollouts sampled ahead and the sampling thread, all checkpointed with the run."""
     cfg = ctx.train
     n_prompts = validate(algo, cfg)
+    check_dynamic_sampling(algo, cfg, ctx.group.size)
     updates = Updates(ctx.backend.prepare(ctx.policy, algo.lr, ctx))
     prompts, counters = Shuffler(ctx.task.prompts("train"), ctx.seed), Counters()
     named = {

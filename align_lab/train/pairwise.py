@@ -182,7 +182,11 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         rows = pair_rows(tok, task.max_prompt_tokens, prompts, chosen, rejected, dp.shard(n))
         mask = rows[3]  # (2m, T)
         micro = rows_of(cfg.micro_batch_size, 2)  # pairs -> responses
-        ref_logprobs = micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)  # (2m, T)
+        ref_logprobs = (
+            micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)
+            if algo.uses_reference
+            else torch.zeros_like(mask)  # SimPO, ORPO: no reference term, no reference forward
+        )  # (2m, T)
         metrics["time/ref_s"] = time.perf_counter() - t
         t = time.perf_counter()
         # 4. the policy's log-probs, loss and update

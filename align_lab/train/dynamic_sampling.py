@@ -1,0 +1,90 @@
+"""DAPO's dynamic sampling in the online loop (Yu et al. 2025, section 3.2): a group whose G rewards are
+all equal has zero advantage and trains nothing, so it is dropped and more prompts are sampled, with the
+current policy, until the step holds its n_prompts groups. After max_resample_rounds extra rounds a short
+step is filled with dropped groups (zero advantage; verl raises instead), and `train/dropped_groups`
+counts the groups dropped while filling it. The loop reads algo.dynamic_sampling (base.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import fields
+
+import torch
+from torch import Tensor
+
+from align_lab.checks import check
+from align_lab.rl.dapo import informative_groups
+from align_lab.rollout.base import Samples
+
+
+def check_dynamic_sampling(algo, train, processes: int) -> None:
+    """Dynamic sampling runs on-policy in one process: resampled prompts come from the current policy."""
+    if not algo.dynamic_sampling:
+        return
+    why = "0 with dynamic sampling (extra prompts are sampled from the current policy)"
+    check(train.max_staleness == 0, "train.max_staleness", train.max_staleness, why)
+    check(processes == 1, "hardware.processes", processes, "1 with dynamic sampling (not yet data parallel)")
+
+
+def _pad(x: Tensor, width: int, value, left: bool) -> Tensor:
+    extra = torch.full((len(x), width - x.shape[1]), value, dtype=x.dtype)  # (b, width - w)
+    return torch.cat([extra, x] if left else [x, extra], dim=1)
+
+
+def concat_samples(parts: list[Samples], pad_id: int) -> Samples:
+    """Rows of several Samples in order; tensors padded to the widest (prompt_* on the left)."""
+    out = {}
+    for f in fields(Samples):
+        values = [getattr(p, f.name) for p in parts]
+        if not isinstance(values[0], Tensor):
+            out[f.name] = [v for value in values for v in value]
+            continue
+        width = max(v.shape[1] for v in values)
+        fill = pad_id if f.name.endswith("_ids") else 0
+        out[f.name] = torch.cat([_pad(v, width, fill, f.name.startswith("prompt")) for v in values])
+    return Samples(**out)
+
+
+def take_rows(samples: Samples, rows: Tensor) -> Samples:
+    """The rows `rows` ((b,) bool or long) of Samples."""
+    index = rows.nonzero().flatten() if rows.dtype == torch.bool else rows  # (k,)
+    return Samples(**{
+        f.name: getattr(samples, f.name)[index] if isinstance(getattr(samples, f.name), Tensor)
+        else [getattr(samples, f.name)[i] for i in index.tolist()]
+        for f in fields(Samples)
+    })  # fmt: skip
+
+
+def refill(
+    samples: Samples,
+    scores: Tensor,
+    draw: Callable[[int], tuple[Samples, Tensor]],
+    n_prompts: int,
+    group_size: int,
+    max_rounds: int,
+    pad_id: int,
+) -> tuple[Samples, Tensor, dict, tuple[int, int]]:
+    """(samples, scores (n_prompts * G,), metrics, (tokens, rows) sampled and left out): the informative
+    groups of `samples` and of up to max_rounds more draws (draw(round) samples and scores a fresh set
+    of prompts), in sampling order, then dropped groups if still short."""
+    kept, dropped, rounds = [], [], 0
+    while True:
+        rows = informative_groups(scores, group_size).repeat_interleave(group_size)  # (b,)
+        kept.append((take_rows(samples, rows), scores[rows]))
+        dropped.append((take_rows(samples, ~rows), scores[~rows]))
+        have = sum(len(s) for _, s in kept) // group_size
+        if have >= n_prompts or rounds == max_rounds:
+            break
+        rounds += 1
+        samples, scores = draw(rounds)
+    parts = kept + dropped
+    everything = concat_samples([p for p, _ in parts], pad_id)
+    n = n_prompts * group_size
+    all_scores = torch.cat([s for _, s in parts])  # (rows drawn,)
+    metrics = {
+        "train/dropped_groups": float(sum(len(s) for _, s in dropped) // group_size),
+        "train/resample_rounds": float(rounds),
+        "train/kept_groups_short": float(max(n_prompts - have, 0)),
+    }
+    unused = (int(everything.mask[n:].sum()), len(all_scores) - n)
+    return take_rows(everything, torch.arange(n)), all_scores[:n], metrics, unused
