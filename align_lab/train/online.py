@@ -229,6 +229,29 @@ def _next_rollout(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int) ->
     return pending.pop(step)
 
 
+def _experience(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, entry: Pending, times: dict):
+    """Steps 2-4 of a step: the whole step's Rollout (B rows) with advantages from this process's
+    samples, step 3's forward outputs for the first update, and dynamic sampling's metrics."""
+    samples = entry.samples
+    # 2. score them
+    with timed(times, "time/score_s"):
+        scores, baseline_scores = _score(ctx, algo, samples, entry.greedy, loop.counters)
+    dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
+    if algo.dynamic_sampling:
+        with timed(times, "time/resample_s"):
+            samples, scores, dynamic = _refill(ctx, algo, loop, step, samples, scores)
+    # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
+    # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
+    # and the reference's; critic values
+    with timed(times, "time/ref_s"):
+        logprobs, ref_logprobs, values, reuse = _forward(ctx, algo, samples)
+    # every process holds the whole step's rollout (B rows) from here on
+    rollout = _gather_rollout(ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores)
+    # 4. advantages (and value targets)
+    rollout.advantages, rollout.returns = algo.advantages(rollout)
+    return rollout, reuse, dynamic
+
+
 def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     """Trains ctx.policy with `algo` for ctx.train.steps steps (resuming from ctx's checkpoint);
     returns the final evaluation."""
@@ -252,23 +275,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # the warm-up), on the sampling thread with async_rollouts; take this step's rollout
         with timed(times, "time/rollout_s"):
             entry = _next_rollout(ctx, algo, loop, step)
-        samples = entry.samples
-        # 2. score them
-        with timed(times, "time/score_s"):
-            scores, baseline_scores = _score(ctx, algo, samples, entry.greedy, loop.counters)
-        dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
-        if algo.dynamic_sampling:
-            with timed(times, "time/resample_s"):
-                samples, scores, dynamic = _refill(ctx, algo, loop, step, samples, scores)
-        # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
-        # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
-        # and the reference's; critic values
-        with timed(times, "time/ref_s"):
-            logprobs, ref_logprobs, values, reuse = _forward(ctx, algo, samples)
-        # every process holds the whole step's rollout (B rows) from here on
-        rollout = _gather_rollout(ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores)
-        # 4. advantages (and value targets)
-        rollout.advantages, rollout.returns = algo.advantages(rollout)
+        rollout, reuse, dynamic = _experience(ctx, algo, loop, step, entry, times)
         # 5. a few epochs of minibatch updates (only the critic's while it is pre-trained)
         policy_rests = step < algo.critic_pretrain_steps
         with timed(times, "time/train_s"):
