@@ -135,7 +135,12 @@ def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
             look = _look(sweep_dir, claims, compare_by, open_, k, levels[k], schedule[k])
             state["looks"].append({**dataclasses.asdict(look), "seeds": schedule[k]})
             _write(sweep_dir, state)
-            print(f"align_lab: look {k + 1} of the plan", *verdict_lines({**state, "stopped": "not yet"}), sep="\n", flush=True)
+            print(
+                f"align_lab: look {k + 1} of the plan",
+                *verdict_lines({**state, "stopped": "not yet"}),
+                sep="\n",
+                flush=True,
+            )
         stop = _stop_reason(state, plan, claims, k)
         if stop:
             state["stopped"] = stop
