@@ -18,6 +18,9 @@ The first turn's env reward 0.5 sits at its EOS (1), the outcome score 1.0 at th
 import pytest
 import torch
 
+from align_lab.algorithms.base import Rollout
+from align_lab.algorithms.grpo import GRPO
+from align_lab.algorithms.ppo import PPO
 from align_lab.models.sequences import encode_conversations
 from align_lab.rl import (
     aggregate_loss,
@@ -364,3 +367,115 @@ def test_policy_masks_match_verl_openrlhf_and_trl(case):
     for peer in (verl, orl, trl):
         n = min(len(peer[0]), int(mine_attend.sum()))
         assert mine_ids[0, :n].tolist() == peer[0][:n]
+
+
+# ==== end to end on the hand-built conversations: PPO's advantages and returns, GRPO's loss
+def widen(rows, width):
+    return padded([list(r) for r in rows], width)
+
+
+def last_one(mask):
+    """(B,) index of each row's last 1."""
+    positions = torch.arange(mask.shape[1])
+    return torch.where(mask.bool(), positions, -1).amax(-1)
+
+
+def whiten(x, mask, unbiased):
+    """verl masked_whiten (unbiased, rsqrt(var + 1e-8)); OpenRLHF (population, rsqrt(max(var, 1e-8)))."""
+    n = mask.sum()
+    mean = (x * mask).sum() / n
+    var = ((x - mean) ** 2 * mask).sum() / n
+    return (
+        (x - mean) * (var * n / (n - 1) + 1e-8).rsqrt()
+        if unbiased
+        else (x - mean) * var.clamp(min=1e-8).rsqrt()
+    )
+
+
+@pytest.mark.parametrize("case", ["calc", "calc_cut_last_turn", "game_turn_limit"])
+def test_ppo_matches_verl_skipping_and_openrlhf_stepping_on_a_conversation(case):
+    # the episode's 1.5 (outcome 1.0 + turn 1's 0.5) at its last policy token, as both peers place it
+    # (turn_rewards_at=last); V_t = 0.1 (t + 1) on every token; gamma 0.9, lam 0.8, no KL, no reward clip
+    turns, limit, max_turns, _, _ = CASES[case]
+    tok = WordTokenizer()
+    parts = spans(tok, turns)
+    _, mask, attend = ours(tok, turns, limit, max_turns)
+    verl_mask, orl_mask = (
+        verl_tool_loop(parts, limit, max_turns)[1],
+        openrlhf_agent(parts, PROMPT_LEN + limit)[1],
+    )
+    width = max(mask.shape[1], len(verl_mask), len(orl_mask))
+    mask, attend = (torch.nn.functional.pad(m, (0, width - m.shape[1])).to(F64) for m in (mask, attend))
+    values = 0.1 * torch.arange(1, width + 1, dtype=F64)[None]
+    first_eos = int((mask[0, 1:] < mask[0, :-1]).nonzero()[0])  # the first policy turn's last token
+    turn = torch.zeros(1, width, dtype=F64)
+    turn[0, first_eos] = 0.5
+    batch = Rollout(
+        torch.zeros(1, 2, dtype=torch.long),
+        torch.ones(1, 2, dtype=torch.long),
+        torch.zeros(1, width, dtype=torch.long),
+        mask,
+        torch.zeros(1, width, dtype=F64),
+        torch.zeros(1, width, dtype=F64),
+        torch.tensor([1.0], dtype=F64),
+        1,
+        values=values,
+        attend=attend,
+        turn_rewards=turn,
+    )
+    keys = dict(kl_coef=0.0, reward_clip=None, gamma=0.9, lam=0.8, turn_rewards_at="last")
+    for across, peer_mask, peer_gae, unbiased in (
+        ("skip", verl_mask, verl_gae, True),
+        ("step", orl_mask, openrlhf_gae, False),
+    ):
+        peer_mask = widen([peer_mask], width)
+        close(peer_mask, mask)  # the same policy tokens
+        rewards = torch.zeros(1, width, dtype=F64)
+        rewards[0, last_one(peer_mask)] = 1.5
+        peer_a, peer_ret = peer_gae(rewards, values * peer_mask, peer_mask, 0.9, 0.8)
+        algo = PPO(**keys, across_observations=across, whiten_unbiased=unbiased)
+        advantages, returns = algo.advantages(batch)
+        keep = mask.bool()
+        close(advantages[keep], whiten(peer_a, peer_mask, unbiased)[keep])
+        close(returns[keep], peer_ret[keep])
+
+
+def test_grpo_loss_matches_trls_tool_masked_loss():
+    # TRL loss_type="grpo": per sequence, the mean over completion_mask * tool_mask of
+    # -A + beta k3, then the mean over sequences; ratio 1 (logprobs = old). Rewards [1, 0] on the calc
+    # conversation and its cut version: A = +-0.5 / (sqrt(0.5) + 1e-4) = +-0.7070068; k3 of u = 0.1 on
+    # policy tokens = exp(-0.1) - 1 + 0.1 = 0.0048374; u = 5 on observations (never counted)
+    tok = WordTokenizer()
+    rows = [trl_tool_loop(spans(tok, CALC), limit, 3) for limit in (10, 8)]
+    width = max(len(r[0]) for r in rows)
+    completion = widen([r[2] for r in rows], width)
+    tool = torch.tensor(
+        [r[1] + [1] * (width - len(r[1])) for r in rows], dtype=F64
+    )  # TRL pads tool_mask with 1
+    loss_mask = completion * tool
+    ref = torch.zeros(2, width, dtype=F64)
+    logprobs = torch.where(loss_mask.bool(), torch.tensor(0.1, dtype=F64), torch.tensor(5.0, dtype=F64))
+    a = 0.5 / (0.5**0.5 + 1e-4)
+    k3 = torch.exp(-(logprobs - ref)) - 1 + (logprobs - ref)
+    per_token = -torch.tensor([[a], [-a]], dtype=F64) + 0.04 * k3
+    trl = ((per_token * loss_mask).sum(-1) / loss_mask.sum(-1).clamp(min=1)).mean()
+    ours_rows = [ours(tok, CALC, limit, 3) for limit in (10, 8)]  # align_lab, cut at the same limits
+    mask = torch.cat([torch.nn.functional.pad(r[1], (0, width - r[1].shape[1])) for r in ours_rows]).to(F64)
+    attend = torch.cat([torch.nn.functional.pad(r[2], (0, width - r[2].shape[1])) for r in ours_rows])
+    close(mask, loss_mask)
+    batch = Rollout(
+        torch.zeros(2, 2, dtype=torch.long),
+        torch.ones(2, 2, dtype=torch.long),
+        torch.zeros(2, width, dtype=torch.long),
+        mask,
+        logprobs,
+        ref,
+        torch.tensor([1.0, 0.0], dtype=F64),
+        2,
+        attend=attend.to(F64),
+    )
+    algo = GRPO(group_size=2, kl_coef=0.04, kl_estimator="k3", loss_aggregation="seq_mean_token_mean")
+    batch.advantages, _ = algo.advantages(batch)
+    loss, _ = algo.loss(batch, logprobs.clone(), None)
+    close(loss, trl)
+    close(loss, 0.5 * ((-a + 0.04 * 0.0048374) + (a + 0.04 * 0.0048374)))  # = 0.04 * 0.0048374
