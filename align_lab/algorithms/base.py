@@ -31,6 +31,9 @@ class Rollout:
     baseline_scores: Tensor | None = None  # (B,) score of a greedy response to the row's prompt (ReMax)
     # (B, T) the engine's own log-probs of its draws (the behaviour policy, docs/rollout.md)
     rollout_logprobs: Tensor | None = None
+    # multi-turn (docs/conventions.md#multi-turn); `mask` stays the policy-token mask
+    attend: Tensor | None = None  # (B, T) policy and observation tokens; None: equal to mask
+    turn_rewards: Tensor | None = None  # (B, T) each turn's env reward at its last token; None: none
 
     def rows(self, index: Tensor) -> Rollout:
         """The minibatch of rows `index` (group statistics are already folded into advantages)."""

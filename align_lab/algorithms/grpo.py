@@ -15,6 +15,7 @@ from align_lab.algorithms.base import (
     check_reward_clip,
     clip_bounds,
 )
+from align_lab.algorithms.credit import episode_return
 from align_lab.checks import check
 from align_lab.rl import (
     STD_SCOPES,
@@ -72,7 +73,12 @@ class GRPO(RolloutCorrection, OnlineAlgorithm):
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         normalized = group_normalize(
-            rollout.scores, self.group_size, self.scale_by_std, self.std_unbiased, self.eps, self.std_scope
+            episode_return(rollout),
+            self.group_size,
+            self.scale_by_std,
+            self.std_unbiased,
+            self.eps,
+            self.std_scope,
         )  # (B,)
         normalized = clip_reward(normalized, self.reward_clip, self.reward_clip_low)  # (B,)
         if self.use_kl_loss:

@@ -21,6 +21,7 @@ from align_lab.algorithms.base import (
     check_reward_clip,
     clip_bounds,
 )
+from align_lab.algorithms.credit import check_credit, observation_steps, placed_rewards
 from align_lab.checks import check
 from align_lab.rl import (
     KL_CONTROLLER_INPUTS,
@@ -56,6 +57,8 @@ class PPO(RolloutCorrection, CriticAlgorithm):
     kl_controller_input: str = "sum"  # controller's KL per response: sum (Ziegler) | token_mean (verl)
     gamma: float = 1.0
     lam: float = 0.95
+    across_observations: str = "skip"  # multi-turn GAE: skip observation tokens (verl) | step (OpenRLHF)
+    turn_rewards_at: str = "turn"  # a turn's env reward at its last token | last (verl, OpenRLHF)
     clip: float = 0.2
     clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
     dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
@@ -89,6 +92,7 @@ class PPO(RolloutCorrection, CriticAlgorithm):
         )
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check(0 <= self.lam <= 1, "lam", self.lam, "in [0, 1]")
+        check_credit(self)
         check_clip(self)
         check(
             self.value_clip is None or self.value_clip > 0,
@@ -144,9 +148,11 @@ class PPO(RolloutCorrection, CriticAlgorithm):
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
-        scores = self.process_scores(rollout.scores)  # (B,)
-        rewards = shape_token_rewards(scores, kl, rollout.mask, self.current_kl_coef)  # (B, T)
-        advantages, returns = gae(rewards, rollout.values, rollout.mask, self.gamma, self.lam)
+        outcome, turns = placed_rewards(rollout, self.turn_rewards_at)  # (B,), (B, T) or None
+        scores = self.process_scores(outcome)  # (B,) the per-turn rewards are not processed
+        rewards = shape_token_rewards(scores, kl, rollout.mask, self.current_kl_coef, turns)  # (B, T)
+        steps = observation_steps(rollout, self.across_observations)  # (B, T) or None
+        advantages, returns = gae(rewards, rollout.values, rollout.mask, self.gamma, self.lam, steps)
         if self.kl_target is not None:  # state of the controller, saved with the checkpoint
             observed = observed_kl(kl, rollout.mask, self.kl_controller_input)
             n = len(rollout.scores)

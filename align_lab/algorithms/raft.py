@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
+from align_lab.algorithms.credit import episode_return
 from align_lab.rl import (
     aggregate_loss,
     best_of_group,
@@ -37,7 +38,7 @@ class RAFT(RolloutCorrection, OnlineAlgorithm):
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
-        rewards = shape_sequence_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B,)
+        rewards = shape_sequence_rewards(episode_return(rollout), kl, rollout.mask, self.kl_coef)  # (B,)
         return broadcast_to_tokens(best_of_group(rewards, self.group_size), rollout.mask), None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:

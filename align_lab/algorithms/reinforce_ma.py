@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
+from align_lab.algorithms.credit import episode_return
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
@@ -46,7 +47,7 @@ class ReinforceMA(RolloutCorrection, OnlineAlgorithm):
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
-        rewards = shape_sequence_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B,)
+        rewards = shape_sequence_rewards(episode_return(rollout), kl, rollout.mask, self.kl_coef)  # (B,)
         advantages = broadcast_to_tokens(rewards - self.baseline, rollout.mask)  # (B, T)
         self.reward_sum += rewards.sum().item()
         self.reward_count += rewards.numel()

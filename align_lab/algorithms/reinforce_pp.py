@@ -19,6 +19,7 @@ from align_lab.algorithms.base import (
     check_reward_clip,
     clip_bounds,
 )
+from align_lab.algorithms.credit import check_credit, episode_return, observation_steps, placed_rewards
 from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
@@ -44,6 +45,8 @@ class ReinforcePP(RolloutCorrection, OnlineAlgorithm):
     kl_estimator: str = "k1"
     kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     gamma: float = 1.0
+    across_observations: str = "skip"  # multi-turn returns: skip observation tokens (verl) | step (OpenRLHF)
+    turn_rewards_at: str = "turn"  # a turn's env reward at its last token | last (verl, OpenRLHF)
     clip: float = 0.2
     clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
     dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
@@ -62,19 +65,23 @@ class ReinforcePP(RolloutCorrection, OnlineAlgorithm):
         else:
             check_online(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        check_credit(self)
         check_clip(self)
         check_reward_clip(self)
         check(self.whiten_eps >= 0, "whiten_eps", self.whiten_eps, ">= 0")
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
-        scores = rollout.scores  # (B,)
+        scores, turns = placed_rewards(rollout, self.turn_rewards_at)  # (B,), (B, T) or None
         if self.group_baseline:  # OpenRLHF: on the raw scores, before the reward clip
-            scores = group_normalize(scores, self.group_size, scale_by_std=False)
+            # the baseline is the group's mean episode return; the turns' rewards stay at their turns
+            scores = group_normalize(episode_return(rollout), self.group_size, scale_by_std=False)
+            scores = scores if turns is None else scores - turns.sum(-1)
         scores = clip_reward(scores, self.reward_clip, self.reward_clip_low)  # (B,)
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         reward_kl_coef = 0.0 if self.use_kl_loss else self.kl_coef
-        rewards = shape_token_rewards(scores, kl, rollout.mask, reward_kl_coef)  # (B, T)
-        returns = discounted_returns(rewards, rollout.mask, self.gamma)  # (B, T)
+        rewards = shape_token_rewards(scores, kl, rollout.mask, reward_kl_coef, turns)  # (B, T)
+        steps = observation_steps(rollout, self.across_observations)  # (B, T) or None
+        returns = discounted_returns(rewards, rollout.mask, self.gamma, steps)  # (B, T)
         whitened = masked_whiten(returns, rollout.mask, unbiased=self.whiten_unbiased, eps=self.whiten_eps)
         return whitened, None
 

@@ -8,6 +8,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
+from align_lab.algorithms.credit import check_credit, episode_return, observation_steps
 from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
@@ -33,6 +34,7 @@ class ReMax(RolloutCorrection, OnlineAlgorithm):
     kl_estimator: str = "k1"
     kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     gamma: float = 1.0
+    across_observations: str = "skip"  # multi-turn returns: skip observation tokens (verl) | step (OpenRLHF)
     loss_aggregation: str = "seq_mean_token_sum"
 
     greedy_baseline: ClassVar[bool] = True  # the loop fills rollout.baseline_scores (greedy responses)
@@ -40,13 +42,16 @@ class ReMax(RolloutCorrection, OnlineAlgorithm):
     def __post_init__(self) -> None:
         check_online(self, ratio=False)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        check_credit(self, turn_rewards=False)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         if rollout.baseline_scores is None:
             raise ValueError("ReMax needs rollout.baseline_scores (the greedy responses' scores)")
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
-        rewards = shape_token_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B, T)
-        returns = discounted_returns(rewards, rollout.mask, self.gamma)  # (B, T)
+        # multi-turn: the episode return at the last policy token; baseline_scores the greedy episode's
+        rewards = shape_token_rewards(episode_return(rollout), kl, rollout.mask, self.kl_coef)  # (B, T)
+        steps = observation_steps(rollout, self.across_observations)  # (B, T) or None
+        returns = discounted_returns(rewards, rollout.mask, self.gamma, steps)  # (B, T)
         return returns - broadcast_to_tokens(rollout.baseline_scores, rollout.mask), None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:

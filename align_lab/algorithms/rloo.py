@@ -15,6 +15,7 @@ from align_lab.algorithms.base import (
     check_reward_clip,
     clip_bounds,
 )
+from align_lab.algorithms.credit import episode_return
 from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
@@ -84,11 +85,11 @@ class RLOO(RolloutCorrection, OnlineAlgorithm):
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         if self.token_level_kl:
-            baselined = leave_one_out(rollout.scores, self.group_size)  # (B,)
+            baselined = leave_one_out(episode_return(rollout), self.group_size)  # (B,)
             baselined = clip_reward(baselined, self.reward_clip, self.reward_clip_low)  # (B,)
             rewards = shape_token_rewards(baselined, kl, rollout.mask, self.kl_coef)  # (B, T)
             return discounted_returns(rewards, rollout.mask, 1.0), None
-        rewards = shape_sequence_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B,)
+        rewards = shape_sequence_rewards(episode_return(rollout), kl, rollout.mask, self.kl_coef)  # (B,)
         baselined = leave_one_out(rewards, self.group_size)  # (B,)
         baselined = clip_reward(baselined, self.reward_clip, self.reward_clip_low)  # (B,)
         if self.normalize_advantages:

@@ -13,6 +13,7 @@ from align_lab.algorithms.base import (
     check_critic,
     check_online,
 )
+from align_lab.algorithms.credit import check_credit, observation_steps, placed_rewards
 from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
@@ -39,6 +40,8 @@ class VanillaPG(RolloutCorrection, CriticAlgorithm):
     kl_estimator: str = "k1"
     kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     gamma: float = 1.0
+    across_observations: str = "skip"  # multi-turn returns: skip observation tokens (verl) | step (OpenRLHF)
+    turn_rewards_at: str = "turn"  # a turn's env reward at its last token | last (verl, OpenRLHF)
     loss_aggregation: str = "seq_mean_token_sum"
     critic_init: str = "sft"
 
@@ -46,12 +49,15 @@ class VanillaPG(RolloutCorrection, CriticAlgorithm):
         check_online(self, ratio=False)
         check_critic(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
+        check_credit(self)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
-        rewards = shape_token_rewards(rollout.scores, kl, rollout.mask, self.kl_coef)  # (B, T)
+        outcome, turns = placed_rewards(rollout, self.turn_rewards_at)  # (B,), (B, T) or None
+        rewards = shape_token_rewards(outcome, kl, rollout.mask, self.kl_coef, turns)  # (B, T)
+        steps = observation_steps(rollout, self.across_observations)  # (B, T) or None
         # GAE with lam = 1 telescopes to the Monte-Carlo return minus the baseline: (G - b, G)
-        return gae(rewards, rollout.values, rollout.mask, self.gamma, 1.0)
+        return gae(rewards, rollout.values, rollout.mask, self.gamma, 1.0, steps)
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         corrected = self.correct(batch, -batch.advantages * logprobs, logprobs)

@@ -4,19 +4,25 @@ import torch
 from torch import Tensor
 
 
-def shape_token_rewards(scores: Tensor, kl: Tensor, mask: Tensor, kl_coef: float) -> Tensor:
+def shape_token_rewards(
+    scores: Tensor, kl: Tensor, mask: Tensor, kl_coef: float, turn_rewards: Tensor | None = None
+) -> Tensor:
     """Ziegler 2019 per-token reward -kl_coef * KL_t * m_t + score on the last kept token: (B, T).
 
     scores: (B,) sequence scores; kl: (B, T) reward-side per-token KL (kl_penalty on old vs ref
     log-probs). The score goes where mask was last 1 (OpenRLHF compute_reward); a row with an empty
-    mask gets no score. Zero on padding.
+    mask gets no score. Zero on padding. turn_rewards: (B, T) a multi-turn episode's per-turn rewards,
+    each at its turn's last policy token, added where mask is 1 (None: single turn, nothing added).
     """
     keep = mask.bool()  # (B, T)
     positions = torch.arange(keep.shape[-1], device=keep.device)  # (T,)
     last = torch.where(keep, positions, -1).amax(dim=-1)  # (B,) last kept index, -1 if none
     at_last = positions == last.unsqueeze(-1)  # (B, T)
     penalty = torch.where(keep, -kl_coef * kl, 0)  # (B, T)
-    return penalty + torch.where(at_last, scores.unsqueeze(-1), 0)  # (B, T)
+    rewards = penalty + torch.where(at_last, scores.unsqueeze(-1), 0)  # (B, T)
+    if turn_rewards is not None:
+        rewards = rewards + torch.where(keep, turn_rewards, 0)
+    return rewards
 
 
 def shape_sequence_rewards(scores: Tensor, kl: Tensor, mask: Tensor, kl_coef: float) -> Tensor:
@@ -32,7 +38,14 @@ def broadcast_to_tokens(advantages: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask.bool(), advantages.unsqueeze(-1), 0)
 
 
-def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float) -> tuple[Tensor, Tensor]:
+def gae(
+    rewards: Tensor,
+    values: Tensor,
+    mask: Tensor,
+    gamma: float,
+    lam: float,
+    steps: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation (Schulman et al. 2016): (advantages, returns), each (B, T).
 
     delta_t = R_t + gamma V_{t+1} - V_t, A_t = delta_t + gamma lam A_{t+1}, returns = A + V (the
@@ -42,31 +55,38 @@ def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float, lam: float)
     to the last response token, as OpenRLHF and MOSS-RLHF do; TRL's PPO adds it one position after
     the last response token (the first padding position, which TRL keeps), so its values train one
     position further and its advantages differ. Inputs are used as given: detach them first.
+
+    Multi-turn: a masked token inside the response (an observation) is skipped the same way, carrying
+    V and A across it (verl compute_gae_advantage_return). `steps` (B, T), where it is 1 and `mask` 0,
+    makes such a token a time step of reward 0 and value 0 instead (OpenRLHF: it discounts by gamma
+    and gamma lam); None: the steps are the kept tokens.
     """
     keep = mask.bool()  # (B, T)
+    step = keep if steps is None else keep | steps.bool()  # (B, T) the tokens that are time steps
     rewards = torch.where(keep, rewards, 0)  # (B, T)
     values = torch.where(keep, values, 0)  # (B, T)
-    next_value = torch.zeros_like(values[:, 0])  # (B,) V of the next kept token
-    next_adv = torch.zeros_like(values[:, 0])  # (B,) A of the next kept token
+    next_value = torch.zeros_like(values[:, 0])  # (B,) V of the next step
+    next_adv = torch.zeros_like(values[:, 0])  # (B,) A of the next step
     reversed_adv = []
     for t in reversed(range(values.shape[-1])):
         delta = rewards[:, t] + gamma * next_value - values[:, t]  # (B,)
         adv = delta + gamma * lam * next_adv  # (B,)
-        # A masked step carries the next kept token's value and advantage through unchanged.
-        next_adv = torch.where(keep[:, t], adv, next_adv)
-        next_value = torch.where(keep[:, t], values[:, t], next_value)
+        # A skipped token carries the next step's value and advantage through unchanged.
+        next_adv = torch.where(step[:, t], adv, next_adv)
+        next_value = torch.where(step[:, t], values[:, t], next_value)
         reversed_adv.append(torch.where(keep[:, t], adv, 0))
     advantages = torch.stack(reversed_adv[::-1], dim=-1)  # (B, T)
     return advantages, advantages + values
 
 
-def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float) -> Tensor:
+def discounted_returns(rewards: Tensor, mask: Tensor, gamma: float, steps: Tensor | None = None) -> Tensor:
     """Return-to-go G_t = sum_{k>=t} gamma^(k-t) R_k over kept tokens (REINFORCE++ Eq. 4): (B, T).
 
-    Equal to gae with V = 0 and lam = 1, so padding is skipped the same way; 0 on padding.
+    Equal to gae with V = 0 and lam = 1, so padding (and, multi-turn, an observation token) is
+    skipped the same way, or with `steps` counted as a step of reward 0; 0 on padding.
     REINFORCE++ uses gamma = 1.
     """
-    advantages, _ = gae(rewards, torch.zeros_like(rewards), mask, gamma, 1.0)
+    advantages, _ = gae(rewards, torch.zeros_like(rewards), mask, gamma, 1.0, steps)
     return advantages
 
 
