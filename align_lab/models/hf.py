@@ -129,6 +129,24 @@ def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
     return rendered[len(bos) :] if adds_bos and rendered.startswith(bos) else rendered
 
 
+def chat_observation(tokenizer, text: str) -> str:
+    """An observation as the user turn that follows an assistant turn, ending in the assistant header
+    (SPEC_multiturn.md): [user "P", assistant "A", user text] rendered with add_generation_prompt, the
+    part after "A" and the template's end of turn (the EOS that ended the policy's turn, sampled or
+    appended, is not repeated)."""
+    head = [{"role": "user", "content": "P"}]
+    before = tokenizer.apply_chat_template(head, tokenize=False, add_generation_prompt=True)
+    turns = [*head, {"role": "assistant", "content": "A"}, {"role": "user", "content": text}]
+    rendered = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    if not rendered.startswith(before + "A"):
+        raise ValueError(
+            "model.chat_template: the template does not render an assistant turn after its header"
+        )
+    rest = rendered[len(before) + 1 :]
+    eos = tokenizer.eos_token or ""
+    return rest[len(eos) :] if eos and rest.startswith(eos) else rest
+
+
 # a trained model's fp32 weights, gradients and AdamW moments (16 bytes) plus its activations: SmolLM2-135M
 # gives 2.5 GB, measured 1.8-2.6 GB per model held in docs/real_model_study.md's runs
 BYTES_PER_PARAMETER = 20
@@ -252,12 +270,14 @@ class HFModel:
         """The task as this policy sees it (chat template, token limits); long prompts are errors."""
         from align_lab.tasks.view import PolicyView
 
+        chat = self.chat_template and tokenizer.chat_template
         return PolicyView(
             task,
             lambda p: self.render(tokenizer, p),
             lambda texts: [len(ids) for ids in tokenizer(texts)["input_ids"]],
             self.max_prompt_tokens,
             self.max_response_tokens,
+            render_observation=(lambda text: chat_observation(tokenizer, text)) if chat else None,
         )
 
     def check_task(self, task) -> None:
