@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from align_lab.checks import canonical_dtype
+from align_lab.models.chat import chat_observation, chat_prompt
 from align_lab.models.hf_io import parameter_count
 from align_lab.tasks.data_files import is_local
 
@@ -116,35 +117,6 @@ def torch_dtype(name: str):
     import torch
 
     return getattr(torch, name)
-
-
-def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
-    """The prompt as the user turn of the tokenizer's chat template, ending in the assistant header;
-    a leading BOS is dropped when the tokenizer adds its own (no double BOS)."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": prompt})
-    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    bos = tokenizer.bos_token
-    adds_bos = bos is not None and tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
-    return rendered[len(bos) :] if adds_bos and rendered.startswith(bos) else rendered
-
-
-def chat_observation(tokenizer, text: str) -> str:
-    """An observation as the user turn that follows an assistant turn, ending in the assistant header
-    (SPEC_multiturn.md): [user "P", assistant "A", user text] rendered with add_generation_prompt, the
-    part after "A" and the template's end of turn (the EOS that ended the policy's turn, sampled or
-    appended, is not repeated)."""
-    head = [{"role": "user", "content": "P"}]
-    before = tokenizer.apply_chat_template(head, tokenize=False, add_generation_prompt=True)
-    turns = [*head, {"role": "assistant", "content": "A"}, {"role": "user", "content": text}]
-    rendered = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-    if not rendered.startswith(before + "A"):
-        raise ValueError(
-            "model.chat_template: the template does not render an assistant turn after its header"
-        )
-    rest = rendered[len(before) + 1 :]
-    eos = tokenizer.eos_token or ""
-    return rest[len(eos) :] if eos and rest.startswith(eos) else rest
 
 
 # a trained model's fp32 weights, gradients and AdamW moments (16 bytes) plus its activations: SmolLM2-135M

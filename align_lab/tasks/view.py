@@ -94,3 +94,11 @@ def observation_renderer(policy_task, env) -> Callable[[str], str]:
     template = getattr(env, "observation_template", "{observation}")
     wrap = getattr(policy_task, "render_observation", None) or (lambda text: text)
     return lambda text: wrap(template.format(observation=text))
+
+
+def conversation_tokens(task, env) -> int:
+    """The response tokens a conversation may hold (policy turns and observations): with a multi-turn
+    env, max_turns policy turns of task.max_response_tokens and an observation of as many between
+    each two; else one response's, task.max_response_tokens (single turn: as before)."""
+    turns = env.max_turns if getattr(env, "multi_turn", False) else 1
+    return task.max_response_tokens * (2 * turns - 1)

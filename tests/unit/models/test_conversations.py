@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.models.hf import chat_observation
+from align_lab.models.chat import chat_observation
 from align_lab.models.sequences import attended, encode_conversations, encode_responses, observation_ids
 from align_lab.models.tokenizer import train_tokenizer
 from align_lab.tasks.view import observation_renderer
