@@ -106,7 +106,7 @@ class GuessNumber(GeneratedTask):
 
     @property
     def max_prompt_tokens(self) -> int:
-        return 1 + 1 + len(str(self.n_games - 1)) + 6  # BOS game <digits> : guess my number from one to <top>
+        return 3 + len(str(self.n_games - 1)) + 7  # BOS game <digits> : guess my number from one to <top>
 
     def corpus(self) -> list[str]:
         return [" ".join(DIGITS + PROMPT_WORDS + WORDS + list(FEEDBACK) + [INVALID])]

@@ -22,6 +22,8 @@ def test_prompts_spell_the_game_and_eval_games_are_unseen_ids():
     train, held_out = set(task.prompts("train")), set(task.prompts("eval"))
     assert len(train) + len(held_out) == 200 and not train & held_out
     assert len(held_out) == 40
+    lengths = [1 + len(p.split()) for p in train | held_out]  # BOS and one token per word
+    assert max(lengths) == task.max_prompt_tokens == 13
 
 
 def test_the_secret_is_a_function_of_the_prompt_alone():
