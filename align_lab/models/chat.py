@@ -14,19 +14,22 @@ def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
     return rendered[len(bos) :] if adds_bos and rendered.startswith(bos) else rendered
 
 
+MARKER = "ALIGNLABASSISTANTTURN"  # the assistant turn's text when an observation is rendered: found, then cut
+
+
 def chat_observation(tokenizer, text: str) -> str:
     """An observation as the user turn that follows an assistant turn, ending in the assistant header
     (SPEC_multiturn.md): [user "P", assistant "A", user text] rendered with add_generation_prompt, the
     part after "A" and the template's end of turn (the EOS that ended the policy's turn, sampled or
-    appended, is not repeated)."""
-    head = [{"role": "user", "content": "P"}]
-    before = tokenizer.apply_chat_template(head, tokenize=False, add_generation_prompt=True)
-    turns = [*head, {"role": "assistant", "content": "A"}, {"role": "user", "content": text}]
+    appended, is not repeated). "A" is a marker word, so a header that spells "A" does not confuse it."""
+    turns = [
+        {"role": "user", "content": "P"},
+        {"role": "assistant", "content": MARKER},
+        {"role": "user", "content": text},
+    ]
     rendered = tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
-    if not rendered.startswith(before + "A"):
-        raise ValueError(
-            "model.chat_template: the template does not render an assistant turn after its header"
-        )
-    rest = rendered[len(before) + 1 :]
+    if rendered.count(MARKER) != 1:
+        raise ValueError("model.chat_template: the template does not render the assistant's turn once")
+    rest = rendered.split(MARKER, 1)[1]
     eos = tokenizer.eos_token or ""
     return rest[len(eos) :] if eos and rest.startswith(eos) else rest

@@ -143,3 +143,40 @@ def test_a_multi_turn_env_without_a_sampler_names_the_missing_turn_engine(tmp_pa
 
     with pytest.raises(NotImplementedError, match="TurnEngine"):
         preferences(tmp_path, GuessNumberEnv(), conversation_sampler(GuessNumberEnv(), None))
+
+
+@dataclasses.dataclass
+class Calculator:
+    """env=calculator as the spec defines it (mt-core's): only what the stages read."""
+
+    multi_turn = True
+    max_turns: int = 3
+    step_timeout_s: float = 5.0
+    observation_template: str = "{observation}"
+
+
+def test_a_chat_model_takes_an_sft_stage_on_calculator_conversations(hf_assets, tmp_path):
+    """task.sft=true task.demonstrations_env=calculator env=calculator on a pretrained chat model: the
+    SFT stage runs (keyed on the env) and each observation is the chat template's next user turn."""
+    from align_lab.models.chat import chat_observation
+    from align_lab.models.hf import HFModel
+    from align_lab.models.sequences import encode_conversations, observation_ids
+    from align_lab.tasks.view import observation_renderer
+
+    model = HFModel(name_or_path=str(hf_assets.policy), max_prompt_tokens=64, max_response_tokens=8)
+    task = ArithWord(n_train=36, n_eval=4, sft=True, demonstrations_env="calculator")
+    sft = SFTConfig(epochs=1, batch_size=16, lr=1e-3)
+    stages = build_stages(task, model, sft, StageCache(tmp_path), Quiet, None, env=Calculator())
+    assert json.loads((stages.results["sft"].path / "inputs.json").read_text())["env"]["max_turns"] == 3
+    assert stages.sft_path == stages.results["sft"].path  # the SFT policy, not the checkpoint
+    tok, view = stages.tokenizer, stages.policy_task
+    prompt, turns = view.demonstrations()[0]
+    assert prompt.startswith("user : ") and turns[0][1].startswith("<calc>")  # a rendered prompt
+    render = observation_renderer(view, Calculator())
+    assert render(turns[1][1]) == chat_observation(tok, turns[1][1]) == f" user : {turns[1][1]} assistant :"
+    ids, mask, attend = encode_conversations(tok, [turns], render, 64)
+    call = tok(turns[0][1], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    seen = observation_ids(tok, render(turns[1][1]))
+    assert ids[0, : len(call) + len(seen)].tolist() == call + seen
+    assert mask[0].tolist()[: len(call) + len(seen) + 2] == [1] * len(call) + [0] * len(seen) + [1, 1]
+    assert attend[0].sum() == len(call) + len(seen) + 2  # the answer: one token and EOS
