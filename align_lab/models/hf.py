@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from align_lab.checks import canonical_dtype
+from align_lab.models.chat import chat_observation, chat_prompt
 from align_lab.models.hf_io import parameter_count
 from align_lab.tasks.data_files import is_local
 
@@ -116,17 +117,6 @@ def torch_dtype(name: str):
     import torch
 
     return getattr(torch, name)
-
-
-def chat_prompt(tokenizer, prompt: str, system_prompt: str | None) -> str:
-    """The prompt as the user turn of the tokenizer's chat template, ending in the assistant header;
-    a leading BOS is dropped when the tokenizer adds its own (no double BOS)."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": prompt})
-    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    bos = tokenizer.bos_token
-    adds_bos = bos is not None and tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
-    return rendered[len(bos) :] if adds_bos and rendered.startswith(bos) else rendered
 
 
 # a trained model's fp32 weights, gradients and AdamW moments (16 bytes) plus its activations: SmolLM2-135M
@@ -252,12 +242,14 @@ class HFModel:
         """The task as this policy sees it (chat template, token limits); long prompts are errors."""
         from align_lab.tasks.view import PolicyView
 
+        chat = self.chat_template and tokenizer.chat_template
         return PolicyView(
             task,
             lambda p: self.render(tokenizer, p),
             lambda texts: [len(ids) for ids in tokenizer(texts)["input_ids"]],
             self.max_prompt_tokens,
             self.max_response_tokens,
+            render_observation=(lambda text: chat_observation(tokenizer, text)) if chat else None,
         )
 
     def check_task(self, task) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -43,6 +44,61 @@ def encode_responses(
         ids[i, : len(e)] = torch.tensor(e, dtype=torch.long)
         mask[i, : len(e)] = 1.0
     return ids, mask
+
+
+def observation_ids(tokenizer, rendered_text: str) -> list[int]:
+    """An observation's token ids, from its text as the policy reads it (PolicyView.render_observation):
+    the one encoding of observations, in the rollout and in SFT and DPO alike."""
+    return tokenizer(rendered_text, add_special_tokens=False)["input_ids"]
+
+
+def conversation_ids(tokenizer, turns, render_observation: Callable[[str], str]) -> tuple[list, list]:
+    """A conversation after the prompt, [(role, text), ...] (a str: one policy turn), as token ids and
+    their roles (1: policy, 0: observation): a policy turn is its text's ids + EOS (EOS ends a policy
+    turn), an env turn `observation_ids` of its rendered text."""
+    if isinstance(turns, str):
+        turns = [("policy", turns)]
+    ids, policy = [], []
+    for role, text in turns:
+        if role == "policy":
+            part = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        elif role == "env":
+            part = observation_ids(tokenizer, render_observation(text))
+        else:
+            raise ValueError(f"turn role {role!r}: must be 'policy' or 'env'")
+        ids += part
+        policy += [int(role == "policy")] * len(part)
+    return ids, policy
+
+
+def pad_conversations(rows: list[tuple[list, list]], pad_id: int, max_tokens: int) -> tuple[Tensor, ...]:
+    """(ids, roles) rows cut at max_tokens -> right-padded (response_ids, mask, attend), (B, T) each:
+    mask 1 on policy tokens, attend 1 on policy and observation tokens, 0 on padding."""
+    rows = [(ids[:max_tokens], roles[:max_tokens]) for ids, roles in rows]
+    width = max(1, max(len(ids) for ids, _ in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
+    mask, attend = torch.zeros((len(rows), width)), torch.zeros((len(rows), width))  # (B, T) each
+    for i, (row, roles) in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = torch.tensor(roles, dtype=torch.float)
+        attend[i, : len(row)] = 1.0
+    return ids, mask, attend
+
+
+def encode_conversations(
+    tokenizer, conversations: list, render_observation: Callable[[str], str], max_tokens: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Conversations after their prompts (lists of (role, text) turns, or str for one policy turn) ->
+    right-padded (response_ids, mask, attend), (B, T) each, cut at max_tokens: the loss and the KL read
+    `mask` (policy tokens, each turn's EOS included), every forward attends `attend`."""
+    rows = [conversation_ids(tokenizer, c, render_observation) for c in conversations]
+    return pad_conversations(rows, tokenizer.pad_token_id, max_tokens)
+
+
+def attended(mask: Tensor, attend: Tensor | None) -> Tensor:
+    """The tokens a forward over responses attends: `attend` (policy and observation tokens), or the
+    policy mask where there are no observations (attend None: single turn)."""
+    return mask if attend is None else attend
 
 
 def response_mask(response_ids: Tensor, eos_token_id: int) -> Tensor:

@@ -17,7 +17,10 @@ import torch
 # other code (another clone, an older checkout sharing ~/.cache/align_lab) is never served; a
 # forgotten VERSIONS bump can no longer serve one.
 PACKAGE = Path(__file__).resolve().parent.parent
-STAGE_CODE = ("models", "tasks", "rollout", "rl", "train", "study/stages.py", "cache.py")
+STAGE_CODE = (
+    *("models", "tasks", "envs", "rollout", "rl", "train"),
+    *("study/stages.py", "study/pairs.py", "cache.py"),
+)
 
 
 @functools.cache

@@ -66,6 +66,7 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank: int
         preferences=pairwise,
         reward_models=reward_models(spec.reward),
         may_build=rank == 0,
+        env=getattr(spec, "env", None),  # RunSpec.env: mt-core's env group
     )
 
 
@@ -99,6 +100,7 @@ def build_context(spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, 
         preemption=preemption,
         judge=judge,
         backend=spec.backend,
+        env=getattr(spec, "env", None),  # RunSpec.env: mt-core's env group
     )
     ctx.stage_keys = {name: stage.key for name, stage in stages.results.items()}
     return ctx

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,7 +21,9 @@ import torch
 
 from align_lab.cache import StageCache, StageResult, stage_key
 from align_lab.study.numerics import numerics
+from align_lab.study.pairs import build_preferences, env_fingerprint
 from align_lab.tasks.base import Pair
+from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.micro import (
     MAX_BYTES,
     Dims,
@@ -168,8 +169,27 @@ def build_tokenizer(b: StageBuild, task, model):
     return tok
 
 
-def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims: Dims) -> Path:
-    """2. The SFT policy (also the reference); a pretrained checkpoint is its own unless task.sft."""
+def conversation_inputs(policy_task, env) -> dict:
+    """The SFT key's env entry: a multi-turn env when the demonstrations are conversations (it renders
+    their observations and bounds their length); none otherwise (the default run's key as before)."""
+    fingerprint = env_fingerprint(env)
+    if fingerprint is None or all(isinstance(r, str) for _, r in policy_task.demonstrations()):
+        return {}
+    return {"env": fingerprint}
+
+
+def check_demonstrations(demos: list, task, env) -> None:
+    """Conversation demonstrations need a multi-turn env: without one they would be cut to one turn."""
+    if env_fingerprint(env) is None and any(not isinstance(r, str) for _, r in demos):
+        raise ValueError(
+            f"task={getattr(task, 'name', type(task).__name__)}: its demonstrations are conversations; "
+            "they need a multi-turn env (env=guess_number, or env=calculator for arith_word's)"
+        )
+
+
+def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims: Dims, env=None) -> Path:
+    """2. The SFT policy (also the reference); a pretrained checkpoint is its own unless task.sft.
+    Conversation demonstrations train on policy tokens, observations rendered for `env` (in the key)."""
     from align_lab.train.sft import train_sft
 
     micro = b.resolve("sft", sft.batch_size, sequence_bytes(dims, policy_task))
@@ -178,69 +198,24 @@ def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims: Dim
         "model": model.fingerprint(),
         "sft": _fields(sft),
         "task": task.fingerprint(),
+        **conversation_inputs(policy_task, env),
     }
 
     def build(out: Path) -> None:
         torch.manual_seed(sft.seed)
         policy = model.init_policy(tokenizer)
         demos = policy_task.demonstrations()
+        check_demonstrations(demos, policy_task, env)
         steps = sft.epochs * -(-len(demos) // sft.batch_size)
-        limits = (policy_task.max_prompt_tokens, policy_task.max_response_tokens)
+        limits = (policy_task.max_prompt_tokens, conversation_tokens(policy_task, env))
+        render = observation_renderer(policy_task, env)
         with b.progress(total=steps, desc="sft") as bar:
-            loss = train_sft(policy, tokenizer, demos, sft, *limits, bar, micro)
+            loss = train_sft(policy, tokenizer, demos, sft, *limits, bar, micro, render)
         policy.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
         (out / "metrics.json").write_text(json.dumps({"sft/final_loss": loss}))
 
     return b.get("sft", inputs, build)
-
-
-def sample_pairs(b: StageBuild, policy, tokenizer, task, seed: int) -> list[Pair]:
-    """Two (task.pair_samples) samples of the SFT policy for task.n_pairs train prompts, labelled by the
-    task's annotator; ValueError when none gives a pair."""
-    from align_lab.rollout.hf import HFGenerate
-
-    rng = random.Random(seed)
-    torch.manual_seed(seed)
-    train_prompts = task.prompts("train")
-    prompts = [rng.choice(train_prompts) for _ in range(task.n_pairs)]
-    k = task.pair_samples  # responses per prompt, labelled together by the task
-    chunk = max(1, 512 // k)  # prompts per sampling call: 512 responses at most
-    rows, engine = [], HFGenerate(temperature=1.0)
-    limits = (task.max_response_tokens, task.max_prompt_tokens)
-    with b.progress(total=len(prompts), desc="preferences") as bar:
-        for i in range(0, len(prompts), chunk):
-            s = engine.sample(policy, tokenizer, prompts[i : i + chunk], k, *limits)
-            gold = task.gold_reward(s.prompts, s.responses, s.finished)
-            for j in range(0, len(s.prompts), k):
-                rows += task.label_samples(s.prompts[j], s.responses[j : j + k], gold[j : j + k], rng)
-            bar.update(len(s.prompts) // k)
-    if not rows:
-        raise ValueError(
-            f"preferences: none of {len(prompts)} prompts x {k} samples gave a pair "
-            "(task.n_pairs, task.pair_samples)"
-        )
-    return rows
-
-
-def build_preferences(b: StageBuild, task, model, sft, tokenizer, policy_task, sft_path, policy_key):
-    """3. Preference pairs: the task's data, or two SFT samples per prompt labelled by its annotator."""
-    pairs = policy_task.preference_pairs()
-    if pairs is not None:
-        return pairs
-
-    def build(out: Path) -> None:
-        policy = model.load_causal_lm(sft_path)
-        seed = policy_task.world_seed + 2 + sft.seed  # per run with stages.seed=per_run
-        with open(out / "pairs.jsonl", "w") as f:
-            for row in sample_pairs(b, policy, tokenizer, policy_task, seed):
-                f.write(json.dumps(dataclasses.asdict(row)) + "\n")
-
-    inputs = {"sft": policy_key, "task": task.fingerprint()}
-    if model.pretrained:  # the chat template changes the prompts
-        inputs["model"] = model.fingerprint()
-    with open(b.get("preferences", inputs, build) / "pairs.jsonl") as f:
-        return [Pair(**json.loads(line)) for line in f]
 
 
 def build_reward_model(b: StageBuild, config, model, tokenizer, policy_task, dims, sft_path, pairs, keys):
@@ -277,25 +252,26 @@ def build_stages(
     preferences: bool = False,
     reward_models: tuple = (),
     may_build: bool = True,
+    env=None,
 ) -> Stages:
     """Every stage a run needs, built (or loaded) in a fixed order: tokenizer, SFT policy, then the
     preference pairs when `preferences` or a reward model asks for them, then each of `reward_models`
     (reward=learned_rm configs). `micro_batch_size`: train.micro_batch_size as set; `memory`: the bytes
-    "auto" divides (default: the machine's); `may_build=False`: only load (ranks other than 0). Call it
-    before the run's seed: it seeds each stage itself."""
+    "auto" divides (default: the machine's); `may_build=False`: only load (ranks other than 0); `env`:
+    the multi-turn environment (None: single turn). Call it before the run's seed: it seeds each stage."""
     b = StageBuild(cache, progress, micro_batch_size, memory or machine_memory(), numerics(None), may_build)
     tokenizer = build_tokenizer(b, task, model)
     policy_task = model.view(task, tokenizer)
     dims = Dims.of(model.hf_config(tokenizer))
     needs_sft = not model.pretrained or task.sft
     if needs_sft:
-        sft_path = build_sft(b, task, model, sft, tokenizer, policy_task, dims)
+        sft_path = build_sft(b, task, model, sft, tokenizer, policy_task, dims, env)
     else:
         sft_path = Path(model.path("name_or_path"))
     policy_key = b.results["sft"].key if needs_sft else model.fingerprint()
     pairs, rms, rm_metrics = None, {}, {}
     if preferences or reward_models:
-        pairs = build_preferences(b, task, model, sft, tokenizer, policy_task, sft_path, policy_key)
+        pairs = build_preferences(b, task, model, sft, tokenizer, policy_task, sft_path, policy_key, env)
     pairs_key = b.results["preferences"].key if "preferences" in b.results else task.fingerprint()
     for config in reward_models:
         keys = (pairs_key, policy_key)

@@ -44,6 +44,16 @@ def answer(a: int, b: int, operation: str) -> int:
     return a + b if operation == "add" else a - b
 
 
+DEMONSTRATIONS_ENVS = (None, "calculator")
+
+
+def calculator_conversation(expression: str, result: int) -> list[tuple[str, str]]:
+    """The calculator protocol (env=calculator): the policy writes a call <calc>EXPR</calc>, the env
+    answers the result's text, the policy answers with it: [("policy", "<calc>13+7</calc>"),
+    ("env", "20"), ("policy", "20")]."""
+    return [("policy", f"<calc>{expression}</calc>"), ("env", str(result)), ("policy", str(result))]
+
+
 @dataclass
 class ArithWord(GeneratedTask):
     """Questions "What is 13 plus 7? Answer with just the number." with operands in [1, max_operand];
@@ -58,11 +68,13 @@ class ArithWord(GeneratedTask):
     n_pairs: int = 256  # prompts sampled for the preferences stage (DPO-family algorithms)
     pair_samples: int = 4  # responses per such prompt; a right one over a wrong one makes a pair
     annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
+    sft: bool = False  # the pretrained instruct model is the starting policy; true: an SFT stage first
+    demonstrations_env: str | None = None  # None: answers; "calculator": the calculator's protocol
 
     name = "arith_word"
     verifiable = True
     has_gold_reward = True
-    sft = False  # the pretrained instruct model is the starting policy
+    quiet_defaults = {"sft": False, "demonstrations_env": None}  # keys of before stay as they were
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_operand <= 10**6:
@@ -76,9 +88,16 @@ class ArithWord(GeneratedTask):
                 raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
         if self.pair_samples < 2:
             raise ValueError(f"pair_samples={self.pair_samples}: must be >= 2 (a pair needs two responses)")
+        if self.demonstrations_env not in DEMONSTRATIONS_ENVS:
+            raise ValueError(f"demonstrations_env={self.demonstrations_env}: must be null or calculator")
+        if self.demonstrations_env and not self.sft:
+            raise ValueError(
+                f"demonstrations_env={self.demonstrations_env}: trains in the SFT stage; set sft=true"
+            )
         self._build_annotator()
         rng = random.Random(self.world_seed)
         questions: dict[str, int] = {}  # prompt -> answer; distinct prompts, train and eval disjoint
+        self._expressions: dict[str, str] = {}  # prompt -> "a+b" or "a-b": what the calculator is asked
         budget = self.n_train + self.n_eval
         for _ in range(50 * budget):
             if len(questions) == budget:
@@ -89,6 +108,7 @@ class ArithWord(GeneratedTask):
             text = rng.choice(TEMPLATES[operation]).format(a=a, b=b)
             prompt = f"{text} {self.instruction}".strip()
             questions.setdefault(prompt, answer(a, b, operation))
+            self._expressions.setdefault(prompt, f"{a}{'+' if operation == 'add' else '-'}{b}")
         if len(questions) < budget:
             raise ValueError(
                 f"n_train + n_eval={budget}: more than the {len(questions)} distinct questions "
@@ -116,6 +136,13 @@ class ArithWord(GeneratedTask):
         """Preference pairs labelled by the verifier (exact, no noise): a right answer over a wrong one."""
         return verified_pairs(prompt, responses, gold, rng)
 
-    def demonstrations(self) -> list[tuple[str, str]]:
-        """Exact answers, for SFT (task.sft is false by default: the instruct model needs none)."""
+    def demonstrations(self) -> list[tuple[str, str | list[tuple[str, str]]]]:
+        """Exact answers, for SFT (task.sft is false by default: the instruct model needs none); with
+        demonstrations_env=calculator, the solver's use of the calculator (env=calculator's protocol):
+        a call with the question's expression, the result, the answer."""
+        if self.demonstrations_env == "calculator":
+            return [
+                (p, calculator_conversation(self._expressions[p], self._answers[p]))
+                for p in self._split["train"]
+            ]
         return [(p, str(self._answers[p])) for p in self._split["train"]]

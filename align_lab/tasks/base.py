@@ -15,10 +15,16 @@ class Pair:
     NaN for pairs from a dataset, which has none."""
 
     prompt: str
-    chosen: str
-    rejected: str
+    chosen: str | list[tuple[str, str]]  # a response, or a conversation [(role, text), ...] (multi-turn)
+    rejected: str | list[tuple[str, str]]
     gold_chosen: float = math.nan
     gold_rejected: float = math.nan
+
+
+def pair_from_json(row: dict) -> Pair:
+    """A Pair from its JSON row (dataclasses.asdict): a conversation's turns back to (role, text) tuples."""
+    turns = {k: [tuple(t) for t in row[k]] for k in ("chosen", "rejected") if isinstance(row[k], list)}
+    return Pair(**{**row, **turns})
 
 
 class Task(Protocol):
@@ -42,8 +48,9 @@ class Task(Protocol):
         """Prompts of split "train" or "eval" (held out)."""
         ...
 
-    def demonstrations(self) -> list[tuple[str, str]]:
-        """(prompt, response) pairs for supervised fine-tuning."""
+    def demonstrations(self) -> list[tuple[str, str | list[tuple[str, str]]]]:
+        """(prompt, response) pairs for supervised fine-tuning; a response may be a conversation
+        [("policy", text), ("env", text), ...] (multi-turn: SFT trains on the policy turns)."""
         ...
 
     def preference_pairs(self) -> list[Pair] | None:
@@ -94,8 +101,17 @@ class GeneratedTask:
         if isinstance(self.annotator, dict):  # built without Hydra
             self.annotator = BradleyTerryAnnotator(**self.annotator)
 
+    # keys added after stages were cached, with the value that gives the data of before: left out of the
+    # fingerprint at that value, so the runs that do not set them keep their stage keys
+    quiet_defaults: dict = {}
+
     def fingerprint(self) -> dict:
-        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        quiet = self.quiet_defaults
+        fields = {
+            k: v
+            for k, v in vars(self).items()
+            if not k.startswith("_") and not (k in quiet and v == quiet[k])
+        }
         fields["annotator"] = vars(self.annotator)
         return {"task": self.name, **fields}
 

@@ -35,6 +35,7 @@ class Context:
     judge: object = None  # evaluation win rates (rewards/judge.py); None: the run's reward
     group: Group = field(default_factory=Group)  # data-parallel rank and size (train/distributed.py)
     backend: Backend = field(default_factory=Backend)  # torch or DeepSpeed, dtype (train/backend.py)
+    env: object = None  # the multi-turn environment (envs/, env=...); None or single_turn: one response
     eval_micro_batch_size: int | None = None  # rows per no-grad forward of evaluation (train/micro.py)
     # the cache keys of the shared stages (SFT, reward model, ...) the run trains on: each checkpoint
     # records them, and a resume on other stages is refused (study/summary.py check_resume_stages)

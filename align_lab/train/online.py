@@ -19,6 +19,7 @@ from align_lab.checks import Diverged
 from align_lab.models.sequences import response_logprobs, token_values
 from align_lab.rl import masked_mean
 from align_lab.rollout.base import NonFiniteLogits
+from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.cadence import end_of_step, finish
 from align_lab.train.common import Counters
 from align_lab.train.context import Context
@@ -168,8 +169,10 @@ def _ptx(ctx: Context, algo: OnlineAlgorithm, updates: Updates) -> list[Term]:
         return []
     cfg, task = ctx.train, ctx.task
     demos = updates.demonstrations.take(cfg.minibatch_size)
-    limits = (task.max_prompt_tokens, task.max_response_tokens)
-    return [nll_term(ctx.policy, ctx.tokenizer, demos, *limits, algo.ptx_coef / ctx.group.size, ctx.backend)]
+    env = getattr(ctx, "env", None)  # conversation demonstrations: observations as the policy reads them
+    limits = (task.max_prompt_tokens, conversation_tokens(task, env))
+    scale, render = algo.ptx_coef / ctx.group.size, observation_renderer(task, env)
+    return [nll_term(ctx.policy, ctx.tokenizer, demos, *limits, scale, ctx.backend, render)]
 
 
 def _minibatch(ctx: Context, algo, updates: Updates, rollout: Rollout, index, reuse, policy_rests: bool):

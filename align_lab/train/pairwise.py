@@ -14,8 +14,9 @@ from functools import partial
 import torch
 
 from align_lab.algorithms.preference import PairwiseAlgorithm, Route, is_sampled
-from align_lab.models.sequences import encode_prompts, response_logprobs
+from align_lab.models.sequences import conversation_ids, encode_prompts, pad_conversations, response_logprobs
 from align_lab.rl import first_is_chosen, kl_penalty, masked_sum, sequence_logprobs
+from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.cadence import end_of_step, finish
 from align_lab.train.common import Counters, Shuffler
 from align_lab.train.context import Context
@@ -104,39 +105,47 @@ def sample_pairs(
     return metrics
 
 
-def response_ids(tok, text: str, max_tokens: int) -> list[int]:
-    """A dataset response's token ids with EOS (as models.sequences.encode_responses, finished)."""
-    return (tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[:max_tokens]
+def response_ids(tok, text, max_tokens: int, render_observation=None) -> list[int] | tuple[list, list]:
+    """A dataset response's token ids with EOS (as models.sequences.encode_responses, finished); a
+    conversation's as (ids, roles) (models.sequences.conversation_ids: roles 1 on policy tokens), cut
+    at max_tokens."""
+    if isinstance(text, str):
+        return (tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[:max_tokens]
+    ids, roles = conversation_ids(tok, text, render_observation or (lambda t: t))
+    return ids[:max_tokens], roles[:max_tokens]
 
 
-def step_pairs(algo: PairwiseAlgorithm, tok, max_response_tokens: int, items: list) -> tuple:
-    """(prompts, chosen ids, rejected ids) of a step's N items: dataset pairs tokenised, or train
-    prompts whose responses are still to be sampled (None)."""
+def step_pairs(algo: PairwiseAlgorithm, tok, max_response_tokens: int, items: list, render=None) -> tuple:
+    """(prompts, chosen ids, rejected ids) of a step's N items: dataset pairs tokenised (conversations
+    as (ids, roles), observations rendered by `render`), or train prompts whose responses are still to
+    be sampled (None)."""
     if not algo.uses_dataset_pairs:
         return items, [None] * len(items), [None] * len(items)
     prompts = [p.prompt for p in items]
-    chosen = [response_ids(tok, p.chosen, max_response_tokens) for p in items]
-    rejected = [response_ids(tok, p.rejected, max_response_tokens) for p in items]
+    chosen = [response_ids(tok, p.chosen, max_response_tokens, render) for p in items]
+    rejected = [response_ids(tok, p.rejected, max_response_tokens, render) for p in items]
     return prompts, chosen, rejected
 
 
 def pair_rows(tok, max_prompt_tokens: int, prompts, chosen, rejected, mine: slice) -> tuple:
     """This process's 2m responses of its pairs `mine`, chosen rows first, as model inputs:
-    (prompt ids, prompt attention (2m, P), response ids, response mask (2m, T))."""
+    (prompt ids, prompt attention (2m, P), response ids, attended tokens, policy mask (2m, T)); the
+    last two are equal but for conversations, whose observations are attended and not in the mask."""
     prompt_ids, prompt_attn = encode_prompts(tok, prompts[mine] * 2, max_prompt_tokens)  # (2m, P)
-    ids, mask = pad_right(chosen[mine] + rejected[mine], tok.pad_token_id)  # (2m, T)
-    return prompt_ids, prompt_attn, ids, mask
+    rows = [r if isinstance(r, tuple) else (r, [1] * len(r)) for r in chosen[mine] + rejected[mine]]
+    ids, mask, attend = pad_conversations(rows, tok.pad_token_id, max(len(r[0]) for r in rows))  # (2m, T)
+    return prompt_ids, prompt_attn, ids, attend, mask
 
 
-def token_logprobs(ctx: Context, model, prompt_ids, prompt_attn, ids, mask) -> torch.Tensor:
+def token_logprobs(ctx: Context, model, prompt_ids, prompt_attn, ids, attend, mask) -> torch.Tensor:
     with ctx.backend.autocast():
-        return response_logprobs(model, prompt_ids, prompt_attn, ids, mask)[0]  # (2N, T)
+        return response_logprobs(model, prompt_ids, prompt_attn, ids, attend)[0]  # (2N, T)
 
 
 def pair_loss(algo: PairwiseAlgorithm, dp, ref_logprobs, routes, logprobs, rows) -> tuple:
     """The loss of the step's N pairs from this process's token log-probs of its 2m responses (2m, T),
     chosen rows first, and under the reference; the KL to the reference on sampled pairs."""
-    mask, m, average = rows[3], len(rows[3]) // 2, algo.length_normalize
+    mask, m, average = rows[4], len(rows[4]) // 2, algo.length_normalize  # policy tokens
     logps = sequence_logprobs(logprobs, mask, average)  # (2m,)
     ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2m,)
     policy_chosen, policy_rejected = dp.gather(logps[:m]), dp.gather(logps[m:])  # (N,)
@@ -167,11 +176,13 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     start = restore(ctx, named, algo)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="preference optimisation")
     dp = ctx.group  # data parallel: this process runs the models on its share of the pairs
+    env = getattr(ctx, "env", None)  # multi-turn pairs: observations rendered as the policy reads them
+    render, limit = observation_renderer(task, env), conversation_tokens(task, env)
     final = None
     for step in range(start, cfg.steps):
         # 1. the step's pairs: dataset pairs (or train prompts) and a route per pair
         routes = algo.routes(n)  # (N,)
-        prompts, chosen, rejected = step_pairs(algo, tok, task.max_response_tokens, source.take(n))
+        prompts, chosen, rejected = step_pairs(algo, tok, limit, source.take(n), render)
         # 2. two samples of the sampling policy for each pair on a sampled route, scored if DPR
         metrics = sample_pairs(ctx, sampler.at(step), prompts, routes, chosen, rejected, counters, step)
         if any(r is None for r in chosen):
@@ -180,7 +191,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         # on its share of the pairs (2m responses), and every process gets all N pairs' values
         t = time.perf_counter()
         rows = pair_rows(tok, task.max_prompt_tokens, prompts, chosen, rejected, dp.shard(n))
-        mask = rows[3]  # (2m, T)
+        mask = rows[4]  # (2m, T) policy tokens
         micro = rows_of(cfg.micro_batch_size, 2)  # pairs -> responses
         ref_logprobs = (
             micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)

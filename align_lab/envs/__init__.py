@@ -1,0 +1,1 @@
+"""Multi-turn environments: an episode reads the policy's turn and answers with an observation."""

@@ -1,0 +1,114 @@
+"""The preferences stage (study/stages.py step 3): the task's pairs, or samples of the SFT policy labelled
+by the task (its annotator, or its verifier); with a multi-turn environment the samples are whole
+conversations, stored as (role, text) turns. Also what of an environment goes into a stage's key."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from align_lab.tasks.base import Pair, pair_from_json
+from align_lab.tasks.view import observation_renderer
+
+# (policy, tokenizer, prompts, k, (max_response_tokens, max_prompt_tokens)) -> k samples per prompt, a
+# prompt's contiguous: (prompts, answers the verifier reads, finished, what a pair stores: the response
+# text, or the conversation [(role, text), ...] of a multi-turn episode)
+Sampler = Callable[..., tuple[list, list, list, list]]
+
+
+def env_fingerprint(env) -> dict | None:
+    """What of a multi-turn env changes an artifact: its class and fields, the step timeout aside; None
+    for no env or a single-turn one, so the default run's stage keys are what they were before envs."""
+    if env is None or not getattr(env, "multi_turn", False):
+        return None
+    fields = dataclasses.asdict(env) if dataclasses.is_dataclass(env) else dict(vars(env))
+    fields.pop("step_timeout_s", None)
+    return {"env": f"{type(env).__module__}.{type(env).__qualname__}", **fields}
+
+
+def single_turn_sampler() -> Sampler:
+    """One response per sample from HF generate at temperature 1 (the stage's sampler before envs)."""
+    from align_lab.rollout.hf import HFGenerate
+
+    engine = HFGenerate(temperature=1.0)
+
+    def sample(policy, tokenizer, prompts, k, limits):
+        s = engine.sample(policy, tokenizer, prompts, k, *limits)
+        return s.prompts, s.responses, s.finished, s.responses
+
+    return sample
+
+
+def conversation_sampler(env, render_observation) -> Sampler:
+    """Whole episodes of `env` per sample: the plug point of rollout/turns.py's TurnEngine (mt-core),
+    whose Samples give each row's answer (`responses`, the scorer's text), `finished` and its turns
+    [(role, text), ...] (decoded policy turns, the observations' text before rendering)."""
+
+    def sample(policy, tokenizer, prompts, k, limits):
+        raise NotImplementedError(
+            f"preferences on env {type(env).__name__}: sampling conversations needs rollout/turns.py's "
+            "TurnEngine (branch mt-core), not merged here"
+        )
+
+    return sample
+
+
+def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler) -> list[Pair]:
+    """task.pair_samples samples (`sample`) of the SFT policy for task.n_pairs train prompts, labelled by
+    the task (label_samples: its annotator or verifier); ValueError when none gives a pair."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    train_prompts = task.prompts("train")
+    prompts = [rng.choice(train_prompts) for _ in range(task.n_pairs)]
+    k = task.pair_samples  # responses per prompt, labelled together by the task
+    chunk = max(1, 512 // k)  # prompts per sampling call: 512 responses at most
+    rows = []
+    limits = (task.max_response_tokens, task.max_prompt_tokens)
+    with b.progress(total=len(prompts), desc="preferences") as bar:
+        for i in range(0, len(prompts), chunk):
+            asked, answers, finished, samples = sample(policy, tokenizer, prompts[i : i + chunk], k, limits)
+            gold = task.gold_reward(asked, answers, finished)
+            for j in range(0, len(asked), k):
+                rows += task.label_samples(asked[j], samples[j : j + k], gold[j : j + k], rng)
+            bar.update(len(asked) // k)
+    if not rows:
+        raise ValueError(
+            f"preferences: none of {len(prompts)} prompts x {k} samples gave a pair "
+            "(task.n_pairs, task.pair_samples)"
+        )
+    return rows
+
+
+def build_preferences(
+    b, task, model, sft, tokenizer, policy_task, sft_path, policy_key, env=None, sample=None
+):
+    """3. Preference pairs: the task's data, or task.pair_samples samples per prompt of the SFT policy
+    (`sample`; default: single turn, or `env`'s conversations) labelled by the task. A multi-turn env
+    is in the key; single-turn pairs' files are as before."""
+    pairs = policy_task.preference_pairs()
+    if pairs is not None:
+        return pairs
+    if sample is None:
+        multi = env_fingerprint(env) is not None
+        render = observation_renderer(policy_task, env)
+        sample = conversation_sampler(env, render) if multi else single_turn_sampler()
+
+    def build(out: Path) -> None:
+        policy = model.load_causal_lm(sft_path)
+        seed = policy_task.world_seed + 2 + sft.seed  # per run with stages.seed=per_run
+        with open(out / "pairs.jsonl", "w") as f:
+            for row in sample_pairs(b, policy, tokenizer, policy_task, seed, sample):
+                f.write(json.dumps(dataclasses.asdict(row)) + "\n")
+
+    inputs = {"sft": policy_key, "task": task.fingerprint()}
+    if model.pretrained:  # the chat template changes the prompts
+        inputs["model"] = model.fingerprint()
+    if env_fingerprint(env) is not None:
+        inputs["env"] = env_fingerprint(env)
+    with open(b.get("preferences", inputs, build) / "pairs.jsonl") as f:
+        return [pair_from_json(json.loads(line)) for line in f]
