@@ -108,37 +108,6 @@ def response_mask(response_ids: Tensor, eos_token_id: int) -> Tensor:
     return (~after_eos).float()
 
 
-def observation_ids(tokenizer, rendered_text: str) -> list[int]:
-    """The token ids of an observation as the policy reads it: the rendered text, no special tokens."""
-    return tokenizer(rendered_text, add_special_tokens=False)["input_ids"]
-
-
-def encode_conversations(
-    tokenizer, conversations: list[list[tuple[str, str]]], render_observation, max_tokens: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Right-padded ids of conversations after the prompt, the policy-token mask and the attended-token
-    mask, (B, T) each. A policy turn is its ids + EOS, an env turn observation_ids of its rendered text;
-    a conversation is cut after max_tokens (a cut policy turn keeps its tokens, without EOS)."""
-    rows = []
-    for turns in conversations:
-        ids, policy = [], []
-        for role, text in turns:
-            if role == "policy":
-                part = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            else:
-                part = observation_ids(tokenizer, render_observation(text))
-            ids, policy = ids + part, policy + [role == "policy"] * len(part)
-        rows.append((ids[:max_tokens], policy[:max_tokens]))
-    width = max(1, max(len(ids) for ids, _ in rows))
-    response_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)  # (B, T)
-    mask, attend = torch.zeros((len(rows), width)), torch.zeros((len(rows), width))  # (B, T) each
-    for i, (ids, policy) in enumerate(rows):
-        response_ids[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        mask[i, : len(ids)] = torch.tensor(policy, dtype=mask.dtype)
-        attend[i, : len(ids)] = 1.0
-    return response_ids, mask, attend
-
-
 def joint_inputs(prompt_ids: Tensor, prompt_attn: Tensor, response_ids: Tensor, mask: Tensor):
     """Concatenated ids, attention mask and position ids for a forward pass over prompt + response."""
     ids = torch.cat([prompt_ids, response_ids], dim=1)  # (B, P+T)
