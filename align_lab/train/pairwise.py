@@ -159,6 +159,14 @@ def pair_loss(algo: PairwiseAlgorithm, dp, ref_logprobs, routes, logprobs, rows)
     return loss, stats
 
 
+def reference_logprobs(ctx: Context, algo: PairwiseAlgorithm, rows: tuple, micro) -> torch.Tensor:
+    """The reference's token log-probs of the step's responses (2m, T); zeros for algorithms without a
+    reference term (SimPO, ORPO), which make no reference forward."""
+    if not algo.uses_reference:
+        return torch.zeros_like(rows[4])
+    return micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)
+
+
 def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     cfg, task, tok = ctx.train, ctx.task, ctx.tokenizer
     n = cfg.minibatch_size
@@ -193,11 +201,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         rows = pair_rows(tok, task.max_prompt_tokens, prompts, chosen, rejected, dp.shard(n))
         mask = rows[4]  # (2m, T) policy tokens
         micro = rows_of(cfg.micro_batch_size, 2)  # pairs -> responses
-        ref_logprobs = (
-            micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)
-            if algo.uses_reference
-            else torch.zeros_like(mask)  # SimPO, ORPO: no reference term, no reference forward
-        )  # (2m, T)
+        ref_logprobs = reference_logprobs(ctx, algo, rows, micro)  # (2m, T)
         metrics["time/ref_s"] = time.perf_counter() - t
         t = time.perf_counter()
         # 4. the policy's log-probs, loss and update
