@@ -32,6 +32,13 @@ class Rollout:
     baseline_scores: Tensor | None = None  # (B,) score of a greedy response to the row's prompt (ReMax)
     # (B, T) the engine's own log-probs of its draws (the behaviour policy, docs/rollout.md)
     rollout_logprobs: Tensor | None = None
+    # multi-turn (rollout/turns.py): response_ids hold policy turns and observations, `mask` is 1 on
+    # policy tokens only. attend (B, T): the tokens a forward attends (policy and observation tokens);
+    # None: equal to mask (single turn)
+    attend: Tensor | None = None
+    # (B, T) each env step's reward at the last token (EOS) of the policy turn it answered, 0 elsewhere;
+    # None: no env rewards (single turn, or every step's reward 0). Return = scores + turn_rewards.sum(-1)
+    turn_rewards: Tensor | None = None
 
     def rows(self, index: Tensor) -> Rollout:
         """The minibatch of rows `index` (group statistics are already folded into advantages)."""

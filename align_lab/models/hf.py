@@ -8,13 +8,14 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import torch
 
 from align_lab.checks import canonical_dtype
 from align_lab.models.hf_io import parameter_count
+from align_lab.models.tokenizer import chat_observation
 from align_lab.tasks.data_files import is_local
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -258,6 +259,7 @@ class HFModel:
             lambda texts: [len(ids) for ids in tokenizer(texts)["input_ids"]],
             self.max_prompt_tokens,
             self.max_response_tokens,
+            partial(chat_observation, tokenizer) if self.chat_template and tokenizer.chat_template else None,
         )
 
     def check_task(self, task) -> None:

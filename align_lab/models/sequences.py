@@ -52,6 +52,30 @@ def response_mask(response_ids: Tensor, eos_token_id: int) -> Tensor:
     return (~after_eos).float()
 
 
+def attended(mask: Tensor, attend: Tensor | None) -> Tensor:
+    """The response tokens a forward attends, (B, T): `attend` (policy and observation tokens of a
+    multi-turn rollout), or `mask` where there is none (single turn: the same tensor as before)."""
+    return mask if attend is None else attend
+
+
+def observation_ids(tokenizer, rendered_text: str) -> list[int]:
+    """The token ids of an observation as the policy reads it (PolicyView.render_observation's text):
+    the one encoding of observations, in the rollout and in demonstrations alike."""
+    return tokenizer(rendered_text, add_special_tokens=False)["input_ids"]
+
+
+def left_pad(rows: list[list[int]], pad_token_id: int) -> tuple[Tensor, Tensor]:
+    """Left-padded ids and attention mask, (B, L), of token-id lists (contexts continued by an engine)."""
+    longest = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)  # (B, L)
+    attn = torch.zeros((len(rows), longest), dtype=torch.long)  # (B, L)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, longest - len(r) :] = torch.tensor(r, dtype=torch.long)
+            attn[i, longest - len(r) :] = 1
+    return ids, attn
+
+
 def joint_inputs(prompt_ids: Tensor, prompt_attn: Tensor, response_ids: Tensor, mask: Tensor):
     """Concatenated ids, attention mask and position ids for a forward pass over prompt + response."""
     ids = torch.cat([prompt_ids, response_ids], dim=1)  # (B, P+T)

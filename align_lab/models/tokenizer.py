@@ -30,3 +30,16 @@ def load_tokenizer(path: Path | str):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(path))
+
+
+def chat_observation(tokenizer, text: str) -> str:
+    """An observation as the user turn that follows an assistant turn, ending in the assistant header:
+    [user "P", assistant "A", user text] rendered with the generation prompt, from after "A" and the
+    template's end of turn (the EOS the policy sampled) on."""
+    messages = [{"role": "user", "content": "P"}, {"role": "assistant", "content": "A"}]
+    before = tokenizer.apply_chat_template(messages, tokenize=False)
+    messages.append({"role": "user", "content": text})
+    whole = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    end = "A" + (tokenizer.eos_token or "")
+    cut = whole.rfind(end, 0, len(before))
+    return whole[cut + len(end) :] if cut >= 0 else whole[len(before) :]

@@ -6,12 +6,33 @@ from __future__ import annotations
 import dataclasses
 
 
+def plain_observation(text: str) -> str:
+    """An observation as a model without a chat template reads it: the text between spaces."""
+    return f" {text} "
+
+
+def render_observation(view, text: str) -> str:
+    """`view.render_observation(text)`, or plain_observation for a task used as it is (toy models, whose
+    view is the task itself)."""
+    render = getattr(view, "render_observation", None)
+    return plain_observation(text) if render is None else render(text)
+
+
 class PolicyView:
     """Wraps a task; prompts over max_prompt_tokens are an error naming the row, or are dropped when
     the task says skip_invalid. Everything else is the task's."""
 
-    def __init__(self, task, render, count_tokens, max_prompt_tokens: int, max_response_tokens: int):
+    def __init__(
+        self,
+        task,
+        render,
+        count_tokens,
+        max_prompt_tokens: int,
+        max_response_tokens: int,
+        render_observation=None,
+    ):
         self.task = task
+        self._render_observation = render_observation  # text -> the chat template's user turn; None: plain
         self.max_prompt_tokens, self.max_response_tokens = max_prompt_tokens, max_response_tokens
         self._rendered: dict[str, str] = {}
         self._raw: dict[str, str] = {}
@@ -41,6 +62,13 @@ class PolicyView:
         if name == "task":
             raise AttributeError(name)
         return getattr(self.task, name)
+
+    def render_observation(self, text: str) -> str:
+        """The text the policy reads after its turn: with a chat template, the user turn that follows an
+        assistant turn, ending in the assistant header; without one, plain_observation(text)."""
+        if self._render_observation is None:
+            return plain_observation(text)
+        return self._render_observation(text)
 
     def raw(self, prompt: str) -> str:
         """The task's own prompt text for a rendered prompt (identity for an unknown text)."""

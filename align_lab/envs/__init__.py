@@ -1,0 +1,1 @@
+"""Multi-turn environments: the policy acts, the environment answers, the policy acts again."""
