@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from align_lab import registry
 from align_lab.envs.single_turn import SingleTurn
 from align_lab.models.lora import LoRA
 from align_lab.rollout.base import RolloutEngine
@@ -38,8 +39,16 @@ class RunSpec:
 
     @property
     def env_name(self) -> str:
-        """The env choice (`env=calculator`), or a user environment's class name."""
-        return self.names.get("env") or type(self.env).__name__
+        """The env choice (`env=calculator`), or the class name of an environment given by its
+        `_target_` (`env._target_=my_envs.Maze`)."""
+        choice, cls = self.names.get("env"), type(self.env)
+        try:
+            chosen = (
+                choice is not None and registry.target("env", choice) == f"{cls.__module__}.{cls.__name__}"
+            )
+        except OSError:  # a choice from another config directory
+            chosen = True
+        return choice if chosen else cls.__name__
 
     @property
     def backend(self) -> Backend:
