@@ -10,6 +10,7 @@ import json
 import time
 
 import pytest
+import yaml
 
 from align_lab.envs.base import LastTurn, Step
 from align_lab.study.summary import RunStopped
@@ -82,9 +83,8 @@ def test_a_multi_turn_grpo_run_completes(tmp_path, cache_dir):
     assert [x["step"] for x in lines if "train/reward" in x] == [1, 2, 3]
     record = json.loads((run_dir / "eval_samples.jsonl").read_text().splitlines()[0])
     assert {"transcript", "turns", "tool_calls"} <= set(record)
-    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else None
-    if config is not None:
-        assert config["env"]["_target_"].endswith(".Probe")
+    config = yaml.safe_load((run_dir / "config.resolved.yaml").read_text())
+    assert config["env"] == {"_target_": f"{__name__}.Probe", "mode": "never_done", "max_turns": 2}
 
 
 @pytest.mark.parametrize(
