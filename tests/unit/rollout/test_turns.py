@@ -220,3 +220,21 @@ def test_the_turn_engine_on_the_tiny_model(toy):
     # the trainer's log-probs of the whole conversation (attending observations) are the engine's
     trainer, _ = response_logprobs(model, s.prompt_ids, s.prompt_attn, s.response_ids, s.attend)
     assert torch.allclose(trainer * s.mask, s.logprobs, atol=1e-4)
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_an_observation_is_the_chat_templates_user_turn_after_the_policys_eos():
+    from align_lab.models.tokenizer import chat_observation
+    from align_lab.tasks.view import PolicyView, render_observation
+
+    tok = merging_tokenizer()
+    tok.eos_token, tok.chat_template = "<|im_end|>", CHATML
+    rendered = chat_observation(tok, "20")
+    assert rendered == "\n<|im_start|>user\n20<|im_end|>\n<|im_start|>assistant\n"
+    view = PolicyView(SimpleNamespace(prompts=lambda split: ["q"]), str, lambda t: [1] * len(t), 8, 8)
+    assert view.render_observation("20") == render_observation(TASK, "20") == " 20 "  # no template: plain
