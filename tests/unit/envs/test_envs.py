@@ -125,3 +125,22 @@ def test_a_user_environment_keys_are_checked(turns, timeout, message):
 
     with pytest.raises(EnvError, match=message):
         check_environment(Mine(), "mine")
+
+
+def test_the_default_env_leaves_a_runs_config_digest_and_resume_check_as_before(tmp_path):
+    """Run folders written before `env` existed (a study's finished runs) keep their identity."""
+    import yaml
+
+    from align_lab import registry
+    from align_lab.study.summary import DEFAULT_ENV, check_resume_config, config_digest
+
+    assert DEFAULT_ENV == {"_target_": registry.target("env", "single_turn")}
+    before = {"seed": 0, "algo": {"lr": 1.0}}
+    assert config_digest({**before, "env": DEFAULT_ENV}) == config_digest(before)
+    calculator = {"_target_": registry.target("env", "calculator"), "max_turns": 3}
+    assert config_digest({**before, "env": calculator}) != config_digest(before)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "config.resolved.yaml").write_text(yaml.safe_dump(before))
+    check_resume_config(tmp_path, {**before, "env": DEFAULT_ENV})  # resumes
+    with pytest.raises(ValueError, match=r"^env=\{'_target_': 'align_lab.envs.calculator.Calculator'"):
+        check_resume_config(tmp_path, {**before, "env": calculator})
