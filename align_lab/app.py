@@ -22,6 +22,7 @@ def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None =
     (config.apply_model_defaults); None: `cfg` has it already (tests' compose) or takes none."""
     from align_lab.cache import usable_cache_dir
     from align_lab.config import apply_model_defaults, apply_stage_seed, integer
+    from align_lab.envs.single_turn import SingleTurn
     from align_lab.models.lora import LoRA
     from align_lab.study.spec import RunSpec
 
@@ -44,6 +45,7 @@ def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None =
         judge=build(cfg.judge, "judge") if cfg.get("judge") else None,
         lora=build(cfg.lora, "lora") if cfg.get("lora") else LoRA(),
         defaults_from=defaults_from,
+        env=build(cfg.env, "env") if cfg.get("env") else SingleTurn(),
     )
 
 

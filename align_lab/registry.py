@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("algo", "model", "task", "reward", "judge", "rollout", "hardware", "tracker")
+GROUPS = ("algo", "model", "task", "env", "reward", "judge", "rollout", "hardware", "tracker")
 
 
 def choices(group: str) -> list[str]:

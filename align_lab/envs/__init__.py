@@ -1,1 +1,1 @@
-"""Multi-turn environments: an episode reads the policy's turn and answers with an observation."""
+"""Multi-turn environments: the policy acts, the environment answers, the policy acts again."""

@@ -1,29 +1,136 @@
-"""The environment protocol (SPEC_multiturn.md, owned by mt-core): an Environment starts an Episode per
-prompt; each policy turn is a step that returns the observation, a reward and done."""
+"""The environment contract (docs/environments.md): an Environment starts an Episode per prompt; each of
+the policy's turns is a `step` returning the observation text, a reward and done. `run_step` calls a
+step under a timeout and turns whatever goes wrong into one line naming the environment and the turn."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import math
+import threading
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass
 class Step:
+    """What the environment answers to one policy turn."""
+
     observation: str = ""  # text appended after the policy's turn ("" when done)
     reward: float = 0.0  # this turn's reward (Rollout.turn_rewards, at the turn's last token)
     done: bool = False
     tool_call: bool = False  # the turn called a tool (eval/tool_calls)
 
 
+@runtime_checkable
 class Episode(Protocol):
-    def step(self, turn: str) -> Step: ...  # the policy's turn (decoded, no EOS)
+    def step(self, turn: str) -> Step:
+        """The policy's turn (decoded, without EOS) -> the environment's answer."""
+        ...
 
-    def answer(self) -> str: ...  # what the scorer reads (default: the last policy turn)
+    def answer(self) -> str:
+        """What the scorer reads (default: the last policy turn)."""
+        ...
 
 
+@runtime_checkable
 class Environment(Protocol):
     multi_turn: bool  # False (single_turn): the engine samples one response, exactly as before
-    max_turns: int  # policy turns at most
-    step_timeout_s: float  # a step that takes longer is an error naming the env and the turn
+    max_turns: int  # policy turns at most (>= 1)
+    step_timeout_s: float  # a step that takes longer is an error naming the environment and the turn
 
-    def start(self, prompt: str) -> Episode: ...  # raw task prompt (PolicyView.raw), not the rendered one
+    def start(self, prompt: str) -> Episode:
+        """A new episode for the raw task prompt (PolicyView.raw, not the rendered one)."""
+        ...
+
+
+class EnvError(ValueError):
+    """An environment misbehaved (raised, hung, answered a non-string...): one line, `env=<name>: ...`."""
+
+
+def one_line(error: BaseException) -> str:
+    """`Type: message` of an exception on one line."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def check_environment(env, name: str) -> None:
+    """The keys every environment has, checked before any compute (a user's `_target_` included)."""
+    turns = getattr(env, "max_turns", None)
+    if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:
+        raise EnvError(f"env.max_turns={turns}: must be an integer >= 1 (env={name})")
+    timeout = getattr(env, "step_timeout_s", None)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
+        raise EnvError(f"env.step_timeout_s={timeout}: must be a number > 0 (env={name})")
+    if not callable(getattr(env, "start", None)):
+        raise EnvError(f"env={name}: has no start(prompt) method (docs/environments.md)")
+
+
+def call_with_timeout(fn, timeout_s: float):
+    """fn() on a daemon thread, its result or its exception; concurrent.futures.TimeoutError after
+    `timeout_s`. A daemon thread (not a ThreadPoolExecutor's) so that a step that never returns does
+    not keep the process from exiting once the run has stopped."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def work() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            future.set_exception(e)
+
+    threading.Thread(target=work, daemon=True, name="align_lab-env-step").start()
+    return future.result(timeout=timeout_s)
+
+
+def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: float) -> Step:
+    """episode.step(turn) under a per-step timeout; a timeout, an exception, an answer that is not a
+    Step (or whose observation is not a string, or whose reward is not a finite number) is an
+    EnvError: `env=<name>: turn <k>: ...` on one line."""
+    where = f"env={env_name}: turn {turn_index}"
+    try:
+        step = call_with_timeout(lambda: episode.step(turn), timeout_s)
+    except concurrent.futures.TimeoutError:
+        raise EnvError(f"{where}: step took longer than env.step_timeout_s={timeout_s}") from None
+    except Exception as e:
+        raise EnvError(f"{where}: step raised {one_line(e)}") from None
+    if not isinstance(step, Step):
+        raise EnvError(f"{where}: step returned {type(step).__name__}; must return envs.base.Step")
+    if not isinstance(step.observation, str):
+        kind = type(step.observation).__name__
+        raise EnvError(f"{where}: step's observation is a {kind}; must be a string")
+    reward = step.reward
+    if isinstance(reward, bool) or not isinstance(reward, int | float) or not math.isfinite(reward):
+        raise EnvError(f"{where}: step's reward is {reward!r}; must be a finite number")
+    return step
+
+
+def start_episode(env_name: str, env, prompt: str, timeout_s: float):
+    """env.start(prompt) under the same timeout, its failures one line (`turn 0: start ...`)."""
+    where = f"env={env_name}: turn 0"
+    try:
+        return call_with_timeout(lambda: env.start(prompt), timeout_s)
+    except concurrent.futures.TimeoutError:
+        raise EnvError(f"{where}: start took longer than env.step_timeout_s={timeout_s}") from None
+    except Exception as e:
+        raise EnvError(f"{where}: start raised {one_line(e)}") from None
+
+
+def episode_answer(env_name: str, episode, turns: int) -> str:
+    """episode.answer(), which must be a string; else one line naming the last turn."""
+    try:
+        answer = episode.answer()
+    except Exception as e:
+        raise EnvError(f"env={env_name}: turn {turns}: answer() raised {one_line(e)}") from None
+    if not isinstance(answer, str):
+        kind = type(answer).__name__
+        raise EnvError(f"env={env_name}: turn {turns}: answer() returned a {kind}; must be a string")
+    return answer
+
+
+class LastTurn:
+    """An episode's default answer: the last policy turn (a helper for environments to inherit)."""
+
+    def __init__(self) -> None:
+        self.turns: list[str] = []
+
+    def answer(self) -> str:
+        return self.turns[-1] if self.turns else ""

@@ -108,6 +108,18 @@ def response_mask(response_ids: Tensor, eos_token_id: int) -> Tensor:
     return (~after_eos).float()
 
 
+def left_pad(rows: list[list[int]], pad_token_id: int) -> tuple[Tensor, Tensor]:
+    """Left-padded ids and attention mask, (B, L), of token-id lists (contexts continued by an engine)."""
+    longest = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)  # (B, L)
+    attn = torch.zeros((len(rows), longest), dtype=torch.long)  # (B, L)
+    for i, r in enumerate(rows):
+        if r:
+            ids[i, longest - len(r) :] = torch.tensor(r, dtype=torch.long)
+            attn[i, longest - len(r) :] = 1
+    return ids, attn
+
+
 def joint_inputs(prompt_ids: Tensor, prompt_attn: Tensor, response_ids: Tensor, mask: Tensor):
     """Concatenated ids, attention mask and position ids for a forward pass over prompt + response."""
     ids = torch.cat([prompt_ids, response_ids], dim=1)  # (B, P+T)

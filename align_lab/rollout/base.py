@@ -26,6 +26,14 @@ class Samples:
     # the logits after temperature, top-k and top-p (renormalised over the kept tokens); 0 on padding,
     # and 0 for greedy rows (a certain choice). docs/rollout.md, "Rollout log-probs"
     logprobs: Tensor
+    # multi-turn (rollout/turns.py; None for a single turn): response_ids then hold every token after
+    # the prompt, policy turns and observations; mask is 1 on policy tokens only, logprobs 0 on
+    # observations. attend (B, T): the tokens a forward attends (policy and observation tokens)
+    attend: Tensor | None = None
+    turn_rewards: Tensor | None = None  # (B, T) each env step's reward at the last token of its turn
+    transcripts: list[str] | None = None  # (B,) the whole conversation after the prompt, decoded
+    turns: list[int] | None = None  # (B,) policy turns played
+    tool_calls: list[int] | None = None  # (B,) turns that called a tool
 
 
 class NonFiniteLogits(Diverged):

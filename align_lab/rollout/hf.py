@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from align_lab.checks import canonical_dtype, check
-from align_lab.models.sequences import encode_prompts, is_partitioned, response_mask
+from align_lab.models.sequences import encode_prompts, is_partitioned, left_pad, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.sampling import (
     SAMPLERS,
@@ -122,29 +122,57 @@ class HFGenerate:
         prompts = [p for p in prompts for _ in range(n)]
         prompt_ids = distinct_ids.repeat_interleave(n, dim=0)  # (B, P)
         prompt_attn = distinct_attn.repeat_interleave(n, dim=0)  # (B, P)
-        sampled = self.sampled_model(model)
-        was_training = sampled.training
-        sampled.eval()
         per_row = (self.seed_per_sample or row_seeded) and seeds is not None and not greedy
         noise = RowNoise(seeds) if per_row else None
-        how = (max_new_tokens, greedy, noise)
-        try:
-            if self.use_generate:
-                response_ids, logprobs = self._generate(sampled, tokenizer, prompt_ids, prompt_attn, *how)
-            else:  # each distinct prompt prefilled once for its n samples
-                distinct = (distinct_ids, distinct_attn)
-                response_ids, logprobs = self._sample(sampled, tokenizer, *distinct, *how, n)
-        finally:
-            sampled.train(was_training)
-        if response_ids.shape[1] == 0:
-            response_ids = torch.full((len(prompts), 1), tokenizer.eos_token_id)
-            logprobs = torch.zeros(len(prompts), 1)
-        mask = response_mask(response_ids, tokenizer.eos_token_id)  # (B, T')
-        response_ids = torch.where(mask.bool(), response_ids, tokenizer.pad_token_id)
-        logprobs = torch.where(mask.bool(), logprobs.float().to(mask.device), 0.0)  # (B, T')
+        if self.use_generate:  # generate takes every row; the loop prefills each distinct prompt once
+            distinct_ids, distinct_attn, n = prompt_ids, prompt_attn, 1
+        how = (max_new_tokens, greedy, noise, n)
+        response_ids, mask, logprobs = self._draw(model, tokenizer, distinct_ids, distinct_attn, *how)
         finished = (response_ids == tokenizer.eos_token_id).any(-1).tolist()
         responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
         return Samples(prompts, prompt_ids, prompt_attn, response_ids, mask, responses, finished, logprobs)
+
+    @torch.no_grad()
+    def sample_ids(
+        self,
+        model,
+        tokenizer,
+        contexts: list[list[int]],
+        max_new_tokens: int,
+        greedy: bool = False,
+        seeds: list[int] | None = None,
+        row_seeded: bool = False,
+    ) -> tuple[Tensor, Tensor]:
+        """One sample continuing each context from its exact token ids (a multi-turn conversation so far:
+        prompt, sampled and observation ids): (response ids (b, T'), log-probs (b, T')), right-padded
+        after each row's EOS, as `sample` draws them (`seeds` as there)."""
+        ids, attn = left_pad(contexts, tokenizer.pad_token_id)  # (b, L)
+        per_row = (self.seed_per_sample or row_seeded) and seeds is not None and not greedy
+        noise = RowNoise(seeds) if per_row else None
+        response_ids, _, logprobs = self._draw(model, tokenizer, ids, attn, max_new_tokens, greedy, noise, 1)
+        return response_ids, logprobs
+
+    def _draw(self, model, tokenizer, ids, attn, max_new_tokens, greedy, noise, n) -> tuple:
+        """(response ids, mask, log-probs), (B, T') each, of n samples of each row of `ids` (left-padded):
+        pad after EOS, log-probs 0 there."""
+        sampled = self.sampled_model(model)
+        was_training = sampled.training
+        sampled.eval()
+        how = (max_new_tokens, greedy, noise)
+        try:
+            if self.use_generate:
+                response_ids, logprobs = self._generate(sampled, tokenizer, ids, attn, *how)
+            else:  # each distinct prompt prefilled once for its n samples
+                response_ids, logprobs = self._sample(sampled, tokenizer, ids, attn, *how, n)
+        finally:
+            sampled.train(was_training)
+        if response_ids.shape[1] == 0:
+            response_ids = torch.full((len(ids) * n, 1), tokenizer.eos_token_id)
+            logprobs = torch.zeros(len(ids) * n, 1)
+        mask = response_mask(response_ids, tokenizer.eos_token_id)  # (B, T')
+        response_ids = torch.where(mask.bool(), response_ids, tokenizer.pad_token_id)
+        logprobs = torch.where(mask.bool(), logprobs.float().to(mask.device), 0.0)  # (B, T')
+        return response_ids, mask, logprobs
 
     def _sample(
         self, model, tokenizer, prompt_ids, prompt_attn, max_new_tokens, greedy, noise, n

@@ -25,6 +25,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -32,6 +33,7 @@ from align_lab.checks import canonical_dtype
 from align_lab.models.sequences import encode_prompts
 from align_lab.rollout.base import NonFiniteLogits, Samples, check_sampling
 from align_lab.rollout.base import weights_version as _weights_version
+from align_lab.rollout.vllm_outputs import completion_tensors
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -99,6 +101,7 @@ class VLLMEngine:
         self._synced: tuple | None = None  # _weights_version of the model the engine holds
         self._asleep = self._can_sleep = False
         self.start_s: float | None = None  # seconds the engine took to start, `import vllm` included
+        self._context_tokens = 0  # the longest context a multi-turn rollout continues (reserve_context)
         check_sampling(self.temperature, self.top_k, self.top_p)
         self.dtype = canonical_dtype(self.dtype)
         if self.dtype not in DTYPES:
@@ -233,10 +236,8 @@ class VLLMEngine:
         evaluation's common random numbers) and `seeds` (one per row, train/distributed.row_seeds), each
         row is its own request seeded with its row seed, so a response does not depend on the batch it
         is drawn in or the process drawing it."""
-        from vllm import SamplingParams
-
         if self._llm is None:
-            self._start(model, tokenizer, max_prompt_tokens + max_new_tokens)
+            self._start(model, tokenizer, max(max_prompt_tokens + max_new_tokens, self._context_tokens))
         elif self._synced != _weights_version(model):
             self.sync(model)  # another model (the reference), or its weights changed since the last sync
         self.wake()
@@ -245,19 +246,7 @@ class VLLMEngine:
         firsts = zip(prompt_ids[::n], prompt_attn[::n], strict=True)  # each prompt once; n samples of it
         inputs = [{"prompt_token_ids": ids[attn.bool()].tolist()} for ids, attn in firsts]
 
-        def sampling(n: int, seed: int | None = None) -> SamplingParams:
-            return SamplingParams(
-                n=n,
-                seed=seed,
-                temperature=0.0 if greedy else self.temperature,
-                top_k=0 if greedy else self.top_k,
-                top_p=1.0 if greedy else self.top_p,
-                max_tokens=max_new_tokens,
-                stop_token_ids=[tokenizer.eos_token_id],
-                detokenize=False,
-                logprobs=None if greedy else 0,  # 0: the sampled token's log-prob only
-            )
-
+        sampling = partial(self._params, tokenizer, max_new_tokens, greedy)
         params = sampling(1 if greedy else n)  # greedy samples are identical: decode once, copy below
         if (self.seed_per_sample or row_seeded) and seeds is not None and not greedy:
             # one request per row with its own seed: n copies of each prompt, one sample each
@@ -271,31 +260,57 @@ class VLLMEngine:
         completions = [
             c for o in outputs for c in sorted(o.outputs, key=lambda c: c.index) for _ in range(copies)
         ]  # (B,) the G samples of a prompt contiguous
-        response_ids, mask, logprobs = completion_tensors(completions, tokenizer.pad_token_id, greedy)
-        if not bool(torch.isfinite(logprobs).all()):  # vLLM samples NaN logits without an error
-            raise NonFiniteLogits()
+        response_ids, mask, logprobs = self._tensors(completions, tokenizer, greedy)
         finished = (response_ids == tokenizer.eos_token_id).any(-1).tolist()
         responses = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
         return Samples(rows, prompt_ids, prompt_attn, response_ids, mask, responses, finished, logprobs)
 
+    def _params(self, tokenizer, max_new_tokens: int, greedy: bool, n: int, seed: int | None = None):
+        from vllm import SamplingParams
 
-def completion_tensors(completions, pad_token_id: int, greedy: bool) -> tuple:
-    """vLLM's B completions as (response ids, mask (1 up to and including EOS), the sampled tokens'
-    log-probs (0 for greedy rows: a certain choice)), each (B, T) right-padded."""
-    tokens = [list(c.token_ids) for c in completions]  # (B,) lists
-    width = max(1, max(len(t) for t in tokens))
-    response_ids = torch.full((len(tokens), width), pad_token_id, dtype=torch.long)  # (B, T)
-    mask = torch.zeros((len(tokens), width))  # (B, T)
-    logprobs = torch.zeros((len(tokens), width))  # (B, T)
-    for i, (t, c) in enumerate(zip(tokens, completions, strict=True)):
-        response_ids[i, : len(t)] = torch.tensor(t, dtype=torch.long)
-        mask[i, : len(t)] = 1.0
-        if not greedy:
-            logprobs[i, : len(t)] = torch.tensor(completion_logprobs(c.logprobs, t))
-    return response_ids, mask, logprobs
+        return SamplingParams(
+            n=n,
+            seed=seed,
+            temperature=0.0 if greedy else self.temperature,
+            top_k=0 if greedy else self.top_k,
+            top_p=1.0 if greedy else self.top_p,
+            max_tokens=max_new_tokens,
+            stop_token_ids=[tokenizer.eos_token_id],
+            detokenize=False,
+            logprobs=None if greedy else 0,  # 0: the sampled token's log-prob only
+        )
 
+    def _tensors(self, completions, tokenizer, greedy: bool) -> tuple:
+        response_ids, mask, logprobs = completion_tensors(completions, tokenizer.pad_token_id, greedy)
+        if not bool(torch.isfinite(logprobs).all()):  # vLLM samples NaN logits without an error
+            raise NonFiniteLogits()
+        return response_ids, mask, logprobs
 
-def completion_logprobs(positions, token_ids: list[int]) -> list[float]:
-    """The sampled token's log-prob at each position of a vLLM completion's `logprobs` (one
-    {token id: Logprob} per position, asked for with SamplingParams(logprobs=0))."""
-    return [position[token].logprob for position, token in zip(positions, token_ids, strict=True)]
+    # multi-turn rollouts (rollout/turns.py); not run in this repository's CI without vllm
+    def reserve_context(self, tokens: int) -> None:
+        """The engine, when it starts, takes contexts of up to `tokens` (a conversation's limit)."""
+        self._context_tokens = max(self._context_tokens, tokens)
+
+    @torch.no_grad()
+    def sample_ids(
+        self, model, tokenizer, contexts, max_new_tokens, greedy=False, seeds=None, row_seeded=False
+    ):
+        """One sample continuing each context from its exact token ids (vLLM's prompt_token_ids: no
+        re-tokenisation): (response ids (b, T'), log-probs (b, T')), seeded per row as `sample`."""
+        if self._llm is None:
+            self._start(model, tokenizer, max(self._context_tokens, max(map(len, contexts)) + max_new_tokens))
+        elif self._synced != _weights_version(model):
+            self.sync(model)
+        self.wake()
+        seeded = (self.seed_per_sample or row_seeded) and seeds is not None and not greedy
+        params = [
+            self._params(tokenizer, max_new_tokens, greedy, 1, seed)
+            for seed in (seeds if seeded else [None] * len(contexts))
+        ]
+        inputs = [{"prompt_token_ids": list(c)} for c in contexts]
+        with _one_thread(), _trainer_rng():
+            outputs = self._llm.generate(inputs, params, use_tqdm=False)
+        if self.sleep_when_idle:
+            self.sleep()
+        response_ids, _, logprobs = self._tensors([o.outputs[0] for o in outputs], tokenizer, greedy)
+        return response_ids, logprobs

@@ -10,6 +10,7 @@ import torch
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
+from align_lab.envs.base import EnvError, check_environment
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
 from align_lab.study.spec import RunSpec
 from align_lab.train.checkpoint_io import checkpoint_step
@@ -37,6 +38,10 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
         )
     check_data(spec)
     check_warmup(spec)
+    try:  # a user's environment too: max_turns >= 1, a step timeout, a start(prompt) method
+        check_environment(spec.env, spec.env_name)
+    except EnvError as e:
+        raise ConfigError(str(e)) from None
     check_installed = getattr(spec.rollout, "check_installed", None)  # engines in other environments
     if check_installed is not None:
         try:

@@ -17,8 +17,10 @@ from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.cache import StageCache
 from align_lab.checks import TrainsNothing
+from align_lab.envs.base import EnvError
 from align_lab.rewards import reward_models
 from align_lab.rewards.function import RewardError
+from align_lab.rollout.turns import TurnEngine
 from align_lab.study.checks import check_partitions, check_run
 from align_lab.study.spec import RunSpec
 from align_lab.study.stages import Stages, build_stages, resolve_micro_batch
@@ -36,6 +38,7 @@ from align_lab.study.summary import (
     write_resolved_config,
     write_summary,
 )
+from align_lab.tasks.view import observation_renderer
 from align_lab.tracking import MultiTracker
 from align_lab.tracking.progress import progress_factory
 from align_lab.train.backend import Diverged, forget_process_group
@@ -66,7 +69,7 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank: int
         preferences=pairwise,
         reward_models=reward_models(spec.reward),
         may_build=rank == 0,
-        env=getattr(spec, "env", None),  # RunSpec.env: mt-core's env group
+        env=spec.env,
     )
 
 
@@ -90,7 +93,7 @@ def build_context(spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, 
         reference=stages.load_reference().eval().requires_grad_(False),
         critic=critic,
         scorer=scorer,
-        engine=spec.rollout,
+        engine=engine_of(spec, stages),
         train=spec.train,
         tracker=tracker,
         checkpoint_dir=ckpt,
@@ -100,10 +103,20 @@ def build_context(spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, 
         preemption=preemption,
         judge=judge,
         backend=spec.backend,
-        env=getattr(spec, "env", None),  # RunSpec.env: mt-core's env group
+        env=spec.env,
     )
     ctx.stage_keys = {name: stage.key for name, stage in stages.results.items()}
     return ctx
+
+
+def engine_of(spec: RunSpec, stages: Stages):
+    """The run's rollout engine: the configured one, played turn by turn (rollout/turns.py) when the
+    environment is multi-turn."""
+    if not spec.env.multi_turn:
+        return spec.rollout
+    view = stages.policy_task
+    render = observation_renderer(view, spec.env)  # as the SFT and preference stages render them
+    return TurnEngine(spec.rollout, spec.env, spec.env_name, render, getattr(view, "raw", lambda p: p))
 
 
 def loop_micro_batch_size(spec: RunSpec, stages: Stages) -> int | None:
@@ -191,7 +204,8 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
     place (None: raise `e` itself)."""
     if isinstance(e, Preempted):  # requeued by the scheduler, or resumed by a rerun
         return {"status": "preempted"}, None
-    if isinstance(e, RewardError | TrainsNothing):  # one line naming reward.path / the correction's keys
+    # one line naming reward.path, the environment and its turn, or the correction's keys
+    if isinstance(e, RewardError | EnvError | TrainsNothing):
         return {"status": "failed", "error": str(e)}, RunStopped(f"error: {e}")
     if isinstance(e, Diverged):  # the weights were not stepped into NaN; the last checkpoint is sound
         stage = str(e).startswith(("sft ", "reward model "))  # a stage says which key to lower

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from align_lab import registry
+from align_lab.envs.single_turn import SingleTurn
 from align_lab.models.lora import LoRA
 from align_lab.rollout.base import RolloutEngine
 from align_lab.study.hardware import Hardware
@@ -33,6 +35,20 @@ class RunSpec:
     judge: object = None  # judges evaluation win rates (conf/judge/); None: the run's reward
     lora: LoRA = field(default_factory=LoRA)  # adapters on the policy (off by default)
     defaults_from: dict = field(default_factory=dict)  # {"algo.lr": "model=smollm2_135m"}: preset values
+    env: object = field(default_factory=SingleTurn)  # what answers the policy's turns (conf/env/)
+
+    @property
+    def env_name(self) -> str:
+        """The env choice (`env=calculator`), or the class name of an environment given by its
+        `_target_` (`env._target_=my_envs.Maze`)."""
+        choice, cls = self.names.get("env"), type(self.env)
+        try:
+            chosen = (
+                choice is not None and registry.target("env", choice) == f"{cls.__module__}.{cls.__name__}"
+            )
+        except OSError:  # a choice from another config directory
+            chosen = True
+        return choice if chosen else cls.__name__
 
     @property
     def backend(self) -> Backend:

@@ -79,9 +79,19 @@ def read_summary(run_dir: Path) -> dict:
         return {}
 
 
+DEFAULT_ENV = {"_target_": "align_lab.envs.single_turn.SingleTurn"}
+
+
+def without_default_env(config: dict) -> dict:
+    """The config less `env` when it is the default single_turn: as runs wrote it before environments
+    existed, so their digests and resume checks still hold."""
+    return {k: v for k, v in config.items() if not (k == "env" and v == DEFAULT_ENV)}
+
+
 def config_digest(config: dict) -> str:
     """sha256 of the resolved config (canonical JSON), 16 hex chars: the identity of a run's settings."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    canonical = json.dumps(without_default_env(config), sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def result_lines(summary: dict, run_dir: Path) -> list[str]:
@@ -164,7 +174,7 @@ def check_resume_config(run_dir: Path, config: dict) -> None:
         previous = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return  # unreadable: the checkpoint's own hyperparameter check still runs
-    found = changed_key(previous, config)
+    found = changed_key(without_default_env(previous), without_default_env(config))
     if found is not None:
         key, old, new = found
         raise ConfigError(

@@ -21,7 +21,7 @@ class PolicyView:
         render_observation=None,
     ):
         self.task = task
-        self._render_observation = render_observation
+        self._render_observation = render_observation  # text -> the chat template's user turn; None: plain
         self.max_prompt_tokens, self.max_response_tokens = max_prompt_tokens, max_response_tokens
         self._rendered: dict[str, str] = {}
         self._raw: dict[str, str] = {}
@@ -58,7 +58,7 @@ class PolicyView:
 
     def render_observation(self, text: str) -> str:
         """The text the policy reads after its turn: with a chat template, the user turn that follows
-        the assistant's, ending in the assistant header (models/hf.py chat_observation); else the text."""
+        the assistant's, ending in the assistant header (models/chat.py chat_observation); else the text."""
         return text if self._render_observation is None else self._render_observation(text)
 
     def prompts(self, split: str) -> list[str]:

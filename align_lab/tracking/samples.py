@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 SAMPLES_FILE = "eval_samples.jsonl"
-TEXT_FIELDS = ("prompt", "response", "sft_response")  # capped at train.eval_text_chars
+# capped at train.eval_text_chars; transcript: a multi-turn episode's whole conversation after the prompt
+TEXT_FIELDS = ("prompt", "response", "sft_response", "transcript")
 
 
 def cap_texts(records: list[dict], chars: int) -> list[dict]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from align_lab.models.sequences import response_logprobs
+from align_lab.models.sequences import attended, response_logprobs
 from align_lab.rl import kl_penalty, masked_sum
 from align_lab.train.distributed import row_seeds
 from align_lab.train.micro import forward as micro_forward
@@ -31,8 +31,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def sequence_kl(policy, reference, samples, micro_batch_size: int | None = None) -> torch.Tensor:
-    """Sum over response tokens of k1 log(pi/pi_ref) on the policy's own samples, (B,)."""
-    args = (samples.prompt_ids, samples.prompt_attn, samples.response_ids, samples.mask)
+    """Sum over the policy's response tokens of k1 log(pi/pi_ref) on its own samples, (B,); the forwards
+    attend a multi-turn conversation's observations too."""
+    attend = attended(samples.mask, samples.attend)
+    args = (samples.prompt_ids, samples.prompt_attn, samples.response_ids, attend)
     logprobs = micro_forward(lambda *r: response_logprobs(policy, *r)[0], args, micro_batch_size)  # (B, T)
     ref_logprobs = micro_forward(lambda *r: response_logprobs(reference, *r)[0], args, micro_batch_size)
     return masked_sum(kl_penalty(logprobs, ref_logprobs, "k1"), samples.mask, dim=1)
@@ -101,12 +103,16 @@ def per_sample(task, scorer, judge, mine, sft, kl: list[float], n_samples: int) 
         ]
     if task.verifiable:
         fields["pass@1"] = list(fields["gold_reward"])  # 1 correct, 0 not: pass@1 of one sample
+    if mine.turns is not None:  # multi-turn: the whole conversation, turns played and tool calls
+        fields |= {"transcript": list(mine.transcripts), "turns": list(mine.turns)}
+        fields |= {"tool_calls": list(mine.tool_calls)}
     return fields
 
 
 def means(fields: dict[str, list]) -> dict[str, float]:
     """eval/X = the mean of the per-sample field X, for the fields that are metrics."""
     named = ["proxy_reward", "kl", "response_length", "finished_fraction", "win_rate_vs_sft"]
+    named += [k for k in ("turns", "tool_calls") if k in fields]  # means per episode (multi-turn)
     out = {f"eval/{k}": mean(fields[k]) for k in named}
     out["eval/proxy_reward_sft"] = mean(fields["sft_proxy_reward"])
     if fields["gold_reward"][0] is not None:

@@ -16,7 +16,7 @@ import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
 from align_lab.checks import Diverged
-from align_lab.models.sequences import response_logprobs, token_values
+from align_lab.models.sequences import attended, response_logprobs, token_values
 from align_lab.rl import masked_mean
 from align_lab.rollout.base import NonFiniteLogits
 from align_lab.tasks.view import conversation_tokens, observation_renderer
@@ -35,17 +35,19 @@ from align_lab.train.staleness import Pending
 
 
 def _rows(b) -> tuple:
-    """The tensors a forward over responses needs, from Samples or a Rollout."""
-    return b.prompt_ids, b.prompt_attn, b.response_ids, b.mask
+    """The tensors a forward over responses needs, from Samples or a Rollout: prompt ids and mask,
+    response ids, the tokens it attends (policy and observation tokens) and the policy's tokens."""
+    return b.prompt_ids, b.prompt_attn, b.response_ids, attended(b.mask, b.attend), b.mask
 
 
-def _outputs(ctx: Context, algo: OnlineAlgorithm, *rows):
-    """This process's forward of `rows`: log-probs (b, T), entropy (b, T) (a graph only when it is a
-    loss term), values (b, T) or None."""
+def _outputs(ctx: Context, algo: OnlineAlgorithm, prompt_ids, prompt_attn, response_ids, attend, mask):
+    """This process's forward of its rows (attending `attend`): log-probs (b, T), entropy (b, T) (a
+    graph only when it is a loss term), values (b, T) on the policy's tokens (`mask`) or None."""
     entropy_grad = algo.entropy_coef > 0
+    rows = (prompt_ids, prompt_attn, response_ids, attend)
     with ctx.backend.autocast():
         logprobs, entropy = response_logprobs(ctx.policy, *rows, ctx.engine.temperature, True, entropy_grad)
-        values = token_values(ctx.critic, *rows) if algo.uses_critic else None
+        values = token_values(ctx.critic, *rows) * mask if algo.uses_critic else None
     return logprobs, entropy, values
 
 
@@ -135,7 +137,9 @@ def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
         # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
         ref_logprobs = (
             micro_forward(
-                lambda *rows: response_logprobs(ctx.reference, *rows, temperature)[0], _rows(samples), micro
+                lambda *rows: response_logprobs(ctx.reference, *rows[:4], temperature)[0],
+                _rows(samples),
+                micro,
             )
             if algo.uses_reference
             else logprobs
@@ -146,6 +150,7 @@ def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
 def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores):
     """The whole step's rollout (B rows) from every process's rows."""
     dp, pad = ctx.group, ctx.tokenizer.pad_token_id
+    turn_rewards = None if samples.turn_rewards is None else dp.gather(samples.turn_rewards)
     return Rollout(
         dp.gather(samples.prompt_ids, pad, left=True),
         dp.gather(samples.prompt_attn, left=True),
@@ -158,6 +163,8 @@ def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values,
         None if values is None else dp.gather(values),
         baseline_scores=baseline_scores,
         rollout_logprobs=dp.gather(samples.logprobs),  # the engine's: corrections, mismatch metrics
+        attend=None if samples.attend is None else dp.gather(samples.attend),
+        turn_rewards=None if turn_rewards is None or not bool(turn_rewards.any()) else turn_rewards,
     )
 
 

@@ -1,0 +1,146 @@
+"""The environment contract: the calculator's hand cases (safe `ast` evaluation, no eval), its episodes,
+and run_step turning every misbehaviour of a step into one line naming the environment and the turn."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from align_lab.envs.base import EnvError, Step, check_environment, episode_answer, run_step, start_episode
+from align_lab.envs.calculator import Calculator, calculate
+from align_lab.envs.single_turn import SingleTurn
+
+
+@pytest.mark.parametrize(
+    "expression,result",
+    [
+        ("13+7", "20"),
+        ("(2+3)*4", "20"),
+        (" 20 - 3 * 4 ", "8"),
+        ("3-10", "-7"),
+        ("-4+1", "-3"),
+        ("6/3", "2"),
+        ("7/2", "3.5"),
+        ("1/3", "0.333333"),
+        ("(1/3)*3", "1"),  # exact fractions: no 0.999999
+        ("10/0", "error: division by zero"),
+        ("2**3", "error: only integers, + - * / and parentheses"),
+        ("1.5+1", "error: only integers, + - * / and parentheses"),
+        ("x+1", "error: only integers, + - * / and parentheses"),
+        ('__import__("os").system("true")', "error: only integers, + - * / and parentheses"),
+        ("(1+", "error: not an arithmetic expression"),
+        ("", "error: not an arithmetic expression"),
+        ("9" * 20 + "*" + "9" * 20, "error: result too large"),
+        ("1+" * 150 + "1", "error: longer than 200 characters"),
+    ],
+)
+def test_the_calculator_on_hand_cases(expression, result):
+    assert calculate(expression) == result
+
+
+def test_a_calculator_episode_answers_calls_and_ends_on_the_first_turn_without_one():
+    episode = Calculator().start("What is 13 plus 7? Answer with just the number.")
+    first = episode.step("let me see <calc>13+7</calc>")
+    assert first == Step(observation="20", reward=0.0, done=False, tool_call=True)
+    assert episode.step("<calc>1/0</calc>").observation == "error: division by zero"
+    assert episode.step("20") == Step(done=True)
+    assert episode.answer() == "20"
+
+
+def test_calculator_keys_are_checked():
+    with pytest.raises(ValueError, match=r"^max_turns=0: must be >= 1$"):
+        Calculator(max_turns=0)
+    with pytest.raises(ValueError, match=r"observation_template='x': must hold \{observation\}"):
+        Calculator(observation_template="x")
+
+
+def test_single_turn_is_not_multi_turn_and_answers_its_one_turn():
+    env = SingleTurn()
+    assert env.multi_turn is False and env.max_turns == 1
+    episode = env.start("p")
+    assert episode.step("r").done and episode.answer() == "r"
+
+
+class Bad:
+    def __init__(self, returns=None, raises=None, sleeps=0.0):
+        self.returns, self.raises, self.sleeps = returns, raises, sleeps
+
+    def step(self, turn):
+        time.sleep(self.sleeps)
+        if self.raises:
+            raise self.raises
+        return self.returns
+
+    def answer(self):
+        return 42
+
+
+@pytest.mark.parametrize(
+    "episode,message",
+    [
+        (Bad(raises=RuntimeError("no\nsuch")), "env=game: turn 2: step raised RuntimeError: no such"),
+        (Bad(returns="higher"), "env=game: turn 2: step returned str; must return envs.base.Step"),
+        (Bad(returns=Step(observation=5)), "env=game: turn 2: step's observation is a int; must be a string"),
+        (
+            Bad(returns=Step(reward=float("nan"))),
+            "env=game: turn 2: step's reward is nan; must be a finite number",
+        ),
+        (Bad(returns=Step(), sleeps=5), "env=game: turn 2: step took longer than env.step_timeout_s=0.2"),
+    ],
+)
+def test_a_bad_step_is_one_line_naming_the_env_and_the_turn(episode, message):
+    start = time.perf_counter()
+    with pytest.raises(EnvError) as e:
+        run_step("game", episode, "five", 2, 0.2)
+    assert str(e.value) == message and "\n" not in str(e.value)
+    assert time.perf_counter() - start < 2  # a hung step is not waited for
+
+
+def test_start_and_answer_failures_are_one_line():
+    class Env:
+        def start(self, prompt):
+            raise RuntimeError("no game")
+
+    with pytest.raises(EnvError, match=r"^env=game: turn 0: start raised RuntimeError: no game$"):
+        start_episode("game", Env(), "p", 1.0)
+    with pytest.raises(EnvError, match=r"^env=game: turn 3: answer\(\) returned a int; must be a string$"):
+        episode_answer("game", Bad(), 3)
+
+
+@pytest.mark.parametrize(
+    "turns,timeout,message",
+    [
+        (0, 1.0, r"^env.max_turns=0: must be an integer >= 1 \(env=mine\)$"),
+        (2.5, 1.0, r"^env.max_turns=2.5: must be an integer >= 1 \(env=mine\)$"),
+        (2, 0, r"^env.step_timeout_s=0: must be a number > 0 \(env=mine\)$"),
+    ],
+)
+def test_a_user_environment_keys_are_checked(turns, timeout, message):
+    class Mine:
+        multi_turn, max_turns, step_timeout_s = True, turns, timeout
+
+        def start(self, prompt):
+            return None
+
+    with pytest.raises(EnvError, match=message):
+        check_environment(Mine(), "mine")
+
+
+def test_the_default_env_leaves_a_runs_config_digest_and_resume_check_as_before(tmp_path):
+    """Run folders written before `env` existed (a study's finished runs) keep their identity."""
+    import yaml
+
+    from align_lab import registry
+    from align_lab.study.summary import DEFAULT_ENV, check_resume_config, config_digest
+
+    assert DEFAULT_ENV == {"_target_": registry.target("env", "single_turn")}
+    before = {"seed": 0, "algo": {"lr": 1.0}}
+    assert config_digest({**before, "env": DEFAULT_ENV}) == config_digest(before)
+    calculator = {"_target_": registry.target("env", "calculator"), "max_turns": 3}
+    assert config_digest({**before, "env": calculator}) != config_digest(before)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "config.resolved.yaml").write_text(yaml.safe_dump(before))
+    check_resume_config(tmp_path, {**before, "env": DEFAULT_ENV})  # resumes
+    with pytest.raises(ValueError, match=r"^env=\{'_target_': 'align_lab.envs.calculator.Calculator'"):
+        check_resume_config(tmp_path, {**before, "env": calculator})
