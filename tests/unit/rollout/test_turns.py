@@ -23,8 +23,8 @@ from align_lab.rollout.turns import TurnEngine, turn_seeds
 from align_lab.tasks.toy_arith import ToyArith
 
 
-def plain(text: str) -> str:  # an observation as a toy model reads it (no chat template)
-    return text
+def plain(text: str) -> str:  # an observation rendered between spaces (a test's renderer)
+    return f" {text} "
 
 
 PAD, EOS, SP, A, B, AB, Q = 0, 1, 3, 4, 5, 6, 7
@@ -234,11 +234,11 @@ CHATML = (
 
 def test_an_observation_is_the_chat_templates_user_turn_after_the_policys_eos():
     from align_lab.models.chat import chat_observation
-    from align_lab.tasks.view import PolicyView, render_observation
+    from align_lab.tasks.view import PolicyView, observation_renderer
 
     tok = merging_tokenizer()
     tok.eos_token, tok.chat_template = "<|im_end|>", CHATML
     rendered = chat_observation(tok, "20")
     assert rendered == "\n<|im_start|>user\n20<|im_end|>\n<|im_start|>assistant\n"
     view = PolicyView(SimpleNamespace(prompts=lambda split: ["q"]), str, lambda t: [1] * len(t), 8, 8)
-    assert view.render_observation("20") == render_observation(TASK, "20") == " 20 "  # no template: plain
+    assert view.render_observation("20") == observation_renderer(TASK, None)("20") == "20"  # no template

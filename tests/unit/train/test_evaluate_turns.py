@@ -15,8 +15,8 @@ from align_lab.tracking.samples import cap_texts
 from align_lab.train.evaluate import evaluate
 
 
-def plain(text: str) -> str:  # an observation as a toy model reads it (no chat template)
-    return text
+def plain(text: str) -> str:  # an observation rendered between spaces (a test's renderer)
+    return f" {text} "
 
 
 TASK = ToyArith(max_operand=4)
