@@ -66,6 +66,24 @@ def binary_search(prompt: str, rng: random.Random) -> list[tuple[str, str]]:
         lo, hi = (mid + 1, hi) if word == "higher" else (lo, mid - 1)
 
 
+def random_search(prompt: str, rng: random.Random) -> list[tuple[str, str]]:
+    """A conversation that reads the feedback but not well: each guess uniform over the numbers the
+    feedback so far leaves possible, until right (the SFT policy then wins 4 turns only part of the time:
+    room for reinforcement learning to find binary search)."""
+    lo, hi, target, turns = 1, top_of(prompt), secret(prompt), []
+    while True:
+        guess = rng.randint(lo, hi)
+        turns.append(("policy", WORDS[guess - 1]))
+        word = feedback(target, WORDS[guess - 1])
+        if word == "right":
+            return turns
+        turns.append(("env", word))
+        lo, hi = (guess + 1, hi) if word == "higher" else (lo, guess - 1)
+
+
+STRATEGIES = {"binary": binary_search, "random": random_search}
+
+
 @dataclass
 class GuessNumber(GeneratedTask):
     """Games "game <id> : guess my number from one to <top>"; the gold reward is 1 when the last guess
@@ -80,6 +98,7 @@ class GuessNumber(GeneratedTask):
     pair_samples: int = 4
     annotator: BradleyTerryAnnotator = field(default_factory=BradleyTerryAnnotator)
     max_response_tokens: int = 3  # per policy turn: a number word, EOS, one spare
+    demonstrations_strategy: str = "random"  # random: uniform over what is left; binary: binary search
 
     name = "guess_number"
     verifiable = True
@@ -100,6 +119,9 @@ class GuessNumber(GeneratedTask):
             raise ValueError(f"pair_samples={self.pair_samples}: must be >= 2 (a pair needs two responses)")
         if self.max_response_tokens < 2:
             raise ValueError(f"max_response_tokens={self.max_response_tokens}: must be >= 2 (a word and EOS)")
+        if self.demonstrations_strategy not in STRATEGIES:
+            strategy = self.demonstrations_strategy
+            raise ValueError(f"demonstrations_strategy={strategy!r}: must be one of {sorted(STRATEGIES)}")
         self._build_annotator()
         games = list(range(self.n_games))
         self._split = held_out_split(games, self.eval_fraction, random.Random(self.world_seed))
@@ -126,8 +148,9 @@ class GuessNumber(GeneratedTask):
         return verified_pairs(prompt, responses, gold, rng)
 
     def demonstrations(self) -> list[tuple[str, list[tuple[str, str]]]]:
-        """n_demonstrations binary-search conversations on train games drawn at random."""
+        """n_demonstrations conversations (demonstrations_strategy) on train games drawn at random."""
         rng = random.Random(self.world_seed + 1)
         prompts = self.prompts("train")
         games = [rng.choice(prompts) for _ in range(self.n_demonstrations)]
-        return [(p, binary_search(p, rng)) for p in games]
+        play = STRATEGIES[self.demonstrations_strategy]
+        return [(p, play(p, rng)) for p in games]

@@ -8,7 +8,15 @@ import pytest
 
 from align_lab.envs.base import Step
 from align_lab.envs.guess_number import GuessNumberEnv
-from align_lab.tasks.guess_number import WORDS, GuessNumber, binary_search, feedback, game_prompt, secret
+from align_lab.tasks.guess_number import (
+    WORDS,
+    GuessNumber,
+    binary_search,
+    feedback,
+    game_prompt,
+    random_search,
+    secret,
+)
 
 
 def play(env, prompt: str, guesses: list[str]) -> list[Step]:
@@ -97,3 +105,22 @@ def test_demonstrations_are_conversations_on_train_games_in_the_corpus():
         assert set(prompt.split()) <= vocabulary and {t for _, t in turns} <= vocabulary
     assert set(WORDS) <= vocabulary
     assert task.fingerprint()["task"] == "guess_number"
+
+
+def test_random_search_demonstrations_read_the_feedback_and_win_in_4_turns_only_sometimes():
+    rng, won, games = random.Random(0), 0, 400
+    for game in range(games):
+        prompt = game_prompt(game, 8)
+        turns = random_search(prompt, rng)
+        lo, hi = 1, 8  # every guess is one the feedback so far leaves possible
+        for (_, guess), answer in zip(
+            turns[::2], [t for r, t in turns if r == "env"] + ["right"], strict=True
+        ):
+            n = WORDS.index(guess) + 1
+            assert lo <= n <= hi
+            lo, hi = (n + 1, hi) if answer == "higher" else ((lo, n - 1) if answer == "lower" else (n, n))
+        assert feedback(secret(prompt), turns[-1][1]) == "right"
+        won += len(turns) <= 2 * 4 - 1  # within 4 guesses
+    assert 0.5 < won / games < 0.95  # below binary search's 1.0: room for reinforcement learning
+    with pytest.raises(ValueError, match="demonstrations_strategy='smart': must be one of"):
+        GuessNumber(demonstrations_strategy="smart")
