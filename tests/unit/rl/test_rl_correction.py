@@ -250,10 +250,13 @@ def _losses(choice, keys, mismatch):
     logprobs = batch.logprobs + 0.05 * torch.randn(B, T, generator=gen)
     values = None if batch.values is None else batch.values + 0.1
     corrected = replace(built(choice), **keys)
+    torch.manual_seed(0)  # Clip-Cov draws the tokens it detaches: the same draws in both losses
     loss, stats = corrected.loss(batch, logprobs, values)
+    torch.manual_seed(0)
     return plain.loss(batch, logprobs, values)[0], loss, stats
 
 
+ZOO = ["gspo", "cispo", "sapo", "gmpo", "dapo", "clip_cov", "kl_cov"]  # issue 36's, GRPO's variants
 CORRECTION_KEYS = [
     {"rollout_correction": "tis", "correction_low": 0.5},
     {"rollout_correction": "mis", "correction_level": "sequence", "sequence_ratio": "geometric_mean"},
@@ -277,6 +280,7 @@ CORRECTION_KEYS = [
         "raft",
         "vanilla_pg",
         "reinforce_ma",
+        *ZOO,
     ],
 )
 def test_every_online_algorithm_is_corrected_and_unchanged_without_mismatch(choice, keys):
@@ -290,7 +294,7 @@ def test_every_online_algorithm_is_corrected_and_unchanged_without_mismatch(choi
         "grpo",
         "dr_grpo",
         "rloo",
-    } | {"reinforce_pp", "reinforce_pp_baseline", "remax", "raft", "vanilla_pg", "reinforce_ma"}
+    } | {"reinforce_pp", "reinforce_pp_baseline", "remax", "raft", "vanilla_pg", "reinforce_ma"} | set(ZOO)
     # engine = trainer: every ratio is 1, inside every bound -> the very loss of no correction
     plain, loss, stats = _losses(choice, keys, 0.0)
     torch.testing.assert_close(loss, plain, rtol=0, atol=0)
