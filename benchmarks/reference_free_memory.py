@@ -7,8 +7,9 @@ Each run is one `python -m align_lab` process (what a user types); its peak RSS 
 ru_maxrss of that child (os.wait4), its wall time the process's. SimPO and ORPO hold no reference model
 while training (train/context.py): evaluation loads the SFT policy for its reference numbers and frees
 it, so their peak is the larger of training without a reference and evaluation with one. The summary's
-eval/gold_reward and eval/kl are printed beside, and whether the run built a shared stage (a cold
-cache inflates the first run's time). benchmarks/RESULTS.md records the figures.
+eval/gold_reward and eval/kl are printed beside, and whether the run built a shared stage (a cold cache
+inflates the first run's time: `--warmup` worlds get a first, untimed run). benchmarks/RESULTS.md
+records them.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def measure(world: str, algo: str, threads: int) -> dict:
         "wall_s": wall,
         "gold": summary.get("eval/gold_reward"),
         "kl": summary.get("eval/kl"),
-        "built": "built" in json.dumps(summary.get("stages", {})),
+        "built": [name for name, stage in summary.get("stages", {}).items() if not stage.get("hit")],
     }
 
 
@@ -83,9 +84,12 @@ def main() -> None:
     parser.add_argument("--worlds", default="toy,smollm2")
     parser.add_argument("--algos", default="dpo,simpo,orpo")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
+    parser.add_argument("--warmup", default="toy", help="worlds whose stages a first, untimed run builds")
     args = parser.parse_args()
     rows = []
     for world in args.worlds.split(","):
+        if world in args.warmup.split(","):
+            measure(world, args.algos.split(",")[0], args.threads)
         for algo in args.algos.split(","):
             rows.append(measure(world, algo, args.threads))
             print(json.dumps(rows[-1]), flush=True)
