@@ -133,15 +133,33 @@ def token_logprobs(ctx: Context, model, prompt_ids, prompt_attn, ids, mask) -> t
         return response_logprobs(model, prompt_ids, prompt_attn, ids, mask)[0]  # (2N, T)
 
 
-def pair_loss(algo: PairwiseAlgorithm, dp, ref_logprobs, routes, logprobs, rows) -> tuple:
+def reference_terms(ctx: Context, algo: PairwiseAlgorithm, rows: tuple, micro) -> tuple:
+    """(token log-probs of this process's 2m responses under the reference (2m, T), zeros when the loss
+    reads none; with algo.mismatched_kl the summed log pi - log pi_ref (2m,) of the mismatched rows,
+    row j's prompt with row j - 1's response, no gradient: TRL KTOTrainer's KL batch; else None)."""
+    if not algo.uses_reference:  # SimPO, ORPO: no reference term, no reference forward
+        return torch.zeros_like(rows[3]), None
+    ref_logprobs = micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)  # (2m, T)
+    if not algo.mismatched_kl:
+        return ref_logprobs, None
+    prompt_ids, prompt_attn, ids, mask = rows
+    rotated = (prompt_ids, prompt_attn, ids.roll(1, 0), mask.roll(1, 0))  # (x_1, y_2m), (x_2, y_1), ...
+    policy = micro_forward(partial(token_logprobs, ctx, ctx.policy), rotated, micro)  # (2m, T)
+    reference = micro_forward(partial(token_logprobs, ctx, ctx.reference), rotated, micro)  # (2m, T)
+    return ref_logprobs, masked_sum(policy - reference, rotated[3], dim=1)  # (2m,)
+
+
+def pair_loss(algo: PairwiseAlgorithm, dp, ref_logprobs, routes, kl_logratios, logprobs, rows) -> tuple:
     """The loss of the step's N pairs from this process's token log-probs of its 2m responses (2m, T),
-    chosen rows first, and under the reference; the KL to the reference on sampled pairs."""
+    chosen rows first, and under the reference; the KL to the reference on sampled pairs.
+    `kl_logratios` (2m,): the mismatched rows' log-ratios (algo.mismatched_kl), or None."""
     mask, m, average = rows[3], len(rows[3]) // 2, algo.length_normalize
     logps = sequence_logprobs(logprobs, mask, average)  # (2m,)
     ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2m,)
     policy_chosen, policy_rejected = dp.gather(logps[:m]), dp.gather(logps[m:])  # (N,)
     ref_chosen, ref_rejected = dp.gather(ref_logps[:m]), dp.gather(ref_logps[m:])  # (N,)
-    loss, stats = algo.pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, routes)
+    extra = {} if kl_logratios is None else {"kl_logratios": dp.gather(kl_logratios)}  # (2N,)
+    loss, stats = algo.pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, routes, **extra)
     sampled = is_sampled(routes).repeat(2)  # (2N,)
     if sampled.any():
         kl = masked_sum(kl_penalty(logprobs.detach(), ref_logprobs, "k1"), mask, dim=1)  # (2m,)
@@ -182,17 +200,13 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         rows = pair_rows(tok, task.max_prompt_tokens, prompts, chosen, rejected, dp.shard(n))
         mask = rows[3]  # (2m, T)
         micro = rows_of(cfg.micro_batch_size, 2)  # pairs -> responses
-        ref_logprobs = (
-            micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)
-            if algo.uses_reference
-            else torch.zeros_like(mask)  # SimPO, ORPO: no reference term, no reference forward
-        )  # (2m, T)
+        ref_logprobs, kl_logratios = reference_terms(ctx, algo, rows, micro)  # (2m, T), (2m,) or None
         metrics["time/ref_s"] = time.perf_counter() - t
         t = time.perf_counter()
         # 4. the policy's log-probs, loss and update
         update.zero_grad()
         policy = partial(token_logprobs, ctx, ctx.policy)
-        loss_of = partial(pair_loss, algo, dp, ref_logprobs, routes)
+        loss_of = partial(pair_loss, algo, dp, ref_logprobs, routes, kl_logratios)
         [(loss, stats)] = accumulate([Term(policy, rows, loss_of)], update.backward, micro)
         stats["train/grad_norm"] = update.step()  # summed over processes, clipped, applied
         metrics["time/train_s"] = time.perf_counter() - t
