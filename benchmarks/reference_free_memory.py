@@ -40,13 +40,13 @@ WORLDS = {
 }
 
 
-def measure(world: str, algo: str, threads: int) -> dict:
-    """One run: peak RSS (MiB), wall s, and the summary's numbers."""
+def measure(world: str, algo: str, threads: int, root: Path = ROOT) -> dict:
+    """One run of the align_lab in `root`: peak RSS (MiB), wall s, and the summary's numbers."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"refree-{world}-{algo}-"))
     cmd = [sys.executable, "-m", "align_lab", f"algo={algo}", *WORLDS[world], f"hydra.run.dir={run_dir}"]
-    env = os.environ | {"OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
+    env = os.environ | {"OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(root)}
     start = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
     stderr = child.stderr.read().decode(errors="replace")
@@ -85,13 +85,14 @@ def main() -> None:
     parser.add_argument("--algos", default="dpo,simpo,orpo")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
     parser.add_argument("--warmup", default="toy", help="worlds whose stages a first, untimed run builds")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the source tree to run (e.g. a git archive)")
     args = parser.parse_args()
     rows = []
     for world in args.worlds.split(","):
         if world in args.warmup.split(","):
-            measure(world, args.algos.split(",")[0], args.threads)
+            measure(world, args.algos.split(",")[0], args.threads, args.root)
         for algo in args.algos.split(","):
-            rows.append(measure(world, algo, args.threads))
+            rows.append(measure(world, algo, args.threads, args.root))
             print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
 
