@@ -46,10 +46,13 @@ def measure(world: str, algo: str, threads: int, root: Path = ROOT) -> dict:
     cmd = [sys.executable, "-m", "align_lab", f"algo={algo}", *WORLDS[world], f"hydra.run.dir={run_dir}"]
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(root)}
     start = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
+    # stderr to a file outside the run folder, not a pipe: a full pipe would block the run
+    log = run_dir.with_suffix(".stderr")
+    with open(log, "w") as err:
+        child = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
-    stderr = child.stderr.read().decode(errors="replace")
+    stderr = log.read_text(errors="replace")
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{world} {algo} failed:\n{stderr[-3000:]}")
     summary = json.loads((run_dir / "summary.json").read_text())
