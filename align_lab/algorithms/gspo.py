@@ -11,24 +11,42 @@ from align_lab.algorithms.grpo import GRPO
 from align_lab.checks import check
 from align_lab.rl.policy_losses import sequence_clipped_surrogate
 
+RATIO_FORMS = ("token", "sequence")
+
 
 @dataclass
 class GSPO(GRPO):
     """GRPO's group-normalised advantages; the policy term clips the sequence ratio
     s = (pi(y|x) / pi_old(y|x))^(1/|y|) to [1 - clip, 1 + clip_high] (rl.sequence_clipped_surrogate).
-    The paper's ranges are 3e-4 / 4e-4 (two orders below a token clip: s is a geometric mean)."""
+    The paper's ranges are 3e-4 / 4e-4 (two orders below a token clip: s is a geometric mean).
+    With a rollout correction, s averages over the tokens it keeps (AReaL's GSPO with a rejection mask,
+    verl's gspo on its rejection-narrowed response_mask); the aggregation still follows
+    masked_in_denominator."""
 
     clip: float = 3e-4
     clip_high: float | None = 4e-4
     loss_aggregation: str = "seq_mean_token_mean"
+    ratio_form: str = "token"  # token: GSPO-token's s_it (verl); sequence: s_i's own gradient (TRL, AReaL)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(
             self.dual_clip is None, "dual_clip", self.dual_clip, "null for GSPO (no dual-clip in the paper)"
         )
+        check(self.ratio_form in RATIO_FORMS, "ratio_form", self.ratio_form, f"one of {RATIO_FORMS}")
 
     def policy_term(self, batch: Rollout, logprobs: Tensor, old: Tensor) -> tuple[Tensor, Tensor]:
+        kept = batch.mask  # (B, T) the tokens s averages over
+        if self.rollout_correction != "none" or self.reject:
+            _, rejected = self.weights(batch, logprobs, batch.mask)  # (B, T) bool
+            kept = batch.mask * ~rejected
         return sequence_clipped_surrogate(
-            logprobs, old, batch.advantages, batch.mask, self.clip, self.clip_high, self.log_ratio_clamp
+            logprobs,
+            old,
+            batch.advantages,
+            kept,
+            self.clip,
+            self.clip_high,
+            self.log_ratio_clamp,
+            self.ratio_form == "token",
         )

@@ -41,6 +41,9 @@ class PairwiseAlgorithm(Protocol):
     sync_every: int  # steps between copies of the policy into the sampling policy (1 = current)
     # True: pair_loss gets per-token averages of the log-probs instead of their sums (TRL's IPO)
     length_normalize: bool = False
+    # True: pair_loss also gets kl_logratios (2N,), log pi - log pi_ref of the step's responses each
+    # under the previous row's prompt (KTO's reference point, TRL's mismatched KL batch)
+    mismatched_kl: bool = False
 
     @property
     def uses_reference(self) -> bool:

@@ -17,19 +17,26 @@ def sequence_clipped_surrogate(
     clip_low: float = 3e-4,
     clip_high: float | None = 4e-4,
     log_ratio_clamp: float | None = LOG_RATIO_CLAMP,
+    token_form: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """GSPO (Zheng et al. 2025, arXiv 2507.18071, eq. 5-7) in its token form: (loss, clipped), (B, T).
+    """GSPO (Zheng et al. 2025, arXiv 2507.18071, eq. 5-7): (loss, clipped), (B, T).
 
-    s_i = exp(mean_t m (log pi - log pi_old)), the length-normalised sequence ratio; the token ratio
-    s_it = sg[s_i] pi_t / sg[pi_t] has s_i's value and s_i grad log pi_t's gradient (GSPO-token, eq. 13).
+    s_i = exp(mean_t m (log pi - log pi_old)), the length-normalised sequence ratio. token_form: the
+    token ratio s_it = sg[s_i] pi_t / sg[pi_t] has s_i's value and s_i grad log pi_t's gradient
+    (GSPO-token, eq. 13; verl gspo); else every token holds s_i itself, its gradient through all the
+    sequence's tokens (TRL, OpenRLHF, AReaL). The two agree unless the advantages or the weights that
+    multiply the loss vary within a sequence.
     loss = -min(s A, clip(s, 1 - clip_low, 1 + clip_high) A), so a clipped sequence gives no gradient.
     With seq_mean_token_mean aggregation this is GSPO's sequence objective (verl gspo, TRL
     importance_sampling_level=sequence); (B, 1) or (B, T) advantages (GSPO-token). The mean log-ratio
     is clamped to +-log_ratio_clamp before exp (None: unclamped, TRL; verl clamps above at 10).
     """
     clip_high = clip_low if clip_high is None else clip_high
-    log_seq = masked_mean(logprobs.detach() - old_logprobs, mask, dim=-1)  # (B,)
-    log_ratio = logprobs - logprobs.detach() + log_seq[:, None]  # (B, T) value log s_i
+    if token_form:
+        log_seq = masked_mean(logprobs.detach() - old_logprobs, mask, dim=-1)  # (B,)
+        log_ratio = logprobs - logprobs.detach() + log_seq[:, None]  # (B, T) value log s_i
+    else:
+        log_ratio = masked_mean(logprobs - old_logprobs, mask, dim=-1)[:, None].expand_as(logprobs)
     if log_ratio_clamp is not None:  # beyond it the ratio is a constant, as importance_ratio's
         log_ratio = log_ratio.clamp(-log_ratio_clamp, log_ratio_clamp)
     ratio = torch.exp(log_ratio)  # (B, T)

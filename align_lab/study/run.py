@@ -73,6 +73,11 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank: int
     )
 
 
+def frozen_reference(stages: Stages) -> torch.nn.Module:
+    """The frozen reference policy (the SFT policy, or model.reference's checkpoint), in eval mode."""
+    return stages.load_reference().eval().requires_grad_(False)
+
+
 def build_context(spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, preemption) -> Context:
     """Models and reward of a run from its built stages: what a training loop needs. The run's seed is
     set here, after every stage is built (or loaded), so a run that builds them and one that finds them
@@ -90,7 +95,8 @@ def build_context(spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, 
         task=stages.policy_task,
         tokenizer=stages.tokenizer,
         policy=spec.lora.apply(stages.load_policy()).train(),
-        reference=stages.load_reference().eval().requires_grad_(False),
+        # held for training only when its loss reads it; evaluation loads it otherwise (Context)
+        reference=frozen_reference(stages) if spec.algo.uses_reference else None,
         critic=critic,
         scorer=scorer,
         engine=engine_of(spec, stages),
@@ -104,6 +110,7 @@ def build_context(spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, 
         judge=judge,
         backend=spec.backend,
         env=spec.env,
+        load_reference=partial(frozen_reference, stages),
     )
     ctx.stage_keys = {name: stage.key for name, stage in stages.results.items()}
     return ctx

@@ -18,18 +18,19 @@ def evaluate_now(ctx: Context):
     Evaluation (train/evaluate.py), its metrics and per-sample records."""
     from align_lab.train.evaluate import evaluate
 
-    return evaluate(
-        ctx.policy,
-        ctx.reference,
-        ctx.tokenizer,
-        ctx.task,
-        ctx.scorer,
-        ctx.engine,
-        ctx.train.eval_samples,
-        ctx.seed,
-        judge=ctx.judge,
-        micro_batch_size=ctx.eval_micro_batch_size,
-    )
+    with ctx.evaluation_reference() as reference:
+        return evaluate(
+            ctx.policy,
+            reference,
+            ctx.tokenizer,
+            ctx.task,
+            ctx.scorer,
+            ctx.engine,
+            ctx.train.eval_samples,
+            ctx.seed,
+            judge=ctx.judge,
+            micro_batch_size=ctx.eval_micro_batch_size,
+        )
 
 
 def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> dict | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +24,7 @@ class Context:
     task: object
     tokenizer: object
     policy: torch.nn.Module
-    reference: torch.nn.Module
+    reference: torch.nn.Module | None  # None: the algorithm reads no reference (uses_reference false)
     critic: torch.nn.Module | None
     scorer: object  # (prompts, responses, finished) -> (B,) tensor
     engine: RolloutEngine  # .sample(...) and .sync(model): rollout/base.py
@@ -40,3 +43,21 @@ class Context:
     # the cache keys of the shared stages (SFT, reward model, ...) the run trains on: each checkpoint
     # records them, and a resume on other stages is refused (study/summary.py check_resume_stages)
     stage_keys: dict[str, str] = field(default_factory=dict)
+    # loads the frozen reference (the SFT policy) when training holds none, for evaluation only
+    load_reference: Callable[[], torch.nn.Module] | None = None
+
+    @contextmanager
+    def evaluation_reference(self) -> Iterator[torch.nn.Module]:
+        """The reference evaluation compares with: the one training holds, or, when it holds none
+        (SimPO, ORPO, a KL-free online run), one loaded for the block and freed after it, so training's
+        memory never holds it. Loading draws no number from the training RNG."""
+        if self.reference is not None:
+            yield self.reference
+            return
+        with torch.random.fork_rng(devices=[]):
+            reference = self.load_reference()
+        try:
+            yield reference
+        finally:
+            del reference
+            gc.collect()

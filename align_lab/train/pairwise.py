@@ -142,29 +142,40 @@ def token_logprobs(ctx: Context, model, prompt_ids, prompt_attn, ids, attend, ma
         return response_logprobs(model, prompt_ids, prompt_attn, ids, attend)[0]  # (2N, T)
 
 
-def pair_loss(algo: PairwiseAlgorithm, dp, ref_logprobs, routes, logprobs, rows) -> tuple:
+def reference_terms(ctx: Context, algo: PairwiseAlgorithm, rows: tuple, micro) -> tuple:
+    """(token log-probs of this process's 2m responses under the reference (2m, T), zeros when the loss
+    reads none; with algo.mismatched_kl the summed log pi - log pi_ref (2m,) of the mismatched rows,
+    row j's prompt with row j - 1's response, no gradient: TRL KTOTrainer's KL batch; else None)."""
+    if not algo.uses_reference:  # SimPO, ORPO: no reference term, no reference forward
+        return torch.zeros_like(rows[4]), None
+    ref_logprobs = micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)  # (2m, T)
+    if not algo.mismatched_kl:
+        return ref_logprobs, None
+    prompt_ids, prompt_attn, ids, attend, mask = rows
+    # (x_1, y_2m), (x_2, y_1), ...: each prompt with the response of the row before it
+    rotated = (prompt_ids, prompt_attn, *(t.roll(1, 0) for t in (ids, attend, mask)))
+    policy = micro_forward(partial(token_logprobs, ctx, ctx.policy), rotated, micro)  # (2m, T)
+    reference = micro_forward(partial(token_logprobs, ctx, ctx.reference), rotated, micro)  # (2m, T)
+    return ref_logprobs, masked_sum(policy - reference, rotated[4], dim=1)  # (2m,)
+
+
+def pair_loss(algo: PairwiseAlgorithm, dp, ref_logprobs, routes, kl_logratios, logprobs, rows) -> tuple:
     """The loss of the step's N pairs from this process's token log-probs of its 2m responses (2m, T),
-    chosen rows first, and under the reference; the KL to the reference on sampled pairs."""
+    chosen rows first, and under the reference; the KL to the reference on sampled pairs.
+    `kl_logratios` (2m,): the mismatched rows' log-ratios (algo.mismatched_kl), or None."""
     mask, m, average = rows[4], len(rows[4]) // 2, algo.length_normalize  # policy tokens
     logps = sequence_logprobs(logprobs, mask, average)  # (2m,)
     ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2m,)
     policy_chosen, policy_rejected = dp.gather(logps[:m]), dp.gather(logps[m:])  # (N,)
     ref_chosen, ref_rejected = dp.gather(ref_logps[:m]), dp.gather(ref_logps[m:])  # (N,)
-    loss, stats = algo.pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, routes)
+    extra = {} if kl_logratios is None else {"kl_logratios": dp.gather(kl_logratios)}  # (2N,)
+    loss, stats = algo.pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, routes, **extra)
     sampled = is_sampled(routes).repeat(2)  # (2N,)
     if sampled.any():
         kl = masked_sum(kl_penalty(logprobs.detach(), ref_logprobs, "k1"), mask, dim=1)  # (2m,)
         kl = torch.cat([dp.gather(kl[:m]), dp.gather(kl[m:])])  # (2N,) chosen rows first
         stats["train/kl"] = kl[sampled].mean().item()
     return loss, stats
-
-
-def reference_logprobs(ctx: Context, algo: PairwiseAlgorithm, rows: tuple, micro) -> torch.Tensor:
-    """The reference's token log-probs of the step's responses (2m, T); zeros for algorithms without a
-    reference term (SimPO, ORPO), which make no reference forward."""
-    if not algo.uses_reference:
-        return torch.zeros_like(rows[4])
-    return micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)
 
 
 def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
@@ -201,13 +212,13 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         rows = pair_rows(tok, task.max_prompt_tokens, prompts, chosen, rejected, dp.shard(n))
         mask = rows[4]  # (2m, T) policy tokens
         micro = rows_of(cfg.micro_batch_size, 2)  # pairs -> responses
-        ref_logprobs = reference_logprobs(ctx, algo, rows, micro)  # (2m, T)
+        ref_logprobs, kl_logratios = reference_terms(ctx, algo, rows, micro)  # (2m, T), (2m,) or None
         metrics["time/ref_s"] = time.perf_counter() - t
         t = time.perf_counter()
         # 4. the policy's log-probs, loss and update
         update.zero_grad()
         policy = partial(token_logprobs, ctx, ctx.policy)
-        loss_of = partial(pair_loss, algo, dp, ref_logprobs, routes)
+        loss_of = partial(pair_loss, algo, dp, ref_logprobs, routes, kl_logratios)
         [(loss, stats)] = accumulate([Term(policy, rows, loss_of)], update.backward, micro)
         stats["train/grad_norm"] = update.step()  # summed over processes, clipped, applied
         metrics["time/train_s"] = time.perf_counter() - t

@@ -48,7 +48,9 @@ def test_pairwise_loss_is_finite_differentiable_with_float_stats(choice):
     chosen = (-10 + torch.randn(n, dtype=F64)).requires_grad_()
     rejected = (-12 + torch.randn(n, dtype=F64)).requires_grad_()
     ref_chosen, ref_rejected = -10 + torch.randn(n, dtype=F64), -12 + torch.randn(n, dtype=F64)
-    loss, stats = algo.pair_loss(chosen, rejected, ref_chosen, ref_rejected, routes)
+    # the loop passes the mismatched rows' log-ratios to an algorithm that asks for them (KTO)
+    extra = {"kl_logratios": 0.5 + torch.randn(2 * n, dtype=F64)} if algo.mismatched_kl else {}
+    loss, stats = algo.pair_loss(chosen, rejected, ref_chosen, ref_rejected, routes, **extra)
     assert loss.dim() == 0 and math.isfinite(loss.item())
     loss.backward()
     assert torch.isfinite(chosen.grad).all() and chosen.grad.abs().sum() > 0

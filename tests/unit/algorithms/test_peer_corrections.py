@@ -3,7 +3,7 @@ code at the commit named and checked against align_lab's loss and gradient (1e-6
 test_conventions.py (lengths 4, 3, 2, 1; token ratios pi_old / pi_rollout up to e^3 and down to e^-10).
 docs/off_policy.md has a row per test. Peers' newest stored code: verl-project/verl 1dda039 (2026-08-22),
 volcengine/verl 9b718e1 (2026-01-14, the last commit with the per-token veto), huggingface/trl f2cd577
-(2026-07-24), areal-project/AReaL cbff54d (2026-08-22)."""
+(2026-07-24), areal-project/AReaL cbff54d (2026-08-22), OpenRLHF/OpenRLHF 3c3be62 (2026-08-13)."""
 
 import math
 
@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from align_lab.algorithms.grpo import GRPO
+from align_lab.algorithms.gspo import GSPO
 from align_lab.algorithms.reinforce_pp import ReinforcePP
 from align_lab.algorithms.remax import ReMax
 from tests.unit.algorithms.test_algorithms_group import rollout
@@ -412,3 +413,114 @@ def test_areal_rejection_sampling_metrics(shift, peer, keys):
     algo = ReinforcePP(kl_coef=0.0, log_ratio_clamp=None, loss_aggregation="token_mean", **keys)
     rejected = same(algo, areal_loss(old, *peer), batch_of(old=old))
     assert 0 < rejected < 1
+
+
+# ---- GSPO's two corrections: AReaL's GSPO with a rejection mask, OpenRLHF's GSPO with vLLM IS
+
+GSPO_CLIPS = [(3e-4, 4e-4), (0.2, 0.28)]  # the paper's; a token-scale clip that leaves some rows unclipped
+
+
+def areal_gspo_masked(lower, upper, clip_low, clip_high):
+    """AReaL ppo_actor_loss_fn with importance_sampling_level=sequence after apply_rejection_sampling
+    (level token, action mask, metric ratio): the kept tokens are those whose pi_proximal / pi_behave lies
+    in [lower, upper]; GSPO's geometric-mean ratio and the sequence's mean advantage are taken over the
+    kept tokens (_compute_sequence_level_ratio_and_advantages on the narrowed loss_mask), each kept token's
+    loss is weighted by its raw ratio, and the sum is divided by the ORIGINAL token count."""
+    log_behave = CORR_OLD - CORR_ROLLOUT_RATIO
+    weight = torch.exp(CORR_OLD - log_behave)
+    in_bounds = (weight <= upper) & (weight >= lower if lower is not None else True)
+    kept = CORR_MASK.bool() & in_bounds
+    weight = torch.where(kept, weight, 0.0)
+    count = CORR_MASK.count_nonzero()
+
+    def loss(logp):
+        log_ratio = logp - CORR_OLD
+        seq = torch.where(kept, log_ratio, 0.0).sum(1) / kept.sum(1).clamp(min=1)
+        ratio = torch.where(kept, torch.exp(seq.unsqueeze(1).expand_as(log_ratio)), 0.0)
+        count_kept = kept.sum(-1, keepdim=True).clamp(min=1)
+        adv = torch.where(kept, CORR_ADVANTAGES, 0.0).sum(-1, keepdim=True) / count_kept
+        adv = torch.where(kept, adv.expand_as(log_ratio), 0.0)
+        pg = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)) * weight
+        return torch.where(kept, pg, 0).sum() / count
+
+    return loss
+
+
+AREAL_GSPO = {"log_ratio_clamp": None, "loss_aggregation": "token_mean", "ratio_form": "sequence"}
+
+
+@pytest.mark.parametrize("lower", [None, 0.5])
+@pytest.mark.parametrize("clips", GSPO_CLIPS, ids=["paper_clip", "token_clip"])
+def test_areal_gspo_with_a_token_mask(lower, clips):
+    """AReaL GSPO (importance_sampling_level=sequence) with rejection_sampling level=token action=mask
+    metric=ratio (upper 5, lower none or 0.5): algo=gspo with mis over [lower, 5], the sequence ratio
+    averaged over the kept tokens, token_mean over all tokens, ratio_form=sequence (AReaL's ratio carries
+    the gradient of all the kept tokens, so the token-varying weights mix). Row 0's e^3 token is rejected
+    (and its e^-10 one with lower 0.5): its ratio is the mean over the other tokens.
+
+    Peer: areal-project/AReaL@cbff54d645d2cd8ee1f1c358a82f3f473588433d areal/utils/functional/functional.py
+    L56-149 (_compute_sequence_level_ratio_and_advantages), L167-182, L185-437 (apply_rejection_sampling),
+    L452-596 (ppo_actor_loss_fn: loss_mask_count before rejection, the sequence ratio on the narrowed mask).
+    """
+    keys = AREAL_GSPO | {"rollout_correction": "mis", "correction_low": lower, "correction_high": 5.0}
+    algo = GSPO(group_size=2, kl_coef=0.0, clip=clips[0], clip_high=clips[1], **keys)
+    rejected = same(algo, areal_gspo_masked(lower, 5.0, *clips))
+    assert rejected == pytest.approx((2 if lower else 1) / 10)
+
+
+def test_gspo_token_form_differs_from_areal_under_token_weights():
+    """ratio_form=token (verl's GSPO-token) gives AReaL's loss value but another gradient when the
+    correction's weights vary within a sequence: the key is a real disagreement."""
+    keys = AREAL_GSPO | {"rollout_correction": "mis", "correction_high": 5.0, "ratio_form": "token"}
+    algo = GSPO(group_size=2, kl_coef=0.0, clip=0.2, clip_high=0.28, **keys)
+    ours, theirs = (CORR_OLD + CORR_DELTA).requires_grad_(), (CORR_OLD + CORR_DELTA).requires_grad_()
+    loss, _ = algo.loss(batch_of(), ours, None)
+    peer = areal_gspo_masked(None, 5.0, 0.2, 0.28)(theirs)
+    loss.backward()
+    peer.backward()
+    torch.testing.assert_close(loss, peer, rtol=1e-6, atol=1e-6)
+    assert (ours.grad - theirs.grad).abs().max() > 1e-3
+
+
+def openrlhf_gspo_is(clip_low, clip_high):
+    """OpenRLHF PolicyLoss(policy_loss_type="gspo", enable_vllm_is_correction=True): the log-ratio is
+    log pi_theta - rollout_log_probs (the engine's), its masked mean over the response (count clamped at
+    1) exponentiated as one ratio per sequence, clipped, no IS weight (the tis / icepop / seq-mask-tis
+    branch runs only for ppo); GSPO forces token_level_loss=False: the per-sequence token means
+    (/ count + 1e-8) averaged over the non-empty sequences."""
+    log_rollout = CORR_OLD - CORR_ROLLOUT_RATIO
+
+    def loss(logp):
+        log_ratio = logp - log_rollout
+        ratio = (log_ratio * CORR_MASK).sum(-1) / CORR_MASK.sum(-1).clamp(min=1)
+        ratio = ratio.exp().unsqueeze(-1) * CORR_MASK
+        surr1 = ratio * CORR_ADVANTAGES
+        surr2 = ratio.clamp(1 - clip_low, 1 + clip_high) * CORR_ADVANTAGES
+        per_token = -torch.min(surr1, surr2)
+        counts = CORR_MASK.sum(-1)
+        per_sequence = (per_token * CORR_MASK).sum(-1) / (counts + 1e-8)
+        rows = (counts > 0).to(per_token.dtype)
+        return (per_sequence * rows).sum() / rows.sum()
+
+    return loss
+
+
+@pytest.mark.parametrize("ratio_form", ["token", "sequence"])
+@pytest.mark.parametrize("clips", GSPO_CLIPS, ids=["paper_clip", "token_clip"])
+def test_openrlhf_gspo_importance_sampling(ratio_form, clips):
+    """OpenRLHF --actor.policy_loss_type gspo with --algo.advantage.is_correction_enable: GSPO's ratio
+    anchored at the engine's log-probs (ppo_anchor=rollout), no weight, no log-ratio clamp; the two ratio
+    forms agree (no per-token weight or advantage).
+
+    Peer: OpenRLHF/OpenRLHF@3c3be6234e0cb353e76bb8019947db9dfe99fca7 openrlhf/models/loss.py L11-38
+    (aggregate_loss), L142-144 (gspo: token_level_loss False), L166-193 (the gspo ratio), L195-218 (the vLLM
+    IS weights only for ppo); openrlhf/trainer/ray/ppo_actor.py L76-88, L305-313.
+    """
+    keys = {"ppo_anchor": "rollout", "log_ratio_clamp": None, "ratio_form": ratio_form}
+    algo = GSPO(group_size=2, kl_coef=0.0, clip=clips[0], clip_high=clips[1], **keys)
+    same(algo, openrlhf_gspo_is(*clips))
+
+
+def test_gspo_refuses_an_unknown_ratio_form_in_one_line():
+    with pytest.raises(ValueError, match=r"^ratio_form=per_token: must be one of \('token', 'sequence'\)$"):
+        GSPO(ratio_form="per_token")

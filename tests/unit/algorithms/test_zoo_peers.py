@@ -262,7 +262,7 @@ def test_orpo_is_trls_odds_ratio_loss_plus_the_chosen_nll():
     assert not ours.uses_reference and "train/nll_loss" in stats
 
 
-def test_kto_is_trls_kto_loss_with_the_matched_kl_estimate():
+def test_kto_batch_reference_point_is_trls_kto_loss_given_the_batch_as_kl_batch():
     def trl_kto(chosen, rejected, beta=0.1):
         """KTOTrainer._compute_loss (kto_trainer.py L1552-1590, L1657): kl = mean(KL_logps -
         ref_KL_logps).clamp(min=0), detached; 1 - sigmoid(beta (r - kl)) and 1 - sigmoid(beta (kl - r)),
@@ -274,5 +274,5 @@ def test_kto_is_trls_kto_loss_with_the_matched_kl_estimate():
         rejected_losses = 1 - torch.sigmoid(beta * (kl - (rejected - REF_REJECTED)))
         return torch.cat((chosen_losses, rejected_losses)).nanmean()
 
-    _, stats = pairwise("kto", trl_kto)
+    _, stats = pairwise("kto", trl_kto, "algo.kl_reference_point=batch")
     assert stats["train/kto_kl"] > 0  # the reference point is active (not clamped to 0) on this batch
