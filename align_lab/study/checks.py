@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm
-from align_lab.algorithms.preference import PairwiseAlgorithm
+from align_lab.algorithms.preference import PairwiseAlgorithm, Route
 from align_lab.config import ConfigError
 from align_lab.envs.base import EnvError, check_environment
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
@@ -42,6 +42,7 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
         check_environment(spec.env, spec.env_name)
     except EnvError as e:
         raise ConfigError(str(e)) from None
+    check_sampled_pairs(spec)
     check_installed = getattr(spec.rollout, "check_installed", None)  # engines in other environments
     if check_installed is not None:
         try:
@@ -271,3 +272,19 @@ def check_data(spec: RunSpec) -> None:
             spec.model.check_task(spec.task)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+
+
+def check_sampled_pairs(spec: RunSpec) -> None:
+    """A pairwise algorithm that samples its pairs online (online DPO, SAIL's sampled routes) samples one
+    response per prompt: with a multi-turn environment it would train on cut conversations. Refused;
+    DPO-family algorithms on the preferences stage's multi-turn pairs are fine."""
+    if not getattr(spec.env, "multi_turn", False) or not isinstance(spec.algo, PairwiseAlgorithm):
+        return
+    with torch.random.fork_rng():  # routes may draw from the global generator: leave it as it was
+        routes = spec.algo.routes(256)
+    if bool((routes != int(Route.DPO)).any()):
+        raise ConfigError(
+            f"env={spec.env_name}: {type(spec.algo).__name__} samples pairs online, one response per "
+            "prompt (not multi-turn yet); use an algorithm on the preferences stage's pairs (dpo, ipo, "
+            "slic, simpo, orpo, kto) or env=single_turn"
+        )

@@ -144,3 +144,21 @@ def test_the_default_env_leaves_a_runs_config_digest_and_resume_check_as_before(
     check_resume_config(tmp_path, {**before, "env": DEFAULT_ENV})  # resumes
     with pytest.raises(ValueError, match=r"^env=\{'_target_': 'align_lab.envs.calculator.Calculator'"):
         check_resume_config(tmp_path, {**before, "env": calculator})
+
+
+def test_online_pairwise_sampling_with_a_multi_turn_env_is_refused_before_any_compute():
+    from align_lab.app import spec_from_config
+    from align_lab.config import ConfigError
+    from align_lab.study.checks import check_sampled_pairs
+    from tests.conftest import compose
+
+    game = ["task=guess_number", "env=guess_number", "reward=verifier", "cache_dir=/nonexistent"]
+    for algo in ("online_dpo", "sail_pr"):
+        spec = spec_from_config(*compose([f"algo={algo}", *game]))
+        with pytest.raises(ConfigError, match=r"^env=guess_number: \w+ samples pairs online, one response"):
+            check_sampled_pairs(spec)
+    for algo in ("dpo", "simpo"):  # the preferences stage's conversation pairs: admitted
+        check_sampled_pairs(spec_from_config(*compose([f"algo={algo}", *game])))
+    check_sampled_pairs(
+        spec_from_config(*compose(["algo=online_dpo", "cache_dir=/nonexistent"]))
+    )  # single turn
