@@ -34,6 +34,8 @@ class Samples:
     transcripts: list[str] | None = None  # (B,) the whole conversation after the prompt, decoded
     turns: list[int] | None = None  # (B,) policy turns played
     tool_calls: list[int] | None = None  # (B,) turns that called a tool
+    # (B,) [(role, text), ...]: the policy turns decoded, the observations before rendering
+    conversations: list | None = None
 
 
 class NonFiniteLogits(Diverged):

@@ -47,6 +47,9 @@ class Conversation:
     tool_calls: int = 0
     finished: bool = False
     active: bool = True
+    # the episode as text turns, [("policy", decoded turn without EOS), ("env", observation before
+    # rendering), ...]: what a preference pair stores (study/pairs.py)
+    segments: list = field(default_factory=list)
 
     def add(self, ids: list[int], logprobs: list[float] | None) -> None:
         """Tokens of a policy turn (with their log-probs) or of an observation (None)."""
@@ -176,15 +179,18 @@ class TurnEngine:
         unfinished (no step)."""
         ids = row.context[len(row.context) - row.last :]
         if not ids or ids[-1] != tokenizer.eos_token_id:
+            row.segments.append(("policy", tokenizer.decode(ids, skip_special_tokens=True)))
             row.active, row.finished = False, False
             return
         text = tokenizer.decode(ids[:-1], skip_special_tokens=True)
+        row.segments.append(("policy", text))
         step = run_step(self.env_name, row.episode, text, turn, self.env.step_timeout_s)
         row.rewards[-1] += float(step.reward)
         row.tool_calls += int(bool(step.tool_call))
         if step.done or turn == self.env.max_turns:
             row.active, row.finished = False, True
             return
+        row.segments.append(("env", step.observation))
         rendered = self.render_observation(step.observation)  # tasks/view.py observation_renderer
         row.add(observation_ids(tokenizer, rendered), None)
         if limit is not None and len(row.context) >= limit:
@@ -220,6 +226,7 @@ class TurnEngine:
             attend=attend,
             turn_rewards=turn_rewards,
             transcripts=[tokenizer.decode(row.context[row.start :]) for row in rows],
+            conversations=[list(row.segments) for row in rows],
             turns=[row.turns for row in rows],
             tool_calls=[row.tool_calls for row in rows],
         )

@@ -44,16 +44,18 @@ def single_turn_sampler() -> Sampler:
     return sample
 
 
-def conversation_sampler(env, render_observation) -> Sampler:
-    """Whole episodes of `env` per sample: the plug point of rollout/turns.py's TurnEngine (mt-core),
-    whose Samples give each row's answer (`responses`, the scorer's text), `finished` and its turns
-    [(role, text), ...] (decoded policy turns, the observations' text before rendering)."""
+def conversation_sampler(env, render_observation, raw_prompt=lambda prompt: prompt) -> Sampler:
+    """Whole episodes of `env` per sample, from HF sampling at temperature 1 played turn by turn
+    (rollout/turns.py TurnEngine): each row's answer (what the verifier reads), whether it finished, and
+    its turns [(role, text), ...] (decoded policy turns, observations before rendering)."""
+    from align_lab.rollout.hf import HFGenerate
+    from align_lab.rollout.turns import TurnEngine
+
+    engine = TurnEngine(HFGenerate(temperature=1.0), env, type(env).__name__, render_observation, raw_prompt)
 
     def sample(policy, tokenizer, prompts, k, limits):
-        raise NotImplementedError(
-            f"preferences on env {type(env).__name__}: sampling conversations needs rollout/turns.py's "
-            "TurnEngine (branch mt-core), not merged here"
-        )
+        s = engine.sample(policy, tokenizer, prompts, k, *limits)
+        return s.prompts, s.responses, s.finished, s.conversations
 
     return sample
 
@@ -96,7 +98,8 @@ def build_preferences(
     if sample is None:
         multi = env_fingerprint(env) is not None
         render = observation_renderer(policy_task, env)
-        sample = conversation_sampler(env, render) if multi else single_turn_sampler()
+        raw = getattr(policy_task, "raw", lambda prompt: prompt)  # the env starts from the task's own prompt
+        sample = conversation_sampler(env, render, raw) if multi else single_turn_sampler()
 
     def build(out: Path) -> None:
         policy = model.load_causal_lm(sft_path)

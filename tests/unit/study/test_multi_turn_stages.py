@@ -18,7 +18,7 @@ from align_lab.study.pairs import build_preferences, env_fingerprint
 from align_lab.study.stages import StageBuild, build_stages
 from align_lab.tasks.arith_word import ArithWord
 from align_lab.tasks.base import Pair, pair_from_json
-from align_lab.tasks.guess_number import WORDS, binary_search, feedback, secret
+from align_lab.tasks.guess_number import WORDS, GuessNumber, binary_search, feedback, secret
 from align_lab.tasks.toy_arith import ToyArith
 from align_lab.train.sft import SFTConfig
 from tests.conftest import Quiet
@@ -138,11 +138,24 @@ def test_single_turn_pairs_are_stored_as_before_and_no_env_enters_their_key():
     }
 
 
-def test_a_multi_turn_env_without_a_sampler_names_the_missing_turn_engine(tmp_path):
+def test_the_preferences_stage_samples_sft_conversations_through_the_turn_engine(tmp_path):
+    import torch
+
+    from align_lab.models.tokenizer import train_tokenizer
     from align_lab.study.pairs import conversation_sampler
 
-    with pytest.raises(NotImplementedError, match="TurnEngine"):
-        preferences(tmp_path, GuessNumberEnv(), conversation_sampler(GuessNumberEnv(), None))
+    task = GuessNumber(n_games=20, n_pairs=6, pair_samples=4)
+    tok = train_tokenizer(task.corpus(), tmp_path / "tok")
+    torch.manual_seed(0)
+    policy = TinyLM().init_policy(tok)  # untrained: guesses (and other words) at random
+    sample = conversation_sampler(GuessNumberEnv(), lambda text: text)
+    prompts, answers, finished, conversations = sample(policy, tok, task.prompts("train")[:3], 4, (3, 16))
+    assert len(conversations) == 12 and prompts[:4] == [task.prompts("train")[0]] * 4
+    for answer, done, turns in zip(answers, finished, conversations, strict=True):
+        assert [role for role, _ in turns] == ["policy", "env"] * (len(turns) // 2) + ["policy"]
+        assert 1 <= len(turns[::2]) <= 4
+        assert not done or answer == turns[-1][1]  # a finished episode's answer: its last policy turn
+        assert all(text in ("higher", "lower", "invalid") for role, text in turns if role == "env")
 
 
 @dataclasses.dataclass
