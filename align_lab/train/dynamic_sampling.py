@@ -36,6 +36,9 @@ def concat_samples(parts: list[Samples], pad_id: int) -> Samples:
     out = {}
     for f in fields(Samples):
         values = [getattr(p, f.name) for p in parts]
+        if any(v is None for v in values):  # a field single-turn samples leave empty (attend, transcripts)
+            out[f.name] = None
+            continue
         if not isinstance(values[0], Tensor):
             out[f.name] = [v for value in values for v in value]
             continue
@@ -50,6 +53,7 @@ def take_rows(samples: Samples, rows: Tensor) -> Samples:
     index = rows.nonzero().flatten() if rows.dtype == torch.bool else rows  # (k,)
     return Samples(**{
         f.name: getattr(samples, f.name)[index] if isinstance(getattr(samples, f.name), Tensor)
+        else None if getattr(samples, f.name) is None
         else [getattr(samples, f.name)[i] for i in index.tolist()]
         for f in fields(Samples)
     })  # fmt: skip

@@ -60,7 +60,7 @@ def loop_rows():
     prompt_ids = torch.tensor([[0] * (P - len(p)) + p for p in prompts])  # (2m, P)
     ids = torch.tensor([r + [0] * (T - len(r)) for r in responses])  # (2m, T)
     mask = torch.tensor([[1.0] * len(r) + [0.0] * (T - len(r)) for r in responses], dtype=torch.float64)
-    return prompt_ids, (prompt_ids != 0).long(), ids, mask
+    return prompt_ids, (prompt_ids != 0).long(), ids, mask, mask  # attended = policy tokens: single turn
 
 
 def trl_logps(model, prompt, completion):

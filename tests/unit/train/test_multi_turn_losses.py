@@ -110,7 +110,7 @@ def test_dpo_on_a_two_turn_pair_sums_policy_tokens_only(tok):
     ctx = SimpleNamespace(backend=Backend())
     logprobs = token_logprobs(ctx, bigram_model(policy_table), *rows)  # (2, T)
     ref = token_logprobs(ctx, bigram_model(ref_table), *rows)
-    loss, stats = pair_loss(algo, Group(), ref, algo.routes(1), logprobs, rows)
+    loss, stats = pair_loss(algo, Group(), ref, algo.routes(1), None, logprobs, rows)
 
     # by hand: log pi(y|x) = sum over the policy tokens of table[previous token, token]; the prompt's
     # last token ":" precedes the first turn; "lower" is read (it precedes "four") but not summed
