@@ -200,6 +200,13 @@ class TurnEngine:
                 "env.max_conversation_tokens, or the model's max_position_embeddings, whichever is smaller)"
             )
 
+    def _answer_text(self, row: Conversation) -> str:
+        """What the reward reads: the episode's answer(), or for an episode cut inside a turn (no EOS,
+        never stepped) that cut turn's text, finished=False, as a cut single-turn response is read."""
+        if not row.finished and row.segments and row.segments[-1][0] == "policy":
+            return row.segments[-1][1]
+        return episode_answer(self.env_name, row.episode, row.turns)
+
     def _samples(self, first: Samples, rows: list[Conversation], tokenizer) -> Samples:
         """The conversations as Samples: response_ids every token after the prompt (right-padded), mask 1
         on policy tokens, attend 1 on policy and observation tokens, log-probs 0 on observations."""
@@ -220,7 +227,7 @@ class TurnEngine:
             first.prompt_attn,
             response_ids,
             mask,
-            [episode_answer(self.env_name, row.episode, row.turns) for row in rows],
+            [self._answer_text(row) for row in rows],
             [row.finished for row in rows],
             logprobs,
             attend=attend,

@@ -143,6 +143,8 @@ def test_a_turn_without_eos_ends_the_episode_unfinished_and_max_turns_ends_it():
     tok = merging_tokenizer()
     cut = turn_engine(Scripted({"q": [[A, A, A]]}), Game()).sample(MODEL, tok, ["q"], 1, 3, 4)
     assert (cut.finished, cut.turns, cut.tool_calls) == ([False], [1], [0])  # no step without EOS
+    # the reward reads the cut turn's text, finished False, as it reads a cut single-turn response
+    assert cut.responses == [tok.decode([A, A, A], skip_special_tokens=True)] == [cut.conversations[0][-1][1]]
     never_done = Game(calls=99, max_turns=2)
     s = turn_engine(Scripted({"q": [[A, EOS], [B, EOS]]}), never_done).sample(MODEL, tok, ["q"], 1, 8, 4)
     assert (s.finished, s.turns, s.tool_calls) == ([True], [2], [2])  # not an error
