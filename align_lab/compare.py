@@ -169,6 +169,7 @@ def result_lines(c, by: str) -> list[str]:
     difference from the baseline, the claims' verdicts, and the notes."""
     from align_lab.results.across_tasks import across_lines
     from align_lab.results.aggregate import SFT
+    from align_lab.results.noise import noise_line
     from align_lab.results.power import power_lines
     from align_lab.results.stats import fmt, fmt_ci
 
@@ -197,6 +198,7 @@ def result_lines(c, by: str) -> list[str]:
                 f"{r.n_pairs} seeds, Holm p {fmt(r.p_holm)}{why}"
             )
         lines += power_lines(c.claims, c.power or [])
+    lines += noise_line(c.noise)
     lines += across_lines(c.across_tasks)
     return lines + [f"  note: {note}" for note in c.notes]
 

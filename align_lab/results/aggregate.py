@@ -25,6 +25,7 @@ from align_lab.results.extract import (
     paired_curve,
     run_row,
 )
+from align_lab.results.noise import group_noise
 from align_lab.results.notes import comparison_notes
 from align_lab.results.power import power_table
 from align_lab.results.runs import COMPLETED, Run, group_label, lookup
@@ -219,6 +220,7 @@ def aggregate(
         trajectories=trajectories,
         claims=claim_table(claims, table) if claims else None,
         power=power_table(claims, table) if claims else None,
+        noise=group_noise(table, metric),
         across_tasks=across_tasks(runs, by),
         headline=headline(paired, metric, base),
     )

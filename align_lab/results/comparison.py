@@ -35,6 +35,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     claims: pd.DataFrame | None = None  # one row per claim (claims.claim_table); None: no claims
     power: list | None = None  # one power.ClaimPower per claim; None: no claims
+    noise: list = field(default_factory=list)  # noise.GroupNoise per group (eval/ metrics): eval share
     across_tasks: object = None  # across_tasks.AcrossTasks when the runs span tasks; None: one task
     headline: str = ""  # one sentence: what differs from the baseline beyond seed noise
 

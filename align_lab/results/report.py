@@ -10,6 +10,7 @@ from align_lab.results.across_tasks import across_blocks, across_figure
 from align_lab.results.averaged import matched_empty_reason
 from align_lab.results.comparison import Comparison
 from align_lab.results.extract import FINAL_METRICS
+from align_lab.results.noise import noise_blocks
 from align_lab.results.plots import write_figures
 from align_lab.results.power import power_blocks
 from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, Table, to_html, to_markdown
@@ -141,6 +142,7 @@ def verdict_blocks(c: Comparison) -> list[Block]:
     """What the study decided, above the tables: the claims, their power, verdicts across tasks, notes."""
     blocks = claims_blocks(c.claims) if c.claims is not None else []
     blocks += power_blocks(c.power) if c.power else []
+    blocks += noise_blocks(c.noise)
     blocks += across_blocks(c.across_tasks)
     return blocks + ([Heading("Notes"), Bullets(c.notes)] if c.notes else [])
 

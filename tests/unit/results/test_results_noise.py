@@ -1,0 +1,36 @@
+"""results/noise.py: a group's spread over seeds and its evaluation part, on the hand-built records of
+test_results_power (2 prompts x 2 samples per run), each expected value worked out in the comments."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from align_lab.results import noise
+from tests.unit.results.test_results_power import study
+
+
+def test_group_noise_splits_each_groups_spread(tmp_path):
+    runs = study(tmp_path, [0.0, 0.2, 0.1])
+    by_group = {g.group: g for g in noise.group_noise(runs, "eval/gold_reward")}
+    # b at every seed: prompt 0 (0, 0), prompt 1 (0, 0.2): s^2 = 0 and 0.02, each / 2 samples: 0.01,
+    # over P^2 = 4: 0.0025, eval SD 0.05; b's mean is 0.05 at every seed: SD 0, no share
+    b = by_group["b"]
+    assert (b.n, b.sd, b.eval_sd) == (3, pytest.approx(0.0, abs=1e-15), pytest.approx(0.05))
+    assert math.isnan(b.share)
+    # a = b + d + shift: prompt 0 (0.2, 0) + shift, prompt 1 (0.1, 0.1) + shift: s^2 0.02 and 0 ->
+    # 0.0025 again; a's means 0.05 + (0, 0.2, 0.1): SD 0.1, variance 0.01; share 0.0025 / 0.01
+    a = by_group["a"]
+    assert (a.n, a.sd, a.eval_sd) == (3, pytest.approx(0.1), pytest.approx(0.05))
+    assert a.share == pytest.approx(0.25)
+    assert noise.noise_line([a, b]) == [
+        "  evaluation noise, share of each group's variance over seeds: a 25% (SD 0.1, eval 0.05)"
+    ]
+
+
+def test_group_noise_needs_per_sample_records_and_an_eval_metric(tmp_path):
+    runs = study(tmp_path, [0.0, 0.2, 0.1], with_samples=False)
+    assert noise.group_noise(runs, "eval/gold_reward") == []  # no eval_samples.jsonl: nothing to split
+    assert noise.group_noise(study(tmp_path / "t", [0.0, 0.1]), "time/total_s") == []
+    assert noise.noise_line([]) == []
