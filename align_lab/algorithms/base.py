@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 from torch import Tensor
 
 from align_lab.algorithms.correction import Corrected, RolloutCorrection, check_correction  # noqa: F401 (re-exported)
+from align_lab.algorithms.shared import check_clip, check_reward_clip, clip_bounds  # noqa: F401 (re-exported)
 from align_lab.checks import check, check_lr
 from align_lab.rl import AGGREGATIONS, KL_ESTIMATORS
 
@@ -145,46 +146,3 @@ def check_online(algo, group_size_allowed: str = ">= 1", min_group_size: int = 1
         f"one of {AGGREGATIONS}",
     )
     check_correction(algo, ratio)
-
-
-def check_clip(algo) -> None:
-    """The checks of a ratio-clipped algorithm's clip, clip_high, dual_clip and log_ratio_clamp."""
-    check(0 < algo.clip < 1, "clip", algo.clip, "in (0, 1)")
-    check(algo.clip_high is None or algo.clip_high > 0, "clip_high", algo.clip_high, "> 0 or null")
-    check(algo.dual_clip is None or algo.dual_clip > 1, "dual_clip", algo.dual_clip, "> 1 or null")
-    check(
-        algo.log_ratio_clamp is None or algo.log_ratio_clamp > 0,
-        "log_ratio_clamp",
-        algo.log_ratio_clamp,
-        "> 0 or null (null: unclamped, as TRL)",
-    )
-
-
-def clip_bounds(algo) -> tuple[float, float | None, float | None, float | None]:
-    """(clip_low, clip_high, dual_clip, log_ratio_clamp) of rl.clipped_surrogate for a ratio-clipped
-    algorithm."""
-    return algo.clip, algo.clip_high, algo.dual_clip, algo.log_ratio_clamp
-
-
-def check_reward_clip(algo) -> None:
-    """The checks of reward_clip and reward_clip_low (rewards clamped to [-reward_clip_low, reward_clip]).
-
-    The lower bound may be positive (OpenRLHF's --reward.clip_range 1 10 is reward_clip_low=-1
-    reward_clip=10); the range must hold more than one value.
-    """
-    high, low = algo.reward_clip, algo.reward_clip_low
-    if low is None:
-        check(
-            high is None or high > 0,
-            "reward_clip",
-            high,
-            "> 0 or null (the range is [-reward_clip, reward_clip])",
-        )
-        return
-    if high is not None:
-        check(
-            -low < high,
-            "reward_clip_low",
-            low,
-            f"> -reward_clip = {-high} (the range is [-reward_clip_low, reward_clip])",
-        )

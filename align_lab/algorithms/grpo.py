@@ -6,40 +6,38 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import (
-    OnlineAlgorithm,
-    Rollout,
-    RolloutCorrection,
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
+from align_lab.algorithms.credit import episode_return
+from align_lab.algorithms.shared import (
+    KLClamp,
+    RatioClip,
+    RewardClip,
     check_clip,
-    check_online,
     check_reward_clip,
     clip_bounds,
+    policy_loss,
 )
-from align_lab.algorithms.credit import episode_return
 from align_lab.checks import check
 from align_lab.rl import (
     STD_SCOPES,
-    aggregate_loss,
     broadcast_to_tokens,
-    clip_reward,
     clipped_surrogate,
     discounted_returns,
     group_normalize,
     importance_ratio,
-    kl_penalty,
-    masked_mean,
     shape_token_rewards,
 )
 
 
 @dataclass
-class GRPO(RolloutCorrection, OnlineAlgorithm):
+class GRPO(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgorithm):
     """Group-normalised outcome advantage (r - mean) / (std + eps), token PPO-clip, KL in the loss.
 
     The KL is kl_coef * k3(pi_theta, pi_ref) per token, added to the clipped surrogate, and the
     loss is the mean over sequences of per-sequence token means. Dr. GRPO (conf/algo/dr_grpo.yaml):
     scale_by_std=false, kl_coef=0, loss_aggregation=constant. use_kl_loss=false instead shapes the
     normalised score with per-token KL in the reward and takes the return-to-go (OpenRLHF group_norm).
+    reward_clip (OpenRLHF 10) clamps the normalised score.
     """
 
     lr: float = 1e-3
@@ -47,19 +45,12 @@ class GRPO(RolloutCorrection, OnlineAlgorithm):
     group_size: int = 8
     kl_coef: float = 0.04
     kl_estimator: str = "k3"
-    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     use_kl_loss: bool = True
     scale_by_std: bool = True
     std_unbiased: bool = True
     eps: float = 1e-4
     std_scope: str = "group"  # group: each prompt's std (paper); batch: the step's (TRL scale_rewards=batch)
-    reward_clip: float | None = None  # normalised score clamped to [-reward_clip, reward_clip] (OpenRLHF 10)
-    reward_clip_low: float | None = None  # lower bound -reward_clip_low; None = -reward_clip (symmetric)
     use_bias_correction_kl: bool = False  # k3 times the ratio pi / pi_old (TRL 1.16 default true)
-    clip: float = 0.2
-    clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
-    dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
-    log_ratio_clamp: float | None = 20.0  # log(pi / pi_old) clamped to +-this before exp; None = TRL
     loss_aggregation: str = "seq_mean_token_mean"
     max_len: int | None = None  # L_max of loss_aggregation=constant (Dr. GRPO: generation limit); None: T
 
@@ -80,10 +71,10 @@ class GRPO(RolloutCorrection, OnlineAlgorithm):
             self.eps,
             self.std_scope,
         )  # (B,)
-        normalized = clip_reward(normalized, self.reward_clip, self.reward_clip_low)  # (B,)
+        normalized = self.clip_reward(normalized)  # (B,)
         if self.use_kl_loss:
             return broadcast_to_tokens(normalized, rollout.mask), None
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
+        kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
         rewards = shape_token_rewards(normalized, kl, rollout.mask, self.kl_coef)  # (B, T)
         return discounted_returns(rewards, rollout.mask, 1.0), None
 
@@ -95,16 +86,8 @@ class GRPO(RolloutCorrection, OnlineAlgorithm):
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         old = self.anchor(batch)  # (B, T)
         per_token, clipped = self.policy_term(batch, logprobs, old)
-        corrected = self.correct(batch, per_token, logprobs)
-        per_token = corrected.per_token  # (B, T)
-        stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item(), **corrected.stats}
-        if self.use_kl_loss and self.kl_coef > 0:
-            kl = kl_penalty(
-                logprobs, batch.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp
-            )  # on pi_theta
-            if self.use_bias_correction_kl:  # TRL: times the (differentiable, unclipped) token ratio
-                kl = kl * importance_ratio(logprobs, old, self.log_ratio_clamp)
-            per_token = per_token + self.kl_coef * kl
-            stats["train/kl_loss"] = masked_mean(kl.detach(), batch.mask).item()
-        loss = aggregate_loss(per_token, corrected.mask, self.loss_aggregation, self.max_len, corrected.rows)
-        return loss, stats
+        kl_in_loss = self.use_kl_loss and self.kl_coef > 0  # on pi_theta
+        weight = None
+        if kl_in_loss and self.use_bias_correction_kl:  # TRL: times the (differentiable, unclipped) ratio
+            weight = importance_ratio(logprobs, old, self.log_ratio_clamp)  # (B, T)
+        return policy_loss(self, batch, logprobs, per_token, clipped, kl_in_loss, weight, self.max_len)

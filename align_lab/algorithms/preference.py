@@ -44,6 +44,9 @@ class PairwiseAlgorithm(Protocol):
     # True: pair_loss also gets kl_logratios (2N,), log pi - log pi_ref of the step's responses each
     # under the previous row's prompt (KTO's reference point, TRL's mismatched KL batch)
     mismatched_kl: bool = False
+    # None: the step's items are pairs; a number: unpaired samples of the preferences stage, desirable
+    # when their gold reward is above it (KTO); pair_loss then also gets `desirable` (2N,) bool
+    desirable_threshold: float | None = None
 
     @property
     def uses_reference(self) -> bool:
@@ -65,6 +68,9 @@ class PairwiseAlgorithm(Protocol):
     ) -> tuple[Tensor, dict]:
         """Scalar loss of N pairs ((N,) summed or averaged log-probs) and plain-float stats."""
         ...
+
+    def check_data(self, items: list) -> None:
+        """Looks at the training items once before the first step (warnings only). Default: nothing."""
 
     def state_dict(self) -> dict:
         """What training changes in the algorithm, for the checkpoint (as OnlineAlgorithm). Default: none."""

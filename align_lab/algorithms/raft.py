@@ -8,17 +8,17 @@ from torch import Tensor
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
 from align_lab.algorithms.credit import episode_return
+from align_lab.algorithms.shared import KLClamp
 from align_lab.rl import (
     aggregate_loss,
     best_of_group,
     broadcast_to_tokens,
-    kl_penalty,
     shape_sequence_rewards,
 )
 
 
 @dataclass
-class RAFT(RolloutCorrection, OnlineAlgorithm):
+class RAFT(RolloutCorrection, KLClamp, OnlineAlgorithm):
     """k samples per prompt, keep the top-1 by KL-shaped reward R = r - kl_coef sum_t KL_t, NLL on it.
 
     The advantage is the selection weight (1 on the kept response's tokens, else 0). The loss is the
@@ -30,14 +30,13 @@ class RAFT(RolloutCorrection, OnlineAlgorithm):
     group_size: int = 4
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
-    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     loss_aggregation: str = "token_mean"
 
     def __post_init__(self) -> None:
         check_online(self, ">= 2 (ranking needs k > 1 samples)", min_group_size=2, ratio=False)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
+        kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
         rewards = shape_sequence_rewards(episode_return(rollout), kl, rollout.mask, self.kl_coef)  # (B,)
         return broadcast_to_tokens(best_of_group(rewards, self.group_size), rollout.mask), None
 

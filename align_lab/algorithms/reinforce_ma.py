@@ -8,16 +8,16 @@ from torch import Tensor
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
 from align_lab.algorithms.credit import episode_return
+from align_lab.algorithms.shared import KLClamp
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
-    kl_penalty,
     shape_sequence_rewards,
 )
 
 
 @dataclass
-class ReinforceMA(RolloutCorrection, OnlineAlgorithm):
+class ReinforceMA(RolloutCorrection, KLClamp, OnlineAlgorithm):
     """Whole response = one action: advantage R - b_MA, b_MA the mean of every past reward.
 
     R = r - kl_coef * sum_t KL_t (sequence-level KL in the reward); loss -(R - b_MA) sum_t m_t l_t,
@@ -30,7 +30,6 @@ class ReinforceMA(RolloutCorrection, OnlineAlgorithm):
     group_size: int = 1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
-    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     loss_aggregation: str = "seq_mean_token_sum"
 
     def __post_init__(self) -> None:
@@ -46,7 +45,7 @@ class ReinforceMA(RolloutCorrection, OnlineAlgorithm):
         return self.reward_sum / self.reward_count if self.reward_count else 0.0
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
+        kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
         rewards = shape_sequence_rewards(episode_return(rollout), kl, rollout.mask, self.kl_coef)  # (B,)
         advantages = broadcast_to_tokens(rewards - self.baseline, rollout.mask)  # (B, T)
         self.reward_sum += rewards.sum().item()

@@ -10,32 +10,29 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import (
-    OnlineAlgorithm,
-    Rollout,
-    RolloutCorrection,
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
+from align_lab.algorithms.credit import check_credit, episode_return, observation_steps, placed_rewards
+from align_lab.algorithms.shared import (
+    KLClamp,
+    RatioClip,
+    RewardClip,
     check_clip,
-    check_online,
     check_reward_clip,
     clip_bounds,
+    policy_loss,
 )
-from align_lab.algorithms.credit import check_credit, episode_return, observation_steps, placed_rewards
 from align_lab.checks import check
 from align_lab.rl import (
-    aggregate_loss,
-    clip_reward,
     clipped_surrogate,
     discounted_returns,
     group_normalize,
-    kl_penalty,
-    masked_mean,
     masked_whiten,
     shape_token_rewards,
 )
 
 
 @dataclass
-class ReinforcePP(RolloutCorrection, OnlineAlgorithm):
+class ReinforcePP(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgorithm):
     """Critic-free PPO-clip: token-level k1 KL in the reward, return-to-go, global batch whitening."""
 
     lr: float = 1e-3
@@ -43,16 +40,10 @@ class ReinforcePP(RolloutCorrection, OnlineAlgorithm):
     group_size: int = 1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
-    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     gamma: float = 1.0
     across_observations: str = "skip"  # multi-turn returns: skip observation tokens (verl) | step (OpenRLHF)
     turn_rewards_at: str = "turn"  # a turn's env reward at its last token | last (verl, OpenRLHF)
-    clip: float = 0.2
-    clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
-    dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
-    log_ratio_clamp: float | None = 20.0  # log(pi / pi_old) clamped to +-this before exp; None = TRL
-    reward_clip: float | None = 10.0  # scores clamped to [-reward_clip, reward_clip] (OpenRLHF); None = verl
-    reward_clip_low: float | None = None  # lower bound -reward_clip_low; None = -reward_clip (symmetric)
+    reward_clip: float | None = 10.0  # OpenRLHF's scores clamp (RewardClip); None = verl
     whiten_unbiased: bool = False
     whiten_eps: float = 1e-8
     loss_aggregation: str = "token_mean"
@@ -76,8 +67,8 @@ class ReinforcePP(RolloutCorrection, OnlineAlgorithm):
             # the baseline is the group's mean episode return; the turns' rewards stay at their turns
             scores = group_normalize(episode_return(rollout), self.group_size, scale_by_std=False)
             scores = scores if turns is None else scores - turns.sum(-1)
-        scores = clip_reward(scores, self.reward_clip, self.reward_clip_low)  # (B,)
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
+        scores = self.clip_reward(scores)  # (B,)
+        kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
         reward_kl_coef = 0.0 if self.use_kl_loss else self.kl_coef
         rewards = shape_token_rewards(scores, kl, rollout.mask, reward_kl_coef, turns)  # (B, T)
         steps = observation_steps(rollout, self.across_observations)  # (B, T) or None
@@ -86,15 +77,8 @@ class ReinforcePP(RolloutCorrection, OnlineAlgorithm):
         return whitened, None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
+        """PPO-clip on the whitened returns; with use_kl_loss (v9 Eq. 8) + kl_coef * KL per token on
+        pi_theta (with k2 its gradient is the reverse-KL policy gradient)."""
         old = self.anchor(batch)  # (B, T)
         per_token, clipped = clipped_surrogate(logprobs, old, batch.advantages, *clip_bounds(self))
-        corrected = self.correct(batch, per_token, logprobs)
-        per_token = corrected.per_token  # (B, T)
-        stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item(), **corrected.stats}
-        if self.use_kl_loss:  # v9 Eq. 8: with k2 its gradient is the reverse-KL policy gradient
-            kl = kl_penalty(
-                logprobs, batch.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp
-            )  # differentiable
-            per_token = per_token + self.kl_coef * kl
-            stats["train/kl_loss"] = masked_mean(kl.detach(), batch.mask).item()
-        return aggregate_loss(per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows), stats
+        return policy_loss(self, batch, logprobs, per_token, clipped, self.use_kl_loss)

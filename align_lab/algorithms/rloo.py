@@ -6,24 +6,22 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import (
-    OnlineAlgorithm,
-    Rollout,
-    RolloutCorrection,
+from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
+from align_lab.algorithms.credit import episode_return
+from align_lab.algorithms.shared import (
+    KLClamp,
+    RatioClip,
+    RewardClip,
     check_clip,
-    check_online,
     check_reward_clip,
     clip_bounds,
 )
-from align_lab.algorithms.credit import episode_return
 from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
-    clip_reward,
     clipped_surrogate,
     discounted_returns,
-    kl_penalty,
     leave_one_out,
     masked_mean,
     masked_sum,
@@ -36,13 +34,15 @@ RATIOS = ("none", "sequence", "token")
 
 
 @dataclass
-class RLOO(RolloutCorrection, OnlineAlgorithm):
+class RLOO(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgorithm):
     """k samples per prompt; each one's baseline is the mean reward of the other k - 1.
 
     Paper: R = r - kl_coef * sum_t KL_t, A_i = R_i - mean_{j!=i} R_j, loss -A_i sum_t m_t l_t (no
     ratio, no clip). TRL: ratio=sequence (one ratio exp(sum l - sum l_old) per sequence, PPO-clip,
     mean over sequences). OpenRLHF: token_level_kl=true (baseline on the raw scores, then per-token
-    KL shaping and return-to-go), ratio=token, loss_aggregation=token_mean.
+    KL shaping and return-to-go), ratio=token, loss_aggregation=token_mean. reward_clip (RewardClip)
+    clamps the baselined reward: the KL-shaped sequence reward's, or with token_level_kl the raw
+    score's before KL shaping (OpenRLHF, 10).
     """
 
     lr: float = 1e-3
@@ -50,18 +50,9 @@ class RLOO(RolloutCorrection, OnlineAlgorithm):
     group_size: int = 4
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
-    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     token_level_kl: bool = False
     ratio: str = "none"
-    clip: float = 0.2
-    clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
-    dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
-    log_ratio_clamp: float | None = 20.0  # log(pi / pi_old) clamped to +-this before exp; None = TRL
     loss_aggregation: str = "seq_mean_token_sum"
-    # the baselined reward clamped to [-reward_clip_low, reward_clip]: the KL-shaped sequence reward's
-    # (default), or with token_level_kl the raw score's before KL shaping (OpenRLHF, 10); None = off
-    reward_clip: float | None = None
-    reward_clip_low: float | None = None  # lower bound -reward_clip_low; None = -reward_clip (symmetric)
     normalize_advantages: bool = False  # (A - mean) / (std + 1e-4) over the batch (TRL normalize_advantages)
 
     def __post_init__(self) -> None:
@@ -83,15 +74,15 @@ class RLOO(RolloutCorrection, OnlineAlgorithm):
         check_reward_clip(self)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
+        kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
         if self.token_level_kl:
             baselined = leave_one_out(episode_return(rollout), self.group_size)  # (B,)
-            baselined = clip_reward(baselined, self.reward_clip, self.reward_clip_low)  # (B,)
+            baselined = self.clip_reward(baselined)  # (B,)
             rewards = shape_token_rewards(baselined, kl, rollout.mask, self.kl_coef)  # (B, T)
             return discounted_returns(rewards, rollout.mask, 1.0), None
         rewards = shape_sequence_rewards(episode_return(rollout), kl, rollout.mask, self.kl_coef)  # (B,)
         baselined = leave_one_out(rewards, self.group_size)  # (B,)
-        baselined = clip_reward(baselined, self.reward_clip, self.reward_clip_low)  # (B,)
+        baselined = self.clip_reward(baselined)  # (B,)
         if self.normalize_advantages:
             baselined = standardize(baselined)  # (B,)
         return broadcast_to_tokens(baselined, rollout.mask), None

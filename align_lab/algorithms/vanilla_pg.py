@@ -14,18 +14,18 @@ from align_lab.algorithms.base import (
     check_online,
 )
 from align_lab.algorithms.credit import check_credit, observation_steps, placed_rewards
+from align_lab.algorithms.shared import KLClamp
 from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     gae,
-    kl_penalty,
     masked_mean,
     shape_token_rewards,
 )
 
 
 @dataclass
-class VanillaPG(RolloutCorrection, CriticAlgorithm):
+class VanillaPG(RolloutCorrection, KLClamp, CriticAlgorithm):
     """Token-level REINFORCE: return-to-go of KL-shaped rewards minus a learned baseline b_phi(s_t).
 
     PPO with lam = 1 and neither ratio nor clip: loss -sum_t m_t stopgrad(G_t - b(s_t)) l_t, plus the
@@ -38,7 +38,6 @@ class VanillaPG(RolloutCorrection, CriticAlgorithm):
     group_size: int = 1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
-    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     gamma: float = 1.0
     across_observations: str = "skip"  # multi-turn returns: skip observation tokens (verl) | step (OpenRLHF)
     turn_rewards_at: str = "turn"  # a turn's env reward at its last token | last (verl, OpenRLHF)
@@ -52,7 +51,7 @@ class VanillaPG(RolloutCorrection, CriticAlgorithm):
         check_credit(self)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
+        kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
         outcome, turns = placed_rewards(rollout, self.turn_rewards_at)  # (B,), (B, T) or None
         rewards = shape_token_rewards(outcome, kl, rollout.mask, self.kl_coef, turns)  # (B, T)
         steps = observation_steps(rollout, self.across_observations)  # (B, T) or None

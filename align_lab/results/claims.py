@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from align_lab.results import stats
+from align_lab.results.extract import logged_metric
 from align_lab.results.stats import ALPHA
 from align_lab.results.tables import per_seed
 
@@ -66,7 +67,7 @@ def check_claims(claims: list[Claim], groups: list[str], metrics: set[str]) -> N
         for g in (c.a, c.b):
             if g not in groups:
                 raise ValueError(f"claim '{c}': no group {g!r}; the groups are {', '.join(groups)}")
-        if c.metric not in metrics:
+        if logged_metric(c.metric) not in metrics:
             known = ", ".join(sorted(m for m in metrics if "/" in m))
             raise ValueError(f"claim '{c}': no runs report {c.metric!r}; they report {known}")
 

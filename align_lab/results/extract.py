@@ -6,6 +6,7 @@ A key a run did not log (a pairwise run has no `time/rollout_s`, an old run no m
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -56,9 +57,33 @@ def last_value(records: list[dict], key: str) -> float:
     return NAN
 
 
+# `mean(<metric>)`, `std(<metric>)`: a statistic over every value a run logged of the metric, for claims
+# about a run's course rather than its end (the spread of train/grad_norm; the mean of the evaluations'
+# eval/pass@1, higher for the run that reaches a pass@1 sooner)
+OVER_STEPS = re.compile(r"^(?P<stat>mean|std)\((?P<metric>[^()\s]+)\)$")
+
+
+def over_steps(records: list[dict], stat: str, key: str) -> float:
+    """The mean or the population standard deviation (numpy's, ddof 0) of the key's logged numbers, in
+    step order; NaN if none is logged."""
+    values = np.array([v for r in records if not math.isnan(v := number(r.get(key)))])  # (steps,)
+    if not len(values):
+        return NAN
+    return float(values.mean() if stat == "mean" else values.std())
+
+
+def logged_metric(key: str) -> str:
+    """The metric a run logs behind `key`: the one inside `mean(...)` / `std(...)`, else the key."""
+    m = OVER_STEPS.match(key)
+    return m["metric"] if m else key
+
+
 def final_value(run: Run, key: str) -> float:
     """summary.json's value (NaN stays NaN: an earlier evaluation is not the final one), else the last
-    logged one (a running run's latest evaluation)."""
+    logged one (a running run's latest evaluation); `mean(<metric>)` / `std(<metric>)`: over_steps."""
+    m = OVER_STEPS.match(key)
+    if m:
+        return over_steps(run.metrics, m["stat"], m["metric"])
     return number(run.summary[key]) if key in run.summary else last_value(run.metrics, key)
 
 

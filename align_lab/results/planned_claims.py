@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from align_lab.results.claims import parse_claims
-from align_lab.results.extract import COUNTERS
+from align_lab.results.extract import COUNTERS, logged_metric
 from align_lab.results.runs import Run, group_label
 
 # what every evaluation reports (train/evaluate.py: evaluate); win_rate_vs_sft by the gold reward or the judge
@@ -44,7 +44,9 @@ def run_metrics(verifiable: bool, has_gold_reward: bool, eval_samples: int) -> f
 
 
 def may_report(metric: str, known: frozenset[str]) -> bool:
-    """Whether a run whose eval/counters keys are `known` may report `metric`."""
+    """Whether a run whose eval/counters keys are `known` may report `metric` (mean(...) / std(...): the
+    metric inside)."""
+    metric = logged_metric(metric)
     return metric in known or not metric.startswith(CHECKED_PREFIXES)
 
 

@@ -245,6 +245,12 @@ def check_data(spec: RunSpec) -> None:
         reward = spec.names.get("reward", type(spec.reward).__name__)
         if isinstance(spec.reward, GoldReward | Verifier):
             raise ConfigError(f"reward={reward}: task={task_name} has no gold reward; use reward=hf_rm")
+        threshold = spec.algo.desirable_threshold if isinstance(spec.algo, PairwiseAlgorithm) else None
+        if threshold is not None:
+            raise ConfigError(
+                f"algo.desirable_threshold={threshold}: labels samples by their gold reward; "
+                f"task={task_name} has none (null: KTO on its pairs)"
+            )
         pairs_needed = isinstance(spec.reward, LearnedRM) or (
             isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
         )

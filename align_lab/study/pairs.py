@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from align_lab.tasks.base import Pair, pair_from_json
+from align_lab.tasks.base import Labelled, labelled_from_json, pair_from_json
 from align_lab.tasks.view import observation_renderer
 
 # (policy, tokenizer, prompts, k, (max_response_tokens, max_prompt_tokens)) -> k samples per prompt, a
@@ -60,9 +60,21 @@ def conversation_sampler(env, render_observation, raw_prompt=lambda prompt: prom
     return sample
 
 
-def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler) -> list[Pair]:
+def threshold_labels(threshold: float) -> Callable:
+    """A labeller of unpaired samples: each of a prompt's responses its own sample, desirable when its
+    gold reward (the verifier's 0/1, or the task's reward) is above `threshold` (algo.desirable_threshold)."""
+
+    def label(prompt: str, responses: list, gold: list[float], rng) -> list[Labelled]:
+        return [Labelled(prompt, r, g > threshold, g) for r, g in zip(responses, gold, strict=True)]
+
+    return label
+
+
+def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler, label=None) -> list:
     """task.pair_samples samples (`sample`) of the SFT policy for task.n_pairs train prompts, labelled by
-    the task (label_samples: its annotator or verifier); ValueError when none gives a pair."""
+    `label` (default task.label_samples: its annotator or verifier, into pairs); ValueError when none
+    gives a row."""
+    label = label or task.label_samples
     rng = random.Random(seed)
     torch.manual_seed(seed)
     train_prompts = task.prompts("train")
@@ -76,7 +88,7 @@ def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler) -> list
             asked, answers, finished, samples = sample(policy, tokenizer, prompts[i : i + chunk], k, limits)
             gold = task.gold_reward(asked, answers, finished)
             for j in range(0, len(asked), k):
-                rows += task.label_samples(asked[j], samples[j : j + k], gold[j : j + k], rng)
+                rows += label(asked[j], samples[j : j + k], gold[j : j + k], rng)
             bar.update(len(asked) // k)
     if not rows:
         raise ValueError(
@@ -86,26 +98,43 @@ def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler) -> list
     return rows
 
 
+def check_labels(rows: list[Labelled], threshold: float) -> None:
+    """Unpaired samples all on one side of the threshold teach KTO nothing to contrast: refused."""
+    desirable = sum(r.desirable for r in rows)
+    if desirable in (0, len(rows)):
+        side = "above" if desirable else "at or below"
+        raise ValueError(
+            f"algo.desirable_threshold={threshold}: all {len(rows)} sampled responses' gold rewards are "
+            f"{side} it; choose a threshold between the samples' rewards"
+        )
+
+
 def build_preferences(
-    b, task, model, sft, tokenizer, policy_task, sft_path, policy_key, env=None, sample=None
+    b, task, model, sft, tokenizer, policy_task, sft_path, policy_key, env=None, sample=None, threshold=None
 ):
     """3. Preference pairs: the task's data, or task.pair_samples samples per prompt of the SFT policy
     (`sample`; default: single turn, or `env`'s conversations) labelled by the task. A multi-turn env
-    is in the key; single-turn pairs' files are as before."""
+    is in the key; single-turn pairs' files are as before. With `threshold` (algo.desirable_threshold)
+    the samples are unpaired instead, each labelled against it (threshold_labels; in the key)."""
     pairs = policy_task.preference_pairs()
-    if pairs is not None:
+    if pairs is not None and threshold is None:
         return pairs
     if sample is None:
         multi = env_fingerprint(env) is not None
         render = observation_renderer(policy_task, env)
         raw = getattr(policy_task, "raw", lambda prompt: prompt)  # the env starts from the task's own prompt
         sample = conversation_sampler(env, render, raw) if multi else single_turn_sampler()
+    label = None if threshold is None else threshold_labels(threshold)
+    name = "pairs.jsonl" if threshold is None else "samples.jsonl"
 
     def build(out: Path) -> None:
         policy = model.load_causal_lm(sft_path)
         seed = policy_task.world_seed + 2 + sft.seed  # per run with stages.seed=per_run
-        with open(out / "pairs.jsonl", "w") as f:
-            for row in sample_pairs(b, policy, tokenizer, policy_task, seed, sample):
+        rows = sample_pairs(b, policy, tokenizer, policy_task, seed, sample, label)
+        if threshold is not None:
+            check_labels(rows, threshold)
+        with open(out / name, "w") as f:
+            for row in rows:
                 f.write(json.dumps(dataclasses.asdict(row)) + "\n")
 
     inputs = {"sft": policy_key, "task": task.fingerprint()}
@@ -113,5 +142,9 @@ def build_preferences(
         inputs["model"] = model.fingerprint()
     if env_fingerprint(env) is not None:
         inputs["env"] = env_fingerprint(env)
-    with open(b.get("preferences", inputs, build) / "pairs.jsonl") as f:
-        return [pair_from_json(json.loads(line)) for line in f]
+    if threshold is not None:  # only then: the pairs' keys are as before
+        inputs["unpaired"] = {"desirable_threshold": threshold}
+    from_json = pair_from_json if threshold is None else labelled_from_json
+    record = "preferences" if threshold is None else "unpaired_samples"  # a run may build both
+    with open(b.get("preferences", inputs, build, record) / name) as f:
+        return [from_json(json.loads(line)) for line in f]

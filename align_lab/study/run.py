@@ -58,6 +58,7 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank: int
     algorithm trains on them, a reward model for each learned one its reward scores with. Rank 0 builds
     them before the other ranks start; those only load them."""
     pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
+    threshold = spec.algo.desirable_threshold if pairwise else None  # unpaired samples (KTO)
     return build_stages(
         spec.task,
         spec.model,
@@ -66,10 +67,11 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank: int
         progress,
         spec.train.micro_batch_size,
         memory,
-        preferences=pairwise,
+        preferences=pairwise and threshold is None,
         reward_models=reward_models(spec.reward),
         may_build=rank == 0,
         env=spec.env,
+        desirable_threshold=threshold,
     )
 
 
@@ -105,7 +107,7 @@ def build_context(spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, 
         checkpoint_dir=ckpt,
         seed=spec.seed,
         progress=progress,
-        preferences=stages.preferences if pairwise else None,
+        preferences=(stages.preferences if stages.samples is None else stages.samples) if pairwise else None,
         preemption=preemption,
         judge=judge,
         backend=spec.backend,

@@ -22,7 +22,7 @@ import torch
 from align_lab.cache import StageCache, StageResult, stage_key
 from align_lab.study.numerics import numerics
 from align_lab.study.pairs import build_preferences, env_fingerprint
-from align_lab.tasks.base import Pair
+from align_lab.tasks.base import Labelled, Pair
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.micro import (
     MAX_BYTES,
@@ -84,6 +84,7 @@ class Stages:
     results: Mapping[str, StageResult]  # each stage's key, hit and time, by stage name
     micro_batch_sizes: Mapping[str, int | None]  # rows per micro-batch each stage was built with
     preferences: list[Pair] | None = None  # the preference pairs (when the run needs them)
+    samples: list[Labelled] | None = None  # unpaired labelled samples (KTO with algo.desirable_threshold)
     reward_models: Mapping[str, Path] = field(default_factory=dict)  # by reward_model_id
     rm_metrics: Mapping = field(default_factory=dict)  # the reward model stage's held-out metrics
 
@@ -142,12 +143,13 @@ class StageBuild:
         through training, so it is in the key like the thread count (None where a stage has none)."""
         return {**self.numerics, "micro_batch_size": self.micro_batch_sizes.get(stage)}
 
-    def get(self, stage: str, inputs: dict, build: Callable[[Path], None]) -> Path:
+    def get(self, stage: str, inputs: dict, build: Callable[[Path], None], record: str | None = None) -> Path:
+        """The stage's folder, built if missing; its result recorded under `record` (default: `stage`)."""
         inputs = {**inputs, "numerics": self.stage_numerics(stage)}
         if not self.may_build:
             build = partial(not_built, stage, stage_key(stage, VERSIONS[stage], inputs), self.cache.root)
-        self.results[stage] = self.cache.get(stage, VERSIONS[stage], inputs, build)
-        return self.results[stage].path
+        result = self.results[record or stage] = self.cache.get(stage, VERSIONS[stage], inputs, build)
+        return result.path
 
     def resolve(self, stage: str, rows: int, bytes_per_row: int) -> int | None:
         """train.micro_batch_size resolved for a stage's forwards; recorded (it is in the stage's key)."""
@@ -253,12 +255,14 @@ def build_stages(
     reward_models: tuple = (),
     may_build: bool = True,
     env=None,
+    desirable_threshold: float | None = None,
 ) -> Stages:
     """Every stage a run needs, built (or loaded) in a fixed order: tokenizer, SFT policy, then the
     preference pairs when `preferences` or a reward model asks for them, then each of `reward_models`
     (reward=learned_rm configs). `micro_batch_size`: train.micro_batch_size as set; `memory`: the bytes
     "auto" divides (default: the machine's); `may_build=False`: only load (ranks other than 0); `env`:
-    the multi-turn environment (None: single turn). Call it before the run's seed: it seeds each stage."""
+    the multi-turn environment (None: single turn); `desirable_threshold`: also unpaired samples labelled
+    against it (KTO). Call it before the run's seed: it seeds each stage."""
     b = StageBuild(cache, progress, micro_batch_size, memory or machine_memory(), numerics(None), may_build)
     tokenizer = build_tokenizer(b, task, model)
     policy_task = model.view(task, tokenizer)
@@ -273,6 +277,10 @@ def build_stages(
     if preferences or reward_models:
         pairs = build_preferences(b, task, model, sft, tokenizer, policy_task, sft_path, policy_key, env)
     pairs_key = b.results["preferences"].key if "preferences" in b.results else task.fingerprint()
+    samples = None
+    if desirable_threshold is not None:
+        stage = (b, task, model, sft, tokenizer, policy_task, sft_path, policy_key, env)
+        samples = build_preferences(*stage, threshold=desirable_threshold)
     for config in reward_models:
         keys = (pairs_key, policy_key)
         path = build_reward_model(b, config, model, tokenizer, policy_task, dims, sft_path, pairs, keys)
@@ -289,6 +297,7 @@ def build_stages(
         results=dict(b.results),
         micro_batch_sizes=dict(b.micro_batch_sizes),
         preferences=pairs,
+        samples=samples,
         reward_models=rms,
         rm_metrics=rm_metrics,
     )

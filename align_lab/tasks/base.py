@@ -21,6 +21,24 @@ class Pair:
     gold_rejected: float = math.nan
 
 
+@dataclass(frozen=True)
+class Labelled:
+    """One unpaired sample labelled desirable or not (KTO's data, TRL's (prompt, completion, label) rows);
+    `gold` is its hidden gold reward (for analysis, never for training)."""
+
+    prompt: str
+    response: str | list[tuple[str, str]]  # a response, or a conversation [(role, text), ...]
+    desirable: bool
+    gold: float = math.nan
+
+
+def labelled_from_json(row: dict) -> Labelled:
+    """A Labelled from its JSON row (dataclasses.asdict): a conversation's turns back to tuples."""
+    response = row["response"]
+    turns = response if isinstance(response, str) else [tuple(t) for t in response]
+    return Labelled(**{**row, "response": turns})
+
+
 def pair_from_json(row: dict) -> Pair:
     """A Pair from its JSON row (dataclasses.asdict): a conversation's turns back to (role, text) tuples."""
     turns = {k: [tuple(t) for t in row[k]] for k in ("chosen", "rejected") if isinstance(row[k], list)}

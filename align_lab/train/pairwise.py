@@ -116,22 +116,29 @@ def response_ids(tok, text, max_tokens: int, render_observation=None) -> list[in
 
 
 def step_pairs(algo: PairwiseAlgorithm, tok, max_response_tokens: int, items: list, render=None) -> tuple:
-    """(prompts, chosen ids, rejected ids) of a step's N items: dataset pairs tokenised (conversations
-    as (ids, roles), observations rendered by `render`), or train prompts whose responses are still to
-    be sampled (None)."""
+    """(the 2N rows' prompts, first rows' ids (N), second rows' ids (N), desirable (2N,) bool or None) of a
+    step's items: N dataset pairs tokenised (chosen rows first; conversations as (ids, roles),
+    observations rendered by `render`), 2N unpaired labelled samples (algo.desirable_threshold: rows in
+    their order, labels in `desirable`), or N train prompts whose responses are still to be sampled."""
     if not algo.uses_dataset_pairs:
-        return items, [None] * len(items), [None] * len(items)
+        return items * 2, [None] * len(items), [None] * len(items), None
+    ids = partial(response_ids, tok, max_tokens=max_response_tokens, render_observation=render)
+    if algo.desirable_threshold is not None:
+        n = len(items) // 2
+        responses = [ids(s.response) for s in items]
+        desirable = torch.tensor([s.desirable for s in items])  # (2N,)
+        return [s.prompt for s in items], responses[:n], responses[n:], desirable
     prompts = [p.prompt for p in items]
-    chosen = [response_ids(tok, p.chosen, max_response_tokens, render) for p in items]
-    rejected = [response_ids(tok, p.rejected, max_response_tokens, render) for p in items]
-    return prompts, chosen, rejected
+    return prompts * 2, [ids(p.chosen) for p in items], [ids(p.rejected) for p in items], None
 
 
 def pair_rows(tok, max_prompt_tokens: int, prompts, chosen, rejected, mine: slice) -> tuple:
-    """This process's 2m responses of its pairs `mine`, chosen rows first, as model inputs:
-    (prompt ids, prompt attention (2m, P), response ids, attended tokens, policy mask (2m, T)); the
-    last two are equal but for conversations, whose observations are attended and not in the mask."""
-    prompt_ids, prompt_attn = encode_prompts(tok, prompts[mine] * 2, max_prompt_tokens)  # (2m, P)
+    """This process's 2m rows of its pairs `mine` (of N; `prompts`: the 2N rows', first rows first), first
+    rows first, as model inputs: (prompt ids, prompt attention (2m, P), response ids, attended tokens,
+    policy mask (2m, T)); the last two are equal but for conversations, whose observations are attended
+    and not in the mask."""
+    n = len(chosen)
+    prompt_ids, prompt_attn = encode_prompts(tok, prompts[:n][mine] + prompts[n:][mine], max_prompt_tokens)
     rows = [r if isinstance(r, tuple) else (r, [1] * len(r)) for r in chosen[mine] + rejected[mine]]
     ids, mask, attend = pad_conversations(rows, tok.pad_token_id, max(len(r[0]) for r in rows))  # (2m, T)
     return prompt_ids, prompt_attn, ids, attend, mask
@@ -159,16 +166,21 @@ def reference_terms(ctx: Context, algo: PairwiseAlgorithm, rows: tuple, micro) -
     return ref_logprobs, masked_sum(policy - reference, rotated[4], dim=1)  # (2m,)
 
 
-def pair_loss(algo: PairwiseAlgorithm, dp, ref_logprobs, routes, kl_logratios, logprobs, rows) -> tuple:
+def pair_loss(
+    algo: PairwiseAlgorithm, dp, ref_logprobs, routes, kl_logratios, logprobs, rows, desirable=None
+) -> tuple:
     """The loss of the step's N pairs from this process's token log-probs of its 2m responses (2m, T),
     chosen rows first, and under the reference; the KL to the reference on sampled pairs.
-    `kl_logratios` (2m,): the mismatched rows' log-ratios (algo.mismatched_kl), or None."""
+    `kl_logratios` (2m,): the mismatched rows' log-ratios (algo.mismatched_kl), or None; `desirable`
+    (2N,): the unpaired samples' labels (algo.desirable_threshold), or None."""
     mask, m, average = rows[4], len(rows[4]) // 2, algo.length_normalize  # policy tokens
     logps = sequence_logprobs(logprobs, mask, average)  # (2m,)
     ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2m,)
     policy_chosen, policy_rejected = dp.gather(logps[:m]), dp.gather(logps[m:])  # (N,)
     ref_chosen, ref_rejected = dp.gather(ref_logps[:m]), dp.gather(ref_logps[m:])  # (N,)
     extra = {} if kl_logratios is None else {"kl_logratios": dp.gather(kl_logratios)}  # (2N,)
+    if desirable is not None:
+        extra["desirable"] = desirable  # (2N,)
     loss, stats = algo.pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, routes, **extra)
     sampled = is_sampled(routes).repeat(2)  # (2N,)
     if sampled.any():
@@ -191,6 +203,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         "sampler": sampler,
         "counters": counters,
     }
+    algo.check_data(source.items)
     torch.manual_seed(ctx.seed)
     start = restore(ctx, named, algo)
     bar = ctx.progress(total=cfg.steps, initial=start, desc="preference optimisation")
@@ -199,9 +212,10 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     render, limit = observation_renderer(task, env), conversation_tokens(task, env)
     final = None
     for step in range(start, cfg.steps):
-        # 1. the step's pairs: dataset pairs (or train prompts) and a route per pair
+        # 1. the step's pairs: dataset pairs (or 2N unpaired samples, or train prompts), a route per pair
         routes = algo.routes(n)  # (N,)
-        prompts, chosen, rejected = step_pairs(algo, tok, limit, source.take(n), render)
+        items = source.take(n if algo.desirable_threshold is None else 2 * n)
+        prompts, chosen, rejected, desirable = step_pairs(algo, tok, limit, items, render)
         # 2. two samples of the sampling policy for each pair on a sampled route, scored if DPR
         metrics = sample_pairs(ctx, sampler.at(step), prompts, routes, chosen, rejected, counters, step)
         if any(r is None for r in chosen):
@@ -218,7 +232,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         # 4. the policy's log-probs, loss and update
         update.zero_grad()
         policy = partial(token_logprobs, ctx, ctx.policy)
-        loss_of = partial(pair_loss, algo, dp, ref_logprobs, routes, kl_logratios)
+        loss_of = partial(pair_loss, algo, dp, ref_logprobs, routes, kl_logratios, desirable=desirable)
         [(loss, stats)] = accumulate([Term(policy, rows, loss_of)], update.backward, micro)
         stats["train/grad_norm"] = update.step()  # summed over processes, clipped, applied
         metrics["time/train_s"] = time.perf_counter() - t

@@ -3,6 +3,8 @@ out by hand in the comments."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from align_lab.compare import main as compare_main
@@ -158,3 +160,35 @@ def test_the_headline_names_what_differs_beyond_seed_noise_and_few_seeds_are_fla
     assert any("Fewer than 3 seeds in ppo, rloo: their CIs are unreliable" in n for n in two.notes)
     default = aggregate(_runs([0.1, 0.2]), ["algo"]).notes  # the runs log SFT's gold reward
     assert any(n.startswith("Baseline: SFT, the reference policy every group started from") for n in default)
+
+
+# ---- mean(<metric>) / std(<metric>): a claim about a run's course (sweeps/zoo_2025.yaml)
+def test_over_steps_is_the_mean_or_population_std_of_the_logged_values():
+    from align_lab.results.extract import final_value, over_steps
+
+    records = [
+        {"train/grad_norm": 1.0},
+        {"eval/kl": 0.3},
+        {"train/grad_norm": 3.0},
+        {"train/grad_norm": None},
+    ]
+    # mean of 1, 3 = 2; population std = sqrt(((1 - 2)^2 + (3 - 2)^2) / 2) = 1
+    assert over_steps(records, "mean", "train/grad_norm") == 2.0
+    assert over_steps(records, "std", "train/grad_norm") == 1.0
+    assert math.isnan(over_steps(records, "std", "eval/gold_reward"))  # never logged
+    # online_run logs eval/gold_reward = finals * s / 2 at steps 1, 2: finals 0.8 -> 0.4, 0.8 -> mean 0.6,
+    # while its final value (summary.json) is 0.8
+    run = online_run("ppo", 0, 0.8)
+    assert final_value(run, "mean(eval/gold_reward)") == pytest.approx(0.6)
+    assert final_value(run, "eval/gold_reward") == 0.8
+
+
+def test_a_claim_on_the_mean_over_steps_reads_every_evaluation():
+    # rloo's finals are 0.5 + d: its mean over the two evaluations is 0.75 (0.5 + d), ppo's 0.375; the
+    # paired diffs are 0.75 d for d = 0.1..0.6, all > 0 -> p = 2 / 2^6 = 0.03125 -> reproduced
+    got = _claims(_runs([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), "rloo > ppo on mean(eval/gold_reward)")
+    row = got["rloo > ppo on mean(eval/gold_reward)"]
+    assert row.diff == pytest.approx(0.75 * 0.35) and row.p == pytest.approx(0.03125)
+    assert row.verdict == "reproduced"
+    with pytest.raises(ValueError, match=r"no runs report 'std\(eval/bogus\)'"):
+        aggregate(_runs([0.1] * 2), ["algo"], claims=[parse_claim("rloo > ppo on std(eval/bogus)")])

@@ -154,3 +154,15 @@ def test_undecodable_text_names_the_file_line_and_byte(tmp_path, name):
     assert (
         message == f"task.path={path} line {line}: not UTF-8 text (byte 0xe9 at column 4); save it as UTF-8"
     )
+
+
+def test_kto_on_unpaired_samples_needs_a_gold_reward_to_label_them(tmp_path, hf_assets):
+    model = ["model=hf", f"model.name_or_path={hf_assets.policy}", "reward=function"]
+    model.append("reward.path=align_lab.rewards.function:word_count")
+    spec = build_task(jsonl(tmp_path, GOOD), *model, "algo=kto", "algo.desirable_threshold=0.5")
+    with pytest.raises(ConfigError) as e:
+        check_run(spec)
+    assert str(e.value) == (
+        "algo.desirable_threshold=0.5: labels samples by their gold reward; task=hf_prefs has none "
+        "(null: KTO on its pairs)"
+    )

@@ -104,7 +104,7 @@ def test_dpo_on_a_two_turn_pair_sums_policy_tokens_only(tok):
     render = observation_renderer(
         None, SimpleNamespace(observation_template="{observation}", multi_turn=True)
     )
-    prompts, c, r = step_pairs(algo, tok, 16, [pair], render)
+    prompts, c, r, _ = step_pairs(algo, tok, 16, [pair], render)
     rows = pair_rows(tok, 8, prompts, c, r, slice(0, 1))
     assert rows[4].tolist() == [[1, 1, 0, 1, 1]] * 2 and rows[3].tolist() == [[1] * 5] * 2  # mask, attend
     ctx = SimpleNamespace(backend=Backend())
