@@ -303,7 +303,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         if loop.sampler is not None:  # the sampling thread's time for the rollout it queued (not in step_s)
             metrics["time/rollout_sampling_s"] = loop.pending.queue[-1].seconds
         final = end_of_step(ctx, loop.named, algo, step + 1, metrics) or final
-        bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics.get('train/kl', 0.0):.3f}")
+        bar.update(1)  # after the postfix: its log line shows this step's values
     bar.close()
     return finish(ctx, loop.named, algo, final)
