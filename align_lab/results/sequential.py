@@ -38,8 +38,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
-from scipy import stats as sps
+
+
+def scipy_stats():
+    """scipy on first use: Hydra imports every plugin module (hydra_plugins/align_lab_launcher imports
+    this one) at each start of `python -m align_lab`, and a top-level scipy import cost every command,
+    a one-line config error too, about a second before it could answer."""
+    from scipy import stats
+
+    return stats
+
+
+def scipy_optimize():
+    from scipy import optimize
+
+    return optimize
 
 
 @dataclass(frozen=True)
@@ -84,9 +97,9 @@ def wave_seeds(plan: Plan, look: int) -> range:
 def obf_spending(t: float | np.ndarray, alpha: float) -> np.ndarray:
     """Lan-DeMets O'Brien-Fleming-type alpha spent by information fraction t: 2 - 2 Phi(z_{1-a/2}/sqrt t)."""
     t = np.clip(np.asarray(t, dtype=float), 0.0, 1.0)
-    z = sps.norm.ppf(1 - alpha / 2)
+    z = scipy_stats().norm.ppf(1 - alpha / 2)
     with np.errstate(divide="ignore"):
-        return np.where(t > 0, 2 - 2 * sps.norm.cdf(z / np.sqrt(t)), 0.0)
+        return np.where(t > 0, 2 - 2 * scipy_stats().norm.cdf(z / np.sqrt(t)), 0.0)
 
 
 def look_levels(plan: Plan, spend: Callable = obf_spending) -> np.ndarray:
@@ -105,7 +118,7 @@ def t_p_values(diffs: np.ndarray) -> np.ndarray:
         mean = np.nanmean(d, axis=-1) if d.shape[-1] else np.full(n.shape, np.nan)
         sd = np.sqrt(np.nansum((d - mean[..., None]) ** 2, axis=-1) / (n - 1))
         t = np.abs(mean) / (sd / np.sqrt(n))
-        p = 2 * sps.t.sf(t, np.maximum(n - 1, 1))
+        p = 2 * scipy_stats().t.sf(t, np.maximum(n - 1, 1))
     p = np.where(sd == 0, np.where(mean == 0, 1.0, 0.0), p)
     return np.where(n >= 2, p, np.nan)
 
@@ -122,25 +135,25 @@ def boundary_levels(info: Sequence[float], alpha: float, spend: Callable = obf_s
     s = w = f = None
     for k in range(len(info)):
         if k == 0:
-            z[0] = sps.norm.isf(spent[0] / 2) if spent[0] > 0 else np.inf
+            z[0] = scipy_stats().norm.isf(spent[0] / 2) if spent[0] > 0 else np.inf
         elif spent[k] > 0:
             sd = math.sqrt(info[k] - info[k - 1])
 
             def exit_prob(c, k=k, sd=sd, s=s, w=w, f=f):
                 b = c * math.sqrt(info[k])
-                return np.sum(w * f * (sps.norm.sf((b - s) / sd) + sps.norm.cdf((-b - s) / sd))) - spent[k]
+                return np.sum(w * f * (scipy_stats().norm.sf((b - s) / sd) + scipy_stats().norm.cdf((-b - s) / sd))) - spent[k]
 
-            z[k] = optimize.brentq(exit_prob, 0.01, 40.0, xtol=1e-12)
+            z[k] = scipy_optimize().brentq(exit_prob, 0.01, 40.0, xtol=1e-12)
         edge = min(z[k], 12.0) * math.sqrt(info[k])  # the continuation region of S_k
         s_next = np.linspace(-edge, edge, grid)  # (grid,)
         w_next = np.full(grid, s_next[1] - s_next[0])
         w_next[[0, -1]] /= 2  # trapezoid weights
         if k == 0:
-            f = sps.norm.pdf(s_next / math.sqrt(info[0])) / math.sqrt(info[0])  # (grid,) density of S_1
+            f = scipy_stats().norm.pdf(s_next / math.sqrt(info[0])) / math.sqrt(info[0])  # (grid,) density of S_1
         else:  # density of S_k on its continuation region: the previous one convolved with the increment
-            f = (w * f) @ (sps.norm.pdf((s_next[None, :] - s[:, None]) / sd) / sd)
+            f = (w * f) @ (scipy_stats().norm.pdf((s_next[None, :] - s[:, None]) / sd) / sd)
         s, w = s_next, w_next
-    return 2 * sps.norm.sf(z)
+    return 2 * scipy_stats().norm.sf(z)
 
 
 @functools.lru_cache(maxsize=32)
