@@ -185,7 +185,7 @@ def format_error(e: BaseException) -> str | None:
     if isinstance(e, (ConfigCompositionException, OverrideParseException, MissingConfigException)):
         text = " ".join(str(e).split())
         cause = e.__cause__
-        if cause is not None and "not in struct" in str(cause):  # the closest key, never a `+` that fails later
+        if cause is not None and "not in struct" in str(cause):  # the closest key, not a `+` that fails later
             from align_lab.config import unknown_key
 
             parent = getattr(cause, "parent_node", None)

@@ -28,7 +28,7 @@ class Assets:
     prompts_csv: Path
     hh_jsonl: Path  # HH-RLHF transcripts in chosen / rejected
     tldr_parquet: Path  # prompt, completion
-    gguf: Path  # a tiny Llama GGUF file (tests/gguf_assets.py): stands in for model=smollm2_135m's packaged one
+    gguf: Path  # a tiny Llama GGUF (tests/gguf_assets.py): stands in for model=smollm2_135m's packaged file
 
 
 def rows(n: int, seed: int = 0) -> list[dict]:

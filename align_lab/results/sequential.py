@@ -49,12 +49,6 @@ def scipy_stats():
     return stats
 
 
-def scipy_optimize():
-    from scipy import optimize
-
-    return optimize
-
-
 @dataclass(frozen=True)
 class Plan:
     """A study's sequential plan (the `plan:` key of a sweep file)."""
@@ -96,10 +90,11 @@ def wave_seeds(plan: Plan, look: int) -> range:
 
 def obf_spending(t: float | np.ndarray, alpha: float) -> np.ndarray:
     """Lan-DeMets O'Brien-Fleming-type alpha spent by information fraction t: 2 - 2 Phi(z_{1-a/2}/sqrt t)."""
+    sps = scipy_stats()
     t = np.clip(np.asarray(t, dtype=float), 0.0, 1.0)
-    z = scipy_stats().norm.ppf(1 - alpha / 2)
+    z = sps.norm.ppf(1 - alpha / 2)
     with np.errstate(divide="ignore"):
-        return np.where(t > 0, 2 - 2 * scipy_stats().norm.cdf(z / np.sqrt(t)), 0.0)
+        return np.where(t > 0, 2 - 2 * sps.norm.cdf(z / np.sqrt(t)), 0.0)
 
 
 def look_levels(plan: Plan, spend: Callable = obf_spending) -> np.ndarray:
@@ -112,13 +107,14 @@ def look_levels(plan: Plan, spend: Callable = obf_spending) -> np.ndarray:
 def t_p_values(diffs: np.ndarray) -> np.ndarray:
     """Two-sided paired Student-t p-values along the last axis (NaNs ignored); NaN with < 2 values;
     differences all equal: 0 when they are not 0, else 1. diffs: (..., seeds) -> (...)."""
+    sps = scipy_stats()
     d = np.asarray(diffs, dtype=float)
     n = np.sum(np.isfinite(d), axis=-1)  # (...)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.nanmean(d, axis=-1) if d.shape[-1] else np.full(n.shape, np.nan)
         sd = np.sqrt(np.nansum((d - mean[..., None]) ** 2, axis=-1) / (n - 1))
         t = np.abs(mean) / (sd / np.sqrt(n))
-        p = 2 * scipy_stats().t.sf(t, np.maximum(n - 1, 1))
+        p = 2 * sps.t.sf(t, np.maximum(n - 1, 1))
     p = np.where(sd == 0, np.where(mean == 0, 1.0, 0.0), p)
     return np.where(n >= 2, p, np.nan)
 
@@ -129,31 +125,34 @@ def boundary_levels(info: Sequence[float], alpha: float, spend: Callable = obf_s
     spend(t_{k-1}) under H0, Z_k = S_k / sqrt(I_k) with independent normal increments of S (Armitage,
     McPherson & Rowe 1969; Jennison & Turnbull 2000, ch. 19: recursive numerical integration on a grid
     of the continuation region). (looks,)"""
+    sps = scipy_stats()
+    from scipy import optimize
+
     info = np.asarray(info, dtype=float)  # (looks,)
     spent = np.diff(spend(info / info[-1], alpha), prepend=0.0)  # (looks,)
     z = np.full(len(info), np.inf)
     s = w = f = None
     for k in range(len(info)):
         if k == 0:
-            z[0] = scipy_stats().norm.isf(spent[0] / 2) if spent[0] > 0 else np.inf
+            z[0] = sps.norm.isf(spent[0] / 2) if spent[0] > 0 else np.inf
         elif spent[k] > 0:
             sd = math.sqrt(info[k] - info[k - 1])
 
             def exit_prob(c, k=k, sd=sd, s=s, w=w, f=f):
                 b = c * math.sqrt(info[k])
-                return np.sum(w * f * (scipy_stats().norm.sf((b - s) / sd) + scipy_stats().norm.cdf((-b - s) / sd))) - spent[k]
+                return np.sum(w * f * (sps.norm.sf((b - s) / sd) + sps.norm.cdf((-b - s) / sd))) - spent[k]
 
-            z[k] = scipy_optimize().brentq(exit_prob, 0.01, 40.0, xtol=1e-12)
+            z[k] = optimize.brentq(exit_prob, 0.01, 40.0, xtol=1e-12)
         edge = min(z[k], 12.0) * math.sqrt(info[k])  # the continuation region of S_k
         s_next = np.linspace(-edge, edge, grid)  # (grid,)
         w_next = np.full(grid, s_next[1] - s_next[0])
         w_next[[0, -1]] /= 2  # trapezoid weights
         if k == 0:
-            f = scipy_stats().norm.pdf(s_next / math.sqrt(info[0])) / math.sqrt(info[0])  # (grid,) density of S_1
+            f = sps.norm.pdf(s_next / math.sqrt(info[0])) / math.sqrt(info[0])  # (grid,) density of S_1
         else:  # density of S_k on its continuation region: the previous one convolved with the increment
-            f = (w * f) @ (scipy_stats().norm.pdf((s_next[None, :] - s[:, None]) / sd) / sd)
+            f = (w * f) @ (sps.norm.pdf((s_next[None, :] - s[:, None]) / sd) / sd)
         s, w = s_next, w_next
-    return 2 * scipy_stats().norm.sf(z)
+    return 2 * sps.norm.sf(z)
 
 
 @functools.lru_cache(maxsize=32)

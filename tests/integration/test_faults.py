@@ -344,9 +344,8 @@ def test_a_signal_marks_the_run_interrupted_and_a_rerun_resumes_it(tmp_path, cac
     # start over in a new timestamped one)
     step = (run_dir / "checkpoints" / "last").read_text().split("-")[1].split(".")[0]
     resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])  # .venv/bin/python, or python
-    assert lines[-1] == (
-        f"align_lab: interrupted by {signal.Signals(signum).name}; resume from step {int(step)} with: {resume}"
-    ), lines[-1]
+    name = signal.Signals(signum).name
+    assert lines[-1] == f"align_lab: interrupted by {name}; resume from step {int(step)} with: {resume}"
     assert "Traceback" not in err
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["error"] == lines[-1].removeprefix("align_lab: ")
