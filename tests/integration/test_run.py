@@ -132,8 +132,9 @@ def test_each_progress_line_shows_the_values_of_the_step_it_names(tmp_path, cach
     run_in_process([], tmp_path, cache_dir)
     rows = {r["step"]: r for r in read_metrics(tmp_path / "metrics.jsonl")}
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("policy optimisation:")]
-    expected = "policy optimisation: {}/3 reward {:.3f}, kl {:.3f}"
-    assert said == [expected.format(s, rows[s]["train/reward"], rows[s]["train/kl"]) for s in (1, 2, 3)]
+    expected = "policy optimisation: {}/3 reward {:.3f}, kl {:.3f}, rollout {:.1f}s, update {:.1f}s"
+    values = ["train/reward", "train/kl", "time/rollout_s", "time/train_s"]
+    assert said == [expected.format(s, *(rows[s][k] for k in values)) for s in (1, 2, 3)]
     evaluation = [r.getMessage() for r in caplog.records if r.getMessage().startswith("evaluation (")]
     assert [line.split(": ", 1)[1] for line in evaluation] == [
         "1/3 done policy sampled",
