@@ -185,9 +185,11 @@ def format_error(e: BaseException) -> str | None:
     if isinstance(e, (ConfigCompositionException, OverrideParseException, MissingConfigException)):
         text = " ".join(str(e).split())
         cause = e.__cause__
-        if cause is not None and "not in struct" in str(cause):
-            key = getattr(cause, "full_key", "")
-            return f"{key}: unknown key (to add a new key use +{key}=...)"
+        if cause is not None and "not in struct" in str(cause):  # the closest key, not a `+` that fails later
+            from align_lab.config import unknown_key
+
+            parent = getattr(cause, "parent_node", None)
+            return unknown_key(getattr(cause, "full_key", ""), parent.keys() if parent is not None else [])
         return text
     cause = e.__cause__ or e.__context__
     return format_error(cause) if cause is not None and cause is not e else None

@@ -137,3 +137,17 @@ def apply_model_defaults(cfg: DictConfig, overrides, model_name: str | None) -> 
                 cfg.algo[key] = value
                 applied[f"algo.{key}"] = f"model={model_name}"
     return applied
+
+
+def unknown_key(full_key: str, known) -> str:
+    """The one line for an override of a key the config lacks: the closest existing key, else the keys
+    that exist there. Never `+key=...`: every component is a dataclass, so a new key fails at build."""
+    import difflib
+
+    parent, _, name = full_key.rpartition(".")
+    keys = sorted(str(k) for k in known if not str(k).startswith("_"))
+    close = difflib.get_close_matches(name, keys, n=1, cutoff=0.6)
+    where = f"{parent}." if parent else ""
+    if close:
+        return f"{full_key}: unknown key; did you mean {where}{close[0]}?"
+    return f"{full_key}: unknown key; keys{' of ' + parent if parent else ''}: {', '.join(keys)}"

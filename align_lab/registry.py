@@ -22,5 +22,6 @@ def target(group: str, choice: str) -> str | None:
     data = yaml.safe_load((CONF / group / f"{choice}.yaml").read_text()) or {}
     if "_target_" in data:
         return data["_target_"]
-    bases = [d for d in data.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+    # a base may carry a package (`hf@model` in a global preset such as model/smollm2_135m.yaml)
+    bases = [d.split("@")[0] for d in data.get("defaults", []) if isinstance(d, str) and d != "_self_"]
     return target(group, bases[0]) if bases else None

@@ -119,6 +119,11 @@ def run(
             f"model.name_or_path={ckpt}",
             "task=arith_word",
             "reward=verifier",
+            # the preset's sizes before it was sized for a laptop (2026-11-26): the figures in docs/gpu.md
+            "train.rollout_size=64",
+            "train.minibatch_size=32",
+            "train.eval_samples=4",
+            "rollout.temperature=1.0",
             f"train.steps={steps}",
             "train.eval_every=0",
             "train.checkpoint_every=0",

@@ -28,6 +28,7 @@ class Assets:
     prompts_csv: Path
     hh_jsonl: Path  # HH-RLHF transcripts in chosen / rejected
     tldr_parquet: Path  # prompt, completion
+    gguf: Path  # a tiny Llama GGUF (tests/gguf_assets.py): stands in for model=smollm2_135m's packaged file
 
 
 def rows(n: int, seed: int = 0) -> list[dict]:
@@ -118,4 +119,12 @@ def build_assets(root: Path) -> Assets:
         prompts_csv=root / "prompts.csv",
         hh_jsonl=write_jsonl(root / "hh.jsonl", hh),
         tldr_parquet=root / "tldr.parquet",
+        gguf=tiny_gguf(root / "tiny.gguf"),
     )
+
+
+def tiny_gguf(path: Path) -> Path:
+    from tests.gguf_assets import write_tiny_gguf
+
+    write_tiny_gguf(path)
+    return path

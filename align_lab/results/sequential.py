@@ -38,8 +38,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
-from scipy import stats as sps
+
+
+def scipy_stats():
+    """scipy on first use: Hydra imports every plugin module (hydra_plugins/align_lab_launcher imports
+    this one) at each start of `python -m align_lab`, and a top-level scipy import cost every command,
+    a one-line config error too, about a second before it could answer."""
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,7 @@ def wave_seeds(plan: Plan, look: int) -> range:
 
 def obf_spending(t: float | np.ndarray, alpha: float) -> np.ndarray:
     """Lan-DeMets O'Brien-Fleming-type alpha spent by information fraction t: 2 - 2 Phi(z_{1-a/2}/sqrt t)."""
+    sps = scipy_stats()
     t = np.clip(np.asarray(t, dtype=float), 0.0, 1.0)
     z = sps.norm.ppf(1 - alpha / 2)
     with np.errstate(divide="ignore"):
@@ -99,6 +107,7 @@ def look_levels(plan: Plan, spend: Callable = obf_spending) -> np.ndarray:
 def t_p_values(diffs: np.ndarray) -> np.ndarray:
     """Two-sided paired Student-t p-values along the last axis (NaNs ignored); NaN with < 2 values;
     differences all equal: 0 when they are not 0, else 1. diffs: (..., seeds) -> (...)."""
+    sps = scipy_stats()
     d = np.asarray(diffs, dtype=float)
     n = np.sum(np.isfinite(d), axis=-1)  # (...)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -116,6 +125,9 @@ def boundary_levels(info: Sequence[float], alpha: float, spend: Callable = obf_s
     spend(t_{k-1}) under H0, Z_k = S_k / sqrt(I_k) with independent normal increments of S (Armitage,
     McPherson & Rowe 1969; Jennison & Turnbull 2000, ch. 19: recursive numerical integration on a grid
     of the continuation region). (looks,)"""
+    sps = scipy_stats()
+    from scipy import optimize
+
     info = np.asarray(info, dtype=float)  # (looks,)
     spent = np.diff(spend(info / info[-1], alpha), prepend=0.0)  # (looks,)
     z = np.full(len(info), np.inf)

@@ -32,7 +32,10 @@ class RunStopped(Exception):
 
 def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
     """The one-line stop of an exception a user can act on; None for anything else (a bug: traceback)."""
-    resume = f"rerun the same command to resume from step {checkpoint_step(ckpt)}"
+    from align_lab.study.rerun import resume_command
+
+    # the exact command: a plain rerun would start over in a new timestamped folder
+    resume = f"resume from step {checkpoint_step(ckpt)} with: {resume_command(ckpt.parent)}"
     if isinstance(e, Interrupted | KeyboardInterrupt):
         name = e.signal_name if isinstance(e, Interrupted) else "SIGINT"
         return RunStopped(f"interrupted by {name}; {resume}", 128 + getattr(signal, name))

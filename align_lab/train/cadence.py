@@ -16,9 +16,10 @@ def due(step: int, every: int, last: int) -> bool:
 def evaluate_now(ctx: Context):
     """Held-out evaluation of the current policy (row-seeded; the training RNG is untouched): an
     Evaluation (train/evaluate.py), its metrics and per-sample records."""
-    from align_lab.train.evaluate import evaluate
+    from align_lab.train.evaluate import EVAL_PHASES, evaluate
 
-    with ctx.evaluation_reference() as reference:
+    what = f"evaluation ({len(ctx.task.prompts('eval'))} prompts x {ctx.train.eval_samples} samples)"
+    with ctx.evaluation_reference() as reference, ctx.progress(total=EVAL_PHASES, desc=what) as bar:
         return evaluate(
             ctx.policy,
             reference,
@@ -30,6 +31,7 @@ def evaluate_now(ctx: Context):
             ctx.seed,
             judge=ctx.judge,
             micro_batch_size=ctx.eval_micro_batch_size,
+            progress=bar,
         )
 
 

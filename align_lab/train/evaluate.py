@@ -121,6 +121,16 @@ def means(fields: dict[str, list]) -> dict[str, float]:
     return out
 
 
+EVAL_PHASES = 3  # the policy's samples, the reference's, their KL and scores
+
+
+def phase_done(progress, what: str) -> None:
+    """One phase of an evaluation done, on its progress bar (None: no bar)."""
+    if progress is not None:
+        progress.set_postfix(done=what)
+        progress.update(1)
+
+
 @torch.no_grad()
 def evaluate(
     policy,
@@ -133,12 +143,13 @@ def evaluate(
     seed: int,
     judge=None,
     micro_batch_size: int | None = None,
+    progress=None,
 ) -> Evaluation:
     """Samples n per held-out prompt from the policy and the reference, each row with the noise of its
     eval_seeds row seed whatever the engine's seed_per_sample (so the arms of a study, paired by seed,
     see the same noise); the training RNG is untouched. Gold metrics when the task has a gold reward;
     `judge` (default: the run's reward) gives eval/rm_score and the win rates against the reference
-    policy and the task's reference responses."""
+    policy and the task's reference responses. `progress`: a bar of EVAL_PHASES steps, one a phase."""
     from align_lab.rewards.judge import ScoreJudge
 
     judge = judge if judge is not None else ScoreJudge(scorer)
@@ -148,10 +159,13 @@ def evaluate(
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # for engines that draw from the global generator all the same
         mine = engine.sample(policy, tokenizer, prompts, n_samples, *limits, **rows)
+        phase_done(progress, "policy sampled")
         torch.manual_seed(seed)
         sft = engine.sample(reference, tokenizer, prompts, n_samples, *limits, **rows)
+        phase_done(progress, "reference sampled")
     kl = sequence_kl(policy, reference, mine, micro_batch_size).tolist()  # (B,)
     fields = per_sample(task, scorer, judge, mine, sft, kl, n_samples)
+    phase_done(progress, "scored")
     metrics = means(fields) | {
         "eval/distinct_1": distinct_n(mine.responses, 1),
         "eval/distinct_2": distinct_n(mine.responses, 2),

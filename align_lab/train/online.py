@@ -262,6 +262,16 @@ def _experience(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, entr
     return rollout, reuse, dynamic
 
 
+def step_postfix(metrics: dict, times: dict) -> dict[str, str]:
+    """What the progress line shows of a step: its reward and KL, and where its time went."""
+    return {
+        "reward": f"{metrics['train/reward']:.3f}",
+        "kl": f"{metrics.get('train/kl', 0.0):.3f}",
+        "rollout": f"{times.get('time/rollout_s', 0.0):.1f}s",
+        "update": f"{times.get('time/train_s', 0.0):.1f}s",
+    }
+
+
 def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     """Trains ctx.policy with `algo` for ctx.train.steps steps (resuming from ctx's checkpoint);
     returns the final evaluation."""
@@ -303,7 +313,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         if loop.sampler is not None:  # the sampling thread's time for the rollout it queued (not in step_s)
             metrics["time/rollout_sampling_s"] = loop.pending.queue[-1].seconds
         final = end_of_step(ctx, loop.named, algo, step + 1, metrics) or final
-        bar.update(1)
-        bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", kl=f"{metrics.get('train/kl', 0.0):.3f}")
+        bar.set_postfix(**step_postfix(metrics, times))
+        bar.update(1)  # after the postfix: its log line shows this step's values
     bar.close()
     return finish(ctx, loop.named, algo, final)

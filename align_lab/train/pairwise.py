@@ -246,7 +246,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
             **{f"counters/{k}": v for k, v in counters.items()},
         }
         final = end_of_step(ctx, named, algo, done, metrics) or final
-        bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", margin=f"{stats.get('train/reward_margin', 0.0):.3f}")
+        bar.update(1)  # after the postfix: its log line shows this step's values
     bar.close()
     return finish(ctx, named, algo, final)

@@ -64,8 +64,8 @@ def train_reward_model(
             step += 1
             check_finite_loss(loss.item(), "reward model", step, "reward.lr")  # never cached
             optimizer.step()
-            progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.3f}")
+            progress.update(1)  # after the postfix: its log line shows this step's loss
     rm.eval()
     margins = micro_forward(
         bradley_terry(rm, tokenizer, heldout, max_prompt, max_response).forward, (heldout,), micro_batch_size

@@ -116,6 +116,6 @@ def train_sft(
             step += 1
             check_finite_loss(loss.item(), "sft", step, "sft.lr")  # a NaN model is never cached
             optimizer.step()
-            progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.3f}")
+            progress.update(1)  # after the postfix: its log line shows this step's loss
     return loss.item()

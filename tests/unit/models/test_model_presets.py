@@ -48,7 +48,7 @@ def test_smollm2_preset_reaches_every_algorithm(algo):
     assert cfg.algo.lr == 3e-6
 
 
-def test_the_run_records_where_preset_values_came_from():
+def test_the_run_records_where_preset_values_came_from(hf_assets):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from omegaconf import open_dict
@@ -56,6 +56,7 @@ def test_the_run_records_where_preset_values_came_from():
     from tests.conftest import ROOT
 
     overrides = ["algo=ppo", "model=smollm2_135m", "task=arith_word", "reward=verifier", "algo.lr=2e-6"]
+    overrides.append(f"model.gguf_file={hf_assets.gguf}")  # stands in for the package (setup.sh --smollm2)
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
     names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}

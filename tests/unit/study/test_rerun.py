@@ -1,0 +1,62 @@
+"""The command a stopped run prints to resume it, read back from the .hydra/hydra.yaml Hydra wrote."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import yaml
+
+from align_lab.study.rerun import python_command, resume_command
+
+
+def hydra_yaml(run_dir: Path, cwd: Path, mode="RUN", task=(), hydra=(), config_name="config", extra=()):
+    sources = [{"path": "hydra.conf", "schema": "pkg", "provider": "hydra"}, *extra]
+    record = {
+        "mode": mode,
+        "sweep": {"dir": "multirun/${now:%Y-%m-%d}"},
+        "overrides": {"hydra": ["hydra.mode=" + mode, *hydra], "task": list(task)},
+        "job": {"config_name": config_name},
+        "runtime": {"cwd": str(cwd), "config_sources": sources},
+    }
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": record}))
+
+
+def test_a_run_resumes_with_its_own_arguments_and_its_folder(tmp_path):
+    run_dir = tmp_path / "outputs" / "2026-11-26" / "01-02-03_grpo_seed0"
+    task = ["model=smollm2_135m", "train.steps=3", "study=it's mine"]
+    hydra_yaml(run_dir, tmp_path, task=task, hydra=[f"hydra.run.dir={run_dir}", "hydra.job.chdir=false"])
+    assert resume_command(run_dir) == (
+        f"{python_command(tmp_path)} -m align_lab hydra.job.chdir=false model=smollm2_135m train.steps=3 "
+        "'study=it'\"'\"'s mine' hydra.run.dir=outputs/2026-11-26/01-02-03_grpo_seed0"
+    )
+    assert shlex.split(resume_command(run_dir))[-2] == "study=it's mine"  # quoted for the shell
+
+
+def test_a_saved_sweeps_run_names_its_config_dir_and_name(tmp_path):
+    run_dir = tmp_path / "run"
+    sweeps = {"path": str(tmp_path / "sweeps"), "schema": "file", "provider": "command-line"}
+    hydra_yaml(run_dir, tmp_path, task=["algo=grpo"], config_name="real_arith", extra=[sweeps])
+    assert resume_command(run_dir).split(" ", 1)[1] == (
+        "-m align_lab --config-dir sweeps --config-name real_arith algo=grpo hydra.run.dir=run"
+    )
+
+
+def test_a_sweeps_job_names_the_sweep_folder_and_a_run_outside_hydra_the_rule(tmp_path):
+    job = tmp_path / "multirun" / "plan" / "0_grpo_seed0"
+    hydra_yaml(job, tmp_path, mode="MULTIRUN", task=["algo=grpo", "seed=0"])
+    assert resume_command(job) == "rerun the sweep's command with hydra.sweep.dir=multirun/plan"
+    bare = tmp_path / "bare"
+    assert resume_command(bare) == f"rerun the same command with hydra.run.dir={bare}"
+
+
+def test_the_interpreter_is_shown_as_the_user_calls_it(tmp_path, monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: sys.executable)  # an activated venv
+    assert python_command(tmp_path) == "python"
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    venv = tmp_path / ".venv" / "bin" / "python"
+    monkeypatch.setattr(sys, "executable", str(venv))
+    assert python_command(tmp_path) == ".venv/bin/python"  # below the folder it was started in
+    assert python_command(tmp_path / "elsewhere") == str(venv)
