@@ -13,12 +13,16 @@ from align_lab.algorithms.base import Rollout
 from align_lab.checks import check
 
 
+def total_return(scores: Tensor, turn_rewards: Tensor | None) -> Tensor:
+    """(B,) each episode's total reward: the outcome score (B,) plus its turns' rewards (B, T) summed
+    (None: the scores themselves, bit for bit)."""
+    return scores if turn_rewards is None else scores + turn_rewards.sum(-1)
+
+
 def episode_return(rollout: Rollout) -> Tensor:
     """(B,) each episode's total reward: the outcome score plus its turns' rewards (single turn: the
     scores themselves). What the sequence-level algorithms baseline, rank and broadcast."""
-    if rollout.turn_rewards is None:
-        return rollout.scores
-    return rollout.scores + rollout.turn_rewards.sum(-1)
+    return total_return(rollout.scores, rollout.turn_rewards)
 
 
 OBSERVATION_STEPS = ("skip", "step")

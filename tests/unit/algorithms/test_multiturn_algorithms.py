@@ -10,6 +10,7 @@ Ranked by the outcome alone row 1 wins (0.5 > 0.4); by the episode return row 0 
 """
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -23,7 +24,10 @@ from align_lab.algorithms.reinforce_pp import ReinforcePP
 from align_lab.algorithms.remax import ReMax
 from align_lab.algorithms.rloo import RLOO
 from align_lab.algorithms.vanilla_pg import VanillaPG
-from align_lab.train.online import _loss
+from align_lab.rollout.base import Samples
+from align_lab.train.common import Counters
+from align_lab.train.distributed import Group
+from align_lab.train.online import _loss, _score
 
 F64 = torch.float64
 MASK = torch.tensor([[1, 1, 0, 0, 1, 1, 0], [1, 1, 0, 1, 1, 0, 0]], dtype=F64)
@@ -137,6 +141,31 @@ def test_remax_subtracts_the_greedy_episode_return():
     # 0.9 - 0.6 = 0.3, 0.5 - 0.6 = -0.1 on every policy token (baseline_scores: the greedy episode's return)
     advantages, _ = ReMax(**PLAIN).advantages(multi_turn())
     close(advantages, [[0.3, 0.3, 0, 0, 0.3, 0.3, 0], [-0.1, -0.1, 0, -0.1, -0.1, 0, 0]])
+
+
+def test_remax_baseline_is_the_greedy_episodes_total_return():
+    # the loop's step 2 (train/online.py _score) on one prompt, group_size 2. The greedy episode's outcome
+    # 0.4 and turn rewards 0.5 (turn 1) + 0.25 (turn 2): baseline 0.4 + 0.75 = 1.15, not its score 0.4.
+    # The sampled episodes' returns 0.9 and 0.5 (multi_turn()): A = 0.9 - 1.15 = -0.25, 0.5 - 1.15 = -0.65
+    greedy_turns = torch.zeros(1, 7, dtype=F64)
+    greedy_turns[0, 1], greedy_turns[0, 4] = 0.5, 0.25
+    greedy = Samples(["q"], None, None, None, MASK[:1], ["7"], [True], None, turn_rewards=greedy_turns)
+    sampled = Samples(["q", "q"], *[None] * 4, ["3", "5"], [True, True], None)
+    outcome = {"7": 0.4, "3": 0.4, "5": 0.5}
+    ctx = SimpleNamespace(
+        scorer=lambda prompts, responses, finished: torch.tensor([outcome[r] for r in responses], dtype=F64),
+        group=Group(),
+    )
+    algo = ReMax(**PLAIN, group_size=2)
+    scores, baseline = _score(ctx, algo, sampled, greedy, Counters())
+    close(baseline, [1.15, 1.15])
+    batch = multi_turn(scores=scores.tolist())
+    batch.baseline_scores = baseline
+    advantages, _ = algo.advantages(batch)
+    close(advantages, [[-0.25, -0.25, 0, 0, -0.25, -0.25, 0], [-0.65, -0.65, 0, -0.65, -0.65, 0, 0]])
+    # single turn (no turn rewards): the greedy score itself, bit for bit
+    greedy.turn_rewards = None
+    assert torch.equal(_score(ctx, algo, sampled, greedy, Counters())[1], torch.tensor([0.4, 0.4], dtype=F64))
 
 
 def test_reinforce_ma_baselines_and_remembers_episode_returns():
