@@ -19,11 +19,16 @@ from align_lab.algorithms.base import (
     check_reward_clip,
     clip_bounds,
 )
-from align_lab.algorithms.credit import check_credit, episode_return, observation_steps, placed_rewards
+from align_lab.algorithms.credit import (
+    check_credit,
+    clip_episode,
+    episode_return,
+    observation_steps,
+    placed_rewards,
+)
 from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
-    clip_reward,
     clipped_surrogate,
     discounted_returns,
     group_normalize,
@@ -76,7 +81,7 @@ class ReinforcePP(RolloutCorrection, OnlineAlgorithm):
             # the baseline is the group's mean episode return; the turns' rewards stay at their turns
             scores = group_normalize(episode_return(rollout), self.group_size, scale_by_std=False)
             scores = scores if turns is None else scores - turns.sum(-1)
-        scores = clip_reward(scores, self.reward_clip, self.reward_clip_low)  # (B,)
+        scores = clip_episode(scores, turns, self.reward_clip, self.reward_clip_low)  # (B,) the total clipped
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         reward_kl_coef = 0.0 if self.use_kl_loss else self.kl_coef
         rewards = shape_token_rewards(scores, kl, rollout.mask, reward_kl_coef, turns)  # (B, T)

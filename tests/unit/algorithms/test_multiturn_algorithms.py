@@ -77,6 +77,41 @@ def test_critic_algorithms_put_a_turns_reward_at_its_turn(algo):
     close(last.advantages(multi_turn())[0], [[0.9, 0.9, 0, 0, 0.9, 0.9, 0], [0.5, 0.5, 0, 0.5, 0.5, 0, 0]])
 
 
+def test_ppo_max_normalises_and_clips_the_episode_return_wherever_the_turns_reward_sits():
+    # returns [0.9, 0.5]: fresh running moments (MOSS: 0, 1, 1e-24) become mean 0.7, var 0.04, count 2;
+    # Bessel std sqrt(0.04 * 2 / 1) = 0.28284271. turn: the mean comes off the outcome once, every reward
+    # is divided by the std: row 0 outcome (0.4 - 0.7) / std = -1.0606602, turn 0.5 / std = 1.7677670,
+    # total (0.9 - 0.7) / std = 0.7071068 -> clip 0.5 cuts 0.2071068 off the outcome: -1.2677670; row 1
+    # total -0.7071068 -> -0.5. gamma = lam = 1, V = 0, no whitening: A = return-to-go, turn 1's tokens
+    # -1.2677670 + 1.7677670 = 0.5, turn 2's -1.2677670; row 1 -0.5. last: the return itself, the same
+    # clipped totals 0.5 / -0.5 on every token (turn 1's tokens see the same total under both placements)
+    keys = {**PLAIN, **NO_WHITEN, "reward_norm": True, "reward_scaling": True, "reward_clip": 0.5}
+    algo = PPO(**keys)
+    close(
+        algo.advantages(multi_turn())[0],
+        [[0.5, 0.5, 0, 0, -1.267767, -1.267767, 0], [-0.5] * 2 + [0] + [-0.5] * 2 + [0, 0]],
+    )
+    assert (algo.reward_mean, algo.reward_var) == pytest.approx((0.7, 0.04))  # the returns' moments
+    last = PPO(**keys, turn_rewards_at="last")
+    close(
+        last.advantages(multi_turn())[0],
+        [[0.5, 0.5, 0, 0, 0.5, 0.5, 0], [-0.5] * 2 + [0] + [-0.5] * 2 + [0, 0]],
+    )
+    # no clip binding (0.8): row 0's turn 1 sees 0.7071068, turn 2 -1.0606602; row 1 -0.7071068
+    wide = PPO(**{**keys, "reward_clip": 0.8})
+    close(wide.advantages(multi_turn())[0][0], [0.7071068, 0.7071068, 0, 0, -1.0606602, -1.0606602, 0])
+
+
+def test_reinforce_pp_clips_the_episode_total():
+    # reward_clip 0.6: row 0's total 0.9 -> 0.6, the outcome 0.4 - 0.3 = 0.1, turn 1's 0.5 kept: returns
+    # [0.6, 0.6, ., ., 0.1, 0.1]; row 1's 0.5 unclipped. Whitened over [0.6, 0.6, 0.1, 0.1 | 0.5 x 4]:
+    # mean 3.4 / 8 = 0.425, var (2 * 0.175^2 + 2 * 0.325^2 + 4 * 0.075^2) / 8 = 0.036875, std 0.19202864:
+    # [0.9113223, -1.6924556 | 0.3905667] (outcome-only clipping would leave 0.9 / 0.4 / 0.5 unclipped)
+    advantages, _ = ReinforcePP(**PLAIN, reward_clip=0.6).advantages(multi_turn())
+    a, b, c = 0.9113223, -1.6924556, 0.3905667
+    close(advantages, [[a, a, 0, 0, b, b, 0], [c, c, 0, c, c, 0, 0]])
+
+
 def test_reinforce_pp_whitens_returns_over_policy_tokens_only():
     # returns on the 8 policy tokens [0.9, 0.9, 0.4, 0.4 | 0.5 x 4]: mean 4.6 / 8 = 0.575, population var
     # (2 * 0.325^2 + 2 * 0.175^2 + 4 * 0.075^2) / 8 = 0.295 / 8 = 0.036875, std 0.19202864:
