@@ -11,14 +11,30 @@ from torch import Tensor
 
 from align_lab.algorithms.base import Rollout
 from align_lab.checks import check
+from align_lab.rl import clip_reward
+
+
+def total_return(scores: Tensor, turn_rewards: Tensor | None) -> Tensor:
+    """(B,) each episode's total reward: the outcome score (B,) plus its turns' rewards (B, T) summed
+    (None: the scores themselves, bit for bit)."""
+    return scores if turn_rewards is None else scores + turn_rewards.sum(-1)
 
 
 def episode_return(rollout: Rollout) -> Tensor:
     """(B,) each episode's total reward: the outcome score plus its turns' rewards (single turn: the
     scores themselves). What the sequence-level algorithms baseline, rank and broadcast."""
-    if rollout.turn_rewards is None:
-        return rollout.scores
-    return rollout.scores + rollout.turn_rewards.sum(-1)
+    return total_return(rollout.scores, rollout.turn_rewards)
+
+
+def clip_episode(outcome: Tensor, turns: Tensor | None, bound: float | None, low: float | None) -> Tensor:
+    """(B,) the outcome reward after the reward clip of the episode's total (outcome + turn rewards):
+    the turns keep their rewards and the outcome takes up what the clip cuts, so turn_rewards_at=turn
+    and last see the same clipped total (OpenRLHF clamps its one sequence reward, an agent's summed
+    step rewards). Without turn rewards: clip_reward(outcome)."""
+    if turns is None:
+        return clip_reward(outcome, bound, low)
+    total = total_return(outcome, turns)  # (B,)
+    return outcome + (clip_reward(total, bound, low) - total)
 
 
 OBSERVATION_STEPS = ("skip", "step")

@@ -21,7 +21,13 @@ from align_lab.algorithms.base import (
     check_reward_clip,
     clip_bounds,
 )
-from align_lab.algorithms.credit import check_credit, observation_steps, placed_rewards
+from align_lab.algorithms.credit import (
+    check_credit,
+    clip_episode,
+    observation_steps,
+    placed_rewards,
+    total_return,
+)
 from align_lab.checks import check
 from align_lab.rl import (
     KL_CONTROLLER_INPUTS,
@@ -146,10 +152,28 @@ class PPO(RolloutCorrection, CriticAlgorithm):
             scores = scores / running_std(self.reward_var, self.reward_count)
         return clip_reward(scores, self.reward_clip, self.reward_clip_low)
 
+    def process_rewards(self, outcome: Tensor, turns: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """Multi-turn score reparameterisation of each episode's return (B,): the running moments are the
+        returns' (outcome + turn rewards), the mean comes off once (from the outcome), every reward is
+        divided by the std, and the clip bounds the episode's total, the outcome taking up what it cuts,
+        so turn_rewards_at=turn and last see the same total (docs/conventions.md#multi-turn). Returns
+        (outcome (B,), turn rewards (B, T)); without turn rewards, process_scores(outcome), None."""
+        if turns is None:
+            return self.process_scores(outcome), None
+        self.reward_mean, self.reward_var, self.reward_count = running_moments(
+            self.reward_mean, self.reward_var, self.reward_count, total_return(outcome, turns)
+        )
+        if self.reward_norm:
+            outcome = outcome - self.reward_mean
+        if self.reward_scaling:
+            std = running_std(self.reward_var, self.reward_count)
+            outcome, turns = outcome / std, turns / std
+        return clip_episode(outcome, turns, self.reward_clip, self.reward_clip_low), turns
+
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
         kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
         outcome, turns = placed_rewards(rollout, self.turn_rewards_at)  # (B,), (B, T) or None
-        scores = self.process_scores(outcome)  # (B,) the per-turn rewards are not processed
+        scores, turns = self.process_rewards(outcome, turns)  # (B,), (B, T) or None
         rewards = shape_token_rewards(scores, kl, rollout.mask, self.current_kl_coef, turns)  # (B, T)
         steps = observation_steps(rollout, self.across_observations)  # (B, T) or None
         advantages, returns = gae(rewards, rollout.values, rollout.mask, self.gamma, self.lam, steps)

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
-from align_lab.algorithms.credit import check_credit, episode_return, observation_steps, placed_rewards
+from align_lab.algorithms.credit import (
+    check_credit,
+    clip_episode,
+    episode_return,
+    observation_steps,
+    placed_rewards,
+)
 from align_lab.algorithms.shared import (
     KLClamp,
     RatioClip,
@@ -67,7 +73,7 @@ class ReinforcePP(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgor
             # the baseline is the group's mean episode return; the turns' rewards stay at their turns
             scores = group_normalize(episode_return(rollout), self.group_size, scale_by_std=False)
             scores = scores if turns is None else scores - turns.sum(-1)
-        scores = self.clip_reward(scores)  # (B,)
+        scores = clip_episode(scores, turns, self.reward_clip, self.reward_clip_low)  # (B,) the total clipped
         kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
         reward_kl_coef = 0.0 if self.use_kl_loss else self.kl_coef
         rewards = shape_token_rewards(scores, kl, rollout.mask, reward_kl_coef, turns)  # (B, T)

@@ -24,7 +24,8 @@ class ReMax(RolloutCorrection, OnlineAlgorithm):
     """One sample and one greedy response per prompt: A_t = G_t - r(x, y_greedy), no ratio or clip.
 
     G_t is the return-to-go of the per-token KL-shaped rewards (verl compute_remax_outcome_advantage);
-    the baseline is the greedy response's raw score, which the loop fills in (greedy_baseline).
+    the baseline is the greedy episode's total return (its score plus its turns' rewards, as the
+    sampled episode's return), which the loop fills in (greedy_baseline).
     """
 
     lr: float = 1e-3

@@ -42,6 +42,7 @@ class GuessNumberEnv:
     step_timeout_s: float = 5.0
     right_reward: float = 0.0
     observation_template: str = "{observation}"
+    max_conversation_tokens: int | None = None  # tokens after the prompt at most; None: the model's limit
 
     multi_turn = True
 
@@ -50,6 +51,8 @@ class GuessNumberEnv:
             raise ValueError(f"max_turns={self.max_turns}: must be >= 1")
         if not self.step_timeout_s > 0:
             raise ValueError(f"step_timeout_s={self.step_timeout_s}: must be > 0")
+        if self.max_conversation_tokens is not None and self.max_conversation_tokens < 1:
+            raise ValueError(f"max_conversation_tokens={self.max_conversation_tokens}: must be >= 1 or null")
         if "{observation}" not in self.observation_template:
             raise ValueError(f"observation_template={self.observation_template!r}: must hold {{observation}}")
 

@@ -286,7 +286,7 @@ class VLLMEngine:
             raise NonFiniteLogits()
         return response_ids, mask, logprobs
 
-    # multi-turn rollouts (rollout/turns.py); not run in this repository's CI without vllm
+    # multi-turn rollouts (rollout/turns.py); tests/integration/test_vllm.py runs them on the toy game
     def reserve_context(self, tokens: int) -> None:
         """The engine, when it starts, takes contexts of up to `tokens` (a conversation's limit)."""
         self._context_tokens = max(self._context_tokens, tokens)

@@ -15,6 +15,7 @@ from functools import partial
 import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
+from align_lab.algorithms.credit import total_return
 from align_lab.checks import Diverged
 from align_lab.models.sequences import attended, response_logprobs, token_values
 from align_lab.rl import masked_mean
@@ -92,12 +93,14 @@ def _produce(ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int,
 
 
 def _score(ctx: Context, algo: OnlineAlgorithm, samples, greedy, counters: Counters):
-    """2. This process's rewards (b,), and the greedy baseline of every row of the step (B,) or None."""
+    """2. This process's rewards (b,), and the greedy baseline of every row of the step (B,) or None:
+    the greedy episode's total return (its score plus its turns' rewards), as the sampled episode's."""
     scores = ctx.scorer(samples.prompts, samples.responses, samples.finished)  # (b,)
     if greedy is None:
         return scores, None
     dp = ctx.group
-    greedy_scores = dp.gather(ctx.scorer(greedy.prompts, greedy.responses, greedy.finished))  # (B/G,)
+    greedy_scores = ctx.scorer(greedy.prompts, greedy.responses, greedy.finished)  # (b/G,)
+    greedy_scores = dp.gather(total_return(greedy_scores, greedy.turn_rewards))  # (B/G,)
     counters["generated_tokens"] += int(dp.gather(greedy.mask).sum())
     counters["reward_queries"] += len(greedy_scores)
     return scores, greedy_scores.repeat_interleave(algo.group_size)  # (B,)

@@ -241,3 +241,109 @@ def test_sampling_leaves_the_trainers_random_state_as_it_was(world):
         assert engine._llm.llm_engine.model_config.max_model_len == limit
     finally:
         engine.close()
+
+
+# ---- multi-turn: the TurnEngine (rollout/turns.py) over vLLM's reserve_context and sample_ids
+GAME = ["task=guess_number", "env=guess_number", "reward=verifier", "rollout=vllm"]
+
+
+@pytest.fixture(scope="module")
+def game(cache):
+    """The toy game's SFT policy and its run's TurnEngine over a fresh VLLMEngine (rollout=vllm)."""
+    from align_lab.app import spec_from_config
+    from align_lab.cache import StageCache
+    from align_lab.study.run import engine_of
+    from align_lab.study.stages import build_stages
+    from align_lab.tracking.progress import progress_factory
+
+    small = [o for o in SMALL if not o.startswith("reward.")]
+    cfg, names = compose([*small, *GAME, f"cache_dir={cache}"])
+    spec = spec_from_config(cfg, names)
+    stages = build_stages(
+        spec.task, spec.model, spec.sft, StageCache(spec.cache_dir), progress_factory(False), env=spec.env
+    )
+    engine = engine_of(spec, stages)
+    assert isinstance(engine.inner, VLLMEngine)
+    engine.inner = Recorder(engine.inner)
+    yield stages, spec.task, engine
+    engine.close()
+
+
+class Recorder:
+    """The vLLM engine, keeping what each sample_ids call was given and gave back."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def sample_ids(self, model, tokenizer, contexts, *args, **kwargs):
+        ids, logprobs = self.inner.sample_ids(model, tokenizer, contexts, *args, **kwargs)
+        self.calls.append(([list(c) for c in contexts], ids, logprobs))
+        return ids, logprobs
+
+
+def play(engine, stages, task, n, greedy=False):
+    policy, prompts = stages.load_policy(), task.prompts("train")[:8]
+    limits = (task.max_response_tokens, task.max_prompt_tokens)
+    return engine.sample(policy, stages.tokenizer, prompts, n, *limits, greedy=greedy)
+
+
+def test_a_multi_turn_episode_trains_on_the_ids_vllm_sampled(game):
+    """Every later turn continues from the conversation's exact ids (prompt, sampled ids, observation
+    ids) and its sampled ids and log-probs are what the episode's response holds, mask 1 there and 0 on
+    the observations; the trainer's log-probs over the attended conversation are vLLM's; the engine
+    started sized for the conversation's limit (reserve_context), not one turn's."""
+    from align_lab.models.sequences import observation_ids, response_logprobs
+    from align_lab.rl import rollout_mismatch
+    from align_lab.rollout.turns import turn_tokens
+
+    stages, task, engine = game
+    tok, eos = stages.tokenizer, stages.tokenizer.eos_token_id
+    s = play(engine, stages, task, 4)
+    calls = engine.inner.calls
+    assert calls and max(s.turns) > 1 and s.attend is not None
+    full = [
+        ids[attn.bool()].tolist() + resp[: int(a.sum())].tolist()
+        for ids, attn, resp, a in zip(s.prompt_ids, s.prompt_attn, s.response_ids, s.attend, strict=True)
+    ]  # each row's whole conversation
+    starts = [int(a.sum()) for a in s.prompt_attn]
+    continued = 0
+    for contexts, ids, logprobs in calls:
+        for context, row_ids, row_logprobs in zip(contexts, ids, logprobs, strict=True):
+            turn, _ = turn_tokens(row_ids, row_logprobs, eos)  # up to and including its EOS
+            n = len(turn)
+            rows = [i for i, f in enumerate(full) if f[: len(context) + n] == context + turn]
+            assert rows, "a later turn's context and sampled ids are not a prefix of any episode"
+            i, at = rows[0], len(context) - starts[rows[0]]  # the turn's first position in the response
+            assert s.mask[i, at - 1] == 0  # it follows an observation
+            assert (s.mask[i, at : at + n] == 1).all() and (s.attend[i, at : at + n] == 1).all()
+            torch.testing.assert_close(s.logprobs[i, at : at + n], row_logprobs[:n].float())
+            continued += 1
+    assert continued == sum(t - 1 for t in s.turns if t > 1)  # every later turn came from sample_ids
+    for i, conversation in enumerate(s.conversations):  # observations: 0 in the mask, their exact ids
+        observations = [text for role, text in conversation if role == "env"]
+        obs = (s.attend[i].bool() & ~s.mask[i].bool()).nonzero().flatten().tolist()
+        expected = [t for text in observations for t in observation_ids(tok, engine.render_observation(text))]
+        assert s.response_ids[i, obs].tolist() == expected
+    with torch.no_grad():
+        trainer, _ = response_logprobs(
+            stages.load_policy(), s.prompt_ids, s.prompt_attn, s.response_ids, s.attend, engine.temperature
+        )
+    kl, outside, _ = rollout_mismatch(trainer, s.logprobs, s.mask)
+    assert 0 <= kl.item() < 1e-6 and outside.item() == 0
+    limit = engine.context_limit(stages.load_policy(), task.max_prompt_tokens)
+    assert engine.inner.inner._llm.llm_engine.model_config.max_model_len == limit
+
+
+def test_vllm_greedy_episodes_equal_hf_greedy_episodes(game):
+    """Greedy, vLLM's multi-turn conversations are HF generate's, token for token, turn for turn."""
+    import dataclasses
+
+    stages, task, engine = game
+    mine = play(engine, stages, task, 2, greedy=True)
+    theirs = play(dataclasses.replace(engine, inner=HFGenerate()), stages, task, 2, greedy=True)
+    assert_same_samples(mine, theirs)
+    assert torch.equal(mine.attend, theirs.attend) and mine.turns == theirs.turns
+    assert max(mine.turns) > 1

@@ -26,16 +26,24 @@ KL_ALGOS += ["reinforce_pp", "reinforce_pp_baseline"]
 CLIP_ALGOS = ["ppo", "ppo_max", "rloo", "grpo", "dr_grpo", "reinforce_pp"]
 
 
-# ---- Dr. GRPO's normaliser: the generation limit, as TRL's max_completion_length
+# ---- Dr. GRPO's normaliser: the response budget, as TRL's max_completion_length; multi-turn: the
+# conversation's (policy and observation tokens after the prompt), as verl's response_length and TRL's
+# max_completion_length, which tool results count against (docs/conventions.md#multi-turn)
+CALCULATOR = ["env=calculator", "task=arith_word", "reward=verifier", "model=hf", "model.name_or_path=x"]
+
+
 @pytest.mark.parametrize(
     "overrides,limit",
     [
         ([], 12),
         (["task=toy_arith"], 4),
         (["model=hf", "model.name_or_path=x", "model.max_response_tokens=96"], 96),
+        (CALCULATOR, 256),  # env.max_conversation_tokens, not the per-turn model.max_response_tokens 64
+        ([*CALCULATOR, "env.max_conversation_tokens=100"], 100),
+        (["task=guess_number", "env=guess_number"], 24),  # not the per-turn limit 3
     ],
 )
-def test_dr_grpo_max_len_is_the_generation_limit(overrides, limit):
+def test_dr_grpo_max_len_is_the_response_budget(overrides, limit):
     cfg, _ = compose(["algo=dr_grpo", *overrides])
     assert cfg.algo.max_len == limit
     assert cfg.algo.loss_aggregation == "constant"

@@ -10,6 +10,7 @@ Ranked by the outcome alone row 1 wins (0.5 > 0.4); by the episode return row 0 
 """
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -23,7 +24,10 @@ from align_lab.algorithms.reinforce_pp import ReinforcePP
 from align_lab.algorithms.remax import ReMax
 from align_lab.algorithms.rloo import RLOO
 from align_lab.algorithms.vanilla_pg import VanillaPG
-from align_lab.train.online import _loss
+from align_lab.rollout.base import Samples
+from align_lab.train.common import Counters
+from align_lab.train.distributed import Group
+from align_lab.train.online import _loss, _score
 
 F64 = torch.float64
 MASK = torch.tensor([[1, 1, 0, 0, 1, 1, 0], [1, 1, 0, 1, 1, 0, 0]], dtype=F64)
@@ -71,6 +75,41 @@ def test_critic_algorithms_put_a_turns_reward_at_its_turn(algo):
     close(returns, advantages)
     last = dataclasses.replace(algo, turn_rewards_at="last")  # verl, OpenRLHF: 0.9 at the episode's end
     close(last.advantages(multi_turn())[0], [[0.9, 0.9, 0, 0, 0.9, 0.9, 0], [0.5, 0.5, 0, 0.5, 0.5, 0, 0]])
+
+
+def test_ppo_max_normalises_and_clips_the_episode_return_wherever_the_turns_reward_sits():
+    # returns [0.9, 0.5]: fresh running moments (MOSS: 0, 1, 1e-24) become mean 0.7, var 0.04, count 2;
+    # Bessel std sqrt(0.04 * 2 / 1) = 0.28284271. turn: the mean comes off the outcome once, every reward
+    # is divided by the std: row 0 outcome (0.4 - 0.7) / std = -1.0606602, turn 0.5 / std = 1.7677670,
+    # total (0.9 - 0.7) / std = 0.7071068 -> clip 0.5 cuts 0.2071068 off the outcome: -1.2677670; row 1
+    # total -0.7071068 -> -0.5. gamma = lam = 1, V = 0, no whitening: A = return-to-go, turn 1's tokens
+    # -1.2677670 + 1.7677670 = 0.5, turn 2's -1.2677670; row 1 -0.5. last: the return itself, the same
+    # clipped totals 0.5 / -0.5 on every token (turn 1's tokens see the same total under both placements)
+    keys = {**PLAIN, **NO_WHITEN, "reward_norm": True, "reward_scaling": True, "reward_clip": 0.5}
+    algo = PPO(**keys)
+    close(
+        algo.advantages(multi_turn())[0],
+        [[0.5, 0.5, 0, 0, -1.267767, -1.267767, 0], [-0.5] * 2 + [0] + [-0.5] * 2 + [0, 0]],
+    )
+    assert (algo.reward_mean, algo.reward_var) == pytest.approx((0.7, 0.04))  # the returns' moments
+    last = PPO(**keys, turn_rewards_at="last")
+    close(
+        last.advantages(multi_turn())[0],
+        [[0.5, 0.5, 0, 0, 0.5, 0.5, 0], [-0.5] * 2 + [0] + [-0.5] * 2 + [0, 0]],
+    )
+    # no clip binding (0.8): row 0's turn 1 sees 0.7071068, turn 2 -1.0606602; row 1 -0.7071068
+    wide = PPO(**{**keys, "reward_clip": 0.8})
+    close(wide.advantages(multi_turn())[0][0], [0.7071068, 0.7071068, 0, 0, -1.0606602, -1.0606602, 0])
+
+
+def test_reinforce_pp_clips_the_episode_total():
+    # reward_clip 0.6: row 0's total 0.9 -> 0.6, the outcome 0.4 - 0.3 = 0.1, turn 1's 0.5 kept: returns
+    # [0.6, 0.6, ., ., 0.1, 0.1]; row 1's 0.5 unclipped. Whitened over [0.6, 0.6, 0.1, 0.1 | 0.5 x 4]:
+    # mean 3.4 / 8 = 0.425, var (2 * 0.175^2 + 2 * 0.325^2 + 4 * 0.075^2) / 8 = 0.036875, std 0.19202864:
+    # [0.9113223, -1.6924556 | 0.3905667] (outcome-only clipping would leave 0.9 / 0.4 / 0.5 unclipped)
+    advantages, _ = ReinforcePP(**PLAIN, reward_clip=0.6).advantages(multi_turn())
+    a, b, c = 0.9113223, -1.6924556, 0.3905667
+    close(advantages, [[a, a, 0, 0, b, b, 0], [c, c, 0, c, c, 0, 0]])
 
 
 def test_reinforce_pp_whitens_returns_over_policy_tokens_only():
@@ -137,6 +176,31 @@ def test_remax_subtracts_the_greedy_episode_return():
     # 0.9 - 0.6 = 0.3, 0.5 - 0.6 = -0.1 on every policy token (baseline_scores: the greedy episode's return)
     advantages, _ = ReMax(**PLAIN).advantages(multi_turn())
     close(advantages, [[0.3, 0.3, 0, 0, 0.3, 0.3, 0], [-0.1, -0.1, 0, -0.1, -0.1, 0, 0]])
+
+
+def test_remax_baseline_is_the_greedy_episodes_total_return():
+    # the loop's step 2 (train/online.py _score) on one prompt, group_size 2. The greedy episode's outcome
+    # 0.4 and turn rewards 0.5 (turn 1) + 0.25 (turn 2): baseline 0.4 + 0.75 = 1.15, not its score 0.4.
+    # The sampled episodes' returns 0.9 and 0.5 (multi_turn()): A = 0.9 - 1.15 = -0.25, 0.5 - 1.15 = -0.65
+    greedy_turns = torch.zeros(1, 7, dtype=F64)
+    greedy_turns[0, 1], greedy_turns[0, 4] = 0.5, 0.25
+    greedy = Samples(["q"], None, None, None, MASK[:1], ["7"], [True], None, turn_rewards=greedy_turns)
+    sampled = Samples(["q", "q"], *[None] * 4, ["3", "5"], [True, True], None)
+    outcome = {"7": 0.4, "3": 0.4, "5": 0.5}
+    ctx = SimpleNamespace(
+        scorer=lambda prompts, responses, finished: torch.tensor([outcome[r] for r in responses], dtype=F64),
+        group=Group(),
+    )
+    algo = ReMax(**PLAIN, group_size=2)
+    scores, baseline = _score(ctx, algo, sampled, greedy, Counters())
+    close(baseline, [1.15, 1.15])
+    batch = multi_turn(scores=scores.tolist())
+    batch.baseline_scores = baseline
+    advantages, _ = algo.advantages(batch)
+    close(advantages, [[-0.25, -0.25, 0, 0, -0.25, -0.25, 0], [-0.65, -0.65, 0, -0.65, -0.65, 0, 0]])
+    # single turn (no turn rewards): the greedy score itself, bit for bit
+    greedy.turn_rewards = None
+    assert torch.equal(_score(ctx, algo, sampled, greedy, Counters())[1], torch.tensor([0.4, 0.4], dtype=F64))
 
 
 def test_reinforce_ma_baselines_and_remembers_episode_returns():

@@ -9,6 +9,7 @@ import pytest
 
 from align_lab.envs.base import EnvError, Step, check_environment, episode_answer, run_step, start_episode
 from align_lab.envs.calculator import Calculator, calculate
+from align_lab.envs.guess_number import GuessNumberEnv
 from align_lab.envs.single_turn import SingleTurn
 
 
@@ -53,6 +54,12 @@ def test_calculator_keys_are_checked():
         Calculator(max_turns=0)
     with pytest.raises(ValueError, match=r"observation_template='x': must hold \{observation\}"):
         Calculator(observation_template="x")
+
+
+def test_guess_number_keys_are_checked():
+    with pytest.raises(ValueError, match=r"^max_conversation_tokens=0: must be >= 1 or null$"):
+        GuessNumberEnv(max_conversation_tokens=0)
+    assert GuessNumberEnv(max_conversation_tokens=None).max_conversation_tokens is None
 
 
 def test_single_turn_is_not_multi_turn_and_answers_its_one_turn():

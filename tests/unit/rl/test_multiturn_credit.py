@@ -440,11 +440,15 @@ def test_ppo_matches_verl_skipping_and_openrlhf_stepping_on_a_conversation(case)
         close(returns[keep], peer_ret[keep])
 
 
-def test_grpo_loss_matches_trls_tool_masked_loss():
+@pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo"])
+def test_grpo_loss_matches_trls_tool_masked_loss(loss_type):
     # TRL loss_type="grpo": per sequence, the mean over completion_mask * tool_mask of
     # -A + beta k3, then the mean over sequences; ratio 1 (logprobs = old). Rewards [1, 0] on the calc
     # conversation and its cut version: A = +-0.5 / (sqrt(0.5) + 1e-4) = +-0.7070068; k3 of u = 0.1 on
-    # policy tokens = exp(-0.1) - 1 + 0.1 = 0.0048374; u = 5 on observations (never counted)
+    # policy tokens = exp(-0.1) - 1 + 0.1 = 0.0048374; u = 5 on observations (never counted).
+    # loss_type="dr_grpo" (Dr. GRPO, scale_by_std false: A = +-0.5): the sum over the loss mask divided by
+    # B * max_completion_length, the completion's budget, tool results included (the tool loop rolls
+    # back a result past it): align_lab's algo.max_len = env.max_conversation_tokens, here 10
     tok = WordTokenizer()
     rows = [trl_tool_loop(spans(tok, CALC), limit, 3) for limit in (10, 8)]
     width = max(len(r[0]) for r in rows)
@@ -455,10 +459,13 @@ def test_grpo_loss_matches_trls_tool_masked_loss():
     loss_mask = completion * tool
     ref = torch.zeros(2, width, dtype=F64)
     logprobs = torch.where(loss_mask.bool(), torch.tensor(0.1, dtype=F64), torch.tensor(5.0, dtype=F64))
-    a = 0.5 / (0.5**0.5 + 1e-4)
+    a = 0.5 / (0.5**0.5 + 1e-4) if loss_type == "grpo" else 0.5
     k3 = torch.exp(-(logprobs - ref)) - 1 + (logprobs - ref)
     per_token = -torch.tensor([[a], [-a]], dtype=F64) + 0.04 * k3
-    trl = ((per_token * loss_mask).sum(-1) / loss_mask.sum(-1).clamp(min=1)).mean()
+    if loss_type == "grpo":
+        trl = ((per_token * loss_mask).sum(-1) / loss_mask.sum(-1).clamp(min=1)).mean()
+    else:
+        trl = (per_token * loss_mask).sum() / (2 * 10)
     ours_rows = [ours(tok, CALC, limit, 3) for limit in (10, 8)]  # align_lab, cut at the same limits
     mask = torch.cat([torch.nn.functional.pad(r[1], (0, width - r[1].shape[1])) for r in ours_rows]).to(F64)
     attend = torch.cat([torch.nn.functional.pad(r[2], (0, width - r[2].shape[1])) for r in ours_rows])
@@ -474,8 +481,15 @@ def test_grpo_loss_matches_trls_tool_masked_loss():
         2,
         attend=attend.to(F64),
     )
-    algo = GRPO(group_size=2, kl_coef=0.04, kl_estimator="k3", loss_aggregation="seq_mean_token_mean")
+    keys = {"loss_aggregation": "seq_mean_token_mean"}
+    if loss_type == "dr_grpo":
+        keys = {"loss_aggregation": "constant", "max_len": 10, "scale_by_std": False}
+    algo = GRPO(group_size=2, kl_coef=0.04, kl_estimator="k3", **keys)
     batch.advantages, _ = algo.advantages(batch)
     loss, _ = algo.loss(batch, logprobs.clone(), None)
     close(loss, trl)
-    close(loss, 0.5 * ((-a + 0.04 * 0.0048374) + (a + 0.04 * 0.0048374)))  # = 0.04 * 0.0048374
+    if loss_type == "grpo":
+        close(loss, 0.5 * ((-a + 0.04 * 0.0048374) + (a + 0.04 * 0.0048374)))  # = 0.04 * 0.0048374
+    else:  # the policy tokens of each row, n0 and n1: (-0.5 n0 + 0.5 n1 + 0.04 k3 (n0 + n1)) / 20
+        n0, n1 = (int(m.sum()) for m in mask)
+        close(loss, (-0.5 * n0 + 0.5 * n1 + 0.04 * 0.0048374 * (n0 + n1)) / 20)

@@ -135,6 +135,7 @@ def test_single_turn_pairs_are_stored_as_before_and_no_env_enters_their_key():
         "max_turns": 4,
         "right_reward": 0.0,
         "observation_template": "{observation}",
+        "max_conversation_tokens": None,  # a limit changes what is sampled: in the key
     }
 
 
