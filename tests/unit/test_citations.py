@@ -1,10 +1,11 @@
 """What comments and docs cite exists: a section of a markdown file (`spec.md 9.1`, `design.md section 9`,
-`spec.md 1.3`: the number must head a section of that file), a repository file or folder
+`algorithms.md 1.3`: the number must head a section of that file), a repository file or folder
 (`docs/x.md`, `align_lab/train/micro.py`, `train/micro.py` inside the package, `conf/algo/`), and in
 docs a folder named in a code span (`reference/`).
 
 Scanned: the comments and strings of the Python files, and the comment lines of the YAML and shell files,
-in align_lab/, hydra_plugins/, conf/, sweeps/, scripts/, benchmarks/ and tests/; README.md and docs/*.md.
+in align_lab/, hydra_plugins/, conf/, sweeps/, scripts/, benchmarks/ and tests/; README.md, docs/*.md and
+benchmarks/RESULTS.md.
 The algorithm specification is cited as `spec.md N.M`: docs/spec.md is the copy of ../shared/algorithms.md
 (shared/README.md) kept in the project so that a clone resolves the citations; the last test keeps the
 copy equal to its original where the original is beside the project root."""
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.unit.test_docs import PAGES, REPO_PATH, split
+from tests.unit.test_docs import PAGES, repo_paths, split
 
 CODE_DIRS = ("align_lab", "hydra_plugins", "conf", "sweeps", "scripts", "benchmarks", "tests")
 SPEC = ROOT / "docs" / "spec.md"
@@ -107,7 +108,7 @@ def bad_citations(texts: list[str], where: str, root: Path = ROOT, page: Path | 
                 if m.group(1) not in section_numbers(page):
                     bad.append(f"{where}: cites section {m.group(1)}: no such section on this page")
         inside = [] if page is not None else [f"align_lab/{p}" for p in PACKAGE_PATH.findall(text)]
-        for path in REPO_PATH.findall(text) + inside:
+        for path in repo_paths(text) + inside:
             path = path.rstrip(".")
             if not any(c in path for c in "<>*{}$") and not (root / path).exists():
                 bad.append(f"{where}: cites {path}, which does not exist")
@@ -150,7 +151,10 @@ def test_every_comment_cites_what_exists(folder: str) -> None:
 
 
 # docs/spec.md is a verbatim copy (the last test); its paths are the peers' repositories'
-@pytest.mark.parametrize("page", [p for p in PAGES if p != SPEC], ids=lambda p: p.name)
+DOCS = [*(p for p in PAGES if p != SPEC), ROOT / "benchmarks" / "RESULTS.md"]
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
 def test_every_doc_cites_what_exists(page: Path) -> None:
     lines, spans = doc_texts(page)
     where = str(page.relative_to(ROOT))
