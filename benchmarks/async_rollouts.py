@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", default="null", help="hardware.num_threads (null: every allowed core)")
     parser.add_argument(
-        "--cache", type=Path, default=None, help="a stage cache to reuse (default: a new one)"
+        "--cache",
+        type=Path,
+        default=None,
+        help="stage cache (default: $ALIGN_LAB_CACHE or the user's)",
     )
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated names of SETTINGS")
     args = parser.parse_args(argv)
@@ -75,10 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_line(machine()), flush=True)
     runs: dict[str, list] = {name: [] for name in chosen}
     with tempfile.TemporaryDirectory(prefix="align_lab_async_") as tmp:
-        cache = f"cache_dir={args.cache or Path(tmp) / 'cache'}"
-        align_lab([*common, cache, "train.steps=1", "train.max_staleness=0"], Path(tmp) / "warm")  # stages
+        cache = [f"cache_dir={args.cache}"] if args.cache else []
+        align_lab([*common, *cache, "train.steps=1", "train.max_staleness=0"], Path(tmp) / "warm")  # stages
         for i, (r, name) in enumerate(schedule(list(chosen), args.rounds)):
-            run = align_lab([*common, cache, *chosen[name]], Path(tmp) / f"r{r}_{i}")
+            run = align_lab([*common, *cache, *chosen[name]], Path(tmp) / f"r{r}_{i}")
             runs[name].append(run)
             print(f"round {r} {name}: loop {sum(x['time/step_s'] for x in run.metrics):.1f} s", flush=True)
     rows = []

@@ -186,7 +186,10 @@ def align_lab(args: Sequence[str], run_dir: Path | None = None, env: Mapping | N
     cmd = [sys.executable, "-m", "align_lab", *args]
     if run_dir is not None:
         cmd.append(f"hydra.run.dir={run_dir}")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root), **(env or {})}
+    path = os.pathsep.join(
+        p for p in (str(root), os.environ.get("PYTHONPATH")) if p
+    )  # root's align_lab first
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": path, **(env or {})}
     with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a full pipe would block the run
         start = time.perf_counter()
         child = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=err)

@@ -34,12 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     seeds = ",".join(str(s) for s in range(args.runs))
     with tempfile.TemporaryDirectory(prefix="align_lab_sweep_") as tmp:
         out = Path(tmp)
-        env = {"ALIGN_LAB_CACHE": str(out / "cache")}
-        align_lab(["train.steps=1", "tracker=none"], out / "warm", env)  # the shared stages, once
+        align_lab(["train.steps=1", "tracker=none"], out / "warm")  # the shared stages, once (its cache)
 
         def sequential(where: Path) -> None:
             for seed in range(args.runs):
-                align_lab([*common, f"seed={seed}"], where / str(seed), env)
+                align_lab([*common, f"seed={seed}"], where / str(seed))
 
         def sweep(where: Path, *extra: str) -> None:  # -m before the overrides
             align_lab(
@@ -51,7 +50,6 @@ def main(argv: list[str] | None = None) -> None:
                     f"hydra.sweep.dir={where}",
                     *extra,
                 ],
-                env=env,
             )
 
         arms = {

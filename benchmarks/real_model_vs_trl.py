@@ -245,7 +245,14 @@ def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
     args += [str(seed), str(threads), "--batch", str(BATCH), "--tokens", str(NEW_TOKENS), "--device", DEVICE]
     args += ["--profile"] if profile else []
     out = subprocess.run(
-        args, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        args,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))),
+        },
     )
     if out.returncode != 0:
         raise SystemExit(f"{impl} {kind} failed:\n{out.stderr[-3000:]}")
