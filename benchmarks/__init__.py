@@ -26,8 +26,12 @@ def read(path: Path) -> Benchmark | None:
     found = {}
     for node in tree.body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            if node.targets[0].id in ("NEEDS", "SMOKE"):
-                found[node.targets[0].id] = tuple(ast.literal_eval(node.value))
+            name = node.targets[0].id
+            if name in ("NEEDS", "SMOKE"):
+                try:
+                    found[name] = tuple(ast.literal_eval(node.value))
+                except ValueError:
+                    raise ValueError(f"{path.name}: {name} must be a literal tuple of strings") from None
     if "NEEDS" not in found:
         return None
     what = (ast.get_docstring(tree) or "").strip().splitlines()[0]

@@ -185,7 +185,7 @@ def run_trl(kind: str, path: str, steps: int, seed: int) -> list[float]:
         def on_step_end(self, args, state, control, **kw):
             ends.append(time.perf_counter())
 
-    from trl_vs_align_lab import trl_config  # the same matched TRL settings as the toy-size benchmark
+    from benchmarks.trl_vs_align_lab import trl_config  # the toy-size benchmark's matched TRL settings
 
     Trainer, args = trl_config(
         kind, tempfile.mkdtemp(), steps, seed, BATCH, GROUP, NEW_TOKENS, LR, use_cpu=DEVICE == "cpu"
