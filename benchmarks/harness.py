@@ -8,6 +8,8 @@
 - `ratios()`: each arm's figure over a baseline arm's, side by side;
 - `align_lab()`: one `python -m align_lab` process, as a user runs it: its metrics, summary, wall
   time and peak resident memory;
+- `Clock`: the tracker of a benchmark that runs align_lab's loop in its own process: each logged
+  step's end time and metrics;
 - `report()`: prints the machine line, a table and the ratios, and writes them as JSON (by default to
   outputs/benchmarks/<name>-<UTC time>.json; git ignores outputs/).
 
@@ -30,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +169,31 @@ def table(rows: Sequence[Mapping], columns: Sequence[str] | None = None) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+class Clock:
+    """A Tracker (align_lab/tracking/__init__.py) that keeps the time each step was logged and its
+    metrics; `on_log(metrics, step)` runs after each (a benchmark's own bookkeeping)."""
+
+    def __init__(self, on_log: Callable[[dict, int], None] | None = None) -> None:
+        self.ends: list[float] = []
+        self.rows: list[dict] = []
+        self.on_log = on_log
+
+    def log(self, metrics: dict, step: int) -> None:
+        self.ends.append(time.perf_counter())
+        self.rows.append(dict(metrics))
+        if self.on_log is not None:
+            self.on_log(metrics, step)
+
+    def samples(self, records: list[dict], step: int) -> None:
+        pass
+
+    def summary(self, values: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)

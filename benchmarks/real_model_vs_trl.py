@@ -54,7 +54,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.harness import ROOT, arguments, machine, machine_line, report  # noqa: E402
+from benchmarks.harness import ROOT, Clock, arguments, machine, machine_line, report  # noqa: E402
 
 NEEDS = ("trl", "smollm2")
 SMOKE = ("--steps", "2", "--rounds", "1", "--warmup", "0", "--algos", "grpo", "--batch", "4", "--tokens", "4")
@@ -131,17 +131,10 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
     reference = copy.deepcopy(policy).eval().requires_grad_(False) if kind == "rloo" else policy
     ends: list[float] = []
 
-    class Clock:
-        def log(self, metrics: dict, step: int) -> None:
-            ends.append(time.perf_counter())
-            PHASES.append({k: v for k, v in metrics.items() if k.startswith("time/") and k.endswith("_s")})
-            MICRO.append(ctx.train.micro_batch_size)
-
-        def summary(self, values: dict) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
+    def on_log(metrics: dict, step: int) -> None:
+        ends.append(time.perf_counter())
+        PHASES.append({k: v for k, v in metrics.items() if k.startswith("time/") and k.endswith("_s")})
+        MICRO.append(ctx.train.micro_batch_size)
 
     ctx = Context(
         task=view,
@@ -160,7 +153,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
             checkpoint_every=0,
             micro_batch_size=default_micro_batch_size(policy, view),
         ),
-        tracker=Clock(),
+        tracker=Clock(on_log),
         checkpoint_dir=Path(tempfile.mkdtemp()),
         seed=seed,
         progress=lambda **kw: tqdm(disable=True, **kw),

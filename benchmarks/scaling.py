@@ -33,7 +33,7 @@ from align_lab.tasks.toy_prefs import ToyPrefs  # noqa: E402
 from align_lab.train.common import TrainConfig  # noqa: E402
 from align_lab.train.context import Context  # noqa: E402
 from align_lab.train.online import train_online  # noqa: E402
-from benchmarks.harness import ROOT, arguments, machine, machine_line, report  # noqa: E402
+from benchmarks.harness import ROOT, Clock, arguments, machine, machine_line, report  # noqa: E402
 
 NEEDS = ()
 SMOKE = ("--cells", "batch", "--steps", "2", "--rounds", "1")
@@ -49,21 +49,6 @@ GRID = [
     *({"factor": "model", **BASE, "size": s} for s in SIZES),
 ]
 STEPS, KEPT = 6, slice(2, 5)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.ends, self.rows = [], []
-
-    def log(self, metrics: dict, step: int) -> None:
-        self.ends.append(time.perf_counter())
-        self.rows.append(dict(metrics))
-
-    def summary(self, values: dict) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def one(size: str, rollout: int, length: int, folder: Path, steps: int = STEPS) -> dict:

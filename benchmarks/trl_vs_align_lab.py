@@ -59,7 +59,7 @@ from align_lab.tasks.toy_prefs import ToyPrefs  # noqa: E402
 from align_lab.train.common import TrainConfig  # noqa: E402
 from align_lab.train.context import Context  # noqa: E402
 from align_lab.train.online import train_online  # noqa: E402
-from benchmarks.harness import arguments, machine, machine_line, report  # noqa: E402
+from benchmarks.harness import Clock, arguments, machine, machine_line, report  # noqa: E402
 
 NEEDS = ("trl",)
 SMOKE = ("--steps", "2", "--rounds", "1", "--warmup", "0", "--algos", "grpo")
@@ -108,23 +108,6 @@ class Baton:
         self._release(name)
 
 
-class StepClock:
-    """align_lab's tracker here: hands the baton over at every logged step and keeps the metrics."""
-
-    def __init__(self, baton: Baton) -> None:
-        self.baton, self.rows = baton, []
-
-    def log(self, metrics: dict, step: int) -> None:
-        self.rows.append(dict(metrics))
-        self.baton.step_end("align_lab")
-
-    def summary(self, values: dict) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def world(folder: Path):
     """The task, tokenizer and initial model folder both implementations start from."""
     task = ToyPrefs(max_response_tokens=NEW_TOKENS)
@@ -161,7 +144,7 @@ def align_lab_run(kind: str, folder: Path, task, tok, steps: int, seed: int, bat
     )
     policy = load(folder).train()
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
-    clock = StepClock(baton)
+    clock = Clock(on_log=lambda metrics, step: baton.step_end("align_lab"))  # hands the baton over
     ctx = Context(
         task=task,
         tokenizer=tok,

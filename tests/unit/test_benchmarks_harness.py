@@ -74,3 +74,17 @@ def test_the_entry_point_lists_every_benchmark_and_refuses_an_unknown_one() -> N
     assert [line.split()[0] for line in listed.stdout.splitlines()] == list(suite())
     unknown = run("run", "nope")
     assert unknown.returncode == 2 and "no benchmark 'nope'" in unknown.stderr
+
+
+def test_the_clock_is_a_whole_tracker_and_times_each_step() -> None:
+    from align_lab.tracking import Tracker
+    from benchmarks.harness import Clock
+
+    assert {m for m in vars(Tracker) if not m.startswith("_")} <= set(dir(Clock))  # a new method breaks here
+    seen = []
+    clock = Clock(on_log=lambda metrics, step: seen.append(step))
+    clock.log({"time/step_s": 0.5}, step=1)
+    clock.samples([{"reward": 1.0}], step=1)
+    clock.log({"time/step_s": 0.25}, step=2)
+    assert seen == [1, 2] and clock.rows == [{"time/step_s": 0.5}, {"time/step_s": 0.25}]
+    assert clock.ends[0] <= clock.ends[1]
