@@ -23,7 +23,7 @@ from pathlib import Path
 from benchmarks.harness import align_lab, arguments, machine, machine_line, ratios, report, schedule
 
 NEEDS = ()
-SMOKE = ("--steps", "2", "--settings", "k=1 sync,k=1 async")
+SMOKE = ("--steps", "3", "--settings", "k=1 sync,k=1 async", "--threads", "1")
 WORLDS = {
     # the default run (toy_prefs, tiny_llama, REINFORCE++, 64 responses per step), shorter
     "toy": ["train.eval_every=0", "train.checkpoint_every=0"],
@@ -52,6 +52,11 @@ SETTINGS = {
     "k=2 sync": ["train.max_staleness=2"],
     "k=2 async": ["train.max_staleness=2", "train.async_rollouts=true"],
 }
+
+
+def mean(values: list[float]) -> float:
+    """NaN for none (the last step queues no rollout, so a short run may log no sampling time)."""
+    return statistics.mean(values) if values else float("nan")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
                 "step s (median, steps 2..)": statistics.median(
                     x["time/step_s"] for r in done for x in r.metrics[1:]
                 ),
-                "sampling s/rollout": statistics.mean(x[key] for r in done for x in r.metrics[1:]),
+                "sampling s/rollout": mean([x[key] for r in done for x in r.metrics[1:] if key in x]),
                 "process s": statistics.median(r.wall_s for r in done),
                 "gold reward": ", ".join(
                     f"{g:.4f}" for g in sorted({r.summary["eval/gold_reward"] for r in done})
