@@ -23,7 +23,7 @@ from pathlib import Path
 from benchmarks.harness import align_lab, arguments, machine, machine_line, ratios, report, schedule
 
 NEEDS = ()
-SMOKE = ("--steps", "3", "--settings", "k=1 sync,k=1 async", "--threads", "1")
+SMOKE = ("--steps", "3", "--rounds", "1", "--settings", "k=1 sync,k=1 async", "--threads", "1")
 WORLDS = {
     # the default run (toy_prefs, tiny_llama, REINFORCE++, 64 responses per step), shorter
     "toy": ["train.eval_every=0", "train.checkpoint_every=0"],
