@@ -1,7 +1,7 @@
 """Wall time of bounded-staleness runs with and without async rollouts (train.async_rollouts), side by side.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/async_rollouts.py              # the toy world
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/async_rollouts.py --world smollm2 --steps 4
+    .venv/bin/python -m benchmarks run async_rollouts                        # the toy world
+    .venv/bin/python -m benchmarks run async_rollouts --world smollm2 --steps 4
 
 Each setting is one `python -m align_lab` process (what a user runs), rounds of every setting in turn
 (so a change in the machine's load hits every setting alike), all with rollout.seed_per_sample=true
@@ -16,19 +16,14 @@ docs/off_policy.md records the figures.
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.harness import align_lab, arguments, machine, machine_line, ratios, report, schedule
+
+NEEDS = ()
+SMOKE = ("--steps", "3", "--rounds", "1", "--settings", "k=1 sync,k=1 async", "--threads", "1")
 WORLDS = {
     # the default run (toy_prefs, tiny_llama, REINFORCE++, 64 responses per step), shorter
     "toy": ["train.eval_every=0", "train.checkpoint_every=0"],
@@ -59,73 +54,65 @@ SETTINGS = {
 }
 
 
-def run_one(overrides: list[str], run_dir: Path) -> tuple[list[dict], dict, float]:
-    """One run in its own process: (metrics rows, summary, process wall seconds)."""
-    cmd = [sys.executable, "-m", "align_lab", "tracker=none", f"hydra.run.dir={run_dir}", *overrides]
-    start = time.perf_counter()
-    done = subprocess.run(
-        cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
-    )
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return rows, json.loads((run_dir / "summary.json").read_text()), seconds
+def mean(values: list[float]) -> float:
+    """NaN for none (the last step queues no rollout, so a short run may log no sampling time)."""
+    return statistics.mean(values) if values else float("nan")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__, rounds=2)
     parser.add_argument("--world", choices=sorted(WORLDS), default="toy")
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", default="null", help="hardware.num_threads (null: every allowed core)")
     parser.add_argument(
-        "--cache", type=Path, default=None, help="a stage cache to reuse (default: a new one)"
+        "--cache",
+        type=Path,
+        default=None,
+        help="stage cache (default: $ALIGN_LAB_CACHE or the user's)",
     )
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated names of SETTINGS")
-    args = parser.parse_args()
-    import torch
-
+    args = parser.parse_args(argv)
     common = [
         *WORLDS[args.world],
+        "tracker=none",
         f"train.steps={args.steps}",
         "rollout.seed_per_sample=true",
         f"hardware.num_threads={args.threads}",
     ]
     chosen = {name: SETTINGS[name] for name in args.settings.split(",")}
-    print(
-        f"# {datetime.datetime.now():%Y-%m-%d %H:%M}, {platform.node()}, {os.cpu_count()} cores, "
-        f"{torch.backends.cpu.get_cpu_capability()}, load {os.getloadavg()[0]:.1f}; "
-        f"python benchmarks/async_rollouts.py {' '.join(sys.argv[1:])}",
-        flush=True,
-    )
-    results: dict[str, list] = {name: [] for name in chosen}
+    print(machine_line(machine()), flush=True)
+    runs: dict[str, list] = {name: [] for name in chosen}
     with tempfile.TemporaryDirectory(prefix="align_lab_async_") as tmp:
-        cache = f"cache_dir={args.cache or Path(tmp) / 'cache'}"
-        run_one([*common, cache, "train.steps=1", "train.max_staleness=0"], Path(tmp) / "warm")  # stages
-        for r in range(args.rounds):
-            for i, (name, extra) in enumerate(chosen.items()):
-                rows, summary, seconds = run_one([*common, cache, *extra], Path(tmp) / f"r{r}_{i}")
-                results[name].append((rows, summary, seconds))
-                print(f"round {r} {name}: loop {sum(x['time/step_s'] for x in rows):.1f} s", flush=True)
-    print()
-    print(
-        "| setting | loop s (median) | step s (median, steps 2..) | sampling s/rollout | process s "
-        "| gold reward |"
-    )
-    print("|---|---|---|---|---|---|")
-    for name, runs in results.items():
-        loops = [sum(x["time/step_s"] for x in rows) for rows, _, _ in runs]
-        steps = [x["time/step_s"] for rows, _, _ in runs for x in rows[1:]]
+        cache = [f"cache_dir={args.cache}"] if args.cache else []
+        align_lab([*common, *cache, "train.steps=1", "train.max_staleness=0"], Path(tmp) / "warm")  # stages
+        for i, (r, name) in enumerate(schedule(list(chosen), args.rounds)):
+            run = align_lab([*common, *cache, *chosen[name]], Path(tmp) / f"r{r}_{i}")
+            runs[name].append(run)
+            print(f"round {r} {name}: loop {sum(x['time/step_s'] for x in run.metrics):.1f} s", flush=True)
+    rows = []
+    for name, done in runs.items():
         key = "time/rollout_sampling_s" if "async" in name else "time/rollout_s"
-        sampling = statistics.mean(x[key] for rows, _, _ in runs for x in rows[1:])
-        gold = {summary["eval/gold_reward"] for _, summary, _ in runs}
-        process = statistics.median(s for _, _, s in runs)
-        golds = ", ".join(f"{g:.4f}" for g in sorted(gold))
-        print(
-            f"| {name} | {statistics.median(loops):.1f} | {statistics.median(steps):.3f} | {sampling:.3f} | "
-            f"{process:.1f} | {golds} |"
+        rows.append(
+            {
+                "setting": name,
+                "loop s (median)": statistics.median(sum(x["time/step_s"] for x in r.metrics) for r in done),
+                "step s (median, steps 2..)": statistics.median(
+                    x["time/step_s"] for r in done for x in r.metrics[1:]
+                ),
+                "sampling s/rollout": mean([x[key] for r in done for x in r.metrics[1:] if key in x]),
+                "process s": statistics.median(r.wall_s for r in done),
+                "gold reward": ", ".join(
+                    f"{g:.4f}" for g in sorted({r.summary["eval/gold_reward"] for r in done})
+                ),
+            }
         )
+    loop = {row["setting"]: row["loop s (median)"] for row in rows}
+    report(
+        "async_rollouts",
+        args,
+        rows,
+        ratio={f"loop s over {rows[0]['setting']}": ratios(loop, rows[0]["setting"])},
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Step time of each training backend setting on the tiny model, on CPU, one process.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/backends.py          # writes benchmarks/backends.md
+    HF_HUB_OFFLINE=1 .venv/bin/python -m benchmarks run backends [--rounds 2] [--only ZeRO]
 
 REINFORCE++ (conf/algo/reinforce_pp.yaml) on the embedded toy_prefs world and tiny_llama (~0.1M
 parameters), 32 responses per step in 2 minibatches, one torch thread, 6 steps; the same run with
@@ -14,10 +14,7 @@ stages (tokenizer, SFT, reward model) are built once in a temporary cache before
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -25,7 +22,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.harness import ROOT, arguments, machine, machine_line, ratios, report, schedule  # noqa: E402
+
+NEEDS = ()
+SMOKE = ("--only", "default", "--steps", "2")
 COMMON = [
     "algo=reinforce_pp",
     "tracker=none",
@@ -72,40 +72,38 @@ def run_one(overrides: list[str], run_dir: Path, cache_dir: Path) -> tuple[dict,
     return summary, read_metrics(run_dir / "metrics.jsonl"), time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "backends.md")
-    args = parser.parse_args()
-    lines = [
-        "# Training backends: step time on CPU",
-        "",
-        f"`python benchmarks/backends.py`, {datetime.date.today()}, "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared with other work), "
-        "one torch thread. "
-        "Seconds are means over steps 2-6 of the run's time/* metrics; `run s` is the whole run "
-        "(engine set-up, 6 steps, final evaluation; shared stages cached). "
-        "First-step loss: mean over the step's two minibatches (the second after one update).",
-        "",
-        "| setting | train s/step | step s/step | run s | first-step loss | first-step grad norm | "
-        "eval gold reward |",
-        "|---|---|---|---|---|---|---|",
-    ]
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--steps", type=int, default=6, help="steps per run (the first is left out)")
+    parser.add_argument("--only", default="", help="comma-separated parts of setting names to run")
+    args = parser.parse_args(argv)
+    only = [part for part in args.only.split(",") if part]
+    settings = {k: v for k, v in SETTINGS.items() if not only or any(part in k for part in only)}
+    print(machine_line(machine()), flush=True)
+    common = [*COMMON, f"train.steps={args.steps}"]
+    rows = []
     with tempfile.TemporaryDirectory(prefix="align_lab_backends_") as tmp:
         cache, tmp = Path(tmp) / "cache", Path(tmp)
-        run_one(COMMON + ["train.steps=1"], tmp / "warm", cache)  # builds the shared stages
-        for i, (name, extra) in enumerate(SETTINGS.items()):
-            summary, rows, total = run_one(COMMON + extra, tmp / f"run{i}", cache)
-            kept = rows[1:]
-            train = statistics.mean(r["time/train_s"] for r in kept)
-            step = statistics.mean(r["time/step_s"] for r in kept)
-            first = rows[0]
-            lines.append(
-                f"| {name} | {train:.3f} | {step:.3f} | {total:.1f} | {first['train/loss']:.6f} | "
-                f"{first['train/grad_norm']:.6f} | {summary['eval/gold_reward']:.4f} |"
+        run_one(common + ["train.steps=1"], tmp / "warm", cache)  # builds the shared stages
+        for i, (r, name) in enumerate(schedule(list(settings), args.rounds)):
+            summary, metrics, total = run_one(common + settings[name], tmp / f"run{i}", cache)
+            kept, first = metrics[1:], metrics[0]
+            rows.append(
+                {
+                    "setting": name,
+                    "round": r,
+                    "train s/step": statistics.mean(m["time/train_s"] for m in kept),
+                    "step s/step": statistics.mean(m["time/step_s"] for m in kept),
+                    "run s": total,
+                    "first-step loss": round(first["train/loss"], 6),
+                    "first-step grad norm": round(first["train/grad_norm"], 6),
+                    "eval gold reward": round(summary["eval/gold_reward"], 4),
+                }
             )
-            print(lines[-1], flush=True)
-    args.out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+            print(rows[-1], flush=True)
+    step = {n: statistics.median(row["step s/step"] for row in rows if row["setting"] == n) for n in settings}
+    ratio = {"step s/step over torch fp32": ratios(step, next(iter(settings)))} if len(settings) > 1 else {}
+    report("backends", args, rows, ratio=ratio)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ template) and one forward + backward + AdamW step of the policy on those samples
 multiple of its floor (measured / floor) with the numbers it used. The floor counts each weight read
 once per decode step and every FLOP at the large-sgemm rate: no real step reaches it.
 
-    python benchmarks/floor.py                        # 2 prompts x 4 samples, 64 new tokens, all cores
-    python benchmarks/floor.py --prompts 4 --group 8 --tokens 128 --threads 2
+    python -m benchmarks run floor                    # 2 prompts x 4 samples, 64 new tokens, all cores
+    python -m benchmarks run floor --prompts 4 --group 8 --tokens 128 --threads 2
 
 The instruction asks for reasoning, so responses usually run to the token limit (the floor uses the
 decode steps the rollout really took). Needs the SmolLM2 checkpoint (scripts/setup.sh --smollm2).
@@ -23,11 +23,15 @@ decode steps the rollout really took). Needs the SmolLM2 checkpoint (scripts/set
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
 import torch
+
+from benchmarks.harness import arguments, machine, machine_line, report
+
+NEEDS = ("smollm2",)
+SMOKE = ("--prompts", "1", "--group", "2", "--tokens", "4", "--gib", "0.05")
 
 
 def best_of(fn, repeats: int) -> float:
@@ -72,10 +76,8 @@ def counts(model) -> dict[str, int]:
     return {"total": total, "head": head, "body": total - head}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__)
     parser.add_argument("--prompts", type=int, default=2)
     parser.add_argument("--group", type=int, default=4, help="samples per prompt (G)")
     parser.add_argument("--tokens", type=int, default=64, help="max new tokens")
@@ -83,11 +85,12 @@ def main() -> None:
     parser.add_argument("--gib", type=float, default=1.0, help="size of the bandwidth probe")
     parser.add_argument("--dtype", default="float32", help="rollout.dtype: float32 or bfloat16")
     parser.add_argument("--instruction", default="Explain your reasoning step by step, then give the number.")
-    parser.add_argument("--cache-dir", default="/work/cache")
+    parser.add_argument("--cache-dir", default=None, help="the stage cache (default: align_lab's)")
     parser.add_argument(
         "--profile", action="store_true", help="also print a torch profile of one more rollout (top ops)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    print(machine_line(machine()), flush=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -216,6 +219,15 @@ def main() -> None:
         f"\nstep: {rollout_s + update_s:.3f} s measured, {rollout_floor + update_floor:.3f} s floor "
         f"({(rollout_s + update_s) / (rollout_floor + update_floor):.2f}x); load {os.getloadavg()}"
     )
+    rows = [
+        {"phase": "rollout", "measured s": rollout_s, "floor s": rollout_floor},
+        {"phase": "update", "measured s": update_s, "floor s": update_floor},
+        {"phase": "step", "measured s": rollout_s + update_s, "floor s": rollout_floor + update_floor},
+    ]
+    for row in rows:
+        row["x floor"] = row["measured s"] / row["floor s"]
+    machine_rates = {"bandwidth GB/s": bw / 1e9, "sgemm GFLOP/s": big / 1e9, "decode steps": steps}
+    report("floor", args, rows, notes={**machine_rates, "rows": B, "sync s": sync_s, "first update s": first})
 
 
 if __name__ == "__main__":

@@ -5,20 +5,26 @@
 2. training MFU of align_lab's policy update (response_logprobs -> policy-gradient loss ->
    backward -> AdamW), fp32 and bf16 autocast: MFU = 6 * params * tokens / time / peak bf16 FLOP/s.
 
-    python benchmarks/gpu.py --out benchmarks/gpu.md
+    python -m benchmarks run gpu [--config .gpu/smollm2]
 
-Meant for a CUDA device; `--device cpu --hidden 64 --layers 2 --heads 2 --ffn 128 --vocab 512 --new 16`
-runs the same code small on a CPU (a smoke test of the script; its MFU has no meaning there).
-Prints a markdown table (and writes it to --out).
+Meant for a CUDA device; `--smoke` runs it small (hidden 64, 2 layers, 16 new tokens), and the module's
+main with `--device cpu` and those sizes runs the same code on a CPU (its MFU has no meaning there).
+Prints the tables as markdown; the harness writes them as JSON.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import time
 
 import torch
+
+from benchmarks.harness import arguments, machine, machine_line, report
+
+NEEDS = ("cuda",)
+SMOKE = (  # a literal: benchmarks/__init__.py reads it without importing the module
+    "--hidden", "64", "--layers", "2", "--heads", "2", "--ffn", "128", "--vocab", "512", "--new", "16",
+    "--batch", "8", "--train-batch", "4", "--prompt", "16",
+)  # fmt: skip
 
 DEVICE = "cuda"
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense tensor-core FLOP/s (SXM)
@@ -110,9 +116,8 @@ def update_time(model, B: int, P: int, T: int, vocab: int, bf16: bool) -> float:
     return timed(step, 3)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=None)
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--prompt", type=int, default=64)
     parser.add_argument("--new", type=int, default=256)
@@ -124,7 +129,8 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=12)
     parser.add_argument("--ffn", type=int, default=2048)
     parser.add_argument("--config", default=None, help="a model config folder (overrides the sizes above)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    print(machine_line(machine()), flush=True)
     global DEVICE
     DEVICE = args.device
     torch.set_default_device(DEVICE)  # as a run with hardware.device=cuda does (study/hardware.py)
@@ -135,12 +141,12 @@ def main() -> None:
     vocab, c = model.config.vocab_size, model.config
     params = sum(p.numel() for p in model.parameters())
     lines = [
-        f"# GPU measurements ({datetime.date.today()}, {name}, torch {torch.__version__})",
+        f"# GPU measurements ({name}, torch {torch.__version__})",
         "",
         f"Llama, {params / 1e6:.1f}M parameters (hidden {c.hidden_size}, {c.num_hidden_layers} layers, "
         f"{c.num_attention_heads} heads ({c.num_key_value_heads} key/value), FFN {c.intermediate_size}, "
         f"vocab {vocab},",
-        f"tied embeddings: {c.tie_word_embeddings}), random weights. Command: `python benchmarks/gpu.py"
+        f"tied embeddings: {c.tie_word_embeddings}), random weights. Command: `python -m benchmarks run gpu"
         + (f" --config {args.config}`." if args.config else "`."),
         "",
         f"## Rollout: {args.batch} prompts x {args.prompt} tokens, {args.new} new tokens each, bf16 weights",
@@ -150,6 +156,7 @@ def main() -> None:
     ]
     rates = rollout_rates(model.to(torch.bfloat16).eval(), args.batch, args.prompt, args.new, vocab)
     lines += [f"| {k} | {v:,.0f} |" for k, v in rates.items()]
+    rows = [{"measure": f"rollout tokens/s, {k}", "value": v} for k, v in rates.items()]
     lines += [
         "| vLLM | in its own environment: benchmarks/rollout_engines.py |",
         "",
@@ -172,13 +179,15 @@ def main() -> None:
         lines.append(
             f"| {label} | {seconds:.3f} | {tokens / seconds:,.0f} | {flops / 1e12:.1f} | {flops / peak:.1%} |"
         )
+        rows += [
+            {"measure": f"update s/step, {label}", "value": seconds},
+            {"measure": f"MFU, {label}", "value": flops / peak},
+        ]
     if DEVICE == "cuda":
         lines.append(f"\nPeak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+        rows.append({"measure": "peak GPU memory GiB", "value": torch.cuda.max_memory_allocated() / 2**30})
+    print("\n".join(lines) + "\n")
+    report("gpu", args, rows, notes={"parameters": params, "device": name})
 
 
 if __name__ == "__main__":

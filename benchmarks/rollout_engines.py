@@ -2,19 +2,22 @@
 generated tokens per second of `hf` and `vllm` for a few rollout sizes.
 
 Needs vllm: bash scripts/setup_vllm.sh, then
-    HF_HUB_OFFLINE=1 .venv-vllm/bin/python -m benchmarks.rollout_engines
+    HF_HUB_OFFLINE=1 .venv-vllm/bin/python -m benchmarks run rollout_engines
 (prints one line per measurement; numbers depend on the machine and on what else runs on it).
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 
 import torch
 
+from benchmarks.harness import arguments, machine, machine_line, ratios, report
+
+NEEDS = ("vllm",)
+SMOKE = ("--repeats", "1", "--sizes", "4x2")
 REPEATS = 5
 
 
@@ -32,12 +35,14 @@ def world():
     return w, spec.task
 
 
-def tokens_per_s(engine, policy, tok, task, prompts, group: int) -> tuple[float, float]:
+def tokens_per_s(
+    engine, policy, tok, task, prompts, group: int, repeats: int = REPEATS
+) -> tuple[float, float]:
     """Median generated tokens per second over REPEATS rollouts (after one warm-up), and tokens/rollout."""
     limits = (task.max_response_tokens, task.max_prompt_tokens)
     engine.sample(policy, tok, prompts, group, *limits)
     rates, tokens = [], []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         t = time.perf_counter()
         s = engine.sample(policy, tok, prompts, group, *limits)
         rates.append(s.mask.sum().item() / (time.perf_counter() - t))
@@ -45,7 +50,12 @@ def tokens_per_s(engine, policy, tok, task, prompts, group: int) -> tuple[float,
     return statistics.median(rates), statistics.mean(tokens)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="rollouts timed per engine and size")
+    parser.add_argument("--sizes", default="16x4,64x8", help="prompts x samples per prompt, comma-separated")
+    args = parser.parse_args(argv)
+    print(machine_line(machine()), flush=True)
     from align_lab.rollout.hf import HFGenerate
     from align_lab.rollout.vllm import VLLMEngine
 
@@ -58,7 +68,7 @@ def main() -> None:
     vllm.sample(policy, tok, prompts[:1], 1, task.max_response_tokens, task.max_prompt_tokens)
     print(f"vllm engine start: {vllm.start_s:.1f} s")
     syncs = []
-    for _ in range(REPEATS):
+    for _ in range(args.repeats):
         with torch.no_grad():
             next(policy.parameters()).mul_(1.0)  # an in-place change, as an optimizer step makes
         t = time.perf_counter()
@@ -66,7 +76,11 @@ def main() -> None:
         syncs.append(time.perf_counter() - t)
     print(f"vllm sync (state_dict -> reload_weights): {1000 * statistics.median(syncs):.0f} ms")
     threads = torch.get_num_threads()
-    for n_prompts, group in [(16, 4), (64, 8)]:
+    rows = [{"measure": "vllm engine start s", "value": vllm.start_s}]
+    rows.append({"measure": "vllm sync ms", "value": 1000 * statistics.median(syncs)})
+    ratio = {}
+    for n_prompts, group in [tuple(int(x) for x in size.split("x")) for size in args.sizes.split(",")]:
+        rates = {}
         # vllm generates with 1 torch thread (as vLLM serves); hf with the trainer's count, and with 1
         for name, engine, n_threads in [
             (f"hf, {threads} threads", HFGenerate(), threads),
@@ -74,11 +88,15 @@ def main() -> None:
             ("vllm", vllm, threads),
         ]:
             torch.set_num_threads(n_threads)
-            rate, tokens = tokens_per_s(engine, policy, tok, task, prompts[:n_prompts], group)
+            rate, tokens = tokens_per_s(engine, policy, tok, task, prompts[:n_prompts], group, args.repeats)
             print(f"{name:14s} {n_prompts * group:4d} responses ({tokens:.0f} tokens): {rate:,.0f} tokens/s")
+            rows.append({"measure": f"tokens/s, {name}, {n_prompts * group} responses", "value": rate})
+            rates[name] = rate
         torch.set_num_threads(threads)
+        ratio[f"tokens/s over hf, {n_prompts * group} responses"] = ratios(rates, f"hf, {threads} threads")
     vllm.close()
+    report("rollout_engines", args, rows, ratio=ratio)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

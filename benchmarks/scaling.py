@@ -1,6 +1,6 @@
 """Step time of align_lab's online loop against batch size, response length and model size, on CPU.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/scaling.py            # writes benchmarks/scaling.md
+    .venv/bin/python -m benchmarks run scaling [--threads 1] [--cells batch,length,model]
 
 GRPO from conf/algo/grpo.yaml (group_size 4, one minibatch per step), the HF rollout engine, the
 embedded toy_prefs world with a freshly initialised Qwen2 (no SFT: the model rarely emits EOS, so
@@ -13,11 +13,8 @@ columns are the loop's own time/* metrics over the same steps. About 3 minutes o
 
 from __future__ import annotations
 
-import argparse
 import copy
-import datetime
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -26,7 +23,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
 
 from align_lab.config import build  # noqa: E402
 from align_lab.models.tiny import TinyLM  # noqa: E402
@@ -36,8 +33,10 @@ from align_lab.tasks.toy_prefs import ToyPrefs  # noqa: E402
 from align_lab.train.common import TrainConfig  # noqa: E402
 from align_lab.train.context import Context  # noqa: E402
 from align_lab.train.online import train_online  # noqa: E402
+from benchmarks.harness import ROOT, Clock, arguments, machine, machine_line, report  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+NEEDS = ()
+SMOKE = ("--cells", "batch", "--steps", "2", "--rounds", "1")
 SIZES = {  # name -> TinyLM fields (head_dim 32 or 64)
     "0.1M": dict(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128),
     "2.5M": dict(hidden_size=256, num_layers=3, num_heads=4, intermediate_size=768),
@@ -52,22 +51,7 @@ GRID = [
 STEPS, KEPT = 6, slice(2, 5)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.ends, self.rows = [], []
-
-    def log(self, metrics: dict, step: int) -> None:
-        self.ends.append(time.perf_counter())
-        self.rows.append(dict(metrics))
-
-    def summary(self, values: dict) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def one(size: str, rollout: int, length: int, folder: Path) -> dict:
+def one(size: str, rollout: int, length: int, folder: Path, steps: int = STEPS) -> dict:
     """Runs STEPS steps of GRPO; returns s/step, phase means, parameter count."""
     from tqdm import tqdm
 
@@ -75,7 +59,8 @@ def one(size: str, rollout: int, length: int, folder: Path) -> dict:
     tok = train_tokenizer(task.corpus(), folder / "tok")
     torch.manual_seed(0)
     policy = TinyLM(arch="qwen2", max_positions=128, **SIZES[size]).init_policy(tok).train()
-    node = OmegaConf.merge(OmegaConf.load(ROOT / "conf/algo/grpo.yaml"), {"group_size": 4})
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        node = compose("config", overrides=["algo=grpo", "algo.group_size=4"]).algo  # as a run composes it
     clock = Clock()
     ctx = Context(
         task=task,
@@ -86,7 +71,7 @@ def one(size: str, rollout: int, length: int, folder: Path) -> dict:
         scorer=lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32),
         engine=HFGenerate(),
         train=TrainConfig(
-            steps=STEPS, rollout_size=rollout, minibatch_size=rollout, eval_every=0, checkpoint_every=0
+            steps=steps, rollout_size=rollout, minibatch_size=rollout, eval_every=0, checkpoint_every=0
         ),
         tracker=clock,
         checkpoint_dir=Path(tempfile.mkdtemp(dir=folder)),
@@ -95,50 +80,49 @@ def one(size: str, rollout: int, length: int, folder: Path) -> dict:
     )
     start = time.perf_counter()
     train_online(build(node, "algo"), ctx)
-    steps = [b - a for a, b in zip([start, *clock.ends[:-1]], clock.ends, strict=True)][KEPT]
-    rows = clock.rows[KEPT]
+    kept = KEPT if steps == STEPS else slice(1, None)  # a shorter run (the smoke test's): all but the first
+    steps = [b - a for a, b in zip([start, *clock.ends[:-1]], clock.ends, strict=True)][kept]
+    rows = clock.rows[kept]
     phase = {k: statistics.mean(r[k] for r in rows) for k in rows[0] if k.startswith("time/")}
     return {"s": statistics.mean(steps), "params": sum(p.numel() for p in policy.parameters()), **phase}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "scaling.md"))
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    a = parser.parse_args()
+    parser.add_argument("--cells", default="batch,length,model", help="which factors to vary")
+    parser.add_argument("--steps", type=int, default=STEPS, help=f"steps per cell ({STEPS}: steps 3-5 kept)")
+    a = parser.parse_args(argv)
     torch.set_num_threads(a.threads)
-    import transformers
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    lines = [
-        "# Step time against batch, response length and model size",
-        "",
-        f"Made by `python benchmarks/scaling.py` on {datetime.date.today()}: {platform.machine()}, "
-        f"{os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-        f"transformers {transformers.__version__}. GRPO (conf/algo/grpo.yaml, group_size 4, one "
-        "minibatch per step), HF rollout engine (KV-cache loop), fp32, a freshly initialised Qwen2 "
-        "(responses run to the limit). Mean of steps 3-5; the phase columns are the loop's `time/*` "
-        "metrics (`ref` holds both log-prob forwards; `train` the backward and optimiser step).",
-        "",
-        "| varies | params | responses/step | new tokens | s/step | rollout s | ref s | train s "
-        "| generated tokens/s |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    print(machine_line(machine()), flush=True)
+    grid = [cell for cell in GRID if cell["factor"] in a.cells.split(",")]
+    if a.smoke:
+        grid = grid[:1]
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, cell in enumerate(GRID):
+        for i, (r, cell) in enumerate((r, cell) for r in range(a.rounds) for cell in grid):
             folder = Path(tmp) / str(i)
             folder.mkdir()
-            r = one(cell["size"], cell["rollout"], cell["length"], folder)
-            line = (
-                f"| {cell['factor']} | {r['params'] / 1e6:.2f}M | {cell['rollout']} | {cell['length']} "
-                f"| {r['s']:.3f} | {r['time/rollout_s']:.3f} | {r['time/ref_s']:.3f} "
-                f"| {r['time/train_s']:.3f} | {r['time/generated_tokens_per_s']:.0f} |"
+            out = one(cell["size"], cell["rollout"], cell["length"], folder, a.steps)
+            rows.append(
+                {
+                    "varies": cell["factor"],
+                    "round": r,
+                    "params": f"{out['params'] / 1e6:.2f}M",
+                    "responses/step": cell["rollout"],
+                    "new tokens": cell["length"],
+                    "s/step": out["s"],
+                    "rollout s": out["time/rollout_s"],
+                    "ref s": out["time/ref_s"],
+                    "train s": out["time/train_s"],
+                    "generated tokens/s": round(out["time/generated_tokens_per_s"]),
+                }
             )
-            print(line, flush=True)
-            lines.append(line)
-    Path(a.out).write_text("\n".join(lines) + "\n")
-    print(f"wrote {a.out}")
+            print(rows[-1], flush=True)
+    report("scaling", a, rows, notes={"threads": a.threads})
 
 
 if __name__ == "__main__":

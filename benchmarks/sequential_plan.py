@@ -2,17 +2,20 @@
 when every claim is null, and its expected seeds per arm under a true effect against the fixed design
 of the same per-claim power (align_lab/results/sequential.py).
 
-    PYTHONPATH=. python benchmarks/sequential_plan.py [--studies 100000] [--start 4 --wave 4 --max-seeds 24]
+    python -m benchmarks run sequential_plan [--studies 100000] [--start 4 --wave 4 --max-seeds 24]
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
 from align_lab.results.sequential import Plan, expected_seeds, fwer, look_levels, look_seeds, look_thresholds
+from benchmarks.harness import arguments, report
+
+NEEDS = ()
+SMOKE = ("--studies", "200", "--power-studies", "200")
 
 REAL_CLAIMS = [(2, 0), (2, 5), (3, 4), (3, 0), (1, 0), (1, 0)]  # sweeps/real_arith.yaml's arms per claim
 
@@ -25,14 +28,16 @@ def shared_arms(rng, draw_arm):
     return draw
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    p = arguments(__doc__)
     p.add_argument("--studies", type=int, default=100_000)
+    p.add_argument("--power-studies", type=int, default=20_000, help="studies per effect size")
     p.add_argument("--start", type=int, default=4)
     p.add_argument("--wave", type=int, default=4)
     p.add_argument("--max-seeds", type=int, default=24)
     p.add_argument("--claims", type=int, default=6)
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    rows = []
     plan, rng, began = Plan(a.start, a.wave, a.max_seeds), np.random.default_rng(0), time.time()
     print(
         f"plan start {plan.start}, wave {plan.wave}, max_seeds {plan.max_seeds}, alpha {plan.alpha}, "
@@ -59,12 +64,16 @@ def main() -> None:
         for law, draw in nulls.items():
             rate, se = fwer(plan, draw, a.claims, a.studies, exact=exact)
             print(f"  {law:<46} {rate:.4f} (SE {se:.4f})")
-        print("  every claim with a true effect (normal differences, 20000 studies):")
+            rows.append({"boundary": "exact" if exact else "bonferroni", "case": law, "fwer": rate, "se": se})
+        print(f"  every claim with a true effect (normal differences, {a.power_studies} studies):")
         print("  effect  power   E[seeds per arm] sequential   fixed design, same power")
         for effect in (0.5, 0.75, 1.0, 1.5, 2.0):
-            r = expected_seeds(plan, effect, a.claims, 20_000, rng, exact=exact)
+            r = expected_seeds(plan, effect, a.claims, a.power_studies, rng, exact=exact)
             print(f"  {effect:<6g}  {r['power']:.3f}   {r['expected_seeds']:<28.1f} {r['fixed_seeds']}")
+            case = f"effect {effect:g}: power {r['power']:.3f}, fixed design {r['fixed_seeds']} seeds"
+            rows.append({"boundary": "exact" if exact else "bonferroni", "case": case, **r})
     print(f"({time.time() - began:.0f} s)")
+    report("sequential_plan", a, rows, ["boundary", "case", "fwer", "se", "expected_seeds"])
 
 
 if __name__ == "__main__":

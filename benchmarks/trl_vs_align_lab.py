@@ -1,7 +1,7 @@
 """align_lab vs TRL, side by side: seconds per step and reward after N steps, GRPO and RLOO.
 
     bash benchmarks/setup_trl.sh                                  # once: benchmarks/.venv-trl
-    HF_HUB_OFFLINE=1 benchmarks/.venv-trl/bin/python benchmarks/trl_vs_align_lab.py
+    benchmarks/.venv-trl/bin/python -m benchmarks run trl_vs_align_lab
 
 Both sides get the same things, built here once: one tiny Qwen2 (2 layers, hidden 64, head_dim 32,
 ~85k parameters, saved to a temporary folder that both load), the embedded toy world's word-level
@@ -29,12 +29,11 @@ Matched settings (TRL 1.16 defaults unless marked *):
   RLOO   TRL: beta 0.05 (k1 KL summed per sequence, in the reward), leave-one-out baseline, one
          clipped ratio per sequence (epsilon 0.2), mean over sequences, no advantage normalisation.
          align_lab: kl_coef 0.05, kl_estimator k1, token_level_kl false, ratio sequence, clip 0.2.
-The last line printed is `ratio align_lab/trl: <grpo> <rloo>` (seconds per step, align_lab / TRL).
+The ratio line printed last is `ratio align_lab/trl s/step: grpo <r> rloo <r>`.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import random
@@ -60,7 +59,10 @@ from align_lab.tasks.toy_prefs import ToyPrefs  # noqa: E402
 from align_lab.train.common import TrainConfig  # noqa: E402
 from align_lab.train.context import Context  # noqa: E402
 from align_lab.train.online import train_online  # noqa: E402
+from benchmarks.harness import Clock, arguments, machine, machine_line, report  # noqa: E402
 
+NEEDS = ("trl",)
+SMOKE = ("--steps", "2", "--rounds", "1", "--warmup", "0", "--algos", "grpo")
 GROUP, BATCH, NEW_TOKENS, LR = 4, 8, 16, 1e-3
 
 
@@ -106,23 +108,6 @@ class Baton:
         self._release(name)
 
 
-class StepClock:
-    """align_lab's tracker here: hands the baton over at every logged step and keeps the metrics."""
-
-    def __init__(self, baton: Baton) -> None:
-        self.baton, self.rows = baton, []
-
-    def log(self, metrics: dict, step: int) -> None:
-        self.rows.append(dict(metrics))
-        self.baton.step_end("align_lab")
-
-    def summary(self, values: dict) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def world(folder: Path):
     """The task, tokenizer and initial model folder both implementations start from."""
     task = ToyPrefs(max_response_tokens=NEW_TOKENS)
@@ -159,7 +144,7 @@ def align_lab_run(kind: str, folder: Path, task, tok, steps: int, seed: int, bat
     )
     policy = load(folder).train()
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
-    clock = StepClock(baton)
+    clock = Clock(on_log=lambda metrics, step: baton.step_end("align_lab"))  # hands the baton over
     ctx = Context(
         task=task,
         tokenizer=tok,
@@ -294,13 +279,13 @@ def side_by_side(kind: str, folder: Path, task, tok, steps: int, seed: int, firs
     return {n: (baton.times[n], *runs[n][1]()) for n in names}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__, rounds=3)
     parser.add_argument("--steps", type=int, default=40, help="training steps per run (N)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds (seeds); each runs every pair once")
     parser.add_argument("--warmup", type=int, default=3, help="first steps of a run left out of s/step")
     parser.add_argument("--algos", default="grpo,rloo")
-    a = parser.parse_args()
+    a = parser.parse_args(argv)
+    print(machine_line(machine()), flush=True)
     warnings.filterwarnings("ignore")
     from transformers.utils import logging as hf_logging
 
@@ -341,20 +326,30 @@ def main() -> None:
                         f"eval gold {final:+.3f}  {phase}",
                         flush=True,
                     )
-    ratios = {}
-    print(f"{'algo':5s} {'impl':10s} {'s/step mean':>12s} {'median':>8s} {'eval gold after N steps':>24s}")
+    rows, ratio = [], {}
     for kind in algos:
         means = {}
         for impl in impls:
             times, fin = kept[kind, impl], finals[kind, impl]
             means[impl] = statistics.mean(times)
             spread = statistics.stdev(fin) / len(fin) ** 0.5 if len(fin) > 1 else 0.0
-            print(
-                f"{kind:5s} {impl:10s} {means[impl]:12.4f} {statistics.median(times):8.4f} "
-                f"{statistics.mean(fin):+17.3f} +- {spread:.3f}"
+            rows.append(
+                {
+                    "algo": kind,
+                    "impl": impl,
+                    "s/step (mean)": means[impl],
+                    "s/step (median)": statistics.median(times),
+                    "eval gold after N steps": f"{statistics.mean(fin):+.3f} +- {spread:.3f}",
+                }
             )
-        ratios[kind] = means["align_lab"] / means["trl"]
-    print("ratio align_lab/trl: " + " ".join(f"{ratios[k]:.2f}" for k in algos))
+        ratio[kind] = means["align_lab"] / means["trl"]
+    report(
+        "trl_vs_align_lab",
+        a,
+        rows,
+        ratio={"align_lab/trl s/step": ratio},
+        notes={"initial eval gold": initial},
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from torch import Tensor
 
 
 class Route(IntEnum):
-    """Where a pair's two responses and its label come from (SAIL's code names, algorithms.md 16.1).
+    """Where a pair's two responses and its label come from (SAIL's code names, spec.md 16.1).
 
     The order is SAIL's Multinomial(r, p, g, 1 - r - p - g), so rl.sample_routes draws these codes.
     """

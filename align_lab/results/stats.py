@@ -81,24 +81,6 @@ def t_band(curves: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarr
     return mean, mean - half, mean + half
 
 
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray,
-    confidence: float = CONFIDENCE,
-    n_resamples: int = N_RESAMPLES,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean (Efron 1979); NaNs are ignored, (nan, nan) below 2 values.
-    Not used by reports (it under-covers at a study's 3-8 seeds, see `t_ci`); kept for the coverage test."""
-    x = _finite(values)
-    if len(x) < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_resamples, len(x)))].mean(axis=1)  # (n_resamples,)
-    alpha = (1.0 - confidence) / 2
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
-
-
 def sign_flip_p_value(
     differences: Sequence[float] | np.ndarray,
     exact_max_n: int = EXACT_MAX_N,

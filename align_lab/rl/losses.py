@@ -17,7 +17,7 @@ def aggregate_loss(
     max_len: int | None = None,
     rows: Tensor | None = None,
 ) -> Tensor:
-    """Per-token loss (B, T) -> scalar, by one of the aggregation conventions of algorithms.md 1.3.
+    """Per-token loss (B, T) -> scalar, by one of the aggregation conventions of spec.md 1.3.
 
     token_mean: sum m L / sum m (DAPO, OpenRLHF; longer sequences weigh more).
     seq_mean_token_mean: mean over sequences of per-sequence token means (original GRPO).

@@ -1,6 +1,6 @@
 """Preference-pair math beyond the DPO loss: pair ordering, route sampling, SAIL's extra terms (N pairs).
 
-SAIL (Ding et al. 2024, arXiv 2406.15567; algorithms.md 16): with f = log sigmoid(beta h) the DPO
+SAIL (Ding et al. 2024, arXiv 2406.15567; spec.md 16): with f = log sigmoid(beta h) the DPO
 log-likelihood of a pair, SAIL adds a *label term* on pairs labelled by the policy itself and a
 *response term* on pairs whose responses the policy sampled. Sequence log-probs are sums.
 """
@@ -36,14 +36,14 @@ def sample_routes(probs: list[float], n: int, generator: torch.Generator | None 
 
 def policy_swap_probability(margin: Tensor, beta: float) -> Tensor:
     """P(swap) = 1 - sigmoid(beta h) = sigmoid(-beta h): relabelling a pair by the policy's own
-    Bradley-Terry preference (SAIL DDP/DPP, algorithms.md 16.2 steps 2-3): (N,), no gradient."""
+    Bradley-Terry preference (SAIL DDP/DPP, spec.md 16.2 steps 2-3): (N,), no gradient."""
     return torch.sigmoid(-beta * margin.detach())
 
 
 def sail_label_term(log_p: Tensor, coef: Tensor | float) -> Tensor:
     """SAIL label term -1/2 c f^2 per pair, f = log sigmoid(beta h) (with gradient): (N,).
 
-    Added to the DPO loss -f, it scales the DPO gradient by (1 - c |f|) (algorithms.md 16.2 step 4).
+    Added to the DPO loss -f, it scales the DPO gradient by (1 - c |f|) (spec.md 16.2 step 4).
     """
     return -0.5 * coef * log_p.square()
 

@@ -63,7 +63,7 @@ def _lm_head(head, x: Tensor) -> Tensor:
     """head(x), (B, 1, V), as HEAD_ROWS-row matmuls where that gives the bits of one matmul.
 
     At decode shapes (B rows of a few) MKL's one matmul over a 49,152 x 576 head reads its weights at
-    about half the speed of 512-row pieces (benchmarks/RESULTS.md, 2026-11-23). Whether the pieces sum
+    about half the speed of 512-row pieces (aed8269:benchmarks/RESULTS.md, 2026-11-23). Whether the pieces sum
     in the same order is the BLAS library's choice, so it is checked here, once per shape and thread
     count, on the first call (which returns the one matmul); otherwise the one matmul is kept. On a GPU
     the one matmul is the fast one (96 pieces are 96 kernel launches a token)."""

@@ -1,4 +1,6 @@
-"""Read W&B's offline transaction log (run-<id>.wandb), for tests and the aggregator.
+"""The framing of W&B's offline transaction log (run-<id>.wandb): enough to tell when the writer
+has finished the file (the tracker's close and the report's sync wait on it). The readers of its
+records (history, config, summary), which only the tests use, are in tests/wandb_files.py.
 
 wandb 0.31 has no public reader. The format, checked against the installed 0.31.0 writer
 (wandb-core's Go `leveldb` + `transactionlog` packages) and its files:
@@ -17,7 +19,6 @@ when the run's stream closes, shortly *after* run.finish() returns: see wait_unt
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import time
@@ -25,7 +26,6 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 BLOCK_SIZE = 32 * 1024
@@ -74,18 +74,6 @@ def iter_payloads(data: bytes) -> Iterator[bytes]:
         pos = end
 
 
-def read_wandb_records(path: str | os.PathLike[str]) -> list[Any]:
-    """Every `wandb_internal_pb2.Record` in a .wandb file, in order."""
-    from wandb.proto import wandb_internal_pb2
-
-    records = []
-    for payload in iter_payloads(Path(path).read_bytes()):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(payload)
-        records.append(record)
-    return records
-
-
 def is_complete(path: str | os.PathLike[str]) -> bool:
     """Whether the writer has finished the file: its last record is the run's exit record."""
     from wandb.proto import wandb_internal_pb2
@@ -110,90 +98,3 @@ def wait_until_complete(path: str | os.PathLike[str], timeout_s: float = 10.0) -
             return False
         time.sleep(0.005)
     return True
-
-
-def find_wandb_files(run_dir: str | os.PathLike[str]) -> list[Path]:
-    """The offline transaction logs below run_dir/wandb, oldest first (one per (re)start)."""
-    return sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
-
-
-def _key(item: Any) -> str:
-    # Keys come as `key`, or as `nested_key` parts (0.31 writes even "train/kl" that way).
-    return item.key or ".".join(item.nested_key)
-
-
-def _history_value(item: Any) -> Any:
-    kind = item.WhichOneof("value")  # typed values, which later writers use
-    if kind is None:
-        return json.loads(item.value_json)
-    if kind == "none":
-        return None
-    if kind == "json":
-        return json.loads(item.json)
-    return getattr(item, kind)
-
-
-def wandb_history(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """One {key: value} per history record (incl. `_step`, `_runtime`, `_timestamp`)."""
-    return [
-        {_key(item): _history_value(item) for item in record.history.item}
-        for record in read_wandb_records(path)
-        if record.WhichOneof("record_type") == "history"
-    ]
-
-
-def _apply_items(target: dict[str, Any], update: Any, remove: Any) -> None:
-    """Config and summary items share a shape: key or nested_key parts, value_json."""
-    for item in update:
-        parts = [item.key] if item.key else list(item.nested_key)
-        node = target
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = json.loads(item.value_json)
-    for item in remove:
-        parts = [item.key] if item.key else list(item.nested_key)
-        node = target
-        for part in parts[:-1]:
-            node = node.get(part, {})
-        node.pop(parts[-1], None)
-
-
-def wandb_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The run's config: the run record's, then every config record, merged in order.
-
-    Keys starting with "_" (wandb's own, e.g. `_wandb`) are left out.
-    """
-    config: dict[str, Any] = {}
-    for record in read_wandb_records(path):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            _apply_items(config, record.run.config.update, record.run.config.remove)
-        elif kind == "config":
-            _apply_items(config, record.config.update, record.config.remove)
-    return {k: v for k, v in config.items() if not k.startswith("_")}
-
-
-def wandb_run_info(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The run record: run_id, project, entity, name, group, job_type, tags."""
-    for record in read_wandb_records(path):
-        if record.WhichOneof("record_type") == "run":
-            run = record.run
-            return {
-                "run_id": run.run_id,
-                "project": run.project,
-                "entity": run.entity,
-                "name": run.display_name,
-                "group": run.run_group,
-                "job_type": run.job_type,
-                "tags": list(run.tags),
-            }
-    raise ValueError(f"{path}: no run record")
-
-
-def wandb_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The run summary: every summary record merged in order (wandb's `_` keys included)."""
-    summary: dict[str, Any] = {}
-    for record in read_wandb_records(path):
-        if record.WhichOneof("record_type") == "summary":
-            _apply_items(summary, record.summary.update, record.summary.remove)
-    return summary

@@ -360,7 +360,7 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path, chrom
 
 
 def test_wandb_offline_compare_run_holds_the_tables(tmp_path: Path) -> None:
-    from align_lab.tracking.wandb_reader import find_wandb_files, wandb_run_info, wandb_summary
+    from tests.wandb_files import find_wandb_files, wandb_run_info, wandb_summary
 
     make_sweep(tmp_path)
     out = tmp_path / "out"

@@ -257,7 +257,7 @@ def test_a_run_killed_after_an_evaluations_samples_resumes_without_duplicates(
 
 
 def test_wandb_offline_file_holds_config_group_job_type_and_history(tmp_path, cache_dir, monkeypatch):
-    from align_lab.tracking.wandb_reader import (
+    from tests.wandb_files import (
         find_wandb_files,
         wandb_config,
         wandb_history,

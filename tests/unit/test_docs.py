@@ -18,6 +18,14 @@ REPO_PATH = re.compile(
     + "|".join(re.escape(t) for t in TOP)
     + r")/[\w./-]*\.(?:py|sh|yaml|md|toml|txt))"
 )
+AT_COMMIT = re.compile(r"[0-9a-f]{7,40}:$")  # `git show aed8269:benchmarks/x.py` names a file in history
+
+
+def repo_paths(text: str) -> list[str]:
+    """The repository files `text` names by path from the root, leaving out those named at a commit."""
+    return [m.group(1) for m in REPO_PATH.finditer(text) if not AT_COMMIT.search(text[: m.start(1)])]
+
+
 CONFIG_NAME = re.compile(r"--config-dir (\S+) --config-name ([\w.]+)")
 MODULE = re.compile(r"python -m ((?:align_lab|benchmarks)(?:\.\w+)*)")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
@@ -74,7 +82,7 @@ def missing_files(page: Path, root: Path = ROOT) -> list[str]:
     texts = code + [span for line in prose for span in re.findall(r"`([^`]+)`", line)]
     missing = []
     for text in texts:
-        named = [p.rstrip(".") for p in REPO_PATH.findall(text)]
+        named = [p.rstrip(".") for p in repo_paths(text)]
         named += [f"{folder}/{name}.yaml" for folder, name in CONFIG_NAME.findall(text)]
         for module in MODULE.findall(text):
             stem = module.replace(".", "/")
@@ -108,6 +116,7 @@ def test_the_checks_find_a_broken_link_a_missing_anchor_and_a_missing_file(tmp_p
         "```bash\n# a comment is not a heading\npython benchmarks/absent.py  # and sweeps/<date>.yaml\n"
         "python -m align_lab --config-dir sweeps --config-name absent\n```\n"
         "Run `bash scripts/absent.sh`, then `python -m benchmarks.absent`.\n"
+        "In history: `git show abc1234:sweeps/old.yaml`.\n"
     )
     assert broken_links(page) == [
         "page.md: link nowhere.md: no file nowhere.md",

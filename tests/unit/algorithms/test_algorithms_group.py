@@ -1,5 +1,5 @@
 """Algorithms with k samples per prompt: RLOO, RAFT, GRPO, Dr. GRPO, REINFORCE++-baseline
-(algorithms.md 6, 7, 9, 11, 18.1, 18.3, 18.5, 18.6, 18.9)."""
+(spec.md 6, 7, 9, 11, 18.1, 18.3, 18.5, 18.6, 18.9)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""PPO-max's switches on PPO (algorithms.md 3.3, 18.2): running reward moments, clip, advantage switches."""
+"""PPO-max's switches on PPO (spec.md 3.3, 18.2): running reward moments, clip, advantage switches."""
 
 import math
 import re

@@ -1,4 +1,4 @@
-"""Critic-free and baseline REINFORCE variants with one sample per prompt (algorithms.md 4, 5, 8, 18.2)."""
+"""Critic-free and baseline REINFORCE variants with one sample per prompt (spec.md 4, 5, 8, 18.2)."""
 
 import math
 

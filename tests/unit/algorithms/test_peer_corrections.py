@@ -1,6 +1,6 @@
 """Issue 36 item 3: the peers' rollout-correction modes that had no key, each re-derived from the peer's
 code at the commit named and checked against align_lab's loss and gradient (1e-6) on the batch of
-test_conventions.py (lengths 4, 3, 2, 1; token ratios pi_old / pi_rollout up to e^3 and down to e^-10).
+conventions/peer_batch.py (lengths 4, 3, 2, 1; token ratios pi_old / pi_rollout up to e^3 and down to e^-10).
 docs/off_policy.md has a row per test. Peers' newest stored code: verl-project/verl 1dda039 (2026-08-22),
 volcengine/verl 9b718e1 (2026-01-14, the last commit with the per-token veto), huggingface/trl f2cd577
 (2026-07-24), areal-project/AReaL cbff54d (2026-08-22), OpenRLHF/OpenRLHF 3c3be62 (2026-08-13)."""
@@ -14,24 +14,26 @@ from align_lab.algorithms.grpo import GRPO
 from align_lab.algorithms.gspo import GSPO
 from align_lab.algorithms.reinforce_pp import ReinforcePP
 from align_lab.algorithms.remax import ReMax
-from tests.unit.algorithms.test_algorithms_group import rollout
-from tests.unit.algorithms.test_conventions import (
+from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ADVANTAGES,
     CORR_DELTA,
     CORR_MASK,
     CORR_OLD,
     CORR_ROLLOUT_RATIO,
+)
+from tests.unit.algorithms.conventions.test_verl import (
     verl_agg_loss,
     verl_is_weights,
     verl_masked_sum,
     verl_vanilla_loss,
 )
+from tests.unit.algorithms.test_algorithms_group import rollout
 
 VERL = "verl-project/verl@1dda039b9c6311889a9c9a26040677e1254814f9"
 
 
 def batch_of(old=CORR_OLD, advantages=CORR_ADVANTAGES):
-    """The batch of test_conventions with pi_old's log-probs `old` (the ratios kept) and `advantages`."""
+    """The batch of conventions/peer_batch.py, pi_old's log-probs `old` (the ratios kept), `advantages`."""
     batch = rollout([0.0] * 4, CORR_MASK, 2, logprobs=old, ref_logprobs=old - 0.2 * CORR_MASK)
     batch.advantages = advantages
     batch.rollout_logprobs = old - CORR_ROLLOUT_RATIO

@@ -1,4 +1,4 @@
-"""Pair ordering, route sampling and SAIL's extra terms (algorithms.md 15, 16, 18.7, 18.8).
+"""Pair ordering, route sampling and SAIL's extra terms (spec.md 15, 16, 18.7, 18.8).
 
 All expected numbers are derived by hand from the 18.7 pair: log pi(y_w) = -10, log pi(y_l) = -12,
 log ref(y_w) = -10.5, log ref(y_l) = -11, beta = 0.1, so h = (-10 + 10.5) - (-12 + 11) = 1.5,

@@ -1,4 +1,4 @@
-"""Reward shaping, GAE, returns and group baselines (algorithms.md 1.1, 2, 6, 9, 10, 11, 18)."""
+"""Reward shaping, GAE, returns and group baselines (spec.md 1.1, 2, 6, 9, 10, 11, 18)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""KL estimators and the adaptive KL coefficient (algorithms.md 1.2, 2, 18.1)."""
+"""KL estimators and the adaptive KL coefficient (spec.md 1.2, 2, 18.1)."""
 
 import math
 

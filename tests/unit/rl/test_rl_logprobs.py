@@ -1,4 +1,4 @@
-"""Token log-probs, sequence log-probs and entropy (algorithms.md 0.2)."""
+"""Token log-probs, sequence log-probs and entropy (spec.md 0.2)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Loss aggregation, PPO clip, value clip and the DPO family (algorithms.md 1.3-1.5, 12-14, 18)."""
+"""Loss aggregation, PPO clip, value clip and the DPO family (spec.md 1.3-1.5, 12-14, 18)."""
 
 import math
 

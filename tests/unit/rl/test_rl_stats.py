@@ -1,4 +1,4 @@
-"""Masked reductions and whitening (algorithms.md 1.6, 18.2)."""
+"""Masked reductions and whitening (spec.md 1.6, 18.2)."""
 
 import math
 

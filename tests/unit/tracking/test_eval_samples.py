@@ -10,9 +10,9 @@ import pytest
 
 from align_lab.tracking import JsonlTracker, MultiTracker
 from align_lab.tracking.samples import SAMPLES_FILE, cap_texts, read_samples
-from align_lab.tracking.wandb_reader import find_wandb_files, wandb_history
 from align_lab.tracking.wandb_tracker import SAMPLES_KEY
 from tests.unit.tracking.test_tracking import _wandb_tracker, offline_wandb  # noqa: F401 (a fixture)
+from tests.wandb_files import find_wandb_files, wandb_history
 
 
 def rows(n: int, tag: str = "") -> list[dict]:

@@ -1,6 +1,6 @@
 """Tracking: metrics.jsonl contract and resume, W&B offline files read back with our reader.
 
-The W&B tests run the real wandb (0.31.0, whose .wandb format wandb_reader follows)
+The W&B tests run the real wandb (0.31.0, whose .wandb format tests/wandb_files.py follows)
 offline, with HOME in tmp_path so no real credentials are seen; nothing goes online.
 """
 
@@ -20,16 +20,16 @@ from align_lab.tracking import (
     make_tracker,
     read_metrics,
 )
-from align_lab.tracking.wandb_reader import (
+from align_lab.tracking.wandb_reader import is_complete
+from align_lab.tracking.wandb_tracker import RUN_ID_FILE, choose_mode
+from tests.wandb_files import (
     find_wandb_files,
-    is_complete,
     read_wandb_records,
     wandb_config,
     wandb_history,
     wandb_run_info,
     wandb_summary,
 )
-from align_lab.tracking.wandb_tracker import RUN_ID_FILE, choose_mode
 
 CONFIG = {"algo": {"name": "ppo", "clip": 0.2}}
 

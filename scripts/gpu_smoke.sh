@@ -3,7 +3,7 @@
 # autocast, a bf16 rollout copy, DeepSpeed ZeRO-2/3, per-row seeds with async rollouts), 6 runs at a
 # time after one run has built the shared stages. One line per run (ok, or its last error line); the
 # logs stay in $WORK (default outputs/gpu_smoke). Exit 1 if any run failed.
-#   bash benchmarks/gpu_smoke.sh   (python: $PYTHON or python3; DEVICE=cpu runs the same on a CPU)
+#   bash scripts/gpu_smoke.sh   (python: $PYTHON or python3; DEVICE=cpu runs the same on a CPU)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

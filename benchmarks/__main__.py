@@ -1,0 +1,47 @@
+"""python -m benchmarks list | run NAME [--smoke] [ARGS ...]: the benchmark suite's one entry point.
+
+`list` prints every benchmark with what it needs; `run` checks that this Python has what the benchmark
+needs (one line saying how to get it, exit code 2, otherwise), then runs it with ARGS; `--smoke` adds
+the benchmark's own arguments for a run of seconds (what tests/integration/test_benchmarks.py runs).
+Run it from the repository root."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from benchmarks import suite
+from benchmarks.harness import missing
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="every benchmark, what it needs and what it measures")
+    run = sub.add_parser("run", help="run one benchmark")
+    run.add_argument("name")
+    run.add_argument("--smoke", action="store_true", help="its arguments for a run of seconds")
+    a, rest = parser.parse_known_args(argv)  # the rest: the benchmark's own arguments
+    if a.command == "list" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    benchmarks = suite()
+    if a.command == "list":
+        for b in benchmarks.values():
+            needs = f"  [needs {', '.join(b.needs)}]" if b.needs else ""
+            print(f"{b.name:22s} {b.what}{needs}")
+        return 0
+    if a.name not in benchmarks:
+        print(f"benchmarks: no benchmark {a.name!r}; one of: {', '.join(benchmarks)}", file=sys.stderr)
+        return 2
+    b = benchmarks[a.name]
+    if absent := missing(b.needs):
+        print(f"benchmarks: {b.name} needs {'; '.join(absent)}", file=sys.stderr)
+        return 2
+    args = [*(b.smoke if a.smoke else ()), *(["--smoke"] if a.smoke else ()), *rest]
+    importlib.import_module(f"benchmarks.{b.name}").main(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,80 @@
+"""Every benchmark of the suite runs: `python -m benchmarks run NAME --smoke` (a run of seconds on an idle
+machine, the benchmark's own SMOKE arguments) exits 0 and writes its result with the machine header.
+
+A benchmark that needs TRL or vLLM runs in the environment made for it (benchmarks/.venv-trl,
+.venv-vllm) where that exists, or here if this Python has the package; one that needs a GPU or
+SmolLM2 where they are. Otherwise it is skipped, with the command that installs what it needs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import Benchmark, suite
+from benchmarks.harness import HOW, missing
+from tests.conftest import ROOT
+
+SUITE = suite()
+OWN_PYTHON = {"trl": ROOT / "benchmarks/.venv-trl/bin/python", "vllm": ROOT / ".venv-vllm/bin/python"}
+# a smoke run that fails for a reason fixed elsewhere: name -> the reason
+MICRO = (
+    "fixed on branch memory: micro_batch_size auto reaches train/micro.py:chunks unresolved when the "
+    "objects are built outside the app (TypeError)"
+)
+XFAIL = {"trl_vs_align_lab": MICRO, "scaling": MICRO}
+
+
+def python_for(b: Benchmark) -> Path | str:
+    """The Python to run `b` with: the environment made for what it needs, if there is one."""
+    own = [OWN_PYTHON[n] for n in b.needs if n in OWN_PYTHON and OWN_PYTHON[n].exists()]
+    return own[0] if own else sys.executable
+
+
+def absent(b: Benchmark) -> list[str]:
+    """What `b` needs that neither its own environment nor this Python has."""
+    has_own = {n for n in b.needs if n in OWN_PYTHON and OWN_PYTHON[n].exists()}
+    return missing([n for n in b.needs if n not in has_own])
+
+
+def params(real_model: bool) -> list:
+    out = []
+    for name, b in SUITE.items():
+        if ("smollm2" in b.needs) != real_model:
+            continue
+        marks = [pytest.mark.xfail(reason=XFAIL[name], strict=True)] if name in XFAIL else []
+        if lacking := absent(b):
+            marks.append(pytest.mark.skip(reason=f"needs {'; '.join(lacking)}"))
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+def smoke(name: str, tmp_path: Path, cache_dir: Path) -> dict:
+    out = tmp_path / "result.json"
+    command = [str(python_for(SUITE[name])), "-m", "benchmarks", "run", name, "--smoke", "--json", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "ALIGN_LAB_CACHE": str(cache_dir)}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    result = json.loads(out.read_text())
+    assert result["benchmark"] == name and result["rows"]
+    assert {"date", "cpu", "cores", "commit", "load"} <= set(result["machine"])
+    assert result["args"]["smoke"] is True
+    return result
+
+
+@pytest.mark.parametrize("name", params(real_model=False))
+def test_benchmark_runs_briefly(name: str, tmp_path: Path, cache_dir: Path) -> None:
+    smoke(name, tmp_path, cache_dir)
+
+
+@pytest.mark.parametrize("name", params(real_model=True))
+def test_real_model_benchmark_runs_briefly(name: str, smollm2, tmp_path: Path, cache_dir: Path) -> None:
+    smoke(name, tmp_path, cache_dir)
+
+
+def test_every_need_has_a_way_to_get_it() -> None:
+    assert {n for b in SUITE.values() for n in b.needs} <= set(HOW)

@@ -1,0 +1,90 @@
+"""The benchmark suite's harness and entry point (benchmarks/): every benchmark module declares what it
+needs, a smoke run and main, and uses the harness; the harness's alternation, ratios, table, machine
+header and JSON, by hand. The benchmarks themselves run in tests/integration/test_benchmarks.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import read, suite
+from benchmarks.harness import machine, machine_line, missing, ratios, report, schedule, table
+from tests.conftest import ROOT
+
+NOT_BENCHMARKS = {"__init__.py", "__main__.py", "harness.py"}
+
+
+def test_every_module_of_benchmarks_is_a_benchmark_on_the_harness() -> None:
+    modules = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if p.name not in NOT_BENCHMARKS)
+    assert [p.stem for p in modules] == sorted(suite())
+    for path in modules:
+        text = path.read_text()
+        assert "from benchmarks.harness import" in text, path.name
+        assert "def main(argv: list[str] | None = None)" in text and "report(" in text, path.name
+        assert read(path).smoke, f"{path.name}: no SMOKE arguments"
+
+
+def test_schedule_alternates_the_arms_round_by_round() -> None:
+    assert list(schedule(["a", "b", "c"], 3)) == [
+        (0, "a"), (0, "b"), (0, "c"), (1, "b"), (1, "c"), (1, "a"), (2, "c"), (2, "a"), (2, "b"),
+    ]  # fmt: skip
+    assert [arm for _, arm in schedule(["trl", "align_lab"], 2)] == ["trl", "align_lab", "align_lab", "trl"]
+
+
+def test_ratios_and_table() -> None:
+    # 0.57 / 1.14 = 0.5; 1.14 / 1.14 = 1
+    assert ratios({"trl": 1.14, "align_lab": 0.57}, "trl") == pytest.approx({"trl": 1.0, "align_lab": 0.5})
+    assert (
+        table([{"arm": "a", "s": 0.123456}, {"arm": "b"}])
+        == "| arm | s |\n|---|---|\n| a | 0.1235 |\n| b |  |"
+    )
+
+
+def test_machine_header_and_json_report(tmp_path: Path, capsys) -> None:
+    m = machine()
+    assert m["cores"] >= 1 and m["cpu"] and m["date"].endswith("UTC") and len(m["load"]) == 3
+    assert machine_line(m).startswith(f"# {m['date']}, {m['cpu']} (")
+    args = argparse.Namespace(rounds=1, smoke=True, json=str(tmp_path / "r.json"))
+    report("demo", args, [{"arm": "a", "s": 2.0}, {"arm": "b", "s": 1.0}], ratio={"b/a": {"b": 0.5}})
+    printed = capsys.readouterr().out
+    assert "| a | 2 |" in printed and "ratio b/a: b 0.50" in printed  # 4 significant digits: 2
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["rows"][1] == {"arm": "b", "s": 1.0} and result["args"] == {"rounds": 1, "smoke": True}
+    assert result["machine"]["cpu"] == m["cpu"]
+
+
+def test_missing_names_how_to_get_it_and_refuses_an_unknown_need() -> None:
+    with pytest.raises(ValueError, match="NEEDS='tpu': must be one of trl, smollm2, cuda, vllm"):
+        missing(["tpu"])
+
+
+def test_the_entry_point_lists_every_benchmark_and_refuses_an_unknown_one() -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "benchmarks", *args], cwd=ROOT, capture_output=True, text=True
+        )
+
+    listed = run("list")
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == list(suite())
+    unknown = run("run", "nope")
+    assert unknown.returncode == 2 and "no benchmark 'nope'" in unknown.stderr
+
+
+def test_the_clock_is_a_whole_tracker_and_times_each_step() -> None:
+    from align_lab.tracking import Tracker
+    from benchmarks.harness import Clock
+
+    assert {m for m in vars(Tracker) if not m.startswith("_")} <= set(dir(Clock))  # a new method breaks here
+    seen = []
+    clock = Clock(on_log=lambda metrics, step: seen.append(step))
+    clock.log({"time/step_s": 0.5}, step=1)
+    clock.samples([{"reward": 1.0}], step=1)
+    clock.log({"time/step_s": 0.25}, step=2)
+    assert seen == [1, 2] and clock.rows == [{"time/step_s": 0.5}, {"time/step_s": 0.25}]
+    assert clock.ends[0] <= clock.ends[1]
