@@ -60,6 +60,9 @@ class Clock:
         self.ends.append(time.perf_counter())
         self.rows.append(dict(metrics))
 
+    def samples(self, records: list, step: int) -> None:  # tracking.Tracker: evaluation samples
+        pass
+
     def summary(self, values: dict) -> None:
         pass
 

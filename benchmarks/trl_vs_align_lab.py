@@ -116,6 +116,9 @@ class StepClock:
         self.rows.append(dict(metrics))
         self.baton.step_end("align_lab")
 
+    def samples(self, records: list, step: int) -> None:  # tracking.Tracker: evaluation samples
+        pass
+
     def summary(self, values: dict) -> None:
         pass
 
