@@ -128,4 +128,3 @@ def accumulate(terms: list[Term], backward: Callable, size: int | None) -> list[
         backward(total)
         return [(loss.detach(), stats) for loss, stats in results]
     return [_micro_batched(t, backward, size) for t in terms]
-
