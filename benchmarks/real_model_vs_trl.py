@@ -94,17 +94,6 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
-def default_micro_batch_size(policy, view) -> int | None:
-    """train.micro_batch_size's default, "auto", resolved as a run resolves it for an online algorithm
-    without a critic (study/run.py loop_micro_batch_size): the step's rows against the memory budget."""
-    from align_lab.study.hardware import Hardware
-    from align_lab.train.micro import Dims, choose, row_bytes
-
-    per_row = row_bytes(Dims.of(policy.config), view.longest_prompt_tokens, view.max_response_tokens)
-    hardware = Hardware(device=DEVICE)
-    return choose("auto", BATCH, per_row, hardware.memory_bytes(), hardware.micro_batch_cap())
-
-
 def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
     import copy
 
@@ -151,7 +140,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
             eval_every=0,
             eval_samples=1,
             checkpoint_every=0,
-            micro_batch_size=default_micro_batch_size(policy, view),
+            # micro_batch_size: "auto", the default, planned when the Context is built (train/memory.py)
         ),
         tracker=Clock(on_log),
         checkpoint_dir=Path(tempfile.mkdtemp()),

@@ -148,7 +148,8 @@ class CacheDecoder:
         return decode_step(self.model, tokens, pos, self.kv, self.P + t, attn)
 
     def keep(self, rows: Tensor) -> None:
-        self.kv = [(keys[rows], values[rows]) for keys, values in self.kv]
+        for i, (keys, values) in enumerate(self.kv):  # layer by layer: one layer's copy at a time
+            self.kv[i] = (keys[rows], values[rows])
 
 
 def rows_to_keep(unfinished: Tensor) -> Tensor | None:

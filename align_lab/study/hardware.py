@@ -13,7 +13,7 @@ from align_lab.config import ConfigError
 from align_lab.study.resources import ResourcePolicy, threads_given
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import SlurmWorld, slurm_world
-from align_lab.train.micro import MAX_BYTES, machine_memory
+from align_lab.train.memory import default_budget
 
 
 @dataclass
@@ -51,20 +51,14 @@ class Hardware:
         return self.processes * self.nodes
 
     def memory_bytes(self, whole_node: bool = False) -> int:
-        """The memory budget of one process in bytes (train.micro_batch_size=auto): hardware.memory_gb,
+        """The memory budget of one process in bytes (train/memory.py plans by it): hardware.memory_gb,
         else the machine's total (or its cgroup's limit), shared by the node's processes (not with
         `whole_node`: the stages, built by the main process alone). On a GPU with no memory_gb: that
         GPU's memory (one GPU per process, the stages' process included)."""
-        if self.device == "cuda" and not self.memory_gb and torch.cuda.is_available():
-            return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)
-        total = self.memory_gb * 2**30 if self.memory_gb else machine_memory()
+        if not self.memory_gb:
+            return default_budget(self.device, 1 if whole_node else self.processes)
+        total = self.memory_gb * 2**30
         return int(total if whole_node else total // self.processes)
-
-    def micro_batch_cap(self) -> int | None:
-        """The most activation bytes one micro-batch holds under train.micro_batch_size=auto: a CPU's
-        MAX_BYTES (larger micro-batches are no faster there, docs/memory.md); on a GPU no cap but
-        the budget's share (micro.SHARE), since a GPU computes a larger micro-batch faster."""
-        return None if self.device == "cuda" else MAX_BYTES
 
     def threads(self) -> int:
         """Torch threads per process: num_threads, else the cores the run was given (a task each across

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 import time
@@ -23,7 +22,7 @@ from align_lab.rewards.function import RewardError
 from align_lab.rollout.turns import TurnEngine
 from align_lab.study.checks import check_partitions, check_run
 from align_lab.study.spec import RunSpec
-from align_lab.study.stages import Stages, build_stages, resolve_micro_batch
+from align_lab.study.stages import Stages, build_stages
 from align_lab.study.summary import (
     SEGMENTS,
     RunStopped,
@@ -45,6 +44,7 @@ from align_lab.train.backend import Diverged, forget_process_group
 from align_lab.train.checkpoint_io import CheckpointError, checkpoint_step
 from align_lab.train.context import Context
 from align_lab.train.distributed import Group, join_slurm, launch, serve
+from align_lab.train.memory import record as planned
 from align_lab.train.online import train_online
 from align_lab.train.pairwise import train_pairwise
 from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
@@ -80,10 +80,13 @@ def frozen_reference(stages: Stages) -> torch.nn.Module:
     return stages.load_reference().eval().requires_grad_(False)
 
 
-def build_context(spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, preemption) -> Context:
-    """Models and reward of a run from its built stages: what a training loop needs. The run's seed is
-    set here, after every stage is built (or loaded), so a run that builds them and one that finds them
-    cached draw the same critic head and LoRA adapters."""
+def build_context(
+    spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, preemption, rank=0
+) -> Context:
+    """Models and reward of a run from its built stages: what a training loop needs, complete (its
+    memory planned: train/memory.py). The run's seed is set here, after every stage is built (or
+    loaded), so a run that builds them and one that finds them cached draw the same critic head and
+    LoRA adapters."""
     scorer = spec.reward.scorer(stages)
     pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
     judge = spec.judge.judge(stages, scorer) if spec.judge is not None else None
@@ -93,7 +96,7 @@ def build_context(spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, 
         init = stages.critic_start if spec.algo.critic_init == "sft" else stages.results["reward_model"].path
         # a fresh value head: drawn from the seed
         critic = spec.model.init_critic(stages.tokenizer, init).train()
-    ctx = Context(
+    return Context(
         task=stages.policy_task,
         tokenizer=stages.tokenizer,
         policy=spec.lora.apply(stages.load_policy()).train(),
@@ -113,9 +116,11 @@ def build_context(spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, 
         backend=spec.backend,
         env=spec.env,
         load_reference=partial(frozen_reference, stages),
+        stage_keys={name: stage.key for name, stage in stages.results.items()},
+        group=Group(rank, spec.hardware.ranks),
+        pairwise=not isinstance(spec.algo, OnlineAlgorithm),
+        memory_budget=spec.hardware.memory_bytes(),
     )
-    ctx.stage_keys = {name: stage.key for name, stage in stages.results.items()}
-    return ctx
 
 
 def engine_of(spec: RunSpec, stages: Stages):
@@ -128,46 +133,12 @@ def engine_of(spec: RunSpec, stages: Stages):
     return TurnEngine(spec.rollout, spec.env, spec.env_name, render, getattr(view, "raw", lambda p: p))
 
 
-def loop_micro_batch_size(spec: RunSpec, stages: Stages) -> int | None:
-    """train.micro_batch_size of the loop, "auto" resolved for the most rows one of this process's
-    updates covers (its share of a step's rollout or pairs). A DeepSpeed engine steps once per
-    backward, so it takes whole minibatches."""
-    setting, hw, train = spec.train.micro_batch_size, spec.hardware, spec.train
-    if setting == "auto" and spec.backend.uses_deepspeed:
-        setting = None
-    online = isinstance(spec.algo, OnlineAlgorithm)
-    # rows are responses (online) or pairs of responses (pairwise)
-    per_row = stages.sequence_bytes() * (1 if online else 2)
-    if online and spec.algo.uses_critic:  # the critic's body runs with a graph beside the policy's
-        per_row += stages.sequence_bytes(logits=False)
-    rows = -(-(train.rollout_size if online else train.minibatch_size) // hw.ranks)
-    return resolve_micro_batch("train", setting, rows, per_row, hw.memory_bytes(), hw.micro_batch_cap())
-
-
-def eval_micro_batch_size(spec: RunSpec, stages: Stages) -> int | None:
-    """The same setting for evaluation's forwards (no graph: a forward's working set a row), over its
-    samples (the task's eval prompts x train.eval_samples)."""
-    rows = len(stages.policy_task.prompts("eval")) * spec.train.eval_samples
-    per_row = stages.sequence_bytes(graph=False)
-    return resolve_micro_batch(
-        "eval",
-        spec.train.micro_batch_size,
-        rows,
-        per_row,
-        spec.hardware.memory_bytes(),
-        spec.hardware.micro_batch_cap(),
-    )
-
-
 def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption, rank: int = 0):
-    """(stages, context, loop) of a run, the same on every rank. The context's train config holds the
-    resolved micro-batch size (an int, or None for whole minibatches), never "auto"."""
+    """(stages, context, loop) of a run, the same on every rank."""
     # the stages run in the main process alone: the node's whole memory
     memory = spec.hardware.memory_bytes(whole_node=True)
     stages = stages_of(spec, StageCache(spec.cache_dir), progress, memory, rank)
-    ctx = build_context(spec, stages, run_dir / "checkpoints", tracker, progress, preemption)
-    ctx.train = dataclasses.replace(spec.train, micro_batch_size=loop_micro_batch_size(spec, stages))
-    ctx.eval_micro_batch_size = eval_micro_batch_size(spec, stages)
+    ctx = build_context(spec, stages, run_dir / "checkpoints", tracker, progress, preemption, rank)
     return stages, ctx, train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
 
 
@@ -187,7 +158,6 @@ class ShareOfRun:
         connect()
         quiet = progress_factory(enabled=False)
         _, ctx, loop = build_run(self.spec, self.run_dir, MultiTracker([]), quiet, Preemption(), group.rank)
-        ctx.group = group
         loop(self.spec.algo, ctx)
 
     def release(self) -> None:
@@ -284,9 +254,9 @@ def run(spec: RunSpec, run_dir: Path) -> dict:
             ranks = launch(
                 hw.processes, hw.device, job, slurm=slurm, group_needed=spec.backend.uses_deepspeed
             )
-            summary["train/micro_batch_size_resolved"] = ctx.train.micro_batch_size
+            summary |= planned(ctx.memory)
             write_summary(run_dir, summary)
-            with ranks as ctx.group:  # the shared stages exist before the other ranks start
+            with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
         summary |= outcome(stages, final, start, hw.device, before)
         if not spec.train.keep_checkpoint:  # the results are written; the weights are not wanted

@@ -24,15 +24,7 @@ from align_lab.study.numerics import numerics
 from align_lab.study.pairs import build_preferences, env_fingerprint
 from align_lab.tasks.base import Labelled, Pair
 from align_lab.tasks.view import conversation_tokens, observation_renderer
-from align_lab.train.micro import (
-    MAX_BYTES,
-    Dims,
-    choose,
-    describe,
-    forward_row_bytes,
-    machine_memory,
-    row_bytes,
-)
+from align_lab.train.memory import Dims, machine_memory, prompt_tokens, response_tokens, row_bytes, stage_plan
 
 log = logging.getLogger("align_lab")
 
@@ -49,27 +41,6 @@ def reward_model_id(config) -> str:
     return json.dumps(_fields(config), sort_keys=True, default=str)
 
 
-def sequence_bytes(dims: Dims, task, logits: bool = True, graph: bool = True) -> int:
-    """Activation bytes of one prompt + response sequence of `task` (as the policy sees it) through the
-    policy's body (train/micro.py): kept for a backward pass (`graph`), or a forward's working set."""
-    prompt = getattr(task, "longest_prompt_tokens", task.max_prompt_tokens)
-    if not graph:
-        return forward_row_bytes(dims, prompt, task.max_response_tokens)
-    return row_bytes(dims, prompt, task.max_response_tokens, logits)
-
-
-def resolve_micro_batch(
-    key: str, setting, rows: int, bytes_per_row: int, memory: int, cap: int | None = MAX_BYTES
-) -> int | None:
-    """`setting` (train.micro_batch_size: "auto", rows or None) resolved for forwards of up to `rows`
-    rows of `bytes_per_row` activation bytes each in `memory` bytes (a micro-batch at most `cap`;
-    None: a GPU's, no cap but the budget's share), and logged under `key`."""
-    chosen = choose(setting, rows, bytes_per_row, memory, cap)
-    where = {"train": "training", "eval": "evaluation"}.get(key, f"{key} stage")
-    log.info(describe(where, setting, chosen, rows, bytes_per_row, memory, cap))
-    return chosen
-
-
 @dataclass(frozen=True)
 class Stages:
     """The built stages of a run, read-only: what its context, reward and loops are made from."""
@@ -79,7 +50,7 @@ class Stages:
     policy_task: object  # the task as the policy sees it (a pretrained model's chat template, limits)
     tokenizer: object
     sft_path: Path  # the SFT policy (also the reference), or the checkpoint when there is no SFT stage
-    dims: Dims  # the policy's widths, for micro-batch sizes
+    dims: Dims  # the policy's widths (train/memory.py)
     numerics: Mapping  # study/numerics.py, taken before the first stage
     results: Mapping[str, StageResult]  # each stage's key, hit and time, by stage name
     micro_batch_sizes: Mapping[str, int | None]  # rows per micro-batch each stage was built with
@@ -112,8 +83,11 @@ class Stages:
             raise KeyError(f"no reward model stage was built for {reward_model_id(config)}")
         return self.model.load_reward_model(path)
 
-    def sequence_bytes(self, logits: bool = True, graph: bool = True) -> int:
-        return sequence_bytes(self.dims, self.policy_task, logits, graph)
+
+def sequence_bytes(dims: Dims, task, logits: bool = True, env=None) -> int:
+    """Activation bytes of one prompt + response of `task` (a conversation with a multi-turn `env`)
+    through the policy's body, kept for a backward pass (train/memory.py row_bytes)."""
+    return row_bytes(dims, prompt_tokens(task), response_tokens(task, env), logits)
 
 
 def not_built(stage: str, key: str, root: Path, out: Path) -> None:
@@ -137,6 +111,7 @@ class StageBuild:
     may_build: bool = True  # False on ranks other than 0: rank 0 has built every stage
     results: dict[str, StageResult] = field(default_factory=dict)
     micro_batch_sizes: dict[str, int | None] = field(default_factory=dict)
+    dims: Dims | None = None  # the policy's, once its config is known (the stages' models share them)
 
     def stage_numerics(self, stage: str) -> dict:
         """numerics() with the stage's rows per micro-batch: float rounding only, but rounding grows
@@ -153,7 +128,7 @@ class StageBuild:
 
     def resolve(self, stage: str, rows: int, bytes_per_row: int) -> int | None:
         """train.micro_batch_size resolved for a stage's forwards; recorded (it is in the stage's key)."""
-        chosen = resolve_micro_batch(stage, self.micro_batch_size, rows, bytes_per_row, self.memory)
+        chosen = stage_plan(stage, self.micro_batch_size, self.dims, rows, bytes_per_row, self.memory)
         self.micro_batch_sizes[stage] = chosen
         return chosen
 
@@ -194,7 +169,7 @@ def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims: Dim
     Conversation demonstrations train on policy tokens, observations rendered for `env` (in the key)."""
     from align_lab.train.sft import train_sft
 
-    micro = b.resolve("sft", sft.batch_size, sequence_bytes(dims, policy_task))
+    micro = b.resolve("sft", sft.batch_size, sequence_bytes(dims, policy_task, env=env))
     inputs = {
         "tokenizer": None if model.pretrained else b.results["tokenizer"].key,
         "model": model.fingerprint(),
@@ -266,7 +241,7 @@ def build_stages(
     b = StageBuild(cache, progress, micro_batch_size, memory or machine_memory(), numerics(None), may_build)
     tokenizer = build_tokenizer(b, task, model)
     policy_task = model.view(task, tokenizer)
-    dims = Dims.of(model.hf_config(tokenizer))
+    dims = b.dims = Dims.of(model.hf_config(tokenizer))
     needs_sft = not model.pretrained or task.sft
     if needs_sft:
         sft_path = build_sft(b, task, model, sft, tokenizer, policy_task, dims, env)

@@ -30,7 +30,8 @@ def evaluate_now(ctx: Context):
             ctx.train.eval_samples,
             ctx.seed,
             judge=ctx.judge,
-            micro_batch_size=ctx.eval_micro_batch_size,
+            micro_batch_size=ctx.memory.eval_micro_batch_size,
+            sample_rows=ctx.memory.eval_sample_rows,
             progress=bar,
         )
 

@@ -1,7 +1,10 @@
-"""What a loop is handed: the run's models, data, engines and settings in one object."""
+"""What a loop is handed: the run's models, data, engines and settings in one frozen object, built once.
+Building it plans the run's memory (train/memory.py): train.micro_batch_size "auto" becomes rows or
+None there, so no loop ever sees "auto", however the Context was made (a run, a benchmark, a test)."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,10 +17,11 @@ from align_lab.rollout.base import RolloutEngine
 from align_lab.train.backend import Backend
 from align_lab.train.common import TrainConfig
 from align_lab.train.distributed import Group
+from align_lab.train.memory import Planned, held_modules, plan_run
 from align_lab.train.preemption import Preemption
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
     """Everything a loop needs, built by the run (study/run.py)."""
 
@@ -28,7 +32,7 @@ class Context:
     critic: torch.nn.Module | None
     scorer: object  # (prompts, responses, finished) -> (B,) tensor
     engine: RolloutEngine  # .sample(...) and .sync(model): rollout/base.py
-    train: TrainConfig
+    train: TrainConfig  # as set; once built, micro_batch_size is rows or None (planned), never "auto"
     tracker: object
     checkpoint_dir: Path
     seed: int
@@ -39,12 +43,34 @@ class Context:
     group: Group = field(default_factory=Group)  # data-parallel rank and size (train/distributed.py)
     backend: Backend = field(default_factory=Backend)  # torch or DeepSpeed, dtype (train/backend.py)
     env: object = None  # the multi-turn environment (envs/, env=...); None or single_turn: one response
-    eval_micro_batch_size: int | None = None  # rows per no-grad forward of evaluation (train/micro.py)
     # the cache keys of the shared stages (SFT, reward model, ...) the run trains on: each checkpoint
     # records them, and a resume on other stages is refused (study/summary.py check_resume_stages)
     stage_keys: dict[str, str] = field(default_factory=dict)
     # loads the frozen reference (the SFT policy) when training holds none, for evaluation only
     load_reference: Callable[[], torch.nn.Module] | None = None
+    pairwise: bool = False  # the pairwise loop trains it: a micro-batch row is a pair of responses
+    memory_budget: int | None = None  # bytes this process may use (hardware.memory_bytes); None: all
+    memory: Planned | None = None  # the memory plan (train/memory.py); made here when not given
+
+    def __post_init__(self) -> None:
+        if self.memory is not None:  # dataclasses.replace of a built Context: planned already
+            return
+        setting = self.train.micro_batch_size
+        others = held_modules(self.scorer) + held_modules(self.judge)
+        planned = plan_run(
+            setting,
+            (self.policy, self.reference, self.critic, *others),
+            self.task,
+            self.env,
+            self.train,
+            self.group.size,
+            self.pairwise,
+            budget=self.memory_budget,
+            whole_only=self.backend.uses_deepspeed,
+        )
+        object.__setattr__(self, "memory", planned)
+        trained = dataclasses.replace(self.train, micro_batch_size=planned.micro_batch_size)
+        object.__setattr__(self, "train", trained)
 
     @contextmanager
     def evaluation_reference(self) -> Iterator[torch.nn.Module]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from align_lab.models.sequences import attended, response_logprobs
 from align_lab.rl import kl_penalty, masked_sum
+from align_lab.rollout.base import Samples
 from align_lab.train.distributed import row_seeds
+from align_lab.train.dynamic_sampling import concat_samples
 from align_lab.train.micro import forward as micro_forward
 
 
@@ -38,6 +41,27 @@ def sequence_kl(policy, reference, samples, micro_batch_size: int | None = None)
     logprobs = micro_forward(lambda *r: response_logprobs(policy, *r)[0], args, micro_batch_size)  # (B, T)
     ref_logprobs = micro_forward(lambda *r: response_logprobs(reference, *r)[0], args, micro_batch_size)
     return masked_sum(kl_penalty(logprobs, ref_logprobs, "k1"), samples.mask, dim=1)
+
+
+def sample_chunks(engine, tokenizer, prompts, n: int, task, seed: int, rows: int | None, model) -> Samples:
+    """n row-seeded samples of each prompt from `model`, sampled `rows` rows at a time (whole prompts;
+    None: all at once) and joined in order."""
+    limits = (task.max_response_tokens, task.max_prompt_tokens)
+    seeds = eval_seeds(seed, len(prompts), n)
+    per = len(prompts) if rows is None else max(1, rows // n)  # prompts per chunk
+    parts = [
+        engine.sample(
+            model,
+            tokenizer,
+            prompts[i : i + per],
+            n,
+            *limits,
+            seeds=seeds[i * n : (i + per) * n],
+            row_seeded=True,
+        )
+        for i in range(0, len(prompts), per)
+    ]
+    return parts[0] if len(parts) == 1 else concat_samples(parts, tokenizer.pad_token_id)
 
 
 def eval_seeds(seed: int, n_prompts: int, n_samples: int) -> list[int]:
@@ -144,24 +168,26 @@ def evaluate(
     judge=None,
     micro_batch_size: int | None = None,
     progress=None,
+    sample_rows: int | None = None,
 ) -> Evaluation:
     """Samples n per held-out prompt from the policy and the reference, each row with the noise of its
     eval_seeds row seed whatever the engine's seed_per_sample (so the arms of a study, paired by seed,
     see the same noise); the training RNG is untouched. Gold metrics when the task has a gold reward;
     `judge` (default: the run's reward) gives eval/rm_score and the win rates against the reference
-    policy and the task's reference responses. `progress`: a bar of EVAL_PHASES steps, one a phase."""
+    policy and the task's reference responses. `sample_rows`: rows sampled at once (whole prompts; None:
+    all), the same draws (each row has its seed) in less memory (train/memory.py). `progress`: a bar of
+    EVAL_PHASES steps, one a phase."""
     from align_lab.rewards.judge import ScoreJudge
 
     judge = judge if judge is not None else ScoreJudge(scorer)
     prompts = task.prompts("eval")
-    limits = (task.max_response_tokens, task.max_prompt_tokens)
-    rows = {"seeds": eval_seeds(seed, len(prompts), n_samples), "row_seeded": True}
+    draw = partial(sample_chunks, engine, tokenizer, prompts, n_samples, task, seed, sample_rows)
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # for engines that draw from the global generator all the same
-        mine = engine.sample(policy, tokenizer, prompts, n_samples, *limits, **rows)
+        mine = draw(policy)
         phase_done(progress, "policy sampled")
         torch.manual_seed(seed)
-        sft = engine.sample(reference, tokenizer, prompts, n_samples, *limits, **rows)
+        sft = draw(reference)
         phase_done(progress, "reference sampled")
     kl = sequence_kl(policy, reference, mine, micro_batch_size).tolist()  # (B,)
     fields = per_sample(task, scorer, judge, mine, sft, kl, n_samples)

@@ -1,5 +1,6 @@
 """Micro-batches: the one place a forward is split by rows (train.micro_batch_size), for every loop and
-stage, and the `auto` choice of their size from a memory budget.
+stage. How many rows `auto` gives them is the memory model's choice (train/memory.py); a loop only ever
+sees an int or None.
 
 `forward` runs a model over micro-batches of rows (no gradient, or one forward with a graph). `accumulate`
 takes one update's gradients of a loss made of terms, each a function of a model's outputs on its
@@ -14,32 +15,17 @@ loss is backpropagated.
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-log = logging.getLogger("align_lab")
-
-GiB = 2**30
-MAX_BYTES = GiB  # one micro-batch's activations at most; docs/memory.md has the measurements
-SHARE = 1 / 8  # ... and at most this share of the memory budget (small machines)
-# Micro-batching costs a no-grad forward of the whole batch more (16.6 vs 13.1 s for 16 SmolLM2
-# responses, docs/memory.md), so a batch whose activations fit this many MAX_BYTES runs whole: a split
-# would save at most one MAX_BYTES for that time
-WHOLE_FACTOR = 2
-FLOAT_BYTES = 4  # fp32 activations (bf16 autocast keeps fewer bytes: the estimate stays an upper bound)
-# floats kept for the backward pass per token and layer of a Llama-style block: about 6 hidden-size
-# tensors (norm inputs and outputs, q, k, v, attention output) and 4 MLP-width ones (gate, up, act, product)
-HIDDEN_COPIES, MLP_COPIES = 6, 4
-LOGIT_COPIES = 3  # fp32 (T, V) logits per response, their gradient and the softmax of the backward pass
-
 
 def chunks(n: int, size: int | None) -> list[slice]:
     """Row slices of micro-batches of `size` rows over n rows; one slice when size is None or >= n."""
+    if not (size is None or isinstance(size, int)):  # "auto" is planned when a Context is built
+        raise TypeError(f"micro-batch size {size!r}: rows or None; train/memory.py plans 'auto'")
     step = n if size is None or size >= n else size
     return [slice(i, i + step) for i in range(0, n, step)] if n else [slice(0, 0)]
 
@@ -142,104 +128,3 @@ def accumulate(terms: list[Term], backward: Callable, size: int | None) -> list[
         backward(total)
         return [(loss.detach(), stats) for loss, stats in results]
     return [_micro_batched(t, backward, size) for t in terms]
-
-
-# --- train.micro_batch_size=auto ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Dims:
-    """What sets a decoder's activation memory: widths, depth, vocabulary (from an HF config)."""
-
-    hidden: int
-    layers: int
-    intermediate: int
-    heads: int
-    vocab: int
-
-    @classmethod
-    def of(cls, config) -> Dims:
-        return cls(
-            config.hidden_size,
-            config.num_hidden_layers,
-            config.intermediate_size,
-            config.num_attention_heads,
-            config.vocab_size,
-        )
-
-
-def _layer_floats(dims: Dims, tokens: int) -> int:
-    """Floats one layer keeps for `tokens` tokens of one sequence: HIDDEN_COPIES x hidden +
-    MLP_COPIES x intermediate + heads x L attention weights per token."""
-    return tokens * (HIDDEN_COPIES * dims.hidden + MLP_COPIES * dims.intermediate + dims.heads * tokens)
-
-
-def _logit_floats(dims: Dims, response_tokens: int) -> int:
-    """LOGIT_COPIES fp32 (response + 1, vocab) copies: logits, their gradient, the backward's softmax."""
-    return LOGIT_COPIES * (response_tokens + 1) * dims.vocab
-
-
-def row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int, logits: bool = True) -> int:
-    """Bytes of one sequence's activations kept for the backward pass (fp32): every layer's
-    _layer_floats over L = prompt + response tokens, and with `logits` (a causal LM's log-probs) the
-    _logit_floats."""
-    floats = dims.layers * _layer_floats(dims, prompt_tokens + response_tokens)
-    if logits:
-        floats += _logit_floats(dims, response_tokens)
-    return FLOAT_BYTES * floats
-
-
-def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> int:
-    """Bytes of one sequence in a forward without a graph (evaluation's log-probs): one layer's working
-    set at a time plus the logits."""
-    layer = _layer_floats(dims, prompt_tokens + response_tokens)
-    return FLOAT_BYTES * (layer + _logit_floats(dims, response_tokens))
-
-
-def budget_bytes(budget: int, cap: int | None = MAX_BYTES) -> int:
-    """The activations one micro-batch may hold: `cap` (MAX_BYTES: a CPU's), or SHARE of the budget if
-    smaller; cap None (a GPU, which computes a larger micro-batch faster): SHARE of the budget."""
-    return int(SHARE * budget if cap is None else min(cap, SHARE * budget))
-
-
-def choose(
-    setting: int | str | None, rows: int, bytes_per_row: int, budget: int, cap: int | None = MAX_BYTES
-) -> int | None:
-    """Rows per micro-batch: `setting` itself (an int, or None: whole batches), or for "auto": None
-    (whole) when all `rows` fit in WHOLE_FACTOR x budget_bytes(budget), else as many rows as
-    budget_bytes(budget) holds at bytes_per_row, at least 1."""
-    if setting != "auto":
-        return setting
-    per_row = max(bytes_per_row, 1)
-    if rows * per_row <= WHOLE_FACTOR * budget_bytes(budget, cap):
-        return None
-    return max(1, budget_bytes(budget, cap) // per_row)
-
-
-def machine_memory() -> int:
-    """This machine's memory in bytes: physical memory, or the cgroup's limit when lower (a container,
-    a Slurm job). Totals, not what is free now: the same machine and command choose the same sizes."""
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(path) as f:
-                text = f.read().strip()
-        except OSError:
-            continue
-        if text.isdigit():
-            total = min(total, int(text))
-    return total
-
-
-def describe(
-    where: str, setting, chosen: int | None, rows: int, bytes_per_row: int, budget: int, cap=MAX_BYTES
-) -> str:
-    """The one line a run logs about the choice for `where` (the loop, a stage)."""
-    if setting != "auto":
-        return f"train.micro_batch_size={setting} ({where})"
-    what = "whole batches" if chosen is None else f"{chosen} rows per forward"
-    return (
-        f"train.micro_batch_size=auto ({where}): {what} ({rows} rows at most, "
-        f"~{bytes_per_row / 2**20:.3g} MiB of activations a row; "
-        f"{budget_bytes(budget, cap) / 2**20:.0f} MiB for them of a {budget / GiB:.1f} GiB budget)"
-    )

@@ -21,12 +21,8 @@ from tests.conftest import ROOT
 
 SUITE = suite()
 OWN_PYTHON = {"trl": ROOT / "benchmarks/.venv-trl/bin/python", "vllm": ROOT / ".venv-vllm/bin/python"}
-# a smoke run that fails for a reason fixed elsewhere: name -> the reason
-MICRO = (
-    "fixed on branch memory: micro_batch_size auto reaches train/micro.py:chunks unresolved when the "
-    "objects are built outside the app (TypeError)"
-)
-XFAIL = {"trl_vs_align_lab": MICRO, "scaling": MICRO}
+# a smoke run that fails for a reason fixed elsewhere: name -> the reason (none today)
+XFAIL: dict[str, str] = {}
 
 
 def python_for(b: Benchmark) -> Path | str:

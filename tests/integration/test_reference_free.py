@@ -4,6 +4,8 @@ reference all along logs."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from align_lab.study import run as run_module
@@ -32,8 +34,7 @@ def test_a_reference_free_run_holds_no_reference_and_evaluates_as_before(
 
     def holding(spec, stages, *args):  # the run as it was: the reference loaded beside the policy
         ctx = original_context(spec, stages, *args)
-        ctx.reference = run_module.frozen_reference(stages)
-        return ctx
+        return dataclasses.replace(ctx, reference=run_module.frozen_reference(stages))  # frozen
 
     monkeypatch.setattr(run_module, "build_context", holding)
     run_in_process(overrides, tmp_path / "held", cache_dir)

@@ -1,0 +1,315 @@
+"""The memory model of a run (docs/memory.md): its predicted peak resident memory, term by term, and
+`train.micro_batch_size: auto` planned from it, the one place rows per micro-batch are chosen (the run's
+Context, train/context.py; the SFT and reward-model stages, study/stages.py). A run's peak is what it
+holds throughout (runtime, weights, AdamW's moments) plus its largest phase: an update (gradients + a
+micro-batch's activations), sampling (a KV cache) or evaluation's no-graph forwards. `auto` gives each
+phase it sizes an allowance: on a CPU a quarter of what the update holds anyway (larger micro-batches
+are no faster there), never more than the budget leaves; on a GPU an eighth of the budget."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+log = logging.getLogger("align_lab")
+
+GiB, MiB = 2**30, 2**20
+FLOAT_BYTES = 4  # fp32 activations (bf16 autocast keeps fewer bytes: the estimate stays an upper bound)
+# floats kept for the backward pass per token and layer of a Llama-style block: about 6 hidden-size
+# tensors (norm inputs and outputs, q, k, v, attention output) and 4 MLP-width ones (gate, up, act, product)
+HIDDEN_COPIES, MLP_COPIES = 6, 4
+LOGIT_COPIES = 3  # fp32 (T, V) logits per response, their gradient and the softmax of the backward pass
+# a graph row's peak is more than the floats it keeps: the backward's transient logit gradients and the
+# allocator's rounding. SmolLM2, 58 + 64 tokens: 261-276 MB a row measured (docs/memory.md) against
+# row_bytes' 195 MB
+BACKWARD = 1.4
+# the process before any model: the interpreter, torch, transformers, align_lab and Hydra imported, a
+# tokenizer, a task (the default toy run peaks at 441 MiB with 13 MiB of models, docs/memory.md)
+RUNTIME = 440 * MiB
+ADAM_MOMENTS = 2  # AdamW's exp_avg and exp_avg_sq, each the size of the trained parameters
+SHARE = 1 / 4  # CPU: activations at most this share of what the update holds without them
+GPU_SHARE = 1 / 8  # GPU: activations at most this share of its memory
+# a micro-batched update runs a no-grad forward of the whole batch more (+27% on a CPU, docs/memory.md):
+# a graph forward within WHOLE_FACTOR allowances runs whole
+WHOLE_FACTOR = 2
+
+
+@dataclass(frozen=True)
+class Dims:
+    """What sets a decoder's activation and KV memory: widths, depth, vocabulary (from an HF config)."""
+
+    hidden: int
+    layers: int
+    intermediate: int
+    heads: int
+    vocab: int
+    kv_width: int = 0  # key (= value) floats per token and layer; 0: hidden (no grouped queries)
+    tied: bool = True  # the LM head is the embedding
+
+    def parameters(self) -> int:
+        """The parameter count: embedding (and an untied head), attention (q, o and k, v of kv_width),
+        the gated MLP (3 matrices); norms left out."""
+        kv = self.kv_width or self.hidden
+        layer = 2 * self.hidden * self.hidden + 2 * self.hidden * kv + 3 * self.hidden * self.intermediate
+        return self.vocab * self.hidden * (1 if self.tied else 2) + self.layers * layer
+
+    @classmethod
+    def of(cls, config) -> Dims:
+        heads = config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        return cls(
+            config.hidden_size,
+            config.num_hidden_layers,
+            config.intermediate_size,
+            heads,
+            config.vocab_size,
+            kv_heads * head_dim,
+            bool(getattr(config, "tie_word_embeddings", True)),
+        )
+
+
+def _layer_floats(dims: Dims, tokens: int) -> int:
+    """Floats one layer keeps for `tokens` tokens of one sequence: HIDDEN_COPIES x hidden +
+    MLP_COPIES x intermediate + heads x L attention weights per token."""
+    return tokens * (HIDDEN_COPIES * dims.hidden + MLP_COPIES * dims.intermediate + dims.heads * tokens)
+
+
+def _logit_floats(dims: Dims, response_tokens: int) -> int:
+    """LOGIT_COPIES fp32 (response + 1, vocab) copies: logits, their gradient, the backward's softmax."""
+    return LOGIT_COPIES * (response_tokens + 1) * dims.vocab
+
+
+def row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int, logits: bool = True) -> int:
+    """Bytes of one sequence's activations kept for the backward pass (fp32): every layer's
+    _layer_floats over L = prompt + response tokens, and with `logits` (a causal LM's log-probs) the
+    _logit_floats."""
+    floats = dims.layers * _layer_floats(dims, prompt_tokens + response_tokens)
+    if logits:
+        floats += _logit_floats(dims, response_tokens)
+    return FLOAT_BYTES * floats
+
+
+def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> int:
+    """Bytes of one sequence in a forward without a graph (evaluation's log-probs): one layer's working
+    set at a time plus the logits."""
+    layer = _layer_floats(dims, prompt_tokens + response_tokens)
+    return FLOAT_BYTES * (layer + _logit_floats(dims, response_tokens))
+
+
+def kv_bytes(dims: Dims, tokens: int) -> int:
+    """Bytes of one sequence's KV cache of `tokens` positions: keys and values of every layer (fp32)."""
+    return FLOAT_BYTES * 2 * dims.layers * (dims.kv_width or dims.hidden) * tokens
+
+
+def response_tokens(task, env=None, max_positions: int | None = None) -> int:
+    """Tokens after the prompt a row holds: task.max_response_tokens, or for a multi-turn env the whole
+    conversation (policy turns and observations, rollout/turns.py): env.max_conversation_tokens, else
+    max_turns turns with an observation as long between each two; within the model's positions."""
+    if not getattr(env, "multi_turn", False):
+        return task.max_response_tokens
+    tokens = getattr(env, "max_conversation_tokens", None)
+    tokens = tokens or task.max_response_tokens * (2 * env.max_turns - 1)
+    return min(tokens, max_positions - task.max_prompt_tokens) if max_positions else tokens
+
+
+def prompt_tokens(task) -> int:
+    """The longest prompt the policy reads: its view's longest kept prompt, else the task's limit."""
+    return getattr(task, "longest_prompt_tokens", 0) or task.max_prompt_tokens
+
+
+def machine_memory() -> int:
+    """This machine's memory in bytes: physical memory, or the cgroup's limit when lower (a container,
+    a Slurm job). Totals, not what is free now: the same machine and command choose the same sizes."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        text = open(path).read().strip() if os.path.isfile(path) else ""  # noqa: SIM115 (one read)
+        total = min(total, int(text)) if text.isdigit() else total
+    return total
+
+
+def default_budget(device: str = "cpu", processes: int = 1) -> int:
+    """A process's budget when hardware.memory_gb is not set: its GPU's memory (one GPU a process), else
+    the machine's (machine_memory) shared by the node's `processes`."""
+    if device == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)
+    return machine_memory() // processes
+
+
+def plan(setting, rows: int, per_row: int, allowance: int, whole_factor: float = WHOLE_FACTOR) -> int | None:
+    """Rows per micro-batch: `setting` itself (an int, or None: whole batches), or for "auto": None
+    (whole) when all `rows` fit whole_factor x `allowance` bytes, else as many rows of `per_row` bytes as
+    the allowance holds, at least 1."""
+    if setting != "auto":
+        return setting
+    per_row = max(per_row, 1)
+    if rows * per_row <= whole_factor * allowance:
+        return None
+    return max(1, allowance // per_row)
+
+
+def allowance(base: int, budget: int, gpu: bool = False) -> int:
+    """Bytes auto gives a phase's activations or cache: GPU_SHARE of a GPU's budget; on a CPU SHARE of
+    `base` (what the update holds without them), never more than the budget leaves (at least 0)."""
+    if gpu:
+        return int(GPU_SHARE * budget)
+    return int(max(0, min(SHARE * base, budget - base)))
+
+
+def rows_in(n: int, size: int | None) -> int:
+    return n if size is None else min(n, size)  # rows of the largest micro-batch of n
+
+
+def parameter_bytes(modules, trainable: bool = False) -> int:
+    """Bytes of the distinct parameters of `modules` (tied ones once); `trainable`: those with a gradient."""
+    seen: dict[int, int] = {}
+    for m in modules:
+        for p in m.parameters():
+            if not trainable or p.requires_grad:
+                seen[id(p)] = p.numel() * p.element_size()
+    return sum(seen.values())
+
+
+def held_modules(obj, depth: int = 5) -> list:
+    """The torch modules a scorer or judge holds (a learned or HF reward model): found in its closure
+    and attributes, `depth` levels down."""
+    if isinstance(obj, torch.nn.Module):
+        return [obj]
+    if depth == 0 or obj is None or isinstance(obj, str | int | float | bool):
+        return []
+    if isinstance(obj, list | tuple):
+        inner = list(obj)
+    else:
+        cells = getattr(obj, "__closure__", None) or ()  # a closure's cells are filled once it exists
+        inner = [c.cell_contents for c in cells] + list(getattr(obj, "__dict__", {}).values())
+    return [m for x in inner for m in held_modules(x, depth - 1)]
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A run's predicted peak resident memory (bytes): held (runtime, weights of every model held, AdamW
+    moments of what trains) + the largest phase (update, evaluation, sampling), at the rows planned."""
+
+    runtime: int
+    weights: int
+    gradients: int
+    optimiser: int
+    train_row: int  # a graph row's activations (a pair's for the pairwise loop)
+    train_rows: int  # rows of this process's largest update forward (micro-batch)
+    eval_row: int  # a no-graph forward row's working set
+    eval_rows: int  # rows of evaluation's largest forward
+    eval_reference: int  # a reference loaded for evaluation only (the run holds none)
+    kv_row: int  # a sampled row's KV cache
+    rollout_rows: int  # rows of this process's rollout
+    sample_rows: int  # rows of evaluation's largest sampling chunk
+
+    @property
+    def held(self) -> int:  # throughout the run
+        return self.runtime + self.weights + self.optimiser
+
+    @property
+    def phases(self) -> dict[str, int]:
+        return {
+            "update": self.gradients + self.train_rows * self.train_row,
+            "evaluation": self.eval_reference + self.eval_rows * self.eval_row,
+            "sampling": self.kv_row * max(self.rollout_rows, self.sample_rows),
+        }
+
+    @property
+    def total(self) -> int:
+        return self.held + max(self.phases.values())
+
+    def describe(self) -> str:
+        """The one line a run logs about its prediction."""
+        held = {"runtime": self.runtime, "weights": self.weights, "optimiser": self.optimiser}
+        terms = held | {f"{k} phase": v for k, v in self.phases.items()}
+        parts = ", ".join(f"{k} {v / MiB:.0f}" for k, v in terms.items())
+        return f"predicted peak memory {self.total / MiB:.0f} MiB ({parts} MiB)"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A run's memory plan: its predicted peak and the rows per micro-batch of each forward (None:
+    whole), never "auto"."""
+
+    peak: Peak
+    micro_batch_size: int | None  # the loop's update and step-3 forwards (pairs in the pairwise loop)
+    eval_micro_batch_size: int | None  # evaluation's no-graph forwards
+    eval_sample_rows: int | None  # rows evaluation samples at once (None: all)
+
+
+def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool = False, **how) -> Planned:
+    """`setting` (train.micro_batch_size: "auto", rows or None) planned for a run holding `models`
+    (policy, reference or None, critic or None, then any others: reward models) on `task` (as the policy
+    reads it) and `env`, with `train`'s batch sizes over `ranks` processes. `how`: budget (bytes; None:
+    default_budget), whole_only (a DeepSpeed engine steps once per backward: whole minibatches)."""
+    policy, reference, critic, *others = models
+    dims = Dims.of(policy.config)
+    P = prompt_tokens(task)
+    T = response_tokens(task, env, getattr(policy.config, "max_position_embeddings", None))
+    trained = parameter_bytes([m for m in (policy, critic) if m is not None], trainable=True)
+    row = int(BACKWARD * row_bytes(dims, P, T))
+    if critic is not None:  # the critic's body runs with a graph beside the policy's
+        row += int(BACKWARD * row_bytes(dims, P, T, logits=False))
+    per_item = 2 if pairwise else 1  # a pairwise row is a pair of responses
+    rows = -(-(train.minibatch_size if pairwise else train.rollout_size) // ranks)
+    gpu = next(policy.parameters()).is_cuda
+    budget = how.get("budget") or default_budget("cuda" if gpu else "cpu")
+    held = RUNTIME + parameter_bytes([m for m in models if m is not None]) + ADAM_MOMENTS * trained
+    room = allowance(held + trained, budget, gpu)
+    micro = plan(None if setting == "auto" and how.get("whole_only") else setting, rows, per_item * row, room)
+    n_eval = len(task.prompts("eval")) * train.eval_samples
+    eval_micro = plan(setting, n_eval, forward_row_bytes(dims, P, T), room, whole_factor=1)
+    kv_row = kv_bytes(dims, 2 * P + T)  # the prompts' cache is copied into one of P + T positions
+    sample_rows = plan(setting if setting == "auto" else None, n_eval, kv_row, room, 1)
+    peak = Peak(
+        runtime=RUNTIME,
+        weights=held - RUNTIME - ADAM_MOMENTS * trained,
+        gradients=trained,
+        optimiser=ADAM_MOMENTS * trained,
+        train_row=per_item * row,
+        train_rows=rows_in(rows, micro),
+        eval_row=forward_row_bytes(dims, P, T),
+        eval_rows=rows_in(n_eval, eval_micro),
+        eval_reference=0 if reference is not None else parameter_bytes([policy]),
+        kv_row=kv_row,
+        rollout_rows=per_item * rows,
+        sample_rows=rows_in(n_eval, sample_rows),
+    )
+    log.info(describe("training", setting, micro, rows, per_item * row, room))
+    log.info(describe("evaluation", setting, eval_micro, n_eval, peak.eval_row, room))
+    log.info(peak.describe())
+    return Planned(peak, micro, eval_micro, sample_rows)
+
+
+def record(planned: Planned) -> dict:
+    """The plan in a run's summary.json: rows chosen and the predicted peak (MiB, as memory/peak_mb)."""
+    return {
+        "train/micro_batch_size_resolved": planned.micro_batch_size,
+        "memory/predicted_peak_mb": round(planned.peak.total / MiB, 1),
+    }
+
+
+def describe(where: str, setting, chosen: int | None, rows: int, per_row: int, room: int) -> str:
+    """The one line a run logs about the rows chosen for `where` (training, evaluation, a stage)."""
+    if setting != "auto":
+        return f"train.micro_batch_size={setting} ({where})"
+    what = "whole batches" if chosen is None else f"{chosen} rows per forward"
+    return (
+        f"train.micro_batch_size=auto ({where}): {what} ({rows} rows at most, ~{per_row / MiB:.3g} MiB "
+        f"a row; {room / MiB:.0f} MiB for them)"
+    )
+
+
+def stage_plan(stage: str, setting, dims: Dims, rows: int, per_row: int, budget: int) -> int | None:
+    """`setting` for a stage that trains one model of `dims` (SFT, a reward model) on forwards of up to
+    `rows` rows of `per_row` activation bytes: it holds the runtime, weights, gradients and AdamW's
+    moments of dims.parameters(); logged."""
+    base = RUNTIME + (2 + ADAM_MOMENTS) * FLOAT_BYTES * dims.parameters()
+    room = allowance(base, budget)
+    chosen = plan(setting, rows, int(BACKWARD * per_row), room)
+    log.info(describe(f"{stage} stage", setting, chosen, rows, int(BACKWARD * per_row), room))
+    return chosen

@@ -1,0 +1,222 @@
+"""train/memory.py: the run's predicted peak, term by term, and train.micro_batch_size=auto's rows
+planned from it (hand-derived numbers); the Context plans whoever builds it."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from align_lab.study.hardware import Hardware
+from align_lab.train.common import TrainConfig
+from align_lab.train.memory import (
+    Dims,
+    GiB,
+    allowance,
+    forward_row_bytes,
+    held_modules,
+    kv_bytes,
+    machine_memory,
+    parameter_bytes,
+    plan,
+    plan_run,
+    response_tokens,
+    row_bytes,
+)
+
+MiB = 2**20
+SMOL = Dims(hidden=576, layers=30, intermediate=1536, heads=9, vocab=49152, kv_width=192)
+
+
+def smollm2(requires_grad: bool = True):
+    """SmolLM2-135M-Instruct's architecture (its config.json) on the meta device: sizes, no memory."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        vocab_size=49152,
+        tie_word_embeddings=True,
+        max_position_embeddings=8192,
+    )
+    with torch.device("meta"):
+        return LlamaForCausalLM(config).requires_grad_(requires_grad)
+
+
+def arith_word(eval_prompts: int = 64):
+    """arith_word as SmolLM2 reads it: the longest chat prompt 58 tokens, 64 response tokens."""
+    prompts = ["q"] * eval_prompts
+    return SimpleNamespace(
+        max_prompt_tokens=128, max_response_tokens=64, longest_prompt_tokens=58, prompts=lambda s: prompts
+    )
+
+
+def test_row_and_cache_bytes_by_hand():
+    dims = Dims(hidden=8, layers=2, intermediate=16, heads=2, vocab=10)
+    # L = 3 + 2 = 5 tokens; per token and layer 6*8 + 4*16 + 2*5 = 122 floats; 2 layers: 2*5*122 = 1220;
+    # logits: 3 copies of (2 + 1) x 10 = 90 floats; 4 bytes each
+    assert row_bytes(dims, 3, 2) == 4 * (1220 + 90) == 5240
+    assert row_bytes(dims, 3, 2, logits=False) == 4 * 1220
+    # a no-graph forward: one layer (5 * 122 = 610 floats) and the logits
+    assert forward_row_bytes(dims, 3, 2) == 4 * (610 + 90)
+    # KV: keys and values (2) x 2 layers x 8 floats (no grouped queries: hidden) x 5 positions x 4 bytes
+    assert kv_bytes(dims, 5) == 2 * 2 * 8 * 5 * 4 == 640
+    # SmolLM2: 3 KV heads of 64 = 192 floats; 122 positions: 4 * 2 * 30 * 192 * 122 = 5,621,760
+    assert kv_bytes(SMOL, 122) == 5_621_760
+
+
+def test_dims_and_parameters_of_smollm2_from_its_config():
+    model = smollm2()
+    dims = Dims.of(model.config)
+    assert dims == dataclasses.replace(SMOL, tied=True)
+    # tied embedding 49152 * 576 = 28,311,552; a layer: q, o 576^2 each, k, v 576 * 192 each, MLP
+    # 3 * 576 * 1536: 663,552 + 221,184 + 2,654,208 = 3,538,944; x 30 = 106,168,320 (norms left out)
+    assert dims.parameters() == 28_311_552 + 106_168_320 == 134_479_872
+    assert sum(p.numel() for p in model.parameters()) == 134_515_008  # + 61 norms of 576
+
+
+def test_allowance_is_a_quarter_of_the_update_on_a_cpu_within_the_budget_and_an_eighth_of_a_gpu():
+    assert allowance(4 * GiB, 64 * GiB) == GiB  # a quarter of what the update holds
+    assert allowance(3 * GiB, int(3.5 * GiB)) == GiB // 2  # what the budget leaves
+    assert allowance(5 * GiB, 4 * GiB) == 0  # nothing left: 1 row (plan)
+    assert allowance(5 * GiB, 80 * GiB, gpu=True) == 10 * GiB
+
+
+def test_plan_fills_the_allowance_runs_whole_within_twice_it_and_keeps_a_number():
+    assert plan("auto", 64, 100 * MiB, GiB) == 10  # 1024 // 100
+    assert plan("auto", 20, 100 * MiB, GiB) is None  # 2000 MiB <= 2 x 1024 MiB: one forward
+    assert plan("auto", 21, 100 * MiB, GiB) == 10
+    assert plan("auto", 11, 100 * MiB, GiB, whole_factor=1) == 10  # no-graph forwards: within 1 x
+    assert plan("auto", 64, 2 * GiB, GiB) == 1 == plan("auto", 64, MiB, 0)  # never 0 rows
+    assert plan(4, 64, 100 * MiB, GiB) == 4 and plan(None, 64, 100 * MiB, GiB) is None
+
+
+def test_reinforce_pp_64_by_64_on_smollm2_plans_under_4_gb():
+    # weights 134,515,008 x 4 = 538,060,032 bytes each for the policy and the reference; gradients the
+    # policy's; AdamW 2 x theirs. Held: 440 MiB runtime (461,373,440) + 2 x 538,060,032 + 1,076,120,064
+    # = 2,613,613,568; the update adds 538,060,032 of gradients: 3,151,673,600, a quarter 787,918,400.
+    # A graph row: 1.4 x row_bytes(58, 64) = 1.4 x 194,957,280 = 272,940,192; 787,918,400 // that = 2.
+    # Evaluation (64 prompts x 4): a no-graph row 4 x (122 x 10698 + 3 x 65 x 49152) = 43,559,184: 18
+    # rows; sampling: KV of 2 x 58 + 64 = 180 positions 4 x 2 x 30 x 192 x 180 = 8,294,400: 94 rows.
+    planned = plan_run("auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(),
+                       budget=int(23.5 * GiB))  # fmt: skip
+    peak = planned.peak
+    assert (planned.micro_batch_size, planned.eval_micro_batch_size, planned.eval_sample_rows) == (2, 18, 94)
+    assert peak.held == 2_613_613_568
+    assert peak.phases == {
+        "update": 538_060_032 + 2 * 272_940_192,
+        "evaluation": 18 * 43_559_184,
+        "sampling": 94 * 8_294_400,  # the larger of the rollout's 64 rows and an evaluation chunk
+    }
+    assert peak.total == 3_697_553_984 < 4 * 10**9  # the update's phase: 3526 MiB
+    # hardware.memory_gb=3: 3 GiB - 3,151,673,600 leaves nothing: one row a micro-batch
+    tight = plan_run(
+        "auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(), budget=3 * GiB
+    )
+    assert tight.micro_batch_size == 1
+
+
+def test_a_multi_turn_row_is_as_long_as_its_conversation():
+    task = SimpleNamespace(max_prompt_tokens=64, max_response_tokens=16)
+    calculator = SimpleNamespace(multi_turn=True, max_turns=3, max_conversation_tokens=256)
+    assert response_tokens(task) == 16  # one response
+    assert response_tokens(task, calculator) == 256  # every turn and observation after the prompt
+    assert response_tokens(task, calculator, max_positions=128) == 128 - 64  # within the model
+    # no conversation limit: 3 turns of 16 and an observation as long between each two: 16 x 5
+    unbounded = SimpleNamespace(multi_turn=True, max_turns=3, max_conversation_tokens=None)
+    assert response_tokens(task, unbounded) == 80
+    policy = (smollm2(), smollm2(False), None)
+    one = plan_run(4, policy, arith_word(), None, TrainConfig(), budget=23 * GiB).peak
+    turns = plan_run(4, policy, arith_word(), calculator, TrainConfig(), budget=23 * GiB).peak
+    assert one.train_row == int(1.4 * row_bytes(SMOL, 58, 64))
+    assert turns.train_row == int(1.4 * row_bytes(SMOL, 58, 256)) > 3 * one.train_row
+
+
+def test_reward_models_in_a_scorer_count_once_and_a_critic_adds_its_body():
+    rm = torch.nn.Linear(4, 1)
+    scorer = (lambda model: lambda p, r, f: model(p))(rm)
+    combined = (lambda parts: lambda p, r, f: sum(s(p, r, f) for _, s in parts))(
+        [(1.0, scorer), (0.5, scorer)]
+    )
+    assert held_modules(combined) == [rm, rm] and held_modules(lambda p, r, f: 0) == []
+    assert parameter_bytes(held_modules(combined)) == (4 + 1) * 4  # weight and bias, once
+    policy = (smollm2(), smollm2(False), smollm2())  # PPO: a critic from the same body
+    with_critic = plan_run(4, policy, arith_word(), None, TrainConfig(), budget=23 * GiB).peak
+    assert with_critic.gradients == 2 * 538_060_032
+    assert with_critic.train_row == int(1.4 * row_bytes(SMOL, 58, 64)) + int(
+        1.4 * row_bytes(SMOL, 58, 64, False)
+    )
+
+
+def test_memory_budget_is_the_setting_or_the_machine_total_per_process():
+    assert Hardware(memory_gb=2.0).memory_bytes() == 2 * GiB
+    assert Hardware(memory_gb=2.0, processes=2).memory_bytes() == GiB
+    assert Hardware(memory_gb=2.0, processes=2).memory_bytes(whole_node=True) == 2 * GiB  # the stages'
+    assert Hardware().memory_bytes() == machine_memory() == machine_memory()  # totals, not free memory
+    assert Hardware(processes=2).memory_bytes() == machine_memory() // 2
+    with pytest.raises(ValueError, match=r"memory_gb=0: must be > 0 or null"):
+        Hardware(memory_gb=0)
+
+
+def test_on_a_gpu_the_budget_is_that_gpus_memory_for_the_loop_and_the_stages(monkeypatch):
+    # one GPU per process: neither divided by the processes nor multiplied for the stages' process
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: SimpleNamespace(total_memory=80 * GiB))
+    gpu = Hardware(device="cuda", processes=2)
+    assert gpu.memory_bytes() == gpu.memory_bytes(whole_node=True) == 80 * GiB
+    # hardware.memory_gb is a node's, as on a CPU
+    assert Hardware(device="cuda", processes=2, memory_gb=8.0).memory_bytes() == 4 * GiB
+
+
+def quiet(**kw):
+    from tqdm import tqdm
+
+    return tqdm(disable=True, **kw)
+
+
+def test_a_context_built_outside_the_app_plans_auto_and_is_frozen(tmp_path):
+    """benchmarks/trl_vs_align_lab.py builds its Context by hand with TrainConfig's default "auto": the
+    Context plans it, so the loop gets rows or None (it ended in a TypeError in micro.chunks before)."""
+    from align_lab.algorithms.grpo import GRPO
+    from align_lab.models.tiny import TinyLM
+    from align_lab.models.tokenizer import train_tokenizer
+    from align_lab.rollout.hf import HFGenerate
+    from align_lab.tasks.toy_prefs import ToyPrefs
+    from align_lab.train.context import Context
+    from align_lab.train.online import train_online
+
+    task = ToyPrefs(max_response_tokens=8)
+    tok = train_tokenizer(task.corpus(), tmp_path / "tokenizer")
+    torch.manual_seed(0)
+    policy = TinyLM().init_policy(tok).train()
+    train = TrainConfig(
+        steps=1, rollout_size=8, minibatch_size=8, eval_every=0, checkpoint_every=0, eval_samples=1
+    )
+    assert train.micro_batch_size == "auto"
+    ctx = Context(
+        task=task,
+        tokenizer=tok,
+        policy=policy,
+        reference=None,
+        critic=None,
+        scorer=lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32),
+        engine=HFGenerate(),
+        train=train,
+        tracker=SimpleNamespace(log=lambda m, step: None, samples=lambda r, step: None),
+        checkpoint_dir=tmp_path / "checkpoints",
+        seed=0,
+        progress=quiet,
+        load_reference=lambda: TinyLM().init_policy(tok),
+    )
+    assert ctx.train.micro_batch_size is None and ctx.memory.eval_micro_batch_size is None  # tiny: whole
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ctx.train = train  # built once, complete: nothing patches it after
+    assert dataclasses.replace(ctx, seed=1).memory is ctx.memory  # a copy keeps the plan
+    final = train_online(GRPO(lr=1e-3, group_size=4, kl_coef=0.0), ctx)
+    assert "eval/gold_reward" in final
