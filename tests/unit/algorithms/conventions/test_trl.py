@@ -21,7 +21,6 @@ from tests.unit.algorithms.conventions.peer_batch import (
 )
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
-
 # ---- Dr. GRPO's normaliser: the response budget, as TRL's max_completion_length; multi-turn: the
 # conversation's (policy and observation tokens after the prompt), as verl's response_length and TRL's
 # max_completion_length, which tool results count against (docs/conventions.md#multi-turn)
