@@ -98,10 +98,9 @@ def _score(ctx: Context, algo: OnlineAlgorithm, samples, greedy, counters: Count
     scores = ctx.scorer(samples.prompts, samples.responses, samples.finished)  # (b,)
     if greedy is None:
         return scores, None
-    dp = ctx.group
     greedy_scores = ctx.scorer(greedy.prompts, greedy.responses, greedy.finished)  # (b/G,)
-    greedy_scores = dp.gather(total_return(greedy_scores, greedy.turn_rewards))  # (B/G,)
-    counters["generated_tokens"] += int(dp.gather(greedy.mask).sum())
+    greedy_scores = ctx.group.gather(total_return(greedy_scores, greedy.turn_rewards))  # (B/G,)
+    counters["generated_tokens"] += int(ctx.group.gather(greedy.mask).sum())
     counters["reward_queries"] += len(greedy_scores)
     return scores, greedy_scores.repeat_interleave(algo.group_size)  # (B,)
 
@@ -131,8 +130,7 @@ def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
     # the graph is kept for it (one forward per step); else the outputs, for the loss's gradient
     first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
     first = micro_forward(partial(_outputs, ctx, algo), _rows(samples), micro, graph=first_minibatch)
-    logprobs, values = first[0].detach(), first[2]  # (b, T)
-    values = None if values is None else values.detach()
+    logprobs, values = first[0].detach(), (None if first[2] is None else first[2].detach())  # (b, T)
     # every process's rows (a minibatch's rows come from the whole rollout); with a graph, one process
     first = tuple(None if o is None else dp.gather(o) for o in first)  # (B, T) each
     temperature = ctx.engine.temperature
