@@ -30,7 +30,7 @@ from align_lab.rollout.sampling import warp
 
 def world(overrides: list[str]):
     """The default run's world (or the one the overrides make): tokenizer, task, SFT policy."""
-    from align_lab.app import spec_from_config
+    from align_lab.admission import spec_from_config
     from align_lab.cache import StageCache
     from align_lab.study.stages import build_stages
     from align_lab.tracking.progress import progress_factory

@@ -4,6 +4,7 @@ training backend, and what it asks a launcher for (conf/hardware/*.yaml)."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -97,3 +98,15 @@ class Hardware:
                 "hardware=slurm_multinode or hardware.nodes=1"
             )
         return world
+
+
+@contextmanager
+def threads(n: int | None):
+    """torch's threads set to `n` for the block (None: as they are), then put back."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

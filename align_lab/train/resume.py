@@ -84,6 +84,7 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
                 "algo_state": algo.state_dict(),
                 "algo_hyperparameters": hyperparameters(algo),
                 "stage_keys": ctx.stage_keys,
+                "identity": ctx.identity,
                 "rng": rng_state(),
             },
         )
