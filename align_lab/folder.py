@@ -17,7 +17,7 @@ import socket
 import time
 from pathlib import Path
 
-from align_lab.checks import ConfigError
+from align_lab.value_checks import ConfigError
 
 LOCK = "run.lock"
 # what align_lab (and Hydra, W&B, compare) write into a run folder; a name starting with "." is never

@@ -9,8 +9,8 @@ from typing import Protocol, runtime_checkable
 from torch import Tensor
 
 from align_lab.algorithms.correction import Corrected, RolloutCorrection, check_correction  # noqa: F401 (re-exported)
-from align_lab.checks import check, check_lr
 from align_lab.rl import AGGREGATIONS, KL_ESTIMATORS
+from align_lab.value_checks import check, check_lr
 
 
 @dataclass

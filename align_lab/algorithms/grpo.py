@@ -16,7 +16,6 @@ from align_lab.algorithms.base import (
     clip_bounds,
 )
 from align_lab.algorithms.credit import episode_return
-from align_lab.checks import check
 from align_lab.rl import (
     STD_SCOPES,
     aggregate_loss,
@@ -30,6 +29,7 @@ from align_lab.rl import (
     masked_mean,
     shape_token_rewards,
 )
+from align_lab.value_checks import check
 
 
 @dataclass

@@ -22,7 +22,6 @@ from align_lab.algorithms.base import (
     clip_bounds,
 )
 from align_lab.algorithms.credit import check_credit, observation_steps, placed_rewards
-from align_lab.checks import check
 from align_lab.rl import (
     KL_CONTROLLER_INPUTS,
     adaptive_kl_coef,
@@ -39,6 +38,7 @@ from align_lab.rl import (
     running_std,
     shape_token_rewards,
 )
+from align_lab.value_checks import check
 
 
 @dataclass

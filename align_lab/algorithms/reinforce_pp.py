@@ -20,7 +20,6 @@ from align_lab.algorithms.base import (
     clip_bounds,
 )
 from align_lab.algorithms.credit import check_credit, episode_return, observation_steps, placed_rewards
-from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     clip_reward,
@@ -32,6 +31,7 @@ from align_lab.rl import (
     masked_whiten,
     shape_token_rewards,
 )
+from align_lab.value_checks import check
 
 
 @dataclass

@@ -16,7 +16,6 @@ from align_lab.algorithms.base import (
     clip_bounds,
 )
 from align_lab.algorithms.credit import episode_return
-from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
@@ -31,6 +30,7 @@ from align_lab.rl import (
     shape_token_rewards,
     standardize,
 )
+from align_lab.value_checks import check
 
 RATIOS = ("none", "sequence", "token")
 

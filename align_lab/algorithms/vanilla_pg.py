@@ -14,7 +14,6 @@ from align_lab.algorithms.base import (
     check_online,
 )
 from align_lab.algorithms.credit import check_credit, observation_steps, placed_rewards
-from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     gae,
@@ -22,6 +21,7 @@ from align_lab.rl import (
     masked_mean,
     shape_token_rewards,
 )
+from align_lab.value_checks import check
 
 
 @dataclass

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from align_lab.checks import canonical_dtype, saved_folder
 from align_lab.models.chat import chat_observation, chat_prompt
 from align_lab.models.hf_io import parameter_count
 from align_lab.tasks.data_files import is_local
+from align_lab.value_checks import canonical_dtype, saved_folder
 
 DTYPES = ("float32", "bfloat16", "float16")
 HASH_LIMIT = 64 << 20  # files above this are fingerprinted by size and mtime, not content

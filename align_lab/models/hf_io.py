@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from align_lab.checks import saved_folder
+from align_lab.value_checks import saved_folder
 
 
 def _copy_backbone(target, source_dir: Path) -> None:

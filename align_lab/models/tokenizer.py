@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from align_lab.checks import saved_folder
+from align_lab.value_checks import saved_folder
 
 SPECIALS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align_lab.checks import check
 from align_lab.config import ConfigError
 from align_lab.study.resources import ResourcePolicy, threads_given
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import SlurmWorld, slurm_world
 from align_lab.train.micro import MAX_BYTES, machine_memory
+from align_lab.value_checks import check
 
 
 @dataclass

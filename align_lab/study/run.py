@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 
-from align_lab.checks import ArtifactMissing, TrainsNothing
 from align_lab.envs.base import EnvError
 from align_lab.rewards.function import RewardError
 from align_lab.study.build import build_run
@@ -39,6 +38,7 @@ from align_lab.train.backend import Diverged, forget_process_group
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.distributed import Group, join_slurm, launch, serve
 from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
+from align_lab.value_checks import ArtifactMissing, TrainsNothing
 
 log = logging.getLogger("align_lab")
 

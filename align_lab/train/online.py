@@ -15,7 +15,6 @@ from functools import partial
 import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
-from align_lab.checks import Diverged
 from align_lab.models.sequences import attended, response_logprobs, token_values
 from align_lab.rl import masked_mean
 from align_lab.rollout.base import NonFiniteLogits
@@ -32,6 +31,7 @@ from align_lab.train.online_setup import Loop, Updates, setup
 from align_lab.train.resume import restore
 from align_lab.train.sft import nll_term
 from align_lab.train.staleness import Pending
+from align_lab.value_checks import Diverged
 
 
 def _rows(b) -> tuple:

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from align_lab.checks import ConfigError
 from align_lab.folder import LOCK, check_owned, claim, foreign_files, holder
+from align_lab.value_checks import ConfigError
 
 
 def test_a_claimed_folder_names_its_holder_and_refuses_a_second_claim(tmp_path):

@@ -15,9 +15,9 @@ from align_lab.algorithms.ppo import PPO
 from align_lab.algorithms.reinforce_pp import ReinforcePP
 from align_lab.algorithms.remax import ReMax
 from align_lab.algorithms.rloo import RLOO
-from align_lab.checks import ConfigError
 from align_lab.config import build
 from align_lab.rl import aggregate_loss, clip_reward, kl_penalty, observed_kl
+from align_lab.value_checks import ConfigError
 from tests.conftest import compose
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
