@@ -5,6 +5,7 @@ one line naming the key or file, with nothing lost (docs/faults.md)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,8 +14,16 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SMALL, compose, run_cli
-from tests.integration.test_faults import _inject, one_line_error
+from tests.integration.test_faults import _inject as _inject_code
+from tests.integration.test_faults import one_line_error
 from tests.integration.test_run_folder import metric_lines, start, wait_for
+
+
+def _inject(tmp_path, code: str) -> dict:
+    """test_faults' injection, with this checkout first on the path (not an installed copy's)."""
+    env = _inject_code(tmp_path, code)
+    return {"PYTHONPATH": f"{env['PYTHONPATH']}{os.pathsep}{ROOT}"}
+
 
 # ---------------------------------------------------------------- every override form reaches the checks
 OVERRIDE_FORMS = [
@@ -260,11 +269,16 @@ atexit.register(lambda: print("CALLS", sorted(calls.items()), file=sys.stderr))
 def test_each_check_runs_once_per_job(sweep, tmp_path, cache_dir):
     """The entrance was walked three times (the app's callback, the launcher's plan, the run itself)."""
     where = (
-        ["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 's'}"]
-        if sweep
-        else [f"hydra.run.dir={tmp_path / 'r'}"]
+        ["seed=0,1", f"hydra.sweep.dir={tmp_path / 's'}"] if sweep else [f"hydra.run.dir={tmp_path / 'r'}"]
     )
-    args = [*SMALL, "train.steps=1", "hardware.num_threads=1", f"cache_dir={cache_dir}", *where]
+    args = [
+        *(["-m"] if sweep else []),
+        *SMALL,
+        "train.steps=1",
+        "hardware.num_threads=1",
+        f"cache_dir={cache_dir}",
+        *where,
+    ]
     result = run_cli(args, cwd=ROOT, env=_inject(tmp_path, COUNT_CHECKS))
     assert result.returncode == 0, result.stderr[-3000:]
     n = 2 if sweep else 1
