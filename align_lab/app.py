@@ -1,52 +1,20 @@
-"""The Hydra task function and the translation of composition errors to one line."""
+"""The Hydra task function (a job admitted by align_lab/admission.py, then run) and the translation of
+composition errors to one line."""
 
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import hydra
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from align_lab.config import ConfigError, build
+from align_lab.config import ConfigError
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
-
-
-def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None = None):
-    """Builds every component (type- and value-checked) into a RunSpec. With the run's Hydra
-    `overrides`, the model preset's optimiser scale first goes into every algo key they do not set
-    (config.apply_model_defaults); None: `cfg` has it already (tests' compose) or takes none."""
-    from align_lab.cache import usable_cache_dir
-    from align_lab.config import apply_model_defaults, apply_stage_seed, integer
-    from align_lab.envs.single_turn import SingleTurn
-    from align_lab.models.lora import LoRA
-    from align_lab.study.spec import RunSpec
-
-    defaults_from = {} if overrides is None else apply_model_defaults(cfg, overrides, names.get("model"))
-    apply_stage_seed(cfg)  # per_run: the shared stages' seeds become the run's
-    return RunSpec(
-        algo=build(cfg.algo, "algo"),
-        model=build(cfg.model, "model"),
-        task=build(cfg.task, "task"),
-        reward=build(cfg.reward, "reward"),
-        train=build(cfg.train, "train"),
-        sft=build(cfg.sft, "sft"),
-        rollout=build(cfg.rollout, "rollout"),
-        seed=integer(cfg.seed, "seed"),
-        cache_dir=usable_cache_dir(cfg.cache_dir),
-        names=names,
-        config=OmegaConf.to_container(cfg, resolve=True),
-        tracker=build(cfg.tracker, "tracker"),
-        hardware=build(cfg.hardware, "hardware"),
-        judge=build(cfg.judge, "judge") if cfg.get("judge") else None,
-        lora=build(cfg.lora, "lora") if cfg.get("lora") else LoRA(),
-        defaults_from=defaults_from,
-        env=build(cfg.env, "env") if cfg.get("env") else SingleTurn(),
-    )
 
 
 def remove_unused_run_dir(run_dir: Path) -> None:
@@ -62,106 +30,82 @@ def remove_unused_run_dir(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def check_folder(spec, run_dir: Path) -> None:
-    """What a run checks of its folder before anything is written there (Hydra writes .hydra/ before the
-    task function runs, so this runs before Hydra's job does): it holds only align_lab's files, no live
-    run holds it, a completed run there has this config, and a checkpoint there has these
-    hyperparameters. One line each (ConfigError)."""
-    from align_lab.folder import check_owned, holder, in_use
-    from align_lab.study.summary import check_resume_config, check_same_config, config_digest
-    from align_lab.train.checkpoint_io import CheckpointError
-    from align_lab.train.resume import check_resumable
-
-    check_owned(run_dir)
-    who = holder(run_dir)
-    if who is not None:
-        raise ConfigError(in_use(run_dir, who))
-    if check_same_config(run_dir, config_digest(spec.config)).get("status") == "completed":
-        return  # run() reports it as it is; its checkpoint is not even read
-    try:  # the algorithm's hyperparameters first: that message names the checkpoint
-        check_resumable(spec.algo, run_dir / "checkpoints")
-    except CheckpointError as e:
-        raise ConfigError(str(e)) from None
-    check_resume_config(run_dir, spec.config)
-
-
-def job_spec(config: DictConfig):
-    """(RunSpec, run folder) of a job's full config (with its hydra node), composed as Hydra's job will
-    see it, before Hydra's job has run; raises ConfigError (one line) for a bad one."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    previous = HydraConfig.instance().cfg
-    HydraConfig.instance().set_config(config)
-    try:
-        if config.hydra.mode == RunMode.MULTIRUN:
-            run_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
-        else:
-            run_dir = Path(str(config.hydra.run.dir))
-        names = {k: v for k, v in config.hydra.runtime.choices.items() if not k.startswith("hydra")}
-        job_cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-        spec = spec_from_config(job_cfg, names, list(config.hydra.overrides.task))
-    finally:
-        HydraConfig.instance().cfg = previous
-    return spec, run_dir.absolute()
-
-
-class RunFolder(Callback):
-    """A single run's checks before Hydra writes anything (hydra.callbacks.run_folder in conf/config.yaml):
-    the config, then the folder (check_folder), then the run's lock, held until the process ends. A
-    refused run writes nothing: no .hydra/ rewrite, no new folder. A sweep's launchers do the same per
-    job (hydra_plugins/align_lab_launcher)."""
-
-    def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        from align_lab.folder import claim
-        from align_lab.study.checks import check_run
-
-        try:
-            spec, run_dir = job_spec(config)
-            check_run(spec)
-            check_folder(spec, run_dir)
-            self.lock = claim(run_dir)
-        except Exception as e:
-            message = format_error(e)
-            if message is None:
-                raise  # a bug: Hydra warns, and the run meets it again in main()
-            # Hydra turns a callback's exception into a warning and runs the job: exit here, in one line
-            print(f"align_lab: error: {message}", file=sys.stderr)
-            raise SystemExit(2) from None
-
-    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        from hydra_plugins.align_lab_launcher.plan import remember_multirun_yaml
-
-        remember_multirun_yaml(Path(str(config.hydra.sweep.dir)))
-
-
 @hydra.main(version_base="1.3", config_path=CONF, config_name="config")
 def main(cfg: DictConfig) -> float:
+    """One job of `python -m align_lab`: admitted here (a single run, or a job of a launcher that admits
+    none), then run. The align_lab launchers admit a sweep's jobs first and run each with run_admitted."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from align_lab.admission import admit
+
+    hc = HydraConfig.get()
+    try:
+        job = admit(cfg, hc, Path(hc.runtime.output_dir))
+    except ConfigError as e:
+        return refused(e, Path(hc.runtime.output_dir))
+    return run_admitted(job, cfg)
+
+
+def refused(e: ConfigError, run_dir: Path) -> float:
+    """A job refused before it started: no folder left behind; one line and exit code 2, or, in a sweep,
+    its job's failure, which the launcher reports (the sweep goes on)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    remove_unused_run_dir(run_dir)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise e
+    print(f"align_lab: error: {e}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
+    """An admitted job, inside Hydra's run_job: `here`, the checks only the machine it runs on can make
+    (a job admitted on another); its folder's lock (rank 0's: the ranks of a run across nodes share it),
+    held while it runs; Hydra's record of the job (.hydra/); the run. A one-line stop (a damaged
+    checkpoint, a full disk, a signal) exits with its code; in a sweep it is the job's failure, but a
+    signal still ends the sweep."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from align_lab.admission import check_here
+    from align_lab.folder import claim
     from align_lab.study.run import run
     from align_lab.study.summary import RunStopped
 
-    hc = HydraConfig.get()
-    names = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
-    # in a sweep, a run's one-line error is its job's failure, which the launcher reports (the sweep goes
-    # on); a signal (Ctrl-C, SIGTERM) still ends the sweep
-    sweep = hc.mode == RunMode.MULTIRUN
     try:
-        summary = run(spec_from_config(cfg, names, list(hc.overrides.task)), Path(hc.runtime.output_dir))
-    except ConfigError as e:  # before Hydra logs a traceback: one line, exit code 2
-        remove_unused_run_dir(Path(hc.runtime.output_dir))
-        if sweep:
-            raise
-        print(f"align_lab: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except RunStopped as e:  # a damaged checkpoint, a full disk, a signal: one line, resumable
-        if sweep and e.exit_code < 128:
+        if here:
+            check_here(job.spec)
+        lock = claim(job.run_dir) if os.environ.get("SLURM_PROCID", "0") == "0" else None
+    except ConfigError as e:  # or another process took the folder since admission
+        return refused(e, job.run_dir)
+    try:
+        if not job.completed:
+            write_hydra_record(cfg, job.run_dir)
+        summary = run(job)
+    except ConfigError as e:  # a run across nodes started outside its Slurm tasks
+        return refused(e, job.run_dir)
+    except RunStopped as e:
+        if HydraConfig.get().mode == RunMode.MULTIRUN and e.exit_code < 128:
             raise
         print(f"align_lab: {e}", file=sys.stderr)
         raise SystemExit(e.exit_code) from None
+    finally:
+        if lock is not None:
+            lock.release()
     return summary.get("eval/gold_reward", float("nan"))
+
+
+def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
+    """<run folder>/.hydra/: the job's config, Hydra's config and the overrides, as Hydra writes them
+    (hydra.output_subdir is null in conf/config.yaml, so that a refused job rewrites none of them)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    out = run_dir / ".hydra"
+    out.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, out / "config.yaml")
+    OmegaConf.save(HydraConfig.instance().cfg, out / "hydra.yaml")
+    OmegaConf.save(HydraConfig.get().overrides.task, out / "overrides.yaml")
 
 
 def format_error(e: BaseException) -> str | None:
@@ -171,6 +115,7 @@ def format_error(e: BaseException) -> str | None:
         MissingConfigException,
         OverrideParseException,
     )
+    from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(e, ConfigError):
         return str(e)
@@ -178,6 +123,10 @@ def format_error(e: BaseException) -> str | None:
         # Hydra's own writes (the run folder's .hydra/ and app.log) fail before align_lab's code runs
         what = e.filename or "the run folder"
         return f"cannot write {what} ({e.strerror}); choose a writable hydra.run.dir"
+    if isinstance(e, FileExistsError | NotADirectoryError):  # Hydra's mkdir of a run or sweep folder
+        return f"{e.filename}: is a file, not a folder; choose another hydra.run.dir (hydra.sweep.dir)"
+    if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
+        return f"{e.full_key}: {str(e).splitlines()[0]}"
     if isinstance(e, MissingConfigException) and e.options is not None:
         group = (e.missing_cfg_file or "").split("/")[0] or "group"
         bad = (e.missing_cfg_file or "").split("/", 1)[-1]

@@ -229,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     from align_lab.results.report import write_report
 
     args = parse_args(argv)
+    existing = next((p for p in [args.out, *args.out.parents] if p.exists()), None) if args.out else None
+    if existing is not None and not existing.is_dir():  # before any run is read
+        message = f"--out {args.out}: {existing} is a file; choose a folder"
+        print(f"align_lab.compare: error: {message}", file=sys.stderr)
+        return 2
     try:
         comparison, runs, out = compare(args)
     except ValueError as e:

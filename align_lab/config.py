@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from align_lab.checks import ConfigError
+from align_lab.value_checks import ConfigError
 
 __all__ = ["ConfigError", "apply_model_defaults", "apply_stage_seed", "build"]
 

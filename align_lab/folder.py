@@ -1,9 +1,10 @@
 """A run folder belongs to one run: a lock held for the run's life, and no files align_lab did not write.
 
-The lock is an flock on `<run folder>/run.lock`, which holds the holder's pid and host. The OS frees it
-when the holder's process ends however it ends (SIGKILL, a lost node), so "the summary says running and
-nobody holds the lock" means the run's process died. fcntl directly rather than filelock: the holder's pid
-lives in the lock file itself, and a probe (`holder`) must neither create nor delete the file.
+The lock is an flock on the run folder itself, and on `<run folder>/run.lock`, which holds the holder's
+pid and host: deleting run.lock frees nothing. The OS frees both when the holder's process ends however it
+ends (SIGKILL, a lost node), so "the summary says running and nobody holds the lock" means the run's
+process died. fcntl directly rather than filelock: the holder's pid lives in the lock file itself, and a
+probe (`holder`) must neither create nor delete the file.
 Imports only the standard library: the aggregator and `study status` use it.
 """
 
@@ -16,7 +17,7 @@ import socket
 import time
 from pathlib import Path
 
-from align_lab.checks import ConfigError
+from align_lab.value_checks import ConfigError
 
 LOCK = "run.lock"
 # what align_lab (and Hydra, W&B, compare) write into a run folder; a name starting with "." is never
@@ -67,9 +68,23 @@ def check_owned(run_dir: Path) -> None:
 
 
 def holder(run_dir: Path) -> str | None:
-    """Who holds run_dir's lock ("pid 123 on host"), or None when nobody does (or there is no lock file).
-    A probe: takes a shared lock for an instant, so it never blocks a run (`claim` retries briefly)."""
+    """Who holds run_dir's lock ("pid 123 on host"), or None when nobody does. A probe: takes a shared lock
+    for an instant, so it never blocks a run (`claim` retries briefly). The folder's own lock first (a
+    deleted run.lock does not free it), then run.lock's (a run of an align_lab that locked the file only)."""
     path = Path(run_dir) / LOCK
+    try:
+        fd = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return _read_holder(path) or "another process"
+    except OSError:
+        pass  # a file system without folder locks: run.lock's alone
+    finally:
+        os.close(fd)
     try:
         f = open(path)  # noqa: SIM115
     except OSError:
@@ -85,6 +100,13 @@ def holder(run_dir: Path) -> str | None:
         return None
 
 
+def _read_holder(path: Path) -> str:
+    try:
+        return _describe(path.read_text())
+    except OSError:
+        return ""
+
+
 def _describe(text: str) -> str:
     try:
         info = json.loads(text)
@@ -94,43 +116,69 @@ def _describe(text: str) -> str:
 
 
 class RunLock:
-    """The run's lock, held from `claim` until `release` (or the process's end)."""
+    """The run's lock, held from `claim` until `release` (or the process's end): an flock on the run
+    folder itself (`folder`, a descriptor; None where the file system has no folder locks) and on its
+    run.lock (`file`), which holds the holder's pid and host for the message of the one refused."""
 
-    def __init__(self, run_dir: Path, file) -> None:
+    def __init__(self, run_dir: Path, file, folder: int | None = None) -> None:
         self.run_dir = run_dir
         self._file = file
+        self._folder = folder
 
     def release(self) -> None:
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+        if self._folder is not None:
+            fcntl.flock(self._folder, fcntl.LOCK_UN)
+            os.close(self._folder)
+            self._folder = None
 
 
-def claim(run_dir: Path, wait_s: float = 1.0) -> RunLock:
-    """Takes run_dir's lock (making the folder), or refuses in one line naming the holder. Retries for
-    `wait_s`, so a `holder` probe that holds the lock for an instant never refuses a run."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    f = open(run_dir / LOCK, "a+")  # noqa: SIM115 - held for the run's life; "a+": never truncate
+def _flock(target, run_dir: Path, wait_s: float) -> bool:
+    """An exclusive flock on `target` (a file or a descriptor), retried for `wait_s`; False where the file
+    system refuses it (no folder locks); a one-line ConfigError naming the holder when it is held."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
+            fcntl.flock(target, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
         except BlockingIOError:
             if time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
-            f.seek(0)
-            who = _describe(f.read()) or "another process"
-            f.close()
-            raise ConfigError(in_use(run_dir, who)) from None
+            raise ConfigError(in_use(run_dir, _read_holder(run_dir / LOCK) or "another process")) from None
+        except OSError:
+            return False
+
+
+def claim(run_dir: Path, wait_s: float = 1.0) -> RunLock:
+    """Takes run_dir's lock (making the folder), or refuses in one line naming the holder. Retries for
+    `wait_s`, so a `holder` probe that holds the lock for an instant never refuses a run. The folder's own
+    lock is what counts: deleting run.lock while a run holds the folder lets no second run in."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    folder = os.open(run_dir, os.O_RDONLY)
+    try:
+        if not _flock(folder, run_dir, wait_s):
+            os.close(folder)
+            folder = None
+    except ConfigError:
+        os.close(folder)
+        raise
+    f = open(run_dir / LOCK, "a+")  # noqa: SIM115 - held for the run's life; "a+": never truncate
+    try:
+        _flock(f, run_dir, wait_s)
+    except ConfigError:
+        f.close()
+        RunLock(run_dir, None, folder).release()
+        raise
     f.seek(0)
     f.truncate()
     f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
     f.flush()
-    return RunLock(run_dir, f)
+    return RunLock(run_dir, f, folder)
 
 
 def in_use(run_dir: Path, who: str) -> str:

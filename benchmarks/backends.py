@@ -58,7 +58,7 @@ def run_one(overrides: list[str], run_dir: Path, cache_dir: Path) -> tuple[dict,
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    from align_lab.app import spec_from_config
+    from align_lab.admission import admit_spec, spec_from_config
     from align_lab.study.run import run
     from align_lab.tracking import read_metrics
 
@@ -68,7 +68,7 @@ def run_one(overrides: list[str], run_dir: Path, cache_dir: Path) -> tuple[dict,
     with open_dict(cfg):
         del cfg["hydra"]
     start = time.perf_counter()
-    summary = run(spec_from_config(cfg, names), run_dir)
+    summary = run(admit_spec(spec_from_config(cfg, names), run_dir))
     return summary, read_metrics(run_dir / "metrics.jsonl"), time.perf_counter() - start
 
 

@@ -23,7 +23,7 @@ REPEATS = 5
 
 def world():
     """The tests' small toy world: tokenizer, prompts and a briefly fine-tuned tiny Llama."""
-    from align_lab.app import spec_from_config
+    from align_lab.admission import spec_from_config
     from align_lab.cache import StageCache
     from align_lab.study.stages import build_stages
     from align_lab.tracking.progress import progress_factory

@@ -112,7 +112,7 @@ def compose(overrides: list[str]):
 
 def run_in_process(overrides: list[str], run_dir: Path, cache_dir: Path) -> dict:
     """Composes, builds and runs one run in this process; returns its summary."""
-    from align_lab.app import spec_from_config
+    from align_lab.admission import admit_spec, spec_from_config
     from align_lab.study.run import run
 
     other_reward = any(o.startswith("reward=") and o != "reward=learned_rm" for o in overrides)
@@ -125,7 +125,7 @@ def run_in_process(overrides: list[str], run_dir: Path, cache_dir: Path) -> dict
         if not (other_reward and o.startswith("reward.")) and not (other_task and o.startswith("task."))
     ]
     cfg, names = compose([*small, f"cache_dir={cache_dir}", *overrides])
-    return run(spec_from_config(cfg, names), run_dir)
+    return run(admit_spec(spec_from_config(cfg, names), run_dir))
 
 
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600):

@@ -1,5 +1,6 @@
 """The import graph of a package, read with ast: every import counts (top level, inside functions, under
-`if TYPE_CHECKING:`). Shared by tests/unit/test_imports.py and tests/unit/test_floors.py."""
+`if TYPE_CHECKING:`), across align_lab and hydra_plugins/ (the launchers). Shared by
+tests/unit/test_imports.py and tests/unit/test_floors.py."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "align_lab"
+# the launchers' plugin package: Hydra imports it by its folder name, hydra_plugins.align_lab_launcher
+PLUGINS = PACKAGE.parent / "hydra_plugins"
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:
@@ -48,10 +51,12 @@ def imported_modules(path: Path, known: set[str], package: Path = PACKAGE) -> se
     return {m for m in all_imports(path, known, package) if m in known and m != here}
 
 
-def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
-    """module -> the package modules it imports."""
-    modules = package_modules(package)
-    return {name: imported_modules(path, set(modules), package) for name, path in modules.items()}
+def import_graph(*packages: Path) -> dict[str, set[str]]:
+    """module -> the modules of `packages` (default: align_lab and its launchers' plugins) it imports."""
+    packages = packages or (PACKAGE, PLUGINS)
+    modules = {name: (path, p) for p in packages for name, path in package_modules(p).items()}
+    known = set(modules)
+    return {name: imported_modules(path, known, p) for name, (path, p) in modules.items()}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:

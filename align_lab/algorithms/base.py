@@ -10,8 +10,8 @@ from torch import Tensor
 
 from align_lab.algorithms.correction import Corrected, RolloutCorrection, check_correction  # noqa: F401 (re-exported)
 from align_lab.algorithms.shared import check_clip, check_reward_clip, clip_bounds  # noqa: F401 (re-exported)
-from align_lab.checks import check, check_lr
 from align_lab.rl import AGGREGATIONS, KL_ESTIMATORS
+from align_lab.value_checks import check, check_lr
 
 
 @dataclass

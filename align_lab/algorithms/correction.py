@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from align_lab.checks import TrainsNothing, check
 from align_lab.rl.correction import (
     CORRECTION_LEVELS,
     CORRECTIONS,
@@ -22,6 +21,7 @@ from align_lab.rl.correction import (
     rule_rejections,
 )
 from align_lab.rl.stats import masked_mean
+from align_lab.value_checks import TrainsNothing, check
 
 CORRECTION_RATIOS = ("old", "current")
 PPO_ANCHORS = ("old", "rollout")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from torch import Tensor
 
 from align_lab.algorithms.base import Rollout
-from align_lab.checks import check
 from align_lab.rl import clip_reward
+from align_lab.value_checks import check
 
 
 def total_return(scores: Tensor, turn_rewards: Tensor | None) -> Tensor:

@@ -9,8 +9,8 @@ from torch import Tensor
 
 from align_lab.algorithms.base import Rollout
 from align_lab.algorithms.grpo import GRPO
-from align_lab.checks import check
 from align_lab.rl.dapo import overlong_penalty
+from align_lab.value_checks import check
 
 
 @dataclass

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from align_lab.algorithms.preference import PairwiseAlgorithm, Route
-from align_lab.checks import check, check_lr
 from align_lab.rl import DPO_LOSS_TYPES, dpo_loss
+from align_lab.value_checks import check, check_lr
 
 
 def margin_stats(chosen_rewards: Tensor, rejected_rewards: Tensor) -> dict:

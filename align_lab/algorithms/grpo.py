@@ -17,7 +17,6 @@ from align_lab.algorithms.shared import (
     clip_bounds,
     policy_loss,
 )
-from align_lab.checks import check
 from align_lab.rl import (
     STD_SCOPES,
     broadcast_to_tokens,
@@ -27,6 +26,7 @@ from align_lab.rl import (
     importance_ratio,
     shape_token_rewards,
 )
+from align_lab.value_checks import check
 
 
 @dataclass

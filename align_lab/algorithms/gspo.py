@@ -8,8 +8,8 @@ from torch import Tensor
 
 from align_lab.algorithms.base import Rollout
 from align_lab.algorithms.grpo import GRPO
-from align_lab.checks import check
 from align_lab.rl.policy_losses import sequence_clipped_surrogate
+from align_lab.value_checks import check
 
 RATIO_FORMS = ("token", "sequence")
 

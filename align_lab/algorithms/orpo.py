@@ -11,8 +11,8 @@ from torch import Tensor
 
 from align_lab.algorithms.dpo import margin_stats
 from align_lab.algorithms.preference import PairwiseAlgorithm, Route
-from align_lab.checks import check, check_lr
 from align_lab.rl.preference import orpo_odds_ratio
+from align_lab.value_checks import check, check_lr
 
 
 @dataclass

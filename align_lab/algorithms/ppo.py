@@ -28,7 +28,6 @@ from align_lab.algorithms.credit import (
     placed_rewards,
     total_return,
 )
-from align_lab.checks import check
 from align_lab.rl import (
     KL_CONTROLLER_INPUTS,
     adaptive_kl_coef,
@@ -45,6 +44,7 @@ from align_lab.rl import (
     running_std,
     shape_token_rewards,
 )
+from align_lab.value_checks import check
 
 
 @dataclass

@@ -27,7 +27,6 @@ from align_lab.algorithms.shared import (
     clip_bounds,
     policy_loss,
 )
-from align_lab.checks import check
 from align_lab.rl import (
     clipped_surrogate,
     discounted_returns,
@@ -35,6 +34,7 @@ from align_lab.rl import (
     masked_whiten,
     shape_token_rewards,
 )
+from align_lab.value_checks import check
 
 
 @dataclass

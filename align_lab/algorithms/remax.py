@@ -9,7 +9,6 @@ from torch import Tensor
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
 from align_lab.algorithms.credit import check_credit, episode_return, observation_steps
-from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
@@ -17,6 +16,7 @@ from align_lab.rl import (
     kl_penalty,
     shape_token_rewards,
 )
+from align_lab.value_checks import check
 
 
 @dataclass

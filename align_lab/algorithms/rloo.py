@@ -16,7 +16,6 @@ from align_lab.algorithms.shared import (
     check_reward_clip,
     clip_bounds,
 )
-from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
@@ -29,6 +28,7 @@ from align_lab.rl import (
     shape_token_rewards,
     standardize,
 )
+from align_lab.value_checks import check
 
 RATIOS = ("none", "sequence", "token")
 

@@ -16,7 +16,6 @@ from torch import Tensor
 
 from align_lab.algorithms.dpo import margin_stats
 from align_lab.algorithms.preference import PairwiseAlgorithm, Route
-from align_lab.checks import check, check_lr
 from align_lab.rl import (
     SAIL_EXTRA_GRAD_MODES,
     SF_BASELINES,
@@ -26,6 +25,7 @@ from align_lab.rl import (
     sail_response_term,
     sample_routes,
 )
+from align_lab.value_checks import check, check_lr
 
 
 @dataclass

@@ -8,8 +8,8 @@ from torch import Tensor
 
 from align_lab.algorithms.base import Rollout
 from align_lab.algorithms.grpo import GRPO
-from align_lab.checks import check
 from align_lab.rl.policy_losses import soft_gated_surrogate
+from align_lab.value_checks import check
 
 
 @dataclass

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.checks import check
 from align_lab.rl import aggregate_loss, clip_reward, kl_penalty, masked_mean
+from align_lab.value_checks import check
 
 
 @dataclass

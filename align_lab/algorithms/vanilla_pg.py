@@ -15,13 +15,13 @@ from align_lab.algorithms.base import (
 )
 from align_lab.algorithms.credit import check_credit, observation_steps, placed_rewards
 from align_lab.algorithms.shared import KLClamp
-from align_lab.checks import check
 from align_lab.rl import (
     aggregate_loss,
     gae,
     masked_mean,
     shape_token_rewards,
 )
+from align_lab.value_checks import check
 
 
 @dataclass

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from align_lab.checks import canonical_dtype
 from align_lab.models.chat import chat_observation, chat_prompt
 from align_lab.models.hf_io import parameter_count
 from align_lab.tasks.data_files import is_local
+from align_lab.value_checks import canonical_dtype, saved_folder
 
 DTYPES = ("float32", "bfloat16", "float16")
 HASH_LIMIT = 64 << 20  # files above this are fingerprinted by size and mtime, not content
@@ -259,7 +259,7 @@ class HFModel:
     def _load(self, auto_class, path, **kw):
         """Loads with dropout off, as RLHF trainers do (TRL's disable_dropout): log-probs and values
         of the same tokens must agree between rollout and update, and draw nothing from the RNG."""
-        model = auto_class.from_pretrained(str(path), dtype=torch_dtype(self.dtype), **kw)
+        model = auto_class.from_pretrained(saved_folder(path), dtype=torch_dtype(self.dtype), **kw)
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from align_lab.value_checks import saved_folder
+
 
 def _copy_backbone(target, source_dir: Path) -> None:
     """Initialises target's transformer body from the causal LM saved in source_dir."""
@@ -16,7 +18,7 @@ def _copy_backbone(target, source_dir: Path) -> None:
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        body = AutoModel.from_pretrained(str(source_dir))
+        body = AutoModel.from_pretrained(saved_folder(source_dir))
     finally:
         hf_logging.set_verbosity(previous)
     getattr(target, target.base_model_prefix).load_state_dict(body.state_dict())
@@ -60,7 +62,7 @@ class HFLoading:
     def load_causal_lm(self, path: Path):
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(str(path))
+        return AutoModelForCausalLM.from_pretrained(saved_folder(path))
 
     def init_reward_model(self, tokenizer, init_from: Path):
         """A sequence-classification model (1 label) whose body is copied from a causal LM."""
@@ -73,7 +75,7 @@ class HFLoading:
     def load_reward_model(self, path: Path):
         from transformers import AutoModelForSequenceClassification
 
-        return AutoModelForSequenceClassification.from_pretrained(str(path)).eval()
+        return AutoModelForSequenceClassification.from_pretrained(saved_folder(path)).eval()
 
     def init_critic(self, tokenizer, init_from: Path):
         """A token-classification model (1 label): per-token values, body copied from init_from."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from align_lab.value_checks import saved_folder
+
 SPECIALS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
 
 
@@ -29,4 +31,4 @@ def load_tokenizer(path: Path | str):
     """Loads a tokenizer saved by save_pretrained (offline)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path))
+    return AutoTokenizer.from_pretrained(saved_folder(path))

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from align_lab.folder import LOCK, holder
+from align_lab.results.manifest import MANIFEST
 from align_lab.tracking.jsonl import METRICS_FILE
 
-MANIFEST = "study.json"
 SKIP_DIRS = {"checkpoints", "wandb", ".hydra", ".submitit", "__pycache__", "compare"}
 COMPLETED = "completed"
 PENDING = "pending"

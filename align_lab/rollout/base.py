@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from align_lab.checks import Diverged
+from align_lab.value_checks import Diverged
 
 
 @dataclass

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from align_lab.checks import canonical_dtype, check
 from align_lab.models.sequences import encode_prompts, is_partitioned, left_pad, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.sampling import (
@@ -19,6 +18,7 @@ from align_lab.rollout.sampling import (
     sampled_logprobs,
     warp,
 )
+from align_lab.value_checks import canonical_dtype, check
 
 __all__ = ["HFGenerate", "Samples"]
 

@@ -29,11 +29,11 @@ from functools import partial
 
 import torch
 
-from align_lab.checks import canonical_dtype
 from align_lab.models.sequences import encode_prompts
 from align_lab.rollout.base import NonFiniteLogits, Samples, check_sampling
 from align_lab.rollout.base import weights_version as _weights_version
 from align_lab.rollout.vllm_outputs import completion_tensors
+from align_lab.value_checks import canonical_dtype
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 import sys
 from collections import Counter
 from pathlib import Path
 
-from align_lab.study.status import load_manifest, study_states
+from align_lab.results.manifest import load_manifest, write_manifest
+from align_lab.study.status import study_states
 
 
 def status(study_dir: Path) -> int:
@@ -45,9 +45,7 @@ def resume(study_dir: Path, wait: bool) -> int:
         run.update(job_id=job.job_id, submitit_folder=str(job.paths.folder))
         jobs.append((run, job))
         print(f"#{run['num']} resubmitted as job {job.job_id}: {' '.join(run['overrides'])}")
-    tmp = Path(study_dir) / "study.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    tmp.replace(Path(study_dir) / "study.json")
+    write_manifest(study_dir, manifest)
     print(f"{len(jobs)} runs resubmitted, {len(manifest['runs']) - len(jobs)} left as they are")
     if wait:
         for _, job in jobs:

@@ -4,16 +4,17 @@ training backend, and what it asks a launcher for (conf/hardware/*.yaml)."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 
-from align_lab.checks import check
 from align_lab.config import ConfigError
 from align_lab.study.resources import ResourcePolicy, threads_given
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import SlurmWorld, slurm_world
 from align_lab.train.memory import default_budget
+from align_lab.value_checks import check
 
 
 @dataclass
@@ -91,3 +92,15 @@ class Hardware:
                 "hardware=slurm_multinode or hardware.nodes=1"
             )
         return world
+
+
+@contextmanager
+def threads(n: int | None):
+    """torch's threads set to `n` for the block (None: as they are), then put back."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from align_lab.algorithms.base import OnlineAlgorithm
-from align_lab.checks import check
+from align_lab.value_checks import check
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""One run: checks -> shared stages (cached) -> context -> training loop -> summary in the run folder."""
+"""One admitted run (align_lab/admission.py): its folder started, its parts built (study/build.py), the
+training loop, its summary in the run folder."""
 
 from __future__ import annotations
 
@@ -12,134 +13,35 @@ from pathlib import Path
 
 import torch
 
-from align_lab.algorithms.base import OnlineAlgorithm
-from align_lab.algorithms.preference import PairwiseAlgorithm
-from align_lab.cache import StageCache
-from align_lab.checks import TrainsNothing
 from align_lab.envs.base import EnvError
-from align_lab.rewards import reward_models
 from align_lab.rewards.function import RewardError
-from align_lab.rollout.turns import TurnEngine
-from align_lab.study.checks import check_partitions, check_run
-from align_lab.study.spec import RunSpec
-from align_lab.study.stages import Stages, build_stages
+from align_lab.study.build import build_run
+from align_lab.study.hardware import threads
+from align_lab.study.spec import Job, RunSpec
 from align_lab.study.summary import (
     SEGMENTS,
     RunStopped,
-    check_resume_config,
     check_resume_stages,
     completed_before,
     config_digest,
     outcome,
     previous_segments,
     result_lines,
+    run_identity,
     stopped,
     write_resolved_config,
     write_summary,
 )
-from align_lab.tasks.view import observation_renderer
 from align_lab.tracking import MultiTracker
 from align_lab.tracking.progress import progress_factory
 from align_lab.train.backend import Diverged, forget_process_group
-from align_lab.train.checkpoint_io import CheckpointError, checkpoint_step
-from align_lab.train.context import Context
+from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.distributed import Group, join_slurm, launch, serve
 from align_lab.train.memory import record as planned
-from align_lab.train.online import train_online
-from align_lab.train.pairwise import train_pairwise
 from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
-from align_lab.train.resume import check_resumable
+from align_lab.value_checks import ArtifactMissing, TrainsNothing
 
 log = logging.getLogger("align_lab")
-
-
-def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank: int = 0) -> Stages:
-    """The run's shared stages, built (or loaded) in their fixed order: the preference pairs when the
-    algorithm trains on them, a reward model for each learned one its reward scores with. Rank 0 builds
-    them before the other ranks start; those only load them."""
-    pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
-    threshold = spec.algo.desirable_threshold if pairwise else None  # unpaired samples (KTO)
-    return build_stages(
-        spec.task,
-        spec.model,
-        spec.sft,
-        cache,
-        progress,
-        spec.train.micro_batch_size,
-        memory,
-        preferences=pairwise and threshold is None,
-        reward_models=reward_models(spec.reward),
-        may_build=rank == 0,
-        env=spec.env,
-        desirable_threshold=threshold,
-    )
-
-
-def frozen_reference(stages: Stages) -> torch.nn.Module:
-    """The frozen reference policy (the SFT policy, or model.reference's checkpoint), in eval mode."""
-    return stages.load_reference().eval().requires_grad_(False)
-
-
-def build_context(
-    spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, preemption, rank=0
-) -> Context:
-    """Models and reward of a run from its built stages: what a training loop needs, complete (its
-    memory planned: train/memory.py). The run's seed is set here, after every stage is built (or
-    loaded), so a run that builds them and one that finds them cached draw the same critic head and
-    LoRA adapters."""
-    scorer = spec.reward.scorer(stages)
-    pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
-    judge = spec.judge.judge(stages, scorer) if spec.judge is not None else None
-    torch.manual_seed(spec.seed)
-    critic = None
-    if isinstance(spec.algo, OnlineAlgorithm) and spec.algo.uses_critic:
-        init = stages.critic_start if spec.algo.critic_init == "sft" else stages.results["reward_model"].path
-        # a fresh value head: drawn from the seed
-        critic = spec.model.init_critic(stages.tokenizer, init).train()
-    return Context(
-        task=stages.policy_task,
-        tokenizer=stages.tokenizer,
-        policy=spec.lora.apply(stages.load_policy()).train(),
-        # held for training only when its loss reads it; evaluation loads it otherwise (Context)
-        reference=frozen_reference(stages) if spec.algo.uses_reference else None,
-        critic=critic,
-        scorer=scorer,
-        engine=engine_of(spec, stages),
-        train=spec.train,
-        tracker=tracker,
-        checkpoint_dir=ckpt,
-        seed=spec.seed,
-        progress=progress,
-        preferences=(stages.preferences if stages.samples is None else stages.samples) if pairwise else None,
-        preemption=preemption,
-        judge=judge,
-        backend=spec.backend,
-        env=spec.env,
-        load_reference=partial(frozen_reference, stages),
-        stage_keys={name: stage.key for name, stage in stages.results.items()},
-        group=Group(rank, spec.hardware.ranks),
-        pairwise=not isinstance(spec.algo, OnlineAlgorithm),
-        memory_budget=spec.hardware.memory_bytes(),
-    )
-
-
-def engine_of(spec: RunSpec, stages: Stages):
-    """The run's rollout engine: the configured one, played turn by turn (rollout/turns.py) when the
-    environment is multi-turn."""
-    if not spec.env.multi_turn:
-        return spec.rollout
-    view = stages.policy_task
-    render = observation_renderer(view, spec.env)  # as the SFT and preference stages render them
-    return TurnEngine(spec.rollout, spec.env, spec.env_name, render, getattr(view, "raw", lambda p: p))
-
-
-def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption, rank: int = 0):
-    """(stages, context, loop) of a run, the same on every rank."""
-    # the stages run in the main process alone: the node's whole memory
-    memory = spec.hardware.memory_bytes(whole_node=True)
-    stages = stages_of(spec, StageCache(spec.cache_dir), progress, memory, rank)
-    ctx = build_context(spec, stages, run_dir / "checkpoints", tracker, progress, preemption, rank)
-    return stages, ctx, train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise
 
 
 @dataclass(frozen=True)
@@ -157,7 +59,9 @@ class ShareOfRun:
         self.spec.hardware.use(group.rank if self.local_rank is None else self.local_rank)
         connect()
         quiet = progress_factory(enabled=False)
-        _, ctx, loop = build_run(self.spec, self.run_dir, MultiTracker([]), quiet, Preemption(), group.rank)
+        _, ctx, loop = build_run(
+            self.spec, self.run_dir, MultiTracker([]), quiet, Preemption(), rank=group.rank
+        )
         loop(self.spec.algo, ctx)
 
     def release(self) -> None:
@@ -167,10 +71,12 @@ class ShareOfRun:
         forget_process_group()
 
 
-def first_summary(spec: RunSpec, digest: str, before: list[float]) -> dict:
-    """summary.json as a run starts: what runs, the threads it has, the keys its model preset chose."""
+def first_summary(spec: RunSpec, digest: str, before: list[float], stage_threads: int) -> dict:
+    """summary.json as a run starts: what runs, the threads it has (and its stages were built with), the
+    keys its model preset chose."""
     summary = {"status": "running", "algo": spec.names.get("algo"), "seed": spec.seed}
-    summary |= {"threads": torch.get_num_threads()}  # the default is the cores given: part of the numbers
+    # the default is the cores given: part of the numbers
+    summary |= {"threads": torch.get_num_threads(), "stage_threads": stage_threads}
     if spec.defaults_from:  # values the model preset chose (the user did not set these keys)
         summary |= {"defaults_from": spec.defaults_from}
         chosen = ", ".join(f"{k}={spec.config['algo'][k.split('.', 1)[1]]}" for k in spec.defaults_from)
@@ -184,7 +90,7 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
     if isinstance(e, Preempted):  # requeued by the scheduler, or resumed by a rerun
         return {"status": "preempted"}, None
     # one line naming reward.path, the environment and its turn, or the correction's keys
-    if isinstance(e, RewardError | EnvError | TrainsNothing):
+    if isinstance(e, RewardError | EnvError | TrainsNothing | ArtifactMissing):
         return {"status": "failed", "error": str(e)}, RunStopped(f"error: {e}")
     if isinstance(e, Diverged):  # the weights were not stepped into NaN; the last checkpoint is sound
         stage = str(e).startswith(("sft ", "reward model "))  # a stage says which key to lower
@@ -198,17 +104,6 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
     }, stop
 
 
-def check_resume(spec: RunSpec, run_dir: Path, ckpt: Path) -> None:
-    """Before any compute: a damaged checkpoint, a changed hyperparameter or any other key (resume only
-    the run that made it) is one line."""
-    try:
-        check_resumable(spec.algo, ckpt)
-    except CheckpointError as e:
-        raise RunStopped(f"error: {e}") from None
-    check_resume_config(run_dir, spec.config)
-    check_partitions(spec, ckpt)
-
-
 def start_folder(spec: RunSpec, run_dir: Path, summary: dict) -> None:
     """The run folder with its first summary.json and resolved config; a full disk is one line."""
     try:
@@ -219,53 +114,73 @@ def start_folder(spec: RunSpec, run_dir: Path, summary: dict) -> None:
         raise stopped(e, run_dir / "checkpoints") or e from None
 
 
-def run(spec: RunSpec, run_dir: Path) -> dict:
-    """Runs (or resumes, when run_dir holds a checkpoint) one alignment run; returns summary.json.
+def begin(job: Job, ckpt: Path) -> tuple[dict, list[float], int | None]:
+    """(the first summary.json, written with the resolved config; the wall seconds of the earlier
+    segments, which count in time/total_s; the threads the stages load with). A run started again from
+    step 0 (its checkpoints deleted) counts no abandoned segment, and builds its stages afresh."""
+    resumed = checkpoint_step(ckpt) > 0
+    before = previous_segments(job.run_dir) if resumed else []
+    stage_threads = job.stage_threads if resumed else None
+    digest = config_digest(job.spec.config)
+    summary = first_summary(job.spec, digest, before, stage_threads or torch.get_num_threads())
+    start_folder(job.spec, job.run_dir, summary)
+    return summary, before, stage_threads
+
+
+def completed(summary: dict, final: dict, spec: RunSpec, run_dir: Path, tracker) -> dict:
+    """A completed run's last words: its checkpoint let go if unwanted, the tracker's summary, the lines."""
+    if not spec.train.keep_checkpoint:  # the results are written; the weights are not wanted
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        summary["checkpoint"] = "deleted (train.keep_checkpoint=false)"
+    tracker.summary(dict(final))
+    for line in result_lines(summary, run_dir):
+        log.info(line)
+    return summary
+
+
+def run(job: Job) -> dict:
+    """Runs (or resumes, when its folder holds a checkpoint) one admitted run; returns summary.json.
 
     A folder that already holds this run, completed, is reported as it is (its checkpoint is not even
     read). A damaged checkpoint, a full disk, SIGTERM or Ctrl-C end the run with RunStopped: one line,
     the summary says failed or interrupted, and everything written before stays.
     """
-    check_run(spec)
-    digest = config_digest(spec.config)
-    previous = completed_before(run_dir, digest)
-    if previous is not None:
-        return previous
+    spec, run_dir = job.spec, job.run_dir
+    if job.completed:
+        return completed_before(run_dir, config_digest(spec.config))
     ckpt = run_dir / "checkpoints"
-    check_resume(spec, run_dir, ckpt)
     start = time.perf_counter()
     hw = spec.hardware
     slurm = hw.slurm_task()
     if slurm is not None and slurm.rank != 0:  # a run across nodes: rank 0 writes the run folder
-        job = ShareOfRun(spec, run_dir, slurm.local_rank)
-        serve(job, Group(slurm.rank, slurm.size), partial(join_slurm, slurm, hw.device))
+        share = ShareOfRun(spec, run_dir, slurm.local_rank)
+        serve(share, Group(slurm.rank, slurm.size), partial(join_slurm, slurm, hw.device))
         return {"status": "completed", "rank": slurm.rank}
     hw.use(slurm.local_rank if slurm else 0)
-    before = previous_segments(run_dir)  # a resumed run's earlier segments count in time/total_s
-    summary = first_summary(spec, digest, before)
-    start_folder(spec, run_dir, summary)
+    summary, before, stage_threads = begin(job, ckpt)
     # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
     tracker = spec.tracker.make(run_dir, spec.names, spec.config, checkpoint_step(ckpt) + 1)
     try:
         with Interruption():
-            stages, ctx, loop = build_run(spec, run_dir, tracker, progress_factory(), Preemption().install())
+            with threads(stage_threads):  # a resume loads the stages its checkpoint was trained on
+                # the run's identity goes inside every checkpoint, checked on resume (admission)
+                stages, ctx, loop = build_run(
+                    spec, run_dir, tracker, progress_factory(), Preemption().install(), run_identity(spec)
+                )
             check_resume_stages(ckpt, ctx.stage_keys, spec.cache_dir)  # before the first step
-            job = ShareOfRun(spec, run_dir)
             ranks = launch(
-                hw.processes, hw.device, job, slurm=slurm, group_needed=spec.backend.uses_deepspeed
+                hw.processes,
+                hw.device,
+                ShareOfRun(spec, run_dir),
+                slurm=slurm,
+                group_needed=spec.backend.uses_deepspeed,
             )
             summary |= planned(ctx.memory)
             write_summary(run_dir, summary)
             with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
         summary |= outcome(stages, final, start, hw.device, before)
-        if not spec.train.keep_checkpoint:  # the results are written; the weights are not wanted
-            shutil.rmtree(ckpt, ignore_errors=True)
-            summary["checkpoint"] = "deleted (train.keep_checkpoint=false)"
-        tracker.summary(dict(final))
-        for line in result_lines(summary, run_dir):
-            log.info(line)
-        return summary
+        return completed(summary, final, spec, run_dir, tracker)
     except BaseException as e:
         update, stop = failure(e, spec, ckpt)
         summary |= update

@@ -54,3 +54,26 @@ class RunSpec:
     def backend(self) -> Backend:
         """How a loss becomes an update: torch or DeepSpeed, dtype, checkpointing (train/backend.py)."""
         return self.hardware.training
+
+
+@dataclass(frozen=True)
+class Job:
+    """A run admitted by align_lab/admission.py: every check passed, nothing written yet. `previous`: the
+    run folder's summary.json as admission found it ({}: none)."""
+
+    spec: RunSpec
+    run_dir: Path
+    previous: dict = field(default_factory=dict)
+
+    @property
+    def completed(self) -> bool:
+        """The folder already holds this very run, completed: nothing to do."""
+        return self.previous.get("status") == "completed"
+
+    @property
+    def stage_threads(self) -> int | None:
+        """The torch threads the shared stages of the run to resume were built with (they are part of
+        the stage keys): a resume with other hardware.num_threads loads those stages, then trains with
+        its own threads. None: a new run."""
+        threads = self.previous.get("stage_threads", self.previous.get("threads"))
+        return threads if isinstance(threads, int) and self.previous.get("status") else None

@@ -8,7 +8,8 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
-MANIFEST = "study.json"
+from align_lab.results.manifest import MANIFEST, load_manifest
+
 TERMINAL_SLURM = {
     "FAILED",
     "CANCELLED",
@@ -49,13 +50,6 @@ def died(run_dir: Path, summary: dict | None) -> bool:
         and (run_dir / LOCK).exists()
         and holder(run_dir) is None
     )
-
-
-def load_manifest(study_dir: Path) -> dict:
-    path = Path(study_dir) / MANIFEST
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no study manifest here (expected a sweep folder)")
-    return json.loads(path.read_text())
 
 
 def _summary(run_dir: Path) -> dict | None:

@@ -167,6 +167,20 @@ def changed_key(old, new, prefix: str = "") -> tuple[str, object, object] | None
     return None if old == new else (prefix, old, new)
 
 
+def resumable_part(config, prefix: str = ""):
+    """The config less the keys under MAY_CHANGE_ON_RESUME: what a resume must keep."""
+    if not isinstance(config, dict):
+        return config
+    keys = {k: f"{prefix}.{k}" if prefix else str(k) for k in config}
+    return {k: resumable_part(v, keys[k]) for k, v in config.items() if keys[k] not in MAY_CHANGE_ON_RESUME}
+
+
+def run_identity(spec) -> dict:
+    """A run's identity, kept inside each of its checkpoints and checked on resume (admission.py): the
+    digest of its config (less what may change on resume) and its seed."""
+    return {"config": config_digest(resumable_part(spec.config)), "seed": spec.seed}
+
+
 def check_resume_config(run_dir: Path, config: dict) -> None:
     """A run folder with a checkpoint resumes only the run that made it: its config.resolved.yaml
     against this one, key by key (MAY_CHANGE_ON_RESUME aside); one line naming the first difference."""

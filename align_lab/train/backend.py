@@ -23,7 +23,7 @@ from typing import Protocol
 
 import torch
 
-from align_lab.checks import Diverged
+from align_lab.value_checks import Diverged
 
 BACKENDS = ("torch", "deepspeed")
 DTYPES = ("fp32", "bf16")

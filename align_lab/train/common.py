@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from align_lab.checks import check
+from align_lab.value_checks import check
 
 
 @dataclass

@@ -46,6 +46,9 @@ class Context:
     # the cache keys of the shared stages (SFT, reward model, ...) the run trains on: each checkpoint
     # records them, and a resume on other stages is refused (study/summary.py check_resume_stages)
     stage_keys: dict[str, str] = field(default_factory=dict)
+    # the run's identity (config digest and seed, study/summary.py run_identity): inside each checkpoint,
+    # so a resume of another run's checkpoint is refused even where the config beside it is gone
+    identity: dict = field(default_factory=dict)
     # loads the frozen reference (the SFT policy) when training holds none, for evaluation only
     load_reference: Callable[[], torch.nn.Module] | None = None
     pairwise: bool = False  # the pairwise loop trains it: a micro-batch row is a pair of responses

@@ -12,9 +12,9 @@ from dataclasses import fields
 import torch
 from torch import Tensor
 
-from align_lab.checks import check
 from align_lab.rl.dapo import informative_groups
 from align_lab.rollout.base import Samples
+from align_lab.value_checks import check
 
 
 def check_dynamic_sampling(algo, train, processes: int) -> None:

@@ -16,7 +16,6 @@ import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
 from align_lab.algorithms.credit import total_return
-from align_lab.checks import Diverged
 from align_lab.models.sequences import attended, response_logprobs, token_values
 from align_lab.rl import masked_mean
 from align_lab.rollout.base import NonFiniteLogits
@@ -33,6 +32,7 @@ from align_lab.train.online_setup import Loop, Updates, setup
 from align_lab.train.resume import restore
 from align_lab.train.sft import nll_term
 from align_lab.train.staleness import Pending
+from align_lab.value_checks import Diverged
 
 
 def _rows(b) -> tuple:

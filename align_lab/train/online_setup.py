@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from align_lab.algorithms.base import OnlineAlgorithm
-from align_lab.checks import check
 from align_lab.train.common import Counters, Shuffler, TrainConfig
 from align_lab.train.context import Context
 from align_lab.train.dynamic_sampling import check_dynamic_sampling
 from align_lab.train.staleness import BackgroundSampler, PendingRollouts
+from align_lab.value_checks import check
 
 
 def validate(algo: OnlineAlgorithm, cfg: TrainConfig) -> int:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from align_lab.checks import ConfigError
 from align_lab.train.checkpoint_io import checkpoint_file, load_checkpoint, save_checkpoint
 from align_lab.train.context import Context
 from align_lab.train.rng import rng_state, set_rng_state
+from align_lab.value_checks import ConfigError
 
 
 def hyperparameters(algo) -> dict:
@@ -84,6 +84,7 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
                 "algo_state": algo.state_dict(),
                 "algo_hyperparameters": hyperparameters(algo),
                 "stage_keys": ctx.stage_keys,
+                "identity": ctx.identity,
                 "rng": rng_state(),
             },
         )

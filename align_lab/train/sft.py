@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from align_lab.checks import check_lr
 from align_lab.models.sequences import (
     encode_conversations,
     encode_prompts,
@@ -19,6 +18,7 @@ from align_lab.models.sequences import (
 from align_lab.rl import masked_sum
 from align_lab.train.backend import check_finite_loss
 from align_lab.train.micro import Term, accumulate
+from align_lab.value_checks import check_lr
 
 
 @dataclass

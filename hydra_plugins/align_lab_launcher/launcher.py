@@ -1,11 +1,11 @@
 """A Hydra launcher built on hydra-submitit-launcher (local processes or Slurm) that
 
-- checks every run's configuration before submitting any job (one-line error, nothing submitted);
 - asks for each run's own resources (resources.py) by submitting one job array per distinct request;
 - writes a study manifest, `<sweep dir>/study.json`, read by `python -m align_lab.study status|resume`;
 - with `wait: false` returns right after submission; with `wait: true` reports each run as it ends (a
   failure in one line), then every failure, with exit code 1 when any failed (outcome.py);
-- holds each run folder's lock for the job's life (align_lab/folder.py);
+- admits every job before submitting any (align_lab/admission.py), and runs each as admitted, holding its
+  run folder's lock for the job's life (align_lab.app.run_admitted);
 - runs at most `hardware.max_parallel` runs of a local sweep at once (submitit's local executor starts
   every job at once: each job waits for a slot, a lock file in the sweep folder, before its run), and
   passes it to Slurm as the job arrays' parallelism limit where it is set.
@@ -18,6 +18,7 @@ import logging
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +27,14 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf
 
+from align_lab.config import ConfigError
+from align_lab.results.manifest import MANIFEST, write_manifest
 from hydra_plugins.align_lab_launcher.outcome import Outcomes, last_line
-from hydra_plugins.align_lab_launcher.plan import plan_all
 from hydra_plugins.align_lab_launcher.waves import planned, run_waves
 
 log = logging.getLogger(__name__)
-MANIFEST = "study.json"
 # submitit parameters that are not part of a run's resource request
 INIT_KEYS = {"submitit_folder", "max_num_timeout"}
-
-
-def write_manifest(sweep_dir: Path, manifest: dict) -> None:
-    tmp = sweep_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    tmp.replace(sweep_dir / MANIFEST)
 
 
 class StudyLauncher(BaseSubmititLauncher):
@@ -51,92 +46,104 @@ class StudyLauncher(BaseSubmititLauncher):
         self.wait = wait
         self.slots: tuple[str, int] | None = None  # local: (lock folder, max_parallel), set by launch
 
-    def __call__(self, *args, **kwargs) -> JobReturn:
-        """One job: on a local sweep, waits for a free slot, then holds its run folder's lock while it
-        runs (hydra-submitit's job body)."""
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        """Called by the sweeper before it writes multirun.yaml: the sweep folder's record is taken here."""
+        from align_lab.admission import SweepFolder
+
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.sweep_folder = SweepFolder(config)
+
+    def __call__(self, sweep_overrides, job_dir_key, job_num, job_id, singleton_state, job=None) -> JobReturn:
+        """One job, where it runs: on a local sweep it first waits for a free slot; then its admitted Job
+        (sent with it) runs after the checks only this machine can make (align_lab.app.run_admitted)."""
         if self.slots is None:
-            return self._locked(*args, **kwargs)
+            return self._run(sweep_overrides, job_dir_key, job_num, singleton_state, job)
         from hydra_plugins.align_lab_launcher.slots import hold_slot
 
         folder, slots = self.slots
         with hold_slot(Path(folder), slots):
-            return self._locked(*args, **kwargs)
+            return self._run(sweep_overrides, job_dir_key, job_num, singleton_state, job)
 
-    def _locked(self, sweep_overrides, job_dir_key, job_num, *args, **kwargs) -> JobReturn:
-        """The job body under its run folder's lock (rank 0's: the ranks of a run across nodes share it)."""
-        import os
+    def _run(self, sweep_overrides, job_dir_key, job_num, singleton_state, job) -> JobReturn:
+        """hydra-submitit's job body, with the admitted job as its task."""
+        import submitit
+        from hydra.core.utils import run_job, setup_globals
+        from omegaconf import open_dict
 
-        from align_lab.config import ConfigError
-        from align_lab.folder import claim
+        from align_lab.app import run_admitted
 
-        run_dir = getattr(self, "run_dirs", {}).get(job_num)
-        lock = None
-        if run_dir is not None and os.environ.get("SLURM_PROCID", "0") == "0":
-            try:
-                lock = claim(Path(run_dir))
-            except ConfigError as e:
-                ret = JobReturn(overrides=list(sweep_overrides), status=JobStatus.FAILED)
-                ret.return_value = e
-                ret.status = JobStatus.FAILED
-                return ret
-        try:
-            return super().__call__(sweep_overrides, job_dir_key, job_num, *args, **kwargs)
-        finally:
-            if lock is not None:
-                lock.release()
+        Singleton.set_state(singleton_state)
+        setup_globals()
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, sweep_overrides)
+        with open_dict(sweep_config.hydra.job):
+            sweep_config.hydra.job.id = submitit.JobEnvironment().job_id
+            sweep_config.hydra.job.num = job_num
+        return run_job(
+            hydra_context=self.hydra_context,
+            task_function=partial(run_admitted, job, here=True),
+            config=sweep_config,
+            job_dir_key=job_dir_key,
+            job_subdir_key="hydra.sweep.subdir",
+        )
 
     def launch(self, job_overrides, initial_job_idx: int):
-        import shutil
-
-        import submitit
+        from align_lab.admission import admit_sweep, manifest_entry
 
         if planned(self.config) and not getattr(self, "in_wave", False):  # a sequential study (waves.py)
             return run_waves(self, job_overrides, initial_job_idx)
-        if self._EXECUTOR == "slurm" and shutil.which("sbatch") is None:
-            from align_lab.config import ConfigError
-
-            raise ConfigError(
-                "hydra/launcher=align_lab_slurm: Slurm's sbatch is not on PATH here; run from a Slurm login "
-                "node, or use hardware=submitit_local (local processes) or hardware=cpu (in this process)"
-            )
+        self._check_cluster()
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        # 1. every run's config is checked (and its resources computed) before anything is submitted
-        # (the device is checked where the run runs)
-        runs = plan_all(self.hydra_context, self.config, job_overrides, initial_job_idx, here=False)
-        spanning = [r for r in runs if r["resources"].get("nodes", 1) > 1]
-        if spanning and self._EXECUTOR == "local":
-            from align_lab.config import ConfigError
-
-            raise ConfigError(
-                f"hardware.nodes={spanning[0]['resources']['nodes']}: a run across nodes needs Slurm "
-                "(hardware=slurm_multinode); local jobs run on this machine only (or hardware.nodes=1)"
-            )
-        self.run_dirs = {r["num"]: str(Path(r["run_dir"]).absolute()) for r in runs}  # sent with each job
+        # 1. every job admitted (its resources computed) before anything is submitted; the machine is
+        # checked where each runs
+        jobs = admit_sweep(
+            self.hydra_context, self.config, job_overrides, initial_job_idx, False, self.sweep_folder
+        )
+        runs = [manifest_entry(num, overrides, job) for num, overrides, job in jobs]
+        self._check_nodes(runs)
         base = {k: v for k, v in self.params.items() if k not in INIT_KEYS}
         max_parallel = self._max_parallel(runs)
         if max_parallel is not None and self._EXECUTOR == "slurm":
             base["array_parallelism"] = max_parallel
-        manifest = {
-            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "cluster": self._EXECUTOR,
-            "sweep_dir": str(sweep_dir),
-            "command": sys.argv,
-            "runs": [*getattr(self, "earlier_runs", []), *runs],  # earlier waves' too (waves.py)
-            "queue": self._queue_params(base),
-            "folder": self.params["submitit_folder"],
-            "max_num_timeout": self.params.get("max_num_timeout", 0),
-            "max_parallel": max_parallel,
-        }
         waves = 1
         if self._EXECUTOR == "local":
             self.slots = (str(sweep_dir / ".slots"), max_parallel)
             waves = math.ceil(len(runs) / max_parallel)  # a local job's time limit counts its wait
         # 2. one job array per distinct resource request
+        submitted = self._submit(runs, {num: (o, job) for num, o, job in jobs}, base, waves)
+        write_manifest(sweep_dir, self._manifest(sweep_dir, runs, base, max_parallel))
+        print(f"align_lab: submitted {len(runs)} runs; study manifest: {sweep_dir / MANIFEST}", flush=True)
+        if not self.wait:
+            print(f"align_lab: not waiting; see python -m align_lab.study status {sweep_dir}", flush=True)
+            raise SystemExit(0)
+        return self._wait(submitted, runs, sweep_dir)
+
+    def _check_cluster(self) -> None:
+        import shutil
+
+        if self._EXECUTOR == "slurm" and shutil.which("sbatch") is None:
+            raise ConfigError(
+                "hydra/launcher=align_lab_slurm: Slurm's sbatch is not on PATH here; run from a Slurm login "
+                "node, or use hardware=submitit_local (local processes) or hardware=cpu (in this process)"
+            )
+
+    def _check_nodes(self, runs: list[dict]) -> None:
+        spanning = [r for r in runs if r["resources"].get("nodes", 1) > 1]
+        if spanning and self._EXECUTOR == "local":
+            raise ConfigError(
+                f"hardware.nodes={spanning[0]['resources']['nodes']}: a run across nodes needs Slurm "
+                "(hardware=slurm_multinode); local jobs run on this machine only (or hardware.nodes=1)"
+            )
+
+    def _submit(self, runs: list[dict], jobs: dict, base: dict, waves: int) -> dict:
+        """Submits one job array per distinct resource request, each job with its admitted Job; returns
+        {num: submitit job} and records each one's job id in its manifest entry."""
+        import submitit
+
         groups: dict[str, list[dict]] = {}
         for run in runs:
             groups.setdefault(json.dumps(run["resources"], sort_keys=True), []).append(run)
-        jobs = {}
+        submitted = {}
         for key, group in groups.items():
             executor = submitit.AutoExecutor(
                 folder=self.params["submitit_folder"],
@@ -148,25 +155,34 @@ class StudyLauncher(BaseSubmititLauncher):
             executor.update_parameters(**self._queue_params(params))
             args = [
                 (
-                    list(job_overrides[r["num"] - initial_job_idx]),
+                    jobs[r["num"]][0],
                     "hydra.sweep.dir",
                     r["num"],
                     f"job_id_for_{r['num']}",
                     Singleton.get_state(),
+                    jobs[r["num"]][1],
                 )
                 for r in group
             ]
             for run, job in zip(group, executor.map_array(self, *zip(*args, strict=True)), strict=True):
                 run["job_id"] = job.job_id
                 run["submitit_folder"] = str(job.paths.folder)
-                jobs[run["num"]] = job
+                submitted[run["num"]] = job
                 log.info(f"#{run['num']} {' '.join(run['overrides'])} -> job {job.job_id} {run['resources']}")
-        write_manifest(sweep_dir, manifest)
-        print(f"align_lab: submitted {len(runs)} runs; study manifest: {sweep_dir / MANIFEST}", flush=True)
-        if not self.wait:
-            print(f"align_lab: not waiting; see python -m align_lab.study status {sweep_dir}", flush=True)
-            raise SystemExit(0)
-        return self._wait(jobs, runs, sweep_dir)
+        return submitted
+
+    def _manifest(self, sweep_dir: Path, runs: list[dict], base: dict, max_parallel) -> dict:
+        return {
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "cluster": self._EXECUTOR,
+            "sweep_dir": str(sweep_dir),
+            "command": sys.argv,
+            "runs": [*getattr(self, "earlier_runs", []), *runs],  # earlier waves' too (waves.py)
+            "queue": self._queue_params(base),
+            "folder": self.params["submitit_folder"],
+            "max_num_timeout": self.params.get("max_num_timeout", 0),
+            "max_parallel": max_parallel,
+        }
 
     def _wait(self, jobs: dict, runs: list[dict], sweep_dir: Path, poll_s: float = 1.0) -> list[JobReturn]:
         """Each run's outcome as it ends (a failure in one line); then, if any failed, the list of
@@ -191,8 +207,6 @@ class StudyLauncher(BaseSubmititLauncher):
         chosen = [int(c) for c in chosen if c is not None]
         for c in chosen:
             if c < 1:
-                from align_lab.config import ConfigError
-
                 raise ConfigError(f"hardware.max_parallel={c}: must be >= 1 (or null: fit the machine)")
         if chosen or self._EXECUTOR != "local":
             return min(chosen, default=None)

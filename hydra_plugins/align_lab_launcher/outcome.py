@@ -20,7 +20,7 @@ def varying(runs: list[dict]) -> dict[int, str]:
 def last_line(error: BaseException | str) -> str:
     """The last line that says something: `Type: message` of an exception, or of a traceback's text."""
     if isinstance(error, BaseException):
-        from align_lab.checks import ConfigError
+        from align_lab.value_checks import ConfigError
 
         text = str(error) if isinstance(error, ConfigError) else f"{type(error).__name__}: {error}"
         if type(error).__name__ == "RunStopped":

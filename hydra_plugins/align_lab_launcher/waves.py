@@ -19,6 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from align_lab.results.manifest import load_manifest
 from align_lab.results.plan_record import PLAN_FILE, read_record, seeds_run, verdict_lines
 from align_lab.results.sequential import (
     Plan,
@@ -28,7 +29,6 @@ from align_lab.results.sequential import (
     look_thresholds,
     wave_seeds,
 )
-from hydra_plugins.align_lab_launcher.plan import restore_sweep_folder
 
 
 def planned(config) -> bool:
@@ -119,7 +119,7 @@ def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         state = _start_state(sweep_dir, plan, claims, compare_by, names)
     except Exception:
-        restore_sweep_folder(launcher.config)
+        launcher.sweep_folder.restore()
         raise
     returns: list = []
     levels, schedule, k = look_thresholds(plan, len(claims)), look_seeds(plan), 0
@@ -192,11 +192,15 @@ def _open(state: dict, claims, looks: int) -> list:
 def _launch_wave(
     launcher, batch: list[list[str]], first: int, sweep_dir: Path, state: dict, k: int, arms
 ) -> list:
-    """Launches wave k's jobs as nums first.. through the launcher's per-batch launch, unless the wave is
-    recorded and each of its run folders holds a completed run; records the wave."""
-    from hydra_plugins.align_lab_launcher.plan import plan_all
+    """Launches wave k's jobs as nums first.. through the launcher's per-batch launch (which admits them),
+    unless the wave is recorded and each of its run folders holds a completed run; records the wave."""
+    from align_lab.admission import compose_job
 
-    runs = plan_all(launcher.hydra_context, launcher.config, batch, first, here=False)
+    runs = []
+    for i, overrides in enumerate(batch):
+        cfg, run_dir = compose_job(launcher.hydra_context, launcher.config, overrides, first + i)
+        names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+        runs.append({"num": first + i, "overrides": overrides, "run_dir": str(run_dir), "names": names})
     if k < len(state["waves"]):
         if state["waves"][k]["jobs"] != batch:
             raise RuntimeError(
@@ -222,7 +226,7 @@ def _launch_wave(
 def _manifest_entries(sweep_dir: Path, runs: list[dict]) -> list[dict]:
     """The wave's entries of the study manifest the launcher wrote (with their job ids), else the plan's."""
     try:
-        written = {r["num"]: r for r in json.loads((sweep_dir / "study.json").read_text())["runs"]}
+        written = {r["num"]: r for r in load_manifest(sweep_dir)["runs"]}
     except (OSError, ValueError, KeyError):
         written = {}
     keep = ("num", "overrides", "run_dir", "names", "resources")

@@ -11,9 +11,9 @@ import math
 
 import pytest
 
-from align_lab.app import spec_from_config
+from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
-from align_lab.study.checks import check_run
+from align_lab.study.cross_checks import check_run
 from align_lab.tracking import read_metrics
 from tests.conftest import compose, run_in_process
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.app import spec_from_config
+from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
-from align_lab.study.checks import check_run
+from align_lab.study.cross_checks import check_run
 from align_lab.tracking import read_metrics
 from align_lab.train.distributed import Group, row_seeds
 from tests.conftest import Quiet, compose, run_in_process

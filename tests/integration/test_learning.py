@@ -12,7 +12,7 @@ import os
 import pytest
 
 from align_lab import registry
-from align_lab.app import spec_from_config
+from align_lab.admission import admit_spec, spec_from_config
 from align_lab.study.run import run
 from tests.conftest import compose
 
@@ -25,6 +25,6 @@ def test_default_config_beats_sft_gold_reward(algo, tmp_path, cache_dir):
     results = []
     for seed in SEEDS:
         cfg, names = compose([f"algo={algo}", f"seed={seed}", "tracker=none", f"cache_dir={cache_dir}"])
-        summary = run(spec_from_config(cfg, names), tmp_path / str(seed))
+        summary = run(admit_spec(spec_from_config(cfg, names), tmp_path / str(seed)))
         results.append((seed, summary["eval/gold_reward"], summary["eval/gold_reward_sft"]))
     assert all(gold > sft for _, gold, sft in results), results

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.app import spec_from_config
+from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
 from align_lab.models.sequences import joint_inputs, response_logprobs
 from align_lab.rl import entropy_from_logits, logprobs_from_logits
-from align_lab.study.checks import check_run
+from align_lab.study.cross_checks import check_run
 from align_lab.tracking import read_metrics
 from tests.conftest import Quiet, compose, run_in_process
 

@@ -24,11 +24,11 @@ SMALL = [
 
 
 def run_real(overrides: list[str], run_dir, cache_dir) -> dict:
-    from align_lab.app import spec_from_config
+    from align_lab.admission import admit_spec, spec_from_config
     from align_lab.study.run import run
 
     cfg, names = compose([*SMALL, f"cache_dir={cache_dir}", *overrides])
-    return run(spec_from_config(cfg, names), run_dir)
+    return run(admit_spec(spec_from_config(cfg, names), run_dir))
 
 
 def check_run_folder(run_dir, summary: dict) -> list[dict]:

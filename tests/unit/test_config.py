@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from align_lab import registry
-from align_lab.app import spec_from_config
+from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
 from tests.conftest import ROOT, compose, run_cli
 

@@ -32,3 +32,16 @@ def test_every_import_form_is_an_edge(tmp_path, line):
     (pkg / "a.py").write_text(line + "\n")
     (pkg / "b.py").write_text("def f():\n    pass\n")
     assert import_graph(pkg)["pkg.a"] == {"pkg.b"}
+
+
+def test_the_check_sees_a_cycle_across_two_packages(tmp_path):
+    # as align_lab/app.py and hydra_plugins/align_lab_launcher/plan.py once did: each imports the other
+    for name in ("app", "plugins"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "main.py").write_text("def f():\n    from plugins.plan import remember\n")
+    (tmp_path / "plugins" / "plan.py").write_text("from app.main import f\n")
+    graph = import_graph(tmp_path / "app", tmp_path / "plugins")
+    assert graph["app.main"] == {"plugins.plan"} and graph["plugins.plan"] == {"app.main"}
+    assert find_cycle(import_graph(tmp_path / "app")) is None  # one package alone cannot see it
+    assert sorted(find_cycle(graph) or []) == ["app.main", "app.main", "plugins.plan"]

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from align_lab.checks import ConfigError
 from align_lab.folder import LOCK, check_owned, claim, foreign_files, holder
+from align_lab.value_checks import ConfigError
 
 
 def test_a_claimed_folder_names_its_holder_and_refuses_a_second_claim(tmp_path):
@@ -23,6 +23,18 @@ def test_a_claimed_folder_names_its_holder_and_refuses_a_second_claim(tmp_path):
     lock.release()
     assert holder(run_dir) is None
     claim(run_dir).release()  # free again
+
+
+def test_deleting_run_lock_frees_nothing(tmp_path):
+    """The folder itself is locked: a second claim after `rm run.lock` is refused (it once got in)."""
+    run_dir = tmp_path / "run"
+    lock = claim(run_dir)
+    (run_dir / LOCK).unlink()
+    assert holder(run_dir) == "another process"  # the pid and host went with the file
+    with pytest.raises(ConfigError, match="in use by a run of another process"):
+        claim(run_dir, wait_s=0.1)
+    lock.release()
+    claim(run_dir).release()
 
 
 def test_a_dead_holders_lock_is_free(tmp_path):

@@ -154,9 +154,9 @@ def test_the_default_env_leaves_a_runs_config_digest_and_resume_check_as_before(
 
 
 def test_online_pairwise_sampling_with_a_multi_turn_env_is_refused_before_any_compute():
-    from align_lab.app import spec_from_config
+    from align_lab.admission import spec_from_config
     from align_lab.config import ConfigError
-    from align_lab.study.checks import check_sampled_pairs
+    from align_lab.study.cross_checks import check_sampled_pairs
     from tests.conftest import compose
 
     game = ["task=guess_number", "env=guess_number", "reward=verifier", "cache_dir=/nonexistent"]

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from align_lab.app import spec_from_config
+from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
 from align_lab.rewards.function import Combined, FunctionReward
 from align_lab.rewards.judge import ScoreJudge

@@ -17,10 +17,10 @@ import torch
 
 from align_lab.algorithms.grpo import GRPO
 from align_lab.algorithms.remax import ReMax
-from align_lab.checks import ConfigError
 from align_lab.config import build
 from align_lab.rl import aggregate_loss
 from align_lab.rl.correction import correction_weights, sequence_log_ratio
+from align_lab.value_checks import ConfigError
 from tests.conftest import compose
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 

@@ -234,8 +234,8 @@ def test_greedy_rollouts_have_logprob_zero(tokenizer):
 def test_diverged_weights_stop_sampling_with_non_finite_logits(bad, use_generate, tokenizer):
     """Not torch's 'probability tensor contains either inf, nan or element < 0': an error the run
     reports in one line as diverged (a Diverged)."""
-    from align_lab.checks import Diverged
     from align_lab.rollout.base import NonFiniteLogits
+    from align_lab.value_checks import Diverged
 
     torch.manual_seed(0)
     model = TinyLM(arch="llama").init_policy(tokenizer)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from align_lab.app import spec_from_config
+from align_lab.admission import spec_from_config
 from align_lab.models.hf import HFModel
 from align_lab.study.resources import (
     ResourcePolicy,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from align_lab.app import spec_from_config
+from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
 from align_lab.results.notes import config_differences, stage_randomness
 from align_lab.results.runs import Run

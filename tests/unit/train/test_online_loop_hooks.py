@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.app import spec_from_config
+from align_lab.admission import admit_spec, spec_from_config
 from align_lab.config import ConfigError
-from align_lab.study.checks import check_run
+from align_lab.study.cross_checks import check_run
 from align_lab.tracking import read_metrics
 from tests.conftest import ROOT, compose, run_cli, run_in_process
 
@@ -109,7 +109,7 @@ def test_without_a_kl_term_the_reference_forward_is_skipped_and_nothing_else_cha
         spec = spec_from_config(cfg, names)
         if force_reference:
             spec.algo.kl_target = 1.0  # an adaptive coefficient could leave 0: the loop computes the KL
-        run(spec, tmp_path / folder)
+        run(admit_spec(spec, tmp_path / folder))
         return read_metrics(tmp_path / folder / "metrics.jsonl")
 
     skipped, computed = metrics("skipped", False), metrics("computed", True)

@@ -12,8 +12,8 @@ from align_lab.algorithms.grpo import GRPO
 from align_lab.algorithms.ppo import PPO
 from align_lab.algorithms.reinforce_pp import ReinforcePP
 from align_lab.algorithms.rloo import RLOO
-from align_lab.checks import ConfigError
 from align_lab.config import build
+from align_lab.value_checks import ConfigError
 from tests.conftest import compose
 from tests.unit.algorithms.conventions.peer_batch import (
     CORR_DELTA,

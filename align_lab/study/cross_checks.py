@@ -19,7 +19,7 @@ from align_lab.train.online_setup import validate
 
 def check_run(spec: RunSpec, here: bool = True) -> None:
     """Cross-component checks that no single component can make; before any compute. `here`: also
-    check that this machine has the device (not when a launcher checks runs for another machine)."""
+    check_machine (align_lab/admission.py runs it where the job runs)."""
     if isinstance(spec.algo, OnlineAlgorithm):
         try:
             validate(spec.algo, spec.train)
@@ -51,9 +51,23 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
             raise ConfigError(str(e)) from None
     check_processes(spec)
     check_staleness(spec)
-    check_backend(spec, here)
+    check_backend(spec)
     check_nodes(spec)
-    if here and spec.hardware.device == "cuda":
+    if here:
+        check_machine(spec)
+
+
+def check_machine(spec: RunSpec) -> None:
+    """What only the machine a run runs on can tell: its device is there, its backend installed."""
+    if spec.backend.uses_deepspeed:
+        import importlib.util
+
+        if importlib.util.find_spec("deepspeed") is None:
+            raise ConfigError(
+                "hardware.backend=deepspeed: the deepspeed package is not installed "
+                "(pip install -e '.[deepspeed]')"
+            )
+    if spec.hardware.device == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError("hardware.device=cuda: no CUDA device is visible here; use hardware=cpu")
         if spec.hardware.processes > torch.cuda.device_count():
@@ -139,8 +153,8 @@ def check_nodes(spec: RunSpec) -> None:
         )
 
 
-def check_backend(spec: RunSpec, here: bool = True) -> None:
-    """What the DeepSpeed backend does not do yet, and whether it is installed here."""
+def check_backend(spec: RunSpec) -> None:
+    """What the DeepSpeed backend does not do yet."""
     if not spec.backend.uses_deepspeed:
         return
     if spec.train.micro_batch_size not in (None, "auto"):  # auto: whole minibatches (study/run.py)
@@ -161,14 +175,6 @@ def check_backend(spec: RunSpec, here: bool = True) -> None:
             f"algo.sync_every={spec.algo.sync_every}: a frozen sampling copy of a ZeRO-3 policy is not "
             "supported; use hardware.zero_stage=2 or algo.sync_every=1"
         )
-    if here:
-        import importlib.util
-
-        if importlib.util.find_spec("deepspeed") is None:
-            raise ConfigError(
-                "hardware.backend=deepspeed: the deepspeed package is not installed "
-                "(pip install -e '.[deepspeed]')"
-            )
 
 
 def check_partitions(spec: RunSpec, ckpt: Path) -> None:

@@ -1,7 +1,9 @@
-"""The one-line errors every layer raises (bad configuration, diverged training); imports nothing, so any
-module can use it."""
+"""The one-line errors every layer raises (bad configuration, diverged training, a saved model gone) and
+the value checks; imports nothing of align_lab, so any module can use it."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class ConfigError(ValueError):
@@ -16,6 +18,21 @@ class Diverged(RuntimeError):
 class TrainsNothing(RuntimeError):
     """Training runs but cannot move the policy (a rollout correction rejected every token for
     algo.max_rejected_steps steps in a row): the run stops in one line naming the keys."""
+
+
+class ArtifactMissing(RuntimeError):
+    """A saved model or tokenizer a run loads is gone (a stage cache entry deleted while the run used it):
+    one line naming it, where transformers would take the path for a Hub repo id."""
+
+
+def saved_folder(path) -> str:
+    """str(path) for from_pretrained; a Path (a folder the run saved or cached) that is gone is one line."""
+    if isinstance(path, Path) and not path.is_dir():
+        raise ArtifactMissing(
+            f"{path}: the saved model is gone (a stage cache entry deleted while the run used it); rerun the "
+            "same command: the stage is built again"
+        )
+    return str(path)
 
 
 def check(ok: bool, name: str, value, allowed: str) -> None:

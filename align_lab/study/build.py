@@ -1,0 +1,114 @@
+"""A run's parts, built in their fixed order: the shared stages (cached), then the models and reward the
+loop needs (its Context, complete: its memory planned, train/memory.py), then the loop itself; the same
+on every rank (study/run.py)."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from align_lab.algorithms.base import OnlineAlgorithm
+from align_lab.algorithms.preference import PairwiseAlgorithm
+from align_lab.cache import StageCache
+from align_lab.rewards import reward_models
+from align_lab.rollout.turns import TurnEngine
+from align_lab.study.spec import RunSpec
+from align_lab.study.stages import Stages, build_stages
+from align_lab.tasks.view import observation_renderer
+from align_lab.train.context import Context
+from align_lab.train.distributed import Group
+from align_lab.train.online import train_online
+from align_lab.train.pairwise import train_pairwise
+
+
+def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank: int = 0) -> Stages:
+    """The run's shared stages, built (or loaded) in their fixed order: the preference pairs when the
+    algorithm trains on them, a reward model for each learned one its reward scores with. Rank 0 builds
+    them before the other ranks start; those only load them."""
+    pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
+    threshold = spec.algo.desirable_threshold if pairwise else None  # unpaired samples (KTO)
+    return build_stages(
+        spec.task,
+        spec.model,
+        spec.sft,
+        cache,
+        progress,
+        spec.train.micro_batch_size,
+        memory,
+        preferences=pairwise and threshold is None,
+        reward_models=reward_models(spec.reward),
+        may_build=rank == 0,
+        env=spec.env,
+        desirable_threshold=threshold,
+    )
+
+
+def frozen_reference(stages: Stages) -> torch.nn.Module:
+    """The frozen reference policy (the SFT policy, or model.reference's checkpoint), in eval mode."""
+    return stages.load_reference().eval().requires_grad_(False)
+
+
+def build_context(
+    spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, preemption, rank=0, identity=None
+) -> Context:
+    """Models and reward of a run from its built stages: what a training loop needs, complete (its
+    memory planned: train/memory.py). The run's seed is set here, after every stage is built (or
+    loaded), so a run that builds them and one that finds them cached draw the same critic head and
+    LoRA adapters."""
+    scorer = spec.reward.scorer(stages)
+    pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
+    judge = spec.judge.judge(stages, scorer) if spec.judge is not None else None
+    torch.manual_seed(spec.seed)
+    critic = None
+    if isinstance(spec.algo, OnlineAlgorithm) and spec.algo.uses_critic:
+        init = stages.critic_start if spec.algo.critic_init == "sft" else stages.results["reward_model"].path
+        # a fresh value head: drawn from the seed
+        critic = spec.model.init_critic(stages.tokenizer, init).train()
+    return Context(
+        task=stages.policy_task,
+        tokenizer=stages.tokenizer,
+        policy=spec.lora.apply(stages.load_policy()).train(),
+        # held for training only when its loss reads it; evaluation loads it otherwise (Context)
+        reference=frozen_reference(stages) if spec.algo.uses_reference else None,
+        critic=critic,
+        scorer=scorer,
+        engine=engine_of(spec, stages),
+        train=spec.train,
+        tracker=tracker,
+        checkpoint_dir=ckpt,
+        seed=spec.seed,
+        progress=progress,
+        preferences=(stages.preferences if stages.samples is None else stages.samples) if pairwise else None,
+        preemption=preemption,
+        judge=judge,
+        backend=spec.backend,
+        env=spec.env,
+        load_reference=partial(frozen_reference, stages),
+        stage_keys={name: stage.key for name, stage in stages.results.items()},
+        group=Group(rank, spec.hardware.ranks),
+        pairwise=not isinstance(spec.algo, OnlineAlgorithm),
+        memory_budget=spec.hardware.memory_bytes(),
+        identity=identity or {},
+    )
+
+
+def engine_of(spec: RunSpec, stages: Stages):
+    """The run's rollout engine: the configured one, played turn by turn (rollout/turns.py) when the
+    environment is multi-turn."""
+    if not spec.env.multi_turn:
+        return spec.rollout
+    view = stages.policy_task
+    render = observation_renderer(view, spec.env)  # as the SFT and preference stages render them
+    return TurnEngine(spec.rollout, spec.env, spec.env_name, render, getattr(view, "raw", lambda p: p))
+
+
+def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption, identity=None, rank: int = 0):
+    """(stages, context, loop) of a run, the same on every rank; `identity` (study/summary.py
+    run_identity) goes inside every checkpoint."""
+    # the stages run in the main process alone: the node's whole memory
+    memory = spec.hardware.memory_bytes(whole_node=True)
+    stages = stages_of(spec, StageCache(spec.cache_dir), progress, memory, rank)
+    ctx = build_context(spec, stages, run_dir / "checkpoints", tracker, progress, preemption, rank, identity)
+    return stages, ctx, train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise

@@ -1,0 +1,112 @@
+"""A run folder's checks before a run is admitted (align_lab/admission.py): it is a folder of align_lab's
+(a user's notes beside a run of ours are not the run's), no live run holds it, a completed run there has
+this config, and a checkpoint there is this run's (identity, hyperparameters, config, partitions, a
+readable metrics.jsonl); and the settings far outside what this machine serves. One line each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from align_lab.config import ConfigError
+
+
+def check_folder(spec, run_dir: Path) -> dict:
+    """What a run checks of its folder before anything is written there; returns its summary.json ({}:
+    none). It is a folder; files align_lab did not write are refused unless it holds a run of align_lab's
+    (a user's notes beside an interrupted run are not the run's); no live run holds it; a completed run
+    there has this config; a checkpoint there is this run's (check_checkpoint). One line each."""
+    from align_lab.folder import check_owned, holder, in_use
+    from align_lab.study.summary import check_same_config, config_digest, read_summary
+
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; choose another folder")
+    if not is_ours(read_summary(run_dir)):
+        check_owned(run_dir)
+    who = holder(run_dir)
+    if who is not None:
+        raise ConfigError(in_use(run_dir, who))
+    previous = check_same_config(run_dir, config_digest(spec.config))
+    if previous.get("status") != "completed":  # a completed run is reported as it is: nothing is read
+        check_checkpoint(spec, run_dir)
+    return previous
+
+
+def is_ours(summary: dict) -> bool:
+    from align_lab.folder import STATUSES
+
+    return summary.get("status") in STATUSES and "config_digest" in summary
+
+
+def check_checkpoint(spec, run_dir: Path) -> None:
+    """A checkpoint in run_dir resumes only the run that made it: the algorithm's hyperparameters (that
+    message names the checkpoint), the config beside it (key by key), the identity inside it (config
+    digest and seed, for a folder whose config is gone), DeepSpeed's partitions; and a metrics.jsonl a
+    resume would cut must be readable."""
+    import torch
+
+    from align_lab.study.cross_checks import check_partitions
+    from align_lab.study.summary import check_resume_config, run_identity
+    from align_lab.tracking.jsonl import read_metrics
+    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file
+    from align_lab.train.resume import refuse_changed_hyperparameters
+
+    ckpt = run_dir / "checkpoints"
+    path = checkpoint_file(ckpt)
+    try:
+        if path is not None and path.is_file():
+            state = torch.load(path, mmap=True, weights_only=False)
+            refuse_changed_hyperparameters(spec.algo, state, ckpt)
+            check_resume_config(run_dir, spec.config)
+            check_identity(state.get("identity"), run_identity(spec), ckpt)
+    except CheckpointError as e:
+        raise ConfigError(str(e)) from None
+    check_partitions(spec, ckpt)
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file():
+        try:
+            read_metrics(metrics)
+        except ValueError as e:
+            raise ConfigError(f"{e}: a damaged line; delete that line, then rerun to resume") from None
+
+
+def check_identity(saved: dict | None, mine: dict, ckpt: Path) -> None:
+    """The run identity inside a checkpoint (its seed and config digest, the keys that may change on a
+    resume left out) against this run's; None: a checkpoint written before identities (not checked)."""
+    if not saved:
+        return
+    if saved.get("seed") != mine["seed"]:
+        raise ConfigError(
+            f"seed={mine['seed']}: the checkpoint in {ckpt} was trained by a run of "
+            f"seed={saved.get('seed')}; "
+            f"resume with seed={saved.get('seed')}, or choose another hydra.run.dir"
+        )
+    if saved.get("config") != mine["config"]:
+        raise ConfigError(
+            f"hydra.run.dir={ckpt.parent}: the checkpoint in {ckpt} was trained with another config (digest "
+            f"{saved.get('config')}, this run's {mine['config']}); resume with its config, or choose "
+            "another hydra.run.dir"
+        )
+
+
+def machine_warnings(spec) -> list[str]:
+    """Settings far outside what this machine serves: they run, many times slower; one line each."""
+    from align_lab.study.resources import machine
+
+    cores, mem_gb = machine()
+    hw, lines = spec.hardware, []
+    if hw.num_threads and hw.num_threads > 2 * cores:
+        lines.append(
+            f"hardware.num_threads={hw.num_threads}: this machine gives the run {cores} cores; threads "
+            "beyond them wait for one (slower, not faster); null uses the cores given"
+        )
+    if hw.memory_gb is not None and hw.memory_gb < 0.25:
+        lines.append(
+            f"hardware.memory_gb={hw.memory_gb:g}: micro-batches of a row or so (many times slower) on a "
+            f"machine of {mem_gb:.0f} GB; null uses the machine's memory"
+        )
+    elif hw.memory_gb is not None and hw.device == "cpu" and hw.memory_gb > 4 * mem_gb:
+        lines.append(
+            f"hardware.memory_gb={hw.memory_gb:g}: this machine has {mem_gb:.0f} GB; micro-batches sized "
+            "for it may not fit (null uses the machine's memory)"
+        )
+    return lines

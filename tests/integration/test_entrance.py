@@ -1,0 +1,310 @@
+"""The entrance (align_lab/admission.py, issue 37): every job is admitted once, before anything is written
+or built, whatever form its overrides take. Each fault a user met there, tried as a user would, ends in
+one line naming the key or file, with nothing lost (docs/faults.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SMALL, compose, run_cli
+from tests.integration.test_faults import _inject as _inject_code
+from tests.integration.test_faults import one_line_error
+from tests.integration.test_run_folder import metric_lines, start, wait_for
+
+
+def _inject(tmp_path, code: str) -> dict:
+    """test_faults' injection, with this checkout first on the path (not an installed copy's)."""
+    env = _inject_code(tmp_path, code)
+    return {"PYTHONPATH": f"{env['PYTHONPATH']}{os.pathsep}{ROOT}"}
+
+
+# ---------------------------------------------------------------- every override form reaches the checks
+OVERRIDE_FORMS = [
+    # ~train.steps trained the built-in 150 steps unseen, its resolved config without `steps`
+    (["~train.steps"], "~train.steps: deleting a setting of train runs the code's default unseen"),
+    (["~algo"], "~algo: every run needs algo; set another value (algo=...) instead"),  # was 156 lines
+    # a new top-level key was accepted and ignored (under train. it was refused)
+    (["+new_key=1"], "new_key: unknown key (nothing reads it); the top-level keys are "),
+    (["++new_key=1"], "new_key: unknown key (nothing reads it)"),
+    (["+stages.foo=1"], "stages.foo: unknown key; allowed: stages.seed"),
+    (["++train.steps=0"], "train.steps=0: must be >= 1"),  # ++ on a key is key=value
+    (["train.steps=${seed}"], "train.steps=0: must be >= 1"),  # an interpolation meets the same check
+    # a missing variable was a traceback that left a run folder
+    (["train.steps=${oc.env:ALIGN_LAB_NO_SUCH_VARIABLE}"], "train.steps: Environment variable 'ALIGN_LAB_"),
+    # per_run replaced an explicit sft.seed=5 while overrides.yaml still said 5
+    (
+        ["stages.seed=per_run", "sft.seed=5"],
+        "sft.seed=5: stages.seed=per_run sets it to the run's seed (seed=0)",
+    ),
+    (["stages.seed=per_run", "reward.seed=5"], "reward.seed=5: stages.seed=per_run sets it"),
+    # a seed >= 2^64 overflowed in torch.manual_seed after every stage was built
+    ([f"seed={2**64}"], f"seed={2**64}: must be an integer in [-2^63, 2^64) (torch's seed range)"),
+    ([f"sft.seed={2**64}"], f"sft.seed={2**64}: must be an integer in [-2^63, 2^64)"),
+]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("overrides,message", OVERRIDE_FORMS, ids=[" ".join(o) for o, _ in OVERRIDE_FORMS])
+def test_every_override_form_is_one_line_before_anything_is_written(overrides, message, tmp_path):
+    run_dir, cache = tmp_path / "run", tmp_path / "cache"
+    result = run_cli([*overrides, f"hydra.run.dir={run_dir}", f"cache_dir={cache}"], cwd=ROOT)
+    one_line_error(result, "align_lab: error: ", message)
+    assert not run_dir.exists(), "a refused run leaves no folder"
+    assert not cache.exists(), "nothing was computed"
+
+
+@pytest.mark.fast
+def test_entries_of_a_mapping_and_a_users_own_keys_stay_allowed(tmp_path):
+    """Deleting or adding an entry of a mapping (conf/reward/combined.yaml's components) and adding a key
+    a user's own class reads stay allowed: only settings the code would replace unseen are refused."""
+    from align_lab.admission import check_overrides
+
+    overrides = ["reward=combined", "~reward.components.brevity", "+reward.components.extra=1"]
+    cfg, _ = compose(overrides)
+    check_overrides(overrides, cfg, {"reward": "combined"})
+    with pytest.raises(ValueError, match=r"^~reward.components.rm.source.epochs: deleting a setting of "):
+        check_overrides(["~reward.components.rm.source.epochs"], cfg, {"reward": "combined"})
+    cfg, _ = compose(["env._target_=align_lab.envs.single_turn.SingleTurn"])
+    check_overrides(["+env.top=16"], cfg, {"env": "single_turn"})  # build() judges the class's keys
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_run_folder_that_is_a_file_is_one_line_and_the_file_stays(sweep, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    where = ["-m", "seed=0,1", f"hydra.sweep.dir={afile}"] if sweep else [f"hydra.run.dir={afile}"]
+    result = run_cli([*where, f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
+    one_line_error(result, f"{afile}: is a file, not a folder; choose another hydra.run.dir")
+    assert afile.read_text() == "mine"
+
+
+def test_compare_out_naming_a_file_is_one_line(tmp_path):
+    afile = tmp_path / "report"
+    afile.write_text("mine")
+    cmd = [sys.executable, "-m", "align_lab.compare", str(tmp_path), "--out", str(afile)]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    one_line_error(result, f"align_lab.compare: error: --out {afile}: {afile} is a file; choose a folder")
+    assert afile.read_text() == "mine"
+
+
+# ---------------------------------------------------------------- a stopped run's folder
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, list[str]]:
+    """A small completed run on one thread, checkpointed every step: (folder, its command's arguments)."""
+    root = tmp_path_factory.mktemp("entrance")
+    args = [*SMALL, "hardware.num_threads=1", f"cache_dir={root / 'cache'}", f"hydra.run.dir={root / 'run'}"]
+    result = run_cli(args, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root / "run", args
+
+
+def interrupted_copy(finished, tmp_path, summary: dict | None = None) -> tuple[Path, list[str]]:
+    """A copy of the finished run whose summary says it was interrupted (it can be resumed and extended)."""
+    run_dir, args = finished
+    mine = tmp_path / "run"
+    shutil.copytree(run_dir, mine)
+    old = json.loads((mine / "summary.json").read_text())
+    (mine / "summary.json").write_text(json.dumps({**old, "status": "interrupted", **(summary or {})}))
+    return mine, [a if not a.startswith("hydra.run.dir=") else f"hydra.run.dir={mine}" for a in args]
+
+
+def files(folder: Path) -> dict:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (["seed=1"], "seed=1: the checkpoint in {ckpt} was trained by a run of seed=0; resume with seed=0"),
+        (["sft.lr=0.001"], "hydra.run.dir={run}: the checkpoint in {ckpt} was trained with another config"),
+    ],
+)
+def test_a_folder_holding_only_another_runs_checkpoint_is_refused_in_one_line(
+    finished, tmp_path, change, message
+):
+    """Its summary and config gone (copied, or left after the config was deleted): the identity inside
+    the checkpoint still refuses another seed or config; it was resumed silently under seed=1."""
+    run_dir, args = finished
+    mine = tmp_path / "run"
+    shutil.copytree(run_dir / "checkpoints", mine / "checkpoints")
+    before = files(mine)
+    args = [a if not a.startswith("hydra.run.dir=") else f"hydra.run.dir={mine}" for a in args]
+    result = run_cli([*args, *change], cwd=ROOT)
+    one_line_error(result, message.format(run=mine, ckpt=mine / "checkpoints"))
+    assert files(mine) == before, "a refused attempt writes nothing (no .hydra/, no summary, no time)"
+
+
+def test_a_users_notes_in_an_interrupted_run_folder_do_not_block_its_resume(finished, tmp_path):
+    run_dir, args = interrupted_copy(finished, tmp_path)
+    (run_dir / "notes.txt").write_text("lr looked high")
+    result = run_cli([*args, "train.steps=4"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert (run_dir / "notes.txt").read_text() == "lr looked high" and metric_lines(run_dir) == 4
+
+
+def test_a_resume_with_other_threads_loads_the_stages_it_was_trained_on(finished, tmp_path):
+    """hardware may change on resume, as the refusal of other keys says: with hardware.num_threads=2 the
+    run loads the stages its checkpoint trained on (built with 1 thread), then trains with 2. It was
+    refused after every stage was rebuilt, its .hydra/ rewritten and the run marked failed."""
+    run_dir, args = interrupted_copy(finished, tmp_path)
+    result = run_cli([*args, "train.steps=4", "hardware.num_threads=2"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["threads"] == 2 and summary["stage_threads"] == 1
+    assert all(stage["hit"] for stage in summary["stages"].values()), summary["stages"]
+    assert metric_lines(run_dir) == 4
+
+
+def test_a_torn_middle_line_of_metrics_is_one_line_before_any_stage_loads(finished, tmp_path):
+    run_dir, args = interrupted_copy(finished, tmp_path)
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines(keepends=True)
+    lines[1] = lines[1][:15] + "\n"
+    (run_dir / "metrics.jsonl").write_text("".join(lines))
+    before = files(run_dir)
+    result = run_cli(args, cwd=ROOT)
+    one_line_error(result, f"{run_dir / 'metrics.jsonl'}:2: not a JSON line", "delete that line")
+    assert files(run_dir) == before
+
+
+def test_a_run_started_again_from_step_0_counts_only_its_own_time(finished, tmp_path):
+    """After the "delete checkpoints to start again" hint, the abandoned run's time is not the new one's."""
+    run_dir, args = interrupted_copy(finished, tmp_path, {"segments_s": [1000.0]})
+    shutil.rmtree(run_dir / "checkpoints")
+    result = run_cli(args, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["time/segments"] == 1 and summary["time/total_s"] < 1000
+
+
+def test_deleting_run_lock_does_not_let_a_second_run_into_a_live_folder(tmp_path, cache_dir):
+    """Both ran and exited 0 "completed", a step of metrics.jsonl lost: the folder itself is locked."""
+    from align_lab.folder import LOCK, holder
+
+    run_dir = tmp_path / "run"
+    args = [*SMALL, "train.steps=6", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    first = start(args)
+    try:
+        wait_for(lambda: holder(run_dir) is not None or first.poll() is not None)
+        (run_dir / LOCK).unlink()
+        assert holder(run_dir) is not None
+        second = run_cli(args, cwd=ROOT)
+        one_line_error(second, f"hydra.run.dir={run_dir}: in use by a run of ")
+        _, err = first.communicate(timeout=600)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err[-3000:]
+    assert metric_lines(run_dir) == 6 and holder(run_dir) is None
+
+
+DELETE_SFT_AFTER_ITS_STAGE = """
+import shutil
+
+import align_lab.cache as cache
+
+get = cache.StageCache.get
+
+
+def get_then_delete(self, stage, *args, **kwargs):
+    result = get(self, stage, *args, **kwargs)
+    if stage == "sft":  # the user deletes the entry while the next stage is about to load it
+        shutil.rmtree(result.path)
+    return result
+
+
+cache.StageCache.get = get_then_delete
+"""
+
+
+def test_a_cache_entry_deleted_between_stages_is_one_line_and_a_rerun_rebuilds_it(tmp_path):
+    run_dir, cache = tmp_path / "run", tmp_path / "cache"
+    args = [*SMALL, f"hydra.run.dir={run_dir}", f"cache_dir={cache}"]
+    result = run_cli(args, cwd=ROOT, env=_inject(tmp_path, DELETE_SFT_AFTER_ITS_STAGE))
+    lines = [line for line in result.stderr.splitlines() if line.startswith("align_lab:")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert lines[-1].startswith(f"align_lab: error: {cache / 'sft'}/"), lines[-1]
+    assert "the saved model is gone" in lines[-1] and "rerun the same command" in lines[-1]
+    rerun = run_cli(args, cwd=ROOT)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+COUNT_CHECKS = """
+import atexit
+import sys
+from collections import Counter
+
+import align_lab.admission as admission
+import align_lab.study.cross_checks as cross_checks
+import align_lab.study.folder_checks as folder_checks
+
+calls = Counter()
+
+
+def counted(module, name):
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        calls[name] += 1
+        return original(*args, **kwargs)
+
+    setattr(module, name, wrapper)
+
+
+for module, name in ((admission, "spec_from_config"), (cross_checks, "check_run"),
+                     (folder_checks, "check_folder"), (cross_checks, "check_machine")):
+    counted(module, name)
+atexit.register(lambda: print("CALLS", sorted(calls.items()), file=sys.stderr))
+"""
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_each_check_runs_once_per_job(sweep, tmp_path, cache_dir):
+    """The entrance was walked three times (the app's callback, the launcher's plan, the run itself)."""
+    where = (
+        ["seed=0,1", f"hydra.sweep.dir={tmp_path / 's'}"] if sweep else [f"hydra.run.dir={tmp_path / 'r'}"]
+    )
+    args = [
+        *(["-m"] if sweep else []),
+        *SMALL,
+        "train.steps=1",
+        "hardware.num_threads=1",
+        f"cache_dir={cache_dir}",
+        *where,
+    ]
+    result = run_cli(args, cwd=ROOT, env=_inject(tmp_path, COUNT_CHECKS))
+    assert result.returncode == 0, result.stderr[-3000:]
+    n = 2 if sweep else 1
+    line = next(line for line in result.stderr.splitlines() if line.startswith("CALLS"))
+    expected = [("check_folder", n), ("check_machine", n), ("check_run", n), ("spec_from_config", n)]
+    assert line == f"CALLS {expected}", line
+
+
+# ---------------------------------------------------------------- settings far outside the machine
+def test_settings_far_outside_the_machine_warn_in_one_line_each(tmp_path, caplog):
+    from align_lab.admission import admit_spec, spec_from_config
+    from align_lab.study.folder_checks import machine_warnings
+    from align_lab.study.resources import machine
+
+    cores, _ = machine()
+    many = 2 * cores + 1
+    cfg, names = compose(
+        [f"hardware.num_threads={many}", "hardware.memory_gb=0.001", f"cache_dir={tmp_path}"]
+    )
+    spec = spec_from_config(cfg, names)
+    lines = machine_warnings(spec)
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    assert lines[0].startswith(f"hardware.num_threads={many}: this machine gives the run {cores} cores")
+    assert lines[1].startswith("hardware.memory_gb=0.001: micro-batches of a row or so")
+    with caplog.at_level("WARNING", logger="align_lab"):
+        admit_spec(spec, tmp_path / "run")
+    assert [r.getMessage() for r in caplog.records] == [f"align_lab: warning: {line}" for line in lines]
+    cfg, names = compose([f"cache_dir={tmp_path}"])
+    assert machine_warnings(spec_from_config(cfg, names)) == []  # the defaults fit any machine
