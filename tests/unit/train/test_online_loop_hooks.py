@@ -127,11 +127,11 @@ def test_an_on_policy_step_runs_one_policy_forward_and_no_reference_at_kl_coef_0
     log-probs equal the current ones, so a step runs the policy forward once (with the graph the update
     reuses, as TRL does), and kl_coef = 0 runs no reference forward."""
     from align_lab.models import sequences
-    from align_lab.study import run
+    from align_lab.study import build
     from align_lab.train import evaluate
 
     calls, inside = [], []  # inside: "train" while the loop runs, "eval" while it evaluates
-    originals = sequences.response_logits, evaluate.sequence_kl, run.train_online
+    originals = sequences.response_logits, evaluate.sequence_kl, build.train_online
 
     def within(where, fn):
         def wrapped(*args, **kwargs):
@@ -150,7 +150,7 @@ def test_an_on_policy_step_runs_one_policy_forward_and_no_reference_at_kl_coef_0
 
     monkeypatch.setattr(sequences, "response_logits", counted)
     monkeypatch.setattr(evaluate, "sequence_kl", within("eval", originals[1]))
-    monkeypatch.setattr(run, "train_online", within("train", originals[2]))
+    monkeypatch.setattr(build, "train_online", within("train", originals[2]))
     overrides = ["algo=grpo", "algo.kl_coef=0", "train.minibatch_size=16", "train.micro_batch_size=null"]
     run_in_process(overrides, tmp_path, cache_dir)
     assert calls == [True, True, True]  # 3 steps: one forward each, with a graph; nothing without one
