@@ -28,15 +28,14 @@ from align_lab.algorithms.credit import (
     placed_rewards,
     total_return,
 )
+from align_lab.algorithms.shared import KLClamp, RatioClip, RewardClip
 from align_lab.rl import (
     KL_CONTROLLER_INPUTS,
     adaptive_kl_coef,
     aggregate_loss,
-    clip_reward,
     clipped_surrogate,
     clipped_value_loss,
     gae,
-    kl_penalty,
     masked_mean,
     masked_whiten,
     observed_kl,
@@ -48,7 +47,7 @@ from align_lab.value_checks import check
 
 
 @dataclass
-class PPO(RolloutCorrection, CriticAlgorithm):
+class PPO(RolloutCorrection, KLClamp, RatioClip, RewardClip, CriticAlgorithm):
     """Token-level k1 KL in the reward, GAE over a learned critic, clipped surrogate and value loss."""
 
     lr: float = 1e-3
@@ -57,7 +56,6 @@ class PPO(RolloutCorrection, CriticAlgorithm):
     group_size: int = 1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
-    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     kl_target: float | None = None  # set -> adaptive KL controller (Ziegler et al.)
     kl_horizon: int = 10000
     kl_controller_input: str = "sum"  # controller's KL per response: sum (Ziegler) | token_mean (verl)
@@ -65,14 +63,9 @@ class PPO(RolloutCorrection, CriticAlgorithm):
     lam: float = 0.95
     across_observations: str = "skip"  # multi-turn GAE: skip observation tokens (verl) | step (OpenRLHF)
     turn_rewards_at: str = "turn"  # a turn's env reward at its last token | last (verl, OpenRLHF)
-    clip: float = 0.2
-    clip_high: float | None = None  # upper ratio bound 1 + clip_high (DAPO clip-higher); None = clip
-    dual_clip: float | None = None  # c > 1: for A < 0 the loss is at most -c A (dual-clip PPO); None = off
-    log_ratio_clamp: float | None = 20.0  # log(pi / pi_old) clamped to +-this before exp; None = TRL
     value_clip: float | None = 0.2
     vf_coef: float = 1.0
-    reward_clip: float | None = 10.0  # applied after reward_scaling / reward_norm; None = off
-    reward_clip_low: float | None = None  # lower bound -reward_clip_low; None = -reward_clip (symmetric)
+    reward_clip: float | None = 10.0  # RewardClip's, applied after reward_scaling / reward_norm; None = off
     reward_scaling: bool = False  # scores / running std (MOSS-RLHF --use_reward_scaling)
     reward_norm: bool = False  # scores - running mean (with reward_scaling: PPO-max reward normalisation)
     whiten_advantages: bool = True
@@ -150,7 +143,7 @@ class PPO(RolloutCorrection, CriticAlgorithm):
             scores = scores - self.reward_mean
         if self.reward_scaling:
             scores = scores / running_std(self.reward_var, self.reward_count)
-        return clip_reward(scores, self.reward_clip, self.reward_clip_low)
+        return self.clip_reward(scores)
 
     def process_rewards(self, outcome: Tensor, turns: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Multi-turn score reparameterisation of each episode's return (B,): the running moments are the
@@ -171,7 +164,7 @@ class PPO(RolloutCorrection, CriticAlgorithm):
         return clip_episode(outcome, turns, self.reward_clip, self.reward_clip_low), turns
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
+        kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
         outcome, turns = placed_rewards(rollout, self.turn_rewards_at)  # (B,), (B, T) or None
         scores, turns = self.process_rewards(outcome, turns)  # (B,), (B, T) or None
         rewards = shape_token_rewards(scores, kl, rollout.mask, self.current_kl_coef, turns)  # (B, T)

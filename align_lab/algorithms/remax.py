@@ -9,18 +9,18 @@ from torch import Tensor
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
 from align_lab.algorithms.credit import check_credit, episode_return, observation_steps
+from align_lab.algorithms.shared import KLClamp
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
     discounted_returns,
-    kl_penalty,
     shape_token_rewards,
 )
 from align_lab.value_checks import check
 
 
 @dataclass
-class ReMax(RolloutCorrection, OnlineAlgorithm):
+class ReMax(RolloutCorrection, KLClamp, OnlineAlgorithm):
     """One sample and one greedy response per prompt: A_t = G_t - r(x, y_greedy), no ratio or clip.
 
     G_t is the return-to-go of the per-token KL-shaped rewards (verl compute_remax_outcome_advantage);
@@ -33,7 +33,6 @@ class ReMax(RolloutCorrection, OnlineAlgorithm):
     group_size: int = 1
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
-    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None = unbounded
     gamma: float = 1.0
     across_observations: str = "skip"  # multi-turn returns: skip observation tokens (verl) | step (OpenRLHF)
     loss_aggregation: str = "seq_mean_token_sum"
@@ -48,7 +47,7 @@ class ReMax(RolloutCorrection, OnlineAlgorithm):
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         if rollout.baseline_scores is None:
             raise ValueError("ReMax needs rollout.baseline_scores (the greedy responses' scores)")
-        kl = kl_penalty(rollout.logprobs, rollout.ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
+        kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
         # multi-turn: the episode return at the last policy token; baseline_scores the greedy episode's
         rewards = shape_token_rewards(episode_return(rollout), kl, rollout.mask, self.kl_coef)  # (B, T)
         steps = observation_steps(rollout, self.across_observations)  # (B, T) or None
