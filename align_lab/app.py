@@ -79,6 +79,8 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
         lock = claim(job.run_dir) if os.environ.get("SLURM_PROCID", "0") == "0" else None
     except ConfigError as e:  # or another process took the folder since admission
         return refused(e, job.run_dir)
+    except OSError as e:  # a folder that cannot be written (read-only, no space): its one line
+        return refused(ConfigError(format_error(e) or str(e)), job.run_dir)
     try:
         if not job.completed:
             write_hydra_record(cfg, job.run_dir)

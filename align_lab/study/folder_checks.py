@@ -51,8 +51,8 @@ def check_checkpoint(spec, run_dir: Path) -> None:
     from align_lab.train.resume import refuse_changed_hyperparameters
 
     ckpt = run_dir / "checkpoints"
-    path = checkpoint_file(ckpt)
     try:
+        path = checkpoint_file(ckpt)  # an unreadable one: its one line (CheckpointError)
         if path is not None and path.is_file():
             state = torch.load(path, mmap=True, weights_only=False)
             refuse_changed_hyperparameters(spec.algo, state, ckpt)
