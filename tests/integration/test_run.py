@@ -191,12 +191,16 @@ def test_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(tmp_pat
     assert resumed == full
 
 
-def test_a_resume_on_other_shared_stages_is_refused_naming_stage_and_input(tmp_path, cache_dir, monkeypatch):
-    """Same config, other numerics (here torch's thread count, as on a node of another kind): the
-    stages' keys differ, so the reference and reward model would not be the ones the checkpoint was
-    trained against. The resume is refused in one line naming the stage and the changed input."""
-    from align_lab.study.summary import RunStopped
+def test_a_resume_on_other_shared_stages_is_refused_naming_the_stage(tmp_path, cache_dir, monkeypatch):
+    """A checkpoint resumes only on the shared stages it was trained on (study/summary.py
+    check_resume_stages): stage keys other than the checkpoint's are refused in one line naming the stage.
+    A resume with another hardware.num_threads is not such a case any more: admission loads the stages
+    with the threads they were built with (issue 37), so that resume goes on and completes."""
+    import torch
+
+    from align_lab.study.summary import check_resume_stages
     from align_lab.tracking import JsonlTracker
+    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file
 
     original = JsonlTracker.log
 
@@ -209,12 +213,13 @@ def test_a_resume_on_other_shared_stages_is_refused_naming_stage_and_input(tmp_p
     with pytest.raises(Interrupt):
         run_in_process(["seed=3", "hardware.num_threads=1"], tmp_path, cache_dir)
     monkeypatch.setattr(JsonlTracker, "log", original)
-    metrics = (tmp_path / "metrics.jsonl").read_bytes()
-    refused = r"stage \w+: the checkpoint in .*\(its input numerics.threads was 1, now 2\)"
-    with pytest.raises(RunStopped, match=refused):
-        run_in_process(["seed=3", "hardware.num_threads=2"], tmp_path, cache_dir)
-    assert (tmp_path / "metrics.jsonl").read_bytes() == metrics  # nothing of the refused resume mixed in
-    run_in_process(["seed=3", "hardware.num_threads=1"], tmp_path, cache_dir)  # as it started: resumes
+    ckpt = tmp_path / "checkpoints"
+    saved = torch.load(checkpoint_file(ckpt), mmap=True, weights_only=False)["stage_keys"]
+    stage = sorted(saved)[0]
+    with pytest.raises(CheckpointError, match=rf"stage {stage}: the checkpoint in .* was trained on entry"):
+        check_resume_stages(ckpt, {**saved, stage: "0" * 16}, cache_dir)
+    check_resume_stages(ckpt, saved, cache_dir)  # its own stages: nothing to say
+    run_in_process(["seed=3", "hardware.num_threads=2"], tmp_path, cache_dir)  # the stages it started on
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
 
 
