@@ -155,6 +155,18 @@ def conversation_inputs(policy_task, env) -> dict:
     return {"env": fingerprint}
 
 
+def demonstration_bytes(dims: Dims, tokenizer, demos: list, limits: tuple[int, int], render) -> int:
+    """Activation bytes of the longest demonstration as SFT encodes it (prompt and response, each
+    within `limits`): the SFT stage's rows are as long as its data, not the task's token limits (a
+    calculator conversation of ~20 tokens against a 256-token budget: 16 rows per forward, not 1)."""
+    from align_lab.models.sequences import encode_prompts
+    from align_lab.train.sft import encode_demonstrations
+
+    prompt_ids, _ = encode_prompts(tokenizer, [p for p, _ in demos], limits[0])
+    response_ids, _, _ = encode_demonstrations(tokenizer, [r for _, r in demos], limits[1], render)
+    return row_bytes(dims, prompt_ids.shape[1], response_ids.shape[1])
+
+
 def check_demonstrations(demos: list, task, env) -> None:
     """Conversation demonstrations need a multi-turn env: without one they would be cut to one turn."""
     if env_fingerprint(env) is None and any(not isinstance(r, str) for _, r in demos):
@@ -169,7 +181,11 @@ def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims: Dim
     Conversation demonstrations train on policy tokens, observations rendered for `env` (in the key)."""
     from align_lab.train.sft import train_sft
 
-    micro = b.resolve("sft", sft.batch_size, sequence_bytes(dims, policy_task, env=env))
+    demos = policy_task.demonstrations()
+    check_demonstrations(demos, policy_task, env)
+    limits = (policy_task.max_prompt_tokens, conversation_tokens(policy_task, env))
+    render = observation_renderer(policy_task, env)
+    micro = b.resolve("sft", sft.batch_size, demonstration_bytes(dims, tokenizer, demos, limits, render))
     inputs = {
         "tokenizer": None if model.pretrained else b.results["tokenizer"].key,
         "model": model.fingerprint(),
@@ -181,11 +197,7 @@ def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims: Dim
     def build(out: Path) -> None:
         torch.manual_seed(sft.seed)
         policy = model.init_policy(tokenizer)
-        demos = policy_task.demonstrations()
-        check_demonstrations(demos, policy_task, env)
         steps = sft.epochs * -(-len(demos) // sft.batch_size)
-        limits = (policy_task.max_prompt_tokens, conversation_tokens(policy_task, env))
-        render = observation_renderer(policy_task, env)
         with b.progress(total=steps, desc="sft") as bar:
             loss = train_sft(policy, tokenizer, demos, sft, *limits, bar, micro, render)
         policy.save_pretrained(str(out))

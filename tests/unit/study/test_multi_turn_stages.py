@@ -194,3 +194,30 @@ def test_a_chat_model_takes_an_sft_stage_on_calculator_conversations(hf_assets, 
     assert ids[0, : len(call) + len(seen)].tolist() == call + seen
     assert mask[0].tolist()[: len(call) + len(seen) + 2] == [1] * len(call) + [0] * len(seen) + [1, 1]
     assert attend[0].sum() == len(call) + len(seen) + 2  # the answer: one token and EOS
+
+
+class Words:
+    """A tokenizer of one id per word (pad 0, EOS 1): encoded lengths countable by hand."""
+
+    pad_token_id, eos_token_id = 0, 1
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict:
+        return {"input_ids": [2] * len(text.split())}
+
+
+def test_the_sft_stage_sizes_its_rows_by_its_demonstrations_not_the_conversation_budget():
+    from align_lab.study.stages import demonstration_bytes
+    from align_lab.train.memory import Dims, row_bytes, stage_plan
+
+    smol = Dims(hidden=576, layers=30, intermediate=1536, heads=9, vocab=49152, kv_width=192)
+    demos = [
+        ("what is 13 plus 7 ?", [("policy", "<calc>13+7</calc>"), ("env", "20"), ("policy", "20")]),
+        ("what is 2 plus 2 ?", [("policy", "<calc>2+2</calc>"), ("env", "4"), ("policy", "4")]),
+    ]
+    # the longest prompt is 6 words; a conversation 1 + EOS, 1 observation, 1 + EOS = 5 tokens
+    got = demonstration_bytes(smol, Words(), demos, (128, 256), lambda text: text)
+    assert got == row_bytes(smol, 6, 5)
+    # SmolLM2 on 24 GB: a budget-length row (128 + 256 tokens) trains 1 row at a time, these run whole
+    budget = 24 * 2**30
+    assert stage_plan("sft", "auto", smol, 16, row_bytes(smol, 128, 256), budget) == 1
+    assert stage_plan("sft", "auto", smol, 16, got, budget) is None
