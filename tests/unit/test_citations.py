@@ -64,7 +64,7 @@ def md_file(name: str, root: Path) -> Path | None:
     for candidate in (root / "docs" / name, root / name):
         if candidate.exists():
             return candidate
-    found = sorted(p for d in CODE_DIRS if (root / d).is_dir() for p in (root / d).rglob(name))
+    found = sorted(p for d in CODE_DIRS if (root / d).is_dir() for p in (root / d).rglob(name) if not ignored(p))
     return found[0] if found else None
 
 
@@ -133,11 +133,16 @@ def bad_folder_spans(spans: list[str], where: str, root: Path = ROOT) -> list[st
 PLANTED = {ROOT / "tests/unit/test_citations.py", ROOT / "tests/unit/test_docs.py"}
 
 
+def ignored(path: Path) -> bool:
+    """Not the project's own: bytecode caches and virtual environments (benchmarks/.venv-trl)."""
+    return any(part == "__pycache__" or part.startswith(".venv") for part in path.parts)
+
+
 def code_files() -> list[Path]:
     files = []
     for d in CODE_DIRS:
         for suffix in ("*.py", "*.yaml", "*.sh"):
-            files += [p for p in (ROOT / d).rglob(suffix) if "__pycache__" not in p.parts]
+            files += [p for p in (ROOT / d).rglob(suffix) if not ignored(p)]
     return sorted(set(files) - PLANTED)
 
 
