@@ -64,7 +64,8 @@ def md_file(name: str, root: Path) -> Path | None:
     for candidate in (root / "docs" / name, root / name):
         if candidate.exists():
             return candidate
-    found = sorted(p for d in CODE_DIRS if (root / d).is_dir() for p in (root / d).rglob(name) if not ignored(p))
+    folders = [root / d for d in CODE_DIRS if (root / d).is_dir()]
+    found = sorted(p for folder in folders for p in folder.rglob(name) if not ignored(p))
     return found[0] if found else None
 
 
