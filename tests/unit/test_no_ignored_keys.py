@@ -43,7 +43,10 @@ def test_the_conf_tree_builds_dataclasses_to_audit():
 
 def _read(name: str) -> bool:
     used = re.compile(rf"\.{name}\b|[\"']{name}[\"']|\b{name}=")
-    return any(used.search(line) and not line.lstrip().startswith(f"{name}:") for line in LINES)
+    # `name in line` first: the regex on only the lines that hold the name (it took 18 s over every line)
+    return any(
+        name in line and used.search(line) and not line.lstrip().startswith(f"{name}:") for line in LINES
+    )
 
 
 def test_every_config_field_is_read_outside_its_validation():
