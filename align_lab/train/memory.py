@@ -27,7 +27,8 @@ LOGIT_COPIES = 3  # fp32 (T, V) logits per response, their gradient and the soft
 # row_bytes' 195 MB
 BACKWARD = 1.4
 # the process before any model: the interpreter, torch, transformers, align_lab and Hydra imported, a
-# tokenizer, a task (the default toy run peaks at 441 MiB with 13 MiB of models, docs/memory.md)
+# tokenizer, a task (a toy run, tracker=none, stages cached, peaks at 441 MiB with 13 MiB of models;
+# stages built in the process and W&B are not in it: docs/memory.md)
 RUNTIME = 440 * MiB
 ADAM_MOMENTS = 2  # AdamW's exp_avg and exp_avg_sq, each the size of the trained parameters
 SHARE = 1 / 4  # CPU: activations at most this share of what the update holds without them
