@@ -250,9 +250,8 @@ def build_stages(
     preference pairs when `preferences` or a reward model asks for them, then each of `reward_models`
     (reward=learned_rm configs). `micro_batch_size`: train.micro_batch_size as set; `memory`: the bytes
     "auto" divides (default: the machine's); `may_build=False`: only load (ranks other than 0); `env`:
-    the multi-turn environment (None: single turn); `desirable_threshold`: also unpaired samples labelled
-    against it (KTO) by `reward`, the run's reward source (None: the task's gold reward), built last.
-    Call it before the run's seed: it seeds each stage."""
+    the multi-turn environment (None: single turn); `desirable_threshold`: also KTO's unpaired samples,
+    built last, labelled by `reward` (the run's; None: gold). Call it before the run's seed (it seeds)."""
     b = StageBuild(cache, progress, micro_batch_size, memory or machine_memory(), numerics(None), may_build)
     tokenizer = build_tokenizer(b, task, model)
     policy_task = model.view(task, tokenizer)

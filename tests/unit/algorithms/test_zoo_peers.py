@@ -242,8 +242,10 @@ CALCULATOR = ["env=calculator", "task=arith_word", "reward=verifier", "model=hf"
 def test_dapo_max_len_is_the_response_budget_the_conversations_on_multi_turn(overrides, limit):
     cfg, _ = compose(["algo=dapo", *overrides])
     assert cfg.algo.max_len == limit
-    with pytest.raises(ValueError, match=rf"^algo.overlong_buffer={limit + 1}: must be in \[1, max_len={limit}\]"):
-        build(compose(["algo=dapo", f"algo.overlong_buffer={limit + 1}", *overrides])[0].algo, "algo")
+    too_long = compose(["algo=dapo", f"algo.overlong_buffer={limit + 1}", *overrides])[0].algo
+    refusal = rf"^algo.overlong_buffer={limit + 1}: must be in \[1, max_len={limit}\]"
+    with pytest.raises(ValueError, match=refusal):
+        build(too_long, "algo")
 
 
 def test_dapo_penalises_the_conversations_length_observations_included():
@@ -317,3 +319,50 @@ def test_kto_batch_reference_point_is_trls_kto_loss_given_the_batch_as_kl_batch(
 
     _, stats = pairwise("kto", trl_kto, "algo.kl_reference_point=batch")
     assert stats["train/kto_kl"] > 0  # the reference point is active (not clamped to 0) on this batch
+
+
+# ---- issue 36 item 6: every new key's range check is one line naming the key, the value, what is allowed
+@pytest.mark.parametrize(
+    "target,keys,message",
+    [
+        ("gspo.GSPO", {"ratio_form": "tokens"}, "ratio_form=tokens: must be one of ('token', 'sequence')"),
+        ("cispo.CISPO", {"clip_high": None}, "clip_high=None: must be > 0 for CISPO (the weight's cap)"),
+        ("cispo.CISPO", {"dual_clip": 3.0}, "dual_clip=3.0: must be null for CISPO (the weight is detached)"),
+        ("sapo.SAPO", {"tau_pos": 0.0}, "tau_pos=0.0: must be > 0"),
+        ("sapo.SAPO", {"tau_neg": -1.05}, "tau_neg=-1.05: must be > 0"),
+        (
+            "sapo.SAPO",
+            {"clip_high": 0.28},
+            "clip_high=0.28: must be null for SAPO (the gate replaces the clip)",
+        ),
+        ("gmpo.GMPO", {"dual_clip": 3.0}, "dual_clip=3.0: must be null for GMPO"),
+        ("covariance.ClipCov", {"cov_ratio": 0.0}, "cov_ratio=0.0: must be in (0, 1]"),
+        ("covariance.ClipCov", {"cov_low": 5.0}, "cov_low=5.0: must be < cov_high=5.0"),
+        ("covariance.KLCov", {"cov_ratio": 1.5}, "cov_ratio=1.5: must be in (0, 1]"),
+        ("covariance.KLCov", {"cov_kl_coef": -0.1}, "cov_kl_coef=-0.1: must be >= 0"),
+        ("dapo.DAPO", {"max_resample_rounds": -1}, "max_resample_rounds=-1: must be >= 0"),
+        ("dapo.DAPO", {"overlong_penalty": -1.0}, "overlong_penalty=-1.0: must be >= 0"),
+        (
+            "dapo.DAPO",
+            {"overlong_buffer": 13, "max_len": 12},
+            "overlong_buffer=13: must be in [1, max_len=12] (max_len: the generation limit; multi-turn: "
+            "env.max_conversation_tokens) or null",
+        ),
+        ("simpo.SimPO", {"beta": 0.0}, "beta=0.0: must be > 0"),
+        ("simpo.SimPO", {"gamma_beta_ratio": -0.5}, "gamma_beta_ratio=-0.5: must be >= 0"),
+        ("orpo.ORPO", {"lam": -0.1}, "lam=-0.1: must be >= 0"),
+        ("kto.KTO", {"desirable_weight": 0.0}, "desirable_weight=0.0: must be > 0"),
+        ("kto.KTO", {"undesirable_weight": -1.0}, "undesirable_weight=-1.0: must be > 0"),
+        (
+            "kto.KTO",
+            {"kl_reference_point": "rotated"},
+            "kl_reference_point=rotated: must be one of ('mismatched', 'batch')",
+        ),
+    ],
+)
+def test_a_new_keys_bad_value_is_one_line(target, keys, message):
+    module, name = target.rsplit(".", 1)
+    cls = getattr(__import__(f"align_lab.algorithms.{module}", fromlist=[name]), name)
+    with pytest.raises(ValueError) as e:
+        cls(**keys)
+    assert str(e.value) == message
