@@ -19,7 +19,10 @@ class DAPO(GRPO):
     aggregation, dynamic_sampling (the online loop drops groups whose rewards are all equal and samples
     more prompts, at most max_resample_rounds more rounds: train/dynamic_sampling.py) and the soft
     overlong punishment (overlong_buffer tokens before max_len, down to -overlong_penalty, added to
-    the score before the group normalisation; the dynamic-sampling filter sees the task's score)."""
+    the score before the group normalisation; the dynamic-sampling filter sees the task's score).
+    Multi-turn: the length is every token after the prompt, observations included, and max_len the
+    conversation's budget (env.max_conversation_tokens), as verl's DAPO reward manager reads the
+    response's attention mask (docs/conventions.md#multi-turn)."""
 
     clip_high: float | None = 0.28
     kl_coef: float = 0.0
@@ -38,12 +41,13 @@ class DAPO(GRPO):
                 self.max_len is not None and 0 < self.overlong_buffer <= self.max_len,
                 "overlong_buffer",
                 self.overlong_buffer,
-                f"in [1, max_len={self.max_len}] (max_len: the generation limit) or null",
+                f"in [1, max_len={self.max_len}] (max_len: the generation limit; multi-turn: "
+                "env.max_conversation_tokens) or null",
             )
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         if self.overlong_buffer is None:
             return super().advantages(rollout)
-        lengths = rollout.mask.sum(-1)  # (B,)
+        lengths = (rollout.mask if rollout.attend is None else rollout.attend).sum(-1)  # (B,)
         penalty = overlong_penalty(lengths, self.max_len, self.overlong_buffer, self.overlong_penalty)
         return super().advantages(replace(rollout, scores=rollout.scores + penalty.to(rollout.scores.dtype)))

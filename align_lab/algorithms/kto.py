@@ -34,8 +34,8 @@ def weight_ranges(desirable: int, undesirable: int, desirable_weight: float, und
 class KTO(PairwiseAlgorithm):
     """KTO on the dataset's pairs taken apart (desirable_threshold=None: each chosen response a desirable
     sample, each rejected one an undesirable sample, the KTO paper's treatment of paired data), or on the
-    preferences stage's unpaired samples (a threshold: each sampled response desirable when its gold
-    reward, the verifier's 0/1 or the task's reward, is above it; TRL's (prompt, completion, label) rows;
+    preferences stage's unpaired samples (a threshold: each sampled response desirable when the run's
+    reward scores it above it, study/pairs.py; TRL's (prompt, completion, label) rows;
     a step takes 2 x train.minibatch_size of them). z_0 = max(0, mean of log pi - log pi_ref), detached,
     over the step's 2N responses each under the previous row's prompt (kl_reference_point=mismatched:
     TRL KTOTrainer's KL batch, one extra forward of each model) or under their own prompts (batch: no
@@ -68,7 +68,7 @@ class KTO(PairwiseAlgorithm):
             threshold is None or math.isfinite(threshold),
             "desirable_threshold",
             threshold,
-            "null (the pairs taken apart) or a finite gold reward",
+            "null (the pairs taken apart) or a finite reward",
         )
 
     @property

@@ -45,7 +45,7 @@ class PairwiseAlgorithm(Protocol):
     # under the previous row's prompt (KTO's reference point, TRL's mismatched KL batch)
     mismatched_kl: bool = False
     # None: the step's items are pairs; a number: unpaired samples of the preferences stage, desirable
-    # when their gold reward is above it (KTO); pair_loss then also gets `desirable` (2N,) bool
+    # when the run's reward scores them above it (KTO); pair_loss then also gets `desirable` (2N,) bool
     desirable_threshold: float | None = None
 
     @property

@@ -42,6 +42,7 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank: int
         may_build=rank == 0,
         env=spec.env,
         desirable_threshold=threshold,
+        reward=spec.reward,
     )
 
 

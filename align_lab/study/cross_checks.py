@@ -254,8 +254,9 @@ def check_data(spec: RunSpec) -> None:
         threshold = spec.algo.desirable_threshold if isinstance(spec.algo, PairwiseAlgorithm) else None
         if threshold is not None:
             raise ConfigError(
-                f"algo.desirable_threshold={threshold}: labels samples by their gold reward; "
-                f"task={task_name} has none (null: KTO on its pairs)"
+                f"algo.desirable_threshold={threshold}: labels responses the SFT policy samples "
+                f"(task.n_pairs x task.pair_samples); task={task_name} is a dataset task and samples none "
+                "(null: KTO on its pairs)"
             )
         pairs_needed = isinstance(spec.reward, LearnedRM) or (
             isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs

@@ -62,18 +62,22 @@ def conversation_sampler(env, render_observation, raw_prompt=lambda prompt: prom
 
 def threshold_labels(threshold: float) -> Callable:
     """A labeller of unpaired samples: each of a prompt's responses its own sample, desirable when its
-    gold reward (the verifier's 0/1, or the task's reward) is above `threshold` (algo.desirable_threshold)."""
+    score (the run's reward; default its gold reward: the verifier's 0/1, or the task's reward) is above
+    `threshold` (algo.desirable_threshold)."""
 
-    def label(prompt: str, responses: list, gold: list[float], rng) -> list[Labelled]:
-        return [Labelled(prompt, r, g > threshold, g) for r, g in zip(responses, gold, strict=True)]
+    def label(prompt: str, responses: list, gold: list[float], rng, scores=None) -> list[Labelled]:
+        scores = gold if scores is None else scores
+        rows = zip(responses, gold, scores, strict=True)
+        return [Labelled(prompt, r, s > threshold, g, s) for r, g, s in rows]
 
     return label
 
 
-def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler, label=None) -> list:
+def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler, label=None, score=None) -> list:
     """task.pair_samples samples (`sample`) of the SFT policy for task.n_pairs train prompts, labelled by
-    `label` (default task.label_samples: its annotator or verifier, into pairs); ValueError when none
-    gives a row."""
+    `label` (default task.label_samples: its annotator or verifier, into pairs), handed `score`'s
+    values too when given (the run's reward, (prompts, answers, finished) -> (B,)); ValueError when
+    none gives a row."""
     label = label or task.label_samples
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -87,8 +91,10 @@ def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler, label=N
         for i in range(0, len(prompts), chunk):
             asked, answers, finished, samples = sample(policy, tokenizer, prompts[i : i + chunk], k, limits)
             gold = task.gold_reward(asked, answers, finished)
+            scores = None if score is None else score(asked, answers, finished).tolist()
             for j in range(0, len(asked), k):
-                rows += label(asked[j], samples[j : j + k], gold[j : j + k], rng)
+                extra = {} if scores is None else {"scores": scores[j : j + k]}
+                rows += label(asked[j], samples[j : j + k], gold[j : j + k], rng, **extra)
             bar.update(len(asked) // k)
     if not rows:
         raise ValueError(
@@ -104,18 +110,30 @@ def check_labels(rows: list[Labelled], threshold: float) -> None:
     if desirable in (0, len(rows)):
         side = "above" if desirable else "at or below"
         raise ValueError(
-            f"algo.desirable_threshold={threshold}: all {len(rows)} sampled responses' gold rewards are "
+            f"algo.desirable_threshold={threshold}: all {len(rows)} sampled responses' rewards are "
             f"{side} it; choose a threshold between the samples' rewards"
         )
 
 
 def build_preferences(
-    b, task, model, sft, tokenizer, policy_task, sft_path, policy_key, env=None, sample=None, threshold=None
+    b,
+    task,
+    model,
+    sft,
+    tokenizer,
+    policy_task,
+    sft_path,
+    policy_key,
+    env=None,
+    sample=None,
+    threshold=None,
+    labeller=None,
 ):
     """3. Preference pairs: the task's data, or task.pair_samples samples per prompt of the SFT policy
     (`sample`; default: single turn, or `env`'s conversations) labelled by the task. A multi-turn env
     is in the key; single-turn pairs' files are as before. With `threshold` (algo.desirable_threshold)
-    the samples are unpaired instead, each labelled against it (threshold_labels; in the key)."""
+    the samples are unpaired instead, each labelled against it (threshold_labels; in the key) by its
+    gold reward, or by `labeller` = (key, scorer factory): the run's reward (its key in the stage's)."""
     pairs = policy_task.preference_pairs()
     if pairs is not None and threshold is None:
         return pairs
@@ -130,7 +148,8 @@ def build_preferences(
     def build(out: Path) -> None:
         policy = model.load_causal_lm(sft_path)
         seed = policy_task.world_seed + 2 + sft.seed  # per run with stages.seed=per_run
-        rows = sample_pairs(b, policy, tokenizer, policy_task, seed, sample, label)
+        score = None if labeller is None else labeller[1]()
+        rows = sample_pairs(b, policy, tokenizer, policy_task, seed, sample, label, score)
         if threshold is not None:
             check_labels(rows, threshold)
         with open(out / name, "w") as f:
@@ -143,7 +162,7 @@ def build_preferences(
     if env_fingerprint(env) is not None:
         inputs["env"] = env_fingerprint(env)
     if threshold is not None:  # only then: the pairs' keys are as before
-        inputs["unpaired"] = {"desirable_threshold": threshold}
+        inputs["unpaired"] = {"desirable_threshold": threshold} | ({} if labeller is None else labeller[0])
     from_json = pair_from_json if threshold is None else labelled_from_json
     record = "preferences" if threshold is None else "unpaired_samples"  # a run may build both
     with open(b.get("preferences", inputs, build, record) / name) as f:

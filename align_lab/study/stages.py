@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from align_lab.cache import StageCache, StageResult, stage_key
+from align_lab.rewards import GoldReward, Verifier
 from align_lab.study.numerics import numerics
 from align_lab.study.pairs import build_preferences, env_fingerprint
 from align_lab.tasks.base import Labelled, Pair
@@ -243,13 +244,14 @@ def build_stages(
     may_build: bool = True,
     env=None,
     desirable_threshold: float | None = None,
+    reward=None,
 ) -> Stages:
     """Every stage a run needs, built (or loaded) in a fixed order: tokenizer, SFT policy, then the
     preference pairs when `preferences` or a reward model asks for them, then each of `reward_models`
     (reward=learned_rm configs). `micro_batch_size`: train.micro_batch_size as set; `memory`: the bytes
     "auto" divides (default: the machine's); `may_build=False`: only load (ranks other than 0); `env`:
-    the multi-turn environment (None: single turn); `desirable_threshold`: also unpaired samples labelled
-    against it (KTO). Call it before the run's seed: it seeds each stage."""
+    the multi-turn environment (None: single turn); `desirable_threshold`: also KTO's unpaired samples,
+    built last, labelled by `reward` (the run's; None: gold). Call it before the run's seed (it seeds)."""
     b = StageBuild(cache, progress, micro_batch_size, memory or machine_memory(), numerics(None), may_build)
     tokenizer = build_tokenizer(b, task, model)
     policy_task = model.view(task, tokenizer)
@@ -264,16 +266,12 @@ def build_stages(
     if preferences or reward_models:
         pairs = build_preferences(b, task, model, sft, tokenizer, policy_task, sft_path, policy_key, env)
     pairs_key = b.results["preferences"].key if "preferences" in b.results else task.fingerprint()
-    samples = None
-    if desirable_threshold is not None:
-        stage = (b, task, model, sft, tokenizer, policy_task, sft_path, policy_key, env)
-        samples = build_preferences(*stage, threshold=desirable_threshold)
     for config in reward_models:
         keys = (pairs_key, policy_key)
         path = build_reward_model(b, config, model, tokenizer, policy_task, dims, sft_path, pairs, keys)
         rms[reward_model_id(config)] = path
         rm_metrics |= json.loads((path / "metrics.json").read_text())
-    return Stages(
+    stages = Stages(
         task=task,
         model=model,
         policy_task=policy_task,
@@ -284,7 +282,22 @@ def build_stages(
         results=dict(b.results),
         micro_batch_sizes=dict(b.micro_batch_sizes),
         preferences=pairs,
-        samples=samples,
         reward_models=rms,
         rm_metrics=rm_metrics,
     )
+    if desirable_threshold is None:
+        return stages
+    stage = (b, task, model, sft, tokenizer, policy_task, sft_path, policy_key, env)
+    labeller = unpaired_labeller(reward, stages)  # after the reward models: a learned one labels
+    samples = build_preferences(*stage, threshold=desirable_threshold, labeller=labeller)
+    return dataclasses.replace(stages, samples=samples, results=dict(b.results))
+
+
+def unpaired_labeller(reward, stages: Stages) -> tuple[dict, Callable] | None:
+    """What labels KTO's unpaired samples (algo.desirable_threshold): the run's reward source `reward`,
+    as (its identity for the stage's key, a factory of its scorer on `stages`); None for the task's
+    gold reward (reward=gold, reward=verifier, or no reward given: the stage's key as before)."""
+    if reward is None or isinstance(reward, GoldReward | Verifier):
+        return None
+    identity = {"reward": f"{type(reward).__module__}.{type(reward).__qualname__}", "config": _fields(reward)}
+    return identity, partial(reward.scorer, stages)

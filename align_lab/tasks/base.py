@@ -24,19 +24,22 @@ class Pair:
 @dataclass(frozen=True)
 class Labelled:
     """One unpaired sample labelled desirable or not (KTO's data, TRL's (prompt, completion, label) rows);
-    `gold` is its hidden gold reward (for analysis, never for training)."""
+    `gold` is its hidden gold reward (for analysis, never for training), `score` the run's reward that
+    labelled it (algo.desirable_threshold: desirable when score > threshold)."""
 
     prompt: str
     response: str | list[tuple[str, str]]  # a response, or a conversation [(role, text), ...]
     desirable: bool
     gold: float = math.nan
+    score: float = math.nan
 
 
 def labelled_from_json(row: dict) -> Labelled:
-    """A Labelled from its JSON row (dataclasses.asdict): a conversation's turns back to tuples."""
+    """A Labelled from its JSON row (dataclasses.asdict): a conversation's turns back to tuples; a row
+    without a score was labelled by its gold reward."""
     response = row["response"]
     turns = response if isinstance(response, str) else [tuple(t) for t in response]
-    return Labelled(**{**row, "response": turns})
+    return Labelled(**{"score": row.get("gold", math.nan), **row, "response": turns})
 
 
 def pair_from_json(row: dict) -> Pair:

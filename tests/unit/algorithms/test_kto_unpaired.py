@@ -37,15 +37,26 @@ def test_threshold_labels_each_response_desirable_strictly_above_the_threshold()
         ("b", True, 0.7),
         ("c", False, 0.5),
     ]
-    conversation = Labelled("p", [("policy", "x"), ("env", "y")], True, 1.0)
+    assert all(r.score == r.gold for r in rows)  # no scores given: labelled by the gold reward
+    # the run's reward scores them (reward=learned_rm, hf_rm, function...): labels from the scores 0.9,
+    # -0.3, 0.5 against 0.5 (True, False, False), whatever the gold rewards say (0.2, 0.7, 0.5)
+    scored = threshold_labels(0.5)("p", ["a", "b", "c"], [0.2, 0.7, 0.5], None, scores=[0.9, -0.3, 0.5])
+    assert [(r.desirable, r.gold, r.score) for r in scored] == [
+        (True, 0.2, 0.9),
+        (False, 0.7, -0.3),
+        (False, 0.5, 0.5),
+    ]
+    conversation = Labelled("p", [("policy", "x"), ("env", "y")], True, 1.0, 2.5)
     assert labelled_from_json(json.loads(json.dumps(conversation.__dict__))) == conversation
+    old = {"prompt": "p", "response": "x", "desirable": True, "gold": 1.0}  # a cached row before `score`
+    assert labelled_from_json(old).score == 1.0  # it was labelled by its gold reward
 
 
 def test_samples_all_on_one_side_of_the_threshold_are_refused_in_one_line():
     with pytest.raises(ValueError) as e:
         check_labels(threshold_labels(1.0)("p", ["a", "b"], [0.0, 1.0], None), 1.0)
     assert str(e.value) == (
-        "algo.desirable_threshold=1.0: all 2 sampled responses' gold rewards are at or below it; "
+        "algo.desirable_threshold=1.0: all 2 sampled responses' rewards are at or below it; "
         "choose a threshold between the samples' rewards"
     )
     check_labels(threshold_labels(0.5)("p", ["a", "b"], [0.0, 1.0], None), 0.5)  # one of each: fine
@@ -165,7 +176,8 @@ def test_the_loops_unpaired_rows_are_trls_kto_on_unpaired_data():
 
 
 def test_a_run_on_unpaired_samples_builds_them_beside_the_pairs(tmp_path, cache_dir):
-    overrides = ["algo=kto", "algo.desirable_threshold=0.0"]  # reward=learned_rm: its pairs are built too
+    # reward=learned_rm: its pairs and its model are built first, then the samples it labels
+    overrides = ["algo=kto", "algo.desirable_threshold=0.0"]
     summary = run_in_process(overrides, tmp_path, cache_dir)
     assert summary["status"] == "completed"
     keys = {stage: used["key"] for stage, used in summary["stages"].items()}
@@ -175,6 +187,37 @@ def test_a_run_on_unpaired_samples_builds_them_beside_the_pairs(tmp_path, cache_
     folder = cache_dir / "preferences" / keys["unpaired_samples"]
     rows = [labelled_from_json(json.loads(line)) for line in (folder / "samples.jsonl").open()]
     assert len(rows) == 256 * 2 and 0 < sum(r.desirable for r in rows) < len(rows)  # n_pairs x pair_samples
-    assert all(r.desirable == (r.gold > 0.0) for r in rows)
+    # labelled by the run's reward, the learned reward model, not by the toy world's gold reward
+    assert all(r.desirable == (r.score > 0.0) for r in rows)
+    assert any(r.desirable != (r.gold > 0.0) for r in rows) and all(r.score != r.gold for r in rows)
     steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").open()]
     assert all(0 <= s["train/kto_desirable_share"] <= 1 for s in steps if "train/loss" in s)
+
+
+@pytest.mark.parametrize("reward", ["function", "gold"])
+def test_the_runs_reward_labels_the_unpaired_samples(tmp_path, reward):
+    # reward=function word_count: a response is desirable when it has more than 3 words (its score is
+    # len(response.split()), by hand), whatever its gold reward; reward=gold: when its gold reward is
+    # above 0, with the stage's key and rows as when no reward is given (the key before this change)
+    from align_lab.admission import spec_from_config
+    from align_lab.cache import StageCache
+    from align_lab.study.stages import build_stages
+    from tests.conftest import Quiet, compose
+
+    threshold = 3.0 if reward == "function" else 0.0
+    small = ["task.n_demonstrations=96", "task.n_pairs=16", "sft.epochs=1", "algo=kto"]
+    extra = ["reward.path=align_lab.rewards.function:word_count"] if reward == "function" else []
+    spec = spec_from_config(*compose([*small, f"reward={reward}", *extra]))
+    built = []
+    for source in (spec.reward,) if reward == "function" else (spec.reward, None):
+        cache, limits = StageCache(tmp_path / "cache"), dict(desirable_threshold=threshold, reward=source)
+        stages = build_stages(spec.task, spec.model, spec.sft, cache, Quiet, None, **limits)
+        built.append((stages.samples, stages.results["unpaired_samples"].key))
+    rows = built[0][0]
+    assert len(rows) == 16 * 2 and 0 < sum(r.desirable for r in rows) < len(rows)  # n_pairs x pair_samples
+    if reward == "function":
+        assert all(r.score == len(r.response.split()) and r.desirable == (r.score > 3) for r in rows)
+        assert all(r.score != r.gold for r in rows)  # the gold reward is recorded, not used
+    else:
+        assert all(r.score == r.gold and r.desirable == (r.gold > 0.0) for r in rows)
+        assert built[0] == built[1]  # reward=gold: the rows and the stage's key of no reward given

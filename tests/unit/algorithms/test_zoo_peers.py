@@ -6,16 +6,20 @@ padding, to 1e-6 (float64). Peers read at:
         trl/experimental/cpo/cpo_trainer.py, trl/experimental/orpo/orpo_trainer.py, trl/trainer/kto_trainer.py
 """
 
+import dataclasses
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from align_lab.algorithms.dapo import DAPO
 from align_lab.config import build
 from align_lab.rl.dapo import informative_groups, overlong_penalty
 from tests.conftest import compose
 from tests.unit.algorithms.test_algorithms_group import lengths_mask, rollout, t
+from tests.unit.algorithms.test_multiturn_algorithms import MASK as MT_MASK
+from tests.unit.algorithms.test_multiturn_algorithms import close, multi_turn
 
 F64 = torch.float64
 MASK = lengths_mask([7, 1, 4, 6, 2, 5], 7)  # (6, 7): no empty row (verl drops one from its means)
@@ -218,6 +222,45 @@ def test_dapo_overlong_penalty_is_verls_dapo_reward_manager():
     assert overlong_penalty(lengths, 20, 4, 0.5).tolist() == expected == [0.0, 0.0, -0.25, -0.5]
 
 
+# DAPO on multi-turn: verl (b178a3cd56f5) reward_manager/dapo.py L77 and reward_loop/reward_manager/dapo.py
+# L51-52 take the length from the response's attention_mask, which agent_loop.py L420/L586 sets to 1 on
+# every non-pad response token, tool observations included; max_resp_len is data.max_response_length,
+# the whole multi-turn response's budget. align_lab: attend (policy + observation tokens) and max_len =
+# env.max_conversation_tokens, as Dr. GRPO's L_max (docs/conventions.md#multi-turn).
+CALCULATOR = ["env=calculator", "task=arith_word", "reward=verifier", "model=hf", "model.name_or_path=x"]
+
+
+@pytest.mark.parametrize(
+    "overrides,limit",
+    [
+        ([], 12),  # the toy task's generation limit
+        (CALCULATOR, 256),  # env.max_conversation_tokens, not one turn's model.max_response_tokens 64
+        ([*CALCULATOR, "env.max_conversation_tokens=100"], 100),
+        (["task=guess_number", "env=guess_number"], 24),  # not one guess's limit 3
+    ],
+)
+def test_dapo_max_len_is_the_response_budget_the_conversations_on_multi_turn(overrides, limit):
+    cfg, _ = compose(["algo=dapo", *overrides])
+    assert cfg.algo.max_len == limit
+    too_long = compose(["algo=dapo", f"algo.overlong_buffer={limit + 1}", *overrides])[0].algo
+    refusal = rf"^algo.overlong_buffer={limit + 1}: must be in \[1, max_len={limit}\]"
+    with pytest.raises(ValueError, match=refusal):
+        build(too_long, "algo")
+
+
+def test_dapo_penalises_the_conversations_length_observations_included():
+    # test_multiturn_algorithms' group: row 0 `p EOS o o p EOS` (4 policy tokens, 6 after the prompt),
+    # return 0.4 + turn 0.5 = 0.9; row 1 `p EOS o p EOS` (4, 5), return 0.5. max_len 8, buffer 4: the
+    # ramp starts at 4. Conversation lengths 6, 5: penalties -(6-4)/4 = -0.5, -(5-4)/4 = -0.25 (verl's
+    # valid_response_length); returns 0.4, 0.25, mean 0.325: A = +-0.075 (scale_by_std off). Policy
+    # tokens alone (4, 4) would punish neither: returns 0.9, 0.5, A = +-0.2 (the single-turn reading).
+    dapo = DAPO(group_size=2, scale_by_std=False, max_len=8, overlong_buffer=4)
+    episodes = multi_turn()
+    close(dapo.advantages(episodes)[0], torch.tensor([[0.075], [-0.075]]) * MT_MASK)
+    single = dataclasses.replace(episodes, attend=None)  # single turn: attend is the mask, length 4
+    close(dapo.advantages(single)[0], torch.tensor([[0.2], [-0.2]]) * MT_MASK)
+
+
 # ---- offline: SimPO, ORPO, KTO against TRL's losses on per-pair log-probs
 N = 5
 CHOSEN = -0.2 - torch.rand(N, generator=GEN, dtype=F64)  # per-token averages (SimPO, ORPO): log P < 0
@@ -276,3 +319,50 @@ def test_kto_batch_reference_point_is_trls_kto_loss_given_the_batch_as_kl_batch(
 
     _, stats = pairwise("kto", trl_kto, "algo.kl_reference_point=batch")
     assert stats["train/kto_kl"] > 0  # the reference point is active (not clamped to 0) on this batch
+
+
+# ---- issue 36 item 6: every new key's range check is one line naming the key, the value, what is allowed
+@pytest.mark.parametrize(
+    "target,keys,message",
+    [
+        ("gspo.GSPO", {"ratio_form": "tokens"}, "ratio_form=tokens: must be one of ('token', 'sequence')"),
+        ("cispo.CISPO", {"clip_high": None}, "clip_high=None: must be > 0 for CISPO (the weight's cap)"),
+        ("cispo.CISPO", {"dual_clip": 3.0}, "dual_clip=3.0: must be null for CISPO (the weight is detached)"),
+        ("sapo.SAPO", {"tau_pos": 0.0}, "tau_pos=0.0: must be > 0"),
+        ("sapo.SAPO", {"tau_neg": -1.05}, "tau_neg=-1.05: must be > 0"),
+        (
+            "sapo.SAPO",
+            {"clip_high": 0.28},
+            "clip_high=0.28: must be null for SAPO (the gate replaces the clip)",
+        ),
+        ("gmpo.GMPO", {"dual_clip": 3.0}, "dual_clip=3.0: must be null for GMPO"),
+        ("covariance.ClipCov", {"cov_ratio": 0.0}, "cov_ratio=0.0: must be in (0, 1]"),
+        ("covariance.ClipCov", {"cov_low": 5.0}, "cov_low=5.0: must be < cov_high=5.0"),
+        ("covariance.KLCov", {"cov_ratio": 1.5}, "cov_ratio=1.5: must be in (0, 1]"),
+        ("covariance.KLCov", {"cov_kl_coef": -0.1}, "cov_kl_coef=-0.1: must be >= 0"),
+        ("dapo.DAPO", {"max_resample_rounds": -1}, "max_resample_rounds=-1: must be >= 0"),
+        ("dapo.DAPO", {"overlong_penalty": -1.0}, "overlong_penalty=-1.0: must be >= 0"),
+        (
+            "dapo.DAPO",
+            {"overlong_buffer": 13, "max_len": 12},
+            "overlong_buffer=13: must be in [1, max_len=12] (max_len: the generation limit; multi-turn: "
+            "env.max_conversation_tokens) or null",
+        ),
+        ("simpo.SimPO", {"beta": 0.0}, "beta=0.0: must be > 0"),
+        ("simpo.SimPO", {"gamma_beta_ratio": -0.5}, "gamma_beta_ratio=-0.5: must be >= 0"),
+        ("orpo.ORPO", {"lam": -0.1}, "lam=-0.1: must be >= 0"),
+        ("kto.KTO", {"desirable_weight": 0.0}, "desirable_weight=0.0: must be > 0"),
+        ("kto.KTO", {"undesirable_weight": -1.0}, "undesirable_weight=-1.0: must be > 0"),
+        (
+            "kto.KTO",
+            {"kl_reference_point": "rotated"},
+            "kl_reference_point=rotated: must be one of ('mismatched', 'batch')",
+        ),
+    ],
+)
+def test_a_new_keys_bad_value_is_one_line(target, keys, message):
+    module, name = target.rsplit(".", 1)
+    cls = getattr(__import__(f"align_lab.algorithms.{module}", fromlist=[name]), name)
+    with pytest.raises(ValueError) as e:
+        cls(**keys)
+    assert str(e.value) == message

@@ -156,13 +156,13 @@ def test_undecodable_text_names_the_file_line_and_byte(tmp_path, name):
     )
 
 
-def test_kto_on_unpaired_samples_needs_a_gold_reward_to_label_them(tmp_path, hf_assets):
+def test_kto_on_unpaired_samples_needs_a_task_that_samples_them(tmp_path, hf_assets):
     model = ["model=hf", f"model.name_or_path={hf_assets.policy}", "reward=function"]
     model.append("reward.path=align_lab.rewards.function:word_count")
     spec = build_task(jsonl(tmp_path, GOOD), *model, "algo=kto", "algo.desirable_threshold=0.5")
     with pytest.raises(ConfigError) as e:
         check_run(spec)
     assert str(e.value) == (
-        "algo.desirable_threshold=0.5: labels samples by their gold reward; task=hf_prefs has none "
-        "(null: KTO on its pairs)"
+        "algo.desirable_threshold=0.5: labels responses the SFT policy samples (task.n_pairs x "
+        "task.pair_samples); task=hf_prefs is a dataset task and samples none (null: KTO on its pairs)"
     )
