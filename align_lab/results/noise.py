@@ -64,8 +64,11 @@ def group_noise(runs: pd.DataFrame, metric: str) -> list[GroupNoise]:
 
 def noise_line(noise: list[GroupNoise]) -> list[str]:
     """`  evaluation noise: share of each group's variance over seeds: dpo 150%, grpo 10%, ...`."""
-    shares = [f"{g.group} {g.share:.0%} (SD {g.sd:.3g}, eval {g.eval_sd:.3g})" for g in noise
-              if math.isfinite(g.share)]
+    shares = [
+        f"{g.group} {g.share:.0%} (SD {g.sd:.3g}, eval {g.eval_sd:.3g})"
+        for g in noise
+        if math.isfinite(g.share)
+    ]
     if not shares:
         return []
     return ["  evaluation noise, share of each group's variance over seeds: " + "; ".join(shares)]
