@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from types import ModuleType
 
 import torch
 
@@ -179,13 +180,15 @@ def held_modules(obj, depth: int = 5) -> list:
     and attributes, `depth` levels down."""
     if isinstance(obj, torch.nn.Module):
         return [obj]
-    if depth == 0 or obj is None or isinstance(obj, str | int | float | bool):
-        return []
+    if depth == 0 or obj is None or isinstance(obj, str | int | float | bool | type | ModuleType):
+        return []  # a class or module is not held by the scorer: its descriptors are not values
     if isinstance(obj, list | tuple):
         inner = list(obj)
     else:
-        cells = getattr(obj, "__closure__", None) or ()  # a closure's cells are filled once it exists
-        inner = [c.cell_contents for c in cells] + list(getattr(obj, "__dict__", {}).values())
+        cells = getattr(obj, "__closure__", None)  # a closure's cells are filled once it exists
+        attrs = getattr(obj, "__dict__", None)
+        inner = [c.cell_contents for c in cells] if isinstance(cells, tuple) else []
+        inner += list(attrs.values()) if isinstance(attrs, dict) else []
     return [m for x in inner for m in held_modules(x, depth - 1)]
 
 

@@ -144,6 +144,10 @@ def test_reward_models_in_a_scorer_count_once_and_a_critic_adds_its_body():
         [(1.0, scorer), (0.5, scorer)]
     )
     assert held_modules(combined) == [rm, rm] and held_modules(lambda p, r, f: 0) == []
+    # a third-party scorer closing over an object that holds a class, a module and a function (the
+    # real_model_vs_trl benchmark's scorer over a task view): found, and the class's descriptors skipped
+    holder = SimpleNamespace(kind=type(held_modules), lib=torch, fn=held_modules, model=rm)
+    assert held_modules((lambda h: lambda p, r, f: h.model(p))(holder)) == [rm]
     assert parameter_bytes(held_modules(combined)) == (4 + 1) * 4  # weight and bias, once
     policy = (smollm2(), smollm2(False), smollm2())  # PPO: a critic from the same body
     with_critic = plan_run(4, policy, arith_word(), None, TrainConfig(), budget=23 * GiB).peak
