@@ -12,8 +12,10 @@ import os
 from collections.abc import MutableMapping
 
 # the OpenMP wait policy every align_lab process starts torch with: "PASSIVE" (a waiting thread sleeps at
-# once), "ACTIVE" (it spins), or None (libgomp's default: spin 300,000 times, then sleep)
-OMP_WAIT_POLICY: str | None = None
+# once), "ACTIVE" (it spins), or None (libgomp's default: spin 300,000 times, then sleep). PASSIVE: two
+# SmolLM2 runs at once on 2 cores took 20x their step alone with libgomp's default, 1.5x with it,
+# which costs a run alone ~10% (docs/scaling_out.md, "Beside another process")
+OMP_WAIT_POLICY: str | None = "PASSIVE"
 
 
 def wait_policy(environ: MutableMapping[str, str], policy: str | None) -> None:

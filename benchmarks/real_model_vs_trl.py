@@ -191,6 +191,8 @@ def run_trl(kind: str, path: str, steps: int, seed: int) -> list[float]:
 def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int, profile: bool) -> None:
     """One run in this process; prints one JSON line: per-step seconds and peak memory. threads 0:
     each side's default (align_lab: its `hardware` default; TRL: torch's)."""
+    if impl == "align_lab":  # as `python -m align_lab`: the package (its OpenMP wait policy) before torch
+        import align_lab  # noqa: F401
     import torch
 
     warnings.filterwarnings("ignore")

@@ -2,9 +2,10 @@
 `train.micro_batch_size: auto` planned from it, the one place rows per micro-batch are chosen (the run's
 Context, train/context.py; the SFT and reward-model stages, study/stages.py). A run's peak is what it
 holds throughout (runtime, weights, AdamW's moments) plus its largest phase: an update (gradients + a
-micro-batch's activations), sampling (a KV cache) or evaluation's no-graph forwards. `auto` gives each
-phase it sizes an allowance: on a CPU a quarter of what the update holds anyway (larger micro-batches
-are no faster there), never more than the budget leaves; on a GPU an eighth of the budget."""
+micro-batch's activations; whole: the larger of a batch's activations and its gradients, which its
+backward fills as it frees them), sampling (a KV cache) or evaluation's no-graph forwards. `auto` gives
+each phase it sizes an allowance: on a CPU a quarter of what the update holds anyway (larger
+micro-batches are no faster there), never more than the budget leaves; on a GPU an eighth of the budget."""
 
 from __future__ import annotations
 
@@ -34,9 +35,9 @@ RUNTIME = 440 * MiB
 ADAM_MOMENTS = 2  # AdamW's exp_avg and exp_avg_sq, each the size of the trained parameters
 SHARE = 1 / 4  # CPU: activations at most this share of what the update holds without them
 GPU_SHARE = 1 / 8  # GPU: activations at most this share of its memory
-# a micro-batched update runs a no-grad forward of the whole batch more (+27% on a CPU, docs/memory.md):
-# a graph forward within WHOLE_FACTOR allowances runs whole
-WHOLE_FACTOR = 2
+# micro-batching an update costs a no-grad forward more (+27-60% on a CPU, docs/memory.md): whole within this
+WHOLE_FACTOR = 4
+STAGE_WHOLE_FACTOR = 2  # a stage's SFT loss splits with no extra forward (its sizes are in its stage key)
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ class Peak:
     kv_row: int  # a sampled row's KV cache
     rollout_rows: int  # rows of this process's rollout
     sample_rows: int  # rows of evaluation's largest sampling chunk
+    whole_update: bool = False  # one forward: its backward frees activations as it fills gradients
 
     @property
     def held(self) -> int:  # throughout the run
@@ -217,7 +219,7 @@ class Peak:
     @property
     def phases(self) -> dict[str, int]:
         return {
-            "update": self.gradients + self.train_rows * self.train_row,
+            "update": (max if self.whole_update else sum)((self.gradients, self.train_rows * self.train_row)),
             "evaluation": self.eval_reference + self.eval_rows * self.eval_row,
             "sampling": self.kv_row * max(self.rollout_rows, self.sample_rows),
         }
@@ -282,6 +284,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         kv_row=kv_row,
         rollout_rows=per_item * rows,
         sample_rows=rows_in(n_eval, sample_rows),
+        whole_update=micro is None or micro >= rows,
     )
     log.info(describe("training", setting, micro, rows, per_item * row, room))
     log.info(describe("evaluation", setting, eval_micro, n_eval, peak.eval_row, room))
@@ -291,10 +294,8 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
 
 def record(planned: Planned) -> dict:
     """The plan in a run's summary.json: rows chosen and the predicted peak (MiB, as memory/peak_mb)."""
-    return {
-        "train/micro_batch_size_resolved": planned.micro_batch_size,
-        "memory/predicted_peak_mb": round(planned.peak.total / MiB, 1),
-    }
+    peak = round(planned.peak.total / MiB, 1)
+    return {"train/micro_batch_size_resolved": planned.micro_batch_size, "memory/predicted_peak_mb": peak}
 
 
 def describe(where: str, setting, chosen: int | None, rows: int, per_row: int, room: int) -> str:
@@ -314,6 +315,6 @@ def stage_plan(stage: str, setting, dims: Dims, rows: int, per_row: int, budget:
     moments of dims.parameters(); logged."""
     base = RUNTIME + (2 + ADAM_MOMENTS) * FLOAT_BYTES * dims.parameters()
     room = allowance(base, budget)
-    chosen = plan(setting, rows, int(BACKWARD * per_row), room)
+    chosen = plan(setting, rows, int(BACKWARD * per_row), room, STAGE_WHOLE_FACTOR)
     log.info(describe(f"{stage} stage", setting, chosen, rows, int(BACKWARD * per_row), room))
     return chosen

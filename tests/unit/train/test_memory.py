@@ -87,10 +87,11 @@ def test_allowance_is_a_quarter_of_the_update_on_a_cpu_within_the_budget_and_an_
     assert allowance(5 * GiB, 80 * GiB, gpu=True) == 10 * GiB
 
 
-def test_plan_fills_the_allowance_runs_whole_within_twice_it_and_keeps_a_number():
+def test_plan_fills_the_allowance_runs_whole_within_four_times_it_and_keeps_a_number():
     assert plan("auto", 64, 100 * MiB, GiB) == 10  # 1024 // 100
-    assert plan("auto", 20, 100 * MiB, GiB) is None  # 2000 MiB <= 2 x 1024 MiB: one forward
-    assert plan("auto", 21, 100 * MiB, GiB) == 10
+    assert plan("auto", 40, 100 * MiB, GiB) is None  # 4000 MiB <= 4 x 1024 MiB: one forward
+    assert plan("auto", 41, 100 * MiB, GiB) == 10
+    assert plan("auto", 21, 100 * MiB, GiB, whole_factor=2) == 10  # a stage's: within 2 x
     assert plan("auto", 11, 100 * MiB, GiB, whole_factor=1) == 10  # no-graph forwards: within 1 x
     assert plan("auto", 64, 2 * GiB, GiB) == 1 == plan("auto", 64, MiB, 0)  # never 0 rows
     assert plan(4, 64, 100 * MiB, GiB) == 4 and plan(None, 64, 100 * MiB, GiB) is None
