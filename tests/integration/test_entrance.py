@@ -290,8 +290,9 @@ def test_each_check_runs_once_per_job(sweep, tmp_path, cache_dir):
         ("check_same_config", n),
         ("spec_from_config", n),
     ]
+    env = _inject(tmp_path, COUNT_CHECKS)
     for _ in ("run", "again"):
-        result = run_cli(args, cwd=ROOT, env=_inject(tmp_path, COUNT_CHECKS))
+        result = run_cli(args, cwd=ROOT, env=env)
         assert result.returncode == 0, result.stderr[-3000:]
         line = next(line for line in result.stderr.splitlines() if line.startswith("CALLS"))
         assert line == f"CALLS {expected}", line

@@ -149,4 +149,5 @@ def test_the_readme_runs_as_written_on_a_fresh_clone() -> None:
     assert bare_python_before_the_venv((ROOT / "README.md").read_text()) is None
     page = "```bash\nbash scripts/setup.sh\npython -m align_lab  # the default\n```\n"
     assert bare_python_before_the_venv(page) == "python -m align_lab"
-    assert bare_python_before_the_venv(page.replace("bash scripts", "source .venv/bin/activate\nbash")) is None
+    activated = page.replace("bash scripts", "source .venv/bin/activate\nbash scripts")
+    assert bare_python_before_the_venv(activated) is None
