@@ -37,7 +37,11 @@ OVERRIDE_FORMS = [
     (["++train.steps=0"], "train.steps=0: must be >= 1"),  # ++ on a key is key=value
     (["train.steps=${seed}"], "train.steps=0: must be >= 1"),  # an interpolation meets the same check
     # a missing variable was a traceback that left a run folder
-    (["train.steps=${oc.env:ALIGN_LAB_NO_SUCH_VARIABLE}"], "train.steps: Environment variable 'ALIGN_LAB_"),
+    (
+        ["train.steps=${oc.env:ALIGN_LAB_NO_SUCH_VARIABLE}"],
+        "train.steps: Environment variable 'ALIGN_LAB_NO_SUCH_VARIABLE' not found; set what it reads, or "
+        "give train.steps a value",
+    ),
     # per_run replaced an explicit sft.seed=5 while overrides.yaml still said 5
     (
         ["stages.seed=per_run", "sft.seed=5"],
