@@ -36,9 +36,10 @@ def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None =
     try:
         return _spec(cfg, names, overrides)
     except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", "") or "config"
+        key = getattr(e, "full_key", "")
         why = str(e).splitlines()[0].split("raised while resolving interpolation: ")[-1].strip('"')
-        raise ConfigError(f"{key}: {why}") from None
+        fix = f"; set what it reads, or give {key} a value" if key else ""
+        raise ConfigError(f"{key or 'config'}: {why}{fix}") from None
 
 
 def _spec(cfg: DictConfig, names: dict, overrides: list[str] | None):

@@ -43,18 +43,25 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
     except EnvError as e:
         raise ConfigError(str(e)) from None
     check_sampled_pairs(spec)
-    check_installed = getattr(spec.rollout, "check_installed", None)  # engines in other environments
-    if check_installed is not None:
-        try:
-            check_installed()
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+    own_check(spec.rollout, "check_installed")  # engines in other environments
     check_processes(spec)
     check_staleness(spec)
     check_backend(spec)
     check_nodes(spec)
     if here:
         check_machine(spec)
+
+
+def own_check(component, name: str) -> None:
+    """A component's own check `name` where its class has one (a rollout engine's installed packages, a
+    remote reward's server): its ValueError as one line."""
+    check = getattr(component, name, None)
+    if check is None:
+        return
+    try:
+        check()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def check_machine(spec: RunSpec) -> None:
@@ -236,12 +243,7 @@ def check_data(spec: RunSpec) -> None:
             f"reward=verifier: task={task_name} has no verifiable answers; "
             "use task=toy_arith or task=arith_word"
         )
-    check_reachable = getattr(spec.reward, "check_reachable", None)  # a reward served elsewhere
-    if check_reachable is not None:
-        try:
-            check_reachable()
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+    own_check(spec.reward, "check_reachable")  # a reward served elsewhere
     if not spec.model.pretrained and not hasattr(spec.task, "max_prompt_tokens"):
         raise ConfigError(
             f"task={task_name}: real text needs model=hf (a pretrained tokenizer and its token limits), "

@@ -147,7 +147,7 @@ def run(job: Job) -> dict:
     """
     spec, run_dir = job.spec, job.run_dir
     if job.completed:
-        return completed_before(run_dir, config_digest(spec.config))
+        return completed_before(run_dir, job.previous)
     ckpt = run_dir / "checkpoints"
     start = time.perf_counter()
     hw = spec.hardware

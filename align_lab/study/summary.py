@@ -213,23 +213,38 @@ def check_resume_stages(ckpt: Path, stage_keys: dict[str, str], cache_dir: Path)
         new = stage_keys.get(stage)
         if new is None or new == old:
             continue
-        inputs = [Path(cache_dir) / stage / key / "inputs.json" for key in (old, new)]
-        found = None
-        if all(f.is_file() for f in inputs):
-            found = changed_key(*(json.loads(f.read_text()) for f in inputs))
-        what = f"its input {found[0]} was {found[1]}, now {found[2]}" if found else "its inputs changed"
         raise CheckpointError(
             f"stage {stage}: the checkpoint in {ckpt} was trained on entry {old}, this run's is {new} "
-            f"({what}); resume where and as it started, or choose another hydra.run.dir"
+            f"({what_changed(cache_dir, stage, old, new)}); resume where and as it started, or choose "
+            "another hydra.run.dir"
         )
 
 
-def completed_before(run_dir: Path, digest: str) -> dict | None:
-    """The summary of this very run when run_dir already holds it completed; a completed run of another
-    config there is refused, so its results are never overwritten."""
-    previous = check_same_config(run_dir, digest)
-    if previous.get("status") != "completed":
-        return None
+def entry_folder(cache_dir: Path, stage: str, key: str) -> Path:
+    """A stage entry's folder: <cache_dir>/<stage>/<key>, or where a result recorded under another name
+    lives (KTO's unpaired_samples are entries of preferences/); a key names one entry of one stage."""
+    path = Path(cache_dir) / stage / key
+    return path if path.is_dir() else next(Path(cache_dir).glob(f"*/{key}"), path)
+
+
+def what_changed(cache_dir: Path, stage: str, old: str, new: str) -> str:
+    """Between the checkpoint's entry of a stage and this run's (just built, so it exists; the old one
+    is its sibling): the first input that differs, naming the new entry's inputs.json; the file that is
+    gone where one is; the code version where the inputs agree."""
+    folder = entry_folder(cache_dir, stage, new)
+    inputs = [folder.parent / old / "inputs.json", folder / "inputs.json"]
+    gone = [f for f in inputs if not f.is_file()]
+    if gone:
+        return f"{gone[0]} is gone, so the input that changed cannot be named"
+    found = changed_key(*(json.loads(f.read_text()) for f in inputs))
+    if found is None:
+        return f"the same inputs as {inputs[1]}: the stage's code version changed"
+    return f"its input {found[0]} was {found[1]}, now {found[2]}: {inputs[1]}"
+
+
+def completed_before(run_dir: Path, previous: dict) -> dict:
+    """The summary of this very run, which run_dir already holds completed (admission checked its config:
+    study/folder_checks.py), reported as it is."""
     for line in [
         "align_lab: this run was already completed; nothing to do",
         *result_lines(previous, run_dir)[1:],

@@ -37,7 +37,11 @@ OVERRIDE_FORMS = [
     (["++train.steps=0"], "train.steps=0: must be >= 1"),  # ++ on a key is key=value
     (["train.steps=${seed}"], "train.steps=0: must be >= 1"),  # an interpolation meets the same check
     # a missing variable was a traceback that left a run folder
-    (["train.steps=${oc.env:ALIGN_LAB_NO_SUCH_VARIABLE}"], "train.steps: Environment variable 'ALIGN_LAB_"),
+    (
+        ["train.steps=${oc.env:ALIGN_LAB_NO_SUCH_VARIABLE}"],
+        "train.steps: Environment variable 'ALIGN_LAB_NO_SUCH_VARIABLE' not found; set what it reads, or "
+        "give train.steps a value",
+    ),
     # per_run replaced an explicit sft.seed=5 while overrides.yaml still said 5
     (
         ["stages.seed=per_run", "sft.seed=5"],
@@ -244,6 +248,7 @@ from collections import Counter
 import align_lab.admission as admission
 import align_lab.study.cross_checks as cross_checks
 import align_lab.study.folder_checks as folder_checks
+import align_lab.study.summary as summary
 
 calls = Counter()
 
@@ -259,7 +264,8 @@ def counted(module, name):
 
 
 for module, name in ((admission, "spec_from_config"), (cross_checks, "check_run"),
-                     (folder_checks, "check_folder"), (cross_checks, "check_machine")):
+                     (folder_checks, "check_folder"), (cross_checks, "check_machine"),
+                     (summary, "check_same_config")):
     counted(module, name)
 atexit.register(lambda: print("CALLS", sorted(calls.items()), file=sys.stderr))
 """
@@ -267,7 +273,8 @@ atexit.register(lambda: print("CALLS", sorted(calls.items()), file=sys.stderr))
 
 @pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
 def test_each_check_runs_once_per_job(sweep, tmp_path, cache_dir):
-    """The entrance was walked three times (the app's callback, the launcher's plan, the run itself)."""
+    """The entrance was walked three times (the app's callback, the launcher's plan, the run itself); the
+    same command again finds each run completed, its folder's config checked once (not again by the run)."""
     where = (
         ["seed=0,1", f"hydra.sweep.dir={tmp_path / 's'}"] if sweep else [f"hydra.run.dir={tmp_path / 'r'}"]
     )
@@ -279,12 +286,21 @@ def test_each_check_runs_once_per_job(sweep, tmp_path, cache_dir):
         f"cache_dir={cache_dir}",
         *where,
     ]
-    result = run_cli(args, cwd=ROOT, env=_inject(tmp_path, COUNT_CHECKS))
-    assert result.returncode == 0, result.stderr[-3000:]
     n = 2 if sweep else 1
-    line = next(line for line in result.stderr.splitlines() if line.startswith("CALLS"))
-    expected = [("check_folder", n), ("check_machine", n), ("check_run", n), ("spec_from_config", n)]
-    assert line == f"CALLS {expected}", line
+    expected = [
+        ("check_folder", n),
+        ("check_machine", n),
+        ("check_run", n),
+        ("check_same_config", n),
+        ("spec_from_config", n),
+    ]
+    env = _inject(tmp_path, COUNT_CHECKS)
+    for _ in ("run", "again"):
+        result = run_cli(args, cwd=ROOT, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        line = next(line for line in result.stderr.splitlines() if line.startswith("CALLS"))
+        assert line == f"CALLS {expected}", line
+    assert "this run was already completed; nothing to do" in result.stderr
 
 
 # ---------------------------------------------------------------- settings far outside the machine

@@ -129,3 +129,25 @@ def test_the_checks_find_a_broken_link_a_missing_anchor_and_a_missing_file(tmp_p
         "page.md: `python -m benchmarks.absent`: no module benchmarks/absent.py",
     ]
     assert "a-comment-is-not-a-heading" not in anchors(page)
+
+
+def bare_python_before_the_venv(text: str) -> str | None:
+    """The first command of a page's code blocks that calls a bare `python` before any block line has
+    activated the venv (`source .venv/bin/activate`); None when there is none."""
+    for line in split(text)[1]:
+        command = line.split("#")[0].strip()
+        if command.startswith("source .venv/bin/activate"):
+            return None
+        if re.match(r"python3? ", command):
+            return command
+    return None
+
+
+def test_the_readme_runs_as_written_on_a_fresh_clone() -> None:
+    """Without the venv a bare `python` has no align_lab (issue 37 item 7): the README's commands before
+    `source .venv/bin/activate` call .venv/bin/python."""
+    assert bare_python_before_the_venv((ROOT / "README.md").read_text()) is None
+    page = "```bash\nbash scripts/setup.sh\npython -m align_lab  # the default\n```\n"
+    assert bare_python_before_the_venv(page) == "python -m align_lab"
+    activated = page.replace("bash scripts", "source .venv/bin/activate\nbash scripts")
+    assert bare_python_before_the_venv(activated) is None
