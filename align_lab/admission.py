@@ -43,17 +43,25 @@ def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None =
 
 
 def _spec(cfg: DictConfig, names: dict, overrides: list[str] | None):
-    from align_lab.cache import usable_cache_dir
-    from align_lab.config import apply_model_defaults, apply_stage_seed, integer
-    from align_lab.envs.single_turn import SingleTurn
-    from align_lab.models.lora import LoRA
-    from align_lab.study.spec import RunSpec
+    from align_lab.config import apply_model_defaults, apply_stage_seed
 
     defaults_from = {} if overrides is None else apply_model_defaults(cfg, overrides, names.get("model"))
     check_derived(cfg, overrides or [])
     apply_stage_seed(cfg)  # per_run: the shared stages' seeds become the run's
     config = OmegaConf.to_container(cfg, resolve=True)
     check_seeds(config)
+    return _built(cfg, names, config, defaults_from)
+
+
+def _built(cfg: DictConfig, names: dict, config: dict, defaults_from: dict):
+    """The RunSpec of a config that passed the checks above: its components built (each type- and
+    value-checked by build()). The modules that import torch are first imported here."""
+    from align_lab.cache import usable_cache_dir
+    from align_lab.config import integer
+    from align_lab.envs.single_turn import SingleTurn
+    from align_lab.models.lora import LoRA
+    from align_lab.study.spec import RunSpec
+
     return RunSpec(
         algo=build(cfg.algo, "algo"),
         model=build(cfg.model, "model"),

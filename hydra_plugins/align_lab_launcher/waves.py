@@ -16,19 +16,18 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
 from align_lab.results.manifest import load_manifest
 from align_lab.results.plan_record import PLAN_FILE, read_record, seeds_run, verdict_lines
-from align_lab.results.sequential import (
-    Plan,
-    check_plan,
-    decide_look,
-    look_seeds,
-    look_thresholds,
-    wave_seeds,
-)
+
+if TYPE_CHECKING:
+    from align_lab.results.sequential import Plan
+
+# results/sequential.py (numpy) is imported where a plan runs, not here: Hydra imports every module of
+# its plugins at each start of `python -m align_lab`, a refused command's included
 
 
 def planned(config) -> bool:
@@ -39,6 +38,7 @@ def planned(config) -> bool:
 def plan_from(config) -> Plan:
     """The validated plan of the config; a one-line ConfigError for a bad key or value."""
     from align_lab.config import ConfigError
+    from align_lab.results.sequential import Plan, check_plan
 
     node = OmegaConf.to_container(config.plan, resolve=True)
     keys = [f.name for f in dataclasses.fields(Plan)]
@@ -112,6 +112,8 @@ def _checked_plan(launcher, job_overrides) -> tuple:
 def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
     """The plan loop: waves through `launcher.launch` (which sees `launcher.in_wave`), looks between them;
     returns every wave's JobReturns. Prints each claim's verdict at the end."""
+    from align_lab.results.sequential import look_seeds, look_thresholds, wave_seeds
+
     try:  # a refused plan leaves the sweep folder as it was, as a refused sweep does (plan.py)
         plan, arms, claims, compare_by, names = _checked_plan(launcher, job_overrides)
         config = launcher.config
@@ -244,6 +246,7 @@ def _look(sweep_dir: Path, claims, compare_by: str, open_claims, k: int, thresho
     """Look k on the completed runs below the sweep folder, seeds < n."""
     from align_lab.results.extract import final_value, is_completed
     from align_lab.results.runs import group_label, load_runs, run_seed
+    from align_lab.results.sequential import decide_look
 
     runs, _ = load_runs([sweep_dir])
     done = [r for r in runs if is_completed(r) and run_seed(r) is not None and run_seed(r) < n]
@@ -258,6 +261,8 @@ def _look(sweep_dir: Path, claims, compare_by: str, open_claims, k: int, thresho
 
 
 def _stop_reason(state: dict, plan: Plan, claims, k: int) -> str:
+    from align_lab.results.sequential import look_seeds
+
     if not _open(state, claims, k + 1):
         return "every claim decided"
     if k + 1 >= len(look_seeds(plan)):

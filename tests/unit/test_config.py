@@ -123,6 +123,34 @@ def test_cli_bad_input_is_one_line_before_any_compute(args, expected, tmp_path):
     assert not (tmp_path / "cache").exists()  # nothing was built
 
 
+def imported(importtime: str) -> set[str]:
+    """The modules a `python -X importtime` run imported, from its stderr ("import time: ... | torch")."""
+    lines = [line for line in importtime.splitlines() if line.startswith("import time:")]
+    return {line.rsplit("|", 1)[-1].strip() for line in lines[1:]}  # the first line is the header
+
+
+# refusals made before any component is built (Hydra's composition, the override forms, the seeds and
+# derived keys): torch takes seconds to import, the whole refusal about one
+BEFORE_THE_BUILD = [
+    (["algo.lrr=1"], "algo.lrr: unknown key; did you mean algo.lr?"),
+    (["~algo"], "~algo: every run needs algo"),
+    ([f"seed={2**64}"], f"seed={2**64}: must be an integer in [-2^63, 2^64)"),
+]
+
+
+@pytest.mark.parametrize("args,expected", BEFORE_THE_BUILD, ids=[" ".join(a) for a, _ in BEFORE_THE_BUILD])
+def test_a_refusal_before_the_build_imports_no_torch(args, expected, tmp_path):
+    where = [f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"]
+    result = run_cli([*args, *where], cwd=ROOT, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert len(lines) == 1 and lines[0].startswith(f"align_lab: error: {expected}"), lines
+    modules = imported(result.stderr)
+    assert "hydra" in modules and "align_lab.app" in modules  # the importtime lines were read
+    assert not {m for m in modules if m.split(".")[0] in ("torch", "transformers", "numpy")}
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "typo,expected,fixed",
     [
