@@ -13,8 +13,8 @@ import pytest
 from align_lab import mmap_threshold
 from tests.conftest import ROOT
 
-# 40 rounds of eight 16 MiB tensors freed, a small tensor kept alive between rounds: with glibc's rising
-# threshold the freed blocks stay resident (801 MiB measured), with 1 MiB fixed they are returned (1 MiB)
+# 20 rounds of eight 16 MiB tensors freed, a small tensor kept alive between rounds: with glibc's rising
+# threshold the freed blocks stay resident (433 MiB measured), with 1 MiB fixed they are returned (1 MiB)
 CHURN = """
 import sys
 if sys.argv[1] == "align_lab":
@@ -23,7 +23,7 @@ import torch
 def rss():
     return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) // 1024
 base, keep = rss(), []
-for _ in range(40):
+for _ in range(20):
     blocks = [torch.ones(4 * 2**20) for _ in range(8)]
     keep.append(torch.ones(1024))
     del blocks
@@ -42,7 +42,7 @@ def retained_mib(first: str, **env: str) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_freed_activations_go_back_to_the_system_after_importing_align_lab() -> None:
     assert retained_mib("align_lab") < 64
-    assert retained_mib("torch only") > 256  # glibc's default keeps them: the test can tell
+    assert retained_mib("torch only") > 200  # glibc's default keeps them: the test can tell
 
 
 def test_a_users_setting_wins_and_none_leaves_glibcs_default() -> None:
