@@ -32,7 +32,7 @@ wait_policy(os.environ, OMP_WAIT_POLICY)
 # glibc malloc serves a block of at least this many bytes from its own mapping, returned to the system
 # when freed. Its default threshold rises (up to 32 MiB) each time such a block is freed, after which
 # freed activations of up to that size stay in the heap: REINFORCE++ 64 x 64 on SmolLM2 peaked at 4157 MiB
-# with it, 3378 MiB with 1 MiB fixed (docs/memory.md, "The allocator"). None: glibc's default.
+# with it, 3892 MiB with 1 MiB fixed (docs/memory.md, "The allocator"). None: glibc's default.
 MMAP_THRESHOLD: int | None = 1 << 20
 M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc's malloc.h)
 

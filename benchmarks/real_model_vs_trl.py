@@ -141,7 +141,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
             eval_every=0,
             eval_samples=1,
             checkpoint_every=0,
-            # micro_batch_size: "auto", the default, planned when the Context is built (train/memory.py)
+            # "auto" unless --micro: planned when the Context is built (train/memory.py)
             micro_batch_size=MICRO_BATCH,
         ),
         tracker=Clock(on_log),
@@ -228,8 +228,10 @@ def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int,
 
 def micro_batch(value: str) -> str | int | None:
     """--micro's value as train.micro_batch_size takes it: "auto", None ("null") or rows."""
-    if value in ("auto", "null"):
-        return None if value == "null" else value
+    if value == "auto":
+        return value
+    if value == "null":
+        return None
     if not value.isdigit() or int(value) < 1:
         raise SystemExit(f"--micro {value!r}: auto, null or a number of rows >= 1")
     return int(value)

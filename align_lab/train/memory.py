@@ -37,7 +37,7 @@ SHARE = 1 / 4  # CPU: activations at most this share of what the update holds wi
 GPU_SHARE = 1 / 8  # GPU: activations at most this share of its memory
 # micro-batching an update costs a no-grad forward more (+27-60% on a CPU, docs/memory.md): whole within this
 WHOLE_FACTOR = 4
-STAGE_WHOLE_FACTOR = 2  # a stage's SFT loss splits with no extra forward (its sizes are in its stage key)
+STAGE_WHOLE_FACTOR = 2  # the SFT and reward-model stages keep 2: their sizes are in their stage keys
 
 
 @dataclass(frozen=True)
