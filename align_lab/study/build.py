@@ -15,7 +15,8 @@ from align_lab.cache import StageCache
 from align_lab.rewards import reward_models
 from align_lab.rollout.turns import TurnEngine
 from align_lab.study.spec import RunSpec
-from align_lab.study.stages import Stages, build_stages
+from align_lab.study.stages import Stages, build_stages, no_check
+from align_lab.study.summary import resume_stage_check
 from align_lab.tasks.view import observation_renderer
 from align_lab.train.context import Context
 from align_lab.train.distributed import Group
@@ -23,10 +24,10 @@ from align_lab.train.online import train_online
 from align_lab.train.pairwise import train_pairwise
 
 
-def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank: int = 0) -> Stages:
+def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank=0, check=no_check) -> Stages:
     """The run's shared stages, built (or loaded) in their fixed order: the preference pairs when the
     algorithm trains on them, a reward model for each learned one its reward scores with. Rank 0 builds
-    them before the other ranks start; those only load them."""
+    them before the other ranks start; those only load them. `check`: StageBuild.check."""
     pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
     threshold = spec.algo.desirable_threshold if pairwise else None  # unpaired samples (KTO)
     return build_stages(
@@ -43,6 +44,7 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank: int
         env=spec.env,
         desirable_threshold=threshold,
         reward=spec.reward,
+        check=check,
     )
 
 
@@ -110,6 +112,8 @@ def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption, ident
     run_identity) goes inside every checkpoint."""
     # the stages run in the main process alone: the node's whole memory
     memory = spec.hardware.memory_bytes(whole_node=True)
-    stages = stages_of(spec, StageCache(spec.cache_dir), progress, memory, rank)
+    # rank 0 resumes on the stages its checkpoint was trained on, or stops before building any
+    check = resume_stage_check(run_dir / "checkpoints", spec.cache_dir) if rank == 0 else no_check
+    stages = stages_of(spec, StageCache(spec.cache_dir), progress, memory, rank, check)
     ctx = build_context(spec, stages, run_dir / "checkpoints", tracker, progress, preemption, rank, identity)
     return stages, ctx, train_online if isinstance(spec.algo, OnlineAlgorithm) else train_pairwise

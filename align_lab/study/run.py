@@ -11,25 +11,20 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import torch
-
 from align_lab.envs.base import EnvError
 from align_lab.rewards.function import RewardError
 from align_lab.study.build import build_run
 from align_lab.study.hardware import threads
 from align_lab.study.spec import Job, RunSpec
+from align_lab.study.start import begin, kept_files, leave
 from align_lab.study.summary import (
-    SEGMENTS,
     RunStopped,
-    check_resume_stages,
+    StagesChanged,
     completed_before,
-    config_digest,
     outcome,
-    previous_segments,
     result_lines,
     run_identity,
     stopped,
-    write_resolved_config,
     write_summary,
 )
 from align_lab.tracking import MultiTracker
@@ -71,19 +66,6 @@ class ShareOfRun:
         forget_process_group()
 
 
-def first_summary(spec: RunSpec, digest: str, before: list[float], stage_threads: int) -> dict:
-    """summary.json as a run starts: what runs, the threads it has (and its stages were built with), the
-    keys its model preset chose."""
-    summary = {"status": "running", "algo": spec.names.get("algo"), "seed": spec.seed}
-    # the default is the cores given: part of the numbers
-    summary |= {"threads": torch.get_num_threads(), "stage_threads": stage_threads}
-    if spec.defaults_from:  # values the model preset chose (the user did not set these keys)
-        summary |= {"defaults_from": spec.defaults_from}
-        chosen = ", ".join(f"{k}={spec.config['algo'][k.split('.', 1)[1]]}" for k in spec.defaults_from)
-        log.info(f"{chosen} from {next(iter(spec.defaults_from.values()))} (set the key to override)")
-    return summary | {"names": spec.names, "config_digest": digest, "started": time.time(), SEGMENTS: before}
-
-
 def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseException | None]:
     """What a run that ended with `e` adds to its summary, and the one-line RunStopped to raise in its
     place (None: raise `e` itself)."""
@@ -102,29 +84,6 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
         "error": str(stop) if stop else f"{type(e).__name__}: {e}",
         **({} if stop else {"traceback": traceback.format_exc()}),
     }, stop
-
-
-def start_folder(spec: RunSpec, run_dir: Path, summary: dict) -> None:
-    """The run folder with its first summary.json and resolved config; a full disk is one line."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_summary(run_dir, summary)
-        write_resolved_config(run_dir, spec.config)
-    except OSError as e:
-        raise stopped(e, run_dir / "checkpoints") or e from None
-
-
-def begin(job: Job, ckpt: Path) -> tuple[dict, list[float], int | None]:
-    """(the first summary.json, written with the resolved config; the wall seconds of the earlier
-    segments, which count in time/total_s; the threads the stages load with). A run started again from
-    step 0 (its checkpoints deleted) counts no abandoned segment, and builds its stages afresh."""
-    resumed = checkpoint_step(ckpt) > 0
-    before = previous_segments(job.run_dir) if resumed else []
-    stage_threads = job.stage_threads if resumed else None
-    digest = config_digest(job.spec.config)
-    summary = first_summary(job.spec, digest, before, stage_threads or torch.get_num_threads())
-    start_folder(job.spec, job.run_dir, summary)
-    return summary, before, stage_threads
 
 
 def completed(summary: dict, final: dict, spec: RunSpec, run_dir: Path, tracker) -> dict:
@@ -157,6 +116,7 @@ def run(job: Job) -> dict:
         serve(share, Group(slurm.rank, slurm.size), partial(join_slurm, slurm, hw.device))
         return {"status": "completed", "rank": slurm.rank}
     hw.use(slurm.local_rank if slurm else 0)
+    kept = kept_files(run_dir)  # what a refused resume leaves as it found it
     summary, before, stage_threads = begin(job, ckpt)
     # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
     tracker = spec.tracker.make(run_dir, spec.names, spec.config, checkpoint_step(ckpt) + 1)
@@ -167,7 +127,6 @@ def run(job: Job) -> dict:
                 stages, ctx, loop = build_run(
                     spec, run_dir, tracker, progress_factory(), Preemption().install(), run_identity(spec)
                 )
-            check_resume_stages(ckpt, ctx.stage_keys, spec.cache_dir)  # before the first step
             ranks = launch(
                 hw.processes,
                 hw.device,
@@ -181,6 +140,9 @@ def run(job: Job) -> dict:
                 final = loop(spec.algo, ctx)
         summary |= outcome(stages, final, start, hw.device, before)
         return completed(summary, final, spec, run_dir, tracker)
+    except StagesChanged as e:  # refused before any stage was built: nothing written, no time counted
+        summary = None
+        raise RunStopped(f"error: {e}") from None
     except BaseException as e:
         update, stop = failure(e, spec, ckpt)
         summary |= update
@@ -189,8 +151,7 @@ def run(job: Job) -> dict:
         raise
     finally:
         spec.rollout.close()
-        summary[SEGMENTS] = [*before, time.perf_counter() - start]
         try:
-            write_summary(run_dir, summary)
+            leave(run_dir, summary, kept, [*before, time.perf_counter() - start])
         finally:
             tracker.close()

@@ -91,6 +91,10 @@ def sequence_bytes(dims: Dims, task, logits: bool = True, env=None) -> int:
     return row_bytes(dims, prompt_tokens(task), response_tokens(task, env), logits)
 
 
+def no_check(record: str, stage: str, key: str, inputs: dict) -> None:
+    """A new run's stage check: any stage will do (a resume's: study/summary.py resume_stage_check)."""
+
+
 def not_built(stage: str, key: str, root: Path, out: Path) -> None:
     """The build of a rank other than 0, which finds its stages built: a key rank 0 did not build means
     the ranks differ in the stage code or its inputs (the checkout changed under the run)."""
@@ -107,9 +111,10 @@ class StageBuild:
     cache: StageCache
     progress: Callable
     micro_batch_size: object  # train.micro_batch_size as set: "auto", rows, or None
-    memory: int  # bytes "auto" divides (the node's, for the main process alone)
+    memory: int | None  # bytes "auto" divides (the node's, for the main process alone; None: the machine's)
     numerics: dict
     may_build: bool = True  # False on ranks other than 0: rank 0 has built every stage
+    check: Callable = no_check  # (record, stage, key, inputs) before each stage is looked up or built
     results: dict[str, StageResult] = field(default_factory=dict)
     micro_batch_sizes: dict[str, int | None] = field(default_factory=dict)
     dims: Dims | None = None  # the policy's, once its config is known (the stages' models share them)
@@ -122,14 +127,21 @@ class StageBuild:
     def get(self, stage: str, inputs: dict, build: Callable[[Path], None], record: str | None = None) -> Path:
         """The stage's folder, built if missing; its result recorded under `record` (default: `stage`)."""
         inputs = {**inputs, "numerics": self.stage_numerics(stage)}
+        key = stage_key(stage, VERSIONS[stage], inputs)
+        self.check(record or stage, stage, key, inputs)  # a resume on other stages stops before any build
         if not self.may_build:
-            build = partial(not_built, stage, stage_key(stage, VERSIONS[stage], inputs), self.cache.root)
+            build = partial(not_built, stage, key, self.cache.root)
         result = self.results[record or stage] = self.cache.get(stage, VERSIONS[stage], inputs, build)
         return result.path
 
+    @property
+    def budget(self) -> int:
+        """The bytes "auto" divides."""
+        return self.memory or machine_memory()
+
     def resolve(self, stage: str, rows: int, bytes_per_row: int) -> int | None:
         """train.micro_batch_size resolved for a stage's forwards; recorded (it is in the stage's key)."""
-        chosen = stage_plan(stage, self.micro_batch_size, self.dims, rows, bytes_per_row, self.memory)
+        chosen = stage_plan(stage, self.micro_batch_size, self.dims, rows, bytes_per_row, self.budget)
         self.micro_batch_sizes[stage] = chosen
         return chosen
 
@@ -245,14 +257,14 @@ def build_stages(
     env=None,
     desirable_threshold: float | None = None,
     reward=None,
+    check: Callable = no_check,
 ) -> Stages:
-    """Every stage a run needs, built (or loaded) in a fixed order: tokenizer, SFT policy, then the
-    preference pairs when `preferences` or a reward model asks for them, then each of `reward_models`
-    (reward=learned_rm configs). `micro_batch_size`: train.micro_batch_size as set; `memory`: the bytes
-    "auto" divides (default: the machine's); `may_build=False`: only load (ranks other than 0); `env`:
-    the multi-turn environment (None: single turn); `desirable_threshold`: also KTO's unpaired samples,
-    built last, labelled by `reward` (the run's; None: gold). Call it before the run's seed (it seeds)."""
-    b = StageBuild(cache, progress, micro_batch_size, memory or machine_memory(), numerics(None), may_build)
+    """Every stage a run needs, built (or loaded) in a fixed order: tokenizer, SFT policy, the preference
+    pairs when `preferences` or a reward model asks for them, each of `reward_models` (learned_rm configs),
+    KTO's unpaired samples last with `desirable_threshold` (labelled by `reward`; None: gold). `memory`:
+    the bytes "auto" divides (default: the machine's); `may_build=False`: only load (ranks > 0); `env`: the
+    multi-turn env (None: single turn); `check`: StageBuild.check. Call it first: it seeds."""
+    b = StageBuild(cache, progress, micro_batch_size, memory, numerics(None), may_build, check)
     tokenizer = build_tokenizer(b, task, model)
     policy_task = model.view(task, tokenizer)
     dims = b.dims = Dims.of(model.hf_config(tokenizer))

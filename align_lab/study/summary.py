@@ -53,11 +53,11 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
 RESOLVED_CONFIG = "config.resolved.yaml"
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
     """`path` holds either its old content or `text`, never a part (a kill, a full disk)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -65,13 +65,13 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
-    _write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True, default=str))
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True, default=str))
 
 
 def write_resolved_config(run_dir: Path, config: dict) -> None:
     """The run's config with every interpolation resolved (`.hydra/config.yaml` keeps them as typed,
     e.g. dr_grpo's max_len: ${...}), as the run used it."""
-    _write_atomic(run_dir / RESOLVED_CONFIG, yaml.safe_dump(config, sort_keys=False))
+    write_atomic(run_dir / RESOLVED_CONFIG, yaml.safe_dump(config, sort_keys=False))
 
 
 def read_summary(run_dir: Path) -> dict:
@@ -200,24 +200,32 @@ def check_resume_config(run_dir: Path, config: dict) -> None:
         )
 
 
-def check_resume_stages(ckpt: Path, stage_keys: dict[str, str], cache_dir: Path) -> None:
-    """A checkpoint resumes only on the shared stages it was trained on: the same config can give
-    other stages where their inputs' numerics changed (code, library versions, CPU capability, math
-    libraries, threads), and a reference or reward model swapped mid-run mixes two runs. One line
-    naming the stage and the first input that changed (from the two entries' inputs.json)."""
+class StagesChanged(CheckpointError):
+    """A resume refused before any stage was built: the run folder is left as it was (study/run.py)."""
+
+
+def resume_stage_check(ckpt: Path, cache_dir: Path):
+    """The check the stage build (study/stages.py StageBuild.check) runs on each stage's key before it
+    looks it up or builds it: a checkpoint resumes only on the shared stages it was trained on (the same
+    config can give other stages where their inputs' numerics changed: code, library versions, CPU
+    capability, math libraries; and a reference or reward model swapped mid-run mixes two runs). Refused
+    in one line naming the stage and the first input that changed, before anything is built."""
     path = checkpoint_file(ckpt)
-    if path is None or not path.is_file():
-        return
-    saved = torch.load(path, mmap=True, weights_only=False).get("stage_keys") or {}
-    for stage, old in saved.items():
-        new = stage_keys.get(stage)
-        if new is None or new == old:
-            continue
-        raise CheckpointError(
-            f"stage {stage}: the checkpoint in {ckpt} was trained on entry {old}, this run's is {new} "
-            f"({what_changed(cache_dir, stage, old, new)}); resume where and as it started, or choose "
+    saved = {}
+    if path is not None and path.is_file():
+        saved = torch.load(path, mmap=True, weights_only=False).get("stage_keys") or {}
+
+    def check(record: str, stage: str, key: str, inputs: dict) -> None:
+        old = saved.get(record)
+        if old is None or old == key:
+            return
+        raise StagesChanged(
+            f"stage {record}: the checkpoint in {ckpt} was trained on entry {old}, this run's is {key} "
+            f"({what_changed(cache_dir, stage, old, inputs)}); resume where and as it started, or choose "
             "another hydra.run.dir"
         )
+
+    return check
 
 
 def entry_folder(cache_dir: Path, stage: str, key: str) -> Path:
@@ -227,19 +235,17 @@ def entry_folder(cache_dir: Path, stage: str, key: str) -> Path:
     return path if path.is_dir() else next(Path(cache_dir).glob(f"*/{key}"), path)
 
 
-def what_changed(cache_dir: Path, stage: str, old: str, new: str) -> str:
-    """Between the checkpoint's entry of a stage and this run's (just built, so it exists; the old one
-    is its sibling): the first input that differs, naming the new entry's inputs.json; the file that is
-    gone where one is; the code version where the inputs agree."""
-    folder = entry_folder(cache_dir, stage, new)
-    inputs = [folder.parent / old / "inputs.json", folder / "inputs.json"]
-    gone = [f for f in inputs if not f.is_file()]
-    if gone:
-        return f"{gone[0]} is gone, so the input that changed cannot be named"
-    found = changed_key(*(json.loads(f.read_text()) for f in inputs))
+def what_changed(cache_dir: Path, stage: str, old: str, inputs: dict) -> str:
+    """Between the checkpoint's entry of a stage (its inputs.json) and this run's inputs (not built yet):
+    the first input that differs; the file that is gone where it is; the code version where they agree."""
+    saved = entry_folder(cache_dir, stage, old) / "inputs.json"
+    if not saved.is_file():
+        return f"{saved} is gone, so the input that changed cannot be named"
+    now = json.loads(json.dumps(inputs, sort_keys=True, default=str))  # as the cache writes inputs.json
+    found = changed_key(json.loads(saved.read_text()), now)
     if found is None:
-        return f"the same inputs as {inputs[1]}: the stage's code version changed"
-    return f"its input {found[0]} was {found[1]}, now {found[2]}: {inputs[1]}"
+        return f"the same inputs as {saved}: the stage's code version changed"
+    return f"its input {found[0]} was {found[1]}, now {found[2]}; the checkpoint's: {saved}"
 
 
 def completed_before(run_dir: Path, previous: dict) -> dict:

@@ -191,16 +191,18 @@ def test_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(tmp_pat
     assert resumed == full
 
 
-def test_a_resume_on_other_shared_stages_is_refused_naming_the_stage(tmp_path, cache_dir, monkeypatch):
+def test_a_resume_on_other_shared_stages_is_refused_before_any_build_leaving_the_folder(
+    tmp_path, cache_dir, monkeypatch
+):
     """A checkpoint resumes only on the shared stages it was trained on (study/summary.py
-    check_resume_stages): stage keys other than the checkpoint's are refused in one line naming the stage.
-    A resume with another hardware.num_threads is not such a case any more: admission loads the stages
-    with the threads they were built with (issue 37), so that resume goes on and completes."""
-    import torch
-
-    from align_lab.study.summary import check_resume_stages
+    resume_stage_check): a resume whose stage keys differ (here the numerics behind them: another math
+    library) is refused in one line naming the stage and the input, before any stage is built, its
+    folder as it was (summary, resolved config, no time counted). A resume with another
+    hardware.num_threads is not such a case: it loads the stages with the threads they were built with
+    (issue 37), goes on and completes."""
+    from align_lab.study import stages as stages_module
+    from align_lab.study.summary import RunStopped
     from align_lab.tracking import JsonlTracker
-    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file
 
     original = JsonlTracker.log
 
@@ -213,12 +215,16 @@ def test_a_resume_on_other_shared_stages_is_refused_naming_the_stage(tmp_path, c
     with pytest.raises(Interrupt):
         run_in_process(["seed=3", "hardware.num_threads=1"], tmp_path, cache_dir)
     monkeypatch.setattr(JsonlTracker, "log", original)
-    ckpt = tmp_path / "checkpoints"
-    saved = torch.load(checkpoint_file(ckpt), mmap=True, weights_only=False)["stage_keys"]
-    stage = sorted(saved)[0]
-    with pytest.raises(CheckpointError, match=rf"stage {stage}: the checkpoint in .* was trained on entry"):
-        check_resume_stages(ckpt, {**saved, stage: "0" * 16}, cache_dir)
-    check_resume_stages(ckpt, saved, cache_dir)  # its own stages: nothing to say
+    files = {n: (tmp_path / n).read_bytes() for n in ("summary.json", "config.resolved.yaml")}
+    entries = sorted(p.name for p in cache_dir.glob("*/*"))
+    numerics = stages_module.numerics
+    monkeypatch.setattr(stages_module, "numerics", lambda d: {**numerics(d), "blas": "another library"})
+    refused = r"^error: stage tokenizer: the checkpoint in .* was trained on entry .*its input numerics.blas"
+    with pytest.raises(RunStopped, match=refused):
+        run_in_process(["seed=3", "hardware.num_threads=2"], tmp_path, cache_dir)
+    assert sorted(p.name for p in cache_dir.glob("*/*")) == entries  # nothing built
+    assert {n: (tmp_path / n).read_bytes() for n in files} == files  # nothing rewritten, no time counted
+    monkeypatch.setattr(stages_module, "numerics", numerics)
     run_in_process(["seed=3", "hardware.num_threads=2"], tmp_path, cache_dir)  # the stages it started on
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
 
