@@ -80,7 +80,7 @@ def holder(run_dir: Path) -> str | None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         fcntl.flock(fd, fcntl.LOCK_UN)
     except BlockingIOError:
-        return _read_holder(path) or "another process"
+        return _read_holder(path) or _lock_owner(run_dir) or "another process"
     except OSError:
         pass  # a file system without folder locks: run.lock's alone
     finally:
@@ -105,6 +105,22 @@ def _read_holder(path: Path) -> str:
         return _describe(path.read_text())
     except OSError:
         return ""
+
+
+def _lock_owner(path: Path) -> str:
+    """The pid that holds an flock on `path`, from the kernel's /proc/locks (Linux), for a run whose
+    run.lock was deleted: "pid N on <this host>"; "" where the kernel does not say (another OS, NFS)."""
+    try:
+        st = os.stat(path)
+        inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return ""
+    for fields in (line.split() for line in lines):
+        # "1: FLOCK  ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF"; waiters' lines have "->"
+        if "->" not in fields and fields[1:2] == ["FLOCK"] and fields[5:6] == [inode]:
+            return f"pid {fields[4]} on {socket.gethostname()}"
+    return ""
 
 
 def _describe(text: str) -> str:
@@ -148,7 +164,8 @@ def _flock(target, run_dir: Path, wait_s: float) -> bool:
             if time.monotonic() < deadline:
                 time.sleep(0.05)
                 continue
-            raise ConfigError(in_use(run_dir, _read_holder(run_dir / LOCK) or "another process")) from None
+            who = _read_holder(run_dir / LOCK) or _lock_owner(run_dir) or "another process"
+            raise ConfigError(in_use(run_dir, who)) from None
         except OSError:
             return False
 
