@@ -20,13 +20,25 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import align_lab, arguments, machine, machine_line, ratios, report, schedule
+from benchmarks.harness import TINY, align_lab, arguments, machine, machine_line, ratios, report, schedule
 
 NEEDS = ()
-SMOKE = ("--steps", "3", "--rounds", "1", "--settings", "k=1 sync,k=1 async", "--threads", "1")
+SMOKE = (
+    "--world",
+    "tiny",
+    "--steps",
+    "3",
+    "--rounds",
+    "1",
+    "--settings",
+    "k=1 sync,k=1 async",
+    "--threads",
+    "1",
+)
 WORLDS = {
     # the default run (toy_prefs, tiny_llama, REINFORCE++, 64 responses per step), shorter
     "toy": ["train.eval_every=0", "train.checkpoint_every=0"],
+    "tiny": ["train.eval_every=0", "train.checkpoint_every=0", *TINY],  # harness.TINY: the smoke test's
     # docs/real_model_study.md's preset: SmolLM2-135M on arith_word, one optimiser step per rollout
     "smollm2": [
         "model=smollm2_135m",

@@ -12,8 +12,9 @@ warm-up). Every arm runs under each `--env` variant (`default`: the environment 
 that variable set in the run's environment, before libgomp reads it at torch's first import). A first,
 untimed run builds the world's stages. Rounds rotate the order of (variant, arm) pairs (harness.schedule).
 The last lines are `ratio beside/solo <variant>: pair <r> busy <r>` (the target of issue 38: each at
-most ~2.2). Worlds: `smollm2` (GRPO on arith_word, 2 prompts x 4, 32 new tokens, 5 steps) and `toy`
-(the default toy run, 20 steps). docs/scaling_out.md, "Beside another process", says why.
+most ~2.2). Worlds: `smollm2` (GRPO on arith_word, 2 prompts x 4, 32 new tokens, 5 steps), `toy`
+(the default toy run, 20 steps) and `tiny` (the toy world at the tests' sizes: the smoke test's).
+docs/scaling_out.md, "Beside another process", says why.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from benchmarks.harness import align_lab, arguments, machine, machine_line, ratios, report, schedule
+from benchmarks.harness import TINY, align_lab, arguments, machine, machine_line, ratios, report, schedule
 
 NEEDS = ()
-SMOKE = ("--world", "toy", "--steps", "3", "--env", "default", "--env", "OMP_WAIT_POLICY=PASSIVE")
+SMOKE = ("--world", "tiny", "--steps", "3", "--env", "default")
 ARMS = ("solo", "pair", "busy")
 WORLDS = {
     "toy": ["train.steps=20", "tracker=none"],
+    "tiny": ["train.steps=3", "tracker=none", *TINY],  # harness.TINY: the smoke test's
     "smollm2": [
         "model=smollm2_135m",
         "task=arith_word",

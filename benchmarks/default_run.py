@@ -13,18 +13,22 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import align_lab, arguments, machine, machine_line, ratios, report
+from benchmarks.harness import TINY, align_lab, arguments, machine, machine_line, ratios, report
 
 NEEDS = ()
-SMOKE = ("--steps", "2")
+SMOKE = ("--steps", "2", "--tiny")
 ARMS = ("empty cache", "cached stages")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
     parser.add_argument("--steps", type=int, default=None, help="train.steps (default: the default run's)")
+    parser.add_argument(
+        "--tiny", action="store_true", help="the toy world at the tests' sizes (the smoke test's)"
+    )
     args = parser.parse_args(argv)
     extra = [f"train.steps={args.steps}"] if args.steps else []
+    extra += list(TINY) if args.tiny else []
     env = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     print(machine_line(machine()), flush=True)
     rows = []

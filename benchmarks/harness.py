@@ -135,6 +135,19 @@ def machine_line(m: Mapping) -> str:
     )
 
 
+# the toy world at the tests' sizes (tests/conftest.py SMALL): what a benchmark's smoke run uses, so it
+# takes seconds; a figure from it is not the default run's
+TINY = (
+    "task.n_demonstrations=512",
+    "task.n_pairs=256",
+    "sft.epochs=2",
+    "reward.epochs=1",
+    "train.rollout_size=16",
+    "train.minibatch_size=8",
+    "train.eval_samples=1",
+)
+
+
 def arguments(doc: str | None, rounds: int = 1) -> argparse.ArgumentParser:
     """The parser every benchmark starts from: its description is the docstring's first line."""
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])

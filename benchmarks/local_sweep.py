@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.harness import align_lab, arguments, machine, machine_line, ratios, report, schedule
+from benchmarks.harness import TINY, align_lab, arguments, machine, machine_line, ratios, report, schedule
 
 NEEDS = ()
-SMOKE = ("--runs", "2", "--steps", "2")
+SMOKE = ("--runs", "2", "--steps", "2", "--tiny")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,13 +28,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--steps", type=int, default=150, help="train.steps (150: the default run)")
     parser.add_argument("--unthrottled", action="store_true")
+    parser.add_argument(
+        "--tiny", action="store_true", help="the toy world at the tests' sizes (the smoke test's)"
+    )
     args = parser.parse_args(argv)
     print(machine_line(machine()), flush=True)
-    common = [f"train.steps={args.steps}", "tracker=none"]
+    world = list(TINY) if args.tiny else []
+    common = [f"train.steps={args.steps}", "tracker=none", *world]
     seeds = ",".join(str(s) for s in range(args.runs))
     with tempfile.TemporaryDirectory(prefix="align_lab_sweep_") as tmp:
         out = Path(tmp)
-        align_lab(["train.steps=1", "tracker=none"], out / "warm")  # the shared stages, once (its cache)
+        align_lab(
+            ["train.steps=1", "tracker=none", *world], out / "warm"
+        )  # the shared stages, once (its cache)
 
         def sequential(where: Path) -> None:
             for seed in range(args.runs):

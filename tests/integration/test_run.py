@@ -229,9 +229,20 @@ def test_a_resume_on_other_shared_stages_is_refused_before_any_build_leaving_the
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "completed"
 
 
-def test_keep_checkpoint_false_deletes_a_completed_runs_checkpoints_keeps_results(tmp_path, cache_dir):
+def test_keep_checkpoint_false_deletes_a_completed_runs_checkpoints_keeps_results(
+    tmp_path, cache_dir, monkeypatch
+):
+    """train.keep_checkpoint=false: the checkpoints are deleted once the run completes, and the last one
+    (1.6 GB on SmolLM2, only to be deleted) is never written; the results are the same."""
+    from align_lab.train import cadence
+
+    written, original = [], cadence.checkpoint
+    monkeypatch.setattr(
+        cadence, "checkpoint", lambda *a: (written.append((a[0].train.keep_checkpoint, a[3])), original(*a))
+    )
     kept = run_in_process(["seed=3"], tmp_path / "kept", cache_dir)
     run_in_process(["seed=3", "train.keep_checkpoint=false"], tmp_path / "dropped", cache_dir)
+    assert written == [(True, 1), (True, 2), (True, 3), (False, 1), (False, 2)]  # SMALL: every step, 3 steps
     assert (tmp_path / "kept" / "checkpoints" / "last").is_file()
     assert not (tmp_path / "dropped" / "checkpoints").exists()
     on_disk = json.loads((tmp_path / "dropped" / "summary.json").read_text())
