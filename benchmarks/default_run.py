@@ -21,11 +21,8 @@ ARMS = ("empty cache", "cached stages")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = arguments(__doc__)
+    parser = arguments(__doc__, tiny=True)
     parser.add_argument("--steps", type=int, default=None, help="train.steps (default: the default run's)")
-    parser.add_argument(
-        "--tiny", action="store_true", help="the toy world at the tests' sizes (the smoke test's)"
-    )
     args = parser.parse_args(argv)
     extra = [f"train.steps={args.steps}"] if args.steps else []
     extra += list(TINY) if args.tiny else []

@@ -148,9 +148,12 @@ TINY = (
 )
 
 
-def arguments(doc: str | None, rounds: int = 1) -> argparse.ArgumentParser:
-    """The parser every benchmark starts from: its description is the docstring's first line."""
+def arguments(doc: str | None, rounds: int = 1, tiny: bool = False) -> argparse.ArgumentParser:
+    """The parser every benchmark starts from: its description is the docstring's first line; `tiny`:
+    with --tiny (its runs on the toy world at the tests' sizes, TINY: the smoke test's)."""
     parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
+    if tiny:
+        parser.add_argument("--tiny", action="store_true", help="the toy world at the tests' sizes (smoke)")
     parser.add_argument("--rounds", type=int, default=rounds, help="rounds; each runs every arm once")
     parser.add_argument("--json", default=None, help="the result's file (default: outputs/benchmarks/)")
     parser.add_argument("--smoke", action="store_true", help="a run of seconds: the smoke test's")

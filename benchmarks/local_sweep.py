@@ -24,13 +24,10 @@ SMOKE = ("--runs", "2", "--steps", "2", "--tiny")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = arguments(__doc__)
+    parser = arguments(__doc__, tiny=True)
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--steps", type=int, default=150, help="train.steps (150: the default run)")
     parser.add_argument("--unthrottled", action="store_true")
-    parser.add_argument(
-        "--tiny", action="store_true", help="the toy world at the tests' sizes (the smoke test's)"
-    )
     args = parser.parse_args(argv)
     print(machine_line(machine()), flush=True)
     world = list(TINY) if args.tiny else []
@@ -38,9 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     seeds = ",".join(str(s) for s in range(args.runs))
     with tempfile.TemporaryDirectory(prefix="align_lab_sweep_") as tmp:
         out = Path(tmp)
-        align_lab(
-            ["train.steps=1", "tracker=none", *world], out / "warm"
-        )  # the shared stages, once (its cache)
+        # the shared stages, once (its cache)
+        align_lab(["train.steps=1", "tracker=none", *world], out / "warm")
 
         def sequential(where: Path) -> None:
             for seed in range(args.runs):
