@@ -29,7 +29,7 @@ from pathlib import Path
 from benchmarks.harness import TINY, align_lab, arguments, machine, machine_line, ratios, report, schedule
 
 NEEDS = ()
-SMOKE = ("--world", "tiny", "--steps", "3", "--env", "default")
+SMOKE = ("--world", "tiny", "--steps", "2", "--env", "default")  # 2 steps: step_s needs 2
 ARMS = ("solo", "pair", "busy")
 WORLDS = {
     "toy": ["train.steps=20", "tracker=none"],
