@@ -29,7 +29,7 @@ from pathlib import Path
 from benchmarks.harness import TINY, align_lab, arguments, machine, machine_line, ratios, report, schedule
 
 NEEDS = ()
-SMOKE = ("--world", "tiny", "--steps", "3", "--env", "default")
+SMOKE = ("--world", "tiny", "--steps", "2", "--env", "default", "--no-stage-run")  # step_s needs 2 steps
 ARMS = ("solo", "pair", "busy")
 WORLDS = {
     "toy": ["train.steps=20", "tracker=none"],
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--world", choices=list(WORLDS), default="smollm2")
     parser.add_argument("--steps", type=int, default=None, help="train.steps (default: the world's)")
     parser.add_argument("--env", action="append", default=None, help="'default' or KEY=VALUE; repeatable")
+    parser.add_argument("--no-stage-run", action="store_true", help="skip the untimed stage-building run")
     args = parser.parse_args(argv)
     variants = args.env or ["default"]
     envs = {v: variant_env(v) for v in variants}
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="align_lab_beside_") as tmp:
         out = Path(tmp)
         warm = [o for o in overrides if not o.startswith("train.steps=")]
-        align_lab([*warm, "train.steps=1"], out / "warm")  # the world's stages, once, untimed
+        if not args.no_stage_run:
+            align_lab([*warm, "train.steps=1"], out / "warm")  # the world's stages, once, untimed
         pairs = [f"{v}|{a}" for v in variants for a in ARMS]
         for i, (r, both) in enumerate(schedule(pairs, args.rounds)):
             variant, arm = both.split("|")

@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.harness import TINY, align_lab, arguments, machine, machine_line, ratios, report, schedule
 
 NEEDS = ()
-SMOKE = ("--runs", "2", "--steps", "2", "--tiny")
+SMOKE = ("--runs", "1", "--steps", "2", "--tiny", "--no-stage-run")  # the fewest processes
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=6)
     parser.add_argument("--steps", type=int, default=150, help="train.steps (150: the default run)")
     parser.add_argument("--unthrottled", action="store_true")
+    parser.add_argument("--no-stage-run", action="store_true", help="skip the untimed stage-building run")
     args = parser.parse_args(argv)
     print(machine_line(machine()), flush=True)
     world = list(TINY) if args.tiny else []
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="align_lab_sweep_") as tmp:
         out = Path(tmp)
         # the shared stages, once (its cache)
-        align_lab(["train.steps=1", "tracker=none", *world], out / "warm")
+        if not args.no_stage_run:
+            align_lab(["train.steps=1", "tracker=none", *world], out / "warm")
 
         def sequential(where: Path) -> None:
             for seed in range(args.runs):

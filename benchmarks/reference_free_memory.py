@@ -9,7 +9,8 @@ while training (train/context.py): evaluation loads the SFT policy for its refer
 it, so their peak is the larger of training without a reference and evaluation with one. The summary's
 eval/gold_reward and eval/kl are printed beside, and whether the run built a shared stage (a cold cache
 inflates the first run's time: `--warmup` worlds get a first, untimed run). benchmarks/RESULTS.md
-records them. The default worlds are the toy world's and, where SmolLM2 is installed, SmolLM2's.
+records them. The default worlds are the toy world's and, where SmolLM2 is installed, SmolLM2's; `tiny`
+(the toy world at the tests' sizes, no warm-up: `--warmup ''`) is the smoke test's.
 """
 
 from __future__ import annotations
@@ -18,12 +19,24 @@ import importlib.util
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import ROOT, align_lab, arguments, machine, machine_line, ratios, report, schedule
+from benchmarks.harness import (
+    ROOT,
+    TINY,
+    align_lab,
+    arguments,
+    machine,
+    machine_line,
+    ratios,
+    report,
+    schedule,
+)
 
 NEEDS = ()
-SMOKE = ("--worlds", "toy", "--algos", "dpo,simpo", "--steps", "2")
+# the smoke test's: the toy world at the tests' sizes (harness.TINY), no untimed warm-up run
+SMOKE = ("--worlds", "tiny", "--algos", "dpo,simpo", "--steps", "2", "--warmup", "")
 WORLDS = {
     "toy": ["train.steps=20", "tracker=none"],
+    "tiny": ["train.steps=20", "tracker=none", *TINY],  # harness.TINY: the smoke test's
     "smollm2": [
         "model=smollm2_135m",
         "task=arith_word",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -79,17 +80,19 @@ class Interrupt(BaseException):
     pass
 
 
-def _interrupted_then_resumed(overrides, full, resumed, cache_dir, monkeypatch) -> None:
-    """Runs `overrides` to the end in `full`; in `resumed`, dies after step 2 and is run again."""
+def _interrupted_then_resumed(overrides, full, resumed, cache_dir, monkeypatch, after: int = 2) -> None:
+    """Runs `overrides` to the end in `full` (None: the caller has); in `resumed`, dies after step
+    `after` and is run again."""
     from align_lab.tracking import JsonlTracker
 
-    run_in_process(overrides, full, cache_dir)
+    if full is not None:
+        run_in_process(overrides, full, cache_dir)
     original = JsonlTracker.log
 
     def log_then_die(self, metrics, step):
         original(self, metrics, step)
-        if step == 2:
-            raise Interrupt  # the last checkpoint is step 2's
+        if step == after:
+            raise Interrupt  # the last checkpoint is this step's (checkpoint_every=1)
 
     monkeypatch.setattr(JsonlTracker, "log", log_then_die)
     with pytest.raises(Interrupt):
@@ -188,6 +191,18 @@ def test_backend_settings_are_checked_before_compute_in_one_line(overrides, expe
 DATA_PARALLEL = [*STEPS, "rollout.seed_per_sample=true", "hardware.num_threads=1"]
 COMPARED = ("train/reward", "train/kl", "train/loss", "train/grad_norm", "eval/gold_reward", "eval/kl")
 _one_process: dict[str, list[dict]] = {}
+_two_processes: dict[str, Path] = {}
+
+
+def _two_process_run(overrides: list[str], tmp_path_factory, cache_dir) -> Path:
+    """The folder of a run of `overrides` (hardware.processes=2), run once per session: the equality
+    test below and the resume test share ZeRO-3's."""
+    key = " ".join(overrides)
+    if key not in _two_processes:
+        run_dir = tmp_path_factory.mktemp("two_processes")
+        run_in_process(overrides, run_dir, cache_dir)
+        _two_processes[key] = run_dir
+    return _two_processes[key]
 
 
 @pytest.mark.parametrize(
@@ -202,27 +217,31 @@ def test_deepspeed_zero_with_two_processes_equals_one_torch_process(
         run_in_process([f"algo={algo}", *DATA_PARALLEL], one, cache_dir)
         _one_process[algo] = _rows(one)
     overrides = [f"algo={algo}", *DATA_PARALLEL, "hardware.backend=deepspeed", f"hardware.zero_stage={stage}"]
-    summary = run_in_process([*overrides, "hardware.processes=2"], tmp_path, cache_dir)
-    assert summary["status"] == "completed"
-    rows = _rows(tmp_path)
+    run_dir = _two_process_run([*overrides, "hardware.processes=2"], tmp_path_factory, cache_dir)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    rows = _rows(run_dir)
     assert [r["step"] for r in rows] == [1, 2]
     for a, b in zip(_one_process[algo], rows, strict=True):
         for key in COMPARED:
             if key in a:
                 assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (key, b["step"])
     # each process wrote its own optimiser partition (and, at ZeRO-3, weight partition)
-    saves = sorted((tmp_path / "checkpoints" / "deepspeed").glob("step-*"))
+    saves = sorted((run_dir / "checkpoints" / "deepspeed").glob("step-*"))
     assert len(list(saves[-1].glob("*zero_pp_rank_*_optim_states.pt"))) == 2
 
 
 def test_deepspeed_zero3_with_two_processes_resumes_and_refuses_another_process_count(
-    tmp_path, cache_dir, monkeypatch
+    tmp_path, tmp_path_factory, cache_dir, monkeypatch
 ):
-    overrides = ["algo=reinforce_pp", "seed=2", "train.steps=3", "rollout.seed_per_sample=true"]
-    overrides += ["hardware.backend=deepspeed", "hardware.zero_stage=3", "hardware.processes=2"]
-    _interrupted_then_resumed(overrides, tmp_path / "full", tmp_path / "resumed", cache_dir, monkeypatch)
-    full, resumed = _strip(_rows(tmp_path / "full")), _strip(_rows(tmp_path / "resumed"))
-    assert [r["step"] for r in resumed] == [1, 2, 3]
+    """The equality test's ZeRO-3 reinforce_pp run (2 processes, 2 steps) is the uninterrupted one; this
+    one dies after step 1 (its checkpoint: the optimiser and weight partitions of both processes) and
+    resumes to step 2."""
+    overrides = ["algo=reinforce_pp", *DATA_PARALLEL, "hardware.backend=deepspeed", "hardware.zero_stage=3"]
+    overrides.append("hardware.processes=2")
+    full_dir = _two_process_run(overrides, tmp_path_factory, cache_dir)
+    _interrupted_then_resumed(overrides, None, tmp_path / "resumed", cache_dir, monkeypatch, after=1)
+    full, resumed = _strip(_rows(full_dir)), _strip(_rows(tmp_path / "resumed"))
+    assert [r["step"] for r in resumed] == [1, 2]
     for a, b in zip(full, resumed, strict=True):
         assert b == pytest.approx(a, rel=1e-5, abs=1e-6)
     # an unfinished run of 2 processes, resumed with 1: one line before any compute

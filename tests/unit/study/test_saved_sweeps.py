@@ -4,6 +4,7 @@ claims parse and name only the values its `compare_by` key takes."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,11 +116,35 @@ def test_saved_sweep_composes_builds_every_arm_and_its_claims_name_its_arms(name
         assert "/" in claim.metric, f"sweeps/{name}.yaml: claim '{claim}': metrics are group/name"
 
 
+def state(obj) -> tuple:
+    """What `obj` is made of: its type and every dataclass field (else every attribute), as text. Two
+    objects with the same state check alike; an attribute without a value repr (an address) never
+    matches another object's, so at worst the same check runs twice."""
+    if dataclasses.is_dataclass(obj):
+        items = [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)]
+    else:
+        items = sorted(vars(obj).items())
+    return type(obj).__qualname__, repr(items)
+
+
 def test_saved_sweeps_on_the_real_model_pass_the_tokenizer_check(smollm2, cache_dir, monkeypatch):
     """The steps the test above stands in for, for real: every job of a study on SmolLM2 builds with the
     installed GGUF file, and every prompt fits its tokenizer's limits (the model is dequantized once into
-    the session's stage cache)."""
+    the session's stage cache). The tokenizer check (HFModel.check_task: load the tokenizer, render and
+    count every prompt) runs once per distinct (model, task): the jobs of a study mostly differ in algo
+    or seed only, and the check reads neither."""
+    from align_lab.models.hf import HFModel
+
     monkeypatch.setenv("ALIGN_LAB_CACHE", str(cache_dir))
+    real_check, seen = HFModel.check_task, {}
+
+    def check_once(self, task) -> None:
+        key = (state(self), state(task))
+        if key not in seen:
+            real_check(self, task)
+        seen[key] = seen.get(key, 0) + 1
+
+    monkeypatch.setattr(HFModel, "check_task", check_once)
     checked = []
     with sweep_loader() as loader:
         from hydra.types import RunMode
@@ -133,3 +158,4 @@ def test_saved_sweeps_on_the_real_model_pass_the_tokenizer_check(smollm2, cache_
                 check_run(spec, here=False)
                 checked.append((name, *overrides))
     assert any(name == "real_arith" for name, *_ in checked), checked
+    assert sum(seen.values()) == len(checked)  # every job reached the check
