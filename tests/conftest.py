@@ -140,6 +140,28 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
     )
 
 
+def run_cli_forked(commands: list[list[str]], cwd: Path, timeout: int = 600):
+    """`python -m align_lab <args>` for each of `commands`, each in a process of its own forked from one
+    subprocess that imported align_lab once (tests/forked_cli.py): for commands refused before any
+    compute, where the imports are nearly all the time. The environment is this one's, as for run_cli."""
+    import json
+
+    driver = subprocess.run(
+        [sys.executable, "-m", "tests.forked_cli"],
+        cwd=ROOT,
+        input=json.dumps([{"args": args, "cwd": str(cwd)} for args in commands]),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
+    )
+    assert driver.returncode == 0, driver.stderr[-3000:]
+    return [
+        subprocess.CompletedProcess([sys.executable, "-m", "align_lab", *args], **result)
+        for args, result in zip(commands, json.loads(driver.stdout), strict=True)
+    ]
+
+
 class Quiet:
     """A progress bar that shows nothing (tqdm's interface, for World in tests)."""
 

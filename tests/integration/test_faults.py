@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from align_lab.study.rerun import python_command
-from tests.conftest import ROOT, SMALL, run_cli, run_in_process
+from tests.conftest import ROOT, SMALL, run_cli, run_cli_forked, run_in_process
 
 
 def one_line_error(result, *needles: str, code: int = 2) -> str:
@@ -87,13 +87,24 @@ BAD_INPUT = [
 ]
 
 
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory) -> dict:
+    """Each BAD_INPUT command's (result, run folder, cache folder): every command a process of its own,
+    forked from one that imported align_lab once (run_cli_forked; a refusal is nearly all imports)."""
+    root = tmp_path_factory.mktemp("bad_input")
+    folders, commands = [], []
+    for i, (overrides, _) in enumerate(BAD_INPUT):
+        run_dir, cache = root / str(i) / "run", root / str(i) / "cache"
+        cache_arg = [] if any(o.startswith("cache_dir=") for o in overrides) else [f"cache_dir={cache}"]
+        folders.append((run_dir, cache))
+        commands.append([*overrides, f"hydra.run.dir={run_dir}", *cache_arg])
+    results = run_cli_forked(commands, cwd=ROOT)
+    return {tuple(o): (r, *f) for (o, _), r, f in zip(BAD_INPUT, results, folders, strict=True)}
+
+
 @pytest.mark.parametrize("overrides,message", BAD_INPUT, ids=[" ".join(o) for o, _ in BAD_INPUT])
-def test_bad_input_is_one_line_before_any_compute(overrides, message, tmp_path):
-    run_dir, cache = tmp_path / "run", tmp_path / "cache"
-    own_cache = any(o.startswith("cache_dir=") for o in overrides)
-    result = run_cli(
-        [*overrides, f"hydra.run.dir={run_dir}", *([] if own_cache else [f"cache_dir={cache}"])], cwd=ROOT
-    )
+def test_bad_input_is_one_line_before_any_compute(overrides, message, refused):
+    result, run_dir, cache = refused[tuple(overrides)]
     one_line_error(result, "align_lab: error: ", message)
     assert not run_dir.exists(), "a refused run leaves no folder"
     assert not cache.exists(), "nothing was computed"
