@@ -213,7 +213,6 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
     import submitit
 
     args = [*cli_args(cache_dir), "seed=5", "train.steps=30"]
-    assert run_cli([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
     sweep = tmp_path / "sweep"
     result = run_cli(
         ["-m", "hardware=slurm_cpu", *args, "hydra.launcher.wait=false", f"hydra.sweep.dir={sweep}"],
@@ -221,6 +220,11 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
         env=slurm,
     )
     assert result.returncode == 0 and "not waiting" in result.stdout, result.stderr[-2000:]
+    # the uninterrupted run to compare with, here while the job waits in the queue and for its requeue
+    full_cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={tmp_path / 'full'}"]
+    full_log = tmp_path / "full.err"
+    with open(full_log, "w") as err:
+        full_run = subprocess.Popen(full_cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
     (run,) = json.loads((sweep / "study.json").read_text())["runs"]
     metrics = Path(run["run_dir"]) / "metrics.jsonl"
     wait_for(lambda: metrics.exists() and metrics.read_text().count("\n") >= 3, 120, "3 logged steps")
@@ -229,6 +233,7 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
     assert study_states(sweep)[0].state == "done"
     log = (Path(run["submitit_folder"]) / f"{run['job_id']}_0_log.err").read_text()
     assert "requeue" in log.lower(), log[-2000:]
+    assert full_run.wait(timeout=300) == 0, full_log.read_text()[-2000:]
     full = no_times(read_metrics(tmp_path / "full" / "metrics.jsonl"))
     assert no_times(read_metrics(metrics)) == full
 
@@ -241,10 +246,10 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
             "hardware=slurm_cpu",
             "seed=0,1",
             *cli_args(cache_dir),
-            # ~30 s of training a run (0.07 s a step): run 1 is still training when it is cancelled, and
-            # when the SIGKILL comes 5 s later (the cluster's KillWait; submitit ignores the SIGTERM). At
-            # 100 steps it could finish in between (the CI of 3220d91)
-            "train.steps=400",
+            # ~7 s of training a run (0.07 s a step): run 1 is still training when the SIGKILL below
+            # lands (sent at once, as a lost node or the OOM killer would; a plain scancel's SIGTERM is
+            # ignored by submitit until the cluster's KillWait of 5 s later, which took 400 steps here)
+            "train.steps=100",
             "hydra.launcher.wait=false",
             f"hydra.sweep.dir={sweep}",
         ],
@@ -255,7 +260,10 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
     runs = json.loads((sweep / "study.json").read_text())["runs"]
     started = Path(runs[1]["run_dir"]) / "metrics.jsonl"
     wait_for(lambda: started.exists() and started.read_text().count("\n") >= 2, 180, "run 1 to start")
-    subprocess.run(["scancel", runs[1]["job_id"]], check=True, env={**os.environ, **slurm})  # a lost job
+    # a lost job: SIGKILL to the whole job now (its batch step too), so no summary says completed
+    scancel = ["scancel", "--signal=KILL", runs[1]["job_id"]]
+    subprocess.run(scancel, check=True, env={**os.environ, **slurm})
+    assert json.loads((started.parent / "summary.json").read_text())["status"] == "running"
     wait_for(
         lambda: [s.state for s in study_states(sweep)] == ["done", "failed"],
         300,
@@ -276,7 +284,8 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
 
 
 def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_path, cache_dir):
-    args = cli_args(cache_dir, "seed=6", "train.steps=100", "train.checkpoint_every=0")
+    # 30 steps: the signal comes after 3 logged steps (polled every 0.5 s), with ~2 s of training left
+    args = cli_args(cache_dir, "seed=6", "train.steps=30", "train.checkpoint_every=0")
     assert run_cli([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
     run_dir = tmp_path / "preempted"
     cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={run_dir}"]
@@ -288,6 +297,6 @@ def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_
     assert proc.returncode != 0 and "preempted by signal" in err, err[-1000:]
     # checkpoint_every=0 writes no periodic checkpoint: this one is the preemption's own
     step = int((run_dir / "checkpoints" / "last").read_text().split("-")[1].split(".")[0])
-    assert 3 <= step < 100
+    assert 3 <= step < 30
     assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
     assert no_times(read_metrics(metrics)) == no_times(read_metrics(tmp_path / "full" / "metrics.jsonl"))
