@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -140,26 +141,54 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
     )
 
 
-def run_cli_forked(commands: list[list[str]], cwd: Path, timeout: int = 600):
-    """`python -m align_lab <args>` for each of `commands`, each in a process of its own forked from one
-    subprocess that imported align_lab once (tests/forked_cli.py): for commands refused before any
-    compute, where the imports are nearly all the time. The environment is this one's, as for run_cli."""
-    import json
+class ForkedCli:
+    """`python -m <module> <args>` as run_cli runs it, each command a process forked from one that
+    imported align_lab, torch and transformers once (tests/forked_cli.py): for tests of what a command
+    does, not of how its process starts. Extra env is set in the forked process, after those imports,
+    so it may not hold what an interpreter reads as it starts (PYTHONPATH, PYTHONHASHSEED)."""
 
-    driver = subprocess.run(
-        [sys.executable, "-m", "tests.forked_cli"],
-        cwd=ROOT,
-        input=json.dumps([{"args": args, "cwd": str(cwd)} for args in commands]),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
-    )
-    assert driver.returncode == 0, driver.stderr[-3000:]
-    return [
-        subprocess.CompletedProcess([sys.executable, "-m", "align_lab", *args], **result)
-        for args, result in zip(commands, json.loads(driver.stdout), strict=True)
-    ]
+    def __init__(self):
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "tests.forked_cli"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
+        )
+
+    def __call__(self, args: list[str], cwd: Path = ROOT, env: dict | None = None, module: str = "align_lab"):
+        import json
+
+        env = env or {}
+        assert not {"PYTHONPATH", "PYTHONHASHSEED"} & set(env), "read as an interpreter starts: use run_cli"
+        env = {k: v for k, v in {**os.environ, **env}.items() if k not in ("PYTHONPATH", "PYTHONHASHSEED")}
+        request = {"module": module, "args": [str(a) for a in args], "cwd": str(cwd), "env": env}
+        self.server.stdin.write(json.dumps(request) + "\n")
+        self.server.stdin.flush()
+        answer = self.server.stdout.readline()
+        assert answer, f"tests/forked_cli.py ended (exit code {self.server.wait()})"
+        return subprocess.CompletedProcess([sys.executable, "-m", module, *args], **json.loads(answer))
+
+    def close(self):
+        self.server.stdin.close()
+        self.server.wait(timeout=60)
+
+
+_forked: list[ForkedCli] = []
+
+
+def forked() -> ForkedCli:
+    """This test process's ForkedCli (each xdist worker starts its own), started on first use."""
+    if not _forked:
+        _forked.append(ForkedCli())
+        atexit.register(_forked[0].close)
+    return _forked[0]
+
+
+@pytest.fixture(scope="session")
+def forked_cli() -> ForkedCli:
+    return forked()
 
 
 class Quiet:

@@ -1,10 +1,12 @@
-"""Many `python -m align_lab` commands from one interpreter that imported the app once: each command
-runs in a process of its own, forked from that interpreter, from align_lab/__main__.py on (its own exit
-code, stdout and stderr, as the command line gives them). For commands refused before any compute,
-whose time is almost all the ~4 s of importing torch: paid once for them all, not once a command.
+"""`python -m align_lab` (or another module's command line) run in a process of its own, forked from one
+interpreter that imported align_lab, torch and transformers once: a run is a process with its own pid,
+exit code, stdout and stderr, run from the module's __main__ on (runpy), as the command line runs it;
+only the ~5 s of imports that every command begins with is not paid again. For tests of what a command
+does, not of how a process starts (signals, sitecustomize injection and PYTHONHASHSEED need run_cli).
 
-Run as `python -m tests.forked_cli` with a JSON list of {"args": [...], "cwd": "..."} on stdin; prints a
-JSON list of {"returncode", "stdout", "stderr"}. tests/conftest.py's run_cli_forked starts it."""
+`python -m tests.forked_cli` reads one JSON request a line on stdin, {"module", "args", "cwd", "env"},
+and answers each with one JSON line {"returncode", "stdout", "stderr"} once its process has ended.
+tests/conftest.py's `forked_cli` fixture starts one for each test process."""
 
 from __future__ import annotations
 
@@ -17,15 +19,19 @@ import tempfile
 import traceback
 
 
-def _child(args: list[str], cwd: str, out: int, err: int) -> None:
-    """In the forked process: what `python -m align_lab <args>` does, then exit with its code."""
+def _child(request: dict, out: int, err: int) -> None:
+    """In the forked process: what `python -m <module> <args>` does, then exit with its code."""
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # not the requests' pipe
     os.dup2(out, 1)
     os.dup2(err, 2)
-    os.chdir(cwd)
+    os.chdir(request["cwd"])
+    keep = {k: os.environ[k] for k in ("PYTHONPATH", "PYTHONHASHSEED") if k in os.environ}
+    os.environ.clear()  # the caller's environment, but what the interpreter read as it started
+    os.environ.update({**request["env"], **keep})
     code = 0
     try:
-        sys.argv = ["align_lab", *args]  # runpy puts the module's file first, as python -m does
-        runpy.run_module("align_lab", run_name="__main__", alter_sys=True)
+        sys.argv = [request["module"], *request["args"]]  # runpy puts the module's file first, as -m does
+        runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
     except SystemExit as e:
         if isinstance(e.code, int) or e.code is None:
             code = e.code or 0
@@ -43,22 +49,33 @@ def _child(args: list[str], cwd: str, out: int, err: int) -> None:
         os._exit(code)
 
 
-def run_one(args: list[str], cwd: str) -> dict:
+def run_one(request: dict) -> dict:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            _child(args, cwd, out.fileno(), err.fileno())
+            _child(request, out.fileno(), err.fileno())
         _, status = os.waitpid(pid, 0)
         out.seek(0)
         err.seek(0)
         return {"returncode": os.waitstatus_to_exitcode(status), "stdout": out.read(), "stderr": err.read()}
 
 
-if __name__ == "__main__":
-    commands = json.load(sys.stdin)
-    import align_lab.app  # noqa: F401  what every command imports first: hydra, and torch below
+def _import_once() -> None:
+    """What every run imports before its first step: hydra, torch, transformers' model code."""
+    import transformers.masking_utils  # noqa: F401
+    import transformers.modeling_layers  # noqa: F401
+    import transformers.modeling_utils  # noqa: F401
+
+    import align_lab.app  # noqa: F401
+    import align_lab.models.hf_io  # noqa: F401
+    import align_lab.study.build  # noqa: F401
+    import align_lab.study.run  # noqa: F401
     import align_lab.study.spec  # noqa: F401
 
-    json.dump([run_one(c["args"], c["cwd"]) for c in commands], sys.stdout)
+
+if __name__ == "__main__":
+    _import_once()
+    for line in sys.stdin:
+        print(json.dumps(run_one(json.loads(line))), flush=True)

@@ -15,7 +15,7 @@ import pytest
 
 from align_lab.study.status import study_states
 from align_lab.tracking import read_metrics
-from tests.conftest import ROOT, SMALL, run_cli
+from tests.conftest import ROOT, SMALL, forked, run_cli
 
 SLURM_ENV = Path(os.environ.get("SLURM_CI_DIR", "/tmp/slurm-ci")) / "env.sh"
 
@@ -33,7 +33,7 @@ def uninterrupted(tmp_path_factory, cache_dir) -> Path:
     """The metrics of the 8-step run the SIGKILL test kills, run once without a kill."""
     run_dir = tmp_path_factory.mktemp("uninterrupted")
     args = cli_args(cache_dir, "seed=4", "train.steps=8")
-    assert run_cli([*args, f"hydra.run.dir={run_dir}"], cwd=ROOT).returncode == 0
+    assert forked()([*args, f"hydra.run.dir={run_dir}"], cwd=ROOT).returncode == 0
     return run_dir / "metrics.jsonl"
 
 
@@ -55,7 +55,7 @@ def test_sigkill_at_any_point_then_same_command_resumes_to_identical_metrics(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"  # killed mid-run
-    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+    assert forked()([*args, f"hydra.run.dir={run_dir}"]).returncode == 0  # the same command again
     assert no_times(read_metrics(metrics)) == no_times(read_metrics(uninterrupted))
 
 
@@ -85,18 +85,13 @@ def test_local_sweep_reports_each_run_and_a_failed_run_as_failed(tmp_path, cache
     states = {s.num: s for s in study_states(sweep)}
     assert states[0].state == "done"
     assert states[1].state == "failed" and "broken_cache" in states[1].detail
-    status = subprocess.run(
-        [sys.executable, "-m", "align_lab.study", "status", str(sweep)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    status = forked()(["status", str(sweep)], module="align_lab.study")
     assert status.returncode == 1 and "1 done, 0 running, 0 pending, 1 failed" in status.stdout
 
 
 def test_bad_config_in_a_sweep_submits_nothing(tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
-    result = run_cli(
+    result = forked()(
         [
             "-m",
             "hardware=submitit_local",
@@ -286,7 +281,7 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
 def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_path, cache_dir):
     # 30 steps: the signal comes after 3 logged steps (polled every 0.5 s), with ~2 s of training left
     args = cli_args(cache_dir, "seed=6", "train.steps=30", "train.checkpoint_every=0")
-    assert run_cli([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
+    assert forked()([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
     run_dir = tmp_path / "preempted"
     cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -298,5 +293,5 @@ def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_
     # checkpoint_every=0 writes no periodic checkpoint: this one is the preemption's own
     step = int((run_dir / "checkpoints" / "last").read_text().split("-")[1].split(".")[0])
     assert 3 <= step < 30
-    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+    assert forked()([*args, f"hydra.run.dir={run_dir}"]).returncode == 0  # the same command again
     assert no_times(read_metrics(metrics)) == no_times(read_metrics(tmp_path / "full" / "metrics.jsonl"))
