@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -144,8 +147,9 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
 class ForkedCli:
     """`python -m <module> <args>` as run_cli runs it, each command a process forked from one that
     imported align_lab, torch and transformers once (tests/forked_cli.py): for tests of what a command
-    does, not of how its process starts. Extra env is set in the forked process, after those imports,
-    so it may not hold what an interpreter reads as it starts (PYTHONPATH, PYTHONHASHSEED)."""
+    does, not of how its process starts. The command gets the caller's environment at the call, less
+    what an interpreter reads as it starts (PYTHONPATH, PYTHONHASHSEED: a test that sets them uses
+    run_cli)."""
 
     def __init__(self):
         self.server = subprocess.Popen(
@@ -155,17 +159,20 @@ class ForkedCli:
             stdout=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
+            start_new_session=True,
         )
 
-    def __call__(self, args: list[str], cwd: Path = ROOT, env: dict | None = None, module: str = "align_lab"):
-        import json
-
+    def __call__(self, args: list[str], cwd=ROOT, env: dict | None = None, module="align_lab", timeout=600):
         env = env or {}
         assert not {"PYTHONPATH", "PYTHONHASHSEED"} & set(env), "read as an interpreter starts: use run_cli"
         env = {k: v for k, v in {**os.environ, **env}.items() if k not in ("PYTHONPATH", "PYTHONHASHSEED")}
         request = {"module": module, "args": [str(a) for a in args], "cwd": str(cwd), "env": env}
         self.server.stdin.write(json.dumps(request) + "\n")
         self.server.stdin.flush()
+        if not select.select([self.server.stdout], [], [], timeout)[0]:  # run_cli's timeout
+            os.killpg(self.server.pid, signal.SIGKILL)  # it and the command it forked (its own session)
+            _forked.clear()
+            raise subprocess.TimeoutExpired([module, *args], timeout)
         answer = self.server.stdout.readline()
         assert answer, f"tests/forked_cli.py ended (exit code {self.server.wait()})"
         return subprocess.CompletedProcess([sys.executable, "-m", module, *args], **json.loads(answer))
