@@ -24,6 +24,8 @@ def _child(request: dict, out: int, err: int) -> None:
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # not the requests' pipe
     os.dup2(out, 1)
     os.dup2(err, 2)
+    if sys.path[0] == os.getcwd():  # python -m puts its cwd first on the path: the command's
+        sys.path[0] = request["cwd"]
     os.chdir(request["cwd"])
     keep = {k: os.environ[k] for k in ("PYTHONPATH", "PYTHONHASHSEED") if k in os.environ}
     os.environ.clear()  # the caller's environment, but what the interpreter read as it started
