@@ -241,10 +241,10 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
             "hardware=slurm_cpu",
             "seed=0,1",
             *cli_args(cache_dir),
-            # ~7 s of training a run (0.07 s a step): run 1 is still training when the SIGKILL below
+            # ~10 s of training a run (0.07 s a step): run 1 is still training when the SIGKILL below
             # lands (sent at once, as a lost node or the OOM killer would; a plain scancel's SIGTERM is
             # ignored by submitit until the cluster's KillWait of 5 s later, which took 400 steps here)
-            "train.steps=100",
+            "train.steps=150",
             "hydra.launcher.wait=false",
             f"hydra.sweep.dir={sweep}",
         ],
