@@ -233,32 +233,46 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
     assert no_times(read_metrics(metrics)) == full
 
 
+def lines_of_run(sweep: Path, num: int) -> int:
+    """Metrics lines run `num` of a submitted study has logged (0 before its manifest is written)."""
+    try:
+        runs = json.loads((sweep / "study.json").read_text())["runs"]
+        return (Path(runs[num]["run_dir"]) / "metrics.jsonl").read_text().count("\n")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+
+
 def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
-    result = run_cli(
-        [
-            "-m",
-            "hardware=slurm_cpu",
-            "seed=0,1",
-            *cli_args(cache_dir),
-            # ~10 s of training a run (0.07 s a step): run 1 is still training when the SIGKILL below
-            # lands (sent at once, as a lost node or the OOM killer would; a plain scancel's SIGTERM is
-            # ignored by submitit until the cluster's KillWait of 5 s later, which took 400 steps here)
-            "train.steps=150",
-            "hydra.launcher.wait=false",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=ROOT,
-        env=slurm,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    args = [
+        "-m",
+        "hardware=slurm_cpu",
+        "seed=0,1",
+        *cli_args(cache_dir),
+        # ~10 s of training a run (0.07 s a step): run 1 is still training when the SIGKILL below
+        # lands (sent at once, as a lost node or the OOM killer would; a plain scancel's SIGTERM is
+        # ignored by submitit until the cluster's KillWait of 5 s later, which took 400 steps here)
+        "train.steps=150",
+        "hydra.launcher.wait=false",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    # watched while the submitting command still runs: its jobs may train before it has exited
+    with open(tmp_path / "submit.log", "w") as log:
+        submit = subprocess.Popen(
+            [sys.executable, "-m", "align_lab", *args],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **slurm},
+        )
+    wait_for(lambda: lines_of_run(sweep, 1) >= 2, 180, "run 1 to start", lambda: submit.poll())
     runs = json.loads((sweep / "study.json").read_text())["runs"]
-    started = Path(runs[1]["run_dir"]) / "metrics.jsonl"
-    wait_for(lambda: started.exists() and started.read_text().count("\n") >= 2, 180, "run 1 to start")
     # a lost job: SIGKILL to the whole job now (its batch step too), so no summary says completed
     scancel = ["scancel", "--signal=KILL", runs[1]["job_id"]]
     subprocess.run(scancel, check=True, env={**os.environ, **slurm})
-    assert json.loads((started.parent / "summary.json").read_text())["status"] == "running"
+    summary = Path(runs[1]["run_dir"]) / "summary.json"
+    assert json.loads(summary.read_text())["status"] == "running"
+    assert submit.wait(timeout=300) == 0, (tmp_path / "submit.log").read_text()[-2000:]
     wait_for(
         lambda: [s.state for s in study_states(sweep)] == ["done", "failed"],
         300,
