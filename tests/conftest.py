@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -138,6 +142,60 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+class ForkedCli:
+    """`python -m <module> <args>` as run_cli runs it, each command a process forked from one that
+    imported align_lab, torch and transformers once (tests/forked_cli.py): for tests of what a command
+    does, not of how its process starts. The command gets the caller's environment at the call, less
+    what an interpreter reads as it starts (PYTHONPATH, PYTHONHASHSEED: a test that sets them uses
+    run_cli)."""
+
+    def __init__(self):
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "tests.forked_cli"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
+            start_new_session=True,
+        )
+
+    def __call__(self, args: list[str], cwd=ROOT, env: dict | None = None, module="align_lab", timeout=600):
+        env = env or {}
+        assert not {"PYTHONPATH", "PYTHONHASHSEED"} & set(env), "read as an interpreter starts: use run_cli"
+        env = {k: v for k, v in {**os.environ, **env}.items() if k not in ("PYTHONPATH", "PYTHONHASHSEED")}
+        request = {"module": module, "args": [str(a) for a in args], "cwd": str(cwd), "env": env}
+        self.server.stdin.write(json.dumps(request) + "\n")
+        self.server.stdin.flush()
+        if not select.select([self.server.stdout], [], [], timeout)[0]:  # run_cli's timeout
+            os.killpg(self.server.pid, signal.SIGKILL)  # it and the command it forked (its own session)
+            _forked.clear()
+            raise subprocess.TimeoutExpired([module, *args], timeout)
+        answer = self.server.stdout.readline()
+        assert answer, f"tests/forked_cli.py ended (exit code {self.server.wait()})"
+        return subprocess.CompletedProcess([sys.executable, "-m", module, *args], **json.loads(answer))
+
+    def close(self):
+        self.server.stdin.close()
+        self.server.wait(timeout=60)
+
+
+_forked: list[ForkedCli] = []
+
+
+def forked() -> ForkedCli:
+    """This test process's ForkedCli (each xdist worker starts its own), started on first use."""
+    if not _forked:
+        _forked.append(ForkedCli())
+        atexit.register(_forked[0].close)
+    return _forked[0]
+
+
+@pytest.fixture(scope="session")
+def forked_cli() -> ForkedCli:
+    return forked()
 
 
 class Quiet:

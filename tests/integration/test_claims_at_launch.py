@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SMALL, run_cli
+from tests.conftest import ROOT, SMALL, forked
 
 
 def sweep(tmp_path: Path, cache_dir: Path, claim: str, *extra: str):
     folder = tmp_path / "sweep"
     small = [o for o in SMALL if not (o.startswith("reward.") and "reward=verifier" in extra)]
     args = ["-m", *small, f"cache_dir={cache_dir}", "algo=ppo,rloo", "seed=0", f"hydra.sweep.dir={folder}"]
-    return run_cli([*args, f"claims=[{claim!r}]", *extra], cwd=ROOT), folder
+    return forked()([*args, f"claims=[{claim!r}]", *extra], cwd=ROOT), folder
 
 
 @pytest.mark.fast

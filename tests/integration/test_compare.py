@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, forked
 
 STUDY = "toy_compare"
 TARGETS = {
@@ -174,14 +174,8 @@ def make_sweep(root: Path) -> Path:
 
 
 def compare(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "align_lab.compare", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
+    """`python -m align_lab.compare <args>`, a process forked from one that imported align_lab once."""
+    return forked()(list(args), env=env, module="align_lab.compare")
 
 
 @pytest.fixture(scope="module")

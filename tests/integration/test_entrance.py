@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -56,9 +54,9 @@ OVERRIDE_FORMS = [
 
 @pytest.mark.fast
 @pytest.mark.parametrize("overrides,message", OVERRIDE_FORMS, ids=[" ".join(o) for o, _ in OVERRIDE_FORMS])
-def test_every_override_form_is_one_line_before_anything_is_written(overrides, message, tmp_path):
+def test_every_override_form_is_one_line_before_anything_is_written(overrides, message, tmp_path, forked_cli):
     run_dir, cache = tmp_path / "run", tmp_path / "cache"
-    result = run_cli([*overrides, f"hydra.run.dir={run_dir}", f"cache_dir={cache}"], cwd=ROOT)
+    result = forked_cli([*overrides, f"hydra.run.dir={run_dir}", f"cache_dir={cache}"], cwd=ROOT)
     one_line_error(result, "align_lab: error: ", message)
     assert not run_dir.exists(), "a refused run leaves no folder"
     assert not cache.exists(), "nothing was computed"
@@ -80,31 +78,30 @@ def test_entries_of_a_mapping_and_a_users_own_keys_stay_allowed(tmp_path):
 
 
 @pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
-def test_a_run_folder_that_is_a_file_is_one_line_and_the_file_stays(sweep, tmp_path):
+def test_a_run_folder_that_is_a_file_is_one_line_and_the_file_stays(sweep, tmp_path, forked_cli):
     afile = tmp_path / "afile"
     afile.write_text("mine")
     where = ["-m", "seed=0,1", f"hydra.sweep.dir={afile}"] if sweep else [f"hydra.run.dir={afile}"]
-    result = run_cli([*where, f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
+    result = forked_cli([*where, f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
     one_line_error(result, f"{afile}: is a file, not a folder; choose another hydra.run.dir")
     assert afile.read_text() == "mine"
 
 
-def test_compare_out_naming_a_file_is_one_line(tmp_path):
+def test_compare_out_naming_a_file_is_one_line(tmp_path, forked_cli):
     afile = tmp_path / "report"
     afile.write_text("mine")
-    cmd = [sys.executable, "-m", "align_lab.compare", str(tmp_path), "--out", str(afile)]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = forked_cli([str(tmp_path), "--out", str(afile)], module="align_lab.compare")
     one_line_error(result, f"align_lab.compare: error: --out {afile}: {afile} is a file; choose a folder")
     assert afile.read_text() == "mine"
 
 
 # ---------------------------------------------------------------- a stopped run's folder
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> tuple[Path, list[str]]:
+def finished(tmp_path_factory, forked_cli) -> tuple[Path, list[str]]:
     """A small completed run on one thread, checkpointed every step: (folder, its command's arguments)."""
     root = tmp_path_factory.mktemp("entrance")
     args = [*SMALL, "hardware.num_threads=1", f"cache_dir={root / 'cache'}", f"hydra.run.dir={root / 'run'}"]
-    result = run_cli(args, cwd=ROOT)
+    result = forked_cli(args, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     return root / "run", args
 
@@ -131,7 +128,7 @@ def files(folder: Path) -> dict:
     ],
 )
 def test_a_folder_holding_only_another_runs_checkpoint_is_refused_in_one_line(
-    finished, tmp_path, change, message
+    finished, tmp_path, change, message, forked_cli
 ):
     """Its summary and config gone (copied, or left after the config was deleted): the identity inside
     the checkpoint still refuses another seed or config; it was resumed silently under seed=1."""
@@ -140,26 +137,26 @@ def test_a_folder_holding_only_another_runs_checkpoint_is_refused_in_one_line(
     shutil.copytree(run_dir / "checkpoints", mine / "checkpoints")
     before = files(mine)
     args = [a if not a.startswith("hydra.run.dir=") else f"hydra.run.dir={mine}" for a in args]
-    result = run_cli([*args, *change], cwd=ROOT)
+    result = forked_cli([*args, *change], cwd=ROOT)
     one_line_error(result, message.format(run=mine, ckpt=mine / "checkpoints"))
     assert files(mine) == before, "a refused attempt writes nothing (no .hydra/, no summary, no time)"
 
 
-def test_a_users_notes_in_an_interrupted_run_folder_do_not_block_its_resume(finished, tmp_path):
+def test_a_users_notes_in_an_interrupted_run_folder_do_not_block_its_resume(finished, tmp_path, forked_cli):
     run_dir, args = interrupted_copy(finished, tmp_path)
     (run_dir / "notes.txt").write_text("lr looked high")
-    result = run_cli([*args, "train.steps=4"], cwd=ROOT)
+    result = forked_cli([*args, "train.steps=4"], cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
     assert (run_dir / "notes.txt").read_text() == "lr looked high" and metric_lines(run_dir) == 4
 
 
-def test_a_resume_with_other_threads_loads_the_stages_it_was_trained_on(finished, tmp_path):
+def test_a_resume_with_other_threads_loads_the_stages_it_was_trained_on(finished, tmp_path, forked_cli):
     """hardware may change on resume, as the refusal of other keys says: with hardware.num_threads=2 the
     run loads the stages its checkpoint trained on (built with 1 thread), then trains with 2. It was
     refused after every stage was rebuilt, its .hydra/ rewritten and the run marked failed."""
     run_dir, args = interrupted_copy(finished, tmp_path)
-    result = run_cli([*args, "train.steps=4", "hardware.num_threads=2"], cwd=ROOT)
+    result = forked_cli([*args, "train.steps=4", "hardware.num_threads=2"], cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["threads"] == 2 and summary["stage_threads"] == 1
@@ -167,28 +164,28 @@ def test_a_resume_with_other_threads_loads_the_stages_it_was_trained_on(finished
     assert metric_lines(run_dir) == 4
 
 
-def test_a_torn_middle_line_of_metrics_is_one_line_before_any_stage_loads(finished, tmp_path):
+def test_a_torn_middle_line_of_metrics_is_one_line_before_any_stage_loads(finished, tmp_path, forked_cli):
     run_dir, args = interrupted_copy(finished, tmp_path)
     lines = (run_dir / "metrics.jsonl").read_text().splitlines(keepends=True)
     lines[1] = lines[1][:15] + "\n"
     (run_dir / "metrics.jsonl").write_text("".join(lines))
     before = files(run_dir)
-    result = run_cli(args, cwd=ROOT)
+    result = forked_cli(args, cwd=ROOT)
     one_line_error(result, f"{run_dir / 'metrics.jsonl'}:2: not a JSON line", "delete that line")
     assert files(run_dir) == before
 
 
-def test_a_run_started_again_from_step_0_counts_only_its_own_time(finished, tmp_path):
+def test_a_run_started_again_from_step_0_counts_only_its_own_time(finished, tmp_path, forked_cli):
     """After the "delete checkpoints to start again" hint, the abandoned run's time is not the new one's."""
     run_dir, args = interrupted_copy(finished, tmp_path, {"segments_s": [1000.0]})
     shutil.rmtree(run_dir / "checkpoints")
-    result = run_cli(args, cwd=ROOT)
+    result = forked_cli(args, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["time/segments"] == 1 and summary["time/total_s"] < 1000
 
 
-def test_deleting_run_lock_does_not_let_a_second_run_into_a_live_folder(tmp_path, cache_dir):
+def test_deleting_run_lock_does_not_let_a_second_run_into_a_live_folder(tmp_path, cache_dir, forked_cli):
     """Both ran and exited 0 "completed", a step of metrics.jsonl lost: the folder itself is locked."""
     from align_lab.folder import LOCK, holder
 
@@ -199,7 +196,7 @@ def test_deleting_run_lock_does_not_let_a_second_run_into_a_live_folder(tmp_path
         wait_for(lambda: holder(run_dir) is not None or first.poll() is not None)
         (run_dir / LOCK).unlink()
         assert holder(run_dir) is not None
-        second = run_cli(args, cwd=ROOT)
+        second = forked_cli(args, cwd=ROOT)
         one_line_error(second, f"hydra.run.dir={run_dir}: in use by a run of ")
         _, err = first.communicate(timeout=600)
     finally:
@@ -227,7 +224,7 @@ cache.StageCache.get = get_then_delete
 """
 
 
-def test_a_cache_entry_deleted_between_stages_is_one_line_and_a_rerun_rebuilds_it(tmp_path):
+def test_a_cache_entry_deleted_between_stages_is_one_line_and_a_rerun_rebuilds_it(tmp_path, forked_cli):
     run_dir, cache = tmp_path / "run", tmp_path / "cache"
     args = [*SMALL, f"hydra.run.dir={run_dir}", f"cache_dir={cache}"]
     result = run_cli(args, cwd=ROOT, env=_inject(tmp_path, DELETE_SFT_AFTER_ITS_STAGE))
@@ -235,7 +232,7 @@ def test_a_cache_entry_deleted_between_stages_is_one_line_and_a_rerun_rebuilds_i
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert lines[-1].startswith(f"align_lab: error: {cache / 'sft'}/"), lines[-1]
     assert "the saved model is gone" in lines[-1] and "rerun the same command" in lines[-1]
-    rerun = run_cli(args, cwd=ROOT)
+    rerun = forked_cli(args, cwd=ROOT)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 

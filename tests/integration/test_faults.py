@@ -88,10 +88,10 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("overrides,message", BAD_INPUT, ids=[" ".join(o) for o, _ in BAD_INPUT])
-def test_bad_input_is_one_line_before_any_compute(overrides, message, tmp_path):
+def test_bad_input_is_one_line_before_any_compute(overrides, message, tmp_path, forked_cli):
     run_dir, cache = tmp_path / "run", tmp_path / "cache"
     own_cache = any(o.startswith("cache_dir=") for o in overrides)
-    result = run_cli(
+    result = forked_cli(
         [*overrides, f"hydra.run.dir={run_dir}", *([] if own_cache else [f"cache_dir={cache}"])], cwd=ROOT
     )
     one_line_error(result, "align_lab: error: ", message)
@@ -99,27 +99,27 @@ def test_bad_input_is_one_line_before_any_compute(overrides, message, tmp_path):
     assert not cache.exists(), "nothing was computed"
 
 
-def test_a_cache_dir_that_is_a_file_is_one_line(tmp_path):
+def test_a_cache_dir_that_is_a_file_is_one_line(tmp_path, forked_cli):
     afile = tmp_path / "afile"
     afile.write_text("mine")
-    result = run_cli([f"cache_dir={afile}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT)
+    result = forked_cli([f"cache_dir={afile}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT)
     one_line_error(result, f"cache_dir={afile}: is a file")
     assert afile.read_text() == "mine"
 
 
-def test_an_empty_model_folder_is_one_line_naming_it(tmp_path):
+def test_an_empty_model_folder_is_one_line_naming_it(tmp_path, forked_cli):
     empty = tmp_path / "empty_model"
     empty.mkdir()
-    result = run_cli(
+    result = forked_cli(
         ["model=hf", f"model.name_or_path={empty}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT
     )
     one_line_error(result, f"name_or_path={empty}: the folder holds no checkpoint")
 
 
-def test_a_remote_reward_at_a_closed_port_is_one_line_before_any_compute(tmp_path):
+def test_a_remote_reward_at_a_closed_port_is_one_line_before_any_compute(tmp_path, forked_cli):
     url = f"http://127.0.0.1:{_closed_port()}/score"
     cache = tmp_path / "cache"
-    result = run_cli(
+    result = forked_cli(
         ["reward=remote", f"reward.url={url}", f"cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"],
         cwd=ROOT,
     )
@@ -127,11 +127,11 @@ def test_a_remote_reward_at_a_closed_port_is_one_line_before_any_compute(tmp_pat
     assert not cache.exists()
 
 
-def test_a_slurm_sweep_without_slurm_is_one_line_and_submits_nothing(tmp_path):
+def test_a_slurm_sweep_without_slurm_is_one_line_and_submits_nothing(tmp_path, forked_cli):
     bin_dir = tmp_path / "bin"  # a PATH with python but without sbatch/srun
     bin_dir.mkdir()
     os.symlink(sys.executable, bin_dir / "python")
-    result = run_cli(
+    result = forked_cli(
         ["-m", "hardware=slurm_cpu", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
         cwd=ROOT,
         env={"PATH": str(bin_dir)},
@@ -141,12 +141,14 @@ def test_a_slurm_sweep_without_slurm_is_one_line_and_submits_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("hardware", ["cpu", "cpu_ddp"])
-def test_a_bad_run_after_a_good_one_in_a_default_sweep_is_one_line_before_any_compute(hardware, tmp_path):
+def test_a_bad_run_after_a_good_one_in_a_default_sweep_is_one_line_before_any_compute(
+    hardware, tmp_path, forked_cli
+):
     # the basic sweeper's order: (ppo, lr 1e-3), (ppo, lr -1), (rloo, 1e-3), (rloo, -1); the good run
     # comes first. Every run is checked before the first trains: no run folder, no stage built.
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
     args = ["-m", "algo=ppo,rloo", "algo.lr=1e-3,-1", f"hardware={hardware}", "hardware.num_threads=1"]
-    result = run_cli([*args, f"cache_dir={cache}", f"hydra.sweep.dir={sweep}"], cwd=ROOT)
+    result = forked_cli([*args, f"cache_dir={cache}", f"hydra.sweep.dir={sweep}"], cwd=ROOT)
     one_line_error(
         result,
         "align_lab: error: algo.lr=-1.0: must be in (0, 1)",
@@ -155,10 +157,10 @@ def test_a_bad_run_after_a_good_one_in_a_default_sweep_is_one_line_before_any_co
     assert not cache.exists(), "nothing was computed"
 
 
-def test_a_good_default_sweep_runs_every_run_in_this_process(tmp_path, cache_dir):
+def test_a_good_default_sweep_runs_every_run_in_this_process(tmp_path, cache_dir, forked_cli):
     sweep = tmp_path / "sweep"
     args = ["-m", *SMALL, "train.steps=1", "seed=0,1", "hardware.num_threads=1"]
-    result = run_cli([*args, f"cache_dir={cache_dir}", f"hydra.sweep.dir={sweep}"], cwd=ROOT)
+    result = forked_cli([*args, f"cache_dir={cache_dir}", f"hydra.sweep.dir={sweep}"], cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     statuses = [
         json.loads((sweep / f"{i}_reinforce_pp_seed{i}" / "summary.json").read_text()) for i in (0, 1)
@@ -191,11 +193,11 @@ def test_an_empty_jsonl_is_reported_as_empty(tmp_path):
 
 # ---------------------------------------------------------------- faults on a finished run
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> tuple[Path, list[str]]:
+def finished(tmp_path_factory, forked_cli) -> tuple[Path, list[str]]:
     """A small completed CLI run with checkpoints every step: (folder, its command's arguments)."""
     root = tmp_path_factory.mktemp("finished")
     args = [*SMALL, f"cache_dir={root / 'cache'}", f"hydra.run.dir={root / 'run'}"]
-    result = run_cli(args, cwd=ROOT)
+    result = forked_cli(args, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     return root / "run", args
 
@@ -216,13 +218,13 @@ def test_a_run_ends_by_saying_what_it_found_and_where(finished):
 
 
 @pytest.mark.parametrize("size", [0, 1000, -100])
-def test_a_damaged_checkpoint_of_a_completed_run_loses_nothing(finished, tmp_path, size):
+def test_a_damaged_checkpoint_of_a_completed_run_loses_nothing(finished, tmp_path, size, forked_cli):
     run_dir, args = copy_of(finished, tmp_path)
     state = next((run_dir / "checkpoints").glob("state-*.pt"))
     data = state.read_bytes()
     state.write_bytes(data[:size] if size >= 0 else data[:size])
     before = {f: (run_dir / f).read_bytes() for f in ("summary.json", "metrics.jsonl")}
-    result = run_cli(args, cwd=ROOT)
+    result = forked_cli(args, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "already completed" in result.stderr
     assert {f: (run_dir / f).read_bytes() for f in before} == before
@@ -230,7 +232,7 @@ def test_a_damaged_checkpoint_of_a_completed_run_loses_nothing(finished, tmp_pat
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "missing", "empty"])
 def test_a_damaged_checkpoint_of_an_unfinished_run_is_one_line_and_keeps_the_metrics(
-    finished, tmp_path, damage
+    finished, tmp_path, damage, forked_cli
 ):
     run_dir, args = copy_of(finished, tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -245,7 +247,7 @@ def test_a_damaged_checkpoint_of_an_unfinished_run_is_one_line_and_keeps_the_met
     else:
         state.write_bytes(b"")
     metrics = (run_dir / "metrics.jsonl").read_bytes()
-    result = run_cli(args, cwd=ROOT)
+    result = forked_cli(args, cwd=ROOT)
     line = one_line_error(
         result, "align_lab: error: checkpoint ", str(state), f"delete {run_dir / 'checkpoints'}"
     )
@@ -261,22 +263,24 @@ def test_a_damaged_checkpoint_of_an_unfinished_run_is_one_line_and_keeps_the_met
         ("sft.lr=0.001", "sft.lr=0.001: the run in {run} to resume has sft.lr=0.003"),
     ],
 )
-def test_a_resume_with_another_config_is_one_line_and_touches_nothing(finished, tmp_path, change, message):
+def test_a_resume_with_another_config_is_one_line_and_touches_nothing(
+    finished, tmp_path, change, message, forked_cli
+):
     """A run stopped before it completed (here: its summary says interrupted) resumes only with the
     config that made its checkpoint; steps, cadences, hardware and tracker may change."""
     run_dir, args = copy_of(finished, tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
-    result = run_cli([*args, change], cwd=ROOT)
+    result = forked_cli([*args, change], cwd=ROOT)
     one_line_error(result, message.format(run=run_dir))
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 
 
-def test_a_completed_run_of_another_config_is_never_overwritten(finished, tmp_path):
+def test_a_completed_run_of_another_config_is_never_overwritten(finished, tmp_path, forked_cli):
     run_dir, args = copy_of(finished, tmp_path)
     before = (run_dir / "summary.json").read_bytes()
-    result = run_cli([*args, "algo.kl_coef=0.5"], cwd=ROOT)
+    result = forked_cli([*args, "algo.kl_coef=0.5"], cwd=ROOT)
     one_line_error(result, f"hydra.run.dir={run_dir}: holds a completed run of another config")
     assert (run_dir / "summary.json").read_bytes() == before
     assert (run_dir / "metrics.jsonl").exists() and (run_dir / "checkpoints").exists()
@@ -284,7 +288,7 @@ def test_a_completed_run_of_another_config_is_never_overwritten(finished, tmp_pa
 
 
 @pytest.mark.parametrize("damage", ["truncate", "manifest", "missing"])
-def test_a_damaged_stage_cache_entry_is_rebuilt_with_one_line(finished, tmp_path, damage):
+def test_a_damaged_stage_cache_entry_is_rebuilt_with_one_line(finished, tmp_path, damage, forked_cli):
     run_dir, args = finished
     cache = tmp_path / "cache"
     shutil.copytree(run_dir.parent / "cache", cache)
@@ -297,19 +301,18 @@ def test_a_damaged_stage_cache_entry_is_rebuilt_with_one_line(finished, tmp_path
     else:
         weights.unlink()
     args = [a for a in args if not a.startswith(("cache_dir=", "hydra.run.dir="))]
-    result = run_cli([*args, f"cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT)
+    result = forked_cli([*args, f"cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     said = [line for line in result.stderr.splitlines() if "stage cache" in line]
     assert len(said) == 1 and f"{sft} is damaged" in said[0] and "rebuilding it" in said[0], said
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
 
 
-def test_a_torn_last_metrics_line_is_reported_by_compare(finished, tmp_path):
+def test_a_torn_last_metrics_line_is_reported_by_compare(finished, tmp_path, forked_cli):
     run_dir, _ = copy_of(finished, tmp_path)
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.write('{"step": 4, "train/rew')
-    cmd = [sys.executable, "-m", "align_lab.compare", str(tmp_path), "--out", str(tmp_path / "out")]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = forked_cli([str(tmp_path), "--out", str(tmp_path / "out")], module="align_lab.compare")
     assert result.returncode == 0, result.stderr
     assert "metrics.jsonl: its last line is half-written (left out)" in result.stdout
 
@@ -352,10 +355,12 @@ def test_a_signal_marks_the_run_interrupted_and_a_rerun_resumes_it(tmp_path, cac
     assert (run_dir / "metrics.jsonl").read_text().count("\n") >= 1  # what was logged stays
 
 
-def test_an_interrupted_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(tmp_path, cache_dir):
+def test_an_interrupted_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(
+    tmp_path, cache_dir, forked_cli
+):
     args = [*SMALL, "train.steps=40", f"cache_dir={cache_dir}"]
     straight = tmp_path / "straight"
-    assert run_cli([*args, f"hydra.run.dir={straight}"], cwd=ROOT).returncode == 0
+    assert forked_cli([*args, f"hydra.run.dir={straight}"], cwd=ROOT).returncode == 0
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
@@ -450,11 +455,11 @@ def _run_cli_read_only(folder, args: list[str]):
 
 @pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
 @pytest.mark.parametrize("completed", [False, True])
-def test_a_read_only_run_folder_is_one_line_and_loses_nothing(completed, tmp_path, cache_dir):
+def test_a_read_only_run_folder_is_one_line_and_loses_nothing(completed, tmp_path, cache_dir, forked_cli):
     run_dir = tmp_path / "run"
     args = [*SMALL, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "hardware.num_threads=1"]
     if completed:  # a finished run's folder, later read-only (an archive, a full quota)
-        assert run_cli(args, cwd=ROOT).returncode == 0
+        assert forked_cli(args, cwd=ROOT).returncode == 0
     else:
         run_dir.mkdir()
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}

@@ -13,7 +13,7 @@ import pytest
 
 from align_lab.study.status import study_states
 from align_lab.tracking import read_metrics
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, forked, run_cli
 from tests.integration.test_studies import cli_args, no_times, slurm, wait_for  # noqa: F401 (fixture)
 
 # metrics that must agree; time/* and throughput differ by construction
@@ -48,7 +48,7 @@ def _assert_same_numbers(one: list[dict], two: list[dict]) -> None:
 def test_a_two_node_run_equals_one_process(two_nodes, tmp_path, cache_dir):
     args = cli_args(cache_dir, "train.steps=2", "seed=2", "hardware.num_threads=1")
     one = tmp_path / "one"
-    assert run_cli([*args, "rollout.seed_per_sample=true", f"hydra.run.dir={one}"], cwd=ROOT).returncode == 0
+    assert forked()([*args, "rollout.seed_per_sample=true", f"hydra.run.dir={one}"]).returncode == 0
     sweep = tmp_path / "sweep"
     result = run_cli(
         ["-m", "hardware=slurm_multinode", *args, f"hydra.sweep.dir={sweep}"], cwd=ROOT, env=two_nodes
@@ -75,7 +75,7 @@ def test_a_usr2_preemption_requeues_a_two_node_run_and_it_resumes_to_the_same_nu
 
     args = cli_args(cache_dir, "train.steps=16", "seed=6", "hardware.num_threads=1")
     full = tmp_path / "full"
-    assert run_cli([*args, "rollout.seed_per_sample=true", f"hydra.run.dir={full}"], cwd=ROOT).returncode == 0
+    assert forked()([*args, "rollout.seed_per_sample=true", f"hydra.run.dir={full}"]).returncode == 0
     sweep = tmp_path / "sweep"
     result = run_cli(
         ["-m", "hardware=slurm_multinode", *args, "hydra.launcher.wait=false", f"hydra.sweep.dir={sweep}"],

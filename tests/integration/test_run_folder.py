@@ -40,7 +40,9 @@ def metric_lines(run_dir: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def study_status(folder: Path) -> subprocess.CompletedProcess:
+def study_status(folder: Path, forked_cli=None) -> subprocess.CompletedProcess:
+    if forked_cli is not None:
+        return forked_cli(["status", str(folder)], module="align_lab.study")
     cmd = [sys.executable, "-m", "align_lab.study", "status", str(folder)]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
@@ -50,7 +52,7 @@ def hydra_files(run_dir: Path) -> dict:
 
 
 # ---------------------------------------------------------------- a run folder belongs to one run
-def test_a_second_process_on_a_live_run_folder_is_refused_naming_the_holder(tmp_path, cache_dir):
+def test_a_second_process_on_a_live_run_folder_is_refused_naming_the_holder(tmp_path, cache_dir, forked_cli):
     from align_lab.folder import holder
 
     run_dir = tmp_path / "run"
@@ -58,7 +60,7 @@ def test_a_second_process_on_a_live_run_folder_is_refused_naming_the_holder(tmp_
     first = start(args)
     try:
         wait_for(lambda: holder(run_dir) is not None or first.poll() is not None)
-        second = run_cli(args, cwd=ROOT)
+        second = forked_cli(args, cwd=ROOT)
         one_line_error(second, f"hydra.run.dir={run_dir}: in use by a run of pid {first.pid} on ")
         out, err = first.communicate(timeout=600)
     finally:
@@ -69,24 +71,28 @@ def test_a_second_process_on_a_live_run_folder_is_refused_naming_the_holder(tmp_
     assert holder(run_dir) is None  # released when the run ended
 
 
-def test_a_folder_with_files_align_lab_did_not_write_is_refused_before_anything_is_written(tmp_path):
+def test_a_folder_with_files_align_lab_did_not_write_is_refused_before_anything_is_written(
+    tmp_path, forked_cli
+):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "summary.json").write_text('{"my": "own results"}')
     (folder / "notes.txt").write_text("keep")
-    result = run_cli([f"hydra.run.dir={folder}", f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
+    result = forked_cli([f"hydra.run.dir={folder}", f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
     one_line_error(result, f"hydra.run.dir={folder}: holds files align_lab did not write", "notes.txt")
     assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "summary.json"]  # no .hydra/, no log
     assert (folder / "summary.json").read_text() == '{"my": "own results"}'
     assert not (tmp_path / "cache").exists()
 
 
-def test_a_refused_rerun_with_another_config_leaves_hydra_and_compare_as_they_were(tmp_path, cache_dir):
+def test_a_refused_rerun_with_another_config_leaves_hydra_and_compare_as_they_were(
+    tmp_path, cache_dir, forked_cli
+):
     run_dir = tmp_path / "run"
     args = [*SMALL, "train.steps=1", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
-    assert run_cli(args, cwd=ROOT).returncode == 0
+    assert forked_cli(args, cwd=ROOT).returncode == 0
     before = hydra_files(run_dir)
-    result = run_cli([*args, "algo.kl_coef=0.5"], cwd=ROOT)
+    result = forked_cli([*args, "algo.kl_coef=0.5"], cwd=ROOT)
     one_line_error(result, f"hydra.run.dir={run_dir}: holds a completed run of another config")
     assert hydra_files(run_dir) == before  # compare --by algo.kl_coef reads .hydra/config.yaml
     from align_lab.results.runs import load_run, lookup
@@ -94,20 +100,22 @@ def test_a_refused_rerun_with_another_config_leaves_hydra_and_compare_as_they_we
     assert lookup(load_run(run_dir), "algo.kl_coef") == 0.05
 
 
-def test_a_refused_sweep_leaves_an_earlier_sweeps_multirun_yaml_as_it_was(tmp_path):
+def test_a_refused_sweep_leaves_an_earlier_sweeps_multirun_yaml_as_it_was(tmp_path, forked_cli):
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     (sweep / "multirun.yaml").write_text("an earlier sweep's config\n")
     args = ["-m", "algo.lr=1e-3,-1", f"cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}"]
     one_line_error(
-        run_cli(args, cwd=ROOT),
+        forked_cli(args, cwd=ROOT),
         "algo.lr=-1.0: must be in (0, 1)",
     )
     assert (sweep / "multirun.yaml").read_text() == "an earlier sweep's config\n"
     assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml"]
 
 
-def test_a_killed_run_is_died_not_running_and_its_resume_counts_every_segment(tmp_path, cache_dir):
+def test_a_killed_run_is_died_not_running_and_its_resume_counts_every_segment(
+    tmp_path, cache_dir, forked_cli
+):
     from align_lab.results.runs import load_run
 
     run_dir = tmp_path / "run"
@@ -116,18 +124,18 @@ def test_a_killed_run_is_died_not_running_and_its_resume_counts_every_segment(tm
     try:
         wait_for(lambda: metric_lines(run_dir) >= 3 or proc.poll() is not None)
         assert proc.poll() is None, "the run ended before it could be killed"
-        status = study_status(run_dir)
+        status = study_status(run_dir, forked_cli)
         assert " running " in status.stdout, status.stdout
         os.kill(proc.pid, signal.SIGKILL)  # nothing can say goodbye: summary.json stays "running"
         proc.wait(timeout=60)
     finally:
         proc.kill()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
-    status = study_status(run_dir)
+    status = study_status(run_dir, forked_cli)
     assert status.returncode == 1 and " died " in status.stdout and "1 died" in status.stdout, status.stdout
     assert load_run(run_dir).status == "died"  # compare's view
 
-    result = run_cli(args, cwd=ROOT)  # the same command resumes
+    result = forked_cli(args, cwd=ROOT)  # the same command resumes
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     first, second = summary["segments_s"]
@@ -137,10 +145,10 @@ def test_a_killed_run_is_died_not_running_and_its_resume_counts_every_segment(tm
     assert summary["time/total_s"] > second
 
 
-def test_an_uninterrupted_run_has_one_segment(tmp_path, cache_dir):
+def test_an_uninterrupted_run_has_one_segment(tmp_path, cache_dir, forked_cli):
     run_dir = tmp_path / "run"
     args = [*SMALL, "train.steps=1", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
-    assert run_cli(args, cwd=ROOT).returncode == 0
+    assert forked_cli(args, cwd=ROOT).returncode == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["time/segments"] == 1
     assert summary["time/total_s"] == pytest.approx(summary["segments_s"][0], abs=0.5)

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from align_lab.results.plan_record import read_record
-from tests.conftest import ROOT, SMALL, run_cli
+from tests.conftest import ROOT, SMALL, forked
 
 PLAN = "plan={start: 2, wave: 2, max_seeds: 6}"
 
 
-def study_args(cache_dir, sweep: Path, *extra) -> list[str]:
-    return ["-m", "hardware=cpu", *SMALL, f"cache_dir={cache_dir}", "train.steps=2", PLAN, *extra,
+def study_args(cache_dir, sweep: Path, *extra, plan: str = PLAN) -> list[str]:
+    return ["-m", "hardware=cpu", *SMALL, f"cache_dir={cache_dir}", "train.steps=2", plan, *extra,
             f"hydra.sweep.dir={sweep}"]  # fmt: skip
 
 
@@ -35,7 +35,7 @@ def test_a_decided_claim_stops_the_plan_after_its_first_wave(tmp_path, cache_dir
     args = study_args(
         cache_dir, sweep, "train.steps=2,3", "compare_by=train.steps", 'claims=["3 > 2 on step"]'
     )
-    result = run_cli(args, cwd=ROOT)
+    result = forked()(args, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "REPRODUCED   3 > 2 on step: at look 1 (2 seeds)" in result.stdout, result.stdout[-2000:]
     assert "align_lab: look 1 of the plan\nplan: 1 looks at 2 seeds per arm" in result.stdout  # as it looks
@@ -47,7 +47,7 @@ def test_a_decided_claim_stops_the_plan_after_its_first_wave(tmp_path, cache_dir
                                   "3_reinforce_pp_seed1"]  # fmt: skip
     # the same command again: the recorded wave's runs are complete, so nothing is launched
     metrics = {name: (sweep / name / "metrics.jsonl").stat().st_mtime_ns for name in run_folders(sweep)}
-    again = run_cli(args, cwd=ROOT)
+    again = forked()(args, cwd=ROOT)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "REPRODUCED   3 > 2 on step: at look 1 (2 seeds)" in again.stdout
     assert {
@@ -58,9 +58,12 @@ def test_a_decided_claim_stops_the_plan_after_its_first_wave(tmp_path, cache_dir
 
 def test_a_plan_killed_mid_wave_resumes_without_training_a_completed_run_again(tmp_path, cache_dir):
     # two identical arms (they differ only by their study name): every difference is 0, p = 1, so the
-    # claim stays open and the plan runs all three waves: 2 + 2 + 2 seeds x 2 arms = 12 runs
+    # claim stays open and the plan runs both its waves: 2 + 2 seeds x 2 arms = 8 runs, killed in the
+    # second (a third wave would add 4 runs and nothing the kill tests)
     sweep = tmp_path / "killed"
-    args = study_args(cache_dir, sweep, "study=x,y", "compare_by=study", 'claims=["x > y on step"]')
+    claim = 'claims=["x > y on step"]'
+    plan = "plan={start: 2, wave: 2, max_seeds: 4}"
+    args = study_args(cache_dir, sweep, "study=x,y", "compare_by=study", claim, plan=plan)
     cmd = [sys.executable, "-m", "align_lab", *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -84,17 +87,17 @@ def test_a_plan_killed_mid_wave_resumes_without_training_a_completed_run_again(t
             done[name] = (metrics.read_bytes(), metrics.stat().st_mtime_ns)
     assert {"0_reinforce_pp_seed0", "3_reinforce_pp_seed1"} <= set(done)  # wave 1 completed
 
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = forked()(args, cwd=ROOT)  # the same command again
     assert result.returncode == 0, result.stderr[-2000:]
     for name, (text, mtime) in done.items():
         metrics = sweep / name / "metrics.jsonl"
         assert (metrics.read_bytes(), metrics.stat().st_mtime_ns) == (text, mtime), f"{name} trained again"
     record = read_record(sweep)
-    assert [look["seeds"] for look in record["looks"]] == [2, 4, 6]
-    assert record["stopped"] == "plan.max_seeds=6 reached" and record["seeds_run"] == {"x": 6, "y": 6}
-    assert [look["p"] for look in record["looks"]] == [[1.0], [1.0], [1.0]]
-    assert run_folders(sweep) == sorted(f"{num}_reinforce_pp_seed{num // 2}" for num in range(12))
-    assert "INCONCLUSIVE x > y on step: open after look 3 (6 seeds)" in " ".join(result.stdout.split())
+    assert [look["seeds"] for look in record["looks"]] == [2, 4]
+    assert record["stopped"] == "plan.max_seeds=4 reached" and record["seeds_run"] == {"x": 4, "y": 4}
+    assert [look["p"] for look in record["looks"]] == [[1.0], [1.0]]
+    assert run_folders(sweep) == sorted(f"{num}_reinforce_pp_seed{num // 2}" for num in range(8))
+    assert "INCONCLUSIVE x > y on step: open after look 2 (4 seeds)" in " ".join(result.stdout.split())
 
 
 @pytest.mark.fast
@@ -104,7 +107,7 @@ def test_a_refused_plan_is_one_line_and_leaves_no_sweep_folder(tmp_path, cache_d
     sweep = tmp_path / "refused"
     claim = 'claims=["3 > 2 on step"]'
     args = study_args(cache_dir, sweep, "train.steps=2,3", "compare_by=train.steps", claim, "seed=0,1")
-    result = run_cli(args, cwd=ROOT)
+    result = forked()(args, cwd=ROOT)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "a plan chooses the seeds" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not sweep.exists()

@@ -15,7 +15,7 @@ import pytest
 
 from align_lab.study.status import study_states
 from align_lab.tracking import read_metrics
-from tests.conftest import ROOT, SMALL, run_cli
+from tests.conftest import ROOT, SMALL, forked, run_cli
 
 SLURM_ENV = Path(os.environ.get("SLURM_CI_DIR", "/tmp/slurm-ci")) / "env.sh"
 
@@ -33,7 +33,7 @@ def uninterrupted(tmp_path_factory, cache_dir) -> Path:
     """The metrics of the 8-step run the SIGKILL test kills, run once without a kill."""
     run_dir = tmp_path_factory.mktemp("uninterrupted")
     args = cli_args(cache_dir, "seed=4", "train.steps=8")
-    assert run_cli([*args, f"hydra.run.dir={run_dir}"], cwd=ROOT).returncode == 0
+    assert forked()([*args, f"hydra.run.dir={run_dir}"], cwd=ROOT).returncode == 0
     return run_dir / "metrics.jsonl"
 
 
@@ -55,7 +55,7 @@ def test_sigkill_at_any_point_then_same_command_resumes_to_identical_metrics(
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"  # killed mid-run
-    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+    assert forked()([*args, f"hydra.run.dir={run_dir}"]).returncode == 0  # the same command again
     assert no_times(read_metrics(metrics)) == no_times(read_metrics(uninterrupted))
 
 
@@ -85,18 +85,13 @@ def test_local_sweep_reports_each_run_and_a_failed_run_as_failed(tmp_path, cache
     states = {s.num: s for s in study_states(sweep)}
     assert states[0].state == "done"
     assert states[1].state == "failed" and "broken_cache" in states[1].detail
-    status = subprocess.run(
-        [sys.executable, "-m", "align_lab.study", "status", str(sweep)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    status = forked()(["status", str(sweep)], module="align_lab.study")
     assert status.returncode == 1 and "1 done, 0 running, 0 pending, 1 failed" in status.stdout
 
 
 def test_bad_config_in_a_sweep_submits_nothing(tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
-    result = run_cli(
+    result = forked()(
         [
             "-m",
             "hardware=submitit_local",
@@ -213,7 +208,6 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
     import submitit
 
     args = [*cli_args(cache_dir), "seed=5", "train.steps=30"]
-    assert run_cli([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
     sweep = tmp_path / "sweep"
     result = run_cli(
         ["-m", "hardware=slurm_cpu", *args, "hydra.launcher.wait=false", f"hydra.sweep.dir={sweep}"],
@@ -221,6 +215,11 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
         env=slurm,
     )
     assert result.returncode == 0 and "not waiting" in result.stdout, result.stderr[-2000:]
+    # the uninterrupted run to compare with, here while the job waits in the queue and for its requeue
+    full_cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={tmp_path / 'full'}"]
+    full_log = tmp_path / "full.err"
+    with open(full_log, "w") as err:
+        full_run = subprocess.Popen(full_cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
     (run,) = json.loads((sweep / "study.json").read_text())["runs"]
     metrics = Path(run["run_dir"]) / "metrics.jsonl"
     wait_for(lambda: metrics.exists() and metrics.read_text().count("\n") >= 3, 120, "3 logged steps")
@@ -229,33 +228,51 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
     assert study_states(sweep)[0].state == "done"
     log = (Path(run["submitit_folder"]) / f"{run['job_id']}_0_log.err").read_text()
     assert "requeue" in log.lower(), log[-2000:]
+    assert full_run.wait(timeout=300) == 0, full_log.read_text()[-2000:]
     full = no_times(read_metrics(tmp_path / "full" / "metrics.jsonl"))
     assert no_times(read_metrics(metrics)) == full
 
 
+def lines_of_run(sweep: Path, num: int) -> int:
+    """Metrics lines run `num` of a submitted study has logged (0 before its manifest is written)."""
+    try:
+        runs = json.loads((sweep / "study.json").read_text())["runs"]
+        return (Path(runs[num]["run_dir"]) / "metrics.jsonl").read_text().count("\n")
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+
+
 def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
-    result = run_cli(
-        [
-            "-m",
-            "hardware=slurm_cpu",
-            "seed=0,1",
-            *cli_args(cache_dir),
-            # ~30 s of training a run (0.07 s a step): run 1 is still training when it is cancelled, and
-            # when the SIGKILL comes 5 s later (the cluster's KillWait; submitit ignores the SIGTERM). At
-            # 100 steps it could finish in between (the CI of 3220d91)
-            "train.steps=400",
-            "hydra.launcher.wait=false",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=ROOT,
-        env=slurm,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    args = [
+        "-m",
+        "hardware=slurm_cpu",
+        "seed=0,1",
+        *cli_args(cache_dir),
+        # ~10 s of training a run (0.07 s a step): run 1 is still training when the SIGKILL below
+        # lands (sent at once, as a lost node or the OOM killer would; a plain scancel's SIGTERM is
+        # ignored by submitit until the cluster's KillWait of 5 s later, which took 400 steps here)
+        "train.steps=150",
+        "hydra.launcher.wait=false",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    # watched while the submitting command still runs: its jobs may train before it has exited
+    with open(tmp_path / "submit.log", "w") as log:
+        submit = subprocess.Popen(
+            [sys.executable, "-m", "align_lab", *args],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **slurm},
+        )
+    wait_for(lambda: lines_of_run(sweep, 1) >= 2, 180, "run 1 to start", lambda: submit.poll())
     runs = json.loads((sweep / "study.json").read_text())["runs"]
-    started = Path(runs[1]["run_dir"]) / "metrics.jsonl"
-    wait_for(lambda: started.exists() and started.read_text().count("\n") >= 2, 180, "run 1 to start")
-    subprocess.run(["scancel", runs[1]["job_id"]], check=True, env={**os.environ, **slurm})  # a lost job
+    # a lost job: SIGKILL to the whole job now (its batch step too), so no summary says completed
+    scancel = ["scancel", "--signal=KILL", runs[1]["job_id"]]
+    subprocess.run(scancel, check=True, env={**os.environ, **slurm})
+    summary = Path(runs[1]["run_dir"]) / "summary.json"
+    assert json.loads(summary.read_text())["status"] == "running"
+    assert submit.wait(timeout=300) == 0, (tmp_path / "submit.log").read_text()[-2000:]
     wait_for(
         lambda: [s.state for s in study_states(sweep)] == ["done", "failed"],
         300,
@@ -276,8 +293,9 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
 
 
 def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_path, cache_dir):
-    args = cli_args(cache_dir, "seed=6", "train.steps=100", "train.checkpoint_every=0")
-    assert run_cli([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
+    # 30 steps: the signal comes after 3 logged steps (polled every 0.5 s), with ~2 s of training left
+    args = cli_args(cache_dir, "seed=6", "train.steps=30", "train.checkpoint_every=0")
+    assert forked()([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
     run_dir = tmp_path / "preempted"
     cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={run_dir}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -288,6 +306,6 @@ def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_
     assert proc.returncode != 0 and "preempted by signal" in err, err[-1000:]
     # checkpoint_every=0 writes no periodic checkpoint: this one is the preemption's own
     step = int((run_dir / "checkpoints" / "last").read_text().split("-")[1].split(".")[0])
-    assert 3 <= step < 100
-    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+    assert 3 <= step < 30
+    assert forked()([*args, f"hydra.run.dir={run_dir}"]).returncode == 0  # the same command again
     assert no_times(read_metrics(metrics)) == no_times(read_metrics(tmp_path / "full" / "metrics.jsonl"))
