@@ -161,6 +161,10 @@ class ForkedCli:
             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
             start_new_session=True,
         )
+        # imported before the first command: a test that races a command against a live run (the lock's
+        # holder) must not lose its window to the imports
+        ready = select.select([self.server.stdout], [], [], 600)[0] and self.server.stdout.readline()
+        assert ready and json.loads(ready) == {"ready": True}, f"tests/forked_cli.py did not start: {ready!r}"
 
     def __call__(self, args: list[str], cwd=ROOT, env: dict | None = None, module="align_lab", timeout=600):
         env = env or {}

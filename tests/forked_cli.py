@@ -79,5 +79,6 @@ def _import_once() -> None:
 
 if __name__ == "__main__":
     _import_once()
+    print(json.dumps({"ready": True}), flush=True)  # ForkedCli waits for it: its first command starts at once
     for line in sys.stdin:
         print(json.dumps(run_one(json.loads(line))), flush=True)
