@@ -293,8 +293,9 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
 
 
 def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_path, cache_dir):
-    # 30 steps: the signal comes after 3 logged steps (polled every 0.5 s), with ~2 s of training left
-    args = cli_args(cache_dir, "seed=6", "train.steps=30", "train.checkpoint_every=0")
+    # 60 steps: the signal comes after 3 logged steps (polled every 0.5 s), with ~4 s of training left
+    # (30 left ~2 s, thin for a test process two workers share two cores with)
+    args = cli_args(cache_dir, "seed=6", "train.steps=60", "train.checkpoint_every=0")
     assert forked()([*args, f"hydra.run.dir={tmp_path / 'full'}"], cwd=ROOT).returncode == 0
     run_dir = tmp_path / "preempted"
     cmd = [sys.executable, "-m", "align_lab", *args, f"hydra.run.dir={run_dir}"]
@@ -306,6 +307,6 @@ def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_
     assert proc.returncode != 0 and "preempted by signal" in err, err[-1000:]
     # checkpoint_every=0 writes no periodic checkpoint: this one is the preemption's own
     step = int((run_dir / "checkpoints" / "last").read_text().split("-")[1].split(".")[0])
-    assert 3 <= step < 30
+    assert 3 <= step < 60
     assert forked()([*args, f"hydra.run.dir={run_dir}"]).returncode == 0  # the same command again
     assert no_times(read_metrics(metrics)) == no_times(read_metrics(tmp_path / "full" / "metrics.jsonl"))
