@@ -51,16 +51,34 @@ def _rotate_half(x: Tensor) -> Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-def _linear(layer, x: Tensor) -> Tensor:
-    return F.linear(x, layer.weight, layer.bias)
+DECODE_MATMULS = ("auto", "exact", "fast")  # rollout.decode_matmul
+
+
+def weights_left(decode_matmul: str, sampler: str) -> bool:
+    """Whether the decode step multiplies as W @ h^T ("fast") rather than F.linear's h @ W^T ("exact",
+    the forward's own matmul and bits); "auto": fast unless `sampler` is "multinomial", whose promise,
+    generate's very tokens, needs the forward's bits."""
+    return decode_matmul == "fast" or (decode_matmul == "auto" and sampler != "multinomial")
+
+
+def _linear(layer, x: Tensor, left: bool = False) -> Tensor:
+    """layer(x) for x (..., in). left: as W @ x^T, the weights the matmul's many-rows operand, where
+    F.linear makes them its few-columns one: the same products summed in another order (other last
+    bits), and on the AVX2 EPYC at 8 rows the 30 layers' matmuls 1.2x and the LM head's 2.3x faster
+    (benchmarks/RESULTS.md, decode_kernels)."""
+    if not left:
+        return F.linear(x, layer.weight, layer.bias)
+    y = torch.mm(layer.weight, x.reshape(-1, x.shape[-1]).t()).t().reshape(*x.shape[:-1], -1)
+    return y if layer.bias is None else y + layer.bias
 
 
 HEAD_ROWS = 512  # vocabulary rows per matmul of the decode step's LM head
 _HEAD_CHUNKS_EXACT: dict[tuple, bool] = {}  # (x shape, weight shape, dtype, threads) -> chunks exact here
 
 
-def _lm_head(head, x: Tensor) -> Tensor:
-    """head(x), (B, 1, V), as HEAD_ROWS-row matmuls where that gives the bits of one matmul.
+def _lm_head(head, x: Tensor, left: bool = False) -> Tensor:
+    """head(x), (B, 1, V), as HEAD_ROWS-row matmuls where that gives the bits of one matmul (left: one
+    W @ x^T, `_linear`'s, contiguous for the sampler's reductions over V).
 
     At decode shapes (B rows of a few) MKL's one matmul over a 49,152 x 576 head reads its weights at
     about half the speed of 512-row pieces (aed8269:benchmarks/RESULTS.md, 2026-11-23). Whether the pieces sum
@@ -68,6 +86,8 @@ def _lm_head(head, x: Tensor) -> Tensor:
     count, on the first call (which returns the one matmul); otherwise the one matmul is kept. On a GPU
     the one matmul is the fast one (96 pieces are 96 kernel launches a token)."""
     w = head.weight
+    if left:
+        return _linear(head, x, left=True).contiguous()
     if head.bias is not None or w.shape[0] <= HEAD_ROWS or w.device.type != "cpu":
         return F.linear(x, w, head.bias)
     key = (tuple(x.shape), tuple(w.shape), w.dtype, torch.get_num_threads())
@@ -112,8 +132,11 @@ def preallocate(prefill: list[tuple[Tensor, Tensor]], n: int, length: int) -> li
     return kv
 
 
-def decode_step(model, tokens: Tensor, position: Tensor, kv: list, filled: int, attn: Tensor | None):
+def decode_step(
+    model, tokens: Tensor, position: Tensor, kv: list, filled: int, attn: Tensor | None, left: bool = False
+):
     """Next-token logits (B, V) for one new token per row; writes its keys/values into kv at `filled`.
+    left: every matmul as W @ h^T (`_linear`; decode_matmul=fast), not bit for bit the forward's.
 
     Args:
         tokens: (B,) the last sampled tokens; position: (B, 1) their position ids.
@@ -133,14 +156,16 @@ def decode_step(model, tokens: Tensor, position: Tensor, kv: list, filled: int, 
         a = layer.self_attn
         h = _rms_norm(layer.input_layernorm, x)  # (B, 1, d)
         q, k, v = (
-            _linear(p, h).view(B, 1, -1, a.head_dim).transpose(1, 2) for p in (a.q_proj, a.k_proj, a.v_proj)
+            _linear(p, h, left).view(B, 1, -1, a.head_dim).transpose(1, 2)
+            for p in (a.q_proj, a.k_proj, a.v_proj)
         )  # (B, H, 1, D), (B, H_kv, 1, D) x 2
         q = q * cos + _rotate_half(q) * sin  # (B, H, 1, D)
         keys[:, :, filled:L] = k * cos + _rotate_half(k) * sin
         values[:, :, filled:L] = v
         o = _attention(q, keys[:, :, :L], values[:, :, :L], mask, a.scaling)  # (B, H, 1, D)
-        x = x + _linear(a.o_proj, o.transpose(1, 2).reshape(B, 1, -1))  # (B, 1, d)
+        x = x + _linear(a.o_proj, o.transpose(1, 2).reshape(B, 1, -1), left)  # (B, 1, d)
         h = _rms_norm(layer.post_attention_layernorm, x)
         m = layer.mlp
-        x = x + _linear(m.down_proj, F.silu(_linear(m.gate_proj, h)) * _linear(m.up_proj, h))
-    return _lm_head(model.lm_head, _rms_norm(base.norm, x))[:, -1]  # (B, V)
+        gated = F.silu(_linear(m.gate_proj, h, left)) * _linear(m.up_proj, h, left)
+        x = x + _linear(m.down_proj, gated, left)
+    return _lm_head(model.lm_head, _rms_norm(base.norm, x), left)[:, -1]  # (B, V)

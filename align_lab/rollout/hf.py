@@ -10,6 +10,7 @@ from torch import Tensor
 
 from align_lab.models.sequences import encode_prompts, is_partitioned, left_pad, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
+from align_lab.rollout.decode import DECODE_MATMULS, weights_left
 from align_lab.rollout.sampling import (
     SAMPLERS,
     RowNoise,
@@ -33,7 +34,10 @@ class HFGenerate:
     probabilities: "inverse_cdf" (the default: one uniform a row against the cumulative
     probabilities) or "multinomial" (generate's torch.multinomial, V exponential draws a row: the
     very tokens `model.generate` draws for one seed). The same distribution either way; generate
-    itself always draws with its own multinomial.
+    itself always draws with its own multinomial. decode_matmul: the loop's Llama/Qwen2 decode step
+    multiplies as the forward does ("exact": its logits bit for bit the forward's) or as W @ h^T
+    ("fast": the same products summed in another order); "auto" (the default): exact with
+    sampler=multinomial (generate's tokens need the forward's bits), fast otherwise.
 
     seed_per_sample: draw each row's sampling noise from its own seed (inverse_cdf: one uniform a row;
     multinomial and generate: Gumbel-max over the warped logits; exact samples either way), so a row's
@@ -56,10 +60,17 @@ class HFGenerate:
     dtype: str = "float32"
     zero3_whole_copy: bool = True
     sampler: str = "inverse_cdf"
+    decode_matmul: str = "auto"
 
     def __post_init__(self) -> None:
         check_sampling(self.temperature, self.top_k, self.top_p)
         check(self.sampler in SAMPLERS, "sampler", self.sampler, " or ".join(SAMPLERS))
+        check(
+            self.decode_matmul in DECODE_MATMULS,
+            "decode_matmul",
+            self.decode_matmul,
+            "|".join(DECODE_MATMULS),
+        )
         self.dtype = canonical_dtype(self.dtype)
         check(self.dtype in ("float32", "bfloat16"), "dtype", self.dtype, "float32 (fp32) or bfloat16 (bf16)")
         self.policy_copy = None  # the bfloat16 copy the engine samples (dtype=bfloat16), once made
@@ -191,6 +202,7 @@ class HFGenerate:
             noise,
             n,
             self.sampler,
+            weights_left(self.decode_matmul, self.sampler),
         )
 
     def _generate(

@@ -97,11 +97,20 @@ def draw(
     return next_tokens, sampled_logprobs(warped, next_tokens)
 
 
-def prefill(model, prompt_ids: Tensor, prompt_attn: Tensor, max_new_tokens: int, n: int, padded: bool):
+def prefill(
+    model,
+    prompt_ids: Tensor,
+    prompt_attn: Tensor,
+    max_new_tokens: int,
+    n: int,
+    padded: bool,
+    left: bool = False,
+):
     """(last logits (B, V), last positions (B, 1), step) after one forward of the B/n distinct prompts,
     their KV cache and logits repeated for the n samples of each. `step(tokens, position, t, attn)` feeds
     the t-th sampled tokens (B,) and returns the next logits (B, V): decode.py's step into a KV cache
-    allocated once for P + max_new_tokens positions (Llama/Qwen2), else the model's forward."""
+    allocated once for P + max_new_tokens positions (Llama/Qwen2; left: its W @ h^T matmuls), else the
+    model's forward."""
     P = prompt_ids.shape[1]
     position_ids = (prompt_attn.cumsum(-1) - 1).clamp(min=0)  # (B/n, P); left pads read position 0
     keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
@@ -118,7 +127,7 @@ def prefill(model, prompt_ids: Tensor, prompt_attn: Tensor, max_new_tokens: int,
     cache = out.cache if "cache" in out else out.past_key_values  # transformers >= 5.2x: `cache`
     if fast_decode_supported(model):
         prefilled = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (B/n, H_kv, P, D)
-        return logits, position, CacheDecoder(model, preallocate(prefilled, n, P + max_new_tokens), P)
+        return logits, position, CacheDecoder(model, preallocate(prefilled, n, P + max_new_tokens), P, left)
     cache.batch_repeat_interleave(n)
 
     name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -139,13 +148,14 @@ def prefill(model, prompt_ids: Tensor, prompt_attn: Tensor, max_new_tokens: int,
 class CacheDecoder:
     """decode.py's step into a KV cache allocated once (`preallocate`), for prompts of P positions:
     `step(tokens, position, t, attn)` feeds the t-th sampled tokens and returns the next logits;
-    `keep(rows)` drops every other row from the cache (the rows the next steps compute)."""
+    `keep(rows)` drops every other row from the cache (the rows the next steps compute). left: the
+    step's matmuls as W @ h^T (rollout.decode_matmul, `decode.weights_left`)."""
 
-    def __init__(self, model, kv: list[tuple[Tensor, Tensor]], P: int) -> None:
-        self.model, self.kv, self.P = model, kv, P
+    def __init__(self, model, kv: list[tuple[Tensor, Tensor]], P: int, left: bool = False) -> None:
+        self.model, self.kv, self.P, self.left = model, kv, P, left
 
     def __call__(self, tokens: Tensor, pos: Tensor, t: int, attn: Tensor | None) -> Tensor:
-        return decode_step(self.model, tokens, pos, self.kv, self.P + t, attn)
+        return decode_step(self.model, tokens, pos, self.kv, self.P + t, attn, self.left)
 
     def keep(self, rows: Tensor) -> None:
         for i, (keys, values) in enumerate(self.kv):  # layer by layer: one layer's copy at a time
@@ -210,6 +220,7 @@ def sample_with_cache(
     noise: RowNoise | None = None,
     n: int = 1,
     sampler: str = "inverse_cdf",
+    weights_left: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Response ids (B, T'), B = n x prompts, T' <= max_new_tokens, as `model.generate(do_sample=not
     greedy)` returns them for the prompts each repeated n times (the n samples of a prompt contiguous),
@@ -217,12 +228,12 @@ def sample_with_cache(
     and after a row's EOS). Logits with a NaN or an infinity raise NonFiniteLogits (diverged weights).
 
     One `prefill` a distinct prompt, generate's forward inputs and warpers, one `draw` a step (sampler
-    "multinomial": generate's draws and tokens). Ended rows get pad, and with inverse_cdf leave
-    decode.py's step (`rows_to_keep`). `noise`: per-row seeds. A ZeRO-3 model across processes
-    forwards with every process: the loop stops once every process's rows have ended."""
+    "multinomial": generate's draws). Ended rows get pad, and with inverse_cdf leave decode.py's step
+    (`rows_to_keep`); weights_left: its matmuls as W @ h^T (rollout.decode_matmul). `noise`: per-row
+    seeds. A ZeRO-3 model across processes forwards with every process till every process's rows end."""
     P = prompt_ids.shape[1]
     padded = not bool(prompt_attn.all())  # no padding: no mask, as generate
-    logits, position, step = prefill(model, prompt_ids, prompt_attn, max_new_tokens, n, padded)
+    logits, position, step = prefill(model, prompt_ids, prompt_attn, max_new_tokens, n, padded, weights_left)
     B, device = logits.shape[0], logits.device
     generated = prompt_attn.new_ones(B, max_new_tokens)  # (B, max_new_tokens)
     attn_all = torch.cat([prompt_attn.repeat_interleave(n, dim=0), generated], 1)  # (B, P + max_new_tokens)

@@ -60,9 +60,20 @@ def test_kv_cache_loop_stops_when_every_row_has_ended(tokenizer):
     assert torch.equal(loop.response_ids, generate.response_ids)
 
 
+def test_decode_matmul_auto_keeps_the_forwards_bits_for_multinomial_only():
+    from align_lab.rollout.decode import weights_left
+
+    assert weights_left("auto", "inverse_cdf") and not weights_left("auto", "multinomial")
+    assert weights_left("fast", "multinomial") and not weights_left("exact", "inverse_cdf")
+    with pytest.raises(ValueError, match=r"^decode_matmul=bits: must be auto\|exact\|fast$"):
+        HFGenerate(decode_matmul="bits")
+
+
+@pytest.mark.parametrize("left", [False, True])  # rollout.decode_matmul exact, fast
 @pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("kv_heads", [4, 2, 1])  # multi-head, grouped-query (SmolLM2, Qwen2.5), multi-query
-def test_decode_step_equals_the_model_forward_bit_for_bit(kv_heads, padded):
+def test_decode_step_equals_the_model_forward_bit_for_bit(kv_heads, padded, left):
+    """exact: the forward's bits; fast (W @ h^T): the same logits up to float rounding."""
     from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
     from align_lab.rollout.decode import decode_step, fast_decode_supported, preallocate
@@ -95,7 +106,7 @@ def test_decode_step_equals_the_model_forward_bit_for_bit(kv_heads, padded):
             position = position[:, -1:] + 1
             if mask is not None:
                 mask = torch.cat([mask, mask.new_ones(3, 1)], dim=1)
-            fast = decode_step(model, tokens, position, kv, 6 + t, mask)  # (B, V)
+            fast = decode_step(model, tokens, position, kv, 6 + t, mask, left)  # (B, V)
             slow = model(
                 input_ids=tokens[:, None],
                 attention_mask=mask,
@@ -103,7 +114,7 @@ def test_decode_step_equals_the_model_forward_bit_for_bit(kv_heads, padded):
                 past_key_values=cache,
                 use_cache=True,
             ).logits[:, -1]
-            assert torch.equal(fast, slow)
+            assert torch.allclose(fast, slow, rtol=0, atol=1e-5) if left else torch.equal(fast, slow)
             tokens = slow.argmax(-1)
 
 
