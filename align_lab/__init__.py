@@ -27,7 +27,6 @@ def wait_policy(environ: MutableMapping[str, str], policy: str | None) -> None:
         environ.setdefault("OMP_WAIT_POLICY", policy)
 
 
-wait_policy(os.environ, OMP_WAIT_POLICY)
 
 
 # torch's CPU allocator asks the kernel for transparent huge pages (2 MiB, madvise) for every tensor of
@@ -43,7 +42,12 @@ def huge_pages(environ: MutableMapping[str, str], value: str | None) -> None:
         environ.setdefault("THP_MEM_ALLOC_ENABLE", value)
 
 
+_before = dict(os.environ)
+wait_policy(os.environ, OMP_WAIT_POLICY)
 huge_pages(os.environ, THP_MEM_ALLOC)
+# what this import put in os.environ (a user's own settings are not here): a benchmark takes these out
+# of another library's worker, which must run with that library's defaults (benchmarks/real_model_vs_trl.py)
+SET_ENV: dict[str, str] = {k: v for k, v in os.environ.items() if _before.get(k) != v}
 
 
 # glibc malloc serves a block of at least this many bytes from its own mapping, returned to the system

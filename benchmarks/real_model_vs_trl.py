@@ -9,8 +9,9 @@ get the same things: that checkpoint, the same prompts (task=arith_word's traini
 through the model's chat template, in the same order), the same reward function (its verifier), 8
 completions per step (2 prompts x 4), 64 new tokens, temperature 1, fp32, one optimiser step per
 rollout. Each side runs with its own defaults for what the user does not set: TRL with torch's default
-thread count (every core), align_lab with its default `hardware` (every core this process may use) and
-its default `train.micro_batch_size` (auto), i.e. no thread or micro-batch key on either side
+thread count (every core) and none of the environment variables `import align_lab` sets (`worker_env`),
+align_lab with its default `hardware` (every core this process may use) and its default
+`train.micro_batch_size` (auto), i.e. no thread or micro-batch key on either side
 (--threads N pins both to N instead). align_lab runs its real online loop
 (align_lab.train.online.train_online with its HFGenerate engine); nothing of either loop is copied.
 
@@ -237,21 +238,25 @@ def micro_batch(value: str) -> str | int | None:
     return int(value)
 
 
+def worker_env(impl: str) -> dict[str, str]:
+    """This process's environment for a worker, without what `import align_lab` put there (its OpenMP
+    wait policy, torch's huge pages) for TRL's: each side runs with its own defaults. TRL's worker reads
+    the prompts through align_lab after torch has read OMP_WAIT_POLICY, but before torch's first large
+    tensor reads THP_MEM_ALLOC_ENABLE: that one is set to torch's default, "0", which the import keeps."""
+    import align_lab
+
+    env = {k: v for k, v in os.environ.items() if impl == "align_lab" or k not in align_lab.SET_ENV}
+    if impl != "align_lab" and "THP_MEM_ALLOC_ENABLE" in align_lab.SET_ENV:
+        env["THP_MEM_ALLOC_ENABLE"] = "0"
+    return env | {"PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
+
+
 def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
     args = [sys.executable, "-m", "benchmarks.real_model_vs_trl", "--worker", impl, kind, path, str(steps)]
     args += [str(seed), str(threads), "--batch", str(BATCH), "--tokens", str(NEW_TOKENS), "--device", DEVICE]
     args += ["--micro", "null" if MICRO_BATCH is None else str(MICRO_BATCH)]
     args += ["--profile"] if profile else []
-    out = subprocess.run(
-        args,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))),
-        },
-    )
+    out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=worker_env(impl))
     if out.returncode != 0:
         raise SystemExit(f"{impl} {kind} failed:\n{out.stderr[-3000:]}")
     if profile:

@@ -88,3 +88,34 @@ def test_the_clock_is_a_whole_tracker_and_times_each_step() -> None:
     clock.log({"time/step_s": 0.25}, step=2)
     assert seen == [1, 2] and clock.rows == [{"time/step_s": 0.5}, {"time/step_s": 0.25}]
     assert clock.ends[0] <= clock.ends[1]
+
+
+WORKER_ENV = """
+import json
+from benchmarks.real_model_vs_trl import worker_env
+print(json.dumps({impl: {k: worker_env(impl).get(k) for k in ("OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE")}
+                  for impl in ("trl", "align_lab")}))
+"""
+
+
+@pytest.mark.parametrize("user", [{}, {"OMP_WAIT_POLICY": "ACTIVE"}])
+def test_trls_worker_runs_without_what_import_align_lab_sets_and_with_what_the_user_set(user):
+    """real_model_vs_trl compares defaults: TRL's worker must not inherit align_lab's OpenMP wait policy
+    or torch's huge pages from the benchmark process, which imported align_lab; a user's setting stays."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE")}
+    code = ["-c", WORKER_ENV]
+    out = subprocess.run(
+        [sys.executable, *code],
+        env=env | user | {"PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got = json.loads(out.stdout)
+    assert got["align_lab"] == {
+        "OMP_WAIT_POLICY": user.get("OMP_WAIT_POLICY", "PASSIVE"),
+        "THP_MEM_ALLOC_ENABLE": "1",
+    }
+    assert got["trl"] == {"OMP_WAIT_POLICY": user.get("OMP_WAIT_POLICY"), "THP_MEM_ALLOC_ENABLE": "0"}
