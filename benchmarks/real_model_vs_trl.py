@@ -289,7 +289,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--model", default=None, help="a checkpoint folder (default: SmolLM2 from its GGUF)")
     parser.add_argument("--micro", default="auto", help="align_lab's micro_batch_size: auto, null, rows")
-    parser.add_argument("--decode-matmul", default="auto", choices=("auto", "exact", "fast"), help="rollout.")
+    parser.add_argument(
+        "--decode-matmul",
+        default="auto",
+        choices=("auto", "exact", "fast"),
+        help="align_lab's rollout.decode_matmul",
+    )
     a = parser.parse_args(argv)
     BATCH, DEVICE, NEW_TOKENS, MICRO_BATCH = a.batch, a.device, a.tokens, micro_batch(a.micro)
     DECODE_MATMUL = a.decode_matmul
