@@ -27,8 +27,6 @@ def wait_policy(environ: MutableMapping[str, str], policy: str | None) -> None:
         environ.setdefault("OMP_WAIT_POLICY", policy)
 
 
-
-
 # torch's CPU allocator asks the kernel for transparent huge pages (2 MiB, madvise) for every tensor of
 # 2 MiB or more when THP_MEM_ALLOC_ENABLE is "1", read once, at torch's first allocation: a fresh tensor
 # then costs one page fault per 2 MiB, not per 4 KiB. A SmolLM2 GRPO step on the AVX2 EPYC: 16.9 s -> 13.8

@@ -51,21 +51,16 @@ def _rotate_half(x: Tensor) -> Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-DECODE_MATMULS = ("auto", "exact", "fast")  # rollout.decode_matmul
-
-
-def weights_left(decode_matmul: str, sampler: str) -> bool:
-    """Whether the decode step multiplies as W @ h^T ("fast") rather than F.linear's h @ W^T ("exact",
-    the forward's own matmul and bits); "auto": fast unless `sampler` is "multinomial", whose promise,
-    generate's very tokens, needs the forward's bits."""
-    return decode_matmul == "fast" or (decode_matmul == "auto" and sampler != "multinomial")
+DECODE_MATMULS = ("exact", "fast")  # rollout.decode_matmul
 
 
 def _linear(layer, x: Tensor, left: bool = False) -> Tensor:
     """layer(x) for x (..., in). left: as W @ x^T, the weights the matmul's many-rows operand, where
     F.linear makes them its few-columns one: the same products summed in another order (other last
     bits), and on the AVX2 EPYC at 8 rows the 30 layers' matmuls 1.2x and the LM head's 2.3x faster
-    (benchmarks/RESULTS.md, decode_kernels)."""
+    (benchmarks/RESULTS.md, decode_kernels). Its bits also depend on the weights' address (MKL takes
+    another path for a matrix not 16-byte aligned, as a view into a loaded file can be), which F.linear's
+    do not: docs/rollout.md, item 7."""
     if not left:
         return F.linear(x, layer.weight, layer.bias)
     y = torch.mm(layer.weight, x.reshape(-1, x.shape[-1]).t()).t().reshape(*x.shape[:-1], -1)

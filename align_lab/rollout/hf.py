@@ -10,7 +10,7 @@ from torch import Tensor
 
 from align_lab.models.sequences import encode_prompts, is_partitioned, left_pad, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
-from align_lab.rollout.decode import DECODE_MATMULS, weights_left
+from align_lab.rollout.decode import DECODE_MATMULS
 from align_lab.rollout.sampling import (
     SAMPLERS,
     RowNoise,
@@ -35,9 +35,9 @@ class HFGenerate:
     probabilities) or "multinomial" (generate's torch.multinomial, V exponential draws a row: the
     very tokens `model.generate` draws for one seed). The same distribution either way; generate
     itself always draws with its own multinomial. decode_matmul: the loop's Llama/Qwen2 decode step
-    multiplies as the forward does ("exact": its logits bit for bit the forward's) or as W @ h^T
-    ("fast": the same products summed in another order); "auto" (the default): exact with
-    sampler=multinomial (generate's tokens need the forward's bits), fast otherwise.
+    multiplies as the forward does ("exact", the default: its logits bit for bit the forward's) or as
+    W @ h^T ("fast": the same products summed in another order, whose bits depend on the weights'
+    memory alignment: docs/rollout.md).
 
     seed_per_sample: draw each row's sampling noise from its own seed (inverse_cdf: one uniform a row;
     multinomial and generate: Gumbel-max over the warped logits; exact samples either way), so a row's
@@ -60,7 +60,7 @@ class HFGenerate:
     dtype: str = "float32"
     zero3_whole_copy: bool = True
     sampler: str = "inverse_cdf"
-    decode_matmul: str = "auto"
+    decode_matmul: str = "exact"
 
     def __post_init__(self) -> None:
         check_sampling(self.temperature, self.top_k, self.top_p)
@@ -202,7 +202,7 @@ class HFGenerate:
             noise,
             n,
             self.sampler,
-            weights_left(self.decode_matmul, self.sampler),
+            self.decode_matmul == "fast",
         )
 
     def _generate(
