@@ -59,8 +59,8 @@ def _linear(layer, x: Tensor, left: bool = False) -> Tensor:
     F.linear makes them its few-columns one: the same products summed in another order (other last
     bits), and on the AVX2 EPYC at 8 rows the 30 layers' matmuls 1.2x and the LM head's 2.3x faster
     (benchmarks/RESULTS.md, decode_kernels). Its bits also depend on the weights' address (MKL takes
-    another path for a matrix not 16-byte aligned, as a view into a loaded file can be), which F.linear's
-    do not: docs/rollout.md, item 7."""
+    another path for a matrix not 16-byte aligned, as the toy policy from the stage cache is), which
+    F.linear's do not: docs/rollout.md, item 7."""
     if not left:
         return F.linear(x, layer.weight, layer.bias)
     y = torch.mm(layer.weight, x.reshape(-1, x.shape[-1]).t()).t().reshape(*x.shape[:-1], -1)

@@ -149,7 +149,7 @@ class CacheDecoder:
     """decode.py's step into a KV cache allocated once (`preallocate`), for prompts of P positions:
     `step(tokens, position, t, attn)` feeds the t-th sampled tokens and returns the next logits;
     `keep(rows)` drops every other row from the cache (the rows the next steps compute). left: the
-    step's matmuls as W @ h^T (rollout.decode_matmul, `decode.weights_left`)."""
+    step's matmuls as W @ h^T (rollout.decode_matmul=fast)."""
 
     def __init__(self, model, kv: list[tuple[Tensor, Tensor]], P: int, left: bool = False) -> None:
         self.model, self.kv, self.P, self.left = model, kv, P, left
