@@ -20,8 +20,8 @@ fi
 vllm_log=$(mktemp)
 bash scripts/setup_vllm.sh >"$vllm_log" 2>&1 &
 vllm_setup=$!
-# and DeepSpeed's CPU op, which the suite's first DeepSpeed run would otherwise compile (about a minute of
-# both cores) while the other worker's tests wait for cores: built here by DeepSpeed's own call, into
+# and DeepSpeed's CPU op, which the suite's first DeepSpeed run would otherwise compile (about 70 s of CPU:
+# 40 s on both cores) while the other worker's test shares them: built here by DeepSpeed's own call, into
 # the cache every later run loads it from (seconds when it is there already)
 ds_log=$(mktemp)
 .venv/bin/python scripts/build_deepspeed_ops.py >"$ds_log" 2>&1 &
