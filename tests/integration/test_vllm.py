@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ pytest.importorskip(
     "vllm", reason="vllm is not installed here; the vLLM tests run in .venv-vllm: bash scripts/test_vllm.sh"
 )
 
+from align_lab.rollout.base import check_sampling  # noqa: E402
 from align_lab.rollout.hf import HFGenerate  # noqa: E402
 from align_lab.rollout.vllm import VLLMEngine  # noqa: E402
 from tests.conftest import ROOT, SMALL, compose, run_cli  # noqa: E402
@@ -50,6 +52,36 @@ def engine():
     e = VLLMEngine(seed=0)
     yield e
     e.close()
+
+
+@pytest.fixture(scope="module")
+def sampler(world):
+    """One engine and one policy for the tests of what a sample carries (log-probs, row seeds): each test
+    sets the engine's sampling settings, which vLLM takes per request (`VLLMEngine._params`), so they
+    share one engine start; the same policy object throughout, so no test depends on an in-place reload
+    (that is `test_sync_pushes_updated_weights_in_place_without_reading_disk`'s)."""
+    w, _ = world
+    e = VLLMEngine(seed=0)
+    yield e, w.load_policy()
+    e.close()
+
+
+@contextmanager
+def settings(engine, **fields):
+    """`engine` with these sampling fields (temperature, top_p, seed_per_sample, ...) inside the block."""
+    before = {name: getattr(engine, name) for name in fields}
+    check_sampling(
+        fields.get("temperature", engine.temperature),
+        fields.get("top_k", engine.top_k),
+        fields.get("top_p", engine.top_p),
+    )
+    for name, value in fields.items():
+        setattr(engine, name, value)
+    try:
+        yield engine
+    finally:
+        for name, value in before.items():
+            setattr(engine, name, value)
 
 
 def assert_same_samples(a, b):
@@ -136,22 +168,19 @@ def trainer_logprobs_and_kept_mass(policy, s, engine):
 
 
 @pytest.mark.parametrize("top_p", [1.0, 0.9])
-def test_vllm_logprobs_are_those_of_the_distribution_it_sampled_from(top_p, world):
+def test_vllm_logprobs_are_those_of_the_distribution_it_sampled_from(top_p, world, sampler):
     """vLLM's processed log-probs: after temperature and top-p, renormalised over the kept tokens. With
     top_p = 1 they are the trainer's up to vLLM's own kernels; with top_p = 0.9 each token's
     trainer/rollout log ratio is the log of the mass top-p kept at its position (<= 0)."""
     from align_lab.rl import rollout_mismatch
 
-    w, task = world
-    policy, prompts = w.load_policy(), task.prompts("train")[:8]
-    engine = VLLMEngine(seed=0, temperature=0.7, top_p=top_p)
-    try:
+    (w, task), (engine, policy) = world, sampler
+    prompts = task.prompts("train")[:8]
+    with settings(engine, temperature=0.7, top_p=top_p):
         s = engine.sample(policy, w.tokenizer, prompts, 4, task.max_response_tokens, task.max_prompt_tokens)
-    finally:
-        engine.close()
+        trainer, log_mass = trainer_logprobs_and_kept_mass(policy, s, engine)
     keep = s.mask.bool()
     assert (s.logprobs[keep] <= 0).all() and (s.logprobs[~keep] == 0).all()
-    trainer, log_mass = trainer_logprobs_and_kept_mass(policy, s, engine)
     assert torch.allclose((trainer - s.logprobs)[keep], log_mass[keep], atol=1e-4)
     kl, outside, largest = rollout_mismatch(trainer, s.logprobs, s.mask)
     assert outside.item() == 0.0 and largest.item() <= 1.0001
@@ -179,15 +208,14 @@ def test_online_run_with_vllm_rollouts_completes(tmp_path, cache):
     )
 
 
-def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(world):
+def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(world, sampler):
     """seed_per_sample: each row is one request with its own seed, so a response does not depend on
     the rows beside it (what data parallel needs: a process draws only its share of a step's rows)."""
     from align_lab.train.distributed import row_seeds
 
-    w, task = world
-    policy, prompts = w.load_policy(), task.prompts("train")[:6]
-    engine = VLLMEngine(seed=0, seed_per_sample=True)
-    try:
+    (w, task), (engine, policy) = world, sampler
+    prompts = task.prompts("train")[:6]
+    with settings(engine, seed_per_sample=True):
         limits = (task.max_response_tokens, task.max_prompt_tokens)
         seeds = row_seeds(3, 1, 0, 12)  # 6 prompts x 2 samples
         whole = engine.sample(policy, w.tokenizer, prompts, 2, *limits, seeds=seeds)
@@ -196,8 +224,6 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(world):
         assert torch.equal(whole.response_ids[6:, : half.response_ids.shape[1]], half.response_ids)
         other = engine.sample(policy, w.tokenizer, prompts, 2, *limits, seeds=row_seeds(4, 1, 0, 12))
         assert other.responses != whole.responses  # the seeds drive the samples
-    finally:
-        engine.close()
 
 
 @pytest.mark.parametrize("algo", ["grpo", "ppo", "sail_pp"])
