@@ -209,23 +209,32 @@ def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int,
 
         Hardware(device=DEVICE, num_threads=threads or None).use(0)
     run = run_align_lab if impl == "align_lab" else run_trl
-    if profile:
-        import cProfile
-        import pstats
-
-        prof = cProfile.Profile()
-        times = prof.runcall(run, kind, path, steps, seed)
-        stats = pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative")
-        print(f"== profile: {impl} {kind} ({steps} steps) ==", file=sys.stderr)
-        stats.print_stats(28)
-    else:
-        times = run(kind, path, steps, seed)
+    # each side's output folder (TRL's output_dir, align_lab's checkpoint: ~1.6 GB a run) is made under
+    # one scratch folder that goes when the run ends; before, every run left its own in /tmp
+    with tempfile.TemporaryDirectory(prefix="real_model_vs_trl-") as scratch:
+        tempfile.tempdir = scratch
+        times = timed_run(run, impl, kind, path, steps, seed, profile)
     rows = PHASES[1:-1] or PHASES  # as the step times: without the first and the last step
     phases = {k: statistics.mean(r[k] for r in rows) for k in rows[0]} if rows else {}
     peak = torch.cuda.max_memory_allocated() / 2**20 if DEVICE == "cuda" else peak_mb()
     out = {"times": times, "peak_mb": peak, "phases": phases, "threads": torch.get_num_threads()}
     out["micro"] = MICRO[-1] if MICRO else None
     print(json.dumps(out), flush=True)
+
+
+def timed_run(run, impl: str, kind: str, path: str, steps: int, seed: int, profile: bool) -> list[float]:
+    """run(kind, path, steps, seed)'s step times; with profile, its cProfile on stderr too."""
+    if not profile:
+        return run(kind, path, steps, seed)
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    times = prof.runcall(run, kind, path, steps, seed)
+    stats = pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative")
+    print(f"== profile: {impl} {kind} ({steps} steps) ==", file=sys.stderr)
+    stats.print_stats(28)
+    return times
 
 
 def micro_batch(value: str) -> str | int | None:
