@@ -19,6 +19,20 @@ from collections.abc import Mapping, MutableMapping
 # SmolLM2 runs at once on 2 cores took 20x their step alone with libgomp's default, 1.5x with it,
 # which costs a run alone ~10% (docs/scaling_out.md, "Beside another process")
 OMP_WAIT_POLICY: str | None = "PASSIVE"
+# ...but before sleeping a waiting thread spins this many times (GOMP_SPINCOUNT overrides the policy's
+# spin count), unless the user set GOMP_SPINCOUNT or OMP_WAIT_POLICY: on the 2-core Sapphire Rapids Xeon
+# PASSIVE's futex wake-up at each of a decode step's parallel regions made SmolLM2's rollout 1.7x slower
+# (4.7 s against 2.8), 10,000 spins cost none of it. Beside another process the spins would cost what
+# PASSIVE saves, so the rollout then samples on fewer threads (rollout.threads=auto, rollout/busy.py)
+# and tiny models run on one (model.max_threads). None: the policy's own spin count.
+GOMP_SPINCOUNT: str | None = "10000"
+
+
+def spin_count(environ: MutableMapping[str, str], count: str | None) -> None:
+    """Puts `count` in environ["GOMP_SPINCOUNT"] unless the user set it or an OMP_WAIT_POLICY (None: leaves
+    environ)."""
+    if count is not None and "OMP_WAIT_POLICY" not in environ:
+        environ.setdefault("GOMP_SPINCOUNT", count)
 
 
 def wait_policy(environ: MutableMapping[str, str], policy: str | None) -> None:
@@ -41,6 +55,7 @@ def huge_pages(environ: MutableMapping[str, str], value: str | None) -> None:
 
 
 _before = dict(os.environ)
+spin_count(os.environ, GOMP_SPINCOUNT)  # before the policy: a policy the user chose keeps its own spins
 wait_policy(os.environ, OMP_WAIT_POLICY)
 huge_pages(os.environ, THP_MEM_ALLOC)
 # what this import put in os.environ (a user's own settings are not here): a benchmark takes these out

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
 
 from align_lab.models.sequences import encode_prompts, is_partitioned, left_pad, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
+from align_lab.rollout.busy import BusyMeter, check_threads, sampling_threads
 from align_lab.rollout.decode import DECODE_MATMULS
 from align_lab.rollout.sampling import (
     SAMPLERS,
@@ -37,7 +39,8 @@ class HFGenerate:
     itself always draws with its own multinomial. decode_matmul: the loop's Llama/Qwen2 decode step
     multiplies as the forward does ("exact", the default: its logits bit for bit the forward's) or as
     W @ h^T ("fast": the same products summed in another order, whose bits depend on the weights'
-    memory alignment: docs/rollout.md).
+    memory alignment: docs/rollout.md). threads: torch's threads while sampling ("auto": the run's, one
+    fewer for each core other processes kept busy since the last rollout: rollout/busy.py; same tokens).
 
     seed_per_sample: draw each row's sampling noise from its own seed (inverse_cdf: one uniform a row;
     multinomial and generate: Gumbel-max over the warped logits; exact samples either way), so a row's
@@ -61,6 +64,7 @@ class HFGenerate:
     zero3_whole_copy: bool = True
     sampler: str = "inverse_cdf"
     decode_matmul: str = "exact"
+    threads: str | int | None = "auto"
 
     def __post_init__(self) -> None:
         check_sampling(self.temperature, self.top_k, self.top_p)
@@ -71,6 +75,8 @@ class HFGenerate:
             self.decode_matmul,
             "|".join(DECODE_MATMULS),
         )
+        check_threads(self.threads)
+        self.meter = BusyMeter()  # other processes' cores since the last rollout (threads=auto)
         self.dtype = canonical_dtype(self.dtype)
         check(self.dtype in ("float32", "bfloat16"), "dtype", self.dtype, "float32 (fp32) or bfloat16 (bf16)")
         self.policy_copy = None  # the bfloat16 copy the engine samples (dtype=bfloat16), once made
@@ -171,10 +177,9 @@ class HFGenerate:
         sampled.eval()
         how = (max_new_tokens, greedy, noise)
         try:
-            if self.use_generate:
-                response_ids, logprobs = self._generate(sampled, tokenizer, ids, attn, *how)
-            else:  # each distinct prompt prefilled once for its n samples
-                response_ids, logprobs = self._sample(sampled, tokenizer, ids, attn, *how, n)
+            with sampling_threads(self.threads, self.meter, ids.device.type == "cpu"):
+                draw = self._generate if self.use_generate else partial(self._sample, n=n)
+                response_ids, logprobs = draw(sampled, tokenizer, ids, attn, *how)
         finally:
             sampled.train(was_training)
         if response_ids.shape[1] == 0:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import align_lab
-from align_lab import wait_policy
+from align_lab import spin_count, wait_policy
 from tests.conftest import ROOT
 
 # what OMP_DISPLAY_ENV prints under each policy (unset and PASSIVE both print OMP_WAIT_POLICY = 'PASSIVE';
@@ -42,6 +42,27 @@ def test_the_policy_goes_in_unless_the_user_set_one() -> None:
     assert environ == {}
 
 
+def test_the_spin_count_goes_in_unless_the_user_set_it_or_a_policy() -> None:
+    environ: dict[str, str] = {}
+    spin_count(environ, "10000")
+    assert environ == {"GOMP_SPINCOUNT": "10000"}
+    for users in ({"GOMP_SPINCOUNT": "0"}, {"OMP_WAIT_POLICY": "ACTIVE"}, {"OMP_WAIT_POLICY": "PASSIVE"}):
+        environ = dict(users)
+        spin_count(environ, "10000")
+        assert environ == users
+    environ = {}
+    spin_count(environ, None)
+    assert environ == {}
+
+
+def test_libgomp_spins_align_labs_count_unless_the_user_chose() -> None:
+    code = "import align_lab, torch; torch.ones(4).sum()"
+    shown = fresh(code, OMP_DISPLAY_ENV="VERBOSE").stderr
+    assert f"GOMP_SPINCOUNT = '{align_lab.GOMP_SPINCOUNT}'" in shown
+    assert "GOMP_SPINCOUNT = '0'" in fresh(code, OMP_DISPLAY_ENV="VERBOSE", GOMP_SPINCOUNT="0").stderr
+    assert "GOMP_SPINCOUNT = '0'" in fresh(code, OMP_DISPLAY_ENV="VERBOSE", OMP_WAIT_POLICY="PASSIVE").stderr
+
+
 def test_a_fresh_process_sees_the_chosen_policy_before_torch() -> None:
     code = "import align_lab, os, sys; print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
     assert fresh(code).stdout.split() == [str(align_lab.OMP_WAIT_POLICY), "False"]
@@ -55,7 +76,7 @@ def test_a_users_policy_wins() -> None:
 
 def test_torchs_libgomp_starts_with_it() -> None:
     code = "import align_lab, torch; torch.ones(4).sum()"
-    assert SHOWN[align_lab.OMP_WAIT_POLICY] in fresh(code, OMP_DISPLAY_ENV="VERBOSE").stderr
+    assert "OMP_WAIT_POLICY = 'PASSIVE'" in fresh(code, OMP_DISPLAY_ENV="VERBOSE").stderr
     user = "ACTIVE" if align_lab.OMP_WAIT_POLICY == "PASSIVE" else "PASSIVE"
     assert SHOWN[user] in fresh(code, OMP_DISPLAY_ENV="VERBOSE", OMP_WAIT_POLICY=user).stderr
 

@@ -1,0 +1,110 @@
+"""How many cores other processes keep busy: the CPU time the machine spent outside this process over
+the wall time, between two readings of /proc/stat (Linux; elsewhere none is ever seen).
+
+A rollout's decode step is hundreds of small parallel regions a token; with libgomp's spinning wait
+(align_lab.GOMP_SPINCOUNT) its threads wait for a partner thread that another process preempted, and a
+run beside another one slows 3-5x (docs/scaling_out.md, "Beside another process"). So the HF engine
+samples with one thread fewer for each core others kept busy since its last rollout
+(`rollout.threads=auto`). The decode step's numbers do not depend on the thread count (tested), so
+this changes the time of a rollout, not its tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+STAT = Path("/proc/stat")
+BUSY_FIELDS = (0, 1, 2, 5, 6)  # user, nice, system, irq, softirq of /proc/stat's "cpu" line (not idle,
+# iowait, or steal: time the machine did not run anything here); guest time is counted within user
+
+
+@dataclass(frozen=True)
+class Reading:
+    wall: float  # time.monotonic()
+    machine: float | None  # CPU seconds every process spent (None: no /proc/stat)
+    own: float  # CPU seconds of this process (every thread), os.times()
+
+
+def machine_cpu_seconds(stat: Path = STAT) -> float | None:
+    """Busy CPU seconds of the whole machine since boot, from /proc/stat; None where there is none."""
+    try:
+        first = stat.read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    if not first or first[0] != "cpu":
+        return None
+    ticks = [int(v) for v in first[1:]]
+    return sum(ticks[i] for i in BUSY_FIELDS if i < len(ticks)) / os.sysconf("SC_CLK_TCK")
+
+
+def read(stat: Path = STAT) -> Reading:
+    times = os.times()
+    return Reading(time.monotonic(), machine_cpu_seconds(stat), times.user + times.system)
+
+
+def other_cores(before: Reading, after: Reading) -> float:
+    """Cores other processes kept busy between the two readings, on average (0 where unknown)."""
+    wall = after.wall - before.wall
+    if before.machine is None or after.machine is None or wall <= 0:
+        return 0.0
+    return max(0.0, ((after.machine - before.machine) - (after.own - before.own)) / wall)
+
+
+def spared_threads(threads: int, others: float) -> int:
+    """`threads` less one for each core others kept busy (half a core or more counts as one), >= 1."""
+    return max(1, threads - int(others + 0.5))
+
+
+@dataclass
+class BusyMeter:
+    """Other processes' cores since the last call (the first: since the meter was made)."""
+
+    stat: Path = STAT
+    last: Reading = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.last = read(self.stat)
+
+    def others(self) -> float:
+        now = read(self.stat)
+        seen, self.last = other_cores(self.last, now), now
+        return seen
+
+
+THREADS = "auto"  # rollout.threads: "auto" (spared_threads), null (the run's threads) or a number >= 1
+
+
+def check_threads(value) -> None:
+    ok = (
+        value is None
+        or value == "auto"
+        or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+    )
+    if not ok:
+        raise ValueError(f"threads={value!r}: must be auto, null (the run's threads) or a number >= 1")
+
+
+@contextmanager
+def sampling_threads(setting, meter: BusyMeter, on_cpu: bool):
+    """torch's threads for one rollout, then put back: `setting` threads; "auto": the run's, spared for
+    other processes (on the CPU, sampled from the main thread: torch's thread count is the process's,
+    and an async sampling thread shares it with the trainer); None: as they are."""
+    before = torch.get_num_threads()
+    n = setting
+    if setting == "auto":
+        main = threading.current_thread() is threading.main_thread()
+        n = spared_threads(before, meter.others()) if on_cpu and main else None
+    if n and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
