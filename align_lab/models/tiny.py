@@ -19,6 +19,9 @@ class TinyLM(HFLoading):
     num_heads: int = 2
     intermediate_size: int = 128
     max_positions: int = 64
+    max_threads: int | None = (
+        1  # torch threads its runs use at most (hardware.num_threads unset); None: no cap
+    )
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -32,13 +35,15 @@ class TinyLM(HFLoading):
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        if self.max_threads is not None and self.max_threads < 1:
+            raise ValueError(f"max_threads={self.max_threads}: must be >= 1 or null (no cap)")
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size}: must be divisible by num_heads={self.num_heads}"
             )
 
     def fingerprint(self) -> dict:
-        return {"model": "tiny", **vars(self)}
+        return {"model": "tiny", **{k: v for k, v in vars(self).items() if k != "max_threads"}}
 
     def hf_config(self, tokenizer, num_labels: int | None = None):
         """The transformers config for this tokenizer (num_labels for reward/value heads)."""

@@ -61,17 +61,20 @@ class Hardware:
         total = self.memory_gb * 2**30
         return int(total if whole_node else total // self.processes)
 
-    def threads(self) -> int:
+    def threads(self, max_threads: int | None = None) -> int:
         """Torch threads per process: num_threads, else the cores the run was given (a task each across
         nodes; Slurm's SLURM_CPUS_PER_TASK or a local sweep's cpus_per_task, read where the run runs),
-        else every core this process may use (resources.threads_given)."""
+        else every core this process may use, at most the model's `max_threads` (resources.threads_given)."""
         per_task = 1 if self.nodes > 1 else self.processes
-        return threads_given(self.num_threads, self.resources.cpus_per_task, per_task)
+        return threads_given(
+            self.num_threads, self.resources.cpus_per_task, per_task, max_threads=max_threads
+        )
 
-    def use(self, rank: int) -> None:
-        """Sets this process up as `rank` on its node: torch threads, and new tensors on its GPU."""
-        if self.threads():
-            torch.set_num_threads(self.threads())
+    def use(self, rank: int, max_threads: int | None = None) -> None:
+        """Sets this process up as `rank` on its node: torch threads (at most the model preset's
+        `max_threads` unless num_threads is set), and new tensors on its GPU."""
+        if self.threads(max_threads):
+            torch.set_num_threads(self.threads(max_threads))
         if self.device == "cpu":  # DeepSpeed, imported by accelerate on a save, then says nothing of GPUs
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         if self.device == "cuda":

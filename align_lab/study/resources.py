@@ -84,7 +84,12 @@ def request(policy: ResourcePolicy, spec) -> dict:
 
 
 def threads_given(
-    num_threads: int | None, cpus_per_task: int, processes: int = 1, env=None, cores: int | None = None
+    num_threads: int | None,
+    cpus_per_task: int,
+    processes: int = 1,
+    env=None,
+    cores: int | None = None,
+    max_threads: int | None = None,
 ) -> int:
     """Torch threads per process: `num_threads` when set (0 = torch's default, every core), else the
     cores this run was given. A scheduler's word comes first: Slurm's SLURM_CPUS_PER_TASK split over
@@ -92,10 +97,15 @@ def threads_given(
     `hardware.resources.cpus_per_task` cores per process the sweep gave it (the sweep divides the
     machine among the runs it starts at once). A run in a process of its own (`python -m align_lab`,
     or a sweep's runs one after another in-process) uses every core it may use, `cores` (affinity and
-    cgroup quota: allowed_cores()), split over its processes; OMP_NUM_THREADS, where set, caps it."""
+    cgroup quota: allowed_cores()), split over its processes; OMP_NUM_THREADS, where set, caps it.
+    `max_threads` (the model preset's) caps every default: a tiny model's ops are too small to share."""
     if num_threads is not None:
         return num_threads
-    env = os.environ if env is None else env
+    given = _threads_given(cpus_per_task, processes, os.environ if env is None else env, cores)
+    return min(given, max_threads) if max_threads else given
+
+
+def _threads_given(cpus_per_task: int, processes: int, env, cores: int | None) -> int:
     slurm = env.get("SLURM_CPUS_PER_TASK")
     if slurm:
         return max(1, int(slurm) // processes)

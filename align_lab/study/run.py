@@ -51,7 +51,8 @@ class ShareOfRun:
 
     def run(self, group: Group, connect) -> None:
         """Sets the process up, calls connect() to join the process group, runs its share of the loop."""
-        self.spec.hardware.use(group.rank if self.local_rank is None else self.local_rank)
+        rank = group.rank if self.local_rank is None else self.local_rank
+        self.spec.hardware.use(rank, getattr(self.spec.model, "max_threads", None))
         connect()
         quiet = progress_factory(enabled=False)
         _, ctx, loop = build_run(
@@ -115,7 +116,7 @@ def run(job: Job) -> dict:
         share = ShareOfRun(spec, run_dir, slurm.local_rank)
         serve(share, Group(slurm.rank, slurm.size), partial(join_slurm, slurm, hw.device))
         return {"status": "completed", "rank": slurm.rank}
-    hw.use(slurm.local_rank if slurm else 0)
+    hw.use(slurm.local_rank if slurm else 0, getattr(spec.model, "max_threads", None))
     kept = kept_files(run_dir)  # what a refused resume leaves as it found it
     summary, before, stage_threads = begin(job, ckpt)
     # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume

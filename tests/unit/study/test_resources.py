@@ -108,6 +108,25 @@ def test_threads_are_the_cores_a_run_was_given():
     assert threads_given(0, 1, env={}) == 0  # 0: torch's default
 
 
+def test_a_model_presets_max_threads_caps_the_default_but_not_a_set_value():
+    assert threads_given(None, 1, env={}, cores=2, max_threads=1) == 1  # tiny models (TinyLM.max_threads)
+    assert threads_given(None, 1, env={}, cores=8, max_threads=4) == 4
+    assert threads_given(None, 1, env={}, cores=2, max_threads=4) == 2
+    assert threads_given(None, 1, env={"SLURM_CPUS_PER_TASK": "8"}, max_threads=1) == 1
+    assert threads_given(2, 1, env={}, cores=2, max_threads=1) == 2  # hardware.num_threads set: it wins
+    assert threads_given(None, 1, env={}, cores=2, max_threads=None) == 2  # no cap
+
+
+def test_tiny_models_run_on_one_thread_and_keep_their_stage_keys():
+    from align_lab.models.tiny import TinyLM
+
+    assert TinyLM().max_threads == 1
+    assert TinyLM().fingerprint() == TinyLM(max_threads=None).fingerprint()  # the cap is not the model
+    assert "max_threads" not in TinyLM().fingerprint()
+    with pytest.raises(ValueError, match=r"max_threads=0: must be >= 1 or null"):
+        TinyLM(max_threads=0)
+
+
 @pytest.mark.parametrize(
     "files, expected",
     [
