@@ -22,10 +22,11 @@ OMP_WAIT_POLICY: str | None = "PASSIVE"
 # ...but before sleeping a waiting thread spins this many times (GOMP_SPINCOUNT overrides the policy's
 # spin count), unless the user set GOMP_SPINCOUNT or OMP_WAIT_POLICY: on the 2-core Sapphire Rapids Xeon
 # PASSIVE's futex wake-up at each of a decode step's parallel regions made SmolLM2's rollout 1.7x slower
-# (4.7 s against 2.8), 10,000 spins cost none of it. Beside another process the spins would cost what
-# PASSIVE saves, so the rollout then samples on fewer threads (rollout.threads=auto, rollout/busy.py)
-# and tiny models run on one (model.max_threads). None: the policy's own spin count.
-GOMP_SPINCOUNT: str | None = "10000"
+# (4.7 s against 2.8). Beside another process spins cost what PASSIVE saves, so the rollout then samples
+# on fewer threads (rollout.threads=auto, rollout/busy.py) and tiny models run on one (model.max_threads).
+# 3,000: a SmolLM2 step alone 17% faster than PASSIVE's, two at once 1.73x and beside a busy thread
+# 1.63x their step alone (10,000: 2.40x, 2.07x): docs/scaling_out.md. None: the policy's own spin count.
+GOMP_SPINCOUNT: str | None = "3000"
 
 
 def spin_count(environ: MutableMapping[str, str], count: str | None) -> None:
