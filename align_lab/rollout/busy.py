@@ -78,9 +78,6 @@ class BusyMeter:
         return seen
 
 
-THREADS = "auto"  # rollout.threads: "auto" (spared_threads), null (the run's threads) or a number >= 1
-
-
 def check_threads(value) -> None:
     ok = (
         value is None

@@ -39,8 +39,8 @@ class HFGenerate:
     itself always draws with its own multinomial. decode_matmul: the loop's Llama/Qwen2 decode step
     multiplies as the forward does ("exact", the default: its logits bit for bit the forward's) or as
     W @ h^T ("fast": the same products summed in another order, whose bits depend on the weights'
-    memory alignment: docs/rollout.md). threads: torch's threads while sampling ("auto": the run's, one
-    fewer for each core other processes kept busy since the last rollout: rollout/busy.py; same tokens).
+    memory alignment: docs/rollout.md). threads: torch's threads while sampling (None: the run's; "auto":
+    one fewer for each core other processes kept busy since the last rollout, rollout/busy.py).
 
     seed_per_sample: draw each row's sampling noise from its own seed (inverse_cdf: one uniform a row;
     multinomial and generate: Gumbel-max over the warped logits; exact samples either way), so a row's
@@ -64,7 +64,7 @@ class HFGenerate:
     zero3_whole_copy: bool = True
     sampler: str = "inverse_cdf"
     decode_matmul: str = "exact"
-    threads: str | int | None = "auto"
+    threads: str | int | None = None
 
     def __post_init__(self) -> None:
         check_sampling(self.temperature, self.top_k, self.top_p)
