@@ -22,10 +22,10 @@ OMP_WAIT_POLICY: str | None = "PASSIVE"
 # ...but before sleeping a waiting thread spins this many times (GOMP_SPINCOUNT overrides the policy's
 # spin count), unless the user set GOMP_SPINCOUNT or OMP_WAIT_POLICY: on the 2-core Sapphire Rapids Xeon
 # PASSIVE's futex wake-up at each of a decode step's parallel regions made SmolLM2's rollout 1.7x slower
-# (4.7 s against 2.8). Beside another process spins cost what PASSIVE saves, so the rollout then samples
-# on fewer threads (rollout.threads=auto, rollout/busy.py) and tiny models run on one (model.max_threads).
-# 3,000: a SmolLM2 step alone 17% faster than PASSIVE's, two at once 1.73x and beside a busy thread
-# 1.63x their step alone (10,000: 2.40x, 2.07x): docs/scaling_out.md. None: the policy's own spin count.
+# (4.7 s against 2.8). Beside another process spins cost what PASSIVE saves; tiny models run on one
+# thread (model.max_threads), where nothing waits. 3,000: a SmolLM2 step alone 16% faster than PASSIVE's,
+# two at once 1.91x and beside a busy thread 1.82x their step alone (10,000 spins with
+# rollout.threads=auto: 2.40x, 2.07x): docs/scaling_out.md. None: the policy's own spin count.
 GOMP_SPINCOUNT: str | None = "3000"
 
 

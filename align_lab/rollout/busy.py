@@ -2,11 +2,10 @@
 the wall time, between two readings of /proc/stat (Linux; elsewhere none is ever seen).
 
 A rollout's decode step is hundreds of small parallel regions a token; with libgomp's spinning wait
-(align_lab.GOMP_SPINCOUNT) its threads wait for a partner thread that another process preempted, and a
-run beside another one slows 3-5x (docs/scaling_out.md, "Beside another process"). So the HF engine
-samples with one thread fewer for each core others kept busy since its last rollout
-(`rollout.threads=auto`). The decode step's numbers do not depend on the thread count (tested), so
-this changes the time of a rollout, not its tokens.
+(align_lab.GOMP_SPINCOUNT) its threads wait for a partner thread that another process preempted. With
+`rollout.threads=auto` the HF engine samples with one thread fewer for each core others kept busy since
+its last rollout. Opt-in: a decode matmul's last bits can depend on the thread count (SmolLM2's q_proj
+on the Xeon), so the rollout log-probs would depend on the machine's load (docs/rollout.md, item 8).
 """
 
 from __future__ import annotations

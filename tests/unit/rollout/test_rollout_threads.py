@@ -1,5 +1,6 @@
-"""rollout.threads: the HF engine samples on fewer threads while other processes keep cores busy
-(rollout/busy.py), and the tokens and log-probs it draws do not depend on its thread count."""
+"""rollout.threads: with `auto` the HF engine samples on fewer threads while other processes keep cores
+busy (rollout/busy.py); on the tiny test models its tokens and log-probs do not depend on the thread
+count (at SmolLM2's shapes on the Xeon the log-probs' last bits do: why auto is opt-in, docs/rollout.md)."""
 
 from __future__ import annotations
 
