@@ -19,9 +19,8 @@ class TinyLM(HFLoading):
     num_heads: int = 2
     intermediate_size: int = 128
     max_positions: int = 64
-    max_threads: int | None = (
-        1  # torch threads its runs use at most (hardware.num_threads unset); None: no cap
-    )
+    # torch threads its runs use at most (hardware.num_threads unset); None: no cap
+    max_threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:

@@ -76,7 +76,7 @@ def test_a_users_policy_wins() -> None:
 
 def test_torchs_libgomp_starts_with_it() -> None:
     code = "import align_lab, torch; torch.ones(4).sum()"
-    assert "OMP_WAIT_POLICY = 'PASSIVE'" in fresh(code, OMP_DISPLAY_ENV="VERBOSE").stderr
+    assert f"OMP_WAIT_POLICY = '{align_lab.OMP_WAIT_POLICY}'" in fresh(code, OMP_DISPLAY_ENV="VERBOSE").stderr
     user = "ACTIVE" if align_lab.OMP_WAIT_POLICY == "PASSIVE" else "PASSIVE"
     assert SHOWN[user] in fresh(code, OMP_DISPLAY_ENV="VERBOSE", OMP_WAIT_POLICY=user).stderr
 
