@@ -5,7 +5,16 @@ from __future__ import annotations
 import os
 import sys
 
-from align_lab.app import format_error, main
+from align_lab import malloc
+
+if __name__ == "__main__":  # before torch is imported: this process starts again with tcmalloc, once
+    try:
+        malloc.restart(os.environ, sys.orig_argv)
+    except ValueError as e:
+        print(f"align_lab: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+from align_lab.app import format_error, main  # noqa: E402 (after the restart: it imports torch)
 
 if __name__ == "__main__":
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let config errors reach format_error

@@ -218,6 +218,9 @@ def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int,
     phases = {k: statistics.mean(r[k] for r in rows) for k in rows[0]} if rows else {}
     peak = torch.cuda.max_memory_allocated() / 2**20 if DEVICE == "cuda" else peak_mb()
     out = {"times": times, "peak_mb": peak, "phases": phases, "threads": torch.get_num_threads()}
+    from align_lab.malloc import loaded
+
+    out["malloc"] = loaded()  # the TRL worker's too: glibc unless the user preloaded another
     out["micro"] = MICRO[-1] if MICRO else None
     print(json.dumps(out), flush=True)
 
@@ -252,12 +255,17 @@ def worker_env(impl: str) -> dict[str, str]:
     """This process's environment for a worker, without what `import align_lab` put there (its OpenMP
     wait policy, torch's huge pages) for TRL's: each side runs with its own defaults. TRL's worker reads
     the prompts through align_lab after torch has read OMP_WAIT_POLICY, but before torch's first large
-    tensor reads THP_MEM_ALLOC_ENABLE: that one is set to torch's default, "0", which the import keeps."""
+    tensor reads THP_MEM_ALLOC_ENABLE: that one is set to torch's default, "0", which the import keeps.
+    align_lab's worker starts with the malloc `python -m align_lab` restarts itself with
+    (align_lab/malloc.py)."""
     import align_lab
+    from align_lab import malloc
 
     env = {k: v for k, v in os.environ.items() if impl == "align_lab" or k not in align_lab.SET_ENV}
     if impl != "align_lab" and "THP_MEM_ALLOC_ENABLE" in align_lab.SET_ENV:
         env["THP_MEM_ALLOC_ENABLE"] = "0"
+    if impl == "align_lab" and (library := malloc.library(env)):
+        env["LD_PRELOAD"] = library
     return env | {"PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
 
 
@@ -339,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 print(
                     f"round {r} {kind:4s} {impl:9s} {statistics.mean(times):7.2f} s/step  "
-                    f"threads {out['threads']}  "
+                    f"threads {out['threads']}  malloc {out['malloc']}  "
                     + (f"micro {out['micro']}  " if impl == "align_lab" else "")
                     + f"peak {out['peak_mb']:7.0f} MB  steps {' '.join(f'{t:.2f}' for t in out['times'])}"
                     + (f"  phases (s) {phases}" if phases else ""),

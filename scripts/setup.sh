@@ -20,6 +20,7 @@ python3 -m venv .venv
 # rliable (verdicts across tasks) pins arch < 8, and arch 7 does not import under pandas 3: rliable
 # itself without its dependencies, which pyproject.toml lists with arch >= 8
 .venv/bin/python -m pip install -q --no-deps "rliable==1.2.0"
+bash scripts/install_tcmalloc.sh  # the malloc `python -m align_lab` runs with where it can (align_lab/malloc.py)
 if [ "$smollm2" = 1 ]; then
   bash scripts/install_smollm2.sh
 fi

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from align_lab import malloc
 from align_lab.config import ConfigError
 from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
 from align_lab.train.preemption import Interrupted
@@ -298,5 +299,6 @@ def outcome(stages, final: dict, start: float, device: str, before: list[float] 
         "time/total_s": sum(before) + time.perf_counter() - start,
         "time/segments": len(before) + 1,
         "memory/peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "malloc": malloc.loaded(),  # the C allocator behind that peak and the times (align_lab/malloc.py)
         **gpu,
     }

@@ -93,18 +93,22 @@ def test_the_clock_is_a_whole_tracker_and_times_each_step() -> None:
 WORKER_ENV = """
 import json
 from benchmarks.real_model_vs_trl import worker_env
-print(json.dumps({impl: {k: worker_env(impl).get(k) for k in ("OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE")}
-                  for impl in ("trl", "align_lab")}))
+KEYS = ("OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE", "LD_PRELOAD")
+print(json.dumps({impl: {k: worker_env(impl).get(k) for k in KEYS} for impl in ("trl", "align_lab")}))
 """
 
 
 @pytest.mark.parametrize("user", [{}, {"OMP_WAIT_POLICY": "ACTIVE"}])
 def test_trls_worker_runs_without_what_import_align_lab_sets_and_with_what_the_user_set(user):
     """real_model_vs_trl compares defaults: TRL's worker must not inherit align_lab's OpenMP wait policy
-    or torch's huge pages from the benchmark process, which imported align_lab; a user's setting stays."""
+    or torch's huge pages from the benchmark process, which imported align_lab; a user's setting stays.
+    align_lab's starts with the malloc `python -m align_lab` restarts itself with; TRL's with glibc's."""
     import os
 
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE")}
+    from align_lab.malloc import library
+
+    drop = ("OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE", "LD_PRELOAD", "ALIGN_LAB_MALLOC")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     code = ["-c", WORKER_ENV]
     out = subprocess.run(
         [sys.executable, *code],
@@ -117,5 +121,7 @@ def test_trls_worker_runs_without_what_import_align_lab_sets_and_with_what_the_u
     assert got["align_lab"] == {
         "OMP_WAIT_POLICY": user.get("OMP_WAIT_POLICY", "PASSIVE"),
         "THP_MEM_ALLOC_ENABLE": "1",
+        "LD_PRELOAD": library({}),  # None where tcmalloc is not installed
     }
-    assert got["trl"] == {"OMP_WAIT_POLICY": user.get("OMP_WAIT_POLICY"), "THP_MEM_ALLOC_ENABLE": "0"}
+    trl = {"OMP_WAIT_POLICY": user.get("OMP_WAIT_POLICY"), "THP_MEM_ALLOC_ENABLE": "0", "LD_PRELOAD": None}
+    assert got["trl"] == trl

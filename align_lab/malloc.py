@@ -1,0 +1,85 @@
+"""The C allocator an align_lab run's process uses (docs/memory.md, "The allocator").
+
+glibc's malloc hands every freed block of a MiB or more (align_lab.MMAP_THRESHOLD) back to the kernel,
+which zeroes fresh pages at the next allocation: one SmolLM2 GRPO update (2 x 4 completions of 64 tokens)
+took ~700,000 page faults and 2-3 s of kernel time on the 2-core Xeon. gperftools' tcmalloc keeps freed
+blocks for the next tensor of their size: the step 26% faster there (6.4 s against 8.6-8.8) for ~80 MiB
+more peak (benchmarks/RESULTS.md). An allocator is chosen when a process starts (LD_PRELOAD), so
+`python -m align_lab` starts itself again, once, with the library preloaded (`restart`); the jobs it
+launches (submitit, Slurm) inherit its environment. Debian's libtcmalloc-minimal4 (scripts/setup.sh
+installs it where it may); none installed: glibc's malloc, as before. The numbers a run computes do not
+depend on it; summary.json records which one ran ("malloc").
+
+ALIGN_LAB_MALLOC=system keeps glibc's malloc; ALIGN_LAB_MALLOC=<path> preloads that library instead; an
+LD_PRELOAD the user set is left as it is (no restart).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+# gperftools' tcmalloc without its profiler (Debian's libtcmalloc-minimal4)
+LIBRARY = "libtcmalloc_minimal.so.4"
+DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")
+SWITCH = "ALIGN_LAB_MALLOC"  # "system": glibc's malloc; a path: that library
+KNOWN = ("tcmalloc", "jemalloc", "mimalloc")  # what `loaded` recognises in the process's mappings
+
+
+def library(environ: Mapping[str, str], dirs: Sequence[str] = DIRS, name: str = LIBRARY) -> str | None:
+    """The allocator library this process should start with: ALIGN_LAB_MALLOC's path, else `name` in the
+    first of `dirs` that holds it. None: ALIGN_LAB_MALLOC=system, an LD_PRELOAD already set (the user's,
+    or this process's own after `restart`), or no library installed. A path that is not a file is refused
+    in one line (ValueError)."""
+    choice = environ.get(SWITCH, "")
+    if choice == "system" or environ.get("LD_PRELOAD"):
+        return None
+    if choice:
+        if not os.path.isfile(choice):
+            allowed = "system, or the path of a malloc library"
+            raise ValueError(f"{SWITCH}={choice}: no such file (allowed: {allowed})")
+        return choice
+    return next((p for d in dirs if os.path.isfile(p := os.path.join(d, name))), None)
+
+
+def restart(
+    environ: Mapping[str, str],
+    argv: Sequence[str],
+    executable: str = sys.executable,
+    execve: Callable = os.execve,
+    dirs: Sequence[str] = DIRS,
+) -> None:
+    """Starts this process again (same pid, same command line `argv`: sys.orig_argv) with `library`
+    preloaded; returns (glibc's malloc stays) when there is none to load, the command line is not
+    `python -m align_lab` (a harness running align_lab's __main__ in its own process) or the restart
+    fails."""
+    path = library(environ, dirs) if started_as_align_lab(argv) else None
+    if path is None:
+        return
+    try:
+        execve(executable, list(argv), {**environ, "LD_PRELOAD": path})
+    except OSError as e:  # the interpreter could not be started again: carry on as we are
+        note = f"align_lab: note: {SWITCH}: could not restart with {path} ({e}); glibc's malloc"
+        print(note, file=sys.stderr)
+
+
+def started_as_align_lab(argv: Sequence[str]) -> bool:
+    """Whether `argv` (sys.orig_argv) is `python [options] -m align_lab [args]`."""
+    return any(a == "-m" and b == "align_lab" for a, b in zip(argv, argv[1:], strict=False))
+
+
+def loaded(maps: str = "/proc/self/maps", preload: str | None = None) -> str:
+    """The malloc this process runs with: the file name of an allocator library it has mapped (one of
+    KNOWN, or one named in LD_PRELOAD; a link's target: libtcmalloc_minimal.so.4.5.10), else "glibc"
+    (also where /proc is not there to say)."""
+    preload = os.environ.get("LD_PRELOAD", "") if preload is None else preload
+    paths = preload.replace(":", " ").split()  # the names mapped are the files', links resolved
+    named = {os.path.basename(os.path.realpath(p)) for p in paths} | {os.path.basename(p) for p in paths}
+    try:
+        with open(maps) as f:
+            names = {os.path.basename(line.split()[-1]) for line in f if "/" in line}
+    except OSError:
+        return "glibc"
+    found = sorted(n for n in names if n in named or any(k in n for k in KNOWN))
+    return found[0] if found else "glibc"
