@@ -88,26 +88,29 @@ def test_loaded_names_the_preloaded_allocator_from_the_process_mappings(tmp_path
     assert malloc.loaded(str(tmp_path / "absent")) == "glibc"
 
 
-def run_align_lab(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+def run_align_lab(tmp_path: Path, cache: Path, **env: str) -> subprocess.CompletedProcess:
+    """A real `python -m align_lab` process (a one-step default run; the session's stage cache)."""
     base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", malloc.SWITCH)}
     args = [sys.executable, "-m", "align_lab", "train.steps=1", "train.eval_every=0", "tracker=none"]
-    args += [f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}"]
+    args += [f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={cache}"]
     return subprocess.run(args, env={**base, **env}, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def test_a_run_records_the_malloc_it_ran_with(tmp_path) -> None:
+def test_a_run_records_the_malloc_it_ran_with(tmp_path, cache_dir) -> None:
     installed = malloc.library({})
-    out = run_align_lab(tmp_path)
+    out = run_align_lab(tmp_path, cache_dir)
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["malloc"] == (Path(installed).resolve().name if installed else "glibc")
 
 
-def test_a_run_told_to_keep_glibc_keeps_it_and_a_missing_library_stops_it_before_anything(tmp_path) -> None:
-    out = run_align_lab(tmp_path, **{malloc.SWITCH: "system"})
+def test_a_run_told_to_keep_glibc_keeps_it_and_a_missing_library_stops_it_before_anything(
+    tmp_path, cache_dir
+) -> None:
+    out = run_align_lab(tmp_path, cache_dir, **{malloc.SWITCH: "system"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["malloc"] == "glibc"
-    bad = run_align_lab(tmp_path / "bad", **{malloc.SWITCH: "/nonexistent/libtcmalloc.so"})
+    bad = run_align_lab(tmp_path / "bad", cache_dir, **{malloc.SWITCH: "/nonexistent/libtcmalloc.so"})
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
         f"align_lab: error: {malloc.SWITCH}=/nonexistent/libtcmalloc.so: no such file "
