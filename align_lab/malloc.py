@@ -49,12 +49,13 @@ def restart(
     executable: str = sys.executable,
     execve: Callable = os.execve,
     dirs: Sequence[str] = DIRS,
+    module: str = "align_lab",
 ) -> None:
     """Starts this process again (same pid, same command line `argv`: sys.orig_argv) with `library`
     preloaded; returns (glibc's malloc stays) when there is none to load, the command line is not
-    `python -m align_lab` (a harness running align_lab's __main__ in its own process) or the restart
+    `python -m <module>` (a harness running align_lab's __main__ in its own process) or the restart
     fails."""
-    path = library(environ, dirs) if started_as_align_lab(argv) else None
+    path = library(environ, dirs) if started_as(argv, module) else None
     if path is None:
         return
     try:
@@ -64,9 +65,9 @@ def restart(
         print(note, file=sys.stderr)
 
 
-def started_as_align_lab(argv: Sequence[str]) -> bool:
-    """Whether `argv` (sys.orig_argv) is `python [options] -m align_lab [args]`."""
-    return any(a == "-m" and b == "align_lab" for a, b in zip(argv, argv[1:], strict=False))
+def started_as(argv: Sequence[str], module: str = "align_lab") -> bool:
+    """Whether `argv` (sys.orig_argv) is `python [options] -m <module> [args]`."""
+    return any(a == "-m" and b == module for a, b in zip(argv, argv[1:], strict=False))
 
 
 def loaded(maps: str = "/proc/self/maps", preload: str | None = None) -> str:

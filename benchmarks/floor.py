@@ -24,10 +24,12 @@ decode steps the rollout really took). Needs the SmolLM2 checkpoint (scripts/set
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import torch
 
+from align_lab import malloc
 from benchmarks.harness import arguments, machine, machine_line, report
 
 NEEDS = ("smollm2",)
@@ -90,7 +92,11 @@ def main(argv: list[str] | None = None) -> None:
         "--profile", action="store_true", help="also print a torch profile of one more rollout (top ops)"
     )
     args = parser.parse_args(argv)
+    # the malloc a run has: `python -m align_lab` starts itself with tcmalloc where installed; so does this
+    # (as `python -m benchmarks run floor ...`, once; align_lab/malloc.py)
+    malloc.restart(os.environ, sys.orig_argv, module="benchmarks")
     print(machine_line(machine()), flush=True)
+    print(f"malloc {malloc.loaded()}", flush=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
