@@ -56,10 +56,15 @@ def huge_pages(environ: MutableMapping[str, str], value: str | None) -> None:
         environ.setdefault("THP_MEM_ALLOC_ENABLE", value)
 
 
+# ALIGN_LAB_PROCESS=untouched: importing align_lab changes nothing of the process (none of the settings
+# here, nor glibc's mmap threshold below): for another library's process that imports align_lab only for
+# its tasks, and must run on that library's own defaults (benchmarks/real_model_vs_trl.py's TRL worker)
+UNTOUCHED = os.environ.get("ALIGN_LAB_PROCESS") == "untouched"
 _before = dict(os.environ)
-spin_count(os.environ, GOMP_SPINCOUNT)  # before the policy: a policy the user chose keeps its own spins
-wait_policy(os.environ, OMP_WAIT_POLICY)
-huge_pages(os.environ, THP_MEM_ALLOC)
+if not UNTOUCHED:
+    spin_count(os.environ, GOMP_SPINCOUNT)  # before the policy: a policy the user chose keeps its own spins
+    wait_policy(os.environ, OMP_WAIT_POLICY)
+    huge_pages(os.environ, THP_MEM_ALLOC)
 # what this import put in os.environ (a user's own settings are not here): a benchmark takes these out
 # of another library's worker, which must run with that library's defaults (benchmarks/real_model_vs_trl.py)
 SET_ENV: dict[str, str] = {k: v for k, v in os.environ.items() if _before.get(k) != v}
@@ -68,7 +73,8 @@ SET_ENV: dict[str, str] = {k: v for k, v in os.environ.items() if _before.get(k)
 # glibc malloc serves a block of at least this many bytes from its own mapping, returned to the system
 # when freed. Its default threshold rises (up to 32 MiB) each time such a block is freed, after which
 # freed activations of up to that size stay in the heap: REINFORCE++ 64 x 64 on SmolLM2 peaked at 4157 MiB
-# with it, 3892 MiB with 1 MiB fixed (docs/memory.md, "The allocator"). None: glibc's default.
+# with it, 3892 MiB with 1 MiB fixed (docs/memory.md, "The allocator"). None: glibc's default. (Under
+# tcmalloc, which `python -m align_lab` starts with where installed, align_lab/malloc.py, it has no effect.)
 MMAP_THRESHOLD: int | None = 1 << 20
 M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc's malloc.h)
 
@@ -84,4 +90,4 @@ def mmap_threshold(environ: Mapping[str, str], threshold: int | None) -> bool:
         return False
 
 
-mmap_threshold(os.environ, MMAP_THRESHOLD)
+mmap_threshold(os.environ, None if UNTOUCHED else MMAP_THRESHOLD)

@@ -55,7 +55,8 @@ def restart(
     preloaded; returns (glibc's malloc stays) when there is none to load, the command line is not
     `python -m <module>` (a harness running align_lab's __main__ in its own process) or the restart
     fails."""
-    path = library(environ, dirs) if started_as(argv, module) else None
+    on_linux = sys.platform.startswith("linux")  # elsewhere LD_PRELOAD is not how a malloc is chosen
+    path = library(environ, dirs) if on_linux and started_as(argv, module) else None
     if path is None:
         return
     try:
@@ -66,16 +67,17 @@ def restart(
 
 
 def started_as(argv: Sequence[str], module: str = "align_lab") -> bool:
-    """Whether `argv` (sys.orig_argv) is `python [options] -m <module> [args]`."""
-    return any(a == "-m" and b == module for a, b in zip(argv, argv[1:], strict=False))
+    """Whether `argv` (sys.orig_argv) is `python [options] -m <module> [args]`: the interpreter's own -m,
+    not a tool's that runs align_lab in turn (`python -m pdb -m align_lab`: never restarted)."""
+    return "-m" in argv and argv.index("-m") + 1 < len(argv) and argv[argv.index("-m") + 1] == module
 
 
 def loaded(maps: str = "/proc/self/maps", preload: str | None = None) -> str:
     """The malloc this process runs with: the file name of an allocator library it has mapped (one of
-    KNOWN, or one named in LD_PRELOAD; a link's target: libtcmalloc_minimal.so.4.5.10), else "glibc"
-    (also where /proc is not there to say)."""
-    preload = os.environ.get("LD_PRELOAD", "") if preload is None else preload
-    paths = preload.replace(":", " ").split()  # the names mapped are the files', links resolved
+    KNOWN, or the one ALIGN_LAB_MALLOC names; a link's target: libtcmalloc_minimal.so.4.5.10), else
+    "glibc" (also where /proc is not there to say)."""
+    preload = os.environ.get(SWITCH, "") if preload is None else preload
+    paths = [p for p in preload.replace(":", " ").split() if p != "system"]  # mapped: links resolved
     named = {os.path.basename(os.path.realpath(p)) for p in paths} | {os.path.basename(p) for p in paths}
     try:
         with open(maps) as f:

@@ -257,13 +257,16 @@ def worker_env(impl: str) -> dict[str, str]:
     the prompts through align_lab after torch has read OMP_WAIT_POLICY, but before torch's first large
     tensor reads THP_MEM_ALLOC_ENABLE: that one is set to torch's default, "0", which the import keeps.
     align_lab's worker starts with the malloc `python -m align_lab` restarts itself with
-    (align_lab/malloc.py)."""
+    (align_lab/malloc.py); TRL's imports align_lab with ALIGN_LAB_PROCESS=untouched (align_lab/__init__.py:
+    before 2026-11-27 that import fixed glibc's mmap threshold at 1 MiB in TRL's process too)."""
     import align_lab
     from align_lab import malloc
 
     env = {k: v for k, v in os.environ.items() if impl == "align_lab" or k not in align_lab.SET_ENV}
     if impl != "align_lab" and "THP_MEM_ALLOC_ENABLE" in align_lab.SET_ENV:
         env["THP_MEM_ALLOC_ENABLE"] = "0"
+    if impl != "align_lab":  # its import of align_lab (the task) leaves glibc's mmap threshold alone
+        env["ALIGN_LAB_PROCESS"] = "untouched"
     if impl == "align_lab" and (library := malloc.library(env)):
         env["LD_PRELOAD"] = library
     return env | {"PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}

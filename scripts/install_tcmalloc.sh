@@ -5,7 +5,8 @@
 # so and leaves the machine as it is: runs then use glibc's malloc, as before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-found=$(python3 -c "import sys; sys.path.insert(0, '.'); from align_lab.malloc import library; print(library({}) or '')")
+py=.venv/bin/python; [ -x "$py" ] || py=python3  # align_lab.malloc needs only the standard library
+found=$("$py" -c "import sys; sys.path.insert(0, '.'); from align_lab.malloc import library; print(library({}) or '')")
 if [ -n "$found" ]; then
   echo "tcmalloc: $found"
 elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import sys
 from collections import Counter
 from pathlib import Path
+
+from align_lab import malloc
+
+if __name__ == "__main__":  # the jobs `resume` submits inherit the malloc `python -m align_lab` has
+    try:
+        malloc.restart(os.environ, sys.orig_argv, module="align_lab.study")
+    except ValueError as e:
+        print(f"align_lab.study: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 from align_lab.results.manifest import load_manifest, write_manifest
 from align_lab.study.status import study_states

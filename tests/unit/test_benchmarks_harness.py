@@ -93,7 +93,7 @@ def test_the_clock_is_a_whole_tracker_and_times_each_step() -> None:
 WORKER_ENV = """
 import json
 from benchmarks.real_model_vs_trl import worker_env
-KEYS = ("OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE", "LD_PRELOAD")
+KEYS = ("OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE", "LD_PRELOAD", "ALIGN_LAB_PROCESS")
 print(json.dumps({impl: {k: worker_env(impl).get(k) for k in KEYS} for impl in ("trl", "align_lab")}))
 """
 
@@ -107,7 +107,7 @@ def test_trls_worker_runs_without_what_import_align_lab_sets_and_with_what_the_u
 
     from align_lab.malloc import library
 
-    drop = ("OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE", "LD_PRELOAD", "ALIGN_LAB_MALLOC")
+    drop = ("OMP_WAIT_POLICY", "THP_MEM_ALLOC_ENABLE", "LD_PRELOAD", "ALIGN_LAB_MALLOC", "ALIGN_LAB_PROCESS")
     env = {k: v for k, v in os.environ.items() if k not in drop}
     code = ["-c", WORKER_ENV]
     out = subprocess.run(
@@ -122,6 +122,8 @@ def test_trls_worker_runs_without_what_import_align_lab_sets_and_with_what_the_u
         "OMP_WAIT_POLICY": user.get("OMP_WAIT_POLICY", "PASSIVE"),
         "THP_MEM_ALLOC_ENABLE": "1",
         "LD_PRELOAD": library({}),  # None where tcmalloc is not installed
+        "ALIGN_LAB_PROCESS": None,
     }
     trl = {"OMP_WAIT_POLICY": user.get("OMP_WAIT_POLICY"), "THP_MEM_ALLOC_ENABLE": "0", "LD_PRELOAD": None}
+    trl["ALIGN_LAB_PROCESS"] = "untouched"  # its import of align_lab leaves glibc's mmap threshold alone
     assert got["trl"] == trl

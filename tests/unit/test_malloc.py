@@ -60,6 +60,7 @@ def test_restart_runs_the_same_command_line_with_the_library_preloaded(tmp_path)
     for environ, argv in [
         ({"LD_PRELOAD": path}, ARGV),
         ({}, ["python", "-m", "tests.forked_cli"]),
+        ({}, ["python", "-m", "pdb", "-m", "align_lab"]),  # a debugger's session is not started over
         ({malloc.SWITCH: "system"}, ARGV),
     ]:
         malloc.restart(environ, argv, "/venv/bin/python", lambda *a: calls.append(a), dirs)
