@@ -2,7 +2,7 @@
 
 glibc's malloc hands every freed block of a MiB or more (align_lab.MMAP_THRESHOLD) back to the kernel,
 which zeroes fresh pages at the next allocation: one SmolLM2 GRPO update (2 x 4 completions of 64 tokens)
-took ~700,000 page faults and 2-3 s of kernel time on the 2-core Xeon. gperftools' tcmalloc keeps freed
+took ~700,000 page faults and 2.0-3.6 s of kernel time on the 2-core Xeon. gperftools' tcmalloc keeps freed
 blocks for the next tensor of their size: the step 26% faster there (6.4 s against 8.6-8.8) for ~80 MiB
 more peak (benchmarks/RESULTS.md). An allocator is chosen when a process starts (LD_PRELOAD), so
 `python -m align_lab` starts itself again, once, with the library preloaded (`restart`); the jobs it

@@ -9,11 +9,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from align_lab import malloc
+from align_lab import SET_ENV, malloc
 
 if __name__ == "__main__":  # the jobs `resume` submits inherit the malloc `python -m align_lab` has
-    try:
-        malloc.restart(os.environ, sys.orig_argv, module="align_lab.study")
+    try:  # with the user's environment: the import of align_lab there sets its own again (SET_ENV)
+        environ = {k: v for k, v in os.environ.items() if k not in SET_ENV}
+        malloc.restart(environ, sys.orig_argv, module="align_lab.study")
     except ValueError as e:
         print(f"align_lab.study: error: {e}", file=sys.stderr)
         sys.exit(2)
