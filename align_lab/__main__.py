@@ -5,14 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-from align_lab import SET_ENV, malloc
+from align_lab import malloc
 
 if __name__ == "__main__":  # before torch is imported: this process starts again with tcmalloc, once
-    try:  # with the user's environment: the import of align_lab there sets its own again (SET_ENV)
-        malloc.restart({k: v for k, v in os.environ.items() if k not in SET_ENV}, sys.orig_argv)
-    except ValueError as e:
-        print(f"align_lab: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    malloc.start_with_it("align_lab")
 
 from align_lab.app import format_error, main  # noqa: E402 (after the restart: it imports torch)
 

@@ -66,18 +66,32 @@ def restart(
         print(note, file=sys.stderr)
 
 
+def start_with_it(module: str) -> None:
+    """What a command's __main__ calls first (`python -m <module>`): `restart` with the user's environment
+    (what the import of align_lab set, align_lab.SET_ENV, it sets again once restarted); a bad
+    ALIGN_LAB_MALLOC ends the command in one line, exit code 2."""
+    from align_lab import SET_ENV
+
+    try:
+        restart({k: v for k, v in os.environ.items() if k not in SET_ENV}, sys.orig_argv, module=module)
+    except ValueError as e:
+        print(f"{module}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def started_as(argv: Sequence[str], module: str = "align_lab") -> bool:
     """Whether `argv` (sys.orig_argv) is `python [options] -m <module> [args]`: the interpreter's own -m,
     not a tool's that runs align_lab in turn (`python -m pdb -m align_lab`: never restarted)."""
-    return "-m" in argv and argv.index("-m") + 1 < len(argv) and argv[argv.index("-m") + 1] == module
+    after = list(argv[argv.index("-m") + 1 :]) if "-m" in argv else []
+    return after[:1] == [module]
 
 
-def loaded(maps: str = "/proc/self/maps", preload: str | None = None) -> str:
+def loaded(maps: str = "/proc/self/maps", chosen: str | None = None) -> str:
     """The malloc this process runs with: the file name of an allocator library it has mapped (one of
-    KNOWN, or the one ALIGN_LAB_MALLOC names; a link's target: libtcmalloc_minimal.so.4.5.10), else
-    "glibc" (also where /proc is not there to say)."""
-    preload = os.environ.get(SWITCH, "") if preload is None else preload
-    paths = [p for p in preload.replace(":", " ").split() if p != "system"]  # mapped: links resolved
+    KNOWN, or `chosen`, by default the one ALIGN_LAB_MALLOC names; a link's target:
+    libtcmalloc_minimal.so.4.5.10), else "glibc" (also where /proc is not there to say)."""
+    chosen = os.environ.get(SWITCH, "") if chosen is None else chosen
+    paths = [p for p in chosen.replace(":", " ").split() if p != "system"]  # mapped: links resolved
     named = {os.path.basename(os.path.realpath(p)) for p in paths} | {os.path.basename(p) for p in paths}
     try:
         with open(maps) as f:

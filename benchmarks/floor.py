@@ -24,7 +24,6 @@ decode steps the rollout really took). Needs the SmolLM2 checkpoint (scripts/set
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import torch
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # the malloc a run has: `python -m align_lab` starts itself with tcmalloc where installed; so does this
     # (as `python -m benchmarks run floor ...`, once; align_lab/malloc.py)
-    malloc.restart(os.environ, sys.orig_argv, module="benchmarks")
+    malloc.start_with_it("benchmarks")
     print(machine_line(machine()), flush=True)
     print(f"malloc {malloc.loaded()}", flush=True)
     torch.set_num_threads(args.threads)

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import sys
 from collections import Counter
 from pathlib import Path
 
-from align_lab import SET_ENV, malloc
+from align_lab import malloc
 
 if __name__ == "__main__":  # the jobs `resume` submits inherit the malloc `python -m align_lab` has
-    try:  # with the user's environment: the import of align_lab there sets its own again (SET_ENV)
-        environ = {k: v for k, v in os.environ.items() if k not in SET_ENV}
-        malloc.restart(environ, sys.orig_argv, module="align_lab.study")
-    except ValueError as e:
-        print(f"align_lab.study: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    malloc.start_with_it("align_lab.study")
 
 from align_lab.results.manifest import load_manifest, write_manifest
 from align_lab.study.status import study_states

@@ -85,7 +85,7 @@ def test_loaded_names_the_preloaded_allocator_from_the_process_mappings(tmp_path
     assert malloc.loaded(str(maps), "") == malloc.LIBRARY
     maps.write_text(line.format("/usr/lib/libc.so.6") + line.format("/opt/libmymalloc.so"))
     assert malloc.loaded(str(maps), "") == "glibc"
-    assert malloc.loaded(str(maps), "/opt/libmymalloc.so") == "libmymalloc.so"  # named in LD_PRELOAD
+    assert malloc.loaded(str(maps), "/opt/libmymalloc.so") == "libmymalloc.so"  # named by ALIGN_LAB_MALLOC
     assert malloc.loaded(str(tmp_path / "absent")) == "glibc"
 
 
