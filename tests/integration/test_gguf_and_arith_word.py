@@ -165,7 +165,10 @@ def test_the_real_smollm2_preset_trains_every_algorithm_without_collapse(algo, t
         "model.max_response_tokens=8",
         "task=arith_word",
         "task.n_eval=4",
-        "reward=verifier",
+        # words per response: a reward that differs between a prompt's samples, so that GRPO's and
+        # RLOO's advantages are not all 0 (the verifier's are, at 8 tokens) and every algorithm moves
+        "reward=function",
+        "reward.path=align_lab.rewards.function:word_count",
         f"algo={algo}",
         "train.steps=2",  # the toy world's lr collapsed it in one step: step 2's train/kl shows it
         # one group for GRPO (8 samples) and RLOO (4); 4 prompts for PPO and REINFORCE++
@@ -183,6 +186,8 @@ def test_the_real_smollm2_preset_trains_every_algorithm_without_collapse(algo, t
     assert summary["status"] == "completed" and {"eval/pass@1", "eval/pass@2", "eval/kl"} <= set(summary)
     assert summary["defaults_from"]["algo.lr"] == "model=smollm2_135m"
     rows = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    grads = [r["train/grad_norm"] for r in rows if "train/grad_norm" in r]
+    assert len(grads) == 2 and min(grads) > 0, grads  # each update moved the weights
     kls = [r["train/kl"] for r in rows if "train/kl" in r]
     assert len(kls) == 2 and max(kls) < 3.0, kls  # nats per response to the starting model
     assert summary["eval/kl"] < 3.0
