@@ -3,6 +3,7 @@ finish the run."""
 
 from __future__ import annotations
 
+from align_lab.rollout.base import weights_version
 from align_lab.tracking.samples import cap_texts
 from align_lab.train.context import Context
 from align_lab.train.resume import checkpoint
@@ -13,14 +14,22 @@ def due(step: int, every: int, last: int) -> bool:
     return every > 0 and step % every == 0 and step != last
 
 
+def reference_version(ctx: Context) -> tuple:
+    """Which reference an evaluation samples: the one training holds, at its weights' version (frozen in
+    a run; a benchmark may hand the policy itself), or the starting model loaded for the evaluation."""
+    return ("loaded",) if ctx.reference is None else weights_version(ctx.reference)
+
+
 def evaluate_now(ctx: Context):
     """Held-out evaluation of the current policy (row-seeded; the training RNG is untouched): an
-    Evaluation (train/evaluate.py), its metrics and per-sample records."""
+    Evaluation (train/evaluate.py), its metrics and per-sample records. The reference's samples are
+    drawn once a run (ctx.reference_draws): each evaluation would draw the very same ones."""
     from align_lab.train.evaluate import EVAL_PHASES, evaluate
 
     what = f"evaluation ({len(ctx.task.prompts('eval'))} prompts x {ctx.train.eval_samples} samples)"
+    version = reference_version(ctx)
     with ctx.evaluation_reference() as reference, ctx.progress(total=EVAL_PHASES, desc=what) as bar:
-        return evaluate(
+        result = evaluate(
             ctx.policy,
             reference,
             ctx.tokenizer,
@@ -33,7 +42,11 @@ def evaluate_now(ctx: Context):
             micro_batch_size=ctx.memory.eval_micro_batch_size,
             sample_rows=ctx.memory.eval_sample_rows,
             progress=bar,
+            reference_samples=ctx.reference_draws.get(version),
         )
+    ctx.reference_draws.clear()
+    ctx.reference_draws[version] = result.reference_samples
+    return result
 
 
 def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> dict | None:

@@ -55,6 +55,9 @@ class Context:
     pairwise: bool = False  # the pairwise loop trains it: a micro-batch row is a pair of responses
     memory_budget: int | None = None  # bytes this process may use (hardware.memory_bytes); None: all
     memory: Planned | None = None  # the memory plan (train/memory.py); made here when not given
+    # the reference's evaluation samples, by the reference's version (train/cadence.py): drawn by the
+    # run's first evaluation, the same draws for every later one, which reuses them
+    reference_draws: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.memory is not None:  # dataclasses.replace of a built Context: planned already

@@ -79,6 +79,9 @@ class Evaluation:
 
     metrics: dict[str, float]
     records: list[dict]
+    # the reference's samples: every evaluation of a run draws the same ones (a frozen reference, the
+    # same row seeds), so the next takes these (`evaluate`'s reference_samples; train/cadence.py)
+    reference_samples: Samples | None = None
 
 
 def mean(values: list[float]) -> float:
@@ -169,6 +172,7 @@ def evaluate(
     micro_batch_size: int | None = None,
     progress=None,
     sample_rows: int | None = None,
+    reference_samples: Samples | None = None,
 ) -> Evaluation:
     """Samples n per held-out prompt from the policy and the reference, each row with the noise of its
     eval_seeds row seed whatever the engine's seed_per_sample (so the arms of a study, paired by seed,
@@ -176,7 +180,8 @@ def evaluate(
     `judge` (default: the run's reward) gives eval/rm_score and the win rates against the reference
     policy and the task's reference responses. `sample_rows`: rows sampled at once (whole prompts; None:
     all), the same draws (each row has its seed) in less memory (train/memory.py). `progress`: a bar of
-    EVAL_PHASES steps, one a phase."""
+    EVAL_PHASES steps, one a phase. `reference_samples`: an earlier evaluation's draws from this very
+    reference (its Evaluation.reference_samples), taken instead of sampling it again."""
     from align_lab.rewards.judge import ScoreJudge
 
     judge = judge if judge is not None else ScoreJudge(scorer)
@@ -186,9 +191,13 @@ def evaluate(
         torch.manual_seed(seed)  # for engines that draw from the global generator all the same
         mine = draw(policy)
         phase_done(progress, "policy sampled")
-        torch.manual_seed(seed)
-        sft = draw(reference)
-        phase_done(progress, "reference sampled")
+        if reference_samples is None:
+            torch.manual_seed(seed)
+            reference_samples = draw(reference)
+            phase_done(progress, "reference sampled")
+        else:
+            phase_done(progress, "reference's samples reused")
+    sft = reference_samples
     kl = sequence_kl(policy, reference, mine, micro_batch_size).tolist()  # (B,)
     fields = per_sample(task, scorer, judge, mine, sft, kl, n_samples)
     phase_done(progress, "scored")
@@ -209,7 +218,7 @@ def evaluate(
         correct = torch.tensor(fields["pass@1"]).view(len(prompts), n_samples).sum(-1).long().tolist()
         for k in sorted({1, n_samples}):
             metrics[f"eval/pass@{k}"] = mean([pass_at_k(n_samples, c, k) for c in correct])
-    return Evaluation(metrics, records(fields))
+    return Evaluation(metrics, records(fields), sft)
 
 
 def records(fields: dict[str, list]) -> list[dict]:

@@ -152,3 +152,85 @@ def test_the_reference_draws_with_the_policys_row_seeds(tokenizer):
     result = run(tokenizer, mine, mine)
     assert all(r["sft_response"] == r["response"] for r in result.records)
     assert all(r["kl"] == 0.0 and r["win_rate_vs_sft"] == 0.5 for r in result.records)
+
+
+class CountingEngine(HFGenerate):
+    """HFGenerate that remembers which model each call sampled."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.sampled: list = []
+
+    def sample(self, model, *args, **kwargs):
+        self.sampled.append(model)
+        return super().sample(model, *args, **kwargs)
+
+
+def context(tokenizer, tmp_path, mine, reference, engine, load_reference=None):
+    from types import SimpleNamespace
+
+    from tqdm import tqdm
+
+    from align_lab.train.common import TrainConfig
+    from align_lab.train.context import Context
+
+    train = TrainConfig(steps=2, rollout_size=4, minibatch_size=4, eval_every=1, eval_samples=N)
+    return Context(
+        task=TASK,
+        tokenizer=tokenizer,
+        policy=mine,
+        reference=reference,
+        critic=None,
+        scorer=length_scorer,
+        engine=engine,
+        train=train,
+        tracker=SimpleNamespace(log=lambda m, step: None),
+        checkpoint_dir=tmp_path,
+        seed=7,
+        progress=lambda **kw: tqdm(disable=True, **kw),
+        load_reference=load_reference,
+    )
+
+
+def test_a_run_samples_its_reference_once_and_every_evaluation_sees_the_same_numbers(tokenizer, tmp_path):
+    from align_lab.train.cadence import evaluate_now
+
+    mine, ref = policy(tokenizer, 0), policy(tokenizer, 1)
+    engine = CountingEngine()
+    ctx = context(tokenizer, tmp_path, mine, ref, engine)
+    first = evaluate_now(ctx)
+    second = evaluate_now(ctx)
+    assert [m is ref for m in engine.sampled] == [False, True, False]  # policy, reference, policy
+    assert second.metrics == first.metrics and second.records == first.records
+    # the policy moved: its samples are new, the reference's the same as a fresh evaluation's
+    with torch.no_grad():
+        for p in mine.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    moved = evaluate_now(ctx)
+    fresh = run(tokenizer, mine, ref)
+    assert engine.sampled[-1] is mine and moved.metrics == fresh.metrics
+    assert moved.metrics["eval/gold_reward_sft"] == first.metrics["eval/gold_reward_sft"]
+    # a reference that changes (a benchmark hands the policy itself) is sampled again
+    ctx = context(tokenizer, tmp_path, mine, mine, engine)
+    evaluate_now(ctx)
+    with torch.no_grad():
+        next(mine.parameters()).mul_(1.5)
+    n = len(engine.sampled)
+    evaluate_now(ctx)
+    assert len(engine.sampled) == n + 2
+
+
+def test_a_reference_loaded_for_each_evaluation_is_sampled_once(tokenizer, tmp_path):
+    from align_lab.train.cadence import evaluate_now
+
+    loads = []
+
+    def load():
+        loads.append(policy(tokenizer, 1))
+        return loads[-1]
+
+    engine = CountingEngine()
+    ctx = context(tokenizer, tmp_path, policy(tokenizer, 0), None, engine, load_reference=load)
+    first, second = evaluate_now(ctx), evaluate_now(ctx)
+    assert len(loads) == 2 and len(engine.sampled) == 3  # loaded for each KL, sampled once
+    assert second.metrics == first.metrics
