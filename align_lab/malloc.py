@@ -11,7 +11,9 @@ installs it where it may); none installed: glibc's malloc, as before. The number
 depend on it; summary.json records which one ran ("malloc").
 
 ALIGN_LAB_MALLOC=system keeps glibc's malloc; ALIGN_LAB_MALLOC=<path> preloads that library instead; an
-LD_PRELOAD the user set is left as it is (no restart).
+LD_PRELOAD the user set is left as it is (no restart; a note when it overrides ALIGN_LAB_MALLOC's path).
+The restart's LD_PRELOAD reaches the programs a run starts (git, sbatch, the jobs), which is how the
+jobs get the allocator; ALIGN_LAB_MALLOC=system in a job does not take away an LD_PRELOAD it inherited.
 """
 
 from __future__ import annotations
@@ -30,17 +32,34 @@ KNOWN = ("tcmalloc", "jemalloc", "mimalloc")  # what `loaded` recognises in the 
 def library(environ: Mapping[str, str], dirs: Sequence[str] = DIRS, name: str = LIBRARY) -> str | None:
     """The allocator library this process should start with: ALIGN_LAB_MALLOC's path, else `name` in the
     first of `dirs` that holds it. None: ALIGN_LAB_MALLOC=system, an LD_PRELOAD already set (the user's,
-    or this process's own after `restart`), or no library installed. A path that is not a file is refused
-    in one line (ValueError)."""
+    or this process's own after `restart`), or no library installed. A path that is not a file, or not a
+    shared library (an ELF file), is refused in one line (ValueError)."""
     choice = environ.get(SWITCH, "")
     if choice == "system" or environ.get("LD_PRELOAD"):
         return None
     if choice:
-        if not os.path.isfile(choice):
-            allowed = "system, or the path of a malloc library"
-            raise ValueError(f"{SWITCH}={choice}: no such file (allowed: {allowed})")
-        return choice
+        return checked(choice)
     return next((p for d in dirs if os.path.isfile(p := os.path.join(d, name))), None)
+
+
+def checked(path: str) -> str:
+    """`path`, if it is an ELF file (what ld.so can preload); else a one-line ValueError naming it."""
+    allowed = "system, or the path of a malloc library"
+    if not os.path.isfile(path):
+        raise ValueError(f"{SWITCH}={path}: no such file (allowed: {allowed})")
+    with open(path, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            raise ValueError(f"{SWITCH}={path}: not a shared library (allowed: {allowed})")
+    return path
+
+
+def ignored(environ: Mapping[str, str]) -> str | None:
+    """The note for a library named in ALIGN_LAB_MALLOC while an LD_PRELOAD without it is set (the
+    user's, which wins); None otherwise."""
+    choice, preload = environ.get(SWITCH, ""), environ.get("LD_PRELOAD", "")
+    if choice in ("", "system") or not preload or choice in preload.replace(":", " ").split():
+        return None
+    return f"align_lab: note: LD_PRELOAD={preload} is set, so {SWITCH}={choice} is not loaded"
 
 
 def restart(
@@ -56,8 +75,12 @@ def restart(
     `python -m <module>` (a harness running align_lab's __main__ in its own process) or the restart
     fails."""
     on_linux = sys.platform.startswith("linux")  # elsewhere LD_PRELOAD is not how a malloc is chosen
-    path = library(environ, dirs) if on_linux and started_as(argv, module) else None
+    if not (on_linux and started_as(argv, module)):
+        return
+    path = library(environ, dirs)
     if path is None:
+        if (note := ignored(environ)) is not None:
+            print(note, file=sys.stderr)
         return
     try:
         execve(executable, list(argv), {**environ, "LD_PRELOAD": path})

@@ -48,6 +48,21 @@ def test_a_library_named_in_the_switch_is_used_and_a_missing_one_refused_in_one_
     message = str(e.value)
     assert "\n" not in message and malloc.SWITCH in message and "libnone.so" in message
     assert "allowed: system" in message
+    (tmp_path / "notes.txt").write_text("not a library")  # ld.so would only warn, and go on with glibc
+    with pytest.raises(ValueError, match=r"notes.txt: not a shared library \(allowed: system"):
+        malloc.library({malloc.SWITCH: str(tmp_path / "notes.txt")}, [])
+
+
+def test_a_library_named_while_the_users_preload_is_set_is_not_loaded_and_a_note_says_so(tmp_path, capsys):
+    mine = fake_library(tmp_path, "libjemalloc.so.2")
+    calls = []
+    for preload in ["/opt/libmine.so", f"/opt/libmine.so:{mine}"]:
+        environ = {malloc.SWITCH: mine, "LD_PRELOAD": preload}
+        malloc.restart(environ, ARGV, "/venv/bin/python", lambda *a: calls.append(a), [])
+    assert calls == []
+    err = capsys.readouterr().err.splitlines()
+    note = f"align_lab: note: LD_PRELOAD=/opt/libmine.so is set, so {malloc.SWITCH}={mine} is not loaded"
+    assert err == [note]
 
 
 def test_restart_runs_the_same_command_line_with_the_library_preloaded(tmp_path) -> None:
