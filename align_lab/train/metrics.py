@@ -44,3 +44,18 @@ def step_metrics(
         "time/generated_tokens_per_s": int(mask.sum()) / max(times["time/rollout_s"], 1e-9),
         **{f"counters/{k}": v for k, v in counters.items()},
     }
+
+
+def step_postfix(metrics: dict, times: dict) -> dict[str, str]:
+    """What the progress line shows of a step: its reward and KL, and where its time went."""
+    return {
+        "reward": f"{metrics['train/reward']:.3f}",
+        "kl": f"{metrics.get('train/kl', 0.0):.3f}",
+        "rollout": seconds(times.get("time/rollout_s", 0.0)),
+        "update": seconds(times.get("time/train_s", 0.0)),
+    }
+
+
+def seconds(s: float) -> str:
+    """A phase's time for the progress line: 12.3s, or 45ms below a second (a toy step's phases)."""
+    return f"{s:.1f}s" if s >= 1 else f"{s * 1000:.0f}ms"

@@ -25,7 +25,7 @@ from align_lab.train.common import Counters
 from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
 from align_lab.train.dynamic_sampling import refill
-from align_lab.train.metrics import step_metrics, timed
+from align_lab.train.metrics import step_metrics, step_postfix, timed
 from align_lab.train.micro import Term, accumulate
 from align_lab.train.micro import forward as micro_forward
 from align_lab.train.online_setup import Loop, Updates, setup
@@ -261,16 +261,6 @@ def _experience(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, entr
     # 4. advantages (and value targets)
     rollout.advantages, rollout.returns = algo.advantages(rollout)
     return rollout, reuse, dynamic
-
-
-def step_postfix(metrics: dict, times: dict) -> dict[str, str]:
-    """What the progress line shows of a step: its reward and KL, and where its time went."""
-    return {
-        "reward": f"{metrics['train/reward']:.3f}",
-        "kl": f"{metrics.get('train/kl', 0.0):.3f}",
-        "rollout": f"{times.get('time/rollout_s', 0.0):.1f}s",
-        "update": f"{times.get('time/train_s', 0.0):.1f}s",
-    }
 
 
 def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
