@@ -25,7 +25,8 @@ from align_lab.study.numerics import numerics
 from align_lab.study.pairs import build_preferences, env_fingerprint
 from align_lab.tasks.base import Labelled, Pair
 from align_lab.tasks.view import conversation_tokens, observation_renderer
-from align_lab.train.memory import Dims, machine_memory, prompt_tokens, response_tokens, row_bytes, stage_plan
+from align_lab.train.footprint import Dims, row_bytes
+from align_lab.train.memory import machine_memory, prompt_tokens, response_tokens, stage_plan
 
 log = logging.getLogger("align_lab")
 

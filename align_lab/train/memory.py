@@ -3,7 +3,9 @@
 Context, train/context.py; the SFT and reward-model stages, study/stages.py). A run's peak is what it
 holds throughout (runtime, weights, AdamW's moments) plus its largest phase: an update (gradients + a
 micro-batch's activations; whole: the larger of a batch's activations and its gradients, which its
-backward fills as it frees them), sampling (a KV cache) or evaluation's no-graph forwards. `auto` gives
+backward fills as it frees them), the rollout's no-graph forwards (the online loop's step 3 and the
+reference's: beside step 3's graph when the first update keeps it), sampling (a KV cache) or
+evaluation's no-graph forwards. An update's graph holds a minibatch's rows, not the rollout's. `auto` gives
 each phase it sizes an allowance: on a CPU a quarter of what the update holds anyway (larger
 micro-batches are no faster there), never more than the budget leaves; on a GPU an eighth of the budget."""
 
@@ -16,14 +18,12 @@ from types import ModuleType
 
 import torch
 
+from align_lab.train.footprint import FLOAT_BYTES, Dims, forward_row_bytes, kv_bytes, row_bytes
+from align_lab.train.micro import whole
+
 log = logging.getLogger("align_lab")
 
 GiB, MiB = 2**30, 2**20
-FLOAT_BYTES = 4  # fp32 activations (bf16 autocast keeps fewer bytes: the estimate stays an upper bound)
-# floats kept for the backward pass per token and layer of a Llama-style block: about 6 hidden-size
-# tensors (norm inputs and outputs, q, k, v, attention output) and 4 MLP-width ones (gate, up, act, product)
-HIDDEN_COPIES, MLP_COPIES = 6, 4
-LOGIT_COPIES = 3  # fp32 (T, V) logits per response, their gradient and the softmax of the backward pass
 # a graph row's peak is more than the floats it keeps: the backward's transient logit gradients and the
 # allocator's rounding. SmolLM2, 58 + 64 tokens: 261-276 MB a row measured (docs/memory.md) against
 # row_bytes' 195 MB
@@ -38,74 +38,6 @@ GPU_SHARE = 1 / 8  # GPU: activations at most this share of its memory
 # micro-batching an update costs a no-grad forward more (+27-60% on a CPU, docs/memory.md): whole within this
 WHOLE_FACTOR = 4
 STAGE_WHOLE_FACTOR = 2  # the SFT and reward-model stages keep 2: their sizes are in their stage keys
-
-
-@dataclass(frozen=True)
-class Dims:
-    """What sets a decoder's activation and KV memory: widths, depth, vocabulary (from an HF config)."""
-
-    hidden: int
-    layers: int
-    intermediate: int
-    heads: int
-    vocab: int
-    kv_width: int = 0  # key (= value) floats per token and layer; 0: hidden (no grouped queries)
-    tied: bool = True  # the LM head is the embedding
-
-    def parameters(self) -> int:
-        """The parameter count: embedding (and an untied head), attention (q, o and k, v of kv_width),
-        the gated MLP (3 matrices); norms left out."""
-        kv = self.kv_width or self.hidden
-        layer = 2 * self.hidden * self.hidden + 2 * self.hidden * kv + 3 * self.hidden * self.intermediate
-        return self.vocab * self.hidden * (1 if self.tied else 2) + self.layers * layer
-
-    @classmethod
-    def of(cls, config) -> Dims:
-        heads = config.num_attention_heads
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-        kv_heads = getattr(config, "num_key_value_heads", None) or heads
-        return cls(
-            config.hidden_size,
-            config.num_hidden_layers,
-            config.intermediate_size,
-            heads,
-            config.vocab_size,
-            kv_heads * head_dim,
-            bool(getattr(config, "tie_word_embeddings", True)),
-        )
-
-
-def _layer_floats(dims: Dims, tokens: int) -> int:
-    """Floats one layer keeps for `tokens` tokens of one sequence: HIDDEN_COPIES x hidden +
-    MLP_COPIES x intermediate + heads x L attention weights per token."""
-    return tokens * (HIDDEN_COPIES * dims.hidden + MLP_COPIES * dims.intermediate + dims.heads * tokens)
-
-
-def _logit_floats(dims: Dims, response_tokens: int) -> int:
-    """LOGIT_COPIES fp32 (response + 1, vocab) copies: logits, their gradient, the backward's softmax."""
-    return LOGIT_COPIES * (response_tokens + 1) * dims.vocab
-
-
-def row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int, logits: bool = True) -> int:
-    """Bytes of one sequence's activations kept for the backward pass (fp32): every layer's
-    _layer_floats over L = prompt + response tokens, and with `logits` (a causal LM's log-probs) the
-    _logit_floats."""
-    floats = dims.layers * _layer_floats(dims, prompt_tokens + response_tokens)
-    if logits:
-        floats += _logit_floats(dims, response_tokens)
-    return FLOAT_BYTES * floats
-
-
-def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> int:
-    """Bytes of one sequence in a forward without a graph (evaluation's log-probs): one layer's working
-    set at a time plus the logits."""
-    layer = _layer_floats(dims, prompt_tokens + response_tokens)
-    return FLOAT_BYTES * (layer + _logit_floats(dims, response_tokens))
-
-
-def kv_bytes(dims: Dims, tokens: int) -> int:
-    """Bytes of one sequence's KV cache of `tokens` positions: keys and values of every layer (fp32)."""
-    return FLOAT_BYTES * 2 * dims.layers * (dims.kv_width or dims.hidden) * tokens
 
 
 def response_tokens(task, env=None, max_positions: int | None = None) -> int:
@@ -142,14 +74,24 @@ def default_budget(device: str = "cpu", processes: int = 1) -> int:
     return machine_memory() // processes
 
 
-def plan(setting, rows: int, per_row: int, allowance: int, whole_factor: float = WHOLE_FACTOR) -> int | None:
+def plan(
+    setting,
+    rows: int,
+    per_row: int,
+    allowance: int,
+    whole_factor: float = WHOLE_FACTOR,
+    left: int | None = None,
+) -> int | None:
     """Rows per micro-batch: `setting` itself (an int, or None: whole batches), or for "auto": None
-    (whole) when all `rows` fit whole_factor x `allowance` bytes, else as many rows of `per_row` bytes as
-    the allowance holds, at least 1."""
+    (whole) when all `rows` fit whole_factor x `allowance` bytes and what the budget `left`s, else as
+    many rows of `per_row` bytes as the allowance holds, at least 1."""
     if setting != "auto":
         return setting
     per_row = max(per_row, 1)
-    if rows * per_row <= whole_factor * allowance:
+    whole_room = (
+        whole_factor * allowance if left is None else min(whole_factor * allowance, max(left, allowance))
+    )
+    if rows * per_row <= whole_room:
         return None
     return max(1, allowance // per_row)
 
@@ -196,7 +138,8 @@ def held_modules(obj, depth: int = 5) -> list:
 @dataclass(frozen=True)
 class Peak:
     """A run's predicted peak resident memory (bytes): held (runtime, weights of every model held, AdamW
-    moments of what trains) + the largest phase (update, evaluation, sampling), at the rows planned."""
+    moments of what trains) + the largest phase (update, rollout forward, evaluation, sampling), at the
+    rows planned."""
 
     runtime: int
     weights: int
@@ -204,6 +147,7 @@ class Peak:
     optimiser: int
     train_row: int  # a graph row's activations (a pair's for the pairwise loop)
     train_rows: int  # rows of this process's largest update forward (micro-batch)
+    forward_rows: int  # rows of the largest no-graph forward over this process's rollout (step 3, reference)
     eval_row: int  # a no-graph forward row's working set
     eval_rows: int  # rows of evaluation's largest forward
     eval_reference: int  # a reference loaded for evaluation only (the run holds none)
@@ -211,6 +155,7 @@ class Peak:
     rollout_rows: int  # rows of this process's rollout
     sample_rows: int  # rows of evaluation's largest sampling chunk
     whole_update: bool = False  # one forward: its backward frees activations as it fills gradients
+    graph_kept: bool = False  # step 3's graph is held through the reference's forward (the first update's)
 
     @property
     def held(self) -> int:  # throughout the run
@@ -220,6 +165,8 @@ class Peak:
     def phases(self) -> dict[str, int]:
         return {
             "update": (max if self.whole_update else sum)((self.gradients, self.train_rows * self.train_row)),
+            "rollout forward": self.forward_rows * self.eval_row
+            + (self.train_rows * self.train_row if self.graph_kept else 0),
             "evaluation": self.eval_reference + self.eval_rows * self.eval_row,
             "sampling": self.kv_row * max(self.rollout_rows, self.sample_rows),
         }
@@ -242,7 +189,8 @@ class Planned:
     whole), never "auto"."""
 
     peak: Peak
-    micro_batch_size: int | None  # the loop's update and step-3 forwards (pairs in the pairwise loop)
+    micro_batch_size: int | None  # the loop's update forwards (pairs in the pairwise loop)
+    forward_micro_batch_size: int | None  # the online loop's no-graph forwards over the rollout
     eval_micro_batch_size: int | None  # evaluation's no-graph forwards
     eval_sample_rows: int | None  # rows evaluation samples at once (None: all)
 
@@ -261,14 +209,26 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
     if critic is not None:  # the critic's body runs with a graph beside the policy's
         row += int(BACKWARD * row_bytes(dims, P, T, logits=False))
     per_item = 2 if pairwise else 1  # a pairwise row is a pair of responses
-    rows = -(-(train.minibatch_size if pairwise else train.rollout_size) // ranks)
+    rows = -(-train.minibatch_size // ranks)  # an update's forward: this process's rows of a minibatch
+    sampled = per_item * rows if pairwise else -(-train.rollout_size // ranks)  # this process's rollout
     gpu = next(policy.parameters()).is_cuda
     budget = how.get("budget") or default_budget("cuda" if gpu else "cpu")
     held = RUNTIME + parameter_bytes([m for m in models if m is not None]) + ADAM_MOMENTS * trained
     room = allowance(held + trained, budget, gpu)
-    micro = plan(None if setting == "auto" and how.get("whole_only") else setting, rows, per_item * row, room)
+    left = budget - held - trained  # what the budget leaves the update's activations
+    micro = plan(
+        None if setting == "auto" and how.get("whole_only") else setting,
+        rows,
+        per_item * row,
+        room,
+        left=left,
+    )
     n_eval = len(task.prompts("eval")) * train.eval_samples
     eval_micro = plan(setting, n_eval, forward_row_bytes(dims, P, T), room, whole_factor=1)
+    # the online loop's step 3 and reference forwards over the rollout (the pairwise loop's: `micro`)
+    forward_micro = plan(setting, 0 if pairwise else sampled, forward_row_bytes(dims, P, T), room, 1)
+    # step 3 keeps its graph for the first update: one minibatch of the whole rollout, one forward
+    kept = not pairwise and train.minibatch_size == train.rollout_size and ranks == 1 and whole(rows, micro)
     kv_row = kv_bytes(dims, 2 * P + T)  # the prompts' cache is copied into one of P + T positions
     sample_rows = plan(setting if setting == "auto" else None, n_eval, kv_row, room, 1)
     peak = Peak(
@@ -278,18 +238,22 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         optimiser=ADAM_MOMENTS * trained,
         train_row=per_item * row,
         train_rows=rows_in(rows, micro),
+        forward_rows=0 if pairwise else rows_in(sampled, forward_micro),
         eval_row=forward_row_bytes(dims, P, T),
         eval_rows=rows_in(n_eval, eval_micro),
         eval_reference=0 if reference is not None else parameter_bytes([policy]),
         kv_row=kv_row,
-        rollout_rows=per_item * rows,
+        rollout_rows=sampled,
         sample_rows=rows_in(n_eval, sample_rows),
-        whole_update=micro is None or micro >= rows,
+        whole_update=whole(rows, micro),
+        graph_kept=kept,
     )
     log.info(describe("training", setting, micro, rows, per_item * row, room))
+    if not pairwise:
+        log.info(describe("rollout forwards", setting, forward_micro, sampled, peak.eval_row, room))
     log.info(describe("evaluation", setting, eval_micro, n_eval, peak.eval_row, room))
     log.info(peak.describe())
-    return Planned(peak, micro, eval_micro, sample_rows)
+    return Planned(peak, micro, forward_micro, eval_micro, sample_rows)
 
 
 def record(planned: Planned) -> dict:
@@ -315,6 +279,6 @@ def stage_plan(stage: str, setting, dims: Dims, rows: int, per_row: int, budget:
     moments of dims.parameters(); logged."""
     base = RUNTIME + (2 + ADAM_MOMENTS) * FLOAT_BYTES * dims.parameters()
     room = allowance(base, budget)
-    chosen = plan(setting, rows, int(BACKWARD * per_row), room, STAGE_WHOLE_FACTOR)
+    chosen = plan(setting, rows, int(BACKWARD * per_row), room, STAGE_WHOLE_FACTOR, budget - base)
     log.info(describe(f"{stage} stage", setting, chosen, rows, int(BACKWARD * per_row), room))
     return chosen

@@ -26,7 +26,7 @@ from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
 from align_lab.train.dynamic_sampling import refill
 from align_lab.train.metrics import step_metrics, step_postfix, timed
-from align_lab.train.micro import Term, accumulate
+from align_lab.train.micro import Term, accumulate, whole
 from align_lab.train.micro import forward as micro_forward
 from align_lab.train.online_setup import Loop, Updates, setup
 from align_lab.train.resume import restore
@@ -124,12 +124,16 @@ def _refill(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, samples,
 def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
     """3. Log-probs of this process's responses under the sampling policy and the reference, critic
     values or None, (b, T) each; and this forward's outputs for the first update, (B, T) each."""
-    cfg, dp, micro = ctx.train, ctx.group, ctx.train.micro_batch_size
+    cfg, dp, micro = ctx.train, ctx.group, ctx.memory.forward_micro_batch_size
     # the first update sees the weights of this step's rollout: its forward is this one. When its
     # minibatch is these very rows (one minibatch per epoch, one process) and they are one forward,
-    # the graph is kept for it (one forward per step); else the outputs, for the loss's gradient
+    # the graph is kept for it (one forward per step); else the outputs, for the loss's gradient.
+    # Without a graph, the rows per forward are the plan's for no-graph forwards (train/memory.py)
     first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
-    first = micro_forward(partial(_outputs, ctx, algo), _rows(samples), micro, graph=first_minibatch)
+    keep = first_minibatch and whole(len(samples.mask), cfg.micro_batch_size)
+    first = micro_forward(
+        partial(_outputs, ctx, algo), _rows(samples), cfg.micro_batch_size if keep else micro, graph=keep
+    )
     logprobs, values = first[0].detach(), (None if first[2] is None else first[2].detach())  # (b, T)
     # every process's rows (a minibatch's rows come from the whole rollout); with a graph, one process
     first = tuple(None if o is None else dp.gather(o) for o in first)  # (B, T) each

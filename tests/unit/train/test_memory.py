@@ -108,9 +108,11 @@ def test_reinforce_pp_64_by_64_on_smollm2_plans_under_4_gb():
                        budget=int(23.5 * GiB))  # fmt: skip
     peak = planned.peak
     assert (planned.micro_batch_size, planned.eval_micro_batch_size, planned.eval_sample_rows) == (2, 18, 94)
+    assert planned.forward_micro_batch_size == 18  # step 3's and the reference's no-graph forwards
     assert peak.held == 2_613_613_568
     assert peak.phases == {
         "update": 538_060_032 + 2 * 272_940_192,
+        "rollout forward": 18 * 43_559_184,  # 64 rows: 2,787,787,776 > 787,918,400
         "evaluation": 18 * 43_559_184,
         "sampling": 94 * 8_294_400,  # the larger of the rollout's 64 rows and an evaluation chunk
     }
@@ -120,6 +122,39 @@ def test_reinforce_pp_64_by_64_on_smollm2_plans_under_4_gb():
         "auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(), budget=3 * GiB
     )
     assert tight.micro_batch_size == 1
+
+
+def test_an_update_holds_a_minibatch_of_rows_whole_only_within_what_the_budget_leaves():
+    # rollout 64, minibatch 8: an update's graph holds 8 rows (the rollout's 64 were counted before),
+    # 8 x 272,940,192 = 2,183,521,536 <= 4 x 787,918,400: whole minibatches, their activations the phase
+    models = (smollm2(), smollm2(False), None)
+    config = TrainConfig(rollout_size=64, minibatch_size=8)
+    roomy = plan_run("auto", models, arith_word(), None, config, budget=int(23.5 * GiB))
+    assert (roomy.micro_batch_size, roomy.forward_micro_batch_size) == (None, 18)
+    assert roomy.peak.phases["update"] == 8 * 272_940_192  # whole: more than the gradients
+    assert roomy.peak.phases["rollout forward"] == 18 * 43_559_184
+    assert roomy.peak.total == 2_613_613_568 + 2_183_521_536
+    # 4 GiB leaves 4,294,967,296 - 3,151,673,600 = 1,143,293,696 for activations: whole would not fit
+    tight = plan_run("auto", models, arith_word(), None, config, budget=4 * GiB)
+    assert tight.micro_batch_size == 2 and tight.peak.total == 3_697_553_984 < 4 * GiB
+
+
+def test_step_3s_kept_graph_is_held_through_the_reference_forward():
+    # minibatch = rollout = 8, whole: step 3's graph (8 x 272,940,192) stays for the first update while
+    # the reference's no-graph forward runs its 8 rows (8 x 43,559,184 = 348,473,472 <= the allowance)
+    config = TrainConfig(rollout_size=8, minibatch_size=8)
+    kept = plan_run(
+        "auto", (smollm2(), smollm2(False), None), arith_word(), None, config, budget=int(23.5 * GiB)
+    )
+    assert kept.micro_batch_size is None and kept.forward_micro_batch_size is None
+    assert kept.peak.phases["rollout forward"] == 8 * 272_940_192 + 8 * 43_559_184
+    assert kept.peak.total == 2_613_613_568 + 2_531_995_008
+    # two processes: each holds 4 rows, and step 3 keeps no graph (a minibatch spans both)
+    split = plan_run(
+        "auto", (smollm2(), smollm2(False), None), arith_word(), None, config, ranks=2, budget=int(23.5 * GiB)
+    )
+    assert split.peak.phases["rollout forward"] == 4 * 43_559_184
+    assert split.peak.phases["update"] == 4 * 272_940_192
 
 
 def test_a_multi_turn_row_is_as_long_as_its_conversation():

@@ -13,6 +13,19 @@ from align_lab.tracking import read_metrics
 from tests.conftest import ROOT, compose, run_cli, run_in_process
 
 
+def within(inside: list, where: str, fn):
+    """fn, marking `where` on the `inside` stack while it runs (which part of a run a forward is in)."""
+
+    def wrapped(*args, **kwargs):
+        inside.append(where)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            inside.pop()
+
+    return wrapped
+
+
 class Interrupt(BaseException):
     """A kill between two steps (not an Exception, so nothing on the way catches it)."""
 
@@ -133,24 +146,59 @@ def test_an_on_policy_step_runs_one_policy_forward_and_no_reference_at_kl_coef_0
     calls, inside = [], []  # inside: "train" while the loop runs, "eval" while it evaluates
     originals = sequences.response_logits, evaluate.sequence_kl, build.train_online
 
-    def within(where, fn):
-        def wrapped(*args, **kwargs):
-            inside.append(where)
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                inside.pop()
-
-        return wrapped
-
     def counted(model, *rows):
         if inside and inside[-1] == "train":  # the loop's own forwards, not the stages' or evaluation's
             calls.append(torch.is_grad_enabled())
         return originals[0](model, *rows)
 
     monkeypatch.setattr(sequences, "response_logits", counted)
-    monkeypatch.setattr(evaluate, "sequence_kl", within("eval", originals[1]))
-    monkeypatch.setattr(build, "train_online", within("train", originals[2]))
+    monkeypatch.setattr(evaluate, "sequence_kl", within(inside, "eval", originals[1]))
+    monkeypatch.setattr(build, "train_online", within(inside, "train", originals[2]))
     overrides = ["algo=grpo", "algo.kl_coef=0", "train.minibatch_size=16", "train.micro_batch_size=null"]
     run_in_process(overrides, tmp_path, cache_dir)
     assert calls == [True, True, True]  # 3 steps: one forward each, with a graph; nothing without one
+
+
+def test_the_rollouts_no_graph_forwards_take_the_plans_rows_and_change_no_number(
+    tmp_path, cache_dir, monkeypatch
+):
+    """Step 3 (old log-probs) and the reference run without a graph over the rollout (16 rows, two
+    minibatches of 8): in forwards of the plan's forward_micro_batch_size rows (train/memory.py), apart
+    from the updates' whole minibatches with a graph; the same metrics as whole forwards."""
+    import dataclasses
+
+    from align_lab.models import sequences
+    from align_lab.study import build
+    from align_lab.train import context, evaluate
+
+    overrides = ["algo=grpo", "train.minibatch_size=8", "train.micro_batch_size=null", "seed=4"]
+    whole = run_in_process(overrides, tmp_path / "whole", cache_dir)
+    calls, inside = [], []  # inside: "train" while the loop runs, "eval" while it evaluates
+    originals = sequences.response_logits, build.train_online, context.plan_run, evaluate.sequence_kl
+
+    def counted(model, *rows):
+        if inside and inside[-1] == "train":  # the loop's own forwards, not the stages' or evaluation's
+            calls.append((torch.is_grad_enabled(), len(rows[0])))
+        return originals[0](model, *rows)
+
+    def in_threes(*args, **kwargs):  # the plan, with no-graph forwards of 3 rows
+        return dataclasses.replace(originals[2](*args, **kwargs), forward_micro_batch_size=3)
+
+    monkeypatch.setattr(sequences, "response_logits", counted)
+    monkeypatch.setattr(build, "train_online", within(inside, "train", originals[1]))
+    monkeypatch.setattr(evaluate, "sequence_kl", within(inside, "eval", originals[3]))
+    monkeypatch.setattr(context, "plan_run", in_threes)
+    split = run_in_process(overrides, tmp_path / "split", cache_dir)
+    no_graph = [rows for grad, rows in calls if not grad]
+    graph = [rows for grad, rows in calls if grad]
+    assert graph and all(rows == 8 for rows in graph)  # the updates: whole minibatches
+    assert no_graph and max(no_graph) == 3  # step 3 and the reference: 3 rows at a time
+    assert sum(no_graph) == 2 * 16 * 3  # both over the 16-row rollout, every step of 3
+    rows_1, rows_2 = (
+        read_metrics(tmp_path / "whole/metrics.jsonl"),
+        read_metrics(tmp_path / "split/metrics.jsonl"),
+    )
+    for a, b in zip(rows_1, rows_2, strict=True):
+        for key in ("train/reward", "train/kl", "train/loss", "train/grad_norm"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-6), key
+    assert split["eval/gold_reward"] == whole["eval/gold_reward"]

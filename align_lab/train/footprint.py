@@ -1,0 +1,81 @@
+"""The bytes of a decoder's rows (docs/memory.md): a sequence's activations kept for the backward pass,
+a no-graph forward's working set and a KV cache, from the widths of an HF config (Dims). The memory
+model (train/memory.py) sums them into a run's predicted peak."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FLOAT_BYTES = 4  # fp32 activations (bf16 autocast keeps fewer bytes: the estimate stays an upper bound)
+# floats kept for the backward pass per token and layer of a Llama-style block: about 6 hidden-size
+# tensors (norm inputs and outputs, q, k, v, attention output) and 4 MLP-width ones (gate, up, act, product)
+HIDDEN_COPIES, MLP_COPIES = 6, 4
+LOGIT_COPIES = 3  # fp32 (T, V) logits per response, their gradient and the softmax of the backward pass
+
+
+@dataclass(frozen=True)
+class Dims:
+    """What sets a decoder's activation and KV memory: widths, depth, vocabulary (from an HF config)."""
+
+    hidden: int
+    layers: int
+    intermediate: int
+    heads: int
+    vocab: int
+    kv_width: int = 0  # key (= value) floats per token and layer; 0: hidden (no grouped queries)
+    tied: bool = True  # the LM head is the embedding
+
+    def parameters(self) -> int:
+        """The parameter count: embedding (and an untied head), attention (q, o and k, v of kv_width),
+        the gated MLP (3 matrices); norms left out."""
+        kv = self.kv_width or self.hidden
+        layer = 2 * self.hidden * self.hidden + 2 * self.hidden * kv + 3 * self.hidden * self.intermediate
+        return self.vocab * self.hidden * (1 if self.tied else 2) + self.layers * layer
+
+    @classmethod
+    def of(cls, config) -> Dims:
+        heads = config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        return cls(
+            config.hidden_size,
+            config.num_hidden_layers,
+            config.intermediate_size,
+            heads,
+            config.vocab_size,
+            kv_heads * head_dim,
+            bool(getattr(config, "tie_word_embeddings", True)),
+        )
+
+
+def _layer_floats(dims: Dims, tokens: int) -> int:
+    """Floats one layer keeps for `tokens` tokens of one sequence: HIDDEN_COPIES x hidden +
+    MLP_COPIES x intermediate + heads x L attention weights per token."""
+    return tokens * (HIDDEN_COPIES * dims.hidden + MLP_COPIES * dims.intermediate + dims.heads * tokens)
+
+
+def _logit_floats(dims: Dims, response_tokens: int) -> int:
+    """LOGIT_COPIES fp32 (response + 1, vocab) copies: logits, their gradient, the backward's softmax."""
+    return LOGIT_COPIES * (response_tokens + 1) * dims.vocab
+
+
+def row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int, logits: bool = True) -> int:
+    """Bytes of one sequence's activations kept for the backward pass (fp32): every layer's
+    _layer_floats over L = prompt + response tokens, and with `logits` (a causal LM's log-probs) the
+    _logit_floats."""
+    floats = dims.layers * _layer_floats(dims, prompt_tokens + response_tokens)
+    if logits:
+        floats += _logit_floats(dims, response_tokens)
+    return FLOAT_BYTES * floats
+
+
+def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> int:
+    """Bytes of one sequence in a forward without a graph (evaluation's log-probs): one layer's working
+    set at a time plus the logits."""
+    layer = _layer_floats(dims, prompt_tokens + response_tokens)
+    return FLOAT_BYTES * (layer + _logit_floats(dims, response_tokens))
+
+
+def kv_bytes(dims: Dims, tokens: int) -> int:
+    """Bytes of one sequence's KV cache of `tokens` positions: keys and values of every layer (fp32)."""
+    return FLOAT_BYTES * 2 * dims.layers * (dims.kv_width or dims.hidden) * tokens
