@@ -140,7 +140,8 @@ def response_logits(model, prompt_ids, prompt_attn, response_ids, mask) -> Tenso
         return _logits_on_shared_prompts(model, prompt_ids, prompt_attn, response_ids, mask, rows)
     ids, attn, pos = joint_inputs(prompt_ids, prompt_attn, response_ids, mask)
     T = response_ids.shape[1]
-    out = model(input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=T + 1)
+    # no KV cache: nothing reads it, and without a graph it would hold every layer's keys and values
+    out = model(input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=T + 1, use_cache=False)
     return out.logits[:, :-1]  # (B, T, V)
 
 

@@ -11,6 +11,7 @@ FLOAT_BYTES = 4  # fp32 activations (bf16 autocast keeps fewer bytes: the estima
 # tensors (norm inputs and outputs, q, k, v, attention output) and 4 MLP-width ones (gate, up, act, product)
 HIDDEN_COPIES, MLP_COPIES = 6, 4
 LOGIT_COPIES = 3  # fp32 (T, V) logits per response, their gradient and the softmax of the backward pass
+NO_GRAPH_LOGIT_COPIES = 2  # a forward without a graph: its logits, and their join (forward_row_bytes)
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,14 @@ def row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int, logits: bool
 
 
 def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> int:
-    """Bytes of one sequence in a forward without a graph (evaluation's log-probs): one layer's working
-    set at a time plus the logits."""
-    layer = _layer_floats(dims, prompt_tokens + response_tokens)
-    return FLOAT_BYTES * (layer + _logit_floats(dims, response_tokens))
+    """Bytes of one sequence in a forward without a graph (step 3's, the reference's and evaluation's
+    log-probs): the KV cache of its P + T positions (the forward over responses that share a prompt's
+    cache holds it to the end) plus the larger of one layer's working set and NO_GRAPH_LOGIT_COPIES
+    (T + 1, vocab) logits (that forward joins the first token's logits to the rest's: two copies at
+    once). SmolLM2, 58 + 64 tokens: 29.7 MiB, 29.1 measured (docs/memory.md)."""
+    L = prompt_tokens + response_tokens
+    logits = NO_GRAPH_LOGIT_COPIES * (response_tokens + 1) * dims.vocab
+    return FLOAT_BYTES * max(_layer_floats(dims, L), logits) + kv_bytes(dims, L)
 
 
 def kv_bytes(dims: Dims, tokens: int) -> int:

@@ -62,8 +62,9 @@ def test_row_and_cache_bytes_by_hand():
     # logits: 3 copies of (2 + 1) x 10 = 90 floats; 4 bytes each
     assert row_bytes(dims, 3, 2) == 4 * (1220 + 90) == 5240
     assert row_bytes(dims, 3, 2, logits=False) == 4 * 1220
-    # a no-graph forward: one layer (5 * 122 = 610 floats) and the logits
-    assert forward_row_bytes(dims, 3, 2) == 4 * (610 + 90)
+    # a no-graph forward: the larger of one layer (5 * 122 = 610 floats) and 2 copies of the logits
+    # (2 x 3 x 10 = 60), and the KV cache of its 5 positions (2 x 2 layers x 8 x 5 = 160 floats)
+    assert forward_row_bytes(dims, 3, 2) == 4 * (610 + 160) == 3080
     # KV: keys and values (2) x 2 layers x 8 floats (no grouped queries: hidden) x 5 positions x 4 bytes
     assert kv_bytes(dims, 5) == 2 * 2 * 8 * 5 * 4 == 640
     # SmolLM2: 3 KV heads of 64 = 192 floats; 122 positions: 4 * 2 * 30 * 192 * 122 = 5,621,760
@@ -102,18 +103,18 @@ def test_reinforce_pp_64_by_64_on_smollm2_plans_under_4_gb():
     # policy's; AdamW 2 x theirs. Held: 440 MiB runtime (461,373,440) + 2 x 538,060,032 + 1,076,120,064
     # = 2,613,613,568; the update adds 538,060,032 of gradients: 3,151,673,600, a quarter 787,918,400.
     # A graph row: 1.4 x row_bytes(58, 64) = 1.4 x 194,957,280 = 272,940,192; 787,918,400 // that = 2.
-    # Evaluation (64 prompts x 4): a no-graph row 4 x (122 x 10698 + 3 x 65 x 49152) = 43,559,184: 18
-    # rows; sampling: KV of 2 x 58 + 64 = 180 positions 4 x 2 x 30 x 192 x 180 = 8,294,400: 94 rows.
+    # Evaluation (64 prompts x 4): a no-graph row 4 x 2 x 65 x 49152 logits + 5,621,760 KV = 31,180,800:
+    # 25 rows; sampling: KV of 2 x 58 + 64 = 180 positions 4 x 2 x 30 x 192 x 180 = 8,294,400: 94 rows.
     planned = plan_run("auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(),
                        budget=int(23.5 * GiB))  # fmt: skip
     peak = planned.peak
-    assert (planned.micro_batch_size, planned.eval_micro_batch_size, planned.eval_sample_rows) == (2, 18, 94)
-    assert planned.forward_micro_batch_size == 18  # step 3's and the reference's no-graph forwards
+    assert (planned.micro_batch_size, planned.eval_micro_batch_size, planned.eval_sample_rows) == (2, 25, 94)
+    assert planned.forward_micro_batch_size == 25  # step 3's and the reference's no-graph forwards
     assert peak.held == 2_613_613_568
     assert peak.phases == {
         "update": 538_060_032 + 2 * 272_940_192,
-        "rollout forward": 18 * 43_559_184,  # 64 rows: 2,787,787,776 > 787,918,400
-        "evaluation": 18 * 43_559_184,
+        "rollout forward": 25 * 31_180_800,  # 64 rows: 1,995,571,200 > 787,918,400
+        "evaluation": 25 * 31_180_800,
         "sampling": 94 * 8_294_400,  # the larger of the rollout's 64 rows and an evaluation chunk
     }
     assert peak.total == 3_697_553_984 < 4 * 10**9  # the update's phase: 3526 MiB
@@ -130,9 +131,9 @@ def test_an_update_holds_a_minibatch_of_rows_whole_only_within_what_the_budget_l
     models = (smollm2(), smollm2(False), None)
     config = TrainConfig(rollout_size=64, minibatch_size=8)
     roomy = plan_run("auto", models, arith_word(), None, config, budget=int(23.5 * GiB))
-    assert (roomy.micro_batch_size, roomy.forward_micro_batch_size) == (None, 18)
+    assert (roomy.micro_batch_size, roomy.forward_micro_batch_size) == (None, 25)
     assert roomy.peak.phases["update"] == 8 * 272_940_192  # whole: more than the gradients
-    assert roomy.peak.phases["rollout forward"] == 18 * 43_559_184
+    assert roomy.peak.phases["rollout forward"] == 25 * 31_180_800
     assert roomy.peak.total == 2_613_613_568 + 2_183_521_536
     # 4 GiB leaves 4,294,967,296 - 3,151,673,600 = 1,143,293,696 for activations: whole would not fit
     tight = plan_run("auto", models, arith_word(), None, config, budget=4 * GiB)
@@ -141,19 +142,19 @@ def test_an_update_holds_a_minibatch_of_rows_whole_only_within_what_the_budget_l
 
 def test_step_3s_kept_graph_is_held_through_the_reference_forward():
     # minibatch = rollout = 8, whole: step 3's graph (8 x 272,940,192) stays for the first update while
-    # the reference's no-graph forward runs its 8 rows (8 x 43,559,184 = 348,473,472 <= the allowance)
+    # the reference's no-graph forward runs its 8 rows (8 x 31,180,800 = 249,446,400 <= the allowance)
     config = TrainConfig(rollout_size=8, minibatch_size=8)
     kept = plan_run(
         "auto", (smollm2(), smollm2(False), None), arith_word(), None, config, budget=int(23.5 * GiB)
     )
     assert kept.micro_batch_size is None and kept.forward_micro_batch_size is None
-    assert kept.peak.phases["rollout forward"] == 8 * 272_940_192 + 8 * 43_559_184
-    assert kept.peak.total == 2_613_613_568 + 2_531_995_008
+    assert kept.peak.phases["rollout forward"] == 8 * 272_940_192 + 8 * 31_180_800
+    assert kept.peak.total == 2_613_613_568 + 2_432_967_936
     # two processes: each holds 4 rows, and step 3 keeps no graph (a minibatch spans both)
     split = plan_run(
         "auto", (smollm2(), smollm2(False), None), arith_word(), None, config, ranks=2, budget=int(23.5 * GiB)
     )
-    assert split.peak.phases["rollout forward"] == 4 * 43_559_184
+    assert split.peak.phases["rollout forward"] == 4 * 31_180_800
     assert split.peak.phases["update"] == 4 * 272_940_192
 
 

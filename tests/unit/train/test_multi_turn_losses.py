@@ -84,7 +84,7 @@ def bigram_model(table: torch.Tensor):
     """A model whose next-token log-probs depend on the current token only: logits = table[ids]."""
 
     class Bigram(torch.nn.Module):
-        def forward(self, input_ids, attention_mask=None, position_ids=None, logits_to_keep=0):
+        def forward(self, input_ids, attention_mask=None, position_ids=None, logits_to_keep=0, **_):
             logits = table[input_ids]  # (B, L, V)
             return SimpleNamespace(logits=logits[:, -logits_to_keep:] if logits_to_keep else logits)
 
