@@ -31,23 +31,11 @@ SMOL = {"hidden": 576, "layers": 30, "heads": 9, "kv_heads": 3, "ffn": 1536, "vo
 
 def build(a):
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
+
+    from benchmarks.gpu import build as llama
 
     torch.manual_seed(0)
-    if a.config:
-        config = AutoConfig.from_pretrained(a.config)
-    else:
-        config = LlamaConfig(
-            vocab_size=a.vocab,
-            hidden_size=a.hidden,
-            num_hidden_layers=a.layers,
-            num_attention_heads=a.heads,
-            num_key_value_heads=a.kv_heads,
-            intermediate_size=a.ffn,
-            max_position_embeddings=2048,
-            tie_word_embeddings=True,
-        )
-    return AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").eval()
+    return llama(a.vocab, a.hidden, a.layers, a.heads, a.ffn, a.config, a.kv_heads).eval()
 
 
 def worker(a) -> dict:

@@ -30,7 +30,16 @@ DEVICE = "cuda"
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense tensor-core FLOP/s (SXM)
 
 
-def build(vocab: int, hidden: int, layers: int, heads: int, ffn: int, config_dir: str | None = None):
+def build(
+    vocab: int,
+    hidden: int,
+    layers: int,
+    heads: int,
+    ffn: int,
+    config_dir: str | None = None,
+    kv_heads: int = 0,
+):
+    """A Llama of these sizes (kv_heads 0: as many as heads), or config_dir's model; random weights."""
     from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 
     if config_dir:  # e.g. SmolLM2-135M-Instruct's (benchmarks/gpu_runs.py --export writes it)
@@ -43,7 +52,7 @@ def build(vocab: int, hidden: int, layers: int, heads: int, ffn: int, config_dir
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
-        num_key_value_heads=heads,
+        num_key_value_heads=kv_heads or heads,
         intermediate_size=ffn,
         max_position_embeddings=2048,
         tie_word_embeddings=True,
