@@ -83,8 +83,8 @@ def plan(
     left: int | None = None,
 ) -> int | None:
     """Rows per micro-batch: `setting` itself (an int, or None: whole batches), or for "auto": None
-    (whole) when all `rows` fit whole_factor x `allowance` bytes and what the budget `left`s, else as
-    many rows of `per_row` bytes as the allowance holds, at least 1."""
+    (whole) when all `rows` fit whole_factor x `allowance` bytes and the bytes the budget leaves them
+    (`left`, when given), else as many rows of `per_row` bytes as the allowance holds, at least 1."""
     if setting != "auto":
         return setting
     per_row = max(per_row, 1)
