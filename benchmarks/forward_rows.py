@@ -60,9 +60,17 @@ def worker(a) -> dict:
 
 
 def predicted(a) -> float:
+    """forward_row_bytes of the workers' model (its config alone: no weights built here), MiB."""
+    from transformers import AutoConfig
+
     from align_lab.train.footprint import Dims, forward_row_bytes
 
-    return forward_row_bytes(Dims.of(build(a).config), a.prompt, a.response) / 2**20
+    if a.config:
+        dims = Dims.of(AutoConfig.from_pretrained(a.config))
+    else:
+        kv_width = a.kv_heads * a.hidden // a.heads
+        dims = Dims(a.hidden, a.layers, a.ffn, a.heads, a.vocab, kv_width)
+    return forward_row_bytes(dims, a.prompt, a.response) / 2**20
 
 
 def measure(a, rows: int, shared: bool) -> float:

@@ -75,7 +75,7 @@ def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> i
     log-probs): the KV cache of its P + T positions (the forward over responses that share a prompt's
     cache holds it to the end) plus the larger of one layer's working set and NO_GRAPH_LOGIT_COPIES
     (T + 1, vocab) logits (that forward joins the first token's logits to the rest's: two copies at
-    once). SmolLM2, 58 + 64 tokens: 29.7 MiB, 29.1 measured (docs/memory.md)."""
+    once). SmolLM2, 58 + 64 tokens: 29.7 MiB; 29.0-30.4 measured (benchmarks/forward_rows.py)."""
     L = prompt_tokens + response_tokens
     logits = NO_GRAPH_LOGIT_COPIES * (response_tokens + 1) * dims.vocab
     return FLOAT_BYTES * max(_layer_floats(dims, L), logits) + kv_bytes(dims, L)
