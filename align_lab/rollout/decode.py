@@ -5,6 +5,7 @@ and configurations decode with the model's forward (sampling.py checks `fast_dec
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -51,7 +52,52 @@ def _rotate_half(x: Tensor) -> Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-DECODE_MATMULS = ("exact", "fast")  # rollout.decode_matmul
+DECODE_MATMULS = ("auto", "exact", "fast")  # rollout.decode_matmul
+ALIGNMENT = 64  # bytes: where c10's CPU allocator starts every tensor it allocates
+
+
+def weights_left(decode_matmul: str, vendor: str | None = None) -> bool:
+    """Whether the decode step multiplies as W @ h^T (`_linear`'s left). auto: on an AMD CPU, where
+    MKL's F.linear at decode shapes is the slow way (the 2-core EPYC's 30 layers 76.7 ms at 8 rows and
+    100.7 at 2 against 63.1 and 49.6 as W @ h^T, the LM head 24.2 against 10.5; its GRPO rollout 15-25%
+    faster: docs/rollout.md, item 7); F.linear on every other CPU (an AVX-512 Xeon's W @ h^T is
+    1.2-1.4x slower) and on a GPU. The choice depends only on the machine: a run's numbers stay the
+    same on one machine."""
+    if decode_matmul != "auto":
+        return decode_matmul == "fast"
+    return (vendor if vendor is not None else cpu_vendor()) == "AuthenticAMD"
+
+
+def resolved(engine) -> dict:
+    """What a run's rollouts multiply with (rollout.decode_matmul resolved), for its summary.json."""
+    setting = getattr(engine, "decode_matmul", None)
+    return {} if setting is None else {"rollout/decode_matmul": "fast" if weights_left(setting) else "exact"}
+
+
+@functools.cache
+def cpu_vendor() -> str:
+    """The CPU's vendor id (Linux /proc/cpuinfo: GenuineIntel, AuthenticAMD, ...), or "" where unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "")
+    except OSError:
+        return ""
+
+
+def align_weights(model) -> int:
+    """Moves every CPU parameter and buffer that does not start on an ALIGNMENT-byte boundary into
+    storage of its own (the same values; a parameter shared by two modules, such as tied embeddings,
+    stays one); returns how many moved. W @ h^T's last bits depend on where W lies (on the AVX2 EPYC
+    MKL takes another path for a weight 4-12 bytes off a 16-byte boundary, as a view into a loaded file
+    can be), so decode_matmul=fast aligns first: a resumed run, an async rollout's fresh copy and the
+    live policy then draw the same tokens."""
+    moved = 0
+    with torch.no_grad():
+        for tensor in (*model.parameters(), *model.buffers()):
+            if tensor.device.type == "cpu" and tensor.data_ptr() % ALIGNMENT:
+                tensor.data = tensor.data.clone(memory_format=torch.contiguous_format)
+                moved += 1
+    return moved
 
 
 def _linear(layer, x: Tensor, left: bool = False) -> Tensor:
@@ -60,7 +106,7 @@ def _linear(layer, x: Tensor, left: bool = False) -> Tensor:
     bits), and on the AVX2 EPYC at 8 rows the 30 layers' matmuls 1.2x and the LM head's 2.3x faster
     (benchmarks/RESULTS.md, decode_kernels). Its bits also depend on the weights' address (MKL takes
     another path for a matrix not 16-byte aligned, as the toy policy from the stage cache is), which
-    F.linear's do not: docs/rollout.md, item 7."""
+    F.linear's do not: `prefill` aligns the weights first (`align_weights`; docs/rollout.md, item 7)."""
     if not left:
         return F.linear(x, layer.weight, layer.bias)
     y = torch.mm(layer.weight, x.reshape(-1, x.shape[-1]).t()).t().reshape(*x.shape[:-1], -1)

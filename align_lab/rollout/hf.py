@@ -12,7 +12,7 @@ from torch import Tensor
 from align_lab.models.sequences import encode_prompts, is_partitioned, left_pad, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.busy import BusyMeter, check_threads, sampling_threads
-from align_lab.rollout.decode import DECODE_MATMULS
+from align_lab.rollout.decode import DECODE_MATMULS, weights_left
 from align_lab.rollout.sampling import (
     SAMPLERS,
     RowNoise,
@@ -37,9 +37,10 @@ class HFGenerate:
     probabilities) or "multinomial" (generate's torch.multinomial, V exponential draws a row: the
     very tokens `model.generate` draws for one seed). The same distribution either way; generate
     itself always draws with its own multinomial. decode_matmul: the loop's Llama/Qwen2 decode step
-    multiplies as the forward does ("exact", the default: its logits bit for bit the forward's) or as
-    W @ h^T ("fast": the same products summed in another order, whose bits depend on the weights'
-    memory alignment: docs/rollout.md). threads: torch's threads while sampling (None: the run's; "auto":
+    multiplies as the forward does ("exact": its logits bit for bit the forward's) or as W @ h^T
+    ("fast": the same products summed in another order; the weights aligned first, since its bits
+    depend on where they lie); "auto" (the default): fast on an AMD CPU, exact elsewhere
+    (decode.weights_left; docs/rollout.md). threads: torch's threads while sampling (None: the run's; "auto":
     one fewer for each core other processes kept busy since the last rollout, rollout/busy.py).
 
     seed_per_sample: draw each row's sampling noise from its own seed (inverse_cdf: one uniform a row;
@@ -63,7 +64,7 @@ class HFGenerate:
     dtype: str = "float32"
     zero3_whole_copy: bool = True
     sampler: str = "inverse_cdf"
-    decode_matmul: str = "exact"
+    decode_matmul: str = "auto"
     threads: str | int | None = None
 
     def __post_init__(self) -> None:
@@ -207,7 +208,7 @@ class HFGenerate:
             noise,
             n,
             self.sampler,
-            self.decode_matmul == "fast",
+            weights_left(self.decode_matmul),
         )
 
     def _generate(

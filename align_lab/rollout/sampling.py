@@ -20,7 +20,7 @@ from torch import Tensor
 from align_lab.models.sequences import is_partitioned
 from align_lab.rl import logprobs_from_logits
 from align_lab.rollout.base import check_finite_logits
-from align_lab.rollout.decode import decode_step, fast_decode_supported, preallocate
+from align_lab.rollout.decode import align_weights, decode_step, fast_decode_supported, preallocate
 
 
 def warp(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
@@ -127,6 +127,8 @@ def prefill(
     cache = out.cache if "cache" in out else out.past_key_values  # transformers >= 5.2x: `cache`
     if fast_decode_supported(model):
         prefilled = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (B/n, H_kv, P, D)
+        if left:  # W @ h^T's bits depend on where the weights lie: the same place for every copy
+            align_weights(model)
         return logits, position, CacheDecoder(model, preallocate(prefilled, n, P + max_new_tokens), P, left)
     cache.batch_repeat_interleave(n)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from align_lab.envs.base import EnvError
 from align_lab.rewards.function import RewardError
+from align_lab.rollout.decode import resolved as decode_matmul
 from align_lab.study.build import build_run
 from align_lab.study.hardware import threads
 from align_lab.study.spec import Job, RunSpec
@@ -135,7 +136,7 @@ def run(job: Job) -> dict:
                 slurm=slurm,
                 group_needed=spec.backend.uses_deepspeed,
             )
-            summary |= planned(ctx.memory)
+            summary |= planned(ctx.memory) | decode_matmul(spec.rollout)
             write_summary(run_dir, summary)
             with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)

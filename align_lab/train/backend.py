@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,7 +194,9 @@ class DeepSpeedUpdater:
         }
         import torch.distributed as dist
 
-        os.environ.setdefault("LOCAL_RANK", str(dist.get_rank()))  # one node: the local rank is the rank
+        from align_lab.train.distributed import own_env
+
+        own_env("LOCAL_RANK", str(dist.get_rank()))  # one node: the local rank is the rank
         with contextlib.redirect_stdout(io.StringIO()):  # a bare print per process of its shm op's load
             deepspeed.init_distributed(dist.get_backend(), verbose=False)  # the run's group (study/run.py)
         self.processes = dist.get_world_size()

@@ -165,13 +165,32 @@ STAGES_WAIT = timedelta(days=7)
 COLLECTIVE_TIMEOUT = timedelta(minutes=15)
 
 
+OWN_ENV: dict[str, str] = {}  # what joining a group set in os.environ, which leaving takes back
+
+
+def own_env(name: str, value: str) -> None:
+    """os.environ[name] = value where it is not set, remembered: a run's group puts it there for the run,
+    not for the children the process starts after it (a LOCAL_RANK left by a DeepSpeed run makes
+    accelerate in a later TRL child wait for a process group)."""
+    if name not in os.environ:
+        os.environ[name] = OWN_ENV[name] = value
+
+
+def forget_env() -> None:
+    """Takes back what own_env set (and nothing the user set since)."""
+    for name, value in OWN_ENV.items():
+        if os.environ.get(name) == value:
+            del os.environ[name]
+    OWN_ENV.clear()
+
+
 def join(rank: int, size: int, port: int, device: str = "cpu") -> None:
     """Joins the process group of `size` ranks on this node (loopback, `port`): gloo on CPU, nccl on GPUs."""
     import torch.distributed as dist
 
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one node: talk over loopback
+    own_env("GLOO_SOCKET_IFNAME", "lo")  # one node: talk over loopback
     if device == "cpu":  # DeepSpeed, if something imports it, then says nothing about GPUs
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        own_env("DS_ACCELERATOR", "cpu")
     backend = "nccl" if device == "cuda" else "gloo"
     init = f"tcp://127.0.0.1:{port}"
     dist.init_process_group(backend, init_method=init, rank=rank, world_size=size, timeout=COLLECTIVE_TIMEOUT)
@@ -184,7 +203,7 @@ def join_slurm(world: SlurmWorld, device: str = "cpu") -> None:
     import torch.distributed as dist
 
     if device == "cpu":
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        own_env("DS_ACCELERATOR", "cpu")
     wait = COLLECTIVE_TIMEOUT if world.rank == 0 else STAGES_WAIT
     node = os.environ.get("SLURMD_NODENAME", "?")
     log.info(f"rank {world.rank} of {world.size} on node {node}: meeting at {world.master_addr}:{world.port}")
@@ -205,6 +224,7 @@ def leave(release: Callable[[], None] = lambda: None) -> None:
         release()
         if dist.is_initialized():  # vLLM's shutdown destroys the default group itself
             dist.destroy_process_group()
+    forget_env()
 
 
 def free_port() -> int:
@@ -292,3 +312,4 @@ def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None
         job.release()
         if dist.is_initialized():
             dist.destroy_process_group()
+        forget_env()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,12 @@ def test_deepspeed_zero_run_completes_and_its_first_step_equals_the_torch_backen
 ):
     reference = _torch_rows(algo, tmp_path_factory, cache_dir)
     overrides = [f"algo={algo}", *STEPS, "hardware.backend=deepspeed", f"hardware.zero_stage={stage}"]
+    environment = dict(os.environ)
     summary = run_in_process(overrides, tmp_path, cache_dir)
     assert summary["status"] == "completed"
+    # nothing of the engine's stays in the environment a later child inherits (LOCAL_RANK left here made
+    # a TRL benchmark started later by this process wait for a process group)
+    assert {k: v for k, v in os.environ.items() if environment.get(k) != v} == {}
     rows = _rows(tmp_path)
     assert [r["step"] for r in rows] == [1, 2]
     assert all(math.isfinite(r["train/loss"]) and math.isfinite(r["train/grad_norm"]) for r in rows)

@@ -70,12 +70,22 @@ def test_staleness_k_trains_each_step_on_the_rollout_of_the_policy_k_steps_befor
     assert not torch.equal(stale_trained[3][0], on_trained[3][0])  # stale rollouts trained other weights
 
 
-def test_async_rollouts_give_the_numbers_of_the_synchronous_loop(tmp_path, cache_dir):
+# the decode step's matmuls: the machine's default, and W @ h^T, whose bits depend on where the weights
+# lie on an AVX2 EPYC (the live policy from the stage cache 8 bytes off a 16-byte boundary, an async
+# snapshot on one): decode.align_weights puts every copy on one (docs/rollout.md, item 7)
+DECODE = pytest.mark.parametrize("decode", ["auto", "fast"])
+
+
+@DECODE
+def test_async_rollouts_give_the_numbers_of_the_synchronous_loop(decode, tmp_path, cache_dir):
     """Sampling on a thread from a frozen copy of the weights draws what the loop itself draws: every
     logged number and the final evaluation agree exactly, for ReMax too (greedy baselines queued)."""
     for algo in ("reinforce_pp", "remax"):
         common = [f"algo={algo}", "train.steps=4", "train.max_staleness=2", *SEEDED]
+        common += [f"rollout.decode_matmul={decode}"]
         sync = run_in_process(common, tmp_path / f"{algo}_sync", cache_dir)
+        if decode == "fast":  # what the run multiplied with is in its summary
+            assert sync["rollout/decode_matmul"] == "fast"
         background = run_in_process(
             [*common, "train.async_rollouts=true"], tmp_path / f"{algo}_async", cache_dir
         )
@@ -89,14 +99,15 @@ class Interrupt(BaseException):
     pass
 
 
+@DECODE
 @pytest.mark.parametrize("background", [False, True], ids=["sync", "async"])
 def test_a_resumed_stale_run_continues_from_its_pending_rollouts(
-    background, tmp_path, cache_dir, monkeypatch
+    background, decode, tmp_path, cache_dir, monkeypatch
 ):
     """Killed after logging step 3, its last checkpoint holding the next two steps' rollouts (k=2): the resume
     trains on those (not on rollouts resampled from step 3's weights) and logs what the uninterrupted run
     logs. async_rollouts may change on resume (the same numbers), so the resume flips it."""
-    common = ["seed=3", "train.steps=5", "train.max_staleness=2", *SEEDED]
+    common = ["seed=3", "train.steps=5", "train.max_staleness=2", *SEEDED, f"rollout.decode_matmul={decode}"]
     flag = lambda on: [f"train.async_rollouts={str(on).lower()}"]  # noqa: E731
     run_in_process([*common, *flag(background)], tmp_path / "full", cache_dir)
     original = JsonlTracker.log

@@ -60,33 +60,84 @@ def test_kv_cache_loop_stops_when_every_row_has_ended(tokenizer):
     assert torch.equal(loop.response_ids, generate.response_ids)
 
 
-def test_decode_matmul_is_exact_or_fast():
-    with pytest.raises(ValueError, match=r"^decode_matmul=auto: must be exact\|fast$"):
-        HFGenerate(decode_matmul="auto")
+def test_decode_matmul_is_auto_exact_or_fast():
+    with pytest.raises(ValueError, match=r"^decode_matmul=quick: must be auto\|exact\|fast$"):
+        HFGenerate(decode_matmul="quick")
 
 
-def test_the_exact_decode_step_does_not_depend_on_where_the_weights_lie(tokenizer):
-    """decode_matmul=exact (the default) draws the same tokens from weights that are views 4 bytes off
-    a 16-byte boundary (as a view into a loaded file can be): the reason `fast`, whose MKL path changes
-    with the alignment, is not the default (docs/rollout.md, item 7)."""
+@pytest.mark.parametrize(
+    "setting, vendor, left",
+    [
+        ("auto", "AuthenticAMD", True),  # MKL's F.linear is the slow way there (docs/rollout.md item 7)
+        ("auto", "GenuineIntel", False),
+        ("auto", "", False),  # unknown (no /proc/cpuinfo): the forward's bits
+        ("exact", "AuthenticAMD", False),
+        ("fast", "GenuineIntel", True),
+    ],
+)
+def test_auto_decodes_weights_left_on_an_amd_cpu_only(setting, vendor, left):
+    from align_lab.rollout.decode import resolved, weights_left
+
+    assert weights_left(setting, vendor) is left
+    assert HFGenerate().decode_matmul == "auto"
+    if setting != "auto":  # a run records what it multiplied with
+        assert resolved(HFGenerate(decode_matmul=setting)) == {"rollout/decode_matmul": setting}
+
+
+def shifted_copy(model):
+    """A copy of `model` whose parameters are views one float past their allocation's start (as views
+    into a loaded file can be: SmolLM2's 272, as from_pretrained loads them), tied ones still tied."""
     import copy
 
+    shifted = copy.deepcopy(model)
+    for p in shifted.parameters():
+        buf = torch.empty(p.numel() + 1)
+        p.data = buf[1:].view_as(p).copy_(p.data)
+    assert all(p.data_ptr() % 16 for p in shifted.parameters())
+    return shifted
+
+
+def test_align_weights_moves_every_misaligned_weight_and_keeps_ties_and_values(tokenizer):
+    from align_lab.rollout.decode import ALIGNMENT, align_weights
+
+    torch.manual_seed(0)
+    model = TinyLM(arch="llama").init_policy(tokenizer)
+    model.tie_weights()
+    shifted = shifted_copy(model)
+    params = list(shifted.parameters())
+    optimizer = torch.optim.AdamW(params)
+    assert align_weights(shifted) == len(params)
+    assert all(p.data_ptr() % ALIGNMENT == 0 for p in shifted.parameters())
+    assert list(shifted.parameters()) == params  # the same Parameter objects: the optimizer's
+    assert (shifted.lm_head.weight is shifted.model.embed_tokens.weight) == (
+        model.lm_head.weight is model.model.embed_tokens.weight
+    )
+    for mine, theirs in zip(shifted.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(mine, theirs)
+    shifted(torch.tensor([[1, 2, 3]])).logits.sum().backward()
+    optimizer.step()  # trains on, in place, where the weights now lie
+    assert all(p.data_ptr() % ALIGNMENT == 0 for p in shifted.parameters())
+    assert align_weights(shifted) == 0
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_the_fast_decode_step_aligns_the_weights_it_multiplies(left, tokenizer):
+    """decode_matmul=fast first moves the weights to aligned storage (W @ h^T's last bits depend on
+    where W lies on the AVX2 EPYC), so the live policy, a resumed copy and an async snapshot draw alike;
+    exact leaves the model as it is."""
     from align_lab.models.sequences import encode_prompts
 
     torch.manual_seed(0)
     model = TinyLM(arch="llama").init_policy(tokenizer).eval()
-    shifted = copy.deepcopy(model)
-    for p in shifted.parameters():
-        buf = torch.empty(p.numel() + 1)
-        p.data = buf[1:].view_as(p).copy_(p.data)  # one float past the allocation's start
-    assert all(p.data_ptr() % 16 for p in shifted.parameters())
+    shifted = shifted_copy(model)
     ids, attn = encode_prompts(tokenizer, PROMPTS, 6)
     limits = (12, tokenizer.eos_token_id, tokenizer.pad_token_id)
     drawn = []
     for m in (model, shifted):
         torch.manual_seed(3)
-        drawn.append(sampling.sample_with_cache(m, ids, attn, *limits, n=4))
+        drawn.append(sampling.sample_with_cache(m, ids, attn, *limits, n=4, weights_left=left))
     assert torch.equal(drawn[0][0], drawn[1][0]) and torch.equal(drawn[0][1], drawn[1][1])
+    assert all(p.data_ptr() % 64 == 0 for p in shifted.parameters()) is left
 
 
 @pytest.mark.parametrize("left", [False, True])  # rollout.decode_matmul exact, fast
