@@ -56,22 +56,23 @@ DECODE_MATMULS = ("auto", "exact", "fast")  # rollout.decode_matmul
 ALIGNMENT = 64  # bytes: where c10's CPU allocator starts every tensor it allocates
 
 
-def weights_left(decode_matmul: str, vendor: str | None = None) -> bool:
+def weights_left(decode_matmul: str, device: str = "cpu", vendor: str | None = None) -> bool:
     """Whether the decode step multiplies as W @ h^T (`_linear`'s left). auto: on an AMD CPU, where
     MKL's F.linear at decode shapes is the slow way (the 2-core EPYC's 30 layers 76.7 ms at 8 rows and
     100.7 at 2 against 63.1 and 49.6 as W @ h^T, the LM head 24.2 against 10.5; its GRPO rollout 15-25%
     faster: docs/rollout.md, item 7); F.linear on every other CPU (an AVX-512 Xeon's W @ h^T is
-    1.2-1.4x slower) and on a GPU. The choice depends only on the machine: a run's numbers stay the
-    same on one machine."""
+    1.2-1.4x slower) and on a GPU (`device`: where the weights are; a GPU's host is often an EPYC). The
+    choice depends only on the machine: a run's numbers stay the same on one machine."""
     if decode_matmul != "auto":
         return decode_matmul == "fast"
-    return (vendor if vendor is not None else cpu_vendor()) == "AuthenticAMD"
+    return device == "cpu" and (vendor if vendor is not None else cpu_vendor()) == "AuthenticAMD"
 
 
-def resolved(engine) -> dict:
+def resolved(engine, device: str = "cpu") -> dict:
     """What a run's rollouts multiply with (rollout.decode_matmul resolved), for its summary.json."""
     setting = getattr(engine, "decode_matmul", None)
-    return {} if setting is None else {"rollout/decode_matmul": "fast" if weights_left(setting) else "exact"}
+    left = setting is not None and weights_left(setting, device)
+    return {} if setting is None else {"rollout/decode_matmul": "fast" if left else "exact"}
 
 
 @functools.cache

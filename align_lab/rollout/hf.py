@@ -208,7 +208,7 @@ class HFGenerate:
             noise,
             n,
             self.sampler,
-            weights_left(self.decode_matmul),
+            weights_left(self.decode_matmul, prompt_ids.device.type),
         )
 
     def _generate(

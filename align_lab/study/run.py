@@ -136,7 +136,7 @@ def run(job: Job) -> dict:
                 slurm=slurm,
                 group_needed=spec.backend.uses_deepspeed,
             )
-            summary |= planned(ctx.memory) | decode_matmul(spec.rollout)
+            summary |= planned(ctx.memory) | decode_matmul(spec.rollout, hw.device)
             write_summary(run_dir, summary)
             with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)

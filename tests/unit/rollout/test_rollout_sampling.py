@@ -66,19 +66,20 @@ def test_decode_matmul_is_auto_exact_or_fast():
 
 
 @pytest.mark.parametrize(
-    "setting, vendor, left",
+    "setting, device, vendor, left",
     [
-        ("auto", "AuthenticAMD", True),  # MKL's F.linear is the slow way there (docs/rollout.md item 7)
-        ("auto", "GenuineIntel", False),
-        ("auto", "", False),  # unknown (no /proc/cpuinfo): the forward's bits
-        ("exact", "AuthenticAMD", False),
-        ("fast", "GenuineIntel", True),
+        ("auto", "cpu", "AuthenticAMD", True),  # MKL's F.linear is slow there (docs/rollout.md item 7)
+        ("auto", "cuda", "AuthenticAMD", False),  # a GPU on an EPYC host: the GPU multiplies
+        ("auto", "cpu", "GenuineIntel", False),
+        ("auto", "cpu", "", False),  # unknown (no /proc/cpuinfo): the forward's bits
+        ("exact", "cpu", "AuthenticAMD", False),
+        ("fast", "cpu", "GenuineIntel", True),
     ],
 )
-def test_auto_decodes_weights_left_on_an_amd_cpu_only(setting, vendor, left):
+def test_auto_decodes_weights_left_on_an_amd_cpu_only(setting, device, vendor, left):
     from align_lab.rollout.decode import resolved, weights_left
 
-    assert weights_left(setting, vendor) is left
+    assert weights_left(setting, device, vendor) is left
     assert HFGenerate().decode_matmul == "auto"
     if setting != "auto":  # a run records what it multiplied with
         assert resolved(HFGenerate(decode_matmul=setting)) == {"rollout/decode_matmul": setting}
