@@ -15,8 +15,9 @@ every layer, and the LM head, for several ways of computing the same product:
   512-row pieces   the LM head only: decode.py's split of the head (used where exact)
 
 For each it prints milliseconds per decode step, the weights' read rate, the time as a multiple of
-F.linear's, and whether every output equals F.linear's bit for bit (the decode step promises the
-model forward's bits, docs/rollout.md). Needs nothing beyond the test environment.
+F.linear's, and whether every output equals F.linear's bit for bit (exact: the decode step's default
+on most CPUs, docs/rollout.md). Its last line says which way rollout.decode_matmul=auto takes on this
+machine and whether that is the faster one here. Needs nothing beyond the test environment.
 
     python -m benchmarks run decode_kernels                 # 30 layers, 1/2/4/8 rows, every core
     python -m benchmarks run decode_kernels --rows 8 --threads 1
@@ -159,6 +160,29 @@ def head_rows(rows: int, repeats: int, threads: int) -> list[dict]:
     return out
 
 
+def auto_check(rows: list[dict]) -> tuple[str, dict]:
+    """What rollout.decode_matmul=auto takes on this machine, against this run's times: per row count,
+    a decode step's matmuls (the layers' and the head's) the exact way (F.linear, the head as decode.py
+    multiplies it: 512-row pieces where they give one matmul's bits) and the fast one (W @ x^T)."""
+    from align_lab.rollout.decode import cpu_vendor, weights_left
+
+    ms = {(r["kernel"], r["rows"]): r for r in rows}
+    steps = {}
+    for b in sorted({r["rows"] for r in rows}):
+        pieces = ms[("head: 512-row pieces", b)]
+        head = pieces["ms per step"] if pieces["exact"] else ms[("head: F.linear", b)]["ms per step"]
+        exact = ms[("F.linear", b)]["ms per step"] + head
+        steps[b] = (exact, ms[("W @ x^T", b)]["ms per step"] + ms[("head: W @ x^T", b)]["ms per step"])
+    choice = "fast" if weights_left("auto") else "exact"
+    right = sum((fast < exact) == (choice == "fast") for exact, fast in steps.values())
+    per = ", ".join(f"{b} rows {e:.1f} / {f:.1f}" for b, (e, f) in steps.items())
+    line = (
+        f"rollout.decode_matmul=auto here ({cpu_vendor() or 'vendor unknown'}): {choice}; ms per decode "
+        f"step exact / fast: {per}; auto's way is the faster at {right} of {len(steps)} row counts"
+    )
+    return line, {"auto": choice, "exact_fast_ms": {str(b): v for b, v in steps.items()}}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
     parser.add_argument("--layers", type=int, default=30, help="decoder layers (SmolLM2-135M: 30)")
@@ -179,7 +203,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"{row['x F.linear']:.2f}x F.linear  exact {row['exact']}",
                 flush=True,
             )
-    report("decode_kernels", args, rows, notes={"layers": args.layers})
+    line, auto = auto_check(rows)
+    print(line, flush=True)
+    report("decode_kernels", args, rows, notes={"layers": args.layers, **auto})
 
 
 if __name__ == "__main__":
