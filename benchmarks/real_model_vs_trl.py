@@ -320,6 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     DECODE_MATMUL = a.decode_matmul
     print(machine_line(machine()), flush=True)
     from align_lab.cache import default_cache_dir
+    from align_lab.rollout.decode import weights_left
 
     path = a.model or checkpoint(Path(a.cache) if a.cache else default_cache_dir())
     import torch
@@ -335,7 +336,8 @@ def main(argv: list[str] | None = None) -> None:
         f"trl {trl.__version__}; "
         f"{'SmolLM2-135M-Instruct' if not a.model else a.model} fp32 on {device_name()}, "
         f"{BATCH} completions/step ({BATCH // GROUP} prompts x {GROUP}), "
-        f"{NEW_TOKENS} new tokens; {a.steps} steps x {a.rounds} rounds",
+        f"{NEW_TOKENS} new tokens; {a.steps} steps x {a.rounds} rounds; align_lab's "
+        f"decode_matmul={DECODE_MATMUL} ({'fast' if weights_left(DECODE_MATMUL, DEVICE) else 'exact'} here)",
         flush=True,
     )
     for r in range(a.rounds):
