@@ -5,6 +5,7 @@ and configurations decode with the model's forward (sampling.py checks `fast_dec
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 
@@ -86,17 +87,24 @@ def cpu_vendor() -> str:
 
 
 def align_weights(model) -> int:
-    """Moves every CPU parameter and buffer that does not start on an ALIGNMENT-byte boundary into
-    storage of its own (the same values; a parameter shared by two modules, such as tied embeddings,
-    stays one); returns how many moved. W @ h^T's last bits depend on where W lies (on the AVX2 EPYC
-    MKL takes another path for a weight 4-12 bytes off a 16-byte boundary, as a view into a loaded file
-    can be), so decode_matmul=fast aligns first: a resumed run, an async rollout's fresh copy and the
-    live policy then draw the same tokens."""
+    """Moves every CPU parameter and buffer that does not start on an ALIGNMENT-byte boundary, and is
+    the one tensor of its storage, into storage of its own (the same values and Parameter objects: a
+    parameter shared by two modules, such as tied embeddings, is one and stays one); returns how many
+    moved. W @ h^T's last bits depend on where W lies (on the AVX2 EPYC MKL takes another path for a
+    weight 4-12 bytes off a 16-byte boundary, as a view into a loaded safetensors file is), so
+    decode_matmul=fast aligns first: a resumed run, an async rollout's fresh copy and the live policy
+    then draw the same tokens. A tensor that shares its storage (a view into a flat buffer that a
+    library updates, such as DeepSpeed ZeRO-1/2's) stays: moving it would cut it off from the buffer,
+    and its place in the buffer is the same in every copy of the model."""
+    tensors = [*model.parameters(), *model.buffers()]
+    viewers = collections.Counter(t.untyped_storage().data_ptr() for t in tensors)
     moved = 0
     with torch.no_grad():
-        for tensor in (*model.parameters(), *model.buffers()):
-            if tensor.device.type == "cpu" and tensor.data_ptr() % ALIGNMENT:
-                tensor.data = tensor.data.clone(memory_format=torch.contiguous_format)
+        for t in tensors:
+            storage = t.untyped_storage()
+            alone = viewers[storage.data_ptr()] == 1 and storage.nbytes() == t.numel() * t.element_size()
+            if t.device.type == "cpu" and t.data_ptr() % ALIGNMENT and alone:
+                t.data = t.data.clone(memory_format=torch.contiguous_format)
                 moved += 1
     return moved
 

@@ -86,15 +86,18 @@ def test_auto_decodes_weights_left_on_an_amd_cpu_only(setting, device, vendor, l
 
 
 def shifted_copy(model):
-    """A copy of `model` whose parameters are views one float past their allocation's start (as views
-    into a loaded file can be: SmolLM2's 272, as from_pretrained loads them), tied ones still tied."""
+    """A copy of `model` whose parameters lie 4 bytes past a 16-byte boundary, each the one tensor of its
+    storage, as SmolLM2's 272 lie as from_pretrained loads them (views into the safetensors file); tied
+    ones still tied."""
     import copy
 
     shifted = copy.deepcopy(model)
     for p in shifted.parameters():
-        buf = torch.empty(p.numel() + 1)
-        p.data = buf[1:].view_as(p).copy_(p.data)
-    assert all(p.data_ptr() % 16 for p in shifted.parameters())
+        buf = bytearray(p.numel() * 4 + 64)
+        at = (4 - torch.frombuffer(buf, dtype=torch.uint8).data_ptr()) % 16  # 4 bytes off a boundary
+        lies = torch.frombuffer(buf, dtype=torch.float32, count=p.numel(), offset=at)  # its own storage
+        p.data = lies.view_as(p).copy_(p.data)
+    assert all(p.data_ptr() % 16 == 4 for p in shifted.parameters())
     return shifted
 
 
@@ -119,6 +122,25 @@ def test_align_weights_moves_every_misaligned_weight_and_keeps_ties_and_values(t
     optimizer.step()  # trains on, in place, where the weights now lie
     assert all(p.data_ptr() % ALIGNMENT == 0 for p in shifted.parameters())
     assert align_weights(shifted) == 0
+
+
+def test_align_weights_leaves_views_into_a_shared_flat_buffer(tokenizer):
+    """Parameters that are views into one flat buffer (as DeepSpeed ZeRO-1/2 lays them out and updates
+    them) stay views into it, wherever they lie: moving them would cut them off from their updates."""
+    from align_lab.rollout.decode import align_weights
+
+    model = TinyLM(arch="llama").init_policy(tokenizer)
+    params = list(model.parameters())
+    flat = torch.empty(sum(p.numel() + 1 for p in params) + 1)
+    at = 1
+    for p in params:  # each one float past the previous one's end: most off a 16-byte boundary
+        p.data = flat[at : at + p.numel()].view_as(p).copy_(p.data)
+        at += p.numel() + 1
+    assert any(p.data_ptr() % 16 for p in params)
+    assert align_weights(model) == 0
+    before = [p.detach().clone() for p in params]
+    flat.add_(1.0)  # the library's update reaches every parameter
+    assert all(torch.equal(p, b + 1.0) for p, b in zip(params, before, strict=True))
 
 
 @pytest.mark.parametrize("left", [False, True])
