@@ -123,6 +123,9 @@ def test_a_killed_run_is_died_not_running_and_its_resume_counts_every_segment(
     proc = start(args)
     try:
         wait_for(lambda: metric_lines(run_dir) >= 3 or proc.poll() is not None)
+        # held where it is while `study status` starts (seconds, as long as the run's last 9 steps on a
+        # fast machine: it once finished first, 2026-11-27), then killed
+        os.kill(proc.pid, signal.SIGSTOP)
         assert proc.poll() is None, "the run ended before it could be killed"
         status = study_status(run_dir, forked_cli)
         assert " running " in status.stdout, status.stdout
