@@ -72,8 +72,9 @@ def weights_left(decode_matmul: str, device: str = "cpu", vendor: str | None = N
 def resolved(engine, device: str = "cpu") -> dict:
     """What a run's rollouts multiply with (rollout.decode_matmul resolved), for its summary.json."""
     setting = getattr(engine, "decode_matmul", None)
-    left = setting is not None and weights_left(setting, device)
-    return {} if setting is None else {"rollout/decode_matmul": "fast" if left else "exact"}
+    if setting is None:  # an engine without the setting (vLLM): nothing to record
+        return {}
+    return {"rollout/decode_matmul": "fast" if weights_left(setting, device) else "exact"}
 
 
 @functools.cache
