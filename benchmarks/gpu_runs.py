@@ -56,6 +56,12 @@ SETTINGS = [
         "GRPO, DeepSpeed ZeRO-3, bf16 autocast",
         ["algo=grpo", "hardware.dtype=bf16", "hardware.backend=deepspeed", "hardware.zero_stage=3"],
     ),
+    ("grpo-lora", "GRPO, LoRA r=8 on q/k/v/o (peft), fp32", ["algo=grpo", "lora.enabled=true"]),
+    (
+        "grpo-calculator",
+        "GRPO, multi-turn calculator tool (env=calculator, 3 turns), fp32",
+        ["algo=grpo", "env=calculator"],
+    ),
     ("rloo-fp32", "RLOO, fp32", ["algo=rloo"]),
     ("reinforce_pp-fp32", "REINFORCE++, fp32 (its default 64 x 64)", ["algo=reinforce_pp"]),
     ("ppo-fp32", "PPO with a critic, fp32", ["algo=ppo"]),

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every algorithm (conf/algo/) on the toy world on a GPU, 4 steps each, and the GPU-side keys (bf16
-# autocast, a bf16 rollout copy, DeepSpeed ZeRO-2/3, per-row seeds with async rollouts), 6 runs at a
-# time after one run has built the shared stages. One line per run (ok, or its last error line); the
-# logs stay in $WORK (default outputs/gpu_smoke). Exit 1 if any run failed.
+# autocast, a bf16 rollout copy, DeepSpeed ZeRO-2/3, per-row seeds with async rollouts, LoRA, a
+# multi-turn environment), 6 runs at a time after one run has built the shared stages. One line per
+# run (ok, or its last error line); the logs stay in $WORK (default outputs/gpu_smoke). Exit 1 if any
+# run failed.
 #   bash scripts/gpu_smoke.sh   (python: $PYTHON or python3; DEVICE=cpu runs the same on a CPU)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,8 @@ one stages algo=grpo  # builds the SFT policy and reward model once
   echo "grpo-zero2 algo=grpo hardware.backend=deepspeed hardware.zero_stage=2"
   echo "ppo-zero3 algo=ppo hardware.backend=deepspeed hardware.zero_stage=3 hardware.dtype=bf16"
   echo "dpo-zero3 algo=dpo hardware.backend=deepspeed hardware.zero_stage=3"
+  echo "grpo-lora algo=grpo lora.enabled=true"
+  echo "grpo-guess-number algo=grpo task=guess_number env=guess_number reward=verifier"
   echo "rloo-async algo=rloo rollout.seed_per_sample=true train.max_staleness=1 train.async_rollouts=true"
 } | xargs -P 6 -L 1 bash -c 'one "$@"' _ | sort -k2 | tee "$WORK/summary.txt"
 ! grep -q '^FAIL' "$WORK/summary.txt"

@@ -74,6 +74,7 @@ class Context:
             self.pairwise,
             budget=self.memory_budget,
             whole_only=self.backend.uses_deepspeed,
+            dtype=self.backend.dtype,
         )
         object.__setattr__(self, "memory", planned)
         trained = dataclasses.replace(self.train, micro_batch_size=planned.micro_batch_size)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-FLOAT_BYTES = 4  # fp32 activations (bf16 autocast keeps fewer bytes: the estimate stays an upper bound)
+FLOAT_BYTES = 4  # fp32 activations (bf16 autocast: row_bytes' dtype)
 # floats kept for the backward pass per token and layer of a Llama-style block: about 6 hidden-size
 # tensors (norm inputs and outputs, q, k, v, attention output) and 4 MLP-width ones (gate, up, act, product)
 HIDDEN_COPIES, MLP_COPIES = 6, 4
@@ -60,14 +60,17 @@ def _logit_floats(dims: Dims, response_tokens: int) -> int:
     return LOGIT_COPIES * (response_tokens + 1) * dims.vocab
 
 
-def row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int, logits: bool = True) -> int:
-    """Bytes of one sequence's activations kept for the backward pass (fp32): every layer's
-    _layer_floats over L = prompt + response tokens, and with `logits` (a causal LM's log-probs) the
-    _logit_floats."""
-    floats = dims.layers * _layer_floats(dims, prompt_tokens + response_tokens)
+def row_bytes(
+    dims: Dims, prompt_tokens: int, response_tokens: int, logits: bool = True, dtype: str = "fp32"
+) -> int:
+    """Bytes of one sequence's activations kept for the backward pass: every layer's _layer_floats over
+    L = prompt + response tokens, and with `logits` (a causal LM's log-probs) the _logit_floats; fp32,
+    or under bf16 autocast the layers' floats at 2 bytes (the logits stay fp32)."""
+    layer_bytes = 2 if dtype == "bf16" else FLOAT_BYTES
+    total = layer_bytes * dims.layers * _layer_floats(dims, prompt_tokens + response_tokens)
     if logits:
-        floats += _logit_floats(dims, response_tokens)
-    return FLOAT_BYTES * floats
+        total += FLOAT_BYTES * _logit_floats(dims, response_tokens)
+    return total
 
 
 def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> int:

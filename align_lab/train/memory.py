@@ -199,15 +199,15 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
     """`setting` (train.micro_batch_size: "auto", rows or None) planned for a run holding `models`
     (policy, reference or None, critic or None, then any others: reward models) on `task` (as the policy
     reads it) and `env`, with `train`'s batch sizes over `ranks` processes. `how`: budget (bytes; None:
-    default_budget), whole_only (a DeepSpeed engine steps once per backward: whole minibatches)."""
+    default_budget), whole_only (a DeepSpeed engine steps once per backward), dtype (hardware.dtype)."""
     policy, reference, critic, *others = models
     dims = Dims.of(policy.config)
     P = prompt_tokens(task)
     T = response_tokens(task, env, getattr(policy.config, "max_position_embeddings", None))
     trained = parameter_bytes([m for m in (policy, critic) if m is not None], trainable=True)
-    row = int(BACKWARD * row_bytes(dims, P, T))
+    row = int(BACKWARD * row_bytes(dims, P, T, dtype=(dtype := how.get("dtype", "fp32"))))
     if critic is not None:  # the critic's body runs with a graph beside the policy's
-        row += int(BACKWARD * row_bytes(dims, P, T, logits=False))
+        row += int(BACKWARD * row_bytes(dims, P, T, logits=False, dtype=dtype))
     per_item = 2 if pairwise else 1  # a pairwise row is a pair of responses
     rows = -(-train.minibatch_size // ranks)  # an update's forward: this process's rows of a minibatch
     sampled = per_item * rows if pairwise else -(-train.rollout_size // ranks)  # this process's rollout

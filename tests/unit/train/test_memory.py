@@ -62,6 +62,8 @@ def test_row_and_cache_bytes_by_hand():
     # logits: 3 copies of (2 + 1) x 10 = 90 floats; 4 bytes each
     assert row_bytes(dims, 3, 2) == 4 * (1220 + 90) == 5240
     assert row_bytes(dims, 3, 2, logits=False) == 4 * 1220
+    # bf16 autocast: the layers' floats at 2 bytes, the fp32 logits at 4
+    assert row_bytes(dims, 3, 2, dtype="bf16") == 2 * 1220 + 4 * 90 == 2800
     # a no-graph forward: the larger of one layer (5 * 122 = 610 floats) and 2 copies of the logits
     # (2 x 3 x 10 = 60), and the KV cache of its 5 positions (2 x 2 layers x 8 x 5 = 160 floats)
     assert forward_row_bytes(dims, 3, 2) == 4 * (610 + 160) == 3080
@@ -123,6 +125,19 @@ def test_reinforce_pp_64_by_64_on_smollm2_plans_under_4_gb():
         "auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(), budget=3 * GiB
     )
     assert tight.micro_batch_size == 1
+
+
+def test_bf16_autocast_plans_an_update_row_at_two_bytes_a_layer_float():
+    # row_bytes(58, 64): 3 x 65 x 49152 = 9,584,640 logit floats, 194,957,280 / 4 - 9,584,640 =
+    # 39,154,680 layer floats. bf16: 2 x 39,154,680 + 4 x 9,584,640 = 116,647,920; x 1.4 = 163,307,088
+    # (fp32: 272,940,192). The same 787,918,400 allowance holds 4 rows instead of 2.
+    models, budget = (smollm2(), smollm2(False), None), int(23.5 * GiB)
+    planned = plan_run("auto", models, arith_word(), None, TrainConfig(), budget=budget, dtype="bf16")
+    assert planned.micro_batch_size == 4
+    assert planned.peak.phases["update"] == 538_060_032 + 4 * 163_307_088
+    # measured (benchmarks/forward_rows.py --graph --dtype bf16 --device cuda, an H200): 90.3 MiB a row
+    # at 58 + 64 tokens, 172.4 at 64 + 128; the plan's 155.7 and 275.8 stay above
+    assert 163_307_088 / MiB > 90.3 and int(1.4 * row_bytes(SMOL, 64, 128, dtype="bf16")) / MiB > 172.4
 
 
 def test_an_update_holds_a_minibatch_of_rows_whole_only_within_what_the_budget_leaves():
@@ -259,5 +274,9 @@ def test_a_context_built_outside_the_app_plans_auto_and_is_frozen(tmp_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         ctx.train = train  # built once, complete: nothing patches it after
     assert dataclasses.replace(ctx, seed=1).memory is ctx.memory  # a copy keeps the plan
+    from align_lab.train.backend import Backend
+
+    bf16 = dataclasses.replace(ctx, backend=Backend(dtype="bf16"), memory=None)  # planned again
+    assert bf16.memory.peak.train_row < ctx.memory.peak.train_row  # the backend's dtype reaches the plan
     final = train_online(GRPO(lr=1e-3, group_size=4, kl_coef=0.0), ctx)
     assert "eval/gold_reward" in final
