@@ -32,14 +32,48 @@ def fast_decode_supported(model) -> bool:
 
 
 def _own_weights(model) -> bool:
-    """The transformers model itself, its weights whole: not wrapped with adapters (peft LoRA layers
-    hold a `base_layer`) nor partitioned (DeepSpeed ZeRO-3 parameters hold a `ds_tensor`); those
-    only the modules' own forward knows how to use."""
+    """The transformers model (inside a peft wrapper: `_inner`), its weights whole: every module that
+    wraps another (holds a `base_layer`) a plain LoRA linear (`_plain_lora`), and nothing partitioned
+    (DeepSpeed ZeRO-3 parameters hold a `ds_tensor`); other adapters only their own forward knows."""
+    inner = _inner(model)
     return (
-        hasattr(getattr(model, "model", None), "embed_tokens")
-        and not any(hasattr(m, "base_layer") for m in model.modules())
+        hasattr(getattr(inner, "model", None), "embed_tokens")
+        and all(_plain_lora(m) for m in inner.modules() if hasattr(m, "base_layer"))
         and not is_partitioned(model)
     )
+
+
+def _inner(model):
+    """The transformers model a peft wrapper holds (its LoRA layers in place of the wrapped linears),
+    or `model` itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _plain_lora(module) -> bool:
+    """A peft LoRA linear whose forward is base(x) + B(A(x)) x scaling per active adapter (`_lora`):
+    adapters on, not merged into the base, no dropout, no variant (DoRA and the like)."""
+    return (
+        isinstance(getattr(module, "base_layer", None), torch.nn.Linear)
+        and hasattr(module, "lora_A")
+        and not module.merged
+        and not module.disable_adapters
+        and not getattr(module, "lora_variant", None)
+        and not any(getattr(module, "use_dora", {}).values())
+        and all(isinstance(d, torch.nn.Identity) for d in module.lora_dropout.values())
+    )
+
+
+def _lora(layer, x: Tensor, left: bool) -> Tensor:
+    """A plain LoRA linear's forward (peft's lora.Linear.forward, the same operations in its order):
+    the base layer (`_linear`), then each active adapter's B(A(x)) x scaling added."""
+    y = _linear(layer.base_layer, x, left)
+    dtype = y.dtype
+    for name in layer.active_adapters:
+        if name in layer.lora_A:
+            a, b = layer.lora_A[name].weight, layer.lora_B[name].weight
+            h = x if x.dtype == a.dtype else x.to(a.dtype)
+            y = y + F.linear(F.linear(h, a), b) * layer.scaling[name]
+    return y.to(dtype)
 
 
 def _rms_norm(norm, x: Tensor) -> Tensor:
@@ -117,6 +151,8 @@ def _linear(layer, x: Tensor, left: bool = False) -> Tensor:
     (benchmarks/RESULTS.md, decode_kernels). Its bits also depend on the weights' address (MKL takes
     another path for a matrix not 16-byte aligned, as the toy policy from the stage cache is), which
     F.linear's do not: `prefill` aligns the weights first (`align_weights`; docs/rollout.md, item 7)."""
+    if hasattr(layer, "base_layer"):  # a LoRA linear (fast_decode_supported admits plain ones only)
+        return _lora(layer, x, left)
     if not left:
         return F.linear(x, layer.weight, layer.bias)
     y = torch.mm(layer.weight, x.reshape(-1, x.shape[-1]).t()).t().reshape(*x.shape[:-1], -1)
@@ -136,6 +172,8 @@ def _lm_head(head, x: Tensor, left: bool = False) -> Tensor:
     in the same order is the BLAS library's choice, so it is checked here, once per shape and thread
     count, on the first call (which returns the one matmul); otherwise the one matmul is kept. On a GPU
     the one matmul is the fast one (96 pieces are 96 kernel launches a token)."""
+    if hasattr(head, "base_layer"):  # LoRA on the LM head: its own forward's order, in one piece
+        return _lora(head, x, left).contiguous()
     w = head.weight
     if left:
         return _linear(head, x, left=True).contiguous()
@@ -194,6 +232,7 @@ def decode_step(
         kv: per layer (keys, values), each (B, H_kv, L_max, D) (`preallocate`), positions < filled set.
         attn: (B, filled+1) 1 = attend, or None.
     """
+    model = _inner(model)  # a peft wrapper's transformers model, its LoRA layers in place
     base = model.model
     B, L = tokens.shape[0], filled + 1
     x = F.embedding(tokens[:, None], base.embed_tokens.weight)  # (B, 1, d)

@@ -163,11 +163,26 @@ def test_the_fast_decode_step_aligns_the_weights_it_multiplies(left, tokenizer):
     assert all(p.data_ptr() % 64 == 0 for p in shifted.parameters()) is left
 
 
+def with_lora(model, targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "lm_head"), **how):
+    """`model` with peft LoRA adapters (r 4) whose B is not 0, so that they change every output."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=list(targets), task_type="CAUSAL_LM", **how)
+    wrapped = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, p in wrapped.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+    return wrapped
+
+
+@pytest.mark.parametrize("lora", [False, True])  # LoRA adapters (peft) on attention, MLP and LM head
 @pytest.mark.parametrize("left", [False, True])  # rollout.decode_matmul exact, fast
 @pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("kv_heads", [4, 2, 1])  # multi-head, grouped-query (SmolLM2, Qwen2.5), multi-query
-def test_decode_step_equals_the_model_forward_bit_for_bit(kv_heads, padded, left):
-    """exact: the forward's bits; fast (W @ h^T): the same logits up to float rounding."""
+def test_decode_step_equals_the_model_forward_bit_for_bit(kv_heads, padded, left, lora):
+    """exact: the forward's bits; fast (W @ h^T): the same logits up to float rounding. With LoRA the
+    step reads the peft layers' base weights and adapters: the peft model's forward's bits."""
     from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
     from align_lab.rollout.decode import decode_step, fast_decode_supported, preallocate
@@ -182,6 +197,8 @@ def test_decode_step_equals_the_model_forward_bit_for_bit(kv_heads, padded, left
         num_key_value_heads=kv_heads,
     )
     model = LlamaForCausalLM(config).eval()
+    if lora:
+        model = with_lora(model).eval()
     assert fast_decode_supported(model)
     ids = torch.randint(3, 50, (3, 6))  # (B, P)
     attn = torch.ones_like(ids)
@@ -210,6 +227,29 @@ def test_decode_step_equals_the_model_forward_bit_for_bit(kv_heads, padded, left
             ).logits[:, -1]
             assert torch.allclose(fast, slow, rtol=0, atol=1e-5) if left else torch.equal(fast, slow)
             tokens = slow.argmax(-1)
+
+
+def test_lora_that_only_its_own_forward_knows_decodes_with_the_forward():
+    """LoRA with dropout, merged into the base, switched off or DoRA: the model's forward decodes."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from align_lab.rollout.decode import fast_decode_supported
+
+    def tiny():
+        torch.manual_seed(0)
+        return LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=48,
+                                            num_hidden_layers=1, num_attention_heads=2))  # fmt: skip
+
+    assert fast_decode_supported(with_lora(tiny()))
+    assert not fast_decode_supported(with_lora(tiny(), lora_dropout=0.1))
+    assert not fast_decode_supported(with_lora(tiny(), use_dora=True))
+    merged = with_lora(tiny())
+    merged.merge_adapter()
+    assert not fast_decode_supported(merged)
+    off = with_lora(tiny())
+    with off.disable_adapter():
+        assert not fast_decode_supported(off)
+    assert fast_decode_supported(off)
 
 
 @pytest.mark.parametrize("fast", [True, False])
