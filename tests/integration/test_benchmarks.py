@@ -74,3 +74,23 @@ def test_real_model_benchmark_runs_briefly(name: str, smollm2, tmp_path: Path, c
 
 def test_every_need_has_a_way_to_get_it() -> None:
     assert {n for b in SUITE.values() for n in b.needs} <= set(HOW)
+
+
+def test_forward_rows_measures_an_update_row_under_bf16_against_the_bf16_plan(tmp_path: Path) -> None:
+    """forward_rows --graph --dtype bf16: an update's row (forward with a graph, backward) under bf16
+    autocast, measured against the memory plan's bf16 row (BACKWARD x row_bytes at 2 bytes a layer
+    float), not the fp32 one."""
+    from align_lab.train.footprint import Dims, row_bytes
+    from align_lab.train.memory import BACKWARD
+    from benchmarks.forward_rows import SMOKE
+
+    out = tmp_path / "rows.json"
+    command = [sys.executable, "-m", "benchmarks", "run", "forward_rows", *SMOKE]
+    command += ["--graph", "--dtype", "bf16", "--json", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["notes"] | {"graph": True, "dtype": "bf16"} == result["notes"]
+    dims = Dims(hidden=64, layers=2, intermediate=128, heads=2, vocab=512, kv_width=32)
+    bf16, fp32 = (BACKWARD * row_bytes(dims, 8, 8, dtype=d) / 2**20 for d in ("bf16", "fp32"))
+    assert [row["predicted"] for row in result["rows"]] == [round(bf16, 2)] * 2 and bf16 < fp32
