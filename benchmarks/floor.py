@@ -6,8 +6,9 @@ and one at the decode shape: M = rows) with the thread count given, then
   rollout floor = weight bytes read per decode step x decode steps / bandwidth
                   (+ the KV cache read per step / bandwidth, + prefill FLOPs / matmul rate)
   update floor  = 6 x parameters x trained tokens / matmul rate (each distinct prompt's positions
-                  once and each row's response positions, the LM head at response positions only,
-                  as align_lab computes it) + AdamW's memory traffic / bandwidth
+                  once and the response positions as align_lab runs them: packed where the responses
+                  pack, models/packing.py; the LM head at response positions only) + AdamW's memory
+                  traffic / bandwidth
 
 and runs align_lab's rollout (HFGenerate.sample, prompts of task=arith_word through SmolLM2's chat
 template) and one forward + backward + AdamW step of the policy on those samples, printing each as a
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
 
     from align_lab.models.hf import HFModel
-    from align_lab.models.sequences import response_logprobs
+    from align_lab.models.sequences import response_logprobs, response_packing
     from align_lab.rollout.hf import HFGenerate
     from align_lab.rollout.sampling import fast_decode_supported
     from align_lab.tasks.arith_word import ArithWord
@@ -198,18 +199,21 @@ def main(argv: list[str] | None = None) -> None:
         optimizer.zero_grad(set_to_none=True)
 
     first = best_of(update, 1)  # AdamW allocates its state on the first step
-    update_s = best_of(update, 1)
-    # each distinct prompt runs forward and backward once (its G samples share it: response_logits),
-    # each row's response positions once; the LM head runs at response positions only
-    trained = args.prompts * P + B * T
-    response = int(s.mask.numel())
+    update_s = best_of(update, 3)  # the allocator's heap settles over the next (page faults in the second)
+    # each distinct prompt runs forward and backward once (its G samples share it), then the responses'
+    # positions but the last (packed where they pack: response_packing) and, from the prompt's last
+    # position, each row's first token: the LM head runs at those response positions only
+    packing = response_packing(model, s.prompt_ids, s.prompt_attn, s.response_ids, s.mask)
+    packed = packing.positions if packing is not None else B * (T - 1)
+    trained, response = args.prompts * P + packed, B + packed
     update_flops = 6 * n["body"] * trained + 6 * n["head"] * response
     adam_bytes = 4 * n["total"] * 4 + 3 * n["total"] * 4  # reads param, grad, m, v; writes param, m, v
     floor_compute, floor_adam = update_flops / big, adam_bytes / bw
     update_floor = floor_compute + floor_adam
     print(
-        f"\nupdate: {args.prompts} prompts x {P} positions + {B} rows x {T} response positions "
-        f"({response} through the LM head)"
+        f"\nupdate: {args.prompts} prompts x {P} positions + {B} rows of up to {T} response tokens "
+        f"({int(s.mask.sum())} in all) run as {packed} positions"
+        f"{' packed' if packing is not None else ''} ({response} through the LM head)"
     )
     print(
         f"  floor: 6 x {n['body'] / 1e6:.1f}M x {trained} + 6 x {n['head'] / 1e6:.1f}M x {response} = "

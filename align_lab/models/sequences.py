@@ -10,6 +10,8 @@ from torch import Tensor
 
 from align_lab.rl import selective_entropy, selective_logprobs
 
+from .packing import Packing, pack, packs
+
 
 def encode_prompts(tokenizer, prompts: list[str], max_tokens: int) -> tuple[Tensor, Tensor]:
     """Left-padded prompt ids and attention mask, (B, P); a prompt over max_tokens is an error."""
@@ -168,23 +170,35 @@ def _caches_with_grad(model) -> bool:
     )
 
 
+def first_rows(rows: Tensor) -> Tensor:
+    """The first row of each distinct prompt, (B',), from each row's (`shared_prompts`), (B,)."""
+    return torch.cat([rows.new_zeros(1), (rows[1:] != rows[:-1]).nonzero()[:, 0] + 1])
+
+
+def _prompt_forward(model, prompt_ids, prompt_attn, rows: Tensor):
+    """One forward of each distinct prompt (`rows`: each row's, `shared_prompts`): response token 0's
+    logits for every row, (B, 1, V), and the prompts' KV cache with its graph, (B', H_kv, P, D) a layer."""
+    first = first_rows(rows)  # (B',)
+    positions = (prompt_attn.cumsum(-1) - 1).clamp(min=0)  # (B, P), as joint_inputs numbers them
+    out = model(
+        input_ids=prompt_ids[first],
+        attention_mask=prompt_attn[first],
+        position_ids=positions[first],
+        use_cache=True,
+        logits_to_keep=1,
+    )  # logits (B', 1, V): response token 0's
+    return out.logits[rows], out.cache
+
+
 def _logits_on_shared_prompts(model, prompt_ids, prompt_attn, response_ids, mask, rows: Tensor) -> Tensor:
     """response_logits with one forward of each distinct prompt, its KV cache (with its graph) given to
     every row that shares it, then one forward of the responses: the prompt positions' FLOPs of the
     forward and the backward are spent once per prompt instead of once per sample. The same values as
     the joint forward up to float rounding (tests/unit/models/test_sequences.py)."""
-    first = torch.cat([rows.new_zeros(1), (rows[1:] != rows[:-1]).nonzero()[:, 0] + 1])  # (B',)
+    first_logits, cache = _prompt_forward(model, prompt_ids, prompt_attn, rows)
     _, attn, pos = joint_inputs(prompt_ids, prompt_attn, response_ids, mask)  # (B, P+T) each
-    P = prompt_ids.shape[1]
-    out = model(
-        input_ids=prompt_ids[first],
-        attention_mask=prompt_attn[first],
-        position_ids=pos[first, :P],
-        use_cache=True,
-        logits_to_keep=1,
-    )  # logits (B', 1, V): response token 0's
-    cache = out.cache
     cache.reorder_cache(rows)  # every row its prompt's keys and values, (B, H_kv, P, D) per layer
+    P = prompt_ids.shape[1]
     rest = model(
         input_ids=response_ids[:, :-1],
         attention_mask=attn[:, :-1],
@@ -192,7 +206,51 @@ def _logits_on_shared_prompts(model, prompt_ids, prompt_attn, response_ids, mask
         cache=cache,
         use_cache=True,
     )  # logits (B, T-1, V): response tokens 1..T-1
-    return torch.cat([out.logits[rows], rest.logits], dim=1)  # (B, T, V)
+    return torch.cat([first_logits, rest.logits], dim=1)  # (B, T, V)
+
+
+def response_packing(model, prompt_ids, prompt_attn, response_ids, mask) -> Packing | None:
+    """How the rows' responses pack (models/packing.py), or None where they run as they lie: no two
+    neighbouring rows share a prompt, a model whose cache or masks packing cannot use (`packs`), a
+    `mask` that is not each row's first tokens, or packed rows no shorter in all than the batch's."""
+    T = response_ids.shape[1]
+    rows = shared_prompts(prompt_ids, prompt_attn) if T > 1 else None
+    if rows is None or not (packs(model) and _caches_with_grad(model)):
+        return None
+    lengths = mask.sum(-1).long()  # (B,)
+    if not torch.equal(mask.bool(), torch.arange(T, device=mask.device) < lengths[:, None]):
+        return None
+    packing = pack(rows, lengths, T)
+    return packing if packing.positions < len(rows) * (T - 1) else None
+
+
+def _token_outputs(logits, labels, temperature: float, entropy: bool, entropy_grad: bool):
+    """Log-probs of `labels` under `logits` at `temperature`, and with `entropy` the entropy (a graph
+    only if `entropy_grad`), each of labels' shape; no fp32 copy of the logits is made."""
+    logprobs = selective_logprobs(logits, labels, temperature)
+    if not entropy:
+        return logprobs, None
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        return logprobs, selective_entropy(logits, temperature)
+
+
+def _packed_outputs(model, prompt_ids, prompt_attn, response_ids, packing: Packing, *how):
+    """response_logprobs over packed responses: each distinct prompt's forward, then one of the packed
+    rows on its cache; log-probs (and entropy) back in the batch's layout, (B, T), 0 past a response."""
+    rows = shared_prompts(prompt_ids, prompt_attn)
+    first_logits, cache = _prompt_forward(model, prompt_ids, prompt_attn, rows)
+    distinct = prompt_attn[first_rows(rows)]  # (B', P)
+    cache.reorder_cache(packing.prompt)  # every packed row its prompt's keys and values
+    rest = model(
+        input_ids=packing.ids(response_ids),
+        attention_mask=packing.attention_mask(distinct),
+        position_ids=packing.position_ids(prompt_attn),
+        cache=cache,
+        use_cache=True,
+    )  # logits (R, Q, V)
+    first = _token_outputs(first_logits, response_ids[:, :1], *how)  # (B, 1) each
+    packed = _token_outputs(rest.logits, packing.labels(response_ids), *how)  # (R, Q) each
+    return tuple(None if a is None else packing.unpack(a, b) for a, b in zip(first, packed, strict=True))
 
 
 def response_logprobs(
@@ -206,13 +264,15 @@ def response_logprobs(
     entropy_grad: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """Log-probs of the response tokens under `model` at `temperature`, (B, T), and with `entropy` the
-    per-token entropy, (B, T), with a graph only if `entropy_grad`. No fp32 (B, T, V) copy is made."""
+    per-token entropy, (B, T), with a graph only if `entropy_grad`. No fp32 (B, T, V) copy is made.
+    Responses that share a prompt run packed where that saves positions (`response_packing`); outside
+    `mask` the values are then 0, else whatever the forward gives there: only `mask` is to be read."""
+    how = (temperature, entropy, entropy_grad)
+    packing = response_packing(model, prompt_ids, prompt_attn, response_ids, mask)
+    if packing is not None:
+        return _packed_outputs(model, prompt_ids, prompt_attn, response_ids, packing, *how)
     logits = response_logits(model, prompt_ids, prompt_attn, response_ids, mask)  # (B, T, V)
-    logprobs = selective_logprobs(logits, response_ids, temperature)  # (B, T)
-    if not entropy:
-        return logprobs, None
-    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-        return logprobs, selective_entropy(logits, temperature)  # (B, T), (B, T)
+    return _token_outputs(logits, response_ids, *how)
 
 
 def token_values(critic, prompt_ids, prompt_attn, response_ids, mask) -> Tensor:

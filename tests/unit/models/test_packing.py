@@ -1,0 +1,123 @@
+"""Packed responses (models/packing.py): where each token goes, the mask each packed row attends, and
+response_logprobs over packed rows equal to the joint forward's, values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from align_lab.models import sequences
+from align_lab.models.packing import bins, pack
+from align_lab.models.sequences import response_logprobs, response_packing
+from align_lab.rl import selective_entropy, selective_logprobs
+from tests.unit.models.test_sequences import batch, tiny
+
+
+def test_bins_fill_each_prompts_rows_first_fit_longest_first():
+    # prompt 0: 63 alone; 40 then 9 (40 + 9 <= 63); 38 (no room beside 40 + 9 or 63); prompt 1: 5 + 5
+    packed = bins([0, 0, 0, 0, 1, 1], [38, 40, 9, 63, 5, 5], 63)
+    assert packed == [(0, [(3, 0)]), (0, [(1, 0), (2, 40)]), (0, [(0, 0)]), (1, [(4, 0), (5, 5)])]
+
+
+def test_pack_puts_each_responses_first_n_minus_1_tokens_end_to_end():
+    # rows 0, 1 share prompt 0 (3 and 2 response tokens), row 2 has prompt 1 (4 tokens); width T = 4
+    packing = pack(torch.tensor([0, 0, 1]), torch.tensor([3, 2, 4]), 4)
+    # row 0 puts tokens 0, 1 (flat 0, 1), row 1 token 0 (flat 4): one packed row of 3; row 2 tokens 0-2
+    assert packing.prompt.tolist() == [0, 1]
+    assert packing.where.tolist() == [[0, 1, 4], [8, 9, 10]]
+    assert packing.positions == 6  # against 3 rows x 3 in the batch's layout
+    response_ids = torch.tensor([[11, 12, 13, 0], [21, 22, 0, 0], [31, 32, 33, 34]])
+    assert packing.ids(response_ids).tolist() == [[11, 12, 21], [31, 32, 33]]
+    assert packing.labels(response_ids).tolist() == [[12, 13, 22], [32, 33, 34]]
+    prompt_attn = torch.tensor([[0, 1, 1], [0, 1, 1], [1, 1, 1]])  # 2, 2 and 3 prompt tokens
+    assert packing.position_ids(prompt_attn).tolist() == [[2, 3, 2], [3, 4, 5]]
+
+
+def test_the_mask_lets_each_response_see_its_prompt_and_its_own_earlier_tokens():
+    # inputs 2, 1, 1 into rows of 2: row 0's two tokens, then row 1's and row 2's first side by side
+    packing = pack(torch.tensor([0, 0, 0]), torch.tensor([3, 2, 2]), 3)
+    assert packing.where.tolist() == [[0, 1], [3, 6]]
+    mask = packing.attention_mask(torch.tensor([[0, 1]]))  # one distinct prompt: pad, token
+    assert mask.shape == (2, 1, 2, 2 + 2)
+    assert mask[0, 0].int().tolist() == [[0, 1, 1, 0], [0, 1, 1, 1]]
+    assert mask[1, 0].int().tolist() == [[0, 1, 1, 0], [0, 1, 0, 1]]  # row 2's token does not see row 1's
+    padded = pack(torch.tensor([0, 0, 0]), torch.tensor([3, 3, 2]), 3)  # rows of 2, 2, 1: one row of 2 pads
+    assert padded.where.tolist() == [[0, 1], [3, 4], [6, -1]]
+    assert padded.attention_mask(torch.tensor([[1]]))[2, 0].int().tolist() == [[1, 1, 0], [0, 0, 1]]
+
+
+def test_unpack_puts_values_back_at_the_token_they_predict():
+    packing = pack(torch.tensor([0, 0]), torch.tensor([3, 2]), 3)  # where [[0, 1], [3, -1]]
+    out = packing.unpack(torch.tensor([[1.0], [2.0]]), torch.tensor([[10.0, 11.0], [20.0, 99.0]]))
+    assert out.tolist() == [[1.0, 10.0, 11.0], [2.0, 20.0, 0.0]]  # 0 past row 1's end, padding unread
+
+
+def ragged():
+    """test_sequences' batch with row 2 ended after 3 tokens too: prompt 0's rows 1 and 2 (2 input
+    tokens each) share a packed row of 5."""
+    prompts, attn, ids, mask = batch()
+    mask[2, 3:] = 0
+    return prompts, attn, ids, mask
+
+
+def joint_outputs(model, *rows):
+    ids, attn, pos = sequences.joint_inputs(*rows)
+    T = rows[2].shape[1]
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=T + 1).logits[:, :-1]
+    return selective_logprobs(logits, rows[2]), selective_entropy(logits)
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def test_packed_log_probs_entropy_and_gradients_are_the_joint_forwards(kind):
+    model = tiny(kind)
+    rows = ragged()  # 3 prompts x (3, 3, 1) samples, three responses ended early
+    mask = rows[3]
+    packing = response_packing(model, *rows)
+    assert packing is not None and packing.positions < 7 * 5
+    logprobs, entropy = response_logprobs(model, *rows, entropy=True)  # (7, 6) each
+    expected, expected_entropy = joint_outputs(model, *rows)
+    keep = mask.bool()
+    assert torch.allclose(logprobs[keep], expected[keep], atol=1e-5)
+    assert torch.allclose(entropy[keep], expected_entropy[keep], atol=1e-5)
+    assert not logprobs[~keep].any()  # packed: 0 past each response
+
+    def grads(lp):
+        model.zero_grad()
+        (lp * mask).sum().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    for a, b in zip(
+        grads(response_logprobs(model, *rows)[0]), grads(joint_outputs(model, *rows)[0]), strict=True
+    ):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_the_packed_forward_runs_each_prompt_once_then_the_packed_rows():
+    model = tiny("llama")
+    seen = []
+    model.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    response_logprobs(model, *ragged())
+    # 3 prompts; rows of 5 input tokens: prompt 0's (5, 2, 2) in 2, prompt 1's (5, 0, 5) in 2 (the
+    # response of one token puts none), prompt 2's one in 1: 5 packed rows against 7
+    assert seen == [(3, 5), (5, 5)]
+
+
+def test_rows_run_as_they_lie_where_packing_cannot_or_need_not():
+    rows = batch()
+    model = tiny("llama")
+    prompts, attn, ids, mask = rows
+    distinct = torch.arange(1, 8)[:, None].repeat(1, 5)  # 7 prompts of 5 tokens: no row shares one
+    assert response_packing(model, distinct, torch.ones_like(attn), ids, mask) is None
+    full = torch.ones_like(mask)  # every response as long as the batch: nothing to save
+    assert response_packing(model, prompts, attn, ids, full) is None
+    holed = mask.clone()
+    holed[0, 2] = 0  # not a prefix
+    assert response_packing(model, prompts, attn, ids, holed) is None
+    model.config._attn_implementation = "eager"  # another attention's masks
+    assert response_packing(model, *rows) is None
+    checkpointing = tiny("llama")
+    checkpointing.gradient_checkpointing_enable()
+    checkpointing.train()
+    assert response_packing(checkpointing, *rows) is None
