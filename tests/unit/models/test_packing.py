@@ -67,9 +67,21 @@ def joint_outputs(model, *rows):
     return selective_logprobs(logits, rows[2]), selective_entropy(logits)
 
 
-@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def model_of(kind: str):
+    """test_sequences' tiny Llama or Qwen2, or a Qwen3 of the same sizes (its q/k norms)."""
+    if kind != "qwen3":
+        return tiny(kind)
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    sizes = dict(vocab_size=50, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, head_dim=16)
+    config = Qwen3Config(**sizes, num_key_value_heads=2, intermediate_size=96, pad_token_id=0)
+    return Qwen3ForCausalLM(config)
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "qwen3"])
 def test_packed_log_probs_entropy_and_gradients_are_the_joint_forwards(kind):
-    model = tiny(kind)
+    model = model_of(kind)
     rows = ragged()  # 3 prompts x (3, 3, 1) samples, three responses ended early
     mask = rows[3]
     packing = response_packing(model, *rows)
@@ -117,6 +129,9 @@ def test_rows_run_as_they_lie_where_packing_cannot_or_need_not():
     assert response_packing(model, prompts, attn, ids, holed) is None
     model.config._attn_implementation = "eager"  # another attention's masks
     assert response_packing(model, *rows) is None
+    sliding = tiny("qwen2")
+    sliding.config.use_sliding_window = True  # a window the 4-D mask would not apply
+    assert response_packing(sliding, *rows) is None
     checkpointing = tiny("llama")
     checkpointing.gradient_checkpointing_enable()
     checkpointing.train()
