@@ -6,15 +6,17 @@ responses packed end to end (`models/packing.py`, what `response_logprobs` does 
 This times both on the same batches (a GRPO surrogate's forward + backward, no optimiser step, so both
 arms see the same weights), alternating the arms over --rounds, and prints the positions each runs,
 seconds per update (median over rounds of the mean over batches), the ratio and the largest difference
-of their log-probs on the responses' tokens.
+of their log-probs on the responses' tokens. `--group 1`: one sample a prompt (REINFORCE++, PPO), where
+each prompt is packed with its response instead.
 
 By default: a Llama of SmolLM2-135M's shapes with random weights, 2 random prompts of 58 tokens x 4
 samples a batch, and random responses of the lengths pretrained SmolLM2 drew on task=arith_word (the
 lengths `--real` prints for its 6 batches, 2026-11-27). --real: SmolLM2-135M-Instruct from the stage cache
-(scripts/setup.sh --smollm2), its own samples of arith_word's first training prompts (2 a batch,
+(scripts/setup.sh --smollm2), its own samples of arith_word's first training prompts (8 / --group a batch,
 seeds 0, 1, ...), 64 new tokens, ending at EOS.
 
     python -m benchmarks run packed_update                       # every core, 3 rounds
+    python -m benchmarks run packed_update --group 1             # 8 distinct prompts a batch
     python -m benchmarks run packed_update --real --cache-dir DIR
 """
 
@@ -34,6 +36,7 @@ NEEDS = ()
 SMOKE = ("--hidden", "64", "--layers", "2", "--heads", "2", "--kv-heads", "1", "--ffn", "128",
          "--vocab", "512", "--prompt", "8", "--batches", "1", "--rounds", "1")  # fmt: skip
 ARMS = ("as they lie", "packed")
+ROWS = 8  # rows a batch (--real): 8 / --group prompts
 # response lengths (2 prompts x 4 samples a batch) that `--real` drew: SmolLM2-135M-Instruct, arith_word
 LENGTHS = (
     (39, 41, 10, 64, 64, 64, 10, 10),
@@ -65,7 +68,8 @@ def synthetic(a) -> tuple:
 
 
 def sampled(a) -> tuple:
-    """(model, batches): SmolLM2-135M-Instruct and its own rollouts of arith_word's first prompts."""
+    """(model, batches): SmolLM2-135M-Instruct and its own rollouts of arith_word's first prompts,
+    ROWS a batch."""
     from align_lab.models.hf import HFModel
     from align_lab.rollout.hf import HFGenerate
     from align_lab.tasks.arith_word import ArithWord
@@ -78,7 +82,8 @@ def sampled(a) -> tuple:
     engine.sync(model)
     for b in range(a.batches):
         torch.manual_seed(b)
-        some = [spec.render(tok, p) for p in prompts[2 * b : 2 * b + 2]]
+        n = ROWS // a.group  # prompts a batch
+        some = [spec.render(tok, p) for p in prompts[n * b : n * b + n]]
         s = engine.sample(model, tok, some, a.group, a.tokens, spec.max_prompt_tokens)
         print(f"batch {b}: response lengths {s.mask.sum(-1).int().tolist()}", flush=True)
         batches.append((s.prompt_ids, s.prompt_attn, s.response_ids, s.mask))
@@ -106,12 +111,19 @@ def update(model, rows: tuple, packed: bool) -> tuple[float, torch.Tensor]:
 
 
 def positions(model, rows: tuple) -> tuple[int, int]:
-    """Response positions each arm runs: B x (T - 1) as they lie, the packed rows' R x Q."""
-    from align_lab.models.sequences import response_packing
+    """Positions each arm's forward runs, prompts included: as they lie, each distinct prompt once and
+    B x (T - 1) response positions (prompts shared) or B x (P + T); packed, the packed rows' R x Q
+    (plus each distinct prompt once where they sit on its cache)."""
+    from align_lab.models.sequences import response_packing, shared_prompts
 
-    B, T = rows[2].shape
+    (B, P), T = rows[0].shape, rows[2].shape[1]
+    shared = shared_prompts(rows[0], rows[1])
+    prompts = 0 if shared is None else int(shared[-1]) + 1
+    lying = prompts * P + B * (T - 1) if prompts else B * (P + T)
     packing = response_packing(model, *rows)
-    return B * (T - 1), (packing.positions if packing is not None else B * (T - 1))
+    if packing is None:
+        return lying, lying
+    return lying, packing.positions + (prompts * P if packing.prompt is not None else 0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [
         {
             "arm": arm,
-            "response positions": n,
+            "positions": n,
             "s/update": statistics.median(seconds[arm]),
             "max |dlogp|": diff,
         }

@@ -1,13 +1,14 @@
-"""A prompt's responses packed end to end into shared rows, for the training forward over them (`pack`).
+"""Responses packed end to end into shared rows for the training forward over them.
 
-The G responses of a prompt end at different lengths and a batch pads each to the longest, so its
-forward and backward also run over the padding: on SmolLM2's arith_word GRPO (2 prompts x 4 samples of
-up to 64 tokens) ~40% of the response positions. Packed, each prompt's responses lie end to end in as
-few rows as hold them (first-fit decreasing; a packed row is as long as the longest response). A packed
-row attends its prompt's keys and values (each distinct prompt runs once, models/sequences.py) and each
-response within it only its own earlier tokens (`Packing.attention_mask`, block-diagonal and causal),
-at the positions the joint forward gives it: the same values up to float rounding
-(tests/unit/models/test_packing.py). docs/rollout.md, "The update: responses packed".
+Responses end at different lengths and a batch pads each to the longest (and each prompt to the
+longest), so its forward and backward also run over the padding: on SmolLM2's arith_word GRPO (2
+prompts x 4 samples of up to 64 tokens) ~40% of the response positions. Packed, they lie end to end in
+as few rows as hold them (first-fit decreasing into rows 1-4 times the longest's length, whichever
+runs the fewest positions): the G responses of a prompt on that prompt's KV cache (`pack`; each
+distinct prompt runs once, models/sequences.py), or, where no two rows share a prompt, each prompt with
+its response (`pack_sequences`). Each token attends its prompt and the earlier tokens of its own row
+only (`Packing.attention_mask`, block-diagonal and causal) at the positions the joint forward gives it:
+the same values up to float rounding (tests/unit/models/test_packing.py). docs/rollout.md, "The update: responses packed".
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ PACKED_MODEL_TYPES = ("llama", "qwen2", "qwen3")
 
 def packs(model) -> bool:
     """Whether `model`'s forward attends exactly the mask `Packing.attention_mask` gives: a Llama or Qwen
-    model on SDPA attention (the masks of other attention implementations and model classes are built
+    causal LM on SDPA attention (the masks of other attention implementations and model classes are built
     differently), every layer attending all earlier positions (no sliding window)."""
     cfg = getattr(model, "config", None)
     return (
-        getattr(cfg, "model_type", None) in PACKED_MODEL_TYPES
+        hasattr(model, "lm_head")  # the causal LM itself (its body `model.model`), not a wrapper of it
+        and getattr(cfg, "model_type", None) in PACKED_MODEL_TYPES
         and getattr(cfg, "_attn_implementation", None) == "sdpa"
         and not getattr(cfg, "use_sliding_window", False)
         and all(kind == "full_attention" for kind in getattr(cfg, "layer_types", None) or ())
@@ -36,57 +38,68 @@ def packs(model) -> bool:
 
 @dataclass(frozen=True)
 class Packing:
-    """Where each batch row's response tokens lie in the packed rows. A row's response of n tokens puts
-    its first n - 1 in a packed row (each predicts the next; token 0 is predicted by the prompt's last
-    position, in the prompt's forward)."""
+    """Where the rows' tokens lie in the packed rows, as indices into a table of the rows' tokens: their
+    responses (B, T), each packed row on its prompt's KV cache (`pack`), or prompt and response (B,
+    P + T), each prompt packed with its response (`pack_sequences`). A packed position predicts the next
+    token of its row's table; those from response token 0 on are the outputs (`predicting`)."""
 
-    prompt: Tensor  # (R,) the distinct prompt each packed row attends (an index among the distinct prompts)
-    where: (
-        Tensor  # (R, Q) each packed position's token, an index into the flattened (B, T) responses; -1: none
-    )
+    prompt: Tensor | None  # (R,) the distinct prompt whose cache each packed row attends; None: no cache
+    where: Tensor  # (R, Q) each packed position's token as an index into the flat table, or -1
     batch: int  # B rows
-    width: int  # T response positions a row
+    width: int  # the table's columns: T (responses) or P + T (prompts and responses)
+    lag: int  # the table's column of response token 0: 0 or P
 
     @property
     def positions(self) -> int:
         """Packed positions, R x Q: what a forward over the packed rows runs on."""
         return self.where.numel()
 
-    def ids(self, response_ids: Tensor) -> Tensor:
-        """The packed rows' input tokens, (R, Q) (padding: the batch's first token; nothing reads it)."""
-        return response_ids.reshape(-1)[self.where.clamp(min=0)]
+    def ids(self, table: Tensor) -> Tensor:
+        """The packed rows' input tokens, (R, Q) (padding: the table's first token; nothing reads it)."""
+        return table.reshape(-1)[self.where.clamp(min=0)]
+
+    def labels(self, table: Tensor) -> Tensor:
+        """The token each packed position predicts (the next of its row's table), (R, Q)."""
+        return table.reshape(-1)[(self.where + 1).clamp(min=0)]
 
     def position_ids(self, prompt_attn: Tensor) -> Tensor:
-        """Each packed token's position id, (R, Q): its row's prompt tokens + its response index, as the
-        joint forward over prompt and response numbers it (models/sequences.py, `joint_inputs`)."""
+        """Each packed token's position id, (R, Q), as the joint forward over prompt and response numbers
+        it (models/sequences.py, `joint_inputs`): its row's prompt tokens + its response index."""
         index = self.where.clamp(min=0)
         prompt_tokens = prompt_attn.sum(-1)[index // self.width]  # (R, Q)
-        return prompt_tokens + index % self.width
+        return prompt_tokens + index % self.width - self.lag
 
-    def labels(self, response_ids: Tensor) -> Tensor:
-        """The token each packed position predicts (the next of its response), (R, Q)."""
-        return response_ids.reshape(-1)[(self.where + 1).clamp(min=0)]
+    @property
+    def predicting(self) -> Tensor:
+        """(R, Q) True where a packed position predicts a response token (its output)."""
+        return (self.where >= 0) & (self.where % self.width + 1 >= self.lag)
 
-    def attention_mask(self, prompt_attn: Tensor) -> Tensor:
-        """(R, 1, Q, P + Q), True = attend: its prompt's tokens (`prompt_attn`, (B', P) over the distinct
-        prompts), then the tokens of its own response up to itself; padding attends only itself (a query
-        that attends nothing gives NaN)."""
+    def attention_mask(self, prompt_attn: Tensor | None) -> Tensor:
+        """(R, 1, Q, [P +] Q), True = attend: with a cache, its prompt's tokens (`prompt_attn`, (B', P)
+        over the distinct prompts); then its own row's tokens up to itself. Padding attends only itself
+        (a query that attends nothing gives NaN)."""
         real = self.where >= 0  # (R, Q)
         row = torch.where(real, self.where // self.width, -1)  # (R, Q)
         Q = row.shape[1]
         causal = torch.ones(Q, Q, dtype=torch.bool, device=row.device).tril()  # (Q, Q)
         own = (row[:, :, None] == row[:, None, :]) & real[:, :, None] & causal  # (R, Q, Q)
         own |= torch.eye(Q, dtype=torch.bool, device=row.device)
+        if self.prompt is None:
+            return own[:, None]  # (R, 1, Q, Q)
         prompt = prompt_attn[self.prompt].bool()[:, None, :] & real[:, :, None]  # (R, Q, P)
         return torch.cat([prompt, own], dim=-1)[:, None]  # (R, 1, Q, P + Q)
 
-    def unpack(self, first: Tensor, packed: Tensor) -> Tensor:
-        """Per-token values back in the batch's layout, (B, T): `first` (B, 1) at response position 0,
-        `packed` (R, Q) at the token each packed position predicts; 0 past each response's end."""
-        real = self.where >= 0
-        index = torch.cat([self.where[real] + 1, torch.arange(self.batch, device=real.device) * self.width])
-        values = torch.cat([packed[real], first[:, 0]])  # (N + B,)
-        return values.new_zeros(self.batch * self.width).index_put((index,), values).view(self.batch, -1)
+    def unpack(self, packed: Tensor, first: Tensor | None = None) -> Tensor:
+        """Per-token values back in the batch's layout, (B, T): `packed` (N,), the predicting positions'
+        in order, at the response token each predicts, and `first` (B, 1) (from the prompts' forward,
+        with a cache) at response token 0; 0 past each response's end."""
+        index = self.where[self.predicting]  # (N,)
+        T = self.width - self.lag
+        index = index // self.width * T + index % self.width + 1 - self.lag  # (N,) into the flat (B, T)
+        if first is not None:
+            index = torch.cat([index, torch.arange(self.batch, device=index.device) * T])
+            packed = torch.cat([packed, first[:, 0]])
+        return packed.new_zeros(self.batch * T).index_put((index,), packed).view(self.batch, T)
 
 
 def bins(prompts: list[int], lengths: list[int], capacity: int) -> list[tuple[int, list[tuple[int, int]]]]:
@@ -106,15 +119,48 @@ def bins(prompts: list[int], lengths: list[int], capacity: int) -> list[tuple[in
     return packed
 
 
-def pack(rows: Tensor, lengths: Tensor, width: int) -> Packing:
-    """The packing of B responses: `rows` (B,) each row's distinct prompt (`shared_prompts`), `lengths`
-    (B,) its response tokens (a prefix of its `width` positions)."""
-    inputs = (lengths - 1).clamp(min=0).tolist()  # tokens a row puts in a packed row
-    capacity = max([1, *inputs])
-    packed = bins(rows.tolist(), inputs, capacity)
-    where = torch.full((len(packed), capacity), -1, dtype=torch.long)  # (R, Q)
+CAPACITIES = (1, 2, 3, 4)  # packed-row lengths tried, in multiples of the longest row's
+
+
+def _densest(prompts: list[int], inputs: list[int]) -> list:
+    """`bins` at each of CAPACITIES x the longest row's inputs: the packing with the fewest positions
+    (its rows x its longest row; the shorter capacity where two tie)."""
+    longest = max([1, *inputs])
+    options = [bins(prompts, inputs, k * longest) for k in CAPACITIES]
+    return min(options, key=lambda packed: len(packed) * _length(packed, inputs))
+
+
+def _length(packed: list, inputs: list[int]) -> int:
+    """The longest packed row's positions."""
+    return max(max([1, *(start + inputs[r] for r, start in segments)]) for _, segments in packed)
+
+
+def _where(packed: list, starts: list[int], inputs: list[int], width: int) -> Tensor:
+    """(R, Q) table indices of `bins`' packing: row r's `inputs[r]` tokens from its column `starts[r]`."""
+    where = torch.full((len(packed), _length(packed, inputs)), -1, dtype=torch.long)  # (R, Q)
     for i, (_, segments) in enumerate(packed):
         for r, start in segments:
-            where[i, start : start + inputs[r]] = r * width + torch.arange(inputs[r])
+            where[i, start : start + inputs[r]] = r * width + starts[r] + torch.arange(inputs[r])
+    return where
+
+
+def pack(rows: Tensor, lengths: Tensor, width: int) -> Packing:
+    """The packing of B responses on their prompts' caches: `rows` (B,) each row's distinct prompt
+    (`shared_prompts`), `lengths` (B,) its response tokens (a prefix of its `width` positions). A response
+    of n tokens puts its first n - 1 in a packed row (token 0 is predicted by the prompt's forward)."""
+    inputs = (lengths - 1).clamp(min=0).tolist()
+    packed = _densest(rows.tolist(), inputs)
+    where = _where(packed, [0] * len(inputs), inputs, width)
     prompt = torch.tensor([p for p, _ in packed], dtype=torch.long)  # (R,)
-    return Packing(prompt.to(rows.device), where.to(rows.device), len(inputs), width)
+    return Packing(prompt.to(rows.device), where.to(rows.device), len(inputs), width, 0)
+
+
+def pack_sequences(prompt_attn: Tensor, lengths: Tensor, width: int) -> Packing:
+    """The packing of B prompts (left-padded: `prompt_attn` (B, P)) each with its response (`lengths`
+    (B,) tokens of `width`): n prompt tokens and a response of m put n + m - 1 in a packed row."""
+    P = prompt_attn.shape[1]
+    prompt_tokens, lengths = prompt_attn.sum(-1).tolist(), lengths.tolist()
+    inputs = [n + m - 1 if m else 0 for n, m in zip(prompt_tokens, lengths, strict=True)]
+    packed = _densest([0] * len(inputs), inputs)
+    where = _where(packed, [P - n for n in prompt_tokens], inputs, P + width)
+    return Packing(None, where.to(prompt_attn.device), len(inputs), P + width, P)

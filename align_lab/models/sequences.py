@@ -10,7 +10,7 @@ from torch import Tensor
 
 from align_lab.rl import selective_entropy, selective_logprobs
 
-from .packing import Packing, pack, packs
+from .packing import Packing, pack, pack_sequences, packs
 
 
 def encode_prompts(tokenizer, prompts: list[str], max_tokens: int) -> tuple[Tensor, Tensor]:
@@ -209,19 +209,30 @@ def _logits_on_shared_prompts(model, prompt_ids, prompt_attn, response_ids, mask
     return torch.cat([first_logits, rest.logits], dim=1)  # (B, T, V)
 
 
+PACKED_SHARE = 0.9  # pack only where the packed rows run at most this share of the positions as they lie
+
+
 def response_packing(model, prompt_ids, prompt_attn, response_ids, mask) -> Packing | None:
-    """How the rows' responses pack (models/packing.py), or None where they run as they lie: no two
-    neighbouring rows share a prompt, a model whose cache or masks packing cannot use (`packs`), a
-    `mask` that is not each row's first tokens, or packed rows no shorter in all than the batch's."""
-    T = response_ids.shape[1]
-    rows = shared_prompts(prompt_ids, prompt_attn) if T > 1 else None
-    if rows is None or not (packs(model) and _caches_with_grad(model)):
+    """How the rows' responses pack (models/packing.py): on their shared prompts' caches where
+    neighbouring rows share a prompt, else each with its prompt; None where they run as they lie: a
+    model whose cache or masks packing cannot use (`packs`), a `mask` that is not each row's first
+    tokens or prompts not left-padded, or packed rows that would save less than a tenth of the positions."""
+    B, T = response_ids.shape
+    P = prompt_ids.shape[1]
+    if not (packs(model) and _caches_with_grad(model)):
         return None
     lengths = mask.sum(-1).long()  # (B,)
-    if not torch.equal(mask.bool(), torch.arange(T, device=mask.device) < lengths[:, None]):
+    prompt_tokens = prompt_attn.sum(-1)  # (B,)
+    left_padded = torch.arange(P, device=mask.device) >= P - prompt_tokens[:, None]  # (B, P)
+    first_tokens = torch.arange(T, device=mask.device) < lengths[:, None]  # (B, T)
+    if not (torch.equal(mask.bool(), first_tokens) and torch.equal(prompt_attn.bool(), left_padded)):
         return None
-    packing = pack(rows, lengths, T)
-    return packing if packing.positions < len(rows) * (T - 1) else None
+    rows = shared_prompts(prompt_ids, prompt_attn) if T > 1 else None
+    if rows is not None:
+        packing, as_they_lie = pack(rows, lengths, T), B * (T - 1)
+    else:
+        packing, as_they_lie = pack_sequences(prompt_attn, lengths, T), B * (P + T)
+    return packing if packing.positions <= PACKED_SHARE * as_they_lie else None
 
 
 def _token_outputs(logits, labels, temperature: float, entropy: bool, entropy_grad: bool):
@@ -235,22 +246,26 @@ def _token_outputs(logits, labels, temperature: float, entropy: bool, entropy_gr
 
 
 def _packed_outputs(model, prompt_ids, prompt_attn, response_ids, packing: Packing, *how):
-    """response_logprobs over packed responses: each distinct prompt's forward, then one of the packed
-    rows on its cache; log-probs (and entropy) back in the batch's layout, (B, T), 0 past a response."""
-    rows = shared_prompts(prompt_ids, prompt_attn)
-    first_logits, cache = _prompt_forward(model, prompt_ids, prompt_attn, rows)
-    distinct = prompt_attn[first_rows(rows)]  # (B', P)
-    cache.reorder_cache(packing.prompt)  # every packed row its prompt's keys and values
-    rest = model(
-        input_ids=packing.ids(response_ids),
-        attention_mask=packing.attention_mask(distinct),
-        position_ids=packing.position_ids(prompt_attn),
-        cache=cache,
-        use_cache=True,
-    )  # logits (R, Q, V)
-    first = _token_outputs(first_logits, response_ids[:, :1], *how)  # (B, 1) each
-    packed = _token_outputs(rest.logits, packing.labels(response_ids), *how)  # (R, Q) each
-    return tuple(None if a is None else packing.unpack(a, b) for a, b in zip(first, packed, strict=True))
+    """response_logprobs over packed rows: with a cache, each distinct prompt's forward first; the LM
+    head at the predicting positions only; log-probs (and entropy) in the batch's layout, (B, T)."""
+    first_logits, table, prompts, cache = None, torch.cat([prompt_ids, response_ids], 1), None, None
+    if packing.prompt is not None:
+        rows = shared_prompts(prompt_ids, prompt_attn)
+        first_logits, cache = _prompt_forward(model, prompt_ids, prompt_attn, rows)
+        cache.reorder_cache(packing.prompt)  # every packed row its prompt's keys and values
+        table, prompts = response_ids, prompt_attn[first_rows(rows)]
+    mask, positions = packing.attention_mask(prompts), packing.position_ids(prompt_attn)
+    ids, use_cache = packing.ids(table), cache is not None
+    out = model.model(
+        input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=use_cache
+    )
+    keep = packing.predicting  # (R, Q)
+    logits = model.lm_head(out.last_hidden_state[keep])[:, None]  # (N, 1, V): a row each, as they chunk
+    packed = _token_outputs(logits, packing.labels(table)[keep][:, None], *how)  # (N, 1) each
+    first = (None, None) if first_logits is None else _token_outputs(first_logits, response_ids[:, :1], *how)
+    return tuple(
+        None if a is None else packing.unpack(a[:, 0], f) for a, f in zip(packed, first, strict=True)
+    )
 
 
 def response_logprobs(

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from align_lab.models import sequences
-from align_lab.models.packing import bins, pack
+from align_lab.models.packing import bins, pack, pack_sequences
 from align_lab.models.sequences import response_logprobs, response_packing
 from align_lab.rl import selective_entropy, selective_logprobs
 from tests.unit.models.test_sequences import batch, tiny
@@ -41,15 +41,34 @@ def test_the_mask_lets_each_response_see_its_prompt_and_its_own_earlier_tokens()
     assert mask.shape == (2, 1, 2, 2 + 2)
     assert mask[0, 0].int().tolist() == [[0, 1, 1, 0], [0, 1, 1, 1]]
     assert mask[1, 0].int().tolist() == [[0, 1, 1, 0], [0, 1, 0, 1]]  # row 2's token does not see row 1's
-    padded = pack(torch.tensor([0, 0, 0]), torch.tensor([3, 3, 2]), 3)  # rows of 2, 2, 1: one row of 2 pads
-    assert padded.where.tolist() == [[0, 1], [3, 4], [6, -1]]
-    assert padded.attention_mask(torch.tensor([[1]]))[2, 0].int().tolist() == [[1, 1, 0], [0, 0, 1]]
+    # inputs 2, 2, 2, 2, 2, 1: rows of 2 (6 x 2 positions; of 4: 3 x 4, of 6: 2 x 6, ties; of 8: 2 x 8)
+    padded = pack(torch.zeros(6, dtype=torch.long), torch.tensor([3, 3, 3, 3, 3, 2]), 3)
+    assert padded.where.tolist() == [[0, 1], [3, 4], [6, 7], [9, 10], [12, 13], [15, -1]]
+    assert padded.attention_mask(torch.tensor([[1]]))[5, 0].int().tolist() == [[1, 1, 0], [0, 0, 1]]
 
 
 def test_unpack_puts_values_back_at_the_token_they_predict():
     packing = pack(torch.tensor([0, 0]), torch.tensor([3, 2]), 3)  # where [[0, 1], [3, -1]]
-    out = packing.unpack(torch.tensor([[1.0], [2.0]]), torch.tensor([[10.0, 11.0], [20.0, 99.0]]))
-    assert out.tolist() == [[1.0, 10.0, 11.0], [2.0, 20.0, 0.0]]  # 0 past row 1's end, padding unread
+    out = packing.unpack(torch.tensor([10.0, 11.0, 20.0]), torch.tensor([[1.0], [2.0]]))
+    assert out.tolist() == [[1.0, 10.0, 11.0], [2.0, 20.0, 0.0]]  # 0 past row 1's end
+
+
+def test_sequences_pack_each_prompt_with_its_response():
+    # prompts of 2 and 3 tokens (left-padded to 3), responses of 2 and 1 tokens (T = 2): 3 and 3 inputs
+    prompt_attn = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    packing = pack_sequences(prompt_attn, torch.tensor([2, 1]), 2)
+    assert packing.prompt is None and packing.width == 5 and packing.lag == 3
+    # the (B, P + T) table, flat: row 0's columns 1, 2, 3; row 1's 0, 1, 2 (its response's one token
+    # is predicted by its last prompt token and predicts nothing)
+    assert packing.where.tolist() == [[1, 2, 3], [5, 6, 7]]
+    assert packing.position_ids(prompt_attn).tolist() == [[0, 1, 2], [0, 1, 2]]
+    assert packing.predicting.tolist() == [[False, True, True], [False, False, True]]
+    assert packing.attention_mask(None).shape == (2, 1, 3, 3)
+    out = packing.unpack(torch.tensor([10.0, 11.0, 20.0]))
+    assert out.tolist() == [[10.0, 11.0], [20.0, 0.0]]
+    # inputs 5, 2, 2: rows of 5 take 2 x 5 positions, one row of up to 10 takes 9
+    together = pack_sequences(torch.ones(3, 2, dtype=torch.long), torch.tensor([4, 1, 1]), 4)
+    assert together.where.tolist() == [[0, 1, 2, 3, 4, 6, 7, 12, 13]]
 
 
 def ragged():
@@ -107,7 +126,7 @@ def test_packed_log_probs_entropy_and_gradients_are_the_joint_forwards(kind):
 def test_the_packed_forward_runs_each_prompt_once_then_the_packed_rows():
     model = tiny("llama")
     seen = []
-    model.register_forward_pre_hook(
+    model.model.register_forward_pre_hook(
         lambda m, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
     )
     response_logprobs(model, *ragged())
@@ -116,12 +135,50 @@ def test_the_packed_forward_runs_each_prompt_once_then_the_packed_rows():
     assert seen == [(3, 5), (5, 5)]
 
 
+def distinct_prompts():
+    """4 distinct prompts (two left-padded), responses of 6, 2, 1 and 3 tokens."""
+    torch.manual_seed(3)
+    prompts = torch.randint(1, 50, (4, 5))
+    attn = torch.ones(4, 5, dtype=torch.long)
+    attn[1, :2] = 0
+    attn[3, :1] = 0
+    ids = torch.randint(1, 50, (4, 6))
+    mask = (torch.arange(6) < torch.tensor([6, 2, 1, 3])[:, None]).float()
+    return prompts * attn, attn, ids * mask.long(), mask
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "qwen3"])
+def test_sequences_packed_give_the_joint_forwards_log_probs_and_gradients(kind):
+    model = model_of(kind)
+    rows = distinct_prompts()
+    packing = response_packing(model, *rows)
+    assert packing is not None and packing.prompt is None  # no shared prompt: prompts packed along
+    assert packing.positions <= 0.9 * 4 * (5 + 6)
+    mask = rows[3]
+    keep = mask.bool()
+    logprobs, entropy = response_logprobs(model, *rows, entropy=True)
+    expected, expected_entropy = joint_outputs(model, *rows)
+    assert torch.allclose(logprobs[keep], expected[keep], atol=1e-5)
+    assert torch.allclose(entropy[keep], expected_entropy[keep], atol=1e-5)
+
+    def grads(lp):
+        model.zero_grad()
+        (lp * mask).sum().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    packed, joint = grads(response_logprobs(model, *rows)[0]), grads(joint_outputs(model, *rows)[0])
+    for a, b in zip(packed, joint, strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_rows_run_as_they_lie_where_packing_cannot_or_need_not():
     rows = batch()
     model = tiny("llama")
     prompts, attn, ids, mask = rows
-    distinct = torch.arange(1, 8)[:, None].repeat(1, 5)  # 7 prompts of 5 tokens: no row shares one
-    assert response_packing(model, distinct, torch.ones_like(attn), ids, mask) is None
+    distinct = torch.arange(1, 8)[:, None].repeat(1, 5)  # 7 prompts of 5 tokens: packed along
+    assert response_packing(model, distinct, torch.ones_like(attn), ids, mask) is None  # 70 of 77 positions
+    right = attn.flip(-1)  # right-padded prompts: not a prompt's last tokens
+    assert response_packing(model, prompts, right, ids, mask) is None
     full = torch.ones_like(mask)  # every response as long as the batch: nothing to save
     assert response_packing(model, prompts, attn, ids, full) is None
     holed = mask.clone()
