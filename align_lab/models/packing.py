@@ -8,7 +8,8 @@ runs the fewest positions): the G responses of a prompt on that prompt's KV cach
 distinct prompt runs once, models/sequences.py), or, where no two rows share a prompt, each prompt with
 its response (`pack_sequences`). Each token attends its prompt and the earlier tokens of its own row
 only (`Packing.attention_mask`, block-diagonal and causal) at the positions the joint forward gives it:
-the same values up to float rounding (tests/unit/models/test_packing.py). docs/rollout.md, "The update: responses packed".
+the same values up to float rounding (tests/unit/models/test_packing.py). docs/rollout.md, "The update:
+responses packed".
 """
 
 from __future__ import annotations

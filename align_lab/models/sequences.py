@@ -222,6 +222,8 @@ def response_packing(model, prompt_ids, prompt_attn, response_ids, mask) -> Pack
     if not (packs(model) and _caches_with_grad(model)):
         return None
     lengths = mask.sum(-1).long()  # (B,)
+    if not lengths.any():  # no response token to predict: nothing to pack
+        return None
     prompt_tokens = prompt_attn.sum(-1)  # (B,)
     left_padded = torch.arange(P, device=mask.device) >= P - prompt_tokens[:, None]  # (B, P)
     first_tokens = torch.arange(T, device=mask.device) < lengths[:, None]  # (B, T)

@@ -181,6 +181,7 @@ def test_rows_run_as_they_lie_where_packing_cannot_or_need_not():
     assert response_packing(model, prompts, right, ids, mask) is None
     full = torch.ones_like(mask)  # every response as long as the batch: nothing to save
     assert response_packing(model, prompts, attn, ids, full) is None
+    assert response_packing(model, prompts, attn, ids, torch.zeros_like(mask)) is None  # no token at all
     holed = mask.clone()
     holed[0, 2] = 0  # not a prefix
     assert response_packing(model, prompts, attn, ids, holed) is None
