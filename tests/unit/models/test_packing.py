@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.models import sequences
 from align_lab.models.packing import bins, pack, pack_sequences
 from align_lab.models.sequences import response_logprobs, response_packing
 from align_lab.rl import selective_entropy, selective_logprobs
-from tests.unit.models.test_sequences import batch, tiny
+from tests.unit.models.test_sequences import batch, joint, tiny
 
 
 def test_bins_fill_each_prompts_rows_first_fit_longest_first():
@@ -80,9 +79,8 @@ def ragged():
 
 
 def joint_outputs(model, *rows):
-    ids, attn, pos = sequences.joint_inputs(*rows)
-    T = rows[2].shape[1]
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=T + 1).logits[:, :-1]
+    """Log-probs and entropy of test_sequences' joint forward over prompt and response, (B, T) each."""
+    logits = joint(model, *rows)
     return selective_logprobs(logits, rows[2]), selective_entropy(logits)
 
 
