@@ -18,10 +18,14 @@ seeds 0, 1, ...), 64 new tokens, ending at EOS.
     python -m benchmarks run packed_update                       # every core, 3 rounds
     python -m benchmarks run packed_update --group 1             # 8 distinct prompts a batch
     python -m benchmarks run packed_update --real --cache-dir DIR
+    python -m benchmarks run packed_update --group 1 --lengths 1024,300,300,300,300,300,300,300 --rounds 2
+                                                                 # long rows: attention priced
+    (--by-positions: a third arm, the packed rows chosen by positions alone, as before 2026-11-27 17:00)
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
@@ -36,6 +40,7 @@ NEEDS = ()
 SMOKE = ("--hidden", "64", "--layers", "2", "--heads", "2", "--kv-heads", "1", "--ffn", "128",
          "--vocab", "512", "--prompt", "8", "--batches", "1", "--rounds", "1")  # fmt: skip
 ARMS = ("as they lie", "packed")
+BY_POSITIONS = "by positions"  # --by-positions: packed rows chosen by positions alone
 ROWS = 8  # rows a batch (--real): 8 / --group prompts
 # response lengths (2 prompts x 4 samples a batch) that `--real` drew: SmolLM2-135M-Instruct, arith_word
 LENGTHS = (
@@ -49,16 +54,17 @@ LENGTHS = (
 
 
 def synthetic(a) -> tuple:
-    """(model, batches): random weights of a's sizes (seed 0); each batch 2 random prompts x 4 rows of
-    random tokens, right-padded to LENGTHS (cut at a.tokens)."""
+    """(model, batches): random weights of a's sizes (seed 0); each batch's rows / a.group random prompts
+    x a.group rows of random tokens, right-padded to LENGTHS (cut at a.tokens), or one batch of a.lengths."""
     from benchmarks.gpu import build
 
     torch.manual_seed(0)
     model = build(a.vocab, a.hidden, a.layers, a.heads, a.ffn, None, a.kv_heads)
     g = torch.Generator().manual_seed(2)
     batches = []
-    for lengths in LENGTHS[: a.batches]:
-        lengths = torch.tensor(lengths).clamp(max=a.tokens)
+    table = [[int(n) for n in a.lengths.split(",")]] if a.lengths else LENGTHS[: a.batches]
+    for lengths in table:
+        lengths = torch.tensor(lengths) if a.lengths else torch.tensor(lengths).clamp(max=a.tokens)
         prompts = torch.randint(1, a.vocab, (len(lengths) // a.group, a.prompt), generator=g)
         ids = torch.randint(1, a.vocab, (len(lengths), int(lengths.max())), generator=g)
         mask = (torch.arange(ids.shape[1]) < lengths[:, None]).float()
@@ -90,28 +96,44 @@ def sampled(a) -> tuple:
     return model, batches
 
 
-def log_probs(model, rows: tuple, packed: bool) -> torch.Tensor:
+@contextlib.contextmanager
+def priced(arm: str):
+    """The arm's packing: packed rows chosen by their cost (align_lab's), or for BY_POSITIONS by their
+    positions alone (each key's attention unpriced: what packing chose before 2026-11-27 17:00 UTC)."""
+    from align_lab.models import sequences
+
+    cost = sequences.pair_cost
+    if arm == BY_POSITIONS:
+        sequences.pair_cost = lambda model: 0.0
+    try:
+        yield
+    finally:
+        sequences.pair_cost = cost
+
+
+def log_probs(model, rows: tuple, arm: str) -> torch.Tensor:
     """The rows' response log-probs, (B, T): packed (response_logprobs) or as they lie."""
     from align_lab.models.sequences import response_logits, response_logprobs
     from align_lab.rl import selective_logprobs
 
-    if packed:
-        return response_logprobs(model, *rows)[0]
+    if arm != ARMS[0]:
+        with priced(arm):
+            return response_logprobs(model, *rows)[0]
     return selective_logprobs(response_logits(model, *rows), rows[2])
 
 
-def update(model, rows: tuple, packed: bool) -> tuple[float, torch.Tensor]:
+def update(model, rows: tuple, arm: str) -> tuple[float, torch.Tensor]:
     """Seconds for one forward + backward of a GRPO surrogate over `rows`, and its log-probs."""
     start = time.perf_counter()
-    logprobs = log_probs(model, rows, packed)  # (B, T)
+    logprobs = log_probs(model, rows, arm)  # (B, T)
     mask = rows[3]
     (-(logprobs * mask).sum() / mask.sum()).backward()
     model.zero_grad(set_to_none=True)
     return time.perf_counter() - start, logprobs.detach()
 
 
-def positions(model, rows: tuple) -> tuple[int, int]:
-    """Positions each arm's forward runs, prompts included: as they lie, each distinct prompt once and
+def positions(model, rows: tuple, arm: str) -> int:
+    """Positions the arm's forward runs, prompts included: as they lie, each distinct prompt once and
     B x (T - 1) response positions (prompts shared) or B x (P + T); packed, the packed rows' R x Q
     (plus each distinct prompt once where they sit on its cache)."""
     from align_lab.models.sequences import response_packing, shared_prompts
@@ -120,10 +142,11 @@ def positions(model, rows: tuple) -> tuple[int, int]:
     shared = shared_prompts(rows[0], rows[1])
     prompts = 0 if shared is None else int(shared[-1]) + 1
     lying = prompts * P + B * (T - 1) if prompts else B * (P + T)
-    packing = response_packing(model, *rows)
+    with priced(arm):
+        packing = None if arm == ARMS[0] else response_packing(model, *rows)
     if packing is None:
-        return lying, lying
-    return lying, packing.positions + (prompts * P if packing.prompt is not None else 0)
+        return lying
+    return packing.positions + (prompts * P if packing.prompt is not None else 0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,37 +162,44 @@ def main(argv: list[str] | None = None) -> None:
         "--real", action="store_true", help="SmolLM2-135M-Instruct and its arith_word samples"
     )
     parser.add_argument("--cache-dir", default=None, help="--real: the stage cache (default: align_lab's)")
+    parser.add_argument("--lengths", default=None, help="one batch of these response lengths: 1024,300,...")
+    parser.add_argument("--by-positions", action="store_true", help="packed rows chosen by positions alone")
     a = parser.parse_args(argv)
+    arms = ARMS + ((BY_POSITIONS,) if a.by_positions else ())
     # the malloc a run has (tcmalloc where installed: align_lab/malloc.py), as `python -m benchmarks run`
     malloc.start_with_it("benchmarks")
     print(machine_line(machine()), f"malloc {malloc.loaded()}", flush=True)
     torch.set_num_threads(a.threads)
     model, batches = sampled(a) if a.real else synthetic(a)
     model.train()
-    counts = [sum(n) for n in zip(*(positions(model, rows) for rows in batches), strict=True)]
-    for packed in (False, True):  # warm-up: first-call allocations
-        update(model, batches[0], packed)
-    seconds: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    counts = {arm: sum(positions(model, rows, arm) for rows in batches) for arm in arms}
+    for arm in ARMS:  # warm-up: first-call allocations
+        update(model, batches[0], arm)
+    seconds: dict[str, list[float]] = {arm: [] for arm in arms}
     logprobs = {}  # arm -> each batch's log-probs (the weights never change: every round's are the same)
-    for r, arm in schedule(ARMS, a.rounds):
-        times, logprobs[arm] = zip(*(update(model, rows, arm == ARMS[1]) for rows in batches), strict=True)
+    for r, arm in schedule(arms, a.rounds):
+        times, logprobs[arm] = zip(*(update(model, rows, arm) for rows in batches), strict=True)
         seconds[arm].append(statistics.mean(times))
         print(f"round {r} {arm:12s} {seconds[arm][-1]:.3f} s an update", flush=True)
-    diff = max(
-        float(((x - y) * rows[3]).abs().max())
-        for x, y, rows in zip(*(logprobs[arm] for arm in ARMS), batches, strict=True)
-    )
+    diff = {  # each arm's largest log-prob difference to the rows as they lie
+        arm: max(
+            float(((x - y) * rows[3]).abs().max())
+            for x, y, rows in zip(logprobs[arm], logprobs[ARMS[0]], batches, strict=True)
+        )
+        for arm in arms
+    }
     tokens = sum(int(rows[3].sum()) for rows in batches)
     rows = [
         {
             "arm": arm,
-            "positions": n,
+            "positions": counts[arm],
             "s/update": statistics.median(seconds[arm]),
-            "max |dlogp|": diff,
+            "max |dlogp|": diff[arm],
         }
-        for arm, n in zip(ARMS, counts, strict=True)
+        for arm in arms
     ]
-    ratio = {"packed/as they lie": {"time": rows[1]["s/update"] / rows[0]["s/update"]}}
+    lying = rows[0]["s/update"]
+    ratio = {f"{row['arm']}/as they lie": {"time": row["s/update"] / lying} for row in rows[1:]}
     report("packed_update", a, rows, ratio=ratio, notes={"response tokens": tokens, "batches": len(batches)})
 
 

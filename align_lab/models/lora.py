@@ -40,3 +40,12 @@ class LoRA:
             task_type="CAUSAL_LM",
         )
         return get_peft_model(model, config)
+
+
+def causal_lm(model):
+    """The transformers model inside a peft wrapper of adapter layers (LoRA: its layers in place of the
+    linears they wrap, so its forward is the wrapper's), or `model` itself; a wrapper that adds virtual
+    tokens (prompt learning) stays whole, as only its own forward adds them."""
+    if type(model).__module__.split(".")[0] != "peft":  # not a PeftModel (peft itself is not imported)
+        return model
+    return model if model.active_peft_config.is_prompt_learning else model.get_base_model()

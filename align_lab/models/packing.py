@@ -4,12 +4,12 @@ Responses end at different lengths and a batch pads each to the longest (and eac
 longest), so its forward and backward also run over the padding: on SmolLM2's arith_word GRPO (2
 prompts x 4 samples of up to 64 tokens) ~40% of the response positions. Packed, they lie end to end in
 as few rows as hold them (first-fit decreasing into rows 1-4 times the longest's length, whichever
-runs the fewest positions): the G responses of a prompt on that prompt's KV cache (`pack`; each
-distinct prompt runs once, models/sequences.py), or, where no two rows share a prompt, each prompt with
-its response (`pack_sequences`). Each token attends its prompt and the earlier tokens of its own row
-only (`Packing.attention_mask`, block-diagonal and causal) at the positions the joint forward gives it:
-the same values up to float rounding (tests/unit/models/test_packing.py). docs/rollout.md, "The update:
-responses packed".
+costs least: `forward_cost`, positions and attention's pairs): the G responses of a prompt on that
+prompt's KV cache (`pack`; each distinct prompt runs once, models/sequences.py), or, where no two rows
+share a prompt, each prompt with its response (`pack_sequences`). Each token attends its prompt and the
+earlier tokens of its own row only (`Packing.attention_mask`, block-diagonal and causal) at the positions
+the joint forward gives it: the same values up to float rounding (tests/unit/models/test_packing.py).
+docs/rollout.md, "The update: responses packed".
 """
 
 from __future__ import annotations
@@ -123,12 +123,28 @@ def bins(prompts: list[int], lengths: list[int], capacity: int) -> list[tuple[in
 CAPACITIES = (1, 2, 3, 4)  # packed-row lengths tried, in multiples of the longest row's
 
 
-def _densest(prompts: list[int], inputs: list[int]) -> list:
-    """`bins` at each of CAPACITIES x the longest row's inputs: the packing with the fewest positions
-    (its rows x its longest row; the shorter capacity where two tie)."""
+def pair_cost(model) -> float:
+    """What attention adds for each key a position attends, as a share of the position's cost through
+    the layer's weights: 4 x heads x head_dim FLOPs (q.k, then the weighted value) over 2 x the layer's
+    weights, every layer alike. SmolLM2-135M: 3.3e-4 (~3,000 keys cost a position's weights again)."""
+    cfg = model.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return 2 * cfg.num_attention_heads * head_dim / sum(p.numel() for p in model.model.layers[0].parameters())
+
+
+def forward_cost(rows: int, width: int, cached: int, pair: float) -> float:
+    """A forward over `rows` rows of `width` positions, in positions: each position once, plus `pair`
+    (`pair_cost`) for each key it attends: `cached` cached ones and its row's `width` (a 4-D mask runs
+    every pair, the masked ones too). Longer packed rows save positions but add pairs."""
+    return rows * width * (1 + pair * (cached + width))
+
+
+def _densest(prompts: list[int], inputs: list[int], cached: int = 0, pair: float = 0.0) -> list:
+    """`bins` at each of CAPACITIES x the longest row's inputs: the cheapest packing (`forward_cost` of
+    its rows x its longest row; the shorter capacity where two tie). `pair` 0: the fewest positions."""
     longest = max([1, *inputs])
     options = [bins(prompts, inputs, k * longest) for k in CAPACITIES]
-    return min(options, key=lambda packed: len(packed) * _length(packed, inputs))
+    return min(options, key=lambda packed: forward_cost(len(packed), _length(packed, inputs), cached, pair))
 
 
 def _length(packed: list, inputs: list[int]) -> int:
@@ -145,23 +161,25 @@ def _where(packed: list, starts: list[int], inputs: list[int], width: int) -> Te
     return where
 
 
-def pack(rows: Tensor, lengths: Tensor, width: int) -> Packing:
+def pack(rows: Tensor, lengths: Tensor, width: int, cached: int = 0, pair: float = 0.0) -> Packing:
     """The packing of B responses on their prompts' caches: `rows` (B,) each row's distinct prompt
     (`shared_prompts`), `lengths` (B,) its response tokens (a prefix of its `width` positions). A response
-    of n tokens puts its first n - 1 in a packed row (token 0 is predicted by the prompt's forward)."""
+    of n tokens puts its first n - 1 in a packed row (token 0 is predicted by the prompt's forward).
+    `cached` (the caches' columns) and `pair` price the rows' lengths (`_densest`)."""
     inputs = (lengths - 1).clamp(min=0).tolist()
-    packed = _densest(rows.tolist(), inputs)
+    packed = _densest(rows.tolist(), inputs, cached, pair)
     where = _where(packed, [0] * len(inputs), inputs, width)
     prompt = torch.tensor([p for p, _ in packed], dtype=torch.long)  # (R,)
     return Packing(prompt.to(rows.device), where.to(rows.device), len(inputs), width, 0)
 
 
-def pack_sequences(prompt_attn: Tensor, lengths: Tensor, width: int) -> Packing:
+def pack_sequences(prompt_attn: Tensor, lengths: Tensor, width: int, pair: float = 0.0) -> Packing:
     """The packing of B prompts (left-padded: `prompt_attn` (B, P)) each with its response (`lengths`
-    (B,) tokens of `width`): n prompt tokens and a response of m put n + m - 1 in a packed row."""
+    (B,) tokens of `width`): n prompt tokens and a response of m put n + m - 1 in a packed row. `pair`
+    prices the rows' lengths (`_densest`)."""
     P = prompt_attn.shape[1]
     prompt_tokens, lengths = prompt_attn.sum(-1).tolist(), lengths.tolist()
     inputs = [n + m - 1 if m else 0 for n, m in zip(prompt_tokens, lengths, strict=True)]
-    packed = _densest([0] * len(inputs), inputs)
+    packed = _densest([0] * len(inputs), inputs, 0, pair)
     where = _where(packed, [P - n for n in prompt_tokens], inputs, P + width)
     return Packing(None, where.to(prompt_attn.device), len(inputs), P + width, P)

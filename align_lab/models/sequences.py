@@ -10,7 +10,8 @@ from torch import Tensor
 
 from align_lab.rl import selective_entropy, selective_logprobs
 
-from .packing import Packing, pack, pack_sequences, packs
+from .lora import causal_lm
+from .packing import Packing, forward_cost, pack, pack_sequences, packs, pair_cost
 
 
 def encode_prompts(tokenizer, prompts: list[str], max_tokens: int) -> tuple[Tensor, Tensor]:
@@ -137,7 +138,7 @@ def response_logits(model, prompt_ids, prompt_attn, response_ids, mask) -> Tenso
     not at the prompt's: position P-1+t predicts response token t. Rows that repeat the row before
     them's prompt (the G samples of a prompt, contiguous) share one forward of it (`shared_prompts`).
     """
-    rows = shared_prompts(prompt_ids, prompt_attn)  # (B,) or None
+    rows, model = shared_prompts(prompt_ids, prompt_attn), causal_lm(model)  # (B,) or None; LoRA's model
     if rows is not None and response_ids.shape[1] > 1 and _caches_with_grad(model):
         return _logits_on_shared_prompts(model, prompt_ids, prompt_attn, response_ids, mask, rows)
     ids, attn, pos = joint_inputs(prompt_ids, prompt_attn, response_ids, mask)
@@ -209,16 +210,15 @@ def _logits_on_shared_prompts(model, prompt_ids, prompt_attn, response_ids, mask
     return torch.cat([first_logits, rest.logits], dim=1)  # (B, T, V)
 
 
-PACKED_SHARE = 0.9  # pack only where the packed rows run at most this share of the positions as they lie
+PACKED_SHARE = 0.9  # pack only where the packed rows cost at most this share of the rows as they lie
 
 
 def response_packing(model, prompt_ids, prompt_attn, response_ids, mask) -> Packing | None:
     """How the rows' responses pack (models/packing.py): on their shared prompts' caches where
     neighbouring rows share a prompt, else each with its prompt; None where they run as they lie: a
     model whose cache or masks packing cannot use (`packs`), a `mask` that is not each row's first
-    tokens or prompts not left-padded, or packed rows that would save less than a tenth of the positions."""
-    B, T = response_ids.shape
-    P = prompt_ids.shape[1]
+    tokens or prompts not left-padded, or packed rows that would save less than a tenth of the cost."""
+    (B, T), P, model = response_ids.shape, prompt_ids.shape[1], causal_lm(model)
     if not (packs(model) and _caches_with_grad(model)):
         return None
     lengths = mask.sum(-1).long()  # (B,)
@@ -229,12 +229,14 @@ def response_packing(model, prompt_ids, prompt_attn, response_ids, mask) -> Pack
     first_tokens = torch.arange(T, device=mask.device) < lengths[:, None]  # (B, T)
     if not (torch.equal(mask.bool(), first_tokens) and torch.equal(prompt_attn.bool(), left_padded)):
         return None
-    rows = shared_prompts(prompt_ids, prompt_attn) if T > 1 else None
-    if rows is not None:
-        packing, as_they_lie = pack(rows, lengths, T), B * (T - 1)
+    rows, pair = shared_prompts(prompt_ids, prompt_attn) if T > 1 else None, pair_cost(model)
+    if rows is not None:  # packed rows and rows as they lie priced alike (`forward_cost`)
+        packing, cached, as_they_lie = pack(rows, lengths, T, P, pair), P, forward_cost(B, T - 1, P, pair)
     else:
-        packing, as_they_lie = pack_sequences(prompt_attn, lengths, T), B * (P + T)
-    return packing if packing.positions <= PACKED_SHARE * as_they_lie else None
+        packing, cached = pack_sequences(prompt_attn, lengths, T, pair), 0
+        as_they_lie = forward_cost(B, P + T, 0, pair)
+    packed = forward_cost(*packing.where.shape, cached, pair)
+    return packing if packed <= PACKED_SHARE * as_they_lie else None
 
 
 def _token_outputs(logits, labels, temperature: float, entropy: bool, entropy_grad: bool):
@@ -284,34 +286,9 @@ def response_logprobs(
     per-token entropy, (B, T), with a graph only if `entropy_grad`. No fp32 (B, T, V) copy is made.
     Responses that share a prompt run packed where that saves positions (`response_packing`); outside
     `mask` the values are then 0, else whatever the forward gives there: only `mask` is to be read."""
-    how = (temperature, entropy, entropy_grad)
+    how, model = (temperature, entropy, entropy_grad), causal_lm(model)  # a LoRA wrapper's model
     packing = response_packing(model, prompt_ids, prompt_attn, response_ids, mask)
     if packing is not None:
         return _packed_outputs(model, prompt_ids, prompt_attn, response_ids, packing, *how)
     logits = response_logits(model, prompt_ids, prompt_attn, response_ids, mask)  # (B, T, V)
     return _token_outputs(logits, response_ids, *how)
-
-
-def token_values(critic, prompt_ids, prompt_attn, response_ids, mask) -> Tensor:
-    """Per-token values V(s_t) of a token-classification critic, (B, T), 0 outside the mask."""
-    ids, attn, pos = joint_inputs(prompt_ids, prompt_attn, response_ids, mask)
-    values = critic(input_ids=ids, attention_mask=attn, position_ids=pos).logits[..., 0]  # (B, P+T)
-    P = prompt_ids.shape[1]
-    return values[:, P - 1 : -1].float() * mask  # (B, T)
-
-
-def sequence_scores(model, prompt_ids, prompt_attn, response_ids, mask) -> Tensor:
-    """Scalar scores of a sequence-classification model at the last response token, (B,)."""
-    ids, attn, pos = joint_inputs(prompt_ids, prompt_attn, response_ids, mask)
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos).logits  # (B, P+T, 1) or (B, 1)
-    if logits.dim() == 2:
-        return logits[:, 0].float()
-    last = attn.shape[1] - 1 - attn.flip(-1).argmax(-1)  # (B,) index of the last attended token
-    return logits[torch.arange(len(ids)), last, 0].float()
-
-
-def score_texts(rm, tokenizer, prompts, responses, finished, max_prompt, max_response):
-    """Reward-model scores of (prompt, response) texts, (B,)."""
-    prompt_ids, prompt_attn = encode_prompts(tokenizer, prompts, max_prompt)
-    response_ids, mask = encode_responses(tokenizer, responses, finished, max_response)
-    return sequence_scores(rm, prompt_ids, prompt_attn, response_ids, mask)

@@ -14,7 +14,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from align_lab.models.sequences import score_texts
+from align_lab.models.scores import score_texts
 from align_lab.value_checks import check_lr
 
 Scorer = Callable[[list[str], list[str], list[bool]], Tensor]

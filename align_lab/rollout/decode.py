@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from align_lab.models.lora import causal_lm
 from align_lab.models.sequences import is_partitioned
 
 
@@ -32,21 +33,15 @@ def fast_decode_supported(model) -> bool:
 
 
 def _own_weights(model) -> bool:
-    """The transformers model (inside a peft wrapper: `_inner`), its weights whole: every module that
+    """The transformers model (inside a peft wrapper: `causal_lm`), its weights whole: every module that
     wraps another (holds a `base_layer`) a plain LoRA linear (`_plain_lora`), and nothing partitioned
     (DeepSpeed ZeRO-3 parameters hold a `ds_tensor`); other adapters only their own forward knows."""
-    inner = _inner(model)
+    inner = causal_lm(model)
     return (
         hasattr(getattr(inner, "model", None), "embed_tokens")
         and all(_plain_lora(m) for m in inner.modules() if hasattr(m, "base_layer"))
         and not is_partitioned(model)
     )
-
-
-def _inner(model):
-    """The transformers model a peft wrapper holds (its LoRA layers in place of the wrapped linears),
-    or `model` itself."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
 def _plain_lora(module) -> bool:
@@ -232,7 +227,7 @@ def decode_step(
         kv: per layer (keys, values), each (B, H_kv, L_max, D) (`preallocate`), positions < filled set.
         attn: (B, filled+1) 1 = attend, or None.
     """
-    model = _inner(model)  # a peft wrapper's transformers model, its LoRA layers in place
+    model = causal_lm(model)  # a peft wrapper's transformers model, its LoRA layers in place
     base = model.model
     B, L = tokens.shape[0], filled + 1
     x = F.embedding(tokens[:, None], base.embed_tokens.weight)  # (B, 1, d)

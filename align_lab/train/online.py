@@ -16,7 +16,8 @@ import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
 from align_lab.algorithms.credit import total_return
-from align_lab.models.sequences import attended, response_logprobs, token_values
+from align_lab.models.scores import token_values
+from align_lab.models.sequences import attended, response_logprobs
 from align_lab.rl import masked_mean
 from align_lab.rollout.base import NonFiniteLogits
 from align_lab.tasks.view import conversation_tokens, observation_renderer

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from align_lab.models.sequences import score_texts
+from align_lab.models.scores import score_texts
 from align_lab.tasks.base import Pair
 from align_lab.train.backend import check_finite_loss
 from align_lab.train.micro import Term, accumulate

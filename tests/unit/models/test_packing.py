@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.models.packing import bins, pack, pack_sequences
+from align_lab.models.packing import bins, forward_cost, pack, pack_sequences, pair_cost
 from align_lab.models.sequences import response_logprobs, response_packing
 from align_lab.rl import selective_entropy, selective_logprobs
-from tests.unit.models.test_sequences import batch, joint, tiny
+from tests.unit.models.test_sequences import batch, joint, tiny, tiny_or_lora, trained
 
 
 def test_bins_fill_each_prompts_rows_first_fit_longest_first():
@@ -70,6 +70,24 @@ def test_sequences_pack_each_prompt_with_its_response():
     assert together.where.tolist() == [[0, 1, 2, 3, 4, 6, 7, 12, 13]]
 
 
+def test_longer_packed_rows_are_taken_only_where_their_attention_costs_less():
+    # 8 one-token prompts with responses of 10 and 7 x 3 tokens: 10 and 7 x 3 inputs. Rows of 10: 4 x 10
+    # (10; 3+3+3 twice; 3); of 20: 2 x 19; of 30: 2 x 28; of 40: 1 x 31, the fewest positions
+    attn, lengths = torch.ones(8, 1, dtype=torch.long), torch.tensor([10, 3, 3, 3, 3, 3, 3, 3])
+    assert pack_sequences(attn, lengths, 10).where.shape == (1, 31)
+    # where each key a query attends costs a tenth of a position: 40 x (1 + 1) = 80 against 38 x 2.9 =
+    # 110.2 and 31 x 4.1 = 127.1: the shortest rows
+    assert forward_cost(4, 10, 0, 0.1) == 80.0 and forward_cost(1, 31, 0, 0.1) == pytest.approx(127.1)
+    assert pack_sequences(attn, lengths, 10, 0.1).where.shape == (4, 10)
+    assert forward_cost(2, 3, 5, 0.5) == 6 * (1 + 0.5 * 8)  # 5 cached keys + 3 of its row's
+
+
+def test_a_key_costs_attentions_flops_over_a_layers_weights():
+    # tiny Llama: 4 heads x 16 -> 2 x 64 = 128 against q, o 64 x 64, k, v 64 x 32, the MLP's 3 x 64 x
+    # 96 and two norms of 64: 30,848 weights
+    assert pair_cost(tiny("llama")) == 128 / 30848
+
+
 def ragged():
     """test_sequences' batch with row 2 ended after 3 tokens too: prompt 0's rows 1 and 2 (2 input
     tokens each) share a packed row of 5."""
@@ -85,9 +103,10 @@ def joint_outputs(model, *rows):
 
 
 def model_of(kind: str):
-    """test_sequences' tiny Llama or Qwen2, or a Qwen3 of the same sizes (its q/k norms)."""
+    """test_sequences' tiny Llama or Qwen2 (or the Llama with LoRA), or a Qwen3 of the same sizes (its
+    q/k norms)."""
     if kind != "qwen3":
-        return tiny(kind)
+        return tiny_or_lora(kind)
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     torch.manual_seed(0)
@@ -96,7 +115,7 @@ def model_of(kind: str):
     return Qwen3ForCausalLM(config)
 
 
-@pytest.mark.parametrize("kind", ["llama", "qwen2", "qwen3"])
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "qwen3", "lora"])
 def test_packed_log_probs_entropy_and_gradients_are_the_joint_forwards(kind):
     model = model_of(kind)
     rows = ragged()  # 3 prompts x (3, 3, 1) samples, three responses ended early
@@ -113,7 +132,7 @@ def test_packed_log_probs_entropy_and_gradients_are_the_joint_forwards(kind):
     def grads(lp):
         model.zero_grad()
         (lp * mask).sum().backward()
-        return [p.grad.clone() for p in model.parameters()]
+        return [p.grad.clone() for p in trained(model)]
 
     for a, b in zip(
         grads(response_logprobs(model, *rows)[0]), grads(joint_outputs(model, *rows)[0]), strict=True
@@ -145,7 +164,7 @@ def distinct_prompts():
     return prompts * attn, attn, ids * mask.long(), mask
 
 
-@pytest.mark.parametrize("kind", ["llama", "qwen2", "qwen3"])
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "qwen3", "lora"])
 def test_sequences_packed_give_the_joint_forwards_log_probs_and_gradients(kind):
     model = model_of(kind)
     rows = distinct_prompts()
@@ -162,7 +181,7 @@ def test_sequences_packed_give_the_joint_forwards_log_probs_and_gradients(kind):
     def grads(lp):
         model.zero_grad()
         (lp * mask).sum().backward()
-        return [p.grad.clone() for p in model.parameters()]
+        return [p.grad.clone() for p in trained(model)]
 
     packed, joint = grads(response_logprobs(model, *rows)[0]), grads(joint_outputs(model, *rows)[0])
     for a, b in zip(packed, joint, strict=True):

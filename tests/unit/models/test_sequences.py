@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from align_lab.models import sequences
+from align_lab.models.lora import causal_lm
 from align_lab.models.sequences import response_logits, shared_prompts
 
 
@@ -56,9 +57,22 @@ def test_shared_prompts_numbers_consecutive_equal_rows_by_ids_and_mask():
     assert shared_prompts(ids[2:], attn[2:]) is None  # no neighbours share a prompt
 
 
-@pytest.mark.parametrize("kind", ["llama", "qwen2"])
+def tiny_or_lora(kind: str):
+    """`tiny(kind)`, or for "lora" the tiny Llama with peft LoRA adapters on every linear whose B is not
+    0 (test_rollout_sampling's), whose adapters alone train."""
+    from tests.unit.rollout.test_rollout_sampling import with_lora
+
+    return with_lora(tiny("llama")) if kind == "lora" else tiny(kind)
+
+
+def trained(model) -> list:
+    """The parameters a backward gives gradients: LoRA's adapters, or every weight."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "lora"])
 def test_a_shared_prompt_forward_gives_the_joint_forwards_logits_and_gradients(kind):
-    model = tiny(kind)
+    model = tiny_or_lora(kind)
     rows = batch()
     mask = rows[3]
     shared = response_logits(model, *rows)  # (7, 6, 50)
@@ -70,16 +84,17 @@ def test_a_shared_prompt_forward_gives_the_joint_forwards_logits_and_gradients(k
     def grads(logits):
         model.zero_grad()
         (logits.log_softmax(-1).amax(-1) * mask).sum().backward()
-        return [p.grad.clone() for p in model.parameters()]
+        return [p.grad.clone() for p in trained(model)]
 
     for a, b in zip(grads(response_logits(model, *rows)), grads(joint(model, *rows)), strict=True):
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
 
 
-def test_the_shared_forward_runs_each_distinct_prompt_once():
-    model = tiny("llama")
+@pytest.mark.parametrize("kind", ["llama", "lora"])  # a peft wrapper's model forwards as it
+def test_the_shared_forward_runs_each_distinct_prompt_once(kind):
+    model = tiny_or_lora(kind)
     seen = []
-    model.register_forward_pre_hook(
+    causal_lm(model).register_forward_pre_hook(
         lambda m, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
     )
     response_logits(model, *batch())
