@@ -284,7 +284,7 @@ def response_logprobs(
 ) -> tuple[Tensor, Tensor | None]:
     """Log-probs of the response tokens under `model` at `temperature`, (B, T), and with `entropy` the
     per-token entropy, (B, T), with a graph only if `entropy_grad`. No fp32 (B, T, V) copy is made.
-    Responses that share a prompt run packed where that saves positions (`response_packing`); outside
+    Responses run packed where that saves a tenth of the forward's cost (`response_packing`); outside
     `mask` the values are then 0, else whatever the forward gives there: only `mask` is to be read."""
     how, model = (temperature, entropy, entropy_grad), causal_lm(model)  # a LoRA wrapper's model
     packing = response_packing(model, prompt_ids, prompt_attn, response_ids, mask)
