@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+
+import torch
 
 
 @dataclass
 class LoRA:
     """Low-rank adapters W + (alpha / r) B A on `target_modules` of the policy; only they train. The
-    reference stays the separate frozen SFT model (not the policy with its adapter disabled)."""
+    reference, where it is the model the adapters start from, is a model of its own on the policy's
+    frozen weights (`frozen_base`: no second copy)."""
 
     enabled: bool = False
     r: int = 8
@@ -49,3 +53,30 @@ def causal_lm(model):
     if type(model).__module__.split(".")[0] != "peft":  # not a PeftModel (peft itself is not imported)
         return model
     return model if model.active_peft_config.is_prompt_learning else model.get_base_model()
+
+
+def frozen_base(policy):
+    """The transformers model under a LoRA policy's adapters as a model of its own, built on the policy's
+    own tensors (no copy): what the policy computes with its adapters off (peft's `disable_adapter`,
+    how TRL takes a LoRA run's reference), bit for bit, but a separate module tree, so its eval mode,
+    rollouts and forwards never touch the policy's. None where `policy` is not a LoRA model, where one
+    of its base weights trains (it would move away from the reference), or where a weight of the model
+    its config builds has no counterpart of that shape in the policy."""
+    inner = causal_lm(policy)
+    if inner is policy:
+        return None
+    named = [*inner.named_parameters(remove_duplicate=False), *inner.named_buffers(remove_duplicate=False)]
+    tensors = {name.replace(".base_layer.", "."): t for name, t in named}  # LoRA layer -> what it wraps
+    if any(t.requires_grad for name, t in named if "lora_" not in name):
+        return None
+    with torch.device("meta"):  # the module tree alone: every tensor is the policy's
+        base = type(inner)(copy.deepcopy(inner.config))
+    for prefix, module in base.named_modules(remove_duplicate=False):
+        for slots in (module._parameters, module._buffers):
+            for key, meta in slots.items():
+                found = tensors.get(f"{prefix}.{key}" if prefix else key)
+                if meta is not None and (found is None or found.shape != meta.shape):
+                    return None
+                slots[key] = found if meta is not None else None
+    base.generation_config = copy.deepcopy(inner.generation_config)
+    return base

@@ -12,6 +12,7 @@ import torch
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.cache import StageCache
+from align_lab.models.lora import frozen_base
 from align_lab.rewards import reward_models
 from align_lab.rollout.turns import TurnEngine
 from align_lab.study.spec import RunSpec
@@ -48,9 +49,20 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank=0, c
     )
 
 
-def frozen_reference(stages: Stages) -> torch.nn.Module:
-    """The frozen reference policy (the SFT policy, or model.reference's checkpoint), in eval mode."""
-    return stages.load_reference().eval().requires_grad_(False)
+def frozen_reference(stages: Stages, base: torch.nn.Module | None = None) -> torch.nn.Module:
+    """The frozen reference policy (the SFT policy, or model.reference's checkpoint), in eval mode:
+    `base` (a LoRA policy's frozen base weights, `shared_base`) where given, else loaded."""
+    return (stages.load_reference() if base is None else base).eval().requires_grad_(False)
+
+
+def shared_base(spec: RunSpec, stages: Stages, policy) -> torch.nn.Module | None:
+    """The LoRA policy's frozen base as a model of its own (models/lora.py `frozen_base`), where it is
+    the reference: the adapters start from the SFT policy and model.reference names no other checkpoint.
+    Not under DeepSpeed, whose engine casts and partitions the policy's weights in place."""
+    sft = Path(stages.sft_path)
+    if Path(stages.model.reference_path(sft)) != sft or spec.backend.uses_deepspeed:
+        return None
+    return frozen_base(policy)
 
 
 def build_context(
@@ -69,12 +81,14 @@ def build_context(
         init = stages.critic_start if spec.algo.critic_init == "sft" else stages.results["reward_model"].path
         # a fresh value head: drawn from the seed
         critic = spec.model.init_critic(stages.tokenizer, init).train()
+    policy = spec.lora.apply(stages.load_policy()).train()
+    load_reference = partial(frozen_reference, stages, shared_base(spec, stages, policy))
     return Context(
         task=stages.policy_task,
         tokenizer=stages.tokenizer,
-        policy=spec.lora.apply(stages.load_policy()).train(),
+        policy=policy,
         # held for training only when its loss reads it; evaluation loads it otherwise (Context)
-        reference=frozen_reference(stages) if spec.algo.uses_reference else None,
+        reference=load_reference() if spec.algo.uses_reference else None,
         critic=critic,
         scorer=scorer,
         engine=engine_of(spec, stages),
@@ -88,7 +102,7 @@ def build_context(
         judge=judge,
         backend=spec.backend,
         env=spec.env,
-        load_reference=partial(frozen_reference, stages),
+        load_reference=load_reference,
         stage_keys={name: stage.key for name, stage in stages.results.items()},
         group=Group(rank, spec.hardware.ranks),
         pairwise=not isinstance(spec.algo, OnlineAlgorithm),
