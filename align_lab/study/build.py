@@ -82,7 +82,8 @@ def build_context(
         # a fresh value head: drawn from the seed
         critic = spec.model.init_critic(stages.tokenizer, init).train()
     policy = spec.lora.apply(stages.load_policy()).train()
-    load_reference = partial(frozen_reference, stages, shared_base(spec, stages, policy))
+    base = shared_base(spec, stages, policy)
+    load_reference = partial(frozen_reference, stages, base)
     return Context(
         task=stages.policy_task,
         tokenizer=stages.tokenizer,
@@ -103,6 +104,7 @@ def build_context(
         backend=spec.backend,
         env=spec.env,
         load_reference=load_reference,
+        reference_loads=base is None,
         stage_keys={name: stage.key for name, stage in stages.results.items()},
         group=Group(rank, spec.hardware.ranks),
         pairwise=not isinstance(spec.algo, OnlineAlgorithm),

@@ -52,6 +52,7 @@ class Context:
     identity: dict = field(default_factory=dict)
     # loads the frozen reference (the SFT policy) when training holds none, for evaluation only
     load_reference: Callable[[], torch.nn.Module] | None = None
+    reference_loads: bool = True  # False: load_reference gives a LoRA policy's frozen base (no weights)
     pairwise: bool = False  # the pairwise loop trains it: a micro-batch row is a pair of responses
     memory_budget: int | None = None  # bytes this process may use (hardware.memory_bytes); None: all
     memory: Planned | None = None  # the memory plan (train/memory.py); made here when not given
@@ -75,6 +76,7 @@ class Context:
             budget=self.memory_budget,
             whole_only=self.backend.uses_deepspeed,
             dtype=self.backend.dtype,
+            reference_loads=self.reference_loads,
         )
         object.__setattr__(self, "memory", planned)
         trained = dataclasses.replace(self.train, micro_batch_size=planned.micro_batch_size)

@@ -199,7 +199,9 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
     """`setting` (train.micro_batch_size: "auto", rows or None) planned for a run holding `models`
     (policy, reference or None, critic or None, then any others: reward models) on `task` (as the policy
     reads it) and `env`, with `train`'s batch sizes over `ranks` processes. `how`: budget (bytes; None:
-    default_budget), whole_only (a DeepSpeed engine steps once per backward), dtype (hardware.dtype)."""
+    default_budget), whole_only (a DeepSpeed engine steps once per backward), dtype (hardware.dtype),
+    reference_loads (False: a reference evaluation takes when training holds none weighs nothing: a
+    LoRA policy's frozen base)."""
     policy, reference, critic, *others = models
     dims = Dims.of(policy.config)
     P = prompt_tokens(task)
@@ -211,18 +213,14 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
     per_item = 2 if pairwise else 1  # a pairwise row is a pair of responses
     rows = -(-train.minibatch_size // ranks)  # an update's forward: this process's rows of a minibatch
     sampled = per_item * rows if pairwise else -(-train.rollout_size // ranks)  # this process's rollout
+    loads_reference = reference is None and how.get("reference_loads", True)  # for evaluation only
     gpu = next(policy.parameters()).is_cuda
     budget = how.get("budget") or default_budget("cuda" if gpu else "cpu")
     held = RUNTIME + parameter_bytes([m for m in models if m is not None]) + ADAM_MOMENTS * trained
     room = allowance(held + trained, budget, gpu)
     left = budget - held - trained  # what the budget leaves the update's activations
-    micro = plan(
-        None if setting == "auto" and how.get("whole_only") else setting,
-        rows,
-        per_item * row,
-        room,
-        left=left,
-    )
+    whole_only = setting == "auto" and how.get("whole_only")
+    micro = plan(None if whole_only else setting, rows, per_item * row, room, left=left)
     n_eval = len(task.prompts("eval")) * train.eval_samples
     eval_micro = plan(setting, n_eval, forward_row_bytes(dims, P, T), room, whole_factor=1)
     # the online loop's step 3 and reference forwards over the rollout (the pairwise loop's: `micro`)
@@ -241,7 +239,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         forward_rows=0 if pairwise else rows_in(sampled, forward_micro),
         eval_row=forward_row_bytes(dims, P, T),
         eval_rows=rows_in(n_eval, eval_micro),
-        eval_reference=0 if reference is not None else parameter_bytes([policy]),
+        eval_reference=parameter_bytes([policy]) if loads_reference else 0,
         kv_row=kv_row,
         rollout_rows=sampled,
         sample_rows=rows_in(n_eval, sample_rows),

@@ -280,3 +280,13 @@ def test_a_context_built_outside_the_app_plans_auto_and_is_frozen(tmp_path):
     assert bf16.memory.peak.train_row < ctx.memory.peak.train_row  # the backend's dtype reaches the plan
     final = train_online(GRPO(lr=1e-3, group_size=4, kl_coef=0.0), ctx)
     assert "eval/gold_reward" in final
+
+
+def test_a_kl_free_runs_evaluation_loads_the_reference_unless_a_lora_policys_base_serves():
+    # no reference in training (GRPO beta 0, SimPO): evaluation loads one of the policy's 538,060,032
+    # bytes beside its forward's rows, unless it is a LoRA policy's frozen base (models/lora.py)
+    models = (smollm2(), None, None)
+    loads = plan_run(4, models, arith_word(), None, TrainConfig(), budget=23 * GiB).peak
+    shared = plan_run(4, models, arith_word(), None, TrainConfig(), budget=23 * GiB, reference_loads=False)
+    assert loads.phases["evaluation"] == 538_060_032 + 4 * 31_180_800
+    assert shared.peak.phases["evaluation"] == 4 * 31_180_800
