@@ -62,6 +62,7 @@ class RolloutEngine(Protocol):
     # whether a thread may sample while the trainer trains, drawing what sampling in the loop draws
     # (train.async_rollouts; an engine without it: no)
     samples_in_background: bool
+    samples_adapters: bool  # whether it samples a peft LoRA policy (lora.enabled) as the trainer holds it
 
     def sample(
         self,

@@ -84,6 +84,8 @@ class HFGenerate:
         self._synced: tuple | None = None  # weights_version of the model policy_copy was copied from
         self.whole_copies: dict = {}  # id(ZeRO-3 model) -> its whole float32 copy (sampled_model)
 
+    samples_adapters = True  # a peft LoRA policy: its decode step reads base weights and adapters
+
     @property
     def samples_in_background(self) -> bool:
         """Whether a thread may sample while the trainer trains (train.async_rollouts) and draw what

@@ -84,6 +84,10 @@ class TurnEngine:
     def samples_in_background(self) -> bool:
         return self.inner.samples_in_background
 
+    @property
+    def samples_adapters(self) -> bool:
+        return self.inner.samples_adapters
+
     def sync(self, model) -> None:
         self.inner.sync(model)
 

@@ -113,6 +113,10 @@ class VLLMEngine:
         if self.sleep_level not in (1, 2):
             raise ValueError(f"sleep_level={self.sleep_level}: must be 1 (offload weights) or 2 (drop them)")
 
+    # No (lora.enabled): the engine starts from, and reloads, the model's state_dict under its
+    # transformers names; a peft policy's names and its adapters would have to be merged first
+    samples_adapters = False
+
     @property
     def samples_in_background(self) -> bool:
         """No (train.async_rollouts): sampling sets torch's thread count and restores its global RNG

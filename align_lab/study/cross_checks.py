@@ -43,6 +43,11 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
     except EnvError as e:
         raise ConfigError(str(e)) from None
     check_sampled_pairs(spec)
+    if spec.lora.enabled and not getattr(spec.rollout, "samples_adapters", True):  # a user's engine: may
+        raise ConfigError(
+            f"lora.enabled=true: rollout={spec.names.get('rollout', type(spec.rollout).__name__)} "
+            "cannot sample a LoRA policy yet (its adapters are not pushed to the engine); use rollout=hf"
+        )
     own_check(spec.rollout, "check_installed")  # engines in other environments
     check_processes(spec)
     check_staleness(spec)
@@ -64,16 +69,21 @@ def own_check(component, name: str) -> None:
         raise ConfigError(str(e)) from None
 
 
-def check_machine(spec: RunSpec) -> None:
-    """What only the machine a run runs on can tell: its device is there, its backend installed."""
-    if spec.backend.uses_deepspeed:
-        import importlib.util
+def installed(setting: str, package: str, extra: str) -> None:
+    """`setting` needs `package` (the project's optional extra `extra`): one line where it is missing."""
+    import importlib.util
 
-        if importlib.util.find_spec("deepspeed") is None:
-            raise ConfigError(
-                "hardware.backend=deepspeed: the deepspeed package is not installed "
-                "(pip install -e '.[deepspeed]')"
-            )
+    if importlib.util.find_spec(package) is None:
+        raise ConfigError(f"{setting}: the {package} package is not installed (pip install -e '.[{extra}]')")
+
+
+def check_machine(spec: RunSpec) -> None:
+    """What only the machine a run runs on can tell: its device is there, its backend and adapters'
+    packages installed."""
+    if spec.backend.uses_deepspeed:
+        installed("hardware.backend=deepspeed", "deepspeed", "deepspeed")
+    if spec.lora.enabled:
+        installed("lora.enabled=true", "peft", "lora")
     if spec.hardware.device == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError("hardware.device=cuda: no CUDA device is visible here; use hardware=cpu")

@@ -88,3 +88,36 @@ def test_weights_version_changes_with_in_place_updates_only():
     model.load_state_dict({k: torch.zeros_like(v) for k, v in model.state_dict().items()})
     assert _weights_version(model) != v1
     assert _weights_version(torch.nn.Linear(3, 2))[0] != v0[0]  # another model is another version
+
+
+NOT_INSTALLED = "{}: the {} package is not installed (pip install -e '.[{}]')"
+
+
+@pytest.mark.parametrize(
+    "override,package,extra",
+    [("lora.enabled=true", "peft", "lora"), ("hardware.backend=deepspeed", "deepspeed", "deepspeed")],
+)
+def test_an_optional_package_a_key_needs_is_named_in_one_line_before_any_compute(
+    override, package, extra, tmp_path, monkeypatch
+):
+    """.venv-vllm has no peft: a LoRA run there ended in a traceback after its stages were built."""
+    spec = spec_from_config(*compose([override, f"cache_dir={tmp_path}"]))
+    find_spec = importlib.util.find_spec
+    missing = lambda name, *a: None if name == package else find_spec(name, *a)  # noqa: E731
+    monkeypatch.setattr(importlib.util, "find_spec", missing)
+    with pytest.raises(ConfigError) as e:
+        check_run(spec)
+    assert str(e.value) == NOT_INSTALLED.format(override, package, extra)
+
+
+def test_a_lora_policy_on_vllm_is_refused_in_one_line_before_any_compute(tmp_path):
+    """vLLM starts from and reloads the policy's state_dict under transformers' names: a peft policy's
+    adapters would not reach it (and its prefixed names not load)."""
+    spec = spec_from_config(*compose(["rollout=vllm", "lora.enabled=true", f"cache_dir={tmp_path}"]))
+    with pytest.raises(ConfigError) as e:
+        check_run(spec)
+    assert str(e.value) == (
+        "lora.enabled=true: rollout=vllm cannot sample a LoRA policy yet (its adapters are not pushed to "
+        "the engine); use rollout=hf"
+    )
+    check_run(spec_from_config(*compose(["lora.enabled=true", f"cache_dir={tmp_path}"])))  # the HF engine
