@@ -43,7 +43,7 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
     except EnvError as e:
         raise ConfigError(str(e)) from None
     check_sampled_pairs(spec)
-    if spec.lora.enabled and not getattr(spec.rollout, "samples_adapters", True):  # a user's engine: may
+    if spec.lora.enabled and not getattr(spec.rollout, "samples_adapters", True):  # unsaid: let through
         raise ConfigError(
             f"lora.enabled=true: rollout={spec.names.get('rollout', type(spec.rollout).__name__)} "
             "cannot sample a LoRA policy yet (its adapters are not pushed to the engine); use rollout=hf"
