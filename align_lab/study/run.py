@@ -140,7 +140,7 @@ def run(job: Job) -> dict:
             write_summary(run_dir, summary)
             with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
-        summary |= outcome(stages, final, start, hw.device, before)
+        summary |= outcome(stages, final, start, hw.device, before) | planned(ctx.memory, ctx.realized)
         return completed(summary, final, spec, run_dir, tracker)
     except StagesChanged as e:  # refused before any stage was built: nothing written, no time counted
         summary = None

@@ -59,6 +59,8 @@ class Context:
     # the reference's evaluation samples, by the reference's version (train/cadence.py): drawn by the
     # run's first evaluation, the same draws for every later one, which reuses them
     reference_draws: dict = field(default_factory=dict)
+    # the online updates' forwards as `auto` ran them (train/token_budget.py `see`), for the summary
+    realized: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.memory is not None:  # dataclasses.replace of a built Context: planned already

@@ -73,6 +73,21 @@ def row_bytes(
     return total
 
 
+def rows_bytes(
+    dims: Dims, prompt_tokens: list[int], response_tokens: list[int], new_prompt: list[bool], **how
+) -> int:
+    """Bytes of the activations a forward with a graph keeps over rows as they are: row_bytes at each
+    row's own lengths, its `prompt_tokens[r]` counted only where `new_prompt[r]` (rows that share a
+    prompt run it once, models/sequences.py). `how`: logits (default True), dtype (row_bytes')."""
+    layer_bytes = 2 if how.get("dtype", "fp32") == "bf16" else FLOAT_BYTES
+    width = HIDDEN_COPIES * dims.hidden + MLP_COPIES * dims.intermediate
+    floats = logit_floats = 0
+    for p, t, new in zip(prompt_tokens, response_tokens, new_prompt, strict=True):
+        floats += (p + t if new else t) * (width + dims.heads * (p + t))
+        logit_floats += _logit_floats(dims, t) if how.get("logits", True) else 0
+    return layer_bytes * dims.layers * floats + FLOAT_BYTES * logit_floats
+
+
 def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> int:
     """Bytes of one sequence in a forward without a graph (step 3's, the reference's and evaluation's
     log-probs): the KV cache of its P + T positions (the forward over responses that share a prompt's

@@ -11,6 +11,7 @@ micro-batches are no faster there), never more than the budget leaves; on a GPU 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -18,8 +19,12 @@ from types import ModuleType
 
 import torch
 
+from align_lab.models.lora import causal_lm
+from align_lab.models.packing import packs
 from align_lab.train.footprint import FLOAT_BYTES, Dims, forward_row_bytes, kv_bytes, row_bytes
 from align_lab.train.micro import whole
+from align_lab.train.plan_lines import describe, log_plan
+from align_lab.train.token_budget import Budget, realized_peak
 
 log = logging.getLogger("align_lab")
 
@@ -88,12 +93,17 @@ def plan(
     if setting != "auto":
         return setting
     per_row = max(per_row, 1)
-    whole_room = (
-        whole_factor * allowance if left is None else min(whole_factor * allowance, max(left, allowance))
-    )
-    if rows * per_row <= whole_room:
+    if rows * per_row <= whole_room(allowance, whole_factor, left):
         return None
     return max(1, allowance // per_row)
+
+
+def whole_room(allowance: int, whole_factor: float = WHOLE_FACTOR, left: int | None = None) -> int:
+    """Bytes a whole batch's activations may take: whole_factor x `allowance`, within what the budget
+    leaves them (`left`, when given; never less than the allowance)."""
+    return int(
+        whole_factor * allowance if left is None else min(whole_factor * allowance, max(left, allowance))
+    )
 
 
 def allowance(base: int, budget: int, gpu: bool = False) -> int:
@@ -193,6 +203,7 @@ class Planned:
     forward_micro_batch_size: int | None  # the online loop's no-graph forwards over the rollout
     eval_micro_batch_size: int | None  # evaluation's no-graph forwards
     eval_sample_rows: int | None  # rows evaluation samples at once (None: all)
+    budget: Budget | None = None  # auto's bytes for an online update's forwards (train/token_budget.py)
 
 
 def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool = False, **how) -> Planned:
@@ -246,29 +257,28 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         whole_update=whole(rows, micro),
         graph_kept=kept,
     )
-    log.info(describe("training", setting, micro, rows, per_item * row, room))
-    if not pairwise:
-        log.info(describe("rollout forwards", setting, forward_micro, sampled, peak.eval_row, room))
-    log.info(describe("evaluation", setting, eval_micro, n_eval, peak.eval_row, room))
-    log.info(peak.describe())
-    return Planned(peak, micro, forward_micro, eval_micro, sample_rows)
+    adaptive = setting == "auto" and not (pairwise or whole_only)  # online: each update by its tokens
+    budget = adaptive and update_budget(policy, critic, dims, room, left, dtype, None if gpu else micro)
+    planned = Planned(peak, micro, forward_micro, eval_micro, sample_rows, budget or None)
+    log_plan(planned, setting, (rows, sampled, n_eval), room, pairwise)
+    return planned
 
 
-def record(planned: Planned) -> dict:
-    """The plan in a run's summary.json: rows chosen and the predicted peak (MiB, as memory/peak_mb)."""
-    peak = round(planned.peak.total / MiB, 1)
-    return {"train/micro_batch_size_resolved": planned.micro_batch_size, "memory/predicted_peak_mb": peak}
+def update_budget(policy, critic, dims: Dims, room: int, left: int, dtype: str, rows: int | None) -> Budget:
+    """What `auto` allows an online update's forwards (train/token_budget.py), at most `rows` a
+    micro-batch (None: as many as `room` holds)."""
+    budget = Budget(dims, room, whole_room(room, WHOLE_FACTOR, left), BACKWARD, dtype, critic is not None)
+    return dataclasses.replace(budget, packed=packs(causal_lm(policy)) and not budget.critic, max_rows=rows)
 
 
-def describe(where: str, setting, chosen: int | None, rows: int, per_row: int, room: int) -> str:
-    """The one line a run logs about the rows chosen for `where` (training, evaluation, a stage)."""
-    if setting != "auto":
-        return f"train.micro_batch_size={setting} ({where})"
-    what = "whole batches" if chosen is None else f"{chosen} rows per forward"
-    return (
-        f"train.micro_batch_size=auto ({where}): {what} ({rows} rows at most, ~{per_row / MiB:.3g} MiB "
-        f"a row; {room / MiB:.0f} MiB for them)"
-    )
+def record(planned: Planned, realized: dict | None = None) -> dict:
+    """The plan in a run's summary.json: rows chosen and the predicted peak (MiB, as memory/peak_mb);
+    with `realized` (what its online updates ran, train/token_budget.py) the peak predicted for the
+    rows the run had, and the rows per micro-batch it ran (null: whole)."""
+    peak = realized_peak(planned.peak, realized or {})
+    sizes = sorted((realized or {}).get("sizes", ()), key=lambda size: size or 0)
+    rows = planned.micro_batch_size if not sizes else sizes[0] if len(sizes) == 1 else sizes
+    return {"train/micro_batch_size_resolved": rows, "memory/predicted_peak_mb": round(peak.total / MiB, 1)}
 
 
 def stage_plan(stage: str, setting, dims: Dims, rows: int, per_row: int, budget: int) -> int | None:

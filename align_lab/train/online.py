@@ -33,6 +33,7 @@ from align_lab.train.online_setup import Loop, Updates, setup
 from align_lab.train.resume import restore
 from align_lab.train.sft import nll_term
 from align_lab.train.staleness import Pending
+from align_lab.train.token_budget import first_update_rows, update_rows
 from align_lab.value_checks import Diverged
 
 
@@ -131,10 +132,8 @@ def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
     # the graph is kept for it (one forward per step); else the outputs, for the loss's gradient.
     # Without a graph, the rows per forward are the plan's for no-graph forwards (train/memory.py)
     first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
-    keep = first_minibatch and whole(len(samples.mask), cfg.micro_batch_size)
-    first = micro_forward(
-        partial(_outputs, ctx, algo), _rows(samples), cfg.micro_batch_size if keep else micro, graph=keep
-    )
+    keep = first_minibatch and whole(len(samples.mask), first_update_rows(ctx, _rows(samples)))
+    first = micro_forward(partial(_outputs, ctx, algo), _rows(samples), None if keep else micro, graph=keep)
     logprobs, values = first[0].detach(), (None if first[2] is None else first[2].detach())  # (b, T)
     # every process's rows (a minibatch's rows come from the whole rollout); with a graph, one process
     first = tuple(None if o is None else dp.gather(o) for o in first)  # (B, T) each
@@ -192,6 +191,8 @@ def _minibatch(ctx: Context, algo, updates: Updates, rollout: Rollout, index, re
     """One optimiser step on the rollout's rows `index` (B_mb,): the model runs on this process's
     rows, the loss sees the whole minibatch. `reuse`: step 3's outputs, (B, T) each, or None."""
     dp = ctx.group
+    kept = reuse is not None and reuse[0].requires_grad  # step 3's graph: this minibatch runs whole
+    size, index = (None, index) if kept else update_rows(ctx, rollout, index)  # rows per micro-batch
     batch = rollout.rows(index)
     own = dp.shard(len(index))
     mine = rollout.rows(index[own])
@@ -205,7 +206,7 @@ def _minibatch(ctx: Context, algo, updates: Updates, rollout: Rollout, index, re
 
     terms = [Term(partial(_outputs, ctx, algo), _rows(mine), policy_loss, outputs=outputs)]
     terms += [] if policy_rests else _ptx(ctx, algo, updates)
-    (loss, stats), *ptx = accumulate(terms, updates.policy.backward, ctx.train.micro_batch_size)
+    (loss, stats), *ptx = accumulate(terms, updates.policy.backward, size)
     shared = torch.zeros(())
     for ptx_loss, _ in ptx:
         stats["train/ptx_loss"] = ptx_loss.item()

@@ -1,0 +1,148 @@
+"""`train.micro_batch_size: auto` for an online update, from the tokens its rows have (docs/memory.md):
+the plan (train/memory.py) gives the bytes a forward's activations may take, whole or a micro-batch
+(`Budget`); each update forward's rows per micro-batch are chosen from its rows' own lengths, a
+prompt its rows share counted once (models/sequences.py runs it once), as verl's dynamic batch size
+chooses by tokens. A row planned at its longest (prompt + max_response_tokens, a prompt a row) costs
+SmolLM2's GRPO groups 2-3x what they hold: planned so, its 16 rows ran as 2-row micro-batches, each
+forward its rows' prompts again and unpacked, 3-5x the whole update's time for no lower peak.
+
+Micro-batching only splits the forward (train/micro.py: the same update), so a micro-batched
+minibatch's rows are put in rollout order first: a group's rows then lie together and share their
+prompt's forward. Whole minibatches run as they lie, as before."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from itertools import accumulate
+
+import torch
+
+from align_lab.train.distributed import Group
+from align_lab.train.footprint import Dims, rows_bytes
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What `auto` allows an online update's forward with a graph (bytes of activations): `whole`, a
+    minibatch in one forward; else micro-batches of at most `micro`. The rows are priced with the
+    plan's row model (footprint.rows_bytes x `factor`, train/memory.py's BACKWARD)."""
+
+    dims: Dims
+    micro: int
+    whole: int
+    factor: float
+    dtype: str = "fp32"
+    critic: bool = False  # PPO's critic body runs with a graph beside the policy's (no logits)
+    packed: bool = True  # responses run at their own lengths (models/packing.py); else padded
+    # on a CPU the plan's rows at the longest: more rows a micro-batch buy no speed there (SmolLM2's
+    # REINFORCE++ 64 x 64: 3 rows, +110 MiB, the same time as 2), a GPU's micro-batches fill `micro`
+    max_rows: int | None = None
+
+
+def new_prompts(prompt_ids, prompt_attn) -> list[bool]:
+    """Whether each row's prompt differs from the row before it's (the first row's: True), (B,)."""
+    rows = torch.cat([prompt_ids, prompt_attn], 1)
+    differs = (rows[1:] != rows[:-1]).any(-1).tolist()
+    return [True, *differs][: len(rows)]
+
+
+def row_costs(budget: Budget, prompt_ids, prompt_attn, attend) -> tuple[list[int], list[int]]:
+    """Each row's bytes without its prompt, and its prompt's (what the first row of a group adds)."""
+    B, (P, T) = len(attend), (prompt_ids.shape[1], attend.shape[1])
+    lengths = zip(prompt_attn.sum(-1).tolist(), attend.sum(-1).tolist(), strict=True)
+    prompt, response = zip(*lengths, strict=True) if budget.packed else ([P] * B, [T] * B)
+    how = {"dtype": budget.dtype}
+
+    def cost(p: int, t: int, new: bool) -> int:
+        total = rows_bytes(budget.dims, [p], [t], [new], **how)
+        if budget.critic:  # the critic runs prompt and response padded, without logits
+            total += rows_bytes(budget.dims, [P], [T], [new], logits=False, **how)
+        return int(budget.factor * total)
+
+    own = [cost(p, t, False) for p, t in zip(prompt, response, strict=True)]
+    with_prompt = [cost(p, t, True) for p, t in zip(prompt, response, strict=True)]
+    return own, [w - o for w, o in zip(with_prompt, own, strict=True)]
+
+
+def chunk_bytes(own: list[int], prompt: list[int], new: list[bool], size: int) -> list[int]:
+    """Each micro-batch's bytes at `size` rows: its rows' own bytes and the prompts that start in it
+    (a micro-batch's first row always runs its prompt)."""
+    starts = [p if n else 0 for p, n in zip(prompt, new, strict=True)]  # prompts a group's first row runs
+    own_sum, new_sum = [0, *accumulate(own)], [0, *accumulate(starts)]
+    ends = [(s, min(s + size, len(own))) for s in range(0, len(own), size)]
+    return [own_sum[e] - own_sum[s] + prompt[s] + new_sum[e] - new_sum[s + 1] for s, e in ends]
+
+
+def choose(budget: Budget, rows: tuple) -> tuple[int | None, int]:
+    """Rows per micro-batch for a forward over `rows` (prompt ids, mask, response ids, attend, mask):
+    None (whole) when all fit budget.whole, else the most rows (up to budget.max_rows) whose every
+    micro-batch fits budget.micro (at least 1); and the bytes of its largest forward."""
+    prompt_ids, prompt_attn, _, attend, _ = rows
+    own, prompt = row_costs(budget, prompt_ids, prompt_attn, attend)
+    new = new_prompts(prompt_ids, prompt_attn)
+    total = sum(own) + sum(p for p, n in zip(prompt, new, strict=True) if n)
+    if total <= budget.whole or len(own) <= 1:
+        return None, total
+    for size in range(min(len(own) - 1, budget.max_rows or len(own)), 0, -1):
+        largest = max(chunk_bytes(own, prompt, new, size))
+        if largest <= budget.micro or size == 1:
+            return size, largest
+    raise AssertionError("unreachable: size 1 always returns")
+
+
+def first_update_rows(ctx, rows: tuple) -> int | None:
+    """Rows per micro-batch of the first update over step 3's `rows` as they lie (train/online.py keeps
+    that forward's graph for it when they are one forward): the set size, or `auto`'s `choose`."""
+    if ctx.memory.budget is None:
+        return ctx.train.micro_batch_size
+    size, largest = choose(ctx.memory.budget, rows)
+    if size is None:
+        see(ctx.realized, None, largest, kept=True)
+    return size
+
+
+def update_rows(ctx, rollout, index: torch.Tensor) -> tuple[int | None, torch.Tensor]:
+    """A minibatch's rows per micro-batch and its rows' order (`index` into the rollout): the set
+    train.micro_batch_size, or for `auto` (ctx.memory.budget) `choose` over each process's share as the
+    rows lie, and where some process's share needs micro-batches, over them in rollout order (the same
+    order on every process: each decides for every process's share). Records what it ran (`seen`)."""
+    budget = ctx.memory.budget
+    if budget is None:
+        return ctx.train.micro_batch_size, index
+    shares = [Group(rank, ctx.group.size).shard(len(index)) for rank in range(ctx.group.size)]
+    if any(choose(budget, rows_of(rollout, index[s]))[0] is not None for s in shares):
+        index = index.sort().values  # rollout order: a group's rows together
+    size, largest = choose(budget, rows_of(rollout, index[ctx.group.shard(len(index))]))
+    see(ctx.realized, size, largest)
+    return size, index
+
+
+def rows_of(rollout, index) -> tuple:
+    """The forward's rows of a rollout's `index` (train/online.py's `_rows`)."""
+    from align_lab.models.sequences import attended
+
+    b = rollout.rows(index)
+    return b.prompt_ids, b.prompt_attn, b.response_ids, attended(b.mask, b.attend), b.mask
+
+
+def see(realized: dict, size: int | None, largest: int, kept: bool = False) -> None:
+    """Adds an update forward to what the run ran (`realized`): its largest forward's bytes, whether
+    every one was whole, whether a graph was kept through step 3's forwards."""
+    realized["bytes"] = max(realized.get("bytes", 0), largest)
+    realized["whole"] = realized.get("whole", True) and size is None
+    realized["kept"] = realized.get("kept", False) or kept
+    realized.setdefault("sizes", set()).add(size)
+
+
+def realized_peak(peak, realized: dict):
+    """The plan's Peak with the update forwards the run ran (`see`) instead of its longest rows."""
+    if "bytes" not in realized:
+        return peak
+    return dataclasses.replace(
+        peak,
+        train_row=realized["bytes"],
+        train_rows=1,
+        whole_update=realized["whole"],
+        graph_kept=realized["kept"],
+    )

@@ -1,0 +1,117 @@
+"""train/token_budget.py: `auto`'s rows per micro-batch of an online update from the tokens its rows
+have, a shared prompt once (hand-derived numbers); the order micro-batched rows run in; what a run
+records of it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+
+from align_lab.algorithms.base import Rollout
+from align_lab.train.distributed import Group
+from align_lab.train.footprint import Dims, row_bytes, rows_bytes
+from align_lab.train.memory import Peak, Planned, record
+from align_lab.train.token_budget import Budget, choose, chunk_bytes, new_prompts, row_costs, update_rows
+
+TINY = Dims(hidden=2, layers=1, intermediate=3, heads=1, vocab=5)
+
+
+def test_rows_bytes_by_hand_a_shared_prompt_once():
+    # a token a layer keeps 6 x 2 + 4 x 3 = 24 floats and 1 head x its row's keys; logits 3 x (t + 1) x 5
+    # one row, prompt 2 + response 3: 5 tokens x (24 + 5) = 145 floats, logits 3 x 4 x 5 = 60
+    assert rows_bytes(TINY, [2], [3], [True]) == 4 * (145 + 60) == row_bytes(TINY, 2, 3) == 820
+    # a second row on the same prompt runs its 3 response tokens only (each attends 5 keys)
+    assert rows_bytes(TINY, [2, 2], [3, 3], [True, False]) == 820 + 4 * (3 * 29 + 60) == 1408
+    # no logits (a critic's body); bf16 autocast: the layers' floats at 2 bytes
+    assert rows_bytes(TINY, [2], [3], [True], logits=False) == 4 * 145
+    assert rows_bytes(TINY, [2], [3], [True], dtype="bf16") == 2 * 145 + 4 * 60
+
+
+def rows(prompts: list[list[int]], lengths: list[int], width: int = 4):
+    """A forward's rows: left-padded prompt ids (P = 3) and responses of `lengths` tokens."""
+    ids = torch.tensor([[0] * (3 - len(p)) + p for p in prompts])
+    attn = torch.tensor([[0] * (3 - len(p)) + [1] * len(p) for p in prompts])
+    mask = torch.tensor([[1] * n + [0] * (width - n) for n in lengths])
+    return ids, attn, torch.ones_like(mask), mask, mask
+
+
+def test_row_costs_are_each_rows_own_lengths_packed_and_the_widths_padded():
+    ids, attn, _, attend, _ = rows([[7, 8], [7, 8], [9]], [3, 1, 4])
+    assert new_prompts(ids, attn) == [True, False, True]
+    own, prompt = row_costs(Budget(TINY, 0, 0, 1.0), ids, attn, attend)
+    assert own == [rows_bytes(TINY, [2], [3], [False]), rows_bytes(TINY, [2], [1], [False]), 4 * 4 * 29 + 300]
+    # a row's prompt: its 2 tokens through the layers, attending 2 + its response's keys
+    assert prompt == [4 * 2 * 29, 4 * 2 * 27, 4 * 1 * 29]
+    padded, _ = row_costs(Budget(TINY, 0, 0, 2.0, packed=False), ids, attn, attend)
+    assert padded == [2 * rows_bytes(TINY, [3], [4], [False])] * 3  # P = 3, T = 4 each, x the factor
+    critic, _ = row_costs(Budget(TINY, 0, 0, 1.0, critic=True, packed=False), ids, attn, attend)
+    assert critic[0] == padded[0] / 2 + rows_bytes(TINY, [3], [4], [False], logits=False)
+
+
+def test_a_micro_batch_runs_the_prompts_that_start_in_it_and_its_first_rows():
+    own, prompt, new = [10, 10, 10, 10], [5, 5, 5, 5], [True, False, False, True]
+    assert chunk_bytes(own, prompt, new, 2) == [20 + 5, 20 + 5 + 5]  # the second starts mid-group
+    assert chunk_bytes(own, prompt, new, 3) == [30 + 5, 10 + 5]
+    assert chunk_bytes(own, prompt, new, 4) == [40 + 10]
+
+
+def test_choose_runs_whole_within_its_bytes_else_the_most_rows_a_micro_batch_holds():
+    batch = rows([[7, 8]] * 4, [2, 2, 2, 2])
+    own, prompt = row_costs(Budget(TINY, 0, 0, 1.0), *batch[:2], batch[3])
+    total = sum(own) + prompt[0]  # one group: its prompt once
+    assert choose(Budget(TINY, 0, total, 1.0), batch) == (None, total)
+    two = own[0] * 2 + prompt[0]
+    assert choose(Budget(TINY, two, total - 1, 1.0), batch) == (2, two)
+    assert choose(Budget(TINY, two - 1, total - 1, 1.0), batch) == (1, own[0] + prompt[0])
+    assert choose(Budget(TINY, 0, 0, 1.0), batch)[0] == 1  # nothing fits: a row at a time
+    assert choose(Budget(TINY, total, total - 1, 1.0, max_rows=2), batch)[0] == 2  # a CPU's rows
+
+
+def ctx_of(budget, rank: int = 0, size: int = 1, micro=None):
+    memory = Planned(None, micro, None, None, None, budget)
+    train = SimpleNamespace(micro_batch_size=micro)
+    return SimpleNamespace(memory=memory, train=train, group=Group(rank, size), realized={})
+
+
+def rollout_of(prompts, lengths) -> Rollout:
+    ids, attn, response, mask, _ = rows(prompts, lengths)
+    zeros = torch.zeros(len(ids))
+    return Rollout(ids, attn, response, mask, mask.float(), mask.float(), zeros, 2)
+
+
+def test_micro_batched_rows_run_in_rollout_order_the_same_on_every_process():
+    rollout = rollout_of([[7, 8], [7, 8], [9, 9], [9, 9]], [4, 4, 4, 4])  # two groups of 2
+    shuffled = torch.tensor([2, 0, 3, 1])
+    assert update_rows(ctx_of(None, micro=3), rollout, shuffled) == (3, shuffled)  # a set size: as is
+    whole = ctx_of(Budget(TINY, 0, 10**9, 1.0))
+    size, index = update_rows(whole, rollout, shuffled)
+    assert size is None and torch.equal(index, shuffled)  # whole: the rows as they lie
+    assert whole.realized == {"bytes": choose(whole.memory.budget, rows_of(rollout, shuffled))[1],
+                              "whole": True, "kept": False, "sizes": {None}}  # fmt: skip
+    micro = Budget(TINY, 10**9, 0, 1.0, max_rows=2)
+    for rank in (0, 1):  # each process decides for every process's share: the same order
+        size, index = update_rows(ctx_of(micro, rank, 2), rollout, shuffled)
+        assert index.tolist() == [0, 1, 2, 3] and size == 1  # its 2 rows: 1 a micro-batch (n - 1)
+    size, index = update_rows(ctx_of(micro), rollout, shuffled)
+    assert size == 2 and index.tolist() == [0, 1, 2, 3]  # a group a micro-batch: its prompt once
+
+
+def rows_of(rollout, index):
+    from align_lab.train.token_budget import rows_of as of
+
+    return of(rollout, index)
+
+
+def test_the_summary_records_the_rows_a_run_ran_and_their_predicted_peak():
+    M = 2**20
+    # held: runtime 100 + weights 1000 + optimiser 20 MiB; planned update: gradients 10 + 4 rows of 50
+    peak = Peak(100 * M, 1000 * M, 10 * M, 20 * M, 50 * M, 4, 0, 0, 0, 0, 0, 0, 0)
+    planned = Planned(peak, 4, None, None, None, Budget(TINY, 0, 0, 1.0))
+    assert record(planned) == {"train/micro_batch_size_resolved": 4, "memory/predicted_peak_mb": 1330.0}
+    # ran whole, its largest forward 500 MiB: the update phase max(gradients, 500)
+    summary = record(planned, {"bytes": 500 * M, "whole": True, "kept": False, "sizes": {None}})
+    assert summary == {"train/micro_batch_size_resolved": None, "memory/predicted_peak_mb": 1620.0}
+    # micro-batched at 2 and 3 rows and once whole, 80 MiB at most: gradients + 80
+    mixed = record(planned, {"bytes": 80 * M, "whole": False, "kept": False, "sizes": {None, 2, 3}})
+    assert mixed == {"train/micro_batch_size_resolved": [None, 2, 3], "memory/predicted_peak_mb": 1210.0}
