@@ -219,3 +219,38 @@ class Quiet:
 
     def set_postfix(self, *a, **k):
         pass
+
+
+def toy_context(tmp_path: Path, train, reference: bool = False):
+    """A Context built by hand, as a benchmark builds one: ToyPrefs (8-token responses), a TinyLM
+    policy seeded 0 (and a frozen reference with `reference`), scored by the task's gold reward."""
+    from types import SimpleNamespace
+
+    import torch
+    from tqdm import tqdm
+
+    from align_lab.models.tiny import TinyLM
+    from align_lab.models.tokenizer import train_tokenizer
+    from align_lab.rollout.hf import HFGenerate
+    from align_lab.tasks.toy_prefs import ToyPrefs
+    from align_lab.train.context import Context
+
+    task = ToyPrefs(max_response_tokens=8)
+    tok = train_tokenizer(task.corpus(), tmp_path / "tokenizer")
+    torch.manual_seed(0)
+    policy = TinyLM().init_policy(tok).train()
+    return Context(
+        task=task,
+        tokenizer=tok,
+        policy=policy,
+        reference=TinyLM().init_policy(tok).eval().requires_grad_(False) if reference else None,
+        critic=None,
+        scorer=lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32),
+        engine=HFGenerate(),
+        train=train,
+        tracker=SimpleNamespace(log=lambda m, step: None, samples=lambda r, step: None),
+        checkpoint_dir=tmp_path / "checkpoints",
+        seed=0,
+        progress=lambda **kw: tqdm(disable=True, **kw),
+        load_reference=lambda: TinyLM().init_policy(tok),
+    )

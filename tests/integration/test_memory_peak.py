@@ -59,7 +59,8 @@ ctx = Context(
 train_online(ReinforcePP(lr=1e-4), ctx)
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))  # this process's own
 ran = record(ctx.memory, ctx.realized)["memory/predicted_peak_mb"]  # for the rows it had (summary.json's)
-print(json.dumps({"predicted": ctx.memory.peak.total / 2**20, "ran": ran, "measured": int(hwm.split()[1]) / 1024}))
+measured = int(hwm.split()[1]) / 1024
+print(json.dumps({"predicted": ctx.memory.peak.total / 2**20, "ran": ran, "measured": measured}))
 """
 
 

@@ -5,57 +5,29 @@ a whole-minibatch run trains, and records the rows it ran."""
 from __future__ import annotations
 
 import dataclasses
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from align_lab.algorithms.grpo import GRPO
-from align_lab.models.tiny import TinyLM
-from align_lab.models.tokenizer import train_tokenizer
-from align_lab.rollout.hf import HFGenerate
-from align_lab.tasks.toy_prefs import ToyPrefs
 from align_lab.train.common import TrainConfig
-from align_lab.train.context import Context
 from align_lab.train.footprint import Dims
 from align_lab.train.memory import record
 from align_lab.train.online import train_online
 from align_lab.train.token_budget import Budget
-
-
-def quiet(**kw):
-    from tqdm import tqdm
-
-    return tqdm(disable=True, **kw)
+from tests.conftest import toy_context
 
 
 def trained(tmp_path, micro_batch_size, budget: Budget | None = None):
     """GRPO's weights after 2 steps of 2 prompts x 4 in minibatches of 4 (shuffled: rows of both
     prompts), and the Context that trained them; `budget` replaces the plan's."""
-    task = ToyPrefs(max_response_tokens=8)
-    tok = train_tokenizer(task.corpus(), tmp_path / "tokenizer")
-    torch.manual_seed(0)
-    policy = TinyLM().init_policy(tok).train()
     train = TrainConfig(steps=2, rollout_size=8, minibatch_size=4, eval_every=0, checkpoint_every=0,
                         eval_samples=1, micro_batch_size=micro_batch_size)  # fmt: skip
-    ctx = Context(
-        task=task,
-        tokenizer=tok,
-        policy=policy,
-        reference=TinyLM().init_policy(tok).eval().requires_grad_(False),
-        critic=None,
-        scorer=lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32),
-        engine=HFGenerate(),
-        train=train,
-        tracker=SimpleNamespace(log=lambda m, step: None, samples=lambda r, step: None),
-        checkpoint_dir=tmp_path / "checkpoints",
-        seed=0,
-        progress=quiet,
-    )
+    ctx = toy_context(tmp_path, train, reference=True)
     if budget is not None:
         ctx = dataclasses.replace(ctx, memory=dataclasses.replace(ctx.memory, budget=budget))
     train_online(GRPO(lr=1e-3, group_size=4, kl_coef=0.1), ctx)
-    return [p.detach().clone() for p in policy.parameters()], ctx
+    return [p.detach().clone() for p in ctx.policy.parameters()], ctx
 
 
 def test_token_budget_micro_batches_train_what_whole_minibatches_train(tmp_path):

@@ -240,36 +240,14 @@ def test_a_context_built_outside_the_app_plans_auto_and_is_frozen(tmp_path):
     """benchmarks/trl_vs_align_lab.py builds its Context by hand with TrainConfig's default "auto": the
     Context plans it, so the loop gets rows or None (it ended in a TypeError in micro.chunks before)."""
     from align_lab.algorithms.grpo import GRPO
-    from align_lab.models.tiny import TinyLM
-    from align_lab.models.tokenizer import train_tokenizer
-    from align_lab.rollout.hf import HFGenerate
-    from align_lab.tasks.toy_prefs import ToyPrefs
-    from align_lab.train.context import Context
     from align_lab.train.online import train_online
+    from tests.conftest import toy_context
 
-    task = ToyPrefs(max_response_tokens=8)
-    tok = train_tokenizer(task.corpus(), tmp_path / "tokenizer")
-    torch.manual_seed(0)
-    policy = TinyLM().init_policy(tok).train()
     train = TrainConfig(
         steps=1, rollout_size=8, minibatch_size=8, eval_every=0, checkpoint_every=0, eval_samples=1
     )
     assert train.micro_batch_size == "auto"
-    ctx = Context(
-        task=task,
-        tokenizer=tok,
-        policy=policy,
-        reference=None,
-        critic=None,
-        scorer=lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32),
-        engine=HFGenerate(),
-        train=train,
-        tracker=SimpleNamespace(log=lambda m, step: None, samples=lambda r, step: None),
-        checkpoint_dir=tmp_path / "checkpoints",
-        seed=0,
-        progress=quiet,
-        load_reference=lambda: TinyLM().init_policy(tok),
-    )
+    ctx = toy_context(tmp_path, train)
     assert ctx.train.micro_batch_size is None and ctx.memory.eval_micro_batch_size is None  # tiny: whole
     with pytest.raises(dataclasses.FrozenInstanceError):
         ctx.train = train  # built once, complete: nothing patches it after
