@@ -128,6 +128,8 @@ def check_processes(spec: RunSpec) -> None:
     if n > per_step:
         what = "prompts per step (train.rollout_size / algo.group_size)" if online else "train.minibatch_size"
         raise ConfigError(f"{key}: must be <= the {per_step} {what}")
+    if online and n > spec.train.minibatch_size:  # each process runs its share of every minibatch
+        raise ConfigError(f"{key}: must be <= train.minibatch_size={spec.train.minibatch_size}")
 
 
 def check_staleness(spec: RunSpec) -> None:

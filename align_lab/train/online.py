@@ -132,8 +132,9 @@ def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
     # the graph is kept for it (one forward per step); else the outputs, for the loss's gradient.
     # Without a graph, the rows per forward are the plan's for no-graph forwards (train/memory.py)
     first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
-    keep = first_minibatch and whole(len(samples.mask), first_update_rows(ctx, _rows(samples)))
-    first = micro_forward(partial(_outputs, ctx, algo), _rows(samples), None if keep else micro, graph=keep)
+    rows, ptx = _rows(samples), algo.ptx_coef > 0  # PPO-ptx: the plan's rows (train/token_budget.py)
+    keep = first_minibatch and whole(len(samples.mask), first_update_rows(ctx, rows, ptx))
+    first = micro_forward(partial(_outputs, ctx, algo), rows, None if keep else micro, graph=keep)
     logprobs, values = first[0].detach(), (None if first[2] is None else first[2].detach())  # (b, T)
     # every process's rows (a minibatch's rows come from the whole rollout); with a graph, one process
     first = tuple(None if o is None else dp.gather(o) for o in first)  # (B, T) each
@@ -143,7 +144,7 @@ def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
         ref_logprobs = (
             micro_forward(
                 lambda *rows: response_logprobs(ctx.reference, *rows[:4], temperature)[0],
-                _rows(samples),
+                rows,
                 micro,
             )
             if algo.uses_reference
@@ -192,7 +193,7 @@ def _minibatch(ctx: Context, algo, updates: Updates, rollout: Rollout, index, re
     rows, the loss sees the whole minibatch. `reuse`: step 3's outputs, (B, T) each, or None."""
     dp = ctx.group
     kept = reuse is not None and reuse[0].requires_grad  # step 3's graph: this minibatch runs whole
-    size, index = (None, index) if kept else update_rows(ctx, rollout, index)  # rows per micro-batch
+    size, index = (None, index) if kept else update_rows(ctx, rollout, index, algo.ptx_coef > 0)
     batch = rollout.rows(index)
     own = dp.shard(len(index))
     mine = rollout.rows(index[own])

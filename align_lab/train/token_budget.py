@@ -54,15 +54,15 @@ def row_costs(budget: Budget, prompt_ids, prompt_attn, attend) -> tuple[list[int
     prompt, response = zip(*lengths, strict=True) if budget.packed else ([P] * B, [T] * B)
     how = {"dtype": budget.dtype}
 
-    def cost(p: int, t: int, new: bool) -> int:
-        total = rows_bytes(budget.dims, [p], [t], [new], **how)
-        if budget.critic:  # the critic runs prompt and response padded, without logits
-            total += rows_bytes(budget.dims, [P], [T], [new], logits=False, **how)
-        return int(budget.factor * total)
+    # the critic runs every row's prompt and response padded, without logits (models/scores.py): its own
+    critic = rows_bytes(budget.dims, [P], [T], [True], logits=False, **how) if budget.critic else 0
 
-    own = [cost(p, t, False) for p, t in zip(prompt, response, strict=True)]
-    with_prompt = [cost(p, t, True) for p, t in zip(prompt, response, strict=True)]
-    return own, [w - o for w, o in zip(with_prompt, own, strict=True)]
+    def cost(p: int, t: int, new: bool) -> int:
+        return int(budget.factor * rows_bytes(budget.dims, [p], [t], [new], **how))
+
+    own = [cost(p, t, False) + int(budget.factor * critic) for p, t in zip(prompt, response, strict=True)]
+    prompts = [cost(p, t, True) - cost(p, t, False) for p, t in zip(prompt, response, strict=True)]
+    return own, prompts
 
 
 def chunk_bytes(own: list[int], prompt: list[int], new: list[bool], size: int) -> list[int]:
@@ -91,10 +91,11 @@ def choose(budget: Budget, rows: tuple) -> tuple[int | None, int]:
     raise AssertionError("unreachable: size 1 always returns")
 
 
-def first_update_rows(ctx, rows: tuple) -> int | None:
+def first_update_rows(ctx, rows: tuple, planned: bool = False) -> int | None:
     """Rows per micro-batch of the first update over step 3's `rows` as they lie (train/online.py keeps
-    that forward's graph for it when they are one forward): the set size, or `auto`'s `choose`."""
-    if ctx.memory.budget is None:
+    that forward's graph for it when they are one forward): the set size, or `auto`'s `choose`.
+    `planned`: the plan's size (PPO-ptx: a term over demonstrations `choose` does not price)."""
+    if ctx.memory.budget is None or planned:
         return ctx.train.micro_batch_size
     size, largest = choose(ctx.memory.budget, rows)
     if size is None:
@@ -102,13 +103,14 @@ def first_update_rows(ctx, rows: tuple) -> int | None:
     return size
 
 
-def update_rows(ctx, rollout, index: torch.Tensor) -> tuple[int | None, torch.Tensor]:
+def update_rows(ctx, rollout, index: torch.Tensor, planned: bool = False) -> tuple[int | None, torch.Tensor]:
     """A minibatch's rows per micro-batch and its rows' order (`index` into the rollout): the set
-    train.micro_batch_size, or for `auto` (ctx.memory.budget) `choose` over each process's share as the
-    rows lie, and where some process's share needs micro-batches, over them in rollout order (the same
-    order on every process: each decides for every process's share). Records what it ran (`seen`)."""
+    train.micro_batch_size (or with `planned` the plan's, as `first_update_rows`), or for `auto`
+    (ctx.memory.budget) `choose` over each process's share as the rows lie, and where some process's
+    share needs micro-batches, over them in rollout order (the same order on every process: each
+    decides for every process's share). Records what it ran (`see`)."""
     budget = ctx.memory.budget
-    if budget is None:
+    if budget is None or planned:
         return ctx.train.micro_batch_size, index
     shares = [Group(rank, ctx.group.size).shard(len(index)) for rank in range(ctx.group.size)]
     if any(choose(budget, rows_of(rollout, index[s]))[0] is not None for s in shares):
@@ -127,22 +129,25 @@ def rows_of(rollout, index) -> tuple:
 
 
 def see(realized: dict, size: int | None, largest: int, kept: bool = False) -> None:
-    """Adds an update forward to what the run ran (`realized`): its largest forward's bytes, whether
-    every one was whole, whether a graph was kept through step 3's forwards."""
-    realized["bytes"] = max(realized.get("bytes", 0), largest)
-    realized["whole"] = realized.get("whole", True) and size is None
-    realized["kept"] = realized.get("kept", False) or kept
+    """Adds an update forward to what the run's process ran (`realized`): the largest forward's bytes
+    of its whole updates, of its micro-batched ones, and of step 3's forwards whose graph it kept."""
+    kind = "kept" if kept else "whole" if size is None else "micro"
+    realized[kind] = max(realized.get(kind, 0), largest)
     realized.setdefault("sizes", set()).add(size)
 
 
 def realized_peak(peak, realized: dict):
-    """The plan's Peak with the update forwards the run ran (`see`) instead of its longest rows."""
-    if "bytes" not in realized:
-        return peak
-    return dataclasses.replace(
-        peak,
-        train_row=realized["bytes"],
-        train_rows=1,
-        whole_update=realized["whole"],
-        graph_kept=realized["kept"],
-    )
+    """The plan's Peak with the update forwards the run ran (`see`) instead of its longest rows: the
+    largest of its whole, micro-batched and kept forwards' peaks."""
+    ran = [
+        dataclasses.replace(
+            peak,
+            train_row=realized[kind],
+            train_rows=1,
+            whole_update=kind != "micro",
+            graph_kept=kind == "kept",
+        )
+        for kind in ("whole", "micro", "kept")
+        if kind in realized
+    ]
+    return max(ran, key=lambda p: p.total, default=peak)

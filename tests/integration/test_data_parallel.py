@@ -57,6 +57,10 @@ def test_the_cpu_ddp_preset_runs_two_processes_and_needs_per_sample_seeds(tmp_pa
     )
     with pytest.raises(ConfigError, match=r"hardware.processes=64: must be <= the 16 prompts per step"):
         check_run(spec_from_config(cfg, names))
+    # each process runs a share of every minibatch: 4 processes, minibatches of 2 rows leave two none
+    cfg, names = compose(["hardware=cpu_ddp", "hardware.processes=4", "train.minibatch_size=2"])
+    with pytest.raises(ConfigError, match=r"hardware.processes=4: must be <= train.minibatch_size=2$"):
+        check_run(spec_from_config(cfg, names))
 
 
 @pytest.mark.fast

@@ -4,6 +4,7 @@ records of it."""
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import torch
@@ -12,7 +13,15 @@ from align_lab.algorithms.base import Rollout
 from align_lab.train.distributed import Group
 from align_lab.train.footprint import Dims, row_bytes, rows_bytes
 from align_lab.train.memory import Peak, Planned, record
-from align_lab.train.token_budget import Budget, choose, chunk_bytes, new_prompts, row_costs, update_rows
+from align_lab.train.token_budget import (
+    Budget,
+    choose,
+    chunk_bytes,
+    first_update_rows,
+    new_prompts,
+    row_costs,
+    update_rows,
+)
 
 TINY = Dims(hidden=2, layers=1, intermediate=3, heads=1, vocab=5)
 
@@ -45,8 +54,11 @@ def test_row_costs_are_each_rows_own_lengths_packed_and_the_widths_padded():
     assert prompt == [4 * 2 * 29, 4 * 2 * 27, 4 * 1 * 29]
     padded, _ = row_costs(Budget(TINY, 0, 0, 2.0, packed=False), ids, attn, attend)
     assert padded == [2 * rows_bytes(TINY, [3], [4], [False])] * 3  # P = 3, T = 4 each, x the factor
-    critic, _ = row_costs(Budget(TINY, 0, 0, 1.0, critic=True, packed=False), ids, attn, attend)
-    assert critic[0] == padded[0] / 2 + rows_bytes(TINY, [3], [4], [False], logits=False)
+    # PPO's critic runs every row's prompt and response (models/scores.py): in each row's own bytes
+    critic, critic_prompt = row_costs(Budget(TINY, 0, 0, 1.0, critic=True, packed=False), ids, attn, attend)
+    body = rows_bytes(TINY, [3], [4], [True], logits=False)  # 7 tokens x 31 floats x 4 bytes
+    assert body == 7 * 31 * 4 and critic == [padded[0] / 2 + body] * 3
+    assert critic_prompt == [rows_bytes(TINY, [3], [4], [True]) - rows_bytes(TINY, [3], [4], [False])] * 3
 
 
 def test_a_micro_batch_runs_the_prompts_that_start_in_it_and_its_first_rows():
@@ -87,14 +99,21 @@ def test_micro_batched_rows_run_in_rollout_order_the_same_on_every_process():
     whole = ctx_of(Budget(TINY, 0, 10**9, 1.0))
     size, index = update_rows(whole, rollout, shuffled)
     assert size is None and torch.equal(index, shuffled)  # whole: the rows as they lie
-    assert whole.realized == {"bytes": choose(whole.memory.budget, rows_of(rollout, shuffled))[1],
-                              "whole": True, "kept": False, "sizes": {None}}  # fmt: skip
+    largest = choose(whole.memory.budget, rows_of(rollout, shuffled))[1]
+    assert whole.realized == {"whole": largest, "sizes": {None}}
     micro = Budget(TINY, 10**9, 0, 1.0, max_rows=2)
     for rank in (0, 1):  # each process decides for every process's share: the same order
         size, index = update_rows(ctx_of(micro, rank, 2), rollout, shuffled)
         assert index.tolist() == [0, 1, 2, 3] and size == 1  # its 2 rows: 1 a micro-batch (n - 1)
     size, index = update_rows(ctx_of(micro), rollout, shuffled)
     assert size == 2 and index.tolist() == [0, 1, 2, 3]  # a group a micro-batch: its prompt once
+    # PPO-ptx (`planned`): a term over demonstrations `choose` does not price: the plan's rows, as is
+    planned = ctx_of(micro, micro=3)
+    assert update_rows(planned, rollout, shuffled, planned=True) == (3, shuffled) and planned.realized == {}
+    assert first_update_rows(planned, rows_of(rollout, shuffled), planned=True) == 3
+    kept = ctx_of(Budget(TINY, 0, 10**9, 1.0))  # step 3's rows fit whole: their graph is kept
+    assert first_update_rows(kept, rows_of(rollout, shuffled)) is None
+    assert kept.realized == {"kept": largest, "sizes": {None}}
 
 
 def rows_of(rollout, index):
@@ -110,8 +129,15 @@ def test_the_summary_records_the_rows_a_run_ran_and_their_predicted_peak():
     planned = Planned(peak, 4, None, None, None, Budget(TINY, 0, 0, 1.0))
     assert record(planned) == {"train/micro_batch_size_resolved": 4, "memory/predicted_peak_mb": 1330.0}
     # ran whole, its largest forward 500 MiB: the update phase max(gradients, 500)
-    summary = record(planned, {"bytes": 500 * M, "whole": True, "kept": False, "sizes": {None}})
+    summary = record(planned, {"whole": 500 * M, "sizes": {None}})
     assert summary == {"train/micro_batch_size_resolved": None, "memory/predicted_peak_mb": 1620.0}
-    # micro-batched at 2 and 3 rows and once whole, 80 MiB at most: gradients + 80
-    mixed = record(planned, {"bytes": 80 * M, "whole": False, "kept": False, "sizes": {None, 2, 3}})
-    assert mixed == {"train/micro_batch_size_resolved": [None, 2, 3], "memory/predicted_peak_mb": 1210.0}
+    # whole (100 MiB) and micro-batched (80 at most, at 2 or 3 rows): the larger, gradients + 80
+    mixed = record(planned, {"whole": 100 * M, "micro": 80 * M, "sizes": {None, 2, 3}})
+    assert mixed == {"train/micro_batch_size_resolved": [None, 2, 3], "memory/predicted_peak_mb": 1220.0}
+    # a whole forward of 300 MiB beside micro-batches of 80: max(gradients, 300) is the larger
+    both = record(planned, {"whole": 300 * M, "micro": 80 * M, "sizes": {None, 2}})
+    assert both["memory/predicted_peak_mb"] == 1420.0
+    # step 3's kept graph (200 MiB) is held through the rollout's no-graph forwards (3 rows of 30)
+    peak = dataclasses.replace(peak, forward_rows=3, eval_row=30 * M)
+    kept = record(dataclasses.replace(planned, peak=peak), {"kept": 200 * M, "sizes": {None}})
+    assert kept["memory/predicted_peak_mb"] == 1120 + 200 + 90
