@@ -204,7 +204,8 @@ class Planned:
     forward_micro_batch_size: int | None  # the online loop's no-graph forwards over the rollout
     eval_micro_batch_size: int | None  # evaluation's no-graph forwards
     eval_sample_rows: int | None  # rows evaluation samples at once (None: all)
-    budget: Budget | None = None  # auto's bytes for an online update's forwards (train/token_budget.py)
+    # an online update's forwards: the bytes `auto` allows them, their rows' prices (train/token_budget.py)
+    budget: Budget | None = None
 
 
 def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool = False, **how) -> Planned:
@@ -258,18 +259,21 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         whole_update=whole(rows, micro),
         graph_kept=kept,
     )
-    adaptive = setting == "auto" and not (pairwise or whole_only)  # online: each update by its tokens
-    budget = adaptive and update_budget(policy, critic, dims, room, left, dtype, None if gpu else micro)
-    planned = Planned(peak, micro, forward_micro, eval_micro, sample_rows, budget or None)
+    chooses, cap = setting == "auto" and not whole_only, None if gpu else micro  # else the set size runs
+    prices = None if pairwise else update_budget(policy, critic, dims, (room, left), dtype, cap, chooses)
+    planned = Planned(peak, micro, forward_micro, eval_micro, sample_rows, prices)
     log_plan(planned, setting, (rows, sampled, n_eval), room, pairwise)
     return planned
 
 
-def update_budget(policy, critic, dims: Dims, room: int, left: int, dtype: str, rows: int | None) -> Budget:
-    """What `auto` allows an online update's forwards (train/token_budget.py), at most `rows` a
-    micro-batch (None: as many as `room` holds)."""
+def update_budget(policy, critic, dims: Dims, rooms: tuple[int, int], dtype: str, rows, chooses) -> Budget:
+    """What `auto` allows an online update's forwards (train/token_budget.py) from `rooms` (the
+    allowance, what the budget leaves), at most `rows` a micro-batch (None: as many as the allowance
+    holds); `chooses`: False where a set size runs (the budget then prices what it ran)."""
+    room, left = rooms
     budget = Budget(dims, room, whole_room(room, WHOLE_FACTOR, left), BACKWARD, dtype, critic is not None)
-    return dataclasses.replace(budget, packed=packs(causal_lm(policy)) and not budget.critic, max_rows=rows)
+    packed = packs(causal_lm(policy)) and not budget.critic
+    return dataclasses.replace(budget, packed=packed, max_rows=rows, chooses=chooses)
 
 
 def record(planned: Planned, realized: dict | None = None) -> dict:

@@ -26,14 +26,15 @@ def log_plan(planned, setting, rows: tuple[int, int, int], room: int, pairwise: 
     an update's, the rollout's, evaluation's at most), its predicted peak, and how `auto` sizes an
     online update's forwards (train/token_budget.py)."""
     peak, (update, sampled, n_eval) = planned.peak, rows
-    where = "training, rows at their longest" if planned.budget else "training"
+    chooses = planned.budget is not None and planned.budget.chooses
+    where = "training, rows at their longest" if chooses else "training"
     log.info(describe(where, setting, planned.micro_batch_size, update, peak.train_row, room))
     forwards, evaluation = planned.forward_micro_batch_size, planned.eval_micro_batch_size
     if not pairwise:
         log.info(describe("rollout forwards", setting, forwards, sampled, peak.eval_row, room))
     log.info(describe("evaluation", setting, evaluation, n_eval, peak.eval_row, room))
     log.info(peak.describe())
-    if planned.budget:
+    if chooses:
         budget, rows_cap = planned.budget, planned.budget.max_rows
         log.info(
             f"train.micro_batch_size=auto (training): each update's rows per forward from its rows' tokens "

@@ -38,6 +38,7 @@ class Budget:
     # on a CPU the plan's rows at the longest: more rows a micro-batch buy no speed there (SmolLM2's
     # REINFORCE++ 64 x 64: 3 rows, +110 MiB, the same time as 2), a GPU's micro-batches fill `micro`
     max_rows: int | None = None
+    chooses: bool = True  # False: a set train.micro_batch_size runs; the budget prices what it ran
 
 
 def new_prompts(prompt_ids, prompt_attn) -> list[bool]:
@@ -74,14 +75,19 @@ def chunk_bytes(own: list[int], prompt: list[int], new: list[bool], size: int) -
     return [own_sum[e] - own_sum[s] + prompt[s] + new_sum[e] - new_sum[s + 1] for s, e in ends]
 
 
-def choose(budget: Budget, rows: tuple) -> tuple[int | None, int]:
-    """Rows per micro-batch for a forward over `rows` (prompt ids, mask, response ids, attend, mask):
-    None (whole) when all fit budget.whole, else the most rows (up to budget.max_rows) whose every
-    micro-batch fits budget.micro (at least 1); and the bytes of its largest forward."""
+def costs(budget: Budget, rows: tuple) -> tuple[list[int], list[int], list[bool]]:
+    """`row_costs` of a forward's `rows` (prompt ids, mask, response ids, attend, mask) and which rows
+    start a prompt (`new_prompts`)."""
     prompt_ids, prompt_attn, _, attend, _ = rows
-    own, prompt = row_costs(budget, prompt_ids, prompt_attn, attend)
-    new = new_prompts(prompt_ids, prompt_attn)
-    total = sum(own) + sum(p for p, n in zip(prompt, new, strict=True) if n)
+    return *row_costs(budget, prompt_ids, prompt_attn, attend), new_prompts(prompt_ids, prompt_attn)
+
+
+def choose(budget: Budget, rows: tuple) -> tuple[int | None, int]:
+    """Rows per micro-batch for a forward over `rows`: None (whole) when all fit budget.whole, else the
+    most rows (up to budget.max_rows) whose every micro-batch fits budget.micro (at least 1); and the
+    bytes of its largest forward."""
+    own, prompt, new = costs(budget, rows)
+    total = max(chunk_bytes(own, prompt, new, len(own))) if own else 0
     if total <= budget.whole or len(own) <= 1:
         return None, total
     for size in range(min(len(own) - 1, budget.max_rows or len(own)), 0, -1):
@@ -91,32 +97,45 @@ def choose(budget: Budget, rows: tuple) -> tuple[int | None, int]:
     raise AssertionError("unreachable: size 1 always returns")
 
 
+def priced(budget: Budget, rows: tuple, size: int | None) -> int:
+    """The bytes of the largest forward over `rows` at `size` rows a micro-batch (None: whole)."""
+    own, prompt, new = costs(budget, rows)
+    return max(chunk_bytes(own, prompt, new, size or len(own))) if own else 0
+
+
 def first_update_rows(ctx, rows: tuple, planned: bool = False) -> int | None:
     """Rows per micro-batch of the first update over step 3's `rows` as they lie (train/online.py keeps
     that forward's graph for it when they are one forward): the set size, or `auto`'s `choose`.
-    `planned`: the plan's size (PPO-ptx: a term over demonstrations `choose` does not price)."""
-    if ctx.memory.budget is None or planned:
+    `planned`: the plan's size, unrecorded (PPO-ptx: a term over demonstrations no budget prices)."""
+    budget = ctx.memory.budget
+    if budget is None or planned:
         return ctx.train.micro_batch_size
-    size, largest = choose(ctx.memory.budget, rows)
-    if size is None:
-        see(ctx.realized, None, largest, kept=True)
+    set_size = ctx.train.micro_batch_size
+    size, largest = choose(budget, rows) if budget.chooses else (set_size, priced(budget, rows, set_size))
+    if size is None or size >= len(rows[0]):  # one forward: its graph is kept
+        see(ctx.realized, size, largest, len(rows[0]), kept=True)
     return size
 
 
 def update_rows(ctx, rollout, index: torch.Tensor, planned: bool = False) -> tuple[int | None, torch.Tensor]:
     """A minibatch's rows per micro-batch and its rows' order (`index` into the rollout): the set
     train.micro_batch_size (or with `planned` the plan's, as `first_update_rows`), or for `auto`
-    (ctx.memory.budget) `choose` over each process's share as the rows lie, and where some process's
+    (budget.chooses) `choose` over each process's share as the rows lie, and where some process's
     share needs micro-batches, over them in rollout order (the same order on every process: each
     decides for every process's share). Records what it ran (`see`)."""
     budget = ctx.memory.budget
     if budget is None or planned:
         return ctx.train.micro_batch_size, index
+    own = ctx.group.shard(len(index))
+    if not budget.chooses:
+        size = ctx.train.micro_batch_size
+        see(ctx.realized, size, priced(budget, rows_of(rollout, index[own]), size), own.stop - own.start)
+        return size, index
     shares = [Group(rank, ctx.group.size).shard(len(index)) for rank in range(ctx.group.size)]
     if any(choose(budget, rows_of(rollout, index[s]))[0] is not None for s in shares):
         index = index.sort().values  # rollout order: a group's rows together
-    size, largest = choose(budget, rows_of(rollout, index[ctx.group.shard(len(index))]))
-    see(ctx.realized, size, largest)
+    size, largest = choose(budget, rows_of(rollout, index[own]))
+    see(ctx.realized, size, largest, own.stop - own.start)
     return size, index
 
 
@@ -128,10 +147,11 @@ def rows_of(rollout, index) -> tuple:
     return b.prompt_ids, b.prompt_attn, b.response_ids, attended(b.mask, b.attend), b.mask
 
 
-def see(realized: dict, size: int | None, largest: int, kept: bool = False) -> None:
-    """Adds an update forward to what the run's process ran (`realized`): the largest forward's bytes
-    of its whole updates, of its micro-batched ones, and of step 3's forwards whose graph it kept."""
-    kind = "kept" if kept else "whole" if size is None else "micro"
+def see(realized: dict, size: int | None, largest: int, rows: int, kept: bool = False) -> None:
+    """Adds an update forward over `rows` rows at `size` a micro-batch to what the run's process ran
+    (`realized`): the largest forward's bytes of its whole updates, of its micro-batched ones, and of
+    step 3's forwards whose graph it kept; the sizes it ran."""
+    kind = "kept" if kept else "whole" if size is None or size >= rows else "micro"
     realized[kind] = max(realized.get(kind, 0), largest)
     realized.setdefault("sizes", set()).add(size)
 

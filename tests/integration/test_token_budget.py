@@ -38,7 +38,7 @@ def trained(tmp_path, micro_batch_size, budget: Budget | None = None, minibatch:
 
 def test_token_budget_micro_batches_train_what_whole_minibatches_train(tmp_path):
     whole, planned = trained(tmp_path / "whole", None)
-    assert planned.memory.budget is None and planned.realized == {}  # a set size: the loop never chooses
+    assert not planned.memory.budget.chooses and planned.realized["sizes"] == {None}  # a set size: priced
     auto, _ = trained(tmp_path / "plan", "auto")
     assert all(torch.equal(a, b) for a, b in zip(whole, auto, strict=True))  # tiny: whole, as they lie
     # a budget no whole minibatch fits: micro-batches of at most 3 rows, the minibatch in rollout order

@@ -17,6 +17,7 @@ from align_lab.train.token_budget import (
     Budget,
     choose,
     chunk_bytes,
+    costs,
     first_update_rows,
     new_prompts,
     row_costs,
@@ -95,7 +96,15 @@ def rollout_of(prompts, lengths) -> Rollout:
 def test_micro_batched_rows_run_in_rollout_order_the_same_on_every_process():
     rollout = rollout_of([[7, 8], [7, 8], [9, 9], [9, 9]], [4, 4, 4, 4])  # two groups of 2
     shuffled = torch.tensor([2, 0, 3, 1])
-    assert update_rows(ctx_of(None, micro=3), rollout, shuffled) == (3, shuffled)  # a set size: as is
+    assert update_rows(ctx_of(None, micro=3), rollout, shuffled) == (3, shuffled)  # no budget: as set
+    # a set size runs as set, as the rows lie; the budget prices what it ran (3 rows, then 1)
+    set_size = ctx_of(Budget(TINY, 0, 0, 1.0, chooses=False), micro=3)
+    assert update_rows(set_size, rollout, shuffled) == (3, shuffled)
+    own, prompt, new = costs(set_size.memory.budget, rows_of(rollout, shuffled))
+    assert new == [True, True, True, True]  # as they lie no row shares the row before it's prompt
+    assert set_size.realized == {"micro": sum(own[:3]) + sum(prompt[:3]), "sizes": {3}}
+    update_rows(set_size, rollout, shuffled[:2])  # 2 rows at 3: one forward, whole
+    assert set_size.realized["whole"] == sum(own[:2]) + sum(prompt[:2]) and set_size.realized["sizes"] == {3}
     whole = ctx_of(Budget(TINY, 0, 10**9, 1.0))
     size, index = update_rows(whole, rollout, shuffled)
     assert size is None and torch.equal(index, shuffled)  # whole: the rows as they lie
