@@ -139,7 +139,7 @@ def response_logits(model, prompt_ids, prompt_attn, response_ids, mask) -> Tenso
     them's prompt (the G samples of a prompt, contiguous) share one forward of it (`shared_prompts`).
     """
     rows, model = shared_prompts(prompt_ids, prompt_attn), causal_lm(model)  # (B,) or None; LoRA's model
-    if rows is not None and response_ids.shape[1] > 1 and _caches_with_grad(model):
+    if rows is not None and response_ids.shape[1] > 1 and caches_with_grad(model):
         return _logits_on_shared_prompts(model, prompt_ids, prompt_attn, response_ids, mask, rows)
     ids, attn, pos = joint_inputs(prompt_ids, prompt_attn, response_ids, mask)
     T = response_ids.shape[1]
@@ -160,7 +160,7 @@ def is_partitioned(model) -> bool:
     return any(hasattr(p, "ds_tensor") for p in model.parameters())
 
 
-def _caches_with_grad(model) -> bool:
+def caches_with_grad(model) -> bool:
     """Whether the model's forward keeps a differentiable KV cache: a transformers model whose layers
     do not checkpoint activations (they drop the cache) and whose weights are not partitioned across
     processes (ZeRO-3 forwards are collective: every process must make the same calls)."""
@@ -219,7 +219,7 @@ def response_packing(model, prompt_ids, prompt_attn, response_ids, mask) -> Pack
     model whose cache or masks packing cannot use (`packs`), a `mask` that is not each row's first
     tokens or prompts not left-padded, or packed rows that would save less than a tenth of the cost."""
     (B, T), P, model = response_ids.shape, prompt_ids.shape[1], causal_lm(model)
-    if not (packs(model) and _caches_with_grad(model)):
+    if not (packs(model) and caches_with_grad(model)):
         return None
     lengths = mask.sum(-1).long()  # (B,)
     if not lengths.any():  # no response token to predict: nothing to pack

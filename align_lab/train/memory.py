@@ -22,6 +22,7 @@ import torch
 
 from align_lab.models.lora import causal_lm
 from align_lab.models.packing import packs
+from align_lab.models.sequences import caches_with_grad
 from align_lab.train.footprint import FLOAT_BYTES, Dims, forward_row_bytes, kv_bytes, row_bytes
 from align_lab.train.micro import whole
 from align_lab.train.plan_lines import describe, log_plan
@@ -260,7 +261,9 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         graph_kept=kept,
     )
     chooses, cap = setting == "auto" and not whole_only, None if gpu else micro  # else the set size runs
-    prices = None if pairwise else update_budget(policy, critic, dims, (room, left), dtype, cap, chooses)
+    # DeepSpeed: whole minibatches, its ZeRO-3 forwards share no prompt (the plan's figure stands)
+    priced = not (pairwise or how.get("whole_only"))
+    prices = update_budget(policy, critic, dims, (room, left), dtype, cap, chooses) if priced else None
     planned = Planned(peak, micro, forward_micro, eval_micro, sample_rows, prices)
     log_plan(planned, setting, (rows, sampled, n_eval), room, pairwise)
     return planned
@@ -272,8 +275,9 @@ def update_budget(policy, critic, dims: Dims, rooms: tuple[int, int], dtype: str
     holds); `chooses`: False where a set size runs (the budget then prices what it ran)."""
     room, left = rooms
     budget = Budget(dims, room, whole_room(room, WHOLE_FACTOR, left), BACKWARD, dtype, critic is not None)
-    packed = packs(causal_lm(policy)) and not budget.critic
-    return dataclasses.replace(budget, packed=packed, max_rows=rows, chooses=chooses)
+    shares = caches_with_grad(causal_lm(policy))  # else every row runs its prompt, padded (sequences.py)
+    packed = packs(causal_lm(policy)) and shares and not budget.critic
+    return dataclasses.replace(budget, packed=packed, shares=shares, max_rows=rows, chooses=chooses)
 
 
 def record(planned: Planned, realized: dict | None = None) -> dict:

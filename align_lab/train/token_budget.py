@@ -39,6 +39,7 @@ class Budget:
     # REINFORCE++ 64 x 64: 3 rows, +110 MiB, the same time as 2), a GPU's micro-batches fill `micro`
     max_rows: int | None = None
     chooses: bool = True  # False: a set train.micro_batch_size runs; the budget prices what it ran
+    shares: bool = True  # rows share a prompt's forward (models/sequences.py caches_with_grad)
 
 
 def new_prompts(prompt_ids, prompt_attn) -> list[bool]:
@@ -79,7 +80,8 @@ def costs(budget: Budget, rows: tuple) -> tuple[list[int], list[int], list[bool]
     """`row_costs` of a forward's `rows` (prompt ids, mask, response ids, attend, mask) and which rows
     start a prompt (`new_prompts`)."""
     prompt_ids, prompt_attn, _, attend, _ = rows
-    return *row_costs(budget, prompt_ids, prompt_attn, attend), new_prompts(prompt_ids, prompt_attn)
+    new = new_prompts(prompt_ids, prompt_attn) if budget.shares else [True] * len(attend)
+    return *row_costs(budget, prompt_ids, prompt_attn, attend), new
 
 
 def choose(budget: Budget, rows: tuple) -> tuple[int | None, int]:
@@ -90,7 +92,8 @@ def choose(budget: Budget, rows: tuple) -> tuple[int | None, int]:
     total = max(chunk_bytes(own, prompt, new, len(own))) if own else 0
     if total <= budget.whole or len(own) <= 1:
         return None, total
-    for size in range(min(len(own) - 1, budget.max_rows or len(own)), 0, -1):
+    fits = budget.micro // max(1, min(own))  # no micro-batch of more rows fits
+    for size in range(min(len(own) - 1, budget.max_rows or len(own), max(1, fits)), 0, -1):
         largest = max(chunk_bytes(own, prompt, new, size))
         if largest <= budget.micro or size == 1:
             return size, largest
@@ -110,9 +113,9 @@ def first_update_rows(ctx, rows: tuple, planned: bool = False) -> int | None:
     budget = ctx.memory.budget
     if budget is None or planned:
         return ctx.train.micro_batch_size
-    set_size = ctx.train.micro_batch_size
-    size, largest = choose(budget, rows) if budget.chooses else (set_size, priced(budget, rows, set_size))
+    size, largest = choose(budget, rows) if budget.chooses else (ctx.train.micro_batch_size, None)
     if size is None or size >= len(rows[0]):  # one forward: its graph is kept
+        largest = priced(budget, rows, None) if largest is None else largest
         see(ctx.realized, size, largest, len(rows[0]), kept=True)
     return size
 
@@ -132,9 +135,11 @@ def update_rows(ctx, rollout, index: torch.Tensor, planned: bool = False) -> tup
         see(ctx.realized, size, priced(budget, rows_of(rollout, index[own]), size), own.stop - own.start)
         return size, index
     shares = [Group(rank, ctx.group.size).shard(len(index)) for rank in range(ctx.group.size)]
-    if any(choose(budget, rows_of(rollout, index[s]))[0] is not None for s in shares):
-        index = index.sort().values  # rollout order: a group's rows together
-    size, largest = choose(budget, rows_of(rollout, index[own]))
+    chosen = [choose(budget, rows_of(rollout, index[s])) for s in shares]
+    size, largest = chosen[ctx.group.rank]
+    if any(c is not None for c, _ in chosen):  # micro-batches somewhere: every process in rollout order
+        index = index.sort().values  # a group's rows together
+        size, largest = choose(budget, rows_of(rollout, index[own]))
     see(ctx.realized, size, largest, own.stop - own.start)
     return size, index
 

@@ -150,3 +150,29 @@ def test_the_summary_records_the_rows_a_run_ran_and_their_predicted_peak():
     peak = dataclasses.replace(peak, forward_rows=3, eval_row=30 * M)
     kept = record(dataclasses.replace(planned, peak=peak), {"kept": 200 * M, "sizes": {None}})
     assert kept["memory/predicted_peak_mb"] == 1120 + 200 + 90
+
+
+def test_the_plan_prices_online_updates_and_lets_auto_choose_only_where_it_runs_them():
+    from align_lab.train.common import TrainConfig
+    from align_lab.train.memory import GiB, plan_run
+    from tests.unit.train.test_memory import arith_word, smollm2
+
+    models, task, train = (smollm2(), None, None), arith_word(), TrainConfig()
+
+    def budget(setting, **how):
+        return plan_run(setting, models, task, None, train, budget=23 * GiB, **how).budget
+
+    assert (
+        budget("auto").chooses and budget("auto").shares and budget("auto").max_rows == 2
+    )  # 2 at the longest
+    assert not budget(4).chooses and not budget(None).chooses  # a set size runs as set: priced
+    assert budget("auto", pairwise=True) is None  # the pairwise loop: the plan's rows
+    assert budget("auto", whole_only=True) is None and budget(None, whole_only=True) is None  # DeepSpeed
+
+
+def test_rows_that_cannot_share_a_prompts_forward_each_run_their_own():
+    ids, attn, response, attend, mask = rows([[7, 8], [7, 8]], [2, 2])
+    _, _, new = costs(Budget(TINY, 0, 0, 1.0), (ids, attn, response, attend, mask))
+    assert new == [True, False]
+    _, _, apart = costs(Budget(TINY, 0, 0, 1.0, shares=False), (ids, attn, response, attend, mask))
+    assert apart == [True, True]  # gradient checkpointing, ZeRO-3: no cache with a graph to share
