@@ -12,7 +12,6 @@ micro-batches are no faster there), never more than the budget leaves; on a GPU 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -273,11 +272,11 @@ def update_budget(policy, critic, dims: Dims, rooms: tuple[int, int], dtype: str
     """What `auto` allows an online update's forwards (train/token_budget.py) from `rooms` (the
     allowance, what the budget leaves), at most `rows` a micro-batch (None: as many as the allowance
     holds); `chooses`: False where a set size runs (the budget then prices what it ran)."""
-    room, left = rooms
-    budget = Budget(dims, room, whole_room(room, WHOLE_FACTOR, left), BACKWARD, dtype, critic is not None)
-    shares = caches_with_grad(causal_lm(policy))  # else every row runs its prompt, padded (sequences.py)
-    packed = packs(causal_lm(policy)) and shares and not budget.critic
-    return dataclasses.replace(budget, packed=packed, shares=shares, max_rows=rows, chooses=chooses)
+    (room, left), model = rooms, causal_lm(policy)
+    shares = caches_with_grad(model)  # else every row runs its prompt, padded (models/sequences.py)
+    whole = whole_room(room, WHOLE_FACTOR, left)
+    packed = packs(model) and shares and critic is None  # the critic's forward runs padded
+    return Budget(dims, room, whole, BACKWARD, dtype, critic is not None, packed, rows, chooses, shares)
 
 
 def record(planned: Planned, realized: dict | None = None) -> dict:

@@ -17,7 +17,7 @@ import torch
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
 from align_lab.algorithms.credit import total_return
 from align_lab.models.scores import token_values
-from align_lab.models.sequences import attended, response_logprobs
+from align_lab.models.sequences import response_logprobs
 from align_lab.rl import masked_mean
 from align_lab.rollout.base import NonFiniteLogits
 from align_lab.tasks.view import conversation_tokens, observation_renderer
@@ -33,14 +33,8 @@ from align_lab.train.online_setup import Loop, Updates, setup
 from align_lab.train.resume import restore
 from align_lab.train.sft import nll_term
 from align_lab.train.staleness import Pending
-from align_lab.train.token_budget import first_update_rows, update_rows
+from align_lab.train.token_budget import first_update_rows, forward_rows, update_rows
 from align_lab.value_checks import Diverged
-
-
-def _rows(b) -> tuple:
-    """The tensors a forward over responses needs, from Samples or a Rollout: prompt ids and mask,
-    response ids, the tokens it attends (policy and observation tokens) and the policy's tokens."""
-    return b.prompt_ids, b.prompt_attn, b.response_ids, attended(b.mask, b.attend), b.mask
 
 
 def _outputs(ctx: Context, algo: OnlineAlgorithm, prompt_ids, prompt_attn, response_ids, attend, mask):
@@ -132,7 +126,7 @@ def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
     # the graph is kept for it (one forward per step); else the outputs, for the loss's gradient.
     # Without a graph, the rows per forward are the plan's for no-graph forwards (train/memory.py)
     first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
-    rows, ptx = _rows(samples), algo.ptx_coef > 0  # PPO-ptx: the plan's rows (train/token_budget.py)
+    rows, ptx = forward_rows(samples), algo.ptx_coef > 0  # PPO-ptx: the plan's rows (train/token_budget.py)
     keep = first_minibatch and whole(len(samples.mask), first_update_rows(ctx, rows, ptx))
     first = micro_forward(partial(_outputs, ctx, algo), rows, None if keep else micro, graph=keep)
     logprobs, values = first[0].detach(), (None if first[2] is None else first[2].detach())  # (b, T)
@@ -205,7 +199,7 @@ def _minibatch(ctx: Context, algo, updates: Updates, rollout: Rollout, index, re
     def policy_loss(outputs, rows):  # this process's outputs (b, T) -> the whole minibatch's loss
         return _loss(algo, batch, *(None if o is None else dp.gather(o) for o in outputs))
 
-    terms = [Term(partial(_outputs, ctx, algo), _rows(mine), policy_loss, outputs=outputs)]
+    terms = [Term(partial(_outputs, ctx, algo), forward_rows(mine), policy_loss, outputs=outputs)]
     terms += [] if policy_rests else _ptx(ctx, algo, updates)
     (loss, stats), *ptx = accumulate(terms, updates.policy.backward, size)
     shared = torch.zeros(())

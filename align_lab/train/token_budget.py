@@ -18,6 +18,7 @@ from itertools import accumulate
 
 import torch
 
+from align_lab.models.sequences import attended
 from align_lab.train.distributed import Group
 from align_lab.train.footprint import Dims, rows_bytes
 
@@ -144,12 +145,15 @@ def update_rows(ctx, rollout, index: torch.Tensor, planned: bool = False) -> tup
     return size, index
 
 
-def rows_of(rollout, index) -> tuple:
-    """The forward's rows of a rollout's `index` (train/online.py's `_rows`)."""
-    from align_lab.models.sequences import attended
-
-    b = rollout.rows(index)
+def forward_rows(b) -> tuple:
+    """The tensors a forward over responses needs, from Samples or a Rollout: prompt ids and mask,
+    response ids, the tokens it attends (policy and observation tokens) and the policy's tokens."""
     return b.prompt_ids, b.prompt_attn, b.response_ids, attended(b.mask, b.attend), b.mask
+
+
+def rows_of(rollout, index) -> tuple:
+    """The forward's rows of a rollout's `index`."""
+    return forward_rows(rollout.rows(index))
 
 
 def see(realized: dict, size: int | None, largest: int, rows: int, kept: bool = False) -> None:
