@@ -200,7 +200,7 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
             "Runs paired by seed; diff = group - baseline (against SFT: each run minus its own SFT "
             "evaluation, same seed); CI: Student-t of the per-seed differences. p: two-sided sign-flip "
             "permutation test "
-            "(exact up to 12 pairs); Holm p: Holm-Bonferroni across the compared groups. "
+            "(exact up to 30 pairs); Holm p: Holm-Bonferroni across the compared groups. "
             "The verdict says what the CI and the test can say: 'beyond seed noise' needs the CI to "
             "exclude 0 and Holm p < 0.05, which needs at least 6 paired seeds."
         ),

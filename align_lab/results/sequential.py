@@ -5,27 +5,36 @@ DeMets' O'Brien-Fleming-type function, Bonferroni across looks, Holm across the 
 
 - Look k happens after n_k = min(start + (k-1) * wave, max_seeds) seeds per arm; its information
   fraction is t_k = n_k / max_seeds, and spend(t) = 2 - 2 Phi(z_{1-a/2} / sqrt(t)) is the part of alpha
-  spent by t (all of it at t = 1). Look k's level is alpha_k = spend(t_k) - spend(t_{k-1}).
-- At look k every open claim gets the two-sided paired Student-t p-value of its per-seed differences
-  a - b; Holm's step-down at alpha_k over the open claims rejects some; a rejected claim is decided
-  (reproduced when the mean difference has the claim's sign, else contradicted) and closed, and its
-  arms get no more seeds for it.
+  spent by t (all of it at t = 1). Look k's level is alpha_k = spend(t_k) - spend(t_{k-1}), except that a
+  look whose level no p-value of n_k pairs can reach (alpha_k < 2 / 2^n_k, below) spends nothing and
+  passes its alpha_k on to the next look (`look_levels`): the levels are fixed by the plan before any
+  data, and they still sum to alpha.
+- At look k every open claim gets the exact two-sided sign-flip p-value of its per-seed differences
+  a - b (stats.sign_flip_p_values, the test of compare's fixed design); Holm's step-down at alpha_k
+  over the open claims rejects some; a rejected claim is decided (reproduced when the mean difference
+  has the claim's sign, else contradicted) and closed, and its arms get no more seeds for it.
 
 Why the family-wise error rate over looks and claims is <= alpha, whatever the correlation between looks
-(they share seeds) and between claims (they share arms): a claim closes only when it is rejected, so
-before the first false rejection every true null is still open; Holm at look k then rejects a true null
-only if one of the m0 true nulls has p <= alpha_k / m0, probability <= alpha_k as each look's t p-value
-is exact (normal differences); a union bound over the looks gives <= sum_k alpha_k = alpha.
+(they share seeds) and between claims (they share arms), and whatever the law of the differences, as long
+as it is symmetric about 0 under no effect (identical arms with common random numbers are exchangeable):
+a claim closes only when it is rejected, so before the first false rejection every true null is still
+open; Holm at look k then rejects a true null only if one of the m0 true nulls has p <= alpha_k / m0,
+probability <= alpha_k as the sign-flip p is exact for every symmetric law, discrete ones with ties
+included; a union bound over the looks gives <= sum_k alpha_k = alpha.
+
+Why not the paired t-test (used here until 2026-11-28): its p has no floor, but it is exact only for
+normal differences. Discrete metrics tie (pass@1 over 32 x 2 samples, win rates over 72 prompts): equal
+non-zero differences gave t p = 0, decided at any look, and a null of differences in {-1, 0, +1} had a
+family-wise error rate of 0.078 (plan 4/4/16, 5 claims) and 0.148 (plan 2/2/10, 1 claim) against 0.05.
+The floor is not the sign-flip test's weakness: a test that is valid for every symmetric law must be valid
+given |d|, where the 2^n sign patterns are equally likely, so none can reject at a level below 2 / 2^n
+(n = 8 seeds: 0.0078). Early looks whose level is below it pass their alpha on instead of wasting it.
 
 The exact group-sequential boundary (`boundary_levels`, recursive integration; Holm by Maurer & Bretz
 2013) would keep 0.038 of 0.05 for the last look where Bonferroni keeps 0.018, but it models the looks'
-statistics by the normal theory (correlation sqrt(n_j / n_k)), and the t-statistics of small samples are
-less correlated: simulated, it spent 0.0525 for one claim at alpha 0.05 (start 4, wave 4, max 24) and
-0.057 with waves of one seed (start 2, max 10), so it is kept for comparison only (exact=True).
-
-Why the t-test and not the exact sign-flip test of compare: the sign-flip p of n pairs is >= 2 / 2**n,
-so at 8 and 12 seeds it cannot go below 0.0078 and 0.00049, while the first of six claims is held to
-0.00011 and 0.00081 there: those looks could never decide. The t-test's p has no such floor.
+statistics by the normal theory (correlation sqrt(n_j / n_k)), and the statistics of small samples are
+less correlated: simulated with t-tests, it spent 0.0525 for one claim at alpha 0.05 (start 4, wave 4,
+max 24) and 0.057 with waves of one seed (start 2, max 10), so it is kept for comparison only (exact=True).
 
 Pure functions, no I/O.
 """
@@ -38,6 +47,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from align_lab.results.stats import sign_flip_p_values, smallest_p_value
 
 
 def scipy_stats():
@@ -97,16 +108,39 @@ def obf_spending(t: float | np.ndarray, alpha: float) -> np.ndarray:
         return np.where(t > 0, 2 - 2 * sps.norm.cdf(z / np.sqrt(t)), 0.0)
 
 
-def look_levels(plan: Plan, spend: Callable = obf_spending) -> np.ndarray:
-    """alpha_k of each look: spend(t_k) - spend(t_{k-1}), t_k = n_k / max_seeds; they sum to alpha."""
-    t = np.array(look_seeds(plan), dtype=float) / plan.max_seeds  # (looks,)
-    spent = spend(t, plan.alpha)  # (looks,)
-    return np.diff(spent, prepend=0.0)
+def look_levels(plan: Plan, spend: Callable = obf_spending, carry: bool = True) -> np.ndarray:
+    """alpha_k of each look: spend(t_k) - spend(t_{k-1}), t_k = n_k / max_seeds, where a look's level is
+    below the smallest sign-flip p its n_k pairs can give (2 / 2^n_k: no claim could be decided there) it
+    is 0 and its alpha goes to the next look (carry=False: not, the levels a test without a floor
+    would use); they sum to alpha. (looks,)"""
+    n = look_seeds(plan)
+    spent = spend(np.array(n, dtype=float) / plan.max_seeds, plan.alpha)  # (looks,)
+    raw = np.diff(spent, prepend=0.0)  # (looks,)
+    levels, carried = np.zeros(len(n)), 0.0
+    for k, (seeds, alpha_k) in enumerate(zip(n, raw, strict=True)):
+        level = carried + alpha_k
+        reachable = not carry or smallest_p_value(seeds) <= level or k == len(n) - 1
+        levels[k], carried = (level, 0.0) if reachable else (0.0, level)
+    return levels
+
+
+def p_values(diffs: np.ndarray) -> np.ndarray:
+    """The exact two-sided sign-flip p of each claim's per-seed differences along the last axis (NaNs
+    ignored); NaN with < 2 values. diffs: (..., seeds) -> (...)."""
+    d = np.asarray(diffs, dtype=float)
+    finite = np.isfinite(d)
+    if finite.all():  # the simulation's case: one length, one vectorised call
+        return sign_flip_p_values(d) if d.shape[-1] >= 2 else np.full(d.shape[:-1], np.nan)
+    flat, counts = d.reshape(-1, d.shape[-1]), finite.reshape(-1, d.shape[-1]).sum(axis=1)
+    out = np.array([sign_flip_p_values(row[np.isfinite(row)]) for row in flat], dtype=float)  # (rows,)
+    return np.where(counts >= 2, out, np.nan).reshape(d.shape[:-1])
 
 
 def t_p_values(diffs: np.ndarray) -> np.ndarray:
     """Two-sided paired Student-t p-values along the last axis (NaNs ignored); NaN with < 2 values;
-    differences all equal: 0 when they are not 0, else 1. diffs: (..., seeds) -> (...)."""
+    differences all equal: 0 when they are not 0, else 1. diffs: (..., seeds) -> (...). Only the fixed
+    design's power under normal differences (`fixed_power`) uses it: no claim is decided by it (why: the
+    module's docstring)."""
     sps = scipy_stats()
     d = np.asarray(diffs, dtype=float)
     n = np.sum(np.isfinite(d), axis=-1)  # (...)
@@ -156,7 +190,9 @@ def boundary_levels(info: Sequence[float], alpha: float, spend: Callable = obf_s
 
 
 @functools.lru_cache(maxsize=32)
-def look_thresholds(plan: Plan, n_claims: int, spend: Callable = obf_spending, exact: bool = False):
+def look_thresholds(
+    plan: Plan, n_claims: int, spend: Callable = obf_spending, exact: bool = False, carry: bool = True
+):
     """thresholds[k, r]: the p-level at look k of a claim when r claims are left in Holm's step-down
     (r = 1..n_claims; column 0 unused). Bonferroni across looks (the procedure): alpha_k / r, alpha_k =
     spend(t_k) - spend(t_{k-1}). exact=True: the exact normal-theory boundary at alpha / r of each claim
@@ -165,7 +201,7 @@ def look_thresholds(plan: Plan, n_claims: int, spend: Callable = obf_spending, e
     info = look_seeds(plan)
     out = np.full((len(info), n_claims + 1), np.nan)
     for r in range(1, n_claims + 1):
-        out[:, r] = boundary_levels(info, plan.alpha / r, spend) if exact else look_levels(plan, spend) / r
+        out[:, r] = boundary_levels(info, plan.alpha / r, spend) if exact else look_levels(plan, spend, carry) / r
     out.flags.writeable = False
     return out
 
@@ -208,10 +244,10 @@ class Look:
 def decide_look(
     index: int, thresholds: np.ndarray, diffs: Sequence, signs: Sequence[int], open_: Sequence[bool]
 ) -> Look:
-    """Look `index`: the step-down with `thresholds` (look_thresholds' row) over the open claims' paired
-    t-tests. diffs[j]: claim j's per-seed a - b (any length); signs[j]: +1 for 'a > b', -1 for 'a < b';
+    """Look `index`: the step-down with `thresholds` (look_thresholds' row) over the open claims' exact
+    sign-flip tests. diffs[j]: claim j's per-seed a - b (any length); signs[j]: +1 for 'a > b', -1 for 'a < b';
     open_[j]: not decided earlier."""
-    p = np.array([t_p_values(np.asarray(d, dtype=float)) if len(d) else np.nan for d in diffs])  # (claims,)
+    p = np.array([p_values(np.asarray(d, dtype=float)) if len(d) else np.nan for d in diffs])  # (claims,)
     p_open = np.where(np.asarray(open_, dtype=bool), p, np.nan)
     rejected = step_down(p_open, thresholds)
     finite = np.isfinite(p_open)
@@ -225,18 +261,42 @@ def decide_look(
     return Look(index, n, [float(x) for x in p], [float(x) for x in level], decided)
 
 
+def cannot_reach(diffs: np.ndarray, level: float) -> np.ndarray:
+    """Rows whose exact sign-flip p is surely > level, without counting patterns (the simulation skips
+    them: a p above every threshold is rejected by no step-down, whatever its value). Paley-Zygmund:
+    X = sum_i eps_i d_i has E X^2 = Q = sum d^2 and E X^4 <= 3 Q^2, so with theta^2 = S^2 / Q < 1 (S the
+    observed sum) p >= P(X^2 > theta^2 Q) >= (1 - theta^2)^2 / 3. diffs (..., n) -> bool (...)."""
+    total = diffs.sum(axis=-1)  # (...)
+    q = (diffs * diffs).sum(axis=-1)  # (...)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        theta2 = np.where(q > 0, total * total / q, 0.0)  # (...): all-zero rows have p = 1
+    return (theta2 < 1) & ((1 - theta2) ** 2 / 3 > level)
+
+
 def simulate(
-    plan: Plan, draw: Callable, n_claims: int, n_studies: int, spend: Callable = obf_spending, exact=False
+    plan: Plan,
+    draw: Callable,
+    n_claims: int,
+    n_studies: int,
+    spend: Callable = obf_spending,
+    exact=False,
+    test: Callable = p_values,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Monte-Carlo studies under the plan: draw(shape) gives per-seed differences (studies, claims,
-    max_seeds). Returns (rejected: bool (studies, claims), seeds at which each claim was decided:
+    max_seeds); test(diffs (..., n)) -> p (...) is the look's test (t_p_values: the pre-2026-11-28 one, for
+    comparison). Returns (rejected: bool (studies, claims), seeds at which each claim was decided:
     (studies, claims), max_seeds where never)."""
     d = draw((n_studies, n_claims, plan.max_seeds))
-    thresholds = look_thresholds(plan, n_claims, spend, exact)  # (looks, claims + 1)
+    # a test other than the sign-flip one (t_p_values) has no floor: the levels it was run with, not carried
+    thresholds = look_thresholds(plan, n_claims, spend, exact, carry=test is p_values)  # (looks, claims + 1)
     rejected = np.zeros((n_studies, n_claims), dtype=bool)
     decided_at = np.full((n_studies, n_claims), plan.max_seeds)
     for n, row in zip(look_seeds(plan), thresholds, strict=True):
-        p = np.where(rejected, np.nan, t_p_values(d[..., :n]))  # (studies, claims)
+        p = np.where(rejected, np.nan, 1.0)  # (studies, claims): closed claims are not tested again
+        tested = ~rejected
+        if test is p_values:  # the sign-flip p's bound; a t p has none
+            tested &= ~cannot_reach(d[..., :n], np.nanmax(row))
+        p[tested] = test(d[..., :n][tested])
         now = step_down(p, row)
         decided_at[now] = n
         rejected |= now
@@ -245,7 +305,9 @@ def simulate(
 
 def fixed_power(n: int, effect: float, n_claims: int, n_studies: int, rng, alpha: float = 0.05) -> float:
     """Per-claim power of the fixed design: n seeds, one t-test per claim, Holm at alpha over the
-    claims, every claim with a true effect of `effect` SDs."""
+    claims, every claim with a true effect of `effect` SDs. The t-test, not the sign-flip test compare
+    uses: it is exact for these normal differences, and n here runs to 4 x max_seeds, beyond the sign-flip
+    test's exact enumeration (30 pairs)."""
     d = rng.standard_normal((n_studies, n_claims, n)) + effect
     return float(holm_rejects(t_p_values(d), alpha).mean())
 
@@ -275,9 +337,9 @@ def expected_seeds(
 
 
 def fwer(
-    plan: Plan, draw: Callable, n_claims: int, n_studies: int, exact: bool = False
+    plan: Plan, draw: Callable, n_claims: int, n_studies: int, exact: bool = False, test: Callable = p_values
 ) -> tuple[float, float]:
     """(family-wise error rate, its Monte-Carlo SE) of the plan when every claim is null."""
-    rejected, _ = simulate(plan, draw, n_claims, n_studies, exact=exact)
+    rejected, _ = simulate(plan, draw, n_claims, n_studies, exact=exact, test=test)
     rate = float(rejected.any(axis=1).mean())
     return rate, math.sqrt(max(rate * (1 - rate), 1e-12) / n_studies)

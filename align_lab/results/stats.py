@@ -26,7 +26,9 @@ from align_lab.results.ranges import (  # noqa: F401 (METRIC_RANGES, difference_
 N_RESAMPLES = 10_000
 CONFIDENCE = 0.95
 ALPHA = 0.05  # significance level of every test in a report, after Holm's correction
-EXACT_MAX_N = 12  # 2**12 = 4096 sign patterns; above that, Monte-Carlo
+EXACT_MAX_N = 30  # exact sign-flip p up to 30 pairs (2 x 2**15 half-sums); above that, Monte-Carlo
+# pattern sums within this share of sum |d| of the observed one are ties (rounding), counted as >=
+TIE_TOLERANCE = 1e-9
 
 
 def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -81,6 +83,63 @@ def t_band(curves: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarr
     return mean, mean - half, mean + half
 
 
+def _sign_sums(x: np.ndarray) -> np.ndarray:
+    """sum_i eps_i x_i for every sign pattern eps of the last axis: (..., k) -> (..., 2**k)."""
+    k = x.shape[-1]
+    signs = 1.0 - 2.0 * ((np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1)  # (2**k, k) of +-1
+    return x @ signs.T
+
+
+def _exact_sign_flip(d: np.ndarray, chunk_elements: int = 1 << 22) -> np.ndarray:
+    """Exact two-sided sign-flip p of each row of d (rows, n), by meet in the middle: the 2**n pattern
+    sums are a + b over the first half's sums a and the second half's b, so with b sorted the patterns
+    with |a + b| >= |S| are counted by two binary searches per a: O(2**(n/2) n) a row, not O(2**n n)."""
+    rows, n = d.shape
+    out = np.empty(rows)
+    half = n // 2
+    width = 2 ** (n - half)
+    step = max(1, chunk_elements // max(width, 2**half))
+    for start in range(0, rows, step):
+        x = d[start : start + step]  # (r, n)
+        r = len(x)
+        # scaled so every pattern sum lies in (-1/2, 1/2): row i's sums then sit in (i - 1/2, i + 1/2), and
+        # one sorted array of all rows' b + i serves every row's search at once
+        x = x / (2 * np.abs(x).sum(axis=1, keepdims=True) + 1e-300)
+        a = _sign_sums(x[:, :half])  # (r, 2**half)
+        row = np.arange(r)[:, None].astype(float)  # (r, 1)
+        b = (np.sort(_sign_sums(x[:, half:]), axis=1) + row).ravel()  # (r * width,)
+        first = np.arange(r)[:, None] * width  # (r, 1): where row i's b start in the flat array
+        # ties up to rounding count as >= (TIE_TOLERANCE of the sums' scale, 1)
+        c = np.abs(x.sum(axis=1, keepdims=True)) - TIE_TOLERANCE  # (r, 1)
+        at_least = width - (np.searchsorted(b, (c - a + row).ravel(), "left").reshape(r, -1) - first)
+        at_most = np.searchsorted(b, (-c - a + row).ravel(), "right").reshape(r, -1) - first
+        hits = np.clip(at_least, 0, width) + np.clip(at_most, 0, width)  # (r, 2**half)
+        out[start : start + r] = np.minimum(hits, width).sum(axis=1) / 2**n  # c <= 0: every pattern, once
+    return out
+
+
+def sign_flip_p_values(
+    differences: np.ndarray, exact_max_n: int = EXACT_MAX_N, n_resamples: int = N_RESAMPLES, seed: int = 0
+) -> np.ndarray:
+    """`sign_flip_p_value` of each row of finite differences (..., n) -> (...): exact for n <= exact_max_n
+    (meet in the middle), else Monte-Carlo; NaN for n = 0."""
+    d = np.asarray(differences, dtype=float)
+    lead, n = d.shape[:-1], d.shape[-1]
+    if n == 0:
+        return np.full(lead, np.nan)
+    flat = d.reshape(-1, n)  # (rows, n)
+    if n <= exact_max_n:
+        return _exact_sign_flip(flat).reshape(lead)
+    rng = np.random.default_rng(seed)
+    scale = 2 * np.abs(flat).sum(axis=1, keepdims=True) + 1e-300  # (rows, 1)
+    c = np.abs(flat.sum(axis=1) / scale[:, 0]) - TIE_TOLERANCE  # (rows,)
+    out = np.empty(len(flat))
+    for i, (x, s) in enumerate(zip(flat, scale[:, 0], strict=True)):
+        signs = rng.choice([-1.0, 1.0], size=(n_resamples, n))  # (n_resamples, n)
+        out[i] = (1 + int(np.sum(np.abs(signs @ (x / s)) >= c[i]))) / (1 + n_resamples)
+    return out.reshape(lead)
+
+
 def sign_flip_p_value(
     differences: Sequence[float] | np.ndarray,
     exact_max_n: int = EXACT_MAX_N,
@@ -89,9 +148,11 @@ def sign_flip_p_value(
 ) -> float:
     """Two-sided paired permutation test (Fisher's sign flip) of mean difference = 0.
 
-    p = share of sign patterns whose |mean| >= the observed |mean|: all 2**n patterns when
-    n <= exact_max_n, else n_resamples random patterns with the (1 + hits) / (1 + draws) rule.
-    NaN for no differences.
+    p = share of sign patterns whose |sum| >= the observed |sum|: all 2**n patterns when n <=
+    exact_max_n (30 pairs: meet in the middle, `_exact_sign_flip`), else n_resamples random patterns
+    with the (1 + hits) / (1 + draws) rule. NaN for no differences. The test is exact for every law
+    symmetric about 0, discrete ones with ties included: p >= 2 / 2**n, and n equal non-zero
+    differences get exactly 2 / 2**n (results/sequential.py decides a plan's looks with it).
 
     Not scipy.stats.permutation_test(permutation_type="samples"): it flips the same signs, but counts
     ties with a tolerance relative to the observed mean, so differences whose mean is 0 in exact
@@ -100,20 +161,7 @@ def sign_flip_p_value(
     here, < 1 there; the other 2,970 agreed exactly; 2026-11-24, scipy 1.17).
     """
     d = _finite(differences)
-    n = len(d)
-    if n == 0:
-        return float("nan")
-    observed = abs(d.mean())
-    tol = 1e-12 * max(1.0, float(np.abs(d).max()))  # ties up to rounding count as >=
-    if n <= exact_max_n:
-        patterns = (np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1  # (2**n, n) of 0/1
-        signs = 1 - 2 * patterns  # (2**n, n) of +-1
-        flipped = np.abs((signs * d).mean(axis=1))  # (2**n,)
-        return float(np.mean(flipped >= observed - tol))
-    rng = np.random.default_rng(seed)
-    signs = rng.choice([-1.0, 1.0], size=(n_resamples, n))  # (n_resamples, n)
-    hits = int(np.sum(np.abs((signs * d).mean(axis=1)) >= observed - tol))
-    return (1 + hits) / (1 + n_resamples)
+    return float(sign_flip_p_values(d, exact_max_n, n_resamples, seed)) if len(d) else float("nan")
 
 
 def mean_ci(values: Sequence[float] | np.ndarray) -> tuple[int, float, float, float]:

@@ -95,7 +95,7 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
 
     Baseline SFT: each group's runs against their own `<column>_sft`, the SFT reference they started from.
     diff = group - baseline per seed; mean diff, Student-t CI of the differences, exact sign-flip p
-    (Monte-Carlo above 12 pairs), Holm-adjusted across the compared groups (stats.paired_tests).
+    (Monte-Carlo above 30 pairs), Holm-adjusted across the compared groups (stats.paired_tests).
     """
     import pandas as pd
 

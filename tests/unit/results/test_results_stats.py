@@ -22,6 +22,7 @@ from align_lab.results.stats import (
     paired_test,
     paired_tests,
     sign_flip_p_value,
+    sign_flip_p_values,
     smallest_p_value,
     t_band,
     t_ci,
@@ -133,9 +134,29 @@ def test_monte_carlo_sign_flip_agrees_with_exact() -> None:
     # forcing Monte-Carlo on (1, 2, 3): p ~ 0.25 within sampling error (sd ~ 0.003 at 20,000 draws)
     p = sign_flip_p_value([1.0, 2.0, 3.0], exact_max_n=0, n_resamples=20_000, seed=1)
     assert abs(p - 0.25) < 0.015
-    # 13 equal positive differences: exact p = 2/2**13 = 0.00024; Monte-Carlo (1 + hits)/(1 + 10,000)
-    p13 = sign_flip_p_value([1.0] * 13)
-    assert 1 / 10_001 <= p13 < 0.002
+    # 40 equal positive differences, above the exact limit (30): Monte-Carlo (1 + hits)/(1 + 10,000) with
+    # hits = 0 almost surely (each draw hits with probability 2/2**40)
+    assert sign_flip_p_value([1.0] * 40) == 1 / 10_001
+
+
+def test_exact_sign_flip_counts_every_pattern_by_meeting_in_the_middle() -> None:
+    # 13 equal positive differences: only the all-plus and all-minus patterns reach |sum| 13: 2 / 2**13
+    assert sign_flip_p_value([1.0] * 13) == 2 / 2**13
+    # against brute force over all 2**n patterns, n = 1..14, normal and tied ({-1, 0, 1}) differences
+    rng = np.random.default_rng(5)
+    for n in range(1, 15):
+        signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1)  # (2**n, n)
+        for d in (rng.standard_normal((20, n)), rng.integers(-1, 2, (20, n)).astype(float)):
+            sums = np.abs(d @ signs.T)  # (20, 2**n)
+            brute = (sums >= np.abs(d.sum(axis=1))[:, None] - 1e-9).mean(axis=1)
+            np.testing.assert_array_equal(sign_flip_p_values(d), brute)
+
+
+def test_sign_flip_p_of_equal_nonzero_differences_is_two_over_two_to_the_n_never_zero() -> None:
+    # no spread is no certainty: (0.3, 0.3) is 2 of 4 patterns, (0.3 + rounding noise) x 6 is 2 of 64
+    assert sign_flip_p_value([0.3, 0.3]) == 0.5
+    assert sign_flip_p_value(0.3 + np.array([0, 1e-17, -1e-17, 2e-17, 0, 0])) == 2 / 64
+    assert sign_flip_p_value([0.0, 0.0, 0.0]) == 1.0
 
 
 def test_smallest_p_value_is_two_over_two_to_the_n() -> None:

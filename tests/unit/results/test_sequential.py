@@ -20,6 +20,7 @@ from align_lab.results.sequential import (
     look_seeds,
     look_thresholds,
     obf_spending,
+    p_values,
     simulate,
     t_p_values,
     wave_seeds,
@@ -91,20 +92,48 @@ def test_holm_by_hand():
 
 
 def test_a_look_decides_open_claims_in_their_direction():
+    # 10 pairs each: the first two all of one sign, exact sign-flip p = 2 / 2**10 = 0.00195 each; the
+    # third mixes signs with mean 0: every pattern's |sum| >= 0, p = 1
     diffs = [
-        np.array([1.0, 1.1, 0.9, 1.0]),
-        np.array([-1.0, -1.1, -0.9, -1.0]),
-        np.array([1.0, -1.0, 0.5, -0.5]),
+        np.array([1.0, 1.1, 0.9, 1.0, 1.2, 0.8, 1.0, 1.1, 0.9, 1.0]),
+        -np.array([1.0, 1.1, 0.9, 1.0, 1.2, 0.8, 1.0, 1.1, 0.9, 1.0]),
+        np.array([1.0, -1.0, 0.5, -0.5, 0.2, -0.2, 0.3, -0.3, 0.1, -0.1]),
     ]
     holm = 0.01 / np.array([1, 1, 2, 3])  # thresholds[r] = 0.01 / r: Holm at 0.01
     look = decide_look(0, holm, diffs, signs=[1, 1, -1], open_=[True, True, True])
+    assert look.p == pytest.approx([2 / 2**10, 2 / 2**10, 1.0])
+    # 0.00195 <= 0.01 / 3 and <= 0.01 / 2: both decided, the first in its claim's direction
     assert look.decided == ["reproduced", "contradicted", ""]
     # the two smallest p (equal) face 0.01 / 3 and 0.01 / 2, the largest 0.01 / 1
     assert sorted(look.level) == pytest.approx([0.01 / 3, 0.01 / 2, 0.01])
     closed = decide_look(1, holm, diffs, signs=[1, 1, -1], open_=[False, True, True])
     assert (
-        closed.decided == ["", "contradicted", ""] and closed.n == [4, 4, 4] and math.isnan(closed.level[0])
+        closed.decided == ["", "contradicted", ""] and closed.n == [10, 10, 10] and math.isnan(closed.level[0])
     )
+
+
+def test_equal_nonzero_differences_get_the_exact_p_and_are_not_decided_below_its_floor():
+    # the t-test gave p = 0 here (no spread), deciding at any look; the exact test gives 2 / 2**n
+    for n in (2, 4, 8):
+        assert p_values(np.full(n, 0.25)) == 2 / 2**n
+    # a float-rounding spread (1e-17) made the t p ~1e-45; the exact p stays 2 / 2**4 = 0.125
+    assert p_values(0.1 + np.array([0.0, 1e-17, -1e-17, 0.0])) == 0.125
+    look = decide_look(0, np.array([np.nan, 0.05]), [np.full(4, 1.0)], signs=[1], open_=[True])
+    assert look.p == [0.125] and look.decided == [""]
+
+
+def test_looks_that_no_p_can_reach_pass_their_alpha_on():
+    # plan 4/4/24 (REAL): spend(t) = 2 - 2 Phi(1.959964 / sqrt t); the smallest exact p of n pairs is 2 / 2**n.
+    # look 1, n = 4, t = 1/6: z = 4.8009, spend 1.6e-6 < 0.125: nothing can be decided, carried.
+    # look 2, n = 8, t = 1/3: z = 3.3948, spend 6.87e-4 < 2/256 = 0.0078: carried (level 0).
+    # look 3, n = 12, t = 1/2: spend 0.005575 (test_obf_spending_by_hand) >= 2/4096: the look gets all of it.
+    levels = look_levels(REAL)
+    assert levels[:2].tolist() == [0.0, 0.0]
+    assert levels[2] == pytest.approx(obf_spending(0.5, 0.05))
+    assert levels[3:] == pytest.approx(np.diff(obf_spending(np.array([0.5, 4 / 6, 5 / 6, 1.0]), 0.05)))
+    assert levels.sum() == pytest.approx(0.05)
+    # a plan whose every look is below its floor still spends alpha at the last look
+    assert look_levels(Plan(2, 1, 4)).tolist() == pytest.approx([0.0, 0.0, 0.05])
 
 
 @pytest.mark.parametrize(
@@ -139,6 +168,30 @@ def arm_differences(rng, draw_arm):
     return draw
 
 
+def pass_at_1(rng, questions: int = 32, samples: int = 2):
+    """An arm's pass@1 per seed over `questions` x `samples` draws: values on a grid of 1/64, so equal
+    arms tie. Each question's solve rate is fixed across arms and seeds (a benchmark's easy and hard
+    questions), from 0.03 to 0.97."""
+    solve = np.linspace(0.03, 0.97, questions)  # (questions,)
+
+    def draw(shape):
+        hits = rng.random((*shape, questions, samples)) < solve[:, None]  # (..., questions, samples)
+        return hits.mean(axis=(-2, -1))
+
+    return draw
+
+
+def win_rate(rng, prompts: int = 72):
+    """An arm's win rate against SFT per seed over `prompts` judged pairs: win 1, tie 1/2, loss 0 with
+    probabilities 0.80 / 0.05 / 0.15 (a trained policy's rate near 0.82, as in the real studies)."""
+
+    def draw(shape):
+        outcome = rng.choice([1.0, 0.5, 0.0], p=[0.80, 0.05, 0.15], size=(*shape, prompts))
+        return outcome.mean(axis=-1)
+
+    return draw
+
+
 NULLS = {
     "normal": lambda rng: lambda s: rng.standard_normal(s),
     "heavy-tailed t3": lambda rng: lambda s: rng.standard_t(3, s),
@@ -148,21 +201,42 @@ NULLS = {
     "arms exponential (skewed), shared arms": lambda rng: arm_differences(
         rng, lambda s: rng.exponential(1, s)
     ),
+    # discrete laws, where differences tie: the t-test's FWER was 0.16-0.24 on the first (below)
+    "differences in {-1, 0, +1}": lambda rng: lambda s: rng.integers(-1, 2, s).astype(float),
+    "pass@1 over 32 x 2 draws, shared arms": lambda rng: arm_differences(rng, pass_at_1(rng)),
+    "win rate over 72 prompts, shared arms": lambda rng: arm_differences(rng, win_rate(rng)),
 }
+PLAN16 = Plan(start=4, wave=4, max_seeds=16)  # the filed null study's plan (4 looks); REAL's 24 is the benchmark's
+N_LAW = 5_000  # SE of a rate near 0.05: sqrt(0.05 * 0.95 / 5000) = 0.003
 
 
 @pytest.mark.parametrize("law", list(NULLS))
 def test_family_wise_error_rate_over_looks_and_claims_is_at_most_alpha(law):
     rng = np.random.default_rng(34)
-    rate, se = fwer(REAL, NULLS[law](rng), n_claims=6, n_studies=N_STUDIES)
+    rate, se = fwer(PLAN16, NULLS[law](rng), n_claims=6, n_studies=N_LAW)
     assert rate <= 0.05 + 3 * se, f"{law}: FWER {rate:.4f} (SE {se:.4f})"
 
 
+def test_a_tied_null_with_a_look_after_every_second_seed_stays_at_alpha():
+    """Plan 2/2/10, one claim, differences in {-1, 0, +1}: the t-test decided (1, 1) at 2 seeds (p = 0),
+    a family-wise error rate of 0.24 (10,000 studies, 2026-11-28); the exact test cannot go below
+    2 / 2**n, and the looks it cannot reach pass their alpha on."""
+    rng = np.random.default_rng(7)
+
+    def ternary(shape):
+        return rng.integers(-1, 2, shape).astype(float)
+
+    rate, se = fwer(Plan(2, 2, 10), ternary, n_claims=1, n_studies=N_STUDIES)
+    assert rate <= 0.05 + 3 * se, f"FWER {rate:.4f} (SE {se:.4f})"
+    t_rate, _ = fwer(Plan(2, 2, 10), ternary, n_claims=1, n_studies=N_STUDIES, test=t_p_values)
+    assert t_rate > 0.1, "the simulation no longer sees what the t-test did on ties"
+
+
 def test_the_simulation_can_fail_testing_every_look_at_alpha():
-    """Without spending (Holm at 0.05 at each of the 6 looks: alpha spent at every t) the FWER is well
+    """Without spending (Holm at 0.05 at each of the 4 looks: alpha spent at every t) the FWER is well
     above 0.05: the simulation sees what the spending prevents."""
     rng = np.random.default_rng(1)
-    rejected, _ = simulate(REAL, rng.standard_normal, 6, N_STUDIES, spend=lambda t, a: a * 6 * np.asarray(t))
+    rejected, _ = simulate(PLAN16, rng.standard_normal, 6, N_LAW, spend=lambda t, a: a * 4 * np.asarray(t))
     assert rejected.any(axis=1).mean() > 0.08
 
 
