@@ -60,12 +60,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a claim the study saved, not to test this time (repeatable; its text as saved)",
     )
     p.add_argument(
+        "--min-effect",
+        type=_min_effect,
+        default=0.5,
+        metavar="SD",
+        help="the smallest effect of interest the seeds-needed lines are sized for, in SDs of the paired "
+        "differences, where a claim names none ('... by <effect>' in the metric's units); default 0.5",
+    )
+    p.add_argument(
         "--wandb",
         action="store_true",
         help="also log the comparison to W&B: a compare run in the study's group and, online, a W&B "
         "report and workspace (offline: their JSON, wandb_report.json); needs a W&B login or WANDB_MODE",
     )
     return p.parse_args(argv)
+
+
+def _min_effect(text: str) -> float:
+    """--min-effect's value: a number > 0 (argparse makes the ValueError a one-line usage error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of SDs > 0, e.g. 0.5")
+    return value
 
 
 def _most_common(values: list, default: str) -> str:
@@ -161,7 +180,10 @@ def compare(args: argparse.Namespace):
         )
         saved = []
     claims = parse_claims([*saved, *args.claim])
-    return aggregate(runs, by, args.metric, args.budget, args.baseline, problems, claims), runs, out
+    comparison = aggregate(
+        runs, by, args.metric, args.budget, args.baseline, problems, claims, min_effect_sd=args.min_effect
+    )
+    return comparison, runs, out
 
 
 def result_lines(c, by: str) -> list[str]:
@@ -189,6 +211,7 @@ def result_lines(c, by: str) -> list[str]:
             d = paired[r["group"]]
             line += f"   diff {fmt_ci(d.diff, d.diff_lo, d.diff_hi)}, Holm p {fmt(d.p_holm)}: {d.verdict}"
         lines.append(line)
+    lines.append(f"  action: {c.action}")
     if c.claims is not None:
         lines.append(f"claims ({len(c.claims)}, Holm-corrected together):")
         for r in c.claims.itertuples():
@@ -197,7 +220,7 @@ def result_lines(c, by: str) -> list[str]:
                 f"  {r.verdict.upper():<12} {r.claim}: a - b = {fmt_ci(r.diff, r.diff_lo, r.diff_hi)}, "
                 f"{r.n_pairs} seeds, Holm p {fmt(r.p_holm)}{why}"
             )
-        lines += power_lines(c.claims, c.power or [])
+        lines += power_lines(c.claims, c.power or [], c.min_effect_sd)
     lines += noise_line(c.noise)
     lines += across_lines(c.across_tasks)
     return lines + [f"  note: {note}" for note in c.notes]

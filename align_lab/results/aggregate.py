@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from align_lab.results import stats
 from align_lab.results.across_tasks import across_tasks
+from align_lab.results.action import action_line
 from align_lab.results.claims import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Claim, check_claims, claim_table
 from align_lab.results.comparison import SFT, Comparison, Curve
 from align_lab.results.extract import (
@@ -27,7 +28,7 @@ from align_lab.results.extract import (
 )
 from align_lab.results.noise import group_noise
 from align_lab.results.notes import comparison_notes
-from align_lab.results.power import power_table
+from align_lab.results.power import DEFAULT_MIN_EFFECT_SD, power_table
 from align_lab.results.runs import COMPLETED, Run, group_label, lookup
 from align_lab.results.tables import group_table, has_sft, paired_table, sft_row
 
@@ -87,12 +88,7 @@ def headline(paired: pd.DataFrame, metric: str, baseline: str) -> str:
     if not len(paired):
         return f"Only one group: nothing to compare on {metric}."
     if not beyond:
-        text = f"No group differs from {baseline} on {metric} beyond seed noise"
-        hinted = [r for r in paired.itertuples() if "CI excludes 0" in str(r.verdict)]
-        if hinted:  # the CIs say more than the test can with these seeds
-            said = ", ".join(f"{r.group} {r.diff:+.3g} [{r.diff_lo:+.3g}, {r.diff_hi:+.3g}]" for r in hinted)
-            text += f" by the test, but the paired CI excludes 0 for {said}; more seeds can confirm it"
-        return text + "."
+        return f"No group differs from {baseline} on {metric} beyond seed noise (the exact test, Holm)."
     said = "; ".join(f"{r.group} {r.diff:+.3g} [{r.diff_lo:+.3g}, {r.diff_hi:+.3g}]" for r in beyond)
     return f"Beyond seed noise on {metric}, against {baseline}: {said}."
 
@@ -178,8 +174,11 @@ def aggregate(
     baseline: str | None = None,
     problems: list[str] | None = None,
     claims: list[Claim] | None = None,
+    min_effect_sd: float = DEFAULT_MIN_EFFECT_SD,
 ) -> Comparison:
-    """Every table and curve of the report, from the runs (any status); each claim tested."""
+    """Every table and curve of the report, from the runs (any status); each claim tested, and the
+    seeds that would decide what is not, for a smallest effect of interest of min_effect_sd SDs where a
+    claim names none."""
     import pandas as pd
 
     if budget not in BUDGETS:
@@ -219,11 +218,13 @@ def aggregate(
         curves=curves,
         trajectories=trajectories,
         claims=claim_table(claims, table) if claims else None,
-        power=power_table(claims, table) if claims else None,
+        power=power_table(claims, table, min_effect_sd=min_effect_sd) if claims else None,
         noise=group_noise(table, metric),
         across_tasks=across_tasks(runs, by),
         headline=headline(paired, metric, base),
+        min_effect_sd=min_effect_sd,
     )
     comparison.headline = question_headline(comparison) or comparison.headline
+    comparison.action = action_line(comparison, min_effect_sd)
     comparison.notes = comparison_notes(comparison, runs, baseline, list(problems or []))
     return comparison

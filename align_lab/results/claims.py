@@ -1,11 +1,14 @@
 """A study's claims as hypotheses: "rloo > ppo on eval/gold_reward" -> reproduced, contradicted or
 inconclusive, from the runs paired by seed (stats.paired_tests: the paired sign-flip test and the
 Student-t CI of the paired differences, as in the report's paired tables), Holm-corrected over the
-study's claims. Pure computation; report.py renders it.
+study's claims. The verdict is the test's alone (one story: the words and the p agree); the CI
+describes the difference. A claim may name its smallest effect of interest, "... by 0.02" (in the
+metric's units), for the seeds-needed line (power.py). Pure computation; report.py renders it.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,8 +21,14 @@ from align_lab.results.tables import per_seed
 if TYPE_CHECKING:
     import pandas as pd
 
-SYNTAX = '"<group> > <group> on <metric>" (or <), e.g. "rloo > ppo on eval/gold_reward"'
-_CLAIM = re.compile(r"^\s*(?P<a>[^\s<>]+)\s*(?P<op>[<>])\s*(?P<b>[^\s<>]+)\s+on\s+(?P<metric>\S+)\s*$")
+SYNTAX = (
+    '"<group> > <group> on <metric>" (or <), optionally "... by <smallest effect of interest>", e.g. '
+    '"rloo > ppo on eval/gold_reward" or "rloo > ppo on eval/pass@1 by 0.02"'
+)
+_CLAIM = re.compile(
+    r"^\s*(?P<a>[^\s<>]+)\s*(?P<op>[<>])\s*(?P<b>[^\s<>]+)\s+on\s+(?P<metric>\S+)"
+    r"(?:\s+by\s+(?P<by>\S+))?\s*$"
+)
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
 
 
@@ -31,9 +40,11 @@ class Claim:
     op: str
     b: str
     metric: str
+    min_effect: float | None = None  # the smallest effect of interest, in the metric's units ("by 0.02")
 
     def __str__(self) -> str:
-        return f"{self.a} {self.op} {self.b} on {self.metric}"
+        by = f" by {self.min_effect:g}" if self.min_effect is not None else ""
+        return f"{self.a} {self.op} {self.b} on {self.metric}{by}"
 
     @property
     def sign(self) -> int:
@@ -48,7 +59,20 @@ def parse_claim(text: str) -> Claim:
         raise ValueError(f"claim {text!r}: not understood; write {SYNTAX}")
     if m["a"] == m["b"]:
         raise ValueError(f"claim {text!r}: compares {m['a']} with itself")
-    return Claim(m["a"], m["op"], m["b"], m["metric"])
+    return Claim(m["a"], m["op"], m["b"], m["metric"], _min_effect(text, m["by"]))
+
+
+def _min_effect(text: str, by: str | None) -> float | None:
+    """The number after "by": finite and > 0, else a one-line ValueError."""
+    if by is None:
+        return None
+    try:
+        value = float(by)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"claim {text!r}: by {by}: the smallest effect of interest must be a number > 0")
+    return value
 
 
 def parse_claims(texts) -> list[Claim]:
@@ -73,7 +97,9 @@ def check_claims(claims: list[Claim], groups: list[str], metrics: set[str]) -> N
 
 
 def claim_verdict(claim: Claim, diff: float, lo: float, hi: float, p_holm: float, n: int) -> tuple[str, str]:
-    """(verdict, why) of one claim from the paired difference a - b: its mean, CI and Holm p."""
+    """(verdict, why) of one claim from the paired difference a - b: the exact test's Holm p decides and
+    the mean's sign gives the direction; the CI (lo, hi) only adds a word where it disagrees (a skewed
+    difference), never a verdict of its own."""
     if n < 2:
         return INCONCLUSIVE, f"{n} paired seed(s): no test"
     floor = stats.smallest_p_value(n)
@@ -81,10 +107,10 @@ def claim_verdict(claim: Claim, diff: float, lo: float, hi: float, p_holm: float
         if floor >= ALPHA:
             return INCONCLUSIVE, f"{n} paired seeds: the exact test cannot go below p = {floor:.3g}"
         return INCONCLUSIVE, f"Holm p = {p_holm:.3g} >= {ALPHA}"
-    if lo > 0 or hi < 0:
-        agrees = (diff > 0) == (claim.sign > 0)
-        return (REPRODUCED, "") if agrees else (CONTRADICTED, "significant, in the opposite direction")
-    return INCONCLUSIVE, "the CI covers 0"
+    disagrees = "" if lo > 0 or hi < 0 else "; the t CI covers 0 (skewed differences): read it"
+    if (diff > 0) == (claim.sign > 0):
+        return REPRODUCED, disagrees.removeprefix("; ")
+    return CONTRADICTED, "significant, in the opposite direction" + disagrees
 
 
 CLAIM_COLUMNS = ["claim", "n_pairs", "a_mean", "b_mean", "diff", "diff_lo", "diff_hi", "p", "p_holm"]

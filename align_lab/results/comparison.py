@@ -38,6 +38,8 @@ class Comparison:
     noise: list = field(default_factory=list)  # noise.GroupNoise per group (eval/ metrics): eval share
     across_tasks: object = None  # across_tasks.AcrossTasks when the runs span tasks; None: one task
     headline: str = ""  # one sentence: what differs from the baseline beyond seed noise
+    action: str = ""  # the line to act on: what is decided, and the seeds that would decide the rest
+    min_effect_sd: float = 0.5  # the smallest effect of interest in SDs where a claim names none
 
     @property
     def matched_column(self) -> str:

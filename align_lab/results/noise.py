@@ -1,10 +1,13 @@
 """How much of a group's spread over seeds is evaluation noise: one group's final `eval/X` over its seeds
-has variance Var_s = sigma^2_eval + sigma^2_train, where sigma^2_eval is the variance that sampling the
+has variance Var_s = sigma^2_eval + sigma^2_seed, where sigma^2_eval is the variance that sampling the
 evaluation adds to one run's mean (power.eval_variance of the run's per-sample records against zero:
-(1/P^2) sum_i s_i^2 / n_i over its prompts), averaged over the group's runs. Its share of Var_s says
-whether more evaluation samples (a share near 1) or more seeds (near 0) narrows the group's CI. A share
-above 1 means the seeds spread less than evaluation alone would make them (e.g. runs that train the same
-policy from shared stages): the group's spread is evaluation noise.
+(1/P^2) sum_i s_i^2 / n_i over its prompts), averaged over the group's runs, and sigma^2_seed =
+max(0, Var_s - sigma^2_eval) the rest (training). The split is a decomposition of
+sigma^2_eval + sigma^2_seed = max(Var_s, sigma^2_eval): eval share sigma^2_eval / that, seed share
+sigma^2_seed / that, adding up to 100%. Where the seeds spread less than evaluation alone would
+(Var_s < sigma^2_eval, e.g. runs that train the same policy from shared stages), the eval share is 100%
+and the line says so, with both SDs, rather than printing a share above 100%. A share near 100% says more
+evaluation samples narrow the group's CI; near 0, more seeds (docs/compare.md).
 """
 
 from __future__ import annotations
@@ -33,8 +36,15 @@ class GroupNoise:
 
     @property
     def share(self) -> float:
-        """sigma^2_eval / Var_s; NaN below 2 runs or with no spread (an SD below 1e-12: rounding)."""
-        return self.eval_sd**2 / self.sd**2 if self.n >= 2 and self.sd > 1e-12 else math.nan
+        """The eval share sigma^2_eval / (sigma^2_eval + sigma^2_seed) in [0, 1] (the seed share is 1 minus
+        it); NaN below 2 runs or where neither the seeds nor evaluation spread (below 1e-12: rounding)."""
+        total = max(self.sd**2, self.eval_sd**2)  # sigma^2_eval + max(0, Var_s - sigma^2_eval)
+        return self.eval_sd**2 / total if self.n >= 2 and total > 1e-24 else math.nan
+
+    @property
+    def below_eval(self) -> bool:
+        """The seeds spread less than evaluation alone would: Var_s < sigma^2_eval."""
+        return self.sd < self.eval_sd
 
 
 def run_eval_variance(folder: Path, field: str) -> float:
@@ -62,31 +72,40 @@ def group_noise(runs: pd.DataFrame, metric: str) -> list[GroupNoise]:
     return out
 
 
+def split_text(g: GroupNoise) -> str:
+    """`eval 10% + seeds 90% (SD 0.113, eval 0.0366)`, and why the eval share is 100% where it is."""
+    text = f"eval {g.share:.0%} + seeds {1 - g.share:.0%} (SD {g.sd:.3g}, eval {g.eval_sd:.3g}"
+    return text + (": the seeds spread less than evaluation alone would)" if g.below_eval else ")")
+
+
 def noise_line(noise: list[GroupNoise]) -> list[str]:
-    """`  evaluation noise: share of each group's variance over seeds: dpo 150%, grpo 10%, ...`."""
-    shares = [
-        f"{g.group} {g.share:.0%} (SD {g.sd:.3g}, eval {g.eval_sd:.3g})"
-        for g in noise
-        if math.isfinite(g.share)
-    ]
+    """`  evaluation noise and seeds in each group's variance over seeds: dpo eval 100% + seeds 0% ...`."""
+    shares = [f"{g.group} {split_text(g)}" for g in noise if math.isfinite(g.share)]
     if not shares:
         return []
-    return ["  evaluation noise, share of each group's variance over seeds: " + "; ".join(shares)]
+    return ["  evaluation noise and seeds in each group's variance over seeds: " + "; ".join(shares)]
 
 
 def noise_blocks(noise: list[GroupNoise]) -> list:
-    """The report's section: each group's SD over seeds, its evaluation part and that part's share."""
+    """The report's section: each group's SD over seeds, its evaluation part and the split of the two."""
     from align_lab.results.render import Heading, Paragraph, Table
 
     if not noise:
         return []
-    rows = [[g.group, str(g.n), f"{g.sd:.3g}", f"{g.eval_sd:.3g}", f"{g.share:.0%}"] for g in noise]
+    rows = [
+        [g.group, str(g.n), f"{g.sd:.3g}", f"{g.eval_sd:.3g}"]
+        + ([f"{g.share:.0%}", f"{1 - g.share:.0%}"] if math.isfinite(g.share) else ["n/a", "n/a"])
+        + ["the seeds spread less than evaluation alone would" if g.below_eval else ""]
+        for g in noise
+    ]
     return [
         Heading("Evaluation noise in each group's spread"),
         Paragraph(
             "SD of the final metric over a group's seeds, and the SD that sampling the evaluation alone adds "
             "to one run's mean ((1/P^2) sum_i s_i^2 / n_i over the run's per-sample records, averaged over "
-            "runs). A share near 100% says more evaluation samples narrow the CI; near 0, more seeds."
+            "runs). The variance splits as eval + seeds = 100%: eval^2 / max(SD^2, eval^2) and the rest "
+            "(docs/compare.md). An eval share near 100% says more evaluation samples narrow the CI; near "
+            "0, more seeds."
         ),
-        Table(["group", "runs", "SD over seeds", "evaluation SD", "evaluation share of variance"], rows),
+        Table(["group", "runs", "SD over seeds", "evaluation SD", "eval share", "seed share", "note"], rows),
     ]

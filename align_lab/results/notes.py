@@ -8,12 +8,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from align_lab.results import stats
 from align_lab.results.averaged import averaged_notes
 from align_lab.results.comparison import SFT, Comparison
 from align_lab.results.extract import BUDGETS, is_completed
 from align_lab.results.runs import COMPLETED, NEVER_POOLED, Run, group_label
-from align_lab.results.stats import ALPHA
 from align_lab.results.tables import has_sft
 
 if TYPE_CHECKING:
@@ -136,14 +134,7 @@ def _pairing_notes(runs: pd.DataFrame, baseline: str, paired: pd.DataFrame) -> l
     for (g, s), n in Counter(zip(done["group"], done["seed"], strict=True)).items():
         if n > 1:
             notes.append(f"{g} has {n} completed runs with seed {s:g}; their mean is used for pairing.")
-    if len(paired):
-        n_max = int(paired["n_pairs"].max())
-        if 0 < n_max < 6:
-            notes.append(
-                f"With {n_max} paired seeds the smallest possible exact p-value is 2/2^{n_max} = "
-                f"{stats.smallest_p_value(n_max):.3g}: no difference can reach p < {ALPHA} "
-                "(6 seeds are needed); read the CIs."
-            )
+    # too few seeds for the exact test is said by each group's verdict and by the action line, not here
     if baseline == SFT:  # every run carries its own SFT reference: nothing is left unpaired
         return notes
     base_seeds = set(done.loc[done["group"] == baseline, "seed"])

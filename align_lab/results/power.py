@@ -13,11 +13,18 @@ varies; with one sample per prompt, var(d) / N). sigma^2_eval is its mean over s
 sigma^2_seed = max(0, var_s(D_s) - sigma^2_eval). Metrics without a per-sample field (time/*, train/*)
 are all between-seed variance.
 
-Seeds for 80% power: the paired (one-sample) t test's, statsmodels' TTestPower at effect mean(D) /
-sd(D) and alpha / claims (the level Holm gives the worst-ranked claim: Bonferroni's, conservative),
-and at least the exact sign-flip test's floor (stats.smallest_p_value(n) = 2 / 2^n must fall below
-alpha / claims). With k times the evaluation samples per prompt, sigma^2_eval / k replaces
-sigma^2_eval. Pure computation, apart from reading the records.
+Seeds needed, sized so that they cannot mislead (not post-hoc power from the observed effect, which
+under no effect prints a small number that more seeds then fail to reach: benchmarks/seeds_needed.py):
+the seeds per arm with which a fixed design at the family's level (alpha / claims, the level Holm gives
+the worst-ranked claim) has 80% power against a smallest effect of interest delta: the claim's own
+("... by 0.02", in the metric's units), else DEFAULT_MIN_EFFECT_SD x the SD of the differences (compare's
+--min-effect). The SD is the one-sided 80% upper confidence bound of the observed one (chi-square on n - 1
+df: a few seeds under-estimate it as often as not), and the figure is the paired t test's (statsmodels'
+TTestPower at delta / SD), at least the exact sign-flip test's floor (stats.smallest_p_value(n) = 2 / 2^n
+must fall below the level). Every line says what it rests on: the seeds, the SD, delta and where delta
+came from; an observed effect against the claim's direction is named. With k times the evaluation
+samples per prompt, sigma^2_eval / k replaces sigma^2_eval. Pure computation, apart from reading the
+records.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ if TYPE_CHECKING:
 
 POWER = 0.8
 EVAL_FACTORS = (2, 4)  # evaluation samples per prompt multiplied by these
+DEFAULT_MIN_EFFECT_SD = 0.5  # smallest effect of interest where a claim names none: half the differences' SD
+SD_CONFIDENCE = 0.8  # the SD behind a seeds figure: this one-sided upper confidence bound of the observed one
 Key = tuple[int, int]  # (prompt_id, sample)
 
 
@@ -127,10 +136,21 @@ def smallest_pairs(size: float, alpha: float, power: float = POWER) -> int:
 
 
 def seeds_needed(effect: float, sd: float, alpha: float, power: float = POWER) -> int | None:
-    """max(ceil(t test's pairs), sign-flip floor); None without an effect or an SD."""
+    """max(ceil(t test's pairs), sign-flip floor) for a true effect `effect` with SD `sd`; None without
+    an effect or an SD."""
     if not math.isfinite(effect) or effect == 0 or not math.isfinite(sd):
         return None
     return max(math.ceil(t_test_seeds(effect, sd, alpha, power) - 1e-9), sign_flip_floor(alpha))
+
+
+def sd_upper(sd: float, n: int, confidence: float = SD_CONFIDENCE) -> float:
+    """One-sided upper confidence bound of a normal SD from n values (chi-square on n - 1 df):
+    s * sqrt((n - 1) / chi2_{1 - confidence}(n - 1)). n = 8, 80%: s * 1.35; n = 2: s * 3.95. NaN below 2."""
+    from scipy import stats as sps
+
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    return sd * math.sqrt((n - 1) / float(sps.chi2.ppf(1 - confidence, n - 1)))
 
 
 @dataclass(frozen=True)
@@ -138,12 +158,22 @@ class ClaimPower:
     claim: str
     n: int  # paired seeds
     effect: float  # mean a - b
+    lo: float  # 95% Student-t CI of the mean a - b, in the difference's range
+    hi: float
     sd: float  # SD of the paired differences
     eval_var: float  # sigma^2_eval; NaN when unknown
     seed_var: float  # sigma^2_seed; NaN when unknown
-    seeds: int | None  # for 80% power at alpha / claims
+    min_effect: float  # the smallest effect of interest the seeds are sized for (metric units); NaN: no SD
+    min_effect_set: bool  # the claim named it ("by <effect>"); else DEFAULT_MIN_EFFECT_SD x sd
+    level: float  # the fixed design's level per claim: alpha / claims
+    seeds: int | None  # for 80% power against min_effect at `level`, the SD at its upper bound
     seeds_more_eval: dict[int, int | None]  # eval factor k -> seeds with k x the samples per prompt
     note: str  # why the split is unknown, or what it means
+    against: bool = False  # the observed effect's sign is against the claim's direction
+
+    @property
+    def covers_zero(self) -> bool:
+        return not (self.lo > 0 or self.hi < 0)
 
 
 def _split(total: float, eval_var: float) -> float:
@@ -167,15 +197,17 @@ def seed_eval_variance(runs: pd.DataFrame, claim: Claim, seed: float, field: str
     return var, "" if math.isfinite(var) else f"records without {field!r}"
 
 
-def claim_power(claim: Claim, runs: pd.DataFrame, alpha: float) -> ClaimPower:
+def claim_power(
+    claim: Claim, runs: pd.DataFrame, alpha: float, min_effect_sd: float = DEFAULT_MIN_EFFECT_SD
+) -> ClaimPower:
     """The effect, its SD split into evaluation and seeds, and the seeds needed, of one claim."""
     empty: dict = {}
     by_group = per_seed(runs, claim.metric)
     a, b = by_group.get(claim.a, empty), by_group.get(claim.b, empty)
     seeds = sorted(set(a.keys()) & set(b.keys()))
     diffs = np.array([a[s] - b[s] for s in seeds], dtype=float)  # (seeds,)
-    n = len(diffs)
-    effect = float(diffs.mean()) if n else math.nan
+    n, effect, lo, hi = stats.mean_ci(diffs)
+    lo, hi = stats.clip_ci(lo, hi, stats.difference_range(claim.metric))
     total = float(diffs.var(ddof=1)) if n >= 2 else math.nan
     sd = math.sqrt(total) if n >= 2 else math.nan
     if not claim.metric.startswith("eval/"):
@@ -187,63 +219,124 @@ def claim_power(claim: Claim, runs: pd.DataFrame, alpha: float) -> ClaimPower:
         eval_var = float(np.mean([v for v, _ in found])) if found and not whys else math.nan
         note = f"eval split unknown ({'; '.join(whys)})" if whys else ""
     seed_var = _split(total, eval_var)
+    delta = claim.min_effect if claim.min_effect is not None else min_effect_sd * sd
+
+    def needed(sd_now: float) -> int | None:
+        return seeds_needed(delta, sd_upper(sd_now, n), alpha) if math.isfinite(sd_now) else None
+
     more = {
-        k: seeds_needed(effect, math.sqrt(seed_var + eval_var / k), alpha)
-        if math.isfinite(eval_var)
-        else None
+        k: needed(math.sqrt(seed_var + eval_var / k)) if math.isfinite(eval_var) else None
         for k in EVAL_FACTORS
     }
     if n < 2:
         note = f"{n} paired seed(s): no SD"
+    against = n > 0 and effect != 0 and (effect > 0) != (claim.sign > 0)
     return ClaimPower(
-        str(claim), n, effect, sd, eval_var, seed_var, seeds_needed(effect, sd, alpha), more, note
-    )
+        str(claim), n, effect, lo, hi, sd, eval_var, seed_var, delta, claim.min_effect is not None,
+        alpha, needed(sd), more, note, against,
+    )  # fmt: skip
 
 
-def power_table(claims: list[Claim], runs: pd.DataFrame, alpha: float = stats.ALPHA) -> list[ClaimPower]:
+def power_table(
+    claims: list[Claim],
+    runs: pd.DataFrame,
+    alpha: float = stats.ALPHA,
+    min_effect_sd: float = DEFAULT_MIN_EFFECT_SD,
+) -> list[ClaimPower]:
     """Every claim's power at alpha / (number of claims)."""
-    return [claim_power(c, runs, alpha / max(1, len(claims))) for c in claims]
+    return [claim_power(c, runs, alpha / max(1, len(claims)), min_effect_sd) for c in claims]
 
 
 def _sd(var: float) -> str:
     return "?" if not math.isfinite(var) else f"{math.sqrt(var):.3g}"
 
 
-def describe(p: ClaimPower) -> str:
-    """`effect +0.021, SD 0.045 (eval 0.030, seeds 0.034): ~31 seeds for 80% power (21 with 4x eval
-    samples)`, or why there is no such figure."""
-    if not math.isfinite(p.effect) or p.effect == 0:
-        return f"no effect observed ({p.n} paired seeds)"
-    if not math.isfinite(p.sd):
-        return f"effect {p.effect:+.3g}; {p.note}"
+def effect_of_interest(delta: float, named: bool, sd_units: float = DEFAULT_MIN_EFFECT_SD) -> str:
+    """`0.02 (the claim's)` or `0.087 (0.5 SD of the differences, the default: ...)`."""
+    if named:
+        return f"{delta:.3g} (the claim's smallest effect of interest)"
+    return (
+        f"{delta:.3g} ({sd_units:g} SD of the differences, the default smallest effect of interest: set "
+        "one with 'by <effect>' in the claim, or --min-effect)"
+    )
+
+
+def describe(p: ClaimPower, min_effect_sd: float = DEFAULT_MIN_EFFECT_SD) -> str:
+    """What the CI says, then the seeds that would decide the claim and what that figure rests on:
+    `CI [-0.099, +0.19] covers 0 at 8 seeds. ~52 seeds per arm would decide an effect of 0.087 (...) with
+    80% power: a fixed design at the family's level 0.0083, the SD 0.174 from 8 seeds taken at its 80%
+    upper bound 0.236 (eval 0.05, seeds 0.17)`."""
+    if p.n < 2 or not math.isfinite(p.sd):
+        return f"{p.n} paired seed(s): no CI, no SD, no seeds figure" + (f"; {p.note}" if p.note else "")
+    interval = "[all seeds equal]" if p.lo == p.hi else f"[{stats.fmt(p.lo)}, {stats.fmt(p.hi)}]"
+    text = f"CI {interval} {'covers' if p.covers_zero else 'excludes'} 0 at {p.n} seeds"
+    if p.against:
+        text += f"; the observed effect {p.effect:+.3g} is against the claim's direction"
+    if p.sd == 0:
+        return text + "; every seed gave the same difference: no SD to size more seeds by"
+    if p.seeds is None or not math.isfinite(p.min_effect) or p.min_effect == 0:
+        return text + "; no seeds figure" + (f" ({p.note})" if p.note else "")
     split = f"eval {_sd(p.eval_var)}, seeds {_sd(p.seed_var)}"
-    text = f"effect {p.effect:+.3g}, SD {p.sd:.3g} ({split}): ~{p.seeds} seeds for {POWER:.0%} power"
+    delta = effect_of_interest(p.min_effect, p.min_effect_set, min_effect_sd)
+    text += (
+        f". ~{p.seeds} seeds per arm would decide an effect of {delta} "
+        f"with {POWER:.0%} power: a fixed design at the family's level {p.level:.2g}, the SD {p.sd:.3g} "
+        f"from {p.n} seeds taken at its {SD_CONFIDENCE:.0%} upper bound {sd_upper(p.sd, p.n):.3g} ({split})"
+    )
     more = [f"{s} with {k}x eval samples" for k, s in p.seeds_more_eval.items() if s is not None]
     if more and p.eval_var > 0:
-        text += f" ({', '.join(more)})"
+        text += f"; {', '.join(more)}"
     return text + (f"; {p.note}" if p.note else "")
 
 
-def power_lines(claims: pd.DataFrame, power: list[ClaimPower]) -> list[str]:
+def power_lines(
+    claims: pd.DataFrame, power: list[ClaimPower], min_effect_sd: float = DEFAULT_MIN_EFFECT_SD
+) -> list[str]:
     """One terminal line per inconclusive claim: `  power: <claim>: <describe>`."""
     from align_lab.results.claims import INCONCLUSIVE
 
     verdicts = dict(zip(claims["claim"], claims["verdict"], strict=True))
-    return [f"  power: {p.claim}: {describe(p)}" for p in power if verdicts.get(p.claim) == INCONCLUSIVE]
+    return [
+        f"  power: {p.claim}: {describe(p, min_effect_sd)}"
+        for p in power
+        if verdicts.get(p.claim) == INCONCLUSIVE
+    ]
 
 
-def power_blocks(power: list[ClaimPower]) -> list:
+def pair_seeds(sd: float, n: int, level: float, min_effect_sd: float = DEFAULT_MIN_EFFECT_SD) -> int | None:
+    """Seeds per group that decide a difference of min_effect_sd x sd from a baseline with 80% power at
+    `level` (the SD at its upper bound, as for a claim); None without an SD."""
+    if n < 2 or not math.isfinite(sd) or sd == 0:
+        return None
+    return seeds_needed(min_effect_sd * sd, sd_upper(sd, n), level)
+
+
+def power_blocks(power: list[ClaimPower], min_effect_sd: float = DEFAULT_MIN_EFFECT_SD) -> list:
     """The report's section: every claim's effect, SD split and seeds needed."""
     from align_lab.results.render import Heading, Paragraph, Table
 
     def seeds(n: int | None) -> str:
         return "n/a" if n is None else str(n)
 
-    header = ["claim", "pairs", "effect a - b", "SD", "eval SD", "seed SD", "seeds for 80% power"]
+    header = ["claim", "pairs", "effect a - b [95% CI]", "SD", "eval SD", "seed SD", "effect of interest"]
+    header += ["SD's 80% upper bound", "seeds for 80% power"]
     header += [f"with {k}x eval samples" for k in EVAL_FACTORS] + ["note"]
     rows = [
-        [p.claim, str(p.n), stats.fmt(p.effect), stats.fmt(p.sd), _sd(p.eval_var), _sd(p.seed_var)]
-        + [seeds(p.seeds), *(seeds(p.seeds_more_eval[k]) for k in EVAL_FACTORS), p.note]
+        [
+            p.claim,
+            str(p.n),
+            stats.fmt_ci(p.effect, p.lo, p.hi),
+            stats.fmt(p.sd),
+            _sd(p.eval_var),
+            _sd(p.seed_var),
+        ]
+        + [stats.fmt(p.min_effect) + ("" if p.min_effect_set else f" ({min_effect_sd:g} SD)")]
+        + [
+            stats.fmt(sd_upper(p.sd, p.n)),
+            seeds(p.seeds),
+            *(seeds(p.seeds_more_eval[k]) for k in EVAL_FACTORS),
+        ]
+        + ["; ".join(x for x in ("against the claim's direction" if p.against else "", p.note) if x)]
         for p in power
     ]
     return [
@@ -252,8 +345,11 @@ def power_blocks(power: list[ClaimPower]) -> list:
             "SD of the paired differences a - b over seeds, split as Var = eval + seed: eval, the variance "
             "evaluation sampling adds (per-sample records, eval_samples.jsonl: (1/P^2) sum_i s_i^2 / n_i of "
             "the paired per-sample differences, averaged over seeds), seed the rest (training). Seeds for "
-            f"{POWER:.0%} power: the paired t test (statsmodels TTestPower) at effect / SD and alpha / "
-            "claims (Holm's worst case, the Bonferroni level: conservative), at least the exact sign-flip "
+            f"{POWER:.0%} power: a fixed design's seeds per arm against the smallest effect of interest (the "
+            f"claim's 'by <effect>', else {min_effect_sd:g} SD of the differences), never against the "
+            "observed effect: the paired t test (statsmodels TTestPower) at alpha / claims (Holm's worst "
+            f"case, the Bonferroni level), the SD taken at its one-sided {SD_CONFIDENCE:.0%} upper "
+            "confidence bound (chi-square: a few seeds under-estimate it), at least the exact sign-flip "
             "test's floor (2 / 2^n < alpha / claims). With k x eval samples per prompt, eval / k."
         ),
         Table(header, rows),

@@ -1,5 +1,6 @@
-"""The range each metric's true mean lies in, by name: rates in [0, 1], durations, counts, lengths and
-memory >= 0, every other metric unbounded. stats.py keeps its CIs inside (stats.metric_ci, paired_test).
+"""The range each metric's true mean lies in, by name: rates in [0, 1], the KL to the reference,
+durations, counts, lengths and memory >= 0, every other metric unbounded. stats.py keeps its CIs
+inside (stats.metric_ci, paired_test).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ METRIC_RANGES: tuple[tuple[str, float, float], ...] = (
     ("eval/finished_fraction", 0.0, 1.0),
     ("eval/distinct_*", 0.0, 1.0),
     ("eval/repeated_words", 0.0, 1.0),
+    # the policy's KL to the reference on its own samples: a divergence, >= 0 (a sample's k1 term may be
+    # < 0, their mean's expectation is not; train/kl is left out: off-policy rows estimate no divergence)
+    ("eval/kl", 0.0, math.inf),
     ("eval/response_length", 0.0, math.inf),
     ("train/response_length", 0.0, math.inf),
     ("time/*", 0.0, math.inf),

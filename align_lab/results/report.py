@@ -130,9 +130,12 @@ def claims_blocks(claims: pd.DataFrame) -> list[Block]:
             "Each claim 'a > b on metric' (or <) tested on the runs paired by seed: mean a - b with a "
             "95% Student-t CI of the paired differences, two-sided exact sign-flip p, Holm-corrected "
             "over the claims. "
-            "reproduced: Holm p < 0.05 and the CI on the claimed side of 0; contradicted: the same on "
-            "the other side; inconclusive: otherwise (6 paired seeds are the fewest that can reach "
-            "p < 0.05 before correction)."
+            "The test alone decides (one story: the verdict and its p agree): reproduced: Holm p < 0.05 "
+            "and the mean difference on the claimed side of 0; contradicted: Holm p < 0.05 on the other "
+            "side; inconclusive: otherwise (6 paired seeds are the fewest that can reach p < 0.05 before "
+            "correction). The CI describes the difference and decides nothing; where it disagrees with "
+            "a decided test (skewed differences), the why column says so. A CI of no width says 'all "
+            "seeds equal': every seed gave the same difference, which is not certainty."
         ),
         claims_block(claims),
     ]
@@ -141,7 +144,7 @@ def claims_blocks(claims: pd.DataFrame) -> list[Block]:
 def verdict_blocks(c: Comparison) -> list[Block]:
     """What the study decided, above the tables: the claims, their power, verdicts across tasks, notes."""
     blocks = claims_blocks(c.claims) if c.claims is not None else []
-    blocks += power_blocks(c.power) if c.power else []
+    blocks += power_blocks(c.power, c.min_effect_sd) if c.power else []
     blocks += noise_blocks(c.noise)
     blocks += across_blocks(c.across_tasks)
     return blocks + ([Heading("Notes"), Bullets(c.notes)] if c.notes else [])
@@ -181,6 +184,7 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
             f"{len(c.runs)} runs in {len(c.groups)} groups; baseline: {c.baseline}; metric: {c.metric}."
         ),
         Paragraph(c.headline),
+        Paragraph(f"Action: {c.action}"),
     ]
     blocks += verdict_blocks(c) + plan_blocks(roots)
     blocks += [
@@ -201,8 +205,9 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
             "evaluation, same seed); CI: Student-t of the per-seed differences. p: two-sided sign-flip "
             "permutation test "
             "(exact up to 30 pairs); Holm p: Holm-Bonferroni across the compared groups. "
-            "The verdict says what the CI and the test can say: 'beyond seed noise' needs the CI to "
-            "exclude 0 and Holm p < 0.05, which needs at least 6 paired seeds."
+            "The verdict is the test's alone, so its words and its p agree: 'beyond seed noise' is Holm p "
+            "< 0.05, which needs at least 6 paired seeds (more with more groups); 'not decided' says why. "
+            "The CI describes the difference and decides nothing."
         ),
         paired_block(c.paired),
         Heading(f"Compute-matched: {metric_name} at {fmt(c.common_budget)} {budget_name}"),

@@ -201,7 +201,9 @@ def look_thresholds(
     info = look_seeds(plan)
     out = np.full((len(info), n_claims + 1), np.nan)
     for r in range(1, n_claims + 1):
-        out[:, r] = boundary_levels(info, plan.alpha / r, spend) if exact else look_levels(plan, spend, carry) / r
+        out[:, r] = (
+            boundary_levels(info, plan.alpha / r, spend) if exact else look_levels(plan, spend, carry) / r
+        )
     out.flags.writeable = False
     return out
 
@@ -245,8 +247,8 @@ def decide_look(
     index: int, thresholds: np.ndarray, diffs: Sequence, signs: Sequence[int], open_: Sequence[bool]
 ) -> Look:
     """Look `index`: the step-down with `thresholds` (look_thresholds' row) over the open claims' exact
-    sign-flip tests. diffs[j]: claim j's per-seed a - b (any length); signs[j]: +1 for 'a > b', -1 for 'a < b';
-    open_[j]: not decided earlier."""
+    sign-flip tests. diffs[j]: claim j's per-seed a - b (any length); signs[j]: +1 for 'a > b', -1 for
+    'a < b'; open_[j]: not decided earlier."""
     p = np.array([p_values(np.asarray(d, dtype=float)) if len(d) else np.nan for d in diffs])  # (claims,)
     p_open = np.where(np.asarray(open_, dtype=bool), p, np.nan)
     rejected = step_down(p_open, thresholds)

@@ -193,6 +193,7 @@ class PairedTest:
     hi: float
     p: float
     p_holm: float = math.nan
+    sd: float = math.nan  # SD (n - 1) of the per-seed differences; NaN below 2
 
 
 def paired_test(a: Mapping, b: Mapping, bounds: tuple[float, float] = UNBOUNDED) -> PairedTest:
@@ -204,7 +205,8 @@ def paired_test(a: Mapping, b: Mapping, bounds: tuple[float, float] = UNBOUNDED)
     lo, hi = clip_ci(lo, hi, bounds)
     a_mean = float(np.mean([a[s] for s in seeds])) if seeds else math.nan
     b_mean = float(np.mean([b[s] for s in seeds])) if seeds else math.nan
-    return PairedTest(seeds, n, a_mean, b_mean, diff, lo, hi, sign_flip_p_value(diffs))
+    sd = float(np.std(_finite(diffs), ddof=1)) if n >= 2 else math.nan
+    return PairedTest(seeds, n, a_mean, b_mean, diff, lo, hi, sign_flip_p_value(diffs), sd=sd)
 
 
 def paired_tests(
@@ -297,8 +299,12 @@ def fmt(x: float) -> str:
 
 
 def fmt_ci(mean: float, lo: float, hi: float) -> str:
+    """`mean [lo, hi]`; a CI of no width says why: every seed gave the same value (for a difference,
+    the same difference), not certainty."""
     if math.isnan(lo) or math.isnan(hi):
         return fmt(mean)
+    if lo == hi == mean:
+        return f"{fmt(mean)} [all seeds equal]"
     return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
 
 

@@ -69,25 +69,27 @@ def sft_row(runs: pd.DataFrame, columns: list[str]) -> dict:
     return row
 
 
-def verdict(diff: float, lo: float, hi: float, p_adjusted: float, n: int, baseline: str) -> str:
-    """A plain-language reading of a paired difference: what the CI and the test can and cannot say."""
+def verdict(
+    diff: float, lo: float, hi: float, p_adjusted: float, n: int, baseline: str, family: int = 1
+) -> str:
+    """A plain-language reading of a paired difference from the exact test alone (its Holm p over a
+    family of `family` tests): the words and the p tell one story. The CI (lo, hi) beside them describes
+    the difference; it decides nothing, so that a group is never "higher (CI excludes 0)" beside Holm p 1."""
     if n == 0:
         return "no seeds in common with the baseline"
     if n == 1:
-        return "one paired seed: no CI, no test"
-    direction = f"{'higher' if diff > 0 else 'lower'} than {baseline}"
-    excludes_zero = lo > 0 or hi < 0
-    if excludes_zero and p_adjusted < stats.ALPHA:
-        return f"{direction}, beyond seed noise"
-    if excludes_zero and stats.smallest_p_value(n) >= stats.ALPHA:
-        return f"{direction} (CI excludes 0), but {n} seeds cannot reach p < {stats.ALPHA}"
-    if excludes_zero:
-        return f"CI excludes 0, but Holm p = {p_adjusted:.3g}: not significant"
-    return "within seed noise (CI covers 0)"
+        return "one paired seed: no test"
+    if p_adjusted < stats.ALPHA:
+        return f"{'higher' if diff > 0 else 'lower'} than {baseline}, beyond seed noise"
+    floor = min(1.0, stats.smallest_p_value(n) * max(1, family))  # the smallest Holm p n seeds can give
+    if floor >= stats.ALPHA:
+        over = f" over {family} groups" if family > 1 else ""
+        return f"not decided: {n} seeds cannot reach Holm p < {stats.ALPHA}{over}"
+    return f"not decided (Holm p {p_adjusted:.3g} >= {stats.ALPHA})"
 
 
 PAIRED_COLUMNS = ["group", "baseline", "n_pairs", "seeds", "group_mean", "baseline_mean"]
-PAIRED_COLUMNS += ["diff", "diff_lo", "diff_hi", "p", "p_holm", "verdict"]
+PAIRED_COLUMNS += ["diff", "diff_lo", "diff_hi", "diff_sd", "p", "p_holm", "verdict"]
 
 
 def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: str) -> pd.DataFrame:
@@ -118,9 +120,10 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
             "diff": t.diff,
             "diff_lo": t.lo,
             "diff_hi": t.hi,
+            "diff_sd": t.sd,
             "p": t.p,
             "p_holm": t.p_holm,
-            "verdict": verdict(t.diff, t.lo, t.hi, t.p_holm, t.n, baseline),
+            "verdict": verdict(t.diff, t.lo, t.hi, t.p_holm, t.n, baseline, len(compared)),
         }
         for g, t in zip(compared, tests, strict=True)
     ]

@@ -29,27 +29,33 @@ def run_folders(sweep: Path) -> list[str]:
 
 
 def test_a_decided_claim_stops_the_plan_after_its_first_wave(tmp_path, cache_dir):
-    # the arms differ by train.steps, so every seed's "step" differs by exactly 3 - 2 = 1: the t-test's
-    # p is 0 (no spread), below look 1's level, 2 - 2 Phi(1.96 / sqrt(2/6)) = 0.00069
+    # the arms differ by train.steps, so every seed's "step" differs by exactly 3 - 2 = 1: equal non-zero
+    # differences, whose exact sign-flip p is 2 / 2**6 = 0.03125 at 6 seeds (the t-test gave them p = 0 at
+    # any look); plan 6/1/7: look 1's level 2 - 2 Phi(1.96 / sqrt(6/7)) = 0.03426 >= 0.03125: decided there
     sweep = tmp_path / "decided"
     args = study_args(
-        cache_dir, sweep, "train.steps=2,3", "compare_by=train.steps", 'claims=["3 > 2 on step"]'
+        cache_dir,
+        sweep,
+        "train.steps=2,3",
+        "compare_by=train.steps",
+        'claims=["3 > 2 on step"]',
+        plan="plan={start: 6, wave: 1, max_seeds: 7}",
     )
     result = forked()(args, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "REPRODUCED   3 > 2 on step: at look 1 (2 seeds)" in result.stdout, result.stdout[-2000:]
-    assert "align_lab: look 1 of the plan\nplan: 1 looks at 2 seeds per arm" in result.stdout  # as it looks
+    assert "REPRODUCED   3 > 2 on step: at look 1 (6 seeds)" in result.stdout, result.stdout[-2000:]
+    assert "align_lab: look 1 of the plan\nplan: 1 looks at 6 seeds per arm" in result.stdout  # as it looks
     record = read_record(sweep)
     assert len(record["looks"]) == 1 and record["stopped"] == "every claim decided"
-    assert record["seeds_run"] == {"2": 2, "3": 2}
-    assert record["looks"][0]["level"] == [pytest.approx(0.000687, abs=1e-6)]
-    assert run_folders(sweep) == ["0_reinforce_pp_seed0", "1_reinforce_pp_seed0", "2_reinforce_pp_seed1",
-                                  "3_reinforce_pp_seed1"]  # fmt: skip
+    assert record["seeds_run"] == {"2": 6, "3": 6}
+    assert record["looks"][0]["p"] == [2 / 2**6]
+    assert record["looks"][0]["level"] == [pytest.approx(0.034260, abs=1e-6)]
+    assert run_folders(sweep) == sorted(f"{i}_reinforce_pp_seed{i // 2}" for i in range(12))
     # the same command again: the recorded wave's runs are complete, so nothing is launched
     metrics = {name: (sweep / name / "metrics.jsonl").stat().st_mtime_ns for name in run_folders(sweep)}
     again = forked()(args, cwd=ROOT)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "REPRODUCED   3 > 2 on step: at look 1 (2 seeds)" in again.stdout
+    assert "REPRODUCED   3 > 2 on step: at look 1 (6 seeds)" in again.stdout
     assert {
         name: (sweep / name / "metrics.jsonl").stat().st_mtime_ns for name in run_folders(sweep)
     } == metrics

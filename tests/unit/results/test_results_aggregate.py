@@ -125,16 +125,19 @@ def test_paired_table_averages_a_seeds_repeats_and_applies_holm() -> None:
     assert table.loc["c", "n_pairs"] == 1
 
 
-def test_verdict_reads_the_ci_and_adjusted_p() -> None:
+def test_the_verdict_is_the_tests_alone_one_story_with_its_p() -> None:
     assert verdict(0.5, 0.2, 0.8, 0.01, 8, "ppo") == "higher than ppo, beyond seed noise"
     assert verdict(-0.5, -0.8, -0.2, 0.01, 8, "ppo") == "lower than ppo, beyond seed noise"
-    assert verdict(0.5, -0.1, 0.8, 0.01, 8, "ppo") == "within seed noise (CI covers 0)"
-    # 3 seeds: the CI excludes 0 but the exact test's floor is 2/2^3 = 0.25: say both, not "noise"
-    assert verdict(0.5, 0.2, 0.8, 0.25, 3, "ppo") == (
-        "higher than ppo (CI excludes 0), but 3 seeds cannot reach p < 0.05"
+    # the test decides, whatever the CI: a t CI covering 0 beside Holm p 0.01 (skewed) is still decided
+    assert verdict(0.5, -0.1, 0.8, 0.01, 8, "ppo") == "higher than ppo, beyond seed noise"
+    # 3 seeds: the exact test's floor is 2/2^3 = 0.25 whatever the CI says: not "higher (CI excludes 0)"
+    assert verdict(0.5, 0.2, 0.8, 0.25, 3, "ppo") == "not decided: 3 seeds cannot reach Holm p < 0.05"
+    # 6 seeds, 5 groups: the smallest Holm p is 5 x 2/2^6 = 0.156: no group can be decided
+    assert verdict(0.5, 0.2, 0.8, 0.16, 6, "ppo", family=5) == (
+        "not decided: 6 seeds cannot reach Holm p < 0.05 over 5 groups"
     )
-    # 8 seeds, CI excludes 0, yet the Holm-adjusted p is 0.2
-    assert verdict(0.5, 0.2, 0.8, 0.2, 8, "ppo") == "CI excludes 0, but Holm p = 0.2: not significant"
+    # 8 seeds, CI excludes 0, yet the Holm-adjusted p is 0.2: the words follow the p
+    assert verdict(0.5, 0.2, 0.8, 0.2, 8, "ppo") == "not decided (Holm p 0.2 >= 0.05)"
     assert verdict(math.nan, math.nan, math.nan, math.nan, 0, "ppo") == "no seeds in common with the baseline"
 
 

@@ -88,7 +88,12 @@ def test_verdicts_from_hand_numbers():
     c = parse_claim("a < b on eval/kl")  # claims a - b < 0
     assert claim_verdict(c, -0.2, -0.3, -0.1, 0.01, 8)[0] == "reproduced"
     assert claim_verdict(c, 0.2, 0.1, 0.3, 0.01, 8)[0] == "contradicted"
-    assert claim_verdict(c, -0.2, -0.3, 0.1, 0.01, 8) == ("inconclusive", "the CI covers 0")
+    # the test decides alone; a t CI that covers 0 beside Holm p 0.01 (skewed differences) is named, and
+    # decides nothing: one story
+    assert claim_verdict(c, -0.2, -0.3, 0.1, 0.01, 8) == (
+        "reproduced",
+        "the t CI covers 0 (skewed differences): read it",
+    )
     assert claim_verdict(c, -0.2, -0.3, -0.1, 0.2, 8) == ("inconclusive", "Holm p = 0.2 >= 0.05")
 
 
@@ -148,15 +153,19 @@ def test_the_headline_names_what_differs_beyond_seed_noise_and_few_seeds_are_fla
     assert six.headline.startswith("Beyond seed noise on eval/gold_reward, against ppo: rloo +0.35 [")
     three = aggregate(_runs([0.2, 0.25, 0.3]), ["algo"], baseline="ppo")
     # three seeds: mean 0.25, s = 0.05, t_{2, 0.975} = 4.3027 -> 0.25 +- 4.3027 * 0.05 / sqrt(3)
-    # = 0.25 +- 0.1242 = [0.126, 0.374]: the CI excludes 0, which the test (floor p = 0.25) cannot confirm
+    # = 0.25 +- 0.1242 = [0.126, 0.374]: the CI excludes 0, but the test (floor p = 0.25) decides, and
+    # the headline tells its story only; the action line says what would decide it
     assert three.headline == (
-        "No group differs from ppo on eval/gold_reward beyond seed noise by the test, but the paired CI "
-        "excludes 0 for rloo +0.25 [+0.126, +0.374]; more seeds can confirm it."
+        "No group differs from ppo on eval/gold_reward beyond seed noise (the exact test, Holm)."
     )
+    assert three.paired["verdict"].tolist() == ["not decided: 3 seeds cannot reach Holm p < 0.05"]
+    assert three.action.startswith("no group decided against ppo; not decided: rloo: ~")
     two = aggregate(_runs([0.1, 0.2]), ["algo"], baseline="ppo")
     # two seeds: 0.15 +- 12.706 * 0.0707 / sqrt(2) = 0.15 +- 0.635 covers 0 (a bootstrap of two values
     # said [0.1, 0.2]: it never covers 0 when both differences share a sign)
-    assert two.headline == "No group differs from ppo on eval/gold_reward beyond seed noise."
+    assert two.headline == (
+        "No group differs from ppo on eval/gold_reward beyond seed noise (the exact test, Holm)."
+    )
     assert any("Fewer than 3 seeds in ppo, rloo: their CIs are unreliable" in n for n in two.notes)
     default = aggregate(_runs([0.1, 0.2]), ["algo"]).notes  # the runs log SFT's gold reward
     assert any(n.startswith("Baseline: SFT, the reference policy every group started from") for n in default)

@@ -122,46 +122,66 @@ def test_claim_power_splits_the_sd_into_evaluation_and_seeds(tmp_path):
     assert (p.n, p.effect, p.sd) == (3, pytest.approx(0.1), pytest.approx(0.1))
     assert p.eval_var == pytest.approx(0.005)
     assert p.seed_var == pytest.approx(0.005)
-    # d = 1 -> 10 seeds (above); 2x eval: SD sqrt(0.005 + 0.0025) = 0.0866, d = 1.155: approx
-    # (2.8016 / 1.155)^2 + 1.92 = 7.8; 4x: sqrt(0.00625) = 0.0791, d = 1.265: 4.9 + 1.92 = 6.8. The
-    # approximation runs a little low here: the noncentral t (scipy, not statsmodels) puts the power at
-    # n = 8 and 7 just under 0.8, so 9 and 8
-    assert p.seeds == smallest_n(1.0, 0.05) == 10
+    # the seeds are sized for the smallest effect of interest, not the observed 0.1: by default 0.5 SD =
+    # 0.05, against the SD's 80% upper bound: chi2 on 2 df has quantile -2 ln(1 - 0.2) = 0.446287, so
+    # 0.1 * sqrt(2 / 0.446287) = 0.211693, effect size 0.05 / 0.211693 = 0.23619
+    assert p.min_effect == pytest.approx(0.05) and not p.min_effect_set and not p.against
+    assert power.sd_upper(0.1, 3) == pytest.approx(0.211693, abs=1e-6)
+    assert p.seeds == smallest_n(0.05 / 0.211693, 0.05)
+    # 2x eval: SD sqrt(0.005 + 0.0025) = 0.0866 -> bound 0.0866 * 2.116926 = 0.183331; 4x: sqrt(0.00625)
+    # = 0.0790569 -> 0.167357
     assert p.seeds_more_eval == {
-        2: smallest_n(0.1 / math.sqrt(0.0075), 0.05),
-        4: smallest_n(0.1 / 0.0790569, 0.05),
+        2: smallest_n(0.05 / 0.183331, 0.05),
+        4: smallest_n(0.05 / 0.167357, 0.05),
     }
-    assert p.seeds_more_eval == {2: 9, 4: 8}
-    assert power.describe(p) == (
-        "effect +0.1, SD 0.1 (eval 0.0707, seeds 0.0707): ~10 seeds for 80% power "
-        "(9 with 2x eval samples, 8 with 4x eval samples)"
-    )
+    text = power.describe(p)
+    assert text.startswith(f"CI [{p.lo:.4g}, {p.hi:.4g}] covers 0 at 3 seeds. ~{p.seeds} seeds per arm")
+    assert "an effect of 0.05 (0.5 SD of the differences, the default smallest effect of interest" in text
+    assert "family's level 0.05, the SD 0.1 from 3 seeds taken at its 80% upper bound 0.212" in text
+    # a claim's own effect of interest, in the metric's units: 0.1 / 0.211693 = 0.47238
+    q = power.claim_power(parse_claim("a > b on eval/gold_reward by 0.1"), runs, 0.05)
+    assert q.min_effect_set and q.seeds == smallest_n(0.1 / 0.211693, 0.05)
+    assert "an effect of 0.1 (the claim's smallest effect of interest)" in power.describe(q)
+
+
+def test_an_effect_against_the_claim_is_named_and_does_not_shrink_the_seeds(tmp_path):
+    runs = study(tmp_path, [0.0, 0.2, 0.1])
+    forward = power.claim_power(parse_claim("a > b on eval/gold_reward"), runs, 0.05)
+    backward = power.claim_power(parse_claim("a < b on eval/gold_reward"), runs, 0.05)
+    assert backward.against and not forward.against
+    assert "the observed effect +0.1 is against the claim's direction" in power.describe(backward)
+    assert backward.seeds == forward.seeds  # sized by the effect of interest, whatever the observed sign
 
 
 def test_claim_power_without_records_or_per_sample_field(tmp_path):
     runs = study(tmp_path, [0.0, 0.2, 0.1], with_samples=False)
     p = power.claim_power(parse_claim("a > b on eval/gold_reward"), runs, 0.05)
-    assert math.isnan(p.eval_var) and p.seeds == 10 and p.seeds_more_eval == {2: None, 4: None}
+    assert math.isnan(p.eval_var) and p.seeds == smallest_n(0.05 / 0.211693, 0.05)
+    assert p.seeds_more_eval == {2: None, 4: None}
     assert p.note == "eval split unknown (no eval_samples.jsonl)"
     assert "seeds ?" in power.describe(p) and "eval split unknown (no eval_samples.jsonl)" in power.describe(
         p
     )
-    # time/total_s: a - b = 1 at every seed: SD 0, all of it between seeds
+    # time/total_s: a - b = 1 at every seed: SD 0, all of it between seeds; no SD to size seeds by
     t = power.claim_power(parse_claim("a > b on time/total_s"), runs, 0.05)
-    assert (t.effect, t.sd, t.eval_var, t.seed_var, t.seeds) == (1.0, 0.0, 0.0, 0.0, 6)
+    assert (t.effect, t.sd, t.eval_var, t.seed_var, t.seeds) == (1.0, 0.0, 0.0, 0.0, None)
     assert t.note == "not an evaluation metric: all between-seed variance"
+    assert power.describe(t) == (
+        "CI [all seeds equal] excludes 0 at 3 seeds; every seed gave the same difference: no SD to size "
+        "more seeds by"
+    )
     # a field the records lack
     runs2 = study(tmp_path / "x", [0.0, 0.2, 0.1]).assign(**{"eval/kl": 1.0})
     k = power.claim_power(parse_claim("a > b on eval/kl"), runs2, 0.05)
     assert k.note == "eval split unknown (records without 'kl')"
-    assert power.describe(k) == "no effect observed (3 paired seeds)"
+    assert power.describe(k).startswith("CI [all seeds equal] covers 0 at 3 seeds; every seed gave")
 
 
 def test_power_table_uses_the_bonferroni_level(tmp_path):
     runs = study(tmp_path, [0.0, 0.2, 0.1])
-    claims = [parse_claim(t) for t in ("a > b on eval/gold_reward", "a > b on time/total_s")]
+    claims = [parse_claim(t) for t in ("a > b on eval/gold_reward", "a > b on time/total_s by 0.5")]
     _, t = power.power_table(claims, runs)
-    assert t.seeds == 7  # SD 0: the floor at 0.05 / 2 (see test_sign_flip_floor)
+    assert t.level == 0.025 and t.seeds == 7  # SD 0: the floor at 0.05 / 2 (see test_sign_flip_floor)
 
 
 @pytest.mark.parametrize("d", [0.4, 0.8, 1.5])

@@ -108,7 +108,9 @@ def test_a_look_decides_open_claims_in_their_direction():
     assert sorted(look.level) == pytest.approx([0.01 / 3, 0.01 / 2, 0.01])
     closed = decide_look(1, holm, diffs, signs=[1, 1, -1], open_=[False, True, True])
     assert (
-        closed.decided == ["", "contradicted", ""] and closed.n == [10, 10, 10] and math.isnan(closed.level[0])
+        closed.decided == ["", "contradicted", ""]
+        and closed.n == [10, 10, 10]
+        and math.isnan(closed.level[0])
     )
 
 
@@ -123,7 +125,7 @@ def test_equal_nonzero_differences_get_the_exact_p_and_are_not_decided_below_its
 
 
 def test_looks_that_no_p_can_reach_pass_their_alpha_on():
-    # plan 4/4/24 (REAL): spend(t) = 2 - 2 Phi(1.959964 / sqrt t); the smallest exact p of n pairs is 2 / 2**n.
+    # plan 4/4/24 (REAL): spend(t) = 2 - 2 Phi(1.959964 / sqrt t); the smallest exact p of n pairs: 2 / 2**n.
     # look 1, n = 4, t = 1/6: z = 4.8009, spend 1.6e-6 < 0.125: nothing can be decided, carried.
     # look 2, n = 8, t = 1/3: z = 3.3948, spend 6.87e-4 < 2/256 = 0.0078: carried (level 0).
     # look 3, n = 12, t = 1/2: spend 0.005575 (test_obf_spending_by_hand) >= 2/4096: the look gets all of it.
@@ -206,7 +208,9 @@ NULLS = {
     "pass@1 over 32 x 2 draws, shared arms": lambda rng: arm_differences(rng, pass_at_1(rng)),
     "win rate over 72 prompts, shared arms": lambda rng: arm_differences(rng, win_rate(rng)),
 }
-PLAN16 = Plan(start=4, wave=4, max_seeds=16)  # the filed null study's plan (4 looks); REAL's 24 is the benchmark's
+PLAN16 = Plan(
+    start=4, wave=4, max_seeds=16
+)  # the filed null study's plan (4 looks); REAL's 24 is the benchmark's
 N_LAW = 5_000  # SE of a rate near 0.05: sqrt(0.05 * 0.95 / 5000) = 0.003
 
 

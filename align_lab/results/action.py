@@ -1,0 +1,65 @@
+"""The one line a researcher acts on, first after the group table: what the study decided, and for what
+it did not, how many seeds would decide it (power.py: for a smallest effect of interest, never for the
+observed effect). Pure computation on a Comparison."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from align_lab.results import stats
+from align_lab.results.claims import INCONCLUSIVE
+from align_lab.results.comparison import Comparison
+from align_lab.results.power import DEFAULT_MIN_EFFECT_SD, POWER, SD_CONFIDENCE, pair_seeds
+
+
+def action_line(c: Comparison, min_effect_sd: float = DEFAULT_MIN_EFFECT_SD) -> str:
+    """`decided: ...; not decided: ... ~N seeds ... would decide ...`, from the claims where the study has
+    them, else from each group against the baseline."""
+    if c.claims is not None and len(c.claims):
+        return _claims_action(c)
+    return _groups_action(c, min_effect_sd)
+
+
+def _claims_action(c: Comparison) -> str:
+    verdicts = Counter(c.claims["verdict"])
+    open_ = [p for p, v in zip(c.power or [], c.claims["verdict"], strict=False) if v == INCONCLUSIVE]
+    decided = len(c.claims) - verdicts[INCONCLUSIVE]
+    kinds = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items()) if v != INCONCLUSIVE)
+    text = f"{decided} of {len(c.claims)} claims decided" + (f" ({kinds})" if kinds else "")
+    if not open_:
+        return text + "."
+    figures = [p.seeds for p in open_ if p.seeds is not None]
+    if not figures:
+        return text + f"; {len(open_)} open, with no SD to size more seeds by (power lines below)."
+    return (
+        text + f"; the {len(open_)} open need up to ~{max(figures)} seeds per arm to be decided with "
+        f"{POWER:.0%} power if their effect is at least their smallest effect of interest (fixed design, "
+        "power lines below)."
+    )
+
+
+def _groups_action(c: Comparison, min_effect_sd: float) -> str:
+    paired = c.paired
+    if not len(paired):
+        return f"Only one group: nothing to decide on {c.metric}."
+    beyond = paired[paired["verdict"].str.endswith("beyond seed noise")]
+    rest = paired[~paired["verdict"].str.endswith("beyond seed noise")]
+    text = "decided: " + ", ".join(f"{r.group} {r.verdict.split(',')[0]}" for r in beyond.itertuples())
+    text = text if len(beyond) else f"no group decided against {c.baseline}"
+    if not len(rest):
+        return text + "."
+    level = stats.ALPHA / len(paired)  # Holm's worst-ranked test: the Bonferroni level
+    figures = {r.group: pair_seeds(r.diff_sd, r.n_pairs, level, min_effect_sd) for r in rest.itertuples()}
+    known = [n for n in figures.values() if n is not None]
+    names = ", ".join(rest["group"])
+    if not known:
+        return text + f"; not decided: {names}, with no SD to size more seeds by (fewer than 2 paired seeds)."
+    pairs = sorted({int(n) for n in rest["n_pairs"] if not math.isnan(n)})
+    basis = f"{pairs[0]}" if len(pairs) == 1 else f"{pairs[0]}-{pairs[-1]}"
+    return (
+        text + f"; not decided: {names}: ~{max(known)} seeds per group would decide a difference of "
+        f"{min_effect_sd:g} SD of its paired differences with {POWER:.0%} power (fixed design at the "
+        f"family's level {level:.2g}; SDs from {basis} seeds, taken at their {SD_CONFIDENCE:.0%} upper "
+        "bound; --min-effect sets the effect)."
+    )
