@@ -8,10 +8,11 @@ from torch import Tensor
 
 from align_lab.algorithms.base import Rollout
 from align_lab.algorithms.grpo import GRPO
-from align_lab.rl.policy_losses import sequence_clipped_surrogate
+from align_lab.rl.policy_losses import sequence_clipped_surrogate, sequence_mean_advantages
 from align_lab.value_checks import check
 
 RATIO_FORMS = ("token", "sequence")
+ADVANTAGE_FORMS = ("token", "sequence_mean")
 
 
 @dataclass
@@ -21,12 +22,15 @@ class GSPO(GRPO):
     The paper's ranges are 3e-4 / 4e-4 (two orders below a token clip: s is a geometric mean).
     With a rollout correction, s averages over the tokens it keeps (AReaL's GSPO with a rejection mask,
     verl's gspo on its rejection-narrowed response_mask); the aggregation still follows
-    masked_in_denominator."""
+    masked_in_denominator. advantage_form=sequence_mean gives every token its sequence's mean advantage
+    over the same kept tokens (AReaL); it changes the numbers only where advantages vary within a
+    sequence (use_kl_loss=false's KL-shaped returns)."""
 
     clip: float = 3e-4
     clip_high: float | None = 4e-4
     loss_aggregation: str = "seq_mean_token_mean"
     ratio_form: str = "token"  # token: GSPO-token's s_it (verl); sequence: s_i's own gradient (TRL, AReaL)
+    advantage_form: str = "token"  # token: each token's own (verl, TRL, OpenRLHF); sequence_mean: AReaL
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -34,16 +38,25 @@ class GSPO(GRPO):
             self.dual_clip is None, "dual_clip", self.dual_clip, "null for GSPO (no dual-clip in the paper)"
         )
         check(self.ratio_form in RATIO_FORMS, "ratio_form", self.ratio_form, f"one of {RATIO_FORMS}")
+        check(
+            self.advantage_form in ADVANTAGE_FORMS,
+            "advantage_form",
+            self.advantage_form,
+            f"one of {ADVANTAGE_FORMS}",
+        )
 
     def policy_term(self, batch: Rollout, logprobs: Tensor, old: Tensor) -> tuple[Tensor, Tensor]:
         kept = batch.mask  # (B, T) the tokens s averages over
         if self.rollout_correction != "none" or self.reject:
             _, rejected = self.weights(batch, logprobs, batch.mask)  # (B, T) bool
             kept = batch.mask * ~rejected
+        advantages = batch.advantages  # (B, T)
+        if self.advantage_form == "sequence_mean":
+            advantages = sequence_mean_advantages(advantages, kept)  # (B, 1)
         return sequence_clipped_surrogate(
             logprobs,
             old,
-            batch.advantages,
+            advantages,
             kept,
             self.clip,
             self.clip_high,

@@ -45,6 +45,18 @@ def sequence_clipped_surrogate(
     return -torch.min(unclipped, clipped), clipped < unclipped
 
 
+def sequence_mean_advantages(advantages: Tensor, mask: Tensor) -> Tensor:
+    """GSPO's sequence advantage as AReaL takes it: each sequence's mean advantage over the tokens of
+    `mask` (the ones its ratio averages over), (B, 1); an empty sequence's is 0.
+
+    The paper's A_i is one number per sequence; where advantages vary within a sequence (KL-shaped
+    returns) verl, TRL and OpenRLHF keep each token's own, AReaL averages them
+    (areal-project/AReaL@cbff54d areal/utils/functional/functional.py
+    _compute_sequence_level_ratio_and_advantages: masked sum / count clamped at 1).
+    """
+    return masked_mean(advantages, mask, dim=-1)[:, None]  # (B, 1)
+
+
 def cispo_surrogate(
     logprobs: Tensor,
     old_logprobs: Tensor,

@@ -81,6 +81,10 @@ def test_every_yaml_key_has_a_comment():
         ("reward.lr=2", "reward.lr=2.0: must be in (0, 1)"),
         ("algo=ppo algo.critic_lr=1.5", "algo.critic_lr=1.5: must be in (0, 1)"),
         ("algo=dpo algo.lr=3", "algo.lr=3.0: must be in (0, 1)"),
+        (
+            "algo=gspo algo.advantage_form=row_mean",
+            "algo.advantage_form=row_mean: must be one of ('token', 'sequence_mean')",
+        ),
         ("algo=sail_pp algo.lr=3", "algo.lr=3.0: must be in (0, 1)"),
         ("train.steps=0", "train.steps=0: must be >= 1"),
         ("task.annotator.label_noise=0.7", "label_noise=0.7: must be in [0, 0.5)"),

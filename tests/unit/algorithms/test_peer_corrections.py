@@ -422,7 +422,19 @@ def test_areal_rejection_sampling_metrics(shift, peer, keys):
 GSPO_CLIPS = [(3e-4, 4e-4), (0.2, 0.28)]  # the paper's; a token-scale clip that leaves some rows unclipped
 
 
-def areal_gspo_masked(lower, upper, clip_low, clip_high):
+# Advantages that vary within a sequence (signs too, as KL-shaped returns can): row means over all tokens
+# 0.625, -0.333.., 0.5, -1.5; over row 0's kept tokens (its e^3 one rejected) (-2 + 0.5 + 3) / 3 = 0.5
+VARYING_ADVANTAGES = (
+    torch.tensor(
+        [[1.0, -2.0, 0.5, 3.0], [-0.5, 1.0, -1.5, 0.0], [2.0, -1.0, 0.0, 0.0], [-1.5, 0.0, 0.0, 0.0]],
+        dtype=CORR_MASK.dtype,
+    )
+    * CORR_MASK
+)
+ADVANTAGES = {"constant": CORR_ADVANTAGES, "varying": VARYING_ADVANTAGES}
+
+
+def areal_gspo_masked(lower, upper, clip_low, clip_high, advantages=CORR_ADVANTAGES):
     """AReaL ppo_actor_loss_fn with importance_sampling_level=sequence after apply_rejection_sampling
     (level token, action mask, metric ratio): the kept tokens are those whose pi_proximal / pi_behave lies
     in [lower, upper]; GSPO's geometric-mean ratio and the sequence's mean advantage are taken over the
@@ -440,7 +452,7 @@ def areal_gspo_masked(lower, upper, clip_low, clip_high):
         seq = torch.where(kept, log_ratio, 0.0).sum(1) / kept.sum(1).clamp(min=1)
         ratio = torch.where(kept, torch.exp(seq.unsqueeze(1).expand_as(log_ratio)), 0.0)
         count_kept = kept.sum(-1, keepdim=True).clamp(min=1)
-        adv = torch.where(kept, CORR_ADVANTAGES, 0.0).sum(-1, keepdim=True) / count_kept
+        adv = torch.where(kept, advantages, 0.0).sum(-1, keepdim=True) / count_kept
         adv = torch.where(kept, adv.expand_as(log_ratio), 0.0)
         pg = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)) * weight
         return torch.where(kept, pg, 0).sum() / count
@@ -449,16 +461,20 @@ def areal_gspo_masked(lower, upper, clip_low, clip_high):
 
 
 AREAL_GSPO = {"log_ratio_clamp": None, "loss_aggregation": "token_mean", "ratio_form": "sequence"}
+AREAL_GSPO |= {"advantage_form": "sequence_mean"}
 
 
+@pytest.mark.parametrize("advantages", ADVANTAGES)
 @pytest.mark.parametrize("lower", [None, 0.5])
 @pytest.mark.parametrize("clips", GSPO_CLIPS, ids=["paper_clip", "token_clip"])
-def test_areal_gspo_with_a_token_mask(lower, clips):
+def test_areal_gspo_with_a_token_mask(lower, clips, advantages):
     """AReaL GSPO (importance_sampling_level=sequence) with rejection_sampling level=token action=mask
     metric=ratio (upper 5, lower none or 0.5): algo=gspo with mis over [lower, 5], the sequence ratio
     averaged over the kept tokens, token_mean over all tokens, ratio_form=sequence (AReaL's ratio carries
     the gradient of all the kept tokens, so the token-varying weights mix). Row 0's e^3 token is rejected
-    (and its e^-10 one with lower 0.5): its ratio is the mean over the other tokens.
+    (and its e^-10 one with lower 0.5): its ratio is the mean over the other tokens, and so is its
+    advantage (advantage_form=sequence_mean: AReaL's one advantage per sequence, checked on advantages
+    constant per sequence and on advantages that vary within one).
 
     Peer: areal-project/AReaL@cbff54d645d2cd8ee1f1c358a82f3f473588433d areal/utils/functional/functional.py
     L56-149 (_compute_sequence_level_ratio_and_advantages), L167-182, L185-437 (apply_rejection_sampling),
@@ -466,8 +482,36 @@ def test_areal_gspo_with_a_token_mask(lower, clips):
     """
     keys = AREAL_GSPO | {"rollout_correction": "mis", "correction_low": lower, "correction_high": 5.0}
     algo = GSPO(group_size=2, kl_coef=0.0, clip=clips[0], clip_high=clips[1], **keys)
-    rejected = same(algo, areal_gspo_masked(lower, 5.0, *clips))
+    table = ADVANTAGES[advantages]
+    rejected = same(algo, areal_gspo_masked(lower, 5.0, *clips, table), batch_of(advantages=table))
     assert rejected == pytest.approx((2 if lower else 1) / 10)
+
+
+def grads(algo, batch):
+    """algo's loss and its gradient in pi_theta's log-probs (pi_old + CORR_DELTA) on `batch`."""
+    logp = (batch.logprobs + CORR_DELTA).requires_grad_()
+    loss, _ = algo.loss(batch, logp, None)
+    loss.backward()
+    return loss.detach(), logp.grad
+
+
+@pytest.mark.parametrize("clips", GSPO_CLIPS, ids=["paper_clip", "token_clip"])
+def test_gspo_advantage_forms_differ_only_where_advantages_vary_within_a_sequence(clips):
+    """advantage_form=token (each token's own advantage: verl, TRL, OpenRLHF) is not AReaL's GSPO once
+    the advantages vary within a sequence (loss or gradient off by more than 1e-3), and gives the same
+    loss and gradient as sequence_mean when they are constant per sequence."""
+    keys = AREAL_GSPO | {"rollout_correction": "mis", "correction_high": 5.0}
+    token, mean = (
+        GSPO(group_size=2, kl_coef=0.0, clip=clips[0], clip_high=clips[1], **keys | {"advantage_form": form})
+        for form in ("token", "sequence_mean")
+    )
+    loss, grad = grads(token, batch_of(advantages=VARYING_ADVANTAGES))
+    peer_logp = (CORR_OLD + CORR_DELTA).requires_grad_()
+    peer = areal_gspo_masked(None, 5.0, *clips, VARYING_ADVANTAGES)(peer_logp)
+    peer.backward()
+    assert max((loss - peer).abs().item(), (grad - peer_logp.grad).abs().max().item()) > 1e-3
+    for ours, theirs in zip(grads(token, batch_of()), grads(mean, batch_of()), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
 
 
 def test_gspo_token_form_differs_from_areal_under_token_weights():
@@ -484,7 +528,7 @@ def test_gspo_token_form_differs_from_areal_under_token_weights():
     assert (ours.grad - theirs.grad).abs().max() > 1e-3
 
 
-def openrlhf_gspo_is(clip_low, clip_high):
+def openrlhf_gspo_is(clip_low, clip_high, advantages=CORR_ADVANTAGES):
     """OpenRLHF PolicyLoss(policy_loss_type="gspo", enable_vllm_is_correction=True): the log-ratio is
     log pi_theta - rollout_log_probs (the engine's), its masked mean over the response (count clamped at
     1) exponentiated as one ratio per sequence, clipped, no IS weight (the tis / icepop / seq-mask-tis
@@ -496,8 +540,8 @@ def openrlhf_gspo_is(clip_low, clip_high):
         log_ratio = logp - log_rollout
         ratio = (log_ratio * CORR_MASK).sum(-1) / CORR_MASK.sum(-1).clamp(min=1)
         ratio = ratio.exp().unsqueeze(-1) * CORR_MASK
-        surr1 = ratio * CORR_ADVANTAGES
-        surr2 = ratio.clamp(1 - clip_low, 1 + clip_high) * CORR_ADVANTAGES
+        surr1 = ratio * advantages
+        surr2 = ratio.clamp(1 - clip_low, 1 + clip_high) * advantages
         per_token = -torch.min(surr1, surr2)
         counts = CORR_MASK.sum(-1)
         per_sequence = (per_token * CORR_MASK).sum(-1) / (counts + 1e-8)
@@ -507,22 +551,44 @@ def openrlhf_gspo_is(clip_low, clip_high):
     return loss
 
 
-@pytest.mark.parametrize("ratio_form", ["token", "sequence"])
+@pytest.mark.parametrize("advantages", ADVANTAGES)
 @pytest.mark.parametrize("clips", GSPO_CLIPS, ids=["paper_clip", "token_clip"])
-def test_openrlhf_gspo_importance_sampling(ratio_form, clips):
+def test_openrlhf_gspo_importance_sampling(clips, advantages):
     """OpenRLHF --actor.policy_loss_type gspo with --algo.advantage.is_correction_enable: GSPO's ratio
-    anchored at the engine's log-probs (ppo_anchor=rollout), no weight, no log-ratio clamp; the two ratio
-    forms agree (no per-token weight or advantage).
+    anchored at the engine's log-probs (ppo_anchor=rollout), no weight, no log-ratio clamp, each token's
+    own advantage times the sequence ratio, whose gradient reaches all the sequence's tokens
+    (ratio_form=sequence).
 
     Peer: OpenRLHF/OpenRLHF@3c3be6234e0cb353e76bb8019947db9dfe99fca7 openrlhf/models/loss.py L11-38
-    (aggregate_loss), L142-144 (gspo: token_level_loss False), L166-193 (the gspo ratio), L195-218 (the vLLM
-    IS weights only for ppo); openrlhf/trainer/ray/ppo_actor.py L76-88, L305-313.
+    (aggregate_loss), L142-144 (gspo: token_level_loss False), L166-193 (the gspo ratio; surr1 = ratio *
+    advantages per token), L195-218 (the vLLM IS weights only for ppo); openrlhf/trainer/ray/ppo_actor.py
+    L76-88, L305-313.
     """
-    keys = {"ppo_anchor": "rollout", "log_ratio_clamp": None, "ratio_form": ratio_form}
+    keys = {"ppo_anchor": "rollout", "log_ratio_clamp": None, "ratio_form": "sequence"}
+    algo = GSPO(group_size=2, kl_coef=0.0, clip=clips[0], clip_high=clips[1], **keys)
+    table = ADVANTAGES[advantages]
+    same(algo, openrlhf_gspo_is(*clips, table), batch_of(advantages=table))
+
+
+@pytest.mark.parametrize("clips", GSPO_CLIPS, ids=["paper_clip", "token_clip"])
+def test_openrlhf_gspo_needs_the_sequence_ratio_form_where_advantages_vary(clips):
+    """ratio_form=token (verl's GSPO-token) is OpenRLHF's GSPO while the advantages are constant per
+    sequence (no per-token weight here), and its gradient is off by more than 1e-3 once they vary."""
+    keys = {"ppo_anchor": "rollout", "log_ratio_clamp": None, "ratio_form": "token"}
     algo = GSPO(group_size=2, kl_coef=0.0, clip=clips[0], clip_high=clips[1], **keys)
     same(algo, openrlhf_gspo_is(*clips))
+    _, grad = grads(algo, batch_of(advantages=VARYING_ADVANTAGES))
+    peer_logp = (CORR_OLD + CORR_DELTA).requires_grad_()
+    openrlhf_gspo_is(*clips, VARYING_ADVANTAGES)(peer_logp).backward()
+    assert (grad - peer_logp.grad).abs().max() > 1e-3
 
 
 def test_gspo_refuses_an_unknown_ratio_form_in_one_line():
     with pytest.raises(ValueError, match=r"^ratio_form=per_token: must be one of \('token', 'sequence'\)$"):
         GSPO(ratio_form="per_token")
+
+
+def test_gspo_refuses_an_unknown_advantage_form_in_one_line():
+    allowed = r"\('token', 'sequence_mean'\)"
+    with pytest.raises(ValueError, match=rf"^advantage_form=row_mean: must be one of {allowed}$"):
+        GSPO(advantage_form="row_mean")
