@@ -12,6 +12,7 @@ import math
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import pytest
 import torch
@@ -19,7 +20,14 @@ import torch
 from align_lab.models.tiny import TinyLM
 from align_lab.models.tokenizer import train_tokenizer
 from align_lab.rollout import busy, hf
-from align_lab.rollout.busy import BusyMeter, Reading, machine_cpu_seconds, other_cores, spared_threads
+from align_lab.rollout.busy import (
+    BusyMeter,
+    Reading,
+    machine_cpu_seconds,
+    other_cores,
+    spared_threads,
+    threads_record,
+)
 from align_lab.rollout.hf import HFGenerate
 from align_lab.tasks.toy_prefs import ToyPrefs
 
@@ -172,6 +180,7 @@ def test_one_or_two_threads_draw_the_same_tokens_and_log_probs(arch, sampler, to
 class Seen:
     def __init__(self, cores: float):
         self.cores = cores
+        self.threads_used = Counter()
 
     def others(self) -> float:
         return self.cores
@@ -196,3 +205,15 @@ def test_the_engine_samples_on_the_threads_its_setting_spares(
     engine.meter = Seen(cores)
     engine.sample(model, tokenizer, PROMPTS[:2], 2, 6, 6)
     assert threads_seen == [used] and torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("setting, recorded", [(1, {"1": 2}), (None, {"2": 2})])
+def test_the_engine_counts_the_threads_each_rollout_sampled_with(setting, recorded, tokenizer, two_threads):
+    """What summary.json's numerics record as rollout_threads (issue 59): two rollouts on 1 thread
+    (rollout.threads=1), or on the run's 2 (null)."""
+    model = TinyLM().init_policy(tokenizer)
+    engine = HFGenerate(threads=setting)
+    for _ in range(2):
+        engine.sample(model, tokenizer, PROMPTS[:2], 2, 6, 6)
+    assert threads_record(engine) == {"rollout_threads": recorded}
+    assert threads_record(object()) == {}  # an engine that does not count them (vLLM)
