@@ -80,10 +80,13 @@ def sacct_state(run: dict) -> str:
 
 
 def squeue_state(job_id: str) -> str:
-    """The job's state in Slurm's queue (squeue), "" when it is not in the queue."""
+    """The job's state in Slurm's queue (squeue), "" when it is not in the queue (squeue: "Invalid job
+    id"); "UNKNOWN" when squeue fails otherwise (slurmctld busy): not a word that the job ended."""
     import subprocess
 
     queued = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
+    if queued.returncode != 0 and "invalid job id" not in queued.stderr.lower():
+        return "UNKNOWN"
     return queued.stdout.strip()
 
 
@@ -95,7 +98,8 @@ def slurm_state(accounted: str, queued: Callable[[], str]) -> str:
     if accounted.split()[0] not in TERMINAL_SLURM | {"UNKNOWN"}:
         return accounted
     in_queue = queued().split()
-    if in_queue:
+    # squeue -j also lists a job that ended within MinJobAge (COMPLETED, CANCELLED, ...): not queued
+    if in_queue and in_queue[0] not in TERMINAL_SLURM:
         return in_queue[0]
     return "CANCELLED" if accounted == "UNKNOWN" else accounted  # UNKNOWN: cancelled while pending
 

@@ -27,6 +27,9 @@ def never_asked() -> str:
         ("COMPLETED", "", "COMPLETED"),
         ("UNKNOWN", "PENDING", "PENDING"),  # no accounting record yet
         ("UNKNOWN", "", "CANCELLED"),  # no record and not queued: cancelled while pending
+        ("CANCELLED by 0", "CANCELLED", "CANCELLED by 0"),  # squeue -j still shows it: ended, not queued
+        ("COMPLETED", "COMPLETED", "COMPLETED"),
+        ("CANCELLED by 0", "UNKNOWN", "UNKNOWN"),  # squeue failed (not "Invalid job id"): not ended
     ],
 )
 def test_a_job_sacct_calls_ended_is_what_squeue_says_while_it_is_queued(accounted, queued, state):
@@ -68,3 +71,30 @@ def test_a_preempted_run_whose_job_left_the_queue_is_failed_not_requeued(tmp_pat
 def test_a_preempted_run_whose_requeued_job_runs_is_running(tmp_path, monkeypatch):
     state = preempted_run(tmp_path, monkeypatch, "RUNNING", "")
     assert (state.state, state.detail) == ("running", "RUNNING")
+
+
+def test_a_preempted_run_is_not_called_failed_when_squeue_cannot_answer(tmp_path, monkeypatch):
+    state = preempted_run(tmp_path, monkeypatch, "CANCELLED by 0", "UNKNOWN")
+    assert (state.state, state.detail) == ("pending", "UNKNOWN")
+
+
+class Finished:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.mark.parametrize(
+    "finished, state",
+    [
+        (Finished(0, "PENDING\n", ""), "PENDING"),
+        (Finished(1, "", "slurm_load_jobs error: Invalid job id specified\n"), ""),  # gone from the queue
+        (Finished(1, "", "slurm_load_jobs error: Socket timed out on send/recv operation\n"), "UNKNOWN"),
+    ],
+)
+def test_squeue_state_reads_the_queue_and_tells_a_gone_job_from_a_failed_call(finished, state, monkeypatch):
+    import subprocess
+
+    asked = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: asked.append(cmd) or finished)
+    assert status.squeue_state("41") == state
+    assert asked == [["squeue", "-h", "-j", "41", "-o", "%T"]]
