@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,10 +64,12 @@ def spared_threads(threads: int, others: float) -> int:
 
 @dataclass
 class BusyMeter:
-    """Other processes' cores since the last call (the first: since the meter was made)."""
+    """Other processes' cores since the last call (the first: since the meter was made); and the torch
+    threads each rollout sampled with, {threads: rollouts} (sampling_threads counts them)."""
 
     stat: Path = STAT
     last: Reading = field(init=False)
+    threads_used: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.last = read(self.stat)
@@ -91,7 +94,7 @@ def check_threads(value) -> None:
 def sampling_threads(setting, meter: BusyMeter, on_cpu: bool):
     """torch's threads for one rollout, then put back: `setting` threads; "auto": the run's, spared for
     other processes (on the CPU, sampled from the main thread: torch's thread count is the process's,
-    and an async sampling thread shares it with the trainer); None: as they are."""
+    and an async sampling thread shares it with the trainer); None: as they are. The meter counts them."""
     before = torch.get_num_threads()
     n = setting
     if setting == "auto":
@@ -99,8 +102,18 @@ def sampling_threads(setting, meter: BusyMeter, on_cpu: bool):
         n = spared_threads(before, meter.others()) if on_cpu and main else None
     if n and n != before:
         torch.set_num_threads(n)
+    if on_cpu:  # a GPU's rollout does not sum on torch's CPU threads
+        meter.threads_used[torch.get_num_threads()] += 1
     try:
         yield
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def threads_record(engine) -> dict:
+    """The torch threads an engine's rollouts sampled with, {threads: rollouts}, for summary.json's
+    numerics: a matmul's last bits can depend on them (issue 59), and with `auto` they follow the
+    machine's load. {} for an engine that does not count them (vLLM)."""
+    used = getattr(getattr(engine, "meter", None), "threads_used", None)
+    return {"rollout_threads": {str(n): used[n] for n in sorted(used)}} if used else {}

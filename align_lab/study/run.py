@@ -13,6 +13,7 @@ from pathlib import Path
 
 from align_lab.envs.base import EnvError
 from align_lab.rewards.function import RewardError
+from align_lab.rollout.busy import threads_record
 from align_lab.rollout.decode import resolved as decode_matmul
 from align_lab.study.build import build_run
 from align_lab.study.hardware import threads
@@ -140,7 +141,8 @@ def run(job: Job) -> dict:
             write_summary(run_dir, summary)
             with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
-        summary |= outcome(stages, final, start, hw.device, before) | planned(ctx.memory, ctx.realized)
+        used = threads_record(spec.rollout)
+        summary |= outcome(stages, final, start, hw.device, before, used) | planned(ctx.memory, ctx.realized)
         return completed(summary, final, spec, run_dir, tracker)
     except StagesChanged as e:  # refused before any stage was built: nothing written, no time counted
         summary = None

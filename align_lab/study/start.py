@@ -25,12 +25,36 @@ from align_lab.train.checkpoint_io import checkpoint_step
 log = logging.getLogger("align_lab")
 
 
-def first_summary(spec: RunSpec, digest: str, before: list[float], stage_threads: int) -> dict:
-    """summary.json as a run starts: what runs, the threads it has (and its stages were built with), the
-    keys its model preset chose."""
+def segment_threads(previous: dict, earlier: int) -> list:
+    """The torch threads of each of a run's `earlier` segments (its summary's segment_threads; one
+    written before they were recorded: its `threads` for each), then this segment's."""
+    recorded = previous.get("segment_threads")
+    recorded = recorded[:earlier] if isinstance(recorded, list) else []
+    return [*recorded, *[previous.get("threads")] * (earlier - len(recorded)), torch.get_num_threads()]
+
+
+def threads_changed(previous: dict, step: int) -> str | None:
+    """One line when a resumed run trains on other torch threads than its last segment did: where the
+    CPU's matmuls round by thread count (issue 59) its numbers then leave an uninterrupted run's."""
+    old, now = previous.get("threads"), torch.get_num_threads()
+    if not isinstance(old, int) or old == now:
+        return None
+    return (
+        f"torch threads: this run trained on {old} until its checkpoint at step {step} and goes on with "
+        f"{now} (hardware.num_threads, or the cores given); on a CPU whose matmuls round by thread count "
+        "its numbers from here may differ from an uninterrupted run's (docs/reproducibility.md)"
+    )
+
+
+def first_summary(
+    spec: RunSpec, digest: str, before: list[float], stage_threads: int, previous: dict | None = None
+) -> dict:
+    """summary.json as a run starts: what runs, the threads it has (and its stages were built with, and
+    each segment ran on), the keys its model preset chose."""
     summary = {"status": "running", "algo": spec.names.get("algo"), "seed": spec.seed}
     # the default is the cores given: part of the numbers
     summary |= {"threads": torch.get_num_threads(), "stage_threads": stage_threads}
+    summary |= {"segment_threads": segment_threads(previous or {}, len(before))}
     if spec.defaults_from:  # values the model preset chose (the user did not set these keys)
         summary |= {"defaults_from": spec.defaults_from}
         chosen = ", ".join(f"{k}={spec.config['algo'][k.split('.', 1)[1]]}" for k in spec.defaults_from)
@@ -52,11 +76,14 @@ def begin(job: Job, ckpt: Path) -> tuple[dict, list[float], int | None]:
     """(the first summary.json, written with the resolved config; the wall seconds of the earlier
     segments, which count in time/total_s; the threads the stages load with). A run started again from
     step 0 (its checkpoints deleted) counts no abandoned segment, and builds its stages afresh."""
-    resumed = checkpoint_step(ckpt) > 0
+    step = checkpoint_step(ckpt)
+    resumed = step > 0
     before = previous_segments(job.run_dir) if resumed else []
     stage_threads = job.stage_threads if resumed else None
+    if resumed and (line := threads_changed(job.previous, step)):
+        log.warning(f"align_lab: warning: {line}")
     digest = config_digest(job.spec.config)
-    summary = first_summary(job.spec, digest, before, stage_threads or torch.get_num_threads())
+    summary = first_summary(job.spec, digest, before, stage_threads or torch.get_num_threads(), job.previous)
     start_folder(job.spec, job.run_dir, summary)
     return summary, before, stage_threads
 

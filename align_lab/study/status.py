@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,18 +72,42 @@ def _job_result(run: dict) -> tuple[str, str] | None:
     return outcome, str(value)
 
 
+def sacct_state(run: dict) -> str:
+    """Slurm's accounting state of the run's job (sacct, through submitit), e.g. "CANCELLED by 0"."""
+    import submitit
+
+    return submitit.SlurmJob(folder=run["submitit_folder"], job_id=run["job_id"]).state
+
+
+def squeue_state(job_id: str) -> str:
+    """The job's state in Slurm's queue (squeue), "" when it is not in the queue (squeue: "Invalid job
+    id"); "UNKNOWN" when squeue fails otherwise (slurmctld busy): not a word that the job ended."""
+    import subprocess
+
+    queued = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True)
+    if queued.returncode != 0 and "invalid job id" not in queued.stderr.lower():
+        return "UNKNOWN"
+    return queued.stdout.strip()
+
+
+def slurm_state(accounted: str, queued: Callable[[], str]) -> str:
+    """A Slurm job's state: sacct's (`accounted`), unless it says the job ended (or has no record) while
+    squeue (`queued()`, "" when not queued) still lists it. A job requeued after a preemption (USR2) is
+    in the queue again before its new allocation starts, while sacct still reads the first allocation,
+    CANCELLED: the queue is asked before a job is called ended (issue 59)."""
+    if accounted.split()[0] not in TERMINAL_SLURM | {"UNKNOWN"}:
+        return accounted
+    in_queue = queued().split()
+    # squeue -j also lists a job that ended within MinJobAge (COMPLETED, CANCELLED, ...): not queued
+    if in_queue and in_queue[0] not in TERMINAL_SLURM:
+        return in_queue[0]
+    return "CANCELLED" if accounted == "UNKNOWN" else accounted  # UNKNOWN: cancelled while pending
+
+
 def _scheduler_state(run: dict, cluster: str) -> str:
-    """Slurm's state through sacct (via submitit); for local jobs, whether the process lives."""
+    """Slurm's state (slurm_state); for local jobs, whether the process lives."""
     if cluster == "slurm":
-        import subprocess
-
-        import submitit
-
-        state = submitit.SlurmJob(folder=run["submitit_folder"], job_id=run["job_id"]).state
-        if state == "UNKNOWN":  # sacct has no record (e.g. cancelled while pending): ask squeue
-            queued = subprocess.run(["squeue", "-h", "-j", run["job_id"]], capture_output=True, text=True)
-            state = "PENDING" if queued.stdout.strip() else "CANCELLED"
-        return state
+        return slurm_state(sacct_state(run), lambda: squeue_state(run["job_id"]))
     try:
         os.kill(int(run["job_id"]), 0)
         return "RUNNING"
@@ -106,16 +131,18 @@ def run_state(run: dict, cluster: str) -> RunState:
     if not run.get("job_id"):
         return make("died", DIED) if died(Path(run["run_dir"]), summary) else make("pending", "not submitted")
     state = _scheduler_state(run, cluster).split()[0]  # sacct says e.g. "CANCELLED by 0"
-    if summary and summary.get("status") == "preempted" and state in TERMINAL_SLURM | {"FINISHED"}:
-        return make("failed", f"preempted; job {run['job_id']} was not requeued ({state})")
-    if state in TERMINAL_SLURM or state == "FINISHED":  # the scheduler's word first: it says why
+    ended = state in TERMINAL_SLURM or state == "FINISHED"  # and, on Slurm, not in the queue
+    if summary and summary.get("status") == "preempted":
+        if ended:
+            return make("failed", f"preempted; job {run['job_id']} was not requeued ({state})")
+        # requeued: in the queue (PENDING, REQUEUED, the old allocation COMPLETING) until it runs again
+        return make("running" if state == "RUNNING" else "pending", state)
+    if ended:  # the scheduler's word first: it says why
         return make("failed", f"job {run['job_id']} ended ({state}) before the run completed")
     requeued = state in ("PENDING", "REQUEUED", "REQUEUE_HOLD")
     if not requeued and died(Path(run["run_dir"]), summary):  # its process gone, the job not ended
         return make("died", DIED)
-    if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "UNKNOWN") and (
-        not summary or summary.get("status") == "preempted"
-    ):
+    if state in ("PENDING", "REQUEUED", "REQUEUE_HOLD", "UNKNOWN") and not summary:
         return make("pending", state)
     return make("running", state)
 

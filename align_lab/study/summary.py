@@ -278,10 +278,12 @@ def previous_segments(run_dir: Path) -> list[float]:
     return segments
 
 
-def outcome(stages, final: dict, start: float, device: str, before: list[float] = ()) -> dict:
+def outcome(
+    stages, final: dict, start: float, device: str, before: list[float], rollout_threads: dict
+) -> dict:
     """What a completed run adds to its summary: final evaluation, stages used (study/stages.py's
-    Stages), time and memory. `before`: the wall seconds of the run's earlier segments (a resumed run),
-    counted in time/total_s."""
+    Stages), numerics, time and memory. `before`: the wall seconds of the run's earlier segments (a
+    resumed run), counted in time/total_s. `rollout_threads`: rollout/busy.py threads_record's."""
     used = {
         s: {"key": r.key, "hit": r.hit, "seconds": round(r.seconds, 3)} for s, r in stages.results.items()
     }
@@ -293,8 +295,12 @@ def outcome(stages, final: dict, start: float, device: str, before: list[float] 
         "status": "completed",
         **final,
         "stages": used,
-        # the device, CPU capability, math libraries and threads behind the numbers (in the stage keys too)
-        "numerics": {k: stages.numerics[k] for k in ("device", "math", "threads") if k in stages.numerics},
+        # the device, CPU capability, math libraries and torch threads behind the numbers (issue 59: a
+        # matmul's last bits can depend on the threads): training's (this segment's), the stages' (in
+        # their keys too) and the rollouts'
+        "numerics": {k: stages.numerics[k] for k in ("device", "math") if k in stages.numerics}
+        | {"threads": torch.get_num_threads(), "stage_threads": stages.numerics.get("threads")}
+        | rollout_threads,
         **stages.rm_metrics,
         "time/total_s": sum(before) + time.perf_counter() - start,
         "time/segments": len(before) + 1,
