@@ -168,7 +168,7 @@ def result_lines(c, by: str) -> list[str]:
     """What the command prints of a comparison: runs and groups, each group's mean and CI with its paired
     difference from the baseline, the claims' verdicts, and the notes."""
     from align_lab.results.across_tasks import across_lines
-    from align_lab.results.aggregate import SFT
+    from align_lab.results.comparison import is_sft
     from align_lab.results.noise import noise_line
     from align_lab.results.power import power_lines
     from align_lab.results.stats import fmt, fmt_ci
@@ -183,8 +183,9 @@ def result_lines(c, by: str) -> list[str]:
     for _, r in c.group_table.iterrows():
         mean, lo, hi = (r[f"{c.metric}:{s}"] for s in ("mean", "lo", "hi"))
         line = f"  {r['group']:<20} n={r[f'{c.metric}:n']:<3} {fmt_ci(mean, lo, hi)}"
-        if r["group"] == SFT:
-            line += "   the reference every group started from (n = seeds)"
+        if is_sft(r["group"]):
+            line += "   the reference " + ("every group" if r["group"] == "SFT" else "its task's groups")
+            line += " started from (n = seeds)"
         if r["group"] in paired:
             d = paired[r["group"]]
             line += f"   diff {fmt_ci(d.diff, d.diff_lo, d.diff_hi)}, Holm p {fmt(d.p_holm)}: {d.verdict}"

@@ -29,7 +29,7 @@ from align_lab.results.noise import group_noise
 from align_lab.results.notes import comparison_notes
 from align_lab.results.power import power_table
 from align_lab.results.runs import COMPLETED, Run, group_label, lookup
-from align_lab.results.tables import group_table, has_sft, paired_table, sft_row
+from align_lab.results.tables import group_table, has_sft, paired_table, sft_references, sft_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -187,6 +187,7 @@ def aggregate(
     check_by_and_metric(runs, by, metric)
     columns = [k for k, _ in FINAL_METRICS] + ([metric] if metric not in dict(FINAL_METRICS) else [])
     table = runs_table(runs, by, metric, columns)
+    table["sft_reference"] = sft_references(runs, by)  # per task (and model): SFT rows never pool them
     groups = sorted(set(table["group"]), key=natural_key)
     sft = has_sft(table, metric)
     base = choose_baseline(groups, table, baseline, sft)
@@ -208,7 +209,7 @@ def aggregate(
         groups=groups,
         runs=table,
         group_table=pd.DataFrame(
-            ([sft_row(table, columns)] if sft else [])
+            (sft_rows(table, columns, metric) if sft else [])
             + group_table(table, groups, columns).to_dict("records")
         ),
         paired=paired,
