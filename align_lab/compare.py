@@ -149,6 +149,7 @@ def compare(args: argparse.Namespace):
         check_algorithm_names(claims, _keys(args.by))
     out = args.out or args.folders[0] / "compare"
     runs, problems = load_runs(args.folders)
+    problems += plan_notes(args.folders)
     grouping = study_grouping(runs)
     args.by = args.by or grouping
     by = split_pooled_settings(runs, _keys(args.by), problems)
@@ -202,6 +203,17 @@ def result_lines(c, by: str) -> list[str]:
     lines += noise_line(c.noise)
     lines += across_lines(c.across_tasks)
     return lines + [f"  note: {note}" for note in c.notes]
+
+
+def plan_notes(folders: list[Path]) -> list[str]:
+    """A note per folder whose plan.json cannot be read: its sequential plan's verdicts, the study's,
+    are left out (plan_lines and the report show a plan's verdicts only when it reads)."""
+    from align_lab.results.plan_record import record_problem
+
+    problems = [p for p in map(record_problem, folders) if p]
+    return [
+        f"{p}: the sequential plan's looks and verdicts (the study's verdicts) are left out" for p in problems
+    ]
 
 
 def plan_lines(folders: list[Path]) -> list[str]:
