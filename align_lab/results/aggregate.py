@@ -15,6 +15,7 @@ from align_lab.results import stats
 from align_lab.results.across_tasks import across_tasks
 from align_lab.results.claims import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Claim, check_claims, claim_table
 from align_lab.results.comparison import SFT, Comparison, Curve
+from align_lab.results.damaged import samples_notes
 from align_lab.results.extract import (
     BUDGETS,
     FINAL_METRICS,
@@ -227,4 +228,5 @@ def aggregate(
     )
     comparison.headline = question_headline(comparison) or comparison.headline
     comparison.notes = comparison_notes(comparison, runs, baseline, list(problems or []))
+    comparison.notes += samples_notes(comparison, runs)  # damaged or missing eval_samples.jsonl
     return comparison
