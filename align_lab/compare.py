@@ -63,7 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--wandb",
         action="store_true",
         help="also log the comparison to W&B: a compare run in the study's group and, online, a W&B "
-        "report and workspace (offline: their JSON, wandb_report.json); needs a W&B login or WANDB_MODE",
+        "report and workspace (offline: their JSON, wandb_report.json); online when logged in, else "
+        "offline files in <out>/wandb as runs write them (WANDB_MODE overrides); refused for runs of no "
+        "named study (study=default)",
     )
     return p.parse_args(argv)
 
@@ -149,6 +151,8 @@ def compare(args: argparse.Namespace):
         check_algorithm_names(claims, _keys(args.by))
     out = args.out or args.folders[0] / "compare"
     runs, problems = load_runs(args.folders)
+    if args.wandb:  # before any report is written
+        wandb_group_of(runs)
     problems += plan_notes(args.folders)
     grouping = study_grouping(runs)
     args.by = args.by or grouping
@@ -225,15 +229,23 @@ def plan_lines(folders: list[Path]) -> list[str]:
     return [line for f, r in records if r is not None for line in [f"{f}: {head}", *verdict_lines(r)]]
 
 
+def wandb_group_of(runs) -> str:
+    """The runs' W&B group (their tracker.group, else their study); a ValueError when they have none of
+    their own (wandb_report.wandb_group)."""
+    from align_lab.results.wandb_report import wandb_group
+
+    return wandb_group([(r.config.get("tracker") or {}).get("group") or r.config.get("study") for r in runs])
+
+
 def wandb_lines(c, figures, out: Path, runs, args) -> list[str]:
     """Logs the comparison to W&B (--wandb) in the runs' most common project and study; what it says."""
-    from align_lab.results.wandb_report import NOT_CONFIGURED, log_comparison, online_command, wandb_mode
+    from align_lab.results.wandb_report import log_comparison, not_logged, online_command, wandb_mode
 
     mode = wandb_mode(os.environ)
     if mode is None:
-        return [NOT_CONFIGURED]
+        return [not_logged(os.environ)]
     project = _most_common([r.config.get("tracker", {}).get("project") for r in runs], "align_lab")
-    group = _most_common([r.config.get("study") for r in runs], "compare")
+    group = wandb_group_of(runs)
     choices = {k for r in runs for k in r.choices}  # --by keys that are config groups (an arm)
     return list(log_comparison(c, figures, out, project, group, mode, choices, online_command(args)))
 

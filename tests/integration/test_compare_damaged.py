@@ -119,3 +119,19 @@ def test_a_study_that_kept_no_samples_has_no_note(tmp_path: Path) -> None:
     result = compare(str(make_sweep(tmp_path)), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert not any("eval_samples.jsonl" in n for n in notes(result.stdout))
+
+
+def test_wandb_on_runs_of_no_named_study_is_refused_in_one_line(tmp_path: Path) -> None:
+    # runs of study=default (conf/config.yaml's: no study named), which never logged to W&B: the compare
+    # run's group, and the dashboard's filter, would be "default", every unnamed study's group
+    sweep = make_sweep(tmp_path)
+    for config in sweep.glob("*/.hydra/config.yaml"):
+        config.write_text(config.read_text().replace("study: toy_compare", "study: default"))
+    out = tmp_path / "out"
+    env = {"WANDB_MODE": "offline", "HOME": str(tmp_path), "WANDB_API_KEY": "", "NETRC": str(tmp_path / "no")}
+    result = compare(str(sweep), "--out", str(out), "--wandb", env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("align_lab.compare: error: --wandb: the runs name no study (study=default")
+    assert not out.exists()  # refused before any report
+    assert compare(str(sweep), "--out", str(out)).returncode == 0  # without --wandb: the report
