@@ -21,11 +21,9 @@ def samples_notes(c: Comparison, runs: list[Run]) -> list[str]:
     """One note per completed run whose eval_samples.jsonl a figure reads and that is missing (where the
     run kept samples, or another run of the comparison has them) or has lines skipped."""
     done = c.runs[c.runs["status"] == COMPLETED]
-    read = {
-        f: (Path(f) / SAMPLES_FILE).is_file() and read_samples(Path(f) / SAMPLES_FILE) for f in done["folder"]
-    }
+    read = {f: _read(Path(f) / SAMPLES_FILE) for f in done["folder"]}  # folder -> (records, skipped) | None
     keeps = {str(r.folder): lookup(r, "train.keep_eval_samples") for r in runs}
-    others_have = any(read.values())
+    others_have = any(found is not None for found in read.values())
     seed, shown = shown_runs(c)
     shown_left = [g for g, f in shown.items() if read.get(f) and read[f][0]]
     notes = []
@@ -33,11 +31,11 @@ def samples_notes(c: Comparison, runs: list[Run]) -> list[str]:
         folder, group = row["folder"], row["group"]
         path = Path(folder) / SAMPLES_FILE
         found = read[folder]
-        if found and not found[1]:
+        if found is not None and not found[1]:
             continue  # read whole
-        if not found and (keeps.get(folder) is False or not (others_have or keeps.get(folder) is True)):
+        if found is None and (keeps.get(folder) is False or not (others_have or keeps.get(folder) is True)):
             continue  # no samples kept: nothing was dropped from what the study wrote
-        usable = bool(found and found[0])
+        usable = found is not None and bool(found[0])
         uses = _noise_use(c, row, usable) + _power_use(c, group)
         if shown.get(group) == folder:
             none_left = f" (not shown: no run at seed {seed} has readable samples)" if not shown_left else ""
@@ -46,7 +44,7 @@ def samples_notes(c: Comparison, runs: list[Run]) -> list[str]:
             ]
         if not uses:
             continue
-        if not found:
+        if found is None:
             notes.append(f"{path}: missing; left out of {', '.join(uses)}.")
         elif not usable:
             notes.append(
@@ -58,6 +56,11 @@ def samples_notes(c: Comparison, runs: list[Run]) -> list[str]:
                 f"read its other {len(found[0])} records."
             )
     return notes
+
+
+def _read(path: Path) -> tuple[list[dict], int] | None:
+    """(records, lines skipped) of an eval_samples.jsonl; None when there is none."""
+    return read_samples(path) if path.is_file() else None
 
 
 def _noise_use(c: Comparison, row, usable: bool) -> list[str]:
