@@ -71,7 +71,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--wandb",
         action="store_true",
         help="also log the comparison to W&B: a compare run in the study's group and, online, a W&B "
-        "report and workspace (offline: their JSON, wandb_report.json); needs a W&B login or WANDB_MODE",
+        "report and workspace (offline: their JSON, wandb_report.json); online when logged in, else "
+        "offline files in <out>/wandb as runs write them (WANDB_MODE overrides); refused for runs of no "
+        "named study (study=default)",
     )
     return p.parse_args(argv)
 
@@ -168,6 +170,9 @@ def compare(args: argparse.Namespace):
         check_algorithm_names(claims, _keys(args.by))
     out = args.out or args.folders[0] / "compare"
     runs, problems = load_runs(args.folders)
+    if args.wandb:  # before any report is written
+        wandb_group_of(runs)
+    problems += plan_notes(args.folders)
     grouping = study_grouping(runs)
     args.by = args.by or grouping
     by = split_pooled_settings(runs, _keys(args.by), problems)
@@ -190,7 +195,7 @@ def result_lines(c, by: str) -> list[str]:
     """What the command prints of a comparison: runs and groups, each group's mean and CI with its paired
     difference from the baseline, the claims' verdicts, and the notes."""
     from align_lab.results.across_tasks import across_lines
-    from align_lab.results.aggregate import SFT
+    from align_lab.results.comparison import is_sft
     from align_lab.results.noise import noise_line
     from align_lab.results.power import power_lines
     from align_lab.results.stats import fmt, fmt_ci
@@ -205,8 +210,9 @@ def result_lines(c, by: str) -> list[str]:
     for _, r in c.group_table.iterrows():
         mean, lo, hi = (r[f"{c.metric}:{s}"] for s in ("mean", "lo", "hi"))
         line = f"  {r['group']:<20} n={r[f'{c.metric}:n']:<3} {fmt_ci(mean, lo, hi)}"
-        if r["group"] == SFT:
-            line += "   the reference every group started from (n = seeds)"
+        if is_sft(r["group"]):
+            line += "   the reference " + ("every group" if r["group"] == "SFT" else "its task's groups")
+            line += " started from (n = seeds)"
         if r["group"] in paired:
             d = paired[r["group"]]
             line += f"   diff {fmt_ci(d.diff, d.diff_lo, d.diff_hi)}, Holm p {fmt(d.p_holm)}: {d.verdict}"
@@ -226,6 +232,17 @@ def result_lines(c, by: str) -> list[str]:
     return lines + [f"  note: {note}" for note in c.notes]
 
 
+def plan_notes(folders: list[Path]) -> list[str]:
+    """A note per folder whose plan.json cannot be read: its sequential plan's verdicts, the study's,
+    are left out (plan_lines and the report show a plan's verdicts only when it reads)."""
+    from align_lab.results.plan_record import record_problem
+
+    problems = [p for p in map(record_problem, folders) if p]
+    return [
+        f"{p}: the sequential plan's looks and verdicts (the study's verdicts) are left out" for p in problems
+    ]
+
+
 def plan_lines(folders: list[Path]) -> list[str]:
     """A sequential study's looks and each claim's verdict at its look, from the folders' plan.json."""
     from align_lab.results.plan_record import read_record, verdict_lines
@@ -235,15 +252,23 @@ def plan_lines(folders: list[Path]) -> list[str]:
     return [line for f, r in records if r is not None for line in [f"{f}: {head}", *verdict_lines(r)]]
 
 
+def wandb_group_of(runs) -> str:
+    """The runs' W&B group (their tracker.group, else their study); a ValueError when they have none of
+    their own (wandb_report.wandb_group)."""
+    from align_lab.results.wandb_report import wandb_group
+
+    return wandb_group([(r.config.get("tracker") or {}).get("group") or r.config.get("study") for r in runs])
+
+
 def wandb_lines(c, figures, out: Path, runs, args) -> list[str]:
     """Logs the comparison to W&B (--wandb) in the runs' most common project and study; what it says."""
-    from align_lab.results.wandb_report import NOT_CONFIGURED, log_comparison, online_command, wandb_mode
+    from align_lab.results.wandb_report import log_comparison, not_logged, online_command, wandb_mode
 
     mode = wandb_mode(os.environ)
     if mode is None:
-        return [NOT_CONFIGURED]
+        return [not_logged(os.environ)]
     project = _most_common([r.config.get("tracker", {}).get("project") for r in runs], "align_lab")
-    group = _most_common([r.config.get("study") for r in runs], "compare")
+    group = wandb_group_of(runs)
     choices = {k for r in runs for k in r.choices}  # --by keys that are config groups (an arm)
     return list(log_comparison(c, figures, out, project, group, mode, choices, online_command(args)))
 

@@ -16,6 +16,7 @@ from align_lab.results.across_tasks import across_tasks
 from align_lab.results.action import action_line
 from align_lab.results.claims import CONTRADICTED, INCONCLUSIVE, REPRODUCED, Claim, check_claims, claim_table
 from align_lab.results.comparison import SFT, Comparison, Curve
+from align_lab.results.damaged import samples_notes
 from align_lab.results.extract import (
     BUDGETS,
     FINAL_METRICS,
@@ -30,7 +31,7 @@ from align_lab.results.noise import group_noise
 from align_lab.results.notes import comparison_notes
 from align_lab.results.power import DEFAULT_MIN_EFFECT_SD, power_table
 from align_lab.results.runs import COMPLETED, Run, group_label, lookup
-from align_lab.results.tables import group_table, has_sft, paired_table, sft_row
+from align_lab.results.tables import group_table, has_sft, paired_table, sft_references, sft_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -186,6 +187,7 @@ def aggregate(
     check_by_and_metric(runs, by, metric)
     columns = [k for k, _ in FINAL_METRICS] + ([metric] if metric not in dict(FINAL_METRICS) else [])
     table = runs_table(runs, by, metric, columns)
+    table["sft_reference"] = sft_references(runs, by)  # per task (and model): SFT rows never pool them
     groups = sorted(set(table["group"]), key=natural_key)
     sft = has_sft(table, metric)
     base = choose_baseline(groups, table, baseline, sft)
@@ -207,7 +209,7 @@ def aggregate(
         groups=groups,
         runs=table,
         group_table=pd.DataFrame(
-            ([sft_row(table, columns)] if sft else [])
+            (sft_rows(table, columns, metric) if sft else [])
             + group_table(table, groups, columns).to_dict("records")
         ),
         paired=paired,
@@ -227,4 +229,5 @@ def aggregate(
     comparison.headline = question_headline(comparison) or comparison.headline
     comparison.action = action_line(comparison, min_effect_sd)
     comparison.notes = comparison_notes(comparison, runs, baseline, list(problems or []))
+    comparison.notes += samples_notes(comparison, runs)  # damaged or missing eval_samples.jsonl
     return comparison

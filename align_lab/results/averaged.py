@@ -10,7 +10,7 @@ import math
 from typing import TYPE_CHECKING
 
 from align_lab.results import stats
-from align_lab.results.comparison import SFT, Comparison
+from align_lab.results.comparison import Comparison, is_sft
 from align_lab.results.runs import COMPLETED, Run
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def dropped_notes(group_table: pd.DataFrame, table: pd.DataFrame, runs: list[Run
     by_folder = {str(r.folder): r for r in runs}
     done = table[table["status"] == COMPLETED]
     notes = []
-    for _, row in group_table[group_table["group"] != SFT].iterrows():
+    for _, row in group_table[~group_table["group"].map(is_sft)].iterrows():
         for key in [k.removesuffix(":n") for k in row.index if k.endswith(":n")]:
             n = row[f"{key}:n"]
             if not 0 < n < row["n"] or key not in done:

@@ -16,6 +16,17 @@ SFT = "SFT"  # the reference policy every run started from; its values are each 
 Curve = tuple[np.ndarray, np.ndarray]
 
 
+def sft_label(setting: str) -> str:
+    """The group table's SFT row of one setting (its task and/or model, "task=toy_arith"): runs of other
+    tasks or models started from other SFT policies, so each has its own row; "SFT" for one setting."""
+    return f"{SFT} ({setting})" if setting else SFT
+
+
+def is_sft(group: str) -> bool:
+    """Whether a group-table row is an SFT reference row (sft_label), not a group of runs."""
+    return group == SFT or str(group).startswith(f"{SFT} (")
+
+
 @dataclass
 class Comparison:
     by: list[str]

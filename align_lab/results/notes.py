@@ -29,7 +29,8 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     notes += _matched_baseline_notes(c.baseline, c.matched_baseline)
     notes += _pairing_notes(table, c.baseline, c.paired)
     notes += _baseline_notes(c, baseline)
-    notes += sft_notes(table, c.metric) if has_sft(table, c.metric) else []
+    if has_sft(table, c.metric):  # per SFT row: another task's reference is no mismatch
+        notes += [n for _, mine in _by_reference(table) for n in sft_notes(mine, c.metric)]
     notes += _config_notes(runs, c.by)
     notes += _few_seeds_notes(table)
     notes += averaged_notes(c, runs)
@@ -146,6 +147,11 @@ def _pairing_notes(runs: pd.DataFrame, baseline: str, paired: pd.DataFrame) -> l
                 "groups and are left out of the paired comparison."
             )
     return notes
+
+
+def _by_reference(table: pd.DataFrame) -> list:
+    """The runs table split by SFT row (tables.sft_references): each row's runs share one reference."""
+    return list(table.groupby("sft_reference")) if "sft_reference" in table else [(None, table)]
 
 
 def sft_notes(runs: pd.DataFrame, metric: str) -> list[str]:

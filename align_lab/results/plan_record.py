@@ -11,12 +11,34 @@ PLAN_FILE = "plan.json"
 
 
 def read_record(folder: Path) -> dict | None:
-    """The folder's plan.json, or None when it has none or it cannot be read."""
+    """The folder's plan.json, or None when it has none or it cannot be read as a plan record (a reader
+    that must not pass over a damaged one asks record_problem why)."""
+    if record_problem(folder) is not None:
+        return None
     try:
         record = json.loads((Path(folder) / PLAN_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def record_problem(folder: Path) -> str | None:
+    """Why the folder's plan.json cannot be used, in words naming it, or None when it has none or it
+    reads as a plan record (JSON of the plan's arms, claims and looks, as the launcher writes it)."""
+    path = Path(folder) / PLAN_FILE
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f"{path}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    try:
+        if not isinstance(record, dict):
+            raise TypeError(f"a JSON {type(record).__name__}, not an object")
+        verdict_lines(record)  # every field a reader uses, of the types it uses them as
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        return f"{path}: not a plan record ({type(e).__name__}: {e})"
+    return None
 
 
 def seeds_run(record: dict) -> dict[str, int]:

@@ -196,7 +196,8 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
             "CI (mean +- t * s / sqrt(n), cut at the metric's range: rates in [0, 1], times >= 0; a "
             "bootstrap under-covers at a few seeds). SFT, where the runs log it, is the reference "
             "policy every group started from: each completed run's evaluation of it (the `_sft` metrics), "
-            "a seed's runs averaged; its n counts seeds; n/a where a metric has no SFT value."
+            "a seed's runs averaged; its n counts seeds; n/a where a metric has no SFT value; one SFT row "
+            "per task (and model) when the runs span several, each the reference of its own runs."
         ),
         group_table_block(c.group_table, columns),
         Heading(f"Paired comparison vs {c.baseline}: final {metric_name}"),

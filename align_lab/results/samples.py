@@ -32,6 +32,20 @@ def shared_seed(done: pd.DataFrame) -> int | None:
     return int(min(s for s, n in groups_per_seed.items() if n == most))
 
 
+def shown_runs(comparison: Comparison) -> tuple[int | None, dict[str, str]]:
+    """(the shared seed, {group: the folder of its run the Samples section shows}): at that seed, each
+    group's first completed run by folder name."""
+    runs = comparison.runs
+    done = runs[(runs["status"] == COMPLETED) & (runs["group"] != SFT)]
+    seed = shared_seed(done)
+    shown = {}
+    for group in [g for g in comparison.groups if g != SFT] if seed is not None else []:
+        folders = sorted(done.loc[(done["group"] == group) & (done["seed"] == seed), "folder"])
+        if folders:
+            shown[group] = folders[0]
+    return seed, shown
+
+
 def final_records(folder: Path) -> tuple[dict[tuple[int, int], dict], str | None]:
     """{(prompt_id, sample): record} of a run's last evaluated step, and a note when there is none."""
     records, skipped = read_samples(folder / SAMPLES_FILE)
@@ -61,19 +75,15 @@ def samples_blocks(comparison: Comparison, n_prompts: int = N_PROMPTS) -> list[B
     """'Samples' heading, a paragraph and a table (prompt, SFT, one column per group) for the first
     n_prompts prompt ids every group's run at the shared seed evaluated (sample 0, last step); nothing
     when no run has records."""
-    runs = comparison.runs
-    done = runs[(runs["status"] == COMPLETED) & (runs["group"] != SFT)]
-    seed = shared_seed(done)
+    seed, shown = shown_runs(comparison)
     if seed is None:
         return []
     notes, columns = [], {}
-    for group in [g for g in comparison.groups if g != SFT]:
-        folders = sorted(done.loc[(done["group"] == group) & (done["seed"] == seed), "folder"])
-        if folders:
-            final, note = final_records(Path(folders[0]))
-            notes += [note] if note else []
-            if final:
-                columns[group] = final
+    for group, folder in shown.items():
+        final, note = final_records(Path(folder))
+        notes += [note] if note else []
+        if final:
+            columns[group] = final
     if not columns:
         return []
     shared = set.intersection(*(set(k for k in c if k[1] == 0) for c in columns.values()))

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from align_lab.results import stats
-from align_lab.results.comparison import SFT
-from align_lab.results.runs import COMPLETED
+from align_lab.results.comparison import SFT, sft_label
+from align_lab.results.runs import COMPLETED, NEVER_POOLED, Run, format_value, lookup
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,6 +67,27 @@ def sft_row(runs: pd.DataFrame, columns: list[str]) -> dict:
         row[f"{col}:n"], row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.metric_ci(col, values)
     row["n"] = len(seeds)
     return row
+
+
+def sft_references(runs: list[Run], by: list[str]) -> list[str]:
+    """Each run's SFT row: "SFT (task=..., model=...)" by the task and model keys of `by` where the runs
+    differ in them (compare splits those, never pools them), else "SFT". Runs of two tasks started from
+    two SFT policies: one row averaging both would be neither's reference."""
+    keys = [k for k in by if k in NEVER_POOLED]
+    labels = [", ".join(f"{k}={format_value(lookup(r, k))}" for k in keys) for r in runs]
+    return [sft_label(label) if len(set(labels)) > 1 else SFT for label in labels]
+
+
+def sft_rows(runs: pd.DataFrame, columns: list[str], metric: str) -> list[dict]:
+    """The group table's SFT rows: one sft_row per `sft_reference` of the runs table (one "SFT" row when
+    the column is absent), each where its runs report the metric's SFT value."""
+    refs = runs["sft_reference"] if "sft_reference" in runs else [SFT] * len(runs)
+    rows = []
+    for label in sorted(set(refs)):
+        mine = runs[[r == label for r in refs]]
+        if has_sft(mine, metric):
+            rows.append(sft_row(mine, columns) | {"group": label})
+    return rows
 
 
 def verdict(

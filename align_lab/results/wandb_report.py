@@ -8,27 +8,49 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from collections import Counter
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from align_lab.results.comparison import Comparison
 from align_lab.results.wandb_dashboard import save_dashboard
-from align_lab.tracking.wandb_tracker import has_wandb_credentials
+from align_lab.tracking.wandb_tracker import choose_mode, has_wandb_credentials
 
-NOT_CONFIGURED = (
-    "align_lab.compare: W&B is not configured (no WANDB_API_KEY or netrc login, and WANDB_MODE is unset); "
-    "--wandb wrote nothing"
-)
+DEFAULT_STUDY = "default"  # conf/config.yaml's `study`: the W&B group of every run whose study named none
 
 
 def wandb_mode(env: Mapping[str, str]) -> str | None:
-    """The mode --wandb runs in: $WANDB_MODE when set (online needs a login), else online when
-    logged in; None when W&B is not configured or disabled."""
-    logged_in = has_wandb_credentials(env)
-    mode = env.get("WANDB_MODE") or ("online" if logged_in else None)
-    if mode in (None, "disabled") or (mode == "online" and not logged_in):
+    """The mode --wandb runs in, as a run's tracker chooses it (tracker.mode=auto, wandb_tracker.
+    choose_mode): $WANDB_MODE when set, else online when logged in, else offline files; None when
+    disabled, or online without a login (it could not log in)."""
+    mode = choose_mode("auto", env)
+    if mode == "disabled" or (mode == "online" and not has_wandb_credentials(env)):
         return None
     return mode
+
+
+def not_logged(env: Mapping[str, str]) -> str:
+    """The one line --wandb prints when wandb_mode is None: why it wrote nothing."""
+    if env.get("WANDB_MODE") == "disabled":
+        return "align_lab.compare: WANDB_MODE=disabled: --wandb wrote nothing"
+    return (
+        "align_lab.compare: WANDB_MODE=online without a W&B login (no WANDB_API_KEY or netrc entry): --wandb "
+        "wrote nothing; log in, or unset WANDB_MODE for offline files"
+    )
+
+
+def wandb_group(groups: list[str | None]) -> str:
+    """The W&B group of the compare run and of the dashboard's runset filter: the most common of the
+    runs' groups (tracker.group, the study's name); ValueError when none names one of its own: the
+    shared `default` group also holds every other unnamed study's runs."""
+    named = [str(g) for g in groups if g not in (None, "", DEFAULT_STUDY)]
+    if not named:
+        raise ValueError(
+            f"--wandb: the runs name no study (study={DEFAULT_STUDY}, the W&B group every unnamed study "
+            "shares): a report filtered on it would show other studies' runs; rerun the study with "
+            "study=NAME, or compare without --wandb"
+        )
+    return Counter(named).most_common(1)[0][0]
 
 
 def run_id(project: str, group: str, comparison: Comparison) -> str:

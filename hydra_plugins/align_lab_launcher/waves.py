@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from omegaconf import OmegaConf
 
 from align_lab.results.manifest import load_manifest
-from align_lab.results.plan_record import PLAN_FILE, read_record, seeds_run, verdict_lines
+from align_lab.results.plan_record import PLAN_FILE, read_record, record_problem, seeds_run, verdict_lines
 
 if TYPE_CHECKING:
     from align_lab.results.sequential import Plan
@@ -168,6 +168,12 @@ def _start_state(sweep_dir: Path, plan: Plan, claims, compare_by: str, names: li
         "elapsed_s": 0.0,
         "stopped": "",
     }
+    problem = unreadable_state(sweep_dir)
+    if problem:  # rewriting it would lose its waves and looks and restart elapsed_s, the time budget
+        raise ConfigError(
+            f"hydra.sweep.dir={sweep_dir}: {problem}; left as it is: restore it, or move it away to start "
+            "the plan again"
+        )
     old = read_record(sweep_dir)
     if old is None:
         return fresh
@@ -178,6 +184,22 @@ def _start_state(sweep_dir: Path, plan: Plan, claims, compare_by: str, names: li
                 f"{fresh[key]}; rerun with the recorded ones or choose another hydra.sweep.dir"
             )
     return {**old, "stopped": ""}
+
+
+def unreadable_state(sweep_dir: Path) -> str | None:
+    """Why the sweep folder's plan.json cannot be resumed from (plan_record.record_problem, or a
+    field the plan loop goes on from that is missing), or None: none there, or it can."""
+    problem = record_problem(sweep_dir)
+    if problem is not None:
+        return problem
+    old = read_record(sweep_dir)
+    if old is None:
+        return None
+    kinds = {"waves": list, "looks": list, "elapsed_s": (int, float)}
+    for key, kind in kinds.items():
+        if not isinstance(old.get(key), kind) or isinstance(old.get(key), bool):
+            return f"{sweep_dir / PLAN_FILE}: not a plan record ({key}={old.get(key)!r})"
+    return None
 
 
 def _open(state: dict, claims, looks: int) -> list:

@@ -398,11 +398,14 @@ def test_wandb_offline_compare_run_holds_the_tables(tmp_path: Path) -> None:
     )
 
 
-def test_wandb_without_login_prints_one_line_and_writes_nothing(tmp_path: Path) -> None:
+def test_wandb_without_login_writes_offline_files_as_runs_do(tmp_path: Path) -> None:
+    # no login and no WANDB_MODE: a run's tracker (mode auto) writes offline files; so does --wandb
+    from tests.wandb_files import find_wandb_files, wandb_run_info
+
     make_sweep(tmp_path)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "NETRC"}
-    env["HOME"] = str(tmp_path)
+    env |= {"HOME": str(tmp_path), "WANDB_BASE_URL": "http://127.0.0.1:9"}  # no server: nothing uploads
     result = subprocess.run(
         [sys.executable, "-m", "align_lab.compare", str(tmp_path / "multirun"), "--out", str(out), "--wandb"],
         cwd=ROOT,
@@ -412,13 +415,26 @@ def test_wandb_without_login_prints_one_line_and_writes_nothing(tmp_path: Path) 
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stdout.splitlines() if "W&B" in line]
-    assert (
-        lines == [line for line in result.stdout.splitlines() if "not configured" in line] and len(lines) == 1
-    )
-    assert (
-        not (out / "wandb").exists() and not (tmp_path / "wandb").exists() and not (ROOT / "wandb").exists()
-    )
+    assert f"align_lab.compare: W&B offline: compare run in {out / 'wandb'}" in result.stdout
+    (path,) = find_wandb_files(out)
+    assert wandb_run_info(path)["group"] == STUDY and (out / "wandb_report.json").is_file()
+    assert not (tmp_path / "wandb").exists() and not (ROOT / "wandb").exists()
+
+
+def test_wandb_disabled_prints_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    make_sweep(tmp_path)
+    out = tmp_path / "out"
+    env = {
+        "WANDB_MODE": "disabled",
+        "HOME": str(tmp_path),
+        "WANDB_API_KEY": "",
+        "NETRC": str(tmp_path / "no"),
+    }
+    result = compare(str(tmp_path / "multirun"), "--out", str(out), "--wandb", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if "--wandb" in line or "W&B" in line]
+    assert lines == ["align_lab.compare: WANDB_MODE=disabled: --wandb wrote nothing"]
+    assert not (out / "wandb").exists() and not (out / "wandb_report.json").exists()
 
 
 def test_baseline_and_by_options(tmp_path: Path) -> None:

@@ -117,3 +117,27 @@ def test_a_refused_plan_is_one_line_and_leaves_no_sweep_folder(tmp_path, cache_d
     assert result.returncode == 2, result.stderr[-2000:]
     assert "a plan chooses the seeds" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not sweep.exists()
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "damage",
+    ['{"plan": {"start": 2, "wave": 2', '{"plan": {"start": 2}, "looks": [{"index": 0}]}'],
+    ids=["torn", "not_a_record"],
+)
+def test_a_damaged_plan_json_is_refused_in_one_line_and_left_as_it_is(tmp_path, cache_dir, damage):
+    # the record holds the waves, the looks and elapsed_s (the time budget spent): the launcher must not
+    # start a fresh plan over it, which would restart the budget at 0 s; nothing runs, nothing is written
+    sweep = tmp_path / "damaged"
+    sweep.mkdir()
+    (sweep / "plan.json").write_text(damage)
+    (sweep / "multirun.yaml").write_text("# the sweep that wrote plan.json\n")
+    claim = 'claims=["3 > 2 on step"]'
+    args = study_args(cache_dir, sweep, "train.steps=2,3", "compare_by=train.steps", claim)
+    result = forked()(args, cwd=ROOT)
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert f"hydra.sweep.dir={sweep}: {sweep / 'plan.json'}: " in line and "left as it is" in line
+    assert (sweep / "plan.json").read_text() == damage
+    assert (sweep / "multirun.yaml").read_text() == "# the sweep that wrote plan.json\n"
+    assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml", "plan.json"]

@@ -284,3 +284,32 @@ def test_trained_tokens_place_offline_dpo_on_a_compute_axis() -> None:
     # the default budget (generated tokens) leaves dpo out, and names the budget that places it
     notes = aggregate(runs + dpo, ["algo"]).notes
     assert any("dpo; --budget trained_tokens places them" in n for n in notes)
+
+
+def test_over_two_tasks_the_sft_row_is_per_task() -> None:
+    # ppo and rloo on two tasks, seeds 0..2; toy_prefs's SFT gold is 0.2 (online_run), toy_arith's 0.6
+    runs = []
+    for task in ("toy_prefs", "toy_arith"):
+        for algo in ("ppo", "rloo"):
+            for seed in (0, 1, 2):
+                run = online_run(algo, seed, 0.5)
+                run.folder = Path(f"/runs/{algo}_{task}_{seed}")
+                run.choices["task"] = task
+                for record in run.metrics:
+                    record["eval/gold_reward_sft"] = 0.2 if task == "toy_prefs" else 0.6
+                runs.append(run)
+    c = aggregate(runs, ["algo", "task"])  # compare adds task to --by when the runs differ in it
+    table = c.group_table.set_index("group")
+    # one row per task, each its own reference: toy_arith 0.6 and toy_prefs 0.2 at all 3 seeds (not one
+    # row of (0.2 + 0.6) / 2 = 0.4); rows sorted by name, before the groups
+    assert table.index.tolist()[:2] == ["SFT (task=toy_arith)", "SFT (task=toy_prefs)"]
+    assert table.loc["SFT (task=toy_arith)", "eval/gold_reward:mean"] == pytest.approx(0.6)
+    assert table.loc["SFT (task=toy_prefs)", "eval/gold_reward:mean"] == pytest.approx(0.2)
+    assert table.loc["SFT (task=toy_prefs)", "n"] == 3  # seeds
+    assert "SFT" not in table.index
+    # each task's runs share one reference: no warning of pooled references
+    assert not any("do not share one SFT reference" in n for n in c.notes)
+    # paired against SFT, each run minus its own: toy_arith 0.5 - 0.6 = -0.1, toy_prefs 0.5 - 0.2 = 0.3
+    paired = c.paired.set_index("group")["diff"].to_dict()
+    assert paired["algo=ppo, task=toy_arith"] == pytest.approx(-0.1)
+    assert paired["algo=rloo, task=toy_prefs"] == pytest.approx(0.3)

@@ -17,15 +17,25 @@ from tests.integration.test_compare import CLAIMS, STUDY
 EXTRA_CLAIM = "rloo > reinforce_pp on eval/kl"  # a claim given at compare time, with a third metric
 
 
-def test_wandb_mode_needs_a_login_or_an_explicit_offline_mode(tmp_path: Path) -> None:
+def test_wandb_mode_is_a_runs_auto_mode_and_never_online_without_a_login(tmp_path: Path) -> None:
     home = {"HOME": str(tmp_path)}  # no ~/.netrc there
-    assert wandb_mode(home) is None  # not configured: compare prints one line and writes nothing
+    assert wandb_mode(home) == "offline"  # as a run's tracker (mode auto): offline files
     assert wandb_mode({**home, "WANDB_MODE": "offline"}) == "offline"
     assert wandb_mode({**home, "WANDB_MODE": "online"}) is None  # online without credentials
     assert wandb_mode({**home, "WANDB_API_KEY": "k"}) == "online"
     assert wandb_mode({**home, "WANDB_API_KEY": "k", "WANDB_MODE": "disabled"}) is None
     (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password secret\n")
     assert wandb_mode(home) == "online"
+
+
+def test_the_wandb_group_is_the_runs_own_study_never_the_shared_default() -> None:
+    from align_lab.results.wandb_report import wandb_group
+
+    assert wandb_group(["toy", "default", "toy", None]) == "toy"  # a study's runs beside unnamed ones
+    for groups in ([], [None], ["default", "default"], ["", None]):
+        with pytest.raises(ValueError, match=r"^--wandb: the runs name no study \(study=default") as e:
+            wandb_group(groups)
+        assert "\n" not in str(e.value)
 
 
 # --- the dashboard (wandb_workspaces Report + Workspace), built and serialised offline ---------------

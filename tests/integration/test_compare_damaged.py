@@ -1,0 +1,137 @@
+"""python -m align_lab.compare on damaged inputs (docs/faults.md, "Damaged inputs to compare"): each
+damaged file gives a note naming it and what was left out, or a one-line refusal; no figure is dropped
+or changed in silence. test_compare.py's hand-built sweep, with one input damaged per test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_compare import compare, make_sweep
+
+TORN_PLAN = '{"plan": {"start": 2, "wave": 2'  # a write cut short
+NOT_A_PLAN = '{"claims": ["ppo > rloo on step"], "looks": [{"index": 0}]}'  # JSON, not as written
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (TORN_PLAN, "cannot be read (JSONDecodeError: "),
+        (NOT_A_PLAN, "not a plan record (KeyError: 'seeds')"),
+    ],
+    ids=["torn", "not_a_record"],
+)
+def test_a_damaged_plan_json_is_a_note_naming_it(tmp_path: Path, damage: str, said: str) -> None:
+    sweep = make_sweep(tmp_path)
+    (sweep / "plan.json").write_text(damage)
+    out = tmp_path / "out"
+    result = compare(str(sweep), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    note = f"note: {sweep / 'plan.json'}: {said}"
+    (line,) = [x for x in result.stdout.splitlines() if x.strip().startswith(note)]
+    assert line.endswith("the sequential plan's looks and verdicts (the study's verdicts) are left out")
+    assert "sequential plan (plan.json)" not in result.stdout  # no verdicts from a damaged record
+    assert f"{sweep / 'plan.json'}: {said}" in (out / "report.md").read_text()
+    assert (sweep / "plan.json").read_text() == damage  # compare only reads
+
+
+def write_samples(run_dir: Path, tail: str = "") -> None:
+    """2 prompts x 2 samples at the final step 4 (gold 0.1, 0.3 and 0.2, 0.6: a finite evaluation
+    variance), then `tail` (damaged lines)."""
+    golds = {(0, 0): 0.1, (0, 1): 0.3, (1, 0): 0.2, (1, 1): 0.6}
+    lines = [
+        json.dumps(
+            {"step": 4, "prompt_id": p, "sample": s, "prompt": f"q{p}", "response": "r", "gold_reward": g}
+        )
+        for (p, s), g in golds.items()
+    ]
+    (run_dir / "eval_samples.jsonl").write_text("\n".join(lines) + "\n" + tail)
+
+
+def sweep_with_samples(root: Path) -> Path:
+    """test_compare's sweep, every completed run with its eval_samples.jsonl."""
+    sweep = make_sweep(root)
+    for run_dir in sweep.iterdir():
+        if (run_dir / "summary.json").is_file() and '"completed"' in (run_dir / "summary.json").read_text():
+            write_samples(run_dir)
+    return sweep
+
+
+def notes(stdout: str) -> list[str]:
+    return [
+        line.strip().removeprefix("note: ") for line in stdout.splitlines() if line.startswith("  note: ")
+    ]
+
+
+def test_a_missing_samples_file_is_a_note_naming_what_it_left_out(tmp_path: Path) -> None:
+    # ppo seed 0 has no eval_samples.jsonl: ppo's noise share comes from its seeds 1 and 2 alone, the
+    # claim on eval/gold_reward that names ppo loses its evaluation split, and seed 0 (every group has
+    # it: the smallest such seed) is the Samples section's seed, so ppo's column goes
+    sweep = sweep_with_samples(tmp_path)
+    gone = sweep / "0_ppo_seed0" / "eval_samples.jsonl"
+    gone.unlink()
+    out = tmp_path / "out"
+    result = compare(str(sweep), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    said = (
+        f"{gone}: missing; left out of the evaluation-noise share of ppo (from 2 of its 3 runs), the "
+        "power split of 'reinforce_pp > ppo on eval/gold_reward', the Samples section's ppo column."
+    )
+    assert said in notes(result.stdout)
+    assert said in (out / "report.md").read_text()
+    assert sum(str(gone.parent) in n for n in notes(result.stdout)) == 1  # one note for the file
+
+
+def test_a_garbled_samples_file_is_a_note_with_the_lines_skipped(tmp_path: Path) -> None:
+    # rloo seed 0's file ends with a torn line and a line that is not JSON: 2 lines skipped, its 4
+    # records read; rloo is in no claim on an eval/ metric (rloo < ppo is on time/total_s)
+    sweep = sweep_with_samples(tmp_path)
+    torn = sweep / "6_rloo_seed0" / "eval_samples.jsonl"
+    write_samples(torn.parent, tail='{"step": 4, "prompt_id": 1, "sa\n\x00\x00garbage\n')
+    result = compare(str(sweep), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f"{torn}: 2 damaged lines skipped (torn or not a JSON record); the evaluation-noise share of rloo, "
+        "the Samples section read its other 4 records."
+    ) in notes(result.stdout)
+    assert not any("eval_samples.jsonl" in n for n in notes(result.stdout) if str(torn) not in n)
+
+
+def test_a_samples_section_left_with_no_column_says_so(tmp_path: Path) -> None:
+    # every group's seed-0 run lost its file: the section has nothing to show; each note says so
+    sweep = sweep_with_samples(tmp_path)
+    for name in ("0_ppo_seed0", "3_reinforce_pp_seed0", "6_rloo_seed0"):
+        (sweep / name / "eval_samples.jsonl").unlink()
+    out = tmp_path / "out"
+    result = compare(str(sweep), "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    left = [n for n in notes(result.stdout) if "the Samples section" in n]
+    assert len(left) == 3 and all(
+        n.endswith("(not shown: no run at seed 0 has readable samples).") for n in left
+    )
+    assert "## Samples" not in (out / "report.md").read_text()
+
+
+def test_a_study_that_kept_no_samples_has_no_note(tmp_path: Path) -> None:
+    # no run wrote eval_samples.jsonl (keep_eval_samples=false, or runs from before it): nothing damaged
+    result = compare(str(make_sweep(tmp_path)), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not any("eval_samples.jsonl" in n for n in notes(result.stdout))
+
+
+def test_wandb_on_runs_of_no_named_study_is_refused_in_one_line(tmp_path: Path) -> None:
+    # runs of study=default (conf/config.yaml's: no study named), which never logged to W&B: the compare
+    # run's group, and the dashboard's filter, would be "default", every unnamed study's group
+    sweep = make_sweep(tmp_path)
+    for config in sweep.glob("*/.hydra/config.yaml"):
+        config.write_text(config.read_text().replace("study: toy_compare", "study: default"))
+    out = tmp_path / "out"
+    env = {"WANDB_MODE": "offline", "HOME": str(tmp_path), "WANDB_API_KEY": "", "NETRC": str(tmp_path / "no")}
+    result = compare(str(sweep), "--out", str(out), "--wandb", env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("align_lab.compare: error: --wandb: the runs name no study (study=default")
+    assert not out.exists()  # refused before any report
+    assert compare(str(sweep), "--out", str(out)).returncode == 0  # without --wandb: the report
