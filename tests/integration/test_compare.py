@@ -234,6 +234,10 @@ def md_table(md: str, heading: str, index: int = 0) -> list[dict[str, str]]:
 
 
 def ci(cell: str) -> tuple[float, float, float]:
+    """(mean, lo, hi) of `mean [lo, hi]`; `mean [all seeds equal]` is a CI of no width."""
+    if cell.endswith(" [all seeds equal]"):
+        mean = float(cell.split(" ")[0].replace(",", ""))
+        return mean, mean, mean
     mean, lo, hi = re.fullmatch(r"(\S+) \[(\S+), (\S+)\]", cell).groups()
     return float(mean.replace(",", "")), float(lo.replace(",", "")), float(hi.replace(",", ""))
 
@@ -275,11 +279,12 @@ def test_paired_difference_vs_baseline_matches_hand_computation(report: Path) ->
     assert float(rp["p"]) == 0.25 and float(rp["Holm p"]) == 0.5
     assert float(rl["p"]) == 0.75 and float(rl["Holm p"]) == 0.75
     # reinforce_pp: mean 0.15, s = 0.05, t_{2, 0.975} = 4.3027 -> 0.15 +- 4.3027 * 0.05 / sqrt(3)
-    # = 0.15 +- 0.1242 = [0.0258, 0.2742]: the CI excludes 0, but 3 seeds cannot give p < 0.05;
-    # rloo: -0.10, 0.05, -0.04: mean -0.03, s = 0.0818 -> -0.03 +- 0.2032: its CI covers 0
+    # = 0.15 +- 0.1242 = [0.0258, 0.2742]: the CI excludes 0, but the words are the test's alone (one
+    # story): 3 seeds' smallest Holm p over 2 groups is 2 x 2/2^3 = 0.5;
+    # rloo: -0.10, 0.05, -0.04: mean -0.03, s = 0.0818 -> -0.03 +- 0.2032: its CI covers 0, same words
     assert ci(rp["mean diff [95% CI]"])[1:] == pytest.approx((0.0258, 0.2742), abs=1e-3)
-    assert rp["verdict"] == "higher than ppo (CI excludes 0), but 3 seeds cannot reach p < 0.05"
-    assert rl["verdict"] == "within seed noise (CI covers 0)"
+    assert rp["verdict"] == "not decided: 3 seeds cannot reach Holm p < 0.05 over 2 groups"
+    assert rl["verdict"] == "not decided: 3 seeds cannot reach Holm p < 0.05 over 2 groups"
 
 
 def test_compute_matched_value_at_common_budget_matches_hand_interpolation(report: Path) -> None:
@@ -466,7 +471,7 @@ def test_the_default_baseline_is_sft_and_sft_is_a_row_of_the_group_table(tmp_pat
     table = md_table(md, "Final metrics per group")
     assert table[0]["group"] == "SFT" and table[0]["n"] == "3"  # first; seeds 0, 1, 2 completed
     # every run logs eval/gold_reward_sft 0.2 and eval/proxy_reward_sft 0.4; no SFT value for KL
-    assert ci(table[0]["gold reward mean [95% CI]"])[0] == pytest.approx(0.2)
+    assert table[0]["gold reward mean [95% CI]"] == "0.2 [all seeds equal]"  # no width: said, not [0.2, 0.2]
     assert ci(table[0]["proxy reward mean [95% CI]"])[0] == pytest.approx(0.4)
     assert table[0]["KL mean [95% CI]"] == "n/a"
     rows = {r["group"]: r for r in md_table(md, "Paired comparison vs SFT")}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_compare import CLAIMS, GOLD, compare, make_sweep, md_table
+from tests.unit.results.test_results_power import smallest_n
 
 # 2 prompts x 2 samples, zero-mean patterns around each run's final gold reward; the paired d of a seed
 # then has within-prompt deviations 0.1 * ((1, 0) - (0, 0)) and 0.1 * ((0.5, 0.5) - (0, 1)):
@@ -40,18 +41,30 @@ def test_compare_prints_the_power_of_each_inconclusive_claim(tmp_path: Path) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("  power: ")]
     # reinforce_pp - ppo: D = 0.15, 0.10, 0.20: mean 0.15, var 0.0025, SD 0.05; eval 0.00125 (SD 0.0354),
-    # seeds 0.0025 - 0.00125 (SD 0.0354). d = 3 at alpha 0.05 / 2 claims: the t test needs ~3.6
-    # ((2.241 + 0.842) / 3)^2 + 2.241^2 / 2), the sign-flip floor 7 (2/2^6 = 0.031, 2/2^7 = 0.0156 < 0.025).
-    # rloo - ppo wall time: -40, -40, -55: mean -45, var (25 + 25 + 100) / 2 = 75, SD 8.66, no eval part
-    assert lines == [
-        f"  power: {CLAIMS[0]}: effect +0.15, SD 0.05 (eval 0.0354, seeds 0.0354): ~7 seeds for 80% power "
-        "(7 with 2x eval samples, 7 with 4x eval samples)",
-        f"  power: {CLAIMS[1]}: effect -45, SD 8.66 (eval 0, seeds 8.66): ~7 seeds for 80% power; "
-        "not an evaluation metric: all between-seed variance",
-    ]
+    # seeds 0.0025 - 0.00125 (SD 0.0354); CI 0.15 +- 4.3027 * 0.05 / sqrt(3) = [0.0258, 0.274].
+    # Sized for the default effect of interest 0.5 SD = 0.025, not the observed 0.15: the SD at its 80%
+    # upper bound, 0.05 * sqrt(2 / 0.446287) = 0.10585 (chi2 on 2 df: -2 ln 0.8), effect size 0.2362 at
+    # alpha 0.05 / 2 claims; with 2x eval samples SD sqrt(0.00125 + 0.000625) = 0.0433 -> bound 0.0917,
+    # 4x: sqrt(0.00125 + 0.0003125) = 0.0395 -> 0.0837.
+    # rloo - ppo wall time: -40, -40, -55: mean -45, var (25 + 25 + 100) / 2 = 75, SD 8.66, no eval part:
+    # CI -45 +- 4.3027 * 8.66 / sqrt(3) = [-66.5, -23.5]; effect of interest 4.33, bound 18.33: d 0.2362
+    n0, n2, n4 = (smallest_n(0.025 / sd, 0.025) for sd in (0.10585, 0.0917, 0.0837))
+    assert lines[0].startswith(
+        f"  power: {CLAIMS[0]}: CI [0.02579, 0.2742] excludes 0 at 3 seeds. ~{n0} seeds per arm would decide "
+        "an effect of 0.025 (0.5 SD of the differences, the default smallest effect of interest"
+    )
+    assert lines[0].endswith(
+        "the family's level 0.025, the SD 0.05 from 3 seeds taken at its 80% upper bound 0.106 (eval 0.0354, "
+        f"seeds 0.0354); {n2} with 2x eval samples, {n4} with 4x eval samples"
+    )
+    assert lines[1].startswith(
+        f"  power: {CLAIMS[1]}: CI [-66.51, -23.49] excludes 0 at 3 seeds. ~{n0} seeds"
+    )
+    assert lines[1].endswith("not an evaluation metric: all between-seed variance")
+    assert len(lines) == 2
     rows = {r["claim"]: r for r in md_table((out / "report.md").read_text(), "Power: seeds needed per claim")}
     assert list(rows) == CLAIMS
-    assert (rows[CLAIMS[0]]["eval SD"], rows[CLAIMS[0]]["seeds for 80% power"]) == ("0.0354", "7")
+    assert (rows[CLAIMS[0]]["eval SD"], rows[CLAIMS[0]]["seeds for 80% power"]) == ("0.0354", str(n0))
     assert "Power: seeds needed per claim" in (out / "report.html").read_text()
 
 
@@ -59,7 +72,5 @@ def test_without_records_the_split_is_unknown(tmp_path: Path) -> None:
     make_sweep(tmp_path)
     result = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "out"), "--baseline", "ppo")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (
-        f"  power: {CLAIMS[0]}: effect +0.15, SD 0.05 (eval ?, seeds ?): ~7 seeds for 80% power; "
-        "eval split unknown (no eval_samples.jsonl)"
-    ) in result.stdout
+    line = next(x for x in result.stdout.splitlines() if x.startswith(f"  power: {CLAIMS[0]}: "))
+    assert "(eval ?, seeds ?); eval split unknown (no eval_samples.jsonl)" in line
