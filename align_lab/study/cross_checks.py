@@ -12,6 +12,7 @@ from align_lab.algorithms.preference import PairwiseAlgorithm, Route
 from align_lab.config import ConfigError
 from align_lab.envs.base import EnvError, check_environment
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
+from align_lab.study.fit import check_fit
 from align_lab.study.spec import RunSpec
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.online_setup import validate
@@ -36,12 +37,13 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
         raise ConfigError(
             f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm"
         )
-    check_data(spec)
-    check_warmup(spec)
     try:  # a user's environment too: max_turns >= 1, a step timeout, a start(prompt) method
         check_environment(spec.env, spec.env_name)
     except EnvError as e:
         raise ConfigError(str(e)) from None
+    check_fit(spec)  # the env plays the task; the reward scores what the env plays
+    check_data(spec)
+    check_warmup(spec)
     check_sampled_pairs(spec)
     if spec.lora.enabled and not getattr(spec.rollout, "samples_adapters", True):  # unsaid: let through
         raise ConfigError(

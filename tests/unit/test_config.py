@@ -111,6 +111,11 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
             ["train.rollout_size=10", "algo.group_size=4"],
             "train.rollout_size=10: must be a multiple of algo.group_size=4",
         ),
+        (  # issue 59: "':' is not in list" after the SFT stage
+            ["env=guess_number"],
+            "env=guess_number: plays task=guess_number only, not task=toy_prefs; use task=guess_number or "
+            "env=single_turn",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line_before_any_compute(args, expected, tmp_path):
