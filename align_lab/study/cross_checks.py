@@ -294,6 +294,7 @@ def check_data(spec: RunSpec) -> None:
                 spec.reward.split_sizes(n_pairs)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+    check_threshold(spec)
     check_temperature(spec.rollout.temperature)
     check_positions(spec)
     if spec.model.pretrained:
@@ -301,6 +302,22 @@ def check_data(spec: RunSpec) -> None:
             spec.model.check_task(spec.task)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+
+
+def check_threshold(spec: RunSpec) -> None:
+    """KTO's algo.desirable_threshold where the labels are a verifier's 0 or 1 (reward=verifier, or gold
+    on a verifiable task): outside [0, 1) every sample falls on one side and KTO has nothing to
+    contrast. Other rewards' range is known once sampled (study/pairs.py check_labels)."""
+    threshold = getattr(spec.algo, "desirable_threshold", None)
+    exact = spec.task.verifiable and isinstance(spec.reward, GoldReward | Verifier)
+    if threshold is None or not exact or 0 <= threshold < 1:
+        return
+    reward = spec.names.get("reward", type(spec.reward).__name__)
+    raise ConfigError(
+        f"algo.desirable_threshold={threshold}: reward={reward} on task={spec.names.get('task', 'task')} "
+        "scores each sample 0 or 1, so every sample would be on one side of it and KTO would have nothing "
+        "to contrast; must be in [0, 1)"
+    )
 
 
 def check_sampled_pairs(spec: RunSpec) -> None:
