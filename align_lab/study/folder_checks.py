@@ -47,7 +47,7 @@ def check_checkpoint(spec, run_dir: Path) -> None:
     from align_lab.study.cross_checks import check_partitions
     from align_lab.study.summary import check_resume_config, run_identity
     from align_lab.tracking.jsonl import read_metrics
-    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file
+    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
     from align_lab.train.resume import refuse_changed_hyperparameters
 
     ckpt = run_dir / "checkpoints"
@@ -58,6 +58,7 @@ def check_checkpoint(spec, run_dir: Path) -> None:
             refuse_changed_hyperparameters(spec.algo, state, ckpt)
             check_resume_config(run_dir, spec.config)
             check_identity(state.get("identity"), run_identity(spec), ckpt)
+            check_steps(spec.train.steps, checkpoint_step(ckpt), ckpt)
     except CheckpointError as e:
         raise ConfigError(str(e)) from None
     check_partitions(spec, ckpt)
@@ -67,6 +68,16 @@ def check_checkpoint(spec, run_dir: Path) -> None:
             read_metrics(metrics)
         except ValueError as e:
             raise ConfigError(f"{e}: a damaged line; delete that line, then rerun to resume") from None
+
+
+def check_steps(steps: int, done: int, ckpt: Path) -> None:
+    """A resume trains up to train.steps; a checkpoint already past it would 'complete' a run whose
+    config says fewer steps than it trained."""
+    if done > steps:
+        raise ConfigError(
+            f"train.steps={steps}: the checkpoint in {ckpt} has trained {done} steps already; resume with "
+            f"train.steps >= {done}, or choose another hydra.run.dir"
+        )
 
 
 def check_identity(saved: dict | None, mine: dict, ckpt: Path) -> None:

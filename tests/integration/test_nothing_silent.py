@@ -39,3 +39,56 @@ def test_a_kto_threshold_outside_a_verifiers_0_1_is_refused_at_admission(thresho
     ):
         check_run(spec, here=False)
     check_run(spec_from_config(*compose([*world, "algo.desirable_threshold=0.5"])), here=False)
+
+
+class Interrupt(BaseException):
+    pass
+
+
+@pytest.fixture(scope="module")
+def stopped_at_step_2(tmp_path_factory, cache_dir):
+    """A run of train.steps=4 that died after its step-2 checkpoint (tests/conftest.py SMALL checkpoints
+    every step): a folder to resume."""
+    from align_lab.tracking import JsonlTracker
+
+    run_dir = tmp_path_factory.mktemp("stopped") / "run"
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:  # step 3's metrics are logged before its checkpoint: the last is step 2's
+            raise Interrupt
+
+    JsonlTracker.log = log_then_die
+    try:
+        with pytest.raises(Interrupt):
+            run_in_process(["train.steps=4"], run_dir, cache_dir)
+    finally:
+        JsonlTracker.log = original
+    return run_dir
+
+
+def admit_resume(run_dir, cache_dir, *overrides):
+    from align_lab.admission import admit_spec, spec_from_config
+    from tests.conftest import SMALL
+
+    cfg, names = compose([*SMALL, f"cache_dir={cache_dir}", *overrides])
+    return admit_spec(spec_from_config(cfg, names), run_dir, here=False)
+
+
+@pytest.mark.fast
+def test_a_resume_with_train_steps_below_the_checkpoints_step_is_refused(stopped_at_step_2, cache_dir):
+    from align_lab.train.checkpoint_io import checkpoint_step
+
+    ckpt = stopped_at_step_2 / "checkpoints"
+    assert checkpoint_step(ckpt) == 2
+    with pytest.raises(
+        ConfigError
+    ) as e:  # before: "completed" with 2 steps trained and steps=1 in its config
+        admit_resume(stopped_at_step_2, cache_dir, "train.steps=1")
+    assert str(e.value) == (
+        f"train.steps=1: the checkpoint in {ckpt} has trained 2 steps already; resume with train.steps >= 2, "
+        "or choose another hydra.run.dir"
+    )
+    for steps in (2, 3):  # at or past the checkpoint: resumes
+        admit_resume(stopped_at_step_2, cache_dir, f"train.steps={steps}")
