@@ -115,6 +115,12 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
             ["train.rollout_size=10", "algo.group_size=4"],
             "train.rollout_size=10: must be a multiple of algo.group_size=4",
         ),
+        (  # issue 59: neither checked nor used
+            ["plan={start:4,wave:4}"],
+            "plan={'start': 4, 'wave': 4}: a sequential study's plan chooses the seeds of a sweep "
+            "(python -m align_lab -m ...); a single run has none to choose; drop plan, or run the study "
+            "with -m",
+        ),
         (  # issue 59: "':' is not in list" after the SFT stage
             ["env=guess_number"],
             "env=guess_number: plays task=guess_number only, not task=toy_prefs; use task=guess_number or "
