@@ -92,3 +92,36 @@ def test_a_resume_with_train_steps_below_the_checkpoints_step_is_refused(stopped
     )
     for steps in (2, 3):  # at or past the checkpoint: resumes
         admit_resume(stopped_at_step_2, cache_dir, f"train.steps={steps}")
+
+
+@pytest.mark.fast
+def test_a_resume_on_changed_training_code_is_refused_unless_resume_changed_code(
+    stopped_at_step_2, cache_dir, monkeypatch
+):
+    import torch
+
+    from align_lab.study import code_digest
+    from align_lab.train.checkpoint_io import checkpoint_file
+
+    ckpt = stopped_at_step_2 / "checkpoints"
+    saved = torch.load(checkpoint_file(ckpt), weights_only=False)["identity"]["code"]
+    assert saved == code_digest.training_code_digest()  # the checkpoint holds the code's digest
+    admit_resume(stopped_at_step_2, cache_dir, "train.steps=4")  # the same code: resumes
+    monkeypatch.setattr(code_digest, "training_code_digest", lambda: "0123456789abcdef")  # the code changed
+    with pytest.raises(ConfigError) as e:
+        admit_resume(stopped_at_step_2, cache_dir, "train.steps=4")
+    assert str(e.value) == (
+        f"resume_changed_code=false: the checkpoint in {ckpt} was trained by other training code (digest "
+        f"{saved}, this code's 0123456789abcdef), and a resume would mix two versions of the code in one "
+        "run; resume with the code it was trained by, set resume_changed_code=true to resume anyway, or "
+        "choose another hydra.run.dir"
+    )
+    job = admit_resume(stopped_at_step_2, cache_dir, "train.steps=4", "resume_changed_code=true")
+    assert job.run_dir == stopped_at_step_2  # the documented override: admitted
+
+
+def test_the_training_code_digest_covers_the_loop_and_not_the_results():
+    from align_lab.study.code_digest import PACKAGE, TRAINING_CODE
+
+    assert (PACKAGE / "train" / "online.py").is_file() and "train" in TRAINING_CODE
+    assert "results" not in TRAINING_CODE and "tracking" not in TRAINING_CODE
