@@ -91,6 +91,18 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: boo
     before code digests resumes on any code."""
     if not saved:
         return
+    if saved.get("seed") != mine["seed"]:
+        raise ConfigError(
+            f"seed={mine['seed']}: the checkpoint in {ckpt} was trained by a run of "
+            f"seed={saved.get('seed')}; "
+            f"resume with seed={saved.get('seed')}, or choose another hydra.run.dir"
+        )
+    if saved.get("config") != mine["config"]:
+        raise ConfigError(
+            f"hydra.run.dir={ckpt.parent}: the checkpoint in {ckpt} was trained with another config (digest "
+            f"{saved.get('config')}, this run's {mine['config']}); resume with its config, or choose "
+            "another hydra.run.dir"
+        )
     code = saved.get("code")
     if code is not None and code != mine["code"]:
         if not changed_code:
@@ -103,18 +115,6 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: boo
         log.warning(
             f"align_lab: warning: resuming {ckpt} (training code {code}) with other training code "
             f"({mine['code']}): resume_changed_code=true"
-        )
-    if saved.get("seed") != mine["seed"]:
-        raise ConfigError(
-            f"seed={mine['seed']}: the checkpoint in {ckpt} was trained by a run of "
-            f"seed={saved.get('seed')}; "
-            f"resume with seed={saved.get('seed')}, or choose another hydra.run.dir"
-        )
-    if saved.get("config") != mine["config"]:
-        raise ConfigError(
-            f"hydra.run.dir={ckpt.parent}: the checkpoint in {ckpt} was trained with another config (digest "
-            f"{saved.get('config')}, this run's {mine['config']}); resume with its config, or choose "
-            "another hydra.run.dir"
         )
 
 
