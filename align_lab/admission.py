@@ -149,6 +149,19 @@ def check_overrides(overrides: list[str], cfg: DictConfig, choices) -> None:
                 raise ConfigError(f"stages.{leaf}: unknown key; allowed: stages.seed")
 
 
+def check_plan(cfg: DictConfig, hydra_node: DictConfig) -> None:
+    """`plan` is a sequential study's (docs/studies.md): it chooses a sweep's seeds wave by wave, so on a
+    single run it would be neither checked nor used."""
+    from hydra.types import RunMode
+
+    if cfg.get("plan") is not None and hydra_node.get("mode") == RunMode.RUN:
+        plan = OmegaConf.to_container(cfg.plan, resolve=False)
+        raise ConfigError(
+            f"plan={plan}: a sequential study's plan chooses the seeds of a sweep (python -m align_lab -m "
+            "...); a single run has none to choose; drop plan, or run the study with -m"
+        )
+
+
 def check_here(spec) -> None:
     """What only the machine a job runs on can check (device, installed backends), then the warnings."""
     from align_lab.study.cross_checks import check_machine
@@ -166,6 +179,7 @@ def admit(cfg: DictConfig, hydra_node: DictConfig, run_dir: Path, here: bool = T
     names = {k: v for k, v in hydra_node.runtime.choices.items() if not k.startswith("hydra")}
     overrides = OmegaConf.to_container(hydra_node.overrides.task, resolve=False)  # as typed: ${...} kept
     check_overrides(overrides, cfg, hydra_node.runtime.choices)
+    check_plan(cfg, hydra_node)
     spec = spec_from_config(copy.deepcopy(cfg), names, overrides)
     return admit_spec(spec, Path(run_dir).absolute(), here)
 

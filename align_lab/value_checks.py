@@ -17,7 +17,8 @@ class Diverged(RuntimeError):
 
 class TrainsNothing(RuntimeError):
     """Training runs but cannot move the policy (a rollout correction rejected every token for
-    algo.max_rejected_steps steps in a row): the run stops in one line naming the keys."""
+    algo.max_rejected_steps steps in a row; KTO's samples all on one side of algo.desirable_threshold;
+    DAPO's dynamic sampling that never fills a batch): the run stops in one line naming the keys."""
 
 
 class ArtifactMissing(RuntimeError):

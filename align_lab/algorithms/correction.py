@@ -189,14 +189,25 @@ def check_correction(algo: RolloutCorrection, ratio: bool) -> None:
 
 
 def _check_bounds(algo: RolloutCorrection) -> None:
-    """correction_low / high: ordered, and holding a ratio of 1 when they reject (an on-policy token's)."""
+    """correction_low / high: ordered, and holding a ratio of 1 (an on-policy token's): a mask's strictly,
+    since an on-policy ratio is 1 only up to float noise (a bound of exactly 1 rejects about half the
+    on-policy tokens); tis's as well, since a band off 1 weighs every on-policy token by the bound (a
+    rescaled learning rate, nothing trained as the bound nears 0)."""
     mode, low, high = algo.rollout_correction, algo.correction_low, algo.correction_high
     check(low is None or low >= 0, "correction_low", low, ">= 0 or null")
     check(high is None or high > 0, "correction_high", high, "> 0 or null")
     check(low is None or high is None or low <= high, "correction_low", low, f"<= correction_high={high}")
-    holds = f"with rollout_correction={mode} (the bounds must hold a ratio of 1, or every token is rejected)"
-    check(mode not in MASKS or low is None or low <= 1, "correction_low", low, f"<= 1 or null {holds}")
-    check(mode not in MASKS or high is None or high >= 1, "correction_high", high, f">= 1 or null {holds}")
+    if mode in MASKS:
+        holds = (
+            f"with rollout_correction={mode} (the bounds must hold a ratio of 1 with room for float "
+            "noise, or on-policy tokens are rejected)"
+        )
+        check(low is None or low < 1, "correction_low", low, f"< 1 or null {holds}")
+        check(high is None or high > 1, "correction_high", high, f"> 1 or null {holds}")
+    elif mode == "tis":
+        holds = "with rollout_correction=tis (a band off 1 weighs every on-policy token by the bound)"
+        check(low is None or low <= 1, "correction_low", low, f"<= 1 or null {holds}")
+        check(high is None or high >= 1, "correction_high", high, f">= 1 or null {holds}")
 
 
 def _check_rules(algo: RolloutCorrection) -> None:
@@ -208,11 +219,14 @@ def _check_rules(algo: RolloutCorrection) -> None:
     for name in ("reject_low", "reject_high"):
         bounds = list(getattr(algo, name))
         check(len(bounds) in (0, n), name, bounds, f"[] or one bound (or null) per rule of reject={rules}")
-    holds = "(every statistic is 0 where the two policies agree: a rule must keep that token)"
+    holds = (
+        "(every statistic is 0 where the two policies agree, up to float noise: a rule must keep that token, "
+        "and a bound of exactly 0 rejects about half of them)"
+    )
     for low in algo.reject_low:
-        check(low is None or low <= 0, "reject_low", list(algo.reject_low), f"<= 0 or null each {holds}")
+        check(low is None or low < 0, "reject_low", list(algo.reject_low), f"< 0 or null each {holds}")
     for high in algo.reject_high:
-        check(high is None or high >= 0, "reject_high", list(algo.reject_high), f">= 0 or null each {holds}")
+        check(high is None or high > 0, "reject_high", list(algo.reject_high), f"> 0 or null each {holds}")
     allowed_ratios = (None, *CORRECTION_RATIOS)
     check(algo.reject_ratio in allowed_ratios, "reject_ratio", algo.reject_ratio, f"one of {allowed_ratios}")
     check(

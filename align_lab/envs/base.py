@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import string
 import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -63,6 +64,27 @@ def check_environment(env, name: str) -> None:
         raise EnvError(f"env.step_timeout_s={timeout}: must be a number > 0 (env={name})")
     if not callable(getattr(env, "start", None)):
         raise EnvError(f"env={name}: has no start(prompt) method (docs/environments.md)")
+    check_template(getattr(env, "observation_template", "{observation}"), name)
+
+
+def check_template(template, name: str) -> None:
+    """An observation_template formats with {observation} alone (tasks/view.py): another field, a
+    positional {} or a lone brace would raise at the first observation, after the stages are built."""
+    where = f"env.observation_template={template!r}"
+    if not isinstance(template, str):
+        raise EnvError(f"{where}: must be a string holding {{observation}} (env={name})")
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as e:  # a lone brace
+        raise EnvError(f"{where}: {e} (write {{{{ and }}}} for a literal brace) (env={name})") from None
+    unknown = [f for f in fields if f != "observation"]
+    if unknown:
+        raise EnvError(
+            f"{where}: unknown field {{{unknown[0]}}}; the only field is {{observation}} "
+            f"(write {{{{ and }}}} for a literal brace) (env={name})"
+        )
+    if "observation" not in fields:
+        raise EnvError(f"{where}: must hold {{observation}} (env={name})")
 
 
 def call_with_timeout(fn, timeout_s: float):

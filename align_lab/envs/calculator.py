@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import ClassVar
 
 from align_lab.envs.base import LastTurn, Step
+from align_lab.tasks.arith_word import ArithWord
 
 CALL = re.compile(r"<calc>(.*?)</calc>", re.DOTALL)
 OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
@@ -79,6 +80,7 @@ class Calculator:
     """The calculator tool; every field is a key of conf/env/calculator.yaml."""
 
     multi_turn: ClassVar[bool] = True
+    tasks: ClassVar[tuple[type, ...]] = (ArithWord,)  # questions a call can compute (study/fit.py)
     max_turns: int = 3
     step_timeout_s: float = 10.0
     observation_template: str = "{observation}"

@@ -5,9 +5,10 @@ the episode ends on the right guess or after max_turns guesses. Binary search wi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from align_lab.envs.base import Step
-from align_lab.tasks.guess_number import feedback, secret
+from align_lab.tasks.guess_number import GuessNumber, feedback, secret
 
 
 @dataclass
@@ -45,6 +46,7 @@ class GuessNumberEnv:
     max_conversation_tokens: int | None = None  # tokens after the prompt at most; None: the model's limit
 
     multi_turn = True
+    tasks: ClassVar[tuple[type, ...]] = (GuessNumber,)  # reads the secret from a game's prompt (study/fit.py)
 
     def __post_init__(self) -> None:
         if self.max_turns < 1:

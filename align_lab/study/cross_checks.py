@@ -12,6 +12,7 @@ from align_lab.algorithms.preference import PairwiseAlgorithm, Route
 from align_lab.config import ConfigError
 from align_lab.envs.base import EnvError, check_environment
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
+from align_lab.study.fit import check_fit
 from align_lab.study.spec import RunSpec
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.online_setup import validate
@@ -36,12 +37,13 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
         raise ConfigError(
             f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm"
         )
-    check_data(spec)
-    check_warmup(spec)
     try:  # a user's environment too: max_turns >= 1, a step timeout, a start(prompt) method
         check_environment(spec.env, spec.env_name)
     except EnvError as e:
         raise ConfigError(str(e)) from None
+    check_fit(spec)  # the env plays the task; the reward scores what the env plays
+    check_data(spec)
+    check_warmup(spec)
     check_sampled_pairs(spec)
     if spec.lora.enabled and not getattr(spec.rollout, "samples_adapters", True):  # unsaid: let through
         raise ConfigError(
@@ -292,6 +294,7 @@ def check_data(spec: RunSpec) -> None:
                 spec.reward.split_sizes(n_pairs)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+    check_threshold(spec)
     check_temperature(spec.rollout.temperature)
     check_positions(spec)
     if spec.model.pretrained:
@@ -299,6 +302,22 @@ def check_data(spec: RunSpec) -> None:
             spec.model.check_task(spec.task)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+
+
+def check_threshold(spec: RunSpec) -> None:
+    """KTO's algo.desirable_threshold where the labels are a verifier's 0 or 1 (reward=verifier, or gold
+    on a verifiable task): outside [0, 1) every sample falls on one side and KTO has nothing to
+    contrast. Other rewards' range is known once sampled (study/pairs.py check_labels)."""
+    threshold = getattr(spec.algo, "desirable_threshold", None)
+    exact = spec.task.verifiable and isinstance(spec.reward, GoldReward | Verifier)
+    if threshold is None or not exact or 0 <= threshold < 1:
+        return
+    reward = spec.names.get("reward", type(spec.reward).__name__)
+    raise ConfigError(
+        f"algo.desirable_threshold={threshold}: reward={reward} on task={spec.names.get('task', 'task')} "
+        "scores each sample 0 or 1, so every sample would be on one side of it and KTO would have nothing "
+        "to contrast; must be in [0, 1)"
+    )
 
 
 def check_sampled_pairs(spec: RunSpec) -> None:

@@ -5,9 +5,12 @@ readable metrics.jsonl); and the settings far outside what this machine serves. 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from align_lab.config import ConfigError
+
+log = logging.getLogger("align_lab")
 
 
 def check_folder(spec, run_dir: Path) -> dict:
@@ -47,7 +50,7 @@ def check_checkpoint(spec, run_dir: Path) -> None:
     from align_lab.study.cross_checks import check_partitions
     from align_lab.study.summary import check_resume_config, run_identity
     from align_lab.tracking.jsonl import read_metrics
-    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file
+    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
     from align_lab.train.resume import refuse_changed_hyperparameters
 
     ckpt = run_dir / "checkpoints"
@@ -57,7 +60,9 @@ def check_checkpoint(spec, run_dir: Path) -> None:
             state = torch.load(path, mmap=True, weights_only=False)
             refuse_changed_hyperparameters(spec.algo, state, ckpt)
             check_resume_config(run_dir, spec.config)
-            check_identity(state.get("identity"), run_identity(spec), ckpt)
+            allow = bool(spec.config.get("resume_changed_code"))
+            check_identity(state.get("identity"), run_identity(spec), ckpt, allow)
+            check_steps(spec.train.steps, checkpoint_step(ckpt), ckpt)
     except CheckpointError as e:
         raise ConfigError(str(e)) from None
     check_partitions(spec, ckpt)
@@ -69,9 +74,21 @@ def check_checkpoint(spec, run_dir: Path) -> None:
             raise ConfigError(f"{e}: a damaged line; delete that line, then rerun to resume") from None
 
 
-def check_identity(saved: dict | None, mine: dict, ckpt: Path) -> None:
+def check_steps(steps: int, done: int, ckpt: Path) -> None:
+    """A resume trains up to train.steps; a checkpoint already past it would 'complete' a run whose
+    config says fewer steps than it trained."""
+    if done > steps:
+        raise ConfigError(
+            f"train.steps={steps}: the checkpoint in {ckpt} has trained {done} steps already; resume with "
+            f"train.steps >= {done}, or choose another hydra.run.dir"
+        )
+
+
+def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: bool = False) -> None:
     """The run identity inside a checkpoint (its seed and config digest, the keys that may change on a
-    resume left out) against this run's; None: a checkpoint written before identities (not checked)."""
+    resume left out; the training code's digest, unless `changed_code`: resume_changed_code=true)
+    against this run's; None: a checkpoint written before identities (not checked), and one written
+    before code digests resumes on any code."""
     if not saved:
         return
     if saved.get("seed") != mine["seed"]:
@@ -85,6 +102,19 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path) -> None:
             f"hydra.run.dir={ckpt.parent}: the checkpoint in {ckpt} was trained with another config (digest "
             f"{saved.get('config')}, this run's {mine['config']}); resume with its config, or choose "
             "another hydra.run.dir"
+        )
+    code = saved.get("code")
+    if code is not None and code != mine["code"]:
+        if not changed_code:
+            raise ConfigError(
+                f"resume_changed_code=false: the checkpoint in {ckpt} was trained by other training code "
+                f"(digest {code}, this code's {mine['code']}), and a resume would mix two versions of the "
+                "code in one run; resume with the code it was trained by, set resume_changed_code=true to "
+                "resume anyway, or choose another hydra.run.dir"
+            )
+        log.warning(
+            f"align_lab: warning: resuming {ckpt} (training code {code}) with other training code "
+            f"({mine['code']}): resume_changed_code=true"
         )
 
 

@@ -43,6 +43,10 @@ class Hardware:
         check(self.nodes >= 1, "nodes", self.nodes, ">= 1")
         allowed = "> 0 or null (the machine's memory)"
         check(self.memory_gb is None or self.memory_gb > 0, "memory_gb", self.memory_gb, allowed)
+        # a budget that rounds to 0 bytes a process read downstream as "no budget" (issue 59)
+        least = self.processes / 2**30
+        per_process = f"at least 1 byte per process (>= {least:.3g} with processes={self.processes}) or null"
+        check(self.memory_gb is None or self.memory_bytes() >= 1, "memory_gb", self.memory_gb, per_process)
         # how a loss becomes an update (train/backend.py); raises "backend=...: must be one of ..."
         self.training = Backend(self.backend, self.zero_stage, self.dtype, self.gradient_checkpointing)
 

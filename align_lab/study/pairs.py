@@ -105,13 +105,18 @@ def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler, label=N
 
 
 def check_labels(rows: list[Labelled], threshold: float) -> None:
-    """Unpaired samples all on one side of the threshold teach KTO nothing to contrast: refused."""
+    """Unpaired samples all on one side of the threshold teach KTO nothing to contrast: the run stops in
+    one line (TrainsNothing) naming the key, its value and the range of the rewards the samples got."""
+    from align_lab.value_checks import TrainsNothing
+
     desirable = sum(r.desirable for r in rows)
     if desirable in (0, len(rows)):
         side = "above" if desirable else "at or below"
-        raise ValueError(
-            f"algo.desirable_threshold={threshold}: all {len(rows)} sampled responses' rewards are "
-            f"{side} it; choose a threshold between the samples' rewards"
+        low, high = min(r.score for r in rows), max(r.score for r in rows)
+        raise TrainsNothing(
+            f"algo.desirable_threshold={threshold}: all {len(rows)} sampled responses' rewards, in "
+            f"[{low:g}, {high:g}], are {side} it, so KTO has nothing to contrast; choose a threshold in "
+            f"[{low:g}, {high:g})"
         )
 
 

@@ -84,12 +84,16 @@ def read_summary(run_dir: Path) -> dict:
 
 
 DEFAULT_ENV = {"_target_": "align_lab.envs.single_turn.SingleTurn"}
+RESUME_CHANGED_CODE = "resume_changed_code"  # true: resume a checkpoint of other training code
 
 
 def without_default_env(config: dict) -> dict:
     """The config less `env` when it is the default single_turn: as runs wrote it before environments
-    existed, so their digests and resume checks still hold."""
-    return {k: v for k, v in config.items() if not (k == "env" and v == DEFAULT_ENV)}
+    existed, so their digests and resume checks still hold; and less `resume_changed_code`, a permission
+    of one resume, not a setting of the run."""
+    return {
+        k: v for k, v in config.items() if not (k == "env" and v == DEFAULT_ENV) and k != RESUME_CHANGED_CODE
+    }
 
 
 def config_digest(config: dict) -> str:
@@ -178,8 +182,12 @@ def resumable_part(config, prefix: str = ""):
 
 def run_identity(spec) -> dict:
     """A run's identity, kept inside each of its checkpoints and checked on resume (admission.py): the
-    digest of its config (less what may change on resume) and its seed."""
-    return {"config": config_digest(resumable_part(spec.config)), "seed": spec.seed}
+    digest of its config (less what may change on resume), its seed and the digest of the training code
+    (study/code_digest.py)."""
+    from align_lab.study.code_digest import training_code_digest
+
+    config = config_digest(resumable_part(spec.config))
+    return {"config": config, "seed": spec.seed, "code": training_code_digest()}
 
 
 def check_resume_config(run_dir: Path, config: dict) -> None:

@@ -76,6 +76,11 @@ class ArithWord(GeneratedTask):
     has_gold_reward = True
     quiet_defaults = {"sft": False, "demonstrations_env": None}  # keys of before stay as they were
 
+    @property
+    def conversations(self) -> bool:
+        """Calculator demonstrations are conversations: they need env=calculator (study/fit.py)."""
+        return self.demonstrations_env is not None
+
     def __post_init__(self) -> None:
         if not 1 <= self.max_operand <= 10**6:
             raise ValueError(f"max_operand={self.max_operand}: must be in [1, 1000000]")

@@ -2,7 +2,9 @@
 all equal has zero advantage and trains nothing, so it is dropped and more prompts are sampled, with the
 current policy, until the step holds its n_prompts groups. After max_resample_rounds extra rounds a short
 step is filled with dropped groups (zero advantage; verl raises instead), and `train/dropped_groups`
-counts the groups dropped while filling it. The loop reads algo.dynamic_sampling (base.py)."""
+counts the groups dropped while filling it; a step with no informative group after those rounds would
+train nothing (rewards that never differ: a constant reward, a task the policy always or never solves),
+so the run stops in one line (TrainsNothing). The loop reads algo.dynamic_sampling (base.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from torch import Tensor
 
 from align_lab.rl.dapo import informative_groups
 from align_lab.rollout.base import Samples
-from align_lab.value_checks import check
+from align_lab.value_checks import TrainsNothing, check
 
 
 def check_dynamic_sampling(algo, train, processes: int) -> None:
@@ -59,6 +61,22 @@ def take_rows(samples: Samples, rows: Tensor) -> Samples:
     })  # fmt: skip
 
 
+def never_informative(scores: list[Tensor], group_size: int, rounds: int) -> TrainsNothing:
+    """The one-line stop of a step whose every drawn group had equal rewards: it would train nothing."""
+    drawn = torch.cat(scores)  # (rows drawn,)
+    values = drawn.unique()
+    seen = (
+        f"every reward {values[0].item():g}"
+        if len(values) == 1
+        else f"rewards in [{drawn.min():g}, {drawn.max():g}]"
+    )
+    return TrainsNothing(
+        f"algo.dynamic_sampling=true: none of the {len(drawn) // group_size} groups drawn in {rounds + 1} "
+        f"rounds (algo.max_resample_rounds={rounds}) had rewards that differ ({seen}), so the step would "
+        "train nothing; check the reward, or set algo.dynamic_sampling=false"
+    )
+
+
 def refill(
     samples: Samples,
     scores: Tensor,
@@ -81,6 +99,8 @@ def refill(
             break
         rounds += 1
         samples, scores = draw(rounds)
+    if have == 0 and max_rounds > 0:
+        raise never_informative([s for _, s in dropped], group_size, rounds)
     parts = kept + dropped
     everything = concat_samples([p for p, _ in parts], pad_id)
     n = n_prompts * group_size

@@ -120,3 +120,27 @@ def test_env_max_turns_below_one_is_one_line_before_any_compute(tmp_path, cache_
     with pytest.raises(ConfigError, match=r"^env.max_turns=0: must be an integer >= 1 \(env=Probe\)$"):
         run_in_process(overrides("ok", "+env.max_turns=0"), tmp_path / "run", cache_dir)
     assert not (tmp_path / "run").exists()
+
+
+def docs_example() -> tuple[str, list[str]]:
+    """docs/environments.md's "Your own environment": its my_envs.py and its command's overrides."""
+    from tests.conftest import ROOT
+
+    page = (ROOT / "docs" / "environments.md").read_text()
+    section = page.split("## Your own environment")[1].split("\n## ")[0]
+    blocks = section.split("```")
+    code = next(b for b in blocks if b.startswith("python\n# my_envs.py")).removeprefix("python\n")
+    command = next(b for b in blocks if b.strip().startswith("python -m align_lab")).split()
+    return code, command[3:]
+
+
+@pytest.mark.fast
+def test_the_docs_own_environment_example_runs_as_written(tmp_path, cache_dir, monkeypatch):
+    code, overrides = docs_example()
+    (tmp_path / "my_envs.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))  # `python -m align_lab` imports from where it runs
+    small = ["task.n_games=40", "task.n_demonstrations=256", "train.steps=2"]  # the size only
+    summary = run_in_process([*overrides, *small], tmp_path / "run", cache_dir)
+    assert summary["status"] == "completed"
+    config = yaml.safe_load((tmp_path / "run" / "config.resolved.yaml").read_text())
+    assert config["env"] == {"_target_": "my_envs.StrictGame", "max_turns": 5, "bonus": 0.5}

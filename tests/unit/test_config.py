@@ -89,6 +89,10 @@ def test_every_yaml_key_has_a_comment():
         ("train.steps=0", "train.steps=0: must be >= 1"),
         ("task.annotator.label_noise=0.7", "label_noise=0.7: must be in [0, 0.5)"),
         ("rollout.temperature=0", "rollout.temperature=0.0: must be > 0 (use greedy=True for argmax)"),
+        (  # 1e-10 GB = 0.107 bytes: int() made it 0, read as "no budget" (issue 59)
+            "hardware.memory_gb=1e-10",
+            "hardware.memory_gb=1e-10: must be at least 1 byte per process (>= 9.31e-10 with processes=1)",
+        ),
     ],
 )
 def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
@@ -114,6 +118,17 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
         (
             ["train.rollout_size=10", "algo.group_size=4"],
             "train.rollout_size=10: must be a multiple of algo.group_size=4",
+        ),
+        (  # issue 59: neither checked nor used
+            ["plan={start:4,wave:4}"],
+            "plan={'start': 4, 'wave': 4}: a sequential study's plan chooses the seeds of a sweep "
+            "(python -m align_lab -m ...); a single run has none to choose; drop plan, or run the study "
+            "with -m",
+        ),
+        (  # issue 59: "':' is not in list" after the SFT stage
+            ["env=guess_number"],
+            "env=guess_number: plays task=guess_number only, not task=toy_prefs; use task=guess_number or "
+            "env=single_turn",
         ),
     ],
 )

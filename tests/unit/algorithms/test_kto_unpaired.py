@@ -53,11 +53,13 @@ def test_threshold_labels_each_response_desirable_strictly_above_the_threshold()
 
 
 def test_samples_all_on_one_side_of_the_threshold_are_refused_in_one_line():
-    with pytest.raises(ValueError) as e:
+    from align_lab.value_checks import TrainsNothing
+
+    with pytest.raises(TrainsNothing) as e:  # a one-line stop of the run (study/run.py failure)
         check_labels(threshold_labels(1.0)("p", ["a", "b"], [0.0, 1.0], None), 1.0)
-    assert str(e.value) == (
-        "algo.desirable_threshold=1.0: all 2 sampled responses' rewards are at or below it; "
-        "choose a threshold between the samples' rewards"
+    assert str(e.value) == (  # scores 0 and 1: the range [0, 1], none above 1
+        "algo.desirable_threshold=1.0: all 2 sampled responses' rewards, in [0, 1], are at or below it, "
+        "so KTO has nothing to contrast; choose a threshold in [0, 1)"
     )
     check_labels(threshold_labels(0.5)("p", ["a", "b"], [0.0, 1.0], None), 0.5)  # one of each: fine
 

@@ -169,3 +169,80 @@ def test_online_pairwise_sampling_with_a_multi_turn_env_is_refused_before_any_co
     check_sampled_pairs(
         spec_from_config(*compose(["algo=online_dpo", "cache_dir=/nonexistent"]))
     )  # single turn
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (  # the game reads its secret from a game's prompt: on toy_prefs it raised after the SFT stage
+            ["env=guess_number"],
+            r"^env=guess_number: plays task=guess_number only, not task=toy_prefs; use task=guess_number or "
+            r"env=single_turn$",
+        ),
+        (  # the calculator on the game: every turn without a call ended the episode, a one-turn game
+            ["task=guess_number", "env=calculator", "reward=verifier"],
+            r"^env=calculator: plays task=arith_word only, not task=guess_number; ",
+        ),
+        (  # the reward model's stage raised on the conversation pairs (models/sequences.py)
+            ["task=guess_number", "env=guess_number"],
+            r"^reward=learned_rm: a learned reward model trains on and scores single responses; "
+            r"env=guess_number plays conversations \(multi-turn\); use reward=verifier, gold or function$",
+        ),
+        (  # the SFT stage refused the conversations, after the tokenizer stage
+            ["task=guess_number", "reward=verifier"],
+            r"^task=guess_number: its demonstrations are conversations, which need a multi-turn env "
+            r"\(env=guess_number\), not env=single_turn$",
+        ),
+        (
+            [
+                *["task=guess_number", "env=guess_number", "reward=verifier"],
+                "env.observation_template='a {b} {observation}'",
+            ],
+            r"^env.observation_template='a \{b\} \{observation\}': unknown field \{b\}; the only field is ",
+        ),
+    ],
+)
+def test_an_env_task_and_reward_that_do_not_fit_are_one_line_at_admission(overrides, message):
+    from align_lab.admission import spec_from_config
+    from align_lab.config import ConfigError
+    from align_lab.study.cross_checks import check_run
+    from tests.conftest import compose
+
+    spec = spec_from_config(*compose([*overrides, "cache_dir=/nonexistent"]))
+    with pytest.raises(ConfigError, match=message):
+        check_run(spec, here=False)
+
+
+def test_the_envs_that_fit_are_admitted():
+    from align_lab.admission import spec_from_config
+    from align_lab.study.cross_checks import check_run
+    from tests.conftest import compose
+
+    for overrides in (
+        ["task=guess_number", "env=guess_number", "reward=verifier"],
+        ["task=toy_arith", "reward=gold", "env._target_=tests.integration.test_multi_turn.Probe"],  # any task
+        [],  # single_turn: any task, the learned reward model
+    ):
+        check_run(spec_from_config(*compose([*overrides, "cache_dir=/nonexistent"])), here=False)
+
+
+@pytest.mark.parametrize(
+    "template,message",
+    [
+        ("{} {observation}", r"unknown field \{\}"),
+        ("{observation.x}", r"unknown field \{observation.x\}"),
+        ("}{observation}", r"Single '\}' encountered"),
+        ("{{observation}}", r"must hold \{observation\}"),
+    ],
+)
+def test_an_observation_template_that_cannot_format_is_refused(template, message):
+    class Mine:
+        multi_turn, max_turns, step_timeout_s, observation_template = True, 2, 1.0, template
+
+        def start(self, prompt):
+            return None
+
+    with pytest.raises(EnvError, match=r"^env.observation_template=.*" + message + r".*\(env=mine\)$"):
+        check_environment(Mine(), "mine")
+    Mine.observation_template = "[{observation}] {{x}}"
+    check_environment(Mine(), "mine")

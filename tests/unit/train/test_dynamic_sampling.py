@@ -50,9 +50,24 @@ def test_all_equal_groups_are_dropped_and_the_step_refilled_from_more_draws():
 
 def test_after_max_resample_rounds_a_short_step_is_filled_with_dropped_groups():
     first = fake("a", [1.0, 1.0, 0.0, 0.0], 2)  # both groups equal
-    samples, scores, metrics, _ = refill(*first, lambda r: fake("b", [2.0, 2.0, 1.0, 1.0], 2), 2, G, 1, 0)
-    assert samples.prompts == ["a0", "a1", "a2", "a3"]  # no informative group: the first dropped ones
-    assert metrics["train/kept_groups_short"] == 2.0 and metrics["train/resample_rounds"] == 1.0
+    samples, scores, metrics, _ = refill(*first, lambda r: fake("b", [2.0, 2.0, 1.0, 0.0], 2), 2, G, 1, 0)
+    assert samples.prompts == ["b2", "b3", "a0", "a1"]  # one informative group, then the first dropped one
+    assert metrics["train/kept_groups_short"] == 1.0 and metrics["train/resample_rounds"] == 1.0
+
+
+def test_a_step_whose_groups_never_differ_stops_in_one_line_naming_the_key():
+    from align_lab.value_checks import TrainsNothing
+
+    constant = lambda r: fake("b", [1.0, 1.0, 1.0, 1.0], 2)  # noqa: E731 - a reward that is always 1
+    with pytest.raises(TrainsNothing) as e:  # before: 11 draws per step, zero gradient, "completed"
+        refill(*fake("a", [1.0, 1.0, 1.0, 1.0], 2), constant, 2, G, 10, 0)
+    assert str(e.value) == (  # 1 + 10 rounds of 2 groups: 22 groups
+        "algo.dynamic_sampling=true: none of the 22 groups drawn in 11 rounds (algo.max_resample_rounds=10) "
+        "had rewards that differ (every reward 1), so the step would train nothing; check the reward, or "
+        "set algo.dynamic_sampling=false"
+    )
+    with pytest.raises(TrainsNothing, match=r"\(rewards in \[0, 2\]\)"):  # each group equal, groups apart
+        refill(*fake("a", [0.0, 0.0, 2.0, 2.0], 2), lambda r: fake("b", [1.0] * 4, 2), 2, G, 1, 0)
 
 
 def test_dynamic_sampling_is_refused_off_policy_and_data_parallel():

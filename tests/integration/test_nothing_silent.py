@@ -1,0 +1,127 @@
+"""Issue 59 item 3: nothing completes that did not do what its config says. Each case stops (or is
+refused) in one line naming the key, through the real run entry on the toy world."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from align_lab.config import ConfigError
+from align_lab.study.summary import RunStopped
+from tests.conftest import compose, run_in_process
+
+
+@pytest.mark.fast
+def test_a_kto_threshold_above_every_sampled_reward_stops_in_one_line_naming_the_range(tmp_path, cache_dir):
+    """toy_prefs' gold rewards are not 0/1, so only the sampled rewards tell (before: a 61-line
+    traceback after the preferences stage)."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(RunStopped) as e:
+        run_in_process(["algo=kto", "reward=gold", "algo.desirable_threshold=100"], run_dir, cache_dir)
+    message = str(e.value)
+    assert message.startswith("error: algo.desirable_threshold=100.0: all ") and "\n" not in message
+    assert "are at or below it, so KTO has nothing to contrast; choose a threshold in [" in message
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "traceback" not in summary
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("threshold", ["1", "-0.5"])
+def test_a_kto_threshold_outside_a_verifiers_0_1_is_refused_at_admission(threshold):
+    from align_lab.admission import spec_from_config
+    from align_lab.study.cross_checks import check_run
+
+    world = ["algo=kto", "task=toy_arith", "reward=verifier", "cache_dir=/nonexistent"]
+    spec = spec_from_config(*compose([*world, f"algo.desirable_threshold={threshold}"]))
+    with pytest.raises(
+        ConfigError, match=rf"^algo.desirable_threshold={float(threshold)}: reward=verifier on "
+    ):
+        check_run(spec, here=False)
+    check_run(spec_from_config(*compose([*world, "algo.desirable_threshold=0.5"])), here=False)
+
+
+class Interrupt(BaseException):
+    pass
+
+
+@pytest.fixture(scope="module")
+def stopped_at_step_2(tmp_path_factory, cache_dir):
+    """A run of train.steps=4 that died after its step-2 checkpoint (tests/conftest.py SMALL checkpoints
+    every step): a folder to resume."""
+    from align_lab.tracking import JsonlTracker
+
+    run_dir = tmp_path_factory.mktemp("stopped") / "run"
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:  # step 3's metrics are logged before its checkpoint: the last is step 2's
+            raise Interrupt
+
+    JsonlTracker.log = log_then_die
+    try:
+        with pytest.raises(Interrupt):
+            run_in_process(["train.steps=4"], run_dir, cache_dir)
+    finally:
+        JsonlTracker.log = original
+    return run_dir
+
+
+def admit_resume(run_dir, cache_dir, *overrides):
+    from align_lab.admission import admit_spec, spec_from_config
+    from tests.conftest import SMALL
+
+    cfg, names = compose([*SMALL, f"cache_dir={cache_dir}", *overrides])
+    return admit_spec(spec_from_config(cfg, names), run_dir, here=False)
+
+
+@pytest.mark.fast
+def test_a_resume_with_train_steps_below_the_checkpoints_step_is_refused(stopped_at_step_2, cache_dir):
+    from align_lab.train.checkpoint_io import checkpoint_step
+
+    ckpt = stopped_at_step_2 / "checkpoints"
+    assert checkpoint_step(ckpt) == 2
+    with pytest.raises(
+        ConfigError
+    ) as e:  # before: "completed" with 2 steps trained and steps=1 in its config
+        admit_resume(stopped_at_step_2, cache_dir, "train.steps=1")
+    assert str(e.value) == (
+        f"train.steps=1: the checkpoint in {ckpt} has trained 2 steps already; resume with train.steps >= 2, "
+        "or choose another hydra.run.dir"
+    )
+    for steps in (2, 3):  # at or past the checkpoint: resumes
+        admit_resume(stopped_at_step_2, cache_dir, f"train.steps={steps}")
+
+
+@pytest.mark.fast
+def test_a_resume_on_changed_training_code_is_refused_unless_resume_changed_code(
+    stopped_at_step_2, cache_dir, monkeypatch
+):
+    import torch
+
+    from align_lab.study import code_digest
+    from align_lab.train.checkpoint_io import checkpoint_file
+
+    ckpt = stopped_at_step_2 / "checkpoints"
+    saved = torch.load(checkpoint_file(ckpt), weights_only=False)["identity"]["code"]
+    assert saved == code_digest.training_code_digest()  # the checkpoint holds the code's digest
+    admit_resume(stopped_at_step_2, cache_dir, "train.steps=4")  # the same code: resumes
+    monkeypatch.setattr(code_digest, "training_code_digest", lambda: "0123456789abcdef")  # the code changed
+    with pytest.raises(ConfigError) as e:
+        admit_resume(stopped_at_step_2, cache_dir, "train.steps=4")
+    assert str(e.value) == (
+        f"resume_changed_code=false: the checkpoint in {ckpt} was trained by other training code (digest "
+        f"{saved}, this code's 0123456789abcdef), and a resume would mix two versions of the code in one "
+        "run; resume with the code it was trained by, set resume_changed_code=true to resume anyway, or "
+        "choose another hydra.run.dir"
+    )
+    job = admit_resume(stopped_at_step_2, cache_dir, "train.steps=4", "resume_changed_code=true")
+    assert job.run_dir == stopped_at_step_2  # the documented override: admitted
+
+
+def test_the_training_code_digest_covers_the_loop_and_not_the_results():
+    from align_lab.study.code_digest import PACKAGE, TRAINING_CODE
+
+    assert (PACKAGE / "train" / "online.py").is_file() and "train" in TRAINING_CODE
+    assert "results" not in TRAINING_CODE and "tracking" not in TRAINING_CODE
