@@ -96,16 +96,23 @@ def check_claims(claims: list[Claim], groups: list[str], metrics: set[str]) -> N
             raise ValueError(f"claim '{c}': no runs report {c.metric!r}; they report {known}")
 
 
-def claim_verdict(claim: Claim, diff: float, lo: float, hi: float, p_holm: float, n: int) -> tuple[str, str]:
+def claim_verdict(
+    claim: Claim, diff: float, lo: float, hi: float, p_holm: float, n: int, family: int = 1
+) -> tuple[str, str]:
     """(verdict, why) of one claim from the paired difference a - b: the exact test's Holm p decides and
     the mean's sign gives the direction; the CI (lo, hi) only adds a word where it disagrees (a skewed
-    difference), never a verdict of its own."""
+    difference), never a verdict of its own. family: the claims Holm corrects over."""
     if n < 2:
         return INCONCLUSIVE, f"{n} paired seed(s): no test"
     floor = stats.smallest_p_value(n)
     if not p_holm < ALPHA:
         if floor >= ALPHA:
             return INCONCLUSIVE, f"{n} paired seeds: the exact test cannot go below p = {floor:.3g}"
+        if floor * family >= ALPHA:  # Holm multiplies the smallest p by the claims still in the step
+            return INCONCLUSIVE, (
+                f"{n} paired seeds: Holm p cannot go below {family} x {floor:.3g} = {floor * family:.3g} "
+                f"over {family} claims"
+            )
         return INCONCLUSIVE, f"Holm p = {p_holm:.3g} >= {ALPHA}"
     disagrees = "" if lo > 0 or hi < 0 else "; the t CI covers 0 (skewed differences): read it"
     if (diff > 0) == (claim.sign > 0):
@@ -132,7 +139,8 @@ def claim_table(claims: list[Claim], runs: pd.DataFrame) -> pd.DataFrame:
     ]
     table = pd.DataFrame(rows, columns=CLAIM_COLUMNS)
     verdicts = [
-        claim_verdict(c, t.diff, t.lo, t.hi, t.p_holm, t.n) for c, t in zip(claims, tests, strict=True)
+        claim_verdict(c, t.diff, t.lo, t.hi, t.p_holm, t.n, len(claims))
+        for c, t in zip(claims, tests, strict=True)
     ]
     table["verdict"] = [v for v, _ in verdicts]
     table["why"] = [w for _, w in verdicts]

@@ -95,6 +95,11 @@ def test_verdicts_from_hand_numbers():
         "the t CI covers 0 (skewed differences): read it",
     )
     assert claim_verdict(c, -0.2, -0.3, -0.1, 0.2, 8) == ("inconclusive", "Holm p = 0.2 >= 0.05")
+    # 6 seeds, 3 claims: the exact p cannot go below 2/2^6 = 0.03125, Holm's smallest 3 x 0.03125 = 0.09375
+    assert claim_verdict(c, -0.2, -0.3, -0.1, 0.09375, 6, family=3) == (
+        "inconclusive",
+        "6 paired seeds: Holm p cannot go below 3 x 0.0312 = 0.0938 over 3 claims",
+    )
 
 
 def test_a_claim_on_a_metric_not_in_the_table_reads_it_from_the_summaries():
