@@ -205,3 +205,31 @@ def test_a_signal_while_the_env_is_stepped_keeps_every_step_and_names_the_resume
     assert again.returncode == 0, again.stderr[-3000:]
     assert logged_steps(run_dir) == [1, 2, 3]  # step 3 alone trained again, nothing twice
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def job_folders(sweep: Path) -> list[Path]:
+    return sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
+
+
+def test_a_run_interrupted_in_a_sweep_stops_the_sweep_and_the_sweeps_command_resumes_it(tmp_path, cache_dir):
+    """A sweep of two seeds in one process (hardware=cpu): SIGTERM in the first run's step 2 ends that
+    run checkpointed and the sweep with it (the second run never starts, as under a scheduler's stop);
+    the command the line names is the sweep's own, and resumes both."""
+    (tmp_path / "marker").touch()
+    sweep = tmp_path / "sweep"
+    small = [o for o in SMALL if not o.startswith("reward.")]
+    args = ["-m", "hardware=cpu", *small, *env_overrides("train.checkpoint_every=100"), "seed=0,1",
+            f"cache_dir={cache_dir}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    env = {**os.environ, MARKER: str(tmp_path / "marker")}
+    done = subprocess.run(
+        [sys.executable, "-m", "align_lab", *args], cwd=ROOT, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 143, done.stderr[-3000:]
+    resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])  # as typed, the sweep folder named
+    lines = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")]
+    assert lines[-1] == f"align_lab: interrupted by SIGTERM; resume from step 2 with: {resume}"
+    first, *others = job_folders(sweep)
+    assert checkpoint_step(first / "checkpoints") == 2 and not others  # the second run never started
+    again = subprocess.run(shlex.split(resume), cwd=ROOT, capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [logged_steps(p) for p in job_folders(sweep)] == [[1, 2, 3], [1, 2, 3]]
