@@ -11,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,56 @@ def test_a_run_interrupted_in_a_sweep_stops_the_sweep_and_the_sweeps_command_res
     again = subprocess.run(shlex.split(resume), cwd=ROOT, capture_output=True, text=True, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert [logged_steps(p) for p in job_folders(sweep)] == [[1, 2, 3], [1, 2, 3]]
+
+
+def test_sigterm_between_a_sequential_studys_looks_is_one_line_and_its_command_resumes_it(
+    tmp_path, cache_dir
+):
+    """SIGTERM once look 1 is recorded (the launcher composing and admitting wave 2, or, if it is that
+    far, wave 2's first run): exit 143 and one line naming the study's own command, which finishes it."""
+    from align_lab.results.plan_record import read_record
+
+    sweep = tmp_path / "study"
+    args = ["-m", "hardware=cpu", *SMALL, f"cache_dir={cache_dir}", "train.steps=2",
+            "plan={start: 2, wave: 2, max_seeds: 4}", "study=x,y", "compare_by=study",
+            'claims=["x > y on step"]', f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "align_lab", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 600
+    while not (read_record(sweep) or {}).get("looks"):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-3000:]
+    assert "Traceback" not in err
+    resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])
+    last = [x for x in err.splitlines() if x.startswith("align_lab:")][-1]
+    assert last in (
+        f"align_lab: sequential study interrupted by SIGTERM; resume with: {resume}",
+        f"align_lab: interrupted by SIGTERM; resume from step 1 with: {resume}",  # in wave 2's first run
+    ), last
+    again = subprocess.run(shlex.split(resume), cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    record = read_record(sweep)
+    assert [look["seeds"] for look in record["looks"]] == [2, 4] and record["seeds_run"] == {"x": 4, "y": 4}
+
+
+@pytest.mark.fast
+def test_a_signal_in_the_launcher_itself_is_one_line_naming_the_sweeps_command(tmp_path, capsys):
+    from hydra_plugins.align_lab_launcher.outcome import interruptible
+
+    hydra = {"mode": "MULTIRUN", "job": {"config_name": "config"},
+             "overrides": {"hydra": [], "task": ["seed=0,1"]},
+             "runtime": {"cwd": str(tmp_path), "config_sources": []}}  # fmt: skip
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "multirun.yaml").write_text(json.dumps({"hydra": hydra}))  # JSON is YAML
+    with pytest.raises(SystemExit) as e, interruptible(tmp_path / "sweep", "sequential study"):
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert e.value.code == 143
+    command = f"{python_command(tmp_path)} -m align_lab -m seed=0,1 hydra.sweep.dir=sweep"
+    assert (
+        capsys.readouterr().err
+        == f"align_lab: sequential study interrupted by SIGTERM; resume with: {command}\n"
+    )
