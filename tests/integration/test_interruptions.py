@@ -287,3 +287,34 @@ def test_a_signal_in_the_launcher_itself_is_one_line_naming_the_sweeps_command(t
         capsys.readouterr().err
         == f"align_lab: sequential study interrupted by SIGTERM; resume with: {command}\n"
     )
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("algo", ["algo=reinforce_pp", "algo=dpo"])  # the online loop, the pairwise loop
+def test_a_run_interrupted_mid_run_resumes_to_the_metrics_of_an_uninterrupted_one(
+    algo, tmp_path, cache_dir, monkeypatch
+):
+    """SIGTERM as step 2 is logged, with no periodic checkpoint (checkpoint_every=100): the run stops
+    after step 2 with its checkpoint, and its resume logs exactly what the uninterrupted run logs."""
+    from align_lab.tracking import JsonlTracker
+
+    args = [algo, "seed=2", "train.steps=4", "train.checkpoint_every=100"]
+    run_in_process(args, tmp_path / "straight", cache_dir)
+    original = JsonlTracker.log
+
+    def log_then_signal(self, metrics, step):
+        original(self, metrics, step)
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(JsonlTracker, "log", log_then_signal)
+    with pytest.raises(RunStopped, match="^interrupted by SIGTERM; resume from step 2 with: "):
+        run_in_process(args, tmp_path / "resumed", cache_dir)
+    monkeypatch.setattr(JsonlTracker, "log", original)
+    assert run_in_process(args, tmp_path / "resumed", cache_dir)["status"] == "completed"
+
+    def without_time(run_dir: Path) -> list[dict]:
+        rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if not k.startswith(("time/", "memory/"))} for r in rows]
+
+    assert without_time(tmp_path / "resumed") == without_time(tmp_path / "straight")
