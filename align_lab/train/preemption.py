@@ -6,8 +6,8 @@ stops the run at once."""
 
 from __future__ import annotations
 
+import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 
@@ -113,12 +113,13 @@ class Interruption:
         name = signal.Signals(signum).name
         if self.deferred and self.requested is None:
             self.requested = name
-            print(
-                f"align_lab: {name}: the run stops once the step under way is done and checkpointed "
-                f"({name} again: it stops now, to resume from its last checkpoint)",
-                file=sys.stderr,
-                flush=True,
+            # os.write, not print: the handler may run while the main thread is inside a write to
+            # stderr (a progress bar), where a buffered write raises "reentrant call"
+            said = (
+                f"\nalign_lab: {name}: the run stops once the step under way is done and checkpointed "
+                f"({name} again: it stops now, to resume from its last checkpoint)\n"
             )
+            os.write(2, said.encode())
             return
         raise Interrupted(name)
 
