@@ -37,16 +37,36 @@ def hydra_record(run_dir: Path) -> dict | None:
 
 def resume_command(run_dir: Path) -> str:
     """The exact command that resumes the run in `run_dir`; a sweep's job: its sweep's command with the
-    same sweep folder; a run started without Hydra (no `.hydra/hydra.yaml`): the rule."""
+    same sweep folder (sweep_resume_command); a run started without Hydra (no `.hydra/hydra.yaml`): the
+    rule."""
     hydra = hydra_record(run_dir)
     if hydra is None:
         return f"rerun the same command with hydra.run.dir={run_dir}"
     cwd = Path(hydra["runtime"]["cwd"])
     if hydra["mode"] == "MULTIRUN":
         sweep_dir = str(hydra["sweep"]["dir"])
-        sweep_dir = shown_path(run_dir.parent if "${" in sweep_dir else sweep_dir, cwd)
-        return f"rerun the sweep's command with hydra.sweep.dir={sweep_dir}"
-    args = [python_command(cwd), "-m", "align_lab"]
+        return sweep_resume_command(run_dir.parent if "${" in sweep_dir else cwd / sweep_dir, cwd)
+    return command_of(hydra, [], f"hydra.run.dir={shown_path(run_dir, cwd)}")
+
+
+def sweep_resume_command(sweep_dir: Path, cwd: Path | None = None) -> str:
+    """The exact command that resumes the sweep (or sequential study) in `sweep_dir`: its own, read back
+    from the multirun.yaml Hydra wrote there, with the folder named; without one, the rule (the folder
+    as seen from `cwd`, the sweep's)."""
+    try:
+        hydra = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())["hydra"]
+        cwd = Path(hydra["runtime"]["cwd"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        where = shown_path(sweep_dir, cwd or Path.cwd())
+        return f"rerun the sweep's command with hydra.sweep.dir={where}"
+    return command_of(hydra, ["-m"], f"hydra.sweep.dir={shown_path(sweep_dir, cwd)}")
+
+
+def command_of(hydra: dict, flags: list[str], folder: str) -> str:
+    """`python -m align_lab` with the arguments Hydra recorded (`hydra`: a .hydra/hydra.yaml's or a
+    multirun.yaml's `hydra` node), `flags` and the folder override last."""
+    cwd = Path(hydra["runtime"]["cwd"])
+    args = [python_command(cwd), "-m", "align_lab", *flags]
     for source in hydra["runtime"]["config_sources"]:
         if source["provider"] == "command-line":
             args += ["--config-dir", shown_path(source["path"], cwd)]
@@ -54,4 +74,4 @@ def resume_command(run_dir: Path) -> str:
         args += ["--config-name", hydra["job"]["config_name"]]
     overrides = hydra["overrides"]
     args += [o for o in overrides["hydra"] if not o.startswith(DROPPED)]
-    return shlex.join([*args, *overrides["task"], f"hydra.run.dir={shown_path(run_dir, cwd)}"])
+    return shlex.join([*args, *overrides["task"], folder])

@@ -124,11 +124,13 @@ def run(job: Job) -> dict:
     # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
     tracker = spec.tracker.make(run_dir, spec.names, spec.config, checkpoint_step(ckpt) + 1)
     try:
-        with Interruption():
+        with Interruption() as interruption:
+            # USR2, and SIGTERM/SIGINT once steps run: the step under way finishes and is checkpointed
+            preemption = Preemption(interruption=interruption).install()
             with threads(stage_threads):  # a resume loads the stages its checkpoint was trained on
                 # the run's identity goes inside every checkpoint, checked on resume (admission)
                 stages, ctx, loop = build_run(
-                    spec, run_dir, tracker, progress_factory(), Preemption().install(), run_identity(spec)
+                    spec, run_dir, tracker, progress_factory(), preemption, run_identity(spec)
                 )
             ranks = launch(
                 hw.processes,

@@ -1,5 +1,5 @@
-"""What both loops do between steps: evaluate, log and checkpoint when due, honour a preemption, and
-finish the run."""
+"""What both loops do between steps: evaluate, log and checkpoint when due, honour a preemption or an
+interruption (train/preemption.py), and finish the run."""
 
 from __future__ import annotations
 
@@ -66,15 +66,17 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
         if evaluation is not None and ctx.train.keep_eval_samples:
             ctx.tracker.samples(cap_texts(result.records, ctx.train.eval_text_chars), step=done)
     saves = main or backend.every_rank_saves(ctx.group)
-    if saves and due(done, ctx.train.checkpoint_every, ctx.train.steps):
+    saved = saves and due(done, ctx.train.checkpoint_every, ctx.train.steps)
+    if saved:
         checkpoint(ctx, named, algo, done)
-    save = lambda: checkpoint(ctx, named, algo, done)  # noqa: E731
+    save = (lambda: None) if saved else lambda: checkpoint(ctx, named, algo, done)  # noqa: E731
     if backend.every_rank_saves(ctx.group):  # the scheduler's signal reaches the main process only
-        if ctx.group.from_main(ctx.preemption.requested is not None) and not main:
+        if ctx.group.from_main(ctx.preemption.stopping()) and not main:
             save()  # with the main process, which then stops the run
             return evaluation
     if main:
-        # a USR2 during the step: checkpoint now, then let submitit requeue the job
+        # a USR2 during the step: checkpoint now, then let submitit requeue the job; a SIGTERM or
+        # SIGINT: checkpoint now (whatever train.checkpoint_every says), then stop as interrupted
         ctx.preemption.after_step(save)
     return evaluation
 
@@ -86,6 +88,7 @@ def finish(ctx: Context, named: dict, algo, final: dict | None) -> dict:
     main, backend = ctx.group.is_main, ctx.backend
     if ctx.train.keep_checkpoint and (main or backend.every_rank_saves(ctx.group)):
         checkpoint(ctx, named, algo, ctx.train.steps)
+    ctx.preemption.steps_end()  # a signal during the checkpoint stops the run now; in the evaluation, at once
     if final is None and (main or backend.every_rank_forwards(ctx.group)):
         final = evaluate_now(ctx).metrics  # its samples were written when the last step was logged
     return final if main else {}

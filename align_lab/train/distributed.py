@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -253,6 +254,9 @@ def serve(job: RankJob, group: Group, connect: Callable[[], None]) -> None:
 
 def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> None:
     """Rank index + 1 of a run on this node, spawned by rank 0: serves `job`."""
+    # a terminal's Ctrl-C reaches every process of the run: rank 0 alone stops it, at a step's end with
+    # its checkpoint (train/preemption.py), and then stops this rank
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         serve(job, Group(index + 1, size), partial(join, index + 1, size, port, device))
     except BaseException:

@@ -270,6 +270,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     cfg, loop = ctx.train, setup(algo, ctx)
     torch.manual_seed(ctx.seed)
     start = restore(ctx, loop.named, algo)
+    ctx.preemption.steps_begin()  # a SIGTERM or SIGINT now stops the run at a step's end, checkpointed
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
     final, rejected_steps = None, 0  # steps in a row whose correction rejected every token (from a resume: 0)
     for step in range(start, cfg.steps):

@@ -206,6 +206,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     algo.check_data(source.items)
     torch.manual_seed(ctx.seed)
     start = restore(ctx, named, algo)
+    ctx.preemption.steps_begin()  # a SIGTERM or SIGINT now stops the run at a step's end, checkpointed
     bar = ctx.progress(total=cfg.steps, initial=start, desc="preference optimisation")
     dp = ctx.group  # data parallel: this process runs the models on its share of the pairs
     env = getattr(ctx, "env", None)  # multi-turn pairs: observations rendered as the policy reads them

@@ -1,8 +1,12 @@
 """USR2 (Slurm preemption, or a time limit announced by submitit's signal_delay_s): finish the current
-step, checkpoint, then hand the signal to the previous handler, which for a submitit job requeues it."""
+step, checkpoint, then hand the signal to the previous handler, which for a submitit job requeues it.
+SIGTERM and SIGINT (Ctrl-C): while training steps run, the same (finish the step, checkpoint it whatever
+train.checkpoint_every says, stop the run as interrupted); a second one, or one at any other time,
+stops the run at once."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -13,12 +17,15 @@ class Preempted(SystemExit):
 
 
 class Preemption:
-    """Install once per run; the loop calls `after_step(save)` at the end of every step."""
+    """Install once per run; the loop calls `steps_begin()` before its first step, `after_step(save)` at
+    the end of every step and `steps_end()` after its last. `interruption`: the run's SIGTERM/SIGINT
+    handling (None on a rank other than 0, which stops when rank 0 does)."""
 
-    def __init__(self, signum: int = signal.SIGUSR2) -> None:
+    def __init__(self, signum: int = signal.SIGUSR2, interruption: Interruption | None = None) -> None:
         self.signum = signum
         self.requested = None  # (signum, frame) once the signal has arrived
         self.previous = None
+        self.interruption = interruption
 
     def install(self) -> Preemption:
         if threading.current_thread() is threading.main_thread():
@@ -28,8 +35,29 @@ class Preemption:
     def _note(self, signum, frame) -> None:
         self.requested = (signum, frame)
 
+    def steps_begin(self) -> None:
+        """From here to steps_end(), a first SIGTERM/SIGINT waits for the end of the step under way."""
+        if self.interruption is not None:
+            self.interruption.deferred = True
+
+    def steps_end(self) -> None:
+        """After the last step: a signal stops the run at once again (one that waits stops it now)."""
+        if self.interruption is not None:
+            self.interruption.deferred = False
+            if self.interruption.requested is not None:
+                raise Interrupted(self.interruption.requested)
+
+    def stopping(self) -> bool:
+        """A USR2, SIGTERM or SIGINT arrived during the step: after_step checkpoints it and stops."""
+        return self.requested is not None or getattr(self.interruption, "requested", None) is not None
+
     def after_step(self, save: Callable[[], None]) -> None:
-        """Saves a checkpoint and passes the signal on, if one arrived during the step."""
+        """Saves a checkpoint and stops the run (USR2: passes the signal on), if a signal arrived during
+        the step."""
+        interrupted = getattr(self.interruption, "requested", None)
+        if interrupted is not None and self.requested is None:
+            save()  # the step just finished, whatever train.checkpoint_every says
+            raise Interrupted(interrupted)
         if self.requested is None:
             return
         save()
@@ -43,8 +71,10 @@ class Preemption:
         raise Preempted(message)
 
 
-class Interrupted(Exception):
-    """SIGTERM or SIGINT (Ctrl-C) stopped the run; it resumes from its last checkpoint when rerun."""
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT (Ctrl-C) stopped the run; it resumes from its last checkpoint when rerun. A
+    BaseException, as KeyboardInterrupt is: an `except Exception` around user code (an environment, a
+    reward function, a tool) or in a library cannot take the run's own stop for an error of its own."""
 
     def __init__(self, signal_name: str) -> None:
         super().__init__(signal_name)
@@ -54,24 +84,44 @@ class Interrupted(Exception):
 
 class Interruption:
     """While installed, SIGTERM and SIGINT raise Interrupted (instead of killing the process or raising
-    KeyboardInterrupt), so that the run can say where it stopped; the previous handlers come back after.
-    A signal that already has a handler of its own (submitit's, in a Slurm job) keeps it."""
+    KeyboardInterrupt), so that the run (or a study) can say where it stopped; the previous handlers come
+    back after. A signal that already has a handler of its own (submitit's, in a Slurm job) keeps it; an
+    Interruption inside another (a run inside a study) takes over until it ends.
+
+    While `deferred` (training steps run: Preemption.steps_begin), the first signal is only noted in
+    `requested`: the step finishes and is checkpointed, then the run stops (Preemption.after_step), so
+    that a stop keeps every finished step and never a half-applied update. A second one stops it now."""
 
     SIGNALS = ("SIGTERM", "SIGINT")
+
+    def __init__(self) -> None:
+        self.deferred = False
+        self.requested: str | None = None  # the signal's name, noted while deferred
 
     def __enter__(self) -> Interruption:
         self.previous = {}
         if threading.current_thread() is threading.main_thread():
             for name in self.SIGNALS:
                 current = signal.getsignal(getattr(signal, name))
-                if current not in (signal.SIG_DFL, signal.default_int_handler):
+                ours = isinstance(getattr(current, "__self__", None), Interruption)
+                if current not in (signal.SIG_DFL, signal.default_int_handler) and not ours:
                     continue  # a job manager's own handler (submitit's SIGTERM during a requeue) stays
                 self.previous[name] = signal.signal(getattr(signal, name), self._raise)
         return self
 
-    @staticmethod
-    def _raise(signum, frame) -> None:
-        raise Interrupted(signal.Signals(signum).name)
+    def _raise(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.deferred and self.requested is None:
+            self.requested = name
+            # os.write, not print: the handler may run while the main thread is inside a write to
+            # stderr (a progress bar), where a buffered write raises "reentrant call"
+            said = (
+                f"\nalign_lab: {name}: the run stops once the step under way is done and checkpointed "
+                f"({name} again: it stops now, to resume from its last checkpoint)\n"
+            )
+            os.write(2, said.encode())
+            return
+        raise Interrupted(name)
 
     def __exit__(self, *exc) -> None:
         for name, handler in self.previous.items():

@@ -16,7 +16,7 @@ from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from omegaconf import open_dict
 
-from hydra_plugins.align_lab_launcher.outcome import Outcomes
+from hydra_plugins.align_lab_launcher.outcome import Outcomes, interruptible
 from hydra_plugins.align_lab_launcher.waves import planned, run_waves
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,17 @@ class CheckedBasicLauncher(BasicLauncher):
         self.sweep_folder = SweepFolder(config)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        if getattr(self, "in_wave", False):  # a wave of a sequential study, which says an interruption
+            return self._launch(job_overrides, initial_job_idx)
+        if planned(self.config):  # a sequential study (waves.py)
+            return run_waves(self, job_overrides, initial_job_idx)
+        with interruptible(Path(str(self.config.hydra.sweep.dir)), "sweep"):
+            return self._launch(job_overrides, initial_job_idx)
+
+    def _launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from align_lab.admission import admit_sweep, manifest_entry
         from align_lab.app import run_admitted
 
-        if planned(self.config) and not getattr(self, "in_wave", False):  # a sequential study (waves.py)
-            return run_waves(self, job_overrides, initial_job_idx)
         # every job admitted before the first runs
         jobs = admit_sweep(
             self.hydra_context, self.config, job_overrides, initial_job_idx, True, self.sweep_folder

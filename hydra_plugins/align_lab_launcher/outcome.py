@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -68,3 +70,21 @@ class Outcomes:
         )
         print("\n".join(lines), file=sys.stderr, flush=True)
         raise SystemExit(1)
+
+
+@contextmanager
+def interruptible(sweep_dir: Path, what: str) -> Iterator[None]:
+    """SIGTERM or SIGINT while the launcher itself works (admitting, between runs, at a study's look):
+    one line saying `what` (the sweep, the sequential study) was interrupted and the exact command that
+    resumes it, and exit code 128 + the signal's number, so that no further run starts. A run's own
+    interruption (said in its line, with its checkpoint) ends the sweep as its exit code."""
+    from align_lab.study.rerun import sweep_resume_command
+    from align_lab.train.preemption import Interrupted, Interruption
+
+    try:
+        with Interruption():
+            yield
+    except Interrupted as e:
+        resume = sweep_resume_command(sweep_dir)
+        print(f"align_lab: {what} interrupted by {e.signal_name}; resume with: {resume}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None

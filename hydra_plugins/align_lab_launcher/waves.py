@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from align_lab.results.manifest import load_manifest
 from align_lab.results.plan_record import PLAN_FILE, read_record, record_problem, seeds_run, verdict_lines
+from hydra_plugins.align_lab_launcher.outcome import interruptible
 
 if TYPE_CHECKING:
     from align_lab.results.sequential import Plan
@@ -125,32 +126,34 @@ def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
         raise
     returns: list = []
     levels, schedule, k = look_thresholds(plan, len(claims)), look_seeds(plan), 0
-    while True:
-        open_ = _open(state, claims, k)
-        needed = [a for a, name in enumerate(names) if any(name in (c.a, c.b) for c in open_)]
-        batch = [[*arms[a], f"seed={s}"] for s in wave_seeds(plan, k) for a in needed]
-        first = initial_job_idx + sum(len(w["jobs"]) for w in state["waves"][:k])
-        began = time.monotonic()
-        returns += _launch_wave(launcher, batch, first, sweep_dir, state, k, [names[a] for a in needed])
-        if k == len(state["looks"]):  # this look is not recorded yet
-            state["elapsed_s"] += time.monotonic() - began
-            look = _look(sweep_dir, claims, compare_by, open_, k, levels[k], schedule[k])
-            state["looks"].append({**dataclasses.asdict(look), "seeds": schedule[k]})
-            _write(sweep_dir, state)
-            print(
-                f"align_lab: look {k + 1} of the plan",
-                *verdict_lines({**state, "stopped": "not yet"}),
-                sep="\n",
-                flush=True,
-            )
-        stop = _stop_reason(state, plan, claims, k)
-        if stop:
-            state["stopped"] = stop
-            _write(sweep_dir, state)
-            break
-        k += 1
-    print("\n".join(verdict_lines(state)), flush=True)
-    return returns
+    # a signal between the waves' runs (a look, the plan's record): one line, and no wave starts
+    with interruptible(sweep_dir, "sequential study"):
+        while True:
+            open_ = _open(state, claims, k)
+            needed = [a for a, name in enumerate(names) if any(name in (c.a, c.b) for c in open_)]
+            batch = [[*arms[a], f"seed={s}"] for s in wave_seeds(plan, k) for a in needed]
+            first = initial_job_idx + sum(len(w["jobs"]) for w in state["waves"][:k])
+            began = time.monotonic()
+            returns += _launch_wave(launcher, batch, first, sweep_dir, state, k, [names[a] for a in needed])
+            if k == len(state["looks"]):  # this look is not recorded yet
+                state["elapsed_s"] += time.monotonic() - began
+                look = _look(sweep_dir, claims, compare_by, open_, k, levels[k], schedule[k])
+                state["looks"].append({**dataclasses.asdict(look), "seeds": schedule[k]})
+                _write(sweep_dir, state)
+                print(
+                    f"align_lab: look {k + 1} of the plan",
+                    *verdict_lines({**state, "stopped": "not yet"}),
+                    sep="\n",
+                    flush=True,
+                )
+            stop = _stop_reason(state, plan, claims, k)
+            if stop:
+                state["stopped"] = stop
+                _write(sweep_dir, state)
+                break
+            k += 1
+        print("\n".join(verdict_lines(state)), flush=True)
+        return returns
 
 
 def _start_state(sweep_dir: Path, plan: Plan, claims, compare_by: str, names: list[str]) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from align_lab.study.rerun import python_command, resume_command
+from align_lab.study.rerun import python_command, resume_command, sweep_resume_command
 
 
 def hydra_yaml(run_dir: Path, cwd: Path, mode="RUN", task=(), hydra=(), config_name="config", extra=()):
@@ -60,3 +60,20 @@ def test_the_interpreter_is_shown_as_the_user_calls_it(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "executable", str(venv))
     assert python_command(tmp_path) == ".venv/bin/python"  # below the folder it was started in
     assert python_command(tmp_path / "elsewhere") == str(venv)
+
+
+def test_a_sweeps_job_resumes_with_the_sweeps_own_command_from_its_multirun_yaml(tmp_path):
+    sweep_dir = tmp_path / "multirun" / "plan"
+    job = sweep_dir / "0_grpo_seed0"
+    hydra_yaml(job, tmp_path, mode="MULTIRUN", task=["algo=grpo", "seed=0"])
+    # Hydra's multirun.yaml holds the sweep as typed: its overrides, not one job's
+    hydra_yaml(
+        sweep_dir, tmp_path, mode="MULTIRUN", task=["algo=grpo,rloo", "seed=0,1"], hydra=["hydra/launcher=x"]
+    )
+    (sweep_dir / ".hydra" / "hydra.yaml").rename(sweep_dir / "multirun.yaml")
+    expected = (
+        f"{python_command(tmp_path)} -m align_lab -m hydra/launcher=x algo=grpo,rloo seed=0,1 "
+        "hydra.sweep.dir=multirun/plan"
+    )
+    assert resume_command(job) == expected
+    assert sweep_resume_command(sweep_dir) == expected

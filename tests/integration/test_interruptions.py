@@ -1,0 +1,320 @@
+"""SIGTERM and SIGINT as a user meets them (docs/faults.md, "Interrupted"): a signal while training steps
+run lets the step under way finish, checkpoints it whatever train.checkpoint_every says, and ends the
+run interrupted with the exact resume command; a second signal stops it at once. No wrapper of user
+code (an environment's step, a reward function) takes the run's own stop for an error of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from align_lab.envs.base import EnvError, LastTurn, Step, run_step
+from align_lab.study.rerun import python_command
+from align_lab.study.summary import RunStopped
+from align_lab.train.checkpoint_io import checkpoint_step
+from align_lab.train.preemption import Interrupted, Interruption
+from tests.conftest import ROOT, SMALL, run_in_process
+
+ROWS = 16  # train.rollout_size of tests/conftest.py's SMALL: episodes a step
+MARKER = "ALIGN_LAB_TEST_SIGNAL_FILE"  # while this file exists, the environment below signals once
+
+
+def signal_once(name: str, times: int) -> None:
+    """Sends this process `name` `times` times, once a run: the marker file is taken (a rerun of the
+    same config, the resume, signals no more)."""
+    marker = Path(os.environ.get(MARKER, "/nonexistent"))
+    try:
+        marker.unlink()
+    except FileNotFoundError:
+        return
+    for _ in range(times):
+        os.kill(os.getpid(), getattr(signal, name))
+
+
+class Signals:
+    """A test environment: one tool call, then done; the first episode of step 2 (after `after`
+    episodes) sends the process `signal` `times` times from its step, as a scheduler or Ctrl-C would
+    while the environment is stepped."""
+
+    multi_turn = True
+
+    def __init__(self, signal="SIGTERM", times=1, after=ROWS, max_turns=2, step_timeout_s=30.0):
+        self.signal, self.times, self.after = signal, times, after
+        self.max_turns, self.step_timeout_s = max_turns, step_timeout_s
+        self.started = 0
+
+    def start(self, prompt):
+        self.started += 1
+        return SignalsEpisode(self if self.started == self.after + 1 else None)
+
+
+class SignalsEpisode(LastTurn):
+    def __init__(self, env):
+        super().__init__()
+        self.env = env
+
+    def step(self, turn):
+        self.turns.append(turn)
+        if self.env is not None and len(self.turns) == 1:
+            signal_once(self.env.signal, self.env.times)
+        if len(self.turns) == 1:
+            return Step(observation="1 + 1 =", reward=0.25, tool_call=True)
+        return Step(done=True)
+
+
+def env_overrides(*extra: str) -> list[str]:
+    return ["algo=grpo", "task=toy_arith", "reward=gold", f"env._target_={__name__}.Signals", *extra]
+
+
+def logged_steps(run_dir: Path) -> list[int]:
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [x["step"] for x in lines if "train/loss" in x]
+
+
+@pytest.mark.fast
+def test_a_signal_in_an_env_step_is_the_runs_interruption_not_an_env_error():
+    class Episode(LastTurn):
+        def step(self, turn):
+            try:  # an environment that turns every failure of its own into an answer
+                os.kill(os.getpid(), signal.SIGTERM)
+                return Step(observation="unreachable")
+            except Exception:
+                return Step(observation="swallowed")
+
+    # the step runs on a thread; the signal reaches the main thread, waiting for it (envs/base.py)
+    with Interruption(), pytest.raises(Interrupted) as e:
+        run_step("probe", Episode(), "turn", 1, 30.0)
+    assert e.value.signal_name == "SIGTERM" and e.value.exit_code == 143  # 128 + 15
+    assert not isinstance(e.value, EnvError | Exception)
+
+
+@pytest.mark.fast
+def test_while_steps_run_a_first_signal_waits_for_the_steps_end_and_a_second_stops_at_once():
+    class Episode(LastTurn):
+        def step(self, turn):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return Step(observation="answered")
+
+    with Interruption() as interruption:
+        interruption.deferred = True  # Preemption.steps_begin()
+        assert run_step("probe", Episode(), "turn", 1, 30.0).observation == "answered"
+        assert interruption.requested == "SIGTERM"
+        with pytest.raises(Interrupted):
+            run_step("probe", Episode(), "turn", 1, 30.0)
+
+
+@pytest.mark.fast
+def test_a_signal_in_an_env_step_checkpoints_the_step_whatever_checkpoint_every_says(
+    tmp_path, cache_dir, monkeypatch
+):
+    """checkpoint_every=100 with 3 steps writes no periodic checkpoint: the one the resume starts from
+    is the interruption's, of step 2 (the step the signal landed in, finished)."""
+    (tmp_path / "marker").touch()
+    monkeypatch.setenv(MARKER, str(tmp_path / "marker"))
+    run_dir = tmp_path / "run"
+    overrides = env_overrides("train.checkpoint_every=100")
+    with pytest.raises(RunStopped) as e:
+        run_in_process(overrides, run_dir, cache_dir)
+    assert e.value.exit_code == 143  # 128 + SIGTERM's 15, as for any interruption
+    assert str(e.value).startswith("interrupted by SIGTERM; resume from step 2 with: ")
+    assert checkpoint_step(run_dir / "checkpoints") == 2 and logged_steps(run_dir) == [1, 2]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["error"] == str(e.value)
+    # the rerun resumes from step 2: step 3 alone is trained and logged
+    assert run_in_process(overrides, run_dir, cache_dir)["status"] == "completed"
+    assert logged_steps(run_dir) == [1, 2, 3]
+
+
+SWALLOWED = []
+
+
+def swallowing_reward(prompts: list[str], responses: list[str]) -> list[float]:
+    """A reward function that turns every failure into a score of 0; on its second call (step 2) the
+    process gets SIGINT twice (a user pressing Ctrl-C again): the second stops the run at once."""
+    swallowing_reward.calls = getattr(swallowing_reward, "calls", 0) + 1
+    try:
+        if swallowing_reward.calls == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return [float(len(r)) for r in responses]
+    except Exception:
+        SWALLOWED.append(True)
+        return [0.0] * len(responses)
+
+
+@pytest.mark.fast
+def test_a_reward_function_that_catches_exception_does_not_swallow_the_runs_interruption(tmp_path, cache_dir):
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    swallowing_reward.calls = 0
+    try:
+        with pytest.raises(RunStopped) as e:
+            run_in_process(
+                ["reward=function", f"reward.path={__name__}:swallowing_reward"], tmp_path, cache_dir
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not SWALLOWED
+    assert e.value.exit_code == 130  # 128 + SIGINT's 2
+    # the second signal stopped step 2 where it was: the resume starts from step 1's checkpoint
+    assert str(e.value).startswith("interrupted by SIGINT; resume from step 1 with: ")
+    assert checkpoint_step(tmp_path / "checkpoints") == 1
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "interrupted"
+
+
+def _as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a test suite in the background hands SIGINT ignored
+
+
+@pytest.mark.parametrize("name", [pytest.param("SIGTERM", marks=pytest.mark.fast), "SIGINT"])
+def test_a_signal_while_the_env_is_stepped_keeps_every_step_and_names_the_resume_command(
+    name, tmp_path, cache_dir
+):
+    """As the user meets it: `python -m align_lab` with train.checkpoint_every larger than the run, the
+    signal in step 2's environment call; the command the last line names resumes it from step 2."""
+    (tmp_path / "marker").touch()
+    run_dir = tmp_path / "run"
+    args = [
+        *[o for o in SMALL if not o.startswith("reward.")],  # reward=gold has no training
+        *env_overrides(f"+env.signal={name}", "train.checkpoint_every=100"),
+        f"cache_dir={cache_dir}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {**os.environ, MARKER: str(tmp_path / "marker")}
+    cmd = [sys.executable, "-m", "align_lab", *args]
+    done = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600, preexec_fn=_as_in_a_terminal
+    )
+    code = 128 + getattr(signal, name)  # 143 for SIGTERM, 130 for SIGINT
+    assert done.returncode == code, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "env=" not in done.stderr
+    lines = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")]
+    resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])
+    assert lines[-1] == f"align_lab: interrupted by {name}; resume from step 2 with: {resume}"
+    assert checkpoint_step(run_dir / "checkpoints") == 2 and logged_steps(run_dir) == [1, 2]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    again = subprocess.run(
+        shlex.split(lines[-1].split(" with: ", 1)[1]), cwd=ROOT, capture_output=True, text=True, env=env
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert logged_steps(run_dir) == [1, 2, 3]  # step 3 alone trained again, nothing twice
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def job_folders(sweep: Path) -> list[Path]:
+    return sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
+
+
+def test_a_run_interrupted_in_a_sweep_stops_the_sweep_and_the_sweeps_command_resumes_it(tmp_path, cache_dir):
+    """A sweep of two seeds in one process (hardware=cpu): SIGTERM in the first run's step 2 ends that
+    run checkpointed and the sweep with it (the second run never starts, as under a scheduler's stop);
+    the command the line names is the sweep's own, and resumes both."""
+    (tmp_path / "marker").touch()
+    sweep = tmp_path / "sweep"
+    small = [o for o in SMALL if not o.startswith("reward.")]
+    args = ["-m", "hardware=cpu", *small, *env_overrides("train.checkpoint_every=100"), "seed=0,1",
+            f"cache_dir={cache_dir}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    env = {**os.environ, MARKER: str(tmp_path / "marker")}
+    done = subprocess.run(
+        [sys.executable, "-m", "align_lab", *args], cwd=ROOT, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 143, done.stderr[-3000:]
+    resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])  # as typed, the sweep folder named
+    lines = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")]
+    assert lines[-1] == f"align_lab: interrupted by SIGTERM; resume from step 2 with: {resume}"
+    first, *others = job_folders(sweep)
+    assert checkpoint_step(first / "checkpoints") == 2 and not others  # the second run never started
+    again = subprocess.run(shlex.split(resume), cwd=ROOT, capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [logged_steps(p) for p in job_folders(sweep)] == [[1, 2, 3], [1, 2, 3]]
+
+
+def test_sigterm_between_a_sequential_studys_looks_is_one_line_and_its_command_resumes_it(
+    tmp_path, cache_dir
+):
+    """SIGTERM once look 1 is recorded (the launcher composing and admitting wave 2, or, if it is that
+    far, wave 2's first run): exit 143 and one line naming the study's own command, which finishes it."""
+    from align_lab.results.plan_record import read_record
+
+    sweep = tmp_path / "study"
+    args = ["-m", "hardware=cpu", *SMALL, f"cache_dir={cache_dir}", "train.steps=2",
+            "plan={start: 2, wave: 2, max_seeds: 4}", "study=x,y", "compare_by=study",
+            'claims=["x > y on step"]', f"hydra.sweep.dir={sweep}"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "align_lab", *args], cwd=ROOT, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 600
+    while not (read_record(sweep) or {}).get("looks"):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-3000:]
+    assert "Traceback" not in err
+    resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])
+    last = [x for x in err.splitlines() if x.startswith("align_lab:")][-1]
+    assert last in (
+        f"align_lab: sequential study interrupted by SIGTERM; resume with: {resume}",
+        f"align_lab: interrupted by SIGTERM; resume from step 1 with: {resume}",  # in wave 2's first run
+    ), last
+    again = subprocess.run(shlex.split(resume), cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    record = read_record(sweep)
+    assert [look["seeds"] for look in record["looks"]] == [2, 4] and record["seeds_run"] == {"x": 4, "y": 4}
+
+
+@pytest.mark.fast
+def test_a_signal_in_the_launcher_itself_is_one_line_naming_the_sweeps_command(tmp_path, capsys):
+    from hydra_plugins.align_lab_launcher.outcome import interruptible
+
+    hydra = {"mode": "MULTIRUN", "job": {"config_name": "config"},
+             "overrides": {"hydra": [], "task": ["seed=0,1"]},
+             "runtime": {"cwd": str(tmp_path), "config_sources": []}}  # fmt: skip
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "multirun.yaml").write_text(json.dumps({"hydra": hydra}))  # JSON is YAML
+    with pytest.raises(SystemExit) as e, interruptible(tmp_path / "sweep", "sequential study"):
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert e.value.code == 143
+    command = f"{python_command(tmp_path)} -m align_lab -m seed=0,1 hydra.sweep.dir=sweep"
+    assert (
+        capsys.readouterr().err
+        == f"align_lab: sequential study interrupted by SIGTERM; resume with: {command}\n"
+    )
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("algo", ["algo=reinforce_pp", "algo=dpo"])  # the online loop, the pairwise loop
+def test_a_run_interrupted_mid_run_resumes_to_the_metrics_of_an_uninterrupted_one(
+    algo, tmp_path, cache_dir, monkeypatch
+):
+    """SIGTERM as step 2 is logged, with no periodic checkpoint (checkpoint_every=100): the run stops
+    after step 2 with its checkpoint, and its resume logs exactly what the uninterrupted run logs."""
+    from align_lab.tracking import JsonlTracker
+
+    args = [algo, "seed=2", "train.steps=4", "train.checkpoint_every=100"]
+    run_in_process(args, tmp_path / "straight", cache_dir)
+    original = JsonlTracker.log
+
+    def log_then_signal(self, metrics, step):
+        original(self, metrics, step)
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(JsonlTracker, "log", log_then_signal)
+    with pytest.raises(RunStopped, match="^interrupted by SIGTERM; resume from step 2 with: "):
+        run_in_process(args, tmp_path / "resumed", cache_dir)
+    monkeypatch.setattr(JsonlTracker, "log", original)
+    assert run_in_process(args, tmp_path / "resumed", cache_dir)["status"] == "completed"
+
+    def without_time(run_dir: Path) -> list[dict]:
+        rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if not k.startswith(("time/", "memory/"))} for r in rows]
+
+    assert without_time(tmp_path / "resumed") == without_time(tmp_path / "straight")
