@@ -44,6 +44,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(response tokens in the policy's loss) also places offline pairwise runs such as DPO",
     )
     p.add_argument("--metric", default="eval/gold_reward", help="metric compared (default: eval/gold_reward)")
+    add_claim_arguments(p)
+    p.add_argument(
+        "--wandb",
+        action="store_true",
+        help="also log the comparison to W&B: a compare run in the study's group and, online, a W&B "
+        "report and workspace (offline: their JSON, wandb_report.json); online when logged in, else "
+        "offline files in <out>/wandb as runs write them (WANDB_MODE overrides); refused for runs of no "
+        "named study (study=default)",
+    )
+    return p.parse_args(argv)
+
+
+def add_claim_arguments(p: argparse.ArgumentParser) -> None:
+    """--claim, --drop-claim and --min-effect: what is tested, and what its seeds-needed lines size for."""
     p.add_argument(
         "--claim",
         action="append",
@@ -67,15 +81,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the smallest effect of interest the seeds-needed lines are sized for, in SDs of the paired "
         "differences, where a claim names none ('... by <effect>' in the metric's units); default 0.5",
     )
-    p.add_argument(
-        "--wandb",
-        action="store_true",
-        help="also log the comparison to W&B: a compare run in the study's group and, online, a W&B "
-        "report and workspace (offline: their JSON, wandb_report.json); online when logged in, else "
-        "offline files in <out>/wandb as runs write them (WANDB_MODE overrides); refused for runs of no "
-        "named study (study=default)",
-    )
-    return p.parse_args(argv)
 
 
 def _min_effect(text: str) -> float:

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from align_lab.results.power import sd_upper, seeds_needed
+from align_lab.results.seeds import sd_upper, seeds_needed
 from align_lab.results.sequential import t_p_values
 from benchmarks.harness import arguments, report
 

@@ -13,15 +13,8 @@ import time
 
 import numpy as np
 
-from align_lab.results.sequential import (
-    Plan,
-    expected_seeds,
-    fwer,
-    look_levels,
-    look_seeds,
-    look_thresholds,
-    t_p_values,
-)
+from align_lab.results.sequential import Plan, look_levels, look_seeds, look_thresholds, t_p_values
+from align_lab.results.sequential_simulation import expected_seeds, fwer
 from benchmarks.harness import arguments, report
 
 NEEDS = ()

@@ -10,7 +10,7 @@ from collections import Counter
 from align_lab.results import stats
 from align_lab.results.claims import INCONCLUSIVE
 from align_lab.results.comparison import Comparison
-from align_lab.results.power import DEFAULT_MIN_EFFECT_SD, POWER, SD_CONFIDENCE, pair_seeds
+from align_lab.results.seeds import DEFAULT_MIN_EFFECT_SD, POWER, SD_CONFIDENCE, pair_seeds
 
 
 def action_line(c: Comparison, min_effect_sd: float = DEFAULT_MIN_EFFECT_SD) -> str:

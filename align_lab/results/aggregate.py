@@ -29,8 +29,9 @@ from align_lab.results.extract import (
 )
 from align_lab.results.noise import group_noise
 from align_lab.results.notes import comparison_notes
-from align_lab.results.power import DEFAULT_MIN_EFFECT_SD, power_table
+from align_lab.results.power import power_table
 from align_lab.results.runs import COMPLETED, Run, group_label, lookup
+from align_lab.results.seeds import DEFAULT_MIN_EFFECT_SD
 from align_lab.results.tables import group_table, has_sft, paired_table, sft_references, sft_rows
 
 if TYPE_CHECKING:
@@ -167,6 +168,16 @@ def curves_by_group(
     return curves, trajectories
 
 
+def add_claim_metrics(table: pd.DataFrame, runs: list[Run], claims: list[Claim], groups: list[str]) -> None:
+    """Checks each claim against the groups and metrics the runs have, and adds the runs' final value of
+    each claim's metric that the table lacks as a column."""
+    if not claims:
+        return
+    check_claims(claims, groups, reported_keys(runs))
+    for m in dict.fromkeys(c.metric for c in claims if c.metric not in table.columns):
+        table[m] = [final_value(r, m) for r in runs]
+
+
 def aggregate(
     runs: list[Run],
     by: list[str],
@@ -177,9 +188,8 @@ def aggregate(
     claims: list[Claim] | None = None,
     min_effect_sd: float = DEFAULT_MIN_EFFECT_SD,
 ) -> Comparison:
-    """Every table and curve of the report, from the runs (any status); each claim tested, and the
-    seeds that would decide what is not, for a smallest effect of interest of min_effect_sd SDs where a
-    claim names none."""
+    """Every table and curve of the report, from the runs (any status); each claim tested, and the seeds
+    that would decide the rest for an effect of interest of min_effect_sd SDs (a claim's own `by`)."""
     import pandas as pd
 
     if budget not in BUDGETS:
@@ -191,10 +201,7 @@ def aggregate(
     groups = sorted(set(table["group"]), key=natural_key)
     sft = has_sft(table, metric)
     base = choose_baseline(groups, table, baseline, sft)
-    if claims:
-        check_claims(claims, groups, reported_keys(runs))
-        for m in dict.fromkeys(c.metric for c in claims if c.metric not in table.columns):
-            table[m] = [final_value(r, m) for r in runs]
+    add_claim_metrics(table, runs, claims or [], groups)
     common = add_matched_column(table, runs, metric, budget)
     column = f"{metric}@{budget}"
     in_view = [g for g in groups if table.loc[table["group"] == g, column].notna().any()]

@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm
-from align_lab.algorithms.preference import PairwiseAlgorithm, Route
+from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
 from align_lab.envs.base import EnvError, check_environment
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
-from align_lab.study.fit import check_fit
+from align_lab.study.fit import check_fit, check_sampled_pairs, check_threshold
 from align_lab.study.spec import RunSpec
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.online_setup import validate
@@ -302,35 +302,3 @@ def check_data(spec: RunSpec) -> None:
             spec.model.check_task(spec.task)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-
-
-def check_threshold(spec: RunSpec) -> None:
-    """KTO's algo.desirable_threshold where the labels are a verifier's 0 or 1 (reward=verifier, or gold
-    on a verifiable task): outside [0, 1) every sample falls on one side and KTO has nothing to
-    contrast. Other rewards' range is known once sampled (study/pairs.py check_labels)."""
-    threshold = getattr(spec.algo, "desirable_threshold", None)
-    exact = spec.task.verifiable and isinstance(spec.reward, GoldReward | Verifier)
-    if threshold is None or not exact or 0 <= threshold < 1:
-        return
-    reward = spec.names.get("reward", type(spec.reward).__name__)
-    raise ConfigError(
-        f"algo.desirable_threshold={threshold}: reward={reward} on task={spec.names.get('task', 'task')} "
-        "scores each sample 0 or 1, so every sample would be on one side of it and KTO would have nothing "
-        "to contrast; must be in [0, 1)"
-    )
-
-
-def check_sampled_pairs(spec: RunSpec) -> None:
-    """A pairwise algorithm that samples its pairs online (online DPO, SAIL's sampled routes) samples one
-    response per prompt: with a multi-turn environment it would train on cut conversations. Refused;
-    DPO-family algorithms on the preferences stage's multi-turn pairs are fine."""
-    if not getattr(spec.env, "multi_turn", False) or not isinstance(spec.algo, PairwiseAlgorithm):
-        return
-    with torch.random.fork_rng():  # routes may draw from the global generator: leave it as it was
-        routes = spec.algo.routes(256)
-    if bool((routes != int(Route.DPO)).any()):
-        raise ConfigError(
-            f"env={spec.env_name}: {type(spec.algo).__name__} samples pairs online, one response per "
-            "prompt (not multi-turn yet); use an algorithm on the preferences stage's pairs (dpo, ipo, "
-            "slic, simpo, orpo, kto) or env=single_turn"
-        )

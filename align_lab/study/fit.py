@@ -9,14 +9,19 @@ traceback after the SFT stage or a game silently played for one turn (issue 59).
   task.demonstrations_env=calculator), which need a multi-turn env to be rendered and sampled;
 - a learned reward model (reward=learned_rm, alone or in reward=combined) trains on single responses and
   scores one: with a multi-turn env its preference pairs would be conversations, and it would score only
-  the episode's answer; refused there (docs/environments.md).
+  the episode's answer; refused there (docs/environments.md);
+- an algorithm with what it is given: KTO's threshold against a verifier's 0/1 rewards, a pairwise
+  algorithm that samples pairs online with a multi-turn env.
 """
 
 from __future__ import annotations
 
+import torch
+
 from align_lab import registry
+from align_lab.algorithms.preference import PairwiseAlgorithm, Route
 from align_lab.config import ConfigError
-from align_lab.rewards import reward_models
+from align_lab.rewards import GoldReward, Verifier, reward_models
 
 
 def class_path(cls: type) -> str:
@@ -67,4 +72,36 @@ def check_fit(spec) -> None:
             f"reward={reward}: a learned reward model trains on and scores single responses; "
             f"env={spec.env_name} plays conversations (multi-turn); "
             f"use reward=verifier, gold or function{single}"
+        )
+
+
+def check_threshold(spec) -> None:
+    """KTO's algo.desirable_threshold where the labels are a verifier's 0 or 1 (reward=verifier, or gold
+    on a verifiable task): outside [0, 1) every sample falls on one side and KTO has nothing to
+    contrast. Other rewards' range is known once sampled (study/pairs.py check_labels)."""
+    threshold = getattr(spec.algo, "desirable_threshold", None)
+    exact = spec.task.verifiable and isinstance(spec.reward, GoldReward | Verifier)
+    if threshold is None or not exact or 0 <= threshold < 1:
+        return
+    reward = spec.names.get("reward", type(spec.reward).__name__)
+    raise ConfigError(
+        f"algo.desirable_threshold={threshold}: reward={reward} on task={spec.names.get('task', 'task')} "
+        "scores each sample 0 or 1, so every sample would be on one side of it and KTO would have nothing "
+        "to contrast; must be in [0, 1)"
+    )
+
+
+def check_sampled_pairs(spec) -> None:
+    """A pairwise algorithm that samples its pairs online (online DPO, SAIL's sampled routes) samples one
+    response per prompt: with a multi-turn environment it would train on cut conversations. Refused;
+    DPO-family algorithms on the preferences stage's multi-turn pairs are fine."""
+    if not getattr(spec.env, "multi_turn", False) or not isinstance(spec.algo, PairwiseAlgorithm):
+        return
+    with torch.random.fork_rng():  # routes may draw from the global generator: leave it as it was
+        routes = spec.algo.routes(256)
+    if bool((routes != int(Route.DPO)).any()):
+        raise ConfigError(
+            f"env={spec.env_name}: {type(spec.algo).__name__} samples pairs online, one response per "
+            "prompt (not multi-turn yet); use an algorithm on the preferences stage's pairs (dpo, ipo, "
+            "slic, simpo, orpo, kto) or env=single_turn"
         )

@@ -125,8 +125,7 @@ def run(job: Job) -> dict:
     tracker = spec.tracker.make(run_dir, spec.names, spec.config, checkpoint_step(ckpt) + 1)
     try:
         with Interruption() as interruption:
-            # USR2, and SIGTERM/SIGINT once steps run: the step under way finishes and is checkpointed
-            preemption = Preemption(interruption=interruption).install()
+            preemption = Preemption(interruption=interruption).install()  # USR2; SIGTERM/INT at a step's end
             with threads(stage_threads):  # a resume loads the stages its checkpoint was trained on
                 # the run's identity goes inside every checkpoint, checked on resume (admission)
                 stages, ctx, loop = build_run(
@@ -143,8 +142,8 @@ def run(job: Job) -> dict:
             write_summary(run_dir, summary)
             with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
-        used = threads_record(spec.rollout)
-        summary |= outcome(stages, final, start, hw.device, before, used) | planned(ctx.memory, ctx.realized)
+        summary |= outcome(stages, final, start, hw.device, before, threads_record(spec.rollout))
+        summary |= planned(ctx.memory, ctx.realized)
         return completed(summary, final, spec, run_dir, tracker)
     except StagesChanged as e:  # refused before any stage was built: nothing written, no time counted
         summary = None

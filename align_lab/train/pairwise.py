@@ -239,14 +239,13 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         metrics["time/train_s"] = time.perf_counter() - t
         counters["trained_tokens"] += int(dp.gather(mask.sum(-1)).sum())
         # 5. log what a comparison needs
-        done = step + 1
         metrics |= {
             "train/loss": loss.item(),
             **stats,
             "time/step_s": sum(v for k, v in metrics.items() if k.startswith("time/")),
             **{f"counters/{k}": v for k, v in counters.items()},
         }
-        final = end_of_step(ctx, named, algo, done, metrics) or final
+        final = end_of_step(ctx, named, algo, step + 1, metrics) or final
         bar.set_postfix(loss=f"{loss.item():.3f}", margin=f"{stats.get('train/reward_margin', 0.0):.3f}")
         bar.update(1)  # after the postfix: its log line shows this step's values
     bar.close()

@@ -14,17 +14,16 @@ from align_lab.results.sequential import (
     boundary_levels,
     check_plan,
     decide_look,
-    fwer,
     holm_rejects,
     look_levels,
     look_seeds,
     look_thresholds,
     obf_spending,
     p_values,
-    simulate,
     t_p_values,
     wave_seeds,
 )
+from align_lab.results.sequential_simulation import fwer, simulate
 
 REAL = Plan(start=4, wave=4, max_seeds=24)
 N_STUDIES = 20_000  # Monte-Carlo SE of a rate near 0.05: sqrt(0.05 * 0.95 / 20000) = 0.0015
