@@ -1,0 +1,40 @@
+"""Issue 59 item 4: every hint names the right key and works when followed; every printed command
+survives a path with a space and names the interpreter that runs align_lab."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from align_lab.config import ConfigError, build
+from tests.conftest import compose
+
+
+def test_the_sft_hint_names_task_sft_and_following_it_builds(tmp_path):
+    """It said `set sft=true`: `sft` is the root's SFT-stage config, the switch is task.sft."""
+    cfg, _ = compose(["task=arith_word", "task.demonstrations_env=calculator", f"cache_dir={tmp_path}"])
+    with pytest.raises(ConfigError) as e:
+        build(cfg.task, "task")
+    assert str(e.value).endswith("; set task.sft=true"), e.value
+    hint = str(e.value).rsplit("set ", 1)[1]
+    cfg, _ = compose(["task=arith_word", "task.demonstrations_env=calculator", hint, f"cache_dir={tmp_path}"])
+    assert build(cfg.task, "task").sft is True
+
+
+def test_a_file_in_the_cache_is_blamed_on_cache_dir_and_moving_it_away_works(tmp_path):
+    """A file where the stage cache keeps a stage's folder was reported as `choose another
+    hydra.run.dir` (Hydra's mkdir error's line): changing the run folder changed nothing."""
+    from align_lab.cache import StageCache
+
+    (tmp_path / "sft").write_text("not a folder")
+    cache = StageCache(tmp_path)
+    build = lambda out: (out / "model.bin").write_text("w")  # noqa: E731
+    with pytest.raises(ConfigError) as e:
+        cache.get("sft", 1, {"seed": 0}, build)
+    assert str(e.value) == (
+        f"cache_dir={tmp_path}: {tmp_path / 'sft'} is a file where the stage cache keeps a folder; "
+        "move it away, or choose another cache_dir"
+    )
+    (tmp_path / "sft").rename(tmp_path / "moved")  # the hint, followed
+    assert (cache.get("sft", 1, {"seed": 0}, build).path / "model.bin").read_text() == "w"
