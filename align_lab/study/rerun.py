@@ -40,12 +40,12 @@ def resume_command(run_dir: Path) -> str:
     same sweep folder; a run started without Hydra (no `.hydra/hydra.yaml`): the rule."""
     hydra = hydra_record(run_dir)
     if hydra is None:
-        return f"rerun the same command with hydra.run.dir={run_dir}"
+        return f"rerun the same command with {shlex.quote(f'hydra.run.dir={run_dir}')}"
     cwd = Path(hydra["runtime"]["cwd"])
     if hydra["mode"] == "MULTIRUN":
         sweep_dir = str(hydra["sweep"]["dir"])
         sweep_dir = shown_path(run_dir.parent if "${" in sweep_dir else sweep_dir, cwd)
-        return f"rerun the sweep's command with hydra.sweep.dir={sweep_dir}"
+        return f"rerun the sweep's command with {shlex.quote(f'hydra.sweep.dir={sweep_dir}')}"
     args = [python_command(cwd), "-m", "align_lab"]
     for source in hydra["runtime"]["config_sources"]:
         if source["provider"] == "command-line":

@@ -40,6 +40,17 @@ DIED = (
 )
 
 
+def died_alone(run_dir: Path) -> str:
+    """DIED for a run without a study manifest (a single run, a sweep run in process): `study resume`
+    resubmits a manifest's jobs only, so the hint is the command that resumes this run."""
+    from align_lab.study.rerun import resume_command
+
+    return (
+        "its process ended without finishing (nobody holds run.lock); to continue from its last "
+        f"checkpoint: {resume_command(run_dir)}"
+    )
+
+
 def died(run_dir: Path, summary: dict | None) -> bool:
     """The summary says running but no live process holds the run's lock (SIGKILL, out of memory, a lost
     node). A folder without run.lock (written before the lock existed) is never called died."""
@@ -165,7 +176,7 @@ def folder_state(num: int, run_dir: Path) -> RunState:
     if status in ("failed", "interrupted", "preempted"):
         return make("failed", summary.get("error", status))
     if died(run_dir, summary):
-        return make("died", DIED)
+        return make("died", died_alone(run_dir))
     if status == "running":
         return make("running", holder(run_dir) or "running")
     return make("pending", "not started")

@@ -38,3 +38,31 @@ def test_a_file_in_the_cache_is_blamed_on_cache_dir_and_moving_it_away_works(tmp
     )
     (tmp_path / "sft").rename(tmp_path / "moved")  # the hint, followed
     assert (cache.get("sft", 1, {"seed": 0}, build).path / "model.bin").read_text() == "w"
+
+
+def test_status_of_a_died_single_run_names_the_command_that_resumes_it(tmp_path, capsys):
+    """`study status` on a single run suggested `python -m align_lab.study resume`, which refuses a
+    folder without a study manifest; the hint is now the run's own command, with its folder."""
+    from align_lab.study.__main__ import main
+    from tests.unit.study.test_rerun import hydra_yaml
+
+    run_dir = tmp_path / "my runs" / "0_grpo"  # a space: the printed command must survive it
+    hydra_yaml(run_dir, tmp_path, task=["algo=grpo", "train.steps=3"])
+    (run_dir / "summary.json").write_text('{"status": "running"}')
+    (run_dir / "run.lock").touch()  # nobody holds it: the process died
+    assert main(["status", str(run_dir)]) == 1
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "study resume" not in line
+    command = line.split("to continue from its last checkpoint: ", 1)[1].split("]", 1)[0]
+    args = shlex.split(command)  # the shell reads it as it was meant
+    assert args[1:4] == ["-m", "align_lab", "algo=grpo"] and args[-2] == "train.steps=3"
+    assert tmp_path / args[-1].removeprefix("hydra.run.dir=") == run_dir
+    assert main(["resume", str(run_dir)]) == 2  # the old hint: no manifest here
+
+
+def test_a_run_outside_hydra_names_its_folder_quoted(tmp_path):
+    from align_lab.study.rerun import resume_command
+
+    bare = tmp_path / "a b"
+    hint = resume_command(bare).removeprefix("rerun the same command with ")
+    assert shlex.split(hint) == [f"hydra.run.dir={bare}"]
