@@ -66,3 +66,64 @@ def test_a_run_outside_hydra_names_its_folder_quoted(tmp_path):
     bare = tmp_path / "a b"
     hint = resume_command(bare).removeprefix("rerun the same command with ")
     assert shlex.split(hint) == [f"hydra.run.dir={bare}"]
+
+
+def without_venv_python(monkeypatch):
+    """A shell whose `python` is not this interpreter (the venv not activated): the bare `python` the
+    hints printed is another one, without align_lab."""
+    monkeypatch.setattr("shutil.which", lambda name: None)
+
+
+def test_the_compare_hint_after_a_run_runs_this_interpreter_on_a_folder_with_a_space(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from align_lab.study.summary import result_lines
+
+    without_venv_python(monkeypatch)
+    run_dir = tmp_path / "my outputs" / "12-00-00_ppo_seed0"
+    run_dir.mkdir(parents=True)
+    hint = result_lines({"algo": "ppo", "seed": 0}, run_dir)[-1].removeprefix("  compare:    ")
+    args = shlex.split(hint)
+    assert args[1:] == ["-m", "align_lab.compare", str(run_dir)]
+    assert Path(args[0]).absolute() == Path(sys.executable).absolute()
+    followed = subprocess.run([*args[:3], "--help"], capture_output=True, text=True, timeout=120)
+    assert followed.returncode == 0 and "usage: python -m align_lab.compare" in followed.stdout
+
+
+def test_printed_sweep_commands_survive_a_folder_with_a_space(tmp_path, monkeypatch, capsys):
+    import sys
+    from pathlib import Path
+
+    from hydra_plugins.align_lab_launcher.launcher import status_command
+    from hydra_plugins.align_lab_launcher.outcome import Outcomes
+
+    without_venv_python(monkeypatch)
+    sweep_dir = tmp_path / "my sweeps" / "s"
+    args = shlex.split(status_command(sweep_dir))
+    assert args[1:] == ["-m", "align_lab.study", "status", str(sweep_dir)]
+    assert Path(args[0]).absolute() == Path(sys.executable).absolute()
+    outcomes = Outcomes([{"num": 0, "overrides": ["seed=0"], "run_dir": str(sweep_dir / "0")}], sweep_dir)
+    outcomes.failed({"num": 0, "overrides": ["seed=0"], "run_dir": str(sweep_dir / "0")}, "boom")
+    with pytest.raises(SystemExit):
+        outcomes.finish()
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    again = last.split("the same command with ", 1)[1].removesuffix(" reruns only the others")
+    assert shlex.split(again) == [f"hydra.sweep.dir={sweep_dir}"]
+
+
+def test_the_wandb_command_compare_prints_names_this_interpreter(tmp_path, monkeypatch):
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from align_lab.results.wandb_report import online_command
+
+    without_venv_python(monkeypatch)
+    args = argparse.Namespace(
+        folders=[tmp_path / "a b"], by=None, metric=None, budget=None, baseline=None, out=None, claim=[]
+    )
+    printed = shlex.split(online_command(args))
+    assert Path(printed[0]).absolute() == Path(sys.executable).absolute()
+    assert printed[1:] == ["-m", "align_lab.compare", str(tmp_path / "a b"), "--wandb"]
