@@ -110,6 +110,22 @@ def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
     OmegaConf.save(HydraConfig.get().overrides.task, out / "overrides.yaml")
 
 
+def check_group_lists(args: list[str]) -> None:
+    """`algo=[ppo,rloo]` is Hydra's list of configs merged into one algo (PPO's keys into RLOO's, then an
+    unknown-key error naming neither), never a sweep, with -m or without: a sweep is a comma list."""
+    from align_lab.registry import GROUPS
+
+    for arg in args:
+        key, _, value = arg.partition("=")
+        group = key.lstrip("+~")
+        if group in GROUPS and value.startswith("[") and value.endswith("]"):
+            choices = ",".join(v.strip() for v in value[1:-1].split(","))
+            raise ConfigError(
+                f"{arg}: a run takes one {group}; a list sweeps only as a comma list with -m: "
+                f"python -m align_lab -m {group}={choices}"
+            )
+
+
 def format_error(e: BaseException) -> str | None:
     """One line for configuration errors (ours and Hydra's); None for anything else."""
     from hydra.errors import (

@@ -154,6 +154,7 @@ BEFORE_THE_BUILD = [
     (["algo.lrr=1"], "algo.lrr: unknown key; did you mean algo.lr?"),
     (["~algo"], "~algo: every run needs algo"),
     ([f"seed={2**64}"], f"seed={2**64}: must be an integer in [-2^63, 2^64)"),
+    (["algo=[ppo,rloo]"], "algo=[ppo,rloo]: a run takes one algo; a list sweeps only as a comma list with -m"),
 ]
 
 

@@ -127,3 +127,26 @@ def test_the_wandb_command_compare_prints_names_this_interpreter(tmp_path, monke
     printed = shlex.split(online_command(args))
     assert Path(printed[0]).absolute() == Path(sys.executable).absolute()
     assert printed[1:] == ["-m", "align_lab.compare", str(tmp_path / "a b"), "--wandb"]
+
+
+def test_a_group_list_says_a_sweep_is_a_comma_list_with_m_and_that_sweep_builds(tmp_path):
+    """`algo=[ppo,rloo]` (no -m) was reported as `algo.critic_lr: unknown key` (Hydra merged both
+    configs); the hint's sweep expands to one algo a job, each of which builds."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from align_lab.app import check_group_lists
+
+    with pytest.raises(ConfigError) as e:
+        check_group_lists(["seed=1", "algo=[ppo, rloo]"])
+    assert str(e.value) == (
+        "algo=[ppo, rloo]: a run takes one algo; a list sweeps only as a comma list with -m: "
+        "python -m align_lab -m algo=ppo,rloo"
+    )
+    args = shlex.split(str(e.value).rsplit(": ", 1)[1])
+    assert args[:4] == ["python", "-m", "align_lab", "-m"]
+    (sweep,) = OverridesParser.create().parse_overrides(args[4:])
+    jobs = [f"algo={v}" for v in sweep.sweep_string_iterator()]
+    assert jobs == ["algo=ppo", "algo=rloo"]
+    built = [build(compose([job, f"cache_dir={tmp_path}"])[0].algo, "algo") for job in jobs]
+    assert len({type(algo) for algo in built}) == 2
+    check_group_lists(["seed=[1,2]", "algo=ppo", "--config-dir", "sweeps"])  # not a group: its own line
