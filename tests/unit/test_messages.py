@@ -150,3 +150,49 @@ def test_a_group_list_says_a_sweep_is_a_comma_list_with_m_and_that_sweep_builds(
     built = [build(compose([job, f"cache_dir={tmp_path}"])[0].algo, "algo") for job in jobs]
     assert len({type(algo) for algo in built}) == 2
     check_group_lists(["seed=[1,2]", "algo=ppo", "--config-dir", "sweeps"])  # not a group: its own line
+
+
+@pytest.mark.parametrize(
+    "bad,expected,fixed",
+    [
+        ("stages=abc", "stages=abc: must be a mapping, e.g. {seed: shared}", "stages={seed:shared}"),
+        ("study=[a]", "study=['a']: must be a name (a string)", "study=a"),  # was tracker.group's error
+        (
+            "compare_by=[algo]",
+            "compare_by=['algo']: must be a key or group name, or several comma-separated",
+            "compare_by=algo",
+        ),
+        (
+            "claims=abc",
+            'claims=abc: must be a list of claims, e.g. ["rloo > ppo on eval/gold_reward"]',
+            "claims=[]",
+        ),
+        (
+            "normalise=abc",
+            "normalise=abc: must be null or a mapping of task to {metric, low, high}",
+            "normalise=null",
+        ),
+        (
+            "resume_changed_code=abc",
+            "resume_changed_code=abc: must be true or false",
+            "resume_changed_code=true",
+        ),
+        ("cache_dir=[a]", "cache_dir=['a']: must be null or a folder path", "cache_dir=c"),
+        # 1e30 > 2^64 = 1.8e19; a float with an integer value skipped the range check, then int() took it
+        ("seed=1e30", "seed=1e+30: must be an integer in [-2^63, 2^64) (torch's seed range)", "seed=3"),
+    ],
+)
+def test_a_wrong_type_at_the_top_level_is_one_line_naming_the_key(
+    bad, expected, fixed, tmp_path, monkeypatch
+):
+    """Each was read later: a traceback (stages=abc), another key's error (study=[a] as tracker.group),
+    or a silent truth (resume_changed_code=abc resumed changed code as true)."""
+    from align_lab.admission import spec_from_config
+
+    monkeypatch.chdir(tmp_path)  # cache_dir=c: a folder here
+    cache = [] if bad.startswith("cache_dir") else [f"cache_dir={tmp_path / 'cache'}"]
+    with pytest.raises(ConfigError) as e:
+        spec_from_config(*compose([*cache, bad]))
+    assert str(e.value) == expected
+    cache = [] if fixed.startswith("cache_dir") else cache
+    spec_from_config(*compose([*cache, fixed]))  # the allowed value builds
