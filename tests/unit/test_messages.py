@@ -196,3 +196,42 @@ def test_a_wrong_type_at_the_top_level_is_one_line_naming_the_key(
     assert str(e.value) == expected
     cache = [] if fixed.startswith("cache_dir") else cache
     spec_from_config(*compose([*cache, fixed]))  # the allowed value builds
+
+
+def test_compare_over_files_of_the_wrong_shape_notes_each_and_reports_the_rest(tmp_path, capsys):
+    """Valid YAML/JSON of another shape (a list for a mapping) was read on as a mapping: a traceback
+    (AttributeError: 'list' object has no attribute 'get'); now a note naming the file, as for a torn
+    one."""
+    from align_lab.compare import main
+    from tests.integration.test_compare import make_sweep
+
+    sweep = make_sweep(tmp_path)
+    first, second, third = sorted(p for p in sweep.iterdir() if p.is_dir())[:3]
+    (first / ".hydra" / "config.yaml").write_text("- 1\n- 2\n")
+    (second / "summary.json").write_text("[1, 2]")
+    (third / ".hydra" / "overrides.yaml").write_text("algo: ppo\n")
+    (sweep / "study.json").write_text("[]")
+    assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    for note in (
+        f"{first}: .hydra/config.yaml: not a mapping (a list), left out",
+        f"{third}: .hydra/overrides.yaml: not a list (a dict), left out",
+        f"{sweep / 'study.json'}: study manifest: not a mapping (a list), left out",
+    ):
+        assert f"note: {note}" in out, note
+    assert "summary.json: not a mapping (a list), left out" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_an_out_folder_that_cannot_be_made_is_one_line_and_a_writable_one_works(tmp_path, capsys):
+    from align_lab.compare import main
+    from tests.integration.test_compare import make_sweep
+
+    sweep = make_sweep(tmp_path)
+    assert main([str(sweep), "--out", "/proc/align_lab_out"]) == 2  # was FileNotFoundError's traceback
+    err = capsys.readouterr().err
+    assert err == (
+        "align_lab.compare: error: --out /proc/align_lab_out: cannot write there (No such file or "
+        "directory); choose a writable folder\n"
+    )
+    assert main([str(sweep), "--out", str(tmp_path / "writable")]) == 0  # the hint, followed
+    assert (tmp_path / "writable" / "report.md").is_file()
