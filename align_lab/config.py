@@ -56,8 +56,14 @@ def build(node: DictConfig, key: str) -> Any:
     """Builds the component at config key `key` (e.g. "algo") from its `_target_`."""
     from hydra.utils import get_class, instantiate
 
-    if "_target_" not in node:
-        raise ConfigError(f"{key}: has no _target_; pick a choice of the {key} group")
+    from align_lab.registry import GROUPS
+
+    if key not in GROUPS and not isinstance(node, DictConfig):  # train=null, sft=3: a traceback
+        raise ConfigError(f"{key}={node}: a section of settings, not a value; set its keys ({key}.<key>=...)")
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        if key in GROUPS:
+            raise ConfigError(f"{key}: has no _target_; pick a choice of the {key} group")
+        raise ConfigError(f"{key}: has no _target_; drop the override that replaced the {key} section")
     try:
         cls = get_class(node._target_)
     except Exception:

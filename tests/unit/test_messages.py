@@ -134,10 +134,10 @@ def test_a_group_list_says_a_sweep_is_a_comma_list_with_m_and_that_sweep_builds(
     configs); the hint's sweep expands to one algo a job, each of which builds."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from align_lab.app import check_group_lists
+    from align_lab.app import check_group_overrides
 
     with pytest.raises(ConfigError) as e:
-        check_group_lists(["seed=1", "algo=[ppo, rloo]"])
+        check_group_overrides(["seed=1", "algo=[ppo, rloo]"])
     assert str(e.value) == (
         "algo=[ppo, rloo]: a run takes one algo; a list sweeps only as a comma list with -m: "
         "python -m align_lab -m algo=ppo,rloo"
@@ -149,7 +149,7 @@ def test_a_group_list_says_a_sweep_is_a_comma_list_with_m_and_that_sweep_builds(
     assert jobs == ["algo=ppo", "algo=rloo"]
     built = [build(compose([job, f"cache_dir={tmp_path}"])[0].algo, "algo") for job in jobs]
     assert len({type(algo) for algo in built}) == 2
-    check_group_lists(["seed=[1,2]", "algo=ppo", "--config-dir", "sweeps"])  # not a group: its own line
+    check_group_overrides(["seed=[1,2]", "algo=ppo", "--config-dir", "sweeps"])  # not a group: its own line
 
 
 @pytest.mark.parametrize(
@@ -235,3 +235,32 @@ def test_an_out_folder_that_cannot_be_made_is_one_line_and_a_writable_one_works(
     )
     assert main([str(sweep), "--out", str(tmp_path / "writable")]) == 0  # the hint, followed
     assert (tmp_path / "writable" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("bad,fixed", [("train=null", "train.steps=5"), ("sft=3", "sft.epochs=5")])
+def test_a_section_set_to_a_value_is_one_line_and_setting_its_keys_builds(bad, fixed, tmp_path):
+    """`train=null` was a TypeError traceback; `train=abc` was told to 'pick a choice of the train
+    group', which does not exist."""
+    from align_lab.admission import spec_from_config
+
+    key = bad.split("=")[0]
+    with pytest.raises(ConfigError) as e:
+        spec_from_config(*compose([bad, f"cache_dir={tmp_path}"]))
+    value = "None" if bad.endswith("null") else "3"
+    assert (
+        str(e.value) == f"{key}={value}: a section of settings, not a value; set its keys ({key}.<key>=...)"
+    )
+    spec = spec_from_config(*compose([fixed, f"cache_dir={tmp_path}"]))  # the hint, followed
+    assert spec.config[key][fixed.split(".")[1].split("=")[0]] == 5
+
+
+def test_a_group_set_to_null_lists_its_choices_and_one_of_them_builds(tmp_path):
+    """`tracker=null` was Hydra's ValueError traceback."""
+    from align_lab.app import check_group_overrides
+    from align_lab.registry import choices
+
+    with pytest.raises(ConfigError) as e:
+        check_group_overrides(["tracker=null"])
+    assert str(e.value) == f"tracker=null: every run needs tracker; allowed: {', '.join(choices('tracker'))}"
+    cfg, _ = compose([f"tracker={choices('tracker')[0]}", f"cache_dir={tmp_path}"])
+    build(cfg.tracker, "tracker")
