@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return status(args.study_dir) if args.command == "status" else resume(args.study_dir, args.wait)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # no manifest, or a damaged one (load_manifest)
         print(f"align_lab.study: error: {e}", file=sys.stderr)
         return 2
 

@@ -65,10 +65,13 @@ def died(run_dir: Path, summary: dict | None) -> bool:
 
 
 def _summary(run_dir: Path) -> dict | None:
+    """The run's summary.json; None when missing, torn or not a JSON object (a list: read as a
+    mapping, a traceback)."""
     try:
-        return json.loads((run_dir / "summary.json").read_text())
+        summary = json.loads((run_dir / "summary.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+    return summary if isinstance(summary, dict) else None
 
 
 def _job_result(run: dict) -> tuple[str, str] | None:
@@ -163,6 +166,7 @@ def folder_state(num: int, run_dir: Path) -> RunState:
     from align_lab.folder import holder
 
     summary = _summary(run_dir) or {}
+    damaged = not summary and (run_dir / "summary.json").is_file()
     try:
         import yaml
 
@@ -171,6 +175,8 @@ def folder_state(num: int, run_dir: Path) -> RunState:
         overrides = []
     make = lambda state, detail: RunState(num, overrides, str(run_dir), None, state, detail)  # noqa: E731
     status = summary.get("status")
+    if damaged:
+        return make("failed", f"{run_dir / 'summary.json'}: cannot be read as a run summary")
     if status == "completed":
         return make("done", "completed")
     if status in ("failed", "interrupted", "preempted"):

@@ -264,3 +264,34 @@ def test_a_group_set_to_null_lists_its_choices_and_one_of_them_builds(tmp_path):
     assert str(e.value) == f"tracker=null: every run needs tracker; allowed: {', '.join(choices('tracker'))}"
     cfg, _ = compose([f"tracker={choices('tracker')[0]}", f"cache_dir={tmp_path}"])
     build(cfg.tracker, "tracker")
+
+
+@pytest.mark.parametrize(
+    "text,said",
+    [
+        ("[]", "not a study manifest (a JSON object with cluster and runs, as written)"),
+        (
+            '{"cluster": "local", "runs": [{"num": 0}]}',
+            "not a study manifest (runs[0] lacks overrides, run_dir)",
+        ),
+        ('{"runs": [', "cannot be read as a study manifest (Expecting value: line 1 column 11 (char 10))"),
+    ],
+    ids=["a_list", "an_entry_short", "torn"],
+)
+def test_study_status_on_a_damaged_manifest_is_one_line_naming_it(text, said, tmp_path, capsys):
+    """A list, an entry without its keys, a torn write: TypeError, KeyError, JSONDecodeError tracebacks."""
+    from align_lab.study.__main__ import main
+
+    (tmp_path / "study.json").write_text(text)  # '{"runs": [' is 10 characters: nothing at char 10
+    for command in ("status", "resume"):
+        assert main([command, str(tmp_path)]) == 2
+        assert capsys.readouterr().err == f"align_lab.study: error: {tmp_path / 'study.json'}: {said}\n"
+
+
+def test_study_status_on_a_run_whose_summary_is_not_a_mapping_says_so(tmp_path, capsys):
+    from align_lab.study.__main__ import main
+
+    (tmp_path / "summary.json").write_text("[1]")  # was AttributeError: 'list' object has no attribute 'get'
+    assert main(["status", str(tmp_path)]) == 1
+    line = capsys.readouterr().out.splitlines()[0]
+    assert f"failed     [{tmp_path / 'summary.json'}: cannot be read as a run summary]" in line
