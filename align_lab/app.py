@@ -129,12 +129,24 @@ def check_group_overrides(args: list[str]) -> None:
             )
 
 
+def missing_primary(name: str, text: str) -> str:
+    """`--config-name nope`: the folder searched and the configs it has, not Hydra's search path (its
+    pkg:// and structured:// entries hold none a user can name)."""
+    import re
+
+    dirs = re.findall(r"provider=command-line, path=file://([^\n\t]+)", text) or [CONF]
+    folder = Path(dirs[-1])
+    have = sorted(p.stem for p in folder.glob("*.yaml"))
+    return f"--config-name {name}: no {name}.yaml in {folder}; its configs: {', '.join(have) or 'none'}"
+
+
 def format_error(e: BaseException) -> str | None:
     """One line for configuration errors (ours and Hydra's); None for anything else."""
     from hydra.errors import (
         ConfigCompositionException,
         MissingConfigException,
         OverrideParseException,
+        SearchPathException,
     )
     from omegaconf.errors import OmegaConfBaseException
 
@@ -152,6 +164,11 @@ def format_error(e: BaseException) -> str | None:
         group = (e.missing_cfg_file or "").split("/")[0] or "group"
         bad = (e.missing_cfg_file or "").split("/", 1)[-1]
         return f"{group}={bad}: unknown choice; allowed: {', '.join(sorted(e.options))}"
+    if isinstance(e, SearchPathException) and "config directory" in str(e):  # --config-dir nope
+        folder = str(e).split("'")[1] if str(e).count("'") >= 2 else "--config-dir"
+        return f"--config-dir {folder}: no such folder; name the folder of your config (e.g. sweeps)"
+    if isinstance(e, MissingConfigException) and "primary config" in str(e):
+        return missing_primary(e.missing_cfg_file or "", str(e))
     if isinstance(e, (ConfigCompositionException, OverrideParseException, MissingConfigException)):
         text = " ".join(str(e).split())
         cause = e.__cause__

@@ -154,7 +154,18 @@ BEFORE_THE_BUILD = [
     (["algo.lrr=1"], "algo.lrr: unknown key; did you mean algo.lr?"),
     (["~algo"], "~algo: every run needs algo"),
     ([f"seed={2**64}"], f"seed={2**64}: must be an integer in [-2^63, 2^64)"),
-    (["algo=[ppo,rloo]"], "algo=[ppo,rloo]: a run takes one algo; a list sweeps only as a comma list with -m"),
+    (
+        ["algo=[ppo,rloo]"],
+        "algo=[ppo,rloo]: a run takes one algo; a list sweeps only as a comma list with -m",
+    ),
+    (  # Hydra's search path (pkg://, structured://) named no config a user can choose
+        ["--config-dir", str(ROOT / "sweeps"), "--config-name", "nope"],
+        f"--config-name nope: no nope.yaml in {ROOT / 'sweeps'}; its configs: across_tasks, back_to_basics, ",
+    ),
+    (  # was a SearchPathException traceback
+        ["--config-dir", str(ROOT / "no_such"), "--config-name", "sail"],
+        f"--config-dir {ROOT / 'no_such'}: no such folder; name the folder of your config (e.g. sweeps)",
+    ),
 ]
 
 
