@@ -91,7 +91,7 @@ def test_every_yaml_key_has_a_comment():
         ("rollout.temperature=0", "rollout.temperature=0.0: must be > 0 (use greedy=True for argmax)"),
         (  # 1e-10 GB = 0.107 bytes: int() made it 0, read as "no budget" (issue 59)
             "hardware.memory_gb=1e-10",
-            "hardware.memory_gb=1e-10: must be at least 1 byte per process (>= 9.31e-10 with processes=1)",
+            "hardware.memory_gb=1e-10: must be at least 1 byte per process (>= 9.31e-10 with hardware.processes=1)",
         ),
     ],
 )

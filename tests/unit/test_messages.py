@@ -295,3 +295,15 @@ def test_study_status_on_a_run_whose_summary_is_not_a_mapping_says_so(tmp_path, 
     assert main(["status", str(tmp_path)]) == 1
     line = capsys.readouterr().out.splitlines()[0]
     assert f"failed     [{tmp_path / 'summary.json'}: cannot be read as a run summary]" in line
+
+
+def test_a_components_check_names_its_other_fields_with_their_key_and_following_it_builds(tmp_path):
+    """RLOO's check said `... with token_level_kl=true`: typed as said, a new root key. The key the
+    command line takes is algo.token_level_kl."""
+    bad = ["algo=rloo", "algo.ratio=sequence", "algo.token_level_kl=true", f"cache_dir={tmp_path}"]
+    with pytest.raises(ConfigError) as e:
+        build(compose(bad)[0].algo, "algo")
+    assert str(e.value).startswith(
+        "algo.ratio=sequence: must be token or none with algo.token_level_kl=true (a sequence ratio"
+    )
+    assert build(compose([*bad, "algo.token_level_kl=false"])[0].algo, "algo").ratio == "sequence"
