@@ -307,3 +307,12 @@ def test_a_components_check_names_its_other_fields_with_their_key_and_following_
         "algo.ratio=sequence: must be token or none with algo.token_level_kl=true (a sequence ratio"
     )
     assert build(compose([*bad, "algo.token_level_kl=false"])[0].algo, "algo").ratio == "sequence"
+
+
+def test_the_note_on_a_run_without_samples_names_the_key_that_turns_them_off(tmp_path):
+    from align_lab.results.samples import final_records
+
+    _, note = final_records(tmp_path)
+    assert note.endswith("or train.keep_eval_samples=false)")
+    cfg, _ = compose(["train.keep_eval_samples=false", f"cache_dir={tmp_path}"])  # the key exists
+    assert build(cfg.train, "train").keep_eval_samples is False
