@@ -143,7 +143,10 @@ def load_run(folder: Path) -> Run:
         run.status = "running"  # logging, but summary.json not written (yet)
     if run.status == "running" and (run.folder / LOCK).exists() and holder(run.folder) is None:
         run.status = DIED  # nobody holds the run's lock: its process ended without a word (SIGKILL, OOM)
-        run.error = "its process ended without finishing; rerun its command to continue from its checkpoint"
+        from align_lab.study.rerun import resume_command
+
+        resume = resume_command(run.folder)
+        run.error = f"its process ended without finishing; to continue from its checkpoint: {resume}"
     return run
 
 

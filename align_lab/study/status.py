@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -212,4 +213,20 @@ def study_states(study_dir: Path) -> list[RunState]:
             load_manifest(study_dir)  # raises: neither a sweep folder nor a run folder
         return [folder_state(i, d) for i, d in enumerate(folders)]
     manifest = load_manifest(study_dir)
-    return [run_state(run, manifest["cluster"]) for run in manifest["runs"]]
+    states = [run_state(run, manifest["cluster"]) for run in manifest["runs"]]
+    return [
+        dataclasses.replace(s, detail=died_in_study(study_dir)) if s.detail == DIED else s for s in states
+    ]
+
+
+def died_in_study(study_dir: Path) -> str:
+    """DIED with the command that resubmits it, this study's folder named and quoted."""
+    import shlex
+
+    from align_lab.study.rerun import python_command
+
+    resume = shlex.join([python_command(Path.cwd()), "-m", "align_lab.study", "resume", str(study_dir)])
+    return (
+        "its process ended without finishing (nobody holds run.lock); to continue from its last "
+        f"checkpoint: {resume}"
+    )

@@ -316,3 +316,32 @@ def test_the_note_on_a_run_without_samples_names_the_key_that_turns_them_off(tmp
     assert note.endswith("or train.keep_eval_samples=false)")
     cfg, _ = compose(["train.keep_eval_samples=false", f"cache_dir={tmp_path}"])  # the key exists
     assert build(cfg.train, "train").keep_eval_samples is False
+
+
+def test_a_died_run_of_a_study_names_the_resume_command_with_its_folder(tmp_path, monkeypatch, capsys):
+    """It said `python -m align_lab.study resume` (no folder, a bare python); compare said `rerun its
+    command`, which one not said."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from align_lab.results.runs import load_run
+    from align_lab.study.__main__ import main
+    from tests.unit.study.test_rerun import hydra_yaml
+
+    without_venv_python(monkeypatch)
+    study = tmp_path / "my study"
+    run_dir = study / "0_grpo"
+    hydra_yaml(run_dir, tmp_path, task=["algo=grpo"])
+    (run_dir / "summary.json").write_text('{"status": "running"}')
+    (run_dir / "run.lock").touch()  # nobody holds it
+    entry = {"num": 0, "overrides": ["algo=grpo"], "run_dir": str(run_dir)}
+    (study / "study.json").write_text(json.dumps({"cluster": "local", "runs": [entry]}))
+    assert main(["status", str(study)]) == 1
+    line = capsys.readouterr().out.splitlines()[0]
+    args = shlex.split(line.split("to continue from its last checkpoint: ", 1)[1].split("]", 1)[0])
+    assert args[1:] == ["-m", "align_lab.study", "resume", str(study)]
+    assert Path(args[0]).absolute() == Path(sys.executable).absolute()
+    error = load_run(run_dir).error  # what compare shows for it
+    args = shlex.split(error.split("to continue from its checkpoint: ", 1)[1])
+    assert args[1:3] == ["-m", "align_lab"] and tmp_path / args[-1].removeprefix("hydra.run.dir=") == run_dir
