@@ -140,6 +140,19 @@ def missing_primary(name: str, text: str) -> str:
     return f"--config-name {name}: no {name}.yaml in {folder}; its configs: {', '.join(have) or 'none'}"
 
 
+def folder_key() -> str:
+    """The key that names the folder Hydra makes: hydra.sweep.dir with -m, else hydra.run.dir."""
+    return "hydra.sweep.dir" if {"-m", "--multirun"} & set(sys.argv) else "hydra.run.dir"
+
+
+def failed_in_mkdir(e: BaseException) -> bool:
+    """The error was raised inside pathlib's or os's mkdir (its last frame): a folder being made."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_name in ("mkdir", "makedirs")
+
+
 def format_error(e: BaseException) -> str | None:
     """One line for configuration errors (ours and Hydra's); None for anything else."""
     from hydra.errors import (
@@ -155,14 +168,16 @@ def format_error(e: BaseException) -> str | None:
     if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
         # Hydra's own writes (the run folder's .hydra/ and app.log) fail before align_lab's code runs
         what = e.filename or "the run folder"
-        return f"cannot write {what} ({e.strerror}); choose a writable hydra.run.dir"
+        return f"cannot write {what} ({e.strerror}); choose a writable {folder_key()}"
+    if isinstance(e, FileNotFoundError) and failed_in_mkdir(e):  # /proc/x: a folder that cannot be made
+        return f"cannot make {e.filename} ({e.strerror}); choose a writable {folder_key()}"
     if isinstance(e, FileExistsError | NotADirectoryError):  # Hydra's mkdir of a run or sweep folder
-        return f"{e.filename}: is a file, not a folder; choose another hydra.run.dir (hydra.sweep.dir)"
+        return f"{e.filename}: is a file, not a folder; choose another {folder_key()}"
     if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
         return f"{e.full_key}: {str(e).splitlines()[0]}"
-    if isinstance(e, MissingConfigException) and e.options is not None:
-        group = (e.missing_cfg_file or "").split("/")[0] or "group"
-        bad = (e.missing_cfg_file or "").split("/", 1)[-1]
+    if isinstance(e, MissingConfigException) and e.options is not None:  # hydra/launcher/nope: nested
+        group, _, bad = (e.missing_cfg_file or "").rpartition("/")
+        group = group or "group"
         return f"{group}={bad}: unknown choice; allowed: {', '.join(sorted(e.options))}"
     if isinstance(e, SearchPathException) and "config directory" in str(e):  # --config-dir nope
         folder = str(e).split("'")[1] if str(e).count("'") >= 2 else "--config-dir"
