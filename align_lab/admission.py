@@ -262,6 +262,12 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
     from align_lab.results.planned_claims import check_planned_claims, planned_job
 
     try:
+        if not job_overrides and first == 0:  # seed=range(0,0): "Launching 0 jobs", exit 0, nothing run
+            swept = [o for o in config.hydra.overrides.task if "range(" in o or "," in o.split("=", 1)[-1]]
+            raise ConfigError(
+                f"{' '.join(swept) or 'the sweep'}: sweeps no value, so the sweep has no job; give each "
+                "swept key at least one value (seed=range(0,3) is 0, 1, 2)"
+            )
         jobs = []
         for i, overrides in enumerate(job_overrides):
             job = admit_job(hydra_context, config, list(overrides), first + i, here)
