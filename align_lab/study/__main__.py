@@ -28,9 +28,10 @@ def status(study_dir: Path) -> int:
 
 def resume(study_dir: Path, wait: bool) -> int:
     """Resubmits runs that are not done and not running, each from its own checkpoint."""
+    manifest = load_manifest(study_dir)  # a missing or damaged one refused before submitit is imported
+
     import submitit
 
-    manifest = load_manifest(study_dir)
     todo = {s.num for s in study_states(study_dir) if s.state in ("failed", "pending", "died")}
     jobs = []
     for run in manifest["runs"]:

@@ -11,6 +11,30 @@ from align_lab.config import ConfigError, build
 from tests.conftest import compose
 
 
+@pytest.fixture
+def streams(monkeypatch):
+    """capsys's readouterr() on fresh streams of this test's own: a wandb import earlier in the process
+    (tests/unit/results) patches the sys.stdout/sys.stderr of its day, a closed capture later."""
+    import io
+    import sys
+    from types import SimpleNamespace
+
+    out, err = io.StringIO(), io.StringIO()
+
+    def start():  # in the test's body: pytest puts its own streams back between setup and call
+        monkeypatch.setattr(sys, "stdout", out)
+        monkeypatch.setattr(sys, "stderr", err)
+
+    def readouterr():
+        result = SimpleNamespace(out=out.getvalue(), err=err.getvalue())
+        for stream in (out, err):
+            stream.seek(0)
+            stream.truncate()
+        return result
+
+    return SimpleNamespace(start=start, readouterr=readouterr)
+
+
 def test_the_sft_hint_names_task_sft_and_following_it_builds(tmp_path):
     """It said `set sft=true`: `sft` is the root's SFT-stage config, the switch is task.sft."""
     cfg, _ = compose(["task=arith_word", "task.demonstrations_env=calculator", f"cache_dir={tmp_path}"])
@@ -40,9 +64,10 @@ def test_a_file_in_the_cache_is_blamed_on_cache_dir_and_moving_it_away_works(tmp
     assert (cache.get("sft", 1, {"seed": 0}, build).path / "model.bin").read_text() == "w"
 
 
-def test_status_of_a_died_single_run_names_the_command_that_resumes_it(tmp_path, capsys):
+def test_status_of_a_died_single_run_names_the_command_that_resumes_it(tmp_path, streams):
     """`study status` on a single run suggested `python -m align_lab.study resume`, which refuses a
     folder without a study manifest; the hint is now the run's own command, with its folder."""
+    streams.start()
     from align_lab.study.__main__ import main
     from tests.unit.study.test_rerun import hydra_yaml
 
@@ -51,7 +76,7 @@ def test_status_of_a_died_single_run_names_the_command_that_resumes_it(tmp_path,
     (run_dir / "summary.json").write_text('{"status": "running"}')
     (run_dir / "run.lock").touch()  # nobody holds it: the process died
     assert main(["status", str(run_dir)]) == 1
-    line = capsys.readouterr().out.splitlines()[0]
+    line = streams.readouterr().out.splitlines()[0]
     assert "study resume" not in line
     command = line.split("to continue from its last checkpoint: ", 1)[1].split("]", 1)[0]
     args = shlex.split(command)  # the shell reads it as it was meant
@@ -92,7 +117,8 @@ def test_the_compare_hint_after_a_run_runs_this_interpreter_on_a_folder_with_a_s
     assert followed.returncode == 0 and "usage: python -m align_lab.compare" in followed.stdout
 
 
-def test_printed_sweep_commands_survive_a_folder_with_a_space(tmp_path, monkeypatch, capsys):
+def test_printed_sweep_commands_survive_a_folder_with_a_space(tmp_path, monkeypatch, streams):
+    streams.start()
     import sys
     from pathlib import Path
 
@@ -108,7 +134,7 @@ def test_printed_sweep_commands_survive_a_folder_with_a_space(tmp_path, monkeypa
     outcomes.failed({"num": 0, "overrides": ["seed=0"], "run_dir": str(sweep_dir / "0")}, "boom")
     with pytest.raises(SystemExit):
         outcomes.finish()
-    last = capsys.readouterr().err.strip().splitlines()[-1]
+    last = streams.readouterr().err.strip().splitlines()[-1]
     again = last.split("the same command with ", 1)[1].removesuffix(" reruns only the others")
     assert shlex.split(again) == [f"hydra.sweep.dir={sweep_dir}"]
 
@@ -198,10 +224,11 @@ def test_a_wrong_type_at_the_top_level_is_one_line_naming_the_key(
     spec_from_config(*compose([*cache, fixed]))  # the allowed value builds
 
 
-def test_compare_over_files_of_the_wrong_shape_notes_each_and_reports_the_rest(tmp_path, capsys):
+def test_compare_over_files_of_the_wrong_shape_notes_each_and_reports_the_rest(tmp_path, streams):
     """Valid YAML/JSON of another shape (a list for a mapping) was read on as a mapping: a traceback
     (AttributeError: 'list' object has no attribute 'get'); now a note naming the file, as for a torn
     one."""
+    streams.start()
     from align_lab.compare import main
     from tests.integration.test_compare import make_sweep
 
@@ -212,7 +239,7 @@ def test_compare_over_files_of_the_wrong_shape_notes_each_and_reports_the_rest(t
     (third / ".hydra" / "overrides.yaml").write_text("algo: ppo\n")
     (sweep / "study.json").write_text("[]")
     assert main([str(sweep), "--out", str(tmp_path / "out")]) == 0
-    out = capsys.readouterr().out
+    out = streams.readouterr().out
     for note in (
         f"{first}: .hydra/config.yaml: not a mapping (a list), left out",
         f"{third}: .hydra/overrides.yaml: not a list (a dict), left out",
@@ -222,13 +249,14 @@ def test_compare_over_files_of_the_wrong_shape_notes_each_and_reports_the_rest(t
     assert "summary.json: not a mapping (a list), left out" in (tmp_path / "out" / "report.md").read_text()
 
 
-def test_an_out_folder_that_cannot_be_made_is_one_line_and_a_writable_one_works(tmp_path, capsys):
+def test_an_out_folder_that_cannot_be_made_is_one_line_and_a_writable_one_works(tmp_path, streams):
+    streams.start()
     from align_lab.compare import main
     from tests.integration.test_compare import make_sweep
 
     sweep = make_sweep(tmp_path)
     assert main([str(sweep), "--out", "/proc/align_lab_out"]) == 2  # was FileNotFoundError's traceback
-    err = capsys.readouterr().err
+    err = streams.readouterr().err
     assert err == (
         "align_lab.compare: error: --out /proc/align_lab_out: cannot write there (No such file or "
         "directory); choose a writable folder\n"
@@ -278,22 +306,24 @@ def test_a_group_set_to_null_lists_its_choices_and_one_of_them_builds(tmp_path):
     ],
     ids=["a_list", "an_entry_short", "torn"],
 )
-def test_study_status_on_a_damaged_manifest_is_one_line_naming_it(text, said, tmp_path, capsys):
+def test_study_status_on_a_damaged_manifest_is_one_line_naming_it(text, said, tmp_path, streams):
     """A list, an entry without its keys, a torn write: TypeError, KeyError, JSONDecodeError tracebacks."""
+    streams.start()
     from align_lab.study.__main__ import main
 
     (tmp_path / "study.json").write_text(text)  # '{"runs": [' is 10 characters: nothing at char 10
     for command in ("status", "resume"):
         assert main([command, str(tmp_path)]) == 2
-        assert capsys.readouterr().err == f"align_lab.study: error: {tmp_path / 'study.json'}: {said}\n"
+        assert streams.readouterr().err == f"align_lab.study: error: {tmp_path / 'study.json'}: {said}\n"
 
 
-def test_study_status_on_a_run_whose_summary_is_not_a_mapping_says_so(tmp_path, capsys):
+def test_study_status_on_a_run_whose_summary_is_not_a_mapping_says_so(tmp_path, streams):
+    streams.start()
     from align_lab.study.__main__ import main
 
     (tmp_path / "summary.json").write_text("[1]")  # was AttributeError: 'list' object has no attribute 'get'
     assert main(["status", str(tmp_path)]) == 1
-    line = capsys.readouterr().out.splitlines()[0]
+    line = streams.readouterr().out.splitlines()[0]
     assert f"failed     [{tmp_path / 'summary.json'}: cannot be read as a run summary]" in line
 
 
@@ -318,9 +348,10 @@ def test_the_note_on_a_run_without_samples_names_the_key_that_turns_them_off(tmp
     assert build(cfg.train, "train").keep_eval_samples is False
 
 
-def test_a_died_run_of_a_study_names_the_resume_command_with_its_folder(tmp_path, monkeypatch, capsys):
+def test_a_died_run_of_a_study_names_the_resume_command_with_its_folder(tmp_path, monkeypatch, streams):
     """It said `python -m align_lab.study resume` (no folder, a bare python); compare said `rerun its
     command`, which one not said."""
+    streams.start()
     import json
     import sys
     from pathlib import Path
@@ -338,7 +369,7 @@ def test_a_died_run_of_a_study_names_the_resume_command_with_its_folder(tmp_path
     entry = {"num": 0, "overrides": ["algo=grpo"], "run_dir": str(run_dir)}
     (study / "study.json").write_text(json.dumps({"cluster": "local", "runs": [entry]}))
     assert main(["status", str(study)]) == 1
-    line = capsys.readouterr().out.splitlines()[0]
+    line = streams.readouterr().out.splitlines()[0]
     args = shlex.split(line.split("to continue from its last checkpoint: ", 1)[1].split("]", 1)[0])
     assert args[1:] == ["-m", "align_lab.study", "resume", str(study)]
     assert Path(args[0]).absolute() == Path(sys.executable).absolute()
