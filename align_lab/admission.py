@@ -45,6 +45,7 @@ def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None =
 def _spec(cfg: DictConfig, names: dict, overrides: list[str] | None):
     from align_lab.config import apply_model_defaults, apply_stage_seed
 
+    check_top_level(OmegaConf.to_container(cfg, resolve=True))  # before anything reads them
     defaults_from = {} if overrides is None else apply_model_defaults(cfg, overrides, names.get("model"))
     check_derived(cfg, overrides or [])
     apply_stage_seed(cfg)  # per_run: the shared stages' seeds become the run's
@@ -96,12 +97,46 @@ def check_derived(cfg: DictConfig, overrides: list[str]) -> None:
             )
 
 
+def _is_name(value) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
+
+
+# the top-level keys no component builds: what each must be, and the test (a wrong type read later was a
+# traceback far from the key, `stages=abc`, or another key's error, `study=[a]` as tracker.group, or a
+# silent truth, `resume_changed_code=abc` resuming changed code as if true)
+TOP_LEVEL = {
+    "stages": ("a mapping, e.g. {seed: shared}", lambda v: isinstance(v, dict)),
+    "study": ("a name (a string)", _is_name),
+    "compare_by": ("a key or group name, or several comma-separated", lambda v: isinstance(v, str)),
+    "claims": (
+        'a list of claims, e.g. ["rloo > ppo on eval/gold_reward"]',
+        lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+    ),
+    "normalise": ("null or a mapping of task to {metric, low, high}", lambda v: isinstance(v, dict | None)),
+    "resume_changed_code": ("true or false", lambda v: isinstance(v, bool)),
+    "cache_dir": ("null or a folder path", lambda v: v is None or isinstance(v, str)),
+}
+
+
+def check_top_level(config: dict) -> None:
+    """The top-level keys of the resolved config each of the type TOP_LEVEL says, before any compute."""
+    for key, (allowed, ok) in TOP_LEVEL.items():
+        if key in config and not ok(config[key]):
+            raise ConfigError(f"{key}={config[key]}: must be {allowed}")
+
+
 def check_seeds(config, path: str = "") -> None:
-    """Every integer `seed` of the resolved config within torch's seed range, before any compute."""
+    """Every integer `seed` of the resolved config within torch's seed range, before any compute (1e30
+    too: a float with an integer value, which config.integer takes)."""
     if isinstance(config, dict):
         for key, value in config.items():
             check_seeds(value, f"{path}.{key}" if path else str(key))
-    elif path.split(".")[-1] == "seed" and isinstance(config, int) and not isinstance(config, bool):
+    elif (
+        path.split(".")[-1] == "seed"
+        and isinstance(config, int | float)
+        and not isinstance(config, bool)
+        and float(config).is_integer()
+    ):
         low, high = SEED_RANGE
         if not low <= config < high:
             raise ConfigError(f"{path}={config}: must be an integer in [-2^63, 2^64) (torch's seed range)")
@@ -227,6 +262,12 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
     from align_lab.results.planned_claims import check_planned_claims, planned_job
 
     try:
+        if not job_overrides and first == 0:  # seed=range(0,0): "Launching 0 jobs", exit 0, nothing run
+            swept = [o for o in config.hydra.overrides.task if "range(" in o or "," in o.split("=", 1)[-1]]
+            raise ConfigError(
+                f"{' '.join(swept) or 'the sweep'}: sweeps no value, so the sweep has no job; give each "
+                "swept key at least one value (seed=range(0,3) is 0, 1, 2)"
+            )
         jobs = []
         for i, overrides in enumerate(job_overrides):
             job = admit_job(hydra_context, config, list(overrides), first + i, here)

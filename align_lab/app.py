@@ -110,12 +110,56 @@ def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
     OmegaConf.save(HydraConfig.get().overrides.task, out / "overrides.yaml")
 
 
+def check_group_overrides(args: list[str]) -> None:
+    """`algo=[ppo,rloo]` is Hydra's list of configs merged into one algo (PPO's keys into RLOO's, then an
+    unknown-key error naming neither), never a sweep, with -m or without: a sweep is a comma list.
+    `algo=null` is a ValueError traceback inside Hydra: every group needs a choice."""
+    from align_lab.registry import GROUPS, choices
+
+    for arg in args:
+        key, _, value = arg.partition("=")
+        group = key.lstrip("+~")
+        if group in GROUPS and value == "null":
+            raise ConfigError(f"{arg}: every run needs {group}; allowed: {', '.join(choices(group))}")
+        if group in GROUPS and value.startswith("[") and value.endswith("]"):
+            choices = ",".join(v.strip() for v in value[1:-1].split(","))
+            raise ConfigError(
+                f"{arg}: a run takes one {group}; a list sweeps only as a comma list with -m: "
+                f"python -m align_lab -m {group}={choices}"
+            )
+
+
+def missing_primary(name: str, text: str) -> str:
+    """`--config-name nope`: the folder searched and the configs it has, not Hydra's search path (its
+    pkg:// and structured:// entries hold none a user can name)."""
+    import re
+
+    dirs = re.findall(r"provider=command-line, path=file://([^\n\t]+)", text) or [CONF]
+    folder = Path(dirs[-1])
+    have = sorted(p.stem for p in folder.glob("*.yaml"))
+    return f"--config-name {name}: no {name}.yaml in {folder}; its configs: {', '.join(have) or 'none'}"
+
+
+def folder_key() -> str:
+    """The key that names the folder Hydra makes: hydra.sweep.dir with -m, else hydra.run.dir."""
+    return "hydra.sweep.dir" if {"-m", "--multirun"} & set(sys.argv) else "hydra.run.dir"
+
+
+def failed_in_mkdir(e: BaseException) -> bool:
+    """The error was raised inside pathlib's or os's mkdir (its last frame): a folder being made."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_name in ("mkdir", "makedirs")
+
+
 def format_error(e: BaseException) -> str | None:
     """One line for configuration errors (ours and Hydra's); None for anything else."""
     from hydra.errors import (
         ConfigCompositionException,
         MissingConfigException,
         OverrideParseException,
+        SearchPathException,
     )
     from omegaconf.errors import OmegaConfBaseException
 
@@ -124,15 +168,22 @@ def format_error(e: BaseException) -> str | None:
     if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
         # Hydra's own writes (the run folder's .hydra/ and app.log) fail before align_lab's code runs
         what = e.filename or "the run folder"
-        return f"cannot write {what} ({e.strerror}); choose a writable hydra.run.dir"
+        return f"cannot write {what} ({e.strerror}); choose a writable {folder_key()}"
+    if isinstance(e, FileNotFoundError) and failed_in_mkdir(e):  # /proc/x: a folder that cannot be made
+        return f"cannot make {e.filename} ({e.strerror}); choose a writable {folder_key()}"
     if isinstance(e, FileExistsError | NotADirectoryError):  # Hydra's mkdir of a run or sweep folder
-        return f"{e.filename}: is a file, not a folder; choose another hydra.run.dir (hydra.sweep.dir)"
+        return f"{e.filename}: is a file, not a folder; choose another {folder_key()}"
     if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
         return f"{e.full_key}: {str(e).splitlines()[0]}"
-    if isinstance(e, MissingConfigException) and e.options is not None:
-        group = (e.missing_cfg_file or "").split("/")[0] or "group"
-        bad = (e.missing_cfg_file or "").split("/", 1)[-1]
+    if isinstance(e, MissingConfigException) and e.options is not None:  # hydra/launcher/nope: nested
+        group, _, bad = (e.missing_cfg_file or "").rpartition("/")
+        group = group or "group"
         return f"{group}={bad}: unknown choice; allowed: {', '.join(sorted(e.options))}"
+    if isinstance(e, SearchPathException) and "config directory" in str(e):  # --config-dir nope
+        folder = str(e).split("'")[1] if str(e).count("'") >= 2 else "--config-dir"
+        return f"--config-dir {folder}: no such folder; name the folder of your config (e.g. sweeps)"
+    if isinstance(e, MissingConfigException) and "primary config" in str(e):
+        return missing_primary(e.missing_cfg_file or "", str(e))
     if isinstance(e, (ConfigCompositionException, OverrideParseException, MissingConfigException)):
         text = " ".join(str(e).split())
         cause = e.__cause__

@@ -110,7 +110,10 @@ class StageCache:
         start = time.perf_counter()
         if (path / DONE).exists() and damage(path) is None:
             return StageResult(stage, key, path, True, time.perf_counter() - start)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as e:
+            raise self._blocked(e) from None
         with FileLock(str(path) + ".lock"):
             if (path / DONE).exists() and self._sound(path):  # another run built it while we waited
                 return StageResult(stage, key, path, True, time.perf_counter() - start)
@@ -130,6 +133,15 @@ class StageCache:
                     raise full from e
                 raise
         return StageResult(stage, key, path, False, time.perf_counter() - start)
+
+    def _blocked(self, e: OSError) -> ConfigError:
+        """A file where the cache keeps a stage's folder: the cache's fault, named as such (Hydra's own
+        mkdir errors are the run folder's, and app.format_error blames hydra.run.dir for those)."""
+        where = e.filename or self.root
+        return ConfigError(
+            f"cache_dir={self.root}: {where} is a file where the stage cache keeps a folder; move it away, "
+            "or choose another cache_dir"
+        )
 
     @staticmethod
     def _sound(path: Path) -> bool:

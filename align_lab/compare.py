@@ -278,13 +278,38 @@ def wandb_lines(c, figures, out: Path, runs, args) -> list[str]:
     return list(log_comparison(c, figures, out, project, group, mode, choices, online_command(args)))
 
 
+def out_problem(out: Path, given: bool = True) -> str | None:
+    """Why --out (`given`, else its default) cannot hold the report (a file on its path, a folder that
+    cannot be made or written: read-only, /proc), found by making it and a probe file, then undone;
+    None when it can."""
+    import shutil
+
+    where, choose = (f"--out {out}", "choose") if given else (f"{out} (the default --out)", "name with --out")
+    existing = next((p for p in [out, *out.parents] if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{where}: {existing} is a file; {choose} a folder"
+    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        return f"{where}: cannot write there ({e.strerror}); {choose} a writable folder"
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     from align_lab.results.report import write_report
 
     args = parse_args(argv)
-    existing = next((p for p in [args.out, *args.out.parents] if p.exists()), None) if args.out else None
-    if existing is not None and not existing.is_dir():  # before any run is read
-        message = f"--out {args.out}: {existing} is a file; choose a folder"
+    message = out_problem(args.out) if args.out else None
+    if args.out is None and args.folders[0].is_dir():  # the default: <folder>/compare
+        message = out_problem(args.folders[0] / "compare", given=False)
+    if message is not None:  # before any run is read
         print(f"align_lab.compare: error: {message}", file=sys.stderr)
         return 2
     try:

@@ -56,8 +56,14 @@ def build(node: DictConfig, key: str) -> Any:
     """Builds the component at config key `key` (e.g. "algo") from its `_target_`."""
     from hydra.utils import get_class, instantiate
 
-    if "_target_" not in node:
-        raise ConfigError(f"{key}: has no _target_; pick a choice of the {key} group")
+    from align_lab.registry import GROUPS
+
+    if key not in GROUPS and not isinstance(node, DictConfig):  # train=null, sft=3: a traceback
+        raise ConfigError(f"{key}={node}: a section of settings, not a value; set its keys ({key}.<key>=...)")
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        if key in GROUPS:
+            raise ConfigError(f"{key}: has no _target_; pick a choice of the {key} group")
+        raise ConfigError(f"{key}: has no _target_; drop the override that replaced the {key} section")
     try:
         cls = get_class(node._target_)
     except Exception:
@@ -71,7 +77,20 @@ def build(node: DictConfig, key: str) -> Any:
     except ConfigError:
         raise
     except ValueError as e:  # __post_init__ checks: "clip=1.5: must be in (0, 1)"
-        raise ConfigError(f"{key}.{e}") from None
+        raise ConfigError(f"{key}.{sibling_keys(str(e), cls, key)}") from None
+
+
+def sibling_keys(message: str, cls, key: str) -> str:
+    """A component's check names its other fields bare ("... with token_level_kl=true"); typed so, the
+    override is a new root key. Each `field=` after the first ": " becomes `key.field=` (algo.token_level_kl),
+    the key the command line takes."""
+    import re
+
+    if not dataclasses.is_dataclass(cls) or ": " not in message:
+        return message
+    head, _, tail = message.partition(": ")
+    names = "|".join(re.escape(f.name) for f in dataclasses.fields(cls))
+    return f"{head}: " + re.sub(rf"(?<![\w.])({names})=", rf"{key}.\1=", tail)
 
 
 def integer(value, key: str, allowed: str = "an integer") -> int:

@@ -17,9 +17,25 @@ def write_manifest(sweep_dir: Path, manifest: dict) -> None:
     tmp.replace(Path(sweep_dir) / MANIFEST)
 
 
+RUN_KEYS = ("num", "overrides", "run_dir")  # what every reader of an entry reads
+
+
 def load_manifest(study_dir: Path) -> dict:
-    """The folder's study.json; FileNotFoundError (one line) when it has none."""
+    """The folder's study.json; FileNotFoundError (one line) when it has none, ValueError (one line
+    naming it) when it is not one as written (torn, or another JSON): its readers' KeyError or
+    TypeError tracebacks otherwise."""
     path = Path(study_dir) / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{path}: no study manifest here (expected a sweep folder)")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: cannot be read as a study manifest ({e})") from None
+    runs = manifest.get("runs") if isinstance(manifest, dict) else None
+    if not isinstance(runs, list) or not isinstance(manifest.get("cluster"), str):
+        raise ValueError(f"{path}: not a study manifest (a JSON object with cluster and runs, as written)")
+    for i, run in enumerate(runs):
+        missing = [k for k in RUN_KEYS if k not in run] if isinstance(run, dict) else list(RUN_KEYS)
+        if missing:
+            raise ValueError(f"{path}: not a study manifest (runs[{i}] lacks {', '.join(missing)})")
+    return manifest

@@ -77,21 +77,34 @@ def _overrides_dict(overrides: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def _shaped(value: Any, kind: type, name: str) -> Any:
+    """`value` when it is of `kind` (or empty); else a ValueError naming the file: valid YAML or JSON of
+    another shape (a list for a mapping) read on as the mapping would be a traceback far from it."""
+    if value is None or isinstance(value, kind):
+        return value
+    shape = {dict: "a mapping", list: "a list"}[kind]
+    raise ValueError(f"{name}: not {shape} (a {type(value).__name__}), left out")
+
+
 def load_run(folder: Path) -> Run:
     """Reads a run folder; unreadable parts become `problems`, never exceptions."""
     run = Run(folder=Path(folder), status=NOT_STARTED)
     hydra_dir = run.folder / ".hydra"
-    for name, attr in (("config.yaml", "config"), ("overrides.yaml", "overrides")):
+    for name, attr, kind in (("config.yaml", "config", dict), ("overrides.yaml", "overrides", list)):
         path = hydra_dir / name
         if path.is_file():
             try:
-                setattr(run, attr, _read_yaml(path) or getattr(run, attr))
+                setattr(run, attr, _shaped(_read_yaml(path), kind, f".hydra/{name}") or getattr(run, attr))
+            except ValueError as e:
+                run.problems.append(str(e))
             except Exception as e:  # a torn or hand-edited file
                 run.problems.append(f".hydra/{name} unreadable: {e}")
     resolved = run.folder / "config.resolved.yaml"  # what the run used (model presets applied)
     if resolved.is_file():
         try:
-            run.config = _read_yaml(resolved) or run.config
+            run.config = _shaped(_read_yaml(resolved), dict, "config.resolved.yaml") or run.config
+        except ValueError as e:
+            run.problems.append(str(e))
         except Exception as e:
             run.problems.append(f"config.resolved.yaml unreadable: {e}")
     if (hydra_dir / "hydra.yaml").is_file():
@@ -104,11 +117,13 @@ def load_run(folder: Path) -> Run:
     summary_path = run.folder / "summary.json"
     if summary_path.is_file():
         try:
-            run.summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            run.summary = _shaped(json.loads(summary_path.read_text(encoding="utf-8")), dict, "summary.json")
             run.status = str(run.summary.get("status", "unknown"))
             run.error = str(run.summary.get("error", "") or "")
         except (OSError, json.JSONDecodeError) as e:
             run.status, run.error = "unknown", f"summary.json unreadable: {e}"
+        except ValueError as e:  # JSON, not a summary
+            run.summary, run.status, run.error = {}, "unknown", str(e)
         run.choices = {**(run.summary.get("names") or {}), **run.choices}
     metrics_path = run.folder / METRICS_FILE
     if metrics_path.is_file():
@@ -128,7 +143,10 @@ def load_run(folder: Path) -> Run:
         run.status = "running"  # logging, but summary.json not written (yet)
     if run.status == "running" and (run.folder / LOCK).exists() and holder(run.folder) is None:
         run.status = DIED  # nobody holds the run's lock: its process ended without a word (SIGKILL, OOM)
-        run.error = "its process ended without finishing; rerun its command to continue from its checkpoint"
+        from align_lab.study.rerun import resume_command
+
+        resume = resume_command(run.folder)
+        run.error = f"its process ended without finishing; to continue from its checkpoint: {resume}"
     return run
 
 
@@ -172,9 +190,12 @@ def pending_runs(manifests: Sequence[Path], found: Sequence[Path]) -> tuple[list
     pending, problems = [], []
     for path in manifests:
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
+            manifest = _shaped(json.loads(path.read_text(encoding="utf-8")), dict, "study manifest") or {}
         except (OSError, json.JSONDecodeError) as e:
             problems.append(f"{path}: study manifest unreadable: {e}")
+            continue
+        except ValueError as e:
+            problems.append(f"{path}: {e}")
             continue
         for entry in manifest.get("runs", []):
             candidates = _manifest_dirs(path, manifest, entry)

@@ -52,7 +52,8 @@ def final_records(folder: Path) -> tuple[dict[tuple[int, int], dict], str | None
     if not records:
         return (
             {},
-            f"{folder.name}: no {SAMPLES_FILE} (a run from before it existed, or keep_eval_samples=false)",
+            f"{folder.name}: no {SAMPLES_FILE} (a run from before it existed, or "
+            "train.keep_eval_samples=false)",
         )
     last = max(r["step"] for r in records)
     final = {(r.get("prompt_id"), r.get("sample")): r for r in records if r["step"] == last}

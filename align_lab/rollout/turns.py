@@ -197,11 +197,13 @@ class TurnEngine:
         row.segments.append(("env", step.observation))
         rendered = self.render_observation(step.observation)  # tasks/view.py observation_renderer
         row.add(observation_ids(tokenizer, rendered), None)
-        if limit is not None and len(row.context) >= limit:
+        if limit is not None and len(row.context) >= limit:  # at the limit: no room for one more token
+            held = len(row.context)
+            where = "at" if held == limit else f"{held - limit} over"
             raise EnvError(
-                f"env={self.env_name}: turn {turn}: the context holds {len(row.context)} tokens after the "
-                f"observation, over the limit of {limit} (model.max_prompt_tokens + "
-                "env.max_conversation_tokens, or the model's max_position_embeddings, whichever is smaller)"
+                f"env={self.env_name}: turn {turn}: the context holds {held} tokens after the observation, "
+                f"{where} the limit of {limit} (model.max_prompt_tokens + env.max_conversation_tokens, or "
+                "the model's max_position_embeddings, whichever is smaller): no room for the next turn"
             )
 
     def _answer_text(self, row: Conversation) -> str:

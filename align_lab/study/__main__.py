@@ -28,9 +28,10 @@ def status(study_dir: Path) -> int:
 
 def resume(study_dir: Path, wait: bool) -> int:
     """Resubmits runs that are not done and not running, each from its own checkpoint."""
+    manifest = load_manifest(study_dir)  # a missing or damaged one refused before submitit is imported
+
     import submitit
 
-    manifest = load_manifest(study_dir)
     todo = {s.num for s in study_states(study_dir) if s.state in ("failed", "pending", "died")}
     jobs = []
     for run in manifest["runs"]:
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return status(args.study_dir) if args.command == "status" else resume(args.study_dir, args.wait)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:  # no manifest, or a damaged one (load_manifest)
         print(f"align_lab.study: error: {e}", file=sys.stderr)
         return 2
 

@@ -41,7 +41,7 @@ def resume_command(run_dir: Path) -> str:
     rule."""
     hydra = hydra_record(run_dir)
     if hydra is None:
-        return f"rerun the same command with hydra.run.dir={run_dir}"
+        return f"rerun the same command with {shlex.quote(f'hydra.run.dir={run_dir}')}"
     cwd = Path(hydra["runtime"]["cwd"])
     if hydra["mode"] == "MULTIRUN":
         sweep_dir = str(hydra["sweep"]["dir"])
@@ -58,7 +58,7 @@ def sweep_resume_command(sweep_dir: Path, cwd: Path | None = None) -> str:
         cwd = Path(hydra["runtime"]["cwd"])
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         where = shown_path(sweep_dir, cwd or Path.cwd())
-        return f"rerun the sweep's command with hydra.sweep.dir={where}"
+        return f"rerun the sweep's command with {shlex.quote(f'hydra.sweep.dir={where}')}"
     return command_of(hydra, ["-m"], f"hydra.sweep.dir={shown_path(sweep_dir, cwd)}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -40,6 +41,17 @@ DIED = (
 )
 
 
+def died_alone(run_dir: Path) -> str:
+    """DIED for a run without a study manifest (a single run, a sweep run in process): `study resume`
+    resubmits a manifest's jobs only, so the hint is the command that resumes this run."""
+    from align_lab.study.rerun import resume_command
+
+    return (
+        "its process ended without finishing (nobody holds run.lock); to continue from its last "
+        f"checkpoint: {resume_command(run_dir)}"
+    )
+
+
 def died(run_dir: Path, summary: dict | None) -> bool:
     """The summary says running but no live process holds the run's lock (SIGKILL, out of memory, a lost
     node). A folder without run.lock (written before the lock existed) is never called died."""
@@ -54,10 +66,13 @@ def died(run_dir: Path, summary: dict | None) -> bool:
 
 
 def _summary(run_dir: Path) -> dict | None:
+    """The run's summary.json; None when missing, torn or not a JSON object (a list: read as a
+    mapping, a traceback)."""
     try:
-        return json.loads((run_dir / "summary.json").read_text())
+        summary = json.loads((run_dir / "summary.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+    return summary if isinstance(summary, dict) else None
 
 
 def _job_result(run: dict) -> tuple[str, str] | None:
@@ -152,6 +167,7 @@ def folder_state(num: int, run_dir: Path) -> RunState:
     from align_lab.folder import holder
 
     summary = _summary(run_dir) or {}
+    damaged = not summary and (run_dir / "summary.json").is_file()
     try:
         import yaml
 
@@ -160,12 +176,14 @@ def folder_state(num: int, run_dir: Path) -> RunState:
         overrides = []
     make = lambda state, detail: RunState(num, overrides, str(run_dir), None, state, detail)  # noqa: E731
     status = summary.get("status")
+    if damaged:
+        return make("failed", f"{run_dir / 'summary.json'}: cannot be read as a run summary")
     if status == "completed":
         return make("done", "completed")
     if status in ("failed", "interrupted", "preempted"):
         return make("failed", summary.get("error", status))
     if died(run_dir, summary):
-        return make("died", DIED)
+        return make("died", died_alone(run_dir))
     if status == "running":
         return make("running", holder(run_dir) or "running")
     return make("pending", "not started")
@@ -195,4 +213,20 @@ def study_states(study_dir: Path) -> list[RunState]:
             load_manifest(study_dir)  # raises: neither a sweep folder nor a run folder
         return [folder_state(i, d) for i, d in enumerate(folders)]
     manifest = load_manifest(study_dir)
-    return [run_state(run, manifest["cluster"]) for run in manifest["runs"]]
+    states = [run_state(run, manifest["cluster"]) for run in manifest["runs"]]
+    return [
+        dataclasses.replace(s, detail=died_in_study(study_dir)) if s.detail == DIED else s for s in states
+    ]
+
+
+def died_in_study(study_dir: Path) -> str:
+    """DIED with the command that resubmits it, this study's folder named and quoted."""
+    import shlex
+
+    from align_lab.study.rerun import python_command
+
+    resume = shlex.join([python_command(Path.cwd()), "-m", "align_lab.study", "resume", str(study_dir)])
+    return (
+        "its process ended without finishing (nobody holds run.lock); to continue from its last "
+        f"checkpoint: {resume}"
+    )

@@ -120,8 +120,18 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
     return [
         f"align_lab: {summary.get('algo')} seed {summary.get('seed')} completed{took}: {', '.join(parts)}",
         f"  run folder: {run_dir}",
-        f"  compare:    python -m align_lab.compare {compare_folder(run_dir)}",
+        f"  compare:    {compare_command(compare_folder(run_dir))}",
     ]
+
+
+def compare_command(folder: Path) -> str:
+    """`python -m align_lab.compare <folder>` as the shell must read it: this interpreter as the user
+    calls it (a bare `python` outside the venv is another one, without align_lab) and the folder quoted."""
+    import shlex
+
+    from align_lab.study.rerun import python_command
+
+    return shlex.join([python_command(Path.cwd()), "-m", "align_lab.compare", str(folder)])
 
 
 def compare_folder(run_dir: Path) -> Path:

@@ -97,7 +97,7 @@ class ArithWord(GeneratedTask):
             raise ValueError(f"demonstrations_env={self.demonstrations_env}: must be null or calculator")
         if self.demonstrations_env and not self.sft:
             raise ValueError(
-                f"demonstrations_env={self.demonstrations_env}: trains in the SFT stage; set sft=true"
+                f"demonstrations_env={self.demonstrations_env}: trains in the SFT stage; set task.sft=true"
             )
         self._build_annotator()
         rng = random.Random(self.world_seed)

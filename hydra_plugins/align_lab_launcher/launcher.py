@@ -114,7 +114,7 @@ class StudyLauncher(BaseSubmititLauncher):
         write_manifest(sweep_dir, self._manifest(sweep_dir, runs, base, max_parallel))
         print(f"align_lab: submitted {len(runs)} runs; study manifest: {sweep_dir / MANIFEST}", flush=True)
         if not self.wait:
-            print(f"align_lab: not waiting; see python -m align_lab.study status {sweep_dir}", flush=True)
+            print(f"align_lab: not waiting; see {status_command(sweep_dir)}", flush=True)
             raise SystemExit(0)
         return self._wait(submitted, runs, sweep_dir)
 
@@ -239,3 +239,13 @@ def _base_keys() -> set[str]:
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
     return set(OmegaConf.structured(BaseQueueConf).keys()) | {"mem_gb", "gpus_per_node"}
+
+
+def status_command(sweep_dir: Path) -> str:
+    """`python -m align_lab.study status <sweep dir>` as the shell reads it: this interpreter, the folder
+    quoted."""
+    import shlex
+
+    from align_lab.study.rerun import python_command
+
+    return shlex.join([python_command(Path.cwd()), "-m", "align_lab.study", "status", str(sweep_dir)])

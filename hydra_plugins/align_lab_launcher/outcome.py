@@ -6,6 +6,7 @@ summary.json). Finished runs stay as they are."""
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,10 +65,8 @@ class Outcomes:
             return
         lines = [f"align_lab: {len(self.failures)} of {self.total} runs failed:"]
         lines += [f"  #{num} {label}: {line}" for num, label, line in sorted(self.failures)]
-        lines.append(
-            f"  completed runs are kept; the same command with hydra.sweep.dir={self.sweep_dir} reruns only "
-            "the others"
-        )
+        again = shlex.quote(f"hydra.sweep.dir={self.sweep_dir}")
+        lines.append(f"  completed runs are kept; the same command with {again} reruns only the others")
         print("\n".join(lines), file=sys.stderr, flush=True)
         raise SystemExit(1)
 

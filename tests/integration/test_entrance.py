@@ -83,8 +83,18 @@ def test_a_run_folder_that_is_a_file_is_one_line_and_the_file_stays(sweep, tmp_p
     afile.write_text("mine")
     where = ["-m", "seed=0,1", f"hydra.sweep.dir={afile}"] if sweep else [f"hydra.run.dir={afile}"]
     result = forked_cli([*where, f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
-    one_line_error(result, f"{afile}: is a file, not a folder; choose another hydra.run.dir")
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"  # the key typed, not both
+    one_line_error(result, f"{afile}: is a file, not a folder; choose another {key}")
     assert afile.read_text() == "mine"
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_run_folder_that_cannot_be_made_is_one_line_naming_its_key(sweep, tmp_path, forked_cli):
+    """/proc/x: Hydra's mkdir raised FileNotFoundError, a traceback."""
+    where = ["-m", "seed=0,1", "hydra.sweep.dir=/proc/x"] if sweep else ["hydra.run.dir=/proc/x"]
+    result = forked_cli([*where, f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    one_line_error(result, f"cannot make /proc/x (No such file or directory); choose a writable {key}")
 
 
 def test_compare_out_naming_a_file_is_one_line(tmp_path, forked_cli):

@@ -83,7 +83,7 @@ BAD_INPUT = [
     (["rollout.temperature=1e6"], "rollout.temperature=1000000.0: sampling is near uniform"),
     (["reward=learned_rm", "task.n_pairs=1"], "1 preference pair(s) leave none to train on"),
     (["model.max_positions=8"], "model.max_positions=8: task=toy_prefs needs 16 positions"),
-    (["task.max_response_tokens=2"], "task.max_response_tokens=2: must be > target_len=6"),
+    (["task.max_response_tokens=2"], "task.max_response_tokens=2: must be > task.target_len=6"),
 ]
 
 

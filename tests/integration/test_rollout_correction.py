@@ -70,11 +70,11 @@ def test_bfloat16_rollouts_move_the_weights_off_one(overrides, masked, tmp_path,
     [
         (
             "algo.correction_high=0.5",
-            "algo.correction_high=0.5: must be > 1 or null with rollout_correction=token_mask",
+            "algo.correction_high=0.5: must be > 1 or null with algo.rollout_correction=token_mask",
         ),
         (
             "algo.correction_low=2.0",
-            "algo.correction_low=2.0: must be < 1 or null with rollout_correction=token_mask",
+            "algo.correction_low=2.0: must be < 1 or null with algo.rollout_correction=token_mask",
         ),
         (
             "algo.reject=[token_k3] algo.reject_high=[-0.1]",

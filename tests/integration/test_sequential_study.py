@@ -141,3 +141,48 @@ def test_a_damaged_plan_json_is_refused_in_one_line_and_left_as_it_is(tmp_path, 
     assert (sweep / "plan.json").read_text() == damage
     assert (sweep / "multirun.yaml").read_text() == "# the sweep that wrote plan.json\n"
     assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml", "plan.json"]
+
+
+@pytest.mark.fast
+def test_a_run_key_changed_between_looks_is_one_line_naming_it_and_nothing_is_rewritten(tmp_path, cache_dir):
+    # wave 1 recorded its jobs with sft.epochs=3; the rerun has sft.epochs=2 (SMALL): a claim's differences
+    # would mix two configs. It was a RuntimeError traceback ("plan changed?") after Hydra had rewritten
+    # multirun.yaml with the refused sweep's config; now one line naming the key, both files as they were
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from align_lab.results.plan_record import seeds_run
+
+    sweep = tmp_path / "changed"
+    sweep.mkdir()
+    claim = 'claims=["3 > 2 on step"]'
+    args = study_args(cache_dir, sweep, "train.steps=2,3", "compare_by=train.steps", claim)
+    task = [a for a in args if a != "-m" and not a.startswith("hydra.")]
+    (batch,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(task), None)
+    before = [[o.replace("sft.epochs=2", "sft.epochs=3") for o in job] for job in batch]
+    jobs = [[*job, f"seed={s}"] for s in (0, 1) for job in before]  # wave 1: seeds 0, 1 of each arm
+    record = {
+        "plan": {"start": 2, "wave": 2, "max_seeds": 6, "budget_s": None, "alpha": 0.05},
+        "claims": ["3 > 2 on step"],
+        "compare_by": "train.steps",
+        "arms": ["2", "3"],
+        "waves": [{"seeds": [0, 1], "arms": ["2", "3"], "jobs": jobs}],
+        "looks": [],
+        "elapsed_s": 1.0,
+        "stopped": "",
+    }
+    record["seeds_run"] = seeds_run(record)
+    (sweep / "plan.json").write_text(json.dumps(record, indent=1))
+    (sweep / "multirun.yaml").write_text("# the sweep that wrote plan.json\n")
+    written = (sweep / "plan.json").read_text()
+    result = forked()(args, cwd=ROOT)
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line == (
+        f"align_lab: error: hydra.sweep.dir={sweep}: wave 1 of its plan.json ran arm 2 with sft.epochs=3, "
+        "this sweep has sft.epochs=2; a plan's runs keep one config across its looks: rerun with the "
+        "recorded value, or choose another hydra.sweep.dir"
+    )
+    assert (sweep / "plan.json").read_text() == written
+    assert (sweep / "multirun.yaml").read_text() == "# the sweep that wrote plan.json\n"
+    assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml", "plan.json"]

@@ -91,7 +91,8 @@ def test_every_yaml_key_has_a_comment():
         ("rollout.temperature=0", "rollout.temperature=0.0: must be > 0 (use greedy=True for argmax)"),
         (  # 1e-10 GB = 0.107 bytes: int() made it 0, read as "no budget" (issue 59)
             "hardware.memory_gb=1e-10",
-            "hardware.memory_gb=1e-10: must be at least 1 byte per process (>= 9.31e-10 with processes=1)",
+            "hardware.memory_gb=1e-10: must be at least 1 byte per process (>= 9.31e-10 with "
+            "hardware.processes=1)",
         ),
     ],
 )
@@ -154,6 +155,22 @@ BEFORE_THE_BUILD = [
     (["algo.lrr=1"], "algo.lrr: unknown key; did you mean algo.lr?"),
     (["~algo"], "~algo: every run needs algo"),
     ([f"seed={2**64}"], f"seed={2**64}: must be an integer in [-2^63, 2^64)"),
+    (
+        ["algo=[ppo,rloo]"],
+        "algo=[ppo,rloo]: a run takes one algo; a list sweeps only as a comma list with -m",
+    ),
+    (  # Hydra's search path (pkg://, structured://) named no config a user can choose
+        ["--config-dir", str(ROOT / "sweeps"), "--config-name", "nope"],
+        f"--config-name nope: no nope.yaml in {ROOT / 'sweeps'}; its configs: across_tasks, back_to_basics, ",
+    ),
+    (
+        ["hydra/launcher=nope"],
+        "hydra/launcher=nope: unknown choice; allowed: align_lab_basic, ",
+    ),  # hydra=launcher/nope
+    (  # was a SearchPathException traceback
+        ["--config-dir", str(ROOT / "no_such"), "--config-name", "sail"],
+        f"--config-dir {ROOT / 'no_such'}: no such folder; name the folder of your config (e.g. sweeps)",
+    ),
 ]
 
 

@@ -159,11 +159,11 @@ def test_sail_never_relabels_dataset_or_reward_labelled_pairs():
         (
             "sail_pr",
             "algo.extra_grad_mode=reference_code,algo.sf_baseline=batch_mean",
-            "algo.sf_baseline=batch_mean: must be none unless extra_grad_mode=score_function",
+            "algo.sf_baseline=batch_mean: must be none unless algo.extra_grad_mode=score_function",
         ),
         ("online_dpo", "algo.sync_every=0", "algo.sync_every=0: must be >= 1"),
-        ("ipo", "algo.label_smoothing=0.1", "algo.label_smoothing=0.1: must be 0 with loss_type=ipo"),
-        ("slic", "algo.label_smoothing=0.1", "algo.label_smoothing=0.1: must be 0 with loss_type=hinge"),
+        ("ipo", "algo.label_smoothing=0.1", "algo.label_smoothing=0.1: must be 0 with algo.loss_type=ipo"),
+        ("slic", "algo.label_smoothing=0.1", "algo.label_smoothing=0.1: must be 0 with algo.loss_type=hinge"),
         ("dpo", "algo.loss_type=kto", "algo.loss_type=kto: must be one of sigmoid, ipo, hinge"),
     ],
 )

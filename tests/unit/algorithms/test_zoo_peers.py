@@ -243,7 +243,7 @@ def test_dapo_max_len_is_the_response_budget_the_conversations_on_multi_turn(ove
     cfg, _ = compose(["algo=dapo", *overrides])
     assert cfg.algo.max_len == limit
     too_long = compose(["algo=dapo", f"algo.overlong_buffer={limit + 1}", *overrides])[0].algo
-    refusal = rf"^algo.overlong_buffer={limit + 1}: must be in \[1, max_len={limit}\]"
+    refusal = rf"^algo.overlong_buffer={limit + 1}: must be in \[1, algo.max_len={limit}\]"
     with pytest.raises(ValueError, match=refusal):
         build(too_long, "algo")
 

@@ -211,6 +211,7 @@ def test_an_empty_compute_matched_view_and_two_point_curves_say_why() -> None:
 
 
 def test_the_compare_hint_names_the_run_folder_alone_or_its_sweeps_folder(tmp_path: Path) -> None:
+    from align_lab.study.rerun import python_command
     from align_lab.study.summary import compare_folder, result_lines
 
     # a single run: outputs/<date>/ above it holds whatever else ran that day, so the hint names the run
@@ -218,7 +219,7 @@ def test_the_compare_hint_names_the_run_folder_alone_or_its_sweeps_folder(tmp_pa
     single.mkdir(parents=True)
     (single.parent / "12-30-00_grpo_seed0").mkdir()  # another run that day (another model, say)
     hint = result_lines({"algo": "ppo", "seed": 0}, single)[-1]
-    assert hint == f"  compare:    python -m align_lab.compare {single}"
+    assert hint == f"  compare:    {python_command(Path.cwd())} -m align_lab.compare {single}"
     # a run of a multirun: the sweep folder, where Hydra wrote multirun.yaml (hydra.sweep.dir/subdir)
     sweep = tmp_path / "multirun" / "2026-11-25" / "12-00-00"
     (sweep / "0_ppo_seed0").mkdir(parents=True)

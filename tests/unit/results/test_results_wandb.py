@@ -147,8 +147,12 @@ def test_the_online_command_repeats_the_comparison(comparison_args) -> None:
     from align_lab.results.wandb_report import online_command
 
     _, args = comparison_args
-    words = shlex.split(online_command(args))
-    assert words[:4] == ["python", "-m", "align_lab.compare", str(args.folders[0])]
+    from pathlib import Path
+
+    from align_lab.study.rerun import python_command
+
+    words = shlex.split(online_command(args))  # this interpreter as the user calls it, not a bare python
+    assert words[:4] == [python_command(Path.cwd()), "-m", "align_lab.compare", str(args.folders[0])]
     assert words[words.index("--claim") + 1] == EXTRA_CLAIM
     assert words[words.index("--baseline") + 1] == "ppo" and words[-1] == "--wandb"
 

@@ -195,7 +195,7 @@ def test_a_correction_without_rollout_log_probs_says_what_is_missing():
         ),
         (
             ["algo.correction_low=3", "algo.correction_high=2"],
-            "algo.correction_low=3.0: must be <= correction_high=2.0",
+            "algo.correction_low=3.0: must be <= algo.correction_high=2.0",
         ),
         (["algo.correction_low=-1"], "algo.correction_low=-1.0: must be >= 0 or null"),
         (["algo.correction_high=-2"], "algo.correction_high=-2.0: must be > 0 or null"),
@@ -212,17 +212,17 @@ def test_a_correction_without_rollout_log_probs_says_what_is_missing():
         ),
         (
             ["algo.rollout_correction=token_mask", "algo.correction_level=sequence"],
-            "algo.correction_level=sequence: must be token with rollout_correction=token_mask",
+            "algo.correction_level=sequence: must be token with algo.rollout_correction=token_mask",
         ),
         # issue 59: bounds at exactly the on-policy value reject about half the on-policy tokens by
         # float noise (a log-ratio of +-1e-7); a tis band off 1 weighs every token by its bound
         (
             ["algo.rollout_correction=mis", "algo.correction_low=1"],
-            "algo.correction_low=1.0: must be < 1 or null with rollout_correction=mis",
+            "algo.correction_low=1.0: must be < 1 or null with algo.rollout_correction=mis",
         ),
         (
             ["algo.rollout_correction=seq_mask", "algo.correction_high=1"],
-            "algo.correction_high=1.0: must be > 1 or null with rollout_correction=seq_mask",
+            "algo.correction_high=1.0: must be > 1 or null with algo.rollout_correction=seq_mask",
         ),
         (
             ["algo.reject=[token_k1]", "algo.reject_low=[0]", "algo.reject_high=[1]"],
@@ -234,11 +234,11 @@ def test_a_correction_without_rollout_log_probs_says_what_is_missing():
         ),
         (
             ["algo.rollout_correction=tis", "algo.correction_high=1e-9"],
-            "algo.correction_high=1e-09: must be >= 1 or null with rollout_correction=tis",
+            "algo.correction_high=1e-09: must be >= 1 or null with algo.rollout_correction=tis",
         ),
         (
             ["algo.rollout_correction=tis", "algo.correction_low=2", "algo.correction_high=5"],
-            "algo.correction_low=2.0: must be <= 1 or null with rollout_correction=tis",
+            "algo.correction_low=2.0: must be <= 1 or null with algo.rollout_correction=tis",
         ),
     ],
 )

@@ -157,11 +157,26 @@ def test_a_context_over_the_limit_is_one_line_before_the_forward_that_would_fail
     env = Game(observation="ab " * 20, max_conversation_tokens=16)
     with pytest.raises(EnvError) as e:
         turn_engine(inner, env).sample(MODEL, tok, ["q"], 1, 8, 4)
-    assert str(e.value).startswith(
-        "env=game: turn 1: the context holds 45 tokens after the observation, over "
+    assert str(e.value).startswith(  # 45 - 20 = 25 over
+        "env=game: turn 1: the context holds 45 tokens after the observation, 25 over the limit of 20 "
+        "(model.max_prompt_tokens + env.max_conversation_tokens"
     )
-    assert "limit of 20 (model.max_prompt_tokens + env.max_conversation_tokens" in str(e.value)
     assert inner.contexts == []  # the next turn was never sampled
+
+
+def test_a_context_at_the_limit_is_called_at_it_and_a_larger_limit_lets_the_next_turn_run():
+    """It said "19 tokens over the limit of 19": a context of exactly the limit leaves no room for a
+    token, and is refused, but it is at the limit, not over it. Each "ab " is two tokens: 20 of them
+    made 45 above, so 7 make 45 - 2 * 13 = 19, the limit 4 + 15 = 19."""
+    tok = merging_tokenizer()
+    env = Game(observation="ab " * 7, max_conversation_tokens=15)
+    with pytest.raises(EnvError) as e:
+        turn_engine(Scripted({"q": [[A, EOS], [B, EOS]]}), env).sample(MODEL, tok, ["q"], 1, 8, 4)
+    assert "the context holds 19 tokens after the observation, at the limit of 19 (" in str(e.value)
+    assert str(e.value).endswith("): no room for the next turn")
+    env = Game(observation="ab " * 7, max_conversation_tokens=16)  # the limit raised by one: room for one
+    s = turn_engine(Scripted({"q": [[A, EOS], [B, EOS]]}), env).sample(MODEL, tok, ["q"], 1, 8, 4)
+    assert s.turns == [2]
 
 
 def test_a_hung_step_is_stopped_by_the_step_timeout():

@@ -71,7 +71,7 @@ def test_arith_word_keeps_its_fingerprint_and_writes_calculator_demonstrations()
     assert (int(a) + int(b) if op == "+" else int(a) - int(b)) == answer and a in prompt and b in prompt
     assert [(p, str(default.answer(p))) for p, _ in calc.demonstrations()] == default.demonstrations()
     with pytest.raises(
-        ValueError, match="demonstrations_env=calculator: trains in the SFT stage; set sft=true"
+        ValueError, match="demonstrations_env=calculator: trains in the SFT stage; set task.sft=true"
     ):
         ArithWord(demonstrations_env="calculator")
     with pytest.raises(ValueError, match="demonstrations_env=tools: must be null or calculator"):
