@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from align_lab.config import ConfigError, build, override_keys
+from align_lab.study.top_level import check_seeds, check_top_level
 
 log = logging.getLogger("align_lab")
 CONF = Path(__file__).resolve().parent.parent / "conf"
-SEED_RANGE = (-(2**63), 2**64)  # torch.manual_seed's
 
 
 def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None = None):
@@ -95,51 +95,6 @@ def check_derived(cfg: DictConfig, overrides: list[str]) -> None:
                 f"{key}={OmegaConf.select(cfg, key)}: stages.seed=per_run sets it to the run's seed "
                 f"(seed={cfg.seed}); drop {key}, or use stages.seed=shared to keep it"
             )
-
-
-def _is_name(value) -> bool:
-    return isinstance(value, str | int) and not isinstance(value, bool)
-
-
-# the top-level keys no component builds: what each must be, and the test (a wrong type read later was a
-# traceback far from the key, `stages=abc`, or another key's error, `study=[a]` as tracker.group, or a
-# silent truth, `resume_changed_code=abc` resuming changed code as if true)
-TOP_LEVEL = {
-    "stages": ("a mapping, e.g. {seed: shared}", lambda v: isinstance(v, dict)),
-    "study": ("a name (a string)", _is_name),
-    "compare_by": ("a key or group name, or several comma-separated", lambda v: isinstance(v, str)),
-    "claims": (
-        'a list of claims, e.g. ["rloo > ppo on eval/gold_reward"]',
-        lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
-    ),
-    "normalise": ("null or a mapping of task to {metric, low, high}", lambda v: isinstance(v, dict | None)),
-    "resume_changed_code": ("true or false", lambda v: isinstance(v, bool)),
-    "cache_dir": ("null or a folder path", lambda v: v is None or isinstance(v, str)),
-}
-
-
-def check_top_level(config: dict) -> None:
-    """The top-level keys of the resolved config each of the type TOP_LEVEL says, before any compute."""
-    for key, (allowed, ok) in TOP_LEVEL.items():
-        if key in config and not ok(config[key]):
-            raise ConfigError(f"{key}={config[key]}: must be {allowed}")
-
-
-def check_seeds(config, path: str = "") -> None:
-    """Every integer `seed` of the resolved config within torch's seed range, before any compute (1e30
-    too: a float with an integer value, which config.integer takes)."""
-    if isinstance(config, dict):
-        for key, value in config.items():
-            check_seeds(value, f"{path}.{key}" if path else str(key))
-    elif (
-        path.split(".")[-1] == "seed"
-        and isinstance(config, int | float)
-        and not isinstance(config, bool)
-        and float(config).is_integer()
-    ):
-        low, high = SEED_RANGE
-        if not low <= config < high:
-            raise ConfigError(f"{path}={config}: must be an integer in [-2^63, 2^64) (torch's seed range)")
 
 
 def top_level_keys(choices) -> set[str]:

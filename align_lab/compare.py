@@ -13,6 +13,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from align_lab.results import plan_record
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -177,7 +179,7 @@ def compare(args: argparse.Namespace):
     runs, problems = load_runs(args.folders)
     if args.wandb:  # before any report is written
         wandb_group_of(runs)
-    problems += plan_notes(args.folders)
+    problems += plan_record.plan_notes(args.folders)
     grouping = study_grouping(runs)
     args.by = args.by or grouping
     by = split_pooled_settings(runs, _keys(args.by), problems)
@@ -235,26 +237,6 @@ def result_lines(c, by: str) -> list[str]:
     lines += noise_line(c.noise)
     lines += across_lines(c.across_tasks)
     return lines + [f"  note: {note}" for note in c.notes]
-
-
-def plan_notes(folders: list[Path]) -> list[str]:
-    """A note per folder whose plan.json cannot be read: its sequential plan's verdicts, the study's,
-    are left out (plan_lines and the report show a plan's verdicts only when it reads)."""
-    from align_lab.results.plan_record import record_problem
-
-    problems = [p for p in map(record_problem, folders) if p]
-    return [
-        f"{p}: the sequential plan's looks and verdicts (the study's verdicts) are left out" for p in problems
-    ]
-
-
-def plan_lines(folders: list[Path]) -> list[str]:
-    """A sequential study's looks and each claim's verdict at its look, from the folders' plan.json."""
-    from align_lab.results.plan_record import read_record, verdict_lines
-
-    records = [(f, read_record(f)) for f in folders]
-    head = "sequential plan (plan.json): its verdicts, not the fixed-design claim test above, are the study's"
-    return [line for f, r in records if r is not None for line in [f"{f}: {head}", *verdict_lines(r)]]
 
 
 def wandb_group_of(runs) -> str:
@@ -320,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     paths, figures = write_report(comparison, list(args.folders), out)
     for line in result_lines(comparison, args.by):
         print(line)
-    for line in plan_lines(args.folders):
+    for line in plan_record.plan_lines(args.folders):
         print(line)
     print(f"report: {paths['report.html']} (and report.md, runs.csv, runs.parquet, figures) in {out}")
     for line in wandb_lines(comparison, figures, out, runs, args) if args.wandb else []:

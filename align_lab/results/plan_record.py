@@ -75,3 +75,19 @@ def verdict_lines(record: dict) -> list[str]:
                 f"p {last['p'][j]:.3g}, level {last['level'][j]:.3g}"
             )
     return lines
+
+
+def plan_notes(folders: list[Path]) -> list[str]:
+    """A note per folder whose plan.json cannot be read: its sequential plan's verdicts, the study's,
+    are left out (plan_lines and the report show a plan's verdicts only when it reads)."""
+    problems = [p for p in map(record_problem, folders) if p]
+    return [
+        f"{p}: the sequential plan's looks and verdicts (the study's verdicts) are left out" for p in problems
+    ]
+
+
+def plan_lines(folders: list[Path]) -> list[str]:
+    """A sequential study's looks and each claim's verdict at its look, from the folders' plan.json."""
+    records = [(f, read_record(f)) for f in folders]
+    head = "sequential plan (plan.json): its verdicts, not the fixed-design claim test above, are the study's"
+    return [line for f, r in records if r is not None for line in [f"{f}: {head}", *verdict_lines(r)]]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from align_lab.folder import LOCK, holder
+from align_lab.rerun import resume_command
 from align_lab.results.manifest import MANIFEST
 from align_lab.tracking.jsonl import METRICS_FILE
 
@@ -143,8 +144,6 @@ def load_run(folder: Path) -> Run:
         run.status = "running"  # logging, but summary.json not written (yet)
     if run.status == "running" and (run.folder / LOCK).exists() and holder(run.folder) is None:
         run.status = DIED  # nobody holds the run's lock: its process ended without a word (SIGKILL, OOM)
-        from align_lab.study.rerun import resume_command
-
         resume = resume_command(run.folder)
         run.error = f"its process ended without finishing; to continue from its checkpoint: {resume}"
     return run

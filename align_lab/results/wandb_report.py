@@ -162,7 +162,7 @@ def online_command(args) -> str:
     options |= {"--baseline": args.baseline, "--out": args.out and str(args.out)}
     parts = [*map(str, args.folders), *(x for k, v in options.items() if v for x in (k, v))]
     parts += [x for claim in args.claim for x in ("--claim", claim)]
-    from align_lab.study.rerun import python_command  # not a bare `python`: outside the venv, another one
+    from align_lab.rerun import python_command  # not a bare `python`: outside the venv, another one
 
     return shlex.join([python_command(Path.cwd()), "-m", "align_lab.compare", *parts, "--wandb"])
 

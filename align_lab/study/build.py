@@ -15,9 +15,9 @@ from align_lab.cache import StageCache
 from align_lab.models.lora import frozen_base
 from align_lab.rewards import reward_models
 from align_lab.rollout.turns import TurnEngine
+from align_lab.study.resume_stages import resume_stage_check
 from align_lab.study.spec import RunSpec
 from align_lab.study.stages import Stages, build_stages, no_check
-from align_lab.study.summary import resume_stage_check
 from align_lab.tasks.view import observation_renderer
 from align_lab.train.context import Context
 from align_lab.train.distributed import Group

@@ -17,11 +17,11 @@ from align_lab.rollout.busy import threads_record
 from align_lab.rollout.decode import resolved as decode_matmul
 from align_lab.study.build import build_run
 from align_lab.study.hardware import threads
+from align_lab.study.resume_stages import StagesChanged
 from align_lab.study.spec import Job, RunSpec
 from align_lab.study.start import begin, kept_files, leave
 from align_lab.study.summary import (
     RunStopped,
-    StagesChanged,
     completed_before,
     outcome,
     result_lines,

@@ -93,7 +93,7 @@ def sequence_bytes(dims: Dims, task, logits: bool = True, env=None) -> int:
 
 
 def no_check(record: str, stage: str, key: str, inputs: dict) -> None:
-    """A new run's stage check: any stage will do (a resume's: study/summary.py resume_stage_check)."""
+    """A new run's stage check: any stage will do (a resume's: study/resume_stages.py resume_stage_check)."""
 
 
 def not_built(stage: str, key: str, root: Path, out: Path) -> None:

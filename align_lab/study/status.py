@@ -44,7 +44,7 @@ DIED = (
 def died_alone(run_dir: Path) -> str:
     """DIED for a run without a study manifest (a single run, a sweep run in process): `study resume`
     resubmits a manifest's jobs only, so the hint is the command that resumes this run."""
-    from align_lab.study.rerun import resume_command
+    from align_lab.rerun import resume_command
 
     return (
         "its process ended without finishing (nobody holds run.lock); to continue from its last "
@@ -223,7 +223,7 @@ def died_in_study(study_dir: Path) -> str:
     """DIED with the command that resubmits it, this study's folder named and quoted."""
     import shlex
 
-    from align_lab.study.rerun import python_command
+    from align_lab.rerun import python_command
 
     resume = shlex.join([python_command(Path.cwd()), "-m", "align_lab.study", "resume", str(study_dir)])
     return (

@@ -16,7 +16,7 @@ import yaml
 
 from align_lab import malloc
 from align_lab.config import ConfigError
-from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
+from align_lab.train.checkpoint_io import CheckpointError, checkpoint_step
 from align_lab.train.preemption import Interrupted
 
 log = logging.getLogger("align_lab")
@@ -33,7 +33,7 @@ class RunStopped(Exception):
 
 def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
     """The one-line stop of an exception a user can act on; None for anything else (a bug: traceback)."""
-    from align_lab.study.rerun import resume_command
+    from align_lab.rerun import resume_command
 
     # the exact command: a plain rerun would start over in a new timestamped folder
     resume = f"resume from step {checkpoint_step(ckpt)} with: {resume_command(ckpt.parent)}"
@@ -129,7 +129,7 @@ def compare_command(folder: Path) -> str:
     calls it (a bare `python` outside the venv is another one, without align_lab) and the folder quoted."""
     import shlex
 
-    from align_lab.study.rerun import python_command
+    from align_lab.rerun import python_command
 
     return shlex.join([python_command(Path.cwd()), "-m", "align_lab.compare", str(folder)])
 
@@ -217,54 +217,6 @@ def check_resume_config(run_dir: Path, config: dict) -> None:
             f"{key}={new}: the run in {run_dir} to resume has {key}={old}; resume it with the same config "
             f"(only {', '.join(MAY_CHANGE_ON_RESUME)} may change) or choose another hydra.run.dir"
         )
-
-
-class StagesChanged(CheckpointError):
-    """A resume refused before any stage was built: the run folder is left as it was (study/run.py)."""
-
-
-def resume_stage_check(ckpt: Path, cache_dir: Path):
-    """The check the stage build (study/stages.py StageBuild.check) runs on each stage's key before it
-    looks it up or builds it: a checkpoint resumes only on the shared stages it was trained on (the same
-    config can give other stages where their inputs' numerics changed: code, library versions, CPU
-    capability, math libraries; and a reference or reward model swapped mid-run mixes two runs). Refused
-    in one line naming the stage and the first input that changed, before anything is built."""
-    path = checkpoint_file(ckpt)
-    saved = {}
-    if path is not None and path.is_file():
-        saved = torch.load(path, mmap=True, weights_only=False).get("stage_keys") or {}
-
-    def check(record: str, stage: str, key: str, inputs: dict) -> None:
-        old = saved.get(record)
-        if old is None or old == key:
-            return
-        raise StagesChanged(
-            f"stage {record}: the checkpoint in {ckpt} was trained on entry {old}, this run's is {key} "
-            f"({what_changed(cache_dir, stage, old, inputs)}); resume where and as it started, or choose "
-            "another hydra.run.dir"
-        )
-
-    return check
-
-
-def entry_folder(cache_dir: Path, stage: str, key: str) -> Path:
-    """A stage entry's folder: <cache_dir>/<stage>/<key>, or where a result recorded under another name
-    lives (KTO's unpaired_samples are entries of preferences/); a key names one entry of one stage."""
-    path = Path(cache_dir) / stage / key
-    return path if path.is_dir() else next(Path(cache_dir).glob(f"*/{key}"), path)
-
-
-def what_changed(cache_dir: Path, stage: str, old: str, inputs: dict) -> str:
-    """Between the checkpoint's entry of a stage (its inputs.json) and this run's inputs (not built yet):
-    the first input that differs; the file that is gone where it is; the code version where they agree."""
-    saved = entry_folder(cache_dir, stage, old) / "inputs.json"
-    if not saved.is_file():
-        return f"{saved} is gone, so the input that changed cannot be named"
-    now = json.loads(json.dumps(inputs, sort_keys=True, default=str))  # as the cache writes inputs.json
-    found = changed_key(json.loads(saved.read_text()), now)
-    if found is None:
-        return f"the same inputs as {saved}: the stage's code version changed"
-    return f"its input {found[0]} was {found[1]}, now {found[2]}; the checkpoint's: {saved}"
 
 
 def completed_before(run_dir: Path, previous: dict) -> dict:

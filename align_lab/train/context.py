@@ -45,7 +45,7 @@ class Context:
     env: object = None  # the multi-turn environment (envs/, env=...); None or single_turn: one response
     # the cache keys of the shared stages (SFT, reward model, ...) the run trains on: each checkpoint
     # records them, and a resume on other stages is refused before any stage is built
-    # (study/summary.py resume_stage_check)
+    # (study/resume_stages.py resume_stage_check)
     stage_keys: dict[str, str] = field(default_factory=dict)
     # the run's identity (config digest and seed, study/summary.py run_identity): inside each checkpoint,
     # so a resume of another run's checkpoint is refused even where the config beside it is gone

@@ -246,6 +246,6 @@ def status_command(sweep_dir: Path) -> str:
     quoted."""
     import shlex
 
-    from align_lab.study.rerun import python_command
+    from align_lab.rerun import python_command
 
     return shlex.join([python_command(Path.cwd()), "-m", "align_lab.study", "status", str(sweep_dir)])

@@ -77,7 +77,7 @@ def interruptible(sweep_dir: Path, what: str) -> Iterator[None]:
     one line saying `what` (the sweep, the sequential study) was interrupted and the exact command that
     resumes it, and exit code 128 + the signal's number, so that no further run starts. A run's own
     interruption (said in its line, with its checkpoint) ends the sweep as its exit code."""
-    from align_lab.study.rerun import sweep_resume_command
+    from align_lab.rerun import sweep_resume_command
     from align_lab.train.preemption import Interrupted, Interruption
 
     try:

@@ -1,6 +1,7 @@
 """Common random numbers end to end: two arms that train the very same policy under two names, paired
 by seed, evaluate the same samples, so compare's paired difference is exactly 0 on every eval metric
-(CI [0, 0], p = 1, inconclusive), and every run keeps its samples in eval_samples.jsonl."""
+(a CI of no width, "all seeds equal", p = 1, inconclusive), and every run keeps its samples in
+eval_samples.jsonl."""
 
 from __future__ import annotations
 
@@ -79,12 +80,14 @@ def test_identical_arms_differ_by_exactly_zero_and_keep_the_same_samples(
     rows = {r["claim"]: r for r in md_table(md, "Claims")}
     for metric in METRICS:
         row = rows[f"a > b on {metric}"]
-        # two pairs of equal numbers: differences (0, 0), mean 0, s = 0 -> CI 0 +- t * 0 / sqrt(2);
-        # every sign pattern of (0, 0) has |mean| 0 >= 0: p = 4/4 = 1, Holm 1
-        assert (row["pairs"], row["mean a - b [95% CI]"], row["p"]) == ("2", "0 [0, 0]", "1"), metric
+        # two pairs of equal numbers: differences (0, 0), mean 0, s = 0 -> CI 0 +- t * 0 / sqrt(2), of no
+        # width, said "all seeds equal"; every sign pattern of (0, 0) has |mean| 0 >= 0: p = 4/4 = 1
+        assert (row["pairs"], row["mean a - b [95% CI]"], row["p"]) == ("2", "0 [all seeds equal]", "1"), (
+            metric
+        )
         assert row["Holm p"] == "1" and row["verdict"] == "inconclusive", metric
     (paired,) = [r for r in md_table(md, "Paired comparison vs b") if r["group"] == "a"]
-    assert paired["mean diff [95% CI]"] == "0 [0, 0]" and paired["p"] == "1"
+    assert paired["mean diff [95% CI]"] == "0 [all seeds equal]" and paired["p"] == "1"
     samples = md_table(md, "Samples")
     assert len(samples) == 3 and all(r["a"] == r["b"] for r in samples)
     assert [r["prompt"] for r in samples] == [r["prompt"] for r in seed0[:6:2]]  # prompt ids 0, 1, 2

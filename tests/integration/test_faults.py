@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from align_lab.study.rerun import python_command
+from align_lab.rerun import python_command
 from tests.conftest import ROOT, SMALL, run_cli, run_in_process
 
 

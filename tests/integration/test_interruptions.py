@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from align_lab.envs.base import EnvError, LastTurn, Step, run_step
-from align_lab.study.rerun import python_command
+from align_lab.rerun import python_command
 from align_lab.study.summary import RunStopped
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.preemption import Interrupted, Interruption

@@ -86,7 +86,7 @@ def test_status_of_a_died_single_run_names_the_command_that_resumes_it(tmp_path,
 
 
 def test_a_run_outside_hydra_names_its_folder_quoted(tmp_path):
-    from align_lab.study.rerun import resume_command
+    from align_lab.rerun import resume_command
 
     bare = tmp_path / "a b"
     hint = resume_command(bare).removeprefix("rerun the same command with ")

@@ -149,7 +149,7 @@ def test_the_online_command_repeats_the_comparison(comparison_args) -> None:
     _, args = comparison_args
     from pathlib import Path
 
-    from align_lab.study.rerun import python_command
+    from align_lab.rerun import python_command
 
     words = shlex.split(online_command(args))  # this interpreter as the user calls it, not a bare python
     assert words[:4] == [python_command(Path.cwd()), "-m", "align_lab.compare", str(args.folders[0])]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from align_lab.study.rerun import python_command, resume_command, sweep_resume_command
+from align_lab.rerun import python_command, resume_command, sweep_resume_command
 
 
 def hydra_yaml(run_dir: Path, cwd: Path, mode="RUN", task=(), hydra=(), config_name="config", extra=()):
