@@ -69,7 +69,7 @@ def test_status_of_a_died_single_run_names_the_command_that_resumes_it(tmp_path,
     folder without a study manifest; the hint is now the run's own command, with its folder."""
     streams.start()
     from align_lab.study.__main__ import main
-    from tests.unit.study.test_rerun import hydra_yaml
+    from tests.unit.test_rerun import hydra_yaml
 
     run_dir = tmp_path / "my runs" / "0_grpo"  # a space: the printed command must survive it
     hydra_yaml(run_dir, tmp_path, task=["algo=grpo", "train.steps=3"])
@@ -358,7 +358,7 @@ def test_a_died_run_of_a_study_names_the_resume_command_with_its_folder(tmp_path
 
     from align_lab.results.runs import load_run
     from align_lab.study.__main__ import main
-    from tests.unit.study.test_rerun import hydra_yaml
+    from tests.unit.test_rerun import hydra_yaml
 
     without_venv_python(monkeypatch)
     study = tmp_path / "my study"
