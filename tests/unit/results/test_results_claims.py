@@ -206,3 +206,24 @@ def test_a_claim_on_the_mean_over_steps_reads_every_evaluation():
     assert row.verdict == "reproduced"
     with pytest.raises(ValueError, match=r"no runs report 'std\(eval/bogus\)'"):
         aggregate(_runs([0.1] * 2), ["algo"], claims=[parse_claim("rloo > ppo on std(eval/bogus)")])
+
+
+def test_a_claims_smallest_effect_of_interest_parses_and_bad_ones_are_one_line():
+    c = parse_claim("rloo > ppo on eval/pass@1 by 0.02")
+    assert c.min_effect == 0.02 and str(c) == "rloo > ppo on eval/pass@1 by 0.02"
+    assert parse_claim("rloo > ppo on eval/pass@1").min_effect is None
+    for bad in ("a > b on m by x", "a > b on m by 0", "a > b on m by -1", "a > b on m by inf"):
+        with pytest.raises(ValueError, match="smallest effect of interest must be a number > 0") as e:
+            parse_claim(bad)
+        assert "\n" not in str(e.value)
+
+
+def test_compare_min_effect_must_be_a_positive_number(capsys):
+    from align_lab.compare import parse_args
+
+    assert parse_args(["x", "--min-effect", "0.25"]).min_effect == 0.25
+    assert parse_args(["x"]).min_effect == 0.5
+    with pytest.raises(SystemExit) as e:
+        parse_args(["x", "--min-effect", "0"])
+    assert e.value.code == 2
+    assert "argument --min-effect: '0': must be a number of SDs > 0, e.g. 0.5" in capsys.readouterr().err
