@@ -254,3 +254,14 @@ def toy_context(tmp_path: Path, train, reference: bool = False):
         progress=lambda **kw: tqdm(disable=True, **kw),
         load_reference=lambda: TinyLM().init_policy(tok),
     )
+
+
+@pytest.fixture
+def two_threads():
+    """torch on 2 threads for the test, as it was after (the thread-count tests: rollout, resume)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

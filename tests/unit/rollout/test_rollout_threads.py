@@ -40,14 +40,6 @@ def tokenizer(tmp_path_factory):
     return train_tokenizer(TASK.corpus(), tmp_path_factory.mktemp("tok"))
 
 
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_other_cores_is_the_machines_cpu_time_less_this_processs_over_the_wall_time():
     before, after = Reading(10.0, 100.0, 5.0), Reading(12.0, 104.0, 7.0)  # 4 CPU s in 2 s, 2 of them ours
     assert other_cores(before, after) == pytest.approx(1.0)

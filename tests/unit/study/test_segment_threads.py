@@ -4,18 +4,7 @@ resume trains on other threads than its last segment (study/start.py)."""
 
 from __future__ import annotations
 
-import pytest
-import torch
-
 from align_lab.study.start import segment_threads, threads_changed
-
-
-@pytest.fixture
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_each_segment_records_its_threads_after_the_earlier_ones(two_threads):
