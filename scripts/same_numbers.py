@@ -164,7 +164,7 @@ def differences(before: dict, after: dict) -> list[str]:
                 for where, a, b in [
                     *(
                         (f"step row {i + 1}", x, y)
-                        for i, (x, y) in enumerate(zip(old["metrics"], new["metrics"]))
+                        for i, (x, y) in enumerate(zip(old["metrics"], new["metrics"], strict=False))
                     ),
                     ("summary", old["summary"], new["summary"]),
                 ]

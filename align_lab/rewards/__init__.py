@@ -58,7 +58,8 @@ class Verifier:
     def scorer(self, stages: RunStages) -> Scorer:
         if not stages.task.verifiable:
             raise ValueError(
-                "reward=verifier: the task has no verifiable answers; use task=toy_arith or task=arith_word"
+                "reward=verifier: the task has no verifiable answers; "
+                "use task=toy_arith, task=arith_word or task=verifiable_data"
             )
         return GoldReward().scorer(stages)
 

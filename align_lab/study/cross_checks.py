@@ -255,7 +255,7 @@ def check_data(spec: RunSpec) -> None:
     if isinstance(spec.reward, Verifier) and not spec.task.verifiable:
         raise ConfigError(
             f"reward=verifier: task={task_name} has no verifiable answers; "
-            "use task=toy_arith or task=arith_word"
+            "use task=toy_arith, task=arith_word or task=verifiable_data"
         )
     own_check(spec.reward, "check_reachable")  # a reward served elsewhere
     if not spec.model.pretrained and not hasattr(spec.task, "max_prompt_tokens"):

@@ -24,6 +24,7 @@ class Example:
     chosen: str | None = None
     rejected: str | None = None
     response: str | None = None  # a reference / demonstration response
+    answer: str | None = None  # the reference answer a verifier checks (task=verifiable_data)
 
 
 @dataclass

@@ -1,0 +1,108 @@
+"""task=verifiable_data: your own questions with reference answers, from a local JSONL / Parquet / CSV
+file or a `datasets` hub name, scored by an answer checker (tasks/verifiers.py: exact, numeric,
+math_verify, or your function). The gold reward is the checker's score, so reward=verifier trains on it
+and evaluation reports pass@1 and pass@k (train.eval_samples). docs/tasks.md has the worked example.
+
+Every row is read and its answer checked by the chosen verifier when the task is built, before any
+compute: a missing column, an empty prompt, an answer the verifier cannot read, or a prompt given twice
+with two answers is a one-line error naming the file and row.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from align_lab.tasks import verifiers
+from align_lab.tasks.base import Pair, verified_pairs
+from align_lab.tasks.data_files import text
+from align_lab.tasks.hf_data import Example, HFData
+
+
+def answer_text(row: dict, column: str, place: str) -> str:
+    """The reference answer in `column` as text: a number in a JSON file ("answer": 42) reads as "42"."""
+    value = row.get(column)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return text(row, column, place)
+    return str(int(value)) if isinstance(value, int) or value.is_integer() else repr(value)
+
+
+@dataclass
+class VerifiableData(HFData):
+    """Prompts with reference answers; the answer checker `verifier` is the gold reward (0 or 1)."""
+
+    answer_column: str = "answer"
+    verifier: str = "numeric"
+    response_column: str | None = None  # worked solutions for SFT (task.sft); null: the answers
+    n_pairs: int = 256  # prompts sampled for the preferences stage (DPO-family algorithms)
+    pair_samples: int = 4  # responses per such prompt; a right one over a wrong one makes a pair
+    world_seed: int = 0  # seeds the preferences stage's draws of prompts (as a generated task's)
+
+    verifiable = True
+    has_gold_reward = True
+
+    def __post_init__(self) -> None:
+        if self.prompt_column is None:
+            raise ValueError("prompt_column=None: must name the prompt column")
+        if not self.answer_column:
+            raise ValueError(f"answer_column={self.answer_column}: must name the reference answer column")
+        for key in ("n_pairs",):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
+        if self.pair_samples < 2:
+            raise ValueError(f"pair_samples={self.pair_samples}: must be >= 2 (a pair needs two responses)")
+        self._check = verifiers.checker(self.verifier)  # an unknown or unimportable one: before the data
+        self._references: dict[str, object] = {}  # a row's place -> its answer as the verifier reads it
+        super().__post_init__()
+        self._gold: dict[str, object] = {}
+        first: dict[str, Example] = {}
+        for e in (*self._split["train"], *self._split["eval"]):
+            was = first.get(e.prompt)
+            if was is not None and was.answer != e.answer:
+                raise ValueError(
+                    f"{e.where.removeprefix('task.')}: prompt repeats {was.where} with another answer "
+                    f"({e.answer!r}, was {was.answer!r})"
+                )
+            first.setdefault(e.prompt, e)
+            self._gold[e.prompt] = self._references[e.where]
+
+    def columns(self) -> list[str | None]:
+        return [self.prompt_column, self.answer_column, self.response_column]
+
+    def example(self, row: dict, place: str) -> Example:
+        prompt = text(row, self.prompt_column, place)
+        answer = answer_text(row, self.answer_column, place)
+        response = text(row, self.response_column, place) if self.response_column else None
+        where = f"task.{place}"
+        # read by the verifier here, so that skip_invalid drops a row whose answer it cannot read
+        self._references[where] = verifiers.reference(self.verifier, answer, place)
+        return Example(prompt, where, response=response, answer=answer)
+
+    def fingerprint(self) -> dict:
+        """The data's fingerprint, with your verifier function's source: editing it re-labels the pairs."""
+        return {**super().fingerprint(), "verifier_code": verifiers.code_digest(self.verifier)}
+
+    def answers(self, split: str) -> list[str]:
+        """The reference answers of a split, as written in the file."""
+        return [e.answer for e in self._split[split]]
+
+    def gold_reward(self, prompts: list[str], responses: list[str], finished: list[bool]) -> list[float]:
+        """The verifier's score of each response against its prompt's reference answer (a response cut
+        at the token limit is scored too, as arith_word's)."""
+        return [self._check(r, self._gold[p], p) for p, r in zip(prompts, responses, strict=True)]
+
+    def preference_pairs(self) -> None:
+        return None  # sampled from the policy and labelled by the verifier (label_samples)
+
+    def label_samples(
+        self, prompt: str, responses: list[str], gold: list[float], rng: random.Random
+    ) -> list[Pair]:
+        """A right response over a wrong one, as arith_word's (tasks/base.py verified_pairs)."""
+        return verified_pairs(prompt, responses, gold, rng)
+
+    def demonstrations(self) -> list[tuple[str, str]]:
+        """SFT targets: the worked solutions (response_column), else the reference answers."""
+        return [(e.prompt, e.response or e.answer) for e in self._split["train"]]
+
+    def references(self, split: str) -> list[str] | None:
+        return [e.response for e in self._split[split]] if self.response_column else None

@@ -1,0 +1,121 @@
+"""Answer checkers of task=verifiable_data (task.verifier): does a response give the reference answer?
+
+Each checker is built once per task from the reference answers, which it reads and checks at build time
+(an answer it cannot read is a one-line error naming the file's row, before any compute), and then
+scores a response against a row's reference: 1.0 right, 0.0 wrong, or a function's own float.
+
+- `exact`: the response, stripped and with runs of whitespace made one space, equals the reference
+  likewise normalised, case folded (a trailing full stop ignored): for short answers ("Paris").
+- `numeric`: the last number the response writes equals the reference's number (to 1e-9 relative;
+  "1,024" reads 1024): arith_word's rule, for word problems answered in numbers (GSM8K-style).
+- `math_verify`: Hugging Face's Math-Verify (the `math-verify` package; the field's checker of math
+  answers, used by open-r1 and TRL's accuracy reward): both sides parsed (LaTeX or plain expressions)
+  and compared symbolically, so "\\frac{1}{2}", "0.5" and "1/2" agree. Its timeouts (signal.alarm)
+  apply in the main thread; elsewhere it runs without one (the package's own rule).
+- `module:function`: your own, importable from the working directory: f(response, answer, prompt) ->
+  float or bool, given the row's reference answer as written in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import math
+import threading
+from collections.abc import Callable
+
+from align_lab.tasks.arith_word import final_number
+
+BUILT_IN = ("exact", "numeric", "math_verify")
+ALLOWED = "exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
+
+
+def normalised(text: str) -> str:
+    """Whitespace runs made one space, ends stripped, a trailing full stop dropped, case folded."""
+    return " ".join(text.split()).removesuffix(".").strip().casefold()
+
+
+def _timeout(seconds: int) -> int | None:
+    """Math-Verify's timeout where it can work (signal.alarm: the main thread only), else none."""
+    return seconds if threading.current_thread() is threading.main_thread() else None
+
+
+def _math_parse(text: str):
+    from math_verify import parse
+
+    return parse(text, parsing_timeout=_timeout(3))
+
+
+def _math_verify(response: str, gold) -> float:
+    from math_verify import verify
+
+    predicted = _math_parse(response)
+    return float(bool(predicted) and verify(gold, predicted, timeout_seconds=_timeout(5)))
+
+
+def _function(name: str) -> Callable:
+    """The callable `module:function` names, or a one-line error saying what is wrong with it."""
+    module, _, attr = name.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"verifier={name}: cannot import it ({type(e).__name__}: {e}); {ALLOWED}") from None
+    if not callable(found):
+        raise ValueError(f"verifier={name}: is not callable; {ALLOWED}")
+    return found
+
+
+def code_digest(name: str) -> str | None:
+    """The sha256 of the source of verifier `name`'s module (None for a built-in checker): a stage
+    labelled by your function is rebuilt when you edit it."""
+    if name in BUILT_IN:
+        return None
+    module = importlib.import_module(name.partition(":")[0])
+    source = inspect.getsource(module) if getattr(module, "__file__", None) else repr(module)
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def check_name(name: str) -> None:
+    """A one-line error for a verifier that is neither built in nor `module:function`."""
+    if name not in BUILT_IN and (":" not in name or not all(name.partition(":")[::2])):
+        raise ValueError(f"verifier={name}: must be {ALLOWED}")
+
+
+def reference(name: str, answer: str, place: str):
+    """The reference `answer` as checker `name` compares with it (a number, Math-Verify's parse, the
+    normalised text, the text itself for a function), or a one-line error naming `place` when the
+    checker cannot read it."""
+    if name == "numeric":
+        number = final_number(answer)
+        if number is None:
+            raise ValueError(f"{place}: answer {answer!r} has no number; task.verifier=numeric needs one")
+        return number
+    if name == "math_verify":
+        parsed = _math_parse(answer)
+        if not parsed:
+            raise ValueError(
+                f"{place}: Math-Verify cannot parse answer {answer!r} (task.verifier=math_verify)"
+            )
+        return parsed
+    if name == "exact":
+        return normalised(answer)
+    return answer
+
+
+def checker(name: str) -> Callable[[str, object, str], float]:
+    """(response, reference as `reference` made it, prompt) -> score, for verifier `name`."""
+    check_name(name)
+    if name == "exact":
+        return lambda response, gold, prompt: float(normalised(response) == gold)
+    if name == "numeric":
+
+        def numeric(response: str, gold: float, prompt: str) -> float:
+            found = final_number(response)
+            return float(found is not None and math.isclose(found, gold, rel_tol=1e-9, abs_tol=1e-12))
+
+        return numeric
+    if name == "math_verify":
+        return lambda response, gold, prompt: _math_verify(response, gold)
+    function = _function(name)
+    return lambda response, gold, prompt: float(function(response, gold, prompt))

@@ -1,0 +1,171 @@
+"""task=verifiable_data: your own questions and reference answers, checked by a verifier (tasks/verifiers.py).
+Scores are derived by hand in each test; bad input ends at build in one line naming the file and row."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from align_lab.admission import spec_from_config
+from align_lab.config import ConfigError
+from align_lab.tasks import verifiers
+from align_lab.tasks.verifiable_data import VerifiableData
+from tests.conftest import ROOT, compose
+
+ROWS = [{"q": f"What is {i} plus 1?", "a": str(i + 1)} for i in range(6)]
+
+
+def jsonl(tmp_path, rows, name="d.jsonl"):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def task(path, **keys) -> VerifiableData:
+    return VerifiableData(path=str(path), prompt_column="q", answer_column="a", eval_rows=2, **keys)
+
+
+def built(path, *extra):
+    keys = ["task=verifiable_data", f"task.path={path}", "task.prompt_column=q", "task.answer_column=a"]
+    cfg, names = compose([*keys, "reward=verifier", "cache_dir=/nonexistent", *extra])
+    return spec_from_config(cfg, names)
+
+
+def error(path, *extra) -> str:
+    with pytest.raises(ConfigError) as e:
+        built(path, *extra)
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+def score(name: str, answer: str, response: str) -> float:
+    return verifiers.checker(name)(response, verifiers.reference(name, answer, "row"), "prompt")
+
+
+@pytest.mark.parametrize(
+    "answer,response,expected",
+    [
+        ("Paris", "  paris. ", 1.0),  # case, ends and a trailing full stop ignored
+        ("New York", "new   york", 1.0),  # whitespace runs are one space
+        ("Paris", "It is Paris", 0.0),  # more words: not the same answer
+    ],
+)
+def test_exact_compares_normalised_text(answer, response, expected):
+    assert score("exact", answer, response) == expected
+
+
+@pytest.mark.parametrize(
+    "answer,response,expected",
+    [
+        ("1024", "First 12, then 1,024", 1.0),  # the last number, commas dropped: 1024
+        ("2.5", "about 2.50", 1.0),  # 2.5 == 2.50
+        ("12", "12 and then 13", 0.0),  # the last number is 13
+        ("7", "seven", 0.0),  # no number written
+        ("#### 42", "so 42", 1.0),  # the reference's last number too (GSM8K's '#### 42')
+    ],
+)
+def test_numeric_compares_the_last_numbers(answer, response, expected):
+    assert score("numeric", answer, response) == expected
+
+
+@pytest.mark.parametrize(
+    "answer,response,expected",
+    [
+        ("$\\frac{1}{2}$", "The answer is $0.5$", 1.0),  # 1/2 = 0.5, symbolically
+        ("$\\frac{1}{2}$", "The answer is $0.3$", 0.0),
+        ("$x^2$", "so we get $x \\cdot x$", 1.0),  # x*x = x^2
+        ("4", "I am not sure", 0.0),  # nothing to parse
+    ],
+)
+def test_math_verify_compares_symbolically(answer, response, expected):
+    assert score("math_verify", answer, response) == expected
+
+
+def test_a_function_verifier_gets_the_answer_as_written(tmp_path, monkeypatch):
+    (tmp_path / "my_checks.py").write_text(
+        "def length(response, answer, prompt):\n    return len(response) / len(answer + prompt)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert score("my_checks:length", "abc", "abcdefghijklmno") == 15 / 9  # 15 chars / len("abc" + "prompt")
+
+
+def test_the_task_scores_each_response_against_its_prompts_answer(tmp_path):
+    t = task(jsonl(tmp_path, ROWS))
+    assert t.prompts("eval") == ["What is 4 plus 1?", "What is 5 plus 1?"]  # the last eval_rows rows
+    responses = ["5", "It is 5, no 6", "6"]  # right; last number 6 is wrong for 4+1; right
+    prompts = ["What is 4 plus 1?", "What is 4 plus 1?", "What is 5 plus 1?"]
+    assert t.gold_reward(prompts, responses, [True] * 3) == [1.0, 0.0, 1.0]
+    assert t.demonstrations()[0] == ("What is 0 plus 1?", "1")  # no response_column: the answers
+    assert t.verifiable and t.has_gold_reward and t.preference_pairs() is None
+
+
+def test_pairs_are_a_right_response_over_a_wrong_one(tmp_path):
+    t = task(jsonl(tmp_path, ROWS))
+    pairs = t.label_samples("p", ["a", "b", "c"], [0.0, 1.0, 0.0], random.Random(0))
+    assert len(pairs) == 1 and pairs[0].chosen == "b" and pairs[0].rejected in ("a", "c")
+    assert t.label_samples("p", ["a", "b"], [1.0, 1.0], random.Random(0)) == []  # no contrast
+
+
+def test_json_numbers_are_answers_too(tmp_path):
+    rows = [{"q": f"q{i}", "a": v} for i, v in enumerate([42, 2.5, 3.0, -1])]
+    t = task(jsonl(tmp_path, rows))
+    assert t.answers("train") + t.answers("eval") == ["42", "2.5", "3", "-1"]
+
+
+def test_a_missing_answer_column_names_the_columns(tmp_path):
+    path = jsonl(tmp_path, [{"q": "x", "answer": "1"}] * 3)
+    assert error(path) == f"task.path={path}: no column 'a'; columns: q, answer"
+
+
+def test_an_answer_the_verifier_cannot_read_names_the_line(tmp_path):
+    path = jsonl(tmp_path, [*ROWS[:2], {"q": "How many?", "a": "seven"}, *ROWS[2:]])
+    assert error(path) == (
+        f"task.path={path} line 3: answer 'seven' has no number; task.verifier=numeric needs one"
+    )
+    built(path, "task.verifier=exact")  # the same answer is fine for exact match
+
+
+def test_skip_invalid_drops_rows_whose_answer_cannot_be_read(tmp_path):
+    path = jsonl(tmp_path, [*ROWS, {"q": "How many?", "a": "seven"}])
+    spec = built(path, "task.skip_invalid=true", "task.eval_rows=2")
+    assert spec.task.skipped == 1 and len(spec.task.prompts("train")) == 4  # 6 good rows - 2 held out
+
+
+def test_an_empty_file_is_refused(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    assert str(path) in error(path) and "empty.jsonl" in error(path)
+
+
+def test_a_prompt_with_two_answers_is_refused(tmp_path):
+    path = jsonl(tmp_path, [*ROWS, {"q": "What is 0 plus 1?", "a": "2"}])
+    assert error(path) == (
+        f"task.path={path} line 7: prompt repeats task.path={path} line 1 with another answer ('2', was '1')"
+    )
+
+
+def test_an_unknown_or_unimportable_verifier_is_refused_before_the_data_is_read(tmp_path):
+    missing = tmp_path / "never_read.jsonl"  # not read: the verifier is checked first
+    allowed = "exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
+    assert error(missing, "task.verifier=regex") == f"task.verifier=regex: must be {allowed}"
+    assert error(missing, "task.verifier=no_such_module:f").startswith(
+        "task.verifier=no_such_module:f: cannot import it (ModuleNotFoundError: "
+    )
+
+
+def test_the_verifier_function_source_is_in_the_fingerprint(tmp_path, monkeypatch):
+    module = tmp_path / "my_score.py"
+    module.write_text("def f(response, answer, prompt):\n    return 1.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = task(jsonl(tmp_path, ROWS), verifier="my_score:f").fingerprint()["verifier_code"]
+    assert task(jsonl(tmp_path, ROWS), verifier="numeric").fingerprint()["verifier_code"] is None
+    assert len(first) == 64
+
+
+def test_the_shipped_example_file_builds_with_the_documented_keys():
+    spec = built(
+        ROOT / "examples" / "questions.jsonl", "task.prompt_column=question", "task.answer_column=answer"
+    )
+    assert len(spec.task.prompts("train")) + len(spec.task.prompts("eval")) == 96
