@@ -318,3 +318,27 @@ def test_a_run_interrupted_mid_run_resumes_to_the_metrics_of_an_uninterrupted_on
         return [{k: v for k, v in r.items() if not k.startswith(("time/", "memory/"))} for r in rows]
 
     assert without_time(tmp_path / "resumed") == without_time(tmp_path / "straight")
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("stop", [Interrupted("SIGTERM"), KeyboardInterrupt()])
+def test_a_signal_during_a_sweeps_admission_puts_its_folder_back(tmp_path, monkeypatch, stop):
+    """Admission restored the sweep folder on an Exception only: a SIGTERM or Ctrl-C while the jobs were
+    admitted (a BaseException) left the new multirun.yaml over the earlier sweep's."""
+    from omegaconf import OmegaConf
+
+    from align_lab import admission
+
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    (sweep_dir / "multirun.yaml").write_text("the earlier sweep's")
+    folder = admission.SweepFolder(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}}))
+    (sweep_dir / "multirun.yaml").write_text("this sweep's")  # as Hydra's sweeper writes it after setup()
+
+    def admit_job(*args):
+        raise stop
+
+    monkeypatch.setattr(admission, "admit_job", admit_job)
+    with pytest.raises(type(stop)):
+        admission.admit_sweep(None, None, [["seed=0"]], 0, False, folder)
+    assert (sweep_dir / "multirun.yaml").read_text() == "the earlier sweep's"
