@@ -342,3 +342,34 @@ def test_a_signal_during_a_sweeps_admission_puts_its_folder_back(tmp_path, monke
     with pytest.raises(type(stop)):
         admission.admit_sweep(None, None, [["seed=0"]], 0, False, folder)
     assert (sweep_dir / "multirun.yaml").read_text() == "the earlier sweep's"
+
+
+@pytest.mark.fast
+def test_a_signal_during_a_checkpoint_write_keeps_the_previous_one_and_the_rerun_resumes_from_it(
+    tmp_path, cache_dir, monkeypatch
+):
+    """SIGTERM (a second one, or outside the steps: raised at once) while step 2's checkpoint is half
+    written: step 1's stays the loadable checkpoint, no partial file remains, and the rerun trains steps
+    2 and 3 from it (docs/faults.md, "Interruptions keep every step")."""
+    import torch
+
+    from align_lab.train import checkpoint_io
+
+    save = checkpoint_io.torch.save
+
+    def half_written(obj, path):
+        if obj["step"] == 2:
+            Path(path).write_bytes(b"PK\x03\x04 half a zip")  # what a write stopped midway leaves
+            raise Interrupted("SIGTERM")
+        save(obj, path)
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", half_written)
+    run_dir, ckpt = tmp_path / "run", tmp_path / "run" / "checkpoints"
+    with pytest.raises(RunStopped) as e:
+        run_in_process([], run_dir, cache_dir)  # SMALL: 3 steps, a checkpoint each
+    assert str(e.value).startswith("interrupted by SIGTERM; resume from step 1 with: ")
+    assert sorted(p.name for p in ckpt.iterdir()) == ["last", "state-00000001.pt"]
+    assert torch.load(checkpoint_io.checkpoint_file(ckpt), weights_only=False)["step"] == 1
+    monkeypatch.setattr(checkpoint_io.torch, "save", save)
+    assert run_in_process([], run_dir, cache_dir)["status"] == "completed"
+    assert checkpoint_step(ckpt) == 3 and logged_steps(run_dir) == [1, 2, 3]
