@@ -373,3 +373,29 @@ def test_a_signal_during_a_checkpoint_write_keeps_the_previous_one_and_the_rerun
     monkeypatch.setattr(checkpoint_io.torch, "save", save)
     assert run_in_process([], run_dir, cache_dir)["status"] == "completed"
     assert checkpoint_step(ckpt) == 3 and logged_steps(run_dir) == [1, 2, 3]
+
+
+@pytest.mark.fast
+def test_a_run_interrupted_before_its_first_checkpoint_counts_that_segment_in_its_wall_time(
+    tmp_path, cache_dir, monkeypatch
+):
+    """Ctrl-C while the stages are built ('resume from step 0 with: ...'), then the command again: the
+    rerun's time/total_s was its own segment alone (the interrupted one, a second here, was dropped as if
+    the user had deleted the checkpoints to start again)."""
+    from align_lab.study import run as run_module
+
+    def slow_then_interrupted(*args, **kwargs):
+        time.sleep(1.0)
+        raise Interrupted("SIGINT")
+
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(run_module, "build_run", slow_then_interrupted)
+    with pytest.raises(RunStopped, match="^interrupted by SIGINT; resume from step 0 with: "):
+        run_in_process([], run_dir, cache_dir)
+    (first,) = json.loads((run_dir / "summary.json").read_text())["segments_s"]
+    assert first >= 1.0
+    monkeypatch.undo()
+    summary = run_in_process([], run_dir, cache_dir)
+    assert summary["status"] == "completed" and summary["time/segments"] == 2
+    assert summary["segments_s"][0] == first
+    assert summary["time/total_s"] == pytest.approx(sum(summary["segments_s"]), abs=0.5)
