@@ -116,7 +116,7 @@ def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
     returns every wave's JobReturns. Prints each claim's verdict at the end."""
     from align_lab.results.sequential import look_seeds, look_thresholds, wave_seeds
 
-    try:  # a refused plan leaves the sweep folder as it was, as a refused sweep does (plan.py)
+    try:  # a refused plan leaves the sweep folder as it was, as a refused sweep does (admit_sweep)
         plan, arms, claims, compare_by, names = _checked_plan(launcher, job_overrides)
         config = launcher.config
         sweep_dir = Path(str(config.hydra.sweep.dir))
