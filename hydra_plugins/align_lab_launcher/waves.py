@@ -123,7 +123,7 @@ def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         state = _start_state(sweep_dir, plan, claims, compare_by, names)
         check_replay(state, arms, names, sweep_dir)
-    except Exception:
+    except BaseException:  # a refusal, and a SIGTERM or Ctrl-C while the plan is checked
         launcher.sweep_folder.restore()
         raise
     returns: list = []

@@ -399,3 +399,30 @@ def test_a_run_interrupted_before_its_first_checkpoint_counts_that_segment_in_it
     assert summary["status"] == "completed" and summary["time/segments"] == 2
     assert summary["segments_s"][0] == first
     assert summary["time/total_s"] == pytest.approx(sum(summary["segments_s"]), abs=0.5)
+
+
+@pytest.mark.fast
+def test_a_signal_while_a_sequential_studys_plan_is_checked_puts_its_folder_back(tmp_path, monkeypatch):
+    """As for a sweep's admission: the plan's checks (which compose every arm's config) restored the
+    sweep folder on an Exception only."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from align_lab import admission
+    from hydra_plugins.align_lab_launcher import waves
+
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    (sweep_dir / "multirun.yaml").write_text("the earlier sweep's")
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
+    launcher = SimpleNamespace(config=config, sweep_folder=admission.SweepFolder(config))
+    (sweep_dir / "multirun.yaml").write_text("this sweep's")
+
+    def checked_plan(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(waves, "_checked_plan", checked_plan)
+    with pytest.raises(KeyboardInterrupt):
+        waves.run_waves(launcher, [["algo=ppo"]], 0)
+    assert (sweep_dir / "multirun.yaml").read_text() == "the earlier sweep's"
