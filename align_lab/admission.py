@@ -213,7 +213,8 @@ def compose_job(hydra_context, config: DictConfig, overrides: list[str], num: in
 
 def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, folder: SweepFolder) -> list:
     """Every job of a sweep admitted, then its claims checked against its jobs, before any job runs;
-    returns [(num, overrides, Job)]. On the first refusal the sweep folder is put back as it was."""
+    returns [(num, overrides, Job)]. On the first refusal or an interruption the sweep folder is put
+    back as it was."""
     from align_lab.results.planned_claims import check_planned_claims, planned_job
 
     try:
@@ -236,7 +237,7 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
         except ValueError as e:
             raise ConfigError(str(e)) from None
         return jobs
-    except Exception:
+    except BaseException:  # a refusal, and a SIGTERM or Ctrl-C while the jobs are admitted
         folder.restore()
         raise
 

@@ -19,9 +19,10 @@ MARKER = "ALIGNLABASSISTANTTURN"  # the assistant turn's text when an observatio
 
 def chat_observation(tokenizer, text: str) -> str:
     """An observation as the user turn that follows an assistant turn, ending in the assistant header
-    (SPEC_multiturn.md): [user "P", assistant "A", user text] rendered with add_generation_prompt, the
-    part after "A" and the template's end of turn (the EOS that ended the policy's turn, sampled or
-    appended, is not repeated). "A" is a marker word, so a header that spells "A" does not confuse it."""
+    (docs/environments.md, "How a conversation becomes training data"): [user "P", assistant "A", user
+    text] rendered with add_generation_prompt, the part after "A" and the template's end of turn (the EOS
+    that ended the policy's turn, sampled or appended, is not repeated). "A" is a marker word, so a header
+    that spells "A" does not confuse it."""
     turns = [
         {"role": "user", "content": "P"},
         {"role": "assistant", "content": MARKER},

@@ -2,7 +2,7 @@
 inputs to compare"): missing where the study kept samples, or with torn or garbled lines skipped. Each
 names the file and the figures it changed: its group's evaluation-noise share (noise.py), the claims'
 power split (power.py), the Samples section (samples.py), which read the rest of the runs (or of the
-file) without a word otherwise. Aggregate.py adds these notes to the comparison's.
+file) without a word otherwise. aggregate.py adds these notes to the comparison's.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ study's `compare_by` among the sweep's jobs, and its metric is one a run of that
 
 Conservative: a metric is refused only when it surely will not exist (a typo such as eval/gold_rewrd,
 pass@k on a task without a verifier, gold metrics without a gold reward); train/*, time/*, memory/* and
-other keys vary by algorithm and backend and are never refused. Pure: plan.py (the launchers' check pass)
-turns a ValueError into its one-line ConfigError.
+other keys vary by algorithm and backend and are never refused. Pure: admission.py's admit_sweep (the
+launchers' check pass) turns a ValueError into its one-line ConfigError.
 """
 
 from __future__ import annotations

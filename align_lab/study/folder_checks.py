@@ -28,10 +28,35 @@ def check_folder(spec, run_dir: Path) -> dict:
     who = holder(run_dir)
     if who is not None:
         raise ConfigError(in_use(run_dir, who))
+    previous = read_summary(run_dir)
+    check_completed_steps(spec.config, run_dir, previous)
     previous = check_same_config(run_dir, config_digest(spec.config))
     if previous.get("status") != "completed":  # a completed run is reported as it is: nothing is read
         check_checkpoint(spec, run_dir)
     return previous
+
+
+def check_completed_steps(config: dict, run_dir: Path, previous: dict) -> None:
+    """A completed run asked again with other train.steps and nothing else changed: one line saying what
+    was completed and what was asked (a completed run is reported, never extended or cut)."""
+    import yaml
+
+    from align_lab.study.summary import RESOLVED_CONFIG, config_digest
+
+    path, asked = run_dir / RESOLVED_CONFIG, config.get("train", {}).get("steps")
+    if previous.get("status") != "completed" or not path.is_file():
+        return
+    try:
+        done = (yaml.safe_load(path.read_text()) or {}).get("train", {}).get("steps")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return  # check_same_config's line still refuses another config
+    same_but_steps = {**config, "train": {**config["train"], "steps": done}}
+    if done != asked and config_digest(same_but_steps) == previous.get("config_digest"):
+        raise ConfigError(
+            f"train.steps={asked}: hydra.run.dir={run_dir} holds this run completed at train.steps={done} "
+            "(a completed run is not extended or cut); choose another hydra.run.dir to train it for "
+            f"{asked} step{'' if asked == 1 else 's'}"
+        )
 
 
 def is_ours(summary: dict) -> bool:

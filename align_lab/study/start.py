@@ -75,10 +75,11 @@ def start_folder(spec: RunSpec, run_dir: Path, summary: dict) -> None:
 def begin(job: Job, ckpt: Path) -> tuple[dict, list[float], int | None]:
     """(the first summary.json, written with the resolved config; the wall seconds of the earlier
     segments, which count in time/total_s; the threads the stages load with). A run started again from
-    step 0 (its checkpoints deleted) counts no abandoned segment, and builds its stages afresh."""
+    step 0 (its checkpoints deleted) counts no abandoned segment, and builds its stages afresh; one
+    stopped before its first step counts its stopped segments (stopped_before_a_step)."""
     step = checkpoint_step(ckpt)
     resumed = step > 0
-    before = previous_segments(job.run_dir) if resumed else []
+    before = previous_segments(job.run_dir) if resumed or stopped_before_a_step(job) else []
     stage_threads = job.stage_threads if resumed else None
     if resumed and (line := threads_changed(job.previous, step)):
         log.warning(f"align_lab: warning: {line}")
@@ -86,6 +87,15 @@ def begin(job: Job, ckpt: Path) -> tuple[dict, list[float], int | None]:
     summary = first_summary(job.spec, digest, before, stage_threads or torch.get_num_threads(), job.previous)
     start_folder(job.spec, job.run_dir, summary)
     return summary, before, stage_threads
+
+
+def stopped_before_a_step(job: Job) -> bool:
+    """The run was stopped to be resumed (a signal, a preemption, a kill) before it logged a step: its
+    rerun goes on with the same work ("resume from step 0"), so the stopped segments count in its wall
+    time. Checkpoints deleted after steps were logged start the run again: those do not."""
+    metrics = job.run_dir / "metrics.jsonl"
+    stopped = job.previous.get("status") in ("interrupted", "preempted", "running")
+    return stopped and not (metrics.is_file() and metrics.stat().st_size > 0)
 
 
 KEPT = ("summary.json", RESOLVED_CONFIG)  # what begin() rewrites

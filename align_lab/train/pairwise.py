@@ -52,17 +52,6 @@ class SamplingPolicy:
             self.copy.load_state_dict(state["weights"])
 
 
-def pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token-id lists -> right-padded ids and response mask, (B, T)."""
-    width = max(1, max(len(r) for r in rows))
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
-    mask = torch.zeros((len(rows), width))  # (B, T)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1.0
-    return ids, mask
-
-
 def sample_pairs(
     ctx: Context, model, prompts: list[str], routes, chosen: list, rejected: list, counters, step: int
 ):

@@ -6,9 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import torch
-
-from align_lab.train.checkpoint_io import checkpoint_file, load_checkpoint, save_checkpoint
+from align_lab.train.checkpoint_io import load_checkpoint, save_checkpoint
 from align_lab.train.context import Context
 from align_lab.train.rng import rng_state, set_rng_state
 from align_lab.value_checks import ConfigError
@@ -40,14 +38,6 @@ def refuse_changed_hyperparameters(algo, state: dict, folder: Path) -> None:
                 f"algo.{key}={current[key]}: the checkpoint in {folder} was trained with algo.{key}={old}; "
                 f"resume with that value, or delete {folder} to start again"
             )
-
-
-def check_resumable(algo, folder: Path) -> None:
-    """Before any compute: the last checkpoint in `folder` (if any) was trained with algo's
-    hyperparameters (the file is memory-mapped, not read whole)."""
-    path = checkpoint_file(folder)
-    if path is not None and path.is_file():
-        refuse_changed_hyperparameters(algo, torch.load(path, mmap=True, weights_only=False), folder)
 
 
 def restore_algorithm(algo, state: dict, folder: Path) -> None:

@@ -318,3 +318,111 @@ def test_a_run_interrupted_mid_run_resumes_to_the_metrics_of_an_uninterrupted_on
         return [{k: v for k, v in r.items() if not k.startswith(("time/", "memory/"))} for r in rows]
 
     assert without_time(tmp_path / "resumed") == without_time(tmp_path / "straight")
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("stop", [Interrupted("SIGTERM"), KeyboardInterrupt()])
+def test_a_signal_during_a_sweeps_admission_puts_its_folder_back(tmp_path, monkeypatch, stop):
+    """Admission restored the sweep folder on an Exception only: a SIGTERM or Ctrl-C while the jobs were
+    admitted (a BaseException) left the new multirun.yaml over the earlier sweep's."""
+    from omegaconf import OmegaConf
+
+    from align_lab import admission
+
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    (sweep_dir / "multirun.yaml").write_text("the earlier sweep's")
+    folder = admission.SweepFolder(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}}))
+    (sweep_dir / "multirun.yaml").write_text("this sweep's")  # as Hydra's sweeper writes it after setup()
+
+    def admit_job(*args):
+        raise stop
+
+    monkeypatch.setattr(admission, "admit_job", admit_job)
+    with pytest.raises(type(stop)):
+        admission.admit_sweep(None, None, [["seed=0"]], 0, False, folder)
+    assert (sweep_dir / "multirun.yaml").read_text() == "the earlier sweep's"
+
+
+@pytest.mark.fast
+def test_a_signal_during_a_checkpoint_write_keeps_the_previous_one_and_the_rerun_resumes_from_it(
+    tmp_path, cache_dir, monkeypatch
+):
+    """SIGTERM (a second one, or outside the steps: raised at once) while step 2's checkpoint is half
+    written: step 1's stays the loadable checkpoint, no partial file remains, and the rerun trains steps
+    2 and 3 from it (docs/faults.md, "Interruptions keep every step")."""
+    import torch
+
+    from align_lab.train import checkpoint_io
+
+    save = checkpoint_io.torch.save
+
+    def half_written(obj, path):
+        if obj["step"] == 2:
+            Path(path).write_bytes(b"PK\x03\x04 half a zip")  # what a write stopped midway leaves
+            raise Interrupted("SIGTERM")
+        save(obj, path)
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", half_written)
+    run_dir, ckpt = tmp_path / "run", tmp_path / "run" / "checkpoints"
+    with pytest.raises(RunStopped) as e:
+        run_in_process([], run_dir, cache_dir)  # SMALL: 3 steps, a checkpoint each
+    assert str(e.value).startswith("interrupted by SIGTERM; resume from step 1 with: ")
+    assert sorted(p.name for p in ckpt.iterdir()) == ["last", "state-00000001.pt"]
+    assert torch.load(checkpoint_io.checkpoint_file(ckpt), weights_only=False)["step"] == 1
+    monkeypatch.setattr(checkpoint_io.torch, "save", save)
+    assert run_in_process([], run_dir, cache_dir)["status"] == "completed"
+    assert checkpoint_step(ckpt) == 3 and logged_steps(run_dir) == [1, 2, 3]
+
+
+@pytest.mark.fast
+def test_a_run_interrupted_before_its_first_checkpoint_counts_that_segment_in_its_wall_time(
+    tmp_path, cache_dir, monkeypatch
+):
+    """Ctrl-C while the stages are built ('resume from step 0 with: ...'), then the command again: the
+    rerun's time/total_s was its own segment alone (the interrupted one, a second here, was dropped as if
+    the user had deleted the checkpoints to start again)."""
+    from align_lab.study import run as run_module
+
+    def slow_then_interrupted(*args, **kwargs):
+        time.sleep(1.0)
+        raise Interrupted("SIGINT")
+
+    run_dir = tmp_path / "run"
+    monkeypatch.setattr(run_module, "build_run", slow_then_interrupted)
+    with pytest.raises(RunStopped, match="^interrupted by SIGINT; resume from step 0 with: "):
+        run_in_process([], run_dir, cache_dir)
+    (first,) = json.loads((run_dir / "summary.json").read_text())["segments_s"]
+    assert first >= 1.0
+    monkeypatch.undo()
+    summary = run_in_process([], run_dir, cache_dir)
+    assert summary["status"] == "completed" and summary["time/segments"] == 2
+    assert summary["segments_s"][0] == first
+    assert summary["time/total_s"] == pytest.approx(sum(summary["segments_s"]), abs=0.5)
+
+
+@pytest.mark.fast
+def test_a_signal_while_a_sequential_studys_plan_is_checked_puts_its_folder_back(tmp_path, monkeypatch):
+    """As for a sweep's admission: the plan's checks (which compose every arm's config) restored the
+    sweep folder on an Exception only."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from align_lab import admission
+    from hydra_plugins.align_lab_launcher import waves
+
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    (sweep_dir / "multirun.yaml").write_text("the earlier sweep's")
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep_dir)}}})
+    launcher = SimpleNamespace(config=config, sweep_folder=admission.SweepFolder(config))
+    (sweep_dir / "multirun.yaml").write_text("this sweep's")
+
+    def checked_plan(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(waves, "_checked_plan", checked_plan)
+    with pytest.raises(KeyboardInterrupt):
+        waves.run_waves(launcher, [["algo=ppo"]], 0)
+    assert (sweep_dir / "multirun.yaml").read_text() == "the earlier sweep's"

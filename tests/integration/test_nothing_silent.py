@@ -125,3 +125,28 @@ def test_the_training_code_digest_covers_the_loop_and_not_the_results():
 
     assert (PACKAGE / "train" / "online.py").is_file() and "train" in TRAINING_CODE
     assert "results" not in TRAINING_CODE and "tracking" not in TRAINING_CODE
+
+
+@pytest.fixture(scope="module")
+def completed_at_2(tmp_path_factory, cache_dir):
+    """A run of train.steps=2, completed (its checkpoint kept, as by default)."""
+    run_dir = tmp_path_factory.mktemp("completed") / "run"
+    assert run_in_process(["train.steps=2"], run_dir, cache_dir)["status"] == "completed"
+    return run_dir
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("steps,unit", [(1, "step"), (3, "steps")])
+def test_a_rerun_of_a_completed_run_with_other_train_steps_says_what_was_completed(
+    completed_at_2, cache_dir, steps, unit
+):
+    """Before: one line saying the folder holds 'a completed run of another config', naming no key, and
+    faults.md promised that a completed run could be extended with more train.steps."""
+    with pytest.raises(ConfigError) as e:
+        admit_resume(completed_at_2, cache_dir, f"train.steps={steps}")
+    assert str(e.value) == (
+        f"train.steps={steps}: hydra.run.dir={completed_at_2} holds this run completed at train.steps=2 "
+        "(a completed run is not extended or cut); choose another hydra.run.dir to train it for "
+        f"{steps} {unit}"
+    )
+    assert admit_resume(completed_at_2, cache_dir, "train.steps=2").completed  # the same: reported as it is

@@ -186,3 +186,37 @@ def test_a_run_key_changed_between_looks_is_one_line_naming_it_and_nothing_is_re
     assert (sweep / "plan.json").read_text() == written
     assert (sweep / "multirun.yaml").read_text() == "# the sweep that wrote plan.json\n"
     assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml", "plan.json"]
+
+
+def test_a_replay_whose_arms_list_their_keys_in_another_order_runs_its_recorded_wave(tmp_path, cache_dir):
+    # the same sweep, its keys typed in another order: check_replay compares each arm's keys and values,
+    # so the runs are the same; the wave's jobs, compared as lists, raised RuntimeError("plan changed?")
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from align_lab.results.plan_record import seeds_run
+
+    sweep = tmp_path / "reordered"
+    sweep.mkdir()
+    claim = 'claims=["3 > 2 on step"]'
+    plan = "plan={start: 2, wave: 2, max_seeds: 2}"
+    args = study_args(cache_dir, sweep, "train.steps=2,3", "compare_by=train.steps", claim, plan=plan)
+    task = [a for a in args if a != "-m" and not a.startswith("hydra.")]
+    (batch,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(task), None)
+    jobs = [[*reversed(job), f"seed={s}"] for s in (0, 1) for job in batch]  # wave 1, keys reversed
+    record = {
+        "plan": {"start": 2, "wave": 2, "max_seeds": 2, "budget_s": None, "alpha": 0.05},
+        "claims": ["3 > 2 on step"],
+        "compare_by": "train.steps",
+        "arms": ["2", "3"],
+        "waves": [{"seeds": [0, 1], "arms": ["2", "3"], "jobs": jobs}],
+        "looks": [],
+        "elapsed_s": 1.0,
+        "stopped": "",
+    }
+    record["seeds_run"] = seeds_run(record)
+    (sweep / "plan.json").write_text(json.dumps(record, indent=1))
+    result = forked()(args, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert run_folders(sweep) == sorted(f"{i}_reinforce_pp_seed{i // 2}" for i in range(4))
+    assert len(read_record(sweep)["looks"]) == 1

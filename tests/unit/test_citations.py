@@ -1,7 +1,8 @@
 """What comments and docs cite exists: a section of a markdown file (`spec.md 9.1`, `design.md section 9`,
 `algorithms.md 1.3`: the number must head a section of that file), a repository file or folder
-(`docs/x.md`, `align_lab/train/micro.py`, `train/micro.py` inside the package, `conf/algo/`), and in
-docs a folder named in a code span (`reference/`).
+(`docs/x.md`, `align_lab/train/micro.py`, `train/micro.py` inside the package, `conf/algo/`), a bare file
+name in a code comment or docstring (`token_budget.py`: some file of the repository has that name, or it is
+a peer's file in PEER_FILES), and in docs a folder named in a code span (`reference/`).
 
 Scanned: the comments and strings of the Python files, and the comment lines of the YAML and shell files,
 in align_lab/, hydra_plugins/, conf/, sweeps/, scripts/, benchmarks/ and tests/; README.md, docs/*.md and
@@ -130,6 +131,49 @@ def bad_folder_spans(spans: list[str], where: str, root: Path = ROOT) -> list[st
     return bad
 
 
+# a bare file name (`token_budget.py`, `design.md`), not part of a path; data files (summary.json) are
+# what the code writes, so only .py and .md are checked
+BARE_NAME = re.compile(r"(?<![\w/.-])([\w-]+\.(?:py|md))(?![\w/-])")
+# peers' files that comments cite beside the peer (verl's core_algos.py L1025), and the docs' example env
+PEER_FILES = {
+    "agent_loop.py", "config_ppo.py", "core_algos.py", "cpo_trainer.py", "experience_maker.py",
+    "functional.py", "grpo_trainer.py", "kto_trainer.py", "loss.py", "orpo_trainer.py",
+    "rollout_corr_helper.py", "samples_generator.py", "tool_agent_loop.py", "my_envs.py",
+}  # fmt: skip
+
+
+def cited_texts(path: Path) -> list[str]:
+    """The comments and docstrings (triple-quoted strings) of a Python file, the comment lines of a YAML
+    or shell file: where a bare file name cites a file (a test's other strings name files it writes)."""
+    if path.suffix != ".py":
+        return comment_texts(path)
+    tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+    quoted = ('"""', "'''")
+    return [
+        t.string
+        for t in tokens
+        if t.type == tokenize.COMMENT or t.string.lstrip("rbuRBU").startswith(quoted)  # only strings start so
+    ]
+
+
+def repo_names(root: Path) -> set[str]:
+    """Every file name in the repository: its top-level files and the files under its code and docs."""
+    names = {p.name for p in root.iterdir() if p.is_file()}
+    for d in (*CODE_DIRS, "docs"):
+        names |= {p.name for p in (root / d).rglob("*") if p.is_file() and not ignored(p)}
+    return names
+
+
+def bad_bare_names(texts: list[str], where: str, names: set[str]) -> list[str]:
+    """Each bare file name that `texts` cite and that no file of the repository (`names`) has."""
+    return [
+        f"{where}: cites {name}, which no file of the repository is named"
+        for text in texts
+        for name in BARE_NAME.findall(text)
+        if name not in names and name not in PEER_FILES
+    ]
+
+
 # the tests of these checks plant bad citations on purpose
 PLANTED = {ROOT / "tests/unit/test_citations.py", ROOT / "tests/unit/test_docs.py"}
 
@@ -154,6 +198,32 @@ def test_every_comment_cites_what_exists(folder: str) -> None:
         if path.is_relative_to(ROOT / folder):
             bad += bad_citations(comment_texts(path), str(path.relative_to(ROOT)))
     assert bad == []
+
+
+@pytest.mark.parametrize("folder", CODE_DIRS)
+def test_every_bare_file_name_in_a_comment_exists(folder: str) -> None:
+    """`plan.py` cited after plan.py was removed: a bare name has no path for the checks above."""
+    names, bad = repo_names(ROOT), []
+    for path in code_files():
+        if path.is_relative_to(ROOT / folder):
+            bad += bad_bare_names(cited_texts(path), str(path.relative_to(ROOT)), names)
+    assert bad == []
+
+
+def test_the_bare_name_check_finds_a_removed_file(tmp_path: Path) -> None:
+    (tmp_path / "align_lab/train").mkdir(parents=True)
+    (tmp_path / "align_lab/train/micro.py").touch()
+    code = tmp_path / "align_lab/train/loop.py"
+    code.write_text(
+        '"""Micro-batches (micro.py), the plan\'s check (plan.py); verl\'s core_algos.py L1025."""\n'
+        "# token_budget.py, train/micro.py, micro.pyc\n"
+        "x = 'notes.py'  # a file this code writes: a plain string, not a citation\n"
+    )
+    names = repo_names(tmp_path)
+    assert bad_bare_names(cited_texts(code), "loop.py", names) == [
+        "loop.py: cites plan.py, which no file of the repository is named",
+        "loop.py: cites token_budget.py, which no file of the repository is named",
+    ]
 
 
 # docs/spec.md is a verbatim copy (the last test); its paths are the peers' repositories'

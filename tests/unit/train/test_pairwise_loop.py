@@ -13,10 +13,21 @@ from align_lab.rollout.hf import Samples
 from align_lab.tracking import read_metrics
 from align_lab.train.common import Counters
 from align_lab.train.distributed import Group
-from align_lab.train.pairwise import SamplingPolicy, pad_right, sample_pairs
+from align_lab.train.pairwise import SamplingPolicy, sample_pairs
 from tests.conftest import run_in_process
 
 EOS = 2
+
+
+def pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id lists -> right-padded ids and response mask, (B, T), as an engine's Samples hold them."""
+    width = max(1, max(len(r) for r in rows))
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(rows), width))  # (B, T)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1.0
+    return ids, mask
 
 
 class ScriptedEngine:
