@@ -162,7 +162,10 @@ def check(a: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     check(a)
-    commit, why = (a.baseline, "given on the command line") if a.baseline else read_baseline()
+    if a.baseline or a.baseline_dir:
+        commit, why = a.baseline or "", "given on the command line"
+    else:
+        commit, why = read_baseline()
     bands = {"step time": a.time_band, "peak memory": a.memory_band}
     workloads = {"toy": TOY, **({"smollm2": SMOLLM2} if a.smollm2 else {})}
     print(machine_line(machine()), flush=True)
