@@ -119,7 +119,7 @@ def test_same_seed_gives_identical_metrics(tmp_path, cache_dir):
     run_in_process(["seed=7"], tmp_path / "a", cache_dir)
     run_in_process(["seed=7"], tmp_path / "b", cache_dir)
     run_in_process(["seed=8"], tmp_path / "c", cache_dir)
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]  # noqa: E731
     a, b, c = (strip(read_metrics(tmp_path / x / "metrics.jsonl")) for x in "abc")
     assert a == b
     assert a != c
@@ -187,7 +187,7 @@ def test_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(tmp_pat
     assert json.loads((tmp_path / "resumed" / "summary.json").read_text())["status"] == "failed"
     monkeypatch.setattr(JsonlTracker, "log", original)
     run_in_process(["seed=3", "train.steps=4"], tmp_path / "resumed", cache_dir)
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]  # noqa: E731
     full = strip(read_metrics(tmp_path / "full" / "metrics.jsonl"))
     resumed = strip(read_metrics(tmp_path / "resumed" / "metrics.jsonl"))
     assert resumed == full
