@@ -78,6 +78,12 @@ def test_online_metrics_include_phase_times_and_compute_counters(tmp_path, cache
     # 16 responses per step: reward queries are counted exactly, tokens cumulatively
     assert first["counters/reward_queries"] == 16 and second["counters/reward_queries"] == 32
     assert second["counters/generated_tokens"] > first["counters/generated_tokens"] > 0
+    # the roofline figures (train/roofline.py; tests/conftest.py gives the machine's limits): each step's,
+    # the decode steps its longest response took, and their means in summary.json
+    assert first["perf/rollout_mbu"] > 0 and first["perf/update_mfu"] > 0
+    assert first["perf/decode_steps"] >= first["train/response_length"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["perf/rollout_mbu"] > 0 and summary["perf/update_mfu"] > 0
 
 
 MISMATCH = ("rollout/mismatch_kl", "rollout/mismatch_ratio_outside", "rollout/mismatch_ratio_max")
