@@ -1,8 +1,10 @@
-"""python -m benchmarks list | run NAME [--smoke] [ARGS ...]: the benchmark suite's one entry point.
+"""python -m benchmarks list | run NAME [--smoke] [ARGS ...] | gate: the benchmark suite's one entry point.
 
 `list` prints every benchmark with what it needs; `run` checks that this Python has what the benchmark
 needs (one line saying how to get it, exit code 2, otherwise), then runs it with ARGS; `--smoke` adds
 the benchmark's own arguments for a run of seconds (what tests/integration/test_benchmarks.py runs).
+`gate` compares the current code with a recorded baseline commit and exits 1 on a regression
+(benchmarks/gate.py).
 Run it from the repository root."""
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ def main(argv: list[str]) -> int:
     run = sub.add_parser("run", help="run one benchmark")
     run.add_argument("name")
     run.add_argument("--smoke", action="store_true", help="its arguments for a run of seconds")
+    sub.add_parser(
+        "gate", help="step time and memory against the baseline commit (benchmarks/gate.py)", add_help=False
+    )
     a, rest = parser.parse_known_args(argv)  # the rest: the benchmark's own arguments
+    if a.command == "gate":
+        from benchmarks import gate
+
+        return gate.main(rest)
     if a.command == "list" and rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     benchmarks = suite()

@@ -60,6 +60,11 @@ if [[ $vllm_status -eq 124 || $vllm_status -eq 137 ]]; then
   echo "scripts/test.sh: the vLLM tests ran past ${vllm_limit} s (ALIGN_LAB_VLLM_TEST_TIMEOUT) and were stopped" >&2
 fi
 [[ $vllm_status -eq 0 ]] || exit "$vllm_status"
+# the regression gate (benchmarks/gate.py, docs/performance.md): the toy run against the baseline commit of
+# benchmarks/gate_baseline.txt, at the tests' sizes, with bands wide enough for a shared machine (it
+# catches a step that doubles; the default bands need a quiet one); about a minute and a half
+timeout --kill-after=30 300 .venv/bin/python -m benchmarks gate --tiny --steps 4 --rounds 3 \
+  --time-band 1.0 --memory-band 0.25
 # two workers (pytest-xdist): tests/conftest.py caps each run at one torch thread (OMP_NUM_THREADS=1), so two
 # tests share two cores; worksteal: a worker that runs out of tests takes queued ones from the other (with
 # the default "load", one worker sat idle at the end while the other still held a queue)

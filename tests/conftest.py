@@ -22,6 +22,9 @@ os.environ.setdefault("WANDB_SILENT", "true")
 # A run on its own uses every core by default; the test command runs two tests at once (two workers),
 # so each run takes one thread (OMP_NUM_THREADS caps the default), unless a test sets hardware.num_threads
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# the machine's bandwidth and matmul rate for the runs' perf/ figures (train/roofline.py): given, so that no
+# test measures them (a second of both cores) or writes them to the user's cache
+os.environ.setdefault("ALIGN_LAB_MACHINE_LIMITS", "1e10,1e11")
 # `datasets` caches every file it reads; keep that out of the user's home (set before it is imported),
 # in a folder removed when this test process ends (each xdist worker made one and left it before)
 if "HF_DATASETS_CACHE" not in os.environ:

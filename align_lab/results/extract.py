@@ -25,6 +25,10 @@ FINAL_METRICS = (
     ("counters/generated_tokens", "generated tokens"),
     ("counters/trained_tokens", "trained tokens"),
     ("memory/peak_mb", "peak memory (MB)"),
+    # the run's mean fraction of the machine's measured bandwidth (rollout) and matmul rate (update):
+    # train/roofline.py, docs/performance.md
+    ("perf/rollout_mbu", "rollout MBU"),
+    ("perf/update_mfu", "update MFU"),
 )
 # Cumulative compute. trained_tokens: response tokens in the policy's loss, summed over its updates
 # (online: each minibatch of each epoch; pairwise: chosen + rejected of each step's pairs), so an

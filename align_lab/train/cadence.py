@@ -3,10 +3,12 @@ interruption (train/preemption.py), and finish the run."""
 
 from __future__ import annotations
 
+from align_lab.cache import default_cache_dir
 from align_lab.rollout.base import weights_version
 from align_lab.tracking.samples import cap_texts
 from align_lab.train.context import Context
 from align_lab.train.resume import checkpoint
+from align_lab.train.roofline import observe, run_means
 
 
 def due(step: int, every: int, last: int) -> bool:
@@ -62,6 +64,7 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
             evaluation = result.metrics
             metrics |= evaluation
     if main:
+        metrics |= observe(ctx.perf, ctx.policy, default_cache_dir(), metrics, done)  # perf/ figures
         ctx.tracker.log(metrics, step=done)
         if evaluation is not None and ctx.train.keep_eval_samples:
             ctx.tracker.samples(cap_texts(result.records, ctx.train.eval_text_chars), step=done)
@@ -91,4 +94,4 @@ def finish(ctx: Context, named: dict, algo, final: dict | None) -> dict:
     ctx.preemption.steps_end()  # a signal during the checkpoint stops the run now; in the evaluation, at once
     if final is None and (main or backend.every_rank_forwards(ctx.group)):
         final = evaluate_now(ctx).metrics  # its samples were written when the last step was logged
-    return final if main else {}
+    return (final | run_means(ctx.perf)) if main else {}  # with the run's mean perf/ figures

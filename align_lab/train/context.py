@@ -61,6 +61,8 @@ class Context:
     reference_draws: dict = field(default_factory=dict)
     # the online updates' forwards as `auto` ran them (train/token_budget.py `see`), for the summary
     realized: dict = field(default_factory=dict)
+    # the run's roofline state (train/roofline.py observe): the policy's sizes, the machine's limits
+    perf: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.memory is not None:  # dataclasses.replace of a built Context: planned already

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
 from align_lab.rl import kl_penalty, masked_sum, rollout_mismatch
 from align_lab.train.common import Counters
+from align_lab.train.roofline import kv_positions
 
 
 @contextmanager
@@ -43,6 +44,11 @@ def step_metrics(
         "time/step_s": sum(times.values()),
         "time/generated_tokens_per_s": int(mask.sum()) / max(times["time/rollout_s"], 1e-9),
         **{f"counters/{k}": v for k, v in counters.items()},
+        # what the rollout's bandwidth figure needs (train/roofline.py): a decode step per position of
+        # the longest response, and the KV positions the rows read
+        "perf/decode_steps": mask.shape[1],
+        "perf/kv_positions": kv_positions(rollout.prompt_attn.sum(-1), mask.sum(-1)),
+        "perf/response_tokens": int(mask.sum()),
     }
 
 

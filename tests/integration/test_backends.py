@@ -37,7 +37,7 @@ def _torch_rows(algo: str, tmp_path_factory, cache_dir) -> list[dict]:
 
 
 def _strip(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]
 
 
 @pytest.mark.parametrize(
@@ -75,7 +75,7 @@ def test_zero3_rollouts_from_a_whole_copy_equal_those_gathered_layer_by_layer(tm
     for whole in (True, False):
         run_in_process([*base, f"rollout.zero3_whole_copy={whole}"], tmp_path / str(whole), cache_dir)
         rows[whole] = [
-            {k: v for k, v in r.items() if not k.startswith(("time/", "rollout/mismatch"))}
+            {k: v for k, v in r.items() if not k.startswith(("time/", "perf/", "rollout/mismatch"))}
             for r in _rows(tmp_path / str(whole))
         ]
     assert len(rows[True]) == 2 and rows[True] == rows[False]

@@ -378,7 +378,7 @@ def test_an_interrupted_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(
 
     def without_time(path: Path) -> list[dict]:
         rows = [json.loads(line) for line in path.read_text().splitlines()]
-        return [{k: v for k, v in r.items() if not k.startswith(("time/", "memory/"))} for r in rows]
+        return [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/", "memory/"))} for r in rows]
 
     assert without_time(run_dir / "metrics.jsonl") == without_time(straight / "metrics.jsonl")
 

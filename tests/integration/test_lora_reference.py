@@ -15,7 +15,7 @@ from tests.unit.rollout.test_rollout_sampling import with_lora
 
 
 def untimed(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith(("time/", "memory/"))} for r in rows]
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/", "memory/"))} for r in rows]
 
 
 def storages(model) -> set[int]:

@@ -14,7 +14,7 @@ from tests.conftest import run_in_process
 
 
 def untimed(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]
 
 
 @pytest.mark.parametrize("algo", ["simpo", "orpo"])

@@ -78,6 +78,12 @@ def test_online_metrics_include_phase_times_and_compute_counters(tmp_path, cache
     # 16 responses per step: reward queries are counted exactly, tokens cumulatively
     assert first["counters/reward_queries"] == 16 and second["counters/reward_queries"] == 32
     assert second["counters/generated_tokens"] > first["counters/generated_tokens"] > 0
+    # the roofline figures (train/roofline.py; tests/conftest.py gives the machine's limits): each step's,
+    # the decode steps its longest response took, and their means in summary.json
+    assert first["perf/rollout_mbu"] > 0 and first["perf/update_mfu"] > 0
+    assert first["perf/decode_steps"] >= first["train/response_length"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["perf/rollout_mbu"] > 0 and summary["perf/update_mfu"] > 0
 
 
 MISMATCH = ("rollout/mismatch_kl", "rollout/mismatch_ratio_outside", "rollout/mismatch_ratio_max")
@@ -119,7 +125,7 @@ def test_same_seed_gives_identical_metrics(tmp_path, cache_dir):
     run_in_process(["seed=7"], tmp_path / "a", cache_dir)
     run_in_process(["seed=7"], tmp_path / "b", cache_dir)
     run_in_process(["seed=8"], tmp_path / "c", cache_dir)
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]  # noqa: E731
     a, b, c = (strip(read_metrics(tmp_path / x / "metrics.jsonl")) for x in "abc")
     assert a == b
     assert a != c
@@ -187,7 +193,7 @@ def test_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(tmp_pat
     assert json.loads((tmp_path / "resumed" / "summary.json").read_text())["status"] == "failed"
     monkeypatch.setattr(JsonlTracker, "log", original)
     run_in_process(["seed=3", "train.steps=4"], tmp_path / "resumed", cache_dir)
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]  # noqa: E731
     full = strip(read_metrics(tmp_path / "full" / "metrics.jsonl"))
     resumed = strip(read_metrics(tmp_path / "resumed" / "metrics.jsonl"))
     assert resumed == full

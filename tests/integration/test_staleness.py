@@ -17,7 +17,7 @@ SEEDED = ["rollout.seed_per_sample=true"]  # the sampling thread must not draw f
 def numbers(run_dir) -> list[dict]:
     """Every logged metric but the timings (which differ run to run)."""
     return [
-        {k: v for k, v in r.items() if not k.startswith("time/")}
+        {k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))}
         for r in read_metrics(run_dir / "metrics.jsonl")
     ]
 

@@ -21,7 +21,7 @@ SLURM_ENV = Path(os.environ.get("SLURM_CI_DIR", "/tmp/slurm-ci")) / "env.sh"
 
 
 def no_times(rows):
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]
 
 
 def cli_args(cache_dir, *extra):

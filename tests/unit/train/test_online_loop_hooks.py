@@ -80,7 +80,7 @@ def test_stateful_algorithms_resume_to_identical_metrics(overrides, tmp_path, ca
         run_in_process(overrides, tmp_path / "resumed", cache_dir)
     monkeypatch.setattr(JsonlTracker, "log", original)
     run_in_process(overrides, tmp_path / "resumed", cache_dir)
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]  # noqa: E731
     full = strip(read_metrics(tmp_path / "full" / "metrics.jsonl"))
     assert strip(read_metrics(tmp_path / "resumed" / "metrics.jsonl")) == full
     assert "train/reward_running_mean" in full[-1]

@@ -1,0 +1,51 @@
+"""The regression gate's arithmetic (benchmarks/gate.py): per-round ratios, their verdict, the baseline
+file; the gate's runs are tested in tests/integration/test_benchmarks_gate.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import gate
+from benchmarks.harness import Run
+
+
+def test_round_ratios_pair_each_round():
+    rows = [
+        {"round": 0, "arm": "current", "step_s": 0.30},
+        {"round": 0, "arm": "baseline", "step_s": 0.20},
+        {"round": 1, "arm": "baseline", "step_s": 0.25},
+        {"round": 1, "arm": "current", "step_s": 0.25},
+    ]
+    # round 0: 0.30 / 0.20 = 1.5; round 1: 0.25 / 0.25 = 1.0
+    assert gate.round_ratios(rows, "step_s") == pytest.approx([1.5, 1.0])
+
+
+def test_verdict_names_metric_ratio_and_band():
+    bands = {"step time": 0.10, "peak memory": 0.05}
+    # 1.10 is on the band's edge: passes; 1.06 > 1.05 fails
+    lines = gate.verdict({"step time": 1.10, "peak memory": 1.06}, bands, "toy")
+    assert lines == ["gate: toy peak memory 1.06x the baseline's, beyond its band +5%"]
+    assert gate.verdict({"step time": 0.8, "peak memory": 1.0}, bands, "toy") == []
+
+
+def test_figures_skip_the_first_step():
+    rows = [{"time/step_s": 9.0}, {"time/step_s": 0.2}, {"time/step_s": 0.4}, {"time/step_s": 0.3}]
+    # median of 0.2, 0.4, 0.3 = 0.3
+    f = gate.figures(Run(rows, {}, 1.0, 500.0))
+    assert (f.step_s, f.peak_mib) == (0.3, 500.0)
+
+
+def test_baseline_file(tmp_path):
+    commit, why = gate.read_baseline()  # the recorded one: a full commit and a reason
+    assert len(commit) == 40 and why
+    bad = tmp_path / "b.txt"
+    bad.write_text("# a comment\nabc123\n")
+    with pytest.raises(SystemExit, match="one commit line and one 'why:' line"):
+        gate.read_baseline(bad)
+
+
+def test_bad_arguments_are_one_line_before_any_run():
+    with pytest.raises(SystemExit, match="--steps=1: must be at least 2"):
+        gate.check(gate.parser().parse_args(["--steps", "1"]))
+    with pytest.raises(SystemExit, match="--time-band=-0.1: must be 0 or more"):
+        gate.check(gate.parser().parse_args(["--time-band", "-0.1"]))
