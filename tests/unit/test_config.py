@@ -27,6 +27,12 @@ def required(group: str, choice: str, assets) -> list[str]:
         "reward/function": ["reward.path=align_lab.rewards.function:word_count"],
         "task/hf_prefs": [*task, f"task.path={assets.prefs_jsonl}"],
         "task/hf_prompts": [*task, f"task.path={assets.prompts_parquet}"],
+        "task/verifiable_data": [
+            *task,
+            f"task.path={ROOT / 'examples' / 'questions.jsonl'}",
+            "task.prompt_column=question",
+            "model.max_prompt_tokens=48",
+        ],
         "task/hh_rlhf": [*task, f"task.path={assets.hh_jsonl}", "task.eval_split=null"],
         "task/tldr": [*task, f"task.path={assets.tldr_parquet}", "task.eval_split=null"],
     }.get(f"{group}/{choice}", [])
