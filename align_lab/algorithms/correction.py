@@ -1,5 +1,6 @@
-"""The rollout-correction keys every online algorithm takes (the RolloutCorrection dataclass mixin), their
-checks, and the stop of a run whose correction trains nothing (docs/off_policy.md). `batch` is always a
+"""The rollout correction, a part every online algorithm builds from its rollout-correction keys
+(RolloutCorrection, a frozen dataclass: online.OnlineBase declares the keys), its checks, and the stop
+of a run whose correction trains nothing (docs/off_policy.md). `batch` is always a
 minibatch's algorithms.base.Rollout (not imported: base imports this module)."""
 
 from __future__ import annotations
@@ -38,10 +39,11 @@ class Corrected:
     stats: dict
 
 
-@dataclass
+@dataclass(frozen=True)
 class RolloutCorrection:
-    """The off-policy correction keys every online algorithm takes (a dataclass mixin: its fields come
-    first; docs/off_policy.md). The defaults (none, no rules, ppo_anchor=old) leave every loss as it was.
+    """The off-policy correction of every online algorithm (a part: OnlineBase builds it from the keys of
+    the same names; docs/off_policy.md). The defaults (none, no rules, ppo_anchor=old) leave every loss
+    as it was.
 
     The weights and masks are rl.correction_weights of log pi_target - log pi_rollout, pi_rollout the
     engine's distribution (rollout.rollout_logprobs) and pi_target pi_old (correction_ratio=old:
@@ -67,6 +69,9 @@ class RolloutCorrection:
     reject_ratio: str | None = None
     reject_negative_only: bool = False
     max_rejected_steps: int = 3
+
+    def __post_init__(self) -> None:
+        check_correction(self)
 
     def anchor(self, batch) -> Tensor:
         """(B, T) the log-probs a ratio divides by: pi_old's, or the engine's with ppo_anchor=rollout."""
@@ -140,8 +145,9 @@ def _behaviour(batch) -> Tensor:
     return batch.rollout_logprobs
 
 
-def check_correction(algo: RolloutCorrection, ratio: bool) -> None:
-    """The checks of the correction keys; `ratio`: the algorithm has a policy ratio to anchor."""
+def check_correction(algo: RolloutCorrection) -> None:
+    """The checks of the correction keys (an algorithm without a policy ratio also needs ppo_anchor=old:
+    base.check_online)."""
     mode, level = algo.rollout_correction, algo.correction_level
     check(mode in CORRECTIONS, "rollout_correction", mode, f"one of {CORRECTIONS}")
     check(level in CORRECTION_LEVELS, "correction_level", level, f"one of {CORRECTION_LEVELS}")
@@ -171,12 +177,6 @@ def check_correction(algo: RolloutCorrection, ratio: bool) -> None:
         f"one of {CORRECTION_RATIOS}",
     )
     check(algo.ppo_anchor in PPO_ANCHORS, "ppo_anchor", algo.ppo_anchor, f"one of {PPO_ANCHORS}")
-    check(
-        ratio or algo.ppo_anchor == "old",
-        "ppo_anchor",
-        algo.ppo_anchor,
-        "old for an algorithm without a policy ratio",
-    )
     check(
         not algo.normalize_weights or mode in ("tis", "mis"),
         "normalize_weights",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from align_lab.algorithms.base import Rollout
-from align_lab.rl import clip_reward
+from align_lab.algorithms.parts import RewardClip
 from align_lab.value_checks import check
 
 
@@ -26,15 +26,15 @@ def episode_return(rollout: Rollout) -> Tensor:
     return total_return(rollout.scores, rollout.turn_rewards)
 
 
-def clip_episode(outcome: Tensor, turns: Tensor | None, bound: float | None, low: float | None) -> Tensor:
+def clip_episode(outcome: Tensor, turns: Tensor | None, clipping: RewardClip) -> Tensor:
     """(B,) the outcome reward after the reward clip of the episode's total (outcome + turn rewards):
     the turns keep their rewards and the outcome takes up what the clip cuts, so turn_rewards_at=turn
     and last see the same clipped total (OpenRLHF clamps its one sequence reward, an agent's summed
-    step rewards). Without turn rewards: clip_reward(outcome)."""
+    step rewards). Without turn rewards: the clip of the outcome."""
     if turns is None:
-        return clip_reward(outcome, bound, low)
+        return clipping(outcome)
     total = total_return(outcome, turns)  # (B,)
-    return outcome + (clip_reward(total, bound, low) - total)
+    return outcome + (clipping(total) - total)
 
 
 OBSERVATION_STEPS = ("skip", "step")

@@ -11,16 +11,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import (
-    CriticAlgorithm,
-    Rollout,
-    RolloutCorrection,
-    check_clip,
-    check_critic,
-    check_online,
-    check_reward_clip,
-    clip_bounds,
-)
+from align_lab.algorithms.base import Rollout, check_critic, check_online
 from align_lab.algorithms.credit import (
     check_credit,
     clip_episode,
@@ -28,15 +19,14 @@ from align_lab.algorithms.credit import (
     placed_rewards,
     total_return,
 )
-from align_lab.algorithms.shared import KLClamp, RatioClip, RewardClip
+from align_lab.algorithms.online import OnlineBase, part
+from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip, RewardClip
 from align_lab.rl import (
     KL_CONTROLLER_INPUTS,
     adaptive_kl_coef,
     aggregate_loss,
-    clipped_surrogate,
     clipped_value_loss,
     gae,
-    masked_mean,
     masked_whiten,
     observed_kl,
     running_moments,
@@ -47,8 +37,9 @@ from align_lab.value_checks import check
 
 
 @dataclass
-class PPO(RolloutCorrection, KLClamp, RatioClip, RewardClip, CriticAlgorithm):
-    """Token-level k1 KL in the reward, GAE over a learned critic, clipped surrogate and value loss."""
+class PPO(OnlineBase):
+    """Token-level k1 KL in the reward, GAE over a learned critic, clipped surrogate (parts.ClipLoss with
+    the PPOClip term, no KL in the loss) and value loss. A CriticAlgorithm (base.py) by shape."""
 
     lr: float = 1e-3
     critic_lr: float = 3e-3
@@ -63,9 +54,15 @@ class PPO(RolloutCorrection, KLClamp, RatioClip, RewardClip, CriticAlgorithm):
     lam: float = 0.95
     across_observations: str = "skip"  # multi-turn GAE: skip observation tokens (verl) | step (OpenRLHF)
     turn_rewards_at: str = "turn"  # a turn's env reward at its last token | last (verl, OpenRLHF)
+    # RatioClip's keys (parts.py)
+    clip: float = 0.2
+    clip_high: float | None = None
+    dual_clip: float | None = None
+    log_ratio_clamp: float | None = 20.0
     value_clip: float | None = 0.2
     vf_coef: float = 1.0
     reward_clip: float | None = 10.0  # RewardClip's, applied after reward_scaling / reward_norm; None = off
+    reward_clip_low: float | None = None
     reward_scaling: bool = False  # scores / running std (MOSS-RLHF --use_reward_scaling)
     reward_norm: bool = False  # scores - running mean (with reward_scaling: PPO-max reward normalisation)
     whiten_advantages: bool = True
@@ -79,6 +76,7 @@ class PPO(RolloutCorrection, KLClamp, RatioClip, RewardClip, CriticAlgorithm):
     ptx_coef: float = 0.0  # the loop adds ptx_coef * NLL of a batch of the task's demonstrations
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_online(self)
         check_critic(self)
         check(self.kl_target is None or self.kl_target > 0, "kl_target", self.kl_target, "> 0 or null")
@@ -92,7 +90,6 @@ class PPO(RolloutCorrection, KLClamp, RatioClip, RewardClip, CriticAlgorithm):
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check(0 <= self.lam <= 1, "lam", self.lam, "in [0, 1]")
         check_credit(self)
-        check_clip(self)
         check(
             self.value_clip is None or self.value_clip > 0,
             "value_clip",
@@ -100,7 +97,6 @@ class PPO(RolloutCorrection, KLClamp, RatioClip, RewardClip, CriticAlgorithm):
             "> 0 or null",
         )
         check(self.vf_coef > 0, "vf_coef", self.vf_coef, "> 0")
-        check_reward_clip(self)
         check(self.whiten_eps >= 0, "whiten_eps", self.whiten_eps, ">= 0")
         check(
             self.advantage_clip is None or self.advantage_clip > 0,
@@ -115,6 +111,14 @@ class PPO(RolloutCorrection, KLClamp, RatioClip, RewardClip, CriticAlgorithm):
         self.reward_mean, self.reward_var, self.reward_count = 0.0, 1.0, 1e-24
         # the KL coefficient in use: kl_coef until the adaptive controller (kl_target) moves it
         self.current_kl_coef = self.kl_coef
+        self.clipping = part(RatioClip, self)
+        self.reward_clipping = part(RewardClip, self)
+        aggregation = Aggregation(self.loss_aggregation)
+        self.clip_loss = ClipLoss(PPOClip(self.clipping), self.kl_term, self.correction, aggregation, False)
+
+    @property
+    def uses_critic(self) -> bool:
+        return True
 
     def state_dict(self) -> dict:
         moments = {
@@ -143,7 +147,7 @@ class PPO(RolloutCorrection, KLClamp, RatioClip, RewardClip, CriticAlgorithm):
             scores = scores - self.reward_mean
         if self.reward_scaling:
             scores = scores / running_std(self.reward_var, self.reward_count)
-        return self.clip_reward(scores)
+        return self.reward_clipping(scores)
 
     def process_rewards(self, outcome: Tensor, turns: Tensor | None) -> tuple[Tensor, Tensor | None]:
         """Multi-turn score reparameterisation of each episode's return (B,): the running moments are the
@@ -161,7 +165,7 @@ class PPO(RolloutCorrection, KLClamp, RatioClip, RewardClip, CriticAlgorithm):
         if self.reward_scaling:
             std = running_std(self.reward_var, self.reward_count)
             outcome, turns = outcome / std, turns / std
-        return clip_episode(outcome, turns, self.reward_clip, self.reward_clip_low), turns
+        return clip_episode(outcome, turns, self.reward_clipping), turns
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
         kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
@@ -185,24 +189,17 @@ class PPO(RolloutCorrection, KLClamp, RatioClip, RewardClip, CriticAlgorithm):
         return advantages, returns
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        per_token, clipped = clipped_surrogate(
-            logprobs, self.anchor(batch), batch.advantages, *clip_bounds(self)
-        )
-        corrected = self.correct(batch, per_token, logprobs)
-        policy_loss = aggregate_loss(
-            corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows
-        )
+        policy_loss, policy_stats = self.clip_loss(batch, logprobs, self.current_kl_coef)
         value_loss = aggregate_loss(
             clipped_value_loss(values, batch.values, batch.returns, self.value_clip),
             batch.mask,
             self.loss_aggregation,
         )
         stats = {
-            "train/clip_frac": masked_mean(clipped.float(), batch.mask).item(),
+            **policy_stats,
             "train/value_loss": value_loss.item(),
             "train/kl_coef": self.current_kl_coef,
             "train/reward_running_mean": self.reward_mean,
             "train/reward_running_std": running_std(self.reward_var, self.reward_count),
-            **corrected.stats,
         }
         return policy_loss + self.vf_coef * value_loss, stats

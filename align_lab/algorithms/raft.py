@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
+from align_lab.algorithms.base import Rollout, check_online
 from align_lab.algorithms.credit import episode_return
-from align_lab.algorithms.shared import KLClamp
+from align_lab.algorithms.online import OnlineBase
 from align_lab.rl import (
     aggregate_loss,
     best_of_group,
@@ -18,7 +18,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class RAFT(RolloutCorrection, KLClamp, OnlineAlgorithm):
+class RAFT(OnlineBase):
     """k samples per prompt, keep the top-1 by KL-shaped reward R = r - kl_coef sum_t KL_t, NLL on it.
 
     The advantage is the selection weight (1 on the kept response's tokens, else 0). The loss is the
@@ -33,6 +33,7 @@ class RAFT(RolloutCorrection, KLClamp, OnlineAlgorithm):
     loss_aggregation: str = "token_mean"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_online(self, ">= 2 (ranking needs k > 1 samples)", min_group_size=2, ratio=False)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
@@ -42,6 +43,6 @@ class RAFT(RolloutCorrection, KLClamp, OnlineAlgorithm):
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         kept = batch.advantages > 0  # (B, T) tokens of the selected responses
-        corrected = self.correct(batch, -logprobs, logprobs, kept)
+        corrected = self.correction.correct(batch, -logprobs, logprobs, kept)
         loss = aggregate_loss(corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows)
         return loss, {"train/clip_frac": 0.0, **corrected.stats}

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
+from align_lab.algorithms.base import Rollout, check_online
 from align_lab.algorithms.credit import episode_return
-from align_lab.algorithms.shared import KLClamp
+from align_lab.algorithms.online import OnlineBase
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
@@ -17,7 +17,7 @@ from align_lab.rl import (
 
 
 @dataclass
-class ReinforceMA(RolloutCorrection, KLClamp, OnlineAlgorithm):
+class ReinforceMA(OnlineBase):
     """Whole response = one action: advantage R - b_MA, b_MA the mean of every past reward.
 
     R = r - kl_coef * sum_t KL_t (sequence-level KL in the reward); loss -(R - b_MA) sum_t m_t l_t,
@@ -33,6 +33,7 @@ class ReinforceMA(RolloutCorrection, KLClamp, OnlineAlgorithm):
     loss_aggregation: str = "seq_mean_token_sum"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_online(self, ratio=False)
         # sum and count of all past rewards; saved with the checkpoint
         self.reward_sum, self.reward_count = 0.0, 0
@@ -53,6 +54,6 @@ class ReinforceMA(RolloutCorrection, KLClamp, OnlineAlgorithm):
         return advantages, None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        corrected = self.correct(batch, -batch.advantages * logprobs, logprobs)
+        corrected = self.correction.correct(batch, -batch.advantages * logprobs, logprobs)
         loss = aggregate_loss(corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows)
         return loss, {"train/clip_frac": 0.0, "train/reward_running_mean": self.baseline, **corrected.stats}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
+from align_lab.algorithms.base import Rollout, check_online
 from align_lab.algorithms.credit import (
     check_credit,
     clip_episode,
@@ -18,17 +18,9 @@ from align_lab.algorithms.credit import (
     observation_steps,
     placed_rewards,
 )
-from align_lab.algorithms.shared import (
-    KLClamp,
-    RatioClip,
-    RewardClip,
-    check_clip,
-    check_reward_clip,
-    clip_bounds,
-    policy_loss,
-)
+from align_lab.algorithms.online import OnlineBase, part
+from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip, RewardClip
 from align_lab.rl import (
-    clipped_surrogate,
     discounted_returns,
     group_normalize,
     masked_whiten,
@@ -38,8 +30,10 @@ from align_lab.value_checks import check
 
 
 @dataclass
-class ReinforcePP(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgorithm):
-    """Critic-free PPO-clip: token-level k1 KL in the reward, return-to-go, global batch whitening."""
+class ReinforcePP(OnlineBase):
+    """Critic-free PPO-clip: token-level k1 KL in the reward, return-to-go, global batch whitening. The
+    loss is parts.ClipLoss with the PPOClip term; with use_kl_loss (v9 Eq. 8) + kl_coef * KL per token
+    on pi_theta (with k2 its gradient is the reverse-KL policy gradient)."""
 
     lr: float = 1e-3
     epochs: int = 1
@@ -49,7 +43,13 @@ class ReinforcePP(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgor
     gamma: float = 1.0
     across_observations: str = "skip"  # multi-turn returns: skip observation tokens (verl) | step (OpenRLHF)
     turn_rewards_at: str = "turn"  # a turn's env reward at its last token | last (verl, OpenRLHF)
+    # RatioClip's keys (parts.py)
+    clip: float = 0.2
+    clip_high: float | None = None
+    dual_clip: float | None = None
+    log_ratio_clamp: float | None = 20.0
     reward_clip: float | None = 10.0  # OpenRLHF's scores clamp (RewardClip); None = verl
+    reward_clip_low: float | None = None
     whiten_unbiased: bool = False
     whiten_eps: float = 1e-8
     loss_aggregation: str = "token_mean"
@@ -57,15 +57,23 @@ class ReinforcePP(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgor
     use_kl_loss: bool = False  # KL as kl_coef * mean KL_t in the loss, on pi_theta, not in the reward
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.group_baseline:
             check_online(self, ">= 2 with group_baseline (a group of one has no baseline)", min_group_size=2)
         else:
             check_online(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check_credit(self)
-        check_clip(self)
-        check_reward_clip(self)
         check(self.whiten_eps >= 0, "whiten_eps", self.whiten_eps, ">= 0")
+        self.clipping = part(RatioClip, self)
+        self.reward_clipping = part(RewardClip, self)  # clips the episode's total (credit.clip_episode)
+        self.clip_loss = ClipLoss(
+            PPOClip(self.clipping),
+            self.kl_term,
+            self.correction,
+            Aggregation(self.loss_aggregation),
+            kl_in_loss=self.use_kl_loss,
+        )
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         scores, turns = placed_rewards(rollout, self.turn_rewards_at)  # (B,), (B, T) or None
@@ -73,7 +81,7 @@ class ReinforcePP(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgor
             # the baseline is the group's mean episode return; the turns' rewards stay at their turns
             scores = group_normalize(episode_return(rollout), self.group_size, scale_by_std=False)
             scores = scores if turns is None else scores - turns.sum(-1)
-        scores = clip_episode(scores, turns, self.reward_clip, self.reward_clip_low)  # (B,) the total clipped
+        scores = clip_episode(scores, turns, self.reward_clipping)  # (B,) the total clipped
         kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
         reward_kl_coef = 0.0 if self.use_kl_loss else self.kl_coef
         rewards = shape_token_rewards(scores, kl, rollout.mask, reward_kl_coef, turns)  # (B, T)
@@ -83,8 +91,4 @@ class ReinforcePP(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgor
         return whitened, None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        """PPO-clip on the whitened returns; with use_kl_loss (v9 Eq. 8) + kl_coef * KL per token on
-        pi_theta (with k2 its gradient is the reverse-KL policy gradient)."""
-        old = self.anchor(batch)  # (B, T)
-        per_token, clipped = clipped_surrogate(logprobs, old, batch.advantages, *clip_bounds(self))
-        return policy_loss(self, batch, logprobs, per_token, clipped, self.use_kl_loss)
+        return self.clip_loss(batch, logprobs, self.kl_coef)

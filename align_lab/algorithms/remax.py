@@ -7,9 +7,9 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
+from align_lab.algorithms.base import Rollout, check_online
 from align_lab.algorithms.credit import check_credit, episode_return, observation_steps
-from align_lab.algorithms.shared import KLClamp
+from align_lab.algorithms.online import OnlineBase
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
@@ -20,7 +20,7 @@ from align_lab.value_checks import check
 
 
 @dataclass
-class ReMax(RolloutCorrection, KLClamp, OnlineAlgorithm):
+class ReMax(OnlineBase):
     """One sample and one greedy response per prompt: A_t = G_t - r(x, y_greedy), no ratio or clip.
 
     G_t is the return-to-go of the per-token KL-shaped rewards (verl compute_remax_outcome_advantage);
@@ -40,6 +40,7 @@ class ReMax(RolloutCorrection, KLClamp, OnlineAlgorithm):
     greedy_baseline: ClassVar[bool] = True  # the loop fills rollout.baseline_scores (greedy responses)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_online(self, ratio=False)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check_credit(self, turn_rewards=False)
@@ -55,6 +56,6 @@ class ReMax(RolloutCorrection, KLClamp, OnlineAlgorithm):
         return returns - broadcast_to_tokens(rollout.baseline_scores, rollout.mask), None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        corrected = self.correct(batch, -batch.advantages * logprobs, logprobs)
+        corrected = self.correction.correct(batch, -batch.advantages * logprobs, logprobs)
         loss = aggregate_loss(corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows)
         return loss, {"train/clip_frac": 0.0, **corrected.stats}

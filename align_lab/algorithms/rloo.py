@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout, RolloutCorrection, check_online
+from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.correction import RolloutCorrection
 from align_lab.algorithms.credit import episode_return
-from align_lab.algorithms.shared import (
-    KLClamp,
-    RatioClip,
-    RewardClip,
-    check_clip,
-    check_reward_clip,
-    clip_bounds,
-)
+from align_lab.algorithms.online import OnlineBase, part
+from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip, RewardClip
 from align_lab.rl import (
     aggregate_loss,
     broadcast_to_tokens,
@@ -33,8 +29,18 @@ from align_lab.value_checks import check
 RATIOS = ("none", "sequence", "token")
 
 
+@dataclass(frozen=True)
+class Reinforce:
+    """The plain policy-gradient term -A log pi per token (no ratio, nothing clipped): RLOO's ratio=none."""
+
+    clipping: RatioClip  # unread here: no ratio (a PolicyTerm has one)
+
+    def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
+        return -batch.advantages * logprobs, torch.zeros_like(batch.mask, dtype=torch.bool)
+
+
 @dataclass
-class RLOO(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgorithm):
+class RLOO(OnlineBase):
     """k samples per prompt; each one's baseline is the mean reward of the other k - 1.
 
     Paper: R = r - kl_coef * sum_t KL_t, A_i = R_i - mean_{j!=i} R_j, loss -A_i sum_t m_t l_t (no
@@ -42,7 +48,8 @@ class RLOO(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgorithm):
     mean over sequences). OpenRLHF: token_level_kl=true (baseline on the raw scores, then per-token
     KL shaping and return-to-go), ratio=token, loss_aggregation=token_mean. reward_clip (RewardClip)
     clamps the baselined reward: the KL-shaped sequence reward's, or with token_level_kl the raw
-    score's before KL shaping (OpenRLHF, 10).
+    score's before KL shaping (OpenRLHF, 10). ratio token and none: parts.ClipLoss (no KL in the loss)
+    with the PPOClip or Reinforce term; sequence: one clipped ratio per sequence (its own loss below).
     """
 
     lr: float = 1e-3
@@ -53,9 +60,17 @@ class RLOO(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgorithm):
     token_level_kl: bool = False
     ratio: str = "none"
     loss_aggregation: str = "seq_mean_token_sum"
+    # RatioClip's keys (parts.py), read when ratio is not none
+    clip: float = 0.2
+    clip_high: float | None = None
+    dual_clip: float | None = None
+    log_ratio_clamp: float | None = 20.0
+    reward_clip: float | None = None  # RewardClip's keys
+    reward_clip_low: float | None = None
     normalize_advantages: bool = False  # (A - mean) / (std + 1e-4) over the batch (TRL normalize_advantages)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check(self.ratio in RATIOS, "ratio", self.ratio, f"one of {RATIOS}")
         check_online(self, ">= 2 (leave-one-out needs a sibling)", 2, ratio=self.ratio != "none")
         check(
@@ -64,25 +79,28 @@ class RLOO(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgorithm):
             self.ratio,
             "token or none with token_level_kl=true (a sequence ratio needs one advantage per sequence)",
         )
-        check_clip(self)
         check(
             not (self.normalize_advantages and self.token_level_kl),
             "normalize_advantages",
             self.normalize_advantages,
             "false with token_level_kl=true (TRL normalises one advantage per sequence)",
         )
-        check_reward_clip(self)
+        self.clipping = part(RatioClip, self)
+        self.reward_clipping = part(RewardClip, self)
+        term = Reinforce(self.clipping) if self.ratio == "none" else PPOClip(self.clipping)
+        aggregation = Aggregation(self.loss_aggregation)
+        self.clip_loss = ClipLoss(term, self.kl_term, self.correction, aggregation, kl_in_loss=False)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
         if self.token_level_kl:
             baselined = leave_one_out(episode_return(rollout), self.group_size)  # (B,)
-            baselined = self.clip_reward(baselined)  # (B,)
+            baselined = self.reward_clipping(baselined)  # (B,)
             rewards = shape_token_rewards(baselined, kl, rollout.mask, self.kl_coef)  # (B, T)
             return discounted_returns(rewards, rollout.mask, 1.0), None
         rewards = shape_sequence_rewards(episode_return(rollout), kl, rollout.mask, self.kl_coef)  # (B,)
         baselined = leave_one_out(rewards, self.group_size)  # (B,)
-        baselined = self.clip_reward(baselined)  # (B,)
+        baselined = self.reward_clipping(baselined)  # (B,)
         if self.normalize_advantages:
             baselined = standardize(baselined)  # (B,)
         return broadcast_to_tokens(baselined, rollout.mask), None
@@ -91,26 +109,18 @@ class RLOO(RolloutCorrection, KLClamp, RatioClip, RewardClip, OnlineAlgorithm):
         if self.ratio == "sequence":
             # one ratio per sequence; its advantage is the same on every kept token
             seq_logprobs = masked_sum(logprobs, batch.mask, dim=-1)  # (B,)
-            seq_old = masked_sum(self.anchor(batch), batch.mask, dim=-1)  # (B,)
+            seq_old = masked_sum(self.correction.anchor(batch), batch.mask, dim=-1)  # (B,)
             seq_advantages = masked_mean(batch.advantages, batch.mask, dim=-1)  # (B,)
-            per_seq, clipped = clipped_surrogate(seq_logprobs, seq_old, seq_advantages, *clip_bounds(self))
+            bounds = self.clipping.bounds()
+            per_seq, clipped = clipped_surrogate(seq_logprobs, seq_old, seq_advantages, *bounds)  # (B,) each
             stats = {"train/clip_frac": clipped.float().mean().item()}
             if self.rollout_correction == "none":
                 return per_seq.mean(), stats
             # corrected: each sequence's loss on its tokens, weighted per token, mean of sequence means
             spread = per_seq[:, None].expand_as(batch.mask)  # (B, T)
-            corrected = self.correct(batch, spread, logprobs)
+            corrected = self.correction.correct(batch, spread, logprobs)
             mean = aggregate_loss(
                 corrected.per_token, corrected.mask, "seq_mean_token_mean", rows=corrected.rows
             )
             return mean, stats | corrected.stats
-        if self.ratio == "token":
-            per_token, clipped = clipped_surrogate(
-                logprobs, self.anchor(batch), batch.advantages, *clip_bounds(self)
-            )
-            clip_frac = masked_mean(clipped.float(), batch.mask).item()
-        else:
-            per_token, clip_frac = -batch.advantages * logprobs, 0.0
-        corrected = self.correct(batch, per_token, logprobs)
-        loss = aggregate_loss(corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows)
-        return loss, {"train/clip_frac": clip_frac, **corrected.stats}
+        return self.clip_loss(batch, logprobs, self.kl_coef)

@@ -7,14 +7,12 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from align_lab.algorithms.base import (
-    CriticAlgorithm,
     Rollout,
-    RolloutCorrection,
     check_critic,
     check_online,
 )
 from align_lab.algorithms.credit import check_credit, observation_steps, placed_rewards
-from align_lab.algorithms.shared import KLClamp
+from align_lab.algorithms.online import OnlineBase
 from align_lab.rl import (
     aggregate_loss,
     gae,
@@ -25,11 +23,12 @@ from align_lab.value_checks import check
 
 
 @dataclass
-class VanillaPG(RolloutCorrection, KLClamp, CriticAlgorithm):
+class VanillaPG(OnlineBase):
     """Token-level REINFORCE: return-to-go of KL-shaped rewards minus a learned baseline b_phi(s_t).
 
-    PPO with lam = 1 and neither ratio nor clip: loss -sum_t m_t stopgrad(G_t - b(s_t)) l_t, plus the
-    baseline's regression 1/2 (b(s_t) - G_t)^2 (a token mean: every state weighs the same).
+    A CriticAlgorithm (base.py) by shape. PPO with lam = 1 and neither ratio nor clip: loss
+    -sum_t m_t stopgrad(G_t - b(s_t)) l_t, plus the baseline's regression
+    1/2 (b(s_t) - G_t)^2 (a token mean: every state weighs the same).
     """
 
     lr: float = 1e-3
@@ -45,10 +44,15 @@ class VanillaPG(RolloutCorrection, KLClamp, CriticAlgorithm):
     critic_init: str = "sft"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_online(self, ratio=False)
         check_critic(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check_credit(self)
+
+    @property
+    def uses_critic(self) -> bool:
+        return True
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor]:
         kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
@@ -59,7 +63,7 @@ class VanillaPG(RolloutCorrection, KLClamp, CriticAlgorithm):
         return gae(rewards, rollout.values, rollout.mask, self.gamma, 1.0, steps)
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        corrected = self.correct(batch, -batch.advantages * logprobs, logprobs)
+        corrected = self.correction.correct(batch, -batch.advantages * logprobs, logprobs)
         policy_loss = aggregate_loss(
             corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows
         )

@@ -97,3 +97,9 @@ def test_loss_is_finite_differentiable_and_ignores_padding(choice):
     assert "train/clip_frac" in stats
     for key, value in stats.items():
         assert type(value) is float, f"{key} is {type(value).__name__}, not a plain float"
+
+
+@pytest.mark.parametrize("choice", ONLINE)
+def test_an_online_algorithm_is_at_most_three_classes_below_object(choice):
+    # issue 60 item 2: the class, at most one preset parent (GSPO's GRPO), OnlineBase; then object
+    assert len(type(built(choice)).__mro__) - 1 <= 3, type(built(choice)).__mro__

@@ -1,0 +1,105 @@
+"""The one base of every online algorithm (OnlineBase): the keys they all take beyond their own (the
+rollout correction's, the KL estimate's) built into typed parts, and the loop switches' defaults.
+
+The loop's contract is the OnlineAlgorithm Protocol (base.py), which an algorithm satisfies by shape, never
+by subclassing it; OnlineBase is a plain dataclass, so an algorithm's MRO is itself, at most one preset
+parent (GSPO's GRPO), OnlineBase and object. Hydra builds an algorithm from the flat keys of its
+conf/algo/<name>.yaml, so the keys stay the dataclass's fields and __post_init__ builds the parts from
+them; a part checks its own keys (errors name the key the user typed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
+
+from torch import Tensor
+
+from align_lab.algorithms.correction import RolloutCorrection
+from align_lab.algorithms.parts import KLTerm
+
+
+def part(cls, keys):
+    """The part `cls` built from the algorithm's flat keys of the same names (the keys users type)."""
+    return cls(**{f.name: getattr(keys, f.name) for f in fields(cls)})
+
+
+@dataclass
+class OnlineBase:
+    """The keys every online algorithm takes beyond its own, and the loop switches it may turn on.
+
+    Parts (built in __post_init__, never written after): `correction` (RolloutCorrection, from the
+    rollout-correction keys) and `kl_term` (KLTerm: kl_estimator, kl_clamp). An algorithm declares its own
+    keys as fields (lr, epochs, group_size, its defaults of kl_coef and kl_estimator) and builds its
+    loss parts from them (the PPO-clip family: parts.ClipLoss).
+    """
+
+    kl_coef: float = 0.0  # weight of the KL to the reference (in the reward or the loss)
+    kl_estimator: str = "k1"  # each algorithm's paper default
+    kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None: unbounded
+    # the rollout-correction keys (conf/algo_shared/rollout_correction.yaml; RolloutCorrection's fields)
+    rollout_correction: str = "none"
+    correction_level: str = "token"
+    sequence_ratio: str = "product"
+    correction_low: float | None = None
+    correction_high: float | None = 2.0
+    masked_in_denominator: bool = True
+    mask_is_weight: bool = False
+    correction_ratio: str = "old"
+    ppo_anchor: str = "old"
+    normalize_weights: bool = False
+    reject: list[str] = field(default_factory=list)
+    reject_low: list[float | None] = field(default_factory=list)
+    reject_high: list[float | None] = field(default_factory=list)
+    reject_ratio: str | None = None
+    reject_negative_only: bool = False
+    max_rejected_steps: int = 3
+
+    # The loop switches: train/online.py reads each from every algorithm. These are the defaults (off); an
+    # algorithm that takes one as a key declares it as a field of the same name (PPO's entropy_coef).
+    # kl_target: the adaptive KL controller's target (PPO); kl_coef may then move off 0
+    kl_target: ClassVar[float | None] = None
+    # > 0: the loop adds -entropy_coef * mean token entropy (of the minibatch) to the loss
+    entropy_coef: ClassVar[float] = 0.0
+    # > 0: the loop adds ptx_coef * NLL of a minibatch of the task's demonstrations (PPO-ptx)
+    ptx_coef: ClassVar[float] = 0.0
+    # True: the loop also samples one greedy response per prompt; its score, repeated over the prompt's
+    # group, is rollout.baseline_scores (ReMax)
+    greedy_baseline: ClassVar[bool] = False
+    # warm-up: for the first critic_pretrain_steps steps only the critic is updated, the policy rests
+    critic_pretrain_steps: ClassVar[int] = 0
+    # True: the loop drops the step's groups whose rewards are all equal and samples more prompts, at most
+    # max_resample_rounds more rounds, until the step is full (DAPO; train/dynamic_sampling.py)
+    dynamic_sampling: ClassVar[bool] = False
+    max_resample_rounds: ClassVar[int] = 0
+
+    def __post_init__(self) -> None:
+        self.correction = part(RolloutCorrection, self)
+        self.kl_term = part(KLTerm, self)
+
+    @property
+    def uses_critic(self) -> bool:
+        """True: the loop builds and trains a critic (see CriticAlgorithm) and fills rollout.values."""
+        return False
+
+    @property
+    def uses_reference(self) -> bool:
+        """False: no KL term can be non-zero, so the loop skips the reference forward (every KL is 0)."""
+        return self.kl_coef != 0 or self.kl_target is not None
+
+    def kl(self, logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
+        """(B, T) the algorithm's KL estimate of log pi - log pi_ref per token (kl_term)."""
+        return self.kl_term(logprobs, ref_logprobs)
+
+    def rejected_streak(self, stats: dict, streak: int, step: int) -> int:
+        """The correction's count of steps in a row that rejected every token (RolloutCorrection)."""
+        return self.correction.rejected_streak(stats, streak, step)
+
+    def state_dict(self) -> dict:
+        """What training changes in the algorithm (an adaptive kl_coef, running reward moments), as plain
+        values for the checkpoint; never a key (those are the fields, which training never changes)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores state_dict()'s values (default: each key is an attribute)."""
+        for key, value in state.items():
+            setattr(self, key, value)
