@@ -23,7 +23,6 @@ from align_lab.train.common import Counters
 from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
 from align_lab.train.dynamic_sampling import refill
-from align_lab.train.learner import Learner
 from align_lab.train.metrics import step_metrics, step_postfix, timed
 from align_lab.train.online_setup import Loop, setup
 from align_lab.train.resume import restore
@@ -121,61 +120,11 @@ def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values,
     )
 
 
-def _update(ctx: Context, algo, learner: Learner, rollout: Rollout, reuse, policy_rests, counters):
-    """5. algo.epochs passes of minibatch updates over the rollout; the first minibatch reuses step
-    3's forward (the weights have not moved since). Returns each stat's values over the minibatches."""
-    stats: dict[str, list[float]] = {}
-    for _ in range(algo.epochs):
-        for index in torch.randperm(len(rollout.scores)).split(ctx.train.minibatch_size):
-            step_stats, tokens = learner.step(rollout, index, partial(_loss, algo), reuse, policy_rests)
-            reuse = None
-            for k, v in step_stats.items():
-                stats.setdefault(k, []).append(v)
-            counters["trained_tokens"] += tokens
-    return stats
-
-
-def _next_rollout(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int) -> Pending:
-    """1. Samples, with the current weights, the rollouts not yet queued up to step + max_staleness (the
-    first step: the warm-up's too); with async_rollouts, the sampling thread gets the last of them.
-    Returns this step's rollout, from the queue."""
-    ahead, pending, n_prompts = step + ctx.train.max_staleness, loop.pending, loop.n_prompts
-    last = ahead if loop.sampler is None else ahead - 1  # the thread samples step `ahead`
-    while pending.next_step(step) <= last:
-        s = pending.next_step(step)
-        pending.push(_produce(ctx, algo, loop.prompts.take(n_prompts), s, step, ctx.policy))
-    if loop.sampler is not None:
-        loop.sampler.submit(partial(_produce, ctx, algo, loop.prompts.take(n_prompts), ahead, step))
-    return pending.pop(step)
-
-
-def _experience(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, entry: Pending, times: dict):
-    """Steps 2-4 of a step: the whole step's Rollout (B rows) with advantages from this process's
-    samples, step 3's forward outputs for the first update, and dynamic sampling's metrics."""
-    samples = entry.samples
-    # 2. score them
-    with timed(times, "time/score_s"):
-        scores, baseline_scores = _score(ctx, algo, samples, entry.greedy, loop.counters)
-    dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
-    if algo.dynamic_sampling:
-        with timed(times, "time/resample_s"):
-            samples, scores, dynamic = _refill(ctx, algo, loop, step, samples, scores)
-    # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
-    # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
-    # and the reference's; critic values
-    with timed(times, "time/ref_s"):
-        logprobs, ref_logprobs, values, reuse = loop.learner.forward(samples)
-    # every process holds the whole step's rollout (B rows) from here on
-    rollout = _gather_rollout(ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores)
-    # 4. advantages (and value targets)
-    rollout.advantages, rollout.returns = algo.advantages(rollout)
-    return rollout, reuse, dynamic
-
-
 def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     """Trains ctx.policy with `algo` for ctx.train.steps steps (resuming from ctx's checkpoint);
     returns the final evaluation."""
     cfg, loop = ctx.train, setup(algo, ctx)
+    learner, loss_fn = loop.learner, partial(_loss, algo)
     torch.manual_seed(ctx.seed)
     start = restore(ctx, loop.named, algo)
     ctx.preemption.steps_begin()  # a SIGTERM or SIGINT now stops the run at a step's end, checkpointed
@@ -195,12 +144,43 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # current weights (before: the rollouts of the steps before it, with these weights too:
         # the warm-up), on the sampling thread with async_rollouts; take this step's rollout
         with timed(times, "time/rollout_s"):
-            entry = _next_rollout(ctx, algo, loop, step)
-        rollout, reuse, dynamic = _experience(ctx, algo, loop, step, entry, times)
-        # 5. a few epochs of minibatch updates (only the critic's while it is pre-trained)
-        policy_rests = step < algo.critic_pretrain_steps
+            ahead, pending = step + cfg.max_staleness, loop.pending
+            last = ahead if loop.sampler is None else ahead - 1  # the thread samples step `ahead`
+            while pending.next_step(step) <= last:
+                prompts = loop.prompts.take(loop.n_prompts)
+                pending.push(_produce(ctx, algo, prompts, pending.next_step(step), step, ctx.policy))
+            if loop.sampler is not None:
+                prompts = loop.prompts.take(loop.n_prompts)
+                loop.sampler.submit(partial(_produce, ctx, algo, prompts, ahead, step))
+            entry = pending.pop(step)
+        samples = entry.samples
+        # 2. score them (the greedy baseline's responses too)
+        with timed(times, "time/score_s"):
+            scores, baseline_scores = _score(ctx, algo, samples, entry.greedy, loop.counters)
+        dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
+        if algo.dynamic_sampling:
+            with timed(times, "time/resample_s"):
+                samples, scores, dynamic = _refill(ctx, algo, loop, step, samples, scores)
+        # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
+        # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
+        # and the reference's; critic values; `reuse`: the outputs the first update may reuse
+        with timed(times, "time/ref_s"):
+            logprobs, ref_logprobs, values, reuse = learner.forward(samples)
+        # every process holds the whole step's rollout (B rows) from here on
+        rollout = _gather_rollout(ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores)
+        # 4. advantages (and value targets)
+        rollout.advantages, rollout.returns = algo.advantages(rollout)
+        # 5. algo.epochs passes of minibatch updates (only the critic's while it is pre-trained); the
+        # first minibatch reuses step 3's forward (the weights have not moved since)
+        policy_rests, stats = step < algo.critic_pretrain_steps, {}
         with timed(times, "time/train_s"):
-            stats = _update(ctx, algo, loop.learner, rollout, reuse, policy_rests, loop.counters)
+            for _ in range(algo.epochs):
+                for index in torch.randperm(len(rollout.scores)).split(cfg.minibatch_size):
+                    step_stats, tokens = learner.step(rollout, index, loss_fn, reuse, policy_rests)
+                    reuse = None
+                    for k, v in step_stats.items():
+                        stats.setdefault(k, []).append(v)
+                    loop.counters["trained_tokens"] += tokens
         rejected_steps = algo.rejected_streak(stats, rejected_steps, step + 1)  # stops at max_rejected_steps
         if loop.sampler is not None:  # the rollout of step + max_staleness joins the queue
             with timed(times, "time/rollout_wait_s"):
