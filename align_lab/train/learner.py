@@ -5,7 +5,8 @@ It owns the policy (and critic) and their optimisers, the backend's autocast, th
 micro-batching (train/micro.py's `forward` and `accumulate` stay the mechanism), the reuse of step 3's
 forward graph by the first update, the gathers of each process's outputs, and the memory budget's
 choice of rows per micro-batch (train/token_budget.py). Two calls: `forward(samples)` (step 3, no
-gradient except a kept graph) and `step(rollout, index, loss_fn)` (step 5, one optimiser step).
+gradient except a kept graph) and `step(rollout, index, loss_fn)` (step 5, one optimiser step);
+`update(terms, size)` is the optimiser step itself, which the pairwise loop calls too.
 
 Rows travel as `Rows`, a typed record, never as a tuple indexed by position."""
 
@@ -130,22 +131,31 @@ class Learner:
         own = dp.shard(len(index))
         mine = rollout.rows(index[own])
         outputs = None if reuse is None else tuple(None if o is None else o[index[own]] for o in reuse)
-        self.policy.zero_grad()
-        if self.critic is not None:
-            self.critic.zero_grad()
 
         def policy_loss(outputs, rows):  # this process's outputs (b, T) -> the whole minibatch's loss
             return loss_fn(batch, *(None if o is None else dp.gather(o) for o in outputs))
 
         terms = [Term(self.outputs, Rows.of(mine).tensors(), policy_loss, outputs=outputs)]
         terms += [] if policy_rests else self._ptx()
-        (loss, stats), *ptx = accumulate(terms, self.policy.backward, size)
+        [(loss, stats), *ptx], grad_norm = self.update(terms, size, apply=not policy_rests)
         shared = torch.zeros(())
         for ptx_loss, _ in ptx:
             stats["train/ptx_loss"] = ptx_loss.item()
             shared = algo.ptx_coef * ptx_loss
-        stats["train/grad_norm"] = self.policy.step(apply=not policy_rests)
-        if self.critic is not None:
-            self.critic.step()
+        stats["train/grad_norm"] = grad_norm
         stats["train/loss"] = (loss + shared).item()
         return stats, int(batch.mask.sum())
+
+    def update(self, terms: list[Term], size: int | None, apply: bool = True) -> tuple[list, float]:
+        """One optimiser step of the loss made of `terms` at `size` rows a micro-batch (train/micro.py
+        `accumulate`: the same gradients whole or micro-batched): each term's (loss, stats) and the
+        policy's gradient norm. `apply` False: the policy's step is skipped (the critic's warm-up), its
+        gradients still measured. Every loop's update goes through here (online and pairwise)."""
+        self.policy.zero_grad()
+        if self.critic is not None:
+            self.critic.zero_grad()
+        results = accumulate(terms, self.policy.backward, size)
+        grad_norm = self.policy.step(apply=apply)  # summed over processes, clipped, applied
+        if self.critic is not None:
+            self.critic.step()
+        return results, grad_norm
