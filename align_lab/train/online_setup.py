@@ -49,6 +49,7 @@ def setup(algo: OnlineAlgorithm, ctx: Context) -> Loop:
     """The optimisers (the critic's with uses_critic), the prompt order, the demonstrations (ptx_coef),
     the queue of rollouts sampled ahead and the sampling thread, all checkpointed with the run."""
     cfg = ctx.train
+    check(ctx.memory is not None, "Context.memory", None, "a plan: build the Context with Context.build")
     n_prompts = validate(algo, cfg)
     check_dynamic_sampling(algo, cfg, ctx.group.size)
     learner = Learner(ctx, algo, ctx.backend.prepare(ctx.policy, algo.lr, ctx))
