@@ -128,7 +128,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
         PHASES.append({k: v for k, v in metrics.items() if k.startswith("time/") and k.endswith("_s")})
         MICRO.append(ctx.train.micro_batch_size)
 
-    ctx = Context(
+    ctx = Context.build(
         task=view,
         tokenizer=tok,
         policy=policy,

@@ -62,7 +62,7 @@ def one(size: str, rollout: int, length: int, folder: Path, steps: int = STEPS) 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         node = compose("config", overrides=["algo=grpo", "algo.group_size=4"]).algo  # as a run composes it
     clock = Clock()
-    ctx = Context(
+    ctx = Context.build(
         task=task,
         tokenizer=tok,
         policy=policy,

@@ -145,7 +145,7 @@ def align_lab_run(kind: str, folder: Path, task, tok, steps: int, seed: int, bat
     policy = load(folder).train()
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     clock = Clock(on_log=lambda metrics, step: baton.step_end("align_lab"))  # hands the baton over
-    ctx = Context(
+    ctx = Context.build(
         task=task,
         tokenizer=tok,
         policy=policy,

@@ -242,7 +242,7 @@ def toy_context(tmp_path: Path, train, reference: bool = False):
     tok = train_tokenizer(task.corpus(), tmp_path / "tokenizer")
     torch.manual_seed(0)
     policy = TinyLM().init_policy(tok).train()
-    return Context(
+    return Context.build(
         task=task,
         tokenizer=tok,
         policy=policy,

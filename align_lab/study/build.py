@@ -84,7 +84,7 @@ def build_context(
     policy = spec.lora.apply(stages.load_policy()).train()
     base = shared_base(spec, stages, policy)
     load_reference = partial(frozen_reference, stages, base)
-    return Context(
+    return Context.build(
         task=stages.policy_task,
         tokenizer=stages.tokenizer,
         policy=policy,

@@ -1,6 +1,8 @@
-"""What a loop is handed: the run's models, data, engines and settings in one frozen object, built once.
-Building it plans the run's memory (train/memory.py): train.micro_batch_size "auto" becomes rows or
-None there, so no loop ever sees "auto", however the Context was made (a run, a benchmark, a test)."""
+"""What a loop is handed: the run's models, data, engines and settings in one frozen object, built once
+and never written after: data and services only. `Context.build` plans the run's memory
+(train/memory.py): train.micro_batch_size "auto" becomes rows or None there, so no loop ever sees
+"auto", however the Context was made (a run, a benchmark, a test). The plan is a builder's step, not
+`__post_init__`'s, so constructing a Context runs nothing and a copy (dataclasses.replace) keeps it."""
 
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ class Context:
     reference_loads: bool = True  # False: load_reference gives a LoRA policy's frozen base (no weights)
     pairwise: bool = False  # the pairwise loop trains it: a micro-batch row is a pair of responses
     memory_budget: int | None = None  # bytes this process may use (hardware.memory_bytes); None: all
-    memory: Planned | None = None  # the memory plan (train/memory.py); made here when not given
+    memory: Planned | None = None  # the memory plan (train/memory.py); Context.build makes it
     # the reference's evaluation samples, by the reference's version (train/cadence.py): drawn by the
     # run's first evaluation, the same draws for every later one, which reuses them
     reference_draws: dict = field(default_factory=dict)
@@ -64,27 +66,10 @@ class Context:
     # the run's roofline state (train/roofline.py observe): the policy's sizes, the machine's limits
     perf: dict = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        if self.memory is not None:  # dataclasses.replace of a built Context: planned already
-            return
-        setting = self.train.micro_batch_size
-        others = held_modules(self.scorer) + held_modules(self.judge)
-        planned = plan_run(
-            setting,
-            (self.policy, self.reference, self.critic, *others),
-            self.task,
-            self.env,
-            self.train,
-            self.group.size,
-            self.pairwise,
-            budget=self.memory_budget,
-            whole_only=self.backend.uses_deepspeed,
-            dtype=self.backend.dtype,
-            reference_loads=self.reference_loads,
-        )
-        object.__setattr__(self, "memory", planned)
-        trained = dataclasses.replace(self.train, micro_batch_size=planned.micro_batch_size)
-        object.__setattr__(self, "train", trained)
+    @classmethod
+    def build(cls, **fields) -> Context:
+        """The Context of `fields`, its memory planned (`planned`) unless `memory` is given."""
+        return planned(cls(**fields))
 
     @contextmanager
     def evaluation_reference(self) -> Iterator[torch.nn.Module]:
@@ -101,3 +86,26 @@ class Context:
         finally:
             del reference
             gc.collect()
+
+
+def planned(ctx: Context) -> Context:
+    """`ctx` with its memory plan (train/memory.py `plan_run`) and train.micro_batch_size as planned
+    (rows or None); `ctx` itself when it has a plan already."""
+    if ctx.memory is not None:
+        return ctx
+    others = held_modules(ctx.scorer) + held_modules(ctx.judge)
+    plan = plan_run(
+        ctx.train.micro_batch_size,
+        (ctx.policy, ctx.reference, ctx.critic, *others),
+        ctx.task,
+        ctx.env,
+        ctx.train,
+        ctx.group.size,
+        ctx.pairwise,
+        budget=ctx.memory_budget,
+        whole_only=ctx.backend.uses_deepspeed,
+        dtype=ctx.backend.dtype,
+        reference_loads=ctx.reference_loads,
+    )
+    trained = dataclasses.replace(ctx.train, micro_batch_size=plan.micro_batch_size)
+    return dataclasses.replace(ctx, memory=plan, train=trained)

@@ -16,36 +16,18 @@ import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
 from align_lab.algorithms.credit import total_return
-from align_lab.models.scores import token_values
-from align_lab.models.sequences import response_logprobs
 from align_lab.rl import masked_mean
 from align_lab.rollout.base import NonFiniteLogits
-from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.cadence import end_of_step, finish
 from align_lab.train.common import Counters
 from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
 from align_lab.train.dynamic_sampling import refill
 from align_lab.train.metrics import step_metrics, step_postfix, timed
-from align_lab.train.micro import Term, accumulate, whole
-from align_lab.train.micro import forward as micro_forward
-from align_lab.train.online_setup import Loop, Updates, setup
+from align_lab.train.online_setup import Loop, setup
 from align_lab.train.resume import restore
-from align_lab.train.sft import nll_term
 from align_lab.train.staleness import Pending
-from align_lab.train.token_budget import first_update_rows, forward_rows, update_rows
 from align_lab.value_checks import Diverged
-
-
-def _outputs(ctx: Context, algo: OnlineAlgorithm, prompt_ids, prompt_attn, response_ids, attend, mask):
-    """This process's forward of its rows (attending `attend`): log-probs (b, T), entropy (b, T) (a
-    graph only when it is a loss term), values (b, T) on the policy's tokens (`mask`) or None."""
-    entropy_grad = algo.entropy_coef > 0
-    rows = (prompt_ids, prompt_attn, response_ids, attend)
-    with ctx.backend.autocast():
-        logprobs, entropy = response_logprobs(ctx.policy, *rows, ctx.engine.temperature, True, entropy_grad)
-        values = token_values(ctx.critic, *rows) * mask if algo.uses_critic else None
-    return logprobs, entropy, values
 
 
 def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values):
@@ -117,36 +99,6 @@ def _refill(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, samples,
     return samples, scores, metrics
 
 
-def _forward(ctx: Context, algo: OnlineAlgorithm, samples):
-    """3. Log-probs of this process's responses under the sampling policy and the reference, critic
-    values or None, (b, T) each; and this forward's outputs for the first update, (B, T) each."""
-    cfg, dp, micro = ctx.train, ctx.group, ctx.memory.forward_micro_batch_size
-    # the first update sees the weights of this step's rollout: its forward is this one. When its
-    # minibatch is these very rows (one minibatch per epoch, one process) and they are one forward,
-    # the graph is kept for it (one forward per step); else the outputs, for the loss's gradient.
-    # Without a graph, the rows per forward are the plan's for no-graph forwards (train/memory.py)
-    first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
-    rows, ptx = forward_rows(samples), algo.ptx_coef > 0  # PPO-ptx: the plan's rows (train/token_budget.py)
-    keep = first_minibatch and whole(len(samples.mask), first_update_rows(ctx, rows, ptx))
-    first = micro_forward(partial(_outputs, ctx, algo), rows, None if keep else micro, graph=keep)
-    logprobs, values = first[0].detach(), (None if first[2] is None else first[2].detach())  # (b, T)
-    # every process's rows (a minibatch's rows come from the whole rollout); with a graph, one process
-    first = tuple(None if o is None else dp.gather(o) for o in first)  # (B, T) each
-    temperature = ctx.engine.temperature
-    with ctx.backend.autocast():
-        # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
-        ref_logprobs = (
-            micro_forward(
-                lambda *rows: response_logprobs(ctx.reference, *rows[:4], temperature)[0],
-                rows,
-                micro,
-            )
-            if algo.uses_reference
-            else logprobs
-        )  # (b, T)
-    return logprobs, ref_logprobs, values, first
-
-
 def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores):
     """The whole step's rollout (B rows) from every process's rows."""
     dp, pad = ctx.group, ctx.tokenizer.pad_token_id
@@ -168,106 +120,11 @@ def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values,
     )
 
 
-def _ptx(ctx: Context, algo: OnlineAlgorithm, updates: Updates) -> list[Term]:
-    """PPO-ptx: ptx_coef * NLL of a minibatch of demonstrations, a term every process computes in full
-    on the same data (gradients are summed over processes, so it counts 1 / processes on each); none
-    without demonstrations."""
-    if updates.demonstrations is None:
-        return []
-    cfg, task = ctx.train, ctx.task
-    demos = updates.demonstrations.take(cfg.minibatch_size)
-    env = getattr(ctx, "env", None)  # conversation demonstrations: observations as the policy reads them
-    limits = (task.max_prompt_tokens, conversation_tokens(task, env))
-    scale, render = algo.ptx_coef / ctx.group.size, observation_renderer(task, env)
-    return [nll_term(ctx.policy, ctx.tokenizer, demos, *limits, scale, ctx.backend, render)]
-
-
-def _minibatch(ctx: Context, algo, updates: Updates, rollout: Rollout, index, reuse, policy_rests: bool):
-    """One optimiser step on the rollout's rows `index` (B_mb,): the model runs on this process's
-    rows, the loss sees the whole minibatch. `reuse`: step 3's outputs, (B, T) each, or None."""
-    dp = ctx.group
-    kept = reuse is not None and reuse[0].requires_grad  # step 3's graph: this minibatch runs whole
-    size, index = (None, index) if kept else update_rows(ctx, rollout, index, algo.ptx_coef > 0)
-    batch = rollout.rows(index)
-    own = dp.shard(len(index))
-    mine = rollout.rows(index[own])
-    outputs = None if reuse is None else tuple(None if o is None else o[index[own]] for o in reuse)
-    updates.policy.zero_grad()
-    if updates.critic is not None:
-        updates.critic.zero_grad()
-
-    def policy_loss(outputs, rows):  # this process's outputs (b, T) -> the whole minibatch's loss
-        return _loss(algo, batch, *(None if o is None else dp.gather(o) for o in outputs))
-
-    terms = [Term(partial(_outputs, ctx, algo), forward_rows(mine), policy_loss, outputs=outputs)]
-    terms += [] if policy_rests else _ptx(ctx, algo, updates)
-    (loss, stats), *ptx = accumulate(terms, updates.policy.backward, size)
-    shared = torch.zeros(())
-    for ptx_loss, _ in ptx:
-        stats["train/ptx_loss"] = ptx_loss.item()
-        shared = algo.ptx_coef * ptx_loss
-    stats["train/grad_norm"] = updates.policy.step(apply=not policy_rests)
-    if updates.critic is not None:
-        updates.critic.step()
-    stats["train/loss"] = (loss + shared).item()
-    return stats, int(batch.mask.sum())
-
-
-def _update(ctx: Context, algo, updates: Updates, rollout: Rollout, reuse, policy_rests, counters):
-    """5. algo.epochs passes of minibatch updates over the rollout; the first minibatch reuses step
-    3's forward (the weights have not moved since). Returns each stat's values over the minibatches."""
-    stats: dict[str, list[float]] = {}
-    for _ in range(algo.epochs):
-        for index in torch.randperm(len(rollout.scores)).split(ctx.train.minibatch_size):
-            step_stats, tokens = _minibatch(ctx, algo, updates, rollout, index, reuse, policy_rests)
-            reuse = None
-            for k, v in step_stats.items():
-                stats.setdefault(k, []).append(v)
-            counters["trained_tokens"] += tokens
-    return stats
-
-
-def _next_rollout(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int) -> Pending:
-    """1. Samples, with the current weights, the rollouts not yet queued up to step + max_staleness (the
-    first step: the warm-up's too); with async_rollouts, the sampling thread gets the last of them.
-    Returns this step's rollout, from the queue."""
-    ahead, pending, n_prompts = step + ctx.train.max_staleness, loop.pending, loop.n_prompts
-    last = ahead if loop.sampler is None else ahead - 1  # the thread samples step `ahead`
-    while pending.next_step(step) <= last:
-        s = pending.next_step(step)
-        pending.push(_produce(ctx, algo, loop.prompts.take(n_prompts), s, step, ctx.policy))
-    if loop.sampler is not None:
-        loop.sampler.submit(partial(_produce, ctx, algo, loop.prompts.take(n_prompts), ahead, step))
-    return pending.pop(step)
-
-
-def _experience(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, entry: Pending, times: dict):
-    """Steps 2-4 of a step: the whole step's Rollout (B rows) with advantages from this process's
-    samples, step 3's forward outputs for the first update, and dynamic sampling's metrics."""
-    samples = entry.samples
-    # 2. score them
-    with timed(times, "time/score_s"):
-        scores, baseline_scores = _score(ctx, algo, samples, entry.greedy, loop.counters)
-    dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
-    if algo.dynamic_sampling:
-        with timed(times, "time/resample_s"):
-            samples, scores, dynamic = _refill(ctx, algo, loop, step, samples, scores)
-    # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
-    # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
-    # and the reference's; critic values
-    with timed(times, "time/ref_s"):
-        logprobs, ref_logprobs, values, reuse = _forward(ctx, algo, samples)
-    # every process holds the whole step's rollout (B rows) from here on
-    rollout = _gather_rollout(ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores)
-    # 4. advantages (and value targets)
-    rollout.advantages, rollout.returns = algo.advantages(rollout)
-    return rollout, reuse, dynamic
-
-
 def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     """Trains ctx.policy with `algo` for ctx.train.steps steps (resuming from ctx's checkpoint);
     returns the final evaluation."""
     cfg, loop = ctx.train, setup(algo, ctx)
+    learner, loss_fn = loop.learner, partial(_loss, algo)
     torch.manual_seed(ctx.seed)
     start = restore(ctx, loop.named, algo)
     ctx.preemption.steps_begin()  # a SIGTERM or SIGINT now stops the run at a step's end, checkpointed
@@ -287,12 +144,43 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # current weights (before: the rollouts of the steps before it, with these weights too:
         # the warm-up), on the sampling thread with async_rollouts; take this step's rollout
         with timed(times, "time/rollout_s"):
-            entry = _next_rollout(ctx, algo, loop, step)
-        rollout, reuse, dynamic = _experience(ctx, algo, loop, step, entry, times)
-        # 5. a few epochs of minibatch updates (only the critic's while it is pre-trained)
-        policy_rests = step < algo.critic_pretrain_steps
+            ahead, pending = step + cfg.max_staleness, loop.pending
+            last = ahead if loop.sampler is None else ahead - 1  # the thread samples step `ahead`
+            while pending.next_step(step) <= last:
+                prompts = loop.prompts.take(loop.n_prompts)
+                pending.push(_produce(ctx, algo, prompts, pending.next_step(step), step, ctx.policy))
+            if loop.sampler is not None:
+                prompts = loop.prompts.take(loop.n_prompts)
+                loop.sampler.submit(partial(_produce, ctx, algo, prompts, ahead, step))
+            entry = pending.pop(step)
+        samples = entry.samples
+        # 2. score them (the greedy baseline's responses too)
+        with timed(times, "time/score_s"):
+            scores, baseline_scores = _score(ctx, algo, samples, entry.greedy, loop.counters)
+        dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
+        if algo.dynamic_sampling:
+            with timed(times, "time/resample_s"):
+                samples, scores, dynamic = _refill(ctx, algo, loop, step, samples, scores)
+        # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
+        # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
+        # and the reference's; critic values; `reuse`: the outputs the first update may reuse
+        with timed(times, "time/ref_s"):
+            logprobs, ref_logprobs, values, reuse = learner.forward(samples)
+        # every process holds the whole step's rollout (B rows) from here on
+        rollout = _gather_rollout(ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores)
+        # 4. advantages (and value targets)
+        rollout.advantages, rollout.returns = algo.advantages(rollout)
+        # 5. algo.epochs passes of minibatch updates (only the critic's while it is pre-trained); the
+        # first minibatch reuses step 3's forward (the weights have not moved since)
+        policy_rests, stats = step < algo.critic_pretrain_steps, {}
         with timed(times, "time/train_s"):
-            stats = _update(ctx, algo, loop.updates, rollout, reuse, policy_rests, loop.counters)
+            for _ in range(algo.epochs):
+                for index in torch.randperm(len(rollout.scores)).split(cfg.minibatch_size):
+                    step_stats, tokens = learner.step(rollout, index, loss_fn, reuse, policy_rests)
+                    reuse = None
+                    for k, v in step_stats.items():
+                        stats.setdefault(k, []).append(v)
+                    loop.counters["trained_tokens"] += tokens
         rejected_steps = algo.rejected_streak(stats, rejected_steps, step + 1)  # stops at max_rejected_steps
         if loop.sampler is not None:  # the rollout of step + max_staleness joins the queue
             with timed(times, "time/rollout_wait_s"):

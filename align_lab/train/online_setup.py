@@ -10,6 +10,7 @@ from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.train.common import Counters, Shuffler, TrainConfig
 from align_lab.train.context import Context
 from align_lab.train.dynamic_sampling import check_dynamic_sampling
+from align_lab.train.learner import Learner
 from align_lab.train.staleness import BackgroundSampler, PendingRollouts
 from align_lab.value_checks import check
 
@@ -32,21 +33,11 @@ def validate(algo: OnlineAlgorithm, cfg: TrainConfig) -> int:
 
 
 @dataclass
-class Updates:
-    """What a minibatch step updates: the policy, the critic (uses_critic), and the demonstrations
-    of the ptx term (ptx_coef > 0), whose position is checkpointed."""
-
-    policy: object
-    critic: object | None = None
-    demonstrations: Shuffler | None = None
-
-
-@dataclass
 class Loop:
     """What the online loop carries from step to step, built before the seed is set."""
 
     n_prompts: int  # prompts per step
-    updates: Updates
+    learner: Learner  # the policy's (and critic's) updates: rows -> gradients (train/learner.py)
     prompts: Shuffler
     counters: Counters
     named: dict  # what a checkpoint saves, by name
@@ -58,22 +49,23 @@ def setup(algo: OnlineAlgorithm, ctx: Context) -> Loop:
     """The optimisers (the critic's with uses_critic), the prompt order, the demonstrations (ptx_coef),
     the queue of rollouts sampled ahead and the sampling thread, all checkpointed with the run."""
     cfg = ctx.train
+    check(ctx.memory is not None, "Context.memory", None, "a plan: build the Context with Context.build")
     n_prompts = validate(algo, cfg)
     check_dynamic_sampling(algo, cfg, ctx.group.size)
-    updates = Updates(ctx.backend.prepare(ctx.policy, algo.lr, ctx))
+    learner = Learner(ctx, algo, ctx.backend.prepare(ctx.policy, algo.lr, ctx))
     prompts, counters = Shuffler(ctx.task.prompts("train"), ctx.seed), Counters()
     named = {
-        **updates.policy.checkpointed("policy", "optimizer", "schedule"),
+        **learner.policy.checkpointed("policy", "optimizer", "schedule"),
         "prompts": prompts,
         "counters": counters,
     }
     if algo.uses_critic:  # plain torch: the policy's backward of the one loss fills its gradients
-        updates.critic = ctx.backend.prepare(ctx.critic, algo.critic_lr, ctx, plain=True)
-        named |= updates.critic.checkpointed("critic", "critic_optimizer", "critic_schedule")
+        learner.critic = ctx.backend.prepare(ctx.critic, algo.critic_lr, ctx, plain=True)
+        named |= learner.critic.checkpointed("critic", "critic_optimizer", "critic_schedule")
     if algo.ptx_coef > 0:
-        updates.demonstrations = named["demonstrations"] = Shuffler(ctx.task.demonstrations(), ctx.seed)
+        learner.demonstrations = named["demonstrations"] = Shuffler(ctx.task.demonstrations(), ctx.seed)
     pending = PendingRollouts()
     if cfg.max_staleness > 0:
         named["pending_rollouts"] = pending
     sampler = BackgroundSampler(ctx.policy) if cfg.async_rollouts else None
-    return Loop(n_prompts, updates, prompts, counters, named, pending, sampler)
+    return Loop(n_prompts, learner, prompts, counters, named, pending, sampler)

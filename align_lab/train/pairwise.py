@@ -21,7 +21,8 @@ from align_lab.train.cadence import end_of_step, finish
 from align_lab.train.common import Counters, Shuffler
 from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
-from align_lab.train.micro import Term, accumulate, rows_of
+from align_lab.train.learner import Learner
+from align_lab.train.micro import Term, rows_of
 from align_lab.train.micro import forward as micro_forward
 from align_lab.train.resume import restore
 
@@ -182,12 +183,12 @@ def pair_loss(
 def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     cfg, task, tok = ctx.train, ctx.task, ctx.tokenizer
     n = cfg.minibatch_size
-    update = ctx.backend.prepare(ctx.policy, algo.lr, ctx)
+    learner = Learner(ctx, algo, ctx.backend.prepare(ctx.policy, algo.lr, ctx))  # train/learner.py
     source = Shuffler(ctx.preferences if algo.uses_dataset_pairs else task.prompts("train"), ctx.seed)
     sampler = SamplingPolicy(ctx.policy, algo.sync_every)
     counters = Counters()
     named = {
-        **update.checkpointed("policy", "optimizer", "schedule"),
+        **learner.policy.checkpointed("policy", "optimizer", "schedule"),
         "pairs": source,
         "sampler": sampler,
         "counters": counters,
@@ -220,11 +221,9 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         metrics["time/ref_s"] = time.perf_counter() - t
         t = time.perf_counter()
         # 4. the policy's log-probs, loss and update
-        update.zero_grad()
         policy = partial(token_logprobs, ctx, ctx.policy)
         loss_of = partial(pair_loss, algo, dp, ref_logprobs, routes, kl_logratios, desirable=desirable)
-        [(loss, stats)] = accumulate([Term(policy, rows, loss_of)], update.backward, micro)
-        stats["train/grad_norm"] = update.step()  # summed over processes, clipped, applied
+        [(loss, stats)], stats["train/grad_norm"] = learner.update([Term(policy, rows, loss_of)], micro)
         metrics["time/train_s"] = time.perf_counter() - t
         counters["trained_tokens"] += int(dp.gather(mask.sum(-1)).sum())
         # 5. log what a comparison needs

@@ -49,7 +49,7 @@ config = LlamaConfig(
 )
 torch.manual_seed(0)
 policy = LlamaForCausalLM(config).train()  # 12.6M parameters: 50 MB each for weights, gradients
-ctx = Context(
+ctx = Context.build(
     task=task, tokenizer=tok, policy=policy, reference=copy.deepcopy(policy).eval().requires_grad_(False),
     critic=None, scorer=lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32),
     engine=HFGenerate(), seed=0, tracker=Quiet(), checkpoint_dir=folder / "checkpoints",

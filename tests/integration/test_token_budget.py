@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from align_lab.algorithms.grpo import GRPO
-from align_lab.train import online
+from align_lab.train import learner
 from align_lab.train.common import TrainConfig
 from align_lab.train.footprint import Dims
 from align_lab.train.memory import record
@@ -19,7 +19,7 @@ from align_lab.train.online import train_online
 from align_lab.train.token_budget import Budget, new_prompts
 from tests.conftest import toy_context
 
-online_accumulate = online.accumulate
+online_accumulate = learner.accumulate  # the Learner's update calls it (train/learner.py)
 
 
 def trained(tmp_path, micro_batch_size, budget: Budget | None = None, minibatch: int = 4, spy=None):
@@ -31,7 +31,7 @@ def trained(tmp_path, micro_batch_size, budget: Budget | None = None, minibatch:
     ctx = toy_context(tmp_path, train, reference=True)
     if budget is not None:
         ctx = dataclasses.replace(ctx, memory=dataclasses.replace(ctx.memory, budget=budget))
-    with mock.patch.object(online, "accumulate", spy or online.accumulate):
+    with mock.patch.object(learner, "accumulate", spy or learner.accumulate):
         train_online(GRPO(lr=1e-3, group_size=4, kl_coef=0.1), ctx)
     return [p.detach().clone() for p in ctx.policy.parameters()], ctx
 

@@ -175,7 +175,7 @@ def context(tokenizer, tmp_path, mine, reference, engine, load_reference=None):
     from align_lab.train.context import Context
 
     train = TrainConfig(steps=2, rollout_size=4, minibatch_size=4, eval_every=1, eval_samples=N)
-    return Context(
+    return Context.build(
         task=TASK,
         tokenizer=tokenizer,
         policy=mine,

@@ -237,8 +237,8 @@ def quiet(**kw):
 
 
 def test_a_context_built_outside_the_app_plans_auto_and_is_frozen(tmp_path):
-    """benchmarks/trl_vs_align_lab.py builds its Context by hand with TrainConfig's default "auto": the
-    Context plans it, so the loop gets rows or None (it ended in a TypeError in micro.chunks before)."""
+    """benchmarks/trl_vs_align_lab.py builds its Context by hand with TrainConfig's default "auto":
+    Context.build plans it, so the loop gets rows or None (it ended in a TypeError in micro.chunks before)."""
     from align_lab.algorithms.grpo import GRPO
     from align_lab.train.online import train_online
     from tests.conftest import toy_context
@@ -253,8 +253,9 @@ def test_a_context_built_outside_the_app_plans_auto_and_is_frozen(tmp_path):
         ctx.train = train  # built once, complete: nothing patches it after
     assert dataclasses.replace(ctx, seed=1).memory is ctx.memory  # a copy keeps the plan
     from align_lab.train.backend import Backend
+    from align_lab.train.context import planned
 
-    bf16 = dataclasses.replace(ctx, backend=Backend(dtype="bf16"), memory=None)  # planned again
+    bf16 = planned(dataclasses.replace(ctx, backend=Backend(dtype="bf16"), memory=None))  # planned again
     assert bf16.memory.peak.train_row < ctx.memory.peak.train_row  # the backend's dtype reaches the plan
     final = train_online(GRPO(lr=1e-3, group_size=4, kl_coef=0.0), ctx)
     assert "eval/gold_reward" in final

@@ -1,0 +1,161 @@
+"""The Learner: the one object that turns rows into gradients for the online loop, so the loop reads as
+numbered steps and every way a forward is split, reused or gathered is decided in one place.
+
+It owns the policy (and critic) and their optimisers, the backend's autocast, the data-parallel group,
+micro-batching (train/micro.py's `forward` and `accumulate` stay the mechanism), the reuse of step 3's
+forward graph by the first update, the gathers of each process's outputs, and the memory budget's
+choice of rows per micro-batch (train/token_budget.py). Two calls: `forward(samples)` (step 3, no
+gradient except a kept graph) and `step(rollout, index, loss_fn)` (step 5, one optimiser step);
+`update(terms, size)` is the optimiser step itself, which the pairwise loop calls too.
+
+Rows travel as `Rows`, a typed record, never as a tuple indexed by position."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+from align_lab.models.scores import token_values
+from align_lab.models.sequences import attended, response_logprobs
+from align_lab.tasks.view import conversation_tokens, observation_renderer
+from align_lab.train.micro import Term, accumulate, whole
+from align_lab.train.micro import forward as micro_forward
+from align_lab.train.sft import nll_term
+from align_lab.train.token_budget import first_update_rows, update_rows
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What a forward over responses needs, (B, ·) each: prompt ids and mask (left-padded), response
+    ids, the tokens it attends (the policy's and the observations') and the policy's tokens (`mask`)."""
+
+    prompt_ids: Tensor
+    prompt_attn: Tensor
+    response_ids: Tensor
+    attend: Tensor
+    mask: Tensor
+
+    @classmethod
+    def of(cls, batch) -> Rows:
+        """The rows of Samples or a Rollout (their `attend` is None for single-turn: the mask)."""
+        attend = attended(batch.mask, batch.attend)
+        return cls(batch.prompt_ids, batch.prompt_attn, batch.response_ids, attend, batch.mask)
+
+    def select(self, index) -> Rows:
+        """The rows `index` (a tensor of rows or a slice)."""
+        return Rows(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    def tensors(self) -> tuple:
+        """As micro.forward and the token budget take them: fields in order, rows first."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def __len__(self) -> int:
+        return len(self.mask)
+
+
+class Learner:
+    """The online loop's model side (module docstring). `policy` and `critic` are the backend's
+    prepared updaters (train/backend.py); `demonstrations` the ptx term's Shuffler or None."""
+
+    def __init__(self, ctx, algo, policy, critic=None, demonstrations=None):
+        self.ctx, self.algo = ctx, algo
+        self.policy, self.critic, self.demonstrations = policy, critic, demonstrations
+
+    def outputs(self, prompt_ids, prompt_attn, response_ids, attend, mask):
+        """This process's forward of its rows (attending `attend`): log-probs (b, T), entropy (b, T) (a
+        graph only when it is a loss term), values (b, T) on the policy's tokens (`mask`) or None."""
+        ctx, algo = self.ctx, self.algo
+        entropy_grad = algo.entropy_coef > 0
+        rows = (prompt_ids, prompt_attn, response_ids, attend)
+        temperature = ctx.engine.temperature
+        with ctx.backend.autocast():
+            logprobs, entropy = response_logprobs(ctx.policy, *rows, temperature, True, entropy_grad)
+            values = token_values(ctx.critic, *rows) * mask if algo.uses_critic else None
+        return logprobs, entropy, values
+
+    def forward(self, samples):
+        """3. Log-probs of this process's responses under the sampling policy and the reference, critic
+        values or None, (b, T) each; and this forward's outputs for the first update, (B, T) each.
+
+        The first update sees the weights of this step's rollout: its forward is this one. When its
+        minibatch is these very rows (one minibatch per epoch, one process) and they are one forward,
+        the graph is kept for it (one forward per step); else the outputs, for the loss's gradient.
+        Without a graph, the rows per forward are the plan's for no-graph forwards (train/memory.py)."""
+        ctx, algo = self.ctx, self.algo
+        cfg, dp, micro = ctx.train, ctx.group, ctx.memory.forward_micro_batch_size
+        first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
+        rows, ptx = Rows.of(samples).tensors(), algo.ptx_coef > 0  # PPO-ptx: the plan's rows
+        keep = first_minibatch and whole(len(samples.mask), first_update_rows(ctx, rows, ptx))
+        first = micro_forward(self.outputs, rows, None if keep else micro, graph=keep)
+        logprobs, values = first[0].detach(), (None if first[2] is None else first[2].detach())  # (b, T)
+        # every process's rows (a minibatch's rows come from the whole rollout); with a graph, one process
+        first = tuple(None if o is None else dp.gather(o) for o in first)  # (B, T) each
+        temperature = ctx.engine.temperature
+        with ctx.backend.autocast():
+            # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
+            ref_logprobs = (
+                micro_forward(
+                    lambda *rows: response_logprobs(ctx.reference, *rows[:4], temperature)[0],
+                    rows,
+                    micro,
+                )
+                if algo.uses_reference
+                else logprobs
+            )  # (b, T)
+        return logprobs, ref_logprobs, values, first
+
+    def _ptx(self) -> list[Term]:
+        """PPO-ptx: ptx_coef * NLL of a minibatch of demonstrations, a term every process computes in
+        full on the same data (gradients are summed over processes, so it counts 1 / processes on each);
+        none without demonstrations."""
+        if self.demonstrations is None:
+            return []
+        ctx, algo = self.ctx, self.algo
+        cfg, task = ctx.train, ctx.task
+        demos = self.demonstrations.take(cfg.minibatch_size)
+        env = getattr(ctx, "env", None)  # conversation demonstrations: observations as the policy reads them
+        limits = (task.max_prompt_tokens, conversation_tokens(task, env))
+        scale, render = algo.ptx_coef / ctx.group.size, observation_renderer(task, env)
+        return [nll_term(ctx.policy, ctx.tokenizer, demos, *limits, scale, ctx.backend, render)]
+
+    def step(self, rollout, index, loss_fn, reuse=None, policy_rests: bool = False):
+        """5. One optimiser step on the rollout's rows `index` (B_mb,): the model runs on this process's
+        rows, `loss_fn(batch, logprobs, entropy, values)` sees the whole minibatch's outputs (gathered).
+        `reuse`: step 3's outputs, (B, T) each, or None. Returns the step's stats and its tokens."""
+        ctx, algo, dp = self.ctx, self.algo, self.ctx.group
+        kept = reuse is not None and reuse[0].requires_grad  # step 3's graph: this minibatch runs whole
+        size, index = (None, index) if kept else update_rows(ctx, rollout, index, algo.ptx_coef > 0)
+        batch = rollout.rows(index)
+        own = dp.shard(len(index))
+        mine = rollout.rows(index[own])
+        outputs = None if reuse is None else tuple(None if o is None else o[index[own]] for o in reuse)
+
+        def policy_loss(outputs, rows):  # this process's outputs (b, T) -> the whole minibatch's loss
+            return loss_fn(batch, *(None if o is None else dp.gather(o) for o in outputs))
+
+        terms = [Term(self.outputs, Rows.of(mine).tensors(), policy_loss, outputs=outputs)]
+        terms += [] if policy_rests else self._ptx()
+        [(loss, stats), *ptx], grad_norm = self.update(terms, size, apply=not policy_rests)
+        shared = torch.zeros(())
+        for ptx_loss, _ in ptx:
+            stats["train/ptx_loss"] = ptx_loss.item()
+            shared = algo.ptx_coef * ptx_loss
+        stats["train/grad_norm"] = grad_norm
+        stats["train/loss"] = (loss + shared).item()
+        return stats, int(batch.mask.sum())
+
+    def update(self, terms: list[Term], size: int | None, apply: bool = True) -> tuple[list, float]:
+        """One optimiser step of the loss made of `terms` at `size` rows a micro-batch (train/micro.py
+        `accumulate`: the same gradients whole or micro-batched): each term's (loss, stats) and the
+        policy's gradient norm. `apply` False: the policy's step is skipped (the critic's warm-up), its
+        gradients still measured. Every loop's update goes through here (online and pairwise)."""
+        self.policy.zero_grad()
+        if self.critic is not None:
+            self.critic.zero_grad()
+        results = accumulate(terms, self.policy.backward, size)
+        grad_norm = self.policy.step(apply=apply)  # summed over processes, clipped, applied
+        if self.critic is not None:
+            self.critic.step()
+        return results, grad_norm
