@@ -4,7 +4,7 @@
 - writes a study manifest, `<sweep dir>/study.json`, read by `python -m align_lab.study status|resume`;
 - with `wait: false` returns right after submission; with `wait: true` reports each run as it ends (a
   failure in one line), then every failure, with exit code 1 when any failed (outcome.py);
-- admits every job before submitting any (align_lab/admission.py), and runs each as admitted, holding its
+- admits every job before submitting any (align_lab/run/admission.py), and runs each as admitted, holding its
   run folder's lock for the job's life (align_lab.app.run_admitted);
 - runs at most `hardware.max_parallel` runs of a local sweep at once (submitit's local executor starts
   every job at once: each job waits for a slot, a lock file in the sweep folder, before its run), and
@@ -29,8 +29,8 @@ from omegaconf import OmegaConf
 
 from align_lab.config import ConfigError
 from align_lab.results.manifest import MANIFEST, write_manifest
-from hydra_plugins.align_lab_launcher.outcome import Outcomes, last_line
-from hydra_plugins.align_lab_launcher.waves import planned, run_waves
+from align_lab.study.outcome import Outcomes, last_line
+from align_lab.study.waves import planned, run_waves
 
 log = logging.getLogger(__name__)
 # submitit parameters that are not part of a run's resource request
@@ -48,7 +48,7 @@ class StudyLauncher(BaseSubmititLauncher):
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         """Called by the sweeper before it writes multirun.yaml: the sweep folder's record is taken here."""
-        from align_lab.admission import SweepFolder
+        from align_lab.study.admission import SweepFolder
 
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.sweep_folder = SweepFolder(config)
@@ -58,7 +58,7 @@ class StudyLauncher(BaseSubmititLauncher):
         (sent with it) runs after the checks only this machine can make (align_lab.app.run_admitted)."""
         if self.slots is None:
             return self._run(sweep_overrides, job_dir_key, job_num, singleton_state, job)
-        from hydra_plugins.align_lab_launcher.slots import hold_slot
+        from align_lab.study.slots import hold_slot
 
         folder, slots = self.slots
         with hold_slot(Path(folder), slots):
@@ -87,7 +87,7 @@ class StudyLauncher(BaseSubmititLauncher):
         )
 
     def launch(self, job_overrides, initial_job_idx: int):
-        from align_lab.admission import admit_sweep, manifest_entry
+        from align_lab.study.admission import admit_sweep, manifest_entry
 
         if planned(self.config) and not getattr(self, "in_wave", False):  # a sequential study (waves.py)
             return run_waves(self, job_overrides, initial_job_idx)
@@ -201,7 +201,7 @@ class StudyLauncher(BaseSubmititLauncher):
     def _max_parallel(self, runs: list[dict]) -> int | None:
         """hardware.max_parallel (the smallest the runs set); unset, on a local sweep: as many runs as
         the machine's cores and memory hold at the largest request."""
-        from align_lab.study.resources import default_max_parallel, machine
+        from align_lab.run.resources import default_max_parallel, machine
 
         chosen = [r.pop("max_parallel") for r in runs]
         chosen = [int(c) for c in chosen if c is not None]

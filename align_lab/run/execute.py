@@ -1,4 +1,4 @@
-"""One admitted run (align_lab/admission.py): its folder started, its parts built (study/build.py), the
+"""One admitted run (align_lab/run/admission.py): its folder started, its parts built (run/build.py), the
 training loop, its summary in the run folder."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from align_lab.envs.base import EnvError
 from align_lab.rewards.function import RewardError
 from align_lab.rollout.busy import threads_record
 from align_lab.rollout.decode import resolved as decode_matmul
-from align_lab.study.build import build_run
-from align_lab.study.hardware import threads
-from align_lab.study.resume_stages import StagesChanged
-from align_lab.study.spec import Job, RunSpec
-from align_lab.study.start import begin, kept_files, leave
-from align_lab.study.summary import (
+from align_lab.run.build import build_run
+from align_lab.run.hardware import threads
+from align_lab.run.resume_stages import StagesChanged
+from align_lab.run.spec import Job, RunSpec
+from align_lab.run.start import begin, kept_files, leave
+from align_lab.run.summary import (
     RunStopped,
     completed_before,
     outcome,

@@ -193,8 +193,8 @@ def resumable_part(config, prefix: str = ""):
 def run_identity(spec) -> dict:
     """A run's identity, kept inside each of its checkpoints and checked on resume (admission.py): the
     digest of its config (less what may change on resume), its seed and the digest of the training code
-    (study/code_digest.py)."""
-    from align_lab.study.code_digest import training_code_digest
+    (run/code_digest.py)."""
+    from align_lab.run.code_digest import training_code_digest
 
     config = config_digest(resumable_part(spec.config))
     return {"config": config, "seed": spec.seed, "code": training_code_digest()}
@@ -221,7 +221,7 @@ def check_resume_config(run_dir: Path, config: dict) -> None:
 
 def completed_before(run_dir: Path, previous: dict) -> dict:
     """The summary of this very run, which run_dir already holds completed (admission checked its config:
-    study/folder_checks.py), reported as it is."""
+    run/folder_checks.py), reported as it is."""
     for line in [
         "align_lab: this run was already completed; nothing to do",
         *result_lines(previous, run_dir)[1:],
@@ -251,7 +251,7 @@ def previous_segments(run_dir: Path) -> list[float]:
 def outcome(
     stages, final: dict, start: float, device: str, before: list[float], rollout_threads: dict
 ) -> dict:
-    """What a completed run adds to its summary: final evaluation, stages used (study/stages.py's
+    """What a completed run adds to its summary: final evaluation, stages used (run/stages.py's
     Stages), numerics, time and memory. `before`: the wall seconds of the run's earlier segments (a
     resumed run), counted in time/total_s. `rollout_threads`: rollout/busy.py threads_record's."""
     used = {

@@ -1,5 +1,5 @@
 """A run folder as a run starts (its first summary.json and resolved config), and as a resume refused
-before anything was built leaves it (study/run.py)."""
+before anything was built leaves it (run/execute.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from align_lab.study.spec import Job, RunSpec
-from align_lab.study.summary import (
+from align_lab.run.spec import Job, RunSpec
+from align_lab.run.summary import (
     RESOLVED_CONFIG,
     SEGMENTS,
     config_digest,
