@@ -68,15 +68,15 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from align_lab.folder import claim
     from align_lab.run.admission import check_here
     from align_lab.run.execute import run
+    from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import RunStopped
 
     try:
         if here:
             check_here(job.spec)
-        lock = claim(job.run_dir) if os.environ.get("SLURM_PROCID", "0") == "0" else None
+        lock = RunFolder(job.run_dir).claim() if os.environ.get("SLURM_PROCID", "0") == "0" else None
     except ConfigError as e:  # or another process took the folder since admission
         return refused(e, job.run_dir)
     except OSError as e:  # a folder that cannot be written (read-only, no space): its one line

@@ -88,20 +88,3 @@ class SweepFolder:
                         parent.rmdir()
                 except OSError:
                     break
-
-
-def manifest_entry(num: int, overrides: list[str], job) -> dict:
-    """A job's entry in the study manifest (study.json): what it runs, where, and what it asks for."""
-    from hydra.core.utils import filter_overrides
-
-    from align_lab.run.resources import request
-
-    spec = job.spec
-    return {
-        "num": num,
-        "overrides": filter_overrides(overrides),
-        "run_dir": str(job.run_dir),
-        "names": spec.names,
-        "resources": request(spec.hardware.resources, spec),
-        "max_parallel": spec.hardware.max_parallel,
-    }

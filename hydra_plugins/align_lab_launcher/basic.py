@@ -40,7 +40,8 @@ class CheckedBasicLauncher(BasicLauncher):
 
     def _launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from align_lab.app import run_admitted
-        from align_lab.study.admission import admit_sweep, manifest_entry
+        from align_lab.study.admission import admit_sweep
+        from align_lab.study.submission import manifest_entry
 
         # every job admitted before the first runs
         jobs = admit_sweep(

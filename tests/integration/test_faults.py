@@ -417,13 +417,13 @@ def test_save_checkpoint_leaves_no_half_file_when_interrupted(tmp_path, monkeypa
 
 
 def test_an_unwritable_run_folder_is_one_line(tmp_path, cache_dir, monkeypatch):
-    from align_lab.run import execute as run_module
+    from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import RunStopped
 
-    def refuse(run_dir, summary):
-        raise PermissionError(errno.EACCES, "Permission denied", str(run_dir / "summary.json.tmp"))
+    def refuse(folder, summary):
+        raise PermissionError(errno.EACCES, "Permission denied", str(folder.path / "summary.json.tmp"))
 
-    monkeypatch.setattr(run_module, "write_summary", refuse)
+    monkeypatch.setattr(RunFolder, "write_summary", refuse)
     with pytest.raises(RunStopped, match=r"^error: cannot write .*summary.json.tmp \(Permission denied\)$"):
         run_in_process([], tmp_path, cache_dir)
 

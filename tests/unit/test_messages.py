@@ -123,7 +123,7 @@ def test_printed_sweep_commands_survive_a_folder_with_a_space(tmp_path, monkeypa
     from pathlib import Path
 
     from align_lab.study.outcome import Outcomes
-    from hydra_plugins.align_lab_launcher.launcher import status_command
+    from align_lab.study.submission import status_command
 
     without_venv_python(monkeypatch)
     sweep_dir = tmp_path / "my sweeps" / "s"
