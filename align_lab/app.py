@@ -1,4 +1,4 @@
-"""The Hydra task function (a job admitted by align_lab/admission.py, then run) and the translation of
+"""The Hydra task function (a job admitted by align_lab/run/admission.py, then run) and the translation of
 composition errors to one line."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> float:
     none), then run. The align_lab launchers admit a sweep's jobs first and run each with run_admitted."""
     from hydra.core.hydra_config import HydraConfig
 
-    from align_lab.admission import admit
+    from align_lab.run.admission import admit
 
     hc = HydraConfig.get()
     try:
@@ -68,15 +68,15 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from align_lab.admission import check_here
-    from align_lab.folder import claim
-    from align_lab.study.run import run
-    from align_lab.study.summary import RunStopped
+    from align_lab.run.admission import check_here
+    from align_lab.run.execute import run
+    from align_lab.run.run_folder import RunFolder
+    from align_lab.run.summary import RunStopped
 
     try:
         if here:
             check_here(job.spec)
-        lock = claim(job.run_dir) if os.environ.get("SLURM_PROCID", "0") == "0" else None
+        lock = RunFolder(job.run_dir).claim() if os.environ.get("SLURM_PROCID", "0") == "0" else None
     except ConfigError as e:  # or another process took the folder since admission
         return refused(e, job.run_dir)
     except OSError as e:  # a folder that cannot be written (read-only, no space): its one line

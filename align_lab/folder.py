@@ -20,11 +20,12 @@ from pathlib import Path
 from align_lab.value_checks import ConfigError
 
 LOCK = "run.lock"
+SUMMARY = "summary.json"  # written by run/run_folder.py RunFolder alone
 # what align_lab (and Hydra, W&B, compare) write into a run folder; a name starting with "." is never
 # counted against a folder (.hydra/, .nfs files, .DS_Store)
 OURS = {
     LOCK,
-    "summary.json",
+    SUMMARY,
     "metrics.jsonl",
     "eval_samples.jsonl",
     "config.resolved.yaml",
@@ -45,7 +46,7 @@ def foreign_files(run_dir: Path) -> list[str]:
         for p in run_dir.iterdir()
         if not (p.name.startswith(".") or p.name in OURS or p.suffix in (".log", ".tmp"))
     )
-    summary = run_dir / "summary.json"
+    summary = run_dir / SUMMARY
     if summary.is_file():
         try:
             data = json.loads(summary.read_text())

@@ -58,8 +58,8 @@ def run_one(overrides: list[str], run_dir: Path, cache_dir: Path) -> tuple[dict,
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    from align_lab.admission import admit_spec, spec_from_config
-    from align_lab.study.run import run
+    from align_lab.run.admission import admit_spec, spec_from_config
+    from align_lab.run.execute import run
     from align_lab.tracking import read_metrics
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     print(machine_line(machine()), flush=True)
     global DEVICE
     DEVICE = args.device
-    torch.set_default_device(DEVICE)  # as a run with hardware.device=cuda does (study/hardware.py)
+    torch.set_default_device(DEVICE)  # as a run with hardware.device=cuda does (run/hardware.py)
     torch.manual_seed(0)
     name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"
     peak = next((v for k, v in PEAK_BF16.items() if k in name), float("nan"))

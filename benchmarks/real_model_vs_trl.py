@@ -205,7 +205,7 @@ def worker(impl: str, kind: str, path: str, steps: int, seed: int, threads: int,
     if threads:
         torch.set_num_threads(threads)
     if impl == "align_lab" and (DEVICE == "cuda" or not threads):  # `python -m align_lab`'s set-up
-        from align_lab.study.hardware import Hardware
+        from align_lab.run.hardware import Hardware
 
         Hardware(device=DEVICE, num_threads=threads or None).use(0)
     run = run_align_lab if impl == "align_lab" else run_trl

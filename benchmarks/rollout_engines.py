@@ -23,9 +23,9 @@ REPEATS = 5
 
 def world():
     """The tests' small toy world: tokenizer, prompts and a briefly fine-tuned tiny Llama."""
-    from align_lab.admission import spec_from_config
     from align_lab.cache import StageCache
-    from align_lab.study.stages import build_stages
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.stages import build_stages
     from align_lab.tracking.progress import progress_factory
     from tests.conftest import SMALL, compose
 

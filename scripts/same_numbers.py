@@ -95,8 +95,8 @@ def compose(overrides: list[str]):
 
 def run_case(overrides: list[str], run_dir: Path, cache_dir: Path) -> None:
     """One run of `overrides` on SMALL (task and reward keys left out where the case names its own)."""
-    from align_lab.admission import admit_spec, spec_from_config
-    from align_lab.study.run import run
+    from align_lab.run.admission import admit_spec, spec_from_config
+    from align_lab.run.execute import run
 
     own = {o.split("=")[0] for o in overrides if "=" in o}
     small = [o for o in SMALL if not ({"task", "reward"} & own and o.split(".")[0] in {"task", "reward"})]

@@ -119,8 +119,8 @@ def compose(overrides: list[str]):
 
 def run_in_process(overrides: list[str], run_dir: Path, cache_dir: Path) -> dict:
     """Composes, builds and runs one run in this process; returns its summary."""
-    from align_lab.admission import admit_spec, spec_from_config
-    from align_lab.study.run import run
+    from align_lab.run.admission import admit_spec, spec_from_config
+    from align_lab.run.execute import run
 
     other_reward = any(o.startswith("reward=") and o != "reward=learned_rm" for o in overrides)
     other_task = any(

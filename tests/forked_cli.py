@@ -72,9 +72,9 @@ def _import_once() -> None:
 
     import align_lab.app  # noqa: F401
     import align_lab.models.hf_io  # noqa: F401
-    import align_lab.study.build  # noqa: F401
-    import align_lab.study.run  # noqa: F401
-    import align_lab.study.spec  # noqa: F401
+    import align_lab.run.build  # noqa: F401
+    import align_lab.run.execute  # noqa: F401
+    import align_lab.run.spec  # noqa: F401
 
 
 if __name__ == "__main__":

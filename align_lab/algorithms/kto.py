@@ -35,7 +35,7 @@ class KTO(PairwiseAlgorithm):
     """KTO on the dataset's pairs taken apart (desirable_threshold=None: each chosen response a desirable
     sample, each rejected one an undesirable sample, the KTO paper's treatment of paired data), or on the
     preferences stage's unpaired samples (a threshold: each sampled response desirable when the run's
-    reward scores it above it, study/pairs.py; TRL's (prompt, completion, label) rows;
+    reward scores it above it, run/pairs.py; TRL's (prompt, completion, label) rows;
     a step takes 2 x train.minibatch_size of them). z_0 = max(0, mean of log pi - log pi_ref), detached,
     over the step's 2N responses each under the previous row's prompt (kl_reference_point=mismatched:
     TRL KTOTrainer's KL batch, one extra forward of each model) or under their own prompts (batch: no

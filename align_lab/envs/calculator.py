@@ -80,7 +80,7 @@ class Calculator:
     """The calculator tool; every field is a key of conf/env/calculator.yaml."""
 
     multi_turn: ClassVar[bool] = True
-    tasks: ClassVar[tuple[type, ...]] = (ArithWord,)  # questions a call can compute (study/fit.py)
+    tasks: ClassVar[tuple[type, ...]] = (ArithWord,)  # questions a call can compute (run/fit.py)
     max_turns: int = 3
     step_timeout_s: float = 10.0
     observation_template: str = "{observation}"

@@ -46,7 +46,7 @@ class GuessNumberEnv:
     max_conversation_tokens: int | None = None  # tokens after the prompt at most; None: the model's limit
 
     multi_turn = True
-    tasks: ClassVar[tuple[type, ...]] = (GuessNumber,)  # reads the secret from a game's prompt (study/fit.py)
+    tasks: ClassVar[tuple[type, ...]] = (GuessNumber,)  # reads the secret from a game's prompt (run/fit.py)
 
     def __post_init__(self) -> None:
         if self.max_turns < 1:

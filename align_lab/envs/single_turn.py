@@ -24,7 +24,7 @@ class SingleTurn:
     multi_turn: ClassVar[bool] = False
     max_turns: ClassVar[int] = 1
     step_timeout_s: ClassVar[float] = 10.0
-    tasks: ClassVar[tuple[type, ...] | None] = None  # any task (study/fit.py)
+    tasks: ClassVar[tuple[type, ...] | None] = None  # any task (run/fit.py)
 
     def start(self, prompt: str) -> OneTurn:
         return OneTurn()

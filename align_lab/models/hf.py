@@ -145,7 +145,7 @@ class HFModel:
     # values unless the user sets the key (config.apply_model_defaults); the run records where they came from
     algo_defaults: dict[str, float] = field(default_factory=dict)
     # GB one of its models takes in a run; a run's request to Slurm or a local sweep is this times the
-    # models it holds, unless hardware.resources.mem_gb_per_model is set (study/resources.py)
+    # models it holds, unless hardware.resources.mem_gb_per_model is set (run/resources.py)
     mem_gb_per_model: float | None = None
 
     pretrained = True

@@ -1,5 +1,5 @@
 """A sequential study's record, `<study folder>/plan.json` (written by the launcher's plan loop,
-hydra_plugins/align_lab_launcher/waves.py): its plan, claims, waves and looks; and the lines that say
+align_lab/study/waves.py): its plan, claims, waves and looks; and the lines that say
 each claim's verdict and the look that decided it (printed by the launcher and by compare)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reward sources. Each is a dataclass whose `scorer(stages)` returns a function of texts -> (B,) tensor.
 
-`stages` is the run's built stages (study/stages.py's frozen Stages), read through the RunStages Protocol:
+`stages` is the run's built stages (run/stages.py's frozen Stages), read through the RunStages Protocol:
 a reward reads what was built, it never builds. A source that needs a stage says so in
 `reward_models()`, which the run reads before it builds its stages.
 """
@@ -21,7 +21,7 @@ Scorer = Callable[[list[str], list[str], list[bool]], Tensor]
 
 
 class RunStages(Protocol):
-    """What a reward source reads of a run's built stages (study/stages.py's Stages)."""
+    """What a reward source reads of a run's built stages (run/stages.py's Stages)."""
 
     @property
     def task(self): ...  # the task as configured
@@ -96,7 +96,7 @@ class LearnedRM:
         return heldout, n_pairs - heldout
 
     def reward_models(self) -> tuple[LearnedRM, ...]:
-        return (self,)  # its stage, built before the run's seed (study/stages.py)
+        return (self,)  # its stage, built before the run's seed (run/stages.py)
 
     def scorer(self, stages: RunStages) -> Scorer:
         rm = stages.load_reward_model(self)

@@ -48,7 +48,7 @@ class Conversation:
     finished: bool = False
     active: bool = True
     # the episode as text turns, [("policy", decoded turn without EOS), ("env", observation before
-    # rendering), ...]: what a preference pair stores (study/pairs.py)
+    # rendering), ...]: what a preference pair stores (run/pairs.py)
     segments: list = field(default_factory=list)
 
     def add(self, ids: list[int], logprobs: list[float] | None) -> None:

@@ -78,7 +78,7 @@ class ArithWord(GeneratedTask):
 
     @property
     def conversations(self) -> bool:
-        """Calculator demonstrations are conversations: they need env=calculator (study/fit.py)."""
+        """Calculator demonstrations are conversations: they need env=calculator (run/fit.py)."""
         return self.demonstrations_env is not None
 
     def __post_init__(self) -> None:

@@ -136,10 +136,10 @@ class GeneratedTask:
         fields["annotator"] = vars(self.annotator)
         return {"task": self.name, **fields}
 
-    pair_samples = 2  # responses sampled per prompt for the preferences stage (study/stages.py)
+    pair_samples = 2  # responses sampled per prompt for the preferences stage (run/stages.py)
 
     def preference_pairs(self) -> None:
-        return None  # sampled from the policy and labelled by label_samples (study/stages.py)
+        return None  # sampled from the policy and labelled by label_samples (run/stages.py)
 
     def references(self, split: str) -> None:
         return None

@@ -104,7 +104,7 @@ class GuessNumber(GeneratedTask):
     verifiable = True
     has_gold_reward = True
     sft = True
-    conversations = True  # demonstrations are games: they need a multi-turn env (study/fit.py)
+    conversations = True  # demonstrations are games: they need a multi-turn env (run/fit.py)
 
     def __post_init__(self) -> None:
         if not 2 <= self.top <= len(WORDS):

@@ -198,7 +198,7 @@ class DeepSpeedUpdater:
 
         own_env("LOCAL_RANK", str(dist.get_rank()))  # one node: the local rank is the rank
         with contextlib.redirect_stdout(io.StringIO()):  # a bare print per process of its shm op's load
-            deepspeed.init_distributed(dist.get_backend(), verbose=False)  # the run's group (study/run.py)
+            deepspeed.init_distributed(dist.get_backend(), verbose=False)  # the run's group (run/execute.py)
         self.processes = dist.get_world_size()
         self.engine, *_ = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=schedule, config=config

@@ -27,7 +27,7 @@ class TrainConfig:
     # results stay, but it can no longer be extended with more train.steps
     keep_checkpoint: bool = True
     # rows per forward/backward (gradient accumulation); None: whole; "auto": from the memory budget
-    # (train/micro.py). The run resolves "auto" before a loop sees this config (study/run.py)
+    # (train/micro.py). The run resolves "auto" before a loop sees this config (run/execute.py)
     micro_batch_size: int | str | None = "auto"
     # bounded staleness (docs/off_policy.md): the rollout step t trains on is sampled with the policy of
     # step t - k (the first k steps: the initial policy); 0 = on-policy

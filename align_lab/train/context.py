@@ -25,7 +25,7 @@ from align_lab.train.preemption import Preemption
 
 @dataclass(frozen=True)
 class Context:
-    """Everything a loop needs, built by the run (study/run.py)."""
+    """Everything a loop needs, built by the run (run/execute.py)."""
 
     task: object
     tokenizer: object
@@ -47,9 +47,9 @@ class Context:
     env: object = None  # the multi-turn environment (envs/, env=...); None or single_turn: one response
     # the cache keys of the shared stages (SFT, reward model, ...) the run trains on: each checkpoint
     # records them, and a resume on other stages is refused before any stage is built
-    # (study/resume_stages.py resume_stage_check)
+    # (run/resume_stages.py resume_stage_check)
     stage_keys: dict[str, str] = field(default_factory=dict)
-    # the run's identity (config digest and seed, study/summary.py run_identity): inside each checkpoint,
+    # the run's identity (config digest and seed, run/summary.py run_identity): inside each checkpoint,
     # so a resume of another run's checkpoint is refused even where the config beside it is gone
     identity: dict = field(default_factory=dict)
     # loads the frozen reference (the SFT policy) when training holds none, for evaluation only

@@ -1,6 +1,6 @@
 """The memory model of a run (docs/memory.md): its predicted peak resident memory, term by term, and
 `train.micro_batch_size: auto` planned from it, the one place rows per micro-batch are chosen (the run's
-Context, train/context.py; the SFT and reward-model stages, study/stages.py; an online update's forwards
+Context, train/context.py; the SFT and reward-model stages, run/stages.py; an online update's forwards
 within the bytes planned here, by their rows' tokens: train/token_budget.py). A run's peak is what it
 holds throughout (runtime, weights, AdamW's moments) plus its largest phase: an update (gradients + a
 micro-batch's activations; whole: the larger of a batch's activations and its gradients, which its

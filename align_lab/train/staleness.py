@@ -108,7 +108,7 @@ class BackgroundSampler:
     """train.async_rollouts: one rollout at a time sampled on a thread from `snapshot`, a frozen copy of
     the policy's weights taken before it is submitted, while the loop updates the policy. The engine
     must not draw from the trainer's RNG or change its thread count (HFGenerate with seed_per_sample,
-    study/cross_checks.py), so the numbers are those of sampling in the loop itself. A thread per rollout:
+    run/cross_checks.py), so the numbers are those of sampling in the loop itself. A thread per rollout:
     it ends with its rollout, so a step that fails meanwhile leaves nothing running afterwards."""
 
     def __init__(self, policy: torch.nn.Module) -> None:

@@ -1,5 +1,5 @@
 """`hydra/launcher=align_lab_basic` (hardware=cpu, cpu_ddp): Hydra's basic launcher, which runs a sweep's
-jobs one after another in this process, with every job admitted first (align_lab/admission.py), so that a
+jobs one after another in this process, with every job admitted first (align_lab/run/admission.py), so that a
 bad job listed after a good one is a one-line error before any compute, not after the good one has
 trained. Each job then runs as admitted (align_lab.app.run_admitted: its folder's lock, .hydra/, the run);
 a failed job is one line as it fails, and the sweep ends with every failure listed and exit code 1
@@ -16,8 +16,8 @@ from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
 from omegaconf import open_dict
 
-from hydra_plugins.align_lab_launcher.outcome import Outcomes, interruptible
-from hydra_plugins.align_lab_launcher.waves import planned, run_waves
+from align_lab.study.outcome import Outcomes, interruptible
+from align_lab.study.waves import planned, run_waves
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class CheckedBasicLauncher(BasicLauncher):
     def setup(self, *, hydra_context, task_function, config) -> None:
         """Called by the sweeper before it writes multirun.yaml: the sweep folder's record is taken here."""
-        from align_lab.admission import SweepFolder
+        from align_lab.study.admission import SweepFolder
 
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.sweep_folder = SweepFolder(config)
@@ -39,8 +39,9 @@ class CheckedBasicLauncher(BasicLauncher):
             return self._launch(job_overrides, initial_job_idx)
 
     def _launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from align_lab.admission import admit_sweep, manifest_entry
         from align_lab.app import run_admitted
+        from align_lab.study.admission import admit_sweep
+        from align_lab.study.submission import manifest_entry
 
         # every job admitted before the first runs
         jobs = admit_sweep(

@@ -1,10 +1,11 @@
-"""A Hydra launcher built on hydra-submitit-launcher (local processes or Slurm) that
+"""A Hydra launcher built on hydra-submitit-launcher (local processes or Slurm), an adapter over the
+study's own code (align_lab/study/: admission.py, submission.py, waves.py, outcome.py, slots.py) that
 
-- asks for each run's own resources (resources.py) by submitting one job array per distinct request;
+- asks for each run's own resources (run/resources.py) by submitting one job array per distinct request;
 - writes a study manifest, `<sweep dir>/study.json`, read by `python -m align_lab.study status|resume`;
 - with `wait: false` returns right after submission; with `wait: true` reports each run as it ends (a
   failure in one line), then every failure, with exit code 1 when any failed (outcome.py);
-- admits every job before submitting any (align_lab/admission.py), and runs each as admitted, holding its
+- admits every job before submitting any (align_lab/run/admission.py), and runs each as admitted, holding its
   run folder's lock for the job's life (align_lab.app.run_admitted);
 - runs at most `hardware.max_parallel` runs of a local sweep at once (submitit's local executor starts
   every job at once: each job waits for a slot, a lock file in the sweep folder, before its run), and
@@ -16,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -27,10 +27,17 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from omegaconf import OmegaConf
 
-from align_lab.config import ConfigError
 from align_lab.results.manifest import MANIFEST, write_manifest
-from hydra_plugins.align_lab_launcher.outcome import Outcomes, last_line
-from hydra_plugins.align_lab_launcher.waves import planned, run_waves
+from align_lab.study.outcome import Outcomes, last_line
+from align_lab.study.submission import (
+    check_cluster,
+    check_nodes,
+    max_parallel,
+    request_groups,
+    status_command,
+    study_manifest,
+)
+from align_lab.study.waves import planned, run_waves
 
 log = logging.getLogger(__name__)
 # submitit parameters that are not part of a run's resource request
@@ -48,7 +55,7 @@ class StudyLauncher(BaseSubmititLauncher):
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         """Called by the sweeper before it writes multirun.yaml: the sweep folder's record is taken here."""
-        from align_lab.admission import SweepFolder
+        from align_lab.study.admission import SweepFolder
 
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.sweep_folder = SweepFolder(config)
@@ -58,7 +65,7 @@ class StudyLauncher(BaseSubmititLauncher):
         (sent with it) runs after the checks only this machine can make (align_lab.app.run_admitted)."""
         if self.slots is None:
             return self._run(sweep_overrides, job_dir_key, job_num, singleton_state, job)
-        from hydra_plugins.align_lab_launcher.slots import hold_slot
+        from align_lab.study.slots import hold_slot
 
         folder, slots = self.slots
         with hold_slot(Path(folder), slots):
@@ -87,11 +94,12 @@ class StudyLauncher(BaseSubmititLauncher):
         )
 
     def launch(self, job_overrides, initial_job_idx: int):
-        from align_lab.admission import admit_sweep, manifest_entry
+        from align_lab.study.admission import admit_sweep
+        from align_lab.study.submission import manifest_entry
 
         if planned(self.config) and not getattr(self, "in_wave", False):  # a sequential study (waves.py)
             return run_waves(self, job_overrides, initial_job_idx)
-        self._check_cluster()
+        check_cluster(self._EXECUTOR)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         # 1. every job admitted (its resources computed) before anything is submitted; the machine is
@@ -100,51 +108,34 @@ class StudyLauncher(BaseSubmititLauncher):
             self.hydra_context, self.config, job_overrides, initial_job_idx, False, self.sweep_folder
         )
         runs = [manifest_entry(num, overrides, job) for num, overrides, job in jobs]
-        self._check_nodes(runs)
+        check_nodes(runs, self._EXECUTOR)
         base = {k: v for k, v in self.params.items() if k not in INIT_KEYS}
-        max_parallel = self._max_parallel(runs)
-        if max_parallel is not None and self._EXECUTOR == "slurm":
-            base["array_parallelism"] = max_parallel
+        limit = max_parallel(runs, self._EXECUTOR)
+        if limit is not None and self._EXECUTOR == "slurm":
+            base["array_parallelism"] = limit
         waves = 1
         if self._EXECUTOR == "local":
-            self.slots = (str(sweep_dir / ".slots"), max_parallel)
-            waves = math.ceil(len(runs) / max_parallel)  # a local job's time limit counts its wait
+            self.slots = (str(sweep_dir / ".slots"), limit)
+            waves = math.ceil(len(runs) / limit)  # a local job's time limit counts its wait
         # 2. one job array per distinct resource request
         submitted = self._submit(runs, {num: (o, job) for num, o, job in jobs}, base, waves)
-        write_manifest(sweep_dir, self._manifest(sweep_dir, runs, base, max_parallel))
+        earlier = getattr(self, "earlier_runs", [])  # earlier waves' runs (waves.py)
+        queue = self._queue_params(base)
+        manifest = study_manifest(sweep_dir, self._EXECUTOR, [*earlier, *runs], queue, self.params, limit)
+        write_manifest(sweep_dir, manifest)
         print(f"align_lab: submitted {len(runs)} runs; study manifest: {sweep_dir / MANIFEST}", flush=True)
         if not self.wait:
             print(f"align_lab: not waiting; see {status_command(sweep_dir)}", flush=True)
             raise SystemExit(0)
         return self._wait(submitted, runs, sweep_dir)
 
-    def _check_cluster(self) -> None:
-        import shutil
-
-        if self._EXECUTOR == "slurm" and shutil.which("sbatch") is None:
-            raise ConfigError(
-                "hydra/launcher=align_lab_slurm: Slurm's sbatch is not on PATH here; run from a Slurm login "
-                "node, or use hardware=submitit_local (local processes) or hardware=cpu (in this process)"
-            )
-
-    def _check_nodes(self, runs: list[dict]) -> None:
-        spanning = [r for r in runs if r["resources"].get("nodes", 1) > 1]
-        if spanning and self._EXECUTOR == "local":
-            raise ConfigError(
-                f"hardware.nodes={spanning[0]['resources']['nodes']}: a run across nodes needs Slurm "
-                "(hardware=slurm_multinode); local jobs run on this machine only (or hardware.nodes=1)"
-            )
-
     def _submit(self, runs: list[dict], jobs: dict, base: dict, waves: int) -> dict:
         """Submits one job array per distinct resource request, each job with its admitted Job; returns
         {num: submitit job} and records each one's job id in its manifest entry."""
         import submitit
 
-        groups: dict[str, list[dict]] = {}
-        for run in runs:
-            groups.setdefault(json.dumps(run["resources"], sort_keys=True), []).append(run)
         submitted = {}
-        for key, group in groups.items():
+        for key, group in request_groups(runs).items():
             executor = submitit.AutoExecutor(
                 folder=self.params["submitit_folder"],
                 cluster=self._EXECUTOR,
@@ -171,19 +162,6 @@ class StudyLauncher(BaseSubmititLauncher):
                 log.info(f"#{run['num']} {' '.join(run['overrides'])} -> job {job.job_id} {run['resources']}")
         return submitted
 
-    def _manifest(self, sweep_dir: Path, runs: list[dict], base: dict, max_parallel) -> dict:
-        return {
-            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "cluster": self._EXECUTOR,
-            "sweep_dir": str(sweep_dir),
-            "command": sys.argv,
-            "runs": [*getattr(self, "earlier_runs", []), *runs],  # earlier waves' too (waves.py)
-            "queue": self._queue_params(base),
-            "folder": self.params["submitit_folder"],
-            "max_num_timeout": self.params.get("max_num_timeout", 0),
-            "max_parallel": max_parallel,
-        }
-
     def _wait(self, jobs: dict, runs: list[dict], sweep_dir: Path, poll_s: float = 1.0) -> list[JobReturn]:
         """Each run's outcome as it ends (a failure in one line); then, if any failed, the list of
         failures and exit code 1 (outcome.py)."""
@@ -197,23 +175,6 @@ class StudyLauncher(BaseSubmititLauncher):
                 time.sleep(poll_s)
         outcomes.finish()
         return [results[r["num"]] for r in runs]
-
-    def _max_parallel(self, runs: list[dict]) -> int | None:
-        """hardware.max_parallel (the smallest the runs set); unset, on a local sweep: as many runs as
-        the machine's cores and memory hold at the largest request."""
-        from align_lab.study.resources import default_max_parallel, machine
-
-        chosen = [r.pop("max_parallel") for r in runs]
-        chosen = [int(c) for c in chosen if c is not None]
-        for c in chosen:
-            if c < 1:
-                raise ConfigError(f"hardware.max_parallel={c}: must be >= 1 (or null: fit the machine)")
-        if chosen or self._EXECUTOR != "local":
-            return min(chosen, default=None)
-        cores, mem_gb = machine()
-        cpus = max(r["resources"]["cpus_per_task"] for r in runs)
-        mem = max(r["resources"]["mem_gb"] for r in runs)
-        return default_max_parallel(cpus, mem, cores, mem_gb)
 
     def _queue_params(self, params: dict) -> dict:
         """hydra-submitit-launcher's names -> submitit's (executor-specific ones get a prefix)."""
@@ -239,13 +200,3 @@ def _base_keys() -> set[str]:
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
     return set(OmegaConf.structured(BaseQueueConf).keys()) | {"mem_gb", "gpus_per_node"}
-
-
-def status_command(sweep_dir: Path) -> str:
-    """`python -m align_lab.study status <sweep dir>` as the shell reads it: this interpreter, the folder
-    quoted."""
-    import shlex
-
-    from align_lab.rerun import python_command
-
-    return shlex.join([python_command(Path.cwd()), "-m", "align_lab.study", "status", str(sweep_dir)])

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
-from align_lab.study.cross_checks import check_run
+from align_lab.run.admission import spec_from_config
+from align_lab.run.cross_checks import check_run
 from align_lab.tracking import read_metrics
 from tests.conftest import compose, run_in_process
 

@@ -62,7 +62,7 @@ def test_good_claims_start_the_sweep_and_the_hint_names_the_sweep_folder(tmp_pat
         "train.steps=1",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    from align_lab.study.summary import compare_command
+    from align_lab.run.summary import compare_command
 
     hints = [line.strip() for line in result.stderr.splitlines() if "compare:" in line]
     assert hints == [f"compare:    {compare_command(folder)}"] * 2

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
-from align_lab.study.cross_checks import check_run
+from align_lab.run.admission import spec_from_config
+from align_lab.run.cross_checks import check_run
 from align_lab.tracking import read_metrics
 from align_lab.train.distributed import Group, row_seeds
 from tests.conftest import Quiet, compose, run_in_process
@@ -82,7 +82,7 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(tmp_path, cache_d
     from align_lab.cache import StageCache
     from align_lab.models.tokenizer import load_tokenizer
     from align_lab.rollout.hf import HFGenerate
-    from align_lab.study.stages import build_stages
+    from align_lab.run.stages import build_stages
 
     cfg, names = compose(["task.n_demonstrations=512", "sft.epochs=2", f"cache_dir={cache_dir}"])
     spec = spec_from_config(cfg, names)

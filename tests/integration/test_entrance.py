@@ -1,4 +1,4 @@
-"""The entrance (align_lab/admission.py, issue 37): every job is admitted once, before anything is written
+"""The entrance (align_lab/run/admission.py, issue 37): every job is admitted once, before anything is written
 or built, whatever form its overrides take. Each fault a user met there, tried as a user would, ends in
 one line naming the key or file, with nothing lost (docs/faults.md)."""
 
@@ -66,7 +66,7 @@ def test_every_override_form_is_one_line_before_anything_is_written(overrides, m
 def test_entries_of_a_mapping_and_a_users_own_keys_stay_allowed(tmp_path):
     """Deleting or adding an entry of a mapping (conf/reward/combined.yaml's components) and adding a key
     a user's own class reads stay allowed: only settings the code would replace unseen are refused."""
-    from align_lab.admission import check_overrides
+    from align_lab.run.admission import check_overrides
 
     overrides = ["reward=combined", "~reward.components.brevity", "+reward.components.extra=1"]
     cfg, _ = compose(overrides)
@@ -258,10 +258,10 @@ import atexit
 import sys
 from collections import Counter
 
-import align_lab.admission as admission
-import align_lab.study.cross_checks as cross_checks
-import align_lab.study.folder_checks as folder_checks
-import align_lab.study.summary as summary
+import align_lab.run.admission as admission
+import align_lab.run.cross_checks as cross_checks
+import align_lab.run.folder_checks as folder_checks
+import align_lab.run.summary as summary
 
 calls = Counter()
 
@@ -318,9 +318,9 @@ def test_each_check_runs_once_per_job(sweep, tmp_path, cache_dir):
 
 # ---------------------------------------------------------------- settings far outside the machine
 def test_settings_far_outside_the_machine_warn_in_one_line_each(tmp_path, caplog):
-    from align_lab.admission import admit_spec, spec_from_config
-    from align_lab.study.folder_checks import machine_warnings
-    from align_lab.study.resources import machine
+    from align_lab.run.admission import admit_spec, spec_from_config
+    from align_lab.run.folder_checks import machine_warnings
+    from align_lab.run.resources import machine
 
     cores, _ = machine()
     many = 2 * cores + 1

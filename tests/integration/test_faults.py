@@ -390,7 +390,7 @@ def _enospc(*args, **kwargs):
 
 def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_tmp(tmp_path, cache_dir, monkeypatch):
     import align_lab.train.checkpoint_io as checkpoint_io
-    from align_lab.study.summary import RunStopped
+    from align_lab.run.summary import RunStopped
 
     monkeypatch.setattr(checkpoint_io.torch, "save", _enospc)
     with pytest.raises(RunStopped) as e:
@@ -417,13 +417,13 @@ def test_save_checkpoint_leaves_no_half_file_when_interrupted(tmp_path, monkeypa
 
 
 def test_an_unwritable_run_folder_is_one_line(tmp_path, cache_dir, monkeypatch):
-    from align_lab.study import run as run_module
-    from align_lab.study.summary import RunStopped
+    from align_lab.run.run_folder import RunFolder
+    from align_lab.run.summary import RunStopped
 
-    def refuse(run_dir, summary):
-        raise PermissionError(errno.EACCES, "Permission denied", str(run_dir / "summary.json.tmp"))
+    def refuse(folder, summary):
+        raise PermissionError(errno.EACCES, "Permission denied", str(folder.path / "summary.json.tmp"))
 
-    monkeypatch.setattr(run_module, "write_summary", refuse)
+    monkeypatch.setattr(RunFolder, "write_summary", refuse)
     with pytest.raises(RunStopped, match=r"^error: cannot write .*summary.json.tmp \(Permission denied\)$"):
         run_in_process([], tmp_path, cache_dir)
 
@@ -585,7 +585,7 @@ def test_weights_that_overflow_stop_the_next_rollout_in_one_line_naming_algo_lr(
     rollout stops the run in one line naming the step and algo.lr, status failed."""
     import torch
 
-    from align_lab.study.summary import RunStopped
+    from align_lab.run.summary import RunStopped
     from align_lab.train.backend import TorchUpdater
 
     step = TorchUpdater.step

@@ -120,8 +120,8 @@ def test_arith_word_questions_have_exact_answers_and_disjoint_splits():
 
 @pytest.mark.fast
 def test_arith_word_needs_a_pretrained_model():
-    from align_lab.admission import spec_from_config
-    from align_lab.study.cross_checks import check_run
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.cross_checks import check_run
 
     cfg, names = compose(["task=arith_word", "reward=verifier"])
     with pytest.raises(ConfigError, match=r"task=arith_word: real text needs model=hf"):

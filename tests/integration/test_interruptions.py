@@ -18,7 +18,7 @@ import pytest
 
 from align_lab.envs.base import EnvError, LastTurn, Step, run_step
 from align_lab.rerun import python_command
-from align_lab.study.summary import RunStopped
+from align_lab.run.summary import RunStopped
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.preemption import Interrupted, Interruption
 from tests.conftest import ROOT, SMALL, run_in_process
@@ -272,7 +272,7 @@ def test_sigterm_between_a_sequential_studys_looks_is_one_line_and_its_command_r
 
 @pytest.mark.fast
 def test_a_signal_in_the_launcher_itself_is_one_line_naming_the_sweeps_command(tmp_path, capsys):
-    from hydra_plugins.align_lab_launcher.outcome import interruptible
+    from align_lab.study.outcome import interruptible
 
     hydra = {"mode": "MULTIRUN", "job": {"config_name": "config"},
              "overrides": {"hydra": [], "task": ["seed=0,1"]},

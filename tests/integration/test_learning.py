@@ -17,8 +17,8 @@ import os
 import pytest
 
 from align_lab import registry
-from align_lab.admission import admit_spec, spec_from_config
-from align_lab.study.run import run
+from align_lab.run.admission import admit_spec, spec_from_config
+from align_lab.run.execute import run
 from tests.conftest import compose
 
 CORE = ("ppo", "ppo_max", "vanilla_pg", "rloo", "raft", "dpo", "reinforce_pp", "grpo", "sail_pr")

@@ -1,4 +1,4 @@
-"""A LoRA run's reference is its policy's frozen base weights (study/build.py `shared_base`): one copy of
+"""A LoRA run's reference is its policy's frozen base weights (run/build.py `shared_base`): one copy of
 the weights, every logged number the one a run with the reference loaded beside the policy logs, and a
 separate reference where the weights could differ (model.reference, DeepSpeed)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from align_lab.study import build as run_module
+from align_lab.run import build as run_module
 from align_lab.tracking import read_metrics
 from tests.conftest import run_in_process
 from tests.unit.models.test_sequences import tiny

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
 from align_lab.models.sequences import joint_inputs, response_logprobs
 from align_lab.rl import entropy_from_logits, logprobs_from_logits
-from align_lab.study.cross_checks import check_run
+from align_lab.run.admission import spec_from_config
+from align_lab.run.cross_checks import check_run
 from align_lab.tracking import read_metrics
 from tests.conftest import Quiet, compose, run_in_process
 
@@ -27,7 +27,7 @@ COMPARED = ("train/reward", "train/kl", "train/loss", "train/grad_norm", "train/
     ids=["ppo", "grpo", "dpo"],
 )
 def test_micro_batches_equal_one_minibatch(overrides, tmp_path, cache_dir, monkeypatch):
-    from align_lab.study import stages
+    from align_lab.run import stages
 
     common = [*overrides, "hardware.num_threads=1", "seed=2"]
     one = run_in_process([*common, "train.micro_batch_size=null"], tmp_path / "one", cache_dir)
@@ -54,7 +54,7 @@ def test_micro_batches_equal_one_minibatch(overrides, tmp_path, cache_dir, monke
 def test_stages_accumulate_to_the_same_model(tmp_path):
     """SFT and reward-model stages built with micro-batches equal the whole-batch ones."""
     from align_lab.cache import StageCache
-    from align_lab.study.stages import build_stages
+    from align_lab.run.stages import build_stages
 
     cfg, names = compose(["task.n_demonstrations=96", "task.n_pairs=64", "sft.epochs=1", "sft.batch_size=32"])
     spec = spec_from_config(cfg, names)

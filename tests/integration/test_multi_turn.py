@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from align_lab.envs.base import LastTurn, Step
-from align_lab.study.summary import RunStopped
+from align_lab.run.summary import RunStopped
 from align_lab.train.checkpoint_io import checkpoint_step
 from tests.conftest import run_in_process
 

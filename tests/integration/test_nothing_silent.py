@@ -8,7 +8,7 @@ import json
 import pytest
 
 from align_lab.config import ConfigError
-from align_lab.study.summary import RunStopped
+from align_lab.run.summary import RunStopped
 from tests.conftest import compose, run_in_process
 
 
@@ -29,8 +29,8 @@ def test_a_kto_threshold_above_every_sampled_reward_stops_in_one_line_naming_the
 @pytest.mark.fast
 @pytest.mark.parametrize("threshold", ["1", "-0.5"])
 def test_a_kto_threshold_outside_a_verifiers_0_1_is_refused_at_admission(threshold):
-    from align_lab.admission import spec_from_config
-    from align_lab.study.cross_checks import check_run
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.cross_checks import check_run
 
     world = ["algo=kto", "task=toy_arith", "reward=verifier", "cache_dir=/nonexistent"]
     spec = spec_from_config(*compose([*world, f"algo.desirable_threshold={threshold}"]))
@@ -69,7 +69,7 @@ def stopped_at_step_2(tmp_path_factory, cache_dir):
 
 
 def admit_resume(run_dir, cache_dir, *overrides):
-    from align_lab.admission import admit_spec, spec_from_config
+    from align_lab.run.admission import admit_spec, spec_from_config
     from tests.conftest import SMALL
 
     cfg, names = compose([*SMALL, f"cache_dir={cache_dir}", *overrides])
@@ -100,7 +100,7 @@ def test_a_resume_on_changed_training_code_is_refused_unless_resume_changed_code
 ):
     import torch
 
-    from align_lab.study import code_digest
+    from align_lab.run import code_digest
     from align_lab.train.checkpoint_io import checkpoint_file
 
     ckpt = stopped_at_step_2 / "checkpoints"
@@ -121,7 +121,7 @@ def test_a_resume_on_changed_training_code_is_refused_unless_resume_changed_code
 
 
 def test_the_training_code_digest_covers_the_loop_and_not_the_results():
-    from align_lab.study.code_digest import PACKAGE, TRAINING_CODE
+    from align_lab.run.code_digest import PACKAGE, TRAINING_CODE
 
     assert (PACKAGE / "train" / "online.py").is_file() and "train" in TRAINING_CODE
     assert "results" not in TRAINING_CODE and "tracking" not in TRAINING_CODE

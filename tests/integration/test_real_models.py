@@ -24,8 +24,8 @@ SMALL = [
 
 
 def run_real(overrides: list[str], run_dir, cache_dir) -> dict:
-    from align_lab.admission import admit_spec, spec_from_config
-    from align_lab.study.run import run
+    from align_lab.run.admission import admit_spec, spec_from_config
+    from align_lab.run.execute import run
 
     cfg, names = compose([*SMALL, f"cache_dir={cache_dir}", *overrides])
     return run(admit_spec(spec_from_config(cfg, names), run_dir))

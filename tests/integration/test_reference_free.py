@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from align_lab.study import build as run_module
+from align_lab.run import build as run_module
 from align_lab.tracking import read_metrics
 from tests.conftest import run_in_process
 

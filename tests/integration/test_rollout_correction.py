@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from align_lab.study.summary import RunStopped
+from align_lab.run.summary import RunStopped
 from align_lab.tracking import read_metrics
 from tests.conftest import run_in_process
 

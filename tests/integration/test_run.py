@@ -202,14 +202,14 @@ def test_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(tmp_pat
 def test_a_resume_on_other_shared_stages_is_refused_before_any_build_leaving_the_folder(
     tmp_path, cache_dir, monkeypatch
 ):
-    """A checkpoint resumes only on the shared stages it was trained on (study/summary.py
+    """A checkpoint resumes only on the shared stages it was trained on (run/summary.py
     resume_stage_check): a resume whose stage keys differ (here the numerics behind them: another math
     library) is refused in one line naming the stage and the input, before any stage is built, its
     folder as it was (summary, resolved config, no time counted). A resume with another
     hardware.num_threads is not such a case: it loads the stages with the threads they were built with
     (issue 37), goes on and completes."""
-    from align_lab.study import stages as stages_module
-    from align_lab.study.summary import RunStopped
+    from align_lab.run.summary import RunStopped
+    from align_lab.run import stages as stages_module
     from align_lab.tracking import JsonlTracker
 
     original = JsonlTracker.log

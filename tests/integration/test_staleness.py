@@ -150,8 +150,8 @@ def test_a_resumed_stale_run_continues_from_its_pending_rollouts(
     ],
 )
 def test_bad_staleness_settings_fail_in_one_line_before_compute(overrides, message, tmp_path):
-    from align_lab.admission import spec_from_config
-    from align_lab.study.cross_checks import check_run
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.cross_checks import check_run
 
     cfg, names = compose(["tracker=none", f"cache_dir={tmp_path}", *overrides])
     with pytest.raises((ConfigError, ValueError)) as e:

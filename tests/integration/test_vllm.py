@@ -36,9 +36,9 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def world(cache):
     """The toy world's tokenizer, prompts and a briefly fine-tuned tiny Llama (it emits EOS)."""
-    from align_lab.admission import spec_from_config
     from align_lab.cache import StageCache
-    from align_lab.study.stages import build_stages
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.stages import build_stages
     from align_lab.tracking.progress import progress_factory
 
     cfg, names = compose([*SMALL, f"cache_dir={cache}"])
@@ -276,10 +276,10 @@ GAME = ["task=guess_number", "env=guess_number", "reward=verifier", "rollout=vll
 @pytest.fixture(scope="module")
 def game(cache):
     """The toy game's SFT policy and its run's TurnEngine over a fresh VLLMEngine (rollout=vllm)."""
-    from align_lab.admission import spec_from_config
     from align_lab.cache import StageCache
-    from align_lab.study.build import engine_of
-    from align_lab.study.stages import build_stages
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.build import engine_of
+    from align_lab.run.stages import build_stages
     from align_lab.tracking.progress import progress_factory
 
     small = [o for o in SMALL if not o.startswith("reward.")]

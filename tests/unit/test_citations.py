@@ -36,7 +36,7 @@ SPEC_CITE = re.compile(r"\bspec(?:ification)?,?\s+(?:sections?\s+|§\s?)?(" + NU
 # ("Back to Basics section 3", "Yu et al. 2025, section 3.2")
 OWN_SECTION = re.compile(r"\bsection (\d+(?:\.\d+)*)\b")
 HEADING_NUMBER = re.compile(r"#{1,6}\s+(\d+(?:\.\d+)*)\.?\s")
-# a path inside the package from its root, as comments write it: train/micro.py, study/run.py
+# a path inside the package from its root, as comments write it: train/micro.py, run/execute.py
 PACKAGE_PATH = re.compile(
     r"(?<![\w/.-])((?:"
     + "|".join(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from align_lab import registry
-from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
+from align_lab.run.admission import spec_from_config
 from tests.conftest import ROOT, compose, run_cli
 
 COMPONENT_GROUPS = ("algo", "model", "task", "reward", "judge", "rollout")

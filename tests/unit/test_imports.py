@@ -35,7 +35,7 @@ def test_every_import_form_is_an_edge(tmp_path, line):
 
 
 def test_the_check_sees_a_cycle_across_two_packages(tmp_path):
-    # as align_lab/app.py and the launcher's plan module once did (before align_lab/admission.py): each
+    # as align_lab/app.py and the launcher's plan module once did (before align_lab/run/admission.py): each
     # imports the other
     for name in ("app", "plugins"):
         (tmp_path / name).mkdir()

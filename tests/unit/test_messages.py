@@ -104,7 +104,7 @@ def test_the_compare_hint_after_a_run_runs_this_interpreter_on_a_folder_with_a_s
     import sys
     from pathlib import Path
 
-    from align_lab.study.summary import result_lines
+    from align_lab.run.summary import result_lines
 
     without_venv_python(monkeypatch)
     run_dir = tmp_path / "my outputs" / "12-00-00_ppo_seed0"
@@ -122,8 +122,8 @@ def test_printed_sweep_commands_survive_a_folder_with_a_space(tmp_path, monkeypa
     import sys
     from pathlib import Path
 
-    from hydra_plugins.align_lab_launcher.launcher import status_command
-    from hydra_plugins.align_lab_launcher.outcome import Outcomes
+    from align_lab.study.outcome import Outcomes
+    from align_lab.study.submission import status_command
 
     without_venv_python(monkeypatch)
     sweep_dir = tmp_path / "my sweeps" / "s"
@@ -213,7 +213,7 @@ def test_a_wrong_type_at_the_top_level_is_one_line_naming_the_key(
 ):
     """Each was read later: a traceback (stages=abc), another key's error (study=[a] as tracker.group),
     or a silent truth (resume_changed_code=abc resumed changed code as true)."""
-    from align_lab.admission import spec_from_config
+    from align_lab.run.admission import spec_from_config
 
     monkeypatch.chdir(tmp_path)  # cache_dir=c: a folder here
     cache = [] if bad.startswith("cache_dir") else [f"cache_dir={tmp_path / 'cache'}"]
@@ -269,7 +269,7 @@ def test_an_out_folder_that_cannot_be_made_is_one_line_and_a_writable_one_works(
 def test_a_section_set_to_a_value_is_one_line_and_setting_its_keys_builds(bad, fixed, tmp_path):
     """`train=null` was a TypeError traceback; `train=abc` was told to 'pick a choice of the train
     group', which does not exist."""
-    from align_lab.admission import spec_from_config
+    from align_lab.run.admission import spec_from_config
 
     key = bad.split("=")[0]
     with pytest.raises(ConfigError) as e:

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from align_lab.algorithms.kto import KTO, weight_ranges
-from align_lab.study.pairs import check_labels, threshold_labels
+from align_lab.run.pairs import check_labels, threshold_labels
 from align_lab.tasks.base import Labelled, labelled_from_json
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import Group
@@ -55,7 +55,7 @@ def test_threshold_labels_each_response_desirable_strictly_above_the_threshold()
 def test_samples_all_on_one_side_of_the_threshold_are_refused_in_one_line():
     from align_lab.value_checks import TrainsNothing
 
-    with pytest.raises(TrainsNothing) as e:  # a one-line stop of the run (study/run.py failure)
+    with pytest.raises(TrainsNothing) as e:  # a one-line stop of the run (run/execute.py failure)
         check_labels(threshold_labels(1.0)("p", ["a", "b"], [0.0, 1.0], None), 1.0)
     assert str(e.value) == (  # scores 0 and 1: the range [0, 1], none above 1
         "algo.desirable_threshold=1.0: all 2 sampled responses' rewards, in [0, 1], are at or below it, "
@@ -201,9 +201,9 @@ def test_the_runs_reward_labels_the_unpaired_samples(tmp_path, reward):
     # reward=function word_count: a response is desirable when it has more than 3 words (its score is
     # len(response.split()), by hand), whatever its gold reward; reward=gold: when its gold reward is
     # above 0, with the stage's key and rows as when no reward is given (the key before this change)
-    from align_lab.admission import spec_from_config
     from align_lab.cache import StageCache
-    from align_lab.study.stages import build_stages
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.stages import build_stages
     from tests.conftest import Quiet, compose
 
     threshold = 3.0 if reward == "function" else 0.0

@@ -139,7 +139,7 @@ def test_the_default_env_leaves_a_runs_config_digest_and_resume_check_as_before(
     import yaml
 
     from align_lab import registry
-    from align_lab.study.summary import DEFAULT_ENV, check_resume_config, config_digest
+    from align_lab.run.summary import DEFAULT_ENV, check_resume_config, config_digest
 
     assert DEFAULT_ENV == {"_target_": registry.target("env", "single_turn")}
     before = {"seed": 0, "algo": {"lr": 1.0}}
@@ -154,9 +154,9 @@ def test_the_default_env_leaves_a_runs_config_digest_and_resume_check_as_before(
 
 
 def test_online_pairwise_sampling_with_a_multi_turn_env_is_refused_before_any_compute():
-    from align_lab.admission import spec_from_config
     from align_lab.config import ConfigError
-    from align_lab.study.cross_checks import check_sampled_pairs
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.cross_checks import check_sampled_pairs
     from tests.conftest import compose
 
     game = ["task=guess_number", "env=guess_number", "reward=verifier", "cache_dir=/nonexistent"]
@@ -203,9 +203,9 @@ def test_online_pairwise_sampling_with_a_multi_turn_env_is_refused_before_any_co
     ],
 )
 def test_an_env_task_and_reward_that_do_not_fit_are_one_line_at_admission(overrides, message):
-    from align_lab.admission import spec_from_config
     from align_lab.config import ConfigError
-    from align_lab.study.cross_checks import check_run
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.cross_checks import check_run
     from tests.conftest import compose
 
     spec = spec_from_config(*compose([*overrides, "cache_dir=/nonexistent"]))
@@ -214,8 +214,8 @@ def test_an_env_task_and_reward_that_do_not_fit_are_one_line_at_admission(overri
 
 
 def test_the_envs_that_fit_are_admitted():
-    from align_lab.admission import spec_from_config
-    from align_lab.study.cross_checks import check_run
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.cross_checks import check_run
     from tests.conftest import compose
 
     for overrides in (

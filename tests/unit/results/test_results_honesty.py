@@ -212,7 +212,7 @@ def test_an_empty_compute_matched_view_and_two_point_curves_say_why() -> None:
 
 def test_the_compare_hint_names_the_run_folder_alone_or_its_sweeps_folder(tmp_path: Path) -> None:
     from align_lab.rerun import python_command
-    from align_lab.study.summary import compare_folder, result_lines
+    from align_lab.run.summary import compare_folder, result_lines
 
     # a single run: outputs/<date>/ above it holds whatever else ran that day, so the hint names the run
     single = tmp_path / "outputs" / "2026-11-25" / "12-00-00_ppo_seed0"

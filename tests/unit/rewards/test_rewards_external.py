@@ -13,11 +13,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
 from align_lab.rewards.function import Combined, FunctionReward
 from align_lab.rewards.judge import ScoreJudge
 from align_lab.rewards.remote import RemoteReward
+from align_lab.run.admission import spec_from_config
 from tests.conftest import compose
 
 STAGES = SimpleNamespace(raw_prompt=lambda p: p)  # a toy task: prompts are the task's own

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from align_lab import registry
-from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
 from align_lab.rollout.vllm import _weights_version
-from align_lab.study.cross_checks import check_run
+from align_lab.run.admission import spec_from_config
+from align_lab.run.cross_checks import check_run
 from tests.conftest import compose
 
 

@@ -1,4 +1,4 @@
-"""A sweep's `plan:` is checked before anything runs (hydra_plugins/align_lab_launcher/waves.py): one-line
+"""A sweep's `plan:` is checked before anything runs (align_lab/study/waves.py): one-line
 errors naming the key, its value and what is allowed."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from align_lab.config import ConfigError
 from align_lab.results.sequential import Plan
-from hydra_plugins.align_lab_launcher.waves import check_arms, plan_from, planned
+from align_lab.study.waves import check_arms, plan_from, planned
 
 
 def config(plan, claims=("rloo > ppo on eval/gold_reward",)):
@@ -51,7 +51,7 @@ def test_the_sweep_must_leave_the_seeds_to_the_plan_and_have_claims():
 
 def test_the_plan_stops_when_decided_at_max_seeds_or_out_of_budget():
     from align_lab.results.claims import parse_claims
-    from hydra_plugins.align_lab_launcher.waves import _stop_reason
+    from align_lab.study.waves import _stop_reason
 
     claims = parse_claims(["rloo > ppo on eval/gold_reward"])
     plan = Plan(4, 4, 12, budget_s=100.0)  # looks at 4, 8, 12 seeds

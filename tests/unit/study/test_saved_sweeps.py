@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from align_lab.admission import spec_from_config
 from align_lab.results.claims import parse_claims
-from align_lab.study.cross_checks import check_run
+from align_lab.run.admission import spec_from_config
+from align_lab.run.cross_checks import check_run
 from tests.conftest import ROOT
 
 SWEEPS = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))

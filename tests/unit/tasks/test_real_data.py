@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
-from align_lab.study.cross_checks import check_run
+from align_lab.run.admission import spec_from_config
+from align_lab.run.cross_checks import check_run
 from tests.conftest import compose
 
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from align_lab.study.hardware import Hardware
+from align_lab.run.hardware import Hardware
 from align_lab.train.common import TrainConfig
 from align_lab.train.memory import (
     Dims,

@@ -30,7 +30,7 @@ def test_bad_micro_batch_sizes_are_refused_in_one_line(bad):
 
 @pytest.mark.parametrize("bad", ["0", "abc"])
 def test_bad_micro_batch_sizes_are_refused_before_compute(bad):
-    from align_lab.admission import spec_from_config
+    from align_lab.run.admission import spec_from_config
 
     cfg, names = compose([f"train.micro_batch_size={bad}"])
     with pytest.raises(ConfigError, match=rf"^train.micro_batch_size={bad}: must be auto"):

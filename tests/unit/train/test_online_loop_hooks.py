@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.admission import admit_spec, spec_from_config
 from align_lab.config import ConfigError
-from align_lab.study.cross_checks import check_run
+from align_lab.run.admission import admit_spec, spec_from_config
+from align_lab.run.cross_checks import check_run
 from align_lab.tracking import read_metrics
 from tests.conftest import ROOT, compose, run_cli, run_in_process
 
@@ -114,7 +114,7 @@ def test_cli_critic_from_the_reward_model_with_gold_reward_stops_before_compute(
 
 
 def test_without_a_kl_term_the_reference_forward_is_skipped_and_nothing_else_changes(tmp_path, cache_dir):
-    from align_lab.study.run import run
+    from align_lab.run.execute import run
     from tests.conftest import SMALL
 
     def metrics(folder, force_reference: bool):
@@ -153,7 +153,7 @@ def test_an_on_policy_step_runs_one_policy_forward_and_no_reference_at_kl_coef_0
     log-probs equal the current ones, so a step runs the policy forward once (with the graph the update
     reuses, as TRL does), and kl_coef = 0 runs no reference forward."""
     from align_lab.models import sequences
-    from align_lab.study import build
+    from align_lab.run import build
     from align_lab.train import evaluate
 
     calls, inside = [], []  # inside: "train" while the loop runs, "eval" while it evaluates
@@ -180,7 +180,7 @@ def test_the_rollouts_no_graph_forwards_take_the_plans_rows_and_change_no_number
     import dataclasses
 
     from align_lab.models import sequences
-    from align_lab.study import build
+    from align_lab.run import build
     from align_lab.train import context, evaluate
 
     overrides = ["algo=grpo", "train.minibatch_size=8", "train.micro_batch_size=null", "seed=4"]

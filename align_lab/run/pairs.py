@@ -1,4 +1,4 @@
-"""The preferences stage (study/stages.py step 3): the task's pairs, or samples of the SFT policy labelled
+"""The preferences stage (run/stages.py step 3): the task's pairs, or samples of the SFT policy labelled
 by the task (its annotator, or its verifier); with a multi-turn environment the samples are whole
 conversations, stored as (role, text) turns. Also what of an environment goes into a stage's key."""
 

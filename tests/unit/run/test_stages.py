@@ -11,7 +11,7 @@ from align_lab.cache import StageCache
 from align_lab.models.tiny import TinyLM
 from align_lab.rewards import GoldReward, LearnedRM, reward_models
 from align_lab.rewards.function import Combined, FunctionReward
-from align_lab.study.stages import build_stages
+from align_lab.run.stages import build_stages
 from align_lab.tasks.toy_prefs import ToyPrefs
 from align_lab.train.sft import SFTConfig
 from tests.conftest import Quiet

@@ -22,8 +22,8 @@ from omegaconf import OmegaConf
 
 from align_lab.results.manifest import load_manifest
 from align_lab.results.plan_record import PLAN_FILE, read_record, seeds_run, verdict_lines
-from hydra_plugins.align_lab_launcher.outcome import interruptible
-from hydra_plugins.align_lab_launcher.recorded_plan import check_replay, unreadable_state
+from align_lab.study.outcome import interruptible
+from align_lab.study.recorded_plan import check_replay, unreadable_state
 
 if TYPE_CHECKING:
     from align_lab.results.sequential import Plan
@@ -207,7 +207,7 @@ def _launch_wave(
 ) -> list:
     """Launches wave k's jobs as nums first.. through the launcher's per-batch launch (which admits them),
     unless the wave is recorded and each of its run folders holds a completed run; records the wave."""
-    from align_lab.admission import compose_job
+    from align_lab.study.admission import compose_job
 
     runs = []
     for i, overrides in enumerate(batch):

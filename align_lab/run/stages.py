@@ -21,8 +21,8 @@ import torch
 
 from align_lab.cache import StageCache, StageResult, stage_key
 from align_lab.rewards import GoldReward, Verifier
-from align_lab.study.numerics import numerics
-from align_lab.study.pairs import build_preferences, env_fingerprint
+from align_lab.run.numerics import numerics
+from align_lab.run.pairs import build_preferences, env_fingerprint
 from align_lab.tasks.base import Labelled, Pair
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.footprint import Dims, row_bytes
@@ -53,7 +53,7 @@ class Stages:
     tokenizer: object
     sft_path: Path  # the SFT policy (also the reference), or the checkpoint when there is no SFT stage
     dims: Dims  # the policy's widths (train/memory.py)
-    numerics: Mapping  # study/numerics.py, taken before the first stage
+    numerics: Mapping  # run/numerics.py, taken before the first stage
     results: Mapping[str, StageResult]  # each stage's key, hit and time, by stage name
     micro_batch_sizes: Mapping[str, int | None]  # rows per micro-batch each stage was built with
     preferences: list[Pair] | None = None  # the preference pairs (when the run needs them)
@@ -93,7 +93,7 @@ def sequence_bytes(dims: Dims, task, logits: bool = True, env=None) -> int:
 
 
 def no_check(record: str, stage: str, key: str, inputs: dict) -> None:
-    """A new run's stage check: any stage will do (a resume's: study/resume_stages.py resume_stage_check)."""
+    """A new run's stage check: any stage will do (a resume's: run/resume_stages.py resume_stage_check)."""
 
 
 def not_built(stage: str, key: str, root: Path, out: Path) -> None:

@@ -1,6 +1,6 @@
 """The top-level keys of a run's resolved config that no component builds (study, claims, stages, ...)
 and every `seed`: each of its type and range, one line naming the key, before any compute
-(align_lab/admission.py calls them)."""
+(align_lab/run/admission.py calls them)."""
 
 from __future__ import annotations
 

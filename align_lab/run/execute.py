@@ -1,4 +1,4 @@
-"""One admitted run (align_lab/admission.py): its folder started, its parts built (study/build.py), the
+"""One admitted run (align_lab/run/admission.py): its folder started, its parts built (run/build.py), the
 training loop, its summary in the run folder."""
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ from align_lab.envs.base import EnvError
 from align_lab.rewards.function import RewardError
 from align_lab.rollout.busy import threads_record
 from align_lab.rollout.decode import resolved as decode_matmul
-from align_lab.study.build import build_run
-from align_lab.study.hardware import threads
-from align_lab.study.resume_stages import StagesChanged
-from align_lab.study.spec import Job, RunSpec
-from align_lab.study.start import begin, kept_files, leave
-from align_lab.study.summary import (
+from align_lab.run.build import build_run
+from align_lab.run.hardware import threads
+from align_lab.run.resume_stages import StagesChanged
+from align_lab.run.run_folder import RunFolder
+from align_lab.run.spec import Job, RunSpec
+from align_lab.run.start import begin, leave
+from align_lab.run.summary import (
     RunStopped,
     completed_before,
     outcome,
     result_lines,
     run_identity,
     stopped,
-    write_summary,
 )
 from align_lab.tracking import MultiTracker
 from align_lab.tracking.progress import progress_factory
@@ -107,7 +107,7 @@ def run(job: Job) -> dict:
     read). A damaged checkpoint, a full disk, SIGTERM or Ctrl-C end the run with RunStopped: one line,
     the summary says failed or interrupted, and everything written before stays.
     """
-    spec, run_dir = job.spec, job.run_dir
+    spec, run_dir, folder = job.spec, job.run_dir, RunFolder(job.run_dir)  # its summary's one writer
     if job.completed:
         return completed_before(run_dir, job.previous)
     ckpt = run_dir / "checkpoints"
@@ -119,8 +119,8 @@ def run(job: Job) -> dict:
         serve(share, Group(slurm.rank, slurm.size), partial(join_slurm, slurm, hw.device))
         return {"status": "completed", "rank": slurm.rank}
     hw.use(slurm.local_rank if slurm else 0, getattr(spec.model, "max_threads", None))
-    kept = kept_files(run_dir)  # what a refused resume leaves as it found it
-    summary, before, stage_threads = begin(job, ckpt)
+    kept = folder.kept()  # what a refused resume leaves as it found it
+    summary, before, stage_threads = begin(job, ckpt, folder)
     # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
     tracker = spec.tracker.make(run_dir, spec.names, spec.config, checkpoint_step(ckpt) + 1)
     try:
@@ -139,7 +139,7 @@ def run(job: Job) -> dict:
                 group_needed=spec.backend.uses_deepspeed,
             )
             summary |= planned(ctx.memory) | decode_matmul(spec.rollout, hw.device)
-            write_summary(run_dir, summary)
+            folder.write_summary(summary)
             with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
         summary |= outcome(stages, final, start, hw.device, before, threads_record(spec.rollout))
@@ -157,6 +157,6 @@ def run(job: Job) -> dict:
     finally:
         spec.rollout.close()
         try:
-            leave(run_dir, summary, kept, [*before, time.perf_counter() - start])
+            leave(folder, summary, kept, [*before, time.perf_counter() - start])
         finally:
             tracker.close()

@@ -1,7 +1,7 @@
 """A resume on other shared stages names the stage, the input that changed and the entry's file
-(study/resume_stages.py resume_stage_check, called by the stage build before it looks a stage up), also for
+(run/resume_stages.py resume_stage_check, called by the stage build before it looks a stage up), also for
 a result recorded under another name than its stage's folder: KTO's unpaired samples (record
-unpaired_samples) are entries of preferences/ (study/pairs.py)."""
+unpaired_samples) are entries of preferences/ (run/pairs.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from align_lab.cache import StageCache
-from align_lab.study.resume_stages import resume_stage_check
+from align_lab.run.resume_stages import resume_stage_check
 from align_lab.train.checkpoint_io import CheckpointError, save_checkpoint
 
 OLD_INPUTS, NEW_INPUTS = ({"sft": "abc", "unpaired": {"desirable_threshold": t}} for t in (0.5, 0.7))

@@ -1,5 +1,5 @@
 """A run folder as a run starts (its first summary.json and resolved config), and as a resume refused
-before anything was built leaves it (study/run.py)."""
+before anything was built leaves it (run/execute.py); every write through RunFolder (run/run_folder.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,9 @@ from pathlib import Path
 
 import torch
 
-from align_lab.study.spec import Job, RunSpec
-from align_lab.study.summary import (
-    RESOLVED_CONFIG,
-    SEGMENTS,
-    config_digest,
-    previous_segments,
-    stopped,
-    write_atomic,
-    write_resolved_config,
-    write_summary,
-)
+from align_lab.run.run_folder import RunFolder
+from align_lab.run.spec import Job, RunSpec
+from align_lab.run.summary import SEGMENTS, config_digest, previous_segments, stopped
 from align_lab.train.checkpoint_io import checkpoint_step
 
 log = logging.getLogger("align_lab")
@@ -62,17 +54,17 @@ def first_summary(
     return summary | {"names": spec.names, "config_digest": digest, "started": time.time(), SEGMENTS: before}
 
 
-def start_folder(spec: RunSpec, run_dir: Path, summary: dict) -> None:
+def start_folder(spec: RunSpec, folder: RunFolder, summary: dict) -> None:
     """The run folder with its first summary.json and resolved config; a full disk is one line."""
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_summary(run_dir, summary)
-        write_resolved_config(run_dir, spec.config)
+        folder.path.mkdir(parents=True, exist_ok=True)
+        folder.write_summary(summary)
+        folder.write_resolved_config(spec.config)
     except OSError as e:
-        raise stopped(e, run_dir / "checkpoints") or e from None
+        raise stopped(e, folder.path / "checkpoints") or e from None
 
 
-def begin(job: Job, ckpt: Path) -> tuple[dict, list[float], int | None]:
+def begin(job: Job, ckpt: Path, folder: RunFolder) -> tuple[dict, list[float], int | None]:
     """(the first summary.json, written with the resolved config; the wall seconds of the earlier
     segments, which count in time/total_s; the threads the stages load with). A run started again from
     step 0 (its checkpoints deleted) counts no abandoned segment, and builds its stages afresh; one
@@ -85,7 +77,7 @@ def begin(job: Job, ckpt: Path) -> tuple[dict, list[float], int | None]:
         log.warning(f"align_lab: warning: {line}")
     digest = config_digest(job.spec.config)
     summary = first_summary(job.spec, digest, before, stage_threads or torch.get_num_threads(), job.previous)
-    start_folder(job.spec, job.run_dir, summary)
+    start_folder(job.spec, folder, summary)
     return summary, before, stage_threads
 
 
@@ -98,28 +90,15 @@ def stopped_before_a_step(job: Job) -> bool:
     return stopped and not (metrics.is_file() and metrics.stat().st_size > 0)
 
 
-KEPT = ("summary.json", RESOLVED_CONFIG)  # what begin() rewrites
 
-
-def kept_files(run_dir: Path) -> dict[str, bytes | None]:
-    """The files begin() rewrites, as they are before it (None: absent)."""
-    return {n: (run_dir / n).read_bytes() if (run_dir / n).is_file() else None for n in KEPT}
-
-
-def restore_files(run_dir: Path, kept: dict[str, bytes | None]) -> None:
-    """The files of kept_files() back as they were: a refused resume leaves its folder as it found it."""
-    for name, data in kept.items():
-        if data is None:
-            (run_dir / name).unlink(missing_ok=True)
-        else:
-            write_atomic(run_dir / name, data)
-
-
-def leave(run_dir: Path, summary: dict | None, kept: dict[str, bytes | None], segments: list[float]) -> None:
+def leave(
+    folder: RunFolder, summary: dict | None, kept: dict[str, bytes | None], segments: list[float]
+) -> None:
     """summary.json as a run ends, with the wall seconds of each of its segments; a resume refused
-    before anything was built (summary None): the files of kept_files() as they were, no time counted."""
+    before anything was built (summary None): the files of RunFolder.kept() as they were, no time
+    counted."""
     if summary is None:
-        restore_files(run_dir, kept)
+        folder.restore(kept)
     else:
         summary[SEGMENTS] = segments  # in the summary run() returns too
-        write_summary(run_dir, summary)
+        folder.write_summary(summary)

@@ -1,4 +1,4 @@
-"""A run folder's checks before a run is admitted (align_lab/admission.py): it is a folder of align_lab's
+"""A run folder's checks before a run is admitted (align_lab/run/admission.py): it is a folder of align_lab's
 (a user's notes beside a run of ours are not the run's), no live run holds it, a completed run there has
 this config, and a checkpoint there is this run's (identity, hyperparameters, config, partitions, a
 readable metrics.jsonl); and the settings far outside what this machine serves. One line each."""
@@ -19,11 +19,12 @@ def check_folder(spec, run_dir: Path) -> dict:
     (a user's notes beside an interrupted run are not the run's); no live run holds it; a completed run
     there has this config; a checkpoint there is this run's (check_checkpoint). One line each."""
     from align_lab.folder import check_owned, holder, in_use
-    from align_lab.study.summary import check_same_config, config_digest, read_summary
+    from align_lab.run.run_folder import RunFolder
+    from align_lab.run.summary import check_same_config, config_digest
 
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; choose another folder")
-    if not is_ours(read_summary(run_dir)):
+    if not is_ours(RunFolder(run_dir).read_summary()):
         check_owned(run_dir)
     who = holder(run_dir)
     if who is not None:
@@ -41,7 +42,7 @@ def check_completed_steps(config: dict, run_dir: Path, previous: dict) -> None:
     was completed and what was asked (a completed run is reported, never extended or cut)."""
     import yaml
 
-    from align_lab.study.summary import RESOLVED_CONFIG, config_digest
+    from align_lab.run.summary import RESOLVED_CONFIG, config_digest
 
     path, asked = run_dir / RESOLVED_CONFIG, config.get("train", {}).get("steps")
     if previous.get("status") != "completed" or not path.is_file():
@@ -72,8 +73,8 @@ def check_checkpoint(spec, run_dir: Path) -> None:
     resume would cut must be readable."""
     import torch
 
-    from align_lab.study.cross_checks import check_partitions
-    from align_lab.study.summary import check_resume_config, run_identity
+    from align_lab.run.cross_checks import check_partitions
+    from align_lab.run.summary import check_resume_config, run_identity
     from align_lab.tracking.jsonl import read_metrics
     from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
     from align_lab.train.resume import refuse_changed_hyperparameters
@@ -145,7 +146,7 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: boo
 
 def machine_warnings(spec) -> list[str]:
     """Settings far outside what this machine serves: they run, many times slower; one line each."""
-    from align_lab.study.resources import machine
+    from align_lab.run.resources import machine
 
     cores, mem_gb = machine()
     hw, lines = spec.hardware, []

@@ -1,5 +1,5 @@
 """A resume's check of the shared stages: a checkpoint resumes only on the stage entries it was trained
-on, refused in one line naming the stage and the first input that changed (study/build.py calls it
+on, refused in one line naming the stage and the first input that changed (run/build.py calls it
 before any stage is looked up)."""
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ from pathlib import Path
 
 import torch
 
-from align_lab.study.summary import changed_key
+from align_lab.run.summary import changed_key
 from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file
 
 
 class StagesChanged(CheckpointError):
-    """A resume refused before any stage was built: the run folder is left as it was (study/run.py)."""
+    """A resume refused before any stage was built: the run folder is left as it was (run/execute.py)."""
 
 
 def resume_stage_check(ckpt: Path, cache_dir: Path):
-    """The check the stage build (study/stages.py StageBuild.check) runs on each stage's key before it
+    """The check the stage build (run/stages.py StageBuild.check) runs on each stage's key before it
     looks it up or builds it: a checkpoint resumes only on the shared stages it was trained on (the same
     config can give other stages where their inputs' numerics changed: code, library versions, CPU
     capability, math libraries; and a reference or reward model swapped mid-run mixes two runs). Refused

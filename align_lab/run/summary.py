@@ -16,6 +16,7 @@ import yaml
 
 from align_lab import malloc
 from align_lab.config import ConfigError
+from align_lab.run.run_folder import RESOLVED_CONFIG, RunFolder
 from align_lab.train.checkpoint_io import CheckpointError, checkpoint_step
 from align_lab.train.preemption import Interrupted
 
@@ -49,38 +50,6 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return RunStopped(f"error: cannot write {e.filename or 'a file'} ({e.strerror})")
     return None
-
-
-RESOLVED_CONFIG = "config.resolved.yaml"
-
-
-def write_atomic(path: Path, text: str | bytes) -> None:
-    """`path` holds either its old content or `text`, never a part (a kill, a full disk)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_summary(run_dir: Path, summary: dict) -> None:
-    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=1, sort_keys=True, default=str))
-
-
-def write_resolved_config(run_dir: Path, config: dict) -> None:
-    """The run's config with every interpolation resolved (`.hydra/config.yaml` keeps them as typed,
-    e.g. dr_grpo's max_len: ${...}), as the run used it."""
-    write_atomic(run_dir / RESOLVED_CONFIG, yaml.safe_dump(config, sort_keys=False))
-
-
-def read_summary(run_dir: Path) -> dict:
-    """The run folder's summary.json, or {} when there is none (or it is unreadable)."""
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 DEFAULT_ENV = {"_target_": "align_lab.envs.single_turn.SingleTurn"}
@@ -144,7 +113,7 @@ def compare_folder(run_dir: Path) -> Path:
 def check_same_config(run_dir: Path, digest: str) -> dict:
     """run_dir's summary; a completed run of another config there is refused, so its results (and its
     .hydra/ config, which compare reads) are never overwritten."""
-    previous = read_summary(run_dir)
+    previous = RunFolder(run_dir).read_summary()
     if previous.get("status") == "completed" and previous.get("config_digest") != digest:
         raise ConfigError(
             f"hydra.run.dir={run_dir}: holds a completed run of another config; choose another folder "
@@ -193,8 +162,8 @@ def resumable_part(config, prefix: str = ""):
 def run_identity(spec) -> dict:
     """A run's identity, kept inside each of its checkpoints and checked on resume (admission.py): the
     digest of its config (less what may change on resume), its seed and the digest of the training code
-    (study/code_digest.py)."""
-    from align_lab.study.code_digest import training_code_digest
+    (run/code_digest.py)."""
+    from align_lab.run.code_digest import training_code_digest
 
     config = config_digest(resumable_part(spec.config))
     return {"config": config, "seed": spec.seed, "code": training_code_digest()}
@@ -221,7 +190,7 @@ def check_resume_config(run_dir: Path, config: dict) -> None:
 
 def completed_before(run_dir: Path, previous: dict) -> dict:
     """The summary of this very run, which run_dir already holds completed (admission checked its config:
-    study/folder_checks.py), reported as it is."""
+    run/folder_checks.py), reported as it is."""
     for line in [
         "align_lab: this run was already completed; nothing to do",
         *result_lines(previous, run_dir)[1:],
@@ -237,7 +206,7 @@ def previous_segments(run_dir: Path) -> list[float]:
     """Wall seconds of the earlier segments of a resumed run (each start of its command), from the last
     summary.json. A segment whose process died without a word (SIGKILL, out of memory, a lost node) left
     its summary `running` with its start time: it counts until the last file it wrote."""
-    previous = read_summary(run_dir)
+    previous = RunFolder(run_dir).read_summary()
     segments = [float(s) for s in previous.get(SEGMENTS, []) if isinstance(s, int | float)]
     started = previous.get("started")
     if previous.get("status") == "running" and isinstance(started, int | float):
@@ -251,7 +220,7 @@ def previous_segments(run_dir: Path) -> list[float]:
 def outcome(
     stages, final: dict, start: float, device: str, before: list[float], rollout_threads: dict
 ) -> dict:
-    """What a completed run adds to its summary: final evaluation, stages used (study/stages.py's
+    """What a completed run adds to its summary: final evaluation, stages used (run/stages.py's
     Stages), numerics, time and memory. `before`: the wall seconds of the run's earlier segments (a
     resumed run), counted in time/total_s. `rollout_threads`: rollout/busy.py threads_record's."""
     used = {

@@ -1,6 +1,6 @@
-"""The digest of the training code a run executes, kept inside each of its checkpoints (study/summary.py
+"""The digest of the training code a run executes, kept inside each of its checkpoints (run/summary.py
 run_identity): a resume on changed training code would mix two versions of the code in one run's numbers,
-and the stages' code versions (study/stages.py) cover only the stages. Refused at admission unless
+and the stages' code versions (run/stages.py) cover only the stages. Refused at admission unless
 `resume_changed_code=true` (docs/faults.md)."""
 
 from __future__ import annotations

@@ -12,15 +12,15 @@ from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
 from align_lab.envs.base import EnvError, check_environment
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
-from align_lab.study.fit import check_fit, check_sampled_pairs, check_threshold
-from align_lab.study.spec import RunSpec
+from align_lab.run.fit import check_fit, check_sampled_pairs, check_threshold
+from align_lab.run.spec import RunSpec
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.online_setup import validate
 
 
 def check_run(spec: RunSpec, here: bool = True) -> None:
     """Cross-component checks that no single component can make; before any compute. `here`: also
-    check_machine (align_lab/admission.py runs it where the job runs)."""
+    check_machine (align_lab/run/admission.py runs it where the job runs)."""
     if isinstance(spec.algo, OnlineAlgorithm):
         try:
             validate(spec.algo, spec.train)
@@ -178,7 +178,7 @@ def check_backend(spec: RunSpec) -> None:
     """What the DeepSpeed backend does not do yet."""
     if not spec.backend.uses_deepspeed:
         return
-    if spec.train.micro_batch_size not in (None, "auto"):  # auto: whole minibatches (study/run.py)
+    if spec.train.micro_batch_size not in (None, "auto"):  # auto: whole minibatches (run/execute.py)
         raise ConfigError(
             f"train.micro_batch_size={spec.train.micro_batch_size}: not supported with "
             "hardware.backend=deepspeed yet (the engine would step per micro-batch); use auto, null or "

@@ -1,31 +1,28 @@
-"""Job admission: the one entrance of every run, from `python -m align_lab` (app.py) and from each align_lab
-launcher (hydra_plugins/align_lab_launcher/), before anything is written or built.
+"""One job's admission: the one entrance of every run, from `python -m align_lab` (app.py) and from each
+align_lab launcher (through a sweep's admission, study/admission.py), before anything is written or built.
 
-A job's config becomes an admitted Job (study/spec.py) in one pass: its overrides in every form (`~key`,
+A job's config becomes an admitted Job (run/spec.py) in one pass: its overrides in every form (`~key`,
 `+key`, `++key`, interpolations) reach the same checks as `key=value`; its RunSpec is built once (type and
-value checks); then the checks no component can make alone (study/cross_checks.py), its folder (owned, not
+value checks); then the checks no component can make alone (run/cross_checks.py), its folder (owned, not
 in use, a completed run of this config, or a checkpoint of this very run: identity, hyperparameters,
 config, partitions, metrics.jsonl), and, where it runs, the machine (device, threads, memory). Each check
-runs once per job; a refusal is one line (ConfigError) and leaves the folder as it was. A sweep admits
-every job before the first starts (admit_sweep), and a refused sweep leaves its folder as it was
-(SweepFolder: the record of its multirun.yaml, taken by the launcher before Hydra rewrites it).
+runs once per job; a refusal is one line (ConfigError) and leaves the folder as it was.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import shutil
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from align_lab.config import ConfigError, build, override_keys
-from align_lab.study.top_level import check_seeds, check_top_level
+from align_lab.run.top_level import check_seeds, check_top_level
 
 log = logging.getLogger("align_lab")
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None = None):
@@ -61,7 +58,7 @@ def _built(cfg: DictConfig, names: dict, config: dict, defaults_from: dict):
     from align_lab.config import integer
     from align_lab.envs.single_turn import SingleTurn
     from align_lab.models.lora import LoRA
-    from align_lab.study.spec import RunSpec
+    from align_lab.run.spec import RunSpec
 
     return RunSpec(
         algo=build(cfg.algo, "algo"),
@@ -154,8 +151,8 @@ def check_plan(cfg: DictConfig, hydra_node: DictConfig) -> None:
 
 def check_here(spec) -> None:
     """What only the machine a job runs on can check (device, installed backends), then the warnings."""
-    from align_lab.study.cross_checks import check_machine
-    from align_lab.study.folder_checks import machine_warnings
+    from align_lab.run.cross_checks import check_machine
+    from align_lab.run.folder_checks import machine_warnings
 
     check_machine(spec)
     for line in machine_warnings(spec):
@@ -177,106 +174,12 @@ def admit(cfg: DictConfig, hydra_node: DictConfig, run_dir: Path, here: bool = T
 def admit_spec(spec, run_dir: Path, here: bool = True):
     """The checks of a built RunSpec (admit's, and tests' and benchmarks' entrance): those no component
     can make alone, its folder, and, `here`, the machine."""
-    from align_lab.study.cross_checks import check_run
-    from align_lab.study.folder_checks import check_folder
-    from align_lab.study.spec import Job
+    from align_lab.run.cross_checks import check_run
+    from align_lab.run.folder_checks import check_folder
+    from align_lab.run.spec import Job
 
     check_run(spec, here=False)  # the machine: check_here, where the job runs
     previous = check_folder(spec, Path(run_dir))
     if here:
         check_here(spec)
     return Job(spec=spec, run_dir=Path(run_dir), previous=previous)
-
-
-def admit_job(hydra_context, config: DictConfig, overrides: list[str], num: int, here: bool):
-    """Job `num` of a sweep: its config composed as its launcher will (load_sweep_config), admitted."""
-    cfg, run_dir = compose_job(hydra_context, config, overrides, num)
-    job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    return admit(job_cfg, cfg.hydra, run_dir, here)
-
-
-def compose_job(hydra_context, config: DictConfig, overrides: list[str], num: int) -> tuple[DictConfig, Path]:
-    """(job `num`'s full config as its launcher composes it, its run folder); nothing checked."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    cfg = hydra_context.config_loader.load_sweep_config(config, overrides)
-    with open_dict(cfg.hydra.job):
-        cfg.hydra.job.num = num
-    previous = HydraConfig.instance().cfg
-    HydraConfig.instance().set_config(cfg)
-    try:  # the run folder's name may read ${hydra:...}
-        return cfg, Path(str(cfg.hydra.sweep.dir)).absolute() / str(cfg.hydra.sweep.subdir)
-    finally:
-        HydraConfig.instance().cfg = previous
-
-
-def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, folder: SweepFolder) -> list:
-    """Every job of a sweep admitted, then its claims checked against its jobs, before any job runs;
-    returns [(num, overrides, Job)]. On the first refusal or an interruption the sweep folder is put
-    back as it was."""
-    from align_lab.results.planned_claims import check_planned_claims, planned_job
-
-    try:
-        if not job_overrides and first == 0:  # seed=range(0,0): "Launching 0 jobs", exit 0, nothing run
-            swept = [o for o in config.hydra.overrides.task if "range(" in o or "," in o.split("=", 1)[-1]]
-            raise ConfigError(
-                f"{' '.join(swept) or 'the sweep'}: sweeps no value, so the sweep has no job; give each "
-                "swept key at least one value (seed=range(0,3) is 0, 1, 2)"
-            )
-        jobs = []
-        for i, overrides in enumerate(job_overrides):
-            job = admit_job(hydra_context, config, list(overrides), first + i, here)
-            jobs.append((first + i, list(overrides), job))
-        planned = [
-            planned_job(j.spec.config, j.spec.names, o, j.spec.task, j.spec.train.eval_samples)
-            for _, o, j in jobs
-        ]
-        try:
-            check_planned_claims(planned)  # every arm and metric a claim names exists, before any run
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        return jobs
-    except BaseException:  # a refusal, and a SIGTERM or Ctrl-C while the jobs are admitted
-        folder.restore()
-        raise
-
-
-class SweepFolder:
-    """The record of a sweep folder as it was before this sweep: taken by the launcher's setup(), which
-    Hydra's sweeper calls before it writes <sweep dir>/multirun.yaml. restore() puts it back for a refused
-    sweep: an earlier sweep's multirun.yaml as it was; a folder made for this sweep alone removed."""
-
-    def __init__(self, config: DictConfig) -> None:
-        self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
-        path = self.sweep_dir / "multirun.yaml"
-        self.multirun_yaml = path.read_bytes() if path.is_file() else None
-
-    def restore(self) -> None:
-        if self.multirun_yaml is not None:
-            (self.sweep_dir / "multirun.yaml").write_bytes(self.multirun_yaml)
-        elif self.sweep_dir.is_dir() and {p.name for p in self.sweep_dir.iterdir()} <= {"multirun.yaml"}:
-            shutil.rmtree(self.sweep_dir, ignore_errors=True)
-            for parent in list(self.sweep_dir.parents)[:2]:  # multirun/<date>/, multirun/ made for it
-                try:
-                    if parent != Path.cwd():
-                        parent.rmdir()
-                except OSError:
-                    break
-
-
-def manifest_entry(num: int, overrides: list[str], job) -> dict:
-    """A job's entry in the study manifest (study.json): what it runs, where, and what it asks for."""
-    from hydra.core.utils import filter_overrides
-
-    from align_lab.study.resources import request
-
-    spec = job.spec
-    return {
-        "num": num,
-        "overrides": filter_overrides(overrides),
-        "run_dir": str(job.run_dir),
-        "names": spec.names,
-        "resources": request(spec.hardware.resources, spec),
-        "max_parallel": spec.hardware.max_parallel,
-    }

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from align_lab.admission import spec_from_config
 from align_lab.config import ConfigError
 from align_lab.results.notes import config_differences, stage_randomness
 from align_lab.results.runs import Run
+from align_lab.run.admission import spec_from_config
 from tests.conftest import compose
 
 

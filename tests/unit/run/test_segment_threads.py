@@ -1,10 +1,10 @@
 """The torch threads a run's numbers came from, segment by segment (issue 59: on the AMD EPYCs a matmul's
 last bits depend on the thread count): summary.json's segment_threads, and one warning line when a
-resume trains on other threads than its last segment (study/start.py)."""
+resume trains on other threads than its last segment (run/start.py)."""
 
 from __future__ import annotations
 
-from align_lab.study.start import segment_threads, threads_changed
+from align_lab.run.start import segment_threads, threads_changed
 
 
 def test_each_segment_records_its_threads_after_the_earlier_ones(two_threads):

@@ -1,4 +1,4 @@
-"""Whether a run's env, task and reward fit together, checked at admission (study/cross_checks.py) from
+"""Whether a run's env, task and reward fit together, checked at admission (run/cross_checks.py) from
 what each declares, so that a setting that cannot work is one line before any stage is built, not a
 traceback after the SFT stage or a game silently played for one turn (issue 59).
 
@@ -78,7 +78,7 @@ def check_fit(spec) -> None:
 def check_threshold(spec) -> None:
     """KTO's algo.desirable_threshold where the labels are a verifier's 0 or 1 (reward=verifier, or gold
     on a verifiable task): outside [0, 1) every sample falls on one side and KTO has nothing to
-    contrast. Other rewards' range is known once sampled (study/pairs.py check_labels)."""
+    contrast. Other rewards' range is known once sampled (run/pairs.py check_labels)."""
     threshold = getattr(spec.algo, "desirable_threshold", None)
     exact = spec.task.verifiable and isinstance(spec.reward, GoldReward | Verifier)
     if threshold is None or not exact or 0 <= threshold < 1:

@@ -7,9 +7,9 @@ import torch
 
 from align_lab.cache import StageCache
 from align_lab.models.tiny import TinyLM
-from align_lab.study import numerics as numerics_module
-from align_lab.study.numerics import code_fingerprint, numerics
-from align_lab.study.stages import StageBuild, build_stages, build_tokenizer
+from align_lab.run import numerics as numerics_module
+from align_lab.run.numerics import code_fingerprint, numerics
+from align_lab.run.stages import StageBuild, build_stages, build_tokenizer
 from align_lab.tasks.toy_prefs import ToyPrefs
 from align_lab.train.sft import SFTConfig
 from tests.conftest import Quiet

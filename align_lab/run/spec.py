@@ -9,7 +9,7 @@ from align_lab import registry
 from align_lab.envs.single_turn import SingleTurn
 from align_lab.models.lora import LoRA
 from align_lab.rollout.base import RolloutEngine
-from align_lab.study.hardware import Hardware
+from align_lab.run.hardware import Hardware
 from align_lab.tracking import TrackerConfig
 from align_lab.train.backend import Backend
 from align_lab.train.common import TrainConfig
@@ -58,7 +58,7 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Job:
-    """A run admitted by align_lab/admission.py: every check passed, nothing written yet. `previous`: the
+    """A run admitted by align_lab/run/admission.py: every check passed, nothing written yet. `previous`: the
     run folder's summary.json as admission found it ({}: none)."""
 
     spec: RunSpec

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from align_lab.admission import spec_from_config
 from align_lab.models.hf import HFModel
-from align_lab.study.resources import (
+from align_lab.run.admission import spec_from_config
+from align_lab.run.resources import (
     ResourcePolicy,
     allowed_cores,
     default_max_parallel,
@@ -20,7 +20,7 @@ from align_lab.study.resources import (
     request,
     threads_given,
 )
-from hydra_plugins.align_lab_launcher.slots import hold_slot
+from align_lab.study.slots import hold_slot
 from tests.conftest import compose
 
 

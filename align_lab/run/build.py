@@ -1,6 +1,6 @@
 """A run's parts, built in their fixed order: the shared stages (cached), then the models and reward the
 loop needs (its Context, complete: its memory planned, train/memory.py), then the loop itself; the same
-on every rank (study/run.py)."""
+on every rank (run/execute.py)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from align_lab.cache import StageCache
 from align_lab.models.lora import frozen_base
 from align_lab.rewards import reward_models
 from align_lab.rollout.turns import TurnEngine
-from align_lab.study.resume_stages import resume_stage_check
-from align_lab.study.spec import RunSpec
-from align_lab.study.stages import Stages, build_stages, no_check
+from align_lab.run.resume_stages import resume_stage_check
+from align_lab.run.spec import RunSpec
+from align_lab.run.stages import Stages, build_stages, no_check
 from align_lab.tasks.view import observation_renderer
 from align_lab.train.context import Context
 from align_lab.train.distributed import Group
@@ -124,7 +124,7 @@ def engine_of(spec: RunSpec, stages: Stages):
 
 
 def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption, identity=None, rank: int = 0):
-    """(stages, context, loop) of a run, the same on every rank; `identity` (study/summary.py
+    """(stages, context, loop) of a run, the same on every rank; `identity` (run/summary.py
     run_identity) goes inside every checkpoint."""
     # the stages run in the main process alone: the node's whole memory
     memory = spec.hardware.memory_bytes(whole_node=True)

@@ -1,6 +1,6 @@
 """What gives the same stage inputs other bits: the stage code, libraries, device, threads, micro-batch.
 
-`numerics()` is part of every stage key (study/stages.py), so an artifact built by other code, on another
+`numerics()` is part of every stage key (run/stages.py), so an artifact built by other code, on another
 device or with another thread count is never served to a run that would have built other bits.
 """
 
@@ -19,7 +19,7 @@ import torch
 PACKAGE = Path(__file__).resolve().parent.parent
 STAGE_CODE = (
     *("models", "tasks", "envs", "rollout", "rl", "train"),
-    *("study/stages.py", "study/pairs.py", "cache.py"),
+    *("run/stages.py", "run/pairs.py", "cache.py"),
 )
 
 

@@ -13,9 +13,9 @@ import pytest
 from align_lab.cache import StageCache
 from align_lab.envs.guess_number import GuessNumberEnv
 from align_lab.models.tiny import TinyLM
-from align_lab.study.numerics import numerics
-from align_lab.study.pairs import build_preferences, env_fingerprint
-from align_lab.study.stages import StageBuild, build_stages
+from align_lab.run.numerics import numerics
+from align_lab.run.pairs import build_preferences, env_fingerprint
+from align_lab.run.stages import StageBuild, build_stages
 from align_lab.tasks.arith_word import ArithWord
 from align_lab.tasks.base import Pair, pair_from_json
 from align_lab.tasks.guess_number import WORDS, GuessNumber, binary_search, feedback, secret
@@ -143,7 +143,7 @@ def test_the_preferences_stage_samples_sft_conversations_through_the_turn_engine
     import torch
 
     from align_lab.models.tokenizer import train_tokenizer
-    from align_lab.study.pairs import conversation_sampler
+    from align_lab.run.pairs import conversation_sampler
 
     task = GuessNumber(n_games=20, n_pairs=6, pair_samples=4)
     tok = train_tokenizer(task.corpus(), tmp_path / "tok")
@@ -206,7 +206,7 @@ class Words:
 
 
 def test_the_sft_stage_sizes_its_rows_by_its_demonstrations_not_the_conversation_budget():
-    from align_lab.study.stages import demonstration_bytes
+    from align_lab.run.stages import demonstration_bytes
     from align_lab.train.footprint import Dims, row_bytes
     from align_lab.train.memory import stage_plan
 

@@ -1,0 +1,73 @@
+"""One run's folder, and the only writer of its summary.json: every write of the summary (as the run starts,
+once its memory is planned, as it ends) and a refused resume's putting back of what it found go through
+RunFolder, so the file's name, its atomic write and its format live in one place (tests/unit/run/
+test_run_folder.py checks that no other module writes it). The lock and the ownership of a folder are
+align_lab/folder.py's (standard library only, read by the aggregator and `study status` too); RunFolder
+takes the lock through it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from align_lab.folder import SUMMARY, RunLock, claim
+
+RESOLVED_CONFIG = "config.resolved.yaml"
+KEPT = (SUMMARY, RESOLVED_CONFIG)  # what a run's start rewrites, and a refused resume puts back
+
+
+def write_atomic(path: Path, text: str | bytes) -> None:
+    """`path` holds either its old content or `text`, never a part (a kill, a full disk)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class RunFolder:
+    """The folder of one run (`path`): its summary.json read and written, its resolved config written,
+    and what a run's start rewrites kept and put back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / SUMMARY
+
+    def claim(self, wait_s: float = 1.0) -> RunLock:
+        """The folder's lock for the run's life (align_lab/folder.py claim: one line naming a holder)."""
+        return claim(self.path, wait_s)
+
+    def read_summary(self) -> dict:
+        """The folder's summary.json, or {} when there is none (or it is unreadable)."""
+        try:
+            return json.loads(self.summary_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write_summary(self, summary: dict) -> None:
+        """summary.json: the new one whole, or the old one unchanged (write_atomic)."""
+        write_atomic(self.summary_path, json.dumps(summary, indent=1, sort_keys=True, default=str))
+
+    def write_resolved_config(self, config: dict) -> None:
+        """The run's config with every interpolation resolved (`.hydra/config.yaml` keeps them as typed,
+        e.g. dr_grpo's max_len: ${...}), as the run used it."""
+        write_atomic(self.path / RESOLVED_CONFIG, yaml.safe_dump(config, sort_keys=False))
+
+    def kept(self) -> dict[str, bytes | None]:
+        """The files a run's start rewrites (KEPT), as they are before it (None: absent)."""
+        return {n: (self.path / n).read_bytes() if (self.path / n).is_file() else None for n in KEPT}
+
+    def restore(self, kept: dict[str, bytes | None]) -> None:
+        """The files of kept() back as they were: a refused resume leaves its folder as it found it."""
+        for name, data in kept.items():
+            if data is None:
+                (self.path / name).unlink(missing_ok=True)
+            else:
+                write_atomic(self.path / name, data)

@@ -1,0 +1,91 @@
+"""A sweep's admission: every job of a sweep composed as its launcher will and admitted (one job's checks:
+run/admission.py), then the sweep's claims checked against its jobs, before the first job runs; a refused
+sweep leaves its folder as it was (SweepFolder: the record of its multirun.yaml, taken by the launcher
+before Hydra rewrites it); and each job's entry in the study manifest."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from align_lab.config import ConfigError
+from align_lab.run.admission import admit
+
+
+def admit_job(hydra_context, config: DictConfig, overrides: list[str], num: int, here: bool):
+    """Job `num` of a sweep: its config composed as its launcher will (load_sweep_config), admitted."""
+    cfg, run_dir = compose_job(hydra_context, config, overrides, num)
+    job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    return admit(job_cfg, cfg.hydra, run_dir, here)
+
+
+def compose_job(hydra_context, config: DictConfig, overrides: list[str], num: int) -> tuple[DictConfig, Path]:
+    """(job `num`'s full config as its launcher composes it, its run folder); nothing checked."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    cfg = hydra_context.config_loader.load_sweep_config(config, overrides)
+    with open_dict(cfg.hydra.job):
+        cfg.hydra.job.num = num
+    previous = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(cfg)
+    try:  # the run folder's name may read ${hydra:...}
+        return cfg, Path(str(cfg.hydra.sweep.dir)).absolute() / str(cfg.hydra.sweep.subdir)
+    finally:
+        HydraConfig.instance().cfg = previous
+
+
+def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, folder: SweepFolder) -> list:
+    """Every job of a sweep admitted, then its claims checked against its jobs, before any job runs;
+    returns [(num, overrides, Job)]. On the first refusal or an interruption the sweep folder is put
+    back as it was."""
+    from align_lab.results.planned_claims import check_planned_claims, planned_job
+
+    try:
+        if not job_overrides and first == 0:  # seed=range(0,0): "Launching 0 jobs", exit 0, nothing run
+            swept = [o for o in config.hydra.overrides.task if "range(" in o or "," in o.split("=", 1)[-1]]
+            raise ConfigError(
+                f"{' '.join(swept) or 'the sweep'}: sweeps no value, so the sweep has no job; give each "
+                "swept key at least one value (seed=range(0,3) is 0, 1, 2)"
+            )
+        jobs = []
+        for i, overrides in enumerate(job_overrides):
+            job = admit_job(hydra_context, config, list(overrides), first + i, here)
+            jobs.append((first + i, list(overrides), job))
+        planned = [
+            planned_job(j.spec.config, j.spec.names, o, j.spec.task, j.spec.train.eval_samples)
+            for _, o, j in jobs
+        ]
+        try:
+            check_planned_claims(planned)  # every arm and metric a claim names exists, before any run
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        return jobs
+    except BaseException:  # a refusal, and a SIGTERM or Ctrl-C while the jobs are admitted
+        folder.restore()
+        raise
+
+
+class SweepFolder:
+    """The record of a sweep folder as it was before this sweep: taken by the launcher's setup(), which
+    Hydra's sweeper calls before it writes <sweep dir>/multirun.yaml. restore() puts it back for a refused
+    sweep: an earlier sweep's multirun.yaml as it was; a folder made for this sweep alone removed."""
+
+    def __init__(self, config: DictConfig) -> None:
+        self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
+        path = self.sweep_dir / "multirun.yaml"
+        self.multirun_yaml = path.read_bytes() if path.is_file() else None
+
+    def restore(self) -> None:
+        if self.multirun_yaml is not None:
+            (self.sweep_dir / "multirun.yaml").write_bytes(self.multirun_yaml)
+        elif self.sweep_dir.is_dir() and {p.name for p in self.sweep_dir.iterdir()} <= {"multirun.yaml"}:
+            shutil.rmtree(self.sweep_dir, ignore_errors=True)
+            for parent in list(self.sweep_dir.parents)[:2]:  # multirun/<date>/, multirun/ made for it
+                try:
+                    if parent != Path.cwd():
+                        parent.rmdir()
+                except OSError:
+                    break

@@ -1,0 +1,103 @@
+"""What a launcher submits of a sweep, decided before anything is submitted: the checks of where it
+runs (Slurm's sbatch, nodes), how many of its runs run at once (hardware.max_parallel, or what the
+machine holds), its runs grouped by resource request (one job array each), and the study manifest
+(study.json, read by `python -m align_lab.study status|resume`). The launchers
+(hydra_plugins/align_lab_launcher/) call these and keep only Hydra's and submitit's calls."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from align_lab.value_checks import ConfigError
+
+
+def check_cluster(executor: str) -> None:
+    if executor == "slurm" and shutil.which("sbatch") is None:
+        raise ConfigError(
+            "hydra/launcher=align_lab_slurm: Slurm's sbatch is not on PATH here; run from a Slurm login "
+            "node, or use hardware=submitit_local (local processes) or hardware=cpu (in this process)"
+        )
+
+
+def check_nodes(runs: list[dict], executor: str) -> None:
+    spanning = [r for r in runs if r["resources"].get("nodes", 1) > 1]
+    if spanning and executor == "local":
+        raise ConfigError(
+            f"hardware.nodes={spanning[0]['resources']['nodes']}: a run across nodes needs Slurm "
+            "(hardware=slurm_multinode); local jobs run on this machine only (or hardware.nodes=1)"
+        )
+
+
+def max_parallel(runs: list[dict], executor: str) -> int | None:
+    """hardware.max_parallel (the smallest the runs set; each run's entry loses its own); unset, on a
+    local sweep: as many runs as the machine's cores and memory hold at the largest request."""
+    from align_lab.run.resources import default_max_parallel, machine
+
+    chosen = [r.pop("max_parallel") for r in runs]
+    chosen = [int(c) for c in chosen if c is not None]
+    for c in chosen:
+        if c < 1:
+            raise ConfigError(f"hardware.max_parallel={c}: must be >= 1 (or null: fit the machine)")
+    if chosen or executor != "local":
+        return min(chosen, default=None)
+    cores, mem_gb = machine()
+    cpus = max(r["resources"]["cpus_per_task"] for r in runs)
+    mem = max(r["resources"]["mem_gb"] for r in runs)
+    return default_max_parallel(cpus, mem, cores, mem_gb)
+
+
+def request_groups(runs: list[dict]) -> dict[str, list[dict]]:
+    """The runs grouped by their resource request (its JSON, keys sorted): one job array each."""
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(json.dumps(run["resources"], sort_keys=True), []).append(run)
+    return groups
+
+
+def manifest_entry(num: int, overrides: list[str], job) -> dict:
+    """A job's entry in the study manifest (study.json): what it runs, where, and what it asks for."""
+    from hydra.core.utils import filter_overrides
+
+    from align_lab.run.resources import request
+
+    spec = job.spec
+    return {
+        "num": num,
+        "overrides": filter_overrides(overrides),
+        "run_dir": str(job.run_dir),
+        "names": spec.names,
+        "resources": request(spec.hardware.resources, spec),
+        "max_parallel": spec.hardware.max_parallel,
+    }
+
+
+def study_manifest(
+    sweep_dir: Path, executor: str, runs: list[dict], queue: dict, params: dict, limit
+) -> dict:
+    """The study manifest (study.json) of a submitted sweep: `runs` its entries (an earlier wave's first,
+    study/waves.py), `queue` the queue's parameters as submitit names them, `params` the launcher's."""
+    return {
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "cluster": executor,
+        "sweep_dir": str(sweep_dir),
+        "command": sys.argv,
+        "runs": runs,
+        "queue": queue,
+        "folder": params["submitit_folder"],
+        "max_num_timeout": params.get("max_num_timeout", 0),
+        "max_parallel": limit,
+    }
+
+
+def status_command(sweep_dir: Path) -> str:
+    """`python -m align_lab.study status <sweep dir>` as the shell reads it: this interpreter, the folder
+    quoted."""
+    import shlex
+
+    from align_lab.rerun import python_command
+
+    return shlex.join([python_command(Path.cwd()), "-m", "align_lab.study", "status", str(sweep_dir)])
