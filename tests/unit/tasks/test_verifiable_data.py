@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from align_lab.run.admission import spec_from_config
 from align_lab.config import ConfigError
+from align_lab.run.admission import spec_from_config
 from align_lab.tasks import verifiers
 from align_lab.tasks.verifiable_data import VerifiableData
 from tests.conftest import ROOT, compose
