@@ -29,8 +29,7 @@ def check_folder(spec, run_dir: Path) -> dict:
     who = holder(run_dir)
     if who is not None:
         raise ConfigError(in_use(run_dir, who))
-    previous = read_summary(run_dir)
-    check_completed_steps(spec.config, run_dir, previous)
+    check_completed_steps(spec.config, run_dir, RunFolder(run_dir).read_summary())
     previous = check_same_config(run_dir, config_digest(spec.config))
     if previous.get("status") != "completed":  # a completed run is reported as it is: nothing is read
         check_checkpoint(spec, run_dir)

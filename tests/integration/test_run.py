@@ -208,8 +208,8 @@ def test_a_resume_on_other_shared_stages_is_refused_before_any_build_leaving_the
     folder as it was (summary, resolved config, no time counted). A resume with another
     hardware.num_threads is not such a case: it loads the stages with the threads they were built with
     (issue 37), goes on and completes."""
-    from align_lab.run.summary import RunStopped
     from align_lab.run import stages as stages_module
+    from align_lab.run.summary import RunStopped
     from align_lab.tracking import JsonlTracker
 
     original = JsonlTracker.log
