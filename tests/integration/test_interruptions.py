@@ -327,7 +327,7 @@ def test_a_signal_during_a_sweeps_admission_puts_its_folder_back(tmp_path, monke
     admitted (a BaseException) left the new multirun.yaml over the earlier sweep's."""
     from omegaconf import OmegaConf
 
-    from align_lab import admission
+    from align_lab.study import admission
 
     sweep_dir = tmp_path / "sweep"
     sweep_dir.mkdir()
@@ -382,7 +382,7 @@ def test_a_run_interrupted_before_its_first_checkpoint_counts_that_segment_in_it
     """Ctrl-C while the stages are built ('resume from step 0 with: ...'), then the command again: the
     rerun's time/total_s was its own segment alone (the interrupted one, a second here, was dropped as if
     the user had deleted the checkpoints to start again)."""
-    from align_lab.study import run as run_module
+    from align_lab.run import execute as run_module
 
     def slow_then_interrupted(*args, **kwargs):
         time.sleep(1.0)
@@ -409,8 +409,7 @@ def test_a_signal_while_a_sequential_studys_plan_is_checked_puts_its_folder_back
 
     from omegaconf import OmegaConf
 
-    from align_lab import admission
-    from hydra_plugins.align_lab_launcher import waves
+    from align_lab.study import admission, waves
 
     sweep_dir = tmp_path / "sweep"
     sweep_dir.mkdir()
