@@ -103,3 +103,29 @@ def test_loss_is_finite_differentiable_and_ignores_padding(choice):
 def test_an_online_algorithm_is_at_most_three_classes_below_object(choice):
     # issue 60 item 2: the class, at most one preset parent (GSPO's GRPO), OnlineBase; then object
     assert len(type(built(choice)).__mro__) - 1 <= 3, type(built(choice)).__mro__
+
+
+def _default(f):
+    from dataclasses import MISSING
+
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def test_the_rollout_correction_keys_have_one_default_in_all_three_places():
+    """OnlineBase declares the rollout-correction keys users type, RolloutCorrection (the part built from
+    them) declares them again, and conf/algo_shared/rollout_correction.yaml gives every algorithm its
+    values: a default changed in one place only would make a part built without Hydra (a test, a
+    benchmark) differ from a run's."""
+    from dataclasses import fields
+
+    import yaml
+
+    from align_lab.algorithms.correction import RolloutCorrection
+    from align_lab.algorithms.online import OnlineBase
+    from tests.conftest import ROOT
+
+    part = {f.name: _default(f) for f in fields(RolloutCorrection)}
+    base = {f.name: _default(f) for f in fields(OnlineBase) if f.name in part}
+    shared = yaml.safe_load((ROOT / "conf" / "algo_shared" / "rollout_correction.yaml").read_text())
+    assert base == part
+    assert shared == part
