@@ -16,6 +16,7 @@ from pathlib import Path
 from align_lab.results.claims import parse_claims
 from align_lab.results.extract import COUNTERS, logged_metric
 from align_lab.results.runs import Run, group_label
+from align_lab.rl import pass_ks
 
 # what every evaluation reports (train/evaluate.py: evaluate); win_rate_vs_sft by the gold reward or the judge
 EVAL_ALWAYS = (
@@ -37,9 +38,9 @@ CHECKED_PREFIXES = ("eval/", "counters/")  # fixed sets; other keys are never re
 
 def run_metrics(verifiable: bool, has_gold_reward: bool, eval_samples: int) -> frozenset[str]:
     """The eval/* and counters/* keys a run reports, from its task's kind and its train.eval_samples:
-    gold metrics with a gold reward, pass@1 and pass@<eval_samples> with a verifier."""
+    gold metrics with a gold reward, pass@k for k in rl.pass_ks(eval_samples) with a verifier."""
     keys = [*EVAL_ALWAYS, *COUNTERS, *(GOLD if has_gold_reward else ())]
-    keys += [f"eval/pass@{k}" for k in sorted({1, eval_samples})] if verifiable else []
+    keys += [f"eval/pass@{k}" for k in pass_ks(eval_samples)] if verifiable else []
     return frozenset(keys)
 
 

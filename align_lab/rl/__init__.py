@@ -50,6 +50,7 @@ from .stats import (
     masked_sum,
     masked_var,
     masked_whiten,
+    pass_ks,
     running_moments,
     running_std,
 )
@@ -86,6 +87,7 @@ __all__ = [
     "observed_kl",
     "running_moments",
     "running_std",
+    "pass_ks",
     "rollout_mismatch",
     "sequence_logprobs",
     "shape_sequence_rewards",

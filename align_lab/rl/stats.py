@@ -79,3 +79,9 @@ def running_std(var: float, count: float) -> float:
     1.0 (the initial std) until more than one value was seen.
     """
     return (var * count / (count - 1)) ** 0.5 if count > 1 else 1.0
+
+
+def pass_ks(n: int) -> list[int]:
+    """The k of the pass@k an evaluation of n samples a prompt reports: 1, every power of two below n,
+    and n (prime-rl reports the powers of two; n is the most the samples can say)."""
+    return sorted({1, n, *(2**i for i in range(n.bit_length()) if 2**i < n)}) if n >= 1 else []

@@ -9,7 +9,7 @@ from functools import partial
 import torch
 
 from align_lab.models.sequences import attended, response_logprobs
-from align_lab.rl import kl_penalty, masked_sum
+from align_lab.rl import kl_penalty, masked_sum, pass_ks
 from align_lab.rollout.base import Samples
 from align_lab.train.distributed import row_seeds
 from align_lab.train.dynamic_sampling import concat_samples
@@ -216,7 +216,7 @@ def evaluate(
         metrics["eval/win_rate_vs_reference"] = mean(judge.prefers(mine.prompts, mine.responses, refs))
     if task.verifiable:
         correct = torch.tensor(fields["pass@1"]).view(len(prompts), n_samples).sum(-1).long().tolist()
-        for k in sorted({1, n_samples}):
+        for k in pass_ks(n_samples):
             metrics[f"eval/pass@{k}"] = mean([pass_at_k(n_samples, c, k) for c in correct])
     return Evaluation(metrics, records(fields), sft)
 

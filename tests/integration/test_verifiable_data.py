@@ -47,9 +47,9 @@ def test_grpo_on_the_shipped_questions_reports_pass_at_k_from_its_samples(hf_ass
     for s in samples:
         correct[s["prompt_id"]] = correct.get(s["prompt_id"], 0) + int(s["gold_reward"])
     assert summary["eval/pass@1"] == pytest.approx(sum(c / 3 for c in correct.values()) / 4, abs=1e-12)
-    assert summary["eval/pass@3"] == pytest.approx(
-        sum(pass_at(3, c, 3) for c in correct.values()) / 4, abs=1e-12
-    )
+    for k in (2, 3):  # pass@2 too: every power of two below eval_samples (rl.pass_ks)
+        expected = sum(pass_at(3, c, k) for c in correct.values()) / 4
+        assert summary[f"eval/pass@{k}"] == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.mark.fast
