@@ -35,7 +35,7 @@ def test_every_algorithm_runs_to_the_run_folder_contract(algo, tmp_path, cache_d
     assert set(on_disk["stages"]) >= {"tokenizer", "sft"}
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3]  # the last step carries the final evaluation
-    groups = {"train", "eval", "rollout", "time", "counters", "step"}
+    groups = {"train", "eval", "rollout", "time", "counters", "step", "perf"}  # perf: train/roofline.py
     assert all(k.split("/")[0] in groups for r in rows for k in r)
     assert "train/loss" in rows[0] and "eval/gold_reward" not in rows[0]
     assert rows[-1]["eval/gold_reward"] == summary["eval/gold_reward"]
