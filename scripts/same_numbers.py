@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# tests/conftest.py has the same sizes and compose(); this script keeps its own on purpose: a record is
+# compared against later code, so its cases must not move when the tests' sizes do
 SMALL = [
     "tracker=none",
     "task.n_demonstrations=512",
