@@ -123,6 +123,34 @@ def bins(prompts: list[int], lengths: list[int], capacity: int) -> list[tuple[in
 CAPACITIES = (1, 2, 3, 4)  # packed-row lengths tried, in multiples of the longest row's
 
 
+PACKED_SHARE = 0.9  # pack only where the packed rows cost at most this share of the rows as they lie
+# multiply-adds a packing must save besides: what its fixed extra costs (the prompts' own forward, a
+# 4-D mask, the cache's reorder), ~2.5 ms at 1 thread on the AVX2 EPYC, ~68 positions of the toy policy
+# (`python -m benchmarks run packed_update --hidden 64 --layers 2 --heads 2 --kv-heads 2 --ffn 128
+# --vocab 300 --threads 1 ...`, 2026-11-28: 8 rows saving 32 positions 1.08x slower packed, 64 rows
+# saving 187 0.85x). A position of SmolLM2-135M is 1e8: there only PACKED_SHARE decides.
+PACKING_OVERHEAD = 1e7
+
+
+def layer_weights(model) -> int:
+    """The multiply-adds of one position through every decoder layer's weights (`model` a Llama or Qwen
+    causal LM): q and o, k and v, the MLP's three, from the config (a LoRA adapter's few not counted; no
+    walk over the modules, which costs a tiny policy more than its forward)."""
+    cfg = model.config
+    d, heads = cfg.hidden_size, cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or d // heads
+    kv = getattr(cfg, "num_key_value_heads", None) or heads
+    return cfg.num_hidden_layers * (
+        2 * d * heads * head_dim + 2 * d * kv * head_dim + 3 * d * cfg.intermediate_size
+    )
+
+
+def pays(saved: float, model) -> bool:
+    """Whether a forward that runs `saved` fewer positions (`forward_cost`'s) than the rows as they lie,
+    at the price of a second forward, pays for it: saved x `layer_weights` >= PACKING_OVERHEAD."""
+    return saved * layer_weights(model) >= PACKING_OVERHEAD
+
+
 def pair_cost(model) -> float:
     """What attention adds for each key a position attends, as a share of the position's cost through
     the layer's weights: 4 x heads x head_dim FLOPs (q.k, then the weighted value) over 2 x the layer's

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ from torch import Tensor
 from align_lab.rl import selective_entropy, selective_logprobs
 
 from .lora import causal_lm
-from .packing import Packing, forward_cost, pack, pack_sequences, packs, pair_cost
+from .packing import PACKED_SHARE, Packing, forward_cost, pack, pack_sequences, packs, pair_cost, pays
 
 
 def encode_prompts(tokenizer, prompts: list[str], max_tokens: int) -> tuple[Tensor, Tensor]:
@@ -136,10 +137,11 @@ def response_logits(model, prompt_ids, prompt_attn, response_ids, mask) -> Tenso
 
     The LM head runs at the T response-predicting positions only (transformers' `logits_to_keep`),
     not at the prompt's: position P-1+t predicts response token t. Rows that repeat the row before
-    them's prompt (the G samples of a prompt, contiguous) share one forward of it (`shared_prompts`).
+    them's prompt (the G samples of a prompt, contiguous) share one forward of it (`shared_prompts`),
+    where the prompt positions that saves pay for the second forward (`packing.pays`).
     """
     rows, model = shared_prompts(prompt_ids, prompt_attn), causal_lm(model)  # (B,) or None; LoRA's model
-    if rows is not None and response_ids.shape[1] > 1 and caches_with_grad(model):
+    if rows is not None and response_ids.shape[1] > 1 and shares_worth(model, rows, prompt_ids.shape[1]):
         return _logits_on_shared_prompts(model, prompt_ids, prompt_attn, response_ids, mask, rows)
     ids, attn, pos = joint_inputs(prompt_ids, prompt_attn, response_ids, mask)
     T = response_ids.shape[1]
@@ -155,9 +157,23 @@ def shared_prompts(prompt_ids: Tensor, prompt_attn: Tensor) -> Tensor | None:
     return rows if int(rows[-1]) + 1 < len(rows) else None
 
 
+def shares_worth(model, rows: Tensor, P: int) -> bool:
+    """Whether one forward of each distinct prompt (`rows`, `shared_prompts`) then the responses on its
+    cache is worth its second forward: the prompt positions it saves, (B - B') x P, times a position's
+    multiply-adds, at least packing.PACKING_OVERHEAD; and the model keeps a differentiable cache."""
+    return pays((len(rows) - int(rows[-1]) - 1) * P, model) and caches_with_grad(model)
+
+
 def is_partitioned(model) -> bool:
     """A DeepSpeed ZeRO-3 model: its parameters hold a `ds_tensor` partition, not their weights."""
     return any(hasattr(p, "ds_tensor") for p in model.parameters())
+
+
+@functools.cache
+def takes_cache(cls) -> bool:
+    """Whether the model class's forward takes a `cache` (inspect.signature costs a tiny policy's
+    forward a tenth: asked once a class)."""
+    return "cache" in inspect.signature(cls.forward).parameters
 
 
 def caches_with_grad(model) -> bool:
@@ -165,7 +181,7 @@ def caches_with_grad(model) -> bool:
     do not checkpoint activations (they drop the cache) and whose weights are not partitioned across
     processes (ZeRO-3 forwards are collective: every process must make the same calls)."""
     return (
-        "cache" in inspect.signature(model.forward).parameters
+        takes_cache(type(model))
         and not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
         and not is_partitioned(model)
     )
@@ -210,14 +226,12 @@ def _logits_on_shared_prompts(model, prompt_ids, prompt_attn, response_ids, mask
     return torch.cat([first_logits, rest.logits], dim=1)  # (B, T, V)
 
 
-PACKED_SHARE = 0.9  # pack only where the packed rows cost at most this share of the rows as they lie
-
-
 def response_packing(model, prompt_ids, prompt_attn, response_ids, mask) -> Packing | None:
     """How the rows' responses pack (models/packing.py): on their shared prompts' caches where
     neighbouring rows share a prompt, else each with its prompt; None where they run as they lie: a
     model whose cache or masks packing cannot use (`packs`), a `mask` that is not each row's first
-    tokens or prompts not left-padded, or packed rows that would save less than a tenth of the cost."""
+    tokens or prompts not left-padded, or packed rows that would save less than a tenth of the cost or
+    less than their fixed extra (`packing.pays`: a tiny policy's few rows run as they lie)."""
     (B, T), P, model = response_ids.shape, prompt_ids.shape[1], causal_lm(model)
     if not (packs(model) and caches_with_grad(model)):
         return None
@@ -230,13 +244,15 @@ def response_packing(model, prompt_ids, prompt_attn, response_ids, mask) -> Pack
     if not (torch.equal(mask.bool(), first_tokens) and torch.equal(prompt_attn.bool(), left_padded)):
         return None
     rows, pair = shared_prompts(prompt_ids, prompt_attn) if T > 1 else None, pair_cost(model)
-    if rows is not None:  # packed rows and rows as they lie priced alike (`forward_cost`)
-        packing, cached, as_they_lie = pack(rows, lengths, T, P, pair), P, forward_cost(B, T - 1, P, pair)
-    else:
-        packing, cached = pack_sequences(prompt_attn, lengths, T, pair), 0
-        as_they_lie = forward_cost(B, P + T, 0, pair)
+    cached = P if rows is not None else 0  # packed rows and rows as they lie priced alike (`forward_cost`)
+    as_they_lie = forward_cost(B, T - 1, P, pair) if rows is not None else forward_cost(B, P + T, 0, pair)
+    if not pays(as_they_lie - int(lengths.sum()), model):
+        return None  # no packing runs fewer positions than the response tokens: it cannot pay
+    packing = (
+        pack(rows, lengths, T, P, pair) if rows is not None else pack_sequences(prompt_attn, lengths, T, pair)
+    )
     packed = forward_cost(*packing.where.shape, cached, pair)
-    return packing if packed <= PACKED_SHARE * as_they_lie else None
+    return packing if packed <= PACKED_SHARE * as_they_lie and pays(as_they_lie - packed, model) else None
 
 
 def _token_outputs(logits, labels, temperature: float, entropy: bool, entropy_grad: bool):

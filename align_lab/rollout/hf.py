@@ -12,7 +12,7 @@ from torch import Tensor
 from align_lab.models.sequences import encode_prompts, is_partitioned, left_pad, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.busy import BusyMeter, check_threads, sampling_threads
-from align_lab.rollout.decode import DECODE_MATMULS, weights_left
+from align_lab.rollout.decode import DECODE_MATMULS, hidden_size, weights_left
 from align_lab.rollout.sampling import (
     SAMPLERS,
     RowNoise,
@@ -210,7 +210,7 @@ class HFGenerate:
             noise,
             n,
             self.sampler,
-            weights_left(self.decode_matmul, prompt_ids.device.type),
+            weights_left(self.decode_matmul, prompt_ids.device.type, width=hidden_size(model)),
         )
 
     def _generate(

@@ -14,6 +14,7 @@ from pathlib import Path
 from align_lab.envs.base import EnvError
 from align_lab.rewards.function import RewardError
 from align_lab.rollout.busy import threads_record
+from align_lab.rollout.decode import hidden_size
 from align_lab.rollout.decode import resolved as decode_matmul
 from align_lab.run.build import build_run
 from align_lab.run.hardware import threads
@@ -138,7 +139,7 @@ def run(job: Job) -> dict:
                 slurm=slurm,
                 group_needed=spec.backend.uses_deepspeed,
             )
-            summary |= planned(ctx.memory) | decode_matmul(spec.rollout, hw.device)
+            summary |= planned(ctx.memory) | decode_matmul(spec.rollout, hw.device, hidden_size(ctx.policy))
             folder.write_summary(summary)
             with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)

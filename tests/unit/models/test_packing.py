@@ -6,10 +6,32 @@ from __future__ import annotations
 import pytest
 import torch
 
+from align_lab.models import packing as costs
 from align_lab.models.packing import bins, forward_cost, pack, pack_sequences, pair_cost
 from align_lab.models.sequences import response_logprobs, response_packing
 from align_lab.rl import selective_entropy, selective_logprobs
 from tests.unit.models.test_sequences import batch, joint, tiny, tiny_or_lora, trained
+
+OVERHEAD = costs.PACKING_OVERHEAD  # as shipped, before the fixture below
+
+
+@pytest.fixture(autouse=True)
+def packs_tiny_models(monkeypatch):
+    """These tests check the packed path on tiny models, whose few rows run as they lie at the default
+    PACKING_OVERHEAD (SmolLM2's pack): without the fixed extra, the path is chosen by positions alone."""
+    monkeypatch.setattr(costs, "PACKING_OVERHEAD", 0)
+
+
+def test_a_tiny_policys_few_rows_run_as_they_lie_unless_the_saving_pays_the_fixed_extra(monkeypatch):
+    monkeypatch.setattr(costs, "PACKING_OVERHEAD", OVERHEAD)
+    rows, model = batch(), tiny("llama")
+    # 2 layers x (q 64x64 + k, v 64x32 + o 64x64 + gate, up, down 64x96) = 61,440 weights;
+    # 7 rows x 5 positions as they lie against 6 packed rows x 5 (both on 5 cached prompt positions):
+    # 5 positions saved, x (1 + 10 pairs x 2 x 4 heads x 16 / 30,848) = 5.2 x 61,440 = 3.2e5 < 1e7
+    assert costs.layer_weights(model) == 61_440
+    assert response_packing(model, *rows) is None
+    monkeypatch.setattr(costs, "layer_weights", lambda m: 10**8)  # a position of SmolLM2-135M
+    assert response_packing(model, *rows).where.shape == (6, 5)
 
 
 def test_bins_fill_each_prompts_rows_first_fit_longest_first():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.models import sequences
+from align_lab.models import packing, sequences
 from align_lab.models.lora import causal_lm
 from align_lab.models.sequences import response_logits, shared_prompts
 
@@ -91,7 +91,8 @@ def test_a_shared_prompt_forward_gives_the_joint_forwards_logits_and_gradients(k
 
 
 @pytest.mark.parametrize("kind", ["llama", "lora"])  # a peft wrapper's model forwards as it
-def test_the_shared_forward_runs_each_distinct_prompt_once(kind):
+def test_the_shared_forward_runs_each_distinct_prompt_once(kind, monkeypatch):
+    monkeypatch.setattr(packing, "PACKING_OVERHEAD", 0)  # a tiny model's second forward priced at 0
     model = tiny_or_lora(kind)
     seen = []
     causal_lm(model).register_forward_pre_hook(
@@ -100,6 +101,18 @@ def test_the_shared_forward_runs_each_distinct_prompt_once(kind):
     response_logits(model, *batch())
     # 3 distinct prompts of 5 tokens, then 7 responses of 6 - 1 tokens (the last predicts nothing)
     assert seen == [(3, 5), (7, 5)]
+
+
+def test_a_tiny_models_few_rows_forward_jointly_where_sharing_cannot_pay_its_second_forward():
+    model = tiny("llama")
+    seen = []
+    model.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    response_logits(model, *batch())
+    # sharing saves (7 rows - 3 prompts) x 5 positions x 61,440 multiply-adds = 1.2e6 < PACKING_OVERHEAD
+    # (1e7): one joint forward of 7 rows of 5 + 6 tokens
+    assert seen == [(7, 11)]
 
 
 def test_a_checkpointing_model_forwards_every_row_jointly():

@@ -80,6 +80,9 @@ def test_auto_decodes_weights_left_on_an_amd_cpu_only(setting, device, vendor, l
     from align_lab.rollout.decode import resolved, weights_left
 
     assert weights_left(setting, device, vendor) is left
+    assert weights_left(setting, device, vendor, width=576) is left  # SmolLM2-135M: as wide as assumed
+    # the toy policy (64 wide): auto keeps F.linear, whose bits every CPU family shares; a set choice holds
+    assert weights_left(setting, device, vendor, width=64) is (left and setting == "fast")
     assert HFGenerate().decode_matmul == "auto"
     if setting != "auto":  # a run records what it multiplied with
         assert resolved(HFGenerate(decode_matmul=setting)) == {"rollout/decode_matmul": setting}
