@@ -58,8 +58,8 @@ def check_schedule(stop: StopAt, eval_every: int, steps: int) -> None:
     at the end, where the run ends anyway (cadence.due)."""
     if stop.on and not 0 < eval_every < steps:
         raise ValueError(
-            f"stop_at.metric={stop.metric}: needs an evaluation before the last step; set "
-            f"eval_every to 1..{steps - 1} (now eval_every={eval_every}, steps={steps})"
+            f"stop_at.metric={stop.metric}: needs an evaluation before the last step, and "
+            f"eval_every={eval_every} evaluates only at the end of steps={steps}; set it to 1..{steps - 1}"
         )
 
 
