@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from align_lab.results.runs import COMPLETED, Run, format_value, group_label, run_seed
+from align_lab.results.stopped import stopped_step
 
 NAN = float("nan")
 # (key, label) of the per-group table; keys are summary.json / metrics.jsonl keys.
@@ -112,6 +113,7 @@ def run_row(run: Run, by: list[str], metric: str) -> dict[str, Any]:
         row[metric] = final_value(run, metric)
     for key in COUNTERS:
         row[key] = last_value(run.metrics, key)
+    row["stopped_at_step"] = stopped_step(run)  # train.stop_at ended it there (results/stopped.py); NaN: no
     row["problems"] = "; ".join(run.problems)
     return row
 

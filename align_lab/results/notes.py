@@ -12,6 +12,7 @@ from align_lab.results.averaged import averaged_notes
 from align_lab.results.comparison import SFT, Comparison
 from align_lab.results.extract import BUDGETS, is_completed
 from align_lab.results.runs import COMPLETED, NEVER_POOLED, Run, group_label
+from align_lab.results.stopped import stopped_notes
 from align_lab.results.tables import has_sft
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     table = c.runs
     notes = _status_notes(table) + list(problems)
     notes += _budget_notes(table, BUDGETS[c.budget], c.budget.replace("_", " "))
+    notes += stopped_notes(c, runs)  # train.stop_at: which runs stopped, and the equal-compute rule
     notes += _matched_baseline_notes(c.baseline, c.matched_baseline)
     notes += _pairing_notes(table, c.baseline, c.paired)
     notes += _baseline_notes(c, baseline)

@@ -42,6 +42,7 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
     except EnvError as e:
         raise ConfigError(str(e)) from None
     check_fit(spec)  # the env plays the task; the reward scores what the env plays
+    check_stop_at(spec)
     check_data(spec)
     check_warmup(spec)
     check_sampled_pairs(spec)
@@ -57,6 +58,16 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
     check_nodes(spec)
     if here:
         check_machine(spec)
+
+
+def check_stop_at(spec: RunSpec) -> None:
+    """train.stop_at.metric is one every evaluation of this run logs (train/stop_at.py check_task)."""
+    from align_lab.train.stop_at import check_task
+
+    try:
+        check_task(spec.train.stop_at, spec.task, spec.train.eval_samples)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def own_check(component, name: str) -> None:

@@ -36,27 +36,68 @@ def check_folder(spec, run_dir: Path) -> dict:
     return previous
 
 
+ENDS = ("steps", "stop_at")  # the train keys that say where a run ends: a completed run has ended
+
+
+def _ends(train: dict) -> dict:
+    """A config's train.steps and train.stop_at (absent, as before stop_at existed, or null: off)."""
+    stop = train.get("stop_at") or {}
+    return {"steps": train.get("steps"), "stop_at": {k: stop.get(k) for k in ("metric", "value")}}
+
+
 def check_completed_steps(config: dict, run_dir: Path, previous: dict) -> None:
-    """A completed run asked again with other train.steps and nothing else changed: one line saying what
-    was completed and what was asked (a completed run is reported, never extended or cut)."""
+    """A completed run asked again with other train.steps or train.stop_at and nothing else changed: one
+    line saying what was completed and what was asked (a completed run is reported, never extended or cut;
+    one that stopped at train.stop_at has ended, whatever threshold a rerun names)."""
     import yaml
 
     from align_lab.run.summary import RESOLVED_CONFIG, config_digest
+    from align_lab.train.stop_at import describe
 
-    path, asked = run_dir / RESOLVED_CONFIG, config.get("train", {}).get("steps")
+    path = run_dir / RESOLVED_CONFIG
     if previous.get("status") != "completed" or not path.is_file():
         return
     try:
-        done = (yaml.safe_load(path.read_text()) or {}).get("train", {}).get("steps")
+        done = (yaml.safe_load(path.read_text()) or {}).get("train", {})
+        train = {k: v for k, v in config["train"].items() if k not in ENDS or k in done}
     except (OSError, yaml.YAMLError, AttributeError):
         return  # check_same_config's line still refuses another config
-    same_but_steps = {**config, "train": {**config["train"], "steps": done}}
-    if done != asked and config_digest(same_but_steps) == previous.get("config_digest"):
+    same_but_ends = {**config, "train": train | {k: done[k] for k in ENDS if k in done}}
+    if config_digest(same_but_ends) != previous.get("config_digest"):
+        return
+    was, asked = _ends(done), _ends(config["train"])
+    how = (
+        f", {describe(previous['stopped'])}" if previous.get("stopped") else f" at train.steps={was['steps']}"
+    )
+    if was["steps"] != asked["steps"]:
+        n = asked["steps"]
         raise ConfigError(
-            f"train.steps={asked}: hydra.run.dir={run_dir} holds this run completed at train.steps={done} "
+            f"train.steps={n}: hydra.run.dir={run_dir} holds this run completed{how} "
             "(a completed run is not extended or cut); choose another hydra.run.dir to train it for "
-            f"{asked} step{'' if asked == 1 else 's'}"
+            f"{n} step{'' if n == 1 else 's'}"
         )
+    key = next((k for k in ("metric", "value") if was["stop_at"][k] != asked["stop_at"][k]), None)
+    if key is not None:
+        raise ConfigError(
+            f"train.stop_at.{key}={asked['stop_at'][key]}: hydra.run.dir={run_dir} holds this run "
+            f"completed{how}, with train.stop_at.{key}={was['stop_at'][key]} (a completed run is not "
+            "extended or cut); choose another hydra.run.dir to train it with this threshold"
+        )
+
+
+def check_stopped(record: dict | None, stop, ckpt: Path) -> None:
+    """A checkpoint written where train.stop_at stopped the run (its record inside) resumes only with that
+    threshold: the run has ended, and its resume only finishes it (the final evaluation, summary.json).
+    A checkpoint of a run that has not stopped takes any train.stop_at (MAY_CHANGE_ON_RESUME)."""
+    from align_lab.train.stop_at import describe
+
+    if not record or (record.get("metric"), record.get("threshold")) == (stop.metric, stop.value):
+        return
+    raise ConfigError(
+        f"train.stop_at={stop}: the checkpoint in {ckpt} {describe(record)}: the run has ended; resume with "
+        f"train.stop_at.metric={record['metric']} train.stop_at.value={record['threshold']} to finish it, "
+        "or choose another hydra.run.dir"
+    )
 
 
 def is_ours(summary: dict) -> bool:
@@ -88,6 +129,7 @@ def check_checkpoint(spec, run_dir: Path) -> None:
             allow = bool(spec.config.get("resume_changed_code"))
             check_identity(state.get("identity"), run_identity(spec), ckpt, allow)
             check_steps(spec.train.steps, checkpoint_step(ckpt), ckpt)
+            check_stopped(state.get("stopped"), spec.train.stop_at, ckpt)
     except CheckpointError as e:
         raise ConfigError(str(e)) from None
     check_partitions(spec, ckpt)

@@ -19,6 +19,7 @@ from align_lab.config import ConfigError
 from align_lab.run.run_folder import RESOLVED_CONFIG, RunFolder
 from align_lab.train.checkpoint_io import CheckpointError, checkpoint_step
 from align_lab.train.preemption import Interrupted
+from align_lab.train.stop_at import describe
 
 log = logging.getLogger("align_lab")
 
@@ -86,8 +87,9 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
             parts.append(f"{name} {summary[key]:.3f}")
     seconds = summary.get("time/total_s")
     took = f" in {seconds:.0f} s" if isinstance(seconds, int | float) else ""
+    how = f"completed, {describe(summary['stopped'])}," if summary.get("stopped") else "completed"
     return [
-        f"align_lab: {summary.get('algo')} seed {summary.get('seed')} completed{took}: {', '.join(parts)}",
+        f"align_lab: {summary.get('algo')} seed {summary.get('seed')} {how}{took}: {', '.join(parts)}",
         f"  run folder: {run_dir}",
         f"  compare:    {compare_command(compare_folder(run_dir))}",
     ]
@@ -132,6 +134,7 @@ MAY_CHANGE_ON_RESUME = (
     "train.keep_eval_samples",  # what is written, not what is computed
     "train.eval_text_chars",
     "train.async_rollouts",  # the same numbers either way (train/staleness.py)
+    "train.stop_at",  # when it ends, as train.steps; not once it has stopped (run/folder_checks.py)
     "hardware",
     "tracker",
 )
@@ -191,8 +194,9 @@ def check_resume_config(run_dir: Path, config: dict) -> None:
 def completed_before(run_dir: Path, previous: dict) -> dict:
     """The summary of this very run, which run_dir already holds completed (admission checked its config:
     run/folder_checks.py), reported as it is."""
+    done = f" ({describe(previous['stopped'])})" if previous.get("stopped") else ""
     for line in [
-        "align_lab: this run was already completed; nothing to do",
+        f"align_lab: this run was already completed{done}; nothing to do",
         *result_lines(previous, run_dir)[1:],
     ]:
         log.info(line)

@@ -9,6 +9,7 @@ from align_lab.tracking.samples import cap_texts
 from align_lab.train.context import Context
 from align_lab.train.resume import checkpoint
 from align_lab.train.roofline import observe, run_means
+from align_lab.train.stop_at import stop_record
 
 
 def due(step: int, every: int, last: int) -> bool:
@@ -58,18 +59,21 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
     a ZeRO-3 policy's forwards (evaluation) and a DeepSpeed engine's checkpoint."""
     main, backend = ctx.group.is_main, ctx.backend
     evaluation = None
-    if done == ctx.train.steps or due(done, ctx.train.eval_every, ctx.train.steps):
-        if main or backend.every_rank_forwards(ctx.group):
-            result = evaluate_now(ctx)
-            evaluation = result.metrics
-            metrics |= evaluation
+    evaluating = done == ctx.train.steps or due(done, ctx.train.eval_every, ctx.train.steps)
+    if evaluating and (main or backend.every_rank_forwards(ctx.group)):
+        result = evaluate_now(ctx)
+        evaluation = result.metrics
+        metrics |= evaluation
+    if evaluating:
+        stop_when_reached(ctx, evaluation, done, metrics)
+    last = ctx.stopped.get("step", ctx.train.steps)  # finish() writes the last checkpoint
     if main:
         metrics |= observe(ctx.perf, ctx.policy, default_cache_dir(), metrics, done)  # perf/ figures
         ctx.tracker.log(metrics, step=done)
         if evaluation is not None and ctx.train.keep_eval_samples:
             ctx.tracker.samples(cap_texts(result.records, ctx.train.eval_text_chars), step=done)
     saves = main or backend.every_rank_saves(ctx.group)
-    saved = saves and due(done, ctx.train.checkpoint_every, ctx.train.steps)
+    saved = saves and due(done, ctx.train.checkpoint_every, last)
     if saved:
         checkpoint(ctx, named, algo, done)
     save = (lambda: None) if saved else lambda: checkpoint(ctx, named, algo, done)  # noqa: E731
@@ -84,13 +88,26 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
     return evaluation
 
 
+def stop_when_reached(ctx: Context, evaluation: dict | None, done: int, metrics: dict) -> None:
+    """train.stop_at: records in ctx.stopped why the run stops after step `done`, when this evaluation
+    reached the threshold (train/stop_at.py); the loops then break. Rank 0 decides (it alone may have
+    evaluated); with data parallel every rank learns it, before any checkpoint of this step."""
+    stop = ctx.train.stop_at
+    if not stop.on:
+        return
+    record = stop_record(stop, evaluation or {}, done, ctx.train.steps, metrics) if ctx.group.is_main else {}
+    if ctx.group.from_main(bool(record)):
+        ctx.stopped.update(record or {"step": done, "steps": ctx.train.steps})
+
+
 def finish(ctx: Context, named: dict, algo, final: dict | None) -> dict:
     """The last checkpoint, and the final evaluation (re-run, seeded, if the run was already done). A run
     that keeps no checkpoint (train.keep_checkpoint=false: deleted once the run completes) writes no last
-    one: 1.6 GB for SmolLM2, 3.1 GB with a critic, written only to be deleted."""
+    one: 1.6 GB for SmolLM2, 3.1 GB with a critic, written only to be deleted. A run that stopped at
+    train.stop_at writes it at the stop step (ctx.stopped), its record inside."""
     main, backend = ctx.group.is_main, ctx.backend
     if ctx.train.keep_checkpoint and (main or backend.every_rank_saves(ctx.group)):
-        checkpoint(ctx, named, algo, ctx.train.steps)
+        checkpoint(ctx, named, algo, ctx.stopped.get("step", ctx.train.steps))
     ctx.preemption.steps_end()  # a signal during the checkpoint stops the run now; in the evaluation, at once
     if final is None and (main or backend.every_rank_forwards(ctx.group)):
         final = evaluate_now(ctx).metrics  # its samples were written when the last step was logged

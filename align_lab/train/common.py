@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from align_lab.train.stop_at import StopAt, check_schedule
 from align_lab.value_checks import check
 
 
@@ -35,6 +36,8 @@ class TrainConfig:
     # sample the next rollout on a thread, from a frozen copy of the weights, while this step updates;
     # the same numbers as the synchronous loop with the same max_staleness (which must be >= 1)
     async_rollouts: bool = False
+    # end the run at the first evaluation where stop_at.metric >= stop_at.value (train/stop_at.py); off
+    stop_at: StopAt = field(default_factory=StopAt)
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "steps", self.steps, ">= 1")
@@ -72,6 +75,7 @@ class TrainConfig:
             "false with train.max_staleness=0 (the next rollout needs this step's update: nothing to "
             "overlap); set train.max_staleness >= 1",
         )
+        check_schedule(self.stop_at, self.eval_every, self.steps)
 
 
 class Shuffler:

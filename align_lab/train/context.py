@@ -65,6 +65,9 @@ class Context:
     realized: dict = field(default_factory=dict)
     # the run's roofline state (train/roofline.py observe): the policy's sizes, the machine's limits
     perf: dict = field(default_factory=dict)
+    # why the run stopped before train.steps ({}: it did not): train.stop_at reached (train/cadence.py),
+    # or the checkpoint resumed says so (train/resume.py); the loops break, finish() checkpoints there
+    stopped: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, **fields) -> Context:

@@ -121,8 +121,8 @@ def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values,
 
 
 def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
-    """Trains ctx.policy with `algo` for ctx.train.steps steps (resuming from ctx's checkpoint);
-    returns the final evaluation."""
+    """Trains ctx.policy with `algo` for ctx.train.steps steps, or until an evaluation reaches
+    train.stop_at (resuming from ctx's checkpoint); returns the final evaluation."""
     cfg, loop = ctx.train, setup(algo, ctx)
     learner, loss_fn = loop.learner, partial(_loss, algo)
     torch.manual_seed(ctx.seed)
@@ -131,6 +131,8 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
     final, rejected_steps = None, 0  # steps in a row whose correction rejected every token (from a resume: 0)
     for step in range(start, cfg.steps):
+        if ctx.stopped:  # train.stop_at reached: at the last evaluation, or in the checkpoint resumed
+            break
         times: dict[str, float] = {}
         # 0. engines that hold their own copy of the weights (vLLM) take the policy's; HF samples the
         # live one. Async: the sampling thread's frozen copy takes them

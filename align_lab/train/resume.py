@@ -56,12 +56,14 @@ def restore(ctx: Context, named: dict, algo) -> int:
     for name, obj in named.items():
         obj.load_state_dict(state["objects"][name])
     set_rng_state(state["rng"])
+    ctx.stopped.update(state.get("stopped") or {})  # stopped at train.stop_at: the loop trains no further
     return state["step"]
 
 
 def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
     """Saves everything resume needs: weights, optimisers, schedulers, data position, RNG, the
-    algorithm's state (algo.state_dict()) and its hyperparameters (to refuse a changed one on resume).
+    algorithm's state (algo.state_dict()) and its hyperparameters (to refuse a changed one on resume),
+    and, at a train.stop_at stop, its record (a resume of it is complete).
     The main process writes the file; a DeepSpeed engine's state_dict() saves its partitions on
     every process that calls it (Backend.every_rank_saves)."""
     objects = {name: obj.state_dict() for name, obj in named.items()}
@@ -76,5 +78,6 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
                 "stage_keys": ctx.stage_keys,
                 "identity": ctx.identity,
                 "rng": rng_state(),
+                "stopped": dict(ctx.stopped),  # {} or why the run stopped here (train/stop_at.py)
             },
         )

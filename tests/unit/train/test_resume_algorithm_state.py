@@ -40,7 +40,7 @@ def rollout(kl: float) -> Rollout:
 def context(folder) -> SimpleNamespace:
     """What checkpoint() and restore() read of a Context: the folder, the process's rank and the
     shared stages' keys (saved so a resume on other stages is refused)."""
-    return SimpleNamespace(checkpoint_dir=folder, group=Group(), stage_keys={}, identity={})
+    return SimpleNamespace(checkpoint_dir=folder, group=Group(), stage_keys={}, identity={}, stopped={})
 
 
 def trained_ppo() -> PPO:
