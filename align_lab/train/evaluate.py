@@ -206,6 +206,10 @@ def evaluate(
         "eval/distinct_2": distinct_n(mine.responses, 2),
         "eval/repeated_words": mean([repeated_fraction(r) for r in mine.responses]),
     }
+    by_source = getattr(scorer, "by_source", None)  # reward=combined: each source's own mean score
+    if by_source is not None:
+        means_k = by_source(mine.prompts, mine.responses, mine.finished).float().mean(0)  # (K,)
+        metrics |= {f"eval/reward_{name}": means_k[k].item() for k, name in enumerate(scorer.names)}
     if isinstance(judge, ScoreJudge) and judge.scorer is not scorer:
         metrics["eval/rm_score"] = judge.score(mine.prompts, mine.responses, mine.finished).mean().item()
     else:
