@@ -43,7 +43,7 @@ class GDPO(GRPO):
                 "algo=gdpo: needs each reward source's score (reward=combined) and no per-turn env rewards"
             )
         summed = decoupled_group_normalize(
-            sources.float(),
+            sources,
             rollout.source_weights,
             self.group_size,
             self.scale_by_std,
