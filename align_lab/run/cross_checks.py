@@ -12,8 +12,8 @@ from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
 from align_lab.envs.base import EnvError, check_environment
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
-from align_lab.rewards.function import Combined
 from align_lab.run.fit import check_fit, check_sampled_pairs, check_threshold
+from align_lab.run.reward_sources import check_sources
 from align_lab.run.spec import RunSpec
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.online_setup import validate
@@ -59,24 +59,6 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
     check_nodes(spec)
     if here:
         check_machine(spec)
-
-
-def check_sources(spec: RunSpec) -> None:
-    """An algorithm that normalises each reward source (GDPO) needs reward=combined with two or more."""
-    if not getattr(spec.algo, "per_source_rewards", False):
-        return
-    algo, reward = spec.names.get("algo", type(spec.algo).__name__), spec.names.get("reward", "?")
-    if not isinstance(spec.reward, Combined):
-        raise ConfigError(
-            f"algo={algo} normalises each reward source on its own: needs reward=combined (several "
-            f"weighted sources), not reward={reward}; with one reward use algo=grpo"
-        )
-    names = list(spec.reward.components)
-    if len(names) < 2:
-        raise ConfigError(
-            f"reward.components: algo={algo} with one source ({', '.join(names)}) is GRPO with a batch "
-            "whitening; add a source or use algo=grpo"
-        )
 
 
 def own_check(component, name: str) -> None:

@@ -2,7 +2,7 @@
 gdpo), each re-derived below from verl's code and checked on identical fixed tensors.
 
 Peer: volcengine/verl, verl/trainer/ppo/core_algos.py compute_policy_loss_dppo_tv, compute_policy_loss_dppo_kl
-(DPPO, arXiv 2602.04879; verl docs/algo/dppo.md "Last updated 02/25/2026") and compute_gdpo_outcome_advantage
+(DPPO, arXiv 2602.04879; verl's DPPO doc page "Last updated 02/25/2026") and compute_gdpo_outcome_advantage
 (arXiv 2601.05242), read through the code search index's copy of core_algos.py (a fork carrying them; the
 index records no upstream commit for it). The newest upstream snapshot this machine could fetch,
 volcengine/verl@b178a3cd56f58b2d502255daba591e92833930a7 (2026-01-29), predates all three; its
