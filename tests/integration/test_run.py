@@ -43,6 +43,8 @@ def test_every_algorithm_runs_to_the_run_folder_contract(algo, tmp_path, cache_d
     groups = {"train", "eval", "rollout", "time", "counters", "step", "perf"}  # perf: train/roofline.py
     assert all(k.split("/")[0] in groups for r in rows for k in r)
     assert "train/loss" in rows[0] and "eval/gold_reward" not in rows[0]
+    if algo in NEEDS:  # reward=combined: each source's own mean, every step and in the summary
+        assert {"train/reward_gold", "train/reward_brevity"} <= set(rows[0]) and "eval/reward_gold" in on_disk
     assert rows[-1]["eval/gold_reward"] == summary["eval/gold_reward"]
     assert (tmp_path / "checkpoints" / "last").read_text() == "state-00000003.pt"
     resolved = yaml.safe_load((tmp_path / "config.resolved.yaml").read_text())

@@ -134,3 +134,25 @@ def test_dppo_and_dro_refuse_keys_they_have_no_use_for():
     with pytest.raises(ValueError, match="^clip_high="):
         DRO(clip_high=0.28)
     assert math.isfinite(DRO().dro_beta)
+
+
+def test_gdpo_is_refused_in_one_line_without_two_reward_sources():
+    from types import SimpleNamespace
+
+    from align_lab.config import ConfigError
+    from align_lab.rewards import GoldReward
+    from align_lab.rewards.function import Combined, FunctionReward
+    from align_lab.run.reward_sources import check_sources
+
+    def spec(reward, name):
+        return SimpleNamespace(algo=GDPO(), reward=reward, names={"algo": "gdpo", "reward": name})
+
+    with pytest.raises(ConfigError, match="^algo=gdpo normalises each reward source .* not reward=gold; "):
+        check_sources(spec(GoldReward(), "gold"))
+    brevity = {"weight": -0.01, "source": FunctionReward("align_lab.rewards.function:word_count")}
+    with pytest.raises(ConfigError, match=r"^reward.components: algo=gdpo with one source \(brevity\)"):
+        check_sources(spec(Combined({"brevity": brevity}), "combined"))
+    check_sources(
+        spec(Combined({"gold": {"weight": 1.0, "source": GoldReward()}, "brevity": brevity}), "combined")
+    )
+    check_sources(SimpleNamespace(algo=GRPO(), reward=GoldReward(), names={}))  # GRPO: any reward
