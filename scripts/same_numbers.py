@@ -42,6 +42,7 @@ SMALL = [
     "train.checkpoint_every=1",
 ]
 GAME = ["task=guess_number", "env=guess_number", "reward=verifier", "task.n_games=40"]
+GOLD_SOURCE = "+reward.components.gold={weight: 1.0, source: {_target_: align_lab.rewards.GoldReward}}"
 EXTRAS = {
     "grpo_micro2": ["algo=grpo", "train.micro_batch_size=2"],
     "ppo_micro2": ["algo=ppo", "train.micro_batch_size=2"],
@@ -52,6 +53,8 @@ EXTRAS = {
     "dpo_two_processes": ["algo=dpo", "hardware.processes=2", "rollout.seed_per_sample=true"],
     "grpo_guess_number": ["algo=grpo", *GAME],
     "remax_guess_number": ["algo=remax", *GAME],
+    # GDPO refuses a reward with one source: the toy world's gold reward and the word-count penalty
+    "gdpo": ["algo=gdpo", "reward=combined", "~reward.components.rm", GOLD_SOURCE],
 }
 # what differs between two runs of the same config on one machine (peak RSS), or names the code
 # rather than a result (the config digest covers each `_target_`)

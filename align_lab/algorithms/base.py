@@ -34,6 +34,10 @@ class Rollout:
     # multi-turn (docs/conventions.md#multi-turn); `mask` stays the policy-token mask
     attend: Tensor | None = None  # (B, T) policy and observation tokens; None: equal to mask
     turn_rewards: Tensor | None = None  # (B, T) each turn's env reward at its last token; None: none
+    # reward=combined: each source's own (unweighted) score (B, K), its names and weights; else None, ()
+    source_scores: Tensor | None = None
+    source_names: tuple[str, ...] = ()
+    source_weights: tuple[float, ...] = ()
 
     def rows(self, index: Tensor) -> Rollout:
         """The minibatch of rows `index` (group statistics are already folded into advantages)."""

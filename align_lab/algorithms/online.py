@@ -71,6 +71,9 @@ class OnlineBase:
     # max_resample_rounds more rounds, until the step is full (DAPO; train/dynamic_sampling.py)
     dynamic_sampling: ClassVar[bool] = False
     max_resample_rounds: ClassVar[int] = 0
+    # True: the advantages read each reward source's score (rollout.source_scores), so the run needs
+    # reward=combined with two sources or more (GDPO; run/cross_checks.py check_sources)
+    per_source_rewards: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         self.correction = part(RolloutCorrection, self)

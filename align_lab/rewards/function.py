@@ -97,9 +97,26 @@ class Combined:
         return tuple(rm for c in self.components.values() for rm in reward_models(c["source"]))
 
     def scorer(self, stages):
-        parts = [(c["weight"], c["source"].scorer(stages)) for c in self.components.values()]
+        return WeightedSum(
+            tuple(self.components),
+            tuple(float(c["weight"]) for c in self.components.values()),
+            [c["source"].scorer(stages) for c in self.components.values()],
+        )
 
-        def score(prompts, responses, finished):
-            return sum(w * s(prompts, responses, finished) for w, s in parts)  # (B,)
 
-        return score
+class WeightedSum:
+    """reward=combined's scorer: called, the weighted sum (B,); by_source, each source's own unweighted
+    score (B, K), which the online loop logs as reward/<name> and GDPO normalises one by one."""
+
+    def __init__(self, names: tuple[str, ...], weights: tuple[float, ...], scorers: list) -> None:
+        self.names, self.weights, self.scorers = names, weights, scorers
+
+    def by_source(self, prompts, responses, finished) -> torch.Tensor:
+        return torch.stack([s(prompts, responses, finished) for s in self.scorers], dim=-1)  # (B, K)
+
+    def total(self, by_source: torch.Tensor) -> torch.Tensor:
+        """sum_k w_k r_k (B,), summed in the sources' order (the numbers of the sum before by_source)."""
+        return sum(w * by_source[:, k] for k, w in enumerate(self.weights))  # (B,)
+
+    def __call__(self, prompts, responses, finished) -> torch.Tensor:
+        return self.total(self.by_source(prompts, responses, finished))  # (B,)

@@ -9,6 +9,7 @@ from .advantages import (
     best_of_group,
     broadcast_to_tokens,
     clip_reward,
+    decoupled_group_normalize,
     discounted_returns,
     gae,
     group_normalize,
@@ -58,6 +59,7 @@ from .stats import (
 __all__ = [
     "STD_SCOPES",
     "clip_reward",
+    "decoupled_group_normalize",
     "standardize",
     "AGGREGATIONS",
     "DPO_LOSS_TYPES",

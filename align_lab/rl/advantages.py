@@ -145,6 +145,26 @@ def group_normalize(
     return centred.reshape(scores.shape)
 
 
+def decoupled_group_normalize(
+    source_scores: Tensor,
+    weights: tuple[float, ...],
+    group_size: int,
+    scale_by_std: bool = True,
+    unbiased: bool = True,
+    eps: float = 1e-4,
+) -> Tensor:
+    """GDPO's first two steps (Liu et al. 2026, NVIDIA, arXiv 2601.05242): sum_k w_k A_k, (B,), where
+    A_k = group_normalize(r_k) normalises each reward source k within its group on its own.
+
+    source_scores: (B, K), one column per source. Normalising the weighted sum instead (GRPO) lets the
+    source with the widest spread set every advantage; per source, each keeps its own resolution.
+    """
+    total = torch.zeros_like(source_scores[:, 0])  # (B,)
+    for k, w in enumerate(weights):
+        total = total + w * group_normalize(source_scores[:, k], group_size, scale_by_std, unbiased, eps)
+    return total
+
+
 def best_of_group(scores: Tensor, group_size: int) -> Tensor:
     """RAFT selection (Dong et al. 2023): 1.0 on the top-scoring sample of each group, else 0: (B,).
 

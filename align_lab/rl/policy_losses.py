@@ -1,10 +1,11 @@
-"""Policy terms of the 2025 GRPO family: GSPO, CISPO, SAPO, GMPO, Clip-Cov and KL-Cov (B rollouts, T
-response tokens). Each returns a per-token loss (B, T) that the algorithm's loss_aggregation reduces,
+"""Policy terms of the 2025-26 GRPO family: GSPO, CISPO, SAPO, GMPO, Clip-Cov, KL-Cov, DPPO, DRO (B rollouts,
+T response tokens). Each returns a per-token loss (B, T) that the algorithm's loss_aggregation reduces,
 and a (B, T) bool of the tokens it clipped, gated or penalised (the `train/clip_frac` numerator)."""
 
 import torch
 from torch import Tensor
 
+from .correction import binary_kl
 from .losses import LOG_RATIO_CLAMP, importance_ratio
 from .stats import masked_mean
 
@@ -186,3 +187,49 @@ def kl_cov_surrogate(
         rows, cols = keep.nonzero().unbind(-1)  # (n,) each
         penalised[rows[top], cols[top]] = True
     return torch.where(penalised, loss + cov_kl_coef * log_ratio.abs(), loss), penalised
+
+
+DPPO_DIVERGENCES = ("tv", "binary_kl")
+
+
+def dppo_surrogate(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    divergence: str = "tv",
+    bound_low: float = 0.2,
+    bound_high: float | None = None,
+    ratio_cap: float | None = 20.0,
+    log_ratio_clamp: float | None = LOG_RATIO_CLAMP,
+) -> tuple[Tensor, Tensor]:
+    """DPPO-Binary (Rethinking the Trust Region in LLM RL, arXiv 2602.04879) per token: (loss, masked).
+
+    A binary trust region on each token's divergence from the old policy replaces PPO's ratio clip:
+    loss = -sg(min(rho, ratio_cap)) A log pi * valid, valid detached. divergence tv: with p = pi(token),
+    valid = p - p_old <= bound_high where A > 0, p - p_old >= -bound_low elsewhere; binary_kl: the
+    Bernoulli KL(p_old || p) <= bound_high where A > 0 (or p moved down), <= bound_low elsewhere (or p
+    moved up): only a move away in the direction A pushes is masked. bound_high None: bound_low.
+    ratio_cap None: the weight untruncated (verl truncates at clip_ratio_c = 20). masked: ~valid.
+    """
+    high = bound_low if bound_high is None else bound_high
+    ratio = importance_ratio(logprobs.detach(), old_logprobs, log_ratio_clamp)  # (B, T)
+    weight = ratio if ratio_cap is None else ratio.clamp(max=ratio_cap)  # (B, T) detached
+    new = logprobs.detach()  # (B, T)
+    if divergence == "tv":
+        moved = new.exp() - old_logprobs.exp()  # (B, T) p - p_old
+        valid = torch.where(advantages > 0, moved <= high, moved >= -bound_low)  # (B, T)
+    else:
+        kl = binary_kl(old_logprobs, new)  # (B, T) KL(p_old || p)
+        up = new >= old_logprobs  # (B, T)
+        valid = torch.where(advantages > 0, (kl <= high) | ~up, (kl <= bound_low) | up)
+    return -weight * advantages * logprobs * valid, ~valid
+
+
+def dro_surrogate(logprobs: Tensor, old_logprobs: Tensor, advantages: Tensor, beta: float) -> Tensor:
+    """DRO's on-policy loss per token (Richemond et al. 2024, arXiv 2405.19107, in the quadratic form of
+    verl's / Tinker's `dro` policy loss): -(A log pi - beta / 2 (log pi - log pi_old)^2), (B, T).
+
+    The square of the log-ratio replaces a clip: the policy-gradient term A log pi is pulled back
+    towards pi_old in proportion to how far a token moved (gradient -A + beta (log pi - log pi_old)).
+    """
+    return -(advantages * logprobs - 0.5 * beta * (logprobs - old_logprobs).square())

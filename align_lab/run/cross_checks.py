@@ -13,6 +13,7 @@ from align_lab.config import ConfigError
 from align_lab.envs.base import EnvError, check_environment
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
 from align_lab.run.fit import check_fit, check_sampled_pairs, check_threshold
+from align_lab.run.reward_sources import check_sources
 from align_lab.run.spec import RunSpec
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.online_setup import validate
@@ -33,6 +34,7 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
                 f"not reward={spec.names.get('reward', type(spec.reward).__name__)}; "
                 "or set algo.critic_init=sft"
             )
+        check_sources(spec)
     elif not isinstance(spec.algo, PairwiseAlgorithm):
         raise ConfigError(
             f"algo._target_: {type(spec.algo).__name__} is neither an online nor a pairwise algorithm"

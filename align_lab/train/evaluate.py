@@ -197,14 +197,14 @@ def evaluate(
             phase_done(progress, "reference sampled")
         else:
             phase_done(progress, "reference's samples reused")
-    sft = reference_samples
     kl = sequence_kl(policy, reference, mine, micro_batch_size).tolist()  # (B,)
-    fields = per_sample(task, scorer, judge, mine, sft, kl, n_samples)
+    fields = per_sample(task, scorer, judge, mine, reference_samples, kl, n_samples)
     phase_done(progress, "scored")
     metrics = means(fields) | {
         "eval/distinct_1": distinct_n(mine.responses, 1),
         "eval/distinct_2": distinct_n(mine.responses, 2),
         "eval/repeated_words": mean([repeated_fraction(r) for r in mine.responses]),
+        **source_means(scorer, mine),  # reward=combined: eval/reward_<name>
     }
     if isinstance(judge, ScoreJudge) and judge.scorer is not scorer:
         metrics["eval/rm_score"] = judge.score(mine.prompts, mine.responses, mine.finished).mean().item()
@@ -218,7 +218,16 @@ def evaluate(
         correct = torch.tensor(fields["pass@1"]).view(len(prompts), n_samples).sum(-1).long().tolist()
         for k in pass_ks(n_samples):
             metrics[f"eval/pass@{k}"] = mean([pass_at_k(n_samples, c, k) for c in correct])
-    return Evaluation(metrics, records(fields), sft)
+    return Evaluation(metrics, records(fields), reference_samples)
+
+
+def source_means(scorer, samples: Samples) -> dict[str, float]:
+    """eval/reward_<name>: each source's own mean score on the policy's samples (reward=combined)."""
+    by_source = getattr(scorer, "by_source", None)
+    if by_source is None:
+        return {}
+    means = by_source(samples.prompts, samples.responses, samples.finished).float().mean(0)  # (K,)
+    return {f"eval/reward_{name}": means[k].item() for k, name in enumerate(scorer.names)}
 
 
 def records(fields: dict[str, list]) -> list[dict]:

@@ -33,6 +33,7 @@ def step_metrics(
     return {
         "train/reward": scores.mean().item(),
         "train/reward_std": scores.std().item() if len(scores) > 1 else 0.0,
+        **source_means(rollout),
         **({"train/kl": kl.mean().item()} if algo.uses_reference else {}),
         "train/response_length": mask.sum(-1).mean().item(),
         "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
@@ -50,6 +51,14 @@ def step_metrics(
         "perf/kv_positions": kv_positions(rollout.prompt_attn.sum(-1), mask.sum(-1)),
         "perf/response_tokens": int(mask.sum()),
     }
+
+
+def source_means(rollout: Rollout) -> dict[str, float]:
+    """train/reward_<name>: each reward source's mean unweighted score over the step (reward=combined)."""
+    if rollout.source_scores is None:
+        return {}
+    means = rollout.source_scores.float().mean(0)  # (K,)
+    return {f"train/reward_{name}": means[k].item() for k, name in enumerate(rollout.source_names)}
 
 
 def step_postfix(metrics: dict, times: dict) -> dict[str, str]:

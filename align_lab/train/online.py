@@ -71,16 +71,22 @@ def _produce(ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int,
 
 
 def _score(ctx: Context, algo: OnlineAlgorithm, samples, greedy, counters: Counters):
-    """2. This process's rewards (b,), and the greedy baseline of every row of the step (B,) or None:
-    the greedy episode's total return (its score plus its turns' rewards), as the sampled episode's."""
-    scores = ctx.scorer(samples.prompts, samples.responses, samples.finished)  # (b,)
+    """2. This process's rewards (b,), the greedy baseline of every row of the step (B,) or None: the
+    greedy episode's total return (its score plus its turns' rewards), as the sampled episode's; and
+    with reward=combined each source's own score (b, K) (rewards/function.py WeightedSum), else None."""
+    by_source = getattr(ctx.scorer, "by_source", None)
+    sources = None if by_source is None else by_source(samples.prompts, samples.responses, samples.finished)
+    if sources is None:
+        scores = ctx.scorer(samples.prompts, samples.responses, samples.finished)  # (b,)
+    else:
+        scores = ctx.scorer.total(sources)  # (b,)
     if greedy is None:
-        return scores, None
+        return scores, None, sources
     greedy_scores = ctx.scorer(greedy.prompts, greedy.responses, greedy.finished)  # (b/G,)
     greedy_scores = ctx.group.gather(total_return(greedy_scores, greedy.turn_rewards))  # (B/G,)
     counters["generated_tokens"] += int(ctx.group.gather(greedy.mask).sum())
     counters["reward_queries"] += len(greedy_scores)
-    return scores, greedy_scores.repeat_interleave(algo.group_size)  # (B,)
+    return scores, greedy_scores.repeat_interleave(algo.group_size), sources  # (B,)
 
 
 def _refill(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, samples, scores):
@@ -99,9 +105,16 @@ def _refill(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, samples,
     return samples, scores, metrics
 
 
-def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores):
-    """The whole step's rollout (B rows) from every process's rows."""
+def _gather_rollout(
+    ctx: Context, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores, sources=None
+):
+    """The whole step's rollout (B rows) from every process's rows; `sources` (b, K): each reward
+    source's score (reward=combined), else None."""
     dp, pad = ctx.group, ctx.tokenizer.pad_token_id
+    named = {}
+    if sources is not None:
+        named = {"source_names": ctx.scorer.names, "source_weights": ctx.scorer.weights}
+        named["source_scores"] = dp.gather(sources)  # (B, K)
     turn_rewards = None if samples.turn_rewards is None else dp.gather(samples.turn_rewards)
     return Rollout(
         dp.gather(samples.prompt_ids, pad, left=True),
@@ -117,6 +130,7 @@ def _gather_rollout(ctx: Context, algo, samples, logprobs, ref_logprobs, values,
         rollout_logprobs=dp.gather(samples.logprobs),  # the engine's: corrections, mismatch metrics
         attend=None if samples.attend is None else dp.gather(samples.attend),
         turn_rewards=None if turn_rewards is None or not bool(turn_rewards.any()) else turn_rewards,
+        **named,
     )
 
 
@@ -158,18 +172,21 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         samples = entry.samples
         # 2. score them (the greedy baseline's responses too)
         with timed(times, "time/score_s"):
-            scores, baseline_scores = _score(ctx, algo, samples, entry.greedy, loop.counters)
+            scores, baseline_scores, sources = _score(ctx, algo, samples, entry.greedy, loop.counters)
         dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
         if algo.dynamic_sampling:
             with timed(times, "time/resample_s"):
                 samples, scores, dynamic = _refill(ctx, algo, loop, step, samples, scores)
+            sources = None  # the refilled rows' sources are not kept (GDPO refuses dynamic_sampling)
         # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
         # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
         # and the reference's; critic values; `reuse`: the outputs the first update may reuse
         with timed(times, "time/ref_s"):
             logprobs, ref_logprobs, values, reuse = learner.forward(samples)
         # every process holds the whole step's rollout (B rows) from here on
-        rollout = _gather_rollout(ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores)
+        rollout = _gather_rollout(
+            ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores, sources
+        )
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. algo.epochs passes of minibatch updates (only the critic's while it is pre-trained); the

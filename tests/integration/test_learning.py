@@ -20,6 +20,7 @@ from align_lab import registry
 from align_lab.run.admission import admit_spec, spec_from_config
 from align_lab.run.execute import run
 from tests.conftest import compose
+from tests.integration.test_run import NEEDS
 
 CORE = ("ppo", "ppo_max", "vanilla_pg", "rloo", "raft", "dpo", "reinforce_pp", "grpo", "sail_pr")
 SEEDS = tuple(int(s) for s in os.environ.get("ALIGN_LAB_LEARNING_SEEDS", "0").split(","))
@@ -56,7 +57,8 @@ def test_the_core_algorithms_are_registered() -> None:
 def test_default_config_beats_sft_gold_reward(algo, tmp_path, cache_dir):
     results = []
     for seed in SEEDS:
-        cfg, names = compose([f"algo={algo}", f"seed={seed}", "tracker=none", f"cache_dir={cache_dir}"])
+        overrides = [f"algo={algo}", *NEEDS.get(algo, []), f"seed={seed}", "tracker=none"]
+        cfg, names = compose([*overrides, f"cache_dir={cache_dir}"])
         summary = run(admit_spec(spec_from_config(cfg, names), tmp_path / str(seed)))
         results.append((seed, summary["eval/gold_reward"], summary["eval/gold_reward_sft"]))
     assert all(gold > sft for _, gold, sft in results), results

@@ -13,6 +13,11 @@ from align_lab.tracking import read_metrics
 from align_lab.train.metrics import seconds
 from tests.conftest import run_in_process
 
+# what a choice needs beyond algo=<choice>: GDPO refuses a reward with one source, so it gets reward=combined
+# of the toy world's gold reward and the word-count penalty (each logged as train/ and eval/reward_<name>)
+GOLD_SOURCE = "+reward.components.gold={weight: 1.0, source: {_target_: align_lab.rewards.GoldReward}}"
+NEEDS = {"gdpo": ["reward=combined", "~reward.components.rm", GOLD_SOURCE]}
+
 REQUIRED_SUMMARY = [
     "eval/gold_reward",
     "eval/gold_reward_sft",
@@ -27,7 +32,7 @@ REQUIRED_SUMMARY = [
 
 @pytest.mark.parametrize("algo", registry.choices("algo"))
 def test_every_algorithm_runs_to_the_run_folder_contract(algo, tmp_path, cache_dir):
-    summary = run_in_process([f"algo={algo}"], tmp_path, cache_dir)
+    summary = run_in_process([f"algo={algo}", *NEEDS.get(algo, [])], tmp_path, cache_dir)
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["status"] == summary["status"] == "completed"
     for key in REQUIRED_SUMMARY:
@@ -38,6 +43,8 @@ def test_every_algorithm_runs_to_the_run_folder_contract(algo, tmp_path, cache_d
     groups = {"train", "eval", "rollout", "time", "counters", "step", "perf"}  # perf: train/roofline.py
     assert all(k.split("/")[0] in groups for r in rows for k in r)
     assert "train/loss" in rows[0] and "eval/gold_reward" not in rows[0]
+    if algo in NEEDS:  # reward=combined: each source's own mean, every step and in the summary
+        assert {"train/reward_gold", "train/reward_brevity"} <= set(rows[0]) and "eval/reward_gold" in on_disk
     assert rows[-1]["eval/gold_reward"] == summary["eval/gold_reward"]
     assert (tmp_path / "checkpoints" / "last").read_text() == "state-00000003.pt"
     resolved = yaml.safe_load((tmp_path / "config.resolved.yaml").read_text())

@@ -51,6 +51,12 @@ def random_rollout(algo, seed: int = 0) -> Rollout:
         group_size=algo.group_size,
         values=torch.randn(B, T, generator=gen) + pad if algo.uses_critic else None,
         baseline_scores=torch.randn(B, generator=gen) if getattr(algo, "greedy_baseline", False) else None,
+        # reward=combined's two sources, for an algorithm that reads each one (GDPO)
+        source_scores=torch.randn(B, 2, generator=gen)
+        if getattr(algo, "per_source_rewards", False)
+        else None,
+        source_names=("a", "b"),
+        source_weights=(1.0, 0.5),
     )
 
 

@@ -192,7 +192,7 @@ def test_remax_baseline_is_the_greedy_episodes_total_return():
         group=Group(),
     )
     algo = ReMax(**PLAIN, group_size=2)
-    scores, baseline = _score(ctx, algo, sampled, greedy, Counters())
+    scores, baseline, _ = _score(ctx, algo, sampled, greedy, Counters())  # no reward sources: None
     close(baseline, [1.15, 1.15])
     batch = multi_turn(scores=scores.tolist())
     batch.baseline_scores = baseline
