@@ -187,27 +187,6 @@ def test_vllm_logprobs_are_those_of_the_distribution_it_sampled_from(top_p, worl
     assert kl.item() < (1e-8 if top_p == 1.0 else 0.01)
 
 
-def test_online_run_with_vllm_rollouts_completes(tmp_path, cache):
-    small = [o for o in SMALL if not o.startswith("reward.")]
-    args = [*small, "reward=gold", "rollout=vllm", "train.steps=2", "algo=grpo"]
-    result = run_cli(
-        [*args, f"cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}"],
-        cwd=ROOT,
-        env={"VLLM_CACHE_ROOT": str(tmp_path / "vllm_cache")},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["names"]["rollout"] == "vllm"
-    assert isinstance(summary["eval/gold_reward"], float)
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1, 2]
-    assert all(r["time/sync_s"] >= 0 and r["time/rollout_s"] > 0 for r in rows)
-    # vLLM float32 samples what the trainer scores, up to its own kernels' rounding
-    assert all(
-        0 <= r["rollout/mismatch_kl"] < 1e-6 and r["rollout/mismatch_ratio_outside"] == 0 for r in rows
-    )
-
-
 def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(world, sampler):
     """seed_per_sample: each row is one request with its own seed, so a response does not depend on
     the rows beside it (what data parallel needs: a process draws only its share of a step's rows)."""
@@ -226,13 +205,33 @@ def test_per_row_seeds_give_a_row_the_same_sample_in_any_batch(world, sampler):
         assert other.responses != whole.responses  # the seeds drive the samples
 
 
-@pytest.mark.parametrize("algo", ["grpo", "ppo", "sail_pp"])
+def assert_a_completed_vllm_run(folder: Path) -> None:
+    """A run with rollout=vllm that completed: its summary, a row per step with the sync and rollout
+    times, and vLLM float32 sampling what the trainer scores (up to its own kernels' rounding)."""
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["names"]["rollout"] == "vllm"
+    assert isinstance(summary["eval/gold_reward"], float)
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert all(r["time/sync_s"] >= 0 and r["time/rollout_s"] > 0 for r in rows)
+    assert all(
+        0 <= r["rollout/mismatch_kl"] < 1e-6 and r["rollout/mismatch_ratio_outside"] == 0 for r in rows
+    )
+
+
+# PPO is not among them (it was, to 2026-11-28): its critic is the one thing the online loop does per
+# algorithm, and it never meets the engine; 2 processes against 1 with PPO's critic is
+# tests/integration/test_data_parallel.py's (HF rollouts). GRPO drives the online loop's engine path,
+# SAIL the pairwise loop's: each rank's engine, its rows' seeds, the trainer's RNG as it found it.
+@pytest.mark.parametrize("algo", ["grpo", "sail_pp"])
 def test_two_processes_with_vllm_rollouts_equal_one(algo, tmp_path, cache):
     """Data parallel with rollout=vllm: each rank starts its own engine (from a folder it writes
     itself), samples its share of the rows with their row seeds, and leaves the trainer's RNG as it
-    found it (the minibatch permutation), so 2 processes give 1's numbers: groups (GRPO), PPO's critic,
-    the pairwise loop (SAIL). REINFORCE++'s global whitening across processes is engine-independent and
-    tested with HF rollouts (tests/integration/test_data_parallel.py)."""
+    found it (the minibatch permutation), so 2 processes give 1's numbers: groups (GRPO), the pairwise
+    loop (SAIL). PPO's critic and REINFORCE++'s global whitening across processes are engine-independent
+    and tested with HF rollouts (tests/integration/test_data_parallel.py). The one-process GRPO run is
+    also the online loop's run with vLLM rollouts end to end (`assert_a_completed_vllm_run`; until
+    2026-11-28 a run of its own, one more process that imports vllm and starts an engine)."""
     from tests.integration.test_data_parallel import _compare
 
     small = [o for o in SMALL if not o.startswith("reward.")]
@@ -244,6 +243,8 @@ def test_two_processes_with_vllm_rollouts_equal_one(algo, tmp_path, cache):
         assert result.returncode == 0, result.stderr[-3000:]
     one, two = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("one", "two"))
     assert one["status"] == two["status"] == "completed"
+    if algo == "grpo":
+        assert_a_completed_vllm_run(tmp_path / "one")
     _compare(tmp_path / "one", tmp_path / "two")
     for key in ("eval/gold_reward", "eval/kl"):
         assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-5), key
