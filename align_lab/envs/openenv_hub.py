@@ -23,27 +23,27 @@ INSTALL = "pip install openenv-core (docs/environments.md, 'Environment hubs')"
 
 
 def load(path: str, key: str) -> type:
-    """`module:Class` -> the class; one line naming the key otherwise."""
+    """`module:Class` -> the class; one line naming the key otherwise (build() prefixes `env.`)."""
     module, _, name = path.partition(":")
     if not module or not name:
         raise ValueError(
-            f"env.{key}={path!r}: must be 'module:Class' (an OpenEnv class; `openenv init NAME` writes one)"
+            f"{key}={path!r}: must be 'module:Class' (an OpenEnv class; `openenv init NAME` writes one)"
         )
     try:
         found = getattr(importlib.import_module(module), name, None)
     except ImportError as e:
-        raise ValueError(f"env.{key}={path!r}: cannot import {module} ({e})") from None
+        raise ValueError(f"{key}={path!r}: cannot import {module} ({e})") from None
     if not isinstance(found, type):
-        raise ValueError(f"env.{key}={path!r}: {module} has no class {name}")
+        raise ValueError(f"{key}={path!r}: {module} has no class {name}")
     return found
 
 
-def hub_base() -> type:
+def hub_base(path: str) -> type:
     """OpenEnv's Environment base class (openenv.core.env_server.interfaces), or one line to install it."""
     try:
         from openenv.core.env_server.interfaces import Environment
     except ImportError:
-        raise ValueError(f"env=openenv needs the OpenEnv package: {INSTALL}") from None
+        raise ValueError(f"environment={path!r}: the OpenEnv package is not installed: {INSTALL}") from None
     return Environment
 
 
@@ -54,8 +54,8 @@ def action_class(env_class: type, path: str | None) -> type:
     hint = typing.get_type_hints(env_class.step).get("action")
     if not isinstance(hint, type):
         raise ValueError(
-            f"env.action=null: {env_class.__name__}.step(action) has no Action class annotation; "
-            "set env.action='module:Class'"
+            f"action=null: {env_class.__name__}.step(action) has no Action class annotation; "
+            "set it to 'module:Class'"
         )
     return hint
 
@@ -105,18 +105,18 @@ class OpenEnv:
             raise ValueError(f"step_timeout_s={self.step_timeout_s}: must be > 0")
         if self.max_conversation_tokens is not None and self.max_conversation_tokens < 1:
             raise ValueError(f"max_conversation_tokens={self.max_conversation_tokens}: must be >= 1 or null")
-        base = hub_base()
+        base = hub_base(self.environment)
         self.env_class = load(self.environment, "environment")
         if not issubclass(self.env_class, base):
             raise ValueError(
-                f"env.environment={self.environment!r}: not an OpenEnv Environment "
+                f"environment={self.environment!r}: not an OpenEnv Environment "
                 "(openenv.core.env_server.interfaces.Environment)"
             )
         self.action_class = action_class(self.env_class, self.action)
         fields = getattr(self.action_class, "model_fields", {})
         if self.action_field not in fields:
             raise ValueError(
-                f"env.action_field={self.action_field!r}: {self.action_class.__name__} has the fields "
+                f"action_field={self.action_field!r}: {self.action_class.__name__} has the fields "
                 f"{', '.join(fields) or 'none'}"
             )
 

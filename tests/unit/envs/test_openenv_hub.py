@@ -52,10 +52,10 @@ def test_the_echo_environment_answers_each_turn_with_its_text_and_reward(echo):
 @pytest.mark.parametrize(
     "keys, message",
     [
-        ({"environment": "no_colon"}, "env.environment='no_colon': must be 'module:Class'"),
-        ({"environment": "no_such_module:X"}, "env.environment='no_such_module:X': cannot import"),
+        ({"environment": "no_colon"}, "environment='no_colon': must be 'module:Class'"),
+        ({"environment": "no_such_module:X"}, "environment='no_such_module:X': cannot import"),
         ({"environment": "align_lab.envs.calculator:Calculator"}, "not an OpenEnv Environment"),
-        ({"action_field": "text"}, "env.action_field='text': EchoToyAction has the fields"),
+        ({"action_field": "text"}, "action_field='text': EchoToyAction has the fields"),
     ],
 )
 def test_bad_keys_are_one_line_when_built(echo, keys, message):
