@@ -17,7 +17,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from align_lab.envs.base import LastTurn, Step
+from align_lab.envs.base import LastTurn, Step, one_line
 
 INSTALL = "pip install openenv-core (docs/environments.md, 'Environment hubs')"
 
@@ -31,8 +31,8 @@ def load(path: str, key: str) -> type:
         )
     try:
         found = getattr(importlib.import_module(module), name, None)
-    except ImportError as e:
-        raise ValueError(f"{key}={path!r}: cannot import {module} ({e})") from None
+    except Exception as e:  # a hub module's own import error or bug: still one line
+        raise ValueError(f"{key}={path!r}: cannot import {module} ({one_line(e)})") from None
     if not isinstance(found, type):
         raise ValueError(f"{key}={path!r}: {module} has no class {name}")
     return found
@@ -51,7 +51,10 @@ def action_class(env_class: type, path: str | None) -> type:
     """The Action class: `env.action`, else the annotation of the environment's step(action)."""
     if path is not None:
         return load(path, "action")
-    hint = typing.get_type_hints(env_class.step).get("action")
+    try:
+        hint = typing.get_type_hints(env_class.step).get("action")
+    except Exception:  # an annotation naming what its module never defines
+        hint = None
     if not isinstance(hint, type):
         raise ValueError(
             f"action=null: {env_class.__name__}.step(action) has no Action class annotation; "
