@@ -246,3 +246,15 @@ def test_an_observation_template_that_cannot_format_is_refused(template, message
         check_environment(Mine(), "mine")
     Mine.observation_template = "[{observation}] {{x}}"
     check_environment(Mine(), "mine")
+
+
+def test_env_openenv_without_its_package_is_one_line_naming_the_install(monkeypatch):
+    """CI has no openenv-core (docs/environments.md, "Environment hubs"): the refusal, not a traceback."""
+    import sys
+
+    from align_lab.envs.openenv_hub import OpenEnv
+
+    for name in ("openenv", "openenv.core", "openenv.core.env_server", "openenv.core.env_server.interfaces"):
+        monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError, installed or not
+    with pytest.raises(ValueError, match=r"^environment='m:C': the OpenEnv package is not installed: pip"):
+        OpenEnv(environment="m:C")
