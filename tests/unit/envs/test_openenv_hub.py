@@ -9,6 +9,9 @@ import time
 
 import pytest
 
+from tests.conftest import openenv_site
+
+openenv_site()  # .openenv where scripts/test.sh installed it (scripts/setup_openenv.sh)
 pytest.importorskip(
     "openenv.core.env_server.interfaces", reason="env=openenv needs openenv-core (docs/environments.md)"
 )
