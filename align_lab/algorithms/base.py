@@ -34,6 +34,7 @@ class Rollout:
     # multi-turn (docs/conventions.md#multi-turn); `mask` stays the policy-token mask
     attend: Tensor | None = None  # (B, T) policy and observation tokens; None: equal to mask
     turn_rewards: Tensor | None = None  # (B, T) each turn's env reward at its last token; None: none
+    teacher_logprobs: Tensor | None = None  # (B, T) under the teacher (distillation); None: no teacher
 
     def rows(self, index: Tensor) -> Rollout:
         """The minibatch of rows `index` (group statistics are already folded into advantages)."""
@@ -66,6 +67,7 @@ class OnlineAlgorithm(Protocol):
     critic_pretrain_steps: int  # warm-up steps that train only the critic
     dynamic_sampling: bool  # the loop drops all-equal groups and samples more (DAPO)
     max_resample_rounds: int
+    samples_from_teacher: bool  # step 1 samples from the teacher, not the policy (SFT-distill)
 
     @property
     def uses_critic(self) -> bool:
@@ -75,6 +77,11 @@ class OnlineAlgorithm(Protocol):
     @property
     def uses_reference(self) -> bool:
         """False: no KL term can be non-zero, so the loop skips the reference forward (every KL is 0)."""
+        ...
+
+    @property
+    def uses_teacher(self) -> bool:
+        """True: the run builds the teacher stage, the loop scores every row with it (teacher_logprobs)."""
         ...
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor | None]:

@@ -71,6 +71,8 @@ class OnlineBase:
     # max_resample_rounds more rounds, until the step is full (DAPO; train/dynamic_sampling.py)
     dynamic_sampling: ClassVar[bool] = False
     max_resample_rounds: ClassVar[int] = 0
+    # True: step 1 samples from the teacher, not the policy (off-policy distillation: algorithms/distill.py)
+    samples_from_teacher: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         self.correction = part(RolloutCorrection, self)
@@ -85,6 +87,11 @@ class OnlineBase:
     def uses_reference(self) -> bool:
         """False: no KL term can be non-zero, so the loop skips the reference forward (every KL is 0)."""
         return self.kl_coef != 0 or self.kl_target is not None
+
+    @property
+    def uses_teacher(self) -> bool:
+        """True: the run builds the teacher stage and the loop fills rollout.teacher_logprobs (distill.py)."""
+        return False
 
     def kl(self, logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
         """(B, T) the algorithm's KL estimate of log pi - log pi_ref per token (kl_term)."""

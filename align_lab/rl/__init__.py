@@ -17,6 +17,7 @@ from .advantages import (
     shape_token_rewards,
     standardize,
 )
+from .distill import generalized_jsd, reverse_kl_advantages
 from .kl import KL_CONTROLLER_INPUTS, KL_ESTIMATORS, adaptive_kl_coef, kl_penalty, observed_kl
 from .logprobs import (
     entropy_from_logits,
@@ -73,6 +74,8 @@ __all__ = [
     "dpo_loss",
     "entropy_from_logits",
     "gae",
+    "generalized_jsd",
+    "reverse_kl_advantages",
     "importance_ratio",
     "group_normalize",
     "kl_penalty",

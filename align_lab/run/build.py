@@ -46,7 +46,13 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank=0, c
         desirable_threshold=threshold,
         reward=spec.reward,
         check=check,
+        teacher=spec.algo.teaching if uses_teacher(spec.algo) else None,
     )
+
+
+def uses_teacher(algo) -> bool:
+    """The run distils from a teacher (algorithms/distill.py): it builds the teacher stage and holds it."""
+    return isinstance(algo, OnlineAlgorithm) and algo.uses_teacher
 
 
 def frozen_reference(stages: Stages, base: torch.nn.Module | None = None) -> torch.nn.Module:
@@ -110,6 +116,7 @@ def build_context(
         pairwise=not isinstance(spec.algo, OnlineAlgorithm),
         memory_budget=spec.hardware.memory_bytes(),
         identity=identity or {},
+        teacher=stages.load_teacher() if uses_teacher(spec.algo) else None,
     )
 
 

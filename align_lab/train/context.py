@@ -65,6 +65,7 @@ class Context:
     realized: dict = field(default_factory=dict)
     # the run's roofline state (train/roofline.py observe): the policy's sizes, the machine's limits
     perf: dict = field(default_factory=dict)
+    teacher: torch.nn.Module | None = None  # the frozen teacher of a distillation (algo.uses_teacher)
 
     @classmethod
     def build(cls, **fields) -> Context:
@@ -93,7 +94,7 @@ def planned(ctx: Context) -> Context:
     (rows or None); `ctx` itself when it has a plan already."""
     if ctx.memory is not None:
         return ctx
-    others = held_modules(ctx.scorer) + held_modules(ctx.judge)
+    others = held_modules(ctx.scorer) + held_modules(ctx.judge) + held_modules(ctx.teacher)
     plan = plan_run(
         ctx.train.micro_batch_size,
         (ctx.policy, ctx.reference, ctx.critic, *others),
