@@ -33,7 +33,12 @@ class Teacher:
     teacher_epochs: int = 24
 
     def __post_init__(self) -> None:
-        check(self.teacher is None or bool(str(self.teacher).strip()), "teacher", self.teacher, "a path, a hub id or null")
+        check(
+            self.teacher is None or bool(str(self.teacher).strip()),
+            "teacher",
+            self.teacher,
+            "a path, a hub id or null",
+        )
         check(self.teacher_epochs >= 1, "teacher_epochs", self.teacher_epochs, ">= 1")
 
 
@@ -53,7 +58,9 @@ class OPD(OnlineBase):
     kl_coef: float = 0.0
     kl_estimator: str = "k3"
     teacher_kl_coef: float = 1.0  # weight of the per-token reverse KL to the teacher in the advantage
-    gamma: float = 0.0  # discount of the reverse-KL return-to-go (0: each token its own term, Tinker's default)
+    gamma: float = (
+        0.0  # discount of the reverse-KL return-to-go (0: each token its own term, Tinker's default)
+    )
     # Teacher's keys
     teacher: str | None = None
     teacher_epochs: int = 24

@@ -10,7 +10,9 @@ import torch
 from torch import Tensor
 
 
-def reverse_kl_advantages(logprobs: Tensor, teacher_logprobs: Tensor, mask: Tensor, coef: float = 1.0) -> Tensor:
+def reverse_kl_advantages(
+    logprobs: Tensor, teacher_logprobs: Tensor, mask: Tensor, coef: float = 1.0
+) -> Tensor:
     """(B, T) A_t = -coef * (log pi(y_t) - log pi_teacher(y_t)) on the student's own token y_t, 0 on padding.
 
     log pi - log pi_teacher at a token the student drew is the one-sample estimate of the per-token reverse
@@ -20,7 +22,9 @@ def reverse_kl_advantages(logprobs: Tensor, teacher_logprobs: Tensor, mask: Tens
     return -coef * (logprobs - teacher_logprobs) * mask
 
 
-def generalized_jsd(student_logits: Tensor, teacher_logits: Tensor, beta: float, temperature: float = 1.0) -> Tensor:
+def generalized_jsd(
+    student_logits: Tensor, teacher_logits: Tensor, beta: float, temperature: float = 1.0
+) -> Tensor:
     """(B, T) GKD's generalized JSD per token, summed over the vocabulary (Agarwal et al. 2024, Eq. 1):
     beta * KL(T || M) + (1 - beta) * KL(S || M) with M = beta T + (1 - beta) S; beta = 0 the forward
     KL(T || S), beta = 1 the reverse KL(S || T) (the limits, as TRL's generalized_jsd_loss takes them).

@@ -55,6 +55,11 @@ def uses_teacher(algo) -> bool:
     return isinstance(algo, OnlineAlgorithm) and algo.uses_teacher
 
 
+def frozen_teacher(stages: Stages) -> torch.nn.Module:
+    """A distillation's teacher (the teacher stage, run/teacher.py), frozen, in eval mode."""
+    return stages.model.load_causal_lm(stages.results["teacher"].path).eval().requires_grad_(False)
+
+
 def frozen_reference(stages: Stages, base: torch.nn.Module | None = None) -> torch.nn.Module:
     """The frozen reference policy (the SFT policy, or model.reference's checkpoint), in eval mode:
     `base` (a LoRA policy's frozen base weights, `shared_base`) where given, else loaded."""
@@ -116,7 +121,7 @@ def build_context(
         pairwise=not isinstance(spec.algo, OnlineAlgorithm),
         memory_budget=spec.hardware.memory_bytes(),
         identity=identity or {},
-        teacher=stages.load_teacher() if uses_teacher(spec.algo) else None,
+        teacher=frozen_teacher(stages) if uses_teacher(spec.algo) else None,
     )
 
 

@@ -31,8 +31,8 @@ from align_lab.train.memory import machine_memory, prompt_tokens, response_token
 
 log = logging.getLogger("align_lab")
 
-# Bump a stage's version whenever its code changes what it produces.
-VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 2, "reward_model": 2, "teacher": 1}  # preferences 2: inverse_cdf draws
+# Bump a stage's version whenever its code changes what it produces (preferences 2: inverse_cdf draws).
+VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 2, "reward_model": 2, "teacher": 1}
 
 
 def _fields(obj) -> dict:
@@ -61,11 +61,6 @@ class Stages:
     samples: list[Labelled] | None = None  # unpaired labelled samples (KTO with algo.desirable_threshold)
     reward_models: Mapping[str, Path] = field(default_factory=dict)  # by reward_model_id
     rm_metrics: Mapping = field(default_factory=dict)  # the reward model stage's held-out metrics
-    teacher_path: Path | None = None  # a distillation's teacher (run/teacher.py); None: no teacher
-
-    def load_teacher(self):
-        """The frozen teacher of a distillation, in eval mode."""
-        return self.model.load_causal_lm(self.teacher_path).eval().requires_grad_(False)
 
     def raw_prompt(self, prompt: str) -> str:
         """The task's prompt text behind a policy prompt, for rewards with their own tokenizer."""
@@ -196,10 +191,10 @@ def check_demonstrations(demos: list, task, env) -> None:
         )
 
 
-def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims: Dims, env=None, record=None) -> Path:
-    """2. The SFT policy (also the reference); a pretrained checkpoint is its own unless task.sft.
-    Conversation demonstrations train on policy tokens, observations rendered for `env` (in the key).
-    `record`: the name its result is recorded under (a teacher trained by the same recipe: "teacher")."""
+def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims, env=None, record=None) -> Path:
+    """2. The SFT policy (also the reference; `record`: another name, "teacher": run/teacher.py); a pretrained
+    checkpoint is its own unless task.sft. Conversation demonstrations train on policy tokens, observations
+    rendered for `env` (in the key)."""
     from align_lab.train.sft import train_sft
 
     demos = policy_task.demonstrations()
@@ -272,23 +267,18 @@ def build_stages(
     pairs when `preferences` or a reward model asks for them, each of `reward_models` (learned_rm configs),
     KTO's unpaired samples last with `desirable_threshold` (labelled by `reward`; None: gold). `memory`:
     the bytes "auto" divides (default: the machine's); `may_build=False`: only load (ranks > 0); `env`: the
-    multi-turn env (None: single turn); `check`: StageBuild.check; `teacher`: a distillation's Teacher part
-    (algorithms/distill.py; None: no teacher stage). Call it first: it seeds."""
+    multi-turn env (None: one turn); `check`: StageBuild.check; `teacher`: run/teacher.py. Call it first."""
     b = StageBuild(cache, progress, micro_batch_size, memory, numerics(None), may_build, check)
     tokenizer = build_tokenizer(b, task, model)
     policy_task = model.view(task, tokenizer)
     dims = b.dims = Dims.of(model.hf_config(tokenizer))
+    build_teacher(teacher, build_sft, b, task, model, sft, tokenizer, policy_task, dims, env)  # None: none
     needs_sft = not model.pretrained or task.sft
     if needs_sft:
         sft_path = build_sft(b, task, model, sft, tokenizer, policy_task, dims, env)
     else:
         sft_path = Path(model.path("name_or_path"))
     policy_key = b.results["sft"].key if needs_sft else model.fingerprint()
-    teacher_path = None
-    if teacher is not None:  # a distillation's teacher (run/teacher.py), after the SFT policy
-        recipe = partial(build_sft, b, task, model, tokenizer=tokenizer, policy_task=policy_task, dims=dims, env=env, record="teacher")
-        tokens = {"tokenizer": None if model.pretrained else b.results["tokenizer"].key, "model": model.fingerprint()}
-        teacher_path = build_teacher(b, teacher, lambda s: recipe(sft=s), sft, tokens, tokenizer, model, sft_path)
     pairs, rms, rm_metrics = None, {}, {}
     if preferences or reward_models:
         pairs = build_preferences(b, task, model, sft, tokenizer, policy_task, sft_path, policy_key, env)
@@ -311,7 +301,6 @@ def build_stages(
         preferences=pairs,
         reward_models=rms,
         rm_metrics=rm_metrics,
-        teacher_path=teacher_path,
     )
     if desirable_threshold is None:
         return stages

@@ -26,8 +26,11 @@ def vocabulary_problem(teacher_vocab: dict | None, teacher_size: int, vocab: dic
     if teacher_size != size:
         return f"its vocabulary has {teacher_size} entries, the policy's {size}"
     if teacher_vocab is not None and teacher_vocab != vocab:
-        token = next(t for t in sorted(set(vocab) | set(teacher_vocab)) if teacher_vocab.get(t) != vocab.get(t))
-        return f"token {token!r} has id {teacher_vocab.get(token)} in its tokenizer, {vocab.get(token)} in the policy's"
+        token = next(
+            t for t in sorted(set(vocab) | set(teacher_vocab)) if teacher_vocab.get(t) != vocab.get(t)
+        )
+        ids = teacher_vocab.get(token), vocab.get(token)
+        return f"token {token!r}: id {ids[0]} in its tokenizer, {ids[1]} in the policy's"
     return None
 
 
@@ -36,11 +39,13 @@ def check_vocabulary(teacher_vocab: dict | None, teacher_size: int, tokenizer, s
     embedding rows)."""
     problem = vocabulary_problem(teacher_vocab, teacher_size, tokenizer.get_vocab(), size)
     if problem:
-        raise ConfigError(f"{KEY}: the teacher does not share the policy's tokenizer ({problem}); pick a teacher trained with the policy's tokenizer")
+        raise ConfigError(
+            f"{KEY}: the teacher does not share the policy's tokenizer ({problem}); pick one that does"
+        )
 
 
-def load_given(path: str, model, sft_path: Path):
-    """The teacher model at `path`: a run folder's last checkpoint loaded into the SFT policy's architecture,
+def load_given(path: str, model, tokenizer):
+    """The teacher model at `path`: a run folder's last checkpoint loaded into the policy's architecture,
     or a checkpoint folder / hub id (models/hf.py resolve_checkpoint). With its tokenizer's vocabulary (or
     None where none is saved)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -51,12 +56,14 @@ def load_given(path: str, model, sft_path: Path):
     checkpoints = run_checkpoints(path)
     if checkpoints is not None:
         state = load_checkpoint(checkpoints)["objects"]["policy"]
-        teacher = model.load_causal_lm(sft_path)
+        teacher = model.init_policy(tokenizer)
         try:
             teacher.load_state_dict(state)
         except RuntimeError as e:
             first = str(e).splitlines()[0][:160]
-            raise ConfigError(f"{KEY}={path}: its checkpoint's policy does not fit this run's model ({first})") from None
+            raise ConfigError(
+                f"{KEY}={path}: its checkpoint's policy does not fit this run's model ({first})"
+            ) from None
         return teacher, None
     folder = resolve_checkpoint(path, KEY)
     vocab = None
@@ -73,16 +80,26 @@ def source_fingerprint(path: str) -> str:
     return directory_fingerprint(str(checkpoints) if checkpoints else resolve_checkpoint(path, KEY))
 
 
-def build_teacher(b, teaching, build_sft, sft, tokens: dict, tokenizer, model, sft_path: Path) -> Path:
-    """The teacher's folder: `build_sft` called with teaching.teacher_epochs (algo.teacher null), else the
-    given model checked against the policy's vocabulary and saved into the cache."""
+def build_teacher(teaching, build_sft, b, task, model, sft, tokenizer, policy_task, dims, env) -> Path | None:
+    """The teacher stage, before the SFT policy's (`b` records it as "teacher", the run loads
+    b.results["teacher"].path; `teaching` None: no teacher, None): `build_sft` with teaching.teacher_epochs
+    (algo.teacher null), else the given model checked against the policy's vocabulary and saved into the
+    cache, keyed by its files and the policy's tokenizer and model."""
+    if teaching is None:
+        return None
     if teaching.teacher is None:
-        return build_sft(dataclasses.replace(sft, epochs=teaching.teacher_epochs))
+        sft = dataclasses.replace(sft, epochs=teaching.teacher_epochs)
+        return build_sft(b, task, model, sft, tokenizer, policy_task, dims, env, record="teacher")
     size = model.hf_config(tokenizer).vocab_size
-    inputs = {"teacher": source_fingerprint(teaching.teacher), **tokens}  # tokens: the policy's tokenizer, model
+    tokens = None if model.pretrained else b.results["tokenizer"].key
+    inputs = {
+        "teacher": source_fingerprint(teaching.teacher),
+        "tokenizer": tokens,
+        "model": model.fingerprint(),
+    }
 
     def build(out: Path) -> None:
-        teacher, vocab = load_given(teaching.teacher, model, sft_path)
+        teacher, vocab = load_given(teaching.teacher, model, tokenizer)
         check_vocabulary(vocab, teacher.config.vocab_size, tokenizer, size)
         teacher.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
@@ -104,13 +121,18 @@ def check_teacher(spec) -> None:
         return
     if algo.samples_from_teacher and not isinstance(spec.rollout, HFGenerate):
         engine = spec.names.get("rollout", type(spec.rollout).__name__)
-        raise ConfigError(f"rollout={engine}: the engine samples its own copy of the policy, not the teacher that SFT-distill samples from; use rollout=hf")
+        raise ConfigError(
+            f"rollout={engine}: the engine samples its own copy of the policy, never the teacher that "
+            "SFT-distill samples; use rollout=hf"
+        )
     path = algo.teaching.teacher
     if path is None or not is_local(path):
         return
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise ConfigError(f"{KEY}={path}: no such directory (a run folder, or a checkpoint saved by save_pretrained)")
+        raise ConfigError(
+            f"{KEY}={path}: no such directory (a run folder, or a checkpoint saved by save_pretrained)"
+        )
     if run_checkpoints(path) is not None:
         import yaml
 
@@ -118,7 +140,10 @@ def check_teacher(spec) -> None:
         theirs = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
         for group in ("model", "task"):
             if group in theirs and theirs[group] != spec.config.get(group):
-                raise ConfigError(f"{KEY}={path}: that run's {group} differs from this run's, so its policy does not share this run's tokenizer and model; distil from a run of the same {group}")
+                raise ConfigError(
+                    f"{KEY}={path}: that run's {group} is not this run's, so its policy does not share "
+                    f"this run's tokenizer and model; distil from a run of the same {group}"
+                )
         return
     if getattr(spec.model, "pretrained", False) and (folder / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer

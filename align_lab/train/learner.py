@@ -77,7 +77,8 @@ class Learner:
 
     def forward(self, samples):
         """3. Log-probs of this process's responses under the sampling policy, the reference and the
-        teacher (None without one), critic values or None, (b, T) each; and this forward's outputs for the first update, (B, T) each.
+        teacher (None without one), critic values or None, (b, T) each; and this forward's outputs for
+        the first update, (B, T) each.
 
         The first update sees the weights of this step's rollout: its forward is this one. When its
         minibatch is these very rows (one minibatch per epoch, one process) and they are one forward,
@@ -93,7 +94,9 @@ class Learner:
         # every process's rows (a minibatch's rows come from the whole rollout); with a graph, one process
         first = tuple(None if o is None else dp.gather(o) for o in first)  # (B, T) each
         # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
-        ref_logprobs = self.frozen_logprobs(ctx.reference, rows) if algo.uses_reference else logprobs  # (b, T)
+        ref_logprobs = (
+            self.frozen_logprobs(ctx.reference, rows) if algo.uses_reference else logprobs
+        )  # (b, T)
         # distillation: the teacher scores every token as the reference does (None: no teacher)
         teacher_logprobs = self.frozen_logprobs(ctx.teacher, rows) if algo.uses_teacher else None  # (b, T)
         return logprobs, ref_logprobs, teacher_logprobs, values, first

@@ -164,7 +164,8 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
                 samples, scores, dynamic = _refill(ctx, algo, loop, step, samples, scores)
         # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
         # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
-        # and the reference's (the teacher's too, distilling); critic values; `reuse`: the outputs the first update may reuse
+        # and the reference's (the teacher's too, distilling); critic values; `reuse`: the outputs the
+        # first update may reuse
         with timed(times, "time/ref_s"):
             logprobs, ref_logprobs, teacher_logprobs, values, reuse = learner.forward(samples)
         # every process holds the whole step's rollout (B rows) from here on

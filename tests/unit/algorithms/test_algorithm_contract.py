@@ -51,6 +51,7 @@ def random_rollout(algo, seed: int = 0) -> Rollout:
         group_size=algo.group_size,
         values=torch.randn(B, T, generator=gen) + pad if algo.uses_critic else None,
         baseline_scores=torch.randn(B, generator=gen) if getattr(algo, "greedy_baseline", False) else None,
+        teacher_logprobs=logprobs() if algo.uses_teacher else None,  # last: the others' draws as before
     )
 
 
