@@ -129,7 +129,7 @@ class SFTDistill(OnlineBase):
         return True
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
-        return rollout.mask.float(), None  # (B, T) every teacher token imitated with weight 1
+        return rollout.logprobs.new_ones(()) * rollout.mask, None  # (B, T) each teacher token, weight 1
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         loss = aggregate_loss(-logprobs, batch.mask, self.loss_aggregation)
