@@ -136,8 +136,10 @@ def check_teacher(spec) -> None:
     if run_checkpoints(path) is not None:
         import yaml
 
-        saved = folder / ".hydra" / "config.yaml"
-        theirs = yaml.safe_load(saved.read_text()) if saved.is_file() else {}
+        from align_lab.run.run_folder import RESOLVED_CONFIG
+
+        saved = folder / RESOLVED_CONFIG  # what that run trained with (model presets applied)
+        theirs = (yaml.safe_load(saved.read_text()) if saved.is_file() else None) or {}
         for group in ("model", "task"):
             if group in theirs and theirs[group] != spec.config.get(group):
                 raise ConfigError(
