@@ -23,7 +23,6 @@ from align_lab.cache import StageCache, StageResult, stage_key
 from align_lab.rewards import GoldReward, Verifier
 from align_lab.run.numerics import numerics
 from align_lab.run.pairs import build_preferences, env_fingerprint
-from align_lab.run.teacher import build_teacher
 from align_lab.tasks.base import Labelled, Pair
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.footprint import Dims, row_bytes
@@ -261,18 +260,16 @@ def build_stages(
     desirable_threshold: float | None = None,
     reward=None,
     check: Callable = no_check,
-    teacher=None,
 ) -> Stages:
     """Every stage a run needs, built (or loaded) in a fixed order: tokenizer, SFT policy, the preference
     pairs when `preferences` or a reward model asks for them, each of `reward_models` (learned_rm configs),
     KTO's unpaired samples last with `desirable_threshold` (labelled by `reward`; None: gold). `memory`:
     the bytes "auto" divides (default: the machine's); `may_build=False`: only load (ranks > 0); `env`: the
-    multi-turn env (None: one turn); `check`: StageBuild.check; `teacher`: run/teacher.py. Call it first."""
+    multi-turn env (None: single turn); `check`: StageBuild.check. Call it first: it seeds."""
     b = StageBuild(cache, progress, micro_batch_size, memory, numerics(None), may_build, check)
     tokenizer = build_tokenizer(b, task, model)
     policy_task = model.view(task, tokenizer)
     dims = b.dims = Dims.of(model.hf_config(tokenizer))
-    build_teacher(teacher, build_sft, b, task, model, sft, tokenizer, policy_task, dims, env)  # None: none
     needs_sft = not model.pretrained or task.sft
     if needs_sft:
         sft_path = build_sft(b, task, model, sft, tokenizer, policy_task, dims, env)

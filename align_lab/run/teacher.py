@@ -1,8 +1,9 @@
-"""The teacher stage of a distillation (algorithms/distill.py's Teacher part), cached by content like the
-other stages: the SFT stage's recipe trained longer (algo.teacher null: the same cached entry as
-sft.epochs=algo.teacher_epochs), or a given model copied into the cache under a key of its files: a folder
-saved by save_pretrained, a Hugging Face hub id, or a run folder (its last checkpoint's policy). A teacher
-must read the policy's tokens: one with another vocabulary is refused in one line before it is used."""
+"""The teacher stage of a distillation (algorithms/distill.py's Teacher part), built after the run's
+other stages and cached by content like them: the SFT stage's recipe trained longer (algo.teacher null:
+the same cached entry as sft.epochs=algo.teacher_epochs), or a given model copied into the cache under a
+key of its files: a folder saved by save_pretrained, a Hugging Face hub id, or a run folder (its last
+checkpoint's policy). A teacher must read the policy's tokens: one with another vocabulary is refused in
+one line before it is used."""
 
 from __future__ import annotations
 
@@ -80,13 +81,24 @@ def source_fingerprint(path: str) -> str:
     return directory_fingerprint(str(checkpoints) if checkpoints else resolve_checkpoint(path, KEY))
 
 
-def build_teacher(teaching, build_sft, b, task, model, sft, tokenizer, policy_task, dims, env) -> Path | None:
-    """The teacher stage, before the SFT policy's (`b` records it as "teacher", the run loads
-    b.results["teacher"].path; `teaching` None: no teacher, None): `build_sft` with teaching.teacher_epochs
+def with_teacher(stages, teaching, b, sft, env):
+    """`stages` (run/stages.py build_stages's) with the teacher stage's result as results["teacher"],
+    built (or loaded) by the StageBuild `b` after every other stage; `b` takes the stages' numerics, so
+    the SFT-recipe teacher's key is the SFT stage's at sft.epochs=teacher_epochs."""
+    from align_lab.run.stages import build_sft
+
+    b.dims = stages.dims
+    b.results["tokenizer"] = stages.results.get("tokenizer")  # the policy's tokenizer, in the key
+    view = (stages.task, stages.model, sft, stages.tokenizer, stages.policy_task, stages.dims, env)
+    build_teacher(teaching, build_sft, b, *view)
+    return dataclasses.replace(stages, results={**stages.results, "teacher": b.results["teacher"]})
+
+
+def build_teacher(teaching, build_sft, b, task, model, sft, tokenizer, policy_task, dims, env) -> Path:
+    """The teacher stage (`b` records it as "teacher", the run loads b.results["teacher"].path): `build_sft`
+    with teaching.teacher_epochs
     (algo.teacher null), else the given model checked against the policy's vocabulary and saved into the
     cache, keyed by its files and the policy's tokenizer and model."""
-    if teaching is None:
-        return None
     if teaching.teacher is None:
         sft = dataclasses.replace(sft, epochs=teaching.teacher_epochs)
         return build_sft(b, task, model, sft, tokenizer, policy_task, dims, env, record="teacher")
