@@ -38,6 +38,7 @@ class Rollout:
     source_scores: Tensor | None = None
     source_names: tuple[str, ...] = ()
     source_weights: tuple[float, ...] = ()
+    teacher_logprobs: Tensor | None = None  # (B, T) under the teacher (distillation); None: no teacher
 
     def rows(self, index: Tensor) -> Rollout:
         """The minibatch of rows `index` (group statistics are already folded into advantages)."""
@@ -70,6 +71,7 @@ class OnlineAlgorithm(Protocol):
     critic_pretrain_steps: int  # warm-up steps that train only the critic
     dynamic_sampling: bool  # the loop drops all-equal groups and samples more (DAPO)
     max_resample_rounds: int
+    samples_from_teacher: bool  # step 1 samples from the teacher, not the policy (SFT-distill)
 
     @property
     def uses_critic(self) -> bool:
@@ -79,6 +81,11 @@ class OnlineAlgorithm(Protocol):
     @property
     def uses_reference(self) -> bool:
         """False: no KL term can be non-zero, so the loop skips the reference forward (every KL is 0)."""
+        ...
+
+    @property
+    def uses_teacher(self) -> bool:
+        """True: the run builds the teacher stage, the loop scores every row with it (teacher_logprobs)."""
         ...
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor | None]:

@@ -74,6 +74,8 @@ class OnlineBase:
     # True: the advantages read each reward source's score (rollout.source_scores), so the run needs
     # reward=combined with two sources or more (GDPO; run/cross_checks.py check_sources)
     per_source_rewards: ClassVar[bool] = False
+    # True: step 1 samples from the teacher, not the policy (off-policy distillation: algorithms/distill.py)
+    samples_from_teacher: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         self.correction = part(RolloutCorrection, self)
@@ -88,6 +90,11 @@ class OnlineBase:
     def uses_reference(self) -> bool:
         """False: no KL term can be non-zero, so the loop skips the reference forward (every KL is 0)."""
         return self.kl_coef != 0 or self.kl_target is not None
+
+    @property
+    def uses_teacher(self) -> bool:
+        """True: the run builds the teacher stage and the loop fills rollout.teacher_logprobs (distill.py)."""
+        return False
 
     def kl(self, logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
         """(B, T) the algorithm's KL estimate of log pi - log pi_ref per token (kl_term)."""

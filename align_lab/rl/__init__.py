@@ -18,6 +18,7 @@ from .advantages import (
     shape_token_rewards,
     standardize,
 )
+from .distill import generalized_jsd, reverse_kl_advantages
 from .kl import KL_CONTROLLER_INPUTS, KL_ESTIMATORS, adaptive_kl_coef, kl_penalty, observed_kl
 from .logprobs import (
     entropy_from_logits,
@@ -75,6 +76,8 @@ __all__ = [
     "dpo_loss",
     "entropy_from_logits",
     "gae",
+    "generalized_jsd",
+    "reverse_kl_advantages",
     "importance_ratio",
     "group_normalize",
     "kl_penalty",

@@ -17,7 +17,8 @@ from align_lab.rewards import reward_models
 from align_lab.rollout.turns import TurnEngine
 from align_lab.run.resume_stages import resume_stage_check
 from align_lab.run.spec import RunSpec
-from align_lab.run.stages import Stages, build_stages, no_check
+from align_lab.run.stages import StageBuild, Stages, build_stages, no_check
+from align_lab.run.teacher import with_teacher
 from align_lab.tasks.view import observation_renderer
 from align_lab.train.context import Context
 from align_lab.train.distributed import Group
@@ -28,10 +29,11 @@ from align_lab.train.pairwise import train_pairwise
 def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank=0, check=no_check) -> Stages:
     """The run's shared stages, built (or loaded) in their fixed order: the preference pairs when the
     algorithm trains on them, a reward model for each learned one its reward scores with. Rank 0 builds
-    them before the other ranks start; those only load them. `check`: StageBuild.check."""
+    them before the other ranks start; those only load them. `check`: StageBuild.check. A distillation's
+    teacher comes last (run/teacher.py)."""
     pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
     threshold = spec.algo.desirable_threshold if pairwise else None  # unpaired samples (KTO)
-    return build_stages(
+    stages = build_stages(
         spec.task,
         spec.model,
         spec.sft,
@@ -47,6 +49,20 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank=0, c
         reward=spec.reward,
         check=check,
     )
+    if not uses_teacher(spec.algo):
+        return stages
+    how = (spec.train.micro_batch_size, memory, dict(stages.numerics), rank == 0, check)
+    return with_teacher(stages, spec.algo.teaching, StageBuild(cache, progress, *how), spec.sft, spec.env)
+
+
+def uses_teacher(algo) -> bool:
+    """The run distils from a teacher (algorithms/distill.py): it builds the teacher stage and holds it."""
+    return isinstance(algo, OnlineAlgorithm) and algo.uses_teacher
+
+
+def frozen_teacher(stages: Stages) -> torch.nn.Module:
+    """A distillation's teacher (the teacher stage, run/teacher.py), frozen, in eval mode."""
+    return stages.model.load_causal_lm(stages.results["teacher"].path).eval().requires_grad_(False)
 
 
 def frozen_reference(stages: Stages, base: torch.nn.Module | None = None) -> torch.nn.Module:
@@ -110,6 +126,7 @@ def build_context(
         pairwise=not isinstance(spec.algo, OnlineAlgorithm),
         memory_budget=spec.hardware.memory_bytes(),
         identity=identity or {},
+        teacher=frozen_teacher(stages) if uses_teacher(spec.algo) else None,
     )
 
 

@@ -15,6 +15,7 @@ from align_lab.rewards import GoldReward, LearnedRM, Verifier
 from align_lab.run.fit import check_fit, check_sampled_pairs, check_threshold
 from align_lab.run.reward_sources import check_sources
 from align_lab.run.spec import RunSpec
+from align_lab.run.teacher import check_teacher
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.online_setup import validate
 
@@ -48,6 +49,7 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
     check_data(spec)
     check_warmup(spec)
     check_sampled_pairs(spec)
+    check_teacher(spec)  # distillation: a teacher the loop can use, of the policy's vocabulary
     if spec.lora.enabled and not getattr(spec.rollout, "samples_adapters", True):  # unsaid: let through
         raise ConfigError(
             f"lora.enabled=true: rollout={spec.names.get('rollout', type(spec.rollout).__name__)} "

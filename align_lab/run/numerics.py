@@ -19,7 +19,7 @@ import torch
 PACKAGE = Path(__file__).resolve().parent.parent
 STAGE_CODE = (
     *("models", "tasks", "envs", "rollout", "rl", "train"),
-    *("run/stages.py", "run/pairs.py", "cache.py"),
+    *("run/stages.py", "run/pairs.py", "run/teacher.py", "cache.py"),
 )
 
 

@@ -30,8 +30,8 @@ from align_lab.train.memory import machine_memory, prompt_tokens, response_token
 
 log = logging.getLogger("align_lab")
 
-# Bump a stage's version whenever its code changes what it produces.
-VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 2, "reward_model": 2}  # preferences 2: inverse_cdf draws
+# Bump a stage's version whenever its code changes what it produces (preferences 2: inverse_cdf draws).
+VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 2, "reward_model": 2, "teacher": 1}
 
 
 def _fields(obj) -> dict:
@@ -190,9 +190,10 @@ def check_demonstrations(demos: list, task, env) -> None:
         )
 
 
-def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims: Dims, env=None) -> Path:
-    """2. The SFT policy (also the reference); a pretrained checkpoint is its own unless task.sft.
-    Conversation demonstrations train on policy tokens, observations rendered for `env` (in the key)."""
+def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims, env=None, record=None) -> Path:
+    """2. The SFT policy (also the reference; `record`: another name, "teacher": run/teacher.py); a pretrained
+    checkpoint is its own unless task.sft. Conversation demonstrations train on policy tokens, observations
+    rendered for `env` (in the key)."""
     from align_lab.train.sft import train_sft
 
     demos = policy_task.demonstrations()
@@ -218,7 +219,7 @@ def build_sft(b: StageBuild, task, model, sft, tokenizer, policy_task, dims: Dim
         tokenizer.save_pretrained(str(out))
         (out / "metrics.json").write_text(json.dumps({"sft/final_loss": loss}))
 
-    return b.get("sft", inputs, build)
+    return b.get("sft", inputs, build, record)
 
 
 def build_reward_model(b: StageBuild, config, model, tokenizer, policy_task, dims, sft_path, pairs, keys):

@@ -90,7 +90,6 @@ def stopped_before_a_step(job: Job) -> bool:
     return stopped and not (metrics.is_file() and metrics.stat().st_size > 0)
 
 
-
 def leave(
     folder: RunFolder, summary: dict | None, kept: dict[str, bytes | None], segments: list[float]
 ) -> None:

@@ -68,6 +68,7 @@ class Context:
     # why the run stopped before train.steps ({}: it did not): train.stop_at reached (train/cadence.py),
     # or the checkpoint resumed says so (train/resume.py); the loops break, finish() checkpoints there
     stopped: dict = field(default_factory=dict)
+    teacher: torch.nn.Module | None = None  # the frozen teacher of a distillation (algo.uses_teacher)
 
     @classmethod
     def build(cls, **fields) -> Context:
@@ -96,7 +97,7 @@ def planned(ctx: Context) -> Context:
     (rows or None); `ctx` itself when it has a plan already."""
     if ctx.memory is not None:
         return ctx
-    others = held_modules(ctx.scorer) + held_modules(ctx.judge)
+    others = held_modules(ctx.scorer) + held_modules(ctx.judge) + held_modules(ctx.teacher)
     plan = plan_run(
         ctx.train.micro_batch_size,
         (ctx.policy, ctx.reference, ctx.critic, *others),

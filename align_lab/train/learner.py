@@ -76,8 +76,9 @@ class Learner:
         return logprobs, entropy, values
 
     def forward(self, samples):
-        """3. Log-probs of this process's responses under the sampling policy and the reference, critic
-        values or None, (b, T) each; and this forward's outputs for the first update, (B, T) each.
+        """3. Log-probs of this process's responses under the sampling policy, the reference and the
+        teacher (None without one), critic values or None, (b, T) each; and this forward's outputs for
+        the first update, (B, T) each.
 
         The first update sees the weights of this step's rollout: its forward is this one. When its
         minibatch is these very rows (one minibatch per epoch, one process) and they are one forward,
@@ -92,19 +93,21 @@ class Learner:
         logprobs, values = first[0].detach(), (None if first[2] is None else first[2].detach())  # (b, T)
         # every process's rows (a minibatch's rows come from the whole rollout); with a graph, one process
         first = tuple(None if o is None else dp.gather(o) for o in first)  # (B, T) each
-        temperature = ctx.engine.temperature
+        # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
+        ref_logprobs = (
+            self.frozen_logprobs(ctx.reference, rows) if algo.uses_reference else logprobs
+        )  # (b, T)
+        # distillation: the teacher scores every token as the reference does (None: no teacher)
+        teacher_logprobs = self.frozen_logprobs(ctx.teacher, rows) if algo.uses_teacher else None  # (b, T)
+        return logprobs, ref_logprobs, teacher_logprobs, values, first
+
+    def frozen_logprobs(self, model, rows: tuple) -> Tensor:
+        """(b, T) log-probs of this process's responses under a frozen model (the reference, the teacher)
+        at the engine's temperature, in the plan's rows per no-graph forward."""
+        ctx = self.ctx
+        temperature, micro = ctx.engine.temperature, ctx.memory.forward_micro_batch_size
         with ctx.backend.autocast():
-            # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
-            ref_logprobs = (
-                micro_forward(
-                    lambda *rows: response_logprobs(ctx.reference, *rows[:4], temperature)[0],
-                    rows,
-                    micro,
-                )
-                if algo.uses_reference
-                else logprobs
-            )  # (b, T)
-        return logprobs, ref_logprobs, values, first
+            return micro_forward(lambda *r: response_logprobs(model, *r[:4], temperature)[0], rows, micro)
 
     def _ptx(self) -> list[Term]:
         """PPO-ptx: ptx_coef * NLL of a minibatch of demonstrations, a term every process computes in

@@ -48,6 +48,7 @@ def _sample(
     step that samples it (step - train.max_staleness, or earlier in the warm-up), named if it diverged."""
     task, tok, dp, G = ctx.task, ctx.tokenizer, ctx.group, algo.group_size
     model = ctx.policy if model is None else model
+    model = ctx.teacher if algo.samples_from_teacher else model  # off-policy distillation: the teacher's
     mine = dp.shard(len(step_prompts))
     my_prompts = step_prompts[mine]
     seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)
@@ -180,13 +181,16 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             sources = None  # the refilled rows' sources are not kept (GDPO refuses dynamic_sampling)
         # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
         # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
-        # and the reference's; critic values; `reuse`: the outputs the first update may reuse
+        # and the reference's (the teacher's too, distilling); critic values; `reuse`: the outputs the
+        # first update may reuse
         with timed(times, "time/ref_s"):
-            logprobs, ref_logprobs, values, reuse = learner.forward(samples)
+            logprobs, ref_logprobs, teacher_logprobs, values, reuse = learner.forward(samples)
         # every process holds the whole step's rollout (B rows) from here on
         rollout = _gather_rollout(
             ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores, sources
         )
+        if teacher_logprobs is not None:  # distillation (algorithms/distill.py)
+            rollout.teacher_logprobs = ctx.group.gather(teacher_logprobs)
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. algo.epochs passes of minibatch updates (only the critic's while it is pre-trained); the

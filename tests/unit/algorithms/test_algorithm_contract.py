@@ -57,6 +57,7 @@ def random_rollout(algo, seed: int = 0) -> Rollout:
         else None,
         source_names=("a", "b"),
         source_weights=(1.0, 0.5),
+        teacher_logprobs=logprobs() if algo.uses_teacher else None,  # last: the others' draws as before
     )
 
 

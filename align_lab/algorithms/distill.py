@@ -1,0 +1,136 @@
+"""Distillation to a teacher: on-policy (OPD: the student samples, the teacher scores every token of it) and
+off-policy (SFT-distill: the teacher samples, the student imitates it). The teacher is a stage of its own
+(run/stages.py build_teacher): the Teacher part's keys say which model it is.
+
+Why OPD and GKD are not one algorithm with a switch: Thinking Machines' on-policy distillation reads the
+teacher's log-prob of the student's sampled token only (a (B, T) forward, the reference's machinery),
+and its reverse KL reaches the weights through the policy gradient; GKD (Agarwal et al. 2024) differentiates
+a divergence summed over the whole vocabulary (a (B, T, V) forward of both models; rl.generalized_jsd),
+with its own lmbda mixture of student and teacher sequences. OPD is GKD's beta = 1, lmbda = 1 estimated
+from one sample per token; the two estimators cost and behave differently, so each is its own choice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import Tensor
+
+from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.online import OnlineBase, part
+from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip
+from align_lab.rl import aggregate_loss, discounted_returns, masked_mean, reverse_kl_advantages
+from align_lab.value_checks import check
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """Which model teaches. `teacher`: a folder (a checkpoint saved by save_pretrained, or a run folder: its
+    checkpoint's policy) or a Hugging Face hub id, sharing the policy's tokenizer; None: the SFT stage's
+    recipe trained `teacher_epochs` epochs instead of sft.epochs (no download: the toy world's default)."""
+
+    teacher: str | None = None
+    teacher_epochs: int = 24
+
+    def __post_init__(self) -> None:
+        check(
+            self.teacher is None or bool(str(self.teacher).strip()),
+            "teacher",
+            self.teacher,
+            "a path, a hub id or null",
+        )
+        check(self.teacher_epochs >= 1, "teacher_epochs", self.teacher_epochs, ">= 1")
+
+
+@dataclass
+class OPD(OnlineBase):
+    """On-policy distillation (Thinking Machines 2025; Agarwal et al. 2024's GKD at beta = 1, lmbda = 1):
+    the student samples, the teacher scores each sampled token, A_t = -teacher_kl_coef * (log pi(y_t) -
+    log pi_teacher(y_t)) (rl.reverse_kl_advantages; with gamma > 0 its discounted return-to-go), PPO-clip.
+
+    No reward enters the loss: the task's reward is logged only (train/reward), so OPD compares with RL
+    on the same eval metrics. kl_coef > 0 adds the usual k3 KL to the reference (the SFT policy) in the loss.
+    """
+
+    lr: float = 1e-3
+    epochs: int = 1
+    group_size: int = 4
+    kl_coef: float = 0.0
+    kl_estimator: str = "k3"
+    teacher_kl_coef: float = 1.0  # weight of the per-token reverse KL to the teacher in the advantage
+    gamma: float = (
+        0.0  # discount of the reverse-KL return-to-go (0: each token its own term, Tinker's default)
+    )
+    # Teacher's keys
+    teacher: str | None = None
+    teacher_epochs: int = 24
+    # RatioClip's and Aggregation's keys
+    clip: float = 0.2
+    clip_high: float | None = None
+    dual_clip: float | None = None
+    log_ratio_clamp: float | None = 20.0
+    loss_aggregation: str = "token_mean"
+    max_len: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_online(self)
+        check(self.teacher_kl_coef > 0, "teacher_kl_coef", self.teacher_kl_coef, "> 0")
+        check(0 <= self.gamma <= 1, "gamma", self.gamma, "in [0, 1]")
+        self.teaching = part(Teacher, self)
+        self.clip_loss = ClipLoss(
+            PPOClip(part(RatioClip, self)),
+            self.kl_term,
+            self.correction,
+            part(Aggregation, self),
+            kl_in_loss=self.kl_coef > 0,
+        )
+
+    @property
+    def uses_teacher(self) -> bool:
+        return True
+
+    def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
+        per_token = reverse_kl_advantages(
+            rollout.logprobs, rollout.teacher_logprobs, rollout.mask, self.teacher_kl_coef
+        )  # (B, T)
+        return discounted_returns(per_token, rollout.mask, self.gamma), None
+
+    def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
+        loss, stats = self.clip_loss(batch, logprobs, self.kl_coef)
+        stats["train/teacher_kl"] = masked_mean(batch.logprobs - batch.teacher_logprobs, batch.mask).item()
+        return loss, stats
+
+
+@dataclass
+class SFTDistill(OnlineBase):
+    """Off-policy distillation (sequence-level KD, Kim & Rush 2016): the teacher samples group_size
+    responses to each of the step's prompts (the loop's samples_from_teacher), the student minimises their
+    token NLL. No reward, no ratio (the samples are the teacher's): the rollout correction stays off."""
+
+    lr: float = 1e-3
+    epochs: int = 1
+    group_size: int = 1
+    loss_aggregation: str = "token_mean"
+    teacher: str | None = None
+    teacher_epochs: int = 24
+    samples_from_teacher: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_online(self, ratio=False)
+        why = "none: the samples are the teacher's, there is no behaviour policy of the student to correct"
+        check(self.rollout_correction == "none", "rollout_correction", self.rollout_correction, why)
+        check(not self.reject, "reject", self.reject, "[] (" + why + ")")
+        self.teaching = part(Teacher, self)
+
+    @property
+    def uses_teacher(self) -> bool:
+        return True
+
+    def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
+        return rollout.logprobs.new_ones(()) * rollout.mask, None  # (B, T) each teacher token, weight 1
+
+    def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
+        loss = aggregate_loss(-logprobs, batch.mask, self.loss_aggregation)
+        return loss, {"train/clip_frac": 0.0}

@@ -1,0 +1,167 @@
+"""The teacher stage of a distillation (algorithms/distill.py's Teacher part), built after the run's
+other stages and cached by content like them: the SFT stage's recipe trained longer (algo.teacher null:
+the same cached entry as sft.epochs=algo.teacher_epochs), or a given model copied into the cache under a
+key of its files: a folder saved by save_pretrained, a Hugging Face hub id, or a run folder (its last
+checkpoint's policy). A teacher must read the policy's tokens: one with another vocabulary is refused in
+one line before it is used."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from align_lab.config import ConfigError
+
+KEY = "algo.teacher"
+
+
+def run_checkpoints(path: str) -> Path | None:
+    """The checkpoints folder of a run folder `path` (it holds checkpoints/last), else None."""
+    folder = Path(path).expanduser() / "checkpoints"
+    return folder if (folder / "last").is_file() else None
+
+
+def vocabulary_problem(teacher_vocab: dict | None, teacher_size: int, vocab: dict, size: int) -> str | None:
+    """Why a teacher cannot score the policy's tokens (its vocabulary size, or a token whose id differs),
+    or None. `*_vocab`: token -> id (None: the teacher ships no tokenizer; its size is then all we know)."""
+    if teacher_size != size:
+        return f"its vocabulary has {teacher_size} entries, the policy's {size}"
+    if teacher_vocab is not None and teacher_vocab != vocab:
+        token = next(
+            t for t in sorted(set(vocab) | set(teacher_vocab)) if teacher_vocab.get(t) != vocab.get(t)
+        )
+        ids = teacher_vocab.get(token), vocab.get(token)
+        return f"token {token!r}: id {ids[0]} in its tokenizer, {ids[1]} in the policy's"
+    return None
+
+
+def check_vocabulary(teacher_vocab: dict | None, teacher_size: int, tokenizer, size: int) -> None:
+    """One line naming the teacher when it does not share the policy's tokenizer (`size`: the policy's
+    embedding rows)."""
+    problem = vocabulary_problem(teacher_vocab, teacher_size, tokenizer.get_vocab(), size)
+    if problem:
+        raise ConfigError(
+            f"{KEY}: the teacher does not share the policy's tokenizer ({problem}); pick one that does"
+        )
+
+
+def load_given(path: str, model, tokenizer):
+    """The teacher model at `path`: a run folder's last checkpoint loaded into the policy's architecture,
+    or a checkpoint folder / hub id (models/hf.py resolve_checkpoint). With its tokenizer's vocabulary (or
+    None where none is saved)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from align_lab.models.hf import resolve_checkpoint
+    from align_lab.train.checkpoint_io import load_checkpoint
+
+    checkpoints = run_checkpoints(path)
+    if checkpoints is not None:
+        state = load_checkpoint(checkpoints)["objects"]["policy"]
+        teacher = model.init_policy(tokenizer)
+        try:
+            teacher.load_state_dict(state)
+        except RuntimeError as e:
+            first = str(e).splitlines()[0][:160]
+            raise ConfigError(
+                f"{KEY}={path}: its checkpoint's policy does not fit this run's model ({first})"
+            ) from None
+        return teacher, None
+    folder = resolve_checkpoint(path, KEY)
+    vocab = None
+    if (Path(folder) / "tokenizer_config.json").is_file():
+        vocab = AutoTokenizer.from_pretrained(folder).get_vocab()
+    return AutoModelForCausalLM.from_pretrained(folder), vocab
+
+
+def source_fingerprint(path: str) -> str:
+    """What identifies a given teacher's content: its folder's files (models/hf.py directory_fingerprint)."""
+    from align_lab.models.hf import directory_fingerprint, resolve_checkpoint
+
+    checkpoints = run_checkpoints(path)
+    return directory_fingerprint(str(checkpoints) if checkpoints else resolve_checkpoint(path, KEY))
+
+
+def with_teacher(stages, teaching, b, sft, env):
+    """`stages` (run/stages.py build_stages's) with the teacher stage's result as results["teacher"],
+    built (or loaded) by the StageBuild `b` after every other stage; `b` takes the stages' numerics, so
+    the SFT-recipe teacher's key is the SFT stage's at sft.epochs=teacher_epochs."""
+    from align_lab.run.stages import build_sft
+
+    b.dims = stages.dims
+    b.results["tokenizer"] = stages.results.get("tokenizer")  # the policy's tokenizer, in the key
+    view = (stages.task, stages.model, sft, stages.tokenizer, stages.policy_task, stages.dims, env)
+    build_teacher(teaching, build_sft, b, *view)
+    return dataclasses.replace(stages, results={**stages.results, "teacher": b.results["teacher"]})
+
+
+def build_teacher(teaching, build_sft, b, task, model, sft, tokenizer, policy_task, dims, env) -> Path:
+    """The teacher stage (`b` records it as "teacher", the run loads b.results["teacher"].path): `build_sft`
+    with teaching.teacher_epochs
+    (algo.teacher null), else the given model checked against the policy's vocabulary and saved into the
+    cache, keyed by its files and the policy's tokenizer and model."""
+    if teaching.teacher is None:
+        sft = dataclasses.replace(sft, epochs=teaching.teacher_epochs)
+        return build_sft(b, task, model, sft, tokenizer, policy_task, dims, env, record="teacher")
+    size = model.hf_config(tokenizer).vocab_size
+    tokens = None if model.pretrained else b.results["tokenizer"].key
+    inputs = {
+        "teacher": source_fingerprint(teaching.teacher),
+        "tokenizer": tokens,
+        "model": model.fingerprint(),
+    }
+
+    def build(out: Path) -> None:
+        teacher, vocab = load_given(teaching.teacher, model, tokenizer)
+        check_vocabulary(vocab, teacher.config.vocab_size, tokenizer, size)
+        teacher.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
+
+    return b.get("teacher", inputs, build)
+
+
+def check_teacher(spec) -> None:
+    """At admission, before any compute: the loop can sample from the teacher (SFT-distill: an engine that
+    samples the model it is handed, rollout=hf), a local teacher exists, and its tokens are the policy's:
+    a run folder's model and task are this run's (the toy world's tokenizer is trained from the task), a
+    checkpoint folder's tokenizer is the pretrained policy's (the tiny world's is checked at its stage)."""
+    from align_lab.algorithms.base import OnlineAlgorithm
+    from align_lab.rollout.hf import HFGenerate
+    from align_lab.tasks.data_files import is_local
+
+    algo = spec.algo
+    if not isinstance(algo, OnlineAlgorithm) or not algo.uses_teacher:
+        return
+    if algo.samples_from_teacher and not isinstance(spec.rollout, HFGenerate):
+        engine = spec.names.get("rollout", type(spec.rollout).__name__)
+        raise ConfigError(
+            f"rollout={engine}: the engine samples its own copy of the policy, never the teacher that "
+            "SFT-distill samples; use rollout=hf"
+        )
+    path = algo.teaching.teacher
+    if path is None or not is_local(path):
+        return
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{KEY}={path}: no such directory (a run folder, or a checkpoint saved by save_pretrained)"
+        )
+    if run_checkpoints(path) is not None:
+        import yaml
+
+        from align_lab.run.run_folder import RESOLVED_CONFIG
+
+        saved = folder / RESOLVED_CONFIG  # what that run trained with (model presets applied)
+        theirs = (yaml.safe_load(saved.read_text()) if saved.is_file() else None) or {}
+        for group in ("model", "task"):
+            if group in theirs and theirs[group] != spec.config.get(group):
+                raise ConfigError(
+                    f"{KEY}={path}: that run's {group} is not this run's, so its policy does not share "
+                    f"this run's tokenizer and model; distil from a run of the same {group}"
+                )
+        return
+    if getattr(spec.model, "pretrained", False) and (folder / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        teacher = AutoTokenizer.from_pretrained(str(folder)).get_vocab()
+        tokenizer = spec.model.load_tokenizer()
+        check_vocabulary(teacher, len(teacher), tokenizer, len(tokenizer.get_vocab()))
