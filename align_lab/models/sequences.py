@@ -161,7 +161,7 @@ def shares_worth(model, rows: Tensor, P: int) -> bool:
     """Whether one forward of each distinct prompt (`rows`, `shared_prompts`) then the responses on its
     cache is worth its second forward: the prompt positions it saves, (B - B') x P, times a position's
     multiply-adds, at least packing.PACKING_OVERHEAD; and the model keeps a differentiable cache."""
-    return pays((len(rows) - int(rows[-1]) - 1) * P, model) and caches_with_grad(model)
+    return caches_with_grad(model) and pays((len(rows) - int(rows[-1]) - 1) * P, model)
 
 
 def is_partitioned(model) -> bool:

@@ -144,7 +144,10 @@ def run(job: Job) -> dict:
             with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
         summary |= outcome(stages, final, start, hw.device, before, threads_record(spec.rollout))
-        summary |= planned(ctx.memory, ctx.realized) | ({"stopped": dict(ctx.stopped)} if ctx.stopped else {})
+        ledger = ctx.ledger
+        summary |= planned(ctx.memory, ledger.realized) | (
+            {"stopped": dict(ledger.stopped)} if ledger.stopped else {}
+        )
         return completed(summary, final, spec, run_dir, tracker)
     except StagesChanged as e:  # refused before any stage was built: nothing written, no time counted
         summary = None

@@ -26,7 +26,7 @@ def reference_version(ctx: Context) -> tuple:
 def evaluate_now(ctx: Context):
     """Held-out evaluation of the current policy (row-seeded; the training RNG is untouched): an
     Evaluation (train/evaluate.py), its metrics and per-sample records. The reference's samples are
-    drawn once a run (ctx.reference_draws): each evaluation would draw the very same ones."""
+    drawn once a run (ctx.ledger.reference_draws): each evaluation would draw the very same ones."""
     from align_lab.train.evaluate import EVAL_PHASES, evaluate
 
     what = f"evaluation ({len(ctx.task.prompts('eval'))} prompts x {ctx.train.eval_samples} samples)"
@@ -45,10 +45,10 @@ def evaluate_now(ctx: Context):
             micro_batch_size=ctx.memory.eval_micro_batch_size,
             sample_rows=ctx.memory.eval_sample_rows,
             progress=bar,
-            reference_samples=ctx.reference_draws.get(version),
+            reference_samples=ctx.ledger.reference_draws.get(version),
         )
-    ctx.reference_draws.clear()
-    ctx.reference_draws[version] = result.reference_samples
+    ctx.ledger.reference_draws.clear()
+    ctx.ledger.reference_draws[version] = result.reference_samples
     return result
 
 
@@ -66,9 +66,9 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
         metrics |= evaluation
     if evaluating:
         stop_when_reached(ctx, evaluation, done, metrics)
-    last = ctx.stopped.get("step", ctx.train.steps)  # finish() writes the last checkpoint
+    last = ctx.ledger.stopped.get("step", ctx.train.steps)  # finish() writes the last checkpoint
     if main:
-        metrics |= observe(ctx.perf, ctx.policy, default_cache_dir(), metrics, done)  # perf/ figures
+        metrics |= observe(ctx.ledger.perf, ctx.policy, default_cache_dir(), metrics, done)  # perf/ figures
         ctx.tracker.log(metrics, step=done)
         if evaluation is not None and ctx.train.keep_eval_samples:
             ctx.tracker.samples(cap_texts(result.records, ctx.train.eval_text_chars), step=done)
@@ -89,7 +89,7 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
 
 
 def stop_when_reached(ctx: Context, evaluation: dict | None, done: int, metrics: dict) -> None:
-    """train.stop_at: records in ctx.stopped why the run stops after step `done`, when this evaluation
+    """train.stop_at: records in ctx.ledger.stopped why the run stops after step `done`, when this evaluation
     reached the threshold (train/stop_at.py); the loops then break. Rank 0 decides (it alone may have
     evaluated); with data parallel every rank learns it, before any checkpoint of this step."""
     stop = ctx.train.stop_at
@@ -97,18 +97,18 @@ def stop_when_reached(ctx: Context, evaluation: dict | None, done: int, metrics:
         return
     record = stop_record(stop, evaluation or {}, done, ctx.train.steps, metrics) if ctx.group.is_main else {}
     if ctx.group.from_main(bool(record)):
-        ctx.stopped.update(record or {"step": done, "steps": ctx.train.steps})
+        ctx.ledger.stopped.update(record or {"step": done, "steps": ctx.train.steps})
 
 
 def finish(ctx: Context, named: dict, algo, final: dict | None) -> dict:
     """The last checkpoint, and the final evaluation (re-run, seeded, if the run was already done). A run
     that keeps no checkpoint (train.keep_checkpoint=false: deleted once the run completes) writes no last
     one: 1.6 GB for SmolLM2, 3.1 GB with a critic, written only to be deleted. A run that stopped at
-    train.stop_at writes it at the stop step (ctx.stopped), its record inside."""
+    train.stop_at writes it at the stop step (ctx.ledger.stopped), its record inside."""
     main, backend = ctx.group.is_main, ctx.backend
     if ctx.train.keep_checkpoint and (main or backend.every_rank_saves(ctx.group)):
-        checkpoint(ctx, named, algo, ctx.stopped.get("step", ctx.train.steps))
+        checkpoint(ctx, named, algo, ctx.ledger.stopped.get("step", ctx.train.steps))
     ctx.preemption.steps_end()  # a signal during the checkpoint stops the run now; in the evaluation, at once
     if final is None and (main or backend.every_rank_forwards(ctx.group)):
         final = evaluate_now(ctx).metrics  # its samples were written when the last step was logged
-    return (final | run_means(ctx.perf)) if main else {}  # with the run's mean perf/ figures
+    return (final | run_means(ctx.ledger.perf)) if main else {}  # with the run's mean perf/ figures

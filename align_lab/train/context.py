@@ -19,6 +19,7 @@ from align_lab.rollout.base import RolloutEngine
 from align_lab.train.backend import Backend
 from align_lab.train.common import TrainConfig
 from align_lab.train.distributed import Group
+from align_lab.train.ledger import Ledger
 from align_lab.train.memory import Planned, held_modules, plan_run
 from align_lab.train.preemption import Preemption
 
@@ -58,16 +59,7 @@ class Context:
     pairwise: bool = False  # the pairwise loop trains it: a micro-batch row is a pair of responses
     memory_budget: int | None = None  # bytes this process may use (hardware.memory_bytes); None: all
     memory: Planned | None = None  # the memory plan (train/memory.py); Context.build makes it
-    # the reference's evaluation samples, by the reference's version (train/cadence.py): drawn by the
-    # run's first evaluation, the same draws for every later one, which reuses them
-    reference_draws: dict = field(default_factory=dict)
-    # the online updates' forwards as `auto` ran them (train/token_budget.py `see`), for the summary
-    realized: dict = field(default_factory=dict)
-    # the run's roofline state (train/roofline.py observe): the policy's sizes, the machine's limits
-    perf: dict = field(default_factory=dict)
-    # why the run stopped before train.steps ({}: it did not): train.stop_at reached (train/cadence.py),
-    # or the checkpoint resumed says so (train/resume.py); the loops break, finish() checkpoints there
-    stopped: dict = field(default_factory=dict)
+    ledger: Ledger = field(default_factory=Ledger)  # what the run learns while it trains (train/ledger.py)
     teacher: torch.nn.Module | None = None  # the frozen teacher of a distillation (algo.uses_teacher)
 
     @classmethod

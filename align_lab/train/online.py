@@ -146,7 +146,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
     final, rejected_steps = None, 0  # steps in a row whose correction rejected every token (from a resume: 0)
     for step in range(start, cfg.steps):
-        if ctx.stopped:  # train.stop_at reached: at the last evaluation, or in the checkpoint resumed
+        if ctx.ledger.stopped:  # train.stop_at reached: at the last evaluation, or in the checkpoint resumed
             break
         times: dict[str, float] = {}
         # 0. engines that hold their own copy of the weights (vLLM) take the policy's; HF samples the

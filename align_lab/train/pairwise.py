@@ -203,7 +203,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     render, limit = observation_renderer(task, env), conversation_tokens(task, env)
     final = None
     for step in range(start, cfg.steps):
-        if ctx.stopped:  # train.stop_at reached: at the last evaluation, or in the checkpoint resumed
+        if ctx.ledger.stopped:  # train.stop_at reached: at the last evaluation, or in the checkpoint resumed
             break
         # 1. the step's pairs: dataset pairs (or 2N unpaired samples, or train prompts), a route per pair
         routes = algo.routes(n)  # (N,)

@@ -56,7 +56,8 @@ def restore(ctx: Context, named: dict, algo) -> int:
     for name, obj in named.items():
         obj.load_state_dict(state["objects"][name])
     set_rng_state(state["rng"])
-    ctx.stopped.update(state.get("stopped") or {})  # stopped at train.stop_at: the loop trains no further
+    # stopped at train.stop_at: the loop trains no further
+    ctx.ledger.stopped.update(state.get("stopped") or {})
     return state["step"]
 
 
@@ -78,6 +79,6 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
                 "stage_keys": ctx.stage_keys,
                 "identity": ctx.identity,
                 "rng": rng_state(),
-                "stopped": dict(ctx.stopped),  # {} or why the run stopped here (train/stop_at.py)
+                "stopped": dict(ctx.ledger.stopped),  # {} or why the run stopped here (train/stop_at.py)
             },
         )

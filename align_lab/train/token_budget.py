@@ -117,7 +117,7 @@ def first_update_rows(ctx, rows: tuple, planned: bool = False) -> int | None:
     size, largest = choose(budget, rows) if budget.chooses else (ctx.train.micro_batch_size, None)
     if size is None or size >= len(rows[0]):  # one forward: its graph is kept
         largest = priced(budget, rows, None) if largest is None else largest
-        see(ctx.realized, size, largest, len(rows[0]), kept=True)
+        see(ctx.ledger.realized, size, largest, len(rows[0]), kept=True)
     return size
 
 
@@ -133,7 +133,8 @@ def update_rows(ctx, rollout, index: torch.Tensor, planned: bool = False) -> tup
     own = ctx.group.shard(len(index))
     if not budget.chooses:
         size = ctx.train.micro_batch_size
-        see(ctx.realized, size, priced(budget, rows_of(rollout, index[own]), size), own.stop - own.start)
+        priced_rows = priced(budget, rows_of(rollout, index[own]), size)
+        see(ctx.ledger.realized, size, priced_rows, own.stop - own.start)
         return size, index
     shares = [Group(rank, ctx.group.size).shard(len(index)) for rank in range(ctx.group.size)]
     chosen = [choose(budget, rows_of(rollout, index[s])) for s in shares]
@@ -141,7 +142,7 @@ def update_rows(ctx, rollout, index: torch.Tensor, planned: bool = False) -> tup
     if any(c is not None for c, _ in chosen):  # micro-batches somewhere: every process in rollout order
         index = index.sort().values  # a group's rows together
         size, largest = choose(budget, rows_of(rollout, index[own]))
-    see(ctx.realized, size, largest, own.stop - own.start)
+    see(ctx.ledger.realized, size, largest, own.stop - own.start)
     return size, index
 
 

@@ -58,7 +58,8 @@ ctx = Context.build(
 )
 train_online(ReinforcePP(lr=1e-4), ctx)
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))  # this process's own
-ran = record(ctx.memory, ctx.realized)["memory/predicted_peak_mb"]  # for the rows it had (summary.json's)
+# for the rows it had (summary.json's)
+ran = record(ctx.memory, ctx.ledger.realized)["memory/predicted_peak_mb"]
 measured = int(hwm.split()[1]) / 1024
 print(json.dumps({"predicted": ctx.memory.peak.total / 2**20, "ran": ran, "measured": measured}))
 """

@@ -38,7 +38,8 @@ def trained(tmp_path, micro_batch_size, budget: Budget | None = None, minibatch:
 
 def test_token_budget_micro_batches_train_what_whole_minibatches_train(tmp_path):
     whole, planned = trained(tmp_path / "whole", None)
-    assert not planned.memory.budget.chooses and planned.realized["sizes"] == {None}  # a set size: priced
+    # a set size: priced
+    assert not planned.memory.budget.chooses and planned.ledger.realized["sizes"] == {None}
     auto, _ = trained(tmp_path / "plan", "auto")
     assert all(torch.equal(a, b) for a, b in zip(whole, auto, strict=True))  # tiny: whole, as they lie
     # a budget no whole minibatch fits: micro-batches of at most 3 rows, the minibatch in rollout order
@@ -55,12 +56,12 @@ def test_token_budget_micro_batches_train_what_whole_minibatches_train(tmp_path)
     assert [size for size, _, _ in ran] == [3, 3, 3, 3]  # 2 steps x 2 minibatches of 4 rows
     # in rollout order: a group's rows lie together, so each prompt starts once
     assert all(starts == distinct for _, starts, distinct in ran), ran
-    assert ctx.realized["sizes"] == {3} and set(ctx.realized) == {"micro", "sizes"}
+    assert ctx.ledger.realized["sizes"] == {3} and set(ctx.ledger.realized) == {"micro", "sizes"}
     for a, b in zip(whole, micro, strict=True):  # the same update up to float rounding (Adam, 2 steps)
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    summary = record(ctx.memory, ctx.realized)
+    summary = record(ctx.memory, ctx.ledger.realized)
     assert summary["train/micro_batch_size_resolved"] == 3
-    expected = dataclasses.replace(ctx.memory.peak, train_row=ctx.realized["micro"], train_rows=1)
+    expected = dataclasses.replace(ctx.memory.peak, train_row=ctx.ledger.realized["micro"], train_rows=1)
     assert summary["memory/predicted_peak_mb"] == pytest.approx(expected.total / 2**20, abs=0.05)
 
 
@@ -72,4 +73,4 @@ def test_step_3s_graph_is_kept_for_the_first_update_where_its_rows_fit_whole(tmp
         return online_accumulate(terms, backward, size)
 
     _, ctx = trained(tmp_path, "auto", minibatch=8, spy=spy)  # one minibatch: step 3's rows
-    assert sizes == [None, None] and set(ctx.realized) == {"kept", "sizes"}
+    assert sizes == [None, None] and set(ctx.ledger.realized) == {"kept", "sizes"}

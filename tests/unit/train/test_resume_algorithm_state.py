@@ -16,6 +16,7 @@ from align_lab.algorithms.reinforce_ma import ReinforceMA
 from align_lab.config import ConfigError
 from align_lab.train.checkpoint_io import save_checkpoint
 from align_lab.train.distributed import Group
+from align_lab.train.ledger import Ledger
 from align_lab.train.resume import checkpoint, restore
 from align_lab.train.rng import rng_state
 from tests.conftest import compose, run_in_process
@@ -40,7 +41,7 @@ def rollout(kl: float) -> Rollout:
 def context(folder) -> SimpleNamespace:
     """What checkpoint() and restore() read of a Context: the folder, the process's rank and the
     shared stages' keys (saved so a resume on other stages is refused)."""
-    return SimpleNamespace(checkpoint_dir=folder, group=Group(), stage_keys={}, identity={}, stopped={})
+    return SimpleNamespace(checkpoint_dir=folder, group=Group(), stage_keys={}, identity={}, ledger=Ledger())
 
 
 def trained_ppo() -> PPO:

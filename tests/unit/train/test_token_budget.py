@@ -12,6 +12,7 @@ import torch
 from align_lab.algorithms.base import Rollout
 from align_lab.train.distributed import Group
 from align_lab.train.footprint import Dims, row_bytes, rows_bytes
+from align_lab.train.ledger import Ledger
 from align_lab.train.memory import Peak, Planned, record
 from align_lab.train.token_budget import (
     Budget,
@@ -84,7 +85,7 @@ def test_choose_runs_whole_within_its_bytes_else_the_most_rows_a_micro_batch_hol
 def ctx_of(budget, rank: int = 0, size: int = 1, micro=None):
     memory = Planned(None, micro, None, None, None, budget)
     train = SimpleNamespace(micro_batch_size=micro)
-    return SimpleNamespace(memory=memory, train=train, group=Group(rank, size), realized={})
+    return SimpleNamespace(memory=memory, train=train, group=Group(rank, size), ledger=Ledger())
 
 
 def rollout_of(prompts, lengths) -> Rollout:
@@ -102,14 +103,15 @@ def test_micro_batched_rows_run_in_rollout_order_the_same_on_every_process():
     assert update_rows(set_size, rollout, shuffled) == (3, shuffled)
     own, prompt, new = costs(set_size.memory.budget, rows_of(rollout, shuffled))
     assert new == [True, True, True, True]  # as they lie no row shares the row before it's prompt
-    assert set_size.realized == {"micro": sum(own[:3]) + sum(prompt[:3]), "sizes": {3}}
+    assert set_size.ledger.realized == {"micro": sum(own[:3]) + sum(prompt[:3]), "sizes": {3}}
     update_rows(set_size, rollout, shuffled[:2])  # 2 rows at 3: one forward, whole
-    assert set_size.realized["whole"] == sum(own[:2]) + sum(prompt[:2]) and set_size.realized["sizes"] == {3}
+    realized = set_size.ledger.realized
+    assert realized["whole"] == sum(own[:2]) + sum(prompt[:2]) and realized["sizes"] == {3}
     whole = ctx_of(Budget(TINY, 0, 10**9, 1.0))
     size, index = update_rows(whole, rollout, shuffled)
     assert size is None and torch.equal(index, shuffled)  # whole: the rows as they lie
     largest = choose(whole.memory.budget, rows_of(rollout, shuffled))[1]
-    assert whole.realized == {"whole": largest, "sizes": {None}}
+    assert whole.ledger.realized == {"whole": largest, "sizes": {None}}
     micro = Budget(TINY, 10**9, 0, 1.0, max_rows=2)
     for rank in (0, 1):  # each process decides for every process's share: the same order
         size, index = update_rows(ctx_of(micro, rank, 2), rollout, shuffled)
@@ -118,11 +120,12 @@ def test_micro_batched_rows_run_in_rollout_order_the_same_on_every_process():
     assert size == 2 and index.tolist() == [0, 1, 2, 3]  # a group a micro-batch: its prompt once
     # PPO-ptx (`planned`): a term over demonstrations `choose` does not price: the plan's rows, as is
     planned = ctx_of(micro, micro=3)
-    assert update_rows(planned, rollout, shuffled, planned=True) == (3, shuffled) and planned.realized == {}
+    assert update_rows(planned, rollout, shuffled, planned=True) == (3, shuffled)
+    assert planned.ledger.realized == {}
     assert first_update_rows(planned, rows_of(rollout, shuffled), planned=True) == 3
     kept = ctx_of(Budget(TINY, 0, 10**9, 1.0))  # step 3's rows fit whole: their graph is kept
     assert first_update_rows(kept, rows_of(rollout, shuffled)) is None
-    assert kept.realized == {"kept": largest, "sizes": {None}}
+    assert kept.ledger.realized == {"kept": largest, "sizes": {None}}
 
 
 def rows_of(rollout, index):
