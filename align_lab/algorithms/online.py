@@ -72,6 +72,12 @@ class OnlineBase:
     dynamic_sampling: ClassVar[bool] = False
     max_resample_rounds: ClassVar[int] = 0
 
+    # What the algorithm needs of the run, declared here and checked at admission (run/fit.py):
+    # compares_samples says what its learning signal compares among one prompt's responses (each reward
+    # with its group's mean, with the greedy response's); None: it compares nothing across them. Such an
+    # algorithm needs responses that can differ (not rollout.top_k=1): the same k responses train nothing.
+    compares_samples: ClassVar[str | None] = None
+
     def __post_init__(self) -> None:
         self.correction = part(RolloutCorrection, self)
         self.kl_term = part(KLTerm, self)
