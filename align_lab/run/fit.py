@@ -14,7 +14,7 @@ traceback after the SFT stage or a game silently played for one turn (issue 59).
   algorithm that samples pairs online with a multi-turn env;
 - what an algorithm declares it needs (check_needs): responses that can differ where its signal compares
   a prompt's responses (`compares_samples`: GRPO's group mean, RLOO, RAFT, ReMax's greedy baseline,
-  sampled pairs), steps after the critic's warm-up (`critic_pretrain_steps`), the task's demonstrations
+  sampled pairs), the task's demonstrations
   (`ptx_coef`; a task says which key leaves it without: `demonstrations_missing`), dynamic sampling's
   one on-policy process. Each was accepted and trained nothing, or failed after the stages were built.
 """
@@ -123,13 +123,6 @@ def check_needs(spec) -> None:
         raise ConfigError(
             f"rollout.top_k=1: algo={algo_name} compares {what}, and top_k=1 samples every response to a "
             "prompt the same (the greedy one), so every step would train nothing; use rollout.top_k=0 or >= 2"
-        )
-    pretrain = getattr(algo, "critic_pretrain_steps", 0)
-    if pretrain >= spec.train.steps:
-        raise ConfigError(
-            f"algo.critic_pretrain_steps={pretrain}: the policy rests for these first steps while the critic "
-            f"warms up, and train.steps={spec.train.steps} ends the run before the policy trains; "
-            f"must be < train.steps"
         )
     missing = getattr(spec.task, "demonstrations_missing", None)
     if getattr(algo, "ptx_coef", 0) > 0 and missing:
