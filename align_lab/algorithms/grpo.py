@@ -5,6 +5,7 @@ SAPO, GMPO, Clip-Cov, KL-Cov) are GRPO with another policy term (the `policy_ter
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 from torch import Tensor
 
@@ -68,6 +69,8 @@ class GRPO(OnlineBase):
     max_resample_rounds: int = 0
     overlong_buffer: int | None = None
     overlong_penalty: float = 1.0
+
+    compares_samples: ClassVar[str | None] = "each reward with its group's mean"
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -77,6 +77,12 @@ class OnlineBase:
     # True: step 1 samples from the teacher, not the policy (off-policy distillation: algorithms/distill.py)
     samples_from_teacher: ClassVar[bool] = False
 
+    # What the algorithm needs of the run, declared here and checked at admission (run/fit.py):
+    # compares_samples says what its learning signal compares among one prompt's responses (each reward
+    # with its group's mean, with the greedy response's); None: it compares nothing across them. Such an
+    # algorithm needs responses that can differ (not rollout.top_k=1): the same k responses train nothing.
+    compares_samples: ClassVar[str | None] = None
+
     def __post_init__(self) -> None:
         self.correction = part(RolloutCorrection, self)
         self.kl_term = part(KLTerm, self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor
 
@@ -31,6 +32,8 @@ class RAFT(OnlineBase):
     kl_coef: float = 0.05
     kl_estimator: str = "k1"
     loss_aggregation: str = "token_mean"
+
+    compares_samples: ClassVar[str | None] = "the rewards of a group, to keep its best response"
 
     def __post_init__(self) -> None:
         super().__post_init__()

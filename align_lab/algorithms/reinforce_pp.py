@@ -56,6 +56,11 @@ class ReinforcePP(OnlineBase):
     group_baseline: bool = False  # subtract each prompt's mean score first (REINFORCE++-baseline Eq. 6)
     use_kl_loss: bool = False  # KL as kl_coef * mean KL_t in the loss, on pi_theta, not in the reward
 
+    @property
+    def compares_samples(self) -> str | None:
+        """With group_baseline, each reward with its group's mean (OnlineBase.compares_samples)."""
+        return "each reward with its group's mean" if self.group_baseline else None
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.group_baseline:

@@ -38,6 +38,7 @@ class ReMax(OnlineBase):
     loss_aggregation: str = "seq_mean_token_sum"
 
     greedy_baseline: ClassVar[bool] = True  # the loop fills rollout.baseline_scores (greedy responses)
+    compares_samples: ClassVar[str | None] = "each reward with the greedy response's"
 
     def __post_init__(self) -> None:
         super().__post_init__()

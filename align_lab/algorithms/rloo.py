@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -68,6 +69,8 @@ class RLOO(OnlineBase):
     reward_clip: float | None = None  # RewardClip's keys
     reward_clip_low: float | None = None
     normalize_advantages: bool = False  # (A - mean) / (std + 1e-4) over the batch (TRL normalize_advantages)
+
+    compares_samples: ClassVar[str | None] = "each reward with the mean of the other k - 1"
 
     def __post_init__(self) -> None:
         super().__post_init__()

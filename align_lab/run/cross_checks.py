@@ -12,7 +12,7 @@ from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.config import ConfigError
 from align_lab.envs.base import EnvError, check_environment
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
-from align_lab.run.fit import check_fit, check_sampled_pairs, check_threshold
+from align_lab.run.fit import check_fit, check_needs, check_sampled_pairs, check_threshold
 from align_lab.run.reward_sources import check_sources
 from align_lab.run.spec import RunSpec
 from align_lab.run.teacher import check_teacher
@@ -50,6 +50,7 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
     check_warmup(spec)
     check_sampled_pairs(spec)
     check_teacher(spec)  # distillation: a teacher the loop can use, of the policy's vocabulary
+    check_needs(spec)  # what the algorithm declares it needs: differing responses, demonstrations
     if spec.lora.enabled and not getattr(spec.rollout, "samples_adapters", True):  # unsaid: let through
         raise ConfigError(
             f"lora.enabled=true: rollout={spec.names.get('rollout', type(spec.rollout).__name__)} "

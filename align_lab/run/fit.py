@@ -11,7 +11,12 @@ traceback after the SFT stage or a game silently played for one turn (issue 59).
   scores one: with a multi-turn env its preference pairs would be conversations, and it would score only
   the episode's answer; refused there (docs/environments.md);
 - an algorithm with what it is given: KTO's threshold against a verifier's 0/1 rewards, a pairwise
-  algorithm that samples pairs online with a multi-turn env.
+  algorithm that samples pairs online with a multi-turn env;
+- what an algorithm declares it needs (check_needs): responses that can differ where its signal compares
+  a prompt's responses (`compares_samples`: GRPO's group mean, RLOO, RAFT, ReMax's greedy baseline,
+  sampled pairs), the task's demonstrations
+  (`ptx_coef`; a task says which key leaves it without: `demonstrations_missing`), dynamic sampling's
+  one on-policy process. Each was accepted and trained nothing, or failed after the stages were built.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from align_lab import registry
+from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm, Route
 from align_lab.config import ConfigError
 from align_lab.rewards import GoldReward, Verifier, reward_models
@@ -91,15 +97,53 @@ def check_threshold(spec) -> None:
     )
 
 
+def sampled_routes(algo) -> torch.Tensor:
+    """(256,) bool: which of a draw of a pairwise algorithm's routes sample their responses (online DPO,
+    SAIL's PP/PR); the rest are the preferences stage's pairs."""
+    with torch.random.fork_rng():  # routes may draw from the global generator: leave it as it was
+        routes = algo.routes(256)
+    return routes != int(Route.DPO)
+
+
+def compared(algo) -> str | None:
+    """What the algorithm's learning signal compares among one prompt's responses, or None (its own
+    declaration, OnlineBase.compares_samples; a pairwise algorithm whose every pair is sampled)."""
+    if isinstance(algo, PairwiseAlgorithm):
+        return "the two sampled responses of a pair" if bool(sampled_routes(algo).all()) else None
+    return getattr(algo, "compares_samples", None)
+
+
+def check_needs(spec) -> None:
+    """What the algorithm declares it needs of the run, each refusal one line naming the keys."""
+    from align_lab.train.dynamic_sampling import check_dynamic_sampling
+
+    algo, algo_name = spec.algo, spec.names.get("algo", type(spec.algo).__name__)
+    what = compared(algo)
+    if what is not None and getattr(spec.rollout, "top_k", 0) == 1:
+        raise ConfigError(
+            f"rollout.top_k=1: algo={algo_name} compares {what}, and top_k=1 samples every response to a "
+            "prompt the same (the greedy one), so every step would train nothing; use rollout.top_k=0 or >= 2"
+        )
+    missing = getattr(spec.task, "demonstrations_missing", None)
+    if getattr(algo, "ptx_coef", 0) > 0 and missing:
+        raise ConfigError(
+            f"algo.ptx_coef={algo.ptx_coef}: adds the NLL of the task's demonstrations, and "
+            f"task={spec.names.get('task', 'task')} has none ({missing}); name them, or set algo.ptx_coef=0"
+        )
+    if isinstance(algo, OnlineAlgorithm):
+        try:  # on-policy, one process: the loop checked it only after the stages were built
+            check_dynamic_sampling(algo, spec.train, spec.hardware.processes * spec.hardware.nodes)
+        except ValueError as e:
+            raise ConfigError(f"algo.dynamic_sampling=true: {e}") from None
+
+
 def check_sampled_pairs(spec) -> None:
     """A pairwise algorithm that samples its pairs online (online DPO, SAIL's sampled routes) samples one
     response per prompt: with a multi-turn environment it would train on cut conversations. Refused;
     DPO-family algorithms on the preferences stage's multi-turn pairs are fine."""
     if not getattr(spec.env, "multi_turn", False) or not isinstance(spec.algo, PairwiseAlgorithm):
         return
-    with torch.random.fork_rng():  # routes may draw from the global generator: leave it as it was
-        routes = spec.algo.routes(256)
-    if bool((routes != int(Route.DPO)).any()):
+    if bool(sampled_routes(spec.algo).any()):
         raise ConfigError(
             f"env={spec.env_name}: {type(spec.algo).__name__} samples pairs online, one response per "
             "prompt (not multi-turn yet); use an algorithm on the preferences stage's pairs (dpo, ipo, "

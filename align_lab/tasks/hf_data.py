@@ -179,6 +179,11 @@ class HFPrompts(HFData):
     def columns(self) -> list[str | None]:
         return [self.prompt_column, self.response_column]
 
+    @property
+    def demonstrations_missing(self) -> str | None:
+        """The key that leaves the task without demonstrations (for algo.ptx_coef, run/fit.py), or None."""
+        return None if self.response_column else "task.response_column=null"
+
     def example(self, row: dict, place: str) -> Example:
         prompt = text(row, self.prompt_column, place)
         response = text(row, self.response_column, place) if self.response_column else None

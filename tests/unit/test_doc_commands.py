@@ -1,7 +1,9 @@
 """Every `python -m align_lab...` command in the code blocks of README.md and docs/*.md parses as
 written (issue 59 item 2: every example in the docs runs as written): the app's overrides compose with
-Hydra (the first job of a sweep), as `python -m align_lab` composes them, and compare's arguments parse.
-Nothing is run: tests/integration/test_multi_turn.py runs docs/environments.md's own example."""
+Hydra (the first job of a sweep), as `python -m align_lab` composes them, and compare's arguments parse;
+then each run command (a single run, or a sweep's first job) passes the run's admission
+(run/admission.py: its spec built, the cross checks, its folder), as the app admits it: no compute.
+tests/integration/test_doc_runs.py runs them at small sizes."""
 
 from __future__ import annotations
 
@@ -92,6 +94,78 @@ def command_problem(module: str, args: list[str]) -> str | None:
     except (Exception, SystemExit) as e:  # argparse's usage error is a SystemExit
         return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     return None
+
+
+def page_modules(page: Path) -> dict[str, str]:
+    """The Python files a page writes out for its commands: code blocks that open with `# <name>.py`
+    (docs/environments.md's my_envs.py), by file name."""
+    blocks = page.read_text().split("```")[1::2]
+    found = {}
+    for block in blocks:
+        lines = block.split("\n")
+        if lines[0].strip() == "python" and len(lines) > 1:
+            m = re.fullmatch(r"# (\w+\.py)", lines[1].strip())
+            if m:
+                found[m.group(1)] = "\n".join(lines[1:])
+    return found
+
+
+# what a machine without the network, vLLM or a GPU cannot check: a refusal for it is a skip, with its line
+NOT_HERE = re.compile(r"is not installed|needs network|no CUDA device")
+
+
+def distinct_runs() -> list[tuple[Path, list[str]]]:
+    """Each distinct run command once (README.md repeats how_it_works.md's), under the first page that
+    shows it; --help and --cfg print and run nothing."""
+    first = {}
+    for page, module, args in COMMANDS:
+        if module == "align_lab" and not {"--help", "-h", "--cfg"} & set(args):
+            first.setdefault(tuple(args), page)
+    return [(page, list(args)) for args, page in first.items()]
+
+
+RUNS = [pytest.param(page, args, id=f"{page.name}:{' '.join(args)[:60]}") for page, args in distinct_runs()]
+
+
+def composed(args: list[str]):
+    """(config without its hydra node, the hydra node) of the first job of `python -m align_lab <args>`,
+    its mode as the app sets it (RUN unless -m or the config's hydra.mode says MULTIRUN)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.types import RunMode
+    from omegaconf import open_dict
+
+    config_dir, name, overrides = app_overrides(args)
+    if config_dir is not None:
+        overrides = [*overrides, f"hydra.searchpath=[file://{ROOT / 'conf'}]"]
+    with initialize_config_dir(config_dir=str(config_dir or ROOT / "conf"), version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    hydra_node = cfg.hydra
+    with open_dict(cfg):
+        del cfg["hydra"]
+        if {"-m", "--multirun"} & set(args):
+            hydra_node.mode = RunMode.MULTIRUN
+        elif hydra_node.mode is None:
+            hydra_node.mode = RunMode.RUN
+    return cfg, hydra_node
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("page,args", RUNS)
+def test_every_docs_run_command_is_admitted(page: Path, args: list[str], tmp_path, monkeypatch) -> None:
+    from align_lab.config import ConfigError
+    from align_lab.run.admission import admit
+
+    for name, code in page_modules(page).items():  # `python -m align_lab` imports from where it runs
+        (tmp_path / name).write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg, hydra_node = composed(args)
+    try:
+        admit(cfg, hydra_node, tmp_path / "run", here=False)
+    except ConfigError as e:
+        if NOT_HERE.search(str(e)):
+            pytest.skip(f"needs what this machine lacks: {e}")
+        where = f"{page.relative_to(ROOT)}: python -m align_lab {shlex.join(args)}"
+        raise AssertionError(f"{where}: {e}") from None
 
 
 @pytest.mark.fast
