@@ -101,6 +101,13 @@ def completed(summary: dict, final: dict, spec: RunSpec, run_dir: Path, tracker)
     return summary
 
 
+def learned(ctx) -> dict:
+    """What the run's Ledger (train/ledger.py) adds to its summary: the memory plan with the forwards
+    `auto` really ran, and why it stopped early, if it did (train.stop_at)."""
+    stopped = ctx.ledger.stopped
+    return planned(ctx.memory, ctx.ledger.realized) | ({"stopped": dict(stopped)} if stopped else {})
+
+
 def run(job: Job) -> dict:
     """Runs (or resumes, when its folder holds a checkpoint) one admitted run; returns summary.json.
 
@@ -144,10 +151,7 @@ def run(job: Job) -> dict:
             with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)
         summary |= outcome(stages, final, start, hw.device, before, threads_record(spec.rollout))
-        ledger = ctx.ledger
-        summary |= planned(ctx.memory, ledger.realized) | (
-            {"stopped": dict(ledger.stopped)} if ledger.stopped else {}
-        )
+        summary |= learned(ctx)
         return completed(summary, final, spec, run_dir, tracker)
     except StagesChanged as e:  # refused before any stage was built: nothing written, no time counted
         summary = None

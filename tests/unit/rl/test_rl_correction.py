@@ -283,6 +283,12 @@ def _losses(choice, keys, mismatch):
 
 
 ZOO = ["gspo", "cispo", "sapo", "gmpo", "dapo", "clip_cov", "kl_cov"]  # issue 36's, GRPO's variants
+NEW_2026 = [
+    "dppo",
+    "dro",
+    "gdpo",
+    "opd",
+]  # issue 61's; sft_distill refuses a correction (its samples are the teacher's)
 CORRECTION_KEYS = [
     {"rollout_correction": "tis", "correction_low": 0.5},
     {"rollout_correction": "mis", "correction_level": "sequence", "sequence_ratio": "geometric_mean"},
@@ -307,6 +313,7 @@ CORRECTION_KEYS = [
         "vanilla_pg",
         "reinforce_ma",
         *ZOO,
+        *NEW_2026,
     ],
 )
 def test_every_online_algorithm_is_corrected_and_unchanged_without_mismatch(choice, keys):
@@ -320,7 +327,9 @@ def test_every_online_algorithm_is_corrected_and_unchanged_without_mismatch(choi
         "grpo",
         "dr_grpo",
         "rloo",
-    } | {"reinforce_pp", "reinforce_pp_baseline", "remax", "raft", "vanilla_pg", "reinforce_ma"} | set(ZOO)
+    } | {"reinforce_pp", "reinforce_pp_baseline", "remax", "raft", "vanilla_pg", "reinforce_ma"} | set(
+        ZOO
+    ) | set(NEW_2026) | {"sft_distill"}
     # engine = trainer: every ratio is 1, inside every bound -> the very loss of no correction
     plain, loss, stats = _losses(choice, keys, 0.0)
     torch.testing.assert_close(loss, plain, rtol=0, atol=0)

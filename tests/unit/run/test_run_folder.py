@@ -18,6 +18,7 @@ SCANNED = [
     p
     for d in ("align_lab", "hydra_plugins", "scripts", "benchmarks")
     for p in sorted((ROOT / d).rglob("*.py"))
+    if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)  # a venv inside (.venv-trl)
 ]
 # calls that put bytes into a file (or move a written one into place), and where the file written is:
 # the receiver's path, or the argument at that position
