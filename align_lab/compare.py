@@ -41,9 +41,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--budget",
         default="generated_tokens",
-        choices=["generated_tokens", "reward_queries", "trained_tokens"],
+        choices=["generated_tokens", "reward_queries", "trained_tokens", "wall_time"],
         help="compute budget of the compute-matched view (default: generated_tokens); trained_tokens "
-        "(response tokens in the policy's loss) also places offline pairwise runs such as DPO",
+        "(response tokens in the policy's loss) also places offline pairwise runs such as DPO; wall_time "
+        "(the steps' seconds summed, this machine's) compares at equal time",
     )
     p.add_argument("--metric", default="eval/gold_reward", help="metric compared (default: eval/gold_reward)")
     add_claim_arguments(p)

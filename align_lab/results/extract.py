@@ -35,12 +35,15 @@ FINAL_METRICS = (
 # (online: each minibatch of each epoch; pairwise: chosen + rejected of each step's pairs), so an
 # offline DPO run, which generates nothing, has a place on a compute axis too.
 COUNTERS = ("counters/generated_tokens", "counters/reward_queries", "counters/trained_tokens")
+WALL_TIME = "wall time"  # x axis: cumulative time/step_s
 BUDGETS = {
     "generated_tokens": "counters/generated_tokens",
     "reward_queries": "counters/reward_queries",
     "trained_tokens": "counters/trained_tokens",
+    # seconds the steps took (their time/step_s summed: the stages and evaluations left out), for a
+    # claim at equal wall time, such as distillation's (sweeps/distill_vs_rl.yaml); machine-dependent
+    "wall_time": WALL_TIME,
 }
-WALL_TIME = "wall time"  # x axis: cumulative time/step_s
 
 
 def number(value: Any) -> float:
@@ -113,6 +116,8 @@ def run_row(run: Run, by: list[str], metric: str) -> dict[str, Any]:
         row[metric] = final_value(run, metric)
     for key in COUNTERS:
         row[key] = last_value(run.metrics, key)
+    walls = x_values(run, WALL_TIME)  # (records,)
+    row[WALL_TIME] = float(walls[-1]) if len(walls) else NAN
     row["stopped_at_step"] = stopped_step(run)  # train.stop_at ended it there (results/stopped.py); NaN: no
     row["problems"] = "; ".join(run.problems)
     return row

@@ -313,3 +313,18 @@ def test_over_two_tasks_the_sft_row_is_per_task() -> None:
     paired = c.paired.set_index("group")["diff"].to_dict()
     assert paired["algo=ppo, task=toy_arith"] == pytest.approx(-0.1)
     assert paired["algo=rloo, task=toy_prefs"] == pytest.approx(0.3)
+
+
+def test_wall_time_compares_at_the_seconds_the_faster_runs_took() -> None:
+    # ppo's steps take 2 s and 3 s (online_run: 1 + step), rloo's twice as long: 4 s and 6 s
+    ppo = [online_run("ppo", s, f) for s, f in ((0, 0.4), (1, 0.6))]
+    rloo = [online_run("rloo", s, f) for s, f in ((0, 0.8), (1, 0.8))]
+    for run in rloo:
+        for record in run.metrics:
+            record["time/step_s"] *= 2
+    c = aggregate(ppo + rloo, ["algo"], budget="wall_time")
+    # every ppo run ends at 2 + 3 = 5 s: the common budget; rloo's curve (0, SFT 0.2), (4 s, 0.4), (10 s,
+    # 0.8) read at 5 s: 0.4 + (0.8 - 0.4) x 1 / 6 = 0.4667; ppo at its end: (0.4 + 0.6) / 2 = 0.5
+    assert c.common_budget == 5
+    at = c.matched.set_index("group")[f"{c.matched_column}:mean"]
+    assert at["rloo"] == pytest.approx(0.4 + 0.4 / 6) and at["ppo"] == pytest.approx(0.5)
