@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import functools
 import os
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -232,6 +233,43 @@ def preallocate(prefill: list[tuple[Tensor, Tensor]], n: int, length: int) -> li
         v.view(rows, n, H, length, D)[:, :, :, :P] = values[:, None]
         kv.append((k, v))
     return kv
+
+
+def mirrored(model) -> SimpleNamespace:
+    """`model`'s decoder as plain objects holding its very tensors (no copy), with the attributes
+    decode_step reads: it reads weights hundreds of times a token, and nn.Module's attribute lookup
+    (parameters and buffers go through `__getattr__`) cost a tiny policy's decode step about a fifth of
+    its time. A LoRA linear stays its module (`_lora` reads its adapters). Valid while the weights are
+    these tensors: one rollout (`sampling.CacheDecoder` makes one a rollout)."""
+    lm = causal_lm(model)
+    base = lm.model
+
+    def linear(m):
+        return m if hasattr(m, "base_layer") else SimpleNamespace(weight=m.weight, bias=m.bias)
+
+    def norm(m):
+        return SimpleNamespace(weight=m.weight, variance_epsilon=m.variance_epsilon)
+
+    def layer(m):
+        a, mlp = m.self_attn, m.mlp
+        attn = {name: linear(getattr(a, name)) for name in ("q_proj", "k_proj", "v_proj", "o_proj")}
+        ffn = {name: linear(getattr(mlp, name)) for name in ("gate_proj", "up_proj", "down_proj")}
+        return SimpleNamespace(
+            self_attn=SimpleNamespace(**attn, head_dim=a.head_dim, scaling=a.scaling),
+            mlp=SimpleNamespace(**ffn),
+            input_layernorm=norm(m.input_layernorm),
+            post_attention_layernorm=norm(m.post_attention_layernorm),
+        )
+
+    rotary = base.rotary_emb
+    body = SimpleNamespace(
+        embed_tokens=SimpleNamespace(weight=base.embed_tokens.weight),
+        rotary_emb=SimpleNamespace(inv_freq=rotary.inv_freq, attention_scaling=rotary.attention_scaling),
+        layers=[layer(m) for m in base.layers],
+        norm=norm(base.norm),
+    )
+    head = lm.lm_head
+    return SimpleNamespace(model=body, lm_head=head if hasattr(head, "base_layer") else linear(head))
 
 
 def decode_step(

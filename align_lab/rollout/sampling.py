@@ -20,7 +20,7 @@ from torch import Tensor
 from align_lab.models.sequences import is_partitioned
 from align_lab.rl import logprobs_from_logits
 from align_lab.rollout.base import check_finite_logits
-from align_lab.rollout.decode import align_weights, decode_step, fast_decode_supported, preallocate
+from align_lab.rollout.decode import align_weights, decode_step, fast_decode_supported, mirrored, preallocate
 
 
 def warp(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
@@ -154,7 +154,7 @@ class CacheDecoder:
     step's matmuls as W @ h^T (rollout.decode_matmul=fast)."""
 
     def __init__(self, model, kv: list[tuple[Tensor, Tensor]], P: int, left: bool = False) -> None:
-        self.model, self.kv, self.P, self.left = model, kv, P, left
+        self.model, self.kv, self.P, self.left = mirrored(model), kv, P, left  # the same tensors, plain
 
     def __call__(self, tokens: Tensor, pos: Tensor, t: int, attn: Tensor | None) -> Tensor:
         return decode_step(self.model, tokens, pos, self.kv, self.P + t, attn, self.left)
