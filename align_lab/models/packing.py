@@ -127,7 +127,8 @@ PACKED_SHARE = 0.9  # pack only where the packed rows cost at most this share of
 # multiply-adds a packing must save besides: what its fixed extra costs (the prompts' own forward, a
 # 4-D mask, the cache's reorder), ~2.5 ms at 1 thread on the AVX2 EPYC, ~68 positions of the toy policy
 # (`python -m benchmarks run packed_update --hidden 64 --layers 2 --heads 2 --kv-heads 2 --ffn 128
-# --vocab 300 --threads 1 ...`, 2026-11-28: 8 rows saving 32 positions 1.08x slower packed, 64 rows
+# --vocab 300 --threads 1 --group 4 --lengths 16,9,12,5,16,7,11,14 --rounds 7`, AVX2 EPYC, 2026-11-28:
+# 8 rows saving 32 positions 1.08x slower packed; with --group 8 and 64 rows
 # saving 187 0.85x). A position of SmolLM2-135M is 1e8: there only PACKED_SHARE decides.
 PACKING_OVERHEAD = 1e7
 
