@@ -26,6 +26,14 @@ from tests.unit.test_doc_commands import composed, distinct_runs, page_modules
 SIZES = {o.split("=")[0] for o in SMALL}
 
 
+# a threshold on an eval/ metric needs an evaluation before the last step (train/stop_at.py check_schedule)
+EVALUATED = {"train.eval_every=0": "train.eval_every=1"}
+
+
+def stops_on_eval(cfg) -> bool:
+    return str(OmegaConf.select(cfg, "train.stop_at.metric") or "").startswith("eval/")
+
+
 def why_not_here(choices: dict, cfg) -> str | None:
     """Why a command cannot run on the test machine at small sizes, or None."""
     if choices.get("model") not in ("tiny_llama", "tiny_qwen2"):
@@ -57,7 +65,7 @@ def plan() -> tuple[list[tuple[Path, list[str]]], list[str]]:
             continue
         seen.add(same)
         small = [o for o in SMALL if OmegaConf.select(cfg, o.split("=")[0]) is not None]
-        runs.append((page, [*own, *small]))
+        runs.append((page, [*own, *[EVALUATED.get(o, o) if stops_on_eval(cfg) else o for o in small]]))
     return runs, skipped
 
 
