@@ -88,10 +88,13 @@ def refill(
 ) -> tuple[Samples, Tensor, dict, tuple[int, int]]:
     """(samples, scores (n_prompts * G,), metrics, (tokens, rows) sampled and left out): the informative
     groups of `samples` and of up to max_rounds more draws (draw(round) samples and scores a fresh set
-    of prompts), in sampling order, then dropped groups if still short."""
+    of prompts), in sampling order, then dropped groups if still short. `scores` may carry more columns,
+    (b, 1 + K): the score first, then what travels with each row (each reward source's score); draw
+    returns the same columns, and so does refill."""
     kept, dropped, rounds = [], [], 0
     while True:
-        rows = informative_groups(scores, group_size).repeat_interleave(group_size)  # (b,)
+        reward = scores if scores.dim() == 1 else scores[:, 0]  # (b,)
+        rows = informative_groups(reward, group_size).repeat_interleave(group_size)  # (b,)
         kept.append((take_rows(samples, rows), scores[rows]))
         dropped.append((take_rows(samples, ~rows), scores[~rows]))
         have = sum(len(s) for _, s in kept) // group_size
@@ -100,7 +103,7 @@ def refill(
         rounds += 1
         samples, scores = draw(rounds)
     if have == 0 and max_rounds > 0:
-        raise never_informative([s for _, s in dropped], group_size, rounds)
+        raise never_informative([s if s.dim() == 1 else s[:, 0] for _, s in dropped], group_size, rounds)
     parts = kept + dropped
     everything = concat_samples([p for p, _ in parts], pad_id)
     n = n_prompts * group_size

@@ -90,20 +90,26 @@ def _score(ctx: Context, algo: OnlineAlgorithm, samples, greedy, counters: Count
     return scores, greedy_scores.repeat_interleave(algo.group_size), sources  # (B,)
 
 
-def _refill(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, samples, scores):
+def _refill(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, samples, scores, sources):
     """2b. DAPO's dynamic sampling (train/dynamic_sampling.py): each extra round samples fresh prompts
     with the current weights, seeded as step train.steps * round + step (a step the loop never reaches)."""
+
+    def columns(scores, sources):  # (b,), or (b, 1 + K) with each source's score after the total
+        return scores if sources is None else torch.cat([scores[:, None], sources.to(scores.dtype)], 1)
 
     def draw(round_: int):
         prompts = loop.prompts.take(loop.n_prompts)
         more, _ = _sample(ctx, algo, prompts, ctx.train.steps * round_ + step, now=step)
-        return more, _score(ctx, algo, more, None, loop.counters)[0]
+        more_scores, _, more_sources = _score(ctx, algo, more, None, loop.counters)
+        return more, columns(more_scores, more_sources)
 
     limits = (loop.n_prompts, algo.group_size, algo.max_resample_rounds, ctx.tokenizer.pad_token_id)
-    samples, scores, metrics, (tokens, rows) = refill(samples, scores, draw, *limits)
+    samples, kept, metrics, (tokens, rows) = refill(samples, columns(scores, sources), draw, *limits)
     loop.counters["generated_tokens"] += tokens  # sampled, scored and left out
     loop.counters["reward_queries"] += rows
-    return samples, scores, metrics
+    if sources is None:
+        return samples, kept, None, metrics
+    return samples, kept[:, 0], kept[:, 1:].to(sources.dtype), metrics
 
 
 def _gather_rollout(
@@ -177,8 +183,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
         if algo.dynamic_sampling:
             with timed(times, "time/resample_s"):
-                samples, scores, dynamic = _refill(ctx, algo, loop, step, samples, scores)
-            sources = None  # the refilled rows' sources are not kept (GDPO refuses dynamic_sampling)
+                samples, scores, sources, dynamic = _refill(ctx, algo, loop, step, samples, scores, sources)
         # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
         # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
         # and the reference's (the teacher's too, distilling); critic values; `reuse`: the outputs the

@@ -16,7 +16,8 @@ from tests.conftest import run_in_process
 # what a choice needs beyond algo=<choice>: GDPO refuses a reward with one source, so it gets reward=combined
 # of the toy world's gold reward and the word-count penalty (each logged as train/ and eval/reward_<name>)
 GOLD_SOURCE = "+reward.components.gold={weight: 1.0, source: {_target_: align_lab.rewards.GoldReward}}"
-NEEDS = {"gdpo": ["reward=combined", "~reward.components.rm", GOLD_SOURCE]}
+# DAPO too: its dynamic sampling refills the step, and each kept row's sources travel with it
+NEEDS = {name: ["reward=combined", "~reward.components.rm", GOLD_SOURCE] for name in ("gdpo", "dapo")}
 
 REQUIRED_SUMMARY = [
     "eval/gold_reward",

@@ -48,6 +48,21 @@ def test_all_equal_groups_are_dropped_and_the_step_refilled_from_more_draws():
     assert unused == (3 + 3 + 4 + 4, 4)  # the dropped rows a0, a1, b0, b1 (tokens, rows) were not trained
 
 
+def test_columns_after_the_score_travel_with_their_rows():
+    # reward=combined: (b, 1 + K), the total first, then each source's score. Same draws as above: the
+    # kept rows a2, a3, b2, b3 keep their sources (10 * row + 1 and + 2, rows 0-7 over both draws)
+    def columns(samples_scores, first_row):
+        samples, scores = samples_scores
+        rows = torch.arange(first_row, first_row + len(scores), dtype=torch.float)[:, None]  # (b, 1)
+        return samples, torch.cat([scores[:, None], 10 * rows + 1, 10 * rows + 2], 1)  # (b, 3)
+
+    first = columns(fake("a", [1.0, 1.0, 0.0, 1.0], 2), 0)
+    draws = {1: columns(fake("b", [0.0, 0.0, 1.0, 0.0], 3), 4)}
+    samples, kept, _, _ = refill(*first, draws.__getitem__, 2, G, 5, pad_id=0)
+    assert samples.prompts == ["a2", "a3", "b2", "b3"]
+    assert kept.tolist() == [[0.0, 21.0, 22.0], [1.0, 31.0, 32.0], [1.0, 61.0, 62.0], [0.0, 71.0, 72.0]]
+
+
 def test_after_max_resample_rounds_a_short_step_is_filled_with_dropped_groups():
     first = fake("a", [1.0, 1.0, 0.0, 0.0], 2)  # both groups equal
     samples, scores, metrics, _ = refill(*first, lambda r: fake("b", [2.0, 2.0, 1.0, 0.0], 2), 2, G, 1, 0)
