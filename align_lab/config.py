@@ -142,7 +142,8 @@ def apply_model_defaults(cfg: DictConfig, overrides, model_name: str | None) -> 
     """Puts the model preset's optimiser scale (`model.algo_defaults`: e.g. lr, critic_lr, kl_coef) into
     every `algo.<key>` the algorithm has and the user did not set (`overrides`: the command line's, or a
     sweep's per-run overrides). Returns where each value came from, {"algo.lr": "model=smollm2_135m"},
-    for the run record. A key the algorithm lacks (critic_lr without a critic) is left alone. A value
+    for the run record. A key the algorithm lacks (critic_lr without a critic) is left alone, and so is
+    a term the algorithm turns off (kl_coef 0: DAPO, CISPO, OPD keep their papers' no KL). A value
     written into a config file (a sweep's `algo: {lr: ...}`) is not an override: set it on the command
     line or in `hydra.sweeper.params` to win over the preset."""
     preset = cfg.get("model", {}).get("algo_defaults") or {}
@@ -152,7 +153,7 @@ def apply_model_defaults(cfg: DictConfig, overrides, model_name: str | None) -> 
     applied = {}
     with open_dict(cfg):
         for key, value in preset.items():
-            if key in cfg.algo and f"algo.{key}" not in chosen:
+            if key in cfg.algo and f"algo.{key}" not in chosen and cfg.algo[key] != 0:
                 cfg.algo[key] = value
                 applied[f"algo.{key}"] = f"model={model_name}"
     return applied

@@ -30,6 +30,16 @@ def test_a_preset_fills_the_keys_an_algorithm_has_and_the_user_did_not_set():
     assert cfg.algo.lr == 1e-5 and cfg.algo.kl_coef == 0.2 and "critic_lr" not in cfg.algo
 
 
+def test_a_preset_scales_a_term_the_algorithm_has_on_and_leaves_one_it_turns_off():
+    # DAPO, CISPO and OPD set kl_coef 0 (their papers: no KL term); 0.05 would add one on SmolLM2
+    cfg = _cfg({"lr": 1e-3, "kl_coef": 0.0}, {"lr": 1e-5, "kl_coef": 0.05})
+    assert apply_model_defaults(cfg, [], "smollm2_135m") == {"algo.lr": "model=smollm2_135m"}
+    assert cfg.algo.lr == 1e-5 and cfg.algo.kl_coef == 0.0
+    for algo in ("dapo", "cispo", "opd"):
+        cfg, _ = compose([f"algo={algo}", "model=smollm2_135m", "task=arith_word", "reward=verifier"])
+        assert cfg.algo.kl_coef == 0.0 and cfg.algo.lr == 1e-5, algo
+
+
 def test_no_preset_changes_nothing():
     cfg = OmegaConf.create({"algo": {"lr": 1e-3}, "model": {"name": "tiny"}})
     assert apply_model_defaults(cfg, [], "tiny_llama") == {} and cfg.algo.lr == 1e-3
