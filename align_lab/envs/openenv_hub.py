@@ -13,7 +13,9 @@ through. A bad class path, Action class or field name is one line when the confi
 from __future__ import annotations
 
 import importlib
+import inspect
 import typing
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -63,20 +65,43 @@ def action_class(env_class: type, path: str | None) -> type:
     return hint
 
 
+def reset_seed(prompt: str, seed: int | None) -> int | None:
+    """The seed of an episode's reset(): the same for every sample of a prompt (a group compares its
+    responses in one environment), the same on a rerun (crc32, not Python's salted hash); None: the
+    environment's own randomness."""
+    return None if seed is None else (zlib.crc32(prompt.encode()) + seed) % 2**31
+
+
+def takes_seed(env_class: type) -> bool:
+    """Whether the class's reset() takes `seed` (the Environment base declares it; a subclass may not)."""
+    try:
+        parameters = inspect.signature(env_class.reset).parameters
+    except (TypeError, ValueError):  # a builtin or C-level reset: no signature to read
+        return False
+    return "seed" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
 class HubEpisode(LastTurn):
-    """One episode: its own environment instance, reset at start; each turn is one Action."""
+    """One episode: its own environment instance, reset at start; each turn is one Action. close()
+    when it ends, however it ends (done, max_turns, a turn without EOS, an error): a hub environment
+    may hold a sandbox or a process."""
 
     def __init__(self, hub, action: type, action_field: str, observation_field: str) -> None:
         super().__init__()
-        self.hub, self.action = hub, action
+        self.hub, self.action, self.closed = hub, action, False
         self.action_field, self.observation_field = action_field, observation_field
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.hub.close()
 
     def step(self, turn: str) -> Step:
         self.turns.append(turn)
         observation = self.hub.step(self.action(**{self.action_field: turn}))
         done = bool(observation.done)
         if done:
-            self.hub.close()  # a hub environment may hold a sandbox or a process
+            self.close()
         text = getattr(observation, self.observation_field, None)
         if text is None:
             kind = type(observation).__name__
@@ -100,6 +125,7 @@ class OpenEnv:
     step_timeout_s: float = 10.0
     observation_template: str = "{observation}"
     max_conversation_tokens: int | None = None
+    seed: int | None = 0
 
     def __post_init__(self) -> None:
         if self.max_turns < 1:
@@ -108,6 +134,10 @@ class OpenEnv:
             raise ValueError(f"step_timeout_s={self.step_timeout_s}: must be > 0")
         if self.max_conversation_tokens is not None and self.max_conversation_tokens < 1:
             raise ValueError(f"max_conversation_tokens={self.max_conversation_tokens}: must be >= 1 or null")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0
+        ):
+            raise ValueError(f"seed={self.seed!r}: must be an integer >= 0 or null")
         base = hub_base(self.environment)
         self.env_class = load(self.environment, "environment")
         if not issubclass(self.env_class, base):
@@ -116,6 +146,7 @@ class OpenEnv:
                 "(openenv.core.env_server.interfaces.Environment)"
             )
         self.action_class = action_class(self.env_class, self.action)
+        self.takes_seed = takes_seed(self.env_class)
         fields = getattr(self.action_class, "model_fields", {})
         if self.action_field not in fields:
             raise ValueError(
@@ -124,8 +155,12 @@ class OpenEnv:
             )
 
     def start(self, prompt: str) -> HubEpisode:
-        """A fresh instance per episode (create_app's factory mode): episodes never share state. The
-        prompt is the task's; the hub's reset observation is not shown to the policy."""
+        """A fresh instance per episode (create_app's factory mode): episodes never share state; reset
+        with the prompt's seed (reset_seed). The prompt is the task's; the hub's reset observation is not
+        shown to the policy."""
         hub = self.env_class(**self.kwargs)
-        hub.reset()
+        if self.takes_seed:
+            hub.reset(seed=reset_seed(prompt, self.seed))
+        else:  # a reset() without a seed parameter (openenv init's echo environment): nothing to seed
+            hub.reset()
         return HubEpisode(hub, self.action_class, self.action_field, self.observation_field)

@@ -124,19 +124,25 @@ class TurnEngine:
         how = (greedy, turn_seeds(seeds, 0), row_seeded)
         first = self.inner.sample(model, tokenizer, prompts, n, max_new_tokens, max_prompt_tokens, *how)
         rows = self._start(first)
-        for i, row in enumerate(rows):
-            sampled = turn_tokens(first.response_ids[i], first.logprobs[i], tokenizer.eos_token_id)
-            self._policy_turn(row, limit, *sampled)
-        for turn in range(1, self.env.max_turns + 1):
-            if turn > 1:
-                self._continue(
-                    model, tokenizer, rows, turn, (max_new_tokens, greedy, seeds, row_seeded), limit
-                )
+        try:
+            for i, row in enumerate(rows):
+                sampled = turn_tokens(first.response_ids[i], first.logprobs[i], tokenizer.eos_token_id)
+                self._policy_turn(row, limit, *sampled)
+            for turn in range(1, self.env.max_turns + 1):
+                if turn > 1:
+                    self._continue(
+                        model, tokenizer, rows, turn, (max_new_tokens, greedy, seeds, row_seeded), limit
+                    )
+                for row in rows:
+                    if row.active and row.turns == turn:
+                        self._answer(row, tokenizer, turn, limit)
+                if not any(row.active for row in rows):
+                    break
+        finally:  # every episode ends here, however it ended: one that holds something lets it go
             for row in rows:
-                if row.active and row.turns == turn:
-                    self._answer(row, tokenizer, turn, limit)
-            if not any(row.active for row in rows):
-                break
+                close = getattr(row.episode, "close", None)
+                if callable(close):
+                    close()
         return self._samples(first, rows, tokenizer)
 
     def _start(self, first: Samples) -> list[Conversation]:

@@ -120,3 +120,40 @@ def test_a_keyboard_interrupt_in_a_hub_environment_is_not_swallowed():
     episode = start_episode("openenv", env, "p", env.step_timeout_s)
     with pytest.raises(KeyboardInterrupt):
         run_step("openenv", episode, "hi", 1, env.step_timeout_s)
+
+
+class Seeded(Faulty):
+    """Records every instance's reset seed and close, and answers each step with that seed."""
+
+    log: list = []
+
+    def reset(self, seed=None, episode_id=None, **kwargs) -> Heard:
+        self.seed = seed
+        Seeded.log.append(("reset", seed))
+        return Heard()
+
+    def step(self, action: Say, timeout_s=None, **kwargs) -> Heard:
+        return Heard(echoed_message=str(self.seed), done=False, reward=0.0)
+
+    def close(self) -> None:
+        Seeded.log.append(("close", self.seed))
+
+
+def test_reset_is_seeded_by_the_prompt_and_the_seed_key_and_close_is_idempotent():
+    import zlib
+
+    Seeded.log = []
+    env = OpenEnv(environment=f"{__name__}:Seeded")
+    first, again, other = (start_episode("openenv", env, p, 1.0) for p in ("q1", "q1", "q2"))
+    seed = zlib.crc32(b"q1")  # seed 0: crc32 of the prompt, below 2**31 (639,851,122 for q1)
+    assert [s for _, s in Seeded.log] == [seed % 2**31, seed % 2**31, zlib.crc32(b"q2") % 2**31]
+    assert run_step("openenv", first, "hi", 1, 1.0).observation == str(seed % 2**31)
+    first.close()
+    first.close()
+    assert Seeded.log.count(("close", seed % 2**31)) == 1  # once, however often the loop asks
+    Seeded.log = []
+    start_episode("openenv", OpenEnv(environment=f"{__name__}:Seeded", seed=7), "q1", 1.0)
+    start_episode("openenv", OpenEnv(environment=f"{__name__}:Seeded", seed=None), "q1", 1.0)
+    assert Seeded.log == [("reset", (seed + 7) % 2**31), ("reset", None)]  # null: the environment's own
+    with pytest.raises(ValueError, match=r"^seed=-1: must be an integer >= 0 or null$"):
+        OpenEnv(environment=f"{__name__}:Seeded", seed=-1)

@@ -151,6 +151,37 @@ def test_a_turn_without_eos_ends_the_episode_unfinished_and_max_turns_ends_it():
     assert s.response_ids[0].tolist() == [A, EOS, SP, AB, SP, B, EOS]  # no observation after the last turn
 
 
+class Closing(Game):
+    """Game whose episodes count their close() calls (a hub environment's sandbox let go)."""
+
+    def start(self, prompt):
+        episode = super().start(prompt)
+        episode.closed = 0
+
+        def close():
+            episode.closed += 1
+
+        episode.close = close
+        self.episodes = [*getattr(self, "episodes", []), episode]
+        return episode
+
+
+def test_every_episode_is_closed_once_however_it_ends():
+    tok = merging_tokenizer()
+    ends = {  # at max_turns without done; a turn without EOS (unfinished); a step past the timeout
+        "max_turns": (Closing(calls=99, max_turns=2), Scripted({"q": [[A, EOS], [B, EOS]]})),
+        "unfinished": (Closing(), Scripted({"q": [[A, A, A]]})),
+        "error": (Closing(sleep=30), Scripted({"q": [[A, EOS]]})),
+    }
+    ends["error"][0].step_timeout_s = 0.2
+    for name, (env, inner) in ends.items():
+        try:
+            turn_engine(inner, env).sample(MODEL, tok, ["q"], 1, 3 if name == "unfinished" else 8, 4)
+        except EnvError:
+            assert name == "error"
+        assert [e.closed for e in env.episodes] == [1], name
+
+
 def test_a_context_over_the_limit_is_one_line_before_the_forward_that_would_fail():
     tok = merging_tokenizer()
     inner = Scripted({"q": [[A, EOS], [B, EOS]]})
