@@ -25,8 +25,7 @@ from align_lab.run.numerics import numerics
 from align_lab.run.pairs import build_preferences, env_fingerprint
 from align_lab.tasks.base import Labelled, Pair
 from align_lab.tasks.view import conversation_tokens, observation_renderer
-from align_lab.train.footprint import Dims, row_bytes
-from align_lab.train.memory import machine_memory, prompt_tokens, response_tokens, stage_plan
+from align_lab.train.memory import Dims, machine_memory, prompt_tokens, response_tokens, row_bytes, stage_plan
 
 log = logging.getLogger("align_lab")
 
@@ -52,7 +51,7 @@ class Stages:
     policy_task: object  # the task as the policy sees it (a pretrained model's chat template, limits)
     tokenizer: object
     sft_path: Path  # the SFT policy (also the reference), or the checkpoint when there is no SFT stage
-    dims: Dims  # the policy's widths (train/memory.py)
+    dims: Dims  # the policy's widths (train/memory/footprint.py)
     numerics: Mapping  # run/numerics.py, taken before the first stage
     results: Mapping[str, StageResult]  # each stage's key, hit and time, by stage name
     micro_batch_sizes: Mapping[str, int | None]  # rows per micro-batch each stage was built with
@@ -88,7 +87,7 @@ class Stages:
 
 def sequence_bytes(dims: Dims, task, logits: bool = True, env=None) -> int:
     """Activation bytes of one prompt + response of `task` (a conversation with a multi-turn `env`)
-    through the policy's body, kept for a backward pass (train/memory.py row_bytes)."""
+    through the policy's body, kept for a backward pass (train/memory/footprint.py row_bytes)."""
     return row_bytes(dims, prompt_tokens(task), response_tokens(task, env), logits)
 
 
