@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,8 +25,6 @@ from align_lab.run.pairs import build_preferences, env_fingerprint
 from align_lab.tasks.base import Labelled, Pair
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.memory import Dims, machine_memory, prompt_tokens, response_tokens, row_bytes, stage_plan
-
-log = logging.getLogger("align_lab")
 
 # Bump a stage's version whenever its code changes what it produces (preferences 2: inverse_cdf draws).
 VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 2, "reward_model": 2, "teacher": 1}
