@@ -1,7 +1,7 @@
 """A no-graph forward's memory a row, measured against the memory model's forward_row_bytes.
 
-The memory plan (align_lab/train/memory.py) sizes step 3's, the reference's and evaluation's forwards
-without a graph by `forward_row_bytes` (align_lab/train/footprint.py). This runs `response_logprobs`
+The memory plan (align_lab/train/memory/planner.py) sizes step 3's, the reference's and evaluation's forwards
+without a graph by `forward_row_bytes` (align_lab/train/memory/footprint.py). This runs `response_logprobs`
 under torch.no_grad() on a Llama of SmolLM2-135M's shapes with random weights (or --config's model),
 each row count in its own process, and reads the process's peak resident memory after a one-row
 warm-up: the growth between two row counts over their difference is the bytes a row, for rows that
@@ -98,8 +98,8 @@ def predicted(a) -> float:
     forward_row_bytes, or with --graph BACKWARD x row_bytes at --dtype."""
     from transformers import AutoConfig
 
-    from align_lab.train.footprint import Dims, forward_row_bytes, row_bytes
-    from align_lab.train.memory import BACKWARD
+    from align_lab.train.memory.footprint import Dims, forward_row_bytes, row_bytes
+    from align_lab.train.memory.planner import BACKWARD
 
     if a.config:
         dims = Dims.of(AutoConfig.from_pretrained(a.config))

@@ -143,7 +143,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
             eval_every=0,
             eval_samples=1,
             checkpoint_every=0,
-            # "auto" unless --micro: planned when the Context is built (train/memory.py)
+            # "auto" unless --micro: planned when the Context is built (train/memory/planner.py)
             micro_batch_size=MICRO_BATCH,
         ),
         tracker=Clock(on_log),

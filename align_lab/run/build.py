@@ -1,5 +1,5 @@
 """A run's parts, built in their fixed order: the shared stages (cached), then the models and reward the
-loop needs (its Context, complete: its memory planned, train/memory.py), then the loop itself; the same
+loop needs (its Context, complete: its memory planned, train/memory/), then the loop itself; the same
 on every rank (run/execute.py)."""
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def build_context(
     spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, preemption, rank=0, identity=None
 ) -> Context:
     """Models and reward of a run from its built stages: what a training loop needs, complete (its
-    memory planned: train/memory.py). The run's seed is set here, after every stage is built (or
+    memory planned: train/memory/planner.py). The run's seed is set here, after every stage is built (or
     loaded), so a run that builds them and one that finds them cached draw the same critic head and
     LoRA adapters."""
     scorer = spec.reward.scorer(stages)

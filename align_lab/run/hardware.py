@@ -56,7 +56,7 @@ class Hardware:
         return self.processes * self.nodes
 
     def memory_bytes(self, whole_node: bool = False) -> int:
-        """The memory budget of one process in bytes (train/memory.py plans by it): hardware.memory_gb,
+        """The memory budget of one process in bytes (train/memory/ plans by it): hardware.memory_gb,
         else the machine's total (or its cgroup's limit), shared by the node's processes (not with
         `whole_node`: the stages, built by the main process alone). On a GPU with no memory_gb: that
         GPU's memory (one GPU per process, the stages' process included)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,10 +24,7 @@ from align_lab.run.numerics import numerics
 from align_lab.run.pairs import build_preferences, env_fingerprint
 from align_lab.tasks.base import Labelled, Pair
 from align_lab.tasks.view import conversation_tokens, observation_renderer
-from align_lab.train.footprint import Dims, row_bytes
-from align_lab.train.memory import machine_memory, prompt_tokens, response_tokens, stage_plan
-
-log = logging.getLogger("align_lab")
+from align_lab.train.memory import Dims, machine_memory, prompt_tokens, response_tokens, row_bytes, stage_plan
 
 # Bump a stage's version whenever its code changes what it produces (preferences 2: inverse_cdf draws).
 VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 2, "reward_model": 2, "teacher": 1}
@@ -52,7 +48,7 @@ class Stages:
     policy_task: object  # the task as the policy sees it (a pretrained model's chat template, limits)
     tokenizer: object
     sft_path: Path  # the SFT policy (also the reference), or the checkpoint when there is no SFT stage
-    dims: Dims  # the policy's widths (train/memory.py)
+    dims: Dims  # the policy's widths (train/memory/footprint.py)
     numerics: Mapping  # run/numerics.py, taken before the first stage
     results: Mapping[str, StageResult]  # each stage's key, hit and time, by stage name
     micro_batch_sizes: Mapping[str, int | None]  # rows per micro-batch each stage was built with
@@ -88,7 +84,7 @@ class Stages:
 
 def sequence_bytes(dims: Dims, task, logits: bool = True, env=None) -> int:
     """Activation bytes of one prompt + response of `task` (a conversation with a multi-turn `env`)
-    through the policy's body, kept for a backward pass (train/memory.py row_bytes)."""
+    through the policy's body, kept for a backward pass (train/memory/footprint.py row_bytes)."""
     return row_bytes(dims, prompt_tokens(task), response_tokens(task, env), logits)
 
 

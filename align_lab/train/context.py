@@ -1,6 +1,6 @@
 """What a loop is handed: the run's models, data, engines and settings in one frozen object, built once
 and never written after: data and services only. `Context.build` plans the run's memory
-(train/memory.py): train.micro_batch_size "auto" becomes rows or None there, so no loop ever sees
+(train/memory/planner.py): train.micro_batch_size "auto" becomes rows or None there, so no loop ever sees
 "auto", however the Context was made (a run, a benchmark, a test). The plan is a builder's step, not
 `__post_init__`'s, so constructing a Context runs nothing and a copy (dataclasses.replace) keeps it."""
 
@@ -58,7 +58,7 @@ class Context:
     reference_loads: bool = True  # False: load_reference gives a LoRA policy's frozen base (no weights)
     pairwise: bool = False  # the pairwise loop trains it: a micro-batch row is a pair of responses
     memory_budget: int | None = None  # bytes this process may use (hardware.memory_bytes); None: all
-    memory: Planned | None = None  # the memory plan (train/memory.py); Context.build makes it
+    memory: Planned | None = None  # the memory plan (train/memory/planner.py); Context.build makes it
     ledger: Ledger = field(default_factory=Ledger)  # what the run learns while it trains (train/ledger.py)
     teacher: torch.nn.Module | None = None  # the frozen teacher of a distillation (algo.uses_teacher)
 
@@ -85,7 +85,7 @@ class Context:
 
 
 def planned(ctx: Context) -> Context:
-    """`ctx` with its memory plan (train/memory.py `plan_run`) and train.micro_batch_size as planned
+    """`ctx` with its memory plan (train/memory/planner.py `plan_run`) and train.micro_batch_size as planned
     (rows or None); `ctx` itself when it has a plan already."""
     if ctx.memory is not None:
         return ctx

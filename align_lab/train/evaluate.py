@@ -179,7 +179,7 @@ def evaluate(
     see the same noise); the training RNG is untouched. Gold metrics when the task has a gold reward;
     `judge` (default: the run's reward) gives eval/rm_score and the win rates against the reference
     policy and the task's reference responses. `sample_rows`: rows sampled at once (whole prompts; None:
-    all), the same draws (each row has its seed) in less memory (train/memory.py). `progress`: a bar of
+    all), the same draws (each row has its seed) in less memory (train/memory/). `progress`: a bar of
     EVAL_PHASES steps, one a phase. `reference_samples`: an earlier evaluation's draws from this very
     reference (its Evaluation.reference_samples), taken instead of sampling it again."""
     from align_lab.rewards.judge import ScoreJudge

@@ -4,7 +4,7 @@ numbered steps and every way a forward is split, reused or gathered is decided i
 It owns the policy (and critic) and their optimisers, the backend's autocast, the data-parallel group,
 micro-batching (train/micro.py's `forward` and `accumulate` stay the mechanism), the reuse of step 3's
 forward graph by the first update, the gathers of each process's outputs, and the memory budget's
-choice of rows per micro-batch (train/token_budget.py). Two calls: `forward(samples)` (step 3, no
+choice of rows per micro-batch (train/memory/token_budget.py). Two calls: `forward(samples)` (step 3, no
 gradient except a kept graph) and `step(rollout, index, loss_fn)` (step 5, one optimiser step);
 `update(terms, size)` is the optimiser step itself, which the pairwise loop calls too.
 
@@ -20,10 +20,10 @@ from torch import Tensor
 from align_lab.models.scores import token_values
 from align_lab.models.sequences import attended, response_logprobs
 from align_lab.tasks.view import conversation_tokens, observation_renderer
+from align_lab.train.memory import first_update_rows, update_rows
 from align_lab.train.micro import Term, accumulate, whole
 from align_lab.train.micro import forward as micro_forward
 from align_lab.train.sft import nll_term
-from align_lab.train.token_budget import first_update_rows, update_rows
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Learner:
         The first update sees the weights of this step's rollout: its forward is this one. When its
         minibatch is these very rows (one minibatch per epoch, one process) and they are one forward,
         the graph is kept for it (one forward per step); else the outputs, for the loss's gradient.
-        Without a graph, the rows per forward are the plan's for no-graph forwards (train/memory.py)."""
+        Without a graph, the rows per forward are the plan's for no-graph forwards (train/memory/)."""
         ctx, algo = self.ctx, self.algo
         cfg, dp, micro = ctx.train, ctx.group, ctx.memory.forward_micro_batch_size
         first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1

@@ -14,7 +14,7 @@ class Ledger:
     # the reference's evaluation samples, by the reference's version (train/cadence.py): drawn by the
     # run's first evaluation, the same draws for every later one, which reuses them
     reference_draws: dict = field(default_factory=dict)
-    # the online updates' forwards as `auto` ran them (train/token_budget.py `see`), for the summary
+    # the online updates' forwards as `auto` ran them (train/memory/token_budget.py `see`), for the summary
     realized: dict = field(default_factory=dict)
     # the run's roofline state (train/roofline.py observe): the policy's sizes, the machine's limits
     perf: dict = field(default_factory=dict)

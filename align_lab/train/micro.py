@@ -1,5 +1,5 @@
 """Micro-batches: the one place a forward is split by rows (train.micro_batch_size), for every loop and
-stage. How many rows `auto` gives them is the memory model's choice (train/memory.py); a loop only ever
+stage. How many rows `auto` gives them is the memory model's choice (train/memory/); a loop only ever
 sees an int or None.
 
 `forward` runs a model over micro-batches of rows (no gradient, or one forward with a graph). `accumulate`
@@ -25,7 +25,7 @@ from torch import Tensor
 def chunks(n: int, size: int | None) -> list[slice]:
     """Row slices of micro-batches of `size` rows over n rows; one slice when size is None or >= n."""
     if not (size is None or isinstance(size, int)):  # "auto" is planned when a Context is built
-        raise TypeError(f"micro-batch size {size!r}: rows or None; train/memory.py plans 'auto'")
+        raise TypeError(f"micro-batch size {size!r}: rows or None; train/memory/planner.py plans 'auto'")
     step = n if size is None or size >= n else size
     return [slice(i, i + step) for i in range(0, n, step)] if n else [slice(0, 0)]
 

@@ -80,8 +80,8 @@ def test_forward_rows_measures_an_update_row_under_bf16_against_the_bf16_plan(tm
     """forward_rows --graph --dtype bf16: an update's row (forward with a graph, backward) under bf16
     autocast, measured against the memory plan's bf16 row (BACKWARD x row_bytes at 2 bytes a layer
     float), not the fp32 one."""
-    from align_lab.train.footprint import Dims, row_bytes
-    from align_lab.train.memory import BACKWARD
+    from align_lab.train.memory.footprint import Dims, row_bytes
+    from align_lab.train.memory.planner import BACKWARD
     from benchmarks.forward_rows import SMOKE
 
     out = tmp_path / "rows.json"

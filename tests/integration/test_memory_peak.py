@@ -1,4 +1,4 @@
-"""The memory model's prediction against a measured peak (train/memory.py, docs/memory.md): the real
+"""The memory model's prediction against a measured peak (train/memory/planner.py, docs/memory.md): the real
 online loop on an HF Llama built from a config, in a fresh process, with the app's modules imported
 (the runtime RUNTIME stands for)."""
 
@@ -27,7 +27,7 @@ from align_lab.rollout.hf import HFGenerate
 from align_lab.tasks.toy_prefs import ToyPrefs
 from align_lab.train.common import TrainConfig
 from align_lab.train.context import Context
-from align_lab.train.memory import record
+from align_lab.train.memory.planner import record
 from align_lab.train.online import train_online
 
 

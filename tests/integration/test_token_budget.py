@@ -1,6 +1,6 @@
-"""`auto` sizes an online update's micro-batches from its rows' tokens (train/token_budget.py): the real
-online loop on an HF Llama, micro-batched in rollout order where its budget says so, trains the weights
-a whole-minibatch run trains, and records the rows it ran."""
+"""`auto` sizes an online update's micro-batches from its rows' tokens (train/memory/token_budget.py):
+the real online loop on an HF Llama, micro-batched in rollout order where its budget says so, trains the
+weights a whole-minibatch run trains, and records the rows it ran."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import torch
 from align_lab.algorithms.grpo import GRPO
 from align_lab.train import learner
 from align_lab.train.common import TrainConfig
-from align_lab.train.footprint import Dims
-from align_lab.train.memory import record
+from align_lab.train.memory.footprint import Dims
+from align_lab.train.memory.planner import record
+from align_lab.train.memory.token_budget import Budget, new_prompts
 from align_lab.train.online import train_online
-from align_lab.train.token_budget import Budget, new_prompts
 from tests.conftest import toy_context
 
 online_accumulate = learner.accumulate  # the Learner's update calls it (train/learner.py)

@@ -13,6 +13,7 @@ copy equal to its original where the original is beside the project root."""
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import tokenize
@@ -140,6 +141,12 @@ PEER_FILES = {
     "functional.py", "grpo_trainer.py", "kto_trainer.py", "loss.py", "orpo_trainer.py",
     "rollout_corr_helper.py", "samples_generator.py", "tool_agent_loop.py", "my_envs.py",
 }  # fmt: skip
+# files the docs name that are no repository's file: a how-to's new file, one a test writes, retired
+# benchmarks shown with `git show <commit>:path`, and peers' files named beside the peer
+DOC_NAMES = {
+    "reinforce_mean.py", "sitecustomize.py", "gpu_decode.py", "thread_count_bits.py", "ray_trainer.py",
+    "length_penalty.py",
+}  # fmt: skip
 
 
 def cited_texts(path: Path) -> list[str]:
@@ -162,6 +169,11 @@ def repo_names(root: Path) -> set[str]:
     for d in (*CODE_DIRS, "docs"):
         names |= {p.name for p in (root / d).rglob("*") if p.is_file() and not ignored(p)}
     return names
+
+
+@functools.cache
+def the_repo_names() -> frozenset[str]:
+    return frozenset(repo_names(ROOT))
 
 
 def bad_bare_names(texts: list[str], where: str, names: set[str]) -> list[str]:
@@ -228,6 +240,26 @@ def test_the_bare_name_check_finds_a_removed_file(tmp_path: Path) -> None:
 
 # docs/spec.md is a verbatim copy (the last test); its paths are the peers' repositories'
 DOCS = [*(p for p in PAGES if p != SPEC), ROOT / "benchmarks" / "RESULTS.md"]
+
+
+@pytest.mark.parametrize("page", [*DOCS, ROOT / "README.md"], ids=lambda p: p.name)
+def test_every_bare_file_name_in_a_docs_code_exists(page: Path) -> None:
+    """A layout block's `run.py` after run.py moved: the docs' code spans and blocks name files bare."""
+    bad = bad_bare_names(doc_texts(page)[1], str(page.relative_to(ROOT)), the_repo_names() | DOC_NAMES)
+    assert bad == []
+
+
+def test_the_bare_name_check_finds_a_moved_file_in_a_docs_layout(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "align_lab/run").mkdir(parents=True)
+    (tmp_path / "align_lab/run/execute.py").touch()
+    page = tmp_path / "docs/how.md"
+    page.write_text(
+        "# How\n\n```\nalign_lab/study/  run.py (one run)\n```\n\nSee `execute.py`; plan.py in prose.\n"
+    )
+    assert bad_bare_names(doc_texts(page)[1], "how.md", repo_names(tmp_path)) == [
+        "how.md: cites run.py, which no file of the repository is named"
+    ]
 
 
 @pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)

@@ -1,8 +1,9 @@
 """The package keeps the floors and limits of docs/design.md (section 9), read from its tables: a module
-imports only from floors below its own, `rl/` imports only torch, only the parts marked Hydra import Hydra
-or OmegaConf, the import graph has no cycle, and no function or file is longer than the limits. The
-launchers' plugin package (hydra_plugins/align_lab_launcher/) sits above every floor: it may import the
-package, the package never imports it, and the cycle and size limits hold for it too."""
+imports only from floors below its own, a subpackage with a surface (train/memory/) is asked only
+through its __init__.py and imports little of its part, `rl/` imports only torch, only the parts marked
+Hydra import Hydra or OmegaConf, the import graph has no cycle, and no function or file is longer than
+the limits. The launchers' plugin package (hydra_plugins/align_lab_launcher/) sits above every floor: it
+may import the package, the package never imports it, and the cycle and size limits hold for it too."""
 
 from __future__ import annotations
 
@@ -44,7 +45,15 @@ def design_tables(text: str) -> tuple[dict[str, int], set[str], dict[str, int]]:
     return floors, hydra, limits
 
 
+def surface_table(text: str) -> dict[str, set[str]]:
+    """Each subpackage with a surface and the modules of its part it may import, from docs/design.md's
+    rows "| `part.sub` | `a`, `b` | ... |"."""
+    rows = re.findall(r"^\| `(\w+\.\w+)` \| ([^|]*) \|", text, re.M)
+    return {sub: set(re.findall(r"`(\w+)`", allowed)) for sub, allowed in rows}
+
+
 FLOOR, HYDRA, LIMIT = design_tables(DESIGN.read_text())
+SURFACES = surface_table(DESIGN.read_text())
 MODULES = sorted(PACKAGE.rglob("*.py"))
 PLUGIN_MODULES = sorted(PLUGINS.rglob("*.py"))
 KNOWN = set(package_modules()) | set(package_modules(PLUGINS))
@@ -97,6 +106,43 @@ def test_imports_point_down(path):
     if me not in HYDRA:
         hydra = sorted(m for m in names if m.split(".")[0] in ("hydra", "omegaconf"))
         assert not hydra, f"{path.name} imports {hydra}: only {sorted(HYDRA)} may"
+
+
+def surface_breaches(module: str, names: set[str], surfaces: dict[str, set[str]]) -> list[str]:
+    """The imports of `module` that pass a surface: a subpackage's inside from outside it, or from inside
+    it a module of its part that the table does not name."""
+    bad = []
+    for sub, allowed in surfaces.items():
+        package = f"align_lab.{sub}"
+        inside = module == package or module.startswith(package + ".")
+        parent = package.rsplit(".", 1)[0]
+        for m in sorted(names):
+            if not inside and m.startswith(package + "."):
+                bad.append(f"{module} imports {m}: ask {package} (its __init__.py)")
+            mine = m == package or m.startswith(package + ".")
+            if inside and m.startswith(parent + ".") and not mine and m.split(".")[2] not in allowed:
+                bad.append(f"{module} ({package}) imports {m}: of {parent} only {sorted(allowed)}")
+    return bad
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_a_surface_is_passed_only_through_its_init(path):
+    assert surface_breaches(module_name(path), all_imports(path, KNOWN), SURFACES) == []
+
+
+def test_the_surface_check_sees_a_way_around_and_a_way_up():
+    surfaces = surface_table("| `train.memory` | `micro`, `distributed` | the memory model |\n")
+    assert surfaces == {"train.memory": {"micro", "distributed"}}
+    around = {"align_lab.train.memory", "align_lab.train.memory.planner"}
+    up = {"align_lab.train.micro", "align_lab.train.memory.footprint", "align_lab.train.online"}
+    assert surface_breaches("align_lab.run.stages", around, surfaces) == [
+        "align_lab.run.stages imports align_lab.train.memory.planner: ask align_lab.train.memory "
+        "(its __init__.py)"
+    ]
+    assert surface_breaches("align_lab.train.memory.planner", up, surfaces) == [
+        "align_lab.train.memory.planner (align_lab.train.memory) imports align_lab.train.online: of "
+        "align_lab.train only ['distributed', 'micro']"
+    ]
 
 
 def test_the_import_graph_of_align_lab_and_its_launchers_has_no_cycle():

@@ -207,8 +207,8 @@ class Words:
 
 def test_the_sft_stage_sizes_its_rows_by_its_demonstrations_not_the_conversation_budget():
     from align_lab.run.stages import demonstration_bytes
-    from align_lab.train.footprint import Dims, row_bytes
-    from align_lab.train.memory import stage_plan
+    from align_lab.train.memory.footprint import Dims, row_bytes
+    from align_lab.train.memory.planner import stage_plan
 
     smol = Dims(hidden=576, layers=30, intermediate=1536, heads=9, vocab=49152, kv_width=192)
     demos = [

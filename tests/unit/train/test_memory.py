@@ -1,4 +1,4 @@
-"""train/memory.py: the run's predicted peak, term by term, and train.micro_batch_size=auto's rows
+"""train/memory/planner.py: the run's predicted peak, term by term, and train.micro_batch_size=auto's rows
 planned from it (hand-derived numbers); the Context plans whoever builds it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 
 from align_lab.run.hardware import Hardware
 from align_lab.train.common import TrainConfig
-from align_lab.train.memory import (
+from align_lab.train.memory.planner import (
     Dims,
     GiB,
     allowance,

@@ -17,7 +17,7 @@ def test_chunks_split_rows_and_a_size_at_or_over_the_rows_is_one_forward():
     assert chunks(5, None) == chunks(5, 5) == chunks(5, 9) == [slice(0, 5)]
     assert whole(8, 8) and whole(8, None) and not whole(8, 7)
     with pytest.raises(TypeError, match="micro-batch size 'auto': rows or None"):
-        chunks(5, "auto")  # a loop never plans: the Context it is handed has (train/memory.py)
+        chunks(5, "auto")  # a loop never plans: the Context it is handed has (train/memory/planner.py)
 
 
 @pytest.mark.parametrize("bad", [0, -2, "abc", "4", True, 2.5])

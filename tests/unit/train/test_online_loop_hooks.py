@@ -175,7 +175,7 @@ def test_the_rollouts_no_graph_forwards_take_the_plans_rows_and_change_no_number
     tmp_path, cache_dir, monkeypatch
 ):
     """Step 3 (old log-probs) and the reference run without a graph over the rollout (16 rows, two
-    minibatches of 8): in forwards of the plan's forward_micro_batch_size rows (train/memory.py), apart
+    minibatches of 8): in forwards of the plan's forward_micro_batch_size rows (train/memory/), apart
     from the updates' whole minibatches with a graph; the same metrics as whole forwards."""
     import dataclasses
 

@@ -1,4 +1,4 @@
-"""train/token_budget.py: `auto`'s rows per micro-batch of an online update from the tokens its rows
+"""train/memory/token_budget.py: `auto`'s rows per micro-batch of an online update from the tokens its rows
 have, a shared prompt once (hand-derived numbers); the order micro-batched rows run in; what a run
 records of it."""
 
@@ -11,10 +11,10 @@ import torch
 
 from align_lab.algorithms.base import Rollout
 from align_lab.train.distributed import Group
-from align_lab.train.footprint import Dims, row_bytes, rows_bytes
 from align_lab.train.ledger import Ledger
-from align_lab.train.memory import Peak, Planned, record
-from align_lab.train.token_budget import (
+from align_lab.train.memory.footprint import Dims, row_bytes, rows_bytes
+from align_lab.train.memory.planner import Peak, Planned, record
+from align_lab.train.memory.token_budget import (
     Budget,
     choose,
     chunk_bytes,
@@ -129,7 +129,7 @@ def test_micro_batched_rows_run_in_rollout_order_the_same_on_every_process():
 
 
 def rows_of(rollout, index):
-    from align_lab.train.token_budget import rows_of as of
+    from align_lab.train.memory.token_budget import rows_of as of
 
     return of(rollout, index)
 
@@ -157,7 +157,7 @@ def test_the_summary_records_the_rows_a_run_ran_and_their_predicted_peak():
 
 def test_the_plan_prices_online_updates_and_lets_auto_choose_only_where_it_runs_them():
     from align_lab.train.common import TrainConfig
-    from align_lab.train.memory import GiB, plan_run
+    from align_lab.train.memory.planner import GiB, plan_run
     from tests.unit.train.test_memory import arith_word, smollm2
 
     models, task, train = (smollm2(), None, None), arith_word(), TrainConfig()

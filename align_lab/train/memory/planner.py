@@ -1,7 +1,7 @@
 """The memory model of a run (docs/memory.md): its predicted peak resident memory, term by term, and
 `train.micro_batch_size: auto` planned from it, the one place rows per micro-batch are chosen (the run's
 Context, train/context.py; the SFT and reward-model stages, run/stages.py; an online update's forwards
-within the bytes planned here, by their rows' tokens: train/token_budget.py). A run's peak is what it
+within the bytes planned here, by their rows' tokens: train/memory/token_budget.py). A run's peak is what it
 holds throughout (runtime, weights, AdamW's moments) plus its largest phase: an update (gradients + a
 micro-batch's activations; whole: the larger of a batch's activations and its gradients, which its
 backward fills as it frees them), the rollout's no-graph forwards (the online loop's step 3 and the
@@ -22,10 +22,10 @@ import torch
 from align_lab.models.lora import causal_lm
 from align_lab.models.packing import packs
 from align_lab.models.sequences import caches_with_grad
-from align_lab.train.footprint import FLOAT_BYTES, Dims, forward_row_bytes, kv_bytes, row_bytes
+from align_lab.train.memory.footprint import FLOAT_BYTES, Dims, forward_row_bytes, kv_bytes, row_bytes
+from align_lab.train.memory.plan_lines import describe, log_plan
+from align_lab.train.memory.token_budget import Budget, realized_peak
 from align_lab.train.micro import whole
-from align_lab.train.plan_lines import describe, log_plan
-from align_lab.train.token_budget import Budget, realized_peak
 
 log = logging.getLogger("align_lab")
 
@@ -204,7 +204,7 @@ class Planned:
     forward_micro_batch_size: int | None  # the online loop's no-graph forwards over the rollout
     eval_micro_batch_size: int | None  # evaluation's no-graph forwards
     eval_sample_rows: int | None  # rows evaluation samples at once (None: all)
-    # an online update's forwards: the bytes `auto` allows them, their rows' prices (train/token_budget.py)
+    # an online update's forwards: the bytes `auto` allows them, their rows' prices (token_budget.py)
     budget: Budget | None = None
 
 
@@ -269,7 +269,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
 
 
 def update_budget(policy, critic, dims: Dims, rooms: tuple[int, int], dtype: str, rows, chooses) -> Budget:
-    """What `auto` allows an online update's forwards (train/token_budget.py) from `rooms` (the
+    """What `auto` allows an online update's forwards (train/memory/token_budget.py) from `rooms` (the
     allowance, what the budget leaves), at most `rows` a micro-batch (None: as many as the allowance
     holds); `chooses`: False where a set size runs (the budget then prices what it ran)."""
     (room, left), model = rooms, causal_lm(policy)
@@ -281,7 +281,7 @@ def update_budget(policy, critic, dims: Dims, rooms: tuple[int, int], dtype: str
 
 def record(planned: Planned, realized: dict | None = None) -> dict:
     """The plan in a run's summary.json: rows chosen and the predicted peak (MiB, as memory/peak_mb);
-    with `realized` (what its online updates ran, train/token_budget.py) the peak predicted for the
+    with `realized` (what its online updates ran, train/memory/token_budget.py) the peak predicted for the
     rows the run had, and the rows per micro-batch it ran (null: whole)."""
     peak = realized_peak(planned.peak, realized or {})
     sizes = sorted((realized or {}).get("sizes", ()), key=lambda size: size or 0)

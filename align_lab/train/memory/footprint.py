@@ -1,6 +1,6 @@
 """The bytes of a decoder's rows (docs/memory.md): a sequence's activations kept for the backward pass,
 a no-graph forward's working set and a KV cache, from the widths of an HF config (Dims). The memory
-model (train/memory.py) sums them into a run's predicted peak."""
+model (train/memory/planner.py) sums them into a run's predicted peak."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The lines a run logs about its memory plan (train/memory.py): the rows each forward runs, the
+"""The lines a run logs about its memory plan (train/memory/planner.py): the rows each forward runs, the
 predicted peak, and how `auto` sizes an online update's forwards."""
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ def describe(where: str, setting, chosen: int | None, rows: int, per_row: int, r
 
 
 def log_plan(planned, setting, rows: tuple[int, int, int], room: int, pairwise: bool) -> None:
-    """The lines a run logs about its plan (train/memory.py's Planned): the rows of each forward (`rows`:
+    """The lines a run logs about its plan (planner.py's Planned): the rows of each forward (`rows`:
     an update's, the rollout's, evaluation's at most), its predicted peak, and how `auto` sizes an
-    online update's forwards (train/token_budget.py)."""
+    online update's forwards (train/memory/token_budget.py)."""
     peak, (update, sampled, n_eval) = planned.peak, rows
     chooses = planned.budget is not None and planned.budget.chooses
     where = "training, rows at their longest" if chooses else "training"

@@ -1,5 +1,5 @@
 """`train.micro_batch_size: auto` for an online update, from the tokens its rows have (docs/memory.md):
-the plan (train/memory.py) gives the bytes a forward's activations may take, whole or a micro-batch
+the plan (train/memory/planner.py) gives the bytes a forward's activations may take, whole or a micro-batch
 (`Budget`); each update forward's rows per micro-batch are chosen from its rows' own lengths, a
 prompt its rows share counted once (models/sequences.py runs it once), as verl's dynamic batch size
 chooses by tokens. A row planned at its longest (prompt + max_response_tokens, a prompt a row) costs
@@ -20,14 +20,14 @@ import torch
 
 from align_lab.models.sequences import attended
 from align_lab.train.distributed import Group
-from align_lab.train.footprint import Dims, rows_bytes
+from align_lab.train.memory.footprint import Dims, rows_bytes
 
 
 @dataclass(frozen=True)
 class Budget:
     """What `auto` allows an online update's forward with a graph (bytes of activations): `whole`, a
     minibatch in one forward; else micro-batches of at most `micro`. The rows are priced with the
-    plan's row model (footprint.rows_bytes x `factor`, train/memory.py's BACKWARD)."""
+    plan's row model (footprint.rows_bytes x `factor`, train/memory/planner.py's BACKWARD)."""
 
     dims: Dims
     micro: int

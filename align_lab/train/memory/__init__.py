@@ -1,0 +1,35 @@
+"""The memory model of a run (docs/memory.md), one subpackage behind one surface: what the run's Context,
+its stages and its hardware check (run/) and the Learner (train/learner.py) ask of it. Inside: the bytes
+of a decoder's rows (footprint.py), the plan of a run's peak and of `train.micro_batch_size: auto`
+(planner.py) and the lines it logs (plan_lines.py), and an online update's rows per micro-batch from
+its rows' tokens (token_budget.py). The loops see only ints or None, never "auto"."""
+
+from align_lab.train.memory.footprint import Dims, row_bytes
+from align_lab.train.memory.planner import (
+    Planned,
+    default_budget,
+    held_modules,
+    machine_memory,
+    plan_run,
+    prompt_tokens,
+    record,
+    response_tokens,
+    stage_plan,
+)
+from align_lab.train.memory.token_budget import first_update_rows, update_rows
+
+__all__ = [
+    "Dims",
+    "Planned",
+    "default_budget",
+    "first_update_rows",
+    "held_modules",
+    "machine_memory",
+    "plan_run",
+    "prompt_tokens",
+    "record",
+    "response_tokens",
+    "row_bytes",
+    "stage_plan",
+    "update_rows",
+]
