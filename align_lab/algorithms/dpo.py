@@ -8,24 +8,13 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from align_lab.algorithms.preference import PairwiseAlgorithm, Route
+from align_lab.algorithms.preference import Pairs, PairwiseBase, Route, margin_stats
 from align_lab.rl import DPO_LOSS_TYPES, dpo_loss
 from align_lab.value_checks import check, check_lr
 
 
-def margin_stats(chosen_rewards: Tensor, rejected_rewards: Tensor) -> dict:
-    """Implicit-reward margin beta*h and the share of pairs it orders like the label, as floats."""
-    margin = (chosen_rewards - rejected_rewards).detach()  # (N,)
-    return {
-        "train/reward_margin": margin.mean().item(),
-        "train/pair_accuracy": (margin > 0).float().mean().item(),
-        "train/chosen_reward": chosen_rewards.detach().mean().item(),
-        "train/rejected_reward": rejected_rewards.detach().mean().item(),
-    }
-
-
 @dataclass
-class DPO(PairwiseAlgorithm):
+class DPO(PairwiseBase):
     """-log sigmoid(beta * h), h = policy-minus-reference log-ratio margin, on the dataset's pairs."""
 
     lr: float = 1e-3
@@ -33,9 +22,6 @@ class DPO(PairwiseAlgorithm):
     loss_type: str = "sigmoid"
     label_smoothing: float = 0.0
     length_normalize: bool = False  # average instead of summed log-probs (TRL's IPO)
-
-    uses_dataset_pairs: ClassVar[bool] = True
-    sync_every: ClassVar[int] = 1  # nothing is sampled
 
     def __post_init__(self) -> None:
         check_lr("lr", self.lr)
@@ -54,15 +40,12 @@ class DPO(PairwiseAlgorithm):
             f"0 with loss_type={self.loss_type} (cDPO smoothing is defined for sigmoid only)",
         )
 
-    def routes(self, n: int) -> Tensor:
-        return torch.full((n,), int(Route.DPO))  # (N,)
-
-    def pair_loss(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, routes):
+    def loss(self, pairs: Pairs) -> tuple[Tensor, dict]:
         losses, chosen_rewards, rejected_rewards = dpo_loss(
-            chosen_logps,
-            rejected_logps,
-            ref_chosen_logps,
-            ref_rejected_logps,
+            pairs.chosen_logps,
+            pairs.rejected_logps,
+            pairs.ref_chosen_logps,
+            pairs.ref_rejected_logps,
             self.beta,
             self.loss_type,
             self.label_smoothing,

@@ -6,13 +6,11 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from align_lab.algorithms.dpo import margin_stats
-from align_lab.algorithms.preference import PairwiseAlgorithm, Route
+from align_lab.algorithms.preference import Pairs, PairwiseBase, margin_stats
 from align_lab.rl.preference import kto_loss
 from align_lab.value_checks import check, check_lr
 
@@ -31,7 +29,7 @@ def weight_ranges(desirable: int, undesirable: int, desirable_weight: float, und
 
 
 @dataclass
-class KTO(PairwiseAlgorithm):
+class KTO(PairwiseBase):
     """KTO on the dataset's pairs taken apart (desirable_threshold=None: each chosen response a desirable
     sample, each rejected one an undesirable sample, the KTO paper's treatment of paired data), or on the
     preferences stage's unpaired samples (a threshold: each sampled response desirable when the run's
@@ -47,9 +45,6 @@ class KTO(PairwiseAlgorithm):
     undesirable_weight: float = 1.0
     kl_reference_point: str = "mismatched"
     desirable_threshold: float | None = None
-
-    uses_dataset_pairs: ClassVar[bool] = True
-    sync_every: ClassVar[int] = 1  # nothing is sampled
 
     def __post_init__(self) -> None:
         check_lr("lr", self.lr)
@@ -75,9 +70,6 @@ class KTO(PairwiseAlgorithm):
     def mismatched_kl(self) -> bool:
         return self.kl_reference_point == "mismatched"
 
-    def routes(self, n: int) -> Tensor:
-        return torch.full((n,), int(Route.DPO))  # (N,)
-
     def check_data(self, items: list) -> None:
         """TRL's warning when the unpaired samples' counts and the weights are out of balance."""
         if self.desirable_threshold is None:
@@ -92,24 +84,15 @@ class KTO(PairwiseAlgorithm):
                 "(lambda_D n_D / (lambda_U n_U) in [1, 4/3], TRL KTOTrainer's advice)"
             )
 
-    def pair_loss(
-        self,
-        chosen_logps,
-        rejected_logps,
-        ref_chosen_logps,
-        ref_rejected_logps,
-        routes,
-        kl_logratios=None,
-        desirable=None,
-    ):
-        """`kl_logratios` (2N,): the mismatched responses' log pi - log pi_ref (mismatched; required);
-        `desirable` (2N,) bool: the unpaired rows' labels, first then second rows (None: pairs, the
-        chosen rows desirable)."""
-        chosen, rejected = chosen_logps - ref_chosen_logps, rejected_logps - ref_rejected_logps  # (N,)
+    def loss(self, pairs: Pairs) -> tuple[Tensor, dict]:
+        """Reads pairs.kl_logratios (the mismatched responses' log pi - log pi_ref; required when
+        mismatched) and pairs.desirable (the unpaired rows' labels; None: pairs, the chosen rows
+        desirable)."""
+        chosen = pairs.chosen_logps - pairs.ref_chosen_logps  # (N,)
+        rejected = pairs.rejected_logps - pairs.ref_rejected_logps  # (N,)
+        kl_logratios, desirable = pairs.kl_logratios, pairs.desirable  # (2N,) each, or None
         if self.mismatched_kl and kl_logratios is None:
-            raise ValueError(
-                "kl_reference_point=mismatched: pair_loss needs the mismatched rows' kl_logratios"
-            )
+            raise ValueError("kl_reference_point=mismatched: loss needs the mismatched rows' kl_logratios")
         logratios = torch.cat([chosen, rejected])  # (2N,) rows
         point = logratios if kl_logratios is None else kl_logratios  # (2N,)
         kl = point.detach().mean().clamp(min=0)  # () z_0

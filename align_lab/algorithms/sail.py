@@ -9,13 +9,11 @@ DDP (dataset pair relabelled by the policy), DPP (two policy samples labelled by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from align_lab.algorithms.dpo import margin_stats
-from align_lab.algorithms.preference import PairwiseAlgorithm, Route
+from align_lab.algorithms.preference import Pairs, PairwiseBase, Route, margin_stats
 from align_lab.rl import (
     SAIL_EXTRA_GRAD_MODES,
     SF_BASELINES,
@@ -29,7 +27,7 @@ from align_lab.value_checks import check, check_lr
 
 
 @dataclass
-class SAIL(PairwiseAlgorithm):
+class SAIL(PairwiseBase):
     """L = mean_i[-f_i - 1/2 c_i f_i^2] + response term, f = log sigmoid(beta h) (16.2 step 4-5).
 
     Label coefficient c: rho on DDP pairs, pi on DPP pairs. Response coefficient: pi on DPP, gamma
@@ -46,9 +44,8 @@ class SAIL(PairwiseAlgorithm):
     gamma: float = 0.0  # DPR response-term coefficient
     extra_grad_mode: str = "score_function"
     sf_baseline: str = "none"
-
-    uses_dataset_pairs: ClassVar[bool] = True  # DPP/DPR pairs sample for the dataset pair's prompt
-    sync_every: ClassVar[int] = 1  # SAIL samples from the current policy
+    # PairwiseBase's uses_dataset_pairs (DPP/DPR pairs sample for the dataset pair's prompt) and
+    # sync_every 1 (SAIL samples from the current policy)
 
     def __post_init__(self) -> None:
         check_lr("lr", self.lr)
@@ -81,9 +78,10 @@ class SAIL(PairwiseAlgorithm):
     def routes(self, n: int) -> Tensor:
         return sample_routes([self.r, self.p, self.g], n)  # (N,) Route codes
 
-    def pair_loss(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, routes):
-        chosen_ratio = chosen_logps - ref_chosen_logps  # (N,)
-        rejected_ratio = rejected_logps - ref_rejected_logps  # (N,)
+    def loss(self, pairs: Pairs) -> tuple[Tensor, dict]:
+        chosen_logps, rejected_logps, routes = pairs.chosen_logps, pairs.rejected_logps, pairs.routes
+        chosen_ratio = chosen_logps - pairs.ref_chosen_logps  # (N,)
+        rejected_ratio = rejected_logps - pairs.ref_rejected_logps  # (N,)
         margin = chosen_ratio - rejected_ratio  # (N,) h
         # the policy labels DDP/DPP pairs: swap with probability 1 - sigmoid(beta h)
         by_policy = (routes == Route.DDP) | (routes == Route.DPP)  # (N,)

@@ -5,17 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
 from torch import Tensor
 
-from align_lab.algorithms.dpo import margin_stats
-from align_lab.algorithms.preference import PairwiseAlgorithm, Route
+from align_lab.algorithms.preference import Pairs, PairwiseBase, margin_stats
 from align_lab.rl.preference import simpo_loss
 from align_lab.value_checks import check, check_lr
 
 
 @dataclass
-class SimPO(PairwiseAlgorithm):
+class SimPO(PairwiseBase):
     """-log sigmoid(beta (avg log pi(y_w) - avg log pi(y_l)) - gamma) on the dataset's pairs, gamma =
     gamma_beta_ratio * beta (the SimPO code's key; TRL CPOTrainer loss_type=simpo takes
     simpo_gamma = gamma and cpo_alpha = 0). No reference model."""
@@ -24,22 +22,15 @@ class SimPO(PairwiseAlgorithm):
     beta: float = 2.0
     gamma_beta_ratio: float = 0.5
 
-    uses_dataset_pairs: ClassVar[bool] = True
-    sync_every: ClassVar[int] = 1  # nothing is sampled
     length_normalize: ClassVar[bool] = True  # the method: per-token averaged log-probs
+    uses_reference: ClassVar[bool] = False  # no reference model
 
     def __post_init__(self) -> None:
         check_lr("lr", self.lr)
         check(self.beta > 0, "beta", self.beta, "> 0")
         check(self.gamma_beta_ratio >= 0, "gamma_beta_ratio", self.gamma_beta_ratio, ">= 0")
 
-    @property
-    def uses_reference(self) -> bool:
-        return False
-
-    def routes(self, n: int) -> Tensor:
-        return torch.full((n,), int(Route.DPO))  # (N,)
-
-    def pair_loss(self, chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, routes):
+    def loss(self, pairs: Pairs) -> tuple[Tensor, dict]:
+        chosen_logps, rejected_logps = pairs.chosen_logps, pairs.rejected_logps  # (N,) each
         losses = simpo_loss(chosen_logps, rejected_logps, self.beta, self.gamma_beta_ratio)  # (N,)
         return losses.mean(), margin_stats(self.beta * chosen_logps, self.beta * rejected_logps)

@@ -1,5 +1,5 @@
-"""The Learner: the one object that turns rows into gradients for the online loop, so the loop reads as
-numbered steps and every way a forward is split, reused or gathered is decided in one place.
+"""The Learner: the one object that turns rows into gradients for the online and the pairwise loop, so a
+loop reads as numbered steps and every way a forward is split, reused or gathered is decided in one place.
 
 It owns the policy (and critic) and their optimisers, the backend's autocast, the data-parallel group,
 micro-batching (train/micro.py's `forward` and `accumulate` stay the mechanism), the reuse of step 3's
@@ -8,20 +8,25 @@ choice of rows per micro-batch (train/memory/token_budget.py). Two calls: `forwa
 gradient except a kept graph) and `step(rollout, index, loss_fn)` (step 5, one optimiser step);
 `update(terms, size)` is the optimiser step itself, which the pairwise loop calls too.
 
-Rows travel as `Rows`, a typed record, never as a tuple indexed by position."""
+Rows travel as `Rows`, a typed record, never as a tuple indexed by position. The pairwise loop's rows
+are a step's pairs, first rows (chosen) then second rows (rejected): its two calls are `pair_forward(rows)`
+(step 3) and `pair_step(rows, loss_fn)` (step 4), both at temperature 1 and train.micro_batch_size pairs
+a forward."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import partial
 
 import torch
 from torch import Tensor
 
 from align_lab.models.scores import token_values
 from align_lab.models.sequences import attended, response_logprobs
+from align_lab.rl import masked_sum
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.memory import first_update_rows, update_rows
-from align_lab.train.micro import Term, accumulate, whole
+from align_lab.train.micro import Term, accumulate, rows_of, whole
 from align_lab.train.micro import forward as micro_forward
 from align_lab.train.sft import nll_term
 
@@ -56,7 +61,7 @@ class Rows:
 
 
 class Learner:
-    """The online loop's model side (module docstring). `policy` and `critic` are the backend's
+    """The loops' model side (module docstring). `policy` and `critic` are the backend's
     prepared updaters (train/backend.py); `demonstrations` the ptx term's Shuffler or None."""
 
     def __init__(self, ctx, algo, policy, critic=None, demonstrations=None):
@@ -162,3 +167,43 @@ class Learner:
         if self.critic is not None:
             self.critic.step()
         return results, grad_norm
+
+    def pair_forward(self, rows: Rows) -> tuple[Tensor, Tensor | None]:
+        """3. The pairwise loop's forwards without a gradient over this process's 2m `rows`: token log-probs
+        under the reference (2m, T), zeros when the loss reads none (SimPO, ORPO: no reference forward);
+        with algo.mismatched_kl also the summed log pi - log pi_ref (2m,) of the mismatched rows, row j's
+        prompt with row j - 1's response (TRL KTOTrainer's KL batch), else None."""
+        ctx, algo = self.ctx, self.algo
+        if not algo.uses_reference:
+            return torch.zeros_like(rows.mask), None
+        ref_logprobs = self._pair_logprobs(ctx.reference, rows)  # (2m, T)
+        if not algo.mismatched_kl:
+            return ref_logprobs, None
+        # (x_1, y_2m), (x_2, y_1), ...: each prompt with the response of the row before it
+        responses = (t.roll(1, 0) for t in (rows.response_ids, rows.attend, rows.mask))
+        rotated = Rows(rows.prompt_ids, rows.prompt_attn, *responses)
+        policy = self._pair_logprobs(ctx.policy, rotated)  # (2m, T)
+        reference = self._pair_logprobs(ctx.reference, rotated)  # (2m, T)
+        return ref_logprobs, masked_sum(policy - reference, rotated.mask, dim=1)  # (2m,)
+
+    def pair_step(self, rows: Rows, loss_fn) -> tuple[tuple[Tensor, dict], float]:
+        """4. One optimiser step on this process's 2m `rows`: `loss_fn(logprobs)` of the policy's token
+        log-probs (2m, T), with a graph, is the step's (loss, stats) (it gathers what it needs from the
+        other processes); returns them and the policy's gradient norm."""
+        policy = partial(token_logprobs, self.ctx.backend, self.ctx.policy)
+        term = Term(policy, rows.tensors(), lambda logprobs, _: loss_fn(logprobs))
+        [result], grad_norm = self.update([term], rows_of(self.ctx.train.micro_batch_size, 2))
+        return result, grad_norm
+
+    def _pair_logprobs(self, model, rows: Rows) -> Tensor:
+        """(2m, T) token log-probs of `rows` under `model`, no gradient, train.micro_batch_size pairs a
+        forward."""
+        size = rows_of(self.ctx.train.micro_batch_size, 2)  # pairs -> responses
+        return micro_forward(partial(token_logprobs, self.ctx.backend, model), rows.tensors(), size)
+
+
+def token_logprobs(backend, model, prompt_ids, prompt_attn, response_ids, attend, mask) -> Tensor:
+    """(b, T) log-probs of the response tokens under `model` at temperature 1 (a pair loss reads the
+    model's own distribution, whatever the sampling temperature), attending `attend`."""
+    with backend.autocast():
+        return response_logprobs(model, prompt_ids, prompt_attn, response_ids, attend)[0]

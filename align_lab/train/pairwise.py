@@ -13,17 +13,15 @@ from functools import partial
 
 import torch
 
-from align_lab.algorithms.preference import PairwiseAlgorithm, Route, is_sampled
-from align_lab.models.sequences import conversation_ids, encode_prompts, pad_conversations, response_logprobs
+from align_lab.algorithms.preference import Pairs, PairwiseAlgorithm, Route, is_sampled
+from align_lab.models.sequences import conversation_ids, encode_prompts, pad_conversations
 from align_lab.rl import first_is_chosen, kl_penalty, masked_sum, sequence_logprobs
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.cadence import end_of_step, finish
 from align_lab.train.common import Counters, Shuffler
 from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
-from align_lab.train.learner import Learner
-from align_lab.train.micro import Term, rows_of
-from align_lab.train.micro import forward as micro_forward
+from align_lab.train.learner import Learner, Rows
 from align_lab.train.resume import restore
 
 
@@ -122,56 +120,37 @@ def step_pairs(algo: PairwiseAlgorithm, tok, max_response_tokens: int, items: li
     return prompts * 2, [ids(p.chosen) for p in items], [ids(p.rejected) for p in items], None
 
 
-def pair_rows(tok, max_prompt_tokens: int, prompts, chosen, rejected, mine: slice) -> tuple:
+def pair_rows(tok, max_prompt_tokens: int, prompts, chosen, rejected, mine: slice) -> Rows:
     """This process's 2m rows of its pairs `mine` (of N; `prompts`: the 2N rows', first rows first), first
-    rows first, as model inputs: (prompt ids, prompt attention (2m, P), response ids, attended tokens,
-    policy mask (2m, T)); the last two are equal but for conversations, whose observations are attended
-    and not in the mask."""
+    rows first, as model inputs (2m, ·); their `attend` and `mask` are equal but for conversations, whose
+    observations are attended and not in the mask."""
     n = len(chosen)
     prompt_ids, prompt_attn = encode_prompts(tok, prompts[:n][mine] + prompts[n:][mine], max_prompt_tokens)
     rows = [r if isinstance(r, tuple) else (r, [1] * len(r)) for r in chosen[mine] + rejected[mine]]
     ids, mask, attend = pad_conversations(rows, tok.pad_token_id, max(len(r[0]) for r in rows))  # (2m, T)
-    return prompt_ids, prompt_attn, ids, attend, mask
-
-
-def token_logprobs(ctx: Context, model, prompt_ids, prompt_attn, ids, attend, mask) -> torch.Tensor:
-    with ctx.backend.autocast():
-        return response_logprobs(model, prompt_ids, prompt_attn, ids, attend)[0]  # (2N, T)
-
-
-def reference_terms(ctx: Context, algo: PairwiseAlgorithm, rows: tuple, micro) -> tuple:
-    """(token log-probs of this process's 2m responses under the reference (2m, T), zeros when the loss
-    reads none; with algo.mismatched_kl the summed log pi - log pi_ref (2m,) of the mismatched rows,
-    row j's prompt with row j - 1's response, no gradient: TRL KTOTrainer's KL batch; else None)."""
-    if not algo.uses_reference:  # SimPO, ORPO: no reference term, no reference forward
-        return torch.zeros_like(rows[4]), None
-    ref_logprobs = micro_forward(partial(token_logprobs, ctx, ctx.reference), rows, micro)  # (2m, T)
-    if not algo.mismatched_kl:
-        return ref_logprobs, None
-    prompt_ids, prompt_attn, ids, attend, mask = rows
-    # (x_1, y_2m), (x_2, y_1), ...: each prompt with the response of the row before it
-    rotated = (prompt_ids, prompt_attn, *(t.roll(1, 0) for t in (ids, attend, mask)))
-    policy = micro_forward(partial(token_logprobs, ctx, ctx.policy), rotated, micro)  # (2m, T)
-    reference = micro_forward(partial(token_logprobs, ctx, ctx.reference), rotated, micro)  # (2m, T)
-    return ref_logprobs, masked_sum(policy - reference, rotated[4], dim=1)  # (2m,)
+    return Rows(prompt_ids, prompt_attn, ids, attend, mask)
 
 
 def pair_loss(
-    algo: PairwiseAlgorithm, dp, ref_logprobs, routes, kl_logratios, logprobs, rows, desirable=None
+    algo: PairwiseAlgorithm, dp, rows: Rows, ref_logprobs, routes, kl_logratios, desirable, logprobs
 ) -> tuple:
-    """The loss of the step's N pairs from this process's token log-probs of its 2m responses (2m, T),
-    chosen rows first, and under the reference; the KL to the reference on sampled pairs.
-    `kl_logratios` (2m,): the mismatched rows' log-ratios (algo.mismatched_kl), or None; `desirable`
-    (2N,): the unpaired samples' labels (algo.desirable_threshold), or None."""
-    mask, m, average = rows[4], len(rows[4]) // 2, algo.length_normalize  # policy tokens
+    """The loss of the step's N pairs from this process's token log-probs of its 2m `rows` (2m, T), chosen
+    rows first, and under the reference; the KL to the reference on sampled pairs. `kl_logratios` (2m,):
+    the mismatched rows' log-ratios (algo.mismatched_kl), or None; `desirable` (2N,): the unpaired
+    samples' labels (algo.desirable_threshold), or None."""
+    mask, m, average = rows.mask, len(rows) // 2, algo.length_normalize  # policy tokens
     logps = sequence_logprobs(logprobs, mask, average)  # (2m,)
     ref_logps = sequence_logprobs(ref_logprobs, mask, average)  # (2m,)
-    policy_chosen, policy_rejected = dp.gather(logps[:m]), dp.gather(logps[m:])  # (N,)
-    ref_chosen, ref_rejected = dp.gather(ref_logps[:m]), dp.gather(ref_logps[m:])  # (N,)
-    extra = {} if kl_logratios is None else {"kl_logratios": dp.gather(kl_logratios)}  # (2N,)
-    if desirable is not None:
-        extra["desirable"] = desirable  # (2N,)
-    loss, stats = algo.pair_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, routes, **extra)
+    pairs = Pairs(
+        chosen_logps=dp.gather(logps[:m]),  # (N,)
+        rejected_logps=dp.gather(logps[m:]),  # (N,)
+        ref_chosen_logps=dp.gather(ref_logps[:m]),  # (N,)
+        ref_rejected_logps=dp.gather(ref_logps[m:]),  # (N,)
+        routes=routes,
+        kl_logratios=None if kl_logratios is None else dp.gather(kl_logratios),  # (2N,)
+        desirable=desirable,  # (2N,) or None
+    )
+    loss, stats = algo.loss(pairs)
     sampled = is_sampled(routes).repeat(2)  # (2N,)
     if sampled.any():
         kl = masked_sum(kl_penalty(logprobs.detach(), ref_logprobs, "k1"), mask, dim=1)  # (2m,)
@@ -216,18 +195,15 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         # 3. token log-probs of the 2N responses under the reference; each process runs the models
         # on its share of the pairs (2m responses), and every process gets all N pairs' values
         t = time.perf_counter()
-        rows = pair_rows(tok, task.max_prompt_tokens, prompts, chosen, rejected, dp.shard(n))
-        mask = rows[4]  # (2m, T) policy tokens
-        micro = rows_of(cfg.micro_batch_size, 2)  # pairs -> responses
-        ref_logprobs, kl_logratios = reference_terms(ctx, algo, rows, micro)  # (2m, T), (2m,) or None
+        rows = pair_rows(tok, task.max_prompt_tokens, prompts, chosen, rejected, dp.shard(n))  # (2m, ·)
+        ref_logprobs, kl_logratios = learner.pair_forward(rows)  # (2m, T), (2m,) or None
         metrics["time/ref_s"] = time.perf_counter() - t
         t = time.perf_counter()
         # 4. the policy's log-probs, loss and update
-        policy = partial(token_logprobs, ctx, ctx.policy)
-        loss_of = partial(pair_loss, algo, dp, ref_logprobs, routes, kl_logratios, desirable=desirable)
-        [(loss, stats)], stats["train/grad_norm"] = learner.update([Term(policy, rows, loss_of)], micro)
+        loss_of = partial(pair_loss, algo, dp, rows, ref_logprobs, routes, kl_logratios, desirable)
+        (loss, stats), stats["train/grad_norm"] = learner.pair_step(rows, loss_of)
         metrics["time/train_s"] = time.perf_counter() - t
-        counters["trained_tokens"] += int(dp.gather(mask.sum(-1)).sum())
+        counters["trained_tokens"] += int(dp.gather(rows.mask.sum(-1)).sum())
         # 5. log what a comparison needs
         metrics |= {
             "train/loss": loss.item(),

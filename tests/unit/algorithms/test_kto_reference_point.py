@@ -21,9 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from align_lab.algorithms.kto import KTO
+from align_lab.algorithms.preference import Pairs
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import Group
-from align_lab.train.pairwise import pair_loss, reference_terms, token_logprobs
+from align_lab.train.learner import Learner, Rows, token_logprobs
+from align_lab.train.pairwise import pair_loss
 
 PROMPTS = [[5, 6, 7], [9, 8], [4, 4, 4, 3]]  # m = 3 pairs
 CHOSEN = [[11, 12, 13], [14], [15, 16]]
@@ -53,14 +55,21 @@ def models():
     return policy, reference.requires_grad_(False)
 
 
-def loop_rows():
+def loop_learner(algo, policy, reference) -> Learner:
+    """The loop's Learner of `algo` over these models, forwards whole (no micro-batches), no optimiser."""
+    train = SimpleNamespace(micro_batch_size=None)
+    ctx = SimpleNamespace(backend=Backend(), policy=policy, reference=reference, train=train)
+    return Learner(ctx, algo, None)
+
+
+def loop_rows() -> Rows:
     """The loop's 2m rows, chosen first: left-padded prompts, right-padded responses."""
     prompts, responses = PROMPTS * 2, CHOSEN + REJECTED
     P, T = max(map(len, prompts)), max(map(len, responses))
     prompt_ids = torch.tensor([[0] * (P - len(p)) + p for p in prompts])  # (2m, P)
     ids = torch.tensor([r + [0] * (T - len(r)) for r in responses])  # (2m, T)
     mask = torch.tensor([[1.0] * len(r) + [0.0] * (T - len(r)) for r in responses], dtype=torch.float64)
-    return prompt_ids, (prompt_ids != 0).long(), ids, mask, mask  # attended = policy tokens: single turn
+    return Rows(prompt_ids, (prompt_ids != 0).long(), ids, mask, mask)  # attend = mask: single turn
 
 
 def trl_logps(model, prompt, completion):
@@ -96,14 +105,13 @@ def trl_kto_loss(policy, reference, beta=0.1, desirable_weight=1.0, undesirable_
 def test_the_mismatched_reference_point_is_trls_kto_kl_batch(weights):
     policy, reference = models()
     theirs = copy.deepcopy(policy)
-    ctx = SimpleNamespace(backend=Backend(), policy=policy, reference=reference)
     algo = KTO(desirable_weight=weights[0], undesirable_weight=weights[1])
     assert algo.mismatched_kl
     rows = loop_rows()
-    ref_logprobs, kl_logratios = reference_terms(ctx, algo, rows, None)  # (2m, T), (2m,)
-    logprobs = token_logprobs(ctx, policy, *rows)  # (2m, T) with a graph
+    ref_logprobs, kl_logratios = loop_learner(algo, policy, reference).pair_forward(rows)  # (2m, T), (2m,)
+    logprobs = token_logprobs(Backend(), policy, *rows.tensors())  # (2m, T) with a graph
     routes = algo.routes(len(PROMPTS))
-    loss, stats = pair_loss(algo, Group(), ref_logprobs, routes, kl_logratios, logprobs, rows)
+    loss, stats = pair_loss(algo, Group(), rows, ref_logprobs, routes, kl_logratios, None, logprobs)
     peer, kl = trl_kto_loss(theirs, reference, 0.1, *weights)
     loss.backward()
     peer.backward()
@@ -115,13 +123,12 @@ def test_the_mismatched_reference_point_is_trls_kto_kl_batch(weights):
 
 def test_the_batch_reference_point_differs_and_needs_no_extra_forward():
     policy, reference = models()
-    ctx = SimpleNamespace(backend=Backend(), policy=policy, reference=reference)
     algo = KTO(kl_reference_point="batch")
-    ref_logprobs, kl_logratios = reference_terms(ctx, algo, loop_rows(), None)
-    assert kl_logratios is None and ref_logprobs.shape == loop_rows()[2].shape
+    ref_logprobs, kl_logratios = loop_learner(algo, policy, reference).pair_forward(loop_rows())
+    assert kl_logratios is None and ref_logprobs.shape == loop_rows().response_ids.shape
     with pytest.raises(
         ValueError, match=r"^kl_reference_point=matched: must be one of \('mismatched', 'batch'\)$"
     ):
         KTO(kl_reference_point="matched")
     with pytest.raises(ValueError, match="needs the mismatched rows' kl_logratios"):
-        KTO().pair_loss(*torch.zeros(4, 2), algo.routes(2))
+        KTO().loss(Pairs(*torch.zeros(4, 2), algo.routes(2)))

@@ -10,22 +10,24 @@ nanmean; the weight advice of KTOTrainer.__init__ from the paper's eq. 8).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
 
 from align_lab.algorithms.kto import KTO, weight_ranges
+from align_lab.algorithms.preference import Pairs
 from align_lab.run.pairs import check_labels, threshold_labels
 from align_lab.tasks.base import Labelled, labelled_from_json
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import Group
-from align_lab.train.pairwise import pair_loss, reference_terms, token_logprobs
+from align_lab.train.learner import Rows, token_logprobs
+from align_lab.train.pairwise import pair_loss
 from tests.conftest import run_in_process
-from tests.unit.algorithms.test_kto_reference_point import models, trl_logps
+from tests.unit.algorithms.test_kto_reference_point import loop_learner, models, trl_logps
 
 SIG_HALF, SIG_3_HALVES = 1 / (1 + math.exp(-0.5)), 1 / (1 + math.exp(-1.5))
 
@@ -96,9 +98,8 @@ def test_unpaired_loss_by_hand(weights):
     algo.desirable_weight, algo.undesirable_weight = weights
     desirable = torch.tensor([True, False, False, True])
     zero = torch.zeros(2)
-    loss, stats = algo.pair_loss(
-        torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 2.0]), zero, zero, None, desirable=desirable
-    )
+    pairs = Pairs(torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 2.0]), zero, zero, algo.routes(2))
+    loss, stats = algo.loss(dataclasses.replace(pairs, desirable=desirable))
     expected = sum(weights) * (2 - SIG_HALF - SIG_3_HALVES) / 4
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     assert stats == pytest.approx(
@@ -115,13 +116,12 @@ def test_pairs_are_unpaired_rows_with_the_chosen_rows_desirable():
     algo = KTO(kl_reference_point="batch")
     gen = torch.Generator().manual_seed(0)
     chosen, rejected, ref_c, ref_r = torch.randn(4, 3, generator=gen)
-    paired, _ = algo.pair_loss(chosen, rejected, ref_c, ref_r, algo.routes(3))
+    pairs = Pairs(chosen, rejected, ref_c, ref_r, algo.routes(3))
+    paired, _ = algo.loss(pairs)
     labels = torch.tensor([True] * 3 + [False] * 3)
-    unpaired, _ = algo.pair_loss(chosen, rejected, ref_c, ref_r, algo.routes(3), desirable=labels)
+    unpaired, _ = algo.loss(dataclasses.replace(pairs, desirable=labels))
     assert paired.item() == unpaired.item()
-    loss, stats = algo.pair_loss(
-        chosen, rejected, ref_c, ref_r, algo.routes(3), desirable=torch.zeros(6, dtype=torch.bool)
-    )
+    loss, stats = algo.loss(dataclasses.replace(pairs, desirable=torch.zeros(6, dtype=torch.bool)))
     assert "train/chosen_reward" not in stats and stats["train/kto_desirable_share"] == 0.0  # one label only
 
 
@@ -162,13 +162,12 @@ def test_the_loops_unpaired_rows_are_trls_kto_on_unpaired_data():
     prompt_ids = torch.tensor([[0] * (P - len(p)) + p for p in PROMPTS])  # (4, P)
     ids = torch.tensor([r + [0] * (T - len(r)) for r in RESPONSES])  # (4, T)
     mask = torch.tensor([[1.0] * len(r) + [0.0] * (T - len(r)) for r in RESPONSES], dtype=torch.float64)
-    rows = (prompt_ids, (prompt_ids != 0).long(), ids, mask, mask)
-    ctx = SimpleNamespace(backend=Backend(), policy=policy, reference=reference)
+    rows = Rows(prompt_ids, (prompt_ids != 0).long(), ids, mask, mask)
     algo = KTO(desirable_threshold=0.5)
-    ref_logprobs, kl_logratios = reference_terms(ctx, algo, rows, None)
-    logprobs = token_logprobs(ctx, policy, *rows)
+    ref_logprobs, kl_logratios = loop_learner(algo, policy, reference).pair_forward(rows)
+    logprobs = token_logprobs(Backend(), policy, *rows.tensors())
     desirable = torch.tensor(LABELS)
-    loss, _ = pair_loss(algo, Group(), ref_logprobs, algo.routes(2), kl_logratios, logprobs, rows, desirable)
+    loss, _ = pair_loss(algo, Group(), rows, ref_logprobs, algo.routes(2), kl_logratios, desirable, logprobs)
     peer = trl_unpaired_loss(theirs, reference)
     loss.backward()
     peer.backward()

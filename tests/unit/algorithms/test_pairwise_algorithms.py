@@ -1,5 +1,5 @@
-"""Every pairwise algo= choice honours the PairwiseAlgorithm contract; presets give 18.7/18.8 numbers;
-wrong combinations fail at build with one line."""
+"""Every pairwise algo= choice honours the PairwiseAlgorithm contract (by shape, not inheritance); presets
+give 18.7/18.8 numbers; wrong combinations fail at build with one line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from align_lab import registry
-from align_lab.algorithms.preference import PairwiseAlgorithm, Route, is_sampled
+from align_lab.algorithms.preference import Pairs, PairwiseAlgorithm, Route, is_sampled
 from align_lab.algorithms.sail import SAIL
 from align_lab.config import ConfigError, build
 from tests.conftest import compose
@@ -49,8 +49,8 @@ def test_pairwise_loss_is_finite_differentiable_with_float_stats(choice):
     rejected = (-12 + torch.randn(n, dtype=F64)).requires_grad_()
     ref_chosen, ref_rejected = -10 + torch.randn(n, dtype=F64), -12 + torch.randn(n, dtype=F64)
     # the loop passes the mismatched rows' log-ratios to an algorithm that asks for them (KTO)
-    extra = {"kl_logratios": 0.5 + torch.randn(2 * n, dtype=F64)} if algo.mismatched_kl else {}
-    loss, stats = algo.pair_loss(chosen, rejected, ref_chosen, ref_rejected, routes, **extra)
+    kl_logratios = 0.5 + torch.randn(2 * n, dtype=F64) if algo.mismatched_kl else None
+    loss, stats = algo.loss(Pairs(chosen, rejected, ref_chosen, ref_rejected, routes, kl_logratios))
     assert loss.dim() == 0 and math.isfinite(loss.item())
     loss.backward()
     assert torch.isfinite(chosen.grad).all() and chosen.grad.abs().sum() > 0
@@ -58,6 +58,13 @@ def test_pairwise_loss_is_finite_differentiable_with_float_stats(choice):
     assert stats and all(type(v) is float for v in stats.values()), stats
     assert all(k.startswith("train/") for k in stats)
     assert algo.lr > 0 and algo.sync_every >= 1
+
+
+@pytest.mark.parametrize("choice", PAIRWISE)
+def test_a_pairwise_algorithm_meets_its_protocol_by_shape_at_most_three_classes_below_object(choice):
+    # issue 60: the class, at most one preset parent (online DPO's DPO), PairwiseBase; then object
+    mro = type(algo_from_yaml(choice)).__mro__
+    assert len(mro) - 1 <= 3 and PairwiseAlgorithm not in mro and mro[-1] is object, mro
 
 
 @pytest.mark.parametrize(
@@ -71,7 +78,7 @@ def test_pairwise_loss_is_finite_differentiable_with_float_stats(choice):
 )
 def test_presets_give_the_18_7_losses(choice, expected):
     algo = algo_from_yaml(choice)
-    loss, stats = algo.pair_loss(*pair_18_7(), algo.routes(1))
+    loss, stats = algo.loss(Pairs(*pair_18_7(), algo.routes(1)))
     assert loss.item() == pytest.approx(expected, abs=1e-6)
     # implicit rewards 0.1 * 0.5 = 0.05 and 0.1 * -1 = -0.1
     assert stats["train/reward_margin"] == pytest.approx(0.15, abs=1e-6)
@@ -84,10 +91,10 @@ def test_ipo_preset_uses_per_token_averages_and_matches_18_7():
     # chosen 5 tokens, rejected 4: averages -2, -3, ref -2.1, -2.75; h = 0.1 - (-0.25) = 0.35;
     # (0.35 - 1 / (2 * 0.1))^2 = (0.35 - 5)^2 = 21.6225
     averaged = [torch.tensor([v], dtype=F64) for v in (-10.0 / 5, -12.0 / 4, -10.5 / 5, -11.0 / 4)]
-    loss, _ = algo.pair_loss(*averaged, algo.routes(1))
+    loss, _ = algo.loss(Pairs(*averaged, algo.routes(1)))
     assert loss.item() == pytest.approx(21.6225, abs=1e-6)
     # summed log-probs (OpenRLHF): (1.5 - 5)^2 = 12.25
-    summed, _ = algo_from_yaml("ipo", "algo.length_normalize=false").pair_loss(*pair_18_7(), algo.routes(1))
+    summed, _ = algo_from_yaml("ipo", "algo.length_normalize=false").loss(Pairs(*pair_18_7(), algo.routes(1)))
     assert summed.item() == pytest.approx(12.25, abs=1e-6)
 
 
@@ -106,7 +113,7 @@ def sail(**kwargs) -> SAIL:
 def test_sail_pr_pair_has_the_dpo_gradient_plus_the_18_8_response_term(mode, grad_chosen, grad_rejected):
     algo = sail(g=1.0, gamma=0.3, extra_grad_mode=mode)
     chosen, rejected, ref_chosen, ref_rejected = pair_18_7()
-    loss, _ = algo.pair_loss(chosen, rejected, ref_chosen, ref_rejected, torch.tensor([int(Route.DPR)]))
+    loss, _ = algo.loss(Pairs(chosen, rejected, ref_chosen, ref_rejected, torch.tensor([int(Route.DPR)])))
     assert loss.item() == pytest.approx(0.620957, abs=1e-6)  # the response term adds no value
     loss.backward()
     assert chosen.grad.item() == pytest.approx(grad_chosen, abs=1e-6)
@@ -124,7 +131,7 @@ def test_sail_policy_labelled_pair_loss_matches_18_8_for_the_drawn_label(route, 
     outcomes = set()
     for seed in range(20):
         torch.manual_seed(seed)
-        loss, stats = algo.pair_loss(*pair_18_7(), torch.tensor([int(route)]))
+        loss, stats = algo.loss(Pairs(*pair_18_7(), torch.tensor([int(route)])))
         expected = 0.711520 if stats["train/relabel_rate"] == 1.0 else 0.582398
         assert loss.item() == pytest.approx(expected, abs=1e-6)
         outcomes.add(stats["train/relabel_rate"])
@@ -136,7 +143,7 @@ def test_sail_relabels_policy_labelled_pairs_with_probability_1_minus_sigmoid(ro
     # 1 - sigmoid(0.15) = 0.462570; n = 40000 pairs, within 5 standard errors (0.0125)
     algo, n = sail(**kwargs), 40_000
     torch.manual_seed(0)
-    _, stats = algo.pair_loss(*pair_18_7(n), torch.full((n,), int(route)))
+    _, stats = algo.loss(Pairs(*pair_18_7(n), torch.full((n,), int(route))))
     assert abs(stats["train/relabel_rate"] - 0.462570) < 5 * math.sqrt(0.46257 * 0.53743 / n)
 
 
@@ -144,7 +151,7 @@ def test_sail_never_relabels_dataset_or_reward_labelled_pairs():
     algo = sail(g=0.5, r=0.0)
     routes = torch.tensor([int(Route.DPO), int(Route.DPR)] * 50)
     torch.manual_seed(0)
-    loss, stats = algo.pair_loss(*pair_18_7(100), routes)
+    loss, stats = algo.loss(Pairs(*pair_18_7(100), routes))
     assert "train/relabel_rate" not in stats
     assert loss.item() == pytest.approx(0.620957, abs=1e-6)
 

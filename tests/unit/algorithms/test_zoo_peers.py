@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from align_lab.algorithms.dapo import DAPO
+from align_lab.algorithms.preference import Pairs
 from align_lab.config import build
 from align_lab.rl.dapo import informative_groups, overlong_penalty
 from tests.conftest import compose
@@ -273,7 +274,7 @@ def pairwise(choice, peer, *overrides, ref=(REF_CHOSEN, REF_REJECTED)):
     ours = build(cfg.algo, "algo")
     mine = [x.clone().requires_grad_() for x in (CHOSEN, REJECTED)]
     theirs = [x.clone().requires_grad_() for x in (CHOSEN, REJECTED)]
-    loss, stats = ours.pair_loss(*mine, *ref, ours.routes(N))
+    loss, stats = ours.loss(Pairs(*mine, *ref, ours.routes(N)))
     peer_loss = peer(*theirs)
     loss.backward()
     peer_loss.backward()

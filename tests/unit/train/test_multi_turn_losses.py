@@ -17,7 +17,8 @@ from align_lab.tasks.base import Pair
 from align_lab.tasks.view import observation_renderer
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import Group
-from align_lab.train.pairwise import pair_loss, pair_rows, step_pairs, token_logprobs
+from align_lab.train.learner import token_logprobs
+from align_lab.train.pairwise import pair_loss, pair_rows, step_pairs
 from align_lab.train.sft import nll_term
 
 WORDS = "game 1 2 : guess four five six higher lower"
@@ -106,11 +107,10 @@ def test_dpo_on_a_two_turn_pair_sums_policy_tokens_only(tok):
     )
     prompts, c, r, _ = step_pairs(algo, tok, 16, [pair], render)
     rows = pair_rows(tok, 8, prompts, c, r, slice(0, 1))
-    assert rows[4].tolist() == [[1, 1, 0, 1, 1]] * 2 and rows[3].tolist() == [[1] * 5] * 2  # mask, attend
-    ctx = SimpleNamespace(backend=Backend())
-    logprobs = token_logprobs(ctx, bigram_model(policy_table), *rows)  # (2, T)
-    ref = token_logprobs(ctx, bigram_model(ref_table), *rows)
-    loss, stats = pair_loss(algo, Group(), ref, algo.routes(1), None, logprobs, rows)
+    assert rows.mask.tolist() == [[1, 1, 0, 1, 1]] * 2 and rows.attend.tolist() == [[1] * 5] * 2
+    logprobs = token_logprobs(Backend(), bigram_model(policy_table), *rows.tensors())  # (2, T)
+    ref = token_logprobs(Backend(), bigram_model(ref_table), *rows.tensors())
+    loss, stats = pair_loss(algo, Group(), rows, ref, algo.routes(1), None, None, logprobs)
 
     # by hand: log pi(y|x) = sum over the policy tokens of table[previous token, token]; the prompt's
     # last token ":" precedes the first turn; "lower" is read (it precedes "four") but not summed
