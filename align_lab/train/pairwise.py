@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from functools import partial
+from types import SimpleNamespace
 
 import torch
 
@@ -66,7 +67,10 @@ def sample_pairs(
     my_rows = rows[mine]
     seeds = row_seeds(ctx.seed, step, 2 * mine.start, 2 * len(my_rows))
     limits = (task.max_response_tokens, task.max_prompt_tokens)
-    s = ctx.engine.sample(model, tok, [prompts[i] for i in my_rows], 2, *limits, seeds=seeds)
+    if my_rows:
+        s = ctx.engine.sample(model, tok, [prompts[i] for i in my_rows], 2, *limits, seeds=seeds)
+    else:  # fewer sampled pairs than processes: this one samples none and still joins every gather
+        s = SimpleNamespace(response_ids=torch.zeros(0, 0, dtype=torch.long), mask=torch.zeros(0, 0))
     metrics = {"time/rollout_s": time.perf_counter() - t}  # 2m rows, a prompt's two samples contiguous
     first = torch.ones(len(my_rows), dtype=torch.bool)  # (m,) DPP pairs are labelled by the policy later
     by_reward = [k for k, i in enumerate(my_rows) if routes[i] == Route.DPR]
