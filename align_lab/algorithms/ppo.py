@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_critic, check_online
+from align_lab.algorithms.base import LoopNeeds, Rollout, check_critic, check_online
 from align_lab.algorithms.credit import (
     check_credit,
     clip_episode,
@@ -119,6 +119,16 @@ class PPO(OnlineBase):
     @property
     def uses_critic(self) -> bool:
         return True
+
+    @property
+    def needs(self) -> LoopNeeds:
+        """PPO's keys that switch the loop: the KL controller, critic warm-up, entropy bonus, PPO-ptx."""
+        return LoopNeeds(
+            kl_target=self.kl_target,
+            entropy_coef=self.entropy_coef,
+            ptx_coef=self.ptx_coef,
+            critic_pretrain_steps=self.critic_pretrain_steps,
+        )
 
     def state_dict(self) -> dict:
         moments = {

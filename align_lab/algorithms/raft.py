@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.credit import episode_return
 from align_lab.algorithms.online import OnlineBase
 from align_lab.rl import (
@@ -33,7 +33,9 @@ class RAFT(OnlineBase):
     kl_estimator: str = "k1"
     loss_aggregation: str = "token_mean"
 
-    compares_samples: ClassVar[str | None] = "the rewards of a group, to keep its best response"
+    needs: ClassVar[LoopNeeds] = LoopNeeds(
+        compares_samples="the rewards of a group, to keep its best response"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

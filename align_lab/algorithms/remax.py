@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.credit import check_credit, episode_return, observation_steps
 from align_lab.algorithms.online import OnlineBase
 from align_lab.rl import (
@@ -37,8 +37,10 @@ class ReMax(OnlineBase):
     across_observations: str = "skip"  # multi-turn returns: skip observation tokens (verl) | step (OpenRLHF)
     loss_aggregation: str = "seq_mean_token_sum"
 
-    greedy_baseline: ClassVar[bool] = True  # the loop fills rollout.baseline_scores (greedy responses)
-    compares_samples: ClassVar[str | None] = "each reward with the greedy response's"
+    # the loop fills rollout.baseline_scores (greedy responses)
+    needs: ClassVar[LoopNeeds] = LoopNeeds(
+        greedy_baseline=True, compares_samples="each reward with the greedy response's"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()

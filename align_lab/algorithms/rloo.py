@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.correction import RolloutCorrection
 from align_lab.algorithms.credit import episode_return
 from align_lab.algorithms.online import OnlineBase, part
@@ -70,7 +70,7 @@ class RLOO(OnlineBase):
     reward_clip_low: float | None = None
     normalize_advantages: bool = False  # (A - mean) / (std + 1e-4) over the batch (TRL normalize_advantages)
 
-    compares_samples: ClassVar[str | None] = "each reward with the mean of the other k - 1"
+    needs: ClassVar[LoopNeeds] = LoopNeeds(compares_samples="each reward with the mean of the other k - 1")
 
     def __post_init__(self) -> None:
         super().__post_init__()

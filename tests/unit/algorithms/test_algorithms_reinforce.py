@@ -127,7 +127,7 @@ def test_remax_sample_equal_to_greedy_without_kl_has_zero_advantage():
 
 def test_remax_asks_the_loop_for_greedy_baselines_and_fails_without_them():
     algo = ReMax()
-    assert algo.greedy_baseline
+    assert algo.needs.greedy_baseline
     with pytest.raises(ValueError, match="baseline_scores"):
         algo.advantages(rollout([1.0], [[1, 0]], [[0.0, 0.0]]))
 
