@@ -24,7 +24,6 @@ from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip
 from align_lab.rl import (
     KL_CONTROLLER_INPUTS,
     adaptive_kl_coef,
-    aggregate_loss,
     clipped_value_loss,
     gae,
     masked_whiten,
@@ -200,10 +199,8 @@ class PPO(OnlineBase):
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         policy_loss, policy_stats = self.clip_loss(batch, logprobs, self.current_kl_coef)
-        value_loss = aggregate_loss(
-            clipped_value_loss(values, batch.values, batch.returns, self.value_clip),
-            batch.mask,
-            self.loss_aggregation,
+        value_loss = self.clip_loss.aggregation(  # the policy loss's aggregation
+            clipped_value_loss(values, batch.values, batch.returns, self.value_clip), batch.mask
         )
         stats = {
             **policy_stats,
