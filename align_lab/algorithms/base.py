@@ -50,28 +50,55 @@ class Rollout:
         return replace(self, **picked)
 
 
+@dataclass(frozen=True)
+class LoopNeeds:
+    """What an online algorithm asks of the loop beyond rollout -> advantages -> loss: every loop switch in
+    one object, each off by default, read by the loop (train/), the run's admission (run/) and nothing
+    else. An algorithm declares it once (OnlineBase.needs): a switch that is a property of the algorithm
+    (ReMax's greedy baseline) is written there; one users type (PPO's entropy_coef, DAPO's
+    dynamic_sampling) stays the algorithm's field and `needs` passes it on, so the key keeps working."""
+
+    # the adaptive KL controller's target (PPO); kl_coef may then move off 0, so the reference is kept
+    kl_target: float | None = None
+    # > 0: the loop adds -entropy_coef * mean token entropy (of the minibatch) to the loss
+    entropy_coef: float = 0.0
+    # > 0: the loop adds ptx_coef * NLL of a minibatch of the task's demonstrations (PPO-ptx)
+    ptx_coef: float = 0.0
+    # warm-up: for the first critic_pretrain_steps steps only the critic is updated, the policy rests
+    critic_pretrain_steps: int = 0
+    # True: the loop drops the step's groups whose rewards are all equal and samples more prompts, at most
+    # max_resample_rounds more rounds, until the step is full (DAPO; train/dynamic_sampling.py)
+    dynamic_sampling: bool = False
+    max_resample_rounds: int = 0
+    # True: the loop also samples one greedy response per prompt; its score, repeated over the prompt's
+    # group, is rollout.baseline_scores (ReMax)
+    greedy_baseline: bool = False
+    # True: the advantages read each reward source's score (rollout.source_scores), so the run needs
+    # reward=combined with two sources or more (GDPO; run/reward_sources.py check_sources)
+    per_source_rewards: bool = False
+    # True: step 1 samples from the teacher, not the policy (off-policy distillation: algorithms/distill.py)
+    samples_from_teacher: bool = False
+    # What its learning signal compares among one prompt's responses (each reward with its group's mean,
+    # with the greedy response's); None: nothing across them. Such an algorithm needs responses that can
+    # differ (not rollout.top_k=1: the same k responses train nothing), checked at admission (run/fit.py).
+    compares_samples: str | None = None
+
+
 @runtime_checkable
 class OnlineAlgorithm(Protocol):
     """Rollout -> advantages -> clipped/plain policy-gradient loss (PPO, REINFORCE++, RLOO, GRPO...).
 
     The online loop (train/online.py) reads every member below from every algorithm, nothing else. It is a
     contract, satisfied by shape: an algorithm does not subclass it (Protocols over inheritance). Every
-    online algorithm's one base, online.OnlineBase, gives the loop switches' defaults (off) and the
-    default methods; an algorithm declares the keys it takes as dataclass fields of the same names.
+    online algorithm's one base, online.OnlineBase, gives the default methods and `needs` (every loop
+    switch off); an algorithm declares the keys it takes as dataclass fields of the same names.
     """
 
     lr: float
     epochs: int  # passes over each rollout
     group_size: int  # samples per prompt
     kl_coef: float  # weight of the KL to the reference (in the reward or the loss)
-    kl_target: float | None  # adaptive KL controller's target (PPO)
-    entropy_coef: float  # > 0: the loop adds -entropy_coef * mean token entropy to the loss
-    ptx_coef: float  # > 0: the loop adds ptx_coef * NLL of the task's demonstrations (PPO-ptx)
-    greedy_baseline: bool  # the loop samples a greedy response per prompt (ReMax)
-    critic_pretrain_steps: int  # warm-up steps that train only the critic
-    dynamic_sampling: bool  # the loop drops all-equal groups and samples more (DAPO)
-    max_resample_rounds: int
-    samples_from_teacher: bool  # step 1 samples from the teacher, not the policy (SFT-distill)
+    needs: LoopNeeds  # the loop switches it turns on (LoopNeeds below), every one in one object
 
     @property
     def uses_critic(self) -> bool:

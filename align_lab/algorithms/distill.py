@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.online import OnlineBase, part
 from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip
 from align_lab.rl import aggregate_loss, discounted_returns, masked_mean, reverse_kl_advantages
@@ -114,7 +114,7 @@ class SFTDistill(OnlineBase):
     loss_aggregation: str = "token_mean"
     teacher: str | None = None
     teacher_epochs: int = 24
-    samples_from_teacher: ClassVar[bool] = True
+    needs: ClassVar[LoopNeeds] = LoopNeeds(samples_from_teacher=True)
 
     def __post_init__(self) -> None:
         super().__post_init__()

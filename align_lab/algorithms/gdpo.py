@@ -4,12 +4,11 @@ its own, sums them with the sources' weights, then whitens the sum over the batc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, replace
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout
+from align_lab.algorithms.base import LoopNeeds, Rollout
 from align_lab.algorithms.grpo import GRPO
 from align_lab.rl import broadcast_to_tokens, decoupled_group_normalize, masked_whiten
 from align_lab.value_checks import check
@@ -26,7 +25,6 @@ class GDPO(GRPO):
     """
 
     batch_whiten: bool = True
-    per_source_rewards: ClassVar[bool] = True  # the run needs reward=combined with >= 2 sources
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -35,6 +33,11 @@ class GDPO(GRPO):
         check(self.use_kl_loss, "use_kl_loss", self.use_kl_loss, f"true {why}")
         check(self.overlong_buffer is None, "overlong_buffer", self.overlong_buffer, f"null {why}")
         check(not self.dynamic_sampling, "dynamic_sampling", self.dynamic_sampling, f"false {why}")
+
+    @property
+    def needs(self) -> LoopNeeds:
+        """GRPO's, and the run needs reward=combined with two sources or more (per_source_rewards)."""
+        return replace(super().needs, per_source_rewards=True)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         sources = rollout.source_scores  # (B, K)

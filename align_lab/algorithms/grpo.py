@@ -5,11 +5,10 @@ SAPO, GMPO, Clip-Cov, KL-Cov) are GRPO with another policy term (the `policy_ter
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import ClassVar
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.credit import episode_return
 from align_lab.algorithms.online import OnlineBase, part
 from align_lab.algorithms.parts import Aggregation, ClipLoss, PolicyTerm, PPOClip, RatioClip, RewardClip
@@ -70,8 +69,6 @@ class GRPO(OnlineBase):
     overlong_buffer: int | None = None
     overlong_penalty: float = 1.0
 
-    compares_samples: ClassVar[str | None] = "each reward with its group's mean"
-
     def __post_init__(self) -> None:
         super().__post_init__()
         check_online(self, ">= 2 (a group of one has no baseline)", min_group_size=2)
@@ -96,6 +93,15 @@ class GRPO(OnlineBase):
             part(Aggregation, self),
             kl_in_loss=self.use_kl_loss and self.kl_coef > 0,  # on pi_theta
             bias_corrected_kl=self.use_bias_correction_kl,
+        )
+
+    @property
+    def needs(self) -> LoopNeeds:
+        """DAPO's keys switch the loop's dynamic sampling; the advantage compares a group's rewards."""
+        return LoopNeeds(
+            dynamic_sampling=self.dynamic_sampling,
+            max_resample_rounds=self.max_resample_rounds,
+            compares_samples="each reward with its group's mean",
         )
 
     def policy_term(self, clipping: RatioClip) -> PolicyTerm:

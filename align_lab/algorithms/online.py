@@ -1,5 +1,5 @@
 """The one base of every online algorithm (OnlineBase): the keys they all take beyond their own (the
-rollout correction's, the KL estimate's) built into typed parts, and the loop switches' defaults.
+rollout correction's, the KL estimate's) built into typed parts, and the loop switches' default (needs).
 
 The loop's contract is the OnlineAlgorithm Protocol (base.py), which an algorithm satisfies by shape, never
 by subclassing it; OnlineBase is a plain dataclass, so an algorithm's MRO is itself, at most one preset
@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from torch import Tensor
 
+from align_lab.algorithms.base import LoopNeeds
 from align_lab.algorithms.correction import RolloutCorrection
 from align_lab.algorithms.parts import KLTerm
 
@@ -25,7 +26,7 @@ def part(cls, keys):
 
 @dataclass
 class OnlineBase:
-    """The keys every online algorithm takes beyond its own, and the loop switches it may turn on.
+    """The keys every online algorithm takes beyond its own, and the loop switches it turns on (needs).
 
     Parts (built in __post_init__, never written after): `correction` (RolloutCorrection, from the
     rollout-correction keys) and `kl_term` (KLTerm: kl_estimator, kl_clamp). An algorithm declares its own
@@ -54,34 +55,10 @@ class OnlineBase:
     reject_negative_only: bool = False
     max_rejected_steps: int = 3
 
-    # The loop switches: train/online.py reads each from every algorithm. These are the defaults (off); an
-    # algorithm that takes one as a key declares it as a field of the same name (PPO's entropy_coef).
-    # kl_target: the adaptive KL controller's target (PPO); kl_coef may then move off 0
-    kl_target: ClassVar[float | None] = None
-    # > 0: the loop adds -entropy_coef * mean token entropy (of the minibatch) to the loss
-    entropy_coef: ClassVar[float] = 0.0
-    # > 0: the loop adds ptx_coef * NLL of a minibatch of the task's demonstrations (PPO-ptx)
-    ptx_coef: ClassVar[float] = 0.0
-    # True: the loop also samples one greedy response per prompt; its score, repeated over the prompt's
-    # group, is rollout.baseline_scores (ReMax)
-    greedy_baseline: ClassVar[bool] = False
-    # warm-up: for the first critic_pretrain_steps steps only the critic is updated, the policy rests
-    critic_pretrain_steps: ClassVar[int] = 0
-    # True: the loop drops the step's groups whose rewards are all equal and samples more prompts, at most
-    # max_resample_rounds more rounds, until the step is full (DAPO; train/dynamic_sampling.py)
-    dynamic_sampling: ClassVar[bool] = False
-    max_resample_rounds: ClassVar[int] = 0
-    # True: the advantages read each reward source's score (rollout.source_scores), so the run needs
-    # reward=combined with two sources or more (GDPO; run/cross_checks.py check_sources)
-    per_source_rewards: ClassVar[bool] = False
-    # True: step 1 samples from the teacher, not the policy (off-policy distillation: algorithms/distill.py)
-    samples_from_teacher: ClassVar[bool] = False
-
-    # What the algorithm needs of the run, declared here and checked at admission (run/fit.py):
-    # compares_samples says what its learning signal compares among one prompt's responses (each reward
-    # with its group's mean, with the greedy response's); None: it compares nothing across them. Such an
-    # algorithm needs responses that can differ (not rollout.top_k=1): the same k responses train nothing.
-    compares_samples: ClassVar[str | None] = None
+    # The loop switches (base.LoopNeeds), all off here. An algorithm declares its own once: a fixed one as
+    # this class attribute (ReMax: needs = LoopNeeds(greedy_baseline=True, ...)), one users type as a
+    # field of the same name that a `needs` property passes on (PPO's entropy_coef, GRPO's dynamic_sampling)
+    needs: ClassVar[LoopNeeds] = LoopNeeds()
 
     def __post_init__(self) -> None:
         self.correction = part(RolloutCorrection, self)
@@ -95,7 +72,7 @@ class OnlineBase:
     @property
     def uses_reference(self) -> bool:
         """False: no KL term can be non-zero, so the loop skips the reference forward (every KL is 0)."""
-        return self.kl_coef != 0 or self.kl_target is not None
+        return self.kl_coef != 0 or self.needs.kl_target is not None
 
     @property
     def uses_teacher(self) -> bool:

@@ -1,13 +1,15 @@
 """The typed parts of an online algorithm's loss, each a frozen dataclass that checks its own keys (named as
-the user types them), and the PPO-clip family's loss written once as a function of them (ClipLoss: GRPO
-and its presets DAPO / Dr. GRPO, the policy terms of GSPO, CISPO, SAPO, GMPO, Clip-Cov, KL-Cov, and
-REINFORCE++). `batch` is a minibatch's algorithms.base.Rollout (not imported: base imports this module)."""
+the user types them), and the policy-gradient family's loss written once as a function of them (ClipLoss:
+GRPO and its presets DAPO / Dr. GRPO, the policy terms of GSPO, CISPO, SAPO, GMPO, Clip-Cov, KL-Cov,
+REINFORCE++, PPO's policy part, RLOO; with the Reinforce term ReMax, REINFORCE-MA, vanilla PG). `batch` is
+a minibatch's algorithms.base.Rollout (not imported: base imports this module)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
+import torch
 from torch import Tensor
 
 from align_lab.algorithms.correction import RolloutCorrection
@@ -138,9 +140,20 @@ class PPOClip:
 
 
 @dataclass(frozen=True)
+class Reinforce:
+    """The plain policy-gradient term -A log pi per token, no ratio, nothing clipped (Williams 1992): RLOO's
+    ratio=none, ReMax, REINFORCE-MA, vanilla PG."""
+
+    clipping: RatioClip = RatioClip()  # unread here: no ratio (a PolicyTerm has one)
+
+    def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
+        return -batch.advantages * logprobs, torch.zeros_like(batch.mask, dtype=torch.bool)
+
+
+@dataclass(frozen=True)
 class ClipLoss:
-    """The PPO-clip family's loss, written once. Steps: 1. the policy term against the anchor (pi_old, or
-    the engine's log-probs with ppo_anchor=rollout); 2. the rollout correction's weights; 3. with
+    """The policy-gradient family's loss, written once. Steps: 1. the policy term against the anchor (pi_old,
+    or the engine's log-probs with ppo_anchor=rollout); 2. the rollout correction's weights; 3. with
     kl_in_loss + kl_coef * KL(pi_theta, pi_ref) per token (bias_corrected_kl: times the unclipped ratio
     pi / pi_old, TRL's k3); 4. the aggregation over the tokens the correction kept.
     Stats: clip_frac, kl_loss, the correction's."""

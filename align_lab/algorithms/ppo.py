@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_critic, check_online
+from align_lab.algorithms.base import LoopNeeds, Rollout, check_critic, check_online
 from align_lab.algorithms.credit import (
     check_credit,
     clip_episode,
@@ -24,7 +24,6 @@ from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip
 from align_lab.rl import (
     KL_CONTROLLER_INPUTS,
     adaptive_kl_coef,
-    aggregate_loss,
     clipped_value_loss,
     gae,
     masked_whiten,
@@ -120,6 +119,16 @@ class PPO(OnlineBase):
     def uses_critic(self) -> bool:
         return True
 
+    @property
+    def needs(self) -> LoopNeeds:
+        """PPO's keys that switch the loop: the KL controller, critic warm-up, entropy bonus, PPO-ptx."""
+        return LoopNeeds(
+            kl_target=self.kl_target,
+            entropy_coef=self.entropy_coef,
+            ptx_coef=self.ptx_coef,
+            critic_pretrain_steps=self.critic_pretrain_steps,
+        )
+
     def state_dict(self) -> dict:
         moments = {
             "reward_mean": self.reward_mean,
@@ -190,10 +199,8 @@ class PPO(OnlineBase):
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         policy_loss, policy_stats = self.clip_loss(batch, logprobs, self.current_kl_coef)
-        value_loss = aggregate_loss(
-            clipped_value_loss(values, batch.values, batch.returns, self.value_clip),
-            batch.mask,
-            self.loss_aggregation,
+        value_loss = self.clip_loss.aggregation(  # the policy loss's aggregation
+            clipped_value_loss(values, batch.values, batch.returns, self.value_clip), batch.mask
         )
         stats = {
             **policy_stats,

@@ -7,15 +7,11 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.credit import episode_return
 from align_lab.algorithms.online import OnlineBase
-from align_lab.rl import (
-    aggregate_loss,
-    best_of_group,
-    broadcast_to_tokens,
-    shape_sequence_rewards,
-)
+from align_lab.algorithms.parts import Aggregation
+from align_lab.rl import best_of_group, broadcast_to_tokens, shape_sequence_rewards
 
 
 @dataclass
@@ -33,11 +29,14 @@ class RAFT(OnlineBase):
     kl_estimator: str = "k1"
     loss_aggregation: str = "token_mean"
 
-    compares_samples: ClassVar[str | None] = "the rewards of a group, to keep its best response"
+    needs: ClassVar[LoopNeeds] = LoopNeeds(
+        compares_samples="the rewards of a group, to keep its best response"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_online(self, ">= 2 (ranking needs k > 1 samples)", min_group_size=2, ratio=False)
+        self.aggregation = Aggregation(self.loss_aggregation)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
@@ -47,5 +46,5 @@ class RAFT(OnlineBase):
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         kept = batch.advantages > 0  # (B, T) tokens of the selected responses
         corrected = self.correction.correct(batch, -logprobs, logprobs, kept)
-        loss = aggregate_loss(corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows)
+        loss = self.aggregation(corrected.per_token, corrected.mask, corrected.rows)
         return loss, {"train/clip_frac": 0.0, **corrected.stats}

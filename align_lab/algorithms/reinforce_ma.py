@@ -9,11 +9,8 @@ from torch import Tensor
 from align_lab.algorithms.base import Rollout, check_online
 from align_lab.algorithms.credit import episode_return
 from align_lab.algorithms.online import OnlineBase
-from align_lab.rl import (
-    aggregate_loss,
-    broadcast_to_tokens,
-    shape_sequence_rewards,
-)
+from align_lab.algorithms.parts import Aggregation, ClipLoss, Reinforce
+from align_lab.rl import broadcast_to_tokens, shape_sequence_rewards
 
 
 @dataclass
@@ -35,6 +32,8 @@ class ReinforceMA(OnlineBase):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_online(self, ratio=False)
+        aggregation = Aggregation(self.loss_aggregation)
+        self.clip_loss = ClipLoss(Reinforce(), self.kl_term, self.correction, aggregation, kl_in_loss=False)
         # sum and count of all past rewards; saved with the checkpoint
         self.reward_sum, self.reward_count = 0.0, 0
 
@@ -54,6 +53,5 @@ class ReinforceMA(OnlineBase):
         return advantages, None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        corrected = self.correction.correct(batch, -batch.advantages * logprobs, logprobs)
-        loss = aggregate_loss(corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows)
-        return loss, {"train/clip_frac": 0.0, "train/reward_running_mean": self.baseline, **corrected.stats}
+        loss, stats = self.clip_loss(batch, logprobs, self.kl_coef)  # -A log pi, corrected, aggregated
+        return loss, stats | {"train/reward_running_mean": self.baseline}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.credit import (
     check_credit,
     clip_episode,
@@ -57,9 +57,10 @@ class ReinforcePP(OnlineBase):
     use_kl_loss: bool = False  # KL as kl_coef * mean KL_t in the loss, on pi_theta, not in the reward
 
     @property
-    def compares_samples(self) -> str | None:
-        """With group_baseline, each reward with its group's mean (OnlineBase.compares_samples)."""
-        return "each reward with its group's mean" if self.group_baseline else None
+    def needs(self) -> LoopNeeds:
+        """With group_baseline, the advantage compares each reward with its group's mean."""
+        compared = "each reward with its group's mean" if self.group_baseline else None
+        return LoopNeeds(compares_samples=compared)
 
     def __post_init__(self) -> None:
         super().__post_init__()

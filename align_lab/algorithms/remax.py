@@ -7,15 +7,11 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_online
+from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.credit import check_credit, episode_return, observation_steps
 from align_lab.algorithms.online import OnlineBase
-from align_lab.rl import (
-    aggregate_loss,
-    broadcast_to_tokens,
-    discounted_returns,
-    shape_token_rewards,
-)
+from align_lab.algorithms.parts import Aggregation, ClipLoss, Reinforce
+from align_lab.rl import broadcast_to_tokens, discounted_returns, shape_token_rewards
 from align_lab.value_checks import check
 
 
@@ -37,14 +33,18 @@ class ReMax(OnlineBase):
     across_observations: str = "skip"  # multi-turn returns: skip observation tokens (verl) | step (OpenRLHF)
     loss_aggregation: str = "seq_mean_token_sum"
 
-    greedy_baseline: ClassVar[bool] = True  # the loop fills rollout.baseline_scores (greedy responses)
-    compares_samples: ClassVar[str | None] = "each reward with the greedy response's"
+    # the loop fills rollout.baseline_scores (greedy responses)
+    needs: ClassVar[LoopNeeds] = LoopNeeds(
+        greedy_baseline=True, compares_samples="each reward with the greedy response's"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_online(self, ratio=False)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check_credit(self, turn_rewards=False)
+        aggregation = Aggregation(self.loss_aggregation)
+        self.clip_loss = ClipLoss(Reinforce(), self.kl_term, self.correction, aggregation, kl_in_loss=False)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         if rollout.baseline_scores is None:
@@ -57,6 +57,4 @@ class ReMax(OnlineBase):
         return returns - broadcast_to_tokens(rollout.baseline_scores, rollout.mask), None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        corrected = self.correction.correct(batch, -batch.advantages * logprobs, logprobs)
-        loss = aggregate_loss(corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows)
-        return loss, {"train/clip_frac": 0.0, **corrected.stats}
+        return self.clip_loss(batch, logprobs, self.kl_coef)  # -A log pi, corrected, aggregated

@@ -5,16 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-import torch
 from torch import Tensor
 
-from align_lab.algorithms.base import Rollout, check_online
-from align_lab.algorithms.correction import RolloutCorrection
+from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.credit import episode_return
 from align_lab.algorithms.online import OnlineBase, part
-from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip, RewardClip
+from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip, Reinforce, RewardClip
 from align_lab.rl import (
-    aggregate_loss,
     broadcast_to_tokens,
     clipped_surrogate,
     discounted_returns,
@@ -28,16 +25,6 @@ from align_lab.rl import (
 from align_lab.value_checks import check
 
 RATIOS = ("none", "sequence", "token")
-
-
-@dataclass(frozen=True)
-class Reinforce:
-    """The plain policy-gradient term -A log pi per token (no ratio, nothing clipped): RLOO's ratio=none."""
-
-    clipping: RatioClip  # unread here: no ratio (a PolicyTerm has one)
-
-    def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
-        return -batch.advantages * logprobs, torch.zeros_like(batch.mask, dtype=torch.bool)
 
 
 @dataclass
@@ -70,7 +57,7 @@ class RLOO(OnlineBase):
     reward_clip_low: float | None = None
     normalize_advantages: bool = False  # (A - mean) / (std + 1e-4) over the batch (TRL normalize_advantages)
 
-    compares_samples: ClassVar[str | None] = "each reward with the mean of the other k - 1"
+    needs: ClassVar[LoopNeeds] = LoopNeeds(compares_samples="each reward with the mean of the other k - 1")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,6 +80,7 @@ class RLOO(OnlineBase):
         term = Reinforce(self.clipping) if self.ratio == "none" else PPOClip(self.clipping)
         aggregation = Aggregation(self.loss_aggregation)
         self.clip_loss = ClipLoss(term, self.kl_term, self.correction, aggregation, kl_in_loss=False)
+        self.sequence_aggregation = Aggregation("seq_mean_token_mean")  # ratio=sequence, corrected
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
@@ -122,8 +110,6 @@ class RLOO(OnlineBase):
             # corrected: each sequence's loss on its tokens, weighted per token, mean of sequence means
             spread = per_seq[:, None].expand_as(batch.mask)  # (B, T)
             corrected = self.correction.correct(batch, spread, logprobs)
-            mean = aggregate_loss(
-                corrected.per_token, corrected.mask, "seq_mean_token_mean", rows=corrected.rows
-            )
+            mean = self.sequence_aggregation(corrected.per_token, corrected.mask, corrected.rows)
             return mean, stats | corrected.stats
         return self.clip_loss(batch, logprobs, self.kl_coef)

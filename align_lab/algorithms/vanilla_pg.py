@@ -13,12 +13,8 @@ from align_lab.algorithms.base import (
 )
 from align_lab.algorithms.credit import check_credit, observation_steps, placed_rewards
 from align_lab.algorithms.online import OnlineBase
-from align_lab.rl import (
-    aggregate_loss,
-    gae,
-    masked_mean,
-    shape_token_rewards,
-)
+from align_lab.algorithms.parts import Aggregation, ClipLoss, Reinforce
+from align_lab.rl import gae, shape_token_rewards
 from align_lab.value_checks import check
 
 
@@ -49,6 +45,9 @@ class VanillaPG(OnlineBase):
         check_critic(self)
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check_credit(self)
+        aggregation = Aggregation(self.loss_aggregation)
+        self.clip_loss = ClipLoss(Reinforce(), self.kl_term, self.correction, aggregation, kl_in_loss=False)
+        self.value_aggregation = Aggregation("token_mean")  # every state weighs the same
 
     @property
     def uses_critic(self) -> bool:
@@ -63,10 +62,6 @@ class VanillaPG(OnlineBase):
         return gae(rewards, rollout.values, rollout.mask, self.gamma, 1.0, steps)
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        corrected = self.correction.correct(batch, -batch.advantages * logprobs, logprobs)
-        policy_loss = aggregate_loss(
-            corrected.per_token, corrected.mask, self.loss_aggregation, rows=corrected.rows
-        )
-        value_loss = masked_mean((values - batch.returns).square() / 2, batch.mask)
-        stats = {"train/clip_frac": 0.0, "train/value_loss": value_loss.item(), **corrected.stats}
-        return policy_loss + value_loss, stats
+        policy_loss, stats = self.clip_loss(batch, logprobs, self.kl_coef)  # -A log pi, corrected
+        value_loss = self.value_aggregation((values - batch.returns).square() / 2, batch.mask)
+        return policy_loss + value_loss, stats | {"train/value_loss": value_loss.item()}

@@ -200,7 +200,7 @@ def check_backend(spec: RunSpec) -> None:
             "hardware.backend=deepspeed yet (the engine would step per micro-batch); use auto, null or "
             "hardware.backend=torch"
         )
-    pretrain = spec.algo.critic_pretrain_steps if isinstance(spec.algo, OnlineAlgorithm) else 0
+    pretrain = spec.algo.needs.critic_pretrain_steps if isinstance(spec.algo, OnlineAlgorithm) else 0
     if pretrain > 0:
         raise ConfigError(
             f"algo.critic_pretrain_steps={pretrain}: hardware.backend=deepspeed cannot hold the policy "

@@ -107,10 +107,10 @@ def sampled_routes(algo) -> torch.Tensor:
 
 def compared(algo) -> str | None:
     """What the algorithm's learning signal compares among one prompt's responses, or None (its own
-    declaration, OnlineBase.compares_samples; a pairwise algorithm whose every pair is sampled)."""
+    declaration, LoopNeeds.compares_samples; a pairwise algorithm whose every pair is sampled)."""
     if isinstance(algo, PairwiseAlgorithm):
         return "the two sampled responses of a pair" if bool(sampled_routes(algo).all()) else None
-    return getattr(algo, "compares_samples", None)
+    return algo.needs.compares_samples if isinstance(algo, OnlineAlgorithm) else None
 
 
 def check_needs(spec) -> None:
@@ -125,9 +125,10 @@ def check_needs(spec) -> None:
             "prompt the same (the greedy one), so every step would train nothing; use rollout.top_k=0 or >= 2"
         )
     missing = getattr(spec.task, "demonstrations_missing", None)
-    if getattr(algo, "ptx_coef", 0) > 0 and missing:
+    ptx_coef = algo.needs.ptx_coef if isinstance(algo, OnlineAlgorithm) else 0
+    if ptx_coef > 0 and missing:
         raise ConfigError(
-            f"algo.ptx_coef={algo.ptx_coef}: adds the NLL of the task's demonstrations, and "
+            f"algo.ptx_coef={ptx_coef}: adds the NLL of the task's demonstrations, and "
             f"task={spec.names.get('task', 'task')} has none ({missing}); name them, or set algo.ptx_coef=0"
         )
     if isinstance(algo, OnlineAlgorithm):

@@ -131,7 +131,7 @@ def check_teacher(spec) -> None:
     algo = spec.algo
     if not isinstance(algo, OnlineAlgorithm) or not algo.uses_teacher:
         return
-    if algo.samples_from_teacher and not isinstance(spec.rollout, HFGenerate):
+    if algo.needs.samples_from_teacher and not isinstance(spec.rollout, HFGenerate):
         engine = spec.names.get("rollout", type(spec.rollout).__name__)
         raise ConfigError(
             f"rollout={engine}: the engine samples its own copy of the policy, never the teacher that "

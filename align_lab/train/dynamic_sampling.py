@@ -4,7 +4,7 @@ current policy, until the step holds its n_prompts groups. After max_resample_ro
 step is filled with dropped groups (zero advantage; verl raises instead), and `train/dropped_groups`
 counts the groups dropped while filling it; a step with no informative group after those rounds would
 train nothing (rewards that never differ: a constant reward, a task the policy always or never solves),
-so the run stops in one line (TrainsNothing). The loop reads algo.dynamic_sampling (base.py)."""
+so the run stops in one line (TrainsNothing). The loop reads algo.needs.dynamic_sampling (LoopNeeds)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from align_lab.value_checks import TrainsNothing, check
 
 def check_dynamic_sampling(algo, train, processes: int) -> None:
     """Dynamic sampling runs on-policy in one process: resampled prompts come from the current policy."""
-    if not algo.dynamic_sampling:
+    if not algo.needs.dynamic_sampling:
         return
     why = "0 with dynamic sampling (extra prompts are sampled from the current policy)"
     check(train.max_staleness == 0, "train.max_staleness", train.max_staleness, why)

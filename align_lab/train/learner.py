@@ -72,7 +72,7 @@ class Learner:
         """This process's forward of its rows (attending `attend`): log-probs (b, T), entropy (b, T) (a
         graph only when it is a loss term), values (b, T) on the policy's tokens (`mask`) or None."""
         ctx, algo = self.ctx, self.algo
-        entropy_grad = algo.entropy_coef > 0
+        entropy_grad = algo.needs.entropy_coef > 0
         rows = (prompt_ids, prompt_attn, response_ids, attend)
         temperature = ctx.engine.temperature
         with ctx.backend.autocast():
@@ -92,7 +92,7 @@ class Learner:
         ctx, algo = self.ctx, self.algo
         cfg, dp, micro = ctx.train, ctx.group, ctx.memory.forward_micro_batch_size
         first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
-        rows, ptx = Rows.of(samples).tensors(), algo.ptx_coef > 0  # PPO-ptx: the plan's rows
+        rows, ptx = Rows.of(samples).tensors(), algo.needs.ptx_coef > 0  # PPO-ptx: the plan's rows
         keep = first_minibatch and whole(len(samples.mask), first_update_rows(ctx, rows, ptx))
         first = micro_forward(self.outputs, rows, None if keep else micro, graph=keep)
         logprobs, values = first[0].detach(), (None if first[2] is None else first[2].detach())  # (b, T)
@@ -125,7 +125,7 @@ class Learner:
         demos = self.demonstrations.take(cfg.minibatch_size)
         env = getattr(ctx, "env", None)  # conversation demonstrations: observations as the policy reads them
         limits = (task.max_prompt_tokens, conversation_tokens(task, env))
-        scale, render = algo.ptx_coef / ctx.group.size, observation_renderer(task, env)
+        scale, render = algo.needs.ptx_coef / ctx.group.size, observation_renderer(task, env)
         return [nll_term(ctx.policy, ctx.tokenizer, demos, *limits, scale, ctx.backend, render)]
 
     def step(self, rollout, index, loss_fn, reuse=None, policy_rests: bool = False):
@@ -134,7 +134,7 @@ class Learner:
         `reuse`: step 3's outputs, (B, T) each, or None. Returns the step's stats and its tokens."""
         ctx, algo, dp = self.ctx, self.algo, self.ctx.group
         kept = reuse is not None and reuse[0].requires_grad  # step 3's graph: this minibatch runs whole
-        size, index = (None, index) if kept else update_rows(ctx, rollout, index, algo.ptx_coef > 0)
+        size, index = (None, index) if kept else update_rows(ctx, rollout, index, algo.needs.ptx_coef > 0)
         batch = rollout.rows(index)
         own = dp.shard(len(index))
         mine = rollout.rows(index[own])
@@ -149,7 +149,7 @@ class Learner:
         shared = torch.zeros(())
         for ptx_loss, _ in ptx:
             stats["train/ptx_loss"] = ptx_loss.item()
-            shared = algo.ptx_coef * ptx_loss
+            shared = algo.needs.ptx_coef * ptx_loss
         stats["train/grad_norm"] = grad_norm
         stats["train/loss"] = (loss + shared).item()
         return stats, int(batch.mask.sum())

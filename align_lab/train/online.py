@@ -2,10 +2,10 @@
 online algorithm; the only algorithm-dependent branch is whether a critic exists.
 
 The loop reads an algorithm only through the OnlineAlgorithm contract (algorithms/base.py), whose
-defaults switch every extra off: uses_reference (no KL term: no reference forward), greedy_baseline
-(ReMax: also score one greedy response per prompt), critic_pretrain_steps (the policy rests while the
-critic warms up), entropy_coef (entropy bonus) and ptx_coef (PPO-ptx: NLL of the task's
-demonstrations). PPO-max uses the last three."""
+defaults switch every extra off: uses_reference (no KL term: no reference forward) and the switches of
+algo.needs (base.LoopNeeds): greedy_baseline (ReMax: also score one greedy response per prompt),
+critic_pretrain_steps (the policy rests while the critic warms up), entropy_coef (entropy bonus) and
+ptx_coef (PPO-ptx: NLL of the task's demonstrations). PPO-max uses the last three."""
 
 from __future__ import annotations
 
@@ -34,8 +34,9 @@ def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values):
     """The algorithm's loss of a minibatch, minus the entropy bonus; entropy logged either way."""
     loss, stats = algo.loss(batch, logprobs, values)
     mean_entropy = masked_mean(entropy, batch.mask)
-    if algo.entropy_coef > 0:
-        loss = loss - algo.entropy_coef * mean_entropy
+    entropy_coef = algo.needs.entropy_coef
+    if entropy_coef > 0:
+        loss = loss - entropy_coef * mean_entropy
     stats["train/entropy"] = mean_entropy.item()
     return loss, stats
 
@@ -48,7 +49,7 @@ def _sample(
     step that samples it (step - train.max_staleness, or earlier in the warm-up), named if it diverged."""
     task, tok, dp, G = ctx.task, ctx.tokenizer, ctx.group, algo.group_size
     model = ctx.policy if model is None else model
-    model = ctx.teacher if algo.samples_from_teacher else model  # off-policy distillation: the teacher's
+    model = ctx.teacher if algo.needs.samples_from_teacher else model  # off-policy distillation
     mine = dp.shard(len(step_prompts))
     my_prompts = step_prompts[mine]
     seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)
@@ -56,7 +57,7 @@ def _sample(
     try:
         samples = ctx.engine.sample(model, tok, my_prompts, G, *limits, seeds=seeds)
         greedy = None
-        if algo.greedy_baseline:  # ReMax: one greedy response per prompt as the baseline
+        if algo.needs.greedy_baseline:  # ReMax: one greedy response per prompt as the baseline
             greedy = ctx.engine.sample(model, tok, my_prompts, 1, *limits, greedy=True)
     except NonFiniteLogits:  # the last update made the weights non-finite: say which step found it
         now = step if now is None else now
@@ -103,7 +104,7 @@ def _refill(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, samples,
         more_scores, _, more_sources = _score(ctx, algo, more, None, loop.counters)
         return more, columns(more_scores, more_sources)
 
-    limits = (loop.n_prompts, algo.group_size, algo.max_resample_rounds, ctx.tokenizer.pad_token_id)
+    limits = (loop.n_prompts, algo.group_size, algo.needs.max_resample_rounds, ctx.tokenizer.pad_token_id)
     samples, kept, metrics, (tokens, rows) = refill(samples, columns(scores, sources), draw, *limits)
     loop.counters["generated_tokens"] += tokens  # sampled, scored and left out
     loop.counters["reward_queries"] += rows
@@ -181,7 +182,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         with timed(times, "time/score_s"):
             scores, baseline_scores, sources = _score(ctx, algo, samples, entry.greedy, loop.counters)
         dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
-        if algo.dynamic_sampling:
+        if algo.needs.dynamic_sampling:
             with timed(times, "time/resample_s"):
                 samples, scores, sources, dynamic = _refill(ctx, algo, loop, step, samples, scores, sources)
         # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
@@ -200,7 +201,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. algo.epochs passes of minibatch updates (only the critic's while it is pre-trained); the
         # first minibatch reuses step 3's forward (the weights have not moved since)
-        policy_rests, stats = step < algo.critic_pretrain_steps, {}
+        policy_rests, stats = step < algo.needs.critic_pretrain_steps, {}
         with timed(times, "time/train_s"):
             for _ in range(algo.epochs):
                 for index in torch.randperm(len(rollout.scores)).split(cfg.minibatch_size):

@@ -62,7 +62,7 @@ def setup(algo: OnlineAlgorithm, ctx: Context) -> Loop:
     if algo.uses_critic:  # plain torch: the policy's backward of the one loss fills its gradients
         learner.critic = ctx.backend.prepare(ctx.critic, algo.critic_lr, ctx, plain=True)
         named |= learner.critic.checkpointed("critic", "critic_optimizer", "critic_schedule")
-    if algo.ptx_coef > 0:
+    if algo.needs.ptx_coef > 0:
         learner.demonstrations = named["demonstrations"] = Shuffler(ctx.task.demonstrations(), ctx.seed)
     pending = PendingRollouts()
     if cfg.max_staleness > 0:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import fields
 
 import pytest
 import torch
 
 from align_lab import registry
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout
+from align_lab.algorithms.base import LoopNeeds, OnlineAlgorithm, Rollout
 from align_lab.config import build
 from tests.conftest import compose
 
@@ -50,11 +51,9 @@ def random_rollout(algo, seed: int = 0) -> Rollout:
         scores=torch.randn(B, generator=gen),
         group_size=algo.group_size,
         values=torch.randn(B, T, generator=gen) + pad if algo.uses_critic else None,
-        baseline_scores=torch.randn(B, generator=gen) if getattr(algo, "greedy_baseline", False) else None,
+        baseline_scores=torch.randn(B, generator=gen) if algo.needs.greedy_baseline else None,
         # reward=combined's two sources, for an algorithm that reads each one (GDPO)
-        source_scores=torch.randn(B, 2, generator=gen)
-        if getattr(algo, "per_source_rewards", False)
-        else None,
+        source_scores=torch.randn(B, 2, generator=gen) if algo.needs.per_source_rewards else None,
         source_names=("a", "b"),
         source_weights=(1.0, 0.5),
         teacher_logprobs=logprobs() if algo.uses_teacher else None,  # last: the others' draws as before
@@ -112,6 +111,33 @@ def test_an_online_algorithm_is_at_most_three_classes_below_object(choice):
     assert len(type(built(choice)).__mro__) - 1 <= 3, type(built(choice)).__mro__
 
 
+@pytest.mark.parametrize("choice", ONLINE)
+def test_the_loop_switches_are_declared_in_needs_alone(choice):
+    """Issue 60 item 2: the loop reads every switch from algo.needs (base.LoopNeeds). A class attribute of
+    a switch's name that is no key is a second declaration the loop never reads (a ClassVar left over); a
+    key of a switch's name (PPO's entropy_coef, DAPO's dynamic_sampling) reaches needs with its value."""
+    algo = built(choice)
+    keys = {f.name for f in fields(algo)}
+    for name in (f.name for f in fields(LoopNeeds)):
+        if name in keys:
+            assert getattr(algo.needs, name) == getattr(algo, name), name
+        else:
+            assert not hasattr(type(algo), name), f"{type(algo).__name__}.{name}: declare it in needs"
+
+
+def test_ppo_passes_its_loop_keys_on_to_needs_and_dapo_its_dynamic_sampling():
+    from align_lab.algorithms.dapo import DAPO
+    from align_lab.algorithms.ppo import PPO
+
+    algo = PPO(kl_target=6.0, entropy_coef=0.01, ptx_coef=0.1, critic_pretrain_steps=2)
+    assert algo.needs == LoopNeeds(kl_target=6.0, entropy_coef=0.01, ptx_coef=0.1, critic_pretrain_steps=2)
+    algo.entropy_coef = 0.5  # a key set after building (as a test may) is what the loop reads
+    assert algo.needs.entropy_coef == 0.5
+    dapo = DAPO(group_size=2)  # conf/algo/dapo.yaml's switches are DAPO's defaults: on, 10 more rounds
+    assert (dapo.needs.dynamic_sampling, dapo.needs.max_resample_rounds) == (True, 10)
+    assert dapo.needs.compares_samples == "each reward with its group's mean"
+
+
 def _default(f):
     from dataclasses import MISSING
 
@@ -123,8 +149,6 @@ def test_the_rollout_correction_keys_have_one_default_in_all_three_places():
     them) declares them again, and conf/algo_shared/rollout_correction.yaml gives every algorithm its
     values: a default changed in one place only would make a part built without Hydra (a test, a
     benchmark) differ from a run's."""
-    from dataclasses import fields
-
     import yaml
 
     from align_lab.algorithms.correction import RolloutCorrection

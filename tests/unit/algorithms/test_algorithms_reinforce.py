@@ -127,7 +127,7 @@ def test_remax_sample_equal_to_greedy_without_kl_has_zero_advantage():
 
 def test_remax_asks_the_loop_for_greedy_baselines_and_fails_without_them():
     algo = ReMax()
-    assert algo.greedy_baseline
+    assert algo.needs.greedy_baseline
     with pytest.raises(ValueError, match="baseline_scores"):
         algo.advantages(rollout([1.0], [[1, 0]], [[0.0, 0.0]]))
 
@@ -141,3 +141,25 @@ def test_remax_loss_is_reinforce_with_token_sums():
     # -(0.5 * -2 + -0.5 * -2) / 2 = 0
     assert math.isclose(loss.item(), 0.0, abs_tol=1e-12)
     assert stats == {"train/clip_frac": 0.0}
+
+
+def test_the_plain_reinforce_term_is_minus_advantage_times_logprob_and_clips_nothing():
+    from align_lab.algorithms.parts import Reinforce
+
+    batch = rollout([1.0], [[1, 1, 0]], [[0.0, 0.0, 0.0]])
+    batch.advantages = t([[2.0, -1.0, 0.0]])
+    per_token, clipped = Reinforce()(batch, t([[-0.5, -3.0, -7.0]]), batch.logprobs, None)
+    # -A log pi: -(2 * -0.5) = 1, -(-1 * -3) = -3, -(0 * -7) = 0 (padding: the mask drops it later)
+    close(per_token, [[1.0, -3.0, 0.0]])
+    assert not clipped.any()
+
+
+@pytest.mark.parametrize("cls", [ReMax, ReinforceMA, VanillaPG])
+def test_remax_reinforce_ma_and_vanilla_pg_take_the_one_loss_with_the_plain_term(cls):
+    # issue 60 item 2: their policy loss is parts.ClipLoss (correction, then their loss_aggregation)
+    from align_lab.algorithms.parts import ClipLoss, Reinforce
+
+    algo = cls(loss_aggregation="token_mean")
+    assert isinstance(algo.clip_loss, ClipLoss) and isinstance(algo.clip_loss.term, Reinforce)
+    assert not algo.clip_loss.kl_in_loss  # their KL is in the reward
+    assert algo.clip_loss.aggregation.loss_aggregation == "token_mean"

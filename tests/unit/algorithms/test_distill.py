@@ -53,7 +53,7 @@ def test_sft_distill_is_the_token_nll_of_the_teachers_samples():
     batch.advantages, _ = algo.advantages(batch)
     close(batch.advantages, [[1.0, 1.0, 0.0]])
     close(algo.loss(batch, batch.logprobs, None)[0], 1.5)
-    assert algo.samples_from_teacher and algo.uses_teacher and not algo.uses_reference
+    assert algo.needs.samples_from_teacher and algo.uses_teacher and not algo.uses_reference
 
 
 # student logits [0, 0] -> S = [1/2, 1/2]; teacher logits [ln 3, 0] -> T = [3/4, 1/4]

@@ -113,16 +113,23 @@ def test_cli_critic_from_the_reward_model_with_gold_reward_stops_before_compute(
     assert not (tmp_path / "cache").exists()
 
 
-def test_without_a_kl_term_the_reference_forward_is_skipped_and_nothing_else_changes(tmp_path, cache_dir):
+def test_without_a_kl_term_the_reference_forward_is_skipped_and_nothing_else_changes(
+    tmp_path, cache_dir, monkeypatch
+):
+    from dataclasses import replace
+
+    from align_lab.algorithms.grpo import GRPO
     from align_lab.run.execute import run
     from tests.conftest import SMALL
 
     def metrics(folder, force_reference: bool):
         cfg, names = compose([*SMALL, f"cache_dir={cache_dir}", "algo=grpo", "algo.kl_coef=0", "seed=3"])
         spec = spec_from_config(cfg, names)
-        if force_reference:
-            spec.algo.kl_target = 1.0  # an adaptive coefficient could leave 0: the loop computes the KL
-        run(admit_spec(spec, tmp_path / folder))
+        with monkeypatch.context() as m:
+            if force_reference:  # an adaptive coefficient could leave 0: the loop computes the KL
+                grpo_needs = GRPO.needs.fget
+                m.setattr(GRPO, "needs", property(lambda algo: replace(grpo_needs(algo), kl_target=1.0)))
+            run(admit_spec(spec, tmp_path / folder))
         return read_metrics(tmp_path / folder / "metrics.jsonl")
 
     skipped, computed = metrics("skipped", False), metrics("computed", True)
