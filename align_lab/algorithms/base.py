@@ -39,6 +39,9 @@ class Rollout:
     source_names: tuple[str, ...] = ()
     source_weights: tuple[float, ...] = ()
     teacher_logprobs: Tensor | None = None  # (B, T) under the teacher (distillation); None: no teacher
+    # (B, T) the loss's per-token divergence to the teacher over the vocabulary, with the policy's graph
+    # (algo.divergence, GKD), set on a minibatch by the loop; None otherwise
+    teacher_divergence: Tensor | None = None
 
     def rows(self, index: Tensor) -> Rollout:
         """The minibatch of rows `index` (group statistics are already folded into advantages)."""
@@ -71,7 +74,8 @@ class OnlineAlgorithm(Protocol):
     critic_pretrain_steps: int  # warm-up steps that train only the critic
     dynamic_sampling: bool  # the loop drops all-equal groups and samples more (DAPO)
     max_resample_rounds: int
-    samples_from_teacher: bool  # step 1 samples from the teacher, not the policy (SFT-distill)
+    samples_from_teacher: bool  # step 1 may sample from the teacher, not the policy (SFT-distill, GKD)
+    divergence: object  # None, or (student_logits, teacher_logits) -> (b, T) the loss's per-token divergence
 
     @property
     def uses_critic(self) -> bool:
@@ -86,6 +90,10 @@ class OnlineAlgorithm(Protocol):
     @property
     def uses_teacher(self) -> bool:
         """True: the run builds the teacher stage, the loop scores every row with it (teacher_logprobs)."""
+        ...
+
+    def draws_from_teacher(self, seed: int, step: int) -> bool:
+        """Whether step `step`'s rollout is the teacher's samples (run `seed`; a pure function of both)."""
         ...
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor | None]:

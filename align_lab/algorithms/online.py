@@ -9,6 +9,7 @@ them; a part checks its own keys (errors name the key the user typed)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
@@ -76,6 +77,9 @@ class OnlineBase:
     per_source_rewards: ClassVar[bool] = False
     # True: step 1 samples from the teacher, not the policy (off-policy distillation: algorithms/distill.py)
     samples_from_teacher: ClassVar[bool] = False
+    # (student_logits, teacher_logits) -> (b, T): the loss's per-token divergence over the vocabulary, which
+    # the learner's forward computes micro-batch by micro-batch (GKD); None: the loss reads log-probs only
+    divergence: ClassVar[Callable[[Tensor, Tensor], Tensor] | None] = None
 
     # What the algorithm needs of the run, declared here and checked at admission (run/fit.py):
     # compares_samples says what its learning signal compares among one prompt's responses (each reward
@@ -101,6 +105,10 @@ class OnlineBase:
     def uses_teacher(self) -> bool:
         """True: the run builds the teacher stage and the loop fills rollout.teacher_logprobs (distill.py)."""
         return False
+
+    def draws_from_teacher(self, seed: int, step: int) -> bool:
+        """Whether step `step`'s rollout is the teacher's samples (SFT-distill: every step; GKD: by lmbda)."""
+        return self.samples_from_teacher
 
     def kl(self, logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
         """(B, T) the algorithm's KL estimate of log pi - log pi_ref per token (kl_term)."""

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from align_lab.models.scores import token_values
-from align_lab.models.sequences import attended, response_logprobs
+from align_lab.models.sequences import attended, divergence_outputs, response_logprobs
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.micro import Term, accumulate, whole
 from align_lab.train.micro import forward as micro_forward
@@ -65,15 +65,20 @@ class Learner:
 
     def outputs(self, prompt_ids, prompt_attn, response_ids, attend, mask):
         """This process's forward of its rows (attending `attend`): log-probs (b, T), entropy (b, T) (a
-        graph only when it is a loss term), values (b, T) on the policy's tokens (`mask`) or None."""
+        graph only when it is a loss term), values (b, T) on the policy's tokens (`mask`) or None, and
+        the per-token divergence to the teacher over the vocabulary (b, T) (algo.divergence, GKD) or None."""
         ctx, algo = self.ctx, self.algo
         entropy_grad = algo.entropy_coef > 0
         rows = (prompt_ids, prompt_attn, response_ids, attend)
-        temperature = ctx.engine.temperature
+        temperature, divergence = ctx.engine.temperature, None
         with ctx.backend.autocast():
-            logprobs, entropy = response_logprobs(ctx.policy, *rows, temperature, True, entropy_grad)
+            if algo.divergence is None:
+                logprobs, entropy = response_logprobs(ctx.policy, *rows, temperature, True, entropy_grad)
+            else:  # the teacher's logits beside the policy's, this micro-batch's rows only
+                how = (temperature, algo.divergence, entropy_grad)
+                logprobs, entropy, divergence = divergence_outputs(ctx.policy, ctx.teacher, *rows, *how)
             values = token_values(ctx.critic, *rows) * mask if algo.uses_critic else None
-        return logprobs, entropy, values
+        return logprobs, entropy, values, divergence
 
     def forward(self, samples):
         """3. Log-probs of this process's responses under the sampling policy, the reference and the
