@@ -308,18 +308,3 @@ def response_logprobs(
         return _packed_outputs(model, prompt_ids, prompt_attn, response_ids, packing, *how)
     logits = response_logits(model, prompt_ids, prompt_attn, response_ids, mask)  # (B, T, V)
     return _token_outputs(logits, response_ids, *how)
-
-
-def divergence_outputs(
-    model, teacher, prompt_ids, prompt_attn, response_ids, mask, temperature: float, divergence, entropy_grad
-) -> tuple[Tensor, Tensor, Tensor]:
-    """response_logprobs's log-probs and entropy (B, T) each, and `divergence(student_logits,
-    teacher_logits)` (B, T) over the whole vocabulary, the teacher's logits taken without a graph (GKD).
-
-    One forward of each model over these rows: the caller's micro-batch bounds the two (B, T, V) logits,
-    which are never held for more rows than that (no packing: the divergence reads every position)."""
-    logits = response_logits(causal_lm(model), prompt_ids, prompt_attn, response_ids, mask)  # (B, T, V)
-    with torch.no_grad():
-        teacher_logits = response_logits(causal_lm(teacher), prompt_ids, prompt_attn, response_ids, mask)
-    logprobs, entropy = _token_outputs(logits, response_ids, temperature, True, entropy_grad)
-    return logprobs, entropy, divergence(logits, teacher_logits)  # (B, T) each

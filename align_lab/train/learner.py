@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from align_lab.models.scores import token_values
-from align_lab.models.sequences import attended, divergence_outputs, response_logprobs
+from align_lab.models.sequences import attended, response_logits, response_logprobs
+from align_lab.rl import selective_entropy, selective_logprobs
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.micro import Term, accumulate, whole
 from align_lab.train.micro import forward as micro_forward
@@ -53,6 +54,32 @@ class Rows:
 
     def __len__(self) -> int:
         return len(self.mask)
+
+
+def divergence_outputs(
+    model,
+    teacher,
+    prompt_ids,
+    prompt_attn,
+    response_ids,
+    attend,
+    temperature: float,
+    divergence,
+    entropy_grad,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """response_logprobs's log-probs and entropy (b, T) each, and `divergence(student_logits,
+    teacher_logits)` (b, T) over the whole vocabulary, the teacher's logits taken without a graph (GKD).
+
+    One forward of each model over these rows: the caller's micro-batch bounds the two (b, T, V) logits,
+    which are never held for more rows than that (no packing: the divergence reads every position)."""
+    rows = (prompt_ids, prompt_attn, response_ids, attend)
+    logits = response_logits(model, *rows)  # (b, T, V)
+    with torch.no_grad():
+        teacher_logits = response_logits(teacher, *rows)  # (b, T, V)
+    logprobs = selective_logprobs(logits, response_ids, temperature)  # (b, T)
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        entropy = selective_entropy(logits, temperature)  # (b, T)
+    return logprobs, entropy, divergence(logits, teacher_logits)
 
 
 class Learner:
