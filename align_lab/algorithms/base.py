@@ -40,7 +40,7 @@ class Rollout:
     source_weights: tuple[float, ...] = ()
     teacher_logprobs: Tensor | None = None  # (B, T) under the teacher (distillation); None: no teacher
     # (B, T) the loss's per-token divergence to the teacher over the vocabulary, with the policy's graph
-    # (algo.divergence, GKD), set on a minibatch by the loop; None otherwise
+    # (algo.vocabulary_divergence, GKD), set on a minibatch by the loop; None otherwise
     teacher_divergence: Tensor | None = None
 
     def rows(self, index: Tensor) -> Rollout:
@@ -75,7 +75,8 @@ class OnlineAlgorithm(Protocol):
     dynamic_sampling: bool  # the loop drops all-equal groups and samples more (DAPO)
     max_resample_rounds: int
     samples_from_teacher: bool  # step 1 may sample from the teacher, not the policy (SFT-distill, GKD)
-    divergence: object  # None, or (student_logits, teacher_logits) -> (b, T) the loss's per-token divergence
+    # None, or (student_logits, teacher_logits) -> (b, T): the loss's per-token divergence (GKD)
+    vocabulary_divergence: object
 
     @property
     def uses_critic(self) -> bool:

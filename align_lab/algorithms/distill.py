@@ -151,8 +151,8 @@ class GKD(OnlineBase):
     token (rl.generalized_jsd; beta 0 forward KL, 1 reverse KL), token mean (TRL: kept tokens' sum over
     their count). No reward, no ratio, no advantage: the divergence is differentiated directly.
 
-    The learner computes it inside its forward (`divergence`), micro-batch by micro-batch, so the two
-    (rows, T, V) logits exist for one micro-batch's rows at a time (train/learner.py outputs)."""
+    The learner computes it inside its forward (`vocabulary_divergence`), micro-batch by micro-batch, so
+    the two (rows, T, V) logits exist for one micro-batch's rows at a time (train/learner.py outputs)."""
 
     lr: float = 1e-3
     epochs: int = 1
@@ -192,7 +192,7 @@ class GKD(OnlineBase):
     def draws_from_teacher(self, seed: int, step: int) -> bool:
         return not on_policy_step(self.lmbda, seed, step)
 
-    def divergence(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+    def vocabulary_divergence(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
         """(b, T) JSD_beta per token at `temperature` (rl.generalized_jsd), from (b, T, V) logits."""
         return generalized_jsd(student_logits, teacher_logits, self.beta, self.temperature)
 

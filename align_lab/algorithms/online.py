@@ -79,7 +79,7 @@ class OnlineBase:
     samples_from_teacher: ClassVar[bool] = False
     # (student_logits, teacher_logits) -> (b, T): the loss's per-token divergence over the vocabulary, which
     # the learner's forward computes micro-batch by micro-batch (GKD); None: the loss reads log-probs only
-    divergence: ClassVar[Callable[[Tensor, Tensor], Tensor] | None] = None
+    vocabulary_divergence: ClassVar[Callable[[Tensor, Tensor], Tensor] | None] = None
 
     # What the algorithm needs of the run, declared here and checked at admission (run/fit.py):
     # compares_samples says what its learning signal compares among one prompt's responses (each reward

@@ -93,16 +93,17 @@ class Learner:
     def outputs(self, prompt_ids, prompt_attn, response_ids, attend, mask):
         """This process's forward of its rows (attending `attend`): log-probs (b, T), entropy (b, T) (a
         graph only when it is a loss term), values (b, T) on the policy's tokens (`mask`) or None, and
-        the per-token divergence to the teacher over the vocabulary (b, T) (algo.divergence, GKD) or None."""
+        the per-token divergence to the teacher over the vocabulary (b, T) (algo.vocabulary_divergence,
+        GKD) or None."""
         ctx, algo = self.ctx, self.algo
         entropy_grad = algo.entropy_coef > 0
         rows = (prompt_ids, prompt_attn, response_ids, attend)
         temperature, divergence = ctx.engine.temperature, None
         with ctx.backend.autocast():
-            if algo.divergence is None:
+            if algo.vocabulary_divergence is None:
                 logprobs, entropy = response_logprobs(ctx.policy, *rows, temperature, True, entropy_grad)
             else:  # the teacher's logits beside the policy's, this micro-batch's rows only
-                how = (temperature, algo.divergence, entropy_grad)
+                how = (temperature, algo.vocabulary_divergence, entropy_grad)
                 logprobs, entropy, divergence = divergence_outputs(ctx.policy, ctx.teacher, *rows, *how)
             values = token_values(ctx.critic, *rows) * mask if algo.uses_critic else None
         return logprobs, entropy, values, divergence

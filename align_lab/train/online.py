@@ -33,7 +33,8 @@ from align_lab.value_checks import Diverged
 
 def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values, divergence=None):
     """The algorithm's loss of a minibatch, minus the entropy bonus; entropy logged either way.
-    `divergence`: the per-token divergence to the teacher (algo.divergence, GKD) the loss reads, or None."""
+    `divergence`: the per-token divergence to the teacher (algo.vocabulary_divergence, GKD) the loss
+    reads, or None."""
     if divergence is not None:
         batch = replace(batch, teacher_divergence=divergence)
     loss, stats = algo.loss(batch, logprobs, values)

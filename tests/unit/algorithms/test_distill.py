@@ -117,7 +117,7 @@ def test_gkd_loss_is_the_token_mean_of_the_divergence_over_the_vocabulary():
     student = t([[[0.0, 0.0], [0.0, 0.0]]]).requires_grad_()  # (1, 2, 2)
     teacher = t([[[math.log(3.0), 0.0], [math.log(3.0), 0.0]]])
     batch = rollout([0.0], lengths_mask([2], 2), 1)
-    batch.teacher_divergence = algo.divergence(student, teacher)  # (1, 2)
+    batch.teacher_divergence = algo.vocabulary_divergence(student, teacher)  # (1, 2)
     loss, stats = algo.loss(batch, batch.logprobs, None)
     assert loss.item() == pytest.approx(0.033822, abs=1e-6)
     assert stats["train/teacher_jsd"] == pytest.approx(0.033822, abs=1e-6)
@@ -125,7 +125,7 @@ def test_gkd_loss_is_the_token_mean_of_the_divergence_over_the_vocabulary():
     assert student.grad is not None and student.grad.abs().sum() > 0
     # padding: only the first token counts; with beta 0 its KL(T||S) 0.130812 is the mean
     batch = rollout([0.0], lengths_mask([1], 2), 1)
-    batch.teacher_divergence = GKD(beta=0.0).divergence(student.detach(), teacher)
+    batch.teacher_divergence = GKD(beta=0.0).vocabulary_divergence(student.detach(), teacher)
     assert GKD(beta=0.0).loss(batch, batch.logprobs, None)[0].item() == pytest.approx(0.130812, abs=1e-6)
 
 
@@ -138,4 +138,4 @@ def test_gkd_lmbda_draws_whose_samples_a_step_trains_on():
     draws = [GKD(lmbda=0.5).draws_from_teacher(3, s) for s in range(400)]
     assert draws == [GKD(lmbda=0.5).draws_from_teacher(3, s) for s in range(400)]
     assert 0.4 < sum(draws) / 400 < 0.6  # about 1 - lmbda of the steps (binomial sd 0.025)
-    assert GKD().uses_teacher and not GKD().uses_reference and GKD().divergence is not None
+    assert GKD().uses_teacher and not GKD().uses_reference and GKD().vocabulary_divergence is not None

@@ -137,7 +137,9 @@ def test_gkd_loss_and_its_gradient_are_trls_gkdtrainer_on_identical_logits(
     algo = GKD(beta=beta, temperature=temperature)
     student = STUDENT.clone().requires_grad_()
     batch = rollout([0.0, 0.0], MASK, 1)
-    batch.teacher_divergence = algo.divergence(student, TEACHER)  # (B, T), as the learner's forward gives it
+    batch.teacher_divergence = algo.vocabulary_divergence(
+        student, TEACHER
+    )  # (B, T), as the learner's forward gives it
     ours, _ = algo.loss(batch, batch.logprobs, None)
     ours.backward()
     assert ours.item() == pytest.approx(loss, rel=1e-12)
