@@ -39,6 +39,9 @@ class Rollout:
     source_names: tuple[str, ...] = ()
     source_weights: tuple[float, ...] = ()
     teacher_logprobs: Tensor | None = None  # (B, T) under the teacher (distillation); None: no teacher
+    # (B, T) the loss's per-token divergence to the teacher over the vocabulary, with the policy's graph
+    # (algo.vocabulary_divergence, GKD), set on a minibatch by the loop; None otherwise
+    teacher_divergence: Tensor | None = None
 
     def rows(self, index: Tensor) -> Rollout:
         """The minibatch of rows `index` (group statistics are already folded into advantages)."""
@@ -99,6 +102,8 @@ class OnlineAlgorithm(Protocol):
     group_size: int  # samples per prompt
     kl_coef: float  # weight of the KL to the reference (in the reward or the loss)
     needs: LoopNeeds  # the loop switches it turns on (LoopNeeds below), every one in one object
+    # None, or (student_logits, teacher_logits) -> (b, T): the loss's per-token divergence (GKD)
+    vocabulary_divergence: object
 
     @property
     def uses_critic(self) -> bool:
@@ -113,6 +118,10 @@ class OnlineAlgorithm(Protocol):
     @property
     def uses_teacher(self) -> bool:
         """True: the run builds the teacher stage, the loop scores every row with it (teacher_logprobs)."""
+        ...
+
+    def draws_from_teacher(self, seed: int, step: int) -> bool:
+        """Whether step `step`'s rollout is the teacher's samples (run `seed`; a pure function of both)."""
         ...
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor | None]:

@@ -19,7 +19,14 @@ from torch import Tensor
 from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.online import OnlineBase, part
 from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip
-from align_lab.rl import aggregate_loss, discounted_returns, masked_mean, reverse_kl_advantages
+from align_lab.rl import (
+    aggregate_loss,
+    discounted_returns,
+    generalized_jsd,
+    masked_mean,
+    on_policy_step,
+    reverse_kl_advantages,
+)
 from align_lab.value_checks import check
 
 
@@ -134,3 +141,70 @@ class SFTDistill(OnlineBase):
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         loss = aggregate_loss(-logprobs, batch.mask, self.loss_aggregation)
         return loss, {"train/clip_frac": 0.0}
+
+
+@dataclass
+class GKD(OnlineBase):
+    """Generalized knowledge distillation (Agarwal et al. 2024, Algorithm 1; TRL's GKDTrainer): each step,
+    with probability lmbda the student's own samples (else the teacher's: TRL's seq_kd), and the loss is
+    the generalized JSD_beta between teacher and student over the whole vocabulary at every response
+    token (rl.generalized_jsd; beta 0 forward KL, 1 reverse KL), token mean (TRL: kept tokens' sum over
+    their count). No reward, no ratio, no advantage: the divergence is differentiated directly.
+
+    The learner computes it inside its forward (`vocabulary_divergence`), micro-batch by micro-batch, so
+    the two (rows, T, V) logits exist for one micro-batch's rows at a time (train/learner.py outputs)."""
+
+    lr: float = 1e-3
+    epochs: int = 1
+    group_size: int = 1
+    lmbda: float = 0.5  # probability that a step trains on the student's own samples (TRL lmbda)
+    beta: float = 0.5  # JSD interpolation: 0 forward KL(T || S), 1 reverse KL(S || T) (TRL beta)
+    temperature: float = 1.0  # of both softmaxes in the divergence (TRL's compute_loss: 1, not sampling's)
+    seq_kd: bool = True  # the other steps train on the teacher's samples (TRL seq_kd)
+    loss_aggregation: str = "token_mean"
+    max_len: int | None = None
+    teacher: str | None = None
+    teacher_epochs: int = 24
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_online(self, ratio=False)
+        check(0 <= self.lmbda <= 1, "lmbda", self.lmbda, "in [0, 1]")
+        check(0 <= self.beta <= 1, "beta", self.beta, "in [0, 1]")
+        check(self.temperature > 0, "temperature", self.temperature, "> 0")
+        no_data = (
+            "true: the off-policy steps train on the teacher's samples (the data's responses are not built)"
+        )
+        check(self.seq_kd is True, "seq_kd", self.seq_kd, no_data)
+        why = "none: the loss has no policy ratio (the divergence is differentiated directly)"
+        check(self.rollout_correction == "none", "rollout_correction", self.rollout_correction, why)
+        check(not self.reject, "reject", self.reject, "[] (" + why + ")")
+        self.teaching = part(Teacher, self)
+
+    @property
+    def uses_teacher(self) -> bool:
+        return True
+
+    @property
+    def needs(self) -> LoopNeeds:  # some steps sample from the teacher (run/teacher.py's check)
+        return LoopNeeds(samples_from_teacher=self.lmbda < 1)
+
+    def draws_from_teacher(self, seed: int, step: int) -> bool:
+        return not on_policy_step(self.lmbda, seed, step)
+
+    def vocabulary_divergence(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
+        """(b, T) JSD_beta per token at `temperature` (rl.generalized_jsd), from (b, T, V) logits."""
+        return generalized_jsd(student_logits, teacher_logits, self.beta, self.temperature)
+
+    def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
+        return rollout.mask.clone(), None  # (B, T) unused by the loss: the divergence needs no advantage
+
+    def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
+        jsd = batch.teacher_divergence  # (B, T) with the policy's graph (train/learner.py outputs)
+        loss = aggregate_loss(jsd, batch.mask, self.loss_aggregation, self.max_len)
+        stats = {"train/clip_frac": 0.0, "train/teacher_jsd": masked_mean(jsd.detach(), batch.mask).item()}
+        if batch.teacher_logprobs is not None:
+            stats["train/teacher_kl"] = masked_mean(
+                batch.logprobs - batch.teacher_logprobs, batch.mask
+            ).item()
+        return loss, stats

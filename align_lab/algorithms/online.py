@@ -9,6 +9,7 @@ them; a part checks its own keys (errors name the key the user typed)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
@@ -59,6 +60,9 @@ class OnlineBase:
     # this class attribute (ReMax: needs = LoopNeeds(greedy_baseline=True, ...)), one users type as a
     # field of the same name that a `needs` property passes on (PPO's entropy_coef, GRPO's dynamic_sampling)
     needs: ClassVar[LoopNeeds] = LoopNeeds()
+    # (student_logits, teacher_logits) -> (b, T): the loss's per-token divergence over the vocabulary, which
+    # the learner's forward computes micro-batch by micro-batch (GKD); None: the loss reads log-probs only
+    vocabulary_divergence: ClassVar[Callable[[Tensor, Tensor], Tensor] | None] = None
 
     def __post_init__(self) -> None:
         self.correction = part(RolloutCorrection, self)
@@ -78,6 +82,10 @@ class OnlineBase:
     def uses_teacher(self) -> bool:
         """True: the run builds the teacher stage and the loop fills rollout.teacher_logprobs (distill.py)."""
         return False
+
+    def draws_from_teacher(self, seed: int, step: int) -> bool:
+        """Whether step `step`'s rollout is the teacher's samples (SFT-distill: every step; GKD: by lmbda)."""
+        return self.needs.samples_from_teacher
 
     def kl(self, logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
         """(B, T) the algorithm's KL estimate of log pi - log pi_ref per token (kl_term)."""

@@ -18,7 +18,7 @@ from .advantages import (
     shape_token_rewards,
     standardize,
 )
-from .distill import generalized_jsd, reverse_kl_advantages
+from .distill import generalized_jsd, on_policy_step, reverse_kl_advantages
 from .kl import KL_CONTROLLER_INPUTS, KL_ESTIMATORS, adaptive_kl_coef, kl_penalty, observed_kl
 from .logprobs import (
     entropy_from_logits,
@@ -77,6 +77,7 @@ __all__ = [
     "entropy_from_logits",
     "gae",
     "generalized_jsd",
+    "on_policy_step",
     "reverse_kl_advantages",
     "importance_ratio",
     "group_normalize",

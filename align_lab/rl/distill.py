@@ -1,6 +1,7 @@
 """Distillation to a teacher: the sampled per-token reverse KL as an advantage (on-policy distillation,
-Thinking Machines 2025; Agarwal et al. 2024 with beta = 1) and GKD's generalized Jensen-Shannon divergence
-over the vocabulary (Agarwal et al. 2024, Eq. 1). Shapes: B rows, T response tokens, V vocabulary."""
+Thinking Machines 2025; Agarwal et al. 2024 with beta = 1), GKD's generalized Jensen-Shannon divergence
+over the vocabulary (Agarwal et al. 2024, Eq. 1) and its lmbda draw of whose samples a step trains on.
+Shapes: B rows, T response tokens, V vocabulary."""
 
 from __future__ import annotations
 
@@ -31,11 +32,20 @@ def generalized_jsd(
 
     Args:
         student_logits, teacher_logits: (B, T, V), divided by `temperature` before the softmax."""
-    s = torch.log_softmax(student_logits / temperature, dim=-1)  # (B, T, V)
-    t = torch.log_softmax(teacher_logits / temperature, dim=-1)  # (B, T, V)
+    wide = torch.promote_types(student_logits.dtype, torch.float32)  # bf16 logits: the softmax in fp32
+    s = torch.log_softmax(student_logits.to(wide) / temperature, dim=-1)  # (B, T, V)
+    t = torch.log_softmax(teacher_logits.to(wide) / temperature, dim=-1)  # (B, T, V)
     if beta == 0:
         return (t.exp() * (t - s)).sum(-1)
     if beta == 1:
         return (s.exp() * (s - t)).sum(-1)
     m = torch.logsumexp(torch.stack([s + math.log(1 - beta), t + math.log(beta)]), dim=0)  # (B, T, V)
     return beta * (t.exp() * (t - m)).sum(-1) + (1 - beta) * (s.exp() * (s - m)).sum(-1)
+
+
+def on_policy_step(lmbda: float, seed: int, step: int) -> bool:
+    """GKD's mixture (Agarwal et al. 2024, Algorithm 1): True with probability `lmbda`, the step trains on
+    the student's own samples, else on the teacher's. TRL draws random.random() <= lmbda each step; here
+    u ~ U[0, 1) is drawn from (seed, step) alone, so a resumed or re-run step draws the same."""
+    u = torch.rand((), generator=torch.Generator().manual_seed(seed * 1_000_003 + step)).item()
+    return u < lmbda

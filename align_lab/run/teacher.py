@@ -120,8 +120,8 @@ def build_teacher(teaching, build_sft, b, task, model, sft, tokenizer, policy_ta
 
 
 def check_teacher(spec) -> None:
-    """At admission, before any compute: the loop can sample from the teacher (SFT-distill: an engine that
-    samples the model it is handed, rollout=hf), a local teacher exists, and its tokens are the policy's:
+    """At admission, before any compute: the loop can sample from the teacher (SFT-distill, GKD: an engine
+    that samples the model it is handed, rollout=hf), a local teacher exists, and its tokens are the policy's:
     a run folder's model and task are this run's (the toy world's tokenizer is trained from the task), a
     checkpoint folder's tokenizer is the pretrained policy's (the tiny world's is checked at its stage)."""
     from align_lab.algorithms.base import OnlineAlgorithm
@@ -135,7 +135,7 @@ def check_teacher(spec) -> None:
         engine = spec.names.get("rollout", type(spec.rollout).__name__)
         raise ConfigError(
             f"rollout={engine}: the engine samples its own copy of the policy, never the teacher that "
-            "SFT-distill samples; use rollout=hf"
+            "SFT-distill (and GKD at lmbda < 1) samples; use rollout=hf"
         )
     path = algo.teaching.teacher
     if path is None or not is_local(path):

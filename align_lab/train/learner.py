@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 
 from align_lab.models.scores import token_values
-from align_lab.models.sequences import attended, response_logprobs
-from align_lab.rl import masked_sum
+from align_lab.models.sequences import attended, response_logits, response_logprobs
+from align_lab.rl import masked_sum, selective_entropy, selective_logprobs
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.memory import first_update_rows, update_rows
 from align_lab.train.micro import Term, accumulate, rows_of, whole
@@ -60,6 +60,32 @@ class Rows:
         return len(self.mask)
 
 
+def divergence_outputs(
+    model,
+    teacher,
+    prompt_ids,
+    prompt_attn,
+    response_ids,
+    attend,
+    temperature: float,
+    divergence,
+    entropy_grad,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """response_logprobs's log-probs and entropy (b, T) each, and `divergence(student_logits,
+    teacher_logits)` (b, T) over the whole vocabulary, the teacher's logits taken without a graph (GKD).
+
+    One forward of each model over these rows: the caller's micro-batch bounds the two (b, T, V) logits,
+    which are never held for more rows than that (no packing: the divergence reads every position)."""
+    rows = (prompt_ids, prompt_attn, response_ids, attend)
+    logits = response_logits(model, *rows)  # (b, T, V)
+    with torch.no_grad():
+        teacher_logits = response_logits(teacher, *rows)  # (b, T, V)
+    logprobs = selective_logprobs(logits, response_ids, temperature)  # (b, T)
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        entropy = selective_entropy(logits, temperature)  # (b, T)
+    return logprobs, entropy, divergence(logits, teacher_logits)
+
+
 class Learner:
     """The loops' model side (module docstring). `policy` and `critic` are the backend's
     prepared updaters (train/backend.py); `demonstrations` the ptx term's Shuffler or None."""
@@ -70,15 +96,21 @@ class Learner:
 
     def outputs(self, prompt_ids, prompt_attn, response_ids, attend, mask):
         """This process's forward of its rows (attending `attend`): log-probs (b, T), entropy (b, T) (a
-        graph only when it is a loss term), values (b, T) on the policy's tokens (`mask`) or None."""
+        graph only when it is a loss term), values (b, T) on the policy's tokens (`mask`) or None, and
+        the per-token divergence to the teacher over the vocabulary (b, T) (algo.vocabulary_divergence,
+        GKD) or None."""
         ctx, algo = self.ctx, self.algo
         entropy_grad = algo.needs.entropy_coef > 0
         rows = (prompt_ids, prompt_attn, response_ids, attend)
-        temperature = ctx.engine.temperature
+        temperature, divergence = ctx.engine.temperature, None
         with ctx.backend.autocast():
-            logprobs, entropy = response_logprobs(ctx.policy, *rows, temperature, True, entropy_grad)
+            if algo.vocabulary_divergence is None:
+                logprobs, entropy = response_logprobs(ctx.policy, *rows, temperature, True, entropy_grad)
+            else:  # the teacher's logits beside the policy's, this micro-batch's rows only
+                how = (temperature, algo.vocabulary_divergence, entropy_grad)
+                logprobs, entropy, divergence = divergence_outputs(ctx.policy, ctx.teacher, *rows, *how)
             values = token_values(ctx.critic, *rows) * mask if algo.uses_critic else None
-        return logprobs, entropy, values
+        return logprobs, entropy, values, divergence
 
     def forward(self, samples):
         """3. Log-probs of this process's responses under the sampling policy, the reference and the

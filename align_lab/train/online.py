@@ -10,6 +10,7 @@ ptx_coef (PPO-ptx: NLL of the task's demonstrations). PPO-max uses the last thre
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 
 import torch
@@ -30,8 +31,12 @@ from align_lab.train.staleness import Pending
 from align_lab.value_checks import Diverged
 
 
-def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values):
-    """The algorithm's loss of a minibatch, minus the entropy bonus; entropy logged either way."""
+def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values, divergence=None):
+    """The algorithm's loss of a minibatch, minus the entropy bonus; entropy logged either way.
+    `divergence`: the per-token divergence to the teacher (algo.vocabulary_divergence, GKD) the loss
+    reads, or None."""
+    if divergence is not None:
+        batch = replace(batch, teacher_divergence=divergence)
     loss, stats = algo.loss(batch, logprobs, values)
     mean_entropy = masked_mean(entropy, batch.mask)
     entropy_coef = algo.needs.entropy_coef
@@ -49,7 +54,7 @@ def _sample(
     step that samples it (step - train.max_staleness, or earlier in the warm-up), named if it diverged."""
     task, tok, dp, G = ctx.task, ctx.tokenizer, ctx.group, algo.group_size
     model = ctx.policy if model is None else model
-    model = ctx.teacher if algo.needs.samples_from_teacher else model  # off-policy distillation
+    model = ctx.teacher if algo.draws_from_teacher(ctx.seed, step) else model  # off-policy distillation
     mine = dp.shard(len(step_prompts))
     my_prompts = step_prompts[mine]
     seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)

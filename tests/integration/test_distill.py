@@ -48,3 +48,19 @@ def test_a_run_folder_teaches_and_one_of_another_task_is_refused(tmp_path, cache
     with pytest.raises(ConfigError, match=r"^algo.teacher=.*that run's task is not this run's") as info:
         run_in_process(["algo=opd", "task=toy_arith", f"algo.teacher={teacher}"], tmp_path / "x", cache_dir)
     assert "\n" not in str(info.value) and not (tmp_path / "x").exists()
+
+
+def test_gkd_loss_is_its_logged_divergence_and_micro_batches_give_the_same_run(tmp_path, cache_dir):
+    # GKD differentiates the divergence the learner computes per micro-batch: 4-row micro-batches of the
+    # 8-row minibatches (policy and teacher logits for 4 rows at a time) train the same weights as whole ones
+    runs = {}
+    for name, extra in (("whole", []), ("micro", ["train.micro_batch_size=4"])):
+        summary = run_in_process(["algo=gkd", *TEACHER, *extra], tmp_path / name, cache_dir)
+        assert summary["status"] == "completed"
+        runs[name] = read_metrics(tmp_path / name / "metrics.jsonl")
+    for whole, micro in zip(runs["whole"], runs["micro"], strict=True):
+        # the loss is the token mean of the divergence: equal to the logged mean divergence per minibatch
+        assert whole["train/loss"] == pytest.approx(whole["train/teacher_jsd"], rel=1e-6)
+        assert whole["train/loss"] > 0
+        for key in ("train/loss", "train/teacher_jsd", "train/grad_norm"):
+            assert micro[key] == pytest.approx(whole[key], rel=1e-4), key

@@ -91,6 +91,14 @@ def test_loss_is_finite_differentiable_and_ignores_padding(choice):
         if algo.uses_critic
         else None
     )
+    if (
+        algo.vocabulary_divergence is not None
+    ):  # GKD: the loss reads the learner's per-token divergence, not log-probs
+        logits = torch.randn(B // 2, T, 6, generator=gen).requires_grad_()  # (b, T, V=6)
+        batch.teacher_divergence = algo.vocabulary_divergence(
+            logits, torch.randn(B // 2, T, 6, generator=gen)
+        )
+        logprobs = logits  # the tensor the gradient must reach, on kept tokens only
     loss, stats = algo.loss(batch, logprobs, values)
     assert loss.dim() == 0 and math.isfinite(loss.item())
     loss.backward()

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from align_lab.algorithms.distill import OPD, SFTDistill
-from align_lab.rl import generalized_jsd, reverse_kl_advantages
+from align_lab.algorithms.distill import GKD, OPD, SFTDistill
+from align_lab.rl import generalized_jsd, on_policy_step, reverse_kl_advantages
 from align_lab.run.teacher import vocabulary_problem
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
@@ -84,6 +84,13 @@ def test_generalized_jsd_temperature_divides_both_logits():
         (SFTDistill, "teacher_epochs", 0),
         (SFTDistill, "rollout_correction", "tis"),
         (SFTDistill, "reject", ["token_log_ratio"]),
+        (GKD, "lmbda", 1.5),
+        (GKD, "beta", -0.1),
+        (GKD, "temperature", 0.0),
+        (GKD, "seq_kd", False),
+        (GKD, "rollout_correction", "tis"),
+        (GKD, "reject", ["token_log_ratio"]),
+        (GKD, "teacher_epochs", 0),
     ],
 )
 def test_each_distillation_key_is_refused_out_of_range_in_one_line(cls, key, value):
@@ -101,3 +108,34 @@ def test_a_teacher_of_another_vocabulary_is_named_by_what_differs():
         vocabulary_problem({"a": 1, "b": 0}, 2, vocab, 2)
         == "token 'a': id 1 in its tokenizer, 0 in the policy's"
     )
+
+
+def test_gkd_loss_is_the_token_mean_of_the_divergence_over_the_vocabulary():
+    # two tokens of the two-token vocabulary above, both S = [1/2, 1/2] against T = [3/4, 1/4]; then the
+    # second is padding. beta 1/2: each token's JSD 0.033822 (above), token mean 0.033822
+    algo = GKD(beta=0.5)
+    student = t([[[0.0, 0.0], [0.0, 0.0]]]).requires_grad_()  # (1, 2, 2)
+    teacher = t([[[math.log(3.0), 0.0], [math.log(3.0), 0.0]]])
+    batch = rollout([0.0], lengths_mask([2], 2), 1)
+    batch.teacher_divergence = algo.vocabulary_divergence(student, teacher)  # (1, 2)
+    loss, stats = algo.loss(batch, batch.logprobs, None)
+    assert loss.item() == pytest.approx(0.033822, abs=1e-6)
+    assert stats["train/teacher_jsd"] == pytest.approx(0.033822, abs=1e-6)
+    loss.backward()  # the divergence itself is the loss: the student's logits get its gradient
+    assert student.grad is not None and student.grad.abs().sum() > 0
+    # padding: only the first token counts; with beta 0 its KL(T||S) 0.130812 is the mean
+    batch = rollout([0.0], lengths_mask([1], 2), 1)
+    batch.teacher_divergence = GKD(beta=0.0).vocabulary_divergence(student.detach(), teacher)
+    assert GKD(beta=0.0).loss(batch, batch.logprobs, None)[0].item() == pytest.approx(0.130812, abs=1e-6)
+
+
+def test_gkd_lmbda_draws_whose_samples_a_step_trains_on():
+    # lmbda 1: every step the student's (TRL: random() <= 1 always); lmbda 0: every step the teacher's
+    assert all(on_policy_step(1.0, 0, s) for s in range(50))
+    assert not any(on_policy_step(0.0, 0, s) for s in range(50))
+    assert GKD(lmbda=1.0).samples_from_teacher is False and GKD(lmbda=0.5).samples_from_teacher
+    # the draw is a function of (seed, step) alone: the same on a resume, another for another seed
+    draws = [GKD(lmbda=0.5).draws_from_teacher(3, s) for s in range(400)]
+    assert draws == [GKD(lmbda=0.5).draws_from_teacher(3, s) for s in range(400)]
+    assert 0.4 < sum(draws) / 400 < 0.6  # about 1 - lmbda of the steps (binomial sd 0.025)
+    assert GKD().uses_teacher and not GKD().uses_reference and GKD().vocabulary_divergence is not None

@@ -288,7 +288,7 @@ NEW_2026 = [
     "dro",
     "gdpo",
     "opd",
-]  # issue 61's; sft_distill refuses a correction (its samples are the teacher's)
+]  # issue 61's; sft_distill and gkd refuse a correction (the teacher's samples; gkd: no ratio)
 CORRECTION_KEYS = [
     {"rollout_correction": "tis", "correction_low": 0.5},
     {"rollout_correction": "mis", "correction_level": "sequence", "sequence_ratio": "geometric_mean"},
@@ -329,7 +329,7 @@ def test_every_online_algorithm_is_corrected_and_unchanged_without_mismatch(choi
         "rloo",
     } | {"reinforce_pp", "reinforce_pp_baseline", "remax", "raft", "vanilla_pg", "reinforce_ma"} | set(
         ZOO
-    ) | set(NEW_2026) | {"sft_distill"}
+    ) | set(NEW_2026) | {"sft_distill", "gkd"}
     # engine = trainer: every ratio is 1, inside every bound -> the very loss of no correction
     plain, loss, stats = _losses(choice, keys, 0.0)
     torch.testing.assert_close(loss, plain, rtol=0, atol=0)

@@ -4,7 +4,9 @@ DistillationTrainer loss (trl/trainer/distillation_trainer.py _chunked_divergenc
 divergence is trl/kernels/chunked_divergence.py's), read in trl-1.16.0 from PyPI; and Thinking Machines'
 on-policy distillation, tinker-cookbook at 53aaf8de3a681fd7930defcebda262918ff62edd
 (tinker_cookbook/distillation/train_on_policy.py incorporate_kl_penalty). No test imports a peer: each
-peer's formula is written out below as the expected computation, on fixed tensors."""
+peer's formula is written out below as the expected computation, on fixed tensors; GKD's whole loss and
+its gradient are held to TRL's own numbers, printed by `benchmarks/.venv-trl/bin/python
+benchmarks/trl_gkd_loss.py` (TRL 1.16.0 GKDTrainer.generalized_jsd_loss on the tensors below)."""
 
 import math
 
@@ -12,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from align_lab.algorithms.distill import OPD
+from align_lab.algorithms.distill import GKD, OPD
 from align_lab.rl import aggregate_loss, generalized_jsd, reverse_kl_advantages
 from tests.unit.algorithms.test_algorithms_group import rollout
 
@@ -113,3 +115,33 @@ def test_opds_sampled_reverse_kl_averages_to_trls_beta_one_divergence():
     expected = (s.exp() * per_entry).sum(-1)  # (B, T)
     ours = aggregate_loss(expected, MASK, "token_mean")
     torch.testing.assert_close(ours, trl_generalized_jsd_loss(STUDENT, TEACHER, MASK, 1.0))
+
+
+# benchmarks/trl_gkd_loss.py's output (TRL 1.16.0): beta, temperature, loss, dloss/dS[0,0,2], dloss/dS[1,1,0]
+TRL_GKD = [
+    (0.0, 1.0, 0.41311222295338723, 0.08180043122109722, 0.09212335541349424),
+    (0.0, 0.7, 0.746663181239787, 0.1582693928386084, 0.1622400902161837),
+    (0.5, 1.0, 0.09351273521694661, 0.017358698026708624, 0.01640020917373579),
+    (0.5, 0.7, 0.15513247676640918, 0.025473897824369374, 0.01959233383842777),
+    (0.9, 1.0, 0.03373546016924075, 0.00614384756913879, 0.005563225731983547),
+    (0.9, 0.7, 0.05693330774944412, 0.008414630115029523, 0.006151387637155734),
+    (1.0, 1.0, 0.3790304305868276, 0.06891406109650036, 0.061942860885416125),
+    (1.0, 0.7, 0.6512601950569425, 0.09367881760040435, 0.06762546806117532),
+]
+
+
+@pytest.mark.parametrize("beta,temperature,loss,grad_002,grad_110", TRL_GKD)
+def test_gkd_loss_and_its_gradient_are_trls_gkdtrainer_on_identical_logits(
+    beta, temperature, loss, grad_002, grad_110
+):
+    algo = GKD(beta=beta, temperature=temperature)
+    student = STUDENT.clone().requires_grad_()
+    batch = rollout([0.0, 0.0], MASK, 1)
+    batch.teacher_divergence = algo.vocabulary_divergence(
+        student, TEACHER
+    )  # (B, T), as the learner's forward gives it
+    ours, _ = algo.loss(batch, batch.logprobs, None)
+    ours.backward()
+    assert ours.item() == pytest.approx(loss, rel=1e-12)
+    assert student.grad[0, 0, 2].item() == pytest.approx(grad_002, rel=1e-10)
+    assert student.grad[1, 1, 0].item() == pytest.approx(grad_110, rel=1e-10)
