@@ -133,7 +133,7 @@ def test_gkd_lmbda_draws_whose_samples_a_step_trains_on():
     # lmbda 1: every step the student's (TRL: random() <= 1 always); lmbda 0: every step the teacher's
     assert all(on_policy_step(1.0, 0, s) for s in range(50))
     assert not any(on_policy_step(0.0, 0, s) for s in range(50))
-    assert GKD(lmbda=1.0).samples_from_teacher is False and GKD(lmbda=0.5).samples_from_teacher
+    assert GKD(lmbda=1.0).needs.samples_from_teacher is False and GKD(lmbda=0.5).needs.samples_from_teacher
     # the draw is a function of (seed, step) alone: the same on a resume, another for another seed
     draws = [GKD(lmbda=0.5).draws_from_teacher(3, s) for s in range(400)]
     assert draws == [GKD(lmbda=0.5).draws_from_teacher(3, s) for s in range(400)]
