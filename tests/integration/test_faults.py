@@ -77,6 +77,7 @@ BAD_INPUT = [
         "normalize_advantages=True",
     ),
     (["algo=ppo_max", "reward=gold"], "algo.critic_init=reward_model: needs reward=learned_rm"),
+    (["algo=ppo_max", "train.steps=10"], "algo.critic_pretrain_steps=10: must be < train.steps=10 (the"),
     (["lora.enabled=true", "lora.r=0"], "lora.r=0: must be >= 1"),
     (["model.hidden_size=0"], "model.hidden_size=0: must be >= 1"),
     # combinations that cannot train (issue 25 item 3): each completed before, learning nothing

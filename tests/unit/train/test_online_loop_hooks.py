@@ -31,12 +31,20 @@ class Interrupt(BaseException):
 
 
 def test_critic_pretraining_leaves_the_policy_untouched(tmp_path, cache_dir):
-    summary = run_in_process(["algo=ppo_max", "algo.critic_pretrain_steps=3"], tmp_path, cache_dir)
-    # evaluation samples policy and reference with one seed: equal weights -> equal samples
-    assert summary["eval/kl"] == 0.0
-    assert summary["eval/gold_reward"] == summary["eval/gold_reward_sft"]
+    summary = run_in_process(["algo=ppo_max", "algo.critic_pretrain_steps=2"], tmp_path, cache_dir)
     rows = read_metrics(tmp_path / "metrics.jsonl")
-    assert all("train/value_loss" in r and "train/ptx_loss" not in r for r in rows)
+    # steps 2 and 3 sample from the policy steps 1 and 2 left: still the reference's weights, so their
+    # KL to it is exactly 0; step 3 trains the policy, and the evaluation after it moved
+    assert [r["train/kl"] == 0.0 for r in rows] == [True, True, True]
+    assert summary["eval/kl"] != 0.0
+    assert all("train/value_loss" in r for r in rows)
+    assert ["train/ptx_loss" in r for r in rows] == [False, False, True]  # PPO-ptx joins with the policy
+
+
+def test_a_critic_warmup_as_long_as_the_run_is_refused_before_compute(tmp_path, cache_dir):
+    with pytest.raises(ConfigError, match=r"^algo.critic_pretrain_steps=3: must be < train.steps=3 \(the"):
+        run_in_process(["algo=ppo_max", "algo.critic_pretrain_steps=3"], tmp_path, cache_dir)
+    assert not (tmp_path / "metrics.jsonl").exists()
 
 
 def test_ptx_and_entropy_terms_join_once_the_policy_trains(tmp_path, cache_dir):
