@@ -50,8 +50,7 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
     check_warmup(spec)
     check_sampled_pairs(spec)
     check_teacher(spec)  # distillation: a teacher the loop can use, of the policy's vocabulary
-    check_needs(spec)  # what the algorithm declares it needs: differing responses, demonstrations
-    check_critic_warmup(spec)
+    check_needs(spec)  # what the algorithm declares it needs: differing responses, demonstrations, ...
     if spec.lora.enabled and not getattr(spec.rollout, "samples_adapters", True):  # unsaid: let through
         raise ConfigError(
             f"lora.enabled=true: rollout={spec.names.get('rollout', type(spec.rollout).__name__)} "
@@ -128,19 +127,6 @@ def check_warmup(spec: RunSpec) -> None:
         raise ConfigError(
             f"train.warmup_steps={spec.train.warmup_steps}: must be < the run's {total} optimiser steps "
             "(else the learning rate never reaches algo.lr)"
-        )
-
-
-def check_critic_warmup(spec: RunSpec) -> None:
-    """A critic warm-up as long as the run: every step trains only the critic, so the policy never moves
-    and the run reports the SFT policy as aligned (PPO-max's 10 steps in a 3-step run)."""
-    if not isinstance(spec.algo, OnlineAlgorithm):
-        return
-    warm = spec.algo.needs.critic_pretrain_steps
-    if warm >= spec.train.steps:
-        raise ConfigError(
-            f"algo.critic_pretrain_steps={warm}: must be < train.steps={spec.train.steps} (the first {warm} "
-            "steps train only the critic, so the policy would never move); lower it or raise train.steps"
         )
 
 

@@ -16,7 +16,8 @@ traceback after the SFT stage or a game silently played for one turn (issue 59).
   a prompt's responses (`compares_samples`: GRPO's group mean, RLOO, RAFT, ReMax's greedy baseline,
   sampled pairs), the task's demonstrations
   (`ptx_coef`; a task says which key leaves it without: `demonstrations_missing`), dynamic sampling's
-  one on-policy process. Each was accepted and trained nothing, or failed after the stages were built.
+  one on-policy process, a critic warm-up shorter than the run (`critic_pretrain_steps`). Each was
+  accepted and trained nothing, or failed after the stages were built.
 """
 
 from __future__ import annotations
@@ -130,6 +131,12 @@ def check_needs(spec) -> None:
         raise ConfigError(
             f"algo.ptx_coef={ptx_coef}: adds the NLL of the task's demonstrations, and "
             f"task={spec.names.get('task', 'task')} has none ({missing}); name them, or set algo.ptx_coef=0"
+        )
+    warm = algo.needs.critic_pretrain_steps if isinstance(algo, OnlineAlgorithm) else 0
+    if warm >= spec.train.steps:  # every step would train only the critic (PPO-max's 10 in a 3-step run)
+        raise ConfigError(
+            f"algo.critic_pretrain_steps={warm}: must be < train.steps={spec.train.steps} (the first {warm} "
+            "steps train only the critic, so the policy would never move); lower it or raise train.steps"
         )
     if isinstance(algo, OnlineAlgorithm):
         try:  # on-policy, one process: the loop checked it only after the stages were built
