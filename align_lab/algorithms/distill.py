@@ -186,11 +186,11 @@ class GKD(OnlineBase):
         return True
 
     @property
-    def needs(self) -> LoopNeeds:  # some steps sample from the teacher (run/teacher.py's check)
-        return LoopNeeds(samples_from_teacher=self.lmbda < 1)
+    def needs(self) -> LoopNeeds:  # the off-policy steps sample from the teacher (run/teacher.py's check)
+        return LoopNeeds(samples_from_teacher=self.seq_kd and self.lmbda < 1)
 
     def draws_from_teacher(self, seed: int, step: int) -> bool:
-        return not on_policy_step(self.lmbda, seed, step)
+        return self.needs.samples_from_teacher and not on_policy_step(self.lmbda, seed, step)
 
     def vocabulary_divergence(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
         """(b, T) JSD_beta per token at `temperature` (rl.generalized_jsd), from (b, T, V) logits."""

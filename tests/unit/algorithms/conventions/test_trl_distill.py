@@ -6,7 +6,7 @@ on-policy distillation, tinker-cookbook at 53aaf8de3a681fd7930defcebda262918ff62
 (tinker_cookbook/distillation/train_on_policy.py incorporate_kl_penalty). No test imports a peer: each
 peer's formula is written out below as the expected computation, on fixed tensors; GKD's whole loss and
 its gradient are held to TRL's own numbers, printed by `benchmarks/.venv-trl/bin/python
-benchmarks/trl_gkd_loss.py` (TRL 1.16.0 GKDTrainer.generalized_jsd_loss on the tensors below)."""
+scripts/trl_gkd_loss.py` (TRL 1.16.0 GKDTrainer.generalized_jsd_loss on the tensors below)."""
 
 import math
 
@@ -117,7 +117,7 @@ def test_opds_sampled_reverse_kl_averages_to_trls_beta_one_divergence():
     torch.testing.assert_close(ours, trl_generalized_jsd_loss(STUDENT, TEACHER, MASK, 1.0))
 
 
-# benchmarks/trl_gkd_loss.py's output (TRL 1.16.0): beta, temperature, loss, dloss/dS[0,0,2], dloss/dS[1,1,0]
+# scripts/trl_gkd_loss.py's output (TRL 1.16.0): beta, temperature, loss, dloss/dS[0,0,2], dloss/dS[1,1,0]
 TRL_GKD = [
     (0.0, 1.0, 0.41311222295338723, 0.08180043122109722, 0.09212335541349424),
     (0.0, 0.7, 0.746663181239787, 0.1582693928386084, 0.1622400902161837),

@@ -1,7 +1,7 @@
 """TRL 1.16.0's GKD loss (trl/experimental/gkd/gkd_trainer.py GKDTrainer.generalized_jsd_loss, labels
 -100 on padding, its default reduction) and its gradient on fixed logits: the numbers
 tests/unit/algorithms/conventions/test_trl_distill.py holds GKD's loss to. Run with TRL's python:
-    benchmarks/.venv-trl/bin/python benchmarks/trl_gkd_loss.py
+    benchmarks/.venv-trl/bin/python scripts/trl_gkd_loss.py
 prints `beta temperature loss dloss/dS[0,0,2] dloss/dS[1,1,0]` per line. Not part of the test run."""
 
 import torch
