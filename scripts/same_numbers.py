@@ -54,6 +54,8 @@ EXTRAS = {
     "rloo_stale1": ["algo=rloo", "train.max_staleness=1"],
     "grpo_two_processes": ["algo=grpo", "hardware.processes=2", "rollout.seed_per_sample=true"],
     "dpo_two_processes": ["algo=dpo", "hardware.processes=2", "rollout.seed_per_sample=true"],
+    # sampled pairs over two processes, seed 0: a step whose one sampled pair leaves a process none
+    "sail_pr_two_processes": ["algo=sail_pr", "hardware.processes=2", "rollout.seed_per_sample=true"],
     "grpo_guess_number": ["algo=grpo", *GAME],
     "remax_guess_number": ["algo=remax", *GAME],
     # GDPO refuses a reward with one source: the toy world's gold reward and the word-count penalty
