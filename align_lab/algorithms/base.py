@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
-from align_lab.algorithms.correction import Corrected, RolloutCorrection  # noqa: F401 (re-exported)
+from align_lab.algorithms.parts import Corrected, RolloutCorrection  # noqa: F401 (re-exported)
 from align_lab.rl import AGGREGATIONS
 from align_lab.value_checks import check, check_lr
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.correction import RolloutCorrection
 from align_lab.algorithms.grpo import GRPO
-from align_lab.algorithms.parts import RatioClip
+from align_lab.algorithms.parts import RatioClip, RolloutCorrection
 from align_lab.rl.policy_losses import geometric_mean_loss
 
 

@@ -16,8 +16,7 @@ from typing import ClassVar
 from torch import Tensor
 
 from align_lab.algorithms.base import LoopNeeds
-from align_lab.algorithms.correction import RolloutCorrection
-from align_lab.algorithms.parts import KLTerm
+from align_lab.algorithms.parts import KLTerm, RolloutCorrection
 
 
 def part(cls, keys):

@@ -1,18 +1,20 @@
 """The typed parts of an online algorithm's loss, each a frozen dataclass that checks its own keys (named as
-the user types them), and the policy-gradient family's loss written once as a function of them (ClipLoss:
-GRPO and its presets DAPO / Dr. GRPO, the policy terms of GSPO, CISPO, SAPO, GMPO, Clip-Cov, KL-Cov,
-REINFORCE++, PPO's policy part, RLOO; with the Reinforce term ReMax, REINFORCE-MA, vanilla PG). `batch` is
-a minibatch's algorithms.base.Rollout (not imported: base imports this module)."""
+the user types them): the ratio clip, the KL term, the reward clip, the aggregation, the rollout correction
+(its checks: correction_checks.py), the policy terms PPOClip and Reinforce; and the policy-gradient family's
+loss written once as a function of them (ClipLoss: GRPO and its presets DAPO / Dr. GRPO, the policy terms
+of GSPO, CISPO, SAPO, GMPO, Clip-Cov, KL-Cov, REINFORCE++, PPO's policy part, RLOO; with the Reinforce term
+ReMax, REINFORCE-MA, vanilla PG). So an algorithm's loss reads its own file and this one. `batch` is a
+minibatch's algorithms.base.Rollout (not imported: base imports this module)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from align_lab.algorithms.correction import RolloutCorrection
+from align_lab.algorithms.correction_checks import check_correction
 from align_lab.rl import (
     AGGREGATIONS,
     KL_ESTIMATORS,
@@ -23,7 +25,8 @@ from align_lab.rl import (
     kl_penalty,
     masked_mean,
 )
-from align_lab.value_checks import check
+from align_lab.rl.correction import correction_weights, normalize_weights, rule_rejections
+from align_lab.value_checks import TrainsNothing, check
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,122 @@ class Aggregation:
 
     def __call__(self, per_token: Tensor, mask: Tensor, rows: Tensor | None = None) -> Tensor:
         return aggregate_loss(per_token, mask, self.loss_aggregation, self.max_len, rows)
+
+
+@dataclass
+class Corrected:
+    """A minibatch's per-token policy loss after the rollout correction, and what aggregates it."""
+
+    per_token: Tensor  # (B, T) the loss times the importance weights
+    mask: Tensor  # (B, T) the tokens the aggregation counts
+    rows: Tensor | None  # (B,) the sequences the sequence means count; None: every one
+    stats: dict
+
+
+@dataclass(frozen=True)
+class RolloutCorrection:
+    """The off-policy correction of every online algorithm (a part: OnlineBase builds it from the keys of
+    the same names; docs/off_policy.md). The defaults (none, no rules, ppo_anchor=old) leave every loss
+    as it was.
+
+    The weights and masks are rl.correction_weights of log pi_target - log pi_rollout, pi_rollout the
+    engine's distribution (rollout.rollout_logprobs) and pi_target pi_old (correction_ratio=old:
+    decoupled, every peer's default) or the current policy, detached (current: verl's bypass mode);
+    the rejection rules `reject` (rl.rule_rejections) add the tokens they reject.
+    The weight multiplies the policy term only (not a KL-in-loss term); a rejected token gets weight 0
+    and still counts in the aggregation (masked_in_denominator=true) or leaves it (false: verl).
+    """
+
+    rollout_correction: str = "none"
+    correction_level: str = "token"
+    sequence_ratio: str = "product"
+    correction_low: float | None = None
+    correction_high: float | None = 2.0
+    masked_in_denominator: bool = True
+    mask_is_weight: bool = False
+    correction_ratio: str = "old"
+    ppo_anchor: str = "old"
+    normalize_weights: bool = False
+    reject: list[str] = field(default_factory=list)
+    reject_low: list[float | None] = field(default_factory=list)
+    reject_high: list[float | None] = field(default_factory=list)
+    reject_ratio: str | None = None
+    reject_negative_only: bool = False
+    max_rejected_steps: int = 3
+
+    def __post_init__(self) -> None:
+        check_correction(self)
+
+    def anchor(self, batch) -> Tensor:
+        """(B, T) the log-probs a ratio divides by: pi_old's, or the engine's with ppo_anchor=rollout."""
+        return batch.logprobs if self.ppo_anchor == "old" else _behaviour(batch)
+
+    def weights(self, batch, logprobs: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """(weights (B, T), rejected (B, T) bool) of a minibatch: the mode's weights, normalised to mean 1
+        (normalize_weights), then 0 on the tokens the mode or a rule rejects."""
+        behaviour = _behaviour(batch)
+        current = logprobs.detach()  # (B, T)
+        target = batch.logprobs if self.correction_ratio == "old" else current  # (B, T)
+        weights, rejected = correction_weights(
+            target - behaviour,
+            mask,
+            self.rollout_correction,
+            self.correction_level,
+            self.sequence_ratio,
+            self.correction_low,
+            self.correction_high,
+            self.mask_is_weight,
+        )  # (B, T) each
+        if self.normalize_weights:
+            weights = normalize_weights(weights, mask, self.correction_level)
+        if not self.reject:
+            return weights, rejected
+        ratio = self.reject_ratio or self.correction_ratio
+        rule_target = batch.logprobs if ratio == "old" else current  # (B, T)
+        n = len(self.reject)
+        lows, highs = list(self.reject_low) or [None] * n, list(self.reject_high) or [None] * n
+        by_rules = rule_rejections(rule_target, behaviour, mask, list(self.reject), lows, highs)  # (B, T)
+        if self.reject_negative_only:
+            by_rules = by_rules & (batch.advantages < 0)
+        rejected = rejected | by_rules
+        return torch.where(rejected, 0.0, weights), rejected
+
+    def correct(self, batch, per_token: Tensor, logprobs: Tensor, mask: Tensor | None = None):
+        """The policy term `per_token` (B, T) of a minibatch, corrected: a Corrected. `logprobs` (B, T)
+        are the current policy's; `mask` (B, T) the tokens the loss covers (default the response)."""
+        mask = batch.mask if mask is None else mask
+        if self.rollout_correction == "none" and not self.reject:
+            return Corrected(per_token, mask, None, {})
+        weights, rejected = self.weights(batch, logprobs, mask)  # (B, T) each
+        stats = {
+            "train/is_weight_mean": masked_mean(weights, mask.bool() & ~rejected).item(),
+            "train/is_weight_max": weights.max().item() if weights.numel() else 0.0,
+            "train/is_masked_frac": masked_mean(rejected.to(weights.dtype), mask).item(),
+        }
+        if self.masked_in_denominator:
+            return Corrected(per_token * weights, mask, None, stats)
+        kept = mask * ~rejected  # (B, T) mask's dtype
+        rows = kept.bool().any(-1) | ~mask.bool().any(-1)  # (B,) all but the sequences it emptied
+        return Corrected(per_token * weights, kept, rows, stats)
+
+    def rejected_streak(self, stats: dict, streak: int, step: int) -> int:
+        """The steps in a row, step `step` (1-based) the last, whose every minibatch rejected all its
+        response tokens (train/is_masked_frac 1); raises TrainsNothing at max_rejected_steps (0: never)."""
+        fractions = stats.get("train/is_masked_frac") or [0.0]
+        streak = streak + 1 if min(fractions) >= 1.0 else 0
+        if self.max_rejected_steps and streak >= self.max_rejected_steps:
+            raise TrainsNothing(
+                f"steps {step - streak + 1}-{step} rejected every response token (train/is_masked_frac 1): "
+                f"the correction trains nothing; widen algo.correction_low/high or algo.reject_low/high, "
+                f"or set algo.max_rejected_steps=0 (now {self.max_rejected_steps}) to go on"
+            )
+        return streak
+
+
+def _behaviour(batch) -> Tensor:
+    if batch.rollout_logprobs is None:
+        raise ValueError("a rollout correction needs rollout.rollout_logprobs (the engine's log-probs)")
+    return batch.rollout_logprobs
 
 
 class PolicyTerm(Protocol):

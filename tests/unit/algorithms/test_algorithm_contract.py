@@ -159,8 +159,8 @@ def test_the_rollout_correction_keys_have_one_default_in_all_three_places():
     benchmark) differ from a run's."""
     import yaml
 
-    from align_lab.algorithms.correction import RolloutCorrection
     from align_lab.algorithms.online import OnlineBase
+    from align_lab.algorithms.parts import RolloutCorrection
     from tests.conftest import ROOT
 
     part = {f.name: _default(f) for f in fields(RolloutCorrection)}
