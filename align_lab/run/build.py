@@ -22,6 +22,7 @@ from align_lab.run.teacher import with_teacher
 from align_lab.tasks.view import observation_renderer
 from align_lab.train.context import Context
 from align_lab.train.distributed import Group
+from align_lab.train.memory import divergence_copies
 from align_lab.train.online import train_online
 from align_lab.train.pairwise import train_pairwise
 
@@ -53,6 +54,14 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank=0, c
         return stages
     how = (spec.train.micro_batch_size, memory, dict(stages.numerics), rank == 0, check)
     return with_teacher(stages, spec.algo.teaching, StageBuild(cache, progress, *how), spec.sft, spec.env)
+
+
+def divergence_row_copies(algo) -> float:
+    """fp32 (T, V) copies a row's divergence to the teacher over the vocabulary adds to an update (the
+    memory model's figure for GKD's JSD at its beta, the one such divergence); 0 for every other loss."""
+    if not isinstance(algo, OnlineAlgorithm) or algo.vocabulary_divergence is None:
+        return 0.0
+    return divergence_copies(algo.beta)
 
 
 def uses_teacher(algo) -> bool:
@@ -127,6 +136,7 @@ def build_context(
         memory_budget=spec.hardware.memory_bytes(),
         identity=identity or {},
         teacher=frozen_teacher(stages) if uses_teacher(spec.algo) else None,
+        divergence_copies=divergence_row_copies(spec.algo),
     )
 
 

@@ -61,6 +61,9 @@ class Context:
     memory: Planned | None = None  # the memory plan (train/memory/planner.py); Context.build makes it
     ledger: Ledger = field(default_factory=Ledger)  # what the run learns while it trains (train/ledger.py)
     teacher: torch.nn.Module | None = None  # the frozen teacher of a distillation (algo.uses_teacher)
+    # fp32 (T, V) copies a row's divergence to the teacher adds to an update (memory.divergence_copies of
+    # GKD's beta, its algo.vocabulary_divergence); 0: the loss reads log-probs only
+    divergence_copies: float = 0.0
 
     @classmethod
     def build(cls, **fields) -> Context:
@@ -102,6 +105,7 @@ def planned(ctx: Context) -> Context:
         whole_only=ctx.backend.uses_deepspeed,
         dtype=ctx.backend.dtype,
         reference_loads=ctx.reference_loads,
+        divergence_copies=ctx.divergence_copies,
     )
     trained = dataclasses.replace(ctx.train, micro_batch_size=plan.micro_batch_size)
     return dataclasses.replace(ctx, memory=plan, train=trained)

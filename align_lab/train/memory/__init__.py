@@ -4,11 +4,10 @@ of a decoder's rows (footprint.py), the plan of a run's peak and of `train.micro
 (planner.py) and the lines it logs (plan_lines.py), and an online update's rows per micro-batch from
 its rows' tokens (token_budget.py). The loops see only ints or None, never "auto"."""
 
-from align_lab.train.memory.footprint import Dims, row_bytes
+from align_lab.train.memory.footprint import Dims, divergence_copies, held_modules, row_bytes
 from align_lab.train.memory.planner import (
     Planned,
     default_budget,
-    held_modules,
     machine_memory,
     plan_run,
     prompt_tokens,
@@ -22,6 +21,7 @@ __all__ = [
     "Dims",
     "Planned",
     "default_budget",
+    "divergence_copies",
     "first_update_rows",
     "held_modules",
     "machine_memory",

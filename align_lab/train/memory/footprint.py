@@ -1,10 +1,14 @@
 """The bytes of a decoder's rows (docs/memory.md): a sequence's activations kept for the backward pass,
-a no-graph forward's working set and a KV cache, from the widths of an HF config (Dims). The memory
-model (train/memory/planner.py) sums them into a run's predicted peak."""
+a no-graph forward's working set, a KV cache and a divergence to a teacher, from the widths of an HF config
+(Dims); and the bytes of the models a run holds (their parameters, found in a scorer's closure too). The
+memory model (train/memory/planner.py) sums them into a run's predicted peak."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
+
+import torch
 
 FLOAT_BYTES = 4  # fp32 activations (bf16 autocast: row_bytes' dtype)
 # floats kept for the backward pass per token and layer of a Llama-style block: about 6 hidden-size
@@ -12,6 +16,11 @@ FLOAT_BYTES = 4  # fp32 activations (bf16 autocast: row_bytes' dtype)
 HIDDEN_COPIES, MLP_COPIES = 6, 4
 LOGIT_COPIES = 3  # fp32 (T, V) logits per response, their gradient and the softmax of the backward pass
 NO_GRAPH_LOGIT_COPIES = 2  # a forward without a graph: its logits, and their join (forward_row_bytes)
+# GKD's generalized JSD over the vocabulary (rl.generalized_jsd) adds to an update row, beyond the policy's
+# LOGIT_COPIES, the teacher's (T, V) logits and the divergence's saved and transient fp32 (T, V) tensors:
+# measured 9.3 + 1 copies for 0 < beta < 1 (the mixture's stack and logsumexp), 2.2 + 1 at beta 0 or 1
+# (scripts/divergence_copies.py: 8 rows x 33 tokens x 49,152, peak RSS of the backward)
+MIXTURE_COPIES, LIMIT_COPIES = 10.3, 3.2
 
 
 @dataclass(frozen=True)
@@ -102,3 +111,41 @@ def forward_row_bytes(dims: Dims, prompt_tokens: int, response_tokens: int) -> i
 def kv_bytes(dims: Dims, tokens: int) -> int:
     """Bytes of one sequence's KV cache of `tokens` positions: keys and values of every layer (fp32)."""
     return FLOAT_BYTES * 2 * dims.layers * (dims.kv_width or dims.hidden) * tokens
+
+
+def divergence_copies(beta: float) -> float:
+    """fp32 (T, V) copies an update row holds for GKD's JSD_beta to the teacher (MIXTURE/LIMIT_COPIES)."""
+    return LIMIT_COPIES if beta in (0, 1) else MIXTURE_COPIES
+
+
+def divergence_bytes(dims: Dims, response_tokens: int, copies: float) -> int:
+    """Bytes a row's divergence to the teacher adds to its update forward: `copies` (T, V) fp32 tensors,
+    every position (the divergence reads a padded row: no packing)."""
+    return int(FLOAT_BYTES * copies * response_tokens * dims.vocab)
+
+
+def parameter_bytes(modules, trainable: bool = False) -> int:
+    """Bytes of the distinct parameters of `modules` (tied ones once); `trainable`: those with a gradient."""
+    seen: dict[int, int] = {}
+    for m in modules:
+        for p in m.parameters():
+            if not trainable or p.requires_grad:
+                seen[id(p)] = p.numel() * p.element_size()
+    return sum(seen.values())
+
+
+def held_modules(obj, depth: int = 5) -> list:
+    """The torch modules a scorer or judge holds (a learned or HF reward model): found in its closure
+    and attributes, `depth` levels down."""
+    if isinstance(obj, torch.nn.Module):
+        return [obj]
+    if depth == 0 or obj is None or isinstance(obj, str | int | float | bool | type | ModuleType):
+        return []  # a class or module is not held by the scorer: its descriptors are not values
+    if isinstance(obj, list | tuple):
+        inner = list(obj)
+    else:
+        cells = getattr(obj, "__closure__", None)  # a closure's cells are filled once it exists
+        attrs = getattr(obj, "__dict__", None)
+        inner = [c.cell_contents for c in cells] if isinstance(cells, tuple) else []
+        inner += list(attrs.values()) if isinstance(attrs, dict) else []
+    return [m for x in inner for m in held_modules(x, depth - 1)]

@@ -15,14 +15,21 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from types import ModuleType
 
 import torch
 
 from align_lab.models.lora import causal_lm
 from align_lab.models.packing import packs
 from align_lab.models.sequences import caches_with_grad
-from align_lab.train.memory.footprint import FLOAT_BYTES, Dims, forward_row_bytes, kv_bytes, row_bytes
+from align_lab.train.memory.footprint import (
+    FLOAT_BYTES,
+    Dims,
+    divergence_bytes,
+    forward_row_bytes,
+    kv_bytes,
+    parameter_bytes,
+    row_bytes,
+)
 from align_lab.train.memory.plan_lines import describe, log_plan
 from align_lab.train.memory.token_budget import Budget, realized_peak
 from align_lab.train.micro import whole
@@ -119,33 +126,6 @@ def rows_in(n: int, size: int | None) -> int:
     return n if size is None else min(n, size)  # rows of the largest micro-batch of n
 
 
-def parameter_bytes(modules, trainable: bool = False) -> int:
-    """Bytes of the distinct parameters of `modules` (tied ones once); `trainable`: those with a gradient."""
-    seen: dict[int, int] = {}
-    for m in modules:
-        for p in m.parameters():
-            if not trainable or p.requires_grad:
-                seen[id(p)] = p.numel() * p.element_size()
-    return sum(seen.values())
-
-
-def held_modules(obj, depth: int = 5) -> list:
-    """The torch modules a scorer or judge holds (a learned or HF reward model): found in its closure
-    and attributes, `depth` levels down."""
-    if isinstance(obj, torch.nn.Module):
-        return [obj]
-    if depth == 0 or obj is None or isinstance(obj, str | int | float | bool | type | ModuleType):
-        return []  # a class or module is not held by the scorer: its descriptors are not values
-    if isinstance(obj, list | tuple):
-        inner = list(obj)
-    else:
-        cells = getattr(obj, "__closure__", None)  # a closure's cells are filled once it exists
-        attrs = getattr(obj, "__dict__", None)
-        inner = [c.cell_contents for c in cells] if isinstance(cells, tuple) else []
-        inner += list(attrs.values()) if isinstance(attrs, dict) else []
-    return [m for x in inner for m in held_modules(x, depth - 1)]
-
-
 @dataclass(frozen=True)
 class Peak:
     """A run's predicted peak resident memory (bytes): held (runtime, weights of every model held, AdamW
@@ -208,21 +188,32 @@ class Planned:
     budget: Budget | None = None
 
 
+def update_row_bytes(dims: Dims, lengths: tuple[int, int], dtype: str, critic: bool, copies: float) -> int:
+    """A graph row of an update at its longest (prompt, response `lengths`): the policy's activations
+    x BACKWARD, the critic's body beside them (`critic`), and a divergence to the teacher of `copies`
+    (T, V) tensors (footprint.divergence_bytes, measured: no BACKWARD factor)."""
+    P, T = lengths
+    row = int(BACKWARD * row_bytes(dims, P, T, dtype=dtype))
+    if critic:  # the critic's body runs with a graph beside the policy's
+        row += int(BACKWARD * row_bytes(dims, P, T, logits=False, dtype=dtype))
+    return row + divergence_bytes(dims, T, copies)
+
+
 def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool = False, **how) -> Planned:
     """`setting` (train.micro_batch_size: "auto", rows or None) planned for a run holding `models`
     (policy, reference or None, critic or None, then any others: reward models) on `task` (as the policy
     reads it) and `env`, with `train`'s batch sizes over `ranks` processes. `how`: budget (bytes; None:
     default_budget), whole_only (a DeepSpeed engine steps once per backward), dtype (hardware.dtype),
     reference_loads (False: a reference evaluation takes when training holds none weighs nothing: a
-    LoRA policy's frozen base)."""
+    LoRA policy's frozen base), divergence_copies (fp32 (T, V) copies a row's divergence to the teacher
+    adds to an update: footprint.divergence_copies, GKD; 0: none)."""
     policy, reference, critic, *others = models
     dims = Dims.of(policy.config)
     P = prompt_tokens(task)
     T = response_tokens(task, env, getattr(policy.config, "max_position_embeddings", None))
     trained = parameter_bytes([m for m in (policy, critic) if m is not None], trainable=True)
-    row = int(BACKWARD * row_bytes(dims, P, T, dtype=(dtype := how.get("dtype", "fp32"))))
-    if critic is not None:  # the critic's body runs with a graph beside the policy's
-        row += int(BACKWARD * row_bytes(dims, P, T, logits=False, dtype=dtype))
+    dtype, copies = how.get("dtype", "fp32"), how.get("divergence_copies", 0.0)
+    row = update_row_bytes(dims, (P, T), dtype, critic is not None, copies)
     per_item = 2 if pairwise else 1  # a pairwise row is a pair of responses
     rows = -(-train.minibatch_size // ranks)  # an update's forward: this process's rows of a minibatch
     sampled = per_item * rows if pairwise else -(-train.rollout_size // ranks)  # this process's rollout
@@ -262,21 +253,27 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
     chooses, cap = setting == "auto" and not whole_only, None if gpu else micro  # else the set size runs
     # DeepSpeed: whole minibatches, its ZeRO-3 forwards share no prompt (the plan's figure stands)
     priced = not (pairwise or how.get("whole_only"))
-    prices = update_budget(policy, critic, dims, (room, left), dtype, cap, chooses) if priced else None
+    how_priced = (dtype, cap, chooses, copies)
+    prices = update_budget(policy, critic, dims, (room, left), *how_priced) if priced else None
     planned = Planned(peak, micro, forward_micro, eval_micro, sample_rows, prices)
     log_plan(planned, setting, (rows, sampled, n_eval), room, pairwise)
     return planned
 
 
-def update_budget(policy, critic, dims: Dims, rooms: tuple[int, int], dtype: str, rows, chooses) -> Budget:
+def update_budget(
+    policy, critic, dims: Dims, rooms: tuple[int, int], dtype: str, rows, chooses, copies: float = 0.0
+) -> Budget:
     """What `auto` allows an online update's forwards (train/memory/token_budget.py) from `rooms` (the
     allowance, what the budget leaves), at most `rows` a micro-batch (None: as many as the allowance
-    holds); `chooses`: False where a set size runs (the budget then prices what it ran)."""
+    holds); `chooses`: False where a set size runs (the budget then prices what it ran); `copies`: a
+    row's divergence to the teacher (footprint.divergence_copies; 0: none)."""
     (room, left), model = rooms, causal_lm(policy)
     shares = caches_with_grad(model)  # else every row runs its prompt, padded (models/sequences.py)
     whole = whole_room(room, WHOLE_FACTOR, left)
     packed = packs(model) and shares and critic is None  # the critic's forward runs padded
-    return Budget(dims, room, whole, BACKWARD, dtype, critic is not None, packed, rows, chooses, shares)
+    packed = packed and not copies  # the divergence reads every position of a padded row
+    critic_rows = critic is not None
+    return Budget(dims, room, whole, BACKWARD, dtype, critic_rows, packed, rows, chooses, shares, copies)
 
 
 def record(planned: Planned, realized: dict | None = None) -> dict:

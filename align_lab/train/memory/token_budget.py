@@ -20,7 +20,7 @@ import torch
 
 from align_lab.models.sequences import attended
 from align_lab.train.distributed import Group
-from align_lab.train.memory.footprint import Dims, rows_bytes
+from align_lab.train.memory.footprint import Dims, divergence_bytes, rows_bytes
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Budget:
     max_rows: int | None = None
     chooses: bool = True  # False: a set train.micro_batch_size runs; the budget prices what it ran
     shares: bool = True  # rows share a prompt's forward (models/sequences.py caches_with_grad)
+    divergence_copies: float = 0.0  # (T, V) copies a row's divergence to the teacher adds (GKD; 0: none)
 
 
 def new_prompts(prompt_ids, prompt_attn) -> list[bool]:
@@ -63,7 +64,9 @@ def row_costs(budget: Budget, prompt_ids, prompt_attn, attend) -> tuple[list[int
     def cost(p: int, t: int, new: bool) -> int:
         return int(budget.factor * rows_bytes(budget.dims, [p], [t], [new], **how))
 
-    own = [cost(p, t, False) + int(budget.factor * critic) for p, t in zip(prompt, response, strict=True)]
+    divergence = divergence_bytes(budget.dims, T, budget.divergence_copies)  # padded rows (footprint.py)
+    extra = int(budget.factor * critic) + divergence
+    own = [cost(p, t, False) + extra for p, t in zip(prompt, response, strict=True)]
     prompts = [cost(p, t, True) - cost(p, t, False) for p, t in zip(prompt, response, strict=True)]
     return own, prompts
 

@@ -1,4 +1,5 @@
-"""rl/correction.py and the RolloutCorrection part (algorithms/parts.py), against hand-derived numbers (issue 26 item 4).
+"""rl/correction.py and the RolloutCorrection part (algorithms/parts.py), against hand-derived numbers
+(issue 26 item 4).
 
 One batch throughout: log pi_target - log pi_rollout per token, three rows of lengths 3, 2, 1, padding
 holding a log-ratio of 7 that must never count:

@@ -11,15 +11,14 @@ import torch
 
 from align_lab.run.hardware import Hardware
 from align_lab.train.common import TrainConfig
+from align_lab.train.memory.footprint import held_modules, parameter_bytes
 from align_lab.train.memory.planner import (
     Dims,
     GiB,
     allowance,
     forward_row_bytes,
-    held_modules,
     kv_bytes,
     machine_memory,
-    parameter_bytes,
     plan,
     plan_run,
     response_tokens,
@@ -125,6 +124,20 @@ def test_reinforce_pp_64_by_64_on_smollm2_plans_under_4_gb():
         "auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(), budget=3 * GiB
     )
     assert tight.micro_batch_size == 1
+
+
+def test_gkds_divergence_to_the_teacher_adds_its_measured_copies_to_an_update_row():
+    # GKD at beta 0.5: 10.3 fp32 (T, V) tensors a row (footprint.MIXTURE_COPIES, measured by
+    # scripts/divergence_copies.py), T = 64: 4 x 10.3 x 64 x 49,152 = 129,603,993.6 bytes, no BACKWARD
+    # factor (measured as it runs). A row 402,544,185: the quarter 787,918,400 holds 1 (2 without it)
+    models = (smollm2(), smollm2(False), None)
+    plain = plan_run("auto", models, arith_word(), None, TrainConfig(), budget=int(23.5 * GiB))
+    gkd = plan_run(
+        "auto", models, arith_word(), None, TrainConfig(), budget=int(23.5 * GiB), divergence_copies=10.3
+    )
+    assert gkd.peak.train_row - plain.peak.train_row == 129_603_993
+    assert (plain.micro_batch_size, gkd.micro_batch_size) == (2, 1)
+    assert gkd.budget.divergence_copies == 10.3 and not gkd.budget.packed
 
 
 def test_bf16_autocast_plans_an_update_row_at_two_bytes_a_layer_float():

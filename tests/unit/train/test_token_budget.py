@@ -12,7 +12,15 @@ import torch
 from align_lab.algorithms.base import Rollout
 from align_lab.train.distributed import Group
 from align_lab.train.ledger import Ledger
-from align_lab.train.memory.footprint import Dims, row_bytes, rows_bytes
+from align_lab.train.memory.footprint import (
+    LIMIT_COPIES,
+    MIXTURE_COPIES,
+    Dims,
+    divergence_bytes,
+    divergence_copies,
+    row_bytes,
+    rows_bytes,
+)
 from align_lab.train.memory.planner import Peak, Planned, record
 from align_lab.train.memory.token_budget import (
     Budget,
@@ -61,6 +69,19 @@ def test_row_costs_are_each_rows_own_lengths_packed_and_the_widths_padded():
     body = rows_bytes(TINY, [3], [4], [True], logits=False)  # 7 tokens x 31 floats x 4 bytes
     assert body == 7 * 31 * 4 and critic == [padded[0] / 2 + body] * 3
     assert critic_prompt == [rows_bytes(TINY, [3], [4], [True]) - rows_bytes(TINY, [3], [4], [False])] * 3
+
+
+def test_a_rows_divergence_to_the_teacher_is_priced_at_its_padded_width():
+    # GKD's JSD adds `copies` fp32 (T, V) tensors a row, at the padded T = 4 (no packing): 2.5 x 4 x 5 x 4
+    ids, attn, _, attend, _ = rows([[7, 8], [9]], [3, 1])
+    plain, _ = row_costs(Budget(TINY, 0, 0, 1.0, packed=False), ids, attn, attend)
+    gkd, _ = row_costs(Budget(TINY, 0, 0, 1.0, packed=False, divergence_copies=2.5), ids, attn, attend)
+    assert [g - p for g, p in zip(gkd, plain, strict=True)] == [200, 200]
+    assert divergence_bytes(TINY, 4, 2.5) == 200
+    assert (
+        divergence_copies(0.5) == MIXTURE_COPIES
+        and divergence_copies(0.0) == divergence_copies(1.0) == LIMIT_COPIES
+    )
 
 
 def test_a_micro_batch_runs_the_prompts_that_start_in_it_and_its_first_rows():
