@@ -49,6 +49,13 @@ class Teacher:
         check(self.teacher_epochs >= 1, "teacher_epochs", self.teacher_epochs, ">= 1")
 
 
+def refuse_correction(algo, why: str) -> None:
+    """A distillation loss with no ratio to correct keeps the rollout correction and its rejection rules
+    off: one-line errors naming the key and `why`."""
+    check(algo.rollout_correction == "none", "rollout_correction", algo.rollout_correction, f"none: {why}")
+    check(not algo.reject, "reject", algo.reject, f"[] (none: {why})")
+
+
 @dataclass
 class OPD(OnlineBase):
     """On-policy distillation (Thinking Machines 2025; Agarwal et al. 2024's GKD at beta = 1, lmbda = 1):
@@ -126,9 +133,9 @@ class SFTDistill(OnlineBase):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_online(self, ratio=False)
-        why = "none: the samples are the teacher's, there is no behaviour policy of the student to correct"
-        check(self.rollout_correction == "none", "rollout_correction", self.rollout_correction, why)
-        check(not self.reject, "reject", self.reject, "[] (" + why + ")")
+        refuse_correction(
+            self, "the samples are the teacher's, there is no behaviour policy of the student to correct"
+        )
         self.teaching = part(Teacher, self)
 
     @property
@@ -176,9 +183,7 @@ class GKD(OnlineBase):
             "true: the off-policy steps train on the teacher's samples (the data's responses are not built)"
         )
         check(self.seq_kd is True, "seq_kd", self.seq_kd, no_data)
-        why = "none: the loss has no policy ratio (the divergence is differentiated directly)"
-        check(self.rollout_correction == "none", "rollout_correction", self.rollout_correction, why)
-        check(not self.reject, "reject", self.reject, "[] (" + why + ")")
+        refuse_correction(self, "the loss has no policy ratio (the divergence is differentiated directly)")
         self.teaching = part(Teacher, self)
 
     @property

@@ -20,16 +20,33 @@ def timed(times: dict, key: str) -> Iterator[None]:
     times[key] = time.perf_counter() - start
 
 
+def mismatch_metrics(logprobs, rollout_logprobs, mask) -> dict:
+    """rollout/mismatch_*: the trainer's (B, T) log-probs of the sampled tokens against the engine's."""
+    mismatch_kl, outside, largest = rollout_mismatch(logprobs, rollout_logprobs, mask)
+    return {
+        "rollout/mismatch_kl": mismatch_kl.item(),
+        "rollout/mismatch_ratio_outside": outside.item(),
+        "rollout/mismatch_ratio_max": largest.item(),
+    }
+
+
 def step_metrics(
-    algo: OnlineAlgorithm, rollout: Rollout, rollout_logprobs, stats: dict, times: dict, counters: Counters
+    algo: OnlineAlgorithm,
+    rollout: Rollout,
+    rollout_logprobs,
+    stats: dict,
+    times: dict,
+    counters: Counters,
+    teacher_sampled: bool = False,
 ) -> dict:
     """6. What a comparison needs: reward, KL to the reference, length, how far the engine's sampling
     distribution is from the trainer's (`rollout_logprobs`, (B, T)), the update's mean stats, timings
-    and the compute counters."""
+    and the compute counters. `teacher_sampled`: the teacher sampled this step (GKD's off-policy steps,
+    SFT-distill's), so the engine's log-probs are the teacher's and no mismatch is logged; an algorithm
+    that may sample from its teacher logs train/teacher_sampled (1 or 0) every step."""
     scores, mask, G = rollout.scores, rollout.mask, algo.group_size
     kl = masked_sum(kl_penalty(rollout.logprobs, rollout.ref_logprobs, "k1"), mask, dim=1)  # (B,)
     groups = scores.view(-1, G)  # (B/G, G)
-    mismatch_kl, outside, largest = rollout_mismatch(rollout.logprobs, rollout_logprobs, mask)
     return {
         "train/reward": scores.mean().item(),
         "train/reward_std": scores.std().item() if len(scores) > 1 else 0.0,
@@ -37,9 +54,8 @@ def step_metrics(
         **({"train/kl": kl.mean().item()} if algo.uses_reference else {}),
         "train/response_length": mask.sum(-1).mean().item(),
         "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
-        "rollout/mismatch_kl": mismatch_kl.item(),
-        "rollout/mismatch_ratio_outside": outside.item(),
-        "rollout/mismatch_ratio_max": largest.item(),
+        **({} if teacher_sampled else mismatch_metrics(rollout.logprobs, rollout_logprobs, mask)),
+        **({"train/teacher_sampled": float(teacher_sampled)} if algo.needs.samples_from_teacher else {}),
         **{k: sum(v) / len(v) for k, v in stats.items()},
         **times,
         "time/step_s": sum(times.values()),

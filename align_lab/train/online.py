@@ -222,7 +222,11 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # 6. log what a comparison needs
         loop.counters["generated_tokens"] += int(rollout.mask.sum())
         loop.counters["reward_queries"] += len(rollout.scores)
-        metrics = step_metrics(algo, rollout, rollout.rollout_logprobs, stats, times, loop.counters) | dynamic
+        teacher_sampled = algo.draws_from_teacher(ctx.seed, step)  # the engine's log-probs are the teacher's
+        metrics = step_metrics(
+            algo, rollout, rollout.rollout_logprobs, stats, times, loop.counters, teacher_sampled
+        )
+        metrics |= dynamic
         if cfg.max_staleness > 0:  # this rollout's tokens over its own sampling time
             metrics["time/generated_tokens_per_s"] = int(rollout.mask.sum()) / max(entry.seconds, 1e-9)
         if loop.sampler is not None:  # the sampling thread's time for the rollout it queued (not in step_s)

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from align_lab.config import ConfigError
+from align_lab.rl.distill import on_policy_step
 from align_lab.tracking import read_metrics
 from tests.conftest import run_in_process
 
@@ -36,6 +37,10 @@ def test_opd_and_sft_distill_train_against_one_cached_teacher(tmp_path, cache_di
     distilled = read_metrics(distill / "metrics.jsonl")
     assert all(r["train/loss"] > 0 for r in distilled)  # an NLL of the teacher's samples
     assert distilled[-1]["counters/generated_tokens"] > 0  # the teacher's tokens are counted as sampled
+    # every step the teacher's samples: said, and no engine-vs-trainer mismatch (the engine's log-probs
+    # are the teacher's, not a stale or bf16 copy of the student's)
+    assert all(r["train/teacher_sampled"] == 1.0 and "rollout/mismatch_kl" not in r for r in distilled)
+    assert all("train/teacher_sampled" not in r and "rollout/mismatch_kl" in r for r in rows)  # OPD: its own
 
 
 def test_a_run_folder_teaches_and_one_of_another_task_is_refused(tmp_path, cache_dir):
@@ -64,3 +69,8 @@ def test_gkd_loss_is_its_logged_divergence_and_micro_batches_give_the_same_run(t
         assert whole["train/loss"] > 0
         for key in ("train/loss", "train/teacher_jsd", "train/grad_norm"):
             assert micro[key] == pytest.approx(whole[key], rel=1e-4), key
+    # whose samples each step trained on (lmbda 0.5 at seed 0: the student's, then the teacher's twice),
+    # the mismatch logged only on the student's own
+    drawn = [0.0 if on_policy_step(0.5, 0, step) else 1.0 for step in range(3)]
+    assert [r["train/teacher_sampled"] for r in runs["whole"]] == drawn == [0.0, 1.0, 1.0]
+    assert [("rollout/mismatch_kl" in r) for r in runs["whole"]] == [True, False, False]
