@@ -27,6 +27,7 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     table = c.runs
     notes = _status_notes(table) + list(problems)
     notes += _budget_notes(table, BUDGETS[c.budget], c.budget.replace("_", " "))
+    notes += _unvalued_notes(c)
     notes += stopped_notes(c, runs)  # train.stop_at: which runs stopped, and the equal-compute rule
     notes += _matched_baseline_notes(c.baseline, c.matched_baseline)
     notes += _pairing_notes(table, c.baseline, c.paired)
@@ -129,6 +130,24 @@ def _budget_notes(runs: pd.DataFrame, budget_key: str, label: str) -> list[str]:
             f"training): {', '.join(lacking)}{hint}."
         )
     return notes
+
+
+def _unvalued_notes(c: Comparison) -> list[str]:
+    """Completed runs that used the budget but have no value at the common budget: none of their
+    evaluations lies at or below it and the metric has no SFT value to start their curves at 0."""
+    table, key, label = c.runs, BUDGETS[c.budget], c.budget.replace("_", " ")
+    done = table[(table["status"] == COMPLETED) & (table[key] > 0)]
+    missing = done[done[f"{c.metric}@{c.budget}"].isna()]
+    if missing.empty:
+        return []
+    counts = Counter(missing["group"])
+    listed = ", ".join(f"{g} ({n} of {sum(done['group'] == g)} runs)" for g, n in sorted(counts.items()))
+    return [
+        f"No value at the common budget ({c.common_budget:,.4g} {label}) for {listed}: none of their "
+        f"evaluations is at or below it and {c.metric} has no SFT value to start their curves at 0, so the "
+        "compute-matched view leaves them out; an earlier evaluation (train.eval_every) or another --budget "
+        "places them."
+    ]
 
 
 def _pairing_notes(runs: pd.DataFrame, baseline: str, paired: pd.DataFrame) -> list[str]:

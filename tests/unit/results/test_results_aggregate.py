@@ -84,6 +84,26 @@ def test_missing_keys_are_nan_and_never_crash() -> None:
     assert len(x) == len(y) == 0
 
 
+def test_runs_with_no_evaluation_within_the_budget_and_no_sft_start_are_named_not_dropped() -> None:
+    # no eval/gold_reward_sft: a curve starts at its first evaluation. ppo ends at 200 tokens (the common
+    # budget); rloo's first evaluation is at 300 (300 tokens a step): no value at 200, said in a note
+    runs = [online_run("ppo", s, f) for s, f in ((0, 0.4), (1, 0.6))]
+    runs += [online_run("rloo", s, f, tokens_per_step=300) for s, f in ((0, 0.5), (1, 0.9))]
+    for run in runs:
+        for row in run.metrics:
+            del row["eval/gold_reward_sft"]
+    c = aggregate(runs, ["algo"], baseline="ppo")
+    assert c.common_budget == 200
+    assert math.isnan(c.matched.set_index("group").loc["rloo", f"{c.matched_column}:mean"])
+    said = [n for n in c.notes if n.startswith("No value at the common budget")]
+    assert said == [
+        "No value at the common budget (200 generated tokens) for rloo (2 of 2 runs): none of their "
+        "evaluations is at or below it and eval/gold_reward has no SFT value to start their curves at 0, "
+        "so the compute-matched view leaves them out; an earlier evaluation (train.eval_every) or another "
+        "--budget places them."
+    ]
+
+
 def test_aggregate_leaves_groups_without_the_budget_counter_out_of_the_matched_view() -> None:
     runs = [online_run("ppo", s, f) for s, f in ((0, 0.4), (1, 0.6))]
     runs += [online_run("rloo", s, f, tokens_per_step=150) for s, f in ((0, 0.5), (1, 0.9))]
@@ -103,6 +123,7 @@ def test_aggregate_leaves_groups_without_the_budget_counter_out_of_the_matched_v
     paired = c.paired.set_index("group")
     assert paired.loc["dpo", "diff"] == pytest.approx(-0.1)
     assert c.matched_paired["group"].tolist() == ["rloo"]  # dpo has no value at the budget
+    assert not any("No value at the common budget" in n for n in c.notes)  # every online run is valued
     # with dpo as baseline, the compute-matched view pairs with ppo instead, and says so
     c = aggregate(runs, ["algo"], baseline="dpo")
     assert c.baseline == "dpo" and c.matched_baseline == "ppo"
