@@ -26,7 +26,7 @@ def repo_paths(text: str) -> list[str]:
     return [m.group(1) for m in REPO_PATH.finditer(text) if not AT_COMMIT.search(text[: m.start(1)])]
 
 
-CONFIG_NAME = re.compile(r"--config-dir (\S+) --config-name ([\w.]+)")
+CONFIG_NAME = re.compile(r"--config-dir (\S+) --config-name ([\w./]+)")
 MODULE = re.compile(r"python -m ((?:align_lab|benchmarks)(?:\.\w+)*)")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^\s*(```|~~~)")

@@ -19,6 +19,8 @@ from align_lab.run.cross_checks import check_run
 from tests.conftest import ROOT
 
 SWEEPS = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
+# a study's teacher trained by a run of its own, first (its docs' first command): folder -> config name
+TEACHER_RUNS = {"multirun/rl_teacher_smollm2": "teachers/rl_teacher_smollm2"}
 
 
 @contextmanager
@@ -69,6 +71,26 @@ def job_spec(loader, master: DictConfig, overrides: list[str]):
     return spec_from_config(job_cfg, names, list(cfg.hydra.overrides.task)), cfg
 
 
+def stand_in_teacher_runs(loader, where: Path) -> None:
+    """The teacher runs a study reads (TEACHER_RUNS), as their commands leave them, in `where` (the jobs'
+    working directory): the resolved config the teacher's config composes to and a checkpoints/last, so
+    the teacher check the launcher makes compares that command's model and task with each arm's."""
+    import yaml
+    from hydra.types import RunMode
+
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+
+    for folder, name in TEACHER_RUNS.items():
+        cfg = loader.load_configuration(name, overrides=[], run_mode=RunMode.RUN)
+        names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+        spec = spec_from_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), names, [])
+        assert cfg.hydra.run.dir == folder, f"sweeps/{name}.yaml writes {cfg.hydra.run.dir}, not {folder}"
+        run = where / folder
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "checkpoints" / "last").write_text("stand-in")
+        (run / RESOLVED_CONFIG).write_text(yaml.safe_dump(spec.config, sort_keys=False))
+
+
 def uses_real_model(master: DictConfig) -> bool:
     """A GGUF model (model=smollm2_135m) needs an installed package, and its tokenizer a dequantized copy."""
     return bool(master.model.get("gguf_file"))
@@ -94,6 +116,8 @@ def test_saved_sweep_composes_builds_every_arm_and_its_claims_name_its_arms(name
 
             monkeypatch.setattr("align_lab.models.gguf.locate", lambda spec, key="": Path(spec))
             monkeypatch.setattr(HFModel, "check_task", lambda self, task: real_model.append(task))
+            stand_in_teacher_runs(loader, tmp_path)
+            monkeypatch.chdir(tmp_path)
         for overrides in jobs(axes):
             spec, cfg = job_spec(loader, master, overrides)
             check_run(spec, here=False)
@@ -127,7 +151,7 @@ def state(obj) -> tuple:
     return type(obj).__qualname__, repr(items)
 
 
-def test_saved_sweeps_on_the_real_model_pass_the_tokenizer_check(smollm2, cache_dir, monkeypatch):
+def test_saved_sweeps_on_the_real_model_pass_the_tokenizer_check(smollm2, cache_dir, tmp_path, monkeypatch):
     """The steps the test above stands in for, for real: every job of a study on SmolLM2 builds with the
     installed GGUF file, and every prompt fits its tokenizer's limits (the model is dequantized once into
     the session's stage cache). The tokenizer check (HFModel.check_task: load the tokenizer, render and
@@ -148,6 +172,9 @@ def test_saved_sweeps_on_the_real_model_pass_the_tokenizer_check(smollm2, cache_
     checked = []
     with sweep_loader() as loader:
         from hydra.types import RunMode
+
+        stand_in_teacher_runs(loader, tmp_path)
+        monkeypatch.chdir(tmp_path)
 
         for name in SWEEPS:
             master = loader.load_configuration(name, overrides=[], run_mode=RunMode.MULTIRUN)
