@@ -39,6 +39,9 @@ class Rollout:
     source_names: tuple[str, ...] = ()
     source_weights: tuple[float, ...] = ()
     teacher_logprobs: Tensor | None = None  # (B, T) under the teacher (distillation); None: no teacher
+    # (B,) 1 where the teacher saw what the student did not (SDPO: a successful sibling), 0 where it saw
+    # the student's own prompt and so teaches nothing; None: every row is taught (a teacher of its own)
+    teacher_informed: Tensor | None = None
     # (B, T) the loss's per-token divergence to the teacher over the vocabulary, with the policy's graph
     # (algo.vocabulary_divergence, GKD), set on a minibatch by the loop; None otherwise
     teacher_divergence: Tensor | None = None
@@ -81,6 +84,12 @@ class LoopNeeds:
     per_source_rewards: bool = False
     # True: step 1 samples from the teacher, not the policy (off-policy distillation: algorithms/distill.py)
     samples_from_teacher: bool = False
+    # The policy teaches itself under other prompts (SDPO: algorithms/self_distill.py), step 3 scoring
+    # every row under algo.teacher_prompts': "ema" (a copy of the starting policy that follows it at
+    # teacher_follow_rate after each optimiser step), "base" (that copy, frozen), "live" (the policy);
+    # None: no self-teacher
+    self_teacher: str | None = None
+    teacher_follow_rate: float = 0.0
     # What its learning signal compares among one prompt's responses (each reward with its group's mean,
     # with the greedy response's); None: nothing across them. Such an algorithm needs responses that can
     # differ (not rollout.top_k=1: the same k responses train nothing), checked at admission (run/fit.py).

@@ -18,7 +18,13 @@ from .advantages import (
     shape_token_rewards,
     standardize,
 )
-from .distill import generalized_jsd, on_policy_step, reverse_kl_advantages
+from .distill import (
+    follow,
+    generalized_jsd,
+    on_policy_step,
+    reverse_kl_advantages,
+    self_distillation_loss,
+)
 from .kl import KL_CONTROLLER_INPUTS, KL_ESTIMATORS, adaptive_kl_coef, kl_penalty, observed_kl
 from .logprobs import (
     entropy_from_logits,
@@ -79,6 +85,8 @@ __all__ = [
     "generalized_jsd",
     "on_policy_step",
     "reverse_kl_advantages",
+    "self_distillation_loss",
+    "follow",
     "importance_ratio",
     "group_normalize",
     "kl_penalty",

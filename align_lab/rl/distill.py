@@ -49,3 +49,26 @@ def on_policy_step(lmbda: float, seed: int, step: int) -> bool:
     u ~ U[0, 1) is drawn from (seed, step) alone, so a resumed or re-run step draws the same."""
     u = torch.rand((), generator=torch.Generator().manual_seed(seed * 1_000_003 + step)).item()
     return u < lmbda
+
+
+def self_distillation_loss(
+    logprobs: Tensor, teacher_logprobs: Tensor, old_logprobs: Tensor, is_clip: float | None
+) -> Tensor:
+    """(B, T) SDPO's per-token self-distillation loss on the sampled tokens (Hübotter et al. 2026; TRL's
+    sampled_token mode): (log pi(y_t) - log pi_teacher(y_t)), detached, times log pi(y_t), so its gradient
+    is the one-sample policy gradient of the reverse KL(pi || pi_teacher) with that term as the (negated)
+    advantage; times the truncated importance weight min(pi / pi_old, is_clip), detached, its log-ratio
+    clamped to [-20, 20] (is_clip None: no weight)."""
+    loss = (logprobs - teacher_logprobs).detach() * logprobs
+    if is_clip is None:
+        return loss
+    log_ratio = (logprobs - old_logprobs).detach().clamp(-20.0, 20.0)
+    return loss * log_ratio.exp().clamp(max=is_clip)
+
+
+@torch.no_grad()
+def follow(teacher: torch.nn.Module, policy: torch.nn.Module, rate: float) -> None:
+    """The exponential moving average of the policy's weights (SDPO's EMA teacher; TRL's teacher sync):
+    each teacher parameter <- (1 - rate) * itself + rate * the policy's, in place."""
+    for kept, moved in zip(teacher.parameters(), policy.parameters(), strict=True):
+        kept.lerp_(moved.detach().to(kept.dtype), rate)

@@ -4,6 +4,7 @@ on every rank (run/execute.py)."""
 
 from __future__ import annotations
 
+import copy
 from functools import partial
 from pathlib import Path
 
@@ -67,6 +68,16 @@ def divergence_row_copies(algo) -> float:
 def uses_teacher(algo) -> bool:
     """The run distils from a teacher (algorithms/distill.py): it builds the teacher stage and holds it."""
     return isinstance(algo, OnlineAlgorithm) and algo.uses_teacher
+
+
+def self_teacher(algo, policy) -> torch.nn.Module | None:
+    """SDPO's teacher held beside the policy (algorithms/self_distill.py): a frozen copy of the starting
+    policy, which follows the policy (teacher_kind=ema) or stays (base); None otherwise (live: the policy
+    itself, no copy). A resumed run's EMA copy comes back from its checkpoint (train/online_setup.py)."""
+    kind = algo.needs.self_teacher if isinstance(algo, OnlineAlgorithm) else None
+    if kind is None or kind == "live":
+        return None
+    return copy.deepcopy(policy).eval().requires_grad_(False)
 
 
 def frozen_teacher(stages: Stages) -> torch.nn.Module:
@@ -135,7 +146,7 @@ def build_context(
         pairwise=not isinstance(spec.algo, OnlineAlgorithm),
         memory_budget=spec.hardware.memory_bytes(),
         identity=identity or {},
-        teacher=frozen_teacher(stages) if uses_teacher(spec.algo) else None,
+        teacher=frozen_teacher(stages) if uses_teacher(spec.algo) else self_teacher(spec.algo, policy),
         divergence_copies=divergence_row_copies(spec.algo),
     )
 

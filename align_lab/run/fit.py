@@ -72,6 +72,12 @@ def check_fit(spec) -> None:
             f"task={task_name}: its demonstrations are conversations, which need a multi-turn env "
             f"({envs}), not env={spec.env_name}"
         )
+    needs = getattr(spec.algo, "needs", None)
+    if multi_turn and getattr(needs, "self_teacher", None) is not None:
+        raise ConfigError(
+            f"algo={names.get('algo', 'sdpo')}: its teacher's prompt shows a sibling's single response; "
+            f"env={spec.env_name} plays conversations (multi-turn); use env=single_turn"
+        )
     if multi_turn and reward_models(spec.reward):
         reward = names.get("reward", type(spec.reward).__name__)
         single = "" if getattr(task, "conversations", False) else ", or env=single_turn"

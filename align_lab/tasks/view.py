@@ -21,6 +21,7 @@ class PolicyView:
         render_observation=None,
     ):
         self.task = task
+        self.render = render  # raw prompt text -> the text the policy reads (SDPO's teacher prompts too)
         self._render_observation = render_observation  # text -> the chat template's user turn; None: plain
         self.max_prompt_tokens, self.max_response_tokens = max_prompt_tokens, max_response_tokens
         self._rendered: dict[str, str] = {}

@@ -15,20 +15,43 @@ a forward."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import partial
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from align_lab.models.scores import token_values
 from align_lab.models.sequences import attended, response_logits, response_logprobs
-from align_lab.rl import masked_sum, selective_entropy, selective_logprobs
+from align_lab.rl import follow, masked_sum, selective_entropy, selective_logprobs
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.memory import first_update_rows, update_rows
 from align_lab.train.micro import Term, accumulate, rows_of, whole
 from align_lab.train.micro import forward as micro_forward
 from align_lab.train.sft import nll_term
+
+
+class Taught(NamedTuple):
+    """What step 3's teacher forward gives: log-probs (b, T) of the responses under the teacher, and (b,)
+    whether each row's teacher saw a demonstration (SDPO; None: a teacher of its own teaches every row)."""
+
+    logprobs: Tensor
+    informed: Tensor | None
+
+
+def left_padded(tokenizer, texts: list[str], limit: int | None) -> tuple[Tensor, Tensor]:
+    """Left-padded ids and attention mask (b, P) of `texts`, each cut to its last `limit` tokens (None:
+    whole), as TRL cuts a teacher's reprompt (max_reprompt_len)."""
+    enc = [tokenizer(t)["input_ids"] for t in texts]
+    enc = [e if limit is None else e[-limit:] for e in enc]
+    width = max(len(e) for e in enc)
+    ids = torch.full((len(enc), width), tokenizer.pad_token_id, dtype=torch.long)
+    attn = torch.zeros((len(enc), width), dtype=torch.long)
+    for i, e in enumerate(enc):
+        ids[i, width - len(e) :] = torch.tensor(e, dtype=torch.long)
+        attn[i, width - len(e) :] = 1
+    return ids, attn
 
 
 @dataclass(frozen=True)
@@ -112,10 +135,11 @@ class Learner:
             values = token_values(ctx.critic, *rows) * mask if algo.uses_critic else None
         return logprobs, entropy, values, divergence
 
-    def forward(self, samples):
+    def forward(self, samples, scores: Tensor):
         """3. Log-probs of this process's responses under the sampling policy, the reference and the
-        teacher (None without one), critic values or None, (b, T) each; and this forward's outputs for
-        the first update, (B, T) each.
+        teacher (`Taught`, None without one), critic values or None, (b, T) each; and this forward's
+        outputs for the first update, (B, T) each. `scores` (b,): the rows' rewards (SDPO's teacher
+        prompts read them).
 
         The first update sees the weights of this step's rollout: its forward is this one. When its
         minibatch is these very rows (one minibatch per epoch, one process) and they are one forward,
@@ -135,8 +159,28 @@ class Learner:
             self.frozen_logprobs(ctx.reference, rows) if algo.uses_reference else logprobs
         )  # (b, T)
         # distillation: the teacher scores every token as the reference does (None: no teacher)
-        teacher_logprobs = self.frozen_logprobs(ctx.teacher, rows) if algo.uses_teacher else None  # (b, T)
-        return logprobs, ref_logprobs, teacher_logprobs, values, first
+        taught = None
+        if algo.uses_teacher:
+            taught = Taught(self.frozen_logprobs(ctx.teacher, rows), None)  # (b, T)
+        elif algo.needs.self_teacher is not None:
+            taught = self.self_taught(samples, scores)
+        return logprobs, ref_logprobs, taught, values, first
+
+    def self_taught(self, samples, scores: Tensor) -> Taught:
+        """SDPO: this process's responses scored by the self-teacher (ctx.teacher, the EMA or starting copy;
+        None: the live policy) under each row's teacher prompt (algo.teacher_prompts), rendered as the
+        policy's prompts are; the prompt keeps its last tokens where the model's positions run out."""
+        ctx = self.ctx
+        raw, render = getattr(ctx.task, "raw", str), getattr(ctx.task, "render", str)
+        prompts = [raw(p) for p in samples.prompts]
+        texts, informed = self.algo.teacher_prompts(prompts, samples.responses, scores.tolist())
+        room = getattr(ctx.policy.config, "max_position_embeddings", None)
+        limit = None if room is None else room - samples.response_ids.shape[1]
+        ids, attn = left_padded(ctx.tokenizer, [render(t) for t in texts], limit)  # (b, P')
+        device = samples.prompt_ids.device
+        rows = replace(Rows.of(samples), prompt_ids=ids.to(device), prompt_attn=attn.to(device))
+        model = ctx.policy if ctx.teacher is None else ctx.teacher
+        return Taught(self.frozen_logprobs(model, rows.tensors()), torch.tensor(informed, device=device))
 
     def frozen_logprobs(self, model, rows: tuple) -> Tensor:
         """(b, T) log-probs of this process's responses under a frozen model (the reference, the teacher)
@@ -178,6 +222,8 @@ class Learner:
         terms = [Term(self.outputs, Rows.of(mine).tensors(), policy_loss, outputs=outputs)]
         terms += [] if policy_rests else self._ptx()
         [(loss, stats), *ptx], grad_norm = self.update(terms, size, apply=not policy_rests)
+        if algo.needs.teacher_follow_rate > 0 and not policy_rests:  # SDPO's EMA teacher follows the step
+            follow(ctx.teacher, ctx.policy, algo.needs.teacher_follow_rate)
         shared = torch.zeros(())
         for ptx_loss, _ in ptx:
             stats["train/ptx_loss"] = ptx_loss.item()

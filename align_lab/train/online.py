@@ -195,13 +195,15 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # and the reference's (the teacher's too, distilling); critic values; `reuse`: the outputs the
         # first update may reuse
         with timed(times, "time/ref_s"):
-            logprobs, ref_logprobs, teacher_logprobs, values, reuse = learner.forward(samples)
+            logprobs, ref_logprobs, taught, values, reuse = learner.forward(samples, scores)
         # every process holds the whole step's rollout (B rows) from here on
         rollout = _gather_rollout(
             ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores, sources
         )
-        if teacher_logprobs is not None:  # distillation (algorithms/distill.py)
-            rollout.teacher_logprobs = ctx.group.gather(teacher_logprobs)
+        if taught is not None:  # distillation (algorithms/distill.py, self_distill.py)
+            rollout.teacher_logprobs = ctx.group.gather(taught.logprobs)
+            if taught.informed is not None:
+                rollout.teacher_informed = ctx.group.gather(taught.informed)
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. algo.epochs passes of minibatch updates (only the critic's while it is pre-trained); the

@@ -64,6 +64,8 @@ def setup(algo: OnlineAlgorithm, ctx: Context) -> Loop:
         named |= learner.critic.checkpointed("critic", "critic_optimizer", "critic_schedule")
     if algo.needs.ptx_coef > 0:
         learner.demonstrations = named["demonstrations"] = Shuffler(ctx.task.demonstrations(), ctx.seed)
+    if algo.needs.teacher_follow_rate > 0:  # SDPO's EMA teacher: its weights move with the run's
+        named["self_teacher"] = ctx.teacher
     pending = PendingRollouts()
     if cfg.max_staleness > 0:
         named["pending_rollouts"] = pending

@@ -41,6 +41,7 @@ def random_rollout(algo, seed: int = 0) -> Rollout:
     def logprobs():
         return -torch.rand(B, T, generator=gen) * 3 - pad  # (B, T)
 
+    taught = algo.uses_teacher or algo.needs.self_teacher is not None
     return Rollout(
         prompt_ids=torch.randint(0, 10, (B, 3), generator=gen),
         prompt_attn=torch.ones(B, 3, dtype=torch.long),
@@ -56,7 +57,9 @@ def random_rollout(algo, seed: int = 0) -> Rollout:
         source_scores=torch.randn(B, 2, generator=gen) if algo.needs.per_source_rewards else None,
         source_names=("a", "b"),
         source_weights=(1.0, 0.5),
-        teacher_logprobs=logprobs() if algo.uses_teacher else None,  # last: the others' draws as before
+        teacher_logprobs=logprobs() if taught else None,  # last: the others' draws as before
+        # SDPO: the rows whose teacher saw a demonstration (alternate ones)
+        teacher_informed=torch.arange(B) % 2 == 0 if algo.needs.self_teacher is not None else None,
     )
 
 
