@@ -6,7 +6,7 @@ for bit on one machine (docs/design.md "A refactor changes no number").
     .venv/bin/python scripts/same_numbers.py check before.json --cases grpo ppo   # a few cases
 
 A case is one run in this process (the toy world, 3 steps of 16 rows, one evaluation at the end, every
-stage built once in a temporary cache): the default run, each of the 31 `algo` choices, and the paths
+stage built once in a temporary cache): the default run, each `algo` choice, and the paths
 the update step takes apart from them (micro-batches, two data-parallel processes, a stale rollout,
 a multi-turn game). What is compared: every non-time value of every row of `metrics.jsonl` and of
 `summary.json`, as exact float reprs. Float results differ between CPUs and thread counts, so a record

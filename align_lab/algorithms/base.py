@@ -84,6 +84,9 @@ class LoopNeeds:
     per_source_rewards: bool = False
     # True: step 1 samples from the teacher, not the policy (off-policy distillation: algorithms/distill.py)
     samples_from_teacher: bool = False
+    # True: some steps' rows are the task's demonstrations of the step's prompts, nothing sampled (GKD's
+    # seq_kd=false: TRL's dataset completions; rollout/demonstrated.py)
+    samples_from_data: bool = False
     # The policy teaches itself under other prompts (SDPO: algorithms/self_distill.py), step 3 scoring
     # every row under algo.teacher_prompts': "ema" (a copy of the starting policy that follows it at
     # teacher_follow_rate after each optimiser step), "base" (that copy, frozen), "live" (the policy);
@@ -131,6 +134,10 @@ class OnlineAlgorithm(Protocol):
 
     def draws_from_teacher(self, seed: int, step: int) -> bool:
         """Whether step `step`'s rollout is the teacher's samples (run `seed`; a pure function of both)."""
+        ...
+
+    def draws_from_data(self, seed: int, step: int) -> bool:
+        """Whether step `step`'s rows are the task's demonstrations, not samples (a pure function)."""
         ...
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor | None]:

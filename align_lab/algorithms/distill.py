@@ -153,7 +153,8 @@ class SFTDistill(OnlineBase):
 @dataclass
 class GKD(OnlineBase):
     """Generalized knowledge distillation (Agarwal et al. 2024, Algorithm 1; TRL's GKDTrainer): each step,
-    with probability lmbda the student's own samples (else the teacher's: TRL's seq_kd), and the loss is
+    with probability lmbda the student's own samples, else the teacher's (seq_kd) or, seq_kd false, the
+    task's demonstrations of the step's prompts (TRL's default: the dataset's completions); the loss is
     the generalized JSD_beta between teacher and student over the whole vocabulary at every response
     token (rl.generalized_jsd; beta 0 forward KL, 1 reverse KL), token mean (TRL: kept tokens' sum over
     their count). No reward, no ratio, no advantage: the divergence is differentiated directly.
@@ -167,7 +168,7 @@ class GKD(OnlineBase):
     lmbda: float = 0.5  # probability that a step trains on the student's own samples (TRL lmbda)
     beta: float = 0.5  # JSD interpolation: 0 forward KL(T || S), 1 reverse KL(S || T) (TRL beta)
     temperature: float = 1.0  # of both softmaxes in the divergence (TRL's compute_loss: 1, not sampling's)
-    seq_kd: bool = True  # the other steps train on the teacher's samples (TRL seq_kd)
+    seq_kd: bool = True  # the other steps: the teacher's samples (TRL seq_kd); false: the data's
     loss_aggregation: str = "token_mean"
     max_len: int | None = None
     teacher: str | None = None
@@ -179,10 +180,6 @@ class GKD(OnlineBase):
         check(0 <= self.lmbda <= 1, "lmbda", self.lmbda, "in [0, 1]")
         check(0 <= self.beta <= 1, "beta", self.beta, "in [0, 1]")
         check(self.temperature > 0, "temperature", self.temperature, "> 0")
-        no_data = (
-            "true: the off-policy steps train on the teacher's samples (the data's responses are not built)"
-        )
-        check(self.seq_kd is True, "seq_kd", self.seq_kd, no_data)
         refuse_correction(self, "the loss has no policy ratio (the divergence is differentiated directly)")
         self.teaching = part(Teacher, self)
 
@@ -191,11 +188,19 @@ class GKD(OnlineBase):
         return True
 
     @property
-    def needs(self) -> LoopNeeds:  # the off-policy steps sample from the teacher (run/teacher.py's check)
-        return LoopNeeds(samples_from_teacher=self.seq_kd and self.lmbda < 1)
+    def needs(self) -> LoopNeeds:
+        """The off-policy steps sample from the teacher (seq_kd; run/teacher.py checks the engine can) or
+        are the task's demonstrations (run/teacher.py checks every training prompt has one)."""
+        off_policy = self.lmbda < 1
+        return LoopNeeds(
+            samples_from_teacher=self.seq_kd and off_policy, samples_from_data=not self.seq_kd and off_policy
+        )
 
     def draws_from_teacher(self, seed: int, step: int) -> bool:
         return self.needs.samples_from_teacher and not on_policy_step(self.lmbda, seed, step)
+
+    def draws_from_data(self, seed: int, step: int) -> bool:
+        return self.needs.samples_from_data and not on_policy_step(self.lmbda, seed, step)
 
     def vocabulary_divergence(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
         """(b, T) JSD_beta per token at `temperature` (rl.generalized_jsd), from (b, T, V) logits."""

@@ -86,6 +86,10 @@ class OnlineBase:
         """Whether step `step`'s rollout is the teacher's samples (SFT-distill: every step; GKD: by lmbda)."""
         return self.needs.samples_from_teacher
 
+    def draws_from_data(self, seed: int, step: int) -> bool:
+        """Whether step `step`'s rows are the task's demonstrations (GKD at seq_kd=false: by lmbda)."""
+        return self.needs.samples_from_data
+
     def kl(self, logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
         """(B, T) the algorithm's KL estimate of log pi - log pi_ref per token (kl_term)."""
         return self.kl_term(logprobs, ref_logprobs)

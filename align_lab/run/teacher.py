@@ -137,6 +137,7 @@ def check_teacher(spec) -> None:
             f"rollout={engine}: the engine samples its own copy of the policy, never the teacher that "
             "SFT-distill (and GKD at lmbda < 1) samples; use rollout=hf"
         )
+    check_demonstrations(spec)
     path = algo.teaching.teacher
     if path is None or not is_local(path):
         return
@@ -165,3 +166,20 @@ def check_teacher(spec) -> None:
         teacher = AutoTokenizer.from_pretrained(str(folder)).get_vocab()
         tokenizer = spec.model.load_tokenizer()
         check_vocabulary(teacher, len(teacher), tokenizer, len(tokenizer.get_vocab()))
+
+
+def check_demonstrations(spec) -> None:
+    """At admission: an algorithm whose off-policy steps are the task's demonstrations (GKD seq_kd=false)
+    needs a single-response demonstration of every training prompt; one line naming the first without."""
+    from align_lab.rollout.demonstrated import missing_demonstrations
+
+    if not spec.algo.needs.samples_from_data:
+        return
+    missing = missing_demonstrations(spec.task)
+    if missing:
+        task = spec.names.get("task", type(spec.task).__name__)
+        raise ConfigError(
+            f"algo.seq_kd=false: task={task} has no single-response demonstration of {len(missing)} of its "
+            f"training prompts (the first: {missing[0][:60]!r}); the off-policy steps train on the task's "
+            "demonstrations of the step's prompts: use a task that has them, or algo.seq_kd=true"
+        )

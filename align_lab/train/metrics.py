@@ -38,12 +38,14 @@ def step_metrics(
     times: dict,
     counters: Counters,
     teacher_sampled: bool = False,
+    from_data: bool = False,
 ) -> dict:
     """6. What a comparison needs: reward, KL to the reference, length, how far the engine's sampling
     distribution is from the trainer's (`rollout_logprobs`, (B, T)), the update's mean stats, timings
     and the compute counters. `teacher_sampled`: the teacher sampled this step (GKD's off-policy steps,
     SFT-distill's), so the engine's log-probs are the teacher's and no mismatch is logged; an algorithm
-    that may sample from its teacher logs train/teacher_sampled (1 or 0) every step."""
+    that may sample from its teacher logs train/teacher_sampled (1 or 0) every step. `from_data`: the rows
+    are the task's demonstrations (GKD seq_kd=false; no engine drew them), logged as train/from_data."""
     scores, mask, G = rollout.scores, rollout.mask, algo.group_size
     kl = masked_sum(kl_penalty(rollout.logprobs, rollout.ref_logprobs, "k1"), mask, dim=1)  # (B,)
     groups = scores.view(-1, G)  # (B/G, G)
@@ -54,8 +56,11 @@ def step_metrics(
         **({"train/kl": kl.mean().item()} if algo.uses_reference else {}),
         "train/response_length": mask.sum(-1).mean().item(),
         "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
-        **({} if teacher_sampled else mismatch_metrics(rollout.logprobs, rollout_logprobs, mask)),
+        **(
+            {} if teacher_sampled or from_data else mismatch_metrics(rollout.logprobs, rollout_logprobs, mask)
+        ),
         **({"train/teacher_sampled": float(teacher_sampled)} if algo.needs.samples_from_teacher else {}),
+        **({"train/from_data": float(from_data)} if algo.needs.samples_from_data else {}),
         **{k: sum(v) / len(v) for k, v in stats.items()},
         **times,
         "time/step_s": sum(times.values()),

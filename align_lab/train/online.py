@@ -19,6 +19,7 @@ from align_lab.algorithms.base import OnlineAlgorithm, Rollout
 from align_lab.algorithms.credit import total_return
 from align_lab.rl import masked_mean
 from align_lab.rollout.base import NonFiniteLogits
+from align_lab.rollout.demonstrated import demonstrated
 from align_lab.train.cadence import end_of_step, finish
 from align_lab.train.common import Counters
 from align_lab.train.context import Context
@@ -57,8 +58,10 @@ def _sample(
     model = ctx.teacher if algo.draws_from_teacher(ctx.seed, step) else model  # off-policy distillation
     mine = dp.shard(len(step_prompts))
     my_prompts = step_prompts[mine]
-    seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)
     limits = (task.max_response_tokens, task.max_prompt_tokens)
+    if algo.draws_from_data(ctx.seed, step):  # GKD seq_kd=false: the task's demonstrations, nothing sampled
+        return demonstrated(task, tok, my_prompts, G, *limits), None
+    seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)
     try:
         samples = ctx.engine.sample(model, tok, my_prompts, G, *limits, seeds=seeds)
         greedy = None
@@ -222,11 +225,12 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             with timed(times, "time/rollout_wait_s"):
                 loop.pending.push(loop.sampler.result())
         # 6. log what a comparison needs
-        loop.counters["generated_tokens"] += int(rollout.mask.sum())
+        from_data = algo.draws_from_data(ctx.seed, step)  # demonstrations: no token was generated
+        loop.counters["generated_tokens"] += 0 if from_data else int(rollout.mask.sum())
         loop.counters["reward_queries"] += len(rollout.scores)
         teacher_sampled = algo.draws_from_teacher(ctx.seed, step)  # the engine's log-probs are the teacher's
         metrics = step_metrics(
-            algo, rollout, rollout.rollout_logprobs, stats, times, loop.counters, teacher_sampled
+            algo, rollout, rollout.rollout_logprobs, stats, times, loop.counters, teacher_sampled, from_data
         )
         metrics |= dynamic
         if cfg.max_staleness > 0:  # this rollout's tokens over its own sampling time

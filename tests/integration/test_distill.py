@@ -74,3 +74,29 @@ def test_gkd_loss_is_its_logged_divergence_and_micro_batches_give_the_same_run(t
     drawn = [0.0 if on_policy_step(0.5, 0, step) else 1.0 for step in range(3)]
     assert [r["train/teacher_sampled"] for r in runs["whole"]] == drawn == [0.0, 1.0, 1.0]
     assert [("rollout/mismatch_kl" in r) for r in runs["whole"]] == [True, False, False]
+
+
+def test_gkd_without_seq_kd_trains_its_off_policy_steps_on_the_tasks_demonstrations(tmp_path, cache_dir):
+    # TRL's default seq_kd=False: the steps lmbda leaves off-policy are the dataset's completions, here
+    # the task's demonstrations of the step's prompts; nothing generated on them, no mismatch logged
+    arith = ["task=toy_arith", "reward=verifier", "task.n_demonstrations=4096", "algo.teacher_epochs=3"]
+    summary = run_in_process(["algo=gkd", "algo.seq_kd=false", *arith], tmp_path / "data", cache_dir)
+    assert summary["status"] == "completed"
+    rows = read_metrics(tmp_path / "data" / "metrics.jsonl")
+    drawn = [0.0 if on_policy_step(0.5, 0, step) else 1.0 for step in range(3)]
+    assert [r["train/from_data"] for r in rows] == drawn == [0.0, 1.0, 1.0]
+    assert [("rollout/mismatch_kl" in r) for r in rows] == [True, False, False]
+    assert all("train/teacher_sampled" not in r for r in rows)
+    tokens = [r["counters/generated_tokens"] for r in rows]
+    assert tokens[0] > 0 and tokens[2] == tokens[1] == tokens[0]  # the data steps generated nothing
+    assert all(r["train/loss"] > 0 for r in rows)  # the divergence on the demonstrations' tokens
+    assert rows[1]["train/reward"] > rows[0]["train/reward"]  # right answers (the SFT data's), not samples
+
+
+def test_gkd_without_seq_kd_on_a_task_missing_demonstrations_is_refused_in_one_line(tmp_path, cache_dir):
+    # 512 demonstrations drawn over toy_arith's 320 training prompts leave some without one
+    with pytest.raises(ConfigError, match=r"^algo.seq_kd=false: task=toy_arith has no single-response") as e:
+        run_in_process(
+            ["algo=gkd", "algo.seq_kd=false", "task=toy_arith", "reward=verifier"], tmp_path / "x", cache_dir
+        )
+    assert "\n" not in str(e.value) and not (tmp_path / "x").exists()

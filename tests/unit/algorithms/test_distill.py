@@ -87,7 +87,6 @@ def test_generalized_jsd_temperature_divides_both_logits():
         (GKD, "lmbda", 1.5),
         (GKD, "beta", -0.1),
         (GKD, "temperature", 0.0),
-        (GKD, "seq_kd", False),
         (GKD, "rollout_correction", "tis"),
         (GKD, "reject", ["token_log_ratio"]),
         (GKD, "teacher_epochs", 0),
