@@ -40,7 +40,7 @@ def run_metrics(verifiable: bool, has_gold_reward: bool, eval_samples: int) -> f
     """The eval/* and counters/* keys a run reports, from its task's kind and its train.eval_samples:
     gold metrics with a gold reward, pass@k for k in rl.pass_ks(eval_samples) with a verifier."""
     keys = [*EVAL_ALWAYS, *COUNTERS, *(GOLD if has_gold_reward else ())]
-    keys += [f"eval/pass@{k}" for k in pass_ks(eval_samples)] if verifiable else []
+    keys += [f"eval/pass@{k}{s}" for k in pass_ks(eval_samples) for s in ("", "_sft")] if verifiable else []
     return frozenset(keys)
 
 

@@ -214,10 +214,11 @@ def evaluate(
     if references is not None:
         refs = [r for r in references for _ in range(n_samples)]  # (B,), G samples per prompt
         metrics["eval/win_rate_vs_reference"] = mean(judge.prefers(mine.prompts, mine.responses, refs))
-    if task.verifiable:
-        correct = torch.tensor(fields["pass@1"]).view(len(prompts), n_samples).sum(-1).long().tolist()
-        for k in pass_ks(n_samples):
-            metrics[f"eval/pass@{k}"] = mean([pass_at_k(n_samples, c, k) for c in correct])
+    if task.verifiable:  # the policy's pass@k, and the reference's (its start: compare's curves, SFT row)
+        for suffix, column in (("", "pass@1"), ("_sft", "sft_gold_reward")):
+            correct = torch.tensor(fields[column]).view(len(prompts), n_samples).sum(-1).long().tolist()
+            for k in pass_ks(n_samples):
+                metrics[f"eval/pass@{k}{suffix}"] = mean([pass_at_k(n_samples, c, k) for c in correct])
     return Evaluation(metrics, records(fields), reference_samples)
 
 
