@@ -289,7 +289,8 @@ NEW_2026 = [
     "dro",
     "gdpo",
     "opd",
-]  # issue 61's; sft_distill and gkd refuse a correction (the teacher's samples; gkd: no ratio)
+]  # issue 61's; sft_distill and gkd refuse a correction (the teacher's samples; gkd: no ratio), sdpo at its
+# default distillation_weight 1 (no policy term; below 1 GRPO's term takes one)
 CORRECTION_KEYS = [
     {"rollout_correction": "tis", "correction_low": 0.5},
     {"rollout_correction": "mis", "correction_level": "sequence", "sequence_ratio": "geometric_mean"},
@@ -330,7 +331,7 @@ def test_every_online_algorithm_is_corrected_and_unchanged_without_mismatch(choi
         "rloo",
     } | {"reinforce_pp", "reinforce_pp_baseline", "remax", "raft", "vanilla_pg", "reinforce_ma"} | set(
         ZOO
-    ) | set(NEW_2026) | {"sft_distill", "gkd"}
+    ) | set(NEW_2026) | {"sft_distill", "gkd", "sdpo"}
     # engine = trainer: every ratio is 1, inside every bound -> the very loss of no correction
     plain, loss, stats = _losses(choice, keys, 0.0)
     torch.testing.assert_close(loss, plain, rtol=0, atol=0)
