@@ -72,11 +72,17 @@ def check_fit(spec) -> None:
             f"task={task_name}: its demonstrations are conversations, which need a multi-turn env "
             f"({envs}), not env={spec.env_name}"
         )
-    needs = getattr(spec.algo, "needs", None)
-    if multi_turn and getattr(needs, "self_teacher", None) is not None:
+    self_teacher = getattr(getattr(spec.algo, "needs", None), "self_teacher", None)  # SDPO's
+    if multi_turn and self_teacher is not None:
         raise ConfigError(
             f"algo={names.get('algo', 'sdpo')}: its teacher's prompt shows a sibling's single response; "
             f"env={spec.env_name} plays conversations (multi-turn); use env=single_turn"
+        )
+    zero3 = spec.backend.uses_deepspeed and spec.backend.zero_stage == 3
+    if zero3 and self_teacher in ("ema", "base"):
+        raise ConfigError(
+            f"algo.teacher_kind={self_teacher}: a copy of a ZeRO-3 partitioned policy is not supported; "
+            "use hardware.zero_stage=2 or algo.teacher_kind=live"
         )
     if multi_turn and reward_models(spec.reward):
         reward = names.get("reward", type(spec.reward).__name__)

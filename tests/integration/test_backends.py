@@ -182,6 +182,10 @@ def test_lora_run_completes_and_resumes_to_identical_metrics(tmp_path, cache_dir
             ["algo=online_dpo", "algo.sync_every=4", "hardware.backend=deepspeed", "hardware.zero_stage=3"],
             "algo.sync_every=4: a frozen sampling copy of a ZeRO-3 policy is not supported",
         ),
+        (
+            ["algo=sdpo", "hardware.backend=deepspeed", "hardware.zero_stage=3"],
+            "algo.teacher_kind=ema: a copy of a ZeRO-3 partitioned policy is not supported",
+        ),
     ],
 )
 def test_backend_settings_are_checked_before_compute_in_one_line(overrides, expected, tmp_path):
