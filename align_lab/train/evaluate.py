@@ -214,12 +214,20 @@ def evaluate(
     if references is not None:
         refs = [r for r in references for _ in range(n_samples)]  # (B,), G samples per prompt
         metrics["eval/win_rate_vs_reference"] = mean(judge.prefers(mine.prompts, mine.responses, refs))
-    if task.verifiable:  # the policy's pass@k, and the reference's (its start: compare's curves, SFT row)
-        for suffix, column in (("", "pass@1"), ("_sft", "sft_gold_reward")):
-            correct = torch.tensor(fields[column]).view(len(prompts), n_samples).sum(-1).long().tolist()
-            for k in pass_ks(n_samples):
-                metrics[f"eval/pass@{k}{suffix}"] = mean([pass_at_k(n_samples, c, k) for c in correct])
+    if task.verifiable:
+        metrics |= pass_metrics(fields, len(prompts), n_samples)
     return Evaluation(metrics, records(fields), reference_samples)
+
+
+def pass_metrics(fields: dict[str, list], n_prompts: int, n_samples: int) -> dict[str, float]:
+    """eval/pass@k of the policy's samples and eval/pass@k_sft of the reference's (the start of compare's
+    curves, its SFT row), for k in rl.pass_ks(n_samples), from each prompt's count of right samples."""
+    out = {}
+    for suffix, column in (("", "pass@1"), ("_sft", "sft_gold_reward")):
+        correct = torch.tensor(fields[column]).view(n_prompts, n_samples).sum(-1).long().tolist()
+        for k in pass_ks(n_samples):
+            out[f"eval/pass@{k}{suffix}"] = mean([pass_at_k(n_samples, c, k) for c in correct])
+    return out
 
 
 def source_means(scorer, samples: Samples) -> dict[str, float]:
