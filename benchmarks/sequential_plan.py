@@ -24,11 +24,13 @@ REAL_CLAIMS = [(2, 0), (2, 5), (3, 4), (3, 0), (1, 0), (1, 0)]  # sweeps/real_ar
 
 
 def shared_arms(draw_arm):
-    """Null claims as differences of six identical arms with the real study's claim graph."""
+    """Null claims as differences of six identical arms with the real study's claim graph (its first
+    --claims claims, repeated past six)."""
 
     def draw(shape):
         arms = draw_arm((shape[0], 6, shape[2]))  # (studies, arms, seeds)
-        return np.stack([arms[:, a] - arms[:, b] for a, b in REAL_CLAIMS], axis=1)
+        graph = [REAL_CLAIMS[j % len(REAL_CLAIMS)] for j in range(shape[1])]
+        return np.stack([arms[:, a] - arms[:, b] for a, b in graph], axis=1)  # (studies, claims, seeds)
 
     return draw
 
@@ -75,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{a.claims} claims"
     )
     print("looks (seeds per arm):", look_seeds(plan))
-    print("alpha spent by look:  ", " ".join(f"{x:.5f}" for x in look_levels(plan)))
+    print("alpha spent by look:  ", " ".join(f"{x:.5f}" for x in look_levels(plan, claims=a.claims)))
+    print("(before 2026-11-29: carried by 2/2^n alone):", " ".join(f"{x:.5f}" for x in look_levels(plan)))
     print("(before: t-test, none carried):", " ".join(f"{x:.5f}" for x in look_levels(plan, carry=False)))
     if a.exact_boundary:
         table = look_thresholds(plan, a.claims, exact=True)  # (looks, claims + 1)

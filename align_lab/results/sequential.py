@@ -6,7 +6,8 @@ DeMets' O'Brien-Fleming-type function, Bonferroni across looks, Holm across the 
 - Look k happens after n_k = min(start + (k-1) * wave, max_seeds) seeds per arm; its information
   fraction is t_k = n_k / max_seeds, and spend(t) = 2 - 2 Phi(z_{1-a/2} / sqrt(t)) is the part of alpha
   spent by t (all of it at t = 1). Look k's level is alpha_k = spend(t_k) - spend(t_{k-1}), except that a
-  look whose level no p-value of n_k pairs can reach (alpha_k < 2 / 2^n_k, below) spends nothing and
+  look whose level no p-value of n_k pairs can reach with all m claims open (alpha_k / m < 2 / 2^n_k,
+  below: Holm's first step is at alpha_k / m) spends nothing and
   passes its alpha_k on to the next look (`look_levels`): the levels are fixed by the plan before any
   data, and they still sum to alpha.
 - At look k every open claim gets the exact two-sided sign-flip p-value of its per-seed differences
@@ -109,18 +110,24 @@ def obf_spending(t: float | np.ndarray, alpha: float) -> np.ndarray:
         return np.where(t > 0, 2 - 2 * sps.norm.cdf(z / np.sqrt(t)), 0.0)
 
 
-def look_levels(plan: Plan, spend: Callable = obf_spending, carry: bool = True) -> np.ndarray:
-    """alpha_k of each look: spend(t_k) - spend(t_{k-1}), t_k = n_k / max_seeds, where a look's level is
-    below the smallest sign-flip p its n_k pairs can give (2 / 2^n_k: no claim could be decided there) it
-    is 0 and its alpha goes to the next look (carry=False: not, the levels a test without a floor
-    would use); they sum to alpha. (looks,)"""
+def look_levels(
+    plan: Plan, spend: Callable = obf_spending, carry: bool = True, claims: int = 1
+) -> np.ndarray:
+    """alpha_k of each look: spend(t_k) - spend(t_{k-1}), t_k = n_k / max_seeds, where the first step of
+    Holm's step-down over `claims` claims (alpha_k / claims) is below the smallest sign-flip p its n_k
+    pairs can give (2 / 2^n_k: no claim could be decided there) the look's level is 0 and its alpha goes
+    to the next look (carry=False: not, the levels a test without a floor would use); they sum to alpha.
+    (looks,)"""
     n = look_seeds(plan)
     spent = spend(np.array(n, dtype=float) / plan.max_seeds, plan.alpha)  # (looks,)
     raw = np.diff(spent, prepend=0.0)  # (looks,)
     levels, carried = np.zeros(len(n)), 0.0
     for k, (seeds, alpha_k) in enumerate(zip(n, raw, strict=True)):
         level = carried + alpha_k
-        reachable = not carry or smallest_p_value(seeds) <= level or k == len(n) - 1
+        # Holm rejects nothing at a look unless its smallest p passes level / (claims open); a look whose
+        # alpha cannot be used with every claim open is carried: before the first look that can decide,
+        # every claim is open (2/2/10 with 5 claims: look 4, 0.0284 / 5 = 0.0057 < 2/2^8 = 0.0078)
+        reachable = not carry or smallest_p_value(seeds) <= level / claims or k == len(n) - 1
         levels[k], carried = (level, 0.0) if reachable else (0.0, level)
     return levels
 
@@ -196,14 +203,17 @@ def look_thresholds(
 ):
     """thresholds[k, r]: the p-level at look k of a claim when r claims are left in Holm's step-down
     (r = 1..n_claims; column 0 unused). Bonferroni across looks (the procedure): alpha_k / r, alpha_k =
-    spend(t_k) - spend(t_{k-1}). exact=True: the exact normal-theory boundary at alpha / r of each claim
-    (boundary_levels; Holm by Maurer & Bretz 2013), liberal with t-tests (docs). (looks, n_claims + 1),
-    read-only (cached)."""
+    spend(t_k) - spend(t_{k-1}), carried past looks where alpha_k / n_claims is below the sign-flip
+    floor (look_levels: one schedule for every r, so Holm's proof holds as it is). exact=True: the exact
+    normal-theory boundary at alpha / r of each claim (boundary_levels; Holm by Maurer & Bretz 2013),
+    liberal with t-tests (docs). (looks, n_claims + 1), read-only (cached)."""
     info = look_seeds(plan)
     out = np.full((len(info), n_claims + 1), np.nan)
     for r in range(1, n_claims + 1):
         out[:, r] = (
-            boundary_levels(info, plan.alpha / r, spend) if exact else look_levels(plan, spend, carry) / r
+            boundary_levels(info, plan.alpha / r, spend)
+            if exact
+            else look_levels(plan, spend, carry, n_claims) / r
         )
     out.flags.writeable = False
     return out

@@ -137,6 +137,19 @@ def test_looks_that_no_p_can_reach_pass_their_alpha_on():
     assert look_levels(Plan(2, 1, 4)).tolist() == pytest.approx([0.0, 0.0, 0.05])
 
 
+def test_the_carry_rule_counts_the_claims_holm_divides_the_level_by():
+    # plan 2/2/10, looks at 2, 4, 6, 8, 10 seeds: spend(t) = 2 - 2 Phi(1.959964 / sqrt t); looks 1-3 are
+    # below 2/2^n (carried); look 4, n = 8, t = 0.8: z = 2.19130, spend 0.028430 >= 2/256 = 0.0078125,
+    # kept for one claim. With 5 claims Holm's first step is at 0.028430 / 5 = 0.005686 < 0.0078125: no
+    # claim can be decided at look 4, so its alpha goes on and the last look (n = 10) gets all 0.05
+    plan = Plan(2, 2, 10)
+    assert look_levels(plan)[3] == pytest.approx(0.028430, abs=1e-5)
+    assert look_levels(plan, claims=5).tolist() == pytest.approx([0.0, 0.0, 0.0, 0.0, 0.05])
+    assert look_thresholds(plan, 5)[-1, 1:] == pytest.approx(0.05 / np.arange(1, 6))
+    # 4/4/24 with six claims: look 3, n = 12, 0.005575 / 6 = 0.00093 >= 2/4096 = 0.00049: unchanged
+    assert look_levels(REAL, claims=6) == pytest.approx(look_levels(REAL))
+
+
 @pytest.mark.parametrize(
     "plan, message",
     [
