@@ -10,7 +10,8 @@ from collections import Counter
 from align_lab.results import stats
 from align_lab.results.claims import INCONCLUSIVE
 from align_lab.results.comparison import Comparison
-from align_lab.results.seeds import DEFAULT_MIN_EFFECT_SD, POWER, SD_CONFIDENCE, pair_seeds
+from align_lab.results.power import EVAL_FACTORS
+from align_lab.results.seeds import DEFAULT_MIN_EFFECT_SD, POWER, pair_seeds
 
 
 def action_line(c: Comparison, min_effect_sd: float = DEFAULT_MIN_EFFECT_SD) -> str:
@@ -29,13 +30,41 @@ def _claims_action(c: Comparison) -> str:
     text = f"{decided} of {len(c.claims)} claims decided" + (f" ({kinds})" if kinds else "")
     if not open_:
         return text + "."
-    figures = [p.seeds for p in open_ if p.seeds is not None]
+    zero = [p for p in open_ if p.all_zero]
+    sized = [p for p in open_ if not p.all_zero]
+    if zero:  # no number of seeds decides them: not among those a seeds figure would decide
+        text += (
+            f"; {len(zero)} open with every paired difference 0, which no number of seeds decides "
+            f"({', '.join(p.claim for p in zero)})"
+        )
+    figures = [p.seeds for p in sized if p.seeds is not None]
+    if not sized:
+        return text + "."
     if not figures:
-        return text + f"; {len(open_)} open, with no SD to size more seeds by (power lines below)."
+        return text + f"; {len(sized)} open, with no SD to size more seeds by (power lines below)."
     return (
-        text + f"; the {len(open_)} open need up to ~{max(figures)} seeds per arm to be decided with "
-        f"{POWER:.0%} power if their effect is at least their smallest effect of interest (fixed design, "
-        "power lines below)."
+        text + f"; the {len(sized)} {'other ' if zero else ''}open need up to ~{max(figures)} seeds per arm "
+        f"to be decided with {POWER:.0%} power if their effect is at least their smallest effect of "
+        f"interest (fixed design, power lines below){more_samples(sized, max(figures))}."
+    )
+
+
+def more_samples(open_: list, seeds: int) -> str:
+    """`; with 4x evaluation samples ... ~M seeds: cheaper than seeds while evaluation takes under X% of
+    a run` where k x samples per prompt need fewer seeds: M runs of cost 1 + (k - 1) e (e: evaluation's
+    share of a run's time) against `seeds` runs of cost 1 is cheaper while e < (seeds / M - 1) / (k - 1).
+    The k with the largest such share; '' where no k needs fewer seeds."""
+    options = []  # (break-even share, k, seeds with k x samples)
+    for k in EVAL_FACTORS:
+        figures = [p.seeds_more_eval.get(k) for p in open_]
+        if figures and None not in figures and max(figures) < seeds:
+            options.append(((seeds / max(figures) - 1) / (k - 1), k, max(figures)))
+    if not options:
+        return ""
+    share, k, fewer = max(options)
+    return (
+        f"; with {k}x evaluation samples per prompt (train.eval_samples) ~{fewer} would do: more samples "
+        f"are cheaper than seeds while evaluation takes under {min(share, 1):.0%} of a run's time"
     )
 
 
@@ -49,17 +78,26 @@ def _groups_action(c: Comparison, min_effect_sd: float) -> str:
     text = text if len(beyond) else f"no group decided against {c.baseline}"
     if not len(rest):
         return text + "."
+    zero = (rest["diff_sd"] == 0) & (rest["diff"] == 0)  # every paired difference 0
+    if zero.any():
+        text += (
+            f"; not decided, every paired difference 0, which no number of seeds decides: "
+            f"{', '.join(rest.loc[zero, 'group'])}"
+        )
+        rest = rest[~zero]
+        if not len(rest):
+            return text + "."
     level = stats.ALPHA / len(paired)  # Holm's worst-ranked test: the Bonferroni level
     figures = {r.group: pair_seeds(r.diff_sd, r.n_pairs, level, min_effect_sd) for r in rest.itertuples()}
     known = [n for n in figures.values() if n is not None]
     names = ", ".join(rest["group"])
     if not known:
-        return text + f"; not decided: {names}, with no SD to size more seeds by (fewer than 2 paired seeds)."
+        return text + f"; not decided: {names}, with no SD to size more seeds by."
     pairs = sorted({int(n) for n in rest["n_pairs"] if not math.isnan(n)})
     basis = f"{pairs[0]}" if len(pairs) == 1 else f"{pairs[0]}-{pairs[-1]}"
     return (
         text + f"; not decided: {names}: ~{max(known)} seeds per group would decide a difference of "
         f"{min_effect_sd:g} SD of its paired differences with {POWER:.0%} power (fixed design at the "
-        f"family's level {level:.2g}; SDs from {basis} seeds, taken at their {SD_CONFIDENCE:.0%} upper "
-        "bound; --min-effect sets the effect)."
+        f"family's level {level:.2g}; a difference in SDs needs these seeds whatever the SD, here from "
+        f"{basis} seeds; --min-effect sets the effect)."
     )

@@ -17,14 +17,17 @@ Seeds needed, sized so that they cannot mislead (not post-hoc power from the obs
 under no effect prints a small number that more seeds then fail to reach: benchmarks/seeds_needed.py):
 the seeds per arm with which a fixed design at the family's level (alpha / claims, the level Holm gives
 the worst-ranked claim) has 80% power against a smallest effect of interest delta: the claim's own
-("... by 0.02", in the metric's units), else DEFAULT_MIN_EFFECT_SD x the SD of the differences (compare's
---min-effect). The SD is the one-sided 80% upper confidence bound of the observed one (chi-square on n - 1
-df: a few seeds under-estimate it as often as not), and the figure is the paired t test's (statsmodels'
+("... by 0.02", in the metric's units), sized against the one-sided 80% upper confidence bound of the
+observed SD (chi-square on n - 1 df: a few seeds under-estimate it as often as not); else
+DEFAULT_MIN_EFFECT_SD SDs of the differences (compare's --min-effect), an effect size that needs the same
+seeds whatever the SD, so sized at that many SDs (one story: until 2026-11-29 0.5 x the observed SD
+against the upper bound, 0.24-0.37 SD of it). The figure is the paired t test's (statsmodels'
 TTestPower at delta / SD), at least the exact sign-flip test's floor (stats.smallest_p_value(n) = 2 / 2^n
 must fall below the level). Every line says what it rests on: the seeds, the SD, delta and where delta
-came from; an observed effect against the claim's direction is named. With k times the evaluation
-samples per prompt, sigma^2_eval / k replaces sigma^2_eval. Pure computation, apart from reading the
-records.
+came from; an observed effect against the claim's direction is named. With k times the evaluation samples per
+prompt, sigma^2_eval / k replaces sigma^2_eval, sigma^2_eval capped at Var(D) (an estimate above it made
+more samples need more seeds). Differences all 0 are decided by no number of seeds: no figure. Pure
+computation, apart from reading the records.
 """
 
 from __future__ import annotations
@@ -121,6 +124,11 @@ class ClaimPower:
     def covers_zero(self) -> bool:
         return not (self.lo > 0 or self.hi < 0)
 
+    @property
+    def all_zero(self) -> bool:
+        """Every paired difference is 0: no number of seeds decides the claim (the sign-flip p is 1)."""
+        return self.n >= 2 and self.sd == 0 and self.effect == 0
+
 
 def _split(total: float, eval_var: float) -> float:
     """sigma^2_seed = max(0, Var(D) - sigma^2_eval); NaN when either is unknown (below 2 seeds)."""
@@ -164,11 +172,21 @@ def claim_power(
         whys = sorted({why for _, why in found if why})
         eval_var = float(np.mean([v for v, _ in found])) if found and not whys else math.nan
         note = f"eval split unknown ({'; '.join(whys)})" if whys else ""
+    if math.isfinite(eval_var) and math.isfinite(total) and eval_var > total:
+        note = (note + "; " if note else "") + (
+            f"evaluation variance {eval_var:.3g} > the differences' {total:.3g}: capped at it"
+        )
+        eval_var = total  # all of Var(D): more samples can only shrink it
     seed_var = _split(total, eval_var)
-    delta = claim.min_effect if claim.min_effect is not None else min_effect_sd * sd
+    named = claim.min_effect is not None
+    delta = claim.min_effect if named else min_effect_sd * sd
 
     def needed(sd_now: float) -> int | None:
-        return seeds_needed(delta, sd_upper(sd_now, n), alpha) if math.isfinite(sd_now) else None
+        if not math.isfinite(sd_now) or (n >= 2 and sd == 0 and effect == 0):  # all 0: nothing decides
+            return None
+        # an effect in the metric's units against the SD's upper bound; an effect in SDs on the SD it is
+        # a multiple of (one story: "0.5 SD" is 0.5 SD, whatever the SD, not 0.5 s / upper bound)
+        return seeds_needed(delta, sd_upper(sd_now, n) if named else sd_now, alpha)
 
     more = {
         k: needed(math.sqrt(seed_var + eval_var / k)) if math.isfinite(eval_var) else None
@@ -193,7 +211,7 @@ def power_table(
     return [claim_power(c, runs, alpha / max(1, len(claims)), min_effect_sd) for c in claims]
 
 
-def _sd(var: float) -> str:
+def sd_text(var: float) -> str:
     return "?" if not math.isfinite(var) else f"{math.sqrt(var):.3g}"
 
 
@@ -218,17 +236,22 @@ def describe(p: ClaimPower, min_effect_sd: float = DEFAULT_MIN_EFFECT_SD) -> str
     text = f"CI {interval} {'covers' if p.covers_zero else 'excludes'} 0 at {p.n} seeds"
     if p.against:
         text += f"; the observed effect {p.effect:+.3g} is against the claim's direction"
+    if p.all_zero:
+        return text + "; every difference is 0: no number of seeds decides it (the sign-flip p is 1)"
     if p.sd == 0:
         return text + "; every seed gave the same difference: no SD to size more seeds by"
     if p.seeds is None or not math.isfinite(p.min_effect) or p.min_effect == 0:
         return text + "; no seeds figure" + (f" ({p.note})" if p.note else "")
-    split = f"eval {_sd(p.eval_var)}, seeds {_sd(p.seed_var)}"
+    split = f"eval {sd_text(p.eval_var)}, seeds {sd_text(p.seed_var)}"
     delta = effect_of_interest(p.min_effect, p.min_effect_set, min_effect_sd)
-    text += (
-        f". ~{p.seeds} seeds per arm would decide an effect of {delta} "
-        f"with {POWER:.0%} power: a fixed design at the family's level {p.level:.2g}, the SD {p.sd:.3g} "
-        f"from {p.n} seeds taken at its {SD_CONFIDENCE:.0%} upper bound {sd_upper(p.sd, p.n):.3g} ({split})"
-    )
+    text += f". ~{p.seeds} seeds per arm would decide an effect of {delta} with {POWER:.0%} power: a fixed "
+    if p.min_effect_set:
+        text += (
+            f"design at the family's level {p.level:.2g}, the SD {p.sd:.3g} from {p.n} seeds taken at its "
+            f"{SD_CONFIDENCE:.0%} upper bound {sd_upper(p.sd, p.n):.3g} ({split})"
+        )
+    else:  # an effect in SDs needs the same seeds whatever the SD: its upper bound would change nothing
+        text += f"design at the family's level {p.level:.2g}, the SD {p.sd:.3g} from {p.n} seeds ({split})"
     more = [f"{s} with {k}x eval samples" for k, s in p.seeds_more_eval.items() if s is not None]
     if more and p.eval_var > 0:
         text += f"; {', '.join(more)}"
@@ -246,49 +269,4 @@ def power_lines(
         f"  power: {p.claim}: {describe(p, min_effect_sd)}"
         for p in power
         if verdicts.get(p.claim) == INCONCLUSIVE
-    ]
-
-
-def power_blocks(power: list[ClaimPower], min_effect_sd: float = DEFAULT_MIN_EFFECT_SD) -> list:
-    """The report's section: every claim's effect, SD split and seeds needed."""
-    from align_lab.results.render import Heading, Paragraph, Table
-
-    def seeds(n: int | None) -> str:
-        return "n/a" if n is None else str(n)
-
-    header = ["claim", "pairs", "effect a - b [95% CI]", "SD", "eval SD", "seed SD", "effect of interest"]
-    header += ["SD's 80% upper bound", "seeds for 80% power"]
-    header += [f"with {k}x eval samples" for k in EVAL_FACTORS] + ["note"]
-    rows = [
-        [
-            p.claim,
-            str(p.n),
-            stats.fmt_ci(p.effect, p.lo, p.hi),
-            stats.fmt(p.sd),
-            _sd(p.eval_var),
-            _sd(p.seed_var),
-        ]
-        + [stats.fmt(p.min_effect) + ("" if p.min_effect_set else f" ({min_effect_sd:g} SD)")]
-        + [
-            stats.fmt(sd_upper(p.sd, p.n)),
-            seeds(p.seeds),
-            *(seeds(p.seeds_more_eval[k]) for k in EVAL_FACTORS),
-        ]
-        + ["; ".join(x for x in ("against the claim's direction" if p.against else "", p.note) if x)]
-        for p in power
-    ]
-    return [
-        Heading("Power: seeds needed per claim"),
-        Paragraph(
-            "SD of the paired differences a - b over seeds, split as Var = eval + seed: eval, the variance "
-            "evaluation sampling adds (per-sample records, eval_samples.jsonl: (1/P^2) sum_i s_i^2 / n_i of "
-            "the paired per-sample differences, averaged over seeds), seed the rest (training). Seeds for "
-            f"{POWER:.0%} power: a fixed design's seeds per arm against the smallest effect of interest (the "
-            f"claim's 'by <effect>', else {min_effect_sd:g} SD of the differences), never against the "
-            "observed effect: the paired t test (statsmodels TTestPower) at alpha / claims (Holm's worst "
-            f"case, the Bonferroni level), the SD taken at its one-sided {SD_CONFIDENCE:.0%} upper "
-            "confidence bound (chi-square: a few seeds under-estimate it), at least the exact sign-flip "
-            "test's floor (2 / 2^n < alpha / claims). With k x eval samples per prompt, eval / k."
-        ),
-        Table(header, rows),
     ]

@@ -12,7 +12,7 @@ from align_lab.results.comparison import Comparison
 from align_lab.results.extract import FINAL_METRICS
 from align_lab.results.noise import noise_blocks
 from align_lab.results.plots import write_figures
-from align_lab.results.power import power_blocks
+from align_lab.results.power_report import power_blocks
 from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, Table, to_html, to_markdown
 from align_lab.results.samples import samples_blocks
 from align_lab.results.stats import fmt, fmt_ci, fmt_p

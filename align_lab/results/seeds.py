@@ -76,8 +76,9 @@ def sd_upper(sd: float, n: int, confidence: float = SD_CONFIDENCE) -> float:
 
 
 def pair_seeds(sd: float, n: int, level: float, min_effect_sd: float = DEFAULT_MIN_EFFECT_SD) -> int | None:
-    """Seeds per group that decide a difference of min_effect_sd x sd from a baseline with 80% power at
-    `level` (the SD at its upper bound, as for a claim); None without an SD."""
+    """Seeds per group that decide a difference of min_effect_sd SDs from a baseline with 80% power at
+    `level`: an effect in SDs needs the same seeds whatever the SD, so sized at min_effect_sd (until
+    2026-11-29 against the SD's upper bound, an effect of 0.24-0.37 SD of it); None without an SD."""
     if n < 2 or not math.isfinite(sd) or sd == 0:
         return None
-    return seeds_needed(min_effect_sd * sd, sd_upper(sd, n), level)
+    return seeds_needed(min_effect_sd * sd, sd, level)

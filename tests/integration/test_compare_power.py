@@ -42,20 +42,19 @@ def test_compare_prints_the_power_of_each_inconclusive_claim(tmp_path: Path) -> 
     lines = [line for line in result.stdout.splitlines() if line.startswith("  power: ")]
     # reinforce_pp - ppo: D = 0.15, 0.10, 0.20: mean 0.15, var 0.0025, SD 0.05; eval 0.00125 (SD 0.0354),
     # seeds 0.0025 - 0.00125 (SD 0.0354); CI 0.15 +- 4.3027 * 0.05 / sqrt(3) = [0.0258, 0.274].
-    # Sized for the default effect of interest 0.5 SD = 0.025, not the observed 0.15: the SD at its 80%
-    # upper bound, 0.05 * sqrt(2 / 0.446287) = 0.10585 (chi2 on 2 df: -2 ln 0.8), effect size 0.2362 at
-    # alpha 0.05 / 2 claims; with 2x eval samples SD sqrt(0.00125 + 0.000625) = 0.0433 -> bound 0.0917,
-    # 4x: sqrt(0.00125 + 0.0003125) = 0.0395 -> 0.0837.
+    # Sized for the default effect of interest 0.5 SD = 0.025, not the observed 0.15, at effect size 0.5
+    # (an effect in SDs needs the same seeds whatever the SD) at alpha 0.05 / 2 claims; with 2x eval
+    # samples SD sqrt(0.00125 + 0.000625) = 0.0433013, 4x: sqrt(0.00125 + 0.0003125) = 0.0395285.
     # rloo - ppo wall time: -40, -40, -55: mean -45, var (25 + 25 + 100) / 2 = 75, SD 8.66, no eval part:
-    # CI -45 +- 4.3027 * 8.66 / sqrt(3) = [-66.5, -23.5]; effect of interest 4.33, bound 18.33: d 0.2362
-    n0, n2, n4 = (smallest_n(0.025 / sd, 0.025) for sd in (0.10585, 0.0917, 0.0837))
+    # CI -45 +- 4.3027 * 8.66 / sqrt(3) = [-66.5, -23.5]; effect of interest 4.33: effect size 0.5
+    n0, n2, n4 = (smallest_n(0.025 / sd, 0.025) for sd in (0.05, 0.0433013, 0.0395285))
     assert lines[0].startswith(
         f"  power: {CLAIMS[0]}: CI [0.02579, 0.2742] excludes 0 at 3 seeds. ~{n0} seeds per arm would decide "
         "an effect of 0.025 (0.5 SD of the differences, the default smallest effect of interest"
     )
     assert lines[0].endswith(
-        "the family's level 0.025, the SD 0.05 from 3 seeds taken at its 80% upper bound 0.106 (eval 0.0354, "
-        f"seeds 0.0354); {n2} with 2x eval samples, {n4} with 4x eval samples"
+        "the family's level 0.025, the SD 0.05 from 3 seeds (eval 0.0354, seeds 0.0354); "
+        f"{n2} with 2x eval samples, {n4} with 4x eval samples"
     )
     assert lines[1].startswith(
         f"  power: {CLAIMS[1]}: CI [-66.51, -23.49] excludes 0 at 3 seeds. ~{n0} seeds"

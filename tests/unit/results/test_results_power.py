@@ -124,21 +124,19 @@ def test_claim_power_splits_the_sd_into_evaluation_and_seeds(tmp_path):
     assert p.eval_var == pytest.approx(0.005)
     assert p.seed_var == pytest.approx(0.005)
     # the seeds are sized for the smallest effect of interest, not the observed 0.1: by default 0.5 SD =
-    # 0.05, against the SD's 80% upper bound: chi2 on 2 df has quantile -2 ln(1 - 0.2) = 0.446287, so
-    # 0.1 * sqrt(2 / 0.446287) = 0.211693, effect size 0.05 / 0.211693 = 0.23619
+    # 0.05, sized at 0.5 SD (an effect in SDs needs the same seeds whatever the SD; before, 0.05 against
+    # the SD's 80% upper bound 0.211693, an effect size of 0.236 printed as "0.5 SD")
     assert p.min_effect == pytest.approx(0.05) and not p.min_effect_set and not p.against
-    assert power.sd_upper(0.1, 3) == pytest.approx(0.211693, abs=1e-6)
-    assert p.seeds == smallest_n(0.05 / 0.211693, 0.05)
-    # 2x eval: SD sqrt(0.005 + 0.0025) = 0.0866 -> bound 0.0866 * 2.116926 = 0.183331; 4x: sqrt(0.00625)
-    # = 0.0790569 -> 0.167357
-    assert p.seeds_more_eval == {
-        2: smallest_n(0.05 / 0.183331, 0.05),
-        4: smallest_n(0.05 / 0.167357, 0.05),
-    }
+    assert power.sd_upper(0.1, 3) == pytest.approx(0.211693, abs=1e-6)  # sqrt(2 / 0.446287): chi2, 2 df
+    assert p.seeds == smallest_n(0.5, 0.05)
+    # 2x eval: SD sqrt(0.005 + 0.0025) = 0.0866025, 0.05 of it 0.57735 SD; 4x: sqrt(0.00625) = 0.0790569,
+    # 0.632456 SD
+    assert p.seeds_more_eval == {2: smallest_n(0.57735, 0.05), 4: smallest_n(0.632456, 0.05)}
     text = power.describe(p)
     assert text.startswith(f"CI [{p.lo:.4g}, {p.hi:.4g}] covers 0 at 3 seeds. ~{p.seeds} seeds per arm")
     assert "an effect of 0.05 (0.5 SD of the differences, the default smallest effect of interest" in text
-    assert "family's level 0.05, the SD 0.1 from 3 seeds taken at its 80% upper bound 0.212" in text
+    assert "family's level 0.05, the SD 0.1 from 3 seeds (eval 0.0707, seeds 0.0707)" in text
+    assert "upper bound" not in text  # it sizes nothing here
     # a claim's own effect of interest, in the metric's units: 0.1 / 0.211693 = 0.47238
     q = power.claim_power(parse_claim("a > b on eval/gold_reward by 0.1"), runs, 0.05)
     assert q.min_effect_set and q.seeds == smallest_n(0.1 / 0.211693, 0.05)
@@ -157,7 +155,7 @@ def test_an_effect_against_the_claim_is_named_and_does_not_shrink_the_seeds(tmp_
 def test_claim_power_without_records_or_per_sample_field(tmp_path):
     runs = study(tmp_path, [0.0, 0.2, 0.1], with_samples=False)
     p = power.claim_power(parse_claim("a > b on eval/gold_reward"), runs, 0.05)
-    assert math.isnan(p.eval_var) and p.seeds == smallest_n(0.05 / 0.211693, 0.05)
+    assert math.isnan(p.eval_var) and p.seeds == smallest_n(0.5, 0.05)
     assert p.seeds_more_eval == {2: None, 4: None}
     assert p.note == "eval split unknown (no eval_samples.jsonl)"
     assert "seeds ?" in power.describe(p) and "eval split unknown (no eval_samples.jsonl)" in power.describe(
@@ -175,7 +173,8 @@ def test_claim_power_without_records_or_per_sample_field(tmp_path):
     runs2 = study(tmp_path / "x", [0.0, 0.2, 0.1]).assign(**{"eval/kl": 1.0})
     k = power.claim_power(parse_claim("a > b on eval/kl"), runs2, 0.05)
     assert k.note == "eval split unknown (records without 'kl')"
-    assert power.describe(k).startswith("CI [all seeds equal] covers 0 at 3 seeds; every seed gave")
+    # both arms 1.0 at every seed: every difference 0, which no number of seeds decides
+    assert power.describe(k).startswith("CI [all seeds equal] covers 0 at 3 seeds; every difference is 0")
 
 
 def test_power_table_uses_the_bonferroni_level(tmp_path):
@@ -231,3 +230,17 @@ def test_under_no_effect_the_figure_is_not_a_small_number_that_more_seeds_fail_t
     assert np.mean(now <= 16) < 0.04 and np.mean(now <= known // 2) < 0.1
     # the 80% upper bound of the SD is >= the true SD in ~80% of pilots, so is the figure
     assert np.mean(now >= known) > 0.7
+
+
+def test_more_evaluation_samples_never_need_more_seeds(tmp_path):
+    # D = (0.1, 0.11, 0.12): var (0.0001 + 0 + 0.0001) / 2 = 0.0001 (SD 0.01), while the records give an
+    # evaluation variance of 0.005 at every seed (as above): more than all of Var(D). Before, seed 0 and
+    # eval 0.005 made the 2x SD sqrt(0.0025) = 0.05 > 0.01 (more samples, more seeds). Capped at 0.0001:
+    # 1x: 0.5 SD; kx SD sqrt(0.0001 / k), the effect 0.005 of it 0.5 sqrt(k) SD: 0.70711 at 2x, 1.0 at 4x
+    runs = study(tmp_path, [0.1, 0.11, 0.12])
+    p = power.claim_power(parse_claim("a > b on eval/gold_reward"), runs, 0.05)
+    assert p.sd == pytest.approx(0.01) and p.eval_var == pytest.approx(0.0001) and p.seed_var == 0.0
+    assert p.seeds == smallest_n(0.5, 0.05)
+    assert p.seeds_more_eval == {2: smallest_n(0.70711, 0.05), 4: smallest_n(1.0, 0.05)}
+    assert p.seeds >= p.seeds_more_eval[2] >= p.seeds_more_eval[4]
+    assert "evaluation variance 0.005 > the differences' 0.0001: capped at it" in p.note
