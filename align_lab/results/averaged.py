@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def averaged_notes(c: Comparison, runs: list[Run]) -> list[str]:
     """The notes of this module, in the report's order."""
-    notes = dropped_notes(c.group_table, c.runs, runs) + range_notes(c.group_table)
+    notes = dropped_notes(c.group_table, c.runs, runs) + range_notes(c.group_table, c.runs)
     why = matched_empty_reason(c)  # with no budget at all, the budget notes say it already
     notes += [why] if why and math.isfinite(c.common_budget) else []
     return notes + two_point_notes(c.curves.get("step", {}))
@@ -57,13 +57,13 @@ def dropped_notes(group_table: pd.DataFrame, table: pd.DataFrame, runs: list[Run
     return notes
 
 
-def range_notes(group_table: pd.DataFrame) -> list[str]:
+def range_notes(group_table: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
     """Which group CIs were cut at their metric's range (stats.metric_range): the t interval reached past
     a bound the mean cannot pass (a rate above 1, a wall time below 0)."""
     cut = []
     for _, row in group_table.iterrows():
         for key in [k.removesuffix(":n") for k in row.index if k.endswith(":n")]:
-            lo_bound, hi_bound = stats.metric_range(key)
+            lo_bound, hi_bound = stats.metric_range(key, runs)
             mean, lo, hi = row[f"{key}:mean"], row[f"{key}:lo"], row[f"{key}:hi"]
             if (lo == lo_bound and mean > lo) or (hi == hi_bound and mean < hi):
                 cut.append(f"{row['group']} {key}")

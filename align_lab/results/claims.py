@@ -132,7 +132,7 @@ def claim_table(claims: list[Claim], runs: pd.DataFrame) -> pd.DataFrame:
     for c in claims:
         by_group = per_seed(runs, c.metric)
         pairs.append((by_group.get(c.a, empty), by_group.get(c.b, empty)))
-    tests = stats.paired_tests(pairs, [stats.difference_range(c.metric) for c in claims])
+    tests = stats.paired_tests(pairs, [stats.difference_range(c.metric, runs) for c in claims])
     rows = [
         [str(c), t.n, t.a_mean, t.b_mean, t.diff, t.lo, t.hi, t.p, t.p_holm]
         for c, t in zip(claims, tests, strict=True)

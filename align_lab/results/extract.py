@@ -112,6 +112,8 @@ def run_row(run: Run, by: list[str], metric: str) -> dict[str, Any]:
         if key not in COUNTERS:
             row[key] = final_value(run, key)
     row["eval/gold_reward_sft"] = final_value(run, "eval/gold_reward_sft")
+    # logged on a verifiable task only: there eval/gold_reward is pass@1's 0/1 score (ranges.SAME_SAMPLES)
+    row["eval/pass@1"] = final_value(run, "eval/pass@1")
     if metric not in row:
         row[metric] = final_value(run, metric)
     for key in COUNTERS:

@@ -66,7 +66,9 @@ def plot_curves(comparison: Comparison, axis: str, path: Path) -> Path:
         for x, y in curves:
             ax.plot(x, y, color=colors[g], alpha=0.25, linewidth=0.8)
         grid, mean, lo, hi = stats.band(curves)
-        bottom, top = stats.metric_range(comparison.metric)  # the band stays in the metric's range
+        bottom, top = stats.metric_range(
+            comparison.metric, comparison.runs
+        )  # the band stays in the metric's range
         lo, hi = np.maximum(lo, bottom), np.minimum(hi, top)
         ax.plot(
             grid, mean, color=colors[g], linewidth=2, marker="o", markersize=3, label=f"{g} (n={len(curves)})"

@@ -161,7 +161,7 @@ def claim_power(
     seeds = sorted(set(a.keys()) & set(b.keys()))
     diffs = np.array([a[s] - b[s] for s in seeds], dtype=float)  # (seeds,)
     n, effect, lo, hi = stats.mean_ci(diffs)
-    lo, hi = stats.clip_ci(lo, hi, stats.difference_range(claim.metric))
+    lo, hi = stats.clip_ci(lo, hi, stats.difference_range(claim.metric, runs))
     total = float(diffs.var(ddof=1)) if n >= 2 else math.nan
     sd = math.sqrt(total) if n >= 2 else math.nan
     if not claim.metric.startswith("eval/"):

@@ -6,6 +6,10 @@ inside (stats.metric_ci, paired_test).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The range the true mean of a metric lies in, by name (fnmatch patterns, the first match wins): rates
 # in [0, 1], durations, counts, lengths and memory >= 0; a metric not listed is unbounded.
@@ -25,21 +29,36 @@ METRIC_RANGES: tuple[tuple[str, float, float], ...] = (
     ("memory/*", 0.0, math.inf),
 )
 UNBOUNDED = (-math.inf, math.inf)
+# a metric whose per-sample values are another's where the runs log both: a verifiable task's gold reward
+# is its checker's score, and train/evaluate.py logs that same score as pass@1 (0/1 for the built-in
+# checkers): runs that log eval/pass@1 have eval/gold_reward in pass@1's range (reward=verifier)
+SAME_SAMPLES = {"eval/gold_reward": "eval/pass@1"}
 
 
-def metric_range(metric: str) -> tuple[float, float]:
+def metric_range(metric: str, runs: pd.DataFrame | None = None) -> tuple[float, float]:
     """(lo, hi) of METRIC_RANGES for a metric, its `_sft` value or its compute-matched column
-    (`eval/win_rate_vs_sft@generated_tokens`); (-inf, inf) when it is not listed."""
+    (`eval/win_rate_vs_sft@generated_tokens`); (-inf, inf) when it is not listed. With the runs table:
+    eval/gold_reward in eval/pass@1's range where every run that logs it logs pass@1 (SAME_SAMPLES)."""
     from fnmatch import fnmatchcase
 
     name = metric.split("@", 1)[0] if not metric.startswith("eval/pass@") else metric
     name = name.removesuffix("_sft")
+    if runs is not None and name in SAME_SAMPLES and _logged_with(runs, name, SAME_SAMPLES[name]):
+        name = SAME_SAMPLES[name]
     return next(((lo, hi) for pattern, lo, hi in METRIC_RANGES if fnmatchcase(name, pattern)), UNBOUNDED)
 
 
-def difference_range(metric: str) -> tuple[float, float]:
+def _logged_with(runs: pd.DataFrame, metric: str, other: str) -> bool:
+    """Whether some run logs `metric` and every run that does logs `other` too."""
+    if metric not in runs.columns or other not in runs.columns:
+        return False
+    logged = runs[metric].notna()
+    return bool(logged.any() and runs.loc[logged, other].notna().all())
+
+
+def difference_range(metric: str, runs: pd.DataFrame | None = None) -> tuple[float, float]:
     """The range of a difference of two means of the metric: [lo - hi, hi - lo] ([-1, 1] for rates)."""
-    lo, hi = metric_range(metric)
+    lo, hi = metric_range(metric, runs)
     return (lo - hi, hi - lo) if math.isfinite(hi) else UNBOUNDED
 
 

@@ -36,6 +36,13 @@ def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return x[np.isfinite(x)]
 
 
+def exact_mean(x: np.ndarray) -> float:
+    """The mean, 0 where the values cancel up to rounding (the sign-flip test's tie rule, p = 1 there):
+    0.3, 0.2, -0.5, 0 (0.7 - 0.4, ...) average to -2.776e-17, which read as an effect against a claim."""
+    total = math.fsum(x)
+    return 0.0 if abs(total) <= TIE_TOLERANCE * math.fsum(np.abs(x)) else total / len(x)
+
+
 def t_ci(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """Student-t CI of the mean (Student 1908): mean +- t_{n-1, (1+confidence)/2} * s / sqrt(n), s the
     unbiased (n-1) standard deviation; NaNs are ignored, (nan, nan) below 2 values.
@@ -60,7 +67,7 @@ def t_ci(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE) -
     n = len(x)
     if n < 2:
         return float("nan"), float("nan")
-    mean = float(x.mean())
+    mean = exact_mean(x)
     half = float(scipy_stats.t.ppf((1.0 + confidence) / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
     return mean - half, mean + half
 
@@ -170,13 +177,15 @@ def mean_ci(values: Sequence[float] | np.ndarray) -> tuple[int, float, float, fl
     if len(x) == 0:
         return 0, math.nan, math.nan, math.nan
     lo, hi = t_ci(x)
-    return len(x), float(x.mean()), lo, hi
+    return len(x), exact_mean(x), lo, hi
 
 
-def metric_ci(metric: str, values: Sequence[float] | np.ndarray) -> tuple[int, float, float, float]:
-    """`mean_ci`, its CI kept in the metric's range (`metric_range`): n is the finite values averaged."""
+def metric_ci(
+    metric: str, values: Sequence[float] | np.ndarray, runs=None
+) -> tuple[int, float, float, float]:
+    """`mean_ci`, its CI kept in the metric's range (`metric_range`, of the runs table where given)."""
     n, mean, lo, hi = mean_ci(values)
-    return (n, mean, *clip_ci(lo, hi, metric_range(metric)))
+    return (n, mean, *clip_ci(lo, hi, metric_range(metric, runs)))
 
 
 @dataclass(frozen=True)
@@ -226,10 +235,8 @@ def smallest_p_value(n: int) -> float:
 
 
 def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (Holm 1979), in the input order; NaNs stay NaN, not counted.
-
-    Sorted ascending, p_(i) * (m - i) for i = 0..m-1, made non-decreasing by a running max, capped at 1.
-    """
+    """Holm-Bonferroni adjusted p-values (Holm 1979), in the input order; NaNs stay NaN, not counted:
+    sorted ascending, p_(i) * (m - i) for i = 0..m-1, made non-decreasing by a running max, capped at 1."""
     p = np.asarray(p_values, dtype=float)  # (k,)
     out = np.full_like(p, np.nan)
     ok = np.flatnonzero(np.isfinite(p))

@@ -42,7 +42,7 @@ def group_table(runs: pd.DataFrame, groups: list[str], columns: list[str]) -> pd
         row: dict = {"group": g, "n": len(done), "excluded": len(mine) - len(done)}
         for col in columns:
             row[f"{col}:n"], row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.metric_ci(
-                col, done[col].to_numpy()
+                col, done[col].to_numpy(), runs
             )
         rows.append(row)
     return pd.DataFrame(rows)
@@ -64,7 +64,9 @@ def sft_row(runs: pd.DataFrame, columns: list[str]) -> dict:
         by_seed = done.groupby("seed")[f"{col}_sft"].mean().dropna() if f"{col}_sft" in done else None
         seeds |= set() if by_seed is None else set(by_seed.index)
         values = np.array([]) if by_seed is None else by_seed.to_numpy(float)  # (seeds,)
-        row[f"{col}:n"], row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.metric_ci(col, values)
+        row[f"{col}:n"], row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.metric_ci(
+            col, values, runs
+        )
     row["n"] = len(seeds)
     return row
 
@@ -129,7 +131,7 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
     # SFT: each run against its own reference (the same evaluation of the policy it started from)
     bases = [own_sft.get(g, empty) if baseline == SFT else by_group.get(baseline, empty) for g in compared]
     pairs = [(by_group.get(g, empty), b) for g, b in zip(compared, bases, strict=True)]
-    tests = stats.paired_tests(pairs, [stats.difference_range(column)] * len(pairs))
+    tests = stats.paired_tests(pairs, [stats.difference_range(column, runs)] * len(pairs))
     rows = [
         {
             "group": g,

@@ -96,13 +96,15 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
 
 
 def compare_command(folder: Path) -> str:
-    """`python -m align_lab.compare <folder>` as the shell must read it: this interpreter as the user
-    calls it (a bare `python` outside the venv is another one, without align_lab) and the folder quoted."""
+    """`<python> -m align_lab.compare <folder>` as the shell must read it from any folder, the venv active
+    or not: this interpreter's absolute path (a bare `python` is another one once the venv is left; a
+    relative one, nothing from another folder; not resolved, which would leave the venv) and the folder
+    absolute, quoted."""
     import shlex
+    import sys
 
-    from align_lab.rerun import python_command
-
-    return shlex.join([python_command(Path.cwd()), "-m", "align_lab.compare", str(folder)])
+    python = str(Path(sys.executable).absolute())
+    return shlex.join([python, "-m", "align_lab.compare", str(Path(folder).absolute())])
 
 
 def compare_folder(run_dir: Path) -> Path:

@@ -211,7 +211,8 @@ def test_an_empty_compute_matched_view_and_two_point_curves_say_why() -> None:
 
 
 def test_the_compare_hint_names_the_run_folder_alone_or_its_sweeps_folder(tmp_path: Path) -> None:
-    from align_lab.rerun import python_command
+    import sys
+
     from align_lab.run.summary import compare_folder, result_lines
 
     # a single run: outputs/<date>/ above it holds whatever else ran that day, so the hint names the run
@@ -219,7 +220,7 @@ def test_the_compare_hint_names_the_run_folder_alone_or_its_sweeps_folder(tmp_pa
     single.mkdir(parents=True)
     (single.parent / "12-30-00_grpo_seed0").mkdir()  # another run that day (another model, say)
     hint = result_lines({"algo": "ppo", "seed": 0}, single)[-1]
-    assert hint == f"  compare:    {python_command(Path.cwd())} -m align_lab.compare {single}"
+    assert hint == f"  compare:    {Path(sys.executable).absolute()} -m align_lab.compare {single}"
     # a run of a multirun: the sweep folder, where Hydra wrote multirun.yaml (hydra.sweep.dir/subdir)
     sweep = tmp_path / "multirun" / "2026-11-25" / "12-00-00"
     (sweep / "0_ppo_seed0").mkdir(parents=True)
@@ -249,3 +250,71 @@ def test_compare_drops_a_saved_claim_and_splits_two_tasks_end_to_end(tmp_path: P
     out = capsys.readouterr().out
     assert "in 6 groups by algo,task;" in out  # 3 algorithms x 2 tasks
     assert out.count("note: The runs differ in task (toy_arith, toy_prefs): grouped by algo,task") == 1
+
+
+def test_a_verifier_gold_reward_ci_stays_in_0_1_as_pass_at_1s_does() -> None:
+    # a verifiable task (reward=verifier): eval/gold_reward is the checker's 0/1 score, logged beside
+    # eval/pass@1 (the same per-sample numbers). 0.9, 1.0, 1.0: t interval [0.8232, 1.1101] (above), cut at 1
+    golds = [0.9, 1.0, 1.0]
+    runs = [run("ppo", s, g, "toy_arith", **{"eval/pass@1": g}) for s, g in enumerate(golds)]
+    c = aggregate(runs, ["algo"])
+    assert c.group_table.set_index("group").loc["ppo", "eval/gold_reward:hi"] == 1.0
+    assert any("CIs cut" in n and "ppo eval/gold_reward" in n for n in c.notes)
+    # a difference of two such means lies in [-1, 1]; a gold reward without pass@1 (toy_prefs) is unbounded
+    assert difference_range("eval/gold_reward", c.runs) == (-1.0, 1.0)
+    plain = aggregate([run("ppo", s, g) for s, g in enumerate(golds)], ["algo"])
+    assert plain.group_table.set_index("group").loc["ppo", "eval/gold_reward:hi"] == pytest.approx(
+        1.1101, abs=1e-4
+    )
+    assert difference_range("eval/gold_reward", plain.runs) == (-math.inf, math.inf)
+
+
+def test_a_mean_difference_of_exactly_0_is_0_and_not_against_the_claim() -> None:
+    import pandas as pd
+
+    from align_lab.results import power
+    from align_lab.results.claims import claim_table, parse_claim
+
+    # a - b = 0.7 - 0.4, 0.6 - 0.4, 0.5 - 1.0, 1.0 - 1.0 = 0.3, 0.2, -0.5, 0: mean 0, which numpy
+    # gives as -2.776e-17 (the doubles 0.29999999999999993 + 0.19999999999999996 - 0.5 = -1.1e-16)
+    a, b = [0.7, 0.6, 0.5, 1.0], [0.4, 0.4, 1.0, 1.0]
+    assert np.mean(np.subtract(a, b)) == pytest.approx(-2.7756e-17, rel=1e-3)
+    rows = [
+        {"folder": f"{g}{s}", "group": g, "seed": float(s), "status": "completed", "eval/pass@1": v}
+        for g, values in (("a", a), ("b", b))
+        for s, v in enumerate(values)
+    ]
+    runs = pd.DataFrame(rows)
+    claim = parse_claim("a > b on eval/pass@1")
+    p = power.claim_power(claim, runs, 0.05)
+    assert p.effect == 0.0 and not p.against and "against" not in power.describe(p)
+    assert claim_table([claim], runs)["diff"].tolist() == [0.0]
+
+
+def test_the_compare_hint_works_from_any_folder_with_or_without_the_venv(tmp_path: Path, monkeypatch) -> None:
+    import shlex
+    import subprocess
+    import sys
+
+    from align_lab.run.summary import result_lines
+
+    # the venv active (`python` on PATH is this interpreter) and a run folder relative to the current
+    # folder, as Hydra's outputs/<date>/<time> is: the hint printed `python -m align_lab.compare
+    # outputs/...`, which fails once the venv is left or from any other folder
+    monkeypatch.setattr("shutil.which", lambda name: sys.executable)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs" / "run").mkdir(parents=True)
+    hint = result_lines({"algo": "ppo", "seed": 0}, Path("outputs/run"))[-1].removeprefix("  compare:    ")
+    args = shlex.split(hint)
+    assert args == [
+        str(Path(sys.executable).absolute()),
+        "-m",
+        "align_lab.compare",
+        str(tmp_path / "outputs/run"),
+    ]
+    # followed from another folder with no venv on PATH: it runs align_lab's compare
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[3])}
+    followed = subprocess.run(
+        [*args[:3], "--help"], capture_output=True, text=True, timeout=120, cwd="/", env=env
+    )
+    assert followed.returncode == 0 and "usage: python -m align_lab.compare" in followed.stdout
