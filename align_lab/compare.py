@@ -179,7 +179,9 @@ def compare(args: argparse.Namespace):
     out = args.out or args.folders[0] / "compare"
     runs, problems = load_runs(args.folders)
     if args.wandb:  # before any report is written
-        wandb_group_of(runs)
+        from align_lab.results.wandb_report import runs_scope
+
+        runs_scope(runs)
     problems += plan_record.plan_notes(args.folders)
     grouping = study_grouping(runs)
     args.by = args.by or grouping
@@ -240,25 +242,23 @@ def result_lines(c, by: str) -> list[str]:
     return lines + [f"  note: {note}" for note in c.notes]
 
 
-def wandb_group_of(runs) -> str:
-    """The runs' W&B group (their tracker.group, else their study); a ValueError when they have none of
-    their own (wandb_report.wandb_group)."""
-    from align_lab.results.wandb_report import wandb_group
-
-    return wandb_group([(r.config.get("tracker") or {}).get("group") or r.config.get("study") for r in runs])
-
-
 def wandb_lines(c, figures, out: Path, runs, args) -> list[str]:
     """Logs the comparison to W&B (--wandb) in the runs' most common project and study; what it says."""
-    from align_lab.results.wandb_report import log_comparison, not_logged, online_command, wandb_mode
+    from align_lab.results.wandb_report import (
+        log_comparison,
+        not_logged,
+        online_command,
+        runs_scope,
+        wandb_mode,
+    )
 
     mode = wandb_mode(os.environ)
     if mode is None:
         return [not_logged(os.environ)]
     project = _most_common([r.config.get("tracker", {}).get("project") for r in runs], "align_lab")
-    group = wandb_group_of(runs)
+    group, ids = runs_scope(runs)
     choices = {k for r in runs for k in r.choices}  # --by keys that are config groups (an arm)
-    return list(log_comparison(c, figures, out, project, group, mode, choices, online_command(args)))
+    return list(log_comparison(c, figures, out, project, group, mode, choices, online_command(args), ids))
 
 
 def out_problem(out: Path, given: bool = True) -> str | None:

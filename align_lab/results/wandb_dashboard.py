@@ -6,11 +6,13 @@ view of the same runs. Building is pure (no network: every runset's entity is ""
 The study's runs are the W&B runs of its group (tracker.group = the study's name) other than the
 compare run, grouped by the comparison's `by` keys: `algo` is each run's job type, another config
 group (an arm) is `choices.<group>` of the run's W&B config, a dotted key is the config key itself.
+Runs of no named study (group `default`, shared by every unnamed study) are named by their W&B ids.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import hashlib
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from align_lab.results.stats import fmt, fmt_ci
@@ -40,9 +42,18 @@ def wandb_groupby(key: str, choices: Collection[str]) -> str:
     return f"config.choices.{key}" if key in choices else f"config.{key}"
 
 
-def study_filter(group: str, job: str = "!= 'compare'") -> str:
-    """The W&B filter of the study's runs (default) or of its compare run (job="= 'compare'")."""
-    return f"Group = '{group}' and JobType {job}"
+def study_filter(group: str, job: str = "!= 'compare'", ids: Sequence[str] = ()) -> str:
+    """The W&B filter of the study's runs (default) or of its compare run (job="= 'compare'"); ids: the
+    runs' own W&B ids, for runs of no named study (their group, `default`, holds every unnamed study)."""
+    scope = f" and ID in [{', '.join(repr(str(i)) for i in ids)}]" if ids else ""
+    return f"Group = '{group}'{scope} and JobType {job}"
+
+
+def run_id(project: str, group: str, comparison: Comparison, ids: Sequence[str] = ()) -> str:
+    """Stable per (project, study, grouping, metric, budget, and an unnamed study's run ids): re-running
+    compare updates the same run, and two unnamed studies never share one."""
+    key = "|".join([project, group, ",".join(comparison.by), comparison.metric, comparison.budget, *ids])
+    return "compare-" + hashlib.sha1(key.encode()).hexdigest()[:10]
 
 
 def claims_markdown(c: Comparison) -> str:
@@ -76,17 +87,18 @@ def metric_panels(metric: str, groupby: str) -> list:
 
 
 def build_report(
-    c: Comparison, project: str, group: str, entity: str = "", choices: Collection[str] = ()
+    c: Comparison, project: str, group: str, entity: str = "", choices: Collection[str] = (), ids=()
 ) -> wr.Report:
-    """The report of a comparison (no network; entity "" until it is saved)."""
+    """The report of a comparison (no network; entity "" until it is saved); ids: study_filter's."""
     import wandb_workspaces.reports.v2 as wr
 
     groupby = wandb_groupby(c.by[0], choices)  # panels group by one key: a multi-key grouping's first
     study = wr.Runset(
-        entity=entity, project=project, name=group, filters=study_filter(group), groupby=[groupby]
+        entity=entity, project=project, name=group, filters=study_filter(group, ids=ids), groupby=[groupby]
     )
+    mine = [run_id(project, group, c, ids)] if ids else []  # an unnamed study's own compare run
     compare_run = wr.Runset(
-        entity=entity, project=project, name="compare", filters=study_filter(group, "= 'compare'")
+        entity=entity, project=project, name="compare", filters=study_filter(group, "= 'compare'", mine)
     )
     blocks: list = [
         wr.MarkdownBlock(
@@ -111,7 +123,7 @@ def build_report(
 
 
 def build_workspace(
-    c: Comparison, project: str, group: str, entity: str = "", choices: Collection[str] = ()
+    c: Comparison, project: str, group: str, entity: str = "", choices: Collection[str] = (), ids=()
 ) -> ws.Workspace:
     """A saved workspace view of the study's runs: the claims, a section per claim metric, the samples."""
     import wandb_workspaces.reports.v2 as wr
@@ -122,7 +134,7 @@ def build_workspace(
     sections = [ws.Section(name="claims", is_open=True, panels=[claims])]
     sections += [ws.Section(name=m, is_open=True, panels=metric_panels(m, groupby)) for m in claim_metrics(c)]
     sections.append(ws.Section(name="samples", panels=[wr.WeavePanelSummaryTable(table_name=SAMPLES_TABLE)]))
-    settings = ws.RunsetSettings(filters=study_filter(group), groupby=[_groupby_metric(groupby)])
+    settings = ws.RunsetSettings(filters=study_filter(group, ids=ids), groupby=[_groupby_metric(groupby)])
     return ws.Workspace(
         entity=entity, project=project, name=f"align_lab {group}", sections=sections, runset_settings=settings
     )

@@ -5,15 +5,14 @@ the compare folder and the command that creates them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from align_lab.results.comparison import Comparison
-from align_lab.results.wandb_dashboard import save_dashboard
+from align_lab.results.wandb_dashboard import run_id, save_dashboard
 from align_lab.tracking.wandb_tracker import choose_mode, has_wandb_credentials
 
 DEFAULT_STUDY = "default"  # conf/config.yaml's `study`: the W&B group of every run whose study named none
@@ -41,22 +40,40 @@ def not_logged(env: Mapping[str, str]) -> str:
 
 def wandb_group(groups: list[str | None]) -> str:
     """The W&B group of the compare run and of the dashboard's runset filter: the most common of the
-    runs' groups (tracker.group, the study's name); ValueError when none names one of its own: the
-    shared `default` group also holds every other unnamed study's runs."""
+    runs' groups (tracker.group, the study's name); DEFAULT_STUDY when none names one of its own (the
+    caller then scopes by the runs' W&B ids: wandb_scope)."""
     named = [str(g) for g in groups if g not in (None, "", DEFAULT_STUDY)]
-    if not named:
+    return Counter(named).most_common(1)[0][0] if named else DEFAULT_STUDY
+
+
+def wandb_scope(groups: list[str | None], ids: list[str | None]) -> tuple[str, tuple[str, ...]]:
+    """(group, ids): the runs' study and, for runs of no named study (the `default` group every unnamed
+    study shares: a report filtered on it alone would show other studies' runs), their own W&B ids
+    (a sweep run the README's way, with no study=); ValueError when such runs never logged to W&B."""
+    group = wandb_group(groups)
+    if group != DEFAULT_STUDY:
+        return group, ()
+    own = tuple(sorted({str(i) for i in ids if i}))
+    if not own:
         raise ValueError(
             f"--wandb: the runs name no study (study={DEFAULT_STUDY}, the W&B group every unnamed study "
-            "shares): a report filtered on it would show other studies' runs; rerun the study with "
-            "study=NAME, or compare without --wandb"
+            "shares) and none logged to W&B (no wandb_run_id.txt: tracker=none): rerun the study with "
+            "study=NAME or tracker=wandb, or compare without --wandb"
         )
-    return Counter(named).most_common(1)[0][0]
+    return group, own
 
 
-def run_id(project: str, group: str, comparison: Comparison) -> str:
-    """Stable per (project, study, grouping, metric, budget): re-running compare updates the same run."""
-    key = "|".join([project, group, ",".join(comparison.by), comparison.metric, comparison.budget])
-    return "compare-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+def runs_scope(runs) -> tuple[str, tuple[str, ...]]:
+    """The runs' W&B group (their tracker.group, else their study) and, for runs of no named study, their
+    W&B ids (wandb_report.wandb_scope); a ValueError when those never logged to W&B."""
+    from align_lab.tracking.wandb_tracker import RUN_ID_FILE
+
+    def logged(run) -> str | None:
+        path = run.folder / RUN_ID_FILE
+        return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+    groups = [(r.config.get("tracker") or {}).get("group") or r.config.get("study") for r in runs]
+    return wandb_scope(groups, [logged(r) for r in runs])
 
 
 def summary_values(comparison: Comparison) -> dict[str, float | str]:
@@ -102,9 +119,10 @@ def log_comparison(
     mode: str,
     choices: Collection[str] = (),
     command: str = "python -m align_lab.compare <folder> --wandb",
+    ids: Sequence[str] = (),
 ) -> list[str]:
     """Creates (or updates) the compare run in out/wandb, and online the W&B dashboard (offline: its
-    JSON in out); returns the lines to print."""
+    JSON in out); returns the lines to print. ids: wandb_scope's, for runs of no named study."""
     import wandb
 
     from align_lab.tracking.wandb_reader import wait_until_complete
@@ -115,7 +133,7 @@ def log_comparison(
         group=group,
         job_type="compare",
         name=f"compare {group} by {','.join(comparison.by)}",
-        id=run_id(project, group, comparison),
+        id=run_id(project, group, comparison, ids),
         resume="allow",
         config={k: getattr(comparison, k) for k in ("by", "metric", "budget", "baseline", "groups")},
         mode=mode,
@@ -134,23 +152,25 @@ def log_comparison(
     run.finish()
     if mode != "online":
         wait_until_complete(sync_file)
-        path = write_dashboard_json(comparison, project, group, choices, out)
+        path = write_dashboard_json(comparison, project, group, choices, out, ids)
         return [
             f"align_lab.compare: W&B {mode}: compare run in {sync_file.parent} (wandb sync uploads it)",
             f"align_lab.compare: W&B report and workspace not created offline; what they would hold: {path}",
             f"align_lab.compare: to create them, log in (wandb login, or WANDB_API_KEY) and run: {command}",
         ]
     lines = [f"align_lab.compare: W&B run of the comparison: {url}"]
-    return lines + create_dashboard(comparison, project, group, entity, choices)
+    return lines + create_dashboard(comparison, project, group, entity, choices, ids)
 
 
-def create_dashboard(comparison: Comparison, project: str, group: str, entity: str, choices) -> list[str]:
+def create_dashboard(
+    comparison: Comparison, project: str, group: str, entity: str, choices, ids=()
+) -> list[str]:
     """Builds and saves the report and workspace in W&B (network); the lines to print."""
     from align_lab.results.wandb_dashboard import build_report, build_workspace
 
     try:  # a failure to create the dashboard must not lose the compare run
-        report = build_report(comparison, project, group, entity, choices)
-        workspace = build_workspace(comparison, project, group, entity, choices)
+        report = build_report(comparison, project, group, entity, choices, ids)
+        workspace = build_workspace(comparison, project, group, entity, choices, ids)
         return [f"align_lab.compare: W&B dashboard: {u}" for u in save_dashboard(report, workspace)]
     except Exception as e:
         return [f"align_lab.compare: W&B dashboard not created ({type(e).__name__}: {e})"]
@@ -167,12 +187,14 @@ def online_command(args) -> str:
     return shlex.join([python_command(Path.cwd()), "-m", "align_lab.compare", *parts, "--wandb"])
 
 
-def write_dashboard_json(comparison: Comparison, project: str, group: str, choices, out: Path) -> Path:
+def write_dashboard_json(
+    comparison: Comparison, project: str, group: str, choices, out: Path, ids=()
+) -> Path:
     """out/wandb_report.json: the report and workspace --wandb creates when online (built offline)."""
     from align_lab.results.wandb_dashboard import build_report, build_workspace, dashboard_json
 
-    report = build_report(comparison, project, group, "", choices)
-    workspace = build_workspace(comparison, project, group, "", choices)
+    report = build_report(comparison, project, group, "", choices, ids)
+    workspace = build_workspace(comparison, project, group, "", choices, ids)
     path = out / "wandb_report.json"
     path.write_text(json.dumps(dashboard_json(report, workspace), indent=1) + "\n", encoding="utf-8")
     return path

@@ -135,3 +135,25 @@ def test_wandb_on_runs_of_no_named_study_is_refused_in_one_line(tmp_path: Path) 
     assert line.startswith("align_lab.compare: error: --wandb: the runs name no study (study=default")
     assert not out.exists()  # refused before any report
     assert compare(str(sweep), "--out", str(out)).returncode == 0  # without --wandb: the report
+
+
+def test_wandb_on_runs_of_no_named_study_that_logged_to_wandb_scopes_the_dashboard_by_their_ids(
+    tmp_path: Path,
+) -> None:
+    # a sweep run the README's way (python -m align_lab -m algo=...,... seed=0,1: study=default, W&B
+    # offline files in each run, wandb_run_id.txt): before, refused as the runs above are
+    sweep = make_sweep(tmp_path)
+    ids = []
+    for i, config in enumerate(sorted(sweep.glob("*/.hydra/config.yaml"))):
+        config.write_text(config.read_text().replace("study: toy_compare", "study: default"))
+        (config.parent.parent / "wandb_run_id.txt").write_text(f"run{i:05d}\n")
+        ids.append(f"run{i:05d}")
+    out = tmp_path / "out"
+    env = {"WANDB_MODE": "offline", "HOME": str(tmp_path), "WANDB_API_KEY": "", "NETRC": str(tmp_path / "no")}
+    result = compare(str(sweep), "--out", str(out), "--wandb", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "align_lab.compare: W&B offline: compare run in " in result.stdout
+    spec = json.loads((out / "wandb_report.json").read_text())["report_spec"]["spec"]
+    study = spec["blocks"][[b["type"] for b in spec["blocks"]].index("panel-grid")]["metadata"]["runSets"][0]
+    scope = study["filters"]["filters"][1]
+    assert (scope["key"]["name"], scope["op"], scope["value"]) == ("name", "IN", ids)  # W&B's "name": ID

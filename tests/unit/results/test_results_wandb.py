@@ -28,14 +28,42 @@ def test_wandb_mode_is_a_runs_auto_mode_and_never_online_without_a_login(tmp_pat
     assert wandb_mode(home) == "online"
 
 
-def test_the_wandb_group_is_the_runs_own_study_never_the_shared_default() -> None:
-    from align_lab.results.wandb_report import wandb_group
+def test_the_wandb_group_is_the_runs_own_study_else_the_unnamed_runs_own_ids() -> None:
+    from align_lab.results.wandb_report import wandb_scope
 
-    assert wandb_group(["toy", "default", "toy", None]) == "toy"  # a study's runs beside unnamed ones
-    for groups in ([], [None], ["default", "default"], ["", None]):
+    # a study's runs beside unnamed ones: its group, nothing more to scope
+    assert wandb_scope(["toy", "default", "toy", None], ["a", "b", "c", None]) == ("toy", ())
+    # a sweep run the README's way (no study=): the shared `default` group, scoped by the runs' own W&B
+    # ids (before: refused, "rerun the study with study=NAME")
+    assert wandb_scope(["default", "default", None], ["b2", "a1", None]) == ("default", ("a1", "b2"))
+    for groups in ([], [None], ["default", "default"], ["", None]):  # and never logged to W&B: refused
         with pytest.raises(ValueError, match=r"^--wandb: the runs name no study \(study=default") as e:
-            wandb_group(groups)
-        assert "\n" not in str(e.value)
+            wandb_scope(groups, [None] * len(groups))
+        assert "\n" not in str(e.value) and "none logged to W&B" in str(e.value)
+
+
+def test_a_dashboard_of_an_unnamed_study_shows_its_own_runs_and_compare_run(
+    comparison_args, no_network
+) -> None:
+    from align_lab.results.wandb_dashboard import build_report, build_workspace, dashboard_json, run_id
+
+    c, _ = comparison_args
+    ids = ("a1", "b2")
+    saved = dashboard_json(
+        build_report(c, "p", "default", "", {"algo"}, ids), build_workspace(c, "p", "default")
+    )
+    saved = json.loads(json.dumps(saved))
+    runsets = [
+        b["metadata"]["runSets"][0]
+        for b in saved["report_spec"]["spec"]["blocks"]
+        if b["type"] == "panel-grid"
+    ]
+    mine = run_id("p", "default", c, ids)
+    assert mine != run_id("p", "default", c, ("c3",))  # two unnamed studies never share a compare run
+    for runset in runsets:
+        (group, scope, job) = runset["filters"]["filters"]
+        assert group["value"] == "default" and scope["key"]["name"] == "name" and scope["op"] == "IN"
+        assert scope["value"] == ([mine] if job["value"] == "compare" and job["op"] == "=" else list(ids))
 
 
 # --- the dashboard (wandb_workspaces Report + Workspace), built and serialised offline ---------------
