@@ -116,6 +116,7 @@ class VLLMEngine:
     # No (lora.enabled): the engine starts from, and reloads, the model's state_dict under its
     # transformers names; a peft policy's names and its adapters would have to be merged first
     samples_adapters = False
+    pushes_state_dict = True  # sync hands vLLM the state_dict: ZeRO-3 refused (run/placement.py)
 
     @property
     def samples_in_background(self) -> bool:
