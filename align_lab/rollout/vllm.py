@@ -120,6 +120,11 @@ class VLLMEngine:
     pushes_state_dict = True  # sync hands vLLM the state_dict: ZeRO-3 refused (run/placement.py)
 
     @property
+    def gpu_share(self) -> float:
+        """The share of its GPU the engine takes: the trainer plans its micro-batches in the rest."""
+        return self.gpu_memory_utilization
+
+    @property
     def samples_in_background(self) -> bool:
         """No (train.async_rollouts): sampling sets torch's thread count and restores its global RNG
         around vLLM's calls (_one_thread, _trainer_rng), which a training thread shares."""

@@ -207,3 +207,20 @@ def test_slurm_multinode_on_gpus_asks_for_a_gpu_per_process_and_a_cuda_run_askin
         check_gpus([(0, [], job)])
     cfg, names = compose(["hardware=slurm_1gpu"])  # a GPU preset passes
     check_gpus([(0, [], SimpleNamespace(spec=spec_from_config(cfg, names)))])
+
+
+def test_the_trainers_budget_on_a_gpu_leaves_vllm_its_share(monkeypatch):
+    """Issue 70 item 6: micro-batches were planned in the whole GPU's memory while vLLM held
+    rollout.gpu_memory_utilization of it. 80 GiB x (1 - 0.3) = 56 GiB for the trainer."""
+    from align_lab.run import hardware
+
+    monkeypatch.setattr(hardware, "default_budget", lambda device, processes: 80 * 2**30)
+    cfg, names = compose(["rollout=vllm", "hardware.device=cuda"])
+    spec = spec_from_config(cfg, names)
+    assert spec.hardware.trainer_bytes(spec.rollout.gpu_share) == 56 * 2**30
+    cfg, names = compose(["rollout=vllm", "hardware.device=cuda", "hardware.memory_gb=40"])
+    spec = spec_from_config(cfg, names)  # a budget the user set is the trainer's as it was
+    assert spec.hardware.trainer_bytes(spec.rollout.gpu_share) == 40 * 2**30
+    cfg, names = compose(["hardware.device=cuda"])  # rollout=hf samples the trainer's own weights
+    spec = spec_from_config(cfg, names)
+    assert spec.hardware.trainer_bytes(getattr(spec.rollout, "gpu_share", 0.0)) == 80 * 2**30
