@@ -60,11 +60,14 @@ def _trainer_rng():
     torch's global generator by an amount that depends on the rows a process samples, so ranks of a
     data-parallel run would otherwise draw different minibatch permutations afterwards."""
     state = (torch.get_rng_state(), random.getstate())
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # every GPU's
     try:
         yield
     finally:
         torch.set_rng_state(state[0])
         random.setstate(state[1])
+        if cuda is not None:  # vLLM's start seeds the CUDA generators too (the rank's one resumes)
+            torch.cuda.set_rng_state_all(cuda)
 
 
 @contextmanager

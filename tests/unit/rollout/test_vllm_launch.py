@@ -30,6 +30,7 @@ def built(monkeypatch):
             seen["kwargs"] = kwargs
             seen["env"] = {name: os.environ.get(name) for name in LAUNCHER}
             torch.cuda.set_device(0)  # vLLM's gpu_worker: torch.cuda.set_device(its device)
+            torch.cuda.set_rng_state_all(["vLLM's seed"])  # its start seeds every generator
 
     fake = ModuleType("vllm")
     fake.LLM = LLM
@@ -41,6 +42,9 @@ def built(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: devices[-1] if devices else 3)
     monkeypatch.setattr(torch.cuda, "set_device", devices.append)
+    seen["cuda_rng"] = []  # the CUDA generator states set, in order
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: ["the trainer's"])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", seen["cuda_rng"].append)
     for name in LAUNCHER:
         monkeypatch.delenv(name, raising=False)
     return seen, devices
@@ -71,6 +75,7 @@ def test_a_data_parallel_ranks_engine_takes_its_own_gpu_and_the_trainer_keeps_it
     assert seen["env"] == {"RANK": "1", "LOCAL_RANK": "3", "WORLD_SIZE": "2"}
     assert all(name not in os.environ for name in LAUNCHER)
     assert devices == [0, 3]  # vLLM's worker's, then the trainer's again
+    assert seen["cuda_rng"] == [["vLLM's seed"], ["the trainer's"]]  # the trainer's generators back
     assert seen["kwargs"]["dtype"] == "bfloat16"  # rollout.dtype null on a GPU
 
 
