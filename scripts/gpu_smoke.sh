@@ -2,8 +2,9 @@
 # Every algorithm (conf/algo/) on the toy world on a GPU, 4 steps each, and the GPU-side keys (bf16
 # autocast, a bf16 rollout copy, DeepSpeed ZeRO-2/3, per-row seeds with async rollouts, LoRA, a
 # multi-turn environment), 6 runs at a time after one run has built the shared stages. One line per
-# run (ok, or its last error line); the logs stay in $WORK (default outputs/gpu_smoke). Exit 1 if any
-# run failed.
+# run (ok, or its last error line); the logs stay in $WORK (default outputs/gpu_smoke). First the
+# acceptance checks (scripts/gpu_accept.py: PASS/FAIL a check, figures into benchmarks/acceptance/;
+# ACCEPT=0 leaves them out). Exit 1 if any run or check failed.
 #   bash scripts/gpu_smoke.sh   (python: $PYTHON or python3; DEVICE=cpu runs the same on a CPU)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,10 @@ one() {  # name, overrides...
   fi
 }
 export -f one
+touch "$WORK/accept.txt"
+if [ "${ACCEPT:-1}" != 0 ]; then
+  $PY -m scripts.gpu_accept --device "${DEVICE:-cuda}" 2> "$WORK/accept.log" | tee "$WORK/accept.txt"
+fi
 one stages algo=grpo  # builds the SFT policy and reward model once
 {
   for f in conf/algo/*.yaml; do a=$(basename "$f" .yaml); echo "$a algo=$a"; done
@@ -33,4 +38,4 @@ one stages algo=grpo  # builds the SFT policy and reward model once
   echo "grpo-guess-number algo=grpo task=guess_number env=guess_number reward=verifier"
   echo "rloo-async algo=rloo rollout.seed_per_sample=true train.max_staleness=1 train.async_rollouts=true"
 } | xargs -P 6 -L 1 bash -c 'one "$@"' _ | sort -k2 | tee "$WORK/summary.txt"
-! grep -q '^FAIL' "$WORK/summary.txt"
+! grep -q '^FAIL' "$WORK/summary.txt" "$WORK/accept.txt"

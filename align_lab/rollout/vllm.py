@@ -32,6 +32,7 @@ import torch
 from align_lab.models.sequences import encode_prompts
 from align_lab.rollout.base import NonFiniteLogits, Samples, check_sampling
 from align_lab.rollout.base import weights_version as _weights_version
+from align_lab.rollout.vllm_launch import llm_kwargs, rank_place, starting_on
 from align_lab.rollout.vllm_outputs import completion_tensors
 from align_lab.value_checks import canonical_dtype
 
@@ -59,11 +60,14 @@ def _trainer_rng():
     torch's global generator by an amount that depends on the rows a process samples, so ranks of a
     data-parallel run would otherwise draw different minibatch permutations afterwards."""
     state = (torch.get_rng_state(), random.getstate())
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # every GPU's
     try:
         yield
     finally:
         torch.set_rng_state(state[0])
         random.setstate(state[1])
+        if cuda is not None:  # vLLM's start seeds the CUDA generators too (the rank's one resumes)
+            torch.cuda.set_rng_state_all(cuda)
 
 
 @contextmanager
@@ -85,7 +89,7 @@ class VLLMEngine:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
-    dtype: str = "float32"
+    dtype: str | None = None  # null: float32 on CPU, bfloat16 on a GPU (rollout/vllm_launch.py)
     gpu_memory_utilization: float = 0.3
     kv_cache_gb: float | None = None
     enforce_eager: bool = True
@@ -103,8 +107,8 @@ class VLLMEngine:
         self.start_s: float | None = None  # seconds the engine took to start, `import vllm` included
         self._context_tokens = 0  # the longest context a multi-turn rollout continues (reserve_context)
         check_sampling(self.temperature, self.top_k, self.top_p)
-        self.dtype = canonical_dtype(self.dtype)
-        if self.dtype not in DTYPES:
+        self.dtype = None if self.dtype is None else canonical_dtype(self.dtype)
+        if self.dtype is not None and self.dtype not in DTYPES:
             raise ValueError(f"dtype={self.dtype}: must be one of {', '.join(DTYPES)} (or fp32, bf16, fp16)")
         if not 0 < self.gpu_memory_utilization <= 1:
             raise ValueError(f"gpu_memory_utilization={self.gpu_memory_utilization}: must be in (0, 1]")
@@ -116,6 +120,12 @@ class VLLMEngine:
     # No (lora.enabled): the engine starts from, and reloads, the model's state_dict under its
     # transformers names; a peft policy's names and its adapters would have to be merged first
     samples_adapters = False
+    pushes_state_dict = True  # sync hands vLLM the state_dict: ZeRO-3 refused (run/placement.py)
+
+    @property
+    def gpu_share(self) -> float:
+        """The share of its GPU the engine takes: the trainer plans its micro-batches in the rest."""
+        return self.gpu_memory_utilization
 
     @property
     def samples_in_background(self) -> bool:
@@ -155,32 +165,20 @@ class VLLMEngine:
         self._dir = tempfile.mkdtemp(prefix="align_lab_vllm_")
         atexit.register(shutil.rmtree, self._dir, True)  # also when close() is never called
         save_for_engine(model, tokenizer, self._dir)
-        kv_gb = self.kv_cache_gb
-        if kv_gb is None and current_platform.is_cpu():
-            kv_gb = 0.25  # vLLM's CPU default reserves a share of host memory; the trainer needs it
-        extra = {"kv_cache_memory_bytes": int(kv_gb * 2**30)} if kv_gb else {}
+        on_cpu = current_platform.is_cpu()
+        place = rank_place(on_cpu)  # a data-parallel rank on a GPU: its engine on that GPU
         threads, set_threads = torch.get_num_threads(), torch.set_num_threads
         try:
-            with _trainer_rng():  # vLLM's worker reseeds the global RNGs
-                self._llm = LLM(
-                    model=self._dir,
-                    dtype=self.dtype,
-                    seed=self.seed,
-                    max_model_len=max_len,
-                    # the log-probs of the distribution each token is drawn from (as `hf` returns them);
-                    # on CUDA this keeps top-k/top-p sampling on vLLM's PyTorch path, not FlashInfer's
-                    logprobs_mode="processed_logprobs",
-                    enforce_eager=self.enforce_eager,
-                    gpu_memory_utilization=self.gpu_memory_utilization,
-                    **extra,
-                )
+            # vLLM's worker reseeds the global RNGs and sets its own CUDA device
+            with _trainer_rng(), starting_on(place):
+                self._llm = LLM(**llm_kwargs(self, self._dir, max_len, on_cpu, place))
         finally:
             # it also lowers torch's thread count and replaces torch.set_num_threads; in-process,
             # those belong to the trainer
             torch.set_num_threads = set_threads
             torch.set_num_threads(threads)
         self._synced = _weights_version(model)
-        self._can_sleep = not current_platform.is_cpu()
+        self._can_sleep = not on_cpu
         if self.sleep_when_idle and not self._can_sleep:
             warnings.warn("rollout.sleep_when_idle: vLLM has no sleep mode on CPU; ignored", stacklevel=2)
         self.start_s = time.perf_counter() - t

@@ -144,7 +144,9 @@ def build_context(
         stage_keys={name: stage.key for name, stage in stages.results.items()},
         group=Group(rank, spec.hardware.ranks),
         pairwise=not isinstance(spec.algo, OnlineAlgorithm),
-        memory_budget=spec.hardware.memory_bytes(),
+        memory_budget=spec.hardware.trainer_bytes(
+            getattr(spec.rollout, "gpu_share", 0.0)
+        ),  # vLLM's GPU share
         identity=identity or {},
         teacher=frozen_teacher(stages) if uses_teacher(spec.algo) else self_teacher(spec.algo, policy),
         divergence_copies=divergence_row_copies(spec.algo),

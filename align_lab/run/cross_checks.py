@@ -13,6 +13,7 @@ from align_lab.config import ConfigError
 from align_lab.envs.base import EnvError, check_environment
 from align_lab.rewards import GoldReward, LearnedRM, Verifier
 from align_lab.run.fit import check_fit, check_needs, check_sampled_pairs, check_threshold
+from align_lab.run.placement import check_nodes, check_weight_push
 from align_lab.run.reward_sources import check_sources
 from align_lab.run.spec import RunSpec
 from align_lab.run.teacher import check_teacher
@@ -56,6 +57,7 @@ def check_run(spec: RunSpec, here: bool = True) -> None:
             f"lora.enabled=true: rollout={spec.names.get('rollout', type(spec.rollout).__name__)} "
             "cannot sample a LoRA policy yet (its adapters are not pushed to the engine); use rollout=hf"
         )
+    check_weight_push(spec)  # said before "not installed here": it holds wherever vllm is
     own_check(spec.rollout, "check_installed")  # engines in other environments
     check_processes(spec)
     check_staleness(spec)
@@ -178,15 +180,6 @@ def check_staleness(spec: RunSpec) -> None:
         raise ConfigError(
             "train.async_rollouts=true: the frozen sampling copy of a ZeRO-3 partitioned policy is not "
             "supported; use hardware.zero_stage=2 or train.async_rollouts=false"
-        )
-
-
-def check_nodes(spec: RunSpec) -> None:
-    """What a run across nodes does not do yet."""
-    if spec.hardware.nodes > 1 and spec.backend.uses_deepspeed:
-        raise ConfigError(
-            f"hardware.nodes={spec.hardware.nodes}: hardware.backend=deepspeed runs on one node for now; "
-            "use hardware.backend=torch or hardware.nodes=1"
         )
 
 

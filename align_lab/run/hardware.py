@@ -65,6 +65,12 @@ class Hardware:
         total = self.memory_gb * 2**30
         return int(total if whole_node else total // self.processes)
 
+    def trainer_bytes(self, engine_share: float) -> int:
+        """The trainer's budget (memory_bytes): on a GPU with no memory_gb, what a colocated engine's
+        share of that GPU leaves (vLLM's rollout.gpu_memory_utilization; 0 for the hf engine)."""
+        share = engine_share if self.device == "cuda" and not self.memory_gb else 0.0
+        return int(self.memory_bytes() * (1 - share))
+
     def threads(self, max_threads: int | None = None) -> int:
         """Torch threads per process: num_threads, else the cores the run was given (a task each across
         nodes; Slurm's SLURM_CPUS_PER_TASK or a local sweep's cpus_per_task, read where the run runs),

@@ -32,6 +32,20 @@ def check_nodes(runs: list[dict], executor: str) -> None:
         )
 
 
+def check_gpus(jobs: list) -> None:
+    """A CUDA run that asks the scheduler for no GPU: its job would queue, then find no CUDA device."""
+    from align_lab.run.resources import request
+
+    for _, _, job in jobs:
+        hardware = job.spec.hardware
+        if hardware.device == "cuda" and request(hardware.resources, job.spec)["gpus_per_node"] == 0:
+            raise ConfigError(
+                f"hardware.device=cuda: the run asks for 0 GPUs (hardware.resources.gpus_per_model="
+                f"{hardware.resources.gpus_per_model}, max_gpus={hardware.resources.max_gpus}); set both "
+                "above 0 (one GPU per process at least) or use hardware.device=cpu"
+            )
+
+
 def max_parallel(runs: list[dict], executor: str) -> int | None:
     """hardware.max_parallel (the smallest the runs set; each run's entry loses its own); unset, on a
     local sweep: as many runs as the machine's cores and memory hold at the largest request."""

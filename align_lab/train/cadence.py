@@ -8,6 +8,7 @@ from align_lab.rollout.base import weights_version
 from align_lab.tracking.samples import cap_texts
 from align_lab.train.context import Context
 from align_lab.train.resume import checkpoint
+from align_lab.train.rng import every_rank, rng_state
 from align_lab.train.roofline import observe, run_means
 from align_lab.train.stop_at import stop_record
 
@@ -72,6 +73,8 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
         ctx.tracker.log(metrics, step=done)
         if evaluation is not None and ctx.train.keep_eval_samples:
             ctx.tracker.samples(cap_texts(result.records, ctx.train.eval_text_chars), step=done)
+    if ctx.group.size > 1:  # every rank's generators, for a checkpoint rank 0 may write now or at a signal
+        ctx.ledger.rng_ranks = every_rank(rng_state(), ctx.group.size)
     saves = main or backend.every_rank_saves(ctx.group)
     saved = saves and due(done, ctx.train.checkpoint_every, last)
     if saved:

@@ -21,3 +21,6 @@ class Ledger:
     # why the run stopped before train.steps ({}: it did not): train.stop_at reached (train/cadence.py),
     # or the checkpoint resumed says so (train/resume.py); the loops break, finish() checkpoints there
     stopped: dict = field(default_factory=dict)
+    # every rank's generator states after the last step (train/rng.py every_rank; [] with one process):
+    # taken by every rank at each step's end, written into rank 0's checkpoint (train/resume.py)
+    rng_ranks: list = field(default_factory=list)

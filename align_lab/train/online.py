@@ -28,6 +28,7 @@ from align_lab.train.dynamic_sampling import refill
 from align_lab.train.metrics import step_metrics, step_postfix, timed
 from align_lab.train.online_setup import Loop, setup
 from align_lab.train.resume import restore
+from align_lab.train.rng import minibatch_order
 from align_lab.train.staleness import Pending
 from align_lab.value_checks import Diverged
 
@@ -214,7 +215,8 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         policy_rests, stats = step < algo.needs.critic_pretrain_steps, {}
         with timed(times, "time/train_s"):
             for _ in range(algo.epochs):
-                for index in torch.randperm(len(rollout.scores)).split(cfg.minibatch_size):
+                order = minibatch_order(len(rollout.scores), ctx.group.size)  # rank 0's, on every rank
+                for index in order.split(cfg.minibatch_size):
                     step_stats, tokens = learner.step(rollout, index, loss_fn, reuse, policy_rests)
                     reuse = None
                     for k, v in step_stats.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from align_lab.train.checkpoint_io import load_checkpoint, save_checkpoint
 from align_lab.train.context import Context
-from align_lab.train.rng import rng_state, set_rng_state
+from align_lab.train.rng import own_rng_state, rng_state, set_rng_state
 from align_lab.value_checks import ConfigError
 
 
@@ -55,7 +55,7 @@ def restore(ctx: Context, named: dict, algo) -> int:
     restore_algorithm(algo, state, ctx.checkpoint_dir)
     for name, obj in named.items():
         obj.load_state_dict(state["objects"][name])
-    set_rng_state(state["rng"])
+    set_rng_state(own_rng_state(state, ctx.group.rank, ctx.group.size))  # each rank its own generators
     # stopped at train.stop_at: the loop trains no further
     ctx.ledger.stopped.update(state.get("stopped") or {})
     return state["step"]
@@ -79,6 +79,8 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
                 "stage_keys": ctx.stage_keys,
                 "identity": ctx.identity,
                 "rng": rng_state(),
+                # every rank's, from the step's end (train/cadence.py); rank 0's is its own as now
+                "rng_ranks": [rng_state(), *ctx.ledger.rng_ranks[1:]] if ctx.ledger.rng_ranks else None,
                 "stopped": dict(ctx.ledger.stopped),  # {} or why the run stopped here (train/stop_at.py)
             },
         )

@@ -1,10 +1,12 @@
-"""The random number generators' states (torch, CUDA when in use, Python), saved in each checkpoint."""
+"""The random number generators' states (torch's CPU one, every CUDA device's when in use, Python's),
+saved in each checkpoint for every data-parallel rank; and the minibatch order, the same on every rank."""
 
 from __future__ import annotations
 
 import random
 
 import torch
+from torch import Tensor
 
 
 def rng_state() -> dict:
@@ -17,3 +19,40 @@ def set_rng_state(state: dict) -> None:
     if state.get("cuda") is not None:
         torch.cuda.set_rng_state_all(state["cuda"])
     random.setstate(state["python"])
+
+
+def every_rank(state: dict, size: int) -> list[dict]:
+    """Every rank's generator `state` (rng_state()), in rank order, on every rank: a collective that
+    every rank calls. Only rank 0 writes the checkpoint, yet a rank's generators are its own (the CUDA
+    one of its GPU, any draw on its own rows), so a resume sets each rank's from its own entry."""
+    if size == 1:
+        return [state]
+    import torch.distributed as dist
+
+    states: list = [None] * size
+    dist.all_gather_object(states, state)
+    return states
+
+
+def own_rng_state(saved: dict, rank: int, size: int) -> dict:
+    """This rank's generator states in a checkpoint: its own entry of `rng_ranks` when the checkpoint
+    was written by as many ranks, else rank 0's (`rng`: a checkpoint of one process, or of another
+    process count, whose minibatch orders rank 0 broadcasts all the same)."""
+    ranks = saved.get("rng_ranks")
+    return ranks[rank] if ranks is not None and len(ranks) == size else saved["rng"]
+
+
+def minibatch_order(rows: int, size: int) -> Tensor:
+    """A random order of a step's `rows` (the minibatches are its consecutive slices), drawn on every
+    rank from torch's CPU generator (as many draws on every rank, whatever its device: on a GPU the
+    default device's generator is the rank's own), and rank 0's on every rank: a rank whose generator
+    drifted (a draw of its own, a resume) still trains on the same minibatches as rank 0, whose
+    gradients the ranks sum."""
+    order = torch.randperm(rows, device="cpu")  # (rows,)
+    if size == 1:
+        return order
+    import torch.distributed as dist
+
+    shared = order.to(torch.empty(()).device)  # the default device: nccl broadcasts CUDA tensors only
+    dist.broadcast(shared, 0)
+    return shared.cpu()

@@ -31,6 +31,7 @@ from align_lab.results.manifest import MANIFEST, write_manifest
 from align_lab.study.outcome import Outcomes, last_line
 from align_lab.study.submission import (
     check_cluster,
+    check_gpus,
     check_nodes,
     max_parallel,
     request_groups,
@@ -109,6 +110,7 @@ class StudyLauncher(BaseSubmititLauncher):
         )
         runs = [manifest_entry(num, overrides, job) for num, overrides, job in jobs]
         check_nodes(runs, self._EXECUTOR)
+        check_gpus(jobs)
         base = {k: v for k, v in self.params.items() if k not in INIT_KEYS}
         limit = max_parallel(runs, self._EXECUTOR)
         if limit is not None and self._EXECUTOR == "slurm":

@@ -186,6 +186,11 @@ def test_lora_run_completes_and_resumes_to_identical_metrics(tmp_path, cache_dir
             ["algo=sdpo", "hardware.backend=deepspeed", "hardware.zero_stage=3"],
             "algo.teacher_kind=ema: a copy of a ZeRO-3 partitioned policy is not supported",
         ),
+        (  # issue 70 item 3: each process's state_dict() holds (0,)-shaped shards, vLLM's reload fails
+            ["rollout=vllm", "hardware.backend=deepspeed", "hardware.zero_stage=3"],
+            "hardware.zero_stage=3: rollout=vllm is pushed the policy's state_dict, which ZeRO-3 partitions "
+            "(each process holds a shard); use hardware.zero_stage=2 or rollout=hf",
+        ),
     ],
 )
 def test_backend_settings_are_checked_before_compute_in_one_line(overrides, expected, tmp_path):

@@ -182,3 +182,45 @@ def test_hold_slot_lets_at_most_slots_processes_in_at_once(tmp_path):
         inside += 1 if kind == "start" else -1
         most = max(most, inside)
     assert len(events) == 10 and most == 2  # 5 holders, 2 at a time, never 3
+
+
+def test_slurm_multinode_on_gpus_asks_for_a_gpu_per_process_and_a_cuda_run_asking_none_is_refused():
+    """Issue 70 item 5: the preset inherited max_gpus 0, so its documented GPU command asked Slurm for
+    min(0, ceil(2 x 4 models)) = 0 GPUs a node, and every task then found no CUDA device."""
+    from types import SimpleNamespace
+
+    from align_lab.study.submission import check_gpus
+    from align_lab.value_checks import ConfigError
+
+    gpu = ["algo=ppo", "hardware=slurm_multinode", "hardware.device=cuda", "hardware.processes=8"]
+    # 4 models x 2 GPUs = 8, capped at max_gpus 8, at least one per process: 8 a node
+    assert _request([*gpu, "hardware.resources.gpus_per_model=2"])["gpus_per_node"] == 8
+    # DPO's 3 models x 2 = 6 GPUs, raised to the 8 processes
+    assert _request(["algo=dpo", *gpu[1:], "hardware.resources.gpus_per_model=2"])["gpus_per_node"] == 8
+    cfg, names = compose(gpu)  # gpus_per_model 0 (the cpu preset's): 0 GPUs
+    job = SimpleNamespace(spec=spec_from_config(cfg, names))
+    message = (
+        r"^hardware.device=cuda: the run asks for 0 GPUs \(hardware.resources.gpus_per_model=0.0, "
+        r"max_gpus=8\); set both above 0 \(one GPU per process at least\) or use hardware.device=cpu$"
+    )
+    with pytest.raises(ConfigError, match=message):
+        check_gpus([(0, [], job)])
+    cfg, names = compose(["hardware=slurm_1gpu"])  # a GPU preset passes
+    check_gpus([(0, [], SimpleNamespace(spec=spec_from_config(cfg, names)))])
+
+
+def test_the_trainers_budget_on_a_gpu_leaves_vllm_its_share(monkeypatch):
+    """Issue 70 item 6: micro-batches were planned in the whole GPU's memory while vLLM held
+    rollout.gpu_memory_utilization of it. 80 GiB x (1 - 0.3) = 56 GiB for the trainer."""
+    from align_lab.run import hardware
+
+    monkeypatch.setattr(hardware, "default_budget", lambda device, processes: 80 * 2**30)
+    cfg, names = compose(["rollout=vllm", "hardware.device=cuda"])
+    spec = spec_from_config(cfg, names)
+    assert spec.hardware.trainer_bytes(spec.rollout.gpu_share) == 56 * 2**30
+    cfg, names = compose(["rollout=vllm", "hardware.device=cuda", "hardware.memory_gb=40"])
+    spec = spec_from_config(cfg, names)  # a budget the user set is the trainer's as it was
+    assert spec.hardware.trainer_bytes(spec.rollout.gpu_share) == 40 * 2**30
+    cfg, names = compose(["hardware.device=cuda"])  # rollout=hf samples the trainer's own weights
+    spec = spec_from_config(cfg, names)
+    assert spec.hardware.trainer_bytes(getattr(spec.rollout, "gpu_share", 0.0)) == 80 * 2**30

@@ -1,0 +1,95 @@
+"""What `vllm.LLM` is built with (rollout/vllm.py): its keyword arguments, and for one of several
+data-parallel ranks on GPUs the environment vLLM's external launcher reads, so each rank's engine takes
+that rank's GPU (TRL's colocate mode does the same). Pure where it can be: a unit test checks them
+without vllm installed."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class RankPlace:
+    """A data-parallel rank's place: global `rank` of `size`, and `local_rank`, the GPU it trains on
+    (torch.cuda.current_device(), which run/hardware.py `use` set), where its engine must live too."""
+
+    rank: int
+    size: int
+    local_rank: int
+
+
+def rank_place(on_cpu: bool) -> RankPlace | None:
+    """This process's place among the run's data-parallel ranks on GPUs; None with one process, and on
+    CPU (every rank's CPU engine shares the host, as before)."""
+    import torch.distributed as dist
+
+    if on_cpu or not dist.is_initialized() or dist.get_world_size() == 1:
+        return None
+    return RankPlace(dist.get_rank(), dist.get_world_size(), torch.cuda.current_device())
+
+
+def launcher_env(place: RankPlace | None) -> dict[str, str]:
+    """The variables vLLM's `external_launcher` executor reads: its worker takes cuda:LOCAL_RANK (else
+    every rank's engine starts on cuda:0, vLLM's uniproc default) and joins the process group the
+    trainer already opened, of WORLD_SIZE ranks, as RANK. {} for one process or on CPU."""
+    if place is None:
+        return {}
+    return {"RANK": str(place.rank), "LOCAL_RANK": str(place.local_rank), "WORLD_SIZE": str(place.size)}
+
+
+def engine_dtype(dtype: str | None, on_cpu: bool) -> str:
+    """rollout.dtype, or when null: float32 on CPU (vLLM's CPU backend), bfloat16 on a GPU (half the
+    weights' memory of float32, the dtype vLLM serves in)."""
+    if dtype is not None:
+        return dtype
+    return "float32" if on_cpu else "bfloat16"
+
+
+def llm_kwargs(engine, folder: str, max_len: int, on_cpu: bool, place: RankPlace | None) -> dict:
+    """`vllm.LLM`'s keyword arguments for `engine` (a VLLMEngine) started from `folder`, for sequences
+    of at most `max_len` tokens."""
+    kv_gb = engine.kv_cache_gb
+    if kv_gb is None and on_cpu:
+        kv_gb = 0.25  # vLLM's CPU default reserves a share of host memory; the trainer needs it
+    kwargs = {
+        "model": folder,
+        "dtype": engine_dtype(engine.dtype, on_cpu),
+        "seed": engine.seed,
+        "max_model_len": max_len,
+        # the log-probs of the distribution each token is drawn from (as `hf` returns them); on CUDA
+        # this keeps top-k/top-p sampling on vLLM's PyTorch path, not FlashInfer's
+        "logprobs_mode": "processed_logprobs",
+        "enforce_eager": engine.enforce_eager,
+        "gpu_memory_utilization": engine.gpu_memory_utilization,
+    }
+    if kv_gb:
+        kwargs["kv_cache_memory_bytes"] = int(kv_gb * 2**30)
+    if engine.sleep_when_idle and not on_cpu:  # else LLM.sleep() frees nothing (vLLM needs it at start)
+        kwargs["enable_sleep_mode"] = True
+    if place is not None:
+        kwargs["distributed_executor_backend"] = "external_launcher"
+    return kwargs
+
+
+@contextmanager
+def starting_on(place: RankPlace | None):
+    """The block (the engine's start) with launcher_env(place) in os.environ, and afterwards the
+    environment and the trainer's current CUDA device as they were: vLLM's worker sets its own."""
+    env = launcher_env(place)
+    before = {name: os.environ.get(name) for name in env}
+    device = torch.cuda.current_device() if torch.cuda.is_initialized() else None
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if device is not None:
+            torch.cuda.set_device(device)
