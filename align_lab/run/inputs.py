@@ -41,9 +41,13 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+MODEL_FILES = ("config.json", "tokenizer_config.json")  # a folder saved by save_pretrained
+
+
 def path_input(value: str) -> dict | None:
-    """{file, sha256} of a local file or folder a config value names (a run folder: its checkpoints, as
-    a teacher is keyed), else None."""
+    """{file, sha256} of a local file a config value names, or of a folder that is a model saved by
+    save_pretrained or a run folder (its checkpoints, as a teacher is keyed: models/hf.py
+    directory_fingerprint, big files by size and mtime); else None (any other folder is not read whole)."""
     from align_lab.models.hf import directory_fingerprint
     from align_lab.run.teacher import run_checkpoints
     from align_lab.tasks.data_files import file_sha256
@@ -51,10 +55,12 @@ def path_input(value: str) -> dict | None:
     path = Path(value).expanduser()
     if path.is_file():
         return {"file": str(path.resolve()), "sha256": file_sha256(path)}
-    if path.is_dir():
-        folder = run_checkpoints(value) or path
-        return {"file": str(folder.resolve()), "sha256": directory_fingerprint(str(folder))}
-    return None
+    folder = run_checkpoints(value) if path.is_dir() else None
+    if folder is None and path.is_dir() and any((path / name).is_file() for name in MODEL_FILES):
+        folder = path
+    if folder is None:
+        return None
+    return {"file": str(folder.resolve()), "sha256": directory_fingerprint(str(folder))}
 
 
 def value_input(key: str, value: str) -> dict | None:

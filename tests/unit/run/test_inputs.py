@@ -15,16 +15,20 @@ def test_an_env_class_of_yours_and_a_remote_url_are_inputs_and_align_labs_code_i
     (tmp_path / "notes.txt").write_text("a file\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.import_module("maze_env_of_yours")  # the run's build imported it
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "config.json").write_text("{}")  # a model saved by save_pretrained
+    (tmp_path / "plain").mkdir()  # any other folder is not read whole
     config = {
         "env": {"_target_": "maze_env_of_yours.Maze"},
         "reward": {"_target_": "align_lab.rewards.remote.RemoteReward", "url": "http://scorer:8000/score"},
         "task": {"_target_": "align_lab.tasks.toy_arith.ToyArith", "path": str(tmp_path / "notes.txt")},
         "algo": {"_target_": "torch.nn.Linear"},  # installed: its version is the stage keys'
         "cache_dir": str(tmp_path),  # written, not read
-        "model": {"cache_dir": str(tmp_path)},
+        "model": {"cache_dir": str(tmp_path), "name_or_path": str(tmp_path / "saved")},
+        "sft": {"folder": str(tmp_path / "plain")},
     }
     found = run_inputs(config)
-    assert sorted(found) == ["env._target_", "reward.url", "task.path"]
+    assert sorted(found) == ["env._target_", "model.name_or_path", "reward.url", "task.path"]
     source = (tmp_path / "maze_env_of_yours.py").read_bytes()
     assert found["env._target_"] == {
         "file": str(tmp_path / "maze_env_of_yours.py"),
