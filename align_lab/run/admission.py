@@ -179,7 +179,7 @@ def admit_spec(spec, run_dir: Path, here: bool = True):
     from align_lab.run.spec import Job
 
     check_run(spec, here=False)  # the machine: check_here, where the job runs
-    previous = check_folder(spec, Path(run_dir))
+    previous, changed_inputs = check_folder(spec, Path(run_dir))
     if here:
         check_here(spec)
-    return Job(spec=spec, run_dir=Path(run_dir), previous=previous)
+    return Job(spec=spec, run_dir=Path(run_dir), previous=previous, changed_inputs=changed_inputs)

@@ -128,16 +128,16 @@ def run(job: Job) -> dict:
         return {"status": "completed", "rank": slurm.rank}
     hw.use(slurm.local_rank if slurm else 0, getattr(spec.model, "max_threads", None))
     kept = folder.kept()  # what a refused resume leaves as it found it
-    summary, before, stage_threads = begin(job, ckpt, folder)
+    identity = run_identity(spec)  # inside every checkpoint, checked on resume (admission)
+    summary, before, stage_threads = begin(job, ckpt, folder, identity["inputs"])
     # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
     tracker = spec.tracker.make(run_dir, spec.names, spec.config, checkpoint_step(ckpt) + 1)
     try:
         with Interruption() as interruption:
             preemption = Preemption(interruption=interruption).install()  # USR2; SIGTERM/INT at a step's end
             with threads(stage_threads):  # a resume loads the stages its checkpoint was trained on
-                # the run's identity goes inside every checkpoint, checked on resume (admission)
                 stages, ctx, loop = build_run(
-                    spec, run_dir, tracker, progress_factory(), preemption, run_identity(spec)
+                    spec, run_dir, tracker, progress_factory(), preemption, identity
                 )
             ranks = launch(
                 hw.processes,

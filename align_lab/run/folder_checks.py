@@ -13,11 +13,13 @@ from align_lab.config import ConfigError
 log = logging.getLogger("align_lab")
 
 
-def check_folder(spec, run_dir: Path) -> dict:
+def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
     """What a run checks of its folder before anything is written there; returns its summary.json ({}:
-    none). It is a folder; files align_lab did not write are refused unless it holds a run of align_lab's
-    (a user's notes beside an interrupted run are not the run's); no live run holds it; a completed run
-    there has this config; a checkpoint there is this run's (check_checkpoint). One line each."""
+    none) and the inputs a resume goes on with changed (resume_changed_inputs=true: {key: (the
+    checkpoint's, this run's)}). It is a folder; files align_lab did not write are refused unless it
+    holds a run of align_lab's (a user's notes beside an interrupted run are not the run's); no live run
+    holds it; a completed run there has this config; a checkpoint there is this run's (check_checkpoint).
+    One line each."""
     from align_lab.folder import check_owned, holder, in_use
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import check_same_config, config_digest
@@ -31,9 +33,9 @@ def check_folder(spec, run_dir: Path) -> dict:
         raise ConfigError(in_use(run_dir, who))
     check_completed_steps(spec.config, run_dir, RunFolder(run_dir).read_summary())
     previous = check_same_config(run_dir, config_digest(spec.config))
-    if previous.get("status") != "completed":  # a completed run is reported as it is: nothing is read
-        check_checkpoint(spec, run_dir)
-    return previous
+    if previous.get("status") == "completed":  # a completed run is reported as it is: nothing is read
+        return previous, {}
+    return previous, check_checkpoint(spec, run_dir)
 
 
 ENDS = ("steps", "stop_at")  # the train keys that say where a run ends: a completed run has ended
@@ -106,11 +108,11 @@ def is_ours(summary: dict) -> bool:
     return summary.get("status") in STATUSES and "config_digest" in summary
 
 
-def check_checkpoint(spec, run_dir: Path) -> None:
+def check_checkpoint(spec, run_dir: Path) -> dict:
     """A checkpoint in run_dir resumes only the run that made it: the algorithm's hyperparameters (that
     message names the checkpoint), the config beside it (key by key), the identity inside it (config
-    digest and seed, for a folder whose config is gone), DeepSpeed's partitions; and a metrics.jsonl a
-    resume would cut must be readable."""
+    digest and seed, for a folder whose config is gone; code and inputs), DeepSpeed's partitions; and a
+    metrics.jsonl a resume would cut must be readable. Returns the inputs it goes on with changed."""
     import torch
 
     from align_lab.run.cross_checks import check_partitions
@@ -119,7 +121,7 @@ def check_checkpoint(spec, run_dir: Path) -> None:
     from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
     from align_lab.train.resume import refuse_changed_hyperparameters
 
-    ckpt = run_dir / "checkpoints"
+    ckpt, changed = run_dir / "checkpoints", {}
     try:
         path = checkpoint_file(ckpt)  # an unreadable one: its one line (CheckpointError)
         if path is not None and path.is_file():
@@ -127,7 +129,10 @@ def check_checkpoint(spec, run_dir: Path) -> None:
             refuse_changed_hyperparameters(spec.algo, state, ckpt)
             check_resume_config(run_dir, spec.config)
             allow = bool(spec.config.get("resume_changed_code"))
-            check_identity(state.get("identity"), run_identity(spec), ckpt, allow)
+            mine = run_identity(spec)
+            check_identity(state.get("identity"), mine, ckpt, allow)
+            inputs = (state.get("identity") or {}).get("inputs")
+            changed = check_inputs(inputs, mine["inputs"], ckpt, spec.config.get("resume_changed_inputs"))
             check_steps(spec.train.steps, checkpoint_step(ckpt), ckpt)
             check_stopped(state.get("stopped"), spec.train.stop_at, ckpt)
     except CheckpointError as e:
@@ -139,6 +144,7 @@ def check_checkpoint(spec, run_dir: Path) -> None:
             read_metrics(metrics)
         except ValueError as e:
             raise ConfigError(f"{e}: a damaged line; delete that line, then rerun to resume") from None
+    return changed
 
 
 def check_steps(steps: int, done: int, ckpt: Path) -> None:
@@ -183,6 +189,29 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: boo
             f"align_lab: warning: resuming {ckpt} (training code {code}) with other training code "
             f"({mine['code']}): resume_changed_code=true"
         )
+
+
+def check_inputs(saved: dict | None, mine: dict, ckpt: Path, allow: bool = False) -> dict:
+    """The user's inputs inside a checkpoint (run/inputs.py) against this run's: a changed one (a data
+    file, a verifier, reward or environment module edited, a teacher retrained) refused in one line naming
+    it, unless `allow` (resume_changed_inputs=true): then one warning line, and the changes returned for
+    summary.json. None: a checkpoint written before input digests (not checked)."""
+    from align_lab.run.inputs import changed_inputs, describe_change
+
+    changed = changed_inputs(saved, mine)
+    if not changed:
+        return {}
+    what = "; ".join(describe_change(k, old, new) for k, (old, new) in changed.items())
+    if not allow:
+        raise ConfigError(
+            f"resume_changed_inputs=false: {what} changed since the checkpoint in {ckpt} was written, and a "
+            "resume would train one run on two versions of it; put it back as it was, set "
+            "resume_changed_inputs=true to resume anyway, or choose another hydra.run.dir"
+        )
+    log.warning(
+        f"align_lab: warning: resuming {ckpt} with changed inputs ({what}): resume_changed_inputs=true"
+    )
+    return changed
 
 
 def machine_warnings(spec) -> list[str]:

@@ -64,6 +64,8 @@ class Job:
     spec: RunSpec
     run_dir: Path
     previous: dict = field(default_factory=dict)
+    # the user's inputs a resume goes on with changed (resume_changed_inputs=true): {key: (old, new)}
+    changed_inputs: dict = field(default_factory=dict)
 
     @property
     def completed(self) -> bool:

@@ -64,9 +64,24 @@ def start_folder(spec: RunSpec, folder: RunFolder, summary: dict) -> None:
         raise stopped(e, folder.path / "checkpoints") or e from None
 
 
-def begin(job: Job, ckpt: Path, folder: RunFolder) -> tuple[dict, list[float], int | None]:
+def inputs_record(job: Job, inputs: dict, step: int) -> dict:
+    """What summary.json records of the user's inputs (run/inputs.py): their digests, and each resume that
+    went on with some changed (resume_changed_inputs=true), with its step, kept from segment to segment."""
+    record = {"inputs": inputs} if inputs else {}
+    earlier = job.previous.get("changed_inputs")
+    earlier = earlier if isinstance(earlier, list) else []
+    if job.changed_inputs:
+        change = {k: {"was": old, "now": new} for k, (old, new) in job.changed_inputs.items()}
+        earlier = [*earlier, {"step": step, "inputs": change}]
+    return record | ({"changed_inputs": earlier} if earlier else {})
+
+
+def begin(
+    job: Job, ckpt: Path, folder: RunFolder, inputs: dict | None = None
+) -> tuple[dict, list[float], int | None]:
     """(the first summary.json, written with the resolved config; the wall seconds of the earlier
-    segments, which count in time/total_s; the threads the stages load with). A run started again from
+    segments, which count in time/total_s; the threads the stages load with), with the digests of the
+    user's `inputs` (run/summary.py run_identity's). A run started again from
     step 0 (its checkpoints deleted) counts no abandoned segment, and builds its stages afresh; one
     stopped before its first step counts its stopped segments (stopped_before_a_step)."""
     step = checkpoint_step(ckpt)
@@ -77,6 +92,7 @@ def begin(job: Job, ckpt: Path, folder: RunFolder) -> tuple[dict, list[float], i
         log.warning(f"align_lab: warning: {line}")
     digest = config_digest(job.spec.config)
     summary = first_summary(job.spec, digest, before, stage_threads or torch.get_num_threads(), job.previous)
+    summary |= inputs_record(job, inputs or {}, step)
     start_folder(job.spec, folder, summary)
     return summary, before, stage_threads
 

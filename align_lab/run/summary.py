@@ -55,15 +55,15 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
 
 DEFAULT_ENV = {"_target_": "align_lab.envs.single_turn.SingleTurn"}
 RESUME_CHANGED_CODE = "resume_changed_code"  # true: resume a checkpoint of other training code
+RESUME_CHANGED_INPUTS = "resume_changed_inputs"  # true: resume a checkpoint of other data, verifier, ...
+PERMISSIONS = (RESUME_CHANGED_CODE, RESUME_CHANGED_INPUTS)
 
 
 def without_default_env(config: dict) -> dict:
     """The config less `env` when it is the default single_turn: as runs wrote it before environments
-    existed, so their digests and resume checks still hold; and less `resume_changed_code`, a permission
-    of one resume, not a setting of the run."""
-    return {
-        k: v for k, v in config.items() if not (k == "env" and v == DEFAULT_ENV) and k != RESUME_CHANGED_CODE
-    }
+    existed, so their digests and resume checks still hold; and less `resume_changed_code` and
+    `resume_changed_inputs`, permissions of one resume, not settings of the run."""
+    return {k: v for k, v in config.items() if not (k == "env" and v == DEFAULT_ENV) and k not in PERMISSIONS}
 
 
 def config_digest(config: dict) -> str:
@@ -166,12 +166,15 @@ def resumable_part(config, prefix: str = ""):
 
 def run_identity(spec) -> dict:
     """A run's identity, kept inside each of its checkpoints and checked on resume (admission.py): the
-    digest of its config (less what may change on resume), its seed and the digest of the training code
-    (run/code_digest.py)."""
+    digest of its config (less what may change on resume), its seed, the digest of the training code
+    (run/code_digest.py) and those of the user's inputs it reads (run/inputs.py: data, verifier, reward
+    and environment modules, a teacher run, a remote reward's URL)."""
     from align_lab.run.code_digest import training_code_digest
+    from align_lab.run.inputs import run_inputs
 
     config = config_digest(resumable_part(spec.config))
-    return {"config": config, "seed": spec.seed, "code": training_code_digest()}
+    inputs = run_inputs(resumable_part(spec.config))
+    return {"config": config, "seed": spec.seed, "code": training_code_digest(), "inputs": inputs}
 
 
 def check_resume_config(run_dir: Path, config: dict) -> None:

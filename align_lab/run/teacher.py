@@ -21,6 +21,49 @@ def run_checkpoints(path: str) -> Path | None:
     return folder if (folder / "last").is_file() else None
 
 
+def is_run_folder(folder: Path) -> bool:
+    """A folder a run of align_lab's wrote (its summary.json, resolved config or checkpoints/)."""
+    from align_lab.folder import SUMMARY
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+
+    return any((folder / name).exists() for name in (SUMMARY, RESOLVED_CONFIG, "checkpoints"))
+
+
+RETRAIN = "retrain the teacher in another folder, or choose another teacher"
+
+
+def finished_teacher(path: str) -> Path:
+    """The final checkpoint of a teacher given as a run folder, or one line naming the folder and what is
+    wrong with it: a run not completed (one still training would teach with whichever checkpoint it had
+    reached, and the same command later with another), no checkpoint, one missing or damaged. Never the
+    hint to delete its checkpoints: they are the teacher."""
+    from align_lab.run.run_folder import RunFolder
+    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file
+
+    folder = Path(path).expanduser()
+    summary = RunFolder(folder).read_summary()
+    status = summary.get("status")
+    if status != "completed":
+        found = f"its summary.json says {status}" if status else "it has no readable summary.json"
+        raise ConfigError(
+            f"{KEY}={path}: that run has not completed ({found}); a teacher is a finished run: finish it "
+            "with its own command, or choose a completed run"
+        )
+    ckpt = folder / "checkpoints"
+    try:
+        file = checkpoint_file(ckpt, advice=f"the teacher's policy is lost with it: {RETRAIN}")
+    except CheckpointError as e:
+        raise ConfigError(f"{KEY}={path}: its final {e}") from None
+    if file is None:
+        deleted = "deleted" in str(summary.get("checkpoint", ""))
+        why = ": it completed with train.keep_checkpoint=false, which deletes it" if deleted else ""
+        raise ConfigError(
+            f"{KEY}={path}: that run folder has no checkpoint ({ckpt / 'last'} is missing{why}); a "
+            f"teacher's policy is its final checkpoint: {RETRAIN} (train.keep_checkpoint=true keeps it)"
+        )
+    return file
+
+
 def vocabulary_problem(teacher_vocab: dict | None, teacher_size: int, vocab: dict, size: int) -> str | None:
     """Why a teacher cannot score the policy's tokens (its vocabulary size, or a token whose id differs),
     or None. `*_vocab`: token -> id (None: the teacher ships no tokenizer; its size is then all we know)."""
@@ -52,11 +95,15 @@ def load_given(path: str, model, tokenizer):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from align_lab.models.hf import resolve_checkpoint
-    from align_lab.train.checkpoint_io import load_checkpoint
+    from align_lab.train.checkpoint_io import CheckpointError, load_checkpoint
 
     checkpoints = run_checkpoints(path)
     if checkpoints is not None:
-        state = load_checkpoint(checkpoints)["objects"]["policy"]
+        finished_teacher(path)  # admission checked it; the folder may have changed since
+        try:
+            state = load_checkpoint(checkpoints, advice=RETRAIN)["objects"]["policy"]
+        except CheckpointError as e:
+            raise ConfigError(f"{KEY}={path}: its final {e}") from None
         teacher = model.init_policy(tokenizer)
         try:
             teacher.load_state_dict(state)
@@ -125,6 +172,7 @@ def check_teacher(spec) -> None:
     a run folder's model and task are this run's (the toy world's tokenizer is trained from the task), a
     checkpoint folder's tokenizer is the pretrained policy's (the tiny world's is checked at its stage)."""
     from align_lab.algorithms.base import OnlineAlgorithm
+    from align_lab.models.hf import resolve_checkpoint
     from align_lab.rollout.hf import HFGenerate
     from align_lab.tasks.data_files import is_local
 
@@ -146,7 +194,8 @@ def check_teacher(spec) -> None:
         raise ConfigError(
             f"{KEY}={path}: no such directory (a run folder, or a checkpoint saved by save_pretrained)"
         )
-    if run_checkpoints(path) is not None:
+    if is_run_folder(folder):
+        finished_teacher(path)
         import yaml
 
         from align_lab.run.run_folder import RESOLVED_CONFIG
@@ -160,6 +209,10 @@ def check_teacher(spec) -> None:
                     f"this run's tokenizer and model; distil from a run of the same {group}"
                 )
         return
+    try:
+        resolve_checkpoint(path, KEY)  # a folder saved by save_pretrained, with its weights
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if getattr(spec.model, "pretrained", False) and (folder / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
 

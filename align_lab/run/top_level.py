@@ -26,6 +26,7 @@ TOP_LEVEL = {
     ),
     "normalise": ("null or a mapping of task to {metric, low, high}", lambda v: isinstance(v, dict | None)),
     "resume_changed_code": ("true or false", lambda v: isinstance(v, bool)),
+    "resume_changed_inputs": ("true or false", lambda v: isinstance(v, bool)),
     "cache_dir": ("null or a folder path", lambda v: v is None or isinstance(v, str)),
 }
 

@@ -53,16 +53,17 @@ def checkpoint_step(folder: Path) -> int:
     return int(pointer.read_text().split("-")[1].split(".")[0]) if pointer.exists() else 0
 
 
-def checkpoint_file(folder: Path) -> Path | None:
+def checkpoint_file(folder: Path, advice: str | None = None) -> Path | None:
     """The file `last` points at, checked readable without loading it (its zip records and CRCs);
-    None if there is no checkpoint; CheckpointError if it is missing or damaged."""
+    None if there is no checkpoint; CheckpointError if it is missing or damaged, with `advice` (default:
+    delete the folder to start the run again; never for a folder of another run's, e.g. a teacher's)."""
     import zipfile
 
     pointer = folder / "last"
     if not pointer.exists():
         return None
     path = folder / pointer.read_text().strip()
-    advice = f"delete {folder} to start the run again from step 0"
+    advice = advice or f"delete {folder} to start the run again from step 0"
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} (named by {pointer}) is missing; {advice}")
     if path.is_dir():  # a DeepSpeed checkpoint folder: its engine checks it
@@ -77,8 +78,8 @@ def checkpoint_file(folder: Path) -> Path | None:
     return path
 
 
-def load_checkpoint(folder: Path) -> dict | None:
-    path = checkpoint_file(folder)
+def load_checkpoint(folder: Path, advice: str | None = None) -> dict | None:
+    path = checkpoint_file(folder, advice)
     if path is None:
         return None
     try:

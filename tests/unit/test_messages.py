@@ -203,6 +203,11 @@ def test_a_group_list_says_a_sweep_is_a_comma_list_with_m_and_that_sweep_builds(
             "resume_changed_code=abc: must be true or false",
             "resume_changed_code=true",
         ),
+        (
+            "resume_changed_inputs=abc",
+            "resume_changed_inputs=abc: must be true or false",
+            "resume_changed_inputs=true",
+        ),
         ("cache_dir=[a]", "cache_dir=['a']: must be null or a folder path", "cache_dir=c"),
         # 1e30 > 2^64 = 1.8e19; a float with an integer value skipped the range check, then int() took it
         ("seed=1e30", "seed=1e+30: must be an integer in [-2^63, 2^64) (torch's seed range)", "seed=3"),

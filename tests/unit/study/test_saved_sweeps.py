@@ -73,8 +73,12 @@ def job_spec(loader, master: DictConfig, overrides: list[str]):
 
 def stand_in_teacher_runs(loader, where: Path) -> None:
     """The teacher runs a study reads (TEACHER_RUNS), as their commands leave them, in `where` (the jobs'
-    working directory): the resolved config the teacher's config composes to and a checkpoints/last, so
-    the teacher check the launcher makes compares that command's model and task with each arm's."""
+    working directory): the resolved config the teacher's config composes to, a completed summary.json and
+    a readable final checkpoint (a teacher is a finished run: run/teacher.py), so the teacher check the
+    launcher makes compares that command's model and task with each arm's."""
+    import json
+
+    import torch
     import yaml
     from hydra.types import RunMode
 
@@ -87,7 +91,9 @@ def stand_in_teacher_runs(loader, where: Path) -> None:
         assert cfg.hydra.run.dir == folder, f"sweeps/{name}.yaml writes {cfg.hydra.run.dir}, not {folder}"
         run = where / folder
         (run / "checkpoints").mkdir(parents=True)
-        (run / "checkpoints" / "last").write_text("stand-in")
+        torch.save({"step": 40}, run / "checkpoints" / "state-00000040.pt")
+        (run / "checkpoints" / "last").write_text("state-00000040.pt")
+        (run / "summary.json").write_text(json.dumps({"status": "completed", "config_digest": "stand-in"}))
         (run / RESOLVED_CONFIG).write_text(yaml.safe_dump(spec.config, sort_keys=False))
 
 

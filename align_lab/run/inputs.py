@@ -1,0 +1,112 @@
+"""The user's own inputs a run reads, by content: each file a key of its config names (task.path's data),
+each module of the user's that a `module:function` or `_target_` names (task.verifier, reward.path, an
+environment class), the run folder a teacher is (its final checkpoint) and a remote reward's URL. Their
+digests go inside each checkpoint with the run's identity (run/summary.py run_identity) and into its
+summary.json; a resume whose inputs changed is refused unless `resume_changed_inputs=true`
+(run/folder_checks.py), as one whose training code changed is unless `resume_changed_code=true`. A
+user's module is digested by its own file (not the modules it imports); align_lab's own code is the
+training code's digest (run/code_digest.py), and installed packages are the stage keys' versions."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+import sysconfig
+from pathlib import Path
+
+from align_lab.run.code_digest import PACKAGE
+
+PATH_KEY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module:function
+INSTALLED = {
+    Path(p).resolve() for k, p in sysconfig.get_paths().items() if k in ("stdlib", "purelib", "platlib")
+}
+NOT_INPUTS = "cache_dir"  # a folder the run writes, not one it reads (the root's, a model's downloads)
+
+
+def user_module_file(name: str) -> Path | None:
+    """The source file of module `name` if it is the user's: already imported by the run's build, and
+    neither align_lab's nor installed (the standard library, site-packages). Else None."""
+    module = sys.modules.get(name)
+    file = getattr(module, "__file__", None)
+    if not file:
+        return None
+    path = Path(file).resolve()
+    if path.is_relative_to(PACKAGE) or "site-packages" in path.parts or "dist-packages" in path.parts:
+        return None
+    return None if any(path.is_relative_to(p) for p in INSTALLED) else path
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+MODEL_FILES = ("config.json", "tokenizer_config.json")  # a folder saved by save_pretrained
+
+
+def path_input(value: str) -> dict | None:
+    """{file, sha256} of a local file a config value names, or of a folder that is a model saved by
+    save_pretrained or a run folder (its checkpoints, as a teacher is keyed: models/hf.py
+    directory_fingerprint, big files by size and mtime); else None (any other folder is not read whole)."""
+    from align_lab.models.hf import directory_fingerprint
+    from align_lab.run.teacher import run_checkpoints
+    from align_lab.tasks.data_files import file_sha256
+
+    path = Path(value).expanduser()
+    if path.is_file():
+        return {"file": str(path.resolve()), "sha256": file_sha256(path)}
+    folder = run_checkpoints(value) if path.is_dir() else None
+    if folder is None and path.is_dir() and any((path / name).is_file() for name in MODEL_FILES):
+        folder = path
+    if folder is None:
+        return None
+    return {"file": str(folder.resolve()), "sha256": directory_fingerprint(str(folder))}
+
+
+def value_input(key: str, value: str) -> dict | None:
+    """The input a config string names, or None: a file or folder, a user's `module:function` or
+    `_target_` (its module's file), an http(s) URL (the address itself: what answers there is the
+    server's)."""
+    if value.startswith(("http://", "https://")):
+        return {"file": value, "sha256": sha256(value.encode())}
+    module = value.partition(":")[0] if PATH_KEY.match(value) else None
+    if key.endswith("_target_"):
+        module = value.rpartition(".")[0]
+    source = user_module_file(module) if module else None
+    if source is not None:
+        return {"file": str(source), "sha256": sha256(source.read_bytes())}
+    return path_input(value) if "\n" not in value and len(value) < 4096 else None
+
+
+def run_inputs(config, prefix: str = "") -> dict[str, dict]:
+    """{dotted key: {file, sha256}} of every input of the user's that a resolved config names, after
+    the run's components were built (they import the user's modules); `config` less the keys that may
+    change on a resume (run/summary.py resumable_part)."""
+    found: dict[str, dict] = {}
+    if isinstance(config, dict):
+        for k, v in config.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if str(k) != NOT_INPUTS:
+                found |= run_inputs(v, key)
+    elif isinstance(config, list):
+        for i, v in enumerate(config):
+            found |= run_inputs(v, f"{prefix}.{i}")
+    elif isinstance(config, str) and config:
+        named = value_input(prefix, config)
+        if named is not None:
+            found[prefix] = {"file": named["file"], "sha256": named["sha256"][:16]}
+    return found
+
+
+def changed_inputs(saved: dict | None, mine: dict) -> dict[str, tuple[dict, dict]]:
+    """{key: (the checkpoint's, this run's)} of the inputs both name whose digests differ (a key only one
+    names is another config, which the config's own check refuses); None: a checkpoint written before
+    input digests."""
+    if not saved:
+        return {}
+    return {k: (saved[k], mine[k]) for k in saved if k in mine and saved[k]["sha256"] != mine[k]["sha256"]}
+
+
+def describe_change(key: str, old: dict, new: dict) -> str:
+    """`task.path: <file> (sha256 0123abcd, now 4567ef01)` for one changed input."""
+    return f"{key}: {new['file']} (sha256 {old['sha256'][:8]}, now {new['sha256'][:8]})"

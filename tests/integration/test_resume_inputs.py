@@ -1,0 +1,166 @@
+"""Issue 73 item 1: a resume checks the user's inputs, not only the code it owns. A run of your own data
+file, verifier module and reward module is stopped after step 2; each edited, the same command is refused
+in one line naming the file and its digests, every file of the run as it was; with
+resume_changed_inputs=true it resumes, says so in one line and records it in summary.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+
+import pytest
+
+from align_lab.config import ConfigError
+from tests.conftest import ROOT, compose
+from tests.integration.test_real_models import SMALL as REAL
+
+VERIFIER = "resume_inputs_verifier"  # module names of this file's alone (sys.modules is the session's)
+REWARD = "resume_inputs_reward"
+
+
+class Interrupt(BaseException):
+    pass
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, hf_assets):
+    """A folder holding your data file, verifier and reward modules (importable), and the keys naming
+    them."""
+    home = tmp_path_factory.mktemp("inputs")
+    shutil.copy(ROOT / "examples" / "questions.jsonl", home / "data.jsonl")
+    (home / f"{VERIFIER}.py").write_text(
+        "def check(response, answer, prompt):\n    return float(answer in response)\n"
+    )
+    (home / f"{REWARD}.py").write_text(
+        "def score(prompts, responses):\n    return [len(r) / 10 for r in responses]\n"
+    )
+    sys.path.insert(0, str(home))
+    keys = [
+        *REAL,
+        f"model.name_or_path={hf_assets.policy}",
+        "model.max_prompt_tokens=48",
+        "task=verifiable_data",
+        f"task.path={home / 'data.jsonl'}",
+        "task.prompt_column=question",
+        "task.eval_rows=4",
+        f"task.verifier={VERIFIER}:check",
+        "reward=function",
+        f"reward.path={REWARD}:score",
+        "algo=grpo",
+        "algo.group_size=4",
+        "train.steps=4",
+        "train.checkpoint_every=1",
+    ]
+    yield home, keys
+    sys.path.remove(str(home))
+
+
+def admit(keys, run_dir, cache_dir, *more):
+    from align_lab.run.admission import admit_spec, spec_from_config
+
+    cfg, names = compose([*keys, f"cache_dir={cache_dir}", *more])
+    return admit_spec(spec_from_config(cfg, names), run_dir)
+
+
+@pytest.fixture(scope="module")
+def stopped(world, tmp_path_factory, cache_dir):
+    """The run of `world` died after its step-2 checkpoint (it checkpoints every step)."""
+    from align_lab.run.execute import run
+    from align_lab.tracking import JsonlTracker
+
+    run_dir = tmp_path_factory.mktemp("stopped") / "run"
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:  # step 3's metrics are logged before its checkpoint: the last is step 2's
+            raise Interrupt
+
+    JsonlTracker.log = log_then_die
+    try:
+        with pytest.raises(Interrupt):
+            run(admit(world[1], run_dir, cache_dir))
+    finally:
+        JsonlTracker.log = original
+    return run_dir
+
+
+def files(run_dir) -> dict:
+    return {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+EDITS = {  # key -> (file, its edit): a row's answer, a verifier's rule, a reward's scale
+    "task.path": ("data.jsonl", lambda t: t.replace('"answer": 10}', '"answer": 11}', 1)),
+    "task.verifier": (f"{VERIFIER}.py", lambda t: t.replace("answer in response", "answer == response")),
+    "reward.path": (f"{REWARD}.py", lambda t: t.replace("/ 10", "/ 20")),
+}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("key", list(EDITS))
+def test_a_resume_after_your_input_changed_is_one_line_naming_it_and_keeps_the_folder(
+    key, world, stopped, cache_dir
+):
+    """Before: admitted, and steps 3-4 trained on the edited file with rc 0 and no word."""
+    import torch
+
+    from align_lab.train.checkpoint_io import checkpoint_file
+
+    home, keys = world
+    ckpt = stopped / "checkpoints"
+    saved = torch.load(checkpoint_file(ckpt), weights_only=False)["identity"]["inputs"]
+    # every input of the user's: the model's folder too
+    assert sorted(saved) == ["model.name_or_path", "reward.path", "task.path", "task.verifier"]
+    admit(keys, stopped, cache_dir)  # nothing changed: resumes
+    name, edit = EDITS[key]
+    path = home / name
+    before, kept = path.read_text(), files(stopped)
+    path.write_text(edit(before))
+    try:
+        with pytest.raises(ConfigError) as e:
+            admit(keys, stopped, cache_dir)
+        now = torch.load(checkpoint_file(ckpt), weights_only=False)  # untouched: read after the refusal
+        new = __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    finally:
+        path.write_text(before)
+    assert saved[key]["file"] == str(path) and new[:8] != saved[key]["sha256"][:8]
+    assert str(e.value) == (
+        f"resume_changed_inputs=false: {key}: {path} (sha256 {saved[key]['sha256'][:8]}, now {new[:8]}) "
+        f"changed since the checkpoint in {ckpt} was written, and a resume would train one run on two "
+        "versions of it; put it back as it was, set resume_changed_inputs=true to resume anyway, or choose "
+        "another hydra.run.dir"
+    )
+    assert files(stopped) == kept and now["step"] == 2
+
+
+@pytest.mark.fast
+def test_resume_changed_inputs_resumes_says_so_in_one_line_and_records_it(
+    world, stopped, cache_dir, tmp_path, caplog
+):
+    from align_lab.run.execute import run
+
+    home, keys = world
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped, run_dir)
+    data = home / "data.jsonl"
+    before = data.read_text()
+    data.write_text(EDITS["task.path"][1](before))
+    try:
+        with caplog.at_level(logging.WARNING, logger="align_lab"):
+            summary = run(admit(keys, run_dir, cache_dir, "resume_changed_inputs=true"))
+    finally:
+        data.write_text(before)
+    lines = [r.getMessage() for r in caplog.records if "resume_changed_inputs" in r.getMessage()]
+    ckpt = run_dir / "checkpoints"
+    assert len(lines) == 1 and lines[0].startswith(
+        f"align_lab: warning: resuming {ckpt} with changed inputs (task.path: {data} (sha256 "
+    )
+    assert summary["status"] == "completed" and summary["time/segments"] == 2
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    [change] = on_disk["changed_inputs"]
+    assert change["step"] == 2 and list(change["inputs"]) == ["task.path"]
+    was, now = change["inputs"]["task.path"]["was"], change["inputs"]["task.path"]["now"]
+    assert was["file"] == now["file"] == str(data) and was["sha256"] != now["sha256"]
+    assert on_disk["inputs"]["task.path"] == now and set(on_disk["inputs"]) == {*EDITS, "model.name_or_path"}

@@ -1,0 +1,183 @@
+"""Issue 73 item 2: a teacher is a finished run, read as one. A run folder given as algo.teacher that has
+not completed, whose final checkpoint is missing or damaged, or that holds no checkpoint, is refused at
+admission in one line naming the folder and what is wrong with it, never with the hint to delete its
+checkpoints (which would destroy the teacher), and the folder is left as it was; a student stopped and
+resumed after its teacher changed is refused, naming the teacher and its digests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from align_lab.config import ConfigError
+from tests.conftest import run_in_process
+
+STUDENT = ["algo=opd", "reward=gold"]
+
+
+class Interrupt(BaseException):
+    pass
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, cache_dir):
+    """A completed run folder (SMALL: 3 steps, a checkpoint every step, the last one kept)."""
+    folder = tmp_path_factory.mktemp("teacher") / "run"
+    assert run_in_process(["algo=reinforce_pp", "reward=gold"], folder, cache_dir)["status"] == "completed"
+    return folder
+
+
+def files(folder) -> dict:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def set_status(folder, status):
+    path = folder / "summary.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"status": status}))
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def no_checkpoint(folder):
+    """As train.keep_checkpoint=false leaves a completed run."""
+    shutil.rmtree(folder / "checkpoints")
+    path = folder / "summary.json"
+    summary = json.loads(path.read_text()) | {"checkpoint": "deleted (train.keep_checkpoint=false)"}
+    path.write_text(json.dumps(summary))
+
+
+RETRAIN = "retrain the teacher in another folder, or choose another teacher"
+CASES = {  # name -> (what is done to a copy of the teacher, the line after "algo.teacher=<folder>: ")
+    "running": (
+        lambda t: set_status(t, "running"),
+        lambda t: (
+            "that run has not completed (its summary.json says running); a teacher is a finished run: "
+            "finish it with its own command, or choose a completed run"
+        ),
+    ),
+    "interrupted": (
+        lambda t: set_status(t, "interrupted"),
+        lambda t: (
+            "that run has not completed (its summary.json says interrupted); a teacher is a finished "
+            "run: finish it with its own command, or choose a completed run"
+        ),
+    ),
+    "no_summary": (
+        lambda t: (t / "summary.json").unlink(),
+        lambda t: (
+            "that run has not completed (it has no readable summary.json); a teacher is a finished "
+            "run: finish it with its own command, or choose a completed run"
+        ),
+    ),
+    "checkpoint_missing": (
+        lambda t: state(t).unlink(),
+        lambda t: (
+            f"its final checkpoint {state_name(t)} (named by {t / 'checkpoints' / 'last'}) is missing; "
+            f"the teacher's policy is lost with it: {RETRAIN}"
+        ),
+    ),
+    "checkpoint_damaged": (
+        lambda t: truncate(state(t)),
+        lambda t: (
+            f"its final checkpoint {state_name(t)} is unreadable (File is not a zip file); the "
+            f"teacher's policy is lost with it: {RETRAIN}"
+        ),
+    ),
+    "no_checkpoint": (
+        no_checkpoint,
+        lambda t: (
+            f"that run folder has no checkpoint ({t / 'checkpoints' / 'last'} is missing: it completed "
+            "with train.keep_checkpoint=false, which deletes it); a teacher's policy is its final "
+            f"checkpoint: {RETRAIN} (train.keep_checkpoint=true keeps it)"
+        ),
+    ),
+}
+
+
+def state(folder):
+    return folder / "checkpoints" / (folder / "checkpoints" / "last").read_text().strip()
+
+
+def state_name(folder):
+    return folder / "checkpoints" / "state-00000003.pt"
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_teacher_run_not_finished_or_without_its_checkpoint_is_one_line_naming_it(
+    case, teacher, tmp_path, cache_dir
+):
+    """Before: a running teacher was accepted (another teacher for the same command later); a missing or
+    damaged checkpoint said "delete <teacher>/checkpoints to start the run again"; none: a traceback."""
+    copy = tmp_path / "teacher"
+    shutil.copytree(teacher, copy)
+    damage, line = CASES[case]
+    damage(copy)
+    kept = files(copy)
+    with pytest.raises(ConfigError) as e:
+        run_in_process([*STUDENT, f"algo.teacher={copy}"], tmp_path / "student", cache_dir)
+    assert str(e.value) == f"algo.teacher={copy}: {line(copy)}"
+    assert f"delete {copy}" not in str(e.value) and "\n" not in str(e.value)  # never: it is the teacher
+    assert files(copy) == kept and not (tmp_path / "student").exists()  # nothing touched or written
+
+
+@pytest.mark.fast
+def test_a_folder_neither_a_run_nor_a_saved_model_is_one_line(tmp_path, cache_dir):
+    """Before: admitted, then a traceback at the teacher stage."""
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(ConfigError) as e:
+        run_in_process([*STUDENT, f"algo.teacher={tmp_path / 'notes'}"], tmp_path / "student", cache_dir)
+    assert str(e.value) == (
+        f"algo.teacher={tmp_path / 'notes'}: the folder holds no checkpoint (no config.json or tokenizer "
+        "files); pass a folder saved by save_pretrained"
+    )
+
+
+@pytest.mark.fast
+def test_a_student_resumed_after_its_teacher_changed_is_refused_naming_the_teacher(
+    teacher, tmp_path, cache_dir
+):
+    """The student's checkpoint holds its teacher's digest (its final checkpoint's): a teacher trained
+    again in its folder is another teacher, and a resume would distil from two."""
+    import torch
+
+    from align_lab.tracking import JsonlTracker
+
+    copy = tmp_path / "teacher"
+    shutil.copytree(teacher, copy)
+    student = tmp_path / "student"
+    keys = [*STUDENT, f"algo.teacher={copy}", "train.steps=4"]
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:  # the student's last checkpoint is step 2's
+            raise Interrupt
+
+    JsonlTracker.log = log_then_die
+    try:
+        with pytest.raises(Interrupt):
+            run_in_process(keys, student, cache_dir)
+    finally:
+        JsonlTracker.log = original
+    saved = torch.load(state(student), weights_only=False)["identity"]["inputs"]["algo.teacher"]
+    assert saved["file"] == str(copy / "checkpoints")
+    checkpoint = torch.load(state(copy), weights_only=False)  # the teacher trained again: other weights
+    weights = checkpoint["objects"]["policy"]
+    name = next(iter(weights))
+    weights[name] = weights[name] + 1.0
+    torch.save(checkpoint, state(copy))
+    kept = files(student)
+    with pytest.raises(ConfigError) as e:
+        run_in_process(keys, student, cache_dir)
+    message = str(e.value)
+    was = saved["sha256"][:8]
+    assert message.startswith(
+        f"resume_changed_inputs=false: algo.teacher: {copy / 'checkpoints'} (sha256 {was}, now "
+    )
+    assert f"changed since the checkpoint in {student / 'checkpoints'} was written" in message
+    assert files(student) == kept

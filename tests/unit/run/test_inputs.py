@@ -1,0 +1,46 @@
+"""run/inputs.py: which of a config's values are the user's inputs a resume checks (issue 73 item 1): an
+environment class of the user's by its module's file, a remote reward by its URL, a file by its bytes;
+never align_lab's own code, an installed package, or the cache folder a run writes."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+
+from align_lab.run.inputs import changed_inputs, run_inputs
+
+
+def test_an_env_class_of_yours_and_a_remote_url_are_inputs_and_align_labs_code_is_not(tmp_path, monkeypatch):
+    (tmp_path / "maze_env_of_yours.py").write_text("class Maze:\n    pass\n")
+    (tmp_path / "notes.txt").write_text("a file\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("maze_env_of_yours")  # the run's build imported it
+    (tmp_path / "saved").mkdir()
+    (tmp_path / "saved" / "config.json").write_text("{}")  # a model saved by save_pretrained
+    (tmp_path / "plain").mkdir()  # any other folder is not read whole
+    config = {
+        "env": {"_target_": "maze_env_of_yours.Maze"},
+        "reward": {"_target_": "align_lab.rewards.remote.RemoteReward", "url": "http://scorer:8000/score"},
+        "task": {"_target_": "align_lab.tasks.toy_arith.ToyArith", "path": str(tmp_path / "notes.txt")},
+        "algo": {"_target_": "torch.nn.Linear"},  # installed: its version is the stage keys'
+        "cache_dir": str(tmp_path),  # written, not read
+        "model": {"cache_dir": str(tmp_path), "name_or_path": str(tmp_path / "saved")},
+        "sft": {"folder": str(tmp_path / "plain")},
+    }
+    found = run_inputs(config)
+    assert sorted(found) == ["env._target_", "model.name_or_path", "reward.url", "task.path"]
+    source = (tmp_path / "maze_env_of_yours.py").read_bytes()
+    assert found["env._target_"] == {
+        "file": str(tmp_path / "maze_env_of_yours.py"),
+        "sha256": hashlib.sha256(source).hexdigest()[:16],
+    }
+    url = b"http://scorer:8000/score"
+    assert found["reward.url"] == {"file": url.decode(), "sha256": hashlib.sha256(url).hexdigest()[:16]}
+    assert found["task.path"]["sha256"] == hashlib.sha256(b"a file\n").hexdigest()[:16]
+
+
+def test_only_inputs_both_name_with_other_digests_are_changed():
+    a, b = {"file": "f", "sha256": "aaaa"}, {"file": "f", "sha256": "bbbb"}
+    assert changed_inputs(None, {"task.path": a}) == {}  # a checkpoint written before input digests
+    assert changed_inputs({"task.path": a}, {"task.path": a, "reward.url": b}) == {}
+    assert changed_inputs({"task.path": a, "x": a}, {"task.path": b}) == {"task.path": (a, b)}
