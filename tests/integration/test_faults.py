@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from align_lab.rerun import python_command
+from align_lab.rerun import shell_command
 from tests.conftest import ROOT, SMALL, run_cli, run_in_process
 
 
@@ -347,7 +347,7 @@ def test_a_signal_marks_the_run_interrupted_and_a_rerun_resumes_it(tmp_path, cac
     # the exact command that resumes it: the same arguments with this run's folder (a plain rerun would
     # start over in a new timestamped one)
     step = (run_dir / "checkpoints" / "last").read_text().split("-")[1].split(".")[0]
-    resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])  # .venv/bin/python, or python
+    resume = shell_command("align_lab", *args, cwd=ROOT)  # the interpreter's absolute path, in ROOT
     name = signal.Signals(signum).name
     assert lines[-1] == f"align_lab: interrupted by {name}; resume from step {int(step)} with: {resume}"
     assert "Traceback" not in err
