@@ -1,11 +1,10 @@
-"""The command that resumes a stopped run, read back from the `.hydra/hydra.yaml` Hydra wrote into its
+"""The commands align_lab prints for the user to type (shell_command: from any folder, the venv active or
+not), and the one that resumes a stopped run, read back from the `.hydra/hydra.yaml` Hydra wrote into its
 folder: the same arguments, with the run's own folder named (a plain rerun makes a new timestamped one)."""
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
@@ -14,18 +13,15 @@ import yaml
 DROPPED = ("hydra.mode=", "hydra.run.dir=", "hydra.sweep.dir=")  # Hydra adds the first; we name the folder
 
 
-def shown_path(path: str | Path, cwd: Path) -> str:
-    """`path` as the user would type it in `cwd`: relative below it, absolute elsewhere."""
-    path = Path(path).absolute()
-    return os.path.relpath(path, cwd) if path.is_relative_to(cwd) else str(path)
-
-
-def python_command(cwd: Path) -> str:
-    """How the user calls this interpreter: `python` where that is it (an activated venv), else its path."""
-    found = shutil.which("python")
-    if found and Path(found).absolute() == Path(sys.executable).absolute():
-        return "python"
-    return shown_path(sys.executable, cwd)
+def shell_command(module: str, *args: str | Path, cwd: Path | None = None) -> str:
+    """`python -m <module> <args>` as the shell must read it from any folder, the venv active or not: this
+    interpreter's absolute path (a bare `python` is another one once the venv is left; a relative path,
+    nothing from another folder; not symlink-resolved, which would leave the venv), each Path argument
+    absolute, all quoted; with `cwd` (a command replaying arguments typed there, whose relative paths,
+    `task.path=data.jsonl` or `reward.path=mymod:fn`, are that folder's) `cd <cwd> && ` first."""
+    words = [str(Path(sys.executable).absolute()), "-m", module]
+    line = shlex.join([*words, *(str(a.absolute()) if isinstance(a, Path) else a for a in args)])
+    return f"cd {shlex.quote(str(Path(cwd).absolute()))} && {line}" if cwd is not None else line
 
 
 def hydra_record(run_dir: Path) -> dict | None:
@@ -41,37 +37,36 @@ def resume_command(run_dir: Path) -> str:
     rule."""
     hydra = hydra_record(run_dir)
     if hydra is None:
-        return f"rerun the same command with {shlex.quote(f'hydra.run.dir={run_dir}')}"
+        return f"rerun the same command with {shlex.quote(f'hydra.run.dir={Path(run_dir).absolute()}')}"
     cwd = Path(hydra["runtime"]["cwd"])
     if hydra["mode"] == "MULTIRUN":
         sweep_dir = str(hydra["sweep"]["dir"])
-        return sweep_resume_command(run_dir.parent if "${" in sweep_dir else cwd / sweep_dir, cwd)
-    return command_of(hydra, [], f"hydra.run.dir={shown_path(run_dir, cwd)}")
+        return sweep_resume_command(run_dir.parent if "${" in sweep_dir else cwd / sweep_dir)
+    return command_of(hydra, [], f"hydra.run.dir={Path(run_dir).absolute()}")
 
 
-def sweep_resume_command(sweep_dir: Path, cwd: Path | None = None) -> str:
+def sweep_resume_command(sweep_dir: Path) -> str:
     """The exact command that resumes the sweep (or sequential study) in `sweep_dir`: its own, read back
-    from the multirun.yaml Hydra wrote there, with the folder named; without one, the rule (the folder
-    as seen from `cwd`, the sweep's)."""
-    try:
+    from the multirun.yaml Hydra wrote there, with the folder named; without one, the rule."""
+    try:  # a record without the keys read: the rule
         hydra = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())["hydra"]
-        cwd = Path(hydra["runtime"]["cwd"])
+        return command_of(hydra, ["-m"], f"hydra.sweep.dir={Path(sweep_dir).absolute()}")
     except (OSError, yaml.YAMLError, KeyError, TypeError):
-        where = shown_path(sweep_dir, cwd or Path.cwd())
+        where = Path(sweep_dir).absolute()
         return f"rerun the sweep's command with {shlex.quote(f'hydra.sweep.dir={where}')}"
-    return command_of(hydra, ["-m"], f"hydra.sweep.dir={shown_path(sweep_dir, cwd)}")
 
 
 def command_of(hydra: dict, flags: list[str], folder: str) -> str:
     """`python -m align_lab` with the arguments Hydra recorded (`hydra`: a .hydra/hydra.yaml's or a
-    multirun.yaml's `hydra` node), `flags` and the folder override last."""
+    multirun.yaml's `hydra` node), `flags` and the folder override last, run in the folder they were typed
+    in (shell_command)."""
     cwd = Path(hydra["runtime"]["cwd"])
-    args = [python_command(cwd), "-m", "align_lab", *flags]
+    args = [*flags]
     for source in hydra["runtime"]["config_sources"]:
         if source["provider"] == "command-line":
-            args += ["--config-dir", shown_path(source["path"], cwd)]
+            args += ["--config-dir", cwd / source["path"]]
     if hydra["job"]["config_name"] != "config":
         args += ["--config-name", hydra["job"]["config_name"]]
     overrides = hydra["overrides"]
     args += [o for o in overrides["hydra"] if not o.startswith(DROPPED)]
-    return shlex.join([*args, *overrides["task"], folder])
+    return shell_command("align_lab", *args, *overrides["task"], folder, cwd=cwd)

@@ -6,7 +6,6 @@ the compare folder and the command that creates them.
 from __future__ import annotations
 
 import json
-import shlex
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -179,12 +178,12 @@ def create_dashboard(
 def online_command(args) -> str:
     """The command that builds this comparison's dashboard in W&B (from compare's parsed arguments)."""
     options = {"--by": args.by, "--metric": args.metric, "--budget": args.budget}
-    options |= {"--baseline": args.baseline, "--out": args.out and str(args.out)}
-    parts = [*map(str, args.folders), *(x for k, v in options.items() if v for x in (k, v))]
+    options |= {"--baseline": args.baseline, "--out": args.out and Path(args.out)}  # paths: absolute
+    parts = [*map(Path, args.folders), *(x for k, v in options.items() if v for x in (k, v))]
     parts += [x for claim in args.claim for x in ("--claim", claim)]
-    from align_lab.rerun import python_command  # not a bare `python`: outside the venv, another one
+    from align_lab.rerun import shell_command  # from any folder, the venv active or not
 
-    return shlex.join([python_command(Path.cwd()), "-m", "align_lab.compare", *parts, "--wandb"])
+    return shell_command("align_lab.compare", *parts, "--wandb")
 
 
 def write_dashboard_json(

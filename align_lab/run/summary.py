@@ -96,15 +96,10 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
 
 
 def compare_command(folder: Path) -> str:
-    """`<python> -m align_lab.compare <folder>` as the shell must read it from any folder, the venv active
-    or not: this interpreter's absolute path (a bare `python` is another one once the venv is left; a
-    relative one, nothing from another folder; not resolved, which would leave the venv) and the folder
-    absolute, quoted."""
-    import shlex
-    import sys
+    """`<python> -m align_lab.compare <folder>` as the shell must read it from any folder (shell_command)."""
+    from align_lab.rerun import shell_command
 
-    python = str(Path(sys.executable).absolute())
-    return shlex.join([python, "-m", "align_lab.compare", str(Path(folder).absolute())])
+    return shell_command("align_lab.compare", Path(folder))
 
 
 def compare_folder(run_dir: Path) -> Path:

@@ -6,7 +6,6 @@ summary.json). Finished runs stay as they are."""
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,8 +64,10 @@ class Outcomes:
             return
         lines = [f"align_lab: {len(self.failures)} of {self.total} runs failed:"]
         lines += [f"  #{num} {label}: {line}" for num, label, line in sorted(self.failures)]
-        again = shlex.quote(f"hydra.sweep.dir={self.sweep_dir}")
-        lines.append(f"  completed runs are kept; the same command with {again} reruns only the others")
+        from align_lab.rerun import sweep_resume_command
+
+        again = sweep_resume_command(self.sweep_dir)  # from any folder, the venv active or not
+        lines.append(f"  completed runs are kept; to rerun only the others: {again}")
         print("\n".join(lines), file=sys.stderr, flush=True)
         raise SystemExit(1)
 

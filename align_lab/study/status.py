@@ -221,11 +221,9 @@ def study_states(study_dir: Path) -> list[RunState]:
 
 def died_in_study(study_dir: Path) -> str:
     """DIED with the command that resubmits it, this study's folder named and quoted."""
-    import shlex
+    from align_lab.rerun import shell_command
 
-    from align_lab.rerun import python_command
-
-    resume = shlex.join([python_command(Path.cwd()), "-m", "align_lab.study", "resume", str(study_dir)])
+    resume = shell_command("align_lab.study", "resume", Path(study_dir))
     return (
         "its process ended without finishing (nobody holds run.lock); to continue from its last "
         f"checkpoint: {resume}"

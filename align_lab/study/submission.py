@@ -108,10 +108,7 @@ def study_manifest(
 
 
 def status_command(sweep_dir: Path) -> str:
-    """`python -m align_lab.study status <sweep dir>` as the shell reads it: this interpreter, the folder
-    quoted."""
-    import shlex
+    """`python -m align_lab.study status <sweep dir>`, to type in any folder (shell_command)."""
+    from align_lab.rerun import shell_command
 
-    from align_lab.rerun import python_command
-
-    return shlex.join([python_command(Path.cwd()), "-m", "align_lab.study", "status", str(sweep_dir)])
+    return shell_command("align_lab.study", "status", Path(sweep_dir))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shlex
 import shutil
 import signal
 import socket
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from align_lab.rerun import python_command
+from align_lab.rerun import shell_command
 from tests.conftest import ROOT, SMALL, run_cli, run_in_process
 
 
@@ -347,7 +346,7 @@ def test_a_signal_marks_the_run_interrupted_and_a_rerun_resumes_it(tmp_path, cac
     # the exact command that resumes it: the same arguments with this run's folder (a plain rerun would
     # start over in a new timestamped one)
     step = (run_dir / "checkpoints" / "last").read_text().split("-")[1].split(".")[0]
-    resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])  # .venv/bin/python, or python
+    resume = shell_command("align_lab", *args, cwd=ROOT)  # the interpreter's absolute path, in ROOT
     name = signal.Signals(signum).name
     assert lines[-1] == f"align_lab: interrupted by {name}; resume from step {int(step)} with: {resume}"
     assert "Traceback" not in err
@@ -374,8 +373,8 @@ def test_an_interrupted_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(
         pytest.skip("the run finished before the signal arrived")
     assert proc.returncode == 143
     said = [line for line in err.splitlines() if line.startswith("align_lab: interrupted by SIGTERM")]
-    command = shlex.split(said[-1].split(" with: ", 1)[1])  # the command the line names, run as printed
-    assert subprocess.run(command, cwd=ROOT, capture_output=True, timeout=600).returncode == 0
+    command = said[-1].split(" with: ", 1)[1]  # the command the line names, typed as printed, from `/`
+    assert subprocess.run(["bash", "-c", command], cwd="/", capture_output=True, timeout=600).returncode == 0
 
     def without_time(path: Path) -> list[dict]:
         rows = [json.loads(line) for line in path.read_text().splitlines()]

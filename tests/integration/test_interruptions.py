@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from align_lab.envs.base import EnvError, LastTurn, Step, run_step
-from align_lab.rerun import python_command
+from align_lab.rerun import shell_command
 from align_lab.run.summary import RunStopped
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.preemption import Interrupted, Interruption
@@ -196,12 +195,12 @@ def test_a_signal_while_the_env_is_stepped_keeps_every_step_and_names_the_resume
     assert done.returncode == code, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "env=" not in done.stderr
     lines = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")]
-    resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])
+    resume = shell_command("align_lab", *args, cwd=ROOT)  # in the folder it was typed in, from any
     assert lines[-1] == f"align_lab: interrupted by {name}; resume from step 2 with: {resume}"
     assert checkpoint_step(run_dir / "checkpoints") == 2 and logged_steps(run_dir) == [1, 2]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
     again = subprocess.run(
-        shlex.split(lines[-1].split(" with: ", 1)[1]), cwd=ROOT, capture_output=True, text=True, env=env
+        ["bash", "-c", lines[-1].split(" with: ", 1)[1]], cwd="/", capture_output=True, text=True, env=env
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert logged_steps(run_dir) == [1, 2, 3]  # step 3 alone trained again, nothing twice
@@ -226,12 +225,12 @@ def test_a_run_interrupted_in_a_sweep_stops_the_sweep_and_the_sweeps_command_res
         [sys.executable, "-m", "align_lab", *args], cwd=ROOT, capture_output=True, text=True, env=env
     )
     assert done.returncode == 143, done.stderr[-3000:]
-    resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])  # as typed, the sweep folder named
+    resume = shell_command("align_lab", *args, cwd=ROOT)  # as typed, the sweep folder named
     lines = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")]
     assert lines[-1] == f"align_lab: interrupted by SIGTERM; resume from step 2 with: {resume}"
     first, *others = job_folders(sweep)
     assert checkpoint_step(first / "checkpoints") == 2 and not others  # the second run never started
-    again = subprocess.run(shlex.split(resume), cwd=ROOT, capture_output=True, text=True, env=env)
+    again = subprocess.run(["bash", "-c", resume], cwd="/", capture_output=True, text=True, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
     assert [logged_steps(p) for p in job_folders(sweep)] == [[1, 2, 3], [1, 2, 3]]
 
@@ -258,13 +257,13 @@ def test_sigterm_between_a_sequential_studys_looks_is_one_line_and_its_command_r
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 143, err[-3000:]
     assert "Traceback" not in err
-    resume = shlex.join([python_command(ROOT), "-m", "align_lab", *args])
+    resume = shell_command("align_lab", *args, cwd=ROOT)
     last = [x for x in err.splitlines() if x.startswith("align_lab:")][-1]
     assert last in (
         f"align_lab: sequential study interrupted by SIGTERM; resume with: {resume}",
         f"align_lab: interrupted by SIGTERM; resume from step 1 with: {resume}",  # in wave 2's first run
     ), last
-    again = subprocess.run(shlex.split(resume), cwd=ROOT, capture_output=True, text=True)
+    again = subprocess.run(["bash", "-c", resume], cwd="/", capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
     record = read_record(sweep)
     assert [look["seeds"] for look in record["looks"]] == [2, 4] and record["seeds_run"] == {"x": 4, "y": 4}
@@ -282,7 +281,8 @@ def test_a_signal_in_the_launcher_itself_is_one_line_naming_the_sweeps_command(t
     with pytest.raises(SystemExit) as e, interruptible(tmp_path / "sweep", "sequential study"):
         os.kill(os.getpid(), signal.SIGTERM)
     assert e.value.code == 143
-    command = f"{python_command(tmp_path)} -m align_lab -m seed=0,1 hydra.sweep.dir=sweep"
+    python = Path(sys.executable).absolute()
+    command = f"cd {tmp_path} && {python} -m align_lab -m seed=0,1 hydra.sweep.dir={tmp_path / 'sweep'}"
     assert (
         capsys.readouterr().err
         == f"align_lab: sequential study interrupted by SIGTERM; resume with: {command}\n"

@@ -79,6 +79,8 @@ def test_status_of_a_died_single_run_names_the_command_that_resumes_it(tmp_path,
     line = streams.readouterr().out.splitlines()[0]
     assert "study resume" not in line
     command = line.split("to continue from its last checkpoint: ", 1)[1].split("]", 1)[0]
+    cd, command = command.split(" && ", 1)  # run in the folder it was typed in
+    assert shlex.split(cd) == ["cd", str(tmp_path)]
     args = shlex.split(command)  # the shell reads it as it was meant
     assert args[1:4] == ["-m", "align_lab", "algo=grpo"] and args[-2] == "train.steps=3"
     assert tmp_path / args[-1].removeprefix("hydra.run.dir=") == run_dir
@@ -135,7 +137,7 @@ def test_printed_sweep_commands_survive_a_folder_with_a_space(tmp_path, monkeypa
     with pytest.raises(SystemExit):
         outcomes.finish()
     last = streams.readouterr().err.strip().splitlines()[-1]
-    again = last.split("the same command with ", 1)[1].removesuffix(" reruns only the others")
+    again = last.split("to rerun only the others: rerun the sweep's command with ", 1)[1]  # no multirun.yaml
     assert shlex.split(again) == [f"hydra.sweep.dir={sweep_dir}"]
 
 
@@ -379,7 +381,7 @@ def test_a_died_run_of_a_study_names_the_resume_command_with_its_folder(tmp_path
     assert args[1:] == ["-m", "align_lab.study", "resume", str(study)]
     assert Path(args[0]).absolute() == Path(sys.executable).absolute()
     error = load_run(run_dir).error  # what compare shows for it
-    args = shlex.split(error.split("to continue from its checkpoint: ", 1)[1])
+    args = shlex.split(error.split("to continue from its checkpoint: ", 1)[1].split(" && ", 1)[1])
     assert args[1:3] == ["-m", "align_lab"] and tmp_path / args[-1].removeprefix("hydra.run.dir=") == run_dir
 
 

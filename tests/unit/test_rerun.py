@@ -8,7 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from align_lab.rerun import python_command, resume_command, sweep_resume_command
+from align_lab.rerun import resume_command, sweep_resume_command
+
+PYTHON = str(Path(sys.executable).absolute())
 
 
 def hydra_yaml(run_dir: Path, cwd: Path, mode="RUN", task=(), hydra=(), config_name="config", extra=()):
@@ -29,8 +31,8 @@ def test_a_run_resumes_with_its_own_arguments_and_its_folder(tmp_path):
     task = ["model=smollm2_135m", "train.steps=3", "study=it's mine"]
     hydra_yaml(run_dir, tmp_path, task=task, hydra=[f"hydra.run.dir={run_dir}", "hydra.job.chdir=false"])
     assert resume_command(run_dir) == (
-        f"{python_command(tmp_path)} -m align_lab hydra.job.chdir=false model=smollm2_135m train.steps=3 "
-        "'study=it'\"'\"'s mine' hydra.run.dir=outputs/2026-11-26/01-02-03_grpo_seed0"
+        f"cd {tmp_path} && {PYTHON} -m align_lab hydra.job.chdir=false model=smollm2_135m train.steps=3 "
+        f"'study=it'\"'\"'s mine' hydra.run.dir={run_dir}"
     )
     assert shlex.split(resume_command(run_dir))[-2] == "study=it's mine"  # quoted for the shell
 
@@ -39,27 +41,37 @@ def test_a_saved_sweeps_run_names_its_config_dir_and_name(tmp_path):
     run_dir = tmp_path / "run"
     sweeps = {"path": str(tmp_path / "sweeps"), "schema": "file", "provider": "command-line"}
     hydra_yaml(run_dir, tmp_path, task=["algo=grpo"], config_name="real_arith", extra=[sweeps])
-    assert resume_command(run_dir).split(" ", 1)[1] == (
-        "-m align_lab --config-dir sweeps --config-name real_arith algo=grpo hydra.run.dir=run"
+    assert resume_command(run_dir).split(" && ", 1)[1].split(" ", 1)[1] == (
+        f"-m align_lab --config-dir {tmp_path / 'sweeps'} --config-name real_arith algo=grpo "
+        f"hydra.run.dir={run_dir}"
     )
 
 
 def test_a_sweeps_job_names_the_sweep_folder_and_a_run_outside_hydra_the_rule(tmp_path):
     job = tmp_path / "multirun" / "plan" / "0_grpo_seed0"
     hydra_yaml(job, tmp_path, mode="MULTIRUN", task=["algo=grpo", "seed=0"])
-    assert resume_command(job) == "rerun the sweep's command with hydra.sweep.dir=multirun/plan"
+    assert (
+        resume_command(job) == f"rerun the sweep's command with hydra.sweep.dir={tmp_path / 'multirun/plan'}"
+    )
     bare = tmp_path / "bare"
     assert resume_command(bare) == f"rerun the same command with hydra.run.dir={bare}"
 
 
-def test_the_interpreter_is_shown_as_the_user_calls_it(tmp_path, monkeypatch):
+def test_the_interpreter_and_the_folders_are_absolute_whatever_the_shell_calls_python(tmp_path, monkeypatch):
+    from align_lab.rerun import shell_command
+
+    # it printed `python` where that was this interpreter (an activated venv) and `.venv/bin/python` below
+    # the folder it started in: neither works once the venv is left or from another folder (issue 73)
     monkeypatch.setattr("shutil.which", lambda name: sys.executable)  # an activated venv
-    assert python_command(tmp_path) == "python"
-    monkeypatch.setattr("shutil.which", lambda name: None)
-    venv = tmp_path / ".venv" / "bin" / "python"
-    monkeypatch.setattr(sys, "executable", str(venv))
-    assert python_command(tmp_path) == ".venv/bin/python"  # below the folder it was started in
-    assert python_command(tmp_path / "elsewhere") == str(venv)
+    monkeypatch.chdir(tmp_path)
+    venv = tmp_path / ".venv" / "bin" / "python"  # a symlink in a real venv: kept, not resolved
+    monkeypatch.setattr(sys, "executable", ".venv/bin/python")
+    assert shell_command("align_lab.compare", Path("my runs"), "--wandb") == (
+        f"{venv} -m align_lab.compare '{tmp_path / 'my runs'}' --wandb"
+    )
+    assert (
+        shell_command("align_lab", "a=1", cwd=Path("x")) == f"cd {tmp_path / 'x'} && {venv} -m align_lab a=1"
+    )
 
 
 def test_a_sweeps_job_resumes_with_the_sweeps_own_command_from_its_multirun_yaml(tmp_path):
@@ -72,8 +84,8 @@ def test_a_sweeps_job_resumes_with_the_sweeps_own_command_from_its_multirun_yaml
     )
     (sweep_dir / ".hydra" / "hydra.yaml").rename(sweep_dir / "multirun.yaml")
     expected = (
-        f"{python_command(tmp_path)} -m align_lab -m hydra/launcher=x algo=grpo,rloo seed=0,1 "
-        "hydra.sweep.dir=multirun/plan"
+        f"cd {tmp_path} && {PYTHON} -m align_lab -m hydra/launcher=x algo=grpo,rloo seed=0,1 "
+        f"hydra.sweep.dir={sweep_dir}"
     )
     assert resume_command(job) == expected
     assert sweep_resume_command(sweep_dir) == expected

@@ -175,12 +175,15 @@ def test_the_online_command_repeats_the_comparison(comparison_args) -> None:
     from align_lab.results.wandb_report import online_command
 
     _, args = comparison_args
-    from pathlib import Path
+    import sys
 
-    from align_lab.rerun import python_command
-
-    words = shlex.split(online_command(args))  # this interpreter as the user calls it, not a bare python
-    assert words[:4] == [python_command(Path.cwd()), "-m", "align_lab.compare", str(args.folders[0])]
+    words = shlex.split(online_command(args))  # this interpreter's absolute path, not a bare python
+    assert words[:4] == [
+        str(Path(sys.executable).absolute()),
+        "-m",
+        "align_lab.compare",
+        str(args.folders[0]),
+    ]
     assert words[words.index("--claim") + 1] == EXTRA_CLAIM
     assert words[words.index("--baseline") + 1] == "ppo" and words[-1] == "--wandb"
 
@@ -191,3 +194,31 @@ def test_a_dashboard_that_cannot_be_saved_is_one_line(comparison_args, no_networ
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # "logged in": save() goes as far as the network
     (line,) = create_dashboard(comparison_args[0], "align_lab", STUDY, "me", {"algo"})
     assert line.startswith("align_lab.compare: W&B dashboard not created (")
+
+
+def test_the_online_command_runs_from_another_folder_without_the_venv(tmp_path, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    from align_lab.compare import parse_args
+    from align_lab.results.wandb_report import online_command
+    from tests.integration.test_compare import make_sweep
+
+    # `compare multirun --out report` typed in the study's folder, the venv active: "log in and run:
+    # python -m align_lab.compare multirun --out report --wandb", which from `/` with no venv on PATH finds
+    # no `python` (and a relative venv path, when it printed one, nothing): now absolute, all of it
+    monkeypatch.setattr("shutil.which", lambda name: sys.executable)
+    monkeypatch.chdir(tmp_path)
+    make_sweep(tmp_path)
+    command = online_command(parse_args(["multirun", "--baseline", "ppo", "--out", "report"]))
+    words = shlex.split(command)
+    assert words[3] == str(tmp_path / "multirun") and words[words.index("--out") + 1] == str(
+        tmp_path / "report"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[3])}
+    env |= {"HOME": str(tmp_path), "WANDB_MODE": "offline", "WANDB_BASE_URL": "http://127.0.0.1:9"}
+    done = subprocess.run(
+        ["bash", "-c", command], cwd="/", env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report" / "wandb").is_dir() and not Path("/report").exists()
