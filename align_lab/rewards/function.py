@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from align_lab.rewards import reward_models
+from align_lab.value_checks import UserCodeError, one_line
 
 
 def word_count(prompts: list[str], responses: list[str]) -> list[float]:
@@ -45,13 +46,16 @@ class FunctionReward:
         raw = stages.raw_prompt
 
         def score(prompts, responses, finished):
-            scores = self._fn([raw(p) for p in prompts], list(responses))
+            try:
+                scores = self._fn([raw(p) for p in prompts], list(responses))
+            except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
+                raise RewardError(f"reward.path={self.path}: raised {one_line(e)}") from None
             return checked_scores(scores, len(prompts), self.path)  # (B,)
 
         return score
 
 
-class RewardError(RuntimeError):
+class RewardError(UserCodeError):
     """A reward function's scores are not one finite number per response: one line naming reward.path."""
 
 

@@ -497,7 +497,10 @@ def test_a_reward_function_that_returns_nan_stops_in_one_line_naming_it(tmp_path
     result = run_cli([*args, f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT, env={"PYTHONPATH": str(tmp_path)})
     lines = [line for line in result.stderr.splitlines() if line.strip()]  # stage progress, then the error
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert lines[-1] == "align_lab: error: reward.path=nan_reward:score: score 0 is nan: must be finite"
+    head = (
+        "align_lab: error: reward.path=nan_reward:score: score 0 is nan: must be finite; fix it, then resume"
+    )
+    assert lines[-1].startswith(head + " from step 0 with: ")
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 

@@ -91,6 +91,40 @@ def test_a_function_verifier_gets_the_answer_as_written(tmp_path, monkeypatch):
     assert score("my_checks:length", "abc", "abcdefghijklmno") == 15 / 9  # 15 chars / len("abc" + "prompt")
 
 
+BAD_VERIFIERS = """
+import math
+def raises(response, answer, prompt):
+    raise RuntimeError("no\\nanswer")
+def nan(response, answer, prompt):
+    return math.nan
+def word(response, answer, prompt):
+    return "yes"
+def nothing(response, answer, prompt):
+    return None
+"""
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [  # before: 64-66-line tracebacks; a NaN read as "diverged ... lower algo.lr"
+        ("raises", "raised RuntimeError: no answer"),
+        ("nan", "returned nan; must be a finite number"),
+        ("word", "returned 'yes', not a number"),
+        ("nothing", "returned None, not a number"),
+    ],
+)
+def test_a_verifier_function_that_raises_or_returns_no_number_is_one_line_naming_it(
+    name, expected, tmp_path, monkeypatch
+):
+    from align_lab.value_checks import UserCodeError
+
+    (tmp_path / "bad_checks.py").write_text(BAD_VERIFIERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserCodeError) as e:
+        score(f"bad_checks:{name}", "1", "1")
+    assert str(e.value) == f"task.verifier=bad_checks:{name}: {expected}"
+
+
 def test_the_task_scores_each_response_against_its_prompts_answer(tmp_path):
     t = task(jsonl(tmp_path, ROWS))
     assert t.prompts("eval") == ["What is 4 plus 1?", "What is 5 plus 1?"]  # the last eval_rows rows
