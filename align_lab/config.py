@@ -54,6 +54,7 @@ def _check_finite(node: DictConfig, key: str) -> None:
 
 def build(node: DictConfig, key: str) -> Any:
     """Builds the component at config key `key` (e.g. "algo") from its `_target_`."""
+    from hydra.errors import InstantiationException
     from hydra.utils import get_class, instantiate
 
     from align_lab.registry import GROUPS
@@ -78,6 +79,10 @@ def build(node: DictConfig, key: str) -> Any:
         raise
     except ValueError as e:  # __post_init__ checks: "clip=1.5: must be in (0, 1)"
         raise ConfigError(f"{key}.{sibling_keys(str(e), cls, key)}") from None
+    except InstantiationException as e:  # a class's own check (reward=combined's weights), wrapped
+        if not isinstance(e.__cause__, ValueError):
+            raise
+        raise ConfigError(f"{key}.{e.__cause__}") from None
 
 
 def sibling_keys(message: str, cls, key: str) -> str:

@@ -89,10 +89,19 @@ class Combined:
         for name, c in components.items():
             if set(c) != {"weight", "source"}:
                 raise ValueError(f"components.{name}: must have exactly the keys weight and source")
-            if not isinstance(c["weight"], int | float):
-                raise ValueError(f"components.{name}.weight={c['weight']}: must be a number")
+            weight = c["weight"]
+            if isinstance(weight, bool) or not isinstance(weight, int | float):
+                raise ValueError(f"components.{name}.weight={weight}: must be a number")
+            if not math.isfinite(weight):  # inf trained on -inf/NaN rewards; NaN read as a divergence
+                raise ValueError(f"components.{name}.weight={weight}: must be a finite number")
             if not hasattr(c["source"], "scorer"):
                 raise ValueError(f"components.{name}.source: must be a reward with a _target_")
+        if all(c["weight"] == 0 for c in components.values()):
+            weights = ", ".join(f"{name}={c['weight']}" for name, c in components.items())
+            raise ValueError(
+                f"components: every weight is 0 ({weights}), so every response scores 0 and nothing "
+                "trains; give a source a weight other than 0"
+            )
         self.components = components
         self.holds_model = any(getattr(c["source"], "holds_model", False) for c in components.values())
 

@@ -85,6 +85,21 @@ BAD_INPUT = [
     (["reward=learned_rm", "task.n_pairs=1"], "1 preference pair(s) leave none to train on"),
     (["model.max_positions=8"], "model.max_positions=8: task=toy_prefs needs 16 positions"),
     (["task.max_response_tokens=2"], "task.max_response_tokens=2: must be > task.target_len=6"),
+    # issue 73: inf trained on -inf/NaN rewards, nan read as "diverged ... lower algo.lr", all-zero
+    # weights trained nothing with rc 0, and a weight that is not a number was a traceback
+    (["reward=combined", "reward.components.brevity.weight=inf"], "brevity.weight=inf: must be a finite"),
+    (
+        ["reward=combined", "reward.components.rm.weight=nan"],
+        "reward.components.rm.weight=nan: must be a finite",
+    ),
+    (
+        ["reward=combined", "reward.components.rm.weight=0", "reward.components.brevity.weight=0.0"],
+        "reward.components: every weight is 0 (rm=0, brevity=0.0), so every response scores 0 and nothing",
+    ),
+    (
+        ["reward=combined", "reward.components.rm.weight=abc"],
+        "reward.components.rm.weight=abc: must be a number",
+    ),
 ]
 
 
