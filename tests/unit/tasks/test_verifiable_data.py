@@ -203,3 +203,22 @@ def test_the_shipped_example_file_builds_with_the_documented_keys():
         ROOT / "examples" / "questions.jsonl", "task.prompt_column=question", "task.answer_column=answer"
     )
     assert len(spec.task.prompts("train")) + len(spec.task.prompts("eval")) == 96
+
+
+def test_training_rows_that_repeat_a_held_out_prompt_are_left_out_and_counted(tmp_path, caplog):
+    """Issue 73: a duplicate row of your own data trained on held-out questions in silence."""
+    path = jsonl(tmp_path, [*ROWS, ROWS[4], ROWS[0], ROWS[5]])  # 9 rows: the last 2 held out (eval_rows=2)
+    t = task(path)
+    assert t.prompts("eval") == ["What is 0 plus 1?", "What is 5 plus 1?"]  # lines 8 and 9
+    # lines 1-7 trained before; line 1 (0 plus 1) and line 6 (5 plus 1) repeat held-out prompts
+    assert t.prompts("train") == [f"What is {i} plus 1?" for i in (1, 2, 3, 4)] + ["What is 4 plus 1?"]
+    assert caplog.messages == [
+        f"align_lab: warning: task.path={path}: 2 training rows repeat a held-out prompt (line 1 repeats "
+        "held-out line 8); left out of training, which keeps 5 rows, so evaluation scores only questions "
+        "the run never trained on"
+    ]
+    every = jsonl(tmp_path, [ROWS[0]] * 4, "same.jsonl")  # every training row is a held-out question
+    with pytest.raises(
+        ValueError, match=r"every training row repeats a held-out prompt \(line 1 repeats held-out"
+    ):
+        task(every)
