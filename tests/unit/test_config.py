@@ -132,6 +132,11 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
             "(python -m align_lab -m ...); a single run has none to choose; drop plan, or run the study "
             "with -m",
         ),
+        (  # issue 73: a traceback (OmegaConf's "Input cfg is not an OmegaConf config object")
+            ["plan=abc"],
+            "plan=abc: a sequential study's plan chooses the seeds of a sweep (python -m align_lab -m ...); "
+            "a single run has none to choose; drop plan, or run the study with -m",
+        ),
         (  # issue 59: "':' is not in list" after the SFT stage
             ["env=guess_number"],
             "env=guess_number: plays task=guess_number only, not task=toy_prefs; use task=guess_number or "
