@@ -100,6 +100,10 @@ def test_every_yaml_key_has_a_comment():
             "hardware.memory_gb=1e-10: must be at least 1 byte per process (>= 9.31e-10 with "
             "hardware.processes=1)",
         ),
+        (  # issue 73: "hardware.cannot convert float NaN to integer" (an infinity of bytes)
+            "hardware.memory_gb=1e308",
+            "hardware.memory_gb=1e+308: must be at most 8589934592 (2^63 bytes) or null",
+        ),
     ],
 )
 def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
