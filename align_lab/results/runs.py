@@ -140,6 +140,8 @@ def load_run(folder: Path) -> Run:
                 run.problems.append(f"{METRICS_FILE}: its last line is half-written (left out)")
         except OSError as e:
             run.problems.append(f"{METRICS_FILE} unreadable: {e}")
+    elif metrics_path.exists():  # a folder (issue 73): its curves were left out without a word
+        run.problems.append(f"{METRICS_FILE}: not a file (a folder), left out: the run has no curves")
     if run.status == NOT_STARTED and run.metrics:
         run.status = "running"  # logging, but summary.json not written (yet)
     if run.status == "running" and (run.folder / LOCK).exists() and holder(run.folder) is None:

@@ -31,3 +31,44 @@ def test_an_env_class_that_does_not_exist_is_one_line_saying_what_is_missing(tar
         build(OmegaConf.create({"_target_": target}), "env")
     assert str(e.value) == f"env._target_={target}: not an importable class ({why})"
     assert caplog.messages == []  # nothing logged before the one line
+
+
+def admit(run_dir, cache_dir):
+    from align_lab.run.admission import admit_spec, spec_from_config
+    from tests.conftest import SMALL, compose
+
+    cfg, names = compose([*SMALL, f"cache_dir={cache_dir}"])
+    return admit_spec(spec_from_config(cfg, names), run_dir, here=False)
+
+
+@pytest.mark.parametrize(
+    "name,kind,said",
+    [  # before: metrics.jsonl/ a 95-line IsADirectoryError at step 1; checkpoints a file: trained, then
+        # "Error executing job ..." and "is a file, not a folder; choose another hydra.run.dir"
+        ("metrics.jsonl", "folder", "is a folder where align_lab writes a file"),
+        ("checkpoints", "file", "is a file where align_lab keeps a folder"),
+    ],
+)
+def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_it_away_works(
+    name, kind, said, tmp_path
+):
+    run_dir, cache = tmp_path / "run", tmp_path / "cache"
+    run_dir.mkdir()
+    path = run_dir / name
+    path.mkdir() if kind == "folder" else path.write_text("")
+    with pytest.raises(ConfigError) as e:
+        admit(run_dir, cache)
+    assert str(e.value) == (
+        f"hydra.run.dir={run_dir}: {path} {said}; move it away, or choose another hydra.run.dir"
+    )
+    path.rename(tmp_path / "moved")  # the hint, followed
+    assert admit(run_dir, cache).run_dir == run_dir
+
+
+def test_compare_says_a_metrics_jsonl_that_is_a_folder_left_the_runs_curves_out(tmp_path):
+    from align_lab.results.runs import load_run
+
+    (tmp_path / "metrics.jsonl").mkdir()
+    (tmp_path / "summary.json").write_text('{"status": "completed"}')
+    run = load_run(tmp_path)
+    assert run.problems == ["metrics.jsonl: not a file (a folder), left out: the run has no curves"]
