@@ -4,6 +4,7 @@ before, each one line now naming the key, its value and what is allowed."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -72,3 +73,25 @@ def test_compare_says_a_metrics_jsonl_that_is_a_folder_left_the_runs_curves_out(
     (tmp_path / "summary.json").write_text('{"status": "completed"}')
     run = load_run(tmp_path)
     assert run.problems == ["metrics.jsonl: not a file (a folder), left out: the run has no curves"]
+
+
+def test_compares_headline_never_pairs_groups_of_two_tasks():
+    """Issue 73: ppo on toy_prefs and rloo on toy_arith were headlined as 'algo=rloo, task=toy_arith vs
+    algo=ppo, task=toy_prefs: ... over 3 paired seeds', a difference of two tasks' scales."""
+    from align_lab.results.aggregate import aggregate
+    from tests.unit.results.test_results_aggregate import online_run
+
+    def runs(tasks):
+        out = []
+        for algo, task in zip(("ppo", "rloo"), tasks, strict=True):
+            for seed in (0, 1, 2):
+                run = online_run(algo, seed, 0.5 + 0.1 * seed)
+                run.folder, run.choices["task"] = Path(f"/runs/{algo}_{task}_{seed}"), task
+                out.append(run)
+        return out
+
+    two = aggregate(runs(("toy_prefs", "toy_arith")), ["algo", "task"])
+    assert " vs " not in two.headline and "paired seeds" not in two.headline
+    assert two.headline.endswith("(the exact test, Holm).")  # each group against its own task's SFT
+    one = aggregate(runs(("toy_prefs", "toy_prefs")), ["algo"])  # one task: the one against the other
+    assert one.headline.startswith("rloo vs ppo on eval/gold_reward: rloo - ppo = ")
