@@ -95,3 +95,22 @@ def test_compares_headline_never_pairs_groups_of_two_tasks():
     assert two.headline.endswith("(the exact test, Holm).")  # each group against its own task's SFT
     one = aggregate(runs(("toy_prefs", "toy_prefs")), ["algo"])  # one task: the one against the other
     assert one.headline.startswith("rloo vs ppo on eval/gold_reward: rloo - ppo = ")
+
+
+def test_a_failed_arm_is_said_to_have_no_completed_run_and_a_plan_without_a_look_says_so():
+    """Issue 73: an arm whose every run failed read 'no seeds in common with the baseline' (as if its
+    seeds were the wrong ones), and its plan 'plan: 0 looks at  seeds per arm'."""
+    from align_lab.results.aggregate import aggregate
+    from align_lab.results.plan_record import verdict_lines
+    from tests.unit.results.test_results_aggregate import online_run
+
+    runs = [online_run("ppo", s, 0.5) for s in (0, 1)]
+    runs += [online_run("rloo", s, float("nan"), status="failed") for s in (0, 1)]
+    paired = aggregate(runs, ["algo"]).paired.set_index("group")["verdict"]
+    assert paired["rloo"] == "no completed run (2 failed): see Runs"
+    assert paired["ppo"].startswith("not decided")  # a group with runs: as before
+    record = {"arms": ["ppo", "rloo"], "waves": [{"seeds": [0, 1], "arms": ["ppo", "rloo"]}], "looks": []}
+    assert verdict_lines(record)[0] == (
+        "plan: no look yet (a look follows a wave whose runs all completed; a rerun runs its failed runs "
+        "again); stopped: still running (rerun the command to go on); seeds run: ppo 2, rloo 2"
+    )
