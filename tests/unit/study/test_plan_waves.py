@@ -19,6 +19,8 @@ def test_a_null_plan_is_a_fixed_sweep_and_a_plan_is_read_with_its_defaults():
     assert not planned(config(None))
     assert planned(config({"start": 4, "wave": 4, "max_seeds": 24}))
     assert plan_from(config({"start": 4, "wave": 4, "max_seeds": 24})) == Plan(4, 4, 24, None, 0.05)
+    # read as every integer key is (config.integer): 4.0 and "4" are 4 (4.0 was "must be an integer >= 1")
+    assert plan_from(config({"start": 4.0, "wave": "4", "max_seeds": 24})) == Plan(4, 4, 24, None, 0.05)
 
 
 @pytest.mark.parametrize(
