@@ -4,13 +4,14 @@ before anything is built, and every error is one line naming the key, the value 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from align_lab.value_checks import ConfigError
+from align_lab.value_checks import ConfigError, one_line
 
 __all__ = ["ConfigError", "apply_model_defaults", "apply_stage_seed", "build"]
 
@@ -54,6 +55,7 @@ def _check_finite(node: DictConfig, key: str) -> None:
 
 def build(node: DictConfig, key: str) -> Any:
     """Builds the component at config key `key` (e.g. "algo") from its `_target_`."""
+    from hydra.errors import InstantiationException
     from hydra.utils import get_class, instantiate
 
     from align_lab.registry import GROUPS
@@ -64,10 +66,14 @@ def build(node: DictConfig, key: str) -> Any:
         if key in GROUPS:
             raise ConfigError(f"{key}: has no _target_; pick a choice of the {key} group")
         raise ConfigError(f"{key}: has no _target_; drop the override that replaced the {key} section")
+    hydra_log = logging.getLogger("hydra.utils")  # get_class logs its own 3-line error first
+    hydra_log.disabled, was = True, hydra_log.disabled
     try:
         cls = get_class(node._target_)
     except Exception:
-        raise ConfigError(f"{key}._target_={node._target_}: not an importable class") from None
+        raise ConfigError(f"{key}._target_={node._target_}: {not_importable(node._target_)}") from None
+    finally:
+        hydra_log.disabled = was
     try:
         if dataclasses.is_dataclass(cls):
             typed = _typed(cls, node, key)
@@ -78,6 +84,41 @@ def build(node: DictConfig, key: str) -> Any:
         raise
     except ValueError as e:  # __post_init__ checks: "clip=1.5: must be in (0, 1)"
         raise ConfigError(f"{key}.{sibling_keys(str(e), cls, key)}") from None
+    except InstantiationException as e:  # a class's own check (reward=combined's weights), wrapped
+        if not isinstance(e.__cause__, ValueError):
+            raise
+        raise ConfigError(f"{key}.{e.__cause__}") from None
+
+
+def not_importable(path: str) -> str:
+    """Why `path` (module.Class) does not import: the longest module of it that imports and the name it
+    lacks, the error of a module that fails to import, or that no module of it exists (Hydra's own
+    message, logged before ours, guessed at a module named like the class)."""
+    import importlib
+
+    parts = str(path).split(".")
+    for n in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:n])
+        try:
+            found = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name == module or module.startswith(f"{e.name}."):
+                continue  # no such module: a shorter prefix says more
+            return f"not an importable class (importing {module} raised {one_line(e)})"
+        except Exception as e:
+            return f"not an importable class (importing {module} raised {one_line(e)})"
+        missing = ".".join(parts[n:])
+        for name in parts[n:]:
+            if not hasattr(found, name):
+                return f"not an importable class ({module} has no {missing})"
+            found = getattr(found, name)
+        return "not an importable class"
+    if len(parts) < 2:
+        return "not an importable class (must be module.Class)"
+    return (
+        f"not an importable class (no module {parts[0]}; a module of yours must be importable from where "
+        "you run, or on PYTHONPATH)"
+    )
 
 
 def sibling_keys(message: str, cls, key: str) -> str:

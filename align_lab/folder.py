@@ -35,6 +35,24 @@ OURS = {
     "compare",
 }
 STATUSES = {"running", "completed", "failed", "interrupted", "preempted"}
+FOLDERS = {"checkpoints", "wandb", "compare"}  # of OURS, the folders; the others are files
+
+
+def check_kinds(run_dir: Path) -> None:
+    """Refuses (one line) a folder where align_lab writes a file of its own (`metrics.jsonl/`), or a file
+    where it keeps a folder (`checkpoints`): the run would train, then fail writing it (issue 73)."""
+    for name in sorted(OURS):
+        path = run_dir / name
+        if name in FOLDERS and (path.is_file() or path.is_symlink() and not path.is_dir()):
+            kind, wants = "a file", "keeps a folder"
+        elif name not in FOLDERS and path.is_dir():
+            kind, wants = "a folder", "writes a file"
+        else:
+            continue
+        raise ConfigError(
+            f"hydra.run.dir={run_dir}: {path} is {kind} where align_lab {wants}; move it away, or choose "
+            "another hydra.run.dir"
+        )
 
 
 def foreign_files(run_dir: Path) -> list[str]:

@@ -3,6 +3,7 @@ the value checks; imports nothing of align_lab, so any module can use it."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
@@ -19,6 +20,32 @@ class TrainsNothing(RuntimeError):
     """Training runs but cannot move the policy (a rollout correction rejected every token for
     algo.max_rejected_steps steps in a row; KTO's samples all on one side of algo.desirable_threshold;
     DAPO's dynamic sampling that never fills a batch): the run stops in one line naming the keys."""
+
+
+class UserCodeError(RuntimeError):
+    """A user's own code (reward.path, task.verifier, an environment) raised, or returned something that
+    is not a finite number: one line naming the key, its value and what went wrong, never the lr."""
+
+
+def one_line(error: BaseException) -> str:
+    """`Type: message` of an exception on one line."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def user_score(value, where: str) -> float:
+    """A score user code returned, as a finite float (a bool, an int, a numpy or torch scalar), or
+    UserCodeError naming `where` (`task.verifier=mod:fn`): a NaN would reach the gradient and read as a
+    divergence of the policy."""
+    try:
+        if isinstance(value, str | bytes) or value is None:
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserCodeError(f"{where}: returned {value!r}, not a number") from None
+    if not math.isfinite(number):
+        raise UserCodeError(f"{where}: returned {number}; must be a finite number")
+    return number
 
 
 class ArtifactMissing(RuntimeError):

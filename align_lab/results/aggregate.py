@@ -111,6 +111,10 @@ def question_headline(c: Comparison) -> str | None:
     if len(c.groups) != 2 or c.baseline in c.groups:
         return None
     b, a = c.groups
+    if "sft_reference" in c.runs:  # two tasks (or models): two scales, never paired; each against its SFT
+        refs = [set(c.runs.loc[c.runs["group"] == g, "sft_reference"]) for g in (a, b)]
+        if refs[0] != refs[1]:
+            return None
     row = next(iter(paired_table(c.runs, c.metric, [a, b], b).itertuples()))
     return (
         f"{a} vs {b} on {c.metric}: {a} - {b} = {stats.fmt_ci(row.diff, row.diff_lo, row.diff_hi)} over "

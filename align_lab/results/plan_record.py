@@ -56,10 +56,15 @@ def verdict_lines(record: dict) -> list[str]:
     looks = record.get("looks", [])
     seeds = ", ".join(f"{arm} {n}" for arm, n in seeds_run(record).items())
     stopped = record.get("stopped") or "still running (rerun the command to go on)"
-    lines = [
-        f"plan: {len(looks)} looks at {', '.join(str(lk['seeds']) for lk in looks)} seeds per arm; "
-        f"stopped: {stopped}; seeds run: {seeds}"
-    ]
+    # issue 73: with a wave's runs failed, "0 looks at  seeds per arm; stopped: still running"
+    said = (
+        f"{len(looks)} looks at {', '.join(str(lk['seeds']) for lk in looks)} seeds per arm"
+        if looks
+        else (
+            "no look yet (a look follows a wave whose runs all completed; a rerun runs its failed runs again)"
+        )
+    )
+    lines = [f"plan: {said}; stopped: {stopped}; seeds run: {seeds}"]
     for j, claim in enumerate(record.get("claims", [])):
         at = next((lk for lk in looks if lk["decided"][j]), None)
         if at is not None:

@@ -126,6 +126,19 @@ def load_run(folder: Path) -> Run:
         except ValueError as e:  # JSON, not a summary
             run.summary, run.status, run.error = {}, "unknown", str(e)
         run.choices = {**(run.summary.get("names") or {}), **run.choices}
+    read_metrics_into(run)
+    if run.status == NOT_STARTED and run.metrics:
+        run.status = "running"  # logging, but summary.json not written (yet)
+    if run.status == "running" and (run.folder / LOCK).exists() and holder(run.folder) is None:
+        run.status = DIED  # nobody holds the run's lock: its process ended without a word (SIGKILL, OOM)
+        resume = resume_command(run.folder)
+        run.error = f"its process ended without finishing; to continue from its checkpoint: {resume}"
+    return run
+
+
+def read_metrics_into(run: Run) -> None:
+    """The run's metrics.jsonl records, each damage a line of run.problems (compare never drops a figure
+    in silence)."""
     metrics_path = run.folder / METRICS_FILE
     if metrics_path.is_file():
         try:
@@ -140,13 +153,8 @@ def load_run(folder: Path) -> Run:
                 run.problems.append(f"{METRICS_FILE}: its last line is half-written (left out)")
         except OSError as e:
             run.problems.append(f"{METRICS_FILE} unreadable: {e}")
-    if run.status == NOT_STARTED and run.metrics:
-        run.status = "running"  # logging, but summary.json not written (yet)
-    if run.status == "running" and (run.folder / LOCK).exists() and holder(run.folder) is None:
-        run.status = DIED  # nobody holds the run's lock: its process ended without a word (SIGKILL, OOM)
-        resume = resume_command(run.folder)
-        run.error = f"its process ended without finishing; to continue from its checkpoint: {resume}"
-    return run
+    elif metrics_path.exists():  # a folder (issue 73): its curves were left out without a word
+        run.problems.append(f"{METRICS_FILE}: not a file (a folder), left out: the run has no curves")
 
 
 def read_metrics_tolerantly(path: Path) -> tuple[list[dict], list[int], bool]:

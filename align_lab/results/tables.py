@@ -111,6 +111,16 @@ def verdict(
     return f"not decided (Holm p {p_adjusted:.3g} >= {stats.ALPHA})"
 
 
+def none_completed(runs: pd.DataFrame, group: str) -> str | None:
+    """`no completed run (2 failed): see Runs` for a group none of whose runs completed (issue 73: it read
+    "no seeds in common with the baseline", as if its seeds were the wrong ones); else None."""
+    statuses = runs.loc[runs["group"] == group, "status"].value_counts()
+    if not len(statuses) or COMPLETED in statuses:
+        return None
+    listed = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+    return f"no completed run ({listed}): see Runs"
+
+
 PAIRED_COLUMNS = ["group", "baseline", "n_pairs", "seeds", "group_mean", "baseline_mean"]
 PAIRED_COLUMNS += ["diff", "diff_lo", "diff_hi", "diff_sd", "p", "p_holm", "verdict"]
 
@@ -146,7 +156,8 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
             "diff_sd": t.sd,
             "p": t.p,
             "p_holm": t.p_holm,
-            "verdict": verdict(t.diff, t.lo, t.hi, t.p_holm, t.n, baseline, len(compared)),
+            "verdict": (t.n == 0 and none_completed(runs, g))
+            or verdict(t.diff, t.lo, t.hi, t.p_holm, t.n, baseline, len(compared)),
         }
         for g, t in zip(compared, tests, strict=True)
     ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from align_lab.rewards import reward_models
+from align_lab.value_checks import UserCodeError, one_line
 
 
 def word_count(prompts: list[str], responses: list[str]) -> list[float]:
@@ -45,13 +46,16 @@ class FunctionReward:
         raw = stages.raw_prompt
 
         def score(prompts, responses, finished):
-            scores = self._fn([raw(p) for p in prompts], list(responses))
+            try:
+                scores = self._fn([raw(p) for p in prompts], list(responses))
+            except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
+                raise RewardError(f"reward.path={self.path}: raised {one_line(e)}") from None
             return checked_scores(scores, len(prompts), self.path)  # (B,)
 
         return score
 
 
-class RewardError(RuntimeError):
+class RewardError(UserCodeError):
     """A reward function's scores are not one finite number per response: one line naming reward.path."""
 
 
@@ -85,10 +89,19 @@ class Combined:
         for name, c in components.items():
             if set(c) != {"weight", "source"}:
                 raise ValueError(f"components.{name}: must have exactly the keys weight and source")
-            if not isinstance(c["weight"], int | float):
-                raise ValueError(f"components.{name}.weight={c['weight']}: must be a number")
+            weight = c["weight"]
+            if isinstance(weight, bool) or not isinstance(weight, int | float):
+                raise ValueError(f"components.{name}.weight={weight}: must be a number")
+            if not math.isfinite(weight):  # inf trained on -inf/NaN rewards; NaN read as a divergence
+                raise ValueError(f"components.{name}.weight={weight}: must be a finite number")
             if not hasattr(c["source"], "scorer"):
                 raise ValueError(f"components.{name}.source: must be a reward with a _target_")
+        if all(c["weight"] == 0 for c in components.values()):
+            weights = ", ".join(f"{name}={c['weight']}" for name, c in components.items())
+            raise ValueError(
+                f"components: every weight is 0 ({weights}), so every response scores 0 and nothing "
+                "trains; give a source a weight other than 0"
+            )
         self.components = components
         self.holds_model = any(getattr(c["source"], "holds_model", False) for c in components.values())
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align_lab.envs.base import EnvError, episode_answer, run_step, start_episode
+from align_lab.envs.base import EnvError, close_episode, episode_answer, run_step, start_episode
 from align_lab.models.sequences import observation_ids, response_mask
 from align_lab.rollout.base import Samples
 
@@ -139,10 +139,10 @@ class TurnEngine:
                 if not any(row.active for row in rows):
                     break
         finally:  # every episode ends here, however it ended: one that holds something lets it go
-            for row in rows:
-                close = getattr(row.episode, "close", None)
-                if callable(close):
-                    close()
+            closing = [close_episode(self.env_name, row.episode, row.turns) for row in rows]
+        failed = next((error for error in closing if error is not None), None)
+        if failed is not None:
+            raise failed
         return self._samples(first, rows, tokenizer)
 
     def _start(self, first: Samples) -> list[Conversation]:

@@ -142,7 +142,7 @@ def check_plan(cfg: DictConfig, hydra_node: DictConfig) -> None:
     from hydra.types import RunMode
 
     if cfg.get("plan") is not None and hydra_node.get("mode") == RunMode.RUN:
-        plan = OmegaConf.to_container(cfg.plan, resolve=False)
+        plan = OmegaConf.to_container(cfg.plan, resolve=False) if OmegaConf.is_config(cfg.plan) else cfg.plan
         raise ConfigError(
             f"plan={plan}: a sequential study's plan chooses the seeds of a sweep (python -m align_lab -m "
             "...); a single run has none to choose; drop plan, or run the study with -m"

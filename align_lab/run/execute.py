@@ -12,7 +12,6 @@ from functools import partial
 from pathlib import Path
 
 from align_lab.envs.base import EnvError
-from align_lab.rewards.function import RewardError
 from align_lab.rollout.busy import threads_record
 from align_lab.rollout.decode import hidden_size
 from align_lab.rollout.decode import resolved as decode_matmul
@@ -27,6 +26,7 @@ from align_lab.run.summary import (
     completed_before,
     outcome,
     result_lines,
+    resume_hint,
     run_identity,
     stopped,
 )
@@ -37,7 +37,7 @@ from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.distributed import Group, join_slurm, launch, serve
 from align_lab.train.memory import record as planned
 from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
-from align_lab.value_checks import ArtifactMissing, TrainsNothing
+from align_lab.value_checks import ArtifactMissing, TrainsNothing, UserCodeError
 
 log = logging.getLogger("align_lab")
 
@@ -75,8 +75,11 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
     place (None: raise `e` itself)."""
     if isinstance(e, Preempted):  # requeued by the scheduler, or resumed by a rerun
         return {"status": "preempted"}, None
-    # one line naming reward.path, the environment and its turn, or the correction's keys
-    if isinstance(e, RewardError | EnvError | TrainsNothing | ArtifactMissing):
+    if isinstance(e, UserCodeError | EnvError):  # the user's code: named, and the run kept to resume
+        error = f"{e}; fix it, then {resume_hint(ckpt)}"
+        return {"status": "failed", "error": error}, RunStopped(f"error: {error}")
+    # one line naming the correction's keys, or a saved model that is gone
+    if isinstance(e, TrainsNothing | ArtifactMissing):
         return {"status": "failed", "error": str(e)}, RunStopped(f"error: {e}")
     if isinstance(e, Diverged):  # the weights were not stepped into NaN; the last checkpoint is sound
         stage = str(e).startswith(("sft ", "reward model "))  # a stage says which key to lower

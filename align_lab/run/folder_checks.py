@@ -20,12 +20,13 @@ def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
     holds a run of align_lab's (a user's notes beside an interrupted run are not the run's); no live run
     holds it; a completed run there has this config; a checkpoint there is this run's (check_checkpoint).
     One line each."""
-    from align_lab.folder import check_owned, holder, in_use
+    from align_lab.folder import check_kinds, check_owned, holder, in_use
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import check_same_config, config_digest
 
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; choose another folder")
+    check_kinds(run_dir)
     if not is_ours(RunFolder(run_dir).read_summary()):
         check_owned(run_dir)
     who = holder(run_dir)

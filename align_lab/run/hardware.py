@@ -16,6 +16,8 @@ from align_lab.train.distributed import SlurmWorld, slurm_world
 from align_lab.train.memory import default_budget
 from align_lab.value_checks import check
 
+MAX_MEMORY_GB = 2**33  # GiB: 2^63 bytes, the most a budget in bytes (an int64) holds
+
 
 @dataclass
 class Hardware:
@@ -43,6 +45,9 @@ class Hardware:
         check(self.nodes >= 1, "nodes", self.nodes, ">= 1")
         allowed = "> 0 or null (the machine's memory)"
         check(self.memory_gb is None or self.memory_gb > 0, "memory_gb", self.memory_gb, allowed)
+        # 1e308 GiB is an infinity of bytes: "hardware.cannot convert float NaN to integer" (issue 73)
+        most = f"at most {MAX_MEMORY_GB} (2^63 bytes) or null (the machine's memory)"
+        check(self.memory_gb is None or self.memory_gb <= MAX_MEMORY_GB, "memory_gb", self.memory_gb, most)
         # a budget that rounds to 0 bytes a process read downstream as "no budget" (issue 59)
         least = self.processes / 2**30
         per_process = f"at least 1 byte per process (>= {least:.3g} with processes={self.processes}) or null"

@@ -33,12 +33,17 @@ class RunStopped(Exception):
         self.exit_code = exit_code
 
 
-def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
-    """The one-line stop of an exception a user can act on; None for anything else (a bug: traceback)."""
+def resume_hint(ckpt: Path) -> str:
+    """`resume from step N with: <the exact command>`: a plain rerun would start over in a new
+    timestamped folder."""
     from align_lab.rerun import resume_command
 
-    # the exact command: a plain rerun would start over in a new timestamped folder
-    resume = f"resume from step {checkpoint_step(ckpt)} with: {resume_command(ckpt.parent)}"
+    return f"resume from step {checkpoint_step(ckpt)} with: {resume_command(ckpt.parent)}"
+
+
+def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
+    """The one-line stop of an exception a user can act on; None for anything else (a bug: traceback)."""
+    resume = resume_hint(ckpt)
     if isinstance(e, Interrupted | KeyboardInterrupt):
         name = e.signal_name if isinstance(e, Interrupted) else "SIGINT"
         return RunStopped(f"interrupted by {name}; {resume}", 128 + getattr(signal, name))

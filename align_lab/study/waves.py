@@ -37,21 +37,30 @@ def planned(config) -> bool:
     return OmegaConf.select(config, "plan", default=None) is not None
 
 
+MAX_SEEDS = 10_000  # seeds per arm a plan may run at most
+
+
 def plan_from(config) -> Plan:
     """The validated plan of the config; a one-line ConfigError for a bad key or value."""
-    from align_lab.config import ConfigError
+    from align_lab.config import ConfigError, integer
     from align_lab.results.sequential import Plan, check_plan
 
-    node = OmegaConf.to_container(config.plan, resolve=True)
+    node = config.plan  # plan=abc is a str: OmegaConf.to_container raised on it (a traceback)
+    node = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
     keys = [f.name for f in dataclasses.fields(Plan)]
     if not isinstance(node, dict):
-        raise ConfigError(f"plan={node!r}: must be a mapping of {', '.join(keys)} (or null: a fixed sweep)")
+        raise ConfigError(f"plan={node}: must be a mapping of {', '.join(keys)} (or null: a fixed sweep)")
     for key in node:
         if key not in keys:
             raise ConfigError(f"plan.{key}: no such key; allowed: {', '.join(keys)}")
     for key in ("start", "wave", "max_seeds"):
         if key not in node:
             raise ConfigError(f"plan.{key}: missing; a plan needs start, wave and max_seeds")
+    given = node["max_seeds"]
+    for key in ("start", "wave", "max_seeds"):
+        node[key] = integer(node[key], f"plan.{key}", "an integer >= 1")
+    if node["max_seeds"] > MAX_SEEDS:  # its looks are listed: 1e23 overflowed, 1e12 ran out of memory
+        raise ConfigError(f"plan.max_seeds={given}: must be <= {MAX_SEEDS} (each seed is a run of every arm)")
     plan = Plan(**node)
     try:
         check_plan(plan)

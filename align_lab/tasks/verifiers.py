@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable
 
 from align_lab.tasks.arith_word import final_number
+from align_lab.value_checks import UserCodeError, one_line, user_score
 
 BUILT_IN = ("exact", "numeric", "math_verify")
 ALLOWED = "exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
@@ -117,5 +118,13 @@ def checker(name: str) -> Callable[[str, object, str], float]:
         return numeric
     if name == "math_verify":
         return lambda response, gold, prompt: _math_verify(response, gold)
-    function = _function(name)
-    return lambda response, gold, prompt: float(function(response, gold, prompt))
+    function, where = _function(name), f"task.verifier={name}"
+
+    def yours(response: str, gold, prompt: str) -> float:
+        try:
+            score = function(response, gold, prompt)
+        except Exception as e:  # one line naming the verifier (Interrupted is no Exception)
+            raise UserCodeError(f"{where}: raised {one_line(e)}") from None
+        return user_score(score, where)
+
+    return yours

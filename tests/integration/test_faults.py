@@ -84,6 +84,21 @@ BAD_INPUT = [
     (["reward=learned_rm", "task.n_pairs=1"], "1 preference pair(s) leave none to train on"),
     (["model.max_positions=8"], "model.max_positions=8: task=toy_prefs needs 16 positions"),
     (["task.max_response_tokens=2"], "task.max_response_tokens=2: must be > task.target_len=6"),
+    # issue 73: inf trained on -inf/NaN rewards, nan read as "diverged ... lower algo.lr", all-zero
+    # weights trained nothing with rc 0, and a weight that is not a number was a traceback
+    (["reward=combined", "reward.components.brevity.weight=inf"], "brevity.weight=inf: must be a finite"),
+    (
+        ["reward=combined", "reward.components.rm.weight=nan"],
+        "reward.components.rm.weight=nan: must be a finite",
+    ),
+    (
+        ["reward=combined", "reward.components.rm.weight=0", "reward.components.brevity.weight=0.0"],
+        "reward.components: every weight is 0 (rm=0, brevity=0.0), so every response scores 0 and nothing",
+    ),
+    (
+        ["reward=combined", "reward.components.rm.weight=abc"],
+        "reward.components.rm.weight=abc: must be a number",
+    ),
 ]
 
 
@@ -496,7 +511,10 @@ def test_a_reward_function_that_returns_nan_stops_in_one_line_naming_it(tmp_path
     result = run_cli([*args, f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT, env={"PYTHONPATH": str(tmp_path)})
     lines = [line for line in result.stderr.splitlines() if line.strip()]  # stage progress, then the error
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert lines[-1] == "align_lab: error: reward.path=nan_reward:score: score 0 is nan: must be finite"
+    head = (
+        "align_lab: error: reward.path=nan_reward:score: score 0 is nan: must be finite; fix it, then resume"
+    )
+    assert lines[-1].startswith(head + " from step 0 with: ")
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 

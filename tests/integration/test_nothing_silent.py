@@ -150,3 +150,35 @@ def test_a_rerun_of_a_completed_run_with_other_train_steps_says_what_was_complet
         f"{steps} {unit}"
     )
     assert admit_resume(completed_at_2, cache_dir, "train.steps=2").completed  # the same: reported as it is
+
+
+FLAKY_CALLS = {"n": 0, "fail_at": 0}
+
+
+def flaky_reward(prompts, responses):
+    """A user's reward whose call number `fail_at` raises (0: never)."""
+    FLAKY_CALLS["n"] += 1
+    if FLAKY_CALLS["n"] == FLAKY_CALLS["fail_at"]:
+        raise ConnectionError("scorer\nunreachable")
+    return [float(len(r.split())) for r in responses]
+
+
+@pytest.mark.fast
+def test_a_reward_function_that_raises_is_one_line_naming_it_and_its_fix_resumes_the_run(tmp_path, cache_dir):
+    """Issue 73: a 55-line traceback before. The line names reward.path and the exception, the first
+    step's checkpoint stays, and the command it prints resumes the run once the function is fixed."""
+    from align_lab.train.checkpoint_io import checkpoint_step
+
+    run_dir, path = tmp_path / "run", f"{__name__}:flaky_reward"
+    FLAKY_CALLS.update(n=0, fail_at=2)  # step 1 scores (call 1), step 2 fails
+    with pytest.raises(RunStopped) as e:
+        run_in_process(["reward=function", f"reward.path={path}"], run_dir, cache_dir)
+    message = str(e.value)
+    head = f"error: reward.path={path}: raised ConnectionError: scorer unreachable; fix it, then resume"
+    assert message.startswith(head + " from step 1 with: ") and "\n" not in message
+    assert checkpoint_step(run_dir / "checkpoints") == 1
+    assert json.loads((run_dir / "summary.json").read_text())["error"] == message.removeprefix("error: ")
+    FLAKY_CALLS.update(fail_at=0)  # fixed
+    summary = run_in_process(["reward=function", f"reward.path={path}"], run_dir, cache_dir)
+    steps = [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert summary["status"] == "completed" and [s for s in steps if s <= 3] == [1, 2, 3]

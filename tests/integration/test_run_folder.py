@@ -184,12 +184,14 @@ def test_a_sweep_reports_every_failed_run_in_one_line_and_keeps_the_others(hardw
     out = result.stdout
     failed = [line for line in out.splitlines() if line.startswith("align_lab: run #") and "failed" in line]
     assert len(failed) == 2, out[-3000:]  # one line each, on stdout, as it failed
+    # the user's function named, and the resume command once it is fixed (issue 73: was its exception alone)
+    said = "reward.path=flaky_reward:boom: raised RuntimeError: reward server exploded; fix it, then resume"
     for line in failed:
         assert "(reward.path=flaky_reward\\:boom seed=" in line
-        assert line.split("): failed: ")[1].startswith("RuntimeError: reward server exploded")
+        assert line.split("): failed: ")[1].startswith(said)
     tail = err[err.index("align_lab: 2 of 4 runs failed:") :].splitlines()
-    assert tail[1] == "  #0 reward.path=flaky_reward\\:boom seed=0: RuntimeError: reward server exploded"
-    assert tail[2] == "  #1 reward.path=flaky_reward\\:boom seed=1: RuntimeError: reward server exploded"
+    assert tail[1].startswith(f"  #0 reward.path=flaky_reward\\:boom seed=0: {said}")
+    assert tail[2].startswith(f"  #1 reward.path=flaky_reward\\:boom seed=1: {said}")
     statuses = {d.name: json.loads((d / "summary.json").read_text())["status"] for d in sweep.glob("*_seed*")}
     assert sorted(statuses.values()) == ["completed", "completed", "failed", "failed"]
     # status reads the same, with or without a study manifest (submitit / in process)

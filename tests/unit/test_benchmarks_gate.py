@@ -49,3 +49,25 @@ def test_bad_arguments_are_one_line_before_any_run():
         gate.check(gate.parser().parse_args(["--steps", "1"]))
     with pytest.raises(SystemExit, match="--time-band=-0.1: must be 0 or more"):
         gate.check(gate.parser().parse_args(["--time-band", "-0.1"]))
+
+
+def test_an_empty_or_damaged_baseline_dir_is_one_line_before_any_run(tmp_path):
+    """Issue 73: an empty --baseline-dir ran the installed align_lab (this code) as the baseline and
+    reported a false 1.23x memory regression."""
+    empty, damaged = tmp_path / "empty", tmp_path / "damaged"
+    empty.mkdir()
+    (damaged / "conf").mkdir(parents=True)
+    (damaged / "align_lab").mkdir()
+    (damaged / "conf" / "config.yaml").write_text("")
+    (damaged / "align_lab" / "__init__.py").write_text("raise ImportError('half a checkout')\n")
+    expected = {
+        empty: "holds no align_lab source tree (align_lab/__init__.py and conf/config.yaml); give an "
+        "align_lab checkout, or --baseline <commit>",
+        damaged: "its align_lab does not import (ImportError: half a checkout)",
+        tmp_path / "nope": "no such folder",
+    }
+    for tree, message in expected.items():
+        with pytest.raises(SystemExit) as e:
+            gate.check(gate.parser().parse_args(["--baseline-dir", str(tree)]))
+        assert str(e.value) == f"gate: --baseline-dir={tree}: {message}"
+    gate.check(gate.parser().parse_args(["--baseline-dir", str(gate.ROOT)]))  # a real tree passes

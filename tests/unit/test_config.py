@@ -100,6 +100,10 @@ def test_every_yaml_key_has_a_comment():
             "hardware.memory_gb=1e-10: must be at least 1 byte per process (>= 9.31e-10 with "
             "hardware.processes=1)",
         ),
+        (  # issue 73: "hardware.cannot convert float NaN to integer" (an infinity of bytes)
+            "hardware.memory_gb=1e308",
+            "hardware.memory_gb=1e+308: must be at most 8589934592 (2^63 bytes) or null",
+        ),
     ],
 )
 def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
@@ -131,6 +135,11 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
             "plan={'start': 4, 'wave': 4}: a sequential study's plan chooses the seeds of a sweep "
             "(python -m align_lab -m ...); a single run has none to choose; drop plan, or run the study "
             "with -m",
+        ),
+        (  # issue 73: a traceback (OmegaConf's "Input cfg is not an OmegaConf config object")
+            ["plan=abc"],
+            "plan=abc: a sequential study's plan chooses the seeds of a sweep (python -m align_lab -m ...); "
+            "a single run has none to choose; drop plan, or run the study with -m",
         ),
         (  # issue 59: "':' is not in list" after the SFT stage
             ["env=guess_number"],

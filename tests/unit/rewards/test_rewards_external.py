@@ -121,6 +121,10 @@ def no_list(prompts, responses):
     return 3.0
 
 
+def raises(prompts, responses):
+    raise RuntimeError("no\nscore")  # before: a 55-line traceback from the online loop
+
+
 @pytest.mark.parametrize(
     "fn,expected",
     [
@@ -128,6 +132,7 @@ def no_list(prompts, responses):
         ("one_score_short", "returned 1 scores for 2 responses"),
         ("a_word", "score 0 is 'good', not a number"),
         ("no_list", "returned float, not a list of 2 scores"),
+        ("raises", "raised RuntimeError: no score"),
     ],
 )
 def test_function_reward_scores_are_checked_with_one_line_naming_the_path(fn, expected):

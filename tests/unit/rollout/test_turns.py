@@ -182,6 +182,34 @@ def test_every_episode_is_closed_once_however_it_ends():
         assert [e.closed for e in env.episodes] == [1], name
 
 
+class FailsToClose(Closing):
+    """Closing whose episodes' close() raises after counting (issue 73: a 72-line traceback before)."""
+
+    def start(self, prompt):
+        episode = super().start(prompt)
+        counted = episode.close
+
+        def close():
+            counted()
+            raise OSError("sandbox\nwould not stop")
+
+        episode.close = close
+        return episode
+
+
+def test_a_close_that_raises_is_one_line_naming_the_env_after_every_episode_is_closed():
+    tok = merging_tokenizer()
+    env = FailsToClose(calls=99, max_turns=1)
+    with pytest.raises(EnvError) as e:
+        turn_engine(Scripted({"q": [[A, EOS]]}), env).sample(MODEL, tok, ["q"], 2, 8, 4)
+    assert str(e.value) == "env=game: turn 1: close() raised OSError: sandbox would not stop"
+    assert [x.closed for x in env.episodes] == [1, 1]  # the second episode closed all the same
+    slow = FailsToClose(sleep=30)  # a step error in flight is the one reported, not close()'s
+    slow.step_timeout_s = 0.2
+    with pytest.raises(EnvError, match="step took longer than env.step_timeout_s=0.2$"):
+        turn_engine(Scripted({"q": [[A, EOS]]}), slow).sample(MODEL, tok, ["q"], 1, 8, 4)
+
+
 def test_a_context_over_the_limit_is_one_line_before_the_forward_that_would_fail():
     tok = merging_tokenizer()
     inner = Scripted({"q": [[A, EOS], [B, EOS]]})

@@ -19,6 +19,8 @@ def test_a_null_plan_is_a_fixed_sweep_and_a_plan_is_read_with_its_defaults():
     assert not planned(config(None))
     assert planned(config({"start": 4, "wave": 4, "max_seeds": 24}))
     assert plan_from(config({"start": 4, "wave": 4, "max_seeds": 24})) == Plan(4, 4, 24, None, 0.05)
+    # read as every integer key is (config.integer): 4.0 and "4" are 4 (4.0 was "must be an integer >= 1")
+    assert plan_from(config({"start": 4.0, "wave": "4", "max_seeds": 24})) == Plan(4, 4, 24, None, 0.05)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +34,13 @@ def test_a_null_plan_is_a_fixed_sweep_and_a_plan_is_read_with_its_defaults():
         ({"start": 1, "wave": 4, "max_seeds": 24}, "plan.start=1: must be >= 2"),
         ({"start": 4, "wave": 4, "max_seeds": 24, "budget_s": -5}, "plan.budget_s=-5: must be > 0"),
         ([4, 4, 24], "plan=[4, 4, 24]: must be a mapping"),
+        # issue 73: plan=abc (OmegaConf's "Input cfg is not an OmegaConf config object"), a huge
+        # max_seeds (OverflowError at 1e23, MemoryError at 1e12: every look was listed)
+        ("abc", "plan=abc: must be a mapping of start, wave, max_seeds, budget_s, alpha (or null"),
+        ({"start": 2, "wave": 2, "max_seeds": 10**23}, f"plan.max_seeds={10**23}: must be <= 10000 (each"),
+        ({"start": 2, "wave": 2, "max_seeds": 10**12}, "plan.max_seeds=1000000000000: must be <= 10000"),
+        ({"start": 2.5, "wave": 2, "max_seeds": 6}, "plan.start=2.5: must be an integer >= 1"),
+        ({"start": "abc", "wave": 2, "max_seeds": 6}, "plan.start=abc: must be an integer >= 1"),
     ],
 )
 def test_bad_plans_are_one_line_errors(plan, message):

@@ -91,6 +91,40 @@ def test_a_function_verifier_gets_the_answer_as_written(tmp_path, monkeypatch):
     assert score("my_checks:length", "abc", "abcdefghijklmno") == 15 / 9  # 15 chars / len("abc" + "prompt")
 
 
+BAD_VERIFIERS = """
+import math
+def raises(response, answer, prompt):
+    raise RuntimeError("no\\nanswer")
+def nan(response, answer, prompt):
+    return math.nan
+def word(response, answer, prompt):
+    return "yes"
+def nothing(response, answer, prompt):
+    return None
+"""
+
+
+@pytest.mark.parametrize(
+    "name,expected",
+    [  # before: 64-66-line tracebacks; a NaN read as "diverged ... lower algo.lr"
+        ("raises", "raised RuntimeError: no answer"),
+        ("nan", "returned nan; must be a finite number"),
+        ("word", "returned 'yes', not a number"),
+        ("nothing", "returned None, not a number"),
+    ],
+)
+def test_a_verifier_function_that_raises_or_returns_no_number_is_one_line_naming_it(
+    name, expected, tmp_path, monkeypatch
+):
+    from align_lab.value_checks import UserCodeError
+
+    (tmp_path / "bad_checks.py").write_text(BAD_VERIFIERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserCodeError) as e:
+        score(f"bad_checks:{name}", "1", "1")
+    assert str(e.value) == f"task.verifier=bad_checks:{name}: {expected}"
+
+
 def test_the_task_scores_each_response_against_its_prompts_answer(tmp_path):
     t = task(jsonl(tmp_path, ROWS))
     assert t.prompts("eval") == ["What is 4 plus 1?", "What is 5 plus 1?"]  # the last eval_rows rows
@@ -169,3 +203,22 @@ def test_the_shipped_example_file_builds_with_the_documented_keys():
         ROOT / "examples" / "questions.jsonl", "task.prompt_column=question", "task.answer_column=answer"
     )
     assert len(spec.task.prompts("train")) + len(spec.task.prompts("eval")) == 96
+
+
+def test_training_rows_that_repeat_a_held_out_prompt_are_left_out_and_counted(tmp_path, caplog):
+    """Issue 73: a duplicate row of your own data trained on held-out questions in silence."""
+    path = jsonl(tmp_path, [*ROWS, ROWS[4], ROWS[0], ROWS[5]])  # 9 rows: the last 2 held out (eval_rows=2)
+    t = task(path)
+    assert t.prompts("eval") == ["What is 0 plus 1?", "What is 5 plus 1?"]  # lines 8 and 9
+    # lines 1-7 trained before; line 1 (0 plus 1) and line 6 (5 plus 1) repeat held-out prompts
+    assert t.prompts("train") == [f"What is {i} plus 1?" for i in (1, 2, 3, 4)] + ["What is 4 plus 1?"]
+    assert caplog.messages == [
+        f"align_lab: warning: task.path={path}: 2 training rows repeat a held-out prompt (line 1 repeats "
+        "held-out line 8); left out of training, which keeps 5 rows, so evaluation scores only questions "
+        "the run never trained on"
+    ]
+    every = jsonl(tmp_path, [ROWS[0]] * 4, "same.jsonl")  # every training row is a held-out question
+    with pytest.raises(
+        ValueError, match=r"every training row repeats a held-out prompt \(line 1 repeats held-out"
+    ):
+        task(every)

@@ -1,0 +1,116 @@
+"""Issue 73 section 3, the cases still open from the last hunt: each a traceback or a misleading line
+before, each one line now naming the key, its value and what is allowed."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from align_lab.config import ConfigError, build
+
+
+@pytest.mark.parametrize(
+    "target,why",
+    [  # before: Hydra's 3-line "Error getting class ... Are you sure that module 'nope' is installed?"
+        (
+            "nope.Nope",
+            "no module nope; a module of yours must be importable from where you run, or on PYTHONPATH",
+        ),
+        (
+            "align_lab.envs.Nope",
+            "align_lab.envs has no Nope",
+        ),  # before: "No module named 'align_lab.envs.Nope'"
+        ("align_lab.envs.base.Step.x", "align_lab.envs.base has no Step.x"),
+        ("my_envs:Game", "must be module.Class"),
+    ],
+)
+def test_an_env_class_that_does_not_exist_is_one_line_saying_what_is_missing(target, why, caplog):
+    with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as e:
+        build(OmegaConf.create({"_target_": target}), "env")
+    assert str(e.value) == f"env._target_={target}: not an importable class ({why})"
+    assert caplog.messages == []  # nothing logged before the one line
+
+
+def admit(run_dir, cache_dir):
+    from align_lab.run.admission import admit_spec, spec_from_config
+    from tests.conftest import SMALL, compose
+
+    cfg, names = compose([*SMALL, f"cache_dir={cache_dir}"])
+    return admit_spec(spec_from_config(cfg, names), run_dir, here=False)
+
+
+@pytest.mark.parametrize(
+    "name,kind,said",
+    [  # before: metrics.jsonl/ a 95-line IsADirectoryError at step 1; checkpoints a file: trained, then
+        # "Error executing job ..." and "is a file, not a folder; choose another hydra.run.dir"
+        ("metrics.jsonl", "folder", "is a folder where align_lab writes a file"),
+        ("checkpoints", "file", "is a file where align_lab keeps a folder"),
+    ],
+)
+def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_it_away_works(
+    name, kind, said, tmp_path
+):
+    run_dir, cache = tmp_path / "run", tmp_path / "cache"
+    run_dir.mkdir()
+    path = run_dir / name
+    path.mkdir() if kind == "folder" else path.write_text("")
+    with pytest.raises(ConfigError) as e:
+        admit(run_dir, cache)
+    assert str(e.value) == (
+        f"hydra.run.dir={run_dir}: {path} {said}; move it away, or choose another hydra.run.dir"
+    )
+    path.rename(tmp_path / "moved")  # the hint, followed
+    assert admit(run_dir, cache).run_dir == run_dir
+
+
+def test_compare_says_a_metrics_jsonl_that_is_a_folder_left_the_runs_curves_out(tmp_path):
+    from align_lab.results.runs import load_run
+
+    (tmp_path / "metrics.jsonl").mkdir()
+    (tmp_path / "summary.json").write_text('{"status": "completed"}')
+    run = load_run(tmp_path)
+    assert run.problems == ["metrics.jsonl: not a file (a folder), left out: the run has no curves"]
+
+
+def test_compares_headline_never_pairs_groups_of_two_tasks():
+    """Issue 73: ppo on toy_prefs and rloo on toy_arith were headlined as 'algo=rloo, task=toy_arith vs
+    algo=ppo, task=toy_prefs: ... over 3 paired seeds', a difference of two tasks' scales."""
+    from align_lab.results.aggregate import aggregate
+    from tests.unit.results.test_results_aggregate import online_run
+
+    def runs(tasks):
+        out = []
+        for algo, task in zip(("ppo", "rloo"), tasks, strict=True):
+            for seed in (0, 1, 2):
+                run = online_run(algo, seed, 0.5 + 0.1 * seed)
+                run.folder, run.choices["task"] = Path(f"/runs/{algo}_{task}_{seed}"), task
+                out.append(run)
+        return out
+
+    two = aggregate(runs(("toy_prefs", "toy_arith")), ["algo", "task"])
+    assert " vs " not in two.headline and "paired seeds" not in two.headline
+    assert two.headline.endswith("(the exact test, Holm).")  # each group against its own task's SFT
+    one = aggregate(runs(("toy_prefs", "toy_prefs")), ["algo"])  # one task: the one against the other
+    assert one.headline.startswith("rloo vs ppo on eval/gold_reward: rloo - ppo = ")
+
+
+def test_a_failed_arm_is_said_to_have_no_completed_run_and_a_plan_without_a_look_says_so():
+    """Issue 73: an arm whose every run failed read 'no seeds in common with the baseline' (as if its
+    seeds were the wrong ones), and its plan 'plan: 0 looks at  seeds per arm'."""
+    from align_lab.results.aggregate import aggregate
+    from align_lab.results.plan_record import verdict_lines
+    from tests.unit.results.test_results_aggregate import online_run
+
+    runs = [online_run("ppo", s, 0.5) for s in (0, 1)]
+    runs += [online_run("rloo", s, float("nan"), status="failed") for s in (0, 1)]
+    paired = aggregate(runs, ["algo"]).paired.set_index("group")["verdict"]
+    assert paired["rloo"] == "no completed run (2 failed): see Runs"
+    assert paired["ppo"].startswith("not decided")  # a group with runs: as before
+    record = {"arms": ["ppo", "rloo"], "waves": [{"seeds": [0, 1], "arms": ["ppo", "rloo"]}], "looks": []}
+    assert verdict_lines(record)[0] == (
+        "plan: no look yet (a look follows a wave whose runs all completed; a rerun runs its failed runs "
+        "again); stopped: still running (rerun the command to go on); seeds run: ppo 2, rloo 2"
+    )
