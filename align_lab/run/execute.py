@@ -76,7 +76,8 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
     if isinstance(e, Preempted):  # requeued by the scheduler, or resumed by a rerun
         return {"status": "preempted"}, None
     if isinstance(e, UserCodeError | EnvError):  # the user's code: named, and the run kept to resume
-        error = f"{e}; fix it, then {resume_hint(ckpt)}"
+        # the fix changes the file a resume checks (run/inputs.py): the command says it is meant
+        error = f"{e}; fix it, then {resume_hint(ckpt, ' resume_changed_inputs=true')}"
         return {"status": "failed", "error": error}, RunStopped(f"error: {error}")
     # one line naming the correction's keys, or a saved model that is gone
     if isinstance(e, TrainsNothing | ArtifactMissing):

@@ -33,12 +33,12 @@ class RunStopped(Exception):
         self.exit_code = exit_code
 
 
-def resume_hint(ckpt: Path) -> str:
-    """`resume from step N with: <the exact command>`: a plain rerun would start over in a new
-    timestamped folder."""
+def resume_hint(ckpt: Path, also: str = "") -> str:
+    """`resume from step N with: <the exact command>` (`also`: overrides it ends with): a plain rerun
+    would start over in a new timestamped folder."""
     from align_lab.rerun import resume_command
 
-    return f"resume from step {checkpoint_step(ckpt)} with: {resume_command(ckpt.parent)}"
+    return f"resume from step {checkpoint_step(ckpt)} with: {resume_command(ckpt.parent)}{also}"
 
 
 def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:

@@ -176,6 +176,8 @@ def test_a_reward_function_that_raises_is_one_line_naming_it_and_its_fix_resumes
     message = str(e.value)
     head = f"error: reward.path={path}: raised ConnectionError: scorer unreachable; fix it, then resume"
     assert message.startswith(head + " from step 1 with: ") and "\n" not in message
+    # fixing the module changes the digest a resume checks (run/inputs.py): the command allows it
+    assert message.endswith(" resume_changed_inputs=true")
     assert checkpoint_step(run_dir / "checkpoints") == 1
     assert json.loads((run_dir / "summary.json").read_text())["error"] == message.removeprefix("error: ")
     FLAKY_CALLS.update(fail_at=0)  # fixed
