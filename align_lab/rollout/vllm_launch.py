@@ -17,9 +17,10 @@ from align_lab.value_checks import ConfigError
 
 GiB = 2**30
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}  # "auto" (the checkpoint's): float32's, at most
-# the least KV cache auto gives vLLM beside its weights, its profiling's activations and CUDA context
-# included: a 7B Llama's KV is 0.5 MiB a token in bf16 (2 x 32 layers x 4096 x 2 bytes), so 4 GiB hold
-# 8,192 tokens, a rollout of 16 x 512 at once (vLLM queues the rest)
+# what auto gives vLLM beside its weights: its KV cache, and the activations of its profiling run and its
+# non-torch memory (CUDA context) out of the same bytes. A 7B Llama's KV is 0.5 MiB a token in bf16 (2 x 32
+# layers x 4096 x 2 bytes): 4 GiB would hold 8,192 tokens (16 x 512 at once; vLLM queues the rest), the
+# overheads leave fewer. A chosen value, not measured on a GPU (docs/gpu.md)
 KV_FLOOR_GB = 4.0
 
 
