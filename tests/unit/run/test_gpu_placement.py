@@ -83,3 +83,19 @@ def test_a_null_share_is_chosen_on_the_gpu_and_a_set_one_kept():
     assert engine.gpu_share == 0.22
     assert choose_share(VLLMEngine(gpu_memory_utilization=0.5), 7_000_000_000, GPU_80, 70 * GIB) == 0.5
     assert choose_share(HFGenerate(), 7_000_000_000, GPU_80, 40 * GIB) is None
+
+
+def test_a_task_that_sees_one_gpu_is_admitted_across_nodes_and_too_few_gpus_on_one_node_are_not(monkeypatch):
+    """Before: every Slurm task of hardware=slurm_multinode with 8 processes a node, seeing its one GPU,
+    was refused ('hardware.processes=8: must be <= the 1 visible GPUs'), though each task runs one process."""
+    from align_lab.config import ConfigError
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.cross_checks import check_machine
+    from tests.conftest import compose
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    gpus = ["hardware.device=cuda", "hardware.processes=8", "hardware.resources.gpus_per_model=2"]
+    check_machine(spec_from_config(*compose(["hardware=slurm_multinode", *gpus])))
+    with pytest.raises(ConfigError, match=r"^hardware.processes=8: must be <= the 1 visible GPUs"):
+        check_machine(spec_from_config(*compose(gpus)))  # one node: 8 processes spawned in one task
