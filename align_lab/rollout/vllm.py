@@ -90,7 +90,7 @@ class VLLMEngine:
     top_k: int = 0
     top_p: float = 1.0
     dtype: str | None = None  # null: float32 on CPU, bfloat16 on a GPU (rollout/vllm_launch.py)
-    gpu_memory_utilization: float = 0.3
+    gpu_memory_utilization: float | None = None  # null: by the model's size (vllm_launch.choose_share)
     kv_cache_gb: float | None = None
     enforce_eager: bool = True
     sleep_when_idle: bool = False
@@ -110,8 +110,10 @@ class VLLMEngine:
         self.dtype = None if self.dtype is None else canonical_dtype(self.dtype)
         if self.dtype is not None and self.dtype not in DTYPES:
             raise ValueError(f"dtype={self.dtype}: must be one of {', '.join(DTYPES)} (or fp32, bf16, fp16)")
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ValueError(f"gpu_memory_utilization={self.gpu_memory_utilization}: must be in (0, 1]")
+        if (share := self.gpu_memory_utilization) is not None and not 0 < share <= 1:
+            raise ValueError(
+                f"gpu_memory_utilization={share}: must be in (0, 1] (or null: by the model's size)"
+            )
         if self.kv_cache_gb is not None and self.kv_cache_gb <= 0:
             raise ValueError(f"kv_cache_gb={self.kv_cache_gb}: must be > 0 (or null)")
         if self.sleep_level not in (1, 2):
@@ -125,7 +127,7 @@ class VLLMEngine:
     @property
     def gpu_share(self) -> float:
         """The share of its GPU the engine takes: the trainer plans its micro-batches in the rest."""
-        return self.gpu_memory_utilization
+        return self.gpu_memory_utilization or 0.0
 
     @property
     def samples_in_background(self) -> bool:

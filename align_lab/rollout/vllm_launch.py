@@ -5,11 +5,23 @@ without vllm installed."""
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+
+from align_lab.value_checks import ConfigError
+
+GiB = 2**30
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}  # "auto" (the checkpoint's): float32's, at most
+# what auto gives vLLM beside its weights: its KV cache, and the activations of its profiling run and its
+# non-torch memory (CUDA context) out of the same bytes. A 7B Llama's KV is 0.5 MiB a token in bf16 (2 x 32
+# layers x 4096 x 2 bytes): 4 GiB would hold 8,192 tokens (16 x 512 at once; vLLM queues the rest), the
+# overheads leave fewer. A chosen value, not measured on a GPU (docs/gpu.md)
+KV_FLOOR_GB = 4.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,39 @@ def engine_dtype(dtype: str | None, on_cpu: bool) -> str:
     return "float32" if on_cpu else "bfloat16"
 
 
+def auto_utilization(parameters: int, dtype: str, gpu_bytes: int, trainer_bytes: int, kv_gb=None) -> float:
+    """rollout.gpu_memory_utilization when null, on a GPU of `gpu_bytes`: the share that holds the
+    model's `parameters` in the engine's `dtype` and a KV cache of kv_cache_gb (null: KV_FLOOR_GB),
+    rounded up to a hundredth; one line when it leaves less than the `trainer_bytes` the trainer needs."""
+    weights = parameters * DTYPE_BYTES.get(dtype, 4)
+    share = math.ceil(100 * (weights + (kv_gb or KV_FLOOR_GB) * GiB) / gpu_bytes) / 100
+    if share > 1 - trainer_bytes / gpu_bytes:
+        raise ConfigError(
+            f"rollout.gpu_memory_utilization=null: vLLM needs {share} of the GPU's {gpu_bytes / GiB:.0f} GiB "
+            f"({weights / GiB:.1f} GiB of {dtype} weights + {kv_gb or KV_FLOOR_GB:g} GiB of KV cache) and "
+            f"the trainer {trainer_bytes / GiB:.1f} GiB; set rollout.gpu_memory_utilization, a smaller "
+            "rollout.dtype or model, or hardware.backend=deepspeed"
+        )
+    return share
+
+
+def choose_share(engine, parameters: int, gpu_bytes: int, trainer_bytes: int) -> float | None:
+    """`engine`'s (a VLLMEngine's) gpu_memory_utilization, chosen when null for a model of `parameters`
+    on a GPU of `gpu_bytes` whose trainer needs `trainer_bytes` (auto_utilization), and logged; None
+    for an engine without one (hf)."""
+    if not hasattr(engine, "gpu_memory_utilization") or engine.gpu_memory_utilization is not None:
+        return getattr(engine, "gpu_memory_utilization", None)
+    dtype = engine_dtype(engine.dtype, on_cpu=False)
+    engine.gpu_memory_utilization = auto_utilization(
+        parameters, dtype, gpu_bytes, trainer_bytes, engine.kv_cache_gb
+    )
+    logging.getLogger("align_lab").info(
+        f"rollout.gpu_memory_utilization {engine.gpu_memory_utilization} (null: {parameters / 1e9:.2f}B "
+        f"parameters in {dtype} + KV cache of the GPU's {gpu_bytes / GiB:.0f} GiB; the trainer the rest)"
+    )
+    return engine.gpu_memory_utilization
+
+
 def llm_kwargs(engine, folder: str, max_len: int, on_cpu: bool, place: RankPlace | None) -> dict:
     """`vllm.LLM`'s keyword arguments for `engine` (a VLLMEngine) started from `folder`, for sequences
     of at most `max_len` tokens."""
@@ -64,7 +109,8 @@ def llm_kwargs(engine, folder: str, max_len: int, on_cpu: bool, place: RankPlace
         # this keeps top-k/top-p sampling on vLLM's PyTorch path, not FlashInfer's
         "logprobs_mode": "processed_logprobs",
         "enforce_eager": engine.enforce_eager,
-        "gpu_memory_utilization": engine.gpu_memory_utilization,
+        # null on CPU, where kv_cache_memory_bytes decides: the 0.3 it always was
+        "gpu_memory_utilization": engine.gpu_memory_utilization or 0.3,
     }
     if kv_gb:
         kwargs["kv_cache_memory_bytes"] = int(kv_gb * 2**30)

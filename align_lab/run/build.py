@@ -16,6 +16,7 @@ from align_lab.cache import StageCache
 from align_lab.models.lora import frozen_base
 from align_lab.rewards import reward_models
 from align_lab.rollout.turns import TurnEngine
+from align_lab.rollout.vllm_launch import choose_share
 from align_lab.run.resume_stages import resume_stage_check
 from align_lab.run.spec import RunSpec
 from align_lab.run.stages import StageBuild, Stages, build_stages, no_check
@@ -23,7 +24,7 @@ from align_lab.run.teacher import with_teacher
 from align_lab.tasks.view import observation_renderer
 from align_lab.train.context import Context
 from align_lab.train.distributed import Group
-from align_lab.train.memory import divergence_copies
+from align_lab.train.memory import default_budget, divergence_copies, held_modules, trainer_floor
 from align_lab.train.online import train_online
 from align_lab.train.pairwise import train_pairwise
 
@@ -120,12 +121,17 @@ def build_context(
     policy = spec.lora.apply(stages.load_policy()).train()
     base = shared_base(spec, stages, policy)
     load_reference = partial(frozen_reference, stages, base)
+    reference = load_reference() if spec.algo.uses_reference else None
+    if spec.hardware.device == "cuda":  # vLLM's share of the GPU, by the policy's size when null
+        gpu, held = default_budget("cuda"), (policy, reference, critic, *held_modules(scorer))
+        size = sum(p.numel() for p in policy.parameters())
+        choose_share(spec.rollout, size, gpu, trainer_floor(held, (policy, critic), gpu))
     return Context.build(
         task=stages.policy_task,
         tokenizer=stages.tokenizer,
         policy=policy,
         # held for training only when its loss reads it; evaluation loads it otherwise (Context)
-        reference=load_reference() if spec.algo.uses_reference else None,
+        reference=reference,
         critic=critic,
         scorer=scorer,
         engine=engine_of(spec, stages),

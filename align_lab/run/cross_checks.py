@@ -107,7 +107,8 @@ def check_machine(spec: RunSpec) -> None:
     if spec.hardware.device == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError("hardware.device=cuda: no CUDA device is visible here; use hardware=cpu")
-        if spec.hardware.processes > torch.cuda.device_count():
+        # across nodes each process is a Slurm task of its own, which may see its one GPU alone (gpu_of)
+        if spec.hardware.nodes == 1 and spec.hardware.processes > torch.cuda.device_count():
             raise ConfigError(
                 f"hardware.processes={spec.hardware.processes}: must be <= the {torch.cuda.device_count()} "
                 "visible GPUs (one process per GPU)"

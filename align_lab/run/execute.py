@@ -112,6 +112,15 @@ def learned(ctx) -> dict:
     return planned(ctx.memory, ctx.ledger.realized) | ({"stopped": dict(stopped)} if stopped else {})
 
 
+def built(spec: RunSpec, ctx) -> dict:
+    """What the summary says once a run's parts are built: its memory plan, the rollout's LM-head matmul,
+    and on a GPU vLLM's share of it (null: chosen by the policy's size, run/build.py)."""
+    device = spec.hardware.device
+    share = getattr(spec.rollout, "gpu_memory_utilization", None) if device == "cuda" else None
+    engine = {"rollout/gpu_memory_utilization": share} if share else {}
+    return planned(ctx.memory) | decode_matmul(spec.rollout, device, hidden_size(ctx.policy)) | engine
+
+
 def run(job: Job) -> dict:
     """Runs (or resumes, when its folder holds a checkpoint) one admitted run; returns summary.json.
 
@@ -150,7 +159,7 @@ def run(job: Job) -> dict:
                 slurm=slurm,
                 group_needed=spec.backend.uses_deepspeed,
             )
-            summary |= planned(ctx.memory) | decode_matmul(spec.rollout, hw.device, hidden_size(ctx.policy))
+            summary |= built(spec, ctx)
             folder.write_summary(summary)
             with ranks:  # the shared stages exist before the other ranks start
                 final = loop(spec.algo, ctx)

@@ -87,14 +87,15 @@ class Hardware:
 
     def use(self, rank: int, max_threads: int | None = None) -> None:
         """Sets this process up as `rank` on its node: torch threads (at most the model preset's
-        `max_threads` unless num_threads is set), and new tensors on its GPU."""
+        `max_threads` unless num_threads is set), and new tensors on its GPU (gpu_of)."""
         if self.threads(max_threads):
             torch.set_num_threads(self.threads(max_threads))
         if self.device == "cpu":  # DeepSpeed, imported by accelerate on a save, then says nothing of GPUs
             os.environ.setdefault("DS_ACCELERATOR", "cpu")
         if self.device == "cuda":
-            torch.cuda.set_device(rank)
-            torch.set_default_device(f"cuda:{rank}")
+            index = gpu_of(rank, torch.cuda.device_count())
+            torch.cuda.set_device(index)
+            torch.set_default_device(f"cuda:{index}")
 
     def slurm_task(self) -> SlurmWorld | None:
         """This process's Slurm task in a run across nodes; None on one node. One line when the process
@@ -110,6 +111,14 @@ class Hardware:
                 "hardware=slurm_multinode or hardware.nodes=1"
             )
         return world
+
+
+def gpu_of(local_rank: int, visible: int) -> int:
+    """The CUDA device of the process of `local_rank` on its node, of the `visible` ones: cuda:local_rank
+    where every GPU of the node is visible, cuda:0 where the scheduler gave each task its own one
+    (Slurm's --gpus-per-task=1 or GPU binding: CUDA_VISIBLE_DEVICES holds one device), local_rank mod
+    `visible` between the two."""
+    return local_rank % max(visible, 1)
 
 
 @contextmanager

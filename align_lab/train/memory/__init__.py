@@ -14,6 +14,7 @@ from align_lab.train.memory.planner import (
     record,
     response_tokens,
     stage_plan,
+    trainer_floor,
 )
 from align_lab.train.memory.token_budget import first_update_rows, update_rows
 
@@ -31,5 +32,6 @@ __all__ = [
     "response_tokens",
     "row_bytes",
     "stage_plan",
+    "trainer_floor",
     "update_rows",
 ]

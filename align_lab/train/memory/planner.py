@@ -122,6 +122,15 @@ def allowance(base: int, budget: int, gpu: bool = False) -> int:
     return int(max(0, min(SHARE * base, budget - base)))
 
 
+def trainer_floor(models, trained, gpu_bytes: int) -> int:
+    """The least a trainer on a GPU of `gpu_bytes` keeps beside a colocated engine (vLLM's share): the
+    runtime, the weights of `models`, the gradients and AdamW moments of `trained`, and GPU_SHARE of the
+    GPU for activations (what `auto` gives them)."""
+    grads = parameter_bytes([m for m in trained if m is not None], trainable=True)
+    weights = parameter_bytes([m for m in models if m is not None])
+    return RUNTIME + weights + (1 + ADAM_MOMENTS) * grads + int(GPU_SHARE * gpu_bytes)
+
+
 def rows_in(n: int, size: int | None) -> int:
     return n if size is None else min(n, size)  # rows of the largest micro-batch of n
 

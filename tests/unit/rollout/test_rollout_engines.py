@@ -35,7 +35,10 @@ def test_every_rollout_choice_builds_an_engine_with_the_contract(choice, tmp_pat
             "rollout.dtype=int8: must be one of auto, float32, bfloat16, float16 (or fp32, bf16, fp16)",
         ),
         ("rollout.sleep_level=3", "rollout.sleep_level=3: must be 1 (offload weights) or 2 (drop them)"),
-        ("rollout.gpu_memory_utilization=1.5", "rollout.gpu_memory_utilization=1.5: must be in (0, 1]"),
+        (
+            "rollout.gpu_memory_utilization=1.5",
+            "rollout.gpu_memory_utilization=1.5: must be in (0, 1] (or null: by the model's size)",
+        ),
         ("rollout.top_k=-1", "rollout.top_k=-1: must be >= 0 (0: no top-k filtering)"),
     ],
 )

@@ -211,11 +211,12 @@ def test_slurm_multinode_on_gpus_asks_for_a_gpu_per_process_and_a_cuda_run_askin
 
 def test_the_trainers_budget_on_a_gpu_leaves_vllm_its_share(monkeypatch):
     """Issue 70 item 6: micro-batches were planned in the whole GPU's memory while vLLM held
-    rollout.gpu_memory_utilization of it. 80 GiB x (1 - 0.3) = 56 GiB for the trainer."""
+    rollout.gpu_memory_utilization of it. 80 GiB x (1 - 0.3) = 56 GiB for the trainer (a share null until
+    the run chooses it on its GPU: tests/unit/run/test_gpu_placement.py)."""
     from align_lab.run import hardware
 
     monkeypatch.setattr(hardware, "default_budget", lambda device, processes: 80 * 2**30)
-    cfg, names = compose(["rollout=vllm", "hardware.device=cuda"])
+    cfg, names = compose(["rollout=vllm", "hardware.device=cuda", "rollout.gpu_memory_utilization=0.3"])
     spec = spec_from_config(cfg, names)
     assert spec.hardware.trainer_bytes(spec.rollout.gpu_share) == 56 * 2**30
     cfg, names = compose(["rollout=vllm", "hardware.device=cuda", "hardware.memory_gb=40"])
