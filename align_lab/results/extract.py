@@ -43,7 +43,11 @@ BUDGETS = {
     # seconds the steps took (their time/step_s summed: the stages and evaluations left out), for a
     # claim at equal wall time, such as distillation's (sweeps/distill_vs_rl.yaml); machine-dependent
     "wall_time": WALL_TIME,
+    # not compute: the KL to the reference (results/matched.py), for a comparison at equal KL (Gao et al.
+    # 2023's reward-KL frontier read at one KL); its common point is the smallest peak KL
+    "kl": "eval/kl",
 }
+KL = "kl"  # the budget that is a KL, not compute
 
 
 def number(value: Any) -> float:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from align_lab.results.averaged import averaged_notes
 from align_lab.results.comparison import SFT, Comparison
-from align_lab.results.extract import BUDGETS, is_completed
+from align_lab.results.extract import BUDGETS, KL, is_completed
 from align_lab.results.runs import COMPLETED, NEVER_POOLED, Run, group_label
 from align_lab.results.stopped import stopped_notes
 from align_lab.results.tables import has_sft
@@ -26,8 +26,9 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     `problems` from reading the run folders."""
     table = c.runs
     notes = _status_notes(table) + list(problems)
-    notes += _budget_notes(table, BUDGETS[c.budget], c.budget.replace("_", " "))
-    notes += _unvalued_notes(c)
+    if c.budget != KL:  # at equal KL, the runs left out are named by matched.kl_notes (in problems)
+        notes += _budget_notes(table, BUDGETS[c.budget], c.budget.replace("_", " "))
+        notes += _unvalued_notes(c)
     notes += stopped_notes(c, runs)  # train.stop_at: which runs stopped, and the equal-compute rule
     notes += _matched_baseline_notes(c.baseline, c.matched_baseline)
     notes += _pairing_notes(table, c.baseline, c.paired)
