@@ -103,6 +103,10 @@ def _checked_plan(launcher, job_overrides) -> tuple:
     compare_by = str(config.get("compare_by") or "algo")
     names = arm_names(launcher, arms, compare_by)
     for c in claims:
+        if c.at:  # a look reads final values (_look)
+            raise ConfigError(
+                f"claim '{c}': a sequential plan reads final values; state it without 'at equal'"
+            )
         for g in (c.a, c.b):
             if g not in names:
                 raise ConfigError(
