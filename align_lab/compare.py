@@ -203,6 +203,7 @@ def result_lines(c, by: str) -> list[str]:
     from align_lab.results.comparison import is_sft
     from align_lab.results.noise import noise_line
     from align_lab.results.power import power_lines
+    from align_lab.results.robust import robust_lines
     from align_lab.results.stats import fmt, fmt_ci
 
     statuses = Counter(c.runs["status"])
@@ -232,6 +233,7 @@ def result_lines(c, by: str) -> list[str]:
                 f"{r.n_pairs} seeds, Holm p {fmt(r.p_holm)}{why}"
             )
         lines += power_lines(c.claims, c.power or [], c.min_effect_sd)
+    lines += robust_lines(c.robustness)
     lines += noise_line(c.noise)
     lines += across_lines(c.across_tasks)
     return lines + [f"  note: {note}" for note in c.notes]

@@ -30,6 +30,7 @@ from align_lab.results.matched import Matched, add_matched, kl_notes
 from align_lab.results.matched_claims import GOLD, claims_at, kl_frontier, matched_power
 from align_lab.results.noise import group_noise
 from align_lab.results.notes import comparison_notes
+from align_lab.results.robust import robustness, split_robust
 from align_lab.results.runs import COMPLETED, Run, group_label, lookup
 from align_lab.results.seeds import DEFAULT_MIN_EFFECT_SD
 from align_lab.results.tables import group_table, has_sft, paired_table, sft_references, sft_rows
@@ -169,6 +170,22 @@ def add_claim_metrics(
     return {c: add_matched(table, runs, c.metric, c.at, c.column, rows) for c, rows in arms.items()}
 
 
+def matched_groups(table: pd.DataFrame, groups: list[str], column: str, base: str) -> tuple[list[str], str]:
+    """(the groups with a value in the matched view, its baseline: the baseline, or the first of them)."""
+    in_view = [g for g in groups if table.loc[table["group"] == g, column].notna().any()]
+    return in_view, base if base in in_view or not in_view else in_view[0]
+
+
+def groups_and_sft(
+    table: pd.DataFrame, groups: list[str], columns: list[str], metric: str, sft: bool
+) -> pd.DataFrame:
+    """The group table, SFT rows first where the metric has them."""
+    import pandas as pd
+
+    rows = group_table(table, groups, columns).to_dict("records")
+    return pd.DataFrame([*(sft_rows(table, columns, metric) if sft else []), *rows])
+
+
 def aggregate(
     runs: list[Run],
     by: list[str],
@@ -183,11 +200,12 @@ def aggregate(
     """Every table and curve of the report, from the runs (any status); each claim tested, and the seeds
     that would decide the rest for an effect of interest of min_effect_sd SDs (a claim's own `by`).
     at_kl: the common KL of the KL-matched view (budget kl; None: the smallest peak KL)."""
-    import pandas as pd
-
     if budget not in BUDGETS:
         raise ValueError(f"--budget {budget}: allowed values are {', '.join(BUDGETS)}")
     check_by_and_metric(runs, by, metric)
+    everyone = runs  # the claims across a grid (robust.py) read every run; the rest, those at x1
+    runs, claims, robust, aside = split_robust(runs, by, claims or [], reported_keys(runs))
+    problems = [*(problems or []), *aside]
     columns = [k for k, _ in FINAL_METRICS] + ([metric] if metric not in dict(FINAL_METRICS) else [])
     table = runs_table(runs, by, metric, columns)
     table["sft_reference"] = sft_references(runs, by)  # per task (and model): SFT rows never pool them
@@ -198,8 +216,7 @@ def aggregate(
     column = f"{metric}@{budget}"
     view = add_matched(table, runs, metric, budget, column, at=at_kl)
     frontier = kl_frontier(table, runs, view if metric == GOLD else None, at_kl)
-    in_view = [g for g in groups if table.loc[table["group"] == g, column].notna().any()]
-    matched_base = base if base in in_view or not in_view else in_view[0]
+    in_view, matched_base = matched_groups(table, groups, column, base)
     paired = paired_table(table, metric, groups, base)
     curves, trajectories = curves_by_group(runs, by, groups, metric, BUDGETS[budget])
     comparison = Comparison(
@@ -209,10 +226,7 @@ def aggregate(
         baseline=base,
         groups=groups,
         runs=table,
-        group_table=pd.DataFrame(
-            (sft_rows(table, columns, metric) if sft else [])
-            + group_table(table, groups, columns).to_dict("records")
-        ),
+        group_table=groups_and_sft(table, groups, columns, metric, sft),
         paired=paired,
         common_budget=view.at,
         common_chosen=view.chosen,
@@ -229,10 +243,15 @@ def aggregate(
         min_effect_sd=min_effect_sd,
         frontier_kl=frontier.at,
     )
-    comparison.headline = question_headline(comparison) or comparison.headline
-    comparison.action = action_line(comparison, min_effect_sd)
-    problems = list(problems or []) + kl_notes(view, table, runs, f"The KL-matched view of {metric}")
-    problems += [n for c, m in at_equal.items() for n in kl_notes(m, table, runs, f"Claim '{c}'")]
-    comparison.notes = comparison_notes(comparison, runs, baseline, problems)
-    comparison.notes += samples_notes(comparison, runs)  # damaged or missing eval_samples.jsonl
-    return comparison
+    comparison.robustness = robustness(everyone, by, robust)
+    problems += [n for c, m in [(metric, view), *at_equal.items()] for n in kl_notes(m, table, runs, c)]
+    return finish(comparison, runs, baseline, problems)
+
+
+def finish(c: Comparison, runs: list[Run], baseline: str | None, problems: list[str]) -> Comparison:
+    """The comparison's headline, action line and notes, from its tables."""
+    c.headline = question_headline(c) or c.headline
+    c.action = action_line(c, c.min_effect_sd)
+    c.notes = comparison_notes(c, runs, baseline, problems)
+    c.notes += samples_notes(c, runs)  # damaged or missing eval_samples.jsonl
+    return c

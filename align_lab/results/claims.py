@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from align_lab.results import stats
@@ -26,11 +27,14 @@ if TYPE_CHECKING:
 SYNTAX = (
     '"<group> > <group> on <metric>" (or <), optionally "... by <smallest effect of interest>" and then '
     '"... at equal <budget>", e.g. "rloo > ppo on eval/gold_reward", "rloo > ppo on eval/pass@1 by 0.02" '
-    'or "rloo > ppo on eval/gold_reward at equal kl"'
+    'or "rloo > ppo on eval/gold_reward at equal kl"; or, tested at each point of a grid of one key '
+    '(each arm\'s chosen value times each multiplier, 1 among them), "... across <key> x <multipliers>", '
+    'e.g. "rloo > ppo on eval/gold_reward across algo.lr x 1/3,1,3"'
 )
 _CLAIM = re.compile(
     r"^\s*(?P<a>[^\s<>]+)\s*(?P<op>[<>])\s*(?P<b>[^\s<>]+)\s+on\s+(?P<metric>\S+)"
-    r"(?:\s+by\s+(?P<by>\S+))?(?:\s+at\s+equal\s+(?P<at>\S+))?\s*$"
+    r"(?:\s+by\s+(?P<by>\S+))?(?:\s+at\s+equal\s+(?P<at>\S+))?"
+    r"(?:\s+across\s+(?P<across>\S+)\s+x\s+(?P<grid>\S+))?\s*$"
 )
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
 
@@ -45,11 +49,18 @@ class Claim:
     metric: str
     min_effect: float | None = None  # the smallest effect of interest, in the metric's units ("by 0.02")
     at: str | None = None  # "at equal kl": a budget (extract.BUDGETS) the arms are read at; None: final
+    across: str | None = None  # "across algo.lr x 1/3,1,3": the key of a robustness grid (robust.py)
+    grid: tuple[str, ...] = ()  # its multipliers of each arm's chosen value, as written ("1/3")
 
     def __str__(self) -> str:
         by = f" by {self.min_effect:g}" if self.min_effect is not None else ""
         at = f" at equal {self.at}" if self.at else ""
-        return f"{self.a} {self.op} {self.b} on {self.metric}{by}{at}"
+        across = f" across {self.across} x {','.join(self.grid)}" if self.across else ""
+        return f"{self.a} {self.op} {self.b} on {self.metric}{by}{at}{across}"
+
+    @property
+    def multipliers(self) -> tuple[float, ...]:
+        return tuple(float(Fraction(m)) for m in self.grid)
 
     @property
     def column(self) -> str:
@@ -69,7 +80,26 @@ def parse_claim(text: str) -> Claim:
         raise ValueError(f"claim {text!r}: not understood; write {SYNTAX}")
     if m["a"] == m["b"]:
         raise ValueError(f"claim {text!r}: compares {m['a']} with itself")
-    return Claim(m["a"], m["op"], m["b"], m["metric"], _min_effect(text, m["by"]), _at(text, m))
+    claim = Claim(m["a"], m["op"], m["b"], m["metric"], _min_effect(text, m["by"]), _at(text, m))
+    return replace(claim, across=m["across"], grid=_grid(text, m)) if m["across"] else claim
+
+
+def _grid(text: str, m: re.Match) -> tuple[str, ...]:
+    """The multipliers after "across <key> x": 2 or more distinct numbers > 0 (fractions such as 1/3
+    allowed), 1 among them (the chosen value, whose runs are the study's own); else a one-line ValueError."""
+    grid = tuple(m["grid"].split(","))
+    try:
+        values = [Fraction(g) for g in grid]
+    except (ValueError, ZeroDivisionError):
+        values = []
+    if len(values) < 2 or min(values) <= 0 or len(set(values)) < len(values) or 1 not in values:
+        raise ValueError(
+            f"claim {text!r}: x {m['grid']}: the grid must be 2 or more distinct multipliers > 0 with 1 "
+            "among them (1 is each arm's chosen value), e.g. 1/3,1,3"
+        )
+    if m["at"]:
+        raise ValueError(f"claim {text!r}: a grid ('across') is read at final values, not 'at equal'")
+    return grid
 
 
 def _at(text: str, m: re.Match) -> str | None:

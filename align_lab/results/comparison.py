@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from align_lab.results.extract import KL
-
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -54,12 +52,8 @@ class Comparison:
     action: str = ""  # the line to act on: what is decided, and the seeds that would decide the rest
     min_effect_sd: float = 0.5  # the smallest effect of interest in SDs where a claim names none
     common_chosen: bool = False  # common_budget was given (compare --at-kl), not the smallest extent
+    robustness: list = field(default_factory=list)  # robust.Robustness per claim across a grid
     frontier_kl: float = float("nan")  # the frontier's common KL (matched_claims.kl_frontier); NaN: none
-
-    @property
-    def view_name(self) -> str:
-        """The matched view's name: KL-matched (budget kl) or compute-matched."""
-        return "KL-matched" if self.budget == KL else "compute-matched"
 
     @property
     def matched_column(self) -> str:

@@ -92,10 +92,12 @@ def add_matched(
     return Matched(budget, common, at is not None, missed)
 
 
-def kl_notes(matched: Matched, table: pd.DataFrame, runs: list[Run], what: str) -> list[str]:
-    """The runs a KL-matched reading left out, by name, one note; [] when every run has a value."""
-    if not matched.missed:
+def kl_notes(matched: Matched, table: pd.DataFrame, runs: list[Run], read: object) -> list[str]:
+    """The runs a KL-matched reading left out, by name, one note; [] when every run has a value. `read`:
+    the metric of the KL-matched view, or the claim (claims.Claim) read at equal kl."""
+    if not matched.missed or matched.budget != KL:
         return []
+    what = f"The KL-matched view of {read}" if isinstance(read, str) else f"Claim '{read}'"
     rule = "chosen with --at-kl" if matched.chosen else "the smallest peak KL among them"
     listed = "; ".join(
         f"{table.at[i, 'group']} seed {table.at[i, 'seed']:g} (peak KL "

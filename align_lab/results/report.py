@@ -14,6 +14,7 @@ from align_lab.results.noise import noise_blocks
 from align_lab.results.plots import write_figures
 from align_lab.results.power import power_blocks
 from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, Table, to_html, to_markdown
+from align_lab.results.robust import robust_blocks
 from align_lab.results.samples import samples_blocks
 from align_lab.results.stats import fmt, fmt_ci, fmt_p
 
@@ -144,6 +145,7 @@ def claims_blocks(claims: pd.DataFrame) -> list[Block]:
 def verdict_blocks(c: Comparison) -> list[Block]:
     """What the study decided, above the tables: the claims, their power, verdicts across tasks, notes."""
     blocks = claims_blocks(c.claims) if c.claims is not None else []
+    blocks += robust_blocks(c.robustness)
     blocks += power_blocks(c.power, c.min_effect_sd) if c.power else []
     blocks += noise_blocks(c.noise)
     blocks += across_blocks(c.across_tasks)

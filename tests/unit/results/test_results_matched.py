@@ -63,7 +63,7 @@ def study() -> list[Run]:
 
 def test_the_kl_matched_view_reads_every_run_at_the_smallest_peak_kl():
     c = aggregate(study(), ["algo"], budget="kl", baseline="ppo")
-    assert c.common_budget == pytest.approx(1.6) and c.view_name == "KL-matched"
+    assert c.common_budget == pytest.approx(1.6) and c.budget == "kl"
     at = dict(zip(c.runs["folder"], c.runs["eval/gold_reward@kl"], strict=True))
     # each curve from the SFT start (KL 0, gold 0.2):
     # ppo 0: 1.0 -> 2.0 (0.4 -> 0.6): 0.4 + 0.6/1.0 * 0.2 = 0.52
