@@ -151,9 +151,8 @@ def robust_lines(results: Sequence[Robustness]) -> list[str]:
     if not results:
         return []
     total = sum(len(r.points) for r in results)
-    lines = [
-        f"robustness ({len(results)} claims across a grid, Holm over their {total} grid points together):"
-    ]
+    n = len(results)
+    lines = [f"robustness ({n} claim{'s' * (n > 1)} across a grid, Holm over {total} grid points together):"]
     for r in results:
         lines.append(f"  {r.verdict.upper()} {r.claim}: decided by {r.decided_by}")
         lines += [f"    {point_text(r.claim, p)}" for p in r.points]
