@@ -130,3 +130,12 @@ def test_a_claim_at_equal_an_unknown_budget_is_a_one_line_error(text, said):
     with pytest.raises(ValueError, match="claim") as e:
         parse_claim(text)
     assert said in str(e.value) and "\n" not in str(e.value)
+
+
+def test_with_the_sft_baseline_the_kl_matched_view_says_why_it_pairs_with_a_group():
+    c = aggregate(study(), ["algo"], budget="kl")  # the SFT baseline: at KL 1.6 it has no value
+    assert c.baseline == "SFT" and c.matched_baseline == "ppo"
+    assert (
+        "The KL-matched view compares groups at one KL, where SFT (KL 0) has no value; there groups are "
+        "paired with ppo." in c.notes
+    )
