@@ -9,7 +9,7 @@ import pytest
 
 from align_lab.results.aggregate import aggregate
 from align_lab.results.claims import parse_claim
-from align_lab.results.robust import HOLDS_EVERY, HOLDS_SOME, NOT_SHOWN, chosen_value
+from align_lab.results.robust import HOLDS_EVERY, HOLDS_SOME, NOT_SHOWN, REVERSED, chosen_value
 from align_lab.results.runs import Run
 
 # The seeds' differences at a point are +-1, 2, 4, ..., 128 (over 1024, exact in binary): every subset sum
@@ -82,6 +82,13 @@ def test_a_point_decided_the_other_way_is_named_as_reversed():
     _, r = robust({"1/3": ALL_UP, "1": SMALLEST_DOWN, "3": ALL_DOWN})
     # x3's p 0.0078125 like x1/3's: Holm p 0.0234 at x1/3 and x3, 0.03125 at x1; x3's mean is < 0
     assert r.verdict == f"{HOLDS_SOME}; reversed at x3"
+
+
+def test_a_claim_decided_only_the_other_way_is_reversed_not_held():
+    _, r = robust({"1/3": ALL_DOWN, "1": LARGEST_DOWN, "3": LARGEST_DOWN})
+    # p 0.0078125, 1, 1 -> Holm 3 x 0.0078125 = 0.0234375, then max(0.0234375, 2 x 1) capped at 1, 1
+    assert [pt.test.p_holm for pt in r.points] == pytest.approx([0.0234375, 1.0, 1.0])
+    assert r.verdict == REVERSED and r.decided_by == "x1/3 (Holm p 0.0234)"
 
 
 def test_at_six_seeds_no_point_can_be_decided_over_three():
