@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from align_lab.results import plan_record
+from align_lab.results.claims import check_algorithm_names, saved_claims
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,10 +42,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--budget",
         default="generated_tokens",
-        choices=["generated_tokens", "reward_queries", "trained_tokens", "wall_time"],
+        choices=["generated_tokens", "reward_queries", "trained_tokens", "wall_time", "kl"],
         help="compute budget of the compute-matched view (default: generated_tokens); trained_tokens "
         "(response tokens in the policy's loss) also places offline pairwise runs such as DPO; wall_time "
-        "(the steps' seconds summed, this machine's) compares at equal time",
+        "(the steps' seconds summed, this machine's) compares at equal time; kl reads every run at a "
+        "common KL to the reference (eval/kl) instead: the KL-matched view",
+    )
+    p.add_argument(
+        "--at-kl",
+        type=_at_kl,
+        default=None,
+        metavar="KL",
+        help="with --budget kl: the common KL (default: the smallest peak KL among the completed runs, "
+        "which every run reaches); runs that never reach it are named and left out",
     )
     p.add_argument("--metric", default="eval/gold_reward", help="metric compared (default: eval/gold_reward)")
     add_claim_arguments(p)
@@ -86,15 +96,23 @@ def add_claim_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _min_effect(text: str) -> float:
-    """--min-effect's value: a number > 0 (argparse makes the ValueError a one-line usage error)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a number of SDs > 0, e.g. 0.5")
-    return value
+def _positive(what: str, example: str):
+    """An argparse type: a finite number > 0, else a one-line usage error naming what it must be."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value > 0 and value != float("inf")):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {what} > 0, e.g. {example}")
+        return value
+
+    return parse
+
+
+_min_effect = _positive("a number of SDs", "0.5")  # --min-effect
+_at_kl = _positive("a KL (eval/kl's units)", "2.5")  # --at-kl
 
 
 def _most_common(values: list, default: str) -> str:
@@ -102,33 +120,10 @@ def _most_common(values: list, default: str) -> str:
     return Counter(values).most_common(1)[0][0] if values else default
 
 
-def saved_claims(runs) -> list[str]:
-    """The claims the runs' saved configs declare (a study's sweep file `claims:`), in order, once."""
-    seen: list[str] = []
-    for run in runs:
-        for text in run.config.get("claims") or []:
-            if str(text) not in seen:
-                seen.append(str(text))
-    return seen
-
-
 def study_grouping(runs) -> str:
     """The key the study's arms differ by: its runs' saved `compare_by` (algo unless the sweep file
     sets another)."""
     return _most_common([r.config.get("compare_by") for r in runs], "algo")
-
-
-def check_algorithm_names(claims, by: list[str]) -> None:
-    """Grouped by algorithm, a claim must name registered algorithms (checked before reading runs)."""
-    if by != ["algo"]:
-        return
-    from align_lab import registry
-
-    known = registry.choices("algo")
-    for c in claims:
-        for name in (c.a, c.b):
-            if name not in known:
-                raise ValueError(f"claim '{c}': no algorithm {name!r}; allowed: {', '.join(known)}")
 
 
 def split_pooled_settings(runs, by: list[str], problems: list[str]) -> list[str]:
@@ -173,6 +168,8 @@ def compare(args: argparse.Namespace):
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         raise ValueError(f"no such folder: {', '.join(missing)}")
+    if args.at_kl is not None and args.budget != "kl":
+        raise ValueError(f"--at-kl {args.at_kl:g}: only with --budget kl (it is {args.budget})")
     claims = parse_claims(args.claim)  # before anything is read
     if args.by is not None:
         check_algorithm_names(claims, _keys(args.by))
@@ -196,7 +193,7 @@ def compare(args: argparse.Namespace):
         saved = []
     claims = parse_claims([*saved, *args.claim])
     comparison = aggregate(
-        runs, by, args.metric, args.budget, args.baseline, problems, claims, min_effect_sd=args.min_effect
+        runs, by, args.metric, args.budget, args.baseline, problems, claims, args.min_effect, args.at_kl
     )
     return comparison, runs, out
 
@@ -208,6 +205,7 @@ def result_lines(c, by: str) -> list[str]:
     from align_lab.results.comparison import is_sft
     from align_lab.results.noise import noise_line
     from align_lab.results.power import power_lines
+    from align_lab.results.robust import robust_lines
     from align_lab.results.stats import fmt, fmt_ci
 
     statuses = Counter(c.runs["status"])
@@ -237,6 +235,7 @@ def result_lines(c, by: str) -> list[str]:
                 f"{r.n_pairs} seeds, Holm p {fmt(r.p_holm)}{why}"
             )
         lines += power_lines(c.claims, c.power or [], c.min_effect_sd)
+    lines += robust_lines(c.robustness)
     lines += noise_line(c.noise)
     lines += across_lines(c.across_tasks)
     return lines + [f"  note: {note}" for note in c.notes]

@@ -7,7 +7,6 @@ says how many were left out. The statistics are tables.py's (stats.paired_tests)
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -27,9 +26,11 @@ from align_lab.results.extract import (
     paired_curve,
     run_row,
 )
+from align_lab.results.matched import Matched, add_matched, kl_notes
+from align_lab.results.matched_claims import GOLD, claims_at, kl_frontier, matched_power
 from align_lab.results.noise import group_noise
 from align_lab.results.notes import comparison_notes
-from align_lab.results.power import power_table
+from align_lab.results.robust import robustness, split_robust
 from align_lab.results.runs import COMPLETED, Run, group_label, lookup
 from align_lab.results.seeds import DEFAULT_MIN_EFFECT_SD
 from align_lab.results.tables import group_table, has_sft, paired_table, sft_references, sft_rows
@@ -140,20 +141,6 @@ def runs_table(runs: list[Run], by: list[str], metric: str, columns: list[str]) 
     return table
 
 
-def add_matched_column(table: pd.DataFrame, runs: list[Run], metric: str, budget: str) -> float:
-    """Adds `<metric>@<budget>`: each completed run's curve at the smallest final budget among them
-    (the common budget, returned; NaN when no run used any)."""
-    budget_key = BUDGETS[budget]
-    finals = table.loc[table["status"] == COMPLETED, budget_key]
-    common = float(finals[finals > 0].min()) if (finals > 0).any() else math.nan
-    column = f"{metric}@{budget}"
-    table[column] = math.nan
-    for i, run in enumerate(runs):
-        if is_completed(run) and table.at[i, budget_key] > 0:
-            table.at[i, column] = stats.value_at(*eval_curve(run, budget_key, metric), common)
-    return common
-
-
 def curves_by_group(
     runs: list[Run], by: list[str], groups: list[str], metric: str, budget_key: str
 ) -> tuple[dict[str, dict[str, list[Curve]]], dict[str, list]]:
@@ -172,14 +159,35 @@ def curves_by_group(
     return curves, trajectories
 
 
-def add_claim_metrics(table: pd.DataFrame, runs: list[Run], claims: list[Claim], groups: list[str]) -> None:
-    """Checks each claim against the groups and metrics the runs have, and adds the runs' final value of
-    each claim's metric that the table lacks as a column."""
+def add_claim_metrics(
+    table: pd.DataFrame, runs: list[Run], claims: list[Claim], groups: list[str]
+) -> dict[Claim, Matched]:
+    """Checks each claim against the groups and metrics the runs have, adds the runs' final value of each
+    claim's metric that the table lacks as a column, and, for a claim at equal <budget>, its two arms'
+    runs read at their common point (column Claim.column); returns those readings."""
     if not claims:
-        return
+        return {}
     check_claims(claims, groups, reported_keys(runs))
     for m in dict.fromkeys(c.metric for c in claims if c.metric not in table.columns):
         table[m] = [final_value(r, m) for r in runs]
+    arms = {c: [i for i, g in enumerate(table["group"]) if g in (c.a, c.b)] for c in claims if c.at}
+    return {c: add_matched(table, runs, c.metric, c.at, c.column, rows) for c, rows in arms.items()}
+
+
+def matched_groups(table: pd.DataFrame, groups: list[str], column: str, base: str) -> tuple[list[str], str]:
+    """(the groups with a value in the matched view, its baseline: the baseline, or the first of them)."""
+    in_view = [g for g in groups if table.loc[table["group"] == g, column].notna().any()]
+    return in_view, base if base in in_view or not in_view else in_view[0]
+
+
+def groups_and_sft(
+    table: pd.DataFrame, groups: list[str], columns: list[str], metric: str, sft: bool
+) -> pd.DataFrame:
+    """The group table, SFT rows first where the metric has them."""
+    import pandas as pd
+
+    rows = group_table(table, groups, columns).to_dict("records")
+    return pd.DataFrame([*(sft_rows(table, columns, metric) if sft else []), *rows])
 
 
 def aggregate(
@@ -191,25 +199,28 @@ def aggregate(
     problems: list[str] | None = None,
     claims: list[Claim] | None = None,
     min_effect_sd: float = DEFAULT_MIN_EFFECT_SD,
+    at_kl: float | None = None,
 ) -> Comparison:
     """Every table and curve of the report, from the runs (any status); each claim tested, and the seeds
-    that would decide the rest for an effect of interest of min_effect_sd SDs (a claim's own `by`)."""
-    import pandas as pd
-
+    that would decide the rest for an effect of interest of min_effect_sd SDs (a claim's own `by`).
+    at_kl: the common KL of the KL-matched view (budget kl; None: the smallest peak KL)."""
     if budget not in BUDGETS:
         raise ValueError(f"--budget {budget}: allowed values are {', '.join(BUDGETS)}")
     check_by_and_metric(runs, by, metric)
+    everyone = runs  # the claims across a grid (robust.py) read every run; the rest, those at x1
+    runs, claims, robust, aside = split_robust(runs, by, claims or [], reported_keys(runs))
+    problems = [*(problems or []), *aside]
     columns = [k for k, _ in FINAL_METRICS] + ([metric] if metric not in dict(FINAL_METRICS) else [])
     table = runs_table(runs, by, metric, columns)
     table["sft_reference"] = sft_references(runs, by)  # per task (and model): SFT rows never pool them
     groups = sorted(set(table["group"]), key=natural_key)
     sft = has_sft(table, metric)
     base = choose_baseline(groups, table, baseline, sft)
-    add_claim_metrics(table, runs, claims or [], groups)
-    common = add_matched_column(table, runs, metric, budget)
+    at_equal = add_claim_metrics(table, runs, claims or [], groups)
     column = f"{metric}@{budget}"
-    in_view = [g for g in groups if table.loc[table["group"] == g, column].notna().any()]
-    matched_base = base if base in in_view or not in_view else in_view[0]
+    view = add_matched(table, runs, metric, budget, column, at=at_kl)
+    frontier = kl_frontier(table, runs, view if metric == GOLD else None, at_kl)
+    in_view, matched_base = matched_groups(table, groups, column, base)
     paired = paired_table(table, metric, groups, base)
     curves, trajectories = curves_by_group(runs, by, groups, metric, BUDGETS[budget])
     comparison = Comparison(
@@ -219,26 +230,32 @@ def aggregate(
         baseline=base,
         groups=groups,
         runs=table,
-        group_table=pd.DataFrame(
-            (sft_rows(table, columns, metric) if sft else [])
-            + group_table(table, groups, columns).to_dict("records")
-        ),
+        group_table=groups_and_sft(table, groups, columns, metric, sft),
         paired=paired,
-        common_budget=common,
+        common_budget=view.at,
+        common_chosen=view.chosen,
         matched=group_table(table, groups, [column]),
         matched_paired=paired_table(table, column, in_view, matched_base),
         matched_baseline=matched_base,
         curves=curves,
         trajectories=trajectories,
-        claims=claim_table(claims, table) if claims else None,
-        power=power_table(claims, table, min_effect_sd=min_effect_sd) if claims else None,
+        claims=claims_at(claim_table(claims, table), claims, at_equal) if claims else None,
+        power=matched_power(claims, table, min_effect_sd) if claims else None,
         noise=group_noise(table, metric),
         across_tasks=across_tasks(runs, by),
         headline=headline(paired, metric, base),
         min_effect_sd=min_effect_sd,
+        frontier_kl=frontier.at,
     )
-    comparison.headline = question_headline(comparison) or comparison.headline
-    comparison.action = action_line(comparison, min_effect_sd)
-    comparison.notes = comparison_notes(comparison, runs, baseline, list(problems or []))
-    comparison.notes += samples_notes(comparison, runs)  # damaged or missing eval_samples.jsonl
-    return comparison
+    comparison.robustness = robustness(everyone, by, robust)
+    problems += [n for c, m in [(metric, view), *at_equal.items()] for n in kl_notes(m, table, runs, c)]
+    return finish(comparison, runs, baseline, problems)
+
+
+def finish(c: Comparison, runs: list[Run], baseline: str | None, problems: list[str]) -> Comparison:
+    """The comparison's headline, action line and notes, from its tables."""
+    c.headline = question_headline(c) or c.headline
+    c.action = action_line(c, c.min_effect_sd)
+    c.notes = comparison_notes(c, runs, baseline, problems)
+    c.notes += samples_notes(c, runs)  # damaged or missing eval_samples.jsonl
+    return c

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from align_lab.results import stats
 from align_lab.results.comparison import Comparison, is_sft
+from align_lab.results.extract import KL
 from align_lab.results.runs import COMPLETED, Run
 
 if TYPE_CHECKING:
@@ -80,6 +81,11 @@ def matched_empty_reason(c: Comparison) -> str | None:
     if "n" in c.matched and (c.matched.get(f"{c.matched_column}:n", c.matched["n"]) > 0).any():
         return None
     label = c.budget.replace("_", " ")
+    if c.budget == KL:
+        return (
+            f"The KL-matched view is empty: no completed run's {c.metric} curve reaches KL "
+            f"{c.common_budget:.4g} (eval/kl) along its evaluations, or none logged eval/kl."
+        )
     if not math.isfinite(c.common_budget):
         hint = "" if c.budget == "trained_tokens" else "; --budget trained_tokens places offline runs"
         return (

@@ -31,13 +31,13 @@ def is_sft(group: str) -> bool:
 class Comparison:
     by: list[str]
     metric: str
-    budget: str  # generated_tokens | reward_queries | trained_tokens
+    budget: str  # generated_tokens | reward_queries | trained_tokens | wall_time | kl (extract.BUDGETS)
     baseline: str
     groups: list[str]  # sorted; every group that has a run, completed or not
     runs: pd.DataFrame  # one row per run, every status
     group_table: pd.DataFrame  # per group (SFT first, where logged): n, excluded, mean/lo/hi of FINAL_METRICS
     paired: pd.DataFrame  # final metric vs baseline, paired by seed
-    common_budget: float
+    common_budget: float  # the matched view's common point: compute, or a KL (budget kl)
     matched: pd.DataFrame  # metric at the common budget, per group
     matched_paired: pd.DataFrame  # the same, paired by seed vs matched_baseline
     matched_baseline: str  # the baseline, or the first group in the view when the baseline is not
@@ -51,6 +51,9 @@ class Comparison:
     headline: str = ""  # one sentence: what differs from the baseline beyond seed noise
     action: str = ""  # the line to act on: what is decided, and the seeds that would decide the rest
     min_effect_sd: float = 0.5  # the smallest effect of interest in SDs where a claim names none
+    common_chosen: bool = False  # common_budget was given (compare --at-kl), not the smallest extent
+    robustness: list = field(default_factory=list)  # robust.Robustness per claim across a grid
+    frontier_kl: float = float("nan")  # the frontier's common KL (matched_claims.kl_frontier); NaN: none
 
     @property
     def matched_column(self) -> str:

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from align_lab.results.runs import COMPLETED, Run, format_value, group_label, run_seed
-from align_lab.results.stopped import stopped_step
 
 NAN = float("nan")
 # (key, label) of the per-group table; keys are summary.json / metrics.jsonl keys.
@@ -43,7 +42,11 @@ BUDGETS = {
     # seconds the steps took (their time/step_s summed: the stages and evaluations left out), for a
     # claim at equal wall time, such as distillation's (sweeps/distill_vs_rl.yaml); machine-dependent
     "wall_time": WALL_TIME,
+    # not compute: the KL to the reference (results/matched.py), for a comparison at equal KL (Gao et al.
+    # 2023's reward-KL frontier read at one KL); its common point is the smallest peak KL
+    "kl": "eval/kl",
 }
+KL = "kl"  # the budget that is a KL, not compute
 
 
 def number(value: Any) -> float:
@@ -93,6 +96,14 @@ def final_value(run: Run, key: str) -> float:
     if m:
         return over_steps(run.metrics, m["stat"], m["metric"])
     return number(run.summary[key]) if key in run.summary else last_value(run.metrics, key)
+
+
+def stopped_step(run: Run) -> float:
+    """The step train.stop_at stopped the run at (summary.json `stopped`; results/stopped.py says so in
+    the notes), NaN for a run that trained on."""
+    stop = run.summary.get("stopped")
+    step = stop.get("step") if isinstance(stop, dict) else None
+    return float(step) if isinstance(step, int | float) else math.nan
 
 
 def run_row(run: Run, by: list[str], metric: str) -> dict[str, Any]:

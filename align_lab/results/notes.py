@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from align_lab.results.averaged import averaged_notes
 from align_lab.results.comparison import SFT, Comparison
-from align_lab.results.extract import BUDGETS, is_completed
+from align_lab.results.extract import BUDGETS, KL, is_completed
 from align_lab.results.runs import COMPLETED, NEVER_POOLED, Run, group_label
 from align_lab.results.stopped import stopped_notes
 from align_lab.results.tables import has_sft
@@ -26,10 +26,11 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     `problems` from reading the run folders."""
     table = c.runs
     notes = _status_notes(table) + list(problems)
-    notes += _budget_notes(table, BUDGETS[c.budget], c.budget.replace("_", " "))
-    notes += _unvalued_notes(c)
+    if c.budget != KL:  # at equal KL, the runs left out are named by matched.kl_notes (in problems)
+        notes += _budget_notes(table, BUDGETS[c.budget], c.budget.replace("_", " "))
+        notes += _unvalued_notes(c)
     notes += stopped_notes(c, runs)  # train.stop_at: which runs stopped, and the equal-compute rule
-    notes += _matched_baseline_notes(c.baseline, c.matched_baseline)
+    notes += _matched_baseline_notes(c.baseline, c.matched_baseline, c.budget == KL)
     notes += _pairing_notes(table, c.baseline, c.paired)
     notes += _baseline_notes(c, baseline)
     if has_sft(table, c.metric):  # per SFT row: another task's reference is no mismatch
@@ -50,18 +51,17 @@ def _status_notes(table: pd.DataFrame) -> list[str]:
     return [f"{sum(counts.values())} runs are not in the statistics ({listed}); see Runs."]
 
 
-def _matched_baseline_notes(base: str, matched_base: str) -> list[str]:
+def _matched_baseline_notes(base: str, matched_base: str, at_kl: bool = False) -> list[str]:
+    view = "KL-matched" if at_kl else "compute-matched"
     if matched_base == base:
         return []
     if base == SFT:
+        equal = "at one KL, where SFT (KL 0)" if at_kl else "at equal compute, where SFT (no compute)"
         return [
-            f"The compute-matched view compares groups at equal compute, where SFT (no compute) has no "
-            f"value; there groups are paired with {matched_base}."
+            f"The {view} view compares groups {equal} has no value; there groups are paired with "
+            f"{matched_base}."
         ]
-    return [
-        f"The baseline {base} is not in the compute-matched view; there groups are paired "
-        f"with {matched_base}."
-    ]
+    return [f"The baseline {base} is not in the {view} view; there groups are paired with {matched_base}."]
 
 
 def _baseline_notes(c: Comparison, baseline: str | None) -> list[str]:

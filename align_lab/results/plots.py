@@ -25,6 +25,7 @@ AXIS_LABELS = {
     "counters/reward_queries": "reward queries",
     "counters/trained_tokens": "trained tokens (response tokens in the policy's loss)",
     WALL_TIME: "wall time (s, sum of step times)",
+    "eval/kl": "KL to the reference (eval/kl), in evaluation order",
 }
 DPI = 110
 
@@ -115,11 +116,32 @@ def plot_frontier(comparison: Comparison, path: Path) -> Path:
             linewidth=1.5,
             label=f"{g} (n={len(mine)})",
         )
+    matched = _frontier_matched(comparison, ax, colors)
     ax.set_xlabel("final KL to the SFT policy (eval/kl)")
     ax.set_ylabel("final gold reward")
-    ax.set_title("Reward-KL frontier: runs (dots), group means with 95% CIs")
+    ax.set_title("Reward-KL frontier: runs (dots), group means with 95% CIs" + matched)
     _finish(ax)
     return _save(fig, path)
+
+
+def _frontier_matched(comparison: Comparison, ax: Axes, colors: dict[str, str]) -> str:
+    """Each group's mean gold reward at the common KL (hollow squares with 95% CIs, on a dotted line at
+    that KL; results/matched.py); the title's addition, "" when there is no common KL."""
+    from align_lab.results.matched_claims import FRONTIER_COLUMN
+
+    at = comparison.frontier_kl
+    if not math.isfinite(at) or FRONTIER_COLUMN not in comparison.runs:
+        return ""
+    done = comparison.runs[comparison.runs["status"] == COMPLETED]
+    ax.axvline(at, color="0.5", linestyle=":", linewidth=1)
+    for g in comparison.groups:
+        y = done.loc[done["group"] == g, FRONTIER_COLUMN].dropna().to_numpy(float)  # (runs,)
+        if len(y):
+            ax.errorbar(
+                at, y.mean(), yerr=_err(y, stats.t_ci(y)), color=colors[g], marker="s", markersize=8,
+                markerfacecolor="none", capsize=3, linestyle="none", label=f"{g} at KL {fmt(at)}",
+            )  # fmt: skip
+    return f";\nsquares: at equal KL {fmt(at)}"
 
 
 def _err(values: np.ndarray, ci: tuple[float, float]) -> np.ndarray | None:

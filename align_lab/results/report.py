@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 from align_lab.results.across_tasks import across_blocks, across_figure
 from align_lab.results.averaged import matched_empty_reason
 from align_lab.results.comparison import Comparison
-from align_lab.results.extract import FINAL_METRICS
+from align_lab.results.extract import FINAL_METRICS, KL
 from align_lab.results.noise import noise_blocks
 from align_lab.results.plots import write_figures
 from align_lab.results.power_report import power_blocks
 from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, Table, to_html, to_markdown
+from align_lab.results.robust import robust_blocks
 from align_lab.results.samples import samples_blocks
 from align_lab.results.stats import fmt, fmt_ci, fmt_p
 
@@ -144,6 +145,7 @@ def claims_blocks(claims: pd.DataFrame) -> list[Block]:
 def verdict_blocks(c: Comparison) -> list[Block]:
     """What the study decided, above the tables: the claims, their power, verdicts across tasks, notes."""
     blocks = claims_blocks(c.claims) if c.claims is not None else []
+    blocks += robust_blocks(c.robustness)
     blocks += power_blocks(c.power, c.min_effect_sd) if c.power else []
     blocks += noise_blocks(c.noise)
     blocks += across_blocks(c.across_tasks)
@@ -211,12 +213,7 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
             "The CI describes the difference and decides nothing."
         ),
         paired_block(c.paired),
-        Heading(f"Compute-matched: {metric_name} at {fmt(c.common_budget)} {budget_name}"),
-        Paragraph(
-            f"Each completed run's evaluation curve ({metric_name} against cumulative {budget_name}, "
-            f"starting from the SFT policy at 0) linearly interpolated at the common budget: the smallest "
-            f"final {budget_name} among the completed runs."
-        ),
+        *matched_heading(c, metric_name, budget_name),
     ]
     blocks += matched_blocks(c, metric_name)
     blocks += [Heading("Figures")]
@@ -231,6 +228,29 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
     ]
     blocks += samples_blocks(c)  # each arm's responses to the same held-out prompts (results/samples.py)
     return blocks
+
+
+def matched_heading(c: Comparison, metric_name: str, budget_name: str) -> list[Block]:
+    """The matched view's heading and what it read: at the common compute budget, or at the common KL."""
+    if c.budget == KL:
+        rule = "chosen with --at-kl" if c.common_chosen else "the smallest peak KL"
+        return [
+            Heading(f"KL-matched: {metric_name} at KL {fmt(c.common_budget)}"),
+            Paragraph(
+                f"Each completed run's evaluation curve ({metric_name} against its KL to the reference, "
+                f"eval/kl, in evaluation order, from the SFT policy at KL 0) read where it first reaches the "
+                f"common KL ({rule} among the completed runs), linearly between the two evaluations "
+                "around it, never extrapolated; a run that never reaches it is named in the notes."
+            ),
+        ]
+    return [
+        Heading(f"Compute-matched: {metric_name} at {fmt(c.common_budget)} {budget_name}"),
+        Paragraph(
+            f"Each completed run's evaluation curve ({metric_name} against cumulative {budget_name}, "
+            f"starting from the SFT policy at 0) linearly interpolated at the common budget: the smallest "
+            f"final {budget_name} among the completed runs."
+        ),
+    ]
 
 
 def matched_blocks(c: Comparison, metric_name: str) -> list[Block]:

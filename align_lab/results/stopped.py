@@ -13,33 +13,28 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from align_lab.results.extract import BUDGETS, KL
 from align_lab.results.runs import COMPLETED, Run
 
 if TYPE_CHECKING:
     from align_lab.results.comparison import Comparison
 
 
-def stopped_step(run: Run) -> float:
-    """The step train.stop_at stopped the run at (summary.json `stopped`), NaN for a run that trained on."""
-    stop = run.summary.get("stopped")
-    step = stop.get("step") if isinstance(stop, dict) else None
-    return float(step) if isinstance(step, int | float) else math.nan
-
-
 def stopped_notes(c: Comparison, runs: list[Run]) -> list[str]:
     """One note per completed run that stopped early, then the rule; [] when none did."""
     table, label = c.runs, c.budget.replace("_", " ")
     by_folder = {str(r.folder): r for r in runs}
-    budget_key = f"counters/{c.budget}"
+    budget_key = BUDGETS[c.budget]  # a counter, the steps' wall time, or the final eval/kl
     stopped = table[(table["status"] == COMPLETED) & table["stopped_at_step"].notna()]
     notes = []
     for row in stopped.itertuples():
         stop = by_folder[row.folder].summary["stopped"]
         spent = table.at[row.Index, budget_key] if budget_key in table else math.nan
+        where = f"at KL {spent:.4g}" if c.budget == KL else f"after {spent:,.0f} {label}"
         notes.append(
             f"{row.group} seed {row.seed:g} stopped early at step {stop.get('step')} of {stop.get('steps')} "
             f"(train.stop_at: {stop.get('metric')} = {stop.get('value', math.nan):.3g} >= "
-            f"{stop.get('threshold')}) after {spent:,.0f} {label} ({row.folder})."
+            f"{stop.get('threshold')}) {where} ({row.folder})."
         )
     if not notes:
         return []
@@ -49,6 +44,10 @@ def stopped_notes(c: Comparison, runs: list[Run]) -> list[str]:
         if math.isfinite(c.common_budget)
         else "no run logged the budget, so no view compares them at equal compute"
     )
+    if c.budget == KL:  # the smallest peak KL: at or below every run's peak, so not past a stop
+        matched = (
+            f"the KL-matched view reads every run at KL {c.common_budget:.4g} (no run read past its stop)"
+        )
     return notes + [
         f"Final values of the {len(notes)} run{'s' * (len(notes) > 1)} that stopped early are their values "
         f"at the stop, carried forward against runs that trained on with more compute; {matched}."

@@ -112,6 +112,11 @@ def _checked_plan(launcher, job_overrides) -> tuple:
     compare_by = str(config.get("compare_by") or "algo")
     names = arm_names(launcher, arms, compare_by)
     for c in claims:
+        if c.at or c.across:  # a look reads the final values of each arm's runs (_look)
+            raise ConfigError(
+                f"claim '{c}': a sequential plan reads final values of one configuration per arm; state "
+                "it without 'at equal' or 'across'"
+            )
         for g in (c.a, c.b):
             if g not in names:
                 raise ConfigError(

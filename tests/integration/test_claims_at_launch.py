@@ -34,6 +34,12 @@ def sweep(tmp_path: Path, cache_dir: Path, claim: str, *extra: str):
             "claims: 'rloo > ppo on eval/gold_rewrd': no run of rloo will report eval/gold_rewrd; its runs "
             "report eval/distinct_1",
         ),
+        (  # a robustness grid without x1, the arms' own runs (results/robust.py)
+            "rloo > ppo on eval/gold_reward across algo.lr x 1/3,3",
+            (),
+            "claim 'rloo > ppo on eval/gold_reward across algo.lr x 1/3,3': x 1/3,3: the grid must be 2 or "
+            "more distinct multipliers > 0 with 1 among them",
+        ),
         (  # toy_prefs has no verifier: no pass@k
             "rloo > ppo on eval/pass@1",
             (),

@@ -89,3 +89,24 @@ def test_no_note_when_no_run_stopped(tmp_path):
     result = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "out"), "--baseline", "ppo")
     assert result.returncode == 0, result.stderr
     assert "stopped early" not in result.stdout
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "budget, said, rule",
+    [
+        # records() logs time/step_s 2.0 a step: the stop at step 2 came after 2 x 2.0 = 4 s
+        ("wall_time", "after 4 wall time", "compares every run at 4 wall time"),
+        # eval/kl at step 2 = 2/4 x KL_SCALE["rloo"] (0.5) + 0.05 x seed 0 = 0.25, the smallest peak KL
+        # (ppo's 0.3 and 0.35, rloo seed 1's 0.55): the view reads every run at 0.25
+        ("kl", "at KL 0.25", "the KL-matched view reads every run at KL 0.25 (no run read past its stop)"),
+    ],
+)
+def test_a_stopped_run_is_named_with_what_it_spent_on_every_budget(tmp_path, budget, said, rule):
+    sweep = make(tmp_path)
+    result = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "out"), "--budget", budget)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f"(train.stop_at: eval/gold_reward = 0.4 >= 0.35) {said} ({sweep / '2_rloo_seed0'})." in result.stdout
+    )
+    assert rule in result.stdout and "nan" not in result.stdout
