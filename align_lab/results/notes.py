@@ -192,7 +192,7 @@ def sft_notes(runs: pd.DataFrame, metric: str) -> list[str]:
     ]
 
 
-IGNORED_KEYS = ("seed", "cache_dir", "hardware", "tracker", "claims", "study", "resume_changed_code")
+IGNORED_KEYS = ("seed", "cache_dir", "hardware", "tracker", "claims", "study", "resume_changed_code", "tune")
 
 
 def _flat(node, prefix: str = "") -> dict:
