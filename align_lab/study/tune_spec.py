@@ -117,16 +117,3 @@ def split_jobs(job_overrides, compare_by: str, default_seed: int) -> tuple[dict[
             )
         arms.setdefault(names[-1], rest)
     return arms, seeds or [default_seed]
-
-
-def best_so_far(values: list[float | None], direction: str) -> list[float | None]:
-    """The tuning curve: after each trial, the best value of the completed trials so far (None: none
-    yet; a failed trial's value is None)."""
-    better = max if direction == "maximize" else min
-    out: list[float | None] = []
-    best = None
-    for v in values:
-        if v is not None:
-            best = v if best is None else better(best, v)
-        out.append(best)
-    return out
