@@ -69,8 +69,11 @@ def run_tuned(launcher, job_overrides, initial_job_idx: int):
             warnings.simplefilter("ignore", FutureWarning)
             chosen[arm] = tune_arm(launcher, tune, arm, trial_overrides(tune, overrides), sweep_dir)
         write_record(sweep_dir, tune, seeds)
+    # tune=null: a run's config holds what it ran, so a larger budget that keeps a choice keeps its runs
     jobs = [
-        [*o, *(f"{k}={v}" for k, v in chosen[a].items()), f"seed={s}"] for a, o in arms.items() for s in seeds
+        [*o, *(f"{k}={v}" for k, v in chosen[a].items()), f"seed={s}", "tune=null"]
+        for a, o in arms.items()
+        for s in seeds
     ]
     launcher.in_tuning = True
     try:
@@ -81,7 +84,7 @@ def run_tuned(launcher, job_overrides, initial_job_idx: int):
 
 def trial_overrides(tune: Tune, overrides: list[str]) -> list[str]:
     """A trial's fixed overrides: its arm's, the tuning seed and split, and no claims (one arm's runs)."""
-    return [*overrides, f"seed={tune.seed}", f"tuning_split={tune.split}", "claims=[]"]
+    return [*overrides, f"seed={tune.seed}", f"tuning_split={tune.split}", "claims=[]", "tune=null"]
 
 
 def check_space(launcher, arm: str, space: dict[str, str], fixed: list[str]) -> None:
@@ -158,11 +161,12 @@ def tune_arm(launcher, tune: Tune, arm: str, fixed: list[str], sweep_dir: Path) 
     arm_dir = sweep_dir / TUNING_DIR / arm
     arm_dir.mkdir(parents=True, exist_ok=True)
     trials = MetricLauncher(arm_launcher(launcher, arm_dir), tune.metric)
-    sampler = optuna.samplers.TPESampler(seed=tune.sampler_seed)
     storage = storage_url(sweep_dir)
     study = optuna.create_study(
-        study_name=arm, storage=storage, sampler=sampler, direction=tune.direction, load_if_exists=True
+        study_name=arm, storage=storage, direction=tune.direction, load_if_exists=True
     )
+    # seeded by the trials so far too: a resumed arm does not draw its first trials' values again
+    sampler = optuna.samplers.TPESampler(seed=tune.sampler_seed + len(study.trials))
     finish_running(study, trials, fixed)
     left = trials_left(study, tune.trials[arm])
     if left > 0:
