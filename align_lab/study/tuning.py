@@ -27,6 +27,7 @@ from align_lab.study.tune_spec import Tune, check_tune, split_jobs
 TUNING_DIR = "tuning"  # below the study folder; compare does not read runs there (results/runs.py)
 STORAGE = "optuna.db"
 RECORD = "tuning.json"
+DEPRECATED = r".*Distribution has been deprecated in v3\.0\.0"  # the plugin's: removed in optuna 6
 
 
 def tuned(config) -> bool:
@@ -58,7 +59,9 @@ def run_tuned(launcher, job_overrides, initial_job_idx: int):
         arms, seeds = split_jobs(job_overrides, compare_by, int(config.seed))
         tune = check_tune(OmegaConf.to_container(config.tune, resolve=True), list(arms), seeds, compare_by)
         for arm, overrides in arms.items():
-            check_space(launcher, arm, tune.space[arm], trial_overrides(tune, overrides))
+            with warnings.catch_warnings():  # the plugin's distributions: deprecated in optuna 3
+                warnings.filterwarnings("ignore", DEPRECATED, FutureWarning)
+                check_space(launcher, arm, tune.space[arm], trial_overrides(tune, overrides))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
@@ -66,7 +69,7 @@ def run_tuned(launcher, job_overrides, initial_job_idx: int):
     chosen = {}
     for arm, overrides in arms.items():
         with warnings.catch_warnings():  # the plugin's distributions: deprecated in optuna 3, removed in 6
-            warnings.simplefilter("ignore", FutureWarning)
+            warnings.filterwarnings("ignore", DEPRECATED, FutureWarning)
             chosen[arm] = tune_arm(launcher, tune, arm, trial_overrides(tune, overrides), sweep_dir)
         write_record(sweep_dir, tune, seeds)
     # tune=null: a run's config holds what it ran, so a larger budget that keeps a choice keeps its runs
