@@ -15,6 +15,7 @@ from pathlib import Path
 
 from align_lab.results import plan_record
 from align_lab.results.claims import check_algorithm_names, saved_claims
+from align_lab.results.tuning import tuning_report_lines
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     paths, figures = write_report(comparison, list(args.folders), out)
     for line in result_lines(comparison, args.by):
         print(line)
-    for line in plan_record.plan_lines(args.folders):
+    for line in [*plan_record.plan_lines(args.folders), *tuning_report_lines(args.folders)]:
         print(line)
     print(f"report: {paths['report.html']} (and report.md, runs.csv, runs.parquet, figures) in {out}")
     for line in wandb_lines(comparison, figures, out, runs, args) if args.wandb else []:

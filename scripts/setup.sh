@@ -20,6 +20,10 @@ python3 -m venv .venv
 # rliable (verdicts across tasks) pins arch < 8, and arch 7 does not import under pandas 3: rliable
 # itself without its dependencies, which pyproject.toml lists with arch >= 8
 .venv/bin/python -m pip install -q --no-deps "rliable==1.2.0"
+# hydra-optuna-sweeper 1.3.0 (tuned arms) pins optuna < 3, whose SQLite storage predates SQLAlchemy 2;
+# its code runs on optuna 5 (the distributions it imports are deprecated, not removed, until optuna 6):
+# the plugin without its dependencies, optuna from pyproject.toml
+.venv/bin/python -m pip install -q --no-deps "hydra-optuna-sweeper==1.3.0"
 bash scripts/install_tcmalloc.sh  # the malloc `python -m align_lab` runs with where it can (align_lab/malloc.py)
 if [ "$smollm2" = 1 ]; then
   bash scripts/install_smollm2.sh

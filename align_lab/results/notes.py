@@ -201,6 +201,7 @@ IGNORED_KEYS = (
     "study",
     "resume_changed_code",
     "resume_changed_inputs",
+    "tune",
 )
 
 

@@ -17,6 +17,7 @@ from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, 
 from align_lab.results.robust import robust_blocks
 from align_lab.results.samples import samples_blocks
 from align_lab.results.stats import fmt, fmt_ci, fmt_p
+from align_lab.results.tuning import tuning_blocks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -188,7 +189,7 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         Paragraph(c.headline),
         Paragraph(f"Action: {c.action}"),
     ]
-    blocks += verdict_blocks(c) + plan_blocks(roots)
+    blocks += verdict_blocks(c) + plan_blocks(roots) + tuning_blocks(roots)
     blocks += [
         Heading("Final metrics per group"),
         Paragraph(

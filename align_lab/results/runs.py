@@ -19,7 +19,8 @@ from align_lab.rerun import resume_command
 from align_lab.results.manifest import MANIFEST
 from align_lab.tracking.jsonl import METRICS_FILE
 
-SKIP_DIRS = {"checkpoints", "wandb", ".hydra", ".submitit", "__pycache__", "compare"}
+# tuning: a tuned study's trials (study/tuning.py), which its claims do not compare
+SKIP_DIRS = {"checkpoints", "wandb", ".hydra", ".submitit", "__pycache__", "compare", "tuning"}
 COMPLETED = "completed"
 PENDING = "pending"
 NOT_STARTED = "not started"

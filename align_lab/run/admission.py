@@ -147,6 +147,11 @@ def check_plan(cfg: DictConfig, hydra_node: DictConfig) -> None:
             f"plan={plan}: a sequential study's plan chooses the seeds of a sweep (python -m align_lab -m "
             "...); a single run has none to choose; drop plan, or run the study with -m"
         )
+    if cfg.get("tune") is not None and hydra_node.get("mode") == RunMode.RUN:
+        raise ConfigError(
+            "tune: a tuned study tunes the arms of a sweep (python -m align_lab -m ...); a single run has "
+            "none; drop tune, or run the study with -m"
+        )
 
 
 def check_here(spec) -> None:

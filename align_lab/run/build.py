@@ -21,6 +21,7 @@ from align_lab.run.resume_stages import resume_stage_check
 from align_lab.run.spec import RunSpec
 from align_lab.run.stages import StageBuild, Stages, build_stages, no_check
 from align_lab.run.teacher import with_teacher
+from align_lab.tasks.tuning_split import with_tuning_split
 from align_lab.tasks.view import observation_renderer
 from align_lab.train.context import Context
 from align_lab.train.distributed import Group
@@ -127,7 +128,7 @@ def build_context(
         size = sum(p.numel() for p in policy.parameters())
         choose_share(spec.rollout, size, gpu, trainer_floor(held, (policy, critic), gpu))
     return Context.build(
-        task=stages.policy_task,
+        task=with_tuning_split(stages.policy_task, spec.config.get("tuning_split")),  # a tuned study's trial
         tokenizer=stages.tokenizer,
         policy=policy,
         # held for training only when its loss reads it; evaluation loads it otherwise (Context)

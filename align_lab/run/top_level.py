@@ -27,6 +27,14 @@ TOP_LEVEL = {
     "normalise": ("null or a mapping of task to {metric, low, high}", lambda v: isinstance(v, dict | None)),
     "resume_changed_code": ("true or false", lambda v: isinstance(v, bool)),
     "resume_changed_inputs": ("true or false", lambda v: isinstance(v, bool)),
+    "tune": (
+        "null or a mapping with trials and space (docs/studies.md)",
+        lambda v: isinstance(v, dict | None),
+    ),
+    "tuning_split": (
+        "null or a share in (0, 1) of the training prompts",
+        lambda v: v is None or (isinstance(v, float | int) and not isinstance(v, bool) and 0 < v < 1),
+    ),
     "cache_dir": ("null or a folder path", lambda v: v is None or isinstance(v, str)),
 }
 

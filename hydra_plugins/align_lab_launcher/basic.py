@@ -17,6 +17,7 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup
 from omegaconf import open_dict
 
 from align_lab.study.outcome import Outcomes, interruptible
+from align_lab.study.tuning import run_tuned, tuned
 from align_lab.study.waves import planned, run_waves
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class CheckedBasicLauncher(BasicLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         if getattr(self, "in_wave", False):  # a wave of a sequential study, which says an interruption
             return self._launch(job_overrides, initial_job_idx)
+        if tuned(self.config) and not getattr(self, "in_tuning", False):  # a tuned study (tuning.py)
+            return run_tuned(self, job_overrides, initial_job_idx)
         if planned(self.config):  # a sequential study (waves.py)
             return run_waves(self, job_overrides, initial_job_idx)
         with interruptible(Path(str(self.config.hydra.sweep.dir)), "sweep"):

@@ -38,6 +38,7 @@ from align_lab.study.submission import (
     status_command,
     study_manifest,
 )
+from align_lab.study.tuning import run_tuned, tuned
 from align_lab.study.waves import planned, run_waves
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,8 @@ class StudyLauncher(BaseSubmititLauncher):
         from align_lab.study.admission import admit_sweep
         from align_lab.study.submission import manifest_entry
 
+        if tuned(self.config) and not getattr(self, "in_tuning", False):  # a tuned study (tuning.py)
+            return run_tuned(self, job_overrides, initial_job_idx)
         if planned(self.config) and not getattr(self, "in_wave", False):  # a sequential study (waves.py)
             return run_waves(self, job_overrides, initial_job_idx)
         check_cluster(self._EXECUTOR)

@@ -1,0 +1,88 @@
+"""A tuned study's tuning, from its tuning.json (study/tuning.py): per arm its trial budget, its tuning
+curve (the best value so far after each trial) and the values it chose, which its claims' runs used on
+fresh seeds. compare prints these lines after the verdicts, and its report has them in a "Tuning"
+section (docs/studies.md, "Tuned studies")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RECORD = "tuning.json"
+
+
+def best_so_far(values: list[float | None], direction: str) -> list[float | None]:
+    """The tuning curve: after each trial, the best value of the completed trials so far (None: none
+    yet; a failed or unfinished trial's value is None)."""
+    better = max if direction == "maximize" else min
+    out: list[float | None] = []
+    best = None
+    for v in values:
+        if v is not None:
+            best = v if best is None else better(best, v)
+        out.append(best)
+    return out
+
+
+def read_tuning(folder: Path) -> dict | None:
+    """<folder>/tuning.json, or None (not a tuned study, or unreadable)."""
+    try:
+        return json.loads((Path(folder) / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+def tuning_lines(record: dict) -> list[str]:
+    """One line of settings, then per arm its choice and its tuning curve."""
+    t, arms = record["tune"], record["arms"]
+    budgets = sorted({a["budget"] for a in arms.values()})
+    seeds = record.get("claim_seeds", [])
+    lines = [
+        f"tuning: {' / '.join(map(str, budgets))} trials per arm ({t['direction']} {t['metric']}), at seed "
+        f"{t['seed']} on a {t['split']:g} tuning split of the training prompts; the claims ran the chosen "
+        f"values on fresh seeds {', '.join(map(str, seeds))}"
+    ]
+    for arm, a in arms.items():
+        values = [tr["value"] if tr["state"] == "COMPLETE" else None for tr in a["trials"]]
+        curve = " ".join(_num(v) for v in best_so_far(values, t["direction"]))
+        chosen = a.get("chosen")
+        done = sum(v is not None for v in values)
+        if chosen is None:
+            lines.append(f"  {arm}: no completed trial ({len(values)} started of {a['budget']})")
+            continue
+        params = ", ".join(
+            f"{k}={_num(v) if isinstance(v, float) else v}" for k, v in chosen["params"].items()
+        )
+        lines.append(
+            f"  {arm}: chose {params} (trial {chosen['number']}, {t['metric']} {_num(chosen['value'])}); "
+            f"{done}/{a['budget']} trials, best so far: {curve}"
+        )
+    return lines
+
+
+def tuning_report_lines(folders: list[Path]) -> list[str]:
+    """compare's lines for each folder that holds a tuning.json."""
+    return [
+        line for f in folders if (r := read_tuning(f)) is not None for line in [f"{f}:", *tuning_lines(r)]
+    ]
+
+
+def tuning_blocks(roots: list[Path]) -> list:
+    """The report's "Tuning" section, for each root that holds a tuning.json."""
+    from align_lab.results.render import Bullets, Heading, Paragraph
+
+    blocks = []
+    for root in roots:
+        record = read_tuning(root)
+        if record is not None:
+            head, *arms = tuning_lines(record)
+            blocks += [
+                Heading("Tuning"),
+                Paragraph(f"{root}/{RECORD}: {head}"),
+                Bullets([a.strip() for a in arms]),
+            ]
+    return blocks
