@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import site
 import typing
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from align_lab.envs.base import LastTurn, Step, one_line
 
-INSTALL = "pip install openenv-core (docs/environments.md, 'Environment hubs')"
+INSTALL = "bash scripts/setup_openenv.sh (docs/environments.md, 'Environment hubs')"
 
 
 def load(path: str, key: str) -> type:
@@ -40,12 +43,31 @@ def load(path: str, key: str) -> type:
     return found
 
 
+def hub_site() -> Path:
+    """Where scripts/setup_openenv.sh installs openenv-core: $OPENENV_DIR (relative: to the checkout), else
+    .openenv beside .venv in the checkout this package runs from."""
+    folder = Path(os.environ.get("OPENENV_DIR") or ".openenv")
+    return folder if folder.is_absolute() else Path(__file__).resolve().parents[2] / folder
+
+
 def hub_base(path: str) -> type:
-    """OpenEnv's Environment base class (openenv.core.env_server.interfaces), or one line to install it."""
+    """OpenEnv's Environment base class (openenv.core.env_server.interfaces), or one line to install it.
+    Importable from the running Python's packages, else from scripts/setup_openenv.sh's folder (hub_site),
+    appended to sys.path after them, so every package the environment already has wins (the openenv
+    tests' rule, tests/conftest.py openenv_site)."""
     try:
         from openenv.core.env_server.interfaces import Environment
     except ImportError:
-        raise ValueError(f"environment={path!r}: the OpenEnv package is not installed: {INSTALL}") from None
+        if not (hub_site() / "openenv").is_dir():
+            raise ValueError(
+                f"environment={path!r}: the OpenEnv package is not installed: {INSTALL}"
+            ) from None
+        site.addsitedir(str(hub_site()))
+        try:
+            from openenv.core.env_server.interfaces import Environment
+        except ImportError as e:  # a cut or damaged install: its error, and the command that redoes it
+            broken = f"environment={path!r}: openenv-core in {hub_site()} does not import ({one_line(e)})"
+            raise ValueError(f"{broken}; remove the folder and run {INSTALL}") from None
     return Environment
 
 

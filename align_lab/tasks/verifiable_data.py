@@ -55,7 +55,7 @@ class VerifiableData(HFData):
     """Prompts with reference answers; the answer checker `verifier` is the gold reward (0 or 1)."""
 
     answer_column: str = "answer"
-    verifier: str = "numeric"
+    verifier: str = "auto"  # numeric where an answer is a plain number, Math-Verify elsewhere
     response_column: str | None = None  # worked solutions for SFT (task.sft); null: the answers
     n_pairs: int = 256  # prompts sampled for the preferences stage (DPO-family algorithms)
     pair_samples: int = 4  # responses per such prompt; a right one over a wrong one makes a pair

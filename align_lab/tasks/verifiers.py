@@ -6,8 +6,12 @@ scores a response against a row's reference: 1.0 right, 0.0 wrong, or a function
 
 - `exact`: the response, stripped and with runs of whitespace made one space, equals the reference
   likewise normalised, case folded (a trailing full stop ignored): for short answers ("Paris").
+- `auto` (the default): `numeric` for a row whose answer is a plain number (its last number, no math
+  notation touching it: "42", GSM8K's "#### 72"), `math_verify` for every other row ("\\frac{1}{2}",
+  "5/2", "3\\pi"), so the default reads each answer as its value, not as its last digits.
 - `numeric`: the last number the response writes equals the reference's number (to 1e-9 relative;
-  "1,024" reads 1024): arith_word's rule, for word problems answered in numbers (GSM8K-style).
+  "1,024" reads 1024): arith_word's rule, for word problems answered in numbers (GSM8K-style). An
+  answer that is not a plain number ("\\frac{1}{2}" would read 2) is refused, naming math_verify.
 - `math_verify`: Hugging Face's Math-Verify (the `math-verify` package; the field's checker of math
   answers, used by open-r1 and TRL's accuracy reward): both sides parsed (LaTeX or plain expressions)
   and compared symbolically, so "\\frac{1}{2}", "0.5" and "1/2" agree. Its timeouts (signal.alarm)
@@ -25,11 +29,27 @@ import math
 import threading
 from collections.abc import Callable
 
-from align_lab.tasks.arith_word import final_number
+from align_lab.tasks.arith_word import NUMBER, final_number
 from align_lab.value_checks import UserCodeError, one_line, user_score
 
-BUILT_IN = ("exact", "numeric", "math_verify")
-ALLOWED = "exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
+BUILT_IN = ("auto", "exact", "numeric", "math_verify")
+ALLOWED = "auto, exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
+NOTATION = set("/^_{}()[]*+-\\!π×÷")  # math around a number: its value is not the number alone
+
+
+def plain_number(answer: str) -> float | None:
+    """The answer's last number when it stands alone, else None: none written, or math notation next
+    to it (the nearest other character on either side in NOTATION, or a letter or "." glued before
+    it), as in "\\frac{1}{2}", "5/2", "2^{10}", "3\\pi", "x + 1", ".5"; "#### 72", "$10" and "50%" are
+    plain."""
+    found = list(NUMBER.finditer(answer))
+    if not found:
+        return None
+    before, after = answer[: found[-1].start()], answer[found[-1].end() :].strip().removesuffix(".")
+    glued = before[-1:].isalpha() or before[-1:] == "."
+    if glued or before.rstrip()[-1:] in NOTATION or after[:1] in NOTATION:
+        return None
+    return final_number(answer)
 
 
 def normalised(text: str) -> str:
@@ -91,7 +111,23 @@ def reference(name: str, answer: str, place: str):
         number = final_number(answer)
         if number is None:
             raise ValueError(f"{place}: answer {answer!r} has no number; task.verifier=numeric needs one")
+        if plain_number(answer) is None:
+            raise ValueError(
+                f"{place}: answer {answer!r} is not a plain number (task.verifier=numeric would read its "
+                f"last number, {number:g}); set task.verifier=math_verify or auto"
+            )
         return number
+    if name == "auto":
+        number = plain_number(answer)
+        if number is not None:
+            return number
+        parsed = _math_parse(answer)
+        if not parsed:
+            raise ValueError(
+                f"{place}: answer {answer!r} is neither a plain number nor math Math-Verify can parse "
+                "(task.verifier=auto); set task.verifier=exact for text answers"
+            )
+        return parsed
     if name == "math_verify":
         parsed = _math_parse(answer)
         if not parsed:
@@ -109,9 +145,11 @@ def checker(name: str) -> Callable[[str, object, str], float]:
     check_name(name)
     if name == "exact":
         return lambda response, gold, prompt: float(normalised(response) == gold)
-    if name == "numeric":
+    if name in ("numeric", "auto"):
 
-        def numeric(response: str, gold: float, prompt: str) -> float:
+        def numeric(response: str, gold, prompt: str) -> float:
+            if not isinstance(gold, float):  # auto's row that Math-Verify parsed
+                return _math_verify(response, gold)
             found = final_number(response)
             return float(found is not None and math.isclose(found, gold, rel_tol=1e-9, abs_tol=1e-12))
 

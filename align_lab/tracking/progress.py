@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 
 log = logging.getLogger("align_lab")
@@ -56,3 +57,41 @@ def progress_factory(enabled: bool = True):
     if not sys.stderr.isatty():
         return LogProgress
     return lambda **kw: tqdm(dynamic_ncols=True, mininterval=0.5, **kw)
+
+
+# a drop in gold reward "far below" SFT: at least half a pooled standard deviation of the two policies'
+# per-sample gold rewards (Cohen's medium effect: a change a reader sees in the samples), and paired over
+# the same prompts and draws with t <= -3 (one-sided p ~ 0.001 for the 64+ samples of an evaluation), so
+# the evaluation's own noise almost never says it
+FAR_BELOW_SD, FAR_BELOW_T = 0.5, -3.0
+
+
+def below_sft_line(samples: list[dict]) -> str | None:
+    """One line when the last evaluation's gold reward fell far below the SFT policy's on the same
+    prompts and draws (eval_samples.jsonl records: gold_reward, sft_gold_reward, kl), else None."""
+    import statistics
+
+    last = max((r["step"] for r in samples), default=None)
+    rows = [r for r in samples if r["step"] == last]
+    pairs = [(r.get("gold_reward"), r.get("sft_gold_reward")) for r in rows]
+    pairs = [(g, s) for g, s in pairs if isinstance(g, int | float) and isinstance(s, int | float)]
+    if len(pairs) < 8:  # no gold reward (a reward model's task), or too few samples to say
+        return None
+    diffs = [g - s for g, s in pairs]  # (n,) policy minus SFT, paired
+    mean, n = statistics.fmean(diffs), len(diffs)
+    pooled = (
+        (statistics.variance([g for g, _ in pairs]) + statistics.variance([s for _, s in pairs])) / 2
+    ) ** 0.5
+    spread = statistics.stdev(diffs)
+    t = mean / (spread / n**0.5) if spread > 0 else (-math.inf if mean < 0 else 0.0)
+    if not (mean < 0 and mean <= -FAR_BELOW_SD * pooled and t <= FAR_BELOW_T):
+        return None
+    gold, sft = statistics.fmean(g for g, _ in pairs), statistics.fmean(s for _, s in pairs)
+    kl = [r["kl"] for r in rows if isinstance(r.get("kl"), int | float)]
+    far = f"{-mean / pooled:.1f} SD" if pooled > 0 else "every sample"
+    return (
+        f"warning: the policy ended far below SFT: gold reward {gold:.3f} against SFT's {sft:.3f} on the "
+        f"same {n} held-out samples ({far} lower, paired t {max(t, -999):.1f})"
+        + (f", KL to SFT {statistics.fmean(kl):.1f} nats" if kl else "")
+        + "; training moved it the wrong way (a lower algo.lr, a KL term or fewer train.steps hold it)"
+    )

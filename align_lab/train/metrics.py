@@ -82,11 +82,18 @@ def source_means(rollout: Rollout) -> dict[str, float]:
     return {f"train/reward_{name}": means[k].item() for k, name in enumerate(rollout.source_names)}
 
 
-def step_postfix(metrics: dict, times: dict) -> dict[str, str]:
-    """What the progress line shows of a step: its reward and KL, and where its time went."""
+def step_postfix(metrics: dict, times: dict, evaluated: tuple[int, float] | None = None) -> dict[str, str]:
+    """What the progress line shows of a step: its reward, the policy's KL to the reference, and where its
+    time went. An algorithm without a KL term reads no reference while it trains (train/kl is not logged),
+    so the line shows the latest evaluation's KL, `evaluated` = (its step, eval/kl), marked `(eval@step)`,
+    and `-` before the first: never a 0 the policy is not at."""
+    if "train/kl" in metrics:
+        kl = f"{metrics['train/kl']:.3f}"
+    else:
+        kl = "-" if evaluated is None else f"{evaluated[1]:.3f} (eval@{evaluated[0]})"
     return {
         "reward": f"{metrics['train/reward']:.3f}",
-        "kl": f"{metrics.get('train/kl', 0.0):.3f}",
+        "kl": kl,
         "rollout": seconds(times.get("time/rollout_s", 0.0)),
         "update": seconds(times.get("time/train_s", 0.0)),
     }

@@ -161,6 +161,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     ctx.preemption.steps_begin()  # a SIGTERM or SIGINT now stops the run at a step's end, checkpointed
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
     final, rejected_steps = None, 0  # steps in a row whose correction rejected every token (from a resume: 0)
+    evaluated = None  # (step, eval/kl) of the latest evaluation: the progress line's KL without a KL term
     for step in range(start, cfg.steps):
         if ctx.ledger.stopped:  # train.stop_at reached: at the last evaluation, or in the checkpoint resumed
             break
@@ -240,7 +241,8 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         if loop.sampler is not None:  # the sampling thread's time for the rollout it queued (not in step_s)
             metrics["time/rollout_sampling_s"] = loop.pending.queue[-1].seconds
         final = end_of_step(ctx, loop.named, algo, step + 1, metrics) or final
-        bar.set_postfix(**step_postfix(metrics, times))
+        evaluated = (step + 1, metrics["eval/kl"]) if "eval/kl" in metrics else evaluated
+        bar.set_postfix(**step_postfix(metrics, times, evaluated))
         bar.update(1)  # after the postfix: its log line shows this step's values
     bar.close()
     return finish(ctx, loop.named, algo, final)

@@ -256,5 +256,28 @@ def test_env_openenv_without_its_package_is_one_line_naming_the_install(monkeypa
 
     for name in ("openenv", "openenv.core", "openenv.core.env_server", "openenv.core.env_server.interfaces"):
         monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError, installed or not
-    with pytest.raises(ValueError, match=r"^environment='m:C': the OpenEnv package is not installed: pip"):
+    monkeypatch.setenv("OPENENV_DIR", "/nonexistent")  # nor in scripts/setup_openenv.sh's folder
+    with pytest.raises(
+        ValueError, match=r"^environment='m:C': the OpenEnv package is not installed: bash scripts/"
+    ):
         OpenEnv(environment="m:C")
+
+
+def test_env_openenv_finds_the_package_where_scripts_setup_openenv_sh_put_it(tmp_path, monkeypatch):
+    """Issue 73: after `bash scripts/setup_openenv.sh` (openenv-core into .openenv, beside .venv) the docs'
+    env=openenv command said "pip install openenv-core": the adapter now appends that folder ($OPENENV_DIR,
+    else the checkout's .openenv) to sys.path, after the running Python's packages, as the tests do. A
+    stand-in package here: only where the adapter looks is under test."""
+    import sys
+
+    from align_lab.envs.openenv_hub import hub_base
+
+    package = tmp_path / "site" / "openenv" / "core" / "env_server"
+    package.mkdir(parents=True)
+    (package / "interfaces.py").write_text("class Environment:\n    where = 'setup_openenv.sh'\n")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if ".openenv" not in p])
+    for name in [m for m in sys.modules if m == "openenv" or m.startswith("openenv.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setenv("OPENENV_DIR", str(tmp_path / "site"))
+    assert hub_base("m:C").where == "setup_openenv.sh"
+    assert sys.path[-1] == str(tmp_path / "site")  # after every folder the running Python had

@@ -156,6 +156,10 @@ def test_a_missing_answer_column_names_the_columns(tmp_path):
 def test_an_answer_the_verifier_cannot_read_names_the_line(tmp_path):
     path = jsonl(tmp_path, [*ROWS[:2], {"q": "How many?", "a": "seven"}, *ROWS[2:]])
     assert error(path) == (
+        f"task.path={path} line 3: answer 'seven' is neither a plain number nor math Math-Verify can parse "
+        "(task.verifier=auto); set task.verifier=exact for text answers"
+    )
+    assert error(path, "task.verifier=numeric") == (
         f"task.path={path} line 3: answer 'seven' has no number; task.verifier=numeric needs one"
     )
     built(path, "task.verifier=exact")  # the same answer is fine for exact match
@@ -182,7 +186,7 @@ def test_a_prompt_with_two_answers_is_refused(tmp_path):
 
 def test_an_unknown_or_unimportable_verifier_is_refused_before_the_data_is_read(tmp_path):
     missing = tmp_path / "never_read.jsonl"  # not read: the verifier is checked first
-    allowed = "exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
+    allowed = "auto, exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
     assert error(missing, "task.verifier=regex") == f"task.verifier=regex: must be {allowed}"
     assert error(missing, "task.verifier=no_such_module:f").startswith(
         "task.verifier=no_such_module:f: cannot import it (ModuleNotFoundError: "
@@ -222,3 +226,47 @@ def test_training_rows_that_repeat_a_held_out_prompt_are_left_out_and_counted(tm
         ValueError, match=r"every training row repeats a held-out prompt \(line 1 repeats held-out"
     ):
         task(every)
+
+
+FRACTIONS = [*ROWS, {"q": "What is half of 1?", "a": "\\frac{1}{2}"}, {"q": "What is 5 over 2?", "a": "5/2"}]
+
+
+def test_the_default_verifier_reads_a_latex_answer_as_its_value(tmp_path):
+    """Issue 73: under the default verifier a `\\frac{1}{2}` answer is 1/2 = 0.5, not its last number 2
+    (numeric's reading, which scored "5/2" and "2" right and "0.5" wrong); "5/2" is 2.5, not 2."""
+    spec = built(jsonl(tmp_path, FRACTIONS), "task.eval_rows=2")
+    half, five_halves = "What is half of 1?", "What is 5 over 2?"
+    prompts = [half] * 4 + [five_halves] * 3
+    responses = ["0.5", "$\\frac{1}{2}$", "5/2", "2", "2.5", "2", "5"]
+    assert spec.task.gold_reward(prompts, responses, [True] * 7) == [1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    right, wrong = spec.task.gold_reward(["What is 4 plus 1?"] * 2, ["so 5", "5/2"], [True] * 2)
+    assert (right, wrong) == (1.0, 0.0)  # a plain number is read as numeric reads it: its last number
+
+
+@pytest.mark.parametrize(
+    "answer,value",
+    [
+        ("42", 42.0),
+        ("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72", 72.0),  # GSM8K: '#### 72' stands alone
+        ("$10", 10.0),  # a currency sign is not math notation
+        ("50%", 50.0),
+        ("\\frac{1}{2}", None),  # '{' and '}' touch the 2
+        ("5/2", None),
+        ("2^{10}", None),
+        ("3\\pi", None),
+        ("x + 1", None),
+        ("(1, 2)", None),
+        ("\\frac12", None),  # a letter glued before it
+        (".5", None),
+    ],
+)
+def test_a_plain_number_is_a_last_number_no_math_notation_touches(answer, value):
+    assert verifiers.plain_number(answer) == value
+
+
+def test_numeric_refuses_an_answer_whose_last_number_is_not_its_value(tmp_path):
+    path = jsonl(tmp_path, FRACTIONS)
+    assert error(path, "task.verifier=numeric") == (
+        f"task.path={path} line 7: answer '\\\\frac{{1}}{{2}}' is not a plain number "
+        "(task.verifier=numeric would read its last number, 2); set task.verifier=math_verify or auto"
+    )

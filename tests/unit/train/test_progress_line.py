@@ -17,4 +17,11 @@ def test_the_line_shows_reward_kl_and_the_phases_of_the_step():
         "rollout": "3.2s",
         "update": "12ms",
     }
-    assert step_postfix({"train/reward": 1.0}, {})["kl"] == "0.000"  # no KL term: 0
+
+
+def test_without_a_kl_term_the_line_shows_the_last_evaluations_kl_never_zero():
+    """Issue 73: sdpo (kl_coef 0) showed `kl 0.000` at every step while its policy was 21 nats from the
+    reference: an algorithm without a KL term logs no train/kl, so the line shows the latest eval/kl."""
+    assert step_postfix({"train/reward": 1.0}, {})["kl"] == "-"  # before the first evaluation
+    assert step_postfix({"train/reward": 1.0}, {}, (50, 21.25))["kl"] == "21.250 (eval@50)"
+    assert step_postfix({"train/reward": 1.0, "train/kl": 0.5}, {}, (50, 21.25))["kl"] == "0.500"

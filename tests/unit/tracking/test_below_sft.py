@@ -1,0 +1,39 @@
+"""The run's last words when its evaluation fell far below the SFT policy (issue 73: `algo=sdpo` ended at gold
+-1.16 against SFT's 0.15, KL 23, and said nothing). tracking/progress.py below_sft_line."""
+
+from __future__ import annotations
+
+from align_lab.tracking.progress import below_sft_line
+
+
+def records(gold: list, sft: list, step: int = 100, kl: float = 20.0) -> list[dict]:
+    return [
+        {"step": step, "gold_reward": g, "sft_gold_reward": s, "kl": kl}
+        for g, s in zip(gold, sft, strict=True)
+    ]
+
+
+def test_a_policy_far_below_sft_on_the_same_samples_gets_a_line():
+    # policy 0 on all 8, SFT 1 on 6: diffs -1 x6, 0 x2, mean -0.75; their variance ((-0.25)^2*6 + 0.75^2*2)/7
+    # = 1.5/7 = 0.2143, sd 0.4629, t = -0.75 / (0.4629 / sqrt 8) = -4.58; pooled sd sqrt((0 + 0.2143) / 2)
+    # = 0.3273, so 0.75 / 0.3273 = 2.3 SD lower
+    line = below_sft_line(records([0.0] * 8, [1.0] * 6 + [0.0] * 2))
+    assert line == (
+        "warning: the policy ended far below SFT: gold reward 0.000 against SFT's 0.750 on the same 8 "
+        "held-out samples (2.3 SD lower, paired t -4.6), KL to SFT 20.0 nats; training moved it the wrong "
+        "way (a lower algo.lr, a KL term or fewer train.steps hold it)"
+    )
+
+
+def test_a_drop_the_evaluations_noise_can_make_gets_no_line():
+    # SFT 1 on 3 of 8: diffs -1 x3, 0 x5, mean -0.375; variance ((-0.625)^2*3 + 0.375^2*5)/7 = 1.875/7
+    # = 0.2679, sd 0.5175, t = -0.375 / (0.5175 / sqrt 8) = -2.05 > -3: not far below
+    assert below_sft_line(records([0.0] * 8, [1.0] * 3 + [0.0] * 5)) is None
+    assert below_sft_line(records([1.0] * 8, [0.0] * 8)) is None  # above SFT
+    assert below_sft_line(records([0.0] * 7, [1.0] * 7)) is None  # fewer than 8 samples
+
+
+def test_only_the_last_evaluation_counts_and_a_task_without_gold_gets_no_line():
+    earlier = records([0.0] * 8, [1.0] * 8, step=50)  # fell at step 50, recovered by step 100
+    assert below_sft_line(earlier + records([1.0] * 8, [1.0] * 8, step=100)) is None
+    assert below_sft_line(records([None] * 8, [None] * 8)) is None  # a reward model's task: no gold
