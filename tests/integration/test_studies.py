@@ -224,8 +224,11 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
     metrics = Path(run["run_dir"]) / "metrics.jsonl"
     wait_for(lambda: metrics.exists() and metrics.read_text().count("\n") >= 3, 120, "3 logged steps")
     submitit.SlurmJob(folder=run["submitit_folder"], job_id=run["job_id"])._interrupt()  # USR2
-    wait_for(lambda: study_states(sweep)[0].state in ("done", "failed"), 240, "the requeued run")
-    assert study_states(sweep)[0].state == "done"
+    # the requeued run completes; in the seconds between the two allocations `study status` has read
+    # `failed` in CI (issue 59's window; again on 2026-11-29, the run then completing), so a failed read
+    # is not the end here: only a run still not done after the wait is
+    state = lambda: study_states(sweep)[0]  # noqa: E731
+    wait_for(lambda: state().state == "done", 240, "the requeued run", state)
     log = (Path(run["submitit_folder"]) / f"{run['job_id']}_0_log.err").read_text()
     assert "requeue" in log.lower(), log[-2000:]
     assert full_run.wait(timeout=300) == 0, full_log.read_text()[-2000:]
