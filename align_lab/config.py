@@ -13,7 +13,14 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from align_lab.value_checks import ConfigError, one_line
 
-__all__ = ["ConfigError", "apply_model_defaults", "apply_stage_seed", "build"]
+__all__ = [
+    "ConfigError",
+    "apply_model_defaults",
+    "apply_specialised_defaults",
+    "apply_stage_seed",
+    "build",
+    "run_choices",
+]
 
 
 # OmegaConf's "Value 'abc' of type 'str' could not be converted to Integer", said as what is allowed
@@ -198,6 +205,46 @@ def apply_model_defaults(cfg: DictConfig, overrides, model_name: str | None) -> 
                 cfg.algo[key] = value
                 applied[f"algo.{key}"] = f"model={model_name}"
     return applied
+
+
+SPECIALISED = "algo_on_model"  # conf/config.yaml's `optional algo_on_model: ${algo}_${model}`
+
+
+def _specialisation(names: dict):
+    """The file of the run's algo_on_model choice (conf/algo_on_model/<algo>_<model>.yaml), or None."""
+    from align_lab.registry import CONF
+
+    path = CONF / SPECIALISED / f"{names.get(SPECIALISED)}.yaml"
+    return path if SPECIALISED in names and path.exists() else None
+
+
+def run_choices(choices) -> dict[str, str]:
+    """A run's config-group choices as it records them (summary.json `names`): Hydra's own left out, and
+    the specialisation `algo_on_model` only where its file exists (Hydra names `<algo>_<model>` always)."""
+    names = {str(k): v for k, v in choices.items() if not str(k).startswith("hydra")}
+    if SPECIALISED in names and _specialisation(names) is None:
+        del names[SPECIALISED]
+    return names
+
+
+def apply_specialised_defaults(cfg: DictConfig, overrides, names: dict) -> dict[str, str]:
+    """Where the run's algo keys come from conf/algo_on_model/<algo>_<model>.yaml (an algorithm's keys on
+    one model, where its paper's defaults cannot work there: sdpo on the toy world's model): {"algo.kl_coef":
+    "algo_on_model=sdpo_tiny_llama"} for each key of the file that still has its value (the command line or
+    a sweep file did not change it), for the run record. Hydra has already merged the file."""
+    import yaml
+
+    path = _specialisation(names)
+    if path is None or "algo" not in cfg:
+        return {}
+    chosen = override_keys(overrides)
+    values = yaml.safe_load(path.read_text()) or {}
+    source = f"{SPECIALISED}={names[SPECIALISED]}"
+    return {
+        f"algo.{k}": source
+        for k, v in values.items()
+        if f"algo.{k}" not in chosen and k in cfg.algo and cfg.algo[k] == v
+    }
 
 
 def unknown_key(full_key: str, known) -> str:

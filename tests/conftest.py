@@ -119,9 +119,9 @@ def compose(overrides: list[str]):
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
-    from align_lab.config import apply_model_defaults
+    from align_lab.config import apply_model_defaults, run_choices
 
-    names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    names = run_choices(cfg.hydra.runtime.choices)
     with open_dict(cfg):
         del cfg["hydra"]
     apply_model_defaults(cfg, overrides, names.get("model"))  # as the command line's runs do

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from align_lab.config import run_choices
 from align_lab.folder import LOCK, holder
 from align_lab.rerun import resume_command
 from align_lab.results.manifest import MANIFEST
@@ -113,7 +114,7 @@ def load_run(folder: Path) -> Run:
         try:
             hydra_cfg = _read_yaml(hydra_dir / "hydra.yaml") or {}
             choices = hydra_cfg.get("hydra", {}).get("runtime", {}).get("choices", {}) or {}
-            run.choices = {k: v for k, v in choices.items() if not str(k).startswith("hydra")}
+            run.choices = run_choices(choices)
         except Exception as e:
             run.problems.append(f".hydra/hydra.yaml unreadable: {e}")
     summary_path = run.folder / "summary.json"

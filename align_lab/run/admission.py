@@ -40,10 +40,11 @@ def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None =
 
 
 def _spec(cfg: DictConfig, names: dict, overrides: list[str] | None):
-    from align_lab.config import apply_model_defaults, apply_stage_seed
+    from align_lab.config import apply_model_defaults, apply_specialised_defaults, apply_stage_seed
 
     check_top_level(OmegaConf.to_container(cfg, resolve=True))  # before anything reads them
     defaults_from = {} if overrides is None else apply_model_defaults(cfg, overrides, names.get("model"))
+    defaults_from |= {} if overrides is None else apply_specialised_defaults(cfg, overrides, names)
     check_derived(cfg, overrides or [])
     apply_stage_seed(cfg)  # per_run: the shared stages' seeds become the run's
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -168,7 +169,9 @@ def admit(cfg: DictConfig, hydra_node: DictConfig, run_dir: Path, here: bool = T
     """The admitted Job of one job: `cfg` the job's config (no hydra node; not changed), `hydra_node` its
     Hydra config (choices, task overrides). `here`: the job runs on this machine (else check_here runs
     where it does). Raises ConfigError (one line)."""
-    names = {k: v for k, v in hydra_node.runtime.choices.items() if not k.startswith("hydra")}
+    from align_lab.config import run_choices
+
+    names = run_choices(hydra_node.runtime.choices)
     overrides = OmegaConf.to_container(hydra_node.overrides.task, resolve=False)  # as typed: ${...} kept
     check_overrides(overrides, cfg, hydra_node.runtime.choices)
     check_plan(cfg, hydra_node)

@@ -49,8 +49,10 @@ def first_summary(
     summary |= {"segment_threads": segment_threads(previous or {}, len(before))}
     if spec.defaults_from:  # values the model preset chose (the user did not set these keys)
         summary |= {"defaults_from": spec.defaults_from}
-        chosen = ", ".join(f"{k}={spec.config['algo'][k.split('.', 1)[1]]}" for k in spec.defaults_from)
-        log.info(f"{chosen} from {next(iter(spec.defaults_from.values()))} (set the key to override)")
+        for source in dict.fromkeys(spec.defaults_from.values()):  # model=..., algo_on_model=...
+            keys = [k for k, v in spec.defaults_from.items() if v == source]
+            chosen = ", ".join(f"{k}={spec.config['algo'][k.split('.', 1)[1]]}" for k in keys)
+            log.info(f"{chosen} from {source} (set the key to override)")
     return summary | {"names": spec.names, "config_digest": digest, "started": time.time(), SEGMENTS: before}
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
+from align_lab.config import run_choices
 from align_lab.results.manifest import load_manifest
 from align_lab.results.plan_record import PLAN_FILE, read_record, seeds_run, verdict_lines
 from align_lab.study.outcome import interruptible
@@ -226,7 +227,7 @@ def _launch_wave(
     runs = []
     for i, overrides in enumerate(batch):
         cfg, run_dir = compose_job(launcher.hydra_context, launcher.config, overrides, first + i)
-        names = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+        names = run_choices(cfg.hydra.runtime.choices)
         runs.append({"num": first + i, "overrides": overrides, "run_dir": str(run_dir), "names": names})
     # a recorded wave: check_replay found its jobs' keys and values this sweep's (their order may differ)
     if k < len(state["waves"]):
