@@ -17,13 +17,14 @@ import optuna
 import pytest
 import yaml
 
-from tests.conftest import ROOT, SMALL, forked
+from tests.conftest import ROOT, SMALL, forked, run_cli
+from tests.integration.test_studies import slurm  # noqa: F401 (the fixture: the test Slurm cluster)
 
 pytestmark = pytest.mark.slow  # 8 runs then 2: about a minute on 2 cores
 
 
-def args(cache_dir, sweep: Path, *extra) -> list[str]:
-    return ["--config-dir", "sweeps", "--config-name", "tuned_rloo_vs_ppo", "hardware=cpu", *SMALL,
+def args(cache_dir, sweep: Path, *extra, hardware: str = "cpu") -> list[str]:
+    return ["--config-dir", "sweeps", "--config-name", "tuned_rloo_vs_ppo", f"hardware={hardware}", *SMALL,
             f"cache_dir={cache_dir}", "train.steps=2", "tune.trials=2", "tune.parallel=1", "seed=0", *extra,
             f"hydra.sweep.dir={sweep}"]  # fmt: skip
 
@@ -108,3 +109,32 @@ def test_a_tuned_study_with_unequal_budgets_is_refused_before_any_run(cache_dir,
     assert refused.returncode != 0
     assert "tune.trials: unequal budgets (rloo 2, ppo 3)" in refused.stderr
     assert not (sweep / "tuning" / "optuna.db").exists()
+
+
+def test_a_tuned_study_on_the_slurm_cluster_tunes_and_decides_there(slurm, cache_dir, tmp_path):  # noqa: F811
+    """The same study through Slurm (hardware=slurm_cpu, the test cluster scripts/test.sh starts): each
+    trial and each claims run is a Slurm job; rerun, it submits nothing."""
+    sweep = tmp_path / "study"
+    cmd = args(cache_dir, sweep, "tune.trials=1", hardware="slurm_cpu")
+    first = run_cli(cmd, cwd=ROOT, env=slurm)
+    assert first.returncode == 0, first.stderr[-3000:]
+    manifests = [sweep / "tuning" / arm / "study.json" for arm in ("rloo", "ppo")] + [sweep / "study.json"]
+    for manifest in manifests:
+        record = json.loads(manifest.read_text())
+        assert record["cluster"] == "slurm" and all(r["job_id"] for r in record["runs"]), manifest
+    record = json.loads((sweep / "tuning.json").read_text())
+    for arm in ("rloo", "ppo"):
+        chosen = record["arms"][arm]["chosen"]["params"]
+        trial = overrides(sweep / "tuning" / arm / f"0_{arm}_seed1000")
+        assert {f"{k}={v}" for k, v in chosen.items()} <= set(trial)  # one trial: it is the choice
+        assert (sweep / "tuning" / arm / f"0_{arm}_seed1000" / "summary.json").is_file()
+    claims = sorted(p.name for p in sweep.iterdir() if (p / "summary.json").is_file())
+    assert claims == ["0_rloo_seed0", "1_ppo_seed0"]
+    before = {**mtimes(sweep), **mtimes(sweep / "tuning" / "rloo"), **mtimes(sweep / "tuning" / "ppo")}
+    again = run_cli(cmd, cwd=ROOT, env=slurm)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert before == {
+        **mtimes(sweep),
+        **mtimes(sweep / "tuning" / "rloo"),
+        **mtimes(sweep / "tuning" / "ppo"),
+    }
