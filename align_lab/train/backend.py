@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,9 +195,12 @@ class DeepSpeedUpdater:
         }
         import torch.distributed as dist
 
-        from align_lab.train.distributed import own_env
+        from align_lab.train.distributed import local_rank, own_env
 
-        own_env("LOCAL_RANK", str(dist.get_rank()))  # one node: the local rank is the rank
+        device = (
+            torch.cuda.current_device() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+        )
+        own_env("LOCAL_RANK", str(local_rank(dist.get_rank(), os.environ, device)))
         with contextlib.redirect_stdout(io.StringIO()):  # a bare print per process of its shm op's load
             deepspeed.init_distributed(dist.get_backend(), verbose=False)  # the run's group (run/execute.py)
         self.processes = dist.get_world_size()
