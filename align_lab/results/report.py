@@ -259,9 +259,12 @@ def matched_blocks(c: Comparison, metric_name: str) -> list[Block]:
     why = matched_empty_reason(c)
     if why is not None:
         return [Paragraph(why)]
+    point = f"KL {fmt(c.common_budget)}" if c.budget == KL else "budget"
     return [
-        group_table_block(c.matched, [(c.matched_column, f"{metric_name} at budget")]),
-        Paragraph(f"Paired by seed vs {c.matched_baseline} at the same budget:"),
+        group_table_block(c.matched, [(c.matched_column, f"{metric_name} at {point}")]),
+        Paragraph(
+            f"Paired by seed vs {c.matched_baseline} at the same {'KL' if c.budget == KL else 'budget'}:"
+        ),
         paired_block(c.matched_paired),
     ]
 

@@ -34,7 +34,7 @@ def test_compare_budget_kl_reads_each_run_at_the_smallest_peak_kl(tmp_path: Path
     # reinforce_pp (0.8): KL 0.4 + 0.05 s at step 2, so 0.3 lies on 0 -> step 2 (gold 0.2 -> g2):
     #   seed 0: 0.2 + (0.3/0.4) * 0.15 = 0.3125; seed 1: 0.2 + (0.3/0.45) * 0.2 = 0.3333;
     #   seed 2: 0.2 + (0.3/0.5) * 0.25 = 0.35; mean 0.9958/3 = 0.3319
-    column = "gold reward at budget mean [95% CI]"
+    column = "gold reward at KL 0.3 mean [95% CI]"  # the table says where it read (was "at budget")
     assert ci(table["ppo"][column])[0] == pytest.approx(0.5333, abs=1e-3)
     assert ci(table["reinforce_pp"][column])[0] == pytest.approx(0.3319, abs=1e-3)
     # the claim at equal KL: its arms' smallest peak is ppo's 0.3 too; reinforce_pp - ppo per seed
@@ -42,6 +42,7 @@ def test_compare_budget_kl_reads_each_run_at_the_smallest_peak_kl(tmp_path: Path
     rows = {r["claim"]: r for r in md_table(md, "Claims")}
     assert ci(rows[claim]["mean a - b [95% CI]"])[0] == pytest.approx(-0.2014, abs=1e-3)
     assert "read at kl 0.3, the smallest peak KL of its arms' runs" in result.stdout
+    assert "Paired by seed vs ppo at the same KL:" in md
     assert (out / "reward_kl_frontier.png").is_file()
 
 
