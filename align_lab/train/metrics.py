@@ -82,15 +82,18 @@ def source_means(rollout: Rollout) -> dict[str, float]:
     return {f"train/reward_{name}": means[k].item() for k, name in enumerate(rollout.source_names)}
 
 
+def evaluated_kl(evaluated: tuple[int, float] | None) -> str:
+    """The latest evaluation's KL, `evaluated` = (its step, eval/kl), as a progress line shows it where a
+    step measures none: `21.995 (eval@100)`, `-` before the first evaluation."""
+    return "-" if evaluated is None else f"{evaluated[1]:.3f} (eval@{evaluated[0]})"
+
+
 def step_postfix(metrics: dict, times: dict, evaluated: tuple[int, float] | None = None) -> dict[str, str]:
     """What the progress line shows of a step: its reward, the policy's KL to the reference, and where its
     time went. An algorithm without a KL term reads no reference while it trains (train/kl is not logged),
     so the line shows the latest evaluation's KL, `evaluated` = (its step, eval/kl), marked `(eval@step)`,
     and `-` before the first: never a 0 the policy is not at."""
-    if "train/kl" in metrics:
-        kl = f"{metrics['train/kl']:.3f}"
-    else:
-        kl = "-" if evaluated is None else f"{evaluated[1]:.3f} (eval@{evaluated[0]})"
+    kl = f"{metrics['train/kl']:.3f}" if "train/kl" in metrics else evaluated_kl(evaluated)
     return {
         "reward": f"{metrics['train/reward']:.3f}",
         "kl": kl,

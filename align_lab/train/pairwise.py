@@ -23,6 +23,7 @@ from align_lab.train.common import Counters, Shuffler
 from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
 from align_lab.train.learner import Learner, Rows
+from align_lab.train.metrics import evaluated_kl
 from align_lab.train.resume import restore
 
 
@@ -184,7 +185,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     dp = ctx.group  # data parallel: this process runs the models on its share of the pairs
     env = getattr(ctx, "env", None)  # multi-turn pairs: observations rendered as the policy reads them
     render, limit = observation_renderer(task, env), conversation_tokens(task, env)
-    final = None
+    final, evaluated = None, None  # evaluated: (step, eval/kl) of the latest evaluation, the line's KL
     for step in range(start, cfg.steps):
         if ctx.ledger.stopped:  # train.stop_at reached: at the last evaluation, or in the checkpoint resumed
             break
@@ -216,7 +217,9 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
             **{f"counters/{k}": v for k, v in counters.items()},
         }
         final = end_of_step(ctx, named, algo, step + 1, metrics) or final
-        bar.set_postfix(loss=f"{loss.item():.3f}", margin=f"{stats.get('train/reward_margin', 0.0):.3f}")
+        evaluated = (step + 1, metrics["eval/kl"]) if "eval/kl" in metrics else evaluated
+        margin = f"{stats.get('train/reward_margin', 0.0):.3f}"
+        bar.set_postfix(loss=f"{loss.item():.3f}", margin=margin, kl=evaluated_kl(evaluated))
         bar.update(1)  # after the postfix: its log line shows this step's values
     bar.close()
     return finish(ctx, named, algo, final)

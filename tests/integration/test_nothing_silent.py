@@ -184,3 +184,20 @@ def test_a_reward_function_that_raises_is_one_line_naming_it_and_its_fix_resumes
     summary = run_in_process(["reward=function", f"reward.path={path}"], run_dir, cache_dir)
     steps = [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert summary["status"] == "completed" and [s for s in steps if s <= 3] == [1, 2, 3]
+
+
+@pytest.mark.fast
+def test_a_pairwise_runs_progress_line_shows_the_latest_evaluations_kl(tmp_path, cache_dir):
+    """DPO reads no KL while it trains: its line showed loss and margin only, however far the policy
+    went (issue 73: a KL on the line that means the policy's distance). Now `-` before the first
+    evaluation, then that evaluation's KL marked with its step."""
+    from tests.conftest import ROOT, SMALL, forked
+
+    args = ["algo=dpo", *SMALL, f"cache_dir={cache_dir}", "train.steps=4", "train.eval_every=2"]
+    result = forked()([*args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if "preference optimisation: " in line]
+    step = {line.split("preference optimisation: ")[1].split("/")[0]: line for line in lines}
+    assert step["1"].endswith("kl -"), step["1"]
+    kl = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[1])  # step 2's row
+    assert step["3"].endswith(f"kl {kl['eval/kl']:.3f} (eval@2)"), (step["3"], kl)
