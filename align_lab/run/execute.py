@@ -38,7 +38,7 @@ from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.distributed import Group, join_slurm, launch, serve
 from align_lab.train.memory import record as planned
 from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
-from align_lab.value_checks import ArtifactMissing, TrainsNothing, UserCodeError
+from align_lab.value_checks import ArtifactMissing, ConfigError, TrainsNothing, UserCodeError
 
 log = logging.getLogger("align_lab")
 
@@ -81,7 +81,7 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
         error = f"{e}; fix it, then {resume_hint(ckpt, ' resume_changed_inputs=true')}"
         return {"status": "failed", "error": error}, RunStopped(f"error: {error}")
     # one line naming the correction's keys, or a saved model that is gone
-    if isinstance(e, TrainsNothing | ArtifactMissing):
+    if isinstance(e, TrainsNothing | ArtifactMissing | ConfigError):  # a check only the run could make
         return {"status": "failed", "error": str(e)}, RunStopped(f"error: {e}")
     if isinstance(e, Diverged):  # the weights were not stepped into NaN; the last checkpoint is sound
         stage = str(e).startswith(("sft ", "reward model "))  # a stage says which key to lower
