@@ -24,6 +24,18 @@ def shell_command(module: str, *args: str | Path, cwd: Path | None = None) -> st
     return f"cd {shlex.quote(str(Path(cwd).absolute()))} && {line}" if cwd is not None else line
 
 
+PROJECT = Path(__file__).resolve().parents[1]  # the checkout: scripts/, docs/, conf/
+
+
+def project_script(path: str, *args: str) -> str:
+    """`bash <checkout>/scripts/x.sh <args>` as a hint prints it: from any folder (a bare
+    `bash scripts/x.sh` works only in the checkout); the relative form where the package is not run from
+    its checkout (a wheel install), said to be the checkout's."""
+    if not (PROJECT / path).is_file():
+        return shlex.join(["bash", path, *args]) + " (in the align_lab checkout)"
+    return shlex.join(["bash", str(PROJECT / path), *args])
+
+
 def hydra_record(run_dir: Path) -> dict | None:
     try:
         return yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())["hydra"]

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from align_lab.envs.base import LastTurn, Step, one_line
+from align_lab.rerun import project_script
 
-INSTALL = "bash scripts/setup_openenv.sh (docs/environments.md, 'Environment hubs')"
+INSTALL = f"{project_script('scripts/setup_openenv.sh')} (docs/environments.md, 'Environment hubs')"
 
 
 def load(path: str, key: str) -> type:

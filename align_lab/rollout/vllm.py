@@ -16,6 +16,7 @@ The engine's own log-prob of each sampled token comes back too, as `hf` returns 
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import logging
 import os
 import random
@@ -30,6 +31,7 @@ from functools import partial
 import torch
 
 from align_lab.models.sequences import encode_prompts
+from align_lab.rerun import PROJECT, project_script
 from align_lab.rollout.base import NonFiniteLogits, Samples, check_sampling
 from align_lab.rollout.base import weights_version as _weights_version
 from align_lab.rollout.vllm_launch import llm_kwargs, rank_place, starting_on
@@ -99,8 +101,7 @@ class VLLMEngine:
     seed_per_sample: bool = False  # one request per response, seeded by its row seed (data parallel)
 
     def __post_init__(self) -> None:
-        # run-time state, not configuration: set on first use
-        self._llm = None  # vllm.LLM
+        self._llm = None  # vllm.LLM; these are run-time state, not configuration: set on first use
         self._dir: str | None = None  # the model as first saved, which vLLM starts from
         self._synced: tuple | None = None  # _weights_version of the model the engine holds
         self._asleep = self._can_sleep = False
@@ -137,12 +138,11 @@ class VLLMEngine:
 
     def check_installed(self) -> None:
         """Fails before any compute when this Python has no vllm (it lives in its own environment)."""
-        import importlib.util
-
         if importlib.util.find_spec("vllm") is None:
+            venv = PROJECT / ".venv-vllm"
             raise ValueError(
                 "rollout=vllm: the vllm package is not installed in this Python; "
-                "bash scripts/setup_vllm.sh makes .venv-vllm, then run .venv-vllm/bin/python -m align_lab"
+                f"{project_script('scripts/setup_vllm.sh')} makes {venv}; run {venv}/bin/python -m align_lab"
             )
 
     # engine life cycle

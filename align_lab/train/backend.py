@@ -195,7 +195,7 @@ class DeepSpeedUpdater:
         }
         import torch.distributed as dist
 
-        from align_lab.train.distributed import local_rank, own_env
+        from align_lab.train.distributed import own_env
 
         device = (
             torch.cuda.current_device() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
@@ -280,3 +280,16 @@ def forget_process_group() -> None:
 
     Init.param_id = 0
     DeepSpeedZeRoOffload._register_deepspeed_module.__defaults__[0][0] = 0
+
+
+def local_rank(rank: int, env: dict[str, str] | os._Environ, cuda_device: int | None = None) -> int:
+    """LOCAL_RANK for a library that takes its device from it (DeepSpeed: cuda:LOCAL_RANK): the CUDA
+    device this process already uses (Hardware.use set it: cuda:0 where each Slurm task sees one GPU),
+    else its rank on its node: SLURM_LOCALID in a run across Slurm tasks, else `rank` (the processes
+    of one node). Never the global rank of a run across nodes (rank 9 on an 8-GPU node)."""
+    if cuda_device is not None:
+        return cuda_device
+    from align_lab.train.distributed import slurm_world
+
+    world = slurm_world(env)
+    return world.local_rank if world is not None and world.size > 1 else rank

@@ -148,17 +148,6 @@ def slurm_world(env: Mapping[str, str]) -> SlurmWorld | None:
     )
 
 
-def local_rank(rank: int, env: Mapping[str, str], cuda_device: int | None = None) -> int:
-    """LOCAL_RANK for a library that takes its device from it (DeepSpeed: cuda:LOCAL_RANK): the CUDA
-    device this process already uses (Hardware.use set it: cuda:0 where each Slurm task sees one GPU),
-    else its rank on its node: SLURM_LOCALID in a run across Slurm tasks, else `rank` (the processes
-    of one node). Never the global rank of a run across nodes (rank 9 on an 8-GPU node)."""
-    if cuda_device is not None:
-        return cuda_device
-    world = slurm_world(env)
-    return world.local_rank if world is not None and world.size > 1 else rank
-
-
 def first_host(nodelist: str) -> str:
     """The first host of a Slurm host list: "gpu[07-09,12],cpu3" -> "gpu07" (what
     `scontrol show hostnames` prints first)."""

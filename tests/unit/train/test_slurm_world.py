@@ -52,7 +52,7 @@ def test_first_host_of_a_slurm_host_list(nodelist, host):
 def test_deepspeeds_local_rank_is_the_rank_on_the_node_never_the_global_rank():
     """DeepSpeed puts a process on cuda:LOCAL_RANK: rank 9 of 16 on two 8-GPU nodes is GPU 1 of its node
     (it was given 9, which no node has); a task that sees one GPU uses cuda:0; one node: the rank."""
-    from align_lab.train.distributed import local_rank
+    from align_lab.train.backend import local_rank
 
     task = {"SLURM_PROCID": "9", "SLURM_NTASKS": "16", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "7"}
     assert local_rank(9, task) == 1
