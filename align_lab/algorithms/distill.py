@@ -19,10 +19,12 @@ from torch import Tensor
 from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.online import OnlineBase, part
 from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip
+from align_lab.algorithms.signals import TEACHER, VOCABULARY_DIVERGENCE, TeacherLogprobs, VocabularyDivergence
 from align_lab.rl import (
     aggregate_loss,
     discounted_returns,
     generalized_jsd,
+    jsd_row_copies,
     masked_mean,
     on_policy_step,
     reverse_kl_advantages,
@@ -101,18 +103,19 @@ class OPD(OnlineBase):
         )
 
     @property
-    def uses_teacher(self) -> bool:
-        return True
+    def signals(self) -> tuple:
+        return (*super().signals, TeacherLogprobs())
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         per_token = reverse_kl_advantages(
-            rollout.logprobs, rollout.teacher_logprobs, rollout.mask, self.teacher_kl_coef
+            rollout.logprobs, rollout.signals[TEACHER], rollout.mask, self.teacher_kl_coef
         )  # (B, T)
         return discounted_returns(per_token, rollout.mask, self.gamma), None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         loss, stats = self.clip_loss(batch, logprobs, self.kl_coef)
-        stats["train/teacher_kl"] = masked_mean(batch.logprobs - batch.teacher_logprobs, batch.mask).item()
+        teacher = batch.signals[TEACHER]  # (B, T)
+        stats["train/teacher_kl"] = masked_mean(batch.logprobs - teacher, batch.mask).item()
         return loss, stats
 
 
@@ -139,8 +142,8 @@ class SFTDistill(OnlineBase):
         self.teaching = part(Teacher, self)
 
     @property
-    def uses_teacher(self) -> bool:
-        return True
+    def signals(self) -> tuple:
+        return (*super().signals, TeacherLogprobs())
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         return rollout.logprobs.new_ones(()) * rollout.mask, None  # (B, T) each teacher token, weight 1
@@ -159,7 +162,7 @@ class GKD(OnlineBase):
     token (rl.generalized_jsd; beta 0 forward KL, 1 reverse KL), token mean (TRL: kept tokens' sum over
     their count). No reward, no ratio, no advantage: the divergence is differentiated directly.
 
-    The learner computes it inside its forward (`vocabulary_divergence`), micro-batch by micro-batch, so
+    The learner computes it inside its forward (the VocabularyDivergence signal), micro-batch by one, so
     the two (rows, T, V) logits exist for one micro-batch's rows at a time (train/learner.py outputs)."""
 
     lr: float = 1e-3
@@ -184,8 +187,10 @@ class GKD(OnlineBase):
         self.teaching = part(Teacher, self)
 
     @property
-    def uses_teacher(self) -> bool:
-        return True
+    def signals(self) -> tuple:
+        """The teacher's log-probs (train/teacher_kl) and the divergence over the vocabulary the loss is."""
+        divergence = VocabularyDivergence(self.vocabulary_divergence, jsd_row_copies(self.beta))
+        return (*super().signals, TeacherLogprobs(), divergence)
 
     @property
     def needs(self) -> LoopNeeds:
@@ -210,11 +215,9 @@ class GKD(OnlineBase):
         return rollout.mask.clone(), None  # (B, T) unused by the loss: the divergence needs no advantage
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        jsd = batch.teacher_divergence  # (B, T) with the policy's graph (train/learner.py outputs)
+        jsd = batch.signals[VOCABULARY_DIVERGENCE]  # (B, T) with the policy's graph (train/learner.py)
         loss = aggregate_loss(jsd, batch.mask, self.loss_aggregation, self.max_len)
         stats = {"train/clip_frac": 0.0, "train/teacher_jsd": masked_mean(jsd.detach(), batch.mask).item()}
-        if batch.teacher_logprobs is not None:
-            stats["train/teacher_kl"] = masked_mean(
-                batch.logprobs - batch.teacher_logprobs, batch.mask
-            ).item()
+        teacher = batch.signals[TEACHER]  # (B, T)
+        stats["train/teacher_kl"] = masked_mean(batch.logprobs - teacher, batch.mask).item()
         return loss, stats

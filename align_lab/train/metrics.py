@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
+from align_lab.algorithms.signals import REFERENCE, REWARD_SOURCES
 from align_lab.rl import kl_penalty, masked_sum, rollout_mismatch
 from align_lab.train.common import Counters
 from align_lab.train.roofline import kv_positions
@@ -53,7 +54,7 @@ def step_metrics(
         "train/reward": scores.mean().item(),
         "train/reward_std": scores.std().item() if len(scores) > 1 else 0.0,
         **source_means(rollout),
-        **({"train/kl": kl.mean().item()} if algo.uses_reference else {}),
+        **({"train/kl": kl.mean().item()} if REFERENCE in rollout.signals else {}),
         "train/response_length": mask.sum(-1).mean().item(),
         "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
         **(
@@ -76,10 +77,11 @@ def step_metrics(
 
 def source_means(rollout: Rollout) -> dict[str, float]:
     """train/reward_<name>: each reward source's mean unweighted score over the step (reward=combined)."""
-    if rollout.source_scores is None:
+    sources = rollout.signals.get(REWARD_SOURCES)
+    if sources is None:
         return {}
-    means = rollout.source_scores.float().mean(0)  # (K,)
-    return {f"train/reward_{name}": means[k].item() for k, name in enumerate(rollout.source_names)}
+    means = sources.scores.float().mean(0)  # (K,)
+    return {f"train/reward_{name}": means[k].item() for k, name in enumerate(sources.names)}
 
 
 def step_postfix(metrics: dict, times: dict, evaluated: tuple[int, float] | None = None) -> dict[str, str]:

@@ -1,11 +1,11 @@
 """The online loop: rollout -> score -> advantages -> minibatch updates -> log. One loop for every
 online algorithm; the only algorithm-dependent branch is whether a critic exists.
 
-The loop reads an algorithm only through the OnlineAlgorithm contract (algorithms/base.py), whose
-defaults switch every extra off: uses_reference (no KL term: no reference forward) and the switches of
-algo.needs (base.LoopNeeds): greedy_baseline (ReMax: also score one greedy response per prompt),
-critic_pretrain_steps (the policy rests while the critic warms up), entropy_coef (entropy bonus) and
-ptx_coef (PPO-ptx: NLL of the task's demonstrations). PPO-max uses the last three."""
+The loop reads an algorithm only through the OnlineAlgorithm contract (algorithms/base.py): the
+signals its loss reads (algorithms/signals.py; filled by name into rollout.signals, whatever the
+family) and the switches of algo.needs (base.LoopNeeds), each off by default: critic_pretrain_steps
+(the policy rests while the critic warms up), entropy_coef (entropy bonus), ptx_coef (PPO-ptx: NLL of
+the task's demonstrations), dynamic_sampling (DAPO). A new family edits none of this file."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
 from align_lab.algorithms.credit import total_return
+from align_lab.algorithms.signals import (
+    GREEDY_BASELINE,
+    REWARD_SOURCES,
+    VOCABULARY_DIVERGENCE,
+    GreedyBaseline,
+    SourceScores,
+    reads,
+)
 from align_lab.rl import masked_mean
 from align_lab.rollout.base import NonFiniteLogits
 from align_lab.rollout.demonstrated import demonstrated
@@ -35,10 +43,9 @@ from align_lab.value_checks import Diverged
 
 def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values, divergence=None):
     """The algorithm's loss of a minibatch, minus the entropy bonus; entropy logged either way.
-    `divergence`: the per-token divergence to the teacher (algo.vocabulary_divergence, GKD) the loss
-    reads, or None."""
+    `divergence`: the VocabularyDivergence signal of the minibatch (GKD), with the policy's graph, or None."""
     if divergence is not None:
-        batch = replace(batch, teacher_divergence=divergence)
+        batch = replace(batch, signals={**batch.signals, VOCABULARY_DIVERGENCE: divergence})
     loss, stats = algo.loss(batch, logprobs, values)
     mean_entropy = masked_mean(entropy, batch.mask)
     entropy_coef = algo.needs.entropy_coef
@@ -52,8 +59,9 @@ def _sample(
     ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int, model=None, now: int | None = None
 ):
     """1. G samples for each of this process's share of the step's prompts from `model` (the policy
-    by default); with greedy_baseline, one greedy response per prompt too (else None). `now`: the loop
-    step that samples it (step - train.max_staleness, or earlier in the warm-up), named if it diverged."""
+    by default); with the GreedyBaseline signal, one greedy response per prompt too (else None). `now`:
+    the loop step that samples it (step - train.max_staleness, or earlier in the warm-up), named if it
+    diverged."""
     task, tok, dp, G = ctx.task, ctx.tokenizer, ctx.group, algo.group_size
     model = ctx.policy if model is None else model
     model = ctx.teacher if algo.draws_from_teacher(ctx.seed, step) else model  # off-policy distillation
@@ -66,7 +74,7 @@ def _sample(
     try:
         samples = ctx.engine.sample(model, tok, my_prompts, G, *limits, seeds=seeds)
         greedy = None
-        if algo.needs.greedy_baseline:  # ReMax: one greedy response per prompt as the baseline
+        if reads(algo, GreedyBaseline):  # ReMax: one greedy response per prompt as the baseline
             greedy = ctx.engine.sample(model, tok, my_prompts, 1, *limits, greedy=True)
     except NonFiniteLogits:  # the last update made the weights non-finite: say which step found it
         now = step if now is None else now
@@ -122,16 +130,16 @@ def _refill(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, samples,
     return samples, kept[:, 0], kept[:, 1:].to(sources.dtype), metrics
 
 
-def _gather_rollout(
-    ctx: Context, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores, sources=None
-):
-    """The whole step's rollout (B rows) from every process's rows; `sources` (b, K): each reward
-    source's score (reward=combined), else None."""
+def _gather_rollout(ctx: Context, samples, logprobs, signals, values, scores, baseline, sources=None):
+    """The whole step's rollout (B rows) from every process's rows: `signals` step 3's by name (b, ...),
+    `baseline` (B,) the greedy baseline or None, `sources` (b, K) each reward source's score
+    (reward=combined) or None."""
     dp, pad = ctx.group, ctx.tokenizer.pad_token_id
-    named = {}
-    if sources is not None:
-        named = {"source_names": ctx.scorer.names, "source_weights": ctx.scorer.weights}
-        named["source_scores"] = dp.gather(sources)  # (B, K)
+    signals = {name: dp.gather(value) for name, value in signals.items()}
+    if baseline is not None:
+        signals[GREEDY_BASELINE] = baseline
+    if sources is not None:  # (B, K)
+        signals[REWARD_SOURCES] = SourceScores(dp.gather(sources), ctx.scorer.names, ctx.scorer.weights)
     turn_rewards = None if samples.turn_rewards is None else dp.gather(samples.turn_rewards)
     return Rollout(
         dp.gather(samples.prompt_ids, pad, left=True),
@@ -139,15 +147,12 @@ def _gather_rollout(
         dp.gather(samples.response_ids, pad),
         dp.gather(samples.mask),
         dp.gather(logprobs),
-        dp.gather(ref_logprobs),
         dp.gather(scores),
-        algo.group_size,
         None if values is None else dp.gather(values),
-        baseline_scores=baseline_scores,
         rollout_logprobs=dp.gather(samples.logprobs),  # the engine's: corrections, mismatch metrics
         attend=None if samples.attend is None else dp.gather(samples.attend),
         turn_rewards=None if turn_rewards is None or not bool(turn_rewards.any()) else turn_rewards,
-        **named,
+        signals=signals,
     )
 
 
@@ -196,19 +201,13 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             with timed(times, "time/resample_s"):
                 samples, scores, sources, dynamic = _refill(ctx, algo, loop, step, samples, scores, sources)
         # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
-        # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
-        # and the reference's (the teacher's too, distilling); critic values; `reuse`: the outputs the
-        # first update may reuse
+        # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs),
+        # the signals the algorithm reads (the reference's log-probs, a teacher's...); critic values;
+        # `reuse`: the outputs the first update may reuse
         with timed(times, "time/ref_s"):
-            logprobs, ref_logprobs, taught, values, reuse = learner.forward(samples, scores)
+            logprobs, signals, values, reuse = learner.forward(samples, scores)
         # every process holds the whole step's rollout (B rows) from here on
-        rollout = _gather_rollout(
-            ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores, sources
-        )
-        if taught is not None:  # distillation (algorithms/distill.py, self_distill.py)
-            rollout.teacher_logprobs = ctx.group.gather(taught.logprobs)
-            if taught.informed is not None:
-                rollout.teacher_informed = ctx.group.gather(taught.informed)
+        rollout = _gather_rollout(ctx, samples, logprobs, signals, values, scores, baseline_scores, sources)
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. algo.epochs passes of minibatch updates (only the critic's while it is pre-trained); the

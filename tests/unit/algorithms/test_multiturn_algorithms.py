@@ -51,13 +51,11 @@ def multi_turn(scores=(0.4, 0.5), turn=TURN) -> Rollout:
         response_ids=torch.zeros(2, 7, dtype=torch.long),
         mask=MASK,
         logprobs=logprobs,
-        ref_logprobs=ref,
         scores=torch.tensor(scores, dtype=F64),
-        group_size=2,
         values=torch.where(OBS, torch.tensor(50.0, dtype=F64), torch.zeros(2, 7, dtype=F64)),
-        baseline_scores=torch.tensor([0.6, 0.6], dtype=F64),
         attend=ATTEND,
         turn_rewards=turn,
+        signals={"reference": ref, "greedy_baseline": torch.tensor([0.6, 0.6], dtype=F64)},
     )
 
 
@@ -195,7 +193,7 @@ def test_remax_baseline_is_the_greedy_episodes_total_return():
     scores, baseline, _ = _score(ctx, algo, sampled, greedy, Counters())  # no reward sources: None
     close(baseline, [1.15, 1.15])
     batch = multi_turn(scores=scores.tolist())
-    batch.baseline_scores = baseline
+    batch.signals["greedy_baseline"] = baseline
     advantages, _ = algo.advantages(batch)
     close(advantages, [[-0.25, -0.25, 0, 0, -0.25, -0.25, 0], [-0.65, -0.65, 0, -0.65, -0.65, 0, 0]])
     # single turn (no turn rewards): the greedy score itself, bit for bit
@@ -265,11 +263,9 @@ def single_turn() -> Rollout:
         response_ids=torch.zeros(4, 4, dtype=torch.long),
         mask=mask,
         logprobs=ref - 0.1 * torch.rand(4, 4, generator=g, dtype=F64),
-        ref_logprobs=ref,
         scores=torch.tensor([0.3, 0.9, -0.2, 0.5], dtype=F64),
-        group_size=2,
         values=torch.rand(4, 4, generator=g, dtype=F64),
-        baseline_scores=torch.tensor([0.1, 0.1, 0.4, 0.4], dtype=F64),
+        signals={"reference": ref, "greedy_baseline": torch.tensor([0.1, 0.1, 0.4, 0.4], dtype=F64)},
     )
 
 
