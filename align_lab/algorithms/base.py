@@ -10,6 +10,7 @@ from torch import Tensor
 
 from align_lab.algorithms.parts import Corrected, RolloutCorrection  # noqa: F401 (re-exported)
 from align_lab.algorithms.signals import REFERENCE
+from align_lab.algorithms.sources import Source
 from align_lab.rl import AGGREGATIONS
 from align_lab.value_checks import check, check_lr
 
@@ -32,6 +33,7 @@ class Rollout:
     # multi-turn (docs/conventions.md#multi-turn); `mask` stays the policy-token mask
     attend: Tensor | None = None  # (B, T) policy and observation tokens; None: equal to mask
     turn_rewards: Tensor | None = None  # (B, T) each turn's env reward at its last token; None: none
+    sampled_by: str = "policy"  # the step's source (algorithms/sources.py): policy, teacher or data
     # what the loss reads beside the policy's log-probs, by name (algorithms/signals.py): the signals the
     # algorithm declares, filled by the loop and the Learner
     signals: dict = field(default_factory=dict)
@@ -59,7 +61,8 @@ class LoopNeeds:
     else. An algorithm declares it once (OnlineBase.needs): a switch that is a property of the algorithm
     (ReMax's compares_samples) is written there; one users type (PPO's entropy_coef, DAPO's
     dynamic_sampling) stays the algorithm's field and `needs` passes it on, so the key keeps working.
-    What a loss reads is not a switch but a signal (algorithms/signals.py), declared in `signals`."""
+    What a loss reads is not a switch but a signal (algorithms/signals.py), declared in `signals`; where a
+    step's rows come from is its declared `source` (algorithms/sources.py)."""
 
     # the adaptive KL controller's target (PPO); kl_coef may then move off 0, so the reference is kept
     kl_target: float | None = None
@@ -73,11 +76,6 @@ class LoopNeeds:
     # max_resample_rounds more rounds, until the step is full (DAPO; train/dynamic_sampling.py)
     dynamic_sampling: bool = False
     max_resample_rounds: int = 0
-    # True: step 1 samples from the teacher, not the policy (off-policy distillation: algorithms/distill.py)
-    samples_from_teacher: bool = False
-    # True: some steps' rows are the task's demonstrations of the step's prompts, nothing sampled (GKD's
-    # seq_kd=false: TRL's dataset completions; rollout/demonstrated.py)
-    samples_from_data: bool = False
     # What its learning signal compares among one prompt's responses (each reward with its group's mean,
     # with the greedy response's); None: nothing across them. Such an algorithm needs responses that can
     # differ (not rollout.top_k=1: the same k responses train nothing), checked at admission (run/fit.py).
@@ -102,18 +100,13 @@ class OnlineAlgorithm(Protocol):
     # what its loss and advantages read beside the policy's log-probs (algorithms/signals.py), in the
     # order step 3 computes them: rollout.signals holds each by name
     signals: tuple
+    # where each step's rows come from (the policy's samples, the teacher's, the task's demonstrations),
+    # asked once a step by the loop: source.at(seed, step)
+    source: Source
 
     @property
     def uses_critic(self) -> bool:
         """True: the loop builds and trains a critic (see CriticAlgorithm) and fills rollout.values."""
-        ...
-
-    def draws_from_teacher(self, seed: int, step: int) -> bool:
-        """Whether step `step`'s rollout is the teacher's samples (run `seed`; a pure function of both)."""
-        ...
-
-    def draws_from_data(self, seed: int, step: int) -> bool:
-        """Whether step `step`'s rows are the task's demonstrations, not samples (a pure function)."""
         ...
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor | None]:

@@ -16,17 +16,18 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
+from align_lab.algorithms import sources
+from align_lab.algorithms.base import Rollout, check_online
 from align_lab.algorithms.online import OnlineBase, part
 from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip
 from align_lab.algorithms.signals import TEACHER, VOCABULARY_DIVERGENCE, TeacherLogprobs, VocabularyDivergence
+from align_lab.algorithms.sources import Source
 from align_lab.rl import (
     aggregate_loss,
     discounted_returns,
     generalized_jsd,
     jsd_row_copies,
     masked_mean,
-    on_policy_step,
     reverse_kl_advantages,
 )
 from align_lab.value_checks import check
@@ -122,7 +123,7 @@ class OPD(OnlineBase):
 @dataclass
 class SFTDistill(OnlineBase):
     """Off-policy distillation (sequence-level KD, Kim & Rush 2016): the teacher samples group_size
-    responses to each of the step's prompts (the loop's samples_from_teacher), the student minimises their
+    responses to each of the step's prompts (its source: the teacher), the student minimises their
     token NLL. No reward, no ratio (the samples are the teacher's): the rollout correction stays off."""
 
     lr: float = 1e-3
@@ -131,7 +132,7 @@ class SFTDistill(OnlineBase):
     loss_aggregation: str = "token_mean"
     teacher: str | None = None
     teacher_epochs: int = 24
-    needs: ClassVar[LoopNeeds] = LoopNeeds(samples_from_teacher=True)
+    source: ClassVar[Source] = Source(sources.TEACHER, on_policy=0.0)  # the teacher's samples, every step
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -193,19 +194,11 @@ class GKD(OnlineBase):
         return (*super().signals, TeacherLogprobs(), divergence)
 
     @property
-    def needs(self) -> LoopNeeds:
-        """The off-policy steps sample from the teacher (seq_kd; run/teacher.py checks the engine can) or
-        are the task's demonstrations (run/teacher.py checks every training prompt has one)."""
-        off_policy = self.lmbda < 1
-        return LoopNeeds(
-            samples_from_teacher=self.seq_kd and off_policy, samples_from_data=not self.seq_kd and off_policy
-        )
-
-    def draws_from_teacher(self, seed: int, step: int) -> bool:
-        return self.needs.samples_from_teacher and not on_policy_step(self.lmbda, seed, step)
-
-    def draws_from_data(self, seed: int, step: int) -> bool:
-        return self.needs.samples_from_data and not on_policy_step(self.lmbda, seed, step)
+    def source(self) -> Source:
+        """The student's samples with probability lmbda, else the teacher's (seq_kd; run/teacher.py checks
+        the engine can sample it) or the task's demonstrations (run/teacher.py checks every training
+        prompt has one)."""
+        return Source(sources.TEACHER if self.seq_kd else sources.DATA, on_policy=self.lmbda)
 
     def vocabulary_divergence(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
         """(b, T) JSD_beta per token at `temperature` (rl.generalized_jsd), from (b, T, V) logits."""

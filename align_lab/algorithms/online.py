@@ -17,6 +17,7 @@ from torch import Tensor
 from align_lab.algorithms.base import LoopNeeds
 from align_lab.algorithms.parts import KLTerm, RolloutCorrection
 from align_lab.algorithms.signals import Reference
+from align_lab.algorithms.sources import Source
 
 
 def part(cls, keys):
@@ -59,6 +60,8 @@ class OnlineBase:
     # this class attribute (ReMax: needs = LoopNeeds(compares_samples=...)), one users type as a field of
     # the same name that a `needs` property passes on (PPO's entropy_coef, GRPO's dynamic_sampling)
     needs: ClassVar[LoopNeeds] = LoopNeeds()
+    # where a step's rows come from (algorithms/sources.py): the policy's samples, every step
+    source: ClassVar[Source] = Source()
 
     def __post_init__(self) -> None:
         self.correction = part(RolloutCorrection, self)
@@ -75,14 +78,6 @@ class OnlineBase:
         KL term can be non-zero (kl_coef, or the adaptive controller's target), else nothing (no reference
         forward: every KL is 0). A family adds its own after these: (*super().signals, TeacherLogprobs())."""
         return (Reference(),) if self.kl_coef != 0 or self.needs.kl_target is not None else ()
-
-    def draws_from_teacher(self, seed: int, step: int) -> bool:
-        """Whether step `step`'s rollout is the teacher's samples (SFT-distill: every step; GKD: by lmbda)."""
-        return self.needs.samples_from_teacher
-
-    def draws_from_data(self, seed: int, step: int) -> bool:
-        """Whether step `step`'s rows are the task's demonstrations (GKD at seq_kd=false: by lmbda)."""
-        return self.needs.samples_from_data
 
     def kl(self, logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
         """(B, T) the algorithm's KL estimate of log pi - log pi_ref per token (kl_term)."""

@@ -25,6 +25,7 @@ from align_lab.algorithms.signals import (
     SourceScores,
     reads,
 )
+from align_lab.algorithms.sources import DATA, TEACHER
 from align_lab.rl import masked_mean
 from align_lab.rollout.base import NonFiniteLogits
 from align_lab.rollout.demonstrated import demonstrated
@@ -56,19 +57,20 @@ def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values, dive
 
 
 def _sample(
-    ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int, model=None, now: int | None = None
+    ctx: Context, algo, step_prompts: list, step: int, source: str, model=None, now: int | None = None
 ):
-    """1. G samples for each of this process's share of the step's prompts from `model` (the policy
-    by default); with the GreedyBaseline signal, one greedy response per prompt too (else None). `now`:
-    the loop step that samples it (step - train.max_staleness, or earlier in the warm-up), named if it
-    diverged."""
+    """1. G rows for each of this process's share of the step's prompts from the step's `source`
+    (algorithms/sources.py): samples of `model` (the policy by default) or the teacher, or the task's
+    demonstrations; with the GreedyBaseline signal, one greedy response per prompt too (else None).
+    `now`: the loop step that samples it (step - train.max_staleness, or earlier in the warm-up), named
+    if it diverged."""
     task, tok, dp, G = ctx.task, ctx.tokenizer, ctx.group, algo.group_size
     model = ctx.policy if model is None else model
-    model = ctx.teacher if algo.draws_from_teacher(ctx.seed, step) else model  # off-policy distillation
+    model = ctx.teacher if source == TEACHER else model  # off-policy distillation
     mine = dp.shard(len(step_prompts))
     my_prompts = step_prompts[mine]
     limits = (task.max_response_tokens, task.max_prompt_tokens)
-    if algo.draws_from_data(ctx.seed, step):  # GKD seq_kd=false: the task's demonstrations, nothing sampled
+    if source == DATA:  # GKD seq_kd=false: the task's demonstrations, nothing sampled
         return demonstrated(task, tok, my_prompts, G, *limits), None
     seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)
     try:
@@ -83,10 +85,11 @@ def _sample(
 
 
 def _produce(ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int, now: int, model) -> Pending:
-    """1. The rollout of `step`, sampled at loop step `now` from `model`, with its sampling time."""
-    start = time.perf_counter()
-    samples, greedy = _sample(ctx, algo, step_prompts, step, model, now)
-    return Pending(step, samples, greedy, time.perf_counter() - start)
+    """1. The rollout of `step`, sampled at loop step `now` from `model` or the step's source, with its
+    sampling time and source (asked once: it travels with the rollout)."""
+    start, source = time.perf_counter(), algo.source.at(ctx.seed, step)
+    samples, greedy = _sample(ctx, algo, step_prompts, step, source, model, now)
+    return Pending(step, samples, greedy, time.perf_counter() - start, source)
 
 
 def _score(ctx: Context, algo: OnlineAlgorithm, samples, greedy, counters: Counters):
@@ -117,7 +120,8 @@ def _refill(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, samples,
 
     def draw(round_: int):
         prompts = loop.prompts.take(loop.n_prompts)
-        more, _ = _sample(ctx, algo, prompts, ctx.train.steps * round_ + step, now=step)
+        extra = ctx.train.steps * round_ + step
+        more, _ = _sample(ctx, algo, prompts, extra, algo.source.at(ctx.seed, extra), now=step)
         more_scores, _, more_sources = _score(ctx, algo, more, None, loop.counters)
         return more, columns(more_scores, more_sources)
 
@@ -195,11 +199,13 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         samples = entry.samples
         # 2. score them (the greedy baseline's responses too)
         with timed(times, "time/score_s"):
-            scores, baseline_scores, sources = _score(ctx, algo, samples, entry.greedy, loop.counters)
+            scores, baseline_scores, by_source = _score(ctx, algo, samples, entry.greedy, loop.counters)
         dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
         if algo.needs.dynamic_sampling:
             with timed(times, "time/resample_s"):
-                samples, scores, sources, dynamic = _refill(ctx, algo, loop, step, samples, scores, sources)
+                samples, scores, by_source, dynamic = _refill(
+                    ctx, algo, loop, step, samples, scores, by_source
+                )
         # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
         # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs),
         # the signals the algorithm reads (the reference's log-probs, a teacher's...); critic values;
@@ -207,7 +213,8 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         with timed(times, "time/ref_s"):
             logprobs, signals, values, reuse = learner.forward(samples, scores)
         # every process holds the whole step's rollout (B rows) from here on
-        rollout = _gather_rollout(ctx, samples, logprobs, signals, values, scores, baseline_scores, sources)
+        rollout = _gather_rollout(ctx, samples, logprobs, signals, values, scores, baseline_scores, by_source)
+        rollout.sampled_by = entry.source  # whose rows: the engine's log-probs are the teacher's, or none
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. algo.epochs passes of minibatch updates (only the critic's while it is pre-trained); the
@@ -227,13 +234,10 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             with timed(times, "time/rollout_wait_s"):
                 loop.pending.push(loop.sampler.result())
         # 6. log what a comparison needs
-        from_data = algo.draws_from_data(ctx.seed, step)  # demonstrations: no token was generated
+        from_data = rollout.sampled_by == DATA  # demonstrations: no token was generated
         loop.counters["generated_tokens"] += 0 if from_data else int(rollout.mask.sum())
         loop.counters["reward_queries"] += len(rollout.scores)
-        teacher_sampled = algo.draws_from_teacher(ctx.seed, step)  # the engine's log-probs are the teacher's
-        metrics = step_metrics(
-            algo, rollout, rollout.rollout_logprobs, stats, times, loop.counters, teacher_sampled, from_data
-        )
+        metrics = step_metrics(algo, rollout, stats, times, loop.counters)
         metrics |= dynamic
         if cfg.max_staleness > 0:  # this rollout's tokens over its own sampling time
             metrics["time/generated_tokens_per_s"] = int(rollout.mask.sum()) / max(entry.seconds, 1e-9)

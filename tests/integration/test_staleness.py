@@ -35,11 +35,11 @@ def test_staleness_k_trains_each_step_on_the_rollout_of_the_policy_k_steps_befor
         sampled, trained = [], []
         original_sample, original_score = online._sample, online._score
 
-        def sample(ctx, algo, step_prompts, step, model=None, now=None):
+        def sample(ctx, algo, step_prompts, step, source, model=None, now=None):
             weights = torch.cat(
                 [p.detach().flatten() for p in (ctx.policy if model is None else model).parameters()]
             ).clone()
-            out = original_sample(ctx, algo, step_prompts, step, model, now)
+            out = original_sample(ctx, algo, step_prompts, step, source, model, now)
             sampled.append((step, now, weights, list(step_prompts), out[0].response_ids))
             return out
 

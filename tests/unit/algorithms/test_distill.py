@@ -55,7 +55,7 @@ def test_sft_distill_is_the_token_nll_of_the_teachers_samples():
     batch.advantages, _ = algo.advantages(batch)
     close(batch.advantages, [[1.0, 1.0, 0.0]])
     close(algo.loss(batch, batch.logprobs, None)[0], 1.5)
-    assert algo.needs.samples_from_teacher and algo.signals == (TeacherLogprobs(),)
+    assert algo.source.kinds == ("teacher",) and algo.signals == (TeacherLogprobs(),)
 
 
 # student logits [0, 0] -> S = [1/2, 1/2]; teacher logits [ln 3, 0] -> T = [3/4, 1/4]
@@ -136,10 +136,11 @@ def test_gkd_lmbda_draws_whose_samples_a_step_trains_on():
     # lmbda 1: every step the student's (TRL: random() <= 1 always); lmbda 0: every step the teacher's
     assert all(on_policy_step(1.0, 0, s) for s in range(50))
     assert not any(on_policy_step(0.0, 0, s) for s in range(50))
-    assert GKD(lmbda=1.0).needs.samples_from_teacher is False and GKD(lmbda=0.5).needs.samples_from_teacher
+    assert GKD(lmbda=1.0).source.kinds == ("policy",) and GKD(lmbda=0.5).source.kinds == ("policy", "teacher")
+    assert GKD(lmbda=0.5, seq_kd=False).source.kinds == ("policy", "data")  # the task's demonstrations
     # the draw is a function of (seed, step) alone: the same on a resume, another for another seed
-    draws = [GKD(lmbda=0.5).draws_from_teacher(3, s) for s in range(400)]
-    assert draws == [GKD(lmbda=0.5).draws_from_teacher(3, s) for s in range(400)]
+    draws = [GKD(lmbda=0.5).source.at(3, s) == "teacher" for s in range(400)]
+    assert draws == [GKD(lmbda=0.5).source.at(3, s) == "teacher" for s in range(400)]
     assert 0.4 < sum(draws) / 400 < 0.6  # about 1 - lmbda of the steps (binomial sd 0.025)
     teacher, divergence = GKD().signals  # no reference (kl_coef 0): the teacher, the JSD over the vocabulary
     assert teacher == TeacherLogprobs() and divergence.row_copies == MIXTURE_COPIES  # beta 0.5
