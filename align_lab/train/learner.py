@@ -8,14 +8,13 @@ choice of rows per micro-batch (train/memory/token_budget.py). Two calls: `forwa
 gradient except a kept graph) and `step(rollout, index, loss_fn)` (step 5, one optimiser step);
 `update(terms, size)` is the optimiser step itself, which the pairwise loop calls too.
 
-Rows travel as `Rows`, a typed record, never as a tuple indexed by position. The pairwise loop's rows
+Rows travel as `Rows` (train/micro.py), a typed record, never a tuple indexed by position. The pairwise rows
 are a step's pairs, first rows (chosen) then second rows (rejected): its two calls are `pair_forward(rows)`
 (step 3) and `pair_step(rows, loss_fn)` (step 4), both at temperature 1 and train.micro_batch_size pairs
 a forward."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from functools import partial
 
 import torch
@@ -23,43 +22,14 @@ from torch import Tensor
 
 from align_lab.algorithms.signals import SelfTeacher, VocabularyDivergence, reads
 from align_lab.models.scores import token_values
-from align_lab.models.sequences import attended, response_logprobs
+from align_lab.models.sequences import response_logprobs
 from align_lab.rl import follow, masked_sum
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.memory import first_update_rows, update_rows
-from align_lab.train.micro import Term, accumulate, rows_of, whole
+from align_lab.train.micro import Rows, Term, accumulate, rows_of, whole
 from align_lab.train.micro import forward as micro_forward
 from align_lab.train.sft import nll_term
 from align_lab.train.signals import divergence_outputs, step_signals
-
-
-@dataclass(frozen=True)
-class Rows:
-    """What a forward over responses needs, (B, ·) each: prompt ids and mask (left-padded), response
-    ids, the tokens it attends (the policy's and the observations') and the policy's tokens (`mask`)."""
-
-    prompt_ids: Tensor
-    prompt_attn: Tensor
-    response_ids: Tensor
-    attend: Tensor
-    mask: Tensor
-
-    @classmethod
-    def of(cls, batch) -> Rows:
-        """The rows of Samples or a Rollout (their `attend` is None for single-turn: the mask)."""
-        attend = attended(batch.mask, batch.attend)
-        return cls(batch.prompt_ids, batch.prompt_attn, batch.response_ids, attend, batch.mask)
-
-    def select(self, index) -> Rows:
-        """The rows `index` (a tensor of rows or a slice)."""
-        return Rows(*(getattr(self, f.name)[index] for f in fields(self)))
-
-    def tensors(self) -> tuple:
-        """As micro.forward and the token budget take them: fields in order, rows first."""
-        return tuple(getattr(self, f.name) for f in fields(self))
-
-    def __len__(self) -> int:
-        return len(self.mask)
 
 
 class Learner:

@@ -27,7 +27,8 @@ from align_lab.algorithms.vanilla_pg import VanillaPG
 from align_lab.rollout.base import Samples
 from align_lab.train.common import Counters
 from align_lab.train.distributed import Group
-from align_lab.train.online import _loss, _score
+from align_lab.train.online import _loss
+from align_lab.train.online_steps import score as _score
 
 F64 = torch.float64
 MASK = torch.tensor([[1, 1, 0, 0, 1, 1, 0], [1, 1, 0, 1, 1, 0, 0]], dtype=F64)
@@ -177,8 +178,9 @@ def test_remax_subtracts_the_greedy_episode_return():
 
 
 def test_remax_baseline_is_the_greedy_episodes_total_return():
-    # the loop's step 2 (train/online.py _score) on one prompt, group_size 2. The greedy episode's outcome
-    # 0.4 and turn rewards 0.5 (turn 1) + 0.25 (turn 2): baseline 0.4 + 0.75 = 1.15, not its score 0.4.
+    # the loop's step 2 (train/online_steps.py score) on one prompt, group_size 2. The greedy
+    # episode's outcome 0.4 and turn rewards 0.5 (turn 1) + 0.25 (turn 2): baseline 0.4 + 0.75 = 1.15,
+    # not its score 0.4.
     # The sampled episodes' returns 0.9 and 0.5 (multi_turn()): A = 0.9 - 1.15 = -0.25, 0.5 - 1.15 = -0.65
     greedy_turns = torch.zeros(1, 7, dtype=F64)
     greedy_turns[0, 1], greedy_turns[0, 4] = 0.5, 0.25
