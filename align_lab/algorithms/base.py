@@ -3,12 +3,14 @@ the checks the algorithms share."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Protocol, runtime_checkable
 
 from torch import Tensor
 
 from align_lab.algorithms.parts import Corrected, RolloutCorrection  # noqa: F401 (re-exported)
+from align_lab.algorithms.signals import REFERENCE
+from align_lab.algorithms.sources import Source
 from align_lab.rl import AGGREGATIONS
 from align_lab.value_checks import check, check_lr
 
@@ -22,29 +24,25 @@ class Rollout:
     response_ids: Tensor  # (B, T)
     mask: Tensor  # (B, T)
     logprobs: Tensor  # (B, T) the trainer's, at the weights that sampled (pi_old, the proximal policy)
-    ref_logprobs: Tensor  # (B, T) under the frozen reference (SFT)
     scores: Tensor  # (B,) reward of each response
-    group_size: int
     values: Tensor | None = None  # (B, T) critic values, if any
     advantages: Tensor | None = None  # (B, T)
     returns: Tensor | None = None  # (B, T) value targets, if any
-    baseline_scores: Tensor | None = None  # (B,) score of a greedy response to the row's prompt (ReMax)
     # (B, T) the engine's own log-probs of its draws (the behaviour policy, docs/rollout.md)
     rollout_logprobs: Tensor | None = None
     # multi-turn (docs/conventions.md#multi-turn); `mask` stays the policy-token mask
     attend: Tensor | None = None  # (B, T) policy and observation tokens; None: equal to mask
     turn_rewards: Tensor | None = None  # (B, T) each turn's env reward at its last token; None: none
-    # reward=combined: each source's own (unweighted) score (B, K), its names and weights; else None, ()
-    source_scores: Tensor | None = None
-    source_names: tuple[str, ...] = ()
-    source_weights: tuple[float, ...] = ()
-    teacher_logprobs: Tensor | None = None  # (B, T) under the teacher (distillation); None: no teacher
-    # (B,) 1 where the teacher saw what the student did not (SDPO: a successful sibling), 0 where it saw
-    # the student's own prompt and so teaches nothing; None: every row is taught (a teacher of its own)
-    teacher_informed: Tensor | None = None
-    # (B, T) the loss's per-token divergence to the teacher over the vocabulary, with the policy's graph
-    # (algo.vocabulary_divergence, GKD), set on a minibatch by the loop; None otherwise
-    teacher_divergence: Tensor | None = None
+    sampled_by: str = "policy"  # the step's source (algorithms/sources.py): policy, teacher or data
+    # what the loss reads beside the policy's log-probs, by name (algorithms/signals.py): the signals the
+    # algorithm declares, filled by the loop and the Learner
+    signals: dict = field(default_factory=dict)
+
+    @property
+    def ref_logprobs(self) -> Tensor:
+        """(B, T) the reference signal; the rollout's own log-probs where the algorithm reads none (no KL
+        term can be non-zero: every KL is then 0, the reference forward skipped)."""
+        return self.signals.get(REFERENCE, self.logprobs)
 
     def rows(self, index: Tensor) -> Rollout:
         """The minibatch of rows `index` (group statistics are already folded into advantages)."""
@@ -53,7 +51,7 @@ class Rollout:
             for f in fields(self)
             if isinstance(getattr(self, f.name), Tensor)
         }
-        return replace(self, **picked)
+        return replace(self, **picked, signals={k: v[index] for k, v in self.signals.items()})
 
 
 @dataclass(frozen=True)
@@ -61,8 +59,10 @@ class LoopNeeds:
     """What an online algorithm asks of the loop beyond rollout -> advantages -> loss: every loop switch in
     one object, each off by default, read by the loop (train/), the run's admission (run/) and nothing
     else. An algorithm declares it once (OnlineBase.needs): a switch that is a property of the algorithm
-    (ReMax's greedy baseline) is written there; one users type (PPO's entropy_coef, DAPO's
-    dynamic_sampling) stays the algorithm's field and `needs` passes it on, so the key keeps working."""
+    (ReMax's compares_samples) is written there; one users type (PPO's entropy_coef, DAPO's
+    dynamic_sampling) stays the algorithm's field and `needs` passes it on, so the key keeps working.
+    What a loss reads is not a switch but a signal (algorithms/signals.py), declared in `signals`; where a
+    step's rows come from is its declared `source` (algorithms/sources.py)."""
 
     # the adaptive KL controller's target (PPO); kl_coef may then move off 0, so the reference is kept
     kl_target: float | None = None
@@ -76,23 +76,6 @@ class LoopNeeds:
     # max_resample_rounds more rounds, until the step is full (DAPO; train/dynamic_sampling.py)
     dynamic_sampling: bool = False
     max_resample_rounds: int = 0
-    # True: the loop also samples one greedy response per prompt; its score, repeated over the prompt's
-    # group, is rollout.baseline_scores (ReMax)
-    greedy_baseline: bool = False
-    # True: the advantages read each reward source's score (rollout.source_scores), so the run needs
-    # reward=combined with two sources or more (GDPO; run/reward_sources.py check_sources)
-    per_source_rewards: bool = False
-    # True: step 1 samples from the teacher, not the policy (off-policy distillation: algorithms/distill.py)
-    samples_from_teacher: bool = False
-    # True: some steps' rows are the task's demonstrations of the step's prompts, nothing sampled (GKD's
-    # seq_kd=false: TRL's dataset completions; rollout/demonstrated.py)
-    samples_from_data: bool = False
-    # The policy teaches itself under other prompts (SDPO: algorithms/self_distill.py), step 3 scoring
-    # every row under algo.teacher_prompts': "ema" (a copy of the starting policy that follows it at
-    # teacher_follow_rate after each optimiser step), "base" (that copy, frozen), "live" (the policy);
-    # None: no self-teacher
-    self_teacher: str | None = None
-    teacher_follow_rate: float = 0.0
     # What its learning signal compares among one prompt's responses (each reward with its group's mean,
     # with the greedy response's); None: nothing across them. Such an algorithm needs responses that can
     # differ (not rollout.top_k=1: the same k responses train nothing), checked at admission (run/fit.py).
@@ -114,30 +97,16 @@ class OnlineAlgorithm(Protocol):
     group_size: int  # samples per prompt
     kl_coef: float  # weight of the KL to the reference (in the reward or the loss)
     needs: LoopNeeds  # the loop switches it turns on (LoopNeeds below), every one in one object
-    # None, or (student_logits, teacher_logits) -> (b, T): the loss's per-token divergence (GKD)
-    vocabulary_divergence: object
+    # what its loss and advantages read beside the policy's log-probs (algorithms/signals.py), in the
+    # order step 3 computes them: rollout.signals holds each by name
+    signals: tuple
+    # where each step's rows come from (the policy's samples, the teacher's, the task's demonstrations),
+    # asked once a step by the loop: source.at(seed, step)
+    source: Source
 
     @property
     def uses_critic(self) -> bool:
         """True: the loop builds and trains a critic (see CriticAlgorithm) and fills rollout.values."""
-        ...
-
-    @property
-    def uses_reference(self) -> bool:
-        """False: no KL term can be non-zero, so the loop skips the reference forward (every KL is 0)."""
-        ...
-
-    @property
-    def uses_teacher(self) -> bool:
-        """True: the run builds the teacher stage, the loop scores every row with it (teacher_logprobs)."""
-        ...
-
-    def draws_from_teacher(self, seed: int, step: int) -> bool:
-        """Whether step `step`'s rollout is the teacher's samples (run `seed`; a pure function of both)."""
-        ...
-
-    def draws_from_data(self, seed: int, step: int) -> bool:
-        """Whether step `step`'s rows are the task's demonstrations, not samples (a pure function)."""
         ...
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, Tensor | None]:

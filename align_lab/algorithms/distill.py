@@ -16,15 +16,18 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
+from align_lab.algorithms import sources
+from align_lab.algorithms.base import Rollout, check_online
 from align_lab.algorithms.online import OnlineBase, part
 from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip
+from align_lab.algorithms.signals import TEACHER, VOCABULARY_DIVERGENCE, TeacherLogprobs, VocabularyDivergence
+from align_lab.algorithms.sources import Source
 from align_lab.rl import (
     aggregate_loss,
     discounted_returns,
     generalized_jsd,
+    jsd_row_copies,
     masked_mean,
-    on_policy_step,
     reverse_kl_advantages,
 )
 from align_lab.value_checks import check
@@ -101,25 +104,26 @@ class OPD(OnlineBase):
         )
 
     @property
-    def uses_teacher(self) -> bool:
-        return True
+    def signals(self) -> tuple:
+        return (*super().signals, TeacherLogprobs())
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         per_token = reverse_kl_advantages(
-            rollout.logprobs, rollout.teacher_logprobs, rollout.mask, self.teacher_kl_coef
+            rollout.logprobs, rollout.signals[TEACHER], rollout.mask, self.teacher_kl_coef
         )  # (B, T)
         return discounted_returns(per_token, rollout.mask, self.gamma), None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         loss, stats = self.clip_loss(batch, logprobs, self.kl_coef)
-        stats["train/teacher_kl"] = masked_mean(batch.logprobs - batch.teacher_logprobs, batch.mask).item()
+        teacher = batch.signals[TEACHER]  # (B, T)
+        stats["train/teacher_kl"] = masked_mean(batch.logprobs - teacher, batch.mask).item()
         return loss, stats
 
 
 @dataclass
 class SFTDistill(OnlineBase):
     """Off-policy distillation (sequence-level KD, Kim & Rush 2016): the teacher samples group_size
-    responses to each of the step's prompts (the loop's samples_from_teacher), the student minimises their
+    responses to each of the step's prompts (its source: the teacher), the student minimises their
     token NLL. No reward, no ratio (the samples are the teacher's): the rollout correction stays off."""
 
     lr: float = 1e-3
@@ -128,7 +132,7 @@ class SFTDistill(OnlineBase):
     loss_aggregation: str = "token_mean"
     teacher: str | None = None
     teacher_epochs: int = 24
-    needs: ClassVar[LoopNeeds] = LoopNeeds(samples_from_teacher=True)
+    source: ClassVar[Source] = Source(sources.TEACHER, on_policy=0.0)  # the teacher's samples, every step
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -139,8 +143,8 @@ class SFTDistill(OnlineBase):
         self.teaching = part(Teacher, self)
 
     @property
-    def uses_teacher(self) -> bool:
-        return True
+    def signals(self) -> tuple:
+        return (*super().signals, TeacherLogprobs())
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         return rollout.logprobs.new_ones(()) * rollout.mask, None  # (B, T) each teacher token, weight 1
@@ -159,7 +163,7 @@ class GKD(OnlineBase):
     token (rl.generalized_jsd; beta 0 forward KL, 1 reverse KL), token mean (TRL: kept tokens' sum over
     their count). No reward, no ratio, no advantage: the divergence is differentiated directly.
 
-    The learner computes it inside its forward (`vocabulary_divergence`), micro-batch by micro-batch, so
+    The learner computes it inside its forward (the VocabularyDivergence signal), micro-batch by one, so
     the two (rows, T, V) logits exist for one micro-batch's rows at a time (train/learner.py outputs)."""
 
     lr: float = 1e-3
@@ -184,23 +188,17 @@ class GKD(OnlineBase):
         self.teaching = part(Teacher, self)
 
     @property
-    def uses_teacher(self) -> bool:
-        return True
+    def signals(self) -> tuple:
+        """The teacher's log-probs (train/teacher_kl) and the divergence over the vocabulary the loss is."""
+        divergence = VocabularyDivergence(self.vocabulary_divergence, jsd_row_copies(self.beta))
+        return (*super().signals, TeacherLogprobs(), divergence)
 
     @property
-    def needs(self) -> LoopNeeds:
-        """The off-policy steps sample from the teacher (seq_kd; run/teacher.py checks the engine can) or
-        are the task's demonstrations (run/teacher.py checks every training prompt has one)."""
-        off_policy = self.lmbda < 1
-        return LoopNeeds(
-            samples_from_teacher=self.seq_kd and off_policy, samples_from_data=not self.seq_kd and off_policy
-        )
-
-    def draws_from_teacher(self, seed: int, step: int) -> bool:
-        return self.needs.samples_from_teacher and not on_policy_step(self.lmbda, seed, step)
-
-    def draws_from_data(self, seed: int, step: int) -> bool:
-        return self.needs.samples_from_data and not on_policy_step(self.lmbda, seed, step)
+    def source(self) -> Source:
+        """The student's samples with probability lmbda, else the teacher's (seq_kd; run/teacher.py checks
+        the engine can sample it) or the task's demonstrations (run/teacher.py checks every training
+        prompt has one)."""
+        return Source(sources.TEACHER if self.seq_kd else sources.DATA, on_policy=self.lmbda)
 
     def vocabulary_divergence(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
         """(b, T) JSD_beta per token at `temperature` (rl.generalized_jsd), from (b, T, V) logits."""
@@ -210,11 +208,9 @@ class GKD(OnlineBase):
         return rollout.mask.clone(), None  # (B, T) unused by the loss: the divergence needs no advantage
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        jsd = batch.teacher_divergence  # (B, T) with the policy's graph (train/learner.py outputs)
+        jsd = batch.signals[VOCABULARY_DIVERGENCE]  # (B, T) with the policy's graph (train/learner.py)
         loss = aggregate_loss(jsd, batch.mask, self.loss_aggregation, self.max_len)
         stats = {"train/clip_frac": 0.0, "train/teacher_jsd": masked_mean(jsd.detach(), batch.mask).item()}
-        if batch.teacher_logprobs is not None:
-            stats["train/teacher_kl"] = masked_mean(
-                batch.logprobs - batch.teacher_logprobs, batch.mask
-            ).item()
+        teacher = batch.signals[TEACHER]  # (B, T)
+        stats["train/teacher_kl"] = masked_mean(batch.logprobs - teacher, batch.mask).item()
         return loss, stats

@@ -4,12 +4,13 @@ its own, sums them with the sources' weights, then whitens the sum over the batc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import LoopNeeds, Rollout
+from align_lab.algorithms.base import Rollout
 from align_lab.algorithms.grpo import GRPO
+from align_lab.algorithms.signals import REWARD_SOURCES, RewardSources
 from align_lab.rl import broadcast_to_tokens, decoupled_group_normalize, masked_whiten
 from align_lab.value_checks import check
 
@@ -35,19 +36,19 @@ class GDPO(GRPO):
         check(not self.dynamic_sampling, "dynamic_sampling", self.dynamic_sampling, f"false {why}")
 
     @property
-    def needs(self) -> LoopNeeds:
-        """GRPO's, and the run needs reward=combined with two sources or more (per_source_rewards)."""
-        return replace(super().needs, per_source_rewards=True)
+    def signals(self) -> tuple:
+        """GRPO's, and each reward source's score: the run needs reward=combined with two sources or more."""
+        return (*super().signals, RewardSources())
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
-        sources = rollout.source_scores  # (B, K)
+        sources = rollout.signals.get(REWARD_SOURCES)  # SourceScores (B, K)
         if sources is None or rollout.turn_rewards is not None:
             raise ValueError(
                 "algo=gdpo: needs each reward source's score (reward=combined) and no per-turn env rewards"
             )
         summed = decoupled_group_normalize(
-            sources,
-            rollout.source_weights,
+            sources.scores,
+            sources.weights,
             self.group_size,
             self.scale_by_std,
             self.std_unbiased,

@@ -9,7 +9,6 @@ them; a part checks its own keys (errors name the key the user typed)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
@@ -17,6 +16,8 @@ from torch import Tensor
 
 from align_lab.algorithms.base import LoopNeeds
 from align_lab.algorithms.parts import KLTerm, RolloutCorrection
+from align_lab.algorithms.signals import Reference
+from align_lab.algorithms.sources import Source
 
 
 def part(cls, keys):
@@ -56,12 +57,11 @@ class OnlineBase:
     max_rejected_steps: int = 3
 
     # The loop switches (base.LoopNeeds), all off here. An algorithm declares its own once: a fixed one as
-    # this class attribute (ReMax: needs = LoopNeeds(greedy_baseline=True, ...)), one users type as a
-    # field of the same name that a `needs` property passes on (PPO's entropy_coef, GRPO's dynamic_sampling)
+    # this class attribute (ReMax: needs = LoopNeeds(compares_samples=...)), one users type as a field of
+    # the same name that a `needs` property passes on (PPO's entropy_coef, GRPO's dynamic_sampling)
     needs: ClassVar[LoopNeeds] = LoopNeeds()
-    # (student_logits, teacher_logits) -> (b, T): the loss's per-token divergence over the vocabulary, which
-    # the learner's forward computes micro-batch by micro-batch (GKD); None: the loss reads log-probs only
-    vocabulary_divergence: ClassVar[Callable[[Tensor, Tensor], Tensor] | None] = None
+    # where a step's rows come from (algorithms/sources.py): the policy's samples, every step
+    source: ClassVar[Source] = Source()
 
     def __post_init__(self) -> None:
         self.correction = part(RolloutCorrection, self)
@@ -73,22 +73,11 @@ class OnlineBase:
         return False
 
     @property
-    def uses_reference(self) -> bool:
-        """False: no KL term can be non-zero, so the loop skips the reference forward (every KL is 0)."""
-        return self.kl_coef != 0 or self.needs.kl_target is not None
-
-    @property
-    def uses_teacher(self) -> bool:
-        """True: the run builds the teacher stage and the loop fills rollout.teacher_logprobs (distill.py)."""
-        return False
-
-    def draws_from_teacher(self, seed: int, step: int) -> bool:
-        """Whether step `step`'s rollout is the teacher's samples (SFT-distill: every step; GKD: by lmbda)."""
-        return self.needs.samples_from_teacher
-
-    def draws_from_data(self, seed: int, step: int) -> bool:
-        """Whether step `step`'s rows are the task's demonstrations (GKD at seq_kd=false: by lmbda)."""
-        return self.needs.samples_from_data
+    def signals(self) -> tuple:
+        """What the loss reads beside the policy's log-probs (algorithms/signals.py): the reference when a
+        KL term can be non-zero (kl_coef, or the adaptive controller's target), else nothing (no reference
+        forward: every KL is 0). A family adds its own after these: (*super().signals, TeacherLogprobs())."""
+        return (Reference(),) if self.kl_coef != 0 or self.needs.kl_target is not None else ()
 
     def kl(self, logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
         """(B, T) the algorithm's KL estimate of log pi - log pi_ref per token (kl_term)."""

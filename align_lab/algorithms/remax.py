@@ -11,6 +11,7 @@ from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.credit import check_credit, episode_return, observation_steps
 from align_lab.algorithms.online import OnlineBase
 from align_lab.algorithms.parts import Aggregation, ClipLoss, Reinforce
+from align_lab.algorithms.signals import GREEDY_BASELINE, GreedyBaseline
 from align_lab.rl import broadcast_to_tokens, discounted_returns, shape_token_rewards
 from align_lab.value_checks import check
 
@@ -21,7 +22,7 @@ class ReMax(OnlineBase):
 
     G_t is the return-to-go of the per-token KL-shaped rewards (verl compute_remax_outcome_advantage);
     the baseline is the greedy episode's total return (its score plus its turns' rewards, as the
-    sampled episode's return), which the loop fills in (greedy_baseline).
+    sampled episode's return), which the loop fills in (the GreedyBaseline signal).
     """
 
     lr: float = 1e-3
@@ -33,10 +34,11 @@ class ReMax(OnlineBase):
     across_observations: str = "skip"  # multi-turn returns: skip observation tokens (verl) | step (OpenRLHF)
     loss_aggregation: str = "seq_mean_token_sum"
 
-    # the loop fills rollout.baseline_scores (greedy responses)
-    needs: ClassVar[LoopNeeds] = LoopNeeds(
-        greedy_baseline=True, compares_samples="each reward with the greedy response's"
-    )
+    needs: ClassVar[LoopNeeds] = LoopNeeds(compares_samples="each reward with the greedy response's")
+
+    @property
+    def signals(self) -> tuple:
+        return (*super().signals, GreedyBaseline())  # the greedy responses' returns
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -47,14 +49,15 @@ class ReMax(OnlineBase):
         self.clip_loss = ClipLoss(Reinforce(), self.kl_term, self.correction, aggregation, kl_in_loss=False)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
-        if rollout.baseline_scores is None:
-            raise ValueError("ReMax needs rollout.baseline_scores (the greedy responses' scores)")
+        baseline = rollout.signals.get(GREEDY_BASELINE)  # (B,)
+        if baseline is None:
+            raise ValueError("ReMax needs rollout.signals['greedy_baseline'] (the greedy responses' scores)")
         kl = self.kl(rollout.logprobs, rollout.ref_logprobs)  # (B, T)
-        # multi-turn: the episode return at the last policy token; baseline_scores the greedy episode's
+        # multi-turn: the episode return at the last policy token; the baseline the greedy episode's
         rewards = shape_token_rewards(episode_return(rollout), kl, rollout.mask, self.kl_coef)  # (B, T)
         steps = observation_steps(rollout, self.across_observations)  # (B, T) or None
         returns = discounted_returns(rewards, rollout.mask, self.gamma, steps)  # (B, T)
-        return returns - broadcast_to_tokens(rollout.baseline_scores, rollout.mask), None
+        return returns - broadcast_to_tokens(baseline, rollout.mask), None
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
         return self.clip_loss(batch, logprobs, self.kl_coef)  # -A log pi, corrected, aggregated

@@ -12,13 +12,14 @@ advantages, as TRL's convex combination does."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from torch import Tensor
 
-from align_lab.algorithms.base import LoopNeeds, Rollout
+from align_lab.algorithms.base import Rollout
 from align_lab.algorithms.distill import refuse_correction
 from align_lab.algorithms.grpo import GRPO
+from align_lab.algorithms.signals import TEACHER, TEACHER_INFORMED, SelfTeacher
 from align_lab.rl import aggregate_loss, masked_mean, self_distillation_loss
 from align_lab.value_checks import check
 
@@ -103,10 +104,10 @@ class SDPO(GRPO):
             refuse_correction(self, "distillation_weight=1: the loss has no policy ratio to correct")
 
     @property
-    def needs(self) -> LoopNeeds:
-        """GRPO's, and the self-teacher (the EMA's rate only for teacher_kind=ema)."""
+    def signals(self) -> tuple:
+        """GRPO's, and the self-teacher's log-probs (the EMA's rate only for teacher_kind=ema)."""
         rate = self.teacher_update_rate if self.teacher_kind == "ema" else 0.0
-        return replace(super().needs, self_teacher=self.teacher_kind, teacher_follow_rate=rate)
+        return (*super().signals, SelfTeacher(self.teacher_kind, rate))
 
     def teacher_prompts(
         self, prompts: list[str], responses: list[str], scores: list[float]
@@ -116,13 +117,14 @@ class SDPO(GRPO):
         return teacher_prompts(prompts, responses, scores, self.group_size, *how)
 
     def loss(self, batch: Rollout, logprobs: Tensor, values: Tensor | None) -> tuple[Tensor, dict]:
-        informed = batch.teacher_informed.to(batch.mask.dtype)  # (B,)
+        teacher = batch.signals[TEACHER]  # (B, T)
+        informed = batch.signals[TEACHER_INFORMED].to(batch.mask.dtype)  # (B,)
         mask = batch.mask * informed[:, None]  # (B, T) the taught rows' tokens
-        terms = self_distillation_loss(logprobs, batch.teacher_logprobs, batch.logprobs, self.is_clip)
+        terms = self_distillation_loss(logprobs, teacher, batch.logprobs, self.is_clip)
         distill = aggregate_loss(terms, mask, "seq_mean_token_mean")  # TRL: per sequence, then every row
         stats = {
             "train/self_distillation_loss": distill.item(),
-            "train/teacher_kl": masked_mean(batch.logprobs - batch.teacher_logprobs, mask).item(),
+            "train/teacher_kl": masked_mean(batch.logprobs - teacher, mask).item(),
             "train/taught_rows": informed.mean().item(),
         }
         w = self.distillation_weight

@@ -21,6 +21,7 @@ from .advantages import (
 from .distill import (
     follow,
     generalized_jsd,
+    jsd_row_copies,
     on_policy_step,
     reverse_kl_advantages,
     self_distillation_loss,
@@ -83,6 +84,7 @@ __all__ = [
     "entropy_from_logits",
     "gae",
     "generalized_jsd",
+    "jsd_row_copies",
     "on_policy_step",
     "reverse_kl_advantages",
     "self_distillation_loss",

@@ -23,6 +23,18 @@ def reverse_kl_advantages(
     return -coef * (logprobs - teacher_logprobs) * mask
 
 
+# fp32 (T, V) tensors generalized_jsd adds to an update row beyond the policy's own logits: the teacher's
+# logits and the divergence's saved and transient tensors, measured 9.3 + 1 copies for 0 < beta < 1 (the
+# mixture's stack and logsumexp), 2.2 + 1 at beta 0 or 1 (scripts/divergence_copies.py: 8 rows x 33
+# tokens x 49,152, peak RSS of the backward); the memory plan reads them (train/memory/footprint.py)
+MIXTURE_COPIES, LIMIT_COPIES = 10.3, 3.2
+
+
+def jsd_row_copies(beta: float) -> float:
+    """fp32 (T, V) copies an update row holds for generalized_jsd at `beta` (MIXTURE/LIMIT_COPIES)."""
+    return LIMIT_COPIES if beta in (0, 1) else MIXTURE_COPIES
+
+
 def generalized_jsd(
     student_logits: Tensor, teacher_logits: Tensor, beta: float, temperature: float = 1.0
 ) -> Tensor:

@@ -12,6 +12,7 @@ import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
+from align_lab.algorithms.signals import Reference, SelfTeacher, TeacherLogprobs, VocabularyDivergence, reads
 from align_lab.cache import StageCache
 from align_lab.models.lora import frozen_base
 from align_lab.rewards import reward_models
@@ -25,7 +26,7 @@ from align_lab.tasks.tuning_split import with_tuning_split
 from align_lab.tasks.view import observation_renderer
 from align_lab.train.context import Context
 from align_lab.train.distributed import Group
-from align_lab.train.memory import default_budget, divergence_copies, held_modules, trainer_floor
+from align_lab.train.memory import default_budget, held_modules, trainer_floor
 from align_lab.train.online import train_online
 from align_lab.train.pairwise import train_pairwise
 
@@ -53,33 +54,37 @@ def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank=0, c
         reward=spec.reward,
         check=check,
     )
-    if not uses_teacher(spec.algo):
+    if reads(spec.algo, TeacherLogprobs) is None:
         return stages
     how = (spec.train.micro_batch_size, memory, dict(stages.numerics), rank == 0, check)
     return with_teacher(stages, spec.algo.teaching, StageBuild(cache, progress, *how), spec.sft, spec.env)
 
 
-def divergence_row_copies(algo) -> float:
-    """fp32 (T, V) copies a row's divergence to the teacher over the vocabulary adds to an update (the
-    memory model's figure for GKD's JSD at its beta, the one such divergence); 0 for every other loss."""
-    if not isinstance(algo, OnlineAlgorithm) or algo.vocabulary_divergence is None:
-        return 0.0
-    return divergence_copies(algo.beta)
-
-
-def uses_teacher(algo) -> bool:
-    """The run distils from a teacher (algorithms/distill.py): it builds the teacher stage and holds it."""
-    return isinstance(algo, OnlineAlgorithm) and algo.uses_teacher
-
-
-def self_teacher(algo, policy) -> torch.nn.Module | None:
-    """SDPO's teacher held beside the policy (algorithms/self_distill.py): a frozen copy of the starting
-    policy, which follows the policy (teacher_kind=ema) or stays (base); None otherwise (live: the policy
-    itself, no copy). A resumed run's EMA copy comes back from its checkpoint (train/online_setup.py)."""
-    kind = algo.needs.self_teacher if isinstance(algo, OnlineAlgorithm) else None
-    if kind is None or kind == "live":
+def teacher_of(algo, stages: Stages, policy) -> torch.nn.Module | None:
+    """The teacher the run holds for the signals `algo` reads: a distillation's (the teacher stage, frozen);
+    SDPO's self-teacher, a frozen copy of the starting policy, which follows the policy (teacher_kind=ema)
+    or stays (base), none for live (the policy itself); None otherwise. A resumed run's EMA copy comes
+    back from its checkpoint (train/online_setup.py)."""
+    if reads(algo, TeacherLogprobs) is not None:
+        return frozen_teacher(stages)
+    taught = reads(algo, SelfTeacher)
+    if taught is None or taught.kind == "live":
         return None
     return copy.deepcopy(policy).eval().requires_grad_(False)
+
+
+def vocabulary_copies(algo) -> float:
+    """fp32 (T, V) copies a row's divergence over the vocabulary adds to an update (the signal's own
+    figure, algorithms/signals.py VocabularyDivergence); 0 when the loss reads none."""
+    divergence = reads(algo, VocabularyDivergence)
+    return 0.0 if divergence is None else divergence.row_copies
+
+
+def holds_reference(algo) -> bool:
+    """The loop reads the reference: an online algorithm's Reference signal, a pair loss's uses_reference."""
+    if isinstance(algo, OnlineAlgorithm):
+        return reads(algo, Reference) is not None
+    return algo.uses_reference
 
 
 def frozen_teacher(stages: Stages) -> torch.nn.Module:
@@ -122,7 +127,7 @@ def build_context(
     policy = spec.lora.apply(stages.load_policy()).train()
     base = shared_base(spec, stages, policy)
     load_reference = partial(frozen_reference, stages, base)
-    reference = load_reference() if spec.algo.uses_reference else None
+    reference = load_reference() if holds_reference(spec.algo) else None
     if spec.hardware.device == "cuda":  # vLLM's share of the GPU, by the policy's size when null
         gpu, held = default_budget("cuda"), (policy, reference, critic, *held_modules(scorer))
         size = sum(p.numel() for p in policy.parameters())
@@ -155,8 +160,8 @@ def build_context(
             getattr(spec.rollout, "gpu_share", 0.0)
         ),  # vLLM's GPU share
         identity=identity or {},
-        teacher=frozen_teacher(stages) if uses_teacher(spec.algo) else self_teacher(spec.algo, policy),
-        divergence_copies=divergence_row_copies(spec.algo),
+        teacher=teacher_of(spec.algo, stages, policy),
+        divergence_copies=vocabulary_copies(spec.algo),
     )
 
 

@@ -27,6 +27,7 @@ import torch
 from align_lab import registry
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm, Route
+from align_lab.algorithms.signals import SelfTeacher, reads
 from align_lab.config import ConfigError
 from align_lab.rewards import GoldReward, Verifier, reward_models
 
@@ -72,7 +73,8 @@ def check_fit(spec) -> None:
             f"task={task_name}: its demonstrations are conversations, which need a multi-turn env "
             f"({envs}), not env={spec.env_name}"
         )
-    self_teacher = getattr(getattr(spec.algo, "needs", None), "self_teacher", None)  # SDPO's
+    taught = reads(spec.algo, SelfTeacher)  # SDPO's
+    self_teacher = None if taught is None else taught.kind
     if multi_turn and self_teacher is not None:
         raise ConfigError(
             f"algo={names.get('algo', 'sdpo')}: its teacher's prompt shows a sibling's single response; "

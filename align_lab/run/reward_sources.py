@@ -1,16 +1,16 @@
-"""Whether an algorithm that reads each reward source (GDPO: LoopNeeds.per_source_rewards) has them:
+"""Whether an algorithm that reads each reward source (GDPO: the RewardSources signal) has them:
 reward=combined with two sources or more, checked at admission (run/cross_checks.py) before compute."""
 
 from __future__ import annotations
 
-from align_lab.algorithms.base import OnlineAlgorithm
+from align_lab.algorithms.signals import RewardSources, reads
 from align_lab.config import ConfigError
 from align_lab.rewards.function import Combined
 
 
 def check_sources(spec) -> None:
     """An algorithm that normalises each reward source (GDPO) needs reward=combined with two or more."""
-    if not isinstance(spec.algo, OnlineAlgorithm) or not spec.algo.needs.per_source_rewards:
+    if reads(spec.algo, RewardSources) is None:
         return
     algo, reward = spec.names.get("algo", type(spec.algo).__name__), spec.names.get("reward", "?")
     if not isinstance(spec.reward, Combined):

@@ -171,15 +171,16 @@ def check_teacher(spec) -> None:
     that samples the model it is handed, rollout=hf), a local teacher exists, and its tokens are the policy's:
     a run folder's model and task are this run's (the toy world's tokenizer is trained from the task), a
     checkpoint folder's tokenizer is the pretrained policy's (the tiny world's is checked at its stage)."""
-    from align_lab.algorithms.base import OnlineAlgorithm
+    from align_lab.algorithms import sources
+    from align_lab.algorithms.signals import TeacherLogprobs, reads
     from align_lab.models.hf import resolve_checkpoint
     from align_lab.rollout.hf import HFGenerate
     from align_lab.tasks.data_files import is_local
 
     algo = spec.algo
-    if not isinstance(algo, OnlineAlgorithm) or not algo.uses_teacher:
+    if reads(algo, TeacherLogprobs) is None:
         return
-    if algo.needs.samples_from_teacher and not isinstance(spec.rollout, HFGenerate):
+    if sources.TEACHER in algo.source.kinds and not isinstance(spec.rollout, HFGenerate):
         engine = spec.names.get("rollout", type(spec.rollout).__name__)
         raise ConfigError(
             f"rollout={engine}: the engine samples its own copy of the policy, never the teacher that "
@@ -224,9 +225,10 @@ def check_teacher(spec) -> None:
 def check_demonstrations(spec) -> None:
     """At admission: an algorithm whose off-policy steps are the task's demonstrations (GKD seq_kd=false)
     needs a single-response demonstration of every training prompt; one line naming the first without."""
+    from align_lab.algorithms.sources import DATA
     from align_lab.rollout.demonstrated import missing_demonstrations
 
-    if not spec.algo.needs.samples_from_data:
+    if DATA not in spec.algo.source.kinds:
         return
     missing = missing_demonstrations(spec.task)
     if missing:

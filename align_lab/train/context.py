@@ -31,7 +31,7 @@ class Context:
     task: object
     tokenizer: object
     policy: torch.nn.Module
-    reference: torch.nn.Module | None  # None: the algorithm reads no reference (uses_reference false)
+    reference: torch.nn.Module | None  # None: the algorithm reads no reference (no Reference signal)
     critic: torch.nn.Module | None
     scorer: object  # (prompts, responses, finished) -> (B,) tensor
     engine: RolloutEngine  # .sample(...) and .sync(model): rollout/base.py
@@ -60,9 +60,9 @@ class Context:
     memory_budget: int | None = None  # bytes this process may use (hardware.memory_bytes); None: all
     memory: Planned | None = None  # the memory plan (train/memory/planner.py); Context.build makes it
     ledger: Ledger = field(default_factory=Ledger)  # what the run learns while it trains (train/ledger.py)
-    teacher: torch.nn.Module | None = None  # the frozen teacher of a distillation (algo.uses_teacher)
-    # fp32 (T, V) copies a row's divergence to the teacher adds to an update (memory.divergence_copies of
-    # GKD's beta, its algo.vocabulary_divergence); 0: the loss reads log-probs only
+    teacher: torch.nn.Module | None = None  # a distillation's frozen teacher, SDPO's self-teacher copy
+    # fp32 (T, V) copies a row's divergence to the teacher adds to an update (the VocabularyDivergence
+    # signal's row_copies, GKD); 0: the loss reads log-probs only
     divergence_copies: float = 0.0
 
     @classmethod

@@ -8,105 +8,28 @@ choice of rows per micro-batch (train/memory/token_budget.py). Two calls: `forwa
 gradient except a kept graph) and `step(rollout, index, loss_fn)` (step 5, one optimiser step);
 `update(terms, size)` is the optimiser step itself, which the pairwise loop calls too.
 
-Rows travel as `Rows`, a typed record, never as a tuple indexed by position. The pairwise loop's rows
+Rows travel as `Rows` (train/micro.py), a typed record, never a tuple indexed by position. The pairwise rows
 are a step's pairs, first rows (chosen) then second rows (rejected): its two calls are `pair_forward(rows)`
 (step 3) and `pair_step(rows, loss_fn)` (step 4), both at temperature 1 and train.micro_batch_size pairs
 a forward."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
 from functools import partial
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from align_lab.algorithms.signals import SelfTeacher, VocabularyDivergence, reads
 from align_lab.models.scores import token_values
-from align_lab.models.sequences import attended, response_logits, response_logprobs
-from align_lab.rl import follow, masked_sum, selective_entropy, selective_logprobs
+from align_lab.models.sequences import response_logprobs
+from align_lab.rl import follow, masked_sum
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.memory import first_update_rows, update_rows
-from align_lab.train.micro import Term, accumulate, rows_of, whole
+from align_lab.train.micro import Rows, Term, accumulate, rows_of, whole
 from align_lab.train.micro import forward as micro_forward
 from align_lab.train.sft import nll_term
-
-
-class Taught(NamedTuple):
-    """What step 3's teacher forward gives: log-probs (b, T) of the responses under the teacher, and (b,)
-    whether each row's teacher saw a demonstration (SDPO; None: a teacher of its own teaches every row)."""
-
-    logprobs: Tensor
-    informed: Tensor | None
-
-
-def left_padded(tokenizer, texts: list[str], limit: int | None) -> tuple[Tensor, Tensor]:
-    """Left-padded ids and attention mask (b, P) of `texts`, each cut to its last `limit` tokens (None:
-    whole), as TRL cuts a teacher's reprompt (max_reprompt_len)."""
-    enc = [tokenizer(t)["input_ids"] for t in texts]
-    enc = [e if limit is None else e[-limit:] for e in enc]
-    width = max(len(e) for e in enc)
-    ids = torch.full((len(enc), width), tokenizer.pad_token_id, dtype=torch.long)
-    attn = torch.zeros((len(enc), width), dtype=torch.long)
-    for i, e in enumerate(enc):
-        ids[i, width - len(e) :] = torch.tensor(e, dtype=torch.long)
-        attn[i, width - len(e) :] = 1
-    return ids, attn
-
-
-@dataclass(frozen=True)
-class Rows:
-    """What a forward over responses needs, (B, ·) each: prompt ids and mask (left-padded), response
-    ids, the tokens it attends (the policy's and the observations') and the policy's tokens (`mask`)."""
-
-    prompt_ids: Tensor
-    prompt_attn: Tensor
-    response_ids: Tensor
-    attend: Tensor
-    mask: Tensor
-
-    @classmethod
-    def of(cls, batch) -> Rows:
-        """The rows of Samples or a Rollout (their `attend` is None for single-turn: the mask)."""
-        attend = attended(batch.mask, batch.attend)
-        return cls(batch.prompt_ids, batch.prompt_attn, batch.response_ids, attend, batch.mask)
-
-    def select(self, index) -> Rows:
-        """The rows `index` (a tensor of rows or a slice)."""
-        return Rows(*(getattr(self, f.name)[index] for f in fields(self)))
-
-    def tensors(self) -> tuple:
-        """As micro.forward and the token budget take them: fields in order, rows first."""
-        return tuple(getattr(self, f.name) for f in fields(self))
-
-    def __len__(self) -> int:
-        return len(self.mask)
-
-
-def divergence_outputs(
-    model,
-    teacher,
-    prompt_ids,
-    prompt_attn,
-    response_ids,
-    attend,
-    temperature: float,
-    divergence,
-    entropy_grad,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """response_logprobs's log-probs and entropy (b, T) each, and `divergence(student_logits,
-    teacher_logits)` (b, T) over the whole vocabulary, the teacher's logits taken without a graph (GKD).
-
-    One forward of each model over these rows: the caller's micro-batch bounds the two (b, T, V) logits,
-    which are never held for more rows than that (no packing: the divergence reads every position)."""
-    rows = (prompt_ids, prompt_attn, response_ids, attend)
-    logits = response_logits(model, *rows)  # (b, T, V)
-    with torch.no_grad():
-        teacher_logits = response_logits(teacher, *rows)  # (b, T, V)
-    logprobs = selective_logprobs(logits, response_ids, temperature)  # (b, T)
-    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-        entropy = selective_entropy(logits, temperature)  # (b, T)
-    return logprobs, entropy, divergence(logits, teacher_logits)
+from align_lab.train.signals import divergence_outputs, step_signals
 
 
 class Learner:
@@ -120,26 +43,27 @@ class Learner:
     def outputs(self, prompt_ids, prompt_attn, response_ids, attend, mask):
         """This process's forward of its rows (attending `attend`): log-probs (b, T), entropy (b, T) (a
         graph only when it is a loss term), values (b, T) on the policy's tokens (`mask`) or None, and
-        the per-token divergence to the teacher over the vocabulary (b, T) (algo.vocabulary_divergence,
-        GKD) or None."""
+        the VocabularyDivergence signal (b, T) (GKD: the teacher's logits beside the policy's, these
+        rows only) or None."""
         ctx, algo = self.ctx, self.algo
         entropy_grad = algo.needs.entropy_coef > 0
         rows = (prompt_ids, prompt_attn, response_ids, attend)
         temperature, divergence = ctx.engine.temperature, None
+        vocabulary = reads(algo, VocabularyDivergence)
         with ctx.backend.autocast():
-            if algo.vocabulary_divergence is None:
+            if vocabulary is None:
                 logprobs, entropy = response_logprobs(ctx.policy, *rows, temperature, True, entropy_grad)
-            else:  # the teacher's logits beside the policy's, this micro-batch's rows only
-                how = (temperature, algo.vocabulary_divergence, entropy_grad)
-                logprobs, entropy, divergence = divergence_outputs(ctx.policy, ctx.teacher, *rows, *how)
+            else:
+                how = (temperature, vocabulary.divergence, entropy_grad)
+                logprobs, entropy, divergence = divergence_outputs(ctx.policy, ctx.teacher, rows, *how)
             values = token_values(ctx.critic, *rows) * mask if algo.uses_critic else None
         return logprobs, entropy, values, divergence
 
     def forward(self, samples, scores: Tensor):
-        """3. Log-probs of this process's responses under the sampling policy, the reference and the
-        teacher (`Taught`, None without one), critic values or None, (b, T) each; and this forward's
-        outputs for the first update, (B, T) each. `scores` (b,): the rows' rewards (SDPO's teacher
-        prompts read them).
+        """3. Log-probs of this process's responses under the sampling policy (b, T), the signals the
+        algorithm declares that step 3 computes (train/signals.py: the reference's, the teacher's...;
+        (b, ...) each, by name), critic values (b, T) or None; and this forward's outputs for the first
+        update, (B, T) each. `scores` (b,): the rows' rewards (SDPO's teacher prompts read them).
 
         The first update sees the weights of this step's rollout: its forward is this one. When its
         minibatch is these very rows (one minibatch per epoch, one process) and they are one forward,
@@ -148,39 +72,14 @@ class Learner:
         ctx, algo = self.ctx, self.algo
         cfg, dp, micro = ctx.train, ctx.group, ctx.memory.forward_micro_batch_size
         first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
-        rows, ptx = Rows.of(samples).tensors(), algo.needs.ptx_coef > 0  # PPO-ptx: the plan's rows
-        keep = first_minibatch and whole(len(samples.mask), first_update_rows(ctx, rows, ptx))
-        first = micro_forward(self.outputs, rows, None if keep else micro, graph=keep)
+        rows = Rows.of(samples)
+        ptx = algo.needs.ptx_coef > 0  # PPO-ptx: the plan's rows
+        keep = first_minibatch and whole(len(samples.mask), first_update_rows(ctx, rows.tensors(), ptx))
+        first = micro_forward(self.outputs, rows.tensors(), None if keep else micro, graph=keep)
         logprobs, values = first[0].detach(), (None if first[2] is None else first[2].detach())  # (b, T)
         # every process's rows (a minibatch's rows come from the whole rollout); with a graph, one process
         first = tuple(None if o is None else dp.gather(o) for o in first)  # (B, T) each
-        # no KL term (kl_coef = 0, TRL's GRPO default): no reference forward; every KL is then 0
-        ref_logprobs = (
-            self.frozen_logprobs(ctx.reference, rows) if algo.uses_reference else logprobs
-        )  # (b, T)
-        # distillation: the teacher scores every token as the reference does (None: no teacher)
-        taught = None
-        if algo.uses_teacher:
-            taught = Taught(self.frozen_logprobs(ctx.teacher, rows), None)  # (b, T)
-        elif algo.needs.self_teacher is not None:
-            taught = self.self_taught(samples, scores)
-        return logprobs, ref_logprobs, taught, values, first
-
-    def self_taught(self, samples, scores: Tensor) -> Taught:
-        """SDPO: this process's responses scored by the self-teacher (ctx.teacher, the EMA or starting copy;
-        None: the live policy) under each row's teacher prompt (algo.teacher_prompts), rendered as the
-        policy's prompts are; the prompt keeps its last tokens where the model's positions run out."""
-        ctx = self.ctx
-        raw, render = getattr(ctx.task, "raw", str), getattr(ctx.task, "render", str)
-        prompts = [raw(p) for p in samples.prompts]
-        texts, informed = self.algo.teacher_prompts(prompts, samples.responses, scores.tolist())
-        room = getattr(ctx.policy.config, "max_position_embeddings", None)
-        limit = None if room is None else room - samples.response_ids.shape[1]
-        ids, attn = left_padded(ctx.tokenizer, [render(t) for t in texts], limit)  # (b, P')
-        device = samples.prompt_ids.device
-        rows = replace(Rows.of(samples), prompt_ids=ids.to(device), prompt_attn=attn.to(device))
-        model = ctx.policy if ctx.teacher is None else ctx.teacher
-        return Taught(self.frozen_logprobs(model, rows.tensors()), torch.tensor(informed, device=device))
+        return logprobs, step_signals(self, samples, scores, rows), values, first
 
     def frozen_logprobs(self, model, rows: tuple) -> Tensor:
         """(b, T) log-probs of this process's responses under a frozen model (the reference, the teacher)
@@ -222,8 +121,9 @@ class Learner:
         terms = [Term(self.outputs, Rows.of(mine).tensors(), policy_loss, outputs=outputs)]
         terms += [] if policy_rests else self._ptx()
         [(loss, stats), *ptx], grad_norm = self.update(terms, size, apply=not policy_rests)
-        if algo.needs.teacher_follow_rate > 0 and not policy_rests:  # SDPO's EMA teacher follows the step
-            follow(ctx.teacher, ctx.policy, algo.needs.teacher_follow_rate)
+        taught = reads(algo, SelfTeacher)
+        if taught is not None and taught.follow_rate > 0 and not policy_rests:  # SDPO's EMA teacher
+            follow(ctx.teacher, ctx.policy, taught.follow_rate)
         shared = torch.zeros(())
         for ptx_loss, _ in ptx:
             stats["train/ptx_loss"] = ptx_loss.item()
@@ -252,7 +152,7 @@ class Learner:
         with algo.mismatched_kl also the summed log pi - log pi_ref (2m,) of the mismatched rows, row j's
         prompt with row j - 1's response (TRL KTOTrainer's KL batch), else None."""
         ctx, algo = self.ctx, self.algo
-        if not algo.uses_reference:
+        if not algo.uses_reference:  # a pair loss's own switch (algorithms/preference.py)
             return torch.zeros_like(rows.mask), None
         ref_logprobs = self._pair_logprobs(ctx.reference, rows)  # (2m, T)
         if not algo.mismatched_kl:

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
+from align_lab.algorithms.signals import REFERENCE, REWARD_SOURCES
+from align_lab.algorithms.sources import DATA, TEACHER
 from align_lab.rl import kl_penalty, masked_sum, rollout_mismatch
 from align_lab.train.common import Counters
 from align_lab.train.roofline import kv_positions
@@ -31,36 +33,31 @@ def mismatch_metrics(logprobs, rollout_logprobs, mask) -> dict:
 
 
 def step_metrics(
-    algo: OnlineAlgorithm,
-    rollout: Rollout,
-    rollout_logprobs,
-    stats: dict,
-    times: dict,
-    counters: Counters,
-    teacher_sampled: bool = False,
-    from_data: bool = False,
+    algo: OnlineAlgorithm, rollout: Rollout, stats: dict, times: dict, counters: Counters
 ) -> dict:
     """6. What a comparison needs: reward, KL to the reference, length, how far the engine's sampling
-    distribution is from the trainer's (`rollout_logprobs`, (B, T)), the update's mean stats, timings
-    and the compute counters. `teacher_sampled`: the teacher sampled this step (GKD's off-policy steps,
-    SFT-distill's), so the engine's log-probs are the teacher's and no mismatch is logged; an algorithm
-    that may sample from its teacher logs train/teacher_sampled (1 or 0) every step. `from_data`: the rows
-    are the task's demonstrations (GKD seq_kd=false; no engine drew them), logged as train/from_data."""
+    distribution is from the trainer's (rollout.rollout_logprobs, (B, T)), the update's mean stats,
+    timings and the compute counters. Rows the teacher sampled (rollout.sampled_by: GKD's off-policy
+    steps, SFT-distill's) carry the teacher's log-probs from the engine, so no mismatch is logged; an
+    algorithm whose source may be the teacher logs train/teacher_sampled (1 or 0) every step. Rows that
+    are the task's demonstrations (GKD seq_kd=false; no engine drew them) are logged as train/from_data."""
     scores, mask, G = rollout.scores, rollout.mask, algo.group_size
+    teacher_sampled, from_data = rollout.sampled_by == TEACHER, rollout.sampled_by == DATA
+    rollout_logprobs, kinds = rollout.rollout_logprobs, algo.source.kinds
     kl = masked_sum(kl_penalty(rollout.logprobs, rollout.ref_logprobs, "k1"), mask, dim=1)  # (B,)
     groups = scores.view(-1, G)  # (B/G, G)
     return {
         "train/reward": scores.mean().item(),
         "train/reward_std": scores.std().item() if len(scores) > 1 else 0.0,
         **source_means(rollout),
-        **({"train/kl": kl.mean().item()} if algo.uses_reference else {}),
+        **({"train/kl": kl.mean().item()} if REFERENCE in rollout.signals else {}),
         "train/response_length": mask.sum(-1).mean().item(),
         "train/zero_std_groups": (groups.std(-1) == 0).float().mean().item() if G > 1 else 0.0,
         **(
             {} if teacher_sampled or from_data else mismatch_metrics(rollout.logprobs, rollout_logprobs, mask)
         ),
-        **({"train/teacher_sampled": float(teacher_sampled)} if algo.needs.samples_from_teacher else {}),
-        **({"train/from_data": float(from_data)} if algo.needs.samples_from_data else {}),
+        **({"train/teacher_sampled": float(teacher_sampled)} if TEACHER in kinds else {}),
+        **({"train/from_data": float(from_data)} if DATA in kinds else {}),
         **{k: sum(v) / len(v) for k, v in stats.items()},
         **times,
         "time/step_s": sum(times.values()),
@@ -76,10 +73,11 @@ def step_metrics(
 
 def source_means(rollout: Rollout) -> dict[str, float]:
     """train/reward_<name>: each reward source's mean unweighted score over the step (reward=combined)."""
-    if rollout.source_scores is None:
+    sources = rollout.signals.get(REWARD_SOURCES)
+    if sources is None:
         return {}
-    means = rollout.source_scores.float().mean(0)  # (K,)
-    return {f"train/reward_{name}": means[k].item() for k, name in enumerate(rollout.source_names)}
+    means = sources.scores.float().mean(0)  # (K,)
+    return {f"train/reward_{name}": means[k].item() for k, name in enumerate(sources.names)}
 
 
 def evaluated_kl(evaluated: tuple[int, float] | None) -> str:

@@ -16,10 +16,12 @@ loss is backpropagated.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
+
+from align_lab.models.sequences import attended
 
 
 def chunks(n: int, size: int | None) -> list[slice]:
@@ -128,3 +130,32 @@ def accumulate(terms: list[Term], backward: Callable, size: int | None) -> list[
         backward(total)
         return [(loss.detach(), stats) for loss, stats in results]
     return [_micro_batched(t, backward, size) for t in terms]
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What a forward over responses needs, (B, ·) each: prompt ids and mask (left-padded), response
+    ids, the tokens it attends (the policy's and the observations') and the policy's tokens (`mask`)."""
+
+    prompt_ids: Tensor
+    prompt_attn: Tensor
+    response_ids: Tensor
+    attend: Tensor
+    mask: Tensor
+
+    @classmethod
+    def of(cls, batch) -> Rows:
+        """The rows of Samples or a Rollout (their `attend` is None for single-turn: the mask)."""
+        attend = attended(batch.mask, batch.attend)
+        return cls(batch.prompt_ids, batch.prompt_attn, batch.response_ids, attend, batch.mask)
+
+    def select(self, index) -> Rows:
+        """The rows `index` (a tensor of rows or a slice)."""
+        return Rows(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    def tensors(self) -> tuple:
+        """As micro.forward and the token budget take them: fields in order, rows first."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def __len__(self) -> int:
+        return len(self.mask)

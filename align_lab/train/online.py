@@ -1,44 +1,38 @@
 """The online loop: rollout -> score -> advantages -> minibatch updates -> log. One loop for every
 online algorithm; the only algorithm-dependent branch is whether a critic exists.
 
-The loop reads an algorithm only through the OnlineAlgorithm contract (algorithms/base.py), whose
-defaults switch every extra off: uses_reference (no KL term: no reference forward) and the switches of
-algo.needs (base.LoopNeeds): greedy_baseline (ReMax: also score one greedy response per prompt),
-critic_pretrain_steps (the policy rests while the critic warms up), entropy_coef (entropy bonus) and
-ptx_coef (PPO-ptx: NLL of the task's demonstrations). PPO-max uses the last three."""
+The loop reads an algorithm only through the OnlineAlgorithm contract (algorithms/base.py): the
+signals its loss reads (algorithms/signals.py; filled by name into rollout.signals, whatever the
+family) and the switches of algo.needs (base.LoopNeeds), each off by default: critic_pretrain_steps
+(the policy rests while the critic warms up), entropy_coef (entropy bonus), ptx_coef (PPO-ptx: NLL of
+the task's demonstrations), dynamic_sampling (DAPO). Steps 1-2 and the gathered rollout are
+train/online_steps.py's, the model side the Learner's (train/learner.py). A new family edits none."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from functools import partial
 
 import torch
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
-from align_lab.algorithms.credit import total_return
+from align_lab.algorithms.signals import VOCABULARY_DIVERGENCE
+from align_lab.algorithms.sources import DATA
 from align_lab.rl import masked_mean
-from align_lab.rollout.base import NonFiniteLogits
-from align_lab.rollout.demonstrated import demonstrated
+from align_lab.train import online_steps as steps
 from align_lab.train.cadence import end_of_step, finish
-from align_lab.train.common import Counters
 from align_lab.train.context import Context
-from align_lab.train.distributed import row_seeds
-from align_lab.train.dynamic_sampling import refill
 from align_lab.train.metrics import step_metrics, step_postfix, timed
-from align_lab.train.online_setup import Loop, setup
+from align_lab.train.online_setup import setup
 from align_lab.train.resume import restore
 from align_lab.train.rng import minibatch_order
-from align_lab.train.staleness import Pending
-from align_lab.value_checks import Diverged
 
 
 def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values, divergence=None):
     """The algorithm's loss of a minibatch, minus the entropy bonus; entropy logged either way.
-    `divergence`: the per-token divergence to the teacher (algo.vocabulary_divergence, GKD) the loss
-    reads, or None."""
+    `divergence`: the VocabularyDivergence signal of the minibatch (GKD), with the policy's graph, or None."""
     if divergence is not None:
-        batch = replace(batch, teacher_divergence=divergence)
+        batch = replace(batch, signals={**batch.signals, VOCABULARY_DIVERGENCE: divergence})
     loss, stats = algo.loss(batch, logprobs, values)
     mean_entropy = masked_mean(entropy, batch.mask)
     entropy_coef = algo.needs.entropy_coef
@@ -46,109 +40,6 @@ def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values, dive
         loss = loss - entropy_coef * mean_entropy
     stats["train/entropy"] = mean_entropy.item()
     return loss, stats
-
-
-def _sample(
-    ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int, model=None, now: int | None = None
-):
-    """1. G samples for each of this process's share of the step's prompts from `model` (the policy
-    by default); with greedy_baseline, one greedy response per prompt too (else None). `now`: the loop
-    step that samples it (step - train.max_staleness, or earlier in the warm-up), named if it diverged."""
-    task, tok, dp, G = ctx.task, ctx.tokenizer, ctx.group, algo.group_size
-    model = ctx.policy if model is None else model
-    model = ctx.teacher if algo.draws_from_teacher(ctx.seed, step) else model  # off-policy distillation
-    mine = dp.shard(len(step_prompts))
-    my_prompts = step_prompts[mine]
-    limits = (task.max_response_tokens, task.max_prompt_tokens)
-    if algo.draws_from_data(ctx.seed, step):  # GKD seq_kd=false: the task's demonstrations, nothing sampled
-        return demonstrated(task, tok, my_prompts, G, *limits), None
-    seeds = row_seeds(ctx.seed, step, mine.start * G, len(my_prompts) * G)
-    try:
-        samples = ctx.engine.sample(model, tok, my_prompts, G, *limits, seeds=seeds)
-        greedy = None
-        if algo.needs.greedy_baseline:  # ReMax: one greedy response per prompt as the baseline
-            greedy = ctx.engine.sample(model, tok, my_prompts, 1, *limits, greedy=True)
-    except NonFiniteLogits:  # the last update made the weights non-finite: say which step found it
-        now = step if now is None else now
-        raise Diverged(f"diverged at step {now + 1} (non-finite logits while sampling)") from None
-    return samples, greedy
-
-
-def _produce(ctx: Context, algo: OnlineAlgorithm, step_prompts: list, step: int, now: int, model) -> Pending:
-    """1. The rollout of `step`, sampled at loop step `now` from `model`, with its sampling time."""
-    start = time.perf_counter()
-    samples, greedy = _sample(ctx, algo, step_prompts, step, model, now)
-    return Pending(step, samples, greedy, time.perf_counter() - start)
-
-
-def _score(ctx: Context, algo: OnlineAlgorithm, samples, greedy, counters: Counters):
-    """2. This process's rewards (b,), the greedy baseline of every row of the step (B,) or None: the
-    greedy episode's total return (its score plus its turns' rewards), as the sampled episode's; and
-    with reward=combined each source's own score (b, K) (rewards/function.py WeightedSum), else None."""
-    by_source = getattr(ctx.scorer, "by_source", None)
-    sources = None if by_source is None else by_source(samples.prompts, samples.responses, samples.finished)
-    if sources is None:
-        scores = ctx.scorer(samples.prompts, samples.responses, samples.finished)  # (b,)
-    else:
-        scores = ctx.scorer.total(sources)  # (b,)
-    if greedy is None:
-        return scores, None, sources
-    greedy_scores = ctx.scorer(greedy.prompts, greedy.responses, greedy.finished)  # (b/G,)
-    greedy_scores = ctx.group.gather(total_return(greedy_scores, greedy.turn_rewards))  # (B/G,)
-    counters["generated_tokens"] += int(ctx.group.gather(greedy.mask).sum())
-    counters["reward_queries"] += len(greedy_scores)
-    return scores, greedy_scores.repeat_interleave(algo.group_size), sources  # (B,)
-
-
-def _refill(ctx: Context, algo: OnlineAlgorithm, loop: Loop, step: int, samples, scores, sources):
-    """2b. DAPO's dynamic sampling (train/dynamic_sampling.py): each extra round samples fresh prompts
-    with the current weights, seeded as step train.steps * round + step (a step the loop never reaches)."""
-
-    def columns(scores, sources):  # (b,), or (b, 1 + K) with each source's score after the total
-        return scores if sources is None else torch.cat([scores[:, None], sources.to(scores.dtype)], 1)
-
-    def draw(round_: int):
-        prompts = loop.prompts.take(loop.n_prompts)
-        more, _ = _sample(ctx, algo, prompts, ctx.train.steps * round_ + step, now=step)
-        more_scores, _, more_sources = _score(ctx, algo, more, None, loop.counters)
-        return more, columns(more_scores, more_sources)
-
-    limits = (loop.n_prompts, algo.group_size, algo.needs.max_resample_rounds, ctx.tokenizer.pad_token_id)
-    samples, kept, metrics, (tokens, rows) = refill(samples, columns(scores, sources), draw, *limits)
-    loop.counters["generated_tokens"] += tokens  # sampled, scored and left out
-    loop.counters["reward_queries"] += rows
-    if sources is None:
-        return samples, kept, None, metrics
-    return samples, kept[:, 0], kept[:, 1:].to(sources.dtype), metrics
-
-
-def _gather_rollout(
-    ctx: Context, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores, sources=None
-):
-    """The whole step's rollout (B rows) from every process's rows; `sources` (b, K): each reward
-    source's score (reward=combined), else None."""
-    dp, pad = ctx.group, ctx.tokenizer.pad_token_id
-    named = {}
-    if sources is not None:
-        named = {"source_names": ctx.scorer.names, "source_weights": ctx.scorer.weights}
-        named["source_scores"] = dp.gather(sources)  # (B, K)
-    turn_rewards = None if samples.turn_rewards is None else dp.gather(samples.turn_rewards)
-    return Rollout(
-        dp.gather(samples.prompt_ids, pad, left=True),
-        dp.gather(samples.prompt_attn, left=True),
-        dp.gather(samples.response_ids, pad),
-        dp.gather(samples.mask),
-        dp.gather(logprobs),
-        dp.gather(ref_logprobs),
-        dp.gather(scores),
-        algo.group_size,
-        None if values is None else dp.gather(values),
-        baseline_scores=baseline_scores,
-        rollout_logprobs=dp.gather(samples.logprobs),  # the engine's: corrections, mismatch metrics
-        attend=None if samples.attend is None else dp.gather(samples.attend),
-        turn_rewards=None if turn_rewards is None or not bool(turn_rewards.any()) else turn_rewards,
-        **named,
-    )
 
 
 def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
@@ -182,33 +73,30 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             last = ahead if loop.sampler is None else ahead - 1  # the thread samples step `ahead`
             while pending.next_step(step) <= last:
                 prompts = loop.prompts.take(loop.n_prompts)
-                pending.push(_produce(ctx, algo, prompts, pending.next_step(step), step, ctx.policy))
+                pending.push(steps.produce(ctx, algo, prompts, pending.next_step(step), step, ctx.policy))
             if loop.sampler is not None:
                 prompts = loop.prompts.take(loop.n_prompts)
-                loop.sampler.submit(partial(_produce, ctx, algo, prompts, ahead, step))
+                loop.sampler.submit(partial(steps.produce, ctx, algo, prompts, ahead, step))
             entry = pending.pop(step)
         samples = entry.samples
         # 2. score them (the greedy baseline's responses too)
         with timed(times, "time/score_s"):
-            scores, baseline_scores, sources = _score(ctx, algo, samples, entry.greedy, loop.counters)
+            scores, baseline_scores, by_source = steps.score(ctx, algo, samples, entry.greedy, loop.counters)
         dynamic = {}  # 2b. DAPO: groups whose rewards are all equal dropped, the step refilled
         if algo.needs.dynamic_sampling:
             with timed(times, "time/resample_s"):
-                samples, scores, sources, dynamic = _refill(ctx, algo, loop, step, samples, scores, sources)
+                refilled = steps.refill_step(ctx, algo, loop, step, samples, scores, by_source)
+                samples, scores, by_source, dynamic = refilled
         # 3. the trainer's log-probs under the current weights (the proximal policy: the sampling
-        # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs)
-        # and the reference's (the teacher's too, distilling); critic values; `reuse`: the outputs the
-        # first update may reuse
+        # policy when max_staleness=0; the engine's own log-probs of its draws are samples.logprobs),
+        # the signals the algorithm reads (the reference's log-probs, a teacher's...); critic values;
+        # `reuse`: the outputs the first update may reuse
         with timed(times, "time/ref_s"):
-            logprobs, ref_logprobs, taught, values, reuse = learner.forward(samples, scores)
+            logprobs, signals, values, reuse = learner.forward(samples, scores)
         # every process holds the whole step's rollout (B rows) from here on
-        rollout = _gather_rollout(
-            ctx, algo, samples, logprobs, ref_logprobs, values, scores, baseline_scores, sources
-        )
-        if taught is not None:  # distillation (algorithms/distill.py, self_distill.py)
-            rollout.teacher_logprobs = ctx.group.gather(taught.logprobs)
-            if taught.informed is not None:
-                rollout.teacher_informed = ctx.group.gather(taught.informed)
+        gathered = (samples, logprobs, signals, values, scores, baseline_scores, by_source)
+        rollout = steps.gather_rollout(ctx, *gathered)
+        rollout.sampled_by = entry.source  # whose rows: the engine's log-probs are the teacher's, or none
         # 4. advantages (and value targets)
         rollout.advantages, rollout.returns = algo.advantages(rollout)
         # 5. algo.epochs passes of minibatch updates (only the critic's while it is pre-trained); the
@@ -228,13 +116,10 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             with timed(times, "time/rollout_wait_s"):
                 loop.pending.push(loop.sampler.result())
         # 6. log what a comparison needs
-        from_data = algo.draws_from_data(ctx.seed, step)  # demonstrations: no token was generated
+        from_data = rollout.sampled_by == DATA  # demonstrations: no token was generated
         loop.counters["generated_tokens"] += 0 if from_data else int(rollout.mask.sum())
         loop.counters["reward_queries"] += len(rollout.scores)
-        teacher_sampled = algo.draws_from_teacher(ctx.seed, step)  # the engine's log-probs are the teacher's
-        metrics = step_metrics(
-            algo, rollout, rollout.rollout_logprobs, stats, times, loop.counters, teacher_sampled, from_data
-        )
+        metrics = step_metrics(algo, rollout, stats, times, loop.counters)
         metrics |= dynamic
         if cfg.max_staleness > 0:  # this rollout's tokens over its own sampling time
             metrics["time/generated_tokens_per_s"] = int(rollout.mask.sum()) / max(entry.seconds, 1e-9)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from align_lab.algorithms.base import OnlineAlgorithm
+from align_lab.algorithms.signals import SelfTeacher, reads
 from align_lab.train.common import Counters, Shuffler, TrainConfig
 from align_lab.train.context import Context
 from align_lab.train.dynamic_sampling import check_dynamic_sampling
@@ -64,7 +65,8 @@ def setup(algo: OnlineAlgorithm, ctx: Context) -> Loop:
         named |= learner.critic.checkpointed("critic", "critic_optimizer", "critic_schedule")
     if algo.needs.ptx_coef > 0:
         learner.demonstrations = named["demonstrations"] = Shuffler(ctx.task.demonstrations(), ctx.seed)
-    if algo.needs.teacher_follow_rate > 0:  # SDPO's EMA teacher: its weights move with the run's
+    taught = reads(algo, SelfTeacher)
+    if taught is not None and taught.follow_rate > 0:  # SDPO's EMA teacher: its weights move with the run's
         named["self_teacher"] = ctx.teacher
     pending = PendingRollouts()
     if cfg.max_staleness > 0:

@@ -22,8 +22,9 @@ from align_lab.train.cadence import end_of_step, finish
 from align_lab.train.common import Counters, Shuffler
 from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
-from align_lab.train.learner import Learner, Rows
+from align_lab.train.learner import Learner
 from align_lab.train.metrics import evaluated_kl
+from align_lab.train.micro import Rows
 from align_lab.train.resume import restore
 
 

@@ -26,6 +26,7 @@ class Pending:
     samples: Samples
     greedy: Samples | None  # ReMax's greedy baseline responses, sampled with the same weights
     seconds: float  # the sampling took (on the sampling thread with async_rollouts)
+    source: str = "policy"  # whose rows they are (algorithms/sources.py): policy, teacher or data
 
     def state_dict(self) -> dict:
         return {
@@ -33,6 +34,7 @@ class Pending:
             "samples": dict(vars(self.samples)),
             "greedy": None if self.greedy is None else dict(vars(self.greedy)),
             "seconds": self.seconds,
+            "source": self.source,
         }
 
     @classmethod
@@ -43,6 +45,7 @@ class Pending:
             Samples(**state["samples"]),
             None if greedy is None else Samples(**greedy),
             state["seconds"],
+            state.get("source", "policy"),  # a checkpoint from before sources: the policy's
         )
 
 

@@ -29,17 +29,17 @@ def test_staleness_k_trains_each_step_on_the_rollout_of_the_policy_k_steps_befor
     each trained step, the rollout it trained on. Step t must train on the rollout sampled for t, drawn
     with the weights the policy had at the start of step max(t - k, 0) (the warm-up: the initial ones),
     with the prompts and row seeds of step t (the same as at k=0)."""
-    from align_lab.train import online
+    from align_lab.train import online_steps
 
     def spy_runs(k: int) -> tuple[list, list]:
         sampled, trained = [], []
-        original_sample, original_score = online._sample, online._score
+        original_sample, original_score = online_steps.sample, online_steps.score
 
-        def sample(ctx, algo, step_prompts, step, model=None, now=None):
+        def sample(ctx, algo, step_prompts, step, source, model=None, now=None):
             weights = torch.cat(
                 [p.detach().flatten() for p in (ctx.policy if model is None else model).parameters()]
             ).clone()
-            out = original_sample(ctx, algo, step_prompts, step, model, now)
+            out = original_sample(ctx, algo, step_prompts, step, source, model, now)
             sampled.append((step, now, weights, list(step_prompts), out[0].response_ids))
             return out
 
@@ -48,8 +48,8 @@ def test_staleness_k_trains_each_step_on_the_rollout_of_the_policy_k_steps_befor
             trained.append((weights, samples.response_ids))
             return original_score(ctx, algo, samples, greedy, counters)
 
-        monkeypatch.setattr(online, "_sample", sample)
-        monkeypatch.setattr(online, "_score", score)
+        monkeypatch.setattr(online_steps, "sample", sample)
+        monkeypatch.setattr(online_steps, "score", score)
         run_in_process(["train.steps=4", f"train.max_staleness={k}"], tmp_path / f"k{k}", cache_dir)
         monkeypatch.undo()
         return sampled, trained

@@ -183,3 +183,42 @@ def test_the_limits_see_a_long_function_and_the_tables_parse(tmp_path):
     assert long_functions(source, 60) == ["long (61 lines)"] and long_functions(source, 61) == []
     page = "| `rl` | 0 | | math |\n| `config` | 1 | yes | build |\n| function | 60 |\n| file | 320 |\n"
     assert design_tables(page) == ({"rl": 0, "config": 1}, {"config"}, {"function": 60, "file": 320})
+
+
+# Issue 71: the online loop is closed to a new algorithm family, which reads named signals and declares
+# a source (docs/design.md "Adding an algorithm family"); the contract between them has ceilings, so it
+# cannot widen silently. Before (8aea48d): 21 Rollout fields, 13 LoopNeeds switches, 16 OnlineAlgorithm
+# members, train/online.py 248 and train/learner.py 287 lines.
+CONTRACT_CEILINGS = {"Rollout fields": 13, "LoopNeeds switches": 7, "OnlineAlgorithm members": 13}
+LOOP_FILES = {"align_lab/train/online.py": 200, "align_lab/train/learner.py": 200}
+
+
+def contract_sizes() -> dict[str, int]:
+    """The loop contract's widths: Rollout's fields beside its one signals mapping, LoopNeeds' switches,
+    OnlineAlgorithm's members (its annotated attributes and its methods)."""
+    from dataclasses import fields
+
+    from align_lab.algorithms.base import LoopNeeds, OnlineAlgorithm, Rollout
+
+    rollout = [f.name for f in fields(Rollout)]
+    assert "signals" in rollout  # what a loss reads beside the log-probs: one mapping, by name
+    methods = {k for k in vars(OnlineAlgorithm) if not k.startswith("_")}
+    members = methods | set(OnlineAlgorithm.__annotations__)
+    return {
+        "Rollout fields": len(rollout) - 1,
+        "LoopNeeds switches": len(fields(LoopNeeds)),
+        "OnlineAlgorithm members": len(members),
+    }
+
+
+def test_the_loop_contract_stays_under_its_ceilings():
+    sizes = contract_sizes()
+    over = {name: n for name, n in sizes.items() if n > CONTRACT_CEILINGS[name]}
+    why = "a family reads a signal and declares a source; it adds no field or switch"
+    assert over == {}, f"{over}: over {CONTRACT_CEILINGS}; {why}"
+
+
+@pytest.mark.parametrize("name", sorted(LOOP_FILES))
+def test_the_loop_files_stay_short(name):
+    lines = len((PACKAGE.parent / name).read_text().splitlines())
+    assert lines <= LOOP_FILES[name], f"{name}: {lines} lines, over {LOOP_FILES[name]}"

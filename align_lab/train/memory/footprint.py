@@ -10,17 +10,18 @@ from types import ModuleType
 
 import torch
 
+from align_lab.rl import distill as rl_distill
+
 FLOAT_BYTES = 4  # fp32 activations (bf16 autocast: row_bytes' dtype)
 # floats kept for the backward pass per token and layer of a Llama-style block: about 6 hidden-size
 # tensors (norm inputs and outputs, q, k, v, attention output) and 4 MLP-width ones (gate, up, act, product)
 HIDDEN_COPIES, MLP_COPIES = 6, 4
 LOGIT_COPIES = 3  # fp32 (T, V) logits per response, their gradient and the softmax of the backward pass
 NO_GRAPH_LOGIT_COPIES = 2  # a forward without a graph: its logits, and their join (forward_row_bytes)
-# GKD's generalized JSD over the vocabulary (rl.generalized_jsd) adds to an update row, beyond the policy's
-# LOGIT_COPIES, the teacher's (T, V) logits and the divergence's saved and transient fp32 (T, V) tensors:
-# measured 9.3 + 1 copies for 0 < beta < 1 (the mixture's stack and logsumexp), 2.2 + 1 at beta 0 or 1
-# (scripts/divergence_copies.py: 8 rows x 33 tokens x 49,152, peak RSS of the backward)
-MIXTURE_COPIES, LIMIT_COPIES = 10.3, 3.2
+# GKD's generalized JSD over the vocabulary adds MIXTURE_COPIES or LIMIT_COPIES fp32 (T, V) tensors to an
+# update row beyond the policy's LOGIT_COPIES: measured beside the function (rl/distill.py), carried by
+# the algorithm's VocabularyDivergence signal (its row_copies) into the plan
+MIXTURE_COPIES, LIMIT_COPIES = rl_distill.MIXTURE_COPIES, rl_distill.LIMIT_COPIES
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def kv_bytes(dims: Dims, tokens: int) -> int:
 
 def divergence_copies(beta: float) -> float:
     """fp32 (T, V) copies an update row holds for GKD's JSD_beta to the teacher (MIXTURE/LIMIT_COPIES)."""
-    return LIMIT_COPIES if beta in (0, 1) else MIXTURE_COPIES
+    return rl_distill.jsd_row_copies(beta)
 
 
 def divergence_bytes(dims: Dims, response_tokens: int, copies: float) -> int:

@@ -11,6 +11,21 @@ import torch
 
 from align_lab import registry
 from align_lab.algorithms.base import LoopNeeds, OnlineAlgorithm, Rollout
+from align_lab.algorithms.signals import (
+    GREEDY_BASELINE,
+    REFERENCE,
+    REWARD_SOURCES,
+    TEACHER,
+    TEACHER_INFORMED,
+    VOCABULARY_DIVERGENCE,
+    GreedyBaseline,
+    RewardSources,
+    SelfTeacher,
+    SourceScores,
+    TeacherLogprobs,
+    VocabularyDivergence,
+    reads,
+)
 from align_lab.config import build
 from tests.conftest import compose
 
@@ -41,25 +56,30 @@ def random_rollout(algo, seed: int = 0) -> Rollout:
     def logprobs():
         return -torch.rand(B, T, generator=gen) * 3 - pad  # (B, T)
 
-    taught = algo.uses_teacher or algo.needs.self_teacher is not None
+    # every signal the algorithm declares (algorithms/signals.py), drawn in a fixed order; the reference
+    # for every algorithm, as the loop's log-probs stand in for it where none is read
+    prompt_ids = torch.randint(0, 10, (B, 3), generator=gen)
+    response_ids = torch.randint(0, 10, (B, T), generator=gen)
+    own, signals = logprobs(), {REFERENCE: logprobs()}
+    scores = torch.randn(B, generator=gen)
+    values = torch.randn(B, T, generator=gen) + pad if algo.uses_critic else None
+    if reads(algo, GreedyBaseline):
+        signals[GREEDY_BASELINE] = torch.randn(B, generator=gen)
+    if reads(algo, RewardSources):  # reward=combined's two sources (GDPO)
+        signals[REWARD_SOURCES] = SourceScores(torch.randn(B, 2, generator=gen), ("a", "b"), (1.0, 0.5))
+    if reads(algo, TeacherLogprobs) or reads(algo, SelfTeacher):
+        signals[TEACHER] = logprobs()
+    if reads(algo, SelfTeacher):  # SDPO: the rows whose teacher saw a demonstration (alternate ones)
+        signals[TEACHER_INFORMED] = torch.arange(B) % 2 == 0
     return Rollout(
-        prompt_ids=torch.randint(0, 10, (B, 3), generator=gen),
+        prompt_ids=prompt_ids,
         prompt_attn=torch.ones(B, 3, dtype=torch.long),
-        response_ids=torch.randint(0, 10, (B, T), generator=gen),
+        response_ids=response_ids,
         mask=mask,
-        logprobs=logprobs(),
-        ref_logprobs=logprobs(),
-        scores=torch.randn(B, generator=gen),
-        group_size=algo.group_size,
-        values=torch.randn(B, T, generator=gen) + pad if algo.uses_critic else None,
-        baseline_scores=torch.randn(B, generator=gen) if algo.needs.greedy_baseline else None,
-        # reward=combined's two sources, for an algorithm that reads each one (GDPO)
-        source_scores=torch.randn(B, 2, generator=gen) if algo.needs.per_source_rewards else None,
-        source_names=("a", "b"),
-        source_weights=(1.0, 0.5),
-        teacher_logprobs=logprobs() if taught else None,  # last: the others' draws as before
-        # SDPO: the rows whose teacher saw a demonstration (alternate ones)
-        teacher_informed=torch.arange(B) % 2 == 0 if algo.needs.self_teacher is not None else None,
+        logprobs=own,
+        scores=scores,
+        values=values,
+        signals=signals,
     )
 
 
@@ -94,11 +114,10 @@ def test_loss_is_finite_differentiable_and_ignores_padding(choice):
         if algo.uses_critic
         else None
     )
-    if (
-        algo.vocabulary_divergence is not None
-    ):  # GKD: the loss reads the learner's per-token divergence, not log-probs
+    vocabulary = reads(algo, VocabularyDivergence)
+    if vocabulary is not None:  # GKD: the loss reads the learner's per-token divergence, not log-probs
         logits = torch.randn(B // 2, T, 6, generator=gen).requires_grad_()  # (b, T, V=6)
-        batch.teacher_divergence = algo.vocabulary_divergence(
+        batch.signals[VOCABULARY_DIVERGENCE] = vocabulary.divergence(
             logits, torch.randn(B // 2, T, 6, generator=gen)
         )
         logprobs = logits  # the tensor the gradient must reach, on kept tokens only

@@ -40,9 +40,8 @@ def rollout(scores, mask, group_size, kl=None, logprobs=None, ref_logprobs=None)
         response_ids=torch.zeros(b, n, dtype=torch.long),
         mask=mask,
         logprobs=logprobs,
-        ref_logprobs=ref_logprobs,
         scores=t(scores),
-        group_size=group_size,
+        signals={"reference": ref_logprobs},
     )
 
 

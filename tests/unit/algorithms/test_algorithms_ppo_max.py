@@ -29,10 +29,9 @@ def rollout(scores, mask, logprobs, ref_logprobs, values) -> Rollout:
         response_ids=torch.zeros(b, n, dtype=torch.long),
         mask=mask,
         logprobs=t(logprobs),
-        ref_logprobs=t(ref_logprobs),
         scores=t(scores),
-        group_size=1,
         values=t(values),
+        signals={"reference": t(ref_logprobs)},
     )
 
 

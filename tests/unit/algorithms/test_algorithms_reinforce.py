@@ -8,6 +8,7 @@ import torch
 from align_lab.algorithms.base import Rollout
 from align_lab.algorithms.reinforce_ma import ReinforceMA
 from align_lab.algorithms.remax import ReMax
+from align_lab.algorithms.signals import GreedyBaseline
 from align_lab.algorithms.vanilla_pg import VanillaPG
 
 F64 = torch.float64
@@ -32,11 +33,12 @@ def rollout(scores, mask, kl, values=None, baseline_scores=None) -> Rollout:
         response_ids=torch.zeros(b, n, dtype=torch.long),
         mask=mask,
         logprobs=ref_logprobs + t(kl),
-        ref_logprobs=ref_logprobs,
         scores=t(scores),
-        group_size=1,
         values=None if values is None else t(values),
-        baseline_scores=None if baseline_scores is None else t(baseline_scores),
+        signals={
+            "reference": ref_logprobs,
+            **({} if baseline_scores is None else {"greedy_baseline": t(baseline_scores)}),
+        },
     )
 
 
@@ -127,8 +129,8 @@ def test_remax_sample_equal_to_greedy_without_kl_has_zero_advantage():
 
 def test_remax_asks_the_loop_for_greedy_baselines_and_fails_without_them():
     algo = ReMax()
-    assert algo.needs.greedy_baseline
-    with pytest.raises(ValueError, match="baseline_scores"):
+    assert GreedyBaseline() in algo.signals
+    with pytest.raises(ValueError, match="greedy_baseline"):
         algo.advantages(rollout([1.0], [[1, 0]], [[0.0, 0.0]]))
 
 

@@ -7,7 +7,9 @@ import math
 import pytest
 
 from align_lab.algorithms.distill import GKD, OPD, SFTDistill
+from align_lab.algorithms.signals import TeacherLogprobs
 from align_lab.rl import generalized_jsd, on_policy_step, reverse_kl_advantages
+from align_lab.rl.distill import MIXTURE_COPIES
 from align_lab.run.teacher import vocabulary_problem
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
@@ -24,7 +26,7 @@ def test_reverse_kl_advantage_is_minus_the_sampled_log_ratio_and_zero_on_padding
 
 def distill_rollout():
     batch = rollout([0.0], MASK, 1)
-    batch.logprobs, batch.teacher_logprobs = STUDENT.clone(), TEACHER.clone()
+    batch.logprobs, batch.signals["teacher"] = STUDENT.clone(), TEACHER.clone()
     return batch
 
 
@@ -43,7 +45,7 @@ def test_opd_loss_at_ratio_one_is_the_mean_sampled_reverse_kl():
     loss, stats = algo.loss(batch, batch.logprobs.clone().requires_grad_(), None)
     close(loss, -0.25)
     assert stats["train/teacher_kl"] == pytest.approx(-0.25)
-    assert algo.uses_teacher and not algo.uses_reference  # kl_coef 0: no reference forward
+    assert algo.signals == (TeacherLogprobs(),)  # kl_coef 0: no reference forward
 
 
 def test_sft_distill_is_the_token_nll_of_the_teachers_samples():
@@ -53,7 +55,7 @@ def test_sft_distill_is_the_token_nll_of_the_teachers_samples():
     batch.advantages, _ = algo.advantages(batch)
     close(batch.advantages, [[1.0, 1.0, 0.0]])
     close(algo.loss(batch, batch.logprobs, None)[0], 1.5)
-    assert algo.needs.samples_from_teacher and algo.uses_teacher and not algo.uses_reference
+    assert algo.source.kinds == ("teacher",) and algo.signals == (TeacherLogprobs(),)
 
 
 # student logits [0, 0] -> S = [1/2, 1/2]; teacher logits [ln 3, 0] -> T = [3/4, 1/4]
@@ -116,7 +118,8 @@ def test_gkd_loss_is_the_token_mean_of_the_divergence_over_the_vocabulary():
     student = t([[[0.0, 0.0], [0.0, 0.0]]]).requires_grad_()  # (1, 2, 2)
     teacher = t([[[math.log(3.0), 0.0], [math.log(3.0), 0.0]]])
     batch = rollout([0.0], lengths_mask([2], 2), 1)
-    batch.teacher_divergence = algo.vocabulary_divergence(student, teacher)  # (1, 2)
+    batch.signals["teacher"] = batch.logprobs  # the teacher's log-probs (train/teacher_kl): 0 here
+    batch.signals["vocabulary_divergence"] = algo.vocabulary_divergence(student, teacher)  # (1, 2)
     loss, stats = algo.loss(batch, batch.logprobs, None)
     assert loss.item() == pytest.approx(0.033822, abs=1e-6)
     assert stats["train/teacher_jsd"] == pytest.approx(0.033822, abs=1e-6)
@@ -124,7 +127,8 @@ def test_gkd_loss_is_the_token_mean_of_the_divergence_over_the_vocabulary():
     assert student.grad is not None and student.grad.abs().sum() > 0
     # padding: only the first token counts; with beta 0 its KL(T||S) 0.130812 is the mean
     batch = rollout([0.0], lengths_mask([1], 2), 1)
-    batch.teacher_divergence = GKD(beta=0.0).vocabulary_divergence(student.detach(), teacher)
+    batch.signals["teacher"] = batch.logprobs
+    batch.signals["vocabulary_divergence"] = GKD(beta=0.0).vocabulary_divergence(student.detach(), teacher)
     assert GKD(beta=0.0).loss(batch, batch.logprobs, None)[0].item() == pytest.approx(0.130812, abs=1e-6)
 
 
@@ -132,9 +136,11 @@ def test_gkd_lmbda_draws_whose_samples_a_step_trains_on():
     # lmbda 1: every step the student's (TRL: random() <= 1 always); lmbda 0: every step the teacher's
     assert all(on_policy_step(1.0, 0, s) for s in range(50))
     assert not any(on_policy_step(0.0, 0, s) for s in range(50))
-    assert GKD(lmbda=1.0).needs.samples_from_teacher is False and GKD(lmbda=0.5).needs.samples_from_teacher
+    assert GKD(lmbda=1.0).source.kinds == ("policy",) and GKD(lmbda=0.5).source.kinds == ("policy", "teacher")
+    assert GKD(lmbda=0.5, seq_kd=False).source.kinds == ("policy", "data")  # the task's demonstrations
     # the draw is a function of (seed, step) alone: the same on a resume, another for another seed
-    draws = [GKD(lmbda=0.5).draws_from_teacher(3, s) for s in range(400)]
-    assert draws == [GKD(lmbda=0.5).draws_from_teacher(3, s) for s in range(400)]
+    draws = [GKD(lmbda=0.5).source.at(3, s) == "teacher" for s in range(400)]
+    assert draws == [GKD(lmbda=0.5).source.at(3, s) == "teacher" for s in range(400)]
     assert 0.4 < sum(draws) / 400 < 0.6  # about 1 - lmbda of the steps (binomial sd 0.025)
-    assert GKD().uses_teacher and not GKD().uses_reference and GKD().vocabulary_divergence is not None
+    teacher, divergence = GKD().signals  # no reference (kl_coef 0): the teacher, the JSD over the vocabulary
+    assert teacher == TeacherLogprobs() and divergence.row_copies == MIXTURE_COPIES  # beta 0.5

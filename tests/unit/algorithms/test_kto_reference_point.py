@@ -24,7 +24,8 @@ from align_lab.algorithms.kto import KTO
 from align_lab.algorithms.preference import Pairs
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import Group
-from align_lab.train.learner import Learner, Rows, token_logprobs
+from align_lab.train.learner import Learner, token_logprobs
+from align_lab.train.micro import Rows
 from align_lab.train.pairwise import pair_loss
 
 PROMPTS = [[5, 6, 7], [9, 8], [4, 4, 4, 3]]  # m = 3 pairs

@@ -24,7 +24,8 @@ from align_lab.run.pairs import check_labels, threshold_labels
 from align_lab.tasks.base import Labelled, labelled_from_json
 from align_lab.train.backend import Backend
 from align_lab.train.distributed import Group
-from align_lab.train.learner import Rows, token_logprobs
+from align_lab.train.learner import token_logprobs
+from align_lab.train.micro import Rows
 from align_lab.train.pairwise import pair_loss
 from tests.conftest import run_in_process
 from tests.unit.algorithms.test_kto_reference_point import loop_learner, models, trl_logps

@@ -9,6 +9,7 @@ from align_lab.algorithms.dppo import DPPO
 from align_lab.algorithms.dro import DRO
 from align_lab.algorithms.gdpo import GDPO
 from align_lab.algorithms.grpo import GRPO
+from align_lab.algorithms.signals import SourceScores
 from align_lab.rewards.function import WeightedSum
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
@@ -77,8 +78,8 @@ def test_dro_is_the_policy_gradient_minus_half_beta_squared_log_ratio():
 def two_sources():
     """2 prompts x G = 2, sources r1 and r2, weights (1, 0.5), one token each."""
     batch = rollout([1.0, 0.0, 2.0, 1.0], lengths_mask([1, 1, 1, 1], 1), 2)
-    batch.source_scores = t([[1.0, 0.0], [0.0, 0.0], [1.0, 2.0], [1.0, 0.0]])  # (B, K)
-    batch.source_names, batch.source_weights = ("r1", "r2"), (1.0, 0.5)
+    scores = t([[1.0, 0.0], [0.0, 0.0], [1.0, 2.0], [1.0, 0.0]])  # (B, K)
+    batch.signals["reward_sources"] = SourceScores(scores, ("r1", "r2"), (1.0, 0.5))
     return batch
 
 

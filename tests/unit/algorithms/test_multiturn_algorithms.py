@@ -27,7 +27,8 @@ from align_lab.algorithms.vanilla_pg import VanillaPG
 from align_lab.rollout.base import Samples
 from align_lab.train.common import Counters
 from align_lab.train.distributed import Group
-from align_lab.train.online import _loss, _score
+from align_lab.train.online import _loss
+from align_lab.train.online_steps import score as _score
 
 F64 = torch.float64
 MASK = torch.tensor([[1, 1, 0, 0, 1, 1, 0], [1, 1, 0, 1, 1, 0, 0]], dtype=F64)
@@ -51,13 +52,11 @@ def multi_turn(scores=(0.4, 0.5), turn=TURN) -> Rollout:
         response_ids=torch.zeros(2, 7, dtype=torch.long),
         mask=MASK,
         logprobs=logprobs,
-        ref_logprobs=ref,
         scores=torch.tensor(scores, dtype=F64),
-        group_size=2,
         values=torch.where(OBS, torch.tensor(50.0, dtype=F64), torch.zeros(2, 7, dtype=F64)),
-        baseline_scores=torch.tensor([0.6, 0.6], dtype=F64),
         attend=ATTEND,
         turn_rewards=turn,
+        signals={"reference": ref, "greedy_baseline": torch.tensor([0.6, 0.6], dtype=F64)},
     )
 
 
@@ -179,8 +178,9 @@ def test_remax_subtracts_the_greedy_episode_return():
 
 
 def test_remax_baseline_is_the_greedy_episodes_total_return():
-    # the loop's step 2 (train/online.py _score) on one prompt, group_size 2. The greedy episode's outcome
-    # 0.4 and turn rewards 0.5 (turn 1) + 0.25 (turn 2): baseline 0.4 + 0.75 = 1.15, not its score 0.4.
+    # the loop's step 2 (train/online_steps.py score) on one prompt, group_size 2. The greedy
+    # episode's outcome 0.4 and turn rewards 0.5 (turn 1) + 0.25 (turn 2): baseline 0.4 + 0.75 = 1.15,
+    # not its score 0.4.
     # The sampled episodes' returns 0.9 and 0.5 (multi_turn()): A = 0.9 - 1.15 = -0.25, 0.5 - 1.15 = -0.65
     greedy_turns = torch.zeros(1, 7, dtype=F64)
     greedy_turns[0, 1], greedy_turns[0, 4] = 0.5, 0.25
@@ -195,7 +195,7 @@ def test_remax_baseline_is_the_greedy_episodes_total_return():
     scores, baseline, _ = _score(ctx, algo, sampled, greedy, Counters())  # no reward sources: None
     close(baseline, [1.15, 1.15])
     batch = multi_turn(scores=scores.tolist())
-    batch.baseline_scores = baseline
+    batch.signals["greedy_baseline"] = baseline
     advantages, _ = algo.advantages(batch)
     close(advantages, [[-0.25, -0.25, 0, 0, -0.25, -0.25, 0], [-0.65, -0.65, 0, -0.65, -0.65, 0, 0]])
     # single turn (no turn rewards): the greedy score itself, bit for bit
@@ -265,11 +265,9 @@ def single_turn() -> Rollout:
         response_ids=torch.zeros(4, 4, dtype=torch.long),
         mask=mask,
         logprobs=ref - 0.1 * torch.rand(4, 4, generator=g, dtype=F64),
-        ref_logprobs=ref,
         scores=torch.tensor([0.3, 0.9, -0.2, 0.5], dtype=F64),
-        group_size=2,
         values=torch.rand(4, 4, generator=g, dtype=F64),
-        baseline_scores=torch.tensor([0.1, 0.1, 0.4, 0.4], dtype=F64),
+        signals={"reference": ref, "greedy_baseline": torch.tensor([0.1, 0.1, 0.4, 0.4], dtype=F64)},
     )
 
 

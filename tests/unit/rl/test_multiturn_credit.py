@@ -416,12 +416,11 @@ def test_ppo_matches_verl_skipping_and_openrlhf_stepping_on_a_conversation(case)
         torch.zeros(1, width, dtype=torch.long),
         mask,
         torch.zeros(1, width, dtype=F64),
-        torch.zeros(1, width, dtype=F64),
         torch.tensor([1.0], dtype=F64),
-        1,
         values=values,
         attend=attend,
         turn_rewards=turn,
+        signals={"reference": torch.zeros(1, width, dtype=F64)},
     )
     keys = dict(kl_coef=0.0, reward_clip=None, gamma=0.9, lam=0.8, turn_rewards_at="last")
     for across, peer_mask, peer_gae, unbiased in (
@@ -476,10 +475,9 @@ def test_grpo_loss_matches_trls_tool_masked_loss(loss_type):
         torch.zeros(2, width, dtype=torch.long),
         mask,
         logprobs,
-        ref,
         torch.tensor([1.0, 0.0], dtype=F64),
-        2,
         attend=attend.to(F64),
+        signals={"reference": ref},
     )
     keys = {"loss_aggregation": "seq_mean_token_mean"}
     if loss_type == "dr_grpo":

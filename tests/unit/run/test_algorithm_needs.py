@@ -64,9 +64,8 @@ def test_identical_responses_give_grpo_zero_advantages() -> None:
         response_ids=torch.ones(2, 3, dtype=torch.long),
         mask=torch.ones(2, 3),
         logprobs=zeros,
-        ref_logprobs=zeros,
         scores=torch.tensor([0.7, 0.7]),
-        group_size=2,
+        signals={"reference": zeros},
     )
     advantages, _ = GRPO(group_size=2).advantages(rollout)
     assert torch.equal(advantages, torch.zeros(2, 3))

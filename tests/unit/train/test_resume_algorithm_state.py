@@ -31,10 +31,9 @@ def rollout(kl: float) -> Rollout:
         response_ids=torch.zeros(1, 2, dtype=torch.long),
         mask=mask,
         logprobs=torch.full((1, 2), -1.0 + kl / 2, dtype=torch.float64),
-        ref_logprobs=torch.full((1, 2), -1.0, dtype=torch.float64),
         scores=torch.tensor([1.0], dtype=torch.float64),
-        group_size=1,
         values=torch.zeros(1, 2, dtype=torch.float64),
+        signals={"reference": torch.full((1, 2), -1.0, dtype=torch.float64)},
     )
 
 

@@ -112,7 +112,7 @@ def ctx_of(budget, rank: int = 0, size: int = 1, micro=None):
 def rollout_of(prompts, lengths) -> Rollout:
     ids, attn, response, mask, _ = rows(prompts, lengths)
     zeros = torch.zeros(len(ids))
-    return Rollout(ids, attn, response, mask, mask.float(), mask.float(), zeros, 2)
+    return Rollout(ids, attn, response, mask, mask.float(), zeros, signals={"reference": mask.float()})
 
 
 def test_micro_batched_rows_run_in_rollout_order_the_same_on_every_process():

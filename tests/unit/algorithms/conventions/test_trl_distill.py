@@ -102,7 +102,7 @@ def test_opd_advantages_are_tinker_cookbooks_kl_penalty_advantages(coef, gamma):
     student = torch.log_softmax(STUDENT, -1)[..., 0]  # (B, T) log-probs of token 0, as if sampled
     teacher = torch.log_softmax(TEACHER, -1)[..., 0]
     batch = rollout([0.0, 0.0], MASK, 1)
-    batch.logprobs, batch.teacher_logprobs = student, teacher
+    batch.logprobs, batch.signals["teacher"] = student, teacher
     ours, _ = OPD(group_size=1, teacher_kl_coef=coef, gamma=gamma).advantages(batch)
     torch.testing.assert_close(ours, tinker_kl_advantages(student, teacher, MASK, coef, gamma))
 
@@ -137,7 +137,8 @@ def test_gkd_loss_and_its_gradient_are_trls_gkdtrainer_on_identical_logits(
     algo = GKD(beta=beta, temperature=temperature)
     student = STUDENT.clone().requires_grad_()
     batch = rollout([0.0, 0.0], MASK, 1)
-    batch.teacher_divergence = algo.vocabulary_divergence(
+    batch.signals["teacher"] = batch.logprobs
+    batch.signals["vocabulary_divergence"] = algo.vocabulary_divergence(
         student, TEACHER
     )  # (B, T), as the learner's forward gives it
     ours, _ = algo.loss(batch, batch.logprobs, None)

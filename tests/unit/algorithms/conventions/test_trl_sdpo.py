@@ -60,8 +60,8 @@ def test_sdpo_loss_and_its_gradient_are_trls_sdpotrainer_on_identical_logits(
     # TRL applies its clip only with old log-probs: without one (is_clip None) pi_old = pi, a weight of 1
     old = (logprobs - (0 if is_clip is None else OLD_SHIFT)).detach()
     batch = rollout([1.0, 1.0, 0.0], MASK, 3, logprobs=old)
-    batch.teacher_logprobs = logps(TEACHER)
-    batch.teacher_informed = TAUGHT
+    batch.signals["teacher"] = logps(TEACHER)
+    batch.signals["teacher_informed"] = TAUGHT
     ours, stats = SDPO(group_size=3, is_clip=is_clip).loss(batch, logprobs, None)
     ours.backward()
     assert ours.item() == pytest.approx(loss, rel=1e-12)
@@ -123,8 +123,8 @@ def test_a_blend_is_grpos_loss_and_the_distillation_in_proportion():
     student = STUDENT.clone().requires_grad_()
     logprobs = logps(student)
     batch = rollout([1.0, 1.0, 0.0], MASK, 3, logprobs=logprobs.detach())
-    batch.teacher_logprobs = logps(TEACHER)
-    batch.teacher_informed = TAUGHT
+    batch.signals["teacher"] = logps(TEACHER)
+    batch.signals["teacher_informed"] = TAUGHT
     algo = SDPO(group_size=3, distillation_weight=0.25)
     batch.advantages, _ = algo.advantages(batch)
     blend, _ = algo.loss(batch, logprobs, None)

@@ -16,6 +16,7 @@ import torch
 from align_lab.algorithms.dppo import DPPO
 from align_lab.algorithms.dro import DRO
 from align_lab.algorithms.gdpo import GDPO
+from align_lab.algorithms.signals import SourceScores
 from tests.unit.algorithms.conventions.peer_batch import CORR_ADVANTAGES, CORR_MASK, CORR_OLD, corr_batch
 from tests.unit.algorithms.test_algorithms_group import lengths_mask, rollout, t
 
@@ -107,7 +108,7 @@ def test_gdpo_is_verls_gdpo():
     mask = lengths_mask([3, 1, 2, 2, 1, 3], 3)
     sources = t([[1.0, 0.2], [0.0, 0.9], [1.0, 0.5], [1.0, 0.1], [0.0, 0.3], [1.0, 0.8]])
     batch = rollout([0.0] * 6, mask, 2)
-    batch.source_scores, batch.source_names, batch.source_weights = sources, ("acc", "fmt"), (1.0, 0.3)
+    batch.signals["reward_sources"] = SourceScores(sources, ("acc", "fmt"), (1.0, 0.3))
     ours, _ = GDPO(group_size=2, eps=1e-6).advantages(batch)
     theirs = verl_gdpo(sources, (1.0, 0.3), [0, 0, 1, 1, 2, 2], mask)
     torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
