@@ -66,7 +66,8 @@ def pointed_name(folder: Path, advice: str | None = None) -> str | None:
         raise CheckpointError(f"checkpoint pointer {pointer} is unreadable ({why}); {advice}") from None
     if not POINTED.fullmatch(text):
         found = sorted(p.name for p in folder.glob("state-*.pt") if POINTED.fullmatch(p.name))
-        hint = f"it sits beside {found[-1]}: write that name into it to resume from there, or " if found else ""
+        beside = f"it sits beside {found[-1]}: write that name into it to resume from there, or "
+        hint = beside if found else ""
         raise CheckpointError(
             f"checkpoint pointer {pointer} is damaged (it holds {text[:40]!r}, not a checkpoint's name such "
             f"as state-00000003.pt); {hint}{advice}"
