@@ -4,6 +4,7 @@ before, each one line now naming the key, its value and what is allowed."""
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,36 @@ def test_compares_headline_never_pairs_groups_of_two_tasks():
     assert two.headline.endswith("(the exact test, Holm).")  # each group against its own task's SFT
     one = aggregate(runs(("toy_prefs", "toy_prefs")), ["algo"])  # one task: the one against the other
     assert one.headline.startswith("rloo vs ppo on eval/gold_reward: rloo - ppo = ")
+
+
+def test_no_view_pairs_a_group_with_a_baseline_group_of_another_task():
+    """Issue 73 hunt: with the headline fixed, the compute-matched view (its baseline a group, SFT having
+    no compute) and --baseline <group> still paired rloo on toy_arith against ppo on toy_prefs as one
+    difference ('mean diff 0.484'); now no difference and a verdict saying why, in every paired table."""
+    from align_lab.results.aggregate import aggregate
+    from tests.unit.results.test_results_aggregate import online_run
+
+    runs = []
+    for algo, task, gold in (
+        ("ppo", "toy_prefs", 0.5),
+        ("rloo", "toy_arith", 0.9),
+        ("grpo", "toy_arith", 0.7),
+    ):
+        for seed in (0, 1, 2):
+            run = online_run(algo, seed, gold + 0.01 * seed)
+            run.folder, run.choices["task"] = Path(f"/runs/{algo}_{task}_{seed}"), task
+            runs.append(run)
+    c = aggregate(runs, ["algo", "task"], baseline="algo=ppo, task=toy_prefs")
+    for table in (c.paired, c.matched_paired):
+        rows = {r.group: r for r in table.itertuples()}
+        other = rows["algo=rloo, task=toy_arith"]
+        assert other.n_pairs == 0 and math.isnan(other.diff), table
+        assert other.verdict.startswith("task=toy_arith, unlike algo=ppo, task=toy_prefs: never paired"), (
+            other
+        )
+    same = aggregate(runs, ["algo", "task"], baseline="algo=rloo, task=toy_arith")  # one task: paired
+    row = next(r for r in same.paired.itertuples() if r.group == "algo=grpo, task=toy_arith")
+    assert row.n_pairs == 3 and row.diff == pytest.approx(-0.2)
 
 
 def test_a_failed_arm_is_said_to_have_no_completed_run_and_a_plan_without_a_look_says_so():
