@@ -526,6 +526,15 @@ def test_a_refused_run_keeps_a_folder_that_already_held_files(tmp_path):
     (kept / "metrics.jsonl").write_text("{}\n")
     remove_unused_run_dir(kept)
     assert (kept / "metrics.jsonl").exists()
+    # issue 73 hunt: a folder holding only a .hydra/ of its own (another Hydra app's output, or a user's
+    # file in it) was deleted whole by a refused run; align_lab writes .hydra/ only once a run is admitted
+    for name, theirs in (("theirs", ".hydra/config.yaml"), ("file", ".hydra"), ("nested", ".hydra/a/b.txt")):
+        folder = tmp_path / name
+        (folder / theirs).parent.mkdir(parents=True, exist_ok=True)
+        (folder / theirs).write_text("mine\n")
+        (folder / "app.log").write_text("")
+        remove_unused_run_dir(folder)
+        assert (folder / theirs).read_text() == "mine\n", name
 
 
 def test_a_reward_function_that_returns_nan_stops_in_one_line_naming_it(tmp_path):

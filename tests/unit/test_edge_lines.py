@@ -49,6 +49,11 @@ def admit(run_dir, cache_dir):
         # "Error executing job ..." and "is a file, not a folder; choose another hydra.run.dir"
         ("metrics.jsonl", "folder", "is a folder where align_lab writes a file"),
         ("checkpoints", "file", "is a file where align_lab keeps a folder"),
+        # issue 73 hunt: app.log/ a 72-line IsADirectoryError at the SFT stage's first log line; a folder
+        # .hydra/config.yaml a traceback where the admitted run writes it
+        ("app.log", "folder", "is a folder where align_lab writes a file"),
+        (".hydra/config.yaml", "folder", "is a folder where align_lab writes a file"),
+        (".hydra", "file", "is a file where align_lab keeps a folder"),
     ],
 )
 def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_it_away_works(
@@ -57,6 +62,7 @@ def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_
     run_dir, cache = tmp_path / "run", tmp_path / "cache"
     run_dir.mkdir()
     path = run_dir / name
+    path.parent.mkdir(exist_ok=True)
     path.mkdir() if kind == "folder" else path.write_text("")
     with pytest.raises(ConfigError) as e:
         admit(run_dir, cache)
