@@ -211,4 +211,14 @@ def unknown_key(full_key: str, known) -> str:
     where = f"{parent}." if parent else ""
     if close:
         return f"{full_key}: unknown key; did you mean {where}{close[0]}?"
+    if not keys and parent == "plan":  # was "keys of plan: " with nothing after it
+        return (
+            f"{full_key}: unknown key; plan is null here (a fixed sweep), so it has no keys: a sequential "
+            "study's plan is set whole, e.g. 'plan={start: 4, wave: 4, max_seeds: 24}' (docs/studies.md)"
+        )
+    if not keys and parent:  # reward=verifier, which takes no keys
+        return (
+            f"{full_key}: unknown key; {parent} has no keys to set here (null, or a choice that takes none); "
+            f"python -m align_lab --cfg job shows {parent}"
+        )
     return f"{full_key}: unknown key; keys{' of ' + parent if parent else ''}: {', '.join(keys)}"
