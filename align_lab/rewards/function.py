@@ -97,7 +97,9 @@ class Combined:
                 raise ValueError(f"components.{name}: must have exactly the keys weight and source")
             weight = c["weight"]
             if isinstance(weight, bool) or not isinstance(weight, int | float):
-                raise ValueError(f"components.{name}.weight={weight}: must be a number")
+                text = isinstance(weight, str)
+                quoted = f" (it is the string {weight!r}: quoted on the command line?)" if text else ""
+                raise ValueError(f"components.{name}.weight={weight}: must be a number{quoted}")
             if not math.isfinite(weight):  # inf trained on -inf/NaN rewards; NaN read as a divergence
                 raise ValueError(f"components.{name}.weight={weight}: must be a finite number")
             if not hasattr(c["source"], "scorer"):
@@ -131,7 +133,21 @@ class WeightedSum:
         self.names, self.weights, self.scorers = names, weights, scorers
 
     def by_source(self, prompts, responses, finished) -> torch.Tensor:
-        return torch.stack([s(prompts, responses, finished) for s in self.scorers], dim=-1)  # (B, K)
+        pairs = zip(self.names, self.scorers, strict=True)
+        scores = [self.source(n, s, prompts, responses, finished) for n, s in pairs]
+        return torch.stack(scores, dim=-1)  # (B, K)
+
+    @staticmethod
+    def source(name: str, scorer, prompts, responses, finished) -> torch.Tensor:
+        """One source's scores; a source's one-line error names the key the user typed for it
+        (`reward.components.<name>.source.path=...`, not `reward.path=...`: issue 73 hunt)."""
+        try:
+            return scorer(prompts, responses, finished)
+        except UserCodeError as e:
+            said = str(e)
+            if not said.startswith("reward."):
+                raise
+            raise type(e)(f"reward.components.{name}.source.{said.removeprefix('reward.')}") from None
 
     def total(self, by_source: torch.Tensor) -> torch.Tensor:
         """sum_k w_k r_k (B,), summed in the sources' order (the numbers of the sum before by_source)."""

@@ -224,3 +224,29 @@ def test_combined_components_are_edited_on_the_command_line():
 def test_score_judge_counts_wins_and_half_ties():
     judge = ScoreJudge(lambda p, r, f: torch.tensor([float(len(x)) for x in r]))
     assert judge.prefers(["p"] * 3, ["aa", "aaa", "a"], ["aa", "a", "aaaa"]) == [0.5, 1.0, 0.0]
+
+
+def test_a_combined_sources_error_names_the_key_typed_for_it_and_a_quoted_weight_says_so():
+    """Issue 73 hunt: reward.components.brevity.source.path=mod:fn returning NaN said 'reward.path=mod:fn:
+    ...', a key the user never typed; a weight typed as the string '1' read 'weight=1: must be a number'."""
+    from align_lab.rewards.function import RewardError
+
+    source = FunctionReward(path=f"{__name__}:nan_scores")
+    combined = Combined(
+        {
+            "chars": {"weight": 1.0, "source": FunctionReward(path=f"{__name__}:n_chars")},
+            "bad": {"weight": 0.5, "source": source},
+        }
+    )
+    with pytest.raises(RewardError) as e:
+        combined.scorer(STAGES)(["p"], ["ab"], [True])
+    assert (
+        str(e.value)
+        == f"reward.components.bad.source.path={__name__}:nan_scores: score 0 is nan: must be finite"
+    )
+    with pytest.raises(ValueError) as e:
+        Combined({"rm": {"weight": "1", "source": source}})
+    assert (
+        str(e.value)
+        == "components.rm.weight=1: must be a number (it is the string '1': quoted on the command line?)"
+    )
