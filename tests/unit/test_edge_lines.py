@@ -3,6 +3,7 @@ before, each one line now naming the key, its value and what is allowed."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -33,6 +34,33 @@ def test_an_env_class_that_does_not_exist_is_one_line_saying_what_is_missing(tar
         build(OmegaConf.create({"_target_": target}), "env")
     assert str(e.value) == f"env._target_={target}: not an importable class ({why})"
     assert caplog.messages == []  # nothing logged before the one line
+
+
+class EnvInitRaises:  # an environment of yours whose constructor fails (a dataclass's, and a plain class's)
+    def __init__(self, max_turns: int = 4):
+        raise RuntimeError("no\nserver")
+
+
+@dataclasses.dataclass
+class EnvPostInitRaises:
+    max_turns: int = 4
+
+    def __post_init__(self):
+        raise KeyError("MAZE_HOME")
+
+
+@pytest.mark.parametrize(
+    "cls,why", [("EnvInitRaises", "RuntimeError: no server"), ("EnvPostInitRaises", "KeyError: 'MAZE_HOME'")]
+)
+def test_an_env_of_yours_whose_constructor_raises_is_one_line_naming_it(cls, why):
+    """Issue 73 hunt: env._target_=my_envs.Maze whose __init__ / __post_init__ raised anything but a
+    ValueError was a 60-line traceback at admission."""
+    target = f"{__name__}.{cls}"
+    with pytest.raises(ConfigError) as e:
+        build(OmegaConf.create({"_target_": target, "max_turns": 4}), "env")
+    assert str(e.value) == (
+        f"env._target_={target}: building it raised {why}; fix it, or check its keys (env.<key>=...)"
+    )
 
 
 def admit(run_dir, cache_dir):
