@@ -162,6 +162,21 @@ def test_no_view_pairs_a_group_with_a_baseline_group_of_another_task():
     assert row.n_pairs == 3 and row.diff == pytest.approx(-0.2)
 
 
+def test_a_failed_arms_headline_and_action_line_say_it_has_no_paired_seed():
+    """Issue 73 hunt: with one arm failed, the two-arm headline still read 'reinforce_pp vs ppo ... = n/a
+    over 0 paired seeds, Holm p n/a: no seeds in common with the baseline', and the action line sized
+    '~41 seeds per group' for the arm that had no completed run."""
+    from align_lab.results.aggregate import aggregate
+    from tests.unit.results.test_results_aggregate import online_run
+
+    runs = [online_run("ppo", s, 0.5 + 0.05 * s) for s in (0, 1, 2)]
+    runs += [online_run("rloo", s, float("nan"), status="failed") for s in (0, 1, 2)]
+    c = aggregate(runs, ["algo"])
+    assert "no seeds in common" not in c.headline and " vs " not in c.headline, c.headline
+    assert "not compared (no paired seed; see each one's line): rloo" in c.action, c.action
+    assert "not decided: ppo" in c.action and "not decided: rloo" not in c.action, c.action
+
+
 def test_a_failed_arm_is_said_to_have_no_completed_run_and_a_plan_without_a_look_says_so():
     """Issue 73: an arm whose every run failed read 'no seeds in common with the baseline' (as if its
     seeds were the wrong ones), and its plan 'plan: 0 looks at  seeds per arm'."""
