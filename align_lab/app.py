@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,16 +17,30 @@ CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def remove_unused_run_dir(run_dir: Path) -> None:
-    """A run refused before it started leaves no folder behind: Hydra made it (.hydra/, an empty
-    app.log) and the run's lock; anything else in it (an earlier run's files) keeps it."""
+    """A run refused before it started leaves no folder behind: Hydra made it (an empty app.log) and the
+    run's lock, and an empty .hydra/; anything else in it (an earlier run's files, a .hydra/ holding files,
+    which align_lab writes only once a run is admitted) keeps it, and only those three are removed, never
+    a tree (a user's .hydra/ of another app was deleted with the folder before)."""
     from align_lab.folder import LOCK
 
     if not run_dir.is_dir():
         return
     names = {p.name for p in run_dir.iterdir()}
-    log = run_dir / "app.log"
-    if names <= {".hydra", "app.log", LOCK} and (not log.exists() or log.stat().st_size == 0):
-        shutil.rmtree(run_dir, ignore_errors=True)
+    log, hydra_dir = run_dir / "app.log", run_dir / ".hydra"
+    if not names <= {".hydra", "app.log", LOCK}:
+        return
+    if log.exists() and (not log.is_file() or log.stat().st_size):
+        return
+    if hydra_dir.exists() and (not hydra_dir.is_dir() or any(hydra_dir.iterdir())):
+        return
+    try:
+        for name in ("app.log", LOCK):
+            (run_dir / name).unlink(missing_ok=True)
+        if hydra_dir.exists():
+            hydra_dir.rmdir()
+        run_dir.rmdir()
+    except OSError:  # a file that appeared meanwhile, or a folder we cannot change: it stays
+        pass
 
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="config")

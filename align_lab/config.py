@@ -92,9 +92,26 @@ def build(node: DictConfig, key: str) -> Any:
     except ValueError as e:  # __post_init__ checks: "clip=1.5: must be in (0, 1)"
         raise ConfigError(f"{key}.{sibling_keys(str(e), cls, key)}") from None
     except InstantiationException as e:  # a class's own check (reward=combined's weights), wrapped
-        if not isinstance(e.__cause__, ValueError):
+        if isinstance(e.__cause__, ValueError):
+            raise ConfigError(f"{key}.{e.__cause__}") from None
+        if not yours(cls) or not isinstance(e.__cause__, Exception):
             raise
-        raise ConfigError(f"{key}.{e.__cause__}") from None
+        raise ConfigError(constructor_failed(key, node._target_, e.__cause__)) from None
+    except Exception as e:  # your class's constructor (an environment's): one line, not a traceback
+        if not yours(cls):
+            raise
+        raise ConfigError(constructor_failed(key, node._target_, e)) from None
+
+
+def yours(cls) -> bool:
+    """A class of the user's (or of a package's), not align_lab's: its constructor's failure is one line;
+    align_lab's own raising anything but its ValueError checks is a bug, and keeps its traceback."""
+    return str(getattr(cls, "__module__", "")).partition(".")[0] != "align_lab"
+
+
+def constructor_failed(key: str, target: str, e: BaseException) -> str:
+    why = one_line(e)
+    return f"{key}._target_={target}: building it raised {why}; fix it, or check its keys ({key}.<key>=...)"
 
 
 def not_importable(path: str) -> str:
@@ -258,4 +275,14 @@ def unknown_key(full_key: str, known) -> str:
     where = f"{parent}." if parent else ""
     if close:
         return f"{full_key}: unknown key; did you mean {where}{close[0]}?"
+    if not keys and parent == "plan":  # was "keys of plan: " with nothing after it
+        return (
+            f"{full_key}: unknown key; plan is null here (a fixed sweep), so it has no keys: a sequential "
+            "study's plan is set whole, e.g. 'plan={start: 4, wave: 4, max_seeds: 24}' (docs/studies.md)"
+        )
+    if not keys and parent:  # reward=verifier, which takes no keys
+        return (
+            f"{full_key}: unknown key; {parent} has no keys to set here (null, or a choice that takes none); "
+            f"python -m align_lab --cfg job shows {parent}"
+        )
     return f"{full_key}: unknown key; keys{' of ' + parent if parent else ''}: {', '.join(keys)}"

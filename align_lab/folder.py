@@ -35,13 +35,16 @@ OURS = {
     "compare",
 }
 STATUSES = {"running", "completed", "failed", "interrupted", "preempted"}
-FOLDERS = {"checkpoints", "wandb", "compare"}  # of OURS, the folders; the others are files
+# the rest a run writes there, which foreign_files never counts: Hydra's log and the run's .hydra/ (a
+# folder at any of these trained, then failed at its first log line or at the .hydra/ it writes)
+WRITTEN = {"app.log", ".hydra", ".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml"}
+FOLDERS = {"checkpoints", "wandb", "compare", ".hydra"}  # of OURS and WRITTEN, the folders; the others files
 
 
 def check_kinds(run_dir: Path) -> None:
     """Refuses (one line) a folder where align_lab writes a file of its own (`metrics.jsonl/`), or a file
     where it keeps a folder (`checkpoints`): the run would train, then fail writing it (issue 73)."""
-    for name in sorted(OURS):
+    for name in sorted(OURS | WRITTEN):
         path = run_dir / name
         if name in FOLDERS and (path.is_file() or path.is_symlink() and not path.is_dir()):
             kind, wants = "a file", "keeps a folder"

@@ -125,11 +125,15 @@ def start_episode(env_name: str, env, prompt: str, timeout_s: float):
     """env.start(prompt) under the same timeout, its failures one line (`turn 0: start ...`)."""
     where = f"env={env_name}: turn 0"
     try:
-        return call_with_timeout(lambda: env.start(prompt), timeout_s)
+        episode = call_with_timeout(lambda: env.start(prompt), timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: start took longer than env.step_timeout_s={timeout_s}") from None
     except Exception as e:
         raise EnvError(f"{where}: start raised {one_line(e)}") from None
+    if not callable(getattr(episode, "step", None)):  # read as "step raised AttributeError" at turn 1
+        kind = type(episode).__name__
+        raise EnvError(f"{where}: start returned a {kind}, not an episode with a step(turn) method")
+    return episode
 
 
 def close_episode(env_name: str, episode, turns: int) -> EnvError | None:

@@ -78,6 +78,14 @@ def _groups_action(c: Comparison, min_effect_sd: float) -> str:
     text = text if len(beyond) else f"no group decided against {c.baseline}"
     if not len(rest):
         return text + "."
+    unpaired = rest["n_pairs"].fillna(0) == 0  # no completed run, another task: more seeds decide nothing
+    if unpaired.any():
+        text += (
+            f"; not compared (no paired seed; see each one's line): {', '.join(rest.loc[unpaired, 'group'])}"
+        )
+        rest = rest[~unpaired]
+        if not len(rest):
+            return text + "."
     zero = (rest["diff_sd"] == 0) & (rest["diff"] == 0)  # every paired difference 0
     if zero.any():
         text += (

@@ -117,6 +117,8 @@ def question_headline(c: Comparison) -> str | None:
         if refs[0] != refs[1]:
             return None
     row = next(iter(paired_table(c.runs, c.metric, [a, b], b).itertuples()))
+    if not row.n_pairs:  # a group with no completed run: its row says so, not "no seeds in common"
+        return None
     return (
         f"{a} vs {b} on {c.metric}: {a} - {b} = {stats.fmt_ci(row.diff, row.diff_lo, row.diff_hi)} over "
         f"{row.n_pairs} paired seeds, Holm p {stats.fmt_p(row.p_holm)}: {row.verdict}."

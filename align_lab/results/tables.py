@@ -121,6 +121,22 @@ def none_completed(runs: pd.DataFrame, group: str) -> str | None:
     return f"no completed run ({listed}): see Runs"
 
 
+def other_setting(runs: pd.DataFrame, group: str, baseline: str) -> str | None:
+    """Why `group` is not paired with the group `baseline`: its runs are of another task (or model), which
+    started from another SFT policy on another scale (issue 73: a compute-matched view and --baseline
+    paired two tasks' numbers as one's difference); None when they share it, or against SFT."""
+    if baseline == SFT or "sft_reference" not in runs:
+        return None
+    mine, theirs = ({*runs.loc[runs["group"] == g, "sft_reference"]} for g in (group, baseline))
+    if not theirs or mine == theirs:
+        return None
+    setting = ", ".join(sorted(r.removeprefix(f"{SFT} (").removesuffix(")") for r in mine))
+    return (
+        f"{setting}, unlike {baseline}: never paired across tasks or models (two scales); compare it with "
+        "a group of its own"
+    )
+
+
 PAIRED_COLUMNS = ["group", "baseline", "n_pairs", "seeds", "group_mean", "baseline_mean"]
 PAIRED_COLUMNS += ["diff", "diff_lo", "diff_hi", "diff_sd", "p", "p_holm", "verdict"]
 
@@ -138,9 +154,13 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
     own_sft = per_seed(runs, f"{column}_sft", require=column)
     empty = pd.Series(dtype=float)
     compared = [g for g in groups if g != baseline]
+    apart = {g: why for g in compared if (why := other_setting(runs, g, baseline))}
     # SFT: each run against its own reference (the same evaluation of the policy it started from)
     bases = [own_sft.get(g, empty) if baseline == SFT else by_group.get(baseline, empty) for g in compared]
-    pairs = [(by_group.get(g, empty), b) for g, b in zip(compared, bases, strict=True)]
+    pairs = [
+        (empty, empty) if g in apart else (by_group.get(g, empty), b)
+        for g, b in zip(compared, bases, strict=True)
+    ]
     tests = stats.paired_tests(pairs, [stats.difference_range(column, runs)] * len(pairs))
     rows = [
         {
@@ -156,7 +176,8 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
             "diff_sd": t.sd,
             "p": t.p,
             "p_holm": t.p_holm,
-            "verdict": (t.n == 0 and none_completed(runs, g))
+            "verdict": apart.get(g)
+            or (t.n == 0 and none_completed(runs, g))
             or verdict(t.diff, t.lo, t.hi, t.p_holm, t.n, baseline, len(compared)),
         }
         for g, t in zip(compared, tests, strict=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
 import torch
@@ -50,33 +51,38 @@ class FunctionReward:
                 scores = self._fn([raw(p) for p in prompts], list(responses))
             except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
                 raise RewardError(f"reward.path={self.path}: raised {one_line(e)}") from None
-            return checked_scores(scores, len(prompts), self.path)  # (B,)
+            return checked_scores(scores, len(prompts), f"reward.path={self.path}")  # (B,)
 
         return score
 
 
 class RewardError(UserCodeError):
-    """A reward function's scores are not one finite number per response: one line naming reward.path."""
+    """A reward's scores are not one finite number per response (a function's, reward.path; a remote
+    scorer's, reward.url), or it failed: one line naming the key."""
 
 
-def checked_scores(scores, n: int, path: str) -> torch.Tensor:
-    """`scores` as a (n,) float tensor, or RewardError: a count other than n, a value that is not a
-    number, NaN or infinity (which would reach the gradient as NaN)."""
+def checked_scores(scores, n: int, where: str) -> torch.Tensor:
+    """`scores` as a (n,) float tensor, or RewardError naming `where` (`reward.path=mod:fn`): a count other
+    than n, a mapping or set (its keys, or an order of its own, would be read as the scores), a value
+    that is not a number, NaN or infinity (which would reach the gradient as NaN)."""
+    if isinstance(scores, Mapping | Set | str | bytes):
+        what = type(scores).__name__
+        raise RewardError(f"{where}: returned a {what}, not a list of {n} scores in the responses' order")
     try:
         count = len(scores)
     except TypeError:
         what = type(scores).__name__
-        raise RewardError(f"reward.path={path}: returned {what}, not a list of {n} scores") from None
+        raise RewardError(f"{where}: returned {what}, not a list of {n} scores") from None
     if count != n:
-        raise RewardError(f"reward.path={path}: returned {count} scores for {n} responses")
+        raise RewardError(f"{where}: returned {count} scores for {n} responses")
     values = []
     for i, s in enumerate(scores):
         try:
             values.append(float(s))
         except (TypeError, ValueError):
-            raise RewardError(f"reward.path={path}: score {i} is {s!r}, not a number") from None
+            raise RewardError(f"{where}: score {i} is {s!r}, not a number") from None
         if not math.isfinite(values[-1]):
-            raise RewardError(f"reward.path={path}: score {i} is {values[-1]}: must be finite")
+            raise RewardError(f"{where}: score {i} is {values[-1]}: must be finite")
     return torch.tensor(values, dtype=torch.float32)  # (n,)
 
 
@@ -91,7 +97,9 @@ class Combined:
                 raise ValueError(f"components.{name}: must have exactly the keys weight and source")
             weight = c["weight"]
             if isinstance(weight, bool) or not isinstance(weight, int | float):
-                raise ValueError(f"components.{name}.weight={weight}: must be a number")
+                text = isinstance(weight, str)
+                quoted = f" (it is the string {weight!r}: quoted on the command line?)" if text else ""
+                raise ValueError(f"components.{name}.weight={weight}: must be a number{quoted}")
             if not math.isfinite(weight):  # inf trained on -inf/NaN rewards; NaN read as a divergence
                 raise ValueError(f"components.{name}.weight={weight}: must be a finite number")
             if not hasattr(c["source"], "scorer"):
@@ -125,7 +133,21 @@ class WeightedSum:
         self.names, self.weights, self.scorers = names, weights, scorers
 
     def by_source(self, prompts, responses, finished) -> torch.Tensor:
-        return torch.stack([s(prompts, responses, finished) for s in self.scorers], dim=-1)  # (B, K)
+        pairs = zip(self.names, self.scorers, strict=True)
+        scores = [self.source(n, s, prompts, responses, finished) for n, s in pairs]
+        return torch.stack(scores, dim=-1)  # (B, K)
+
+    @staticmethod
+    def source(name: str, scorer, prompts, responses, finished) -> torch.Tensor:
+        """One source's scores; a source's one-line error names the key the user typed for it
+        (`reward.components.<name>.source.path=...`, not `reward.path=...`: issue 73 hunt)."""
+        try:
+            return scorer(prompts, responses, finished)
+        except UserCodeError as e:
+            said = str(e)
+            if not said.startswith("reward."):
+                raise
+            raise type(e)(f"reward.components.{name}.source.{said.removeprefix('reward.')}") from None
 
     def total(self, by_source: torch.Tensor) -> torch.Tensor:
         """sum_k w_k r_k (B,), summed in the sources' order (the numbers of the sum before by_source)."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from align_lab.rewards.function import RewardError, checked_scores
+
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
@@ -72,18 +74,17 @@ class RemoteReward:
             except urllib.error.HTTPError as e:
                 error = f"HTTP {e.code} {e.reason}"
                 if e.code not in RETRY_STATUS:
-                    raise RuntimeError(f"reward.url={self.url}: {error}") from None
+                    raise RewardError(f"reward.url={self.url}: {error}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 error = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
             except (ValueError, KeyError, TypeError):
-                raise RuntimeError(
+                raise RewardError(
                     f'reward.url={self.url}: the answer is not JSON {{"scores": [...]}}'
                 ) from None
         else:
-            raise RuntimeError(f"reward.url={self.url}: failed {self.retries + 1} times, last: {error}")
-        if not isinstance(scores, list) or len(scores) != len(prompts):
-            raise RuntimeError(f"reward.url={self.url}: sent {len(prompts)} texts, got {len(scores)} scores")
-        return [float(s) for s in scores]
+            raise RewardError(f"reward.url={self.url}: failed {self.retries + 1} times, last: {error}")
+        # one finite number per text, or one line naming the URL (a NaN read as "lower algo.lr" before)
+        return checked_scores(scores, len(prompts), f"reward.url={self.url}").tolist()
 
     def scorer(self, stages):
         raw = stages.raw_prompt

@@ -4,8 +4,9 @@ environment class), the run folder a teacher is (its final checkpoint) and a rem
 digests go inside each checkpoint with the run's identity (run/summary.py run_identity) and into its
 summary.json; a resume whose inputs changed is refused unless `resume_changed_inputs=true`
 (run/folder_checks.py), as one whose training code changed is unless `resume_changed_code=true`. A
-user's module is digested by its own file (not the modules it imports); align_lab's own code is the
-training code's digest (run/code_digest.py), and installed packages are the stage keys' versions."""
+user's module is digested by its own file and the files of the user's modules it uses (a helper it
+imports, or a name it imports from one, transitively); align_lab's own code is the training code's
+digest (run/code_digest.py), and installed packages are the stage keys' versions."""
 
 from __future__ import annotations
 
@@ -35,6 +36,51 @@ def user_module_file(name: str) -> Path | None:
     if path.is_relative_to(PACKAGE) or "site-packages" in path.parts or "dist-packages" in path.parts:
         return None
     return None if any(path.is_relative_to(p) for p in INSTALLED) else path
+
+
+def imported_names(path: Path, name: str) -> list[str]:
+    """The modules a module's source imports (`import a.b`, `from a import b`: a and a.b), relative ones
+    resolved against its package `name`'s; [] where the source does not parse."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (SyntaxError, ValueError, OSError):
+        return []
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found += [module, *(f"{module}.{alias.name}" for alias in node.names)]
+    return found
+
+
+def user_modules_used(name: str) -> list[Path]:
+    """The files of module `name` (the user's) and of the user's modules it imports, transitively; its own
+    first (issue 73 hunt: a helper module the reward function imported from was edited and the run
+    resumed on it in silence). A module the run has not imported is not one it used."""
+    files, todo, seen = [], [name], set()
+    while todo:
+        current = todo.pop(0)
+        if current in seen:
+            continue
+        seen.add(current)
+        path = user_module_file(current)
+        if path is not None:
+            files.append(path)
+            todo += imported_names(path, current)
+    return list(dict.fromkeys(files))
+
+
+def module_digest(files: list[Path]) -> str:
+    """sha256 of a module's file alone (as before helpers were digested), else of every file and its path."""
+    if len(files) == 1:
+        return sha256(files[0].read_bytes())
+    return sha256(b"".join(str(f).encode() + b"\0" + f.read_bytes() + b"\0" for f in files))
 
 
 def sha256(data: bytes) -> str:
@@ -72,9 +118,10 @@ def value_input(key: str, value: str) -> dict | None:
     module = value.partition(":")[0] if PATH_KEY.match(value) else None
     if key.endswith("_target_"):
         module = value.rpartition(".")[0]
-    source = user_module_file(module) if module else None
-    if source is not None:
-        return {"file": str(source), "sha256": sha256(source.read_bytes())}
+    files = user_modules_used(module) if module else []
+    if files:
+        also = f" (and {', '.join(f.name for f in files[1:])})" if len(files) > 1 else ""
+        return {"file": f"{files[0]}{also}", "sha256": module_digest(files)}
     return path_input(value) if "\n" not in value and len(value) < 4096 else None
 
 

@@ -27,6 +27,35 @@ class Example:
     answer: str | None = None  # the reference answer a verifier checks (task=verifiable_data)
 
 
+def same_prompt(prompt: str) -> str:
+    """A prompt as the held-out check compares it: its words, whitespace runs made one space (a trailing
+    space or a line break is the same question to the policy)."""
+    return " ".join(prompt.split())
+
+
+def unseen(train: list[Example], evaluation: list[Example], path: str) -> list[Example]:
+    """The training rows whose prompt is not held out (whitespace aside): a question repeated in your data
+    (or in a hub dataset's two splits) would be trained on, then scored as held out; every task of your
+    own file (verifiable_data, hf_prompts, hf_prefs and its presets: issue 73 hunt). Said in one warning
+    line with the count and the first repeat; ValueError if no training row is left."""
+    held_out = {same_prompt(e.prompt): e for e in evaluation}
+    repeats = [e for e in train if same_prompt(e.prompt) in held_out]
+    if not repeats:
+        return train
+    kept = [e for e in train if same_prompt(e.prompt) not in held_out]
+    first, prefix = repeats[0], f"task.path={path} "
+    was = held_out[same_prompt(first.prompt)].where.removeprefix(prefix)
+    said = f"{first.where.removeprefix(prefix)} repeats held-out {was}"
+    if not kept:
+        raise ValueError(f"path={path}: every training row repeats a held-out prompt ({said})")
+    logging.getLogger("align_lab").warning(
+        f"align_lab: warning: task.path={path}: {len(repeats)} training rows repeat a held-out prompt "
+        f"({said}); left out of training, which keeps {len(kept)} rows, so evaluation scores only "
+        "questions the run never trained on"
+    )
+    return kept
+
+
 @dataclass
 class HFData:
     """What both real-text tasks share: where the data is, its splits and sizes."""
@@ -70,6 +99,12 @@ class HFData:
         else:
             evaluation = self._examples(self.eval_split, self.eval_rows)
         self._split = {"train": train, "eval": evaluation}
+        self.rows_read()
+        self._split["train"] = unseen(train, evaluation, self.path)
+
+    def rows_read(self) -> None:
+        """What a task checks across all its rows once they are read (verifiable_data: one answer a
+        prompt), before the training rows that repeat a held-out prompt are left out."""
 
     def _examples(self, split: str, limit: int | None) -> list[Example]:
         table = read_table(self.path, split, "path")

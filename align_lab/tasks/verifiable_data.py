@@ -10,7 +10,6 @@ with two answers is a one-line error naming the file and row.
 
 from __future__ import annotations
 
-import logging
 import random
 from dataclasses import dataclass
 
@@ -26,28 +25,6 @@ def answer_text(row: dict, column: str, place: str) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return text(row, column, place)
     return str(int(value)) if isinstance(value, int) or value.is_integer() else repr(value)
-
-
-def unseen(train: list[Example], evaluation: list[Example], path: str) -> list[Example]:
-    """The training rows whose prompt is not held out: a question repeated in your data (or in a hub
-    dataset's two splits) would be trained on, then scored as held out. Said in one warning line with
-    the count and the first repeat; ValueError if no training row is left."""
-    held_out = {e.prompt: e for e in evaluation}
-    repeats = [e for e in train if e.prompt in held_out]
-    if not repeats:
-        return train
-    kept = [e for e in train if e.prompt not in held_out]
-    first, prefix = repeats[0], f"task.path={path} "
-    was = held_out[first.prompt].where.removeprefix(prefix)
-    said = f"{first.where.removeprefix(prefix)} repeats held-out {was}"
-    if not kept:
-        raise ValueError(f"path={path}: every training row repeats a held-out prompt ({said})")
-    logging.getLogger("align_lab").warning(
-        f"align_lab: warning: task.path={path}: {len(repeats)} training rows repeat a held-out prompt "
-        f"({said}); left out of training, which keeps {len(kept)} rows, so evaluation scores only "
-        "questions the run never trained on"
-    )
-    return kept
 
 
 @dataclass
@@ -77,6 +54,10 @@ class VerifiableData(HFData):
         self._check = verifiers.checker(self.verifier)  # an unknown or unimportable one: before the data
         self._references: dict[str, object] = {}  # a row's place -> its answer as the verifier reads it
         super().__post_init__()
+
+    def rows_read(self) -> None:
+        """Every row's gold answer, and a prompt given twice with two answers refused (held-out rows too,
+        before HFData leaves out the training rows that repeat one)."""
         self._gold: dict[str, object] = {}
         first: dict[str, Example] = {}
         for e in (*self._split["train"], *self._split["eval"]):
@@ -88,7 +69,6 @@ class VerifiableData(HFData):
                 )
             first.setdefault(e.prompt, e)
             self._gold[e.prompt] = self._references[e.where]
-        self._split["train"] = unseen(self._split["train"], self._split["eval"], self.path)
 
     def columns(self) -> list[str | None]:
         return [self.prompt_column, self.answer_column, self.response_column]

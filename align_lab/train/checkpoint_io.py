@@ -4,6 +4,7 @@ the file, and checked readable before a resume loads one."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -47,10 +48,37 @@ def save_checkpoint(folder: Path, state: dict) -> None:
             old.unlink()
 
 
+POINTED = re.compile(r"state-(\d+)\.pt")  # the one name `last` holds (save_checkpoint)
+
+
+def pointed_name(folder: Path, advice: str | None = None) -> str | None:
+    """The checkpoint file name `folder/last` holds; None if there is no pointer; CheckpointError naming the
+    pointer when it is a folder, unreadable, empty or holds anything but a checkpoint's name (a traceback
+    at the resume's first step before), with `advice` (default: delete the folder to start again)."""
+    pointer = folder / "last"
+    if not (pointer.exists() or pointer.is_symlink()):
+        return None
+    advice = advice or f"delete {folder} to start the run again from step 0"
+    try:
+        text = pointer.read_text().strip()
+    except (OSError, UnicodeDecodeError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+        raise CheckpointError(f"checkpoint pointer {pointer} is unreadable ({why}); {advice}") from None
+    if not POINTED.fullmatch(text):
+        found = sorted(p.name for p in folder.glob("state-*.pt") if POINTED.fullmatch(p.name))
+        beside = f"it sits beside {found[-1]}: write that name into it to resume from there, or "
+        hint = beside if found else ""
+        raise CheckpointError(
+            f"checkpoint pointer {pointer} is damaged (it holds {text[:40]!r}, not a checkpoint's name such "
+            f"as state-00000003.pt); {hint}{advice}"
+        )
+    return text
+
+
 def checkpoint_step(folder: Path) -> int:
     """The step of the last checkpoint in `folder` (0 if none), read from its pointer."""
-    pointer = folder / "last"
-    return int(pointer.read_text().split("-")[1].split(".")[0]) if pointer.exists() else 0
+    name = pointed_name(folder)
+    return int(POINTED.fullmatch(name).group(1)) if name else 0
 
 
 def checkpoint_file(folder: Path, advice: str | None = None) -> Path | None:
@@ -60,9 +88,10 @@ def checkpoint_file(folder: Path, advice: str | None = None) -> Path | None:
     import zipfile
 
     pointer = folder / "last"
-    if not pointer.exists():
+    name = pointed_name(folder, advice)
+    if name is None:
         return None
-    path = folder / pointer.read_text().strip()
+    path = folder / name
     advice = advice or f"delete {folder} to start the run again from step 0"
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} (named by {pointer}) is missing; {advice}")

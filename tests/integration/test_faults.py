@@ -270,6 +270,35 @@ def test_a_damaged_checkpoint_of_an_unfinished_run_is_one_line_and_keeps_the_met
     assert (run_dir / "metrics.jsonl").read_bytes() == metrics
 
 
+@pytest.mark.parametrize("damage", ["empty", "garbage", "folder"])
+def test_a_damaged_checkpoint_pointer_is_one_line_naming_it_and_its_hint_resumes(
+    finished, tmp_path, damage, forked_cli
+):
+    """checkpoints/last empty, holding another name, or a folder: admitted, then a traceback at the resume's
+    first step before (issue 73 hunt); now one line naming the pointer, and writing the checkpoint's name
+    into it, as the line says, resumes the run."""
+    run_dir, args = copy_of(finished, tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    pointer = run_dir / "checkpoints" / "last"
+    state = next((run_dir / "checkpoints").glob("state-*.pt"))
+    pointer.unlink()
+    if damage == "folder":
+        pointer.mkdir()
+    else:
+        pointer.write_text("" if damage == "empty" else "../../etc/passwd")
+    metrics = (run_dir / "metrics.jsonl").read_bytes()
+    result = forked_cli(args, cwd=ROOT)
+    line = one_line_error(result, f"align_lab: error: checkpoint pointer {pointer} is ")
+    assert "Traceback" not in result.stderr
+    assert (run_dir / "metrics.jsonl").read_bytes() == metrics
+    if damage != "folder":
+        assert "write that name into it" in line and state.name in line, line
+        pointer.write_text(state.name)
+        result = forked_cli([*args, "train.steps=4"], cwd=ROOT)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -497,6 +526,15 @@ def test_a_refused_run_keeps_a_folder_that_already_held_files(tmp_path):
     (kept / "metrics.jsonl").write_text("{}\n")
     remove_unused_run_dir(kept)
     assert (kept / "metrics.jsonl").exists()
+    # issue 73 hunt: a folder holding only a .hydra/ of its own (another Hydra app's output, or a user's
+    # file in it) was deleted whole by a refused run; align_lab writes .hydra/ only once a run is admitted
+    for name, theirs in (("theirs", ".hydra/config.yaml"), ("file", ".hydra"), ("nested", ".hydra/a/b.txt")):
+        folder = tmp_path / name
+        (folder / theirs).parent.mkdir(parents=True, exist_ok=True)
+        (folder / theirs).write_text("mine\n")
+        (folder / "app.log").write_text("")
+        remove_unused_run_dir(folder)
+        assert (folder / theirs).read_text() == "mine\n", name
 
 
 def test_a_reward_function_that_returns_nan_stops_in_one_line_naming_it(tmp_path):

@@ -222,6 +222,33 @@ def test_an_unknown_key_names_the_closest_key_and_that_key_is_accepted(typo, exp
     assert spec.config["train"]["steps"] == 3 or spec.algo.kl_coef == 0.1
 
 
+@pytest.mark.parametrize(
+    "typo,expected",
+    [
+        (
+            ["plan.max_seeds=5"],
+            "plan.max_seeds: unknown key; plan is null here (a fixed sweep), so it has no keys: a sequential "
+            "study's plan is set whole, e.g. 'plan={start: 4, wave: 4, max_seeds: 24}' (docs/studies.md)",
+        ),
+        (
+            ["reward=verifier", "task=toy_arith", "reward.epochs=1"],
+            "reward.epochs: unknown key; reward has no keys to set here (null, or a choice that takes none); "
+            "python -m align_lab --cfg job shows reward",
+        ),
+    ],
+)
+def test_an_unknown_key_under_a_node_without_keys_says_so(typo, expected, tmp_path):
+    """Issue 73 hunt: 'plan.max_seeds: unknown key; keys of plan: ' and 'reward.epochs: unknown key; keys
+    of reward: ', a list with nothing in it; the plan's hint, followed, composes."""
+    from align_lab.app import format_error
+
+    with pytest.raises(Exception) as e:
+        compose([*typo, f"cache_dir={tmp_path}"])
+    assert format_error(e.value) == expected
+    cfg, _ = compose(["plan={start: 4, wave: 4, max_seeds: 24}", f"cache_dir={tmp_path}"])
+    assert cfg.plan.max_seeds == 24
+
+
 def test_cli_cfg_job_prints_resolved_config():
     result = run_cli(["--cfg", "job", "algo=ppo"], cwd=ROOT)
     assert result.returncode == 0, result.stderr

@@ -3,7 +3,9 @@ before, each one line now naming the key, its value and what is allowed."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,33 @@ def test_an_env_class_that_does_not_exist_is_one_line_saying_what_is_missing(tar
     assert caplog.messages == []  # nothing logged before the one line
 
 
+class EnvInitRaises:  # an environment of yours whose constructor fails (a dataclass's, and a plain class's)
+    def __init__(self, max_turns: int = 4):
+        raise RuntimeError("no\nserver")
+
+
+@dataclasses.dataclass
+class EnvPostInitRaises:
+    max_turns: int = 4
+
+    def __post_init__(self):
+        raise KeyError("MAZE_HOME")
+
+
+@pytest.mark.parametrize(
+    "cls,why", [("EnvInitRaises", "RuntimeError: no server"), ("EnvPostInitRaises", "KeyError: 'MAZE_HOME'")]
+)
+def test_an_env_of_yours_whose_constructor_raises_is_one_line_naming_it(cls, why):
+    """Issue 73 hunt: env._target_=my_envs.Maze whose __init__ / __post_init__ raised anything but a
+    ValueError was a 60-line traceback at admission."""
+    target = f"{__name__}.{cls}"
+    with pytest.raises(ConfigError) as e:
+        build(OmegaConf.create({"_target_": target, "max_turns": 4}), "env")
+    assert str(e.value) == (
+        f"env._target_={target}: building it raised {why}; fix it, or check its keys (env.<key>=...)"
+    )
+
+
 def admit(run_dir, cache_dir):
     from align_lab.run.admission import admit_spec, spec_from_config
     from tests.conftest import SMALL, compose
@@ -48,6 +77,11 @@ def admit(run_dir, cache_dir):
         # "Error executing job ..." and "is a file, not a folder; choose another hydra.run.dir"
         ("metrics.jsonl", "folder", "is a folder where align_lab writes a file"),
         ("checkpoints", "file", "is a file where align_lab keeps a folder"),
+        # issue 73 hunt: app.log/ a 72-line IsADirectoryError at the SFT stage's first log line; a folder
+        # .hydra/config.yaml a traceback where the admitted run writes it
+        ("app.log", "folder", "is a folder where align_lab writes a file"),
+        (".hydra/config.yaml", "folder", "is a folder where align_lab writes a file"),
+        (".hydra", "file", "is a file where align_lab keeps a folder"),
     ],
 )
 def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_it_away_works(
@@ -56,6 +90,7 @@ def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_
     run_dir, cache = tmp_path / "run", tmp_path / "cache"
     run_dir.mkdir()
     path = run_dir / name
+    path.parent.mkdir(exist_ok=True)
     path.mkdir() if kind == "folder" else path.write_text("")
     with pytest.raises(ConfigError) as e:
         admit(run_dir, cache)
@@ -95,6 +130,51 @@ def test_compares_headline_never_pairs_groups_of_two_tasks():
     assert two.headline.endswith("(the exact test, Holm).")  # each group against its own task's SFT
     one = aggregate(runs(("toy_prefs", "toy_prefs")), ["algo"])  # one task: the one against the other
     assert one.headline.startswith("rloo vs ppo on eval/gold_reward: rloo - ppo = ")
+
+
+def test_no_view_pairs_a_group_with_a_baseline_group_of_another_task():
+    """Issue 73 hunt: with the headline fixed, the compute-matched view (its baseline a group, SFT having
+    no compute) and --baseline <group> still paired rloo on toy_arith against ppo on toy_prefs as one
+    difference ('mean diff 0.484'); now no difference and a verdict saying why, in every paired table."""
+    from align_lab.results.aggregate import aggregate
+    from tests.unit.results.test_results_aggregate import online_run
+
+    runs = []
+    for algo, task, gold in (
+        ("ppo", "toy_prefs", 0.5),
+        ("rloo", "toy_arith", 0.9),
+        ("grpo", "toy_arith", 0.7),
+    ):
+        for seed in (0, 1, 2):
+            run = online_run(algo, seed, gold + 0.01 * seed)
+            run.folder, run.choices["task"] = Path(f"/runs/{algo}_{task}_{seed}"), task
+            runs.append(run)
+    c = aggregate(runs, ["algo", "task"], baseline="algo=ppo, task=toy_prefs")
+    for table in (c.paired, c.matched_paired):
+        rows = {r.group: r for r in table.itertuples()}
+        other = rows["algo=rloo, task=toy_arith"]
+        assert other.n_pairs == 0 and math.isnan(other.diff), table
+        assert other.verdict.startswith("task=toy_arith, unlike algo=ppo, task=toy_prefs: never paired"), (
+            other
+        )
+    same = aggregate(runs, ["algo", "task"], baseline="algo=rloo, task=toy_arith")  # one task: paired
+    row = next(r for r in same.paired.itertuples() if r.group == "algo=grpo, task=toy_arith")
+    assert row.n_pairs == 3 and row.diff == pytest.approx(-0.2)
+
+
+def test_a_failed_arms_headline_and_action_line_say_it_has_no_paired_seed():
+    """Issue 73 hunt: with one arm failed, the two-arm headline still read 'reinforce_pp vs ppo ... = n/a
+    over 0 paired seeds, Holm p n/a: no seeds in common with the baseline', and the action line sized
+    '~41 seeds per group' for the arm that had no completed run."""
+    from align_lab.results.aggregate import aggregate
+    from tests.unit.results.test_results_aggregate import online_run
+
+    runs = [online_run("ppo", s, 0.5 + 0.05 * s) for s in (0, 1, 2)]
+    runs += [online_run("rloo", s, float("nan"), status="failed") for s in (0, 1, 2)]
+    c = aggregate(runs, ["algo"])
+    assert "no seeds in common" not in c.headline and " vs " not in c.headline, c.headline
+    assert "not compared (no paired seed; see each one's line): rloo" in c.action, c.action
+    assert "not decided: ppo" in c.action and "not decided: rloo" not in c.action, c.action
 
 
 def test_a_failed_arm_is_said_to_have_no_completed_run_and_a_plan_without_a_look_says_so():

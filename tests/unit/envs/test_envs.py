@@ -115,6 +115,21 @@ def test_start_and_answer_failures_are_one_line():
         episode_answer("game", Bad(), 3)
 
 
+def test_a_start_that_returns_no_episode_is_one_line_saying_so():
+    """Issue 73 hunt: start() returning None read 'turn 1: step raised AttributeError: 'NoneType' object
+    has no attribute 'step'', blaming a step the environment never had."""
+
+    class Env:
+        def start(self, prompt):
+            return None
+
+    with pytest.raises(EnvError) as e:
+        start_episode("game", Env(), "p", 1.0)
+    assert (
+        str(e.value) == "env=game: turn 0: start returned a NoneType, not an episode with a step(turn) method"
+    )
+
+
 @pytest.mark.parametrize(
     "turns,timeout,message",
     [

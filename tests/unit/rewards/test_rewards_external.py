@@ -38,7 +38,9 @@ class Scorer(BaseHTTPRequestHandler):
         if len(server.requests) <= server.fail_first:
             self.send_error(503)
             return
-        body = json.dumps({"scores": [len(r.split()) for r in server.requests[-1][0]["responses"]]}).encode()
+        scores = [len(r.split()) for r in server.requests[-1][0]["responses"]]
+        answer = server.answer(scores) if server.answer else {"scores": scores}
+        body = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -60,7 +62,7 @@ class Server(ThreadingHTTPServer):
 @pytest.fixture
 def server():
     httpd = Server(("127.0.0.1", 0), Scorer)
-    httpd.requests, httpd.fail_first, httpd.delay_s = [], 0, 0.0
+    httpd.requests, httpd.fail_first, httpd.delay_s, httpd.answer = [], 0, 0.0, None
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd
@@ -100,6 +102,36 @@ def test_remote_times_out(server):
     assert "failed 1 times, last: " in str(e.value) and "timed out" in str(e.value)
 
 
+@pytest.mark.parametrize(
+    "answer,expected",
+    [
+        (lambda s: {"scores": [float("nan")] * len(s)}, "score 0 is nan: must be finite"),
+        (lambda s: {"scores": ["abc"] * len(s)}, "score 0 is 'abc', not a number"),
+        (lambda s: {"scores": s[1:]}, "returned 1 scores for 2 responses"),
+        (lambda s: {"scores": "12"}, "returned a str, not a list of 2 scores in the responses' order"),
+        (lambda s: {"other": s}, 'the answer is not JSON {"scores": [...]}'),
+    ],
+)
+def test_remote_scores_are_checked_as_a_functions_are_one_line_naming_the_url(server, answer, expected):
+    """Issue 73 hunt: a scorer answering NaN trained into 'diverged ... lower algo.lr'; a string, a short
+    list or another JSON a traceback. Now RewardError (the user's code: one line, the run kept to resume)."""
+    from align_lab.rewards.function import RewardError
+
+    server.answer = answer
+    score = RemoteReward(url=url(server), retries=0).scorer(STAGES)
+    with pytest.raises(RewardError) as e:
+        score(["p", "q"], ["a", "a b"], [True, True])
+    assert str(e.value) == f"reward.url={url(server)}: {expected}"
+
+
+def a_dict(prompts, responses):
+    return {i: 0.5 for i in range(len(responses))}  # its keys 0, 1 were read as the scores
+
+
+def a_set(prompts, responses):
+    return {0.5, 1.5}
+
+
 def test_function_reward_calls_module_callable():
     score = FunctionReward(path=f"{__name__}:n_chars").scorer(STAGES)
     assert score(["p", "q"], ["ab", "abcd"], [True, False]).tolist() == [2.0, 4.0]
@@ -133,6 +165,8 @@ def raises(prompts, responses):
         ("a_word", "score 0 is 'good', not a number"),
         ("no_list", "returned float, not a list of 2 scores"),
         ("raises", "raised RuntimeError: no score"),
+        ("a_dict", "returned a dict, not a list of 2 scores in the responses' order"),
+        ("a_set", "returned a set, not a list of 2 scores in the responses' order"),
     ],
 )
 def test_function_reward_scores_are_checked_with_one_line_naming_the_path(fn, expected):
@@ -190,3 +224,29 @@ def test_combined_components_are_edited_on_the_command_line():
 def test_score_judge_counts_wins_and_half_ties():
     judge = ScoreJudge(lambda p, r, f: torch.tensor([float(len(x)) for x in r]))
     assert judge.prefers(["p"] * 3, ["aa", "aaa", "a"], ["aa", "a", "aaaa"]) == [0.5, 1.0, 0.0]
+
+
+def test_a_combined_sources_error_names_the_key_typed_for_it_and_a_quoted_weight_says_so():
+    """Issue 73 hunt: reward.components.brevity.source.path=mod:fn returning NaN said 'reward.path=mod:fn:
+    ...', a key the user never typed; a weight typed as the string '1' read 'weight=1: must be a number'."""
+    from align_lab.rewards.function import RewardError
+
+    source = FunctionReward(path=f"{__name__}:nan_scores")
+    combined = Combined(
+        {
+            "chars": {"weight": 1.0, "source": FunctionReward(path=f"{__name__}:n_chars")},
+            "bad": {"weight": 0.5, "source": source},
+        }
+    )
+    with pytest.raises(RewardError) as e:
+        combined.scorer(STAGES)(["p"], ["ab"], [True])
+    assert (
+        str(e.value)
+        == f"reward.components.bad.source.path={__name__}:nan_scores: score 0 is nan: must be finite"
+    )
+    with pytest.raises(ValueError) as e:
+        Combined({"rm": {"weight": "1", "source": source}})
+    assert (
+        str(e.value)
+        == "components.rm.weight=1: must be a number (it is the string '1': quoted on the command line?)"
+    )

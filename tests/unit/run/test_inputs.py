@@ -44,3 +44,32 @@ def test_only_inputs_both_name_with_other_digests_are_changed():
     assert changed_inputs(None, {"task.path": a}) == {}  # a checkpoint written before input digests
     assert changed_inputs({"task.path": a}, {"task.path": a, "reward.url": b}) == {}
     assert changed_inputs({"task.path": a, "x": a}, {"task.path": b}) == {"task.path": (a, b)}
+
+
+def test_a_helper_your_module_imports_is_digested_with_it(tmp_path, monkeypatch):
+    """Issue 73 hunt: reward.path=hunt_reward_of_yours:score whose module does `from hunt_helper_of_yours
+    import SCALE`; the helper edited (SCALE 10 -> 1), the same command resumed in silence (only the
+    module's own file was digested). Its helpers are digested with it, and a change of either is one."""
+    import sys
+
+    (tmp_path / "hunt_helper_of_yours.py").write_text("SCALE = 10\n")
+    (tmp_path / "hunt_reward_of_yours.py").write_text(
+        "import json\n\nfrom hunt_helper_of_yours import SCALE\n\n"
+        "def score(prompts, responses):\n    return [len(r) / SCALE for r in responses]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("hunt_reward_of_yours", "hunt_helper_of_yours"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    importlib.import_module("hunt_reward_of_yours")
+    config = {"reward": {"path": "hunt_reward_of_yours:score"}}
+    before = run_inputs(config)["reward.path"]
+    assert before["file"] == f"{tmp_path / 'hunt_reward_of_yours.py'} (and hunt_helper_of_yours.py)"
+    (tmp_path / "hunt_helper_of_yours.py").write_text("SCALE = 1\n")
+    after = run_inputs(config)["reward.path"]
+    assert changed_inputs({"reward.path": before}, {"reward.path": after}) == {"reward.path": (before, after)}
+    # a module using no module of yours keeps the digest of its own file (checkpoints written before)
+    (tmp_path / "hunt_alone_of_yours.py").write_text("import json\n\ndef score(p, r):\n    return r\n")
+    importlib.import_module("hunt_alone_of_yours")
+    alone = run_inputs({"reward": {"path": "hunt_alone_of_yours:score"}})["reward.path"]
+    source = (tmp_path / "hunt_alone_of_yours.py").read_bytes()
+    assert alone["sha256"] == hashlib.sha256(source).hexdigest()[:16]

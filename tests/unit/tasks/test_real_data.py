@@ -101,7 +101,8 @@ def test_a_hub_name_without_network_says_so(tmp_path, monkeypatch):
 
 
 def test_a_prompt_longer_than_the_model_limit_names_the_line(tmp_path, hf_assets):
-    rows = [*GOOD, {"prompt": " ".join(["river"] * 30), "chosen": "a", "rejected": "b"}, *GOOD]
+    more = [{**r, "prompt": f"{r['prompt']} more"} for r in GOOD]  # not the held-out prompts again
+    rows = [*GOOD, {"prompt": " ".join(["river"] * 30), "chosen": "a", "rejected": "b"}, *more]
     path = jsonl(tmp_path, rows)
     model = ["model=hf", f"model.name_or_path={hf_assets.policy}", "model.max_prompt_tokens=16"]
     spec = build_task(path, *model)
@@ -113,8 +114,11 @@ def test_a_prompt_longer_than_the_model_limit_names_the_line(tmp_path, hf_assets
 
 
 def test_hh_transcripts_split_into_prompt_and_responses(tmp_path):
-    hh = {"chosen": "\n\nHuman: hi\n\nAssistant: a b", "rejected": "\n\nHuman: hi\n\nAssistant: c"}
-    path = jsonl(tmp_path, [hh] * 4)
+    hh = [  # four prompts: the held-out ones are not trained on again
+        {"chosen": f"\n\nHuman: hi{i}\n\nAssistant: a b", "rejected": f"\n\nHuman: hi{i}\n\nAssistant: c"}
+        for i in ("", 1, 2, 3)
+    ]
+    path = jsonl(tmp_path, hh)
     spec = build_task(path, "task=hh_rlhf", "task.eval_split=null", "task.skip_invalid=false")
     pair = spec.task.preference_pairs()[0]
     assert (pair.prompt, pair.chosen, pair.rejected) == ("\n\nHuman: hi\n\nAssistant:", " a b", " c")
@@ -166,3 +170,33 @@ def test_kto_on_unpaired_samples_needs_a_task_that_samples_them(tmp_path, hf_ass
         "algo.desirable_threshold=0.5: labels responses the SFT policy samples (task.n_pairs x "
         "task.pair_samples); task=hf_prefs is a dataset task and samples none (null: KTO on its pairs)"
     )
+
+
+@pytest.mark.parametrize("kind", ["hf_prompts", "hf_prefs", "verifiable_data"])
+def test_every_task_of_your_file_leaves_out_training_rows_that_repeat_a_held_out_prompt(
+    kind, tmp_path, caplog
+):
+    """Issue 73 hunt: the held-out check was verifiable_data's alone, so task=hf_prompts (and hf_prefs, its
+    presets) with a duplicate row trained on a held-out prompt in silence; and a repeat that differs only
+    in whitespace (a trailing space) was not one. Now HFData's, for every task of your own file."""
+    from align_lab.tasks.hf_data import HFPrefs, HFPrompts
+    from align_lab.tasks.verifiable_data import VerifiableData
+
+    rows = [
+        {"prompt": f"p{i} q", "response": "a b", "chosen": "a b", "rejected": "c d", "answer": "1"}
+        for i in range(6)
+    ]
+    rows = [*rows[:4], {**rows[4], "prompt": "p4  q "}, rows[5]]  # line 5: held-out line 5's prompt again
+    rows += [rows[5], {**rows[3], "prompt": "p4 q"}]  # held out (eval_rows=2): lines 7 and 8
+    path = jsonl(tmp_path, rows)
+    make = {"hf_prompts": HFPrompts, "hf_prefs": HFPrefs, "verifiable_data": VerifiableData}[kind]
+    keys = {"verifier": "exact"} if kind == "verifiable_data" else {}
+    if kind == "hf_prompts":
+        keys["response_column"] = "response"
+    t = make(path=str(path), eval_rows=2, **keys)
+    assert [e.prompt for e in t.examples("train")] == ["p0 q", "p1 q", "p2 q", "p3 q"]
+    assert caplog.messages == [
+        f"align_lab: warning: task.path={path}: 2 training rows repeat a held-out prompt (line 5 repeats "
+        "held-out line 8); left out of training, which keeps 4 rows, so evaluation scores only questions "
+        "the run never trained on"
+    ]
