@@ -126,12 +126,15 @@ def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
 def check_group_overrides(args: list[str]) -> None:
     """`algo=[ppo,rloo]` is Hydra's list of configs merged into one algo (PPO's keys into RLOO's, then an
     unknown-key error naming neither), never a sweep, with -m or without: a sweep is a comma list.
-    `algo=null` is a ValueError traceback inside Hydra: every group needs a choice."""
+    `algo=null` is a ValueError traceback inside Hydra, and `~algo` an interpolation error: every group
+    needs a choice."""
     from align_lab.registry import GROUPS, choices
 
     for arg in args:
         key, _, value = arg.partition("=")
         group = key.lstrip("+~")
+        if group in GROUPS and key.startswith("~"):  # before Hydra: ${algo}_${model} needs both
+            raise ConfigError(f"~{group}: every run needs {group}; set another value ({group}=...) instead")
         if group in GROUPS and value == "null":
             raise ConfigError(f"{arg}: every run needs {group}; allowed: {', '.join(choices(group))}")
         if group in GROUPS and value.startswith("[") and value.endswith("]"):

