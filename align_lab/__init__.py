@@ -25,8 +25,8 @@ OMP_WAIT_POLICY: str | None = "PASSIVE"
 # (4.7 s against 2.8). Beside another process spins cost what PASSIVE saves; tiny models run on one
 # thread (model.max_threads), where nothing waits. 3,000: a SmolLM2 step alone 16% faster than PASSIVE's,
 # two at once 1.91x and beside a busy thread 1.82x their step alone (10,000 spins with
-# rollout.threads=auto: 2.40x, 2.07x; with tcmalloc, align_lab/malloc.py, 2.16x and 2.10x of a faster
-# step alone): docs/scaling_out.md. None: the policy's own spin count.
+# rollout.threads=load, then called auto: 2.40x, 2.07x; with tcmalloc, align_lab/malloc.py, 2.16x and
+# 2.10x of a faster step alone): docs/scaling_out.md. None: the policy's own spin count.
 GOMP_SPINCOUNT: str | None = "3000"
 
 

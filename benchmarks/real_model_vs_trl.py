@@ -7,21 +7,22 @@ The model is SmolLM2-135M-Instruct (134.5M parameters, vocabulary 49,152) from t
 converted once from its GGUF file into the stage cache exactly as model=smollm2_135m does. Both sides
 get the same things: that checkpoint, the same prompts (task=arith_word's training questions rendered
 through the model's chat template, in the same order), the same reward function (its verifier), 8
-completions per step (2 prompts x 4), 64 new tokens, temperature 1, fp32, one optimiser step per
-rollout. Each side runs with its own defaults for what the user does not set: TRL with torch's default
-thread count (every core) and none of the environment variables `import align_lab` sets (`worker_env`),
-align_lab with its default `hardware` (every core this process may use) and its default
-`train.micro_batch_size` (auto), i.e. no thread or micro-batch key on either side
-(--threads N pins both to N instead). align_lab runs its real online loop
+completions per step (2 prompts x 4), 64 new tokens (--tokens 16,32,64: each length in turn, every one
+reported), temperature 1, fp32, one optimiser step per rollout. Each side runs with its own defaults for
+what the user does not set: TRL with torch's default thread count (every core) and none of the
+environment variables `import align_lab` sets (`worker_env`), align_lab with its default `hardware`
+(every core this process may use) and its default `train.micro_batch_size` (auto), i.e. no thread or
+micro-batch key on either side (--threads N pins both to N instead). align_lab runs its real online loop
 (align_lab.train.online.train_online with its HFGenerate engine); nothing of either loop is copied.
 
 Each run is its own process, so that its peak resident memory (ru_maxrss: model, reference, optimiser
-state, activations, and each library's imports) is its own. Runs alternate in one invocation:
-round r runs TRL GRPO, align_lab GRPO, TRL RLOO, align_lab RLOO, with the two implementations' order
-swapped on odd rounds, so both see the same machine load. Seconds per step: wall time between
+state, activations, and each library's imports) is its own. Runs alternate in one invocation: round r
+runs, for each length, TRL GRPO, align_lab GRPO, TRL RLOO, align_lab RLOO, with the two implementations'
+order swapped on odd rounds, so both see the same machine load. Seconds per step: wall time between
 consecutive step ends, over the steps after --warmup and before the last; the figure is the mean over
-rounds. Memory: the largest peak over rounds. The ratio lines printed last are
-`ratio align_lab/trl time: grpo <r> rloo <r>` and the same for memory.
+rounds. Memory: the largest peak over rounds. The ratio lines printed last are `ratio align_lab/trl
+time: grpo <r> rloo <r>` and the same for memory; with more than one length each ratio is named by
+algorithm and length (`grpo@16 <r> grpo@32 <r> ...`).
 
 Matched settings (TRL 1.16 defaults unless marked *): lr 1e-6, constant schedule*, no warm-up, weight
 decay 0*, grad-norm clip 1.0, num_iterations 1, temperature 1, top_k 0, top_p 1, bf16=False*,
@@ -40,6 +41,7 @@ memory (torch.cuda.max_memory_allocated), not its resident memory.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -240,6 +242,14 @@ def timed_run(run, impl: str, kind: str, path: str, steps: int, seed: int, profi
     return times
 
 
+def lengths(value: str) -> list[int]:
+    """--tokens's value: new tokens per completion, one length or a comma list (16,32,64), each >= 1."""
+    parts = value.split(",")
+    if not all(p.strip().isdigit() and int(p) >= 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"{value!r}: a number of tokens >= 1, or a comma list of them")
+    return [int(p) for p in parts]
+
+
 def micro_batch(value: str) -> str | int | None:
     """--micro's value as train.micro_batch_size takes it: "auto", None ("null") or rows."""
     if value == "auto":
@@ -305,7 +315,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache", default=None, help="stage cache for the converted checkpoint")
     parser.add_argument("--profile", action="store_true", help="also profile one run of each side")
     parser.add_argument("--batch", type=int, default=BATCH, help=f"completions per step ({GROUP} per prompt)")
-    parser.add_argument("--tokens", type=int, default=NEW_TOKENS, help="new tokens per completion")
+    parser.add_argument(
+        "--tokens",
+        type=lengths,
+        default=[NEW_TOKENS],
+        help="new tokens per completion; a list (16,32,64) runs and reports each length",
+    )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--model", default=None, help="a checkpoint folder (default: SmolLM2 from its GGUF)")
     parser.add_argument("--micro", default="auto", help="align_lab's micro_batch_size: auto, null, rows")
@@ -316,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
         help="align_lab's rollout.decode_matmul",
     )
     a = parser.parse_args(argv)
-    BATCH, DEVICE, NEW_TOKENS, MICRO_BATCH = a.batch, a.device, a.tokens, micro_batch(a.micro)
+    BATCH, DEVICE, MICRO_BATCH = a.batch, a.device, micro_batch(a.micro)
     DECODE_MATMUL = a.decode_matmul
     print(machine_line(machine()), flush=True)
     from align_lab.cache import default_cache_dir
@@ -327,31 +342,33 @@ def main(argv: list[str] | None = None) -> None:
     import transformers
     import trl
 
-    algos, impls = a.algos.split(","), ["trl", "align_lab"]
-    kept = {(k, i): [] for k in algos for i in impls}
-    peaks = {(k, i): [] for k in algos for i in impls}
+    algos, impls, tokens = a.algos.split(","), ["trl", "align_lab"], a.tokens
+    cases = [(k, n) for n in tokens for k in algos]  # (algo, new tokens)
+    kept = {(c, i): [] for c in cases for i in impls}
+    peaks = {(c, i): [] for c in cases for i in impls}
     print(
         f"# {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, torch {torch.__version__} "
         f"({a.threads or 'default'} threads), transformers {transformers.__version__}, "
         f"trl {trl.__version__}; "
         f"{'SmolLM2-135M-Instruct' if not a.model else a.model} fp32 on {device_name()}, "
         f"{BATCH} completions/step ({BATCH // GROUP} prompts x {GROUP}), "
-        f"{NEW_TOKENS} new tokens; {a.steps} steps x {a.rounds} rounds; align_lab's "
+        f"{','.join(map(str, tokens))} new tokens; {a.steps} steps x {a.rounds} rounds; align_lab's "
         f"decode_matmul={DECODE_MATMUL} ({'fast' if weights_left(DECODE_MATMUL, DEVICE) else 'exact'} here)",
         flush=True,
     )
     for r in range(a.rounds):
-        for kind in algos:
+        for kind, NEW_TOKENS in cases:
             for impl in impls if r % 2 == 0 else impls[::-1]:
                 out = spawn(impl, kind, path, a.steps, r, a.threads, False)
                 times = out["times"][a.warmup : -1] or out["times"]
-                kept[kind, impl].append(statistics.mean(times))
-                peaks[kind, impl].append(out["peak_mb"])
+                kept[(kind, NEW_TOKENS), impl].append(statistics.mean(times))
+                peaks[(kind, NEW_TOKENS), impl].append(out["peak_mb"])
                 phases = " ".join(
                     f"{k[5:-2]} {v:.1f}" for k, v in out["phases"].items() if k != "time/step_s"
                 )
                 print(
-                    f"round {r} {kind:4s} {impl:9s} {statistics.mean(times):7.2f} s/step  "
+                    f"round {r} {kind:4s} {NEW_TOKENS:3d} tokens {impl:9s} "
+                    f"{statistics.mean(times):7.2f} s/step  "
                     f"threads {out['threads']}  malloc {out['malloc']}  "
                     + (f"micro {out['micro']}  " if impl == "align_lab" else "")
                     + f"peak {out['peak_mb']:7.0f} MB  steps {' '.join(f'{t:.2f}' for t in out['times'])}"
@@ -359,15 +376,20 @@ def main(argv: list[str] | None = None) -> None:
                     flush=True,
                 )
     if a.profile:
+        NEW_TOKENS = tokens[-1]
         for impl in impls:
             spawn(impl, algos[0], path, 3, 0, a.threads, True)
     rows, time_ratio, memory_ratio = [], {}, {}
-    for kind in algos:
+    for kind, n in cases:
+        name = kind if len(tokens) == 1 else f"{kind}@{n}"  # one length: the ratio lines as before
         for impl in impls:
-            seconds, peak = statistics.mean(kept[kind, impl]), max(peaks[kind, impl])
-            rows.append({"algo": kind, "impl": impl, "s/step": seconds, "peak MB": round(peak)})
-        time_ratio[kind] = statistics.mean(kept[kind, "align_lab"]) / statistics.mean(kept[kind, "trl"])
-        memory_ratio[kind] = max(peaks[kind, "align_lab"]) / max(peaks[kind, "trl"])
+            seconds, peak = statistics.mean(kept[(kind, n), impl]), max(peaks[(kind, n), impl])
+            row = {"algo": kind, "tokens": n, "impl": impl, "s/step": seconds, "peak MB": round(peak)}
+            rows.append(row)
+        time_ratio[name] = statistics.mean(kept[(kind, n), "align_lab"]) / statistics.mean(
+            kept[(kind, n), "trl"]
+        )
+        memory_ratio[name] = max(peaks[(kind, n), "align_lab"]) / max(peaks[(kind, n), "trl"])
     ratio = {"align_lab/trl time": time_ratio, "align_lab/trl memory": memory_ratio}
     report("real_model_vs_trl", a, rows, ratio=ratio, notes={"model": a.model or "SmolLM2-135M-Instruct"})
 

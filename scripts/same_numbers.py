@@ -77,6 +77,9 @@ SKIP_KEYS = {
     "code_digest",
     "stages",
     "inputs",  # digests of the user's files by their paths (run/inputs.py): none in these toy cases
+    # the threads the rollouts sample on (issue 72; since 2026-11-29): the run's `threads` in every case
+    # here (no resume), which is compared; a record made before lacks the key
+    "sampling_threads",
 }
 
 

@@ -3,9 +3,11 @@ the wall time, between two readings of /proc/stat (Linux; elsewhere none is ever
 
 A rollout's decode step is hundreds of small parallel regions a token; with libgomp's spinning wait
 (align_lab.GOMP_SPINCOUNT) its threads wait for a partner thread that another process preempted. With
-`rollout.threads=auto` the HF engine samples with one thread fewer for each core others kept busy since
+`rollout.threads=load` the HF engine samples with one thread fewer for each core others kept busy since
 its last rollout. Opt-in: a decode matmul's last bits can depend on the thread count (SmolLM2's q_proj
 on the Xeon), so the rollout log-probs would depend on the machine's load (docs/rollout.md, item 8).
+The default, `auto`, never reads the load: the run's threads as its first segment was given them
+(recorded in summary.json `sampling_threads`, kept by a resume; run/start.py).
 """
 
 from __future__ import annotations
@@ -83,21 +85,25 @@ class BusyMeter:
 def check_threads(value) -> None:
     ok = (
         value is None
-        or value == "auto"
+        or value in ("auto", "load")
         or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
     )
     if not ok:
-        raise ValueError(f"threads={value!r}: must be auto, null (the run's threads) or a number >= 1")
+        raise ValueError(
+            f"threads={value!r}: must be auto (the run's, fixed when it started), load (spared for "
+            "other processes' load), null (this segment's) or a number >= 1"
+        )
 
 
 @contextmanager
-def sampling_threads(setting, meter: BusyMeter, on_cpu: bool):
-    """torch's threads for one rollout, then put back: `setting` threads; "auto": the run's, spared for
-    other processes (on the CPU, sampled from the main thread: torch's thread count is the process's,
-    and an async sampling thread shares it with the trainer); None: as they are. The meter counts them."""
+def sampling_threads(setting, meter: BusyMeter, on_cpu: bool, fixed: int | None = None):
+    """torch's threads for one rollout, then put back: `setting` threads; "auto": `fixed` (the run's as
+    it started, run/start.py; None: as they are); "load": the run's, spared for other processes (on the
+    CPU, sampled from the main thread: torch's thread count is the process's, and an async sampling
+    thread shares it with the trainer); None: as they are. The meter counts them."""
     before = torch.get_num_threads()
-    n = setting
-    if setting == "auto":
+    n = fixed if setting == "auto" else setting
+    if setting == "load":
         main = threading.current_thread() is threading.main_thread()
         n = spared_threads(before, meter.others()) if on_cpu and main else None
     if n and n != before:
@@ -113,7 +119,7 @@ def sampling_threads(setting, meter: BusyMeter, on_cpu: bool):
 
 def threads_record(engine) -> dict:
     """The torch threads an engine's rollouts sampled with, {threads: rollouts}, for summary.json's
-    numerics: a matmul's last bits can depend on them (issue 59), and with `auto` they follow the
+    numerics: a matmul's last bits can depend on them (issue 59), and with `load` they follow the
     machine's load. {} for an engine that does not count them (vLLM)."""
     used = getattr(getattr(engine, "meter", None), "threads_used", None)
     return {"rollout_threads": {str(n): used[n] for n in sorted(used)}} if used else {}

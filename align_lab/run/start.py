@@ -38,6 +38,19 @@ def threads_changed(previous: dict, step: int) -> str | None:
     )
 
 
+def sampling_threads(previous: dict, resumed: bool) -> int:
+    """The torch threads `rollout.threads=auto` samples on for the whole run: those its first segment was
+    given (the cores, never the load: busy.py's `load` is the opt-in that follows it), recorded in
+    summary.json `sampling_threads`; a resume keeps the recorded count (one written before it was
+    recorded: its last segment's `threads`, which the rollouts then sampled on), so that the rollouts'
+    last bits do not depend on where or beside what each segment ran (issue 72)."""
+    for key in ("sampling_threads", "threads") if resumed else ():
+        value = previous.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+    return torch.get_num_threads()
+
+
 def first_summary(
     spec: RunSpec, digest: str, before: list[float], stage_threads: int, previous: dict | None = None
 ) -> dict:
@@ -47,6 +60,7 @@ def first_summary(
     # the default is the cores given: part of the numbers
     summary |= {"threads": torch.get_num_threads(), "stage_threads": stage_threads}
     summary |= {"segment_threads": segment_threads(previous or {}, len(before))}
+    summary |= {"sampling_threads": sampling_threads(previous or {}, bool(before))}
     if spec.defaults_from:  # values the model preset chose (the user did not set these keys)
         summary |= {"defaults_from": spec.defaults_from}
         for source in dict.fromkeys(spec.defaults_from.values()):  # model=..., algo_on_model=...

@@ -172,10 +172,11 @@ def test_a_resume_with_other_threads_loads_the_stages_it_was_trained_on(finished
     assert summary["status"] == "completed" and summary["threads"] == 2 and summary["stage_threads"] == 1
     assert all(stage["hit"] for stage in summary["stages"].values()), summary["stages"]
     # what the numbers came from (issue 59): each segment's threads, the stages' and the rollouts' (the
-    # 4th step's and the final evaluation's, on the run's 2 threads); and one warning line that they changed
-    assert summary["segment_threads"] == [1, 2]
+    # 4th step's and the final evaluation's, on the 1 thread the run started with: rollout.threads=auto
+    # keeps the recorded count, issue 72); and one warning line that training's changed
+    assert summary["segment_threads"] == [1, 2] and summary["sampling_threads"] == 1
     numerics = summary["numerics"]
-    assert (numerics["threads"], numerics["stage_threads"], set(numerics["rollout_threads"])) == (2, 1, {"2"})
+    assert (numerics["threads"], numerics["stage_threads"], set(numerics["rollout_threads"])) == (2, 1, {"1"})
     assert "warning: torch threads: this run trained on 1 until its checkpoint at step 3" in result.stderr
     assert metric_lines(run_dir) == 4
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
+import time
 
-from tests.conftest import ROOT, run_cli
+import torch
+
+from tests.conftest import ROOT, run_cli, run_in_process
 
 COMMAND = [
     "tracker=none",
@@ -81,3 +87,38 @@ def test_a_run_that_builds_the_stages_equals_one_that_finds_them_cached(tmp_path
         result = run_cli([*args, f"hydra.run.dir={tmp_path / name}"], cwd=ROOT)
         assert result.returncode == 0, result.stderr[-2000:]
     assert metrics(tmp_path / "a") == metrics(tmp_path / "b")
+
+
+def busy_cores(n: int) -> list[subprocess.Popen]:
+    """n processes that keep a core busy each (at the lowest priority, so the run still gets its turn)."""
+    loop = "import os\nos.nice(19)\nwhile True: pass"
+    return [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(n)]
+
+
+def test_the_default_rollout_threads_give_the_same_numbers_beside_busy_processes(tmp_path, cache_dir):
+    """Issue 72: rollout.threads=auto (the default; set here so the test means the same on the code
+    before it) samples on the threads the run was given, never one fewer for other processes' load
+    (that was auto until 2026-11-29, now the opt-in `load`). The same toy command at 2 threads (a tiny
+    model's default 1 has none to spare), alone and beside a busy process on every core: the same
+    metrics, and both record 2 sampling threads, each rollout sampled on them. Before, the busy run's
+    rollouts sampled on 1 thread and nothing recorded the count; on a CPU whose matmuls round by thread
+    count (the AMD EPYCs, issue 59) its rollout log-probs then differed."""
+    command = ["hardware.num_threads=2", "rollout.threads=auto"]
+    threads = torch.get_num_threads()
+    try:
+        alone = run_in_process(command, tmp_path / "alone", cache_dir)
+        children = busy_cores(os.cpu_count() or 1)
+        try:
+            time.sleep(1.0)  # the children are running before the run's engine is made
+            beside = run_in_process(command, tmp_path / "beside", cache_dir)
+        finally:
+            for child in children:
+                child.kill()
+                child.wait()
+    finally:
+        torch.set_num_threads(threads)
+    used = alone["numerics"]["rollout_threads"]  # {threads: rollouts}
+    assert beside["numerics"]["rollout_threads"] == used and set(used) == {"2"}
+    assert metrics(tmp_path / "alone") == metrics(tmp_path / "beside")
+    assert alone["eval/gold_reward"] == beside["eval/gold_reward"]
+    assert alone["sampling_threads"] == beside["sampling_threads"] == 2

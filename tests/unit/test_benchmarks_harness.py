@@ -127,3 +127,12 @@ def test_trls_worker_runs_without_what_import_align_lab_sets_and_with_what_the_u
     trl = {"OMP_WAIT_POLICY": user.get("OMP_WAIT_POLICY"), "THP_MEM_ALLOC_ENABLE": "0", "LD_PRELOAD": None}
     trl["ALIGN_LAB_PROCESS"] = "untouched"  # its import of align_lab leaves glibc's mmap threshold alone
     assert got["trl"] == trl
+
+
+def test_real_model_vs_trl_tokens_takes_one_length_or_a_comma_list():
+    from benchmarks.real_model_vs_trl import lengths
+
+    assert lengths("64") == [64] and lengths("16,32,64") == [16, 32, 64]
+    for bad in ("0", "16,x", "", "-4", "16,,32"):
+        with pytest.raises(argparse.ArgumentTypeError, match="a number of tokens >= 1"):
+            lengths(bad)

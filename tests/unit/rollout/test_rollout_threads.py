@@ -1,10 +1,11 @@
-"""rollout.threads: with `auto` the HF engine samples on fewer threads while other processes keep cores
-busy (rollout/busy.py). What the thread count may change, on the machine the test runs on: never a token
-of these draws; a log-prob's last bits only where a matrix multiplication's kernel sums in another order
-at another thread count. That is a property of the CPU and its MKL path, not of align_lab: on the Xeon
-(AVX-512) the tiny models' log-probs were bit-identical at 1 and 2 threads; on the AMD EPYCs (Zen 3,
-AVX2; Zen 4, AVX-512) MKL's sgemm with 5-11 rows gives other last bits (issue 59; why `auto` is opt-in,
-docs/rollout.md; docs/reproducibility.md)."""
+"""rollout.threads: with `load` the HF engine samples on fewer threads while other processes keep cores
+busy (rollout/busy.py); with `auto`, the default, on the run's threads as it started (issue 72). What
+the thread count may change, on the machine the test runs on: never a token of these draws; a log-prob's
+last bits only where a matrix multiplication's kernel sums in another order at another thread count.
+That is a property of the CPU and its MKL path, not of align_lab: on the Xeon (AVX-512) the tiny models'
+log-probs were bit-identical at 1 and 2 threads; on the AMD EPYCs (Zen 3, AVX2; Zen 4, AVX-512) MKL's
+sgemm with 5-11 rows gives other last bits (issue 59; why `load` is opt-in, docs/rollout.md;
+docs/reproducibility.md)."""
 
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ def test_the_meter_sees_a_busy_process_beside_this_one():
 @pytest.mark.parametrize("value", [0, -1, "all", 1.5, True])
 def test_a_bad_threads_value_is_one_line_naming_it(value):
     with pytest.raises(
-        ValueError, match=r"threads=.*must be auto, null \(the run's threads\) or a number >= 1"
+        ValueError, match=r"threads=.*must be auto \(.*\), load \(.*\), null \(.*\) or a number >= 1"
     ):
         HFGenerate(threads=value)
 
@@ -179,10 +180,20 @@ class Seen:
 
 
 @pytest.mark.parametrize(
-    "setting, cores, used", [("auto", 0.0, 2), ("auto", 1.0, 1), (None, 1.0, 2), (1, 0.0, 1)]
+    "setting, fixed, cores, used",
+    [
+        ("load", None, 0.0, 2),
+        ("load", None, 1.0, 1),
+        (None, None, 1.0, 2),
+        (1, None, 0.0, 1),
+        # auto: the run's count as it started, whatever the load (issue 72); unfixed: as they are
+        ("auto", 1, 0.0, 1),
+        ("auto", 2, 1.0, 2),
+        ("auto", None, 1.0, 2),
+    ],
 )
 def test_the_engine_samples_on_the_threads_its_setting_spares(
-    setting, cores, used, tokenizer, two_threads, monkeypatch
+    setting, fixed, cores, used, tokenizer, two_threads, monkeypatch
 ):
     threads_seen = []
     real = hf.sample_with_cache
@@ -195,6 +206,8 @@ def test_the_engine_samples_on_the_threads_its_setting_spares(
     model = TinyLM().init_policy(tokenizer)
     engine = HFGenerate(threads=setting)
     engine.meter = Seen(cores)
+    if fixed is not None:
+        engine.fix_threads(fixed)
     engine.sample(model, tokenizer, PROMPTS[:2], 2, 6, 6)
     assert threads_seen == [used] and torch.get_num_threads() == 2
 
