@@ -41,8 +41,7 @@ class HFGenerate:
     ("fast": the same products summed in another order; the weights aligned first, since its bits
     depend on where they lie); "auto" (the default): fast on an AMD CPU, exact elsewhere
     (decode.weights_left; docs/rollout.md). threads: torch's threads while sampling ("auto", the default: the
-    run's as it started, `fixed_threads`, kept by a resume; None: this segment's; "load": one fewer for
-    each core other processes kept busy since the last rollout, rollout/busy.py).
+    run's as it started, kept by a resume; None: this segment's; "load": fewer as others keep cores busy).
 
     seed_per_sample: draw each row's sampling noise from its own seed (inverse_cdf: one uniform a row;
     multinomial and generate: Gumbel-max over the warped logits; exact samples either way), so a row's
@@ -78,8 +77,7 @@ class HFGenerate:
             "|".join(DECODE_MATMULS),
         )
         check_threads(self.threads)
-        self.meter = BusyMeter()  # other processes' cores since the last rollout (threads=load)
-        self.fixed_threads: int | None = None  # threads=auto's count: the run's as it started (fix_threads)
+        self.meter, self.fixed_threads = BusyMeter(), None  # threads=load's; threads=auto's (run/start.py)
         self.dtype = canonical_dtype(self.dtype)
         check(self.dtype in ("float32", "bfloat16"), "dtype", self.dtype, "float32 (fp32) or bfloat16 (bf16)")
         self.policy_copy = None  # the bfloat16 copy the engine samples (dtype=bfloat16), once made
@@ -121,11 +119,6 @@ class HFGenerate:
         if self._synced != weights_version(model):
             self.sync(model)  # another model (the reference), or its weights changed since the last sync
         return self.policy_copy
-
-    def fix_threads(self, n: int) -> None:
-        """threads=auto samples on `n` threads: the run's as its first segment was given them, recorded in
-        summary.json `sampling_threads` and kept by a resume (run/start.py), never the machine's load."""
-        self.fixed_threads = n
 
     def close(self) -> None:
         """Nothing held."""

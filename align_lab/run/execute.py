@@ -147,8 +147,6 @@ def run(job: Job) -> dict:
     kept = folder.kept()  # what a refused resume leaves as it found it
     identity = run_identity(spec)  # inside every checkpoint, checked on resume (admission)
     summary, before, stage_threads = begin(job, ckpt, folder, identity["inputs"])
-    if fix := getattr(spec.rollout, "fix_threads", None):  # rollout.threads=auto: the run's, kept (issue 72)
-        fix(summary["sampling_threads"])
     # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
     tracker = spec.tracker.make(run_dir, spec.names, spec.config, checkpoint_step(ckpt) + 1)
     try:

@@ -109,6 +109,8 @@ def begin(
     digest = config_digest(job.spec.config)
     summary = first_summary(job.spec, digest, before, stage_threads or torch.get_num_threads(), job.previous)
     summary |= inputs_record(job, inputs or {}, step)
+    if hasattr(job.spec.rollout, "fixed_threads"):  # rollout.threads=auto: the run's, kept (issue 72)
+        job.spec.rollout.fixed_threads = summary["sampling_threads"]
     start_folder(job.spec, folder, summary)
     return summary, before, stage_threads
 

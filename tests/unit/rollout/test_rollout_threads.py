@@ -207,7 +207,7 @@ def test_the_engine_samples_on_the_threads_its_setting_spares(
     engine = HFGenerate(threads=setting)
     engine.meter = Seen(cores)
     if fixed is not None:
-        engine.fix_threads(fixed)
+        engine.fixed_threads = fixed
     engine.sample(model, tokenizer, PROMPTS[:2], 2, 6, 6)
     assert threads_seen == [used] and torch.get_num_threads() == 2
 
