@@ -177,6 +177,10 @@ def imported(importtime: str) -> set[str]:
 BEFORE_THE_BUILD = [
     (["algo.lrr=1"], "algo.lrr: unknown key; did you mean algo.lr?"),
     (["~algo"], "~algo: every run needs algo"),
+    (
+        ["~model"],
+        "~model: every run needs model",
+    ),  # Hydra's "Error resolving interpolation '${algo}_${model}'"
     ([f"seed={2**64}"], f"seed={2**64}: must be an integer in [-2^63, 2^64)"),
     (
         ["algo=[ppo,rloo]"],
