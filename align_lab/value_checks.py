@@ -43,9 +43,23 @@ def user_score(value, where: str) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise UserCodeError(f"{where}: returned {value!r}, not a number") from None
-    if not math.isfinite(number):
-        raise UserCodeError(f"{where}: returned {number}; must be a finite number")
+    except OverflowError:  # an int past a float's range
+        number = math.inf
+    if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
+        raise UserCodeError(f"{where}: returned {beyond(value, number)}; must be a finite number")
     return number
+
+
+FLOAT32_MAX = 3.4028234663852886e38  # training holds scores as float32: past this, a score is infinity
+
+
+def beyond(value, number: float) -> str:
+    """What a score that training cannot hold is: `nan`, `inf`, or a finite number past float32's range,
+    said so (it would train as infinity and read as a divergence of the policy)."""
+    if math.isnan(number) or (math.isinf(number) and not isinstance(value, int)):
+        return str(number)
+    shown = f"an integer of {value.bit_length()} bits" if isinstance(value, int) else f"{number:g}"
+    return f"{shown}, past float32's range (|x| <= 3.4e38), where training holds it as infinity"
 
 
 class ArtifactMissing(RuntimeError):

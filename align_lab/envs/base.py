@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from align_lab.value_checks import one_line
+from align_lab.value_checks import FLOAT32_MAX, beyond, one_line
 
 
 @dataclass
@@ -116,8 +116,14 @@ def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: floa
         kind = type(step.observation).__name__
         raise EnvError(f"{where}: step's observation is a {kind}; must be a string")
     reward = step.reward
-    if isinstance(reward, bool) or not isinstance(reward, int | float) or not math.isfinite(reward):
+    if isinstance(reward, bool) or not isinstance(reward, int | float):
         raise EnvError(f"{where}: step's reward is {reward!r}; must be a finite number")
+    try:
+        number = float(reward)
+    except OverflowError:  # an int past a float's range
+        number = math.inf
+    if not math.isfinite(number) or abs(number) > FLOAT32_MAX:  # float32 rewards: past it, infinity
+        raise EnvError(f"{where}: step's reward is {beyond(reward, number)}; must be a finite number")
     return step
 
 

@@ -128,6 +128,9 @@ def load_run(folder: Path) -> Run:
         except ValueError as e:  # JSON, not a summary
             run.summary, run.status, run.error = {}, "unknown", str(e)
         run.choices = {**(run.summary.get("names") or {}), **run.choices}
+    elif summary_path.exists():  # a folder: read as a run that died, with a resume its admission refuses
+        run.status = "unknown"
+        run.error = "summary.json: not a file (a folder), left out: its status and final metrics are unknown"
     read_metrics_into(run)
     if run.status == NOT_STARTED and run.metrics:
         run.status = "running"  # logging, but summary.json not written (yet)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from align_lab.rewards import reward_models
-from align_lab.value_checks import UserCodeError, one_line
+from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line
 
 
 def word_count(prompts: list[str], responses: list[str]) -> list[float]:
@@ -81,8 +81,10 @@ def checked_scores(scores, n: int, where: str) -> torch.Tensor:
             values.append(float(s))
         except (TypeError, ValueError):
             raise RewardError(f"{where}: score {i} is {s!r}, not a number") from None
-        if not math.isfinite(values[-1]):
-            raise RewardError(f"{where}: score {i} is {values[-1]}: must be finite")
+        except OverflowError:  # an int past a float's range
+            values.append(math.inf)
+        if not math.isfinite(values[-1]) or abs(values[-1]) > FLOAT32_MAX:
+            raise RewardError(f"{where}: score {i} is {beyond(s, values[-1])}: must be finite")
     return torch.tensor(values, dtype=torch.float32)  # (n,)
 
 

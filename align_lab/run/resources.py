@@ -23,18 +23,18 @@ class ResourcePolicy:
     max_gpus: int = 0
     timeout_min: int = 60
 
-    def __post_init__(self) -> None:
-        check(self.cpus_per_task >= 1, "cpus_per_task", self.cpus_per_task, ">= 1")
+    def __post_init__(self) -> None:  # built inside hardware: each name is its key below hardware.
+        check(self.cpus_per_task >= 1, "resources.cpus_per_task", self.cpus_per_task, ">= 1")
         if self.mem_gb_per_model is not None:
             check(
                 self.mem_gb_per_model > 0,
-                "mem_gb_per_model",
+                "resources.mem_gb_per_model",
                 self.mem_gb_per_model,
                 "> 0 (or null: the model's)",
             )
-        check(self.gpus_per_model >= 0, "gpus_per_model", self.gpus_per_model, ">= 0")
-        check(self.max_gpus >= 0, "max_gpus", self.max_gpus, ">= 0")
-        check(self.timeout_min >= 1, "timeout_min", self.timeout_min, ">= 1")
+        check(self.gpus_per_model >= 0, "resources.gpus_per_model", self.gpus_per_model, ">= 0")
+        check(self.max_gpus >= 0, "resources.max_gpus", self.max_gpus, ">= 0")
+        check(self.timeout_min >= 1, "resources.timeout_min", self.timeout_min, ">= 1")
 
 
 def models_held(spec) -> int:

@@ -100,9 +100,9 @@ class BradleyTerryAnnotator:
 
     def __post_init__(self) -> None:
         if self.bt_beta <= 0:
-            raise ValueError(f"bt_beta={self.bt_beta}: must be > 0")
+            raise ValueError(f"annotator.bt_beta={self.bt_beta}: must be > 0")  # built inside task
         if not 0 <= self.label_noise < 0.5:
-            raise ValueError(f"label_noise={self.label_noise}: must be in [0, 0.5)")
+            raise ValueError(f"annotator.label_noise={self.label_noise}: must be in [0, 0.5)")
 
     def __call__(self, gold_a: float, gold_b: float, rng: random.Random) -> bool:
         p = 1.0 / (1.0 + math.exp(-self.bt_beta * (gold_a - gold_b)))

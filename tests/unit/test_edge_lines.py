@@ -110,6 +110,21 @@ def test_compare_says_a_metrics_jsonl_that_is_a_folder_left_the_runs_curves_out(
     assert run.problems == ["metrics.jsonl: not a file (a folder), left out: the run has no curves"]
 
 
+def test_compare_says_a_summary_json_that_is_a_folder_is_not_a_died_run_to_resume(tmp_path):
+    """The second fresh hunt (issue 73): a run whose summary.json is a folder read `died`, with a resume
+    command that its admission then refused (`summary.json is a folder where align_lab writes a file`)."""
+    from align_lab.results.runs import load_run
+
+    (tmp_path / "summary.json").mkdir()
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "train/reward": 0.5}\n')
+    (tmp_path / "run.lock").write_text("")  # no holder: the process is gone
+    run = load_run(tmp_path)
+    assert (run.status, run.error) == (
+        "unknown",
+        "summary.json: not a file (a folder), left out: its status and final metrics are unknown",
+    )
+
+
 def test_compares_headline_never_pairs_groups_of_two_tasks():
     """Issue 73: ppo on toy_prefs and rloo on toy_arith were headlined as 'algo=rloo, task=toy_arith vs
     algo=ppo, task=toy_prefs: ... over 3 paired seeds', a difference of two tasks' scales."""

@@ -69,6 +69,9 @@ def test_single_turn_is_not_multi_turn_and_answers_its_one_turn():
     assert episode.step("r").done and episode.answer() == "r"
 
 
+PAST = "past float32's range (|x| <= 3.4e38), where training holds it as infinity"
+
+
 class Bad:
     def __init__(self, returns=None, raises=None, sleeps=0.0):
         self.returns, self.raises, self.sleeps = returns, raises, sleeps
@@ -94,6 +97,16 @@ class Bad:
             "env=game: turn 2: step's reward is nan; must be a finite number",
         ),
         (Bad(returns=Step(), sleeps=5), "env=game: turn 2: step took longer than env.step_timeout_s=0.2"),
+        # the second fresh hunt (issue 73): 1e39 trained as infinity ("diverged ... lower algo.lr"),
+        # 10**400 an OverflowError traceback
+        (
+            Bad(returns=Step(reward=1e39)),
+            f"env=game: turn 2: step's reward is 1e+39, {PAST}; must be a finite number",
+        ),
+        (
+            Bad(returns=Step(reward=-(10**400))),
+            f"env=game: turn 2: step's reward is an integer of 1329 bits, {PAST}; must be a finite number",
+        ),
     ],
 )
 def test_a_bad_step_is_one_line_naming_the_env_and_the_turn(episode, message):

@@ -178,6 +178,32 @@ def test_function_reward_scores_are_checked_with_one_line_naming_the_path(fn, ex
     assert str(e.value) == f"reward.path={__name__}:{fn}: {expected}"
 
 
+def a_huge_int(prompts, responses):
+    return [10**400, 1]  # before: OverflowError, a 56-line traceback
+
+
+def past_float32(prompts, responses):
+    return [1e39, 1.0]  # finite in Python, inf in the float32 rewards: before, "diverged ... lower algo.lr"
+
+
+def test_a_score_past_float32s_range_is_one_line_naming_the_code_not_the_lr():
+    """A function's, a remote scorer's (the same check) and a verifier's score (value_checks.user_score)."""
+    from align_lab.rewards.function import RewardError
+    from align_lab.value_checks import UserCodeError, user_score
+
+    past = "past float32's range (|x| <= 3.4e38), where training holds it as infinity"
+    for fn, shown in [("a_huge_int", "an integer of 1329 bits"), ("past_float32", "1e+39")]:
+        score = FunctionReward(path=f"{__name__}:{fn}").scorer(STAGES)
+        with pytest.raises(RewardError) as e:
+            score(["p", "q"], ["ab", "abcd"], [True, False])
+        assert str(e.value) == f"reward.path={__name__}:{fn}: score 0 is {shown}, {past}: must be finite"
+    for value, shown in [(10**400, "an integer of 1329 bits"), (-1e39, "-1e+39")]:
+        with pytest.raises(UserCodeError) as e:
+            user_score(value, "task.verifier=m:f")
+        assert str(e.value) == f"task.verifier=m:f: returned {shown}, {past}; must be a finite number"
+    assert user_score(3.4e38, "task.verifier=m:f") == 3.4e38  # float32's largest holds
+
+
 @pytest.mark.parametrize(
     "path,expected",
     [
