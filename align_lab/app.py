@@ -137,8 +137,6 @@ def check_group_overrides(args: list[str]) -> None:
             raise ConfigError(f"~{group}: every run needs {group}; set another value ({group}=...) instead")
         if group in GROUPS and value == "null":
             raise ConfigError(f"{arg}: every run needs {group}; allowed: {', '.join(choices(group))}")
-        if group in GROUPS and key.startswith("~"):  # before composing: ${algo}_${model} fails without it
-            raise ConfigError(f"~{group}: every run needs {group}; set another value ({group}=...) instead")
         if group in GROUPS and value.startswith("[") and value.endswith("]"):
             choices = ",".join(v.strip() for v in value[1:-1].split(","))
             raise ConfigError(
