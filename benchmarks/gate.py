@@ -153,7 +153,7 @@ def check_tree(flag: str, tree: Path) -> None:
     installed align_lab (this code) as that arm, and report this code against itself as a regression."""
     where = f"gate: {flag}={tree}"
     if not tree.is_dir():
-        raise SystemExit(f"{where}: no such folder")
+        raise SystemExit(f"{where}: {'a file, not a folder' if tree.exists() else 'no such folder'}")
     if not (tree / "align_lab" / "__init__.py").is_file() or not (tree / "conf" / "config.yaml").is_file():
         raise SystemExit(
             f"{where}: holds no align_lab source tree (align_lab/__init__.py and conf/config.yaml); "

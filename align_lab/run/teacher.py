@@ -192,9 +192,8 @@ def check_teacher(spec) -> None:
         return
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise ConfigError(
-            f"{KEY}={path}: no such directory (a run folder, or a checkpoint saved by save_pretrained)"
-        )
+        what = "a file, not a directory" if folder.exists() else "no such directory"
+        raise ConfigError(f"{KEY}={path}: {what} (a run folder, or a checkpoint saved by save_pretrained)")
     if is_run_folder(folder):
         finished_teacher(path)
         import yaml

@@ -135,6 +135,13 @@ def test_a_folder_neither_a_run_nor_a_saved_model_is_one_line(tmp_path, cache_di
         f"algo.teacher={tmp_path / 'notes'}: the folder holds no checkpoint (no config.json or tokenizer "
         "files); pass a folder saved by save_pretrained"
     )
+    (tmp_path / "notes.txt").write_text("")  # a file: said 'no such directory' (second fresh hunt)
+    with pytest.raises(ConfigError) as e:
+        run_in_process([*STUDENT, f"algo.teacher={tmp_path / 'notes.txt'}"], tmp_path / "student", cache_dir)
+    assert str(e.value) == (
+        f"algo.teacher={tmp_path / 'notes.txt'}: a file, not a directory (a run folder, or a checkpoint "
+        "saved by save_pretrained)"
+    )
 
 
 @pytest.mark.fast

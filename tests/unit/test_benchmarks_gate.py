@@ -65,7 +65,9 @@ def test_an_empty_or_damaged_baseline_dir_is_one_line_before_any_run(tmp_path):
         "align_lab checkout, or --baseline <commit>",
         damaged: "its align_lab does not import (ImportError: half a checkout)",
         tmp_path / "nope": "no such folder",
+        tmp_path / "a_file": "a file, not a folder",  # said 'no such folder' (second fresh hunt)
     }
+    (tmp_path / "a_file").write_text("")
     for tree, message in expected.items():
         with pytest.raises(SystemExit) as e:
             gate.check(gate.parser().parse_args(["--baseline-dir", str(tree)]))
