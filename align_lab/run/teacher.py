@@ -209,6 +209,11 @@ def check_teacher(spec) -> None:
                     f"this run's tokenizer and model; distil from a run of the same {group}"
                 )
         return
+    from align_lab.results.manifest import MANIFEST
+
+    if (folder / MANIFEST).is_file():  # a sweep's folder: its runs are its subfolders
+        runs = ", ".join(sorted(p.name for p in folder.iterdir() if is_run_folder(p))[:3]) or "none yet"
+        raise ConfigError(f"{KEY}={path}: a study folder, not a run; name one of its runs ({runs})")
     try:
         resolve_checkpoint(path, KEY)  # a folder saved by save_pretrained, with its weights
     except ValueError as e:

@@ -135,6 +135,13 @@ def test_a_folder_neither_a_run_nor_a_saved_model_is_one_line(tmp_path, cache_di
         f"algo.teacher={tmp_path / 'notes'}: the folder holds no checkpoint (no config.json or tokenizer "
         "files); pass a folder saved by save_pretrained"
     )
+    (tmp_path / "notes" / "study.json").write_text("{}")  # a sweep's folder: said 'holds no checkpoint'
+    with pytest.raises(ConfigError) as e:
+        run_in_process([*STUDENT, f"algo.teacher={tmp_path / 'notes'}"], tmp_path / "student", cache_dir)
+    assert (
+        str(e.value)
+        == f"algo.teacher={tmp_path / 'notes'}: a study folder, not a run; name one of its runs (none yet)"
+    )
     (tmp_path / "notes.txt").write_text("")  # a file: said 'no such directory' (second fresh hunt)
     with pytest.raises(ConfigError) as e:
         run_in_process([*STUDENT, f"algo.teacher={tmp_path / 'notes.txt'}"], tmp_path / "student", cache_dir)
