@@ -83,9 +83,10 @@ def check_plan(plan: Plan) -> None:
         raise ValueError(f"plan.start={plan.start}: must be >= 2 (a paired test needs 2 seeds)")
     if plan.max_seeds < plan.start:
         raise ValueError(f"plan.max_seeds={plan.max_seeds}: must be >= plan.start={plan.start}")
-    if plan.budget_s is not None and not plan.budget_s > 0:
+    number = isinstance(plan.budget_s, int | float) and not isinstance(plan.budget_s, bool)
+    if plan.budget_s is not None and not (number and plan.budget_s > 0):
         raise ValueError(f"plan.budget_s={plan.budget_s!r}: must be > 0 seconds, or null (no budget)")
-    if not 0 < plan.alpha < 1:
+    if not isinstance(plan.alpha, int | float) or isinstance(plan.alpha, bool) or not 0 < plan.alpha < 1:
         raise ValueError(f"plan.alpha={plan.alpha!r}: must be in (0, 1)")
 
 

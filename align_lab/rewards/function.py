@@ -28,6 +28,8 @@ def load_callable(path: str):
         module = importlib.import_module(module_name)
     except ImportError as e:
         raise ValueError(f"path={path}: cannot import {module_name} ({e})") from None
+    except Exception as e:  # the user's module raised, or does not parse, as it was imported
+        raise ValueError(f"path={path}: importing {module_name} raised {type(e).__name__}: {e}") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise ValueError(f"path={path}: {module_name} has no callable {attr}")

@@ -82,6 +82,8 @@ def _function(name: str) -> Callable:
         found = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as e:
         raise ValueError(f"verifier={name}: cannot import it ({type(e).__name__}: {e}); {ALLOWED}") from None
+    except Exception as e:  # the user's module raised, or does not parse, as it was imported
+        raise ValueError(f"verifier={name}: importing {module} raised {type(e).__name__}: {e}") from None
     if not callable(found):
         raise ValueError(f"verifier={name}: is not callable; {ALLOWED}")
     return found

@@ -158,6 +158,8 @@ def test_the_carry_rule_counts_the_claims_holm_divides_the_level_by():
         (Plan(8, 4, 4), "plan.max_seeds=4"),
         (Plan(4, 4, 24, budget_s=0), "plan.budget_s=0"),
         (Plan(4, 4, 24, alpha=1.5), "plan.alpha=1.5"),
+        (Plan(4, 4, 24, budget_s="abc"), "plan.budget_s='abc'"),  # a TypeError traceback (third hunt)
+        (Plan(4, 4, 24, alpha="x"), "plan.alpha='x'"),
     ],
 )
 def test_bad_plans_are_one_line_errors(plan, message):

@@ -276,3 +276,21 @@ def test_a_combined_sources_error_names_the_key_typed_for_it_and_a_quoted_weight
         str(e.value)
         == "components.rm.weight=1: must be a number (it is the string '1': quoted on the command line?)"
     )
+
+
+def test_a_user_module_that_raises_or_does_not_parse_as_it_is_imported_is_one_line(tmp_path, monkeypatch):
+    """reward.path=mod:fn and task.verifier=mod:fn whose module raised at import or held a syntax error:
+    77-95-line tracebacks (third fresh hunt, issue 73); now one line naming the key and the error."""
+    from align_lab.rewards.function import load_callable
+    from align_lab.tasks.verifiers import _function
+
+    (tmp_path / "h3_raises.py").write_text("raise RuntimeError('import boom')\ndef f(p, r):\n    return []\n")
+    (tmp_path / "h3_syntax.py").write_text("def f(p r):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError) as e:
+        load_callable("h3_raises:f")
+    assert str(e.value) == "path=h3_raises:f: importing h3_raises raised RuntimeError: import boom"
+    with pytest.raises(ValueError, match=r"^path=h3_syntax:f: importing h3_syntax raised SyntaxError: "):
+        load_callable("h3_syntax:f")
+    with pytest.raises(ValueError, match=r"^verifier=h3_raises:f: importing h3_raises raised RuntimeError"):
+        _function("h3_raises:f")
