@@ -188,26 +188,20 @@ def check_teacher(spec) -> None:
         )
     check_demonstrations(spec)
     path = algo.teaching.teacher
-    if path is None or not is_local(path):
+    if path is None:
+        return
+    if not is_local(path):  # a Hub id: resolved here, as model.name_or_path is (offline: one line)
+        try:
+            resolve_checkpoint(path, KEY)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         return
     folder = Path(path).expanduser()
     if not folder.is_dir():
         what = "a file, not a directory" if folder.exists() else "no such directory"
         raise ConfigError(f"{KEY}={path}: {what} (a run folder, or a checkpoint saved by save_pretrained)")
     if is_run_folder(folder):
-        finished_teacher(path)
-        import yaml
-
-        from align_lab.run.run_folder import RESOLVED_CONFIG
-
-        saved = folder / RESOLVED_CONFIG  # what that run trained with (model presets applied)
-        theirs = (yaml.safe_load(saved.read_text()) if saved.is_file() else None) or {}
-        for group in ("model", "task"):
-            if group in theirs and theirs[group] != spec.config.get(group):
-                raise ConfigError(
-                    f"{KEY}={path}: that run's {group} is not this run's, so its policy does not share "
-                    f"this run's tokenizer and model; distil from a run of the same {group}"
-                )
+        check_teacher_run(spec, path, folder)
         return
     from align_lab.results.manifest import MANIFEST
 
@@ -224,6 +218,23 @@ def check_teacher(spec) -> None:
         teacher = AutoTokenizer.from_pretrained(str(folder)).get_vocab()
         tokenizer = spec.model.load_tokenizer()
         check_vocabulary(teacher, len(teacher), tokenizer, len(tokenizer.get_vocab()))
+
+
+def check_teacher_run(spec, path: str, folder: Path) -> None:
+    """A teacher that is a run folder: finished, and of this run's model and task (the same tokens)."""
+    import yaml
+
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+
+    finished_teacher(path)
+    saved = folder / RESOLVED_CONFIG  # what that run trained with (model presets applied)
+    theirs = (yaml.safe_load(saved.read_text()) if saved.is_file() else None) or {}
+    for group in ("model", "task"):
+        if group in theirs and theirs[group] != spec.config.get(group):
+            raise ConfigError(
+                f"{KEY}={path}: that run's {group} is not this run's, so its policy does not share "
+                f"this run's tokenizer and model; distil from a run of the same {group}"
+            )
 
 
 def check_demonstrations(spec) -> None:

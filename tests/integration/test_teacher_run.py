@@ -195,3 +195,14 @@ def test_a_student_resumed_after_its_teacher_changed_is_refused_naming_the_teach
     )
     assert f"changed since the checkpoint in {student / 'checkpoints'} was written" in message
     assert files(student) == kept
+
+
+@pytest.mark.fast
+def test_a_teacher_named_by_a_hub_id_offline_is_one_line_at_admission(tmp_path, cache_dir, monkeypatch):
+    """algo.teacher=nope (not a local path) with no network: a 56-line traceback at the teacher stage and
+    a failed run folder (third fresh hunt, issue 73); now refused at admission as model.name_or_path is."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError) as e:
+        run_in_process([*STUDENT, "algo.teacher=nope"], tmp_path / "student", cache_dir)
+    assert str(e.value).startswith("algo.teacher=nope: not a local directory, and fetching it from the ")
+    assert not (tmp_path / "student").exists()
