@@ -13,6 +13,8 @@ import torch
 from align_lab.rewards import reward_models
 from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line
 
+FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
+
 
 def word_count(prompts: list[str], responses: list[str]) -> list[float]:
     """Words per response (with a negative weight in reward=combined: a length penalty)."""
@@ -106,6 +108,11 @@ class Combined:
                 raise ValueError(f"components.{name}.weight={weight}: must be a number{quoted}")
             if not math.isfinite(weight):  # inf trained on -inf/NaN rewards; NaN read as a divergence
                 raise ValueError(f"components.{name}.weight={weight}: must be a finite number")
+            if abs(weight) > FLOAT32_MAX or (weight != 0 and abs(weight) < FLOAT32_TINY):  # float32 rewards
+                raise ValueError(
+                    f"components.{name}.weight={weight}: past float32's range (training scores in float32: "
+                    f"|w| in [{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}], or 0)"
+                )
             if not hasattr(c["source"], "scorer"):
                 raise ValueError(f"components.{name}.source: must be a reward with a _target_")
         if all(c["weight"] == 0 for c in components.values()):

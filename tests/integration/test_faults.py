@@ -99,6 +99,16 @@ BAD_INPUT = [
         ["reward=combined", "reward.components.rm.weight=abc"],
         "reward.components.rm.weight=abc: must be a number",
     ),
+    # third fresh hunt: 1e-320 is 0 in the float32 rewards (rm=0: nothing trained, rc 0), 1e308 infinity
+    # (read as "diverged ... lower algo.lr")
+    (
+        ["reward=combined", "reward.components.rm.weight=0", "reward.components.brevity.weight=1e-320"],
+        "reward.components.brevity.weight=1e-320: past float32's range",
+    ),
+    (
+        ["reward=combined", "reward.components.rm.weight=1e308"],
+        "reward.components.rm.weight=1e+308: past float32's range",
+    ),
 ]
 
 
