@@ -227,9 +227,27 @@ def load_runs(roots: Sequence[Path]) -> tuple[list[Run], list[str]]:
     """Every run below the roots (incl. pending manifest entries), and the problems met on the way."""
     missing = [f"{r}: no such folder" for r in roots if not Path(r).is_dir()]
     dirs, manifests = find_run_dirs([Path(r) for r in roots if Path(r).is_dir()])
-    runs = [load_run(d) for d in dirs]
+    runs, twins = once_each([load_run(d) for d in dirs])
     pending, problems = pending_runs(manifests, dirs)
-    return runs + pending, missing + problems
+    return runs + pending, missing + twins + problems
+
+
+def once_each(runs: list[Run]) -> tuple[list[Run], list[str]]:
+    """Each run once: a folder that is a link to another (the same folder resolved) or a copy of one (the
+    same summary.json `config_digest`, `seed` and `started`) is left out, with a line naming both; counted
+    twice, one seed read as two."""
+    kept, seen, lines = [], {}, []
+    for run in runs:
+        keys = [run.folder.resolve()]
+        if isinstance(run.summary, dict) and run.summary.get("started") is not None:
+            keys.append(tuple(str(run.summary.get(k)) for k in ("config_digest", "seed", "started")))
+        first = next((seen[k] for k in keys if k in seen), None)
+        if first is not None:
+            lines.append(f"{run.folder}: the same run as {first} (a link to it or a copy), counted once")
+            continue
+        seen |= dict.fromkeys(keys, run.folder)
+        kept.append(run)
+    return kept, lines
 
 
 _MISSING = object()

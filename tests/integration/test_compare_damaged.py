@@ -157,3 +157,24 @@ def test_wandb_on_runs_of_no_named_study_that_logged_to_wandb_scopes_the_dashboa
     study = spec["blocks"][[b["type"] for b in spec["blocks"]].index("panel-grid")]["metadata"]["runSets"][0]
     scope = study["filters"]["filters"][1]
     assert (scope["key"]["name"], scope["op"], scope["value"]) == ("name", "IN", ids)  # W&B's "name": ID
+
+
+@pytest.mark.fast
+def test_a_run_given_twice_through_a_link_or_a_copy_is_counted_once(tmp_path: Path) -> None:
+    """compare <run> <link to it> (or a cp -r copy) read one seed as two: `n=2 ... [all seeds equal]`
+    (third fresh hunt, issue 73). A copy is the same summary.json config_digest, seed and start time."""
+    import shutil
+
+    from align_lab.results.runs import load_runs
+
+    make_sweep(tmp_path)
+    run = next((tmp_path / "multirun").rglob("0_*_seed0"))
+    summary = json.loads((run / "summary.json").read_text())
+    summary |= {"config_digest": "abc", "started": 1.5}
+    (run / "summary.json").write_text(json.dumps(summary))
+    shutil.copytree(run, tmp_path / "copy")
+    (tmp_path / "link").symlink_to(run, target_is_directory=True)
+    runs, problems = load_runs([run, tmp_path / "link", tmp_path / "copy"])
+    given = {str(run), str(tmp_path / "link"), str(tmp_path / "copy")}
+    [kept] = [str(r.folder) for r in runs]  # the first in path order; the other two named
+    assert sorted(p.split(":")[0] for p in problems if "the same run as" in p) == sorted(given - {kept})
