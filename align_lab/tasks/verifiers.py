@@ -26,6 +26,7 @@ import hashlib
 import importlib
 import inspect
 import math
+import re
 import threading
 from collections.abc import Callable
 
@@ -35,6 +36,7 @@ from align_lab.value_checks import UserCodeError, one_line, user_score
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
 ALLOWED = "auto, exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
 NOTATION = set("/^_{}()[]*+-\\!π×÷")  # math around a number: its value is not the number alone
+SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")  # an answer written as 1e5, 2.5E-3
 
 
 def plain_number(answer: str) -> float | None:
@@ -120,6 +122,16 @@ def reference(name: str, answer: str, place: str):
             )
         return number
     if name == "auto":
+        answer = answer.replace("\u2212", "-")  # a typeset minus sign is a minus sign
+        if SCIENTIFIC.fullmatch(answer.strip()):  # "1e5": Math-Verify reads 1, the last number 5
+            return float(answer)
+        numbers = NUMBER.findall(answer)
+        if len(numbers) > 1 and not set(answer) & NOTATION:  # "5:30", "2, 3", "1 000", "12 h 30 min"
+            raise ValueError(
+                f"{place}: answer {answer!r} holds {len(numbers)} numbers and no math notation, which "
+                "task.verifier=auto would read as one of them; set task.verifier=exact (text answers) or "
+                "your own module:function"
+            )
         number = plain_number(answer)
         if number is not None:
             return number

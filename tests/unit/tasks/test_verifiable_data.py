@@ -270,3 +270,24 @@ def test_numeric_refuses_an_answer_whose_last_number_is_not_its_value(tmp_path):
         f"task.path={path} line 7: answer '\\\\frac{{1}}{{2}}' is not a plain number "
         "(task.verifier=numeric would read its last number, 2); set task.verifier=math_verify or auto"
     )
+
+
+@pytest.mark.parametrize(
+    "answer, read",
+    [("\u22123", -3.0), ("1e5", 100000.0), ("2.5E-3", 0.0025), ("#### 72", 72.0), ("1,024", 1024.0)],
+)
+def test_the_default_verifier_reads_a_typeset_minus_and_scientific_notation_as_their_value(answer, read):
+    """Third fresh hunt (issue 73): under task.verifier=auto a reference "−3" (U+2212) read 3.0, so "3"
+    scored right and "-3" wrong, and "1e5" read 1 (Math-Verify), in silence."""
+    from align_lab.tasks.verifiers import reference
+
+    assert reference("auto", answer, "row 1") == read
+
+
+@pytest.mark.parametrize("answer", ["5:30", "2, 3", "1 000", "12 hours 30 minutes"])
+def test_the_default_verifier_refuses_an_answer_of_several_numbers_without_math(answer):
+    """These read as their last number (30, 3, 0, 30) or Math-Verify's first (5, ...), in silence."""
+    from align_lab.tasks.verifiers import reference
+
+    with pytest.raises(ValueError, match=r"^row 1: answer .* holds 2 numbers and no math notation, which"):
+        reference("auto", answer, "row 1")
