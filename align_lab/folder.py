@@ -39,6 +39,51 @@ STATUSES = {"running", "completed", "failed", "interrupted", "preempted"}
 # folder at any of these trained, then failed at its first log line or at the .hydra/ it writes)
 WRITTEN = {"app.log", ".hydra", ".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml"}
 FOLDERS = {"checkpoints", "wandb", "compare", ".hydra"}  # of OURS and WRITTEN, the folders; the others files
+# summary.json's fields that its readers act on, with the types align_lab writes (None: unset); a summary
+# whose JSON parses but holds another type there is damaged as a torn one is (issue 73)
+NUMBER = (int, float)
+SUMMARY_FIELDS = {
+    "status": str,
+    "error": str,
+    "algo": str,
+    "seed": int,
+    "config_digest": str,
+    "names": dict,
+    "started": NUMBER,
+    "checkpoint": str,
+    "threads": int,
+    "stage_threads": int,
+    "sampling_threads": int,
+    "segment_threads": list,
+    "segments_s": list,
+    "stopped": dict,
+    "inputs": dict,
+    "changed_inputs": list,
+    "defaults_from": dict,
+}
+TYPE_NAMES = {str: "a string", int: "an integer", dict: "a mapping", list: "a list", NUMBER: "a number"}
+
+
+def summary_problem(data) -> str | None:
+    """Why parsed summary.json `data` is not a run's summary (not a mapping, or a field of another type than
+    align_lab writes: `status is 5, not a string`), or None."""
+    if not isinstance(data, dict):
+        return f"not a mapping (a {type(data).__name__})"
+    for key, kind in SUMMARY_FIELDS.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not str):
+            return f"{key} is {json.dumps(value)[:40]}, not {TYPE_NAMES[kind]}"
+    return None
+
+
+def read_summary(path: Path) -> dict:
+    """A summary.json as a run's summary; ValueError (torn, not JSON, or summary_problem's why) else,
+    OSError where it cannot be read."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    problem = summary_problem(data)
+    if problem:
+        raise ValueError(problem)
+    return data
 
 
 def check_kinds(run_dir: Path) -> None:
@@ -70,10 +115,10 @@ def foreign_files(run_dir: Path) -> list[str]:
     summary = run_dir / SUMMARY
     if summary.is_file():
         try:
-            data = json.loads(summary.read_text())
+            data = read_summary(summary)
         except (OSError, ValueError):
             data = None
-        if not (isinstance(data, dict) and data.get("status") in STATUSES and "config_digest" in data):
+        if not (data and data.get("status") in STATUSES and "config_digest" in data):
             odd.append("summary.json (not one align_lab wrote)")
     return odd
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from align_lab.config import run_choices
-from align_lab.folder import LOCK, holder
+from align_lab.folder import LOCK, holder, summary_problem
 from align_lab.rerun import resume_command
 from align_lab.results.manifest import MANIFEST
 from align_lab.tracking.jsonl import METRICS_FILE
@@ -121,8 +121,11 @@ def load_run(folder: Path) -> Run:
     if summary_path.is_file():
         try:
             run.summary = _shaped(json.loads(summary_path.read_text(encoding="utf-8")), dict, "summary.json")
+            problem = summary_problem(run.summary or {})  # JSON whose fields are of other types: damaged
             run.status = str(run.summary.get("status", "unknown"))
             run.error = str(run.summary.get("error", "") or "")
+            if problem:
+                run.summary, run.status, run.error = {}, "unknown", f"summary.json unreadable: {problem}"
         except (OSError, json.JSONDecodeError) as e:
             run.status, run.error = "unknown", f"summary.json unreadable: {e}"
         except ValueError as e:  # JSON, not a summary

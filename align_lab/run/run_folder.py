@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from align_lab.folder import SUMMARY, RunLock, claim
+from align_lab.folder import SUMMARY, RunLock, claim, read_summary
 
 RESOLVED_CONFIG = "config.resolved.yaml"
 KEPT = (SUMMARY, RESOLVED_CONFIG)  # what a run's start rewrites, and a refused resume puts back
@@ -45,9 +45,10 @@ class RunFolder:
         return claim(self.path, wait_s)
 
     def read_summary(self) -> dict:
-        """The folder's summary.json, or {} when there is none (or it is unreadable)."""
+        """The folder's summary.json, or {} when there is none (or it is unreadable or damaged: torn, not
+        JSON, or a field of another type than align_lab writes)."""
         try:
-            return json.loads(self.summary_path.read_text())
+            return read_summary(self.summary_path)
         except (OSError, ValueError):
             return {}
 

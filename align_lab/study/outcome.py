@@ -5,11 +5,12 @@ summary.json). Finished runs stay as they are."""
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from align_lab.folder import read_summary
 
 
 def varying(runs: list[dict]) -> dict[int, str]:
@@ -35,7 +36,7 @@ def last_line(error: BaseException | str) -> str:
 
 def has_traceback(run_dir: str) -> bool:
     try:
-        return "traceback" in json.loads((Path(run_dir) / "summary.json").read_text())
+        return "traceback" in read_summary(Path(run_dir) / "summary.json")
     except (OSError, ValueError):
         return False
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import pickle
 from collections.abc import Callable
@@ -66,13 +65,14 @@ def died(run_dir: Path, summary: dict | None) -> bool:
 
 
 def _summary(run_dir: Path) -> dict | None:
-    """The run's summary.json; None when missing, torn or not a JSON object (a list: read as a
-    mapping, a traceback)."""
+    """The run's summary.json; None when missing, torn, not a JSON object (a list: read as a mapping, a
+    traceback) or holding a field of another type than align_lab writes (folder.py summary_problem)."""
+    from align_lab.folder import read_summary
+
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        return read_summary(run_dir / "summary.json")
+    except (FileNotFoundError, ValueError):  # torn, or a field of another type than align_lab writes
         return None
-    return summary if isinstance(summary, dict) else None
 
 
 def _job_result(run: dict) -> tuple[str, str] | None:

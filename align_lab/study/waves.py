@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from omegaconf import OmegaConf
 
 from align_lab.config import run_choices
+from align_lab.folder import read_summary
 from align_lab.results.manifest import load_manifest
 from align_lab.results.plan_record import PLAN_FILE, read_record, seeds_run, verdict_lines
 from align_lab.study.outcome import interruptible
@@ -260,7 +261,7 @@ def _manifest_entries(sweep_dir: Path, runs: list[dict]) -> list[dict]:
 
 def _completed(run_dir: str) -> bool:
     try:
-        return json.loads((Path(run_dir) / "summary.json").read_text()).get("status") == "completed"
+        return read_summary(Path(run_dir) / "summary.json").get("status") == "completed"
     except (OSError, ValueError):
         return False
 
