@@ -185,7 +185,9 @@ def admit_spec(spec, run_dir: Path, here: bool = True):
     from align_lab.run.cross_checks import check_run
     from align_lab.run.folder_checks import check_folder
     from align_lab.run.spec import Job
+    from align_lab.run.teacher import check_not_its_own
 
+    check_not_its_own(spec, Path(run_dir))  # before its folder is read as a teacher's
     check_run(spec, here=False)  # the machine: check_here, where the job runs
     previous, changed_inputs = check_folder(spec, Path(run_dir))
     if here:

@@ -29,6 +29,29 @@ def is_run_folder(folder: Path) -> bool:
     return any((folder / name).exists() for name in (SUMMARY, RESOLVED_CONFIG, "checkpoints"))
 
 
+def is_run_checkpoints(folder: Path) -> bool:
+    """`folder` is the checkpoints/ of a run folder (it holds a pointer `last`, or sits in a folder with a
+    run's summary.json or resolved config)."""
+    from align_lab.folder import SUMMARY
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+
+    beside = any((folder.parent / name).is_file() for name in (SUMMARY, RESOLVED_CONFIG))
+    return folder.name == "checkpoints" and (beside or (folder / "last").is_file())
+
+
+def check_not_its_own(spec, run_dir: Path) -> None:
+    """At admission: a distillation's teacher is not the run's own folder (hydra.run.dir), which holds no
+    finished run while the run trains in it."""
+    from align_lab.algorithms.signals import TeacherLogprobs, reads
+
+    path = spec.algo.teaching.teacher if reads(spec.algo, TeacherLogprobs) is not None else None
+    if path is not None and Path(path).expanduser().resolve() == Path(run_dir).resolve():
+        raise ConfigError(
+            f"{KEY}={path}: that is this run's own folder (hydra.run.dir); a run cannot be its own teacher: "
+            "name another, completed run"
+        )
+
+
 RETRAIN = "retrain the teacher in another folder, or choose another teacher"
 
 
@@ -200,6 +223,12 @@ def check_teacher(spec) -> None:
     if not folder.is_dir():
         what = "a file, not a directory" if folder.exists() else "no such directory"
         raise ConfigError(f"{KEY}={path}: {what} (a run folder, or a checkpoint saved by save_pretrained)")
+    if is_run_checkpoints(folder):
+        run = Path(path).expanduser().parent
+        raise ConfigError(
+            f"{KEY}={path}: the checkpoints folder of the run {run}; a teacher is named by its run folder: "
+            f"pass {KEY}={run}"
+        )
     if is_run_folder(folder):
         check_teacher_run(spec, path, folder)
         return

@@ -151,6 +151,34 @@ def test_a_folder_neither_a_run_nor_a_saved_model_is_one_line(tmp_path, cache_di
     )
 
 
+def test_a_runs_checkpoints_folder_or_the_run_itself_as_teacher_is_one_line_naming_the_right_folder(
+    tmp_path, cache_dir
+):
+    """Before: `<teacher>/checkpoints` (its run's checkpoints, not the run) and the student's own
+    hydra.run.dir (a new run's empty folder, or its own run resumed) said `the folder holds no
+    checkpoint`, or `that run has not completed`."""
+    run = tmp_path / "teacher"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"status": "completed", "config_digest": "abc"}))
+    (run / "checkpoints" / "last").write_text("state-00000003.pt")
+    for given in (run / "checkpoints", f"{run}/checkpoints/"):
+        with pytest.raises(ConfigError) as e:
+            run_in_process([*STUDENT, f"algo.teacher={given}"], tmp_path / "student", cache_dir)
+        assert str(e.value) == (
+            f"algo.teacher={given}: the checkpoints folder of the run {run}; a teacher is named by its run "
+            f"folder: pass algo.teacher={run}"
+        )
+    student = tmp_path / "student"
+    student.mkdir()  # as Hydra makes it before the run is admitted
+    for folder in (student, run):  # a new run's folder; a run of this command's there, stopped
+        with pytest.raises(ConfigError) as e:
+            run_in_process([*STUDENT, f"algo.teacher={folder}"], folder, cache_dir)
+        assert str(e.value) == (
+            f"algo.teacher={folder}: that is this run's own folder (hydra.run.dir); a run cannot be its own "
+            "teacher: name another, completed run"
+        )
+
+
 @pytest.mark.fast
 def test_a_student_resumed_after_its_teacher_changed_is_refused_naming_the_teacher(
     teacher, tmp_path, cache_dir
