@@ -93,7 +93,7 @@ def build(node: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key}.{sibling_keys(str(e), cls, key)}") from None
     except InstantiationException as e:  # a class's own check (reward=combined's weights), wrapped
         if isinstance(e.__cause__, ValueError):
-            raise ConfigError(f"{key}.{e.__cause__}") from None
+            raise ConfigError(f"{raised_at(e, key)}.{e.__cause__}") from None
         if not yours(cls) or not isinstance(e.__cause__, Exception):
             raise
         raise ConfigError(constructor_failed(key, node._target_, e.__cause__)) from None
@@ -101,6 +101,17 @@ def build(node: DictConfig, key: str) -> Any:
         if not yours(cls):
             raise
         raise ConfigError(constructor_failed(key, node._target_, e)) from None
+
+
+def raised_at(e: Exception, key: str) -> str:
+    """The key of the node whose constructor raised `e` (Hydra's `full_key:` line): `key`, or a node built
+    inside it (reward=combined's source: reward.components.brevity.source), so that its check's
+    `path=mod:fn: ...` reads as the key typed."""
+    last = str(e).rsplit("\n", 1)[-1]
+    full = last.removeprefix("full_key: ") if last.startswith("full_key: ") else ""
+    if not full or full == key or full.startswith(f"{key}."):
+        return full or key
+    return f"{key}.{full}"
 
 
 def yours(cls) -> bool:

@@ -294,3 +294,24 @@ def test_a_user_module_that_raises_or_does_not_parse_as_it_is_imported_is_one_li
         load_callable("h3_syntax:f")
     with pytest.raises(ValueError, match=r"^verifier=h3_raises:f: importing h3_raises raised RuntimeError"):
         _function("h3_raises:f")
+
+
+def test_a_combined_source_that_fails_at_import_names_its_own_key(tmp_path, monkeypatch):
+    """A reward=combined source whose module raised at import (or is not there, or its path lacks ':')
+    said `reward.path=...`, a key the user never typed; reward=function keeps reward.path."""
+    from align_lab.config import build
+
+    (tmp_path / "h4_raises.py").write_text("raise RuntimeError('import boom')\ndef f(p, r):\n    return []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    key = "reward.components.brevity.source.path"
+    said = {
+        "h4_raises:f": "importing h4_raises raised RuntimeError: import boom",
+        "h4_absent:f": "cannot import h4_absent (No module named 'h4_absent')",
+    }
+    for path, why in said.items():
+        with pytest.raises(ConfigError) as e:
+            build(compose(["reward=combined", f"{key}={path}"])[0].reward, "reward")
+        assert str(e.value) == f"{key}={path}: {why}"
+    with pytest.raises(ConfigError) as e:
+        build(compose(["reward=function", "reward.path=h4_raises:f"])[0].reward, "reward")
+    assert str(e.value) == f"reward.path=h4_raises:f: {said['h4_raises:f']}"
