@@ -10,10 +10,13 @@ from align_lab import malloc
 if __name__ == "__main__":  # before torch is imported: this process starts again with tcmalloc, once
     malloc.start_with_it("align_lab")
 
-from align_lab.app import check_group_overrides, format_error, main  # noqa: E402 (after the restart)
+from align_lab.app import check_group_overrides, format_error, main, multirun_first  # noqa: E402
 
 if __name__ == "__main__":
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let config errors reach format_error
+    sys.argv[1:], moved = multirun_first(sys.argv[1:])  # `algo=ppo,rloo -m seed=0,1`: -m first
+    if moved:
+        print(moved, file=sys.stderr)
     pairs = [f"{a}={b}" for a, b in zip(sys.argv, sys.argv[1:], strict=False)]
     if {"--cfg=job", "-c=job"} & {*pairs, *sys.argv}:
         sys.argv.append("--resolve")  # --cfg job shows the values a run uses, not ${...} interpolations

@@ -123,6 +123,28 @@ def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
     OmegaConf.save(HydraConfig.get().overrides.task, out / "overrides.yaml")
 
 
+MULTIRUN = ("-m", "--multirun")
+
+
+def multirun_first(args: list[str]) -> tuple[list[str], str | None]:
+    """`args` with a -m/--multirun typed after an override moved before the overrides, and the line that
+    says so (None: nothing moved). Hydra's parser takes its options before the overrides: `algo=ppo,rloo
+    -m seed=0,1` was its usage line and `unrecognized arguments: seed=0,1`."""
+    import shlex
+
+    first = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")), len(args))
+    late = [i for i, a in enumerate(args) if a in MULTIRUN and i > first]
+    if not late:
+        return args, None
+    flag = [] if any(a in MULTIRUN for a in args[:first]) else [args[late[0]]]
+    rest = [a for i, a in enumerate(args) if i not in late]
+    moved = [*rest[:first], *flag, *rest[first:]]
+    return moved, (
+        f"align_lab: note: {args[late[0]]} goes before the overrides; read as: "
+        f"python -m align_lab {shlex.join(moved)}"
+    )
+
+
 def check_group_overrides(args: list[str]) -> None:
     """`algo=[ppo,rloo]` is Hydra's list of configs merged into one algo (PPO's keys into RLOO's, then an
     unknown-key error naming neither), never a sweep, with -m or without: a sweep is a comma list.

@@ -274,3 +274,24 @@ def test_cli_help_lists_groups_and_choices():
     for group in registry.GROUPS:
         assert f"{group}:" in result.stdout
     assert "reinforce_pp" in result.stdout and "toy_arith" in result.stdout
+
+
+def test_multirun_typed_after_the_overrides_is_moved_before_them_and_said_once(tmp_path):
+    """`python -m align_lab algo=ppo -m seed=0,1` was Hydra's usage line and `unrecognized arguments:
+    seed=0,1`: -m (or --multirun) after an override is read as typed before the overrides, in one line."""
+    from align_lab.app import multirun_first
+
+    assert multirun_first(["algo=ppo,rloo", "-m"])[0] == ["-m", "algo=ppo,rloo"]
+    late = ["-cn", "x", "a=1", "--multirun", "b=2"]
+    assert multirun_first(late)[0] == ["-cn", "x", "--multirun", "a=1", "b=2"]
+    assert multirun_first(["-m", "a=1", "-m", "b=2"])[0] == ["-m", "a=1", "b=2"]
+    for kept in (["-m", "algo=ppo,rloo"], ["algo=ppo"], ["--cfg", "job", "seed=1"]):
+        assert multirun_first(kept) == (kept, None)
+    where = [f"cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = run_cli(["algo=ppo", "-m", "seed=0,1", "algo.clip=1.5", *where], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.splitlines() == [
+        f"align_lab: note: -m goes before the overrides; read as: python -m align_lab -m algo=ppo seed=0,1 "
+        f"algo.clip=1.5 cache_dir={tmp_path / 'cache'} hydra.sweep.dir={tmp_path / 'sweep'}",
+        "align_lab: error: algo.clip=1.5: must be in (0, 1)",
+    ]
