@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from dataclasses import dataclass
 
 from align_lab.tasks.base import Pair
@@ -27,17 +28,21 @@ class Example:
     answer: str | None = None  # the reference answer a verifier checks (task=verifiable_data)
 
 
+SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+(?=[.,;:!?)\]}])")
+
+
 def same_prompt(prompt: str) -> str:
-    """A prompt as the held-out check compares it: its words, whitespace runs made one space (a trailing
-    space or a line break is the same question to the policy)."""
-    return " ".join(prompt.split())
+    """A prompt as the held-out check compares it: its words, whitespace runs made one space, no space
+    before punctuation, case folded (a trailing space, a line break, `2+2 ?` for `2+2?` or `What` for
+    `what` is the same question to the policy)."""
+    return SPACE_BEFORE_PUNCTUATION.sub("", " ".join(prompt.split())).casefold()
 
 
 def unseen(train: list[Example], evaluation: list[Example], path: str) -> list[Example]:
-    """The training rows whose prompt is not held out (whitespace aside): a question repeated in your data
-    (or in a hub dataset's two splits) would be trained on, then scored as held out; every task of your
-    own file (verifiable_data, hf_prompts, hf_prefs and its presets: issue 73 hunt). Said in one warning
-    line with the count and the first repeat; ValueError if no training row is left."""
+    """The training rows whose prompt is not held out (same_prompt: whitespace and case aside): a question
+    repeated in your data (or in a hub dataset's two splits) would be trained on, then scored as held out;
+    every task of your own file (verifiable_data, hf_prompts, hf_prefs and its presets: issue 73 hunt).
+    Said in one warning line with the count and the first repeat; ValueError if no training row is left."""
     held_out = {same_prompt(e.prompt): e for e in evaluation}
     repeats = [e for e in train if same_prompt(e.prompt) in held_out]
     if not repeats:

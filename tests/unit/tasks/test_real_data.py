@@ -200,3 +200,22 @@ def test_every_task_of_your_file_leaves_out_training_rows_that_repeat_a_held_out
         "held-out line 8); left out of training, which keeps 4 rows, so evaluation scores only questions "
         "the run never trained on"
     ]
+
+
+def test_a_repeat_of_a_held_out_question_up_to_case_and_a_space_before_punctuation_is_left_out(
+    tmp_path, caplog
+):
+    """Issue 73 fresh hunt: `what is 2+2 ?` held out and `What is 2+2?` in training was trained on (only
+    whitespace runs were made one space); now case and a space before punctuation are aside too."""
+    from align_lab.tasks.verifiable_data import VerifiableData
+
+    rows = [{"question": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(1, 6)]
+    rows += [{"question": "what is 2+2 ?", "answer": "4"}, {"question": "WHAT IS 3+3 ?", "answer": "6"}]
+    path = jsonl(tmp_path, rows)
+    t = VerifiableData(path=str(path), eval_rows=2, prompt_column="question", verifier="exact")
+    assert [e.prompt for e in t.examples("train")] == ["What is 1+1?", "What is 4+4?", "What is 5+5?"]
+    assert caplog.messages == [
+        f"align_lab: warning: task.path={path}: 2 training rows repeat a held-out prompt (line 2 repeats "
+        "held-out line 6); left out of training, which keeps 3 rows, so evaluation scores only questions "
+        "the run never trained on"
+    ]
