@@ -19,7 +19,7 @@ from align_lab.train.memory.token_budget import Budget, new_prompts
 from align_lab.train.online import train_online
 from tests.conftest import toy_context
 
-online_accumulate = learner.accumulate  # the Learner's update calls it (train/learner.py)
+online_accumulate = learner.accumulate  # Learner.step calls it (train/learner.py)
 
 
 def trained(tmp_path, micro_batch_size, budget: Budget | None = None, minibatch: int = 4, spy=None):
