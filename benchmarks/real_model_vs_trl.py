@@ -110,7 +110,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
     from align_lab.algorithms.rloo import RLOO
     from align_lab.rollout.hf import HFGenerate
     from align_lab.train.common import TrainConfig
-    from align_lab.train.context import Context
+    from align_lab.train.context import Context, Models
     from align_lab.train.online import train_online
 
     view, tok = task_view(path)
@@ -133,9 +133,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
     ctx = Context.build(
         task=view,
         tokenizer=tok,
-        policy=policy,
-        reference=reference,
-        critic=None,
+        models=Models(policy, reference),
         scorer=lambda p, r, f: torch.tensor(view.gold_reward(p, r, f), dtype=torch.float32),
         engine=HFGenerate(temperature=1.0, top_k=0, top_p=1.0, decode_matmul=DECODE_MATMUL),
         train=TrainConfig(

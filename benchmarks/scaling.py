@@ -31,7 +31,7 @@ from align_lab.models.tokenizer import train_tokenizer  # noqa: E402
 from align_lab.rollout.hf import HFGenerate  # noqa: E402
 from align_lab.tasks.toy_prefs import ToyPrefs  # noqa: E402
 from align_lab.train.common import TrainConfig  # noqa: E402
-from align_lab.train.context import Context  # noqa: E402
+from align_lab.train.context import Context, Models  # noqa: E402
 from align_lab.train.online import train_online  # noqa: E402
 from benchmarks.harness import ROOT, Clock, arguments, machine, machine_line, report  # noqa: E402
 
@@ -65,9 +65,7 @@ def one(size: str, rollout: int, length: int, folder: Path, steps: int = STEPS) 
     ctx = Context.build(
         task=task,
         tokenizer=tok,
-        policy=policy,
-        reference=copy.deepcopy(policy).eval().requires_grad_(False),
-        critic=None,
+        models=Models(policy, copy.deepcopy(policy).eval().requires_grad_(False)),
         scorer=lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32),
         engine=HFGenerate(),
         train=TrainConfig(

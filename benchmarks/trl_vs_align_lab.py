@@ -57,7 +57,7 @@ from align_lab.models.tokenizer import train_tokenizer  # noqa: E402
 from align_lab.rollout.hf import HFGenerate  # noqa: E402
 from align_lab.tasks.toy_prefs import ToyPrefs  # noqa: E402
 from align_lab.train.common import TrainConfig  # noqa: E402
-from align_lab.train.context import Context  # noqa: E402
+from align_lab.train.context import Context, Models  # noqa: E402
 from align_lab.train.online import train_online  # noqa: E402
 from benchmarks.harness import Clock, arguments, machine, machine_line, report  # noqa: E402
 
@@ -148,9 +148,7 @@ def align_lab_run(kind: str, folder: Path, task, tok, steps: int, seed: int, bat
     ctx = Context.build(
         task=task,
         tokenizer=tok,
-        policy=policy,
-        reference=reference,
-        critic=None,
+        models=Models(policy, reference),
         scorer=lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32),
         engine=HFGenerate(temperature=1.0, top_k=0, top_p=1.0),
         train=TrainConfig(

@@ -247,7 +247,7 @@ def toy_context(tmp_path: Path, train, reference: bool = False):
     from align_lab.models.tokenizer import train_tokenizer
     from align_lab.rollout.hf import HFGenerate
     from align_lab.tasks.toy_prefs import ToyPrefs
-    from align_lab.train.context import Context
+    from align_lab.train.context import Context, Models
 
     task = ToyPrefs(max_response_tokens=8)
     tok = train_tokenizer(task.corpus(), tmp_path / "tokenizer")
@@ -256,9 +256,11 @@ def toy_context(tmp_path: Path, train, reference: bool = False):
     return Context.build(
         task=task,
         tokenizer=tok,
-        policy=policy,
-        reference=TinyLM().init_policy(tok).eval().requires_grad_(False) if reference else None,
-        critic=None,
+        models=Models(
+            policy,
+            reference=TinyLM().init_policy(tok).eval().requires_grad_(False) if reference else None,
+            load_reference=lambda: TinyLM().init_policy(tok),
+        ),
         scorer=lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32),
         engine=HFGenerate(),
         train=train,
@@ -266,7 +268,6 @@ def toy_context(tmp_path: Path, train, reference: bool = False):
         checkpoint_dir=tmp_path / "checkpoints",
         seed=0,
         progress=lambda **kw: tqdm(disable=True, **kw),
-        load_reference=lambda: TinyLM().init_policy(tok),
     )
 
 

@@ -24,7 +24,7 @@ from align_lab.run.stages import StageBuild, Stages, build_stages, no_check
 from align_lab.run.teacher import with_teacher
 from align_lab.tasks.tuning_split import with_tuning_split
 from align_lab.tasks.view import observation_renderer
-from align_lab.train.context import Context
+from align_lab.train.context import Context, Models, Sizing
 from align_lab.train.distributed import Group
 from align_lab.train.memory import default_budget, held_modules, trainer_floor
 from align_lab.train.online import train_online
@@ -108,6 +108,29 @@ def shared_base(spec: RunSpec, stages: Stages, policy) -> torch.nn.Module | None
     return frozen_base(policy)
 
 
+def models_of(spec: RunSpec, stages: Stages, scorer) -> tuple[Models, torch.nn.Module | None]:
+    """The run's models (the Learner's to run, train/learner.py), drawn from the seed set just before
+    (the critic's fresh value head, the LoRA adapters), and the LoRA policy's frozen base where it is the
+    reference (`shared_base`) or None. On a GPU, vLLM's share of it is chosen here, by the policy's size
+    when null."""
+    critic = None
+    if isinstance(spec.algo, OnlineAlgorithm) and spec.algo.uses_critic:
+        init = stages.critic_start if spec.algo.critic_init == "sft" else stages.results["reward_model"].path
+        # a fresh value head: drawn from the seed
+        critic = spec.model.init_critic(stages.tokenizer, init).train()
+    policy = spec.lora.apply(stages.load_policy()).train()
+    base = shared_base(spec, stages, policy)
+    load_reference = partial(frozen_reference, stages, base)
+    # held for training only when its loss reads it; evaluation loads it otherwise (Models)
+    reference = load_reference() if holds_reference(spec.algo) else None
+    if spec.hardware.device == "cuda":
+        gpu, held = default_budget("cuda"), (policy, reference, critic, *held_modules(scorer))
+        size = sum(p.numel() for p in policy.parameters())
+        choose_share(spec.rollout, size, gpu, trainer_floor(held, (policy, critic), gpu))
+    teacher = teacher_of(spec.algo, stages, policy)
+    return Models(policy, reference, critic, teacher, load_reference), base
+
+
 def build_context(
     spec: RunSpec, stages: Stages, ckpt: Path, tracker, progress, preemption, rank=0, identity=None
 ) -> Context:
@@ -119,26 +142,18 @@ def build_context(
     pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
     judge = spec.judge.judge(stages, scorer) if spec.judge is not None else None
     torch.manual_seed(spec.seed)
-    critic = None
-    if isinstance(spec.algo, OnlineAlgorithm) and spec.algo.uses_critic:
-        init = stages.critic_start if spec.algo.critic_init == "sft" else stages.results["reward_model"].path
-        # a fresh value head: drawn from the seed
-        critic = spec.model.init_critic(stages.tokenizer, init).train()
-    policy = spec.lora.apply(stages.load_policy()).train()
-    base = shared_base(spec, stages, policy)
-    load_reference = partial(frozen_reference, stages, base)
-    reference = load_reference() if holds_reference(spec.algo) else None
-    if spec.hardware.device == "cuda":  # vLLM's share of the GPU, by the policy's size when null
-        gpu, held = default_budget("cuda"), (policy, reference, critic, *held_modules(scorer))
-        size = sum(p.numel() for p in policy.parameters())
-        choose_share(spec.rollout, size, gpu, trainer_floor(held, (policy, critic), gpu))
+    models, base = models_of(spec, stages, scorer)
+    sizing = Sizing(
+        pairwise=not isinstance(spec.algo, OnlineAlgorithm),
+        budget=spec.hardware.trainer_bytes(getattr(spec.rollout, "gpu_share", 0.0)),  # vLLM's GPU share
+        reference_loads=base is None,  # a LoRA policy's frozen base is the reference: nothing loads
+        divergence_copies=vocabulary_copies(spec.algo),
+    )
     return Context.build(
+        plan=sizing,
         task=with_tuning_split(stages.policy_task, spec.config.get("tuning_split")),  # a tuned study's trial
         tokenizer=stages.tokenizer,
-        policy=policy,
-        # held for training only when its loss reads it; evaluation loads it otherwise (Context)
-        reference=reference,
-        critic=critic,
+        models=models,
         scorer=scorer,
         engine=engine_of(spec, stages),
         train=spec.train,
@@ -151,17 +166,9 @@ def build_context(
         judge=judge,
         backend=spec.backend,
         env=spec.env,
-        load_reference=load_reference,
-        reference_loads=base is None,
         stage_keys={name: stage.key for name, stage in stages.results.items()},
         group=Group(rank, spec.hardware.ranks),
-        pairwise=not isinstance(spec.algo, OnlineAlgorithm),
-        memory_budget=spec.hardware.trainer_bytes(
-            getattr(spec.rollout, "gpu_share", 0.0)
-        ),  # vLLM's GPU share
         identity=identity or {},
-        teacher=teacher_of(spec.algo, stages, policy),
-        divergence_copies=vocabulary_copies(spec.algo),
     )
 
 

@@ -122,7 +122,7 @@ def built(spec: RunSpec, ctx) -> dict:
     device = spec.hardware.device
     share = getattr(spec.rollout, "gpu_memory_utilization", None) if device == "cuda" else None
     engine = {"rollout/gpu_memory_utilization": share} if share else {}
-    return planned(ctx.memory) | decode_matmul(spec.rollout, device, hidden_size(ctx.policy)) | engine
+    return planned(ctx.memory) | decode_matmul(spec.rollout, device, hidden_size(ctx.models.policy)) | engine
 
 
 def run(job: Job) -> dict:

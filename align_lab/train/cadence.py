@@ -21,7 +21,8 @@ def due(step: int, every: int, last: int) -> bool:
 def reference_version(ctx: Context) -> tuple:
     """Which reference an evaluation samples: the one training holds, at its weights' version (frozen in
     a run; a benchmark may hand the policy itself), or the starting model loaded for the evaluation."""
-    return ("loaded",) if ctx.reference is None else weights_version(ctx.reference)
+    reference = ctx.models.reference
+    return ("loaded",) if reference is None else weights_version(reference)
 
 
 def evaluate_now(ctx: Context):
@@ -32,9 +33,9 @@ def evaluate_now(ctx: Context):
 
     what = f"evaluation ({len(ctx.task.prompts('eval'))} prompts x {ctx.train.eval_samples} samples)"
     version = reference_version(ctx)
-    with ctx.evaluation_reference() as reference, ctx.progress(total=EVAL_PHASES, desc=what) as bar:
+    with ctx.models.evaluation_reference() as reference, ctx.progress(total=EVAL_PHASES, desc=what) as bar:
         result = evaluate(
-            ctx.policy,
+            ctx.models.policy,
             reference,
             ctx.tokenizer,
             ctx.task,
@@ -69,7 +70,8 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
         stop_when_reached(ctx, evaluation, done, metrics)
     last = ctx.ledger.stopped.get("step", ctx.train.steps)  # finish() writes the last checkpoint
     if main:
-        metrics |= observe(ctx.ledger.perf, ctx.policy, default_cache_dir(), metrics, done)  # perf/ figures
+        policy = ctx.models.policy
+        metrics |= observe(ctx.ledger.perf, policy, default_cache_dir(), metrics, done)  # perf/ figures
         ctx.tracker.log(metrics, step=done)
         if evaluation is not None and ctx.train.keep_eval_samples:
             ctx.tracker.samples(cap_texts(result.records, ctx.train.eval_text_chars), step=done)

@@ -1,5 +1,6 @@
-"""What a loop is handed: the run's models, data, engines and settings in one frozen object, built once
-and never written after: data and services only. `Context.build` plans the run's memory
+"""What a loop is handed: the loop's services (data, engines, settings) in one frozen object, built once
+and never written after, and the run's models in one node of it (`Models`), which the Learner runs
+(train/learner.py). `Context.build` plans the run's memory
 (train/memory/planner.py): train.micro_batch_size "auto" becomes rows or None there, so no loop ever sees
 "auto", however the Context was made (a run, a benchmark, a test). The plan is a builder's step, not
 `__post_init__`'s, so constructing a Context runs nothing and a copy (dataclasses.replace) keeps it."""
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -25,14 +27,49 @@ from align_lab.train.preemption import Preemption
 
 
 @dataclass(frozen=True)
-class Context:
-    """Everything a loop needs, built by the run (run/execute.py)."""
+class Models:
+    """The models a run holds, built by the run (run/build.py) and handed to the Learner that runs them
+    (train/learner.py): the policy it trains, the critic, and the frozen models its signals read."""
+
+    policy: torch.nn.Module
+    reference: torch.nn.Module | None = None  # None: the algorithm reads no reference (no Reference signal)
+    critic: torch.nn.Module | None = None
+    teacher: torch.nn.Module | None = None  # a distillation's frozen teacher, SDPO's self-teacher copy
+    # loads the frozen reference (the SFT policy) when training holds none, for evaluation only
+    load_reference: Callable[[], torch.nn.Module] | None = None
+
+    @contextmanager
+    def evaluation_reference(self) -> Iterator[torch.nn.Module]:
+        """The reference evaluation compares with: the one training holds, or, when it holds none
+        (SimPO, ORPO, a KL-free online run), one loaded for the block and freed after it, so training's
+        memory never holds it. Loading draws no number from the training RNG."""
+        if self.reference is not None:
+            yield self.reference
+            return
+        with torch.random.fork_rng(devices=[]):
+            reference = self.load_reference()
+        try:
+            yield reference
+        finally:
+            del reference
+            gc.collect()
+
+
+class View(NamedTuple):
+    """The task as the policy reads it, for the Learner: SDPO's teacher prompts (train/signals.py)."""
 
     task: object
     tokenizer: object
-    policy: torch.nn.Module
-    reference: torch.nn.Module | None  # None: the algorithm reads no reference (no Reference signal)
-    critic: torch.nn.Module | None
+    env: object = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """The loop's services, built by the run (run/execute.py); its models are one node, `models`."""
+
+    task: object
+    tokenizer: object
+    models: Models  # policy, reference, critic, teacher: the Learner's to run
     scorer: object  # (prompts, responses, finished) -> (B,) tensor
     engine: RolloutEngine  # .sample(...) and .sync(model): rollout/base.py
     train: TrainConfig  # as set; once built, micro_batch_size is rows or None (planned), never "auto"
@@ -53,59 +90,48 @@ class Context:
     # the run's identity (config digest and seed, run/summary.py run_identity): inside each checkpoint,
     # so a resume of another run's checkpoint is refused even where the config beside it is gone
     identity: dict = field(default_factory=dict)
-    # loads the frozen reference (the SFT policy) when training holds none, for evaluation only
-    load_reference: Callable[[], torch.nn.Module] | None = None
-    reference_loads: bool = True  # False: load_reference gives a LoRA policy's frozen base (no weights)
-    pairwise: bool = False  # the pairwise loop trains it: a micro-batch row is a pair of responses
-    memory_budget: int | None = None  # bytes this process may use (hardware.memory_bytes); None: all
     memory: Planned | None = None  # the memory plan (train/memory/planner.py); Context.build makes it
     ledger: Ledger = field(default_factory=Ledger)  # what the run learns while it trains (train/ledger.py)
-    teacher: torch.nn.Module | None = None  # a distillation's frozen teacher, SDPO's self-teacher copy
+
+    @classmethod
+    def build(cls, *, plan: Sizing | None = None, **fields) -> Context:
+        """The Context of `fields`, its memory planned (`planned`, with `plan`'s inputs) unless `memory`
+        is given."""
+        return planned(cls(**fields), plan or Sizing())
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """What the memory plan reads beside the Context: inputs of the plan, not services of the loop."""
+
+    pairwise: bool = False  # the pairwise loop trains it: a micro-batch row is a pair of responses
+    budget: int | None = None  # bytes this process may use (hardware.memory_bytes); None: all
+    reference_loads: bool = True  # False: load_reference gives a LoRA policy's frozen base (no weights)
     # fp32 (T, V) copies a row's divergence to the teacher adds to an update (the VocabularyDivergence
     # signal's row_copies, GKD); 0: the loss reads log-probs only
     divergence_copies: float = 0.0
 
-    @classmethod
-    def build(cls, **fields) -> Context:
-        """The Context of `fields`, its memory planned (`planned`) unless `memory` is given."""
-        return planned(cls(**fields))
 
-    @contextmanager
-    def evaluation_reference(self) -> Iterator[torch.nn.Module]:
-        """The reference evaluation compares with: the one training holds, or, when it holds none
-        (SimPO, ORPO, a KL-free online run), one loaded for the block and freed after it, so training's
-        memory never holds it. Loading draws no number from the training RNG."""
-        if self.reference is not None:
-            yield self.reference
-            return
-        with torch.random.fork_rng(devices=[]):
-            reference = self.load_reference()
-        try:
-            yield reference
-        finally:
-            del reference
-            gc.collect()
-
-
-def planned(ctx: Context) -> Context:
-    """`ctx` with its memory plan (train/memory/planner.py `plan_run`) and train.micro_batch_size as planned
-    (rows or None); `ctx` itself when it has a plan already."""
+def planned(ctx: Context, sizing: Sizing | None = None) -> Context:
+    """`ctx` with its memory plan (train/memory/planner.py `plan_run`, with `sizing`'s inputs) and
+    train.micro_batch_size as planned (rows or None); `ctx` itself when it has a plan already."""
     if ctx.memory is not None:
         return ctx
-    others = held_modules(ctx.scorer) + held_modules(ctx.judge) + held_modules(ctx.teacher)
+    sizing, models = sizing or Sizing(), ctx.models
+    others = held_modules(ctx.scorer) + held_modules(ctx.judge) + held_modules(models.teacher)
     plan = plan_run(
         ctx.train.micro_batch_size,
-        (ctx.policy, ctx.reference, ctx.critic, *others),
+        (models.policy, models.reference, models.critic, *others),
         ctx.task,
         ctx.env,
         ctx.train,
         ctx.group.size,
-        ctx.pairwise,
-        budget=ctx.memory_budget,
+        sizing.pairwise,
+        budget=sizing.budget,
         whole_only=ctx.backend.uses_deepspeed,
         dtype=ctx.backend.dtype,
-        reference_loads=ctx.reference_loads,
-        divergence_copies=ctx.divergence_copies,
+        reference_loads=sizing.reference_loads,
+        divergence_copies=sizing.divergence_copies,
     )
     trained = dataclasses.replace(ctx.train, micro_batch_size=plan.micro_batch_size)
     return dataclasses.replace(ctx, memory=plan, train=trained)

@@ -10,15 +10,12 @@ train/online_steps.py's, the model side the Learner's (train/learner.py). A new 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import partial
 
 import torch
 
-from align_lab.algorithms.base import OnlineAlgorithm, Rollout
-from align_lab.algorithms.signals import VOCABULARY_DIVERGENCE
+from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.sources import DATA
-from align_lab.rl import masked_mean
 from align_lab.train import online_steps as steps
 from align_lab.train.cadence import end_of_step, finish
 from align_lab.train.context import Context
@@ -28,25 +25,11 @@ from align_lab.train.resume import restore
 from align_lab.train.rng import minibatch_order
 
 
-def _loss(algo: OnlineAlgorithm, batch: Rollout, logprobs, entropy, values, divergence=None):
-    """The algorithm's loss of a minibatch, minus the entropy bonus; entropy logged either way.
-    `divergence`: the VocabularyDivergence signal of the minibatch (GKD), with the policy's graph, or None."""
-    if divergence is not None:
-        batch = replace(batch, signals={**batch.signals, VOCABULARY_DIVERGENCE: divergence})
-    loss, stats = algo.loss(batch, logprobs, values)
-    mean_entropy = masked_mean(entropy, batch.mask)
-    entropy_coef = algo.needs.entropy_coef
-    if entropy_coef > 0:
-        loss = loss - entropy_coef * mean_entropy
-    stats["train/entropy"] = mean_entropy.item()
-    return loss, stats
-
-
 def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
-    """Trains ctx.policy with `algo` for ctx.train.steps steps, or until an evaluation reaches
+    """Trains ctx.models.policy with `algo` for ctx.train.steps steps, or until an evaluation reaches
     train.stop_at (resuming from ctx's checkpoint); returns the final evaluation."""
-    cfg, loop = ctx.train, setup(algo, ctx)
-    learner, loss_fn = loop.learner, partial(_loss, algo)
+    cfg, loop, policy = ctx.train, setup(algo, ctx), ctx.models.policy
+    learner = loop.learner  # the models' side: step 3's forward and step 5's updates (train/learner.py)
     torch.manual_seed(ctx.seed)
     start = restore(ctx, loop.named, algo)
     ctx.preemption.steps_begin()  # a SIGTERM or SIGINT now stops the run at a step's end, checkpointed
@@ -61,9 +44,9 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         # live one. Async: the sampling thread's frozen copy takes them
         with timed(times, "time/sync_s"):
             if loop.sampler is None:
-                ctx.engine.sync(ctx.policy)
+                ctx.engine.sync(policy)
             else:
-                loop.sampler.freeze(ctx.policy)
+                loop.sampler.freeze(policy)
         # 1. sample G responses for each of this process's share of the prompts of step + max_staleness
         # (data parallel: each process samples, scores and runs the models on its own rows) with the
         # current weights (before: the rollouts of the steps before it, with these weights too:
@@ -73,7 +56,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             last = ahead if loop.sampler is None else ahead - 1  # the thread samples step `ahead`
             while pending.next_step(step) <= last:
                 prompts = loop.prompts.take(loop.n_prompts)
-                pending.push(steps.produce(ctx, algo, prompts, pending.next_step(step), step, ctx.policy))
+                pending.push(steps.produce(ctx, algo, prompts, pending.next_step(step), step, policy))
             if loop.sampler is not None:
                 prompts = loop.prompts.take(loop.n_prompts)
                 loop.sampler.submit(partial(steps.produce, ctx, algo, prompts, ahead, step))
@@ -106,7 +89,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
             for _ in range(algo.epochs):
                 order = minibatch_order(len(rollout.scores), ctx.group.size)  # rank 0's, on every rank
                 for index in order.split(cfg.minibatch_size):
-                    step_stats, tokens = learner.step(rollout, index, loss_fn, reuse, policy_rests)
+                    step_stats, tokens = learner.step(rollout, index, reuse, policy_rests)
                     reuse = None
                     for k, v in step_stats.items():
                         stats.setdefault(k, []).append(v)

@@ -5,13 +5,17 @@ sampled ahead and the sampling thread; and the names a checkpoint saves them und
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.signals import SelfTeacher, reads
+from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.common import Counters, Shuffler, TrainConfig
 from align_lab.train.context import Context
 from align_lab.train.dynamic_sampling import check_dynamic_sampling
 from align_lab.train.learner import Learner
+from align_lab.train.micro import Term
+from align_lab.train.sft import nll_term
 from align_lab.train.staleness import BackgroundSampler, PendingRollouts
 from align_lab.value_checks import check
 
@@ -31,6 +35,17 @@ def validate(algo: OnlineAlgorithm, cfg: TrainConfig) -> int:
         f"a divisor of train.rollout_size={cfg.rollout_size}",
     )
     return cfg.rollout_size // algo.group_size
+
+
+def ptx_term(ctx: Context, algo: OnlineAlgorithm, demonstrations: Shuffler) -> Term:
+    """PPO-ptx: ptx_coef * NLL of a minibatch of `demonstrations`, a term every process computes in
+    full on the same data (gradients are summed over processes, so it counts 1 / processes on each);
+    conversation demonstrations render their observations as the policy reads them."""
+    task, env = ctx.task, ctx.env
+    demos = demonstrations.take(ctx.train.minibatch_size)
+    limits = (task.max_prompt_tokens, conversation_tokens(task, env))
+    scale, render = algo.needs.ptx_coef / ctx.group.size, observation_renderer(task, env)
+    return nll_term(ctx.models.policy, ctx.tokenizer, demos, *limits, scale, ctx.backend, render)
 
 
 @dataclass
@@ -53,7 +68,7 @@ def setup(algo: OnlineAlgorithm, ctx: Context) -> Loop:
     check(ctx.memory is not None, "Context.memory", None, "a plan: build the Context with Context.build")
     n_prompts = validate(algo, cfg)
     check_dynamic_sampling(algo, cfg, ctx.group.size)
-    learner = Learner(ctx, algo, ctx.backend.prepare(ctx.policy, algo.lr, ctx))
+    learner, models = Learner.of(ctx, algo), ctx.models  # the Learner runs the models (train/learner.py)
     prompts, counters = Shuffler(ctx.task.prompts("train"), ctx.seed), Counters()
     named = {
         **learner.policy.checkpointed("policy", "optimizer", "schedule"),
@@ -61,15 +76,16 @@ def setup(algo: OnlineAlgorithm, ctx: Context) -> Loop:
         "counters": counters,
     }
     if algo.uses_critic:  # plain torch: the policy's backward of the one loss fills its gradients
-        learner.critic = ctx.backend.prepare(ctx.critic, algo.critic_lr, ctx, plain=True)
+        learner.critic = ctx.backend.prepare(models.critic, algo.critic_lr, ctx, plain=True)
         named |= learner.critic.checkpointed("critic", "critic_optimizer", "critic_schedule")
     if algo.needs.ptx_coef > 0:
-        learner.demonstrations = named["demonstrations"] = Shuffler(ctx.task.demonstrations(), ctx.seed)
+        demonstrations = named["demonstrations"] = Shuffler(ctx.task.demonstrations(), ctx.seed)
+        learner.demonstrations = partial(ptx_term, ctx, algo, demonstrations)
     taught = reads(algo, SelfTeacher)
     if taught is not None and taught.follow_rate > 0:  # SDPO's EMA teacher: its weights move with the run's
-        named["self_teacher"] = ctx.teacher
+        named["self_teacher"] = models.teacher
     pending = PendingRollouts()
     if cfg.max_staleness > 0:
         named["pending_rollouts"] = pending
-    sampler = BackgroundSampler(ctx.policy) if cfg.async_rollouts else None
+    sampler = BackgroundSampler(models.policy) if cfg.async_rollouts else None
     return Loop(n_prompts, learner, prompts, counters, named, pending, sampler)

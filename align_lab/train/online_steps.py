@@ -34,8 +34,8 @@ def sample(
     `now`: the loop step that samples it (step - train.max_staleness, or earlier in the warm-up), named
     if it diverged."""
     task, tok, dp, G = ctx.task, ctx.tokenizer, ctx.group, algo.group_size
-    model = ctx.policy if model is None else model
-    model = ctx.teacher if source == TEACHER else model  # off-policy distillation
+    model = ctx.models.policy if model is None else model
+    model = ctx.models.teacher if source == TEACHER else model  # off-policy distillation
     mine = dp.shard(len(step_prompts))
     my_prompts = step_prompts[mine]
     limits = (task.max_response_tokens, task.max_prompt_tokens)

@@ -165,12 +165,31 @@ def pair_loss(
     return loss, stats
 
 
+def reference_forward(learner: Learner, rows: Rows) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """3. The forwards without a gradient over this process's 2m `rows`: token log-probs under the
+    reference (2m, T), zeros when the loss reads none (SimPO, ORPO: no reference forward); with
+    algo.mismatched_kl also the summed log pi - log pi_ref (2m,) of the mismatched rows, row j's prompt
+    with row j - 1's response (TRL KTOTrainer's KL batch), else None."""
+    algo, models = learner.algo, learner.models
+    if not algo.uses_reference:  # a pair loss's own switch (algorithms/preference.py)
+        return torch.zeros_like(rows.mask), None
+    ref_logprobs = learner.pair_logprobs(models.reference, rows)  # (2m, T)
+    if not algo.mismatched_kl:
+        return ref_logprobs, None
+    # (x_1, y_2m), (x_2, y_1), ...: each prompt with the response of the row before it
+    responses = (t.roll(1, 0) for t in (rows.response_ids, rows.attend, rows.mask))
+    rotated = Rows(rows.prompt_ids, rows.prompt_attn, *responses)
+    policy = learner.pair_logprobs(models.policy, rotated)  # (2m, T)
+    reference = learner.pair_logprobs(models.reference, rotated)  # (2m, T)
+    return ref_logprobs, masked_sum(policy - reference, rotated.mask, dim=1)  # (2m,)
+
+
 def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     cfg, task, tok = ctx.train, ctx.task, ctx.tokenizer
     n = cfg.minibatch_size
-    learner = Learner(ctx, algo, ctx.backend.prepare(ctx.policy, algo.lr, ctx))  # train/learner.py
+    learner = Learner.of(ctx, algo)  # it runs the models (train/learner.py)
     source = Shuffler(ctx.preferences if algo.uses_dataset_pairs else task.prompts("train"), ctx.seed)
-    sampler = SamplingPolicy(ctx.policy, algo.sync_every)
+    sampler = SamplingPolicy(ctx.models.policy, algo.sync_every)
     counters = Counters()
     named = {
         **learner.policy.checkpointed("policy", "optimizer", "schedule"),
@@ -202,7 +221,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         # on its share of the pairs (2m responses), and every process gets all N pairs' values
         t = time.perf_counter()
         rows = pair_rows(tok, task.max_prompt_tokens, prompts, chosen, rejected, dp.shard(n))  # (2m, ·)
-        ref_logprobs, kl_logratios = learner.pair_forward(rows)  # (2m, T), (2m,) or None
+        ref_logprobs, kl_logratios = reference_forward(learner, rows)  # (2m, T), (2m,) or None
         metrics["time/ref_s"] = time.perf_counter() - t
         t = time.perf_counter()
         # 4. the policy's log-probs, loss and update

@@ -38,29 +38,29 @@ def left_padded(tokenizer, texts: list[str], limit: int | None) -> tuple[Tensor,
 
 def reference(learner, signal: Reference, samples, scores: Tensor, rows) -> dict[str, Tensor]:
     """signals["reference"] (b, T): the responses under the frozen reference."""
-    return {REFERENCE: learner.frozen_logprobs(learner.ctx.reference, rows.tensors())}
+    return {REFERENCE: learner.frozen_logprobs(learner.models.reference, rows.tensors())}
 
 
 def teacher(learner, signal: TeacherLogprobs, samples, scores: Tensor, rows) -> dict[str, Tensor]:
     """signals["teacher"] (b, T): the responses under the distillation's frozen teacher."""
-    return {TEACHER: learner.frozen_logprobs(learner.ctx.teacher, rows.tensors())}
+    return {TEACHER: learner.frozen_logprobs(learner.models.teacher, rows.tensors())}
 
 
 def self_teacher(learner, signal: SelfTeacher, samples, scores: Tensor, rows) -> dict[str, Tensor]:
-    """SDPO: signals["teacher"] (b, T), the responses scored by the self-teacher (ctx.teacher, the EMA or
-    starting copy; None: the live policy) under each row's teacher prompt (algo.teacher_prompts, which
+    """SDPO: signals["teacher"] (b, T), the responses scored by the self-teacher (models.teacher, the EMA
+    or starting copy; None: the live policy) under each row's teacher prompt (algo.teacher_prompts, which
     read the rows' `scores`), rendered as the policy's prompts are, the prompt keeping its last tokens
     where the model's positions run out; signals["teacher_informed"] (b,) which rows it taught."""
-    ctx = learner.ctx
-    raw, render = getattr(ctx.task, "raw", str), getattr(ctx.task, "render", str)
+    view, models = learner.view, learner.models
+    raw, render = getattr(view.task, "raw", str), getattr(view.task, "render", str)
     prompts = [raw(p) for p in samples.prompts]
     texts, informed = learner.algo.teacher_prompts(prompts, samples.responses, scores.tolist())
-    room = getattr(ctx.policy.config, "max_position_embeddings", None)
+    room = getattr(models.policy.config, "max_position_embeddings", None)
     limit = None if room is None else room - samples.response_ids.shape[1]
-    ids, attn = left_padded(ctx.tokenizer, [render(t) for t in texts], limit)  # (b, P')
+    ids, attn = left_padded(view.tokenizer, [render(t) for t in texts], limit)  # (b, P')
     device = samples.prompt_ids.device
     taught = replace(rows, prompt_ids=ids.to(device), prompt_attn=attn.to(device))
-    model = ctx.policy if ctx.teacher is None else ctx.teacher
+    model = models.policy if models.teacher is None else models.teacher
     logprobs = learner.frozen_logprobs(model, taught.tensors())  # (b, T)
     return {TEACHER: logprobs, TEACHER_INFORMED: torch.tensor(informed, device=device)}
 

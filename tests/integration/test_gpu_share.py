@@ -9,6 +9,7 @@ from align_lab.run import build, hardware
 from align_lab.run.admission import spec_from_config
 from align_lab.tracking import MultiTracker
 from align_lab.tracking.progress import progress_factory
+from align_lab.train.context import Sizing
 from align_lab.train.preemption import Preemption
 from tests.conftest import compose
 
@@ -25,8 +26,10 @@ def test_a_null_share_is_chosen_for_the_policy_and_the_trainer_plans_in_the_rest
     assert spec.rollout.gpu_memory_utilization is None
     quiet = progress_factory(enabled=False)
     stages = build.stages_of(spec, StageCache(spec.cache_dir), quiet, 2**30)
-    ctx = build.build_context(spec, stages, tmp_path / "checkpoints", MultiTracker([]), quiet, Preemption())
+    sized = []  # the plan's inputs (train/context.py Sizing): the budget is one, not a Context field
+    monkeypatch.setattr(build, "Sizing", lambda **how: sized.append(how) or Sizing(**how))
+    build.build_context(spec, stages, tmp_path / "checkpoints", MultiTracker([]), quiet, Preemption())
     # the toy policy's bfloat16 weights are under 1 MiB: (4 GiB + < 0.01 x 80 GiB) / 80 GiB = 0.05 + a
     # little, up to a hundredth: 0.06; the trainer plans in 80 GiB x (1 - 0.06) = 75.2 GiB
     assert spec.rollout.gpu_memory_utilization == 0.06
-    assert ctx.memory_budget == int(80 * GIB * (1 - 0.06))
+    assert sized[0]["budget"] == int(80 * GIB * (1 - 0.06))

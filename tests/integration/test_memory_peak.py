@@ -26,7 +26,7 @@ from align_lab.models.tokenizer import train_tokenizer
 from align_lab.rollout.hf import HFGenerate
 from align_lab.tasks.toy_prefs import ToyPrefs
 from align_lab.train.common import TrainConfig
-from align_lab.train.context import Context
+from align_lab.train.context import Context, Models
 from align_lab.train.memory.planner import record
 from align_lab.train.online import train_online
 
@@ -50,8 +50,8 @@ config = LlamaConfig(
 torch.manual_seed(0)
 policy = LlamaForCausalLM(config).train()  # 12.6M parameters: 50 MB each for weights, gradients
 ctx = Context.build(
-    task=task, tokenizer=tok, policy=policy, reference=copy.deepcopy(policy).eval().requires_grad_(False),
-    critic=None, scorer=lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32),
+    task=task, tokenizer=tok, models=Models(policy, copy.deepcopy(policy).eval().requires_grad_(False)),
+    scorer=lambda p, r, f: torch.tensor(task.gold_reward(p, r, f), dtype=torch.float32),
     engine=HFGenerate(), seed=0, tracker=Quiet(), checkpoint_dir=folder / "checkpoints",
     train=TrainConfig(steps=2, rollout_size=32, minibatch_size=32, eval_every=0, eval_samples=1),
     progress=lambda **kw: tqdm(disable=True, **kw),

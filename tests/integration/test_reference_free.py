@@ -25,7 +25,7 @@ def test_a_reference_free_run_holds_no_reference_and_evaluates_as_before(
     original_loop, original_context = run_module.train_pairwise, run_module.build_context
 
     def loop(algorithm, ctx):
-        seen.append(ctx.reference)
+        seen.append(ctx.models.reference)
         return original_loop(algorithm, ctx)
 
     monkeypatch.setattr(run_module, "train_pairwise", loop)
@@ -34,7 +34,8 @@ def test_a_reference_free_run_holds_no_reference_and_evaluates_as_before(
 
     def holding(spec, stages, *args):  # the run as it was: the reference loaded beside the policy
         ctx = original_context(spec, stages, *args)
-        return dataclasses.replace(ctx, reference=run_module.frozen_reference(stages))  # frozen
+        held = dataclasses.replace(ctx.models, reference=run_module.frozen_reference(stages))  # frozen
+        return dataclasses.replace(ctx, models=held)
 
     monkeypatch.setattr(run_module, "build_context", holding)
     run_in_process(overrides, tmp_path / "held", cache_dir)
@@ -48,7 +49,7 @@ def test_dpo_still_holds_its_reference(tmp_path, cache_dir, monkeypatch):
     seen = []
     original = run_module.train_pairwise
     monkeypatch.setattr(
-        run_module, "train_pairwise", lambda a, ctx: seen.append(ctx.reference) or original(a, ctx)
+        run_module, "train_pairwise", lambda a, ctx: seen.append(ctx.models.reference) or original(a, ctx)
     )
     run_in_process(["algo=dpo"], tmp_path, cache_dir)
     assert seen[0] is not None

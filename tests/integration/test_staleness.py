@@ -37,14 +37,14 @@ def test_staleness_k_trains_each_step_on_the_rollout_of_the_policy_k_steps_befor
 
         def sample(ctx, algo, step_prompts, step, source, model=None, now=None):
             weights = torch.cat(
-                [p.detach().flatten() for p in (ctx.policy if model is None else model).parameters()]
+                [p.detach().flatten() for p in (ctx.models.policy if model is None else model).parameters()]
             ).clone()
             out = original_sample(ctx, algo, step_prompts, step, source, model, now)
             sampled.append((step, now, weights, list(step_prompts), out[0].response_ids))
             return out
 
         def score(ctx, algo, samples, greedy, counters):
-            weights = torch.cat([p.detach().flatten() for p in ctx.policy.parameters()]).clone()
+            weights = torch.cat([p.detach().flatten() for p in ctx.models.policy.parameters()]).clone()
             trained.append((weights, samples.response_ids))
             return original_score(ctx, algo, samples, greedy, counters)
 

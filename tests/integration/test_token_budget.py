@@ -19,7 +19,7 @@ from align_lab.train.memory.token_budget import Budget, new_prompts
 from align_lab.train.online import train_online
 from tests.conftest import toy_context
 
-online_accumulate = learner.accumulate  # the Learner's update calls it (train/learner.py)
+online_accumulate = learner.accumulate  # Learner.step calls it (train/learner.py)
 
 
 def trained(tmp_path, micro_batch_size, budget: Budget | None = None, minibatch: int = 4, spy=None):
@@ -33,7 +33,7 @@ def trained(tmp_path, micro_batch_size, budget: Budget | None = None, minibatch:
         ctx = dataclasses.replace(ctx, memory=dataclasses.replace(ctx.memory, budget=budget))
     with mock.patch.object(learner, "accumulate", spy or learner.accumulate):
         train_online(GRPO(lr=1e-3, group_size=4, kl_coef=0.1), ctx)
-    return [p.detach().clone() for p in ctx.policy.parameters()], ctx
+    return [p.detach().clone() for p in ctx.models.policy.parameters()], ctx
 
 
 def test_token_budget_micro_batches_train_what_whole_minibatches_train(tmp_path):
@@ -43,7 +43,7 @@ def test_token_budget_micro_batches_train_what_whole_minibatches_train(tmp_path)
     auto, _ = trained(tmp_path / "plan", "auto")
     assert all(torch.equal(a, b) for a, b in zip(whole, auto, strict=True))  # tiny: whole, as they lie
     # a budget no whole minibatch fits: micro-batches of at most 3 rows, the minibatch in rollout order
-    budget = Budget(Dims.of(planned.policy.config), micro=10**12, whole=0, factor=1.4, max_rows=3)
+    budget = Budget(Dims.of(planned.models.policy.config), micro=10**12, whole=0, factor=1.4, max_rows=3)
     ran = []
 
     def spy(terms, backward, size):

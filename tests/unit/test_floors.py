@@ -222,3 +222,61 @@ def test_the_loop_contract_stays_under_its_ceilings():
 def test_the_loop_files_stay_short(name):
     lines = len((PACKAGE.parent / name).read_text().splitlines())
     assert lines <= LOOP_FILES[name], f"{name}: {lines} lines, over {LOOP_FILES[name]}"
+
+
+# Issue 71 part 3: the Learner owns what it runs (train/learner.py, built with the run's Models and its
+# engine); the Context holds the loop's services. Before (b32048a): 28 Context fields, 11 align_lab calls
+# from `python -m align_lab` (app.main) down to an algorithm's loss, 8 of them from train_online down.
+CONTEXT_FIELDS = 20
+# app.main -> app.run_admitted -> run/execute.run -> then the loop's: train_online -> Learner.step ->
+# micro.accumulate -> Learner.loss -> the algorithm's loss (docs/design.md "The call path")
+ABOVE_THE_LOOP, LOOP_TO_LOSS = 3, 5
+
+
+def test_the_context_holds_the_loops_services_only():
+    from dataclasses import fields
+
+    from align_lab.train.context import Context, Models
+
+    names = [f.name for f in fields(Context)]
+    assert "models" in names and {"policy", "reference", "critic", "teacher"}.isdisjoint(names)
+    assert {f.name for f in fields(Models)} >= {"policy", "reference", "critic", "teacher"}
+    assert len(names) <= CONTEXT_FIELDS, f"Context: {len(names)} fields, over {CONTEXT_FIELDS}: {names}"
+
+
+def test_an_algorithms_loss_sits_five_calls_below_the_loop(tmp_path):
+    import traceback
+
+    from align_lab.algorithms.grpo import GRPO
+    from align_lab.train.common import TrainConfig
+    from align_lab.train.online import train_online
+    from tests.conftest import toy_context
+
+    stacks = []
+
+    class Spy(GRPO):  # GRPO's loss, its call stack kept
+        def loss(self, batch, logprobs, values):
+            stacks.append(traceback.extract_stack())
+            return super().loss(batch, logprobs, values)
+
+    train = TrainConfig(steps=1, rollout_size=8, minibatch_size=8, eval_every=0, checkpoint_every=0,
+                        eval_samples=1)  # fmt: skip
+    train_online(Spy(lr=1e-3, group_size=4, kl_coef=0.0), toy_context(tmp_path, train))
+    names = [f.name for f in stacks[0]]
+    path = names[len(names) - 1 - names[::-1].index("train_online") :]  # train_online .. Spy.loss
+    assert len(path) <= LOOP_TO_LOSS, f"{' -> '.join(path)}: over {LOOP_TO_LOSS} calls"
+    assert ABOVE_THE_LOOP + LOOP_TO_LOSS <= 8  # issue 71's ceiling from `python -m align_lab`
+
+
+def calls_in(path: Path, function: str) -> set[str]:
+    """The names `function` of `path` calls directly (f(...) and obj.f(...))."""
+    node = next(n for n in ast.walk(ast.parse(path.read_text())) if getattr(n, "name", None) == function)
+    called = (c.func for c in ast.walk(node) if isinstance(c, ast.Call))
+    return {f.id if isinstance(f, ast.Name) else getattr(f, "attr", "") for f in called}
+
+
+def test_the_loop_sits_three_calls_below_the_command():
+    # python -m align_lab: app.main -> app.run_admitted -> run/execute.py run -> the loop (train_online)
+    assert "run_admitted" in calls_in(PACKAGE / "app.py", "main")
+    assert "run" in calls_in(PACKAGE / "app.py", "run_admitted")
+    assert "loop" in calls_in(PACKAGE / "run" / "execute.py", "run")  # build_run's train_online

@@ -23,10 +23,11 @@ import torch.nn.functional as F
 from align_lab.algorithms.kto import KTO
 from align_lab.algorithms.preference import Pairs
 from align_lab.train.backend import Backend
+from align_lab.train.context import Models
 from align_lab.train.distributed import Group
 from align_lab.train.learner import Learner, token_logprobs
 from align_lab.train.micro import Rows
-from align_lab.train.pairwise import pair_loss
+from align_lab.train.pairwise import pair_loss, reference_forward
 
 PROMPTS = [[5, 6, 7], [9, 8], [4, 4, 4, 3]]  # m = 3 pairs
 CHOSEN = [[11, 12, 13], [14], [15, 16]]
@@ -59,8 +60,7 @@ def models():
 def loop_learner(algo, policy, reference) -> Learner:
     """The loop's Learner of `algo` over these models, forwards whole (no micro-batches), no optimiser."""
     train = SimpleNamespace(micro_batch_size=None)
-    ctx = SimpleNamespace(backend=Backend(), policy=policy, reference=reference, train=train)
-    return Learner(ctx, algo, None)
+    return Learner(algo, Models(policy, reference), None, Backend(), Group(), train, None, None, None)
 
 
 def loop_rows() -> Rows:
@@ -109,7 +109,7 @@ def test_the_mismatched_reference_point_is_trls_kto_kl_batch(weights):
     algo = KTO(desirable_weight=weights[0], undesirable_weight=weights[1])
     assert algo.mismatched_kl
     rows = loop_rows()
-    ref_logprobs, kl_logratios = loop_learner(algo, policy, reference).pair_forward(rows)  # (2m, T), (2m,)
+    ref_logprobs, kl_logratios = reference_forward(loop_learner(algo, policy, reference), rows)  # (2m,·)
     logprobs = token_logprobs(Backend(), policy, *rows.tensors())  # (2m, T) with a graph
     routes = algo.routes(len(PROMPTS))
     loss, stats = pair_loss(algo, Group(), rows, ref_logprobs, routes, kl_logratios, None, logprobs)
@@ -125,7 +125,7 @@ def test_the_mismatched_reference_point_is_trls_kto_kl_batch(weights):
 def test_the_batch_reference_point_differs_and_needs_no_extra_forward():
     policy, reference = models()
     algo = KTO(kl_reference_point="batch")
-    ref_logprobs, kl_logratios = loop_learner(algo, policy, reference).pair_forward(loop_rows())
+    ref_logprobs, kl_logratios = reference_forward(loop_learner(algo, policy, reference), loop_rows())
     assert kl_logratios is None and ref_logprobs.shape == loop_rows().response_ids.shape
     with pytest.raises(
         ValueError, match=r"^kl_reference_point=matched: must be one of \('mismatched', 'batch'\)$"

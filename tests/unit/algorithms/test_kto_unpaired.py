@@ -26,7 +26,7 @@ from align_lab.train.backend import Backend
 from align_lab.train.distributed import Group
 from align_lab.train.learner import token_logprobs
 from align_lab.train.micro import Rows
-from align_lab.train.pairwise import pair_loss
+from align_lab.train.pairwise import pair_loss, reference_forward
 from tests.conftest import run_in_process
 from tests.unit.algorithms.test_kto_reference_point import loop_learner, models, trl_logps
 
@@ -165,7 +165,7 @@ def test_the_loops_unpaired_rows_are_trls_kto_on_unpaired_data():
     mask = torch.tensor([[1.0] * len(r) + [0.0] * (T - len(r)) for r in RESPONSES], dtype=torch.float64)
     rows = Rows(prompt_ids, (prompt_ids != 0).long(), ids, mask, mask)
     algo = KTO(desirable_threshold=0.5)
-    ref_logprobs, kl_logratios = loop_learner(algo, policy, reference).pair_forward(rows)
+    ref_logprobs, kl_logratios = reference_forward(loop_learner(algo, policy, reference), rows)
     logprobs = token_logprobs(Backend(), policy, *rows.tensors())
     desirable = torch.tensor(LABELS)
     loss, _ = pair_loss(algo, Group(), rows, ref_logprobs, algo.routes(2), kl_logratios, desirable, logprobs)

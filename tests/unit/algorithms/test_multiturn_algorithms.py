@@ -27,7 +27,7 @@ from align_lab.algorithms.vanilla_pg import VanillaPG
 from align_lab.rollout.base import Samples
 from align_lab.train.common import Counters
 from align_lab.train.distributed import Group
-from align_lab.train.online import _loss
+from align_lab.train.learner import Learner
 from align_lab.train.online_steps import score as _score
 
 F64 = torch.float64
@@ -244,12 +244,13 @@ def test_the_critic_is_valued_and_trained_on_policy_tokens_only():
 
 
 def test_the_entropy_bonus_averages_policy_tokens_only():
-    # the loop's _loss (train/online.py). PPO with A = 0 and V = V_old = R = 0: its loss is 0. Entropy
-    # 2.0 on the 8 policy tokens, 50 on observations: mean 2.0; loss = 0 - 0.1 * 2.0 = -0.2
+    # the update's loss (train/learner.py Learner.loss). PPO with A = 0 and V = V_old = R = 0: its loss
+    # is 0. Entropy 2.0 on the 8 policy tokens, 50 on observations: mean 2.0; loss = 0 - 0.1 * 2.0 = -0.2
     batch = multi_turn()
     batch.advantages, batch.values, batch.returns = (torch.zeros(2, 7, dtype=F64) for _ in range(3))
     entropy = torch.where(OBS, torch.tensor(50.0, dtype=F64), torch.tensor(2.0, dtype=F64))
-    loss, stats = _loss(PPO(entropy_coef=0.1), batch, batch.logprobs.clone(), entropy, batch.values)
+    learner = Learner(PPO(entropy_coef=0.1), None, None, None, Group(), None, None, None, None)
+    loss, stats = learner.loss(batch, (batch.logprobs.clone(), entropy, batch.values, None))
     assert stats["train/entropy"] == pytest.approx(2.0)
     close(loss, -0.2)
 

@@ -172,15 +172,13 @@ def context(tokenizer, tmp_path, mine, reference, engine, load_reference=None):
     from tqdm import tqdm
 
     from align_lab.train.common import TrainConfig
-    from align_lab.train.context import Context
+    from align_lab.train.context import Context, Models
 
     train = TrainConfig(steps=2, rollout_size=4, minibatch_size=4, eval_every=1, eval_samples=N)
     return Context.build(
         task=TASK,
         tokenizer=tokenizer,
-        policy=mine,
-        reference=reference,
-        critic=None,
+        models=Models(mine, reference, load_reference=load_reference),
         scorer=length_scorer,
         engine=engine,
         train=train,
@@ -188,7 +186,6 @@ def context(tokenizer, tmp_path, mine, reference, engine, load_reference=None):
         checkpoint_dir=tmp_path,
         seed=7,
         progress=lambda **kw: tqdm(disable=True, **kw),
-        load_reference=load_reference,
     )
 
 
