@@ -154,6 +154,17 @@ def reference(name: str, answer: str, place: str):
     return answer
 
 
+def verdict(score: float, where: str) -> float:
+    """A verifier's score, which must lie in [0, 1] (1 right, 0 wrong, between: partial credit): pass@k
+    counts the samples scored 1, so a -5 or a 1e30 would make it a figure of no meaning (pass@1 -5)."""
+    if not 0.0 <= score <= 1.0:
+        raise UserCodeError(
+            f"{where}: returned {score:g}; a verifier scores a response in [0, 1] (1 right, 0 wrong, "
+            "between: partial credit); a reward of any scale is reward=function"
+        )
+    return score
+
+
 def checker(name: str) -> Callable[[str, object, str], float]:
     """(response, reference as `reference` made it, prompt) -> score, for verifier `name`."""
     check_name(name)
@@ -177,6 +188,6 @@ def checker(name: str) -> Callable[[str, object, str], float]:
             score = function(response, gold, prompt)
         except Exception as e:  # one line naming the verifier (Interrupted is no Exception)
             raise UserCodeError(f"{where}: raised {one_line(e)}") from None
-        return user_score(score, where)
+        return verdict(user_score(score, where), where)
 
     return yours

@@ -129,11 +129,17 @@ def per_sample(task, scorer, judge, mine, sft, kl: list[float], n_samples: int) 
             float(w) for w in judge.prefers(mine.prompts, mine.responses, sft.responses)
         ]
     if task.verifiable:
-        fields["pass@1"] = list(fields["gold_reward"])  # 1 correct, 0 not: pass@1 of one sample
+        fields["pass@1"] = right(fields["gold_reward"])  # pass@1 of one sample: 1 right, 0 not
     if mine.turns is not None:  # multi-turn: the whole conversation, turns played and tool calls
         fields |= {"transcript": list(mine.transcripts), "turns": list(mine.turns)}
         fields |= {"tool_calls": list(mine.tool_calls)}
     return fields
+
+
+def right(scores: list[float]) -> list[float]:
+    """1.0 for each score of 1 (a verifier's right answer), 0.0 for the rest: a partial credit (0.5) is
+    in eval/gold_reward, not in pass@k, which counts answers right."""
+    return [float(s >= 1.0) for s in scores]
 
 
 def means(fields: dict[str, list]) -> dict[str, float]:
@@ -224,7 +230,7 @@ def pass_metrics(fields: dict[str, list], n_prompts: int, n_samples: int) -> dic
     curves, its SFT row), for k in rl.pass_ks(n_samples), from each prompt's count of right samples."""
     out = {}
     for suffix, column in (("", "pass@1"), ("_sft", "sft_gold_reward")):
-        correct = torch.tensor(fields[column]).view(n_prompts, n_samples).sum(-1).long().tolist()
+        correct = torch.tensor(right(fields[column])).view(n_prompts, n_samples).sum(-1).long().tolist()
         for k in pass_ks(n_samples):
             out[f"eval/pass@{k}{suffix}"] = mean([pass_at_k(n_samples, c, k) for c in correct])
     return out

@@ -85,12 +85,16 @@ def test_math_verify_compares_symbolically(answer, response, expected):
 
 def test_a_function_verifier_gets_the_answer_as_written(tmp_path, monkeypatch):
     (tmp_path / "my_checks.py").write_text(
-        "def length(response, answer, prompt):\n    return len(response) / len(answer + prompt)\n"
+        "def length(response, answer, prompt):\n    return len(answer + prompt) / len(response)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert score("my_checks:length", "abc", "abcdefghijklmno") == 15 / 9  # 15 chars / len("abc" + "prompt")
+    assert score("my_checks:length", "abc", "abcdefghijklmno") == 9 / 15  # len("abc" + "prompt") / 15 chars
 
 
+OUT_OF_RANGE = (
+    "a verifier scores a response in [0, 1] (1 right, 0 wrong, between: partial credit); "
+    "a reward of any scale is reward=function"
+)
 BAD_VERIFIERS = """
 import math
 def raises(response, answer, prompt):
@@ -101,6 +105,12 @@ def word(response, answer, prompt):
     return "yes"
 def nothing(response, answer, prompt):
     return None
+def negative(response, answer, prompt):
+    return -5.0
+def huge(response, answer, prompt):
+    return 1e30
+def half(response, answer, prompt):
+    return 0.5
 """
 
 
@@ -111,6 +121,9 @@ def nothing(response, answer, prompt):
         ("nan", "returned nan; must be a finite number"),
         ("word", "returned 'yes', not a number"),
         ("nothing", "returned None, not a number"),
+        # before: pass@1 -5.0 and pass@2 -65.0 (1e30: -4.6e18) in summary.json, rc 0, no line
+        ("negative", "returned -5; " + OUT_OF_RANGE),
+        ("huge", "returned 1e+30; " + OUT_OF_RANGE),
     ],
 )
 def test_a_verifier_function_that_raises_or_returns_no_number_is_one_line_naming_it(
@@ -123,6 +136,20 @@ def test_a_verifier_function_that_raises_or_returns_no_number_is_one_line_naming
     with pytest.raises(UserCodeError) as e:
         score(f"bad_checks:{name}", "1", "1")
     assert str(e.value) == f"task.verifier=bad_checks:{name}: {expected}"
+
+
+def test_a_partial_credit_counts_in_the_gold_reward_not_in_pass_at_k(tmp_path, monkeypatch):
+    from align_lab.train.evaluate import pass_metrics, right
+
+    (tmp_path / "bad_checks.py").write_text(BAD_VERIFIERS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert score("bad_checks:half", "1", "1") == 0.5
+    # two prompts, two samples each: 0.5 everywhere is no right answer (before: pass@2 0.83, pass@1 0.5)
+    gold = [0.5, 0.5, 1.0, 0.0]
+    fields = {"pass@1": right(gold), "sft_gold_reward": [0.5, 0.5, 0.5, 1.0]}
+    out = pass_metrics(fields, 2, 2)
+    assert out["eval/pass@1"] == 0.25 and out["eval/pass@2"] == 0.5
+    assert out["eval/pass@1_sft"] == 0.25 and out["eval/pass@2_sft"] == 0.5
 
 
 def test_the_task_scores_each_response_against_its_prompts_answer(tmp_path):
