@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from align_lab.tasks.base import Pair
@@ -32,10 +33,15 @@ SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+(?=[.,;:!?)\]}])")
 
 
 def same_prompt(prompt: str) -> str:
-    """A prompt as the held-out check compares it: its words, whitespace runs made one space, no space
-    before punctuation, case folded (a trailing space, a line break, `2+2 ?` for `2+2?` or `What` for
-    `what` is the same question to the policy)."""
-    return SPACE_BEFORE_PUNCTUATION.sub("", " ".join(prompt.split())).casefold()
+    """A prompt as the held-out check compares it: its words in Unicode's compatibility form (NFKC: a
+    full-width letter is the letter), invisible format characters dropped (a zero-width space), whitespace
+    runs made one space, no space before punctuation, no closing full stop, question or exclamation mark,
+    case folded (a trailing space, a line break, `2+2 ?` or `2+2` for `2+2?`, or `What` for `what` is the
+    same question to the policy)."""
+    text = unicodedata.normalize("NFKC", prompt)
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    text = SPACE_BEFORE_PUNCTUATION.sub("", " ".join(text.split()))
+    return text.rstrip(".?!").rstrip().casefold()
 
 
 def unseen(train: list[Example], evaluation: list[Example], path: str) -> list[Example]:

@@ -219,3 +219,23 @@ def test_a_repeat_of_a_held_out_question_up_to_case_and_a_space_before_punctuati
         "held-out line 6); left out of training, which keeps 3 rows, so evaluation scores only questions "
         "the run never trained on"
     ]
+
+
+@pytest.mark.parametrize(
+    "held_out",
+    ["What is 2+2", "What is 2\u200b+2?", "Ｗhat is ２+2?", "What is 2+2?!"],  # no mark, zero-width, NFKC
+)
+def test_a_repeat_of_a_held_out_question_up_to_unicode_form_and_its_closing_mark_is_left_out(
+    tmp_path, held_out
+):
+    """Issue 73 fourth hunt: a held-out repeat of `What is 2+2?` without its question mark, with a
+    zero-width space inside or with full-width letters (NFKC-equal) was trained on in silence."""
+    from align_lab.tasks.hf_data import same_prompt
+    from align_lab.tasks.verifiable_data import VerifiableData
+
+    assert same_prompt(held_out) == same_prompt("What is 2+2?")
+    assert same_prompt("What is 2+2?") != same_prompt("What is 2+3?")
+    rows = [{"question": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(1, 6)]
+    rows += [{"question": held_out, "answer": "4"}, {"question": "What is 9+9?", "answer": "18"}]
+    t = VerifiableData(path=str(jsonl(tmp_path, rows)), eval_rows=2, prompt_column="question")
+    assert "What is 2+2?" not in [e.prompt for e in t.examples("train")]
