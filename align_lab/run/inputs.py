@@ -27,9 +27,11 @@ NOT_INPUTS = "cache_dir"  # a folder the run writes, not one it reads (the root'
 
 def user_module_file(name: str) -> Path | None:
     """The source file of module `name` if it is the user's: already imported by the run's build, and
-    neither align_lab's nor installed (the standard library, site-packages). Else None."""
+        neither align_lab's nor installed (the standard library, site-packages). Else None. A module not yet
+    imported (one a function imports in its body, at its first call) is found where it would be imported
+    from, without running it (issue 73 fourth hunt: such a helper, edited, was resumed on in silence)."""
     module = sys.modules.get(name)
-    file = getattr(module, "__file__", None)
+    file = getattr(module, "__file__", None) if module is not None else unimported_file(name)
     if not file:
         return None
     path = Path(file).resolve()
@@ -38,8 +40,29 @@ def user_module_file(name: str) -> Path | None:
     return None if any(path.is_relative_to(p) for p in INSTALLED) else path
 
 
+def unimported_file(name: str) -> str | None:
+    """The source file `import name` would load, found on sys.path without importing anything; None if
+    none (a built-in module, a name nothing provides)."""
+    from importlib.machinery import PathFinder
+
+    spec, search = None, None
+    parts = name.split(".")
+    for depth in range(1, len(parts) + 1):
+        if depth > 1 and search is None:  # a parent that is a module, not a package
+            return None
+        spec = PathFinder.find_spec(".".join(parts[:depth]), search)
+        if spec is None:
+            return None
+        search = spec.submodule_search_locations
+    return spec.origin if spec.has_location else None
+
+
+IMPORT_CALLS = ("import_module", "__import__")  # importlib.import_module("helper") in a function's body
+
+
 def imported_names(path: Path, name: str) -> list[str]:
-    """The modules a module's source imports (`import a.b`, `from a import b`: a and a.b), relative ones
+    """The modules a module's source imports (`import a.b`, `from a import b`: a and a.b, anywhere in it:
+    a function's body too; `importlib.import_module("a")` with the name written out), relative ones
     resolved against its package `name`'s; [] where the source does not parse."""
     import ast
 
@@ -56,7 +79,16 @@ def imported_names(path: Path, name: str) -> list[str]:
             base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
             module = ".".join([*base, *([node.module] if node.module else [])])
             found += [module, *(f"{module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Call) and called_name(node.func) in IMPORT_CALLS and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.append(first.value)
     return found
+
+
+def called_name(func) -> str | None:
+    """`f` of a call `f(...)` or `m.f(...)`."""
+    return getattr(func, "id", None) or getattr(func, "attr", None)
 
 
 def user_modules_used(name: str) -> list[Path]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 
+import pytest
+
 from align_lab.run.inputs import changed_inputs, run_inputs
 
 
@@ -73,3 +75,34 @@ def test_a_helper_your_module_imports_is_digested_with_it(tmp_path, monkeypatch)
     alone = run_inputs({"reward": {"path": "hunt_alone_of_yours:score"}})["reward.path"]
     source = (tmp_path / "hunt_alone_of_yours.py").read_bytes()
     assert alone["sha256"] == hashlib.sha256(source).hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "    import hunt_lazy_helper\n    return [len(r) / hunt_lazy_helper.SCALE for r in responses]\n",
+        "    import importlib\n    h = importlib.import_module('hunt_lazy_helper')\n"
+        "    return [len(r) / h.SCALE for r in responses]\n",
+    ],
+)
+def test_a_helper_imported_in_the_functions_body_is_digested_before_its_first_call(
+    tmp_path, monkeypatch, body
+):
+    """Issue 73 fourth hunt: a reward function that imports its helper inside its body (`import helper`,
+    or importlib.import_module('helper')); the helper edited between a kill and the same command, the run
+    resumed in silence (0.29 -> 3.38 reward): the helper, not imported when the inputs are digested, was
+    not one the run used. It is found where it would be imported from, without running it."""
+    import sys
+
+    (tmp_path / "hunt_lazy_helper.py").write_text("SCALE = 10\n")
+    (tmp_path / "hunt_lazy_reward.py").write_text(f"def score(prompts, responses):\n{body}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("hunt_lazy_reward", "hunt_lazy_helper"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    importlib.import_module("hunt_lazy_reward")
+    config = {"reward": {"path": "hunt_lazy_reward:score"}}
+    before = run_inputs(config)["reward.path"]
+    assert before["file"] == f"{tmp_path / 'hunt_lazy_reward.py'} (and hunt_lazy_helper.py)"
+    assert "hunt_lazy_helper" not in sys.modules  # found, not run
+    (tmp_path / "hunt_lazy_helper.py").write_text("SCALE = 1\n")
+    assert run_inputs(config)["reward.path"]["sha256"] != before["sha256"]
