@@ -8,6 +8,7 @@ import json
 import logging
 import resource
 import signal
+import traceback
 import time
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
         return RunStopped(f"interrupted by {name}; {resume}", 128 + getattr(signal, name))
     if isinstance(e, CheckpointError):
         return RunStopped(f"error: {e}")
+    if isinstance(e, SystemExit):  # not a requeue (failure() read Preempted): code the run called exited
+        return RunStopped(f"error: {exited_where(e)} called sys.exit({e.code!r}) during the run; {resume}", 1)
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         return RunStopped(
             f"error: no space left on the device writing {e.filename or 'a file'}; free space, then {resume}"
@@ -56,6 +59,13 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return RunStopped(f"error: cannot write {e.filename or 'a file'} ({e.strerror})")
     return None
+
+
+def exited_where(e: SystemExit) -> str:
+    """`file:line` of the innermost frame that raised `e` (the user's reward, verifier or environment: a
+    sys.exit there would end the process with its code, rc 0 and no line)."""
+    frames = traceback.extract_tb(e.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "the run's code"
 
 
 DEFAULT_ENV = {"_target_": "align_lab.envs.single_turn.SingleTurn"}

@@ -186,6 +186,32 @@ def test_a_reward_function_that_raises_is_one_line_naming_it_and_its_fix_resumes
     assert summary["status"] == "completed" and [s for s in steps if s <= 3] == [1, 2, 3]
 
 
+def exiting_reward(prompts, responses):
+    """A reward function that calls sys.exit(0) (a user's script habit) on its second call."""
+    FLAKY_CALLS["n"] += 1
+    if FLAKY_CALLS["n"] == 2:
+        import sys
+
+        sys.exit(0)
+    return [float(len(r.split())) for r in responses]
+
+
+@pytest.mark.fast
+def test_a_reward_function_that_calls_sys_exit_stops_the_run_in_one_line_not_rc_0(tmp_path, cache_dir):
+    """Issue 73 fourth hunt: reward.path=mod:fn calling sys.exit(0) ended the process with rc 0 and no
+    line at all (summary.json: failed, SystemExit: 0). Now a one-line stop naming where, exit code 1."""
+    run_dir, path = tmp_path / "run", f"{__name__}:exiting_reward"
+    FLAKY_CALLS.update(n=0)
+    with pytest.raises(RunStopped) as e:
+        run_in_process(["reward=function", f"reward.path={path}"], run_dir, cache_dir)
+    message = str(e.value)
+    assert message.startswith(f"error: {__file__}:") and "\n" not in message
+    assert " called sys.exit(0) during the run; resume from step 1 with: " in message
+    assert e.value.exit_code == 1
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == message and "traceback" not in summary
+
+
 @pytest.mark.fast
 def test_a_pairwise_runs_progress_line_shows_the_latest_evaluations_kl(tmp_path, cache_dir):
     """DPO reads no KL while it trains: its line showed loss and margin only, however far the policy
