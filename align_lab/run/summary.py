@@ -8,8 +8,8 @@ import json
 import logging
 import resource
 import signal
-import traceback
 import time
+import traceback
 from pathlib import Path
 
 import torch
