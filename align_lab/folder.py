@@ -116,16 +116,25 @@ def foreign_files(run_dir: Path) -> list[str]:
     if summary.is_file():
         try:
             data = read_summary(summary)
-        except (OSError, ValueError):
-            data = None
+        except (OSError, ValueError) as e:
+            odd.append(f"{DAMAGED} ({str(e).splitlines()[0][:80] if str(e) else type(e).__name__})")
+            return odd
         if not (data and data.get("status") in STATUSES and "config_digest" in data):
             odd.append("summary.json (not one align_lab wrote)")
     return odd
 
 
+DAMAGED = "summary.json damaged"
+
+
 def check_owned(run_dir: Path) -> None:
     """Refuses (one line) a folder holding files align_lab did not write: it is not a run folder."""
     odd = foreign_files(run_dir)
+    if len(odd) == 1 and odd[0].startswith(DAMAGED):  # a run's own summary, torn: its checkpoints resume
+        raise ConfigError(
+            f"hydra.run.dir={run_dir}: its {odd[0]}; move {run_dir / SUMMARY} away to resume the run from its "
+            "checkpoints (a completed run's results are then written again), or choose another hydra.run.dir"
+        )
     if odd:
         shown = ", ".join(odd[:3]) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
         raise ConfigError(

@@ -55,6 +55,20 @@ def check_not_its_own(spec, run_dir: Path) -> None:
 RETRAIN = "retrain the teacher in another folder, or choose another teacher"
 
 
+def summary_damage(path: Path) -> str | None:
+    """Why a summary.json that is there cannot be read as a run's (torn, not JSON, fields of other types),
+    or None (a sound one, or none at all)."""
+    from align_lab.folder import read_summary
+
+    if not path.is_file():
+        return None
+    try:
+        read_summary(path)
+    except (OSError, ValueError) as e:
+        return str(e).splitlines()[0][:80] if str(e) else type(e).__name__
+    return None
+
+
 def finished_teacher(path: str) -> Path:
     """The final checkpoint of a teacher given as a run folder, or one line naming the folder and what is
     wrong with it: a run not completed (one still training would teach with whichever checkpoint it had
@@ -66,8 +80,14 @@ def finished_teacher(path: str) -> Path:
     folder = Path(path).expanduser()
     summary = RunFolder(folder).read_summary()
     status = summary.get("status")
+    damage = summary_damage(folder / "summary.json")
+    if damage is not None:  # present but unreadable: its own command refuses the folder as not a run's
+        raise ConfigError(
+            f"{KEY}={path}: its summary.json is damaged ({damage}), so whether the run completed is unknown; "
+            f"a teacher is a finished run: {RETRAIN}"
+        )
     if status != "completed":
-        found = f"its summary.json says {status}" if status else "it has no readable summary.json"
+        found = f"its summary.json says {status}" if status else "it has no summary.json"
         raise ConfigError(
             f"{KEY}={path}: that run has not completed ({found}); a teacher is a finished run: finish it "
             "with its own command, or choose a completed run"

@@ -197,3 +197,28 @@ def test_a_sweep_reports_every_failed_run_in_one_line_and_keeps_the_others(hardw
     # status reads the same, with or without a study manifest (submitit / in process)
     status = study_status(sweep)
     assert status.returncode == 1 and "2 done, 0 running, 0 pending, 2 failed, 0 died" in status.stdout
+
+
+@pytest.mark.fast
+def test_a_completed_runs_torn_summary_says_so_and_its_hint_resumes_the_run(tmp_path, cache_dir):
+    """Issue 73 fourth hunt: a completed run whose summary.json is torn, its own command said `holds files
+    align_lab did not write (summary.json (not one align_lab wrote)); choose an empty or new folder`:
+    the folder is its own. Now the line says the summary is damaged and that moving it away resumes the
+    run from its checkpoints; followed, the same command completes with the same results."""
+    from align_lab.config import ConfigError
+    from tests.conftest import run_in_process
+
+    run_dir = tmp_path / "run"
+    first = run_in_process(["algo=reinforce_pp", "reward=gold"], run_dir, cache_dir)
+    (run_dir / "summary.json").write_text("{garbage")
+    with pytest.raises(ConfigError) as e:
+        run_in_process(["algo=reinforce_pp", "reward=gold"], run_dir, cache_dir)
+    assert str(e.value) == (
+        f"hydra.run.dir={run_dir}: its summary.json damaged (Expecting property name enclosed in double "
+        f"quotes: line 1 column 2 (char 1)); move {run_dir / 'summary.json'} away to resume the run from its "
+        "checkpoints (a completed run's results are then written again), or choose another hydra.run.dir"
+    )
+    (run_dir / "summary.json").rename(tmp_path / "torn.json")
+    again = run_in_process(["algo=reinforce_pp", "reward=gold"], run_dir, cache_dir)
+    assert again["status"] == "completed"
+    assert again["eval/gold_reward"] == first["eval/gold_reward"]

@@ -69,8 +69,16 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
     "no_summary": (
         lambda t: (t / "summary.json").unlink(),
         lambda t: (
-            "that run has not completed (it has no readable summary.json); a teacher is a finished "
+            "that run has not completed (it has no summary.json); a teacher is a finished "
             "run: finish it with its own command, or choose a completed run"
+        ),
+    ),
+    # fourth hunt: a torn summary.json said "finish it with its own command", which refuses the folder
+    "summary_torn": (
+        lambda t: (t / "summary.json").write_text("{garbage"),
+        lambda t: (
+            "its summary.json is damaged (Expecting property name enclosed in double quotes: line 1 column "
+            f"2 (char 1)), so whether the run completed is unknown; a teacher is a finished run: {RETRAIN}"
         ),
     ),
     "checkpoint_missing": (
