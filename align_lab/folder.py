@@ -132,8 +132,9 @@ def check_owned(run_dir: Path) -> None:
     odd = foreign_files(run_dir)
     if len(odd) == 1 and odd[0].startswith(DAMAGED):  # a run's own summary, torn: its checkpoints resume
         raise ConfigError(
-            f"hydra.run.dir={run_dir}: its {odd[0]}; move {run_dir / SUMMARY} away to resume the run from its "
-            "checkpoints (a completed run's results are then written again), or choose another hydra.run.dir"
+            f"hydra.run.dir={run_dir}: its {odd[0]}; move {run_dir / SUMMARY} away to resume the run from "
+            "its checkpoints (a completed run's results are then written again), or choose another "
+            "hydra.run.dir"
         )
     if odd:
         shown = ", ".join(odd[:3]) + (f" and {len(odd) - 3} more" if len(odd) > 3 else "")
