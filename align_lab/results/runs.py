@@ -8,6 +8,7 @@ in `Run.problems` and shown in the report.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -126,6 +127,7 @@ def load_run(folder: Path) -> Run:
             run.error = str(run.summary.get("error", "") or "")
             if problem:
                 run.summary, run.status, run.error = {}, "unknown", f"summary.json unreadable: {problem}"
+            run.problems += unusable_metrics(run.summary)
         except (OSError, json.JSONDecodeError) as e:
             run.status, run.error = "unknown", f"summary.json unreadable: {e}"
         except ValueError as e:  # JSON, not a summary
@@ -142,6 +144,22 @@ def load_run(folder: Path) -> Run:
         resume = resume_command(run.folder)
         run.error = f"its process ended without finishing; to continue from its checkpoint: {resume}"
     return run
+
+
+def unusable_metrics(summary: dict) -> list[str]:
+    """A metric of summary.json that is text or infinite (a hand-edited or foreign file: align_lab writes
+    numbers, NaN for none) is removed from `summary`, with a line naming it: read as 0.5, or as a value
+    that pairs with no seed, a figure would change in silence (issue 73 fourth hunt)."""
+    lines = []
+    for key, value in list(summary.items()):
+        text = isinstance(value, str)
+        if "/" in key and (text or isinstance(value, float) and math.isinf(value)):
+            del summary[key]
+            kind = "text, not a number" if text else "not a finite number"
+            lines.append(
+                f"summary.json: {key} is {json.dumps(value)[:40]} ({kind}): its last logged value read instead"
+            )
+    return lines
 
 
 def read_metrics_into(run: Run) -> None:

@@ -178,3 +178,32 @@ def test_a_run_given_twice_through_a_link_or_a_copy_is_counted_once(tmp_path: Pa
     given = {str(run), str(tmp_path / "link"), str(tmp_path / "copy")}
     [kept] = [str(r.folder) for r in runs]  # the first in path order; the other two named
     assert sorted(p.split(":")[0] for p in problems if "the same run as" in p) == sorted(given - {kept})
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("value", "kind"), [("0.5", "text, not a number"), (float("inf"), "not a finite number")]
+)
+def test_a_summary_metric_that_is_text_or_infinite_is_a_note_and_its_logged_value_is_read(
+    tmp_path: Path, value, kind
+) -> None:
+    """Issue 73 fourth hunt: summary.json `eval/gold_reward: "0.5"` was read as 0.5 in silence, and
+    `Infinity` left the run's seed unpaired (`n=0 ... no seeds in common with the baseline`) with no
+    word why. Now a note names the file, key and value, and the run's last logged value is read."""
+    from align_lab.results.extract import final_value, last_value
+    from align_lab.results.runs import load_run
+
+    make_sweep(tmp_path)
+    run_dir = next((tmp_path / "multirun").rglob("0_*_seed0"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    logged = last_value(load_run(run_dir).metrics, "eval/gold_reward")
+    assert logged == logged and summary["eval/gold_reward"] == logged  # a number, as written
+    (run_dir / "summary.json").write_text(json.dumps(summary | {"eval/gold_reward": value}))
+    run = load_run(run_dir)
+    said = (
+        f"summary.json: eval/gold_reward is {json.dumps(value)} ({kind}): its last logged value read instead"
+    )
+    assert run.problems == [said] and final_value(run, "eval/gold_reward") == logged
+    result = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{run_dir}: {said}" in result.stdout
