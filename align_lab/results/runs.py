@@ -156,9 +156,8 @@ def unusable_metrics(summary: dict) -> list[str]:
         if "/" in key and (text or isinstance(value, float) and math.isinf(value)):
             del summary[key]
             kind = "text, not a number" if text else "not a finite number"
-            lines.append(
-                f"summary.json: {key} is {json.dumps(value)[:40]} ({kind}): its last logged value read instead"
-            )
+            shown = json.dumps(value)[:40]
+            lines.append(f"summary.json: {key} is {shown} ({kind}): its last logged value read instead")
     return lines
 
 
