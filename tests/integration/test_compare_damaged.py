@@ -207,3 +207,18 @@ def test_a_summary_metric_that_is_text_or_infinite_is_a_note_and_its_logged_valu
     result = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{run_dir}: {said}" in result.stdout
+
+
+@pytest.mark.fast
+def test_a_completed_runs_empty_metrics_file_is_a_note(tmp_path: Path) -> None:
+    """Issue 73 fourth hunt: a completed run whose metrics.jsonl was emptied read only as `Not in the
+    compute-matched view (no generated tokens used or logged, e.g. offline pairwise training)`."""
+    from align_lab.results.runs import load_run
+
+    make_sweep(tmp_path)
+    run_dir = next((tmp_path / "multirun").rglob("0_*_seed0"))
+    (run_dir / "metrics.jsonl").write_text("")
+    said = "metrics.jsonl: empty, though the run completed: it has no curves or budget"
+    assert load_run(run_dir).problems == [said]
+    result = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "out"))
+    assert f"{run_dir}: {said}" in result.stdout, result.stdout
