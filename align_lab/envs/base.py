@@ -115,6 +115,10 @@ def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: floa
     if not isinstance(step.observation, str):
         kind = type(step.observation).__name__
         raise EnvError(f"{where}: step's observation is a {kind}; must be a string")
+    for name in ("done", "tool_call"):  # "no" would read as True: the episode ended in silence
+        flag = getattr(step, name)
+        if not isinstance(flag, bool) and type(flag).__name__ != "bool_":  # numpy's bool is one too
+            raise EnvError(f"{where}: step's {name} is {flag!r}; must be True or False")
     reward = step.reward
     if isinstance(reward, bool) or not isinstance(reward, int | float):
         raise EnvError(f"{where}: step's reward is {reward!r}; must be a finite number")

@@ -99,6 +99,9 @@ class Bad:
         (Bad(returns=Step(), sleeps=5), "env=game: turn 2: step took longer than env.step_timeout_s=0.2"),
         # the second fresh hunt (issue 73): 1e39 trained as infinity ("diverged ... lower algo.lr"),
         # 10**400 an OverflowError traceback
+        # the fourth hunt: done="no" read as True, the episode ended in silence
+        (Bad(returns=Step(done="no")), "env=game: turn 2: step's done is 'no'; must be True or False"),
+        (Bad(returns=Step(tool_call=1)), "env=game: turn 2: step's tool_call is 1; must be True or False"),
         (
             Bad(returns=Step(reward=1e39)),
             f"env=game: turn 2: step's reward is 1e+39, {PAST}; must be a finite number",
