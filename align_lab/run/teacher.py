@@ -254,7 +254,8 @@ def check_teacher(spec) -> None:
         return
     from align_lab.results.manifest import MANIFEST
 
-    if (folder / MANIFEST).is_file():  # a sweep's folder: its runs are its subfolders
+    # a sweep's folder (a study's, or Hydra's own -m sweep: multirun.yaml): its runs are its subfolders
+    if (folder / MANIFEST).is_file() or (folder / "multirun.yaml").is_file():
         runs = ", ".join(sorted(p.name for p in folder.iterdir() if is_run_folder(p))[:3]) or "none yet"
         raise ConfigError(f"{KEY}={path}: a study folder, not a run; name one of its runs ({runs})")
     try:

@@ -150,6 +150,14 @@ def test_a_folder_neither_a_run_nor_a_saved_model_is_one_line(tmp_path, cache_di
         str(e.value)
         == f"algo.teacher={tmp_path / 'notes'}: a study folder, not a run; name one of its runs (none yet)"
     )
+    # a README-style `-m` sweep's folder (Hydra's multirun.yaml, no study.json): the fourth hunt found it
+    # said 'holds no checkpoint ... pass a folder saved by save_pretrained'
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    with pytest.raises(ConfigError) as e:
+        run_in_process([*STUDENT, f"algo.teacher={sweep}"], tmp_path / "student", cache_dir)
+    assert str(e.value) == f"algo.teacher={sweep}: a study folder, not a run; name one of its runs (none yet)"
     (tmp_path / "notes.txt").write_text("")  # a file: said 'no such directory' (second fresh hunt)
     with pytest.raises(ConfigError) as e:
         run_in_process([*STUDENT, f"algo.teacher={tmp_path / 'notes.txt'}"], tmp_path / "student", cache_dir)
