@@ -88,13 +88,16 @@ def read_summary(path: Path) -> dict:
 
 def check_kinds(run_dir: Path) -> None:
     """Refuses (one line) a folder where align_lab writes a file of its own (`metrics.jsonl/`), or a file
-    where it keeps a folder (`checkpoints`): the run would train, then fail writing it (issue 73)."""
+    where it keeps a folder (`checkpoints`): the run would train, then fail writing it (issue 73); or a
+    link where it writes a file (`app.log -> q.jsonl`: the run's log appended to the user's data)."""
     for name in sorted(OURS | WRITTEN):
         path = run_dir / name
         if name in FOLDERS and (path.is_file() or path.is_symlink() and not path.is_dir()):
             kind, wants = "a file", "keeps a folder"
         elif name not in FOLDERS and path.is_dir():
             kind, wants = "a folder", "writes a file"
+        elif name not in FOLDERS and path.is_symlink():  # the run would write into what it points at
+            kind, wants = f"a link (to {os.readlink(path)})", "writes a file"
         else:
             continue
         raise ConfigError(

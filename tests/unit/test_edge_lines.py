@@ -82,6 +82,9 @@ def admit(run_dir, cache_dir):
         ("app.log", "folder", "is a folder where align_lab writes a file"),
         (".hydra/config.yaml", "folder", "is a folder where align_lab writes a file"),
         (".hydra", "file", "is a file where align_lab keeps a folder"),
+        # the fourth hunt: app.log a link to the user's data file: the run's log appended to it, rc 0
+        ("app.log", "link", "is a link (to {target}) where align_lab writes a file"),
+        ("metrics.jsonl", "link", "is a link (to {target}) where align_lab writes a file"),
     ],
 )
 def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_it_away_works(
@@ -91,12 +94,19 @@ def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_
     run_dir.mkdir()
     path = run_dir / name
     path.parent.mkdir(exist_ok=True)
-    path.mkdir() if kind == "folder" else path.write_text("")
+    target = tmp_path / "q.jsonl"
+    target.write_text('{"question": "mine"}\n')
+    if kind == "link":
+        path.symlink_to(target)
+    else:
+        path.mkdir() if kind == "folder" else path.write_text("")
     with pytest.raises(ConfigError) as e:
         admit(run_dir, cache)
     assert str(e.value) == (
-        f"hydra.run.dir={run_dir}: {path} {said}; move it away, or choose another hydra.run.dir"
+        f"hydra.run.dir={run_dir}: {path} {said.format(target=target)}; move it away, or choose another "
+        "hydra.run.dir"
     )
+    assert target.read_text() == '{"question": "mine"}\n'  # the user's file as it was
     path.rename(tmp_path / "moved")  # the hint, followed
     assert admit(run_dir, cache).run_dir == run_dir
 
