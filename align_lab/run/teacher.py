@@ -281,10 +281,21 @@ def check_teacher_run(spec, path: str, folder: Path) -> None:
     theirs = (yaml.safe_load(saved.read_text()) if saved.is_file() else None) or {}
     for group in ("model", "task"):
         if group in theirs and theirs[group] != spec.config.get(group):
+            said = first_difference(group, theirs[group], spec.config.get(group))
             raise ConfigError(
-                f"{KEY}={path}: that run's {group} is not this run's, so its policy does not share "
-                f"this run's tokenizer and model; distil from a run of the same {group}"
+                f"{KEY}={path}: that run's {said}: a teacher run's checkpoint is read into this run's "
+                f"{'model (its size too)' if group == 'model' else 'task (its tokens)'}; distil from a run "
+                f"of the same {group}, or from a model folder saved by save_pretrained"
             )
+
+
+def first_difference(group: str, theirs, ours) -> str:
+    """`model.num_layers is 3, this run's 2`: the first key of `group` the two configs differ in."""
+    if isinstance(theirs, dict) and isinstance(ours, dict):
+        for key in sorted(set(theirs) | set(ours)):
+            if theirs.get(key) != ours.get(key):
+                return f"{group}.{key} is {theirs.get(key)!r}, this run's {ours.get(key)!r}"
+    return f"{group} is not this run's"
 
 
 def check_demonstrations(spec) -> None:

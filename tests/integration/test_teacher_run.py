@@ -250,3 +250,24 @@ def test_a_teacher_named_by_a_hub_id_offline_is_one_line_at_admission(tmp_path, 
         run_in_process([*STUDENT, "algo.teacher=nope"], tmp_path / "student", cache_dir)
     assert str(e.value).startswith("algo.teacher=nope: not a local directory, and fetching it from the ")
     assert not (tmp_path / "student").exists()
+
+
+@pytest.mark.fast
+def test_a_teacher_run_of_another_model_size_names_the_key_that_differs(teacher, tmp_path, cache_dir):
+    """Issue 73 fourth hunt: a teacher run of 3 layers for a 2-layer student said `does not share this
+    run's tokenizer and model` (the tokenizer is shared: its checkpoint is read into the student's model)."""
+    import yaml
+
+    copy = tmp_path / "teacher"
+    shutil.copytree(teacher, copy)
+    config = yaml.safe_load((copy / "config.resolved.yaml").read_text())
+    ours = config["model"]["num_layers"]
+    config["model"]["num_layers"] = ours + 1
+    (copy / "config.resolved.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as e:
+        run_in_process([*STUDENT, f"algo.teacher={copy}"], tmp_path / "student", cache_dir)
+    assert str(e.value) == (
+        f"algo.teacher={copy}: that run's model.num_layers is {ours + 1}, this run's {ours}: a teacher run's "
+        "checkpoint is read into this run's model (its size too); distil from a run of the same model, or "
+        "from a model folder saved by save_pretrained"
+    )
