@@ -167,5 +167,5 @@ def check_online(algo, group_size_allowed: str = ">= 1", min_group_size: int = 1
 
 
 def clip_bounds(algo) -> tuple[float, float | None, float | None, float | None]:
-    """(clip_low, clip_high, dual_clip, log_ratio_clamp) of a ratio-clipped algorithm (its RatioClip)."""
-    return algo.clipping.bounds()
+    """(clip.low, clip.high, clip.dual, clip.log_ratio_clamp) of a ratio-clipped algorithm (its RatioClip)."""
+    return algo.clip.bounds()

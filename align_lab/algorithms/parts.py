@@ -31,33 +31,36 @@ from align_lab.value_checks import TrainsNothing, check
 
 @dataclass(frozen=True)
 class RatioClip:
-    """PPO's clip of the policy ratio to [1 - clip, 1 + clip_high] (clip_high None: clip), dual-clip c > 1
-    for A < 0 (None: off), and the log-ratio clamped to +-log_ratio_clamp before exp (None: TRL)."""
+    """PPO's clip of the policy ratio to [1 - low, 1 + high] (high None: low), dual-clip c = dual > 1 for
+    A < 0 (None: off), and the log-ratio clamped to +-log_ratio_clamp before exp (None: TRL). Its fields
+    are the config node `algo.clip` (algo.clip.low, ...): an algorithm's field `clip` is this part, built
+    from that node (RatioClip(**algo.clip)); the old flat keys (algo.clip=0.3, clip_high, dual_clip,
+    log_ratio_clamp) are aliases for one release (align_lab/aliases.py)."""
 
-    clip: float = 0.2
-    clip_high: float | None = None
-    dual_clip: float | None = None
+    low: float = 0.2
+    high: float | None = None
+    dual: float | None = None
     log_ratio_clamp: float | None = 20.0
 
     def __post_init__(self) -> None:
-        check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
-        check(self.clip_high is None or self.clip_high > 0, "clip_high", self.clip_high, "> 0 or null")
-        check(self.dual_clip is None or self.dual_clip > 1, "dual_clip", self.dual_clip, "> 1 or null")
+        check(0 < self.low < 1, "clip.low", self.low, "in (0, 1)")
+        check(self.high is None or self.high > 0, "clip.high", self.high, "> 0 or null")
+        check(self.dual is None or self.dual > 1, "clip.dual", self.dual, "> 1 or null")
         check(
             self.log_ratio_clamp is None or self.log_ratio_clamp > 0,
-            "log_ratio_clamp",
+            "clip.log_ratio_clamp",
             self.log_ratio_clamp,
             "> 0 or null (null: unclamped, as TRL)",
         )
 
     def bounds(self) -> tuple[float, float | None, float | None, float | None]:
-        """(clip_low, clip_high, dual_clip, log_ratio_clamp) of rl.clipped_surrogate."""
-        return self.clip, self.clip_high, self.dual_clip, self.log_ratio_clamp
+        """(low, high, dual, log_ratio_clamp) of rl.clipped_surrogate."""
+        return self.low, self.high, self.dual, self.log_ratio_clamp
 
     def require_null(self, keys: tuple[str, ...], why: str) -> None:
-        """A policy term that has no use for `keys` (clip_high, dual_clip) refuses a value for them."""
+        """A policy term that has no use for `keys` (high, dual) refuses a value for them."""
         for key in keys:
-            check(getattr(self, key) is None, key, getattr(self, key), f"null {why}")
+            check(getattr(self, key) is None, f"clip.{key}", getattr(self, key), f"null {why}")
 
 
 @dataclass(frozen=True)
@@ -238,10 +241,10 @@ def _behaviour(batch) -> Tensor:
 
 class PolicyTerm(Protocol):
     """The one method a policy term has: (per-token policy loss (B, T), clipped (B, T) bool) of a
-    minibatch against the log-probs `old`. `clipping` is the ratio clip it reads (log_ratio_clamp at
+    minibatch against the log-probs `old`. `clip` is the ratio clip it reads (log_ratio_clamp at
     least; ClipLoss's bias-corrected KL reads it too)."""
 
-    clipping: RatioClip
+    clip: RatioClip
 
     def __call__(
         self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection
@@ -252,10 +255,10 @@ class PolicyTerm(Protocol):
 class PPOClip:
     """PPO's clipped surrogate per token (rl.clipped_surrogate): GRPO, DAPO, Dr. GRPO, REINFORCE++."""
 
-    clipping: RatioClip
+    clip: RatioClip
 
     def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
-        return clipped_surrogate(logprobs, old, batch.advantages, *self.clipping.bounds())
+        return clipped_surrogate(logprobs, old, batch.advantages, *self.clip.bounds())
 
 
 @dataclass(frozen=True)
@@ -263,7 +266,7 @@ class Reinforce:
     """The plain policy-gradient term -A log pi per token, no ratio, nothing clipped (Williams 1992): RLOO's
     ratio=none, ReMax, REINFORCE-MA, vanilla PG."""
 
-    clipping: RatioClip = RatioClip()  # unread here: no ratio (a PolicyTerm has one)
+    clip: RatioClip = RatioClip()  # unread here: no ratio (a PolicyTerm has one)
 
     def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
         return -batch.advantages * logprobs, torch.zeros_like(batch.mask, dtype=torch.bool)
@@ -289,7 +292,7 @@ class ClipLoss:
         per_token, clipped = self.term(batch, logprobs, old, self.correction)  # (B, T) each
         weight = None
         if self.kl_in_loss and self.bias_corrected_kl:  # TRL: times the (differentiable, unclipped) ratio
-            weight = importance_ratio(logprobs, old, self.term.clipping.log_ratio_clamp)  # (B, T)
+            weight = importance_ratio(logprobs, old, self.term.clip.log_ratio_clamp)  # (B, T)
         corrected = self.correction.correct(batch, per_token, logprobs)
         per_token = corrected.per_token  # (B, T)
         stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item(), **corrected.stats}

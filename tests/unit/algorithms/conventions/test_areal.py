@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from align_lab.algorithms.gspo import GSPO
+from align_lab.algorithms.parts import RatioClip
 from align_lab.algorithms.reinforce_pp import ReinforcePP
 from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ADVANTAGES,
@@ -77,7 +78,7 @@ def test_areal_decoupled_loss(level, action, keys):
     """
     keys = {"sequence_ratio": "geometric_mean", "correction_high": 5.0} | keys
     same_loss(
-        ReinforcePP(kl_coef=0.0, log_ratio_clamp=None, loss_aggregation="token_mean", **keys),
+        ReinforcePP(kl_coef=0.0, clip=RatioClip(log_ratio_clamp=None), loss_aggregation="token_mean", **keys),
         areal_loss(level, action),
     )
 
@@ -112,7 +113,11 @@ def test_areal_gspo_weighs_each_sequence_by_its_mean_advantage_over_the_kept_tok
     batch.advantages = torch.tensor([[1.0, -3.0, 3.0], [2.0, 2.0, 0.0]], dtype=torch.float64)
     weights = torch.tensor([[2.0, 10.0, 0.5], [1.0, 4.0, 1.0]], dtype=torch.float64)  # pi_prox / pi_behave
     batch.rollout_logprobs = old - torch.log(weights)
-    areal = {"log_ratio_clamp": None, "loss_aggregation": "token_mean", "ratio_form": "sequence"}
+    areal = {
+        "clip": RatioClip(log_ratio_clamp=None),
+        "loss_aggregation": "token_mean",
+        "ratio_form": "sequence",
+    }
     areal |= {"rollout_correction": "mis", "correction_high": 5.0}
     expected = {
         "sequence_mean": (-3.0, [[-0.5, 0.0, -0.5], [-1.0, -1.0, 0.0]]),
