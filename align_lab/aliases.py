@@ -10,6 +10,7 @@ that runs recorded before the rename (summary.json, every checkpoint's identity)
 from __future__ import annotations
 
 import sys
+from dataclasses import is_dataclass
 
 GROUP = "algo"
 # the old flat key of an algorithm -> its key in the part's node (algorithms/parts.py RatioClip: algo.clip)
@@ -18,6 +19,23 @@ RENAMED = {
     "clip_high": "clip.high",
     "dual_clip": "clip.dual",
     "log_ratio_clamp": "clip.log_ratio_clamp",
+    # RolloutCorrection: algo.correction
+    "rollout_correction": "correction.mode",
+    "correction_level": "correction.level",
+    "sequence_ratio": "correction.sequence_ratio",
+    "correction_low": "correction.low",
+    "correction_high": "correction.high",
+    "masked_in_denominator": "correction.masked_in_denominator",
+    "mask_is_weight": "correction.mask_is_weight",
+    "correction_ratio": "correction.ratio",
+    "ppo_anchor": "correction.ppo_anchor",
+    "normalize_weights": "correction.normalize_weights",
+    "reject": "correction.reject",
+    "reject_low": "correction.reject_low",
+    "reject_high": "correction.reject_high",
+    "reject_ratio": "correction.reject_ratio",
+    "reject_negative_only": "correction.reject_negative_only",
+    "max_rejected_steps": "correction.max_rejected_steps",
 }
 NODES = {new.split(".")[0] for new in RENAMED.values()}
 _said: set[str] = set()
@@ -40,10 +58,11 @@ def say(notes: list[str]) -> None:
 
 
 def _is_old(name: str, value) -> bool:
-    """`name` is an old flat key holding `value` (algo.clip holding a mapping is the new node)."""
+    """`name` is an old flat key holding `value` (algo.clip holding a mapping, or the part, is the node)."""
     if name not in RENAMED:
         return False
-    return not (name in NODES and (isinstance(value, dict) or str(value).lstrip().startswith("{")))
+    node = isinstance(value, dict) or is_dataclass(value) or str(value).lstrip().startswith("{")
+    return not (name in NODES and node)
 
 
 def rename_override(text: str) -> tuple[str, str | None]:

@@ -170,15 +170,15 @@ def not_importable(path: str) -> str:
 
 def sibling_keys(message: str, cls, key: str) -> str:
     """A component's check names its other fields bare ("... with token_level_kl=true"); typed so, the
-    override is a new root key. Each `field=` after the first ": " becomes `key.field=` (algo.token_level_kl),
-    the key the command line takes."""
+    override is a new root key. Each `field=` (or a part node's `field.sub=`) after the first ": " becomes
+    `key.field=` (algo.token_level_kl, algo.correction.mode), the key the command line takes."""
     import re
 
     if not dataclasses.is_dataclass(cls) or ": " not in message:
         return message
     head, _, tail = message.partition(": ")
     names = "|".join(re.escape(f.name) for f in dataclasses.fields(cls))
-    return f"{head}: " + re.sub(rf"(?<![\w.])({names})=", rf"{key}.\1=", tail)
+    return f"{head}: " + re.sub(rf"(?<![\w.])((?:{names})(?:\.\w+)?)=", rf"{key}.\1=", tail)
 
 
 def integer(value, key: str, allowed: str = "an integer") -> int:

@@ -55,8 +55,9 @@ class Teacher:
 def refuse_correction(algo, why: str) -> None:
     """A distillation loss with no ratio to correct keeps the rollout correction and its rejection rules
     off: one-line errors naming the key and `why`."""
-    check(algo.rollout_correction == "none", "rollout_correction", algo.rollout_correction, f"none: {why}")
-    check(not algo.reject, "reject", algo.reject, f"[] (none: {why})")
+    mode, rules = algo.correction.mode, algo.correction.reject
+    check(mode == "none", "correction.mode", mode, f"none: {why}")
+    check(not rules, "correction.reject", rules, f"[] (none: {why})")
 
 
 @dataclass

@@ -21,8 +21,8 @@ class SequenceClip:
     """Clips the sequence ratio s = (pi(y|x) / pi_old(y|x))^(1/|y|) to [1 - clip.low, 1 + clip.high]
     (rl.sequence_clipped_surrogate). With a rollout correction, s averages over the tokens it keeps
     (AReaL's GSPO with a rejection mask, verl's gspo on its rejection-narrowed response_mask); the
-    aggregation still follows masked_in_denominator. advantage_form=sequence_mean gives every token its
-    sequence's mean advantage over the same kept tokens (AReaL); it changes the numbers only where
+    aggregation still follows correction.masked_in_denominator. advantage_form=sequence_mean gives every
+    token its sequence's mean advantage over the same kept tokens (AReaL); it changes the numbers only where
     advantages vary within a sequence (use_kl_loss=false's KL-shaped returns)."""
 
     clip: RatioClip
@@ -37,7 +37,7 @@ class SequenceClip:
 
     def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
         kept = batch.mask  # (B, T) the tokens s averages over
-        if correction.rollout_correction != "none" or correction.reject:
+        if correction.mode != "none" or correction.reject:
             _, rejected = correction.weights(batch, logprobs, batch.mask)  # (B, T) bool
             kept = batch.mask * ~rejected
         advantages = batch.advantages  # (B, T)

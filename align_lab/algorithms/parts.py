@@ -135,26 +135,28 @@ class Corrected:
 
 @dataclass(frozen=True)
 class RolloutCorrection:
-    """The off-policy correction of every online algorithm (a part: OnlineBase builds it from the keys of
-    the same names; docs/off_policy.md). The defaults (none, no rules, ppo_anchor=old) leave every loss
-    as it was.
+    """The off-policy correction of every online algorithm (docs/off_policy.md): its fields are the config
+    node `algo.correction` (algo.correction.mode, ...), built as RolloutCorrection(**algo.correction) into
+    OnlineBase's field `correction`; the old flat keys (rollout_correction, correction_high, reject, ...)
+    are aliases for one release (align_lab/aliases.py). The defaults (none, no rules, ppo_anchor=old)
+    leave every loss as it was.
 
     The weights and masks are rl.correction_weights of log pi_target - log pi_rollout, pi_rollout the
-    engine's distribution (rollout.rollout_logprobs) and pi_target pi_old (correction_ratio=old:
-    decoupled, every peer's default) or the current policy, detached (current: verl's bypass mode);
+    engine's distribution (rollout.rollout_logprobs) and pi_target pi_old (ratio=old: decoupled, every
+    peer's default) or the current policy, detached (current: verl's bypass mode);
     the rejection rules `reject` (rl.rule_rejections) add the tokens they reject.
     The weight multiplies the policy term only (not a KL-in-loss term); a rejected token gets weight 0
     and still counts in the aggregation (masked_in_denominator=true) or leaves it (false: verl).
     """
 
-    rollout_correction: str = "none"
-    correction_level: str = "token"
+    mode: str = "none"
+    level: str = "token"
     sequence_ratio: str = "product"
-    correction_low: float | None = None
-    correction_high: float | None = 2.0
+    low: float | None = None
+    high: float | None = 2.0
     masked_in_denominator: bool = True
     mask_is_weight: bool = False
-    correction_ratio: str = "old"
+    ratio: str = "old"
     ppo_anchor: str = "old"
     normalize_weights: bool = False
     reject: list[str] = field(default_factory=list)
@@ -176,22 +178,22 @@ class RolloutCorrection:
         (normalize_weights), then 0 on the tokens the mode or a rule rejects."""
         behaviour = _behaviour(batch)
         current = logprobs.detach()  # (B, T)
-        target = batch.logprobs if self.correction_ratio == "old" else current  # (B, T)
+        target = batch.logprobs if self.ratio == "old" else current  # (B, T)
         weights, rejected = correction_weights(
             target - behaviour,
             mask,
-            self.rollout_correction,
-            self.correction_level,
+            self.mode,
+            self.level,
             self.sequence_ratio,
-            self.correction_low,
-            self.correction_high,
+            self.low,
+            self.high,
             self.mask_is_weight,
         )  # (B, T) each
         if self.normalize_weights:
-            weights = normalize_weights(weights, mask, self.correction_level)
+            weights = normalize_weights(weights, mask, self.level)
         if not self.reject:
             return weights, rejected
-        ratio = self.reject_ratio or self.correction_ratio
+        ratio = self.reject_ratio or self.ratio
         rule_target = batch.logprobs if ratio == "old" else current  # (B, T)
         n = len(self.reject)
         lows, highs = list(self.reject_low) or [None] * n, list(self.reject_high) or [None] * n
@@ -205,7 +207,7 @@ class RolloutCorrection:
         """The policy term `per_token` (B, T) of a minibatch, corrected: a Corrected. `logprobs` (B, T)
         are the current policy's; `mask` (B, T) the tokens the loss covers (default the response)."""
         mask = batch.mask if mask is None else mask
-        if self.rollout_correction == "none" and not self.reject:
+        if self.mode == "none" and not self.reject:
             return Corrected(per_token, mask, None, {})
         weights, rejected = self.weights(batch, logprobs, mask)  # (B, T) each
         stats = {
@@ -227,8 +229,9 @@ class RolloutCorrection:
         if self.max_rejected_steps and streak >= self.max_rejected_steps:
             raise TrainsNothing(
                 f"steps {step - streak + 1}-{step} rejected every response token (train/is_masked_frac 1): "
-                f"the correction trains nothing; widen algo.correction_low/high or algo.reject_low/high, "
-                f"or set algo.max_rejected_steps=0 (now {self.max_rejected_steps}) to go on"
+                "the correction trains nothing; widen algo.correction.low/high or "
+                "algo.correction.reject_low/high, or set algo.correction.max_rejected_steps=0 "
+                f"(now {self.max_rejected_steps}) to go on"
             )
         return streak
 

@@ -101,7 +101,7 @@ class RLOO(OnlineBase):
             bounds = self.clip.bounds()
             per_seq, clipped = clipped_surrogate(seq_logprobs, seq_old, seq_advantages, *bounds)  # (B,) each
             stats = {"train/clip_frac": clipped.float().mean().item()}
-            if self.rollout_correction == "none":
+            if self.correction.mode == "none":
                 return per_seq.mean(), stats
             # corrected: each sequence's loss on its tokens, weighted per token, mean of sequence means
             spread = per_seq[:, None].expand_as(batch.mask)  # (B, T)

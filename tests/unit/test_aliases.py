@@ -19,7 +19,9 @@ from align_lab.run.summary import check_resume_config, config_digest
 from tests.conftest import compose
 
 FLAT = {"clip": 0.2, "clip_high": 0.28, "dual_clip": None, "log_ratio_clamp": 20.0}
+FLAT |= {"rollout_correction": "tis", "correction_high": 3.0, "reject": [], "ppo_anchor": "old"}
 NESTED = {"clip": {"low": 0.2, "high": 0.28, "dual": None, "log_ratio_clamp": 20.0}}
+NESTED |= {"correction": {"mode": "tis", "high": 3.0, "reject": [], "ppo_anchor": "old"}}
 
 
 @pytest.mark.parametrize(
@@ -34,6 +36,11 @@ NESTED = {"clip": {"low": 0.2, "high": 0.28, "dual": None, "log_ratio_clamp": 20
         ("algo.clip={low: 0.1}", "algo.clip={low: 0.1}"),  # the node itself
         ("algo.clip.high=0.28", "algo.clip.high=0.28"),
         ("model.clip_high=1", "model.clip_high=1"),  # another group's key of that name
+        ("algo.rollout_correction=tis", "algo.correction.mode=tis"),
+        ("algo.correction_high=3", "algo.correction.high=3"),
+        ("algo.correction_ratio=current", "algo.correction.ratio=current"),
+        ("algo.reject=[token_k3]", "algo.correction.reject=[token_k3]"),
+        ("algo.max_rejected_steps=0", "algo.correction.max_rejected_steps=0"),
     ],
 )
 def test_an_old_flat_key_maps_to_its_nested_key(old, new):
@@ -67,6 +74,24 @@ def test_the_nested_key_and_its_alias_build_the_same_ratio_clip(algo):
     assert nested.clip == flat.clip == RatioClip(0.1, 0.3, nested.clip.dual, nested.clip.log_ratio_clamp)
 
 
+def test_the_nested_correction_and_its_alias_build_the_same_part():
+    nested = [
+        "algo=grpo",
+        "algo.correction.mode=mis",
+        "algo.correction.level=sequence",
+        "algo.correction.high=3",
+    ]
+    flat = [
+        "algo=grpo",
+        "algo.rollout_correction=mis",
+        "algo.correction_level=sequence",
+        "algo.correction_high=3",
+    ]
+    built = build(compose(nested)[0].algo, "algo").correction
+    assert built == build(compose(flat)[0].algo, "algo").correction
+    assert (built.mode, built.level, built.high, built.low) == ("mis", "sequence", 3.0, None)
+
+
 @pytest.mark.parametrize("algo", [a for a in choices("algo") if "clip" in compose([f"algo={a}"])[0].algo])
 def test_each_yaml_clip_node_is_its_class_default(algo):
     """A sweep file's algo.clip=0.3 replaces the node with a number, which admission nests as {low: 0.3}:
@@ -83,11 +108,20 @@ def test_each_yaml_clip_node_is_its_class_default(algo):
         ("algo.clip.low=1.5", "algo.clip.low=1.5: must be in (0, 1)"),
         ("algo.clip.high=abc", "algo.clip.high=abc: must be a number"),
         ("algo.dual_clip=1", "algo.clip.dual=1.0: must be > 1 or null"),  # the alias names the new key
+        (
+            "algo.correction.mode=token_mask algo.correction.high=0.5",
+            "algo.correction.high=0.5: must be > 1 or null with algo.correction.mode=token_mask (the bounds "
+            "must hold a ratio of 1 with room for float noise, or on-policy tokens are rejected)",
+        ),
+        (
+            "algo.correction.level=tokens",
+            "algo.correction.level=tokens: must be one of ('token', 'sequence')",
+        ),
     ],
 )
 def test_a_bad_nested_value_is_one_line_naming_the_nested_key(override, message):
     with pytest.raises(ConfigError) as e:
-        build(compose(["algo=grpo", override])[0].algo, "algo")
+        build(compose(["algo=grpo", *override.split()])[0].algo, "algo")
     assert str(e.value) == message
 
 
@@ -118,7 +152,7 @@ def test_a_nested_config_digests_as_its_flat_record_did():
     flat = {"seed": 0, "algo": {"lr": 0.001, **FLAT}}
     before = hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:16]
     assert config_digest({"seed": 0, "algo": {"lr": 0.001, **NESTED}}) == before == config_digest(flat)
-    other = {"seed": 0, "algo": {"lr": 0.001, "clip": {**NESTED["clip"], "high": 0.3}}}
+    other = {"seed": 0, "algo": {"lr": 0.001, **NESTED, "clip": {**NESTED["clip"], "high": 0.3}}}
     assert config_digest(other) != before
 
 
@@ -126,7 +160,7 @@ def test_an_older_run_folder_with_flat_keys_resumes_and_a_changed_value_names_th
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "config.resolved.yaml").write_text(yaml.safe_dump({"seed": 0, "algo": {"lr": 0.001, **FLAT}}))
     check_resume_config(tmp_path, {"seed": 0, "algo": {"lr": 0.001, **NESTED}})  # the same run: resumes
-    changed = {"seed": 0, "algo": {"lr": 0.001, "clip": {**NESTED["clip"], "high": 0.3}}}
+    changed = {"seed": 0, "algo": {"lr": 0.001, **NESTED, "clip": {**NESTED["clip"], "high": 0.3}}}
     with pytest.raises(
         ConfigError, match=r"^algo.clip.high=0.3: the run in .* to resume has algo.clip.high=0.28;"
     ):
@@ -138,7 +172,7 @@ def test_an_older_checkpoints_flat_hyperparameters_match_the_nested_ones(tmp_pat
     from align_lab.train.resume import hyperparameters, refuse_changed_hyperparameters
 
     algo = DAPO()
-    saved = {k: v for k, v in hyperparameters(algo).items() if k != "clip"} | FLAT
+    saved = aliases.flat(hyperparameters(algo))  # as a checkpoint before the rename holds them
     refuse_changed_hyperparameters(algo, {"algo_state": {}, "algo_hyperparameters": saved}, tmp_path)
     with pytest.raises(
         ConfigError, match=r"^algo.clip.high=0.28: the checkpoint in .* with algo.clip.high=0.3;"

@@ -28,6 +28,7 @@ from tests.unit.algorithms.conventions.test_verl import (
     verl_masked_sum,
     verl_vanilla_loss,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import rollout
 
 VERL = "verl-project/verl@1dda039b9c6311889a9c9a26040677e1254814f9"
@@ -141,7 +142,7 @@ def verl_decoupled(rollout_is=None, rs=None, thresholds=None, normalize=False, i
 
 
 def verl_algo(**keys):
-    return ReinforcePP(kl_coef=0.0, clip=RatioClip(dual=3.0), loss_aggregation="token_mean", **keys)
+    return algo_of(ReinforcePP, kl_coef=0.0, clip=RatioClip(dual=3.0), loss_aggregation="token_mean", **keys)
 
 
 TIS = {"rollout_correction": "tis"}
@@ -228,7 +229,7 @@ def test_verl_bypass_token_tis_with_geometric_rejection():
         return verl_agg_loss(-CORR_ADVANTAGES * logp * weights, mask, "token-mean")
 
     keys = TIS | {"correction_ratio": "current"} | verl_rule_keys("seq_mean_k1", "0.7_1.5")
-    same(ReMax(kl_coef=0.0, loss_aggregation="token_mean", **keys), reinforce)
+    same(algo_of(ReMax, kl_coef=0.0, loss_aggregation="token_mean", **keys), reinforce)
 
     def ppo_clip(logp):
         mask = verl_rs_mask((logp - behaviour).detach(), CORR_MASK, "token_k1,seq_max_k2", "0.6_1.6,2.5")
@@ -318,7 +319,9 @@ def test_trl_off_policy_sequence_masking(is_mode, keys, sign):
     trl/trainer/grpo_config.py L671-674 (beta 0), L791-792 (loss_type dapo), L953-956.
     """
     advantages = sign * CORR_ADVANTAGES
-    algo = GRPO(group_size=2, kl_coef=0.0, clip=UNCLAMPED, loss_aggregation="token_mean", **OPSM, **keys)
+    algo = algo_of(
+        GRPO, group_size=2, kl_coef=0.0, clip=UNCLAMPED, loss_aggregation="token_mean", **OPSM, **keys
+    )
     rejected = same(algo, trl_dapo_loss(advantages, 0.5, is_mode), batch_of(advantages=advantages))
     row_3 = 1 / 10 if is_mode else 0.0  # sequence_mask: e^1.5 > 3
     assert rejected == pytest.approx(row_3 + (4 / 10 if sign < 0 else 0.0))
@@ -412,7 +415,7 @@ def test_areal_rejection_sampling_metrics(shift, peer, keys):
     (RejectionSamplingConfig: metric ratio | kl_k1 | kl_k2 | kl_k3 | binary_kl, agg sum | mean | max).
     """
     old = CORR_OLD + shift * CORR_MASK
-    algo = ReinforcePP(kl_coef=0.0, clip=UNCLAMPED, loss_aggregation="token_mean", **keys)
+    algo = algo_of(ReinforcePP, kl_coef=0.0, clip=UNCLAMPED, loss_aggregation="token_mean", **keys)
     rejected = same(algo, areal_loss(old, *peer), batch_of(old=old))
     assert 0 < rejected < 1
 
@@ -481,7 +484,7 @@ def test_areal_gspo_with_a_token_mask(lower, clips, advantages):
     L452-596 (ppo_actor_loss_fn: loss_mask_count before rejection, the sequence ratio on the narrowed mask).
     """
     keys = AREAL_GSPO | {"rollout_correction": "mis", "correction_low": lower, "correction_high": 5.0}
-    algo = GSPO(group_size=2, kl_coef=0.0, clip=RatioClip(*clips, log_ratio_clamp=None), **keys)
+    algo = algo_of(GSPO, group_size=2, kl_coef=0.0, clip=RatioClip(*clips, log_ratio_clamp=None), **keys)
     table = ADVANTAGES[advantages]
     rejected = same(algo, areal_gspo_masked(lower, 5.0, *clips, table), batch_of(advantages=table))
     assert rejected == pytest.approx((2 if lower else 1) / 10)
@@ -502,7 +505,8 @@ def test_gspo_advantage_forms_differ_only_where_advantages_vary_within_a_sequenc
     loss and gradient as sequence_mean when they are constant per sequence."""
     keys = AREAL_GSPO | {"rollout_correction": "mis", "correction_high": 5.0}
     token, mean = (
-        GSPO(
+        algo_of(
+            GSPO,
             group_size=2,
             kl_coef=0.0,
             clip=RatioClip(*clips, log_ratio_clamp=None),
@@ -523,7 +527,7 @@ def test_gspo_token_form_differs_from_areal_under_token_weights():
     """ratio_form=token (verl's GSPO-token) gives AReaL's loss value but another gradient when the
     correction's weights vary within a sequence: the key is a real disagreement."""
     keys = AREAL_GSPO | {"rollout_correction": "mis", "correction_high": 5.0, "ratio_form": "token"}
-    algo = GSPO(group_size=2, kl_coef=0.0, clip=RatioClip(0.2, 0.28, log_ratio_clamp=None), **keys)
+    algo = algo_of(GSPO, group_size=2, kl_coef=0.0, clip=RatioClip(0.2, 0.28, log_ratio_clamp=None), **keys)
     ours, theirs = (CORR_OLD + CORR_DELTA).requires_grad_(), (CORR_OLD + CORR_DELTA).requires_grad_()
     loss, _ = algo.loss(batch_of(), ours, None)
     peer = areal_gspo_masked(None, 5.0, 0.2, 0.28)(theirs)
@@ -570,7 +574,7 @@ def test_openrlhf_gspo_importance_sampling(clips, advantages):
     L76-88, L305-313.
     """
     keys = {"ppo_anchor": "rollout", "ratio_form": "sequence"}
-    algo = GSPO(group_size=2, kl_coef=0.0, clip=RatioClip(*clips, log_ratio_clamp=None), **keys)
+    algo = algo_of(GSPO, group_size=2, kl_coef=0.0, clip=RatioClip(*clips, log_ratio_clamp=None), **keys)
     table = ADVANTAGES[advantages]
     same(algo, openrlhf_gspo_is(*clips, table), batch_of(advantages=table))
 
@@ -580,7 +584,7 @@ def test_openrlhf_gspo_needs_the_sequence_ratio_form_where_advantages_vary(clips
     """ratio_form=token (verl's GSPO-token) is OpenRLHF's GSPO while the advantages are constant per
     sequence (no per-token weight here), and its gradient is off by more than 1e-3 once they vary."""
     keys = {"ppo_anchor": "rollout", "ratio_form": "token"}
-    algo = GSPO(group_size=2, kl_coef=0.0, clip=RatioClip(*clips, log_ratio_clamp=None), **keys)
+    algo = algo_of(GSPO, group_size=2, kl_coef=0.0, clip=RatioClip(*clips, log_ratio_clamp=None), **keys)
     same(algo, openrlhf_gspo_is(*clips))
     _, grad = grads(algo, batch_of(advantages=VARYING_ADVANTAGES))
     peer_logp = (CORR_OLD + CORR_DELTA).requires_grad_()

@@ -335,7 +335,7 @@ def test_kto_batch_reference_point_is_trls_kto_loss_given_the_batch_as_kl_batch(
         ),
         (
             "cispo.CISPO",
-            {"clip": RatioClip(dual=3.0)},
+            {"clip": RatioClip(high=4.0, dual=3.0)},
             "clip.dual=3.0: must be null for CISPO (the weight is detached)",
         ),
         ("sapo.SAPO", {"tau_pos": 0.0}, "tau_pos=0.0: must be > 0"),

@@ -15,6 +15,7 @@ from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ROLLOUT_RATIO,
     same_loss,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import lengths_mask, rollout
 
 
@@ -78,7 +79,13 @@ def test_areal_decoupled_loss(level, action, keys):
     """
     keys = {"sequence_ratio": "geometric_mean", "correction_high": 5.0} | keys
     same_loss(
-        ReinforcePP(kl_coef=0.0, clip=RatioClip(log_ratio_clamp=None), loss_aggregation="token_mean", **keys),
+        algo_of(
+            ReinforcePP,
+            kl_coef=0.0,
+            clip=RatioClip(log_ratio_clamp=None),
+            loss_aggregation="token_mean",
+            **keys,
+        ),
         areal_loss(level, action),
     )
 
@@ -124,7 +131,7 @@ def test_areal_gspo_weighs_each_sequence_by_its_mean_advantage_over_the_kept_tok
         "token": (-2.7, [[-0.35, 0.0, -0.35], [-1.0, -1.0, 0.0]]),
     }
     for form, (loss_value, grad) in expected.items():
-        algo = GSPO(group_size=2, kl_coef=0.0, advantage_form=form, **areal)
+        algo = algo_of(GSPO, group_size=2, kl_coef=0.0, advantage_form=form, **areal)
         logprobs = old.clone().requires_grad_()
         loss, _ = algo.loss(batch, logprobs, None)
         loss.backward()

@@ -21,6 +21,7 @@ from tests.unit.algorithms.conventions.peer_batch import (
     CORR_OLD,
     corr_batch,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
 KL_ALGOS = ["ppo", "ppo_max", "vanilla_pg", "reinforce_ma", "rloo", "raft", "remax", "grpo", "dr_grpo"]
@@ -125,7 +126,7 @@ def test_the_five_disagreements_each_move_the_loss_by_far_more_than_rounding():
     truncated = {"rollout_correction": "tis", "correction_low": 0.5}
 
     def loss(keys):
-        algo = ReinforcePP(kl_coef=0.0, **{"loss_aggregation": "token_mean", **keys})
+        algo = algo_of(ReinforcePP, kl_coef=0.0, **{"loss_aggregation": "token_mean", **keys})
         return algo.loss(corr_batch(), CORR_OLD + CORR_DELTA, None)[0].item()
 
     flips = [

@@ -20,6 +20,7 @@ from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ROLLOUT_RATIO,
     same_loss,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
 # ---- Dr. GRPO's normaliser: the response budget, as TRL's max_completion_length; multi-turn: the
@@ -220,5 +221,5 @@ def test_trl_vllm_importance_sampling_mode(mode, keys):
     trl/trainer/grpo_config.py L335-353, L915-934 (mode sequence_mask, clip_max 3.0, clip_min None).
     """
     keys = keys | {"correction_high": 3.0}
-    algo = GRPO(group_size=2, kl_coef=0.04, clip=RatioClip(log_ratio_clamp=None), **keys)
+    algo = algo_of(GRPO, group_size=2, kl_coef=0.04, clip=RatioClip(log_ratio_clamp=None), **keys)
     same_loss(algo, trl_grpo_loss(mode))

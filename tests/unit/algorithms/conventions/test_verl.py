@@ -20,6 +20,7 @@ from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ROLLOUT_RATIO,
     same_loss,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
 
@@ -179,7 +180,10 @@ def test_verl_rollout_correction_decoupled_mode(verl, keys):
     verl's k1 bounds are on pi_rollout / pi_old: "LOW_HIGH" is align_lab's [1 / HIGH, 1 / LOW].
     """
     same_loss(
-        ReinforcePP(kl_coef=0.0, clip=RatioClip(dual=3.0), **{"loss_aggregation": "token_mean", **keys}), verl
+        algo_of(
+            ReinforcePP, kl_coef=0.0, clip=RatioClip(dual=3.0), **{"loss_aggregation": "token_mean", **keys}
+        ),
+        verl,
     )
 
 
@@ -200,8 +204,10 @@ def test_verl_rollout_correction_bypass_mode():
         weights = verl_is_weights((logp - behaviour).detach(), CORR_MASK, "sequence", 2.0)
         return verl_agg_loss(-CORR_ADVANTAGES * logp * weights, CORR_MASK, "token-mean")
 
-    bypass_pg = ReMax(kl_coef=0.0, loss_aggregation="token_mean", rollout_correction="tis")
-    bypass_pg = replace(bypass_pg, correction_level="sequence", correction_ratio="current")
+    bypass_pg = algo_of(ReMax, kl_coef=0.0, loss_aggregation="token_mean", rollout_correction="tis")
+    bypass_pg = replace(
+        bypass_pg, correction=replace(bypass_pg.correction, level="sequence", ratio="current")
+    )
     same_loss(bypass_pg, reinforce)
 
     def ppo_clip(logp):
@@ -214,4 +220,6 @@ def test_verl_rollout_correction_bypass_mode():
         "correction_ratio": "current",
     }
     keys |= {"correction_low": 1 / 1.5, "correction_high": 1 / 0.7, "masked_in_denominator": False}
-    same_loss(ReinforcePP(kl_coef=0.0, clip=RatioClip(dual=3.0), ppo_anchor="rollout", **keys), ppo_clip)
+    same_loss(
+        algo_of(ReinforcePP, kl_coef=0.0, clip=RatioClip(dual=3.0), ppo_anchor="rollout", **keys), ppo_clip
+    )
