@@ -10,7 +10,13 @@ from align_lab import malloc
 if __name__ == "__main__":  # before torch is imported: this process starts again with tcmalloc, once
     malloc.start_with_it("align_lab")
 
-from align_lab.app import check_group_overrides, format_error, main, multirun_first  # noqa: E402
+from align_lab.app import (  # noqa: E402 (after the restart)
+    check_group_overrides,
+    format_error,
+    main,
+    multirun_first,
+    renamed_keys,
+)
 
 if __name__ == "__main__":
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let config errors reach format_error
@@ -21,6 +27,7 @@ if __name__ == "__main__":
     if {"--cfg=job", "-c=job"} & {*pairs, *sys.argv}:
         sys.argv.append("--resolve")  # --cfg job shows the values a run uses, not ${...} interpolations
     try:
+        sys.argv[1:] = renamed_keys(sys.argv[1:])  # the old flat keys (algo.clip=0.3), said once
         check_group_overrides(sys.argv[1:])
         main()
     except Exception as e:

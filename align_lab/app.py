@@ -145,6 +145,19 @@ def multirun_first(args: list[str]) -> tuple[list[str], str | None]:
     )
 
 
+def renamed_keys(args: list[str]) -> list[str]:
+    """The command line with each old flat key of a part's node mapped to its nested key (algo.clip=0.3 ->
+    algo.clip.low=0.3; align_lab/aliases.py), said once; the old and the new name of one key: one line."""
+    from align_lab import aliases
+
+    try:
+        renamed, notes = aliases.rename_overrides(args)
+    except aliases.RenameConflict as e:
+        raise ConfigError(str(e)) from None
+    aliases.say(notes)
+    return renamed
+
+
 def check_group_overrides(args: list[str]) -> None:
     """`algo=[ppo,rloo]` is Hydra's list of configs merged into one algo (PPO's keys into RLOO's, then an
     unknown-key error naming neither), never a sweep, with -m or without: a sweep is a comma list.

@@ -156,7 +156,10 @@ def drop_claims(saved: list[str], drop: list[str]) -> list[str]:
 
 
 def _keys(by: str) -> list[str]:
-    return [k.strip() for k in by.split(",") if k.strip()]
+    """The --by keys, an old flat key under its nested name (algo.clip_high: algo.clip.high; aliases.py)."""
+    from align_lab.aliases import rename_override
+
+    return [rename_override(f"{k.strip()}=")[0][:-1] for k in by.split(",") if k.strip()]
 
 
 def compare(args: argparse.Namespace):

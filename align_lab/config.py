@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import typing
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
@@ -35,19 +36,41 @@ def _strip_targets(node: Any) -> Any:
 
 def _typed(cls: type, node: DictConfig, key: str):
     """Merges `node` into the structured schema of `cls`; wrong types and unknown keys fail here."""
-    schema = OmegaConf.structured(cls)
+    schema = _writable(OmegaConf.structured(cls))
     data = _strip_targets(OmegaConf.to_container(node, resolve=True))
     try:
         return OmegaConf.merge(schema, data)
     except ConfigKeyError as e:
-        allowed = ", ".join(f.name for f in dataclasses.fields(cls))
-        raise ConfigError(f"{key}.{e.key}: unknown key; allowed: {allowed}") from None
+        where = _node_class(cls, str(e.full_key or e.key))
+        allowed = ", ".join(f.name for f in dataclasses.fields(where))
+        raise ConfigError(f"{key}.{e.full_key or e.key}: unknown key; allowed: {allowed}") from None
     except ValidationError as e:
         want = getattr(e, "msg", str(e)).split("\n")[0]
         kind = want.rsplit(" ", 1)[-1] if "could not be converted to" in want else None
         kind = "Boolean" if "is not a valid bool" in want else kind
         want = WANTED.get(kind, want)
         raise ConfigError(f"{key}.{e.full_key}={e.value}: {want}") from None
+
+
+def _writable(node: DictConfig) -> DictConfig:
+    """The schema with its part nodes writable: a part is a frozen dataclass (parts.RatioClip), which
+    OmegaConf makes a read-only node, so the user's values could not merge into it."""
+    OmegaConf.set_readonly(node, None)
+    for name in node:
+        child = node._get_node(name)
+        if isinstance(child, DictConfig):
+            _writable(child)
+    return node
+
+
+def _node_class(cls: type, full_key: str) -> type:
+    """The dataclass whose field `full_key` names (clip.lo: the part node clip's class), else cls."""
+    for name in full_key.split(".")[:-1]:
+        hint = typing.get_type_hints(cls).get(name)
+        if not (isinstance(hint, type) and dataclasses.is_dataclass(hint)):
+            return cls
+        cls = hint
+    return cls
 
 
 def _check_finite(node: DictConfig, key: str) -> None:
@@ -158,15 +181,15 @@ def not_importable(path: str) -> str:
 
 def sibling_keys(message: str, cls, key: str) -> str:
     """A component's check names its other fields bare ("... with token_level_kl=true"); typed so, the
-    override is a new root key. Each `field=` after the first ": " becomes `key.field=` (algo.token_level_kl),
-    the key the command line takes."""
+    override is a new root key. Each `field=` (or a part node's `field.sub=`) after the first ": " becomes
+    `key.field=` (algo.token_level_kl, algo.correction.mode), the key the command line takes."""
     import re
 
     if not dataclasses.is_dataclass(cls) or ": " not in message:
         return message
     head, _, tail = message.partition(": ")
     names = "|".join(re.escape(f.name) for f in dataclasses.fields(cls))
-    return f"{head}: " + re.sub(rf"(?<![\w.])({names})=", rf"{key}.\1=", tail)
+    return f"{head}: " + re.sub(rf"(?<![\w.])((?:{names})(?:\.\w+)?)=", rf"{key}.\1=", tail)
 
 
 def integer(value, key: str, allowed: str = "an integer") -> int:
@@ -280,7 +303,11 @@ def unknown_key(full_key: str, known) -> str:
     that exist there. Never `+key=...`: every component is a dataclass, so a new key fails at build."""
     import difflib
 
+    from align_lab.aliases import GROUP, RENAMED
+
     parent, _, name = full_key.rpartition(".")
+    if parent == GROUP and name in RENAMED:  # hydra.sweeper.params, which reads no old name
+        return f"{full_key}: is now {GROUP}.{RENAMED[name]}; write the new name here"
     keys = sorted(str(k) for k in known if not str(k).startswith("_"))
     close = difflib.get_close_matches(name, keys, n=1, cutoff=0.6)
     where = f"{parent}." if parent else ""

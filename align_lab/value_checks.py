@@ -18,8 +18,9 @@ class Diverged(RuntimeError):
 
 class TrainsNothing(RuntimeError):
     """Training runs but cannot move the policy (a rollout correction rejected every token for
-    algo.max_rejected_steps steps in a row; KTO's samples all on one side of algo.desirable_threshold;
-    DAPO's dynamic sampling that never fills a batch): the run stops in one line naming the keys."""
+    algo.correction.max_rejected_steps steps in a row; KTO's samples all on one side of
+    algo.desirable_threshold; DAPO's dynamic sampling that never fills a batch): the run stops in one line
+    naming the keys."""
 
 
 class UserCodeError(RuntimeError):

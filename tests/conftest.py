@@ -117,6 +117,9 @@ def compose(overrides: list[str]):
     from hydra import initialize_config_dir
     from omegaconf import open_dict
 
+    from align_lab.app import renamed_keys
+
+    overrides = renamed_keys(list(overrides))  # the old flat keys (algo.clip_high=...), as __main__ maps them
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
     from align_lab.config import apply_model_defaults, run_choices

@@ -150,7 +150,8 @@ def check_critic(algo: CriticAlgorithm) -> None:
 
 def check_online(algo, group_size_allowed: str = ">= 1", min_group_size: int = 1, ratio: bool = True) -> None:
     """The checks of the keys every online algorithm declares itself: lr, epochs, group_size, kl_coef,
-    loss_aggregation, and (`ratio` False: the algorithm has no policy ratio to anchor) ppo_anchor=old.
+    loss_aggregation, and (`ratio` False: the algorithm has no policy ratio to anchor)
+    correction.ppo_anchor=old.
     `group_size_allowed` says why more than one is needed. The parts check their own keys."""
     check_lr("lr", algo.lr)
     check(algo.epochs >= 1, "epochs", algo.epochs, ">= 1")
@@ -162,10 +163,15 @@ def check_online(algo, group_size_allowed: str = ">= 1", min_group_size: int = 1
         algo.loss_aggregation,
         f"one of {AGGREGATIONS}",
     )
-    anchor = algo.ppo_anchor
-    check(ratio or anchor == "old", "ppo_anchor", anchor, "old for an algorithm without a policy ratio")
+    anchor = algo.correction.ppo_anchor
+    check(
+        ratio or anchor == "old",
+        "correction.ppo_anchor",
+        anchor,
+        "old for an algorithm without a policy ratio",
+    )
 
 
 def clip_bounds(algo) -> tuple[float, float | None, float | None, float | None]:
-    """(clip_low, clip_high, dual_clip, log_ratio_clamp) of a ratio-clipped algorithm (its RatioClip)."""
-    return algo.clipping.bounds()
+    """(clip.low, clip.high, clip.dual, clip.log_ratio_clamp) of a ratio-clipped algorithm (its RatioClip)."""
+    return algo.clip.bounds()

@@ -19,7 +19,7 @@ class CovClip:
     """PPO-clip, plus a random cov_ratio share of the tokens with covariance in (cov_low, cov_high)
     detached (rl.clip_cov_surrogate; verl policy_loss.loss_mode=clip_cov)."""
 
-    clipping: RatioClip
+    clip: RatioClip
     cov_ratio: float = 2e-4
     cov_low: float = 1.0
     cov_high: float = 5.0
@@ -27,12 +27,12 @@ class CovClip:
     def __post_init__(self) -> None:
         check(0 < self.cov_ratio <= 1, "cov_ratio", self.cov_ratio, "in (0, 1]")
         check(self.cov_low < self.cov_high, "cov_low", self.cov_low, f"< cov_high={self.cov_high}")
-        self.clipping.require_null(("dual_clip",), "for Clip-Cov (verl has none)")
+        self.clip.require_null(("dual",), "for Clip-Cov (verl has none)")
 
     def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
-        c, bounds = self.clipping, (self.cov_low, self.cov_high)
+        c, bounds = self.clip, (self.cov_low, self.cov_high)
         return clip_cov_surrogate(
-            logprobs, old, batch.advantages, batch.mask, c.clip, c.clip_high, self.cov_ratio, bounds,
+            logprobs, old, batch.advantages, batch.mask, c.low, c.high, self.cov_ratio, bounds,
             c.log_ratio_clamp,
         )  # fmt: skip
 
@@ -40,17 +40,17 @@ class CovClip:
 @dataclass(frozen=True)
 class CovKL:
     """No clip: -A rho on every token, plus cov_kl_coef |log rho| on the cov_ratio share of tokens of
-    largest covariance (rl.kl_cov_surrogate; verl loss_mode=kl_cov). GRPO's clip has no effect; clip_high
-    and dual_clip must stay null."""
+    largest covariance (rl.kl_cov_surrogate; verl loss_mode=kl_cov). GRPO's clip.low has no effect; clip.high
+    and clip.dual must stay null."""
 
-    clipping: RatioClip
+    clip: RatioClip
     cov_ratio: float = 2e-4
     cov_kl_coef: float = 1.0
 
     def __post_init__(self) -> None:
         check(0 < self.cov_ratio <= 1, "cov_ratio", self.cov_ratio, "in (0, 1]")
         check(self.cov_kl_coef >= 0, "cov_kl_coef", self.cov_kl_coef, ">= 0")
-        self.clipping.require_null(("clip_high", "dual_clip"), "for KL-Cov (it does not clip)")
+        self.clip.require_null(("high", "dual"), "for KL-Cov (it does not clip)")
 
     def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
         return kl_cov_surrogate(
@@ -60,7 +60,7 @@ class CovKL:
             batch.mask,
             self.cov_ratio,
             self.cov_kl_coef,
-            self.clipping.log_ratio_clamp,
+            self.clip.log_ratio_clamp,
         )
 
 
@@ -73,8 +73,8 @@ class ClipCov(GRPO):
     cov_high: float = 5.0
     loss_aggregation: str = "token_mean"
 
-    def policy_term(self, clipping: RatioClip) -> CovClip:
-        return CovClip(clipping, self.cov_ratio, self.cov_low, self.cov_high)
+    def policy_term(self, clip: RatioClip) -> CovClip:
+        return CovClip(clip, self.cov_ratio, self.cov_low, self.cov_high)
 
 
 @dataclass
@@ -85,5 +85,5 @@ class KLCov(GRPO):
     cov_kl_coef: float = 1.0
     loss_aggregation: str = "token_mean"
 
-    def policy_term(self, clipping: RatioClip) -> CovKL:
-        return CovKL(clipping, self.cov_ratio, self.cov_kl_coef)
+    def policy_term(self, clip: RatioClip) -> CovKL:
+        return CovKL(clip, self.cov_ratio, self.cov_kl_coef)

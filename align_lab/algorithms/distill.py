@@ -11,7 +11,7 @@ from one sample per token; the two estimators cost and behave differently, so ea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from torch import Tensor
@@ -55,8 +55,9 @@ class Teacher:
 def refuse_correction(algo, why: str) -> None:
     """A distillation loss with no ratio to correct keeps the rollout correction and its rejection rules
     off: one-line errors naming the key and `why`."""
-    check(algo.rollout_correction == "none", "rollout_correction", algo.rollout_correction, f"none: {why}")
-    check(not algo.reject, "reject", algo.reject, f"[] (none: {why})")
+    mode, rules = algo.correction.mode, algo.correction.reject
+    check(mode == "none", "correction.mode", mode, f"none: {why}")
+    check(not rules, "correction.reject", rules, f"[] (none: {why})")
 
 
 @dataclass
@@ -82,10 +83,7 @@ class OPD(OnlineBase):
     teacher: str | None = None
     teacher_epochs: int = 24
     # RatioClip's and Aggregation's keys
-    clip: float = 0.2
-    clip_high: float | None = None
-    dual_clip: float | None = None
-    log_ratio_clamp: float | None = 20.0
+    clip: RatioClip = field(default_factory=RatioClip)  # algo.clip.{low, high, dual, log_ratio_clamp}
     loss_aggregation: str = "token_mean"
     max_len: int | None = None
 
@@ -96,7 +94,7 @@ class OPD(OnlineBase):
         check(0 <= self.gamma <= 1, "gamma", self.gamma, "in [0, 1]")
         self.teaching = part(Teacher, self)
         self.clip_loss = ClipLoss(
-            PPOClip(part(RatioClip, self)),
+            PPOClip(self.clip),
             self.kl_term,
             self.correction,
             part(Aggregation, self),

@@ -20,7 +20,7 @@ class DivergenceMask:
     (rl.dppo_surrogate). The bound is clip (and clip_high where A > 0; null: clip), read as a divergence
     (TV: a probability difference; binary_kl: nats), not a ratio range, as verl reads clip_ratio."""
 
-    clipping: RatioClip
+    clip: RatioClip
     divergence: str = "tv"
     ratio_cap: float | None = 20.0
 
@@ -28,17 +28,17 @@ class DivergenceMask:
         allowed = f"one of {DPPO_DIVERGENCES}"
         check(self.divergence in DPPO_DIVERGENCES, "divergence", self.divergence, allowed)
         check(self.ratio_cap is None or self.ratio_cap > 0, "ratio_cap", self.ratio_cap, "> 0 or null")
-        self.clipping.require_null(("dual_clip",), "for DPPO (the mask replaces the clip)")
+        self.clip.require_null(("dual",), "for DPPO (the mask replaces the clip)")
 
     def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
-        c = self.clipping
+        c = self.clip
         return dppo_surrogate(
             logprobs,
             old,
             batch.advantages,
             self.divergence,
-            c.clip,
-            c.clip_high,
+            c.low,
+            c.high,
             self.ratio_cap,
             c.log_ratio_clamp,
         )
@@ -52,5 +52,5 @@ class DPPO(GRPO):
     ratio_cap: float | None = 20.0
     loss_aggregation: str = "token_mean"
 
-    def policy_term(self, clipping: RatioClip) -> DivergenceMask:
-        return DivergenceMask(clipping, self.divergence, self.ratio_cap)
+    def policy_term(self, clip: RatioClip) -> DivergenceMask:
+        return DivergenceMask(clip, self.divergence, self.ratio_cap)

@@ -19,12 +19,12 @@ class QuadraticPenalty:
     """Loss -(A log pi - dro_beta / 2 (log pi - log pi_old)^2) per token (rl.dro_surrogate): no clip and
     no ratio, so clip_high and dual_clip must stay null; nothing is clipped (clip_frac 0)."""
 
-    clipping: RatioClip
+    clip: RatioClip
     dro_beta: float = 0.1
 
     def __post_init__(self) -> None:
         check(self.dro_beta > 0, "dro_beta", self.dro_beta, "> 0 (the quadratic penalty's weight)")
-        self.clipping.require_null(("clip_high", "dual_clip"), "for DRO (the penalty replaces the clip)")
+        self.clip.require_null(("high", "dual"), "for DRO (the penalty replaces the clip)")
 
     def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
         loss = dro_surrogate(logprobs, old, batch.advantages, self.dro_beta)  # (B, T)
@@ -38,5 +38,5 @@ class DRO(GRPO):
     dro_beta: float = 0.1
     loss_aggregation: str = "token_mean"
 
-    def policy_term(self, clipping: RatioClip) -> QuadraticPenalty:
-        return QuadraticPenalty(clipping, self.dro_beta)
+    def policy_term(self, clip: RatioClip) -> QuadraticPenalty:
+        return QuadraticPenalty(clip, self.dro_beta)

@@ -4,7 +4,7 @@ SAPO, GMPO, Clip-Cov, KL-Cov) are GRPO with another policy term (the `policy_ter
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from torch import Tensor
 
@@ -52,11 +52,8 @@ class GRPO(OnlineBase):
     eps: float = 1e-4
     std_scope: str = "group"  # group: each prompt's std (paper); batch: the step's (TRL scale_rewards=batch)
     use_bias_correction_kl: bool = False  # k3 times the ratio pi / pi_old (TRL 1.16 default true)
-    # RatioClip's keys (parts.py)
-    clip: float = 0.2
-    clip_high: float | None = None
-    dual_clip: float | None = None
-    log_ratio_clamp: float | None = 20.0
+    # the ratio clip (parts.RatioClip, the node algo.clip)
+    clip: RatioClip = field(default_factory=RatioClip)  # algo.clip.{low, high, dual, log_ratio_clamp}
     # RewardClip's keys: the normalised score clamped
     reward_clip: float | None = None
     reward_clip_low: float | None = None
@@ -84,10 +81,9 @@ class GRPO(OnlineBase):
             f"in [1, max_len={self.max_len}] (max_len: the generation limit; multi-turn: "
             "env.max_conversation_tokens) or null",
         )
-        self.clipping = part(RatioClip, self)
         self.reward_clipping = part(RewardClip, self)
         self.clip_loss = ClipLoss(
-            self.policy_term(self.clipping),
+            self.policy_term(self.clip),
             self.kl_term,
             self.correction,
             part(Aggregation, self),
@@ -104,9 +100,9 @@ class GRPO(OnlineBase):
             compares_samples="each reward with its group's mean",
         )
 
-    def policy_term(self, clipping: RatioClip) -> PolicyTerm:
+    def policy_term(self, clip: RatioClip) -> PolicyTerm:
         """The per-token policy term: PPO-clip. The 2025 variants override only this."""
-        return PPOClip(clipping)
+        return PPOClip(clip)
 
     def advantages(self, rollout: Rollout) -> tuple[Tensor, None]:
         if self.overlong_buffer is not None:  # DAPO: the soft overlong punishment, added to the score

@@ -3,9 +3,10 @@ rollout correction's, the KL estimate's) built into typed parts, and the loop sw
 
 The loop's contract is the OnlineAlgorithm Protocol (base.py), which an algorithm satisfies by shape, never
 by subclassing it; OnlineBase is a plain dataclass, so an algorithm's MRO is itself, at most one preset
-parent (GSPO's GRPO), OnlineBase and object. Hydra builds an algorithm from the flat keys of its
-conf/algo/<name>.yaml, so the keys stay the dataclass's fields and __post_init__ builds the parts from
-them; a part checks its own keys (errors name the key the user typed)."""
+parent (GSPO's GRPO), OnlineBase and object. Hydra builds an algorithm from the keys of its
+conf/algo/<name>.yaml: a flat key is a dataclass field, from which __post_init__ builds a part (KLTerm);
+a part's node (algo.correction, algo.clip) is a field holding the part, built from the node's keys. A part
+checks its own keys (errors name the key the user typed: algo.correction.high=...)."""
 
 from __future__ import annotations
 
@@ -29,32 +30,17 @@ def part(cls, keys):
 class OnlineBase:
     """The keys every online algorithm takes beyond its own, and the loop switches it turns on (needs).
 
-    Parts (built in __post_init__, never written after): `correction` (RolloutCorrection, from the
-    rollout-correction keys) and `kl_term` (KLTerm: kl_estimator, kl_clamp). An algorithm declares its own
-    keys as fields (lr, epochs, group_size, its defaults of kl_coef and kl_estimator) and builds its
-    loss parts from them (the PPO-clip family: parts.ClipLoss).
+    Parts: `correction` (RolloutCorrection, the config node algo.correction, built by Hydra from it) and
+    `kl_term` (KLTerm: kl_estimator, kl_clamp; built in __post_init__, never written after). An algorithm
+    declares its own keys as fields (lr, epochs, group_size, its defaults of kl_coef and kl_estimator) and
+    builds its loss parts from them (the PPO-clip family: parts.ClipLoss).
     """
 
     kl_coef: float = 0.0  # weight of the KL to the reference (in the reward or the loss)
     kl_estimator: str = "k1"  # each algorithm's paper default
     kl_clamp: float | None = None  # every KL estimate bounded to [-kl_clamp, kl_clamp]; None: unbounded
-    # the rollout-correction keys (conf/algo_shared/rollout_correction.yaml; RolloutCorrection's fields)
-    rollout_correction: str = "none"
-    correction_level: str = "token"
-    sequence_ratio: str = "product"
-    correction_low: float | None = None
-    correction_high: float | None = 2.0
-    masked_in_denominator: bool = True
-    mask_is_weight: bool = False
-    correction_ratio: str = "old"
-    ppo_anchor: str = "old"
-    normalize_weights: bool = False
-    reject: list[str] = field(default_factory=list)
-    reject_low: list[float | None] = field(default_factory=list)
-    reject_high: list[float | None] = field(default_factory=list)
-    reject_ratio: str | None = None
-    reject_negative_only: bool = False
-    max_rejected_steps: int = 3
+    # the rollout correction: the node algo.correction (conf/algo_shared/rollout_correction.yaml)
+    correction: RolloutCorrection = field(default_factory=RolloutCorrection)
 
     # The loop switches (base.LoopNeeds), all off here. An algorithm declares its own once: a fixed one as
     # this class attribute (ReMax: needs = LoopNeeds(compares_samples=...)), one users type as a field of
@@ -64,7 +50,6 @@ class OnlineBase:
     source: ClassVar[Source] = Source()
 
     def __post_init__(self) -> None:
-        self.correction = part(RolloutCorrection, self)
         self.kl_term = part(KLTerm, self)
 
     @property

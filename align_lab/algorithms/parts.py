@@ -31,33 +31,36 @@ from align_lab.value_checks import TrainsNothing, check
 
 @dataclass(frozen=True)
 class RatioClip:
-    """PPO's clip of the policy ratio to [1 - clip, 1 + clip_high] (clip_high None: clip), dual-clip c > 1
-    for A < 0 (None: off), and the log-ratio clamped to +-log_ratio_clamp before exp (None: TRL)."""
+    """PPO's clip of the policy ratio to [1 - low, 1 + high] (high None: low), dual-clip c = dual > 1 for
+    A < 0 (None: off), and the log-ratio clamped to +-log_ratio_clamp before exp (None: TRL). Its fields
+    are the config node `algo.clip` (algo.clip.low, ...): an algorithm's field `clip` is this part, built
+    from that node (RatioClip(**algo.clip)); the old flat keys (algo.clip=0.3, clip_high, dual_clip,
+    log_ratio_clamp) are aliases for one release (align_lab/aliases.py)."""
 
-    clip: float = 0.2
-    clip_high: float | None = None
-    dual_clip: float | None = None
+    low: float = 0.2
+    high: float | None = None
+    dual: float | None = None
     log_ratio_clamp: float | None = 20.0
 
     def __post_init__(self) -> None:
-        check(0 < self.clip < 1, "clip", self.clip, "in (0, 1)")
-        check(self.clip_high is None or self.clip_high > 0, "clip_high", self.clip_high, "> 0 or null")
-        check(self.dual_clip is None or self.dual_clip > 1, "dual_clip", self.dual_clip, "> 1 or null")
+        check(0 < self.low < 1, "clip.low", self.low, "in (0, 1)")
+        check(self.high is None or self.high > 0, "clip.high", self.high, "> 0 or null")
+        check(self.dual is None or self.dual > 1, "clip.dual", self.dual, "> 1 or null")
         check(
             self.log_ratio_clamp is None or self.log_ratio_clamp > 0,
-            "log_ratio_clamp",
+            "clip.log_ratio_clamp",
             self.log_ratio_clamp,
             "> 0 or null (null: unclamped, as TRL)",
         )
 
     def bounds(self) -> tuple[float, float | None, float | None, float | None]:
-        """(clip_low, clip_high, dual_clip, log_ratio_clamp) of rl.clipped_surrogate."""
-        return self.clip, self.clip_high, self.dual_clip, self.log_ratio_clamp
+        """(low, high, dual, log_ratio_clamp) of rl.clipped_surrogate."""
+        return self.low, self.high, self.dual, self.log_ratio_clamp
 
     def require_null(self, keys: tuple[str, ...], why: str) -> None:
-        """A policy term that has no use for `keys` (clip_high, dual_clip) refuses a value for them."""
+        """A policy term that has no use for `keys` (high, dual) refuses a value for them."""
         for key in keys:
-            check(getattr(self, key) is None, key, getattr(self, key), f"null {why}")
+            check(getattr(self, key) is None, f"clip.{key}", getattr(self, key), f"null {why}")
 
 
 @dataclass(frozen=True)
@@ -132,26 +135,28 @@ class Corrected:
 
 @dataclass(frozen=True)
 class RolloutCorrection:
-    """The off-policy correction of every online algorithm (a part: OnlineBase builds it from the keys of
-    the same names; docs/off_policy.md). The defaults (none, no rules, ppo_anchor=old) leave every loss
-    as it was.
+    """The off-policy correction of every online algorithm (docs/off_policy.md): its fields are the config
+    node `algo.correction` (algo.correction.mode, ...), built as RolloutCorrection(**algo.correction) into
+    OnlineBase's field `correction`; the old flat keys (rollout_correction, correction_high, reject, ...)
+    are aliases for one release (align_lab/aliases.py). The defaults (none, no rules, ppo_anchor=old)
+    leave every loss as it was.
 
     The weights and masks are rl.correction_weights of log pi_target - log pi_rollout, pi_rollout the
-    engine's distribution (rollout.rollout_logprobs) and pi_target pi_old (correction_ratio=old:
-    decoupled, every peer's default) or the current policy, detached (current: verl's bypass mode);
+    engine's distribution (rollout.rollout_logprobs) and pi_target pi_old (ratio=old: decoupled, every
+    peer's default) or the current policy, detached (current: verl's bypass mode);
     the rejection rules `reject` (rl.rule_rejections) add the tokens they reject.
     The weight multiplies the policy term only (not a KL-in-loss term); a rejected token gets weight 0
     and still counts in the aggregation (masked_in_denominator=true) or leaves it (false: verl).
     """
 
-    rollout_correction: str = "none"
-    correction_level: str = "token"
+    mode: str = "none"
+    level: str = "token"
     sequence_ratio: str = "product"
-    correction_low: float | None = None
-    correction_high: float | None = 2.0
+    low: float | None = None
+    high: float | None = 2.0
     masked_in_denominator: bool = True
     mask_is_weight: bool = False
-    correction_ratio: str = "old"
+    ratio: str = "old"
     ppo_anchor: str = "old"
     normalize_weights: bool = False
     reject: list[str] = field(default_factory=list)
@@ -173,22 +178,22 @@ class RolloutCorrection:
         (normalize_weights), then 0 on the tokens the mode or a rule rejects."""
         behaviour = _behaviour(batch)
         current = logprobs.detach()  # (B, T)
-        target = batch.logprobs if self.correction_ratio == "old" else current  # (B, T)
+        target = batch.logprobs if self.ratio == "old" else current  # (B, T)
         weights, rejected = correction_weights(
             target - behaviour,
             mask,
-            self.rollout_correction,
-            self.correction_level,
+            self.mode,
+            self.level,
             self.sequence_ratio,
-            self.correction_low,
-            self.correction_high,
+            self.low,
+            self.high,
             self.mask_is_weight,
         )  # (B, T) each
         if self.normalize_weights:
-            weights = normalize_weights(weights, mask, self.correction_level)
+            weights = normalize_weights(weights, mask, self.level)
         if not self.reject:
             return weights, rejected
-        ratio = self.reject_ratio or self.correction_ratio
+        ratio = self.reject_ratio or self.ratio
         rule_target = batch.logprobs if ratio == "old" else current  # (B, T)
         n = len(self.reject)
         lows, highs = list(self.reject_low) or [None] * n, list(self.reject_high) or [None] * n
@@ -202,7 +207,7 @@ class RolloutCorrection:
         """The policy term `per_token` (B, T) of a minibatch, corrected: a Corrected. `logprobs` (B, T)
         are the current policy's; `mask` (B, T) the tokens the loss covers (default the response)."""
         mask = batch.mask if mask is None else mask
-        if self.rollout_correction == "none" and not self.reject:
+        if self.mode == "none" and not self.reject:
             return Corrected(per_token, mask, None, {})
         weights, rejected = self.weights(batch, logprobs, mask)  # (B, T) each
         stats = {
@@ -224,8 +229,9 @@ class RolloutCorrection:
         if self.max_rejected_steps and streak >= self.max_rejected_steps:
             raise TrainsNothing(
                 f"steps {step - streak + 1}-{step} rejected every response token (train/is_masked_frac 1): "
-                f"the correction trains nothing; widen algo.correction_low/high or algo.reject_low/high, "
-                f"or set algo.max_rejected_steps=0 (now {self.max_rejected_steps}) to go on"
+                "the correction trains nothing; widen algo.correction.low/high or "
+                "algo.correction.reject_low/high, or set algo.correction.max_rejected_steps=0 "
+                f"(now {self.max_rejected_steps}) to go on"
             )
         return streak
 
@@ -238,10 +244,10 @@ def _behaviour(batch) -> Tensor:
 
 class PolicyTerm(Protocol):
     """The one method a policy term has: (per-token policy loss (B, T), clipped (B, T) bool) of a
-    minibatch against the log-probs `old`. `clipping` is the ratio clip it reads (log_ratio_clamp at
+    minibatch against the log-probs `old`. `clip` is the ratio clip it reads (log_ratio_clamp at
     least; ClipLoss's bias-corrected KL reads it too)."""
 
-    clipping: RatioClip
+    clip: RatioClip
 
     def __call__(
         self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection
@@ -252,10 +258,10 @@ class PolicyTerm(Protocol):
 class PPOClip:
     """PPO's clipped surrogate per token (rl.clipped_surrogate): GRPO, DAPO, Dr. GRPO, REINFORCE++."""
 
-    clipping: RatioClip
+    clip: RatioClip
 
     def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
-        return clipped_surrogate(logprobs, old, batch.advantages, *self.clipping.bounds())
+        return clipped_surrogate(logprobs, old, batch.advantages, *self.clip.bounds())
 
 
 @dataclass(frozen=True)
@@ -263,7 +269,7 @@ class Reinforce:
     """The plain policy-gradient term -A log pi per token, no ratio, nothing clipped (Williams 1992): RLOO's
     ratio=none, ReMax, REINFORCE-MA, vanilla PG."""
 
-    clipping: RatioClip = RatioClip()  # unread here: no ratio (a PolicyTerm has one)
+    clip: RatioClip = RatioClip()  # unread here: no ratio (a PolicyTerm has one)
 
     def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
         return -batch.advantages * logprobs, torch.zeros_like(batch.mask, dtype=torch.bool)
@@ -289,7 +295,7 @@ class ClipLoss:
         per_token, clipped = self.term(batch, logprobs, old, self.correction)  # (B, T) each
         weight = None
         if self.kl_in_loss and self.bias_corrected_kl:  # TRL: times the (differentiable, unclipped) ratio
-            weight = importance_ratio(logprobs, old, self.term.clipping.log_ratio_clamp)  # (B, T)
+            weight = importance_ratio(logprobs, old, self.term.clip.log_ratio_clamp)  # (B, T)
         corrected = self.correction.correct(batch, per_token, logprobs)
         per_token = corrected.per_token  # (B, T)
         stats = {"train/clip_frac": masked_mean(clipped.float(), batch.mask).item(), **corrected.stats}

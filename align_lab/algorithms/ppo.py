@@ -7,7 +7,7 @@ command line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import Tensor
 
@@ -53,11 +53,8 @@ class PPO(OnlineBase):
     lam: float = 0.95
     across_observations: str = "skip"  # multi-turn GAE: skip observation tokens (verl) | step (OpenRLHF)
     turn_rewards_at: str = "turn"  # a turn's env reward at its last token | last (verl, OpenRLHF)
-    # RatioClip's keys (parts.py)
-    clip: float = 0.2
-    clip_high: float | None = None
-    dual_clip: float | None = None
-    log_ratio_clamp: float | None = 20.0
+    # the ratio clip (parts.RatioClip, the node algo.clip)
+    clip: RatioClip = field(default_factory=RatioClip)  # algo.clip.{low, high, dual, log_ratio_clamp}
     value_clip: float | None = 0.2
     vf_coef: float = 1.0
     reward_clip: float | None = 10.0  # RewardClip's, applied after reward_scaling / reward_norm; None = off
@@ -110,10 +107,9 @@ class PPO(OnlineBase):
         self.reward_mean, self.reward_var, self.reward_count = 0.0, 1.0, 1e-24
         # the KL coefficient in use: kl_coef until the adaptive controller (kl_target) moves it
         self.current_kl_coef = self.kl_coef
-        self.clipping = part(RatioClip, self)
         self.reward_clipping = part(RewardClip, self)
         aggregation = Aggregation(self.loss_aggregation)
-        self.clip_loss = ClipLoss(PPOClip(self.clipping), self.kl_term, self.correction, aggregation, False)
+        self.clip_loss = ClipLoss(PPOClip(self.clip), self.kl_term, self.correction, aggregation, False)
 
     @property
     def uses_critic(self) -> bool:

@@ -6,7 +6,7 @@ switched on (conf/algo/reinforce_pp_baseline.yaml), as OpenRLHF's reinforce_base
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import Tensor
 
@@ -43,11 +43,8 @@ class ReinforcePP(OnlineBase):
     gamma: float = 1.0
     across_observations: str = "skip"  # multi-turn returns: skip observation tokens (verl) | step (OpenRLHF)
     turn_rewards_at: str = "turn"  # a turn's env reward at its last token | last (verl, OpenRLHF)
-    # RatioClip's keys (parts.py)
-    clip: float = 0.2
-    clip_high: float | None = None
-    dual_clip: float | None = None
-    log_ratio_clamp: float | None = 20.0
+    # the ratio clip (parts.RatioClip, the node algo.clip)
+    clip: RatioClip = field(default_factory=RatioClip)  # algo.clip.{low, high, dual, log_ratio_clamp}
     reward_clip: float | None = 10.0  # OpenRLHF's scores clamp (RewardClip); None = verl
     reward_clip_low: float | None = None
     whiten_unbiased: bool = False
@@ -71,10 +68,9 @@ class ReinforcePP(OnlineBase):
         check(0 < self.gamma <= 1, "gamma", self.gamma, "in (0, 1]")
         check_credit(self)
         check(self.whiten_eps >= 0, "whiten_eps", self.whiten_eps, ">= 0")
-        self.clipping = part(RatioClip, self)
         self.reward_clipping = part(RewardClip, self)  # clips the episode's total (credit.clip_episode)
         self.clip_loss = ClipLoss(
-            PPOClip(self.clipping),
+            PPOClip(self.clip),
             self.kl_term,
             self.correction,
             Aggregation(self.loss_aggregation),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from torch import Tensor
@@ -48,11 +48,8 @@ class RLOO(OnlineBase):
     token_level_kl: bool = False
     ratio: str = "none"
     loss_aggregation: str = "seq_mean_token_sum"
-    # RatioClip's keys (parts.py), read when ratio is not none
-    clip: float = 0.2
-    clip_high: float | None = None
-    dual_clip: float | None = None
-    log_ratio_clamp: float | None = 20.0
+    # the ratio clip (parts.RatioClip, the node algo.clip), read when ratio is not none
+    clip: RatioClip = field(default_factory=RatioClip)  # algo.clip.{low, high, dual, log_ratio_clamp}
     reward_clip: float | None = None  # RewardClip's keys
     reward_clip_low: float | None = None
     normalize_advantages: bool = False  # (A - mean) / (std + 1e-4) over the batch (TRL normalize_advantages)
@@ -75,9 +72,8 @@ class RLOO(OnlineBase):
             self.normalize_advantages,
             "false with token_level_kl=true (TRL normalises one advantage per sequence)",
         )
-        self.clipping = part(RatioClip, self)
         self.reward_clipping = part(RewardClip, self)
-        term = Reinforce(self.clipping) if self.ratio == "none" else PPOClip(self.clipping)
+        term = Reinforce(self.clip) if self.ratio == "none" else PPOClip(self.clip)
         aggregation = Aggregation(self.loss_aggregation)
         self.clip_loss = ClipLoss(term, self.kl_term, self.correction, aggregation, kl_in_loss=False)
         self.sequence_aggregation = Aggregation("seq_mean_token_mean")  # ratio=sequence, corrected
@@ -102,10 +98,10 @@ class RLOO(OnlineBase):
             seq_logprobs = masked_sum(logprobs, batch.mask, dim=-1)  # (B,)
             seq_old = masked_sum(self.correction.anchor(batch), batch.mask, dim=-1)  # (B,)
             seq_advantages = masked_mean(batch.advantages, batch.mask, dim=-1)  # (B,)
-            bounds = self.clipping.bounds()
+            bounds = self.clip.bounds()
             per_seq, clipped = clipped_surrogate(seq_logprobs, seq_old, seq_advantages, *bounds)  # (B,) each
             stats = {"train/clip_frac": clipped.float().mean().item()}
-            if self.rollout_correction == "none":
+            if self.correction.mode == "none":
                 return per_seq.mean(), stats
             # corrected: each sequence's loss on its tokens, weighted per token, mean of sequence means
             spread = per_seq[:, None].expand_as(batch.mask)  # (B, T)

@@ -16,19 +16,19 @@ from align_lab.value_checks import check
 @dataclass(frozen=True)
 class SoftGate:
     """Loss -sigmoid(tau (rho - 1)) 4 / tau A per token, tau = tau_pos where A > 0 else tau_neg
-    (rl.soft_gated_surrogate). GRPO's clip has no effect here; clip_high and dual_clip must stay null."""
+    (rl.soft_gated_surrogate). GRPO's clip.low has no effect here; clip.high and clip.dual must stay null."""
 
-    clipping: RatioClip
+    clip: RatioClip
     tau_pos: float = 1.0
     tau_neg: float = 1.05
 
     def __post_init__(self) -> None:
         check(self.tau_pos > 0, "tau_pos", self.tau_pos, "> 0")
         check(self.tau_neg > 0, "tau_neg", self.tau_neg, "> 0")
-        self.clipping.require_null(("clip_high", "dual_clip"), "for SAPO (the gate replaces the clip)")
+        self.clip.require_null(("high", "dual"), "for SAPO (the gate replaces the clip)")
 
     def __call__(self, batch, logprobs: Tensor, old: Tensor, correction: RolloutCorrection):
-        clamp = self.clipping.log_ratio_clamp
+        clamp = self.clip.log_ratio_clamp
         return soft_gated_surrogate(logprobs, old, batch.advantages, self.tau_pos, self.tau_neg, clamp)
 
 
@@ -40,5 +40,5 @@ class SAPO(GRPO):
     tau_neg: float = 1.05
     loss_aggregation: str = "seq_mean_token_mean"
 
-    def policy_term(self, clipping: RatioClip) -> SoftGate:
-        return SoftGate(clipping, self.tau_pos, self.tau_neg)
+    def policy_term(self, clip: RatioClip) -> SoftGate:
+        return SoftGate(clip, self.tau_pos, self.tau_neg)

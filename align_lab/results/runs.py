@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from align_lab.aliases import nest_config, rename_overrides
 from align_lab.config import run_choices
 from align_lab.folder import LOCK, holder, summary_problem
 from align_lab.rerun import resume_command
@@ -110,6 +111,8 @@ def load_run(folder: Path) -> Run:
             run.problems.append(str(e))
         except Exception as e:
             run.problems.append(f"config.resolved.yaml unreadable: {e}")
+    run.config = nest_config(run.config)[0]  # an older run's old flat keys, as today's (aliases.py)
+    run.overrides = rename_overrides(run.overrides, strict=False)[0]
     if (hydra_dir / "hydra.yaml").is_file():
         try:
             hydra_cfg = _read_yaml(hydra_dir / "hydra.yaml") or {}

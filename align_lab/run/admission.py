@@ -175,8 +175,25 @@ def admit(cfg: DictConfig, hydra_node: DictConfig, run_dir: Path, here: bool = T
     overrides = OmegaConf.to_container(hydra_node.overrides.task, resolve=False)  # as typed: ${...} kept
     check_overrides(overrides, cfg, hydra_node.runtime.choices)
     check_plan(cfg, hydra_node)
-    spec = spec_from_config(copy.deepcopy(cfg), names, overrides)
+    spec = spec_from_config(nested_algo(copy.deepcopy(cfg)), names, overrides)
     return admit_spec(spec, Path(run_dir).absolute(), here)
+
+
+def nested_algo(cfg: DictConfig) -> DictConfig:
+    """`cfg` with the old flat keys that a sweep's or a study's file wrote under algo (algo: {clip_high:
+    0.28}) moved into their part's node (align_lab/aliases.py), each said once."""
+    from omegaconf import open_dict
+
+    from align_lab import aliases
+
+    if not isinstance(cfg.get("algo"), DictConfig):
+        return cfg
+    algo, notes = aliases.nest(OmegaConf.to_container(cfg.algo, resolve=False))
+    if notes:
+        aliases.say(notes)
+        with open_dict(cfg):
+            cfg.algo = algo
+    return cfg
 
 
 def admit_spec(spec, run_dir: Path, here: bool = True):

@@ -83,7 +83,11 @@ def without_default_env(config: dict) -> dict:
 
 def config_digest(config: dict) -> str:
     """sha256 of the resolved config (canonical JSON), 16 hex chars: the identity of a run's settings."""
-    canonical = json.dumps(without_default_env(config), sort_keys=True, default=str)
+    from align_lab.aliases import flat_config
+
+    # over the old flat names of a part's node (algo.clip_high, not algo.clip.high): a run recorded before
+    # the rename digests as it did, so its resume and its completed summary are this run's
+    canonical = json.dumps(flat_config(without_default_env(config)), sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -197,6 +201,9 @@ def check_resume_config(run_dir: Path, config: dict) -> None:
         previous = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError):
         return  # unreadable: the checkpoint's own hyperparameter check still runs
+    from align_lab.aliases import nest_config
+
+    previous = nest_config(previous)[0]  # a run recorded before a rename: its old flat keys (aliases.py)
     found = changed_key(without_default_env(previous), without_default_env(config))
     if found is not None:
         key, old, new = found

@@ -50,6 +50,16 @@ def _budgets(trials, arms: list[str], allow_unequal: bool) -> dict[str, int]:
     return budgets
 
 
+def _renamed(space: dict[str, str]) -> dict[str, str]:
+    """An arm's {key: search space} with each old flat key under its nested name (align_lab/aliases.py:
+    algo.clip_high -> algo.clip.high), said once."""
+    from align_lab import aliases
+
+    renamed, notes = aliases.rename_overrides([f"{k}={v}" for k, v in space.items()])
+    aliases.say(notes)
+    return dict(o.split("=", 1) for o in renamed)
+
+
 def check_tune(node: dict, arms: list[str], seeds: list[int], compare_by: str) -> Tune:
     """The validated `tune:` of a sweep whose arms are `arms` (their compare_by values) run on `seeds`;
     a one-line ValueError naming the key, the value and what is allowed."""
@@ -95,7 +105,7 @@ def check_tune(node: dict, arms: list[str], seeds: list[int], compare_by: str) -
             "values run on fresh seeds (the winner's curse), so tune on another seed"
         )
     budgets = _budgets(node["trials"], arms, bool(tune.allow_unequal))
-    spaces = {arm: {str(k): str(v) for k, v in space[arm].items()} for arm in arms}
+    spaces = {arm: _renamed({str(k): str(v) for k, v in space[arm].items()}) for arm in arms}
     return dataclasses.replace(tune, trials=budgets, space=spaces, arms=list(arms))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from align_lab.aliases import nest
 from align_lab.train.checkpoint_io import load_checkpoint, save_checkpoint
 from align_lab.train.context import Context
 from align_lab.train.rng import own_rng_state, rng_state, set_rng_state
@@ -15,6 +16,15 @@ from align_lab.value_checks import ConfigError
 def hyperparameters(algo) -> dict:
     """The algorithm's dataclass fields: its configuration, which training never changes."""
     return dataclasses.asdict(algo) if dataclasses.is_dataclass(algo) else {}
+
+
+def _leaves(fields: dict, prefix: str = "") -> dict:
+    """{dotted key: value} of an algorithm's fields, a part's node (clip: {low: ...}) by its fields."""
+    out = {}
+    for key, value in fields.items():
+        name = f"{prefix}{key}"
+        out.update(_leaves(value, f"{name}.") if isinstance(value, dict) else {name: value})
+    return out
 
 
 def _algorithm_in(algo, state: dict) -> tuple[dict, dict]:
@@ -31,8 +41,9 @@ def _algorithm_in(algo, state: dict) -> tuple[dict, dict]:
 def refuse_changed_hyperparameters(algo, state: dict, folder: Path) -> None:
     """One line for a hyperparameter that differs from the checkpoint's: the optimiser, the scheduler and
     the algorithm's state were made with the old value, so a new one would be half-applied."""
-    current = hyperparameters(algo)
-    for key, old in _algorithm_in(algo, state)[1].items():
+    current = _leaves(hyperparameters(algo))
+    saved = nest(_algorithm_in(algo, state)[1])[0]  # a checkpoint of before a rename: its old flat keys
+    for key, old in _leaves(saved).items():
         if key in current and current[key] != old:
             raise ConfigError(
                 f"algo.{key}={current[key]}: the checkpoint in {folder} was trained with algo.{key}={old}; "

@@ -70,7 +70,7 @@ BAD_INPUT = [
     (["train.bogus=1"], "train.bogus: unknown key"),
     (["hardware.dtype=fp8"], "hardware.dtype=fp8: must be one of fp32, bf16"),
     (["algo.kl_clamp=0"], "kl_clamp=0.0: must be > 0 or null"),
-    (["algo=grpo", "algo.dual_clip=1"], "dual_clip=1.0: must be > 1 or null"),
+    (["algo=grpo", "algo.clip.dual=1"], "algo.clip.dual=1.0: must be > 1 or null"),
     (
         ["algo=rloo", "algo.token_level_kl=true", "algo.normalize_advantages=true"],
         "normalize_advantages=True",
@@ -329,6 +329,25 @@ def test_a_resume_with_another_config_is_one_line_and_touches_nothing(
     result = forked_cli([*args, change], cwd=ROOT)
     one_line_error(result, message.format(run=run_dir))
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
+def test_a_run_recorded_before_the_clip_node_resumes_from_its_flat_keys(finished, tmp_path, forked_cli):
+    """A run folder written before algo.clip became a node (its records hold clip, clip_high, dual_clip,
+    log_ratio_clamp flat) resumes: the same config under the old names, not "another config"."""
+    import yaml
+
+    from align_lab.aliases import flat
+
+    run_dir, args = copy_of(finished, tmp_path)
+    for name in ("config.resolved.yaml", ".hydra/config.yaml"):
+        config = yaml.safe_load((run_dir / name).read_text())
+        assert isinstance(config["algo"]["clip"], dict), name  # this code records the node
+        (run_dir / name).write_text(yaml.safe_dump({**config, "algo": flat(config["algo"])}, sort_keys=False))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    result = forked_cli(args, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
 def test_a_completed_run_of_another_config_is_never_overwritten(finished, tmp_path, forked_cli):

@@ -70,18 +70,21 @@ def test_bfloat16_rollouts_move_the_weights_off_one(overrides, masked, tmp_path,
     [
         (
             "algo.correction_high=0.5",
-            "algo.correction_high=0.5: must be > 1 or null with algo.rollout_correction=token_mask",
+            "algo.correction.high=0.5: must be > 1 or null with algo.correction.mode=token_mask",
         ),
         (
             "algo.correction_low=2.0",
-            "algo.correction_low=2.0: must be < 1 or null with algo.rollout_correction=token_mask",
+            "algo.correction.low=2.0: must be < 1 or null with algo.correction.mode=token_mask",
         ),
         (
             "algo.reject=[token_k3] algo.reject_high=[-0.1]",
-            "algo.reject_high=[-0.1]: must be > 0 or null each",
+            "algo.correction.reject_high=[-0.1]: must be > 0 or null each",
         ),
-        ("algo.reject=[token_k4]", "algo.reject=['token_k4']: must be <scope>_<statistic>"),
-        ("algo.max_rejected_steps=-1", "algo.max_rejected_steps=-1: must be >= 0"),
+        (
+            "algo.correction.reject=[token_k4]",
+            "algo.correction.reject=['token_k4']: must be <scope>_<statistic>",
+        ),
+        ("algo.correction.max_rejected_steps=-1", "algo.correction.max_rejected_steps=-1: must be >= 0"),
     ],
 )
 def test_bounds_that_reject_an_on_policy_token_are_refused_before_compute(
@@ -104,7 +107,7 @@ def test_a_run_whose_steps_reject_every_token_stops_in_one_line(tmp_path, cache_
         "algo.reject=[seq_max_k2]",
         "algo.reject_high=[1e-12]",
     ]
-    with pytest.raises(RunStopped, match="algo.max_rejected_steps=0 \\(now 2\\)") as error:
+    with pytest.raises(RunStopped, match="algo.correction.max_rejected_steps=0 \\(now 2\\)") as error:
         run_in_process([*overrides, "algo.max_rejected_steps=2", "train.steps=4"], tmp_path, cache_dir)
     assert "\n" not in str(error.value) and "steps 1-2 rejected every response token" in str(error.value)
     rows = read_metrics(tmp_path / "metrics.jsonl")

@@ -80,7 +80,8 @@ def test_every_yaml_key_has_a_comment():
 @pytest.mark.parametrize(
     "override,expected",
     [
-        ("algo.clip=1.5", "algo.clip=1.5: must be in (0, 1)"),
+        ("algo.clip.low=1.5", "algo.clip.low=1.5: must be in (0, 1)"),
+        ("algo.clip=1.5", "algo.clip.low=1.5: must be in (0, 1)"),  # the old name (an alias)
         ("algo.lr=-1e-3", "algo.lr=-0.001: must be in (0, 1)"),
         ("algo.lr=1", "algo.lr=1.0: must be in (0, 1)"),
         ("sft.lr=1e6", "sft.lr=1000000.0: must be in (0, 1)"),
@@ -127,8 +128,8 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
     [
         (["algo=nope"], f"algo=nope: unknown choice; allowed: {', '.join(registry.choices('algo'))}"),
         (["algo.lrr=1"], "algo.lrr: unknown key; did you mean algo.lr?"),  # never a `+` that fails later
-        (["algo.clip=abc"], "algo.clip=abc: must be a number"),
-        (["algo.clip=1.5"], "algo.clip=1.5: must be in (0, 1)"),
+        (["algo.clip.low=abc"], "algo.clip.low=abc: must be a number"),
+        (["algo.clip.low=1.5"], "algo.clip.low=1.5: must be in (0, 1)"),
         (
             ["algo.lr=-1"],
             "algo.lr=-1.0: must be in (0, 1): "

@@ -174,11 +174,10 @@ def _default(f):
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
-def test_the_rollout_correction_keys_have_one_default_in_all_three_places():
-    """OnlineBase declares the rollout-correction keys users type, RolloutCorrection (the part built from
-    them) declares them again, and conf/algo_shared/rollout_correction.yaml gives every algorithm its
-    values: a default changed in one place only would make a part built without Hydra (a test, a
-    benchmark) differ from a run's."""
+def test_the_rollout_correction_keys_are_declared_once_and_its_node_has_their_defaults():
+    """RolloutCorrection (the part) declares the correction's keys, once: OnlineBase holds the part (its field
+    `correction`), and conf/algo_shared/rollout_correction.yaml, the node algo.correction, gives every
+    algorithm the part's defaults, so a part built without Hydra (a test, a benchmark) is a run's."""
     import yaml
 
     from align_lab.algorithms.online import OnlineBase
@@ -186,7 +185,7 @@ def test_the_rollout_correction_keys_have_one_default_in_all_three_places():
     from tests.conftest import ROOT
 
     part = {f.name: _default(f) for f in fields(RolloutCorrection)}
-    base = {f.name: _default(f) for f in fields(OnlineBase) if f.name in part}
     shared = yaml.safe_load((ROOT / "conf" / "algo_shared" / "rollout_correction.yaml").read_text())
-    assert base == part
     assert shared == part
+    assert not set(part) & {f.name for f in fields(OnlineBase)}  # declared once, not again as flat fields
+    assert OnlineBase().correction == RolloutCorrection()

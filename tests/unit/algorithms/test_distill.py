@@ -7,6 +7,7 @@ import math
 import pytest
 
 from align_lab.algorithms.distill import GKD, OPD, SFTDistill
+from align_lab.algorithms.parts import RolloutCorrection
 from align_lab.algorithms.signals import TeacherLogprobs
 from align_lab.rl import generalized_jsd, on_policy_step, reverse_kl_advantages
 from align_lab.rl.distill import MIXTURE_COPIES
@@ -84,19 +85,20 @@ def test_generalized_jsd_temperature_divides_both_logits():
         (OPD, "teacher_epochs", 0),
         (OPD, "teacher", " "),
         (SFTDistill, "teacher_epochs", 0),
-        (SFTDistill, "rollout_correction", "tis"),
-        (SFTDistill, "reject", ["token_log_ratio"]),
+        (SFTDistill, "correction.mode", "tis"),
+        (SFTDistill, "correction.reject", ["token_log_ratio"]),
         (GKD, "lmbda", 1.5),
         (GKD, "beta", -0.1),
         (GKD, "temperature", 0.0),
-        (GKD, "rollout_correction", "tis"),
-        (GKD, "reject", ["token_log_ratio"]),
+        (GKD, "correction.mode", "tis"),
+        (GKD, "correction.reject", ["token_log_ratio"]),
         (GKD, "teacher_epochs", 0),
     ],
 )
 def test_each_distillation_key_is_refused_out_of_range_in_one_line(cls, key, value):
     with pytest.raises(ValueError, match=f"^{key}=") as info:
-        cls(**{key: value})
+        node, _, field = key.rpartition(".")  # a key of the correction's node: that part's argument
+        cls(**({node: RolloutCorrection(**{field: value})} if node else {key: value}))
     assert "\n" not in str(info.value)
 
 

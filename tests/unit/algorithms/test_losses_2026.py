@@ -9,6 +9,7 @@ from align_lab.algorithms.dppo import DPPO
 from align_lab.algorithms.dro import DRO
 from align_lab.algorithms.gdpo import GDPO
 from align_lab.algorithms.grpo import GRPO
+from align_lab.algorithms.parts import RatioClip
 from align_lab.algorithms.signals import SourceScores
 from align_lab.rewards.function import WeightedSum
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
@@ -43,14 +44,17 @@ def test_dppo_binary_kl_bounds_the_bernoulli_kl_from_pi_old():
     # 0.2 with A=-1 masked (down, KL > 0.1); 0.55 with A=-1 kept (KL <= 0.1): 1.1 ln 0.55 = -0.6576207
     # token mean (0.6437752 - 0.6576207) / 4 = -0.0034614
     batch, logprobs = one_row([0.5] * 4, [0.8, 0.2, 0.2, 0.55], [1.0, 1.0, -1.0, -1.0])
-    algo = DPPO(kl_coef=0.0, divergence="binary_kl", clip=0.1)
+    algo = DPPO(kl_coef=0.0, divergence="binary_kl", clip=RatioClip(0.1))
     loss, stats = algo.loss(batch, logprobs, None)
     close(loss, -0.0034614)
     assert stats["train/clip_frac"] == pytest.approx(0.5)
     # clip 0.3 keeps the 0.8 token too (0.2231436 <= 0.3): rho 1.6, -1.6 ln 0.8 = 0.3570297, and the
     # 0.2 with A=-1: rho 0.4, 0.4 ln 0.2 = -0.6437752:
     # (0.3570297 + 0.6437752 - 0.6437752 - 0.6576207) / 4 = -0.0751478
-    close(DPPO(kl_coef=0.0, divergence="binary_kl", clip=0.3).loss(batch, logprobs, None)[0], -0.0751478)
+    close(
+        DPPO(kl_coef=0.0, divergence="binary_kl", clip=RatioClip(0.3)).loss(batch, logprobs, None)[0],
+        -0.0751478,
+    )
 
 
 def test_dppo_ratio_cap_truncates_the_detached_weight():
@@ -128,12 +132,12 @@ def test_weighted_sum_keeps_each_source_and_sums_in_order():
 
 
 def test_dppo_and_dro_refuse_keys_they_have_no_use_for():
-    with pytest.raises(ValueError, match="^dual_clip="):
-        DPPO(dual_clip=3.0)
+    with pytest.raises(ValueError, match="^clip.dual="):
+        DPPO(clip=RatioClip(dual=3.0))
     with pytest.raises(ValueError, match="^ratio_cap="):
         DPPO(ratio_cap=0.0)
-    with pytest.raises(ValueError, match="^clip_high="):
-        DRO(clip_high=0.28)
+    with pytest.raises(ValueError, match="^clip.high="):
+        DRO(clip=RatioClip(high=0.28))
     assert math.isfinite(DRO().dro_beta)
 
 

@@ -12,6 +12,7 @@ import torch
 
 from align_lab.algorithms.grpo import GRPO
 from align_lab.algorithms.gspo import GSPO
+from align_lab.algorithms.parts import RatioClip
 from align_lab.algorithms.reinforce_pp import ReinforcePP
 from align_lab.algorithms.remax import ReMax
 from tests.unit.algorithms.conventions.peer_batch import (
@@ -27,6 +28,7 @@ from tests.unit.algorithms.conventions.test_verl import (
     verl_masked_sum,
     verl_vanilla_loss,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import rollout
 
 VERL = "verl-project/verl@1dda039b9c6311889a9c9a26040677e1254814f9"
@@ -140,7 +142,7 @@ def verl_decoupled(rollout_is=None, rs=None, thresholds=None, normalize=False, i
 
 
 def verl_algo(**keys):
-    return ReinforcePP(kl_coef=0.0, dual_clip=3.0, loss_aggregation="token_mean", **keys)
+    return algo_of(ReinforcePP, kl_coef=0.0, clip=RatioClip(dual=3.0), loss_aggregation="token_mean", **keys)
 
 
 TIS = {"rollout_correction": "tis"}
@@ -227,7 +229,7 @@ def test_verl_bypass_token_tis_with_geometric_rejection():
         return verl_agg_loss(-CORR_ADVANTAGES * logp * weights, mask, "token-mean")
 
     keys = TIS | {"correction_ratio": "current"} | verl_rule_keys("seq_mean_k1", "0.7_1.5")
-    same(ReMax(kl_coef=0.0, loss_aggregation="token_mean", **keys), reinforce)
+    same(algo_of(ReMax, kl_coef=0.0, loss_aggregation="token_mean", **keys), reinforce)
 
     def ppo_clip(logp):
         mask = verl_rs_mask((logp - behaviour).detach(), CORR_MASK, "token_k1,seq_max_k2", "0.6_1.6,2.5")
@@ -286,6 +288,7 @@ def trl_dapo_loss(advantages, opsm=None, is_mode=None, clip_max=3.0):
     return loss
 
 
+UNCLAMPED = RatioClip(log_ratio_clamp=None)  # TRL, AReaL: the log-ratio exponentiated unclamped
 OPSM = {
     "reject": ["seq_mean_k1"],
     "reject_high": [0.5],
@@ -316,8 +319,8 @@ def test_trl_off_policy_sequence_masking(is_mode, keys, sign):
     trl/trainer/grpo_config.py L671-674 (beta 0), L791-792 (loss_type dapo), L953-956.
     """
     advantages = sign * CORR_ADVANTAGES
-    algo = GRPO(
-        group_size=2, kl_coef=0.0, log_ratio_clamp=None, loss_aggregation="token_mean", **OPSM, **keys
+    algo = algo_of(
+        GRPO, group_size=2, kl_coef=0.0, clip=UNCLAMPED, loss_aggregation="token_mean", **OPSM, **keys
     )
     rejected = same(algo, trl_dapo_loss(advantages, 0.5, is_mode), batch_of(advantages=advantages))
     row_3 = 1 / 10 if is_mode else 0.0  # sequence_mask: e^1.5 > 3
@@ -412,7 +415,7 @@ def test_areal_rejection_sampling_metrics(shift, peer, keys):
     (RejectionSamplingConfig: metric ratio | kl_k1 | kl_k2 | kl_k3 | binary_kl, agg sum | mean | max).
     """
     old = CORR_OLD + shift * CORR_MASK
-    algo = ReinforcePP(kl_coef=0.0, log_ratio_clamp=None, loss_aggregation="token_mean", **keys)
+    algo = algo_of(ReinforcePP, kl_coef=0.0, clip=UNCLAMPED, loss_aggregation="token_mean", **keys)
     rejected = same(algo, areal_loss(old, *peer), batch_of(old=old))
     assert 0 < rejected < 1
 
@@ -460,7 +463,7 @@ def areal_gspo_masked(lower, upper, clip_low, clip_high, advantages=CORR_ADVANTA
     return loss
 
 
-AREAL_GSPO = {"log_ratio_clamp": None, "loss_aggregation": "token_mean", "ratio_form": "sequence"}
+AREAL_GSPO = {"loss_aggregation": "token_mean", "ratio_form": "sequence"}
 AREAL_GSPO |= {"advantage_form": "sequence_mean"}
 
 
@@ -481,7 +484,7 @@ def test_areal_gspo_with_a_token_mask(lower, clips, advantages):
     L452-596 (ppo_actor_loss_fn: loss_mask_count before rejection, the sequence ratio on the narrowed mask).
     """
     keys = AREAL_GSPO | {"rollout_correction": "mis", "correction_low": lower, "correction_high": 5.0}
-    algo = GSPO(group_size=2, kl_coef=0.0, clip=clips[0], clip_high=clips[1], **keys)
+    algo = algo_of(GSPO, group_size=2, kl_coef=0.0, clip=RatioClip(*clips, log_ratio_clamp=None), **keys)
     table = ADVANTAGES[advantages]
     rejected = same(algo, areal_gspo_masked(lower, 5.0, *clips, table), batch_of(advantages=table))
     assert rejected == pytest.approx((2 if lower else 1) / 10)
@@ -502,7 +505,13 @@ def test_gspo_advantage_forms_differ_only_where_advantages_vary_within_a_sequenc
     loss and gradient as sequence_mean when they are constant per sequence."""
     keys = AREAL_GSPO | {"rollout_correction": "mis", "correction_high": 5.0}
     token, mean = (
-        GSPO(group_size=2, kl_coef=0.0, clip=clips[0], clip_high=clips[1], **keys | {"advantage_form": form})
+        algo_of(
+            GSPO,
+            group_size=2,
+            kl_coef=0.0,
+            clip=RatioClip(*clips, log_ratio_clamp=None),
+            **keys | {"advantage_form": form},
+        )
         for form in ("token", "sequence_mean")
     )
     loss, grad = grads(token, batch_of(advantages=VARYING_ADVANTAGES))
@@ -518,7 +527,7 @@ def test_gspo_token_form_differs_from_areal_under_token_weights():
     """ratio_form=token (verl's GSPO-token) gives AReaL's loss value but another gradient when the
     correction's weights vary within a sequence: the key is a real disagreement."""
     keys = AREAL_GSPO | {"rollout_correction": "mis", "correction_high": 5.0, "ratio_form": "token"}
-    algo = GSPO(group_size=2, kl_coef=0.0, clip=0.2, clip_high=0.28, **keys)
+    algo = algo_of(GSPO, group_size=2, kl_coef=0.0, clip=RatioClip(0.2, 0.28, log_ratio_clamp=None), **keys)
     ours, theirs = (CORR_OLD + CORR_DELTA).requires_grad_(), (CORR_OLD + CORR_DELTA).requires_grad_()
     loss, _ = algo.loss(batch_of(), ours, None)
     peer = areal_gspo_masked(None, 5.0, 0.2, 0.28)(theirs)
@@ -564,8 +573,8 @@ def test_openrlhf_gspo_importance_sampling(clips, advantages):
     advantages per token), L195-218 (the vLLM IS weights only for ppo); openrlhf/trainer/ray/ppo_actor.py
     L76-88, L305-313.
     """
-    keys = {"ppo_anchor": "rollout", "log_ratio_clamp": None, "ratio_form": "sequence"}
-    algo = GSPO(group_size=2, kl_coef=0.0, clip=clips[0], clip_high=clips[1], **keys)
+    keys = {"ppo_anchor": "rollout", "ratio_form": "sequence"}
+    algo = algo_of(GSPO, group_size=2, kl_coef=0.0, clip=RatioClip(*clips, log_ratio_clamp=None), **keys)
     table = ADVANTAGES[advantages]
     same(algo, openrlhf_gspo_is(*clips, table), batch_of(advantages=table))
 
@@ -574,8 +583,8 @@ def test_openrlhf_gspo_importance_sampling(clips, advantages):
 def test_openrlhf_gspo_needs_the_sequence_ratio_form_where_advantages_vary(clips):
     """ratio_form=token (verl's GSPO-token) is OpenRLHF's GSPO while the advantages are constant per
     sequence (no per-token weight here), and its gradient is off by more than 1e-3 once they vary."""
-    keys = {"ppo_anchor": "rollout", "log_ratio_clamp": None, "ratio_form": "token"}
-    algo = GSPO(group_size=2, kl_coef=0.0, clip=clips[0], clip_high=clips[1], **keys)
+    keys = {"ppo_anchor": "rollout", "ratio_form": "token"}
+    algo = algo_of(GSPO, group_size=2, kl_coef=0.0, clip=RatioClip(*clips, log_ratio_clamp=None), **keys)
     same(algo, openrlhf_gspo_is(*clips))
     _, grad = grads(algo, batch_of(advantages=VARYING_ADVANTAGES))
     peer_logp = (CORR_OLD + CORR_DELTA).requires_grad_()

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from align_lab.algorithms.dapo import DAPO
+from align_lab.algorithms.parts import RatioClip
 from align_lab.algorithms.preference import Pairs
 from align_lab.config import build
 from align_lab.rl.dapo import informative_groups, overlong_penalty
@@ -327,16 +328,24 @@ def test_kto_batch_reference_point_is_trls_kto_loss_given_the_batch_as_kl_batch(
     "target,keys,message",
     [
         ("gspo.GSPO", {"ratio_form": "tokens"}, "ratio_form=tokens: must be one of ('token', 'sequence')"),
-        ("cispo.CISPO", {"clip_high": None}, "clip_high=None: must be > 0 for CISPO (the weight's cap)"),
-        ("cispo.CISPO", {"dual_clip": 3.0}, "dual_clip=3.0: must be null for CISPO (the weight is detached)"),
+        (
+            "cispo.CISPO",
+            {"clip": RatioClip(high=None)},
+            "clip.high=None: must be > 0 for CISPO (the weight's cap)",
+        ),
+        (
+            "cispo.CISPO",
+            {"clip": RatioClip(high=4.0, dual=3.0)},
+            "clip.dual=3.0: must be null for CISPO (the weight is detached)",
+        ),
         ("sapo.SAPO", {"tau_pos": 0.0}, "tau_pos=0.0: must be > 0"),
         ("sapo.SAPO", {"tau_neg": -1.05}, "tau_neg=-1.05: must be > 0"),
         (
             "sapo.SAPO",
-            {"clip_high": 0.28},
-            "clip_high=0.28: must be null for SAPO (the gate replaces the clip)",
+            {"clip": RatioClip(high=0.28)},
+            "clip.high=0.28: must be null for SAPO (the gate replaces the clip)",
         ),
-        ("gmpo.GMPO", {"dual_clip": 3.0}, "dual_clip=3.0: must be null for GMPO"),
+        ("gmpo.GMPO", {"clip": RatioClip(dual=3.0)}, "clip.dual=3.0: must be null for GMPO"),
         ("covariance.ClipCov", {"cov_ratio": 0.0}, "cov_ratio=0.0: must be in (0, 1]"),
         ("covariance.ClipCov", {"cov_low": 5.0}, "cov_low=5.0: must be < cov_high=5.0"),
         ("covariance.KLCov", {"cov_ratio": 1.5}, "cov_ratio=1.5: must be in (0, 1]"),

@@ -23,6 +23,7 @@ from align_lab.rl import aggregate_loss
 from align_lab.rl.correction import correction_weights, sequence_log_ratio
 from align_lab.value_checks import ConfigError
 from tests.conftest import compose
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
 LOG_RATIO = t([[3.0, -10.0, 0.5], [0.2, -0.4, 7.0], [1.0, 7.0, 7.0]])
@@ -137,11 +138,12 @@ def test_remax_loss_is_weighted_and_rejected_tokens_count_or_leave_the_denominat
     logprobs = torch.full((2, 2), 0.1, dtype=torch.float64)
     plain = ReMax(kl_coef=0.0, loss_aggregation="token_mean")
     close(plain.loss(batch, logprobs, None)[0], (-0.1 - 0.1 + 0.2) / 3)
-    count = ReMax(kl_coef=0.0, loss_aggregation="token_mean", rollout_correction="token_mask")
+    count = algo_of(ReMax, kl_coef=0.0, loss_aggregation="token_mean", rollout_correction="token_mask")
     loss, stats = count.loss(batch, logprobs, None)
     close(loss, (0.0 - 0.1 + 0.2) / 3)  # the rejected token adds 0 and still counts
     assert stats["train/is_masked_frac"] == pytest.approx(1 / 3)
-    drop = ReMax(
+    drop = algo_of(
+        ReMax,
         kl_coef=0.0,
         loss_aggregation="token_mean",
         rollout_correction="token_mask",
@@ -149,7 +151,7 @@ def test_remax_loss_is_weighted_and_rejected_tokens_count_or_leave_the_denominat
     )
     close(drop.loss(batch, logprobs, None)[0], (-0.1 + 0.2) / 2)  # it leaves the denominator
     # tis high 2: weight 2 on the e^3 token -> (2 * -0.1 - 0.1 + 0.2) / 3
-    tis = ReMax(kl_coef=0.0, loss_aggregation="token_mean", rollout_correction="tis")
+    tis = algo_of(ReMax, kl_coef=0.0, loss_aggregation="token_mean", rollout_correction="tis")
     loss, stats = tis.loss(batch, logprobs, None)
     close(loss, (-0.2 - 0.1 + 0.2) / 3)
     assert stats["train/is_weight_mean"] == pytest.approx(4 / 3) and stats["train/is_weight_max"] == 2.0
@@ -160,8 +162,12 @@ def test_correction_ratio_current_weighs_by_the_current_policy():
     # rollout log-probs 0: w = e^0.1 = 1.105171 -> loss mean(-A * 0.1 * w) over 3 tokens, A = [1, 1, -2]
     batch = corrected_batch([[1.0, 1.0], [-2.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]], [2, 1], 2)
     logprobs = torch.full((2, 2), 0.1, dtype=torch.float64).requires_grad_()
-    algo = ReMax(
-        kl_coef=0.0, loss_aggregation="token_mean", rollout_correction="tis", correction_ratio="current"
+    algo = algo_of(
+        ReMax,
+        kl_coef=0.0,
+        loss_aggregation="token_mean",
+        rollout_correction="tis",
+        correction_ratio="current",
     )
     loss, _ = algo.loss(batch, logprobs, None)
     close(loss, (-0.1 - 0.1 + 0.2) * E(0.1) / 3)
@@ -175,7 +181,7 @@ def test_ppo_anchor_rollout_divides_the_ratio_by_the_engines_log_probs():
     batch = corrected_batch([[1.0], [1.0]], [[0.1], [0.1]], [1, 1], 1)
     logprobs = torch.zeros(2, 1, dtype=torch.float64)
     close(GRPO(group_size=2, kl_coef=0.0).loss(batch, logprobs, None)[0], -1.0)
-    bypass = GRPO(group_size=2, kl_coef=0.0, ppo_anchor="rollout")
+    bypass = algo_of(GRPO, group_size=2, kl_coef=0.0, ppo_anchor="rollout")
     close(bypass.loss(batch, logprobs, None)[0], -E(0.1))
 
 
@@ -183,7 +189,7 @@ def test_a_correction_without_rollout_log_probs_says_what_is_missing():
     batch = corrected_batch([[1.0]], [[0.0]], [1], 1)
     batch.rollout_logprobs = None
     with pytest.raises(ValueError, match="rollout_logprobs"):
-        ReMax(rollout_correction="tis").loss(batch, torch.zeros(1, 1, dtype=torch.float64), None)
+        algo_of(ReMax, rollout_correction="tis").loss(batch, torch.zeros(1, 1, dtype=torch.float64), None)
 
 
 # ---- bad values: one line naming the key, at build, before any compute
@@ -191,55 +197,65 @@ def test_a_correction_without_rollout_log_probs_says_what_is_missing():
     "overrides,message",
     [
         (
-            ["algo.rollout_correction=icepop"],
-            "algo.rollout_correction=icepop: must be one of ('none', 'tis', ",
+            ["algo.correction.mode=icepop"],
+            "algo.correction.mode=icepop: must be one of ('none', 'tis', ",
         ),
         (
-            ["algo.correction_low=3", "algo.correction_high=2"],
-            "algo.correction_low=3.0: must be <= algo.correction_high=2.0",
+            ["algo.correction.low=3", "algo.correction.high=2"],
+            "algo.correction.low=3.0: must be <= algo.correction.high=2.0",
         ),
-        (["algo.correction_low=-1"], "algo.correction_low=-1.0: must be >= 0 or null"),
-        (["algo.correction_high=-2"], "algo.correction_high=-2.0: must be > 0 or null"),
+        (["algo.correction.low=-1"], "algo.correction.low=-1.0: must be >= 0 or null"),
+        (["algo.correction.high=-2"], "algo.correction.high=-2.0: must be > 0 or null"),
         (
-            ["algo.sequence_ratio=mean"],
-            "algo.sequence_ratio=mean: must be one of ('product', 'geometric_mean')",
+            ["algo.correction.sequence_ratio=mean"],
+            "algo.correction.sequence_ratio=mean: must be one of ('product', 'geometric_mean')",
         ),
-        (["algo.correction_ratio=new"], "algo.correction_ratio=new: must be one of ('old', 'current')"),
-        (["algo.ppo_anchor=engine"], "algo.ppo_anchor=engine: must be one of ('old', 'rollout')"),
-        (["algo=remax", "algo.ppo_anchor=rollout"], "algo.ppo_anchor=rollout: must be old for an algorithm"),
+        (["algo.correction.ratio=new"], "algo.correction.ratio=new: must be one of ('old', 'current')"),
         (
-            ["algo.mask_is_weight=true", "algo.rollout_correction=tis"],
-            "algo.mask_is_weight=True: must be false",
+            ["algo.correction.ppo_anchor=engine"],
+            "algo.correction.ppo_anchor=engine: must be one of ('old', 'rollout')",
         ),
         (
-            ["algo.rollout_correction=token_mask", "algo.correction_level=sequence"],
-            "algo.correction_level=sequence: must be token with algo.rollout_correction=token_mask",
+            ["algo=remax", "algo.correction.ppo_anchor=rollout"],
+            "algo.correction.ppo_anchor=rollout: must be old for an algorithm",
+        ),
+        (
+            ["algo.correction.mask_is_weight=true", "algo.correction.mode=tis"],
+            "algo.correction.mask_is_weight=True: must be false",
+        ),
+        (
+            ["algo.correction.mode=token_mask", "algo.correction.level=sequence"],
+            "algo.correction.level=sequence: must be token with algo.correction.mode=token_mask",
         ),
         # issue 59: bounds at exactly the on-policy value reject about half the on-policy tokens by
         # float noise (a log-ratio of +-1e-7); a tis band off 1 weighs every token by its bound
         (
-            ["algo.rollout_correction=mis", "algo.correction_low=1"],
-            "algo.correction_low=1.0: must be < 1 or null with algo.rollout_correction=mis",
+            ["algo.correction.mode=mis", "algo.correction.low=1"],
+            "algo.correction.low=1.0: must be < 1 or null with algo.correction.mode=mis",
         ),
         (
-            ["algo.rollout_correction=seq_mask", "algo.correction_high=1"],
-            "algo.correction_high=1.0: must be > 1 or null with algo.rollout_correction=seq_mask",
+            ["algo.correction.mode=seq_mask", "algo.correction.high=1"],
+            "algo.correction.high=1.0: must be > 1 or null with algo.correction.mode=seq_mask",
         ),
         (
-            ["algo.reject=[token_k1]", "algo.reject_low=[0]", "algo.reject_high=[1]"],
-            "algo.reject_low=[0.0]: must be < 0 or null each",
+            [
+                "algo.correction.reject=[token_k1]",
+                "algo.correction.reject_low=[0]",
+                "algo.correction.reject_high=[1]",
+            ],
+            "algo.correction.reject_low=[0.0]: must be < 0 or null each",
         ),
         (
-            ["algo.reject=[seq_max_k2]", "algo.reject_high=[0]"],
-            "algo.reject_high=[0.0]: must be > 0 or null each",
+            ["algo.correction.reject=[seq_max_k2]", "algo.correction.reject_high=[0]"],
+            "algo.correction.reject_high=[0.0]: must be > 0 or null each",
         ),
         (
-            ["algo.rollout_correction=tis", "algo.correction_high=1e-9"],
-            "algo.correction_high=1e-09: must be >= 1 or null with algo.rollout_correction=tis",
+            ["algo.correction.mode=tis", "algo.correction.high=1e-9"],
+            "algo.correction.high=1e-09: must be >= 1 or null with algo.correction.mode=tis",
         ),
         (
-            ["algo.rollout_correction=tis", "algo.correction_low=2", "algo.correction_high=5"],
-            "algo.correction_low=2.0: must be <= 1 or null with algo.rollout_correction=tis",
+            ["algo.correction.mode=tis", "algo.correction.low=2", "algo.correction.high=5"],
+            "algo.correction.low=2.0: must be <= 1 or null with algo.correction.mode=tis",
         ),
     ],
 )
@@ -254,9 +270,13 @@ def test_bad_correction_values_are_one_line_errors_naming_the_key(overrides, mes
 def test_every_online_algorithm_takes_the_correction_keys_off_by_default(algo):
     cfg, _ = compose([f"algo={algo}"])
     built = build(cfg.algo, "algo")
-    assert (built.rollout_correction, built.ppo_anchor, built.correction_ratio) == ("none", "old", "old")
-    cfg, _ = compose([f"algo={algo}", "algo.rollout_correction=seq_mask", "algo.correction_low=0.5"])
-    assert build(cfg.algo, "algo").rollout_correction == "seq_mask"
+    assert (built.correction.mode, built.correction.ppo_anchor, built.correction.ratio) == (
+        "none",
+        "old",
+        "old",
+    )
+    cfg, _ = compose([f"algo={algo}", "algo.correction.mode=seq_mask", "algo.correction.low=0.5"])
+    assert build(cfg.algo, "algo").correction.mode == "seq_mask"
 
 
 def _losses(choice, keys, mismatch):
@@ -276,7 +296,7 @@ def _losses(choice, keys, mismatch):
     batch = rollout  # every row: RAFT trains on 2 of the 8
     logprobs = batch.logprobs + 0.05 * torch.randn(B, T, generator=gen)
     values = None if batch.values is None else batch.values + 0.1
-    corrected = replace(built(choice), **keys)
+    corrected = replace(plain, correction=replace(plain.correction, **keys))
     torch.manual_seed(0)  # Clip-Cov draws the tokens it detaches: the same draws in both losses
     loss, stats = corrected.loss(batch, logprobs, values)
     torch.manual_seed(0)
@@ -291,15 +311,15 @@ NEW_2026 = [
     "opd",
 ]  # issue 61's; sft_distill and gkd refuse a correction (the teacher's samples; gkd: no ratio), sdpo at its
 # default distillation_weight 1 (no policy term; below 1 GRPO's term takes one)
-CORRECTION_KEYS = [
-    {"rollout_correction": "tis", "correction_low": 0.5},
-    {"rollout_correction": "mis", "correction_level": "sequence", "sequence_ratio": "geometric_mean"},
-    {"rollout_correction": "token_mask", "masked_in_denominator": False},
-    {"rollout_correction": "seq_mask", "mask_is_weight": True, "correction_low": 0.5},
+CORRECTION_KEYS = [  # algo.correction's
+    {"mode": "tis", "low": 0.5},
+    {"mode": "mis", "level": "sequence", "sequence_ratio": "geometric_mean"},
+    {"mode": "token_mask", "masked_in_denominator": False},
+    {"mode": "seq_mask", "mask_is_weight": True, "low": 0.5},
 ]
 
 
-@pytest.mark.parametrize("keys", CORRECTION_KEYS, ids=lambda k: k["rollout_correction"])
+@pytest.mark.parametrize("keys", CORRECTION_KEYS, ids=lambda k: k["mode"])
 @pytest.mark.parametrize(
     "choice",
     [

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from align_lab.algorithms.gspo import GSPO
+from align_lab.algorithms.parts import RatioClip
 from align_lab.algorithms.reinforce_pp import ReinforcePP
 from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ADVANTAGES,
@@ -14,6 +15,7 @@ from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ROLLOUT_RATIO,
     same_loss,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import lengths_mask, rollout
 
 
@@ -77,7 +79,13 @@ def test_areal_decoupled_loss(level, action, keys):
     """
     keys = {"sequence_ratio": "geometric_mean", "correction_high": 5.0} | keys
     same_loss(
-        ReinforcePP(kl_coef=0.0, log_ratio_clamp=None, loss_aggregation="token_mean", **keys),
+        algo_of(
+            ReinforcePP,
+            kl_coef=0.0,
+            clip=RatioClip(log_ratio_clamp=None),
+            loss_aggregation="token_mean",
+            **keys,
+        ),
         areal_loss(level, action),
     )
 
@@ -112,14 +120,18 @@ def test_areal_gspo_weighs_each_sequence_by_its_mean_advantage_over_the_kept_tok
     batch.advantages = torch.tensor([[1.0, -3.0, 3.0], [2.0, 2.0, 0.0]], dtype=torch.float64)
     weights = torch.tensor([[2.0, 10.0, 0.5], [1.0, 4.0, 1.0]], dtype=torch.float64)  # pi_prox / pi_behave
     batch.rollout_logprobs = old - torch.log(weights)
-    areal = {"log_ratio_clamp": None, "loss_aggregation": "token_mean", "ratio_form": "sequence"}
+    areal = {
+        "clip": RatioClip(log_ratio_clamp=None),
+        "loss_aggregation": "token_mean",
+        "ratio_form": "sequence",
+    }
     areal |= {"rollout_correction": "mis", "correction_high": 5.0}
     expected = {
         "sequence_mean": (-3.0, [[-0.5, 0.0, -0.5], [-1.0, -1.0, 0.0]]),
         "token": (-2.7, [[-0.35, 0.0, -0.35], [-1.0, -1.0, 0.0]]),
     }
     for form, (loss_value, grad) in expected.items():
-        algo = GSPO(group_size=2, kl_coef=0.0, advantage_form=form, **areal)
+        algo = algo_of(GSPO, group_size=2, kl_coef=0.0, advantage_form=form, **areal)
         logprobs = old.clone().requires_grad_()
         loss, _ = algo.loss(batch, logprobs, None)
         loss.backward()

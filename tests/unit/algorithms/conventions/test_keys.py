@@ -9,6 +9,7 @@ import pytest
 
 from align_lab.algorithms.base import clip_bounds
 from align_lab.algorithms.grpo import GRPO
+from align_lab.algorithms.parts import RatioClip
 from align_lab.algorithms.ppo import PPO
 from align_lab.algorithms.reinforce_pp import ReinforcePP
 from align_lab.algorithms.rloo import RLOO
@@ -20,6 +21,7 @@ from tests.unit.algorithms.conventions.peer_batch import (
     CORR_OLD,
     corr_batch,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
 KL_ALGOS = ["ppo", "ppo_max", "vanilla_pg", "reinforce_ma", "rloo", "raft", "remax", "grpo", "dr_grpo"]
@@ -34,7 +36,7 @@ def test_every_ratio_clipped_algorithm_exposes_clip_high_and_dual_clip(algo):
         [f"algo={algo}", "algo.clip_high=0.28", "algo.dual_clip=3.0", "algo.log_ratio_clamp=null"]
     )
     built = build(cfg.algo, "algo")
-    assert clip_bounds(built) == (built.clip, 0.28, 3.0, None)
+    assert clip_bounds(built) == (built.clip.low, 0.28, 3.0, None)
 
 
 def test_clip_high_and_dual_clip_reach_the_surrogate():
@@ -45,7 +47,7 @@ def test_clip_high_and_dual_clip_reach_the_surrogate():
     batch.advantages = t([[1.0], [-1.0]])
     logprobs = t([[1.5], [5.0]]).log()
     plain = ReinforcePP(kl_coef=0.0)
-    both = ReinforcePP(kl_coef=0.0, clip_high=0.28, dual_clip=3.0)
+    both = ReinforcePP(kl_coef=0.0, clip=RatioClip(high=0.28, dual=3.0))
     # token_mean over two tokens: (-1.2 + 5) / 2 = 1.9 and (-1.28 + 3) / 2 = 0.86
     close(plain.loss(batch, logprobs, None)[0], 1.9)
     close(both.loss(batch, logprobs, None)[0], 0.86)
@@ -65,8 +67,8 @@ def test_new_keys_default_to_the_papers_behaviour():
     assert (rloo.reward_clip, rloo.normalize_advantages) == (None, False)
     for algo in CLIP_ALGOS:
         a = compose([f"algo={algo}"])[0].algo
-        assert (a.clip_high, a.dual_clip) == (None, None), algo
-        assert a.log_ratio_clamp == 20.0, algo  # as before the key existed (OpenRLHF, verl)
+        assert (a.clip.high, a.clip.dual) == (None, None), algo
+        assert a.clip.log_ratio_clamp == 20.0, algo  # as before the key existed (OpenRLHF, verl)
         assert a.reward_clip_low is None, algo  # symmetric, as before
     assert compose(["algo=ppo"])[0].algo.kl_controller_input == "sum"  # Ziegler et al. 2019
     assert compose(["algo=reinforce_pp"])[0].algo.reward_clip == 10.0  # as before (OpenRLHF)
@@ -76,8 +78,8 @@ def test_new_keys_default_to_the_papers_behaviour():
     "make,message",
     [
         (lambda: PPO(kl_clamp=0.0), "kl_clamp=0.0: must be > 0 or null"),
-        (lambda: GRPO(dual_clip=1.0), "dual_clip=1.0: must be > 1 or null"),
-        (lambda: RLOO(clip_high=-0.1), "clip_high=-0.1: must be > 0 or null"),
+        (lambda: GRPO(clip=RatioClip(dual=1.0)), "clip.dual=1.0: must be > 1 or null"),
+        (lambda: RLOO(clip=RatioClip(high=-0.1)), "clip.high=-0.1: must be > 0 or null"),
         (lambda: GRPO(std_scope="global"), "std_scope=global: must be one of ('group', 'batch')"),
         (lambda: RLOO(token_level_kl=True, normalize_advantages=True), "normalize_advantages=True"),
         (lambda: ReinforcePP(reward_clip=0.0), "reward_clip=0.0: must be > 0 or null"),
@@ -85,7 +87,7 @@ def test_new_keys_default_to_the_papers_behaviour():
             lambda: RLOO(reward_clip=1.0, reward_clip_low=-1.0),
             "reward_clip_low=-1.0: must be > -reward_clip = -1.0",
         ),
-        (lambda: GRPO(log_ratio_clamp=0.0), "log_ratio_clamp=0.0: must be > 0 or null"),
+        (lambda: GRPO(clip=RatioClip(log_ratio_clamp=0.0)), "clip.log_ratio_clamp=0.0: must be > 0 or null"),
         (
             lambda: PPO(kl_controller_input="mean"),
             "kl_controller_input=mean: must be one of ('sum', 'token_mean')",
@@ -100,7 +102,7 @@ def test_bad_values_are_one_line_errors(make, message):
 def test_new_keys_are_checked_at_build_from_the_command_line():
     cfg, _ = compose(["algo=reinforce_pp", "algo.reward_clip=null", "algo.log_ratio_clamp=null"])
     built = build(cfg.algo, "algo")
-    assert (built.reward_clip, built.log_ratio_clamp) == (None, None)
+    assert (built.reward_clip, built.clip.log_ratio_clamp) == (None, None)
     cfg, _ = compose(["algo=ppo", "algo.kl_controller_input=mean"])
     message = "algo.kl_controller_input=mean: must be one of ('sum', 'token_mean')"
     with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
@@ -124,7 +126,7 @@ def test_the_five_disagreements_each_move_the_loss_by_far_more_than_rounding():
     truncated = {"rollout_correction": "tis", "correction_low": 0.5}
 
     def loss(keys):
-        algo = ReinforcePP(kl_coef=0.0, **{"loss_aggregation": "token_mean", **keys})
+        algo = algo_of(ReinforcePP, kl_coef=0.0, **{"loss_aggregation": "token_mean", **keys})
         return algo.loss(corr_batch(), CORR_OLD + CORR_DELTA, None)[0].item()
 
     flips = [

@@ -20,6 +20,7 @@ from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ROLLOUT_RATIO,
     same_loss,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
 
@@ -213,5 +214,5 @@ def test_openrlhf_is_correction_type(kind, keys, token_level_loss, aggregation):
     L166-169 (masked_mean); openrlhf/cli/train_ppo_ray.py L257-271 (is_correction_threshold 0.5 5,
     is_correction_type tis).
     """
-    algo = ReinforcePP(kl_coef=0.0, loss_aggregation=aggregation, **OPENRLHF_BOUNDS, **keys)
+    algo = algo_of(ReinforcePP, kl_coef=0.0, loss_aggregation=aggregation, **OPENRLHF_BOUNDS, **keys)
     same_loss(algo, openrlhf_policy_loss(kind, token_level_loss))

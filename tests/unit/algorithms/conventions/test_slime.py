@@ -5,6 +5,7 @@ it on hand-derived numbers (docs/conventions.md)."""
 import pytest
 import torch
 
+from align_lab.algorithms.parts import RatioClip
 from align_lab.algorithms.reinforce_pp import ReinforcePP
 from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ADVANTAGES,
@@ -14,6 +15,7 @@ from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ROLLOUT_RATIO,
     same_loss,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 
 
 @pytest.mark.parametrize(
@@ -49,5 +51,11 @@ def test_slime_use_tis(function, keys):
         return per_sample.sum() / len(CORR_LENGTHS)
 
     keys = keys | {"correction_low": 0.0, "correction_high": 2.0}
-    algo = ReinforcePP(kl_coef=0.0, log_ratio_clamp=None, loss_aggregation="seq_mean_token_mean", **keys)
+    algo = algo_of(
+        ReinforcePP,
+        kl_coef=0.0,
+        clip=RatioClip(log_ratio_clamp=None),
+        loss_aggregation="seq_mean_token_mean",
+        **keys,
+    )
     same_loss(algo, slime)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from align_lab.algorithms.grpo import GRPO
+from align_lab.algorithms.parts import RatioClip
 from align_lab.algorithms.rloo import RLOO
 from align_lab.rl import aggregate_loss
 from tests.conftest import compose
@@ -19,6 +20,7 @@ from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ROLLOUT_RATIO,
     same_loss,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
 # ---- Dr. GRPO's normaliser: the response budget, as TRL's max_completion_length; multi-turn: the
@@ -126,7 +128,9 @@ def test_log_ratio_clamp_null_is_trls_unclamped_token_ratio(clamp, value, grad):
     batch = rollout([0.0, 0.0], mask, 2, ref_logprobs=t([[0.0], [0.0]]))
     batch.advantages = t([[-1.0], [1.0]])
     logprobs = t([[22.0], [0.0]]).requires_grad_()
-    loss, _ = GRPO(group_size=2, kl_coef=0.0, log_ratio_clamp=clamp).loss(batch, logprobs, None)
+    loss, _ = GRPO(group_size=2, kl_coef=0.0, clip=RatioClip(log_ratio_clamp=clamp)).loss(
+        batch, logprobs, None
+    )
     loss.backward()
     huge(loss, value)
     huge(logprobs.grad[0, 0], grad)
@@ -149,7 +153,7 @@ def test_log_ratio_clamp_null_is_trls_unclamped_sequence_ratio(clamp, value):
     batch = rollout([0.0, 0.0], mask, 2, ref_logprobs=torch.zeros(2, 3, dtype=torch.float64))
     batch.advantages = t([[-1.0, -1.0, -1.0], [1.0, 0.0, 0.0]])
     logprobs = t([[8.0, 8.0, 8.0], [0.5, 0.0, 0.0]])
-    algo = RLOO(group_size=2, ratio="sequence", log_ratio_clamp=clamp)
+    algo = RLOO(group_size=2, ratio="sequence", clip=RatioClip(log_ratio_clamp=clamp))
     huge(algo.loss(batch, logprobs, None)[0], value)
 
 
@@ -167,7 +171,7 @@ def test_log_ratio_clamp_reaches_grpos_bias_corrected_kl(clamp, value):
     mask = lengths_mask([1, 1], 1)
     batch = rollout([0.0, 0.0], mask, 2, ref_logprobs=t([[0.0], [0.0]]))
     batch.advantages = t([[0.0], [0.0]])
-    algo = GRPO(group_size=2, kl_coef=0.1, use_bias_correction_kl=True, log_ratio_clamp=clamp)
+    algo = GRPO(group_size=2, kl_coef=0.1, use_bias_correction_kl=True, clip=RatioClip(log_ratio_clamp=clamp))
     huge(algo.loss(batch, t([[22.0], [0.0]]), None)[0], value)
 
 
@@ -217,5 +221,5 @@ def test_trl_vllm_importance_sampling_mode(mode, keys):
     trl/trainer/grpo_config.py L335-353, L915-934 (mode sequence_mask, clip_max 3.0, clip_min None).
     """
     keys = keys | {"correction_high": 3.0}
-    algo = GRPO(group_size=2, kl_coef=0.04, log_ratio_clamp=None, **keys)
+    algo = algo_of(GRPO, group_size=2, kl_coef=0.04, clip=RatioClip(log_ratio_clamp=None), **keys)
     same_loss(algo, trl_grpo_loss(mode))

@@ -11,6 +11,7 @@ import torch
 
 from align_lab.algorithms.self_distill import SDPO, teacher_prompts
 from align_lab.rl import follow
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import rollout
 
 F64 = torch.float64
@@ -110,12 +111,12 @@ def test_the_ema_teacher_moves_its_rate_toward_the_policy():
         ({"reprompt_template": "{prompt}{answer}"}, "reprompt_template"),
         ({"solution_template": "{solution"}, "solution_template"),
         ({"kl_coef": 0.05}, "kl_coef"),  # at distillation_weight 1 the KL would be dropped in silence
-        ({"rollout_correction": "tis"}, "rollout_correction"),
+        ({"rollout_correction": "tis"}, "correction.mode"),  # the old flat key, nested by algo_of
     ],
 )
 def test_a_key_that_cannot_work_is_one_line_naming_it(keys, named):
     with pytest.raises(ValueError, match=named) as e:
-        SDPO(**keys)
+        algo_of(SDPO, **keys)
     assert "\n" not in str(e.value)
 
 

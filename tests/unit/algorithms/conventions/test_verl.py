@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from align_lab.algorithms.parts import RatioClip
 from align_lab.algorithms.reinforce_pp import ReinforcePP
 from align_lab.algorithms.remax import ReMax
 from tests.unit.algorithms.conventions.peer_batch import (
@@ -19,6 +20,7 @@ from tests.unit.algorithms.conventions.peer_batch import (
     CORR_ROLLOUT_RATIO,
     same_loss,
 )
+from tests.unit.algorithms.flat_keys import algo_of
 from tests.unit.algorithms.test_algorithms_group import close, lengths_mask, rollout, t
 
 
@@ -63,7 +65,9 @@ def test_dual_clip_3_is_verls_default_loss():
     batch = rollout([0.0] * 3, mask, 1, ref_logprobs=t([[0.0], [0.0], [0.0]]))
     batch.advantages = t([[-1.0], [-1.0], [1.0]])
     logprobs = t([[3.0], [-3.0], [3.0]])
-    close(ReinforcePP(kl_coef=0.0, dual_clip=3.0).loss(batch, logprobs, None)[0], (3 + 0.8 - 1.2) / 3)
+    close(
+        ReinforcePP(kl_coef=0.0, clip=RatioClip(dual=3.0)).loss(batch, logprobs, None)[0], (3 + 0.8 - 1.2) / 3
+    )
     # align_lab's default, as OpenRLHF's: rho A unbounded for A < 0 -> (20.085537 + 0.8 - 1.2) / 3
     close(ReinforcePP(kl_coef=0.0).loss(batch, logprobs, None)[0], (math.exp(3) + 0.8 - 1.2) / 3)
 
@@ -175,7 +179,12 @@ def test_verl_rollout_correction_decoupled_mode(verl, keys):
     pg_losses * rollout_is_weights), L1025-1081 (agg_loss).
     verl's k1 bounds are on pi_rollout / pi_old: "LOW_HIGH" is align_lab's [1 / HIGH, 1 / LOW].
     """
-    same_loss(ReinforcePP(kl_coef=0.0, dual_clip=3.0, **{"loss_aggregation": "token_mean", **keys}), verl)
+    same_loss(
+        algo_of(
+            ReinforcePP, kl_coef=0.0, clip=RatioClip(dual=3.0), **{"loss_aggregation": "token_mean", **keys}
+        ),
+        verl,
+    )
 
 
 def test_verl_rollout_correction_bypass_mode():
@@ -195,8 +204,10 @@ def test_verl_rollout_correction_bypass_mode():
         weights = verl_is_weights((logp - behaviour).detach(), CORR_MASK, "sequence", 2.0)
         return verl_agg_loss(-CORR_ADVANTAGES * logp * weights, CORR_MASK, "token-mean")
 
-    bypass_pg = ReMax(kl_coef=0.0, loss_aggregation="token_mean", rollout_correction="tis")
-    bypass_pg = replace(bypass_pg, correction_level="sequence", correction_ratio="current")
+    bypass_pg = algo_of(ReMax, kl_coef=0.0, loss_aggregation="token_mean", rollout_correction="tis")
+    bypass_pg = replace(
+        bypass_pg, correction=replace(bypass_pg.correction, level="sequence", ratio="current")
+    )
     same_loss(bypass_pg, reinforce)
 
     def ppo_clip(logp):
@@ -209,4 +220,6 @@ def test_verl_rollout_correction_bypass_mode():
         "correction_ratio": "current",
     }
     keys |= {"correction_low": 1 / 1.5, "correction_high": 1 / 0.7, "masked_in_denominator": False}
-    same_loss(ReinforcePP(kl_coef=0.0, dual_clip=3.0, ppo_anchor="rollout", **keys), ppo_clip)
+    same_loss(
+        algo_of(ReinforcePP, kl_coef=0.0, clip=RatioClip(dual=3.0), ppo_anchor="rollout", **keys), ppo_clip
+    )

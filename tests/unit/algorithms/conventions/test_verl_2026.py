@@ -16,6 +16,7 @@ import torch
 from align_lab.algorithms.dppo import DPPO
 from align_lab.algorithms.dro import DRO
 from align_lab.algorithms.gdpo import GDPO
+from align_lab.algorithms.parts import RatioClip
 from align_lab.algorithms.signals import SourceScores
 from tests.unit.algorithms.conventions.peer_batch import CORR_ADVANTAGES, CORR_MASK, CORR_OLD, corr_batch
 from tests.unit.algorithms.test_algorithms_group import lengths_mask, rollout, t
@@ -63,14 +64,14 @@ def same(algo, peer):
 def test_dppo_tv_is_verls_dppo_tv():
     # clip 0.1 / clip_high 0.05 mask row 0's last token (p +0.064, A = 1), row 2's first (+0.164, A = 2)
     # and row 3's (0.4066 -> 0.2466, -0.160, A = -1.5): 3 of the 10 kept tokens
-    algo = DPPO(kl_coef=0.0, clip=0.1, clip_high=0.05)
+    algo = DPPO(kl_coef=0.0, clip=RatioClip(0.1, 0.05))
     stats = same(algo, lambda lp: verl_dppo(CORR_OLD, lp, CORR_ADVANTAGES, CORR_MASK, 0.1, 0.05, "tv"))
     assert abs(stats["train/clip_frac"] - 0.3) < 1e-6
 
 
 def test_dppo_binary_kl_is_verls_dppo_kl():
     # verl adds 1e-8 to 1 - p; align_lab clamps p to [1e-8, 1 - 1e-8]: equal to ~1e-8 on these tokens
-    algo = DPPO(kl_coef=0.0, divergence="binary_kl", clip=0.01, clip_high=0.005)
+    algo = DPPO(kl_coef=0.0, divergence="binary_kl", clip=RatioClip(0.01, 0.005))
     same(algo, lambda lp: verl_dppo(CORR_OLD, lp, CORR_ADVANTAGES, CORR_MASK, 0.01, 0.005, "binary_kl"))
 
 
