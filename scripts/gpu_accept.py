@@ -73,8 +73,8 @@ def run(overrides: list[str], run_dir: Path, cache_dir: Path) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    from align_lab.config import apply_model_defaults
     from align_lab.run.admission import admit_spec, spec_from_config
+    from align_lab.run.defaults import apply_model_defaults
     from align_lab.run.execute import run as run_spec
 
     other_reward = any(o.startswith("reward=") and o != "reward=learned_rm" for o in overrides)

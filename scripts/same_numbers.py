@@ -96,7 +96,7 @@ def compose(overrides: list[str]):
     from hydra import initialize_config_dir
     from omegaconf import open_dict
 
-    from align_lab.config import apply_model_defaults
+    from align_lab.run.defaults import apply_model_defaults
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)

@@ -122,7 +122,8 @@ def compose(overrides: list[str]):
     overrides = renamed_keys(list(overrides))  # the old flat keys (algo.clip_high=...), as __main__ maps them
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
-    from align_lab.config import apply_model_defaults, run_choices
+    from align_lab.config import run_choices
+    from align_lab.run.defaults import apply_model_defaults
 
     names = run_choices(cfg.hydra.runtime.choices)
     with open_dict(cfg):

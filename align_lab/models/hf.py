@@ -142,7 +142,8 @@ class HFModel:
     max_prompt_tokens: int = 256
     max_response_tokens: int = 128
     # the optimiser scale that suits this model (lr, critic_lr, kl_coef): every algorithm takes these
-    # values unless the user sets the key (config.apply_model_defaults); the run records where they came from
+    # values unless the user sets the key (run/defaults.py apply_model_defaults); the run records where
+    # they came from
     algo_defaults: dict[str, float] = field(default_factory=dict)
     # GB one of its models takes in a run; a run's request to Slurm or a local sweep is this times the
     # models it holds, unless hardware.resources.mem_gb_per_model is set (run/resources.py)

@@ -216,7 +216,7 @@ def _flat(node, prefix: str = "") -> dict:
 
 def _seed_like(key: str, config: dict) -> bool:
     """Keys that differ between a group's seeds by design: the run seed, where and how it ran, and
-    with stages.seed=per_run the shared stages' seeds (the run's seed, config.apply_stage_seed)."""
+    with stages.seed=per_run the shared stages' seeds (the run's seed, run/defaults.py apply_stage_seed)."""
     top = key.split(".")[0]
     per_run = (config.get("stages") or {}).get("seed") == "per_run"
     return top in IGNORED_KEYS or (per_run and top in ("sft", "reward") and key.endswith(".seed"))

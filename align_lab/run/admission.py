@@ -18,7 +18,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from align_lab.config import ConfigError, build, override_keys
+from align_lab.config import ConfigError, build
+from align_lab.run.defaults import override_keys
 from align_lab.run.top_level import check_seeds, check_top_level
 
 log = logging.getLogger("align_lab")
@@ -28,7 +29,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None = None):
     """Builds every component (type- and value-checked) into a RunSpec. With the run's Hydra
     `overrides`, the model preset's optimiser scale first goes into every algo key they do not set
-    (config.apply_model_defaults); None: `cfg` has it already (tests' compose) or takes none. An
+    (run/defaults.py apply_model_defaults); None: `cfg` has it already (tests' compose) or takes none. An
     interpolation that does not resolve is one line naming its key."""
     try:
         return _spec(cfg, names, overrides)
@@ -40,7 +41,7 @@ def spec_from_config(cfg: DictConfig, names: dict, overrides: list[str] | None =
 
 
 def _spec(cfg: DictConfig, names: dict, overrides: list[str] | None):
-    from align_lab.config import apply_model_defaults, apply_specialised_defaults, apply_stage_seed
+    from align_lab.run.defaults import apply_model_defaults, apply_specialised_defaults, apply_stage_seed
 
     check_top_level(OmegaConf.to_container(cfg, resolve=True))  # before anything reads them
     defaults_from = {} if overrides is None else apply_model_defaults(cfg, overrides, names.get("model"))

@@ -8,7 +8,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from align_lab import registry
-from align_lab.config import SPECIALISED, apply_specialised_defaults, run_choices
+from align_lab.config import SPECIALISED, run_choices
+from align_lab.run.defaults import apply_specialised_defaults
 from tests.conftest import compose
 
 

@@ -289,10 +289,10 @@ def test_multirun_typed_after_the_overrides_is_moved_before_them_and_said_once(t
     for kept in (["-m", "algo=ppo,rloo"], ["algo=ppo"], ["--cfg", "job", "seed=1"]):
         assert multirun_first(kept) == (kept, None)
     where = [f"cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    result = run_cli(["algo=ppo", "-m", "seed=0,1", "algo.clip=1.5", *where], cwd=tmp_path)
+    result = run_cli(["algo=ppo", "-m", "seed=0,1", "algo.clip.low=1.5", *where], cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-3000:]
     assert result.stderr.splitlines() == [
         f"align_lab: note: -m goes before the overrides; read as: python -m align_lab -m algo=ppo seed=0,1 "
-        f"algo.clip=1.5 cache_dir={tmp_path / 'cache'} hydra.sweep.dir={tmp_path / 'sweep'}",
-        "align_lab: error: algo.clip=1.5: must be in (0, 1)",
+        f"algo.clip.low=1.5 cache_dir={tmp_path / 'cache'} hydra.sweep.dir={tmp_path / 'sweep'}",
+        "align_lab: error: algo.clip.low=1.5: must be in (0, 1)",
     ]

@@ -8,8 +8,9 @@ import random
 import pytest
 from omegaconf import OmegaConf
 
-from align_lab.config import ConfigError, apply_model_defaults, override_keys
+from align_lab.config import ConfigError
 from align_lab.run.admission import spec_from_config
+from align_lab.run.defaults import apply_model_defaults, override_keys
 from align_lab.tasks.base import verified_pairs
 from tests.conftest import compose
 
