@@ -4,6 +4,7 @@ process")."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -22,10 +23,18 @@ SHOWN = {
 
 
 def fresh(code: str, **env: str) -> subprocess.CompletedProcess:
-    """`code` in a new Python whose environment has no OpenMP setting but `env`'s."""
+    """`code` in a new Python whose environment has no OpenMP setting but `env`'s (one process for each
+    code and environment: two tests read the same one)."""
+    return _fresh(code, tuple(sorted(env.items())))
+
+
+@functools.cache
+def _fresh(code: str, env: tuple[tuple[str, str], ...]) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
     base["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**base, **dict(env)}, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done
 
