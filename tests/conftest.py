@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import atexit
+import copy
+import functools
 import json
 import os
 import select
@@ -112,7 +114,16 @@ def hf_assets(tmp_path_factory):
 
 
 def compose(overrides: list[str]):
-    """(config without hydra node, choices) exactly as `python -m align_lab <overrides>` composes."""
+    """(config without hydra node, choices) exactly as `python -m align_lab <overrides>` composes: a
+    fresh copy each call (a test may change it), of one composition per override list and test process
+    (Hydra takes ~0.15 s a composition; the suite composes the same lists hundreds of times)."""
+    cfg, names = _composed(tuple(overrides))
+    return copy.deepcopy(cfg), dict(names)
+
+
+@functools.lru_cache(maxsize=512)
+def _composed(overrides: tuple[str, ...]):
+    """compose()'s work, once per override list (a failed composition is not kept: it raises again)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from omegaconf import open_dict

@@ -41,6 +41,9 @@ def retained_mib(first: str, **env: str) -> int:
     return int(out.stdout.split()[-1])
 
 
+# slow (docs/testing.md, the fast tier): three fresh interpreters importing torch (about 8 s of CPU); the
+# fast tier keeps the rule they apply (test_a_users_setting_wins_and_none_leaves_glibcs_default)
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_freed_activations_go_back_to_the_system_after_importing_align_lab() -> None:
     assert retained_mib("align_lab") < 64
@@ -75,6 +78,7 @@ def transparent_huge_pages() -> str:
     return open(path).read().split("[")[1].split("]")[0] if os.path.exists(path) else ""
 
 
+@pytest.mark.slow  # three fresh interpreters importing torch (about 6 s of CPU), as above
 @pytest.mark.skipif(transparent_huge_pages() in ("", "never"), reason="the kernel gives no huge pages")
 def test_importing_align_lab_backs_large_tensors_with_huge_pages() -> None:
     assert page_faults("align_lab") < 2048

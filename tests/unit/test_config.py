@@ -157,8 +157,8 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
         ),
     ],
 )
-def test_cli_bad_input_is_one_line_before_any_compute(args, expected, tmp_path):
-    result = run_cli(
+def test_cli_bad_input_is_one_line_before_any_compute(args, expected, tmp_path, forked_cli):
+    result = forked_cli(
         [*args, f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT
     )
     assert result.returncode == 2, result.stderr
@@ -262,15 +262,15 @@ def test_an_unknown_key_under_a_node_without_keys_says_so(typo, expected, tmp_pa
     assert cfg.plan.max_seeds == 24
 
 
-def test_cli_cfg_job_prints_resolved_config():
-    result = run_cli(["--cfg", "job", "algo=ppo"], cwd=ROOT)
+def test_cli_cfg_job_prints_resolved_config(forked_cli):
+    result = forked_cli(["--cfg", "job", "algo=ppo"], cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "_target_: align_lab.algorithms.ppo.PPO" in result.stdout
     assert "steps: 150" in result.stdout
 
 
-def test_cli_help_lists_groups_and_choices():
-    result = run_cli(["--help"], cwd=ROOT)
+def test_cli_help_lists_groups_and_choices(forked_cli):
+    result = forked_cli(["--help"], cwd=ROOT)
     assert result.returncode == 0
     for group in registry.GROUPS:
         assert f"{group}:" in result.stdout

@@ -7,6 +7,8 @@ tests/integration/test_doc_runs.py runs them at small sizes."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 import shlex
 from pathlib import Path
@@ -70,20 +72,27 @@ def test_the_docs_have_commands_to_check() -> None:
     assert {"align_lab", "align_lab.compare"} <= modules and len(COMMANDS) > 50
 
 
-def command_problem(module: str, args: list[str]) -> str | None:
-    """Why `python -m <module> <args>` does not parse (one line), or None."""
+@functools.cache
+def hydra_composed(args: tuple[str, ...]):
+    """The config (with its hydra node) of the first job of `python -m align_lab <args>`, as Hydra composes
+    it: once per command and test process (both tests below compose the docs' run commands; a command
+    that does not compose raises each time)."""
     from hydra import compose, initialize_config_dir
 
+    config_dir, name, overrides = app_overrides(list(args))
+    if config_dir is not None:  # searched before conf/, as --config-dir does
+        overrides = [*overrides, f"hydra.searchpath=[file://{ROOT / 'conf'}]"]
+    with initialize_config_dir(config_dir=str(config_dir or ROOT / "conf"), version_base="1.3"):
+        return compose(name, overrides=overrides, return_hydra_config=True)
+
+
+def command_problem(module: str, args: list[str]) -> str | None:
+    """Why `python -m <module> <args>` does not parse (one line), or None."""
     from align_lab.compare import parse_args
 
     try:
         if module == "align_lab":
-            config_dir, name, overrides = app_overrides(args)
-            if config_dir is not None:  # searched before conf/, as --config-dir does
-                overrides = [*overrides, f"hydra.searchpath=[file://{ROOT / 'conf'}]"]
-            primary = ROOT / "conf" if config_dir is None else config_dir
-            with initialize_config_dir(config_dir=str(primary), version_base="1.3"):
-                compose(name, overrides=overrides, return_hydra_config=True)
+            hydra_composed(tuple(args))
         elif module == "align_lab.compare":
             parse_args(args)
         elif module == "align_lab.study":
@@ -130,15 +139,10 @@ RUNS = [pytest.param(page, args, id=f"{page.name}:{' '.join(args)[:60]}") for pa
 def composed(args: list[str]):
     """(config without its hydra node, the hydra node) of the first job of `python -m align_lab <args>`,
     its mode as the app sets it (RUN unless -m or the config's hydra.mode says MULTIRUN)."""
-    from hydra import compose, initialize_config_dir
     from hydra.types import RunMode
     from omegaconf import open_dict
 
-    config_dir, name, overrides = app_overrides(args)
-    if config_dir is not None:
-        overrides = [*overrides, f"hydra.searchpath=[file://{ROOT / 'conf'}]"]
-    with initialize_config_dir(config_dir=str(config_dir or ROOT / "conf"), version_base="1.3"):
-        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+    cfg = copy.deepcopy(hydra_composed(tuple(args)))  # admission may change it
     hydra_node = cfg.hydra
     with open_dict(cfg):
         del cfg["hydra"]

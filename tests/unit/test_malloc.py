@@ -116,6 +116,9 @@ def run_align_lab(tmp_path: Path, cache: Path, **env: str) -> subprocess.Complet
     return subprocess.run(args, env={**base, **env}, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
+# slow (docs/testing.md, the fast tier): whole `python -m align_lab` runs (about 7 s of CPU each test); the
+# fast tier keeps the choice, the restart's command line and the record's reading (the tests above)
+@pytest.mark.slow
 def test_a_run_records_the_malloc_it_ran_with(tmp_path, cache_dir) -> None:
     installed = malloc.library({})
     out = run_align_lab(tmp_path, cache_dir)
@@ -124,6 +127,7 @@ def test_a_run_records_the_malloc_it_ran_with(tmp_path, cache_dir) -> None:
     assert summary["malloc"] == (Path(installed).resolve().name if installed else "glibc")
 
 
+@pytest.mark.slow  # two `python -m align_lab` processes, as above
 def test_a_run_told_to_keep_glibc_keeps_it_and_a_missing_library_stops_it_before_anything(
     tmp_path, cache_dir
 ) -> None:

@@ -385,12 +385,12 @@ def test_a_died_run_of_a_study_names_the_resume_command_with_its_folder(tmp_path
     assert args[1:3] == ["-m", "align_lab"] and tmp_path / args[-1].removeprefix("hydra.run.dir=") == run_dir
 
 
-def test_a_sweep_of_no_value_is_one_line_and_leaves_no_folder(tmp_path):
+def test_a_sweep_of_no_value_is_one_line_and_leaves_no_folder(tmp_path, forked_cli):
     """`-m seed=range(0,0)` printed "Launching 0 jobs" and exited 0: nothing ran, nothing said."""
-    from tests.conftest import ROOT, run_cli
+    from tests.conftest import ROOT
 
     where = [f"hydra.sweep.dir={tmp_path / 'sweep'}", f"cache_dir={tmp_path / 'cache'}"]
-    result = run_cli(["-m", "seed=range(0,0)", *where], cwd=ROOT)
+    result = forked_cli(["-m", "seed=range(0,0)", *where], cwd=ROOT)
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == (
         "align_lab: error: seed=range(0,0): sweeps no value, so the sweep has no job; give each swept key "

@@ -4,9 +4,12 @@ process")."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
+
+import pytest
 
 import align_lab
 from align_lab import spin_count, wait_policy
@@ -22,10 +25,18 @@ SHOWN = {
 
 
 def fresh(code: str, **env: str) -> subprocess.CompletedProcess:
-    """`code` in a new Python whose environment has no OpenMP setting but `env`'s."""
+    """`code` in a new Python whose environment has no OpenMP setting but `env`'s (one process for each
+    code and environment: two tests read the same one)."""
+    return _fresh(code, tuple(sorted(env.items())))
+
+
+@functools.cache
+def _fresh(code: str, env: tuple[tuple[str, str], ...]) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
     base["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**base, **dict(env)}, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done
 
@@ -55,6 +66,9 @@ def test_the_spin_count_goes_in_unless_the_user_set_it_or_a_policy() -> None:
     assert environ == {}
 
 
+# slow (docs/testing.md, the fast tier): fresh interpreters importing torch to read libgomp's own report
+# (about 5 s of CPU); the fast tier keeps the rules and that a fresh process has the policy before torch
+@pytest.mark.slow
 def test_libgomp_spins_align_labs_count_unless_the_user_chose() -> None:
     code = "import align_lab, torch; torch.ones(4).sum()"
     shown = fresh(code, OMP_DISPLAY_ENV="VERBOSE").stderr
@@ -74,6 +88,7 @@ def test_a_users_policy_wins() -> None:
     assert fresh(code, OMP_WAIT_POLICY=user).stdout.split() == [user]
 
 
+@pytest.mark.slow  # fresh interpreters importing torch, as above
 def test_torchs_libgomp_starts_with_it() -> None:
     code = "import align_lab, torch; torch.ones(4).sum()"
     assert f"OMP_WAIT_POLICY = '{align_lab.OMP_WAIT_POLICY}'" in fresh(code, OMP_DISPLAY_ENV="VERBOSE").stderr

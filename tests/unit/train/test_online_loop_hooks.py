@@ -10,7 +10,7 @@ from align_lab.config import ConfigError
 from align_lab.run.admission import admit_spec, spec_from_config
 from align_lab.run.cross_checks import check_run
 from align_lab.tracking import read_metrics
-from tests.conftest import ROOT, compose, run_cli, run_in_process
+from tests.conftest import ROOT, compose, run_in_process
 
 
 def within(inside: list, where: str, fn):
@@ -103,8 +103,8 @@ def test_critic_from_the_reward_model_needs_a_learned_reward_model(algo, tmp_pat
     assert "\n" not in str(e.value)
 
 
-def test_cli_critic_from_the_reward_model_with_gold_reward_stops_before_compute(tmp_path):
-    result = run_cli(
+def test_cli_critic_from_the_reward_model_with_gold_reward_stops_before_compute(tmp_path, forked_cli):
+    result = forked_cli(
         [
             "algo=ppo_max",
             "reward=gold",

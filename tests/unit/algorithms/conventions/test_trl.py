@@ -93,10 +93,10 @@ def test_rloo_normalize_advantages_standardises_over_the_step():
     close(advantages, [[1.224595], [-1.224595], [0.0], [0.0]])
 
 
-def test_cfg_job_shows_dr_grpos_normaliser_as_a_number():
-    from tests.conftest import ROOT, run_cli
+def test_cfg_job_shows_dr_grpos_normaliser_as_a_number(forked_cli):
+    from tests.conftest import ROOT
 
-    result = run_cli(["--cfg", "job", "algo=dr_grpo"], cwd=ROOT)
+    result = forked_cli(["--cfg", "job", "algo=dr_grpo"], cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "  max_len: 12\n" in result.stdout  # toy_prefs' generation limit, not a ${...} interpolation
 
