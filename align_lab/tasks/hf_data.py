@@ -32,16 +32,37 @@ class Example:
 SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+(?=[.,;:!?)\]}])")
 
 
+QUOTES = str.maketrans(
+    {c: "'" for c in "\u2018\u2019\u201b\u2032`\u00b4"}
+    | {c: '"' for c in "\u201c\u201d\u201e\u00ab\u00bb\u2033"}
+)
+KEPT_AT_EDGES = set("-([{)]}%")  # punctuation that is part of a question's math at its start or end
+
+
 def same_prompt(prompt: str) -> str:
-    """A prompt as the held-out check compares it: its words in Unicode's compatibility form (NFKC: a
-    full-width letter is the letter), invisible format characters dropped (a zero-width space), whitespace
-    runs made one space, no space before punctuation, no closing full stop, question or exclamation mark,
-    case folded (a trailing space, a line break, `2+2 ?` or `2+2` for `2+2?`, or `What` for `what` is the
-    same question to the policy)."""
-    text = unicodedata.normalize("NFKC", prompt)
+    """A prompt as the held-out check compares it: in Unicode's compatibility form (NFKC: a full-width
+    letter is the letter), its curly quotes straight, invisible format characters dropped (a zero-width
+    space), whitespace runs made one space, no space before punctuation, no punctuation wrapping it
+    (quotes, `**`, a closing `.`, `?`, `!`, `...` or `。`; a sign or bracket stays: `-3 + 5`), case
+    folded: `What is 2+2?` is the same question to the policy as `what is 2+2 ?`, `"What is 2+2"` or
+    `**What is 2+2?**`."""
+    text = unicodedata.normalize("NFKC", prompt).translate(QUOTES)
     text = "".join(c for c in text if unicodedata.category(c) != "Cf")
-    text = SPACE_BEFORE_PUNCTUATION.sub("", " ".join(text.split()))
-    return text.rstrip(".?!").rstrip().casefold()
+    return unwrapped(SPACE_BEFORE_PUNCTUATION.sub("", " ".join(text.split()))).casefold()
+
+
+def unwrapped(text: str) -> str:
+    """`text` without the spaces and punctuation at its two ends (KEPT_AT_EDGES aside)."""
+
+    def edge(c: str) -> bool:
+        return c.isspace() or unicodedata.category(c).startswith("P") and c not in KEPT_AT_EDGES
+
+    start, end = 0, len(text)
+    while start < end and edge(text[start]):
+        start += 1
+    while end > start and edge(text[end - 1]):
+        end -= 1
+    return text[start:end]
 
 
 def unseen(train: list[Example], evaluation: list[Example], path: str) -> list[Example]:

@@ -223,7 +223,16 @@ def test_a_repeat_of_a_held_out_question_up_to_case_and_a_space_before_punctuati
 
 @pytest.mark.parametrize(
     "held_out",
-    ["What is 2+2", "What is 2\u200b+2?", "Ｗhat is ２+2?", "What is 2+2?!"],  # no mark, zero-width, NFKC
+    [  # no mark, zero-width, NFKC; the fifth hunt: wrapped in quotes or `**`, `。`, curly quotes
+        "What is 2+2",
+        "What is 2\u200b+2?",
+        "Ｗhat is ２+2?",
+        "What is 2+2?!",
+        '"What is 2+2?"',
+        "**What is 2+2?**",
+        "What is 2+2。",
+        "\u201cWhat is 2+2?\u201d",
+    ],
 )
 def test_a_repeat_of_a_held_out_question_up_to_unicode_form_and_its_closing_mark_is_left_out(
     tmp_path, held_out
@@ -235,6 +244,9 @@ def test_a_repeat_of_a_held_out_question_up_to_unicode_form_and_its_closing_mark
 
     assert same_prompt(held_out) == same_prompt("What is 2+2?")
     assert same_prompt("What is 2+2?") != same_prompt("What is 2+3?")
+    assert same_prompt("What is 2-2?") != same_prompt("What is 2+2?")  # math is never punctuation aside
+    assert same_prompt("-3 + 5 = ?") != same_prompt("3 + 5 = ?")  # a sign at the start stays
+    assert same_prompt("Dara\u2019s age?") == same_prompt("Dara's age?")  # a curly apostrophe
     rows = [{"question": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(1, 6)]
     rows += [{"question": held_out, "answer": "4"}, {"question": "What is 9+9?", "answer": "18"}]
     t = VerifiableData(path=str(jsonl(tmp_path, rows)), eval_rows=2, prompt_column="question")
