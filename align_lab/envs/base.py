@@ -117,7 +117,7 @@ def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: floa
         raise EnvError(f"{where}: step's observation is a {kind}; must be a string")
     for name in ("done", "tool_call"):  # "no" would read as True: the episode ended in silence
         flag = getattr(step, name)
-        if not isinstance(flag, bool) and type(flag).__name__ != "bool_":  # numpy's bool is one too
+        if not isinstance(flag, bool) and type(flag).__name__ not in ("bool_", "bool"):  # numpy's too
             raise EnvError(f"{where}: step's {name} is {flag!r}; must be True or False")
     reward = step.reward
     if isinstance(reward, bool) or not isinstance(reward, int | float):

@@ -196,6 +196,38 @@ def exiting_reward(prompts, responses):
     return [float(len(r.split())) for r in responses]
 
 
+class UsersStop(BaseException):
+    """A user's own BaseException subclass (or GeneratorExit): past every `except Exception`."""
+
+
+def base_exception_reward(prompts, responses):
+    FLAKY_CALLS["n"] += 1
+    if FLAKY_CALLS["n"] == 2:
+        raise FLAKY_CALLS["raise"]
+    return [float(len(r.split())) for r in responses]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "raised", [UsersStop("custom base"), GeneratorExit()], ids=["users", "generator_exit"]
+)
+def test_a_base_exception_from_a_reward_function_stops_the_run_in_one_line(tmp_path, cache_dir, raised):
+    """Issue 73 fifth hunt: a reward (or verifier, env step) raising GeneratorExit or a BaseException class
+    of the user's gave a 17-40-frame traceback. Now one line naming where, exit code 1, resumable."""
+    run_dir, path = tmp_path / "run", f"{__name__}:base_exception_reward"
+    FLAKY_CALLS.update(n=0, **{"raise": raised})
+    with pytest.raises(RunStopped) as e:
+        run_in_process(["reward=function", f"reward.path={path}"], run_dir, cache_dir)
+    message = str(e.value)
+    assert message.startswith(f"error: {__file__}:") and "\n" not in message
+    said = f"raised {type(raised).__name__}" + (": custom base" if str(raised) else "")
+    assert (
+        f" {said} (a BaseException, past every handler of errors) during the run; resume from step 1"
+        in message
+    )
+    assert e.value.exit_code == 1 and "traceback" not in json.loads((run_dir / "summary.json").read_text())
+
+
 @pytest.mark.fast
 def test_a_reward_function_that_calls_sys_exit_stops_the_run_in_one_line_not_rc_0(tmp_path, cache_dir):
     """Issue 73 fourth hunt: reward.path=mod:fn calling sys.exit(0) ended the process with rc 0 and no

@@ -313,3 +313,11 @@ def test_env_openenv_finds_the_package_where_scripts_setup_openenv_sh_put_it(tmp
     monkeypatch.setenv("OPENENV_DIR", str(tmp_path / "site"))
     assert hub_base("m:C").where == "setup_openenv.sh"
     assert sys.path[-1] == str(tmp_path / "site")  # after every folder the running Python had
+
+
+def test_a_numpy_bool_done_is_a_bool():
+    """The fifth hunt: Step(done=np.True_) (a numpy comparison's result) was refused as not a bool."""
+    import numpy as np
+
+    step = run_step("game", Bad(returns=Step(done=np.True_, tool_call=np.False_)), "five", 2, 0.2)
+    assert step.done and not step.tool_call
