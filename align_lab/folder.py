@@ -98,6 +98,8 @@ def check_kinds(run_dir: Path) -> None:
             kind, wants = "a folder", "writes a file"
         elif name not in FOLDERS and path.is_symlink():  # the run would write into what it points at
             kind, wants = f"a link (to {os.readlink(path)})", "writes a file"
+        elif name not in FOLDERS and path.is_file() and path.stat().st_nlink > 1:  # `ln q.jsonl app.log`
+            kind, wants = f"a hard link ({path.stat().st_nlink} names of one file)", "writes a file"
         else:
             continue
         raise ConfigError(

@@ -10,6 +10,10 @@ from pathlib import Path
 
 from align_lab.tracking.jsonl import METRICS_FILE
 
+# the figures compare reads from summary.json; other keys with a slash hold text by design
+# (`rollout/decode_matmul: "exact"`)
+METRIC_PREFIXES = ("eval/", "train/", "counters/", "time/")
+
 
 def unusable_metrics(summary: dict) -> list[str]:
     """A metric of summary.json that is text or infinite (a hand-edited or foreign file: align_lab writes
@@ -18,7 +22,7 @@ def unusable_metrics(summary: dict) -> list[str]:
     lines = []
     for key, value in list(summary.items()):
         text = isinstance(value, str)
-        if "/" in key and (text or isinstance(value, float) and math.isinf(value)):
+        if key.startswith(METRIC_PREFIXES) and (text or isinstance(value, float) and math.isinf(value)):
             del summary[key]
             kind = "text, not a number" if text else "not a finite number"
             shown = json.dumps(value)[:40]

@@ -121,6 +121,16 @@ def none_completed(runs: pd.DataFrame, group: str) -> str | None:
     return f"no completed run ({listed}): see Runs"
 
 
+def no_value(runs: pd.DataFrame, group: str, column: str) -> str | None:
+    """`none of its 3 completed runs has a value of eval/gold_reward ...` for a group whose completed runs
+    all lack the metric (NaN in summary.json: the fifth hunt found it read "no seeds in common with the
+    baseline"); else None."""
+    done = runs[(runs["group"] == group) & (runs["status"] == COMPLETED)]
+    if not len(done) or column not in done or done[column].notna().any():
+        return None
+    return f"none of its {len(done)} completed runs has a value of {column} (NaN or none in summary.json)"
+
+
 def other_setting(runs: pd.DataFrame, group: str, baseline: str) -> str | None:
     """Why `group` is not paired with the group `baseline`: its runs are of another task (or model), which
     started from another SFT policy on another scale (issue 73: a compute-matched view and --baseline
@@ -177,7 +187,7 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
             "p": t.p,
             "p_holm": t.p_holm,
             "verdict": apart.get(g)
-            or (t.n == 0 and none_completed(runs, g))
+            or (t.n == 0 and (none_completed(runs, g) or no_value(runs, g, column)))
             or verdict(t.diff, t.lo, t.hi, t.p_holm, t.n, baseline, len(compared)),
         }
         for g, t in zip(compared, tests, strict=True)

@@ -198,6 +198,10 @@ def test_a_summary_metric_that_is_text_or_infinite_is_a_note_and_its_logged_valu
     summary = json.loads((run_dir / "summary.json").read_text())
     logged = last_value(load_run(run_dir).metrics, "eval/gold_reward")
     assert logged == logged and summary["eval/gold_reward"] == logged  # a number, as written
+    # a text value that align_lab writes by design is no damage (the fifth hunt: every run was noted)
+    summary |= {"rollout/decode_matmul": "exact"}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    assert load_run(run_dir).problems == []
     (run_dir / "summary.json").write_text(json.dumps(summary | {"eval/gold_reward": value}))
     run = load_run(run_dir)
     said = (
@@ -222,3 +226,26 @@ def test_a_completed_runs_empty_metrics_file_is_a_note(tmp_path: Path) -> None:
     assert load_run(run_dir).problems == [said]
     result = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "out"))
     assert f"{run_dir}: {said}" in result.stdout, result.stdout
+
+
+@pytest.mark.fast
+def test_a_group_whose_runs_have_no_value_of_the_metric_says_so(tmp_path: Path) -> None:
+    """Issue 73 fifth hunt: a group whose every completed run has eval/gold_reward NaN in summary.json
+    read `n=0 ... no seeds in common with the baseline`, as if its seeds were the wrong ones."""
+    import pandas as pd
+
+    from align_lab.results.tables import paired_table
+
+    runs = pd.DataFrame(
+        {
+            "group": ["a", "a", "b", "b"],
+            "seed": [0, 1, 0, 1],
+            "status": ["completed"] * 4,
+            "eval/gold_reward": [float("nan"), float("nan"), 0.5, 0.6],
+        }
+    )
+    [row] = paired_table(runs, "eval/gold_reward", ["a", "b"], "b").to_dict("records")
+    assert row["n_pairs"] == 0
+    assert row["verdict"] == (
+        "none of its 2 completed runs has a value of eval/gold_reward (NaN or none in summary.json)"
+    )

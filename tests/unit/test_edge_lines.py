@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,8 @@ def admit(run_dir, cache_dir):
         # the fourth hunt: app.log a link to the user's data file: the run's log appended to it, rc 0
         ("app.log", "link", "is a link (to {target}) where align_lab writes a file"),
         ("metrics.jsonl", "link", "is a link (to {target}) where align_lab writes a file"),
+        # the fifth hunt: a hard link (`ln q.jsonl app.log`) the same
+        ("app.log", "hard link", "is a hard link (2 names of one file) where align_lab writes a file"),
     ],
 )
 def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_it_away_works(
@@ -98,6 +101,8 @@ def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_
     target.write_text('{"question": "mine"}\n')
     if kind == "link":
         path.symlink_to(target)
+    elif kind == "hard link":
+        os.link(target, path)
     else:
         path.mkdir() if kind == "folder" else path.write_text("")
     with pytest.raises(ConfigError) as e:
