@@ -105,6 +105,11 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
             raise
         print(f"align_lab: {e}", file=sys.stderr)
         raise SystemExit(e.exit_code) from None
+    except BaseException as e:  # GeneratorExit, a class of the user's code: past every handler of errors
+        if isinstance(e, Exception | SystemExit | KeyboardInterrupt):
+            raise
+        print(f"align_lab: error: {base_exception_line(e, job.run_dir)}", file=sys.stderr)
+        raise SystemExit(1) from None
     finally:
         if lock is not None:
             lock.release()
@@ -121,6 +126,16 @@ def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
     OmegaConf.save(cfg, out / "config.yaml")
     OmegaConf.save(HydraConfig.instance().cfg, out / "hydra.yaml")
     OmegaConf.save(HydraConfig.get().overrides.task, out / "overrides.yaml")
+
+
+def base_exception_line(e: BaseException, run_dir) -> str:
+    """The one line of a BaseException that is no error class (raised by a reward, verifier or env of the
+    user's): where it was raised and how to resume; the run's summary.json keeps its traceback."""
+    from align_lab.run.summary import exited_where, resume_hint
+    from align_lab.value_checks import one_line
+
+    said = f"raised {one_line(e)} (a BaseException, past every handler of errors) during the run"
+    return f"{exited_where(e)} {said}; {resume_hint(Path(run_dir) / 'checkpoints')}"
 
 
 MULTIRUN = ("-m", "--multirun")

@@ -52,11 +52,6 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
         return RunStopped(f"error: {e}")
     if isinstance(e, SystemExit):  # not a requeue (failure() read Preempted): code the run called exited
         return RunStopped(f"error: {exited_where(e)} called sys.exit({e.code!r}) during the run; {resume}", 1)
-    if not isinstance(e, Exception):  # GeneratorExit, a class of the user's: what no except Exception holds
-        from align_lab.value_checks import one_line
-
-        said = f"raised {one_line(e)} (a BaseException, past every handler of errors)"
-        return RunStopped(f"error: {exited_where(e)} {said} during the run; {resume}", 1)
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         return RunStopped(
             f"error: no space left on the device writing {e.filename or 'a file'}; free space, then {resume}"

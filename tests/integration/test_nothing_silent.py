@@ -196,36 +196,43 @@ def exiting_reward(prompts, responses):
     return [float(len(r.split())) for r in responses]
 
 
+STOPPING_REWARD = """
 class UsersStop(BaseException):
-    """A user's own BaseException subclass (or GeneratorExit): past every `except Exception`."""
+    pass
 
+CALLS = [0]
 
-def base_exception_reward(prompts, responses):
-    FLAKY_CALLS["n"] += 1
-    if FLAKY_CALLS["n"] == 2:
-        raise FLAKY_CALLS["raise"]
+def score(prompts, responses):
+    CALLS[0] += 1
+    if CALLS[0] == 2:
+        raise {raised}
     return [float(len(r.split())) for r in responses]
+"""
 
 
 @pytest.mark.fast
 @pytest.mark.parametrize(
-    "raised", [UsersStop("custom base"), GeneratorExit()], ids=["users", "generator_exit"]
+    "raised", ["UsersStop('custom base')", "GeneratorExit()"], ids=["users", "generator_exit"]
 )
-def test_a_base_exception_from_a_reward_function_stops_the_run_in_one_line(tmp_path, cache_dir, raised):
+def test_a_base_exception_from_a_reward_function_is_one_line_on_the_command_line(tmp_path, cache_dir, raised):
     """Issue 73 fifth hunt: a reward (or verifier, env step) raising GeneratorExit or a BaseException class
-    of the user's gave a 17-40-frame traceback. Now one line naming where, exit code 1, resumable."""
-    run_dir, path = tmp_path / "run", f"{__name__}:base_exception_reward"
-    FLAKY_CALLS.update(n=0, **{"raise": raised})
-    with pytest.raises(RunStopped) as e:
-        run_in_process(["reward=function", f"reward.path={path}"], run_dir, cache_dir)
-    message = str(e.value)
-    assert message.startswith(f"error: {__file__}:") and "\n" not in message
-    said = f"raised {type(raised).__name__}" + (": custom base" if str(raised) else "")
-    assert (
-        f" {said} (a BaseException, past every handler of errors) during the run; resume from step 1"
-        in message
+    of the user's gave a 17-40-frame traceback. Now one line naming where, exit code 1; summary.json keeps
+    the traceback, the run its checkpoint to resume from."""
+    from tests.conftest import SMALL, run_cli
+
+    (tmp_path / "stopping_reward.py").write_text(STOPPING_REWARD.format(raised=raised))
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]  # reward=function takes only its path
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    result = run_cli([*args, "reward.path=stopping_reward:score"], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    name = "UsersStop: custom base" if "Users" in raised else "GeneratorExit"
+    assert line.startswith(
+        f"align_lab: error: {tmp_path / 'stopping_reward.py'}:10 raised {name} (a BaseException"
     )
-    assert e.value.exit_code == 1 and "traceback" not in json.loads((run_dir / "summary.json").read_text())
+    assert "during the run; resume from step 1 with: " in line and "Traceback" not in result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
 @pytest.mark.fast
