@@ -19,6 +19,11 @@ from align_lab.value_checks import check
 MAX_MEMORY_GB = 2**33  # GiB: 2^63 bytes, the most a budget in bytes (an int64) holds
 
 
+MAX_THREADS = (
+    4096  # more than any CPU node's cores: past it, thread pools fail to start (a crash, not a line)
+)
+
+
 @dataclass
 class Hardware:
     device: str = "cpu"  # cpu | cuda (one GPU per data-parallel process)
@@ -37,8 +42,10 @@ class Hardware:
 
     def __post_init__(self) -> None:
         check(self.device in ("cpu", "cuda"), "device", self.device, "cpu or cuda")
-        allowed = ">= 0 (0: torch's default) or null"
-        check(self.num_threads is None or self.num_threads >= 0, "num_threads", self.num_threads, allowed)
+        allowed = f">= 0 (0: torch's default) and at most {MAX_THREADS}, or null"
+        # 1000000: tokenizers' thread pool panicked, then a segmentation fault (issue 73 fifth hunt)
+        ok = self.num_threads is None or 0 <= self.num_threads <= MAX_THREADS
+        check(ok, "num_threads", self.num_threads, allowed)
         allowed = ">= 1 or null (fit the machine)"
         check(self.max_parallel is None or self.max_parallel >= 1, "max_parallel", self.max_parallel, allowed)
         check(self.processes >= 1, "processes", self.processes, ">= 1")

@@ -111,6 +111,10 @@ def test_every_yaml_key_has_a_comment():
             "hardware.memory_gb=1e308",
             "hardware.memory_gb=1e+308: must be at most 8589934592 (2^63 bytes) or null",
         ),
+        (  # issue 73 fifth hunt: a Rust panic in tokenizers' thread pool, then a segmentation fault
+            "hardware.num_threads=1000000",
+            "hardware.num_threads=1000000: must be >= 0 (0: torch's default) and at most 4096, or null",
+        ),
     ],
 )
 def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
