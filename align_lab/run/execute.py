@@ -31,7 +31,7 @@ from align_lab.run.summary import (
     stopped,
 )
 from align_lab.tracking import MultiTracker
-from align_lab.tracking.progress import below_sft_line, progress_factory
+from align_lab.tracking.progress import below_sft_line, progress_factory, unmoved_line
 from align_lab.tracking.samples import SAMPLES_FILE, read_samples
 from align_lab.train.backend import Diverged, forget_process_group
 from align_lab.train.checkpoint_io import checkpoint_step
@@ -103,9 +103,10 @@ def completed(summary: dict, final: dict, spec: RunSpec, run_dir: Path, tracker)
     tracker.summary(dict(final))
     for line in result_lines(summary, run_dir):
         log.info(line)
-    warning = below_sft_line(read_samples(run_dir / SAMPLES_FILE)[0])  # issue 73: never a silent collapse
-    if warning is not None:
-        log.warning(warning)
+    samples = read_samples(run_dir / SAMPLES_FILE)[0]
+    for warning in (below_sft_line(samples), unmoved_line(samples)):  # issue 73: never a silent collapse
+        if warning is not None:
+            log.warning(warning)
     return summary
 
 

@@ -95,3 +95,22 @@ def below_sft_line(samples: list[dict]) -> str | None:
         + (f", KL to SFT {statistics.fmean(kl):.1f} nats" if kl else "")
         + "; training moved it the wrong way (a lower algo.lr, a KL term or fewer train.steps hold it)"
     )
+
+
+UNMOVED_KL = 1e-6  # nats: a policy trained by any update is further than this on some held-out sample
+
+
+def unmoved_line(samples: list[dict]) -> str | None:
+    """One line when the last evaluation's policy is where SFT started (every held-out sample's KL to SFT
+    below UNMOVED_KL): no update moved it, so its figures are SFT's (issue 73 fifth hunt: constant or
+    subnormal scores trained nothing, rc 0, and said nothing). None otherwise, or with no KL recorded."""
+    last = max((r["step"] for r in samples), default=None)
+    kl = [r.get("kl") for r in samples if r["step"] == last]
+    kl = [x for x in kl if isinstance(x, int | float)]
+    if not last or not kl or max(abs(x) for x in kl) >= UNMOVED_KL:
+        return None
+    return (
+        f"warning: the policy ended where SFT started (KL to SFT below {UNMOVED_KL:g} nats on all {len(kl)} "
+        f"held-out samples after {last} steps): no update moved it; the rewards gave no signal (every score "
+        "equal within a group, or too small to train on) or algo.lr is too small"
+    )

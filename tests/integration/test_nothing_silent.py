@@ -266,3 +266,26 @@ def test_a_pairwise_runs_progress_line_shows_the_latest_evaluations_kl(tmp_path,
     assert step["1"].endswith("kl -"), step["1"]
     kl = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[1])  # step 2's row
     assert step["3"].endswith(f"kl {kl['eval/kl']:.3f} (eval@2)"), (step["3"], kl)
+
+
+def constant_reward(prompts, responses):
+    """Every response the same score: a group-normalised advantage of 0 everywhere."""
+    return [1.0] * len(responses)
+
+
+@pytest.mark.fast
+def test_a_run_whose_rewards_gave_no_signal_ends_with_a_line_saying_the_policy_never_moved(
+    tmp_path, cache_dir, caplog
+):
+    """Issue 73 fifth hunt: a reward function scoring every response the same (or 1e-45) trained nothing
+    under GRPO (KL 0.000, gold = SFT's), rc 0 and no line."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        summary = run_in_process(
+            ["algo=grpo", "reward=function", f"reward.path={__name__}:constant_reward"],
+            tmp_path / "run",
+            cache_dir,
+        )
+    assert summary["status"] == "completed" and summary["eval/kl"] == 0.0
+    assert any(m.startswith("warning: the policy ended where SFT started") for m in caplog.messages)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from align_lab.tracking.progress import below_sft_line
+from align_lab.tracking.progress import below_sft_line, unmoved_line
 
 
 def records(gold: list, sft: list, step: int = 100, kl: float = 20.0) -> list[dict]:
@@ -37,3 +37,17 @@ def test_only_the_last_evaluation_counts_and_a_task_without_gold_gets_no_line():
     earlier = records([0.0] * 8, [1.0] * 8, step=50)  # fell at step 50, recovered by step 100
     assert below_sft_line(earlier + records([1.0] * 8, [1.0] * 8, step=100)) is None
     assert below_sft_line(records([None] * 8, [None] * 8)) is None  # a reward model's task: no gold
+
+
+def test_a_policy_that_never_moved_from_sft_gets_a_line():
+    """Issue 73 fifth hunt: a reward function giving every response the same score (or 1e-45 scores)
+    trained nothing: KL 0, gold = SFT's, rc 0 and no line."""
+    line = unmoved_line(records([0.5] * 8, [0.5] * 8, step=3, kl=0.0))
+    assert line == (
+        "warning: the policy ended where SFT started (KL to SFT below 1e-06 nats on all 8 held-out samples "
+        "after 3 steps): no update moved it; the rewards gave no signal (every score equal within a group, "
+        "or too small to train on) or algo.lr is too small"
+    )
+    assert unmoved_line(records([0.5] * 8, [0.5] * 8, step=3, kl=0.01)) is None  # it moved
+    assert unmoved_line(records([0.5] * 8, [0.5] * 8, step=0, kl=0.0)) is None  # before any step
+    assert unmoved_line([]) is None
