@@ -81,7 +81,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
         rollout = steps.gather_rollout(ctx, *gathered)
         rollout.sampled_by = entry.source  # whose rows: the engine's log-probs are the teacher's, or none
         # 4. advantages (and value targets)
-        rollout.advantages, rollout.returns = algo.advantages(rollout)
+        rollout.advantages, rollout.returns = steps.advantages_of(algo, rollout)
         # 5. algo.epochs passes of minibatch updates (only the critic's while it is pre-trained); the
         # first minibatch reuses step 3's forward (the weights have not moved since)
         policy_rests, stats = step < algo.needs.critic_pretrain_steps, {}

@@ -22,7 +22,7 @@ from align_lab.train.distributed import row_seeds
 from align_lab.train.dynamic_sampling import refill
 from align_lab.train.online_setup import Loop
 from align_lab.train.staleness import Pending
-from align_lab.value_checks import Diverged
+from align_lab.value_checks import ConfigError, Diverged
 
 
 def sample(
@@ -127,3 +127,17 @@ def gather_rollout(ctx: Context, samples, logprobs, signals, values, scores, bas
         turn_rewards=None if turn_rewards is None or not bool(turn_rewards.any()) else turn_rewards,
         signals=signals,
     )
+
+
+def advantages_of(algo: OnlineAlgorithm, rollout: Rollout) -> tuple:
+    """Step 4: `algo.advantages(rollout)`, refused in one line where finite scores gave non-finite
+    advantages: their scale overflowed float32 in the normalisation (scores of 1e38 read as "diverged ...
+    lower algo.lr", issue 73 fifth hunt); the weights are not touched."""
+    advantages, returns = algo.advantages(rollout)
+    if not torch.isfinite(advantages).all() and torch.isfinite(rollout.scores).all():
+        largest = rollout.scores.abs().max().item()
+        raise ConfigError(
+            f"reward: the step's scores reach {largest:.3g} in magnitude, and their advantages overflow "
+            "float32 (inf or nan in the normalisation); scale the reward down (scores within about 1e18)"
+        )
+    return advantages, returns

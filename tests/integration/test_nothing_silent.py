@@ -289,3 +289,24 @@ def test_a_run_whose_rewards_gave_no_signal_ends_with_a_line_saying_the_policy_n
         )
     assert summary["status"] == "completed" and summary["eval/kl"] == 0.0
     assert any(m.startswith("warning: the policy ended where SFT started") for m in caplog.messages)
+
+
+def huge_reward(prompts, responses):
+    """Scores finite in float32 whose group statistics are not: +-3e38."""
+    return [3e38 * (len(r) % 3 - 1) for r in responses]
+
+
+@pytest.mark.fast
+def test_scores_whose_advantages_overflow_name_the_reward_not_the_learning_rate(tmp_path, cache_dir):
+    """Issue 73 fifth hunt: scores of +-3e38 (finite in float32) overflowed in GRPO's normalisation and
+    read `policy optimisation diverged ... lower algo.lr`."""
+    with pytest.raises(RunStopped) as e:
+        run_in_process(
+            ["algo=grpo", "reward=function", f"reward.path={__name__}:huge_reward"],
+            tmp_path / "run",
+            cache_dir,
+        )
+    assert str(e.value) == (
+        "error: reward: the step's scores reach 3e+38 in magnitude, and their advantages overflow float32 "
+        "(inf or nan in the normalisation); scale the reward down (scores within about 1e18)"
+    )
