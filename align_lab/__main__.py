@@ -16,13 +16,15 @@ from align_lab.app import (  # noqa: E402 (after the restart)
     main,
     multirun_first,
     renamed_keys,
+    run_dir_in_a_sweep,
 )
 
 if __name__ == "__main__":
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let config errors reach format_error
     sys.argv[1:], moved = multirun_first(sys.argv[1:])  # `algo=ppo,rloo -m seed=0,1`: -m first
-    if moved:
-        print(moved, file=sys.stderr)
+    for note in (moved, run_dir_in_a_sweep(sys.argv[1:])):
+        if note:
+            print(note, file=sys.stderr)
     pairs = [f"{a}={b}" for a, b in zip(sys.argv, sys.argv[1:], strict=False)]
     if {"--cfg=job", "-c=job"} & {*pairs, *sys.argv}:
         sys.argv.append("--resolve")  # --cfg job shows the values a run uses, not ${...} interpolations

@@ -160,6 +160,19 @@ def multirun_first(args: list[str]) -> tuple[list[str], str | None]:
     )
 
 
+def run_dir_in_a_sweep(args: list[str]) -> str | None:
+    """The line for `-m ... hydra.run.dir=X`: a sweep writes its runs under hydra.sweep.dir and reads no
+    hydra.run.dir, which Hydra drops without a word (issue 73 fifth hunt); None otherwise."""
+    typed = [a for a in args if a.lstrip("+").startswith("hydra.run.dir=")]
+    if not typed or not any(a in MULTIRUN for a in args):
+        return None
+    folder = typed[-1].split("=", 1)[1]
+    return (
+        f"align_lab: note: {typed[-1]} is one run's folder and a sweep (-m) does not read it; its runs go "
+        f"under hydra.sweep.dir (for this folder: hydra.sweep.dir={folder})"
+    )
+
+
 def renamed_keys(args: list[str]) -> list[str]:
     """The command line with each old flat key of a part's node mapped to its nested key (algo.clip=0.3 ->
     algo.clip.low=0.3; align_lab/aliases.py), said once; the old and the new name of one key: one line."""

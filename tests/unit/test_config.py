@@ -300,3 +300,16 @@ def test_multirun_typed_after_the_overrides_is_moved_before_them_and_said_once(t
         f"algo.clip.low=1.5 cache_dir={tmp_path / 'cache'} hydra.sweep.dir={tmp_path / 'sweep'}",
         "align_lab: error: algo.clip.low=1.5: must be in (0, 1)",
     ]
+
+
+def test_a_run_dir_typed_in_a_sweep_is_said_to_be_read_as_no_sweep_folder():
+    """Issue 73 fifth hunt: `-m seed=6 hydra.run.dir=/tmp/x` wrote the sweep under ./multirun/<date>/<time>,
+    the typed folder dropped without a word (Hydra's sweep reads hydra.sweep.dir)."""
+    from align_lab.app import run_dir_in_a_sweep
+
+    assert run_dir_in_a_sweep(["-m", "seed=6", "hydra.run.dir=/tmp/x"]) == (
+        "align_lab: note: hydra.run.dir=/tmp/x is one run's folder and a sweep (-m) does not read it; its "
+        "runs go under hydra.sweep.dir (for this folder: hydra.sweep.dir=/tmp/x)"
+    )
+    assert run_dir_in_a_sweep(["seed=6", "hydra.run.dir=/tmp/x"]) is None  # one run: read
+    assert run_dir_in_a_sweep(["-m", "seed=6,7", "hydra.sweep.dir=/tmp/x"]) is None
