@@ -194,6 +194,11 @@ def check_group_overrides(args: list[str]) -> None:
     from align_lab.registry import GROUPS, choices
 
     for arg in args:
+        if not arg.strip():  # Hydra's parser said `mismatched input '<EOF>'`, naming no argument
+            raise ConfigError(
+                f"an empty argument ({arg!r}) on the command line, e.g. an empty shell variable in quotes "
+                '("$EXTRA"): remove it'
+            )
         key, _, value = arg.partition("=")
         group = key.lstrip("+~")
         if group in GROUPS and key.startswith("~"):  # before Hydra: ${algo}_${model} needs both

@@ -145,6 +145,11 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
             read_metrics(metrics)
         except ValueError as e:
             raise ConfigError(f"{e}: a damaged line; delete that line, then rerun to resume") from None
+    elif (done := checkpoint_step(ckpt)) > 0:  # deleted between the stop and the resume (fifth hunt)
+        log.warning(
+            f"align_lab: warning: {metrics} is gone: the rows of steps 1-{done} are lost; the run resumes "
+            f"from step {done} and logs from step {done + 1}, so its curves start there"
+        )
     return changed
 
 

@@ -159,7 +159,7 @@ def verdict(score: float, where: str) -> float:
     counts the samples scored 1, so a -5 or a 1e30 would make it a figure of no meaning (pass@1 -5)."""
     if not 0.0 <= score <= 1.0:
         raise UserCodeError(
-            f"{where}: returned {score:g}; a verifier scores a response in [0, 1] (1 right, 0 wrong, "
+            f"{where}: returned {score:.10g}; a verifier scores a response in [0, 1] (1 right, 0 wrong, "
             "between: partial credit); a reward of any scale is reward=function"
         )
     return score

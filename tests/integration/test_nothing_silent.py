@@ -310,3 +310,23 @@ def test_scores_whose_advantages_overflow_name_the_reward_not_the_learning_rate(
         "error: reward: the step's scores reach 3e+38 in magnitude, and their advantages overflow float32 "
         "(inf or nan in the normalisation); scale the reward down (scores within about 1e18)"
     )
+
+
+@pytest.mark.fast
+def test_a_resume_whose_metrics_file_was_deleted_says_its_first_rows_are_lost(
+    stopped_at_step_2, tmp_path, cache_dir, caplog
+):
+    """Issue 73 fifth hunt: metrics.jsonl deleted between a stop and the resume: the run resumed and
+    completed, its metrics starting at step 3, and no line said the first steps' rows were gone."""
+    import logging
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_at_step_2, run_dir)
+    (run_dir / "metrics.jsonl").unlink()
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        admit_resume(run_dir, cache_dir, "train.steps=4")
+    assert (
+        f"align_lab: warning: {run_dir / 'metrics.jsonl'} is gone: the rows of steps 1-2 are lost; the run "
+        "resumes from step 2 and logs from step 3, so its curves start there"
+    ) in caplog.messages

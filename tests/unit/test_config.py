@@ -313,3 +313,16 @@ def test_a_run_dir_typed_in_a_sweep_is_said_to_be_read_as_no_sweep_folder():
     )
     assert run_dir_in_a_sweep(["seed=6", "hydra.run.dir=/tmp/x"]) is None  # one run: read
     assert run_dir_in_a_sweep(["-m", "seed=6,7", "hydra.sweep.dir=/tmp/x"]) is None
+
+
+def test_an_empty_argument_is_one_line_saying_so():
+    """Issue 73 fifth hunt: `python -m align_lab ""` (an empty "$EXTRA") said Hydra's `mismatched input
+    '<EOF>' expecting {EQUAL, ...}`, naming no argument."""
+    from align_lab.app import check_group_overrides
+
+    with pytest.raises(ConfigError) as e:
+        check_group_overrides(["algo=ppo", ""])
+    assert str(e.value) == (
+        "an empty argument ('') on the command line, e.g. an empty shell variable in quotes (\"$EXTRA\"): "
+        "remove it"
+    )
