@@ -39,6 +39,11 @@ def remove_unused_run_dir(run_dir: Path) -> None:
         if hydra_dir.exists():
             hydra_dir.rmdir()
         run_dir.rmdir()
+        day = run_dir.absolute().parent  # the default outputs/<date>/<time>_...: the date and outputs/ too
+        if day.parent == Path.cwd() / "outputs" and not any(day.iterdir()):
+            day.rmdir()
+            if not any(day.parent.iterdir()):
+                day.parent.rmdir()
     except OSError:  # a file that appeared meanwhile, or a folder we cannot change: it stays
         pass
 
@@ -200,6 +205,11 @@ def check_group_overrides(args: list[str]) -> None:
                 '("$EXTRA"): remove it'
             )
         key, _, value = arg.partition("=")
+        if "=" in arg and value.startswith("~"):  # Hydra's lexer: `LexerNoViableAltException`, no key named
+            raise ConfigError(
+                f"{arg}: an override's value cannot start with ~ (the shell expands it only unquoted); "
+                f"write the path out: {key}={os.path.expanduser(value)}"
+            )
         group = key.lstrip("+~")
         if group in GROUPS and key.startswith("~"):  # before Hydra: ${algo}_${model} needs both
             raise ConfigError(f"~{group}: every run needs {group}; set another value ({group}=...) instead")

@@ -15,6 +15,15 @@ from align_lab.tracking.jsonl import METRICS_FILE
 METRIC_PREFIXES = ("eval/", "train/", "counters/", "time/")
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # a run's figures are float32's: past this, none of its own
+
+
+def drawable(value: float) -> bool:
+    """A NaN (no value) or a finite figure a run can have written: 1e308 broke compare's plots (the
+    fifth hunt: a 23-frame traceback from matplotlib's ticks)."""
+    return math.isnan(value) or abs(value) <= FLOAT32_MAX
+
+
 def unusable_metrics(summary: dict) -> list[str]:
     """A metric of summary.json that is text or infinite (a hand-edited or foreign file: align_lab writes
     numbers, NaN for none) is removed from `summary`, with a line naming it: read as 0.5, or as a value
@@ -22,9 +31,9 @@ def unusable_metrics(summary: dict) -> list[str]:
     lines = []
     for key, value in list(summary.items()):
         text = isinstance(value, str)
-        if key.startswith(METRIC_PREFIXES) and (text or isinstance(value, float) and math.isinf(value)):
+        if key.startswith(METRIC_PREFIXES) and (text or isinstance(value, float) and not drawable(value)):
             del summary[key]
-            kind = "text, not a number" if text else "not a finite number"
+            kind = "text, not a number" if text else "not a finite number within float32's range"
             shown = json.dumps(value)[:40]
             lines.append(f"summary.json: {key} is {shown} ({kind}): its last logged value read instead")
     return lines
@@ -45,6 +54,7 @@ def read_metrics_into(run) -> None:
                 )
             if torn:  # a kill mid-write
                 run.problems.append(f"{METRICS_FILE}: its last line is half-written (left out)")
+            run.problems += beyond_float32(run.metrics)
         except OSError as e:
             run.problems.append(f"{METRICS_FILE} unreadable: {e}")
     elif metrics_path.exists():  # a folder (issue 73): its curves were left out without a word
@@ -52,6 +62,24 @@ def read_metrics_into(run) -> None:
     if run.status == "completed" and metrics_path.is_file() and not metrics_path.read_bytes().strip():
         # a completed run logs a row per step: an emptied file would read as a run that used no compute
         run.problems.append(f"{METRICS_FILE}: empty, though the run completed: it has no curves or budget")
+
+
+def beyond_float32(records: list[dict]) -> list[str]:
+    """Finite values past float32's range removed from metrics.jsonl `records` (a run logs none: a
+    hand-edited or foreign file), with a line naming the first; [] where there are none."""
+    found = []
+    for record in records:
+        for key, value in list(record.items()):
+            if isinstance(value, float) and math.isfinite(value) and not drawable(value):
+                found.append((record.get("step"), key, value))
+                del record[key]
+    if not found:
+        return []
+    step, key, value = found[0]
+    return [
+        f"{METRICS_FILE}: {len(found)} value{'s' * (len(found) > 1)} past float32's range left out (a run "
+        f"writes none), the first {key} {value:g} at step {step}"
+    ]
 
 
 def read_metrics_tolerantly(path: Path) -> tuple[list[dict], list[int], bool]:

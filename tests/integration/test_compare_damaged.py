@@ -182,7 +182,12 @@ def test_a_run_given_twice_through_a_link_or_a_copy_is_counted_once(tmp_path: Pa
 
 @pytest.mark.fast
 @pytest.mark.parametrize(
-    ("value", "kind"), [("0.5", "text, not a number"), (float("inf"), "not a finite number")]
+    ("value", "kind"),
+    [
+        ("0.5", "text, not a number"),
+        (float("inf"), "not a finite number within float32's range"),
+        (1e308, "not a finite number within float32's range"),  # fifth hunt: a matplotlib traceback
+    ],
 )
 def test_a_summary_metric_that_is_text_or_infinite_is_a_note_and_its_logged_value_is_read(
     tmp_path: Path, value, kind
@@ -249,3 +254,23 @@ def test_a_group_whose_runs_have_no_value_of_the_metric_says_so(tmp_path: Path) 
     assert row["verdict"] == (
         "none of its 2 completed runs has a value of eval/gold_reward (NaN or none in summary.json)"
     )
+
+
+@pytest.mark.fast
+def test_a_metrics_value_past_float32s_range_is_left_out_with_a_note_and_the_report_is_drawn(
+    tmp_path: Path,
+) -> None:
+    """Issue 73 fifth hunt: a completed run's metrics.jsonl holding eval/gold_reward 1e308 on one line
+    (a value no run writes) gave a 23-frame traceback from matplotlib's ticks, rc 1, and no report."""
+    make_sweep(tmp_path)
+    run_dir = next((tmp_path / "multirun").rglob("0_*_seed0"))
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    first = json.loads(lines[0]) | {"eval/gold_reward": 1e308}
+    (run_dir / "metrics.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    result = compare(str(tmp_path / "multirun"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    said = (
+        f"{run_dir}: metrics.jsonl: 1 value past float32's range left out (a run writes none), the first "
+        f"eval/gold_reward 1e+308 at step {first['step']}"
+    )
+    assert said in result.stdout and (tmp_path / "out" / "report.html").is_file()

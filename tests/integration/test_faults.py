@@ -124,6 +124,18 @@ def test_bad_input_is_one_line_before_any_compute(overrides, message, tmp_path, 
     assert not cache.exists(), "nothing was computed"
 
 
+@pytest.mark.fast
+def test_a_refused_run_in_the_default_folder_leaves_no_outputs_folder(tmp_path, forked_cli):
+    """Issue 73 fifth hunt: `python -m align_lab algo.clip.low=1.5` in an empty folder was refused in one
+    line, but left an empty `outputs/<date>/` behind (the docs: a refused run leaves no folder)."""
+    result = forked_cli(["algo.clip.low=1.5", f"cache_dir={tmp_path / 'cache'}"], cwd=tmp_path)
+    one_line_error(result, "align_lab: error: algo.clip.low=1.5: must be in (0, 1)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / "outputs" / "mine").mkdir(parents=True)  # outputs/ holding anything else stays
+    result = forked_cli(["algo.clip.low=1.5", f"cache_dir={tmp_path / 'cache'}"], cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["mine"]
+
+
 def test_a_cache_dir_that_is_a_file_is_one_line(tmp_path, forked_cli):
     afile = tmp_path / "afile"
     afile.write_text("mine")

@@ -326,3 +326,20 @@ def test_an_empty_argument_is_one_line_saying_so():
         "an empty argument ('') on the command line, e.g. an empty shell variable in quotes (\"$EXTRA\"): "
         "remove it"
     )
+
+
+def test_a_value_starting_with_a_tilde_is_one_line_with_the_path_written_out():
+    """Issue 73 fifth hunt: a quoted `task.path=~/q.jsonl` (or one from a script) said Hydra's
+    `LexerNoViableAltException: task.path=~/q.jsonl ^`."""
+    import os
+
+    from align_lab.app import check_group_overrides
+
+    with pytest.raises(ConfigError) as e:
+        check_group_overrides(["task.path=~/q.jsonl"])
+    home = os.path.expanduser("~")
+    assert str(e.value) == (
+        "task.path=~/q.jsonl: an override's value cannot start with ~ (the shell expands it only unquoted); "
+        f"write the path out: task.path={home}/q.jsonl"
+    )
+    check_group_overrides(["~algo.kl_clamp"])  # a key removed with ~ is not a value: Hydra's own
