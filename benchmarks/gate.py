@@ -152,6 +152,8 @@ def check_tree(flag: str, tree: Path) -> None:
     """`tree` is a source tree whose own align_lab imports: an empty or damaged folder would run the
     installed align_lab (this code) as that arm, and report this code against itself as a regression."""
     where = f"gate: {flag}={tree}"
+    if str(tree) in ("", "."):  # `--baseline-dir=$BASE` with BASE unset: Path("") is this very tree
+        raise SystemExit(f"gate: {flag} is empty; give the baseline's source tree, or --baseline <commit>")
     if not tree.is_dir():
         raise SystemExit(f"{where}: {'a file, not a folder' if tree.exists() else 'no such folder'}")
     if not (tree / "align_lab" / "__init__.py").is_file() or not (tree / "conf" / "config.yaml").is_file():

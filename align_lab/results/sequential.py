@@ -87,7 +87,8 @@ def check_plan(plan: Plan) -> None:
     if plan.budget_s is not None and not (number and plan.budget_s > 0):
         raise ValueError(f"plan.budget_s={plan.budget_s!r}: must be > 0 seconds, or null (no budget)")
     if not isinstance(plan.alpha, int | float) or isinstance(plan.alpha, bool) or not 0 < plan.alpha < 1:
-        raise ValueError(f"plan.alpha={plan.alpha!r}: must be in (0, 1)")
+        quoted = " (it is text: quoted?)" if isinstance(plan.alpha, str) else ""
+        raise ValueError(f"plan.alpha={plan.alpha!r}: must be a number in (0, 1){quoted}")
 
 
 def look_seeds(plan: Plan) -> list[int]:

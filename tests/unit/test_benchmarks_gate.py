@@ -73,3 +73,10 @@ def test_an_empty_or_damaged_baseline_dir_is_one_line_before_any_run(tmp_path):
             gate.check(gate.parser().parse_args(["--baseline-dir", str(tree)]))
         assert str(e.value) == f"gate: --baseline-dir={tree}: {message}"
     gate.check(gate.parser().parse_args(["--baseline-dir", str(gate.ROOT)]))  # a real tree passes
+    # the fifth hunt: `--baseline-dir=$BASE` with BASE unset was Path(""), this tree, a gate that cannot fail
+    with pytest.raises(SystemExit) as e:
+        gate.check(gate.parser().parse_args(["--baseline-dir="]))
+    assert (
+        str(e.value)
+        == "gate: --baseline-dir is empty; give the baseline's source tree, or --baseline <commit>"
+    )

@@ -4,6 +4,7 @@ the family-wise error rate over the real look schedule (start 4, wave 4, max 24)
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -160,10 +161,12 @@ def test_the_carry_rule_counts_the_claims_holm_divides_the_level_by():
         (Plan(4, 4, 24, alpha=1.5), "plan.alpha=1.5"),
         (Plan(4, 4, 24, budget_s="abc"), "plan.budget_s='abc'"),  # a TypeError traceback (third hunt)
         (Plan(4, 4, 24, alpha="x"), "plan.alpha='x'"),
+        # the fifth hunt: a quoted '0.05' said "must be in (0, 1)", which 0.05 is
+        (Plan(4, 4, 24, alpha="0.05"), "plan.alpha='0.05': must be a number in (0, 1) (it is text: quoted?)"),
     ],
 )
 def test_bad_plans_are_one_line_errors(plan, message):
-    with pytest.raises(ValueError, match=message.replace(".", r"\.")) as e:
+    with pytest.raises(ValueError, match=re.escape(message)) as e:
         check_plan(plan)
     assert "\n" not in str(e.value)
 
