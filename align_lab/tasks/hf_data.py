@@ -62,7 +62,23 @@ def unwrapped(text: str) -> str:
         start += 1
     while end > start and edge(text[end - 1]):
         end -= 1
+    inner = text[start + 1 : end - 1]
+    if text[start:end][:1] + text[start:end][-1:] in PAIRS and balanced(inner):  # `(What is 2+2?)`
+        return unwrapped(inner)
     return text[start:end]
+
+
+PAIRS = ("()", "[]", "{}")
+
+
+def balanced(text: str) -> bool:
+    """Every bracket of `text` closed in order: `(1+2)*(3)` stripped of its ends is `1+2)*(3`, not one."""
+    depth = 0
+    for c in text:
+        depth += (c in "([{") - (c in ")]}")
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def unseen(train: list[Example], evaluation: list[Example], path: str) -> list[Example]:

@@ -6,6 +6,7 @@ neither file."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -129,15 +130,18 @@ def gather_rollout(ctx: Context, samples, logprobs, signals, values, scores, bas
     )
 
 
+SCORE_SCALE = 1e18  # past it a score's square (a group's variance) overflows float32: advantages of 0 or inf
+
+
 def advantages_of(algo: OnlineAlgorithm, rollout: Rollout) -> tuple:
-    """Step 4: `algo.advantages(rollout)`, refused in one line where finite scores gave non-finite
-    advantages: their scale overflowed float32 in the normalisation (scores of 1e38 read as "diverged ...
-    lower algo.lr", issue 73 fifth hunt); the weights are not touched."""
-    advantages, returns = algo.advantages(rollout)
-    if not torch.isfinite(advantages).all() and torch.isfinite(rollout.scores).all():
-        largest = rollout.scores.abs().max().item()
+    """Step 4: `algo.advantages(rollout)`, refused in one line where the step's finite scores are past
+    SCORE_SCALE, where a group's variance overflows float32 (issue 73: scores of 1e38 read as "diverged
+    ... lower algo.lr", 1e20 as advantages of 0 under GRPO and a divergence under RLOO); the weights are
+    not touched."""
+    largest = rollout.scores.abs().max().item() if rollout.scores.numel() else 0.0
+    if math.isfinite(largest) and largest > SCORE_SCALE:
         raise ConfigError(
-            f"reward: the step's scores reach {largest:.3g} in magnitude, and their advantages overflow "
-            "float32 (inf or nan in the normalisation); scale the reward down (scores within about 1e18)"
+            f"reward: the step's scores reach {largest:.3g} in magnitude, past {SCORE_SCALE:g}, where their "
+            "advantages overflow float32 (their squares pass its range); scale the reward down"
         )
-    return advantages, returns
+    return algo.advantages(rollout)

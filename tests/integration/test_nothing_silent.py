@@ -292,23 +292,34 @@ def test_a_run_whose_rewards_gave_no_signal_ends_with_a_line_saying_the_policy_n
 
 
 def huge_reward(prompts, responses):
-    """Scores finite in float32 whose group statistics are not: +-3e38."""
-    return [3e38 * (len(r) % 3 - 1) for r in responses]
+    """Scores finite in float32 whose group statistics are not: +-3e38 (1e20 x 0/1/2: their squares)."""
+    return [HUGE["scale"] * (len(r) % 3 - HUGE["shift"]) for r in responses]
+
+
+HUGE = {"scale": 3e38, "shift": 1}
 
 
 @pytest.mark.fast
-def test_scores_whose_advantages_overflow_name_the_reward_not_the_learning_rate(tmp_path, cache_dir):
-    """Issue 73 fifth hunt: scores of +-3e38 (finite in float32) overflowed in GRPO's normalisation and
-    read `policy optimisation diverged ... lower algo.lr`."""
+@pytest.mark.parametrize(
+    "algo,scale,shift,shown",
+    [("grpo", 3e38, 1, "3e+38"), ("grpo", 1e20, 0, "2e+20"), ("rloo", 1e20, 0, "2e+20")],
+)
+def test_scores_whose_advantages_overflow_name_the_reward_not_the_learning_rate(
+    tmp_path, cache_dir, algo, scale, shift, shown
+):
+    """Issue 73 fifth and sixth hunts: scores of +-3e38 (finite in float32) overflowed in GRPO's
+    normalisation and read `policy optimisation diverged ... lower algo.lr`; 1e20 gave GRPO advantages of
+    0 (nothing trained) and RLOO `diverged ... lower algo.lr`."""
+    HUGE.update(scale=scale, shift=shift)
     with pytest.raises(RunStopped) as e:
         run_in_process(
-            ["algo=grpo", "reward=function", f"reward.path={__name__}:huge_reward"],
+            [f"algo={algo}", "reward=function", f"reward.path={__name__}:huge_reward"],
             tmp_path / "run",
             cache_dir,
         )
     assert str(e.value) == (
-        "error: reward: the step's scores reach 3e+38 in magnitude, and their advantages overflow float32 "
-        "(inf or nan in the normalisation); scale the reward down (scores within about 1e18)"
+        f"error: reward: the step's scores reach {shown} in magnitude, past 1e+18, where their advantages "
+        "overflow float32 (their squares pass its range); scale the reward down"
     )
 
 

@@ -232,6 +232,7 @@ def test_a_repeat_of_a_held_out_question_up_to_case_and_a_space_before_punctuati
         "**What is 2+2?**",
         "What is 2+2。",
         "\u201cWhat is 2+2?\u201d",
+        "(What is 2+2?)",  # the sixth hunt: wrapped in brackets
     ],
 )
 def test_a_repeat_of_a_held_out_question_up_to_unicode_form_and_its_closing_mark_is_left_out(
@@ -246,6 +247,7 @@ def test_a_repeat_of_a_held_out_question_up_to_unicode_form_and_its_closing_mark
     assert same_prompt("What is 2+2?") != same_prompt("What is 2+3?")
     assert same_prompt("What is 2-2?") != same_prompt("What is 2+2?")  # math is never punctuation aside
     assert same_prompt("-3 + 5 = ?") != same_prompt("3 + 5 = ?")  # a sign at the start stays
+    assert same_prompt("(1+2)*(3+4)") != same_prompt("1+2)*(3+4")  # brackets that are the math stay
     assert same_prompt("Dara\u2019s age?") == same_prompt("Dara's age?")  # a curly apostrophe
     rows = [{"question": f"What is {i}+{i}?", "answer": str(2 * i)} for i in range(1, 6)]
     rows += [{"question": held_out, "answer": "4"}, {"question": "What is 9+9?", "answer": "18"}]
