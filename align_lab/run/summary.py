@@ -8,6 +8,7 @@ import json
 import logging
 import resource
 import signal
+import sysconfig
 import time
 import traceback
 from pathlib import Path
@@ -61,11 +62,18 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
     return None
 
 
+STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
 def exited_where(e: SystemExit) -> str:
     """`file:line` of the innermost frame that raised `e` (the user's reward, verifier or environment: a
     sys.exit there would end the process with its code, rc 0 and no line)."""
     frames = traceback.extract_tb(e.__traceback__)
-    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "the run's code"
+    # the innermost frame of code of the run's (yours): not an installed package's, which may wrap
+    # sys.exit (wandb's exit hook), nor the standard library's
+    own = [f for f in frames if not any(p in f.filename for p in ("site-packages", "dist-packages"))]
+    own = [f for f in own if not Path(f.filename).resolve().is_relative_to(STDLIB)] or frames
+    return f"{own[-1].filename}:{own[-1].lineno}" if own else "the run's code"
 
 
 DEFAULT_ENV = {"_target_": "align_lab.envs.single_turn.SingleTurn"}

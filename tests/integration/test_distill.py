@@ -50,7 +50,10 @@ def test_a_run_folder_teaches_and_one_of_another_task_is_refused(tmp_path, cache
         ["algo=opd", "reward=gold", f"algo.teacher={teacher}"], tmp_path / "s", cache_dir
     )
     assert summary["status"] == "completed" and "teacher" in stages(tmp_path / "s")
-    with pytest.raises(ConfigError, match=r"^algo.teacher=.*that run's task is not this run's") as info:
+    with pytest.raises(
+        ConfigError,
+        match=r"^algo.teacher=.*that run's task\._target_ is '.*', this run's '.*': a teacher run's",
+    ) as info:
         run_in_process(["algo=opd", "task=toy_arith", f"algo.teacher={teacher}"], tmp_path / "x", cache_dir)
     assert "\n" not in str(info.value) and not (tmp_path / "x").exists()
 

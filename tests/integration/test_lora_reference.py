@@ -25,20 +25,30 @@ def storages(model) -> set[int]:
 def test_a_lora_run_holds_one_copy_of_the_weights_and_logs_what_a_loaded_reference_gives(
     tmp_path, cache_dir, monkeypatch
 ):
-    seen = []
+    from align_lab.train.context import Context
+
+    seen, sizings = [], []
     original = run_module.train_online
     monkeypatch.setattr(run_module, "train_online", lambda a, ctx: seen.append(ctx) or original(a, ctx))
+    build = Context.build.__func__  # the memory plan's inputs (Sizing) are the builder's, not the Context's
+
+    def recorded(cls, *, plan=None, **fields):
+        sizings.append(plan)
+        return build(cls, plan=plan, **fields)
+
+    monkeypatch.setattr(Context, "build", classmethod(recorded))
     # rows per micro-batch fixed: `auto` gives activations a share of the weights held, fewer with one copy
     overrides = ["algo=reinforce_pp", "lora.enabled=true", "algo.lr=1e-3", "train.micro_batch_size=4"]
     run_in_process(overrides, tmp_path / "shared", cache_dir)
     monkeypatch.setattr(run_module, "shared_base", lambda *args: None)  # the reference loaded, as before
     run_in_process(overrides, tmp_path / "loaded", cache_dir)
     shared, loaded = seen
-    assert storages(shared.reference) <= storages(shared.policy)
-    assert not storages(loaded.reference) & storages(loaded.policy)
-    weights = sum(p.numel() * p.element_size() for p in loaded.reference.parameters())
+    assert storages(shared.models.reference) <= storages(shared.models.policy)
+    assert not storages(loaded.models.reference) & storages(loaded.models.policy)
+    weights = sum(p.numel() * p.element_size() for p in loaded.models.reference.parameters())
     assert shared.memory.peak.weights == loaded.memory.peak.weights - weights
-    assert not shared.reference_loads and loaded.reference_loads  # what a KL-free run's evaluation loads
+    # what a KL-free run's evaluation loads
+    assert [sizing.reference_loads for sizing in sizings] == [False, True]
     ours, theirs = (read_metrics(tmp_path / name / "metrics.jsonl") for name in ("shared", "loaded"))
     assert "eval/kl" in ours[-1] and untimed(ours) == untimed(theirs)
 
