@@ -20,7 +20,8 @@ def remove_unused_run_dir(run_dir: Path) -> None:
     """A run refused before it started leaves no folder behind: Hydra made it (an empty app.log) and the
     run's lock, and an empty .hydra/; anything else in it (an earlier run's files, a .hydra/ holding files,
     which align_lab writes only once a run is admitted) keeps it, and only those three are removed, never
-    a tree (a user's .hydra/ of another app was deleted with the folder before)."""
+    a tree (a user's .hydra/ of another app was deleted with the folder before); the folder the command
+    runs in (`hydra.run.dir=.`) is never removed."""
     from align_lab.folder import LOCK
 
     if not run_dir.is_dir():
@@ -38,6 +39,8 @@ def remove_unused_run_dir(run_dir: Path) -> None:
             (run_dir / name).unlink(missing_ok=True)
         if hydra_dir.exists():
             hydra_dir.rmdir()
+        if Path.cwd().resolve().is_relative_to(run_dir.resolve()):
+            return  # `hydra.run.dir=.` (or empty): the folder the user is in stays (sixth hunt)
         run_dir.rmdir()
         day = run_dir.absolute().parent  # the default outputs/<date>/<time>_...: the date and outputs/ too
         if day.parent == Path.cwd() / "outputs" and not any(day.iterdir()):
@@ -172,9 +175,14 @@ def run_dir_in_a_sweep(args: list[str]) -> str | None:
     if not typed or not any(a in MULTIRUN for a in args):
         return None
     folder = typed[-1].split("=", 1)[1]
+    there = (
+        f"for this folder: hydra.sweep.dir={folder}"
+        if folder.strip()
+        else "hydra.sweep.dir=<folder> names it"
+    )
     return (
         f"align_lab: note: {typed[-1]} is one run's folder and a sweep (-m) does not read it; its runs go "
-        f"under hydra.sweep.dir (for this folder: hydra.sweep.dir={folder})"
+        f"under hydra.sweep.dir ({there})"
     )
 
 

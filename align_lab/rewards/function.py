@@ -161,8 +161,21 @@ class WeightedSum:
             raise type(e)(f"reward.components.{name}.source.{said.removeprefix('reward.')}") from None
 
     def total(self, by_source: torch.Tensor) -> torch.Tensor:
-        """sum_k w_k r_k (B,), summed in the sources' order (the numbers of the sum before by_source)."""
-        return sum(w * by_source[:, k] for k, w in enumerate(self.weights))  # (B,)
+        """sum_k w_k r_k (B,), summed in the sources' order (the numbers of the sum before by_source); a
+        sum that overflows float32 from finite scores (weights of 3e38: sixth hunt) is one line."""
+        total = sum(w * by_source[:, k] for k, w in enumerate(self.weights))  # (B,)
+        overflow = ~torch.isfinite(total) & torch.isfinite(by_source).all(dim=-1)
+        if bool(overflow.any()):
+            i = int(overflow.nonzero()[0])
+            terms = " + ".join(
+                f"{name}.weight={w:g} x {by_source[i, k].item():.3g}"
+                for k, (name, w) in enumerate(zip(self.names, self.weights, strict=True))
+            )
+            raise RewardError(
+                f"reward.components: response {i}'s weighted score {terms} is past float32's range "
+                f"({FLOAT32_MAX:.3g}); scale the weights down"
+            )
+        return total
 
     def __call__(self, prompts, responses, finished) -> torch.Tensor:
         return self.total(self.by_source(prompts, responses, finished))  # (B,)

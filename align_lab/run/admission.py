@@ -171,13 +171,15 @@ def admit(cfg: DictConfig, hydra_node: DictConfig, run_dir: Path, here: bool = T
     Hydra config (choices, task overrides). `here`: the job runs on this machine (else check_here runs
     where it does). Raises ConfigError (one line)."""
     from align_lab.config import run_choices
+    from align_lab.run.run_folder import RunFolder
 
+    segments = RunFolder(Path(run_dir)).previous_segments()  # before this process logs a line there
     names = run_choices(hydra_node.runtime.choices)
     overrides = OmegaConf.to_container(hydra_node.overrides.task, resolve=False)  # as typed: ${...} kept
     check_overrides(overrides, cfg, hydra_node.runtime.choices)
     check_plan(cfg, hydra_node)
     spec = spec_from_config(nested_algo(copy.deepcopy(cfg)), names, overrides)
-    return admit_spec(spec, Path(run_dir).absolute(), here)
+    return admit_spec(spec, Path(run_dir).absolute(), here, segments)
 
 
 def nested_algo(cfg: DictConfig) -> DictConfig:
@@ -197,17 +199,20 @@ def nested_algo(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def admit_spec(spec, run_dir: Path, here: bool = True):
+def admit_spec(spec, run_dir: Path, here: bool = True, segments: list[float] | None = None):
     """The checks of a built RunSpec (admit's, and tests' and benchmarks' entrance): those no component
-    can make alone, its folder, and, `here`, the machine."""
+    can make alone, its folder, and, `here`, the machine. `segments`: the folder's earlier segments, read
+    before anything was logged (admit's; read here when not given)."""
     from align_lab.run.cross_checks import check_run
     from align_lab.run.folder_checks import check_folder
+    from align_lab.run.run_folder import RunFolder
     from align_lab.run.spec import Job
     from align_lab.run.teacher import check_not_its_own
 
+    segments = RunFolder(Path(run_dir)).previous_segments() if segments is None else segments
     check_not_its_own(spec, Path(run_dir))  # before its folder is read as a teacher's
     check_run(spec, here=False)  # the machine: check_here, where the job runs
     previous, changed_inputs = check_folder(spec, Path(run_dir))
     if here:
         check_here(spec)
-    return Job(spec=spec, run_dir=Path(run_dir), previous=previous, changed_inputs=changed_inputs)
+    return Job(spec, Path(run_dir), previous, changed_inputs, segments)

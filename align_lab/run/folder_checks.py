@@ -118,7 +118,6 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
 
     from align_lab.run.cross_checks import check_partitions
     from align_lab.run.summary import check_resume_config, run_identity
-    from align_lab.tracking.jsonl import read_metrics
     from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
     from align_lab.train.resume import refuse_changed_hyperparameters
 
@@ -140,17 +139,38 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
         raise ConfigError(str(e)) from None
     check_partitions(spec, ckpt)
     metrics = run_dir / "metrics.jsonl"
+    if (line := lost_rows(metrics, checkpoint_step(ckpt))) is not None:
+        log.warning(f"align_lab: warning: {line}")
+    return changed
+
+
+def lost_rows(metrics: Path, done: int) -> str | None:
+    """What a resume from step `done` says of a metrics.jsonl that lost rows between the stop and the
+    resume: deleted (fifth hunt), emptied or cut (sixth) before the checkpoint's step. A damaged line is
+    one line (ConfigError)."""
+    from align_lab.tracking.jsonl import read_metrics
+
     if metrics.is_file():
         try:
-            read_metrics(metrics)
+            rows = read_metrics(metrics)
         except ValueError as e:
             raise ConfigError(f"{e}: a damaged line; delete that line, then rerun to resume") from None
-    elif (done := checkpoint_step(ckpt)) > 0:  # deleted between the stop and the resume (fifth hunt)
-        log.warning(
-            f"align_lab: warning: {metrics} is gone: the rows of steps 1-{done} are lost; the run resumes "
-            f"from step {done} and logs from step {done + 1}, so its curves start there"
+    elif done > 0:
+        return (
+            f"{metrics} is gone: the rows of steps 1-{done} are lost; the run resumes from step {done} and "
+            f"logs from step {done + 1}, so its curves start there"
         )
-    return changed
+    else:
+        return None
+    steps = [r.get("step") for r in rows if isinstance(r, dict)]
+    last = max((s for s in steps if isinstance(s, int) and not isinstance(s, bool)), default=0)
+    if last >= done:
+        return None
+    held = f"ends at step {last}" if last else "holds no rows"
+    return (
+        f"{metrics} {held}: the rows of steps {last + 1}-{done} are lost; the run resumes from step {done} "
+        f"and logs from step {done + 1}, so its curves miss those steps"
+    )
 
 
 def check_steps(steps: int, done: int, ckpt: Path) -> None:

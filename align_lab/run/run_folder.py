@@ -8,6 +8,7 @@ takes the lock through it."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -15,6 +16,7 @@ import yaml
 from align_lab.folder import SUMMARY, RunLock, claim, read_summary
 
 RESOLVED_CONFIG = "config.resolved.yaml"
+SEGMENTS = "segments_s"  # summary.json: the wall time of each process that worked on the run, in order
 KEPT = (SUMMARY, RESOLVED_CONFIG)  # what a run's start rewrites, and a refused resume puts back
 
 
@@ -52,6 +54,21 @@ class RunFolder:
         except (OSError, ValueError):
             return {}
 
+    def previous_segments(self) -> list[float]:
+        """Wall seconds of the earlier segments of a resumed run (each start of its command), from the last
+        summary.json. A segment whose process died without a word (SIGKILL, out of memory, a lost node)
+        left its summary `running` with its start time: it counts until the last file it wrote (read as
+        admission begins, before the resume writes a line: run/admission.py)."""
+        previous, run_dir = self.read_summary(), self.path
+        segments = [float(s) for s in previous.get(SEGMENTS, []) if isinstance(s, int | float)]
+        started = previous.get("started")
+        if previous.get("status") == "running" and isinstance(started, int | float):
+            paths = [run_dir / n for n in ("metrics.jsonl", SUMMARY, "app.log", "checkpoints")]
+            paths += list((run_dir / "checkpoints").glob("*"))
+            last = max((p.stat().st_mtime for p in paths if p.exists()), default=started)
+            segments.append(max(0.0, last - started))
+        return segments
+
     def write_summary(self, summary: dict) -> None:
         """summary.json: the new one whole, or the old one unchanged (write_atomic)."""
         write_atomic(self.summary_path, json.dumps(summary, indent=1, sort_keys=True, default=str))
@@ -61,14 +78,23 @@ class RunFolder:
         e.g. dr_grpo's max_len: ${...}), as the run used it."""
         write_atomic(self.path / RESOLVED_CONFIG, yaml.safe_dump(config, sort_keys=False))
 
-    def kept(self) -> dict[str, bytes | None]:
-        """The files a run's start rewrites (KEPT), as they are before it (None: absent)."""
-        return {n: (self.path / n).read_bytes() if (self.path / n).is_file() else None for n in KEPT}
+    def kept(self) -> dict[str, tuple[bytes, int] | None]:
+        """The files a run's start rewrites (KEPT), as they are before it: their bytes and times (None:
+        absent)."""
+        return {n: _as_it_is(self.path / n) for n in KEPT}
 
-    def restore(self, kept: dict[str, bytes | None]) -> None:
-        """The files of kept() back as they were: a refused resume leaves its folder as it found it."""
-        for name, data in kept.items():
-            if data is None:
+    def restore(self, kept: dict[str, tuple[bytes, int] | None]) -> None:
+        """The files of kept() back as they were, their times too (a killed segment lasts until the
+        last file it wrote: previous_segments): a refused resume leaves its folder as it
+        found it."""
+        for name, found in kept.items():
+            if found is None:
                 (self.path / name).unlink(missing_ok=True)
             else:
-                write_atomic(self.path / name, data)
+                write_atomic(self.path / name, found[0])
+                os.utime(self.path / name, ns=(found[1], found[1]))
+
+
+def _as_it_is(path: Path) -> tuple[bytes, int] | None:
+    """A file's bytes and modification time (ns), or None where there is no file."""
+    return (path.read_bytes(), path.stat().st_mtime_ns) if path.is_file() else None

@@ -66,6 +66,9 @@ class Job:
     previous: dict = field(default_factory=dict)
     # the user's inputs a resume goes on with changed (resume_changed_inputs=true): {key: (old, new)}
     changed_inputs: dict = field(default_factory=dict)
+    # the wall seconds of the folder's earlier segments, read as admission began, before this process
+    # wrote a line to the folder's app.log, whose time marks a killed segment's end (RunFolder's)
+    segments: list[float] = field(default_factory=list)
 
     @property
     def completed(self) -> bool:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from align_lab.run.run_folder import RunFolder
+from align_lab.run.run_folder import SEGMENTS, RunFolder
 from align_lab.run.spec import Job, RunSpec
-from align_lab.run.summary import SEGMENTS, config_digest, previous_segments, stopped
+from align_lab.run.summary import config_digest, stopped
 from align_lab.train.checkpoint_io import checkpoint_step
 
 log = logging.getLogger("align_lab")
@@ -102,7 +102,7 @@ def begin(
     stopped before its first step counts its stopped segments (stopped_before_a_step)."""
     step = checkpoint_step(ckpt)
     resumed = step > 0
-    before = previous_segments(job.run_dir) if resumed or stopped_before_a_step(job) else []
+    before = job.segments if resumed or stopped_before_a_step(job) else []
     stage_threads = job.stage_threads if resumed else None
     if resumed and (line := threads_changed(job.previous, step)):
         log.warning(f"align_lab: warning: {line}")

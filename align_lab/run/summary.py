@@ -233,24 +233,6 @@ def completed_before(run_dir: Path, previous: dict) -> dict:
     return previous
 
 
-SEGMENTS = "segments_s"  # summary.json: the wall time of each process that worked on the run, in order
-
-
-def previous_segments(run_dir: Path) -> list[float]:
-    """Wall seconds of the earlier segments of a resumed run (each start of its command), from the last
-    summary.json. A segment whose process died without a word (SIGKILL, out of memory, a lost node) left
-    its summary `running` with its start time: it counts until the last file it wrote."""
-    previous = RunFolder(run_dir).read_summary()
-    segments = [float(s) for s in previous.get(SEGMENTS, []) if isinstance(s, int | float)]
-    started = previous.get("started")
-    if previous.get("status") == "running" and isinstance(started, int | float):
-        paths = [run_dir / n for n in ("metrics.jsonl", "summary.json", "app.log", "checkpoints")]
-        paths += list((run_dir / "checkpoints").glob("*"))
-        last = max((p.stat().st_mtime for p in paths if p.exists()), default=started)
-        segments.append(max(0.0, last - started))
-    return segments
-
-
 def outcome(
     stages, final: dict, start: float, device: str, before: list[float], rollout_threads: dict
 ) -> dict:

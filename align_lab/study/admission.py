@@ -5,7 +5,6 @@ before Hydra rewrites it); and each job's entry in the study manifest."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -77,15 +76,20 @@ class SweepFolder:
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
         path = self.sweep_dir / "multirun.yaml"
         self.multirun_yaml = path.read_bytes() if path.is_file() else None
+        self.existed = self.sweep_dir.exists()
 
     def restore(self) -> None:
+        path = self.sweep_dir / "multirun.yaml"
         if self.multirun_yaml is not None:
-            (self.sweep_dir / "multirun.yaml").write_bytes(self.multirun_yaml)
-        elif self.sweep_dir.is_dir() and {p.name for p in self.sweep_dir.iterdir()} <= {"multirun.yaml"}:
-            shutil.rmtree(self.sweep_dir, ignore_errors=True)
-            for parent in list(self.sweep_dir.parents)[:2]:  # multirun/<date>/, multirun/ made for it
-                try:
-                    if parent != Path.cwd():
-                        parent.rmdir()
-                except OSError:
+            path.write_bytes(self.multirun_yaml)
+            return
+        path.unlink(missing_ok=True)  # this sweep's, in a folder of the user's files too (sixth hunt)
+        if self.existed or not self.sweep_dir.is_dir() or any(self.sweep_dir.iterdir()):
+            return  # a folder that was there before (`hydra.sweep.dir=.`, or empty) stays
+        for folder in [self.sweep_dir, *list(self.sweep_dir.parents)[:2]]:  # multirun/<date>/, multirun/
+            try:
+                if folder == Path.cwd():
                     break
+                folder.rmdir()
+            except OSError:
+                break

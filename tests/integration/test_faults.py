@@ -578,6 +578,19 @@ def test_a_refused_run_keeps_a_folder_that_already_held_files(tmp_path):
         assert (folder / theirs).read_text() == "mine\n", name
 
 
+@pytest.mark.fast
+@pytest.mark.parametrize("value", [".", ""])
+def test_a_refused_run_in_the_folder_it_runs_in_leaves_that_folder_as_it_was(tmp_path, forked_cli, value):
+    """Issue 73 sixth hunt: `hydra.run.dir=.` (or empty: an unset $RUN) in an empty folder, refused: the
+    folder the user was in was removed with Hydra's empty app.log, and their shell's next command failed."""
+    here = tmp_path / "here"
+    here.mkdir()
+    args = [f"hydra.run.dir={value}", "algo.clip.low=1.5", f"cache_dir={tmp_path / 'cache'}"]
+    result = forked_cli(args, cwd=here)
+    assert result.returncode == 2 and "algo.clip.low=1.5" in result.stderr, result.stderr[-2000:]
+    assert here.is_dir() and list(here.iterdir()) == []
+
+
 def test_a_reward_function_that_returns_nan_stops_in_one_line_naming_it(tmp_path):
     """A NaN score would reach the gradient as NaN: the run stops at the first step, in one line naming
     reward.path; the summary says failed."""

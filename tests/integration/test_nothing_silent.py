@@ -341,3 +341,27 @@ def test_a_resume_whose_metrics_file_was_deleted_says_its_first_rows_are_lost(
         f"align_lab: warning: {run_dir / 'metrics.jsonl'} is gone: the rows of steps 1-2 are lost; the run "
         "resumes from step 2 and logs from step 3, so its curves start there"
     ) in caplog.messages
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("kept_lines, held", [(0, "holds no rows"), (1, "ends at step 1")])
+def test_a_resume_whose_metrics_file_was_emptied_or_cut_says_which_rows_are_lost(
+    stopped_at_step_2, tmp_path, cache_dir, caplog, kept_lines, held
+):
+    """Issue 73 sixth hunt: metrics.jsonl emptied (`: > metrics.jsonl`) between a stop and the resume: the
+    run resumed with rc 0 and no line, its metrics starting at step 3 (a deleted file was said)."""
+    import logging
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_at_step_2, run_dir)
+    metrics = run_dir / "metrics.jsonl"
+    lines = metrics.read_text().splitlines(keepends=True)
+    metrics.write_text("".join(lines[:kept_lines]))
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        admit_resume(run_dir, cache_dir, "train.steps=4")
+    first_lost = kept_lines + 1
+    assert (
+        f"align_lab: warning: {metrics} {held}: the rows of steps {first_lost}-2 are lost; the run resumes "
+        "from step 2 and logs from step 3, so its curves miss those steps"
+    ) in caplog.messages

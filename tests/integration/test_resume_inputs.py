@@ -164,3 +164,43 @@ def test_resume_changed_inputs_resumes_says_so_in_one_line_and_records_it(
     was, now = change["inputs"]["task.path"]["was"], change["inputs"]["task.path"]["now"]
     assert was["file"] == now["file"] == str(data) and was["sha256"] != now["sha256"]
     assert on_disk["inputs"]["task.path"] == now and set(on_disk["inputs"]) == {*EDITS, "model.name_or_path"}
+
+
+@pytest.mark.fast
+def test_a_warned_resume_counts_the_killed_segment_to_its_last_write_not_to_its_warning(
+    world, stopped, cache_dir, tmp_path
+):
+    """Sixth hunt: a killed segment lasts until the last file it wrote, and the resume's warning
+    (resume_changed_inputs=true) was that file: Hydra's handler appends it to app.log before the resume
+    read the times, so the dead time between the kill and the resume counted as run time (1,088 s for a
+    segment of 18 s)."""
+    import os
+    import time
+
+    from align_lab.run.execute import run
+
+    home, keys = world
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped, run_dir)
+    started = time.time() - 1000  # killed: its summary still "running", its last write 30 s after its start
+    record = json.loads((run_dir / "summary.json").read_text())
+    record |= {"status": "running", "started": started, "segments_s": []}
+    (run_dir / "summary.json").write_text(json.dumps(record))
+    for path in [run_dir, *run_dir.rglob("*")]:
+        os.utime(path, (started + 30, started + 30))
+    data = home / "data.jsonl"
+    before = data.read_text()
+    data.write_text(EDITS["task.path"][1](before))
+    # as Hydra's job logging: the warning is the first line written there
+    app_log = logging.FileHandler(run_dir / "app.log", delay=True)
+    logging.getLogger().addHandler(app_log)
+    try:
+        summary = run(admit(keys, run_dir, cache_dir, "resume_changed_inputs=true"))
+    finally:
+        logging.getLogger().removeHandler(app_log)
+        app_log.close()
+        data.write_text(before)
+    assert "resume_changed_inputs=true" in (run_dir / "app.log").read_text()  # the warning was written there
+    killed, resumed = summary["segments_s"]
+    assert killed == pytest.approx(30, abs=1)
+    assert summary["time/total_s"] == pytest.approx(killed + resumed, abs=0.5)

@@ -113,6 +113,25 @@ def test_a_refused_sweep_leaves_an_earlier_sweeps_multirun_yaml_as_it_was(tmp_pa
     assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml"]
 
 
+@pytest.mark.parametrize("where", ["named", "empty"])
+def test_a_refused_sweep_into_a_folder_of_the_users_files_leaves_only_those(tmp_path, forked_cli, where):
+    """Issue 73 sixth hunt: `-m ... hydra.sweep.dir=<a folder holding your files>` (or empty: the folder
+    you are in), refused: Hydra's multirun.yaml of the refused sweep stayed among your files."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine\n")
+    sweep_dir = folder if where == "named" else ""
+    args = [
+        "-m",
+        "seed=6",
+        f"hydra.sweep.dir={sweep_dir}",
+        "algo.clip.low=1.5",
+        f"cache_dir={tmp_path / 'c'}",
+    ]
+    one_line_error(forked_cli(args, cwd=folder), "algo.clip.low=1.5")
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]
+
+
 def test_a_killed_run_is_died_not_running_and_its_resume_counts_every_segment(
     tmp_path, cache_dir, forked_cli
 ):

@@ -311,6 +311,11 @@ def test_a_run_dir_typed_in_a_sweep_is_said_to_be_read_as_no_sweep_folder():
         "align_lab: note: hydra.run.dir=/tmp/x is one run's folder and a sweep (-m) does not read it; its "
         "runs go under hydra.sweep.dir (for this folder: hydra.sweep.dir=/tmp/x)"
     )
+    # sixth hunt: an empty value (an unset $RUN) suggested an empty hydra.sweep.dir
+    assert run_dir_in_a_sweep(["-m", "seed=6", "hydra.run.dir="]) == (
+        "align_lab: note: hydra.run.dir= is one run's folder and a sweep (-m) does not read it; its runs go "
+        "under hydra.sweep.dir (hydra.sweep.dir=<folder> names it)"
+    )
     assert run_dir_in_a_sweep(["seed=6", "hydra.run.dir=/tmp/x"]) is None  # one run: read
     assert run_dir_in_a_sweep(["-m", "seed=6,7", "hydra.sweep.dir=/tmp/x"]) is None
 

@@ -278,6 +278,25 @@ def test_a_combined_sources_error_names_the_key_typed_for_it_and_a_quoted_weight
     )
 
 
+def test_a_combined_sum_past_float32_from_finite_scores_is_one_line_naming_the_weights():
+    """Issue 73 sixth hunt: weights of 3e38 (each within float32) times scores of a few: the run trained on
+    infinite rewards (reward_std NaN, gradient 0) with only the end's "no signal" warning."""
+    from align_lab.rewards.function import RewardError
+
+    combined = Combined(
+        {
+            "chars": {"weight": 3e38, "source": FunctionReward(path=f"{__name__}:n_chars")},
+            "words": {"weight": 1.0, "source": FunctionReward(path="align_lab.rewards.function:word_count")},
+        }
+    )
+    with pytest.raises(RewardError) as e:
+        combined.scorer(STAGES)(["p", "p"], ["", "ab cd"], [True, True])
+    assert str(e.value) == (
+        "reward.components: response 1's weighted score chars.weight=3e+38 x 5 + words.weight=1 x 2 is past "
+        "float32's range (3.4e+38); scale the weights down"
+    )
+
+
 def test_a_user_module_that_raises_or_does_not_parse_as_it_is_imported_is_one_line(tmp_path, monkeypatch):
     """reward.path=mod:fn and task.verifier=mod:fn whose module raised at import or held a syntax error:
     77-95-line tracebacks (third fresh hunt, issue 73); now one line naming the key and the error."""

@@ -5,6 +5,7 @@ kept/restore puts the folder's files back byte for byte."""
 from __future__ import annotations
 
 import ast
+import os
 from pathlib import Path
 
 import pytest
@@ -128,13 +129,16 @@ def test_write_then_read_gives_the_summary_back(tmp_path):
 
 def test_restore_puts_back_what_kept_found(tmp_path):
     """A folder with a summary and no resolved config: after both are rewritten, restore() gives the old
-    summary's bytes and removes the config that was not there."""
+    summary's bytes and time (a killed segment's end is read from it: sixth hunt) and removes the config
+    that was not there."""
     folder = RunFolder(tmp_path)
     (tmp_path / SUMMARY).write_text('{"status": "preempted"}')
+    os.utime(tmp_path / SUMMARY, (1_000_000, 1_000_000))
     kept = folder.kept()
-    assert kept == {SUMMARY: b'{"status": "preempted"}', RESOLVED_CONFIG: None}
+    assert kept == {SUMMARY: (b'{"status": "preempted"}', 1_000_000 * 10**9), RESOLVED_CONFIG: None}
     folder.write_summary({"status": "running"})
     folder.write_resolved_config({"seed": 0})
     folder.restore(kept)
     assert (tmp_path / SUMMARY).read_bytes() == b'{"status": "preempted"}'
+    assert (tmp_path / SUMMARY).stat().st_mtime == 1_000_000
     assert not (tmp_path / RESOLVED_CONFIG).exists()
