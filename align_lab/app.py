@@ -219,6 +219,8 @@ def check_group_overrides(args: list[str]) -> None:
                 f"write the path out: {key}={os.path.expanduser(value)}"
             )
         group = key.lstrip("+~")
+        if "=" in arg and (line := scalar_for_a_node(group, value)):
+            raise ConfigError(f"{arg}: {line}")
         if group in GROUPS and key.startswith("~"):  # before Hydra: ${algo}_${model} needs both
             raise ConfigError(f"~{group}: every run needs {group}; set another value ({group}=...) instead")
         if group in GROUPS and value == "null":
@@ -229,6 +231,22 @@ def check_group_overrides(args: list[str]) -> None:
                 f"{arg}: a run takes one {group}; a list sweeps only as a comma list with -m: "
                 f"python -m align_lab -m {group}={choices}"
             )
+
+
+def scalar_for_a_node(key: str, value: str) -> str | None:
+    """What is wrong with `algo.correction=tis`: a value for a part's node, whose keys take values
+    (OmegaConf said `algo.=None: Merge error: str is not a subclass of RolloutCorrection`: seventh hunt);
+    None for anything else (algo.clip=0.3 was renamed to algo.clip.low before: aliases.py)."""
+    from align_lab.aliases import GROUP, RENAMED
+
+    node = key.removeprefix(f"{GROUP}.")
+    keys = [new.split(".", 1)[1] for new in RENAMED.values() if new.startswith(f"{node}.")]
+    if key == node or not keys or value.lstrip().startswith("{") or value == "null":
+        return None
+    return (
+        f"{key} is a node of keys ({', '.join(keys)}); set one of them, e.g. {key}.{keys[0]}="
+        f"{value.split(',')[0]}"
+    )
 
 
 def missing_primary(name: str, text: str) -> str:

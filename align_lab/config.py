@@ -226,9 +226,10 @@ def unknown_key(full_key: str, known) -> str:
     from align_lab.aliases import GROUP, RENAMED
 
     parent, _, name = full_key.rpartition(".")
-    if parent == GROUP and name in RENAMED:  # hydra.sweeper.params, which reads no old name
-        return f"{full_key}: is now {GROUP}.{RENAMED[name]}; write the new name here"
     keys = sorted(str(k) for k in known if not str(k).startswith("_"))
+    node = RENAMED.get(name, "").split(".")[0]
+    if parent == GROUP and name in RENAMED and node in keys:  # hydra.sweeper.params, which reads no old name
+        return f"{full_key}: is now {GROUP}.{RENAMED[name]}; write the new name here"
     close = difflib.get_close_matches(name, keys, n=1, cutoff=0.6)
     where = f"{parent}." if parent else ""
     if close:

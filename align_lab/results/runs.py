@@ -220,9 +220,14 @@ def once_each(runs: list[Run]) -> tuple[list[Run], list[str]]:
 _MISSING = object()
 
 
-def lookup(run: Run, key: str) -> Any:
+def has_key(run: Run, key: str) -> bool:
+    """The run has `key` (lookup's places), though its value may be null (algo.clip.high: null)."""
+    return lookup(run, key, _MISSING) is not _MISSING
+
+
+def lookup(run: Run, key: str, missing: Any = None) -> Any:
     """A run's value for `key`: a config group's choice (`algo`, `task`), a dotted config key
-    (`algo.kl_coef`, `seed`), a summary key, or an override; None when the run has none."""
+    (`algo.kl_coef`, `seed`), a summary key, or an override; `missing` (None) when the run has none."""
     if key in run.choices:
         return run.choices[key]
     node: Any = run.config
@@ -234,7 +239,7 @@ def lookup(run: Run, key: str) -> Any:
         return node
     if key in run.summary:
         return run.summary[key]
-    return _overrides_dict(run.overrides).get(key)
+    return _overrides_dict(run.overrides).get(key, missing)
 
 
 def format_value(value: Any) -> str:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from align_lab.models.hf import DTYPES, resolve_checkpoint, torch_dtype
+from align_lab.models.hf import DTYPES, torch_dtype
+from align_lab.models.saved import resolve_checkpoint
 
 
 def rm_texts(tokenizer, prompts: list[str], responses: list[str], chat_template: bool, separator: str):

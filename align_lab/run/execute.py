@@ -88,8 +88,9 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
         error = str(e) if stage else f"policy optimisation {e}: lower algo.lr (now {spec.algo.lr})"
         return {"status": "failed", "error": error}, RunStopped(f"error: {error}")
     stop = stopped(e, ckpt)
+    signalled = isinstance(e, Interrupted | KeyboardInterrupt) and not getattr(e, "raised_by_code", False)
     return {
-        "status": "interrupted" if isinstance(e, Interrupted | KeyboardInterrupt) else "failed",
+        "status": "interrupted" if signalled else "failed",
         "error": str(stop) if stop else f"{type(e).__name__}: {e}",
         **({} if stop else {"traceback": traceback.format_exc()}),
     }, stop

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from align_lab.config import ConfigError
+from align_lab.folder import SUMMARY
 
 log = logging.getLogger("align_lab")
 
@@ -117,6 +118,7 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
     import torch
 
     from align_lab.run.cross_checks import check_partitions
+    from align_lab.run.inputs import modules_now
     from align_lab.run.summary import check_resume_config, run_identity
     from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
     from align_lab.train.resume import refuse_changed_hyperparameters
@@ -132,7 +134,10 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
             mine = run_identity(spec)
             check_identity(state.get("identity"), mine, ckpt, allow)
             inputs = (state.get("identity") or {}).get("inputs")
-            changed = check_inputs(inputs, mine["inputs"], ckpt, spec.config.get("resume_changed_inputs"))
+            now = mine["inputs"]
+            if imported := state.get("imported"):  # the user's modules the run imported (run/inputs.py)
+                inputs, now = {**(inputs or {}), **imported}, {**now, **modules_now(imported)}
+            changed = check_inputs(inputs, now, ckpt, spec.config.get("resume_changed_inputs"))
             check_steps(spec.train.steps, checkpoint_step(ckpt), ckpt)
             check_stopped(state.get("stopped"), spec.train.stop_at, ckpt)
     except CheckpointError as e:
@@ -141,6 +146,11 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
     metrics = run_dir / "metrics.jsonl"
     if (line := lost_rows(metrics, checkpoint_step(ckpt))) is not None:
         log.warning(f"align_lab: warning: {line}")
+    if checkpoint_step(ckpt) > 0 and not (run_dir / SUMMARY).exists():  # deleted since the stop (7th hunt)
+        log.warning(
+            f"align_lab: warning: {run_dir / SUMMARY} is gone: the wall time of the run's earlier segments "
+            "is lost, so its time/total_s counts from this resume"
+        )
     return changed
 
 
@@ -222,9 +232,9 @@ def check_inputs(saved: dict | None, mine: dict, ckpt: Path, allow: bool = False
     file, a verifier, reward or environment module edited, a teacher retrained) refused in one line naming
     it, unless `allow` (resume_changed_inputs=true): then one warning line, and the changes returned for
     summary.json. None: a checkpoint written before input digests (not checked)."""
-    from align_lab.run.inputs import changed_inputs, describe_change
+    from align_lab.run.inputs import changed_inputs, describe_change, said_once
 
-    changed = changed_inputs(saved, mine)
+    changed = said_once(changed_inputs(saved, mine))
     if not changed:
         return {}
     what = "; ".join(describe_change(k, old, new) for k, (old, new) in changed.items())

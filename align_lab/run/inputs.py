@@ -5,56 +5,21 @@ digests go inside each checkpoint with the run's identity (run/summary.py run_id
 summary.json; a resume whose inputs changed is refused unless `resume_changed_inputs=true`
 (run/folder_checks.py), as one whose training code changed is unless `resume_changed_code=true`. A
 user's module is digested by its own file and the files of the user's modules it uses (a helper it
-imports, or a name it imports from one, transitively); align_lab's own code is the training code's
-digest (run/code_digest.py), and installed packages are the stage keys' versions."""
+imports, or a name it imports from one, transitively); each checkpoint also keeps the user's modules
+the process had imported by then (user_code.py imported_modules: a helper imported by a name computed
+at run time), digested again on resume. align_lab's own code is the training code's digest
+(run/code_digest.py), and installed packages are the stage keys' versions."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sys
-import sysconfig
 from pathlib import Path
 
-from align_lab.run.code_digest import PACKAGE
+from align_lab.user_code import file_digest, user_module_file
 
 PATH_KEY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module:function
-INSTALLED = {
-    Path(p).resolve() for k, p in sysconfig.get_paths().items() if k in ("stdlib", "purelib", "platlib")
-}
 NOT_INPUTS = "cache_dir"  # a folder the run writes, not one it reads (the root's, a model's downloads)
-
-
-def user_module_file(name: str) -> Path | None:
-    """The source file of module `name` if it is the user's: already imported by the run's build, and
-        neither align_lab's nor installed (the standard library, site-packages). Else None. A module not yet
-    imported (one a function imports in its body, at its first call) is found where it would be imported
-    from, without running it (issue 73 fourth hunt: such a helper, edited, was resumed on in silence)."""
-    module = sys.modules.get(name)
-    file = getattr(module, "__file__", None) if module is not None else unimported_file(name)
-    if not file:
-        return None
-    path = Path(file).resolve()
-    if path.is_relative_to(PACKAGE) or "site-packages" in path.parts or "dist-packages" in path.parts:
-        return None
-    return None if any(path.is_relative_to(p) for p in INSTALLED) else path
-
-
-def unimported_file(name: str) -> str | None:
-    """The source file `import name` would load, found on sys.path without importing anything; None if
-    none (a built-in module, a name nothing provides)."""
-    from importlib.machinery import PathFinder
-
-    spec, search = None, None
-    parts = name.split(".")
-    for depth in range(1, len(parts) + 1):
-        if depth > 1 and search is None:  # a parent that is a module, not a package
-            return None
-        spec = PathFinder.find_spec(".".join(parts[:depth]), search)
-        if spec is None:
-            return None
-        search = spec.submodule_search_locations
-    return spec.origin if spec.has_location else None
 
 
 IMPORT_CALLS = ("import_module", "__import__")  # importlib.import_module("helper") in a function's body
@@ -126,7 +91,7 @@ def path_input(value: str) -> dict | None:
     """{file, sha256} of a local file a config value names, or of a folder that is a model saved by
     save_pretrained or a run folder (its checkpoints, as a teacher is keyed: models/hf.py
     directory_fingerprint, big files by size and mtime); else None (any other folder is not read whole)."""
-    from align_lab.models.hf import directory_fingerprint
+    from align_lab.models.saved import directory_fingerprint
     from align_lab.run.teacher import run_checkpoints
     from align_lab.tasks.data_files import file_sha256
 
@@ -184,6 +149,29 @@ def changed_inputs(saved: dict | None, mine: dict) -> dict[str, tuple[dict, dict
     if not saved:
         return {}
     return {k: (saved[k], mine[k]) for k in saved if k in mine and saved[k]["sha256"] != mine[k]["sha256"]}
+
+
+def modules_now(saved: dict) -> dict[str, dict]:
+    """The modules a checkpoint recorded (imported_modules), each digested again now (`gone`: deleted)."""
+    return {
+        k: {"file": v["file"], "sha256": file_digest(Path(v["file"])) or "gone"}
+        for k, v in (saved or {}).items()
+    }
+
+
+def said_once(changed: dict[str, tuple[dict, dict]]) -> dict[str, tuple[dict, dict]]:
+    """`changed` less the imported modules (imported_modules' `module <name>`) whose file a config key's
+    input already names (reward.path's module, or a helper in its `(and helper.py)`): one line each."""
+    named = set()
+    for key, (_, new) in changed.items():
+        if not key.startswith("module "):
+            first, _, helpers = new["file"].partition(" (and ")
+            named |= {first, *helpers.rstrip(")").split(", ")}
+    return {
+        k: v
+        for k, v in changed.items()
+        if not (k.startswith("module ") and {v[1]["file"], Path(v[1]["file"]).name} & named)
+    }
 
 
 def describe_change(key: str, old: dict, new: dict) -> str:

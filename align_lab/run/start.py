@@ -4,11 +4,13 @@ before anything was built leaves it (run/execute.py); every write through RunFol
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
 import torch
 
+from align_lab.rerun import PYTHONPATH
 from align_lab.run.run_folder import SEGMENTS, RunFolder
 from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
@@ -67,6 +69,7 @@ def first_summary(
             keys = [k for k, v in spec.defaults_from.items() if v == source]
             chosen = ", ".join(f"{k}={spec.config['algo'][k.split('.', 1)[1]]}" for k in keys)
             log.info(f"{chosen} from {source} (set the key to override)")
+    summary |= {PYTHONPATH: os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}  # its resume's
     return summary | {"names": spec.names, "config_digest": digest, "started": time.time(), SEGMENTS: before}
 
 

@@ -46,6 +46,10 @@ def resume_hint(ckpt: Path, also: str = "") -> str:
 def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
     """The one-line stop of an exception a user can act on; None for anything else (a bug: traceback)."""
     resume = resume_hint(ckpt)
+    if getattr(e, "raised_by_code", False):  # a KeyboardInterrupt raised by code, with no SIGINT sent
+        return RunStopped(
+            f"error: {exited_where(e)} raised KeyboardInterrupt (no SIGINT came) during the run; {resume}", 1
+        )
     if isinstance(e, Interrupted | KeyboardInterrupt):
         name = e.signal_name if isinstance(e, Interrupted) else "SIGINT"
         return RunStopped(f"interrupted by {name}; {resume}", 128 + getattr(signal, name))
@@ -199,6 +203,9 @@ def run_identity(spec) -> dict:
     return {"config": config, "seed": spec.seed, "code": training_code_digest(), "inputs": inputs}
 
 
+RECORDED = ("algo", "model", "task", "train", "seed")  # in every run's config.resolved.yaml
+
+
 def check_resume_config(run_dir: Path, config: dict) -> None:
     """A run folder with a checkpoint resumes only the run that made it: its config.resolved.yaml
     against this one, key by key (MAY_CHANGE_ON_RESUME aside); one line naming the first difference."""
@@ -211,7 +218,15 @@ def check_resume_config(run_dir: Path, config: dict) -> None:
         return  # unreadable: the checkpoint's own hyperparameter check still runs
     from align_lab.aliases import nest_config
 
-    previous = nest_config(previous)[0]  # a run recorded before a rename: its old flat keys (aliases.py)
+    lacking = [k for k in RECORDED if k in config]
+    if isinstance(previous, dict):
+        previous = nest_config(previous)[0]  # a run recorded before a rename: its old flat keys (aliases.py)
+        lacking = [k for k in lacking if k not in previous]
+    if lacking:  # cut short or damaged (seventh hunt: "algo={...}: the run to resume has algo=None")
+        raise ConfigError(
+            f"{path}: damaged (it records no {', '.join(lacking)}, which every run's does); move it away to "
+            "resume on the checkpoint's own record of the config, or choose another hydra.run.dir"
+        )
     found = changed_key(without_default_env(previous), without_default_env(config))
     if found is not None:
         key, old, new = found

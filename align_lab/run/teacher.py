@@ -137,7 +137,7 @@ def load_given(path: str, model, tokenizer):
     None where none is saved)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from align_lab.models.hf import resolve_checkpoint
+    from align_lab.models.saved import resolve_checkpoint
     from align_lab.train.checkpoint_io import CheckpointError, load_checkpoint
 
     checkpoints = run_checkpoints(path)
@@ -165,7 +165,7 @@ def load_given(path: str, model, tokenizer):
 
 def source_fingerprint(path: str) -> str:
     """What identifies a given teacher's content: its folder's files (models/hf.py directory_fingerprint)."""
-    from align_lab.models.hf import directory_fingerprint, resolve_checkpoint
+    from align_lab.models.saved import directory_fingerprint, resolve_checkpoint
 
     checkpoints = run_checkpoints(path)
     return directory_fingerprint(str(checkpoints) if checkpoints else resolve_checkpoint(path, KEY))
@@ -216,7 +216,7 @@ def check_teacher(spec) -> None:
     checkpoint folder's tokenizer is the pretrained policy's (the tiny world's is checked at its stage)."""
     from align_lab.algorithms import sources
     from align_lab.algorithms.signals import TeacherLogprobs, reads
-    from align_lab.models.hf import resolve_checkpoint
+    from align_lab.models.saved import resolve_checkpoint
     from align_lab.rollout.hf import HFGenerate
     from align_lab.tasks.data_files import is_local
 

@@ -73,8 +73,8 @@ def read_local(path: str, key: str) -> Table:
     fmt = FORMATS.get(p.suffix)
     if fmt is None:
         raise ValueError(f"{key}={path}: unknown file type {p.suffix!r}; allowed: {', '.join(FORMATS)}")
-    if not p.is_file():
-        raise ValueError(f"{key}={path}: no such file")
+    if not p.is_file():  # a folder named like a file was "no such file" (seventh hunt)
+        raise ValueError(f"{key}={path}: {'a folder, not a file' if p.is_dir() else 'no such file'}")
     if p.stat().st_size == 0 or (fmt == "json" and not _jsonl_lines(p)):
         raise ValueError(f"{key}={path}: the file is empty (no rows)")
     undecodable = first_undecodable_line(p) if fmt in ("json", "csv") else None

@@ -140,7 +140,7 @@ class HFData:
             n_eval = min(self.eval_rows, len(train) // 2)
             if n_eval < self.eval_rows:  # said loudly: a tiny dataset trains on almost nothing
                 logging.getLogger("align_lab").warning(
-                    f"align_lab: warning: path={self.path} has {len(train)} valid rows: eval_rows="
+                    f"align_lab: warning: task.path={self.path} has {len(train)} valid rows: task.eval_rows="
                     f"{self.eval_rows} holds out {n_eval} and trains on {len(train) - n_eval}"
                 )
             train, evaluation = train[:-n_eval], train[-n_eval:]

@@ -123,6 +123,9 @@ class Interruption:
             return
         raise Interrupted(name)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         for name, handler in self.previous.items():
             signal.signal(getattr(signal, name), handler)
+        if isinstance(exc, KeyboardInterrupt) and "SIGINT" in self.previous:
+            # no SIGINT came (ours raises Interrupted): code of the run raised it (seventh hunt)
+            exc.raised_by_code = True

@@ -251,6 +251,30 @@ def test_a_reward_function_that_calls_sys_exit_stops_the_run_in_one_line_not_rc_
     assert summary["status"] == "failed" and summary["error"] == message and "traceback" not in summary
 
 
+def interrupting_reward(prompts, responses):
+    """A reward function that raises KeyboardInterrupt itself (no SIGINT is sent) on its second call."""
+    FLAKY_CALLS["n"] += 1
+    if FLAKY_CALLS["n"] == 2:
+        raise KeyboardInterrupt
+    return [float(len(r.split())) for r in responses]
+
+
+@pytest.mark.fast
+def test_a_keyboard_interrupt_raised_by_a_reward_is_named_where_not_read_as_sigint(tmp_path, cache_dir):
+    """Issue 73 seventh hunt: a reward raising KeyboardInterrupt (no signal sent) said `interrupted by
+    SIGINT`, rc 130, summary interrupted; the run's SIGINT handler raises Interrupted, so a
+    KeyboardInterrupt that reaches the run was raised by code."""
+    run_dir, path = tmp_path / "run", f"{__name__}:interrupting_reward"
+    FLAKY_CALLS.update(n=0)
+    with pytest.raises(RunStopped) as e:
+        run_in_process(["reward=function", f"reward.path={path}"], run_dir, cache_dir)
+    message = str(e.value)
+    assert message.startswith(f"error: {__file__}:") and "\n" not in message
+    assert " raised KeyboardInterrupt (no SIGINT came) during the run; resume from step 1 with: " in message
+    assert e.value.exit_code == 1
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
 @pytest.mark.fast
 def test_a_pairwise_runs_progress_line_shows_the_latest_evaluations_kl(tmp_path, cache_dir):
     """DPO reads no KL while it trains: its line showed loss and margin only, however far the policy
@@ -340,6 +364,27 @@ def test_a_resume_whose_metrics_file_was_deleted_says_its_first_rows_are_lost(
     assert (
         f"align_lab: warning: {run_dir / 'metrics.jsonl'} is gone: the rows of steps 1-2 are lost; the run "
         "resumes from step 2 and logs from step 3, so its curves start there"
+    ) in caplog.messages
+
+
+@pytest.mark.fast
+def test_a_resume_whose_summary_was_deleted_says_its_earlier_wall_time_is_lost(
+    stopped_at_step_2, tmp_path, cache_dir, caplog
+):
+    """Issue 73 seventh hunt: summary.json deleted between a stop and the resume (align_lab's hint for a
+    torn one is to move it away): resumed with rc 0 and no line, time/total_s counting the last segment
+    only."""
+    import logging
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_at_step_2, run_dir)
+    (run_dir / "summary.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        admit_resume(run_dir, cache_dir, "train.steps=4")
+    assert (
+        f"align_lab: warning: {run_dir / 'summary.json'} is gone: the wall time of the run's earlier "
+        "segments is lost, so its time/total_s counts from this resume"
     ) in caplog.messages
 
 

@@ -204,3 +204,44 @@ def test_a_warned_resume_counts_the_killed_segment_to_its_last_write_not_to_its_
     killed, resumed = summary["segments_s"]
     assert killed == pytest.approx(30, abs=1)
     assert summary["time/total_s"] == pytest.approx(killed + resumed, abs=0.5)
+
+
+def test_a_helper_imported_by_a_computed_name_is_checked_on_resume(world, cache_dir, tmp_path):
+    """Issue 73 seventh hunt: a reward that imports its helper by a name it computes
+    (`importlib.import_module("hdyn" + str(1))`), which no config value names and no source shows: the
+    helper edited between a kill and the same command, the run resumed on a reward 10x the first in
+    silence. Each checkpoint keeps the user's modules imported by then."""
+    from align_lab.run.execute import run
+    from align_lab.tracking import JsonlTracker
+
+    home, keys = world
+    helper = home / "resume_inputs_dyn_helper.py"
+    helper.write_text("W = 1.0\n")
+    (home / "resume_inputs_dyn.py").write_text(
+        "import importlib\n\n\ndef score(prompts, responses):\n"
+        "    helper = importlib.import_module('resume_inputs_dyn_' + 'helper')\n"
+        "    return [helper.W * len(r) / 10 for r in responses]\n"
+    )
+    keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_dyn:score"]
+    run_dir = tmp_path / "run"
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:
+            raise Interrupt
+
+    JsonlTracker.log = log_then_die
+    try:
+        with pytest.raises(Interrupt):
+            run(admit(keys, run_dir, cache_dir))
+    finally:
+        JsonlTracker.log = original
+    helper.write_text("W = 10.0\n")
+    with pytest.raises(ConfigError) as e:
+        admit(keys, run_dir, cache_dir)
+    assert str(e.value).startswith(
+        f"resume_changed_inputs=false: module resume_inputs_dyn_helper: {helper} (sha256 "
+    ), str(e.value)
+    helper.write_text("W = 1.0\n")  # put back as it was: the same command resumes
+    assert admit(keys, run_dir, cache_dir).changed_inputs == {}

@@ -3,6 +3,8 @@ file; the gate's runs are tested in tests/integration/test_benchmarks_gate.py.""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from benchmarks import gate
@@ -72,7 +74,18 @@ def test_an_empty_or_damaged_baseline_dir_is_one_line_before_any_run(tmp_path):
         with pytest.raises(SystemExit) as e:
             gate.check(gate.parser().parse_args(["--baseline-dir", str(tree)]))
         assert str(e.value) == f"gate: --baseline-dir={tree}: {message}"
-    gate.check(gate.parser().parse_args(["--baseline-dir", str(gate.ROOT)]))  # a real tree passes
+    # a real tree passes; the current tree itself (or `.` in it) would measure this code against itself
+    other = tmp_path / "other"
+    for folder in ("align_lab", "conf"):
+        shutil.copytree(gate.ROOT / folder, other / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    gate.check(gate.parser().parse_args(["--baseline-dir", str(other)]))
+    for same in (str(gate.ROOT), f"{gate.ROOT}/."):
+        with pytest.raises(SystemExit) as e:
+            gate.check(gate.parser().parse_args(["--baseline-dir", same]))
+        assert str(e.value) == (
+            f"gate: --baseline-dir={same}: is the current tree ({gate.ROOT.resolve()}), so the gate would "
+            "measure this code against itself; give the baseline's tree, or --baseline <commit>"
+        )
     # the fifth hunt: `--baseline-dir=$BASE` with BASE unset was Path(""), this tree, a gate that cannot fail
     with pytest.raises(SystemExit) as e:
         gate.check(gate.parser().parse_args(["--baseline-dir="]))

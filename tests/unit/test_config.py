@@ -154,6 +154,17 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
             "plan=abc: a sequential study's plan chooses the seeds of a sweep (python -m align_lab -m ...); "
             "a single run has none to choose; drop plan, or run the study with -m",
         ),
+        (  # issue 73 seventh hunt: "algo.=None: Merge error: str is not a subclass of RolloutCorrection"
+            ["algo=grpo", "algo.correction=tis"],
+            "algo.correction=tis: algo.correction is a node of keys (mode, level, sequence_ratio, low, "
+            "high, masked_in_denominator, mask_is_weight, ratio, ppo_anchor, normalize_weights, reject, "
+            "reject_low, reject_high, reject_ratio, reject_negative_only, max_rejected_steps); set one of "
+            "them, e.g. algo.correction.mode=tis",
+        ),
+        (  # seventh hunt: the new name on an algorithm without a clip said "is now algo.clip.low"
+            ["algo=dpo", "algo.clip.low=0.3"],
+            "algo.clip: unknown key; keys of algo: beta, label_smoothing, length_normalize, loss_type, lr",
+        ),
         (  # issue 59: "':' is not in list" after the SFT stage
             ["env=guess_number"],
             "env=guess_number: plays task=guess_number only, not task=toy_prefs; use task=guess_number or "

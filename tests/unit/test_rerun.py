@@ -37,6 +37,20 @@ def test_a_run_resumes_with_its_own_arguments_and_its_folder(tmp_path):
     assert shlex.split(resume_command(run_dir))[-2] == "study=it's mine"  # quoted for the shell
 
 
+def test_a_run_started_with_a_pythonpath_resumes_with_it(tmp_path):
+    """Issue 73 seventh hunt: a run whose reward module lay on PYTHONPATH printed a resume command without
+    it, which a fresh shell then refused (`cannot import rlib7`)."""
+    import json
+
+    run_dir = tmp_path / "run"
+    hydra_yaml(run_dir, tmp_path, task=["reward.path=rlib7:score"])
+    (run_dir / "summary.json").write_text(json.dumps({"status": "failed", "pythonpath": "/tmp/my lib"}))
+    assert resume_command(run_dir) == (
+        f"cd {tmp_path} && PYTHONPATH='/tmp/my lib' {PYTHON} -m align_lab reward.path=rlib7:score "
+        f"hydra.run.dir={run_dir}"
+    )
+
+
 def test_a_saved_sweeps_run_names_its_config_dir_and_name(tmp_path):
     run_dir = tmp_path / "run"
     sweeps = {"path": str(tmp_path / "sweeps"), "schema": "file", "provider": "command-line"}

@@ -8,12 +8,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from align_lab.models.hf import check_weights, resolve_checkpoint
+from align_lab.models.saved import check_weights, resolve_checkpoint
 
 
 @pytest.fixture
 def folder(tmp_path):
-    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "config.json").write_text('{"model_type": "llama"}')
     return tmp_path
 
 
@@ -53,3 +53,25 @@ def test_a_sharded_index_naming_a_missing_shard_is_one_line(folder):
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match="names model-00002-of-00002.safetensors, which is missing"):
         check_weights(folder, "name_or_path")
+
+
+@pytest.mark.parametrize(
+    "config, said",
+    [
+        (None, "the folder holds tokenizer files but no config.json, so no model"),
+        ("{", "config.json is damaged (Expecting property name enclosed in double quotes"),
+        ('{"vocab_size": 8}', "config.json names no model_type (the model's class)"),
+    ],
+)
+@pytest.mark.parametrize("key", ["name_or_path", "algo.teacher"])
+def test_a_model_folder_without_a_readable_config_is_one_line_before_any_compute(tmp_path, config, said, key):
+    """Issue 73 seventh hunt: a folder of tokenizer files alone as model.name_or_path or algo.teacher, or
+    a teacher whose config.json is torn: a 25-35-frame transformers traceback after the SFT and reward
+    stages, the run left failed."""
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    if config is not None:
+        (tmp_path / "config.json").write_text(config)
+    with pytest.raises(ValueError) as e:
+        resolve_checkpoint(str(tmp_path), key)
+    assert str(e.value).startswith(f"{key}={tmp_path}: {said}") and "\n" not in str(e.value)
+    assert resolve_checkpoint(str(tmp_path), "tokenizer") == str(tmp_path.resolve())  # a tokenizer's: fine

@@ -145,6 +145,22 @@ def test_an_unknown_by_key_or_metric_is_an_error_not_a_report_of_unset():
         aggregate(runs, ["algo"], metric="eval/bogus")
 
 
+def test_a_by_key_null_in_every_run_is_one_group_and_a_node_is_refused_naming_its_keys():
+    """Issue 73 seventh hunt: `--by algo.clip_high` where every run has algo.clip.high: null said "no run
+    has this key"; `--by algo.correction` (a node) named each group by its whole mapping, 400 characters."""
+    runs = _runs([0.1, 0.2])
+    for run in runs:
+        run.config["algo"] |= {"reward_clip": None, "correction": {"mode": "none", "level": "token"}}
+    comparison = aggregate(runs, ["algo.reward_clip"])
+    assert comparison.groups == ["(unset)"], comparison.groups
+    with pytest.raises(ValueError) as e:
+        aggregate(runs, ["algo.correction"])
+    assert str(e.value) == (
+        "--by algo.correction: is a node of keys (mode, level); group by one of them, e.g. --by "
+        "algo.correction.mode"
+    )
+
+
 def test_a_group_pooling_different_configs_is_flagged_with_the_keys_that_differ():
     runs = _runs([0.1, 0.2, 0.3])
     runs[-1].config["algo"]["kl_coef"] = 0.5  # one rloo seed ran another kl_coef

@@ -142,3 +142,25 @@ def test_restore_puts_back_what_kept_found(tmp_path):
     assert (tmp_path / SUMMARY).read_bytes() == b'{"status": "preempted"}'
     assert (tmp_path / SUMMARY).stat().st_mtime == 1_000_000
     assert not (tmp_path / RESOLVED_CONFIG).exists()
+
+
+def test_a_cut_short_resolved_config_is_said_to_be_damaged_not_a_changed_config(tmp_path):
+    """Issue 73 seventh hunt: config.resolved.yaml cut to 200 bytes (still YAML) before a resume said
+    `algo={...the whole algo node...}: the run in <run> to resume has algo=None`, blaming the command."""
+    import yaml
+
+    from align_lab.config import ConfigError
+    from align_lab.run.summary import check_resume_config
+
+    config = {"seed": 0, "task": {"name": "toy"}, "train": {"steps": 4}, "algo": {"lr": 0.001}}
+    (tmp_path / "checkpoints").mkdir()
+    whole = yaml.safe_dump(config, sort_keys=False)
+    (tmp_path / RESOLVED_CONFIG).write_text(whole[: whole.index("algo:")])
+    with pytest.raises(ConfigError) as e:
+        check_resume_config(tmp_path, config)
+    assert str(e.value) == (
+        f"{tmp_path / RESOLVED_CONFIG}: damaged (it records no algo, which every run's does); move it away "
+        "to resume on the checkpoint's own record of the config, or choose another hydra.run.dir"
+    )
+    (tmp_path / RESOLVED_CONFIG).write_text(whole)
+    check_resume_config(tmp_path, config)  # whole: the same run resumes

@@ -89,6 +89,8 @@ def test_an_unreadable_file_is_one_line(tmp_path, name, content, expected):
 
 def test_a_missing_file_is_one_line(tmp_path):
     assert error(tmp_path / "none.jsonl") == f"task.path={tmp_path / 'none.jsonl'}: no such file"
+    (tmp_path / "dir.jsonl").mkdir()  # seventh hunt: a folder named like a file said "no such file"
+    assert error(tmp_path / "dir.jsonl") == f"task.path={tmp_path / 'dir.jsonl'}: a folder, not a file"
 
 
 def test_a_hub_name_without_network_says_so(tmp_path, monkeypatch):

@@ -1,0 +1,132 @@
+"""A model's folder, saved by save_pretrained or fetched from the Hugging Face Hub: located, checked before
+any compute (its config.json and whole weights), and fingerprinted for the stage keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from align_lab.tasks.data_files import is_local
+
+HASH_LIMIT = 64 << 20  # files above this are fingerprinted by size and mtime, not content
+SKIP = ["original/*", "*.onnx", "*.msgpack", "*.h5", "*.ot", "*.pth", "*.gguf"]
+
+
+def resolve_checkpoint(name_or_path: str, key: str, model: bool | None = None) -> str:
+    """A local directory for `name_or_path`: the directory itself, or the hub snapshot (downloaded unless
+    HF_HUB_OFFLINE=1). Without network and not cached: a one-line error that says so. `model` (default:
+    every key but tokenizer): a model's folder, whose config.json names its model_type and whose weights
+    are whole."""
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").is_file() and not (p / "tokenizer_config.json").is_file():
+            raise ValueError(
+                f"{key}={name_or_path}: the folder holds no checkpoint (no config.json or tokenizer files); "
+                "pass a folder saved by save_pretrained"
+            )
+        if key != "tokenizer" if model is None else model:
+            check_config(p, key)
+            check_weights(p, key)
+        elif key != "tokenizer" and (p / "config.json").is_file():  # a gguf model's folder
+            check_weights(p, key)
+        return str(p.resolve())
+    if is_local(name_or_path):
+        raise ValueError(f"{key}={name_or_path}: no such directory")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    try:
+        return snapshot_download(name_or_path, ignore_patterns=SKIP)
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, OSError, HfHubHTTPError) as e:
+        offline = " (HF_HUB_OFFLINE=1 is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        first = (" ".join(str(e).split()) or type(e).__name__)[:120]
+        raise ValueError(
+            f"{key}={name_or_path}: not a local directory, and fetching it from the Hugging Face Hub "
+            f"needs network{offline}: {first}; pass a local path or download it first"
+        ) from None
+
+
+def check_config(folder: Path, key: str) -> None:
+    """A model's folder holds a config.json that transformers can read: JSON naming its model_type (a
+    tokenizer's folder, or a torn config.json, was a 25-35-frame traceback after the stages: issue 73's
+    seventh hunt)."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise ValueError(
+            f"{key}={folder}: the folder holds tokenizer files but no config.json, so no model; pass a "
+            "folder saved by a model's save_pretrained"
+        )
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(
+            f"{key}={folder}: config.json is damaged ({' '.join(str(e).split())[:120]}); save the model again"
+        ) from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise ValueError(
+            f"{key}={folder}: config.json names no model_type (the model's class); save the model with "
+            "save_pretrained"
+        )
+
+
+WEIGHTS = ("model.safetensors", "model-*.safetensors", "pytorch_model.bin", "pytorch_model-*.bin")
+
+
+def check_weights(folder: Path, key: str) -> None:
+    """Before any compute: a model folder holds its weights, and each weight file is whole (a
+    safetensors header that its file's length agrees with; a torch zip whose central directory is
+    there). Reads headers only, so a 540 MB checkpoint costs milliseconds."""
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("pytorch_model*.bin"))
+    if not files:
+        raise ValueError(
+            f"{key}={folder}: the folder holds config.json but no weights (none of {', '.join(WEIGHTS)}); "
+            "save the model with save_pretrained"
+        )
+    for index in folder.glob("*.index.json"):  # a sharded checkpoint: every shard it names is there
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"{key}={folder}: {index.name} is damaged ({type(e).__name__}: {e})") from None
+        missing = sorted(s for s in shards if not (folder / s).is_file())
+        if missing:
+            raise ValueError(f"{key}={folder}: {index.name} names {missing[0]}, which is missing")
+    for f in files:
+        problem = weight_file_problem(f)
+        if problem:
+            raise ValueError(f"{key}={folder}: {f.name} is damaged ({problem}); save the model again")
+
+
+def weight_file_problem(path: Path) -> str | None:
+    """Why a weight file cannot be loaded (truncated, not a weight file), or None."""
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt"):
+                return None
+        except (SafetensorError, OSError) as e:
+            return " ".join(str(e).split())[:160] or type(e).__name__
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path):
+            return None
+    except (zipfile.BadZipFile, OSError) as e:
+        return f"not a whole torch file: {e}"
+
+
+def directory_fingerprint(path: str) -> str:
+    """sha256 over the files of a checkpoint: content for small files, size and mtime for big ones."""
+    digest = hashlib.sha256()
+    for f in sorted(Path(path).rglob("*")):
+        if not f.is_file():
+            continue
+        stat = f.stat()
+        digest.update(str(f.relative_to(path)).encode())
+        if stat.st_size > HASH_LIMIT:
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        else:
+            digest.update(f.read_bytes())
+    return digest.hexdigest()

@@ -1,0 +1,91 @@
+"""The user's own modules: which ones a process imported, where `import name` would find one, and their
+digests. Standard library only, below every floor, so that the training loop's checkpoint can record the
+modules the user's code imported as it ran (run/inputs.py: the inputs a resume checks)."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import sysconfig
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent  # align_lab's own code: the training code's digest, not an input
+INSTALLED = {
+    Path(p).resolve() for k, p in sysconfig.get_paths().items() if k in ("stdlib", "purelib", "platlib")
+}
+
+
+def user_module_file(name: str) -> Path | None:
+    """The source file of module `name` if it is the user's: already imported by the run's build, and
+    neither align_lab's nor installed (the standard library, site-packages). Else None. A module not yet
+    imported (one a function imports in its body, at its first call) is found where it would be imported
+    from, without running it (issue 73 fourth hunt: such a helper, edited, was resumed on in silence)."""
+    module = sys.modules.get(name)
+    file = getattr(module, "__file__", None) if module is not None else unimported_file(name)
+    if not file:
+        return None
+    path = Path(file).resolve()
+    if path.is_relative_to(PACKAGE) or "site-packages" in path.parts or "dist-packages" in path.parts:
+        return None
+    return None if any(path.is_relative_to(p) for p in INSTALLED) else path
+
+
+def unimported_file(name: str) -> str | None:
+    """The source file `import name` would load, found on sys.path without importing anything; None if
+    none (a built-in module, a name nothing provides)."""
+    from importlib.machinery import PathFinder
+
+    spec, search = None, None
+    parts = name.split(".")
+    for depth in range(1, len(parts) + 1):
+        if depth > 1 and search is None:  # a parent that is a module, not a package
+            return None
+        spec = PathFinder.find_spec(".".join(parts[:depth]), search)
+        if spec is None:
+            return None
+        search = spec.submodule_search_locations
+    return spec.origin if spec.has_location else None
+
+
+CHECKOUT = tuple(PACKAGE.parent / d for d in ("benchmarks", "tests", "scripts", "hydra_plugins"))
+_USERS: dict[tuple[str, str], Path | None] = {}  # (module, file) -> the file where it is the user's
+_DIGESTS: dict[tuple[str, int, int], str] = {}  # (file, size, mtime_ns) -> sha256: a checkpoint re-reads none
+
+
+def imported_modules() -> dict[str, dict]:
+    """{`module <name>`: {file, sha256}} of every module of the user's this process has imported by now,
+    kept in each checkpoint: a helper a reward imports by a name it computes, or one found on a sys.path
+    it changed at run time, which no config value names (issue 73 seventh hunt: such a helper, edited
+    between a kill and the resume, went on in silence). align_lab's checkout (its tests, benchmarks,
+    scripts, Hydra plugins) is the code's, not the user's."""
+    found = {}
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str) or name == "__main__" or not file.endswith(".py"):
+            continue
+        if (name, file) not in _USERS:  # each module classified once a process (thousands: torch's)
+            path = user_module_file(name)
+            ours = path is None or any(path.is_relative_to(d) for d in CHECKOUT)
+            _USERS[name, file] = None if ours else path
+        path = _USERS[name, file]
+        if path is None:
+            continue
+        digest = file_digest(path)
+        if digest is not None:
+            found[f"module {name}"] = {"file": str(path), "sha256": digest}
+    return found
+
+
+def file_digest(path: Path) -> str | None:
+    """sha256 (16 hex) of a file, read again only when its size or time changed; None: gone."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        try:
+            _DIGESTS[key] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        except OSError:
+            return None
+    return _DIGESTS[key]
