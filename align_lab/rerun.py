@@ -63,12 +63,13 @@ def resume_command(run_dir: Path) -> str:
 def run_env(run_dir: Path) -> dict:
     """The variables the run's command was started with that its resume needs too: PYTHONPATH (where the
     user's reward or verifier module lies: seventh hunt), as summary.json records it."""
-    from align_lab.folder import read_summary
+    import json
 
     try:
-        path = read_summary(Path(run_dir) / "summary.json").get(PYTHONPATH)
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
     except (OSError, ValueError):
         return {}
+    path = summary.get(PYTHONPATH) if isinstance(summary, dict) else None
     return {"PYTHONPATH": path} if isinstance(path, str) and path else {}
 
 

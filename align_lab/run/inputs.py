@@ -161,7 +161,7 @@ def modules_now(saved: dict) -> dict[str, dict]:
 
 def said_once(changed: dict[str, tuple[dict, dict]]) -> dict[str, tuple[dict, dict]]:
     """`changed` less the imported modules (imported_modules' `module <name>`) whose file a config key's
-    input already names (reward.path's module, or a helper in its `(and helper.py)`): one line each."""
+    input already names (reward.path's module, or a helper in its `(and <helper>.py)`): one line each."""
     named = set()
     for key, (_, new) in changed.items():
         if not key.startswith("module "):

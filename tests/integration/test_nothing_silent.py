@@ -251,27 +251,26 @@ def test_a_reward_function_that_calls_sys_exit_stops_the_run_in_one_line_not_rc_
     assert summary["status"] == "failed" and summary["error"] == message and "traceback" not in summary
 
 
-def interrupting_reward(prompts, responses):
-    """A reward function that raises KeyboardInterrupt itself (no SIGINT is sent) on its second call."""
-    FLAKY_CALLS["n"] += 1
-    if FLAKY_CALLS["n"] == 2:
-        raise KeyboardInterrupt
-    return [float(len(r.split())) for r in responses]
-
-
 @pytest.mark.fast
 def test_a_keyboard_interrupt_raised_by_a_reward_is_named_where_not_read_as_sigint(tmp_path, cache_dir):
     """Issue 73 seventh hunt: a reward raising KeyboardInterrupt (no signal sent) said `interrupted by
     SIGINT`, rc 130, summary interrupted; the run's SIGINT handler raises Interrupted, so a
-    KeyboardInterrupt that reaches the run was raised by code."""
-    run_dir, path = tmp_path / "run", f"{__name__}:interrupting_reward"
-    FLAKY_CALLS.update(n=0)
-    with pytest.raises(RunStopped) as e:
-        run_in_process(["reward=function", f"reward.path={path}"], run_dir, cache_dir)
-    message = str(e.value)
-    assert message.startswith(f"error: {__file__}:") and "\n" not in message
-    assert " raised KeyboardInterrupt (no SIGINT came) during the run; resume from step 1 with: " in message
-    assert e.value.exit_code == 1
+    KeyboardInterrupt that reaches the run was raised by code. On the command line, where the run's
+    process installs its handlers (a test worker's thread cannot)."""
+    from tests.conftest import SMALL, run_cli
+
+    (tmp_path / "stopping_reward.py").write_text(STOPPING_REWARD.format(raised="KeyboardInterrupt"))
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    result = run_cli([*args, "reward.path=stopping_reward:score"], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(
+        f"align_lab: error: {tmp_path / 'stopping_reward.py'}:10 raised KeyboardInterrupt (no SIGINT came) "
+        "during the run; resume from step 1 with: "
+    ), line
+    assert "Traceback" not in result.stderr
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
