@@ -234,25 +234,21 @@ def sample_with_cache(
 
     One `prefill` a distinct prompt, generate's forward inputs and warpers, one `draw` a step (sampler
     "multinomial": generate's draws). Ended rows get pad, and with inverse_cdf leave decode.py's step
-    (`rows_to_keep`); weights_left: its matmuls as W @ h^T, packed: with oneDNN on reordered weights
-    (rollout.decode_matmul). `noise`: per-row
-    seeds. A ZeRO-3 model across processes forwards with every process till every process's rows end."""
+    (`rows_to_keep`); weights_left / packed: W @ h^T / oneDNN's matmuls (rollout.decode_matmul). `noise`:
+    per-row seeds. A ZeRO-3 model across processes forwards in every process till all processes' rows end."""
     P = prompt_ids.shape[1]
     padded = not bool(prompt_attn.all())  # no padding: no mask, as generate
-    logits, position, step = prefill(
-        model, prompt_ids, prompt_attn, max_new_tokens, n, padded, weights_left, packed
-    )
+    limits = (max_new_tokens, n, padded, weights_left, packed)
+    logits, position, step = prefill(model, prompt_ids, prompt_attn, *limits)
     B, device = logits.shape[0], logits.device
     generated = prompt_attn.new_ones(B, max_new_tokens)  # (B, max_new_tokens)
     attn_all = torch.cat([prompt_attn.repeat_interleave(n, dim=0), generated], 1)  # (B, P + max_new_tokens)
-    unfinished = torch.ones(B, dtype=torch.bool, device=device)  # (B,)
-    in_step = partitioned_across_processes(model)
+    unfinished, in_step = torch.ones(B, dtype=torch.bool, device=device), partitioned_across_processes(model)
     # inverse_cdf drops ended rows from the decode step (decode-shape matmuls are faster with fewer
     # rows); multinomial's draws depend on the row count: it keeps every row, as generate does
     drop_ended = sampler == "inverse_cdf" and isinstance(step, CacheDecoder)
     rows = torch.arange(B, device=device)  # (b,) the rows the decode step computes
-    how = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "greedy": greedy}
-    how |= {"noise": noise, "sampler": sampler}
+    how = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise, sampler=sampler)
     tokens, logprobs = [], []
     for t in range(max_new_tokens):
         logits = logits.to(dtype=torch.float32, copy=True)  # (b, V)
