@@ -27,11 +27,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("folders", nargs="+", type=Path, help="folders searched (recursively) for run folders")
     p.add_argument(
         "--by",
-        default=None,
+        action="append",  # `--by a --by b` is `--by a,b` (parse_args; the first was dropped: eighth hunt)
         help="group runs by a config group (algo, task), a dotted config key (algo.kl_coef, seed), "
-        "or several, comma-separated (default: the study's `compare_by`, algo unless its sweep file "
-        "sets another, e.g. the arm group of sweeps/off_policy.yaml); runs that differ in task or model "
-        "are split by it too, never pooled",
+        "or several, comma-separated or repeated (default: the study's `compare_by`, algo unless its sweep "
+        "file sets another, e.g. the arm group of sweeps/off_policy.yaml); runs that differ in task or "
+        "model are split by it too, never pooled",
     )
     p.add_argument(
         "--baseline",
@@ -67,7 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "offline files in <out>/wandb as runs write them (WANDB_MODE overrides); refused for runs of no "
         "named study (study=default)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.by = ",".join(args.by) if args.by else None
+    return args
 
 
 def add_claim_arguments(p: argparse.ArgumentParser) -> None:

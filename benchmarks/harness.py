@@ -240,12 +240,29 @@ def align_lab(args: Sequence[str], run_dir: Path | None = None, env: Mapping | N
         wall = time.perf_counter() - start
         if os.waitstatus_to_exitcode(status) != 0:
             err.seek(0)
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read()[-3000:]}")
+            raise SystemExit(failed_line(cmd, err.read(), run_dir))
     metrics, summary = [], {}
     if run_dir is not None:
         metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         summary = json.loads((run_dir / "summary.json").read_text())
     return Run(metrics, summary, wall, usage.ru_maxrss / 1024)  # Linux: ru_maxrss in KiB
+
+
+def failed_line(cmd: Sequence[str], stderr: str, run_dir: Path | None) -> str:
+    """One line for a benchmark's run that failed: its command and the last line it wrote (a tree whose
+    align_lab does not run put the child's traceback before the user: eighth hunt); its whole stderr is
+    kept beside its run folder."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    kept = ""
+    if run_dir is not None:
+        path = Path(f"{run_dir}.stderr")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(stderr)
+            kept = f" (its whole stderr: {path})"
+        except OSError:
+            pass
+    return f"{' '.join(map(str, cmd))} failed: {lines[-1].strip() if lines else 'no output'}{kept}"
 
 
 def report(

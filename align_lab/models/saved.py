@@ -29,6 +29,7 @@ def resolve_checkpoint(name_or_path: str, key: str, model: bool | None = None) -
         if key != "tokenizer" if model is None else model:
             check_config(p, key)
             check_weights(p, key)
+            check_fits(p, key)
         elif key != "tokenizer" and (p / "config.json").is_file():  # a gguf model's folder
             check_weights(p, key)
         return str(p.resolve())
@@ -53,6 +54,8 @@ def check_config(folder: Path, key: str) -> None:
     tokenizer's folder, or a torn config.json, was a 25-35-frame traceback after the stages: issue 73's
     seventh hunt)."""
     path = folder / "config.json"
+    if path.is_dir():  # eighth hunt: said "no config.json"
+        raise ValueError(f"{key}={folder}: config.json is a folder, not a file; save the model again")
     if not path.is_file():
         raise ValueError(
             f"{key}={folder}: the folder holds tokenizer files but no config.json, so no model; pass a "
@@ -69,6 +72,38 @@ def check_config(folder: Path, key: str) -> None:
             f"{key}={folder}: config.json names no model_type (the model's class); save the model with "
             "save_pretrained"
         )
+    from transformers import CONFIG_MAPPING, __version__
+
+    if config["model_type"] not in CONFIG_MAPPING:  # eighth hunt: a KeyError traceback after the stages
+        raise ValueError(
+            f"{key}={folder}: config.json's model_type {config['model_type']!r} is no model class of "
+            f"transformers {__version__}; save the model with save_pretrained"
+        )
+
+
+def check_fits(folder: Path, key: str) -> None:
+    """The embedding and LM-head weights in a model's safetensors files have the [vocab_size, hidden_size]
+    its config.json gives (a config.json edited, or another model's: a 27-frame `ignore_mismatched_sizes`
+    traceback after the stages, eighth hunt); headers only. A config without those two keys (a composite
+    model's) is checked by its own load."""
+    from safetensors import safe_open
+
+    config = json.loads((folder / "config.json").read_text())
+    vocab, hidden = config.get("vocab_size"), config.get("hidden_size")
+    if not isinstance(vocab, int) or not isinstance(hidden, int):
+        return
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as saved:
+            for name in saved.keys():
+                if not name.endswith(("embed_tokens.weight", "lm_head.weight")):
+                    continue
+                shape = list(saved.get_slice(name).get_shape())
+                if shape != [vocab, hidden]:
+                    raise ValueError(
+                        f"{key}={folder}: {file.name} holds {name} of shape {shape}, where its config.json "
+                        f"makes it [{vocab}, {hidden}] (vocab_size, hidden_size); save the model again with "
+                        "save_pretrained"
+                    )
 
 
 WEIGHTS = ("model.safetensors", "model-*.safetensors", "pytorch_model.bin", "pytorch_model-*.bin")

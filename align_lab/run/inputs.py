@@ -6,9 +6,10 @@ summary.json; a resume whose inputs changed is refused unless `resume_changed_in
 (run/folder_checks.py), as one whose training code changed is unless `resume_changed_code=true`. A
 user's module is digested by its own file and the files of the user's modules it uses (a helper it
 imports, or a name it imports from one, transitively); each checkpoint also keeps the user's modules
-the process had imported by then (user_code.py imported_modules: a helper imported by a name computed
-at run time), digested again on resume. align_lab's own code is the training code's digest
-(run/code_digest.py), and installed packages are the stage keys' versions."""
+the process had imported by then and the files the user's code opened to read (user_code.py: a helper
+imported by a name computed at run time, a JSON of settings), digested again on resume. align_lab's
+own code is the training code's digest (run/code_digest.py), and installed packages are the stage keys'
+versions."""
 
 from __future__ import annotations
 
@@ -160,20 +161,24 @@ def modules_now(saved: dict) -> dict[str, dict]:
 
 
 def said_once(changed: dict[str, tuple[dict, dict]]) -> dict[str, tuple[dict, dict]]:
-    """`changed` less the imported modules (imported_modules' `module <name>`) whose file a config key's
-    input already names (reward.path's module, or a helper in its `(and <helper>.py)`): one line each."""
+    """`changed` less what the user's code used (user_code.py: `module <name>`, `file <path>`) whose file
+    a config key's input already names (reward.path's module, or a helper in its `(and <helper>.py)`):
+    one line each."""
+    used = ("module ", "file ")
     named = set()
     for key, (_, new) in changed.items():
-        if not key.startswith("module "):
+        if not key.startswith(used):
             first, _, helpers = new["file"].partition(" (and ")
             named |= {first, *helpers.rstrip(")").split(", ")}
     return {
         k: v
         for k, v in changed.items()
-        if not (k.startswith("module ") and {v[1]["file"], Path(v[1]["file"]).name} & named)
+        if not (k.startswith(used) and {v[1]["file"], Path(v[1]["file"]).name} & named)
     }
 
 
 def describe_change(key: str, old: dict, new: dict) -> str:
-    """`task.path: <file> (sha256 0123abcd, now 4567ef01)` for one changed input."""
-    return f"{key}: {new['file']} (sha256 {old['sha256'][:8]}, now {new['sha256'][:8]})"
+    """`task.path: <file> (sha256 0123abcd, now 4567ef01)` for one changed input (`a file your code
+    opened: <file> ...` for one user_code.py found)."""
+    label = "a file your code opened" if key == f"file {new['file']}" else key
+    return f"{label}: {new['file']} (sha256 {old['sha256'][:8]}, now {new['sha256'][:8]})"

@@ -60,6 +60,8 @@ def summary_damage(path: Path) -> str | None:
     or None (a sound one, or none at all)."""
     from align_lab.folder import read_summary
 
+    if path.is_dir():  # eighth hunt: read as "it has no summary.json", a hint that could not work
+        return "a folder, not a file"
     if not path.is_file():
         return None
     try:

@@ -206,23 +206,47 @@ def test_a_warned_resume_counts_the_killed_segment_to_its_last_write_not_to_its_
     assert summary["time/total_s"] == pytest.approx(killed + resumed, abs=0.5)
 
 
-def test_a_helper_imported_by_a_computed_name_is_checked_on_resume(world, cache_dir, tmp_path):
-    """Issue 73 seventh hunt: a reward that imports its helper by a name it computes
-    (`importlib.import_module("hdyn" + str(1))`), which no config value names and no source shows: the
-    helper edited between a kill and the same command, the run resumed on a reward 10x the first in
-    silence. Each checkpoint keeps the user's modules imported by then."""
+USED = {  # what the user's reward uses at run time, no config value naming it: (its source, the file it uses)
+    "computed name": (  # seventh hunt: importlib.import_module("hdyn" + str(1))
+        "import importlib\n\n\ndef score(prompts, responses):\n"
+        "    helper = importlib.import_module('resume_inputs_dyn_' + 'helper')\n"
+        "    return [helper.W * len(r) / 10 for r in responses]\n",
+        "resume_inputs_dyn_helper.py",
+        "module resume_inputs_dyn_helper: {file}",
+    ),
+    "json": (  # eighth hunt: a JSON of settings beside the module
+        "import json, os\n\n\ndef score(prompts, responses):\n"
+        "    w = json.load(open(os.path.join(os.path.dirname(__file__), 'w.json')))['W']\n"
+        "    return [w * len(r) / 10 for r in responses]\n",
+        "w.json",
+        "a file your code opened: {file}",
+    ),
+    "runpy": (  # eighth hunt: runpy.run_path (as spec_from_file_location + exec_module: not in sys.modules)
+        "import os, runpy\n\n\ndef score(prompts, responses):\n"
+        "    w = runpy.run_path(os.path.join(os.path.dirname(__file__), 'hrun.py'))['W']\n"
+        "    return [w * len(r) / 10 for r in responses]\n",
+        "hrun.py",
+        "a file your code opened: {file}",
+    ),
+}
+
+
+@pytest.mark.parametrize("way", list(USED))
+def test_what_your_code_uses_at_run_time_is_checked_on_resume(world, cache_dir, tmp_path, way):
+    """Issue 73 seventh and eighth hunts: a reward that imports its helper by a name it computes, reads a
+    JSON of settings, or runs a helper file with runpy: which no config value names and no import shows.
+    Edited between a kill and the same command, the run resumed on a reward 10x the first in silence.
+    Each checkpoint keeps the user's modules imported and the files its code opened (user_code.py)."""
     from align_lab.run.execute import run
     from align_lab.tracking import JsonlTracker
 
     home, keys = world
-    helper = home / "resume_inputs_dyn_helper.py"
-    helper.write_text("W = 1.0\n")
-    (home / "resume_inputs_dyn.py").write_text(
-        "import importlib\n\n\ndef score(prompts, responses):\n"
-        "    helper = importlib.import_module('resume_inputs_dyn_' + 'helper')\n"
-        "    return [helper.W * len(r) / 10 for r in responses]\n"
-    )
-    keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_dyn:score"]
+    source, used, said = USED[way]
+    module = f"resume_inputs_used_{way.replace(' ', '_')}"
+    helper = home / used
+    helper.write_text('{"W": 1.0}\n' if used.endswith(".json") else "W = 1.0\n")
+    (home / f"{module}.py").write_text(source)
+    keys = [k for k in keys if not k.startswith("reward.path=")] + [f"reward.path={module}:score"]
     run_dir = tmp_path / "run"
     original = JsonlTracker.log
 
@@ -237,11 +261,12 @@ def test_a_helper_imported_by_a_computed_name_is_checked_on_resume(world, cache_
             run(admit(keys, run_dir, cache_dir))
     finally:
         JsonlTracker.log = original
-    helper.write_text("W = 10.0\n")
+    before = helper.read_text()
+    helper.write_text(before.replace("1.0", "10.0"))
     with pytest.raises(ConfigError) as e:
         admit(keys, run_dir, cache_dir)
-    assert str(e.value).startswith(
-        f"resume_changed_inputs=false: module resume_inputs_dyn_helper: {helper} (sha256 "
-    ), str(e.value)
-    helper.write_text("W = 1.0\n")  # put back as it was: the same command resumes
+    assert str(e.value).startswith(f"resume_changed_inputs=false: {said.format(file=helper)} (sha256 "), str(
+        e.value
+    )
+    helper.write_text(before)  # put back as it was: the same command resumes
     assert admit(keys, run_dir, cache_dir).changed_inputs == {}

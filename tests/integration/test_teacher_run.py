@@ -81,6 +81,14 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
             f"2 (char 1)), so whether the run completed is unknown; a teacher is a finished run: {RETRAIN}"
         ),
     ),
+    # eighth hunt: a summary.json that is a folder said "it has no summary.json ... finish it"
+    "summary_folder": (
+        lambda t: ((t / "summary.json").unlink(), (t / "summary.json").mkdir()),
+        lambda t: (
+            "its summary.json is damaged (a folder, not a file), so whether the run completed is unknown; "
+            f"a teacher is a finished run: {RETRAIN}"
+        ),
+    ),
     "checkpoint_missing": (
         lambda t: state(t).unlink(),
         lambda t: (

@@ -93,3 +93,17 @@ def test_an_empty_or_damaged_baseline_dir_is_one_line_before_any_run(tmp_path):
         str(e.value)
         == "gate: --baseline-dir is empty; give the baseline's source tree, or --baseline <commit>"
     )
+
+
+def test_a_benchmark_run_that_fails_is_one_line_its_stderr_kept(tmp_path):
+    """Issue 73 eighth hunt: `gate --baseline-dir` a tree whose align_lab imports but does not run put the
+    child's traceback before the user; now one line, the whole stderr kept beside the run folder."""
+    from benchmarks.harness import failed_line
+
+    stderr = 'Traceback (most recent call last):\n  File "x.py", line 1\nImportError: cannot import X\n\n'
+    line = failed_line(["python", "-m", "align_lab", "train.steps=2"], stderr, tmp_path / "run")
+    assert line == (
+        "python -m align_lab train.steps=2 failed: ImportError: cannot import X "
+        f"(its whole stderr: {tmp_path / 'run'}.stderr)"
+    )
+    assert (tmp_path / "run.stderr").read_text() == stderr

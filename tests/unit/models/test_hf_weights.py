@@ -75,3 +75,29 @@ def test_a_model_folder_without_a_readable_config_is_one_line_before_any_compute
         resolve_checkpoint(str(tmp_path), key)
     assert str(e.value).startswith(f"{key}={tmp_path}: {said}") and "\n" not in str(e.value)
     assert resolve_checkpoint(str(tmp_path), "tokenizer") == str(tmp_path.resolve())  # a tokenizer's: fine
+
+
+def test_a_saved_model_whose_config_does_not_fit_is_one_line_before_any_compute(tmp_path, hf_assets):
+    """Issue 73 eighth hunt: a teacher whose config.json names a model_type transformers lacks (a
+    KeyError), or gives another hidden_size than its weights have (`ignore_mismatched_sizes`), or is a
+    folder: 27-frame tracebacks after the SFT and reward stages."""
+    import shutil
+
+    policy = tmp_path / "policy"
+    shutil.copytree(hf_assets.policy, policy)
+    assert resolve_checkpoint(str(policy), "algo.teacher") == str(policy.resolve())  # as saved: fine
+    config = json.loads((policy / "config.json").read_text())
+    (policy / "config.json").write_text(json.dumps({**config, "model_type": "nonexistent_xyz"}))
+    with pytest.raises(ValueError) as e:
+        resolve_checkpoint(str(policy), "algo.teacher")
+    assert str(e.value).startswith(
+        f"algo.teacher={policy}: config.json's model_type 'nonexistent_xyz' is no model class of "
+        "transformers "
+    )
+    (policy / "config.json").write_text(json.dumps({**config, "hidden_size": 2 * config["hidden_size"]}))
+    with pytest.raises(ValueError, match=r"holds model\..* of shape \[.*\], where its config.json makes it"):
+        resolve_checkpoint(str(policy), "algo.teacher")
+    (policy / "config.json").unlink()
+    (policy / "config.json").mkdir()
+    with pytest.raises(ValueError, match="config.json is a folder, not a file"):
+        resolve_checkpoint(str(policy), "algo.teacher")

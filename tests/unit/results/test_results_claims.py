@@ -237,6 +237,8 @@ def test_a_claims_smallest_effect_of_interest_parses_and_bad_ones_are_one_line()
 def test_compare_min_effect_must_be_a_positive_number(capsys):
     from align_lab.compare import parse_args
 
+    assert parse_args(["x", "--by", "algo.clip.low", "--by", "seed"]).by == "algo.clip.low,seed"  # 8th hunt
+    assert parse_args(["x", "--by", "algo,task"]).by == "algo,task" and parse_args(["x"]).by is None
     assert parse_args(["x", "--min-effect", "0.25"]).min_effect == 0.25
     assert parse_args(["x"]).min_effect == 0.5
     with pytest.raises(SystemExit) as e:

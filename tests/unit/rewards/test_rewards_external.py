@@ -334,3 +334,27 @@ def test_a_combined_source_that_fails_at_import_names_its_own_key(tmp_path, monk
     with pytest.raises(ConfigError) as e:
         build(compose(["reward=function", "reward.path=h4_raises:f"])[0].reward, "reward")
     assert str(e.value) == f"reward.path=h4_raises:f: {said['h4_raises:f']}"
+
+
+def test_one_source_whose_weights_cancel_is_refused_naming_them():
+    """Issue 73 eighth hunt: `wc` (word_count, 0.01) beside the default `brevity` (word_count, -0.01): every
+    response scored 0, rc 0, only the end's "no signal" warning (all-zero weights were refused)."""
+    words = "align_lab.rewards.function:word_count"
+    with pytest.raises(ValueError) as e:
+        Combined(
+            {
+                "brevity": {"weight": -0.01, "source": FunctionReward(path=words)},
+                "wc": {"weight": 0.01, "source": FunctionReward(path=words)},
+            }
+        )
+    assert str(e.value) == (
+        "components: brevity and wc are one source whose weights cancel (brevity=-0.01, wc=0.01), so every "
+        "response scores 0 and nothing trains; give them weights that do not sum to 0"
+    )
+    Combined(  # another source beside them: its scores train
+        {
+            "brevity": {"weight": -0.01, "source": FunctionReward(path=words)},
+            "wc": {"weight": 0.01, "source": FunctionReward(path=words)},
+            "chars": {"weight": 1.0, "source": FunctionReward(path=f"{__name__}:n_chars")},
+        }
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import sys
 
 import pytest
 
@@ -106,3 +107,21 @@ def test_a_helper_imported_in_the_functions_body_is_digested_before_its_first_ca
     assert "hunt_lazy_helper" not in sys.modules  # found, not run
     (tmp_path / "hunt_lazy_helper.py").write_text("SCALE = 1\n")
     assert run_inputs(config)["reward.path"]["sha256"] != before["sha256"]
+
+
+def test_a_module_imported_from_a_zip_is_digested_by_its_archive(tmp_path, monkeypatch):
+    """Issue 73 eighth hunt: a reward module in a zip on PYTHONPATH: its path (<lib>.zip/mod.py) read as a
+    file said `<lib>.zip/rz8.py: is a file, not a folder; choose another hydra.run.dir`."""
+    import zipfile
+
+    from align_lab.user_code import user_module_file
+
+    archive = tmp_path / "lib8.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("zipped_reward8.py", "W = 1.0\n")
+    monkeypatch.syspath_prepend(str(archive))
+    importlib.import_module("zipped_reward8")
+    try:
+        assert user_module_file("zipped_reward8") == archive.resolve()
+    finally:
+        sys.modules.pop("zipped_reward8", None)
