@@ -1,6 +1,7 @@
-"""The user's own modules: which ones a process imported, where `import name` would find one, and their
-digests. Standard library only, below every floor, so that the training loop's checkpoint can record the
-modules the user's code imported as it ran (run/inputs.py: the inputs a resume checks)."""
+"""The user's own modules: which ones a process imported, where `import name` would find one, the files
+their code opened to read, and their digests. Standard library only, below every floor, so that the
+training loop's checkpoint can record the modules and files the user's code used as it ran
+(run/inputs.py: the inputs a resume checks)."""
 
 from __future__ import annotations
 
@@ -98,3 +99,68 @@ def file_digest(path: Path) -> str | None:
             return None
         _DIGESTS[key] = hashlib.sha256(data).hexdigest()[:16]
     return _DIGESTS[key]
+
+
+_OPENED: dict[str, None] = {}  # files the user's code opened to read, in order (watch_opened)
+_CODE: dict[str, bool] = {}  # a frame's file -> whether it is the user's code
+
+
+def watch_opened() -> None:
+    """From now on, note each file this process opens to read while code of the user's is running (a
+    JSON of settings a reward reads, a helper it runs with runpy or loads with spec_from_file_location:
+    eighth hunt), for opened_files. An audit hook (sys.addaudithook): once a process, never removed; each
+    run calls it as it begins, forgetting the files of any run before it in this process (a sweep's)."""
+    _OPENED.clear()
+    if not _HOOKED:
+        _HOOKED.append(True)
+        sys.addaudithook(_on_audit)
+
+
+_HOOKED: list[bool] = []
+
+
+def _on_audit(event: str, args: tuple) -> None:
+    if event != "open":
+        return
+    try:
+        path, mode = args[0], args[1]
+        if not isinstance(path, str) or (mode and any(c in mode for c in "wax+")):
+            return
+        if path.endswith(".pyc") or path.startswith(("/proc/", "/sys/", "/dev/")) or path in _OPENED:
+            return
+        frame = sys._getframe(1)
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if name not in _CODE:
+                _CODE[name] = _users_code(name)
+            if _CODE[name]:
+                _OPENED[path] = None
+                return
+            frame = frame.f_back
+    except Exception:  # an audit hook that raises would fail the open itself
+        return
+
+
+def _users_code(filename: str) -> bool:
+    """A frame's file is the user's code: a .py file neither align_lab's (its checkout's) nor installed."""
+    if not filename.endswith(".py"):
+        return False
+    path = Path(filename).resolve()
+    if path.is_relative_to(PACKAGE) or any(path.is_relative_to(d) for d in CHECKOUT):
+        return False
+    if "site-packages" in path.parts or "dist-packages" in path.parts:
+        return False
+    return not any(path.is_relative_to(p) for p in INSTALLED)
+
+
+def used_by_user_code() -> dict[str, dict]:
+    """What each checkpoint keeps of the user's code's own inputs: the modules imported by now
+    (`module <name>`) and the other files it opened to read (`file <path>`), each {file, sha256}."""
+    found = imported_modules()
+    known = {v["file"] for v in found.values()}
+    for name in list(_OPENED):
+        path = Path(name).resolve()
+        digest = file_digest(path) if str(path) not in known and path.is_file() else None
+        if digest is not None:
+            found[f"file {path}"] = {"file": str(path), "sha256": digest}
+    return found

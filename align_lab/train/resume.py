@@ -10,7 +10,7 @@ from align_lab.aliases import nest
 from align_lab.train.checkpoint_io import load_checkpoint, save_checkpoint
 from align_lab.train.context import Context
 from align_lab.train.rng import own_rng_state, rng_state, set_rng_state
-from align_lab.user_code import imported_modules
+from align_lab.user_code import used_by_user_code
 from align_lab.value_checks import ConfigError
 
 
@@ -90,7 +90,7 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
                 "algo_hyperparameters": hyperparameters(algo),
                 "stage_keys": ctx.stage_keys,
                 "identity": ctx.identity,
-                "imported": imported_modules(),  # the user's modules imported by now (user_code.py)
+                "imported": used_by_user_code(),  # the modules and files the user's code used (user_code.py)
                 "rng": rng_state(),
                 # every rank's, from the step's end (train/cadence.py); rank 0's is its own as now
                 "rng_ranks": [rng_state(), *ctx.ledger.rng_ranks[1:]] if ctx.ledger.rng_ranks else None,

@@ -214,6 +214,30 @@ USED = {  # what the user's reward uses at run time, no config value naming it: 
         "resume_inputs_dyn_helper.py",
         "module resume_inputs_dyn_helper: {file}",
     ),
+    "json": (  # eighth hunt: a JSON of settings beside the module
+        "import json, os\n\n\ndef score(prompts, responses):\n"
+        "    w = json.load(open(os.path.join(os.path.dirname(__file__), 'w.json')))['W']\n"
+        "    return [w * len(r) / 10 for r in responses]\n",
+        "w.json",
+        "a file your code opened: {file}",
+    ),
+    "runpy": (  # eighth hunt: runpy.run_path (as spec_from_file_location + exec_module: not in sys.modules)
+        "import os, runpy\n\n\ndef score(prompts, responses):\n"
+        "    w = runpy.run_path(os.path.join(os.path.dirname(__file__), 'hrun.py'))['W']\n"
+        "    return [w * len(r) / 10 for r in responses]\n",
+        "hrun.py",
+        "a file your code opened: {file}",
+    ),
+    "spec_from_file_location": (  # eighth hunt: a module loaded by its path, never put in sys.modules
+        "import importlib.util, os\n\n\ndef score(prompts, responses):\n"
+        "    path = os.path.join(os.path.dirname(__file__), 'hspec.py')\n"
+        "    spec = importlib.util.spec_from_file_location('hspec', path)\n"
+        "    helper = importlib.util.module_from_spec(spec)\n"
+        "    spec.loader.exec_module(helper)\n"
+        "    return [helper.W * len(r) / 10 for r in responses]\n",
+        "hspec.py",
+        "a file your code opened: {file}",
+    ),
 }
 
 

@@ -125,3 +125,23 @@ def test_a_module_imported_from_a_zip_is_digested_by_its_archive(tmp_path, monke
         assert user_module_file("zipped_reward8") == archive.resolve()
     finally:
         sys.modules.pop("zipped_reward8", None)
+
+
+def test_the_files_your_code_opened_are_a_runs_own(tmp_path, monkeypatch):
+    """A file the user's code opens to read is kept (a JSON of settings); a file a run before it in the
+    same process opened (a sweep's earlier run) is forgotten as the next run begins (watch_opened)."""
+    from align_lab.user_code import used_by_user_code, watch_opened
+
+    settings = tmp_path / "w9.json"
+    settings.write_text('{"W": 1}\n')
+    (tmp_path / "reads_settings9.py").write_text("def read(path):\n    return open(path).read()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reader = importlib.import_module("reads_settings9")
+    try:
+        watch_opened()
+        reader.read(settings)
+        assert f"file {settings.resolve()}" in used_by_user_code()
+        watch_opened()  # the next run in this process
+        assert f"file {settings.resolve()}" not in used_by_user_code()
+    finally:
+        sys.modules.pop("reads_settings9", None)
