@@ -102,7 +102,7 @@ def file_digest(path: Path) -> str | None:
 
 
 _OPENED: dict[str, None] = {}  # files the user's code opened to read, in order (watch_opened)
-_CODE: dict[str, bool] = {}  # a frame's file -> whether it is the user's code
+_CODE: dict[str, str | None] = {}  # a frame's file -> whose code it is (_whose)
 
 
 def watch_opened() -> None:
@@ -129,28 +129,33 @@ def _on_audit(event: str, args: tuple) -> None:
         if path.endswith(".pyc") or path.startswith(("/proc/", "/sys/", "/dev/")) or path in _OPENED:
             return
         frame = sys._getframe(1)
-        while frame is not None:
+        while frame is not None:  # from the open outwards: the user's code, or align_lab's, first
             name = frame.f_code.co_filename
             if name not in _CODE:
-                _CODE[name] = _users_code(name)
-            if _CODE[name]:
+                _CODE[name] = _whose(name)
+            if _CODE[name] == "user":
                 _OPENED[path] = None
+                return
+            if _CODE[name] == "align_lab":  # its own reads (a checkpoint, a model), under a user's script too
                 return
             frame = frame.f_back
     except Exception:  # an audit hook that raises would fail the open itself
         return
 
 
-def _users_code(filename: str) -> bool:
-    """A frame's file is the user's code: a .py file neither align_lab's (its checkout's) nor installed."""
+def _whose(filename: str) -> str | None:
+    """A frame's file: "align_lab" (the package), "user" (a .py file neither align_lab's checkout's nor
+    installed) or None (the standard library, site-packages, the checkout's tests and scripts, frozen)."""
     if not filename.endswith(".py"):
-        return False
+        return None
     path = Path(filename).resolve()
-    if path.is_relative_to(PACKAGE) or any(path.is_relative_to(d) for d in CHECKOUT):
-        return False
+    if path.is_relative_to(PACKAGE):
+        return "align_lab"
+    if any(path.is_relative_to(d) for d in CHECKOUT):
+        return None
     if "site-packages" in path.parts or "dist-packages" in path.parts:
-        return False
-    return not any(path.is_relative_to(p) for p in INSTALLED)
+        return None
+    return None if any(path.is_relative_to(p) for p in INSTALLED) else "user"
 
 
 def used_by_user_code() -> dict[str, dict]:

@@ -145,3 +145,25 @@ def test_the_files_your_code_opened_are_a_runs_own(tmp_path, monkeypatch):
         assert f"file {settings.resolve()}" not in used_by_user_code()
     finally:
         sys.modules.pop("reads_settings9", None)
+
+
+def test_align_labs_own_reads_are_not_the_users_even_under_a_users_script(tmp_path, monkeypatch):
+    """A user's script that calls align_lab, which opens a file (a checkpoint, a model): not a file of
+    the user's code (the innermost of the two on the stack decides)."""
+    from align_lab.user_code import file_digest, used_by_user_code, watch_opened
+
+    data = tmp_path / "summary.json"
+    data.write_text('{"status": "completed"}')
+    (tmp_path / "script9.py").write_text(
+        "from align_lab.folder import read_summary\n\n\ndef main(path):\n    try:\n"
+        "        read_summary(path)\n    except ValueError:\n        pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    script = importlib.import_module("script9")
+    try:
+        watch_opened()
+        script.main(data)
+        assert f"file {data.resolve()}" not in used_by_user_code()
+        assert file_digest(data) is not None
+    finally:
+        sys.modules.pop("script9", None)
