@@ -17,6 +17,7 @@ once per decode step and every FLOP at the large-sgemm rate: no real step reache
 
     python -m benchmarks run floor                    # 2 prompts x 4 samples, 64 new tokens, all cores
     python -m benchmarks run floor --prompts 4 --group 8 --tokens 128 --threads 2
+    python -m benchmarks run floor --dtype bfloat16 --decode-matmul packed   # oneDNN (AMX) decode
 
 The instruction asks for reasoning, so responses usually run to the token limit (the floor uses the
 decode steps the rollout really took). Needs the SmolLM2 checkpoint (scripts/setup.sh --smollm2).
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--gib", type=float, default=1.0, help="size of the bandwidth probe")
     parser.add_argument("--dtype", default="float32", help="rollout.dtype: float32 or bfloat16")
+    parser.add_argument(
+        "--decode-matmul", default="auto", help="rollout.decode_matmul: auto|exact|fast|packed"
+    )
     parser.add_argument("--instruction", default="Explain your reasoning step by step, then give the number.")
     parser.add_argument("--cache-dir", default=None, help="the stage cache (default: align_lab's)")
     parser.add_argument(
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = model.config
     task = ArithWord(instruction=args.instruction)
     prompts = [spec.render(tok, p) for p in task.prompts("train")[: args.prompts]]
-    engine = HFGenerate(dtype=args.dtype)
+    engine = HFGenerate(dtype=args.dtype, decode_matmul=args.decode_matmul)
     print(
         f"model: {n['total'] / 1e6:.1f}M parameters ({n['head'] / 1e6:.1f}M embedding = LM head), "
         f"fast decode step: {fast_decode_supported(model)}"
@@ -172,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     rollout_floor = floor_decode + floor_kv + floor_prefill
     print(
         f"\nrollout: {B} rows ({args.prompts} prompts x {args.group}), prompt {P} tokens, {T} new tokens "
-        f"({steps} decode steps), rollout.dtype={args.dtype}"
+        f"({steps} decode steps), rollout.dtype={args.dtype}, decode_matmul={args.decode_matmul}"
     )
     print(
         f"  floor: weights {weight_bytes / 1e6:.0f} MB x {steps} steps / {bw / 1e9:.1f} GB/s"

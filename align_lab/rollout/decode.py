@@ -16,6 +16,7 @@ from torch import Tensor
 
 from align_lab.models.lora import causal_lm
 from align_lab.models.sequences import is_partitioned
+from align_lab.rollout.onednn import packed, packed_linear, weights_packed
 
 
 def fast_decode_supported(model) -> bool:
@@ -83,7 +84,7 @@ def _rotate_half(x: Tensor) -> Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-DECODE_MATMULS = ("auto", "exact", "fast")  # rollout.decode_matmul
+DECODE_MATMULS = ("auto", "exact", "fast", "packed")  # rollout.decode_matmul
 ALIGNMENT = 64  # bytes: where c10's CPU allocator starts every tensor it allocates
 
 
@@ -117,7 +118,8 @@ def resolved(engine, device: str = "cpu", width: int | None = None) -> dict:
     setting = getattr(engine, "decode_matmul", None)
     if setting is None:  # an engine without the setting (vLLM): nothing to record
         return {}
-    return {"rollout/decode_matmul": "fast" if weights_left(setting, device, width=width) else "exact"}
+    way = "fast" if weights_left(setting, device, width=width) else "exact"
+    return {"rollout/decode_matmul": "packed" if weights_packed(setting, device) else way}
 
 
 def hidden_size(model) -> int | None:
@@ -167,6 +169,8 @@ def _linear(layer, x: Tensor, left: bool = False) -> Tensor:
     F.linear's do not: `prefill` aligns the weights first (`align_weights`; docs/rollout.md, item 7)."""
     if hasattr(layer, "base_layer"):  # a LoRA linear (fast_decode_supported admits plain ones only)
         return _lora(layer, x, left)
+    if getattr(layer, "packed", None) is not None:  # decode_matmul=packed (onednn.py)
+        return packed_linear(x, layer.packed, layer.bias)
     if not left:
         return F.linear(x, layer.weight, layer.bias)
     y = torch.mm(layer.weight, x.reshape(-1, x.shape[-1]).t()).t().reshape(*x.shape[:-1], -1)
@@ -189,7 +193,7 @@ def _lm_head(head, x: Tensor, left: bool = False) -> Tensor:
     if hasattr(head, "base_layer"):  # LoRA on the LM head: its own forward's order, in one piece
         return _lora(head, x, left).contiguous()
     w = head.weight
-    if left:
+    if left or getattr(head, "packed", None) is not None:
         return _linear(head, x, left=True).contiguous()
     if head.bias is not None or w.shape[0] <= HEAD_ROWS or w.device.type != "cpu":
         return F.linear(x, w, head.bias)
@@ -235,17 +239,20 @@ def preallocate(prefill: list[tuple[Tensor, Tensor]], n: int, length: int) -> li
     return kv
 
 
-def mirrored(model) -> SimpleNamespace:
+def mirrored(model, rows: int | None = None) -> SimpleNamespace:
     """`model`'s decoder as plain objects holding its very tensors (no copy), with the attributes
     decode_step reads: it reads weights hundreds of times a token, and nn.Module's attribute lookup
     (parameters and buffers go through `__getattr__`) cost a tiny policy's decode step about a fifth of
     its time. A LoRA linear stays its module (`_lora` reads its adapters). Valid while the weights are
-    these tensors: one rollout (`sampling.CacheDecoder` makes one a rollout)."""
+    these tensors: one rollout (`sampling.CacheDecoder` makes one a rollout). rows: each plain linear
+    also holds its weight `packed` for that many rows (decode_matmul=packed; None: not packed)."""
     lm = causal_lm(model)
     base = lm.model
 
     def linear(m):
-        return m if hasattr(m, "base_layer") else SimpleNamespace(weight=m.weight, bias=m.bias)
+        if hasattr(m, "base_layer"):
+            return m
+        return SimpleNamespace(weight=m.weight, bias=m.bias, packed=rows and packed(m.weight, rows))
 
     def norm(m):
         return SimpleNamespace(weight=m.weight, variance_epsilon=m.variance_epsilon)

@@ -12,7 +12,7 @@ from torch import Tensor
 from align_lab.models.sequences import encode_prompts, is_partitioned, left_pad, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.busy import BusyMeter, check_threads, sampling_threads
-from align_lab.rollout.decode import DECODE_MATMULS, hidden_size, weights_left
+from align_lab.rollout.decode import DECODE_MATMULS, hidden_size, weights_left, weights_packed
 from align_lab.rollout.sampling import (
     SAMPLERS,
     RowNoise,
@@ -70,12 +70,8 @@ class HFGenerate:
     def __post_init__(self) -> None:
         check_sampling(self.temperature, self.top_k, self.top_p)
         check(self.sampler in SAMPLERS, "sampler", self.sampler, " or ".join(SAMPLERS))
-        check(
-            self.decode_matmul in DECODE_MATMULS,
-            "decode_matmul",
-            self.decode_matmul,
-            "|".join(DECODE_MATMULS),
-        )
+        way = self.decode_matmul
+        check(way in DECODE_MATMULS, "decode_matmul", way, "|".join(DECODE_MATMULS))
         check_threads(self.threads)
         self.meter, self.fixed_threads = BusyMeter(), None  # threads=load's; threads=auto's (run/start.py)
         self.dtype = canonical_dtype(self.dtype)
@@ -211,6 +207,7 @@ class HFGenerate:
             n,
             self.sampler,
             weights_left(self.decode_matmul, prompt_ids.device.type, width=hidden_size(model)),
+            weights_packed(self.decode_matmul, prompt_ids.device.type),
         )
 
     def _generate(

@@ -105,12 +105,13 @@ def prefill(
     n: int,
     padded: bool,
     left: bool = False,
+    packed: bool = False,
 ):
     """(last logits (B, V), last positions (B, 1), step) after one forward of the B/n distinct prompts,
     their KV cache and logits repeated for the n samples of each. `step(tokens, position, t, attn)` feeds
     the t-th sampled tokens (B,) and returns the next logits (B, V): decode.py's step into a KV cache
     allocated once for P + max_new_tokens positions (Llama/Qwen2; left: its W @ h^T matmuls), else the
-    model's forward."""
+    model's forward. packed: the step's weights reordered for oneDNN (rollout.decode_matmul=packed)."""
     P = prompt_ids.shape[1]
     position_ids = (prompt_attn.cumsum(-1) - 1).clamp(min=0)  # (B/n, P); left pads read position 0
     keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
@@ -129,7 +130,8 @@ def prefill(
         prefilled = [(layer.keys, layer.values) for layer in cache.layers]  # per layer (B/n, H_kv, P, D)
         if left:  # W @ h^T's bits depend on where the weights lie: the same place for every copy
             align_weights(model)
-        return logits, position, CacheDecoder(model, preallocate(prefilled, n, P + max_new_tokens), P, left)
+        kv = preallocate(prefilled, n, P + max_new_tokens)
+        return logits, position, CacheDecoder(model, kv, P, left, logits.shape[0] if packed else None)
     cache.batch_repeat_interleave(n)
 
     name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -151,10 +153,10 @@ class CacheDecoder:
     """decode.py's step into a KV cache allocated once (`preallocate`), for prompts of P positions:
     `step(tokens, position, t, attn)` feeds the t-th sampled tokens and returns the next logits;
     `keep(rows)` drops every other row from the cache (the rows the next steps compute). left: the
-    step's matmuls as W @ h^T (rollout.decode_matmul=fast)."""
+    step's matmuls as W @ h^T (rollout.decode_matmul=fast); packed_rows: oneDNN's (=packed), or None."""
 
-    def __init__(self, model, kv: list[tuple[Tensor, Tensor]], P: int, left: bool = False) -> None:
-        self.model, self.kv, self.P, self.left = mirrored(model), kv, P, left  # the same tensors, plain
+    def __init__(self, model, kv: list, P: int, left: bool = False, packed_rows: int | None = None) -> None:
+        self.model, self.kv, self.P, self.left = mirrored(model, packed_rows), kv, P, left  # plain
 
     def __call__(self, tokens: Tensor, pos: Tensor, t: int, attn: Tensor | None) -> Tensor:
         return decode_step(self.model, tokens, pos, self.kv, self.P + t, attn, self.left)
@@ -223,6 +225,7 @@ def sample_with_cache(
     n: int = 1,
     sampler: str = "inverse_cdf",
     weights_left: bool = False,
+    packed: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Response ids (B, T'), B = n x prompts, T' <= max_new_tokens, as `model.generate(do_sample=not
     greedy)` returns them for the prompts each repeated n times (the n samples of a prompt contiguous),
@@ -231,22 +234,21 @@ def sample_with_cache(
 
     One `prefill` a distinct prompt, generate's forward inputs and warpers, one `draw` a step (sampler
     "multinomial": generate's draws). Ended rows get pad, and with inverse_cdf leave decode.py's step
-    (`rows_to_keep`); weights_left: its matmuls as W @ h^T (rollout.decode_matmul). `noise`: per-row
-    seeds. A ZeRO-3 model across processes forwards with every process till every process's rows end."""
+    (`rows_to_keep`); weights_left / packed: W @ h^T / oneDNN's matmuls (rollout.decode_matmul). `noise`:
+    per-row seeds. A ZeRO-3 model across processes forwards in every process till all processes' rows end."""
     P = prompt_ids.shape[1]
     padded = not bool(prompt_attn.all())  # no padding: no mask, as generate
-    logits, position, step = prefill(model, prompt_ids, prompt_attn, max_new_tokens, n, padded, weights_left)
+    limits = (max_new_tokens, n, padded, weights_left, packed)
+    logits, position, step = prefill(model, prompt_ids, prompt_attn, *limits)
     B, device = logits.shape[0], logits.device
     generated = prompt_attn.new_ones(B, max_new_tokens)  # (B, max_new_tokens)
     attn_all = torch.cat([prompt_attn.repeat_interleave(n, dim=0), generated], 1)  # (B, P + max_new_tokens)
-    unfinished = torch.ones(B, dtype=torch.bool, device=device)  # (B,)
-    in_step = partitioned_across_processes(model)
+    unfinished, in_step = torch.ones(B, dtype=torch.bool, device=device), partitioned_across_processes(model)
     # inverse_cdf drops ended rows from the decode step (decode-shape matmuls are faster with fewer
     # rows); multinomial's draws depend on the row count: it keeps every row, as generate does
     drop_ended = sampler == "inverse_cdf" and isinstance(step, CacheDecoder)
     rows = torch.arange(B, device=device)  # (b,) the rows the decode step computes
-    how = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "greedy": greedy}
-    how |= {"noise": noise, "sampler": sampler}
+    how = dict(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise, sampler=sampler)
     tokens, logprobs = [], []
     for t in range(max_new_tokens):
         logits = logits.to(dtype=torch.float32, copy=True)  # (b, V)

@@ -61,7 +61,7 @@ def test_kv_cache_loop_stops_when_every_row_has_ended(tokenizer):
 
 
 def test_decode_matmul_is_auto_exact_or_fast():
-    with pytest.raises(ValueError, match=r"^decode_matmul=quick: must be auto\|exact\|fast$"):
+    with pytest.raises(ValueError, match=r"^decode_matmul=quick: must be auto\|exact\|fast\|packed$"):
         HFGenerate(decode_matmul="quick")
 
 

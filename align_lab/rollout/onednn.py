@@ -1,0 +1,28 @@
+"""rollout.decode_matmul=packed: the decode step's matmuls with oneDNN on weights reordered once a
+rollout into its blocked layout for a few rows (docs/rollout.md, item 9). Not F.linear's bits (other
+blocking, another summation order: |d logit| ~1e-5 at SmolLM2's shapes); the loss's log-probs are the
+trainer's forward's whatever the engine's are (train/online.py, step 3), so only rollout/mismatch_*
+see the difference. With rollout.dtype=bfloat16 the packed bf16 weights take oneDNN's AMX kernels
+where the CPU has them."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def weights_packed(decode_matmul: str, device: str = "cpu") -> bool:
+    """Whether the decode step multiplies packed weights: decode_matmul=packed, on a CPU whose torch
+    has oneDNN (elsewhere the step multiplies as `exact`)."""
+    return decode_matmul == "packed" and device == "cpu" and torch.backends.mkldnn.is_available()
+
+
+def packed(weight: Tensor, rows: int) -> Tensor:
+    """`weight` (out, in) reordered by oneDNN for matmuls of `rows` rows (a hint: other row counts
+    multiply too). A copy: valid while the weights do not change (one rollout: decode.mirrored)."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
+
+
+def packed_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """x (..., in) times a `packed` weight, plus bias: (..., out)."""
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
