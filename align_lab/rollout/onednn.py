@@ -17,10 +17,18 @@ def weights_packed(decode_matmul: str, device: str = "cpu") -> bool:
     return decode_matmul == "packed" and device == "cpu" and torch.backends.mkldnn.is_available()
 
 
-def packed(weight: Tensor, rows: int) -> Tensor:
+def packed(weight: Tensor, rows: int) -> Tensor | None:
     """`weight` (out, in) reordered by oneDNN for matmuls of `rows` rows (a hint: other row counts
-    multiply too). A copy: valid while the weights do not change (one rollout: decode.mirrored)."""
+    multiply too). A copy: valid while the weights do not change (one rollout: decode.mirrored). None
+    (the step multiplies as `exact`) for bf16 weights on a CPU whose oneDNN has no bf16 kernels (AVX2)."""
+    if weight.dtype == torch.bfloat16 and not bf16_kernels():
+        return None
     return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
+
+
+def bf16_kernels() -> bool:
+    """oneDNN has bf16 matmul kernels on this CPU (AVX-512 BF16, AMX; not AVX2)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def packed_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

@@ -39,7 +39,7 @@ def test_mirrored_packs_every_plain_linear_and_the_head_for_the_rows_given():
     packed = mirrored(model, rows=3)
     layer = packed.model.layers[1]
     for linear in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.mlp.down_proj, packed.lm_head):
-        assert linear.packed is not None and linear.packed.shape == linear.weight.shape
+        assert linear.packed is not None  # oneDNN's layout: its shape is the CPU's choice
     assert layer.mlp.down_proj.weight is model.model.layers[1].mlp.down_proj.weight  # still the live weights
 
 
@@ -96,3 +96,13 @@ def test_a_packed_rollout_samples_the_policy_its_log_probs_near_the_trainers(dty
     gap = ((trainer - s.logprobs) * s.mask).abs().max().item()
     assert gap < (1e-5 if dtype == "float32" else 0.1)
     assert s.mask.sum() > 12
+
+
+def test_bf16_weights_on_a_cpu_without_onednn_bf16_kernels_stay_unpacked(monkeypatch):
+    """On an AVX2 CPU oneDNN has no bf16 matmul: a bf16 rollout with decode_matmul=packed multiplies as
+    `exact` there (F.linear) instead of failing in oneDNN."""
+    from align_lab.rollout import onednn
+
+    monkeypatch.setattr(onednn, "bf16_kernels", lambda: False)
+    assert onednn.packed(torch.ones(8, 4, dtype=torch.bfloat16), 8) is None
+    assert onednn.packed(torch.ones(8, 4), 8) is not None  # float32: packed
