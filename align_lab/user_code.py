@@ -1,11 +1,12 @@
 """The user's own modules: which ones a process imported, where `import name` would find one, the files
-their code opened to read, and their digests. Standard library only, below every floor, so that the
-training loop's checkpoint can record the modules and files the user's code used as it ran
-(run/inputs.py: the inputs a resume checks)."""
+and environment variables their code read, and their digests. Standard library only, below every floor, so
+that the training loop's checkpoint can record what the user's code used as it ran (run/inputs.py: the
+inputs a resume checks)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import sysconfig
 from pathlib import Path
@@ -111,9 +112,12 @@ def watch_opened() -> None:
     eighth hunt), for opened_files. An audit hook (sys.addaudithook): once a process, never removed; each
     run calls it as it begins, forgetting the files of any run before it in this process (a sweep's)."""
     _OPENED.clear()
+    _READ_ENV.clear()
     if not _HOOKED:
         _HOOKED.append(True)
         sys.addaudithook(_on_audit)
+        if type(os.environ) is os._Environ:  # noqa: SLF001 (its reads, as _WatchedEnviron notes them)
+            os.environ.__class__ = _WatchedEnviron
 
 
 _HOOKED: list[bool] = []
@@ -128,19 +132,92 @@ def _on_audit(event: str, args: tuple) -> None:
             return
         if path.endswith(".pyc") or path.startswith(("/proc/", "/sys/", "/dev/")) or path in _OPENED:
             return
-        frame = sys._getframe(1)
-        while frame is not None:  # from the open outwards: the user's code, or align_lab's, first
-            name = frame.f_code.co_filename
-            if name not in _CODE:
-                _CODE[name] = _whose(name)
-            if _CODE[name] == "user":
-                _OPENED[path] = None
-                return
-            if _CODE[name] == "align_lab":  # its own reads (a checkpoint, a model), under a user's script too
-                return
-            frame = frame.f_back
+        if _users_call(sys._getframe(1)):
+            _OPENED[path] = None
     except Exception:  # an audit hook that raises would fail the open itself
         return
+
+
+def _users_call(frame) -> bool:
+    """The call under way at `frame` was made by the user's code: from there outwards, a frame of the
+    user's comes before one of align_lab's (its own reads: a checkpoint, a model, under a user's script
+    too)."""
+    while frame is not None:
+        whose = _frame_of(frame.f_code.co_filename)
+        if whose is not None:
+            return whose == "user"
+        frame = frame.f_back
+    return False
+
+
+def _frame_of(filename: str) -> str | None:
+    """_whose(filename), once a process for each file."""
+    if filename not in _CODE:
+        _CODE[filename] = _whose(filename)
+    return _CODE[filename]
+
+
+_READ_ENV: dict[str, None] = {}  # environment variables the user's code read, set or not (watch_opened)
+# set by a launcher or scheduler for each process or requeue, not a setting of the user's code
+LAUNCHERS = ("SLURM_", "SUBMITIT_", "TORCHELASTIC_", "OMPI_", "PMI_", "PMIX_")
+PER_PROCESS = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR"}
+PER_PROCESS |= {"MASTER_PORT", "CUDA_VISIBLE_DEVICES", "HOSTNAME", "PWD", "OLDPWD", "SHLVL", "_"}
+
+
+class _WatchedEnviron(os._Environ):  # noqa: SLF001
+    """os.environ, which notes each variable the user's code reads (`os.environ[...]`, `.get`,
+    `os.getenv`, `in`): eighth hunt, a helper chosen by `os.environ["HELPER"]`, another value on resume."""
+
+    def __getitem__(self, key):
+        _note_env(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        _note_env(key)
+        return super().__contains__(key)
+
+    def __iter__(self):
+        """A read of every variable (`dict(os.environ)`, `{**os.environ}`, `.copy()`, `.items()`: a
+        subprocess's environment) is no setting: the frames iterating now are marked, and the reads they
+        make as they iterate are not noted (_bulk_read)."""
+        _BULK.clear()
+        frame = sys._getframe(1)
+        for _ in range(4):
+            if frame is None:
+                break
+            _BULK[id(frame)] = frame.f_lasti
+            frame = frame.f_back
+        yield from super().__iter__()
+
+
+_BULK: dict[int, int] = {}  # the frames that last iterated os.environ -> their instruction then
+
+
+def _bulk_read(caller) -> bool:
+    """A read made as a frame iterates os.environ: a C loop (`dict(...)`) still at that instruction, or a
+    Python one of the standard library's (ItemsView)."""
+    lasti = _BULK.get(id(caller))
+    if lasti is None:
+        return False
+    return lasti == caller.f_lasti or _frame_of(caller.f_code.co_filename) != "user"
+
+
+def _note_env(key) -> None:
+    try:
+        if not isinstance(key, str) or key in _READ_ENV or key.startswith(LAUNCHERS) or key in PER_PROCESS:
+            return
+        caller = sys._getframe(2)
+        if not _bulk_read(caller) and _users_call(caller):
+            _READ_ENV[key] = None
+    except Exception:  # as the audit hook: never the read's own failure
+        return
+
+
+def env_digest(name: str) -> str:
+    """sha256 (16 hex) of an environment variable's value (never the value: it may be a secret), or
+    `unset`."""
+    value = os.environ.get(name)  # align_lab's own read: not noted
+    return "unset" if value is None else hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
 def _whose(filename: str) -> str | None:
@@ -160,7 +237,8 @@ def _whose(filename: str) -> str | None:
 
 def used_by_user_code() -> dict[str, dict]:
     """What each checkpoint keeps of the user's code's own inputs: the modules imported by now
-    (`module <name>`) and the other files it opened to read (`file <path>`), each {file, sha256}."""
+    (`module <name>`), the other files it opened to read (`file <path>`) and the environment variables it
+    read (`env <name>`, its file `$<name>`), each {file, sha256}."""
     found = imported_modules()
     known = {v["file"] for v in found.values()}
     for name in list(_OPENED):
@@ -168,4 +246,14 @@ def used_by_user_code() -> dict[str, dict]:
         digest = file_digest(path) if str(path) not in known and path.is_file() else None
         if digest is not None:
             found[f"file {path}"] = {"file": str(path), "sha256": digest}
+    for name in list(_READ_ENV):
+        found[f"env {name}"] = {"file": f"${name}", "sha256": env_digest(name)}
     return found
+
+
+def digest_now(key: str, record: dict) -> str:
+    """What a checkpoint's record of the user's code's input (used_by_user_code: `module`, `file`, `env`)
+    digests to now; `gone`: the file was deleted."""
+    if key.startswith("env "):
+        return env_digest(key.removeprefix("env "))
+    return file_digest(Path(record["file"])) or "gone"

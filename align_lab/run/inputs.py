@@ -17,7 +17,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from align_lab.user_code import file_digest, user_module_file
+from align_lab.user_code import digest_now, user_module_file
 
 PATH_KEY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module:function
 NOT_INPUTS = "cache_dir"  # a folder the run writes, not one it reads (the root's, a model's downloads)
@@ -153,11 +153,9 @@ def changed_inputs(saved: dict | None, mine: dict) -> dict[str, tuple[dict, dict
 
 
 def modules_now(saved: dict) -> dict[str, dict]:
-    """The modules a checkpoint recorded (imported_modules), each digested again now (`gone`: deleted)."""
-    return {
-        k: {"file": v["file"], "sha256": file_digest(Path(v["file"])) or "gone"}
-        for k, v in (saved or {}).items()
-    }
+    """What a checkpoint recorded of the user's code's inputs (used_by_user_code: modules, files,
+    environment variables), each digested again now (`gone`: deleted, `unset`)."""
+    return {k: {"file": v["file"], "sha256": digest_now(k, v)} for k, v in (saved or {}).items()}
 
 
 def said_once(changed: dict[str, tuple[dict, dict]]) -> dict[str, tuple[dict, dict]]:
@@ -179,6 +177,12 @@ def said_once(changed: dict[str, tuple[dict, dict]]) -> dict[str, tuple[dict, di
 
 def describe_change(key: str, old: dict, new: dict) -> str:
     """`task.path: <file> (sha256 0123abcd, now 4567ef01)` for one changed input (`a file your code
-    opened: <file> ...` for one user_code.py found)."""
+    opened: <file> ...`, `an environment variable your code read: $NAME (unset, now sha256 ...)` for one
+    user_code.py found)."""
+    if key.startswith("env "):
+        was, now = (
+            d["sha256"] if d["sha256"] == "unset" else f"sha256 {d['sha256'][:8]}" for d in (old, new)
+        )
+        return f"an environment variable your code read: {new['file']} ({was}, now {now})"
     label = "a file your code opened" if key == f"file {new['file']}" else key
     return f"{label}: {new['file']} (sha256 {old['sha256'][:8]}, now {new['sha256'][:8]})"

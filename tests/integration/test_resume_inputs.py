@@ -5,6 +5,7 @@ resume_changed_inputs=true it resumes, says so in one line and records it in sum
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -279,4 +280,51 @@ def test_what_your_code_uses_at_run_time_is_checked_on_resume(world, cache_dir, 
         e.value
     )
     helper.write_text(before)  # put back as it was: the same command resumes
+    assert admit(keys, run_dir, cache_dir).changed_inputs == {}
+
+
+def test_an_environment_variable_your_code_read_is_checked_on_resume(world, cache_dir, tmp_path, monkeypatch):
+    """Eighth hunt: a helper chosen by an environment variable (or a scale read from one), another value
+    on resume: the run went on in silence. Each checkpoint keeps a digest of every variable the user's
+    code read (never its value), set or not; a scheduler's own (SLURM_*) are not the user's settings."""
+    from align_lab.run.execute import run
+    from align_lab.tracking import JsonlTracker
+
+    home, keys = world
+    (home / "resume_inputs_env9.py").write_text(
+        "import os\n\n\ndef score(prompts, responses):\n"
+        "    os.environ.get('SLURM_JOB_ID')\n"
+        "    w = float(os.environ.get('RESUME_INPUTS_SCALE9', '1'))\n"
+        "    return [w * len(r) / 10 for r in responses]\n"
+    )
+    keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_env9:score"]
+    run_dir = tmp_path / "run"
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:
+            raise Interrupt
+
+    monkeypatch.setenv("SLURM_JOB_ID", "1")
+    monkeypatch.delenv("RESUME_INPUTS_SCALE9", raising=False)
+    JsonlTracker.log = log_then_die
+    try:
+        with pytest.raises(Interrupt):
+            run(admit(keys, run_dir, cache_dir))
+    finally:
+        JsonlTracker.log = original
+    monkeypatch.setenv("SLURM_JOB_ID", "2")  # a requeue's: resumes
+    assert admit(keys, run_dir, cache_dir).changed_inputs == {}
+    monkeypatch.setenv("RESUME_INPUTS_SCALE9", "10")
+    with pytest.raises(ConfigError) as e:
+        admit(keys, run_dir, cache_dir)
+    assert str(e.value).startswith(
+        "resume_changed_inputs=false: an environment variable your code read: $RESUME_INPUTS_SCALE9 (unset, "
+        "now sha256 "
+    ), str(e.value)
+    assert (
+        str(e.value).split("now sha256 ")[1][:8] == hashlib.sha256(b"10").hexdigest()[:8]
+    )  # never the value
+    monkeypatch.delenv("RESUME_INPUTS_SCALE9")
     assert admit(keys, run_dir, cache_dir).changed_inputs == {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import sys
 
 import pytest
@@ -167,3 +168,31 @@ def test_align_labs_own_reads_are_not_the_users_even_under_a_users_script(tmp_pa
         assert file_digest(data) is not None
     finally:
         sys.modules.pop("script9", None)
+
+
+def test_the_environment_variables_your_code_read_are_kept_as_digests(tmp_path, monkeypatch):
+    """`os.environ[...]`, `.get`, `os.getenv`, `in`: each variable the user's code reads, set or not, is
+    kept (a digest); a copy of the whole environment (a subprocess's) and a scheduler's own are not."""
+    from align_lab.user_code import used_by_user_code, watch_opened
+
+    (tmp_path / "reads_env9.py").write_text(
+        "import os\n\n\ndef read():\n"
+        "    os.environ['A9']\n    os.environ.get('B9')\n    os.getenv('C9')\n    'D9' in os.environ\n"
+        "    dict(os.environ)\n    os.environ.copy()\n    list(os.environ.items())\n    {**os.environ}\n"
+        "    os.environ['A9']\n"
+        "    os.environ.get('SLURM_JOB_ID')\n    os.environ.get('RANK')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("A9", "x")
+    monkeypatch.setenv("OTHER9", "y")
+    reader = importlib.import_module("reads_env9")
+    try:
+        watch_opened()
+        os.environ.get("E9")  # align_lab's (a test's) own read
+        reader.read()
+        noted = {k: v for k, v in used_by_user_code().items() if k.startswith("env ")}
+        assert sorted(noted) == ["env A9", "env B9", "env C9", "env D9"]
+        assert noted["env A9"] == {"file": "$A9", "sha256": hashlib.sha256(b"x").hexdigest()[:16]}
+        assert noted["env B9"]["sha256"] == "unset"
+    finally:
+        sys.modules.pop("reads_env9", None)
