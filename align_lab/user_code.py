@@ -103,6 +103,8 @@ def file_digest(path: Path) -> str | None:
 
 
 _OPENED: dict[str, None] = {}  # files the user's code opened to read, in order (watch_opened)
+_WRITTEN: dict[str, None] = {}  # files this process opened to write (any code)
+WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND  # os.open's flags that write
 _CODE: dict[str, str | None] = {}  # a frame's file -> whose code it is (_whose)
 
 
@@ -112,6 +114,7 @@ def watch_opened() -> None:
     eighth hunt), for opened_files. An audit hook (sys.addaudithook): once a process, never removed; each
     run calls it as it begins, forgetting the files of any run before it in this process (a sweep's)."""
     _OPENED.clear()
+    _WRITTEN.clear()
     _READ_ENV.clear()
     if not _HOOKED:
         _HOOKED.append(True)
@@ -127,8 +130,18 @@ def _on_audit(event: str, args: tuple) -> None:
     if event != "open":
         return
     try:
-        path, mode = args[0], args[1]
-        if not isinstance(path, str) or (mode and any(c in mode for c in "wax+")):
+        path, mode, flags = args[0], args[1], args[2]
+        if not isinstance(path, str):
+            return
+        path = os.path.abspath(path)  # the same file, however the code named it
+        if (
+            mode is None
+            and isinstance(flags, int)
+            and flags & WRITES
+            or mode
+            and any(c in mode for c in "wax+")
+        ):
+            _WRITTEN[path] = None  # this process's own output (a temporary file read back): no input
             return
         if path.endswith(".pyc") or path.startswith(("/proc/", "/sys/", "/dev/")) or path in _OPENED:
             return
@@ -202,12 +215,23 @@ def _bulk_read(caller) -> bool:
     return lasti == caller.f_lasti or _frame_of(caller.f_code.co_filename) != "user"
 
 
+ONE_READ = ("get", "getenv")  # the standard library's reads of one variable by name
+
+
 def _note_env(key) -> None:
+    """Notes variable `key` read by the user's code itself (not by a library it calls: tempfile's TMPDIR,
+    expanduser's HOME, which a scheduler may set for each job)."""
     try:
         if not isinstance(key, str) or key in _READ_ENV or key.startswith(LAUNCHERS) or key in PER_PROCESS:
             return
         caller = sys._getframe(2)
-        if not _bulk_read(caller) and _users_call(caller):
+        while (
+            caller is not None
+            and caller.f_code.co_name in ONE_READ
+            and _frame_of(caller.f_code.co_filename) is None
+        ):
+            caller = caller.f_back  # os.environ.get (Mapping.get), os.getenv: the user's code called them
+        if caller is not None and not _bulk_read(caller) and _frame_of(caller.f_code.co_filename) == "user":
             _READ_ENV[key] = None
     except Exception:  # as the audit hook: never the read's own failure
         return
@@ -242,6 +266,8 @@ def used_by_user_code() -> dict[str, dict]:
     found = imported_modules()
     known = {v["file"] for v in found.values()}
     for name in list(_OPENED):
+        if name in _WRITTEN:
+            continue
         path = Path(name).resolve()
         digest = file_digest(path) if str(path) not in known and path.is_file() else None
         if digest is not None:

@@ -196,3 +196,31 @@ def test_the_environment_variables_your_code_read_are_kept_as_digests(tmp_path, 
         assert noted["env B9"]["sha256"] == "unset"
     finally:
         sys.modules.pop("reads_env9", None)
+
+
+def test_a_file_your_code_wrote_and_what_a_library_reads_for_it_are_no_inputs(tmp_path, monkeypatch):
+    """A temporary file the user's code writes then reads back is its output (a resume would find it
+    gone); TMPDIR, which tempfile reads for it (a scheduler may set it for each job), is not its setting."""
+    from align_lab.user_code import used_by_user_code, watch_opened
+
+    (tmp_path / "temp_reader9.py").write_text(
+        "import os, tempfile\n\n\ndef read():\n"
+        "    fd, name = tempfile.mkstemp()\n    os.close(fd)\n"
+        "    with open(name, 'w') as f:\n        f.write('1')\n"
+        "    with open(name) as f:\n        f.read()\n"
+        "    return name\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    reader = importlib.import_module("temp_reader9")
+    try:
+        import tempfile
+
+        tempfile.tempdir = None  # read TMPDIR again
+        watch_opened()
+        name = reader.read()
+        used = used_by_user_code()
+        assert f"file {name}" not in used and "env TMPDIR" not in used, sorted(used)
+    finally:
+        tempfile.tempdir = None
+        sys.modules.pop("temp_reader9", None)
