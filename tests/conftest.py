@@ -161,6 +161,12 @@ def run_in_process(overrides: list[str], run_dir: Path, cache_dir: Path) -> dict
     return run(admit_spec(spec_from_config(cfg, names), run_dir))
 
 
+def written_elsewhere(path: Path, text: str) -> None:
+    """`path` written by another process, as a user's own files are (align_lab/user_reads.py counts a
+    file this process wrote as its output, never an input of the user's code)."""
+    subprocess.run(["sh", "-c", 'printf %s "$1" > "$2"', "sh", text, str(path)], check=True)
+
+
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600):
     """`python -m align_lab <args>` in a subprocess."""
     return subprocess.run(

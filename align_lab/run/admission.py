@@ -172,7 +172,9 @@ def admit(cfg: DictConfig, hydra_node: DictConfig, run_dir: Path, here: bool = T
     where it does). Raises ConfigError (one line)."""
     from align_lab.config import run_choices
     from align_lab.run.run_folder import RunFolder
+    from align_lab.user_reads import watch
 
+    watch()  # what the user's code reads from here on (its modules' top level, as they are imported)
     segments = RunFolder(Path(run_dir)).previous_segments()  # before this process logs a line there
     names = run_choices(hydra_node.runtime.choices)
     overrides = OmegaConf.to_container(hydra_node.overrides.task, resolve=False)  # as typed: ${...} kept
@@ -208,7 +210,9 @@ def admit_spec(spec, run_dir: Path, here: bool = True, segments: list[float] | N
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.spec import Job
     from align_lab.run.teacher import check_not_its_own
+    from align_lab.user_reads import watch
 
+    watch()
     segments = RunFolder(Path(run_dir)).previous_segments() if segments is None else segments
     check_not_its_own(spec, Path(run_dir))  # before its folder is read as a teacher's
     check_run(spec, here=False)  # the machine: check_here, where the job runs

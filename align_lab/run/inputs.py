@@ -17,7 +17,8 @@ import hashlib
 import re
 from pathlib import Path
 
-from align_lab.user_code import digest_now, user_module_file
+from align_lab.user_code import user_module_file
+from align_lab.user_reads import LABELS, digest_now
 
 PATH_KEY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module:function
 NOT_INPUTS = "cache_dir"  # a folder the run writes, not one it reads (the root's, a model's downloads)
@@ -162,7 +163,7 @@ def said_once(changed: dict[str, tuple[dict, dict]]) -> dict[str, tuple[dict, di
     """`changed` less what the user's code used (user_code.py: `module <name>`, `file <path>`) whose file
     a config key's input already names (reward.path's module, or a helper in its `(and <helper>.py)`):
     one line each."""
-    used = ("module ", "file ")
+    used = tuple(f"{kind} " for kind in ("module", *LABELS))
     named = set()
     for key, (_, new) in changed.items():
         if not key.startswith(used):
@@ -176,13 +177,14 @@ def said_once(changed: dict[str, tuple[dict, dict]]) -> dict[str, tuple[dict, di
 
 
 def describe_change(key: str, old: dict, new: dict) -> str:
-    """`task.path: <file> (sha256 0123abcd, now 4567ef01)` for one changed input (`a file your code
+    """`task.path: <file> (sha256 0123abcd, now 4567ef01)` for one changed input; `a file your code
     opened: <file> ...`, `an environment variable your code read: $NAME (unset, now sha256 ...)` for one
-    user_code.py found)."""
-    if key.startswith("env "):
-        was, now = (
-            d["sha256"] if d["sha256"] == "unset" else f"sha256 {d['sha256'][:8]}" for d in (old, new)
-        )
-        return f"an environment variable your code read: {new['file']} ({was}, now {now})"
-    label = "a file your code opened" if key == f"file {new['file']}" else key
-    return f"{label}: {new['file']} (sha256 {old['sha256'][:8]}, now {new['sha256'][:8]})"
+    of what user_reads.py noted (its LABELS)."""
+    kind, _, name = key.partition(" ")
+    label = LABELS.get(kind) if name and new["file"] in (name, f"${name}") else None
+    words = ("unset", "gone")
+    old_d, new_d = old["sha256"][:8], new["sha256"][:8]
+    if old_d in words or new_d in words:  # (unset, now sha256 ...): each side its own
+        old_d, new_d = (d if d in words else f"sha256 {d}" for d in (old_d, new_d))
+        return f"{label or key}: {new['file']} ({old_d}, now {new_d})"
+    return f"{label or key}: {new['file']} (sha256 {old_d}, now {new_d})"

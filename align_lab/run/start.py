@@ -15,7 +15,7 @@ from align_lab.run.run_folder import SEGMENTS, RunFolder
 from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
 from align_lab.train.checkpoint_io import checkpoint_step
-from align_lab.user_code import watch_opened
+from align_lab.user_reads import watch
 
 log = logging.getLogger("align_lab")
 
@@ -104,7 +104,7 @@ def begin(
     user's `inputs` (run/summary.py run_identity's). A run started again from
     step 0 (its checkpoints deleted) counts no abandoned segment, and builds its stages afresh; one
     stopped before its first step counts its stopped segments (stopped_before_a_step)."""
-    watch_opened()  # the files the user's code opens to read, kept in each checkpoint (user_code.py)
+    watch()  # what the user's code reads, kept in each checkpoint (user_reads.py): from admission on
     step = checkpoint_step(ckpt)
     resumed = step > 0
     before = job.segments if resumed or stopped_before_a_step(job) else []

@@ -10,7 +10,7 @@ from align_lab.aliases import nest
 from align_lab.train.checkpoint_io import load_checkpoint, save_checkpoint
 from align_lab.train.context import Context
 from align_lab.train.rng import own_rng_state, rng_state, set_rng_state
-from align_lab.user_code import used_by_user_code
+from align_lab.user_reads import used_by_user_code
 from align_lab.value_checks import ConfigError
 
 

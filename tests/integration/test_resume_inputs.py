@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from align_lab.config import ConfigError
-from tests.conftest import ROOT, compose
+from tests.conftest import ROOT, compose, written_elsewhere
 from tests.integration.test_real_models import SMALL as REAL
 
 VERIFIER = "resume_inputs_verifier"  # module names of this file's alone (sys.modules is the session's)
@@ -255,7 +255,8 @@ def test_what_your_code_uses_at_run_time_is_checked_on_resume(world, cache_dir, 
     source, used, said = USED[way]
     module = f"resume_inputs_used_{way.replace(' ', '_')}"
     helper = home / used
-    helper.write_text('{"W": 1.0}\n' if used.endswith(".json") else "W = 1.0\n")
+    # by another process, as a user's files are (a file this one wrote is its output: user_reads.py)
+    written_elsewhere(helper, '{"W": 1.0}\n' if used.endswith(".json") else "W = 1.0\n")
     (home / f"{module}.py").write_text(source)
     keys = [k for k in keys if not k.startswith("reward.path=")] + [f"reward.path={module}:score"]
     run_dir = tmp_path / "run"

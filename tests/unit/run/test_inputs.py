@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
 import sys
 
 import pytest
@@ -126,101 +125,3 @@ def test_a_module_imported_from_a_zip_is_digested_by_its_archive(tmp_path, monke
         assert user_module_file("zipped_reward8") == archive.resolve()
     finally:
         sys.modules.pop("zipped_reward8", None)
-
-
-def test_the_files_your_code_opened_are_a_runs_own(tmp_path, monkeypatch):
-    """A file the user's code opens to read is kept (a JSON of settings); a file a run before it in the
-    same process opened (a sweep's earlier run) is forgotten as the next run begins (watch_opened)."""
-    from align_lab.user_code import used_by_user_code, watch_opened
-
-    settings = tmp_path / "w9.json"
-    settings.write_text('{"W": 1}\n')
-    (tmp_path / "reads_settings9.py").write_text("def read(path):\n    return open(path).read()\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    reader = importlib.import_module("reads_settings9")
-    try:
-        watch_opened()
-        reader.read(settings)
-        assert f"file {settings.resolve()}" in used_by_user_code()
-        watch_opened()  # the next run in this process
-        assert f"file {settings.resolve()}" not in used_by_user_code()
-    finally:
-        sys.modules.pop("reads_settings9", None)
-
-
-def test_align_labs_own_reads_are_not_the_users_even_under_a_users_script(tmp_path, monkeypatch):
-    """A user's script that calls align_lab, which opens a file (a checkpoint, a model): not a file of
-    the user's code (the innermost of the two on the stack decides)."""
-    from align_lab.user_code import file_digest, used_by_user_code, watch_opened
-
-    data = tmp_path / "summary.json"
-    data.write_text('{"status": "completed"}')
-    (tmp_path / "script9.py").write_text(
-        "from align_lab.folder import read_summary\n\n\ndef main(path):\n    try:\n"
-        "        read_summary(path)\n    except ValueError:\n        pass\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    script = importlib.import_module("script9")
-    try:
-        watch_opened()
-        script.main(data)
-        assert f"file {data.resolve()}" not in used_by_user_code()
-        assert file_digest(data) is not None
-    finally:
-        sys.modules.pop("script9", None)
-
-
-def test_the_environment_variables_your_code_read_are_kept_as_digests(tmp_path, monkeypatch):
-    """`os.environ[...]`, `.get`, `os.getenv`, `in`: each variable the user's code reads, set or not, is
-    kept (a digest); a copy of the whole environment (a subprocess's) and a scheduler's own are not."""
-    from align_lab.user_code import used_by_user_code, watch_opened
-
-    (tmp_path / "reads_env9.py").write_text(
-        "import os\n\n\ndef read():\n"
-        "    os.environ['A9']\n    os.environ.get('B9')\n    os.getenv('C9')\n    'D9' in os.environ\n"
-        "    dict(os.environ)\n    os.environ.copy()\n    list(os.environ.items())\n    {**os.environ}\n"
-        "    os.environ['A9']\n"
-        "    os.environ.get('SLURM_JOB_ID')\n    os.environ.get('RANK')\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("A9", "x")
-    monkeypatch.setenv("OTHER9", "y")
-    reader = importlib.import_module("reads_env9")
-    try:
-        watch_opened()
-        os.environ.get("E9")  # align_lab's (a test's) own read
-        reader.read()
-        noted = {k: v for k, v in used_by_user_code().items() if k.startswith("env ")}
-        assert sorted(noted) == ["env A9", "env B9", "env C9", "env D9"]
-        assert noted["env A9"] == {"file": "$A9", "sha256": hashlib.sha256(b"x").hexdigest()[:16]}
-        assert noted["env B9"]["sha256"] == "unset"
-    finally:
-        sys.modules.pop("reads_env9", None)
-
-
-def test_a_file_your_code_wrote_and_what_a_library_reads_for_it_are_no_inputs(tmp_path, monkeypatch):
-    """A temporary file the user's code writes then reads back is its output (a resume would find it
-    gone); TMPDIR, which tempfile reads for it (a scheduler may set it for each job), is not its setting."""
-    from align_lab.user_code import used_by_user_code, watch_opened
-
-    (tmp_path / "temp_reader9.py").write_text(
-        "import os, tempfile\n\n\ndef read():\n"
-        "    fd, name = tempfile.mkstemp()\n    os.close(fd)\n"
-        "    with open(name, 'w') as f:\n        f.write('1')\n"
-        "    with open(name) as f:\n        f.read()\n"
-        "    return name\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    reader = importlib.import_module("temp_reader9")
-    try:
-        import tempfile
-
-        tempfile.tempdir = None  # read TMPDIR again
-        watch_opened()
-        name = reader.read()
-        used = used_by_user_code()
-        assert f"file {name}" not in used and "env TMPDIR" not in used, sorted(used)
-    finally:
-        tempfile.tempdir = None
-        sys.modules.pop("temp_reader9", None)

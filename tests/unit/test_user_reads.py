@@ -1,0 +1,130 @@
+"""user_reads.py: what the user's code reads as it runs (issue 73's seventh to ninth hunts), noted from the
+process's start: files opened, folders listed, files handed to a command, environment variables read by
+name; and what is not the user's input (align_lab's own reads, a file the process wrote, a library's read
+of a variable, a copy of the whole environment, a launcher's variables)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import sys
+
+import pytest
+
+from align_lab.user_reads import digest_now, used_by_user_code, watch
+from tests.conftest import written_elsewhere
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """Writes a module of the user's (outside the checkout) and imports it, watched from before."""
+    watch()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = []
+
+    def make(name: str, source: str):
+        (tmp_path / f"{name}.py").write_text(source)
+        names.append(name)
+        return importlib.import_module(name)
+
+    yield make
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def test_a_file_your_code_opened_is_kept_and_a_swapped_link_is_seen(tmp_path, user_module):
+    """A JSON of settings read through a link: the link's file now, not the file it pointed to (ninth
+    hunt: the link swapped to another file resumed in silence)."""
+    (tmp_path / "a.json").write_text('{"W": 1}')
+    (tmp_path / "b.json").write_text('{"W": 10}')
+    link = tmp_path / "w9.json"
+    link.symlink_to(tmp_path / "a.json")
+    user_module("reads_settings9", "def read(path):\n    return open(path).read()\n").read(str(link))
+    key = f"file {link}"
+    record = used_by_user_code()[key]
+    assert record == {"file": str(link), "sha256": hashlib.sha256(b'{"W": 1}').hexdigest()[:16]}
+    link.unlink()
+    link.symlink_to(tmp_path / "b.json")
+    assert digest_now(key, record) == hashlib.sha256(b'{"W": 10}').hexdigest()[:16]
+
+
+def test_align_labs_own_reads_are_not_the_users_even_under_a_users_script(tmp_path, user_module):
+    """A user's script that calls align_lab, which opens a file (a checkpoint, a summary): not a file of
+    the user's code (the innermost of the two on the stack decides)."""
+    data = tmp_path / "summary.json"
+    data.write_text('{"status": "completed"}')
+    script = user_module(
+        "script9",
+        "from align_lab.folder import read_summary\n\n\ndef main(path):\n    try:\n"
+        "        read_summary(path)\n    except ValueError:\n        pass\n",
+    )
+    script.main(data)
+    assert f"file {data}" not in used_by_user_code()
+
+
+def test_the_environment_variables_your_code_read_are_kept_as_digests(user_module, monkeypatch):
+    """`os.environ[...]`, `.get`, `os.getenv`, `in`, `os.environb`, and at a module's top level as it is
+    imported: each variable the user's code reads, set or not, is kept (a digest, never the value); a copy
+    of the whole environment (a subprocess's), a scheduler's own and align_lab's reads are not."""
+    monkeypatch.setenv("A9", "x")
+    monkeypatch.setenv("OTHER9", "y")
+    os.environ.get("E9")  # align_lab's (a test's) own read
+    reader = user_module(
+        "reads_env9",
+        "import os\n\nTOP = os.environ.get('T9')\n\n\ndef read():\n"
+        "    os.environ['A9']\n    os.environ.get('B9')\n    os.getenv('C9')\n    'D9' in os.environ\n"
+        "    os.environb.get(b'F9')\n"
+        "    dict(os.environ)\n    os.environ.copy()\n    list(os.environ.items())\n    {**os.environ}\n"
+        "    os.environ.get('SLURM_JOB_ID')\n    os.environ.get('RANK')\n",
+    )
+    reader.read()
+    noted = {k: v for k, v in used_by_user_code().items() if k.startswith("env ")}
+    assert {f"env {n}9" for n in "ABCDFT"} <= set(noted), sorted(noted)
+    assert not {"env OTHER9", "env E9", "env SLURM_JOB_ID", "env RANK"} & set(noted), sorted(noted)
+    assert noted["env A9"] == {"file": "$A9", "sha256": hashlib.sha256(b"x").hexdigest()[:16]}
+    assert noted["env B9"]["sha256"] == "unset"
+
+
+def test_a_file_your_code_wrote_and_what_a_library_reads_for_it_are_no_inputs(
+    tmp_path, user_module, monkeypatch
+):
+    """A temporary file the user's code writes then reads back is its output (a resume would find it
+    gone); TMPDIR, which tempfile reads for it (a scheduler may set it for each job), is not its setting."""
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    reader = user_module(
+        "temp_reader9",
+        "import os, tempfile\n\n\ndef read():\n"
+        "    fd, name = tempfile.mkstemp()\n    os.close(fd)\n"
+        "    with open(name, 'w') as f:\n        f.write('1')\n"
+        "    with open(name) as f:\n        f.read()\n"
+        "    return name\n",
+    )
+    name = reader.read()
+    used = used_by_user_code()
+    assert f"file {name}" not in used and "env TMPDIR" not in used, sorted(used)
+
+
+def test_a_folder_your_code_listed_and_a_file_it_handed_to_a_command_are_kept(tmp_path, user_module):
+    """A reward summing every JSON of a folder (glob: a file added), and one running `cat w9.txt` or
+    a script of theirs in a subprocess (the file edited): ninth hunt, resumed in silence."""
+    folder = tmp_path / "w9dir"
+    folder.mkdir()
+    written_elsewhere(folder / "a.json", "1")  # not by this process, whose own files are its outputs
+    written_elsewhere(tmp_path / "w9.txt", "1.0")
+    reader = user_module(
+        "lists_and_runs9",
+        "import glob, os, subprocess, sys\n\n\ndef read(folder, here):\n"
+        "    glob.glob(os.path.join(folder, '*.json'))\n"
+        "    subprocess.run(['cat', 'w9.txt'], cwd=here, capture_output=True, check=True)\n",
+    )
+    reader.read(str(folder), str(tmp_path))
+    used = used_by_user_code()
+    listed, ran = used[f"folder {folder}"], used[f"arg {tmp_path / 'w9.txt'}"]
+    written_elsewhere(folder / "b.json", "10")
+    written_elsewhere(tmp_path / "w9.txt", "10.0")
+    assert digest_now(f"folder {folder}", listed) != listed["sha256"]
+    assert digest_now(f"arg {tmp_path / 'w9.txt'}", ran) != ran["sha256"]
