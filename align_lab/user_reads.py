@@ -16,9 +16,11 @@ from align_lab.user_code import CHECKOUT, INSTALLED, PACKAGE, file_digest, impor
 
 _OPENED: dict[str, str] = {}  # a file the user's code read (abspath, a link kept a link) -> its kind
 _LISTED: dict[str, None] = {}  # folders the user's code listed
+_RELATIVE: dict[str, str] = {}  # a file the user's code named relative to the working folder -> that name
 _WRITTEN: dict[str, None] = {}  # files this process opened to write (any code's): its outputs, no inputs
 WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND  # os.open's flags that write
 SYSTEM = ("/proc/", "/sys/", "/dev/", "/usr/", "/bin/", "/lib", "/etc/", "/sbin/")
+FILES_UNDER_DEV = ("/dev/shm/",)  # files of the user's in a memory-backed folder, not devices
 _CODE: dict[str, str | None] = {}  # a frame's file -> whose code it is (_whose)
 _HOOKED: list[bool] = []
 
@@ -50,16 +52,24 @@ def _on_audit(event: str, args: tuple) -> None:
 
 
 def _opened(path, mode, flags) -> None:
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
     if not isinstance(path, str):
         return
-    path = os.path.abspath(path)  # the same file, however the code named it; a link stays the link
+    named, path = path, os.path.abspath(path)  # the same file, however the code named it; a link stays
     if mode is None and isinstance(flags, int) and flags & WRITES or mode and any(c in mode for c in "wax+"):
         _WRITTEN[path] = None  # a temporary file read back is the run's own
         return
-    if path in _OPENED or path.endswith(".pyc") or path.startswith(SYSTEM):
+    if path in _OPENED or path.endswith(".pyc") or system_file(path):
         return
     if _users_call(sys._getframe(2)):  # 0: here, 1: the hook, 2: the code that called open
         _OPENED[path] = "opened"
+        if not os.path.isabs(named):  # read again from the folder a resume runs in (ninth hunt)
+            _RELATIVE[path] = named
+
+
+def system_file(path: str) -> bool:
+    return path.startswith(SYSTEM) and not path.startswith(FILES_UNDER_DEV)
 
 
 def _ran(executable, args, cwd) -> None:
@@ -69,7 +79,7 @@ def _ran(executable, args, cwd) -> None:
     here = Path(os.fsdecode(cwd)) if cwd else Path.cwd()
     for word in words:
         path = os.path.abspath(here / word)
-        if path.startswith(SYSTEM) or any(Path(path).is_relative_to(p) for p in INSTALLED):
+        if system_file(path) or any(Path(path).is_relative_to(p) for p in INSTALLED):
             continue
         if path not in _OPENED and Path(path).is_file():
             _OPENED[path] = "passed to a command"
@@ -198,7 +208,10 @@ def used_by_user_code() -> dict[str, dict]:
             continue
         digest = file_digest(Path(name)) if os.path.isfile(name) else None
         if digest is not None:
-            found[f"{'file' if kind == 'opened' else 'arg'} {name}"] = {"file": name, "sha256": digest}
+            record = {"file": name, "sha256": digest} | (
+                {"relative": _RELATIVE[name]} if name in _RELATIVE else {}
+            )
+            found[f"{'file' if kind == 'opened' else 'arg'} {name}"] = record
     outputs = {os.path.dirname(w) for w in _WRITTEN}
     for name in list(_LISTED):
         digest = listing_digest(name) if name not in outputs else None
@@ -209,6 +222,11 @@ def used_by_user_code() -> dict[str, dict]:
     return found
 
 
+def where_now(record: dict) -> str:
+    """The file a record names for this process: a name relative to the working folder, from here."""
+    return os.path.abspath(record["relative"]) if "relative" in record else record["file"]
+
+
 def digest_now(key: str, record: dict) -> str:
     """What a checkpoint's record of the user's code's input (used_by_user_code) digests to now; `gone`:
     the file or folder was deleted, `unset`: the variable."""
@@ -216,7 +234,7 @@ def digest_now(key: str, record: dict) -> str:
         return env_digest(key.removeprefix("env "))
     if key.startswith("folder "):
         return listing_digest(record["file"]) or "gone"
-    return file_digest(Path(record["file"])) or "gone"
+    return file_digest(Path(where_now(record))) or "gone"  # a relative name: from this working folder
 
 
 LABELS = {  # how a resume's refusal names each kind (run/inputs.py describe_change)

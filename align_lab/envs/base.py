@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import numbers
 import string
 import threading
 from dataclasses import dataclass
@@ -120,7 +121,7 @@ def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: floa
         if not isinstance(flag, bool) and type(flag).__name__ not in ("bool_", "bool"):  # numpy's too
             raise EnvError(f"{where}: step's {name} is {flag!r}; must be True or False")
     reward = step.reward
-    if isinstance(reward, bool) or not isinstance(reward, int | float):
+    if isinstance(reward, bool) or type(reward).__name__ == "bool_" or not isinstance(reward, numbers.Real):
         raise EnvError(f"{where}: step's reward is {reward!r}; must be a finite number")
     try:
         number = float(reward)

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from align_lab.user_code import user_module_file
-from align_lab.user_reads import LABELS, digest_now
+from align_lab.user_reads import LABELS, digest_now, where_now
 
 PATH_KEY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module:function
 NOT_INPUTS = "cache_dir"  # a folder the run writes, not one it reads (the root's, a model's downloads)
@@ -156,7 +156,7 @@ def changed_inputs(saved: dict | None, mine: dict) -> dict[str, tuple[dict, dict
 def modules_now(saved: dict) -> dict[str, dict]:
     """What a checkpoint recorded of the user's code's inputs (used_by_user_code: modules, files,
     environment variables), each digested again now (`gone`: deleted, `unset`)."""
-    return {k: {"file": v["file"], "sha256": digest_now(k, v)} for k, v in (saved or {}).items()}
+    return {k: {"file": where_now(v), "sha256": digest_now(k, v)} for k, v in (saved or {}).items()}
 
 
 def said_once(changed: dict[str, tuple[dict, dict]]) -> dict[str, tuple[dict, dict]]:
@@ -181,7 +181,7 @@ def describe_change(key: str, old: dict, new: dict) -> str:
     opened: <file> ...`, `an environment variable your code read: $NAME (unset, now sha256 ...)` for one
     of what user_reads.py noted (its LABELS)."""
     kind, _, name = key.partition(" ")
-    label = LABELS.get(kind) if name and new["file"] in (name, f"${name}") else None
+    label = LABELS.get(kind) if name else None
     words = ("unset", "gone")
     old_d, new_d = old["sha256"][:8], new["sha256"][:8]
     if old_d in words or new_d in words:  # (unset, now sha256 ...): each side its own

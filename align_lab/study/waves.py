@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
-from align_lab.config import run_choices
+from align_lab.config import ConfigError, run_choices
 from align_lab.folder import read_summary
 from align_lab.results.manifest import load_manifest
 from align_lab.results.plan_record import PLAN_FILE, read_record, seeds_run, verdict_lines
@@ -74,8 +74,6 @@ def plan_from(config) -> Plan:
 def check_arms(job_overrides, config) -> list[list[str]]:
     """The arms' overrides; a one-line ConfigError when a job sets `seed` (the plan chooses the seeds)
     or the study has no claims."""
-    from align_lab.config import ConfigError
-
     for overrides in job_overrides:
         seeds = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") == "seed"]
         if seeds:
@@ -103,7 +101,6 @@ def arm_names(launcher, arms: list[list[str]], compare_by: str) -> list[str]:
 
 def _checked_plan(launcher, job_overrides) -> tuple:
     """(plan, arms' overrides, claims, compare_by, arm names), each checked: a one-line ConfigError."""
-    from align_lab.config import ConfigError
     from align_lab.results.claims import parse_claims
 
     if getattr(launcher, "wait", True) is False:
@@ -177,8 +174,6 @@ def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
 def _start_state(sweep_dir: Path, plan: Plan, claims, compare_by: str, names: list[str]) -> dict:
     """The recorded state of this plan (a rerun), or a new one; a recorded plan of other claims, arms
     or plan keys is a one-line ConfigError."""
-    from align_lab.config import ConfigError
-
     fresh = {
         "plan": dataclasses.asdict(plan),
         "claims": [str(c) for c in claims],
@@ -242,11 +237,27 @@ def _launch_wave(
     launcher.in_wave = True
     try:
         returns = list(launcher.launch(batch, first))
+    except ConfigError:  # the wave refused at admission (a claim's metric no run reports): none ran
+        if k == len(state["waves"]) - 1 and "runs" not in state["waves"][k]:
+            _forget_wave(launcher, sweep_dir, state)
+        raise
     finally:
         launcher.in_wave = False
     state["waves"][k]["runs"] = _manifest_entries(sweep_dir, runs)
     _write(sweep_dir, state)
     return returns
+
+
+def _forget_wave(launcher, sweep_dir: Path, state: dict) -> None:
+    """The refused last wave out of the plan's record; a plan with no wave left leaves no plan.json (and
+    the sweep folder as it was), so that the corrected command starts it afresh (ninth hunt: the refused
+    claims stayed recorded, and refused the fix)."""
+    state["waves"].pop()
+    if state["waves"] or state["looks"]:
+        _write(sweep_dir, state)
+        return
+    (sweep_dir / PLAN_FILE).unlink(missing_ok=True)
+    launcher.sweep_folder.restore()
 
 
 def _manifest_entries(sweep_dir: Path, runs: list[dict]) -> list[dict]:

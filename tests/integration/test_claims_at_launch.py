@@ -14,7 +14,8 @@ from tests.conftest import ROOT, SMALL, forked
 def sweep(tmp_path: Path, cache_dir: Path, claim: str, *extra: str):
     folder = tmp_path / "sweep"
     small = [o for o in SMALL if not (o.startswith("reward.") and "reward=verifier" in extra)]
-    args = ["-m", *small, f"cache_dir={cache_dir}", "algo=ppo,rloo", "seed=0", f"hydra.sweep.dir={folder}"]
+    seed = [] if any(e.startswith("plan=") for e in extra) else ["seed=0"]  # a plan chooses the seeds
+    args = ["-m", *small, f"cache_dir={cache_dir}", "algo=ppo,rloo", *seed, f"hydra.sweep.dir={folder}"]
     return forked()([*args, f"claims=[{claim!r}]", *extra], cwd=ROOT), folder
 
 
@@ -72,3 +73,14 @@ def test_good_claims_start_the_sweep_and_the_hint_names_the_sweep_folder(tmp_pat
 
     hints = [line.strip() for line in result.stderr.splitlines() if "compare:" in line]
     assert hints == [f"compare:    {compare_command(folder)}"] * 2
+
+
+@pytest.mark.fast
+def test_a_sequential_study_refused_for_a_claims_metric_leaves_no_plan_to_refuse_the_fix(tmp_path, cache_dir):
+    """Ninth hunt: the refused study left plan.json (its first wave, no run), and the corrected command
+    was refused for claims that differ from the recorded ones, told to rerun the refused claims."""
+    plan = "plan={start: 2, wave: 2, max_seeds: 4}"
+    result, folder = sweep(tmp_path, cache_dir, "rloo > ppo on eval/gold_rewrd", plan)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "no run of rloo will report eval/gold_rewrd" in result.stderr.strip().splitlines()[-1]
+    assert not (folder / "plan.json").exists() and not folder.exists(), sorted(folder.iterdir())

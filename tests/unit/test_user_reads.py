@@ -9,10 +9,11 @@ import hashlib
 import importlib
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
-from align_lab.user_reads import digest_now, used_by_user_code, watch
+from align_lab.user_reads import digest_now, used_by_user_code, watch, where_now
 from tests.conftest import written_elsewhere
 
 
@@ -128,3 +129,37 @@ def test_a_folder_your_code_listed_and_a_file_it_handed_to_a_command_are_kept(tm
     written_elsewhere(tmp_path / "w9.txt", "10.0")
     assert digest_now(f"folder {folder}", listed) != listed["sha256"]
     assert digest_now(f"arg {tmp_path / 'w9.txt'}", ran) != ran["sha256"]
+
+
+def test_a_file_named_by_bytes_relative_or_in_dev_shm_is_kept(tmp_path, user_module, monkeypatch):
+    """Ninth hunt: a path given as bytes, a file in /dev/shm (a memory-backed folder, not a device), and a
+    name relative to the working folder, which a resume from another folder reads from there."""
+    for name in ("wb9.json", "wrel9.json"):
+        written_elsewhere(tmp_path / name, "1")
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    if shm is not None:
+        shm = shm / f"w9shm_{os.getpid()}.json"
+        written_elsewhere(shm, "1")
+    monkeypatch.chdir(tmp_path)
+    reader = user_module(
+        "reads_named9",
+        "import os\n\n\ndef read(paths):\n    for p in paths:\n        open(p).read()\n",
+    )
+    try:
+        reader.read([os.fsencode(tmp_path / "wb9.json"), "wrel9.json", *([str(shm)] if shm else [])])
+        used = used_by_user_code()
+        assert f"file {tmp_path / 'wb9.json'}" in used
+        if shm is not None:
+            assert f"file {shm}" in used
+        key = f"file {tmp_path / 'wrel9.json'}"
+        record = used[key]
+        assert record["relative"] == "wrel9.json"
+        elsewhere = tmp_path / "u2"
+        elsewhere.mkdir()
+        written_elsewhere(elsewhere / "wrel9.json", "10")
+        monkeypatch.chdir(elsewhere)  # the same command from another folder reads its own wrel9.json
+        assert digest_now(key, record) == hashlib.sha256(b"10").hexdigest()[:16]
+        assert where_now(record) == str(elsewhere / "wrel9.json")
+    finally:
+        if shm is not None:
+            shm.unlink()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from align_lab.envs.base import EnvError, Step, check_environment, episode_answer, run_step, start_episode
@@ -118,6 +119,18 @@ def test_a_bad_step_is_one_line_naming_the_env_and_the_turn(episode, message):
         run_step("game", episode, "five", 2, 0.2)
     assert str(e.value) == message and "\n" not in str(e.value)
     assert time.perf_counter() - start < 2  # a hung step is not waited for
+
+
+@pytest.mark.parametrize("reward", [np.float32(0.5), np.int64(2), np.float64(-1.0), 3])
+def test_a_numpy_number_is_a_reward(reward):
+    """Ninth hunt: a step's reward np.float32(0.0) was refused as "must be a finite number"."""
+    step = run_step("game", Bad(returns=Step(reward=reward)), "five", 2, 1.0)
+    assert float(step.reward) == float(reward)
+
+
+def test_a_numpy_bool_is_no_reward():
+    with pytest.raises(EnvError, match="step's reward is .*True.*; must be a finite number"):
+        run_step("game", Bad(returns=Step(reward=np.bool_(True))), "five", 2, 1.0)
 
 
 def test_start_and_answer_failures_are_one_line():
