@@ -171,6 +171,9 @@ def compare(args: argparse.Namespace):
     from align_lab.results.claims import parse_claims
     from align_lab.results.runs import load_runs
 
+    files = [str(f) for f in args.folders if f.exists() and not f.is_dir()]
+    if files:  # ninth hunt: a data file given was said "no such folder"
+        raise ValueError(f"{', '.join(files)}: a file, not a folder; give run or study folders")
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         raise ValueError(f"no such folder: {', '.join(missing)}")

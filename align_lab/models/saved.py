@@ -36,10 +36,20 @@ def resolve_checkpoint(name_or_path: str, key: str, model: bool | None = None) -
     if is_local(name_or_path):
         raise ValueError(f"{key}={name_or_path}: no such directory")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+    )
 
     try:
         return snapshot_download(name_or_path, ignore_patterns=SKIP)
+    except HFValidationError:  # ninth hunt: huggingface_hub's own text, naming no key
+        raise ValueError(
+            f"{key}={name_or_path}: no such directory, and no Hugging Face Hub id (an id is owner/name: "
+            "letters, digits, '-', '_', '.'; no revision such as @main); pass a local path or a hub id"
+        ) from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, OSError, HfHubHTTPError) as e:
         offline = " (HF_HUB_OFFLINE=1 is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
         first = (" ".join(str(e).split()) or type(e).__name__)[:120]

@@ -35,7 +35,7 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     notes += _baseline_notes(c, baseline)
     if has_sft(table, c.metric):  # per SFT row: another task's reference is no mismatch
         notes += [n for _, mine in _by_reference(table) for n in sft_notes(mine, c.metric)]
-    notes += _config_notes(runs, c.by)
+    notes += _config_notes(runs, c.by) + between_notes(runs, c.by)
     notes += _few_seeds_notes(table)
     notes += averaged_notes(c, runs)
     randomness = stage_randomness(runs)
@@ -90,6 +90,30 @@ def _config_notes(runs: list[Run], by: list[str]) -> list[str]:
             f"only seeds; split it with --by (e.g. --by {','.join([*by, split_key(keys, mine)])})."
         )
     return notes
+
+
+def between_notes(runs: list[Run], by: list[str]) -> list[str]:
+    """A note naming the config keys, outside `by`, each group holds one value of but the groups differ
+    in (ninth hunt: a gkd student and a reinforce_pp run compared --by algo.teacher, with no word that
+    their algorithms differ too)."""
+    values: dict[str, dict[str, set]] = {}
+    for r in runs:
+        if is_completed(r):
+            flat = {k: repr(v) for k, v in _flat(r.config).items() if not _seed_like(k, r.config)}
+            for k, v in flat.items():
+                values.setdefault(k, {}).setdefault(group_label(r, by), set()).add(v)
+    groups = {group_label(r, by) for r in runs if is_completed(r)}
+    mine = tuple(by) + tuple(f"{b}." for b in by)
+    keys = [
+        k
+        for k, per in sorted(values.items())
+        if not k.startswith(mine) and set(per) == groups and len(groups) > 1
+        if all(len(v) == 1 for v in per.values()) and len(set.union(*per.values())) > 1
+    ]
+    if not keys:
+        return []
+    shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+    return [f"The groups also differ in {shown}: a difference between them is not {','.join(by)}'s alone."]
 
 
 def split_key(keys: list[str], runs: list[Run]) -> str:

@@ -211,6 +211,7 @@ def test_a_good_default_sweep_runs_every_run_in_this_process(tmp_path, cache_dir
         (["--claim", "rloo beats ppo"], "claim 'rloo beats ppo': not understood"),
         (["--claim", "rloo > nonesuch on eval/kl"], "no algorithm 'nonesuch'"),
         (["/no/such/folder"], "no such folder: /no/such/folder"),
+        ([str(ROOT / "README.md")], f"{ROOT / 'README.md'}: a file, not a folder; give run or study folders"),
     ],
 )
 def test_compare_refuses_bad_input_in_one_line(args, message, tmp_path):

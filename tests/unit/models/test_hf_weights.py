@@ -101,3 +101,13 @@ def test_a_saved_model_whose_config_does_not_fit_is_one_line_before_any_compute(
     (policy / "config.json").mkdir()
     with pytest.raises(ValueError, match="config.json is a folder, not a file"):
         resolve_checkpoint(str(policy), "algo.teacher")
+
+
+@pytest.mark.parametrize("name", ["gpt2@main", "owner/na me"])
+def test_a_name_that_is_no_hub_id_names_its_key(name):
+    """Ninth hunt: `algo.teacher=gpt2@main` printed huggingface_hub's validation text, naming no key."""
+    with pytest.raises(ValueError) as e:
+        resolve_checkpoint(name, "algo.teacher")
+    assert str(e.value).startswith(f"algo.teacher={name}: no such directory, and no Hugging Face Hub id"), (
+        e.value
+    )

@@ -169,6 +169,19 @@ def test_a_group_pooling_different_configs_is_flagged_with_the_keys_that_differ(
     assert "--by algo,algo.kl_coef" in notes
 
 
+def test_groups_that_differ_beyond_the_by_key_are_said_to():
+    """Ninth hunt: compared --by a key, groups whose runs also differ in another key (each group one
+    value) were paired as if only the key differed; by algo (its own keys) they are not flagged."""
+    runs = _runs([0.1, 0.2, 0.3])
+    for i, run in enumerate(runs):  # ppo's 3 runs 4 steps, rloo's 8
+        run.config["train"] = {**run.config.get("train", {}), "steps": 4 if i < 3 else 8}
+    notes = " ".join(aggregate(runs, ["algo"]).notes)
+    assert "The groups also differ in train.steps: a difference between them is not algo's alone." in notes
+    for run in runs:
+        run.config["train"]["steps"] = 4
+    assert "also differ" not in " ".join(aggregate(runs, ["algo"]).notes)
+
+
 def test_the_headline_names_what_differs_beyond_seed_noise_and_few_seeds_are_flagged():
     six = aggregate(_runs([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), ["algo"], baseline="ppo")  # rloo - ppo > 0
     assert six.headline.startswith("Beyond seed noise on eval/gold_reward, against ppo: rloo +0.35 [")
