@@ -169,14 +169,10 @@ def compare(args: argparse.Namespace):
     folder, claim or grouping that is wrong, before any report is written. Sets args.by when not given."""
     from align_lab.results.aggregate import aggregate
     from align_lab.results.claims import parse_claims
-    from align_lab.results.runs import load_runs
+    from align_lab.results.runs import folders_problem, load_runs
 
-    files = [str(f) for f in args.folders if f.exists() and not f.is_dir()]
-    if files:  # ninth hunt: a data file given was said "no such folder"
-        raise ValueError(f"{', '.join(files)}: a file, not a folder; give run or study folders")
-    missing = [str(f) for f in args.folders if not f.is_dir()]
-    if missing:
-        raise ValueError(f"no such folder: {', '.join(missing)}")
+    if problem := folders_problem(args.folders):
+        raise ValueError(problem)
     if args.at_kl is not None and args.budget != "kl":
         raise ValueError(f"--at-kl {args.at_kl:g}: only with --budget kl (it is {args.budget})")
     claims = parse_claims(args.claim)  # before anything is read

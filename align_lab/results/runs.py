@@ -190,6 +190,15 @@ def pending_runs(manifests: Sequence[Path], found: Sequence[Path]) -> tuple[list
     return pending, problems
 
 
+def folders_problem(folders: Sequence[Path]) -> str | None:
+    """Why compare cannot read the folders given (a file, one missing), in one line; None: it can."""
+    files = [str(f) for f in folders if f.exists() and not f.is_dir()]
+    if files:  # ninth hunt: a data file given was said "no such folder"
+        return f"{', '.join(files)}: a file, not a folder; give run or study folders"
+    missing = [str(f) for f in folders if not f.is_dir()]
+    return f"no such folder: {', '.join(missing)}" if missing else None
+
+
 def load_runs(roots: Sequence[Path]) -> tuple[list[Run], list[str]]:
     """Every run below the roots (incl. pending manifest entries), and the problems met on the way."""
     missing = [f"{r}: no such folder" for r in roots if not Path(r).is_dir()]
