@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from align_lab.user_code import CHECKOUT, INSTALLED, PACKAGE, file_digest, imported_modules
+from align_lab.user_folders import snapshot
 
 _OPENED: dict[str, str] = {}  # a file the user's code read (abspath, a link kept a link) -> its kind
 _LISTED: dict[str, None] = {}  # folders the user's code listed
@@ -220,6 +221,16 @@ def used_by_user_code() -> dict[str, dict]:
     for name in list(_READ_ENV):
         found[f"env {name}"] = {"file": f"${name}", "sha256": env_digest(name)}
     return found
+
+
+def folders_beside(used: dict[str, dict]) -> dict:
+    """user_folders.snapshot of the folders of what the user's code used (`used`: used_by_user_code),
+    its modules' and the files it read, and of the folders it listed."""
+    files = [v["file"] for k, v in used.items() if not k.startswith(("env ", "folder "))]
+    folders = [os.path.dirname(f) for f in files] + [
+        v["file"] for k, v in used.items() if k.startswith("folder ")
+    ]
+    return snapshot(folders, _WRITTEN)
 
 
 def where_now(record: dict) -> str:

@@ -138,6 +138,7 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
             if imported := state.get("imported"):  # the user's modules the run imported (run/inputs.py)
                 inputs, now = {**(inputs or {}), **imported}, {**now, **modules_now(imported)}
             changed = check_inputs(inputs, now, ckpt, spec.config.get("resume_changed_inputs"))
+            warn_beside(state.get("beside"), inputs or {}, ckpt)
             check_steps(spec.train.steps, checkpoint_step(ckpt), ckpt)
             check_stopped(state.get("stopped"), spec.train.stop_at, ckpt)
     except CheckpointError as e:
@@ -152,6 +153,20 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
             "is lost, so its time/total_s counts from this resume"
         )
     return changed
+
+
+def warn_beside(saved: dict | None, inputs: dict, ckpt: Path) -> None:
+    """The files beside the user's code that changed since the checkpoint (user_folders.py), less the
+    inputs' check's own (`<file> (and <helper>.py, ...)`): one warning line."""
+    from align_lab.user_folders import beside_warning, changed_beside, snapshot
+
+    known = []
+    for record in inputs.values():
+        first, _, helpers = str(record.get("file", "")).partition(" (and ")
+        known += [first, *(str(Path(first).parent / h) for h in helpers.rstrip(")").split(", ") if h)]
+    line = beside_warning(changed_beside(saved or {}, snapshot(saved or {}), known), str(ckpt))
+    if line:
+        log.warning(f"align_lab: warning: {line}")
 
 
 def lost_rows(metrics: Path, done: int) -> str | None:

@@ -10,7 +10,7 @@ from align_lab.aliases import nest
 from align_lab.train.checkpoint_io import load_checkpoint, save_checkpoint
 from align_lab.train.context import Context
 from align_lab.train.rng import own_rng_state, rng_state, set_rng_state
-from align_lab.user_reads import used_by_user_code
+from align_lab.user_reads import folders_beside, used_by_user_code
 from align_lab.value_checks import ConfigError
 
 
@@ -80,6 +80,7 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
     The main process writes the file; a DeepSpeed engine's state_dict() saves its partitions on
     every process that calls it (Backend.every_rank_saves)."""
     objects = {name: obj.state_dict() for name, obj in named.items()}
+    used = used_by_user_code() if ctx.group.is_main else {}
     if ctx.group.is_main:
         save_checkpoint(
             ctx.checkpoint_dir,
@@ -90,7 +91,8 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
                 "algo_hyperparameters": hyperparameters(algo),
                 "stage_keys": ctx.stage_keys,
                 "identity": ctx.identity,
-                "imported": used_by_user_code(),  # the modules and files the user's code used (user_code.py)
+                "imported": used,  # the modules, files and variables the user's code used (user_reads.py)
+                "beside": folders_beside(used),  # the files beside them (user_folders.py): a resume's warning
                 "rng": rng_state(),
                 # every rank's, from the step's end (train/cadence.py); rank 0's is its own as now
                 "rng_ranks": [rng_state(), *ctx.ledger.rng_ranks[1:]] if ctx.ledger.rng_ranks else None,

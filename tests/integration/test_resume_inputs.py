@@ -329,3 +329,45 @@ def test_an_environment_variable_your_code_read_is_checked_on_resume(world, cach
     )  # never the value
     monkeypatch.delenv("RESUME_INPUTS_SCALE9")
     assert admit(keys, run_dir, cache_dir).changed_inputs == {}
+
+
+def test_a_file_beside_your_code_that_changed_is_a_warning_on_resume(world, cache_dir, tmp_path, caplog):
+    """Ninth hunt: a reward whose weight is `os.path.exists(flag)` (no open: nothing to digest), the
+    flag created between a kill and the same command, resumed in silence. The checkpoint keeps the files
+    beside the user's code (user_folders.py): the resume says which changed, and goes on."""
+    from align_lab.run.execute import run
+    from align_lab.tracking import JsonlTracker
+
+    home, keys = world
+    (home / "resume_inputs_flag9.py").write_text(
+        "import os\n\n\ndef score(prompts, responses):\n"
+        "    w = 10.0 if os.path.exists(os.path.join(os.path.dirname(__file__), 'flag9')) else 1.0\n"
+        "    return [w * len(r) / 10 for r in responses]\n"
+    )
+    keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_flag9:score"]
+    run_dir = tmp_path / "run"
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:
+            raise Interrupt
+
+    JsonlTracker.log = log_then_die
+    try:
+        with pytest.raises(Interrupt):
+            run(admit(keys, run_dir, cache_dir))
+    finally:
+        JsonlTracker.log = original
+    caplog.clear()
+    assert admit(keys, run_dir, cache_dir).changed_inputs == {}
+    assert "files beside your code" not in caplog.text  # nothing changed: no line
+    written_elsewhere(home / "flag9", "")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        assert admit(keys, run_dir, cache_dir).changed_inputs == {}  # a warning, not a refusal
+    assert (
+        f"files beside your code changed since the checkpoint in {run_dir / 'checkpoints'} was written: "
+        in caplog.text
+    )
+    assert f"{home / 'flag9'} (new)" in caplog.text

@@ -1,0 +1,71 @@
+"""The files beside the user's code: what each checkpoint keeps of the folders its modules and the files
+it read lie in (each file's size and time), so that a resume can say which changed since, whether or not
+align_lab saw the code read them (a parquet file pyarrow reads in C++, a flag tested with os.path.exists,
+a file a command reads by itself: ninth hunt, each resumed in silence). A warning, never a refusal:
+align_lab cannot tell whether the code reads them. Standard library only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+SKIPPED = (".pyc", ".out", ".err", ".log", ".swp", "~")  # logs a job writes beside its code, editors' files
+MAX_FILES = 2000  # a folder with more (a home folder, a dataset's) is not listed at each checkpoint
+
+
+def snapshot(folders: Iterable[str], written: Iterable[str] = ()) -> dict[str, dict[str, list[int] | None]]:
+    """{folder: {file name: [size, mtime_ns]}} of the regular files (a link by the file it points to) of
+    each folder, less hidden and SKIPPED names; a file this process wrote is kept as None (its output: no
+    input, even if it changes). A folder that cannot be read, or holds more than MAX_FILES, is left out."""
+    mine = {os.path.abspath(w) for w in written}
+    found = {}
+    for folder in sorted(set(folders)):
+        try:
+            with os.scandir(folder) as entries:
+                files = [e for e in entries if not e.name.startswith(".") and not e.name.endswith(SKIPPED)]
+            if len(files) > MAX_FILES:
+                continue
+            found[folder] = {e.name: _size_and_time(e, mine) for e in files if e.is_file()}
+        except OSError:
+            continue
+    return found
+
+
+def _size_and_time(entry: os.DirEntry, written: set[str]) -> list[int] | None:
+    if entry.path in written:
+        return None
+    stat = entry.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def changed_beside(saved: dict, now: dict, known: Iterable[str] = ()) -> list[str]:
+    """`<folder>/<name> (changed|new|gone)` for each file of a saved snapshot's folders that differs now,
+    less the files in `known` (checked as inputs already, and said there) and those the run wrote."""
+    skip = {os.path.abspath(k) for k in known}
+    lines = []
+    for folder, files in saved.items():
+        mine = now.get(folder, {})
+        for name in sorted(set(files) | set(mine)):
+            path = os.path.join(folder, name)
+            if path in skip or (name in files and files[name] is None):
+                continue
+            if name not in mine:
+                lines.append(f"{path} (gone)")
+            elif name not in files:
+                lines.append(f"{path} (new)")
+            elif mine[name] is not None and list(mine[name]) != list(files[name]):
+                lines.append(f"{path} (changed)")
+    return lines
+
+
+def beside_warning(lines: list[str], checkpoint: str) -> str | None:
+    """The resume's warning for the files changed beside the user's code, or None."""
+    if not lines:
+        return None
+    shown = ", ".join(lines[:5]) + (f" and {len(lines) - 5} more" if len(lines) > 5 else "")
+    return (
+        f"files beside your code changed since the checkpoint in {checkpoint} was written: {shown}; "
+        "align_lab cannot tell whether your code reads them (a compiled reader, a command it runs, "
+        "os.path.exists): if it does, the run resumes on other inputs than it trained on "
+        "(docs/reproducibility.md)"
+    )

@@ -1,0 +1,41 @@
+"""user_folders.py: the files beside the user's code, compared on resume (a warning): a file changed,
+new or gone is named; one the run wrote, a log, a hidden file, and one the inputs' check said are not."""
+
+from __future__ import annotations
+
+import os
+
+from align_lab.user_folders import MAX_FILES, beside_warning, changed_beside, snapshot
+
+
+def test_a_file_changed_new_or_gone_beside_the_code_is_named(tmp_path):
+    for name in ("w.parquet", "gone.txt", "reward.py", "slurm-12.out", ".hidden", "cache.json"):
+        (tmp_path / name).write_text("1")
+    saved = snapshot([str(tmp_path)], written=[tmp_path / "cache.json"])
+    assert sorted(saved[str(tmp_path)]) == ["cache.json", "gone.txt", "reward.py", "w.parquet"]
+    assert saved[str(tmp_path)]["cache.json"] is None  # the run's own output
+    (tmp_path / "w.parquet").write_text("10")  # another size
+    (tmp_path / "gone.txt").unlink()
+    (tmp_path / "flag").write_text("")
+    (tmp_path / "cache.json").write_text("22")
+    (tmp_path / "slurm-12.out").write_text("more log")
+    os.utime(tmp_path / "reward.py", ns=(1, 1))
+    lines = changed_beside(saved, snapshot(saved), known=[tmp_path / "reward.py"])
+    assert lines == [
+        f"{tmp_path}/flag (new)",
+        f"{tmp_path}/gone.txt (gone)",
+        f"{tmp_path}/w.parquet (changed)",
+    ]
+    line = beside_warning(lines, "run/checkpoints")
+    assert line.startswith(
+        f"files beside your code changed since the checkpoint in run/checkpoints was written: {lines[0]}"
+    )
+    assert beside_warning([], "x") is None
+
+
+def test_a_folder_too_big_or_unreadable_is_left_out(tmp_path):
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(MAX_FILES + 1):
+        (big / f"{i}.json").touch()
+    assert snapshot([str(big), str(tmp_path / "none")]) == {}
