@@ -48,6 +48,8 @@ def _on_audit(event: str, args: tuple) -> None:
                 _LISTED.setdefault(os.path.abspath(args[0]), None)
         elif event == "subprocess.Popen" and _users_call(sys._getframe(1)):
             _ran(*args[:3])
+            if not _WHOLE_ENV:  # the command inherits, or is given, the environment: reads it at will
+                _WHOLE_ENV.append(True)
     except Exception:  # an audit hook that raises would fail the call itself
         return
 
@@ -141,6 +143,8 @@ class _WatchedEnviron(os._Environ):  # noqa: SLF001
         make as they iterate are not noted (_bulk_read)."""
         _BULK.clear()
         frame = sys._getframe(1)
+        if not _WHOLE_ENV and _users_call(frame):  # the user's code reads every variable
+            _WHOLE_ENV.append(True)
         for _ in range(4):
             if frame is None:
                 break
@@ -150,6 +154,25 @@ class _WatchedEnviron(os._Environ):  # noqa: SLF001
 
 
 _BULK: dict[int, int] = {}  # the frames that last iterated os.environ -> their instruction then
+_WHOLE_ENV: list[bool] = []  # the user's code read every variable, or started a command
+# a shell session's own, which differ between two shells and no code's result depends on
+SESSION = ("SSH_", "TERM", "DISPLAY", "XDG_", "TMUX", "STY", "WINDOW", "COLUMNS", "LINES", "PS1", "PS2")
+SESSION += ("PROMPT_", "LS_COLORS", "MAIL", "HIST", "LESS", "DBUS_", "GPG_", "KRB5", "COLORTERM", "VSCODE_")
+SESSION += ("PYTEST_", "LC_TERMINAL")
+
+
+def whole_environment() -> dict[str, str] | None:
+    """{name: sha256 (16 hex)} of every variable (less a launcher's and a shell session's), where the
+    user's code read them all or started a command, which may read any (a resume's warning names those
+    that changed: ninth hunt); else None."""
+    return environment_digests() if _WHOLE_ENV else None
+
+
+def environment_digests() -> dict[str, str]:
+    """{name: sha256 (16 hex)} of every variable set now, less a launcher's and a shell session's."""
+    skip = LAUNCHERS + SESSION
+    names = [n for n in os.environ.copy() if not n.startswith(skip) and n not in PER_PROCESS]
+    return {n: env_digest(n) for n in sorted(names)}
 
 
 def _bulk_read(caller) -> bool:

@@ -139,6 +139,7 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
                 inputs, now = {**(inputs or {}), **imported}, {**now, **modules_now(imported)}
             changed = check_inputs(inputs, now, ckpt, spec.config.get("resume_changed_inputs"))
             warn_beside(state.get("beside"), inputs or {}, ckpt)
+            warn_environment(state.get("environment"), imported or {}, ckpt)
             check_steps(spec.train.steps, checkpoint_step(ckpt), ckpt)
             check_stopped(state.get("stopped"), spec.train.stop_at, ckpt)
     except CheckpointError as e:
@@ -167,6 +168,31 @@ def warn_beside(saved: dict | None, inputs: dict, ckpt: Path) -> None:
     line = beside_warning(changed_beside(saved or {}, snapshot(saved or {}), known), str(ckpt))
     if line:
         log.warning(f"align_lab: warning: {line}")
+
+
+def warn_environment(saved: dict | None, imported: dict, ckpt: Path) -> None:
+    """Where the user's code read every environment variable or started a command (user_reads.py
+    whole_environment): the variables set, unset or changed since, by name (never a value), less those
+    checked as inputs already. One warning line."""
+    from align_lab.user_reads import environment_digests
+
+    if not saved:
+        return
+    now = environment_digests()
+    names = [
+        n
+        for n in sorted(set(saved) | set(now))
+        if saved.get(n, "unset") != now.get(n, "unset") and f"env {n}" not in imported
+    ]
+    if names:
+        shown = ", ".join(f"${n}" for n in names[:8]) + (
+            f" and {len(names) - 8} more" if len(names) > 8 else ""
+        )
+        log.warning(
+            f"align_lab: warning: environment variables changed since the checkpoint in {ckpt} was written: "
+            f"{shown}; your code read the whole environment or started a command, which may read them "
+            "(docs/reproducibility.md)"
+        )
 
 
 def lost_rows(metrics: Path, done: int) -> str | None:

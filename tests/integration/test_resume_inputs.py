@@ -371,3 +371,50 @@ def test_a_file_beside_your_code_that_changed_is_a_warning_on_resume(world, cach
         in caplog.text
     )
     assert f"{home / 'flag9'} (new)" in caplog.text
+
+
+def test_a_variable_a_command_may_read_is_a_warning_on_resume(
+    world, cache_dir, tmp_path, caplog, monkeypatch
+):
+    """Ninth hunt: a reward running `sh -c 'echo ${W9S:-1}'` (the command reads the variable it inherits)
+    and one summing every variable W9_*, resumed with W9S=10: in silence. Where the user's code started a
+    command or read the whole environment, the checkpoint keeps every variable's digest, and the resume
+    names those that changed (a warning: which the command reads is unknown)."""
+    from align_lab.run.execute import run
+    from align_lab.tracking import JsonlTracker
+
+    home, keys = world
+    (home / "resume_inputs_sub9.py").write_text(
+        "import subprocess\n\n\ndef score(prompts, responses):\n"
+        "    out = subprocess.run(['sh', '-c', 'echo ${W9S:-1}'], capture_output=True, text=True).stdout\n"
+        "    return [float(out) * len(r) / 10 for r in responses]\n"
+    )
+    keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_sub9:score"]
+    run_dir = tmp_path / "run"
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:
+            raise Interrupt
+
+    monkeypatch.delenv("W9S", raising=False)
+    JsonlTracker.log = log_then_die
+    try:
+        with pytest.raises(Interrupt):
+            run(admit(keys, run_dir, cache_dir))
+    finally:
+        JsonlTracker.log = original
+    monkeypatch.setenv("SSH_TTY", "/dev/pts/9")  # another shell's own: no line
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        admit(keys, run_dir, cache_dir)
+    assert "environment variables changed" not in caplog.text
+    monkeypatch.setenv("W9S", "10")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        assert admit(keys, run_dir, cache_dir).changed_inputs == {}
+    assert (
+        f"environment variables changed since the checkpoint in {run_dir / 'checkpoints'} was written: $W9S;"
+        in (caplog.text)
+    )
