@@ -12,7 +12,7 @@ import torch
 
 from align_lab.models.chat import chat_observation, chat_prompt
 from align_lab.models.hf_io import parameter_count
-from align_lab.models.saved import directory_fingerprint, resolve_checkpoint
+from align_lab.models.saved import check_loaded, directory_fingerprint, resolve_checkpoint
 from align_lab.value_checks import canonical_dtype, saved_folder
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -162,10 +162,15 @@ class HFModel:
         """Before any compute: every prompt fits max_prompt_tokens (or is skipped, task.skip_invalid)."""
         self.view(task, self.load_tokenizer())
 
-    def _load(self, auto_class, path, **kw):
+    def _load(self, auto_class, path, whole: bool = False, **kw):
         """Loads with dropout off, as RLHF trainers do (TRL's disable_dropout): log-probs and values
-        of the same tokens must agree between rollout and update, and draw nothing from the RNG."""
-        model = auto_class.from_pretrained(saved_folder(path), dtype=torch_dtype(self.dtype), **kw)
+        of the same tokens must agree between rollout and update, and draw nothing from the RNG.
+        `whole`: every weight of the model must be in the checkpoint (a causal LM: none starts random)."""
+        model, info = auto_class.from_pretrained(
+            saved_folder(path), dtype=torch_dtype(self.dtype), output_loading_info=True, **kw
+        )
+        if whole:
+            check_loaded(info, path)
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
@@ -180,12 +185,12 @@ class HFModel:
     def init_policy(self, tokenizer):
         from transformers import AutoModelForCausalLM
 
-        return self._load(AutoModelForCausalLM, self.path("name_or_path"))
+        return self._load(AutoModelForCausalLM, self.path("name_or_path"), whole=True)
 
     def load_causal_lm(self, path):
         from transformers import AutoModelForCausalLM
 
-        return self._load(AutoModelForCausalLM, path)
+        return self._load(AutoModelForCausalLM, path, whole=True)
 
     def reference_path(self, sft_path):
         return self._dirs.get("reference", sft_path)

@@ -175,3 +175,16 @@ def directory_fingerprint(path: str) -> str:
         else:
             digest.update(f.read_bytes())
     return digest.hexdigest()
+
+
+def check_loaded(info: dict, path: str, key: str = "model.name_or_path") -> None:
+    """A causal LM loaded whole: transformers' loading info names no weight the checkpoint lacks (ninth
+    hunt: a teacher whose model.safetensors lacked one layer's tensor distilled a random layer, said only
+    in transformers' load report). One line naming the folder and the weights."""
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ValueError(
+            f"{key}={path}: its weights lack {len(missing)} of the model's tensors ({shown}), which would "
+            "start random; save the model again (save_pretrained) or pass another folder"
+        )

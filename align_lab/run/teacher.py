@@ -139,7 +139,7 @@ def load_given(path: str, model, tokenizer):
     None where none is saved)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from align_lab.models.saved import resolve_checkpoint
+    from align_lab.models.saved import check_loaded, resolve_checkpoint
     from align_lab.train.checkpoint_io import CheckpointError, load_checkpoint
 
     checkpoints = run_checkpoints(path)
@@ -162,7 +162,9 @@ def load_given(path: str, model, tokenizer):
     vocab = None
     if (Path(folder) / "tokenizer_config.json").is_file():
         vocab = AutoTokenizer.from_pretrained(folder).get_vocab()
-    return AutoModelForCausalLM.from_pretrained(folder), vocab
+    teacher, info = AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True)
+    check_loaded(info, path, KEY)
+    return teacher, vocab
 
 
 def source_fingerprint(path: str) -> str:

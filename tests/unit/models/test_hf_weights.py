@@ -111,3 +111,35 @@ def test_a_name_that_is_no_hub_id_names_its_key(name):
     assert str(e.value).startswith(f"algo.teacher={name}: no such directory, and no Hugging Face Hub id"), (
         e.value
     )
+
+
+def test_a_causal_lm_whose_weights_lack_a_tensor_is_refused_not_started_random(hf_assets, tmp_path):
+    """Ninth hunt: a teacher folder whose model.safetensors lacked one layer's tensor distilled a random
+    layer (transformers' load report only): as a policy or as a teacher, one line naming the tensors."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from align_lab.models.hf import HFModel
+    from align_lab.run.teacher import load_given
+
+    folder = tmp_path / "missing"
+    shutil.copytree(hf_assets.policy, folder)
+    weights = load_file(folder / "model.safetensors")
+    gone = sorted(k for k in weights if k.endswith("mlp.down_proj.weight"))[0]
+    save_file(
+        {k: v for k, v in weights.items() if k != gone},
+        folder / "model.safetensors",
+        metadata={"format": "pt"},
+    )
+    with pytest.raises(ValueError) as e:
+        HFModel(name_or_path=str(folder)).init_policy(None)
+    assert str(e.value).startswith(
+        f"model.name_or_path={folder}: its weights lack 1 of the model's tensors ({gone})"
+    )
+    with pytest.raises(ValueError) as e:
+        load_given(str(folder), None, None)
+    assert str(e.value).startswith(
+        f"algo.teacher={folder}: its weights lack 1 of the model's tensors ({gone})"
+    )
+    HFModel(name_or_path=str(hf_assets.policy)).init_policy(None)  # a whole one loads
