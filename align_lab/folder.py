@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import socket
 import time
@@ -74,6 +75,15 @@ def summary_problem(data) -> str | None:
         value = data.get(key)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not str):
             return f"{key} is {json.dumps(value)[:40]}, not {TYPE_NAMES[kind]}"
+    seconds = [
+        data.get("started"),
+        *(data.get("segments_s") or []),
+    ]  # ninth hunt: NaN made "completed in nan s"
+    if any(
+        s is not None and not (isinstance(s, NUMBER) and not isinstance(s, bool) and 0 <= s < math.inf)
+        for s in seconds
+    ):
+        return f"started or segments_s is {json.dumps(seconds)[:60]}, not a time in seconds"
     return None
 
 

@@ -4,6 +4,7 @@ folder: the same arguments, with the run's own folder named (a plain rerun makes
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -56,7 +57,9 @@ def resume_command(run_dir: Path) -> str:
     cwd = Path(hydra["runtime"]["cwd"])
     if hydra["mode"] == "MULTIRUN":
         sweep_dir = str(hydra["sweep"]["dir"])
-        return sweep_resume_command(run_dir.parent if "${" in sweep_dir else cwd / sweep_dir)
+        return sweep_resume_command(
+            run_dir.parent if "${" in sweep_dir else cwd / sweep_dir, run_env(run_dir)
+        )
     return command_of(hydra, [], f"hydra.run.dir={Path(run_dir).absolute()}", run_env(run_dir))
 
 
@@ -73,12 +76,17 @@ def run_env(run_dir: Path) -> dict:
     return {"PYTHONPATH": path} if isinstance(path, str) and path else {}
 
 
-def sweep_resume_command(sweep_dir: Path) -> str:
+def sweep_resume_command(sweep_dir: Path, env: dict | None = None) -> str:
     """The exact command that resumes the sweep (or sequential study) in `sweep_dir`: its own, read back
-    from the multirun.yaml Hydra wrote there, with the folder named; without one, the rule."""
+    from the multirun.yaml Hydra wrote there, with the folder named; without one, the rule. `env`: the
+    variables it needs set (a run's run_env); None: this process's PYTHONPATH (the sweep's own, printing
+    it: ninth hunt, the line dropped it)."""
+    if env is None:
+        path = os.environ.get("PYTHONPATH")
+        env = {"PYTHONPATH": path} if path else {}
     try:  # a record without the keys read: the rule
         hydra = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())["hydra"]
-        return command_of(hydra, ["-m"], f"hydra.sweep.dir={Path(sweep_dir).absolute()}")
+        return command_of(hydra, ["-m"], f"hydra.sweep.dir={Path(sweep_dir).absolute()}", env)
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         where = Path(sweep_dir).absolute()
         return f"rerun the sweep's command with {shlex.quote(f'hydra.sweep.dir={where}')}"

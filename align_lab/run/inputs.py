@@ -98,8 +98,8 @@ def path_input(value: str) -> dict | None:
     from align_lab.tasks.data_files import file_sha256
 
     path = Path(value).expanduser()
-    if path.is_file():
-        return {"file": str(path.resolve()), "sha256": file_sha256(path)}
+    if path.is_file():  # a link by its own name: what it points to may be what changed (ninth hunt)
+        return {"file": str(path.absolute()), "sha256": file_sha256(path)}
     folder = run_checkpoints(value) if path.is_dir() else None
     if folder is None and path.is_dir() and any((path / name).is_file() for name in MODEL_FILES):
         folder = path

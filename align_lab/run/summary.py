@@ -122,15 +122,17 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
     return [
         f"align_lab: {summary.get('algo')} seed {summary.get('seed')} {how}{took}: {', '.join(parts)}",
         f"  run folder: {run_dir}",
-        f"  compare:    {compare_command(compare_folder(run_dir))}",
+        f"  compare:    {compare_command(compare_folder(run_dir), summary.get('pythonpath'))}",
     ]
 
 
-def compare_command(folder: Path) -> str:
-    """`<python> -m align_lab.compare <folder>` as the shell must read it from any folder (shell_command)."""
+def compare_command(folder: Path, pythonpath: str | None = None) -> str:
+    """`<python> -m align_lab.compare <folder>` as the shell must read it from any folder (shell_command),
+    with the PYTHONPATH the run started with (the checkout it ran from: ninth hunt)."""
     from align_lab.rerun import shell_command
 
-    return shell_command("align_lab.compare", Path(folder))
+    env = {"PYTHONPATH": pythonpath} if isinstance(pythonpath, str) and pythonpath else None
+    return shell_command("align_lab.compare", Path(folder), env=env)
 
 
 def compare_folder(run_dir: Path) -> Path:

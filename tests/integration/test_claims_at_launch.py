@@ -4,6 +4,7 @@ the sweep, and each run's `compare:` hint names the sweep's folder."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,8 @@ def test_good_claims_start_the_sweep_and_the_hint_names_the_sweep_folder(tmp_pat
     from align_lab.run.summary import compare_command
 
     hints = [line.strip() for line in result.stderr.splitlines() if "compare:" in line]
-    assert hints == [f"compare:    {compare_command(folder)}"] * 2
+    started_with = json.loads(next(folder.glob("*/summary.json")).read_text()).get("pythonpath")
+    assert hints == [f"compare:    {compare_command(folder, started_with)}"] * 2  # its PYTHONPATH too
 
 
 @pytest.mark.fast

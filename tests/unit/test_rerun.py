@@ -88,7 +88,8 @@ def test_the_interpreter_and_the_folders_are_absolute_whatever_the_shell_calls_p
     )
 
 
-def test_a_sweeps_job_resumes_with_the_sweeps_own_command_from_its_multirun_yaml(tmp_path):
+def test_a_sweeps_job_resumes_with_the_sweeps_own_command_from_its_multirun_yaml(tmp_path, monkeypatch):
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # the sweep's own process's: none here
     sweep_dir = tmp_path / "multirun" / "plan"
     job = sweep_dir / "0_grpo_seed0"
     hydra_yaml(job, tmp_path, mode="MULTIRUN", task=["algo=grpo", "seed=0"])
@@ -103,3 +104,20 @@ def test_a_sweeps_job_resumes_with_the_sweeps_own_command_from_its_multirun_yaml
     )
     assert resume_command(job) == expected
     assert sweep_resume_command(sweep_dir) == expected
+
+
+def test_a_sweeps_resume_and_a_runs_compare_line_carry_the_pythonpath_they_started_with(
+    tmp_path, monkeypatch
+):
+    """Ninth hunt: the sweep's resume line (a single run's has it) and the compare line dropped the
+    PYTHONPATH the command started with: followed in a fresh shell, another align_lab ran."""
+    from align_lab.run.summary import compare_command
+
+    monkeypatch.setenv("PYTHONPATH", "/my/checkout")
+    sweep_dir = tmp_path / "sweep"
+    hydra_yaml(sweep_dir, tmp_path, mode="MULTIRUN", task=["seed=0,1"])
+    (sweep_dir / ".hydra" / "hydra.yaml").rename(sweep_dir / "multirun.yaml")
+    assert sweep_resume_command(sweep_dir).startswith(f"cd {tmp_path} && PYTHONPATH=/my/checkout {PYTHON} ")
+    assert sweep_resume_command(sweep_dir, {}).startswith(f"cd {tmp_path} && {PYTHON} ")  # a run's: none
+    assert compare_command(tmp_path, "/my/checkout").startswith("PYTHONPATH=/my/checkout /")
+    assert compare_command(tmp_path).startswith("/")

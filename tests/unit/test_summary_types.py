@@ -17,6 +17,8 @@ WRONG_TYPES = {
     "status_and_algo": {"status": 5, "algo": [1]},
     "a_string_seed": {"status": "running", "config_digest": "abc", "seed": "0", "threads": 4},
     "a_list_of_names": {"status": "completed", "config_digest": "abc", "names": ["algo"]},
+    # ninth hunt: "completed in nan s", time/total_s nan
+    "a_nan_segment": {"status": "interrupted", "config_digest": "abc", "segments_s": [float("nan")]},
 }
 
 
@@ -65,3 +67,6 @@ def test_the_types_align_lab_writes_are_a_summary_and_the_problem_names_the_fiel
     assert summary_problem({"status": 5, "algo": [1]}) == "status is 5, not a string"
     assert summary_problem({"status": "running", "seed": True}) == "seed is true, not an integer"
     assert summary_problem([1]) == "not a mapping (a list)"
+    assert summary_problem({"status": "running", "segments_s": [1.0, -2.0]}) == (
+        "started or segments_s is [null, 1.0, -2.0], not a time in seconds"
+    )

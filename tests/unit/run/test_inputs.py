@@ -125,3 +125,17 @@ def test_a_module_imported_from_a_zip_is_digested_by_its_archive(tmp_path, monke
         assert user_module_file("zipped_reward8") == archive.resolve()
     finally:
         sys.modules.pop("zipped_reward8", None)
+
+
+def test_a_data_file_given_by_a_link_is_named_by_the_link(tmp_path):
+    """Ninth hunt: task.path=qlink9.jsonl, a link swapped from q7 to q20, was refused naming q20.jsonl,
+    which did not change."""
+    for name in ("q7.jsonl", "q20.jsonl"):
+        (tmp_path / name).write_text(f'{{"q": "{name}"}}\n')
+    link = tmp_path / "qlink9.jsonl"
+    link.symlink_to("q7.jsonl")
+    before = run_inputs({"task": {"path": str(link)}})["task.path"]
+    link.unlink()
+    link.symlink_to("q20.jsonl")
+    after = run_inputs({"task": {"path": str(link)}})["task.path"]
+    assert before["file"] == after["file"] == str(link) and before["sha256"] != after["sha256"]
