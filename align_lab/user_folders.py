@@ -15,9 +15,17 @@ MAX_FILES = 2000  # a folder with more (a home folder, a dataset's) is not liste
 
 def snapshot(folders: Iterable[str], written: Iterable[str] = ()) -> dict[str, dict[str, list[int] | None]]:
     """{folder: {file name: [size, mtime_ns]}} of the regular files (a link by the file it points to) of
-    each folder, less hidden and SKIPPED names; a file this process wrote is kept as None (its output: no
-    input, even if it changes). A folder that cannot be read, or holds more than MAX_FILES, is left out."""
+    each folder, less hidden and SKIPPED names; a file this process wrote, or its stdout or stderr, is kept
+    as None (its output: no input, even if it changes). A folder that cannot be read, or holds more than
+    MAX_FILES, is left out."""
     mine = {os.path.abspath(w) for w in written}
+    streams = set()  # this process's stdout and stderr where they are files (`> run.txt 2>&1`: tenth hunt)
+    for fd in (1, 2):
+        try:
+            stat = os.fstat(fd)
+            streams.add((stat.st_dev, stat.st_ino))
+        except OSError:
+            continue
     found = {}
     for folder in sorted(set(folders)):
         try:
@@ -25,17 +33,17 @@ def snapshot(folders: Iterable[str], written: Iterable[str] = ()) -> dict[str, d
                 files = [e for e in entries if not e.name.startswith(".") and not e.name.endswith(SKIPPED)]
             if len(files) > MAX_FILES:
                 continue
-            found[folder] = {e.name: _size_and_time(e, mine) for e in files if e.is_file()}
+            found[folder] = {e.name: _size_and_time(e, mine, streams) for e in files if e.is_file()}
         except OSError:
             continue
     return found
 
 
-def _size_and_time(entry: os.DirEntry, written: set[str]) -> list[int] | None:
+def _size_and_time(entry: os.DirEntry, written: set[str], streams: set) -> list[int] | None:
     if entry.path in written:
         return None
     stat = entry.stat()
-    return [stat.st_size, stat.st_mtime_ns]
+    return None if (stat.st_dev, stat.st_ino) in streams else [stat.st_size, stat.st_mtime_ns]
 
 
 def changed_beside(saved: dict, now: dict, known: Iterable[str] = ()) -> list[str]:

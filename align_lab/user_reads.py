@@ -18,6 +18,10 @@ from align_lab.user_folders import snapshot
 _OPENED: dict[str, str] = {}  # a file the user's code read (abspath, a link kept a link) -> its kind
 _LISTED: dict[str, None] = {}  # folders the user's code listed
 _RELATIVE: dict[str, str] = {}  # a file the user's code named relative to the working folder -> that name
+_USER_CHDIR: list[bool] = []  # the user's code changed the working folder (os.chdir)
+_RUN_SET: dict[
+    str, str | None
+] = {}  # a variable the run set as it went (its code, a library it called) -> before
 _WRITTEN: dict[str, None] = {}  # files this process opened to write (any code's): its outputs, no inputs
 WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND  # os.open's flags that write
 SYSTEM = ("/proc/", "/sys/", "/dev/", "/usr/", "/bin/", "/lib", "/etc/", "/sbin/")
@@ -46,6 +50,8 @@ def _on_audit(event: str, args: tuple) -> None:
         elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], (str, Path)):
             if _users_call(sys._getframe(1)):
                 _LISTED.setdefault(os.path.abspath(args[0]), None)
+        elif event == "os.chdir" and not _USER_CHDIR and _users_call(sys._getframe(1)):
+            _USER_CHDIR.append(True)  # a relative name is then the code's folder's, not the resume's
         elif event == "subprocess.Popen" and _users_call(sys._getframe(1)):
             _ran(*args[:3])
             if not _WHOLE_ENV:  # the command inherits, or is given, the environment: reads it at will
@@ -67,8 +73,8 @@ def _opened(path, mode, flags) -> None:
         return
     if _users_call(sys._getframe(2)):  # 0: here, 1: the hook, 2: the code that called open
         _OPENED[path] = "opened"
-        if not os.path.isabs(named):  # read again from the folder a resume runs in (ninth hunt)
-            _RELATIVE[path] = named
+        if not os.path.isabs(named) and not _USER_CHDIR:  # read again from the folder a
+            _RELATIVE[path] = named  # resume runs in (ninth hunt); not after the code changed folder (tenth)
 
 
 def system_file(path: str) -> bool:
@@ -137,6 +143,14 @@ class _WatchedEnviron(os._Environ):  # noqa: SLF001
         _note_env(key)
         return super().__contains__(key)
 
+    def __setitem__(self, key, value):
+        _note_set(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        _note_set(key)
+        super().__delitem__(key)
+
     def __iter__(self):
         """A read of every variable (`dict(os.environ)`, `{**os.environ}`, `.copy()`, `.items()`: a
         subprocess's environment) is no setting: the frames iterating now are marked, and the reads they
@@ -171,7 +185,10 @@ def whole_environment() -> dict[str, str] | None:
 def environment_digests() -> dict[str, str]:
     """{name: sha256 (16 hex)} of every variable set now, less a launcher's and a shell session's."""
     skip = LAUNCHERS + SESSION
-    names = [n for n in os.environ.copy() if not n.startswith(skip) and n not in PER_PROCESS]
+    names = set(os.environ.copy()) - {n for n, v in _RUN_SET.items() if v is None} | {
+        n for n, v in _RUN_SET.items() if v
+    }
+    names = [n for n in sorted(names) if not n.startswith(skip) and n not in PER_PROCESS]
     return {n: env_digest(n) for n in sorted(names)}
 
 
@@ -182,6 +199,22 @@ def _bulk_read(caller) -> bool:
     if lasti is None:
         return False
     return lasti == caller.f_lasti or _frame_of(caller.f_code.co_filename) != "user"
+
+
+def _note_set(key) -> None:
+    """A variable set or removed by align_lab's code or a library under it (an align_lab frame on the
+    stack): its value before the first such change is what the run's command began with."""
+    try:
+        key = os.fsdecode(key) if isinstance(key, bytes) else key
+        if key in _RUN_SET or not isinstance(key, str):
+            return
+        frame = sys._getframe(2)
+        while frame is not None and _frame_of(frame.f_code.co_filename) != "align_lab":
+            frame = frame.f_back
+        if frame is not None:
+            _RUN_SET[key] = os.environ.get(key)  # align_lab's own read: not noted
+    except Exception:
+        return
 
 
 def _note_env(key) -> None:
@@ -207,7 +240,9 @@ def _note_env(key) -> None:
 def env_digest(name: str) -> str:
     """sha256 (16 hex) of an environment variable's value (never the value: it may be a secret), or
     `unset`."""
-    value = os.environ.get(name)  # align_lab's own read: not noted
+    # a variable the run set as it went (DS_ACCELERATOR, by DeepSpeed under align_lab's call): its value
+    # before, which a resume's fresh process has too (tenth hunt)
+    value = _RUN_SET[name] if name in _RUN_SET else os.environ.get(name)  # align_lab's own read: not noted
     return "unset" if value is None else hashlib.sha256(value.encode()).hexdigest()[:16]
 
 

@@ -135,7 +135,10 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
             check_identity(state.get("identity"), mine, ckpt, allow)
             inputs = (state.get("identity") or {}).get("inputs")
             now = mine["inputs"]
-            if imported := state.get("imported"):  # the user's modules the run imported (run/inputs.py)
+            # what the user's code used (user_reads.py); a file it handed to a command may be the
+            # command's output (`tee -a log`: tenth hunt), said with the files beside its code instead
+            imported = {k: v for k, v in (state.get("imported") or {}).items() if not k.startswith("arg ")}
+            if imported:
                 inputs, now = {**(inputs or {}), **imported}, {**now, **modules_now(imported)}
             changed = check_inputs(inputs, now, ckpt, spec.config.get("resume_changed_inputs"))
             warn_beside(state.get("beside"), inputs or {}, ckpt)

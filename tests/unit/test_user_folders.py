@@ -3,6 +3,7 @@ new or gone is named; one the run wrote, a log, a hidden file, and one the input
 
 from __future__ import annotations
 
+import json
 import os
 
 from align_lab.user_folders import MAX_FILES, beside_warning, changed_beside, snapshot
@@ -39,3 +40,20 @@ def test_a_folder_too_big_or_unreadable_is_left_out(tmp_path):
     for i in range(MAX_FILES + 1):
         (big / f"{i}.json").touch()
     assert snapshot([str(big), str(tmp_path / "none")]) == {}
+
+
+def test_the_processs_own_output_redirected_beside_the_code_is_no_input(tmp_path):
+    """Tenth hunt: `python -m align_lab ... > u/run.txt 2>&1` in the code's folder: the run's own output,
+    said changed on resume."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\nfrom align_lab.user_folders import snapshot\n"
+        f"print(json.dumps(snapshot([{str(tmp_path)!r}])))\n"
+    )
+    (tmp_path / "data.json").write_text("1")
+    with open(tmp_path / "run.txt", "w") as out:
+        subprocess.run([sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT, check=True)
+    saved = json.loads((tmp_path / "run.txt").read_text())[str(tmp_path)]
+    assert saved["run.txt"] is None and saved["data.json"] is not None

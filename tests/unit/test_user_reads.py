@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from align_lab.user_code import PACKAGE
 from align_lab.user_reads import digest_now, used_by_user_code, watch, where_now
 from tests.conftest import written_elsewhere
 
@@ -168,3 +169,25 @@ def test_a_file_named_by_bytes_relative_or_in_dev_shm_is_kept(tmp_path, user_mod
     finally:
         if shm is not None:
             shm.unlink()
+
+
+def test_a_variable_the_run_sets_as_it_goes_is_read_as_it_was_before(user_module, monkeypatch):
+    """Tenth hunt: DS_ACCELERATOR and TORCHINDUCTOR_CACHE_DIR, set in the run's process by the libraries
+    align_lab calls, were said changed on every resume of a reward that starts a command (a fresh process
+    has them unset); a variable the user's code reads that the run set, likewise. A change by anyone else
+    (the user's shell, a test's monkeypatch) is what it is."""
+    from align_lab.user_reads import env_digest, environment_digests
+
+    monkeypatch.delenv("SET_BY_RUN10", raising=False)
+    monkeypatch.setenv("SET_BY_USER10", "a")
+    before = environment_digests()
+    from align_lab.rerun import os as run_os  # align_lab's code setting a variable, as a library under it
+
+    exec(
+        compile("run_os.environ['SET_BY_RUN10'] = 'x'", str(PACKAGE / "rerun.py"), "exec"), {"run_os": run_os}
+    )
+    assert os.environ["SET_BY_RUN10"] == "x" and env_digest("SET_BY_RUN10") == "unset"
+    assert "SET_BY_RUN10" not in environment_digests()
+    monkeypatch.setenv("SET_BY_USER10", "b")
+    assert environment_digests()["SET_BY_USER10"] != before["SET_BY_USER10"]
+    monkeypatch.delenv("SET_BY_RUN10")
