@@ -79,10 +79,13 @@ def summary_problem(data) -> str | None:
         data.get("started"),
         *(data.get("segments_s") or []),
     ]  # ninth hunt: NaN made "completed in nan s"
-    if any(
-        s is not None and not (isinstance(s, NUMBER) and not isinstance(s, bool) and 0 <= s < math.inf)
-        for s in seconds
-    ):
+    if (
+        any(
+            s is not None and not (isinstance(s, NUMBER) and not isinstance(s, bool) and 0 <= s < math.inf)
+            for s in seconds
+        )
+        or sum(s for s in seconds[1:] if isinstance(s, NUMBER)) == math.inf
+    ):  # tenth hunt: 1e308 + 1e308
         return f"started or segments_s is {json.dumps(seconds)[:60]}, not a time in seconds"
     return None
 

@@ -170,7 +170,7 @@ class HFModel:
             saved_folder(path), dtype=torch_dtype(self.dtype), output_loading_info=True, **kw
         )
         if whole:
-            check_loaded(info, path)
+            check_loaded(model, info, path)
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0

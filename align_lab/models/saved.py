@@ -177,14 +177,23 @@ def directory_fingerprint(path: str) -> str:
     return digest.hexdigest()
 
 
-def check_loaded(info: dict, path: str, key: str = "model.name_or_path") -> None:
+def check_loaded(model, info: dict, path: str, key: str = "model.name_or_path") -> None:
     """A causal LM loaded whole: transformers' loading info names no weight the checkpoint lacks (ninth
-    hunt: a teacher whose model.safetensors lacked one layer's tensor distilled a random layer, said only
-    in transformers' load report). One line naming the folder and the weights."""
+    hunt: a teacher whose weights lacked one layer's tensor distilled a random layer, said only in
+    transformers' load report), and every weight is finite (tenth hunt: one NaN was reported as "diverged
+    ... lower algo.lr"). One line (ConfigError) naming the folder and the weights."""
+    from align_lab.value_checks import ConfigError
+
     missing = sorted(info.get("missing_keys") or [])
     if missing:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        raise ValueError(
+        raise ConfigError(
             f"{key}={path}: its weights lack {len(missing)} of the model's tensors ({shown}), which would "
             "start random; save the model again (save_pretrained) or pass another folder"
         )
+    for name, weight in model.named_parameters():
+        if not weight.isfinite().all():
+            raise ConfigError(
+                f"{key}={path}: its weight {name} holds {int((~weight.isfinite()).sum())} non-finite values "
+                "(NaN or inf); the model cannot be used: save it again from a model whose weights are finite"
+            )

@@ -100,6 +100,7 @@ class Interruption:
 
     def __enter__(self) -> Interruption:
         self.previous = {}
+        self.pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             for name in self.SIGNALS:
                 current = signal.getsignal(getattr(signal, name))
@@ -110,6 +111,10 @@ class Interruption:
         return self
 
     def _raise(self, signum, frame) -> None:
+        if os.getpid() != self.pid:  # a process the user's code forked (a Pool's worker): the default, so
+            signal.signal(signum, signal.SIG_DFL)  # that its parent's terminate() ends it (tenth hunt: a
+            os.kill(os.getpid(), signum)  # reward's fork Pool hung, saying a SIGTERM nobody sent)
+            return
         name = signal.Signals(signum).name
         if self.deferred and self.requested is None:
             self.requested = name

@@ -20,7 +20,7 @@ from align_lab.rerun import shell_command
 from align_lab.run.summary import RunStopped
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.preemption import Interrupted, Interruption
-from tests.conftest import ROOT, SMALL, run_in_process
+from tests.conftest import ROOT, SMALL, run_cli, run_in_process
 
 ROWS = 16  # train.rollout_size of tests/conftest.py's SMALL: episodes a step
 MARKER = "ALIGN_LAB_TEST_SIGNAL_FILE"  # while this file exists, the environment below signals once
@@ -425,3 +425,21 @@ def test_a_signal_while_a_sequential_studys_plan_is_checked_puts_its_folder_back
     with pytest.raises(KeyboardInterrupt):
         waves.run_waves(launcher, [["algo=ppo"]], 0)
     assert (sweep_dir / "multirun.yaml").read_text() == "the earlier sweep's"
+
+
+def test_a_reward_that_scores_in_a_forked_pool_ends_it_and_completes(tmp_path, cache_dir):
+    """Tenth hunt: `with multiprocessing.get_context("fork").Pool(1)` in a reward hung the run at step 1
+    (the pool's terminate() sends its worker SIGTERM, which the worker took as the run's own, printing a
+    SIGTERM nobody sent, and went on). A forked process takes such a signal by default."""
+    (tmp_path / "pool_reward10.py").write_text(
+        "import multiprocessing\n\n\ndef one():\n    return 1.0\n\n\ndef score(prompts, responses):\n"
+        "    with multiprocessing.get_context('fork').Pool(1) as pool:\n        w = pool.apply(one)\n"
+        "    return [w * len(r) / 10 for r in responses]\n"
+    )
+    small = [o for o in SMALL if not o.startswith("reward.")]
+    args = [*small, "train.steps=2", f"cache_dir={cache_dir}", f"hydra.run.dir={tmp_path / 'run'}"]
+    args += ["reward=function", "reward.path=pool_reward10:score"]
+    pythonpath = os.pathsep.join([str(tmp_path), str(ROOT)])
+    result = run_cli(args, cwd=tmp_path, env={"PYTHONPATH": pythonpath}, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "SIGTERM" not in result.stderr

@@ -67,6 +67,9 @@ def test_the_types_align_lab_writes_are_a_summary_and_the_problem_names_the_fiel
     assert summary_problem({"status": 5, "algo": [1]}) == "status is 5, not a string"
     assert summary_problem({"status": "running", "seed": True}) == "seed is true, not an integer"
     assert summary_problem([1]) == "not a mapping (a list)"
+    assert summary_problem({"status": "running", "segments_s": [1e308, 1e308]}).startswith(
+        "started or segments_s"
+    )
     assert summary_problem({"status": "running", "segments_s": [1.0, -2.0]}) == (
         "started or segments_s is [null, 1.0, -2.0], not a time in seconds"
     )

@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from align_lab.models.saved import check_weights, resolve_checkpoint
+from align_lab.value_checks import ConfigError
 
 
 @pytest.fixture
@@ -143,3 +144,17 @@ def test_a_causal_lm_whose_weights_lack_a_tensor_is_refused_not_started_random(h
         f"algo.teacher={folder}: its weights lack 1 of the model's tensors ({gone})"
     )
     HFModel(name_or_path=str(hf_assets.policy)).init_policy(None)  # a whole one loads
+    # the tenth hunt: one NaN in a weight ("diverged ... lower algo.lr" at the first step)
+    weights[gone] = weights[gone].clone()
+    weights[gone][0, 0] = float("nan")
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    for load, key in (
+        (lambda: HFModel(name_or_path=str(folder)).init_policy(None), "model.name_or_path"),
+        (lambda: load_given(str(folder), None, None), "algo.teacher"),
+    ):
+        with pytest.raises(ConfigError) as e:
+            load()
+        assert str(e.value) == (
+            f"{key}={folder}: its weight {gone} holds 1 non-finite values (NaN or inf); the model cannot be "
+            "used: save it again from a model whose weights are finite"
+        )
