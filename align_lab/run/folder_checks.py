@@ -177,7 +177,7 @@ def warn_environment(saved: dict | None, imported: dict, ckpt: Path) -> None:
     """Where the user's code read every environment variable or started a command (user_reads.py
     whole_environment): the variables set, unset or changed since, by name (never a value), less those
     checked as inputs already. One warning line."""
-    from align_lab.user_reads import environment_digests
+    from align_lab.user_environ import environment_digests
 
     if not saved:
         return

@@ -10,7 +10,8 @@ from align_lab.aliases import nest
 from align_lab.train.checkpoint_io import load_checkpoint, save_checkpoint
 from align_lab.train.context import Context
 from align_lab.train.rng import own_rng_state, rng_state, set_rng_state
-from align_lab.user_reads import folders_beside, used_by_user_code, whole_environment
+from align_lab.user_environ import whole_environment
+from align_lab.user_reads import folders_beside, used_by_user_code
 from align_lab.value_checks import ConfigError
 
 

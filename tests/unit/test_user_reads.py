@@ -176,7 +176,7 @@ def test_a_variable_the_run_sets_as_it_goes_is_read_as_it_was_before(user_module
     align_lab calls, were said changed on every resume of a reward that starts a command (a fresh process
     has them unset); a variable the user's code reads that the run set, likewise. A change by anyone else
     (the user's shell, a test's monkeypatch) is what it is."""
-    from align_lab.user_reads import env_digest, environment_digests
+    from align_lab.user_environ import env_digest, environment_digests
 
     monkeypatch.delenv("SET_BY_RUN10", raising=False)
     monkeypatch.setenv("SET_BY_USER10", "a")
@@ -190,4 +190,7 @@ def test_a_variable_the_run_sets_as_it_goes_is_read_as_it_was_before(user_module
     assert "SET_BY_RUN10" not in environment_digests()
     monkeypatch.setenv("SET_BY_USER10", "b")
     assert environment_digests()["SET_BY_USER10"] != before["SET_BY_USER10"]
+    monkeypatch.setenv("WINDOW_SIZE", "10")  # not the shell's $WINDOW (tenth hunt: a prefix hid it)
+    monkeypatch.setenv("TERM", "xterm")
+    assert "WINDOW_SIZE" in environment_digests() and "TERM" not in environment_digests()
     monkeypatch.delenv("SET_BY_RUN10")
