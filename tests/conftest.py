@@ -301,3 +301,23 @@ def two_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _own_user_reads():
+    """What align_lab/user_reads.py and user_environ.py noted of the user's code during a test is that
+    test's: the notes are a process's (as sys.modules), and a test worker runs many tests, whose files,
+    folders and variables (a name relative to a folder a test chdir'd into) a later test's resume would
+    check."""
+    from align_lab import user_environ, user_reads
+
+    notes = [user_reads._OPENED, user_reads._LISTED, user_reads._RELATIVE, user_reads._WRITTEN]
+    notes += [user_reads._USER_CHDIR, user_environ._READ_ENV, user_environ._WHOLE_ENV, user_environ._RUN_SET]
+    before = [copy.copy(n) for n in notes]
+    yield
+    for note, was in zip(notes, before, strict=True):
+        note.clear()
+        if isinstance(note, dict):
+            note.update(was)
+        else:
+            note.extend(was)
