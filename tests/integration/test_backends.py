@@ -49,6 +49,8 @@ def test_deepspeed_zero_run_completes_and_its_first_step_equals_the_torch_backen
 ):
     reference = _torch_rows(algo, tmp_path_factory, cache_dir)
     overrides = [f"algo={algo}", *STEPS, "hardware.backend=deepspeed", f"hardware.zero_stage={stage}"]
+    import deepspeed  # noqa: F401  its import sets PYTORCH_NVML_BASED_CUDA_CHECK once a process: no engine's
+
     environment = dict(os.environ)
     summary = run_in_process(overrides, tmp_path, cache_dir)
     assert summary["status"] == "completed"
