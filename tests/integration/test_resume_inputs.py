@@ -65,13 +65,11 @@ def admit(keys, run_dir, cache_dir, *more):
     return admit_spec(spec_from_config(cfg, names), run_dir)
 
 
-@pytest.fixture(scope="module")
-def stopped(world, tmp_path_factory, cache_dir):
-    """The run of `world` died after its step-2 checkpoint (it checkpoints every step)."""
+def stop_after_step_2(keys, run_dir, cache_dir) -> None:
+    """Runs `keys` into run_dir until it dies after its step-2 checkpoint (it checkpoints every step)."""
     from align_lab.run.execute import run
     from align_lab.tracking import JsonlTracker
 
-    run_dir = tmp_path_factory.mktemp("stopped") / "run"
     original = JsonlTracker.log
 
     def log_then_die(self, metrics, step):
@@ -82,9 +80,16 @@ def stopped(world, tmp_path_factory, cache_dir):
     JsonlTracker.log = log_then_die
     try:
         with pytest.raises(Interrupt):
-            run(admit(world[1], run_dir, cache_dir))
+            run(admit(keys, run_dir, cache_dir))
     finally:
         JsonlTracker.log = original
+
+
+@pytest.fixture(scope="module")
+def stopped(world, tmp_path_factory, cache_dir):
+    """The run of `world` died after its step-2 checkpoint (it checkpoints every step)."""
+    run_dir = tmp_path_factory.mktemp("stopped") / "run"
+    stop_after_step_2(world[1], run_dir, cache_dir)
     return run_dir
 
 
@@ -248,8 +253,6 @@ def test_what_your_code_uses_at_run_time_is_checked_on_resume(world, cache_dir, 
     JSON of settings, or runs a helper file with runpy: which no config value names and no import shows.
     Edited between a kill and the same command, the run resumed on a reward 10x the first in silence.
     Each checkpoint keeps the user's modules imported and the files its code opened (user_code.py)."""
-    from align_lab.run.execute import run
-    from align_lab.tracking import JsonlTracker
 
     home, keys = world
     source, used, said = USED[way]
@@ -260,19 +263,7 @@ def test_what_your_code_uses_at_run_time_is_checked_on_resume(world, cache_dir, 
     (home / f"{module}.py").write_text(source)
     keys = [k for k in keys if not k.startswith("reward.path=")] + [f"reward.path={module}:score"]
     run_dir = tmp_path / "run"
-    original = JsonlTracker.log
-
-    def log_then_die(self, metrics, step):
-        original(self, metrics, step)
-        if step == 3:
-            raise Interrupt
-
-    JsonlTracker.log = log_then_die
-    try:
-        with pytest.raises(Interrupt):
-            run(admit(keys, run_dir, cache_dir))
-    finally:
-        JsonlTracker.log = original
+    stop_after_step_2(keys, run_dir, cache_dir)
     before = helper.read_text()
     helper.write_text(before.replace("1.0", "10.0"))
     with pytest.raises(ConfigError) as e:
@@ -288,8 +279,6 @@ def test_an_environment_variable_your_code_read_is_checked_on_resume(world, cach
     """Eighth hunt: a helper chosen by an environment variable (or a scale read from one), another value
     on resume: the run went on in silence. Each checkpoint keeps a digest of every variable the user's
     code read (never its value), set or not; a scheduler's own (SLURM_*) are not the user's settings."""
-    from align_lab.run.execute import run
-    from align_lab.tracking import JsonlTracker
 
     home, keys = world
     (home / "resume_inputs_env9.py").write_text(
@@ -300,21 +289,9 @@ def test_an_environment_variable_your_code_read_is_checked_on_resume(world, cach
     )
     keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_env9:score"]
     run_dir = tmp_path / "run"
-    original = JsonlTracker.log
-
-    def log_then_die(self, metrics, step):
-        original(self, metrics, step)
-        if step == 3:
-            raise Interrupt
-
     monkeypatch.setenv("SLURM_JOB_ID", "1")
     monkeypatch.delenv("RESUME_INPUTS_SCALE9", raising=False)
-    JsonlTracker.log = log_then_die
-    try:
-        with pytest.raises(Interrupt):
-            run(admit(keys, run_dir, cache_dir))
-    finally:
-        JsonlTracker.log = original
+    stop_after_step_2(keys, run_dir, cache_dir)
     monkeypatch.setenv("SLURM_JOB_ID", "2")  # a requeue's: resumes
     assert admit(keys, run_dir, cache_dir).changed_inputs == {}
     monkeypatch.setenv("RESUME_INPUTS_SCALE9", "10")
@@ -335,8 +312,6 @@ def test_a_file_beside_your_code_that_changed_is_a_warning_on_resume(world, cach
     """Ninth hunt: a reward whose weight is `os.path.exists(flag)` (no open: nothing to digest), the
     flag created between a kill and the same command, resumed in silence. The checkpoint keeps the files
     beside the user's code (user_folders.py): the resume says which changed, and goes on."""
-    from align_lab.run.execute import run
-    from align_lab.tracking import JsonlTracker
 
     home, keys = world
     (home / "resume_inputs_flag9.py").write_text(
@@ -346,19 +321,7 @@ def test_a_file_beside_your_code_that_changed_is_a_warning_on_resume(world, cach
     )
     keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_flag9:score"]
     run_dir = tmp_path / "run"
-    original = JsonlTracker.log
-
-    def log_then_die(self, metrics, step):
-        original(self, metrics, step)
-        if step == 3:
-            raise Interrupt
-
-    JsonlTracker.log = log_then_die
-    try:
-        with pytest.raises(Interrupt):
-            run(admit(keys, run_dir, cache_dir))
-    finally:
-        JsonlTracker.log = original
+    stop_after_step_2(keys, run_dir, cache_dir)
     caplog.clear()
     assert admit(keys, run_dir, cache_dir).changed_inputs == {}
     assert "files beside your code" not in caplog.text  # nothing changed: no line
@@ -380,8 +343,6 @@ def test_a_variable_a_command_may_read_is_a_warning_on_resume(
     and one summing every variable W9_*, resumed with W9S=10: in silence. Where the user's code started a
     command or read the whole environment, the checkpoint keeps every variable's digest, and the resume
     names those that changed (a warning: which the command reads is unknown)."""
-    from align_lab.run.execute import run
-    from align_lab.tracking import JsonlTracker
 
     home, keys = world
     (home / "resume_inputs_sub9.py").write_text(
@@ -391,20 +352,8 @@ def test_a_variable_a_command_may_read_is_a_warning_on_resume(
     )
     keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_sub9:score"]
     run_dir = tmp_path / "run"
-    original = JsonlTracker.log
-
-    def log_then_die(self, metrics, step):
-        original(self, metrics, step)
-        if step == 3:
-            raise Interrupt
-
     monkeypatch.delenv("W9S", raising=False)
-    JsonlTracker.log = log_then_die
-    try:
-        with pytest.raises(Interrupt):
-            run(admit(keys, run_dir, cache_dir))
-    finally:
-        JsonlTracker.log = original
+    stop_after_step_2(keys, run_dir, cache_dir)
     monkeypatch.setenv("SSH_TTY", "/dev/pts/9")  # another shell's own: no line
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="align_lab"):
