@@ -6,11 +6,14 @@ align_lab cannot tell whether the code reads them. Standard library only."""
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Iterable
 
 SKIPPED = (".pyc", ".out", ".err", ".log", ".swp", "~")  # logs a job writes beside its code, editors' files
 MAX_FILES = 2000  # a folder with more (a home folder, a dataset's) is not listed at each checkpoint
+NOT_WATCHED = ("/proc", "/sys", "/dev", "/usr", "/bin", "/lib", "/etc", "/sbin", "/opt", "/var")
+_NAMED: dict[tuple, list[str]] = {}  # (module file, size, mtime_ns, skip) -> the folders it names
 
 
 def snapshot(folders: Iterable[str], written: Iterable[str] = ()) -> dict[str, dict[str, list[int] | None]]:
@@ -37,6 +40,53 @@ def snapshot(folders: Iterable[str], written: Iterable[str] = ()) -> dict[str, d
         except OSError:
             continue
     return found
+
+
+def named_folders(modules: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
+    """The folders the user's modules name in their string constants: a constant that names an existing
+    file (absolute, or relative to its module's folder or the working folder) gives the file's folder, one
+    that names a folder gives that folder (tenth hunt: a parquet file pyarrow reads in C++, kept one folder
+    away from the code, edited between a kill and the resume, went on in silence). Not a top-level folder
+    (/, /tmp, a home folder's parent), the system's, nor those under `skip` (installed code)."""
+    found: list[str] = []
+    for module in modules:
+        try:
+            stat = os.stat(module)
+        except OSError:
+            continue
+        skipped = tuple(os.path.abspath(s) for s in skip)
+        key = (os.path.abspath(module), stat.st_size, stat.st_mtime_ns, skipped, os.getcwd())
+        if key not in _NAMED:
+            _NAMED[key] = _folders_named(module, skipped)
+        found += _NAMED[key]
+    return found
+
+
+def _folders_named(module: str, skip: tuple[str, ...]) -> list[str]:
+    try:
+        with open(module, "rb") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    bases = (os.path.dirname(os.path.abspath(module)), os.getcwd())
+    folders = set()
+    for node in ast.walk(tree):
+        text = node.value if isinstance(node, ast.Constant) else None
+        if not isinstance(text, str) or not 0 < len(text) < 1024 or "\n" in text or "\0" in text:
+            continue
+        for path in [text] if os.path.isabs(text) else [os.path.join(b, text) for b in bases]:
+            path = os.path.abspath(path)
+            folder = path if os.path.isdir(path) else os.path.dirname(path) if os.path.isfile(path) else None
+            if folder and _watchable(folder, skip):
+                folders.add(folder)
+    return sorted(folders)
+
+
+def _watchable(folder: str, skip: tuple[str, ...]) -> bool:
+    parts = folder.strip(os.sep).split(os.sep)
+    if len(parts) < 2 or not parts[0] or "site-packages" in parts or "dist-packages" in parts:
+        return False
+    return not any(folder == s or folder.startswith(s.rstrip(os.sep) + os.sep) for s in NOT_WATCHED + skip)
 
 
 def _size_and_time(entry: os.DirEntry, written: set[str], streams: set) -> list[int] | None:

@@ -12,9 +12,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from align_lab.user_code import INSTALLED, file_digest, imported_modules
+from align_lab.user_code import INSTALLED, PACKAGE, file_digest, imported_modules
 from align_lab.user_environ import env_digest, install, note_command, read_by_name, users_call
-from align_lab.user_folders import snapshot
+from align_lab.user_folders import named_folders, snapshot
 
 _OPENED: dict[str, str] = {}  # a file the user's code read (abspath, a link kept a link) -> its kind
 _LISTED: dict[str, None] = {}  # folders the user's code listed
@@ -125,12 +125,13 @@ def used_by_user_code() -> dict[str, dict]:
 
 def folders_beside(used: dict[str, dict]) -> dict:
     """user_folders.snapshot of the folders of what the user's code used (`used`: used_by_user_code),
-    its modules' and the files it read, and of the folders it listed."""
+    its modules' and the files it read, of the folders it listed and of those its modules name."""
     files = [v["file"] for k, v in used.items() if not k.startswith(("env ", "folder "))]
     folders = [os.path.dirname(f) for f in files] + [
         v["file"] for k, v in used.items() if k.startswith("folder ")
     ]
-    return snapshot(folders, _WRITTEN)
+    modules = [v["file"] for k, v in used.items() if k.startswith("module ") and v["file"].endswith(".py")]
+    return snapshot(folders + named_folders(modules, [*map(str, INSTALLED), str(PACKAGE)]), _WRITTEN)
 
 
 def where_now(record: dict) -> str:

@@ -143,8 +143,8 @@ def run(job: Job) -> dict:
     slurm = hw.slurm_task()
     if slurm is not None and slurm.rank != 0:  # a run across nodes: rank 0 writes the run folder
         share = ShareOfRun(spec, run_dir, slurm.local_rank)
-        serve(share, Group(slurm.rank, slurm.size), partial(join_slurm, slurm, hw.device))
-        return {"status": "completed", "rank": slurm.rank}
+        status = serve(share, Group(slurm.rank, slurm.size), partial(join_slurm, slurm, hw.device))
+        return {"status": status, "rank": slurm.rank}
     hw.use(slurm.local_rank if slurm else 0, getattr(spec.model, "max_threads", None))
     kept = folder.kept()  # what a refused resume leaves as it found it
     identity = run_identity(spec)  # inside every checkpoint, checked on resume (admission)

@@ -12,7 +12,7 @@ import torch
 from align_lab.config import ConfigError
 from align_lab.run.resources import ResourcePolicy, threads_given
 from align_lab.train.backend import Backend
-from align_lab.train.distributed import SlurmWorld, slurm_world
+from align_lab.train.slurm_world import SlurmWorld, slurm_world
 from align_lab.train.memory import default_budget
 from align_lab.value_checks import check
 

@@ -289,7 +289,7 @@ def local_rank(rank: int, env: dict[str, str] | os._Environ, cuda_device: int | 
     of one node). Never the global rank of a run across nodes (rank 9 on an 8-GPU node)."""
     if cuda_device is not None:
         return cuda_device
-    from align_lab.train.distributed import slurm_world
+    from align_lab.train.slurm_world import slurm_world
 
     world = slurm_world(env)
     return world.local_rank if world is not None and world.size > 1 else rank

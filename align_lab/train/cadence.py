@@ -7,6 +7,7 @@ from align_lab.cache import default_cache_dir
 from align_lab.rollout.base import weights_version
 from align_lab.tracking.samples import cap_texts
 from align_lab.train.context import Context
+from align_lab.train.preemption import RankStopped
 from align_lab.train.resume import checkpoint
 from align_lab.train.rng import every_rank, rng_state
 from align_lab.train.roofline import observe, run_means
@@ -82,11 +83,15 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
     if saved:
         checkpoint(ctx, named, algo, done)
     save = (lambda: None) if saved else lambda: checkpoint(ctx, named, algo, done)  # noqa: E731
-    if backend.every_rank_saves(ctx.group):  # the scheduler's signal reaches the main process only
-        if ctx.group.from_main(ctx.preemption.stopping()) and not main:
+    # the scheduler's signal reaches the main process only: every rank learns at this step's end whether
+    # it stops the run, and none starts the next step (one that did scored it, and scored it again on
+    # resume: a reward with side effects saw it twice); a signal after this broadcast stops the next step
+    stop = ctx.group.from_main(ctx.preemption.stopping())
+    if stop and not main:
+        if backend.every_rank_saves(ctx.group):
             save()  # with the main process, which then stops the run
-            return evaluation
-    if main:
+        raise RankStopped(done)
+    if main and stop:
         # a USR2 during the step: checkpoint now, then let submitit requeue the job; a SIGTERM or
         # SIGINT: checkpoint now (whatever train.checkpoint_every says), then stop as interrupted
         ctx.preemption.after_step(save)

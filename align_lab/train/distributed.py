@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +30,9 @@ from typing import Protocol
 
 import torch
 from torch import Tensor
+
+from align_lab.train.preemption import RankStopped
+from align_lab.train.slurm_world import SlurmWorld
 
 log = logging.getLogger("align_lab")
 
@@ -120,46 +122,6 @@ def row_seeds(seed: int, step: int, first_row: int, n_rows: int) -> list[int]:
     ]
 
 
-@dataclass(frozen=True)
-class SlurmWorld:
-    """This Slurm task's place in a run across nodes: global `rank` of `size`, `local_rank` on its node
-    (its GPU), and where the ranks meet (rank 0's host, a TCP port)."""
-
-    rank: int
-    size: int
-    local_rank: int
-    master_addr: str
-    port: int
-
-
-def slurm_world(env: Mapping[str, str]) -> SlurmWorld | None:
-    """Rank SLURM_PROCID of SLURM_NTASKS, meeting at the first host of SLURM_JOB_NODELIST (where srun
-    puts task 0) on MASTER_PORT, else a port drawn from SLURM_JOB_ID (every task of the job, and the
-    job after a requeue, draws the same one); None outside a Slurm task."""
-    if "SLURM_PROCID" not in env or "SLURM_NTASKS" not in env:
-        return None
-    port = env.get("MASTER_PORT") or 10_000 + int(env.get("SLURM_JOB_ID", "0")) % 20_000
-    return SlurmWorld(
-        rank=int(env["SLURM_PROCID"]),
-        size=int(env["SLURM_NTASKS"]),
-        local_rank=int(env.get("SLURM_LOCALID", "0")),
-        master_addr=first_host(env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST", "localhost")),
-        port=int(port),
-    )
-
-
-def first_host(nodelist: str) -> str:
-    """The first host of a Slurm host list: "gpu[07-09,12],cpu3" -> "gpu07" (what
-    `scontrol show hostnames` prints first)."""
-    depth = 0
-    for i, char in enumerate(nodelist):
-        depth += (char == "[") - (char == "]")
-        if char == "," and depth == 0:
-            nodelist = nodelist[:i]
-            break
-    return re.sub(r"\[([^\]]*)\]", lambda m: re.split(r"[-,]", m.group(1))[0], nodelist)
-
-
 # ---- starting and stopping the ranks of a run -------------------------------------------------------
 # a run across nodes: the other ranks wait this long for rank 0 to build the shared stages
 STAGES_WAIT = timedelta(days=7)
@@ -246,10 +208,14 @@ class RankJob(Protocol):
     def release(self) -> None: ...
 
 
-def serve(job: RankJob, group: Group, connect: Callable[[], None]) -> None:
-    """A rank other than 0 (spawned here, or a Slurm task of its own): its share, then leave the group."""
-    job.run(group, connect)
-    leave(job.release)
+def serve(job: RankJob, group: Group, connect: Callable[[], None]) -> str:
+    """A rank other than 0 (spawned here, or a Slurm task of its own): its share, then leave the group;
+    "stopped" where rank 0 stopped the run (no barrier then: rank 0 ends the group)."""
+    try:
+        job.run(group, connect)
+    except RankStopped:
+        return job.release() or "stopped"
+    return leave(job.release) or "completed"
 
 
 def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> None:

@@ -71,6 +71,15 @@ class Preemption:
         raise Preempted(message)
 
 
+class RankStopped(Exception):
+    """On a rank other than 0: rank 0 checkpoints the step that just ended (`step`) and stops the run (a
+    signal reached it); this rank's share ends there, and rank 0 says so."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(f"rank 0 stops the run after step {step}")
+        self.step = step
+
+
 class Interrupted(BaseException):
     """SIGTERM or SIGINT (Ctrl-C) stopped the run; it resumes from its last checkpoint when rerun. A
     BaseException, as KeyboardInterrupt is: an `except Exception` around user code (an environment, a

@@ -336,6 +336,33 @@ def test_a_file_beside_your_code_that_changed_is_a_warning_on_resume(world, cach
     assert f"{home / 'flag9'} (new)" in caplog.text
 
 
+def test_a_file_in_a_folder_your_code_names_that_changed_is_a_warning_on_resume(
+    world, cache_dir, tmp_path, caplog
+):
+    """Tenth hunt: a reward reading `pd.read_parquet("<elsewhere>/w.parquet")` (pyarrow reads it in C++:
+    no open for the audit hook), kept in another folder than the code, edited between a kill and the same
+    command: resumed in silence. The folders a user's module names in its strings are watched too."""
+    pd = pytest.importorskip("pandas")
+    home, keys = world
+    data = tmp_path / "wdata"
+    data.mkdir()
+    pd.DataFrame({"W": [1.0]}).to_parquet(data / "w.parquet")
+    (home / "resume_inputs_pq10.py").write_text(
+        "import pandas as pd\n\n\ndef score(prompts, responses):\n"
+        f"    w = float(pd.read_parquet({str(data / 'w.parquet')!r})['W'][0])\n"
+        "    return [w * len(r) / 10 for r in responses]\n"
+    )
+    keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_pq10:score"]
+    run_dir = tmp_path / "run"
+    stop_after_step_2(keys, run_dir, cache_dir)
+    pd.DataFrame({"W": [10.0]}).to_parquet(data / "w.parquet")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        assert admit(keys, run_dir, cache_dir).changed_inputs == {}  # a warning, not a refusal
+    assert f"files beside your code changed since the checkpoint in {run_dir / 'checkpoints'}" in caplog.text
+    assert f"{data / 'w.parquet'} (changed)" in caplog.text
+
+
 def test_a_variable_a_command_may_read_is_a_warning_on_resume(
     world, cache_dir, tmp_path, caplog, monkeypatch
 ):

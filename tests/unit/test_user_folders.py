@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from align_lab.user_folders import MAX_FILES, beside_warning, changed_beside, snapshot
+from align_lab.user_folders import MAX_FILES, beside_warning, changed_beside, named_folders, snapshot
 
 
 def test_a_file_changed_new_or_gone_beside_the_code_is_named(tmp_path):
@@ -57,3 +57,31 @@ def test_the_processs_own_output_redirected_beside_the_code_is_no_input(tmp_path
         subprocess.run([sys.executable, "-c", code], stdout=out, stderr=subprocess.STDOUT, check=True)
     saved = json.loads((tmp_path / "run.txt").read_text())[str(tmp_path)]
     assert saved["run.txt"] is None and saved["data.json"] is not None
+
+
+def test_the_folders_a_module_names_in_its_strings_are_watched(tmp_path, monkeypatch):
+    """Tenth hunt: a reward read `pd.read_parquet("/tmp/hunt10/wdata/w.parquet")` (pyarrow's C++ reader,
+    unseen by the audit hook) one folder away from the code; edited between a kill and the resume, the
+    run went on in silence. The folder a string constant names (a file's folder, or a folder) is watched:
+    absolute, relative to the module or to the working folder; never a top-level or system folder."""
+    code, data, cwd_data = tmp_path / "code", tmp_path / "wdata", tmp_path / "here" / "d"
+    for folder in (code, data, cwd_data):
+        folder.mkdir(parents=True)
+    (data / "w.parquet").write_bytes(b"PAR1")
+    (cwd_data / "x.csv").write_text("1")
+    (code / "near.json").write_text("{}")
+    module = code / "rpq.py"
+    module.write_text(
+        "import pandas as pd\n"
+        f"W = {str(data / 'w.parquet')!r}\n"
+        "X, NEAR, TOP = 'd/x.csv', 'near.json', '/tmp'\n"
+        "MODE, ETC = 'r', '/etc/hostname'\n"
+        "def score(p, r):\n    return [float(pd.read_parquet(W)['W'][0])] * len(r)\n"
+    )
+    monkeypatch.chdir(tmp_path / "here")
+    assert named_folders([str(module)]) == sorted([str(code), str(data), str(cwd_data)])
+    assert named_folders([str(module)], skip=[str(tmp_path)]) == []  # installed code's folders
+    assert named_folders([str(tmp_path / "gone.py")]) == []
+    saved = snapshot(named_folders([str(module)]))
+    (data / "w.parquet").write_bytes(b"PAR1 W=10")
+    assert changed_beside(saved, snapshot(saved)) == [f"{data}/w.parquet (changed)"]

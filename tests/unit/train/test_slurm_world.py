@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from align_lab.train.distributed import SlurmWorld, first_host, slurm_world
+from align_lab.train.slurm_world import SlurmWorld, first_host, slurm_world
 
 # what srun sets in task 3 of `sbatch --nodes=2 --ntasks-per-node=2` on gpu[07-08], job 4242
 TASK_3 = {
