@@ -110,6 +110,7 @@ class Interruption:
     def __enter__(self) -> Interruption:
         self.previous = {}
         self.pid = os.getpid()
+        self.sigint_ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # `nohup ... &`, a daemon
         if threading.current_thread() is threading.main_thread():
             for name in self.SIGNALS:
                 current = signal.getsignal(getattr(signal, name))
@@ -140,6 +141,7 @@ class Interruption:
     def __exit__(self, exc_type, exc, tb) -> None:
         for name, handler in self.previous.items():
             signal.signal(getattr(signal, name), handler)
-        if isinstance(exc, KeyboardInterrupt) and "SIGINT" in self.previous:
-            # no SIGINT came (ours raises Interrupted): code of the run raised it (seventh hunt)
+        if isinstance(exc, KeyboardInterrupt) and ("SIGINT" in self.previous or self.sigint_ignored):
+            # no SIGINT came (ours raises Interrupted; an ignored one raises nothing): code of the run
+            # raised it (seventh hunt; a run started in the background, SIGINT ignored, said "SIGINT")
             exc.raised_by_code = True

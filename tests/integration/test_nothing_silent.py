@@ -4,6 +4,9 @@ refused) in one line naming the key, through the real run entry on the toy world
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -252,18 +255,29 @@ def test_a_reward_function_that_calls_sys_exit_stops_the_run_in_one_line_not_rc_
 
 
 @pytest.mark.fast
-def test_a_keyboard_interrupt_raised_by_a_reward_is_named_where_not_read_as_sigint(tmp_path, cache_dir):
+@pytest.mark.parametrize("sigint", [signal.SIG_DFL, signal.SIG_IGN], ids=["terminal", "background"])
+def test_a_keyboard_interrupt_raised_by_a_reward_is_named_where_not_read_as_sigint(
+    tmp_path, cache_dir, sigint
+):
     """Issue 73 seventh hunt: a reward raising KeyboardInterrupt (no signal sent) said `interrupted by
     SIGINT`, rc 130, summary interrupted; the run's SIGINT handler raises Interrupted, so a
     KeyboardInterrupt that reaches the run was raised by code. On the command line, where the run's
-    process installs its handlers (a test worker's thread cannot)."""
-    from tests.conftest import SMALL, run_cli
+    process installs its handlers (a test worker's thread cannot); started from a terminal, and in the
+    background (`cmd &`, nohup: SIGINT ignored, no handler of the run's), which still said SIGINT."""
+    from tests.conftest import SMALL
 
     (tmp_path / "stopping_reward.py").write_text(STOPPING_REWARD.format(raised="KeyboardInterrupt"))
     run_dir = tmp_path / "run"
     small = [a for a in SMALL if not a.startswith("reward.")]
     args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
-    result = run_cli([*args, "reward.path=stopping_reward:score"], cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "align_lab", *args, "reward.path=stopping_reward:score"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
     assert line.startswith(
