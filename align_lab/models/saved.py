@@ -197,3 +197,28 @@ def check_loaded(model, info: dict, path: str, key: str = "model.name_or_path") 
                 f"{key}={path}: its weight {name} holds {int((~weight.isfinite()).sum())} non-finite values "
                 "(NaN or inf); the model cannot be used: save it again from a model whose weights are finite"
             )
+    if (problem := output_problem(model)) is not None:
+        raise ConfigError(
+            f"{key}={path}: {problem}; save it again from a model that generates, or pass another"
+        )
+
+
+def output_problem(model) -> str | None:
+    """What is wrong with a causal LM's next-token logits on 8 tokens, or None: not finite, or every token's
+    logit equal at every place (eleventh hunt: a teacher saved with all-zero weights, or with weights
+    scaled by 1e30, teaches a uniform distribution; a policy so saved trains on no signal, both in
+    silence). One forward of 8 tokens, no gradient."""
+    import torch
+
+    size = model.get_input_embeddings().weight.shape[0]
+    ids = torch.arange(1, 9).remainder(size).unsqueeze(0)  # (1, 8)
+    with torch.no_grad():
+        logits = model(input_ids=ids.to(model.device)).logits.float()  # (1, 8, V)
+    if not logits.isfinite().all():
+        return "its next-token logits are not finite (NaN or inf) on 8 tokens, though its weights are"
+    if (logits.std(dim=-1) == 0).all():
+        return (
+            "its next-token logits are equal for every token at every place of 8 tokens (a uniform "
+            "distribution, whatever the input: weights all zero, or scaled past what its norms keep)"
+        )
+    return None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from align_lab.rewards import reward_models
+from align_lab.user_probes import loaded, scored_batch
 from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line
 
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
@@ -46,16 +47,23 @@ class FunctionReward:
 
     def __post_init__(self) -> None:
         self._fn = load_callable(self.path)
+        loaded(f"reward.path={self.path}", self._scores)  # a resume asks it again (user_probes.py)
+
+    def _scores(self, prompts: list[str], responses: list[str]) -> list[float]:
+        try:
+            scores = self._fn(prompts, responses)
+        except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
+            raise RewardError(f"reward.path={self.path}: raised {one_line(e)}") from None
+        return checked_scores(scores, len(prompts), f"reward.path={self.path}").tolist()
 
     def scorer(self, stages):
         raw = stages.raw_prompt
 
         def score(prompts, responses, finished):
-            try:
-                scores = self._fn([raw(p) for p in prompts], list(responses))
-            except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
-                raise RewardError(f"reward.path={self.path}: raised {one_line(e)}") from None
-            return checked_scores(scores, len(prompts), f"reward.path={self.path}")  # (B,)
+            texts, responses = [raw(p) for p in prompts], list(responses)
+            scores = self._scores(texts, responses)
+            scored_batch(f"reward.path={self.path}", (texts, responses), scores)  # kept in each checkpoint
+            return torch.tensor(scores, dtype=torch.float32)  # (B,)
 
         return score
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from align_lab.rewards.function import RewardError, checked_scores
+from align_lab.user_probes import loaded, scored_batch
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
@@ -40,6 +41,7 @@ class RemoteReward:
             raise ValueError(f"retries={self.retries}: must be >= 0")
         if self.backoff_s < 0:
             raise ValueError(f"backoff_s={self.backoff_s}: must be >= 0")
+        loaded(f"reward.url={self.url}", self._scores)  # a resume asks the server again (user_probes.py)
 
     def check_reachable(self) -> None:
         """Before any compute: the server's host and port accept a connection (one line if not)."""
@@ -90,10 +92,15 @@ class RemoteReward:
         raw = stages.raw_prompt
 
         def score(prompts, responses, finished):
-            prompts = [raw(p) for p in prompts]
-            out = []
-            for i in range(0, len(prompts), self.batch_size):
-                out += self._post(prompts[i : i + self.batch_size], responses[i : i + self.batch_size])
+            prompts, responses = [raw(p) for p in prompts], list(responses)
+            out = self._scores(prompts, responses)
+            scored_batch(f"reward.url={self.url}", (prompts, responses), out)  # kept in each checkpoint
             return torch.tensor(out, dtype=torch.float32)  # (B,)
 
         return score
+
+    def _scores(self, prompts: list[str], responses: list[str]) -> list[float]:
+        out = []
+        for i in range(0, len(prompts), self.batch_size):
+            out += self._post(prompts[i : i + self.batch_size], responses[i : i + self.batch_size])
+        return out

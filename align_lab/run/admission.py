@@ -209,7 +209,7 @@ def admit_spec(spec, run_dir: Path, here: bool = True, segments: list[float] | N
     from align_lab.run.folder_checks import check_folder
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.spec import Job
-    from align_lab.run.teacher import check_not_its_own
+    from align_lab.run.teacher_run import check_not_its_own
     from align_lab.user_reads import watch
 
     watch()

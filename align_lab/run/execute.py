@@ -59,10 +59,14 @@ class ShareOfRun:
         self.spec.hardware.use(rank, getattr(self.spec.model, "max_threads", None))
         connect()
         quiet = progress_factory(enabled=False)
-        _, ctx, loop = build_run(
-            self.spec, self.run_dir, MultiTracker([]), quiet, Preemption(), rank=group.rank
-        )
-        loop(self.spec.algo, ctx)
+        # a scheduler's SIGTERM reaches every process of the run (scancel, a preemption): here too it
+        # stops the run at the step's end, with rank 0's checkpoint (eleventh hunt: this rank died of it)
+        with Interruption() as interruption:
+            preemption = Preemption(interruption=interruption).install()
+            _, ctx, loop = build_run(
+                self.spec, self.run_dir, MultiTracker([]), quiet, preemption, rank=group.rank
+            )
+            loop(self.spec.algo, ctx)
 
     def release(self) -> None:
         """What hangs off a run's process group, let go before the group is destroyed: the rollout

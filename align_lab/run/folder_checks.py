@@ -119,6 +119,7 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
 
     from align_lab.run.cross_checks import check_partitions
     from align_lab.run.inputs import modules_now
+    from align_lab.run.probe_check import check_probes
     from align_lab.run.summary import check_resume_config, run_identity
     from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
     from align_lab.train.resume import refuse_changed_hyperparameters
@@ -140,7 +141,8 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
             imported = {k: v for k, v in (state.get("imported") or {}).items() if not k.startswith("arg ")}
             if imported:
                 inputs, now = {**(inputs or {}), **imported}, {**now, **modules_now(imported)}
-            changed = check_inputs(inputs, now, ckpt, spec.config.get("resume_changed_inputs"))
+            go_on = spec.config.get("resume_changed_inputs")  # and the scorers' answers (user_probes.py)
+            changed = check_inputs(inputs, now, ckpt, go_on) or check_probes(state.get("probes"), ckpt, go_on)
             warn_beside(state.get("beside"), inputs or {}, ckpt)
             warn_environment(state.get("environment"), imported or {}, ckpt)
             check_steps(spec.train.steps, checkpoint_step(ckpt), ckpt)

@@ -12,8 +12,8 @@ import torch
 from align_lab.config import ConfigError
 from align_lab.run.resources import ResourcePolicy, threads_given
 from align_lab.train.backend import Backend
-from align_lab.train.slurm_world import SlurmWorld, slurm_world
 from align_lab.train.memory import default_budget
+from align_lab.train.slurm_world import SlurmWorld, slurm_world
 from align_lab.value_checks import check
 
 MAX_MEMORY_GB = 2**33  # GiB: 2^63 bytes, the most a budget in bytes (an int64) holds

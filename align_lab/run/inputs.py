@@ -94,7 +94,7 @@ def path_input(value: str) -> dict | None:
     save_pretrained or a run folder (its checkpoints, as a teacher is keyed: models/hf.py
     directory_fingerprint, big files by size and mtime); else None (any other folder is not read whole)."""
     from align_lab.models.saved import directory_fingerprint
-    from align_lab.run.teacher import run_checkpoints
+    from align_lab.run.teacher_run import run_checkpoints
     from align_lab.tasks.data_files import file_sha256
 
     path = Path(value).expanduser()

@@ -15,6 +15,7 @@ from align_lab.run.run_folder import SEGMENTS, RunFolder
 from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
 from align_lab.train.checkpoint_io import checkpoint_step
+from align_lab.user_probes import forget_scored
 from align_lab.user_reads import watch
 
 log = logging.getLogger("align_lab")
@@ -105,6 +106,7 @@ def begin(
     step 0 (its checkpoints deleted) counts no abandoned segment, and builds its stages afresh; one
     stopped before its first step counts its stopped segments (stopped_before_a_step)."""
     watch()  # what the user's code reads, kept in each checkpoint (user_reads.py): from admission on
+    forget_scored()  # the rows its scorers score, kept in each checkpoint (user_probes.py): this run's
     step = checkpoint_step(ckpt)
     resumed = step > 0
     before = job.segments if resumed or stopped_before_a_step(job) else []

@@ -11,102 +11,15 @@ import dataclasses
 from pathlib import Path
 
 from align_lab.config import ConfigError
-
-KEY = "algo.teacher"
-
-
-def run_checkpoints(path: str) -> Path | None:
-    """The checkpoints folder of a run folder `path` (it holds checkpoints/last), else None."""
-    folder = Path(path).expanduser() / "checkpoints"
-    return folder if (folder / "last").is_file() else None
-
-
-def is_run_folder(folder: Path) -> bool:
-    """A folder a run of align_lab's wrote (its summary.json, resolved config or checkpoints/)."""
-    from align_lab.folder import SUMMARY
-    from align_lab.run.run_folder import RESOLVED_CONFIG
-
-    return any((folder / name).exists() for name in (SUMMARY, RESOLVED_CONFIG, "checkpoints"))
-
-
-def is_run_checkpoints(folder: Path) -> bool:
-    """`folder` is the checkpoints/ of a run folder (it holds a pointer `last`, or sits in a folder with a
-    run's summary.json or resolved config)."""
-    from align_lab.folder import SUMMARY
-    from align_lab.run.run_folder import RESOLVED_CONFIG
-
-    beside = any((folder.parent / name).is_file() for name in (SUMMARY, RESOLVED_CONFIG))
-    return folder.name == "checkpoints" and (beside or (folder / "last").is_file())
-
-
-def check_not_its_own(spec, run_dir: Path) -> None:
-    """At admission: a distillation's teacher is not the run's own folder (hydra.run.dir), which holds no
-    finished run while the run trains in it."""
-    from align_lab.algorithms.signals import TeacherLogprobs, reads
-
-    path = spec.algo.teaching.teacher if reads(spec.algo, TeacherLogprobs) is not None else None
-    if path is not None and Path(path).expanduser().resolve() == Path(run_dir).resolve():
-        raise ConfigError(
-            f"{KEY}={path}: that is this run's own folder (hydra.run.dir); a run cannot be its own teacher: "
-            "name another, completed run"
-        )
-
-
-RETRAIN = "retrain the teacher in another folder, or choose another teacher"
-
-
-def summary_damage(path: Path) -> str | None:
-    """Why a summary.json that is there cannot be read as a run's (torn, not JSON, fields of other types),
-    or None (a sound one, or none at all)."""
-    from align_lab.folder import read_summary
-
-    if path.is_dir():  # eighth hunt: read as "it has no summary.json", a hint that could not work
-        return "a folder, not a file"
-    if not path.is_file():
-        return None
-    try:
-        read_summary(path)
-    except (OSError, ValueError) as e:
-        return str(e).splitlines()[0][:80] if str(e) else type(e).__name__
-    return None
-
-
-def finished_teacher(path: str) -> Path:
-    """The final checkpoint of a teacher given as a run folder, or one line naming the folder and what is
-    wrong with it: a run not completed (one still training would teach with whichever checkpoint it had
-    reached, and the same command later with another), no checkpoint, one missing or damaged. Never the
-    hint to delete its checkpoints: they are the teacher."""
-    from align_lab.run.run_folder import RunFolder
-    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file
-
-    folder = Path(path).expanduser()
-    summary = RunFolder(folder).read_summary()
-    status = summary.get("status")
-    damage = summary_damage(folder / "summary.json")
-    if damage is not None:  # present but unreadable: its own command refuses the folder as not a run's
-        raise ConfigError(
-            f"{KEY}={path}: its summary.json is damaged ({damage}), so whether the run completed is unknown; "
-            f"a teacher is a finished run: {RETRAIN}"
-        )
-    if status != "completed":
-        found = f"its summary.json says {status}" if status else "it has no summary.json"
-        raise ConfigError(
-            f"{KEY}={path}: that run has not completed ({found}); a teacher is a finished run: finish it "
-            "with its own command, or choose a completed run"
-        )
-    ckpt = folder / "checkpoints"
-    try:
-        file = checkpoint_file(ckpt, advice=f"the teacher's policy is lost with it: {RETRAIN}")
-    except CheckpointError as e:
-        raise ConfigError(f"{KEY}={path}: its final {e}") from None
-    if file is None:
-        deleted = "deleted" in str(summary.get("checkpoint", ""))
-        why = ": it completed with train.keep_checkpoint=false, which deletes it" if deleted else ""
-        raise ConfigError(
-            f"{KEY}={path}: that run folder has no checkpoint ({ckpt / 'last'} is missing{why}); a "
-            f"teacher's policy is its final checkpoint: {RETRAIN} (train.keep_checkpoint=true keeps it)"
-        )
-    return file
+from align_lab.run.teacher_run import (
+    KEY,
+    RETRAIN,
+    check_teacher_run,
+    finished_teacher,
+    is_run_checkpoints,
+    is_run_folder,
+    run_checkpoints,
+)
 
 
 def vocabulary_problem(teacher_vocab: dict | None, teacher_size: int, vocab: dict, size: int) -> str | None:
@@ -272,34 +185,6 @@ def check_teacher(spec) -> None:
         teacher = AutoTokenizer.from_pretrained(str(folder)).get_vocab()
         tokenizer = spec.model.load_tokenizer()
         check_vocabulary(teacher, len(teacher), tokenizer, len(tokenizer.get_vocab()))
-
-
-def check_teacher_run(spec, path: str, folder: Path) -> None:
-    """A teacher that is a run folder: finished, and of this run's model and task (the same tokens)."""
-    import yaml
-
-    from align_lab.run.run_folder import RESOLVED_CONFIG
-
-    finished_teacher(path)
-    saved = folder / RESOLVED_CONFIG  # what that run trained with (model presets applied)
-    theirs = (yaml.safe_load(saved.read_text()) if saved.is_file() else None) or {}
-    for group in ("model", "task"):
-        if group in theirs and theirs[group] != spec.config.get(group):
-            said = first_difference(group, theirs[group], spec.config.get(group))
-            raise ConfigError(
-                f"{KEY}={path}: that run's {said}: a teacher run's checkpoint is read into this run's "
-                f"{'model (its size too)' if group == 'model' else 'task (its tokens)'}; distil from a run "
-                f"of the same {group}, or from a model folder saved by save_pretrained"
-            )
-
-
-def first_difference(group: str, theirs, ours) -> str:
-    """`model.num_layers is 3, this run's 2`: the first key of `group` the two configs differ in."""
-    if isinstance(theirs, dict) and isinstance(ours, dict):
-        for key in sorted(set(theirs) | set(ours)):
-            if theirs.get(key) != ours.get(key):
-                return f"{group}.{key} is {theirs.get(key)!r}, this run's {ours.get(key)!r}"
-    return f"{group} is not this run's"
 
 
 def check_demonstrations(spec) -> None:

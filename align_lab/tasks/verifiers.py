@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable
 
 from align_lab.tasks.arith_word import NUMBER, final_number
+from align_lab.user_probes import loaded, scored_row
 from align_lab.value_checks import UserCodeError, one_line, user_score
 
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
@@ -183,11 +184,17 @@ def checker(name: str) -> Callable[[str, object, str], float]:
         return lambda response, gold, prompt: _math_verify(response, gold)
     function, where = _function(name), f"task.verifier={name}"
 
-    def yours(response: str, gold, prompt: str) -> float:
+    def judged(response: str, gold, prompt: str) -> float:
         try:
             score = function(response, gold, prompt)
         except Exception as e:  # one line naming the verifier (Interrupted is no Exception)
             raise UserCodeError(f"{where}: raised {one_line(e)}") from None
         return verdict(user_score(score, where), where)
 
+    def yours(response: str, gold, prompt: str) -> float:
+        score = judged(response, gold, prompt)
+        scored_row(where, (response, gold, prompt), score)  # kept in each checkpoint (user_probes.py)
+        return score
+
+    loaded(where, judged)  # a resume asks it again
     return yours

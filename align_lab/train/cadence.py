@@ -83,15 +83,16 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
     if saved:
         checkpoint(ctx, named, algo, done)
     save = (lambda: None) if saved else lambda: checkpoint(ctx, named, algo, done)  # noqa: E731
-    # the scheduler's signal reaches the main process only: every rank learns at this step's end whether
-    # it stops the run, and none starts the next step (one that did scored it, and scored it again on
-    # resume: a reward with side effects saw it twice); a signal after this broadcast stops the next step
-    stop = ctx.group.from_main(ctx.preemption.stopping())
+    # a signal may reach one process of the run or all (scancel): every rank learns at this step's end
+    # whether any did, and none starts the next step (one that did scored it, and scored it again on
+    # resume: a reward with side effects saw it twice); a signal after this stops the next step
+    stop = ctx.group.any(ctx.preemption.stopping())
     if stop and not main:
         if backend.every_rank_saves(ctx.group):
             save()  # with the main process, which then stops the run
         raise RankStopped(done)
     if main and stop:
+        ctx.preemption.stop_with_the_others()  # another rank's signal: this one stops as it would
         # a USR2 during the step: checkpoint now, then let submitit requeue the job; a SIGTERM or
         # SIGINT: checkpoint now (whatever train.checkpoint_every says), then stop as interrupted
         ctx.preemption.after_step(save)

@@ -31,7 +31,7 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from align_lab.train.preemption import RankStopped
+from align_lab.train.preemption import Interrupted, RankStopped
 from align_lab.train.slurm_world import SlurmWorld
 
 log = logging.getLogger("align_lab")
@@ -86,6 +86,16 @@ class Group:
 
         value = torch.tensor([int(flag)])
         dist.broadcast(value, 0)
+        return bool(value.item())
+
+    def any(self, flag: bool) -> bool:
+        """Whether `flag` holds on any rank, on every rank (a signal that reached one process of the run)."""
+        if self.size == 1:
+            return flag
+        import torch.distributed as dist
+
+        value = torch.tensor([int(flag)])
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item())
 
     def all_reduce_grads(self, parameters) -> None:
@@ -225,6 +235,9 @@ def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> Non
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         serve(job, Group(index + 1, size), partial(join, index + 1, size, port, device))
+    except Interrupted as e:  # a signal outside the steps: rank 0 says where the run stopped
+        sys.stderr.flush()
+        os._exit(e.exit_code)
     except BaseException:
         # said now: torch.multiprocessing keeps a worker's traceback until rank 0 joins it, and rank 0
         # may be waiting in a collective for this rank
@@ -274,11 +287,15 @@ def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None
                 workers.join(timeout=10)
             except mp.ProcessRaisedException as worker:
                 raise worker from e
+            except mp.ProcessExitedException as worker:  # a signal ended it: the run stopped, resumable
+                if worker.exit_code in (-signal.SIGTERM, 128 + signal.SIGTERM, -signal.SIGINT):
+                    raise Interrupted("SIGINT" if worker.exit_code == -signal.SIGINT else "SIGTERM") from None
+                raise
         raise
     finally:
         for process in workers.processes if workers is not None else []:
-            if process.is_alive():
-                process.terminate()
+            if process.is_alive():  # rank 0 stopped or failed: theirs is of no use (a SIGTERM would wait)
+                process.kill()
         job.release()
         if dist.is_initialized():
             dist.destroy_process_group()

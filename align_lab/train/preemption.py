@@ -51,6 +51,11 @@ class Preemption:
         """A USR2, SIGTERM or SIGINT arrived during the step: after_step checkpoints it and stops."""
         return self.requested is not None or getattr(self.interruption, "requested", None) is not None
 
+    def stop_with_the_others(self) -> None:
+        """Another process of the run got a SIGTERM (a rank other than 0): this one stops as if it had."""
+        if not self.stopping() and self.interruption is not None:
+            self.interruption.requested = "SIGTERM"
+
     def after_step(self, save: Callable[[], None]) -> None:
         """Saves a checkpoint and stops the run (USR2: passes the signal on), if a signal arrived during
         the step."""

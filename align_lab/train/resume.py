@@ -11,6 +11,7 @@ from align_lab.train.checkpoint_io import load_checkpoint, save_checkpoint
 from align_lab.train.context import Context
 from align_lab.train.rng import own_rng_state, rng_state, set_rng_state
 from align_lab.user_environ import whole_environment
+from align_lab.user_probes import probes
 from align_lab.user_reads import folders_beside, used_by_user_code
 from align_lab.value_checks import ConfigError
 
@@ -95,6 +96,7 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
                 "imported": used,  # the modules, files and variables the user's code used (user_reads.py)
                 "beside": folders_beside(used),  # the files beside them (user_folders.py): a resume's warning
                 "environment": whole_environment() if ctx.group.is_main else None,  # when it read them all
+                "probes": probes(),  # the user's scorers' last rows and scores, asked again on resume
                 "rng": rng_state(),
                 # every rank's, from the step's end (train/cadence.py); rank 0's is its own as now
                 "rng_ranks": [rng_state(), *ctx.ledger.rng_ranks[1:]] if ctx.ledger.rng_ranks else None,

@@ -28,7 +28,7 @@ def rank_drawing_reward(prompts: list[str], responses: list[str]) -> list[float]
     rank = dist.get_rank() if dist.is_initialized() else 0
     if rank > 0:
         torch.rand(1)
-    if os.environ.get(LOG):
+    if os.environ.get(LOG) and dist.is_initialized():  # not admission asking it again (user_probes.py)
         digest = int(torch.get_rng_state().double().mul(torch.arange(5056.0)).sum())
         with open(Path(os.environ[LOG]) / f"rank{rank}.txt", "a") as f:
             f.write(f"{digest}\n")

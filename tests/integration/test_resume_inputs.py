@@ -65,6 +65,13 @@ def admit(keys, run_dir, cache_dir, *more):
     return admit_spec(spec_from_config(cfg, names), run_dir)
 
 
+def refused_for_its_scores(keys, run_dir, cache_dir, path: str) -> None:
+    """A resume of a reward that scores its last rows otherwise now is refused naming it (user_probes.py):
+    whatever else a test checks of that resume comes with resume_changed_inputs=true."""
+    with pytest.raises(ConfigError, match=f"^resume_changed_inputs=false: reward.path={path} scores the "):
+        admit(keys, run_dir, cache_dir)
+
+
 def stop_after_step_2(keys, run_dir, cache_dir) -> None:
     """Runs `keys` into run_dir until it dies after its step-2 checkpoint (it checkpoints every step)."""
     from align_lab.run.execute import run
@@ -311,7 +318,8 @@ def test_an_environment_variable_your_code_read_is_checked_on_resume(world, cach
 def test_a_file_beside_your_code_that_changed_is_a_warning_on_resume(world, cache_dir, tmp_path, caplog):
     """Ninth hunt: a reward whose weight is `os.path.exists(flag)` (no open: nothing to digest), the
     flag created between a kill and the same command, resumed in silence. The checkpoint keeps the files
-    beside the user's code (user_folders.py): the resume says which changed, and goes on."""
+    beside the user's code (user_folders.py): the resume says which changed (since the eleventh hunt the
+    reward's other scores refuse it first: user_probes.py)."""
 
     home, keys = world
     (home / "resume_inputs_flag9.py").write_text(
@@ -326,9 +334,10 @@ def test_a_file_beside_your_code_that_changed_is_a_warning_on_resume(world, cach
     assert admit(keys, run_dir, cache_dir).changed_inputs == {}
     assert "files beside your code" not in caplog.text  # nothing changed: no line
     written_elsewhere(home / "flag9", "")
+    refused_for_its_scores(keys, run_dir, cache_dir, "resume_inputs_flag9:score")  # the eleventh hunt's probe
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="align_lab"):
-        assert admit(keys, run_dir, cache_dir).changed_inputs == {}  # a warning, not a refusal
+        admit(keys, run_dir, cache_dir, "resume_changed_inputs=true")  # and the folder's warning
     assert (
         f"files beside your code changed since the checkpoint in {run_dir / 'checkpoints'} was written: "
         in caplog.text
@@ -341,7 +350,8 @@ def test_a_file_in_a_folder_your_code_names_that_changed_is_a_warning_on_resume(
 ):
     """Tenth hunt: a reward reading `pd.read_parquet("<elsewhere>/w.parquet")` (pyarrow reads it in C++:
     no open for the audit hook), kept in another folder than the code, edited between a kill and the same
-    command: resumed in silence. The folders a user's module names in its strings are watched too."""
+    command: resumed in silence. The folders a user's module names in its strings are watched too (since
+    the eleventh hunt the reward's other scores refuse it first: user_probes.py)."""
     pd = pytest.importorskip("pandas")
     home, keys = world
     data = tmp_path / "wdata"
@@ -356,11 +366,51 @@ def test_a_file_in_a_folder_your_code_names_that_changed_is_a_warning_on_resume(
     run_dir = tmp_path / "run"
     stop_after_step_2(keys, run_dir, cache_dir)
     pd.DataFrame({"W": [10.0]}).to_parquet(data / "w.parquet")
+    refused_for_its_scores(keys, run_dir, cache_dir, "resume_inputs_pq10:score")  # the eleventh hunt's probe
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="align_lab"):
-        assert admit(keys, run_dir, cache_dir).changed_inputs == {}  # a warning, not a refusal
+        admit(keys, run_dir, cache_dir, "resume_changed_inputs=true")  # and the folder's warning
     assert f"files beside your code changed since the checkpoint in {run_dir / 'checkpoints'}" in caplog.text
     assert f"{data / 'w.parquet'} (changed)" in caplog.text
+
+
+@pytest.mark.parametrize("changed", [True, False], ids=["changed", "unchanged"])
+def test_a_reward_that_scores_its_last_rows_otherwise_on_resume_is_refused(
+    world, cache_dir, tmp_path, changed
+):
+    """Eleventh hunt: a reward reading a parquet file (pyarrow, in C) at a path it builds from pieces,
+    `Path(__file__).parent.parent / "wdata" / "w.parquet"`, edited between a kill and the same command:
+    resumed in silence (no open for the audit hook, no string naming the folder). Each checkpoint keeps the
+    rows the reward scored last and their scores, and a resume asks it again (user_probes.py): other
+    scores are refused in one line; the same scores resume."""
+    pd = pytest.importorskip("pandas")
+    home, keys = world
+    data = home.parent / "wdata"
+    data.mkdir(exist_ok=True)
+    pd.DataFrame({"W": [1.0]}).to_parquet(data / "w11.parquet")
+    (home / "resume_inputs_built11.py").write_text(
+        "from pathlib import Path\n\nimport pandas as pd\n\n\ndef score(prompts, responses):\n"
+        "    where = Path(__file__).resolve().parent.parent / 'wdata' / 'w11.parquet'\n"
+        "    w = float(pd.read_parquet(where)['W'][0])\n"
+        "    return [w * len(r) / 10 for r in responses]\n"
+    )
+    keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_built11:score"]
+    run_dir = tmp_path / "run"
+    stop_after_step_2(keys, run_dir, cache_dir)
+    before = files(run_dir)
+    if not changed:
+        assert admit(keys, run_dir, cache_dir).changed_inputs == {}
+        return
+    pd.DataFrame({"W": [10.0]}).to_parquet(data / "w11.parquet")
+    with pytest.raises(ConfigError) as e:
+        admit(keys, run_dir, cache_dir)
+    assert str(e.value).startswith(
+        "resume_changed_inputs=false: reward.path=resume_inputs_built11:score scores the responses it scored "
+        "last before the checkpoint otherwise now ("
+    ), str(e.value)
+    assert files(run_dir) == before  # nothing written
+    job = admit(keys, run_dir, cache_dir, "resume_changed_inputs=true")
+    assert list(job.changed_inputs) == ["scores reward.path=resume_inputs_built11:score"]
 
 
 def test_a_variable_a_command_may_read_is_a_warning_on_resume(
@@ -369,7 +419,8 @@ def test_a_variable_a_command_may_read_is_a_warning_on_resume(
     """Ninth hunt: a reward running `sh -c 'echo ${W9S:-1}'` (the command reads the variable it inherits)
     and one summing every variable W9_*, resumed with W9S=10: in silence. Where the user's code started a
     command or read the whole environment, the checkpoint keeps every variable's digest, and the resume
-    names those that changed (a warning: which the command reads is unknown)."""
+    names those that changed (a warning: which the command reads is unknown; since the eleventh hunt the
+    reward's other scores refuse it first: user_probes.py)."""
 
     home, keys = world
     (home / "resume_inputs_sub9.py").write_text(
@@ -387,9 +438,10 @@ def test_a_variable_a_command_may_read_is_a_warning_on_resume(
         admit(keys, run_dir, cache_dir)
     assert "environment variables changed" not in caplog.text
     monkeypatch.setenv("W9S", "10")
+    refused_for_its_scores(keys, run_dir, cache_dir, "resume_inputs_sub9:score")  # the eleventh hunt's probe
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="align_lab"):
-        assert admit(keys, run_dir, cache_dir).changed_inputs == {}
+        admit(keys, run_dir, cache_dir, "resume_changed_inputs=true")
     assert (
         f"environment variables changed since the checkpoint in {run_dir / 'checkpoints'} was written: $W9S;"
         in (caplog.text)

@@ -89,6 +89,30 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
             f"a teacher is a finished run: {RETRAIN}"
         ),
     ),
+    # eleventh hunt: a torn config.resolved.yaml was a 29-frame yaml.parser.ParserError; one deleted or a
+    # folder read as "its checkpoint's policy does not fit this run's model"
+    "config_torn": (
+        lambda t: (t / "config.resolved.yaml").write_text("model: [unclosed"),
+        lambda t: (
+            "that run's config.resolved.yaml is damaged (ParserError: while parsing a flow sequence), so "
+            "whether it trained this run's model and task is unknown; put it back, or distil from a model "
+            "folder saved by save_pretrained"
+        ),
+    ),
+    "config_gone": (
+        lambda t: (t / "config.resolved.yaml").unlink(),
+        lambda t: (
+            "that run's config.resolved.yaml is gone, so whether it trained this run's model and task is "
+            "unknown; put it back, or distil from a model folder saved by save_pretrained"
+        ),
+    ),
+    "config_folder": (
+        lambda t: ((t / "config.resolved.yaml").unlink(), (t / "config.resolved.yaml").mkdir()),
+        lambda t: (
+            "that run's config.resolved.yaml is a folder, not a file, so whether it trained this run's model "
+            "and task is unknown; put it back, or distil from a model folder saved by save_pretrained"
+        ),
+    ),
     "checkpoint_missing": (
         lambda t: state(t).unlink(),
         lambda t: (

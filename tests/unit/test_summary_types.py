@@ -36,7 +36,7 @@ def test_a_summary_with_fields_of_other_types_reads_as_a_torn_one(case, tmp_path
     from align_lab.results.runs import load_run
     from align_lab.run.folder_checks import check_folder
     from align_lab.run.run_folder import RunFolder
-    from align_lab.run.teacher import finished_teacher
+    from align_lab.run.teacher_run import finished_teacher
     from align_lab.study.status import folder_state
 
     def seen(text: str) -> tuple:

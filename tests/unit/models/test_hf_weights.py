@@ -158,3 +158,34 @@ def test_a_causal_lm_whose_weights_lack_a_tensor_is_refused_not_started_random(h
             f"{key}={folder}: its weight {gone} holds 1 non-finite values (NaN or inf); the model cannot be "
             "used: save it again from a model whose weights are finite"
         )
+
+
+@pytest.mark.parametrize("scale", [0.0, 1e30], ids=["zero", "huge"])
+def test_a_causal_lm_whose_logits_are_equal_for_every_token_is_refused(hf_assets, tmp_path, scale):
+    """Eleventh hunt: a teacher saved with every weight 0 (or its down_proj weights x1e30: finite, and its
+    logits come out equal) distilled the student towards a uniform distribution, and such a policy trained
+    on no signal, each with rc 0 ("the rewards gave no signal ... algo.lr" at most): one line at load."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from align_lab.models.hf import HFModel
+    from align_lab.run.teacher import load_given
+
+    folder = tmp_path / "flat"
+    shutil.copytree(hf_assets.policy, folder)
+    weights = load_file(folder / "model.safetensors")
+    if scale == 0.0:
+        weights = {k: v * 0.0 for k, v in weights.items()}
+    else:
+        weights = {k: v * scale if k.endswith("down_proj.weight") else v for k, v in weights.items()}
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    for load, key in (
+        (lambda: HFModel(name_or_path=str(folder)).init_policy(None), "model.name_or_path"),
+        (lambda: load_given(str(folder), None, None), "algo.teacher"),
+    ):
+        with pytest.raises(ConfigError) as e:
+            load()
+        assert str(e.value).startswith(f"{key}={folder}: its next-token logits are ") and "\n" not in str(
+            e.value
+        )

@@ -1,0 +1,58 @@
+"""A resume asks the user's scoring code again what it gave on the rows it scored last before the
+checkpoint (user_probes.py): other scores now mean something it reads changed, however it reads it (a
+file read in C, a path built from pieces, a variable a library reads, a server). Refused in one line like
+a changed input file (run/folder_checks.py check_inputs), unless resume_changed_inputs=true; a scorer
+that gives two answers to the same rows in a row cannot be checked so, and is said to be."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from align_lab.config import ConfigError
+from align_lab.user_probes import asked_again, same, shown
+from align_lab.value_checks import one_line
+
+log = logging.getLogger("align_lab")
+
+
+def check_probes(saved: dict | None, ckpt: Path, allow: bool = False) -> dict:
+    """{`scores <key>`: (then, now)} of each scorer whose scores of its saved rows changed, where
+    `allow`; else the first refused in one line. None saved (a checkpoint of before probes): nothing."""
+    changed = {}
+    for key, probe in (saved or {}).items():
+        now = _ask(key, probe, ckpt)
+        if now is None or same(now, probe["scores"]):
+            continue
+        if not same(_ask(key, probe, ckpt) or [], now):  # a scorer of its own randomness
+            log.warning(
+                f"align_lab: warning: {key} gave other scores to the same responses twice in a row, so a "
+                f"resume cannot tell whether what it reads changed since the checkpoint in {ckpt} was written"
+            )
+            continue
+        what = (
+            f"{key} scores the responses it scored last before the checkpoint otherwise now "
+            f"({shown(probe['scores'])} then, {shown(now)} now): something it reads (a file, a variable, "
+            "a server) changed"
+        )
+        if not allow:
+            raise ConfigError(
+                f"resume_changed_inputs=false: {what} since the checkpoint in {ckpt} was written, and a "
+                "resume would train one run on two rewards; put it back as it was, set "
+                "resume_changed_inputs=true to resume anyway, or choose another hydra.run.dir"
+            )
+        log.warning(f"align_lab: warning: resuming {ckpt} with {what}: resume_changed_inputs=true")
+        changed[f"scores {key}"] = ({"scores": shown(probe["scores"])}, {"scores": shown(now)})
+    return changed
+
+
+def _ask(key: str, probe: dict, ckpt: Path) -> list | None:
+    """The scorer's scores of the saved rows now; None where it is not loaded, or raised (said)."""
+    try:
+        return asked_again(key, probe)
+    except Exception as e:  # the user's code: a flaky server, a file now gone
+        log.warning(
+            f"align_lab: warning: {key} raised {one_line(e)} when asked again for the scores it gave before "
+            f"the checkpoint in {ckpt}, so whether what it reads changed is not checked"
+        )
+        return None

@@ -1,0 +1,82 @@
+"""What the user's scoring code gave on the rows it scored last, kept in each checkpoint and asked again on
+resume (run/folder_checks.py): a change in anything it reads is then seen by what it changes, its scores,
+however it reads it: a file read in C (pyarrow's parquet, sqlite), one whose path it builds from pieces or
+reads from another file, a variable a library reads for it (OmegaConf's oc.env, os.path.expandvars), a
+script it runs, a server (eleventh hunt: each of these, changed between a kill and the same command,
+resumed in silence). A reward function is asked its last call again whole (a score may depend on the
+batch: a rank, a normalisation); a verifier, its last PROBE_ROWS rows. Standard library only."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+
+FLOAT32_MAX = 3.4028234663852886e38
+PROBE_ROWS = 8  # a verifier's rows kept: it scores one response at a time
+_LIVE: dict[str, Callable] = {}  # `reward.path=mod:fn` -> the callable this process loaded for it
+_LAST: dict[str, dict] = {}  # the same key -> {"calls": [args of each call], "scores": [its scores]}
+
+
+def loaded(key: str, fn: Callable) -> None:
+    """The user's callable `key` names (`reward.path=mod:fn`, `task.verifier=mod:fn`), as this process
+    loaded it: the one a resume asks again."""
+    _LIVE[key] = fn
+
+
+def scored_batch(key: str, args: tuple, scores: list[float]) -> None:
+    """A reward function's call `fn(*args)` gave `scores`: the last one is kept (lists of texts)."""
+    _LAST[key] = {"calls": [[list(a) for a in args]], "scores": [list(scores)]}
+
+
+def scored_row(key: str, args: tuple, score: float) -> None:
+    """A verifier's call `fn(*args)` (one response) gave `score`: the last PROBE_ROWS are kept."""
+    last = _LAST.setdefault(key, {"calls": [], "scores": []})
+    last["calls"] = [*last["calls"], list(args)][-PROBE_ROWS:]
+    last["scores"] = [*last["scores"], score][-PROBE_ROWS:]
+
+
+def forget_scored() -> None:
+    """A run begins: the rows an earlier run of this process scored are none of its own (a sweep's)."""
+    _LAST.clear()
+
+
+def probes() -> dict[str, dict]:
+    """What each checkpoint keeps: every key's last calls and scores (texts and numbers only)."""
+    return {k: {"calls": list(v["calls"]), "scores": list(v["scores"])} for k, v in _LAST.items()}
+
+
+def asked_again(key: str, saved: dict) -> list | None:
+    """The scores the callable `key` names gives now to the saved calls (a verifier's rows, a reward's
+    batch), or None where this process has not loaded it (the run uses it no more)."""
+    fn = _LIVE.get(key)
+    if fn is None:
+        return None
+    return [_numbers(fn(*args)) for args in saved["calls"]]
+
+
+def _numbers(scores) -> list[float] | float:
+    try:
+        return [float(s) for s in scores]
+    except TypeError:  # one row's score
+        return float(scores)
+
+
+def same(a: list, b: list) -> bool:
+    """Scores equal as the run used them (float32, what a reward tensor holds; NaN equal to NaN)."""
+    fa, fb = _flat(a), _flat(b)
+    return len(fa) == len(fb) and all(_f32(x) == _f32(y) for x, y in zip(fa, fb, strict=True))
+
+
+def _flat(scores: list) -> list[float]:
+    return [float(x) for s in scores for x in (s if isinstance(s, list) else [s])]
+
+
+def _f32(x: float) -> bytes | str:
+    return struct.pack("f", x) if math.isfinite(x) and abs(x) < FLOAT32_MAX else repr(x)
+
+
+def shown(scores: list) -> str:
+    """The first few scores of a probe, for a line: `0.75, 0.5, 1.125 ...`."""
+    flat = _flat(scores)
+    return ", ".join(f"{x:.4g}" for x in flat[:4]) + (" ..." if len(flat) > 4 else "")

@@ -1,0 +1,76 @@
+"""A SIGTERM that reaches the processes of a data-parallel run (hardware.processes=2) as a scheduler sends
+it: to every process of the run (scancel, a preemption: the process group), or to one rank alone (an agent
+killing one process). Eleventh hunt: either killed rank 1 at once, and rank 0 ended in a 25-27-frame
+traceback (gloo's "Connection closed by peer", ProcessExitedException), no resume line. Now every rank
+finishes the step under way, rank 0 checkpoints it, and the run ends in one line naming the resume
+command, which completes the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SMALL
+
+WHO = "ALIGN_LAB_TEST_SIGNAL"  # "group": the run's process group; "rank1": rank 1 alone
+MARK = "ALIGN_LAB_TEST_SIGNAL_MARK"  # a file made once: the signal is sent once, at step 2's scoring
+
+
+def signalling_reward(prompts: list[str], responses: list[str]) -> list[float]:
+    """Scores a response by its length; at step 2 (its second call on rank 1), sends SIGTERM as WHO says."""
+    import torch.distributed as dist
+
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    calls = signalling_reward.__dict__.setdefault("calls", [0])
+    calls[0] += 1
+    if rank == 1 and calls[0] == 2 and os.environ.get(MARK) and not Path(os.environ[MARK]).exists():
+        Path(os.environ[MARK]).touch()
+        if os.environ.get(WHO) == "group":
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)
+    return [float(len(r)) for r in responses]
+
+
+@pytest.mark.parametrize("who", ["group", "rank1"])
+def test_a_sigterm_to_the_run_or_to_rank_1_stops_it_at_the_step_end_in_one_line(tmp_path, cache_dir, who):
+    run_dir = tmp_path / "run"
+    args = [
+        *[a for a in SMALL if not a.startswith("reward.")],
+        "train.steps=4",
+        "train.checkpoint_every=100",
+        "reward=function",
+        f"reward.path={__name__}:signalling_reward",
+        "hardware.processes=2",
+        "rollout.seed_per_sample=true",
+        f"cache_dir={cache_dir}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {**os.environ, WHO: who, MARK: str(tmp_path / "sent"), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "align_lab", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        start_new_session=True,  # its own process group, as a job's
+    )
+    assert (tmp_path / "sent").exists()
+    assert done.returncode == 128 + signal.SIGTERM, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    last = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")][-1]
+    assert last.startswith("align_lab: interrupted by SIGTERM; resume from step 2 with: "), last
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    again = subprocess.run(
+        ["bash", "-c", last.split(" with: ", 1)[1]], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    steps = [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # nothing twice, nothing lost

@@ -1,0 +1,89 @@
+"""user_probes.py and run/probe_check.py: the rows the user's scorers scored last, asked again on resume;
+other scores refused (or allowed, said), a scorer of its own randomness or one that raises said, never
+refused."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from align_lab import user_probes
+from align_lab.config import ConfigError
+from align_lab.run.probe_check import check_probes
+from align_lab.user_probes import PROBE_ROWS, asked_again, same, scored_batch, scored_row, shown
+
+
+@pytest.fixture(autouse=True)
+def _fresh(monkeypatch):
+    monkeypatch.setattr(user_probes, "_LIVE", {})
+    monkeypatch.setattr(user_probes, "_LAST", {})
+
+
+def test_a_reward_keeps_its_last_call_whole_and_a_verifier_its_last_rows():
+    scored_batch("reward.path=m:f", (["p1", "p2"], ["a", "bb"]), [0.1, 0.2])
+    scored_batch("reward.path=m:f", (["p3"], ["ccc"]), [0.3])  # the last call only
+    for i in range(PROBE_ROWS + 3):
+        scored_row("task.verifier=m:v", (f"r{i}", "42", f"q{i}"), float(i % 2))
+    saved = user_probes.probes()
+    assert saved["reward.path=m:f"] == {"calls": [[["p3"], ["ccc"]]], "scores": [[0.3]]}
+    assert [c[0] for c in saved["task.verifier=m:v"]["calls"]] == [f"r{i}" for i in range(3, PROBE_ROWS + 3)]
+    user_probes.forget_scored()
+    assert user_probes.probes() == {}
+
+
+def test_scores_compare_as_float32_and_nan_equals_nan():
+    assert same([[0.1, float("nan")]], [[0.1 + 1e-12, float("nan")]])  # one float32
+    assert not same([[0.1, 0.2]], [[0.1, 0.25]])
+    assert not same([[0.1]], [[0.1, 0.2]])
+    assert same([1.0, 0.0], [1.0, 0.0]) and not same([1.0, 0.0], [1.0, 1.0])  # a verifier's rows
+    assert shown([[1.125, 0.5, 0.8125, 0.75, 2.0]]) == "1.125, 0.5, 0.8125, 0.75 ..."
+
+
+def test_a_scorer_not_loaded_now_is_not_asked():
+    assert asked_again("reward.path=m:f", {"calls": [[["p"], ["r"]]], "scores": [[1.0]]}) is None
+    assert check_probes({"reward.path=m:f": {"calls": [[["p"], ["r"]]], "scores": [[1.0]]}}, "ck") == {}
+    assert check_probes(None, "ck") == {}  # a checkpoint of before probes
+
+
+def test_other_scores_are_refused_in_one_line_or_allowed_and_said(caplog, tmp_path):
+    weight = [1.0]
+    user_probes.loaded("reward.path=m:f", lambda p, r: [weight[0] * len(x) for x in r])
+    saved = {"reward.path=m:f": {"calls": [[["p", "q"], ["ab", "abc"]]], "scores": [[2.0, 3.0]]}}
+    assert check_probes(saved, tmp_path) == {}  # the same scores: nothing said
+    weight[0] = 10.0
+    with pytest.raises(ConfigError) as e:
+        check_probes(saved, tmp_path)
+    assert str(e.value) == (
+        "resume_changed_inputs=false: reward.path=m:f scores the responses it scored last before the "
+        "checkpoint otherwise now (2, 3 then, 20, 30 now): something it reads (a file, a variable, a server) "
+        f"changed since the checkpoint in {tmp_path} was written, and a resume would train one run on two "
+        "rewards; put it back as it was, set resume_changed_inputs=true to resume anyway, or choose another "
+        "hydra.run.dir"
+    )
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        changed = check_probes(saved, tmp_path, allow=True)
+    assert changed == {"scores reward.path=m:f": ({"scores": "2, 3"}, {"scores": "20, 30"})}
+    assert "resume_changed_inputs=true" in caplog.text
+
+
+def test_a_scorer_of_its_own_randomness_or_that_raises_is_said_not_refused(caplog, tmp_path):
+    calls = [0]
+
+    def sampled(prompts, responses):
+        calls[0] += 1
+        return [float(calls[0])] * len(responses)
+
+    def gone(response, gold, prompt):
+        raise FileNotFoundError("w.json")
+
+    user_probes.loaded("reward.path=m:sampled", sampled)
+    user_probes.loaded("task.verifier=m:gone", gone)
+    saved = {
+        "reward.path=m:sampled": {"calls": [[["p"], ["r"]]], "scores": [[0.0]]},
+        "task.verifier=m:gone": {"calls": [["r", "42", "q"]], "scores": [1.0]},
+    }
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        assert check_probes(saved, tmp_path) == {}
+    assert "reward.path=m:sampled gave other scores to the same responses twice in a row" in caplog.text
+    assert "task.verifier=m:gone raised FileNotFoundError: w.json when asked again" in caplog.text
