@@ -51,6 +51,7 @@ _READ_ENV: dict[str, None] = {}  # environment variables the user's code read by
 LAUNCHERS = ("SLURM_", "SUBMITIT_", "TORCHELASTIC_", "OMPI_", "PMI_", "PMIX_")
 PER_PROCESS = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR"}
 PER_PROCESS |= {"MASTER_PORT", "CUDA_VISIBLE_DEVICES", "HOSTNAME", "PWD", "OLDPWD", "SHLVL", "_"}
+PER_PROCESS |= {"TMPDIR", "TMP", "TEMP"}  # a job's scratch folder (Slurm: per job; eleventh hunt, a requeue)
 ONE_READ = ("get", "getenv", "getenvb")  # the standard library's reads of one variable by name
 
 

@@ -181,9 +181,17 @@ def check(a: argparse.Namespace) -> None:
     for key, least in {"steps": 2, "rounds": 1, "warmup": 0}.items():
         if getattr(a, key) < least:
             raise SystemExit(f"gate: --{key}={getattr(a, key)}: must be at least {least}")
+    if a.warmup == 0 and a.cache is None:  # eleventh hunt: the first arm built the stages, 2.93x "regression"
+        raise SystemExit(
+            "gate: --warmup=0: must be at least 1 without --cache: the first run in a fresh stage cache "
+            "builds the SFT and reward stages, whose time and memory are no training step's"
+        )
     for key in ("time_band", "memory_band"):
         if not getattr(a, key) >= 0:
             raise SystemExit(f"gate: --{key.replace('_', '-')}={getattr(a, key)}: must be 0 or more")
+    if a.json is not None and (Path(a.json).is_dir() or not Path(a.json).parent.is_dir()):
+        why = "a folder" if Path(a.json).is_dir() else f"its folder {Path(a.json).parent} does not exist"
+        raise SystemExit(f"gate: --json={a.json}: is {why}; give a file to write the result to")
     if a.baseline_dir is not None:
         check_tree("--baseline-dir", a.baseline_dir)
         typed, a.baseline_dir = a.baseline_dir, Path(a.baseline_dir)

@@ -130,7 +130,7 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
         if path is not None and path.is_file():
             state = torch.load(path, mmap=True, weights_only=False)
             refuse_changed_hyperparameters(spec.algo, state, ckpt)
-            check_resume_config(run_dir, spec.config)
+            check_resume_config(run_dir, spec.config, (state.get("identity") or {}).get("config"))
             allow = bool(spec.config.get("resume_changed_code"))
             mine = run_identity(spec)
             check_identity(state.get("identity"), mine, ckpt, allow)

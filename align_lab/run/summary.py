@@ -208,9 +208,10 @@ def run_identity(spec) -> dict:
 RECORDED = ("algo", "model", "task", "train", "seed")  # in every run's config.resolved.yaml
 
 
-def check_resume_config(run_dir: Path, config: dict) -> None:
+def check_resume_config(run_dir: Path, config: dict, trained: str | None = None) -> None:
     """A run folder with a checkpoint resumes only the run that made it: its config.resolved.yaml
-    against this one, key by key (MAY_CHANGE_ON_RESUME aside); one line naming the first difference."""
+    against this one, key by key (MAY_CHANGE_ON_RESUME aside); one line naming the first difference.
+    `trained`: the config digest inside the checkpoint (run_identity's), which tells an edited file."""
     path = run_dir / RESOLVED_CONFIG
     if not (run_dir / "checkpoints").is_dir() or not path.is_file():
         return
@@ -232,6 +233,18 @@ def check_resume_config(run_dir: Path, config: dict) -> None:
     found = changed_key(without_default_env(previous), without_default_env(config))
     if found is not None:
         key, old, new = found
+        if trained is not None and trained == config_digest(resumable_part(config)):  # eleventh hunt
+            raise ConfigError(
+                f"{path}: says {key}={old}, but the checkpoint beside it was trained with {key}={new}, as "
+                "this command runs it: the file was edited since; put it back, or move it away to resume on "
+                "the checkpoint's own record"
+            )
+        if key == "rollout.seed_per_sample" and not old:  # eleventh hunt: sent back and forth with processes
+            raise ConfigError(
+                f"{key}={new}: the run in {run_dir} to resume sampled with {key}={old}, as one process does; "
+                "it goes on as it started, on hardware.processes=1 (data parallel needs the per-row seeds "
+                "from step 1), or choose another hydra.run.dir"
+            )
         raise ConfigError(
             f"{key}={new}: the run in {run_dir} to resume has {key}={old}; resume it with the same config "
             f"(only {', '.join(MAY_CHANGE_ON_RESUME)} may change) or choose another hydra.run.dir"

@@ -328,6 +328,13 @@ def test_a_damaged_checkpoint_pointer_is_one_line_naming_it_and_its_hint_resumes
         ("seed=1", "seed=1: the run in {run} to resume has seed=0"),
         ("algo.kl_coef=0.5", "algo.kl_coef=0.5: the checkpoint in {run}/checkpoints was trained with"),
         ("sft.lr=0.001", "sft.lr=0.001: the run in {run} to resume has sft.lr=0.003"),
+        # eleventh hunt: hardware.processes=2 asked for it, then this refusal said "the same config"
+        (
+            "rollout.seed_per_sample=true",
+            "rollout.seed_per_sample=True: the run in {run} to resume sampled with "
+            "rollout.seed_per_sample=False, as one process does; it goes on as it started, on "
+            "hardware.processes=1",
+        ),
     ],
 )
 def test_a_resume_with_another_config_is_one_line_and_touches_nothing(
@@ -761,3 +768,24 @@ def test_a_full_disk_in_the_stage_cache_is_one_line_and_keeps_the_other_entries(
     assert len(entries) == 1 and entries[0].startswith("tokenizer/"), entries  # no half-built sft entry
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and "no space left" in summary["error"]
+
+
+def test_a_resolved_config_edited_by_hand_is_named_not_the_command(finished, tmp_path, forked_cli):
+    """Eleventh hunt: a killed run's config.resolved.yaml edited (algo.lr 0.001 -> 0.5), then the same
+    command: "algo.lr=0.001: the run ... to resume has algo.lr=0.5; resume it with the same config"; with
+    algo.lr=0.5 as told, "the checkpoint ... was trained with algo.lr=0.001". The file is named."""
+    import yaml
+
+    run_dir, args = copy_of(finished, tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    config = yaml.safe_load((run_dir / "config.resolved.yaml").read_text())
+    lr = config["algo"]["lr"]
+    config["algo"]["lr"] = 0.5
+    (run_dir / "config.resolved.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    result = forked_cli(args, cwd=ROOT)
+    one_line_error(
+        result,
+        f"{run_dir / 'config.resolved.yaml'}: says algo.lr=0.5, but the checkpoint beside it was trained "
+        f"with algo.lr={lr}, as this command runs it: the file was edited since",
+    )

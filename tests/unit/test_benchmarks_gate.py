@@ -53,6 +53,20 @@ def test_bad_arguments_are_one_line_before_any_run():
         gate.check(gate.parser().parse_args(["--time-band", "-0.1"]))
 
 
+def test_a_json_path_that_is_a_folder_or_a_cold_first_run_is_one_line_before_any_run(tmp_path):
+    """Eleventh hunt: `--json <a folder>` ran both arms for minutes, then an IsADirectoryError traceback;
+    `--warmup 0` (fresh cache) timed the first arm's stage builds: a false 2.93x memory regression."""
+    with pytest.raises(SystemExit) as e:
+        gate.check(gate.parser().parse_args(["--json", str(tmp_path)]))
+    assert str(e.value) == f"gate: --json={tmp_path}: is a folder; give a file to write the result to"
+    with pytest.raises(SystemExit, match="its folder .*/no does not exist"):
+        gate.check(gate.parser().parse_args(["--json", str(tmp_path / "no" / "r.json")]))
+    gate.check(gate.parser().parse_args(["--json", str(tmp_path / "r.json")]))  # a new file: fine
+    with pytest.raises(SystemExit, match="^gate: --warmup=0: must be at least 1 without --cache: "):
+        gate.check(gate.parser().parse_args(["--warmup", "0"]))
+    gate.check(gate.parser().parse_args(["--warmup", "0", "--cache", str(tmp_path)]))  # a warm cache
+
+
 def test_an_empty_or_damaged_baseline_dir_is_one_line_before_any_run(tmp_path):
     """Issue 73: an empty --baseline-dir ran the installed align_lab (this code) as the baseline and
     reported a false 1.23x memory regression."""

@@ -194,3 +194,13 @@ def test_a_variable_the_run_sets_as_it_goes_is_read_as_it_was_before(user_module
     monkeypatch.setenv("TERM", "xterm")
     assert "WINDOW_SIZE" in environment_digests() and "TERM" not in environment_digests()
     monkeypatch.delenv("SET_BY_RUN10")
+
+
+def test_a_jobs_own_scratch_folder_is_no_variable_a_resume_warns_of(monkeypatch):
+    """Eleventh hunt: a Slurm requeue of a run whose reward starts a command warned "$TMPDIR changed" at
+    every resume: Slurm sets TMPDIR for each job, as it sets SLURM_* (skipped already)."""
+    from align_lab.user_environ import environment_digests
+
+    for name in ("TMPDIR", "TMP", "TEMP"):
+        monkeypatch.setenv(name, "/tmp/slurm_4242")
+    assert not {"TMPDIR", "TMP", "TEMP"} & set(environment_digests())

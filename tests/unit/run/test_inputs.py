@@ -139,3 +139,22 @@ def test_a_data_file_given_by_a_link_is_named_by_the_link(tmp_path):
     link.symlink_to("q20.jsonl")
     after = run_inputs({"task": {"path": str(link)}})["task.path"]
     assert before["file"] == after["file"] == str(link) and before["sha256"] != after["sha256"]
+
+
+def test_a_relative_name_that_now_names_another_file_says_so_not_that_it_changed():
+    """Eleventh hunt: `task.path=q.jsonl` started in dA, resumed from dB (another q.jsonl): refused with
+    "task.path: /dB/q.jsonl (sha256 199e94ab, now fa293546) changed ... put it back as it was", of a file
+    that never changed. The line names both files and where the run started."""
+    from align_lab.run.inputs import describe_change
+
+    old = {"file": "/dA/q.jsonl", "sha256": "199e94ab" * 2}
+    new = {"file": "/dB/q.jsonl", "sha256": "fa293546" * 2}
+    assert describe_change("task.path", old, new) == (
+        "task.path: names /dB/q.jsonl here (sha256 fa293546), not /dA/q.jsonl (sha256 199e94ab) as where the "
+        "run started (run the command there, or give the path whole)"
+    )
+    same_file = {"file": "/dA/q.jsonl", "sha256": "fa293546" * 2}
+    assert (
+        describe_change("task.path", old, same_file)
+        == "task.path: /dA/q.jsonl (sha256 199e94ab, now fa293546)"
+    )
