@@ -9,10 +9,8 @@ batch: a rank, a normalisation); a verifier, its last PROBE_ROWS rows. Standard 
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Callable
 
-FLOAT32_MAX = 3.4028234663852886e38
 PROBE_ROWS = 8  # a verifier's rows kept: it scores one response at a time
 _LIVE: dict[str, Callable] = {}  # `reward.path=mod:fn` -> the callable this process loaded for it
 _LAST: dict[str, dict] = {}  # the same key -> {"calls": [args of each call], "scores": [its scores]}
@@ -63,17 +61,19 @@ def _numbers(scores) -> list[float] | float:
 
 
 def same(a: list, b: list) -> bool:
-    """Scores equal as the run used them (float32, what a reward tensor holds; NaN equal to NaN)."""
+    """Scores equal as far as a run can tell them apart: within a relative 1e-4 (or 1e-6 near 0), as a
+    scorer's own float rounding may move them with the process's thread count (a neural scorer's sums);
+    NaN equal to NaN. An input that changed what a score means moves it further."""
     fa, fb = _flat(a), _flat(b)
-    return len(fa) == len(fb) and all(_f32(x) == _f32(y) for x, y in zip(fa, fb, strict=True))
+    return len(fa) == len(fb) and all(_close(x, y) for x, y in zip(fa, fb, strict=True))
 
 
 def _flat(scores: list) -> list[float]:
     return [float(x) for s in scores for x in (s if isinstance(s, list) else [s])]
 
 
-def _f32(x: float) -> bytes | str:
-    return struct.pack("f", x) if math.isfinite(x) and abs(x) < FLOAT32_MAX else repr(x)
+def _close(x: float, y: float) -> bool:
+    return (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=1e-4, abs_tol=1e-6)
 
 
 def shown(scores: list) -> str:

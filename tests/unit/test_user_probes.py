@@ -32,8 +32,9 @@ def test_a_reward_keeps_its_last_call_whole_and_a_verifier_its_last_rows():
     assert user_probes.probes() == {}
 
 
-def test_scores_compare_as_float32_and_nan_equals_nan():
-    assert same([[0.1, float("nan")]], [[0.1 + 1e-12, float("nan")]])  # one float32
+def test_scores_compare_within_a_thread_counts_rounding_and_nan_equals_nan():
+    assert same([[0.1, float("nan")]], [[0.1 + 1e-7, float("nan")]])  # a sum's rounding, other threads
+    assert same([[0.0]], [[4e-7]]) and not same([[0.0]], [[1e-3]])
     assert not same([[0.1, 0.2]], [[0.1, 0.25]])
     assert not same([[0.1]], [[0.1, 0.2]])
     assert same([1.0, 0.0], [1.0, 0.0]) and not same([1.0, 0.0], [1.0, 1.0])  # a verifier's rows
