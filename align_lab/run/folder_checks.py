@@ -265,7 +265,7 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: boo
                 f"resume_changed_code=false: the checkpoint in {ckpt} was trained by other training code "
                 f"(digest {code}, this code's {mine['code']}), and a resume would mix two versions of the "
                 "code in one run; resume with the code it was trained by, set resume_changed_code=true to "
-                "resume anyway, or choose another hydra.run.dir"
+                "resume anyway (where this code builds its stages alike: checked next), or another run dir"
             )
         log.warning(
             f"align_lab: warning: resuming {ckpt} (training code {code}) with other training code "

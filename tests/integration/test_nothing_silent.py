@@ -116,8 +116,8 @@ def test_a_resume_on_changed_training_code_is_refused_unless_resume_changed_code
     assert str(e.value) == (
         f"resume_changed_code=false: the checkpoint in {ckpt} was trained by other training code (digest "
         f"{saved}, this code's 0123456789abcdef), and a resume would mix two versions of the code in one "
-        "run; resume with the code it was trained by, set resume_changed_code=true to resume anyway, or "
-        "choose another hydra.run.dir"
+        "run; resume with the code it was trained by, set resume_changed_code=true to resume anyway (where "
+        "this code builds its stages alike: checked next), or another run dir"
     )
     job = admit_resume(stopped_at_step_2, cache_dir, "train.steps=4", "resume_changed_code=true")
     assert job.run_dir == stopped_at_step_2  # the documented override: admitted
