@@ -103,3 +103,24 @@ def _hold_lock(path, ready, done):
     with FileLock(path):
         ready.set()
         done.wait(60)
+
+
+def test_an_entry_served_again_in_one_process_is_hashed_once_and_a_same_size_rewrite_is_still_damage(
+    tmp_path, monkeypatch
+):
+    import hashlib
+
+    from align_lab import cache
+
+    cache_ = StageCache(tmp_path)
+    built = cache_.get("stage", 1, {"n": 1}, lambda out: (out / "w.bin").write_bytes(b"a" * 4096))
+    reads, real = [], hashlib.sha256  # file digests begin empty; stage keys hash their inputs at once
+
+    def sha256(*data):
+        reads.extend([] if data else [1])
+        return real(*data)
+
+    monkeypatch.setattr(cache.hashlib, "sha256", sha256)
+    assert cache_.get("stage", 1, {"n": 1}, lambda out: None).hit and reads == []  # read at build time
+    (built.path / "w.bin").write_bytes(b"b" * 4096)  # same size, new bytes: ctime and mtime move
+    assert cache.damage(built.path) == "w.bin does not match its sha256" and reads == [1]
