@@ -221,11 +221,11 @@ def test_a_tuned_search_space_takes_the_old_name():
     assert tune.space == {"grpo": {"algo.clip.high": "interval(0.2, 0.3)"}}
 
 
-def test_the_command_line_says_the_alias_once_then_checks_the_nested_key(tmp_path):
-    from tests.conftest import ROOT, run_cli
+def test_the_command_line_says_the_alias_once_then_checks_the_nested_key(tmp_path, forked_cli):
+    from tests.conftest import ROOT
 
     args = ["-m", "algo=grpo", "algo.dual_clip=1", "seed=0,1"]  # a sweep: its jobs share the one line
-    result = run_cli([*args, f"cache_dir={tmp_path / 'c'}", f"hydra.sweep.dir={tmp_path / 's'}"], cwd=ROOT)
+    result = forked_cli([*args, f"cache_dir={tmp_path / 'c'}", f"hydra.sweep.dir={tmp_path / 's'}"], cwd=ROOT)
     lines = [line for line in result.stderr.splitlines() if line.startswith("align_lab")]
     assert (
         lines[0] == "align_lab: algo.dual_clip=1 is now algo.clip.dual (the old name works for one release)"
