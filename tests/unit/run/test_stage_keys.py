@@ -76,6 +76,8 @@ def test_the_next_build_removes_orphaned_tmp_folders_of_dead_builders(tmp_path):
 
     from filelock import FileLock
 
+    from tests.lock_holder import hold_lock
+
     cache = StageCache(tmp_path)
     stage = tmp_path / "sft"
     for name in ("aaaa.tmp-11", "bbbb.tmp-12", "cccc.tmp-13"):
@@ -83,7 +85,7 @@ def test_the_next_build_removes_orphaned_tmp_folders_of_dead_builders(tmp_path):
         (stage / name / "model.safetensors").write_bytes(b"x" * 10)
     ctx = multiprocessing.get_context("spawn")
     ready, done = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(str(stage / "cccc.lock"), ready, done))
+    holder = ctx.Process(target=hold_lock, args=(str(stage / "cccc.lock"), ready, done))
     holder.start()
     try:
         assert ready.wait(30)
@@ -95,14 +97,6 @@ def test_the_next_build_removes_orphaned_tmp_folders_of_dead_builders(tmp_path):
     assert left == ["cccc.tmp-13"], left  # its builder (the other process) still holds the lock
     assert (result.path / "w").read_text() == "w" and not result.hit
     assert FileLock(str(stage / "cccc.lock")).acquire(timeout=1)
-
-
-def _hold_lock(path, ready, done):
-    from filelock import FileLock
-
-    with FileLock(path):
-        ready.set()
-        done.wait(60)
 
 
 def test_an_entry_served_again_in_one_process_is_hashed_once_and_a_same_size_rewrite_is_still_damage(
