@@ -33,13 +33,22 @@ def disk_full_error(e: BaseException, path: Path) -> OSError | None:
     return OSError(errno.ENOSPC, "No space left on device", str(path)) if full else None
 
 
+_DIGESTS: dict[tuple, str] = {}  # a file's (device, inode, size, mtime, ctime) -> sha256, in this process
+
+
 def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes, read in 1 MB blocks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """sha256 of a file's bytes, read in 1 MB blocks; read once per process while the file keeps its
+    inode, size, mtime and ctime (any write moves its ctime), so an entry built or served before in the
+    same process (a sweep's admissions: a 517 MB converted SmolLM2 each) is not hashed again."""
+    st = path.stat()
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)  # a rename keeps them
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def manifest(folder: Path) -> dict[str, list]:

@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 WANDB_MODE="${WANDB_MODE:-offline}" WANDB_SILENT=true
+# bytecode is cached (__pycache__, ignored by git) even where the shell says not to: with
+# PYTHONDONTWRITEBYTECODE=1 every test process rewrote and compiled every test module's asserts again
+# (pytest caches them beside the bytecode): ~10 s of CPU a worker, and each `python -m align_lab` compiled the package
+unset PYTHONDONTWRITEBYTECODE
 export SLURM_CI_DIR="${SLURM_CI_DIR:-${TMPDIR:-/tmp}/slurm-ci}" SLURM_CPUS="${SLURM_CPUS:-8}"
 # two real Slurm nodes on this machine (two slurmd), for the run that spans nodes (hardware=slurm_multinode)
 export SLURM_NODES="${SLURM_NODES:-2}"

@@ -217,17 +217,20 @@ def score(prompts, responses):
 @pytest.mark.parametrize(
     "raised", ["UsersStop('custom base')", "GeneratorExit()"], ids=["users", "generator_exit"]
 )
-def test_a_base_exception_from_a_reward_function_is_one_line_on_the_command_line(tmp_path, cache_dir, raised):
+def test_a_base_exception_from_a_reward_function_is_one_line_on_the_command_line(
+    tmp_path, cache_dir, raised, forked_cli
+):
     """Issue 73 fifth hunt: a reward (or verifier, env step) raising GeneratorExit or a BaseException class
     of the user's gave a 17-40-frame traceback. Now one line naming where, exit code 1; summary.json keeps
-    the traceback, the run its checkpoint to resume from."""
-    from tests.conftest import SMALL, run_cli
+    the traceback, the run its checkpoint to resume from. The command's own process (forked_cli: its
+    module found from the folder it runs in, as python -m finds it), not how a process starts."""
+    from tests.conftest import SMALL
 
     (tmp_path / "stopping_reward.py").write_text(STOPPING_REWARD.format(raised=raised))
     run_dir = tmp_path / "run"
     small = [a for a in SMALL if not a.startswith("reward.")]  # reward=function takes only its path
     args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
-    result = run_cli([*args, "reward.path=stopping_reward:score"], cwd=tmp_path)
+    result = forked_cli([*args, "reward.path=stopping_reward:score"], cwd=tmp_path)
     assert result.returncode == 1, result.stderr[-3000:]
     [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
     name = "UsersStop: custom base" if "Users" in raised else "GeneratorExit"

@@ -292,7 +292,7 @@ def test_cli_help_lists_groups_and_choices(forked_cli):
     assert "reinforce_pp" in result.stdout and "toy_arith" in result.stdout
 
 
-def test_multirun_typed_after_the_overrides_is_moved_before_them_and_said_once(tmp_path):
+def test_multirun_typed_after_the_overrides_is_moved_before_them_and_said_once(tmp_path, forked_cli):
     """`python -m align_lab algo=ppo -m seed=0,1` was Hydra's usage line and `unrecognized arguments:
     seed=0,1`: -m (or --multirun) after an override is read as typed before the overrides, in one line."""
     from align_lab.app import multirun_first
@@ -304,7 +304,7 @@ def test_multirun_typed_after_the_overrides_is_moved_before_them_and_said_once(t
     for kept in (["-m", "algo=ppo,rloo"], ["algo=ppo"], ["--cfg", "job", "seed=1"]):
         assert multirun_first(kept) == (kept, None)
     where = [f"cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
-    result = run_cli(["algo=ppo", "-m", "seed=0,1", "algo.clip.low=1.5", *where], cwd=tmp_path)
+    result = forked_cli(["algo=ppo", "-m", "seed=0,1", "algo.clip.low=1.5", *where], cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-3000:]
     assert result.stderr.splitlines() == [
         f"align_lab: note: -m goes before the overrides; read as: python -m align_lab -m algo=ppo seed=0,1 "

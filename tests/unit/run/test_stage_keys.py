@@ -76,6 +76,8 @@ def test_the_next_build_removes_orphaned_tmp_folders_of_dead_builders(tmp_path):
 
     from filelock import FileLock
 
+    from tests.lock_holder import hold_lock
+
     cache = StageCache(tmp_path)
     stage = tmp_path / "sft"
     for name in ("aaaa.tmp-11", "bbbb.tmp-12", "cccc.tmp-13"):
@@ -83,7 +85,7 @@ def test_the_next_build_removes_orphaned_tmp_folders_of_dead_builders(tmp_path):
         (stage / name / "model.safetensors").write_bytes(b"x" * 10)
     ctx = multiprocessing.get_context("spawn")
     ready, done = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(str(stage / "cccc.lock"), ready, done))
+    holder = ctx.Process(target=hold_lock, args=(str(stage / "cccc.lock"), ready, done))
     holder.start()
     try:
         assert ready.wait(30)
@@ -97,9 +99,22 @@ def test_the_next_build_removes_orphaned_tmp_folders_of_dead_builders(tmp_path):
     assert FileLock(str(stage / "cccc.lock")).acquire(timeout=1)
 
 
-def _hold_lock(path, ready, done):
-    from filelock import FileLock
+def test_an_entry_served_again_in_one_process_is_hashed_once_and_a_same_size_rewrite_is_still_damage(
+    tmp_path, monkeypatch
+):
+    import hashlib
 
-    with FileLock(path):
-        ready.set()
-        done.wait(60)
+    from align_lab import cache
+
+    cache_ = StageCache(tmp_path)
+    built = cache_.get("stage", 1, {"n": 1}, lambda out: (out / "w.bin").write_bytes(b"a" * 4096))
+    reads, real = [], hashlib.sha256  # file digests begin empty; stage keys hash their inputs at once
+
+    def sha256(*data):
+        reads.extend([] if data else [1])
+        return real(*data)
+
+    monkeypatch.setattr(cache.hashlib, "sha256", sha256)
+    assert cache_.get("stage", 1, {"n": 1}, lambda out: None).hit and reads == []  # read at build time
+    (built.path / "w.bin").write_bytes(b"b" * 4096)  # same size, new bytes: ctime and mtime move
+    assert cache.damage(built.path) == "w.bin does not match its sha256" and reads == [1]
