@@ -31,17 +31,18 @@ def check_probes(saved: dict | None, ckpt: Path, allow: bool = False) -> dict:
             )
             continue
         what = (
-            f"{key} scores the responses it scored last before the checkpoint otherwise now "
-            f"({shown(probe['scores'])} then, {shown(now)} now): something it reads (a file, a variable, "
-            "a server) changed"
+            f"{key} scores the responses it scored last before the checkpoint in {ckpt} otherwise now "
+            f"({shown(probe['scores'])} then, {shown(now)} now): something it reads (a file, a variable, a "
+            "server) changed since, or what it keeps in memory (a calibration on its first call), which a "
+            "resume starts afresh"
         )
         if not allow:
             raise ConfigError(
-                f"resume_changed_inputs=false: {what} since the checkpoint in {ckpt} was written, and a "
-                "resume would train one run on two rewards; put it back as it was, set "
-                "resume_changed_inputs=true to resume anyway, or choose another hydra.run.dir"
+                f"resume_changed_inputs=false: {what}; a resume would train one run on two rewards: put it "
+                "back as it was, set resume_changed_inputs=true to resume anyway, or choose another "
+                "hydra.run.dir"
             )
-        log.warning(f"align_lab: warning: resuming {ckpt} with {what}: resume_changed_inputs=true")
+        log.warning(f"align_lab: warning: resuming with {what}: resume_changed_inputs=true")
         changed[f"scores {key}"] = ({"scores": shown(probe["scores"])}, {"scores": shown(now)})
     return changed
 

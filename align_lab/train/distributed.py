@@ -287,9 +287,11 @@ def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None
                 workers.join(timeout=10)
             except mp.ProcessRaisedException as worker:
                 raise worker from e
-            except mp.ProcessExitedException as worker:  # a signal ended it: the run stopped, resumable
-                if worker.exit_code in (-signal.SIGTERM, 128 + signal.SIGTERM, -signal.SIGINT):
-                    raise Interrupted("SIGINT" if worker.exit_code == -signal.SIGINT else "SIGTERM") from None
+            except mp.ProcessExitedException as worker:  # a signal ended it (SIGTERM, the OOM killer's
+                # SIGKILL: twelfth hunt): the run stopped there, its last checkpoint whole: resumable
+                code = worker.exit_code
+                if code < 0 or code == 128 + signal.SIGTERM:
+                    raise Interrupted(signal.Signals(-code if code < 0 else signal.SIGTERM).name) from None
                 raise
         raise
     finally:

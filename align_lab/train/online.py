@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import torch
-
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.sources import DATA
 from align_lab.train import online_steps as steps
@@ -22,7 +20,7 @@ from align_lab.train.context import Context
 from align_lab.train.metrics import step_metrics, step_postfix, timed
 from align_lab.train.online_setup import setup
 from align_lab.train.resume import restore
-from align_lab.train.rng import minibatch_order
+from align_lab.train.rng import minibatch_order, seed_generators
 
 
 def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
@@ -30,7 +28,7 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     train.stop_at (resuming from ctx's checkpoint); returns the final evaluation."""
     cfg, loop, policy = ctx.train, setup(algo, ctx), ctx.models.policy
     learner = loop.learner  # the models' side: step 3's forward and step 5's updates (train/learner.py)
-    torch.manual_seed(ctx.seed)
+    seed_generators(ctx.seed)  # torch's, Python's and numpy's global generators
     start = restore(ctx, loop.named, algo)
     ctx.preemption.steps_begin()  # a SIGTERM or SIGINT now stops the run at a step's end, checkpointed
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")

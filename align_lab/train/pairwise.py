@@ -26,6 +26,7 @@ from align_lab.train.learner import Learner
 from align_lab.train.metrics import evaluated_kl
 from align_lab.train.micro import Rows
 from align_lab.train.resume import restore
+from align_lab.train.rng import seed_generators
 
 
 class SamplingPolicy:
@@ -198,7 +199,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         "counters": counters,
     }
     algo.check_data(source.items)
-    torch.manual_seed(ctx.seed)
+    seed_generators(ctx.seed)  # torch's, Python's and numpy's global generators
     start = restore(ctx, named, algo)
     ctx.preemption.steps_begin()  # a SIGTERM or SIGINT now stops the run at a step's end, checkpointed
     bar = ctx.progress(total=cfg.steps, initial=start, desc="preference optimisation")

@@ -1,5 +1,6 @@
-"""The random number generators' states (torch's CPU one, every CUDA device's when in use, Python's),
-saved in each checkpoint for every data-parallel rank; and the minibatch order, the same on every rank."""
+"""The random number generators' seeding and states (torch's CPU one, every CUDA device's when in use,
+Python's, numpy's), saved in each checkpoint for every data-parallel rank; and the minibatch order, the
+same on every rank."""
 
 from __future__ import annotations
 
@@ -9,9 +10,24 @@ import torch
 from torch import Tensor
 
 
+def seed_generators(seed: int) -> None:
+    """The run's seed into every global generator the user's code may draw from as the run trains:
+    torch's, Python's `random` and numpy's (twelfth hunt: a reward adding `np.random.normal` or
+    `random.random()` noise gave other numbers each time the same command ran). align_lab's own draws
+    use generators of their own."""
+    import numpy as np
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
 def rng_state() -> dict:
+    import numpy as np
+
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    return {"torch": torch.get_rng_state(), "cuda": cuda, "python": random.getstate()}
+    state = {"torch": torch.get_rng_state(), "cuda": cuda, "python": random.getstate()}
+    return state | {"numpy": np.random.get_state()}
 
 
 def set_rng_state(state: dict) -> None:
@@ -19,6 +35,10 @@ def set_rng_state(state: dict) -> None:
     if state.get("cuda") is not None:
         torch.cuda.set_rng_state_all(state["cuda"])
     random.setstate(state["python"])
+    if state.get("numpy") is not None:  # a checkpoint written before numpy's was kept: as it is
+        import numpy as np
+
+        np.random.set_state(state["numpy"])
 
 
 def every_rank(state: dict, size: int) -> list[dict]:

@@ -18,7 +18,9 @@ import pytest
 
 from tests.conftest import ROOT, SMALL
 
-WHO = "ALIGN_LAB_TEST_SIGNAL"  # "group": the run's process group; "rank1": rank 1 alone
+WHO = (
+    "ALIGN_LAB_TEST_SIGNAL"  # "group": the run's process group; "rank1": rank 1 alone; "kill": SIGKILL to it
+)
 MARK = "ALIGN_LAB_TEST_SIGNAL_MARK"  # a file made once: the signal is sent once, at step 2's scoring
 
 
@@ -34,12 +36,14 @@ def signalling_reward(prompts: list[str], responses: list[str]) -> list[float]:
         if os.environ.get(WHO) == "group":
             os.killpg(os.getpgrp(), signal.SIGTERM)
         else:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGKILL if os.environ.get(WHO) == "kill" else signal.SIGTERM)
     return [float(len(r)) for r in responses]
 
 
-@pytest.mark.parametrize("who", ["group", "rank1"])
+@pytest.mark.parametrize("who", ["group", "rank1", "kill"])
 def test_a_sigterm_to_the_run_or_to_rank_1_stops_it_at_the_step_end_in_one_line(tmp_path, cache_dir, who):
+    """And (twelfth hunt) rank 1 killed by SIGKILL (the OOM killer), which no process can wait for: rank 0
+    says so in one line, and the run resumes from its last checkpoint."""
     run_dir = tmp_path / "run"
     args = [
         *[a for a in SMALL if not a.startswith("reward.")],
@@ -63,10 +67,12 @@ def test_a_sigterm_to_the_run_or_to_rank_1_stops_it_at_the_step_end_in_one_line(
         start_new_session=True,  # its own process group, as a job's
     )
     assert (tmp_path / "sent").exists()
-    assert done.returncode == 128 + signal.SIGTERM, done.stderr[-3000:]
+    name = "SIGKILL" if who == "kill" else "SIGTERM"
+    assert done.returncode == 128 + getattr(signal, name), done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     last = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")][-1]
-    assert last.startswith("align_lab: interrupted by SIGTERM; resume from step 2 with: "), last
+    step = 0 if who == "kill" else 2  # killed mid-step 2: its last checkpoint is the start's
+    assert last.startswith(f"align_lab: interrupted by {name}; resume from step {step} with: "), last
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
     again = subprocess.run(
         ["bash", "-c", last.split(" with: ", 1)[1]], capture_output=True, text=True, env=env, timeout=600

@@ -406,7 +406,7 @@ def test_a_reward_that_scores_its_last_rows_otherwise_on_resume_is_refused(
         admit(keys, run_dir, cache_dir)
     assert str(e.value).startswith(
         "resume_changed_inputs=false: reward.path=resume_inputs_built11:score scores the responses it scored "
-        "last before the checkpoint otherwise now ("
+        f"last before the checkpoint in {run_dir / 'checkpoints'} otherwise now ("
     ), str(e.value)
     assert files(run_dir) == before  # nothing written
     job = admit(keys, run_dir, cache_dir, "resume_changed_inputs=true")

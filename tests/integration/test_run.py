@@ -144,6 +144,30 @@ def test_same_seed_gives_identical_metrics(tmp_path, cache_dir):
     assert a != c
 
 
+def noisy_reward(prompts: list[str], responses: list[str]) -> list[float]:
+    """A reward with noise from the global generators a user's code reaches for: numpy's and Python's."""
+    import random
+
+    import numpy as np
+
+    return [len(r) / 10 + float(np.random.normal(0, 0.1)) + random.random() * 0.1 for r in responses]
+
+
+@pytest.mark.fast
+def test_a_reward_drawing_from_numpy_or_pythons_generator_gives_the_same_numbers_for_the_same_seed(
+    tmp_path, cache_dir
+):
+    """Twelfth hunt: a reward adding `np.random.normal` or `random.random()` noise gave other numbers each
+    time the same command ran (neither generator was seeded by `seed`): the run seeds both."""
+    args = ["seed=7", "reward=function", f"reward.path={__name__}:noisy_reward"]
+    run_in_process(args, tmp_path / "a", cache_dir)
+    run_in_process(args, tmp_path / "b", cache_dir)
+    strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]  # noqa: E731
+    assert strip(read_metrics(tmp_path / "a" / "metrics.jsonl")) == strip(
+        read_metrics(tmp_path / "b" / "metrics.jsonl")
+    )
+
+
 @pytest.mark.fast
 def test_each_progress_line_shows_the_values_of_the_step_it_names(tmp_path, cache_dir, caplog):
     """Away from a terminal a run logs a line a step (and a tenth of each stage): `policy optimisation:

@@ -57,10 +57,10 @@ def test_other_scores_are_refused_in_one_line_or_allowed_and_said(caplog, tmp_pa
         check_probes(saved, tmp_path)
     assert str(e.value) == (
         "resume_changed_inputs=false: reward.path=m:f scores the responses it scored last before the "
-        "checkpoint otherwise now (2, 3 then, 20, 30 now): something it reads (a file, a variable, a server) "
-        f"changed since the checkpoint in {tmp_path} was written, and a resume would train one run on two "
-        "rewards; put it back as it was, set resume_changed_inputs=true to resume anyway, or choose another "
-        "hydra.run.dir"
+        f"checkpoint in {tmp_path} otherwise now (2, 3 then, 20, 30 now): something it reads (a file, a "
+        "variable, a server) changed since, or what it keeps in memory (a calibration on its first call), "
+        "which a resume starts afresh; a resume would train one run on two rewards: put it back as it was, "
+        "set resume_changed_inputs=true to resume anyway, or choose another hydra.run.dir"
     )
     with caplog.at_level(logging.WARNING, logger="align_lab"):
         changed = check_probes(saved, tmp_path, allow=True)
