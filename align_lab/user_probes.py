@@ -22,6 +22,12 @@ def loaded(key: str, fn: Callable) -> None:
     _LIVE[key] = fn
 
 
+def renamed(old: str, new: str) -> None:
+    """The callable `old` named is asked under `new` (a reward=combined source: its own key)."""
+    if old in _LIVE:
+        _LIVE[new] = _LIVE.pop(old)
+
+
 def scored_batch(key: str, args: tuple, scores: list[float]) -> None:
     """A reward function's call `fn(*args)` gave `scores`: the last one is kept (lists of texts)."""
     _LAST[key] = {"calls": [[list(a) for a in args]], "scores": [list(scores)]}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from align_lab.rewards import reward_models
-from align_lab.user_probes import loaded, scored_batch
+from align_lab.user_probes import loaded, renamed, scored_batch
 from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line
 
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
@@ -47,7 +47,8 @@ class FunctionReward:
 
     def __post_init__(self) -> None:
         self._fn = load_callable(self.path)
-        loaded(f"reward.path={self.path}", self._scores)  # a resume asks it again (user_probes.py)
+        self.probe_key = f"reward.path={self.path}"  # a combined source's is its own (Combined)
+        loaded(self.probe_key, self._scores)  # a resume asks it again (user_probes.py)
 
     def _scores(self, prompts: list[str], responses: list[str]) -> list[float]:
         try:
@@ -62,7 +63,7 @@ class FunctionReward:
         def score(prompts, responses, finished):
             texts, responses = [raw(p) for p in prompts], list(responses)
             scores = self._scores(texts, responses)
-            scored_batch(f"reward.path={self.path}", (texts, responses), scores)  # kept in each checkpoint
+            scored_batch(self.probe_key, (texts, responses), scores)  # kept in each checkpoint
             return torch.tensor(scores, dtype=torch.float32)  # (B,)
 
         return score
@@ -124,6 +125,12 @@ class Combined:
             if not hasattr(c["source"], "scorer"):
                 raise ValueError(f"components.{name}.source: must be a reward with a _target_")
         check_not_cancelling(components)
+        for name, c in components.items():  # a resume's probe names the source by its own key
+            if hasattr(c["source"], "probe_key"):
+                kind, _, value = c["source"].probe_key.partition("=")
+                key = f"reward.components.{name}.source.{kind.rsplit('.', 1)[-1]}={value}"
+                renamed(c["source"].probe_key, key)
+                c["source"].probe_key = key
         if all(c["weight"] == 0 for c in components.values()):
             weights = ", ".join(f"{name}={c['weight']}" for name, c in components.items())
             raise ValueError(

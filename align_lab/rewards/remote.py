@@ -41,7 +41,8 @@ class RemoteReward:
             raise ValueError(f"retries={self.retries}: must be >= 0")
         if self.backoff_s < 0:
             raise ValueError(f"backoff_s={self.backoff_s}: must be >= 0")
-        loaded(f"reward.url={self.url}", self._scores)  # a resume asks the server again (user_probes.py)
+        self.probe_key = f"reward.url={self.url}"  # a combined source's is its own (Combined)
+        loaded(self.probe_key, self._scores)  # a resume asks the server again (user_probes.py)
 
     def check_reachable(self) -> None:
         """Before any compute: the server's host and port accept a connection (one line if not)."""
@@ -94,7 +95,7 @@ class RemoteReward:
         def score(prompts, responses, finished):
             prompts, responses = [raw(p) for p in prompts], list(responses)
             out = self._scores(prompts, responses)
-            scored_batch(f"reward.url={self.url}", (prompts, responses), out)  # kept in each checkpoint
+            scored_batch(self.probe_key, (prompts, responses), out)  # kept in each checkpoint
             return torch.tensor(out, dtype=torch.float32)  # (B,)
 
         return score

@@ -233,6 +233,7 @@ def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> Non
     # a terminal's Ctrl-C reaches every process of the run: rank 0 alone stops it, at a step's end with
     # its checkpoint (train/preemption.py), and then stops this rank
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_rank_0()
     try:
         serve(job, Group(index + 1, size), partial(join, index + 1, size, port, device))
     except Interrupted as e:  # a signal outside the steps: rank 0 says where the run stopped
@@ -250,6 +251,18 @@ def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> Non
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # skip interpreter teardown: a late gloo thread must not abort a finished worker
+
+
+def _die_with_rank_0() -> None:
+    """Linux: this process gets SIGKILL when rank 0 (its parent) ends, whatever ends it (twelfth hunt:
+    rank 0 killed by kill -9, rank 1 lived on to print gloo's traceback to the user's terminal)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl (not Linux): the traceback, as before
+        pass
 
 
 @contextmanager

@@ -88,3 +88,15 @@ def test_a_scorer_of_its_own_randomness_or_that_raises_is_said_not_refused(caplo
         assert check_probes(saved, tmp_path) == {}
     assert "reward.path=m:sampled gave other scores to the same responses twice in a row" in caplog.text
     assert "task.verifier=m:gone raised FileNotFoundError: w.json when asked again" in caplog.text
+
+
+def test_a_combined_source_is_asked_and_named_by_its_own_key():
+    """Twelfth hunt: a reward=combined source's function was refused as `reward.path=rpar11:score`, a key
+    the user never typed (its errors name reward.components.<name>.source.path since the eighth hunt)."""
+    from align_lab.rewards.function import Combined, FunctionReward
+
+    source = FunctionReward(path="align_lab.rewards.function:word_count")
+    Combined({"brevity": {"weight": -0.01, "source": source}})
+    key = "reward.components.brevity.source.path=align_lab.rewards.function:word_count"
+    assert source.probe_key == key and list(user_probes._LIVE) == [key]
+    assert asked_again(key, {"calls": [[["p"], ["a b c"]]], "scores": [[3.0]]}) == [[3.0]]
