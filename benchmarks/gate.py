@@ -189,9 +189,12 @@ def check(a: argparse.Namespace) -> None:
     for key in ("time_band", "memory_band"):
         if not getattr(a, key) >= 0:
             raise SystemExit(f"gate: --{key.replace('_', '-')}={getattr(a, key)}: must be 0 or more")
-    if a.json is not None and (Path(a.json).is_dir() or not Path(a.json).parent.is_dir()):
-        why = "a folder" if Path(a.json).is_dir() else f"its folder {Path(a.json).parent} does not exist"
-        raise SystemExit(f"gate: --json={a.json}: is {why}; give a file to write the result to")
+    if a.json is not None and (
+        not a.json.strip() or Path(a.json).is_dir() or not Path(a.json).parent.is_dir()
+    ):
+        why = "is empty" if not a.json.strip() else "is a folder" if Path(a.json).is_dir() else None
+        why = why or f"names a folder that does not exist ({Path(a.json).parent})"
+        raise SystemExit(f"gate: --json={a.json}: {why}; give a file to write the result to")
     if a.baseline_dir is not None:
         check_tree("--baseline-dir", a.baseline_dir)
         typed, a.baseline_dir = a.baseline_dir, Path(a.baseline_dir)

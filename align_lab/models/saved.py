@@ -203,6 +203,9 @@ def check_loaded(model, info: dict, path: str, key: str = "model.name_or_path") 
         )
 
 
+FLAT_LOGITS = 1e-4  # a spread of logits below it: probabilities uniform within 0.01% (a random init: ~0.1)
+
+
 def output_problem(model) -> str | None:
     """What is wrong with a causal LM's next-token logits on 8 tokens, or None: not finite, or every token's
     logit equal at every place (eleventh hunt: a teacher saved with all-zero weights, or with weights
@@ -216,9 +219,10 @@ def output_problem(model) -> str | None:
         logits = model(input_ids=ids.to(model.device)).logits.float()  # (1, 8, V)
     if not logits.isfinite().all():
         return "its next-token logits are not finite (NaN or inf) on 8 tokens, though its weights are"
-    if (logits.std(dim=-1) == 0).all():
+    if (logits.std(dim=-1) < FLAT_LOGITS).all():  # twelfth hunt: norm weights x1e-7, std 2e-8
         return (
-            "its next-token logits are equal for every token at every place of 8 tokens (a uniform "
-            "distribution, whatever the input: weights all zero, or scaled past what its norms keep)"
+            f"its next-token logits are equal (within {FLAT_LOGITS:g}) for every token at every place of 8 "
+            "tokens (a uniform distribution, whatever the input: weights all zero, or scaled past what its "
+            "norms keep)"
         )
     return None

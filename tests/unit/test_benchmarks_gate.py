@@ -59,7 +59,9 @@ def test_a_json_path_that_is_a_folder_or_a_cold_first_run_is_one_line_before_any
     with pytest.raises(SystemExit) as e:
         gate.check(gate.parser().parse_args(["--json", str(tmp_path)]))
     assert str(e.value) == f"gate: --json={tmp_path}: is a folder; give a file to write the result to"
-    with pytest.raises(SystemExit, match="its folder .*/no does not exist"):
+    with pytest.raises(SystemExit, match="^gate: --json=: is empty; "):  # twelfth hunt: read as a folder
+        gate.check(gate.parser().parse_args(["--json", ""]))
+    with pytest.raises(SystemExit, match="names a folder that does not exist .*/no"):
         gate.check(gate.parser().parse_args(["--json", str(tmp_path / "no" / "r.json")]))
     gate.check(gate.parser().parse_args(["--json", str(tmp_path / "r.json")]))  # a new file: fine
     with pytest.raises(SystemExit, match="^gate: --warmup=0: must be at least 1 without --cache: "):

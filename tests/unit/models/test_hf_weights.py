@@ -160,7 +160,7 @@ def test_a_causal_lm_whose_weights_lack_a_tensor_is_refused_not_started_random(h
         )
 
 
-@pytest.mark.parametrize("scale", [0.0, 1e30], ids=["zero", "huge"])
+@pytest.mark.parametrize("scale", [0.0, 1e30, 1e-7], ids=["zero", "huge", "norm_tiny"])
 def test_a_causal_lm_whose_logits_are_equal_for_every_token_is_refused(hf_assets, tmp_path, scale):
     """Eleventh hunt: a teacher saved with every weight 0 (or its down_proj weights x1e30: finite, and its
     logits come out equal) distilled the student towards a uniform distribution, and such a policy trained
@@ -177,6 +177,8 @@ def test_a_causal_lm_whose_logits_are_equal_for_every_token_is_refused(hf_assets
     weights = load_file(folder / "model.safetensors")
     if scale == 0.0:
         weights = {k: v * 0.0 for k, v in weights.items()}
+    elif scale < 1:  # twelfth hunt: the final norm x1e-7, logits' spread 2e-8: uniform in effect
+        weights = {k: v * scale if k == "model.norm.weight" else v for k, v in weights.items()}
     else:
         weights = {k: v * scale if k.endswith("down_proj.weight") else v for k, v in weights.items()}
     save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
