@@ -33,8 +33,8 @@ def check_probes(saved: dict | None, ckpt: Path, allow: bool = False) -> dict:
         what = (
             f"{key} scores the responses it scored last before the checkpoint in {ckpt} otherwise now "
             f"({shown(probe['scores'])} then, {shown(now)} now): something it reads (a file, a variable, a "
-            "server) changed since, or what it keeps in memory (a calibration on its first call), which a "
-            "resume starts afresh"
+            "server) changed since, or it depends on its process (what it keeps in memory, a calibration on "
+            "its first call; Python's hash() of a text, salted per process)"
         )
         if not allow:
             raise ConfigError(

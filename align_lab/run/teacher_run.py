@@ -124,6 +124,8 @@ def check_teacher_run(spec, path: str, folder: Path) -> None:
         problem = (
             f"is damaged ({type(e).__name__}: {first})" if not saved.is_dir() else "is a folder, not a file"
         )
+    lacking = [g for g in ("model", "task") if not problem and g not in theirs]  # twelfth hunt
+    problem = problem or (f"is damaged (it records no {' or '.join(lacking)})" if lacking else None)
     if problem:
         raise ConfigError(
             f"{KEY}={path}: that run's {RESOLVED_CONFIG} {problem}, so whether it trained this run's model "

@@ -99,6 +99,15 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
             "folder saved by save_pretrained"
         ),
     ),
+    # twelfth hunt: one without its task read as "its checkpoint's policy does not fit this run's model"
+    "config_no_task": (
+        lambda t: (t / "config.resolved.yaml").write_text("model: {}\nseed: 0\n"),
+        lambda t: (
+            "that run's config.resolved.yaml is damaged (it records no task), so whether it trained this "
+            "run's model and task is unknown; put it back, or distil from a model folder saved by "
+            "save_pretrained"
+        ),
+    ),
     "config_gone": (
         lambda t: (t / "config.resolved.yaml").unlink(),
         lambda t: (

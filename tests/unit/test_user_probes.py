@@ -58,9 +58,10 @@ def test_other_scores_are_refused_in_one_line_or_allowed_and_said(caplog, tmp_pa
     assert str(e.value) == (
         "resume_changed_inputs=false: reward.path=m:f scores the responses it scored last before the "
         f"checkpoint in {tmp_path} otherwise now (2, 3 then, 20, 30 now): something it reads (a file, a "
-        "variable, a server) changed since, or what it keeps in memory (a calibration on its first call), "
-        "which a resume starts afresh; a resume would train one run on two rewards: put it back as it was, "
-        "set resume_changed_inputs=true to resume anyway, or choose another hydra.run.dir"
+        "variable, a server) changed since, or it depends on its process (what it keeps in memory, a "
+        "calibration on its first call; Python's hash() of a text, salted per process); a resume would train "
+        "one run on two rewards: put it back as it was, set resume_changed_inputs=true to resume anyway, or "
+        "choose another hydra.run.dir"
     )
     with caplog.at_level(logging.WARNING, logger="align_lab"):
         changed = check_probes(saved, tmp_path, allow=True)
