@@ -176,6 +176,19 @@ def check_tree(flag: str, tree: Path) -> None:
         raise SystemExit(f"{where}: python imports another align_lab from there ({out.stdout.decode()})")
 
 
+def unwritable(path: Path) -> str | None:
+    """Why `path` cannot be written (opened to append, a new one removed again), or None."""
+    existed = path.exists()
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    if not existed:
+        path.unlink()
+    return None
+
+
 def check(a: argparse.Namespace) -> None:
     """Every bad argument in one line, before any run."""
     for key, least in {"steps": 2, "rounds": 1, "warmup": 0}.items():
@@ -195,6 +208,10 @@ def check(a: argparse.Namespace) -> None:
         why = "is empty" if not a.json.strip() else "is a folder" if Path(a.json).is_dir() else None
         why = why or f"names a folder that does not exist ({Path(a.json).parent})"
         raise SystemExit(f"gate: --json={a.json}: {why}; give a file to write the result to")
+    if a.json is not None and (why := unwritable(Path(a.json))):  # twelfth hunt: /proc/x.json, after the runs
+        raise SystemExit(
+            f"gate: --json={a.json}: cannot be written ({why}); give a file to write the result to"
+        )
     if a.baseline_dir is not None:
         check_tree("--baseline-dir", a.baseline_dir)
         typed, a.baseline_dir = a.baseline_dir, Path(a.baseline_dir)

@@ -118,7 +118,7 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
     import torch
 
     from align_lab.run.cross_checks import check_partitions
-    from align_lab.run.inputs import modules_now
+    from align_lab.run.inputs import check_inputs, modules_now
     from align_lab.run.probe_check import check_probes
     from align_lab.run.summary import check_resume_config, run_identity
     from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
@@ -271,29 +271,6 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: boo
             f"align_lab: warning: resuming {ckpt} (training code {code}) with other training code "
             f"({mine['code']}): resume_changed_code=true"
         )
-
-
-def check_inputs(saved: dict | None, mine: dict, ckpt: Path, allow: bool = False) -> dict:
-    """The user's inputs inside a checkpoint (run/inputs.py) against this run's: a changed one (a data
-    file, a verifier, reward or environment module edited, a teacher retrained) refused in one line naming
-    it, unless `allow` (resume_changed_inputs=true): then one warning line, and the changes returned for
-    summary.json. None: a checkpoint written before input digests (not checked)."""
-    from align_lab.run.inputs import changed_inputs, describe_change, said_once
-
-    changed = said_once(changed_inputs(saved, mine))
-    if not changed:
-        return {}
-    what = "; ".join(describe_change(k, old, new) for k, (old, new) in changed.items())
-    if not allow:
-        raise ConfigError(
-            f"resume_changed_inputs=false: {what} changed since the checkpoint in {ckpt} was written, and a "
-            "resume would train one run on two versions of it; put it back as it was, set "
-            "resume_changed_inputs=true to resume anyway, or choose another hydra.run.dir"
-        )
-    log.warning(
-        f"align_lab: warning: resuming {ckpt} with changed inputs ({what}): resume_changed_inputs=true"
-    )
-    return changed
 
 
 def machine_warnings(spec) -> list[str]:

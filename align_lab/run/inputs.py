@@ -14,11 +14,15 @@ versions."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from pathlib import Path
 
+from align_lab.config import ConfigError
 from align_lab.user_code import user_module_file
 from align_lab.user_reads import LABELS, digest_now, where_now
+
+log = logging.getLogger("align_lab")
 
 PATH_KEY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module:function
 NOT_INPUTS = "cache_dir"  # a folder the run writes, not one it reads (the root's, a model's downloads)
@@ -195,3 +199,26 @@ def describe_change(key: str, old: dict, new: dict) -> str:
         old_d, new_d = (d if d in words else f"sha256 {d}" for d in (old_d, new_d))
         return f"{label or key}: {new['file']} ({old_d}, now {new_d})"
     return f"{label or key}: {new['file']} (sha256 {old_d}, now {new_d})"
+
+
+def check_inputs(saved: dict | None, mine: dict, ckpt: Path, allow: bool = False) -> dict:
+    """The user's inputs inside a checkpoint (run/inputs.py) against this run's: a changed one (a data
+    file, a verifier, reward or environment module edited, a teacher retrained) refused in one line naming
+    it, unless `allow` (resume_changed_inputs=true): then one warning line, and the changes returned for
+    summary.json. None: a checkpoint written before input digests (not checked)."""
+    changed = said_once(changed_inputs(saved, mine))
+    if not changed:
+        return {}
+    what = "; ".join(describe_change(k, old, new) for k, (old, new) in changed.items())
+    moved = all(old.get("file") != new.get("file") for old, new in changed.values())  # a relative name
+    since = "" if moved else f" changed since the checkpoint in {ckpt} was written"
+    if not allow:
+        raise ConfigError(
+            f"resume_changed_inputs=false: {what}{since}, and a resume would train one run on two versions "
+            f"of it; {'' if moved else 'put it back as it was, '}set resume_changed_inputs=true to resume "
+            "anyway, or choose another hydra.run.dir"
+        )
+    log.warning(
+        f"align_lab: warning: resuming {ckpt} with changed inputs ({what}): resume_changed_inputs=true"
+    )
+    return changed

@@ -1,7 +1,7 @@
 """A resume asks the user's scoring code again what it gave on the rows it scored last before the
 checkpoint (user_probes.py): other scores now mean something it reads changed, however it reads it (a
 file read in C, a path built from pieces, a variable a library reads, a server). Refused in one line like
-a changed input file (run/folder_checks.py check_inputs), unless resume_changed_inputs=true; a scorer
+a changed input file (run/inputs.py check_inputs), unless resume_changed_inputs=true; a scorer
 that gives two answers to the same rows in a row cannot be checked so, and is said to be."""
 
 from __future__ import annotations

@@ -64,6 +64,9 @@ def test_a_json_path_that_is_a_folder_or_a_cold_first_run_is_one_line_before_any
     with pytest.raises(SystemExit, match="names a folder that does not exist .*/no"):
         gate.check(gate.parser().parse_args(["--json", str(tmp_path / "no" / "r.json")]))
     gate.check(gate.parser().parse_args(["--json", str(tmp_path / "r.json")]))  # a new file: fine
+    assert not (tmp_path / "r.json").exists()  # and not left behind by the check
+    with pytest.raises(SystemExit, match=r"^gate: --json=/proc/x.json: cannot be written \("):  # twelfth hunt
+        gate.check(gate.parser().parse_args(["--json", "/proc/x.json"]))
     with pytest.raises(SystemExit, match="^gate: --warmup=0: must be at least 1 without --cache: "):
         gate.check(gate.parser().parse_args(["--warmup", "0"]))
     gate.check(gate.parser().parse_args(["--warmup", "0", "--cache", str(tmp_path)]))  # a warm cache

@@ -158,3 +158,21 @@ def test_a_relative_name_that_now_names_another_file_says_so_not_that_it_changed
         describe_change("task.path", old, same_file)
         == "task.path: /dA/q.jsonl (sha256 199e94ab, now fa293546)"
     )
+
+
+def test_a_refusal_for_a_name_that_moved_says_neither_changed_nor_put_it_back(tmp_path):
+    """Twelfth hunt: the relative task.path's clause was spliced into "... changed since the checkpoint
+    ...; put it back as it was", though neither file changed."""
+    from align_lab.config import ConfigError
+    from align_lab.run.inputs import check_inputs
+
+    saved = {"task.path": {"file": "/dA/q.jsonl", "sha256": "199e94ab" * 2}}
+    mine = {"task.path": {"file": "/dB/q.jsonl", "sha256": "fa293546" * 2}}
+    with pytest.raises(ConfigError) as e:
+        check_inputs(saved, mine, tmp_path)
+    assert str(e.value) == (
+        "resume_changed_inputs=false: task.path: names /dB/q.jsonl here (sha256 fa293546), not /dA/q.jsonl "
+        "(sha256 199e94ab) as where the run started (run the command there, or give the path whole), and a "
+        "resume would train one run on two versions of it; set resume_changed_inputs=true to resume anyway, "
+        "or choose another hydra.run.dir"
+    )
