@@ -224,8 +224,10 @@ def serve(job: RankJob, group: Group, connect: Callable[[], None]) -> str:
     try:
         job.run(group, connect)
     except RankStopped:
-        return job.release() or "stopped"
-    return leave(job.release) or "completed"
+        job.release()
+        return "stopped"
+    leave(job.release)
+    return "completed"
 
 
 def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> None:

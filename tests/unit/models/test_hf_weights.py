@@ -114,6 +114,17 @@ def test_a_name_that_is_no_hub_id_names_its_key(name):
     )
 
 
+def policy_and_teacher_loads(folder) -> list:
+    """(load, key) of `folder` loaded as a policy (model.name_or_path) and as a teacher (algo.teacher)."""
+    from align_lab.models.hf import HFModel
+    from align_lab.run.teacher import load_given
+
+    return [
+        (lambda: HFModel(name_or_path=str(folder)).init_policy(None), "model.name_or_path"),
+        (lambda: load_given(str(folder), None, None), "algo.teacher"),
+    ]
+
+
 def test_a_causal_lm_whose_weights_lack_a_tensor_is_refused_not_started_random(hf_assets, tmp_path):
     """Ninth hunt: a teacher folder whose model.safetensors lacked one layer's tensor distilled a random
     layer (transformers' load report only): as a policy or as a teacher, one line naming the tensors."""
@@ -148,10 +159,7 @@ def test_a_causal_lm_whose_weights_lack_a_tensor_is_refused_not_started_random(h
     weights[gone] = weights[gone].clone()
     weights[gone][0, 0] = float("nan")
     save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
-    for load, key in (
-        (lambda: HFModel(name_or_path=str(folder)).init_policy(None), "model.name_or_path"),
-        (lambda: load_given(str(folder), None, None), "algo.teacher"),
-    ):
+    for load, key in policy_and_teacher_loads(folder):
         with pytest.raises(ConfigError) as e:
             load()
         assert str(e.value) == (
@@ -169,9 +177,6 @@ def test_a_causal_lm_whose_logits_are_equal_for_every_token_is_refused(hf_assets
 
     from safetensors.torch import load_file
 
-    from align_lab.models.hf import HFModel
-    from align_lab.run.teacher import load_given
-
     folder = tmp_path / "flat"
     shutil.copytree(hf_assets.policy, folder)
     weights = load_file(folder / "model.safetensors")
@@ -182,10 +187,7 @@ def test_a_causal_lm_whose_logits_are_equal_for_every_token_is_refused(hf_assets
     else:
         weights = {k: v * scale if k.endswith("down_proj.weight") else v for k, v in weights.items()}
     save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
-    for load, key in (
-        (lambda: HFModel(name_or_path=str(folder)).init_policy(None), "model.name_or_path"),
-        (lambda: load_given(str(folder), None, None), "algo.teacher"),
-    ):
+    for load, key in policy_and_teacher_loads(folder):
         with pytest.raises(ConfigError) as e:
             load()
         assert str(e.value).startswith(f"{key}={folder}: its next-token logits are ") and "\n" not in str(
