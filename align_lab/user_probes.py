@@ -4,7 +4,9 @@ however it reads it: a file read in C (pyarrow's parquet, sqlite), one whose pat
 reads from another file, a variable a library reads for it (OmegaConf's oc.env, os.path.expandvars), a
 script it runs, a server (eleventh hunt: each of these, changed between a kill and the same command,
 resumed in silence). A reward function is asked its last call again whole (a score may depend on the
-batch: a rank, a normalisation); a verifier, its last PROBE_ROWS rows. Standard library only."""
+batch: a rank, a normalisation); a verifier, its last PROBE_ROWS rows; a multi-turn environment, its last
+PROBE_ROWS episodes replayed turn by turn (each step's observation, reward and done, and the answer). An
+answer is a number, or a text compared exactly. Standard library only."""
 
 from __future__ import annotations
 
@@ -33,11 +35,15 @@ def scored_batch(key: str, args: tuple, scores: list[float]) -> None:
     _LAST[key] = {"calls": [[list(a) for a in args]], "scores": [list(scores)]}
 
 
-def scored_row(key: str, args: tuple, score: float) -> None:
-    """A verifier's call `fn(*args)` (one response) gave `score`: the last PROBE_ROWS are kept."""
+def scored_row(key: str, args: tuple, score: float | list, said: str | None = None) -> None:
+    """A verifier's call `fn(*args)` (one response) gave `score` (an environment's replay, a list of
+    answers): the last PROBE_ROWS are kept. `said`: how a refusal says what it asked again ("answers the
+    turns it answered last"; default, a scorer's "scores the responses it scored last")."""
     last = _LAST.setdefault(key, {"calls": [], "scores": []})
     last["calls"] = [*last["calls"], list(args)][-PROBE_ROWS:]
     last["scores"] = [*last["scores"], score][-PROBE_ROWS:]
+    if said is not None:
+        last["said"] = said
 
 
 def forget_scored() -> None:
@@ -47,7 +53,7 @@ def forget_scored() -> None:
 
 def probes() -> dict[str, dict]:
     """What each checkpoint keeps: every key's last calls and scores (texts and numbers only)."""
-    return {k: {"calls": list(v["calls"]), "scores": list(v["scores"])} for k, v in _LAST.items()}
+    return {k: {**v, "calls": list(v["calls"]), "scores": list(v["scores"])} for k, v in _LAST.items()}
 
 
 def asked_again(key: str, saved: dict) -> list | None:
@@ -59,11 +65,17 @@ def asked_again(key: str, saved: dict) -> list | None:
     return [_numbers(fn(*args)) for args in saved["calls"]]
 
 
-def _numbers(scores) -> list[float] | float:
+def _numbers(scores) -> list | float | str:
+    if isinstance(scores, str):  # an environment's observation, an answer
+        return scores
     try:
-        return [float(s) for s in scores]
+        return [_number(s) for s in scores]
     except TypeError:  # one row's score
         return float(scores)
+
+
+def _number(score) -> float | str:
+    return score if isinstance(score, str) else float(score)
 
 
 def same(a: list, b: list) -> bool:
@@ -74,15 +86,21 @@ def same(a: list, b: list) -> bool:
     return len(fa) == len(fb) and all(_close(x, y) for x, y in zip(fa, fb, strict=True))
 
 
-def _flat(scores: list) -> list[float]:
-    return [float(x) for s in scores for x in (s if isinstance(s, list) else [s])]
+def _flat(scores: list) -> list[float | str]:
+    return [_number(x) for s in scores for x in (s if isinstance(s, list) else [s])]
 
 
-def _close(x: float, y: float) -> bool:
+def _close(x: float | str, y: float | str) -> bool:
+    if isinstance(x, str) or isinstance(y, str):
+        return x == y
     return (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=1e-4, abs_tol=1e-6)
 
 
 def shown(scores: list) -> str:
     """The first few scores of a probe, for a line: `0.75, 0.5, 1.125 ...`."""
     flat = _flat(scores)
-    return ", ".join(f"{x:.4g}" for x in flat[:4]) + (" ..." if len(flat) > 4 else "")
+    return ", ".join(_shown(x) for x in flat[:4]) + (" ..." if len(flat) > 4 else "")
+
+
+def _shown(x: float | str) -> str:
+    return f"{x:.4g}" if not isinstance(x, str) else repr(x if len(x) <= 24 else x[:21] + "...")

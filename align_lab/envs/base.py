@@ -5,6 +5,8 @@ step under a timeout and turns whatever goes wrong into one line naming the envi
 from __future__ import annotations
 
 import concurrent.futures
+import copy
+import functools
 import math
 import numbers
 import string
@@ -12,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from align_lab.user_probes import loaded
 from align_lab.value_checks import FLOAT32_MAX, beyond, one_line
 
 
@@ -170,6 +173,49 @@ def episode_answer(env_name: str, episode, turns: int) -> str:
         kind = type(answer).__name__
         raise EnvError(f"env={env_name}: turn {turns}: answer() returned a {kind}; must be a string")
     return answer
+
+
+REPLAYED = "answers the turns it answered last"  # how a resume's refusal says what it asked again
+
+
+def probe_key(env_name: str) -> str:
+    """The key an environment's last episodes are kept under in a checkpoint (user_probes.py)."""
+    return f"env={env_name}"
+
+
+def replayable(env_name: str, env) -> None:
+    """A multi-turn `env`'s episodes kept in the checkpoint are asked again on resume (user_probes.py),
+    played on a replica of it."""
+    if getattr(env, "multi_turn", False):
+        loaded(probe_key(env_name), functools.partial(replayed, env_name, replica(env)))
+
+
+def replica(env):
+    """A copy of `env` for a resume to replay episodes on, so that the run's own keeps its state (an
+    episode counter); the environment itself where it cannot be copied (a connection, a lock)."""
+    try:
+        return copy.deepcopy(env)
+    except Exception:  # noqa: BLE001 - the user's object: anything it cannot copy
+        return env
+
+
+def replayed(env_name: str, env, prompt: str, turns: list[str], finished: bool) -> list:
+    """What `env` answers now to an episode's policy turns, played again from `start(prompt)`: each
+    step's observation, reward and done, then the episode's answer() where it finished. A resume asks
+    this of the episodes played last before the checkpoint (user_probes.py, rollout/turns.py): other
+    answers mean something the environment reads changed (a file, a variable, a server)."""
+    timeout = env.step_timeout_s
+    episode = start_episode(env_name, env, prompt, timeout)
+    answers: list = []
+    try:
+        for k, turn in enumerate(turns, 1):
+            step = run_step(env_name, episode, turn, k, timeout)
+            answers += [step.observation, float(step.reward), bool(step.done)]
+    finally:
+        failed = close_episode(env_name, episode, len(turns))
+    if failed is not None:
+        raise failed
+    return answers + ([episode_answer(env_name, episode, len(turns))] if finished else [])
 
 
 class LastTurn:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align_lab.envs.base import EnvError, close_episode, episode_answer, run_step, start_episode
+from align_lab.envs.base import REPLAYED, EnvError, close_episode, episode_answer, run_step, start_episode
 from align_lab.models.sequences import observation_ids, response_mask
 from align_lab.rollout.base import Samples
+from align_lab.user_probes import PROBE_ROWS, scored_row
 
 TURN_SEED_STRIDE = 0x9E3779B97F4A7C15  # odd: turn k of row seed s draws from s + k * stride (mod 2^63)
 
@@ -50,6 +51,9 @@ class Conversation:
     # the episode as text turns, [("policy", decoded turn without EOS), ("env", observation before
     # rendering), ...]: what a preference pair stores (run/pairs.py)
     segments: list = field(default_factory=list)
+    raw: str = ""  # the task's prompt the episode started from
+    stepped: list = field(default_factory=list)  # the policy turns the environment answered
+    answers: list = field(default_factory=list)  # its answers: observation, reward, done per turn
 
     def add(self, ids: list[int], logprobs: list[float] | None) -> None:
         """Tokens of a policy turn (with their log-probs) or of an observation (None)."""
@@ -75,6 +79,7 @@ class TurnEngine:
     env_name: str
     render_observation: Callable[[str], str]  # observation text -> the text the policy reads
     raw_prompt: Callable[[str], str]  # the rendered prompt -> the task's own (what env.start gets)
+    probe_key: str | None = None  # `env=<name>`: the last episodes kept, replayed on resume (user_probes)
 
     @property
     def temperature(self) -> float:
@@ -143,18 +148,31 @@ class TurnEngine:
         failed = next((error for error in closing if error is not None), None)
         if failed is not None:
             raise failed
-        return self._samples(first, rows, tokenizer)
+        samples = self._samples(first, rows, tokenizer)
+        self._keep(rows, samples.responses)
+        return samples
+
+    def _keep(self, rows: list[Conversation], answers: list[str]) -> None:
+        """The last PROBE_ROWS episodes as a resume replays them (envs/base.replayed): the task's prompt,
+        the turns the environment answered, and whether it finished; its answers and the answer."""
+        if self.probe_key is None:
+            return
+        for row, answer in list(zip(rows, answers, strict=True))[-PROBE_ROWS:]:
+            said = row.answers + ([answer] if row.finished else [])
+            scored_row(self.probe_key, (row.raw, list(row.stepped), row.finished), said, REPLAYED)
 
     def _start(self, first: Samples) -> list[Conversation]:
         """Every row's episode, started with its raw task prompt, its context the prompt's ids."""
         timeout = self.env.step_timeout_s
+        raws = [self.raw_prompt(prompt) for prompt in first.prompts]
         return [
             Conversation(
-                start_episode(self.env_name, self.env, self.raw_prompt(prompt), timeout),
+                start_episode(self.env_name, self.env, raw, timeout),
                 ids[attn.bool()].tolist(),
                 int(attn.sum()),
+                raw=raw,
             )
-            for prompt, ids, attn in zip(first.prompts, first.prompt_ids, first.prompt_attn, strict=True)
+            for raw, ids, attn in zip(raws, first.prompt_ids, first.prompt_attn, strict=True)
         ]
 
     def _policy_turn(self, row: Conversation, limit: int | None, ids: list[int], logprobs: list[float]):
@@ -195,6 +213,8 @@ class TurnEngine:
         text = tokenizer.decode(ids[:-1], skip_special_tokens=True)
         row.segments.append(("policy", text))
         step = run_step(self.env_name, row.episode, text, turn, self.env.step_timeout_s)
+        row.stepped.append(text)
+        row.answers += [step.observation, float(step.reward), bool(step.done)]
         row.rewards[-1] += float(step.reward)
         row.tool_calls += int(bool(step.tool_call))
         if step.done or turn == self.env.max_turns:

@@ -14,6 +14,7 @@ from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.algorithms.signals import Reference, SelfTeacher, TeacherLogprobs, VocabularyDivergence, reads
 from align_lab.cache import StageCache
+from align_lab.envs.base import probe_key
 from align_lab.models.lora import frozen_base
 from align_lab.rewards import reward_models
 from align_lab.rollout.turns import TurnEngine
@@ -179,7 +180,8 @@ def engine_of(spec: RunSpec, stages: Stages):
         return spec.rollout
     view = stages.policy_task
     render = observation_renderer(view, spec.env)  # as the SFT and preference stages render them
-    return TurnEngine(spec.rollout, spec.env, spec.env_name, render, getattr(view, "raw", lambda p: p))
+    raw = getattr(view, "raw", lambda p: p)
+    return TurnEngine(spec.rollout, spec.env, spec.env_name, render, raw, probe_key(spec.env_name))
 
 
 def build_run(spec: RunSpec, run_dir: Path, tracker, progress, preemption, identity=None, rank: int = 0):

@@ -117,6 +117,7 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
     metrics.jsonl a resume would cut must be readable. Returns the inputs it goes on with changed."""
     import torch
 
+    from align_lab.envs.base import replayable
     from align_lab.run.cross_checks import check_partitions
     from align_lab.run.inputs import check_inputs, modules_now
     from align_lab.run.probe_check import check_probes
@@ -142,6 +143,7 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
             if imported:
                 inputs, now = {**(inputs or {}), **imported}, {**now, **modules_now(imported)}
             go_on = spec.config.get("resume_changed_inputs")  # and the scorers' answers (user_probes.py)
+            replayable(spec.env_name, spec.env)  # a multi-turn environment's episodes are asked again too
             changed = check_inputs(inputs, now, ckpt, go_on) or check_probes(state.get("probes"), ckpt, go_on)
             warn_beside(state.get("beside"), inputs or {}, ckpt)
             warn_environment(state.get("environment"), imported or {}, ckpt)

@@ -26,12 +26,13 @@ def check_probes(saved: dict | None, ckpt: Path, allow: bool = False) -> dict:
             continue
         if not same(_ask(key, probe, ckpt) or [], now):  # a scorer of its own randomness
             log.warning(
-                f"align_lab: warning: {key} gave other scores to the same responses twice in a row, so a "
+                f"align_lab: warning: {key} gave other answers to the same rows twice in a row, so a "
                 f"resume cannot tell whether what it reads changed since the checkpoint in {ckpt} was written"
             )
             continue
+        asked = probe.get("said", "scores the responses it scored last")  # an environment's: its turns
         what = (
-            f"{key} scores the responses it scored last before the checkpoint in {ckpt} otherwise now "
+            f"{key} {asked} before the checkpoint in {ckpt} otherwise now "
             f"({shown(probe['scores'])} then, {shown(now)} now): something it reads (a file, a variable, a "
             "server) changed since, or it depends on its process (what it keeps in memory, a calibration on "
             "its first call; Python's hash() of a text, salted per process)"

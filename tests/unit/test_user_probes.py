@@ -87,7 +87,7 @@ def test_a_scorer_of_its_own_randomness_or_that_raises_is_said_not_refused(caplo
     }
     with caplog.at_level(logging.WARNING, logger="align_lab"):
         assert check_probes(saved, tmp_path) == {}
-    assert "reward.path=m:sampled gave other scores to the same responses twice in a row" in caplog.text
+    assert "reward.path=m:sampled gave other answers to the same rows twice in a row" in caplog.text
     assert "task.verifier=m:gone raised FileNotFoundError: w.json when asked again" in caplog.text
 
 
@@ -101,3 +101,46 @@ def test_a_combined_source_is_asked_and_named_by_its_own_key():
     key = "reward.components.brevity.source.path=align_lab.rewards.function:word_count"
     assert source.probe_key == key and list(user_probes._LIVE) == [key]
     assert asked_again(key, {"calls": [[["p"], ["a b c"]]], "scores": [[3.0]]}) == [[3.0]]
+
+
+def test_an_environments_answers_compare_their_texts_exactly():
+    said = [["higher", 0.0, False, "7"]]
+    assert same(said, [["higher", 0.0, False, "7"]])
+    assert not same(said, [["lower", 0.0, False, "7"]]) and not same([["1", 0.0]], [[1.0, 0.0]])
+    assert shown([["higher", 0.5, True, "x" * 30]]) == "'higher', 0.5, 1, 'xxxxxxxxxxxxxxxxxxxxx...'"
+
+
+def test_an_environments_episode_is_replayed_turn_by_turn_on_a_replica_and_closed():
+    from align_lab.envs.base import REPLAYED, probe_key, replayable, replayed
+    from align_lab.envs.calculator import Calculator
+
+    env = Calculator()  # a call answered with its result, then the answer ends the episode
+    turns = ["<calc>6*7</calc>", "42"]
+    assert replayed("calculator", env, "What is 6 times 7?", turns, True) == [
+        "42",
+        0.0,
+        False,
+        "",
+        0.0,
+        True,
+        "42",
+    ]
+    assert replayed("calculator", env, "q", turns[:1], False) == ["42", 0.0, False]  # cut: no answer()
+
+    class Counting:
+        multi_turn, max_turns, step_timeout_s = True, 1, 5.0
+        started = 0
+
+        def start(self, prompt):
+            self.started += 1
+            return env.start(prompt)
+
+    counting = Counting()
+    replayable("mine", counting)
+    scored_row(probe_key("mine"), ("q", ["3"], True), ["", 0.0, True, "3"], REPLAYED)
+    saved = user_probes.probes()
+    assert saved["env=mine"]["said"] == REPLAYED
+    assert asked_again("env=mine", saved["env=mine"]) == [["", 0.0, True, "3"]]
+    assert counting.started == 0  # the run's own environment keeps its state
+    replayable("single", type("One", (), {"multi_turn": False})())
+    assert "env=single" not in user_probes._LIVE
