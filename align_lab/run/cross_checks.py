@@ -141,8 +141,8 @@ def check_processes(spec: RunSpec) -> None:
     key = f"hardware.processes={n}" if spec.hardware.nodes == 1 else f"hardware.nodes x processes={n}"
     if not getattr(spec.rollout, "seed_per_sample", False):
         raise ConfigError(
-            f"{key}: needs rollout.seed_per_sample=true, so that a response does not "
-            "depend on which process samples it"
+            f"{key}: needs rollout.seed_per_sample=true, so that a response does not depend on which "
+            "process samples it (a run started without it, on one process, resumes on one process only)"
         )
     online = isinstance(spec.algo, OnlineAlgorithm)
     per_step = spec.train.rollout_size // spec.algo.group_size if online else spec.train.minibatch_size

@@ -53,8 +53,9 @@ def test_the_cpu_ddp_preset_runs_two_processes_and_needs_per_sample_seeds(tmp_pa
     cfg, names = compose(["hardware=cpu_ddp"])
     assert cfg.hardware.processes == 2 and cfg.rollout.seed_per_sample
     cfg, names = compose(["hardware.processes=2"])
-    with pytest.raises(ConfigError, match=r"hardware.processes=2: needs rollout.seed_per_sample=true"):
+    with pytest.raises(ConfigError, match=r"hardware.processes=2: needs rollout.seed_per_sample=true") as e:
         check_run(spec_from_config(cfg, names))
+    assert str(e.value).endswith("(a run started without it, on one process, resumes on one process only)")
     cfg, names = compose(
         ["hardware=cpu_ddp", "hardware.processes=64", "train.rollout_size=16", "train.minibatch_size=8"]
     )
