@@ -10,6 +10,7 @@ answer is a number, or a text compared exactly. Standard library only."""
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 
@@ -62,7 +63,7 @@ def asked_again(key: str, saved: dict) -> list | None:
     fn = _LIVE.get(key)
     if fn is None:
         return None
-    return [_numbers(fn(*args)) for args in saved["calls"]]
+    return [_numbers(fn(*copy.deepcopy(args))) for args in saved["calls"]]  # the rows kept stay as saved
 
 
 def _numbers(scores) -> list | float | str:

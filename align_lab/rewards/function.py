@@ -51,8 +51,8 @@ class FunctionReward:
         loaded(self.probe_key, self._scores)  # a resume asks it again (user_probes.py)
 
     def _scores(self, prompts: list[str], responses: list[str]) -> list[float]:
-        try:
-            scores = self._fn(prompts, responses)
+        try:  # lists of its own: one it empties or appends to is not the rows kept (thirteenth hunt)
+            scores = self._fn(list(prompts), list(responses))
         except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
             raise RewardError(f"reward.path={self.path}: raised {one_line(e)}") from None
         return checked_scores(scores, len(prompts), f"reward.path={self.path}").tolist()

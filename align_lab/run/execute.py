@@ -35,7 +35,8 @@ from align_lab.tracking.progress import below_sft_line, progress_factory, unmove
 from align_lab.tracking.samples import SAMPLES_FILE, read_samples
 from align_lab.train.backend import Diverged, forget_process_group
 from align_lab.train.checkpoint_io import checkpoint_step
-from align_lab.train.distributed import Group, join_slurm, launch, serve
+from align_lab.train.distributed import Group, join_slurm, serve
+from align_lab.train.launch import launch
 from align_lab.train.memory import record as planned
 from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
 from align_lab.value_checks import ArtifactMissing, ConfigError, TrainsNothing, UserCodeError

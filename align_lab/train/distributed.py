@@ -18,20 +18,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import sys
-import traceback
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from align_lab.train.preemption import Interrupted, RankStopped
+from align_lab.train.preemption import RankStopped
 from align_lab.train.slurm_world import SlurmWorld
 
 log = logging.getLogger("align_lab")
@@ -228,92 +223,3 @@ def serve(job: RankJob, group: Group, connect: Callable[[], None]) -> str:
         return "stopped"
     leave(job.release)
     return "completed"
-
-
-def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> None:
-    """Rank index + 1 of a run on this node, spawned by rank 0: serves `job`."""
-    # a terminal's Ctrl-C reaches every process of the run: rank 0 alone stops it, at a step's end with
-    # its checkpoint (train/preemption.py), and then stops this rank
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_rank_0()
-    try:
-        serve(job, Group(index + 1, size), partial(join, index + 1, size, port, device))
-    except Interrupted as e:  # a signal outside the steps: rank 0 says where the run stopped
-        sys.stderr.flush()
-        os._exit(e.exit_code)
-    except BaseException:
-        # said now: torch.multiprocessing keeps a worker's traceback until rank 0 joins it, and rank 0
-        # may be waiting in a collective for this rank
-        print(
-            f"align_lab: rank {index + 1} of {size} failed:\n{traceback.format_exc()}",
-            file=sys.stderr,
-            flush=True,
-        )
-        raise
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)  # skip interpreter teardown: a late gloo thread must not abort a finished worker
-
-
-def _die_with_rank_0() -> None:
-    """Linux: this process gets SIGKILL when rank 0 (its parent) ends, whatever ends it (twelfth hunt:
-    rank 0 killed by kill -9, rank 1 lived on to print gloo's traceback to the user's terminal)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except (OSError, AttributeError):  # no prctl (not Linux): the traceback, as before
-        pass
-
-
-@contextmanager
-def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None, group_needed: bool = False):
-    """Rank 0's side of a run of `size` ranks on this node: starts ranks 1..size-1 serving `job` (one
-    picklable RankJob), joins them, and yields rank 0's Group; at the end waits for every rank, and stops
-    them if rank 0 fails. Across nodes (`slurm`), the other ranks are Slurm tasks of their own: rank 0
-    only meets them. One rank yields Group() with no process group, unless `group_needed` (DeepSpeed
-    wants one). `job.release()` runs before the group is destroyed."""
-    import torch.distributed as dist
-    import torch.multiprocessing as mp
-
-    if slurm is None and size == 1 and not group_needed:
-        yield Group()
-        return
-    workers = None
-    try:
-        if slurm is not None:
-            join_slurm(slurm, device)
-            size = slurm.size
-        else:
-            port = free_port()
-            if size > 1:
-                spawn_args = (size, port, device, job)
-                workers = mp.start_processes(_spawned, spawn_args, size - 1, join=False, start_method="spawn")
-            join(0, size, port, device)
-        yield Group(0, size)
-        if size > 1:
-            dist.barrier()  # every rank has finished its loop
-        while workers is not None and not workers.join():
-            pass
-    except RuntimeError as e:  # a collective failed: a worker's own error says why
-        if workers is not None:
-            try:
-                workers.join(timeout=10)
-            except mp.ProcessRaisedException as worker:
-                raise worker from e
-            except mp.ProcessExitedException as worker:  # a signal ended it (SIGTERM, the OOM killer's
-                # SIGKILL: twelfth hunt): the run stopped there, its last checkpoint whole: resumable
-                code = worker.exit_code
-                if code < 0 or code == 128 + signal.SIGTERM:
-                    raise Interrupted(signal.Signals(-code if code < 0 else signal.SIGTERM).name) from None
-                raise
-        raise
-    finally:
-        for process in workers.processes if workers is not None else []:
-            if process.is_alive():  # rank 0 stopped or failed: theirs is of no use (a SIGTERM would wait)
-                process.kill()
-        job.release()
-        if dist.is_initialized():
-            dist.destroy_process_group()
-        forget_env()

@@ -131,7 +131,7 @@ def test_a_failing_rank_says_why_at_once_and_rank_0_stops(capfd):
     import torch.distributed as dist
     import torch.multiprocessing as mp
 
-    from align_lab.train.distributed import launch
+    from align_lab.train.launch import launch
 
     with pytest.raises(mp.ProcessRaisedException, match="boom in rank 1"):
         with launch(2, "cpu", ConnectThenFail()):

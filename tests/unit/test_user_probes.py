@@ -144,3 +144,34 @@ def test_an_environments_episode_is_replayed_turn_by_turn_on_a_replica_and_close
     assert counting.started == 0  # the run's own environment keeps its state
     replayable("single", type("One", (), {"multi_turn": False})())
     assert "env=single" not in user_probes._LIVE
+
+
+def test_a_reward_that_empties_or_appends_to_its_lists_is_asked_again_on_the_rows_it_was_given(
+    tmp_path, monkeypatch, caplog
+):
+    """Thirteenth hunt: a reward emptying the list it was given after scoring was refused on resume (the
+    probe kept the emptied list), one appending "</s>" in place was called random (each ask appended
+    again). Each call gets lists of its own, so the rows kept are the ones it scored."""
+    from types import SimpleNamespace
+
+    from align_lab.rewards.function import FunctionReward
+
+    (tmp_path / "probes_mutating13.py").write_text(
+        "def emptying(prompts, responses):\n"
+        "    scores = [float(len(r)) for r in responses]\n"
+        "    responses.clear()\n"
+        "    return scores\n\n\n"
+        "def appending(prompts, responses):\n"
+        "    for i in range(len(responses)):\n"
+        "        responses[i] += '</s>'\n"
+        "    return [float(len(r)) for r in responses]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("emptying", "appending"):
+        reward = FunctionReward(path=f"probes_mutating13:{name}")
+        reward.scorer(SimpleNamespace(raw_prompt=lambda p: p))(["p", "q"], ["ab", "abc"], [True, True])
+        saved = user_probes.probes()[f"reward.path=probes_mutating13:{name}"]
+        assert saved["calls"] == [[["p", "q"], ["ab", "abc"]]], name
+        with caplog.at_level(logging.WARNING, logger="align_lab"):
+            assert check_probes(user_probes.probes(), tmp_path) == {}
+        assert "twice in a row" not in caplog.text

@@ -1,0 +1,161 @@
+"""Rank 0's side of a data-parallel run on one node (train/distributed.py has the group itself): it
+spawns ranks 1..N-1, each serving the run's RankJob and dying with rank 0, and says why a rank ended: the
+exception it left for rank 0 (a reward's error on one rank is one line, as on one process: thirteenth
+hunt), the run's interruption where a signal ended it, else torch's own."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import tempfile
+import traceback
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+
+from align_lab.train.distributed import Group, RankJob, forget_env, free_port, join, join_slurm, serve
+from align_lab.train.preemption import Interrupted
+from align_lab.train.slurm_world import SlurmWorld
+from align_lab.value_checks import UserCodeError
+
+
+def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> None:
+    """Rank index + 1 of a run on this node, spawned by rank 0: serves `job`."""
+    # a terminal's Ctrl-C reaches every process of the run: rank 0 alone stops it, at a step's end with
+    # its checkpoint (train/preemption.py), and then stops this rank
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_rank_0()
+    try:
+        serve(job, Group(index + 1, size), partial(join, index + 1, size, port, device))
+    except Interrupted as e:  # a signal outside the steps: rank 0 says where the run stopped
+        sys.stderr.flush()
+        os._exit(e.exit_code)
+    except BaseException as e:
+        # rank 0 raises it in its place (a reward's error on this rank alone: one line, as on one
+        # process: thirteenth hunt), its traceback a note; one that cannot travel is said here, now
+        if not _sent(e, port, index + 1, size):
+            print(
+                f"align_lab: rank {index + 1} of {size} failed:\n{traceback.format_exc()}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
+        sys.stderr.flush()
+        os._exit(1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter teardown: a late gloo thread must not abort a finished worker
+
+
+def _die_with_rank_0() -> None:
+    """Linux: this process gets SIGKILL when rank 0 (its parent) ends, whatever ends it (twelfth hunt:
+    rank 0 killed by kill -9, rank 1 lived on to print gloo's traceback to the user's terminal)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):  # no prctl (not Linux): the traceback, as before
+        pass
+
+
+def _sent_file(port: int, rank: int) -> Path:
+    """Where spawned rank `rank` of the run meeting at `port` leaves the exception it ended with."""
+    return Path(tempfile.gettempdir()) / f"align_lab-rank-{port}-{rank}.exception"
+
+
+def _sent(e: BaseException, port: int, rank: int, size: int) -> bool:
+    """Rank `rank` leaves `e` for rank 0, its traceback a note (shown where it is no one-line error);
+    False where it cannot be pickled (a class of the user's code that will not travel)."""
+    e.add_note(f"rank {rank} of {size}:\n{traceback.format_exc()}")
+    try:
+        data = pickle.dumps(e)
+        pickle.loads(data)  # an exception whose arguments do not rebuild it would fail in rank 0
+        _sent_file(port, rank).write_bytes(data)
+    except Exception:  # noqa: BLE001 - whatever stops it travelling: said where it happened instead
+        return False
+    return True
+
+
+def _received(port: int, size: int) -> BaseException | None:
+    """The exception the lowest spawned rank that failed left, if any."""
+    for rank in range(1, size):
+        try:
+            return pickle.loads(_sent_file(port, rank).read_bytes())
+        except (OSError, pickle.PickleError, EOFError):
+            continue
+    return None
+
+
+def _forget_sent(port: int | None, size: int) -> None:
+    for rank in range(1, size if port is not None else 1):
+        _sent_file(port, rank).unlink(missing_ok=True)
+
+
+def _why_it_ended(worker: Exception, port: int, size: int) -> BaseException:
+    """What rank 0 raises for a spawned rank that ended: the exception it left (a reward's error: one
+    line, as on one process), the run's interruption where a signal ended it (SIGTERM, the OOM killer's
+    SIGKILL: twelfth hunt; its last checkpoint whole: resumable), else torch's own."""
+    import torch.multiprocessing as mp
+
+    received = _received(port, size)
+    if received is not None:
+        return received
+    code = getattr(worker, "exit_code", 0)
+    if isinstance(worker, mp.ProcessExitedException) and (code < 0 or code == 128 + signal.SIGTERM):
+        return Interrupted(signal.Signals(-code if code < 0 else signal.SIGTERM).name)
+    return worker
+
+
+@contextmanager
+def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None, group_needed: bool = False):
+    """Rank 0's side of a run of `size` ranks on this node: starts ranks 1..size-1 serving `job` (one
+    picklable RankJob), joins them, and yields rank 0's Group; at the end waits for every rank, and stops
+    them if rank 0 fails. Across nodes (`slurm`), the other ranks are Slurm tasks of their own: rank 0
+    only meets them. One rank yields Group() with no process group, unless `group_needed` (DeepSpeed
+    wants one). `job.release()` runs before the group is destroyed."""
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    if slurm is None and size == 1 and not group_needed:
+        yield Group()
+        return
+    workers, port = None, None
+    try:
+        if slurm is not None:
+            join_slurm(slurm, device)
+            size = slurm.size
+        else:
+            port = free_port()
+            if size > 1:
+                spawn_args = (size, port, device, job)
+                workers = mp.start_processes(_spawned, spawn_args, size - 1, join=False, start_method="spawn")
+            join(0, size, port, device)
+        yield Group(0, size)
+        if size > 1:
+            dist.barrier()  # every rank has finished its loop
+        while workers is not None and not workers.join():
+            pass
+    except (
+        mp.ProcessRaisedException,
+        mp.ProcessExitedException,
+    ) as worker:  # ended as rank 0 waited at the end
+        raise _why_it_ended(worker, port, size) from None
+    except RuntimeError as e:  # a collective failed: a worker's own error says why
+        if workers is not None and not isinstance(e, UserCodeError):  # not rank 0's own reward's
+            try:
+                workers.join(timeout=10)
+            except (mp.ProcessRaisedException, mp.ProcessExitedException) as worker:
+                raise _why_it_ended(worker, port, size) from e
+        raise
+    finally:
+        _forget_sent(port, size)
+        for process in workers.processes if workers is not None else []:
+            if process.is_alive():  # rank 0 stopped or failed: theirs is of no use (a SIGTERM would wait)
+                process.kill()
+        job.release()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        forget_env()

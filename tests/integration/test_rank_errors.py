@@ -1,0 +1,88 @@
+"""A data-parallel run (hardware.processes=2) whose user code fails on one rank or on every rank: a reward
+raising on rank 1 alone (a judge's shard down), returning NaN there, or returning None on every rank.
+Thirteenth hunt: each ended in a 42-44-frame traceback (rank 1's printed, then rank 0's
+ProcessRaisedException through Hydra), no resume line, where one process gives one line. Now rank 1
+leaves its exception for rank 0 (train/launch.py), and the run ends as a one-process run does: one line
+naming the reward and the resume command, summary.json failed with that line, the run resumable."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, SMALL
+
+HOW = "ALIGN_LAB_TEST_RANK_ERROR"  # "raise1", "nan1" (rank 1 alone, at its second call), "none" (every rank)
+
+
+def failing_reward(prompts: list[str], responses: list[str]):
+    """Scores a response by its length; fails as HOW says."""
+    import torch.distributed as dist
+
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    calls = failing_reward.__dict__.setdefault("calls", [0])
+    calls[0] += 1
+    how = os.environ.get(HOW)
+    if how == "none":
+        return None
+    if rank == 1 and calls[0] == 2 and how == "raise1":
+        raise RuntimeError("judge shard 1 unreachable")
+    if rank == 1 and calls[0] == 2 and how == "nan1":
+        return [math.nan] * len(responses)
+    return [float(len(r)) for r in responses]
+
+
+KEY = f"reward.path={__name__}:failing_reward"
+EXPECTED = {
+    "raise1": f"{KEY}: raised RuntimeError: judge shard 1 unreachable",
+    "nan1": f"{KEY}: score 0 is nan: must be finite",
+    "none": f"{KEY}: returned NoneType, not a list of ",
+}
+
+
+@pytest.mark.parametrize("how", list(EXPECTED))
+def test_a_rewards_error_on_one_rank_or_all_is_one_line_and_the_run_resumable(tmp_path, cache_dir, how):
+    run_dir = tmp_path / "run"
+    args = [
+        *[a for a in SMALL if not a.startswith("reward.")],
+        "train.steps=3",
+        "reward=function",
+        f"reward.path={__name__}:failing_reward",
+        "hardware.processes=2",
+        "rollout.seed_per_sample=true",
+        f"cache_dir={cache_dir}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {**os.environ, HOW: how, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "align_lab", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]  # as one process ends on an error of the user's code
+    assert "Traceback" not in done.stderr and "[rank" not in done.stderr, done.stderr[-3000:]
+    last = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")][-1]
+    assert last.startswith(f"align_lab: error: {EXPECTED[how]}"), last
+    assert "; fix it, then " in last and "resume_changed_inputs=true" in last, last
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"].startswith(EXPECTED[how]), summary
+    if how == "raise1":  # the shard is back: the same command, as the line says, completes the run
+        env.pop(HOW)
+        done = subprocess.run(
+            [sys.executable, "-m", "align_lab", *args, "resume_changed_inputs=true"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
