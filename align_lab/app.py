@@ -56,6 +56,7 @@ def main(cfg: DictConfig) -> float:
     """One job of `python -m align_lab`: admitted here (a single run, or a job of a launcher that admits
     none), then run. The align_lab launchers admit a sweep's jobs first and run each with run_admitted."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from align_lab.run.admission import admit
 
@@ -64,6 +65,16 @@ def main(cfg: DictConfig) -> float:
         job = admit(cfg, hc, Path(hc.runtime.output_dir))
     except ConfigError as e:
         return refused(e, Path(hc.runtime.output_dir))
+    except KeyboardInterrupt:  # thirteenth hunt: Ctrl-C while a resume asked a slow reward again
+        if hc.mode == RunMode.MULTIRUN:
+            raise
+        remove_unused_run_dir(Path(hc.runtime.output_dir))
+        print(
+            "align_lab: interrupted by SIGINT while the run was admitted, before any compute (nothing was "
+            "written): rerun the same command",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
     return run_admitted(job, cfg)
 
 

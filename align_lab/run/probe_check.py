@@ -7,6 +7,7 @@ that gives two answers to the same rows in a row cannot be checked so, and is sa
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from align_lab.config import ConfigError
@@ -14,6 +15,8 @@ from align_lab.user_probes import asked_again, same, shown
 from align_lab.value_checks import one_line
 
 log = logging.getLogger("align_lab")
+SLOW_S = 3.0  # a scorer asked again for longer is said to be
+ASKED = "for what it gave the rows it scored last before the checkpoint (whether what it reads changed) ..."
 
 
 def check_probes(saved: dict | None, ckpt: Path, allow: bool = False) -> dict:
@@ -49,7 +52,11 @@ def check_probes(saved: dict | None, ckpt: Path, allow: bool = False) -> dict:
 
 
 def _ask(key: str, probe: dict, ckpt: Path) -> list | None:
-    """The scorer's scores of the saved rows now; None where it is not loaded, or raised (said)."""
+    """The scorer's scores of the saved rows now; None where it is not loaded, or raised (said). One
+    that takes a while is said while it does (thirteenth hunt: a slow judge's resume seemed hung)."""
+    slow = threading.Timer(SLOW_S, lambda: log.info(f"align_lab: resume: asking {key} again {ASKED}"))
+    slow.daemon = True
+    slow.start()
     try:
         return asked_again(key, probe)
     except Exception as e:  # the user's code: a flaky server, a file now gone
@@ -58,3 +65,5 @@ def _ask(key: str, probe: dict, ckpt: Path) -> list | None:
             f"the checkpoint in {ckpt}, so whether what it reads changed is not checked"
         )
         return None
+    finally:
+        slow.cancel()

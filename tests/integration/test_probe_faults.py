@@ -1,0 +1,112 @@
+"""A resume's asking the user's reward again (user_probes.py) as a user meets it (thirteenth hunt): Ctrl-C
+while a slow reward is asked was a 21-frame KeyboardInterrupt traceback, and nothing said while it waited;
+with resume_changed_inputs=true and a changed input file the reward was not asked at all (its other
+scores neither said nor recorded)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, SMALL, compose
+
+REWARD = "probe_faults13"
+SOURCE = """import os
+import time
+
+
+def score(prompts, responses):
+    if os.environ.get("PROBE_FAULTS13") == "interrupt":
+        raise KeyboardInterrupt  # as Ctrl-C lands while a slow judge is asked again
+    if os.environ.get("PROBE_FAULTS13") == "slow":
+        time.sleep(4)
+    return [W * len(r) / 10 for r in responses]
+
+
+W = 1.0
+"""
+
+
+class Interrupt(BaseException):
+    pass
+
+
+@pytest.fixture
+def stopped(tmp_path, cache_dir, monkeypatch):
+    """A toy run of a reward module of the user's, stopped after its step-2 checkpoint; its keys."""
+    from align_lab.run.execute import run
+    from align_lab.tracking import JsonlTracker
+
+    home = tmp_path / "code"
+    home.mkdir()
+    (home / f"{REWARD}.py").write_text(SOURCE)
+    monkeypatch.syspath_prepend(str(home))
+    monkeypatch.delenv("PROBE_FAULTS13", raising=False)
+    keys = [
+        *(k for k in SMALL if not k.startswith("reward.")),
+        "reward=function",
+        f"reward.path={REWARD}:score",
+        "train.steps=4",
+        f"cache_dir={cache_dir}",
+    ]
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:  # step 3's metrics are logged before its checkpoint: the last is step 2's
+            raise Interrupt
+
+    monkeypatch.setattr(JsonlTracker, "log", log_then_die)
+    with pytest.raises(Interrupt):
+        run(admit(keys, tmp_path / "run"))
+    monkeypatch.setattr(JsonlTracker, "log", original)
+    return home, keys, tmp_path / "run"
+
+
+def admit(keys, run_dir, *more):
+    from align_lab.run.admission import admit_spec, spec_from_config
+
+    cfg, names = compose([*keys, *more])
+    return admit_spec(spec_from_config(cfg, names), run_dir)
+
+
+def test_an_edited_module_and_other_scores_are_both_said_and_recorded_when_allowed(stopped, monkeypatch):
+    home, keys, run_dir = stopped
+    (home / f"{REWARD}.py").write_text(SOURCE.replace("W = 1.0", "W = 10.0"))
+    monkeypatch.delitem(sys.modules, REWARD)  # imported again, as a resume's new process does
+    job = admit(keys, run_dir, "resume_changed_inputs=true")
+    assert sorted(job.changed_inputs) == ["reward.path", f"scores reward.path={REWARD}:score"]
+
+
+def test_a_slow_reward_asked_again_is_said_while_it_is(stopped, monkeypatch, caplog):
+    _, keys, run_dir = stopped
+    monkeypatch.setenv("PROBE_FAULTS13", "slow")
+    with caplog.at_level(logging.INFO, logger="align_lab"):
+        admit(keys, run_dir, "resume_changed_inputs=true")  # the variable the reward reads changed
+    assert f"align_lab: resume: asking reward.path={REWARD}:score again for what it gave" in caplog.text
+
+
+def test_ctrl_c_while_a_reward_is_asked_again_is_one_line_and_the_same_command_resumes(stopped):
+    home, keys, run_dir = stopped
+    command = [
+        sys.executable,
+        "-m",
+        "align_lab",
+        *keys,
+        f"hydra.run.dir={run_dir}",
+        "resume_changed_inputs=true",
+    ]
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{home}", "PROBE_FAULTS13": "interrupt"}
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.stderr.strip().splitlines()[-1] == (
+        "align_lab: interrupted by SIGINT while the run was admitted, before any compute (nothing was "
+        "written): rerun the same command"
+    )
+    env.pop("PROBE_FAULTS13")
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
