@@ -190,10 +190,12 @@ def describe_change(key: str, old: dict, new: dict) -> str:
     words = ("unset", "gone")
     old_d, new_d = old["sha256"][:8], new["sha256"][:8]
     if old.get("file") != new.get("file") and old_d not in words and new_d not in words:
-        # a relative name resumed from another folder (eleventh hunt: "put it back" of a file never changed)
+        # a relative name resumed from another folder (eleventh hunt: "put it back" of a file never
+        # changed), or a link swapped to another file (thirteenth: "run the command there", where it was)
         return (
-            f"{label or key}: names {new['file']} here (sha256 {new_d}), not {old['file']} (sha256 {old_d}) "
-            "as where the run started (run the command there, or give the path whole)"
+            f"{label or key}: names {new['file']} now (sha256 {new_d}), not {old['file']} (sha256 {old_d}) "
+            "as when the run started (a relative name run from another folder, or a link that points "
+            "elsewhere now: run the command as it started, or give the path whole)"
         )
     if old_d in words or new_d in words:  # (unset, now sha256 ...): each side its own
         old_d, new_d = (d if d in words else f"sha256 {d}" for d in (old_d, new_d))

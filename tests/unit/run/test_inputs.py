@@ -150,8 +150,9 @@ def test_a_relative_name_that_now_names_another_file_says_so_not_that_it_changed
     old = {"file": "/dA/q.jsonl", "sha256": "199e94ab" * 2}
     new = {"file": "/dB/q.jsonl", "sha256": "fa293546" * 2}
     assert describe_change("task.path", old, new) == (
-        "task.path: names /dB/q.jsonl here (sha256 fa293546), not /dA/q.jsonl (sha256 199e94ab) as where the "
-        "run started (run the command there, or give the path whole)"
+        "task.path: names /dB/q.jsonl now (sha256 fa293546), not /dA/q.jsonl (sha256 199e94ab) as when the "
+        "run started (a relative name run from another folder, or a link that points elsewhere now: run the "
+        "command as it started, or give the path whole)"
     )
     same_file = {"file": "/dA/q.jsonl", "sha256": "fa293546" * 2}
     assert (
@@ -171,8 +172,9 @@ def test_a_refusal_for_a_name_that_moved_says_neither_changed_nor_put_it_back(tm
     with pytest.raises(ConfigError) as e:
         check_inputs(saved, mine, tmp_path)
     assert str(e.value) == (
-        "resume_changed_inputs=false: task.path: names /dB/q.jsonl here (sha256 fa293546), not /dA/q.jsonl "
-        "(sha256 199e94ab) as where the run started (run the command there, or give the path whole), and a "
-        "resume would train one run on two versions of it; set resume_changed_inputs=true to resume anyway, "
-        "or choose another hydra.run.dir"
+        "resume_changed_inputs=false: task.path: names /dB/q.jsonl now (sha256 fa293546), not /dA/q.jsonl "
+        "(sha256 199e94ab) as when the run started (a relative name run from another folder, or a link that "
+        "points elsewhere now: run the command as it started, or give the path whole), and a resume would "
+        "train one run on two versions of it; set resume_changed_inputs=true to resume anyway, or choose "
+        "another hydra.run.dir"
     )
