@@ -26,6 +26,7 @@ def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> Non
     # a terminal's Ctrl-C reaches every process of the run: rank 0 alone stops it, at a step's end with
     # its checkpoint (train/preemption.py), and then stops this rank
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    rank_0 = os.getppid()
     _die_with_rank_0()
     try:
         serve(job, Group(index + 1, size), partial(join, index + 1, size, port, device))
@@ -33,6 +34,8 @@ def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> Non
         sys.stderr.flush()
         os._exit(e.exit_code)
     except BaseException as e:
+        if os.getppid() != rank_0:  # rank 0 is gone (killed): its end is the run's; SIGKILL is on its way
+            os._exit(1)
         # rank 0 raises it in its place (a reward's error on this rank alone: one line, as on one
         # process: thirteenth hunt), its traceback a note; one that cannot travel is said here, now
         if not _sent(e, port, index + 1, size):
