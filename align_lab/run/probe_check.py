@@ -7,6 +7,7 @@ that gives two answers to the same rows in a row cannot be checked so, and is sa
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -57,9 +58,12 @@ def _ask(key: str, probe: dict, ckpt: Path) -> list | None:
     slow = threading.Timer(SLOW_S, lambda: log.info(f"align_lab: resume: asking {key} again {ASKED}"))
     slow.daemon = True
     slow.start()
+    here = os.getcwd()  # a scorer that changes folder must not move the run's relative paths (13th hunt)
     try:
         return asked_again(key, probe)
-    except Exception as e:  # the user's code: a flaky server, a file now gone
+    except KeyboardInterrupt:  # Ctrl-C: the entrance's one line (app.py)
+        raise
+    except BaseException as e:  # the user's code: a flaky server, a file gone, sys.exit, CancelledError
         log.warning(
             f"align_lab: warning: {key} raised {one_line(e)} when asked again for the scores it gave before "
             f"the checkpoint in {ckpt}, so whether what it reads changed is not checked"
@@ -67,3 +71,4 @@ def _ask(key: str, probe: dict, ckpt: Path) -> list | None:
         return None
     finally:
         slow.cancel()
+        os.chdir(here)

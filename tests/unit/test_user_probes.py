@@ -175,3 +175,38 @@ def test_a_reward_that_empties_or_appends_to_its_lists_is_asked_again_on_the_row
         with caplog.at_level(logging.WARNING, logger="align_lab"):
             assert check_probes(user_probes.probes(), tmp_path) == {}
         assert "twice in a row" not in caplog.text
+
+
+def test_a_scorer_that_exits_cancels_or_changes_folder_when_asked_again_is_said_and_moves_nothing(
+    caplog, tmp_path, monkeypatch
+):
+    """Thirteenth hunt: a reward calling sys.exit(0) when asked again ended the resume with rc 0 and no
+    line; one raising asyncio's CancelledError (a BaseException) gave a traceback; one calling os.chdir
+    moved the run's relative cache_dir (its stages built again in the code's folder)."""
+    import asyncio
+    import os
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "code"
+    elsewhere.mkdir()
+
+    def exiting(prompts, responses):
+        sys.exit(0)
+
+    def cancelled(prompts, responses):
+        raise asyncio.CancelledError("judge request cancelled")
+
+    def moving(prompts, responses):
+        os.chdir(elsewhere)
+        return [1.0]
+
+    saved = {}
+    for name, fn in (("exiting", exiting), ("cancelled", cancelled), ("moving", moving)):
+        user_probes.loaded(f"reward.path=m:{name}", fn)
+        saved[f"reward.path=m:{name}"] = {"calls": [[["p"], ["r"]]], "scores": [[1.0]]}
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        assert check_probes(saved, tmp_path) == {}
+    assert "reward.path=m:exiting raised SystemExit" in caplog.text
+    assert "reward.path=m:cancelled raised CancelledError: judge request cancelled" in caplog.text
+    assert os.getcwd() == str(tmp_path)
