@@ -19,7 +19,17 @@ def seed_generators(seed: int) -> None:
 
     torch.manual_seed(seed)
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(numpy_seed(seed))
+
+
+def numpy_seed(seed: int) -> int | list[int]:
+    """numpy's legacy seed (32-bit words) for a run's seed in torch's range [-2^63, 2^64): the seed itself
+    where it fits in one word, else its two 64-bit halves' words (thirteenth hunt: seeds 0 and 2^32 drew
+    the same numpy noise, `seed % 2^32`)."""
+    if 0 <= seed < 2**32:
+        return seed
+    whole = seed % 2**64  # a negative seed: its 64-bit two's complement, distinct from every other
+    return [whole & 0xFFFFFFFF, whole >> 32]
 
 
 def rng_state() -> dict:
