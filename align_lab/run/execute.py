@@ -80,6 +80,9 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
     """What a run that ended with `e` adds to its summary, and the one-line RunStopped to raise in its
     place (None: raise `e` itself)."""
     if isinstance(e, Preempted):  # requeued by the scheduler, or resumed by a rerun
+        if isinstance(e.code, str):  # no scheduler requeues it: the line names the command (13th hunt)
+            line = e.code.removesuffix("; rerun to resume")
+            return {"status": "preempted"}, Preempted(f"align_lab: {line}; {resume_hint(ckpt)}")
         return {"status": "preempted"}, None
     if isinstance(e, UserCodeError | EnvError):  # the user's code: named, and the run kept to resume
         # the fix changes the file a resume checks (run/inputs.py): the command says it is meant

@@ -307,7 +307,10 @@ def test_usr2_checkpoints_at_the_current_step_and_the_rerun_resumes_exactly(tmp_
     wait_for(lambda: metrics.exists() and metrics.read_text().count("\n") >= 3, 120, "3 logged steps")
     proc.send_signal(signal.SIGUSR2)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0 and "preempted by signal" in err, err[-1000:]
+    assert (
+        proc.returncode != 0 and "align_lab: preempted by signal 12: checkpointed; resume from step " in err
+    ), err
+    assert " with: cd " in err.strip().splitlines()[-1], err[-1000:]  # the command (thirteenth hunt)
     # checkpoint_every=0 writes no periodic checkpoint: this one is the preemption's own
     step = int((run_dir / "checkpoints" / "last").read_text().split("-")[1].split(".")[0])
     assert 3 <= step < 60
