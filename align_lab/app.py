@@ -56,7 +56,6 @@ def main(cfg: DictConfig) -> float:
     """One job of `python -m align_lab`: admitted here (a single run, or a job of a launcher that admits
     none), then run. The align_lab launchers admit a sweep's jobs first and run each with run_admitted."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
     from align_lab.run.admission import admit
 
@@ -65,30 +64,28 @@ def main(cfg: DictConfig) -> float:
         job = admit(cfg, hc, Path(hc.runtime.output_dir))
     except ConfigError as e:
         return refused(e, Path(hc.runtime.output_dir))
-    except KeyboardInterrupt:  # thirteenth hunt: Ctrl-C while a resume asked a slow reward again
-        if hc.mode == RunMode.MULTIRUN:
-            raise
-        remove_unused_run_dir(Path(hc.runtime.output_dir))
-        print(
-            "align_lab: interrupted by SIGINT while the run was admitted, before any compute (nothing was "
-            "written): rerun the same command",
-            file=sys.stderr,
-        )
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as e:  # thirteenth hunt: Ctrl-C while a resume asked a slow reward again
+        return refused(e, Path(hc.runtime.output_dir), ADMISSION_INTERRUPTED, 130)
     return run_admitted(job, cfg)
 
 
-def refused(e: ConfigError, run_dir: Path) -> float:
-    """A job refused before it started: no folder left behind; one line and exit code 2, or, in a sweep,
-    its job's failure, which the launcher reports (the sweep goes on)."""
+ADMISSION_INTERRUPTED = (
+    "interrupted by SIGINT while the run was admitted, before any compute (nothing was written): rerun the "
+    "same command"
+)
+
+
+def refused(e: BaseException, run_dir: Path, line: str | None = None, code: int = 2) -> float:
+    """A job refused (or interrupted: `line`, `code`) before it started: no folder left behind; one line
+    and exit code 2, or, in a sweep, its job's failure, which the launcher reports (the sweep goes on)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     remove_unused_run_dir(run_dir)
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         raise e
-    print(f"align_lab: error: {e}", file=sys.stderr)
-    raise SystemExit(2) from None
+    print(f"align_lab: {line or f'error: {e}'}", file=sys.stderr)
+    raise SystemExit(code) from None
 
 
 def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
@@ -103,7 +100,7 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
     from align_lab.run.admission import check_here
     from align_lab.run.execute import run
     from align_lab.run.run_folder import RunFolder
-    from align_lab.run.summary import RunStopped
+    from align_lab.run.summary import RunStopped, base_exception_line
 
     try:
         if here:
@@ -145,16 +142,6 @@ def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
     OmegaConf.save(cfg, out / "config.yaml")
     OmegaConf.save(HydraConfig.instance().cfg, out / "hydra.yaml")
     OmegaConf.save(HydraConfig.get().overrides.task, out / "overrides.yaml")
-
-
-def base_exception_line(e: BaseException, run_dir) -> str:
-    """The one line of a BaseException that is no error class (raised by a reward, verifier or env of the
-    user's): where it was raised and how to resume; the run's summary.json keeps its traceback."""
-    from align_lab.run.summary import exited_where, resume_hint
-    from align_lab.value_checks import one_line
-
-    said = f"raised {one_line(e)} (a BaseException, past every handler of errors) during the run"
-    return f"{exited_where(e)} {said}; {resume_hint(Path(run_dir) / 'checkpoints')}"
 
 
 MULTIRUN = ("-m", "--multirun")

@@ -127,8 +127,8 @@ class Combined:
         check_not_cancelling(components)
         for name, c in components.items():  # a resume's probe names the source by its own key
             if hasattr(c["source"], "probe_key"):
-                kind, _, value = c["source"].probe_key.partition("=")
-                key = f"reward.components.{name}.source.{kind.rsplit('.', 1)[-1]}={value}"
+                kind, said, value = c["source"].probe_key.partition("=")  # reward.url: the key alone
+                key = f"reward.components.{name}.source.{kind.rsplit('.', 1)[-1]}{said}{value}"
                 renamed(c["source"].probe_key, key)
                 c["source"].probe_key = key
         if all(c["weight"] == 0 for c in components.values()):

@@ -41,7 +41,9 @@ class RemoteReward:
             raise ValueError(f"retries={self.retries}: must be >= 0")
         if self.backoff_s < 0:
             raise ValueError(f"backoff_s={self.backoff_s}: must be >= 0")
-        self.probe_key = f"reward.url={self.url}"  # a combined source's is its own (Combined)
+        # the key, not the address: a resume may move the server (run/summary.py MAY_CHANGE_ON_RESUME),
+        # and what answers at the new one is asked the checkpoint's rows; a combined source's is its own
+        self.probe_key = "reward.url"
         loaded(self.probe_key, self._scores)  # a resume asks the server again (user_probes.py)
 
     def check_reachable(self) -> None:

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import logging
+import re
 import resource
 import signal
 import sysconfig
@@ -67,6 +68,15 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
 
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
+
+
+def base_exception_line(e: BaseException, run_dir) -> str:
+    """The one line of a BaseException that is no error class (raised by a reward, verifier or env of the
+    user's): where it was raised and how to resume; the run's summary.json keeps its traceback."""
+    from align_lab.value_checks import one_line
+
+    said = f"raised {one_line(e)} (a BaseException, past every handler of errors) during the run"
+    return f"{exited_where(e)} {said}; {resume_hint(Path(run_dir) / 'checkpoints')}"
 
 
 def exited_where(e: SystemExit) -> str:
@@ -167,13 +177,22 @@ MAY_CHANGE_ON_RESUME = (
     "train.stop_at",  # when it ends, as train.steps; not once it has stopped (run/folder_checks.py)
     "hardware",
     "tracker",
+    # a judge server's address (a requeued job's server on another node or port): what answers there is
+    # asked again on resume, the checkpoint's rows (user_probes.py), a combined source's too
+    "reward.url",
 )
+SOURCE_URL = re.compile(r"reward\.components\.[^.]+\.source\.url")
+
+
+def may_change(key: str) -> bool:
+    """A dotted config key a resume may change (MAY_CHANGE_ON_RESUME, a combined source's reward URL)."""
+    return key in MAY_CHANGE_ON_RESUME or SOURCE_URL.fullmatch(key) is not None
 
 
 def changed_key(old, new, prefix: str = "") -> tuple[str, object, object] | None:
     """The first key (dotted) whose value differs between two configs, with both values; keys under
     MAY_CHANGE_ON_RESUME are skipped. None when they agree."""
-    if prefix in MAY_CHANGE_ON_RESUME:
+    if may_change(prefix):
         return None
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new), key=str):
@@ -189,7 +208,7 @@ def resumable_part(config, prefix: str = ""):
     if not isinstance(config, dict):
         return config
     keys = {k: f"{prefix}.{k}" if prefix else str(k) for k in config}
-    return {k: resumable_part(v, keys[k]) for k, v in config.items() if keys[k] not in MAY_CHANGE_ON_RESUME}
+    return {k: resumable_part(v, keys[k]) for k, v in config.items() if not may_change(keys[k])}
 
 
 def run_identity(spec) -> dict:

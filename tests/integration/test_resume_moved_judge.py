@@ -1,0 +1,96 @@
+"""A remote reward's server moved between a kill and the resume (a requeued job's judge on another node or
+port): thirteenth hunt, the same command with the new `reward.url` was refused as another config, even
+with resume_changed_inputs=true, so the run could not be resumed at all. The address may change on resume
+now (run/summary.py MAY_CHANGE_ON_RESUME); what answers at the new one is asked the checkpoint's rows
+(user_probes.py): the same scores resume, other scores are refused in one line."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from align_lab.config import ConfigError
+from tests.conftest import SMALL, compose
+
+
+class Judge(BaseHTTPRequestHandler):
+    """Scores = the server's weight x characters per response."""
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        answer = json.dumps(
+            {"scores": [self.server.weight * len(r) / 10 for r in body["responses"]]}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def judges():
+    """Two judge servers on two ports, weight 1 each (a test sets another)."""
+    servers = []
+    for _ in range(2):
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
+        httpd.weight = 1.0
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+    yield servers
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def url(httpd) -> str:
+    return f"http://127.0.0.1:{httpd.server_address[1]}/score"
+
+
+class Interrupt(BaseException):
+    pass
+
+
+def admit(run_dir, cache_dir, judge, *more):
+    from align_lab.run.admission import admit_spec, spec_from_config
+
+    keys = [*(k for k in SMALL if not k.startswith("reward.")), "reward=remote", "train.steps=4"]
+    cfg, names = compose([*keys, f"reward.url={url(judge)}", f"cache_dir={cache_dir}", *more])
+    return admit_spec(spec_from_config(cfg, names), run_dir)
+
+
+@pytest.mark.fast
+def test_a_judge_that_moved_resumes_where_it_scores_as_before_and_is_refused_where_not(
+    judges, tmp_path, cache_dir, monkeypatch
+):
+    from align_lab.run.execute import run
+    from align_lab.tracking import JsonlTracker
+
+    old, new = judges
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:  # step 3's metrics are logged before its checkpoint: the last is step 2's
+            raise Interrupt
+
+    monkeypatch.setattr(JsonlTracker, "log", log_then_die)
+    with pytest.raises(Interrupt):
+        run(admit(tmp_path / "run", cache_dir, old))
+    monkeypatch.setattr(JsonlTracker, "log", original)
+    new.weight = 10.0  # another judge at the new address
+    with pytest.raises(ConfigError) as e:
+        admit(tmp_path / "run", cache_dir, new)
+    assert str(e.value).startswith(
+        "resume_changed_inputs=false: reward.url scores the responses it scored last before the checkpoint "
+    ), str(e.value)
+    new.weight = 1.0  # the same judge, moved
+    job = admit(tmp_path / "run", cache_dir, new)
+    assert job.changed_inputs == {}
+    assert run(job)["status"] == "completed"
