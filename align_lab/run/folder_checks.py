@@ -255,7 +255,7 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: boo
             f"seed={saved.get('seed')}; "
             f"resume with seed={saved.get('seed')}, or choose another hydra.run.dir"
         )
-    if saved.get("config") != mine["config"]:
+    if saved.get("config") not in (mine["config"], mine.get("config_with_urls")):
         raise ConfigError(
             f"hydra.run.dir={ckpt.parent}: the checkpoint in {ckpt} was trained with another config (digest "
             f"{saved.get('config')}, this run's {mine['config']}); resume with its config, or choose "

@@ -203,12 +203,14 @@ def changed_key(old, new, prefix: str = "") -> tuple[str, object, object] | None
     return None if old == new else (prefix, old, new)
 
 
-def resumable_part(config, prefix: str = ""):
-    """The config less the keys under MAY_CHANGE_ON_RESUME: what a resume must keep."""
+def resumable_part(config, prefix: str = "", urls: bool = False):
+    """The config less the keys under MAY_CHANGE_ON_RESUME: what a resume must keep (`urls`: with the
+    reward URLs, as checkpoints written before they could change digest it)."""
     if not isinstance(config, dict):
         return config
     keys = {k: f"{prefix}.{k}" if prefix else str(k) for k in config}
-    return {k: resumable_part(v, keys[k]) for k, v in config.items() if not may_change(keys[k])}
+    kept = {k: v for k, v in config.items() if not may_change(keys[k]) or (urls and keys[k].endswith(".url"))}
+    return {k: resumable_part(v, keys[k], urls) for k, v in kept.items()}
 
 
 def run_identity(spec) -> dict:
@@ -221,7 +223,10 @@ def run_identity(spec) -> dict:
 
     config = config_digest(resumable_part(spec.config))
     inputs = run_inputs(resumable_part(spec.config))
-    return {"config": config, "seed": spec.seed, "code": training_code_digest(), "inputs": inputs}
+    before = config_digest(resumable_part(spec.config, urls=True))  # a checkpoint's of before 06f07c6
+    return {"config": config, "seed": spec.seed, "code": training_code_digest(), "inputs": inputs} | (
+        {"config_with_urls": before} if before != config else {}
+    )
 
 
 RECORDED = ("algo", "model", "task", "train", "seed")  # in every run's config.resolved.yaml

@@ -178,3 +178,31 @@ def test_a_refusal_for_a_name_that_moved_says_neither_changed_nor_put_it_back(tm
         "train one run on two versions of it; set resume_changed_inputs=true to resume anyway, or choose "
         "another hydra.run.dir"
     )
+
+
+def test_a_judges_address_may_change_on_resume_and_an_older_checkpoint_still_resumes(tmp_path):
+    """reward.url (and a combined source's) is no part of a run's identity since the thirteenth hunt (a
+    moved judge is asked the checkpoint's rows instead); a checkpoint written before, whose config digest
+    held the URL, is still the same run's."""
+    from types import SimpleNamespace
+
+    from align_lab.config import ConfigError
+    from align_lab.run.folder_checks import check_identity
+    from align_lab.run.summary import config_digest, resumable_part, run_identity
+
+    def config(port: int, combined: bool = False) -> dict:
+        url = {"url": f"http://127.0.0.1:{port}/score", "timeout_s": 30}
+        reward = {"components": {"judge": {"weight": 1.0, "source": url}}} if combined else url
+        return {"algo": {"lr": 1e-3}, "reward": reward, "tracker": "none"}
+
+    for combined in (False, True):
+        a, b = (run_identity(SimpleNamespace(config=config(p, combined), seed=0)) for p in (1, 2))
+        assert a["config"] == b["config"] and not [k for k in b["inputs"] if k.endswith("url")], combined
+    here, there = (run_identity(SimpleNamespace(config=config(p), seed=0)) for p in (1, 2))
+    check_identity(here, there, tmp_path)  # the same run, its judge moved
+    older = here | {"config": config_digest(resumable_part(config(1), urls=True))}  # before 06f07c6
+    check_identity(older, run_identity(SimpleNamespace(config=config(1), seed=0)), tmp_path)
+    with pytest.raises(ConfigError, match="was trained with another config"):
+        check_identity(
+            here, run_identity(SimpleNamespace(config=config(1) | {"algo": {"lr": 1.0}}, seed=0)), tmp_path
+        )
