@@ -82,12 +82,12 @@ def base_exception_line(e: BaseException, run_dir) -> str:
 def exited_where(e: SystemExit) -> str:
     """`file:line` of the innermost frame that raised `e` (the user's reward, verifier or environment: a
     sys.exit there would end the process with its code, rc 0 and no line)."""
-    frames = traceback.extract_tb(e.__traceback__)
+    frames = getattr(e, "rank_frames", None) or traceback.extract_tb(e.__traceback__)  # train/launch.py
     # the innermost frame of code of the run's (yours): not an installed package's, which may wrap
     # sys.exit (wandb's exit hook), nor the standard library's
-    own = [f for f in frames if not any(p in f.filename for p in ("site-packages", "dist-packages"))]
-    own = [f for f in own if not Path(f.filename).resolve().is_relative_to(STDLIB)] or frames
-    return f"{own[-1].filename}:{own[-1].lineno}" if own else "the run's code"
+    own = [f for f in frames if not any(p in f[0] for p in ("site-packages", "dist-packages"))]
+    own = [f for f in own if not Path(f[0]).resolve().is_relative_to(STDLIB)] or frames
+    return f"{own[-1][0]}:{own[-1][1]}" if own else "the run's code"
 
 
 DEFAULT_ENV = {"_target_": "align_lab.envs.single_turn.SingleTurn"}

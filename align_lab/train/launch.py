@@ -15,10 +15,14 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+import torch.multiprocessing as mp
+
 from align_lab.train.distributed import Group, RankJob, forget_env, free_port, join, join_slurm, serve
 from align_lab.train.preemption import Interrupted
 from align_lab.train.slurm_world import SlurmWorld
 from align_lab.value_checks import UserCodeError
+
+ENDED = (mp.ProcessRaisedException, mp.ProcessExitedException)  # a spawned rank raised, or exited
 
 
 def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> None:
@@ -70,9 +74,11 @@ def _sent_file(port: int, rank: int) -> Path:
 
 
 def _sent(e: BaseException, port: int, rank: int, size: int) -> bool:
-    """Rank `rank` leaves `e` for rank 0, its traceback a note (shown where it is no one-line error);
-    False where it cannot be pickled (a class of the user's code that will not travel)."""
+    """Rank `rank` leaves `e` for rank 0, its traceback a note (shown where it is no one-line error) and
+    its frames (`rank_frames`: where a sys.exit was called, run/summary.py exited_where); False where it
+    cannot be pickled (a class of the user's code that will not travel)."""
     e.add_note(f"rank {rank} of {size}:\n{traceback.format_exc()}")
+    e.rank_frames = [(f.filename, f.lineno) for f in traceback.extract_tb(e.__traceback__)]
     try:
         data = pickle.dumps(e)
         pickle.loads(data)  # an exception whose arguments do not rebuild it would fail in rank 0
@@ -100,16 +106,27 @@ def _forget_sent(port: int | None, size: int) -> None:
 def _why_it_ended(worker: Exception, port: int, size: int) -> BaseException:
     """What rank 0 raises for a spawned rank that ended: the exception it left (a reward's error: one
     line, as on one process), the run's interruption where a signal ended it (SIGTERM, the OOM killer's
-    SIGKILL: twelfth hunt; its last checkpoint whole: resumable), else torch's own."""
-    import torch.multiprocessing as mp
-
+    SIGKILL: twelfth hunt; its last checkpoint whole: resumable), an exit code (RankExited), else
+    torch's own."""
     received = _received(port, size)
     if received is not None:
         return received
     code = getattr(worker, "exit_code", 0)
     if isinstance(worker, mp.ProcessExitedException) and (code < 0 or code == 128 + signal.SIGTERM):
         return Interrupted(signal.Signals(-code if code < 0 else signal.SIGTERM).name)
+    if isinstance(worker, mp.ProcessExitedException):  # os._exit(1) in the user's code (fourteenth hunt)
+        return RankExited(worker.error_index + 1, size, code)
     return worker
+
+
+class RankExited(UserCodeError):
+    """A spawned rank ended with an exit code during the run and left no error: one line, resumable."""
+
+    def __init__(self, rank: int, size: int, code: int) -> None:
+        super().__init__(
+            f"rank {rank} of {size} exited with code {code} during the run, leaving no error (os._exit in "
+            "code of the run's, or a crash in native code)"
+        )
 
 
 @contextmanager
@@ -120,7 +137,6 @@ def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None
     only meets them. One rank yields Group() with no process group, unless `group_needed` (DeepSpeed
     wants one). `job.release()` runs before the group is destroyed."""
     import torch.distributed as dist
-    import torch.multiprocessing as mp
 
     if slurm is None and size == 1 and not group_needed:
         yield Group()
@@ -141,17 +157,17 @@ def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None
             dist.barrier()  # every rank has finished its loop
         while workers is not None and not workers.join():
             pass
-    except (
-        mp.ProcessRaisedException,
-        mp.ProcessExitedException,
-    ) as worker:  # ended as rank 0 waited at the end
+    except ENDED as worker:  # a rank ended as rank 0 waited for it at the end
         raise _why_it_ended(worker, port, size) from None
     except RuntimeError as e:  # a collective failed: a worker's own error says why
         if workers is not None and not isinstance(e, UserCodeError):  # not rank 0's own reward's
             try:
                 workers.join(timeout=10)
-            except (mp.ProcessRaisedException, mp.ProcessExitedException) as worker:
+            except ENDED as worker:
                 raise _why_it_ended(worker, port, size) from e
+            ended = [(i, p.exitcode) for i, p in enumerate(workers.processes) if p.exitcode is not None]
+            if ended:  # ended with code 0 in the middle of the run: os._exit(0) (fourteenth hunt)
+                raise _why_it_ended(RankExited(ended[0][0] + 1, size, ended[0][1]), port, size) from e
         raise
     finally:
         _forget_sent(port, size)

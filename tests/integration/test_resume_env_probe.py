@@ -116,8 +116,8 @@ def test_an_environment_that_answers_its_last_episodes_otherwise_on_resume_is_re
     with pytest.raises(ConfigError) as e:
         admit(run_dir, cache_dir)
     assert str(e.value).startswith(
-        f"resume_changed_inputs=false: env=Scaled answers the turns it answered last before the checkpoint in "
-        f"{run_dir / 'checkpoints'} otherwise now ("
+        "resume_changed_inputs=false: env=Scaled answers the turns it answered last before the checkpoint "
+        f"in {run_dir / 'checkpoints'} otherwise now ("
     ), str(e.value)
     assert files(run_dir) == before  # nothing written
     job = admit(run_dir, cache_dir, "resume_changed_inputs=true")

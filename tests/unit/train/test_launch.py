@@ -40,5 +40,9 @@ def test_what_cannot_travel_is_said_where_it_happened_and_a_signal_is_an_interru
     killed = mp.ProcessExitedException("killed", 0, 123, exit_code=-9, signal_name="SIGKILL")
     why = launch._why_it_ended(killed, 4243, 2)
     assert isinstance(why, Interrupted) and why.signal_name == "SIGKILL"
-    failed = mp.ProcessExitedException("failed", 0, 123, exit_code=3)
-    assert launch._why_it_ended(failed, 4243, 2) is failed
+    failed = mp.ProcessExitedException("failed", 0, 123, exit_code=3)  # os._exit(3): one line (14th hunt)
+    assert str(launch._why_it_ended(failed, 4243, 2)).startswith(
+        "rank 1 of 2 exited with code 3 during the run"
+    )
+    raised = mp.ProcessRaisedException("a traceback's text", 0, 123)  # nothing left: torch's own
+    assert launch._why_it_ended(raised, 4243, 2) is raised
