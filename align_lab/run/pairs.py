@@ -96,10 +96,13 @@ def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler, label=N
                 extra = {} if scores is None else {"scores": scores[j : j + k]}
                 rows += label(asked[j], samples[j : j + k], gold[j : j + k], rng, **extra)
             bar.update(len(asked) // k)
-    if not rows:
-        raise ValueError(
-            f"preferences: none of {len(prompts)} prompts x {k} samples gave a pair "
-            "(task.n_pairs, task.pair_samples)"
+    if not rows:  # fourteenth hunt: a ValueError's traceback, before any step
+        from align_lab.value_checks import TrainsNothing
+
+        raise TrainsNothing(
+            f"preferences: none of {len(prompts)} prompts x {k} samples of the SFT policy gave a pair (their "
+            "gold rewards all equal), so no preference data or reward model can be made of them: raise "
+            "task.n_pairs or task.pair_samples, or score with reward=verifier (no reward model)"
         )
     return rows
 

@@ -167,34 +167,52 @@ def verdict(score: float, where: str) -> float:
 
 
 def checker(name: str) -> Callable[[str, object, str], float]:
-    """(response, reference as `reference` made it, prompt) -> score, for verifier `name`."""
+    """(response, reference as `reference` made it, prompt) -> score, for verifier `name`. Picklable, as a
+    data-parallel run's spawned ranks receive the task (fourteenth hunt: closures here made every
+    task=verifiable_data run on 2 processes a traceback)."""
     check_name(name)
-    if name == "exact":
-        return lambda response, gold, prompt: float(normalised(response) == gold)
-    if name in ("numeric", "auto"):
+    builtin = {"exact": _exact, "numeric": _numeric, "auto": _numeric, "math_verify": _math}
+    return builtin[name] if name in builtin else Yours(name)
 
-        def numeric(response: str, gold, prompt: str) -> float:
-            if not isinstance(gold, float):  # auto's row that Math-Verify parsed
-                return _math_verify(response, gold)
-            found = final_number(response)
-            return float(found is not None and math.isclose(found, gold, rel_tol=1e-9, abs_tol=1e-12))
 
-        return numeric
-    if name == "math_verify":
-        return lambda response, gold, prompt: _math_verify(response, gold)
-    function, where = _function(name), f"task.verifier={name}"
+def _exact(response: str, gold, prompt: str) -> float:
+    return float(normalised(response) == gold)
 
-    def judged(response: str, gold, prompt: str) -> float:
+
+def _numeric(response: str, gold, prompt: str) -> float:
+    if not isinstance(gold, float):  # auto's row that Math-Verify parsed
+        return _math_verify(response, gold)
+    found = final_number(response)
+    return float(found is not None and math.isclose(found, gold, rel_tol=1e-9, abs_tol=1e-12))
+
+
+def _math(response: str, gold, prompt: str) -> float:
+    return _math_verify(response, gold)
+
+
+class Yours:
+    """A verifier of the user's (`task.verifier=module:function`): its failures one line naming it, its
+    last rows kept in each checkpoint and asked again on resume (user_probes.py). Pickled by its name:
+    a spawned rank loads the function again."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.where, self.function = name, f"task.verifier={name}", _function(name)
+        loaded(self.where, self.judged)  # a resume asks it again
+
+    def __getstate__(self) -> dict:
+        return {"name": self.name}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["name"])
+
+    def judged(self, response: str, gold, prompt: str) -> float:
         try:
-            score = function(response, gold, prompt)
+            score = self.function(response, gold, prompt)
         except Exception as e:  # one line naming the verifier (Interrupted is no Exception)
-            raise UserCodeError(f"{where}: raised {one_line(e)}") from None
-        return verdict(user_score(score, where), where)
+            raise UserCodeError(f"{self.where}: raised {one_line(e)}") from None
+        return verdict(user_score(score, self.where), self.where)
 
-    def yours(response: str, gold, prompt: str) -> float:
-        score = judged(response, gold, prompt)
-        scored_row(where, (response, gold, prompt), score)  # kept in each checkpoint (user_probes.py)
+    def __call__(self, response: str, gold, prompt: str) -> float:
+        score = self.judged(response, gold, prompt)
+        scored_row(self.where, (response, gold, prompt), score)  # kept in each checkpoint (user_probes.py)
         return score
-
-    loaded(where, judged)  # a resume asks it again
-    return yours

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SMALL
+from tests.integration.test_real_models import SMALL as REAL
 
 HOW = "ALIGN_LAB_TEST_RANK_ERROR"  # "raise1", "nan1", "exit3", "osexit1", "osexit0" (rank 1 alone, at its
 # second call), "none" (every rank)
@@ -100,3 +101,67 @@ def test_a_rewards_error_on_one_rank_or_all_is_one_line_and_the_run_resumable(tm
         )
         assert done.returncode == 0, done.stderr[-3000:]
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def rank_1_verifier(response: str, answer, prompt: str) -> float:
+    """A verifier of the user's that raises on rank 1 where HOW says so."""
+    import torch.distributed as dist
+
+    if os.environ.get(HOW) == "verifier1" and dist.is_initialized() and dist.get_rank() == 1:
+        raise RuntimeError("grader shard 1 down")
+    return float(str(answer) in response)
+
+
+@pytest.mark.parametrize(
+    "verifier,reward",
+    [("auto", "verifier"), (f"{__name__}:rank_1_verifier", "verifier"), ("auto", "learned_rm")],
+    ids=["auto", "yours", "no_pairs"],
+)
+def test_your_own_data_runs_data_parallel_and_its_verifiers_error_is_one_line(
+    tmp_path, cache_dir, hf_assets, verifier, reward
+):
+    """Fourteenth hunt: task=verifiable_data could not run on 2 processes at all (its verifier a closure
+    that spawned ranks could not receive: a 25-frame pickling traceback before any step). And a reward
+    model whose SFT samples gave no preference pair (a weak policy: every answer wrong) was a ValueError's
+    traceback: one line naming the keys."""
+    run_dir = tmp_path / "run"
+    args = [
+        *REAL,
+        f"model.name_or_path={hf_assets.policy}",
+        "model.max_prompt_tokens=48",
+        "task=verifiable_data",
+        f"task.path={ROOT / 'examples' / 'questions.jsonl'}",
+        "task.prompt_column=question",
+        "task.eval_rows=4",
+        f"task.verifier={verifier}",
+        f"reward={reward}",
+        "algo=grpo",
+        "algo.group_size=4",
+        "train.steps=2",
+        "train.rollout_size=8",  # two prompts a step: one a rank
+        "train.minibatch_size=8",
+        "hardware.processes=2",
+        "rollout.seed_per_sample=true",
+        f"cache_dir={cache_dir}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {**os.environ, HOW: "verifier1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "align_lab", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert "Traceback" not in done.stderr and "[rank" not in done.stderr, done.stderr[-3000:]
+    last = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")][-1]
+    if reward == "learned_rm":
+        assert done.returncode == 2 and last.startswith("align_lab: error: preferences: none of 256 "), last
+        return
+    if verifier == "auto":
+        assert done.returncode == 0, done.stderr[-3000:]
+        return
+    assert done.returncode == 2 and last.startswith(
+        f"align_lab: error: task.verifier={verifier}: raised RuntimeError: grader shard 1 down; fix it, then "
+    ), last
