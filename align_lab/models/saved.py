@@ -177,7 +177,9 @@ def directory_fingerprint(path: str) -> str:
     return digest.hexdigest()
 
 
-def check_loaded(model, info: dict, path: str, key: str = "model.name_or_path") -> None:
+def check_loaded(
+    model, info: dict, path: str, key: str = "model.name_or_path", teacher: bool = False
+) -> None:
     """A causal LM loaded whole: transformers' loading info names no weight the checkpoint lacks (ninth
     hunt: a teacher whose weights lacked one layer's tensor distilled a random layer, said only in
     transformers' load report), and every weight is finite (tenth hunt: one NaN was reported as "diverged
@@ -197,21 +199,23 @@ def check_loaded(model, info: dict, path: str, key: str = "model.name_or_path") 
                 f"{key}={path}: its weight {name} holds {int((~weight.isfinite()).sum())} non-finite values "
                 "(NaN or inf); the model cannot be used: save it again from a model whose weights are finite"
             )
-    if (problem := output_problem(model)) is not None:
+    if (problem := output_problem(model, teacher)) is not None:
         raise ConfigError(
             f"{key}={path}: {problem}; save it again from a model that generates, or pass another"
         )
 
 
-NEAR_UNIFORM = 1e-3  # nats: KL to the uniform distribution below it at every place (a random init: ~0.02)
+FLAT_LOGITS = 1e-4  # a policy's logits' spread below it at every place: equal, whatever the input
+NEAR_UNIFORM = 1e-3  # nats: a teacher's KL to uniform below it at every place (a random init: ~0.02)
 
 
-def output_problem(model) -> str | None:
-    """What is wrong with a causal LM's next-token logits on 8 tokens, or None: not finite, or a uniform
-    distribution in effect at every place: KL to uniform below NEAR_UNIFORM nats (eleventh hunt: a
-    teacher saved with all-zero weights, or with weights scaled by 1e30, teaches a uniform distribution;
-    a policy so saved trains on no signal, both in silence; twelfth and thirteenth: final norm x1e-7,
-    x1e-3, x1e-2, logits' spread 2e-8 to 2e-3). One forward of 8 tokens, no gradient."""
+def output_problem(model, teacher: bool = False) -> str | None:
+    """What is wrong with a causal LM's next-token logits on 8 tokens, or None: not finite, or equal for
+    every token at every place (eleventh hunt: weights all zero, or scaled by 1e30; a policy so saved
+    trains on no signal; twelfth: final norm x1e-7, spread 2e-8). A `teacher` must teach: a distribution
+    within NEAR_UNIFORM nats of uniform at every place is refused too (thirteenth hunt: final norm x1e-3,
+    x1e-2, spreads 2e-4 and 2e-3), where a policy that near uniform is a small random init that SFT trains
+    (fourteenth hunt: initializer_range 0.002 was refused). One forward of 8 tokens, no gradient."""
     import math
 
     import torch
@@ -222,12 +226,19 @@ def output_problem(model) -> str | None:
         logits = model(input_ids=ids.to(model.device)).logits.float()  # (1, 8, V)
     if not logits.isfinite().all():
         return "its next-token logits are not finite (NaN or inf) on 8 tokens, though its weights are"
+    if (logits.std(dim=-1) < FLAT_LOGITS).all():
+        return (
+            f"its next-token logits are equal (within {FLAT_LOGITS:g}) for every token at every place of 8 "
+            "tokens (a uniform distribution, whatever the input: weights all zero, or scaled past what its "
+            "norms keep)"
+        )
     logp = logits.log_softmax(dim=-1)  # (1, 8, V)
     to_uniform = math.log(logits.shape[-1]) + (logp.exp() * logp).sum(dim=-1)  # (1, 8) KL(p || uniform)
-    if (to_uniform < NEAR_UNIFORM).all():
+    if teacher and (to_uniform < NEAR_UNIFORM).all():
         return (
             f"its next-token distributions are uniform in effect at every place of 8 tokens (KL to uniform "
-            f"{float(to_uniform.max()):.2g} nats at most, below {NEAR_UNIFORM:g}; a randomly initialised "
-            "model's is ~0.02): weights all zero, or scaled past what its norms keep"
+            f"{float(to_uniform.max()):.2g} nats at most, below {NEAR_UNIFORM:g}; a trained model's is "
+            "nats): a teacher that teaches nothing (never trained, or its weights scaled past what its norms "
+            "keep)"
         )
     return None

@@ -76,7 +76,7 @@ def load_given(path: str, model, tokenizer):
     if (Path(folder) / "tokenizer_config.json").is_file():
         vocab = AutoTokenizer.from_pretrained(folder).get_vocab()
     teacher, info = AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True)
-    check_loaded(teacher, info, path, KEY)
+    check_loaded(teacher, info, path, KEY, teacher=True)
     return teacher, vocab
 
 

@@ -190,10 +190,34 @@ def test_a_causal_lm_whose_logits_are_equal_for_every_token_is_refused(hf_assets
         weights = {k: v * scale if k.endswith("down_proj.weight") else v for k, v in weights.items()}
     save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
     for load, key in policy_and_teacher_loads(folder):
+        if key == "model.name_or_path" and scale in (1e-3, 1e-2):  # a policy near uniform: SFT trains it
+            load()
+            continue
         with pytest.raises(ConfigError) as e:
             load()
         assert str(e.value).startswith(f"{key}={folder}: its next-token ") and "\n" not in str(e.value)
-        if scale != 1e30:  # no logit is past float's range here
+        if scale in (1e-3, 1e-2):  # near uniform, not equal: a teacher's alone
             assert "its next-token distributions are uniform in effect at every place of 8 tokens" in str(
                 e.value
             )
+
+
+def test_a_small_random_init_loads_as_a_policy_and_is_refused_as_a_teacher(tmp_path):
+    """Fourteenth hunt: a randomly initialised tiny model with initializer_range 0.002 (KL to uniform 2e-4
+    nats) was refused as a policy, "weights all zero, or scaled past what its norms keep": SFT trains it.
+    As a teacher it teaches nothing: refused, said so."""
+    from transformers import LlamaForCausalLM
+
+    from tests.hf_assets import tiny_config, tokenizer
+
+    folder = tmp_path / "small_init"
+    tok = tokenizer(tmp_path)
+    torch.manual_seed(0)
+    LlamaForCausalLM(tiny_config(tok, initializer_range=0.002)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    (policy, _), (teacher, key) = policy_and_teacher_loads(folder)
+    policy()
+    with pytest.raises(
+        ConfigError, match=f"^{key}={folder}: its next-token distributions are uniform in effect"
+    ):
+        teacher()
