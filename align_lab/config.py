@@ -29,7 +29,15 @@ def _strip_targets(node: Any) -> Any:
 
 def _typed(cls: type, node: DictConfig, key: str):
     """Merges `node` into the structured schema of `cls`; wrong types and unknown keys fail here."""
-    schema = _writable(OmegaConf.structured(cls))
+    try:
+        schema = _writable(OmegaConf.structured(cls))
+    except ValidationError as e:  # a field a config cannot hold (fourteenth hunt: OmegaConf's 3 lines)
+        said = getattr(e, "msg", str(e)).split("\n")[0]
+        raise ConfigError(
+            f"{key}: {cls.__name__}'s field {e.full_key}: {said}; a config's field holds numbers, text, "
+            "booleans, lists and dicts of them or dataclasses: annotate it so, or make it in __post_init__ "
+            "(field(init=False))"
+        ) from None
     data = _strip_targets(OmegaConf.to_container(node, resolve=True))
     try:
         return OmegaConf.merge(schema, data)

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import math
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,24 @@ def test_an_env_of_yours_whose_constructor_raises_is_one_line_naming_it(cls, why
         build(OmegaConf.create({"_target_": target, "max_turns": 4}), "env")
     assert str(e.value) == (
         f"env._target_={target}: building it raised {why}; fix it, or check its keys (env.<key>=...)"
+    )
+
+
+@dataclasses.dataclass
+class EnvHoldsALock:  # a field a config cannot hold
+    max_turns: int = 4
+    lock: object = dataclasses.field(default_factory=threading.Lock)
+
+
+def test_an_env_of_yours_with_a_field_a_config_cannot_hold_is_one_line_saying_what_to_do():
+    """Fourteenth hunt: `lock: object = field(default_factory=threading.Lock)` gave OmegaConf's three
+    lines glued to "env." ("env.Unexpected type annotation: object / full_key: lock / object_type=...")."""
+    with pytest.raises(ConfigError) as e:
+        build(OmegaConf.create({"_target_": f"{__name__}.EnvHoldsALock", "max_turns": 4}), "env")
+    assert str(e.value) == (
+        "env: EnvHoldsALock's field lock: Unexpected type annotation: object; a config's field holds "
+        "numbers, text, booleans, lists and dicts of them or dataclasses: annotate it so, or make it in "
+        "__post_init__ (field(init=False))"
     )
 
 
