@@ -18,6 +18,7 @@ from align_lab.run.reward_sources import check_sources
 from align_lab.run.spec import RunSpec
 from align_lab.run.teacher import check_teacher
 from align_lab.train.checkpoint_io import checkpoint_step
+from align_lab.train.launch import unsendable
 from align_lab.train.online_setup import validate
 
 
@@ -143,6 +144,11 @@ def check_processes(spec: RunSpec) -> None:
         raise ConfigError(
             f"{key}: needs rollout.seed_per_sample=true, so that a response does not depend on which "
             "process samples it (a run started without it, on one process, resumes on one process only)"
+        )
+    if spec.hardware.nodes == 1 and (part := unsendable(vars(spec))) is not None:  # ranks spawned here
+        raise ConfigError(
+            f"{key}: the run's {part} cannot be sent to the other processes; use hardware.processes=1, or "
+            "make what it holds when it runs (in start(), __post_init__), or give it __getstate__"
         )
     online = isinstance(spec.algo, OnlineAlgorithm)
     per_step = spec.train.rollout_size // spec.algo.group_size if online else spec.train.minibatch_size

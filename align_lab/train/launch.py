@@ -25,6 +25,17 @@ from align_lab.value_checks import UserCodeError
 ENDED = (mp.ProcessRaisedException, mp.ProcessExitedException)  # a spawned rank raised, or exited
 
 
+def unsendable(parts: dict) -> str | None:
+    """`name (error)` of the first of `parts` that a spawned rank could not receive (pickle), or None
+    (fourteenth hunt: an environment holding a threading.Lock was a 25-frame traceback as ranks started)."""
+    for name, part in parts.items():
+        try:
+            pickle.dumps(part)
+        except Exception as e:  # noqa: BLE001 - whatever pickle says of the user's object
+            return f"{name} ({type(e).__name__}: {e})"
+    return None
+
+
 def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> None:
     """Rank index + 1 of a run on this node, spawned by rank 0: serves `job`."""
     # a terminal's Ctrl-C reaches every process of the run: rank 0 alone stops it, at a step's end with

@@ -3,6 +3,8 @@ global batch, for the online loop (with and without a critic) and the pairwise l
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 
@@ -67,6 +69,33 @@ def test_the_cpu_ddp_preset_runs_two_processes_and_needs_per_sample_seeds(tmp_pa
         check_run(spec_from_config(cfg, names))
 
 
+class LockedEnv:
+    """A multi-turn environment of the user's holding a lock: fine on one process, not sendable."""
+
+    multi_turn, max_turns, step_timeout_s = True, 1, 5.0
+
+    def __init__(self):
+        self.lock = threading.Lock()
+
+    def start(self, prompt):
+        return None
+
+
+@pytest.mark.fast
+def test_a_part_that_cannot_be_sent_to_the_other_processes_is_one_line_at_admission():
+    """Fourteenth hunt: env._target_ of a class holding a threading.Lock on 2 processes was a 25-frame
+    traceback as the ranks started (cannot pickle '_thread.lock' object)."""
+    keys = ["hardware=cpu_ddp", "task=toy_arith", "reward=gold", f"env._target_={__name__}.LockedEnv"]
+    cfg, names = compose(keys)
+    with pytest.raises(ConfigError) as e:
+        check_run(spec_from_config(cfg, names))
+    assert str(e.value) == (
+        "hardware.processes=2: the run's env (TypeError: cannot pickle '_thread.lock' object) cannot be sent "
+        "to the other processes; use hardware.processes=1, or make what it holds when it runs (in start(), "
+        "__post_init__), or give it __getstate__"
+    )
+
+
 @pytest.mark.fast
 def test_shards_cover_every_row_once_in_order():
     for n in (1, 5, 8):
@@ -124,18 +153,18 @@ class ConnectThenFail:
         pass
 
 
-def test_a_failing_rank_says_why_at_once_and_rank_0_stops(capfd):
-    """A spawned rank's failure is printed as it happens (torch.multiprocessing holds a worker's
-    traceback until rank 0 joins it, and rank 0 may be waiting in a collective), and rank 0's
-    collective fails with the worker's own error instead of waiting for gloo's timeout."""
+def test_a_failing_rank_says_why_and_rank_0_stops_with_its_error():
+    """A spawned rank's failure reaches rank 0 as the rank's own exception, its traceback a note (the
+    thirteenth hunt: a reward's error on rank 1 alone is then the one-process run's one line), and rank
+    0's collective fails with it instead of waiting for gloo's timeout."""
     import torch.distributed as dist
-    import torch.multiprocessing as mp
 
     from align_lab.train.launch import launch
 
-    with pytest.raises(mp.ProcessRaisedException, match="boom in rank 1"):
+    with pytest.raises(ValueError, match="^boom in rank 1") as e:
         with launch(2, "cpu", ConnectThenFail()):
             dist.barrier()
     assert not dist.is_initialized()
-    err = capfd.readouterr().err
-    assert "align_lab: rank 1 of 2 failed:" in err and "ValueError: boom in rank 1" in err
+    assert e.value.__notes__[0].startswith("rank 1 of 2:\nTraceback") and "ConnectThenFail" not in str(
+        e.value
+    )
