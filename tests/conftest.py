@@ -188,6 +188,31 @@ def run_in_process(overrides: list[str], run_dir: Path, cache_dir: Path) -> dict
     return run(admit_spec(spec_from_config(cfg, names), run_dir))
 
 
+class Killed(BaseException):
+    """A run's process dying (kill -9) in a test that runs it in this process."""
+
+
+def killed_after_step_2(job) -> None:
+    """Runs the admitted `job` (run/execute.py run) until it dies after its step-2 checkpoint: step 3's
+    metrics are logged before its checkpoint, so the last checkpoint is step 2's (checkpoint_every=1)."""
+    from align_lab.run.execute import run
+    from align_lab.tracking import JsonlTracker
+
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 3:
+            raise Killed
+
+    JsonlTracker.log = log_then_die
+    try:
+        with pytest.raises(Killed):
+            run(job)
+    finally:
+        JsonlTracker.log = original
+
+
 def written_elsewhere(path: Path, text: str) -> None:
     """`path` written by another process, as a user's own files are (align_lab/user_reads.py counts a
     file this process wrote as its output, never an input of the user's code)."""

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, SMALL, compose
+from tests.conftest import ROOT, SMALL, compose, killed_after_step_2
 
 REWARD = "probe_faults13"
 SOURCE = """import os
@@ -31,15 +31,9 @@ W = 1.0
 """
 
 
-class Interrupt(BaseException):
-    pass
-
-
 @pytest.fixture
 def stopped(tmp_path, cache_dir, monkeypatch):
     """A toy run of a reward module of the user's, stopped after its step-2 checkpoint; its keys."""
-    from align_lab.run.execute import run
-    from align_lab.tracking import JsonlTracker
 
     home = tmp_path / "code"
     home.mkdir()
@@ -53,17 +47,7 @@ def stopped(tmp_path, cache_dir, monkeypatch):
         "train.steps=4",
         f"cache_dir={cache_dir}",
     ]
-    original = JsonlTracker.log
-
-    def log_then_die(self, metrics, step):
-        original(self, metrics, step)
-        if step == 3:  # step 3's metrics are logged before its checkpoint: the last is step 2's
-            raise Interrupt
-
-    monkeypatch.setattr(JsonlTracker, "log", log_then_die)
-    with pytest.raises(Interrupt):
-        run(admit(keys, tmp_path / "run"))
-    monkeypatch.setattr(JsonlTracker, "log", original)
+    killed_after_step_2(admit(keys, tmp_path / "run"))
     return home, keys, tmp_path / "run"
 
 

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from align_lab.config import ConfigError
-from tests.conftest import SMALL, compose
+from tests.conftest import SMALL, compose, killed_after_step_2
 
 ENV = "resume_env_probe13"  # a module name of this file's alone (sys.modules is the session's)
 SOURCE = '''from pathlib import Path
@@ -44,10 +44,6 @@ class Episode(LastTurn):
         self.turns.append(turn)
         return Step(observation="", reward=self.weight * len(turn) / 10, done=True)
 '''
-
-
-class Interrupt(BaseException):
-    pass
 
 
 @pytest.fixture
@@ -85,20 +81,7 @@ def admit(run_dir, cache_dir, *more):
 
 
 def stop_after_step_2(run_dir, cache_dir, monkeypatch) -> None:
-    from align_lab.run.execute import run
-    from align_lab.tracking import JsonlTracker
-
-    original = JsonlTracker.log
-
-    def log_then_die(self, metrics, step):
-        original(self, metrics, step)
-        if step == 3:  # step 3's metrics are logged before its checkpoint: the last is step 2's
-            raise Interrupt
-
-    monkeypatch.setattr(JsonlTracker, "log", log_then_die)
-    with pytest.raises(Interrupt):
-        run(admit(run_dir, cache_dir))
-    monkeypatch.setattr(JsonlTracker, "log", original)
+    killed_after_step_2(admit(run_dir, cache_dir))
 
 
 def files(run_dir) -> dict:

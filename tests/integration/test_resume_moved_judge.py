@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from align_lab.config import ConfigError
-from tests.conftest import SMALL, compose
+from tests.conftest import SMALL, compose, killed_after_step_2
 
 
 class Judge(BaseHTTPRequestHandler):
@@ -53,10 +53,6 @@ def url(httpd) -> str:
     return f"http://127.0.0.1:{httpd.server_address[1]}/score"
 
 
-class Interrupt(BaseException):
-    pass
-
-
 def admit(run_dir, cache_dir, judge, *more):
     from align_lab.run.admission import admit_spec, spec_from_config
 
@@ -70,20 +66,9 @@ def test_a_judge_that_moved_resumes_where_it_scores_as_before_and_is_refused_whe
     judges, tmp_path, cache_dir, monkeypatch
 ):
     from align_lab.run.execute import run
-    from align_lab.tracking import JsonlTracker
 
     old, new = judges
-    original = JsonlTracker.log
-
-    def log_then_die(self, metrics, step):
-        original(self, metrics, step)
-        if step == 3:  # step 3's metrics are logged before its checkpoint: the last is step 2's
-            raise Interrupt
-
-    monkeypatch.setattr(JsonlTracker, "log", log_then_die)
-    with pytest.raises(Interrupt):
-        run(admit(tmp_path / "run", cache_dir, old))
-    monkeypatch.setattr(JsonlTracker, "log", original)
+    killed_after_step_2(admit(tmp_path / "run", cache_dir, old))
     new.weight = 10.0  # another judge at the new address
     with pytest.raises(ConfigError) as e:
         admit(tmp_path / "run", cache_dir, new)
