@@ -140,8 +140,7 @@ def run(job: Job) -> dict:
 
     A folder that already holds this run, completed, is reported as it is (its checkpoint is not even
     read). A damaged checkpoint, a full disk, SIGTERM or Ctrl-C end the run with RunStopped: one line,
-    the summary says failed or interrupted, and everything written before stays.
-    """
+    the summary says failed or interrupted, and everything written before stays."""
     spec, run_dir, folder = job.spec, job.run_dir, RunFolder(job.run_dir)  # its summary's one writer
     if job.completed:
         return completed_before(run_dir, job.previous)
@@ -172,6 +171,7 @@ def run(job: Job) -> dict:
                 ShareOfRun(spec, run_dir),
                 slurm=slurm,
                 group_needed=spec.backend.uses_deepspeed,
+                interruption=interruption,
             )
             summary |= built(spec, ctx)
             folder.write_summary(summary)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch.multiprocessing as mp
 
 from align_lab.train.distributed import Group, RankJob, forget_env, free_port, join, join_slurm, serve
-from align_lab.train.preemption import Interrupted
+from align_lab.train.preemption import Interrupted, Interruption
 from align_lab.train.slurm_world import SlurmWorld
 from align_lab.value_checks import UserCodeError
 
@@ -141,12 +141,20 @@ class RankExited(UserCodeError):
 
 
 @contextmanager
-def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None, group_needed: bool = False):
+def launch(
+    size: int,
+    device: str,
+    job: RankJob,
+    slurm: SlurmWorld | None = None,
+    group_needed: bool = False,
+    interruption: Interruption | None = None,
+):
     """Rank 0's side of a run of `size` ranks on this node: starts ranks 1..size-1 serving `job` (one
     picklable RankJob), joins them, and yields rank 0's Group; at the end waits for every rank, and stops
-    them if rank 0 fails. Across nodes (`slurm`), the other ranks are Slurm tasks of their own: rank 0
-    only meets them. One rank yields Group() with no process group, unless `group_needed` (DeepSpeed
-    wants one). `job.release()` runs before the group is destroyed."""
+    them if rank 0 fails, or at once where a signal stops the run now (`interruption`: rank 0 may be
+    waiting in a collective for a rank that hangs). Across nodes (`slurm`), the other ranks are Slurm tasks
+    of their own: rank 0 only meets them. One rank yields Group() with no process group, unless
+    `group_needed` (DeepSpeed wants one). `job.release()` runs before the group is destroyed."""
     import torch.distributed as dist
 
     if slurm is None and size == 1 and not group_needed:
@@ -162,6 +170,8 @@ def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None
             if size > 1:
                 spawn_args = (size, port, device, job)
                 workers = mp.start_processes(_spawned, spawn_args, size - 1, join=False, start_method="spawn")
+                if interruption is not None:
+                    interruption.on_stop_now.append(partial(_stop, workers))
             join(0, size, port, device)
         yield Group(0, size)
         if size > 1:
@@ -169,19 +179,17 @@ def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None
         while workers is not None and not workers.join():
             pass
     except ENDED as worker:  # a rank ended as rank 0 waited for it at the end
+        _stopped_now(interruption)
         raise _why_it_ended(worker, port, size) from None
     except RuntimeError as e:  # a collective failed: a worker's own error says why
+        _stopped_now(interruption)
         if workers is not None and not isinstance(e, UserCodeError):  # not rank 0's own reward's
-            try:
-                workers.join(timeout=10)
-            except ENDED as worker:
-                raise _why_it_ended(worker, port, size) from e
-            ended = [(i, p.exitcode) for i, p in enumerate(workers.processes) if p.exitcode is not None]
-            if ended:  # ended with code 0 in the middle of the run: os._exit(0) (fourteenth hunt)
-                raise _why_it_ended(RankExited(ended[0][0] + 1, size, ended[0][1]), port, size) from e
+            _said_by_a_rank(e, workers, port, size)
         raise
     finally:
         _forget_sent(port, size)
+        if interruption is not None:
+            interruption.on_stop_now.clear()
         for process in workers.processes if workers is not None else []:
             if process.is_alive():  # rank 0 stopped or failed: theirs is of no use (a SIGTERM would wait)
                 process.kill()
@@ -189,3 +197,28 @@ def launch(size: int, device: str, job: RankJob, slurm: SlurmWorld | None = None
         if dist.is_initialized():
             dist.destroy_process_group()
         forget_env()
+
+
+def _said_by_a_rank(e: RuntimeError, workers: mp.ProcessContext, port: int, size: int) -> None:
+    """A collective failed (`e`): raises why a spawned rank ended, where one did."""
+    try:
+        workers.join(timeout=10)
+    except ENDED as worker:
+        raise _why_it_ended(worker, port, size) from e
+    ended = [(i, p.exitcode) for i, p in enumerate(workers.processes) if p.exitcode is not None]
+    if ended:  # ended with code 0 in the middle of the run: os._exit(0) (fourteenth hunt)
+        raise _why_it_ended(RankExited(ended[0][0] + 1, size, ended[0][1]), port, size) from e
+
+
+def _stop(workers: mp.ProcessContext) -> None:
+    """The watcher's thread, on a signal that stops the run now: the spawned ranks killed, so that a
+    collective rank 0 waits in fails and its signal handler runs (fourteenth hunt: rank 1's reward hung,
+    a second SIGTERM did nothing, only SIGKILL ended the run). kill() alone: it reaps nothing."""
+    for process in workers.processes:
+        process.kill()
+
+
+def _stopped_now(interruption: Interruption | None) -> None:
+    """Where a signal stopped the run now (its ranks killed: their ends are the signal's), says so."""
+    if interruption is not None and interruption.now is not None:
+        raise Interrupted(interruption.now) from None

@@ -11,6 +11,22 @@ import signal
 import threading
 from collections.abc import Callable
 
+WATCHED: set[int] = set()  # the write ends of the watchers' pipes (Interruption._watch)
+
+
+def _unwatched_in_a_fork() -> None:
+    """A process the user's code forks (a reward's Pool) would write its own signals into the run's
+    pipe (a Pool's terminate() taken for the run's second SIGTERM): its signals are its own."""
+    try:
+        fd = signal.set_wakeup_fd(-1)
+    except ValueError:  # forked from a thread other than the main one
+        return
+    if fd not in WATCHED:
+        signal.set_wakeup_fd(fd)
+
+
+os.register_at_fork(after_in_child=_unwatched_in_a_fork)
+
 
 class Preempted(SystemExit):
     """The run stopped after checkpointing on a preemption signal; the scheduler may requeue it."""
@@ -104,13 +120,21 @@ class Interruption:
 
     While `deferred` (training steps run: Preemption.steps_begin), the first signal is only noted in
     `requested`: the step finishes and is checkpointed, then the run stops (Preemption.after_step), so
-    that a stop keeps every finished step and never a half-applied update. A second one stops it now."""
+    that a stop keeps every finished step and never a half-applied update. A second one stops it now.
+
+    Python runs a handler only between bytecodes: a main thread blocked in native code (a collective
+    waiting for a rank whose reward hangs) would never see the second one (fourteenth hunt). A thread
+    reads the signals as they arrive (signal.set_wakeup_fd) and, for one that stops the run now, notes it
+    in `now` and calls `on_stop_now` (the spawned ranks killed: the collective fails, the handler runs)."""
 
     SIGNALS = ("SIGTERM", "SIGINT")
 
     def __init__(self) -> None:
         self.deferred = False
         self.requested: str | None = None  # the signal's name, noted while deferred
+        self.now: str | None = None  # the name of a signal that stops the run now, seen by the watcher
+        self.on_stop_now: list[Callable[[], None]] = []  # called from the watcher's thread
+        self.pipe: tuple[int, int] | None = None
 
     def __enter__(self) -> Interruption:
         self.previous = {}
@@ -123,7 +147,31 @@ class Interruption:
                 if current not in (signal.SIG_DFL, signal.default_int_handler) and not ours:
                     continue  # a job manager's own handler (submitit's SIGTERM during a requeue) stays
                 self.previous[name] = signal.signal(getattr(signal, name), self._raise)
+        if self.previous:
+            self._watch()
         return self
+
+    def _watch(self) -> None:
+        """Starts the thread that sees each signal as it arrives, whatever the main thread is doing."""
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        self.previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        self.pipe = (read, write)
+        WATCHED.add(write)
+        threading.Thread(target=self._seen, args=(read,), daemon=True, name="align_lab-signals").start()
+
+    def _seen(self, read: int) -> None:
+        """The watcher: the signals' numbers, one byte each, until __exit__ closes the pipe."""
+        names = {getattr(signal, name): name for name in self.SIGNALS}
+        count = 0
+        while data := os.read(read, 64):
+            for signum in data:
+                count += signum in names
+                if signum in names and (count > 1 or not self.deferred):
+                    self.now = names[signum]
+                    for stop in list(self.on_stop_now):
+                        stop()
+        os.close(read)
 
     def _raise(self, signum, frame) -> None:
         if os.getpid() != self.pid:  # a process the user's code forked (a Pool's worker): the default, so
@@ -131,7 +179,7 @@ class Interruption:
             os.kill(os.getpid(), signum)  # reward's fork Pool hung, saying a SIGTERM nobody sent)
             return
         name = signal.Signals(signum).name
-        if self.deferred and self.requested is None:
+        if self.deferred and self.requested is None and self.now is None:
             self.requested = name
             # os.write, not print: the handler may run while the main thread is inside a write to
             # stderr (a progress bar), where a buffered write raises "reentrant call"
@@ -146,6 +194,10 @@ class Interruption:
     def __exit__(self, exc_type, exc, tb) -> None:
         for name, handler in self.previous.items():
             signal.signal(getattr(signal, name), handler)
+        if self.pipe is not None:
+            signal.set_wakeup_fd(self.previous_fd)
+            WATCHED.discard(self.pipe[1])
+            os.close(self.pipe[1])  # the watcher reads the end of its pipe and stops
         if isinstance(exc, KeyboardInterrupt) and ("SIGINT" in self.previous or self.sigint_ignored):
             # no SIGINT came (ours raises Interrupted; an ignored one raises nothing): code of the run
             # raised it (seventh hunt; a run started in the background, SIGINT ignored, said "SIGINT")

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,15 +38,22 @@ def signalling_reward(prompts: list[str], responses: list[str]) -> list[float]:
             os.killpg(os.getpgrp(), signal.SIGTERM)
         elif os.environ.get(WHO) == "kill0":
             os.kill(os.getppid(), signal.SIGKILL)  # rank 0, which spawned this rank
+        elif os.environ.get(WHO) == "hang":  # rank 0 gets SIGTERM twice as this rank's reward hangs
+            os.kill(os.getppid(), signal.SIGTERM)
+            time.sleep(3)  # rank 0 waits in the step's collective for this rank by now
+            os.kill(os.getppid(), signal.SIGTERM)
+            time.sleep(600)
         else:
             os.kill(os.getpid(), signal.SIGKILL if os.environ.get(WHO) == "kill" else signal.SIGTERM)
     return [float(len(r)) for r in responses]
 
 
-@pytest.mark.parametrize("who", ["group", "rank1", "kill", "kill0"])
+@pytest.mark.parametrize("who", ["group", "rank1", "kill", "kill0", "hang"])
 def test_a_sigterm_to_the_run_or_to_rank_1_stops_it_at_the_step_end_in_one_line(tmp_path, cache_dir, who):
     """And (twelfth hunt) rank 1 killed by SIGKILL (the OOM killer), which no process can wait for: rank 0
-    says so in one line, and the run resumes from its last checkpoint."""
+    says so in one line, and the run resumes from its last checkpoint. And (fourteenth hunt) a second
+    SIGTERM while rank 0 waits in a collective for a rank whose reward hangs stops the run now, as the
+    first one's line promises (it did nothing: only SIGKILL ended the run)."""
     run_dir = tmp_path / "run"
     args = [
         *[a for a in SMALL if not a.startswith("reward.")],
@@ -76,7 +84,7 @@ def test_a_sigterm_to_the_run_or_to_rank_1_stops_it_at_the_step_end_in_one_line(
     assert done.returncode == 128 + getattr(signal, name), done.stderr[-3000:]
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     last = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")][-1]
-    step = 0 if who == "kill" else 2  # killed mid-step 2: its last checkpoint is the start's
+    step = 0 if who in ("kill", "hang") else 2  # stopped mid-step 2: its last checkpoint is the start's
     assert last.startswith(f"align_lab: interrupted by {name}; resume from step {step} with: "), last
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
     again = subprocess.run(

@@ -1,0 +1,40 @@
+"""train/preemption.py's watcher: a signal that stops the run now is seen as it arrives, whatever the
+main thread is doing (fourteenth hunt: rank 0 blocked in a collective never ran its handler for a second
+SIGTERM); a process the user's code forks keeps its own signals out of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import pytest
+
+from align_lab.train.preemption import Interrupted, Interruption
+
+
+def test_a_second_signal_while_steps_run_calls_the_runs_stop_hooks_from_the_watcher():
+    stopped = threading.Event()
+    with Interruption() as interruption:
+        interruption.deferred = True  # Preemption.steps_begin()
+        interruption.on_stop_now.append(stopped.set)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert not stopped.wait(1) and interruption.requested == "SIGTERM"  # the step finishes first
+        with pytest.raises(Interrupted):
+            os.kill(os.getpid(), signal.SIGTERM)
+            threading.Event().wait(5)  # the handler raises here
+        assert stopped.wait(5) and interruption.now == "SIGTERM"
+    assert signal.set_wakeup_fd(-1) == -1  # left as it found it
+
+
+def test_signals_in_a_process_the_users_code_forks_are_not_the_runs():
+    with Interruption() as interruption:
+        interruption.deferred = True
+        for _ in range(2):  # a reward's Pool, terminated twice: the run's second SIGTERM, were they its
+            child = os.fork()
+            if child == 0:
+                os.kill(os.getpid(), signal.SIGTERM)  # the handler's default in a fork: it ends
+                os._exit(0)
+            assert os.waitpid(child, 0)[1] == signal.SIGTERM
+        threading.Event().wait(1)  # what the watcher would read, it has read
+        assert interruption.now is None and interruption.requested is None
