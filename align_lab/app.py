@@ -58,21 +58,20 @@ def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     from align_lab.run.admission import admit
+    from align_lab.train.preemption import Interrupted, Interruption
 
     hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir)
     try:
-        job = admit(cfg, hc, Path(hc.runtime.output_dir))
+        with Interruption():  # a SIGTERM too (fifteenth hunt: rc 143 and no line)
+            job = admit(cfg, hc, out)
     except ConfigError as e:
-        return refused(e, Path(hc.runtime.output_dir))
-    except KeyboardInterrupt as e:  # thirteenth hunt: Ctrl-C while a resume asked a slow reward again
-        return refused(e, Path(hc.runtime.output_dir), ADMISSION_INTERRUPTED, 130)
+        return refused(e, out)
+    except (KeyboardInterrupt, Interrupted) as e:  # thirteenth hunt: Ctrl-C as a resume asked a slow reward
+        said = f"interrupted by {getattr(e, 'signal_name', 'SIGINT')} while the run was admitted, before any"
+        line = f"{said} compute (nothing was written): rerun the same command"
+        return refused(e, out, line, getattr(e, "exit_code", 130))
     return run_admitted(job, cfg)
-
-
-ADMISSION_INTERRUPTED = (
-    "interrupted by SIGINT while the run was admitted, before any compute (nothing was written): rerun the "
-    "same command"
-)
 
 
 def refused(e: BaseException, run_dir: Path, line: str | None = None, code: int = 2) -> float:
@@ -309,7 +308,11 @@ def format_error(e: BaseException) -> str | None:
             from align_lab.config import unknown_key
 
             parent = getattr(cause, "parent_node", None)
-            return unknown_key(getattr(cause, "full_key", ""), parent.keys() if parent is not None else [])
+            return unknown_key(getattr(cause, "full_key", ""), parent if parent is not None else {})
+        if isinstance(cause, OmegaConfBaseException) and "Cannot merge DictConfig" in str(cause):
+            from align_lab.config import not_a_mapping  # plan=[1,2]
+
+            return not_a_mapping(text.removeprefix("Error merging override "), cause)
         return text
     cause = e.__cause__ or e.__context__
     return format_error(cause) if cause is not None and cause is not e else None

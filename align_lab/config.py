@@ -226,9 +226,22 @@ def run_choices(choices) -> dict[str, str]:
     return names
 
 
+def not_a_mapping(override: str, cause: BaseException) -> str:
+    """The one line for a list or a value given to a node of keys (fifteenth hunt: `plan=[1,2]` said
+    "Error merging override plan=[1,2]", no reason); `cause`: OmegaConf's "Cannot merge DictConfig with
+    ListConfig"."""
+    key = getattr(cause, "full_key", "") or override.split("=")[0]
+    given = str(cause).split("with ", 1)[-1].split()[0].removesuffix("Config").lower()
+    return (
+        f"{override}: {key} is a mapping of keys here, not a {given}: set one key ({key}.<key>=...) or the "
+        f"whole mapping ('{key}={{<key>: <value>, ...}}')"
+    )
+
+
 def unknown_key(full_key: str, known) -> str:
-    """The one line for an override of a key the config lacks: the closest existing key, else the keys
-    that exist there. Never `+key=...`: every component is a dataclass, so a new key fails at build."""
+    """The one line for an override of a key the config lacks (`known`: the node it was set under): the
+    closest existing key, else the keys that exist there. Never `+key=...` for a component of align_lab's
+    (a dataclass: a new key fails at build); a class of yours (`env._target_=my_envs.Dice`) takes one."""
     import difflib
 
     from align_lab.aliases import GROUP, RENAMED
@@ -246,6 +259,12 @@ def unknown_key(full_key: str, known) -> str:
         return (
             f"{full_key}: unknown key; plan is null here (a fixed sweep), so it has no keys: a sequential "
             "study's plan is set whole, e.g. 'plan={start: 4, wave: 4, max_seeds: 24}' (docs/studies.md)"
+        )
+    target = str(known.get("_target_") or "") if hasattr(known, "get") else ""
+    if not keys and parent and target and not target.startswith("align_lab."):  # env._target_=your.Class
+        return (
+            f"{full_key}: unknown key; {parent} names a class here and sets none of its fields: add a field "
+            f"of that class with a +, +{full_key}=<value> (docs/environments.md)"
         )
     if not keys and parent:  # reward=verifier, which takes no keys
         return (

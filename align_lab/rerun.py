@@ -15,6 +15,12 @@ PYTHONPATH = "pythonpath"  # summary.json: the PYTHONPATH a run started with (it
 DROPPED = ("hydra.mode=", "hydra.run.dir=", "hydra.sweep.dir=")  # Hydra adds the first; we name the folder
 
 
+def absolute_paths(value: str) -> str:
+    """A PYTHONPATH with each folder absolute: the run's resume and compare commands print it, and compare's
+    runs from any folder (fifteenth hunt: a relative one imported another checkout's align_lab there)."""
+    return os.pathsep.join(os.path.abspath(part) for part in value.split(os.pathsep))
+
+
 def shell_command(module: str, *args: str | Path, cwd: Path | None = None, env: dict | None = None) -> str:
     """`python -m <module> <args>` as the shell must read it from any folder, the venv active or not: this
     interpreter's absolute path (a bare `python` is another one once the venv is left; a relative path,

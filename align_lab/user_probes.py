@@ -17,23 +17,36 @@ from collections.abc import Callable
 PROBE_ROWS = 8  # a verifier's rows kept: it scores one response at a time
 _LIVE: dict[str, Callable] = {}  # `reward.path=mod:fn` -> the callable this process loaded for it
 _LAST: dict[str, dict] = {}  # the same key -> {"calls": [args of each call], "scores": [its scores]}
+_AT: dict[str, str] = {}  # the same key -> the address a scorer that may move (reward.url) is asked at
 
 
-def loaded(key: str, fn: Callable) -> None:
+def loaded(key: str, fn: Callable, at: str | None = None) -> None:
     """The user's callable `key` names (`reward.path=mod:fn`, `task.verifier=mod:fn`), as this process
-    loaded it: the one a resume asks again."""
+    loaded it: the one a resume asks again; `at`: a server's address, which may change on resume."""
     _LIVE[key] = fn
+    if at is not None:
+        _AT[key] = at
 
 
 def renamed(old: str, new: str) -> None:
     """The callable `old` named is asked under `new` (a reward=combined source: its own key)."""
     if old in _LIVE:
         _LIVE[new] = _LIVE.pop(old)
+    if old in _AT:
+        _AT[new] = _AT.pop(old)
+
+
+def address(key: str) -> str | None:
+    """Where the scorer `key` names is asked now (a server's address), or None."""
+    return _AT.get(key)
 
 
 def scored_batch(key: str, args: tuple, scores: list[float]) -> None:
-    """A reward function's call `fn(*args)` gave `scores`: the last one is kept (lists of texts)."""
+    """A reward function's call `fn(*args)` gave `scores`: the last one is kept (lists of texts), with
+    the address it was asked at, if any."""
     _LAST[key] = {"calls": [[list(a) for a in args]], "scores": [list(scores)]}
+    if key in _AT:
+        _LAST[key]["at"] = _AT[key]
 
 
 def scored_row(key: str, args: tuple, score: float | list, said: str | None = None) -> None:

@@ -31,7 +31,8 @@ class UserCodeError(RuntimeError):
 def one_line(error: BaseException) -> str:
     """`Type: message` of an exception on one line."""
     text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    name = getattr(error, "type_name", None) or type(error).__name__  # train/launch.py Untravelled's
+    return f"{name}: {text}" if text else name
 
 
 def user_score(value, where: str) -> float:

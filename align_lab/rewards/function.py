@@ -41,7 +41,9 @@ def load_callable(path: str):
 
 @dataclass
 class FunctionReward:
-    """Scores with `f(prompts, responses)`; prompts are the task's (before any chat template)."""
+    """Scores with `f(prompts, responses)`; prompts are the task's (before any chat template). Pickled by
+    its path: a spawned rank loads the function again (fifteenth hunt: a module-level lambda, which
+    pickle cannot send by reference, was refused on two processes)."""
 
     path: str | None = None
 
@@ -49,6 +51,16 @@ class FunctionReward:
         self._fn = load_callable(self.path)
         self.probe_key = f"reward.path={self.path}"  # a combined source's is its own (Combined)
         loaded(self.probe_key, self._scores)  # a resume asks it again (user_probes.py)
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "probe_key": self.probe_key}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path = state["path"]
+        self.__post_init__()
+        if state["probe_key"] != self.probe_key:  # a combined source's own key
+            renamed(self.probe_key, state["probe_key"])
+            self.probe_key = state["probe_key"]
 
     def _scores(self, prompts: list[str], responses: list[str]) -> list[float]:
         try:  # lists of its own: one it empties or appends to is not the rows kept (thirteenth hunt)

@@ -44,7 +44,7 @@ class RemoteReward:
         # the key, not the address: a resume may move the server (run/summary.py MAY_CHANGE_ON_RESUME),
         # and what answers at the new one is asked the checkpoint's rows; a combined source's is its own
         self.probe_key = "reward.url"
-        loaded(self.probe_key, self._scores)  # a resume asks the server again (user_probes.py)
+        loaded(self.probe_key, self._scores, at=self.url)  # a resume asks the server again (user_probes.py)
 
     def check_reachable(self) -> None:
         """Before any compute: the server's host and port accept a connection (one line if not)."""

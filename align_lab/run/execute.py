@@ -99,7 +99,7 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
     signalled = isinstance(e, Interrupted | KeyboardInterrupt) and not getattr(e, "raised_by_code", False)
     return {
         "status": "interrupted" if signalled else "failed",
-        "error": str(stop) if stop else f"{type(e).__name__}: {e}",
+        "error": str(stop) if stop else f"{getattr(e, 'type_name', type(e).__name__)}: {e}",  # Untravelled's
         **({} if stop else {"traceback": traceback.format_exc()}),
     }, stop
 

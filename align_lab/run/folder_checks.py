@@ -22,8 +22,9 @@ def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
     holds it; a completed run there has this config; a checkpoint there is this run's (check_checkpoint).
     One line each."""
     from align_lab.folder import check_kinds, check_owned, holder, in_use
+    from align_lab.run.completed import check_completed_steps
     from align_lab.run.run_folder import RunFolder
-    from align_lab.run.summary import check_same_config, config_digest
+    from align_lab.run.summary import check_same_config
 
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; choose another folder")
@@ -34,59 +35,10 @@ def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
     if who is not None:
         raise ConfigError(in_use(run_dir, who))
     check_completed_steps(spec.config, run_dir, RunFolder(run_dir).read_summary())
-    previous = check_same_config(run_dir, config_digest(spec.config))
+    previous = check_same_config(run_dir, spec.config)
     if previous.get("status") == "completed":  # a completed run is reported as it is: nothing is read
         return previous, {}
     return previous, check_checkpoint(spec, run_dir)
-
-
-ENDS = ("steps", "stop_at")  # the train keys that say where a run ends: a completed run has ended
-
-
-def _ends(train: dict) -> dict:
-    """A config's train.steps and train.stop_at (absent, as before stop_at existed, or null: off)."""
-    stop = train.get("stop_at") or {}
-    return {"steps": train.get("steps"), "stop_at": {k: stop.get(k) for k in ("metric", "value")}}
-
-
-def check_completed_steps(config: dict, run_dir: Path, previous: dict) -> None:
-    """A completed run asked again with other train.steps or train.stop_at and nothing else changed: one
-    line saying what was completed and what was asked (a completed run is reported, never extended or cut;
-    one that stopped at train.stop_at has ended, whatever threshold a rerun names)."""
-    import yaml
-
-    from align_lab.run.summary import RESOLVED_CONFIG, config_digest
-    from align_lab.train.stop_at import describe
-
-    path = run_dir / RESOLVED_CONFIG
-    if previous.get("status") != "completed" or not path.is_file():
-        return
-    try:
-        done = (yaml.safe_load(path.read_text()) or {}).get("train", {})
-        train = {k: v for k, v in config["train"].items() if k not in ENDS or k in done}
-    except (OSError, yaml.YAMLError, AttributeError):
-        return  # check_same_config's line still refuses another config
-    same_but_ends = {**config, "train": train | {k: done[k] for k in ENDS if k in done}}
-    if config_digest(same_but_ends) != previous.get("config_digest"):
-        return
-    was, asked = _ends(done), _ends(config["train"])
-    how = (
-        f", {describe(previous['stopped'])}" if previous.get("stopped") else f" at train.steps={was['steps']}"
-    )
-    if was["steps"] != asked["steps"]:
-        n = asked["steps"]
-        raise ConfigError(
-            f"train.steps={n}: hydra.run.dir={run_dir} holds this run completed{how} "
-            "(a completed run is not extended or cut); choose another hydra.run.dir to train it for "
-            f"{n} step{'' if n == 1 else 's'}"
-        )
-    key = next((k for k in ("metric", "value") if was["stop_at"][k] != asked["stop_at"][k]), None)
-    if key is not None:
-        raise ConfigError(
-            f"train.stop_at.{key}={asked['stop_at'][key]}: hydra.run.dir={run_dir} holds this run "
-            f"completed{how}, with train.stop_at.{key}={was['stop_at'][key]} (a completed run is not "
-            "extended or cut); choose another hydra.run.dir to train it with this threshold"
-        )
 
 
 def check_stopped(record: dict | None, stop, ckpt: Path) -> None:
@@ -255,7 +207,7 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: boo
             f"seed={saved.get('seed')}; "
             f"resume with seed={saved.get('seed')}, or choose another hydra.run.dir"
         )
-    if saved.get("config") not in (mine["config"], mine.get("config_with_urls")):
+    if saved.get("config") not in (mine["config"], *mine.get("config_before", ())):
         raise ConfigError(
             f"hydra.run.dir={ckpt.parent}: the checkpoint in {ckpt} was trained with another config (digest "
             f"{saved.get('config')}, this run's {mine['config']}); resume with its config, or choose "

@@ -203,6 +203,10 @@ def describe_change(key: str, old: dict, new: dict) -> str:
     return f"{label or key}: {new['file']} (sha256 {old_d}, now {new_d})"
 
 
+# inputs that are a stage of their own (run/stages.py), which a resume never changes (run/resume_stages.py)
+STAGED = {"algo.teacher": "the teacher stage: a student goes on learning from the teacher it began with"}
+
+
 def check_inputs(saved: dict | None, mine: dict, ckpt: Path, allow: bool = False) -> dict:
     """The user's inputs inside a checkpoint (run/inputs.py) against this run's: a changed one (a data
     file, a verifier, reward or environment module edited, a teacher retrained) refused in one line naming
@@ -214,6 +218,12 @@ def check_inputs(saved: dict | None, mine: dict, ckpt: Path, allow: bool = False
     what = "; ".join(describe_change(k, old, new) for k, (old, new) in changed.items())
     moved = all(old.get("file") != new.get("file") for old, new in changed.values())  # a relative name
     since = "" if moved else f" changed since the checkpoint in {ckpt} was written"
+    if staged := [k for k in changed if k in STAGED]:
+        raise ConfigError(  # fifteenth hunt: the flag this line offered ended in the stage check's refusal
+            f"{what}{since}; a resume keeps the stages its checkpoint was trained on, and {staged[0]} is one "
+            f"({STAGED[staged[0]]}), whatever resume_changed_inputs says: put it back as it was, or choose "
+            "another hydra.run.dir"
+        )
     if not allow:
         raise ConfigError(
             f"resume_changed_inputs=false: {what}{since}, and a resume would train one run on two versions "

@@ -12,7 +12,8 @@ import threading
 from pathlib import Path
 
 from align_lab.config import ConfigError
-from align_lab.user_probes import asked_again, same, shown
+from align_lab.train.preemption import Interrupted
+from align_lab.user_probes import address, asked_again, same, shown
 from align_lab.value_checks import one_line
 
 log = logging.getLogger("align_lab")
@@ -26,12 +27,17 @@ def check_probes(saved: dict | None, ckpt: Path, allow: bool = False) -> dict:
     changed = {}
     for key, probe in (saved or {}).items():
         now = _ask(key, probe, ckpt)
+        if now is None and not allow:
+            check_moved(key, probe, ckpt)
         if now is None or same(now, probe["scores"]):
             continue
         if not same(_ask(key, probe, ckpt) or [], now):  # a scorer of its own randomness
             log.warning(
                 f"align_lab: warning: {key} gave other answers to the same rows twice in a row, so a "
-                f"resume cannot tell whether what it reads changed since the checkpoint in {ckpt} was written"
+                "resume cannot tell whether what it reads changed since the checkpoint in "
+                f"{ckpt} was written; and what moves its answers (a generator, a counter of its own) is not "
+                "in the checkpoint, so this resumed run may differ from an uninterrupted one "
+                "(docs/reproducibility.md)"
             )
             continue
         asked = probe.get("said", "scores the responses it scored last")  # an environment's: its turns
@@ -52,6 +58,20 @@ def check_probes(saved: dict | None, ckpt: Path, allow: bool = False) -> dict:
     return changed
 
 
+def check_moved(key: str, probe: dict, ckpt: Path) -> None:
+    """A scorer asked at another address than before the checkpoint (a judge moved: reward.url may change
+    on resume because what answers there is asked) that gave no answer is refused: an unanswered probe
+    would let any judge in (fifteenth hunt: a warming-up 10x judge trained the rest of the run)."""
+    was, now = probe.get("at"), address(key)
+    if was is not None and now is not None and was != now:
+        raise ConfigError(
+            f"resume_changed_inputs=false: {key}={now}: the judge moved from {was} since the checkpoint in "
+            f"{ckpt} and did not answer the rows it scored last (the warning above says why), so whether it "
+            "scores as the old one did is unknown: rerun once it answers, set resume_changed_inputs=true to "
+            "resume on it anyway, or choose another hydra.run.dir"
+        )
+
+
 def _ask(key: str, probe: dict, ckpt: Path) -> list | None:
     """The scorer's scores of the saved rows now; None where it is not loaded, or raised (said). One
     that takes a while is said while it does (thirteenth hunt: a slow judge's resume seemed hung)."""
@@ -61,7 +81,7 @@ def _ask(key: str, probe: dict, ckpt: Path) -> list | None:
     here = os.getcwd()  # a scorer that changes folder must not move the run's relative paths (13th hunt)
     try:
         return asked_again(key, probe)
-    except KeyboardInterrupt:  # Ctrl-C: the entrance's one line (app.py)
+    except (KeyboardInterrupt, Interrupted):  # Ctrl-C, SIGTERM: the entrance's one line (app.py)
         raise
     except BaseException as e:  # the user's code: a flaky server, a file gone, sys.exit, CancelledError
         log.warning(

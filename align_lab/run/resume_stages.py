@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from align_lab.run.summary import changed_key
+from align_lab.run.resumable import changed_key
 from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from align_lab.rerun import PYTHONPATH
+from align_lab.rerun import PYTHONPATH, absolute_paths
 from align_lab.run.run_folder import SEGMENTS, RunFolder
 from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
@@ -71,7 +71,7 @@ def first_summary(
             keys = [k for k, v in spec.defaults_from.items() if v == source]
             chosen = ", ".join(f"{k}={spec.config['algo'][k.split('.', 1)[1]]}" for k in keys)
             log.info(f"{chosen} from {source} (set the key to override)")
-    summary |= {PYTHONPATH: os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}  # its resume's
+    summary |= {PYTHONPATH: absolute_paths(os.environ["PYTHONPATH"])} if os.environ.get("PYTHONPATH") else {}
     return summary | {"names": spec.names, "config_digest": digest, "started": time.time(), SEGMENTS: before}
 
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import errno
-import hashlib
-import json
 import logging
-import re
 import resource
 import signal
 import sysconfig
@@ -19,6 +16,14 @@ import yaml
 
 from align_lab import malloc
 from align_lab.config import ConfigError
+from align_lab.run.resumable import (
+    DIGESTED_BEFORE,
+    MAY_CHANGE_ON_RESUME,
+    changed_key,
+    config_digest,
+    resumable_part,
+    without_default_env,
+)
 from align_lab.run.run_folder import RESOLVED_CONFIG, RunFolder
 from align_lab.train.checkpoint_io import CheckpointError, checkpoint_step
 from align_lab.train.preemption import Interrupted
@@ -90,29 +95,6 @@ def exited_where(e: SystemExit) -> str:
     return f"{own[-1][0]}:{own[-1][1]}" if own else "the run's code"
 
 
-DEFAULT_ENV = {"_target_": "align_lab.envs.single_turn.SingleTurn"}
-RESUME_CHANGED_CODE = "resume_changed_code"  # true: resume a checkpoint of other training code
-RESUME_CHANGED_INPUTS = "resume_changed_inputs"  # true: resume a checkpoint of other data, verifier, ...
-PERMISSIONS = (RESUME_CHANGED_CODE, RESUME_CHANGED_INPUTS)
-
-
-def without_default_env(config: dict) -> dict:
-    """The config less `env` when it is the default single_turn: as runs wrote it before environments
-    existed, so their digests and resume checks still hold; and less `resume_changed_code` and
-    `resume_changed_inputs`, permissions of one resume, not settings of the run."""
-    return {k: v for k, v in config.items() if not (k == "env" and v == DEFAULT_ENV) and k not in PERMISSIONS}
-
-
-def config_digest(config: dict) -> str:
-    """sha256 of the resolved config (canonical JSON), 16 hex chars: the identity of a run's settings."""
-    from align_lab.aliases import flat_config
-
-    # over the old flat names of a part's node (algo.clip_high, not algo.clip.high): a run recorded before
-    # the rename digests as it did, so its resume and its completed summary are this run's
-    canonical = json.dumps(flat_config(without_default_env(config)), sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
 def result_lines(summary: dict, run_dir: Path) -> list[str]:
     """What a finished run found, where it is, and how to compare it: the run's last words."""
     parts = []
@@ -152,65 +134,20 @@ def compare_folder(run_dir: Path) -> Path:
     return next((p for p in run_dir.parents if (p / "multirun.yaml").is_file()), run_dir)
 
 
-def check_same_config(run_dir: Path, digest: str) -> dict:
+def check_same_config(run_dir: Path, config: dict) -> dict:
     """run_dir's summary; a completed run of another config there is refused, so its results (and its
-    .hydra/ config, which compare reads) are never overwritten."""
+    .hydra/ config, which compare reads) are never overwritten; one asked with only what a resume may
+    change changed is the same run (run/completed.py)."""
+    from align_lab.run.completed import completed_as_asked
+
     previous = RunFolder(run_dir).read_summary()
-    if previous.get("status") == "completed" and previous.get("config_digest") != digest:
+    other = previous.get("status") == "completed" and previous.get("config_digest") != config_digest(config)
+    if other and not completed_as_asked(config, run_dir, previous):
         raise ConfigError(
             f"hydra.run.dir={run_dir}: holds a completed run of another config; choose another folder "
             f"(or delete {run_dir / 'summary.json'} to run there again)"
         )
     return previous
-
-
-# what a user may change when resuming a run: its length, cadences, where it runs and how it is tracked,
-# and whether rollouts are sampled on a thread
-MAY_CHANGE_ON_RESUME = (
-    "train.steps",
-    "train.eval_every",
-    "train.checkpoint_every",
-    "train.keep_checkpoint",
-    "train.keep_eval_samples",  # what is written, not what is computed
-    "train.eval_text_chars",
-    "train.async_rollouts",  # the same numbers either way (train/staleness.py)
-    "train.stop_at",  # when it ends, as train.steps; not once it has stopped (run/folder_checks.py)
-    "hardware",
-    "tracker",
-    # a judge server's address (a requeued job's server on another node or port): what answers there is
-    # asked again on resume, the checkpoint's rows (user_probes.py), a combined source's too
-    "reward.url",
-)
-SOURCE_URL = re.compile(r"reward\.components\.[^.]+\.source\.url")
-
-
-def may_change(key: str) -> bool:
-    """A dotted config key a resume may change (MAY_CHANGE_ON_RESUME, a combined source's reward URL)."""
-    return key in MAY_CHANGE_ON_RESUME or SOURCE_URL.fullmatch(key) is not None
-
-
-def changed_key(old, new, prefix: str = "") -> tuple[str, object, object] | None:
-    """The first key (dotted) whose value differs between two configs, with both values; keys under
-    MAY_CHANGE_ON_RESUME are skipped. None when they agree."""
-    if may_change(prefix):
-        return None
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new), key=str):
-            found = changed_key(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
-            if found is not None:
-                return found
-        return None
-    return None if old == new else (prefix, old, new)
-
-
-def resumable_part(config, prefix: str = "", urls: bool = False):
-    """The config less the keys under MAY_CHANGE_ON_RESUME: what a resume must keep (`urls`: with the
-    reward URLs, as checkpoints written before they could change digest it)."""
-    if not isinstance(config, dict):
-        return config
-    keys = {k: f"{prefix}.{k}" if prefix else str(k) for k in config}
-    kept = {k: v for k, v in config.items() if not may_change(keys[k]) or (urls and keys[k].endswith(".url"))}
-    return {k: resumable_part(v, keys[k], urls) for k, v in kept.items()}
 
 
 def run_identity(spec) -> dict:
@@ -223,9 +160,9 @@ def run_identity(spec) -> dict:
 
     config = config_digest(resumable_part(spec.config))
     inputs = run_inputs(resumable_part(spec.config))
-    before = config_digest(resumable_part(spec.config, urls=True))  # a checkpoint's of before 06f07c6
+    before = {config_digest(resumable_part(spec.config, digested=d)) for d in DIGESTED_BEFORE} - {config}
     return {"config": config, "seed": spec.seed, "code": training_code_digest(), "inputs": inputs} | (
-        {"config_with_urls": before} if before != config else {}
+        {"config_before": sorted(before)} if before else {}  # an older checkpoint's digest of this config
     )
 
 

@@ -90,13 +90,46 @@ def _sent(e: BaseException, port: int, rank: int, size: int) -> bool:
     cannot be pickled (a class of the user's code that will not travel)."""
     e.add_note(f"rank {rank} of {size}:\n{traceback.format_exc()}")
     e.rank_frames = [(f.filename, f.lineno) for f in traceback.extract_tb(e.__traceback__)]
-    try:
-        data = pickle.dumps(e)
-        pickle.loads(data)  # an exception whose arguments do not rebuild it would fail in rank 0
-        _sent_file(port, rank).write_bytes(data)
-    except Exception:  # noqa: BLE001 - whatever stops it travelling: said where it happened instead
-        return False
-    return True
+    for each in (e, _stand_in(e)):
+        try:
+            data = pickle.dumps(each)
+            pickle.loads(data)  # an exception whose arguments do not rebuild it would fail in rank 0
+            _sent_file(port, rank).write_bytes(data)
+            return True
+        except Exception:  # noqa: BLE001 - whatever stops it travelling: its stand-in, else said here
+            continue
+    return False
+
+
+class Untravelled(BaseException):
+    """In rank 0, a spawned rank's exception whose class cannot travel (it will not pickle, or its
+    arguments do not rebuild it: fifteenth hunt): its class's name (`type_name`, which one_line says),
+    message, frames and notes, as the one-process run would say them."""
+
+    def __init__(self, type_name: str, text: str) -> None:
+        super().__init__(text)
+        self.type_name = type_name
+
+    def __reduce__(self):
+        return type(self), (self.type_name, str(self)), self.__dict__
+
+
+class UntravelledError(Untravelled, Exception):
+    """An Untravelled of an Exception's class."""
+
+
+def _stand_in(e: BaseException) -> BaseException:
+    """What travels for `e` where `e` cannot: the same kind of exception (an Exception, a SystemExit and
+    its code, a KeyboardInterrupt, or another BaseException) with its words, frames and notes."""
+    if isinstance(e, SystemExit):
+        out = SystemExit(e.code if e.code is None or isinstance(e.code, int) else str(e.code))
+    elif isinstance(e, KeyboardInterrupt):
+        out = KeyboardInterrupt(str(e))
+    else:
+        out = (UntravelledError if isinstance(e, Exception) else Untravelled)(type(e).__name__, str(e))
+    out.rank_frames = e.rank_frames
+    out.__notes__ = [str(note) for note in getattr(e, "__notes__", [])]
+    return out
 
 
 def _received(port: int, size: int) -> BaseException | None:

@@ -50,8 +50,17 @@ def refuse_changed_hyperparameters(algo, state: dict, folder: Path) -> None:
         if key in current and current[key] != old:
             raise ConfigError(
                 f"algo.{key}={current[key]}: the checkpoint in {folder} was trained with algo.{key}={old}; "
-                f"resume with that value, or delete {folder} to start again"
+                f"{_back_to(old, current[key])}, or delete {folder} to start again"
             )
+
+
+def _back_to(old, new) -> str:
+    """How to resume with the checkpoint's value: a folder it named that is no longer there (a teacher
+    moved: fifteenth hunt, whose only way out was to delete the student's checkpoints) linked back."""
+    gone = isinstance(old, str) and old.startswith("/") and not Path(old).exists()
+    if gone and isinstance(new, str) and Path(new).exists():
+        return f"{old} is no longer there: to resume, move it back or link it there (ln -s {new} {old})"
+    return "resume with that value"
 
 
 def restore_algorithm(algo, state: dict, folder: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 
@@ -16,12 +17,16 @@ from tests.conftest import ROOT, SMALL, compose, killed_after_step_2
 
 REWARD = "probe_faults13"
 SOURCE = """import os
+import signal
 import time
 
 
 def score(prompts, responses):
     if os.environ.get("PROBE_FAULTS13") == "interrupt":
         raise KeyboardInterrupt  # as Ctrl-C lands while a slow judge is asked again
+    if os.environ.get("PROBE_FAULTS13") == "sigterm":  # a scheduler's, a timeout's, as it is asked
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
     if os.environ.get("PROBE_FAULTS13") == "slow":
         time.sleep(4)
     return [W * len(r) / 10 for r in responses]
@@ -74,7 +79,9 @@ def test_a_slow_reward_asked_again_is_said_while_it_is(stopped, monkeypatch, cap
     assert f"align_lab: resume: asking reward.path={REWARD}:score again for what it gave" in caplog.text
 
 
-def test_ctrl_c_while_a_reward_is_asked_again_is_one_line_and_the_same_command_resumes(stopped):
+@pytest.mark.parametrize("how,name", [("interrupt", "SIGINT"), ("sigterm", "SIGTERM")])
+def test_ctrl_c_while_a_reward_is_asked_again_is_one_line_and_the_same_command_resumes(stopped, how, name):
+    """And a SIGTERM (fifteenth hunt: rc 143 and no line at all)."""
     home, keys, run_dir = stopped
     command = [
         sys.executable,
@@ -84,11 +91,12 @@ def test_ctrl_c_while_a_reward_is_asked_again_is_one_line_and_the_same_command_r
         f"hydra.run.dir={run_dir}",
         "resume_changed_inputs=true",
     ]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{home}", "PROBE_FAULTS13": "interrupt"}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{home}", "PROBE_FAULTS13": how}
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    code = 128 + getattr(signal, name)
+    assert done.returncode == code and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.stderr.strip().splitlines()[-1] == (
-        "align_lab: interrupted by SIGINT while the run was admitted, before any compute (nothing was "
+        f"align_lab: interrupted by {name} while the run was admitted, before any compute (nothing was "
         "written): rerun the same command"
     )
     env.pop("PROBE_FAULTS13")

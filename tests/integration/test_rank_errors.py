@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import ROOT, SMALL
 from tests.integration.test_real_models import SMALL as REAL
 
-HOW = "ALIGN_LAB_TEST_RANK_ERROR"  # "raise1", "exit3", "osexit1", "osexit0" (rank 1 alone, at its
+HOW = "ALIGN_LAB_TEST_RANK_ERROR"  # "raise1", "exit3", "osexit1", "osexit0", "base2" (rank 1 alone, at its
 # second call), "none" (every rank)
 
 
@@ -39,12 +39,22 @@ def failing_reward(prompts: list[str], responses: list[str]):
         sys.exit(3)  # EXIT_LINE
     if rank == 1 and calls[0] == 2 and how.startswith("osexit"):
         os._exit(int(how[-1]))
+    if rank == 1 and calls[0] == 2 and how == "base2":
+        raise TwoArguments(1, "judge down")  # BASE_LINE
     return [float(len(r)) for r in responses]
 
 
+class TwoArguments(BaseException):
+    """A BaseException of the user's whose arguments do not rebuild it: it cannot travel between ranks."""
+
+    def __init__(self, shard: int, why: str) -> None:
+        super().__init__(f"shard {shard}: {why}")
+
+
 KEY = f"reward.path={__name__}:failing_reward"
-EXIT_LINE = next(
-    i for i, x in enumerate(Path(__file__).read_text().splitlines(), 1) if x.endswith("# EXIT_LINE")
+LINES = Path(__file__).read_text().splitlines()
+EXIT_LINE, BASE_LINE = (
+    next(i for i, x in enumerate(LINES, 1) if x.endswith(f"# {mark}")) for mark in ("EXIT_LINE", "BASE_LINE")
 )
 EXPECTED = {
     "raise1": f"{KEY}: raised RuntimeError: judge shard 1 unreachable",
@@ -53,6 +63,8 @@ EXPECTED = {
     "exit3": f"{__file__}:{EXIT_LINE} called sys.exit(3) during the run",
     "osexit1": "rank 1 of 2 exited with code 1 during the run, leaving no error (os._exit in code of the ",
     "osexit0": "rank 1 of 2 exited with code 0 during the run, leaving no error (os._exit in code of the ",
+    # fifteenth hunt: rank 1's traceback twice, then "rank 1 of 2 exited with code 1 ..., leaving no error"
+    "base2": f"{__file__}:{BASE_LINE} raised TwoArguments: shard 1: judge down (a BaseException, past every ",
 }
 
 
@@ -79,13 +91,14 @@ def test_a_rewards_error_on_one_rank_or_all_is_one_line_and_the_run_resumable(tm
         timeout=600,
     )
     # as one process ends on an error of the user's code (a sys.exit there: 1)
-    assert done.returncode == (1 if how == "exit3" else 2), done.stderr[-3000:]
+    assert done.returncode == (1 if how in ("exit3", "base2") else 2), done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "[rank" not in done.stderr, done.stderr[-3000:]
     last = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")][-1]
     assert last.startswith(f"align_lab: error: {EXPECTED[how]}"), last
     assert " resume from step " in last, last
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "failed" and EXPECTED[how] in summary["error"], summary
+    error = "TwoArguments: shard 1: judge down" if how == "base2" else EXPECTED[how]  # as on one process
+    assert summary["status"] == "failed" and error in summary["error"], summary
     if how == "raise1":  # the shard is back: the same command, as the line says, completes the run
         env.pop(HOW)
         done = subprocess.run(

@@ -21,6 +21,9 @@ class Judge(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.server.failing:  # warming up
+            self.send_error(500)
+            return
         answer = json.dumps(
             {"scores": [self.server.weight * len(r) / 10 for r in body["responses"]]}
         ).encode()
@@ -40,7 +43,7 @@ def judges():
     servers = []
     for _ in range(2):
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
-        httpd.weight = 1.0
+        httpd.weight, httpd.failing = 1.0, False
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         servers.append(httpd)
     yield servers
@@ -75,7 +78,13 @@ def test_a_judge_that_moved_resumes_where_it_scores_as_before_and_is_refused_whe
     assert str(e.value).startswith(
         "resume_changed_inputs=false: reward.url scores the responses it scored last before the checkpoint "
     ), str(e.value)
-    new.weight = 1.0  # the same judge, moved
+    new.failing = True  # fifteenth hunt: one that did not answer was let in, and the 10x judge trained on
+    with pytest.raises(ConfigError) as e:
+        admit(tmp_path / "run", cache_dir, new, "reward.retries=0")  # how it is waited for may change too
+    assert str(e.value).startswith(
+        f"resume_changed_inputs=false: reward.url={url(new)}: the judge moved from {url(old)} since the "
+    ), str(e.value)
+    new.weight, new.failing = 1.0, False  # the same judge, moved
     job = admit(tmp_path / "run", cache_dir, new)
     assert job.changed_inputs == {}
     assert run(job)["status"] == "completed"

@@ -95,6 +95,10 @@ def test_a_refused_rerun_with_another_config_leaves_hydra_and_compare_as_they_we
     result = forked_cli([*args, "algo.kl_coef=0.5"], cwd=ROOT)
     one_line_error(result, f"hydra.run.dir={run_dir}: holds a completed run of another config")
     assert hydra_files(run_dir) == before  # compare --by algo.kl_coef reads .hydra/config.yaml
+    # fifteenth hunt: only a key a resume may change (threads, the tracker) was "another config" too
+    result = forked_cli([*args, "hardware.num_threads=2", "train.eval_text_chars=7"], cwd=ROOT)
+    assert result.returncode == 0 and "align_lab: this run was already completed" in result.stderr, result
+    assert hydra_files(run_dir) == before
     from align_lab.results.runs import load_run, lookup
 
     assert lookup(load_run(run_dir), "algo.kl_coef") == 0.05

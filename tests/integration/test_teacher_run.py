@@ -271,15 +271,57 @@ def test_a_student_resumed_after_its_teacher_changed_is_refused_naming_the_teach
     weights[name] = weights[name] + 1.0
     torch.save(checkpoint, state(copy))
     kept = files(student)
+    # fifteenth hunt: the line offered resume_changed_inputs=true, which said "resuming", then the teacher
+    # stage's check refused it: a student resumes on the teacher it began with, the flag or not
+    for allowed in ([], ["resume_changed_inputs=true"]):
+        with pytest.raises(ConfigError) as e:
+            run_in_process([*keys, *allowed], student, cache_dir)
+        message = str(e.value)
+        was = saved["sha256"][:8]
+        assert message.startswith(f"algo.teacher: {copy / 'checkpoints'} (sha256 {was}, now ")
+        assert message.endswith(
+            f"changed since the checkpoint in {student / 'checkpoints'} was written; a resume keeps the "
+            "stages its checkpoint was trained on, and algo.teacher is one (the teacher stage: a student "
+            "goes on learning from the teacher it began with), whatever resume_changed_inputs says: put it "
+            "back as it was, or choose another hydra.run.dir"
+        )
+        assert files(student) == kept
+
+
+@pytest.mark.fast
+def test_a_student_whose_teacher_moved_is_told_to_link_it_back_and_then_resumes(teacher, tmp_path, cache_dir):
+    """Fifteenth hunt: the teacher folder moved between a kill and the resume; with the new path the line
+    asked for the old one, which was gone, or to delete the student's checkpoints. The link it names now
+    resumes the student."""
+    from align_lab.tracking import JsonlTracker
+
+    copy, moved = tmp_path / "teacher", tmp_path / "moved"
+    shutil.copytree(teacher, copy)
+    student = tmp_path / "student"
+    keys = [*STUDENT, "train.steps=3"]
+    original = JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 2:
+            raise Interrupt
+
+    JsonlTracker.log = log_then_die
+    try:
+        with pytest.raises(Interrupt):
+            run_in_process([*keys, f"algo.teacher={copy}"], student, cache_dir)
+    finally:
+        JsonlTracker.log = original
+    copy.rename(moved)
     with pytest.raises(ConfigError) as e:
-        run_in_process(keys, student, cache_dir)
-    message = str(e.value)
-    was = saved["sha256"][:8]
-    assert message.startswith(
-        f"resume_changed_inputs=false: algo.teacher: {copy / 'checkpoints'} (sha256 {was}, now "
+        run_in_process([*keys, f"algo.teacher={moved}"], student, cache_dir)
+    assert str(e.value) == (
+        f"algo.teacher={moved}: the checkpoint in {student / 'checkpoints'} was trained with "
+        f"algo.teacher={copy}; {copy} is no longer there: to resume, move it back or link it there "
+        f"(ln -s {moved} {copy}), or delete {student / 'checkpoints'} to start again"
     )
-    assert f"changed since the checkpoint in {student / 'checkpoints'} was written" in message
-    assert files(student) == kept
+    copy.symlink_to(moved)
+    assert run_in_process([*keys, f"algo.teacher={copy}"], student, cache_dir)["status"] == "completed"
 
 
 @pytest.mark.fast

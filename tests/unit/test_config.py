@@ -263,6 +263,11 @@ def test_an_unknown_key_names_the_closest_key_and_that_key_is_accepted(typo, exp
             "reward.epochs: unknown key; reward has no keys to set here (null, or a choice that takes none); "
             "python -m align_lab --cfg job shows reward",
         ),
+        (  # fifteenth hunt: "env has no keys to set here (null, or a choice that takes none)"
+            ["env._target_=my_envs.Dice", "env.seed=3"],
+            "env.seed: unknown key; env names a class here and sets none of its fields: add a field of that "
+            "class with a +, +env.seed=<value> (docs/environments.md)",
+        ),
     ],
 )
 def test_an_unknown_key_under_a_node_without_keys_says_so(typo, expected, tmp_path):
@@ -275,6 +280,18 @@ def test_an_unknown_key_under_a_node_without_keys_says_so(typo, expected, tmp_pa
     assert format_error(e.value) == expected
     cfg, _ = compose(["plan={start: 4, wave: 4, max_seeds: 24}", f"cache_dir={tmp_path}"])
     assert cfg.plan.max_seeds == 24
+
+
+def test_a_list_given_to_a_node_of_keys_says_so_and_how_to_set_it(tmp_path):
+    """Fifteenth hunt: `plan=[1,2]` in a sequential study said "Error merging override plan=[1,2]"."""
+    from align_lab.app import format_error
+
+    with pytest.raises(Exception) as e:
+        compose(["train=[1,2]", f"cache_dir={tmp_path}"])
+    assert format_error(e.value) == (
+        "train=[1,2]: train is a mapping of keys here, not a list: set one key (train.<key>=...) or the "
+        "whole mapping ('train={<key>: <value>, ...}')"
+    )
 
 
 def test_cli_cfg_job_prints_resolved_config(forked_cli):

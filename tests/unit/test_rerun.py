@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -121,3 +122,12 @@ def test_a_sweeps_resume_and_a_runs_compare_line_carry_the_pythonpath_they_start
     assert sweep_resume_command(sweep_dir, {}).startswith(f"cd {tmp_path} && {PYTHON} ")  # a run's: none
     assert compare_command(tmp_path, "/my/checkout").startswith("PYTHONPATH=/my/checkout /")
     assert compare_command(tmp_path).startswith("/")
+
+
+def test_a_relative_pythonpath_is_recorded_absolute_for_the_commands_a_run_prints(tmp_path, monkeypatch):
+    """Fifteenth hunt: `PYTHONPATH=code15 python -m align_lab ...` printed a compare line with the relative
+    PYTHONPATH and no cd: run from another folder it imported another align_lab, with no word."""
+    from align_lab.rerun import absolute_paths
+
+    monkeypatch.chdir(tmp_path)
+    assert absolute_paths(f"code15{os.pathsep}/abs/lib") == f"{tmp_path / 'code15'}{os.pathsep}/abs/lib"

@@ -66,7 +66,7 @@ def test_what_counts_as_align_labs_files(tmp_path):
 
 
 def test_changed_key_names_the_first_difference_outside_what_may_change_on_resume():
-    from align_lab.run.summary import changed_key
+    from align_lab.run.resumable import changed_key
 
     old = {
         "seed": 0,

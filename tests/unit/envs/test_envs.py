@@ -183,7 +183,8 @@ def test_the_default_env_leaves_a_runs_config_digest_and_resume_check_as_before(
     import yaml
 
     from align_lab import registry
-    from align_lab.run.summary import DEFAULT_ENV, check_resume_config, config_digest
+    from align_lab.run.resumable import DEFAULT_ENV, config_digest
+    from align_lab.run.summary import check_resume_config
 
     assert DEFAULT_ENV == {"_target_": registry.target("env", "single_turn")}
     before = {"seed": 0, "algo": {"lr": 1.0}}

@@ -358,3 +358,18 @@ def test_one_source_whose_weights_cancel_is_refused_naming_them():
             "chars": {"weight": 1.0, "source": FunctionReward(path=f"{__name__}:n_chars")},
         }
     )
+
+
+def test_a_function_reward_travels_to_a_spawned_rank_by_its_path(tmp_path, monkeypatch):
+    """Fifteenth hunt: reward.path naming a module-level lambda was refused on hardware.processes=2 (pickle
+    cannot send a lambda by reference); a rank loads the function again by its path, a combined source
+    keeping the key its resume probe is asked under."""
+    import pickle
+
+    (tmp_path / "lam15.py").write_text("lam = lambda prompts, responses: [float(len(r)) for r in responses]")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reward = FunctionReward(path="lam15:lam")
+    again = pickle.loads(pickle.dumps(reward))
+    assert again._scores(["p"], ["abc"]) == [3.0] and again.probe_key == "reward.path=lam15:lam"
+    reward.probe_key = "reward.components.judge.source.path=lam15:lam"
+    assert pickle.loads(pickle.dumps(reward)).probe_key == reward.probe_key

@@ -188,7 +188,8 @@ def test_a_judges_address_may_change_on_resume_and_an_older_checkpoint_still_res
 
     from align_lab.config import ConfigError
     from align_lab.run.folder_checks import check_identity
-    from align_lab.run.summary import config_digest, resumable_part, run_identity
+    from align_lab.run.resumable import DIGESTED_BEFORE, resumable_part
+    from align_lab.run.summary import config_digest, run_identity
 
     def config(port: int, combined: bool = False) -> dict:
         url = {"url": f"http://127.0.0.1:{port}/score", "timeout_s": 30}
@@ -200,8 +201,11 @@ def test_a_judges_address_may_change_on_resume_and_an_older_checkpoint_still_res
         assert a["config"] == b["config"] and not [k for k in b["inputs"] if k.endswith("url")], combined
     here, there = (run_identity(SimpleNamespace(config=config(p), seed=0)) for p in (1, 2))
     check_identity(here, there, tmp_path)  # the same run, its judge moved
-    older = here | {"config": config_digest(resumable_part(config(1), urls=True))}  # before 06f07c6
-    check_identity(older, run_identity(SimpleNamespace(config=config(1), seed=0)), tmp_path)
+    for digested in DIGESTED_BEFORE:  # before 06f07c6 (the URL in the digest), before the fifteenth hunt
+        older = here | {"config": config_digest(resumable_part(config(1), digested=digested))}
+        check_identity(older, run_identity(SimpleNamespace(config=config(1), seed=0)), tmp_path)
+    slower = config(2) | {"reward": config(2)["reward"] | {"timeout_s": 60, "retries": 5}}
+    check_identity(here, run_identity(SimpleNamespace(config=slower, seed=0)), tmp_path)  # fifteenth hunt
     with pytest.raises(ConfigError, match="was trained with another config"):
         check_identity(
             here, run_identity(SimpleNamespace(config=config(1) | {"algo": {"lr": 1.0}}, seed=0)), tmp_path

@@ -3,11 +3,12 @@ traceback a note), the run's interruption for a signal, else torch's own."""
 
 from __future__ import annotations
 
+import pytest
 import torch.multiprocessing as mp
 
 from align_lab.train import launch
 from align_lab.train.preemption import Interrupted
-from align_lab.value_checks import UserCodeError
+from align_lab.value_checks import UserCodeError, one_line
 
 
 class Unpicklable(Exception):
@@ -30,13 +31,30 @@ def test_a_ranks_exception_travels_to_rank_0_with_its_traceback_as_a_note(tmp_pa
     assert list(tmp_path.iterdir()) == [] and launch._received(4242, 2) is None
 
 
-def test_what_cannot_travel_is_said_where_it_happened_and_a_signal_is_an_interruption(tmp_path, monkeypatch):
+class UnpicklableBase(BaseException):
+    def __init__(self, shard, why):  # a BaseException of the user's that cannot rebuild (fifteenth hunt)
+        super().__init__(f"shard {shard}: {why}")
+
+
+@pytest.mark.parametrize("error", [Unpicklable("judge down", 2), UnpicklableBase(1, "judge down")])
+def test_what_cannot_travel_sends_a_stand_in_that_says_the_same(tmp_path, monkeypatch, error):
+    """Fifteenth hunt: rank 1's traceback was printed twice, then `rank 1 of 2 exited with code 1 ...,
+    leaving no error`; one process says where it was raised, in one line."""
     monkeypatch.setattr(launch.tempfile, "gettempdir", lambda: str(tmp_path))
     try:
-        raise Unpicklable(1, 2)
-    except Unpicklable as e:
-        assert not launch._sent(e, 4243, 1, 2)
-    assert launch._received(4243, 2) is None
+        raise error
+    except BaseException as e:  # noqa: BLE001 - the user's class, whatever it is
+        assert launch._sent(e, 4244, 1, 2)
+        frames = e.rank_frames
+    received = launch._received(4244, 2)
+    assert one_line(received) == one_line(error) and received.rank_frames == frames
+    assert isinstance(received, Exception) == isinstance(error, Exception)
+    assert received.__notes__[0].startswith("rank 1 of 2:\nTraceback")
+    launch._forget_sent(4244, 2)
+
+
+def test_a_signal_is_an_interruption_and_an_exit_code_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(launch.tempfile, "gettempdir", lambda: str(tmp_path))
     killed = mp.ProcessExitedException("killed", 0, 123, exit_code=-9, signal_name="SIGKILL")
     why = launch._why_it_ended(killed, 4243, 2)
     assert isinstance(why, Interrupted) and why.signal_name == "SIGKILL"

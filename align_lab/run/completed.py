@@ -1,0 +1,82 @@
+"""A completed run asked again: the same run reported as it is (only what a resume may change changed),
+or one line for where it ended asked otherwise (a completed run is never extended or cut)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from align_lab.config import ConfigError
+
+ENDS = ("steps", "stop_at")  # the train keys that say where a run ends: a completed run has ended
+
+
+def _ends(train: dict) -> dict:
+    """A config's train.steps and train.stop_at (absent, as before stop_at existed, or null: off)."""
+    stop = train.get("stop_at") or {}
+    return {"steps": train.get("steps"), "stop_at": {k: stop.get(k) for k in ("metric", "value")}}
+
+
+def check_completed_steps(config: dict, run_dir: Path, previous: dict) -> None:
+    """A completed run asked again with other train.steps or train.stop_at and nothing else changed: one
+    line saying what was completed and what was asked (a completed run is reported, never extended or cut;
+    one that stopped at train.stop_at has ended, whatever threshold a rerun names)."""
+    import yaml
+
+    from align_lab.run.resumable import config_digest
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+    from align_lab.train.stop_at import describe
+
+    path = run_dir / RESOLVED_CONFIG
+    if previous.get("status") != "completed" or not path.is_file():
+        return
+    try:
+        done = (yaml.safe_load(path.read_text()) or {}).get("train", {})
+        train = {k: v for k, v in config["train"].items() if k not in ENDS or k in done}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return  # check_same_config's line still refuses another config
+    same_but_ends = {**config, "train": train | {k: done[k] for k in ENDS if k in done}}
+    if config_digest(same_but_ends) != previous.get("config_digest"):
+        return
+    was, asked = _ends(done), _ends(config["train"])
+    how = (
+        f", {describe(previous['stopped'])}" if previous.get("stopped") else f" at train.steps={was['steps']}"
+    )
+    if was["steps"] != asked["steps"]:
+        n = asked["steps"]
+        raise ConfigError(
+            f"train.steps={n}: hydra.run.dir={run_dir} holds this run completed{how} "
+            "(a completed run is not extended or cut); choose another hydra.run.dir to train it for "
+            f"{n} step{'' if n == 1 else 's'}"
+        )
+    key = next((k for k in ("metric", "value") if was["stop_at"][k] != asked["stop_at"][k]), None)
+    if key is not None:
+        raise ConfigError(
+            f"train.stop_at.{key}={asked['stop_at'][key]}: hydra.run.dir={run_dir} holds this run "
+            f"completed{how}, with train.stop_at.{key}={was['stop_at'][key]} (a completed run is not "
+            "extended or cut); choose another hydra.run.dir to train it with this threshold"
+        )
+
+
+def completed_as_asked(config: dict, run_dir: Path, previous: dict) -> bool:
+    """A completed run asked again with only what a resume may change changed (hardware.num_threads, the
+    tracker; not where it ends): the same run, reported as it is (fifteenth hunt: "holds a completed run
+    of another config", and its way out, deleting summary.json, trained it again)."""
+    import yaml
+
+    from align_lab.run.resumable import config_digest, resumable_part
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+
+    path = run_dir / RESOLVED_CONFIG
+    if previous.get("status") != "completed" or not path.is_file():
+        return False
+    try:
+        done = yaml.safe_load(path.read_text()) or {}
+        ended_alike = _ends(done.get("train", {})) == _ends(config["train"])
+    except (OSError, yaml.YAMLError, AttributeError):
+        return False
+    mine = config_digest(resumable_part(config))
+    return (
+        ended_alike
+        and config_digest(done) == previous.get("config_digest")
+        and (config_digest(resumable_part(done)) == mine)
+    )
