@@ -62,7 +62,7 @@ class ShareOfRun:
         quiet = progress_factory(enabled=False)
         # a scheduler's SIGTERM reaches every process of the run (scancel, a preemption): here too it
         # stops the run at the step's end, with rank 0's checkpoint (eleventh hunt: this rank died of it)
-        with Interruption() as interruption:
+        with Interruption(quiet=group.rank != 0) as interruption:
             preemption = Preemption(interruption=interruption).install()
             _, ctx, loop = build_run(
                 self.spec, self.run_dir, MultiTracker([]), quiet, preemption, rank=group.rank

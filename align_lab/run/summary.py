@@ -106,8 +106,9 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
             )
             break
     for key, name in (("eval/kl", "KL to SFT"), ("eval/win_rate_vs_sft", "win rate vs SFT")):
-        if isinstance(summary.get(key), int | float):
-            parts.append(f"{name} {summary[key]:.3f}")
+        if isinstance(summary.get(key), int | float):  # a KL below 0: its sampled estimate's noise
+            noise = " (a sampled estimate: below 0 is its noise)" * (key == "eval/kl" and summary[key] < 0)
+            parts.append(f"{name} {summary[key]:.3f}{noise}")
     seconds = summary.get("time/total_s")
     took = f" in {seconds:.0f} s" if isinstance(seconds, int | float) else ""
     how = f"completed, {describe(summary['stopped'])}," if summary.get("stopped") else "completed"

@@ -129,7 +129,8 @@ class Interruption:
 
     SIGNALS = ("SIGTERM", "SIGINT")
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet  # a spawned rank's: rank 0 alone says it (fifteenth hunt: once a rank)
         self.deferred = False
         self.requested: str | None = None  # the signal's name, noted while deferred
         self.now: str | None = None  # the name of a signal that stops the run now, seen by the watcher
@@ -187,7 +188,8 @@ class Interruption:
                 f"\nalign_lab: {name}: the run stops once the step under way is done and checkpointed "
                 f"({name} again: it stops now, to resume from its last checkpoint)\n"
             )
-            os.write(2, said.encode())
+            if not self.quiet:
+                os.write(2, said.encode())
             return
         raise Interrupted(name)
 

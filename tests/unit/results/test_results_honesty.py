@@ -318,3 +318,12 @@ def test_the_compare_hint_works_from_any_folder_with_or_without_the_venv(tmp_pat
         [*args[:3], "--help"], capture_output=True, text=True, timeout=120, cwd="/", env=env
     )
     assert followed.returncode == 0 and "usage: python -m align_lab.compare" in followed.stdout
+
+
+def test_a_kl_below_0_in_a_runs_last_line_is_said_to_be_its_estimates_noise(tmp_path):
+    """Fifteenth hunt: `KL to SFT -0.202`, no word that a KL is never below 0 and this one is estimated."""
+    from align_lab.run.summary import result_lines
+
+    line = result_lines({"algo": "grpo", "seed": 0, "eval/kl": -0.202, "eval/gold_reward": 0.5}, tmp_path)[0]
+    assert "KL to SFT -0.202 (a sampled estimate: below 0 is its noise)" in line
+    assert "(a sampled" not in result_lines({"algo": "grpo", "seed": 0, "eval/kl": 0.2}, tmp_path)[0]

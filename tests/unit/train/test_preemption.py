@@ -38,3 +38,13 @@ def test_signals_in_a_process_the_users_code_forks_are_not_the_runs():
             assert os.waitpid(child, 0)[1] == signal.SIGTERM
         threading.Event().wait(1)  # what the watcher would read, it has read
         assert interruption.now is None and interruption.requested is None
+
+
+def test_a_quiet_interruption_notes_the_signal_and_says_nothing(capfd):
+    """A spawned rank's (fifteenth hunt: the notice was printed once a rank)."""
+    with Interruption(quiet=True) as interruption:
+        interruption.deferred = True
+        os.kill(os.getpid(), signal.SIGTERM)
+        threading.Event().wait(0.2)
+        assert interruption.requested == "SIGTERM"
+    assert "SIGTERM" not in capfd.readouterr().err
