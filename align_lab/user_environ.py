@@ -189,8 +189,13 @@ def env_digest(name: str) -> str:
     `unset`."""
     # a variable the run set as it went (DS_ACCELERATOR, by DeepSpeed under align_lab's call): its value
     # before, which a resume's fresh process has too (tenth hunt)
-    value = _RUN_SET[name] if name in _RUN_SET else os.environ.get(name)  # align_lab's own read: not noted
+    value = env_value(name)
     return "unset" if value is None else hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def env_value(name: str) -> str | None:
+    """A variable's value as the run read it: one the run set as it went, its value before."""
+    return _RUN_SET[name] if name in _RUN_SET else os.environ.get(name)  # align_lab's own read: not noted
 
 
 def install() -> None:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from align_lab.user_code import INSTALLED, PACKAGE, file_digest, imported_modules
-from align_lab.user_environ import env_digest, install, note_command, read_by_name, users_call
+from align_lab.user_environ import env_digest, env_value, install, note_command, read_by_name, users_call
 from align_lab.user_folders import named_folders, snapshot
 
 _OPENED: dict[str, str] = {}  # a file the user's code read (abspath, a link kept a link) -> its kind
@@ -119,8 +119,17 @@ def used_by_user_code() -> dict[str, dict]:
         if digest is not None:
             found[f"folder {name}"] = {"file": name, "sha256": digest}
     for name in read_by_name():
-        found[f"env {name}"] = {"file": f"${name}", "sha256": env_digest(name)}
+        named = env_file_digest(name)  # a settings file: a copy of it at another path is the same input
+        found[f"env {name}"] = {"file": f"${name}", "sha256": env_digest(name)} | (
+            {"names": named} if named else {}
+        )
     return found
+
+
+def env_file_digest(name: str) -> str | None:
+    """The digest of the file a variable names (its value a path), or None."""
+    value = env_value(name)
+    return file_digest(Path(value)) if value and os.path.isfile(value) else None
 
 
 def folders_beside(used: dict[str, dict]) -> dict:
@@ -142,8 +151,10 @@ def where_now(record: dict) -> str:
 def digest_now(key: str, record: dict) -> str:
     """What a checkpoint's record of the user's code's input (used_by_user_code) digests to now; `gone`:
     the file or folder was deleted, `unset`: the variable."""
-    if key.startswith("env "):
-        return env_digest(key.removeprefix("env "))
+    if key.startswith("env "):  # another path to a file of the same content: the same (fifteenth hunt)
+        now, name = env_digest(key.removeprefix("env ")), key.removeprefix("env ")
+        same_file = record.get("names") is not None and env_file_digest(name) == record["names"]
+        return record["sha256"] if same_file else now
     if key.startswith("folder "):
         return listing_digest(record["file"]) or "gone"
     return file_digest(Path(where_now(record))) or "gone"  # a relative name: from this working folder

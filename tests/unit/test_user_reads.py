@@ -93,6 +93,24 @@ def test_the_environment_variables_your_code_read_are_kept_as_digests(user_modul
     assert noted["env B9"]["sha256"] == "unset"
 
 
+def test_a_variable_that_names_a_copy_of_its_settings_file_reads_as_unchanged(
+    tmp_path, user_module, monkeypatch
+):
+    """Fifteenth hunt: `$REWARD15_CFG` naming a copy of the same settings file (a requeued job's staging
+    folder) was refused as a changed variable; a copy with other content is still a change."""
+    a, b, c = (tmp_path / d / "c.json" for d in "abc")
+    for path, text in ((a, "{}"), (b, "{}"), (c, '{"w": 10}')):
+        path.parent.mkdir()
+        path.write_text(text)
+    monkeypatch.setenv("CFG15", str(a))
+    user_module("reads_cfg15", "import os\n\n\ndef read():\n    return os.environ['CFG15']\n").read()
+    record = used_by_user_code()["env CFG15"]
+    monkeypatch.setenv("CFG15", str(b))
+    assert digest_now("env CFG15", record) == record["sha256"]
+    monkeypatch.setenv("CFG15", str(c))
+    assert digest_now("env CFG15", record) != record["sha256"]
+
+
 def test_a_file_your_code_wrote_and_what_a_library_reads_for_it_are_no_inputs(
     tmp_path, user_module, monkeypatch
 ):
