@@ -87,7 +87,8 @@ class RemoteReward:
                     f'reward.url={self.url}: the answer is not JSON {{"scores": [...]}}'
                 ) from None
         else:
-            raise RewardError(f"reward.url={self.url}: failed {self.retries + 1} times, last: {error}")
+            times = "once" if self.retries == 0 else f"{self.retries + 1} times"
+            raise RewardError(f"reward.url={self.url}: failed {times}, last: {error}")
         # one finite number per text, or one line naming the URL (a NaN read as "lower algo.lr" before)
         return checked_scores(scores, len(prompts), f"reward.url={self.url}").tolist()
 

@@ -67,8 +67,9 @@ def check_moved(key: str, probe: dict, ckpt: Path) -> None:
         raise ConfigError(
             f"resume_changed_inputs=false: {key}={now}: the judge moved from {was} since the checkpoint in "
             f"{ckpt} and did not answer the rows it scored last (the warning above says why), so whether it "
-            "scores as the old one did is unknown: rerun once it answers, set resume_changed_inputs=true to "
-            "resume on it anyway, or choose another hydra.run.dir"
+            "scores as the old one did is unknown: rerun once it answers (or give it longer: "
+            "reward.timeout_s, reward.retries), set resume_changed_inputs=true to resume on it anyway, or "
+            "choose another hydra.run.dir"
         )
 
 
