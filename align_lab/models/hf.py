@@ -12,7 +12,13 @@ import torch
 
 from align_lab.models.chat import chat_observation, chat_prompt
 from align_lab.models.hf_io import parameter_count
-from align_lab.models.saved import check_loaded, directory_fingerprint, resolve_checkpoint
+from align_lab.models.saved import (
+    check_loaded,
+    directory_fingerprint,
+    let_out,
+    load_report_held,
+    resolve_checkpoint,
+)
 from align_lab.value_checks import canonical_dtype, saved_folder
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -166,11 +172,13 @@ class HFModel:
         """Loads with dropout off, as RLHF trainers do (TRL's disable_dropout): log-probs and values
         of the same tokens must agree between rollout and update, and draw nothing from the RNG.
         `whole`: every weight of the model must be in the checkpoint (a causal LM: none starts random)."""
-        model, info = auto_class.from_pretrained(
-            saved_folder(path), dtype=torch_dtype(self.dtype), output_loading_info=True, **kw
-        )
+        with load_report_held(whole) as held:  # shown once the model passed check_loaded
+            model, info = auto_class.from_pretrained(
+                saved_folder(path), dtype=torch_dtype(self.dtype), output_loading_info=True, **kw
+            )
         if whole:
             check_loaded(model, info, path)
+        let_out(held)
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from align_lab.tasks.data_files import is_local
@@ -175,6 +176,33 @@ def directory_fingerprint(path: str) -> str:
         else:
             digest.update(f.read_bytes())
     return digest.hexdigest()
+
+
+@contextmanager
+def load_report_held(hold: bool = True):
+    """transformers' warnings while a model loads (its load report: missing tensors, a tied weight it
+    could not find), held until check_loaded has judged the model: a refusal's one line says what they
+    would (fifteenth hunt: 19 lines of "newly initialized ... Consider training on your downstream task"
+    came first); `let_out` shows them where the model passed. Yields the held records."""
+    import logging
+
+    library, held = logging.getLogger("transformers"), []
+    handler = logging.Handler()
+    handler.emit = held.append
+    saved, propagate = library.handlers[:], library.propagate
+    library.handlers, library.propagate = ([handler], False) if hold else (saved, propagate)
+    try:
+        yield held
+    finally:
+        library.handlers, library.propagate = saved, propagate
+
+
+def let_out(held: list) -> None:
+    """The warnings load_report_held kept, shown as transformers would have."""
+    import logging
+
+    for record in held:
+        logging.getLogger(record.name).handle(record)
 
 
 def check_loaded(

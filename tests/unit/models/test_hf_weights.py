@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -144,11 +145,21 @@ def test_a_causal_lm_whose_weights_lack_a_tensor_is_refused_not_started_random(h
         folder / "model.safetensors",
         metadata={"format": "pt"},
     )
-    with pytest.raises(ValueError) as e:
-        HFModel(name_or_path=str(folder)).init_policy(None)
+    said = []  # what transformers' logger tells the terminal
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        with pytest.raises(ValueError) as e:
+            HFModel(name_or_path=str(folder)).init_policy(None)
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
     assert str(e.value).startswith(
         f"model.name_or_path={folder}: its weights lack 1 of the model's tensors ({gone})"
     )
+    # fifteenth hunt: transformers' load report ("newly initialized ... Consider training on your
+    # downstream task") came before the one line, pointing the other way
+    assert not [x for x in said if "LOAD REPORT" in x], said
     with pytest.raises(ValueError) as e:
         load_given(str(folder), None, None)
     assert str(e.value).startswith(
