@@ -251,14 +251,15 @@ def align_lab(args: Sequence[str], run_dir: Path | None = None, env: Mapping | N
 def failed_line(cmd: Sequence[str], stderr: str, run_dir: Path | None) -> str:
     """One line for a benchmark's run that failed: its command and the last line it wrote (a tree whose
     align_lab does not run put the child's traceback before the user: eighth hunt); its whole stderr is
-    kept beside its run folder."""
+    kept in the system's temporary folder, which outlives the gate's own (fifteenth hunt: the file named
+    was gone as the gate exited)."""
     lines = [line for line in stderr.splitlines() if line.strip()]
     kept = ""
     if run_dir is not None:
-        path = Path(f"{run_dir}.stderr")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(stderr)
+            fd, path = tempfile.mkstemp(prefix=f"align_lab_{Path(run_dir).name}_", suffix=".stderr")
+            with os.fdopen(fd, "w") as out:
+                out.write(stderr)
             kept = f" (its whole stderr: {path})"
         except OSError:
             pass
