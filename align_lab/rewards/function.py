@@ -33,10 +33,19 @@ def load_callable(path: str):
         raise ValueError(f"path={path}: cannot import {module_name} ({e})") from None
     except Exception as e:  # the user's module raised, or does not parse, as it was imported
         raise ValueError(f"path={path}: importing {module_name} raised {type(e).__name__}: {e}") from None
-    fn = getattr(module, attr, None)
+    fn = attribute(module, attr)
     if not callable(fn):
         raise ValueError(f"path={path}: {module_name} has no callable {attr}")
     return fn
+
+
+def attribute(module, dotted: str):
+    """`module.<dotted>` (`Judge.score`: a class's static method, as an entry point names one), or None
+    (sixteenth hunt: a class's method was "no callable" though it was there)."""
+    found = module
+    for name in dotted.split("."):
+        found = getattr(found, name, None)
+    return found
 
 
 @dataclass

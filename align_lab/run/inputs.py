@@ -24,7 +24,7 @@ from align_lab.user_reads import LABELS, digest_now, where_now
 
 log = logging.getLogger("align_lab")
 
-PATH_KEY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # module:function
+PATH_KEY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")  # module:function (or Class.method)
 NOT_INPUTS = "cache_dir"  # a folder the run writes, not one it reads (the root's, a model's downloads)
 
 

@@ -22,6 +22,7 @@ scores a response against a row's reference: 1.0 right, 0.0 wrong, or a function
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
@@ -82,7 +83,7 @@ def _function(name: str) -> Callable:
     """The callable `module:function` names, or a one-line error saying what is wrong with it."""
     module, _, attr = name.partition(":")
     try:
-        found = getattr(importlib.import_module(module), attr)
+        found = functools.reduce(getattr, attr.split("."), importlib.import_module(module))  # Class.method
     except (ImportError, AttributeError) as e:
         raise ValueError(f"verifier={name}: cannot import it ({type(e).__name__}: {e}); {ALLOWED}") from None
     except Exception as e:  # the user's module raised, or does not parse, as it was imported

@@ -373,3 +373,22 @@ def test_a_function_reward_travels_to_a_spawned_rank_by_its_path(tmp_path, monke
     assert again._scores(["p"], ["abc"]) == [3.0] and again.probe_key == "reward.path=lam15:lam"
     reward.probe_key = "reward.components.judge.source.path=lam15:lam"
     assert pickle.loads(pickle.dumps(reward)).probe_key == reward.probe_key
+
+
+def test_a_reward_or_verifier_named_as_a_classs_static_method_loads(tmp_path, monkeypatch):
+    """Sixteenth hunt: reward.path=mod:Judge.score was "mod has no callable Judge.score" (an entry point's
+    `module:object.attr` form)."""
+    import pickle
+
+    from align_lab.tasks.verifiers import checker
+
+    (tmp_path / "cls16.py").write_text(
+        "class Judge:\n    @staticmethod\n    def score(prompts, responses):\n"
+        "        return [float(len(r)) for r in responses]\n\n"
+        "    @staticmethod\n    def check(response, answer, prompt):\n"
+        "        return float(answer in response)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reward = pickle.loads(pickle.dumps(FunctionReward(path="cls16:Judge.score")))
+    assert reward._scores(["p"], ["abcd"]) == [4.0]
+    assert checker("cls16:Judge.check")("it is 4", "4", "2+2?") == 1.0
