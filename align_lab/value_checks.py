@@ -28,9 +28,18 @@ class UserCodeError(RuntimeError):
     is not a finite number: one line naming the key, its value and what went wrong, never the lr."""
 
 
+def text_of(error: BaseException) -> str:
+    """str(error), or what says it failed: a class of the user's whose __str__ raises (sixteenth hunt: a
+    judge's error reading a response it never got was a 23-frame traceback of align_lab's one line)."""
+    try:
+        return str(error)
+    except Exception as e:  # noqa: BLE001 - whatever the user's __str__ raises
+        return f"<its text could not be read: {type(e).__name__}>"
+
+
 def one_line(error: BaseException) -> str:
     """`Type: message` of an exception on one line."""
-    text = " ".join(str(error).split())
+    text = " ".join(text_of(error).split())
     name = getattr(error, "type_name", None) or type(error).__name__  # train/launch.py Untravelled's
     return f"{name}: {text}" if text else name
 

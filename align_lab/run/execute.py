@@ -39,7 +39,7 @@ from align_lab.train.distributed import Group, join_slurm, serve
 from align_lab.train.launch import launch
 from align_lab.train.memory import record as planned
 from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
-from align_lab.value_checks import ArtifactMissing, ConfigError, TrainsNothing, UserCodeError
+from align_lab.value_checks import ArtifactMissing, ConfigError, TrainsNothing, UserCodeError, text_of
 
 log = logging.getLogger("align_lab")
 
@@ -99,7 +99,7 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
     signalled = isinstance(e, Interrupted | KeyboardInterrupt) and not getattr(e, "raised_by_code", False)
     return {
         "status": "interrupted" if signalled else "failed",
-        "error": str(stop) if stop else f"{getattr(e, 'type_name', type(e).__name__)}: {e}",  # Untravelled's
+        "error": str(stop) if stop else f"{getattr(e, 'type_name', type(e).__name__)}: {text_of(e)}",
         **({} if stop else {"traceback": traceback.format_exc()}),
     }, stop
 

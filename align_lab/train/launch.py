@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 from align_lab.train.distributed import Group, RankJob, forget_env, free_port, join, join_slurm, serve
 from align_lab.train.preemption import Interrupted, Interruption
 from align_lab.train.slurm_world import SlurmWorld
-from align_lab.value_checks import UserCodeError
+from align_lab.value_checks import UserCodeError, text_of
 
 ENDED = (mp.ProcessRaisedException, mp.ProcessExitedException)  # a spawned rank raised, or exited
 
@@ -122,11 +122,11 @@ def _stand_in(e: BaseException) -> BaseException:
     """What travels for `e` where `e` cannot: the same kind of exception (an Exception, a SystemExit and
     its code, a KeyboardInterrupt, or another BaseException) with its words, frames and notes."""
     if isinstance(e, SystemExit):
-        out = SystemExit(e.code if e.code is None or isinstance(e.code, int) else str(e.code))
+        out = SystemExit(e.code if e.code is None or isinstance(e.code, int) else text_of(e))
     elif isinstance(e, KeyboardInterrupt):
-        out = KeyboardInterrupt(str(e))
+        out = KeyboardInterrupt(text_of(e))
     else:
-        out = (UntravelledError if isinstance(e, Exception) else Untravelled)(type(e).__name__, str(e))
+        out = (UntravelledError if isinstance(e, Exception) else Untravelled)(type(e).__name__, text_of(e))
     out.rank_frames = e.rank_frames
     out.__notes__ = [str(note) for note in getattr(e, "__notes__", [])]
     return out
@@ -203,9 +203,10 @@ def launch(
             if size > 1:
                 spawn_args = (size, port, device, job)
                 workers = mp.start_processes(_spawned, spawn_args, size - 1, join=False, start_method="spawn")
-                if interruption is not None:
-                    interruption.on_stop_now.append(partial(_stop, workers))
             join(0, size, port, device)
+            if workers is not None and interruption is not None:  # not before: rank 0 waiting in the
+                # rendezvous for a killed rank would wait out its timeout (sixteenth hunt: 15 min)
+                interruption.on_stop_now.append(partial(_stop, workers))
         yield Group(0, size)
         if size > 1:
             dist.barrier()  # every rank has finished its loop

@@ -93,3 +93,38 @@ def test_a_sigterm_to_the_run_or_to_rank_1_stops_it_at_the_step_end_in_one_line(
     assert again.returncode == 0, again.stderr[-3000:]
     steps = [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]  # nothing twice, nothing lost
+
+
+def test_a_sigterm_as_the_ranks_start_stops_the_run_in_one_line_not_after_the_rendezvous_timeout(
+    tmp_path, cache_dir
+):
+    """Sixteenth hunt: a SIGTERM as rank 0 waited for rank 1 to join killed rank 1 (the watcher's stop),
+    and rank 0 waited out the rendezvous' 15 minutes, saying nothing."""
+    run_dir, log = tmp_path / "run", tmp_path / "stderr"
+    args = [
+        *[a for a in SMALL if not a.startswith("reward.")],
+        "train.steps=4",
+        "reward=function",
+        "reward.path=align_lab.rewards.function:word_count",
+        "hardware.processes=2",
+        "rollout.seed_per_sample=true",
+        f"cache_dir={cache_dir}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log.open("w") as err:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "align_lab", *args], cwd=ROOT, stderr=err, env=env, start_new_session=True
+        )
+        deadline = time.monotonic() + 600
+        while "predicted peak" not in log.read_text() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the ranks are starting
+        run.send_signal(signal.SIGTERM)
+        try:
+            code = run.wait(timeout=240)
+        finally:
+            os.killpg(run.pid, signal.SIGKILL) if run.poll() is None else None
+    assert code == 128 + signal.SIGTERM, log.read_text()[-3000:]
+    last = [x for x in log.read_text().splitlines() if x.startswith("align_lab:")][-1]
+    assert last.startswith("align_lab: interrupted by SIGTERM; resume from step 0 with: "), last

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from align_lab.config import ConfigError
-from align_lab.rewards.function import Combined, FunctionReward
+from align_lab.rewards.function import Combined, FunctionReward, RewardError
 from align_lab.rewards.judge import ScoreJudge
 from align_lab.rewards.remote import RemoteReward
 from align_lab.run.admission import spec_from_config
@@ -392,3 +392,22 @@ def test_a_reward_or_verifier_named_as_a_classs_static_method_loads(tmp_path, mo
     reward = pickle.loads(pickle.dumps(FunctionReward(path="cls16:Judge.score")))
     assert reward._scores(["p"], ["abcd"]) == [4.0]
     assert checker("cls16:Judge.check")("it is 4", "4", "2+2?") == 1.0
+
+
+class BadText(Exception):
+    def __str__(self):  # a judge's error reading a response it never got
+        raise AttributeError("'NoneType' object has no attribute 'status'")
+
+
+def raises_bad_text(prompts, responses):
+    raise BadText()
+
+
+def test_a_users_error_whose_text_cannot_be_read_is_one_line_naming_the_reward():
+    """Sixteenth hunt: its __str__ raised inside align_lab's one line: a 23-frame traceback."""
+    with pytest.raises(RewardError) as e:
+        FunctionReward(path=f"{__name__}:raises_bad_text")._scores(["p"], ["r"])
+    assert str(e.value) == (
+        f"reward.path={__name__}:raises_bad_text: raised BadText: "
+        "<its text could not be read: AttributeError>"
+    )
