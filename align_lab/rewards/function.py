@@ -65,13 +65,20 @@ class FunctionReward:
         return {"path": self.path, "probe_key": self.probe_key}
 
     def __setstate__(self, state: dict) -> None:
-        self.path = state["path"]
-        self.__post_init__()
+        self.path, self.unloadable = state["path"], None
+        try:
+            self.__post_init__()
+        except ValueError as e:  # gone since rank 0 loaded it: said at its first call, in the group (a
+            # rank that fails as it starts leaves rank 0 waiting for it to join: sixteenth hunt)
+            self._fn, self.probe_key, self.unloadable = None, state["probe_key"], str(e)
+            return
         if state["probe_key"] != self.probe_key:  # a combined source's own key
             renamed(self.probe_key, state["probe_key"])
             self.probe_key = state["probe_key"]
 
     def _scores(self, prompts: list[str], responses: list[str]) -> list[float]:
+        if self._fn is None:
+            raise RewardError(f"reward.{self.unloadable}: this process could not load it again")
         try:  # lists of its own: one it empties or appends to is not the rows kept (thirteenth hunt)
             scores = self._fn(list(prompts), list(responses))
         except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)

@@ -74,9 +74,10 @@ def completed_as_asked(config: dict, run_dir: Path, previous: dict) -> bool:
         ended_alike = _ends(done.get("train", {})) == _ends(config["train"])
     except (OSError, yaml.YAMLError, AttributeError):
         return False
-    mine = config_digest(resumable_part(config))
+    # a judge's address kept: a completed run asked with another judge is another run (sixteenth hunt)
+    mine = config_digest(resumable_part(config, digested=(".url",)))
     return (
         ended_alike
         and config_digest(done) == previous.get("config_digest")
-        and (config_digest(resumable_part(done)) == mine)
+        and (config_digest(resumable_part(done, digested=(".url",))) == mine)
     )

@@ -17,6 +17,7 @@ from align_lab.rollout.decode import hidden_size
 from align_lab.rollout.decode import resolved as decode_matmul
 from align_lab.run.build import build_run
 from align_lab.run.hardware import threads
+from align_lab.run.inputs import check_same_inputs
 from align_lab.run.resume_stages import StagesChanged
 from align_lab.run.run_folder import RunFolder
 from align_lab.run.spec import Job, RunSpec
@@ -53,12 +54,14 @@ class ShareOfRun:
     spec: RunSpec
     run_dir: Path
     local_rank: int | None = None
+    inputs: dict | None = None  # rank 0's digests of the user's inputs (run/inputs.py), as the run started
 
     def run(self, group: Group, connect) -> None:
         """Sets the process up, calls connect() to join the process group, runs its share of the loop."""
         rank = group.rank if self.local_rank is None else self.local_rank
         self.spec.hardware.use(rank, getattr(self.spec.model, "max_threads", None))
         connect()
+        check_same_inputs(self.inputs, self.spec.config)  # in the group: a refusal reaches rank 0 at once
         quiet = progress_factory(enabled=False)
         # a scheduler's SIGTERM reaches every process of the run (scancel, a preemption): here too it
         # stops the run at the step's end, with rank 0's checkpoint (eleventh hunt: this rank died of it)
@@ -168,7 +171,7 @@ def run(job: Job) -> dict:
             ranks = launch(
                 hw.processes,
                 hw.device,
-                ShareOfRun(spec, run_dir),
+                ShareOfRun(spec, run_dir, inputs=identity["inputs"]),
                 slurm=slurm,
                 group_needed=spec.backend.uses_deepspeed,
                 interruption=interruption,

@@ -21,6 +21,7 @@ from pathlib import Path
 from align_lab.config import ConfigError
 from align_lab.user_code import user_module_file
 from align_lab.user_reads import LABELS, digest_now, where_now
+from align_lab.value_checks import UserCodeError
 
 log = logging.getLogger("align_lab")
 
@@ -234,3 +235,18 @@ def check_inputs(saved: dict | None, mine: dict, ckpt: Path, allow: bool = False
         f"align_lab: warning: resuming {ckpt} with changed inputs ({what}): resume_changed_inputs=true"
     )
     return changed
+
+
+def check_same_inputs(started: dict | None, config: dict) -> None:
+    """On a spawned rank, which loads the user's modules again by name: the inputs it finds are those rank
+    0 started with (sixteenth hunt: a reward module edited while rank 0 built the stages trained rank 1 on
+    the edit, rc 0). One line naming the first that changed."""
+    from align_lab.run.resumable import resumable_part
+
+    changed = changed_inputs(started, run_inputs(resumable_part(config)))
+    if changed:
+        key, (old, new) = next(iter(changed.items()))
+        raise UserCodeError(
+            f"{describe_change(key, old, new)} changed since this run started, before its other processes "
+            "loaded it: one run would train on two versions of it; put it back as it was"
+        )

@@ -411,3 +411,22 @@ def test_a_users_error_whose_text_cannot_be_read_is_one_line_naming_the_reward()
         f"reward.path={__name__}:raises_bad_text: raised BadText: "
         "<its text could not be read: AttributeError>"
     )
+
+
+def test_a_function_reward_gone_when_a_rank_loads_it_again_is_one_line_at_its_first_call(
+    tmp_path, monkeypatch
+):
+    """Sixteenth hunt: the module moved while rank 0 built the stages: rank 1 died as it started (6
+    frames) and rank 0 waited for it to join for 15 minutes."""
+    import pickle
+
+    (tmp_path / "gone16.py").write_text("def score(prompts, responses):\n    return [1.0] * len(responses)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sent = pickle.dumps(FunctionReward(path="gone16:score"))
+    (tmp_path / "gone16.py").unlink()
+    monkeypatch.delitem(sys.modules, "gone16")
+    reward = pickle.loads(sent)
+    with pytest.raises(RewardError) as e:
+        reward._scores(["p"], ["r"])
+    assert str(e.value).startswith("reward.path=gone16:score: cannot import gone16 (")
+    assert str(e.value).endswith("): this process could not load it again")

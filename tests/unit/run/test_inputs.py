@@ -210,3 +210,32 @@ def test_a_judges_address_may_change_on_resume_and_an_older_checkpoint_still_res
         check_identity(
             here, run_identity(SimpleNamespace(config=config(1) | {"algo": {"lr": 1.0}}, seed=0)), tmp_path
         )
+
+
+def test_a_spawned_rank_refuses_a_module_edited_since_the_run_started(tmp_path, monkeypatch):
+    """Sixteenth hunt: a reward module edited while rank 0 built the stages was loaded again by name on
+    rank 1, which trained on the edit (rank 0 on the original), rc 0."""
+    import importlib
+
+    from align_lab.run.inputs import check_same_inputs, run_inputs
+    from align_lab.value_checks import UserCodeError
+
+    (tmp_path / "rw16.py").write_text(
+        "W = 1.0\n\n\ndef score(prompts, responses):\n    return [W] * len(responses)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("rw16")
+    monkeypatch.delitem(sys.modules, "rw16")
+    config = {"reward": {"path": "rw16:score"}}
+    started = run_inputs(config)
+    check_same_inputs(started, config)  # as it was: nothing said
+    (tmp_path / "rw16.py").write_text(
+        "W = 10.0\n\n\ndef score(prompts, responses):\n    return [W] * len(responses)\n"
+    )
+    with pytest.raises(UserCodeError) as e:
+        check_same_inputs(started, config)
+    assert str(e.value).startswith(f"reward.path: {tmp_path / 'rw16.py'} (sha256 ")
+    assert str(e.value).endswith(
+        "changed since this run started, before its other processes loaded it: one run would train on two "
+        "versions of it; put it back as it was"
+    )
