@@ -163,7 +163,8 @@ class Interruption:
 
     def _seen(self, read: int) -> None:
         """The watcher: the signals' numbers, one byte each, until __exit__ closes the pipe."""
-        names = {getattr(signal, name): name for name in self.SIGNALS}
+        # the signals this Interruption handles: a job manager's own (submitit's SIGTERM) are not the run's
+        names = {getattr(signal, name): name for name in self.previous}
         count = 0
         while data := os.read(read, 64):
             for signum in data:
