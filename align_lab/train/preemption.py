@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 from collections.abc import Callable
 
@@ -89,6 +90,14 @@ class Preemption:
                 self.previous(*self.requested)  # submitit: pickle the call, requeue, exit
             except SystemExit as e:
                 raise Preempted(e.code) from None
+            except subprocess.CalledProcessError as e:
+                if e.returncode != -signal.SIGTERM:
+                    raise
+                # `scontrol requeue` ended by the SIGTERM its own requeue sends the job's processes (a
+                # race: CI of 469f5e1 called the requeued run failed): requeued, its checkpoint whole
+                command = " ".join(map(str, e.cmd))
+                said = f"checkpointed (requeue: {command} ended by SIGTERM); rerun to resume"
+                raise Preempted(f"preempted by signal {self.signum}: {said}") from None
         raise Preempted(message)
 
 

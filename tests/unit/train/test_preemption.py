@@ -48,3 +48,23 @@ def test_a_quiet_interruption_notes_the_signal_and_says_nothing(capfd):
         threading.Event().wait(0.2)
         assert interruption.requested == "SIGTERM"
     assert "SIGTERM" not in capfd.readouterr().err
+
+
+def test_a_requeue_command_ended_by_the_requeues_own_sigterm_is_a_preemption_not_a_failure():
+    """CI of 469f5e1: submitit's `scontrol requeue` was killed by the SIGTERM Slurm sends a requeued
+    job's processes, and the requeued two-node run was called failed."""
+    import subprocess
+
+    from align_lab.train.preemption import Preempted, Preemption
+
+    def requeue(signum, frame):
+        raise subprocess.CalledProcessError(-signal.SIGTERM, ["scontrol", "requeue", "42"])
+
+    preemption = Preemption()
+    preemption.previous, preemption.requested = requeue, (signal.SIGUSR2, None)
+    saved = []
+    with pytest.raises(Preempted) as e:
+        preemption.after_step(lambda: saved.append(True))
+    assert saved == [True] and str(e.value).endswith(
+        "checkpointed (requeue: scontrol requeue 42 ended by SIGTERM); rerun to resume"
+    )
