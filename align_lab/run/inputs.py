@@ -243,7 +243,13 @@ def check_same_inputs(started: dict | None, config: dict) -> None:
     the edit, rc 0). One line naming the first that changed."""
     from align_lab.run.resumable import resumable_part
 
-    changed = changed_inputs(started, run_inputs(resumable_part(config)))
+    if not started:  # a rank of a run across nodes (rank 0's record not sent), or before input digests
+        return
+    try:
+        now = run_inputs(resumable_part(config))
+    except OSError:  # a folder rank 0 writes as this rank reads it (its checkpoints): not the user's edit
+        return
+    changed = changed_inputs(started, now)
     if changed:
         key, (old, new) = next(iter(changed.items()))
         raise UserCodeError(
