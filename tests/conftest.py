@@ -196,6 +196,12 @@ def killed_after_step_2(job) -> None:
     """Runs the admitted `job` (run/execute.py run) until it dies after its step-2 checkpoint: step 3's
     metrics are logged before its checkpoint, so the last checkpoint is step 2's (checkpoint_every=1)."""
     from align_lab.run.execute import run
+
+    dies_after_step_2(lambda: run(job))
+
+
+def dies_after_step_2(start) -> None:
+    """Calls `start()` (a run in this process) until the run dies after its step-2 checkpoint."""
     from align_lab.tracking import JsonlTracker
 
     original = JsonlTracker.log
@@ -208,7 +214,7 @@ def killed_after_step_2(job) -> None:
     JsonlTracker.log = log_then_die
     try:
         with pytest.raises(Killed):
-            run(job)
+            start()
     finally:
         JsonlTracker.log = original
 

@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from align_lab.config import ConfigError
-from tests.conftest import run_in_process
+from tests.conftest import dies_after_step_2, run_in_process
 
 STUDENT = ["algo=opd", "reward=gold"]
 
@@ -293,25 +293,11 @@ def test_a_student_whose_teacher_moved_is_told_to_link_it_back_and_then_resumes(
     """Fifteenth hunt: the teacher folder moved between a kill and the resume; with the new path the line
     asked for the old one, which was gone, or to delete the student's checkpoints. The link it names now
     resumes the student."""
-    from align_lab.tracking import JsonlTracker
-
     copy, moved = tmp_path / "teacher", tmp_path / "moved"
     shutil.copytree(teacher, copy)
     student = tmp_path / "student"
-    keys = [*STUDENT, "train.steps=3"]
-    original = JsonlTracker.log
-
-    def log_then_die(self, metrics, step):
-        original(self, metrics, step)
-        if step == 2:
-            raise Interrupt
-
-    JsonlTracker.log = log_then_die
-    try:
-        with pytest.raises(Interrupt):
-            run_in_process([*keys, f"algo.teacher={copy}"], student, cache_dir)
-    finally:
-        JsonlTracker.log = original
+    keys = [*STUDENT, "train.steps=4"]
+    dies_after_step_2(lambda: run_in_process([*keys, f"algo.teacher={copy}"], student, cache_dir))
     copy.rename(moved)
     with pytest.raises(ConfigError) as e:
         run_in_process([*keys, f"algo.teacher={moved}"], student, cache_dir)
