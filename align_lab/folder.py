@@ -49,6 +49,7 @@ SUMMARY_FIELDS = {
     "algo": str,
     "seed": int,
     "config_digest": str,
+    "same_run": str,
     "names": dict,
     "started": NUMBER,
     "checkpoint": str,

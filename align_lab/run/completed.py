@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from align_lab.config import ConfigError
+from align_lab.run.resumable import config_digest, resumable_part
 
 ENDS = ("steps", "stop_at")  # the train keys that say where a run ends: a completed run has ended
+SAME_RUN = "same_run"  # summary.json: same_run_digest of its config, for a folder that lost its config file
 
 
 def _ends(train: dict) -> dict:
@@ -22,7 +24,6 @@ def check_completed_steps(config: dict, run_dir: Path, previous: dict) -> None:
     one that stopped at train.stop_at has ended, whatever threshold a rerun names)."""
     import yaml
 
-    from align_lab.run.resumable import config_digest
     from align_lab.run.run_folder import RESOLVED_CONFIG
     from align_lab.train.stop_at import describe
 
@@ -63,21 +64,21 @@ def completed_as_asked(config: dict, run_dir: Path, previous: dict) -> bool:
     of another config", and its way out, deleting summary.json, trained it again)."""
     import yaml
 
-    from align_lab.run.resumable import config_digest, resumable_part
     from align_lab.run.run_folder import RESOLVED_CONFIG
 
-    path = run_dir / RESOLVED_CONFIG
-    if previous.get("status") != "completed" or not path.is_file():
+    if previous.get("status") != "completed":
         return False
     try:
-        done = yaml.safe_load(path.read_text()) or {}
-        ended_alike = _ends(done.get("train", {})) == _ends(config["train"])
-    except (OSError, yaml.YAMLError, AttributeError):
-        return False
-    # a judge's address kept: a completed run asked with another judge is another run (sixteenth hunt)
-    mine = config_digest(resumable_part(config, digested=(".url",)))
-    return (
-        ended_alike
-        and config_digest(done) == previous.get("config_digest")
-        and (config_digest(resumable_part(done, digested=(".url",))) == mine)
-    )
+        done = yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text()) or {}
+        same = same_run_digest(done) == same_run_digest(config)
+    except (OSError, yaml.YAMLError, AttributeError):  # lost or damaged: what summary.json recorded of it
+        return previous.get(SAME_RUN) == same_run_digest(config)  # (sixteenth hunt, case 51)
+    return same and config_digest(done) == previous.get("config_digest")
+
+
+def same_run_digest(config: dict) -> str:
+    """The digest of what a completed run asked again must keep: its config less what a resume may change,
+    with where it ends and a judge's address (a completed run asked with another judge is another run:
+    sixteenth hunt). summary.json records it (SAME_RUN), so a run that lost config.resolved.yaml is told."""
+    ends = _ends(config.get("train") or {})
+    return config_digest({"config": resumable_part(config, digested=(".url",)), "ends": ends})

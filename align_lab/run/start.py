@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from align_lab.rerun import PYTHONPATH, absolute_paths
+from align_lab.run.completed import SAME_RUN, same_run_digest
 from align_lab.run.run_folder import SEGMENTS, RunFolder
 from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
@@ -72,7 +73,8 @@ def first_summary(
             chosen = ", ".join(f"{k}={spec.config['algo'][k.split('.', 1)[1]]}" for k in keys)
             log.info(f"{chosen} from {source} (set the key to override)")
     summary |= {PYTHONPATH: absolute_paths(os.environ["PYTHONPATH"])} if os.environ.get("PYTHONPATH") else {}
-    return summary | {"names": spec.names, "config_digest": digest, "started": time.time(), SEGMENTS: before}
+    summary |= {"names": spec.names, "config_digest": digest, SAME_RUN: same_run_digest(spec.config)}
+    return summary | {"started": time.time(), SEGMENTS: before}
 
 
 def start_folder(spec: RunSpec, folder: RunFolder, summary: dict) -> None:

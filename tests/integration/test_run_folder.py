@@ -102,6 +102,13 @@ def test_a_refused_rerun_with_another_config_leaves_hydra_and_compare_as_they_we
     from align_lab.results.runs import load_run, lookup
 
     assert lookup(load_run(run_dir), "algo.kl_coef") == 0.05
+    # sixteenth hunt, case 51: its config.resolved.yaml lost, summary.json's record still tells the run
+    (run_dir / "config.resolved.yaml").unlink()
+    result = forked_cli([*args, "hardware.num_threads=2"], cwd=ROOT)
+    assert result.returncode == 0 and "align_lab: this run was already completed" in result.stderr, result
+    one_line_error(
+        forked_cli([*args, "algo.kl_coef=0.5"], cwd=ROOT), "holds a completed run of another config"
+    )
 
 
 def test_a_refused_sweep_leaves_an_earlier_sweeps_multirun_yaml_as_it_was(tmp_path, forked_cli):
