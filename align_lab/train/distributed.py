@@ -139,9 +139,21 @@ OWN_ENV: dict[str, str] = {}  # what joining a group set in os.environ, which le
 def own_env(name: str, value: str) -> None:
     """os.environ[name] = value where it is not set, remembered: a run's group puts it there for the run,
     not for the children the process starts after it (a LOCAL_RANK left by a DeepSpeed run makes
-    accelerate in a later TRL child wait for a process group)."""
-    if name not in os.environ:
+    accelerate in a later TRL child wait for a process group). One it set itself it may set again."""
+    if name not in os.environ or os.environ[name] == OWN_ENV.get(name):
         os.environ[name] = OWN_ENV[name] = value
+
+
+def own_place(rank: int, size: int, local_rank: int, local_size: int | None = None) -> None:
+    """RANK, WORLD_SIZE, LOCAL_RANK (and LOCAL_WORLD_SIZE where known), as torchrun sets them, for the
+    run's own code (a reward that shards its judge by rank; the sixteenth hunt's notes: a spawned rank had
+    none)."""
+    for name, value in zip(PLACE, (rank, size, local_rank, local_size), strict=True):
+        if value is not None:
+            own_env(name, str(value))
+
+
+PLACE = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
 
 def forget_env() -> None:
@@ -157,6 +169,7 @@ def join(rank: int, size: int, port: int, device: str = "cpu") -> None:
     import torch.distributed as dist
 
     own_env("GLOO_SOCKET_IFNAME", "lo")  # one node: talk over loopback
+    own_place(rank, size, rank, size)
     if device == "cpu":  # DeepSpeed, if something imports it, then says nothing about GPUs
         own_env("DS_ACCELERATOR", "cpu")
     backend = "nccl" if device == "cuda" else "gloo"
@@ -172,6 +185,7 @@ def join_slurm(world: SlurmWorld, device: str = "cpu") -> None:
 
     if device == "cpu":
         own_env("DS_ACCELERATOR", "cpu")
+    own_place(world.rank, world.size, world.local_rank)  # a node's task count: Slurm's own variables
     wait = COLLECTIVE_TIMEOUT if world.rank == 0 else STAGES_WAIT
     node = os.environ.get("SLURMD_NODENAME", "?")
     log.info(f"rank {world.rank} of {world.size} on node {node}: meeting at {world.master_addr}:{world.port}")

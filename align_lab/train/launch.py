@@ -156,6 +156,8 @@ def _why_it_ended(worker: Exception, port: int, size: int) -> BaseException:
     if received is not None:
         return received
     code = getattr(worker, "exit_code", 0)
+    if isinstance(worker, mp.ProcessExitedException) and -code in CRASHES:  # not a signal anyone sent
+        return RankExited(worker.error_index + 1, size, code)
     if isinstance(worker, mp.ProcessExitedException) and (code < 0 or code == 128 + signal.SIGTERM):
         return Interrupted(signal.Signals(-code if code < 0 else signal.SIGTERM).name)
     if isinstance(worker, mp.ProcessExitedException):  # os._exit(1) in the user's code (fourteenth hunt)
@@ -163,10 +165,22 @@ def _why_it_ended(worker: Exception, port: int, size: int) -> BaseException:
     return worker
 
 
+# signals a process raises on itself where native code fails: a crash, not an interruption (the
+# sixteenth hunt's notes: a segfault on rank 1 was "interrupted by SIGSEGV")
+CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT}
+
+
 class RankExited(UserCodeError):
-    """A spawned rank ended with an exit code during the run and left no error: one line, resumable."""
+    """A spawned rank ended with an exit code, or crashed, during the run and left no error: one line,
+    resumable."""
 
     def __init__(self, rank: int, size: int, code: int) -> None:
+        if -code in CRASHES:
+            super().__init__(
+                f"rank {rank} of {size} crashed with {signal.Signals(-code).name} during the run, leaving no "
+                "error (a fault in native code: an extension, a library the run's code loads, the machine)"
+            )
+            return
         super().__init__(
             f"rank {rank} of {size} exited with code {code} during the run, leaving no error (os._exit in "
             "code of the run's, or a crash in native code)"

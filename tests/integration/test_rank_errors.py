@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,8 @@ import pytest
 from tests.conftest import ROOT, SMALL
 from tests.integration.test_real_models import SMALL as REAL
 
-HOW = "ALIGN_LAB_TEST_RANK_ERROR"  # "raise1", "exit3", "osexit1", "osexit0", "base2" (rank 1 alone, at its
-# second call), "none" (every rank)
+HOW = "ALIGN_LAB_TEST_RANK_ERROR"  # "raise1", "exit3", "osexit1", "osexit0", "base2", "segv" (rank 1
+# alone, at its second call), "none" (every rank)
 
 
 def failing_reward(prompts: list[str], responses: list[str]):
@@ -31,6 +32,8 @@ def failing_reward(prompts: list[str], responses: list[str]):
     calls = failing_reward.__dict__.setdefault("calls", [0])
     calls[0] += 1
     how = os.environ.get(HOW, "")
+    if dist.is_initialized() and (os.environ.get("RANK"), os.environ.get("WORLD_SIZE")) != (str(rank), "2"):
+        raise RuntimeError(f"RANK={os.environ.get('RANK')} on rank {rank}")  # as torchrun sets them
     if how == "none":
         return None
     if rank == 1 and calls[0] == 2 and how == "raise1":
@@ -39,6 +42,8 @@ def failing_reward(prompts: list[str], responses: list[str]):
         sys.exit(3)  # EXIT_LINE
     if rank == 1 and calls[0] == 2 and how.startswith("osexit"):
         os._exit(int(how[-1]))
+    if rank == 1 and calls[0] == 2 and how == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)  # as a crash in native code ends a process
     if rank == 1 and calls[0] == 2 and how == "base2":
         raise TwoArguments(1, "judge down")  # BASE_LINE
     return [float(len(r)) for r in responses]
@@ -63,6 +68,8 @@ EXPECTED = {
     "exit3": f"{__file__}:{EXIT_LINE} called sys.exit(3) during the run",
     "osexit1": "rank 1 of 2 exited with code 1 during the run, leaving no error (os._exit in code of the ",
     "osexit0": "rank 1 of 2 exited with code 0 during the run, leaving no error (os._exit in code of the ",
+    # sixteenth hunt's notes: "interrupted by SIGSEGV", as if a user had sent it
+    "segv": "rank 1 of 2 crashed with SIGSEGV during the run, leaving no error (a fault in native code",
     # fifteenth hunt: rank 1's traceback twice, then "rank 1 of 2 exited with code 1 ..., leaving no error"
     "base2": f"{__file__}:{BASE_LINE} raised TwoArguments: shard 1: judge down (a BaseException, past every ",
 }

@@ -62,5 +62,26 @@ def test_a_signal_is_an_interruption_and_an_exit_code_one_line(tmp_path, monkeyp
     assert str(launch._why_it_ended(failed, 4243, 2)).startswith(
         "rank 1 of 2 exited with code 3 during the run"
     )
+    crashed = mp.ProcessExitedException("crashed", 0, 123, exit_code=-11, signal_name="SIGSEGV")
+    assert str(launch._why_it_ended(crashed, 4243, 2)).startswith("rank 1 of 2 crashed with SIGSEGV")
     raised = mp.ProcessRaisedException("a traceback's text", 0, 123)  # nothing left: torch's own
     assert launch._why_it_ended(raised, 4243, 2) is raised
+
+
+def test_a_ranks_group_sets_its_place_as_torchrun_does_and_takes_it_back(monkeypatch):
+    """The sixteenth hunt's notes: a spawned rank had no RANK/WORLD_SIZE/LOCAL_RANK (torchrun sets them), so a
+    reward sharding its judge by rank could not; the group sets them for the run, and leaving takes them back
+    (never a value the user set)."""
+    import os
+
+    from align_lab.train.distributed import PLACE, free_port, join, leave
+
+    for name in PLACE:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "mine")
+    join(0, 1, free_port())
+    try:
+        assert [os.environ.get(n) for n in PLACE] == ["0", "1", "0", "mine"]
+    finally:
+        leave()
+    assert [os.environ.get(n) for n in PLACE] == [None, None, None, "mine"]
