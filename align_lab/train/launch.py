@@ -269,4 +269,4 @@ def _stop(workers: mp.ProcessContext) -> None:
 def _stopped_now(interruption: Interruption | None) -> None:
     """Where a signal stopped the run now (its ranks killed: their ends are the signal's), says so."""
     if interruption is not None and interruption.now is not None:
-        raise Interrupted(interruption.now) from None
+        raise interruption.stop(interruption.stopped or interruption.now) from None

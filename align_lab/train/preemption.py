@@ -62,7 +62,7 @@ class Preemption:
         if self.interruption is not None:
             self.interruption.deferred = False
             if self.interruption.requested is not None:
-                raise Interrupted(self.interruption.requested)
+                raise self.interruption.stop(self.interruption.requested)
 
     def stopping(self) -> bool:
         """A USR2, SIGTERM or SIGINT arrived during the step: after_step checkpoints it and stops."""
@@ -79,7 +79,7 @@ class Preemption:
         interrupted = getattr(self.interruption, "requested", None)
         if interrupted is not None and self.requested is None:
             save()  # the step just finished, whatever train.checkpoint_every says
-            raise Interrupted(interrupted)
+            raise self.interruption.stop(interrupted)
         if self.requested is None:
             return
         save()
@@ -145,6 +145,8 @@ class Interruption:
         self.now: str | None = None  # the name of a signal that stops the run now, seen by the watcher
         self.on_stop_now: list[Callable[[], None]] = []  # called from the watcher's thread
         self.pipe: tuple[int, int] | None = None
+        self.stopped: str | None = None  # the signal the run is stopping on (stop): later ones wait
+        self.later = 0  # signals since
 
     def __enter__(self) -> Interruption:
         self.previous = {}
@@ -201,7 +203,18 @@ class Interruption:
             if not self.quiet:
                 os.write(2, said.encode())
             return
-        raise Interrupted(name)
+        # one already stopping the run: its summary and line are not cut short by the next (sixteenth hunt,
+        # case 25: SIGTERM then SIGINT said SIGTERM, rc 130); a third one raises that signal's stop again
+        self.later += self.stopped is not None
+        if self.stopped is None or self.later > 1:  # (code of the user's that swallowed the first)
+            raise self.stop(self.stopped or name)
+
+    def stop(self, name: str) -> Interrupted:
+        """The Interrupted that stops the run on signal `name`; from here a later signal neither cuts
+        what the stop writes (summary.json, the line) nor changes the signal the line and exit code name
+        (the watcher's stop-now hooks still run)."""
+        self.stopped = name
+        return Interrupted(name)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         for name, handler in self.previous.items():

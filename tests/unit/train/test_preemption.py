@@ -68,3 +68,20 @@ def test_a_requeue_command_ended_by_the_requeues_own_sigterm_is_a_preemption_not
     assert saved == [True] and str(e.value).endswith(
         "checkpointed (requeue: scontrol requeue 42 ended by SIGTERM); rerun to resume"
     )
+
+
+def test_a_signal_while_the_run_stops_on_another_cuts_nothing_and_names_the_first():
+    """Sixteenth hunt, case 25: SIGTERM during the SFT stage, then SIGINT as the run wrote its stop, ended
+    rc 130 with a line naming SIGTERM; the second now waits (what the stop writes is not cut short), a
+    third raises the first's stop again (the user's code swallowed it)."""
+    with Interruption():
+        with pytest.raises(Interrupted) as first:
+            os.kill(os.getpid(), signal.SIGTERM)
+            threading.Event().wait(5)
+        os.kill(os.getpid(), signal.SIGINT)  # as the summary and the line are written
+        threading.Event().wait(0.2)
+        with pytest.raises(Interrupted) as third:
+            os.kill(os.getpid(), signal.SIGINT)
+            threading.Event().wait(5)
+    assert first.value.signal_name == third.value.signal_name == "SIGTERM"
+    assert third.value.exit_code == 128 + signal.SIGTERM
