@@ -10,16 +10,18 @@ from align_lab import malloc
 if __name__ == "__main__":  # before torch is imported: this process starts again with tcmalloc, once
     malloc.start_with_it("align_lab")
 
-from align_lab.app import (  # noqa: E402 (after the restart)
-    check_group_overrides,
-    format_error,
-    main,
-    multirun_first,
-    renamed_keys,
-    run_dir_in_a_sweep,
-)
 
-if __name__ == "__main__":
+def command() -> None:
+    """The command: its arguments put in order, then Hydra's app; a configuration error in one line."""
+    from align_lab.app import (
+        check_group_overrides,
+        format_error,
+        main,
+        multirun_first,
+        renamed_keys,
+        run_dir_in_a_sweep,
+    )
+
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let config errors reach format_error
     sys.argv[1:], moved = multirun_first(sys.argv[1:])  # `algo=ppo,rloo -m seed=0,1`: -m first
     for note in (moved, run_dir_in_a_sweep(sys.argv[1:])):
@@ -38,3 +40,14 @@ if __name__ == "__main__":
             raise
         print(f"align_lab: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    try:
+        command()
+    except KeyboardInterrupt:  # before a run or sweep takes it: importing, Hydra composing (seventeenth hunt)
+        print(
+            "align_lab: interrupted by SIGINT as the command started, before any run: rerun it",
+            file=sys.stderr,
+        )
+        sys.exit(130)

@@ -12,43 +12,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from align_lab.config import ConfigError
+from align_lab.run.refused import remove_unused_run_dir
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
-
-
-def remove_unused_run_dir(run_dir: Path) -> None:
-    """A run refused before it started leaves no folder behind: Hydra made it (an empty app.log) and the
-    run's lock, and an empty .hydra/; anything else in it (an earlier run's files, a .hydra/ holding files,
-    which align_lab writes only once a run is admitted) keeps it, and only those three are removed, never
-    a tree (a user's .hydra/ of another app was deleted with the folder before); the folder the command
-    runs in (`hydra.run.dir=.`) is never removed."""
-    from align_lab.folder import LOCK
-
-    if not run_dir.is_dir():
-        return
-    names = {p.name for p in run_dir.iterdir()}
-    log, hydra_dir = run_dir / "app.log", run_dir / ".hydra"
-    if not names <= {".hydra", "app.log", LOCK}:
-        return
-    if log.exists() and (not log.is_file() or log.stat().st_size):
-        return
-    if hydra_dir.exists() and (not hydra_dir.is_dir() or any(hydra_dir.iterdir())):
-        return
-    try:
-        for name in ("app.log", LOCK):
-            (run_dir / name).unlink(missing_ok=True)
-        if hydra_dir.exists():
-            hydra_dir.rmdir()
-        if Path.cwd().resolve().is_relative_to(run_dir.resolve()):
-            return  # `hydra.run.dir=.` (or empty): the folder the user is in stays (sixth hunt)
-        run_dir.rmdir()
-        day = run_dir.absolute().parent  # the default outputs/<date>/<time>_...: the date and outputs/ too
-        if day.parent == Path.cwd() / "outputs" and not any(day.iterdir()):
-            day.rmdir()
-            if not any(day.parent.iterdir()):
-                day.parent.rmdir()
-    except OSError:  # a file that appeared meanwhile, or a folder we cannot change: it stays
-        pass
 
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="config")

@@ -50,6 +50,7 @@ SUMMARY_FIELDS = {
     "seed": int,
     "config_digest": str,
     "same_run": str,
+    "train_ends": dict,
     "names": dict,
     "started": NUMBER,
     "checkpoint": str,

@@ -21,6 +21,7 @@ _LISTED: dict[str, None] = {}  # folders the user's code listed
 _RELATIVE: dict[str, str] = {}  # a file the user's code named relative to the working folder -> that name
 _USER_CHDIR: list[bool] = []  # the user's code changed the working folder (os.chdir)
 _WRITTEN: dict[str, None] = {}  # files this process opened to write (any code's): its outputs, no inputs
+_AS_OPENED: dict[str, str | None] = {}  # a file the user's code read -> its digest as it was first opened
 WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND  # os.open's flags that write
 SYSTEM = ("/proc/", "/sys/", "/dev/", "/usr/", "/bin/", "/lib", "/etc/", "/sbin/")
 FILES_UNDER_DEV = ("/dev/shm/",)  # files of the user's in a memory-backed folder, not devices
@@ -67,6 +68,7 @@ def _opened(path, mode, flags) -> None:
         return
     if users_call(sys._getframe(2)):  # 0: here, 1: the hook, 2: the code that called open
         _OPENED[path] = "opened"
+        _AS_OPENED[path] = file_digest(Path(path))  # what this process read (spawned ranks compare it)
         if not os.path.isabs(named) and not _USER_CHDIR:  # read again from the folder a
             _RELATIVE[path] = named  # resume runs in (ninth hunt); not after the code changed folder (tenth)
 
@@ -124,6 +126,12 @@ def used_by_user_code() -> dict[str, dict]:
             {"names": named} if named else {}
         )
     return found
+
+
+def as_opened() -> dict[str, str]:
+    """{path: digest} of each file the user's code has read by now, as it was when first opened (a spawned
+    rank reads them again: run/inputs.py check_same_reads)."""
+    return {path: digest for path, digest in _AS_OPENED.items() if digest is not None}
 
 
 def env_file_digest(name: str) -> str | None:

@@ -38,10 +38,16 @@ def text_of(error: BaseException) -> str:
 
 
 def one_line(error: BaseException) -> str:
-    """`Type: message` of an exception on one line."""
+    """`Type: message` of an exception on one line, its message cut at ONE_LINE_CHARS (seventeenth hunt: a
+    reward's 5-million-character message made a 5 MB "line", the resume command at its end)."""
     text = " ".join(text_of(error).split())
+    if len(text) > ONE_LINE_CHARS:
+        text = f"{text[:ONE_LINE_CHARS]}... (cut: {len(text):,} characters in all)"
     name = getattr(error, "type_name", None) or type(error).__name__  # train/launch.py Untravelled's
     return f"{name}: {text}" if text else name
+
+
+ONE_LINE_CHARS = 2000  # of an exception's message in one line: a traceback's worth, a screen's at most
 
 
 def user_score(value, where: str) -> float:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from align_lab.user_probes import loaded
+from align_lab.user_signals import run_signals_kept
 from align_lab.value_checks import FLOAT32_MAX, beyond, one_line
 
 
@@ -109,7 +110,8 @@ def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: floa
     EnvError: `env=<name>: turn <k>: ...` on one line."""
     where = f"env={env_name}: turn {turn_index}"
     try:
-        step = call_with_timeout(lambda: episode.step(turn), timeout_s)
+        with run_signals_kept(f"env={env_name}"):
+            step = call_with_timeout(lambda: episode.step(turn), timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: step took longer than env.step_timeout_s={timeout_s}") from None
     except Exception as e:
@@ -139,7 +141,8 @@ def start_episode(env_name: str, env, prompt: str, timeout_s: float):
     """env.start(prompt) under the same timeout, its failures one line (`turn 0: start ...`)."""
     where = f"env={env_name}: turn 0"
     try:
-        episode = call_with_timeout(lambda: env.start(prompt), timeout_s)
+        with run_signals_kept(f"env={env_name}"):
+            episode = call_with_timeout(lambda: env.start(prompt), timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: start took longer than env.step_timeout_s={timeout_s}") from None
     except Exception as e:
@@ -157,7 +160,8 @@ def close_episode(env_name: str, episode, turns: int) -> EnvError | None:
     if not callable(close):
         return None
     try:
-        close()
+        with run_signals_kept(f"env={env_name}"):
+            close()
     except Exception as e:
         return EnvError(f"env={env_name}: turn {turns}: close() raised {one_line(e)}")
     return None
@@ -166,7 +170,8 @@ def close_episode(env_name: str, episode, turns: int) -> EnvError | None:
 def episode_answer(env_name: str, episode, turns: int) -> str:
     """episode.answer(), which must be a string; else one line naming the last turn."""
     try:
-        answer = episode.answer()
+        with run_signals_kept(f"env={env_name}"):
+            answer = episode.answer()
     except Exception as e:
         raise EnvError(f"env={env_name}: turn {turns}: answer() raised {one_line(e)}") from None
     if not isinstance(answer, str):

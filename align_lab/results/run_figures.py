@@ -59,6 +59,8 @@ def read_metrics_into(run) -> None:
             run.problems.append(f"{METRICS_FILE} unreadable: {e}")
     elif metrics_path.exists():  # a folder (issue 73): its curves were left out without a word
         run.problems.append(f"{METRICS_FILE}: not a file (a folder), left out: the run has no curves")
+    elif run.status == "completed":  # deleted (seventeenth hunt: read as a run that used no compute)
+        run.problems.append(f"{METRICS_FILE}: missing, though the run completed: it has no curves or budget")
     if run.status == "completed" and metrics_path.is_file() and not metrics_path.read_bytes().strip():
         # a completed run logs a row per step: an emptied file would read as a run that used no compute
         run.problems.append(f"{METRICS_FILE}: empty, though the run completed: it has no curves or budget")

@@ -12,6 +12,7 @@ import torch
 
 from align_lab.rewards import reward_models
 from align_lab.user_probes import loaded, renamed, scored_batch
+from align_lab.user_signals import run_signals_kept
 from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line
 
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
@@ -80,7 +81,8 @@ class FunctionReward:
         if self._fn is None:
             raise RewardError(f"reward.{self.unloadable}: this process could not load it again")
         try:  # lists of its own: one it empties or appends to is not the rows kept (thirteenth hunt)
-            scores = self._fn(list(prompts), list(responses))
+            with run_signals_kept(f"reward.path={self.path}"):
+                scores = self._fn(list(prompts), list(responses))
         except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
             raise RewardError(f"reward.path={self.path}: raised {one_line(e)}") from None
         return checked_scores(scores, len(prompts), f"reward.path={self.path}").tolist()

@@ -10,6 +10,12 @@ from align_lab.run.resumable import config_digest, resumable_part
 
 ENDS = ("steps", "stop_at")  # the train keys that say where a run ends: a completed run has ended
 SAME_RUN = "same_run"  # summary.json: same_run_digest of its config, for a folder that lost its config file
+TRAIN_ENDS = "train_ends"  # summary.json: the config's ENDS keys, for the same
+
+
+def train_ends(config: dict) -> dict:
+    """What summary.json records of where a run ends (TRAIN_ENDS): its train.steps and train.stop_at."""
+    return {k: v for k, v in (config.get("train") or {}).items() if k in ENDS}
 
 
 def _ends(train: dict) -> dict:
@@ -27,14 +33,15 @@ def check_completed_steps(config: dict, run_dir: Path, previous: dict) -> None:
     from align_lab.run.run_folder import RESOLVED_CONFIG
     from align_lab.train.stop_at import describe
 
-    path = run_dir / RESOLVED_CONFIG
-    if previous.get("status") != "completed" or not path.is_file():
+    if previous.get("status") != "completed":
         return
     try:
-        done = (yaml.safe_load(path.read_text()) or {}).get("train", {})
-        train = {k: v for k, v in config["train"].items() if k not in ENDS or k in done}
-    except (OSError, yaml.YAMLError, AttributeError):
+        done = (yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text()) or {}).get("train", {})
+    except (OSError, yaml.YAMLError, AttributeError):  # lost or damaged: what summary.json recorded of it
+        done = previous.get(TRAIN_ENDS)  # (seventeenth hunt: "another config", whose way out extended it)
+    if not isinstance(done, dict):
         return  # check_same_config's line still refuses another config
+    train = {k: v for k, v in config["train"].items() if k not in ENDS or k in done}
     same_but_ends = {**config, "train": train | {k: done[k] for k in ENDS if k in done}}
     if config_digest(same_but_ends) != previous.get("config_digest"):
         return

@@ -17,7 +17,7 @@ from align_lab.rollout.decode import hidden_size
 from align_lab.rollout.decode import resolved as decode_matmul
 from align_lab.run.build import build_run
 from align_lab.run.hardware import threads
-from align_lab.run.inputs import check_same_inputs
+from align_lab.run.inputs import check_same_inputs, check_same_reads
 from align_lab.run.resume_stages import StagesChanged
 from align_lab.run.run_folder import RunFolder
 from align_lab.run.spec import Job, RunSpec
@@ -32,6 +32,7 @@ from align_lab.run.summary import (
     stopped,
 )
 from align_lab.tracking import MultiTracker
+from align_lab.tracking.jsonl import METRICS_FILE, read_metrics
 from align_lab.tracking.progress import below_sft_line, progress_factory, unmoved_line
 from align_lab.tracking.samples import SAMPLES_FILE, read_samples
 from align_lab.train.backend import Diverged, forget_process_group
@@ -40,6 +41,7 @@ from align_lab.train.distributed import Group, join_slurm, serve
 from align_lab.train.launch import launch
 from align_lab.train.memory import record as planned
 from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
+from align_lab.user_reads import as_opened
 from align_lab.value_checks import ArtifactMissing, ConfigError, TrainsNothing, UserCodeError, text_of
 
 log = logging.getLogger("align_lab")
@@ -55,6 +57,7 @@ class ShareOfRun:
     run_dir: Path
     local_rank: int | None = None
     inputs: dict | None = None  # rank 0's digests of the user's inputs (run/inputs.py), as the run started
+    read: dict | None = None  # the files rank 0's user code read, each as it read it (user_reads.as_opened)
 
     def run(self, group: Group, connect) -> None:
         """Sets the process up, calls connect() to join the process group, runs its share of the loop."""
@@ -62,6 +65,7 @@ class ShareOfRun:
         self.spec.hardware.use(rank, getattr(self.spec.model, "max_threads", None))
         connect()
         check_same_inputs(self.inputs, self.spec.config)  # in the group: a refusal reaches rank 0 at once
+        check_same_reads(self.read)
         quiet = progress_factory(enabled=False)
         # a scheduler's SIGTERM reaches every process of the run (scancel, a preemption): here too it
         # stops the run at the step's end, with rank 0's checkpoint (eleventh hunt: this rank died of it)
@@ -108,18 +112,32 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
 
 
 def completed(summary: dict, final: dict, spec: RunSpec, run_dir: Path, tracker) -> dict:
-    """A completed run's last words: its checkpoint let go if unwanted, the tracker's summary, the lines."""
+    """A completed run's end: its checkpoint let go if unwanted, the tracker's summary."""
     if not spec.train.keep_checkpoint:  # the results are written; the weights are not wanted
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         summary["checkpoint"] = "deleted (train.keep_checkpoint=false)"
     tracker.summary(dict(final))
+    return summary
+
+
+def said_completed(summary: dict, run_dir: Path) -> dict:
+    """A completed run's last words, once its summary.json says completed (seventeenth hunt: a SIGTERM
+    right after "completed in" left it `running`, and compare called the run died)."""
     for line in result_lines(summary, run_dir):
         log.info(line)
     samples = read_samples(run_dir / SAMPLES_FILE)[0]
-    for warning in (below_sft_line(samples), unmoved_line(samples)):  # issue 73: never a silent collapse
-        if warning is not None:
+    for warning in (below_sft_line(samples), unmoved_line(samples, grad_norms(run_dir))):  # never a silent
+        if warning is not None:  # collapse (issue 73)
             log.warning(warning)
     return summary
+
+
+def grad_norms(run_dir: Path) -> list:
+    """Each logged step's train/grad_norm (metrics.jsonl); none where the file cannot be read."""
+    try:
+        return [m["train/grad_norm"] for m in read_metrics(run_dir / METRICS_FILE) if "train/grad_norm" in m]
+    except (OSError, ValueError):
+        return []
 
 
 def learned(ctx) -> dict:
@@ -147,9 +165,7 @@ def run(job: Job) -> dict:
     spec, run_dir, folder = job.spec, job.run_dir, RunFolder(job.run_dir)  # its summary's one writer
     if job.completed:
         return completed_before(run_dir, job.previous)
-    ckpt = run_dir / "checkpoints"
-    start = time.perf_counter()
-    hw = spec.hardware
+    ckpt, start, hw = run_dir / "checkpoints", time.perf_counter(), spec.hardware
     slurm = hw.slurm_task()
     if slurm is not None and slurm.rank != 0:  # a run across nodes: rank 0 writes the run folder
         share = ShareOfRun(spec, run_dir, slurm.local_rank)
@@ -171,7 +187,7 @@ def run(job: Job) -> dict:
             ranks = launch(
                 hw.processes,
                 hw.device,
-                ShareOfRun(spec, run_dir, inputs=identity["inputs"]),
+                ShareOfRun(spec, run_dir, inputs=identity["inputs"], read=as_opened()),
                 slurm=slurm,
                 group_needed=spec.backend.uses_deepspeed,
                 interruption=interruption,
@@ -182,7 +198,7 @@ def run(job: Job) -> dict:
                 final = loop(spec.algo, ctx)
         summary |= outcome(stages, final, start, hw.device, before, threads_record(spec.rollout))
         summary |= learned(ctx)
-        return completed(summary, final, spec, run_dir, tracker)
+        summary = completed(summary, final, spec, run_dir, tracker)
     except StagesChanged as e:  # refused before any stage was built: nothing written, no time counted
         summary = None
         raise RunStopped(f"error: {e}") from None
@@ -198,3 +214,4 @@ def run(job: Job) -> dict:
             leave(folder, summary, kept, [*before, time.perf_counter() - start])
         finally:
             tracker.close()
+    return said_completed(summary, run_dir)

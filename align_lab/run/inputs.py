@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from align_lab.config import ConfigError
-from align_lab.user_code import user_module_file
+from align_lab.user_code import file_digest, user_module_file
 from align_lab.user_reads import LABELS, digest_now, where_now
 from align_lab.value_checks import UserCodeError
 
@@ -161,8 +161,21 @@ def changed_inputs(saved: dict | None, mine: dict) -> dict[str, tuple[dict, dict
 
 def modules_now(saved: dict) -> dict[str, dict]:
     """What a checkpoint recorded of the user's code's inputs (used_by_user_code: modules, files,
-    environment variables), each digested again now (`gone`: deleted, `unset`)."""
-    return {k: {"file": where_now(v), "sha256": digest_now(k, v)} for k, v in (saved or {}).items()}
+    environment variables), each digested again now (`gone`: deleted, `unset`); a module as this process
+    imports it now (seventeenth hunt: one moved, the same bytes, to a folder on PYTHONPATH was "now gone
+    ... changed", though the run imported the same code)."""
+    return {
+        k: _module_now(k, v) or {"file": where_now(v), "sha256": digest_now(k, v)}
+        for k, v in (saved or {}).items()
+    }
+
+
+def _module_now(key: str, record: dict) -> dict | None:
+    """A `module <name>` record's module where this process imports it from, if that is another file."""
+    path = user_module_file(key.removeprefix("module ")) if key.startswith("module ") else None
+    if path is None or str(path) == record["file"]:
+        return None
+    return {"file": str(path), "sha256": file_digest(path) or "gone"}
 
 
 def said_once(changed: dict[str, tuple[dict, dict]]) -> dict[str, tuple[dict, dict]]:
@@ -256,3 +269,18 @@ def check_same_inputs(started: dict | None, config: dict) -> None:
             f"{describe_change(key, old, new)} changed since this run started, before its other processes "
             "loaded it: one run would train on two versions of it; put it back as it was"
         )
+
+
+def check_same_reads(started: dict | None) -> None:
+    """On a spawned rank: each file the user's code read both on rank 0 and here (a reward module's
+    settings, read as it is imported) as rank 0 read it (seventeenth hunt: such a file edited while rank
+    0 built the stages trained rank 1 on the edit, rc 0). One line naming the first that differs."""
+    from align_lab.user_reads import as_opened
+
+    mine = as_opened()
+    for path, digest in (started or {}).items():
+        if mine.get(path, digest) != digest:
+            raise UserCodeError(
+                f"{path}: a file your code read changed since this run started, before its other processes "
+                "read it: one run would train on two versions of it; put it back as it was"
+            )

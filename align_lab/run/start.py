@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from align_lab.rerun import PYTHONPATH, absolute_paths
-from align_lab.run.completed import SAME_RUN, same_run_digest
+from align_lab.run.completed import SAME_RUN, TRAIN_ENDS, same_run_digest, train_ends
 from align_lab.run.run_folder import SEGMENTS, RunFolder
 from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
@@ -74,6 +74,7 @@ def first_summary(
             log.info(f"{chosen} from {source} (set the key to override)")
     summary |= {PYTHONPATH: absolute_paths(os.environ["PYTHONPATH"])} if os.environ.get("PYTHONPATH") else {}
     summary |= {"names": spec.names, "config_digest": digest, SAME_RUN: same_run_digest(spec.config)}
+    summary |= {TRAIN_ENDS: train_ends(spec.config)}
     return summary | {"started": time.time(), SEGMENTS: before}
 
 

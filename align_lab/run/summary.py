@@ -148,7 +148,8 @@ def check_same_config(run_dir: Path, config: dict) -> dict:
         raise ConfigError(
             f"hydra.run.dir={run_dir}: holds a completed run of another config"
             + f" (its {RESOLVED_CONFIG} is missing, so which keys differ cannot be told)" * lost
-            + f"; choose another folder (or delete {run_dir / 'summary.json'} to run there again)"
+            + f"; choose another folder (or delete {run_dir / 'summary.json'} and {run_dir / 'checkpoints'} "
+            "to run there again)"
         )
     return previous
 

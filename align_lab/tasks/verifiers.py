@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 from align_lab.tasks.arith_word import NUMBER, final_number
 from align_lab.user_probes import loaded, scored_row
+from align_lab.user_signals import run_signals_kept
 from align_lab.value_checks import UserCodeError, one_line, user_score
 
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
@@ -208,7 +209,8 @@ class Yours:
 
     def judged(self, response: str, gold, prompt: str) -> float:
         try:
-            score = self.function(response, gold, prompt)
+            with run_signals_kept(self.where):
+                score = self.function(response, gold, prompt)
         except Exception as e:  # one line naming the verifier (Interrupted is no Exception)
             raise UserCodeError(f"{self.where}: raised {one_line(e)}") from None
         return verdict(user_score(score, self.where), self.where)

@@ -100,17 +100,25 @@ def below_sft_line(samples: list[dict]) -> str | None:
 UNMOVED_KL = 1e-6  # nats: a policy trained by any update is further than this on some held-out sample
 
 
-def unmoved_line(samples: list[dict]) -> str | None:
+def unmoved_line(samples: list[dict], grad_norms: list | tuple = ()) -> str | None:
     """One line when the last evaluation's policy is where SFT started (every held-out sample's KL to SFT
-    below UNMOVED_KL): no update moved it, so its figures are SFT's (issue 73 fifth hunt: constant or
-    subnormal scores trained nothing, rc 0, and said nothing). None otherwise, or with no KL recorded."""
+    below UNMOVED_KL, or every step's gradient 0: `grad_norms`, metrics.jsonl's train/grad_norm): no
+    update moved it, so its figures are SFT's (issue 73 fifth hunt: constant or subnormal scores trained
+    nothing, rc 0, and said nothing; seventeenth hunt: float noise put a constant reward's KL at 1.4e-6).
+    None otherwise, or with no KL recorded."""
     last = max((r["step"] for r in samples), default=None)
     kl = [r.get("kl") for r in samples if r["step"] == last]
     kl = [x for x in kl if isinstance(x, int | float)]
-    if not last or not kl or max(abs(x) for x in kl) >= UNMOVED_KL:
+    norms = [g for g in grad_norms if isinstance(g, int | float)]
+    if not last or not kl:
+        return None
+    if max(abs(x) for x in kl) < UNMOVED_KL:
+        why = f"KL to SFT below {UNMOVED_KL:g} nats on all {len(kl)} held-out samples after {last} steps"
+    elif norms and not any(norms):
+        why = f"a gradient of 0 at every one of its {len(norms)} steps (train/grad_norm)"
+    else:
         return None
     return (
-        f"warning: the policy ended where SFT started (KL to SFT below {UNMOVED_KL:g} nats on all {len(kl)} "
-        f"held-out samples after {last} steps): no update moved it; the rewards gave no signal (every score "
-        "equal within a group, or too small to train on) or algo.lr is too small"
+        f"warning: the policy ended where SFT started ({why}): no update moved it; the rewards gave no "
+        "signal (every score equal within a group, or too small to train on) or algo.lr is too small"
     )

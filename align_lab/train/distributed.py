@@ -28,6 +28,7 @@ from torch import Tensor
 
 from align_lab.train.preemption import RankStopped
 from align_lab.train.slurm_world import SlurmWorld
+from align_lab.value_checks import UserCodeError
 
 log = logging.getLogger("align_lab")
 
@@ -164,8 +165,14 @@ def forget_env() -> None:
     OWN_ENV.clear()
 
 
-def join(rank: int, size: int, port: int, device: str = "cpu") -> None:
-    """Joins the process group of `size` ranks on this node (loopback, `port`): gloo on CPU, nccl on GPUs."""
+def join(
+    rank: int, size: int, port: int, device: str = "cpu", started: Callable[[], None] = lambda: None
+) -> None:
+    """Joins the process group of `size` ranks on this node (loopback, `port`): gloo on CPU, nccl on GPUs.
+    Rank 0 keeps the meeting point (a TCPStore) and waits for the others there in Python, calling
+    `started()` as it waits (which raises where a spawned rank has ended): a rank killed as it started
+    left rank 0 inside the rendezvous for its 15 minutes, saying nothing, deaf to its own signals
+    (seventeenth hunt). Each other rank says it has arrived just before the group forms."""
     import torch.distributed as dist
 
     own_env("GLOO_SOCKET_IFNAME", "lo")  # one node: talk over loopback
@@ -173,8 +180,53 @@ def join(rank: int, size: int, port: int, device: str = "cpu") -> None:
     if device == "cpu":  # DeepSpeed, if something imports it, then says nothing about GPUs
         own_env("DS_ACCELERATOR", "cpu")
     backend = "nccl" if device == "cuda" else "gloo"
-    init = f"tcp://127.0.0.1:{port}"
-    dist.init_process_group(backend, init_method=init, rank=rank, world_size=size, timeout=COLLECTIVE_TIMEOUT)
+    host = "127.0.0.1"
+    store = dist.TCPStore(host, port, size, rank == 0, timeout=COLLECTIVE_TIMEOUT, wait_for_workers=False)
+    if rank == 0:
+        _wait_for_arrivals(store, size, started)
+    else:
+        store.set(f"{ARRIVED}{rank}", "1")
+    dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=COLLECTIVE_TIMEOUT)
+
+
+ARRIVED = "align_lab.arrived."  # + a rank: its key in the meeting point's store, set as it joins
+
+
+def _wait_for_arrivals(store, size: int, started: Callable[[], None]) -> None:
+    """Until every other rank has arrived at rank 0's store (COLLECTIVE_TIMEOUT at most), in Python:
+    `started()` raises for a rank that ended, and a signal's handler runs between the checks. A rank
+    that has not arrived after JOIN_SAID_S is named (seventeenth hunt: a reward module whose import hung
+    on rank 1 alone was 15 minutes of silence, then a 60-line DistStoreError), and again as it times out."""
+    import time
+
+    begun, said, limit = time.monotonic(), False, COLLECTIVE_TIMEOUT.total_seconds()
+    while not store.check([f"{ARRIVED}{r}" for r in range(1, size)]):
+        started()
+        waited = time.monotonic() - begun
+        if waited > JOIN_SAID_S and not said or waited > limit:
+            missing = _ranks([r for r in range(1, size) if not store.check([f"{ARRIVED}{r}"])], size)
+            if waited > limit:
+                raise RankNotJoined(f"{missing} did not join the run in {COLLECTIVE_TIMEOUT}: {STARTING}")
+            said = True
+            log.warning(
+                f"warning: {missing} not yet in the run after {JOIN_SAID_S} s: {STARTING}; the run waits "
+                f"{COLLECTIVE_TIMEOUT} at most (SIGTERM or Ctrl-C stops it, to resume)"
+            )
+        time.sleep(0.05)
+
+
+JOIN_SAID_S = 30  # seconds rank 0 waits for the others to join before it says so
+STARTING = (
+    "alive, still starting (importing your modules: a reward, a verifier, an environment, and what they load)"
+)
+
+
+def _ranks(missing: list[int], size: int) -> str:
+    return f"rank {missing[0]} of {size}" if len(missing) == 1 else f"ranks {missing} of {size}"
+
+
+class RankNotJoined(UserCodeError):
+    """A spawned rank alive but not in the group after COLLECTIVE_TIMEOUT: one line, resumable."""
 
 
 def join_slurm(world: SlurmWorld, device: str = "cpu") -> None:

@@ -20,6 +20,7 @@ import torch.multiprocessing as mp
 from align_lab.train.distributed import Group, RankJob, forget_env, free_port, join, join_slurm, serve
 from align_lab.train.preemption import Interrupted, Interruption
 from align_lab.train.slurm_world import SlurmWorld
+from align_lab.user_reads import watch
 from align_lab.value_checks import UserCodeError, text_of
 
 ENDED = (mp.ProcessRaisedException, mp.ProcessExitedException)  # a spawned rank raised, or exited
@@ -36,13 +37,24 @@ def unsendable(parts: dict) -> str | None:
     return None
 
 
-def _spawned(index: int, size: int, port: int, device: str, job: RankJob) -> None:
-    """Rank index + 1 of a run on this node, spawned by rank 0: serves `job`."""
+class _WatchFirst:
+    """Unpickled on a spawned rank before its job, whose unpickling imports the user's modules again:
+    what they read from then on is noted (user_reads.watch), to compare with rank 0's (seventeenth hunt)."""
+
+    def __reduce__(self):
+        return watch, ()
+
+
+def _spawned(
+    index: int, size: int, port: int, device: str, rank_0: int, _watching: None, job: RankJob
+) -> None:
+    """Rank index + 1 of a run on this node, spawned by rank 0 (process `rank_0`): serves `job`."""
     # a terminal's Ctrl-C reaches every process of the run: rank 0 alone stops it, at a step's end with
-    # its checkpoint (train/preemption.py), and then stops this rank
+    # its checkpoint (train/preemption.py), and then stops this rank (ignored from its start: _start_ranks)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    rank_0 = os.getppid()
     _die_with_rank_0()
+    if os.getppid() != rank_0:  # rank 0 ended as this rank started (a signal): its end is the run's
+        os._exit(1)
     try:
         serve(job, Group(index + 1, size), partial(join, index + 1, size, port, device))
     except Interrupted as e:  # a signal outside the steps: rank 0 says where the run stopped
@@ -158,13 +170,14 @@ def _why_it_ended(worker: Exception, port: int, size: int) -> BaseException:
     code = getattr(worker, "exit_code", 0)
     if isinstance(worker, mp.ProcessExitedException) and -code in CRASHES:  # not a signal anyone sent
         return RankExited(worker.error_index + 1, size, code)
-    if isinstance(worker, mp.ProcessExitedException) and (code < 0 or code == 128 + signal.SIGTERM):
-        return Interrupted(signal.Signals(-code if code < 0 else signal.SIGTERM).name)
+    if isinstance(worker, mp.ProcessExitedException) and (code < 0 or code - 128 in STOPPED_BY):
+        return Interrupted(signal.Signals(-code if code < 0 else code - 128).name)
     if isinstance(worker, mp.ProcessExitedException):  # os._exit(1) in the user's code (fourteenth hunt)
         return RankExited(worker.error_index + 1, size, code)
     return worker
 
 
+STOPPED_BY = {getattr(signal, name) for name in Interruption.SIGNALS}  # a rank's exit code 128 + one of them
 # signals a process raises on itself where native code fails: a crash, not an interruption (the
 # sixteenth hunt's notes: a segfault on rank 1 was "interrupted by SIGSEGV")
 CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT}
@@ -215,9 +228,8 @@ def launch(
         else:
             port = free_port()
             if size > 1:
-                spawn_args = (size, port, device, job)
-                workers = mp.start_processes(_spawned, spawn_args, size - 1, join=False, start_method="spawn")
-            join(0, size, port, device)
+                workers = _start_ranks(size, port, device, job)
+            join(0, size, port, device, partial(_check_started, workers, size) if workers else lambda: None)
             if workers is not None and interruption is not None:  # not before: rank 0 waiting in the
                 # rendezvous for a killed rank would wait out its timeout (sixteenth hunt: 15 min)
                 interruption.on_stop_now.append(partial(_stop, workers))
@@ -235,16 +247,25 @@ def launch(
             _said_by_a_rank(e, workers, port, size)
         raise
     finally:
-        _forget_sent(port, size)
-        if interruption is not None:
-            interruption.on_stop_now.clear()
-        for process in workers.processes if workers is not None else []:
-            if process.is_alive():  # rank 0 stopped or failed: theirs is of no use (a SIGTERM would wait)
-                process.kill()
-        job.release()
-        if dist.is_initialized():
-            dist.destroy_process_group()
-        forget_env()
+        _close(workers, port, size, job, interruption)
+
+
+def _close(workers, port: int | None, size: int, job: RankJob, interruption: Interruption | None) -> None:
+    """The end of launch, whatever ended it: the spawned ranks still alive killed (rank 0 stopped or
+    failed: theirs is of no use, and a SIGTERM would wait), the job's hold on the group let go, the group
+    and what joining it set taken back."""
+    import torch.distributed as dist
+
+    _forget_sent(port, size)
+    if interruption is not None:
+        interruption.on_stop_now.clear()
+    for process in workers.processes if workers is not None else []:
+        if process.is_alive():
+            process.kill()
+    job.release()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    forget_env()
 
 
 def _said_by_a_rank(e: RuntimeError, workers: mp.ProcessContext, port: int, size: int) -> None:
@@ -256,6 +277,28 @@ def _said_by_a_rank(e: RuntimeError, workers: mp.ProcessContext, port: int, size
     ended = [(i, p.exitcode) for i, p in enumerate(workers.processes) if p.exitcode is not None]
     if ended:  # ended with code 0 in the middle of the run: os._exit(0) (fourteenth hunt)
         raise _why_it_ended(RankExited(ended[0][0] + 1, size, ended[0][1]), port, size) from e
+
+
+def _start_ranks(size: int, port: int, device: str, job: RankJob) -> mp.ProcessContext:
+    """Ranks 1..size-1, started with SIGINT ignored, which a process keeps across exec: a terminal's
+    Ctrl-C reached a rank still importing torch, whose threads take it (20 lines of KeyboardInterrupt:
+    seventeenth hunt). Rank 0 ignores it too for the few ms of the start; a rank whose rank 0 ended as it
+    started (a SIGTERM raised in here) ends itself (_spawned)."""
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        args = (size, port, device, os.getpid(), _WatchFirst(), job)
+        return mp.start_processes(_spawned, args, size - 1, join=False, start_method="spawn")
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+
+
+def _check_started(workers: mp.ProcessContext, size: int) -> None:
+    """As rank 0 waits for the ranks to join: raises where one has ended (torch's exception, which
+    launch reads as the run ends: a signal's interruption, the error it left), or exited with 0."""
+    ended = [i for i, process in enumerate(workers.processes) if process.exitcode is not None]
+    if ended:
+        workers.join(timeout=0)
+        raise RankExited(ended[0] + 1, size, 0)
 
 
 def _stop(workers: mp.ProcessContext) -> None:

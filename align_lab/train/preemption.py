@@ -136,7 +136,9 @@ class Interruption:
     reads the signals as they arrive (signal.set_wakeup_fd) and, for one that stops the run now, notes it
     in `now` and calls `on_stop_now` (the spawned ranks killed: the collective fails, the handler runs)."""
 
-    SIGNALS = ("SIGTERM", "SIGINT")
+    # SIGHUP: a terminal closed over a run; SIGUSR1: `scancel --signal=USR1`, a tool's own stop (seventeenth
+    # hunt: both killed the run with no line and no checkpoint)
+    SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1")
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet  # a spawned rank's: rank 0 alone says it (fifteenth hunt: once a rank)
@@ -147,6 +149,7 @@ class Interruption:
         self.pipe: tuple[int, int] | None = None
         self.stopped: str | None = None  # the signal the run is stopping on (stop): later ones wait
         self.later = 0  # signals since
+        self.unsaid = [True]  # the first signal's line, not yet said (_say_waiting)
 
     def __enter__(self) -> Interruption:
         self.previous = {}
@@ -180,6 +183,8 @@ class Interruption:
         while data := os.read(read, 64):
             for signum in data:
                 count += signum in names
+                if signum in names and count == 1 and self.deferred:  # said now, though the main thread
+                    self._say_waiting(names[signum])  # waits in native code (seventeenth hunt: a collective)
                 if signum in names and (count > 1 or not self.deferred):
                     self.now = names[signum]
                     for stop in list(self.on_stop_now):
@@ -194,20 +199,29 @@ class Interruption:
         name = signal.Signals(signum).name
         if self.deferred and self.requested is None and self.now is None:
             self.requested = name
-            # os.write, not print: the handler may run while the main thread is inside a write to
-            # stderr (a progress bar), where a buffered write raises "reentrant call"
-            said = (
-                f"\nalign_lab: {name}: the run stops once the step under way is done and checkpointed "
-                f"({name} again: it stops now, to resume from its last checkpoint)\n"
-            )
-            if not self.quiet:
-                os.write(2, said.encode())
+            self._say_waiting(name)
             return
         # one already stopping the run: its summary and line are not cut short by the next (sixteenth hunt,
         # case 25: SIGTERM then SIGINT said SIGTERM, rc 130); a third one raises that signal's stop again
         self.later += self.stopped is not None
         if self.stopped is None or self.later > 1:  # (code of the user's that swallowed the first)
             raise self.stop(self.stopped or name)
+
+    def _say_waiting(self, name: str) -> None:
+        """The first signal's line, once, by the handler or the watcher, whichever comes first (the
+        handler runs only between bytecodes: rank 0 waiting in a collective for a rank whose reward hangs
+        said nothing, and a scheduler's one SIGTERM met silence). os.write, not print: the handler may
+        run while the main thread is inside a write to stderr (a progress bar: "reentrant call")."""
+        try:
+            self.unsaid.pop()  # atomic: the other caller finds it empty
+        except IndexError:
+            return
+        if not self.quiet:
+            os.write(
+                2,
+                f"\nalign_lab: {name}: the run stops once the step under way is done and checkpointed "
+                f"({name} again: it stops now, to resume from its last checkpoint)\n".encode(),
+            )
 
     def stop(self, name: str) -> Interrupted:
         """The Interrupted that stops the run on signal `name`; from here a later signal neither cuts

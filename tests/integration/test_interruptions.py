@@ -168,16 +168,53 @@ def test_a_reward_function_that_catches_exception_does_not_swallow_the_runs_inte
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "interrupted"
 
 
+def deafening_reward(prompts, responses):
+    """Sets SIGTERM and SIGINT to SIG_IGN at each call from its second (a library it calls might); at its
+    third, a scheduler's SIGTERM comes first."""
+    deafening_reward.calls = getattr(deafening_reward, "calls", 0) + 1
+    if deafening_reward.calls == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+    if deafening_reward.calls >= 2:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return [float(len(r)) for r in responses]
+
+
+@pytest.mark.fast
+def test_a_reward_that_ignores_the_runs_signals_does_not_keep_them_from_the_run(tmp_path, cache_dir, caplog):
+    """Seventeenth hunt: a reward that set SIGTERM to SIG_IGN made two SIGTERMs do nothing: the run trained
+    on to its end (under a scheduler, the SIGKILL that follows loses every step since the last checkpoint),
+    saying nothing. The run's handlers are put back after each call, with a warning naming the reward."""
+    import logging
+
+    deafening_reward.calls = 0
+    path = f"reward.path={__name__}:deafening_reward"
+    with caplog.at_level(logging.WARNING, logger="align_lab"), pytest.raises(RunStopped) as e:
+        run_in_process(["reward=function", path, "train.steps=4"], tmp_path, cache_dir)
+    assert str(e.value).startswith("interrupted by SIGTERM; resume from step 3 with: "), e.value
+    assert checkpoint_step(tmp_path / "checkpoints") == 3
+    said = [m for m in caplog.messages if "changed the run's" in m]
+    assert said == [
+        f"warning: {path} changed the run's SIGTERM and SIGINT handler; the run's is put back after "
+        "each call (a signal that arrives during one may be lost), so that a scheduler's SIGTERM still "
+        "stops the run at a step's end with its checkpoint"
+    ], caplog.messages
+
+
 def _as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # a test suite in the background hands SIGINT ignored
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # and under nohup, SIGHUP
 
 
-@pytest.mark.parametrize("name", [pytest.param("SIGTERM", marks=pytest.mark.fast), "SIGINT"])
+@pytest.mark.parametrize(
+    "name", [pytest.param("SIGTERM", marks=pytest.mark.fast), "SIGINT", "SIGHUP", "SIGUSR1"]
+)
 def test_a_signal_while_the_env_is_stepped_keeps_every_step_and_names_the_resume_command(
     name, tmp_path, cache_dir
 ):
     """As the user meets it: `python -m align_lab` with train.checkpoint_every larger than the run, the
-    signal in step 2's environment call; the command the last line names resumes it from step 2."""
+    signal in step 2's environment call; the command the last line names resumes it from step 2.
+    Seventeenth hunt: SIGHUP (a terminal closed) and SIGUSR1 killed the run, no line, no checkpoint."""
     (tmp_path / "marker").touch()
     run_dir = tmp_path / "run"
     args = [
@@ -443,3 +480,49 @@ def test_a_reward_that_scores_in_a_forked_pool_ends_it_and_completes(tmp_path, c
     result = run_cli(args, cwd=tmp_path, env={"PYTHONPATH": pythonpath}, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "SIGTERM" not in result.stderr
+
+
+@pytest.mark.fast
+def test_summary_json_says_completed_before_the_run_says_so(tmp_path, cache_dir):
+    """Seventeenth hunt: a SIGTERM right after `... completed in 8 s: ...` (the run's handlers gone by then)
+    left summary.json `running`, and compare counted the run as died. The lines now come once it is
+    written."""
+    import logging
+
+    seen = []
+
+    class Peek(logging.Handler):
+        def emit(self, record):
+            if " completed in " in record.getMessage():
+                seen.append(json.loads((tmp_path / "summary.json").read_text())["status"])
+
+    peek, logger = Peek(), logging.getLogger("align_lab")
+    level = logger.level
+    logger.addHandler(peek)
+    logger.setLevel(logging.INFO)
+    try:
+        run_in_process(["train.steps=1"], tmp_path, cache_dir)
+    finally:
+        logger.removeHandler(peek)
+        logger.setLevel(level)
+    assert seen == ["completed"]
+
+
+@pytest.mark.parametrize("after_s", [0.5, 0.8, 1.1])
+def test_a_ctrl_c_as_the_command_starts_is_one_line(tmp_path, after_s):
+    """Seventeenth hunt: a Ctrl-C in the first 0.5-0.7 s (importing, Hydra composing the config, before the
+    run's own handling) was a 46-86-line KeyboardInterrupt traceback, rc -2. Where it lands depends on the
+    machine: whichever phase, one line, and rc 130."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "align_lab", "tracker=none", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_as_in_a_terminal,
+    )
+    time.sleep(after_s)
+    run.send_signal(signal.SIGINT)
+    _, said = run.communicate(timeout=120)
+    lines = [x for x in said.splitlines() if x.startswith("align_lab:")]
+    assert run.returncode == 130 and "Traceback" not in said and lines, said[-3000:]
+    assert "interrupted by SIGINT" in lines[-1], lines[-1]

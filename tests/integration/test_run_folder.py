@@ -107,7 +107,14 @@ def test_a_refused_rerun_with_another_config_leaves_hydra_and_compare_as_they_we
     result = forked_cli([*args, "hardware.num_threads=2"], cwd=ROOT)
     assert result.returncode == 0 and "align_lab: this run was already completed" in result.stderr, result
     one_line_error(
-        forked_cli([*args, "algo.kl_coef=0.5"], cwd=ROOT), "holds a completed run of another config"
+        forked_cli([*args, "algo.kl_coef=0.5"], cwd=ROOT),
+        "holds a completed run of another config",
+        f"delete {run_dir / 'summary.json'} and {run_dir / 'checkpoints'} to run there again",  # 17th hunt
+    )
+    # seventeenth hunt: and with other train.steps, "another config", whose way out extended the run
+    one_line_error(
+        forked_cli([*args, "train.steps=2"], cwd=ROOT),
+        f"train.steps=2: hydra.run.dir={run_dir} holds this run completed at train.steps=1 (a completed run",
     )
 
 

@@ -144,6 +144,19 @@ def test_compare_says_a_metrics_jsonl_that_is_a_folder_left_the_runs_curves_out(
     assert run.problems == ["metrics.jsonl: not a file (a folder), left out: the run has no curves"]
 
 
+def test_compare_says_a_completed_runs_missing_metrics_jsonl_left_its_curves_out(tmp_path):
+    """Seventeenth hunt: a completed run whose metrics.jsonl was deleted was read as one that used no
+    compute (`no generated tokens used or logged, e.g. offline pairwise training`), the file unnamed."""
+    from align_lab.results.runs import load_run
+
+    (tmp_path / "summary.json").write_text('{"status": "completed"}')
+    assert load_run(tmp_path).problems == [
+        "metrics.jsonl: missing, though the run completed: it has no curves or budget"
+    ]
+    (tmp_path / "summary.json").write_text('{"status": "running"}')  # before its first step: none yet
+    assert load_run(tmp_path).problems == []
+
+
 def test_compare_says_a_summary_json_that_is_a_folder_is_not_a_died_run_to_resume(tmp_path):
     """The second fresh hunt (issue 73): a run whose summary.json is a folder read `died`, with a resume
     command that its admission then refused (`summary.json is a folder where align_lab writes a file`)."""

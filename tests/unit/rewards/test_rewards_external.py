@@ -157,6 +157,10 @@ def raises(prompts, responses):
     raise RuntimeError("no\nscore")  # before: a 55-line traceback from the online loop
 
 
+def raises_at_length(prompts, responses):
+    raise RuntimeError("y" * 5_000_000)  # seventeenth hunt: a 5 MB "one line", the resume command at its end
+
+
 @pytest.mark.parametrize(
     "fn,expected",
     [
@@ -167,6 +171,7 @@ def raises(prompts, responses):
         ("raises", "raised RuntimeError: no score"),
         ("a_dict", "returned a dict, not a list of 2 scores in the responses' order"),
         ("a_set", "returned a set, not a list of 2 scores in the responses' order"),
+        ("raises_at_length", f"raised RuntimeError: {'y' * 2000}... (cut: 5,000,000 characters in all)"),
     ],
 )
 def test_function_reward_scores_are_checked_with_one_line_naming_the_path(fn, expected):

@@ -239,3 +239,27 @@ def test_a_spawned_rank_refuses_a_module_edited_since_the_run_started(tmp_path, 
         "changed since this run started, before its other processes loaded it: one run would train on two "
         "versions of it; put it back as it was"
     )
+
+
+def test_a_module_moved_with_the_same_bytes_to_a_folder_on_the_path_is_the_same_input(tmp_path, monkeypatch):
+    """Seventeenth hunt: a verifier module moved, byte for byte, to a folder on PYTHONPATH was refused as
+    `module ver: <old> (sha256 ..., now gone) changed`, though the resume imported the same code."""
+    from align_lab.run.inputs import changed_inputs, modules_now
+    from align_lab.user_code import file_digest
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    text = "def ver(response, answer, prompt):\n    return 1.0\n"
+    (tmp_path / "a" / "mv17.py").write_text(text)
+    saved = {
+        "module mv17": {
+            "file": str(tmp_path / "a" / "mv17.py"),
+            "sha256": file_digest(tmp_path / "a" / "mv17.py"),
+        }
+    }
+    (tmp_path / "a" / "mv17.py").rename(tmp_path / "b" / "mv17.py")
+    monkeypatch.syspath_prepend(str(tmp_path / "b"))
+    monkeypatch.delitem(sys.modules, "mv17", raising=False)
+    assert changed_inputs(saved, modules_now(saved)) == {}
+    (tmp_path / "b" / "mv17.py").write_text(text.replace("1.0", "10.0"))  # moved and changed: still a change
+    ((old, new),) = changed_inputs(saved, modules_now(saved)).values()
+    assert new["file"] == str(tmp_path / "b" / "mv17.py") and new["sha256"] != old["sha256"]

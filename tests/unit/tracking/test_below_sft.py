@@ -51,3 +51,11 @@ def test_a_policy_that_never_moved_from_sft_gets_a_line():
     assert unmoved_line(records([0.5] * 8, [0.5] * 8, step=3, kl=0.01)) is None  # it moved
     assert unmoved_line(records([0.5] * 8, [0.5] * 8, step=0, kl=0.0)) is None  # before any step
     assert unmoved_line([]) is None
+    # seventeenth hunt: a constant reward's float noise put one sample's KL at 1.4e-6; no step had a gradient
+    noisy = records([0.5] * 8, [0.5] * 8, step=3, kl=1.43e-6)
+    assert unmoved_line(noisy, [0.0, 0.0, 0.0]) == (
+        "warning: the policy ended where SFT started (a gradient of 0 at every one of its 3 steps "
+        "(train/grad_norm)): no update moved it; the rewards gave no signal (every score equal within a "
+        "group, or too small to train on) or algo.lr is too small"
+    )
+    assert unmoved_line(noisy, [0.0, 0.3, 0.0]) is None and unmoved_line(noisy) is None

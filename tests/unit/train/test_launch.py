@@ -62,6 +62,8 @@ def test_a_signal_is_an_interruption_and_an_exit_code_one_line(tmp_path, monkeyp
     assert str(launch._why_it_ended(failed, 4243, 2)).startswith(
         "rank 1 of 2 exited with code 3 during the run"
     )
+    hung_up = mp.ProcessExitedException("stopped", 0, 123, exit_code=128 + 1)  # its Interrupted's exit code
+    assert launch._why_it_ended(hung_up, 4243, 2).signal_name == "SIGHUP"
     crashed = mp.ProcessExitedException("crashed", 0, 123, exit_code=-11, signal_name="SIGSEGV")
     assert str(launch._why_it_ended(crashed, 4243, 2)).startswith("rank 1 of 2 crashed with SIGSEGV")
     raised = mp.ProcessRaisedException("a traceback's text", 0, 123)  # nothing left: torch's own
@@ -85,3 +87,31 @@ def test_a_ranks_group_sets_its_place_as_torchrun_does_and_takes_it_back(monkeyp
     finally:
         leave()
     assert [os.environ.get(n) for n in PLACE] == [None, None, None, "mine"]
+
+
+def test_a_rank_that_does_not_join_is_named_as_rank_0_waits_and_as_it_times_out(monkeypatch, caplog):
+    """Seventeenth hunt: a reward module whose import hung on rank 1 alone was 15 minutes of silence, then a
+    60-line DistStoreError, no resume line."""
+    import logging
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from align_lab.train import distributed
+    from align_lab.value_checks import UserCodeError
+
+    monkeypatch.setattr(distributed, "JOIN_SAID_S", 0.2)
+    monkeypatch.setattr(distributed, "COLLECTIVE_TIMEOUT", timedelta(seconds=1))
+    store = dist.TCPStore("127.0.0.1", distributed.free_port(), 2, True, wait_for_workers=False)
+    with caplog.at_level(logging.WARNING, logger="align_lab"), pytest.raises(UserCodeError) as e:
+        distributed._wait_for_arrivals(store, 2, lambda: None)
+    starting = distributed.STARTING
+    assert str(e.value) == f"rank 1 of 2 did not join the run in 0:00:01: {starting}"
+    assert caplog.messages == [
+        f"warning: rank 1 of 2 not yet in the run after 0.2 s: {starting}; the run waits 0:00:01 at most "
+        "(SIGTERM or Ctrl-C stops it, to resume)"
+    ]
+    gone = RuntimeError("rank 1 ended")
+    with pytest.raises(RuntimeError) as e:
+        distributed._wait_for_arrivals(store, 2, lambda: (_ for _ in ()).throw(gone))
+    assert e.value is gone
