@@ -56,6 +56,13 @@ def _spec(cfg: DictConfig, names: dict, overrides: list[str] | None):
 def _built(cfg: DictConfig, names: dict, config: dict, defaults_from: dict):
     """The RunSpec of a config that passed the checks above: its components built (each type- and
     value-checked by build()). The modules that import torch are first imported here."""
+    from align_lab.train.preemption import held
+
+    with held("the command stops once its components are built, their modules imported ({name} again: now)"):
+        return _components(cfg, names, config, defaults_from)
+
+
+def _components(cfg: DictConfig, names: dict, config: dict, defaults_from: dict):
     from align_lab.cache import usable_cache_dir
     from align_lab.config import integer
     from align_lab.envs.single_turn import SingleTurn

@@ -132,6 +132,32 @@ def said_completed(summary: dict, run_dir: Path) -> dict:
     return summary
 
 
+def ending(
+    spec: RunSpec, folder: RunFolder, summary: dict | None, kept: dict, segments: list, tracker
+) -> None:
+    """A run's end, whatever ended it: the rollout engine closed, summary.json written with the segments'
+    wall times (a full disk: the stop under way keeps its line: unwritten), the tracker closed."""
+    spec.rollout.close()
+    try:
+        leave(folder, summary, kept, segments)
+    except OSError as e:
+        unwritten(e, summary, folder.path / "checkpoints")
+    finally:
+        tracker.close()
+
+
+def unwritten(e: OSError, summary: dict | None, ckpt: Path) -> None:
+    """summary.json could not be written as the run ended (a full disk): where the run is stopping on an
+    error or a signal, that stop's line stands and a warning says the file still says `running` (a real
+    full disk replaced the checkpoint's line with "cannot write the run folder ...; choose a writable
+    hydra.run.dir", the way to a new run); a completed run's is one line naming the file."""
+    if summary is None or summary.get("status") in ("completed", "running"):
+        raise stopped(e, ckpt) or e from None
+    log.warning(
+        f"warning: {e.filename or 'summary.json'}: not written ({e.strerror}); it says the run is running"
+    )
+
+
 def grad_norms(run_dir: Path) -> list:
     """Each logged step's train/grad_norm (metrics.jsonl); none where the file cannot be read."""
     try:
@@ -209,9 +235,5 @@ def run(job: Job) -> dict:
             raise stop from None
         raise
     finally:
-        spec.rollout.close()
-        try:
-            leave(folder, summary, kept, [*before, time.perf_counter() - start])
-        finally:
-            tracker.close()
+        ending(spec, folder, summary, kept, [*before, time.perf_counter() - start], tracker)
     return said_completed(summary, run_dir)

@@ -25,6 +25,7 @@ from align_lab.run.pairs import build_preferences, env_fingerprint
 from align_lab.tasks.base import Labelled, Pair
 from align_lab.tasks.view import conversation_tokens, observation_renderer
 from align_lab.train.memory import Dims, machine_memory, prompt_tokens, response_tokens, row_bytes, stage_plan
+from align_lab.value_checks import ArtifactMissing
 
 # Bump a stage's version whenever its code changes what it produces (preferences 2: inverse_cdf draws).
 VERSIONS = {"tokenizer": 1, "sft": 2, "preferences": 2, "reward_model": 2, "teacher": 1}
@@ -93,11 +94,14 @@ def no_check(record: str, stage: str, key: str, inputs: dict) -> None:
 
 
 def not_built(stage: str, key: str, root: Path, out: Path) -> None:
-    """The build of a rank other than 0, which finds its stages built: a key rank 0 did not build means
-    the ranks differ in the stage code or its inputs (the checkout changed under the run)."""
-    raise RuntimeError(
-        f"stage {stage}: key {key} is not in {root}, where rank 0 built the run's stages; this rank's "
-        "stage code or inputs differ from rank 0's (was the checkout changed while the run started?)"
+    """The build of a rank other than 0, which finds its stages built: a key that is not there was
+    deleted since rank 0 built it, or the ranks differ in the stage code or its inputs (the checkout
+    changed under the run). One line (seventeenth hunt: a ~100-line traceback that guessed the checkout
+    where the entry was simply deleted)."""
+    raise ArtifactMissing(
+        f"stage {stage}: key {key} is not in {root}, where rank 0 built the run's stages: deleted since (a "
+        "cache entry removed while the run used it: rerun the same command, the stage is built again), or "
+        "this rank's stage code or inputs differ from rank 0's (the checkout changed as the run started)"
     )
 
 

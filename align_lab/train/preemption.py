@@ -10,9 +10,11 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 WATCHED: set[int] = set()  # the write ends of the watchers' pipes (Interruption._watch)
+ACTIVE: list[Interruption] = []  # the Interruptions this process is in, innermost last (held)
 
 
 def _unwatched_in_a_fork() -> None:
@@ -150,6 +152,7 @@ class Interruption:
         self.stopped: str | None = None  # the signal the run is stopping on (stop): later ones wait
         self.later = 0  # signals since
         self.unsaid = [True]  # the first signal's line, not yet said (_say_waiting)
+        self.waiting_for = WAITING  # what a first signal waits for while deferred (holding)
 
     def __enter__(self) -> Interruption:
         self.previous = {}
@@ -164,7 +167,23 @@ class Interruption:
                 self.previous[name] = signal.signal(getattr(signal, name), self._raise)
         if self.previous:
             self._watch()
+        ACTIVE.append(self)
         return self
+
+    @contextmanager
+    def holding(self, what: str) -> Iterator[None]:
+        """The block runs whole: a first signal is noted (and said: the command stops once `what`) and
+        raised as it ends; a second stops it now. For imports: an Interrupted raised inside one (torch's,
+        transformers' lazy classes) was caught there, the signal lost and the run went on to complete, or
+        left a module half-made for a later ImportError traceback (seventeenth hunt)."""
+        deferred, waiting = self.deferred, self.waiting_for
+        self.deferred, self.waiting_for = True, what
+        try:
+            yield
+        finally:
+            self.deferred, self.waiting_for = deferred, waiting
+        if self.requested is not None and not deferred:
+            raise self.stop(self.requested)
 
     def _watch(self) -> None:
         """Starts the thread that sees each signal as it arrives, whatever the main thread is doing."""
@@ -217,11 +236,7 @@ class Interruption:
         except IndexError:
             return
         if not self.quiet:
-            os.write(
-                2,
-                f"\nalign_lab: {name}: the run stops once the step under way is done and checkpointed "
-                f"({name} again: it stops now, to resume from its last checkpoint)\n".encode(),
-            )
+            os.write(2, f"\nalign_lab: {name}: {self.waiting_for.format(name=name)}\n".encode())
 
     def stop(self, name: str) -> Interrupted:
         """The Interrupted that stops the run on signal `name`; from here a later signal neither cuts
@@ -231,6 +246,8 @@ class Interruption:
         return Interrupted(name)
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self in ACTIVE:
+            ACTIVE.remove(self)
         for name, handler in self.previous.items():
             signal.signal(getattr(signal, name), handler)
         if self.pipe is not None:
@@ -241,3 +258,19 @@ class Interruption:
             # no SIGINT came (ours raises Interrupted; an ignored one raises nothing): code of the run
             # raised it (seventh hunt; a run started in the background, SIGINT ignored, said "SIGINT")
             exc.raised_by_code = True
+
+
+WAITING = (
+    "the run stops once the step under way is done and checkpointed ({name} again: it stops now, to resume "
+    "from its last checkpoint)"
+)
+
+
+@contextmanager
+def held(what: str) -> Iterator[None]:
+    """Interruption.holding of the innermost Interruption this process is in (none: nothing to hold)."""
+    if not ACTIVE:
+        yield
+        return
+    with ACTIVE[-1].holding(what):
+        yield

@@ -799,3 +799,34 @@ def test_a_resolved_config_edited_by_hand_is_named_not_the_command(finished, tmp
         f"{run_dir / 'config.resolved.yaml'}: says algo.lr=0.5, but the checkpoint beside it was trained "
         f"with algo.lr={lr}, as this command runs it: the file was edited since",
     )
+
+
+def test_a_full_disk_that_refuses_summary_json_too_keeps_the_checkpoints_line(
+    tmp_path, cache_dir, monkeypatch
+):
+    """Seventeenth hunt, a real full disk: summary.json's write after the checkpoint's failed too, and its
+    OSError replaced the stop: `cannot write the run folder (No space left on device); choose a writable
+    hydra.run.dir` (the way to a new run, not the resume), no file named."""
+    import align_lab.train.checkpoint_io as checkpoint_io
+    from align_lab.run.run_folder import RunFolder
+    from align_lab.run.summary import RunStopped
+
+    full, write = [], RunFolder.write_summary
+
+    def save(*args, **kwargs):
+        full.append(True)
+        _enospc()
+
+    def write_summary(self, summary):
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.summary_path))
+        write(self, summary)
+
+    monkeypatch.setattr(checkpoint_io.torch, "save", save)
+    monkeypatch.setattr(RunFolder, "write_summary", write_summary)
+    with pytest.raises(RunStopped) as e:
+        run_in_process([], tmp_path, cache_dir)
+    assert str(e.value).startswith(
+        "error: no space left on the device writing checkpoints/state-00000001.pt.tmp"
+    )
+    assert " resume " in str(e.value) or "then" in str(e.value), e.value

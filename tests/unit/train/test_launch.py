@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch.multiprocessing as mp
 
-from align_lab.train import launch
+from align_lab.train import launch, rank_ends
 from align_lab.train.preemption import Interrupted
 from align_lab.value_checks import UserCodeError, one_line
 
@@ -17,18 +17,18 @@ class Unpicklable(Exception):
 
 
 def test_a_ranks_exception_travels_to_rank_0_with_its_traceback_as_a_note(tmp_path, monkeypatch):
-    monkeypatch.setattr(launch.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(rank_ends.tempfile, "gettempdir", lambda: str(tmp_path))
     try:
         raise UserCodeError("reward.path=m:f: raised RuntimeError: down")
     except UserCodeError as e:
-        assert launch._sent(e, 4242, 1, 2)
-    received = launch._received(4242, 2)
+        assert rank_ends._sent(e, 4242, 1, 2)
+    received = rank_ends._received(4242, 2)
     assert type(received) is UserCodeError and str(received) == "reward.path=m:f: raised RuntimeError: down"
     assert received.__notes__[0].startswith("rank 1 of 2:\nTraceback")
     worker = mp.ProcessExitedException("gone", 0, 123, exit_code=1)
-    assert launch._why_it_ended(worker, 4242, 2) is not worker  # the rank's own, not torch's
-    launch._forget_sent(4242, 2)
-    assert list(tmp_path.iterdir()) == [] and launch._received(4242, 2) is None
+    assert rank_ends._why_it_ended(worker, 4242, 2) is not worker  # the rank's own, not torch's
+    rank_ends._forget_sent(4242, 2)
+    assert list(tmp_path.iterdir()) == [] and rank_ends._received(4242, 2) is None
 
 
 class UnpicklableBase(BaseException):
@@ -40,34 +40,34 @@ class UnpicklableBase(BaseException):
 def test_what_cannot_travel_sends_a_stand_in_that_says_the_same(tmp_path, monkeypatch, error):
     """Fifteenth hunt: rank 1's traceback was printed twice, then `rank 1 of 2 exited with code 1 ...,
     leaving no error`; one process says where it was raised, in one line."""
-    monkeypatch.setattr(launch.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(rank_ends.tempfile, "gettempdir", lambda: str(tmp_path))
     try:
         raise error
     except BaseException as e:  # noqa: BLE001 - the user's class, whatever it is
-        assert launch._sent(e, 4244, 1, 2)
+        assert rank_ends._sent(e, 4244, 1, 2)
         frames = e.rank_frames
-    received = launch._received(4244, 2)
+    received = rank_ends._received(4244, 2)
     assert one_line(received) == one_line(error) and received.rank_frames == frames
     assert isinstance(received, Exception) == isinstance(error, Exception)
     assert received.__notes__[0].startswith("rank 1 of 2:\nTraceback")
-    launch._forget_sent(4244, 2)
+    rank_ends._forget_sent(4244, 2)
 
 
 def test_a_signal_is_an_interruption_and_an_exit_code_one_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(launch.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(rank_ends.tempfile, "gettempdir", lambda: str(tmp_path))
     killed = mp.ProcessExitedException("killed", 0, 123, exit_code=-9, signal_name="SIGKILL")
-    why = launch._why_it_ended(killed, 4243, 2)
+    why = rank_ends._why_it_ended(killed, 4243, 2)
     assert isinstance(why, Interrupted) and why.signal_name == "SIGKILL"
     failed = mp.ProcessExitedException("failed", 0, 123, exit_code=3)  # os._exit(3): one line (14th hunt)
-    assert str(launch._why_it_ended(failed, 4243, 2)).startswith(
+    assert str(rank_ends._why_it_ended(failed, 4243, 2)).startswith(
         "rank 1 of 2 exited with code 3 during the run"
     )
     hung_up = mp.ProcessExitedException("stopped", 0, 123, exit_code=128 + 1)  # its Interrupted's exit code
-    assert launch._why_it_ended(hung_up, 4243, 2).signal_name == "SIGHUP"
+    assert rank_ends._why_it_ended(hung_up, 4243, 2).signal_name == "SIGHUP"
     crashed = mp.ProcessExitedException("crashed", 0, 123, exit_code=-11, signal_name="SIGSEGV")
-    assert str(launch._why_it_ended(crashed, 4243, 2)).startswith("rank 1 of 2 crashed with SIGSEGV")
+    assert str(rank_ends._why_it_ended(crashed, 4243, 2)).startswith("rank 1 of 2 crashed with SIGSEGV")
     raised = mp.ProcessRaisedException("a traceback's text", 0, 123)  # nothing left: torch's own
-    assert launch._why_it_ended(raised, 4243, 2) is raised
+    assert rank_ends._why_it_ended(raised, 4243, 2) is raised
 
 
 def test_a_ranks_group_sets_its_place_as_torchrun_does_and_takes_it_back(monkeypatch):
@@ -115,3 +115,19 @@ def test_a_rank_that_does_not_join_is_named_as_rank_0_waits_and_as_it_times_out(
     with pytest.raises(RuntimeError) as e:
         distributed._wait_for_arrivals(store, 2, lambda: (_ for _ in ()).throw(gone))
     assert e.value is gone
+
+
+def test_a_collective_that_times_out_with_every_rank_alive_is_one_line(tmp_path, monkeypatch):
+    """Seventeenth hunt: rank 1's reward hung; after 15 minutes gloo's `Timed out waiting 900000ms for send
+    operation to complete` ended the run in a 60-line traceback, no resume line."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(rank_ends.tempfile, "gettempdir", lambda: str(tmp_path))
+    alive = SimpleNamespace(join=lambda timeout: False, processes=[SimpleNamespace(exitcode=None)])
+    timed_out = RuntimeError("[gloo/transport/tcp/unbound_buffer.cc:129] Timed out waiting 900000ms for send")
+    with pytest.raises(UserCodeError) as e:
+        launch._said_by_a_rank(timed_out, alive, 4245, 2)
+    assert str(e.value).startswith(
+        "a rank of 2 did not answer rank 0 for 0:15:00 in the run's collectives, alive"
+    )
+    launch._said_by_a_rank(RuntimeError("another"), alive, 4245, 2)  # not said here: raised as it was

@@ -85,3 +85,33 @@ def test_a_signal_while_the_run_stops_on_another_cuts_nothing_and_names_the_firs
             threading.Event().wait(5)
     assert first.value.signal_name == third.value.signal_name == "SIGTERM"
     assert third.value.exit_code == 128 + signal.SIGTERM
+
+
+def test_a_signal_while_modules_are_imported_is_held_to_the_blocks_end_and_a_second_one_stops_it_now(capfd):
+    """Seventeenth hunt: an Interrupted raised inside an import (torch's, during admission's build) was caught
+    by the import machinery: the Ctrl-C was lost and the run completed, rc 0, or a module was left half-made
+    for a later 60-120-line ImportError. The block (admission's build) now runs whole, then the stop."""
+    from align_lab.train.preemption import held
+
+    what = "the command stops once its components are built ({name} again: now)"
+    done = []
+    with Interruption():
+        with pytest.raises(Interrupted) as e:
+            with held(what):
+                os.kill(os.getpid(), signal.SIGTERM)
+                threading.Event().wait(0.3)  # an import under way: nothing is raised inside it
+                done.append(True)
+        assert done == [True] and e.value.signal_name == "SIGTERM"
+    assert "align_lab: SIGTERM: the command stops once its components are built (SIGTERM again: now)" in (
+        capfd.readouterr().err
+    )
+    with Interruption():
+        with pytest.raises(Interrupted), held(what):
+            os.kill(os.getpid(), signal.SIGINT)
+            threading.Event().wait(0.2)
+            os.kill(os.getpid(), signal.SIGINT)  # the user insists: now
+            threading.Event().wait(5)
+            done.append(False)
+    assert done == [True]
+    with held(what):  # outside any Interruption: nothing to hold
+        done.append(True)
