@@ -207,7 +207,9 @@ def test_deleting_run_lock_does_not_let_a_second_run_into_a_live_folder(tmp_path
     from align_lab.folder import LOCK, holder
 
     run_dir = tmp_path / "run"
-    args = [*SMALL, "train.steps=6", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    # long enough that the first is still running as the second is admitted (CI of 7cc8e57: 6 steps had
+    # completed by then, and the second said "already completed")
+    args = [*SMALL, "train.steps=30", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
     first = start(args)
     try:
         wait_for(lambda: holder(run_dir) is not None or first.poll() is not None)
@@ -219,7 +221,7 @@ def test_deleting_run_lock_does_not_let_a_second_run_into_a_live_folder(tmp_path
     finally:
         first.kill()
     assert first.returncode == 0, err[-3000:]
-    assert metric_lines(run_dir) == 6 and holder(run_dir) is None
+    assert metric_lines(run_dir) == 30 and holder(run_dir) is None
 
 
 DELETE_SFT_AFTER_ITS_STAGE = """
