@@ -225,6 +225,11 @@ def completed_before(run_dir: Path, previous: dict) -> dict:
         *result_lines(previous, run_dir)[1:],
     ]:
         log.info(line)
+    if not (run_dir / "metrics.jsonl").is_file():  # seventeenth hunt: deleted, and nothing said
+        log.warning(
+            f"warning: {run_dir / 'metrics.jsonl'}: missing: the run's curves are gone (summary.json keeps "
+            "its final figures; compare draws no curve and counts no compute for it)"
+        )
     return previous
 
 

@@ -157,6 +157,25 @@ def test_compare_says_a_completed_runs_missing_metrics_jsonl_left_its_curves_out
     assert load_run(tmp_path).problems == []
 
 
+def test_a_completed_run_asked_again_says_its_metrics_jsonl_is_missing(tmp_path, caplog):
+    """Seventeenth hunt: `this run was already completed; nothing to do`, and nothing of the deleted file."""
+    import logging
+
+    from align_lab.run.summary import completed_before
+
+    with caplog.at_level(logging.INFO, logger="align_lab"):
+        completed_before(tmp_path, {"status": "completed", "algo": "grpo", "seed": 0})
+    assert caplog.messages[0] == "align_lab: this run was already completed; nothing to do"
+    assert caplog.messages[-1].startswith(
+        f"warning: {tmp_path / 'metrics.jsonl'}: missing: the run's curves are gone"
+    )
+    caplog.clear()
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1}\n')
+    with caplog.at_level(logging.INFO, logger="align_lab"):
+        completed_before(tmp_path, {"status": "completed", "algo": "grpo", "seed": 0})
+    assert not [m for m in caplog.messages if m.startswith("warning:")]
+
+
 def test_compare_says_a_summary_json_that_is_a_folder_is_not_a_died_run_to_resume(tmp_path):
     """The second fresh hunt (issue 73): a run whose summary.json is a folder read `died`, with a resume
     command that its admission then refused (`summary.json is a folder where align_lab writes a file`)."""
