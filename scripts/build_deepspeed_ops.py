@@ -18,7 +18,10 @@ def main() -> int:
     from deepspeed.accelerator import get_accelerator
     from deepspeed.comm.torch import build_shm_op
 
-    op = build_shm_op()  # None where the accelerator has no such op: DeepSpeed then uses torch's own
+    from align_lab.train.op_build import comm_op_build
+
+    with comm_op_build():  # a build killed midway leaves torch's lock: ours is known as ours, and removed
+        op = build_shm_op()  # None where the accelerator has no such op: DeepSpeed then uses torch's own
     name = get_accelerator().device_name()
     if op is None:
         print(f"scripts/build_deepspeed_ops.py: the {name} accelerator has no shared-memory op to build")

@@ -17,6 +17,7 @@ from align_lab.models.saved import (
     directory_fingerprint,
     let_out,
     load_report_held,
+    off_disk,
     resolve_checkpoint,
 )
 from align_lab.value_checks import canonical_dtype, saved_folder
@@ -176,6 +177,7 @@ class HFModel:
             model, info = auto_class.from_pretrained(
                 saved_folder(path), dtype=torch_dtype(self.dtype), output_loading_info=True, **kw
             )
+        off_disk(model)  # its weights out of the mapped file (models/saved.py)
         if whole:
             check_loaded(model, info, path)
         let_out(held)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from align_lab.models.saved import off_disk
 from align_lab.value_checks import saved_folder
 
 
@@ -62,7 +63,7 @@ class HFLoading:
     def load_causal_lm(self, path: Path):
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(saved_folder(path))
+        return off_disk(AutoModelForCausalLM.from_pretrained(saved_folder(path)))
 
     def init_reward_model(self, tokenizer, init_from: Path):
         """A sequence-classification model (1 label) whose body is copied from a causal LM."""
@@ -75,7 +76,7 @@ class HFLoading:
     def load_reward_model(self, path: Path):
         from transformers import AutoModelForSequenceClassification
 
-        return AutoModelForSequenceClassification.from_pretrained(saved_folder(path)).eval()
+        return off_disk(AutoModelForSequenceClassification.from_pretrained(saved_folder(path))).eval()
 
     def init_critic(self, tokenizer, init_from: Path):
         """A token-classification model (1 label): per-token values, body copied from init_from."""

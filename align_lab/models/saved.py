@@ -270,3 +270,16 @@ def output_problem(model, teacher: bool = False) -> str | None:
             "keep)"
         )
     return None
+
+
+def off_disk(model):
+    """`model` with its weights copied out of the files they were loaded from, one tensor at a time:
+    transformers maps a safetensors file into memory, and a file truncated under the running run (a
+    cleanup script, a quota tool) killed the run with SIGBUS as it next read a weight, saying nothing
+    (seventeenth hunt, case 59). Tied weights stay tied (one parameter object)."""
+    import torch
+
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            tensor.data = tensor.data.clone()
+    return model

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from align_lab.models.hf import DTYPES, torch_dtype
-from align_lab.models.saved import resolve_checkpoint
+from align_lab.models.saved import off_disk, resolve_checkpoint
 
 
 def rm_texts(tokenizer, prompts: list[str], responses: list[str], chat_template: bool, separator: str):
@@ -55,6 +55,7 @@ class HFRewardModel:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         model = AutoModelForSequenceClassification.from_pretrained(self._dir, dtype=torch_dtype(self.dtype))
+        off_disk(model)  # its weights out of the mapped file (models/saved.py)
         if model.config.num_labels != 1:
             raise ValueError(
                 f"reward.name_or_path={self.name_or_path}: num_labels={model.config.num_labels}; "

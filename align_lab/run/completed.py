@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from align_lab.config import ConfigError
-from align_lab.run.resumable import config_digest, resumable_part
+from align_lab.run.resumable import KEPT_BEFORE, KEPT_ON_RESUME, config_digest, resumable_part
 
 ENDS = ("steps", "stop_at")  # the train keys that say where a run ends: a completed run has ended
 SAME_RUN = "same_run"  # summary.json: same_run_digest of its config, for a folder that lost its config file
@@ -79,13 +79,14 @@ def completed_as_asked(config: dict, run_dir: Path, previous: dict) -> bool:
         done = yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text()) or {}
         same = same_run_digest(done) == same_run_digest(config)
     except (OSError, yaml.YAMLError, AttributeError):  # lost or damaged: what summary.json recorded of it
-        return previous.get(SAME_RUN) == same_run_digest(config)  # (sixteenth hunt, case 51)
+        # (sixteenth hunt, case 51); as summary.json recorded it before KEPT_ON_RESUME, too
+        return previous.get(SAME_RUN) in (same_run_digest(config), same_run_digest(config, KEPT_BEFORE))
     return same and config_digest(done) == previous.get("config_digest")
 
 
-def same_run_digest(config: dict) -> str:
+def same_run_digest(config: dict, kept: tuple[str, ...] = KEPT_ON_RESUME) -> str:
     """The digest of what a completed run asked again must keep: its config less what a resume may change,
     with where it ends and a judge's address (a completed run asked with another judge is another run:
     sixteenth hunt). summary.json records it (SAME_RUN), so a run that lost config.resolved.yaml is told."""
     ends = _ends(config.get("train") or {})
-    return config_digest({"config": resumable_part(config, digested=(".url",)), "ends": ends})
+    return config_digest({"config": resumable_part(config, digested=(".url",), kept=kept), "ends": ends})

@@ -4,6 +4,7 @@ training loop, its summary in the run folder."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 import traceback
@@ -42,7 +43,14 @@ from align_lab.train.launch import launch
 from align_lab.train.memory import record as planned
 from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
 from align_lab.user_reads import as_opened
-from align_lab.value_checks import ArtifactMissing, ConfigError, TrainsNothing, UserCodeError, text_of
+from align_lab.value_checks import (
+    ArtifactMissing,
+    ConfigError,
+    TrainsNothing,
+    UserCodeError,
+    one_line,
+    text_of,
+)
 
 log = logging.getLogger("align_lab")
 
@@ -158,6 +166,24 @@ def unwritten(e: OSError, summary: dict | None, ckpt: Path) -> None:
     )
 
 
+def end_now(
+    spec: RunSpec, folder: RunFolder, summary: dict, kept: dict, before: list, start: float, tracker, e
+) -> None:
+    """The run ended as run() ends it, from rank 0's watch over its ranks (train/rank_watch.py), while the
+    main thread waits in native code for a rank that has ended: summary.json, the line, the exit code."""
+    update, stop = failure(e, spec, folder.path / "checkpoints")
+    summary |= update
+    try:
+        ending(spec, folder, summary, kept, [*before, time.perf_counter() - start], tracker)
+    except RunStopped as written:  # summary.json not written: the disk's line
+        stop = written
+    finally:
+        line = stop or RunStopped(f"error: {one_line(e)}", 1)
+        os.write(2, f"align_lab: {line}\n".encode())
+        logging.shutdown()  # the run's app.log
+        os._exit(line.exit_code)
+
+
 def grad_norms(run_dir: Path) -> list:
     """Each logged step's train/grad_norm (metrics.jsonl); none where the file cannot be read."""
     try:
@@ -217,6 +243,7 @@ def run(job: Job) -> dict:
                 slurm=slurm,
                 group_needed=spec.backend.uses_deepspeed,
                 interruption=interruption,
+                end_now=partial(end_now, spec, folder, summary, kept, before, start, tracker),
             )
             summary |= built(spec, ctx)
             folder.write_summary(summary)

@@ -29,11 +29,28 @@ MAY_CHANGE_ON_RESUME = (
     "reward.backoff_s",
 )
 SOURCE_URL = re.compile(r"reward\.components\.[^.]+\.source\.(url|timeout_s|retries|backoff_s)")
+# of those, what a resume keeps: what the run computes and how its checkpoint is laid out, not where it
+# runs (eighteenth hunt: a DeepSpeed checkpoint resumed with backend=torch, and the reverse, were 53-91-line
+# tracebacks; an fp32 run resumed with dtype=bf16 trained its last steps in bf16, recorded as a bf16 run)
+KEPT_ON_RESUME = ("hardware.backend", "hardware.zero_stage", "hardware.dtype")
+KEPT_BEFORE = ()  # what checkpoints written before KEPT_ON_RESUME kept of it: nothing (their digests)
 
 
-def may_change(key: str) -> bool:
-    """A dotted config key a resume may change (MAY_CHANGE_ON_RESUME, a combined source's reward URL)."""
-    return key in MAY_CHANGE_ON_RESUME or SOURCE_URL.fullmatch(key) is not None
+def may_change(key: str, kept: tuple[str, ...] = KEPT_ON_RESUME) -> bool:
+    """A dotted config key a resume may change: in MAY_CHANGE_ON_RESUME, or under one of its keys, and
+    not `kept` nor above a kept key (`hardware` is walked into for its backend); a combined source's URL."""
+    if key in kept or any(k.startswith(f"{key}.") for k in kept):
+        return False
+    parts = key.split(".")
+    listed = any(".".join(parts[:i]) in MAY_CHANGE_ON_RESUME for i in range(1, len(parts) + 1))
+    return listed or SOURCE_URL.fullmatch(key) is not None
+
+
+def may_change_said() -> str:
+    """MAY_CHANGE_ON_RESUME as a line says it, with what a resume keeps of them."""
+    said = ", ".join(MAY_CHANGE_ON_RESUME)
+    parent = KEPT_ON_RESUME[0].split(".")[0]
+    return said.replace(parent, f"{parent} (not {', '.join(KEPT_ON_RESUME)})", 1)
 
 
 def changed_key(old, new, prefix: str = "") -> tuple[str, object, object] | None:
@@ -56,14 +73,17 @@ WAITING = (".timeout_s", ".retries", ".backoff_s")
 DIGESTED_BEFORE = ((".url", *WAITING), WAITING)
 
 
-def resumable_part(config, prefix: str = "", digested: tuple[str, ...] = ()):
+def resumable_part(
+    config, prefix: str = "", digested: tuple[str, ...] = (), kept: tuple[str, ...] = KEPT_ON_RESUME
+):
     """The config less the keys under MAY_CHANGE_ON_RESUME: what a resume must keep (`digested`: the
-    endings of such keys kept anyway, as checkpoints written before they could change digest them)."""
+    endings of such keys kept anyway, as checkpoints written before they could change digest them;
+    `kept`: KEPT_ON_RESUME, or KEPT_BEFORE as older checkpoints digested their config)."""
     if not isinstance(config, dict):
         return config
     keys = {k: f"{prefix}.{k}" if prefix else str(k) for k in config}
-    kept = {k: v for k, v in config.items() if not may_change(keys[k]) or keys[k].endswith(digested)}
-    return {k: resumable_part(v, keys[k], digested) for k, v in kept.items()}
+    part = {k: v for k, v in config.items() if not may_change(keys[k], kept) or keys[k].endswith(digested)}
+    return {k: resumable_part(v, keys[k], digested, kept) for k, v in part.items()}
 
 
 DEFAULT_ENV = {"_target_": "align_lab.envs.single_turn.SingleTurn"}

@@ -18,9 +18,11 @@ from align_lab import malloc
 from align_lab.config import ConfigError
 from align_lab.run.resumable import (
     DIGESTED_BEFORE,
-    MAY_CHANGE_ON_RESUME,
+    KEPT_BEFORE,
+    KEPT_ON_RESUME,
     changed_key,
     config_digest,
+    may_change_said,
     resumable_part,
     without_default_env,
 )
@@ -164,7 +166,11 @@ def run_identity(spec) -> dict:
 
     config = config_digest(resumable_part(spec.config))
     inputs = run_inputs(resumable_part(spec.config))
-    before = {config_digest(resumable_part(spec.config, digested=d)) for d in DIGESTED_BEFORE} - {config}
+    before = {  # as checkpoints before KEPT_ON_RESUME digested it, each with what it digested of the rest
+        config_digest(resumable_part(spec.config, digested=d, kept=kept))
+        for d in ((), *DIGESTED_BEFORE)
+        for kept in (KEPT_BEFORE, KEPT_ON_RESUME)
+    } - {config}
     return {"config": config, "seed": spec.seed, "code": training_code_digest(), "inputs": inputs} | (
         {"config_before": sorted(before)} if before else {}  # an older checkpoint's digest of this config
     )
@@ -212,7 +218,7 @@ def check_resume_config(run_dir: Path, config: dict, trained: str | None = None)
             )
         raise ConfigError(
             f"{key}={new}: the run in {run_dir} to resume has {key}={old}; resume it with the same config "
-            f"(only {', '.join(MAY_CHANGE_ON_RESUME)} may change) or choose another hydra.run.dir"
+            f"(only {may_change_said()} may change) or choose another hydra.run.dir"
         )
 
 

@@ -52,7 +52,7 @@ def load_given(path: str, model, tokenizer):
     None where none is saved)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from align_lab.models.saved import check_loaded, let_out, load_report_held, resolve_checkpoint
+    from align_lab.models.saved import check_loaded, let_out, load_report_held, off_disk, resolve_checkpoint
     from align_lab.train.checkpoint_io import CheckpointError, load_checkpoint
 
     checkpoints = run_checkpoints(path)
@@ -77,6 +77,7 @@ def load_given(path: str, model, tokenizer):
         vocab = AutoTokenizer.from_pretrained(folder).get_vocab()
     with load_report_held() as held:  # shown once the teacher passed check_loaded
         teacher, info = AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True)
+    off_disk(teacher)  # its weights out of the mapped file (models/saved.py)
     check_loaded(teacher, info, path, KEY, teacher=True)
     let_out(held)
     return teacher, vocab

@@ -196,13 +196,15 @@ class DeepSpeedUpdater:
         import torch.distributed as dist
 
         from align_lab.train.distributed import own_env
+        from align_lab.train.op_build import comm_op_build
 
         device = (
             torch.cuda.current_device() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
         )
         own_env("LOCAL_RANK", str(local_rank(dist.get_rank(), os.environ, device)))
-        with contextlib.redirect_stdout(io.StringIO()):  # a bare print per process of its shm op's load
-            deepspeed.init_distributed(dist.get_backend(), verbose=False)  # the run's group (run/execute.py)
+        with contextlib.redirect_stdout(io.StringIO()), comm_op_build(say=dist.get_rank() == 0):
+            # (a bare print per process of its shm op's load); the run's group (run/execute.py)
+            deepspeed.init_distributed(dist.get_backend(), verbose=False)
         self.processes = dist.get_world_size()
         self.engine, *_ = deepspeed.initialize(
             model=model, optimizer=optimizer, lr_scheduler=schedule, config=config

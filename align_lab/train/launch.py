@@ -9,6 +9,7 @@ import pickle
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
 from functools import partial
 
@@ -25,6 +26,7 @@ from align_lab.train.distributed import (
 )
 from align_lab.train.preemption import Interrupted, Interruption
 from align_lab.train.rank_ends import RankExited, RankTimedOut, _forget_sent, _sent, _why_it_ended
+from align_lab.train.rank_watch import ended, watched
 from align_lab.train.slurm_world import SlurmWorld
 from align_lab.user_reads import watch
 from align_lab.value_checks import UserCodeError
@@ -105,13 +107,15 @@ def launch(
     slurm: SlurmWorld | None = None,
     group_needed: bool = False,
     interruption: Interruption | None = None,
+    end_now: Callable[[BaseException], None] | None = None,
 ):
     """Rank 0's side of a run of `size` ranks on this node: starts ranks 1..size-1 serving `job` (one
     picklable RankJob), joins them, and yields rank 0's Group; at the end waits for every rank, and stops
     them if rank 0 fails, or at once where a signal stops the run now (`interruption`: rank 0 may be
     waiting in a collective for a rank that hangs). Across nodes (`slurm`), the other ranks are Slurm tasks
     of their own: rank 0 only meets them. One rank yields Group() with no process group, unless
-    `group_needed` (DeepSpeed wants one). `job.release()` runs before the group is destroyed."""
+    `group_needed` (DeepSpeed wants one). `job.release()` runs before the group is destroyed. Where a
+    spawned rank ends and rank 0 waits on in native code, `end_now(why)` ends the run (rank_watch.py)."""
     import torch.distributed as dist
 
     if slurm is None and size == 1 and not group_needed:
@@ -124,13 +128,14 @@ def launch(
             size = slurm.size
         else:
             port = free_port()
-            if size > 1:
-                workers = _start_ranks(size, port, device, job)
-            join(0, size, port, device, partial(_check_started, workers, size) if workers else lambda: None)
+            workers = _start_ranks(size, port, device, job) if size > 1 else None
+        with watched(workers, partial(ended, workers, port, size, interruption), end_now):
+            if slurm is None:
+                join(0, size, port, device, partial(_check_started, workers, size) if workers else _none)
             if workers is not None and interruption is not None:  # not before: rank 0 waiting in the
                 # rendezvous for a killed rank would wait out its timeout (sixteenth hunt: 15 min)
                 interruption.on_stop_now.append(partial(_stop, workers))
-        yield Group(0, size)
+            yield Group(0, size)
         if size > 1:
             dist.barrier()  # every rank has finished its loop
         while workers is not None and not workers.join():
@@ -145,6 +150,10 @@ def launch(
         raise
     finally:
         _close(workers, port, size, job, interruption)
+
+
+def _none() -> None:
+    pass
 
 
 def _close(workers, port: int | None, size: int, job: RankJob, interruption: Interruption | None) -> None:

@@ -328,6 +328,17 @@ def test_a_damaged_checkpoint_pointer_is_one_line_naming_it_and_its_hint_resumes
         ("seed=1", "seed=1: the run in {run} to resume has seed=0"),
         ("algo.kl_coef=0.5", "algo.kl_coef=0.5: the checkpoint in {run}/checkpoints was trained with"),
         ("sft.lr=0.001", "sft.lr=0.001: the run in {run} to resume has sft.lr=0.003"),
+        # eighteenth hunt: another dtype trained the rest of the run in it, saying nothing; another backend
+        # (or ZeRO stage) met a checkpoint it cannot read: a 53-91-line traceback
+        ("hardware.dtype=bf16", "hardware.dtype=bf16: the run in {run} to resume has hardware.dtype=fp32"),
+        (
+            "hardware.backend=deepspeed",
+            "hardware.backend=deepspeed: the run in {run} to resume has hardware.backend=torch",
+        ),
+        (
+            "hardware.zero_stage=3",
+            "hardware.zero_stage=3: the run in {run} to resume has hardware.zero_stage=2",
+        ),
         # eleventh hunt: hardware.processes=2 asked for it, then this refusal said "the same config"
         (
             "rollout.seed_per_sample=true",

@@ -78,3 +78,38 @@ def test_changed_key_names_the_first_difference_outside_what_may_change_on_resum
     assert changed_key(old, {**old, "algo": {"lr": 1e-4, "clip": 0.2}}) == ("algo.lr", 1e-3, 1e-4)
     assert changed_key(old, {**old, "seed": 1}) == ("seed", 0, 1)
     assert changed_key(old, {**old, "new": 1}) == ("new", None, 1)
+
+
+def test_a_resume_keeps_the_hardware_keys_that_change_what_the_run_computes():
+    """Eighteenth hunt: `hardware` may change on resume (where a run runs), but not its backend, ZeRO
+    stage or dtype: another dtype trained the rest of the run in it, saying nothing; another backend
+    met a checkpoint it cannot read (a 53-91-line traceback)."""
+    from align_lab.run.resumable import KEPT_BEFORE, changed_key, may_change_said, resumable_part
+
+    old = {"seed": 0, "hardware": {"num_threads": 1, "processes": 1, "dtype": "fp32", "backend": "torch"}}
+    assert (
+        changed_key(old, {**old, "hardware": {**old["hardware"], "num_threads": 2, "processes": 2}}) is None
+    )
+    assert changed_key(old, {**old, "hardware": {**old["hardware"], "dtype": "bf16"}}) == (
+        "hardware.dtype",
+        "fp32",
+        "bf16",
+    )
+    assert resumable_part(old) == {"seed": 0, "hardware": {"dtype": "fp32", "backend": "torch"}}
+    assert resumable_part(old, kept=KEPT_BEFORE) == {"seed": 0}  # as older checkpoints digested it
+    assert (
+        "hardware (not hardware.backend, hardware.zero_stage, hardware.dtype), tracker" in may_change_said()
+    )
+
+
+def test_a_checkpoint_digested_before_hardware_dtype_was_kept_is_still_the_same_runs(tmp_path):
+    from types import SimpleNamespace
+
+    from align_lab.run.folder_checks import check_identity
+    from align_lab.run.resumable import KEPT_BEFORE, resumable_part
+    from align_lab.run.summary import config_digest, run_identity
+
+    config = {"algo": {"lr": 1e-3}, "hardware": {"dtype": "fp32", "num_threads": 1}}
+    now = run_identity(SimpleNamespace(config=config, seed=0))
+    older = now | {"config": config_digest(resumable_part(config, kept=KEPT_BEFORE))}
+    check_identity(older, now, tmp_path)
