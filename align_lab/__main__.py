@@ -42,12 +42,61 @@ def command() -> None:
         sys.exit(2)
 
 
+def interrupted(e: BaseException) -> int:
+    """The line for a signal no run took (importing, Hydra composing, between runs, after the last):
+    SIGTERM, SIGHUP, SIGUSR1 as SIGINT (eighteenth hunt: they killed the command with no line)."""
+    app = sys.modules.get("align_lab.app")  # not imported yet: no run started
+    started = getattr(app, "STARTED", [])
+    name = getattr(e, "signal_name", "SIGINT")
+    where = "as the command started, before any run: rerun it"
+    if started:  # what each run wrote stands: a rerun resumes or reports it
+        where = f"outside a run's steps (after {started[-1]} started): rerun the command to go on"
+    print(f"align_lab: interrupted by {name} {where}", file=sys.stderr)
+    return getattr(e, "exit_code", 130)
+
+
+def left_running(wait_s: float = 5.0) -> list:
+    """The threads (not daemons) still running as the command ends, after `wait_s` for them to end: the
+    interpreter would wait for each forever (eighteenth hunt: a reward's poller thread kept a completed
+    run's command from ending; the spawned ranks end with os._exit and never waited)."""
+    import threading
+    import time
+
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    deadline = time.monotonic() + wait_s
+    for thread in others:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in others if t.is_alive()]
+
+
+def end_leaving(threads: list) -> None:
+    """The command's end, where threads of the code it ran still run: said, and not waited for."""
+    import logging
+
+    names = ", ".join(t.name for t in threads)
+    print(
+        f"align_lab: warning: the command ends leaving thread {names} running (started by code it ran: a "
+        "reward, verifier or environment of yours?); not waited for: make it a daemon thread, or end it",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    logging.shutdown()
+    os._exit(0)
+
+
 if __name__ == "__main__":
+    from align_lab.train.preemption import STARTING, Interrupted, Interruption
+
     try:
-        command()
-    except KeyboardInterrupt:  # before a run or sweep takes it: importing, Hydra composing (seventeenth hunt)
-        print(
-            "align_lab: interrupted by SIGINT as the command started, before any run: rerun it",
-            file=sys.stderr,
-        )
-        sys.exit(130)
+        # a signal outside every run's own handling (importing, Hydra composing, between runs) is held,
+        # and stops the command at the next run's start (one line: the run's) or at its end (this line):
+        # raised inside an import it was swallowed, or made a traceback (eighteenth hunt)
+        with Interruption(deferred=True, waiting=STARTING) as command_s:
+            command()
+        if command_s.requested is not None:
+            sys.exit(interrupted(command_s.stop(command_s.requested)))
+        if left := left_running():
+            end_leaving(left)
+    except (KeyboardInterrupt, Interrupted) as e:  # a second signal: at once (seventeenth hunt: Ctrl-C)
+        sys.exit(interrupted(e))

@@ -66,6 +66,7 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
     from align_lab.run.execute import run
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import RunStopped, base_exception_line
+    from align_lab.train.preemption import Interrupted
 
     try:
         if here:
@@ -75,12 +76,18 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
         return refused(e, job.run_dir)
     except OSError as e:  # a folder that cannot be written (read-only, no space): its one line
         return refused(ConfigError(format_error(e) or str(e)), job.run_dir)
+    STARTED.append(job.run_dir)
     try:
         if not job.completed:
             write_hydra_record(cfg, job.run_dir)
         summary = run(job)
     except ConfigError as e:  # a run across nodes started outside its Slurm tasks
         return refused(e, job.run_dir)
+    except (KeyboardInterrupt, Interrupted) as e:  # in the hand-over, before the run's own handling
+        unwritten_hydra_record(job)
+        said = f"interrupted by {getattr(e, 'signal_name', 'SIGINT')} as the run started, before any"
+        line = f"{said} compute (nothing was written): rerun the same command"
+        return refused(e, job.run_dir, line, getattr(e, "exit_code", 130))
     except RunStopped as e:
         if HydraConfig.get().mode == RunMode.MULTIRUN and e.exit_code < 128:
             raise
@@ -97,6 +104,21 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
     return summary.get("eval/gold_reward", float("nan"))
 
 
+STARTED: list[Path] = []  # the folders of the runs this process started (__main__ says a signal's line)
+
+
+def unwritten_hydra_record(job) -> None:
+    """A new run's .hydra/ files taken back (a run stopped by a signal in the hand-over from admission):
+    its folder is then one refused() removes. A folder that held a run before keeps its record."""
+    if (job.run_dir / "summary.json").exists() or (job.run_dir / "checkpoints").exists():
+        return
+    for name in HYDRA_RECORD:
+        (job.run_dir / ".hydra" / name).unlink(missing_ok=True)
+
+
+HYDRA_RECORD = ("config.yaml", "hydra.yaml", "overrides.yaml")
+
+
 def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
     """<run folder>/.hydra/: the job's config, Hydra's config and the overrides, as Hydra writes them
     (hydra.output_subdir is null in conf/config.yaml, so that a refused job rewrites none of them)."""
@@ -104,9 +126,10 @@ def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
 
     out = run_dir / ".hydra"
     out.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, out / "config.yaml")
-    OmegaConf.save(HydraConfig.instance().cfg, out / "hydra.yaml")
-    OmegaConf.save(HydraConfig.get().overrides.task, out / "overrides.yaml")
+    for name, what in zip(
+        HYDRA_RECORD, (cfg, HydraConfig.instance().cfg, HydraConfig.get().overrides.task), strict=True
+    ):
+        OmegaConf.save(what, out / name)
 
 
 MULTIRUN = ("-m", "--multirun")

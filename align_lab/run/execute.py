@@ -41,7 +41,7 @@ from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.distributed import Group, join_slurm, serve
 from align_lab.train.launch import launch
 from align_lab.train.memory import record as planned
-from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
+from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption, held
 from align_lab.user_reads import as_opened
 from align_lab.value_checks import (
     ArtifactMissing,
@@ -151,7 +151,8 @@ def ending(
     except OSError as e:
         unwritten(e, summary, folder.path / "checkpoints")
     finally:
-        tracker.close()
+        if tracker is not None:
+            tracker.close()
 
 
 def unwritten(e: OSError, summary: dict | None, ckpt: Path) -> None:
@@ -161,6 +162,8 @@ def unwritten(e: OSError, summary: dict | None, ckpt: Path) -> None:
     hydra.run.dir", the way to a new run); a completed run's is one line naming the file."""
     if summary is None or summary.get("status") in ("completed", "running"):
         raise stopped(e, ckpt) or e from None
+    if not ckpt.parent.is_dir():  # the folder itself removed: the stop under way says so
+        return
     log.warning(
         f"warning: {e.filename or 'summary.json'}: not written ({e.strerror}); it says the run is running"
     )
@@ -226,10 +229,12 @@ def run(job: Job) -> dict:
     hw.use(slurm.local_rank if slurm else 0, getattr(spec.model, "max_threads", None))
     kept = folder.kept()  # what a refused resume leaves as it found it
     identity = run_identity(spec)  # inside every checkpoint, checked on resume (admission)
-    summary, before, stage_threads = begin(job, ckpt, folder, identity["inputs"])
-    # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
-    tracker = spec.tracker.make(run_dir, spec.names, spec.config, checkpoint_step(ckpt) + 1)
-    try:
+    summary, before, stage_threads, tracker = None, [], None, None
+    try:  # from the folder's start: a signal as it is written left summary.json `running` (18th hunt)
+        with held("the run stops once its folder is started ({name} again: now)"):
+            summary, before, stage_threads = begin(job, ckpt, folder, identity["inputs"])
+        # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
+        tracker = spec.tracker.make(run_dir, spec.names, spec.config, checkpoint_step(ckpt) + 1)
         with Interruption() as interruption:
             preemption = Preemption(interruption=interruption).install()  # USR2; SIGTERM/INT at a step's end
             with threads(stage_threads):  # a resume loads the stages its checkpoint was trained on
@@ -256,6 +261,8 @@ def run(job: Job) -> dict:
         summary = None
         raise RunStopped(f"error: {e}") from None
     except BaseException as e:
+        if summary is None:  # the folder refused as it was started: as it was (leave)
+            raise
         update, stop = failure(e, spec, ckpt)
         summary |= update
         if stop is not None:

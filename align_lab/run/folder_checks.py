@@ -10,6 +10,7 @@ from pathlib import Path
 
 from align_lab.config import ConfigError
 from align_lab.folder import SUMMARY
+from align_lab.run.run_folder import RESOLVED_CONFIG
 
 log = logging.getLogger("align_lab")
 
@@ -74,14 +75,21 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
     from align_lab.run.inputs import check_inputs, modules_now
     from align_lab.run.probe_check import check_probes
     from align_lab.run.summary import check_resume_config, run_identity
-    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file, checkpoint_step
+    from align_lab.train.checkpoint_io import (
+        CheckpointError,
+        check_engine_checkpoints,
+        checkpoint_file,
+        checkpoint_step,
+    )
     from align_lab.train.resume import refuse_changed_hyperparameters
 
     ckpt, changed = run_dir / "checkpoints", {}
     try:
         path = checkpoint_file(ckpt)  # an unreadable one: its one line (CheckpointError)
         if path is not None and path.is_file():
+            check_own_file(path, ckpt)
             state = torch.load(path, mmap=True, weights_only=False)
+            check_engine_checkpoints(state, ckpt)
             refuse_changed_hyperparameters(spec.algo, state, ckpt)
             check_resume_config(run_dir, spec.config, (state.get("identity") or {}).get("config"))
             allow = bool(spec.config.get("resume_changed_code"))
@@ -194,6 +202,30 @@ def check_steps(steps: int, done: int, ckpt: Path) -> None:
         )
 
 
+def check_own_file(path: Path, ckpt: Path) -> None:
+    """A run resumes from a checkpoint of its own folder: a state file that is a link to a file elsewhere
+    is another run's (eighteenth hunt: a link to another run's checkpoint was "resume with seed=1", then
+    "config.resolved.yaml was edited"); the checkpoints folder itself may be a link (moved to a disk)."""
+    from align_lab.train.checkpoint_io import CheckpointError
+
+    if path.is_symlink() and path.resolve().parent != ckpt.resolve():
+        raise CheckpointError(
+            f"checkpoint {path} is a link to {path.resolve()}, outside this run's checkpoints folder: a run "
+            f"resumes only from its own; put its own file back, or delete {ckpt} to start the run again "
+            "from step 0"
+        )
+
+
+def recorded_seed(run_dir: Path) -> object:
+    """The seed the run folder's config.resolved.yaml records (None: no readable record)."""
+    import yaml
+
+    try:
+        return (yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text()) or {}).get("seed")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+
+
 def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: bool = False) -> None:
     """The run identity inside a checkpoint (its seed and config digest, the keys that may change on a
     resume left out; the training code's digest, unless `changed_code`: resume_changed_code=true)
@@ -201,6 +233,13 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: boo
     before code digests resumes on any code."""
     if not saved:
         return
+    if saved.get("seed") != mine["seed"] and recorded_seed(ckpt.parent) == mine["seed"]:
+        raise ConfigError(  # eighteenth hunt: "resume with seed=1" in a folder whose record is seed 0's
+            f"seed={mine['seed']}: the checkpoint in {ckpt} was trained by a run of "
+            f"seed={saved.get('seed')}, but this folder's record ({ckpt.parent / RESOLVED_CONFIG}) is of "
+            f"seed={mine['seed']}, as this command: the checkpoint is another run's; put this run's back, "
+            f"or delete {ckpt} to start the run again from step 0"
+        )
     if saved.get("seed") != mine["seed"]:
         raise ConfigError(
             f"seed={mine['seed']}: the checkpoint in {ckpt} was trained by a run of "

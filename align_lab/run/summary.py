@@ -63,6 +63,8 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
         return RunStopped(f"interrupted by {name}; {resume}", 128 + getattr(signal, name))
     if isinstance(e, CheckpointError):
         return RunStopped(f"error: {e}")
+    if isinstance(e, FileNotFoundError) and not ckpt.parent.is_dir():  # eighteenth hunt: 58-122 lines
+        return folder_removed(e, ckpt.parent)
     if isinstance(e, SystemExit):  # not a requeue (failure() read Preempted): code the run called exited
         return RunStopped(f"error: {exited_where(e)} called sys.exit({e.code!r}) during the run; {resume}", 1)
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -72,6 +74,18 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return RunStopped(f"error: cannot write {e.filename or 'a file'} ({e.strerror})")
     return None
+
+
+def folder_removed(e: OSError, run_dir: Path) -> RunStopped:
+    """The run's folder removed while the run went on (`rm -rf`, a cleanup script): one line; the logging
+    that wrote its app.log let go, so that the lines that follow are said (they failed in turn)."""
+    from align_lab.run.refused import let_go_of
+
+    let_go_of(run_dir / "app.log")
+    return RunStopped(
+        f"error: the run folder {run_dir} was removed while the run went on ({e.filename or 'a file'} could "
+        "not be written): nothing of the run is left; rerun the command to train it again"
+    )
 
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()

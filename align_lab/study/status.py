@@ -71,8 +71,8 @@ def _summary(run_dir: Path) -> dict | None:
 
     try:
         return read_summary(run_dir / "summary.json")
-    except (FileNotFoundError, ValueError):  # torn, or a field of another type than align_lab writes
-        return None
+    except (OSError, ValueError):  # torn, a folder (eighteenth hunt: a traceback), unreadable, or a field
+        return None  # of another type than align_lab writes
 
 
 def _job_result(run: dict) -> tuple[str, str] | None:
@@ -166,8 +166,8 @@ def folder_state(num: int, run_dir: Path) -> RunState:
     """A run folder's state from its summary and lock alone (a sweep run in process has no manifest)."""
     from align_lab.folder import holder
 
-    summary = _summary(run_dir) or {}
-    damaged = not summary and (run_dir / "summary.json").is_file()
+    summary, path = _summary(run_dir) or {}, run_dir / "summary.json"
+    damaged = not summary and (path.exists() or path.is_symlink())
     try:
         import yaml
 
@@ -177,7 +177,8 @@ def folder_state(num: int, run_dir: Path) -> RunState:
     make = lambda state, detail: RunState(num, overrides, str(run_dir), None, state, detail)  # noqa: E731
     status = summary.get("status")
     if damaged:
-        return make("failed", f"{run_dir / 'summary.json'}: cannot be read as a run summary")
+        kind = " (a folder, not a file)" if path.is_dir() else ""
+        return make("failed", f"{path}: cannot be read as a run summary{kind}")
     if status == "completed":
         return make("done", "completed")
     if status in ("failed", "interrupted", "preempted"):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from align_lab.tracking.jsonl import JsonlTracker, read_metrics
-from align_lab.tracking.wandb_tracker import WandbTracker
+from align_lab.tracking.jsonl import METRICS_FILE, JsonlTracker, read_metrics
+from align_lab.tracking.wandb_tracker import RUN_ID_FILE, WandbTracker
+
+log = logging.getLogger("align_lab")
 
 __all__ = [
     "KINDS",
@@ -85,12 +89,32 @@ def make_tracker(
     jsonl = JsonlTracker(run_dir, start_step=start_step)
     if kind == "none":
         return jsonl
+    new = not (Path(run_dir) / RUN_ID_FILE).is_file()  # a first W&B run, maybe of a resumed run
     try:
         wandb = WandbTracker(run_dir, project, group, job_type, tags, config, mode, name)
     except BaseException:
         jsonl.close()
         raise
+    if new and start_step > 1:
+        replay(wandb, run_dir, start_step)
     return MultiTracker([jsonl, wandb])
+
+
+def replay(tracker, run_dir: str | os.PathLike[str], start_step: int) -> None:
+    """A resumed run's first W&B run (tracker=wandb after a segment without it): the steps before the
+    checkpoint logged to it from metrics.jsonl, so that it holds the whole run, as `compare --wandb`
+    reads it (eighteenth hunt: it held the resumed steps alone, without a word)."""
+    try:
+        rows = [r for r in read_metrics(Path(run_dir) / METRICS_FILE) if r["step"] < start_step]
+    except (OSError, ValueError):  # none, or damaged: the resume's own checks say so
+        return
+    for row in rows:
+        tracker.log({k: v for k, v in row.items() if k != "step"}, row["step"])
+    if rows:
+        log.info(
+            f"tracker: the run's steps {rows[0]['step']}-{rows[-1]['step']}, tracked before without W&B, "
+            "logged to its W&B run from metrics.jsonl"
+        )
 
 
 @dataclass

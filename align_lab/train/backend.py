@@ -174,8 +174,13 @@ class DeepSpeedUpdater:
     def __init__(self, model, lr: float, warmup_steps: int, max_grad_norm: float, backend: Backend, folder):
         import warnings
 
-        import deepspeed
-        from deepspeed.utils import logger
+        from align_lab.train.preemption import held
+
+        # whole: a SIGTERM raised inside the import left deepspeed half made, and the run's end, importing
+        # it again, a 122-line circular-import traceback (eighteenth hunt, case 38)
+        with held("the run stops once DeepSpeed is imported ({name} again: now)"):
+            import deepspeed
+            from deepspeed.utils import logger
 
         logger.setLevel("WARNING")
         # DeepSpeed calls torch.distributed functions that torch has renamed: one warning per call, about
@@ -262,8 +267,10 @@ def forget_process_group() -> None:
     import sys
 
     groups = sys.modules.get("deepspeed.utils.groups")
-    if groups is None:
-        return
+    offload = sys.modules.get("deepspeed.runtime.zero.parameter_offload")
+    partition = sys.modules.get("deepspeed.runtime.zero.partition_parameters")
+    if None in (groups, offload, partition) or "deepspeed" not in sys.modules:
+        return  # never imported whole (a signal as it was imported): nothing cached, nothing to import
     for name in (
         "_WORLD_GROUP",
         "_ZERO_PARAM_INTRA_PARALLEL_GROUP",
@@ -277,11 +284,8 @@ def forget_process_group() -> None:
         getattr(groups, name).clear()
     # ZeRO-3 numbers parameters and modules with per-process counters, and checks that every process
     # traces the same numbers: the next run's engine here must count from 0, as its fresh workers do
-    from deepspeed.runtime.zero.parameter_offload import DeepSpeedZeRoOffload
-    from deepspeed.runtime.zero.partition_parameters import Init
-
-    Init.param_id = 0
-    DeepSpeedZeRoOffload._register_deepspeed_module.__defaults__[0][0] = 0
+    partition.Init.param_id = 0
+    offload.DeepSpeedZeRoOffload._register_deepspeed_module.__defaults__[0][0] = 0
 
 
 def local_rank(rank: int, env: dict[str, str] | os._Environ, cuda_device: int | None = None) -> int:

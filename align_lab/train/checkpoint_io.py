@@ -32,7 +32,7 @@ def save_or_enospc(obj, path: Path) -> None:
 def save_checkpoint(folder: Path, state: dict) -> None:
     """Writes `state-<step>.pt`, then atomically points `last` at it: a kill at any moment leaves a
     complete checkpoint whose step and contents agree."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)  # in the run folder, which is never made again here (train/resume.py)
     name = f"state-{state['step']:08d}.pt"
     try:
         save_or_enospc(state, folder / (name + ".tmp"))
@@ -85,8 +85,6 @@ def checkpoint_file(folder: Path, advice: str | None = None) -> Path | None:
     """The file `last` points at, checked readable without loading it (its zip records and CRCs);
     None if there is no checkpoint; CheckpointError if it is missing or damaged, with `advice` (default:
     delete the folder to start the run again; never for a folder of another run's, e.g. a teacher's)."""
-    import zipfile
-
     pointer = folder / "last"
     name = pointed_name(folder, advice)
     if name is None:
@@ -97,6 +95,29 @@ def checkpoint_file(folder: Path, advice: str | None = None) -> Path | None:
         raise CheckpointError(f"checkpoint {path} (named by {pointer}) is missing; {advice}")
     if path.is_dir():  # a DeepSpeed checkpoint folder: its engine checks it
         return path
+    whole(path, advice)
+    return path
+
+
+def check_engine_checkpoints(state: dict, folder: Path, advice: str | None = None) -> None:
+    """The DeepSpeed engine checkpoints a run's last state names (an object saved as its `tag`, under
+    `folder`/deepspeed): there, and each of their files a whole zip; else CheckpointError (eighteenth
+    hunt: one deleted or cut short was a 70-137-line traceback after the stages)."""
+    advice = advice or f"delete {folder} to start the run again from step 0"
+    for obj in (state.get("objects") or {}).values():
+        if not (isinstance(obj, dict) and set(obj) == {"tag"}):
+            continue
+        tag = folder / "deepspeed" / str(obj["tag"])
+        if not tag.is_dir():
+            raise CheckpointError(f"DeepSpeed checkpoint {tag} (the run's last state's) is missing; {advice}")
+        for file in sorted(tag.glob("*.pt")):
+            whole(file, advice)
+
+
+def whole(path: Path, advice: str) -> None:
+    """A torch.save file (a zip): CheckpointError where it is unreadable or fails its CRC."""
+    import zipfile
+
     try:
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
@@ -104,7 +125,6 @@ def checkpoint_file(folder: Path, advice: str | None = None) -> Path | None:
         raise CheckpointError(f"checkpoint {path} is unreadable ({e}); {advice}") from None
     if bad is not None:
         raise CheckpointError(f"checkpoint {path} is damaged ({bad} fails its CRC); {advice}")
-    return path
 
 
 def load_checkpoint(folder: Path, advice: str | None = None) -> dict | None:

@@ -142,9 +142,9 @@ class Interruption:
     # hunt: both killed the run with no line and no checkpoint)
     SIGNALS = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1")
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, deferred: bool = False, waiting: str | None = None) -> None:
         self.quiet = quiet  # a spawned rank's: rank 0 alone says it (fifteenth hunt: once a rank)
-        self.deferred = False
+        self.deferred = deferred  # a command's own (__main__): a signal waits for the next one's entry
         self.requested: str | None = None  # the signal's name, noted while deferred
         self.now: str | None = None  # the name of a signal that stops the run now, seen by the watcher
         self.on_stop_now: list[Callable[[], None]] = []  # called from the watcher's thread
@@ -152,9 +152,16 @@ class Interruption:
         self.stopped: str | None = None  # the signal the run is stopping on (stop): later ones wait
         self.later = 0  # signals since
         self.unsaid = [True]  # the first signal's line, not yet said (_say_waiting)
-        self.waiting_for = WAITING  # what a first signal waits for while deferred (holding)
+        self.waiting_for = waiting or WAITING  # what a first signal waits for while deferred (holding)
 
     def __enter__(self) -> Interruption:
+        """Takes the signals over; where the Interruption it is inside holds a signal (the command's own,
+        deferred: one that came while it imported), that signal stops this one's block as it begins, a
+        point where nothing is half done (eighteenth hunt: raised inside an import, it was swallowed
+        there, or left a module half made)."""
+        outer = ACTIVE[-1] if ACTIVE and threading.current_thread() is threading.main_thread() else None
+        if outer is not None and outer.requested is not None and outer.stopped is None:
+            raise outer.stop(outer.requested)
         self.previous = {}
         self.pid = os.getpid()
         self.sigint_ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # `nohup ... &`, a daemon
@@ -264,6 +271,7 @@ WAITING = (
     "the run stops once the step under way is done and checkpointed ({name} again: it stops now, to resume "
     "from its last checkpoint)"
 )
+STARTING = "the command stops as soon as it can, at the next run's start or its own end ({name} again: now)"
 
 
 @contextmanager

@@ -19,7 +19,7 @@ import torch.multiprocessing as mp
 from align_lab.train.preemption import Interrupted, Interruption
 from align_lab.train.rank_ends import RankExited, _why_it_ended
 
-GRACE_S = 10.0  # seconds a rank's end has to reach rank 0's main thread before the watch ends the run
+GRACE_S = 5.0  # seconds a rank's end has to reach rank 0's main thread before the watch ends the run
 POLL_S = 0.2
 
 

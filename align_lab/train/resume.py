@@ -4,6 +4,7 @@ hyperparameter (before any compute, and again when the checkpoint is loaded)."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 from pathlib import Path
 
 from align_lab.aliases import nest
@@ -89,7 +90,11 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
     algorithm's state (algo.state_dict()) and its hyperparameters (to refuse a changed one on resume),
     and, at a train.stop_at stop, its record (a resume of it is complete).
     The main process writes the file; a DeepSpeed engine's state_dict() saves its partitions on
-    every process that calls it (Backend.every_rank_saves)."""
+    every process that calls it (Backend.every_rank_saves). A run folder removed under the run is an
+    error here, not made again by the save (eighteenth hunt: the run "completed" into a folder of its
+    last checkpoint alone)."""
+    if ctx.group.is_main and not ctx.checkpoint_dir.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "the run folder is gone", str(ctx.checkpoint_dir.parent))
     objects = {name: obj.state_dict() for name, obj in named.items()}
     used = used_by_user_code() if ctx.group.is_main else {}
     if ctx.group.is_main:

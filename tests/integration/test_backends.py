@@ -265,3 +265,44 @@ def test_deepspeed_zero3_with_two_processes_resumes_and_refuses_another_process_
     one = [o for o in overrides if o != "hardware.processes=2"] + ["hardware.processes=1"]
     with pytest.raises(ConfigError, match=r"hardware.processes=1: .* holds a DeepSpeed checkpoint of 2 "):
         run_in_process(one, tmp_path / "resumed", cache_dir)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "cut"])
+def test_a_damaged_deepspeed_checkpoint_is_one_line_before_any_compute(
+    tmp_path, cache_dir, monkeypatch, damage
+):
+    """Eighteenth hunt: the engine checkpoint that the run's last state names, deleted or cut short, was a
+    70-137-line `[rank0]:` traceback after the stages (DeepSpeed's bare AssertionError, torch's zip
+    reader); now one line at admission naming it, as for the run's own checkpoint file."""
+    import shutil
+
+    from align_lab.tracking import JsonlTracker
+    from align_lab.train.checkpoint_io import load_checkpoint
+
+    overrides = ["algo=reinforce_pp", "train.steps=3", "hardware.backend=deepspeed"]
+    run_dir, original = tmp_path / "run", JsonlTracker.log
+
+    def log_then_die(self, metrics, step):
+        original(self, metrics, step)
+        if step == 2:
+            raise Interrupt  # as a kill after step 2's checkpoint
+
+    monkeypatch.setattr(JsonlTracker, "log", log_then_die)
+    with pytest.raises(Interrupt):
+        run_in_process(overrides, run_dir, cache_dir)
+    monkeypatch.setattr(JsonlTracker, "log", original)
+    tag = (
+        run_dir
+        / "checkpoints"
+        / "deepspeed"
+        / load_checkpoint(run_dir / "checkpoints")["objects"]["policy"]["tag"]
+    )
+    if damage == "deleted":
+        shutil.rmtree(tag)
+    else:
+        file = sorted(tag.glob("*model_states.pt"))[0]
+        file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    with pytest.raises(ConfigError) as refused:
+        run_in_process(overrides, run_dir, cache_dir)
+    said = "is missing" if damage == "deleted" else "is unreadable"
+    assert said in str(refused.value) and f"delete {run_dir / 'checkpoints'} to start" in str(refused.value)

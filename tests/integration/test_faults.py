@@ -362,6 +362,34 @@ def test_a_resume_with_another_config_is_one_line_and_touches_nothing(
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize("how", ["link", "copy"])
+def test_another_runs_checkpoint_in_a_runs_folder_is_named_as_another_runs(
+    finished, tmp_path, how, forked_cli
+):
+    """Eighteenth hunt: a run's state file replaced by a link to another run's (of seed 1) said "resume with
+    seed=1", and that command then blamed config.resolved.yaml as edited; a link out of the checkpoints
+    folder is refused naming it, and a checkpoint whose seed differs from its folder's record is named as
+    another run's."""
+    import torch
+
+    run_dir, args = copy_of(finished, tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    (state,) = (run_dir / "checkpoints").glob("state-*.pt")
+    other = tmp_path / "other" / state.name
+    other.parent.mkdir()
+    saved = torch.load(state, weights_only=False)
+    torch.save({**saved, "identity": {**saved["identity"], "seed": 1}}, other)
+    state.unlink()
+    if how == "link":
+        state.symlink_to(other)
+        said = f"checkpoint {state} is a link to {other}, outside this run's checkpoints folder"
+    else:
+        shutil.copy(other, state)
+        said = "was trained by a run of seed=1, but this folder's record"
+    one_line_error(forked_cli(args, cwd=ROOT), said, "the run again from step 0")
+
+
 def test_a_run_recorded_before_the_clip_node_resumes_from_its_flat_keys(finished, tmp_path, forked_cli):
     """A run folder written before algo.clip became a node (its records hold clip, clip_high, dual_clip,
     log_ratio_clamp flat) resumes: the same config under the old names, not "another config"."""

@@ -508,11 +508,25 @@ def test_summary_json_says_completed_before_the_run_says_so(tmp_path, cache_dir)
     assert seen == ["completed"]
 
 
-@pytest.mark.parametrize("after_s", [0.5, 0.8, 1.1])
-def test_a_ctrl_c_as_the_command_starts_is_one_line(tmp_path, after_s):
+@pytest.mark.parametrize(
+    "sent, after_s",
+    [
+        (signal.SIGINT, 0.5),
+        (signal.SIGINT, 0.8),
+        (signal.SIGINT, 1.1),
+        (signal.SIGTERM, 0.4),
+        (signal.SIGTERM, 1.1),
+        (signal.SIGTERM, 2.9),
+        (signal.SIGHUP, 3.0),
+        (signal.SIGUSR1, 0.6),
+    ],
+)
+def test_a_signal_as_the_command_starts_is_one_line(tmp_path, sent, after_s):
     """Seventeenth hunt: a Ctrl-C in the first 0.5-0.7 s (importing, Hydra composing the config, before the
-    run's own handling) was a 46-86-line KeyboardInterrupt traceback, rc -2. Where it lands depends on the
-    machine: whichever phase, one line, and rc 130."""
+    run's own handling) was a 46-86-line KeyboardInterrupt traceback, rc -2. Eighteenth: SIGTERM, SIGHUP and
+    SIGUSR1 there, and in the hand-over from admission to the run (~3 s), killed the command with no line,
+    leaving a folder with `.hydra/` or a `running` summary.json. Where it lands depends on the machine:
+    whichever phase, one line, the signal's exit code, and no folder that says the run is running."""
     run = subprocess.Popen(
         [sys.executable, "-m", "align_lab", "tracker=none", f"hydra.run.dir={tmp_path / 'run'}"],
         cwd=ROOT,
@@ -521,8 +535,13 @@ def test_a_ctrl_c_as_the_command_starts_is_one_line(tmp_path, after_s):
         preexec_fn=_as_in_a_terminal,
     )
     time.sleep(after_s)
-    run.send_signal(signal.SIGINT)
+    run.send_signal(sent)
     _, said = run.communicate(timeout=120)
     lines = [x for x in said.splitlines() if x.startswith("align_lab:")]
-    assert run.returncode == 130 and "Traceback" not in said and lines, said[-3000:]
-    assert "interrupted by SIGINT" in lines[-1], lines[-1]
+    assert run.returncode == 128 + sent and "Traceback" not in said and lines, said[-3000:]
+    assert f"interrupted by {signal.Signals(sent).name}" in lines[-1], lines[-1]
+    summary = tmp_path / "run" / "summary.json"
+    if summary.exists():  # stopped in its steps' preparation: resumable, and said so
+        assert json.loads(summary.read_text())["status"] == "interrupted", lines[-1]
+    else:  # "before any compute": nothing left behind
+        assert not (tmp_path / "run").exists(), (lines[-1], list((tmp_path / "run").rglob("*")))

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT, SMALL
 from tests.integration.test_rank_signals import _spawned_rank
 
@@ -25,7 +27,14 @@ def _has_loaded(pid: int, library: bytes) -> bool:
         return False
 
 
-def test_rank_1_killed_as_deepspeed_builds_its_groups_ends_the_run_in_one_line(tmp_path, cache_dir):
+@pytest.mark.parametrize(
+    "who, sent", [("rank1", signal.SIGKILL), ("group", signal.SIGTERM), ("rank1", signal.SIGTERM)]
+)
+def test_rank_1_killed_as_deepspeed_builds_its_groups_ends_the_run_in_one_line(
+    tmp_path, cache_dir, who, sent
+):
+    """And (eighteenth hunt, case 34) a SIGTERM to the run's process group, or to rank 1 alone, then: no
+    line for minutes, rank 0 deaf to its own signal in that wait."""
     run_dir, log = tmp_path / "run", tmp_path / "stderr"
     args = [
         *SMALL,
@@ -43,7 +52,7 @@ def test_rank_1_killed_as_deepspeed_builds_its_groups_ends_the_run_in_one_line(t
         while run.poll() is None and time.monotonic() < deadline:
             rank_1 = rank_1 or _spawned_rank(run.pid)
             if rank_1 is not None and _has_loaded(rank_1, OP):  # joined, in DeepSpeed's init
-                os.kill(rank_1, signal.SIGKILL)
+                os.killpg(run.pid, sent) if who == "group" else os.kill(rank_1, sent)
                 break
             time.sleep(0.01)
         try:
@@ -51,7 +60,9 @@ def test_rank_1_killed_as_deepspeed_builds_its_groups_ends_the_run_in_one_line(t
         finally:
             os.killpg(run.pid, signal.SIGKILL) if run.poll() is None else None
     said = log.read_text()
-    assert code == 128 + signal.SIGKILL and "Traceback" not in said, said[-3000:]
+    assert code == 128 + sent and "Traceback" not in said, said[-3000:]
     last = [x for x in said.splitlines() if x.startswith("align_lab:")][-1]
-    assert last.startswith("align_lab: interrupted by SIGKILL; resume from step 0 with: "), last
+    assert last.startswith(
+        f"align_lab: interrupted by {signal.Signals(sent).name}; resume from step 0 with: "
+    ), last
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"

@@ -334,6 +334,22 @@ def test_study_status_on_a_run_whose_summary_is_not_a_mapping_says_so(tmp_path, 
     assert f"failed     [{tmp_path / 'summary.json'}: cannot be read as a run summary]" in line
 
 
+def test_study_status_on_a_run_whose_summary_is_a_folder_says_so(tmp_path, streams):
+    """Eighteenth hunt: a 34-line IsADirectoryError traceback."""
+    streams.start()
+    from align_lab.study.__main__ import main
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    (tmp_path / "summary.json").mkdir()
+    assert main(["status", str(tmp_path)]) == 1
+    line = streams.readouterr().out.splitlines()[0]
+    assert (
+        f"failed     [{tmp_path / 'summary.json'}: cannot be read as a run summary (a folder, not a file)]"
+        in line
+    )
+
+
 def test_a_components_check_names_its_other_fields_with_their_key_and_following_it_builds(tmp_path):
     """RLOO's check said `... with token_level_kl=true`: typed as said, a new root key. The key the
     command line takes is algo.token_level_kl."""

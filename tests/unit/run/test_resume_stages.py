@@ -31,6 +31,7 @@ def test_unpaired_samples_refused_naming_the_input_and_the_preferences_entry(tmp
     old, new = two_entries(tmp_path / "cache")
     assert old.path.parent == new.path.parent == tmp_path / "cache" / "preferences"
     ckpt = tmp_path / "run" / "checkpoints"
+    ckpt.parent.mkdir()  # the run folder: a checkpoint never makes it (train/resume.py)
     save_checkpoint(ckpt, {"step": 1, "stage_keys": {"unpaired_samples": old.key}})
     check = resume_stage_check(ckpt, tmp_path / "cache")
     with pytest.raises(CheckpointError) as e:
@@ -48,6 +49,7 @@ def test_a_deleted_entry_of_the_checkpoint_is_named_as_gone(tmp_path):
     old, new = two_entries(tmp_path / "cache")
     shutil.rmtree(old.path)
     ckpt = tmp_path / "run" / "checkpoints"
+    ckpt.parent.mkdir()  # the run folder: a checkpoint never makes it (train/resume.py)
     save_checkpoint(ckpt, {"step": 1, "stage_keys": {"unpaired_samples": old.key}})
     with pytest.raises(CheckpointError, match=r"^stage unpaired_samples: ") as e:
         resume_stage_check(ckpt, tmp_path / "cache")("unpaired_samples", "preferences", new.key, NEW_INPUTS)

@@ -294,3 +294,26 @@ def test_a_runs_w_and_b_config_carries_its_config_choices(tmp_path: Path, offlin
     # the compare dashboard groups an arm's runs by choices.arm (algo also by the job type)
     assert wandb_config(path) == {**CONFIG, "choices": names}
     assert wandb_run_info(path)["job_type"] == "rloo"
+
+
+def test_a_first_wandb_run_of_a_resumed_run_holds_its_earlier_steps(
+    tmp_path: Path, offline_wandb: None
+) -> None:
+    """Eighteenth hunt: a run killed under tracker=none and resumed with tracker=wandb had a W&B run of its
+    resumed steps alone (compare --wandb builds its dashboard from it), without a word; its earlier steps
+    are logged to it from metrics.jsonl. A W&B run that went on from before is not given them twice."""
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "train/kl": 0.1}\n{"step": 2, "train/kl": 0.2}\n')
+    tracker = make_tracker(
+        "wandb", tmp_path, project="p", group=None, job_type=None, tags=[], config={}, start_step=3
+    )
+    tracker.log({"train/kl": 0.3}, step=3)
+    tracker.close()
+    (path,) = find_wandb_files(tmp_path)
+    assert [(h["_step"], h["train/kl"]) for h in wandb_history(path)] == [(1, 0.1), (2, 0.2), (3, 0.3)]
+    again = make_tracker(
+        "wandb", tmp_path, project="p", group=None, job_type=None, tags=[], config={}, start_step=4
+    )
+    again.log({"train/kl": 0.4}, step=4)
+    again.close()
+    later = find_wandb_files(tmp_path)[-1]
+    assert [(h["_step"], h["train/kl"]) for h in wandb_history(later)] == [(4, 0.4)]

@@ -115,3 +115,25 @@ def test_a_signal_while_modules_are_imported_is_held_to_the_blocks_end_and_a_sec
     assert done == [True]
     with held(what):  # outside any Interruption: nothing to hold
         done.append(True)
+
+
+def test_a_signal_the_command_holds_stops_the_next_interruptions_block_as_it_begins(capfd):
+    """Eighteenth hunt: SIGTERM, SIGHUP, SIGUSR1 as the command imported (before any run's handling) killed
+    it with no line; raised there, a signal was swallowed inside an import (the run completed, rc 0) or
+    left a module half made. The command's own Interruption (deferred) holds it and says so; the next
+    Interruption's block stops as it begins, where nothing is half done; without one, its holder says it."""
+    from align_lab.train.preemption import STARTING
+
+    with Interruption(deferred=True, waiting=STARTING) as command_s:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # a handler runs between bytecodes
+            pass
+        assert command_s.requested == "SIGTERM"
+        entered = []
+        with pytest.raises(Interrupted) as stop:
+            with Interruption():
+                entered.append(True)
+        assert stop.value.signal_name == "SIGTERM" and not entered and command_s.stopped == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.default_int_handler)
+    said = capfd.readouterr().err
+    assert said.count("align_lab: SIGTERM: the command stops as soon as it can") == 1, said
