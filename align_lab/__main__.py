@@ -55,6 +55,25 @@ def interrupted(e: BaseException) -> int:
     return getattr(e, "exit_code", 130)
 
 
+def finished(names: tuple[str, ...]) -> None:
+    """From the command's end to the process's: a signal says the command had finished and ends it (its
+    default action killed it there with no line after "completed": eighteenth hunt's notes)."""
+    import signal
+
+    def say(signum, frame) -> None:
+        try:
+            sys.stdout.flush()  # what it printed, all of it
+        except (OSError, RuntimeError):  # a reentrant call: the main thread was writing
+            pass
+        said = f"align_lab: {signal.Signals(signum).name}: the command had finished; it ends now\n"
+        os.write(2, said.encode())
+        os._exit(128 + signum)
+
+    for name in names:  # not one ignored (`nohup`, a background job's SIGINT)
+        if signal.getsignal(getattr(signal, name)) in (signal.SIG_DFL, signal.default_int_handler):
+            signal.signal(getattr(signal, name), say)
+
+
 def left_running(wait_s: float = 5.0) -> list:
     """The threads (not daemons) still running as the command ends, after `wait_s` for them to end: the
     interpreter would wait for each forever (eighteenth hunt: a reward's poller thread kept a completed
@@ -94,9 +113,11 @@ if __name__ == "__main__":
         # raised inside an import it was swallowed, or made a traceback (eighteenth hunt)
         with Interruption(deferred=True, waiting=STARTING) as command_s:
             command()
+            left = left_running()
+        finished(Interruption.SIGNALS)
         if command_s.requested is not None:
             sys.exit(interrupted(command_s.stop(command_s.requested)))
-        if left := left_running():
+        if left:
             end_leaving(left)
     except (KeyboardInterrupt, Interrupted) as e:  # a second signal: at once (seventeenth hunt: Ctrl-C)
         sys.exit(interrupted(e))

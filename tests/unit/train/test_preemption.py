@@ -137,3 +137,18 @@ def test_a_signal_the_command_holds_stops_the_next_interruptions_block_as_it_beg
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.default_int_handler)
     said = capfd.readouterr().err
     assert said.count("align_lab: SIGTERM: the command stops as soon as it can") == 1, said
+
+
+def test_a_signal_after_the_command_finished_says_so_and_ends_it():
+    """Eighteenth hunt's notes: a SIGTERM as a finished sweep's process ended killed it with no line."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys; from align_lab.__main__ import finished; "
+        "finished(('SIGTERM', 'SIGINT')); print('done', flush=True); os.kill(os.getpid(), signal.SIGTERM); "
+        "[None for _ in range(10**6)]; sys.exit(0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 128 + signal.SIGTERM and done.stdout == "done\n", done.stderr
+    assert done.stderr == "align_lab: SIGTERM: the command had finished; it ends now\n"
