@@ -88,7 +88,7 @@ def left_running(wait_s: float = 5.0) -> list:
     return [t for t in others if t.is_alive()]
 
 
-def end_leaving(threads: list) -> None:
+def end_leaving(threads: list, code: int = 0) -> None:
     """The command's end, where threads of the code it ran still run: said, and not waited for."""
     import logging
 
@@ -101,7 +101,7 @@ def end_leaving(threads: list) -> None:
     )
     sys.stdout.flush()
     logging.shutdown()
-    os._exit(0)
+    os._exit(code)
 
 
 if __name__ == "__main__":
@@ -115,9 +115,10 @@ if __name__ == "__main__":
             command()
             left = left_running()
         finished(Interruption.SIGNALS)
-        if command_s.requested is not None:
-            sys.exit(interrupted(command_s.stop(command_s.requested)))
-        if left:
-            end_leaving(left)
+        code = None if command_s.requested is None else interrupted(command_s.stop(command_s.requested))
+        if left:  # not waited for, even by an exit
+            end_leaving(left, code or 0)
+        if code is not None:
+            sys.exit(code)
     except (KeyboardInterrupt, Interrupted) as e:  # a second signal: at once (seventeenth hunt: Ctrl-C)
         sys.exit(interrupted(e))
