@@ -89,6 +89,7 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
         if path is not None and path.is_file():
             check_own_file(path, ckpt)
             state = torch.load(path, mmap=True, weights_only=False)
+            check_named_step(state, path, ckpt)
             check_engine_checkpoints(state, ckpt)
             refuse_changed_hyperparameters(spec.algo, state, ckpt)
             check_resume_config(run_dir, spec.config, (state.get("identity") or {}).get("config"))
@@ -213,6 +214,19 @@ def check_own_file(path: Path, ckpt: Path) -> None:
             f"checkpoint {path} is a link to {path.resolve()}, outside this run's checkpoints folder: a run "
             f"resumes only from its own; put its own file back, or delete {ckpt} to start the run again "
             "from step 0"
+        )
+
+
+def check_named_step(state: dict, path: Path, ckpt: Path) -> None:
+    """The step a checkpoint holds is the one its name says (nineteenth hunt: another file copied in under
+    the name of step 2 held step 4, and the run "completed" with steps 3-4 neither trained nor logged)."""
+    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_step
+
+    named = checkpoint_step(ckpt)
+    if state.get("step") != named:
+        raise CheckpointError(
+            f"checkpoint {path} holds step {state.get('step')}, not the {named} its name says: not this "
+            f"run's file at this step; put it back, or delete {ckpt} to start the run again from step 0"
         )
 
 

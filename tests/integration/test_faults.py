@@ -390,6 +390,22 @@ def test_another_runs_checkpoint_in_a_runs_folder_is_named_as_another_runs(
     one_line_error(forked_cli(args, cwd=ROOT), said, "the run again from step 0")
 
 
+def test_a_checkpoint_holding_another_step_than_its_name_is_one_line(finished, tmp_path, forked_cli):
+    """Nineteenth hunt: a file copied in under the name of step 2 held step 4: the run "completed" with
+    steps 3-4 neither trained nor logged."""
+    import torch
+
+    run_dir, args = copy_of(finished, tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    (state,) = (run_dir / "checkpoints").glob("state-*.pt")
+    earlier = state.with_name("state-00000002.pt")
+    torch.save(torch.load(state, weights_only=False), earlier)  # the last step's state, named step 2
+    state.unlink()
+    (run_dir / "checkpoints" / "last").write_text(earlier.name)
+    one_line_error(forked_cli(args, cwd=ROOT), f"checkpoint {earlier} holds step 3, not the 2 its name says")
+
+
 def test_a_run_recorded_before_the_clip_node_resumes_from_its_flat_keys(finished, tmp_path, forked_cli):
     """A run folder written before algo.clip became a node (its records hold clip, clip_high, dual_clip,
     log_ratio_clamp flat) resumes: the same config under the old names, not "another config"."""
