@@ -51,8 +51,19 @@ def interrupted(e: BaseException) -> int:
     where = "as the command started, before any run: rerun it"
     if started:  # what each run wrote stands: a rerun resumes or reports it
         where = f"outside a run's steps (after {started[-1]} started): rerun the command to go on"
+    if started and completed(started[-1]):  # nineteenth hunt: "rerun" after a run that completed
+        where = f"after its last run completed ({started[-1]}): what it wrote stands"
     print(f"align_lab: interrupted by {name} {where}", file=sys.stderr)
     return getattr(e, "exit_code", 130)
+
+
+def completed(run_dir) -> bool:
+    import json
+
+    try:
+        return json.loads((run_dir / "summary.json").read_text()).get("status") == "completed"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def finished(names: tuple[str, ...]) -> None:
@@ -72,6 +83,13 @@ def finished(names: tuple[str, ...]) -> None:
     for name in names:  # not one ignored (`nohup`, a background job's SIGINT)
         if signal.getsignal(getattr(signal, name)) in (signal.SIG_DFL, signal.default_int_handler):
             signal.signal(getattr(signal, name), say)
+
+
+def blocked(names: tuple[str, ...]) -> set:
+    """Blocks the signals `names` (they wait, pending); returns the mask before."""
+    import signal
+
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {getattr(signal, n) for n in names})
 
 
 def left_running(wait_s: float = 5.0) -> list:
@@ -105,6 +123,8 @@ def end_leaving(threads: list, code: int = 0) -> None:
 
 
 if __name__ == "__main__":
+    import signal
+
     from align_lab.train.preemption import STARTING, Interrupted, Interruption
 
     try:
@@ -114,7 +134,9 @@ if __name__ == "__main__":
         with Interruption(deferred=True, waiting=STARTING) as command_s:
             command()
             left = left_running()
+            mask = blocked(Interruption.SIGNALS)  # to finished()'s: none falls to the default between
         finished(Interruption.SIGNALS)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a signal that came meanwhile: said now
         code = None if command_s.requested is None else interrupted(command_s.stop(command_s.requested))
         if left:  # not waited for, even by an exit
             end_leaving(left, code or 0)
