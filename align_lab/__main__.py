@@ -122,6 +122,22 @@ def end_leaving(threads: list, code: int = 0) -> None:
     os._exit(code)
 
 
+def end(code: int) -> None:
+    """The process's end after the command's last write: the exit handlers run (W&B's, logging's,
+    multiprocessing's) with finished()'s handlers still in place, then no module teardown. In the
+    interpreter's teardown Python restores the default actions while torch's modules take hundreds of
+    ms to go: a SIGTERM there killed a finished command with no line (nineteenth hunt, case 10)."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
     import signal
 
@@ -140,7 +156,7 @@ if __name__ == "__main__":
         code = None if command_s.requested is None else interrupted(command_s.stop(command_s.requested))
         if left:  # not waited for, even by an exit
             end_leaving(left, code or 0)
-        if code is not None:
-            sys.exit(code)
     except (KeyboardInterrupt, Interrupted) as e:  # a second signal: at once (seventeenth hunt: Ctrl-C)
-        sys.exit(interrupted(e))
+        code = interrupted(e)
+        finished(Interruption.SIGNALS)
+    end(code or 0)

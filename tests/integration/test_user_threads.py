@@ -21,13 +21,27 @@ def score(prompts, responses):
 """
 
 
-def test_a_thread_the_users_code_leaves_running_does_not_keep_the_command_from_ending(tmp_path, cache_dir):
-    (tmp_path / "rw_poller.py").write_text(POLLER)
+TEARDOWN = """
+import os, signal
+
+class Sentinel:
+    def __del__(self):  # runs in the interpreter's module teardown, where Python's handlers are gone
+        os.kill(os.getpid(), signal.SIGTERM)
+
+SENTINEL = Sentinel()
+
+def score(prompts, responses):
+    return [float(len(r)) for r in responses]
+"""
+
+
+def run_with_reward(tmp_path, cache_dir, module: str, text: str) -> tuple:
+    (tmp_path / f"{module}.py").write_text(text)
     run_dir = tmp_path / "run"
     args = [
         *[a for a in SMALL if not a.startswith("reward.")],
         "reward=function",
-        "reward.path=rw_poller:score",
+        f"reward.path={module}:score",
         f"cache_dir={cache_dir}",
         f"hydra.run.dir={run_dir}",
     ]
@@ -40,6 +54,22 @@ def test_a_thread_the_users_code_leaves_running_does_not_keep_the_command_from_e
         env=env,
         timeout=300,
     )
+    return done, run_dir
+
+
+def test_the_command_ends_after_its_last_write_without_the_interpreters_teardown(tmp_path, cache_dir):
+    """Nineteenth hunt, case 10: a SIGTERM just after a completed run's last line killed the command with
+    no line and rc -15 (5 tries of 6): Python restores the default actions in its module teardown, which
+    torch's modules make last hundreds of ms. The command now ends once its exit handlers ran; here a
+    signal that module teardown would send never comes."""
+    done, run_dir = run_with_reward(tmp_path, cache_dir, "rw_teardown", TEARDOWN)
+    assert done.returncode == 0, (done.returncode, done.stderr[-3000:])
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert "completed in" in done.stderr and "compare:" in done.stderr.splitlines()[-1], done.stderr[-3000:]
+
+
+def test_a_thread_the_users_code_leaves_running_does_not_keep_the_command_from_ending(tmp_path, cache_dir):
+    done, run_dir = run_with_reward(tmp_path, cache_dir, "rw_poller", POLLER)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
     assert "warning: the command ends leaving thread user-poller running" in done.stderr, done.stderr[-3000:]
