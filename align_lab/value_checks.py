@@ -27,6 +27,8 @@ class UserCodeError(RuntimeError):
     """A user's own code (reward.path, task.verifier, an environment) raised, or returned something that
     is not a finite number: one line naming the key, its value and what went wrong, never the lr."""
 
+    fixed_in_checked_inputs = True  # its fix edits a file a resume checks: the resume command allows it
+
 
 def text_of(error: BaseException) -> str:
     """str(error), or what says it failed: a class of the user's whose __str__ raises (sixteenth hunt: a

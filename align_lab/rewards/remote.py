@@ -18,6 +18,14 @@ from align_lab.user_probes import loaded, scored_batch
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
+class JudgeError(RewardError):
+    """The judge at reward.url failed or answered something that is not its scores: nothing of the
+    user's files changes once it answers again, so the resume command is the plain one (a judge that
+    scores otherwise is still refused: twentieth hunt, case 6)."""
+
+    fixed_in_checked_inputs = False
+
+
 @dataclass
 class RemoteReward:
     """The token is read from the environment variable named by token_env, so it never lands in a
@@ -79,18 +87,21 @@ class RemoteReward:
             except urllib.error.HTTPError as e:
                 error = f"HTTP {e.code} {e.reason}"
                 if e.code not in RETRY_STATUS:
-                    raise RewardError(f"reward.url={self.url}: {error}") from None
+                    raise JudgeError(f"reward.url={self.url}: {error}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 error = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
             except (ValueError, KeyError, TypeError):
-                raise RewardError(
+                raise JudgeError(
                     f'reward.url={self.url}: the answer is not JSON {{"scores": [...]}}'
                 ) from None
         else:
             times = "once" if self.retries == 0 else f"{self.retries + 1} times"
-            raise RewardError(f"reward.url={self.url}: failed {times}, last: {error}")
+            raise JudgeError(f"reward.url={self.url}: failed {times}, last: {error}")
         # one finite number per text, or one line naming the URL (a NaN read as "lower algo.lr" before)
-        return checked_scores(scores, len(prompts), f"reward.url={self.url}").tolist()
+        try:
+            return checked_scores(scores, len(prompts), f"reward.url={self.url}").tolist()
+        except RewardError as e:
+            raise JudgeError(str(e)) from None
 
     def scorer(self, stages):
         raw = stages.raw_prompt

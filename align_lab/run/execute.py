@@ -100,8 +100,10 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
             return {"status": "preempted"}, Preempted(f"align_lab: {line}; {resume_hint(ckpt)}")
         return {"status": "preempted"}, None
     if isinstance(e, UserCodeError | EnvError):  # the user's code: named, and the run kept to resume
-        # the fix changes the file a resume checks (run/inputs.py): the command says it is meant
-        error = f"{e}; fix it, then {resume_hint(ckpt, ' resume_changed_inputs=true')}"
+        # the fix changes the file a resume checks (run/inputs.py): the command says it is meant; a
+        # judge's outage changes none, and another judge is still refused (twentieth hunt, case 6)
+        allow = " resume_changed_inputs=true" if getattr(e, "fixed_in_checked_inputs", True) else ""
+        error = f"{e}; fix it, then {resume_hint(ckpt, allow)}"
         return {"status": "failed", "error": error}, RunStopped(f"error: {error}")
     # one line naming the correction's keys, or a saved model that is gone
     if isinstance(e, TrainsNothing | ArtifactMissing | ConfigError):  # a check only the run could make

@@ -69,10 +69,13 @@ def read_local(path: str, key: str) -> Table:
     """All rows of a local jsonl/parquet/csv file; unreadable or missing files are one-line errors."""
     import datasets
 
+    # the format is the name's the user gave: a link named .jsonl to a blob without a suffix (the HF hub's
+    # cache, git-annex, DVC) was "unknown file type ''" (twentieth hunt, case 3)
+    suffix = Path(path).expanduser().suffix
     p = Path(path).expanduser().resolve()
-    fmt = FORMATS.get(p.suffix)
+    fmt = FORMATS.get(suffix)
     if fmt is None:
-        raise ValueError(f"{key}={path}: unknown file type {p.suffix!r}; allowed: {', '.join(FORMATS)}")
+        raise ValueError(f"{key}={path}: unknown file type {suffix!r}; allowed: {', '.join(FORMATS)}")
     if not p.is_file():  # a folder named like a file was "no such file" (seventh hunt)
         raise ValueError(f"{key}={path}: {'a folder, not a file' if p.is_dir() else 'no such file'}")
     if p.stat().st_size == 0 or (fmt == "json" and not _jsonl_lines(p)):
@@ -88,7 +91,7 @@ def read_local(path: str, key: str) -> Table:
             raise ValueError(f"{key}={path} {_first_bad_json_line(p)}") from None
         cause = e.__cause__ or e
         first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        raise ValueError(f"{key}={path}: unreadable as {p.suffix[1:]} ({first})") from None
+        raise ValueError(f"{key}={path}: unreadable as {suffix[1:]} ({first})") from None
     if fmt == "json":
         where = [f"line {n}" for n in _jsonl_lines(p)]
         if len(where) != len(ds):  # a pretty-printed .json file: fall back to row numbers

@@ -21,7 +21,8 @@ class Judge(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        if self.server.failing:  # warming up
+        self.server.calls += 1
+        if self.server.failing or self.server.calls > self.server.failing_after:  # warming up, or down
             self.send_error(500)
             return
         answer = json.dumps(
@@ -43,7 +44,7 @@ def judges():
     servers = []
     for _ in range(2):
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), Judge)
-        httpd.weight, httpd.failing = 1.0, False
+        httpd.weight, httpd.failing, httpd.calls, httpd.failing_after = 1.0, False, 0, float("inf")
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         servers.append(httpd)
     yield servers
@@ -88,3 +89,29 @@ def test_a_judge_that_moved_resumes_where_it_scores_as_before_and_is_refused_whe
     job = admit(tmp_path / "run", cache_dir, new)
     assert job.changed_inputs == {}
     assert run(job)["status"] == "completed"
+
+
+@pytest.mark.fast
+def test_a_judges_outage_ends_in_a_resume_command_that_still_refuses_another_judge(
+    judges, tmp_path, cache_dir
+):
+    """Twentieth hunt, case 6: a judge's HTTP 500 ended in `fix it, then resume ...
+    resume_changed_inputs=true`; run as it said with the judge back on another port but scoring 10x, the
+    run went on trained on it (a warning). An outage changes none of the user's files: the command is the
+    plain one, and refuses."""
+    from align_lab.run.execute import run
+    from align_lab.run.summary import RunStopped
+
+    old, new = judges
+    job = admit(tmp_path / "run", cache_dir, old, "reward.retries=0", "train.checkpoint_every=1")
+    old.failing_after = 2  # answers the first two steps' calls, then HTTP 500
+    with pytest.raises(RunStopped) as stop:
+        run(job)
+    said = str(stop.value)
+    assert "reward.url=" in said and "HTTP 500" in said and "resume_changed_inputs" not in said, said
+    new.weight = 10.0
+    with pytest.raises(ConfigError) as e:
+        admit(tmp_path / "run", cache_dir, new)
+    assert str(e.value).startswith("resume_changed_inputs=false: reward.url scores the responses"), str(
+        e.value
+    )

@@ -87,6 +87,18 @@ def test_an_unreadable_file_is_one_line(tmp_path, name, content, expected):
     assert message.startswith(f"task.path={path}") and expected in message, message
 
 
+def test_a_link_named_like_a_data_file_is_read_by_its_name(tmp_path):
+    """Twentieth hunt, case 3: a `.jsonl` link to a blob without a suffix (the HF hub's cache, git-annex,
+    DVC) was refused as "unknown file type ''": the format was the link target's."""
+    blob = jsonl(tmp_path, GOOD, name="5f3a9c")
+    (tmp_path / "d.jsonl").symlink_to(blob)
+    assert len(build_task(tmp_path / "d.jsonl", "task.eval_rows=1").task.prompts("train")) == 3
+    (tmp_path / "d.txt").symlink_to(blob)
+    assert error(tmp_path / "d.txt").endswith(
+        ": unknown file type '.txt'; allowed: .jsonl, .json, .parquet, .csv"
+    )
+
+
 def test_a_missing_file_is_one_line(tmp_path):
     assert error(tmp_path / "none.jsonl") == f"task.path={tmp_path / 'none.jsonl'}: no such file"
     (tmp_path / "dir.jsonl").mkdir()  # seventh hunt: a folder named like a file said "no such file"
