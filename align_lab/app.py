@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from align_lab.config import ConfigError
-from align_lab.run.refused import remove_unused_run_dir
+from align_lab.run.hydra_record import unwritten_hydra_record, write_hydra_record
+from align_lab.run.refused import remove_unused_run_dir, said_when_unwritable
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -77,9 +78,10 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
     except OSError as e:  # a folder that cannot be written (read-only, no space): its one line
         return refused(ConfigError(format_error(e) or str(e)), job.run_dir)
     STARTED.append(job.run_dir)
+    said_when_unwritable(job.run_dir / "app.log")
     try:
         if not job.completed:
-            write_hydra_record(cfg, job.run_dir)
+            hydra_record(cfg, job)
         summary = run(job)
     except ConfigError as e:  # a run across nodes started outside its Slurm tasks
         return refused(e, job.run_dir)
@@ -107,29 +109,16 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
 STARTED: list[Path] = []  # the folders of the runs this process started (__main__ says a signal's line)
 
 
-def unwritten_hydra_record(job) -> None:
-    """A new run's .hydra/ files taken back (a run stopped by a signal in the hand-over from admission):
-    its folder is then one refused() removes. A folder that held a run before keeps its record."""
-    if (job.run_dir / "summary.json").exists() or (job.run_dir / "checkpoints").exists():
-        return
-    for name in HYDRA_RECORD:
-        (job.run_dir / ".hydra" / name).unlink(missing_ok=True)
-
-
-HYDRA_RECORD = ("config.yaml", "hydra.yaml", "overrides.yaml")
-
-
-def write_hydra_record(cfg: DictConfig, run_dir: Path) -> None:
-    """<run folder>/.hydra/: the job's config, Hydra's config and the overrides, as Hydra writes them
-    (hydra.output_subdir is null in conf/config.yaml, so that a refused job rewrites none of them)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    out = run_dir / ".hydra"
-    out.mkdir(parents=True, exist_ok=True)
-    for name, what in zip(
-        HYDRA_RECORD, (cfg, HydraConfig.instance().cfg, HydraConfig.get().overrides.task), strict=True
-    ):
-        OmegaConf.save(what, out / name)
+def hydra_record(cfg: DictConfig, job) -> None:
+    """The job's .hydra/ record written, or (a full disk) taken back and the job refused in one line:
+    Hydra's `Error executing job with overrides` line came first, and the folder stayed (twentieth hunt,
+    case 11)."""
+    try:
+        write_hydra_record(cfg, job.run_dir)
+    except OSError as e:
+        unwritten_hydra_record(job)
+        e.filename = e.filename or str(job.run_dir / ".hydra")
+        raise ConfigError(format_error(e) or str(e)) from None
 
 
 MULTIRUN = ("-m", "--multirun")
@@ -274,6 +263,9 @@ def format_error(e: BaseException) -> str | None:
     if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
         # Hydra's own writes (the run folder's .hydra/ and app.log) fail before align_lab's code runs
         what = e.filename or "the run folder"
+        if e.errno == errno.ENOSPC:  # the folder is right; the device is full (twentieth hunt, case 11)
+            fix = f"free space there and rerun, or choose another {folder_key()}"
+            return f"cannot write {what} ({e.strerror}); {fix}"
         return f"cannot write {what} ({e.strerror}); choose a writable {folder_key()}"
     if isinstance(e, FileNotFoundError) and failed_in_mkdir(e):  # /proc/x: a folder that cannot be made
         return f"cannot make {e.filename} ({e.strerror}); choose a writable {folder_key()}"

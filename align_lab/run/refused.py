@@ -6,18 +6,54 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def handlers_of(log: Path) -> list:
+    """(logger, handler) of each logging handler that writes the file `log`."""
+    import logging
+
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    return [
+        (logger, handler)
+        for logger in loggers
+        if isinstance(logger, logging.Logger)
+        for handler in list(logger.handlers)
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == log.absolute()
+    ]
+
+
 def let_go_of(log: Path) -> None:
     """The logging handlers that write `log` (Hydra's app.log) closed and taken off: a line logged at
     exit (torch's FakeTensor stats) opened the removed file again, a 22-line traceback after the run's
     one line (seventeenth hunt)."""
-    import logging
+    for logger, handler in handlers_of(log):
+        logger.removeHandler(handler)
+        handler.close()
 
-    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
-    for logger in (x for x in loggers if isinstance(x, logging.Logger)):
-        for handler in list(logger.handlers):
-            if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == log.absolute():
-                logger.removeHandler(handler)
-                handler.close()
+
+def said_when_unwritable(log: Path) -> None:
+    """The handlers that write `log` (Hydra's app.log): a write that fails (a full disk) is said once,
+    and they write nothing more; the lines still reach the terminal. Each line logged on a full disk was
+    a 40-frame `--- Logging error ---` traceback (twentieth hunt, case 10)."""
+    from functools import partial
+
+    for _, handler in handlers_of(log):
+        handler.handleError = partial(unwritable, handler)
+
+
+def unwritable(handler, record) -> None:
+    import logging
+    import sys
+
+    error = sys.exc_info()[1]
+    if not isinstance(error, OSError):  # a line that cannot be formatted: logging's own report
+        logging.Handler.handleError(handler, record)
+        return
+    handler.emit = handler.flush = lambda *_: None  # nothing more to a file that cannot be written
+    print(
+        f"align_lab: warning: cannot write {handler.baseFilename} ({error.strerror}): the run's log lines "
+        "reach this terminal only",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def remove_unused_run_dir(run_dir: Path) -> None:

@@ -68,12 +68,23 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
     if isinstance(e, SystemExit):  # not a requeue (failure() read Preempted): code the run called exited
         return RunStopped(f"error: {exited_where(e)} called sys.exit({e.code!r}) during the run; {resume}", 1)
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return RunStopped(
-            f"error: no space left on the device writing {e.filename or 'a file'}; free space, then {resume}"
-        )
+        what = e.filename or unnamed_write(ckpt.parent)
+        return RunStopped(f"error: no space left on the device writing {what}; free space, then {resume}")
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return RunStopped(f"error: cannot write {e.filename or 'a file'} ({e.strerror})")
     return None
+
+
+def unnamed_write(run_dir: Path) -> str:
+    """A write whose error names no file (a flush): the run folder where its device is (nearly) full, as
+    it is where the run's own writes failed (twentieth hunt, case 10: "writing a file")."""
+    import shutil
+
+    try:
+        free = shutil.disk_usage(run_dir).free
+    except OSError:
+        return "a file"
+    return f"a file in {run_dir} ({free // 1024} KiB free there)" if free < 2**20 else "a file"
 
 
 def folder_removed(e: OSError, run_dir: Path) -> RunStopped:

@@ -52,6 +52,7 @@ def load_given(path: str, model, tokenizer):
     None where none is saved)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from align_lab.models.lora import causal_lm
     from align_lab.models.saved import check_loaded, let_out, load_report_held, off_disk, resolve_checkpoint
     from align_lab.train.checkpoint_io import CheckpointError, load_checkpoint
 
@@ -62,7 +63,7 @@ def load_given(path: str, model, tokenizer):
             state = load_checkpoint(checkpoints, advice=RETRAIN)["objects"]["policy"]
         except CheckpointError as e:
             raise ConfigError(f"{KEY}={path}: its final {e}") from None
-        teacher = model.init_policy(tokenizer)
+        teacher = adapters_of_run(path).apply(model.init_policy(tokenizer))
         try:
             teacher.load_state_dict(state)
         except RuntimeError as e:
@@ -70,7 +71,9 @@ def load_given(path: str, model, tokenizer):
             raise ConfigError(
                 f"{KEY}={path}: its checkpoint's policy does not fit this run's model ({first})"
             ) from None
-        return teacher, None
+        # a LoRA run's policy is its base and adapters: merged, the model it sampled from (twentieth
+        # hunt, case 18: "does not fit this run's model", its adapters' keys in the state)
+        return (teacher.merge_and_unload() if teacher is not causal_lm(teacher) else teacher), None
     folder = resolve_checkpoint(path, KEY)
     vocab = None
     if (Path(folder) / "tokenizer_config.json").is_file():
@@ -81,6 +84,22 @@ def load_given(path: str, model, tokenizer):
     check_loaded(teacher, info, path, KEY, teacher=True)
     let_out(held)
     return teacher, vocab
+
+
+def adapters_of_run(path: str):
+    """The LoRA adapters a teacher run trained with (its resolved config's `lora`; admission read that
+    file), disabled where it trained the whole model."""
+    import yaml
+
+    from align_lab.models.lora import LoRA
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+
+    saved = yaml.safe_load((Path(path).expanduser() / RESOLVED_CONFIG).read_text()).get("lora") or {}
+    fields = {f.name for f in dataclasses.fields(LoRA)}
+    try:
+        return LoRA(**{k: v for k, v in saved.items() if k in fields})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{KEY}={path}: that run's lora keys cannot be read ({e})") from None
 
 
 def source_fingerprint(path: str) -> str:

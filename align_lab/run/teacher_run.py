@@ -92,6 +92,13 @@ def finished_teacher(path: str) -> Path:
             "with its own command, or choose a completed run"
         )
     ckpt = folder / "checkpoints"
+    unnamed = final_state_unnamed(folder, ckpt)
+    if unnamed is not None:  # twentieth hunt, case 16: "retrain the teacher" for a 17-byte pointer
+        final, what = unnamed
+        raise ConfigError(
+            f"{KEY}={path}: {ckpt / 'last'} {what}, but {final.name}, the checkpoint of its final step, is "
+            f"there: point at it (echo {final.name} > {ckpt / 'last'}), then rerun"
+        )
     try:
         file = checkpoint_file(ckpt, advice=f"the teacher's policy is lost with it: {RETRAIN}")
     except CheckpointError as e:
@@ -104,6 +111,29 @@ def finished_teacher(path: str) -> Path:
             f"teacher's policy is its final checkpoint: {RETRAIN} (train.keep_checkpoint=true keeps it)"
         )
     return file
+
+
+def final_state_unnamed(folder: Path, ckpt: Path) -> tuple[Path, str] | None:
+    """The checkpoint of a completed run's final step (its resolved config's train.steps) and what is
+    wrong with its pointer, where `checkpoints/last` is gone or names a file that is gone; else None."""
+    import yaml
+
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+
+    pointer = ckpt / "last"
+    try:
+        named = pointer.read_text().strip() if pointer.exists() else ""
+    except (OSError, UnicodeDecodeError):  # a folder, unreadable: checkpoint_file names it
+        return None
+    if named and (ckpt / named).exists():
+        return None
+    try:
+        steps = int(yaml.safe_load((folder / RESOLVED_CONFIG).read_text())["train"]["steps"])
+    except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    final = ckpt / f"state-{steps:08d}.pt"
+    what = f"names {named}, which is gone" if named else "is missing"
+    return (final, what) if final.is_file() else None
 
 
 def check_teacher_run(spec, path: str, folder: Path) -> None:

@@ -835,6 +835,40 @@ def test_a_full_disk_in_the_stage_cache_is_one_line_and_keeps_the_other_entries(
     assert summary["status"] == "failed" and "no space left" in summary["error"]
 
 
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
+def test_a_disk_that_fills_as_the_run_starts_is_at_most_two_lines_naming_the_folder(tmp_path, cache_dir):
+    """Twentieth hunt, case 10: the run folder's disk with 24 KB left: 412 lines, each logged line's
+    40-frame `--- Logging error ---` traceback (app.log could not be written), then "no space left on the
+    device writing a file". Now app.log's failure is said once, and the stop names the run folder. The
+    write that fails first moves with the space left: 8 KiB (the .hydra record: case 11, Hydra's `Error
+    executing job` line first, the folder left) and 20 to 32 KiB, each run on its own."""
+    small, run_dir = tmp_path / "small", tmp_path / "small" / "run"
+    small.mkdir()
+    overrides = [*SMALL, "train.checkpoint_every=1", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    app = " ".join([sys.executable, "-m", "align_lab", *overrides])
+    runs = "; ".join(
+        f"rm -rf {run_dir} {small}/filler; head -c {1024 * (1024 - kib)} /dev/zero > {small}/filler; "
+        f"{app}; echo RC=$? >&2"
+        for kib in (8, 20, 24, 28, 32)
+    )
+    script = f"mount -t tmpfs -o size=1m tmpfs {small} || exit 9; {runs}"
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert "Logging error" not in result.stderr and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "Error executing job" not in result.stderr, result.stderr[-3000:]  # case 11: Hydra's line too
+    said = [line for line in result.stderr.splitlines() if line.startswith(("align_lab:", "RC="))]
+    warning = (
+        f"align_lab: warning: cannot write {run_dir}/app.log (No space left on device): the run's log lines "
+        "reach this terminal only"
+    )
+    assert warning in said, said
+    ends = [n for n, line in enumerate(said) if line.startswith("RC=")]
+    assert [said[n] for n in ends] == ["RC=2"] * 5, said
+    for n in ends:
+        error = said[n - 1]
+        assert error.startswith("align_lab: error: ") and str(run_dir) in error.split("; ")[0], said
+        assert said[n - 2] in (warning, "RC=2") if n >= 2 else True, said
+
+
 def test_a_resolved_config_edited_by_hand_is_named_not_the_command(finished, tmp_path, forked_cli):
     """Eleventh hunt: a killed run's config.resolved.yaml edited (algo.lr 0.001 -> 0.5), then the same
     command: "algo.lr=0.001: the run ... to resume has algo.lr=0.5; resume it with the same config"; with

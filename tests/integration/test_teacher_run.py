@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -134,6 +135,22 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
         lambda t: (
             f"its final checkpoint {state_name(t)} is unreadable (File is not a zip file); the "
             f"teacher's policy is lost with it: {RETRAIN}"
+        ),
+    ),
+    # twentieth hunt, case 16: "has no checkpoint ... retrain the teacher" for a pointer lost
+    "pointer_gone": (
+        lambda t: (t / "checkpoints" / "last").unlink(),
+        lambda t: (
+            f"{t / 'checkpoints' / 'last'} is missing, but state-00000003.pt, the checkpoint of its final "
+            f"step, is there: point at it (echo state-00000003.pt > {t / 'checkpoints' / 'last'}), then rerun"
+        ),
+    ),
+    "pointer_wrong": (
+        lambda t: (t / "checkpoints" / "last").write_text("state-00000002.pt"),
+        lambda t: (
+            f"{t / 'checkpoints' / 'last'} names state-00000002.pt, which is gone, but state-00000003.pt, "
+            f"the checkpoint of its final step, is there: point at it (echo state-00000003.pt > "
+            f"{t / 'checkpoints' / 'last'}), then rerun"
         ),
     ),
     "no_checkpoint": (
@@ -340,3 +357,26 @@ def test_a_teacher_run_of_another_model_size_names_the_key_that_differs(teacher,
         "checkpoint is read into this run's model (its size too); distil from a run of the same model, or "
         "from a model folder saved by save_pretrained"
     )
+
+
+@pytest.mark.fast
+def test_a_lora_run_teaches_as_the_model_it_sampled_from(tmp_path, cache_dir):
+    """Twentieth hunt, case 18: a LoRA run as the teacher was refused after the stages, "its checkpoint's
+    policy does not fit this run's model" (its adapters' keys). Its base and adapters are merged now:
+    the teacher stage's weights are W + (alpha / r) B A of the teacher's final checkpoint."""
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "lora_teacher"
+    lora = ["algo=reinforce_pp", "reward=gold", "lora.enabled=true", "algo.lr=0.01"]
+    assert run_in_process(lora, folder, cache_dir)["status"] == "completed"
+    summary = run_in_process([*STUDENT, f"algo.teacher={folder}"], tmp_path / "student", cache_dir)
+    assert summary["status"] == "completed"
+    policy = torch.load(state(folder), weights_only=False)["objects"]["policy"]
+    layer = "base_model.model.model.layers.0.self_attn.q_proj"
+    a, b = policy[f"{layer}.lora_A.default.weight"], policy[f"{layer}.lora_B.default.weight"]
+    assert b.abs().max() > 0  # the adapters trained: a teacher without them would differ
+    entry = Path(cache_dir) / "teacher" / summary["stages"]["teacher"]["key"]
+    taught = load_file(entry / "model.safetensors")
+    merged = policy[f"{layer}.base_layer.weight"] + (16.0 / 8) * b @ a
+    torch.testing.assert_close(taught["model.layers.0.self_attn.q_proj.weight"], merged)
