@@ -122,6 +122,14 @@ def end_leaving(threads: list, code: int = 0) -> None:
     os._exit(code)
 
 
+def exit_code(e: SystemExit) -> int:
+    """The process's exit code for sys.exit(e.code), as the interpreter reads it (a text: said, 1)."""
+    if e.code is None or isinstance(e.code, int):
+        return e.code or 0
+    print(e.code, file=sys.stderr)
+    return 1
+
+
 def end(code: int) -> None:
     """The process's end after the command's last write: the exit handlers run (W&B's, logging's,
     multiprocessing's) with finished()'s handlers still in place, then no module teardown. In the
@@ -159,4 +167,7 @@ if __name__ == "__main__":
     except (KeyboardInterrupt, Interrupted) as e:  # a second signal: at once (seventeenth hunt: Ctrl-C)
         code = interrupted(e)
         finished(Interruption.SIGNALS)
+    except SystemExit as e:  # a one-line stop, a sweep's failures: its code, and the same end
+        finished(Interruption.SIGNALS)
+        code = exit_code(e)
     end(code or 0)

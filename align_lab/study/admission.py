@@ -51,7 +51,12 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
             )
         jobs = []
         for i, overrides in enumerate(job_overrides):
-            job = admit_job(hydra_context, config, list(overrides), first + i, here)
+            try:
+                job = admit_job(hydra_context, config, list(overrides), first + i, here)
+            except ConfigError as e:  # a sweep's folder is hydra.sweep.dir (twentieth hunt, case 23)
+                said = str(e).replace("choose another hydra.run.dir", "choose another hydra.sweep.dir")
+                said = said.replace("hydra.run.dir=", "the run folder ")
+                raise ConfigError(said) from None
             jobs.append((first + i, list(overrides), job))
         planned = [
             planned_job(j.spec.config, j.spec.names, o, j.spec.task, j.spec.train.eval_samples)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -170,16 +171,44 @@ class StudyLauncher(BaseSubmititLauncher):
     def _wait(self, jobs: dict, runs: list[dict], sweep_dir: Path, poll_s: float = 1.0) -> list[JobReturn]:
         """Each run's outcome as it ends (a failure in one line); then, if any failed, the list of
         failures and exit code 1 (outcome.py)."""
+        from align_lab.train.preemption import Interrupted, Interruption
+
         outcomes = Outcomes(runs, sweep_dir)
         results: dict[int, JobReturn] = {}
         waiting = {r["num"]: r for r in runs}
-        while waiting:
-            for num in [n for n in waiting if jobs[n].done()]:
-                results[num] = self._result(jobs[num], waiting.pop(num), outcomes)
-            if waiting:
-                time.sleep(poll_s)
+        try:
+            with Interruption():  # a signal the command held since it began stops the wait as it begins
+                while waiting:
+                    for num in [n for n in waiting if jobs[n].done()]:
+                        results[num] = self._result(jobs[num], waiting.pop(num), outcomes)
+                    if waiting:
+                        time.sleep(poll_s)
+        except Interrupted as e:
+            self._stop_waiting(e, [jobs[n] for n in waiting], sweep_dir)
         outcomes.finish()
         return [results[r["num"]] for r in runs]
+
+    def _stop_waiting(self, e, pending: list, sweep_dir: Path) -> None:
+        """A signal while the command waits on its jobs (twentieth hunt, case 20: every run still started
+        and ended, then "interrupted ... before any run"). A local sweep's runs are this process's
+        children: each is stopped as Ctrl-C stops a run (submitit's cancel: SIGINT; it checkpoints), and
+        the line resumes the sweep. A Slurm sweep's jobs are the cluster's: they go on, and its status
+        command follows them."""
+        from align_lab.rerun import sweep_resume_command
+
+        if self._EXECUTOR == "local":
+            for job in pending:
+                job.cancel(check=False)
+            deadline = time.monotonic() + 120
+            while any(not job.done() for job in pending) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            said = f"sweep interrupted by {e.signal_name}: {len(pending)} unfinished runs stopped"
+            said += f" at their checkpoints; resume with: {sweep_resume_command(sweep_dir)}"
+        else:
+            said = f"{e.signal_name}: stopped waiting; the sweep's {len(pending)} unfinished runs go on in "
+            said += f"Slurm: {status_command(sweep_dir)}"
+        print(f"align_lab: {said}", file=sys.stderr, flush=True)
+        raise SystemExit(e.exit_code)
 
     def _queue_params(self, params: dict) -> dict:
         """hydra-submitit-launcher's names -> submitit's (executor-specific ones get a prefix)."""
@@ -194,11 +223,27 @@ class StudyLauncher(BaseSubmititLauncher):
             ret = JobReturn(overrides=run["overrides"], status=JobStatus.FAILED)
             ret.return_value = RuntimeError(f"job {job.job_id} ended without a result: {last_line(str(e))}")
             ret.status = JobStatus.FAILED
-        if ret.status == JobStatus.COMPLETED:
-            print(f"align_lab: run #{run['num']} ({outcomes.labels[run['num']]}): completed", flush=True)
+        if ret.status == JobStatus.COMPLETED:  # what it found and where (twentieth hunt, case 21)
+            print(f"align_lab: run #{run['num']} ({outcomes.labels[run['num']]}): {found(run)}", flush=True)
         else:
             outcomes.failed(run, ret._return_value)
         return ret
+
+
+def found(run: dict) -> str:
+    """A completed run's result lines (run/summary.py result_lines) after its label; `completed` alone
+    where its summary.json cannot be read."""
+    from align_lab.folder import read_summary
+    from align_lab.run.summary import result_lines
+
+    try:
+        summary = read_summary(Path(run["run_dir"]) / "summary.json")
+    except (OSError, ValueError):
+        return "completed"
+    first, *rest = result_lines(summary, Path(run["run_dir"]))
+    return "\n".join(
+        [first.removeprefix(f"align_lab: {summary.get('algo')} seed {summary.get('seed')} "), *rest]
+    )
 
 
 def _base_keys() -> set[str]:

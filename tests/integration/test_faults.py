@@ -869,6 +869,16 @@ def test_a_disk_that_fills_as_the_run_starts_is_at_most_two_lines_naming_the_fol
         assert said[n - 2] in (warning, "RC=2") if n >= 2 else True, said
 
 
+def test_a_refusal_in_a_sweep_names_the_sweeps_folder_key(tmp_path, cache_dir, forked_cli):
+    """Twentieth hunt, case 23: a sweep's run refused at admission said "choose another hydra.run.dir",
+    a key a `-m` command does not read: its folder is hydra.sweep.dir."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", *SMALL, f"cache_dir={cache_dir}", "seed=0", f"hydra.sweep.dir={sweep}"]
+    assert forked_cli(args, cwd=ROOT).returncode == 0
+    line = one_line_error(forked_cli([*args, "train.steps=4"], cwd=ROOT), "choose another hydra.sweep.dir")
+    assert "hydra.run.dir" not in line and f"the run folder {sweep}/0_" in line, line
+
+
 def test_a_resolved_config_edited_by_hand_is_named_not_the_command(finished, tmp_path, forked_cli):
     """Eleventh hunt: a killed run's config.resolved.yaml edited (algo.lr 0.001 -> 0.5), then the same
     command: "algo.lr=0.001: the run ... to resume has algo.lr=0.5; resume it with the same config"; with

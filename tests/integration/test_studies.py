@@ -89,6 +89,53 @@ def test_local_sweep_reports_each_run_and_a_failed_run_as_failed(tmp_path, cache
     assert status.returncode == 1 and "1 done, 0 running, 0 pending, 1 failed" in status.stdout
 
 
+def steps_logged(sweep: Path, run: str) -> int:
+    return sum(len(read_metrics(path)) for path in sweep.glob(f"{run}/metrics.jsonl"))
+
+
+def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resume(tmp_path, cache_dir):
+    """Twentieth hunt, case 20: a SIGTERM to the command while it waited on its local jobs was held until
+    every run had started and ended, then said "interrupted ... as the command started, before any run".
+    Now the wait stops: the unfinished runs are stopped as Ctrl-C stops a run (they checkpoint), and the
+    line's command resumes the sweep. Case 21: each completed run says what it found and where."""
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        "hardware=submitit_local",
+        *cli_args(cache_dir, "train.steps=40", "train.checkpoint_every=1"),
+        "seed=0,1",
+        "hardware.max_parallel=1",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "align_lab", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and steps_logged(sweep, "0_*") < 2:
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGTERM)
+    out, err = driver.communicate(timeout=240)
+    said = [line for line in err.splitlines() if line.startswith("align_lab:")]
+    assert driver.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert said[-1].startswith(
+        "align_lab: sweep interrupted by SIGTERM: 2 unfinished runs stopped at their "
+        "checkpoints; resume with: "
+    ), said
+    run0 = json.loads(next(sweep.glob("0_*/summary.json")).read_text())
+    assert run0["status"] == "interrupted", run0
+    again = subprocess.run(
+        [sys.executable, "-m", "align_lab", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    for num in (0, 1):
+        assert f"align_lab: run #{num} (seed={num}): completed in " in again.stdout, again.stdout
+    assert again.stdout.count("  compare:    ") == 2 and str(sweep) in again.stdout, again.stdout
+
+
 def test_bad_config_in_a_sweep_submits_nothing(tmp_path, cache_dir):
     sweep = tmp_path / "sweep"
     result = forked()(
