@@ -301,10 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         comparison, runs, out = compare(args)
+        paths, figures = write_report(comparison, list(args.folders), out)
     except ValueError as e:
         print(f"align_lab.compare: error: {e}", file=sys.stderr)
         return 2
-    paths, figures = write_report(comparison, list(args.folders), out)
     for line in result_lines(comparison, args.by):
         print(line)
     for line in [*plan_record.plan_lines(args.folders), *tuning_report_lines(args.folders)]:

@@ -4,6 +4,8 @@ the value checks; imports nothing of align_lab, so any module can use it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -121,3 +123,15 @@ DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 def canonical_dtype(name: str) -> str:
     """torch's name of a dtype given by its torch name or its short one (bf16 -> bfloat16)."""
     return DTYPE_ALIASES.get(name, name)
+
+
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """A failed write's OSError named by the file it was writing: a flush's names none, and a full disk
+    said "no space left on the device writing a file" (twentieth hunt, case 30)."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(path)
+        raise

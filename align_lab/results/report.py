@@ -18,6 +18,7 @@ from align_lab.results.robust import robust_blocks
 from align_lab.results.samples import samples_blocks
 from align_lab.results.stats import fmt, fmt_ci, fmt_p
 from align_lab.results.tuning import tuning_blocks
+from align_lab.value_checks import naming
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -274,8 +275,18 @@ def write_report(
 ) -> tuple[dict[str, Path], list[tuple[str, Path]]]:
     """Writes figures, report.md, report.html, runs.csv and runs.parquet into out.
 
-    Returns ({file name: path}, [(caption, figure path)]).
+    Returns ({file name: path}, [(caption, figure path)]). A file that cannot be written (a full disk)
+    is a ValueError naming it, the one line compare says (twentieth hunt, case 34: a 55-62-line
+    traceback through PIL and matplotlib).
     """
+    try:
+        return _write_report(comparison, roots, out)
+    except OSError as e:
+        fix = "free space there, or choose another --out"
+        raise ValueError(f"cannot write {e.filename or out} ({e.strerror}); {fix}") from None
+
+
+def _write_report(comparison: Comparison, roots: list[Path], out: Path):
     out.mkdir(parents=True, exist_ok=True)
     figures = write_figures(comparison, out) + across_figure(comparison.across_tasks, out)
     blocks = document(comparison, roots, figures)
@@ -285,8 +296,12 @@ def write_report(
         "runs.csv": out / "runs.csv",
         "runs.parquet": out / "runs.parquet",
     }
-    paths["report.md"].write_text(to_markdown(blocks, out), encoding="utf-8")
-    paths["report.html"].write_text(to_html(blocks), encoding="utf-8")
-    comparison.runs.to_csv(paths["runs.csv"], index=False)
-    comparison.runs.to_parquet(paths["runs.parquet"], index=False)
+    with naming(paths["report.md"]):
+        paths["report.md"].write_text(to_markdown(blocks, out), encoding="utf-8")
+    with naming(paths["report.html"]):
+        paths["report.html"].write_text(to_html(blocks), encoding="utf-8")
+    with naming(paths["runs.csv"]):
+        comparison.runs.to_csv(paths["runs.csv"], index=False)
+    with naming(paths["runs.parquet"]):
+        comparison.runs.to_parquet(paths["runs.parquet"], index=False)
     return paths | {p.name: p for _, p in figures}, figures

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from align_lab.folder import SUMMARY, RunLock, claim, read_summary
+from align_lab.value_checks import naming
 
 RESOLVED_CONFIG = "config.resolved.yaml"
 SEGMENTS = "segments_s"  # summary.json: the wall time of each process that worked on the run, in order
@@ -24,7 +25,8 @@ def write_atomic(path: Path, text: str | bytes) -> None:
     """`path` holds either its old content or `text`, never a part (a kill, a full disk)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text)
+        with naming(path):  # a write's error names no file (twentieth hunt, case 30)
+            tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)

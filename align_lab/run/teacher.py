@@ -54,15 +54,19 @@ def load_given(path: str, model, tokenizer):
 
     from align_lab.models.lora import causal_lm
     from align_lab.models.saved import check_loaded, let_out, load_report_held, off_disk, resolve_checkpoint
-    from align_lab.train.checkpoint_io import CheckpointError, load_checkpoint
+    from align_lab.train.checkpoint_io import CheckpointError, check_engine_checkpoints, load_checkpoint
 
     checkpoints = run_checkpoints(path)
     if checkpoints is not None:
         finished_teacher(path)  # admission checked it; the folder may have changed since
         try:
-            state = load_checkpoint(checkpoints, advice=RETRAIN)["objects"]["policy"]
+            saved = load_checkpoint(checkpoints, advice=RETRAIN)
+            check_engine_checkpoints(saved, checkpoints, advice=RETRAIN)
         except CheckpointError as e:
             raise ConfigError(f"{KEY}={path}: its final {e}") from None
+        state = saved["objects"]["policy"]
+        if isinstance(state, dict) and set(state) == {"tag"}:  # a DeepSpeed run's (twentieth hunt, case 36)
+            state = engine_weights(checkpoints / "deepspeed", state["tag"])
         teacher = adapters_of_run(path).apply(model.init_policy(tokenizer))
         try:
             teacher.load_state_dict(state)
@@ -84,6 +88,19 @@ def load_given(path: str, model, tokenizer):
     check_loaded(teacher, info, path, KEY, teacher=True)
     let_out(held)
     return teacher, vocab
+
+
+def engine_weights(folder: Path, tag: str) -> dict:
+    """The policy's weights in a DeepSpeed run's engine checkpoint `folder/tag`: its ZeRO partitions
+    gathered by DeepSpeed's own zero_to_fp32 (stages 1-3), or the module's state (stage 0, no
+    partitions). Read as weights, the engine's {"tag": ...} was "does not fit this run's model"."""
+    import torch
+
+    if not any((folder / tag).glob("zero_pp_rank_*_optim_states.pt")):
+        return torch.load(folder / tag / "mp_rank_00_model_states.pt", weights_only=False)["module"]
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    return get_fp32_state_dict_from_zero_checkpoint(str(folder), tag=tag)
 
 
 def adapters_of_run(path: str):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from align_lab.tracking.samples import SamplesFile
+from align_lab.value_checks import naming
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -93,8 +94,9 @@ class JsonlTracker:
     def log(self, metrics: Mapping[str, object], step: int) -> None:
         if self._file is None:
             self._file = self._open()
-        self._file.write(format_line(metrics, step) + "\n")
-        self._file.flush()  # a killed run keeps every line it logged
+        with naming(self.path):
+            self._file.write(format_line(metrics, step) + "\n")
+            self._file.flush()  # a killed run keeps every line it logged
 
     def samples(self, records: list[dict], step: int) -> None:
         """Appends an evaluation's records to eval_samples.jsonl (tracking/samples.py)."""
@@ -107,4 +109,5 @@ class JsonlTracker:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with naming(self.path):
+                self._file.close()

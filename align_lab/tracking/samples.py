@@ -11,6 +11,8 @@ import math
 import os
 from pathlib import Path
 
+from align_lab.value_checks import naming
+
 SAMPLES_FILE = "eval_samples.jsonl"
 # capped at train.eval_text_chars; transcript: a multi-turn episode's whole conversation after the prompt
 TEXT_FIELDS = ("prompt", "response", "sft_response", "transcript")
@@ -82,5 +84,5 @@ class SamplesFile:
         cut_from(self.path, self.start_step)
 
     def append(self, records: list[dict], step: int) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
+        with naming(self.path), open(self.path, "a", encoding="utf-8") as f:
             f.write(format_records(records, step))

@@ -247,8 +247,17 @@ class EngineState:
         self.engine, self.folder, self.main = engine, folder, main
 
     def state_dict(self) -> dict:
+        from align_lab.cache import disk_full_error
+
         tag = f"step-{self.engine.global_steps:08d}"
-        self.engine.save_checkpoint(str(self.folder), tag=tag, save_latest=False)
+        try:
+            self.engine.save_checkpoint(str(self.folder), tag=tag, save_latest=False)
+        except (RuntimeError, OSError) as e:  # a full disk: torch.save's RuntimeError, on each rank
+            full = disk_full_error(e, self.folder / tag)
+            if full is None:
+                raise
+            shutil.rmtree(self.folder / tag, ignore_errors=True)  # no half-written engine checkpoint
+            raise full from None  # one line naming it (twentieth hunt, case 33: 79-137 lines of ranks')
         if self.main:  # after the engine's closing barrier: every process has written its files
             tags = sorted(p.name for p in self.folder.glob("step-*"))
             for old in tags[: max(0, tags.index(tag) - 1)]:

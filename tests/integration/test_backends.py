@@ -306,3 +306,58 @@ def test_a_damaged_deepspeed_checkpoint_is_one_line_before_any_compute(
         run_in_process(overrides, run_dir, cache_dir)
     said = "is missing" if damage == "deleted" else "is unreadable"
     assert said in str(refused.value) and f"delete {run_dir / 'checkpoints'} to start" in str(refused.value)
+
+
+def _mounts_work() -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-m", "mount", "--bind", "/", "/"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _mounts_work(), reason="needs unshare -m and mount (root)")
+def test_a_full_disk_at_the_engines_checkpoint_is_one_line_and_leaves_no_half_written_step(
+    tmp_path, cache_dir
+):
+    """Twentieth hunt, case 33: two DeepSpeed ranks (hardware=cpu_ddp) whose engine checkpoint met a full
+    disk: rc 1, 79-137 lines of the ranks' tracebacks (torch.save's RuntimeError), no resume line, a
+    half-written step folder left. Now, as a one-process run's checkpoint: one line naming the engine's
+    step folder, rc 2, the folder removed; at 1000 KiB left the first save fails, at 2300 a later one."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, SMALL
+
+    small, run_dir = tmp_path / "small", tmp_path / "small" / "run"
+    small.mkdir()
+    args = [
+        *SMALL,
+        "hardware=cpu_ddp",
+        "hardware.backend=deepspeed",
+        "train.steps=6",
+        "train.checkpoint_every=1",
+    ]
+    app = " ".join(
+        [sys.executable, "-m", "align_lab", *args, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    )
+    runs = "; ".join(
+        f"rm -rf {run_dir} {small}/filler; head -c {1024 * (4096 - kib)} /dev/zero > {small}/filler; {app}; "
+        f"echo RC=$? >&2; ls {run_dir}/checkpoints/deepspeed >&2"
+        for kib in (1000, 2300)
+    )
+    script = f"mount -t tmpfs -o size=4m tmpfs {small} || exit 9; {runs}"
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
+    assert "Traceback" not in result.stderr and "[rank" not in result.stderr, result.stderr[-3000:]
+    lines = result.stderr.splitlines()
+    errors = [line for line in lines if line.startswith("align_lab: error:")]
+    assert [line for line in lines if line.startswith("RC=")] == ["RC=2", "RC=2"], result.stderr[-3000:]
+    assert len(errors) == 2, result.stderr[-3000:]
+    for error in errors:
+        head = f"align_lab: error: no space left on the device writing {run_dir}/checkpoints/deepspeed/step-"
+        assert error.startswith(head) and "; free space, then resume from step " in error, error
+        step = error.removeprefix(head).split(";")[0]
+        assert f"step-{step}" not in lines[lines.index(error) + 2 :][:4], lines  # the folder is gone

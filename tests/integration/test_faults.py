@@ -836,20 +836,22 @@ def test_a_full_disk_in_the_stage_cache_is_one_line_and_keeps_the_other_entries(
 
 
 @pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
-def test_a_disk_that_fills_as_the_run_starts_is_at_most_two_lines_naming_the_folder(tmp_path, cache_dir):
+def test_a_disk_that_fills_as_the_run_starts_is_at_most_two_lines_naming_the_file(tmp_path, cache_dir):
     """Twentieth hunt, case 10: the run folder's disk with 24 KB left: 412 lines, each logged line's
     40-frame `--- Logging error ---` traceback (app.log could not be written), then "no space left on the
-    device writing a file". Now app.log's failure is said once, and the stop names the run folder. The
-    write that fails first moves with the space left: 8 KiB (the .hydra record: case 11, Hydra's `Error
-    executing job` line first, the folder left) and 20 to 32 KiB, each run on its own."""
+    device writing a file". Now app.log's failure is said once, and the stop names the file. The write
+    that fails first moves with the space left: 8 KiB (the .hydra record: case 11, Hydra's `Error
+    executing job` line first, the folder left), 20 to 32 KiB (config.resolved.yaml, summary.json), and
+    without checkpoints 36 and 44 KiB (eval_samples.jsonl, case 30: "a file"), each run on its own."""
     small, run_dir = tmp_path / "small", tmp_path / "small" / "run"
     small.mkdir()
-    overrides = [*SMALL, "train.checkpoint_every=1", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    overrides = [*SMALL, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
     app = " ".join([sys.executable, "-m", "align_lab", *overrides])
+    cases = [(8, 1), (20, 1), (24, 1), (28, 1), (32, 1), (36, 0), (44, 0)]  # KiB left, checkpoint_every
     runs = "; ".join(
         f"rm -rf {run_dir} {small}/filler; head -c {1024 * (1024 - kib)} /dev/zero > {small}/filler; "
-        f"{app}; echo RC=$? >&2"
-        for kib in (8, 20, 24, 28, 32)
+        f"{app} train.checkpoint_every={every}; echo RC=$? >&2"
+        for kib, every in cases
     )
     script = f"mount -t tmpfs -o size=1m tmpfs {small} || exit 9; {runs}"
     result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
@@ -862,11 +864,36 @@ def test_a_disk_that_fills_as_the_run_starts_is_at_most_two_lines_naming_the_fol
     )
     assert warning in said, said
     ends = [n for n, line in enumerate(said) if line.startswith("RC=")]
-    assert [said[n] for n in ends] == ["RC=2"] * 5, said
+    assert [said[n] for n in ends] == ["RC=2"] * len(cases), said
     for n in ends:
         error = said[n - 1]
-        assert error.startswith("align_lab: error: ") and str(run_dir) in error.split("; ")[0], said
+        assert error.startswith("align_lab: error: ") and f"{run_dir}/" in error.split("; ")[0], said
+        assert "a file" not in error, said
         assert said[n - 2] in (warning, "RC=2") if n >= 2 else True, said
+    assert any(f"writing {run_dir}/eval_samples.jsonl;" in line for line in said), said
+
+
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
+def test_compare_on_a_full_disk_is_one_line_naming_the_file_and_leaves_no_half_written_figure(
+    finished, tmp_path
+):
+    """Twentieth hunt, case 34: `compare --out` on a disk with 40 KB left: a 55-62-line traceback
+    through PIL and matplotlib, rc 1, a 0-byte .png left."""
+    small = tmp_path / "small"
+    small.mkdir()
+    run_dir, _ = finished
+    command = f"{sys.executable} -m align_lab.compare {run_dir} --out {small}/rep"
+    script = (
+        f"mount -t tmpfs -o size=1m tmpfs {small} || exit 9; "
+        f"head -c {1024 * 984} /dev/zero > {small}/filler; {command}; echo RC=$? >&2; "
+        f"find {small}/rep -size 0 -type f"
+    )
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
+    said = [line for line in result.stderr.splitlines() if line.strip()]
+    assert said[-1] == "RC=2" and len(said) == 2, result.stderr[-3000:]
+    assert said[0].startswith(f"align_lab.compare: error: cannot write {small}/rep/"), said
+    assert said[0].endswith(" (No space left on device); free space there, or choose another --out"), said
+    assert result.stdout == "", result.stdout  # no empty file left
 
 
 def test_a_refusal_in_a_sweep_names_the_sweeps_folder_key(tmp_path, cache_dir, forked_cli):

@@ -380,3 +380,37 @@ def test_a_lora_run_teaches_as_the_model_it_sampled_from(tmp_path, cache_dir):
     taught = load_file(entry / "model.safetensors")
     merged = policy[f"{layer}.base_layer.weight"] + (16.0 / 8) * b @ a
     torch.testing.assert_close(taught["model.layers.0.self_attn.q_proj.weight"], merged)
+
+
+def test_a_deepspeed_run_teaches_with_the_weights_its_engine_saved(tmp_path, cache_dir):
+    """Twentieth hunt, case 36: a DeepSpeed run as the teacher was refused after the stages, "its
+    checkpoint's policy does not fit this run's model": its state holds the engine's tag, not weights.
+    Its weights are read from the engine's checkpoint: the module's state (ZeRO-0, -2: compared here),
+    the partitions gathered by DeepSpeed's zero_to_fp32 (ZeRO-3: the ZeRO-2 teacher's up to float order)."""
+    import torch
+    from safetensors.torch import load_file
+
+    taught = {}
+    for stage in (0, 2, 3):
+        folder = tmp_path / f"ds{stage}"
+        teacher = [
+            "algo=reinforce_pp",
+            "reward=gold",
+            "hardware.backend=deepspeed",
+            f"hardware.zero_stage={stage}",
+        ]
+        assert run_in_process(teacher, folder, cache_dir)["status"] == "completed"
+        summary = run_in_process(
+            [*STUDENT, f"algo.teacher={folder}"], tmp_path / f"student{stage}", cache_dir
+        )
+        assert summary["status"] == "completed"
+        entry = Path(cache_dir) / "teacher" / summary["stages"]["teacher"]["key"]
+        taught[stage] = load_file(entry / "model.safetensors")
+        if stage < 3:
+            tag = torch.load(state(folder), weights_only=False)["objects"]["policy"]["tag"]
+            saved = folder / "checkpoints" / "deepspeed" / tag / "mp_rank_00_model_states.pt"
+            module = torch.load(saved, weights_only=False)["module"]
+            for name, weight in taught[stage].items():
+                torch.testing.assert_close(weight, module[name], rtol=0, atol=0, msg=name)
+    for name, weight in taught[3].items():
+        torch.testing.assert_close(weight, taught[2][name], rtol=1e-4, atol=1e-5, msg=name)
