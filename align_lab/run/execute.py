@@ -154,21 +154,24 @@ def ending(
         unwritten(e, summary, folder.path / "checkpoints")
     finally:
         if tracker is not None:
-            tracker.close()
+            try:  # its last lines flushed: on a full disk, as summary.json (twentieth hunt, case 41)
+                tracker.close()
+            except OSError as e:
+                unwritten(e, summary, folder.path / "checkpoints", "")
 
 
-def unwritten(e: OSError, summary: dict | None, ckpt: Path) -> None:
-    """summary.json could not be written as the run ended (a full disk): where the run is stopping on an
-    error or a signal, that stop's line stands and a warning says the file still says `running` (a real
-    full disk replaced the checkpoint's line with "cannot write the run folder ...; choose a writable
-    hydra.run.dir", the way to a new run); a completed run's is one line naming the file."""
+def unwritten(
+    e: OSError, summary: dict | None, ckpt: Path, said: str = "; it says the run is running"
+) -> None:
+    """summary.json (or the tracker's last lines) could not be written as the run ended (a full disk):
+    where the run is stopping on an error or a signal, that stop's line stands and a warning says the file
+    was not written (a real full disk replaced the stop's line with "cannot write the run folder ...;
+    choose a writable hydra.run.dir", the way to a new run); a completed run's is one line naming it."""
     if summary is None or summary.get("status") in ("completed", "running"):
         raise stopped(e, ckpt) or e from None
-    if not ckpt.parent.is_dir():  # the folder itself removed: the stop under way says so
-        return
-    log.warning(
-        f"warning: {e.filename or 'summary.json'}: not written ({e.strerror}); it says the run is running"
-    )
+    if not ckpt.parent.is_dir() or (e.filename and e.filename in str(summary.get("error"))):
+        return  # the folder itself removed, or the file the stop names: the stop under way says so
+    log.warning(f"warning: {e.filename or 'summary.json'}: not written ({e.strerror}){said}")
 
 
 def end_now(

@@ -191,22 +191,28 @@ class StudyLauncher(BaseSubmititLauncher):
     def _stop_waiting(self, e, pending: list, sweep_dir: Path) -> None:
         """A signal while the command waits on its jobs (twentieth hunt, case 20: every run still started
         and ended, then "interrupted ... before any run"). A local sweep's runs are this process's
-        children: each is stopped as Ctrl-C stops a run (submitit's cancel: SIGINT; it checkpoints), and
-        the line resumes the sweep. A Slurm sweep's jobs are the cluster's: they go on, and its status
-        command follows them."""
+        children: each is stopped by submitit's cancel (SIGINT, then SIGKILL a second later; submitit's
+        job ignores SIGTERM), resumable from its last checkpoint, and the line resumes the sweep; the
+        signal again does not leave them running (case 38: the command left, its runs ran on to the end).
+        A Slurm sweep's jobs are the cluster's: they go on, and its status command follows them."""
         from align_lab.rerun import sweep_resume_command
+        from align_lab.train.preemption import Interrupted, Interruption
 
-        if self._EXECUTOR == "local":
-            for job in pending:
-                job.cancel(check=False)
-            deadline = time.monotonic() + 120
-            while any(not job.done() for job in pending) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            said = f"sweep interrupted by {e.signal_name}: {len(pending)} unfinished runs stopped"
-            said += f" at their checkpoints; resume with: {sweep_resume_command(sweep_dir)}"
-        else:
+        if self._EXECUTOR != "local":
             said = f"{e.signal_name}: stopped waiting; the sweep's {len(pending)} unfinished runs go on in "
-            said += f"Slurm: {status_command(sweep_dir)}"
+            print(f"align_lab: {said}Slurm: {status_command(sweep_dir)}", file=sys.stderr, flush=True)
+            raise SystemExit(e.exit_code)
+        for job in pending:
+            job.cancel(check=False)
+        try:
+            with Interruption():  # the signal again: the runs are ending already; waited for all the same
+                running = ended(pending, 60)
+        except Interrupted:
+            running = ended(pending, 60)
+        said = f"sweep interrupted by {e.signal_name}: {len(pending)} unfinished runs stopped, each resumable"
+        said += f" from its last checkpoint; resume with: {sweep_resume_command(sweep_dir)}"
+        if running:
+            said += f" (once jobs {', '.join(job.job_id for job in running)} have ended)"
         print(f"align_lab: {said}", file=sys.stderr, flush=True)
         raise SystemExit(e.exit_code)
 
@@ -228,6 +234,14 @@ class StudyLauncher(BaseSubmititLauncher):
         else:
             outcomes.failed(run, ret._return_value)
         return ret
+
+
+def ended(jobs: list, wait_s: float | None) -> list:
+    """Waits up to `wait_s` (None: as long as it takes) for `jobs` to end; those still running."""
+    deadline = None if wait_s is None else time.monotonic() + wait_s
+    while any(not job.done() for job in jobs) and (deadline is None or time.monotonic() < deadline):
+        time.sleep(0.2)
+    return [job for job in jobs if not job.done()]
 
 
 def found(run: dict) -> str:

@@ -896,6 +896,51 @@ def test_compare_on_a_full_disk_is_one_line_naming_the_file_and_leaves_no_half_w
     assert result.stdout == "", result.stdout  # no empty file left
 
 
+FILLING_REWARD = """
+import os
+
+CALLS = []
+
+def score(prompts, responses):
+    CALLS.append(1)
+    if len(CALLS) == 7:  # another writer fills the run folder's disk, between checkpoints 6 and 9
+        try:
+            with open(os.environ["FILL"], "wb") as f:
+                f.write(bytes(64 << 20))
+        except OSError:
+            pass
+    return [float(len(r)) for r in responses]
+"""
+
+
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
+def test_a_disk_filled_between_checkpoints_is_the_metrics_files_line_with_the_resume_command(
+    tmp_path, cache_dir
+):
+    """Twentieth hunt, case 41: the disk filled by another writer between checkpoints: Hydra's `Error
+    executing job` line, then "cannot write the run folder ...; choose a writable hydra.run.dir" (the way to
+    a new run): the tracker's close, flushing metrics.jsonl, replaced the stop's line."""
+    (tmp_path / "fill_reward.py").write_text(FILLING_REWARD)
+    small, run_dir = tmp_path / "small", tmp_path / "small" / "run"
+    small.mkdir()
+    args = [a for a in SMALL if not a.startswith(("reward.", "train.steps"))]
+    args += ["reward=function", "reward.path=fill_reward:score", "train.steps=12", "train.checkpoint_every=3"]
+    app = " ".join(
+        [sys.executable, "-m", "align_lab", *args, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    )
+    script = f"mount -t tmpfs -o size=8m tmpfs {small} || exit 9; {app}; echo RC=$? >&2"
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "FILL": str(small / "filler")}
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    said = [line for line in result.stderr.splitlines() if line.startswith(("align_lab:", "RC=", "Error"))]
+    assert said[-1] == "RC=2" and len(said) == 2, result.stderr[-3000:]
+    assert said[0].startswith(
+        f"align_lab: error: no space left on the device writing {run_dir}/metrics.jsonl; free space, then "
+        "resume from step 6 with: "
+    ), said
+
+
 def test_a_refusal_in_a_sweep_names_the_sweeps_folder_key(tmp_path, cache_dir, forked_cli):
     """Twentieth hunt, case 23: a sweep's run refused at admission said "choose another hydra.run.dir",
     a key a `-m` command does not read: its folder is hydra.sweep.dir."""
