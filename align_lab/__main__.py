@@ -136,7 +136,11 @@ def end(code: int) -> None:
     interpreter's teardown Python restores the default actions while torch's modules take hundreds of
     ms to go: a SIGTERM there killed a finished command with no line (nineteenth hunt, case 10)."""
     import atexit
+    import logging
 
+    torch_log = logging.getLogger("torch")
+    if torch_log.level == logging.NOTSET:  # torch's exit-time statistics (FakeTensor's cache), at INFO
+        torch_log.setLevel(logging.WARNING)  # under Hydra's root logger, after the line (20th hunt, 47)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -152,3 +152,21 @@ def test_a_signal_after_the_command_finished_says_so_and_ends_it():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 128 + signal.SIGTERM and done.stdout == "done\n", done.stderr
     assert done.stderr == "align_lab: SIGTERM: the command had finished; it ends now\n"
+
+
+def test_the_commands_end_runs_the_exit_handlers_without_torchs_exit_time_statistics():
+    """Twentieth hunt, case 47: a sweep's stop line was followed by three `[HYDRA] FakeTensor cache stats`
+    lines (torch's exit handler logging at INFO through Hydra's root logger); the exit handlers still run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, logging, sys; logging.basicConfig(level=logging.INFO); "
+        "import torch._subclasses.fake_tensor; from align_lab.__main__ import end; "
+        "logging.getLogger('torch').setLevel(logging.NOTSET); "  # as Hydra's logging config leaves it
+        "atexit.register(lambda: print('handlers ran', flush=True)); print('the line', file=sys.stderr); "
+        "end(3)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and done.stdout == "handlers ran\n", (done.stdout, done.stderr)
+    assert done.stderr == "the line\n", done.stderr
