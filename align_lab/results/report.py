@@ -296,12 +296,20 @@ def _write_report(comparison: Comparison, roots: list[Path], out: Path):
         "runs.csv": out / "runs.csv",
         "runs.parquet": out / "runs.parquet",
     }
-    with naming(paths["report.md"]):
-        paths["report.md"].write_text(to_markdown(blocks, out), encoding="utf-8")
-    with naming(paths["report.html"]):
-        paths["report.html"].write_text(to_html(blocks), encoding="utf-8")
-    with naming(paths["runs.csv"]):
-        comparison.runs.to_csv(paths["runs.csv"], index=False)
-    with naming(paths["runs.parquet"]):
-        comparison.runs.to_parquet(paths["runs.parquet"], index=False)
+    whole(paths["report.md"], lambda tmp: tmp.write_text(to_markdown(blocks, out), encoding="utf-8"))
+    whole(paths["report.html"], lambda tmp: tmp.write_text(to_html(blocks), encoding="utf-8"))
+    whole(paths["runs.csv"], lambda tmp: comparison.runs.to_csv(tmp, index=False))
+    whole(paths["runs.parquet"], lambda tmp: comparison.runs.to_parquet(tmp, index=False))
     return paths | {p.name: p for _, p in figures}, figures
+
+
+def whole(path: Path, write) -> None:
+    """`write(tmp)` then tmp renamed to `path`: on a full disk no half-written report stays where a user
+    opens it as the result (twenty-first hunt, case 6: report.html cut mid-image); the error names `path`."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with naming(path):
+            write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

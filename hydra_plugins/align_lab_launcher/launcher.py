@@ -41,6 +41,7 @@ from align_lab.study.submission import (
 )
 from align_lab.study.tuning import run_tuned, tuned
 from align_lab.study.waves import planned, run_waves
+from hydra_plugins.align_lab_launcher.local_jobs import completed_run, ended, found, interrupted_runs, killed
 
 log = logging.getLogger(__name__)
 # submitit parameters that are not part of a run's resource request
@@ -184,33 +185,42 @@ class StudyLauncher(BaseSubmititLauncher):
                     if waiting:
                         time.sleep(poll_s)
         except Interrupted as e:
-            self._stop_waiting(e, [jobs[n] for n in waiting], sweep_dir)
+            self._stop_waiting(e, [(jobs[n], waiting[n]) for n in waiting], sweep_dir)
         outcomes.finish()
         return [results[r["num"]] for r in runs]
 
     def _stop_waiting(self, e, pending: list, sweep_dir: Path) -> None:
-        """A signal while the command waits on its jobs (twentieth hunt, case 20: every run still started
-        and ended, then "interrupted ... before any run"). A local sweep's runs are this process's
-        children: each is stopped by submitit's cancel (SIGINT, then SIGKILL a second later; submitit's
-        job ignores SIGTERM), resumable from its last checkpoint, and the line resumes the sweep; the
-        signal again does not leave them running (case 38: the command left, its runs ran on to the end).
-        A Slurm sweep's jobs are the cluster's: they go on, and its status command follows them."""
+        """A signal while the command waits on its jobs (`pending`: (job, manifest entry) pairs; twentieth
+        hunt, case 20: every run still started and ended, then "interrupted ... before any run"). A local
+        sweep's runs are this process's grandchildren: each job's run gets SIGINT (as Ctrl-C: it stops at
+        its step's end, checkpointed; submitit's job ignores SIGTERM, and its cancel's SIGINT to the job's
+        controller printed that controller's KeyboardInterrupt traceback: twenty-first hunt, case 8); a run
+        that ignores SIGINT (`nohup ... &`: case 7) and, at the signal again, any run still going 10 s
+        later, is killed as kill -9 would: resumable from its last checkpoint. The line resumes the sweep
+        and counts the runs that completed meanwhile. A Slurm sweep's jobs go on; `status` follows them."""
         from align_lab.rerun import sweep_resume_command
         from align_lab.train.preemption import Interrupted, Interruption
 
+        jobs = [job for job, _ in pending]
         if self._EXECUTOR != "local":
-            said = f"{e.signal_name}: stopped waiting; the sweep's {len(pending)} unfinished runs go on in "
+            said = f"{e.signal_name}: stopped waiting; the sweep's {len(jobs)} unfinished runs go on in "
             print(f"align_lab: {said}Slurm: {status_command(sweep_dir)}", file=sys.stderr, flush=True)
             raise SystemExit(e.exit_code)
-        for job in pending:
-            job.cancel(check=False)
+        for job in jobs:
+            interrupted_runs(int(job.job_id))
         try:
-            with Interruption():  # the signal again: the runs are ending already; waited for all the same
-                running = ended(pending, 60)
+            with Interruption():  # the signal again: the runs told again (now), then killed
+                running = ended(jobs, None)
         except Interrupted:
-            running = ended(pending, 60)
-        said = f"sweep interrupted by {e.signal_name}: {len(pending)} unfinished runs stopped, each resumable"
-        said += f" from its last checkpoint; resume with: {sweep_resume_command(sweep_dir)}"
+            for job in jobs:
+                interrupted_runs(int(job.job_id))
+            for job in ended(jobs, 10):
+                killed(int(job.job_id))
+            running = ended(jobs, 10)
+        done = sum(completed_run(run) for _, run in pending)
+        said = f"sweep interrupted by {e.signal_name}: {len(jobs) - done} unfinished runs stopped, each "
+        said += "resumable from its last checkpoint" + (f" ({done} more completed meanwhile)" if done else "")
+        said += f"; resume with: {sweep_resume_command(sweep_dir)}"
         if running:
             said += f" (once jobs {', '.join(job.job_id for job in running)} have ended)"
         print(f"align_lab: {said}", file=sys.stderr, flush=True)
@@ -234,30 +244,6 @@ class StudyLauncher(BaseSubmititLauncher):
         else:
             outcomes.failed(run, ret._return_value)
         return ret
-
-
-def ended(jobs: list, wait_s: float | None) -> list:
-    """Waits up to `wait_s` (None: as long as it takes) for `jobs` to end; those still running."""
-    deadline = None if wait_s is None else time.monotonic() + wait_s
-    while any(not job.done() for job in jobs) and (deadline is None or time.monotonic() < deadline):
-        time.sleep(0.2)
-    return [job for job in jobs if not job.done()]
-
-
-def found(run: dict) -> str:
-    """A completed run's result lines (run/summary.py result_lines) after its label; `completed` alone
-    where its summary.json cannot be read."""
-    from align_lab.folder import read_summary
-    from align_lab.run.summary import result_lines
-
-    try:
-        summary = read_summary(Path(run["run_dir"]) / "summary.json")
-    except (OSError, ValueError):
-        return "completed"
-    first, *rest = result_lines(summary, Path(run["run_dir"]))
-    return "\n".join(
-        [first.removeprefix(f"align_lab: {summary.get('algo')} seed {summary.get('seed')} "), *rest]
-    )
 
 
 def _base_keys() -> set[str]:

@@ -874,26 +874,31 @@ def test_a_disk_that_fills_as_the_run_starts_is_at_most_two_lines_naming_the_fil
 
 
 @pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
-def test_compare_on_a_full_disk_is_one_line_naming_the_file_and_leaves_no_half_written_figure(
+def test_compare_on_a_full_disk_is_one_line_naming_the_file_and_leaves_no_half_written_file(
     finished, tmp_path
 ):
     """Twentieth hunt, case 34: `compare --out` on a disk with 40 KB left: a 55-62-line traceback
-    through PIL and matplotlib, rc 1, a 0-byte .png left."""
+    through PIL and matplotlib, rc 1, a 0-byte .png left. Twenty-first hunt, case 6: with more left, a
+    report.html cut mid-image stayed beside the line. Each space left fails another file."""
     small = tmp_path / "small"
     small.mkdir()
     run_dir, _ = finished
     command = f"{sys.executable} -m align_lab.compare {run_dir} --out {small}/rep"
-    script = (
-        f"mount -t tmpfs -o size=1m tmpfs {small} || exit 9; "
-        f"head -c {1024 * 984} /dev/zero > {small}/filler; {command}; echo RC=$? >&2; "
-        f"find {small}/rep -size 0 -type f"
+    runs = "; ".join(
+        f"rm -rf {small}/rep {small}/filler; head -c {1024 * (1024 - kib)} /dev/zero > {small}/filler; "
+        f"{command} >/dev/null; echo RC=$? >&2; tail -c 7 {small}/rep/report.html 2>/dev/null; "
+        f"find {small}/rep -size 0 -type f -o -name '.*.tmp'"
+        for kib in (40, 150, 250, 400)
     )
+    script = f"mount -t tmpfs -o size=1m tmpfs {small} || exit 9; {runs}"
     result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
     said = [line for line in result.stderr.splitlines() if line.strip()]
-    assert said[-1] == "RC=2" and len(said) == 2, result.stderr[-3000:]
-    assert said[0].startswith(f"align_lab.compare: error: cannot write {small}/rep/"), said
-    assert said[0].endswith(" (No space left on device); free space there, or choose another --out"), said
-    assert result.stdout == "", result.stdout  # no empty file left
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    for error, code in zip(said[::2], said[1::2], strict=True):
+        assert code == "RC=2", said
+        assert error.startswith(f"align_lab.compare: error: cannot write {small}/rep/"), said
+        assert error.endswith(" (No space left on device); free space there, or choose another --out"), said
+    assert result.stdout.replace("</html>", "").strip() == "", result.stdout  # whole, or not there
 
 
 FILLING_REWARD = """
