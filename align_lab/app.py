@@ -75,7 +75,8 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
         lock = RunFolder(job.run_dir).claim() if os.environ.get("SLURM_PROCID", "0") == "0" else None
     except ConfigError as e:  # or another process took the folder since admission
         return refused(e, job.run_dir)
-    except OSError as e:  # a folder that cannot be written (read-only, no space): its one line
+    except OSError as e:  # a folder that cannot be written (read-only, no space): its one line, naming it
+        e.filename = e.filename or str(job.run_dir)  # a sweep's said "the run folder" (21st hunt, case 18)
         return refused(ConfigError(format_error(e) or str(e)), job.run_dir)
     STARTED.append(job.run_dir)
     said_when_unwritable(job.run_dir / "app.log")

@@ -901,6 +901,25 @@ def test_compare_on_a_full_disk_is_one_line_naming_the_file_and_leaves_no_half_w
     assert result.stdout.replace("</html>", "").strip() == "", result.stdout  # whole, or not there
 
 
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
+def test_a_sweep_on_a_full_disk_names_each_runs_folder(tmp_path, cache_dir):
+    """Twenty-first hunt, case 18: a `-m` sweep into a folder on a disk with 8 KB left: "run #0 (seed=0):
+    failed: cannot write the run folder (No space left on device)", no path (a single run names it)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    args = ["-m", *SMALL, "seed=0,1", f"cache_dir={cache_dir}", f"hydra.sweep.dir={small}/sw"]
+    app = " ".join([sys.executable, "-m", "align_lab", *args])
+    script = (
+        f"mount -t tmpfs -o size=1m tmpfs {small} || exit 9; "
+        f"head -c {1024 * 1016} /dev/zero > {small}/filler; {app}; echo RC=$? >&2"
+    )
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
+    failed = [line for line in result.stdout.splitlines() if ": failed: " in line]
+    assert len(failed) == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    for num, line in enumerate(failed):
+        assert f"failed: cannot write {small}/sw/{num}_" in line and "No space left on device" in line, line
+
+
 FILLING_REWARD = """
 import os
 
