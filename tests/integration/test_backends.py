@@ -18,6 +18,7 @@ from align_lab.run.admission import spec_from_config
 from align_lab.run.cross_checks import check_run
 from align_lab.tracking import read_metrics
 from tests.conftest import compose, run_in_process
+from tests.integration.test_faults import _read_only_mounts_work
 
 STEPS = ["train.steps=2", "seed=1"]
 _torch_runs: dict[str, list[dict]] = {}
@@ -308,16 +309,7 @@ def test_a_damaged_deepspeed_checkpoint_is_one_line_before_any_compute(
     assert said in str(refused.value) and f"delete {run_dir / 'checkpoints'} to start" in str(refused.value)
 
 
-def _mounts_work() -> bool:
-    import shutil
-    import subprocess
-
-    if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(["unshare", "-m", "mount", "--bind", "/", "/"], capture_output=True).returncode == 0
-
-
-@pytest.mark.skipif(not _mounts_work(), reason="needs unshare -m and mount (root)")
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
 def test_a_full_disk_at_the_engines_checkpoint_is_one_line_and_leaves_no_half_written_step(
     tmp_path, cache_dir
 ):
