@@ -19,6 +19,7 @@ import logging
 import math
 import sys
 import time
+from contextlib import nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import OmegaConf
 
 from align_lab.results.manifest import MANIFEST, write_manifest
+from align_lab.run.summary import RunStopped
 from align_lab.study.outcome import Outcomes, last_line
 from align_lab.study.submission import (
     check_cluster,
@@ -41,7 +43,15 @@ from align_lab.study.submission import (
 )
 from align_lab.study.tuning import run_tuned, tuned
 from align_lab.study.waves import planned, run_waves
-from hydra_plugins.align_lab_launcher.local_jobs import completed_run, ended, found, interrupted_runs, killed
+from hydra_plugins.align_lab_launcher.local_jobs import (
+    completed_run,
+    deaf_to_sigint,
+    ended,
+    found,
+    interrupted_runs,
+    killed,
+    sheltered,
+)
 
 log = logging.getLogger(__name__)
 # submitit parameters that are not part of a run's resource request
@@ -65,12 +75,14 @@ class StudyLauncher(BaseSubmititLauncher):
         self.sweep_folder = SweepFolder(config)
 
     def __call__(self, sweep_overrides, job_dir_key, job_num, job_id, singleton_state, job=None) -> JobReturn:
-        """One job, where it runs: on a local sweep it first waits for a free slot; then its admitted Job
-        (sent with it) runs after the checks only this machine can make (align_lab.app.run_admitted)."""
+        """One job, where it runs: on a local sweep it first takes SIGINT back, out of the terminal's reach
+        (local_jobs.sheltered), and waits for a free slot; then its admitted Job (sent with it) runs after
+        the checks only this machine can make (align_lab.app.run_admitted)."""
         if self.slots is None:
             return self._run(sweep_overrides, job_dir_key, job_num, singleton_state, job)
         from align_lab.study.slots import hold_slot
 
+        sheltered()
         folder, slots = self.slots
         with hold_slot(Path(folder), slots):
             return self._run(sweep_overrides, job_dir_key, job_num, singleton_state, job)
@@ -89,13 +101,16 @@ class StudyLauncher(BaseSubmititLauncher):
         with open_dict(sweep_config.hydra.job):
             sweep_config.hydra.job.id = submitit.JobEnvironment().job_id
             sweep_config.hydra.job.num = job_num
-        return run_job(
+        ret = run_job(
             hydra_context=self.hydra_context,
             task_function=partial(run_admitted, job, here=True),
             config=sweep_config,
             job_dir_key=job_dir_key,
             job_subdir_key="hydra.sweep.subdir",
         )
+        if ret.status == JobStatus.FAILED:
+            said_in_log(ret._return_value)
+        return ret
 
     def launch(self, job_overrides, initial_job_idx: int):
         from align_lab.study.admission import admit_sweep
@@ -162,7 +177,9 @@ class StudyLauncher(BaseSubmititLauncher):
                 )
                 for r in group
             ]
-            for run, job in zip(group, executor.map_array(self, *zip(*args, strict=True)), strict=True):
+            with deaf_to_sigint() if self._EXECUTOR == "local" else nullcontext():
+                started = executor.map_array(self, *zip(*args, strict=True))
+            for run, job in zip(group, started, strict=True):
                 run["job_id"] = job.job_id
                 run["submitit_folder"] = str(job.paths.folder)
                 submitted[run["num"]] = job
@@ -235,15 +252,50 @@ class StudyLauncher(BaseSubmititLauncher):
         """The job's JobReturn; a job that died without one is reported FAILED with its state."""
         try:
             ret = job.results()[0]
-        except Exception as e:  # killed, cancelled, out of memory, node failure ...
+        except Exception as e:  # killed, cancelled, out of memory, node failure, a full disk ...
             ret = JobReturn(overrides=run["overrides"], status=JobStatus.FAILED)
-            ret.return_value = RuntimeError(f"job {job.job_id} ended without a result: {last_line(str(e))}")
+            ret.return_value = RunStopped(unreturned(job, e))
             ret.status = JobStatus.FAILED
         if ret.status == JobStatus.COMPLETED:  # what it found and where (twentieth hunt, case 21)
             print(f"align_lab: run #{run['num']} ({outcomes.labels[run['num']]}): {found(run)}", flush=True)
         else:
             outcomes.failed(run, ret._return_value)
         return ret
+
+
+FAILED_RUN = "align_lab: the run failed: "
+
+
+def said_in_log(error) -> None:
+    """A failed run's line in its job's log too (stderr), where the launcher finds it when the job
+    cannot return it: its result file unwritten on a full disk (twenty-first hunt, case 22)."""
+    try:
+        print(f"{FAILED_RUN}{last_line(error)}", file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def unreturned(job, error: Exception) -> str:
+    """Why a job ended without a result: its run's own line from the job's log; else a full disk named
+    (was "RuntimeError: job 31699 ended without a result: OSError: [Errno 28] ...": which disk?), else
+    submitit's last line."""
+    import errno
+    import os
+
+    try:
+        log = job.stderr() or ""
+    except OSError:
+        log = ""
+    said = [line.removeprefix(FAILED_RUN) for line in log.splitlines() if line.startswith(FAILED_RUN)]
+    if said:
+        return said[-1]
+    text = last_line(str(error))
+    if os.strerror(errno.ENOSPC) in text:
+        folder = job.paths.folder
+        return (
+            f"no space left on the device holding {folder}: job {job.job_id} could not write its result there"
+        )
+    return f"job {job.job_id} ended without a result: {text}"
 
 
 def _base_keys() -> set[str]:

@@ -3,8 +3,38 @@ processes each job's controller started, read from /proc) stopped, killed, and h
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+
+@contextmanager
+def deaf_to_sigint() -> Iterator[None]:
+    """While local jobs are submitted: SIGINT blocked, which each job's controller (submitit's) keeps
+    across exec, and its run from it. A terminal's Ctrl-C reaches the whole process group: each
+    controller printed its KeyboardInterrupt traceback and killed its run a second later, mid-step
+    (twenty-first hunt, case 9). A SIGINT that comes meanwhile waits, pending, for the block's end."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def sheltered() -> None:
+    """A local job's run, as it starts: in a process group of its own, out of the terminal's reach, with
+    SIGINT back (blocked since its submission; ignored where the command was started so: `nohup ... &`).
+    The command alone stops it, with one SIGINT (interrupted_runs): the terminal's Ctrl-C and the
+    command's made two, and a second stops a run at once, its step lost."""
+    try:
+        os.setpgid(0, 0)
+    except PermissionError:  # a process group's or session's leader already
+        pass
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def started_by(pid: int) -> list[int]:
@@ -20,8 +50,6 @@ def started_by(pid: int) -> list[int]:
 
 
 def ignores_sigint(pid: int) -> bool:
-    import signal
-
     try:
         line = next(
             x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("SigIgn:")
@@ -32,10 +60,8 @@ def ignores_sigint(pid: int) -> bool:
 
 
 def interrupted_runs(pid: int) -> None:
-    """SIGINT to the runs of the local job whose controller is `pid`; SIGKILL to those that ignore it."""
-    import os
-    import signal
-
+    """SIGINT to the runs of the local job whose controller is `pid`; SIGKILL to those that ignore it (their
+    own code's doing, or one not yet sheltered in a command started with SIGINT ignored)."""
     for task in started_by(pid):
         try:
             os.kill(task, signal.SIGKILL if ignores_sigint(task) else signal.SIGINT)
@@ -45,9 +71,6 @@ def interrupted_runs(pid: int) -> None:
 
 def killed(pid: int) -> None:
     """SIGKILL to a local job's runs and its controller."""
-    import os
-    import signal
-
     for each in [*started_by(pid), pid]:
         try:
             os.kill(each, signal.SIGKILL)

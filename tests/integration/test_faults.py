@@ -920,6 +920,27 @@ def test_a_sweep_on_a_full_disk_names_each_runs_folder(tmp_path, cache_dir):
         assert f"failed: cannot write {small}/sw/{num}_" in line and "No space left on device" in line, line
 
 
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
+def test_a_local_sweep_on_a_full_disk_says_each_runs_own_line(tmp_path, cache_dir):
+    """Twenty-first hunt, case 22: a `hardware=submitit_local` sweep whose disk fills at a checkpoint: the
+    job could not write its result either (the same disk), and the line was "RuntimeError: job 31699
+    ended without a result: OSError: [Errno 28] No space left on device": no file, no resume step."""
+    small = tmp_path / "small"
+    small.mkdir()
+    args = ["-m", "hardware=submitit_local", "hardware.max_parallel=1", *SMALL, "seed=0,1"]
+    app = " ".join(
+        [sys.executable, "-m", "align_lab", *args, f"cache_dir={cache_dir}", f"hydra.sweep.dir={small}/sw"]
+    )
+    fill = f"head -c 6000000 /dev/zero > {small}/filler"  # room for run 0's first checkpoint, not its second
+    script = f"mount -t tmpfs -o size=8m tmpfs {small} || exit 9; {fill}; {app}"
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
+    failed = [line for line in result.stdout.splitlines() if ": failed: " in line]
+    assert result.returncode == 1 and len(failed) == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    for num, line in enumerate(failed):
+        assert f"failed: no space left on the device writing {small}/sw/{num}_" in line, line
+        assert "resume from step" in line and "ended without a result" not in line, line
+
+
 FILLING_REWARD = """
 import os
 

@@ -94,16 +94,26 @@ def steps_logged(sweep: Path, run: str) -> int:
     return sum(len(read_metrics(path)) for path in sweep.glob(f"{run}/metrics.jsonl"))
 
 
-@pytest.mark.parametrize("signals,sigint_ignored", [(1, False), (2, False), (1, True)])
+@pytest.mark.parametrize(
+    "name,signals,sigint_ignored,to_group",
+    [
+        ("SIGTERM", 1, False, False),
+        ("SIGTERM", 2, False, False),
+        ("SIGTERM", 1, True, False),
+        ("SIGINT", 1, False, True),
+    ],
+)
 def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resume(
-    signals, sigint_ignored, tmp_path, cache_dir
+    name, signals, sigint_ignored, to_group, tmp_path, cache_dir
 ):
     """Twentieth hunt, case 20: a SIGTERM to the command while it waited on its local jobs was held until
     every run had started and ended, then said "interrupted ... as the command started, before any run".
     Now the wait stops: the unfinished runs are stopped (submitit's cancel), and the line's command resumes
     the sweep. Case 21: each completed run says what it found and where. Case 38: the signal twice ("again:
     now") ended the command, its runs running on, orphaned, to the end. Twenty-first hunt, case 7: started
-    with SIGINT ignored (`nohup ... &`), the cancel stopped nothing; runs that completed were "stopped"."""
+    with SIGINT ignored (`nohup ... &`), the cancel stopped nothing; runs that completed were "stopped".
+    Case 9: a terminal's Ctrl-C (SIGINT to the process group) reached submitit's job controllers too: 36
+    lines of their KeyboardInterrupt tracebacks, and each killed its run a second later, mid-step."""
     sweep = tmp_path / "sweep"
     args = [
         "-m",
@@ -121,22 +131,24 @@ def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resum
         stderr=subprocess.PIPE,
         text=True,
         preexec_fn=ignore,
+        start_new_session=to_group,  # its own process group, as a terminal's foreground job
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and steps_logged(sweep, "0_*") < 2:
         time.sleep(0.2)
-    driver.send_signal(signal.SIGTERM)
-    if signals == 2:
+    for _ in range(signals):
+        if to_group:
+            os.killpg(driver.pid, getattr(signal, name))
+        else:
+            driver.send_signal(getattr(signal, name))
         time.sleep(0.5)
-        driver.send_signal(signal.SIGTERM)
     out, err = driver.communicate(timeout=240)
     said = [line for line in err.splitlines() if line.startswith("align_lab:")]
-    assert driver.returncode == 128 + signal.SIGTERM, err[-3000:]
-    assert "Traceback" not in err, err[
-        -3000:
-    ]  # case 8: the cancel's KeyboardInterrupt in submitit's controller
+    assert driver.returncode == 128 + getattr(signal, name), err[-3000:]
+    # case 8: the cancel's KeyboardInterrupt in submitit's controllers; case 9: theirs at a Ctrl-C
+    assert "Traceback" not in err, err[-3000:]
     line = re.match(
-        r"align_lab: sweep interrupted by SIGTERM: (\d) unfinished runs stopped, each resumable from its "
+        rf"align_lab: sweep interrupted by {name}: (\d) unfinished runs stopped, each resumable from its "
         r"last checkpoint(?: \((\d) more completed meanwhile\))?; resume with: ",
         said[-1],
     )
@@ -145,6 +157,7 @@ def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resum
     stopped, completed = int(line[1]), int(line[2] or 0)
     assert stopped + completed == 2 and statuses.count("completed") == completed, (said[-1], statuses)
     assert stopped >= 1, statuses  # a run stopped, not waited out
+    assert set(statuses) <= {"completed", "interrupted"}, statuses  # stopped at a step's end, not killed
     left = subprocess.run(["pgrep", "-f", str(sweep)], capture_output=True, text=True).stdout.split()
     assert left == [], subprocess.run(
         ["ps", "-o", "pid,stat,etime,args", "-p", ",".join(left)], capture_output=True, text=True
