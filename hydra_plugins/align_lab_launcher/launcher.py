@@ -30,7 +30,6 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import OmegaConf
 
 from align_lab.results.manifest import MANIFEST, write_manifest
-from align_lab.run.summary import RunStopped
 from align_lab.study.outcome import Outcomes, last_line
 from align_lab.study.submission import (
     check_cluster,
@@ -250,6 +249,8 @@ class StudyLauncher(BaseSubmititLauncher):
     @staticmethod
     def _result(job, run: dict, outcomes: Outcomes) -> JobReturn:
         """The job's JobReturn; a job that died without one is reported FAILED with its state."""
+        from align_lab.run.summary import RunStopped  # (torch: not on the way to a refusal)
+
         try:
             ret = job.results()[0]
         except Exception as e:  # killed, cancelled, out of memory, node failure, a full disk ...

@@ -936,9 +936,11 @@ def test_a_local_sweep_on_a_full_disk_says_each_runs_own_line(tmp_path, cache_di
     result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
     failed = [line for line in result.stdout.splitlines() if ": failed: " in line]
     assert result.returncode == 1 and len(failed) == 2, result.stdout[-3000:] + result.stderr[-3000:]
-    for num, line in enumerate(failed):
+    for line in failed:  # in the order the runs ended
+        num = line.split("run #")[1][0]
         assert f"failed: no space left on the device writing {small}/sw/{num}_" in line, line
         assert "resume from step" in line and "ended without a result" not in line, line
+    assert sorted(line.split("run #")[1][0] for line in failed) == ["0", "1"], failed
 
 
 FILLING_REWARD = """
