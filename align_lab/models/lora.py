@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -43,7 +44,9 @@ class LoRA:
             target_modules=list(self.target_modules),
             task_type="CAUSAL_LM",
         )
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft reads transformers' deprecated alias: two lines of noise
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            return get_peft_model(model, config)
 
 
 def causal_lm(model):

@@ -7,7 +7,9 @@ one line before it is used."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 from pathlib import Path
 
 from align_lab.config import ConfigError
@@ -100,7 +102,8 @@ def engine_weights(folder: Path, tag: str) -> dict:
         return torch.load(folder / tag / "mp_rank_00_model_states.pt", weights_only=False)["module"]
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    return get_fp32_state_dict_from_zero_checkpoint(str(folder), tag=tag)
+    with contextlib.redirect_stdout(io.StringIO()):  # its "Reconstructed fp32 state dict with ..." print
+        return get_fp32_state_dict_from_zero_checkpoint(str(folder), tag=tag)
 
 
 def adapters_of_run(path: str):

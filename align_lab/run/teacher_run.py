@@ -87,9 +87,14 @@ def finished_teacher(path: str) -> Path:
         )
     if status != "completed":
         found = f"its summary.json says {status}" if status else "it has no summary.json"
+        finish = "with its own command"
+        if status:  # a sweep's run: its sweep's command (twenty-first hunt, case 23: no command said)
+            from align_lab.rerun import resume_command
+
+            finish = f"({resume_command(folder)})"
         raise ConfigError(
             f"{KEY}={path}: that run has not completed ({found}); a teacher is a finished run: finish it "
-            "with its own command, or choose a completed run"
+            f"{finish}, or choose a completed run"
         )
     ckpt = folder / "checkpoints"
     unnamed = final_state_unnamed(folder, ckpt)
