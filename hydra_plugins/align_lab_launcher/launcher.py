@@ -224,6 +224,9 @@ class StudyLauncher(BaseSubmititLauncher):
             raise SystemExit(e.exit_code)
         for job in jobs:
             interrupted_runs(int(job.job_id))
+        name = e.signal_name  # said now: a real model's step takes a minute, each run's line is in its log
+        said = f"{len(jobs)} unfinished runs stop once their steps under way are done and checkpointed"
+        print(f"align_lab: {name}: {said} ({name} again: they stop now)", file=sys.stderr, flush=True)
         try:
             with Interruption():  # the signal again: the runs told again (now), then killed
                 running = ended(jobs, None)

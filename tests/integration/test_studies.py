@@ -153,6 +153,11 @@ def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resum
         said[-1],
     )
     assert line is not None, said
+    # said at once: a real model's step takes a minute, and each run's own line is in its job's log
+    assert said[0] == (
+        f"align_lab: {name}: 2 unfinished runs stop once their steps under way are done and checkpointed "
+        f"({name} again: they stop now)"
+    ), said
     statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep.glob("[01]_*/summary.json"))]
     stopped, completed = int(line[1]), int(line[2] or 0)
     assert stopped + completed == 2 and statuses.count("completed") == completed, (said[-1], statuses)
