@@ -44,7 +44,7 @@ from align_lab.study.tuning import run_tuned, tuned
 from align_lab.study.waves import planned, run_waves
 from hydra_plugins.align_lab_launcher.local_jobs import (
     completed_run,
-    deaf_to_sigint,
+    deaf_to_the_terminal,
     ended,
     found,
     interrupted_runs,
@@ -176,7 +176,7 @@ class StudyLauncher(BaseSubmititLauncher):
                 )
                 for r in group
             ]
-            with deaf_to_sigint() if self._EXECUTOR == "local" else nullcontext():
+            with deaf_to_the_terminal() if self._EXECUTOR == "local" else nullcontext():
                 started = executor.map_array(self, *zip(*args, strict=True))
             for run, job in zip(group, started, strict=True):
                 run["job_id"] = job.job_id

@@ -101,6 +101,7 @@ def steps_logged(sweep: Path, run: str) -> int:
         ("SIGTERM", 2, False, False),
         ("SIGTERM", 1, True, False),
         ("SIGINT", 1, False, True),
+        ("SIGHUP", 1, False, True),
     ],
 )
 def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resume(
