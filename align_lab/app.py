@@ -55,24 +55,27 @@ def refused(e: BaseException, run_dir: Path, line: str | None = None, code: int 
 
 
 def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
-    """An admitted job, inside Hydra's run_job: `here`, the checks only the machine it runs on can make
-    (a job admitted on another); its folder's lock (rank 0's: the ranks of a run across nodes share it),
-    held while it runs; Hydra's record of the job (.hydra/); the run. A one-line stop (a damaged
-    checkpoint, a full disk, a signal) exits with its code; in a sweep it is the job's failure, but a
-    signal still ends the sweep."""
+    """An admitted job, inside Hydra's run_job: `here` (a job admitted on another machine, or resubmitted),
+    its folder's checks again, as the folder is now, and those only the machine it runs on can make; its
+    folder's lock (rank 0's: the ranks of a run across nodes share it), held while it runs; Hydra's
+    record of the job (.hydra/); the run. A one-line stop (a damaged checkpoint, a full disk, a signal)
+    exits with its code; in a sweep it is the job's failure, but a signal still ends the sweep."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from align_lab.run.admission import check_here
+    from align_lab.run.admission import admit_spec, check_here
     from align_lab.run.execute import run
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import RunStopped, base_exception_line
     from align_lab.train.preemption import Interrupted
 
+    first = os.environ.get("SLURM_PROCID", "0") == "0"  # rank 0 of a run across nodes writes its folder
     try:
-        if here:
+        if here and first:  # the folder as it is now (before check_here logs a line to its app.log):
+            job = admit_spec(job.spec, job.run_dir, here=False)  # `study resume` and a requeue resubmit
+        if here:  # the first submission's Job (twenty-second hunt, cases 8, 9, 11)
             check_here(job.spec)
-        lock = RunFolder(job.run_dir).claim() if os.environ.get("SLURM_PROCID", "0") == "0" else None
+        lock = RunFolder(job.run_dir).claim() if first else None
     except ConfigError as e:  # or another process took the folder since admission
         return refused(e, job.run_dir)
     except OSError as e:  # a folder that cannot be written (read-only, no space): its one line, naming it

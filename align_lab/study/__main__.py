@@ -16,14 +16,16 @@ if __name__ == "__main__":  # the jobs `resume` submits inherit the malloc `pyth
 from align_lab.results.manifest import load_manifest, write_manifest
 from align_lab.study.status import study_states
 
+STATES = ("done", "running", "pending", "interrupted", "failed", "died")
+
 
 def status(study_dir: Path) -> int:
     states = study_states(study_dir)
     for s in states:
         print(f"#{s.num:<3} {s.state:<8} {' '.join(s.overrides)}  [{s.detail}]  {s.run_dir}")
     counts = Counter(s.state for s in states)
-    print(", ".join(f"{counts.get(k, 0)} {k}" for k in ("done", "running", "pending", "failed", "died")))
-    return 1 if counts.get("failed") or counts.get("died") else 0
+    print(", ".join(f"{counts.get(k, 0)} {k}" for k in STATES))
+    return 1 if counts.get("failed") or counts.get("died") or counts.get("interrupted") else 0
 
 
 def resume(study_dir: Path, wait: bool) -> int:
@@ -32,7 +34,7 @@ def resume(study_dir: Path, wait: bool) -> int:
 
     import submitit
 
-    todo = {s.num for s in study_states(study_dir) if s.state in ("failed", "pending", "died")}
+    todo = {s.num for s in study_states(study_dir) if s.state in ("interrupted", "failed", "pending", "died")}
     jobs = []
     for run in manifest["runs"]:
         if run["num"] not in todo:

@@ -30,7 +30,9 @@ class RunState:
     overrides: list[str]
     run_dir: str
     job_id: str | None
-    state: str  # pending | running | done | failed | died (summary says running, nobody holds run.lock)
+    # pending | running | done | interrupted (a signal stopped it, checkpointed) | failed | died (summary
+    # says running, nobody holds run.lock)
+    state: str
     detail: str  # the error of a failed run, the scheduler state otherwise
 
 
@@ -76,7 +78,10 @@ def _summary(run_dir: Path) -> dict | None:
 
 
 def _job_result(run: dict) -> tuple[str, str] | None:
-    """("success"|"error", text) from submitit's result pickle, if the job wrote one."""
+    """("success"|"error", text) from submitit's result pickle, if the job wrote one; a job whose run
+    failed or was refused (Hydra's JobReturn, FAILED: its exception) is an "error" with the run's line
+    (twenty-second hunt: a resumed run refused for a changed reward module read "job ended (FINISHED)
+    before the run completed")."""
     if not run.get("job_id"):
         return None
     path = Path(run["submitit_folder"]) / f"{run['job_id']}_0_result.pkl"
@@ -84,6 +89,11 @@ def _job_result(run: dict) -> tuple[str, str] | None:
         return None
     with open(path, "rb") as f:
         outcome, value = pickle.load(f)
+    error = getattr(value, "_return_value", None)
+    if outcome == "success" and getattr(getattr(value, "status", None), "name", None) == "FAILED":
+        from align_lab.study.outcome import last_line
+
+        return "error", last_line(error) if isinstance(error, BaseException) else "failed"
     return outcome, str(value)
 
 
@@ -143,6 +153,8 @@ def run_state(run: dict, cluster: str) -> RunState:
     result = _job_result(run)
     if result and result[0] == "error":
         return make("failed", result[1].strip().splitlines()[-1])
+    if summary and summary.get("status") == "interrupted":  # the run's own line: where, and how to resume
+        return make("interrupted", summary.get("error", "interrupted"))
     if not run.get("job_id"):
         return make("died", DIED) if died(Path(run["run_dir"]), summary) else make("pending", "not submitted")
     state = _scheduler_state(run, cluster).split()[0]  # sacct says e.g. "CANCELLED by 0"
@@ -181,7 +193,9 @@ def folder_state(num: int, run_dir: Path) -> RunState:
         return make("failed", f"{path}: cannot be read as a run summary{kind}")
     if status == "completed":
         return make("done", "completed")
-    if status in ("failed", "interrupted", "preempted"):
+    if status == "interrupted":
+        return make("interrupted", summary.get("error", status))
+    if status in ("failed", "preempted"):
         return make("failed", summary.get("error", status))
     if died(run_dir, summary):
         return make("died", died_alone(run_dir))

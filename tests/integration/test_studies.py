@@ -87,7 +87,7 @@ def test_local_sweep_reports_each_run_and_a_failed_run_as_failed(tmp_path, cache
     assert states[0].state == "done"
     assert states[1].state == "failed" and "broken_cache" in states[1].detail
     status = forked()(["status", str(sweep)], module="align_lab.study")
-    assert status.returncode == 1 and "1 done, 0 running, 0 pending, 1 failed" in status.stdout
+    assert status.returncode == 1 and "1 done, 0 running, 0 pending, 0 interrupted, 1 failed" in status.stdout
 
 
 def steps_logged(sweep: Path, run: str) -> int:
@@ -135,7 +135,7 @@ def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resum
         start_new_session=to_group,  # its own process group, as a terminal's foreground job
     )
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and steps_logged(sweep, "0_*") < 2:
+    while time.monotonic() < deadline and steps_logged(sweep, "[01]_*") < 2:  # either may take the slot
         time.sleep(0.2)
     for _ in range(signals):
         if to_group:
@@ -154,10 +154,11 @@ def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resum
         said[-1],
     )
     assert line is not None, said
-    # said at once: a real model's step takes a minute, and each run's own line is in its job's log
+    # said at once: a real model's step takes a minute, and each run's own line is in its job's log (the
+    # runs unfinished then: run 1 may take the one slot first and have completed)
     assert said[0] == (
-        f"align_lab: {name}: 2 unfinished runs stop once their steps under way are done and checkpointed "
-        f"({name} again: they stop now)"
+        f"align_lab: {name}: {int(line[1]) + int(line[2] or 0)} unfinished runs stop once their steps under "
+        f"way are done and checkpointed ({name} again: they stop now)"
     ), said
     statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep.glob("[01]_*/summary.json"))]
     stopped, completed = int(line[1]), int(line[2] or 0)
@@ -175,6 +176,62 @@ def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resum
     for num in (0, 1):
         assert f"align_lab: run #{num} (seed={num}): completed in " in again.stdout, again.stdout
     assert again.stdout.count("  compare:    ") == 2 and str(sweep) in again.stdout, again.stdout
+
+
+REWARD = """
+SCALE = {scale}
+
+
+def score(prompts, responses):
+    return [SCALE * (len(r.split()) % 5) / 5.0 for r in responses]
+"""
+
+
+def test_study_resume_checks_each_run_folder_as_it_is_then(tmp_path, cache_dir):
+    """Twenty-second hunt, cases 8, 9, 11: `study resume` (and a requeue) resubmits the first submission's
+    pickled Job, its folder read as it was then: a reward module edited after the stop trained the run
+    on two rewards, rc 0, no line; the resumed run's time/total_s dropped its first segment; `study
+    status` called an interrupted run "failed [job ended (FINISHED) before the run completed]"."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "myrew.py").write_text(REWARD.format(scale=1.0))
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        "hardware=submitit_local",
+        "hardware.max_parallel=1",
+        "seed=0,1",
+        *[k for k in cli_args(cache_dir, "train.steps=40") if not k.startswith("reward.")],
+        "reward=function",
+        "reward.path=myrew:score",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    driver = subprocess.Popen([sys.executable, "-m", "align_lab", *args], cwd=ROOT, env=env, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and steps_logged(sweep, "0_*") < 3:
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=240) == 128 + signal.SIGTERM
+    study = [sys.executable, "-m", "align_lab.study"]
+    status = subprocess.run([*study, "status", str(sweep)], capture_output=True, text=True, env=env)
+    first = status.stdout.splitlines()[0]
+    assert first.startswith("#0   interrupted ") and "[interrupted by SIGINT; resume from step " in first, (
+        first
+    )
+    (code / "myrew.py").write_text(REWARD.format(scale=10.0))
+    again = subprocess.run([*study, "resume", str(sweep), "--wait"], capture_output=True, text=True, env=env)
+    first = again.stdout.splitlines()[-3]
+    assert again.returncode == 1 and first.startswith("#0   failed "), again.stdout[-3000:]
+    assert (
+        "reward.path: " in first and "myrew.py (sha256 " in first and "changed since the checkpoint" in first
+    )
+    (code / "myrew.py").write_text(REWARD.format(scale=1.0))
+    again = subprocess.run([*study, "resume", str(sweep), "--wait"], capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    summary = json.loads(next(sweep.glob("0_*/summary.json")).read_text())
+    assert summary["status"] == "completed" and summary["time/segments"] == 2, summary
+    assert summary["time/total_s"] == pytest.approx(sum(summary["segments_s"]), abs=0.1), summary
 
 
 def test_bad_config_in_a_sweep_submits_nothing(tmp_path, cache_dir):
