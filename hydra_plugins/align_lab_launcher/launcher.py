@@ -30,7 +30,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import OmegaConf
 
 from align_lab.results.manifest import MANIFEST, write_manifest
-from align_lab.study.outcome import Outcomes, last_line
+from align_lab.study.outcome import Outcomes
 from align_lab.study.submission import (
     check_cluster,
     check_gpus,
@@ -42,9 +42,10 @@ from align_lab.study.submission import (
 )
 from align_lab.study.tuning import run_tuned, tuned
 from align_lab.study.waves import planned, run_waves
+from hydra_plugins.align_lab_launcher.job_ends import said_in_log, unreturned
 from hydra_plugins.align_lab_launcher.local_jobs import (
     completed_run,
-    deaf_to_the_terminal,
+    deaf_to_the_group,
     ended,
     found,
     interrupted_runs,
@@ -176,7 +177,7 @@ class StudyLauncher(BaseSubmititLauncher):
                 )
                 for r in group
             ]
-            with deaf_to_the_terminal() if self._EXECUTOR == "local" else nullcontext():
+            with deaf_to_the_group() if self._EXECUTOR == "local" else nullcontext():
                 started = executor.map_array(self, *zip(*args, strict=True))
             for run, job in zip(group, started, strict=True):
                 run["job_id"] = job.job_id
@@ -258,48 +259,13 @@ class StudyLauncher(BaseSubmititLauncher):
             ret = job.results()[0]
         except Exception as e:  # killed, cancelled, out of memory, node failure, a full disk ...
             ret = JobReturn(overrides=run["overrides"], status=JobStatus.FAILED)
-            ret.return_value = RunStopped(unreturned(job, e))
+            ret.return_value = RunStopped(unreturned(job, e, Path(run["run_dir"])))
             ret.status = JobStatus.FAILED
         if ret.status == JobStatus.COMPLETED:  # what it found and where (twentieth hunt, case 21)
             print(f"align_lab: run #{run['num']} ({outcomes.labels[run['num']]}): {found(run)}", flush=True)
         else:
             outcomes.failed(run, ret._return_value)
         return ret
-
-
-FAILED_RUN = "align_lab: the run failed: "
-
-
-def said_in_log(error) -> None:
-    """A failed run's line in its job's log too (stderr), where the launcher finds it when the job
-    cannot return it: its result file unwritten on a full disk (twenty-first hunt, case 22)."""
-    try:
-        print(f"{FAILED_RUN}{last_line(error)}", file=sys.stderr, flush=True)
-    except OSError:
-        pass
-
-
-def unreturned(job, error: Exception) -> str:
-    """Why a job ended without a result: its run's own line from the job's log; else a full disk named
-    (was "RuntimeError: job 31699 ended without a result: OSError: [Errno 28] ...": which disk?), else
-    submitit's last line."""
-    import errno
-    import os
-
-    try:
-        log = job.stderr() or ""
-    except OSError:
-        log = ""
-    said = [line.removeprefix(FAILED_RUN) for line in log.splitlines() if line.startswith(FAILED_RUN)]
-    if said:
-        return said[-1]
-    text = last_line(str(error))
-    if os.strerror(errno.ENOSPC) in text:
-        folder = job.paths.folder
-        return (
-            f"no space left on the device holding {folder}: job {job.job_id} could not write its result there"
-        )
-    return f"job {job.job_id} ended without a result: {text}"
 
 
 def _base_keys() -> set[str]:

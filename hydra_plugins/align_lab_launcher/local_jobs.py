@@ -10,18 +10,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-TERMINALS = {signal.SIGINT, signal.SIGHUP}  # what a terminal sends its foreground process group
+# what reaches a whole process group: a terminal's Ctrl-C and hangup, `kill -- -<pgid>`, a service's stop
+TO_THE_GROUP = {signal.SIGINT, signal.SIGHUP, signal.SIGTERM}
 
 
 @contextmanager
-def deaf_to_the_terminal() -> Iterator[None]:
-    """While local jobs are submitted: SIGINT and SIGHUP blocked, which each job's controller (submitit's)
-    keeps across exec, and its run from it. A terminal's Ctrl-C reaches the whole process group: each
-    controller printed its KeyboardInterrupt traceback and killed its run a second later, mid-step
-    (twenty-first hunt, case 9); the terminal closed, SIGHUP ended each controller, and the command,
-    which finds a job's run as its controller's child, stopped none: they trained on, orphaned, "stopped".
+def deaf_to_the_group() -> Iterator[None]:
+    """While local jobs are submitted: SIGINT, SIGHUP and SIGTERM blocked, which each job's controller
+    (submitit's) keeps across exec, and its run from it. A terminal's Ctrl-C reaches the whole process
+    group: each controller printed its KeyboardInterrupt traceback and killed its run a second later,
+    mid-step (twenty-first hunt, case 9); the terminal closed, SIGHUP ended each controller, and the
+    command, which finds a job's run as its controller's child, stopped none: they trained on, orphaned,
+    "stopped"; a controller passes SIGTERM on to its run, a second signal to it beside the command's.
     A signal that comes meanwhile waits, pending, for the block's end."""
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINALS)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, TO_THE_GROUP)
     try:
         yield
     finally:
@@ -30,15 +32,15 @@ def deaf_to_the_terminal() -> Iterator[None]:
 
 def sheltered() -> None:
     """A local job's run, as it starts: in a process group of its own, out of the terminal's reach, with
-    SIGINT back (blocked since its submission; ignored where the command was started so: `nohup ... &`)
-    and SIGHUP unblocked. The command alone stops it, with one SIGINT (interrupted_runs): the terminal's
-    Ctrl-C and the command's made two, and a second stops a run at once, its step lost."""
+    SIGINT back (blocked since its submission; ignored where the command was started so: `nohup ... &`),
+    SIGHUP and SIGTERM unblocked. The command alone stops it, with one SIGINT (interrupted_runs): the
+    terminal's Ctrl-C and the command's made two, and a second stops a run at once, its step lost."""
     try:
         os.setpgid(0, 0)
     except PermissionError:  # a process group's or session's leader already
         pass
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, TERMINALS)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, TO_THE_GROUP)
 
 
 def started_by(pid: int) -> list[int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from hydra_plugins.align_lab_launcher.launcher import FAILED_RUN, said_in_log, unreturned
+from hydra_plugins.align_lab_launcher.job_ends import FAILED_RUN, said_in_log, unreturned
 
 ENOSPC = "submitit ERROR - Submitted job triggered an exception\nOSError: [Errno 28] No space left on device"
 
@@ -48,3 +48,34 @@ def test_a_failed_run_says_its_line_in_the_jobs_log(capsys) -> None:
 
     said_in_log(RunStopped("no space left on the device writing /d/x.pt.tmp"))
     assert capsys.readouterr().err == f"{FAILED_RUN}no space left on the device writing /d/x.pt.tmp\n"
+
+
+def folder(tmp_path: Path, status: str, error: str | None = None, steps: int = 0) -> Path:
+    import json
+
+    run = tmp_path / "0_reinforce_pp_seed0"
+    run.mkdir()
+    summary = {"status": status, "config_digest": "0123456789abcdef"} | ({"error": error} if error else {})
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / "run.lock").write_text('{"pid": 1, "host": "elsewhere"}')  # a lock nobody holds
+    (run / "metrics.jsonl").write_text("".join(f'{{"step": {i}}}\n' for i in range(1, steps + 1)))
+    return run
+
+
+def test_a_run_stopped_by_a_signal_says_its_own_line(tmp_path) -> None:
+    """Twenty-second hunt, case 36: `kill -TERM` of a local sweep's run: "job 26434 ended without a result:
+    align_lab: interrupted by SIGTERM; ..." (submitit's last line, the run's prefix in it)."""
+    line = "interrupted by SIGTERM; resume from step 63 with: python -m align_lab -m seed=0,1"
+    run = folder(tmp_path, "interrupted", line)
+    assert unreturned(job("align_lab: " + line), RuntimeError("align_lab: " + line), run) == line
+
+
+def test_a_killed_run_is_named_killed_at_its_last_step(tmp_path) -> None:
+    """Twenty-second hunt, case 34: a run SIGKILLed (as by the out-of-memory killer): "job 20747 ended
+    without a result: policy optimisation: 120/300 reward 1.858, ..." (a progress line read as the error)."""
+    run = folder(tmp_path, "running", steps=144)
+    said = unreturned(job(""), RuntimeError("policy optimisation: 120/300 reward 1.858"), run)
+    assert said == (
+        "its process ended without a word after 144 logged steps (killed: kill -9, or out of memory?); it "
+        "resumes from its last checkpoint"
+    )

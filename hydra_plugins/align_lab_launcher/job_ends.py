@@ -1,0 +1,71 @@
+"""How a sweep's job ended, where the job cannot say it: its run's line kept in the job's log, or read
+from the run's folder (the launcher's `_result`, for a job that ended without a result)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from pathlib import Path
+
+from align_lab.study.outcome import last_line
+
+FAILED_RUN = "align_lab: the run failed: "
+
+
+def said_in_log(error) -> None:
+    """A failed run's line in its job's log too (stderr), where the launcher finds it when the job
+    cannot return it: its result file unwritten on a full disk (twenty-first hunt, case 22)."""
+    try:
+        print(f"{FAILED_RUN}{last_line(error)}", file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def unreturned(job, error: Exception, run_dir: Path | None = None) -> str:
+    """Why a job ended without a result: its run's own line from the job's log; else the run's folder's
+    word (its summary's line; a run whose process ended without one: killed); else a full disk named
+    (was "RuntimeError: job 31699 ended without a result: OSError: [Errno 28] ...": which disk?); else
+    submitit's last line (twenty-second hunt, case 34: a progress line read as the error)."""
+    try:
+        log = job.stderr() or ""
+    except OSError:
+        log = ""
+    said = [line.removeprefix(FAILED_RUN) for line in log.splitlines() if line.startswith(FAILED_RUN)]
+    if said:
+        return said[-1]
+    folder = run_dir and folders_word(run_dir)
+    if folder:
+        return folder
+    text = last_line(str(error))
+    if os.strerror(errno.ENOSPC) in text:
+        where = job.paths.folder
+        return (
+            f"no space left on the device holding {where}: job {job.job_id} could not write its result there"
+        )
+    return f"job {job.job_id} ended without a result: {text}"
+
+
+def folders_word(run_dir: Path) -> str | None:
+    """What the run's folder says of its end: a stopped or failed run's line (summary.json `error`); a
+    run whose process ended with its summary saying running, nobody holding its lock: killed (kill -9,
+    out of memory) at its last logged step, resumable from its last checkpoint. None: nothing to say."""
+    from align_lab.folder import read_summary
+    from align_lab.study.status import died
+
+    try:
+        summary = read_summary(run_dir / "summary.json")
+    except (OSError, ValueError):
+        return None
+    if summary.get("status") in ("interrupted", "failed", "preempted") and summary.get("error"):
+        return str(summary["error"]).removeprefix("error: ")
+    if died(run_dir, summary):
+        try:
+            steps = sum(1 for line in (run_dir / "metrics.jsonl").open() if line.strip())
+        except OSError:
+            steps = 0
+        return (
+            f"its process ended without a word after {steps} logged steps (killed: kill -9, or out of "
+            "memory?); it resumes from its last checkpoint"
+        )
+    return None
