@@ -241,6 +241,40 @@ def test_a_base_exception_from_a_reward_function_is_one_line_on_the_command_line
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
+EXITING_REWARD = """
+import os
+
+CALLS = [0]
+
+def score(prompts, responses):
+    CALLS[0] += 1
+    if CALLS[0] == 2:
+        os._exit({code})
+    return [float(len(r.split())) for r in responses]
+"""
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("code", [0, 3])
+def test_a_reward_function_that_calls_os_exit_stops_the_run_in_one_line(
+    code, tmp_path, cache_dir, forked_cli
+):
+    """Twenty-second hunt, case 40: a reward calling os._exit(0) ended the process at once: rc 0, no
+    line, summary.json saying running. Now the run's one line names where, as for sys.exit."""
+    from tests.conftest import SMALL
+
+    (tmp_path / "exiting_reward.py").write_text(EXITING_REWARD.format(code=code))
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    result = forked_cli([*args, "reward.path=exiting_reward:score"], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(f"align_lab: error: {tmp_path / 'exiting_reward.py'}:9 called os._exit({code}) ")
+    assert "during the run; resume from step 1 with: " in line and "Traceback" not in result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
 @pytest.mark.fast
 def test_a_reward_function_that_calls_sys_exit_stops_the_run_in_one_line_not_rc_0(tmp_path, cache_dir):
     """Issue 73 fourth hunt: reward.path=mod:fn calling sys.exit(0) ended the process with rc 0 and no
