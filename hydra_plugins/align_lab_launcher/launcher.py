@@ -30,7 +30,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import OmegaConf
 
 from align_lab.results.manifest import MANIFEST, write_manifest
-from align_lab.study.outcome import Outcomes
+from align_lab.study.outcome import Outcomes, interruptible
 from align_lab.study.submission import (
     check_cluster,
     check_gpus,
@@ -124,13 +124,15 @@ class StudyLauncher(BaseSubmititLauncher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         # 1. every job admitted (its resources computed) before anything is submitted; the machine is
-        # checked where each runs
-        jobs = admit_sweep(
-            self.hydra_context, self.config, job_overrides, initial_job_idx, False, self.sweep_folder
-        )
-        runs = [manifest_entry(num, overrides, job) for num, overrides, job in jobs]
-        check_nodes(runs, self._EXECUTOR)
-        check_gpus(jobs)
+        # checked where each runs. A signal until then stops the sweep with nothing submitted (a held one
+        # too: twenty-second hunt, cases 44-45, a whole run trained after a Ctrl-C "as soon as it can")
+        with interruptible(sweep_dir, "sweep"):
+            jobs = admit_sweep(
+                self.hydra_context, self.config, job_overrides, initial_job_idx, False, self.sweep_folder
+            )
+            runs = [manifest_entry(num, overrides, job) for num, overrides, job in jobs]
+            check_nodes(runs, self._EXECUTOR)
+            check_gpus(jobs)
         base = {k: v for k, v in self.params.items() if k not in INIT_KEYS}
         limit = max_parallel(runs, self._EXECUTOR)
         if limit is not None and self._EXECUTOR == "slurm":
@@ -223,17 +225,18 @@ class StudyLauncher(BaseSubmititLauncher):
             said = f"{e.signal_name}: stopped waiting; the sweep's {len(jobs)} unfinished runs go on in "
             print(f"align_lab: {said}Slurm: {status_command(sweep_dir)}", file=sys.stderr, flush=True)
             raise SystemExit(e.exit_code)
-        for job in jobs:
-            interrupted_runs(int(job.job_id))
+        told: set[int] = set()  # the runs told; a job's run that starts later is told as it appears
+        tell = lambda: [interrupted_runs(int(job.job_id), told) for job in jobs]  # noqa: E731
+        tell()
         name = e.signal_name  # said now: a real model's step takes a minute, each run's line is in its log
         said = f"{len(jobs)} unfinished runs stop once their steps under way are done and checkpointed"
         print(f"align_lab: {name}: {said} ({name} again: they stop now)", file=sys.stderr, flush=True)
         try:
             with Interruption():  # the signal again: the runs told again (now), then killed
-                running = ended(jobs, None)
+                running = ended(jobs, None, tell)
         except Interrupted:
             for job in jobs:
-                interrupted_runs(int(job.job_id))
+                interrupted_runs(int(job.job_id), set())
             for job in ended(jobs, 10):
                 killed(int(job.job_id))
             running = ended(jobs, 10)

@@ -65,10 +65,12 @@ def ignores_sigint(pid: int) -> bool:
     return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
 
 
-def interrupted_runs(pid: int) -> None:
-    """SIGINT to the runs of the local job whose controller is `pid`; SIGKILL to those that ignore it (their
-    own code's doing, or one not yet sheltered in a command started with SIGINT ignored)."""
-    for task in started_by(pid):
+def interrupted_runs(pid: int, told: set[int]) -> None:
+    """SIGINT to the runs of the local job whose controller is `pid` not `told` yet (then told); SIGKILL to
+    those that ignore it (their own code's doing, or one not yet sheltered in a command started with
+    SIGINT ignored)."""
+    for task in set(started_by(pid)) - told:
+        told.add(task)
         try:
             os.kill(task, signal.SIGKILL if ignores_sigint(task) else signal.SIGINT)
         except (ProcessLookupError, PermissionError):
@@ -93,10 +95,14 @@ def completed_run(run: dict) -> bool:
         return False
 
 
-def ended(jobs: list, wait_s: float | None) -> list:
-    """Waits up to `wait_s` (None: as long as it takes) for `jobs` to end; those still running."""
+def ended(jobs: list, wait_s: float | None, each=None) -> list:
+    """Waits up to `wait_s` (None: as long as it takes) for `jobs` to end, calling `each` as it polls (a
+    job's run that starts meanwhile told to stop: its controller had only just started it, twenty-second
+    hunt, case 44); those still running."""
     deadline = None if wait_s is None else time.monotonic() + wait_s
     while any(not job.done() for job in jobs) and (deadline is None or time.monotonic() < deadline):
+        if each is not None:
+            each()
         time.sleep(0.2)
     return [job for job in jobs if not job.done()]
 

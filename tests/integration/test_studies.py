@@ -178,6 +178,44 @@ def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resum
     assert again.stdout.count("  compare:    ") == 2 and str(sweep) in again.stdout, again.stdout
 
 
+@pytest.mark.parametrize("when", ["admitting", "submitted"])
+def test_a_signal_before_a_local_sweeps_runs_start_starts_none_or_stops_them(when, tmp_path, cache_dir):
+    """Twenty-second hunt, case 44: Ctrl-C 1.5 s into a 4-run local sweep (it was admitting its runs) said
+    "the command stops as soon as it can", then submitted every run and let 1-2 train all their steps
+    before it stopped the rest: a signal held since the command began now stops the sweep before it
+    submits anything; one just after submission reaches each run as its job's controller starts it."""
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        "hardware=submitit_local",
+        *cli_args(cache_dir, "train.steps=3000", "train.checkpoint_every=1000"),
+    ]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "align_lab", *args, "seed=0,1", f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if when == "admitting":
+        time.sleep(0.5)
+    else:
+        while not driver.stdout.readline().startswith("align_lab: submitted 2 runs"):
+            pass
+    driver.send_signal(signal.SIGTERM)
+    out, err = driver.communicate(timeout=120)
+    said = [line for line in err.splitlines() if line.startswith("align_lab: ")]
+    assert driver.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err[-3000:]
+    if when == "admitting":
+        assert said[-1].startswith("align_lab: sweep interrupted by SIGTERM; resume with: "), said
+        assert not (sweep / "study.json").exists() and not list(sweep.glob("[01]_*")), list(sweep.iterdir())
+    else:
+        assert said[-1].startswith("align_lab: sweep interrupted by SIGTERM: 2 unfinished runs stopped"), said
+    assert steps_logged(sweep, "[01]_*") < 100  # none trained on (3000 steps)
+    left = subprocess.run(["pgrep", "-f", str(sweep)], capture_output=True, text=True).stdout.split()
+    assert left == [], left
+
+
 REWARD = """
 SCALE = {scale}
 
