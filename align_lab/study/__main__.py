@@ -6,6 +6,7 @@ import argparse
 import pickle
 import sys
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
 from align_lab import malloc
@@ -14,6 +15,7 @@ if __name__ == "__main__":  # the jobs `resume` submits inherit the malloc `pyth
     malloc.start_with_it("align_lab.study")
 
 from align_lab.results.manifest import load_manifest, write_manifest
+from align_lab.study.local_jobs import deaf_to_the_group
 from align_lab.study.status import study_states
 
 STATES = ("done", "running", "pending", "interrupted", "failed", "died")
@@ -49,20 +51,45 @@ def resume(study_dir: Path, wait: bool) -> int:
             **{f"{cluster}_max_num_timeout": manifest["max_num_timeout"]},
         )
         executor.update_parameters(**{**manifest["queue"], **run["resources"]})
-        job = executor.submit(delayed.function, *delayed.args, **delayed.kwargs)
+        with deaf_to_the_group() if cluster == "local" else nullcontext():  # as the sweep's (local_jobs.py)
+            job = executor.submit(delayed.function, *delayed.args, **delayed.kwargs)
         run.update(job_id=job.job_id, submitit_folder=str(job.paths.folder))
         jobs.append((run, job))
         print(f"#{run['num']} resubmitted as job {job.job_id}: {' '.join(run['overrides'])}")
     write_manifest(study_dir, manifest)
     print(f"{len(jobs)} runs resubmitted, {len(manifest['runs']) - len(jobs)} left as they are")
     if wait:
-        for _, job in jobs:
-            try:
-                job.results()
-            except Exception as e:
-                print(f"job {job.job_id} ended without a result: {e}")
-        return status(study_dir)
+        return waited(study_dir, [job for _, job in jobs], manifest["cluster"])
     return 0
+
+
+def waited(study_dir: Path, jobs: list, cluster: str) -> int:
+    """`resume --wait`: the study's status once the resubmitted `jobs` have ended. A signal meanwhile (a
+    15-line KeyboardInterrupt traceback, and a SIGTERM left the runs training: twenty-second hunt, case
+    29) stops a local study's runs at their steps' end, as the sweep's command does, or leaves a Slurm
+    study's jobs to go on, and says how to follow or resume it."""
+    from align_lab.rerun import shell_command
+    from align_lab.study.local_jobs import ended, stopped_jobs
+    from align_lab.train.preemption import Interrupted, Interruption
+
+    try:
+        with Interruption():
+            ended(jobs, None)
+    except Interrupted as e:
+        name, command = e.signal_name, shell_command("align_lab.study", "resume", Path(study_dir))
+        if cluster != "local":
+            follow = shell_command("align_lab.study", "status", Path(study_dir))
+            print(
+                f"align_lab.study: {name}: stopped waiting; the resubmitted runs go on in Slurm: {follow}",
+                file=sys.stderr,
+            )
+            return e.exit_code
+        running = stopped_jobs(jobs, name)
+        left = f" (once jobs {', '.join(job.job_id for job in running)} have ended)" if running else ""
+        said = f"resume interrupted by {name}: each unfinished run resumable from its last checkpoint"
+        print(f"align_lab.study: {said}; resume with: {command}{left}", file=sys.stderr, flush=True)
+        return e.exit_code
+    return status(study_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         return status(args.study_dir) if args.command == "status" else resume(args.study_dir, args.wait)
     except (FileNotFoundError, ValueError) as e:  # no manifest, or a damaged one (load_manifest)
         print(f"align_lab.study: error: {e}", file=sys.stderr)
+        return 2
+    except (
+        OSError
+    ) as e:  # a folder it cannot write (a job's pickle; twenty-second hunt, case 42: a traceback)
+        where = e.filename or args.study_dir
+        print(
+            f"align_lab.study: error: cannot write {where} ({e.strerror}); make it writable, then rerun",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -30,6 +30,13 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmitit
 from omegaconf import OmegaConf
 
 from align_lab.results.manifest import MANIFEST, write_manifest
+from align_lab.study.local_jobs import (
+    completed_run,
+    deaf_to_the_group,
+    found,
+    sheltered,
+    stopped_jobs,
+)
 from align_lab.study.outcome import Outcomes, interruptible
 from align_lab.study.submission import (
     check_cluster,
@@ -43,15 +50,6 @@ from align_lab.study.submission import (
 from align_lab.study.tuning import run_tuned, tuned
 from align_lab.study.waves import planned, run_waves
 from hydra_plugins.align_lab_launcher.job_ends import said_in_log, unreturned
-from hydra_plugins.align_lab_launcher.local_jobs import (
-    completed_run,
-    deaf_to_the_group,
-    ended,
-    found,
-    interrupted_runs,
-    killed,
-    sheltered,
-)
 
 log = logging.getLogger(__name__)
 # submitit parameters that are not part of a run's resource request
@@ -218,28 +216,13 @@ class StudyLauncher(BaseSubmititLauncher):
         later, is killed as kill -9 would: resumable from its last checkpoint. The line resumes the sweep
         and counts the runs that completed meanwhile. A Slurm sweep's jobs go on; `status` follows them."""
         from align_lab.rerun import sweep_resume_command
-        from align_lab.train.preemption import Interrupted, Interruption
 
         jobs = [job for job, _ in pending]
         if self._EXECUTOR != "local":
             said = f"{e.signal_name}: stopped waiting; the sweep's {len(jobs)} unfinished runs go on in "
             print(f"align_lab: {said}Slurm: {status_command(sweep_dir)}", file=sys.stderr, flush=True)
             raise SystemExit(e.exit_code)
-        told: set[int] = set()  # the runs told; a job's run that starts later is told as it appears
-        tell = lambda: [interrupted_runs(int(job.job_id), told) for job in jobs]  # noqa: E731
-        tell()
-        name = e.signal_name  # said now: a real model's step takes a minute, each run's line is in its log
-        said = f"{len(jobs)} unfinished runs stop once their steps under way are done and checkpointed"
-        print(f"align_lab: {name}: {said} ({name} again: they stop now)", file=sys.stderr, flush=True)
-        try:
-            with Interruption():  # the signal again: the runs told again (now), then killed
-                running = ended(jobs, None, tell)
-        except Interrupted:
-            for job in jobs:
-                interrupted_runs(int(job.job_id), set())
-            for job in ended(jobs, 10):
-                killed(int(job.job_id))
-            running = ended(jobs, 10)
+        running = stopped_jobs(jobs, e.signal_name)
         done = sum(completed_run(run) for _, run in pending)
         said = f"sweep interrupted by {e.signal_name}: {len(jobs) - done} unfinished runs stopped, each "
         said += "resumable from its last checkpoint" + (f" ({done} more completed meanwhile)" if done else "")

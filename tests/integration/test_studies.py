@@ -216,6 +216,59 @@ def test_a_signal_before_a_local_sweeps_runs_start_starts_none_or_stops_them(whe
     assert left == [], left
 
 
+def test_study_resume_says_a_signal_and_an_unwritable_folder_in_one_line(tmp_path, cache_dir):
+    """Twenty-second hunt, case 29: Ctrl-C to `study resume --wait` printed a 15-line KeyboardInterrupt
+    traceback and no line (a SIGTERM: not a word, the runs trained on); case 42: `study resume` of a
+    sweep folder it cannot write, a 29-line OSError traceback."""
+    from tests.integration.test_faults import _read_only_mounts_work
+
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        "hardware=submitit_local",
+        *cli_args(cache_dir, "train.steps=3000", "train.checkpoint_every=1000"),
+    ]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "align_lab", *args, "seed=0", f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: steps_logged(sweep, "0_*") >= 3, 240, "3 logged steps")
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=120) == 128 + signal.SIGTERM
+    study = [sys.executable, "-m", "align_lab.study"]
+    if _read_only_mounts_work():
+        read_only = f"mount --bind {sweep} {sweep} && mount -o remount,bind,ro {sweep} && exec "
+        command = read_only + " ".join([*study, "resume", str(sweep)])
+        result = subprocess.run(
+            ["unshare", "-m", "sh", "-c", command], cwd=ROOT, capture_output=True, text=True
+        )
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+        assert result.stderr.startswith(f"align_lab.study: error: cannot write {sweep}/.submitit/"), (
+            result.stderr
+        )
+        assert "(Read-only file system); make it writable, then rerun" in result.stderr, result.stderr
+    before = steps_logged(sweep, "0_*")
+    waiting = subprocess.Popen(
+        [*study, "resume", str(sweep), "--wait"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: steps_logged(sweep, "0_*") >= before + 3, 240, "the resumed run's steps")
+    waiting.send_signal(signal.SIGINT)
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert err.splitlines()[-1].startswith(
+        "align_lab.study: resume interrupted by SIGINT: each unfinished run "
+    )
+    assert json.loads(next(sweep.glob("0_*/summary.json")).read_text())["status"] == "interrupted"
+    left = subprocess.run(["pgrep", "-f", str(sweep)], capture_output=True, text=True).stdout.split()
+    assert left == [], left
+
+
 REWARD = """
 SCALE = {scale}
 

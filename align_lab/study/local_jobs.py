@@ -1,10 +1,12 @@
-"""A local sweep's jobs (submitit's local executor) as the launcher's wait sees them: their runs (the
-processes each job's controller started, read from /proc) stopped, killed, and how each ended."""
+"""A local sweep's jobs (submitit's local executor) as the launcher's wait and `study resume --wait` see
+them: their runs (the processes each job's controller started, read from /proc) stopped, killed, and how
+each ended."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -121,3 +123,25 @@ def found(run: dict) -> str:
     return "\n".join(
         [first.removeprefix(f"align_lab: {summary.get('algo')} seed {summary.get('seed')} "), *rest]
     )
+
+
+def stopped_jobs(jobs: list, name: str) -> list:
+    """After the signal `name`, the runs of local `jobs` told to stop at their steps' end, said at once (a
+    real model's step takes a minute; each run's own line is in its job's log); the signal again: told
+    again (now), and any still going 10 s later killed. Returns the jobs that had not ended even then."""
+    from align_lab.train.preemption import Interrupted, Interruption
+
+    told: set[int] = set()  # the runs told; a job's run that starts later is told as it appears
+    tell = lambda: [interrupted_runs(int(job.job_id), told) for job in jobs]  # noqa: E731
+    tell()
+    said = f"{len(jobs)} unfinished runs stop once their steps under way are done and checkpointed"
+    print(f"align_lab: {name}: {said} ({name} again: they stop now)", file=sys.stderr, flush=True)
+    try:
+        with Interruption():
+            return ended(jobs, None, tell)
+    except Interrupted:
+        for job in jobs:
+            interrupted_runs(int(job.job_id), set())
+        for job in ended(jobs, 10):
+            killed(int(job.job_id))
+        return ended(jobs, 10)
