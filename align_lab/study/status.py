@@ -63,6 +63,9 @@ def died(run_dir: Path, summary: dict | None) -> bool:
         and summary.get("status") == "running"
         and (run_dir / LOCK).exists()
         and holder(run_dir) is None
+        # read again once the lock is free: a run that completed (and let go of it) since `summary` was
+        # read is not died (twenty-second hunt, case 12: `died`, with a resume hint, for half a second)
+        and (_summary(run_dir) or {}).get("status") == "running"
     )
 
 

@@ -413,3 +413,18 @@ def test_a_sweep_of_no_value_is_one_line_and_leaves_no_folder(tmp_path, forked_c
         "at least one value (seed=range(0,3) is 0, 1, 2)"
     )
     assert not (tmp_path / "sweep").exists()
+
+
+def test_a_run_that_completed_as_its_state_was_read_is_not_died(tmp_path):
+    """Twenty-second hunt, case 12: `study status` read a run's summary (running), then found its lock
+    free, because the run had completed and let go of it meanwhile: `died`, with a resume hint."""
+    import json
+
+    from align_lab.study.status import died
+
+    (tmp_path / "run.lock").write_text('{"pid": 1, "host": "elsewhere"}')  # nobody holds it
+    read_before = {"status": "running", "config_digest": "0123456789abcdef"}
+    (tmp_path / "summary.json").write_text(json.dumps(read_before | {"status": "completed"}))
+    assert not died(tmp_path, read_before)
+    (tmp_path / "summary.json").write_text(json.dumps(read_before))
+    assert died(tmp_path, read_before)
