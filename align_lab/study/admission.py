@@ -86,7 +86,10 @@ class SweepFolder:
     def restore(self) -> None:
         path = self.sweep_dir / "multirun.yaml"
         if self.multirun_yaml is not None:
-            path.write_bytes(self.multirun_yaml)
+            try:  # in place: this sweep's frees its room first, on a full disk too
+                path.write_bytes(self.multirun_yaml)
+            except OSError:
+                pass  # the refusal's own line says what could not be written
             return
         path.unlink(missing_ok=True)  # this sweep's, in a folder of the user's files too (sixth hunt)
         if self.existed or not self.sweep_dir.is_dir() or any(self.sweep_dir.iterdir()):

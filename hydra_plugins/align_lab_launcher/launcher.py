@@ -140,7 +140,12 @@ class StudyLauncher(BaseSubmititLauncher):
             self.slots = (str(sweep_dir / ".slots"), limit)
             waves = math.ceil(len(runs) / limit)  # a local job's time limit counts its wait
         # 2. one job array per distinct resource request
-        submitted = self._submit(runs, {num: (o, job) for num, o, job in jobs}, base, waves)
+        try:
+            submitted = self._submit(runs, {num: (o, job) for num, o, job in jobs}, base, waves)
+        except OSError as e:  # a full disk, a read-only folder: submitit's pickles unwritten, none named
+            self.sweep_folder.restore()  # an earlier sweep's multirun.yaml (twenty-second hunt, 17-18)
+            e.filename = e.filename or str(sweep_dir / ".submitit")
+            raise
         earlier = getattr(self, "earlier_runs", [])  # earlier waves' runs (waves.py)
         queue = self._queue_params(base)
         manifest = study_manifest(sweep_dir, self._EXECUTOR, [*earlier, *runs], queue, self.params, limit)

@@ -943,6 +943,29 @@ def test_a_local_sweep_on_a_full_disk_says_each_runs_own_line(tmp_path, cache_di
     assert sorted(line.split("run #")[1][0] for line in failed) == ["0", "1"], failed
 
 
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
+def test_a_local_sweep_refused_on_a_full_disk_names_what_and_keeps_the_earlier_record(tmp_path, cache_dir):
+    """Twenty-second hunt, cases 17-18: a `submitit_local` sweep into a folder on a disk with 8-48 KB left:
+    "cannot write the run folder" (there was none: submitit's job pickle), and a refused `seed=0,1` into
+    the folder of a completed `seed=0` sweep left multirun.yaml the refused sweep's."""
+    small = tmp_path / "small"
+    small.mkdir()
+    sweep = small / "sw"
+    app = " ".join([sys.executable, "-m", "align_lab", "-m", "hardware=submitit_local", *SMALL])
+    app += f" cache_dir={cache_dir} hydra.sweep.dir={sweep}"
+    script = (
+        f"mount -t tmpfs -o size=8m tmpfs {small} || exit 9; {app} seed=0 > /dev/null 2>&1 || exit 8; "
+        f"cp {sweep}/multirun.yaml {tmp_path}/before.yaml; "
+        f"head -c $(( $(df -k --output=avail {small} | tail -1) * 1024 - 16384 )) /dev/zero > {small}/fill; "
+        f"{app} seed=0,1; echo RC=$?; cmp {sweep}/multirun.yaml {tmp_path}/before.yaml && echo KEPT"
+    )
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert "RC=2" in result.stdout and "KEPT" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(f"align_lab: error: cannot write {sweep}/"), line
+    assert "the run folder" not in line and "No space left on device" in line, line
+
+
 FILLING_REWARD = """
 import os
 
