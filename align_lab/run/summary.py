@@ -112,6 +112,9 @@ def base_exception_line(e: BaseException, run_dir) -> str:
     return f"{exited_where(e)} {said}; {resume_hint(Path(run_dir) / 'checkpoints')}"
 
 
+SAID_EXIT = Path(__file__).resolve().parent.parent / "user_signals.py"  # where ExitCalled is raised
+
+
 def exited_where(e: SystemExit) -> str:
     """`file:line` of the innermost frame that raised `e` (the user's reward, verifier or environment: a
     sys.exit there would end the process with its code, rc 0 and no line)."""
@@ -119,6 +122,7 @@ def exited_where(e: SystemExit) -> str:
     # the innermost frame of code of the run's (yours): not an installed package's, which may wrap
     # sys.exit (wandb's exit hook), nor the standard library's
     own = [f for f in frames if not any(p in f[0] for p in ("site-packages", "dist-packages"))]
+    own = [f for f in own if f[0] != str(SAID_EXIT)]  # user_signals.py's os._exit, raised for the caller
     own = [f for f in own if not Path(f[0]).resolve().is_relative_to(STDLIB)] or frames
     return f"{own[-1][0]}:{own[-1][1]}" if own else "the run's code"
 

@@ -32,6 +32,26 @@ def deaf_to_the_group() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
+@contextmanager
+def detached_output() -> Iterator[None]:
+    """While local jobs are submitted by a command that does not wait for them: its stdout and stderr on
+    /dev/null, which each job's controller keeps (its run writes to `.submitit/`): `cmd | grep` blocked
+    until every run had ended, though the command said it was not waiting (twenty-second hunt, case 33)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
 def sheltered() -> None:
     """A local job's run, as it starts: in a process group of its own, out of the terminal's reach, with
     SIGINT back (blocked since its submission; ignored where the command was started so: `nohup ... &`),

@@ -33,6 +33,7 @@ from align_lab.results.manifest import MANIFEST, write_manifest
 from align_lab.study.local_jobs import (
     completed_run,
     deaf_to_the_group,
+    detached_output,
     found,
     sheltered,
     stopped_jobs,
@@ -182,8 +183,10 @@ class StudyLauncher(BaseSubmititLauncher):
                 )
                 for r in group
             ]
-            with deaf_to_the_group() if self._EXECUTOR == "local" else nullcontext():
-                started = executor.map_array(self, *zip(*args, strict=True))
+            local = self._EXECUTOR == "local"
+            with deaf_to_the_group() if local else nullcontext():
+                with detached_output() if local and not self.wait else nullcontext():
+                    started = executor.map_array(self, *zip(*args, strict=True))
             for run, job in zip(group, started, strict=True):
                 run["job_id"] = job.job_id
                 run["submitit_folder"] = str(job.paths.folder)

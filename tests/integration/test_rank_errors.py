@@ -41,7 +41,7 @@ def failing_reward(prompts: list[str], responses: list[str]):
     if rank == 1 and calls[0] == 2 and how == "exit3":
         sys.exit(3)  # EXIT_LINE
     if rank == 1 and calls[0] == 2 and how.startswith("osexit"):
-        os._exit(int(how[-1]))
+        os._exit(int(how[-1]))  # OS_EXIT_LINE
     if rank == 1 and calls[0] == 2 and how == "segv":
         os.kill(os.getpid(), signal.SIGSEGV)  # as a crash in native code ends a process
     if rank == 1 and calls[0] == 2 and how == "base2":
@@ -58,16 +58,19 @@ class TwoArguments(BaseException):
 
 KEY = f"reward.path={__name__}:failing_reward"
 LINES = Path(__file__).read_text().splitlines()
-EXIT_LINE, BASE_LINE = (
-    next(i for i, x in enumerate(LINES, 1) if x.endswith(f"# {mark}")) for mark in ("EXIT_LINE", "BASE_LINE")
+EXIT_LINE, BASE_LINE, OS_EXIT_LINE = (
+    next(i for i, x in enumerate(LINES, 1) if x.endswith(f"# {mark}"))
+    for mark in ("EXIT_LINE", "BASE_LINE", "OS_EXIT_LINE")
 )
 EXPECTED = {
     "raise1": f"{KEY}: raised RuntimeError: judge shard 1 unreachable",
     "none": f"{KEY}: returned NoneType, not a list of ",
     # fourteenth hunt: named align_lab's launch.py, where rank 0 raised it again; then tracebacks
     "exit3": f"{__file__}:{EXIT_LINE} called sys.exit(3) during the run",
-    "osexit1": "rank 1 of 2 exited with code 1 during the run, leaving no error (os._exit in code of the ",
-    "osexit0": "rank 1 of 2 exited with code 0 during the run, leaving no error (os._exit in code of the ",
+    # twenty-second hunt, case 40: os._exit in the user's code is said where it was called, as sys.exit is
+    # (was "rank 1 of 2 exited with code 1 during the run, leaving no error (os._exit in code of the ...")
+    "osexit1": f"{__file__}:{OS_EXIT_LINE} called os._exit(1) during the run",
+    "osexit0": f"{__file__}:{OS_EXIT_LINE} called os._exit(0) during the run",
     # sixteenth hunt's notes: "interrupted by SIGSEGV", as if a user had sent it
     "segv": "rank 1 of 2 crashed with SIGSEGV during the run, leaving no error (a fault in native code",
     # fifteenth hunt: rank 1's traceback twice, then "rank 1 of 2 exited with code 1 ..., leaving no error"
@@ -98,7 +101,9 @@ def test_a_rewards_error_on_one_rank_or_all_is_one_line_and_the_run_resumable(tm
         timeout=600,
     )
     # as one process ends on an error of the user's code (a sys.exit there: 1)
-    assert done.returncode == (1 if how in ("exit3", "base2") else 2), done.stderr[-3000:]
+    assert done.returncode == (1 if how in ("exit3", "base2", "osexit0", "osexit1") else 2), done.stderr[
+        -3000:
+    ]
     assert "Traceback" not in done.stderr and "[rank" not in done.stderr, done.stderr[-3000:]
     last = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")][-1]
     assert last.startswith(f"align_lab: error: {EXPECTED[how]}"), last

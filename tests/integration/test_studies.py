@@ -269,6 +269,28 @@ def test_study_resume_says_a_signal_and_an_unwritable_folder_in_one_line(tmp_pat
     assert left == [], left
 
 
+def test_a_local_sweep_that_does_not_wait_lets_go_of_its_output(tmp_path, cache_dir):
+    """Twenty-second hunt, case 33: `... hydra.launcher.wait=false | grep ...` said "not waiting" but the
+    pipe stayed open until every run had ended: the jobs' controllers held the command's stdout."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hardware=submitit_local", "hydra.launcher.wait=false", "seed=0"]
+    args += cli_args(cache_dir, "train.steps=3000", "train.checkpoint_every=1000")
+    piped = subprocess.Popen(
+        [sys.executable, "-m", "align_lab", *args, f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        out, _ = piped.communicate(timeout=60)  # the pipe's end: every writer gone
+        assert piped.returncode == 0 and "align_lab: not waiting; see " in out, out[-3000:]
+        assert steps_logged(sweep, "0_*") < 3000  # the run goes on, its output in .submitit/
+    finally:
+        piped.kill()
+        subprocess.run(["pkill", "-f", str(sweep)])
+
+
 REWARD = """
 SCALE = {scale}
 
