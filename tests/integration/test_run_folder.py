@@ -233,7 +233,10 @@ def test_a_sweep_reports_every_failed_run_in_one_line_and_keeps_the_others(hardw
     assert sorted(statuses.values()) == ["completed", "completed", "failed", "failed"]
     # status reads the same, with or without a study manifest (submitit / in process)
     status = study_status(sweep)
-    assert status.returncode == 1 and "2 done, 0 running, 0 pending, 0 interrupted, 2 failed, 0 died" in status.stdout
+    assert (
+        status.returncode == 1
+        and "2 done, 0 running, 0 pending, 0 interrupted, 2 failed, 0 died" in status.stdout
+    )
 
 
 @pytest.mark.fast
