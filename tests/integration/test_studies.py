@@ -90,6 +90,23 @@ def test_local_sweep_reports_each_run_and_a_failed_run_as_failed(tmp_path, cache
     assert status.returncode == 1 and "1 done, 0 running, 0 pending, 0 interrupted, 1 failed" in status.stdout
 
 
+def long_local_sweep(cache_dir, sweep: Path, seeds: str, output=subprocess.PIPE) -> subprocess.Popen:
+    """`python -m align_lab -m hardware=submitit_local seed=<seeds>` of 3000-step runs (checkpoints at 1000:
+    a stop keeps a step only by its own checkpoint), started in the background; its output piped as text."""
+    args = [
+        "-m",
+        "hardware=submitit_local",
+        *cli_args(cache_dir, "train.steps=3000", "train.checkpoint_every=1000"),
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-m", "align_lab", *args, f"seed={seeds}", f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT,
+        stdout=output,
+        stderr=output,
+        text=True,
+    )
+
+
 def steps_logged(sweep: Path, run: str) -> int:
     return sum(len(read_metrics(path)) for path in sweep.glob(f"{run}/metrics.jsonl"))
 
@@ -185,18 +202,7 @@ def test_a_signal_before_a_local_sweeps_runs_start_starts_none_or_stops_them(whe
     before it stopped the rest: a signal held since the command began now stops the sweep before it
     submits anything; one just after submission reaches each run as its job's controller starts it."""
     sweep = tmp_path / "sweep"
-    args = [
-        "-m",
-        "hardware=submitit_local",
-        *cli_args(cache_dir, "train.steps=3000", "train.checkpoint_every=1000"),
-    ]
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "align_lab", *args, "seed=0,1", f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = long_local_sweep(cache_dir, sweep, "0,1")
     if when == "admitting":
         time.sleep(0.5)
     else:
@@ -223,17 +229,7 @@ def test_study_resume_says_a_signal_and_an_unwritable_folder_in_one_line(tmp_pat
     from tests.integration.test_faults import _read_only_mounts_work
 
     sweep = tmp_path / "sweep"
-    args = [
-        "-m",
-        "hardware=submitit_local",
-        *cli_args(cache_dir, "train.steps=3000", "train.checkpoint_every=1000"),
-    ]
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "align_lab", *args, "seed=0", f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    driver = long_local_sweep(cache_dir, sweep, "0", subprocess.DEVNULL)
     wait_for(lambda: steps_logged(sweep, "0_*") >= 3, 240, "3 logged steps")
     driver.send_signal(signal.SIGTERM)
     assert driver.wait(timeout=120) == 128 + signal.SIGTERM
@@ -525,18 +521,7 @@ def test_sigterm_to_a_local_sweeps_run_stops_it_at_its_steps_end(tmp_path, cache
     """Twenty-second hunt, case 36: `kill -TERM` of a local sweep's run (its pid from ps, or its run.lock):
     submitit's job ignored it, the run trained on, no word outside `.submitit/`."""
     sweep = tmp_path / "sweep"
-    args = [
-        "-m",
-        "hardware=submitit_local",
-        *cli_args(cache_dir, "train.steps=3000", "train.checkpoint_every=1000"),
-    ]
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "align_lab", *args, "seed=0", f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    driver = long_local_sweep(cache_dir, sweep, "0")
     wait_for(lambda: steps_logged(sweep, "0_*") >= 3, 240, "3 logged steps")
     (run_dir,) = sweep.glob("0_*")
     os.kill(json.loads((run_dir / "run.lock").read_text())["pid"], signal.SIGTERM)
