@@ -10,8 +10,11 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from align_lab.train.submitit_signals import PREEMPTION_FOLLOWS_S, slurms_sigterm, submitits_bypass
 
 WATCHED: set[int] = set()  # the write ends of the watchers' pipes (Interruption._watch)
 ACTIVE: list[Interruption] = []  # the Interruptions this process is in, innermost last (held)
@@ -65,7 +68,7 @@ class Preemption:
         """After the last step: a signal stops the run at once again (one that waits stops it now)."""
         if self.interruption is not None:
             self.interruption.deferred = False
-            if self.interruption.requested is not None:
+            if self.interruption.settled() is not None:
                 raise self.interruption.stop(self.interruption.requested)
 
     def stopping(self) -> bool:
@@ -80,7 +83,7 @@ class Preemption:
     def after_step(self, save: Callable[[], None]) -> None:
         """Saves a checkpoint and stops the run (USR2: passes the signal on), if a signal arrived during
         the step."""
-        interrupted = getattr(self.interruption, "requested", None)
+        interrupted = self.interruption.settled() if self.interruption is not None else None
         if interrupted is not None and self.requested is None:
             save()  # the step just finished, whatever train.checkpoint_every says
             raise self.interruption.stop(interrupted)
@@ -156,6 +159,8 @@ class Interruption:
         self.unsaid = [True]  # the first signal's line, not yet said (_say_waiting)
         self.waiting_for = waiting or WAITING  # what a first signal waits for while deferred (holding)
         self.preempting = False  # a USR2 came (Preemption): the SIGTERM of its requeue stops nothing
+        self.term_may_preempt = False  # SIGTERM taken from submitit in a Slurm job: its USR2 may follow
+        self.term_at: float | None = None  # when such a SIGTERM came (settled)
 
     def __enter__(self) -> Interruption:
         """Takes the signals over; where the Interruption it is inside holds a signal (the command's own,
@@ -171,10 +176,13 @@ class Interruption:
         if threading.current_thread() is threading.main_thread():
             for name in self.SIGNALS:
                 current = signal.getsignal(getattr(signal, name))
-                ours = isinstance(getattr(current, "__self__", None), Interruption)
+                outer = getattr(current, "__self__", None)
+                ours = isinstance(outer, Interruption)
                 taken = ours or (submitits_bypass(current) and not self.quiet)
                 if current not in (signal.SIG_DFL, signal.default_int_handler) and not taken:
                     continue  # a job manager's own handler stays
+                if name == "SIGTERM":
+                    self.term_may_preempt = outer.term_may_preempt if ours else slurms_sigterm(current)
                 self.previous[name] = signal.signal(getattr(signal, name), self._raise)
         if self.previous:
             self._watch()
@@ -193,7 +201,7 @@ class Interruption:
             yield
         finally:
             self.deferred, self.waiting_for = deferred, waiting
-        if self.requested is not None and not deferred:
+        if self.requested is not None and not deferred and self.settled() is not None:
             raise self.stop(self.requested)
 
     def _watch(self) -> None:
@@ -209,13 +217,17 @@ class Interruption:
         """The watcher: the signals' numbers, one byte each, until __exit__ closes the pipe."""
         # the signals this Interruption handles: a job manager's own (submitit's SIGTERM) are not the run's
         names = {getattr(signal, name): name for name in self.previous}
-        count = 0
+        count, usr2 = 0, False
         while data := os.read(read, 64):
             for signum in data:
-                count += signum in names
-                if signum in names and count == 1 and self.deferred:  # said now, though the main thread
-                    self._say_waiting(names[signum])  # waits in native code (seventeenth hunt: a collective)
-                if signum in names and (count > 1 or not self.deferred):
+                usr2 |= signum == signal.SIGUSR2
+                tentative = self.term_may_preempt and signum == signal.SIGTERM  # a preemption's? (settled)
+                if signum not in names or (tentative and usr2):  # after a USR2: its requeue's SIGTERM
+                    continue
+                count += 1
+                if count == 1 and self.deferred:  # said now, though the main thread waits in native code
+                    self._say_waiting(names[signum])  # (seventeenth hunt: a collective)
+                if count > 1 or not (self.deferred or tentative):
                     self.now = names[signum]
                     for stop in list(self.on_stop_now):
                         stop()
@@ -231,13 +243,30 @@ class Interruption:
             return
         if self.deferred and self.requested is None and self.now is None:
             self.requested = name
+            self.term_at = time.monotonic()
             self._say_waiting(name)
             return
+        if name == "SIGTERM" and self.term_may_preempt and self.requested is None and self.stopped is None:
+            self.requested, self.term_at = name, time.monotonic()
+            if self.settled() is None:  # a preemption: its USR2 stops the run at its first step's end
+                return
         # one already stopping the run: its summary and line are not cut short by the next (sixteenth hunt,
         # case 25: SIGTERM then SIGINT said SIGTERM, rc 130); a third one raises that signal's stop again
         self.later += self.stopped is not None
         if self.stopped is None or self.later > 1:  # (code of the user's that swallowed the first)
             raise self.stop(self.stopped or name)
+
+    def settled(self) -> str | None:
+        """The signal that stops the run (`requested`), once a SIGTERM in a Slurm job has had
+        PREEMPTION_FOLLOWS_S to be followed by a preemption's USR2: then None, the preemption's stop
+        (Preemption.after_step: checkpointed, requeued) instead of an interruption's."""
+        if self.requested == "SIGTERM" and self.term_may_preempt and self.term_at is not None:
+            deadline = self.term_at + PREEMPTION_FOLLOWS_S
+            while not self.preempting and (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(left, 0.05))  # the USR2's handler (Preemption._note) runs in between
+            if self.preempting:
+                self.requested = None
+        return self.requested
 
     def _say_waiting(self, name: str) -> None:
         """The first signal's line, once, by the handler or the watcher, whichever comes first (the
@@ -271,19 +300,6 @@ class Interruption:
             # no SIGINT came (ours raises Interrupted; an ignored one raises nothing): code of the run
             # raised it (seventh hunt; a run started in the background, SIGINT ignored, said "SIGINT")
             exc.raised_by_code = True
-
-
-def submitits_bypass(handler) -> bool:
-    """submitit's SIGTERM handler in a *local* job, which ignores it: `kill -TERM` of a local sweep's run
-    trained on, no word outside `.submitit/` (twenty-second hunt, case 36). A run's own Interruption takes
-    SIGTERM there instead, as outside submitit: the step ends, is checkpointed, the run says where it
-    stopped. In a Slurm job submitit's bypass stays: Slurm sends a preempted job SIGTERM before its USR2
-    (submitit's own `_interrupt` does so), and a run that stopped on it would not be requeued; a plain
-    `scancel` there is left to KillWait (docs/scaling_out.md: `scancel --signal=INT` stops it at its
-    step's end). The SIGTERM of a requeue after a USR2 stops nothing (`preempting`)."""
-    owner = getattr(handler, "__self__", None)
-    bypass = getattr(handler, "__name__", "") == "bypass" and type(owner).__module__.startswith("submitit")
-    return bypass and os.environ.get("SUBMITIT_EXECUTOR") == "local"
 
 
 WAITING = (

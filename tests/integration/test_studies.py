@@ -490,11 +490,13 @@ def test_slurm_usr2_preemption_requeues_and_resumes_to_identical_metrics(slurm, 
     assert no_times(read_metrics(metrics)) == full
 
 
-def test_scancel_of_a_slurm_run_stops_it_at_its_steps_end_checkpointed(slurm, tmp_path, cache_dir):
-    """Twenty-second hunt, case 16: a plain `scancel` of a running Slurm job is bypassed by submitit (Slurm
-    sends a preempted job the same SIGTERM before its USR2: the run leaves it to submitit, and KillWait's
-    SIGKILL ends it). The documented stop, `scancel --signal=INT`, ends the step under way, checkpoints
-    it, and the run says where it stopped (docs/scaling_out.md)."""
+@pytest.mark.parametrize("scancel", [[], ["--signal=INT"]], ids=["plain", "SIGINT"])
+def test_scancel_of_a_slurm_run_stops_it_at_its_steps_end_checkpointed(scancel, slurm, tmp_path, cache_dir):
+    """Twenty-second hunt, case 16: a plain `scancel` of a running Slurm job was bypassed by submitit (Slurm
+    sends a preempted job the same SIGTERM before its USR2), the run trained on, and KillWait's SIGKILL
+    (5 s on this cluster) lost every step since its last checkpoint. The run now takes the SIGTERM once no
+    USR2 follows it (train/submitit_signals.py): the step under way ends, is checkpointed, and the run says
+    where it stopped; `scancel --signal=INT` stops it so too (docs/scaling_out.md)."""
     args = [*cli_args(cache_dir), "seed=6", "train.steps=3000", "train.checkpoint_every=1000"]
     sweep = tmp_path / "sweep"
     result = run_cli(
@@ -506,15 +508,19 @@ def test_scancel_of_a_slurm_run_stops_it_at_its_steps_end_checkpointed(slurm, tm
     (run,) = json.loads((sweep / "study.json").read_text())["runs"]
     run_dir = Path(run["run_dir"])
     wait_for(lambda: steps_logged(sweep, run_dir.name) >= 3, 120, "3 logged steps")
-    subprocess.run(["scancel", "--signal=INT", run["job_id"]], env=slurm, check=True)
+    subprocess.run(["scancel", *scancel, run["job_id"]], env=slurm, check=True)
     summary = lambda: json.loads((run_dir / "summary.json").read_text())  # noqa: E731
     wait_for(lambda: summary()["status"] != "running", 60, "the run's stop", summary)
     stopped = summary()
+    name = "SIGINT" if scancel else "SIGTERM"
     assert stopped["status"] == "interrupted", stopped
-    assert stopped["error"].startswith("interrupted by SIGINT; resume from step "), stopped["error"]
+    assert stopped["error"].startswith(f"interrupted by {name}; resume from step "), stopped["error"]
     step = int(stopped["error"].split("resume from step ")[1].split()[0])
     assert (run_dir / "checkpoints" / "last").read_text().strip() == f"state-{step:08d}.pt"
     assert steps_logged(sweep, run_dir.name) == step  # every logged step checkpointed, none lost
+    wait_for(
+        lambda: study_states(sweep)[0].state == "interrupted", 30, "study status", lambda: study_states(sweep)
+    )
 
 
 def test_sigterm_to_a_local_sweeps_run_stops_it_at_its_steps_end(tmp_path, cache_dir):
@@ -552,8 +558,8 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
         "seed=0,1",
         *cli_args(cache_dir),
         # ~10 s of training a run (0.07 s a step): run 1 is still training when the SIGKILL below
-        # lands (sent at once, as a lost node or the OOM killer would; a plain scancel's SIGTERM is
-        # ignored by submitit until the cluster's KillWait of 5 s later, which took 400 steps here)
+        # lands (sent at once, as a lost node or the OOM killer would; a plain scancel's SIGTERM would
+        # stop the run at its step's end, interrupted, not the lost job this test is about)
         "train.steps=150",
         "hydra.launcher.wait=false",
         f"hydra.sweep.dir={sweep}",
