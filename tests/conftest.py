@@ -39,6 +39,22 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # the machine's bandwidth and matmul rate for the runs' perf/ figures (train/roofline.py): given, so that no
 # test measures them (a second of both cores) or writes them to the user's cache
 os.environ.setdefault("ALIGN_LAB_MACHINE_LIMITS", "1e10,1e11")
+# the tests expect SIGINT as a terminal gives it: a suite started in the background (`bash scripts/test.sh &`,
+# a script's `... &`) had it ignored, in this process and every command a test starts, so that a test's
+# Ctrl-C did nothing and its run completed (2026-11-30: 3 fast and 4 full-suite tests failed so). A
+# background job gets no terminal's Ctrl-C, so nothing is lost; SIGHUP, which `nohup` ignores, stays so
+# (a command a test sends SIGHUP starts with `as_in_a_terminal`)
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def as_in_a_terminal() -> None:
+    """preexec_fn of a command a test signals as a terminal would: SIGINT and SIGHUP at their defaults
+    (ignored under `nohup ... &`)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 # `datasets` caches every file it reads; keep that out of the user's home (set before it is imported),
 # in a folder removed when this test process ends (each xdist worker made one and left it before)
 if "HF_DATASETS_CACHE" not in os.environ:

@@ -20,7 +20,7 @@ from align_lab.rerun import shell_command
 from align_lab.run.summary import RunStopped
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.preemption import Interrupted, Interruption
-from tests.conftest import ROOT, SMALL, run_cli, run_in_process
+from tests.conftest import ROOT, SMALL, as_in_a_terminal, run_cli, run_in_process
 
 ROWS = 16  # train.rollout_size of tests/conftest.py's SMALL: episodes a step
 MARKER = "ALIGN_LAB_TEST_SIGNAL_FILE"  # while this file exists, the environment below signals once
@@ -201,11 +201,6 @@ def test_a_reward_that_ignores_the_runs_signals_does_not_keep_them_from_the_run(
     ], caplog.messages
 
 
-def _as_in_a_terminal() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a test suite in the background hands SIGINT ignored
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # and under nohup, SIGHUP
-
-
 @pytest.mark.parametrize(
     "name", [pytest.param("SIGTERM", marks=pytest.mark.fast), "SIGINT", "SIGHUP", "SIGUSR1"]
 )
@@ -226,7 +221,7 @@ def test_a_signal_while_the_env_is_stepped_keeps_every_step_and_names_the_resume
     env = {**os.environ, MARKER: str(tmp_path / "marker")}
     cmd = [sys.executable, "-m", "align_lab", *args]
     done = subprocess.run(
-        cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600, preexec_fn=_as_in_a_terminal
+        cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600, preexec_fn=as_in_a_terminal
     )
     code = 128 + getattr(signal, name)  # 143 for SIGTERM, 130 for SIGINT
     assert done.returncode == code, done.stderr[-3000:]
@@ -532,7 +527,7 @@ def test_a_signal_as_the_command_starts_is_one_line(tmp_path, sent, after_s):
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_as_in_a_terminal,
+        preexec_fn=as_in_a_terminal,
     )
     time.sleep(after_s)
     run.send_signal(sent)

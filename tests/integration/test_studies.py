@@ -16,7 +16,7 @@ import pytest
 
 from align_lab.study.status import study_states
 from align_lab.tracking import read_metrics
-from tests.conftest import ROOT, SMALL, forked, run_cli
+from tests.conftest import ROOT, SMALL, as_in_a_terminal, forked, run_cli
 
 SLURM_ENV = Path(os.environ.get("SLURM_CI_DIR", "/tmp/slurm-ci")) / "env.sh"
 
@@ -141,7 +141,7 @@ def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resum
         "hardware.max_parallel=1",
         f"hydra.sweep.dir={sweep}",
     ]
-    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else as_in_a_terminal
     driver = subprocess.Popen(
         [sys.executable, "-m", "align_lab", *args],
         cwd=ROOT,
