@@ -7,20 +7,75 @@ machine holds), its runs grouped by resource request (one job array each), and t
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from align_lab.value_checks import ConfigError
 
 
 def check_cluster(executor: str) -> None:
-    if executor == "slurm" and shutil.which("sbatch") is None:
+    """A Slurm sweep where Slurm answers: sbatch on PATH, and its controller reached (twenty-third hunt,
+    case 6: from a shell without the cluster's SLURM_CONF, sbatch's failure was a 62-line traceback)."""
+    if executor != "slurm":
+        return
+    if shutil.which("sbatch") is None:
         raise ConfigError(
             "hydra/launcher=align_lab_slurm: Slurm's sbatch is not on PATH here; run from a Slurm login "
             "node, or use hardware=submitit_local (local processes) or hardware=cpu (in this process)"
         )
+    if (answer := unanswered()) is not None:
+        raise ConfigError(
+            f"hydra/launcher=align_lab_slurm: Slurm does not answer from this shell (`sinfo`: {answer}); "
+            "check that `sinfo` works here (SLURM_CONF, the controller), then rerun"
+        )
+
+
+def unanswered() -> str | None:
+    """None where `sinfo` reaches Slurm's controller (or there is no sinfo to ask), else its last line."""
+    if shutil.which("sinfo") is None:
+        return None
+    try:
+        done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "no answer in 60 s"
+    lines = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    if done.returncode == 0:
+        return None
+    return lines[-1] if lines else f"exit status {done.returncode}"
+
+
+@contextmanager
+def sbatch_held() -> Iterator[None]:
+    """sbatch's stderr held while a job array is submitted: a refusal's lines are in submitit's
+    FailedJobError, which the launcher says in its one line (they came three times, with a traceback);
+    otherwise whatever it wrote is passed on after."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    submitted = False
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+            submitted = True
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if submitted:
+                held.seek(0)
+                os.write(2, held.read())
+
+
+def refused(error: Exception) -> str:
+    """sbatch's own last line, from submitit's FailedJobError (its stderr), for a one-line refusal."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
 
 
 def check_nodes(runs: list[dict], executor: str) -> None:

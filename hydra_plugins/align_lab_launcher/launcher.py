@@ -44,12 +44,15 @@ from align_lab.study.submission import (
     check_gpus,
     check_nodes,
     max_parallel,
+    refused,
     request_groups,
+    sbatch_held,
     status_command,
     study_manifest,
 )
 from align_lab.study.tuning import run_tuned, tuned
 from align_lab.study.waves import planned, run_waves
+from align_lab.value_checks import ConfigError
 from hydra_plugins.align_lab_launcher.job_ends import said_in_log, unreturned
 
 log = logging.getLogger(__name__)
@@ -141,12 +144,20 @@ class StudyLauncher(BaseSubmititLauncher):
             self.slots = (str(sweep_dir / ".slots"), limit)
             waves = math.ceil(len(runs) / limit)  # a local job's time limit counts its wait
         # 2. one job array per distinct resource request
+        from submitit.core.utils import FailedJobError
+
         try:
             submitted = self._submit(runs, {num: (o, job) for num, o, job in jobs}, base, waves)
         except OSError as e:  # a full disk, a read-only folder: submitit's pickles unwritten, none named
             self.sweep_folder.restore()  # an earlier sweep's multirun.yaml (twenty-second hunt, 17-18)
             e.filename = e.filename or str(sweep_dir / ".submitit")
             raise
+        except FailedJobError as e:  # sbatch refused a job array (a partition, an account, a limit)
+            self.sweep_folder.restore()
+            raise ConfigError(
+                f"hydra/launcher=align_lab_slurm: sbatch refused the sweep's jobs ({refused(e)}); none of "
+                "them is queued: fix what it names (hydra.launcher.partition, ...), then rerun"
+            ) from None
         earlier = getattr(self, "earlier_runs", [])  # earlier waves' runs (waves.py)
         queue = self._queue_params(base)
         manifest = study_manifest(sweep_dir, self._EXECUTOR, [*earlier, *runs], queue, self.params, limit)
@@ -160,38 +171,50 @@ class StudyLauncher(BaseSubmititLauncher):
     def _submit(self, runs: list[dict], jobs: dict, base: dict, waves: int) -> dict:
         """Submits one job array per distinct resource request, each job with its admitted Job; returns
         {num: submitit job} and records each one's job id in its manifest entry."""
+        submitted = {}
+        try:
+            for key, group in request_groups(runs).items():
+                submitted |= self._submit_group(group, jobs, {**base, **json.loads(key)}, waves)
+        except Exception:  # sbatch's refusal, a full disk: none of a sweep left half-submitted
+            for job in submitted.values():  # an earlier group's jobs cancelled
+                job.cancel(check=False)
+            raise
+        return submitted
+
+    def _submit_group(self, group: list[dict], jobs: dict, params: dict, waves: int) -> dict:
+        """One job array, of the runs of one resource request (`params`); {num: submitit job}."""
         import submitit
 
-        submitted = {}
-        for key, group in request_groups(runs).items():
-            executor = submitit.AutoExecutor(
-                folder=self.params["submitit_folder"],
-                cluster=self._EXECUTOR,
-                **{f"{self._EXECUTOR}_max_num_timeout": self.params.get("max_num_timeout", 0)},
+        executor = submitit.AutoExecutor(
+            folder=self.params["submitit_folder"],
+            cluster=self._EXECUTOR,
+            **{f"{self._EXECUTOR}_max_num_timeout": self.params.get("max_num_timeout", 0)},
+        )
+        executor.update_parameters(
+            **self._queue_params({**params, "timeout_min": params["timeout_min"] * waves})
+        )
+        state = Singleton.get_state()
+        args = [
+            (
+                jobs[r["num"]][0],
+                "hydra.sweep.dir",
+                r["num"],
+                f"job_id_for_{r['num']}",
+                state,
+                jobs[r["num"]][1],
             )
-            params = {**base, **json.loads(key)}
-            params["timeout_min"] = params["timeout_min"] * waves
-            executor.update_parameters(**self._queue_params(params))
-            args = [
-                (
-                    jobs[r["num"]][0],
-                    "hydra.sweep.dir",
-                    r["num"],
-                    f"job_id_for_{r['num']}",
-                    Singleton.get_state(),
-                    jobs[r["num"]][1],
-                )
-                for r in group
-            ]
-            local = self._EXECUTOR == "local"
-            with deaf_to_the_group() if local else nullcontext():
-                with detached_output() if local and not self.wait else nullcontext():
-                    started = executor.map_array(self, *zip(*args, strict=True))
-            for run, job in zip(group, started, strict=True):
-                run["job_id"] = job.job_id
-                run["submitit_folder"] = str(job.paths.folder)
-                submitted[run["num"]] = job
-                log.info(f"#{run['num']} {' '.join(run['overrides'])} -> job {job.job_id} {run['resources']}")
+            for r in group
+        ]
+        local = self._EXECUTOR == "local"
+        with deaf_to_the_group() if local else sbatch_held():
+            with detached_output() if local and not self.wait else nullcontext():
+                started = executor.map_array(self, *zip(*args, strict=True))
+        submitted = {}
+        for run, job in zip(group, started, strict=True):
+            run["job_id"] = job.job_id
+            run["submitit_folder"] = str(job.paths.folder)
+            submitted[run["num"]] = job
+            log.info(f"#{run['num']} {' '.join(run['overrides'])} -> job {job.job_id} {run['resources']}")
         return submitted
 
     def _wait(self, jobs: dict, runs: list[dict], sweep_dir: Path, poll_s: float = 1.0) -> list[JobReturn]:

@@ -23,6 +23,7 @@ import pytest
 
 from align_lab.rerun import shell_command
 from tests.conftest import ROOT, SMALL, run_cli, run_in_process
+from tests.integration.test_studies import slurm  # noqa: F401 (the fixture: the test Slurm cluster)
 
 
 def one_line_error(result, *needles: str, code: int = 2) -> str:
@@ -175,6 +176,37 @@ def test_a_slurm_sweep_without_slurm_is_one_line_and_submits_nothing(tmp_path, f
     )
     one_line_error(result, "sbatch is not on PATH", "hardware=submitit_local")
     assert not (tmp_path / "sweep" / "study.json").exists()
+
+
+def test_a_slurm_sweep_slurm_does_not_answer_or_refuses_is_one_line_and_queues_nothing(
+    slurm,  # noqa: F811 (the fixture)
+    tmp_path,
+    forked_cli,
+):
+    """Twenty-third hunt, case 6: from a shell without the cluster's SLURM_CONF (a fresh login shell),
+    sbatch's failure was a 62-line traceback (its lines, CalledProcessError, submitit's FailedJobError).
+    Slurm is now asked before admission (`sinfo`), and sbatch's own refusal of a job array (a partition
+    that does not exist) is one line too."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "hardware=slurm_cpu", "seed=0,1", "tracker=none", f"hydra.sweep.dir={sweep}"]
+    (tmp_path / "slurm.conf").write_text(
+        ""
+    )  # a configuration Slurm cannot use (a missing one: 60 s of retries)
+    unreachable = forked_cli(args, cwd=ROOT, env={**slurm, "SLURM_CONF": str(tmp_path / "slurm.conf")})
+    line = one_line_error(
+        unreachable, "hydra/launcher=align_lab_slurm: Slurm does not answer from this shell"
+    )
+    assert "(`sinfo`: " in line and "check that `sinfo` works here (SLURM_CONF" in line, line
+    refused = forked_cli([*args, "hydra.launcher.partition=no_such_partition"], cwd=ROOT, env=slurm)
+    line = one_line_error(
+        refused, "hydra/launcher=align_lab_slurm: sbatch refused the sweep's jobs (sbatch: "
+    )
+    assert "no_such_partition" in line.lower() or "partition" in line.lower(), line
+    assert not (sweep / "study.json").exists()
+    queued = subprocess.run(
+        ["squeue", "-h", "-o", "%o"], env={**os.environ, **slurm}, capture_output=True, text=True
+    )
+    assert str(sweep) not in queued.stdout, queued.stdout
 
 
 @pytest.mark.parametrize("hardware", ["cpu", "cpu_ddp"])
