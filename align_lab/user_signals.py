@@ -1,9 +1,13 @@
-"""The run's own signal handlers, kept around the user's code: a reward, verifier or environment that
-sets SIGTERM, SIGINT or SIGUSR2 to its own handler (or SIG_IGN) for the run's whole life made a
-scheduler's SIGTERM do nothing (seventeenth hunt: two SIGTERMs ignored, the run trained on, and the SIGKILL
-that follows would lose every step since the last checkpoint, saying nothing). After each call the
-run's handlers are put back, and the first time a component changed them, a warning names it. Its
-os._exit, meanwhile, is said as sys.exit is (ExitCalled)."""
+"""What the user's code may not take from the run around each call of it (a reward, verifier or
+environment): its signal handlers, its process, its output.
+
+- A component that sets SIGTERM, SIGINT or SIGUSR2 to its own handler (or SIG_IGN) for the run's whole
+  life made a scheduler's SIGTERM do nothing (seventeenth hunt). After each call the run's handlers are put
+  back, and the first time a component changed them, a warning names it.
+- Its os._exit, and a SIGKILL it sends its own process, are said as sys.exit is (ExitCalled); a process it
+  forks that comes back out of the call ends there, as it asked, never going on as a second copy of the run.
+- A component that closes or redirects the run's stdout or stderr (fd 1 and 2, sys.stdout and sys.stderr)
+  lost every line after it, the run's last words among them (twenty-third hunt): they are put back too."""
 
 from __future__ import annotations
 
@@ -20,16 +24,17 @@ from contextlib import contextmanager
 log = logging.getLogger("align_lab")
 # what stops or preempts a run (train/preemption.py Interruption.SIGNALS, Preemption's SIGUSR2)
 KEPT = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
-_SAID: set[str] = set()  # the components already named, once a process
+_SAID: set = set()  # the components already named (and what of the run's they took), once a process
 
 
 class ExitCalled(SystemExit):
     """os._exit(code) called by the user's code in the run's own thread: a SystemExit, so that the run
     stops in its one line naming the caller (run/summary.py exited_where) with its checkpoint; it ended
     the process at once, with the user's code (0 too), no line and summary.json saying running
-    (twenty-second hunt, case 40)."""
+    (twenty-second hunt, case 40). `call`: what the line says it called (os.kill of the run: SIGKILL)."""
 
     called = "os._exit"
+    call: str | None = None
 
 
 def _exit_said(real_exit, pid: int, code: int) -> None:
@@ -41,28 +46,146 @@ def _exit_said(real_exit, pid: int, code: int) -> None:
     raise said
 
 
+def _kill_said(real_kill, pid: int, target: int, signum: int) -> None:
+    """os.kill while the user's code runs: SIGKILL to the run's own process (or its group) is said as
+    os._exit is (twenty-third hunt, case 11: rc 137, no line); any other, as it asked."""
+    own = target in (0, pid) or (target < 0 and -target == os.getpgrp())
+    if signum != signal.SIGKILL or not own or os.getpid() != pid:
+        return real_kill(target, signum)
+    if threading.current_thread() is not threading.main_thread():
+        return real_kill(target, signum)
+    said = ExitCalled(1)
+    said.call = f"os.kill({target}, SIGKILL)"
+    said.rank_frames = traceback.extract_stack(sys._getframe(1))
+    raise said
+
+
+def _left_by_a_fork(real_exit, error: BaseException | None) -> None:
+    """A process the user's code forked, come back out of the call: it ends here, as it asked (a
+    SystemExit's code, an error's traceback and 1), never going on as the run (twenty-third hunt, case 12:
+    its sys.exit rewrote the completed run's summary.json `failed`, its figures gone)."""
+    code = 0
+    if isinstance(error, SystemExit):
+        code = error.code if isinstance(error.code, int) else int(error.code is not None)
+        if isinstance(error.code, str):
+            print(error.code, file=sys.stderr)
+    elif error is not None:
+        traceback.print_exception(error)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    real_exit(code)
+
+
 @contextmanager
 def run_signals_kept(where: str) -> Iterator[None]:
     """Around a call of the user's code named `where` (`reward.path=mod:fn`): the run's handlers of KEPT
-    as they were before it, put back after it (only the main thread sets handlers)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = {signum: signal.getsignal(signum) for signum in KEPT}
-    real_exit = os._exit
-    os._exit = functools.partial(_exit_said, real_exit, os.getpid())
+    as they were before it, put back after it (only the main thread sets handlers), and its output."""
+    pid, main = os.getpid(), threading.current_thread() is threading.main_thread()
+    before = {signum: signal.getsignal(signum) for signum in KEPT} if main else {}
+    real_exit, real_kill = os._exit, os.kill
+    if main:
+        os._exit = functools.partial(_exit_said, real_exit, pid)
+        os.kill = functools.partial(_kill_said, real_kill, pid)
+    streams = Streams()
     try:
         yield
+    except BaseException as e:
+        if os.getpid() != pid:
+            _left_by_a_fork(real_exit, e)
+        raise
+    else:
+        if os.getpid() != pid:
+            _left_by_a_fork(real_exit, None)
     finally:
-        os._exit = real_exit
-        changed = [signum for signum, handler in before.items() if signal.getsignal(signum) != handler]
-        for signum in changed:
-            signal.signal(signum, before[signum])
-        if changed and where not in _SAID:
-            _SAID.add(where)
-            names = " and ".join(signal.Signals(s).name for s in changed)
+        if os.getpid() == pid:
+            if main:
+                os._exit, os.kill = real_exit, real_kill
+            _signals_back(where, before)
+            streams.back(where)
+
+
+def _signals_back(where: str, before: dict) -> None:
+    changed = [signum for signum, handler in before.items() if signal.getsignal(signum) != handler]
+    for signum in changed:
+        signal.signal(signum, before[signum])
+    if changed and where not in _SAID:
+        _SAID.add(where)
+        names = " and ".join(signal.Signals(s).name for s in changed)
+        log.warning(
+            f"warning: {where} changed the run's {names} handler; the run's is put back after each call "
+            "(a signal that arrives during one may be lost), so that a scheduler's SIGTERM still stops "
+            "the run at a step's end with its checkpoint"
+        )
+
+
+# The run's output: a reward that closed sys.stderr left the run in 6 lines of CPython's "lost sys.stderr"
+# noise and a ValueError with no file:line (twenty-third hunt, case 13); one that closed fd 2 lost every line
+# after it, the run's last words among them, rc 0 (case 14).
+FDS = {"stdout": 1, "stderr": 2}
+
+
+def identity(fd: int) -> tuple[int, int, int] | None:
+    """What file `fd` is open on (device, inode, special device), or None where it is closed."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_rdev
+
+
+def closed(stream) -> bool:
+    try:
+        return bool(stream.closed)
+    except (AttributeError, ValueError):
+        return False
+
+
+class Streams:
+    """fd 1 and 2 and sys.stdout and sys.stderr as they were before a call of the user's code."""
+
+    def __init__(self) -> None:
+        self.files = {fd: identity(fd) for fd in FDS.values()}
+        self.saved = {fd: os.dup(fd) for fd, file in self.files.items() if file is not None}
+        self.objects = {name: getattr(sys, name) for name in FDS}
+
+    def back(self, where: str) -> None:
+        """Puts back what the call closed or replaced; the first time `where` did, a warning names it."""
+        taken = []
+        for fd, saved in self.saved.items():
+            if identity(fd) != self.files[fd]:  # closed, or another file made fd `fd` (dup2, a reuse)
+                os.dup2(saved, fd)
+                taken.append(f"fd {fd}")
+            os.close(saved)
+        for name, stream in self.objects.items():
+            if getattr(sys, name) is stream and not closed(stream):
+                continue
+            kept = reopened(stream, FDS[name]) if closed(stream) else stream
+            setattr(sys, name, kept)
+            handlers_to(stream, kept)
+            taken.append(f"sys.{name}")
+        if taken and (where, "streams") not in _SAID:
+            _SAID.add((where, "streams"))
             log.warning(
-                f"warning: {where} changed the run's {names} handler; the run's is put back after each call "
-                "(a signal that arrives during one may be lost), so that a scheduler's SIGTERM still stops "
-                "the run at a step's end with its checkpoint"
+                f"warning: {where} closed or replaced the run's {' and '.join(taken)}; the run's are put "
+                "back after each call, so that its lines (and its last: what it found, and where) reach you"
             )
+
+
+def reopened(stream, fd: int):
+    """A text stream on `fd` in place of `stream`, which the user's code closed (the fd stays the run's)."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    return open(fd, "w", buffering=1, encoding=encoding, errors="backslashreplace", closefd=False)  # noqa: SIM115
+
+
+def handlers_to(old, new) -> None:
+    """The logging handlers that wrote to `old` write to `new` (set as is: setStream flushes a closed one)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                with handler.lock:
+                    handler.stream = new

@@ -66,8 +66,8 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
     if isinstance(e, FileNotFoundError) and not ckpt.parent.is_dir():  # eighteenth hunt: 58-122 lines
         return folder_removed(e, ckpt.parent)
     if isinstance(e, SystemExit):  # not a requeue (failure() read Preempted): code the run called exited
-        called = getattr(e, "called", "sys.exit")  # user_signals.ExitCalled: os._exit
-        return RunStopped(f"error: {exited_where(e)} called {called}({e.code!r}) during the run; {resume}", 1)
+        called = getattr(e, "call", None) or f"{getattr(e, 'called', 'sys.exit')}({e.code!r})"  # ExitCalled
+        return RunStopped(f"error: {exited_where(e)} called {called} during the run; {resume}", 1)
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         what = e.filename or unnamed_write(ckpt.parent)
         return RunStopped(f"error: no space left on the device writing {what}; free space, then {resume}")

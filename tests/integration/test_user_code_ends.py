@@ -1,0 +1,86 @@
+"""What a user's reward may do to the run's process and output (align_lab/user_signals.py),
+as a user meets it on the command line (twenty-third hunt, cases 11-14)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import SMALL
+
+REWARD = """
+import os
+import signal
+import sys
+import time
+
+CALLS = [0]
+
+def score(prompts, responses):
+    CALLS[0] += 1
+    if CALLS[0] == 2:
+        {act}
+    return [float(len(r.split())) for r in responses]
+"""
+
+ACTS = {
+    "sigkill": "os.kill(os.getpid(), signal.SIGKILL)",
+    "fork_exits": "time.sleep(0) if os.fork() else (time.sleep(1.0), sys.exit(0))",
+    "closes_sys_stderr": "sys.stderr.close()",
+    "closes_fd_2": "os.close(2)",
+    "redirects_fd_2": "os.dup2(os.open(os.devnull, os.O_WRONLY), 2)",
+}
+
+
+def run(act: str, tmp_path, cache_dir, forked_cli):
+    (tmp_path / "acting.py").write_text(REWARD.format(act=ACTS[act]))
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    return forked_cli([*args, "reward.path=acting:score"], cwd=tmp_path), run_dir
+
+
+@pytest.mark.fast
+def test_a_reward_that_sends_its_process_sigkill_stops_the_run_in_one_line(tmp_path, cache_dir, forked_cli):
+    """Case 11: rc 137, no line, summary.json `running`. Now said as os._exit is: where, and the resume."""
+    result, run_dir = run("sigkill", tmp_path, cache_dir, forked_cli)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(f"align_lab: error: {tmp_path / 'acting.py'}:12 called os.kill("), line
+    assert ", SIGKILL) during the run; resume from step 1 with: " in line and "Traceback" not in result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.fast
+def test_a_process_the_reward_forks_ends_as_it_asked_and_never_acts_as_the_run(
+    tmp_path, cache_dir, forked_cli
+):
+    """Case 12: a forked child's sys.exit(0), a second after the call, ran through the run's own ending: it
+    printed the run's error line after the run had completed and rewrote its summary.json `failed`."""
+    result, run_dir = run("fork_exits", tmp_path, cache_dir, forked_cli)
+    assert result.returncode == 0, result.stderr[-3000:]
+    time.sleep(2.0)  # the child's second is up: it has ended
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and "eval/gold_reward" in summary, summary
+    assert "error" not in summary and "align_lab: error" not in result.stderr, result.stderr[-3000:]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("act", ["closes_sys_stderr", "closes_fd_2", "redirects_fd_2"])
+def test_a_reward_that_closes_the_runs_stderr_leaves_its_lines_to_the_end(
+    act, tmp_path, cache_dir, forked_cli
+):
+    """Case 13: sys.stderr.close() in a reward: 6 lines of "lost sys.stderr", the run failed with a
+    ValueError and no file:line. Case 14: os.close(2): rc 0 but nothing after step 1, the run's last
+    line (what it found and where) lost. Both are put back after the call, with a warning naming it."""
+    result, run_dir = run(act, tmp_path, cache_dir, forked_cli)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    said = [x for x in result.stderr.splitlines() if "closed or replaced the run's" in x]
+    assert len(said) == 1 and said[0].startswith("warning: reward.path=acting:score closed or replaced"), said
+    assert "completed in " in result.stderr and f"run folder: {run_dir}" in result.stderr, result.stderr[
+        -3000:
+    ]
+    assert "lost sys.stderr" not in result.stderr and "Traceback" not in result.stderr
