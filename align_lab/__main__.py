@@ -38,6 +38,8 @@ def command() -> None:
         message = format_error(e)
         if message is None:
             raise
+        if isinstance(e, OSError) and "align_lab.study.admission" in sys.modules:
+            sys.modules["align_lab.study.admission"].refused_before_launch()
         print(f"align_lab: error: {message}", file=sys.stderr)
         sys.exit(2)
 

@@ -244,6 +244,23 @@ def folder_key() -> str:
     return "hydra.sweep.dir" if {"-m", "--multirun"} & set(sys.argv) else "hydra.run.dir"
 
 
+def file_being_written(e: BaseException) -> str | None:
+    """The path of the file open for writing in the innermost frame that holds one, where the error (a
+    write's or a flush's) names none: Hydra's multirun.yaml on a full disk read "cannot write the run
+    folder" (twenty-third hunt, case 24)."""
+    frames = []
+    tb = e.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for value in frame.f_locals.values():
+            name, mode = getattr(value, "name", None), getattr(value, "mode", "")
+            if isinstance(name, str) and isinstance(mode, str) and set(mode) & set("wax+"):
+                return name
+    return None
+
+
 def failed_in_mkdir(e: BaseException) -> bool:
     """The error was raised inside pathlib's or os's mkdir (its last frame): a folder being made."""
     tb = e.__traceback__
@@ -266,7 +283,7 @@ def format_error(e: BaseException) -> str | None:
         return str(e)
     if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
         # Hydra's own writes (the run folder's .hydra/ and app.log) fail before align_lab's code runs
-        what = e.filename or "the run folder"
+        what = e.filename or file_being_written(e) or "the run folder"
         if e.errno == errno.ENOSPC:  # the folder is right; the device is full (twentieth hunt, case 11)
             fix = f"free space there and rerun, or choose another {folder_key()}"
             return f"cannot write {what} ({e.strerror}); {fix}"

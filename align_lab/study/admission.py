@@ -42,6 +42,7 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
     back as it was."""
     from align_lab.results.planned_claims import check_planned_claims, planned_job
 
+    folder.launched()
     try:
         if not job_overrides and first == 0:  # seed=range(0,0): "Launching 0 jobs", exit 0, nothing run
             swept = [o for o in config.hydra.overrides.task if "range(" in o or "," in o.split("=", 1)[-1]]
@@ -77,11 +78,19 @@ class SweepFolder:
     Hydra's sweeper calls before it writes <sweep dir>/multirun.yaml. restore() puts it back for a refused
     sweep: an earlier sweep's multirun.yaml as it was; a folder made for this sweep alone removed."""
 
+    UNLAUNCHED: list[SweepFolder] = []  # taken, and the sweep not yet launched (refused_before_launch)
+
     def __init__(self, config: DictConfig) -> None:
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
         path = self.sweep_dir / "multirun.yaml"
         self.multirun_yaml = path.read_bytes() if path.is_file() else None
         self.existed = self.sweep_dir.exists()
+        SweepFolder.UNLAUNCHED.append(self)
+
+    def launched(self) -> None:
+        """From here the launcher puts the folder back itself, on its refusals."""
+        if self in SweepFolder.UNLAUNCHED:
+            SweepFolder.UNLAUNCHED.remove(self)
 
     def restore(self) -> None:
         path = self.sweep_dir / "multirun.yaml"
@@ -101,3 +110,11 @@ class SweepFolder:
                 folder.rmdir()
             except OSError:
                 break
+
+
+def refused_before_launch() -> None:
+    """A sweep stopped between its folder's record and its launch (Hydra's sweeper writing multirun.yaml
+    on a full disk: twenty-third hunt, case 24, a truncated file left): its folder put back."""
+    for folder in list(SweepFolder.UNLAUNCHED):
+        folder.launched()
+        folder.restore()

@@ -69,3 +69,13 @@ def folders_word(run_dir: Path) -> str | None:
             "memory?); it resumes from its last checkpoint"
         )
     return None
+
+
+def half_written(folder: Path, before: set[Path]) -> str:
+    """The pickle submitit was writing in `folder` when the disk filled (the newest it left), removed with
+    any other it left; the folder where it left none (twenty-third hunt, case 24: a truncated pickle left,
+    the line naming the folder)."""
+    left = sorted(set(folder.glob("*.pkl")) - before, key=lambda p: p.stat().st_mtime)
+    for path in left:
+        path.unlink(missing_ok=True)
+    return str(left[-1] if left else folder)

@@ -53,7 +53,7 @@ from align_lab.study.submission import (
 from align_lab.study.tuning import run_tuned, tuned
 from align_lab.study.waves import planned, run_waves
 from align_lab.value_checks import ConfigError
-from hydra_plugins.align_lab_launcher.job_ends import said_in_log, unreturned
+from hydra_plugins.align_lab_launcher.job_ends import half_written, said_in_log, unreturned
 
 log = logging.getLogger(__name__)
 # submitit parameters that are not part of a run's resource request
@@ -146,11 +146,12 @@ class StudyLauncher(BaseSubmititLauncher):
         # 2. one job array per distinct resource request
         from submitit.core.utils import FailedJobError
 
+        pickles = set((sweep_dir / ".submitit").glob("*.pkl"))  # submitit's, before it submits
         try:
             submitted = self._submit(runs, {num: (o, job) for num, o, job in jobs}, base, waves)
         except OSError as e:  # a full disk, a read-only folder: submitit's pickles unwritten, none named
             self.sweep_folder.restore()  # an earlier sweep's multirun.yaml (twenty-second hunt, 17-18)
-            e.filename = e.filename or str(sweep_dir / ".submitit")
+            e.filename = e.filename or half_written(sweep_dir / ".submitit", pickles)
             raise
         except FailedJobError as e:  # sbatch refused a job array (a partition, an account, a limit)
             self.sweep_folder.restore()

@@ -998,6 +998,32 @@ def test_a_local_sweep_refused_on_a_full_disk_names_what_and_keeps_the_earlier_r
     assert "the run folder" not in line and "No space left on device" in line, line
 
 
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
+@pytest.mark.parametrize("free_kb,named", [(0, "multirun.yaml"), (16, ".submitit/")])
+def test_a_new_sweep_on_a_full_disk_names_the_file_and_leaves_none_half_written(
+    free_kb, named, tmp_path, cache_dir
+):
+    """Twenty-third hunt, case 24: a `submitit_local` sweep into a new folder on a disk with 0-4 KB left
+    said "cannot write the run folder" (Hydra's multirun.yaml, whose write names no file) and left it
+    truncated; with 8-48 KB left the line named the `.submitit` folder and a truncated job pickle stayed."""
+    small = tmp_path / "small"
+    small.mkdir()
+    sweep = small / "sw"
+    app = " ".join([sys.executable, "-m", "align_lab", "-m", "hardware=submitit_local", *SMALL])
+    app += f" cache_dir={cache_dir} seed=0,1 hydra.sweep.dir={sweep}"
+    script = (
+        f"mount -t tmpfs -o size=8m tmpfs {small} || exit 9; "
+        f"head -c $(( $(df -k --output=avail {small} | tail -1) * 1024 - {free_kb * 1024} )) /dev/zero "
+        f"> {small}/fill; {app}; echo RC=$?; find {small} -type f ! -name fill"
+    )
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
+    out = result.stdout.splitlines()
+    assert "RC=2" in out and out[-1] == "RC=2", result.stdout[-3000:] + result.stderr[-3000:]  # no file left
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(f"align_lab: error: cannot write {sweep}/{named}"), line
+    assert "(No space left on device)" in line, line
+
+
 FILLING_REWARD = """
 import os
 
