@@ -37,9 +37,18 @@ class ExitCalled(SystemExit):
     call: str | None = None
 
 
+CALLING: set[int] = set()  # the threads the run made to call the user's code (envs/base.py call_with_timeout)
+
+
+def on_the_runs_behalf() -> bool:
+    """This thread runs the user's code for the run: the main thread, or one the run made to call it (an
+    environment's step: its os._exit ended the run with rc 0 and no line, twenty-third hunt, case 30)."""
+    return threading.current_thread() is threading.main_thread() or threading.get_ident() in CALLING
+
+
 def _exit_said(real_exit, pid: int, code: int) -> None:
-    """os._exit while the user's code runs: a child it forked, or another thread, exits as it asked."""
-    if os.getpid() != pid or threading.current_thread() is not threading.main_thread():
+    """os._exit while the user's code runs: a child it forked, or a thread of its own, exits as it asked."""
+    if os.getpid() != pid or not on_the_runs_behalf():
         real_exit(code)
     said = ExitCalled(code)
     said.rank_frames = traceback.extract_stack(sys._getframe(1))  # where: the caller's (exited_where)
@@ -52,7 +61,7 @@ def _kill_said(real_kill, pid: int, target: int, signum: int) -> None:
     own = target in (0, pid) or (target < 0 and -target == os.getpgrp())
     if signum != signal.SIGKILL or not own or os.getpid() != pid:
         return real_kill(target, signum)
-    if threading.current_thread() is not threading.main_thread():
+    if not on_the_runs_behalf():
         return real_kill(target, signum)
     said = ExitCalled(1)
     said.call = f"os.kill({target}, SIGKILL)"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from align_lab.user_probes import loaded
-from align_lab.user_signals import run_signals_kept
+from align_lab.user_signals import CALLING, run_signals_kept
 from align_lab.value_checks import FLOAT32_MAX, beyond, one_line
 
 
@@ -95,10 +95,13 @@ def call_with_timeout(fn, timeout_s: float):
     future: concurrent.futures.Future = concurrent.futures.Future()
 
     def work() -> None:
+        CALLING.add(threading.get_ident())  # its os._exit is said as the main thread's (user_signals.py)
         try:
             future.set_result(fn())
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             future.set_exception(e)
+        finally:
+            CALLING.discard(threading.get_ident())
 
     threading.Thread(target=work, daemon=True, name="align_lab-env-step").start()
     return future.result(timeout=timeout_s)

@@ -84,3 +84,50 @@ def test_a_reward_that_closes_the_runs_stderr_leaves_its_lines_to_the_end(
         -3000:
     ]
     assert "lost sys.stderr" not in result.stderr and "Traceback" not in result.stderr
+
+
+ENV = """
+import os
+
+from align_lab.envs.base import LastTurn, Step
+
+class ExitingEnv:
+    multi_turn = True
+
+    def __init__(self, max_turns=2, step_timeout_s=30.0):
+        self.max_turns, self.step_timeout_s, self.calls = max_turns, step_timeout_s, 0
+
+    def start(self, prompt):
+        return Episode(self)
+
+class Episode(LastTurn):
+    def __init__(self, env):
+        super().__init__()
+        self.env = env
+
+    def step(self, turn):
+        self.turns.append(turn)
+        self.env.calls += 1
+        if self.env.calls == 20:
+            os._exit(0)
+        return Step(done=True)
+"""
+
+
+@pytest.mark.fast
+def test_an_environment_that_calls_os_exit_stops_the_run_in_one_line(tmp_path, cache_dir, forked_cli):
+    """Case 30: an environment's step calling os._exit(0) ended the run with rc 0, no line, summary.json
+    `running`: a step runs on a thread of the run's, where os._exit was taken for a thread of the user's."""
+    (tmp_path / "exiting_env.py").write_text(ENV)
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "algo=grpo", "task=toy_arith"]
+    args += ["reward=gold", "env._target_=exiting_env.ExitingEnv"]
+    result = forked_cli(args, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(
+        f"align_lab: error: {tmp_path / 'exiting_env.py'}:24 called os._exit(0) during the run; "
+    )
+    assert "resume from step 1 with: " in line and "Traceback" not in result.stderr, line
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
