@@ -38,4 +38,24 @@ def load_manifest(study_dir: Path) -> dict:
         missing = [k for k in RUN_KEYS if k not in run] if isinstance(run, dict) else list(RUN_KEYS)
         if missing:
             raise ValueError(f"{path}: not a study manifest (runs[{i}] lacks {', '.join(missing)})")
-    return manifest
+    return rebased(manifest, Path(study_dir))
+
+
+def rebased(manifest: dict, study_dir: Path) -> dict:
+    """A study whose folder was moved or copied (`mv sweep elsewhere`): its paths read under the folder
+    given, `moved_from` the one it was made in (twenty-third hunt, case 35: `study status` read the old,
+    missing run folders, "failed ... job ended (FINISHED)", where each run said itself interrupted)."""
+    old, new = manifest.get("sweep_dir"), str(study_dir.absolute())
+    if not isinstance(old, str) or Path(old).resolve() == Path(new).resolve():
+        return manifest
+
+    def moved(value):
+        inside = isinstance(value, str) and (value == old or value.startswith(old.rstrip("/") + "/"))
+        return new + value[len(old.rstrip("/")) :] if inside else value
+
+    for run in manifest["runs"]:
+        for key in ("run_dir", "submitit_folder"):
+            if key in run:
+                run[key] = moved(run[key])
+    manifest["folder"] = moved(manifest.get("folder"))
+    return manifest | {"sweep_dir": new, "moved_from": old}

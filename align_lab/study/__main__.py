@@ -33,6 +33,8 @@ def status(study_dir: Path) -> int:
 def resume(study_dir: Path, wait: bool) -> int:
     """Resubmits runs that are not done and not running, each from its own checkpoint."""
     manifest = load_manifest(study_dir)  # a missing or damaged one refused before submitit is imported
+    if "moved_from" in manifest:
+        raise ValueError(moved_study(manifest))
 
     import submitit
 
@@ -61,6 +63,21 @@ def resume(study_dir: Path, wait: bool) -> int:
     if wait:
         return waited(study_dir, [job for _, job in jobs], manifest["cluster"])
     return 0
+
+
+def moved_study(manifest: dict) -> str:
+    """The one line for `resume` of a study whose folder moved: its submitted jobs (submitit's pickles)
+    name the folder it was made in, where they would train again (twenty-third hunt, case 35: a bare
+    `[Errno 2]` naming that folder); the sweep's own command, given the new folder, resumes each run."""
+    from align_lab.rerun import shell_command
+
+    new, command = manifest["sweep_dir"], [str(a) for a in manifest.get("command", [])[1:]]
+    args = [a for a in command if not a.startswith("hydra.sweep.dir=")] + [f"hydra.sweep.dir={new}"]
+    again = shell_command("align_lab", *args)
+    return (
+        f"{new}: this study was made in {manifest['moved_from']}, and its submitted jobs would run there; "
+        f"resume it with its own command, from the folder it was first run in: {again}"
+    )
 
 
 def waited(study_dir: Path, jobs: list, cluster: str) -> int:

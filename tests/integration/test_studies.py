@@ -287,6 +287,28 @@ def test_a_local_sweep_that_does_not_wait_lets_go_of_its_output(tmp_path, cache_
         subprocess.run(["pkill", "-f", str(sweep)])
 
 
+def test_a_moved_sweep_folder_is_read_where_it_is_and_its_resume_names_the_sweeps_command(
+    tmp_path, cache_dir
+):
+    """Twenty-third hunt, case 35: an interrupted local sweep's folder moved (`mv sweep elsewhere`):
+    `study status` read the old, missing run folders ("failed ... job ended (FINISHED)"), and `study
+    resume` stopped on a bare `[Errno 2]` naming the old `.submitit` file. Status now reads the runs
+    where they are; resume, whose submitted jobs name the old folder, says the sweep's own command."""
+    sweep, moved = tmp_path / "sweep", tmp_path / "moved"
+    args = ["-m", "hardware=submitit_local", *cli_args(cache_dir), "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    assert run_cli(args, cwd=ROOT).returncode == 0
+    sweep.rename(moved)
+    assert [s.state for s in study_states(moved)] == ["done", "done"]
+    assert {Path(s.run_dir).parent for s in study_states(moved)} == {moved}
+    resumed = forked()(["resume", str(moved)], module="align_lab.study")
+    assert resumed.returncode == 2 and len(resumed.stderr.splitlines()) == 1, resumed.stderr
+    line = resumed.stderr.strip()
+    assert line.startswith(f"align_lab.study: error: {moved}: this study was made in {sweep}, and its "), line
+    assert line.endswith(f"hydra.sweep.dir={moved}") and "-m align_lab -m hardware=submitit_local" in line, (
+        line
+    )
+
+
 REWARD = """
 SCALE = {scale}
 
