@@ -603,12 +603,14 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
     summary = Path(runs[1]["run_dir"]) / "summary.json"
     assert json.loads(summary.read_text())["status"] != "completed"
     assert submit.wait(timeout=300) == 0, (tmp_path / "submit.log").read_text()[-2000:]
-    # failed (KILL at once), or interrupted: Slurm's SIGTERM to the batch step, passed on by srun, may
-    # reach the run first, which now stops at its step's end, checkpointed (twenty-second hunt, case 16)
+    # died (KILL at once: its summary says running, nobody holds its lock), or interrupted: Slurm's SIGTERM
+    # to the batch step, passed on by srun, may reach the run first, which then stops at its step's end,
+    # checkpointed (twenty-second hunt, case 16); failed where the job's end was read first
+    ended = (["done", "died"], ["done", "interrupted"], ["done", "failed"])
     wait_for(
-        lambda: [s.state for s in study_states(sweep)] in (["done", "failed"], ["done", "interrupted"]),
+        lambda: [s.state for s in study_states(sweep)] in ended,
         300,
-        "run 0 done and run 1 failed or interrupted",
+        "run 0 done and run 1 died, interrupted or failed",
         lambda: study_states(sweep),
     )
     resumed = subprocess.run(
