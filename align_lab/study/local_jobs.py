@@ -4,8 +4,10 @@ each ended."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -145,23 +147,71 @@ def found(run: dict) -> str:
     )
 
 
-def stopped_jobs(jobs: list, name: str) -> list:
-    """After the signal `name`, the runs of local `jobs` told to stop at their steps' end, said at once (a
-    real model's step takes a minute; each run's own line is in its job's log); the signal again: told
-    again (now), and any still going 10 s later killed. Returns the jobs that had not ended even then."""
+def lost_runs(pairs: list) -> list[Path]:
+    """The run folders of (job, manifest entry) `pairs` whose job has ended while its run trains on, held
+    by a process of this machine: its controller was killed (twenty-third hunt, case 39: the command's
+    stop missed it, orphaned, and said "1 unfinished runs stopped")."""
+    from align_lab.folder import LOCK, holder
+
+    lost = []
+    for job, run in pairs:
+        run_dir = Path(run["run_dir"])
+        if job.done() and holder(run_dir) is not None and lock_pid(run_dir / LOCK) is not None:
+            lost.append(run_dir)
+    return lost
+
+
+def lock_pid(path: Path) -> int | None:
+    """The pid in a run.lock written on this machine, else None."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    here = isinstance(record, dict) and record.get("host") == socket.gethostname()
+    return record["pid"] if here and isinstance(record.get("pid"), int) else None
+
+
+def stop_run(run_dir: Path, again: bool = False) -> None:
+    """SIGINT to the run holding `run_dir` (SIGKILL where it ignores SIGINT, or `again` ran out)."""
+    from align_lab.folder import LOCK
+
+    pid = lock_pid(run_dir / LOCK)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGKILL if again or ignores_sigint(pid) else signal.SIGINT)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def stopped_jobs(jobs: list, name: str, lost: list[Path] = ()) -> list:
+    """After the signal `name`, the runs of local `jobs` (and the `lost` runs, whose jobs ended without
+    them) told to stop at their steps' end, said at once (a real model's step takes a minute; each run's
+    own line is in its job's log); the signal again: told again (now), and any still going 10 s later
+    killed. Returns the jobs that had not ended even then."""
+    from align_lab.folder import holder
     from align_lab.train.preemption import Interrupted, Interruption
 
     told: set[int] = set()  # the runs told; a job's run that starts later is told as it appears
     tell = lambda: [interrupted_runs(int(job.job_id), told) for job in jobs]  # noqa: E731
     tell()
-    said = f"{len(jobs)} unfinished runs stop once their steps under way are done and checkpointed"
+    for run_dir in lost:
+        stop_run(run_dir)
+    said = (
+        f"{len(jobs) + len(lost)} unfinished runs stop once their steps under way are done and checkpointed"
+    )
     print(f"align_lab: {name}: {said} ({name} again: they stop now)", file=sys.stderr, flush=True)
+    going = lambda: [d for d in lost if holder(d) is not None]  # noqa: E731
     try:
         with Interruption():
-            return ended(jobs, None, tell)
+            left = ended(jobs, None, tell)
+            while going():
+                time.sleep(0.2)
+            return left
     except Interrupted:
         for job in jobs:
             interrupted_runs(int(job.job_id), set())
         for job in ended(jobs, 10):
             killed(int(job.job_id))
+        for run_dir in going():
+            stop_run(run_dir, again=True)
         return ended(jobs, 10)

@@ -35,6 +35,7 @@ from align_lab.study.local_jobs import (
     deaf_to_the_group,
     detached_output,
     found,
+    lost_runs,
     sheltered,
     stopped_jobs,
 )
@@ -234,11 +235,12 @@ class StudyLauncher(BaseSubmititLauncher):
                     if waiting:
                         time.sleep(poll_s)
         except Interrupted as e:
-            self._stop_waiting(e, [(jobs[n], waiting[n]) for n in waiting], sweep_dir)
+            lost = lost_runs([(jobs[r["num"]], r) for r in runs]) if self._EXECUTOR == "local" else []
+            self._stop_waiting(e, [(jobs[n], waiting[n]) for n in waiting], sweep_dir, lost)
         outcomes.finish()
         return [results[r["num"]] for r in runs]
 
-    def _stop_waiting(self, e, pending: list, sweep_dir: Path) -> None:
+    def _stop_waiting(self, e, pending: list, sweep_dir: Path, lost: list[Path]) -> None:
         """A signal while the command waits on its jobs (`pending`: (job, manifest entry) pairs; twentieth
         hunt, case 20: every run still started and ended, then "interrupted ... before any run"). A local
         sweep's runs are this process's grandchildren: each job's run gets SIGINT (as Ctrl-C: it stops at
@@ -246,7 +248,8 @@ class StudyLauncher(BaseSubmititLauncher):
         controller printed that controller's KeyboardInterrupt traceback: twenty-first hunt, case 8); a run
         that ignores SIGINT (`nohup ... &`: case 7) and, at the signal again, any run still going 10 s
         later, is killed as kill -9 would: resumable from its last checkpoint. The line resumes the sweep
-        and counts the runs that completed meanwhile. A Slurm sweep's jobs go on; `status` follows them."""
+        and counts the runs that completed meanwhile; a run whose job ended without it (`lost`: its
+        controller killed) is stopped too. A Slurm sweep's jobs go on; `status` follows them."""
         from align_lab.rerun import sweep_resume_command
 
         jobs = [job for job, _ in pending]
@@ -254,9 +257,12 @@ class StudyLauncher(BaseSubmititLauncher):
             said = f"{e.signal_name}: stopped waiting; the sweep's {len(jobs)} unfinished runs go on in "
             print(f"align_lab: {said}Slurm: {status_command(sweep_dir)}", file=sys.stderr, flush=True)
             raise SystemExit(e.exit_code)
-        running = stopped_jobs(jobs, e.signal_name)
-        done = sum(completed_run(run) for _, run in pending)
-        said = f"sweep interrupted by {e.signal_name}: {len(jobs) - done} unfinished runs stopped, each "
+        pending = [(job, run) for job, run in pending if Path(run["run_dir"]) not in lost]  # stopped as lost
+        jobs = [job for job, _ in pending]
+        running = stopped_jobs(jobs, e.signal_name, lost)
+        done = sum(completed_run(run) for run in [*(r for _, r in pending), *({"run_dir": d} for d in lost)])
+        stopped = len(jobs) + len(lost) - done
+        said = f"sweep interrupted by {e.signal_name}: {stopped} unfinished runs stopped, each "
         said += "resumable from its last checkpoint" + (f" ({done} more completed meanwhile)" if done else "")
         said += f"; resume with: {sweep_resume_command(sweep_dir)}"
         if running:

@@ -563,6 +563,29 @@ def test_sigterm_to_a_local_sweeps_run_stops_it_at_its_steps_end(tmp_path, cache
     assert said in out, out[-3000:] + err[-3000:]
 
 
+def test_a_local_run_whose_job_controller_was_killed_is_stopped_with_the_others(tmp_path, cache_dir):
+    """Twenty-third hunt, case 39: run #0's job controller (`submitit.local._local`) killed with kill -9,
+    then SIGTERM to the waiting command: "1 unfinished runs stopped", while run #0, orphaned, trained on
+    to its end, and the line's resume command was refused ("in use"). The run holding a folder whose
+    job ended is stopped too, at its step's end."""
+    sweep = tmp_path / "sweep"
+    driver = long_local_sweep(cache_dir, sweep, "0,1")
+    wait_for(
+        lambda: steps_logged(sweep, "0_*") >= 3 and steps_logged(sweep, "1_*") >= 3, 240, "both runs' steps"
+    )
+    (run,) = [r for r in json.loads((sweep / "study.json").read_text())["runs"] if r["num"] == 0]
+    os.kill(int(run["job_id"]), signal.SIGKILL)  # a local job's id is its controller's pid
+    time.sleep(1.0)
+    driver.send_signal(signal.SIGTERM)
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 143 and "Traceback" not in err, err[-3000:]
+    assert "align_lab: sweep interrupted by SIGTERM: 2 unfinished runs stopped, " in err, err[-3000:]
+    statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep.glob("[01]_*/summary.json"))]
+    assert statuses == ["interrupted", "interrupted"], statuses
+    left = subprocess.run(["pgrep", "-f", str(sweep)], capture_output=True, text=True).stdout.split()
+    assert left == [], left
+
+
 def lines_of_run(sweep: Path, num: int) -> int:
     """Metrics lines run `num` of a submitted study has logged (0 before its manifest is written)."""
     try:
