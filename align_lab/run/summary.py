@@ -43,6 +43,9 @@ class RunStopped(Exception):
         self.exit_code = exit_code
 
 
+FIXED = " resume_changed_inputs=true"  # a resume after the user's code was fixed (run/inputs.py)
+
+
 def resume_hint(ckpt: Path, also: str = "") -> str:
     """`resume from step N with: <the exact command>` (`also`: overrides it ends with): a plain rerun
     would start over in a new timestamped folder."""
@@ -54,9 +57,12 @@ def resume_hint(ckpt: Path, also: str = "") -> str:
 def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
     """The one-line stop of an exception a user can act on; None for anything else (a bug: traceback)."""
     resume = resume_hint(ckpt)
+    # the user's code ended the run: its fix changes a file a resume checks (run/inputs.py), as for a raise
+    # (twenty-third hunt, case 42: the hint's command was refused once the exit was taken out)
+    fixed = resume_hint(ckpt, FIXED)
     if getattr(e, "raised_by_code", False):  # a KeyboardInterrupt raised by code, with no SIGINT sent
         return RunStopped(
-            f"error: {exited_where(e)} raised KeyboardInterrupt (no SIGINT came) during the run; {resume}", 1
+            f"error: {exited_where(e)} raised KeyboardInterrupt (no SIGINT came) during the run; {fixed}", 1
         )
     if isinstance(e, Interrupted | KeyboardInterrupt):
         name = e.signal_name if isinstance(e, Interrupted) else "SIGINT"
@@ -67,7 +73,7 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
         return folder_removed(e, ckpt.parent)
     if isinstance(e, SystemExit):  # not a requeue (failure() read Preempted): code the run called exited
         called = getattr(e, "call", None) or f"{getattr(e, 'called', 'sys.exit')}({e.code!r})"  # ExitCalled
-        return RunStopped(f"error: {exited_where(e)} called {called} during the run; {resume}", 1)
+        return RunStopped(f"error: {exited_where(e)} called {called} during the run; {fixed}", 1)
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         what = e.filename or unnamed_write(ckpt.parent)
         return RunStopped(f"error: no space left on the device writing {what}; free space, then {resume}")
@@ -109,7 +115,7 @@ def base_exception_line(e: BaseException, run_dir) -> str:
     from align_lab.value_checks import one_line
 
     said = f"raised {one_line(e)} (a BaseException, past every handler of errors) during the run"
-    return f"{exited_where(e)} {said}; {resume_hint(Path(run_dir) / 'checkpoints')}"
+    return f"{exited_where(e)} {said}; {resume_hint(Path(run_dir) / 'checkpoints', FIXED)}"
 
 
 SAID_EXIT = Path(__file__).resolve().parent.parent / "user_signals.py"  # where ExitCalled is raised

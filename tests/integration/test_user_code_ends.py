@@ -4,6 +4,7 @@ as a user meets it on the command line (twenty-third hunt, cases 11-14)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -28,6 +29,7 @@ def score(prompts, responses):
 ACTS = {
     "sigkill": "os.kill(os.getpid(), signal.SIGKILL)",
     "fork_exits": "time.sleep(0) if os.fork() else (time.sleep(1.0), sys.exit(0))",
+    "fork_returns": "os.fork()",
     "closes_sys_stderr": "sys.stderr.close()",
     "closes_fd_2": "os.close(2)",
     "redirects_fd_2": "os.dup2(os.open(os.devnull, os.O_WRONLY), 2)",
@@ -51,20 +53,33 @@ def test_a_reward_that_sends_its_process_sigkill_stops_the_run_in_one_line(tmp_p
     assert line.startswith(f"align_lab: error: {tmp_path / 'acting.py'}:12 called os.kill("), line
     assert ", SIGKILL) during the run; resume from step 1 with: " in line and "Traceback" not in result.stderr
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    # case 42: the fix (the kill taken out) changes the reward module a resume checks: the line's command
+    # says it is meant, as a raise's does (it was refused)
+    assert line.endswith(" resume_changed_inputs=true"), line
+    (tmp_path / "acting.py").write_text(REWARD.format(act="pass"))
+    command = line.split("resume from step 1 with: ", 1)[1]
+    resumed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
 @pytest.mark.fast
+@pytest.mark.parametrize("act", ["fork_exits", "fork_returns"])
 def test_a_process_the_reward_forks_ends_as_it_asked_and_never_acts_as_the_run(
-    tmp_path, cache_dir, forked_cli
+    act, tmp_path, cache_dir, forked_cli
 ):
     """Case 12: a forked child's sys.exit(0), a second after the call, ran through the run's own ending: it
-    printed the run's error line after the run had completed and rewrote its summary.json `failed`."""
-    result, run_dir = run("fork_exits", tmp_path, cache_dir, forked_cli)
+    printed the run's error line after the run had completed and rewrote its summary.json `failed`. Case
+    43: a child that returned from the call trained on as a second copy of the run (a duplicate metrics
+    row, a 48-line traceback on the shared checkpoint)."""
+    result, run_dir = run(act, tmp_path, cache_dir, forked_cli)
     assert result.returncode == 0, result.stderr[-3000:]
     time.sleep(2.0)  # the child's second is up: it has ended
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and "eval/gold_reward" in summary, summary
     assert "error" not in summary and "align_lab: error" not in result.stderr, result.stderr[-3000:]
+    steps = [json.loads(x)["step"] for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == len(set(steps)) and "Traceback" not in result.stderr, steps  # one run's rows
 
 
 @pytest.mark.fast
