@@ -15,10 +15,26 @@ if __name__ == "__main__":  # the jobs `resume` submits inherit the malloc `pyth
     malloc.start_with_it("align_lab.study")
 
 from align_lab.results.manifest import load_manifest, write_manifest
-from align_lab.study.local_jobs import deaf_to_the_group
+from align_lab.study.local_jobs import deaf_to_the_group, detached_output
 from align_lab.study.status import study_states
 
 STATES = ("done", "running", "pending", "interrupted", "failed", "died")
+
+
+def slurm_answers(study_dir: Path) -> None:
+    """A Slurm study read or resumed where Slurm answers: else one line (twenty-third hunt, case 45: sacct's
+    error lines and submitit's warnings mixed into the table)."""
+    from align_lab.study.submission import unanswered
+
+    try:
+        manifest = load_manifest(study_dir)
+    except (FileNotFoundError, ValueError):  # a run folder (status reads it alone), or said by the command
+        return
+    if manifest["cluster"] == "slurm" and (answer := unanswered()) is not None:
+        raise ValueError(
+            f"{study_dir}: a Slurm study, and Slurm does not answer from this shell (`sinfo`: {answer}); "
+            "check that `sinfo` works here (SLURM_CONF, the controller), then rerun"
+        )
 
 
 def status(study_dir: Path) -> int:
@@ -30,6 +46,13 @@ def status(study_dir: Path) -> int:
     return 1 if counts.get("failed") or counts.get("died") or counts.get("interrupted") else 0
 
 
+def to_resubmit(states: list) -> set[int]:
+    """The runs `resume` submits again: not done, not running, and not in the queue already (a requeue
+    after a preemption is pending there: resubmitted, two jobs took one folder, twenty-third hunt, 46)."""
+    again = ("interrupted", "failed", "died")
+    return {s.num for s in states if s.state in again or (s.state == "pending" and not s.job_id)}
+
+
 def resume(study_dir: Path, wait: bool) -> int:
     """Resubmits runs that are not done and not running, each from its own checkpoint."""
     manifest = load_manifest(study_dir)  # a missing or damaged one refused before submitit is imported
@@ -38,7 +61,7 @@ def resume(study_dir: Path, wait: bool) -> int:
 
     import submitit
 
-    todo = {s.num for s in study_states(study_dir) if s.state in ("interrupted", "failed", "pending", "died")}
+    todo = to_resubmit(study_states(study_dir))
     jobs = []
     for run in manifest["runs"]:
         if run["num"] not in todo:
@@ -54,7 +77,8 @@ def resume(study_dir: Path, wait: bool) -> int:
         )
         executor.update_parameters(**{**manifest["queue"], **run["resources"]})
         with deaf_to_the_group() if cluster == "local" else nullcontext():  # as the sweep's (local_jobs.py)
-            job = executor.submit(delayed.function, *delayed.args, **delayed.kwargs)
+            with detached_output() if cluster == "local" and not wait else nullcontext():  # case 56: a pipe
+                job = executor.submit(delayed.function, *delayed.args, **delayed.kwargs)
         run.update(job_id=job.job_id, submitit_folder=str(job.paths.folder))
         jobs.append((run, job))
         print(f"#{run['num']} resubmitted as job {job.job_id}: {' '.join(run['overrides'])}")
@@ -122,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--wait", action="store_true", help="wait for the resubmitted runs")
     args = parser.parse_args(argv)
     try:
+        slurm_answers(args.study_dir)
         return status(args.study_dir) if args.command == "status" else resume(args.study_dir, args.wait)
     except (FileNotFoundError, ValueError) as e:  # no manifest, or a damaged one (load_manifest)
         print(f"align_lab.study: error: {e}", file=sys.stderr)

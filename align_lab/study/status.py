@@ -169,6 +169,8 @@ def run_state(run: dict, cluster: str) -> RunState:
         return make("running" if state == "RUNNING" else "pending", state)
     if ended and died(Path(run["run_dir"]), summary):  # killed (kill -9, out of memory) mid-run: resumable
         return make("died", DIED)  # (twenty-third hunt, case 9: "job ended (FINISHED)" read as a normal end)
+    if ended and not summary and cluster == "local":  # stopped waiting for its slot (twenty-third hunt, 55)
+        return make("interrupted", f"job {run['job_id']} ended before the run started; resume starts it")
     if ended:  # the scheduler's word first: it says why
         return make("failed", f"job {run['job_id']} ended ({state}) before the run completed")
     requeued = state in ("PENDING", "REQUEUED", "REQUEUE_HOLD")

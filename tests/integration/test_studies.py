@@ -309,6 +309,55 @@ def test_a_moved_sweep_folder_is_read_where_it_is_and_its_resume_names_the_sweep
     )
 
 
+def test_study_resume_that_does_not_wait_lets_go_of_its_output(tmp_path, cache_dir):
+    """Twenty-third hunt, case 56: `study resume <local sweep> | tail` held the pipe until every resubmitted
+    run had ended (the jobs' controllers held its stdout), as the sweep's command did (case 33 of the
+    twenty-second)."""
+    sweep = tmp_path / "sweep"
+    driver = long_local_sweep(cache_dir, sweep, "0", subprocess.DEVNULL)
+    wait_for(lambda: steps_logged(sweep, "0_*") >= 3, 240, "3 logged steps")
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=120) == 128 + signal.SIGTERM
+    piped = subprocess.Popen(
+        [sys.executable, "-m", "align_lab.study", "resume", str(sweep)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        out, _ = piped.communicate(timeout=60)  # the pipe's end: every writer gone
+        assert piped.returncode == 0 and "1 runs resubmitted" in out, out[-3000:]
+    finally:
+        piped.kill()
+        subprocess.run(["pkill", "-f", str(sweep)])
+
+
+def test_study_status_of_a_slurm_study_where_slurm_does_not_answer_is_one_line(tmp_path, slurm):
+    """Twenty-third hunt, case 45: `study status` from a shell without the cluster's SLURM_CONF mixed
+    sacct's error lines and submitit's warnings into its table."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    run = {"num": 0, "overrides": ["seed=0"], "run_dir": str(sweep / "0"), "job_id": "7"}
+    manifest = {"cluster": "slurm", "sweep_dir": str(sweep), "runs": [run]}
+    (sweep / "study.json").write_text(json.dumps(manifest))
+    (tmp_path / "slurm.conf").write_text("")  # a configuration Slurm cannot use
+    env = {**os.environ, "SLURM_CONF": str(tmp_path / "slurm.conf")}
+    for command in ("status", "resume"):
+        done = subprocess.run(
+            [sys.executable, "-m", "align_lab.study", command, str(sweep)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 2 and done.stdout == "" and len(done.stderr.splitlines()) == 1, done.stderr
+        assert done.stderr.startswith(
+            f"align_lab.study: error: {sweep}: a Slurm study, and Slurm does not answer"
+        )
+
+
 REWARD = """
 SCALE = {scale}
 

@@ -26,3 +26,34 @@ def test_a_run_killed_mid_steps_whose_job_ended_is_died_and_resumable_not_a_jobs
     run = {"num": 0, "overrides": ["seed=0"], "run_dir": str(run_dir), "job_id": "14604"}
     state = run_state(run | {"submitit_folder": str(tmp_path / "submitit")}, cluster)
     assert (state.state, state.detail) == ("died", DIED)
+
+
+def test_a_local_run_stopped_while_it_waited_for_its_slot_is_interrupted_not_failed(tmp_path, monkeypatch):
+    """Twenty-third hunt, case 55: `hardware.max_parallel=1`, SIGTERM while run #1 waited for its slot:
+    `failed [job N ended (FINISHED) before the run completed]` for a run that never started."""
+    monkeypatch.setattr(status, "_scheduler_state", lambda run, cluster: "FINISHED")
+    monkeypatch.setattr(status, "_job_result", lambda run: None)
+    run = {"num": 1, "overrides": ["seed=1"], "run_dir": str(tmp_path / "never_made"), "job_id": "31"}
+    state = run_state(run | {"submitit_folder": str(tmp_path / "submitit")}, "local")
+    assert (state.state, state.detail) == (
+        "interrupted",
+        "job 31 ended before the run started; resume starts it",
+    )
+
+
+def test_resume_submits_again_neither_a_run_in_the_queue_nor_a_done_or_running_one():
+    """Twenty-third hunt, case 46: `study resume` in the seconds after a Slurm preemption resubmitted the
+    run whose requeued job was pending in the queue: two jobs for one folder."""
+    from align_lab.study.__main__ import to_resubmit
+
+    def state(num, name, job_id):
+        return status.RunState(num, [], f"run{num}", job_id, name, "")
+
+    states = [state(0, "pending", "41"), state(1, "pending", None), state(2, "interrupted", "42")]
+    states += [
+        state(3, "failed", "43"),
+        state(4, "died", "44"),
+        state(5, "done", "45"),
+        state(6, "running", "46"),
+    ]
+    assert to_resubmit(states) == {1, 2, 3, 4}
