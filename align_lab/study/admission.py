@@ -117,4 +117,7 @@ def refused_before_launch() -> None:
     on a full disk: twenty-third hunt, case 24, a truncated file left): its folder put back."""
     for folder in list(SweepFolder.UNLAUNCHED):
         folder.launched()
-        folder.restore()
+        try:
+            folder.restore()
+        except OSError:  # a sweep folder that is a file, or unreadable: the refusal's line says it
+            pass

@@ -44,8 +44,10 @@ def signalling_reward(prompts: list[str], responses: list[str]) -> list[float]:
             time.sleep(3)  # rank 0 waits in the step's collective for this rank by now
             os.kill(os.getppid(), signal.SIGTERM)
             time.sleep(600)
+        elif os.environ.get(WHO) == "kill":  # from another process, as the OOM killer: a reward's own
+            subprocess.run(["kill", "-KILL", str(os.getpid())])  # os.kill of its run is said as its exit
         else:
-            os.kill(os.getpid(), signal.SIGKILL if os.environ.get(WHO) == "kill" else signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
     return [float(len(r)) for r in responses]
 
 

@@ -631,8 +631,10 @@ def test_a_local_run_whose_job_controller_was_killed_is_stopped_with_the_others(
     assert "align_lab: sweep interrupted by SIGTERM: 2 unfinished runs stopped, " in err, err[-3000:]
     statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep.glob("[01]_*/summary.json"))]
     assert statuses == ["interrupted", "interrupted"], statuses
-    left = subprocess.run(["pgrep", "-f", str(sweep)], capture_output=True, text=True).stdout.split()
-    assert left == [], left
+    left = lambda: subprocess.run(["pgrep", "-f", str(sweep)], capture_output=True, text=True).stdout.split()  # noqa: E731
+    wait_for(
+        lambda: left() == [], 15, "the runs' processes to end (a run lets go of its lock as it exits)", left
+    )
 
 
 def lines_of_run(sweep: Path, num: int) -> int:
