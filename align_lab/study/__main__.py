@@ -151,9 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as e:  # no manifest, or a damaged one (load_manifest)
         print(f"align_lab.study: error: {e}", file=sys.stderr)
         return 2
-    except (
-        OSError
-    ) as e:  # a folder it cannot write (a job's pickle; twenty-second hunt, case 42: a traceback)
+    # a folder it cannot write (a job's pickle; twenty-second hunt, case 42: a traceback)
+    except OSError as e:
         where = e.filename or args.study_dir
         print(
             f"align_lab.study: error: cannot write {where} ({e.strerror}); make it writable, then rerun",

@@ -271,17 +271,19 @@ def test_a_local_sweep_that_does_not_wait_lets_go_of_its_output(tmp_path, cache_
     sweep = tmp_path / "sweep"
     args = ["-m", "hardware=submitit_local", "hydra.launcher.wait=false", "seed=0"]
     args += cli_args(cache_dir, "train.steps=3000", "train.checkpoint_every=1000")
-    piped = subprocess.Popen(
-        [sys.executable, "-m", "align_lab", *args, f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    rc, out = piped_to_its_end([sys.executable, "-m", "align_lab", *args, f"hydra.sweep.dir={sweep}"], sweep)
+    assert rc == 0 and "align_lab: not waiting; see " in out and steps_logged(sweep, "0_*") < 3000, out[
+        -3000:
+    ]
+
+
+def piped_to_its_end(command: list[str], sweep: Path) -> tuple[int, str]:
+    """`command | ...`: its exit code and output once the pipe has ended (every writer gone, within 60 s);
+    then its sweep's runs, which go on, killed."""
+    piped = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        out, _ = piped.communicate(timeout=60)  # the pipe's end: every writer gone
-        assert piped.returncode == 0 and "align_lab: not waiting; see " in out, out[-3000:]
-        assert steps_logged(sweep, "0_*") < 3000  # the run goes on, its output in .submitit/
+        out, _ = piped.communicate(timeout=60)
+        return piped.returncode, out
     finally:
         piped.kill()
         subprocess.run(["pkill", "-f", str(sweep)])
@@ -318,19 +320,8 @@ def test_study_resume_that_does_not_wait_lets_go_of_its_output(tmp_path, cache_d
     wait_for(lambda: steps_logged(sweep, "0_*") >= 3, 240, "3 logged steps")
     driver.send_signal(signal.SIGTERM)
     assert driver.wait(timeout=120) == 128 + signal.SIGTERM
-    piped = subprocess.Popen(
-        [sys.executable, "-m", "align_lab.study", "resume", str(sweep)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        out, _ = piped.communicate(timeout=60)  # the pipe's end: every writer gone
-        assert piped.returncode == 0 and "1 runs resubmitted" in out, out[-3000:]
-    finally:
-        piped.kill()
-        subprocess.run(["pkill", "-f", str(sweep)])
+    rc, out = piped_to_its_end([sys.executable, "-m", "align_lab.study", "resume", str(sweep)], sweep)
+    assert rc == 0 and "1 runs resubmitted" in out, out[-3000:]
 
 
 def test_study_status_of_a_slurm_study_where_slurm_does_not_answer_is_one_line(tmp_path, slurm):
