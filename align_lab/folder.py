@@ -102,6 +102,20 @@ def read_summary(path: Path) -> dict:
     return data
 
 
+def changed_inputs_said(summary: dict) -> str | None:
+    """`resumed on changed inputs at step 12 (task.path), ...` for a run that went on with some of its
+    inputs changed (resume_changed_inputs=true: run/start.py inputs_record), or None: its end line and
+    compare say so, not only the resume's warning in its log (twenty-third hunt's notes)."""
+    said = [
+        f"at step {c.get('step')} ({', '.join(map(str, c.get('inputs') or {}))})"
+        for c in summary.get("changed_inputs") or []
+        if isinstance(c, dict)
+    ]
+    if not said:
+        return None
+    return f"resumed on changed inputs {'; '.join(said)}: it trained on two versions of them"
+
+
 def check_kinds(run_dir: Path) -> None:
     """Refuses (one line) a folder where align_lab writes a file of its own (`metrics.jsonl/`), or a file
     where it keeps a folder (`checkpoints`): the run would train, then fail writing it (issue 73); or a

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from align_lab.folder import changed_inputs_said
 from align_lab.results.averaged import averaged_notes
 from align_lab.results.comparison import SFT, Comparison
 from align_lab.results.extract import BUDGETS, KL, is_completed
@@ -36,11 +37,21 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     if has_sft(table, c.metric):  # per SFT row: another task's reference is no mismatch
         notes += [n for _, mine in _by_reference(table) for n in sft_notes(mine, c.metric)]
     notes += _config_notes(runs, c.by) + between_notes(runs, c.by)
-    notes += _few_seeds_notes(table)
+    notes += _few_seeds_notes(table) + changed_inputs_notes(runs)
     notes += averaged_notes(c, runs)
     randomness = stage_randomness(runs)
     notes += [randomness] if randomness else []
     return notes + [f"{row.folder}: {row.problems}" for row in table.itertuples() if row.problems]
+
+
+def changed_inputs_notes(runs: list[Run]) -> list[str]:
+    """A run resumed on changed inputs (resume_changed_inputs=true) mixes two datasets or rewards in its
+    figures: each named (twenty-third hunt's notes: only its resume's log said so)."""
+    return [
+        f"WARNING: {run.folder} {said}; its figures mix both (rerun it from step 0 to compare it cleanly)."
+        for run in runs
+        if (said := changed_inputs_said(run.summary))
+    ]
 
 
 def _status_notes(table: pd.DataFrame) -> list[str]:

@@ -16,6 +16,7 @@ import yaml
 
 from align_lab import malloc
 from align_lab.config import ConfigError
+from align_lab.folder import changed_inputs_said
 from align_lab.run.resumable import (
     DIGESTED_BEFORE,
     KEPT_BEFORE,
@@ -150,8 +151,10 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
     seconds = summary.get("time/total_s")
     took = f" in {seconds:.0f} s" if isinstance(seconds, int | float) else ""
     how = f"completed, {describe(summary['stopped'])}," if summary.get("stopped") else "completed"
+    changed = changed_inputs_said(summary)
     return [
         f"align_lab: {summary.get('algo')} seed {summary.get('seed')} {how}{took}: {', '.join(parts)}",
+        *([f"  warning:    {changed} (resume_changed_inputs=true)"] if changed else []),
         f"  run folder: {run_dir}",
         f"  compare:    {compare_command(compare_folder(run_dir), summary.get('pythonpath'))}",
     ]

@@ -150,9 +150,11 @@ def test_a_resume_after_your_input_changed_is_one_line_naming_it_and_keeps_the_f
 
 @pytest.mark.fast
 def test_resume_changed_inputs_resumes_says_so_in_one_line_and_records_it(
-    world, stopped, cache_dir, tmp_path, caplog
+    world, stopped, cache_dir, tmp_path, caplog, capsys
 ):
+    from align_lab.compare import main as compare_main
     from align_lab.run.execute import run
+    from align_lab.run.summary import result_lines
 
     home, keys = world
     run_dir = tmp_path / "run"
@@ -177,6 +179,11 @@ def test_resume_changed_inputs_resumes_says_so_in_one_line_and_records_it(
     was, now = change["inputs"]["task.path"]["was"], change["inputs"]["task.path"]["now"]
     assert was["file"] == now["file"] == str(data) and was["sha256"] != now["sha256"]
     assert on_disk["inputs"]["task.path"] == now and set(on_disk["inputs"]) == {*EDITS, "model.name_or_path"}
+    # its end line and compare say so too, not only the resume's warning in its log (23rd hunt's notes)
+    said = "resumed on changed inputs at step 2 (task.path): it trained on two versions of them"
+    assert f"  warning:    {said} (resume_changed_inputs=true)" in result_lines(on_disk, run_dir)
+    assert compare_main([str(run_dir), "--out", str(tmp_path / "compare")]) == 0
+    assert f"WARNING: {run_dir} {said}; its figures mix both" in capsys.readouterr().out
 
 
 @pytest.mark.fast
