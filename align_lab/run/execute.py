@@ -41,7 +41,8 @@ from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.distributed import Group, join_slurm, serve
 from align_lab.train.launch import launch
 from align_lab.train.memory import record as planned
-from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption, held
+from align_lab.train.preemption import Interrupted, Interruption, held
+from align_lab.train.submitit_signals import Preempted, Preemption
 from align_lab.user_reads import as_opened
 from align_lab.value_checks import (
     ArtifactMissing,

@@ -23,7 +23,7 @@ from align_lab.train.common import TrainConfig
 from align_lab.train.distributed import Group
 from align_lab.train.ledger import Ledger
 from align_lab.train.memory import Planned, held_modules, plan_run
-from align_lab.train.preemption import Preemption
+from align_lab.train.submitit_signals import Preemption
 
 
 @dataclass(frozen=True)

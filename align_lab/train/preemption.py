@@ -1,14 +1,11 @@
-"""USR2 (Slurm preemption, or a time limit announced by submitit's signal_delay_s): finish the current
-step, checkpoint, then hand the signal to the previous handler, which for a submitit job requeues it.
-SIGTERM and SIGINT (Ctrl-C): while training steps run, the same (finish the step, checkpoint it whatever
-train.checkpoint_every says, stop the run as interrupted); a second one, or one at any other time,
-stops the run at once."""
+"""SIGTERM and SIGINT (Ctrl-C): while training steps run, finish the step, checkpoint it whatever
+train.checkpoint_every says, stop the run as interrupted; a second one, or one at any other time, stops
+the run at once. USR2 (a preemption's notice) is submitit_signals.Preemption's."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,80 +29,6 @@ def _unwatched_in_a_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_unwatched_in_a_fork)
-
-
-class Preempted(SystemExit):
-    """The run stopped after checkpointing on a preemption signal; the scheduler may requeue it."""
-
-
-class Preemption:
-    """Install once per run; the loop calls `steps_begin()` before its first step, `after_step(save)` at
-    the end of every step and `steps_end()` after its last. `interruption`: the run's SIGTERM/SIGINT
-    handling (None on a rank other than 0, which stops when rank 0 does)."""
-
-    def __init__(self, signum: int = signal.SIGUSR2, interruption: Interruption | None = None) -> None:
-        self.signum = signum
-        self.requested = None  # (signum, frame) once the signal has arrived
-        self.previous = None
-        self.interruption = interruption
-
-    def install(self) -> Preemption:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(self.signum, self._note)
-        return self
-
-    def _note(self, signum, frame) -> None:
-        self.requested = (signum, frame)
-        if self.interruption is not None:  # the SIGTERM its requeue brings is the requeue's own
-            self.interruption.preempting = True
-
-    def steps_begin(self) -> None:
-        """From here to steps_end(), a first SIGTERM/SIGINT waits for the end of the step under way."""
-        if self.interruption is not None:
-            self.interruption.deferred = True
-
-    def steps_end(self) -> None:
-        """After the last step: a signal stops the run at once again (one that waits stops it now)."""
-        if self.interruption is not None:
-            self.interruption.deferred = False
-            if self.interruption.settled() is not None:
-                raise self.interruption.stop(self.interruption.requested)
-
-    def stopping(self) -> bool:
-        """A USR2, SIGTERM or SIGINT arrived during the step: after_step checkpoints it and stops."""
-        return self.requested is not None or getattr(self.interruption, "requested", None) is not None
-
-    def stop_with_the_others(self) -> None:
-        """Another process of the run got a SIGTERM (a rank other than 0): this one stops as if it had."""
-        if not self.stopping() and self.interruption is not None:
-            self.interruption.requested = "SIGTERM"
-
-    def after_step(self, save: Callable[[], None]) -> None:
-        """Saves a checkpoint and stops the run (USR2: passes the signal on), if a signal arrived during
-        the step."""
-        interrupted = self.interruption.settled() if self.interruption is not None else None
-        if interrupted is not None and self.requested is None:
-            save()  # the step just finished, whatever train.checkpoint_every says
-            raise self.interruption.stop(interrupted)
-        if self.requested is None:
-            return
-        save()
-        signal.signal(self.signum, self.previous or signal.SIG_DFL)
-        message = f"preempted by signal {self.signum}: checkpointed; rerun to resume"
-        if callable(self.previous):
-            try:
-                self.previous(*self.requested)  # submitit: pickle the call, requeue, exit
-            except SystemExit as e:
-                raise Preempted(e.code) from None
-            except subprocess.CalledProcessError as e:
-                if e.returncode != -signal.SIGTERM:
-                    raise
-                # `scontrol requeue` ended by the SIGTERM its own requeue sends the job's processes (a
-                # race: CI of 469f5e1 called the requeued run failed): requeued, its checkpoint whole
-                command = " ".join(map(str, e.cmd))
-                said = f"checkpointed (requeue: {command} ended by SIGTERM); rerun to resume"
-                raise Preempted(f"preempted by signal {self.signum}: {said}") from None
-        raise Preempted(message)
 
 
 class RankStopped(Exception):

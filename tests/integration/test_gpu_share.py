@@ -10,7 +10,7 @@ from align_lab.run.admission import spec_from_config
 from align_lab.tracking import MultiTracker
 from align_lab.tracking.progress import progress_factory
 from align_lab.train.context import Sizing
-from align_lab.train.preemption import Preemption
+from align_lab.train.submitit_signals import Preemption
 from tests.conftest import compose
 
 GIB = 2**30

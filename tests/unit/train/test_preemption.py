@@ -55,7 +55,7 @@ def test_a_requeue_command_ended_by_the_requeues_own_sigterm_is_a_preemption_not
     job's processes, and the requeued two-node run was called failed."""
     import subprocess
 
-    from align_lab.train.preemption import Preempted, Preemption
+    from align_lab.train.submitit_signals import Preempted, Preemption
 
     def requeue(signum, frame):
         raise subprocess.CalledProcessError(-signal.SIGTERM, ["scontrol", "requeue", "42"])

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import pytest
 from submitit.core.job_environment import SignalHandler
 
-from align_lab.train.preemption import Interrupted, Interruption, Preempted, Preemption
+from align_lab.train.preemption import Interrupted, Interruption
+from align_lab.train.submitit_signals import Preempted, Preemption
 
 WINDOW = 0.4  # PREEMPTION_FOLLOWS_S, shortened
 
@@ -91,14 +92,38 @@ def test_outside_the_steps_a_slurm_sigterm_stops_the_run_unless_a_usr2_follows(m
             signalled(signal.SIGTERM)
             threading.Event().wait(5 * WINDOW)
     with in_a_submitit_job(monkeypatch, "slurm") as requeued, Interruption() as interruption:
-        preemption = Preemption(interruption=interruption).install()
+        Preemption(interruption=interruption).install()
         threading.Timer(WINDOW / 2, os.kill, (os.getpid(), signal.SIGUSR2)).start()
-        signalled(signal.SIGTERM)  # waits in its handler for the USR2, which comes: no stop here
-        threading.Event().wait(WINDOW)
-        assert preemption.stopping() and interruption.requested is None and requeued == []
+        with pytest.raises(Preempted):  # the SIGTERM's handler waits for the USR2, which requeues at once
+            signalled(signal.SIGTERM)
+            threading.Event().wait(5 * WINDOW)
+        assert interruption.stopped is None and requeued == [signal.SIGUSR2]
+
+
+def test_a_usr2_before_the_first_step_requeues_at_once_while_one_in_a_step_waits_for_its_end(monkeypatch):
+    """Twenty-third hunt's notes: a USR2 as the stages were built acted at the first step's end (a real
+    model's SFT outlasts Slurm's notice: the job killed, never requeued); now submitit requeues it at once.
+    In a step, it waits for the step's end and its checkpoint, as before."""
+    with in_a_submitit_job(monkeypatch, "slurm") as requeued, Interruption() as interruption:
+        Preemption(interruption=interruption).install()
+        with pytest.raises(Preempted):
+            signalled(signal.SIGUSR2)
+            threading.Event().wait(1.0)  # a stage being built
+        assert requeued == [signal.SIGUSR2]
+    saved = []
+    with in_a_submitit_job(monkeypatch, "slurm") as requeued, Interruption() as interruption:
+        preemption = Preemption(interruption=interruption).install()
         preemption.steps_begin()
-        with pytest.raises(Preempted):  # the first step's end checkpoints and requeues
-            preemption.after_step(lambda: None)
+        signalled(signal.SIGUSR2)
+        assert requeued == [] and preemption.stopping()
+        with pytest.raises(Preempted):
+            preemption.after_step(lambda: saved.append("checkpoint"))
+        assert requeued == [signal.SIGUSR2] and saved == ["checkpoint"]
+    with in_a_submitit_job(monkeypatch, "slurm") as requeued, Interruption() as interruption:
+        preemption = Preemption(interruption=interruption).install()
+        with interruption.holding("an import"):  # a block that holds signals takes it at the first step
+            signalled(signal.SIGUSR2)
+        assert requeued == [] and preemption.stopping()
 
 
 def test_a_local_jobs_sigterm_stops_its_run_without_waiting(monkeypatch):
