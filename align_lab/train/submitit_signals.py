@@ -11,10 +11,6 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from align_lab.train.preemption import Interruption
 
 
 def submitits_bypass(handler) -> bool:
@@ -48,9 +44,10 @@ class Preempted(SystemExit):
 class Preemption:
     """Install once per run; the loop calls `steps_begin()` before its first step, `after_step(save)` at
     the end of every step and `steps_end()` after its last. `interruption`: the run's SIGTERM/SIGINT
-    handling (None on a rank other than 0, which stops when rank 0 does)."""
+    handling, a train/preemption.py Interruption (None on a rank other than 0, which stops when rank 0
+    does)."""
 
-    def __init__(self, signum: int = signal.SIGUSR2, interruption: Interruption | None = None) -> None:
+    def __init__(self, signum: int = signal.SIGUSR2, interruption=None) -> None:
         self.signum = signum
         self.requested = None  # (signum, frame) once the signal has arrived
         self.previous = None
