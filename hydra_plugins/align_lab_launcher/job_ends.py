@@ -71,6 +71,18 @@ def folders_word(run_dir: Path) -> str | None:
     return None
 
 
+def said_its_end(run_dir: Path) -> bool:
+    """The run's folder says it ended without completing (stopped, failed, killed), so its job, ended, leaves
+    no result file to wait for; a preempted run's job may be requeued: not said here."""
+    from align_lab.folder import read_summary
+
+    try:
+        preempted = read_summary(run_dir / "summary.json").get("status") == "preempted"
+    except (OSError, ValueError):
+        return False
+    return not preempted and folders_word(run_dir) is not None
+
+
 def half_written(folder: Path, before: set[Path]) -> str:
     """The pickle submitit was writing in `folder` when the disk filled (the newest it left), removed with
     any other it left; the folder where it left none (twenty-third hunt, case 24: a truncated pickle left,

@@ -54,7 +54,7 @@ from align_lab.study.submission import (
 from align_lab.study.tuning import run_tuned, tuned
 from align_lab.study.waves import planned, run_waves
 from align_lab.value_checks import ConfigError
-from hydra_plugins.align_lab_launcher.job_ends import half_written, said_in_log, unreturned
+from hydra_plugins.align_lab_launcher.job_ends import half_written, said_in_log, said_its_end, unreturned
 
 log = logging.getLogger(__name__)
 # submitit parameters that are not part of a run's resource request
@@ -280,7 +280,9 @@ class StudyLauncher(BaseSubmititLauncher):
         from align_lab.run.summary import RunStopped  # (torch: not on the way to a refusal)
 
         try:
-            ret = job.results()[0]
+            if not job.paths.result_pickle.exists() and said_its_end(Path(run["run_dir"])):
+                raise RuntimeError("no result")  # none is coming: submitit waits 15 s for one, a job at a
+            ret = job.results()[0]  # time (twenty-third hunt's notes: the command sat silent 31 s)
         except Exception as e:  # killed, cancelled, out of memory, node failure, a full disk ...
             ret = JobReturn(overrides=run["overrides"], status=JobStatus.FAILED)
             ret.return_value = RunStopped(unreturned(job, e, Path(run["run_dir"])))
