@@ -1,8 +1,9 @@
-"""The launcher's reading of an ended job (hydra_plugins/align_lab_launcher/launcher.py `_result`): a job whose
-run said in its folder how it ended without completing (stopped, failed, killed) leaves no result file, and
-submitit's `results()` waits 15 s for one, a job at a time: after a SIGTERM and a kill -9 in one local sweep
-the command sat silent 31 s before its lines (twenty-third hunt's notes, cases 4 and 9). Those are read from
-the folder at once; a completed or preempted run's job is still asked for its result."""
+"""The launcher's reading of an ended job (hydra_plugins/align_lab_launcher/launcher.py `_result`): a
+job whose run said in its folder how it ended without completing (stopped, failed, killed) leaves no
+result file, and submitit's `results()` waits 15 s for one, a job at a time: after a SIGTERM and a kill -9
+in one local sweep the command sat silent 31 s before its lines (twenty-third hunt's notes, cases 4 and
+9). Those are read from the folder at once; a completed or preempted run's job is still asked for its
+result."""
 
 from __future__ import annotations
 
