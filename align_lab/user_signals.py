@@ -4,13 +4,16 @@ environment): its signal handlers, its process, its output.
 - A component that sets SIGTERM, SIGINT or SIGUSR2 to its own handler (or SIG_IGN) for the run's whole
   life made a scheduler's SIGTERM do nothing (seventeenth hunt). After each call the run's handlers are put
   back, and the first time a component changed them, a warning names it.
-- Its os._exit, and a SIGKILL it sends its own process, are said as sys.exit is (ExitCalled); a process it
-  forks that comes back out of the call ends there, as it asked, never going on as a second copy of the run.
+- Its os._exit, and a SIGKILL it sends its own process (os.kill, os.killpg, signal.raise_signal), are said
+  as sys.exit is (ExitCalled); a process it forks that comes back out of the call ends there, as it asked,
+  never going on as a second copy of the run; a thread of its own that calls os._exit, during the call or
+  after it, ends the run in one line with its resume command, never with rc 0 (thread_exits_said).
 - A component that closes or redirects the run's stdout or stderr (fd 1 and 2, sys.stdout and sys.stderr)
   lost every line after it, the run's last words among them (twenty-third hunt): they are put back too."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -69,6 +72,58 @@ def _kill_said(real_kill, pid: int, target: int, signum: int) -> None:
     raise said
 
 
+def _thread_exit_said(real_exit, pid: int, hint, code: int) -> None:
+    """os._exit from a thread the run did not make (one the user's code started): it ends the process, and
+    with it the run, unfinished; said in one line with its resume command, and never rc 0 (twenty-fourth
+    hunt, case 8: rc 0, no line, summary.json saying running)."""
+    if os.getpid() == pid and not on_the_runs_behalf():
+        frames = [f for f in traceback.extract_stack(sys._getframe(1)) if f.filename != __file__]
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "a thread"  # the caller's
+        line = f"{where} (a thread of your code) called os._exit({code}) during the run, ending it unfinished"
+        with contextlib.suppress(Exception):
+            line += f"; {hint()}"
+        with contextlib.suppress(OSError):
+            os.write(2, f"align_lab: error: {line}\n".encode())
+        real_exit(code or 1)
+    real_exit(code)
+
+
+@contextmanager
+def thread_exits_said(hint) -> Iterator[None]:
+    """For a run's life: os._exit from a thread it did not make is said (_thread_exit_said); `hint()`: the
+    resume command's words. The run's own threads and processes it forks exit as they ask."""
+    real_exit = os._exit
+    ours = os._exit = functools.partial(_thread_exit_said, real_exit, os.getpid(), hint)
+    try:
+        yield
+    finally:
+        if os._exit is ours:
+            os._exit = real_exit
+
+
+def _raise_said(real_raise, pid: int, signum: int) -> None:
+    """signal.raise_signal(SIGKILL) while the user's code runs: said as os.kill of the run is (twenty-fourth
+    hunt, case 4); any other signal, as it asked."""
+    if signum != signal.SIGKILL or os.getpid() != pid or not on_the_runs_behalf():
+        return real_raise(signum)
+    said = ExitCalled(1)
+    said.call = "signal.raise_signal(SIGKILL)"
+    said.rank_frames = traceback.extract_stack(sys._getframe(1))
+    raise said
+
+
+def _killpg_said(real_killpg, pid: int, group: int, signum: int) -> None:
+    """os.killpg(<the run's group>, SIGKILL) while the user's code runs: said as os.kill of it is."""
+    if signum != signal.SIGKILL or group not in (0, os.getpgrp()) or os.getpid() != pid:
+        return real_killpg(group, signum)
+    if not on_the_runs_behalf():
+        return real_killpg(group, signum)
+    said = ExitCalled(1)
+    said.call = f"os.killpg({group}, SIGKILL)"
+    said.rank_frames = traceback.extract_stack(sys._getframe(1))
+    raise said
+
+
 def _left_by_a_fork(real_exit, error: BaseException | None) -> None:
     """A process the user's code forked, come back out of the call: it ends here, as it asked (a
     SystemExit's code, an error's traceback and 1), never going on as the run (twenty-third hunt, case 12:
@@ -95,10 +150,13 @@ def run_signals_kept(where: str) -> Iterator[None]:
     as they were before it, put back after it (only the main thread sets handlers), and its output."""
     pid, main = os.getpid(), threading.current_thread() is threading.main_thread()
     before = {signum: signal.getsignal(signum) for signum in KEPT} if main else {}
-    real_exit, real_kill = os._exit, os.kill
+    real = os._exit, os.kill, os.killpg, signal.raise_signal
+    real_exit = real[0]
     if main:
         os._exit = functools.partial(_exit_said, real_exit, pid)
-        os.kill = functools.partial(_kill_said, real_kill, pid)
+        os.kill = functools.partial(_kill_said, real[1], pid)
+        os.killpg = functools.partial(_killpg_said, real[2], pid)
+        signal.raise_signal = functools.partial(_raise_said, real[3], pid)
     streams = Streams()
     try:
         yield
@@ -112,7 +170,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
     finally:
         if os.getpid() == pid:
             if main:
-                os._exit, os.kill = real_exit, real_kill
+                os._exit, os.kill, os.killpg, signal.raise_signal = real
             _signals_back(where, before)
             streams.back(where)
 
@@ -193,8 +251,10 @@ def reopened(stream, fd: int):
 def handlers_to(old, new) -> None:
     """The logging handlers that wrote to `old` write to `new` (set as is: setStream flushes a closed one)."""
     loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    if old is new:  # sys.stderr replaced, not closed: put back as it was, its handlers with it
+        return
     for logger in loggers:
         for handler in getattr(logger, "handlers", ()):
             if isinstance(handler, logging.StreamHandler) and handler.stream is old:
-                with handler.lock:
-                    handler.stream = new
+                with handler.lock, contextlib.suppress(AttributeError):  # logging's lastResort: a
+                    handler.stream = new  # property reading sys.stderr (twenty-fourth hunt, case 7)

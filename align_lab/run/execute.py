@@ -24,6 +24,7 @@ from align_lab.run.run_folder import RunFolder
 from align_lab.run.spec import Job, RunSpec
 from align_lab.run.start import begin, leave
 from align_lab.run.summary import (
+    FIXED,
     RunStopped,
     completed_before,
     outcome,
@@ -44,6 +45,7 @@ from align_lab.train.memory import record as planned
 from align_lab.train.preemption import Interrupted, Interruption, held
 from align_lab.train.submitit_signals import Preempted, Preemption
 from align_lab.user_reads import as_opened
+from align_lab.user_signals import thread_exits_said
 from align_lab.value_checks import (
     ArtifactMissing,
     ConfigError,
@@ -241,7 +243,7 @@ def run(job: Job) -> dict:
             summary, before, stage_threads = begin(job, ckpt, folder, identity["inputs"])
         # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
         tracker = spec.tracker.make(run_dir, spec.names, spec.config, checkpoint_step(ckpt) + 1)
-        with Interruption() as interruption:
+        with Interruption() as interruption, thread_exits_said(partial(resume_hint, ckpt, FIXED)):
             preemption = Preemption(interruption=interruption).install()  # USR2; SIGTERM/INT at a step's end
             with threads(stage_threads):  # a resume loads the stages its checkpoint was trained on
                 stages, ctx, loop = build_run(

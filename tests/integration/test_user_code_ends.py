@@ -15,6 +15,7 @@ REWARD = """
 import os
 import signal
 import sys
+import threading
 import time
 
 CALLS = [0]
@@ -23,11 +24,17 @@ def score(prompts, responses):
     CALLS[0] += 1
     if CALLS[0] == 2:
         {act}
+    if CALLS[0] > 2 and THREAD_EXITS:
+        time.sleep(1.0)  # the run still going when its thread exits
     return [float(len(r.split())) for r in responses]
 """
 
 ACTS = {
     "sigkill": "os.kill(os.getpid(), signal.SIGKILL)",
+    "raises_sigkill": "signal.raise_signal(signal.SIGKILL)",
+    "kills_its_group": "os.killpg(os.getpgid(0), signal.SIGKILL)",
+    "thread_exits": "threading.Thread(target=lambda: (time.sleep(0.3), os._exit(0)), daemon=True).start()",
+    "replaces_sys_stderr": "sys.stderr = open(os.devnull, 'w')",
     "fork_exits": "time.sleep(0) if os.fork() else (time.sleep(1.0), sys.exit(0))",
     "fork_returns": "os.fork()",
     "closes_sys_stderr": "sys.stderr.close()",
@@ -37,7 +44,9 @@ ACTS = {
 
 
 def run(act: str, tmp_path, cache_dir, forked_cli):
-    (tmp_path / "acting.py").write_text(REWARD.format(act=ACTS[act]))
+    (tmp_path / "acting.py").write_text(
+        REWARD.format(act=ACTS[act]) + f"\nTHREAD_EXITS = {act == 'thread_exits'}\n"
+    )
     run_dir = tmp_path / "run"
     small = [a for a in SMALL if not a.startswith("reward.")]
     args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
@@ -50,17 +59,51 @@ def test_a_reward_that_sends_its_process_sigkill_stops_the_run_in_one_line(tmp_p
     result, run_dir = run("sigkill", tmp_path, cache_dir, forked_cli)
     assert result.returncode == 1, result.stderr[-3000:]
     [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
-    assert line.startswith(f"align_lab: error: {tmp_path / 'acting.py'}:12 called os.kill("), line
+    assert line.startswith(f"align_lab: error: {tmp_path / 'acting.py'}:13 called os.kill("), line
     assert ", SIGKILL) during the run; resume from step 1 with: " in line and "Traceback" not in result.stderr
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
     # case 42: the fix (the kill taken out) changes the reward module a resume checks: the line's command
     # says it is meant, as a raise's does (it was refused)
     assert line.endswith(" resume_changed_inputs=true"), line
-    (tmp_path / "acting.py").write_text(REWARD.format(act="pass"))
+    (tmp_path / "acting.py").write_text(REWARD.format(act="pass") + "\nTHREAD_EXITS = False\n")
     command = line.split("resume from step 1 with: ", 1)[1]
     resumed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "act,call", [("raises_sigkill", "signal.raise_signal(SIGKILL)"), ("kills_its_group", "os.killpg(")]
+)
+def test_a_reward_that_kills_its_process_otherwise_stops_the_run_in_one_line_too(
+    act, call, tmp_path, cache_dir, forked_cli
+):
+    """Twenty-fourth hunt, case 4: signal.raise_signal(SIGKILL) and os.killpg of the run's group: rc 137,
+    no line, summary.json `running`, as os.kill's was (case 11)."""
+    result, run_dir = run(act, tmp_path, cache_dir, forked_cli)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(f"align_lab: error: {tmp_path / 'acting.py'}:13 called {call}"), line
+    assert " during the run; resume from step 1 with: " in line and "Traceback" not in result.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.fast
+def test_a_thread_of_the_rewards_that_calls_os_exit_ends_the_run_in_one_line_not_rc_0(
+    tmp_path, cache_dir, forked_cli
+):
+    """Twenty-fourth hunt, case 8: a daemon thread a reward started called os._exit(0): the run ended
+    unfinished with rc 0, no line, summary.json `running`. Its process still ends (the thread asked), with
+    rc 1 and the line that resumes it."""
+    result, run_dir = run("thread_exits", tmp_path, cache_dir, forked_cli)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(
+        f"align_lab: error: {tmp_path / 'acting.py'}:13 (a thread of your code) called "
+    ), line
+    assert "os._exit(0) during the run, ending it unfinished; resume from step " in line, line
+    assert line.endswith(" resume_changed_inputs=true") and "Traceback" not in result.stderr, line
 
 
 @pytest.mark.fast
@@ -83,7 +126,7 @@ def test_a_process_the_reward_forks_ends_as_it_asked_and_never_acts_as_the_run(
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("act", ["closes_sys_stderr", "closes_fd_2", "redirects_fd_2"])
+@pytest.mark.parametrize("act", ["closes_sys_stderr", "closes_fd_2", "redirects_fd_2", "replaces_sys_stderr"])
 def test_a_reward_that_closes_the_runs_stderr_leaves_its_lines_to_the_end(
     act, tmp_path, cache_dir, forked_cli
 ):
