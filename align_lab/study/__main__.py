@@ -85,7 +85,7 @@ def resume(study_dir: Path, wait: bool) -> int:
     write_manifest(study_dir, manifest)
     print(f"{len(jobs)} runs resubmitted, {len(manifest['runs']) - len(jobs)} left as they are")
     if wait:
-        return waited(study_dir, [job for _, job in jobs], manifest["cluster"])
+        return waited(study_dir, jobs, manifest["cluster"])
     return 0
 
 
@@ -104,15 +104,17 @@ def moved_study(manifest: dict) -> str:
     )
 
 
-def waited(study_dir: Path, jobs: list, cluster: str) -> int:
-    """`resume --wait`: the study's status once the resubmitted `jobs` have ended. A signal meanwhile (a
-    15-line KeyboardInterrupt traceback, and a SIGTERM left the runs training: twenty-second hunt, case
-    29) stops a local study's runs at their steps' end, as the sweep's command does, or leaves a Slurm
-    study's jobs to go on, and says how to follow or resume it."""
+def waited(study_dir: Path, resubmitted: list, cluster: str) -> int:
+    """`resume --wait`: the study's status once the `resubmitted` (manifest entry, job) pairs have ended. A
+    signal meanwhile (a 15-line KeyboardInterrupt traceback, and a SIGTERM left the runs training:
+    twenty-second hunt, case 29) stops a local study's runs at their steps' end, as the sweep's command
+    does, those whose job's controller was killed too (twenty-fourth hunt, case 14: one trained on
+    unnamed), or leaves a Slurm study's jobs to go on, and says how to follow or resume it."""
     from align_lab.rerun import shell_command
-    from align_lab.study.local_jobs import ended, stopped_jobs
+    from align_lab.study.local_jobs import ended, lost_runs, stopped_jobs
     from align_lab.train.preemption import Interrupted, Interruption
 
+    jobs = [job for _, job in resubmitted]
     try:
         with Interruption():
             ended(jobs, None)
@@ -125,7 +127,9 @@ def waited(study_dir: Path, jobs: list, cluster: str) -> int:
                 file=sys.stderr,
             )
             return e.exit_code
-        running = stopped_jobs(jobs, name)
+        lost = lost_runs([(job, run) for run, job in resubmitted])
+        going = [job for run, job in resubmitted if Path(run["run_dir"]) not in lost]
+        running = stopped_jobs(going, name, lost)
         left = f" (once jobs {', '.join(job.job_id for job in running)} have ended)" if running else ""
         said = f"resume interrupted by {name}: each unfinished run resumable from its last checkpoint"
         print(f"align_lab.study: {said}; resume with: {command}{left}", file=sys.stderr, flush=True)

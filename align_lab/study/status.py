@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from align_lab.folder import holder
 from align_lab.results.manifest import MANIFEST, load_manifest
 
 TERMINAL_SLURM = {
@@ -169,6 +170,8 @@ def run_state(run: dict, cluster: str) -> RunState:
         return make("running" if state == "RUNNING" else "pending", state)
     if ended and died(Path(run["run_dir"]), summary):  # killed (kill -9, out of memory) mid-run: resumable
         return make("died", DIED)  # (twenty-third hunt, case 9: "job ended (FINISHED)" read as a normal end)
+    if ended and cluster == "local" and (held := holder(Path(run["run_dir"]))):  # its controller killed
+        return make("running", f"job {run['job_id']} ended, its run trains on ({held})")  # (24th hunt, 14)
     if ended and not summary and cluster == "local":  # stopped waiting for its slot (twenty-third hunt, 55)
         return make("interrupted", f"job {run['job_id']} ended before the run started; resume starts it")
     if ended:  # the scheduler's word first: it says why
@@ -183,7 +186,6 @@ def run_state(run: dict, cluster: str) -> RunState:
 
 def folder_state(num: int, run_dir: Path) -> RunState:
     """A run folder's state from its summary and lock alone (a sweep run in process has no manifest)."""
-    from align_lab.folder import holder
 
     summary, path = _summary(run_dir) or {}, run_dir / "summary.json"
     damaged = not summary and (path.exists() or path.is_symlink())

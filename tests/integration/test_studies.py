@@ -628,6 +628,31 @@ def test_a_local_run_whose_job_controller_was_killed_is_stopped_with_the_others(
     )
 
 
+def test_study_resume_wait_stops_a_run_whose_job_controller_was_killed_with_the_others(tmp_path, cache_dir):
+    """Twenty-fourth hunt, case 14: the same under `study resume --wait`: "2 unfinished runs stop", while run
+    #0, orphaned, trained on to its end unnamed; `study status` called it `failed ... (FINISHED)` as it
+    trained, and `study resume` submitted it again (refused: in use)."""
+    sweep = tmp_path / "sweep"
+    driver = long_local_sweep(cache_dir, sweep, "0,1")
+    wait_for(lambda: steps_logged(sweep, "[01]_*") >= 2, 240, "the runs' first steps")
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=120) == 143
+    before = [lines_of_run(sweep, n) for n in (0, 1)]
+    resume = [sys.executable, "-m", "align_lab.study", "resume", "--wait", str(sweep)]
+    waiting = subprocess.Popen(resume, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    on = lambda: all(lines_of_run(sweep, n) >= before[n] + 3 for n in (0, 1))  # noqa: E731
+    wait_for(on, 240, "both resumed runs' steps")
+    (run,) = [r for r in json.loads((sweep / "study.json").read_text())["runs"] if r["num"] == 0]
+    os.kill(int(run["job_id"]), signal.SIGKILL)  # the resubmitted job's controller
+    time.sleep(1.0)
+    assert study_states(sweep)[0].state == "running"  # orphaned, training on: not `failed`
+    waiting.send_signal(signal.SIGTERM)
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 143 and "Traceback" not in err, err[-3000:]
+    statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep.glob("[01]_*/summary.json"))]
+    assert statuses == ["interrupted", "interrupted"], statuses
+
+
 def lines_of_run(sweep: Path, num: int) -> int:
     """Metrics lines run `num` of a submitted study has logged (0 before its manifest is written)."""
     try:

@@ -57,3 +57,29 @@ def test_resume_submits_again_neither_a_run_in_the_queue_nor_a_done_or_running_o
         state(6, "running", "46"),
     ]
     assert to_resubmit(states) == {1, 2, 3, 4}
+
+
+def test_a_local_run_whose_job_controller_was_killed_while_it_trains_on_is_running_not_failed(
+    tmp_path, monkeypatch
+):
+    """Twenty-fourth hunt, case 14: the run's job controller killed (kill -9), its run training on orphaned
+    and holding its folder: `failed [job 23353 ended (FINISHED) before the run completed]`, and `study
+    resume` then submitted it again (refused: in use)."""
+    from align_lab.folder import claim
+    from align_lab.study.__main__ import to_resubmit
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "summary.json").write_text(json.dumps({"status": "running"}))
+    monkeypatch.setattr(status, "_scheduler_state", lambda run, cluster: "FINISHED")
+    monkeypatch.setattr(status, "_job_result", lambda run: None)
+    run = {"num": 0, "overrides": ["seed=0"], "run_dir": str(run_dir), "job_id": "23353"}
+    lock = claim(run_dir)  # the orphaned run holds its folder
+    try:
+        state = run_state(run | {"submitit_folder": str(tmp_path / "submitit")}, "local")
+    finally:
+        lock.release()
+    assert state.state == "running" and state.detail.startswith("job 23353 ended, its run trains on (pid "), (
+        state
+    )
+    assert to_resubmit([state]) == set()
