@@ -5,6 +5,7 @@ folder: the same arguments, with the run's own folder named (a plain rerun makes
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -96,6 +97,20 @@ def sweep_resume_command(sweep_dir: Path, env: dict | None = None) -> str:
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         where = Path(sweep_dir).absolute()
         return f"rerun the sweep's command with {shlex.quote(f'hydra.sweep.dir={where}')}"
+
+
+def where_the_sweep_is(text: str, sweep_dir: Path) -> str:
+    """A run's line (its resume command) as it reads once its sweep folder was moved: the command's
+    `hydra.sweep.dir=<where it was made>` names `sweep_dir`, where the sweep is now (twenty-fourth hunt,
+    case 12: `study status` and compare gave the old one, which starts a new sweep from step 0 there)."""
+    now = Path(sweep_dir).absolute()
+
+    def here(match: re.Match) -> str:
+        was = match.group(1) or match.group(2)  # shell-quoted (a path with a space), or plain
+        same = was == str(now) or Path(was).exists() and Path(was).resolve() == now.resolve()
+        return match.group(0) if same else shlex.quote(f"hydra.sweep.dir={now}")
+
+    return re.sub(r"'hydra\.sweep\.dir=([^']+)'|hydra\.sweep\.dir=(\S+)", here, text)
 
 
 def command_of(hydra: dict, flags: list[str], folder: str, env: dict | None = None) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from align_lab.aliases import nest_config, rename_overrides
 from align_lab.config import run_choices
 from align_lab.folder import LOCK, holder, summary_problem
-from align_lab.rerun import resume_command
+from align_lab.rerun import resume_command, where_the_sweep_is
 from align_lab.results.manifest import MANIFEST
 from align_lab.results.run_figures import read_metrics_into, unusable_metrics
 
@@ -127,6 +127,8 @@ def load_run(folder: Path) -> Run:
             problem = summary_problem(run.summary or {})  # JSON whose fields are of other types: damaged
             run.status = str(run.summary.get("status", "unknown"))
             run.error = str(run.summary.get("error", "") or "")
+            if (run.folder.parent / "multirun.yaml").is_file():  # a sweep's run: the sweep may have moved
+                run.error = where_the_sweep_is(run.error, run.folder.parent)
             if problem:
                 run.summary, run.status, run.error = {}, "unknown", f"summary.json unreadable: {problem}"
             run.problems += unusable_metrics(run.summary)

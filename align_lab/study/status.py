@@ -238,6 +238,10 @@ def study_states(study_dir: Path) -> list[RunState]:
         return [folder_state(i, d) for i, d in enumerate(folders)]
     manifest = load_manifest(study_dir)
     states = [run_state(run, manifest["cluster"]) for run in manifest["runs"]]
+    if manifest.get("moved_from"):  # each run's resume command names the folder the sweep is in now
+        from align_lab.rerun import where_the_sweep_is
+
+        states = [dataclasses.replace(s, detail=where_the_sweep_is(s.detail, study_dir)) for s in states]
     return [
         dataclasses.replace(s, detail=died_in_study(study_dir)) if s.detail == DIED else s for s in states
     ]

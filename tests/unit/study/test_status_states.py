@@ -83,3 +83,24 @@ def test_a_local_run_whose_job_controller_was_killed_while_it_trains_on_is_runni
         state
     )
     assert to_resubmit([state]) == set()
+
+
+def test_a_moved_sweeps_runs_give_the_resume_command_of_the_folder_it_is_in_now(tmp_path):
+    """Twenty-fourth hunt, case 12: a sweep folder moved (twice) after an interruption: `study status` and
+    compare read its runs where they are, but gave each run's stored resume command, `hydra.sweep.dir=<the
+    old folder>`, which starts a new sweep from step 0 there."""
+    from align_lab.results.runs import load_runs
+
+    made, moved = tmp_path / "sweep", tmp_path / "moved"
+    moved.mkdir()
+    (moved / "multirun.yaml").write_text("hydra: {}\n")
+    line = "interrupted by SIGINT; resume from step 3 with: cd /w && python -m align_lab -m "
+    line += f"hydra.sweep.dir={made}"
+    (moved / "0_grpo_seed0").mkdir()
+    (moved / "0_grpo_seed0" / "summary.json").write_text(json.dumps({"status": "interrupted", "error": line}))
+    run = {"num": 0, "overrides": ["seed=0"], "run_dir": str(made / "0_grpo_seed0"), "job_id": None}
+    (moved / "study.json").write_text(json.dumps({"cluster": "local", "sweep_dir": str(made), "runs": [run]}))
+    now = line.replace(f"hydra.sweep.dir={made}", f"hydra.sweep.dir={moved}")
+    assert [s.detail for s in status.study_states(moved)] == [now]
+    (read,), _ = load_runs([moved])
+    assert read.error == now
