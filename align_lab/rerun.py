@@ -113,6 +113,16 @@ def where_the_sweep_is(text: str, sweep_dir: Path) -> str:
     return re.sub(r"'hydra\.sweep\.dir=([^']+)'|hydra\.sweep\.dir=(\S+)", here, text)
 
 
+def sweep_cwd(sweep_dir: Path) -> Path | None:
+    """The folder the sweep in `sweep_dir` was typed in (its multirun.yaml), None without that record."""
+    try:
+        return Path(
+            yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())["hydra"]["runtime"]["cwd"]
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return None
+
+
 def command_of(hydra: dict, flags: list[str], folder: str, env: dict | None = None) -> str:
     """`python -m align_lab` with the arguments Hydra recorded (`hydra`: a .hydra/hydra.yaml's or a
     multirun.yaml's `hydra` node), `flags` and the folder override last, run in the folder they were typed

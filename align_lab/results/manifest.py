@@ -46,6 +46,9 @@ def rebased(manifest: dict, study_dir: Path) -> dict:
     given, `moved_from` the one it was made in (twenty-third hunt, case 35: `study status` read the old,
     missing run folders, "failed ... job ended (FINISHED)", where each run said itself interrupted)."""
     old, new = manifest.get("sweep_dir"), str(study_dir.absolute())
+    if isinstance(old, str) and not Path(old).is_absolute():  # written before sweep_dir was absolute: it
+        manifest = made_absolute(manifest, study_dir)  # read from another folder was "moved" (24th hunt)
+        old = manifest["sweep_dir"]
     if not isinstance(old, str) or Path(old).resolve() == Path(new).resolve():
         return manifest
 
@@ -59,3 +62,17 @@ def rebased(manifest: dict, study_dir: Path) -> dict:
                 run[key] = moved(run[key])
     manifest["folder"] = moved(manifest.get("folder"))
     return manifest | {"sweep_dir": new, "moved_from": old}
+
+
+def made_absolute(manifest: dict, study_dir: Path) -> dict:
+    """A manifest whose sweep_dir and submitit folder were written relative (to the folder the sweep was
+    typed in, its multirun.yaml's cwd), with them absolute."""
+    from align_lab.rerun import sweep_cwd
+
+    cwd = sweep_cwd(study_dir)
+    if cwd is None:
+        return manifest
+    absolute = {
+        k: str(cwd / manifest[k]) for k in ("sweep_dir", "folder") if isinstance(manifest.get(k), str)
+    }
+    return manifest | absolute

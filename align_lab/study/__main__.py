@@ -6,7 +6,7 @@ import argparse
 import pickle
 import sys
 from collections import Counter
-from contextlib import nullcontext
+from contextlib import chdir, nullcontext
 from pathlib import Path
 
 from align_lab import malloc
@@ -62,6 +62,27 @@ def resume(study_dir: Path, wait: bool) -> int:
     import submitit
 
     todo = to_resubmit(study_states(study_dir))
+    with chdir(where_it_ran(study_dir)):  # its jobs start where the sweep did, as its own resume line
+        jobs = _resubmitted(manifest, todo, wait, submitit)  # does (twenty-fourth hunt, case 15)
+    write_manifest(study_dir, manifest)
+    print(f"{len(jobs)} runs resubmitted, {len(manifest['runs']) - len(jobs)} left as they are")
+    if wait:
+        return waited(study_dir, jobs, manifest["cluster"])
+    return 0
+
+
+def where_it_ran(study_dir: Path) -> Path:
+    """The folder the sweep was run in (its multirun.yaml), where its jobs import the user's modules and
+    align_lab from: typed elsewhere, a reward module was not found ("cannot import myrew") and another
+    checkout beside the caller ran its code. This folder where that one is gone."""
+    from align_lab.rerun import sweep_cwd
+
+    first = sweep_cwd(study_dir)
+    return first if first is not None and first.is_dir() else Path.cwd()
+
+
+def _resubmitted(manifest: dict, todo: set[int], wait: bool, submitit) -> list:
+    """Each run of `todo` submitted again as it was first: (its manifest entry, updated, and its job)."""
     jobs = []
     for run in manifest["runs"]:
         if run["num"] not in todo:
@@ -82,11 +103,7 @@ def resume(study_dir: Path, wait: bool) -> int:
         run.update(job_id=job.job_id, submitit_folder=str(job.paths.folder))
         jobs.append((run, job))
         print(f"#{run['num']} resubmitted as job {job.job_id}: {' '.join(run['overrides'])}")
-    write_manifest(study_dir, manifest)
-    print(f"{len(jobs)} runs resubmitted, {len(manifest['runs']) - len(jobs)} left as they are")
-    if wait:
-        return waited(study_dir, jobs, manifest["cluster"])
-    return 0
+    return jobs
 
 
 def moved_study(manifest: dict) -> str:

@@ -152,11 +152,11 @@ def study_manifest(
     return {
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "cluster": executor,
-        "sweep_dir": str(sweep_dir),
+        "sweep_dir": str(Path(sweep_dir).absolute()),  # (Hydra's default is relative: multirun/<date>/...)
         "command": sys.argv,
         "runs": runs,
         "queue": queue,
-        "folder": params["submitit_folder"],
+        "folder": os.path.abspath(params["submitit_folder"]),
         "max_num_timeout": params.get("max_num_timeout", 0),
         "max_parallel": limit,
     }

@@ -653,6 +653,35 @@ def test_study_resume_wait_stops_a_run_whose_job_controller_was_killed_with_the_
     assert statuses == ["interrupted", "interrupted"], statuses
 
 
+def test_study_resume_typed_elsewhere_runs_the_jobs_where_the_sweep_ran(tmp_path, cache_dir):
+    """Twenty-fourth hunt, case 15: `study resume <sweep>` typed in another folder ran the jobs there: the
+    sweep's reward module was not found (`cannot import myrew`), and beside another checkout that checkout's
+    code ran. And a sweep whose hydra.sweep.dir was relative (Hydra's default, multirun/<date>/...), resumed
+    from another folder, was refused as a moved study."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "myrew.py").write_text(
+        "def score(prompts, responses):\n    return [float(len(r)) for r in responses]\n"
+    )
+    small = cli_args(cache_dir, "train.steps=300", "train.checkpoint_every=1000")
+    args = ["-m", "hardware=submitit_local", *[a for a in small if not a.startswith("reward.")]]
+    args += ["reward=function", "reward.path=myrew:score", "seed=0", "hydra.sweep.dir=sweep"]  # relative
+    driver = subprocess.Popen([sys.executable, "-m", "align_lab", *args], cwd=home, stdout=subprocess.DEVNULL)
+    sweep = home / "sweep"
+    wait_for(lambda: steps_logged(sweep, "0_*") >= 2 or driver.poll() is not None, 240, "the first steps")
+    assert driver.poll() is None, "the sweep ended before its first steps"
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=120) == 143
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    resume = [sys.executable, "-m", "align_lab.study", "resume", "--wait", str(sweep)]
+    done = subprocess.run(resume, cwd=elsewhere, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "1 runs resubmitted" in done.stdout, (
+        done.stdout[-2000:] + done.stderr[-2000:]
+    )
+    assert [s.state for s in study_states(sweep)] == ["done"]
+
+
 def lines_of_run(sweep: Path, num: int) -> int:
     """Metrics lines run `num` of a submitted study has logged (0 before its manifest is written)."""
     try:

@@ -104,3 +104,26 @@ def test_a_moved_sweeps_runs_give_the_resume_command_of_the_folder_it_is_in_now(
     assert [s.detail for s in status.study_states(moved)] == [now]
     (read,), _ = load_runs([moved])
     assert read.error == now
+
+
+def test_a_manifest_written_with_a_relative_sweep_dir_is_not_taken_for_a_moved_study(tmp_path, monkeypatch):
+    """Twenty-fourth hunt, case 15: Hydra's default sweep folder is relative (multirun/<date>/...), and so
+    was study.json's sweep_dir: read from another folder, the study was "made in multirun/..." and `study
+    resume` refused it as moved. Such a manifest is read against the folder the sweep was typed in."""
+    from align_lab.results.manifest import load_manifest
+
+    home = tmp_path / "home"
+    sweep = home / "multirun" / "s"
+    sweep.mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {home}\n")
+    run = {"num": 0, "overrides": ["seed=0"], "run_dir": str(sweep / "0_grpo_seed0")}
+    manifest = {
+        "cluster": "local",
+        "sweep_dir": "multirun/s",
+        "folder": "multirun/s/.submitit/%j",
+        "runs": [run],
+    }
+    (sweep / "study.json").write_text(json.dumps(manifest))
+    monkeypatch.chdir(tmp_path)
+    read = load_manifest(sweep)
+    assert "moved_from" not in read and read["folder"] == str(sweep / ".submitit" / "%j"), read
