@@ -73,6 +73,18 @@ def _math_parse(text: str):
     return parse(text, parsing_timeout=_timeout(3))
 
 
+def math_reference(answer: str):
+    """Math-Verify's parse of a reference answer as a whole: bare LaTeX (`2^{10}`, `3\\pi`, `\\sqrt{2}`) is
+    read as math between `$...$` (undelimited, Math-Verify takes its first number: 2^{10} read 2, so a
+    response "2" scored right and "1024" wrong, twenty-fourth hunt, case 19); other answers as they are."""
+    delimited = answer.strip().startswith(("$", "\\(", "\\["))
+    if not delimited and set(answer) & set("\\^{_"):
+        whole = _math_parse(f"${answer.strip()}$")
+        if whole:
+            return whole
+    return _math_parse(answer)
+
+
 def _math_verify(response: str, gold) -> float:
     from math_verify import verify
 
@@ -138,7 +150,7 @@ def reference(name: str, answer: str, place: str):
         number = plain_number(answer)
         if number is not None:
             return number
-        parsed = _math_parse(answer)
+        parsed = math_reference(answer)
         if not parsed:
             raise ValueError(
                 f"{place}: answer {answer!r} is neither a plain number nor math Math-Verify can parse "
@@ -146,7 +158,7 @@ def reference(name: str, answer: str, place: str):
             )
         return parsed
     if name == "math_verify":
-        parsed = _math_parse(answer)
+        parsed = math_reference(answer)
         if not parsed:
             raise ValueError(
                 f"{place}: Math-Verify cannot parse answer {answer!r} (task.verifier=math_verify)"

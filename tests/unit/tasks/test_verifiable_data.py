@@ -318,3 +318,23 @@ def test_the_default_verifier_refuses_an_answer_of_several_numbers_without_math(
 
     with pytest.raises(ValueError, match=r"^row 1: answer .* holds 2 numbers and no math notation, which"):
         reference("auto", answer, "row 1")
+
+
+@pytest.mark.parametrize(
+    "answer, right, wrong",
+    [
+        ("2^{10}", ["1024", "$2^{10}$"], ["2", "10"]),
+        ("3\\pi", ["9.42477796076938", "$3\\pi$"], ["3"]),
+        ("\\sqrt{2}", ["1.4142135623730951", "$\\sqrt{2}$"], ["2"]),  # was refused as "not math"
+        ("\\frac{1}{2}", ["0.5", "$\\frac{1}{2}$"], ["2", "1"]),
+    ],
+)
+@pytest.mark.parametrize("name", ["auto", "math_verify"])
+def test_a_bare_latex_answer_is_read_whole_not_as_its_first_number(name, answer, right, wrong):
+    """Twenty-fourth hunt, case 19: under the default verifier `2^{10}` read 2 and `3\\pi` 3 (Math-Verify
+    takes a number out of undelimited text), so a response "2" scored right and "1024" wrong, in silence;
+    docs/tasks.md names both as answers auto reads as their value."""
+    from align_lab.tasks.verifiers import checker, reference
+
+    gold, check = reference(name, answer, "row 1"), checker(name)
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
