@@ -156,27 +156,35 @@ def start_episode(env_name: str, env, prompt: str, timeout_s: float):
     return episode
 
 
-def close_episode(env_name: str, episode, turns: int) -> EnvError | None:
-    """episode.close() where it has one; what it raised as an EnvError, returned so that the caller
+def close_episode(env_name: str, episode, turns: int, timeout_s: float) -> EnvError | None:
+    """episode.close() where it has one, under the step's timeout (twenty-fourth hunt, case 28: one that
+    hung held the run 3.6 min with no word); what it raised as an EnvError, returned so that the caller
     closes every other episode first (and keeps an error already in flight: the first to go wrong)."""
     close = getattr(episode, "close", None)
     if not callable(close):
         return None
+    where = f"env={env_name}: turn {turns}"
     try:
         with run_signals_kept(f"env={env_name}"):
-            close()
+            call_with_timeout(close, timeout_s)
+    except concurrent.futures.TimeoutError:
+        return EnvError(f"{where}: close() took longer than env.step_timeout_s={timeout_s}")
     except Exception as e:
-        return EnvError(f"env={env_name}: turn {turns}: close() raised {one_line(e)}")
+        return EnvError(f"{where}: close() raised {one_line(e)}")
     return None
 
 
-def episode_answer(env_name: str, episode, turns: int) -> str:
-    """episode.answer(), which must be a string; else one line naming the last turn."""
+def episode_answer(env_name: str, episode, turns: int, timeout_s: float) -> str:
+    """episode.answer(), under the step's timeout, which must be a string; else one line naming the last
+    turn."""
+    where = f"env={env_name}: turn {turns}"
     try:
         with run_signals_kept(f"env={env_name}"):
-            answer = episode.answer()
+            answer = call_with_timeout(episode.answer, timeout_s)
+    except concurrent.futures.TimeoutError:
+        raise EnvError(f"{where}: answer() took longer than env.step_timeout_s={timeout_s}") from None
     except Exception as e:
-        raise EnvError(f"env={env_name}: turn {turns}: answer() raised {one_line(e)}") from None
+        raise EnvError(f"{where}: answer() raised {one_line(e)}") from None
     if not isinstance(answer, str):
         kind = type(answer).__name__
         raise EnvError(f"env={env_name}: turn {turns}: answer() returned a {kind}; must be a string")
@@ -220,10 +228,10 @@ def replayed(env_name: str, env, prompt: str, turns: list[str], finished: bool) 
             step = run_step(env_name, episode, turn, k, timeout)
             answers += [step.observation, float(step.reward), bool(step.done)]
     finally:
-        failed = close_episode(env_name, episode, len(turns))
+        failed = close_episode(env_name, episode, len(turns), timeout)
     if failed is not None:
         raise failed
-    return answers + ([episode_answer(env_name, episode, len(turns))] if finished else [])
+    return answers + ([episode_answer(env_name, episode, len(turns), timeout)] if finished else [])
 
 
 class LastTurn:

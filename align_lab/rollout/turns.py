@@ -144,7 +144,8 @@ class TurnEngine:
                 if not any(row.active for row in rows):
                     break
         finally:  # every episode ends here, however it ended: one that holds something lets it go
-            closing = [close_episode(self.env_name, row.episode, row.turns) for row in rows]
+            timeout = self.env.step_timeout_s
+            closing = [close_episode(self.env_name, row.episode, row.turns, timeout) for row in rows]
         failed = next((error for error in closing if error is not None), None)
         if failed is not None:
             raise failed
@@ -237,7 +238,7 @@ class TurnEngine:
         never stepped) that cut turn's text, finished=False, as a cut single-turn response is read."""
         if not row.finished and row.segments and row.segments[-1][0] == "policy":
             return row.segments[-1][1]
-        return episode_answer(self.env_name, row.episode, row.turns)
+        return episode_answer(self.env_name, row.episode, row.turns, self.env.step_timeout_s)
 
     def _samples(self, first: Samples, rows: list[Conversation], tokenizer) -> Samples:
         """The conversations as Samples: response_ids every token after the prompt (right-padded), mask 1

@@ -8,7 +8,15 @@ import time
 import numpy as np
 import pytest
 
-from align_lab.envs.base import EnvError, Step, check_environment, episode_answer, run_step, start_episode
+from align_lab.envs.base import (
+    EnvError,
+    Step,
+    check_environment,
+    close_episode,
+    episode_answer,
+    run_step,
+    start_episode,
+)
 from align_lab.envs.calculator import Calculator, calculate
 from align_lab.envs.guess_number import GuessNumberEnv
 from align_lab.envs.single_turn import SingleTurn
@@ -141,7 +149,34 @@ def test_start_and_answer_failures_are_one_line():
     with pytest.raises(EnvError, match=r"^env=game: turn 0: start raised RuntimeError: no game$"):
         start_episode("game", Env(), "p", 1.0)
     with pytest.raises(EnvError, match=r"^env=game: turn 3: answer\(\) returned a int; must be a string$"):
-        episode_answer("game", Bad(), 3)
+        episode_answer("game", Bad(), 3, 1.0)
+
+
+def test_an_episode_whose_close_or_answer_hangs_is_one_line_after_the_steps_timeout():
+    """Twenty-fourth hunt, case 28: an episode's close() that hung held the run 3.6 minutes with no word
+    (its step and start were under env.step_timeout_s, close and answer not)."""
+    import threading
+    import time
+
+    gate = threading.Event()
+
+    class Hanging:
+        def close(self):
+            gate.wait()
+
+        def answer(self):
+            gate.wait()
+            return "x"
+
+    start = time.monotonic()
+    failed = close_episode("game", Hanging(), 4, 0.2)
+    assert str(failed) == "env=game: turn 4: close() took longer than env.step_timeout_s=0.2"
+    with pytest.raises(
+        EnvError, match=r"^env=game: turn 4: answer\(\) took longer than env.step_timeout_s=0.2$"
+    ):
+        episode_answer("game", Hanging(), 4, 0.2)
+    assert time.monotonic() - start < 5
+    gate.set()
 
 
 def test_a_start_that_returns_no_episode_is_one_line_saying_so():
