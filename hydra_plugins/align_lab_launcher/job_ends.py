@@ -34,7 +34,7 @@ def unreturned(job, error: Exception, run_dir: Path | None = None) -> str:
     said = [line.removeprefix(FAILED_RUN) for line in log.splitlines() if line.startswith(FAILED_RUN)]
     if said:
         return said[-1]
-    folder = run_dir and folders_word(run_dir)
+    folder = run_dir and folders_word(run_dir, slurms_word(job))
     if folder:
         return folder
     text = last_line(str(error))
@@ -46,10 +46,32 @@ def unreturned(job, error: Exception, run_dir: Path | None = None) -> str:
     return f"job {job.job_id} ended without a result: {text}"
 
 
-def folders_word(run_dir: Path) -> str | None:
+# what Slurm's end state of a job says of a run that ended without a word (twenty-fourth hunt, case 18: a
+# job at its time limit was "killed: kill -9, or out of memory?")
+SLURM_ENDS = {
+    "TIMEOUT": "its job reached its Slurm time limit (TIMEOUT; hardware.resources.timeout_min)",
+    "OUT_OF_MEMORY": "its job ran out of its Slurm memory (OUT_OF_MEMORY; hardware.resources.mem_gb_per_model)",
+    "NODE_FAIL": "its node failed (Slurm NODE_FAIL)",
+    "PREEMPTED": "its job was preempted and not requeued (Slurm PREEMPTED)",
+    "CANCELLED": "its job was cancelled (Slurm CANCELLED) before it could stop",
+}
+KILLED = "killed: kill -9, or out of memory?"
+
+
+def slurms_word(job) -> str:
+    """Why a Slurm job's run ended without a word, as Slurm's end state says (SLURM_ENDS), else KILLED."""
+    try:
+        state = str(job.state).split()[0] if type(job).__name__ == "SlurmJob" else ""
+    except Exception:  # noqa: BLE001 - sacct unanswered: no word from Slurm
+        state = ""
+    return SLURM_ENDS.get(state, KILLED)
+
+
+def folders_word(run_dir: Path, why: str = KILLED) -> str | None:
     """What the run's folder says of its end: a stopped or failed run's line (summary.json `error`); a
-    run whose process ended with its summary saying running, nobody holding its lock: killed (kill -9,
-    out of memory) at its last logged step, resumable from its last checkpoint. None: nothing to say."""
+    run whose process ended with its summary saying running, nobody holding its lock: ended by `why` (kill
+    -9, out of memory; what Slurm says) at its last logged step, resumable from its last checkpoint. None:
+    nothing to say."""
     from align_lab.folder import read_summary
     from align_lab.study.status import died
 
@@ -64,10 +86,8 @@ def folders_word(run_dir: Path) -> str | None:
             steps = sum(1 for line in (run_dir / "metrics.jsonl").open() if line.strip())
         except OSError:
             steps = 0
-        return (
-            f"its process ended without a word after {steps} logged steps (killed: kill -9, or out of "
-            "memory?); it resumes from its last checkpoint"
-        )
+        said = f"its process ended without a word after {steps} logged steps ({why})"
+        return f"{said}; it resumes from its last checkpoint"
     return None
 
 

@@ -79,3 +79,21 @@ def test_a_killed_run_is_named_killed_at_its_last_step(tmp_path) -> None:
         "its process ended without a word after 144 logged steps (killed: kill -9, or out of memory?); it "
         "resumes from its last checkpoint"
     )
+
+
+def test_a_slurm_job_that_reached_its_time_limit_says_so_not_killed(tmp_path) -> None:
+    """Twenty-fourth hunt, case 18: a Slurm job that reached its time limit as it built its stages (sacct
+    TIMEOUT): "its process ended without a word after 0 logged steps (killed: kill -9, or out of memory?)"."""
+
+    class SlurmJob(SimpleNamespace):  # submitit's, as the launcher holds it: its state is sacct's
+        pass
+
+    run = folder(tmp_path, "running")
+    timed_out = SlurmJob(**vars(job("")), state="TIMEOUT")
+    assert unreturned(timed_out, RuntimeError("no result"), run) == (
+        "its process ended without a word after 0 logged steps (its job reached its Slurm time limit "
+        "(TIMEOUT; hardware.resources.timeout_min)); it resumes from its last checkpoint"
+    )
+    assert "(killed: kill -9, or out of memory?)" in unreturned(
+        SlurmJob(**vars(job("")), state="COMPLETED"), "", run
+    )
