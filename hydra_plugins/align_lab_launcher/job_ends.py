@@ -50,7 +50,7 @@ def unreturned(job, error: Exception, run_dir: Path | None = None) -> str:
 # job at its time limit was "killed: kill -9, or out of memory?")
 SLURM_ENDS = {
     "TIMEOUT": "its job reached its Slurm time limit (TIMEOUT; hardware.resources.timeout_min)",
-    "OUT_OF_MEMORY": "its job ran out of its Slurm memory (OUT_OF_MEMORY; hardware.resources.mem_gb_per_model)",
+    "OUT_OF_MEMORY": "its job ran out of memory (Slurm OUT_OF_MEMORY; hardware.resources.mem_gb_per_model)",
     "NODE_FAIL": "its node failed (Slurm NODE_FAIL)",
     "PREEMPTED": "its job was preempted and not requeued (Slurm PREEMPTED)",
     "CANCELLED": "its job was cancelled (Slurm CANCELLED) before it could stop",
