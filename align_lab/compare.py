@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from align_lab.results import plan_record
@@ -203,49 +206,6 @@ def compare(args: argparse.Namespace):
     return comparison, runs, out
 
 
-def result_lines(c, by: str) -> list[str]:
-    """What the command prints of a comparison: runs and groups, each group's mean and CI with its paired
-    difference from the baseline, the claims' verdicts, and the notes."""
-    from align_lab.results.across_tasks import across_lines
-    from align_lab.results.comparison import is_sft
-    from align_lab.results.noise import noise_line
-    from align_lab.results.power import power_lines
-    from align_lab.results.robust import robust_lines
-    from align_lab.results.stats import fmt, fmt_ci
-
-    statuses = Counter(c.runs["status"])
-    lines = [
-        f"{len(c.runs)} runs ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}) in "
-        f"{len(c.groups)} groups by {by}; baseline {c.baseline}; {c.metric}:",
-        c.headline,
-    ]
-    paired = {r.group: r for r in c.paired.itertuples()}
-    for _, r in c.group_table.iterrows():
-        mean, lo, hi = (r[f"{c.metric}:{s}"] for s in ("mean", "lo", "hi"))
-        line = f"  {r['group']:<20} n={r[f'{c.metric}:n']:<3} {fmt_ci(mean, lo, hi)}"
-        if is_sft(r["group"]):
-            line += "   the reference " + ("every group" if r["group"] == "SFT" else "its task's groups")
-            line += " started from (n = seeds)"
-        if r["group"] in paired:
-            d = paired[r["group"]]
-            line += f"   diff {fmt_ci(d.diff, d.diff_lo, d.diff_hi)}, Holm p {fmt(d.p_holm)}: {d.verdict}"
-        lines.append(line)
-    lines.append(f"  action: {c.action}")
-    if c.claims is not None:
-        lines.append(f"claims ({len(c.claims)}, Holm-corrected together):")
-        for r in c.claims.itertuples():
-            why = f" ({r.why})" if r.why else ""
-            lines.append(
-                f"  {r.verdict.upper():<12} {r.claim}: a - b = {fmt_ci(r.diff, r.diff_lo, r.diff_hi)}, "
-                f"{r.n_pairs} seeds, Holm p {fmt(r.p_holm)}{why}"
-            )
-        lines += power_lines(c.claims, c.power or [], c.min_effect_sd)
-    lines += robust_lines(c.robustness)
-    lines += noise_line(c.noise)
-    lines += across_lines(c.across_tasks)
-    return lines + [f"  note: {note}" for note in c.notes]
-
-
 def wandb_lines(c, figures, out: Path, runs, args) -> list[str]:
     """Logs the comparison to W&B (--wandb) in the runs' most common project and study; what it says."""
     from align_lab.results.wandb_report import (
@@ -289,10 +249,42 @@ def out_problem(out: Path, given: bool = True) -> str | None:
     return None
 
 
+class Stopped(Exception):
+    """SIGINT or SIGTERM while compare reads the runs or writes the report (its name the message)."""
+
+
+@contextmanager
+def signals_stop() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Stopped in the block, their handlers put back after it."""
+
+    def stop(signum, frame):
+        raise Stopped(signal.Signals(signum).name)
+
+    before = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        with signals_stop():
+            return compared(args)
+    except Stopped as e:  # a 28-56-line traceback (Ctrl-C), or no word (SIGTERM): 24th hunt, case 32
+        where = args.out or args.folders[0] / "compare"
+        said = f"interrupted by {e}; the report in {where} may be unfinished: rerun the command"
+        print(f"align_lab.compare: {said}", file=sys.stderr)
+        return 128 + signal.Signals[str(e)].value
+
+
+def compared(args: argparse.Namespace) -> int:
+    """The command: the report written and what it found printed; 2 with one line for what is wrong."""
+    from align_lab.results.printed import comparison_lines
     from align_lab.results.report import write_report
 
-    args = parse_args(argv)
     message = out_problem(args.out) if args.out else None
     if args.out is None and args.folders[0].is_dir():  # the default: <folder>/compare
         message = out_problem(args.folders[0] / "compare", given=False)
@@ -305,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"align_lab.compare: error: {e}", file=sys.stderr)
         return 2
-    for line in result_lines(comparison, args.by):
+    for line in comparison_lines(comparison, args.by):
         print(line)
     for line in [*plan_record.plan_lines(args.folders), *tuning_report_lines(args.folders)]:
         print(line)

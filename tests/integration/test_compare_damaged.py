@@ -274,3 +274,28 @@ def test_a_metrics_value_past_float32s_range_is_left_out_with_a_note_and_the_rep
         f"eval/gold_reward 1e+308 at step {first['step']}"
     )
     assert said in result.stdout and (tmp_path / "out" / "report.html").is_file()
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_a_signal_while_compare_writes_its_report_is_one_line(tmp_path: Path, name: str) -> None:
+    """Twenty-fourth hunt, case 32: Ctrl-C while compare wrote its figures: a 28-56-line KeyboardInterrupt
+    traceback; SIGTERM: rc 143 and no word at all, the report left unfinished."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    sweep, out = make_sweep(tmp_path), tmp_path / "out"
+    command = [sys.executable, "-m", "align_lab.compare", str(sweep), "--out", str(out)]
+    comparing = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*.png")) and comparing.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # its first figure: the report is being written
+    comparing.send_signal(getattr(signal, name))
+    _, err = comparing.communicate(timeout=120)
+    assert comparing.returncode == 128 + getattr(signal, name), err[-3000:]
+    assert err.strip() == (
+        f"align_lab.compare: interrupted by {name}; the report in {out} may be unfinished: rerun the command"
+    ), err[-3000:]
