@@ -17,6 +17,8 @@ if __name__ == "__main__":  # the jobs `resume` submits inherit the malloc `pyth
 from align_lab.results.manifest import load_manifest, write_manifest
 from align_lab.study.local_jobs import deaf_to_the_group, detached_output
 from align_lab.study.status import study_states
+from align_lab.study.submission import status_command
+from align_lab.train.preemption import Interrupted, Interruption, held
 
 STATES = ("done", "running", "pending", "interrupted", "failed", "died")
 
@@ -62,9 +64,11 @@ def resume(study_dir: Path, wait: bool) -> int:
     import submitit
 
     todo = to_resubmit(study_states(study_dir))
-    with chdir(where_it_ran(study_dir)):  # its jobs start where the sweep did, as its own resume line
-        jobs = _resubmitted(manifest, todo, wait, submitit)  # does (twenty-fourth hunt, case 15)
-    write_manifest(study_dir, manifest)
+    # a signal as it submits waits for the manifest to name the jobs submitted (then stops: main)
+    with held("the command stops once the runs it submits are recorded ({name} again: now)"):
+        with chdir(where_it_ran(study_dir)):  # its jobs start where the sweep did, as its own resume
+            jobs = _resubmitted(manifest, todo, wait, submitit)  # line does (twenty-fourth hunt, case 15)
+        write_manifest(study_dir, manifest)
     print(f"{len(jobs)} runs resubmitted, {len(manifest['runs']) - len(jobs)} left as they are")
     if wait:
         return waited(study_dir, jobs, manifest["cluster"])
@@ -167,8 +171,13 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--wait", action="store_true", help="wait for the resubmitted runs")
     args = parser.parse_args(argv)
     try:
-        slurm_answers(args.study_dir)
-        return status(args.study_dir) if args.command == "status" else resume(args.study_dir, args.wait)
+        with Interruption():
+            slurm_answers(args.study_dir)
+            return status(args.study_dir) if args.command == "status" else resume(args.study_dir, args.wait)
+    except Interrupted as e:  # rc 143 and no word (twenty-fourth hunt, case 33)
+        said = f"{args.command} interrupted by {e.signal_name}; see {status_command(args.study_dir)}"
+        print(f"align_lab.study: {said}", file=sys.stderr)
+        return e.exit_code
     except (FileNotFoundError, ValueError) as e:  # no manifest, or a damaged one (load_manifest)
         print(f"align_lab.study: error: {e}", file=sys.stderr)
         return 2

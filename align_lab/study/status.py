@@ -144,6 +144,22 @@ def _scheduler_state(run: dict, cluster: str) -> str:
         return "FINISHED"
 
 
+def submitted_since(run: dict) -> bool:
+    """The run's job (the manifest's) was submitted after its summary.json was last written."""
+    if not run.get("job_id") or not run.get("submitit_folder"):
+        return False
+    try:
+        submitted = (Path(run["submitit_folder"]) / f"{run['job_id']}_submitted.pkl").stat().st_mtime
+        return submitted > (Path(run["run_dir"]) / "summary.json").stat().st_mtime
+    except OSError:
+        return False
+
+
+def _ended(run: dict, cluster: str) -> bool:
+    state = _scheduler_state(run, cluster).split()[0]
+    return state in TERMINAL_SLURM or state == "FINISHED"
+
+
 def run_state(run: dict, cluster: str) -> RunState:
     """Completed only on a completed summary; failed on an error, or on a job that ended without one."""
     summary = _summary(Path(run["run_dir"]))
@@ -152,9 +168,13 @@ def run_state(run: dict, cluster: str) -> RunState:
     )
     if summary and summary.get("status") == "completed":
         return make("done", "completed")
+    result = _job_result(run)
+    if summary and not result and submitted_since(run) and not _ended(run, cluster):
+        # its summary is an earlier segment's: a run submitted again, its job not started (or its run
+        # not yet begun), is pending (twenty-fourth hunt, case 34: `interrupted`, and resumed twice)
+        return make("pending", f"job {run['job_id']} submitted again: it resumes from its checkpoint")
     if summary and summary.get("status") == "failed":
         return make("failed", summary.get("error", "failed"))
-    result = _job_result(run)
     if result and result[0] == "error":
         return make("failed", result[1].strip().splitlines()[-1])
     if summary and summary.get("status") == "interrupted":  # the run's own line: where, and how to resume

@@ -127,3 +127,57 @@ def test_a_manifest_written_with_a_relative_sweep_dir_is_not_taken_for_a_moved_s
     monkeypatch.chdir(tmp_path)
     read = load_manifest(sweep)
     assert "moved_from" not in read and read["folder"] == str(sweep / ".submitit" / "%j"), read
+
+
+@pytest.mark.parametrize("job, said", [("RUNNING", "pending"), ("FINISHED", "interrupted")])
+def test_an_interrupted_run_submitted_again_is_pending_until_its_job_ends(tmp_path, monkeypatch, job, said):
+    """Twenty-fourth hunt, case 34: two `study resume` a second apart: the first's jobs not started yet, the
+    runs still read `interrupted` (their summary an earlier segment's), and the second submitted both again:
+    two jobs for each folder."""
+    import os
+
+    from align_lab.study.__main__ import to_resubmit
+
+    run_dir, submitit = tmp_path / "run", tmp_path / "submitit"
+    run_dir.mkdir()
+    submitit.mkdir()
+    line = "interrupted by SIGTERM; resume from step 20 with: ..."
+    (run_dir / "summary.json").write_text(json.dumps({"status": "interrupted", "error": line}))
+    (submitit / "77_submitted.pkl").write_bytes(b"")
+    os.utime(run_dir / "summary.json", (1_000_000, 1_000_000))  # written before the job was submitted
+    monkeypatch.setattr(status, "_scheduler_state", lambda run, cluster: job)
+    run = {"num": 0, "overrides": ["seed=0"], "run_dir": str(run_dir), "job_id": "77"}
+    state = run_state(run | {"submitit_folder": str(submitit)}, "local")
+    assert state.state == said, state
+    assert to_resubmit([state]) == (set() if said == "pending" else {0})
+
+
+def test_a_sigterm_as_study_resume_submits_stops_it_in_one_line_once_the_jobs_are_recorded(
+    tmp_path, monkeypatch, capsys
+):
+    """Twenty-fourth hunt, case 33: SIGTERM to `study resume` as it worked: rc 143 and no word, whether or
+    not it had submitted the runs. The signal now waits for the manifest to name the jobs it submitted."""
+    import os
+    import signal
+    import threading
+
+    from align_lab.study import __main__ as study
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    run = {"num": 0, "overrides": ["seed=0"], "run_dir": str(sweep / "0_grpo_seed0"), "job_id": None}
+    (sweep / "study.json").write_text(
+        json.dumps({"cluster": "local", "sweep_dir": str(sweep), "runs": [run]})
+    )
+
+    def submitting(manifest, todo, wait, submitit):
+        manifest["runs"][0]["job_id"] = "999"
+        os.kill(os.getpid(), signal.SIGTERM)  # as the first job is submitted
+        threading.Event().wait(0.2)
+        return [(manifest["runs"][0], None)]
+
+    monkeypatch.setattr(study, "_resubmitted", submitting)
+    assert study.main(["resume", str(sweep)]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("align_lab.study: resume interrupted by SIGTERM; see "), err
+    assert json.loads((sweep / "study.json").read_text())["runs"][0]["job_id"] == "999"
