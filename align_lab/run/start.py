@@ -3,6 +3,7 @@ before anything was built leaves it (run/execute.py); every write through RunFol
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -112,7 +113,7 @@ def begin(
     forget_scored()  # the rows its scorers score, kept in each checkpoint (user_probes.py): this run's
     step = checkpoint_step(ckpt)
     resumed = step > 0
-    before = job.segments if resumed or stopped_before_a_step(job) else []
+    before = job.segments if resumed or stopped_before_a_step(job) or killed_before_a_checkpoint(job) else []
     stage_threads = job.stage_threads if resumed else None
     if resumed and (line := threads_changed(job.previous, step)):
         log.warning(f"align_lab: warning: {line}")
@@ -132,6 +133,22 @@ def stopped_before_a_step(job: Job) -> bool:
     metrics = job.run_dir / "metrics.jsonl"
     stopped = job.previous.get("status") in ("interrupted", "preempted", "running")
     return stopped and not (metrics.is_file() and metrics.stat().st_size > 0)
+
+
+def killed_before_a_checkpoint(job: Job) -> bool:
+    """The run was killed (its summary still `running`) before its first checkpoint: its rerun from step 0
+    does that work again, so the killed segment counts in its wall time (twenty-fourth hunt, case 37: it
+    was dropped, the run reading as never interrupted). Checkpoints deleted after the steps that wrote
+    them start the run again: those do not count."""
+    if job.previous.get("status") != "running":
+        return False
+    every = (job.spec.config.get("train") or {}).get("checkpoint_every") or 0
+    try:
+        lines = (job.run_dir / "metrics.jsonl").read_text().splitlines()
+        last = max((json.loads(x).get("step", 0) for x in lines if x.strip()), default=0)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return not isinstance(every, int) or every <= 0 or last < every
 
 
 def leave(

@@ -150,13 +150,17 @@ def test_a_refused_sweep_into_a_folder_of_the_users_files_leaves_only_those(tmp_
     assert [p.name for p in folder.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.parametrize("every", [1, 100], ids=["checkpointed", "before_its_first_checkpoint"])
 def test_a_killed_run_is_died_not_running_and_its_resume_counts_every_segment(
-    tmp_path, cache_dir, forked_cli
+    every, tmp_path, cache_dir, forked_cli
 ):
+    """Twenty-fourth hunt, case 37 (`before_its_first_checkpoint`): killed before its first checkpoint,
+    the rerun from step 0 dropped the killed segment's time, the run reading as never interrupted."""
     from align_lab.results.runs import load_run
 
     run_dir = tmp_path / "run"
-    args = [*SMALL, "train.steps=12", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    args = [*SMALL, "train.steps=12", f"train.checkpoint_every={every}", f"cache_dir={cache_dir}"]
+    args += [f"hydra.run.dir={run_dir}"]
     proc = start(args)
     try:
         wait_for(lambda: metric_lines(run_dir) >= 3 or proc.poll() is not None)
