@@ -124,7 +124,7 @@ def _killpg_said(real_killpg, pid: int, group: int, signum: int) -> None:
     raise said
 
 
-def _left_by_a_fork(real_exit, error: BaseException | None) -> None:
+def left_by_a_fork(real_exit, error: BaseException | None) -> None:
     """A process the user's code forked, come back out of the call: it ends here, as it asked (a
     SystemExit's code, an error's traceback and 1), never going on as the run (twenty-third hunt, case 12:
     its sys.exit rewrote the completed run's summary.json `failed`, its figures gone)."""
@@ -162,11 +162,11 @@ def run_signals_kept(where: str) -> Iterator[None]:
         yield
     except BaseException as e:
         if os.getpid() != pid:
-            _left_by_a_fork(real_exit, e)
+            left_by_a_fork(real_exit, e)
         raise
     else:
         if os.getpid() != pid:
-            _left_by_a_fork(real_exit, None)
+            left_by_a_fork(real_exit, None)
     finally:
         if os.getpid() == pid:
             if main:

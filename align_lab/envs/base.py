@@ -9,13 +9,14 @@ import copy
 import functools
 import math
 import numbers
+import os
 import string
 import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from align_lab.user_probes import loaded
-from align_lab.user_signals import CALLING, run_signals_kept
+from align_lab.user_signals import CALLING, left_by_a_fork, run_signals_kept
 from align_lab.value_checks import FLOAT32_MAX, beyond, one_line
 
 
@@ -93,13 +94,20 @@ def call_with_timeout(fn, timeout_s: float):
     `timeout_s`. A daemon thread (not a ThreadPoolExecutor's) so that a step that never returns does
     not keep the process from exiting once the run has stopped."""
     future: concurrent.futures.Future = concurrent.futures.Future()
+    pid = os.getpid()
 
     def work() -> None:
         CALLING.add(threading.get_ident())  # its os._exit is said as the main thread's (user_signals.py)
         try:
-            future.set_result(fn())
+            result = fn()
         except BaseException as e:  # noqa: BLE001 - handed to the caller
+            if os.getpid() != pid:  # a process the step forked, out of the call: it ends here, as it
+                left_by_a_fork(os._exit, e)  # asked (twenty-fourth hunt, case 40: CPython's fatal dump)
             future.set_exception(e)
+        else:
+            if os.getpid() != pid:
+                left_by_a_fork(os._exit, None)
+            future.set_result(result)
         finally:
             CALLING.discard(threading.get_ident())
 

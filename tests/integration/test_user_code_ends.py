@@ -152,8 +152,8 @@ from align_lab.envs.base import LastTurn, Step
 class ExitingEnv:
     multi_turn = True
 
-    def __init__(self, max_turns=2, step_timeout_s=30.0):
-        self.max_turns, self.step_timeout_s, self.calls = max_turns, step_timeout_s, 0
+    def __init__(self, max_turns=2, step_timeout_s=30.0, act="exit"):
+        self.max_turns, self.step_timeout_s, self.calls, self.act = max_turns, step_timeout_s, 0, act
 
     def start(self, prompt):
         return Episode(self)
@@ -166,8 +166,10 @@ class Episode(LastTurn):
     def step(self, turn):
         self.turns.append(turn)
         self.env.calls += 1
-        if self.env.calls == 20:
+        if self.env.calls == 20 and self.env.act == "exit":
             os._exit(0)
+        if self.env.calls == 20 and self.env.act == "fork":
+            os.fork()  # and the child returns from the step, as the parent does
         return Step(done=True)
 """
 
@@ -189,3 +191,24 @@ def test_an_environment_that_calls_os_exit_stops_the_run_in_one_line(tmp_path, c
     )
     assert "resume from step 1 with: " in line and "Traceback" not in result.stderr, line
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.fast
+def test_an_environment_step_that_forks_a_returning_child_ends_the_child_quietly(
+    tmp_path, cache_dir, forked_cli
+):
+    """Twenty-fourth hunt, case 40: a step (on the run's step thread) that forks and lets its child return:
+    the child died in CPython's "Fatal Python error: init_threadstate" with a 26-line thread dump on the
+    run's output. It ends there as it asked, as a reward's forked child does; the run completes."""
+    (tmp_path / "exiting_env.py").write_text(ENV)
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "algo=grpo", "task=toy_arith"]
+    args += ["reward=gold", "env._target_=exiting_env.ExitingEnv", "+env.act=fork"]
+    result = forked_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    time.sleep(1.0)  # the child, had it gone on, would have said so by now
+    assert "Fatal Python error" not in result.stderr and "Traceback" not in result.stderr, result.stderr[
+        -3000:
+    ]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
