@@ -54,6 +54,13 @@ class RemoteReward:
         self.probe_key = "reward.url"
         loaded(self.probe_key, self._scores, at=self.url)  # a resume asks the server again (user_probes.py)
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled (a job `study resume` submits again, a spawned rank): the server asked again on resume,
+        as where it was built (twenty-fourth hunt, case 41: a resubmitted run's check found no scorer and
+        trained on a judge scoring 10x, in silence)."""
+        self.__dict__.update(state)
+        loaded(self.probe_key, self._scores, at=self.url)
+
     def check_reachable(self) -> None:
         """Before any compute: the server's host and port accept a connection (one line if not)."""
         import socket

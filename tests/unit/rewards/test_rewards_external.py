@@ -435,3 +435,19 @@ def test_a_function_reward_gone_when_a_rank_loads_it_again_is_one_line_at_its_fi
         reward._scores(["p"], ["r"])
     assert str(e.value).startswith("reward.path=gone16:score: cannot import gone16 (")
     assert str(e.value).endswith("): this process could not load it again")
+
+
+def test_an_unpickled_remote_reward_is_asked_again_on_resume(server, monkeypatch):
+    """Twenty-fourth hunt, case 41: `study resume` runs the job's pickled spec; its remote reward, unpickled,
+    was not the scorer a resume asks again (only building one registered it), so the resumed runs trained
+    on a judge now scoring 10x with no refusal. Unpickled, it is asked again, at its address."""
+    import pickle
+
+    from align_lab import user_probes
+
+    reward = RemoteReward(url=url(server))
+    monkeypatch.setattr(user_probes, "_LIVE", {})  # a fresh process: nothing built yet
+    monkeypatch.setattr(user_probes, "_AT", {})
+    pickle.loads(pickle.dumps(reward))
+    assert user_probes.asked_again("reward.url", {"calls": [(["p", "p"], ["a", "a b"])]}) == [[1.0, 2.0]]
+    assert user_probes.address("reward.url") == url(server)
