@@ -236,7 +236,13 @@ class StudyLauncher(BaseSubmititLauncher):
                         time.sleep(poll_s)
         except Interrupted as e:
             lost = lost_runs([(jobs[r["num"]], r) for r in runs]) if self._EXECUTOR == "local" else []
-            self._stop_waiting(e, [(jobs[n], waiting[n]) for n in waiting], sweep_dir, lost)
+            if lost or not all(completed_run(run) for run in waiting.values()):
+                self._stop_waiting(e, [(jobs[n], waiting[n]) for n in waiting], sweep_dir, lost)
+            # every run had completed as it came (twenty-fourth hunt, case 43: "2 unfinished runs stop"
+            # and a resume command, the runs' figures never said): the sweep ends as it would have
+            print(f"align_lab: {e.signal_name}: every run had completed; the sweep ends", file=sys.stderr)
+            for num in list(waiting):
+                results[num] = self._result(jobs[num], waiting.pop(num), outcomes)
         outcomes.finish()
         return [results[r["num"]] for r in runs]
 

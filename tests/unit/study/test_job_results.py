@@ -54,3 +54,39 @@ def test_a_completed_or_preempted_runs_job_is_still_asked_for_its_result(tmp_pat
     job, run = ended_run(tmp_path, {"status": status, "error": "preempted by signal 12: checkpointed"})
     ret = StudyLauncher._result(job, run, Outcomes([run], tmp_path))
     assert job.asked == 1 and ret.status == JobStatus.FAILED  # (its result file never came)
+
+
+def test_a_signal_after_every_run_completed_ends_the_sweep_with_their_lines(tmp_path, capsys):
+    """Twenty-fourth hunt, case 43: SIGTERM to a local sweep in the second after both runs completed (their
+    jobs not yet reporting): "2 unfinished runs stop once their steps under way are done" and a resume
+    command for a finished sweep, the runs' figures never said."""
+    import os
+    import signal
+
+    from hydra.core.utils import JobReturn
+
+    class Reporting(EndedJob):  # its run completed; the job ends as the signal comes
+        def done(self) -> bool:
+            if not self.asked:
+                self.asked = -1
+                os.kill(os.getpid(), signal.SIGTERM)
+            return False
+
+        def results(self):
+            return [JobReturn(overrides=["seed=0"], status=JobStatus.COMPLETED, _return_value=0.5)]
+
+    run_dir = tmp_path / "0_grpo_seed0"
+    run_dir.mkdir()
+    summary = {"algo": "grpo", "seed": 0, "status": "completed", "eval/gold_reward": 0.5}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    run = {"num": 0, "overrides": ["seed=0"], "run_dir": str(run_dir)}
+    launcher = StudyLauncher.__new__(StudyLauncher)
+    launcher._EXECUTOR = "local"
+    [ret] = launcher._wait({0: Reporting(tmp_path)}, [run], tmp_path, poll_s=0.05)
+    assert ret.status == JobStatus.COMPLETED
+    out, err = capsys.readouterr()
+    assert err.strip() == "align_lab: SIGTERM: every run had completed; the sweep ends", err
+    assert (
+        "align_lab: run #0 (seed=0): grpo seed 0 completed" not in out
+        and "completed: gold reward 0.500" in out
+    ), out
