@@ -38,7 +38,7 @@ def unreturned(job, error: Exception, run_dir: Path | None = None) -> str:
     if folder:
         return folder
     text = last_line(str(error))
-    if os.strerror(errno.ENOSPC) in text:
+    if os.strerror(errno.ENOSPC) in str(error):  # anywhere in it: submitit's own line may come last
         where = job.paths.folder
         return (
             f"no space left on the device holding {where}: job {job.job_id} could not write its result there"

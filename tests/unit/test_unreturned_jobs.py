@@ -97,3 +97,15 @@ def test_a_slurm_job_that_reached_its_time_limit_says_so_not_killed(tmp_path) ->
     assert "(killed: kill -9, or out of memory?)" in unreturned(
         SlurmJob(**vars(job("")), state="COMPLETED"), "", run
     )
+
+
+def test_a_full_disk_named_anywhere_in_the_jobs_error_is_said_as_one(tmp_path) -> None:
+    """A local sweep on a full disk (a race the full-disk test met in 2026-11-30's session): the job's log
+    unwritten, submitit's error ending on its own "Submitted job triggered an exception" line, the ENOSPC
+    above it: "job 31743 ended without a result: submitit ERROR (...) - Submitted job triggered ..."."""
+    error = RuntimeError(
+        "OSError: [Errno 28] No space left on device\nsubmitit ERROR - Submitted job triggered an exception"
+    )
+    assert unreturned(job(""), error).startswith(
+        "no space left on the device holding /d/sw/.submitit/31699: "
+    )
