@@ -6,6 +6,7 @@ import os
 import sys
 
 from align_lab import malloc
+from align_lab.user_signals import end_forks
 
 if __name__ == "__main__":  # before torch is imported: this process starts again with tcmalloc, once
     malloc.start_with_it("align_lab")
@@ -121,6 +122,7 @@ def end_leaving(threads: list, code: int = 0) -> None:
     )
     sys.stdout.flush()
     logging.shutdown()
+    end_forks()  # what the code it ran forked goes with it
     os._exit(code)
 
 
@@ -144,6 +146,7 @@ def end(code: int) -> None:
     if torch_log.level == logging.NOTSET:  # torch's exit-time statistics (FakeTensor's cache), at INFO
         torch_log.setLevel(logging.WARNING)  # under Hydra's root logger, after the line (20th hunt, 47)
     atexit._run_exitfuncs()
+    end_forks()  # what the code it ran forked and its exit handlers left (a fork Pool kept across calls)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -19,13 +19,21 @@ ACTIVE: list[Interruption] = []  # the Interruptions this process is in, innermo
 
 def _unwatched_in_a_fork() -> None:
     """A process the user's code forks (a reward's Pool) would write its own signals into the run's
-    pipe (a Pool's terminate() taken for the run's second SIGTERM): its signals are its own."""
+    pipe (a Pool's terminate() taken for the run's second SIGTERM): its signals are its own, with their
+    default actions, as any library's forked worker expects: one that kept the run's handler ignored
+    its Pool's terminate() while it waited on a lock, and the run waited for it forever (twenty-fourth
+    hunt, case 44)."""
     try:
         fd = signal.set_wakeup_fd(-1)
     except ValueError:  # forked from a thread other than the main one
         return
     if fd not in WATCHED:
         signal.set_wakeup_fd(fd)
+    for name in (*Interruption.SIGNALS, "SIGUSR2"):
+        handler = signal.getsignal(getattr(signal, name))
+        if type(getattr(handler, "__self__", None)).__name__ in ("Interruption", "Preemption"):
+            default = signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL
+            signal.signal(getattr(signal, name), default)
 
 
 os.register_at_fork(after_in_child=_unwatched_in_a_fork)

@@ -4,12 +4,13 @@ as a user meets it on the command line (twenty-third hunt, cases 11-14)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
 import pytest
 
-from tests.conftest import SMALL
+from tests.conftest import SMALL, run_cli
 
 REWARD = """
 import os
@@ -212,3 +213,38 @@ def test_an_environment_step_that_forks_a_returning_child_ends_the_child_quietly
         -3000:
     ]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+POOLED = """
+import concurrent.futures
+import multiprocessing
+
+POOL = []
+
+def _one(response):
+    return float(len(response.split()))
+
+def score(prompts, responses):
+    if not POOL:  # kept across calls, never shut down
+        POOL.append(concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")))
+    return list(POOL[0].map(_one, responses))
+"""
+
+
+def test_the_forks_a_reward_leaves_running_end_with_the_command(tmp_path, cache_dir):
+    """Twenty-fourth hunt, case 50: a reward keeping a fork ProcessPoolExecutor across calls: the run ended
+    rc 0, its 2 workers orphaned (320 MB each) and deaf to SIGTERM, for good. They end with the command,
+    which names them."""
+    (tmp_path / "pooled.py").write_text(POOLED)
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    result = run_cli([*args, "reward.path=pooled:score"], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = [x for x in result.stderr.splitlines() if "which code it ran forked and left running" in x]
+    assert len(said) == 1, result.stderr[-3000:]
+    pids = [int(p) for p in said[0].split("ends processes ")[1].split(", which")[0].split(", ")]
+    deadline = time.monotonic() + 10  # killed as the command ended: gone once init has reaped them
+    while [p for p in pids if os.path.exists(f"/proc/{p}")] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(pids) == 2 and not [p for p in pids if os.path.exists(f"/proc/{p}")], said

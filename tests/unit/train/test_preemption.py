@@ -170,3 +170,25 @@ def test_the_commands_end_runs_the_exit_handlers_without_torchs_exit_time_statis
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 3 and done.stdout == "handlers ran\n", (done.stdout, done.stderr)
     assert done.stderr == "the line\n", done.stderr
+
+
+def test_a_process_forked_inside_a_run_gets_the_default_signal_actions():
+    """Twenty-fourth hunt, case 44: a reward's fork Pool worker kept the run's SIGTERM handler, so its
+    Pool's terminate() did not end it as it waited on a lock (in C), and the run waited for it forever."""
+    import signal
+
+    from align_lab.train.preemption import Interruption
+    from align_lab.train.submitit_signals import Preemption
+
+    before = signal.getsignal(signal.SIGUSR2)
+    with Interruption() as interruption:
+        Preemption(interruption=interruption).install()
+        pid = os.fork()
+        if pid == 0:  # the child: every one of the run's signals back at its default action
+            names = (*Interruption.SIGNALS, "SIGUSR2")
+            handlers = {n: signal.getsignal(getattr(signal, n)) for n in names}
+            defaults = {n: signal.default_int_handler if n == "SIGINT" else signal.SIG_DFL for n in names}
+            os._exit(0 if handlers == defaults else 1)
+        _, status = os.waitpid(pid, 0)
+        signal.signal(signal.SIGUSR2, before)  # as the test found it
+    assert os.waitstatus_to_exitcode(status) == 0
