@@ -19,6 +19,7 @@ from pathlib import Path
 from align_lab.results import plan_record
 from align_lab.results.claims import check_algorithm_names, saved_claims
 from align_lab.results.tuning import tuning_report_lines
+from align_lab.value_checks import say
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -298,12 +299,12 @@ def compared(args: argparse.Namespace) -> int:
         print(f"align_lab.compare: error: {e}", file=sys.stderr)
         return 2
     for line in comparison_lines(comparison, args.by):
-        print(line)
+        say(line)
     for line in [*plan_record.plan_lines(args.folders), *tuning_report_lines(args.folders)]:
-        print(line)
-    print(f"report: {paths['report.html']} (and report.md, runs.csv, runs.parquet, figures) in {out}")
+        say(line)
+    say(f"report: {paths['report.html']} (and report.md, runs.csv, runs.parquet, figures) in {out}")
     for line in wandb_lines(comparison, figures, out, runs, args) if args.wandb else []:
-        print(line)
+        say(line)
     return 0
 
 

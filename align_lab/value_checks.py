@@ -4,9 +4,22 @@ the value checks; imports nothing of align_lab, so any module can use it."""
 from __future__ import annotations
 
 import math
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def say(line: str) -> None:
+    """print() to stdout, whose reader may have stopped reading (`| head -1`, `less` quit): from then on
+    nothing more is written there, and the command goes on to its end and its own exit code (it read
+    "cannot write <the sweep folder> (Broken pipe); make it writable", or a BrokenPipeError traceback:
+    twenty-fourth hunt, cases 46-47)."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # its exit's flush too
 
 
 class ConfigError(ValueError):
@@ -135,3 +148,16 @@ def naming(path: Path) -> Iterator[None]:
         if e.filename is None:
             e.filename = str(path)
         raise
+
+
+def whole(path: Path, write) -> None:
+    """`write(tmp)` then tmp renamed to `path`: on a full disk or a kill -9 no half-written report or
+    figure stays where a user opens it as the result (twenty-first hunt, case 6: report.html cut
+    mid-image; twenty-fourth, case 48: a 0-byte figure); the error names `path`."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with naming(path):
+            write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ import numpy as np
 
 from align_lab.results.extract import final_value, is_completed
 from align_lab.results.runs import Run, format_value, group_label, lookup, run_seed
+from align_lab.value_checks import whole
 
 REPS = 2000  # bootstrap replications (rliable's default for profiles)
 SEED = 0
@@ -297,7 +298,7 @@ def across_figure(a: AcrossTasks | None, out: Path) -> list[tuple[str, Path]]:
     )
     ax.legend(title="arm", loc="upper right")  # rliable labels each line with its arm, draws no legend
     path = out / FIGURE
-    fig.savefig(path, dpi=100)
+    whole(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     return [
         (f"Performance profiles across {', '.join(a.normalised)}: fraction of runs scoring above tau", path)
     ]

@@ -14,7 +14,7 @@ from align_lab.results.comparison import Comparison
 from align_lab.results.extract import WALL_TIME
 from align_lab.results.runs import COMPLETED
 from align_lab.results.stats import fmt
-from align_lab.value_checks import naming
+from align_lab.value_checks import whole
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -53,12 +53,7 @@ def _figure(width: float = 7.0, height: float = 4.5) -> tuple[Figure, Axes]:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    try:
-        with naming(path):
-            fig.savefig(path, dpi=DPI)
-    except OSError:
-        path.unlink(missing_ok=True)  # no half-written figure (a full disk)
-        raise
+    whole(path, lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"))  # whole, or not there
     return path
 
 

@@ -18,7 +18,7 @@ from align_lab.results.robust import robust_blocks
 from align_lab.results.samples import samples_blocks
 from align_lab.results.stats import fmt, fmt_ci, fmt_p
 from align_lab.results.tuning import tuning_blocks
-from align_lab.value_checks import naming
+from align_lab.value_checks import whole
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -301,15 +301,3 @@ def _write_report(comparison: Comparison, roots: list[Path], out: Path):
     whole(paths["runs.csv"], lambda tmp: comparison.runs.to_csv(tmp, index=False))
     whole(paths["runs.parquet"], lambda tmp: comparison.runs.to_parquet(tmp, index=False))
     return paths | {p.name: p for _, p in figures}, figures
-
-
-def whole(path: Path, write) -> None:
-    """`write(tmp)` then tmp renamed to `path`: on a full disk no half-written report stays where a user
-    opens it as the result (twenty-first hunt, case 6: report.html cut mid-image); the error names `path`."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with naming(path):
-            write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from align_lab.study.local_jobs import deaf_to_the_group, detached_output
 from align_lab.study.status import study_states
 from align_lab.study.submission import status_command
 from align_lab.train.preemption import Interrupted, Interruption, held
+from align_lab.value_checks import say
 
 STATES = ("done", "running", "pending", "interrupted", "failed", "died")
 
@@ -42,9 +43,9 @@ def slurm_answers(study_dir: Path) -> None:
 def status(study_dir: Path) -> int:
     states = study_states(study_dir)
     for s in states:
-        print(f"#{s.num:<3} {s.state:<8} {' '.join(s.overrides)}  [{s.detail}]  {s.run_dir}")
+        say(f"#{s.num:<3} {s.state:<8} {' '.join(s.overrides)}  [{s.detail}]  {s.run_dir}")
     counts = Counter(s.state for s in states)
-    print(", ".join(f"{counts.get(k, 0)} {k}" for k in STATES))
+    say(", ".join(f"{counts.get(k, 0)} {k}" for k in STATES))
     return 1 if counts.get("failed") or counts.get("died") or counts.get("interrupted") else 0
 
 
@@ -64,12 +65,24 @@ def resume(study_dir: Path, wait: bool) -> int:
     import submitit
 
     todo = to_resubmit(study_states(study_dir))
+    never = sorted(r["num"] for r in manifest["runs"] if r["num"] in todo and not r.get("submitit_folder"))
+    if never:  # no job of its own to submit again (a KeyError traceback): the sweep's command runs it
+        from align_lab.rerun import sweep_resume_command
+
+        listed = ", ".join(f"#{n}" for n in never)
+        say(
+            f"{listed}: never submitted, so no job to submit again; the sweep's command runs them: "
+            f"{sweep_resume_command(Path(study_dir))}"
+        )
+        todo -= set(never)
     # a signal as it submits waits for the manifest to name the jobs submitted (then stops: main)
     with held("the command stops once the runs it submits are recorded ({name} again: now)"):
         with chdir(where_it_ran(study_dir)):  # its jobs start where the sweep did, as its own resume
             jobs = _resubmitted(manifest, todo, wait, submitit)  # line does (twenty-fourth hunt, case 15)
         write_manifest(study_dir, manifest)
-    print(f"{len(jobs)} runs resubmitted, {len(manifest['runs']) - len(jobs)} left as they are")
+    for run, job in jobs:  # said once recorded: a reader gone (`| head -1`) cuts no submission short
+        say(f"#{run['num']} resubmitted as job {job.job_id}: {' '.join(run['overrides'])}")
+    say(f"{len(jobs)} runs resubmitted, {len(manifest['runs']) - len(jobs)} left as they are")
     if wait:
         return waited(study_dir, jobs, manifest["cluster"])
     return 0
@@ -106,7 +119,6 @@ def _resubmitted(manifest: dict, todo: set[int], wait: bool, submitit) -> list:
                 job = executor.submit(delayed.function, *delayed.args, **delayed.kwargs)
         run.update(job_id=job.job_id, submitit_folder=str(job.paths.folder))
         jobs.append((run, job))
-        print(f"#{run['num']} resubmitted as job {job.job_id}: {' '.join(run['overrides'])}")
     return jobs
 
 

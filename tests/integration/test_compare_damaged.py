@@ -299,3 +299,24 @@ def test_a_signal_while_compare_writes_its_report_is_one_line(tmp_path: Path, na
     assert err.strip() == (
         f"align_lab.compare: interrupted by {name}; the report in {out} may be unfinished: rerun the command"
     ), err[-3000:]
+
+
+@pytest.mark.parametrize("command", ["compare", "study status", "study resume"])
+def test_a_reader_that_stops_reading_is_no_error(tmp_path: Path, command: str) -> None:
+    """Twenty-fourth hunt, cases 46-47: `compare <sweep> | head -1`: a 9-line BrokenPipeError traceback;
+    `study status <sweep> | head -1`: "cannot write <the sweep folder> (Broken pipe); make it writable",
+    rc 2. The command ends as it would, its own exit code, nothing on stderr."""
+    import shlex
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    sweep = make_sweep(tmp_path)
+    module, *verb = command.split()
+    args = [sys.executable, "-m", f"align_lab.{module}", *verb, str(sweep)]
+    args += ["--out", str(tmp_path / "out")] if module == "compare" else []
+    script = f"{shlex.join(args)} | true; echo rc=${{PIPESTATUS[0]}}"  # the reader gone before a line
+    done = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    alone = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == f"rc={alone.returncode}" and done.stderr == "", done.stderr[-3000:]

@@ -327,3 +327,21 @@ def test_a_kl_below_0_in_a_runs_last_line_is_said_to_be_its_estimates_noise(tmp_
     line = result_lines({"algo": "grpo", "seed": 0, "eval/kl": -0.202, "eval/gold_reward": 0.5}, tmp_path)[0]
     assert "KL to SFT -0.202 (a sampled estimate: below 0 is its noise)" in line
     assert "(a sampled" not in result_lines({"algo": "grpo", "seed": 0, "eval/kl": 0.2}, tmp_path)[0]
+
+
+def test_a_figure_is_saved_whole_or_not_at_all(tmp_path: Path) -> None:
+    """Twenty-fourth hunt, case 48: compare killed as it saved its figures left a 0-byte .png beside whole
+    ones (the report's files were written to a temporary name and renamed; the figures were not)."""
+    import pytest
+
+    from align_lab.results.plots import _save
+
+    class Stopped:  # a figure whose save is cut short (a signal, a kill) after its first bytes
+        def savefig(self, target, **kwargs):
+            Path(target).write_bytes(b"\x89PNG")
+            raise KeyboardInterrupt
+
+    path = tmp_path / "gold_reward_by_group.png"
+    with pytest.raises(KeyboardInterrupt):
+        _save(Stopped(), path)
+    assert list(tmp_path.iterdir()) == []
