@@ -6,7 +6,7 @@ import os
 import sys
 
 from align_lab import malloc
-from align_lab.user_signals import end_forks
+from align_lab.user_forks import end_forks
 
 if __name__ == "__main__":  # before torch is imported: this process starts again with tcmalloc, once
     malloc.start_with_it("align_lab")

@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import sysconfig
 import threading
 import traceback
 from collections.abc import Iterator
@@ -76,9 +77,9 @@ def _thread_exit_said(real_exit, pid: int, hint, code: int) -> None:
     """os._exit from a thread the run did not make (one the user's code started): it ends the process, and
     with it the run, unfinished; said in one line with its resume command, and never rc 0 (twenty-fourth
     hunt, case 8: rc 0, no line, summary.json saying running)."""
-    if os.getpid() == pid and not on_the_runs_behalf():
-        frames = [f for f in traceback.extract_stack(sys._getframe(1)) if f.filename != __file__]
-        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "a thread"  # the caller's
+    frames = [f for f in traceback.extract_stack(sys._getframe(1)) if f.filename != __file__]
+    if os.getpid() == pid and not on_the_runs_behalf() and frames and yours(frames[-1].filename):
+        where = f"{frames[-1].filename}:{frames[-1].lineno}"  # the caller's
         line = f"{where} (a thread of your code) called os._exit({code}) during the run, ending it unfinished"
         with contextlib.suppress(Exception):
             line += f"; {hint()}"
@@ -86,6 +87,17 @@ def _thread_exit_said(real_exit, pid: int, hint, code: int) -> None:
             os.write(2, f"align_lab: error: {line}\n".encode())
         real_exit(code or 1)
     real_exit(code)
+
+
+OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep  # align_lab's own threads end the run their way
+LIBRARIES = (sysconfig.get_paths()["stdlib"], "site-packages", "dist-packages", "<frozen")
+
+
+def yours(filename: str) -> bool:
+    """A file of the user's code: not align_lab's (a watcher ending the run at once on its own line), an
+    installed library's or the standard library's."""
+    path = os.path.abspath(filename)
+    return not path.startswith(OURS) and not any(part in path for part in LIBRARIES)
 
 
 @contextmanager
@@ -258,59 +270,3 @@ def handlers_to(old, new) -> None:
             if isinstance(handler, logging.StreamHandler) and handler.stream is old:
                 with handler.lock, contextlib.suppress(AttributeError):  # logging's lastResort: a
                     handler.stream = new  # property reading sys.stderr (twenty-fourth hunt, case 7)
-
-
-def forks_left() -> list[int]:
-    """This process's children that are forks of it (its command line: not a program they ran), alive."""
-    me = os.getpid()
-    try:
-        mine = _command_line(me)
-        tasks = os.listdir(f"/proc/{me}/task")
-    except OSError:  # no /proc: nothing known
-        return []
-    children: set[int] = set()
-    for task in tasks:
-        try:
-            with open(f"/proc/{me}/task/{task}/children") as f:
-                children |= {int(pid) for pid in f.read().split()}
-        except OSError:
-            continue
-    return sorted(pid for pid in children if _command_line(pid) == mine)
-
-
-def _command_line(pid: int) -> bytes | None:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read() or None  # a zombie's is empty
-    except OSError:
-        return None
-
-
-def end_forks(wait_s: float = 2.0) -> list[int]:
-    """Ends the forks the user's code left running as the command ends (a reward's fork ProcessPoolExecutor
-    or Pool kept across calls: orphaned at the run's os._exit end, 320 MB each, for good; twenty-fourth
-    hunt, case 50): SIGTERM, then SIGKILL to those still there after `wait_s`; their pids, said once."""
-    import time
-
-    left = forks_left()
-    if not left:
-        return []
-    _send(left, signal.SIGTERM)
-    deadline = time.monotonic() + wait_s
-    while set(forks_left()) & set(left) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    _send(sorted(set(forks_left()) & set(left)), signal.SIGKILL)
-    print(
-        f"align_lab: warning: the command ends processes {', '.join(map(str, left))}, which code it ran "
-        "forked and left running (a reward's ProcessPoolExecutor or Pool kept across calls?); end them "
-        "in your code",
-        file=sys.stderr,
-        flush=True,
-    )
-    return left
-
-
-def _send(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            os.kill(pid, sig)
