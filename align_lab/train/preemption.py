@@ -17,26 +17,50 @@ WATCHED: set[int] = set()  # the write ends of the watchers' pipes (Interruption
 ACTIVE: list[Interruption] = []  # the Interruptions this process is in, innermost last (held)
 
 
+HELD: dict[int, set] = {}  # the forking thread's signal mask before a fork (_held_over_a_fork)
+STOPPING = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2}
+
+
+def _held_over_a_fork() -> None:
+    """Before a fork in a run: the signals that stop it wait (blocked in the forking thread, whose mask the
+    child inherits) until the child has its own handlers: one that came in between ran the run's handler
+    in the child, which wrote it into the run's pipe (a phantom `SIGTERM: the run stops ...` line) and, by
+    the time Python ran it, found the default action and dropped it, so a Pool's worker outlived its
+    terminate() and the run waited for it forever (twenty-fifth hunt, case 9)."""
+    if ACTIVE:
+        HELD[threading.get_ident()] = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
+
+
+def _let_go_after_a_fork() -> None:
+    """The forking thread's signals as they were before the fork (the parent; and the child, last)."""
+    mask = HELD.pop(threading.get_ident(), None)
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 def _unwatched_in_a_fork() -> None:
     """A process the user's code forks (a reward's Pool) would write its own signals into the run's
     pipe (a Pool's terminate() taken for the run's second SIGTERM): its signals are its own, with their
     default actions, as any library's forked worker expects: one that kept the run's handler ignored
     its Pool's terminate() while it waited on a lock, and the run waited for it forever (twenty-fourth
-    hunt, case 44)."""
+    hunt, case 44). A signal held over the fork arrives once they are (_held_over_a_fork)."""
     try:
         fd = signal.set_wakeup_fd(-1)
-    except ValueError:  # forked from a thread other than the main one
-        return
-    if fd not in WATCHED:
-        signal.set_wakeup_fd(fd)
-    for name in (*Interruption.SIGNALS, "SIGUSR2"):
-        handler = signal.getsignal(getattr(signal, name))
-        if type(getattr(handler, "__self__", None)).__name__ in ("Interruption", "Preemption"):
-            default = signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL
-            signal.signal(getattr(signal, name), default)
+        if fd not in WATCHED:
+            signal.set_wakeup_fd(fd)
+        for name in (*Interruption.SIGNALS, "SIGUSR2"):
+            handler = signal.getsignal(getattr(signal, name))
+            if type(getattr(handler, "__self__", None)).__name__ in ("Interruption", "Preemption"):
+                default = signal.default_int_handler if name == "SIGINT" else signal.SIG_DFL
+                signal.signal(getattr(signal, name), default)
+    except ValueError:  # not this interpreter's main thread: nothing of the run's to undo here
+        pass
+    _let_go_after_a_fork()
 
 
-os.register_at_fork(after_in_child=_unwatched_in_a_fork)
+os.register_at_fork(
+    before=_held_over_a_fork, after_in_parent=_let_go_after_a_fork, after_in_child=_unwatched_in_a_fork
+)
 
 
 class RankStopped(Exception):

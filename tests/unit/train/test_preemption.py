@@ -176,19 +176,31 @@ def test_a_process_forked_inside_a_run_gets_the_default_signal_actions():
     """Twenty-fourth hunt, case 44: a reward's fork Pool worker kept the run's SIGTERM handler, so its
     Pool's terminate() did not end it as it waited on a lock (in C), and the run waited for it forever."""
     import signal
+    import threading
 
-    from align_lab.train.preemption import Interruption
+    from align_lab.train.preemption import STOPPING, Interruption
     from align_lab.train.submitit_signals import Preemption
 
     before = signal.getsignal(signal.SIGUSR2)
     with Interruption() as interruption:
         Preemption(interruption=interruption).install()
         pid = os.fork()
-        if pid == 0:  # the child: every one of the run's signals back at its default action
+        if pid == 0:  # the child: every one of the run's signals back at its default action, none held
             names = (*Interruption.SIGNALS, "SIGUSR2")
             handlers = {n: signal.getsignal(getattr(signal, n)) for n in names}
             defaults = {n: signal.default_int_handler if n == "SIGINT" else signal.SIG_DFL for n in names}
-            os._exit(0 if handlers == defaults else 1)
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, []) & STOPPING
+            os._exit(0 if handlers == defaults and not held else 1)
         _, status = os.waitpid(pid, 0)
+        # and one sent as the child starts (twenty-fifth hunt, case 9: a Pool's terminate() in the
+        # window before its handlers were its own was dropped, and the run waited for it forever)
+        pid = os.fork()
+        if pid == 0:
+            threading.Event().wait(30)
+            os._exit(3)
+        os.kill(pid, signal.SIGTERM)
+        _, ended = os.waitpid(pid, 0)
         signal.signal(signal.SIGUSR2, before)  # as the test found it
+        assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & STOPPING  # the parent's let go too
     assert os.waitstatus_to_exitcode(status) == 0
+    assert os.waitstatus_to_exitcode(ended) == -signal.SIGTERM
