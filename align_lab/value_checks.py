@@ -20,6 +20,9 @@ def say(line: str) -> None:
         print(line, flush=True)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # its exit's flush too
+    except OSError as e:  # stdout on a full disk (`> /dev/full`): said once, never the sweep folder's fault
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (twenty-fifth hunt, cases 4-5)
+        print(f"align_lab: cannot write to stdout ({e.strerror}); what it would say is lost", file=sys.stderr)
 
 
 class ConfigError(ValueError):

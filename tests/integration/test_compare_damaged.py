@@ -320,3 +320,24 @@ def test_a_reader_that_stops_reading_is_no_error(tmp_path: Path, command: str) -
     done = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     alone = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.stdout.strip() == f"rc={alone.returncode}" and done.stderr == "", done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("command", ["compare", "study status"])
+def test_a_full_stdout_is_one_line_naming_stdout(tmp_path: Path, command: str) -> None:
+    """Twenty-fifth hunt, cases 4-5: `> /dev/full`: compare's 12-line OSError traceback, and `study status`
+    "cannot write <the sweep folder> (No space left on device); make it writable"."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    sweep = make_sweep(tmp_path)
+    module, *verb = command.split()
+    args = [sys.executable, "-m", f"align_lab.{module}", *verb, str(sweep)]
+    args += ["--out", str(tmp_path / "out")] if module == "compare" else []
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(args, cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert (
+        done.stderr.strip()
+        == "align_lab: cannot write to stdout (No space left on device); what it would say is lost"
+    ), done.stderr[-3000:]
