@@ -67,10 +67,32 @@ def _kill_said(real_kill, pid: int, target: int, signum: int) -> None:
         return real_kill(target, signum)
     if not on_the_runs_behalf():
         return real_kill(target, signum)
+    raise _killed(f"os.kill({target}, SIGKILL)")
+
+
+def _raise_said(real_raise, pid: int, signum: int) -> None:
+    """signal.raise_signal(SIGKILL) while the user's code runs: said as os.kill of the run is (twenty-fourth
+    hunt, case 4); any other signal, as it asked."""
+    if signum != signal.SIGKILL or os.getpid() != pid or not on_the_runs_behalf():
+        return real_raise(signum)
+    raise _killed("signal.raise_signal(SIGKILL)")
+
+
+def _killpg_said(real_killpg, pid: int, group: int, signum: int) -> None:
+    """os.killpg(<the run's group>, SIGKILL) while the user's code runs: said as os.kill of it is."""
+    if signum != signal.SIGKILL or group not in (0, os.getpgrp()) or os.getpid() != pid:
+        return real_killpg(group, signum)
+    if not on_the_runs_behalf():
+        return real_killpg(group, signum)
+    raise _killed(f"os.killpg({group}, SIGKILL)")
+
+
+def _killed(call: str) -> ExitCalled:
+    """The ExitCalled a SIGKILL of the run by the user's `call` is said as, where its caller called it."""
     said = ExitCalled(1)
-    said.call = f"os.kill({target}, SIGKILL)"
-    said.rank_frames = traceback.extract_stack(sys._getframe(1))
-    raise said
+    said.call = call
+    said.rank_frames = traceback.extract_stack(sys._getframe(2))  # the wrapper's caller: the user's line
+    return said
 
 
 def _thread_exit_said(real_exit, pid: int, hint, code: int) -> None:
@@ -111,29 +133,6 @@ def thread_exits_said(hint) -> Iterator[None]:
     finally:
         if os._exit is ours:
             os._exit = real_exit
-
-
-def _raise_said(real_raise, pid: int, signum: int) -> None:
-    """signal.raise_signal(SIGKILL) while the user's code runs: said as os.kill of the run is (twenty-fourth
-    hunt, case 4); any other signal, as it asked."""
-    if signum != signal.SIGKILL or os.getpid() != pid or not on_the_runs_behalf():
-        return real_raise(signum)
-    said = ExitCalled(1)
-    said.call = "signal.raise_signal(SIGKILL)"
-    said.rank_frames = traceback.extract_stack(sys._getframe(1))
-    raise said
-
-
-def _killpg_said(real_killpg, pid: int, group: int, signum: int) -> None:
-    """os.killpg(<the run's group>, SIGKILL) while the user's code runs: said as os.kill of it is."""
-    if signum != signal.SIGKILL or group not in (0, os.getpgrp()) or os.getpid() != pid:
-        return real_killpg(group, signum)
-    if not on_the_runs_behalf():
-        return real_killpg(group, signum)
-    said = ExitCalled(1)
-    said.call = f"os.killpg({group}, SIGKILL)"
-    said.rank_frames = traceback.extract_stack(sys._getframe(1))
-    raise said
 
 
 def left_by_a_fork(real_exit, error: BaseException | None) -> None:
