@@ -85,10 +85,41 @@ def math_reference(answer: str):
     return _math_parse(answer)
 
 
+LATEX_TOKEN = re.compile(r"\\[A-Za-z]+|[A-Za-z]+|\s+|.")
+DELIMITED = ("$", "\\(", "\\[", "\\boxed")
+
+
+def final_expression(response: str) -> str:
+    """The math a response ends with, undelimited: its last run of numbers, operators, LaTeX commands,
+    single letters and braced groups, before a trailing full stop ("The answer is 2^{10}." -> "2^{10}",
+    "so x = 3\\pi" -> "x = 3\\pi"); "" where it ends in a word."""
+    tokens, depth, kept = LATEX_TOKEN.findall(response.rstrip().removesuffix(".")), 0, []
+    for token in reversed(tokens):
+        depth += (token == "}") - (token == "{")
+        if depth <= 0 and token[0].isalpha() and len(token) > 1:  # a word, not \\pi or x or {cm}
+            break
+        kept.append(token)
+    return "".join(reversed(kept)).strip()
+
+
+def _response_parse(response: str):
+    """Math-Verify's parse of a response, whose final answer, when it is bare LaTeX (no `$`, `\\(`,
+    `\\[` or `\\boxed` anywhere), is read whole as `math_reference` reads an answer: undelimited,
+    Math-Verify read `2^{10}` as 2, so a response that wrote the reference itself scored 0
+    (twenty-fifth hunt, case 16)."""
+    if not any(mark in response for mark in DELIMITED):
+        final = final_expression(response)
+        if set(final) & set("\\^{_"):
+            whole = _math_parse(f"${final}$")
+            if whole:
+                return whole
+    return _math_parse(response)
+
+
 def _math_verify(response: str, gold) -> float:
     from math_verify import verify
 
-    predicted = _math_parse(response)
+    predicted = _response_parse(response)
     return float(bool(predicted) and verify(gold, predicted, timeout_seconds=_timeout(5)))
 
 

@@ -338,3 +338,43 @@ def test_a_bare_latex_answer_is_read_whole_not_as_its_first_number(name, answer,
 
     gold, check = reference(name, answer, "row 1"), checker(name)
     assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+
+
+@pytest.mark.parametrize(
+    "answer, right, wrong",
+    [
+        (
+            "2^{10}",
+            ["2^{10}", "The answer is 2^{10}.", "so 2^{10} = 1024"],
+            ["2", "2^{9}", "The answer is 2^{10} I think"],
+        ),
+        ("3\\pi", ["3\\pi", "The answer is 3\\pi.", "so x = 3\\pi"], ["3", "The answer is 2\\pi."]),
+        ("\\frac{1}{2}", ["\\dfrac{1}{2}", "It is \\frac{1}{2}\\text{ cm}."], ["\\frac{1}{3}", "2"]),
+        ("$2$", ["2", "it is 2"], ["2^{10}"]),  # was right: Math-Verify read the bare 2^{10} as 2
+    ],
+)
+@pytest.mark.parametrize("name", ["auto", "math_verify"])
+def test_a_response_ending_in_bare_latex_is_read_whole(name, answer, right, wrong):
+    """Twenty-fifth hunt, case 16: a response that wrote the reference's own bare LaTeX (`2^{10}`,
+    `The answer is 3\\pi.`, `\\dfrac{1}{2}` for `\\frac{1}{2}`) scored 0: Math-Verify read its first
+    number."""
+    from align_lab.tasks.verifiers import checker, reference
+
+    gold, check = reference(name, answer, "row 1"), checker(name)
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+
+
+@pytest.mark.parametrize(
+    "response, final",
+    [
+        ("The answer is 2^{10}.", "2^{10}"),
+        ("so x = 3\\pi", "x = 3\\pi"),
+        ("It is \\frac{1}{2}\\text{ cm}.", "\\frac{1}{2}\\text{ cm}"),
+        ("2^{10} I think", ""),
+        ("", ""),
+    ],
+)
+def test_final_expression_is_the_math_a_response_ends_with(response, final):
+    from align_lab.tasks.verifiers import final_expression
+
+    assert final_expression(response) == final
