@@ -4,10 +4,10 @@ environment): its signal handlers, its process, its output.
 - A component that sets SIGTERM, SIGINT or SIGUSR2 to its own handler (or SIG_IGN) for the run's whole
   life made a scheduler's SIGTERM do nothing (seventeenth hunt). After each call the run's handlers are put
   back, and the first time a component changed them, a warning names it.
-- Its os._exit, and a SIGKILL it sends its own process (os.kill, os.killpg, signal.raise_signal), are said
-  as sys.exit is (ExitCalled); a process it forks that comes back out of the call ends there, as it asked,
-  never going on as a second copy of the run; a thread of its own that calls os._exit, during the call or
-  after it, ends the run in one line with its resume command, never with rc 0 (thread_exits_said).
+- Its os._exit, and a SIGKILL it sends its own process (os.kill, os.killpg, signal.raise_signal,
+  signal.pthread_kill), are said as sys.exit is (ExitCalled); a process it forks that comes back out of the
+  call ends there, as it asked, never going on as a second copy of the run (a thread of its own that does
+  either: user_threads.py).
 - A component that closes or redirects the run's stdout or stderr (fd 1 and 2, sys.stdout and sys.stderr)
   lost every line after it, the run's last words among them (twenty-third hunt): they are put back too."""
 
@@ -19,7 +19,6 @@ import logging
 import os
 import signal
 import sys
-import sysconfig
 import threading
 import traceback
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ class ExitCalled(SystemExit):
 
     called = "os._exit"
     call: str | None = None
+    thread = False  # called from a thread of the user's code, not the run's (run/summary.py says so)
 
 
 CALLING: set[int] = set()  # the threads the run made to call the user's code (envs/base.py call_with_timeout)
@@ -78,6 +78,14 @@ def _raise_said(real_raise, pid: int, signum: int) -> None:
     raise _killed("signal.raise_signal(SIGKILL)")
 
 
+def _pthread_kill_said(real_pthread_kill, pid: int, thread_id: int, signum: int) -> None:
+    """signal.pthread_kill(<any thread of the run's>, SIGKILL) while the user's code runs: SIGKILL ends the
+    whole process, so it is said as os.kill of it is (twenty-fifth hunt, case 1: rc 137, no line)."""
+    if signum != signal.SIGKILL or os.getpid() != pid or not on_the_runs_behalf():
+        return real_pthread_kill(thread_id, signum)
+    raise _killed(f"signal.pthread_kill({thread_id}, SIGKILL)")
+
+
 def _killpg_said(real_killpg, pid: int, group: int, signum: int) -> None:
     """os.killpg(<the run's group>, SIGKILL) while the user's code runs: said as os.kill of it is."""
     if signum != signal.SIGKILL or group not in (0, os.getpgrp()) or os.getpid() != pid:
@@ -93,46 +101,6 @@ def _killed(call: str) -> ExitCalled:
     said.call = call
     said.rank_frames = traceback.extract_stack(sys._getframe(2))  # the wrapper's caller: the user's line
     return said
-
-
-def _thread_exit_said(real_exit, pid: int, hint, code: int) -> None:
-    """os._exit from a thread the run did not make (one the user's code started): it ends the process, and
-    with it the run, unfinished; said in one line with its resume command, and never rc 0 (twenty-fourth
-    hunt, case 8: rc 0, no line, summary.json saying running)."""
-    frames = [f for f in traceback.extract_stack(sys._getframe(1)) if f.filename != __file__]
-    if os.getpid() == pid and not on_the_runs_behalf() and frames and yours(frames[-1].filename):
-        where = f"{frames[-1].filename}:{frames[-1].lineno}"  # the caller's
-        line = f"{where} (a thread of your code) called os._exit({code}) during the run, ending it unfinished"
-        with contextlib.suppress(Exception):
-            line += f"; {hint()}"
-        with contextlib.suppress(OSError):
-            os.write(2, f"align_lab: error: {line}\n".encode())
-        real_exit(code or 1)
-    real_exit(code)
-
-
-OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep  # align_lab's own threads end the run their way
-LIBRARIES = (sysconfig.get_paths()["stdlib"], "site-packages", "dist-packages", "<frozen")
-
-
-def yours(filename: str) -> bool:
-    """A file of the user's code: not align_lab's (a watcher ending the run at once on its own line), an
-    installed library's or the standard library's."""
-    path = os.path.abspath(filename)
-    return not path.startswith(OURS) and not any(part in path for part in LIBRARIES)
-
-
-@contextmanager
-def thread_exits_said(hint) -> Iterator[None]:
-    """For a run's life: os._exit from a thread it did not make is said (_thread_exit_said); `hint()`: the
-    resume command's words. The run's own threads and processes it forks exit as they ask."""
-    real_exit = os._exit
-    ours = os._exit = functools.partial(_thread_exit_said, real_exit, os.getpid(), hint)
-    try:
-        yield
-    finally:
-        if os._exit is ours:
-            os._exit = real_exit
 
 
 def left_by_a_fork(real_exit, error: BaseException | None) -> None:
@@ -161,13 +129,14 @@ def run_signals_kept(where: str) -> Iterator[None]:
     as they were before it, put back after it (only the main thread sets handlers), and its output."""
     pid, main = os.getpid(), threading.current_thread() is threading.main_thread()
     before = {signum: signal.getsignal(signum) for signum in KEPT} if main else {}
-    real = os._exit, os.kill, os.killpg, signal.raise_signal
+    real = os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill
     real_exit = real[0]
     if main:
         os._exit = functools.partial(_exit_said, real_exit, pid)
         os.kill = functools.partial(_kill_said, real[1], pid)
         os.killpg = functools.partial(_killpg_said, real[2], pid)
         signal.raise_signal = functools.partial(_raise_said, real[3], pid)
+        signal.pthread_kill = functools.partial(_pthread_kill_said, real[4], pid)
     streams = Streams()
     try:
         yield
@@ -181,7 +150,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
     finally:
         if os.getpid() == pid:
             if main:
-                os._exit, os.kill, os.killpg, signal.raise_signal = real
+                os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill = real
             _signals_back(where, before)
             streams.back(where)
 

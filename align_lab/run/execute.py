@@ -3,6 +3,7 @@ training loop, its summary in the run folder."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -24,7 +25,6 @@ from align_lab.run.run_folder import RunFolder
 from align_lab.run.spec import Job, RunSpec
 from align_lab.run.start import begin, leave
 from align_lab.run.summary import (
-    FIXED,
     RunStopped,
     completed_before,
     outcome,
@@ -45,7 +45,7 @@ from align_lab.train.memory import record as planned
 from align_lab.train.preemption import Interrupted, Interruption, held
 from align_lab.train.submitit_signals import Preempted, Preemption
 from align_lab.user_reads import as_opened
-from align_lab.user_signals import thread_exits_said
+from align_lab.user_threads import thread_exits_said
 from align_lab.value_checks import (
     ArtifactMissing,
     ConfigError,
@@ -195,6 +195,22 @@ def end_now(
         os._exit(line.exit_code)
 
 
+def ended_by_a_thread(
+    spec: RunSpec, folder: RunFolder, summary: dict, kept: dict, before: list, start: float, e
+) -> None:
+    """A thread of the user's code ended the process (user_threads.py): summary.json says failed and the
+    line resumes the run, as end_now's; the rollout engine and the tracker are left to the main thread,
+    which may be using them, and the process ends (rc 1, or the code its os._exit passed)."""
+    update, stop = failure(e, spec, folder.path / "checkpoints")
+    summary |= update
+    with contextlib.suppress(OSError):
+        leave(folder, summary, kept, [*before, time.perf_counter() - start])
+    line = stop or RunStopped(f"error: {one_line(e)}", 1)
+    os.write(2, f"align_lab: {line}\n".encode())
+    logging.shutdown()  # the run's app.log
+    os._exit(e.code or line.exit_code)
+
+
 def grad_norms(run_dir: Path) -> list:
     """Each logged step's train/grad_norm (metrics.jsonl); none where the file cannot be read."""
     try:
@@ -220,11 +236,10 @@ def built(spec: RunSpec, ctx) -> dict:
 
 
 def run(job: Job) -> dict:
-    """Runs (or resumes, when its folder holds a checkpoint) one admitted run; returns summary.json.
-
-    A folder that already holds this run, completed, is reported as it is (its checkpoint is not even
-    read). A damaged checkpoint, a full disk, SIGTERM or Ctrl-C end the run with RunStopped: one line,
-    the summary says failed or interrupted, and everything written before stays."""
+    """Runs (or resumes, when its folder holds a checkpoint) one admitted run; returns summary.json. A
+    folder that already holds this run, completed, is reported as it is (its checkpoint not even read).
+    A damaged checkpoint, a full disk, SIGTERM or Ctrl-C end the run with RunStopped: one line, the
+    summary says failed or interrupted, and everything written before stays."""
     spec, run_dir, folder = job.spec, job.run_dir, RunFolder(job.run_dir)  # its summary's one writer
     if job.completed:
         return completed_before(run_dir, job.previous)
@@ -243,7 +258,8 @@ def run(job: Job) -> dict:
             summary, before, stage_threads = begin(job, ckpt, folder, identity["inputs"])
         # logged `step` = completed steps, so lines up to the checkpoint's step survive a resume
         tracker = spec.tracker.make(run_dir, spec.names, spec.config, checkpoint_step(ckpt) + 1)
-        with Interruption() as interruption, thread_exits_said(partial(resume_hint, ckpt, FIXED)):
+        ends = spec, folder, summary, kept, before, start  # what a run's end from another thread writes
+        with Interruption() as interruption, thread_exits_said(partial(ended_by_a_thread, *ends)):
             preemption = Preemption(interruption=interruption).install()  # USR2; SIGTERM/INT at a step's end
             with threads(stage_threads):  # a resume loads the stages its checkpoint was trained on
                 stages, ctx, loop = build_run(
@@ -256,7 +272,7 @@ def run(job: Job) -> dict:
                 slurm=slurm,
                 group_needed=spec.backend.uses_deepspeed,
                 interruption=interruption,
-                end_now=partial(end_now, spec, folder, summary, kept, before, start, tracker),
+                end_now=partial(end_now, *ends, tracker),
             )
             summary |= built(spec, ctx)
             folder.write_summary(summary)

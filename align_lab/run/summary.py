@@ -74,6 +74,9 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
         return folder_removed(e, ckpt.parent)
     if isinstance(e, SystemExit):  # not a requeue (failure() read Preempted): code the run called exited
         called = getattr(e, "call", None) or f"{getattr(e, 'called', 'sys.exit')}({e.code!r})"  # ExitCalled
+        if getattr(e, "thread", False):  # user_threads.py: the process ends as the thread asked
+            called = f"(a thread of your code) called {called} during the run, ending it unfinished"
+            return RunStopped(f"error: {exited_where(e)} {called}; {fixed}", 1)
         return RunStopped(f"error: {exited_where(e)} called {called} during the run; {fixed}", 1)
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
         what = e.filename or unnamed_write(ckpt.parent)

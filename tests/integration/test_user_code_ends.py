@@ -35,6 +35,9 @@ ACTS = {
     "raises_sigkill": "signal.raise_signal(signal.SIGKILL)",
     "kills_its_group": "os.killpg(os.getpgid(0), signal.SIGKILL)",
     "thread_exits": "threading.Thread(target=lambda: (time.sleep(0.3), os._exit(0)), daemon=True).start()",
+    "thread_kills": "threading.Thread(target=lambda: (time.sleep(0.3), signal.raise_signal(signal.SIGKILL)), "
+    "daemon=True).start()",
+    "pthread_kills": "signal.pthread_kill(threading.main_thread().ident, signal.SIGKILL)",
     "replaces_sys_stderr": "sys.stderr = open(os.devnull, 'w')",
     "fork_exits": "time.sleep(0) if os.fork() else (time.sleep(1.0), sys.exit(0))",
     "fork_returns": "os.fork()",
@@ -46,7 +49,7 @@ ACTS = {
 
 def run(act: str, tmp_path, cache_dir, forked_cli):
     (tmp_path / "acting.py").write_text(
-        REWARD.format(act=ACTS[act]) + f"\nTHREAD_EXITS = {act == 'thread_exits'}\n"
+        REWARD.format(act=ACTS[act]) + f"\nTHREAD_EXITS = {act.startswith('thread_')}\n"
     )
     run_dir = tmp_path / "run"
     small = [a for a in SMALL if not a.startswith("reward.")]
@@ -75,7 +78,12 @@ def test_a_reward_that_sends_its_process_sigkill_stops_the_run_in_one_line(tmp_p
 
 @pytest.mark.fast
 @pytest.mark.parametrize(
-    "act,call", [("raises_sigkill", "signal.raise_signal(SIGKILL)"), ("kills_its_group", "os.killpg(")]
+    "act,call",
+    [
+        ("raises_sigkill", "signal.raise_signal(SIGKILL)"),
+        ("kills_its_group", "os.killpg("),
+        ("pthread_kills", "signal.pthread_kill("),  # twenty-fifth hunt, case 1
+    ],
 )
 def test_a_reward_that_kills_its_process_otherwise_stops_the_run_in_one_line_too(
     act, call, tmp_path, cache_dir, forked_cli
@@ -91,20 +99,26 @@ def test_a_reward_that_kills_its_process_otherwise_stops_the_run_in_one_line_too
 
 
 @pytest.mark.fast
-def test_a_thread_of_the_rewards_that_calls_os_exit_ends_the_run_in_one_line_not_rc_0(
-    tmp_path, cache_dir, forked_cli
+@pytest.mark.parametrize(
+    "act,call", [("thread_exits", "os._exit(0)"), ("thread_kills", "signal.raise_signal(SIGKILL)")]
+)
+def test_a_thread_of_the_rewards_that_ends_the_process_ends_the_run_in_one_line_not_rc_0(
+    act, call, tmp_path, cache_dir, forked_cli
 ):
     """Twenty-fourth hunt, case 8: a daemon thread a reward started called os._exit(0): the run ended
-    unfinished with rc 0, no line, summary.json `running`. Its process still ends (the thread asked), with
-    rc 1 and the line that resumes it."""
-    result, run_dir = run("thread_exits", tmp_path, cache_dir, forked_cli)
+    unfinished with rc 0, no line, summary.json `running`; twenty-fifth hunt, case 2: one that raised
+    SIGKILL, rc 137 and the same. Its process still ends (the thread asked), with rc 1, summary.json
+    `failed` and the line that resumes it."""
+    result, run_dir = run(act, tmp_path, cache_dir, forked_cli)
     assert result.returncode == 1, result.stderr[-3000:]
     [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
     assert line.startswith(
         f"align_lab: error: {tmp_path / 'acting.py'}:13 (a thread of your code) called "
     ), line
-    assert "os._exit(0) during the run, ending it unfinished; resume from step " in line, line
+    assert f"{call} during the run, ending it unfinished; resume from step " in line, line
     assert line.endswith(" resume_changed_inputs=true") and "Traceback" not in result.stderr, line
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == line.removeprefix("align_lab: "), summary
 
 
 @pytest.mark.fast
