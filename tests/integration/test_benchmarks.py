@@ -1,9 +1,10 @@
 """Every benchmark of the suite runs: `python -m benchmarks run NAME --smoke` (a run of seconds on an idle
 machine, the benchmark's own SMOKE arguments) exits 0 and writes its result with the machine header.
 
-A benchmark that needs TRL or vLLM runs in the environment made for it (benchmarks/.venv-trl,
-.venv-vllm) where that exists, or here if this Python has the package; one that needs a GPU or
-SmolLM2 where they are. Otherwise it is skipped, with the command that installs what it needs."""
+A benchmark that needs TRL runs in the environment made for it (benchmarks/.venv-trl) where that exists,
+or here if this Python has the package; one that needs vLLM with the vLLM tests, in .venv-vllm
+(tests/integration/test_vllm.py); one that needs a GPU or SmolLM2 where they are. Otherwise it is
+skipped, with the command that installs what it needs."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from tests.conftest import ROOT
 
 SUITE = suite()
 OWN_PYTHON = {"trl": ROOT / "benchmarks/.venv-trl/bin/python", "vllm": ROOT / ".venv-vllm/bin/python"}
+# a benchmark that needs vLLM runs with the vLLM tests, in .venv-vllm (tests/integration/test_vllm.py), which
+# scripts/test.sh makes while this suite runs: collected here, it was skipped or run by when the env was there
+IN_THE_VLLM_TESTS = "runs with the vLLM tests: bash scripts/test_vllm.sh (tests/integration/test_vllm.py)"
 # a smoke run that fails for a reason fixed elsewhere: name -> the reason (none today)
 XFAIL: dict[str, str] = {}
 
@@ -43,13 +47,16 @@ def params(real_model: bool) -> list:
         if ("smollm2" in b.needs) != real_model:
             continue
         marks = [pytest.mark.xfail(reason=XFAIL[name], strict=True)] if name in XFAIL else []
-        if lacking := absent(b):
+        if "vllm" in b.needs:
+            marks.append(pytest.mark.skip(reason=IN_THE_VLLM_TESTS))
+        elif lacking := absent(b):
             marks.append(pytest.mark.skip(reason=f"needs {'; '.join(lacking)}"))
         out.append(pytest.param(name, marks=marks, id=name))
     return out
 
 
 def smoke(name: str, tmp_path: Path, cache_dir: Path) -> dict:
+    """`python -m benchmarks run <name> --smoke` in the Python made for what it needs: its result file."""
     out = tmp_path / "result.json"
     command = [str(python_for(SUITE[name])), "-m", "benchmarks", "run", name, "--smoke", "--json", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "ALIGN_LAB_CACHE": str(cache_dir)}

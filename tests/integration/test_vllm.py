@@ -22,6 +22,7 @@ pytest.importorskip(
 from align_lab.rollout.base import check_sampling  # noqa: E402
 from align_lab.rollout.hf import HFGenerate  # noqa: E402
 from align_lab.rollout.vllm import VLLMEngine  # noqa: E402
+from benchmarks import suite  # noqa: E402
 from tests.conftest import ROOT, SMALL, compose, run_cli  # noqa: E402
 
 FIELDS = ("prompt_ids", "prompt_attn", "response_ids", "mask", "logprobs")
@@ -374,3 +375,12 @@ def test_vllm_greedy_episodes_equal_hf_greedy_episodes(game):
     assert_same_samples(mine, theirs)
     assert torch.equal(mine.attend, theirs.attend) and mine.turns == theirs.turns
     assert max(mine.turns) > 1
+
+
+@pytest.mark.parametrize("name", [n for n, b in suite().items() if "vllm" in b.needs])
+def test_the_benchmarks_that_need_vllm_run_briefly(name, tmp_path, cache):
+    """The benchmarks whose `needs` name vllm (the side-by-side rollout engines), as
+    tests/integration/test_benchmarks.py runs every other one: here, where vLLM is installed."""
+    from tests.integration.test_benchmarks import smoke
+
+    smoke(name, tmp_path, cache)
