@@ -8,7 +8,9 @@ scores a response against a row's reference: 1.0 right, 0.0 wrong, or a function
   likewise normalised, case folded (a trailing full stop ignored): for short answers ("Paris").
 - `auto` (the default): `numeric` for a row whose answer is a plain number (its last number, no math
   notation touching it: "42", GSM8K's "#### 72"), `math_verify` for every other row ("\\frac{1}{2}",
-  "5/2", "3\\pi"), so the default reads each answer as its value, not as its last digits.
+  "5/2", "3\\pi"), so the default reads each answer as its value, not as its last digits; on a
+  plain-number row a response whose final answer is written in math ("2^{5}", "\\frac{1}{2}", "1/2",
+  "\\boxed{2^{5}}") is read by Math-Verify as its value too.
 - `numeric`: the last number the response writes equals the reference's number (to 1e-9 relative;
   "1,024" reads 1024): arith_word's rule, for word problems answered in numbers (GSM8K-style). An
   answer that is not a plain number ("\\frac{1}{2}" would read 2) is refused, naming math_verify.
@@ -216,7 +218,7 @@ def checker(name: str) -> Callable[[str, object, str], float]:
     data-parallel run's spawned ranks receive the task (fourteenth hunt: closures here made every
     task=verifiable_data run on 2 processes a traceback)."""
     check_name(name)
-    builtin = {"exact": _exact, "numeric": _numeric, "auto": _numeric, "math_verify": _math}
+    builtin = {"exact": _exact, "numeric": _numeric, "auto": _auto, "math_verify": _math}
     return builtin[name] if name in builtin else Yours(name)
 
 
@@ -225,10 +227,39 @@ def _exact(response: str, gold, prompt: str) -> float:
 
 
 def _numeric(response: str, gold, prompt: str) -> float:
-    if not isinstance(gold, float):  # auto's row that Math-Verify parsed
-        return _math_verify(response, gold)
     found = final_number(response)
     return float(found is not None and math.isclose(found, gold, rel_tol=1e-9, abs_tol=1e-12))
+
+
+def _auto(response: str, gold, prompt: str) -> float:
+    """auto: a row whose answer is math, by Math-Verify; a plain-number row by numeric's rule, unless the
+    response's final answer is written in math (`2^{5}`, `\\frac{1}{2}`, `1/2`, `\\boxed{2^{5}}`): then by
+    the value Math-Verify reads (twenty-sixth hunt, case 5: numeric read `\\frac{1}{2}` as 2 against 0.5,
+    and `2^{5}` as 5 against 5); `1e5` is 100000."""
+    if not isinstance(gold, float):
+        return _math_verify(response, gold)
+    final = final_expression(response)
+    value = math_value(response) if set(final) & set("\\^{_/") else None
+    if SCIENTIFIC.fullmatch(final):  # "1e5", as an answer reads (numeric's rule took its last number, 5)
+        value = float(final)
+    if value is None:
+        return _numeric(response, gold, prompt)
+    return float(math.isclose(value, gold, rel_tol=1e-9, abs_tol=1e-12))
+
+
+def math_value(response: str) -> float | None:
+    """The real number Math-Verify reads as a response's final answer (`x = 2^{5}`: its right side), or
+    None: nothing parsed, or not a number (a set, an interval, an expression in x)."""
+    import sympy
+
+    for item in _response_parse(response):
+        expr = item.rhs if isinstance(item, sympy.Eq) else item
+        if isinstance(expr, sympy.Expr) and expr.is_number:
+            try:
+                return float(expr.evalf())
+            except (TypeError, ValueError, OverflowError):  # complex, or past a float
+                return None
+    return None
 
 
 def _math(response: str, gold, prompt: str) -> float:

@@ -365,6 +365,31 @@ def test_a_response_ending_in_bare_latex_is_read_whole(name, answer, right, wron
 
 
 @pytest.mark.parametrize(
+    "answer, right, wrong",
+    [
+        (
+            "32",
+            ["2^{5}", "x = 2^{5}", "$2^{5}$", "\\boxed{2^{5}}", "The answer is $x = 2^{5}$.", "so 32."],
+            ["5", "2^{4}"],
+        ),
+        ("0.5", ["\\frac{1}{2}", "$\\frac{1}{2}$", "1/2", "0.5"], ["2", "\\frac{1}{3}"]),
+        ("5", ["\\frac{10}{2}", "10/2", "5", "(5)"], ["\\frac{1}{5}", "1/5", "2^{5}"]),
+        ("2", ["2", "it is 2"], ["\\frac{1}{2}", "\\sqrt{2}", "1/2"]),
+        ("#### 72", ["#### 72", "She pays $10, then $62 more: $72.", "\\boxed{72}"], ["$10"]),
+        ("100000", ["1e5", "The answer is 1e5.", "10^{5}"], ["5"]),
+    ],
+)
+def test_auto_reads_a_response_in_math_by_its_value_on_a_plain_number_row(answer, right, wrong):
+    """Twenty-sixth hunt, case 5: on a plain-number row auto took numeric's rule for the response too,
+    its last number: `\\frac{1}{2}` read 2 against 0.5 (scored 0), `2^{5}` read 5 (right against 5, wrong
+    against 32), and pass@k and the reward followed, in silence."""
+    from align_lab.tasks.verifiers import checker, reference
+
+    gold, check = reference("auto", answer, "row 1"), checker("auto")
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+
+
+@pytest.mark.parametrize(
     "response, final",
     [
         ("The answer is 2^{10}.", "2^{10}"),
