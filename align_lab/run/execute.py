@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import shutil
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from align_lab.run.start import begin, leave
 from align_lab.run.summary import (
     RunStopped,
     completed_before,
+    exited_where,
     outcome,
     result_lines,
     resume_hint,
@@ -145,6 +147,9 @@ def said_completed(summary: dict, run_dir: Path) -> dict:
     return summary
 
 
+ENDING = threading.Lock()  # summary.json's last write: the run's own end's, or a thread's (ended_by_a_thread)
+
+
 def ending(
     spec: RunSpec, folder: RunFolder, summary: dict | None, kept: dict, segments: list, tracker
 ) -> None:
@@ -152,7 +157,8 @@ def ending(
     wall times (a full disk: the stop under way keeps its line: unwritten), the tracker closed."""
     spec.rollout.close()
     try:
-        leave(folder, summary, kept, segments)
+        with ENDING:  # a thread of the user's code ending the process waits, or is waited for
+            leave(folder, summary, kept, segments)
     except OSError as e:
         unwritten(e, summary, folder.path / "checkpoints")
     finally:
@@ -200,15 +206,27 @@ def ended_by_a_thread(
 ) -> None:
     """A thread of the user's code ended the process (user_threads.py): summary.json says failed and the
     line resumes the run, as end_now's; the rollout engine and the tracker are left to the main thread,
-    which may be using them, and the process ends (rc 1, or the code its os._exit passed)."""
-    update, stop = failure(e, spec, folder.path / "checkpoints")
-    summary |= update
+    which may be using them, and the process ends (rc 1, or the code its os._exit passed). A run whose
+    end came first stays as it ended: completed, a warning and rc 0 (twenty-sixth hunt, case 2: a thread
+    that fired as the run completed rewrote its summary `failed` and said "resume from step 6")."""
+    ENDING.acquire()  # never released: the process ends here, and the run's own end waits for it
+    status = summary.get("status")
+    if status == "running":
+        update, stop = failure(e, spec, folder.path / "checkpoints")
+        summary = summary | update  # a copy: the main thread may still merge its outcome into its own
+        line = stop or RunStopped(f"error: {one_line(e)}", 1)
+    else:  # its outcome merged (completed), or its own stop already written
+        called = e.call or f"os._exit({e.code!r})"
+        line = RunStopped(
+            f"warning: {exited_where(e)} (a thread of your code) called {called} after the "
+            f"run ended ({status})",
+            0 if status == "completed" else e.code or 1,
+        )
     with contextlib.suppress(OSError):
         leave(folder, summary, kept, [*before, time.perf_counter() - start])
-    line = stop or RunStopped(f"error: {one_line(e)}", 1)
     os.write(2, f"align_lab: {line}\n".encode())
     logging.shutdown()  # the run's app.log
-    os._exit(e.code or line.exit_code)
+    os._exit(line.exit_code and (e.code or line.exit_code))
 
 
 def grad_norms(run_dir: Path) -> list:
