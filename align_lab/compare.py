@@ -19,7 +19,7 @@ from pathlib import Path
 from align_lab.results import plan_record
 from align_lab.results.claims import check_algorithm_names, saved_claims
 from align_lab.results.tuning import tuning_report_lines
-from align_lab.value_checks import say
+from align_lab.value_checks import said_all, say
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -309,4 +309,4 @@ def compared(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(said_all(main()))

@@ -23,6 +23,16 @@ def say(line: str) -> None:
     except OSError as e:  # stdout on a full disk (`> /dev/full`): said once, never the sweep folder's fault
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (twenty-fifth hunt, cases 4-5)
         print(f"align_lab: cannot write to stdout ({e.strerror}); what it would say is lost", file=sys.stderr)
+        LOST.append(e.strerror)
+
+
+LOST: list[str] = []  # stdout's write errors (not a reader that stopped reading): the command then fails
+
+
+def said_all(code: int) -> int:
+    """A command's exit code: 1 where it ended well but what it had to say was lost (`study status >
+    s.txt && ...` on a full disk went on with an empty file, rc 0: twenty-sixth hunt, case 3)."""
+    return 1 if LOST and code == 0 else code
 
 
 class ConfigError(ValueError):

@@ -19,7 +19,7 @@ from align_lab.study.local_jobs import deaf_to_the_group, detached_output
 from align_lab.study.status import study_states
 from align_lab.study.submission import status_command
 from align_lab.train.preemption import Interrupted, Interruption, held
-from align_lab.value_checks import say
+from align_lab.value_checks import said_all, say
 
 STATES = ("done", "running", "pending", "interrupted", "failed", "died")
 
@@ -204,4 +204,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(said_all(main()))

@@ -325,7 +325,8 @@ def test_a_reader_that_stops_reading_is_no_error(tmp_path: Path, command: str) -
 @pytest.mark.parametrize("command", ["compare", "study status"])
 def test_a_full_stdout_is_one_line_naming_stdout(tmp_path: Path, command: str) -> None:
     """Twenty-fifth hunt, cases 4-5: `> /dev/full`: compare's 12-line OSError traceback, and `study status`
-    "cannot write <the sweep folder> (No space left on device); make it writable"."""
+    "cannot write <the sweep folder> (No space left on device); make it writable". Twenty-sixth hunt, case
+    3: then rc 0, so `study status > s.txt && ...` went on with what was lost: rc 1."""
     import subprocess
     import sys
 
@@ -341,3 +342,4 @@ def test_a_full_stdout_is_one_line_naming_stdout(tmp_path: Path, command: str) -
         done.stderr.strip()
         == "align_lab: cannot write to stdout (No space left on device); what it would say is lost"
     ), done.stderr[-3000:]
+    assert done.returncode == 1
