@@ -13,6 +13,7 @@ import torch
 from align_lab.rewards import reward_models
 from align_lab.user_probes import loaded, renamed, scored_batch
 from align_lab.user_signals import run_signals_kept
+from align_lab.user_timeouts import CallTimedOut, bounded
 from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line
 
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
@@ -56,17 +57,24 @@ class FunctionReward:
     pickle cannot send by reference, was refused on two processes)."""
 
     path: str | None = None
+    timeout_s: float | None = 600.0  # a call that takes longer stops the run in one line (None: unbounded)
 
     def __post_init__(self) -> None:
+        if self.timeout_s is not None and not (
+            isinstance(self.timeout_s, int | float) and self.timeout_s > 0
+        ):
+            raise ValueError(
+                f"timeout_s={self.timeout_s}: must be a number of seconds > 0, or null (unbounded)"
+            )
         self._fn = load_callable(self.path)
         self.probe_key = f"reward.path={self.path}"  # a combined source's is its own (Combined)
         loaded(self.probe_key, self._scores)  # a resume asks it again (user_probes.py)
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "probe_key": self.probe_key}
+        return {"path": self.path, "probe_key": self.probe_key, "timeout_s": self.timeout_s}
 
     def __setstate__(self, state: dict) -> None:
-        self.path, self.unloadable = state["path"], None
+        self.path, self.unloadable, self.timeout_s = state["path"], None, state.get("timeout_s")
         try:
             self.__post_init__()
         except ValueError as e:  # gone since rank 0 loaded it: said at its first call, in the group (a
@@ -80,11 +88,14 @@ class FunctionReward:
     def _scores(self, prompts: list[str], responses: list[str]) -> list[float]:
         if self._fn is None:
             raise RewardError(f"reward.{self.unloadable}: this process could not load it again")
+        where = f"reward.path={self.path}"
         try:  # lists of its own: one it empties or appends to is not the rows kept (thirteenth hunt)
-            with run_signals_kept(f"reward.path={self.path}"):
+            with run_signals_kept(where), bounded(where, "reward.timeout_s", self.timeout_s):
                 scores = self._fn(list(prompts), list(responses))
+        except CallTimedOut as e:
+            raise timed_out(e) from None
         except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
-            raise RewardError(f"reward.path={self.path}: raised {one_line(e)}") from None
+            raise RewardError(f"{where}: raised {one_line(e)}") from None
         return checked_scores(scores, len(prompts), f"reward.path={self.path}").tolist()
 
     def scorer(self, stages):
@@ -102,6 +113,15 @@ class FunctionReward:
 class RewardError(UserCodeError):
     """A reward's scores are not one finite number per response (a function's, reward.path; a remote
     scorer's, reward.url), or it failed: one line naming the key."""
+
+
+def timed_out(e: CallTimedOut) -> UserCodeError:
+    """The run's one line for a call of the user's code stopped at its bound: where it was stopped, and
+    that a resume may raise the bound (its command allows no changed inputs: a fixed module is refused
+    with the key that allows it)."""
+    error = UserCodeError(f"{e}, stopped at {e.stopped_at()} (raise {e.key} if it needs longer)")
+    error.fixed_in_checked_inputs = False
+    return error
 
 
 def checked_scores(scores, n: int, where: str) -> torch.Tensor:

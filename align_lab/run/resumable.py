@@ -27,6 +27,7 @@ MAY_CHANGE_ON_RESUME = (
     "reward.timeout_s",
     "reward.retries",
     "reward.backoff_s",
+    "task.verifier_timeout_s",  # how long your verifier is waited for (user_timeouts.py): no score changes
 )
 SOURCE_URL = re.compile(r"reward\.components\.[^.]+\.source\.(url|timeout_s|retries|backoff_s)")
 # of those, what a resume keeps: what the run computes and how its checkpoint is laid out, not where it

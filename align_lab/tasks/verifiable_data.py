@@ -33,6 +33,7 @@ class VerifiableData(HFData):
 
     answer_column: str = "answer"
     verifier: str = "auto"  # numeric where an answer is a plain number, Math-Verify elsewhere
+    verifier_timeout_s: float | None = 60.0  # a call of your verifier function past it stops the run
     response_column: str | None = None  # worked solutions for SFT (task.sft); null: the answers
     n_pairs: int = 256  # prompts sampled for the preferences stage (DPO-family algorithms)
     pair_samples: int = 4  # responses per such prompt; a right one over a wrong one makes a pair
@@ -51,7 +52,9 @@ class VerifiableData(HFData):
                 raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
         if self.pair_samples < 2:
             raise ValueError(f"pair_samples={self.pair_samples}: must be >= 2 (a pair needs two responses)")
-        self._check = verifiers.checker(self.verifier)  # an unknown or unimportable one: before the data
+        self._check = verifiers.checker(
+            self.verifier, self.verifier_timeout_s
+        )  # an unknown or unimportable one: before the data
         self._references: dict[str, object] = {}  # a row's place -> its answer as the verifier reads it
         super().__post_init__()
 

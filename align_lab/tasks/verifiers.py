@@ -36,6 +36,7 @@ from collections.abc import Callable
 from align_lab.tasks.arith_word import NUMBER, final_number
 from align_lab.user_probes import loaded, scored_row
 from align_lab.user_signals import run_signals_kept
+from align_lab.user_timeouts import CallTimedOut, bounded
 from align_lab.value_checks import UserCodeError, one_line, user_score
 
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
@@ -213,13 +214,13 @@ def verdict(score: float, where: str) -> float:
     return score
 
 
-def checker(name: str) -> Callable[[str, object, str], float]:
+def checker(name: str, timeout_s: float | None = None) -> Callable[[str, object, str], float]:
     """(response, reference as `reference` made it, prompt) -> score, for verifier `name`. Picklable, as a
     data-parallel run's spawned ranks receive the task (fourteenth hunt: closures here made every
     task=verifiable_data run on 2 processes a traceback)."""
     check_name(name)
     builtin = {"exact": _exact, "numeric": _numeric, "auto": _auto, "math_verify": _math}
-    return builtin[name] if name in builtin else Yours(name)
+    return builtin[name] if name in builtin else Yours(name, timeout_s)
 
 
 def _exact(response: str, gold, prompt: str) -> float:
@@ -271,20 +272,25 @@ class Yours:
     last rows kept in each checkpoint and asked again on resume (user_probes.py). Pickled by its name:
     a spawned rank loads the function again."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, timeout_s: float | None = None) -> None:
         self.name, self.where, self.function = name, f"task.verifier={name}", _function(name)
+        self.timeout_s = timeout_s  # task.verifier_timeout_s: a call past it stops the run (user_timeouts.py)
         loaded(self.where, self.judged)  # a resume asks it again
 
     def __getstate__(self) -> dict:
-        return {"name": self.name}
+        return {"name": self.name, "timeout_s": self.timeout_s}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["name"])
+        self.__init__(state["name"], state.get("timeout_s"))
 
     def judged(self, response: str, gold, prompt: str) -> float:
         try:
-            with run_signals_kept(self.where):
+            with run_signals_kept(self.where), bounded(self.where, "task.verifier_timeout_s", self.timeout_s):
                 score = self.function(response, gold, prompt)
+        except CallTimedOut as e:
+            error = UserCodeError(f"{e}, stopped at {e.stopped_at()} (raise {e.key} if it needs longer)")
+            error.fixed_in_checked_inputs = False
+            raise error from None
         except Exception as e:  # one line naming the verifier (Interrupted is no Exception)
             raise UserCodeError(f"{self.where}: raised {one_line(e)}") from None
         return verdict(user_score(score, self.where), self.where)

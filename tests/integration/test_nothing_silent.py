@@ -460,3 +460,42 @@ def test_a_resume_whose_metrics_file_was_emptied_or_cut_says_which_rows_are_lost
         f"align_lab: warning: {metrics} {held}: the rows of steps {first_lost}-2 are lost; the run resumes "
         "from step 2 and logs from step 3, so its curves miss those steps"
     ) in caplog.messages
+
+
+SLOW_REWARD = """
+import time
+CALLS = [0]
+def score(prompts, responses):
+    CALLS[0] += 1
+    if CALLS[0] == 2:
+        time.sleep(4)
+    return [float(len(r.split())) for r in responses]
+"""
+
+
+@pytest.mark.fast
+def test_a_reward_function_past_reward_timeout_s_stops_in_one_line_and_a_longer_bound_resumes_it(
+    tmp_path, cache_dir, forked_cli
+):
+    """Twenty-sixth hunt, case 12: a reward that never returned left the run with no line for good (until
+    two SIGTERMs): reward=function had no bound. Past reward.timeout_s the run stops in one line naming
+    where the call was stopped; its command with a longer bound resumes it (no input changed)."""
+    from tests.conftest import SMALL
+
+    (tmp_path / "slow.py").write_text(SLOW_REWARD)
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    result = forked_cli([*args, "reward.path=slow:score", "reward.timeout_s=1"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(
+        "align_lab: error: reward.path=slow:score: no answer in reward.timeout_s=1 s, stopped at "
+        f"{tmp_path / 'slow.py'}:7 (raise reward.timeout_s if it needs longer); fix it, then resume from "
+    ), line
+    assert "resume_changed_inputs" not in line and "Traceback" not in result.stderr, line
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+    command = line.split(" with: ", 1)[1].replace("reward.timeout_s=1", "reward.timeout_s=30")
+    resumed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"

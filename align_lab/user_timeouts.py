@@ -1,0 +1,84 @@
+"""A call of the user's code bounded in time: a reward function (`reward.timeout_s`) or a verifier
+(`task.verifier_timeout_s`) that never returns left the run waiting with no line until the user signalled it
+twice (twenty-sixth hunt, case 12). Past the bound the call is stopped where it is, in the run's main
+thread, by a signal whose handler raises CallTimedOut there (as Math-Verify bounds its parse with SIGALRM,
+which this leaves to it: SIGVTALRM here); a call that outlasts a minute says so once a process. Elsewhere
+than the main thread (whose handlers Python runs) a call is not bounded. Imports nothing of align_lab."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger("align_lab")
+SIGNAL = signal.SIGVTALRM  # no timer of the run's uses it, nor Math-Verify's (signal.alarm: SIGALRM)
+SAY_AFTER_S = 60.0  # a call still running then is said, once a process
+_STATE: dict = {"timed_out": None, "said": False, "installed": False}
+
+
+class CallTimedOut(BaseException):
+    """Raised inside a call of the user's code past its bound: a BaseException, so that the user's own
+    `except Exception` cannot swallow it. `where`: `reward.path=mod:fn`; `key`: the bound's key."""
+
+    def __init__(self, where: str, key: str, timeout_s: float) -> None:
+        super().__init__(f"{where}: no answer in {key}={timeout_s:g} s")
+        self.where, self.key, self.timeout_s = where, key, timeout_s
+
+    def stopped_at(self) -> str:
+        """`file:line` of the user's code the call was stopped at (the innermost frame not this file's)."""
+        frames = [f for f in traceback.extract_tb(self.__traceback__) if f.filename != __file__]
+        return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "an unknown line"
+
+
+def _on_signal(signum, frame) -> None:
+    """The handler, in the main thread: raises in the call that timed out; a late signal (the call
+    returned as it came) is ignored."""
+    timed_out, _STATE["timed_out"] = _STATE["timed_out"], None
+    if timed_out is not None:
+        raise timed_out
+
+
+def _watch(done: threading.Event, error: CallTimedOut, main: int) -> None:
+    if done.wait(min(SAY_AFTER_S, error.timeout_s)):
+        return
+    if error.timeout_s > SAY_AFTER_S and not _STATE["said"]:
+        _STATE["said"] = True
+        log.warning(
+            f"warning: {error.where} has not returned in {SAY_AFTER_S:g} s; the run waits for it up to "
+            f"{error.key}={error.timeout_s:g} s, then stops in one line"
+        )
+        if done.wait(error.timeout_s - SAY_AFTER_S):
+            return
+    if not done.is_set():
+        _STATE["timed_out"] = error
+        signal.pthread_kill(main, SIGNAL)
+
+
+@contextmanager
+def bounded(where: str, key: str, timeout_s: float | None) -> Iterator[None]:
+    """Around a call of the user's code in the run's main thread: CallTimedOut raised inside it after
+    `timeout_s` seconds (None or 0: unbounded)."""
+    main = threading.main_thread()
+    if not timeout_s or threading.current_thread() is not main:
+        yield
+        return
+    if not _STATE["installed"] or signal.getsignal(SIGNAL) is not _on_signal:
+        signal.signal(SIGNAL, _on_signal)
+        _STATE["installed"] = True
+    done, pid = threading.Event(), os.getpid()
+    error = CallTimedOut(where, key, timeout_s)
+    threading.Thread(
+        target=_watch, args=(done, error, main.ident), daemon=True, name="align_lab-bound"
+    ).start()
+    try:
+        yield
+    finally:
+        if os.getpid() == pid:
+            done.set()
+            if _STATE["timed_out"] is error:  # came as the call returned: not raised
+                _STATE["timed_out"] = None

@@ -1,0 +1,75 @@
+"""user_timeouts.py: a call of the user's code past its bound is stopped where it is, in the main thread,
+even where the user's code swallows every Exception (twenty-sixth hunt, case 12: a reward that never
+returned left the run waiting with no line)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from align_lab import user_timeouts
+from align_lab.user_timeouts import CallTimedOut, bounded
+
+
+@pytest.fixture
+def said_soon(monkeypatch):
+    monkeypatch.setattr(user_timeouts, "SAY_AFTER_S", 0.2)
+    monkeypatch.setitem(user_timeouts._STATE, "said", False)
+
+
+def sleeps_forever() -> None:
+    try:
+        time.sleep(10**6)  # the line the call is stopped at
+    except Exception:  # a user's catch-all: the stop is no Exception
+        pass
+
+
+def test_a_call_past_its_bound_is_stopped_at_its_line_after_one_waiting_line(said_soon, caplog):
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING, "align_lab"), pytest.raises(CallTimedOut) as e:
+        with bounded("reward.path=m:f", "reward.timeout_s", 0.6):
+            sleeps_forever()
+    assert 0.55 < time.monotonic() - start < 5
+    assert str(e.value) == "reward.path=m:f: no answer in reward.timeout_s=0.6 s"
+    assert e.value.stopped_at() == f"{__file__}:{sleeps_forever.__code__.co_firstlineno + 2}"
+    assert [r.getMessage() for r in caplog.records] == [
+        "warning: reward.path=m:f has not returned in 0.2 s; the run waits for it up to "
+        "reward.timeout_s=0.6 s, then stops in one line"
+    ]
+
+
+def test_a_call_within_its_bound_and_one_unbounded_or_off_the_main_thread_run_as_they_are(said_soon):
+    with bounded("reward.path=m:f", "reward.timeout_s", 0.3):
+        time.sleep(0.05)
+    time.sleep(0.5)  # its watcher, had it fired late, would have raised by now
+    with bounded("reward.path=m:f", "reward.timeout_s", None):
+        time.sleep(0.4)
+    done = []
+
+    def elsewhere():
+        with bounded("reward.path=m:f", "reward.timeout_s", 0.1):
+            time.sleep(0.4)
+        done.append(True)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert done == [True]
+
+
+def test_a_users_verifier_past_its_bound_is_one_line_naming_the_key(tmp_path, monkeypatch):
+    (tmp_path / "slow_check.py").write_text("import time\ndef check(r, a, p):\n    time.sleep(10**6)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from align_lab.tasks.verifiers import checker
+    from align_lab.value_checks import UserCodeError
+
+    with pytest.raises(UserCodeError) as e:
+        checker("slow_check:check", 0.3)("r", "a", "p")
+    assert str(e.value) == (
+        f"task.verifier=slow_check:check: no answer in task.verifier_timeout_s=0.3 s, stopped at "
+        f"{tmp_path / 'slow_check.py'}:3 (raise task.verifier_timeout_s if it needs longer)"
+    )
+    assert e.value.fixed_in_checked_inputs is False
