@@ -59,6 +59,13 @@ def _watch(done: threading.Event, error: CallTimedOut, main: int) -> None:
         signal.pthread_kill(main, SIGNAL)
 
 
+def checked_bound(key: str, value) -> None:
+    """A bound's value as a key gives it: seconds > 0, or None (unbounded); else a one-line error."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if value is not None and not (number and 0 < value < float("inf")):
+        raise ValueError(f"{key}={value}: must be a number of seconds > 0, or null (unbounded)")
+
+
 @contextmanager
 def bounded(where: str, key: str, timeout_s: float | None) -> Iterator[None]:
     """Around a call of the user's code in the run's main thread: CallTimedOut raised inside it after

@@ -13,7 +13,7 @@ import torch
 from align_lab.rewards import reward_models
 from align_lab.user_probes import loaded, renamed, scored_batch
 from align_lab.user_signals import run_signals_kept
-from align_lab.user_timeouts import CallTimedOut, bounded
+from align_lab.user_timeouts import CallTimedOut, bounded, checked_bound
 from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line
 
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
@@ -60,12 +60,7 @@ class FunctionReward:
     timeout_s: float | None = 600.0  # a call that takes longer stops the run in one line (None: unbounded)
 
     def __post_init__(self) -> None:
-        if self.timeout_s is not None and not (
-            isinstance(self.timeout_s, int | float) and self.timeout_s > 0
-        ):
-            raise ValueError(
-                f"timeout_s={self.timeout_s}: must be a number of seconds > 0, or null (unbounded)"
-            )
+        checked_bound("timeout_s", self.timeout_s)
         self._fn = load_callable(self.path)
         self.probe_key = f"reward.path={self.path}"  # a combined source's is its own (Combined)
         loaded(self.probe_key, self._scores)  # a resume asks it again (user_probes.py)

@@ -17,6 +17,7 @@ from align_lab.tasks import verifiers
 from align_lab.tasks.base import Pair, verified_pairs
 from align_lab.tasks.data_files import text
 from align_lab.tasks.hf_data import Example, HFData
+from align_lab.user_timeouts import checked_bound
 
 
 def answer_text(row: dict, column: str, place: str) -> str:
@@ -52,9 +53,9 @@ class VerifiableData(HFData):
                 raise ValueError(f"{key}={getattr(self, key)}: must be >= 1")
         if self.pair_samples < 2:
             raise ValueError(f"pair_samples={self.pair_samples}: must be >= 2 (a pair needs two responses)")
-        self._check = verifiers.checker(
-            self.verifier, self.verifier_timeout_s
-        )  # an unknown or unimportable one: before the data
+        checked_bound("verifier_timeout_s", self.verifier_timeout_s)
+        # an unknown or unimportable verifier: before the data
+        self._check = verifiers.checker(self.verifier, self.verifier_timeout_s)
         self._references: dict[str, object] = {}  # a row's place -> its answer as the verifier reads it
         super().__post_init__()
 
@@ -86,8 +87,10 @@ class VerifiableData(HFData):
         return Example(prompt, where, response=response, answer=answer)
 
     def fingerprint(self) -> dict:
-        """The data's fingerprint, with your verifier function's source: editing it re-labels the pairs."""
-        return {**super().fingerprint(), "verifier_code": verifiers.code_digest(self.verifier)}
+        """The data's fingerprint, with your verifier function's source: editing it re-labels the pairs; how
+        long it is waited for changes no label (the stage keys are what they were before the bound)."""
+        fields = {k: v for k, v in super().fingerprint().items() if k != "verifier_timeout_s"}
+        return {**fields, "verifier_code": verifiers.code_digest(self.verifier)}
 
     def answers(self, split: str) -> list[str]:
         """The reference answers of a split, as written in the file."""

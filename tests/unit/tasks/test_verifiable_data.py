@@ -229,6 +229,20 @@ def test_the_verifier_function_source_is_in_the_fingerprint(tmp_path, monkeypatc
     assert len(first) == 64
 
 
+def test_how_long_the_verifier_is_waited_for_is_no_part_of_the_stage_keys(tmp_path):
+    """task.verifier_timeout_s (user_timeouts.py) changes no label: the stages built before it came, and
+    those of a resume with a longer bound, are the same."""
+    fingerprints = [
+        task(jsonl(tmp_path, ROWS), verifier_timeout_s=t).fingerprint() for t in (60.0, 5.0, None)
+    ]
+    assert fingerprints[0] == fingerprints[1] == fingerprints[2]
+    assert "verifier_timeout_s" not in fingerprints[0]
+
+    for bad in (-2, 0, float("inf"), "soon"):
+        with pytest.raises(ValueError, match=f"verifier_timeout_s={bad}: must be a number of seconds > 0"):
+            task(jsonl(tmp_path, ROWS), verifier_timeout_s=bad)
+
+
 def test_the_shipped_example_file_builds_with_the_documented_keys():
     spec = built(
         ROOT / "examples" / "questions.jsonl", "task.prompt_column=question", "task.answer_column=answer"
