@@ -30,10 +30,17 @@ import importlib
 import inspect
 import math
 import re
-import threading
 from collections.abc import Callable
 
 from align_lab.tasks.arith_word import NUMBER, final_number
+from align_lab.tasks.math_reading import (
+    final_expression,
+    math_reference,
+    math_value,
+    response_parse,
+    timeout,
+    typeset,
+)
 from align_lab.user_probes import loaded, scored_row
 from align_lab.user_signals import run_signals_kept
 from align_lab.user_timeouts import CallTimedOut, bounded
@@ -65,65 +72,11 @@ def normalised(text: str) -> str:
     return " ".join(text.split()).removesuffix(".").strip().casefold()
 
 
-def _timeout(seconds: int) -> int | None:
-    """Math-Verify's timeout where it can work (signal.alarm: the main thread only), else none."""
-    return seconds if threading.current_thread() is threading.main_thread() else None
-
-
-def _math_parse(text: str):
-    from math_verify import parse
-
-    return parse(text, parsing_timeout=_timeout(3))
-
-
-def math_reference(answer: str):
-    """Math-Verify's parse of a reference answer as a whole: bare LaTeX (`2^{10}`, `3\\pi`, `\\sqrt{2}`) is
-    read as math between `$...$` (undelimited, Math-Verify takes its first number: 2^{10} read 2, so a
-    response "2" scored right and "1024" wrong, twenty-fourth hunt, case 19); other answers as they are."""
-    delimited = answer.strip().startswith(("$", "\\(", "\\["))
-    if not delimited and set(answer) & set("\\^{_"):
-        whole = _math_parse(f"${answer.strip()}$")
-        if whole:
-            return whole
-    return _math_parse(answer)
-
-
-LATEX_TOKEN = re.compile(r"\\[A-Za-z]+|[A-Za-z]+|\s+|.")
-DELIMITED = ("$", "\\(", "\\[", "\\boxed")
-
-
-def final_expression(response: str) -> str:
-    """The math a response ends with, undelimited: its last run of numbers, operators, LaTeX commands,
-    single letters and braced groups, before a trailing full stop ("The answer is 2^{10}." -> "2^{10}",
-    "so x = 3\\pi" -> "x = 3\\pi"); "" where it ends in a word."""
-    tokens, depth, kept = LATEX_TOKEN.findall(response.rstrip().removesuffix(".")), 0, []
-    for token in reversed(tokens):
-        depth += (token == "}") - (token == "{")
-        if depth <= 0 and token[0].isalpha() and len(token) > 1:  # a word, not \\pi or x or {cm}
-            break
-        kept.append(token)
-    return "".join(reversed(kept)).strip()
-
-
-def _response_parse(response: str):
-    """Math-Verify's parse of a response, whose final answer, when it is bare LaTeX (no `$`, `\\(`,
-    `\\[` or `\\boxed` anywhere), is read whole as `math_reference` reads an answer: undelimited,
-    Math-Verify read `2^{10}` as 2, so a response that wrote the reference itself scored 0
-    (twenty-fifth hunt, case 16)."""
-    if not any(mark in response for mark in DELIMITED):
-        final = final_expression(response)
-        if set(final) & set("\\^{_"):
-            whole = _math_parse(f"${final}$")
-            if whole:
-                return whole
-    return _math_parse(response)
-
-
 def _math_verify(response: str, gold) -> float:
     from math_verify import verify
 
-    predicted = _response_parse(response)
-    return float(bool(predicted) and verify(gold, predicted, timeout_seconds=_timeout(5)))
+    predicted = response_parse(typeset(response))
+    return float(bool(predicted) and verify(gold, predicted, timeout_seconds=timeout(5)))
 
 
 def _function(name: str) -> Callable:
@@ -161,6 +114,7 @@ def reference(name: str, answer: str, place: str):
     normalised text, the text itself for a function), or a one-line error naming `place` when the
     checker cannot read it."""
     if name == "numeric":
+        answer = typeset(answer)
         number = final_number(answer)
         if number is None:
             raise ValueError(f"{place}: answer {answer!r} has no number; task.verifier=numeric needs one")
@@ -228,7 +182,7 @@ def _exact(response: str, gold, prompt: str) -> float:
 
 
 def _numeric(response: str, gold, prompt: str) -> float:
-    found = final_number(response)
+    found = final_number(typeset(response))
     return float(found is not None and math.isclose(found, gold, rel_tol=1e-9, abs_tol=1e-12))
 
 
@@ -237,6 +191,7 @@ def _auto(response: str, gold, prompt: str) -> float:
     response's final answer is written in math (`2^{5}`, `\\frac{1}{2}`, `1/2`, `\\boxed{2^{5}}`): then by
     the value Math-Verify reads (twenty-sixth hunt, case 5: numeric read `\\frac{1}{2}` as 2 against 0.5,
     and `2^{5}` as 5 against 5); `1e5` is 100000."""
+    response = typeset(response)
     if not isinstance(gold, float):
         return _math_verify(response, gold)
     final = final_expression(response)
@@ -246,21 +201,6 @@ def _auto(response: str, gold, prompt: str) -> float:
     if value is None:
         return _numeric(response, gold, prompt)
     return float(math.isclose(value, gold, rel_tol=1e-9, abs_tol=1e-12))
-
-
-def math_value(response: str) -> float | None:
-    """The real number Math-Verify reads as a response's final answer (`x = 2^{5}`: its right side), or
-    None: nothing parsed, or not a number (a set, an interval, an expression in x)."""
-    import sympy
-
-    for item in _response_parse(response):
-        expr = item.rhs if isinstance(item, sympy.Eq) else item
-        if isinstance(expr, sympy.Expr) and expr.is_number:
-            try:
-                return float(expr.evalf())
-            except (TypeError, ValueError, OverflowError):  # complex, or past a float
-                return None
-    return None
 
 
 def _math(response: str, gold, prompt: str) -> float:

@@ -404,6 +404,45 @@ def test_auto_reads_a_response_in_math_by_its_value_on_a_plain_number_row(answer
 
 
 @pytest.mark.parametrize(
+    "answer, right, wrong",
+    [
+        (
+            "(2, 3)",
+            ["(2, 3)", "(2,3)", "$(2, 3)$", "\\boxed{(2, 3)}", "The answer is (2, 3)."],
+            ["3", "(5, 3)"],
+        ),
+        ("[1, 2]", ["[1, 2]"], ["2", "[0, 2]"]),
+    ],
+)
+@pytest.mark.parametrize("name", ["auto", "math_verify"])
+def test_a_tuple_or_interval_answer_is_read_whole_not_as_its_last_number(name, answer, right, wrong):
+    """Twenty-sixth hunt, case 22: `(2, 3)` was read 3, so `(5, 3)` and `3` scored right and `(2,3)` or
+    `\\boxed{(2, 3)}` wrong: MATH-style coordinates and intervals trained on the last coordinate."""
+    from align_lab.tasks.verifiers import checker, reference
+
+    gold, check = reference(name, answer, "row 1"), checker(name)
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+
+
+@pytest.mark.parametrize(
+    "answer, right, wrong",
+    [
+        ("-7", ["\u22127", "The answer is \u22127.", "-7"], ["7"]),
+        ("\u22127", ["\u22127", "-7"], ["7"]),
+        ("0.25", [".25", "The answer is .25", "0.25"], ["25"]),
+    ],
+)
+@pytest.mark.parametrize("name", ["auto", "numeric", "math_verify"])
+def test_a_typeset_minus_and_a_leading_dot_read_as_written_on_both_sides(name, answer, right, wrong):
+    """Twenty-sixth hunt, case 23: a response `\u22127` (U+2212) scored 0 against -7 and against its own
+    text; `.25` scored 0 against 0.25; `numeric` read an answer `\u22127` as 7, so `7` scored right."""
+    from align_lab.tasks.verifiers import checker, reference
+
+    gold, check = reference(name, answer, "row 1"), checker(name)
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+
+
+@pytest.mark.parametrize(
     "response, final",
     [
         ("The answer is 2^{10}.", "2^{10}"),
@@ -414,6 +453,6 @@ def test_auto_reads_a_response_in_math_by_its_value_on_a_plain_number_row(answer
     ],
 )
 def test_final_expression_is_the_math_a_response_ends_with(response, final):
-    from align_lab.tasks.verifiers import final_expression
+    from align_lab.tasks.math_reading import final_expression
 
     assert final_expression(response) == final

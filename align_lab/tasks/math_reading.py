@@ -1,0 +1,97 @@
+"""Reading math out of text, for the verifiers (tasks/verifiers.py): Math-Verify's parse of a reference
+answer or a response read as a whole where Math-Verify alone would take a number out of it (bare LaTeX,
+a tuple or interval), the final answer a response ends with, and numbers as they are typeset."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+
+def timeout(seconds: int) -> int | None:
+    """Math-Verify's timeout where it can work (signal.alarm: the main thread only), else none."""
+    return seconds if threading.current_thread() is threading.main_thread() else None
+
+
+def math_parse(text: str):
+    from math_verify import parse
+
+    return parse(text, parsing_timeout=timeout(3))
+
+
+def read_whole(text: str) -> bool:
+    """Undelimited math Math-Verify would read a number out of, rather than as the whole: LaTeX markup
+    (`2^{10}` read 2), or a tuple or interval of numbers (`(2, 3)` read 3: twenty-sixth hunt, case 22)."""
+    text = text.strip()
+    bracketed = text[:1] in "([" and text[-1:] in ")]" and len(DIGITS.findall(text)) > 1  # (2,3) too
+    return bool(set(text) & set("\\^{_")) or bracketed
+
+
+def typeset(text: str) -> str:
+    """A response's or answer's numbers as written to be read: a typeset minus (U+2212) is a minus, and a
+    decimal with no leading digit (`.25`) is 0.25 (twenty-sixth hunt, case 23: `−7` scored 0 against -7,
+    and numeric read an answer `−7` as 7)."""
+    return LEADING_DOT.sub(r"0.\1", text.replace("\u2212", "-"))
+
+
+DIGITS = re.compile(r"\d+(?:\.\d+)?")
+LEADING_DOT = re.compile(r"(?<![\w.])\.(\d)")
+
+
+def math_reference(answer: str):
+    """Math-Verify's parse of a reference answer as a whole: bare LaTeX (`2^{10}`, `3\\pi`, `\\sqrt{2}`) is
+    read as math between `$...$` (undelimited, Math-Verify takes its first number: 2^{10} read 2, so a
+    response "2" scored right and "1024" wrong, twenty-fourth hunt, case 19); other answers as they are."""
+    answer = typeset(answer)
+    delimited = answer.strip().startswith(("$", "\\(", "\\["))
+    if not delimited and read_whole(answer):
+        whole = math_parse(f"${answer.strip()}$")
+        if whole:
+            return whole
+    return math_parse(answer)
+
+
+LATEX_TOKEN = re.compile(r"\\[A-Za-z]+|[A-Za-z]+|\s+|.")
+DELIMITED = ("$", "\\(", "\\[", "\\boxed")
+
+
+def final_expression(response: str) -> str:
+    """The math a response ends with, undelimited: its last run of numbers, operators, LaTeX commands,
+    single letters and braced groups, before a trailing full stop ("The answer is 2^{10}." -> "2^{10}",
+    "so x = 3\\pi" -> "x = 3\\pi"); "" where it ends in a word."""
+    tokens, depth, kept = LATEX_TOKEN.findall(response.rstrip().removesuffix(".")), 0, []
+    for token in reversed(tokens):
+        depth += (token == "}") - (token == "{")
+        if depth <= 0 and token[0].isalpha() and len(token) > 1:  # a word, not \\pi or x or {cm}
+            break
+        kept.append(token)
+    return "".join(reversed(kept)).strip()
+
+
+def response_parse(response: str):
+    """Math-Verify's parse of a response, whose final answer, when it is bare LaTeX (no `$`, `\\(`,
+    `\\[` or `\\boxed` anywhere), is read whole as `math_reference` reads an answer: undelimited,
+    Math-Verify read `2^{10}` as 2, so a response that wrote the reference itself scored 0
+    (twenty-fifth hunt, case 16)."""
+    if not any(mark in response for mark in DELIMITED):
+        final = final_expression(response)
+        if read_whole(final):
+            whole = math_parse(f"${final}$")
+            if whole:
+                return whole
+    return math_parse(response)
+
+
+def math_value(response: str) -> float | None:
+    """The real number Math-Verify reads as a response's final answer (`x = 2^{5}`: its right side), or
+    None: nothing parsed, or not a number (a set, an interval, an expression in x)."""
+    import sympy
+
+    for item in response_parse(response):
+        expr = item.rhs if isinstance(item, sympy.Eq) else item
+        if isinstance(expr, sympy.Expr) and expr.is_number:
+            try:
+                return float(expr.evalf())
+            except (TypeError, ValueError, OverflowError):  # complex, or past a float
+                return None
+    return None
