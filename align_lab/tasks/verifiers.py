@@ -183,7 +183,16 @@ def _exact(response: str, gold, prompt: str) -> float:
 
 def _numeric(response: str, gold, prompt: str) -> float:
     found = final_number(typeset(response))
-    return float(found is not None and math.isclose(found, gold, rel_tol=1e-9, abs_tol=1e-12))
+    return float(found is not None and same_number(found, gold))
+
+
+def same_number(found: float, gold: float) -> bool:
+    """To 1e-9 relative, as a decimal is read; an integer answer only by that integer (to 1e-6: a value
+    Math-Verify computed, 2.9999999999999996 for log_2 8), as far as a float holds one (2^53): 4294967297
+    scored right against 4294967296 (twenty-sixth hunt, case 26)."""
+    if gold.is_integer() and abs(gold) < 2**53:
+        return abs(found - gold) <= 1e-6
+    return math.isclose(found, gold, rel_tol=1e-9, abs_tol=1e-12)
 
 
 def _auto(response: str, gold, prompt: str) -> float:
@@ -200,7 +209,7 @@ def _auto(response: str, gold, prompt: str) -> float:
         value = float(final)
     if value is None:
         return _numeric(response, gold, prompt)
-    return float(math.isclose(value, gold, rel_tol=1e-9, abs_tol=1e-12))
+    return float(same_number(value, gold))
 
 
 def _math(response: str, gold, prompt: str) -> float:

@@ -442,6 +442,23 @@ def test_a_typeset_minus_and_a_leading_dot_read_as_written_on_both_sides(name, a
     assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
 
 
+@pytest.mark.parametrize("name", ["auto", "numeric"])
+def test_an_integer_answer_is_right_only_for_that_integer(name):
+    """Twenty-sixth hunt, case 26: to 1e-9 relative, 4294967297 and 4294967300 scored right against
+    4294967296 (and 1234567892 against 1234567891); a decimal answer keeps the relative tolerance."""
+    from align_lab.tasks.verifiers import checker, reference
+
+    check = checker(name)
+    big, decimal = reference(name, "4294967296", "row 1"), reference(name, "0.1", "row 2")
+    assert [check(r, big, "q") for r in ["4294967296", "4294967296.0", "4294967297", "4294967300"]] == [
+        1,
+        1,
+        0,
+        0,
+    ]
+    assert [check(r, decimal, "q") for r in ["0.1", "0.10000000001", "0.1001"]] == [1, 1, 0]
+
+
 @pytest.mark.parametrize(
     "response, final",
     [
