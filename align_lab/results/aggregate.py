@@ -92,13 +92,25 @@ def no_evaluation_message(runs: list[Run]) -> str:
     return f"no run got to an evaluation ({len(runs)} run{'s' * (len(runs) > 1)}: {listed}){why}"
 
 
+UNTESTED = ("no test", "cannot reach", "no seeds in common", "no completed run", "none of its")
+
+
 def headline(paired: pd.DataFrame, metric: str, baseline: str) -> str:
-    """One sentence: which groups differ from the baseline beyond seed noise, if any."""
+    """One sentence: which groups differ from the baseline beyond seed noise, if any; where no test could
+    decide (one seed, too few for the exact test's floor), what was measured and that it is undecided,
+    never "no group differs ... beyond seed noise" (twenty-sixth hunt, case 25: said of one run +0.34)."""
     beyond = [r for r in paired.itertuples() if str(r.verdict).endswith("beyond seed noise")]
     if not len(paired):
         return f"Only one group: nothing to compare on {metric}."
+    untested = [r for r in paired.itertuples() if any(w in str(r.verdict) for w in UNTESTED)]
+    if not beyond and len(untested) == len(paired):
+        said = "; ".join(
+            f"{r.group} {stats.fmt_ci(r.diff, r.diff_lo, r.diff_hi)} ({r.verdict})" for r in untested
+        )
+        return f"Not decided on {metric} against {baseline}, too few paired seeds for the exact test: {said}."
     if not beyond:
-        return f"No group differs from {baseline} on {metric} beyond seed noise (the exact test, Holm)."
+        more = f"; not decided for want of seeds: {', '.join(r.group for r in untested)}" if untested else ""
+        return f"No group differs from {baseline} on {metric} beyond seed noise (the exact test, Holm){more}."
     said = "; ".join(f"{r.group} {r.diff:+.3g} [{r.diff_lo:+.3g}, {r.diff_hi:+.3g}]" for r in beyond)
     return f"Beyond seed noise on {metric}, against {baseline}: {said}."
 

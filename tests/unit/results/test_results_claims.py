@@ -188,17 +188,24 @@ def test_the_headline_names_what_differs_beyond_seed_noise_and_few_seeds_are_fla
     three = aggregate(_runs([0.2, 0.25, 0.3]), ["algo"], baseline="ppo")
     # three seeds: mean 0.25, s = 0.05, t_{2, 0.975} = 4.3027 -> 0.25 +- 4.3027 * 0.05 / sqrt(3)
     # = 0.25 +- 0.1242 = [0.126, 0.374]: the CI excludes 0, but the test (floor p = 0.25) decides, and
-    # the headline tells its story only; the action line says what would decide it
+    # the headline tells its story only (never "no group differs": no test could decide, twenty-sixth
+    # hunt, case 25); the action line says what would decide it
     assert three.headline == (
-        "No group differs from ppo on eval/gold_reward beyond seed noise (the exact test, Holm)."
+        "Not decided on eval/gold_reward against ppo, too few paired seeds for the exact test: rloo 0.25 "
+        "[0.1258, 0.3742] (not decided: 3 seeds cannot reach Holm p < 0.05)."
     )
     assert three.paired["verdict"].tolist() == ["not decided: 3 seeds cannot reach Holm p < 0.05"]
     assert three.action.startswith("no group decided against ppo; not decided: rloo: ~")
     two = aggregate(_runs([0.1, 0.2]), ["algo"], baseline="ppo")
     # two seeds: 0.15 +- 12.706 * 0.0707 / sqrt(2) = 0.15 +- 0.635 covers 0 (a bootstrap of two values
     # said [0.1, 0.2]: it never covers 0 when both differences share a sign)
-    assert two.headline == (
-        "No group differs from ppo on eval/gold_reward beyond seed noise (the exact test, Holm)."
+    assert two.headline.startswith(
+        "Not decided on eval/gold_reward against ppo, too few paired seeds for the exact test: rloo 0.15 ["
+    ) and two.headline.endswith("(not decided: 2 seeds cannot reach Holm p < 0.05).")
+    one = aggregate(_runs([0.3]), ["algo"], baseline="ppo")
+    assert one.headline == (
+        "Not decided on eval/gold_reward against ppo, too few paired seeds for the exact test: rloo 0.3 "
+        "(one paired seed: no test)."
     )
     assert any("Fewer than 3 seeds in ppo, rloo: their CIs are unreliable" in n for n in two.notes)
     default = aggregate(_runs([0.1, 0.2]), ["algo"]).notes  # the runs log SFT's gold reward
