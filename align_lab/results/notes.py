@@ -37,7 +37,7 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     if has_sft(table, c.metric):  # per SFT row: another task's reference is no mismatch
         notes += [n for _, mine in _by_reference(table) for n in sft_notes(mine, c.metric)]
     notes += _config_notes(runs, c.by) + between_notes(runs, c.by)
-    notes += _few_seeds_notes(table) + changed_inputs_notes(runs)
+    notes += _few_seeds_notes(table) + changed_inputs_notes(runs) + mixed_inputs_notes(runs)
     notes += averaged_notes(c, runs)
     randomness = stage_randomness(runs)
     notes += [randomness] if randomness else []
@@ -51,6 +51,25 @@ def changed_inputs_notes(runs: list[Run]) -> list[str]:
         f"WARNING: {run.folder} {said}; its figures mix both (rerun it from step 0 to compare it cleanly)."
         for run in runs
         if (said := changed_inputs_said(run.summary))
+    ]
+
+
+def mixed_inputs_notes(runs: list[Run]) -> list[str]:
+    """Runs that read one file of yours (data, reward or verifier module) in different versions (edited
+    between the runs of a sweep, or before `study resume` started a run that had not begun): their
+    spread is no seed noise (twenty-sixth hunt, case 30: pooled as `grpo n=2` with no note)."""
+    versions: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for run in runs:
+        for key, found in ((run.summary or {}).get("inputs") or {}).items():
+            if isinstance(found, dict) and found.get("sha256"):
+                where = (key, str(found.get("file") or found.get("url") or key))
+                versions.setdefault(where, {}).setdefault(found["sha256"][:8], []).append(run.folder.name)
+    return [
+        f"WARNING: the runs read {key} ({where}) in {len(seen)} versions: "
+        + "; ".join(f"sha256 {digest} in {', '.join(names)}" for digest, names in seen.items())
+        + ": their differences are not seed noise (rerun them on one version to compare them)."
+        for (key, where), seen in versions.items()
+        if len(seen) > 1
     ]
 
 
