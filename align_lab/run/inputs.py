@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import sys
 from pathlib import Path
 
 from align_lab.config import ConfigError
@@ -125,9 +127,37 @@ def value_input(key: str, value: str) -> dict | None:
         module = value.rpartition(".")[0]
     files = user_modules_used(module) if module else []
     if files:
+        as_imported(key, value, files)
         also = f" (and {', '.join(f.name for f in files[1:])})" if len(files) > 1 else ""
         return {"file": f"{files[0]}{also}", "sha256": module_digest(files)}
     return path_input(value) if "\n" not in value and len(value) < 4096 else None
+
+
+_FIRST_READ: dict[tuple[str, int], str] = {}  # (a module file of the user's, its module object) -> the
+# file's sha256 when this process first digested it after importing it
+
+
+def as_imported(key: str, value: str, files: list[Path]) -> None:
+    """The user's module files as this process first digested them after importing them: one edited since
+    (between the runs of a sweep in one process, Hydra's basic launcher) runs as first imported, while a
+    digest of the file now would record code the run never ran (twenty-sixth hunt, case 34): one line. A
+    module imported again (a new module object) is digested anew."""
+    loaded = {}
+    for module in list(sys.modules.values()):
+        if isinstance(getattr(module, "__file__", None), str):
+            loaded[os.path.realpath(module.__file__)] = module
+    for file in files:
+        real = os.path.realpath(file)
+        if real not in loaded:
+            continue
+        now = sha256(file.read_bytes())
+        first = _FIRST_READ.setdefault((real, id(loaded[real])), now)
+        if first != now:
+            raise UserCodeError(
+                f"{key}={value}: {file} changed since this process imported it (sha256 {first[:8]} then, "
+                f"{now[:8]} now): its runs run {file.stem} as first imported; run a sweep's runs each in a "
+                "process of its own (hardware=submitit_local) or put the file back as it was"
+            )
 
 
 def run_inputs(config, prefix: str = "") -> dict[str, dict]:

@@ -68,6 +68,7 @@ def test_a_helper_your_module_imports_is_digested_with_it(tmp_path, monkeypatch)
     before = run_inputs(config)["reward.path"]
     assert before["file"] == f"{tmp_path / 'hunt_reward_of_yours.py'} (and hunt_helper_of_yours.py)"
     (tmp_path / "hunt_helper_of_yours.py").write_text("SCALE = 1\n")
+    monkeypatch.delitem(sys.modules, "hunt_helper_of_yours")  # the resume's new process imports it anew
     after = run_inputs(config)["reward.path"]
     assert changed_inputs({"reward.path": before}, {"reward.path": after}) == {"reward.path": (before, after)}
     # a module using no module of yours keeps the digest of its own file (checkpoints written before)
@@ -263,3 +264,32 @@ def test_a_module_moved_with_the_same_bytes_to_a_folder_on_the_path_is_the_same_
     (tmp_path / "b" / "mv17.py").write_text(text.replace("1.0", "10.0"))  # moved and changed: still a change
     ((old, new),) = changed_inputs(saved, modules_now(saved)).values()
     assert new["file"] == str(tmp_path / "b" / "mv17.py") and new["sha256"] != old["sha256"]
+
+
+def test_a_module_edited_after_this_process_imported_it_is_refused_not_digested_as_it_is_now(
+    tmp_path, monkeypatch
+):
+    """Twenty-sixth hunt, case 34: a sweep in one process (Hydra's basic launcher), the reward module
+    edited between its runs: the later runs ran the module as first imported (SCALE 1) while recording the
+    digest of the edited file (SCALE -100), rc 0. Imported anew (a new process), it is digested as it is."""
+    import sys
+
+    from align_lab.value_checks import UserCodeError
+
+    module = tmp_path / "hunt_sweep_reward.py"
+    module.write_text("SCALE = 1.0\ndef score(p, r):\n    return [SCALE] * len(r)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "hunt_sweep_reward", raising=False)
+    importlib.import_module("hunt_sweep_reward")
+    config = {"reward": {"path": "hunt_sweep_reward:score"}}
+    first = run_inputs(config)["reward.path"]
+    module.write_text(module.read_text().replace("1.0", "-100.0"))
+    with pytest.raises(UserCodeError) as e:
+        run_inputs(config)
+    assert str(e.value).startswith(
+        f"reward.path=hunt_sweep_reward:score: {module} changed since this process imported it (sha256 "
+        f"{first['sha256'][:8]} then, "
+    )
+    monkeypatch.delitem(sys.modules, "hunt_sweep_reward")
+    importlib.import_module("hunt_sweep_reward")  # imported anew: the file as it is now is what runs
+    assert run_inputs(config)["reward.path"]["sha256"] != first["sha256"]
