@@ -18,6 +18,7 @@ from align_lab.results.manifest import load_manifest, write_manifest
 from align_lab.study.local_jobs import deaf_to_the_group, detached_output
 from align_lab.study.status import study_states
 from align_lab.study.submission import status_command
+from align_lab.study.sweep_inputs import changed_since_the_sweep
 from align_lab.train.preemption import Interrupted, Interruption, held
 from align_lab.value_checks import said_all, say
 
@@ -65,6 +66,9 @@ def resume(study_dir: Path, wait: bool) -> int:
     import submitit
 
     todo = to_resubmit(study_states(study_dir))
+    changed = changed_since_the_sweep([Path(r["run_dir"]) for r in manifest["runs"]]) if todo else None
+    if changed:  # before anything is submitted: each run's own check sees only its own checkpoint
+        raise ValueError(changed)
     never = sorted(r["num"] for r in manifest["runs"] if r["num"] in todo and not r.get("submitit_folder"))
     if never:  # no job of its own to submit again (a KeyError traceback): the sweep's command runs it
         from align_lab.rerun import sweep_resume_command

@@ -1,0 +1,37 @@
+"""study/sweep_inputs.py: `study resume` of a sweep whose data file was edited after its runs read it
+(twenty-sixth hunt, cases 30 and 45: the run that never started began and completed on the edited file,
+while #0, refused by its own checkpoint, had trained on the file as it was; no line)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from align_lab.study.sweep_inputs import changed_since_the_sweep
+
+
+def run_folder(root: Path, name: str, inputs: dict) -> Path:
+    folder = root / name
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"status": "interrupted", "inputs": inputs}))
+    return folder
+
+
+def test_a_file_the_sweeps_runs_read_edited_since_is_one_line_naming_it(tmp_path):
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"q": "1+1", "a": 2}\n')
+    then = hashlib.sha256(data.read_bytes()).hexdigest()[:16]
+    runs = [
+        run_folder(tmp_path, "0_grpo_seed0", {"task.path": {"file": str(data), "sha256": then}}),
+        tmp_path / "1_grpo_seed1",  # never started: no folder
+        run_folder(tmp_path, "2_grpo_seed2", {"reward.url": {"file": "http://h:1/s", "sha256": "ab" * 8}}),
+    ]
+    assert changed_since_the_sweep(runs) is None
+    data.write_text('{"q": "1+1", "a": 3}\n')
+    now = hashlib.sha256(data.read_bytes()).hexdigest()[:8]
+    assert changed_since_the_sweep(runs) == (
+        f"task.path: {data} (sha256 {then[:8]} when 0_grpo_seed0 read it, now {now}) changed since the "
+        "sweep's runs read it: a run resumed or started now would train on another version than theirs; "
+        "put it back as it was, or start another sweep (another hydra.sweep.dir)"
+    )
