@@ -354,6 +354,26 @@ def test_a_damaged_checkpoint_pointer_is_one_line_naming_it_and_its_hint_resumes
         assert result.returncode == 0, result.stderr[-3000:]
 
 
+def test_a_pointer_naming_a_removed_checkpoint_says_the_one_beside_it(finished, tmp_path, forked_cli):
+    """Twenty-sixth hunt, case 40: `last` naming a state file that is gone (removed by hand, a sync tool)
+    beside a whole one: the only hint was to delete the checkpoints, 15 steps of them. The line names the
+    one beside it, and writing its name into the pointer, as the line says, resumes the run."""
+    run_dir, args = copy_of(finished, tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    pointer, state = run_dir / "checkpoints" / "last", next((run_dir / "checkpoints").glob("state-*.pt"))
+    pointer.write_text("state-00000099.pt")
+    result = forked_cli(args, cwd=ROOT)
+    line = one_line_error(
+        result, f"align_lab: error: checkpoint {run_dir / 'checkpoints' / 'state-00000099.pt'}"
+    )
+    assert (
+        f"is missing; it sits beside {state.name}: write that name into it to resume from there, or " in line
+    )
+    pointer.write_text(state.name)
+    assert forked_cli([*args, "train.steps=4"], cwd=ROOT).returncode == 0
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
