@@ -100,3 +100,31 @@ def file_digest(path: Path) -> str | None:
             return None
         _DIGESTS[key] = hashlib.sha256(data).hexdigest()[:16]
     return _DIGESTS[key]
+
+
+_FIRST_READ: dict[tuple[str, int], str] = {}  # (a module file of the user's, its module object) -> the
+# file's sha256 when this process first digested it after importing it
+
+
+def changed_since_imported(files: list[Path]) -> str | None:
+    """The user's module files as this process first digested them after importing them: the line for
+    one edited since (between the runs of a sweep in one process, Hydra's basic launcher), which runs as
+    first imported while a digest of the file now would record code the run never ran (twenty-sixth hunt,
+    case 34); None. A module imported again (a new module object) is digested anew."""
+    loaded = {}
+    for module in list(sys.modules.values()):
+        if isinstance(getattr(module, "__file__", None), str):
+            loaded[os.path.realpath(module.__file__)] = module
+    for file in files:
+        real = os.path.realpath(file)
+        if real not in loaded:
+            continue
+        now = hashlib.sha256(file.read_bytes()).hexdigest()
+        first = _FIRST_READ.setdefault((real, id(loaded[real])), now)
+        if first != now:
+            return (
+                f"{file} changed since this process imported it (sha256 {first[:8]} then, {now[:8]} now): "
+                f"its runs run {file.stem} as first imported; run a sweep's runs each in a process of its "
+                "own (hardware=submitit_local) or put the file back as it was"
+            )
+    return None

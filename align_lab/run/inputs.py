@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import sys
 from pathlib import Path
 
 from align_lab.config import ConfigError
-from align_lab.user_code import file_digest, user_module_file
+from align_lab.user_code import changed_since_imported, file_digest, user_module_file
 from align_lab.user_reads import LABELS, digest_now, where_now
 from align_lab.value_checks import UserCodeError
 
@@ -126,38 +124,12 @@ def value_input(key: str, value: str) -> dict | None:
     if key.endswith("_target_"):
         module = value.rpartition(".")[0]
     files = user_modules_used(module) if module else []
+    if files and (stale := changed_since_imported(files)):
+        raise UserCodeError(f"{key}={value}: {stale}")
     if files:
-        as_imported(key, value, files)
         also = f" (and {', '.join(f.name for f in files[1:])})" if len(files) > 1 else ""
         return {"file": f"{files[0]}{also}", "sha256": module_digest(files)}
     return path_input(value) if "\n" not in value and len(value) < 4096 else None
-
-
-_FIRST_READ: dict[tuple[str, int], str] = {}  # (a module file of the user's, its module object) -> the
-# file's sha256 when this process first digested it after importing it
-
-
-def as_imported(key: str, value: str, files: list[Path]) -> None:
-    """The user's module files as this process first digested them after importing them: one edited since
-    (between the runs of a sweep in one process, Hydra's basic launcher) runs as first imported, while a
-    digest of the file now would record code the run never ran (twenty-sixth hunt, case 34): one line. A
-    module imported again (a new module object) is digested anew."""
-    loaded = {}
-    for module in list(sys.modules.values()):
-        if isinstance(getattr(module, "__file__", None), str):
-            loaded[os.path.realpath(module.__file__)] = module
-    for file in files:
-        real = os.path.realpath(file)
-        if real not in loaded:
-            continue
-        now = sha256(file.read_bytes())
-        first = _FIRST_READ.setdefault((real, id(loaded[real])), now)
-        if first != now:
-            raise UserCodeError(
-                f"{key}={value}: {file} changed since this process imported it (sha256 {first[:8]} then, "
-                f"{now[:8]} now): its runs run {file.stem} as first imported; run a sweep's runs each in a "
-                "process of its own (hardware=submitit_local) or put the file back as it was"
-            )
 
 
 def run_inputs(config, prefix: str = "") -> dict[str, dict]:
@@ -249,9 +221,12 @@ def describe_change(key: str, old: dict, new: dict) -> str:
 
 # inputs that are a stage of their own (run/stages.py), which a resume never changes (run/resume_stages.py)
 STAGED = {"algo.teacher": "the teacher stage: a student goes on learning from the teacher it began with"}
+TASK_INPUTS = ("task.path", "task.verifier")  # in the task's fingerprint: an input of every stage built
 
 
-def check_inputs(saved: dict | None, mine: dict, ckpt: Path, allow: bool = False) -> dict:
+def check_inputs(
+    saved: dict | None, mine: dict, ckpt: Path, allow: bool = False, stages: tuple[str, ...] = ()
+) -> dict:
     """The user's inputs inside a checkpoint (run/inputs.py) against this run's: a changed one (a data
     file, a verifier, reward or environment module edited, a teacher retrained) refused in one line naming
     it, unless `allow` (resume_changed_inputs=true): then one warning line, and the changes returned for
@@ -262,10 +237,14 @@ def check_inputs(saved: dict | None, mine: dict, ckpt: Path, allow: bool = False
     what = "; ".join(describe_change(k, old, new) for k, (old, new) in changed.items())
     moved = all(old.get("file") != new.get("file") for old, new in changed.values())  # a relative name
     since = "" if moved else f" changed since the checkpoint in {ckpt} was written"
-    if staged := [k for k in changed if k in STAGED]:
-        raise ConfigError(  # fifteenth hunt: the flag this line offered ended in the stage check's refusal
-            f"{what}{since}; a resume keeps the stages its checkpoint was trained on, and {staged[0]} is one "
-            f"({STAGED[staged[0]]}), whatever resume_changed_inputs says: put it back as it was, or choose "
+    # the stages a checkpoint records (`stages`) are built from the task's data and verifier: the flag this
+    # line offered ended in the stage check's refusal (fifteenth hunt; twenty-sixth hunt, case 49)
+    reason = {k: f"is one ({why})" for k, why in STAGED.items()}
+    reason |= {k: f"is an input of them ({', '.join(stages)})" for k in TASK_INPUTS if stages}
+    if staged := [k for k in changed if k in reason]:
+        raise ConfigError(
+            f"{what}{since}; a resume keeps the stages its checkpoint was trained on, and {staged[0]} "
+            f"{reason[staged[0]]}, whatever resume_changed_inputs says: put it back as it was, or choose "
             "another hydra.run.dir"
         )
     if not allow:

@@ -293,3 +293,27 @@ def test_a_module_edited_after_this_process_imported_it_is_refused_not_digested_
     monkeypatch.delitem(sys.modules, "hunt_sweep_reward")
     importlib.import_module("hunt_sweep_reward")  # imported anew: the file as it is now is what runs
     assert run_inputs(config)["reward.path"]["sha256"] != first["sha256"]
+
+
+def test_a_changed_data_file_a_checkpoints_stages_were_built_from_offers_no_flag_that_fails(tmp_path):
+    """Twenty-sixth hunt, case 49: with task.sft=true, an edited data file's refusal offered
+    resume_changed_inputs=true, which then ended in the SFT stage's own refusal (the stage is built from
+    the file). Where the checkpoint records stages, the line says the resume cannot go on; without, it
+    offers the flag, which works."""
+    from align_lab.config import ConfigError
+    from align_lab.run.inputs import check_inputs
+
+    then = {"task.path": {"file": "/d/q.jsonl", "sha256": "5d684cdb6bab23da"}}
+    now = {"task.path": {"file": "/d/q.jsonl", "sha256": "c8dcaa51bc9e982c"}}
+    with pytest.raises(ConfigError) as e:
+        check_inputs(then, now, tmp_path, allow=True, stages=("sft",))
+    assert str(e.value).endswith(
+        f"changed since the checkpoint in {tmp_path} was written; a resume keeps the stages its checkpoint "
+        "was trained on, and task.path is an input of them (sft), whatever resume_changed_inputs says: put "
+        "it back as it was, or choose another hydra.run.dir"
+    )
+    with pytest.raises(ConfigError, match="set resume_changed_inputs=true to resume anyway"):
+        check_inputs(then, now, tmp_path, allow=False, stages=())
+    assert check_inputs(then, now, tmp_path, allow=True, stages=()) == {
+        "task.path": (then["task.path"], now["task.path"])
+    }
