@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
 import sys
 from collections import Counter
@@ -103,27 +104,36 @@ def where_it_ran(study_dir: Path) -> Path:
 
 
 def _resubmitted(manifest: dict, todo: set[int], wait: bool, submitit) -> list:
-    """Each run of `todo` submitted again as it was first: (its manifest entry, updated, and its job)."""
-    jobs = []
-    for run in manifest["runs"]:
-        if run["num"] not in todo:
-            continue
-        # submitit's pickled call of this run: same launcher, config and run folder
-        with open(Path(run["submitit_folder"]) / f"{run['job_id']}_submitted.pkl", "rb") as f:
-            delayed = pickle.load(f)
-        cluster = manifest["cluster"]
+    """Each run of `todo` submitted again as it was first: (its manifest entry, updated, and its job). On
+    Slurm the runs of one set of resources go as one array, so that its `%N` (hardware.max_parallel, the
+    queue's slurm_array_parallelism) holds again (twenty-sixth hunt, case 45: both ran at once)."""
+    runs = [run for run in manifest["runs"] if run["num"] in todo]
+    cluster, jobs = manifest["cluster"], []
+    alike: dict[str, list[dict]] = {}
+    for run in runs:  # local: each submitted on its own, as before
+        same = json.dumps(run["resources"], sort_keys=True) if cluster == "slurm" else str(run["num"])
+        alike.setdefault(same, []).append(run)
+    for group in alike.values():
         executor = submitit.AutoExecutor(
             folder=manifest["folder"],
             cluster=cluster,
             **{f"{cluster}_max_num_timeout": manifest["max_num_timeout"]},
         )
-        executor.update_parameters(**{**manifest["queue"], **run["resources"]})
+        executor.update_parameters(**{**manifest["queue"], **group[0]["resources"]})
+        calls = [_submitted_call(run) for run in group]  # submitit's pickled call: same config and folder
         with deaf_to_the_group() if cluster == "local" else nullcontext():  # as the sweep's (local_jobs.py)
             with detached_output() if cluster == "local" and not wait else nullcontext():  # case 56: a pipe
-                job = executor.submit(delayed.function, *delayed.args, **delayed.kwargs)
-        run.update(job_id=job.job_id, submitit_folder=str(job.paths.folder))
-        jobs.append((run, job))
+                with executor.batch() if len(group) > 1 else nullcontext():
+                    submitted = [executor.submit(c.function, *c.args, **c.kwargs) for c in calls]
+        for run, job in zip(group, submitted, strict=True):
+            run.update(job_id=job.job_id, submitit_folder=str(job.paths.folder))
+            jobs.append((run, job))
     return jobs
+
+
+def _submitted_call(run: dict):
+    with open(Path(run["submitit_folder"]) / f"{run['job_id']}_submitted.pkl", "rb") as f:
+        return pickle.load(f)
 
 
 def moved_study(manifest: dict) -> str:

@@ -192,8 +192,13 @@ def run_state(run: dict, cluster: str) -> RunState:
         return make("died", DIED)  # (twenty-third hunt, case 9: "job ended (FINISHED)" read as a normal end)
     if ended and cluster == "local" and (held := holder(Path(run["run_dir"]))):  # its controller killed
         return make("running", f"job {run['job_id']} ended, its run trains on ({held})")  # (24th hunt, 14)
-    if ended and not summary and cluster == "local":  # stopped waiting for its slot (twenty-third hunt, 55)
-        return make("interrupted", f"job {run['job_id']} ended before the run started; resume starts it")
+    # stopped waiting for its slot (twenty-third hunt, 55), or a Slurm job cancelled before its run began
+    # (twenty-sixth hunt, case 45: `failed`, where nothing failed)
+    if ended and not summary and (cluster == "local" or state == "CANCELLED"):
+        said = "" if cluster == "local" else f" ({state})"
+        return make(
+            "interrupted", f"job {run['job_id']} ended{said} before the run started; resume starts it"
+        )
     if ended:  # the scheduler's word first: it says why
         return make("failed", f"job {run['job_id']} ended ({state}) before the run completed")
     requeued = state in ("PENDING", "REQUEUED", "REQUEUE_HOLD")

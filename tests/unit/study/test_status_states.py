@@ -41,6 +41,29 @@ def test_a_local_run_stopped_while_it_waited_for_its_slot_is_interrupted_not_fai
     )
 
 
+@pytest.mark.parametrize(
+    "ended, said",
+    [
+        (
+            "CANCELLED by 0",
+            ("interrupted", "job 7_1 ended (CANCELLED) before the run started; resume starts it"),
+        ),
+        ("FAILED", ("failed", "job 7_1 ended (FAILED) before the run completed")),
+    ],
+)
+def test_a_slurm_job_cancelled_before_its_run_began_is_interrupted_not_failed(
+    ended, said, tmp_path, monkeypatch
+):
+    """Twenty-sixth hunt, case 45: `scancel` of a `%1` array while run #1 waited: `failed [job N_1 ended
+    (CANCELLED) before the run completed]` for a run that never started (the local twin said interrupted).
+    A job that failed before its run began stays failed: the scheduler's word says why."""
+    monkeypatch.setattr(status, "_scheduler_state", lambda run, cluster: ended)
+    monkeypatch.setattr(status, "_job_result", lambda run: None)
+    run = {"num": 1, "overrides": ["seed=1"], "run_dir": str(tmp_path / "never_made"), "job_id": "7_1"}
+    state = run_state(run | {"submitit_folder": str(tmp_path / "submitit")}, "slurm")
+    assert (state.state, state.detail) == said
+
+
 def test_resume_submits_again_neither_a_run_in_the_queue_nor_a_done_or_running_one():
     """Twenty-third hunt, case 46: `study resume` in the seconds after a Slurm preemption resubmitted the
     run whose requeued job was pending in the queue: two jobs for one folder."""
