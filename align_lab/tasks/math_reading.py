@@ -56,16 +56,27 @@ DELIMITED = ("$", "\\(", "\\[", "\\boxed")
 
 
 def final_expression(response: str) -> str:
-    """The math a response ends with, undelimited: its last run of numbers, operators, LaTeX commands,
-    single letters and braced groups, before a trailing full stop ("The answer is 2^{10}." -> "2^{10}",
-    "so x = 3\\pi" -> "x = 3\\pi"); "" where it ends in a word."""
-    tokens, depth, kept = LATEX_TOKEN.findall(response.rstrip().removesuffix(".")), 0, []
+    """The last math a response writes: its last run of numbers, operators, LaTeX commands, single letters
+    and braced groups, after the words and stops that follow it ("The answer is 2^{10}." -> "2^{10}",
+    "so x = 3\\pi" -> "x = 3\\pi", "\\frac{1}{2} cups" -> "\\frac{1}{2}": twenty-seventh hunt, case 2, where a
+    unit after the answer sent it to its last number); "" where it writes none."""
+    tokens, depth, kept = LATEX_TOKEN.findall(response), 0, []
+    while tokens and (tokens[-1].isspace() or tokens[-1] in TRAILING or is_word(tokens[-1])):
+        tokens.pop()  # the words and stops after the answer
     for token in reversed(tokens):
         depth += (token == "}") - (token == "{")
-        if depth <= 0 and token[0].isalpha() and len(token) > 1:  # a word, not \\pi or x or {cm}
+        if depth <= 0 and is_word(token):  # a word, not \\pi or x or {cm}
             break
         kept.append(token)
     return "".join(reversed(kept)).strip()
+
+
+TRAILING = set(".,;:!?")
+
+
+def is_word(token: str) -> bool:
+    """A word of the text, not math: two letters or more (not a LaTeX command), or "I" and "a"."""
+    return token[0].isalpha() and (len(token) > 1 or token in ("I", "a", "A"))
 
 
 def response_parse(response: str):

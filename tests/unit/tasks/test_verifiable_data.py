@@ -359,8 +359,8 @@ def test_a_bare_latex_answer_is_read_whole_not_as_its_first_number(name, answer,
     [
         (
             "2^{10}",
-            ["2^{10}", "The answer is 2^{10}.", "so 2^{10} = 1024"],
-            ["2", "2^{9}", "The answer is 2^{10} I think"],
+            ["2^{10}", "The answer is 2^{10}.", "so 2^{10} = 1024", "It is 2^{10} I think"],
+            ["2", "2^{9}"],
         ),
         ("3\\pi", ["3\\pi", "The answer is 3\\pi.", "so x = 3\\pi"], ["3", "The answer is 2\\pi."]),
         ("\\frac{1}{2}", ["\\dfrac{1}{2}", "It is \\frac{1}{2}\\text{ cm}."], ["\\frac{1}{3}", "2"]),
@@ -460,12 +460,43 @@ def test_an_integer_answer_is_right_only_for_that_integer(name):
 
 
 @pytest.mark.parametrize(
+    "answer, right, wrong",
+    [
+        (
+            "0.5",
+            [
+                "\\frac{1}{2} cups",
+                "\\boxed{\\frac{1}{2}} is the final answer",
+                "$\\frac{1}{2}$ cups",
+                "1/2 cup",
+            ],
+            ["2 cups"],
+        ),
+        ("32", ["2^{5} apples", "$2^{5}$ apples", "\\boxed{2^{5}} in total"], ["5 apples"]),
+        ("5", ["5 of them"], ["2^{5} apples", "\\frac{1}{5} of them", "$\\frac{1}{5}$ cups"]),
+    ],
+)
+@pytest.mark.parametrize("name", ["auto", "math_verify"])
+def test_an_answer_in_math_followed_by_words_is_read_by_its_value(name, answer, right, wrong):
+    """Twenty-seventh hunt, case 2: a unit or a sentence after the math (`\\frac{1}{2} cups`, `\\boxed{...}
+    is the final answer`) sent auto to the response's last number: `\\frac{1}{5} of them` scored right
+    against 5 and `\\boxed{\\frac{1}{2}} is the final answer` wrong against 0.5."""
+    from align_lab.tasks.verifiers import checker, reference
+
+    gold, check = reference(name, answer, "row 1"), checker(name)
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+
+
+@pytest.mark.parametrize(
     "response, final",
     [
         ("The answer is 2^{10}.", "2^{10}"),
         ("so x = 3\\pi", "x = 3\\pi"),
         ("It is \\frac{1}{2}\\text{ cm}.", "\\frac{1}{2}\\text{ cm}"),
-        ("2^{10} I think", ""),
+        ("2^{10} I think", "2^{10}"),  # the words after the answer (twenty-seventh hunt, case 2)
+        ("\\boxed{\\frac{1}{2}} is the final answer", "\\boxed{\\frac{1}{2}}"),
+        ("$2^{5}$ apples", "$2^{5}$"),
+        ("no math at all", ""),
         ("", ""),
     ],
 )
