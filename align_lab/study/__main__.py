@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import sys
 from collections import Counter
@@ -132,8 +133,15 @@ def _resubmitted(manifest: dict, todo: set[int], wait: bool, submitit) -> list:
 
 
 def _submitted_call(run: dict):
-    with open(Path(run["submitit_folder"]) / f"{run['job_id']}_submitted.pkl", "rb") as f:
-        return pickle.load(f)
+    """submitit's pickled call of a run, read as the job reads it: from the folder the sweep ran in, whose
+    modules (a `task.verifier=myv:check`, loaded again as the task unpickles) import from there: typed
+    elsewhere, "cannot import it (No module named 'myv')" (twenty-seventh hunt, case 8)."""
+    sys.path.insert(0, os.getcwd())  # where_it_ran: resume's chdir
+    try:
+        with open(Path(run["submitit_folder"]) / f"{run['job_id']}_submitted.pkl", "rb") as f:
+            return pickle.load(f)
+    finally:
+        sys.path.remove(os.getcwd())
 
 
 def moved_study(manifest: dict) -> str:

@@ -64,3 +64,25 @@ def test_a_slurm_sweeps_runs_go_again_as_one_array_with_its_parallelism(cluster,
     assert [run["job_id"] for run, _ in runs] == ids
     if cluster == "slurm":
         assert Executor.made[0].parameters["slurm_array_parallelism"] == 1
+
+
+def test_a_runs_pickled_call_is_read_from_the_folder_the_sweep_ran_in(tmp_path):
+    """Twenty-seventh hunt, case 8: `study resume <sweep>` typed in another folder, on a sweep with
+    `task.verifier=myv2:check`: unpickling the job's call imports the verifier's module (the task loads it
+    again), which only the sweep's folder has: "cannot import it (No module named 'myv2')", nothing
+    submitted. It is read as the job reads it, from where the sweep ran (resume's chdir)."""
+    import subprocess
+    import sys
+    from contextlib import chdir
+
+    from align_lab.study.__main__ import _submitted_call
+
+    home, folder = tmp_path / "home", tmp_path / "submitit"
+    home.mkdir(), folder.mkdir()
+    (home / "only_here_9.py").write_text("class Task:\n    pass\n")
+    pkl = str(folder / "3_submitted.pkl")
+    script = f"import pickle, only_here_9; open({pkl!r}, 'wb').write(pickle.dumps(only_here_9.Task()))"
+    subprocess.run([sys.executable, "-c", script], cwd=home, check=True)
+    with chdir(home):
+        call = _submitted_call({"submitit_folder": str(folder), "job_id": "3"})
+    assert type(call).__name__ == "Task" and str(home) not in sys.path
