@@ -7,9 +7,11 @@ than the main thread (whose handlers Python runs) a call is not bounded. Imports
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from contextlib import contextmanager
 log = logging.getLogger("align_lab")
 SIGNAL = signal.SIGVTALRM  # no timer of the run's uses it, nor Math-Verify's (signal.alarm: SIGALRM)
 SAY_AFTER_S = 60.0  # a call still running then is said, once a process
+C_GRACE_S = 30.0  # past the bound, the time a call has to end before faulthandler ends the process
 _STATE: dict = {"timed_out": None, "said": False, "installed": False}
 
 
@@ -82,10 +85,14 @@ def bounded(where: str, key: str, timeout_s: float | None) -> Iterator[None]:
     threading.Thread(
         target=_watch, args=(done, error, main.ident), daemon=True, name="align_lab-bound"
     ).start()
+    # a call stuck in C holding the GIL (a regex backtracking for ever) runs neither the handler nor the
+    # watcher: faulthandler's C thread names where it is and ends the process (twenty-seventh hunt, case 4)
+    faulthandler.dump_traceback_later(timeout_s + C_GRACE_S, exit=True, file=sys.__stderr__)
     try:
         yield
     finally:
         if os.getpid() == pid:
+            faulthandler.cancel_dump_traceback_later()
             done.set()
             if _STATE["timed_out"] is error:  # came as the call returned: not raised
                 _STATE["timed_out"] = None

@@ -73,3 +73,32 @@ def test_a_users_verifier_past_its_bound_is_one_line_naming_the_key(tmp_path, mo
         f"{tmp_path / 'slow_check.py'}:3 (raise task.verifier_timeout_s if it needs longer)"
     )
     assert e.value.fixed_in_checked_inputs is False
+
+
+def test_a_call_stuck_in_c_holding_the_gil_is_ended_by_faulthandler_naming_its_line(tmp_path):
+    """Twenty-seventh hunt, case 4: a reward stuck in one C call that holds the GIL (a regex backtracking
+    for ever) runs neither the signal's handler nor the watcher thread: no line, for good, and SIGTERM could
+    not reach it either. C_GRACE_S past the bound, faulthandler's C thread dumps where it is and ends the
+    process (rc 1; its run folder says running: `study status` calls it died, resumable)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import re\n"
+        "from align_lab import user_timeouts\n"
+        "user_timeouts.C_GRACE_S = 0.5\n"
+        "def stuck():\n"
+        "    re.match(r'(a+)+$', 'a' * 60 + 'b')\n"
+        "with user_timeouts.bounded('reward.path=m:f', 'reward.timeout_s', 0.5):\n"
+        "    stuck()\n"
+    )
+    (tmp_path / "stuck.py").write_text(script)
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "stuck.py")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and time.monotonic() - start < 60, done.stderr[-2000:]
+    assert (
+        done.stderr.startswith("Timeout (0:00:01)!")
+        and f'File "{tmp_path / "stuck.py"}", line 5 in stuck' in done.stderr
+    )
