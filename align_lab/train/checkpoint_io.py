@@ -3,6 +3,7 @@ the file, and checked readable before a resume loads one."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -57,7 +58,7 @@ def pointed_name(folder: Path, advice: str | None = None) -> str | None:
     at the resume's first step before), with `advice` (default: delete the folder to start again)."""
     pointer = folder / "last"
     if not (pointer.exists() or pointer.is_symlink()):
-        return None
+        return None if advice else unpointed(folder)
     advice = advice or f"delete {folder} to start the run again from step 0"
     try:
         text = pointer.read_text().strip()
@@ -70,6 +71,23 @@ def pointed_name(folder: Path, advice: str | None = None) -> str | None:
             f"as state-00000003.pt); {beside(folder)}{advice}"
         )
     return text
+
+
+_SAID: set[str] = set()
+
+
+def unpointed(folder: Path) -> str | None:
+    """A run's own checkpoint with no pointer beside it (a kill between the file and its pointer, or the
+    pointer removed): the newest such file, said once; it started again from step 0 in silence, its steps
+    lost (twenty-seventh hunt, case 11). None where there is none."""
+    found = sorted(p.name for p in folder.glob("state-*.pt") if POINTED.fullmatch(p.name))
+    if found and str(folder) not in _SAID:
+        _SAID.add(str(folder))
+        logging.getLogger("align_lab").warning(
+            f"warning: {folder / 'last'} is missing beside {found[-1]}: the run resumes from it (a kill "
+            "between a checkpoint and its pointer, or the pointer removed)"
+        )
+    return found[-1] if found else None
 
 
 def beside(folder: Path) -> str:

@@ -354,6 +354,29 @@ def test_a_damaged_checkpoint_pointer_is_one_line_naming_it_and_its_hint_resumes
         assert result.returncode == 0, result.stderr[-3000:]
 
 
+def test_a_removed_pointer_beside_a_whole_checkpoint_resumes_from_it_in_one_line(
+    finished, tmp_path, forked_cli
+):
+    """Twenty-seventh hunt, case 11: `checkpoints/last` removed (by hand, a sync tool, or a kill between a
+    first checkpoint and its pointer) beside a whole state file: the run started again from step 0 with no
+    word, its steps lost. It resumes from that file, said in one warning line."""
+    run_dir, args = copy_of(finished, tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    state = next((run_dir / "checkpoints").glob("state-*.pt"))
+    (run_dir / "checkpoints" / "last").unlink()
+    rows = (run_dir / "metrics.jsonl").read_text().splitlines()
+    result = forked_cli([*args, f"train.steps={len(rows) + 1}"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = (
+        f"warning: {run_dir / 'checkpoints' / 'last'} is missing beside {state.name}: the run resumes from it"
+    )
+    assert said in result.stderr, result.stderr[-3000:]
+    segments = json.loads((run_dir / "summary.json").read_text())["segments_s"]
+    assert len(segments) == len(summary["segments_s"]) + 1, segments  # resumed: not a fresh start
+    assert (run_dir / "metrics.jsonl").read_text().splitlines()[: len(rows)] == rows
+
+
 def test_a_pointer_naming_a_removed_checkpoint_says_the_one_beside_it(finished, tmp_path, forked_cli):
     """Twenty-sixth hunt, case 40: `last` naming a state file that is gone (removed by hand, a sync tool)
     beside a whole one: the only hint was to delete the checkpoints, 15 steps of them. The line names the
