@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from align_lab.algorithms.base import Rollout
-from align_lab.algorithms.parts import RewardClip
+from align_lab.algorithms.reward_clip import RewardClip
 from align_lab.value_checks import check
 
 

@@ -19,7 +19,6 @@ from align_lab.rl import (
     AGGREGATIONS,
     KL_ESTIMATORS,
     aggregate_loss,
-    clip_reward,
     clipped_surrogate,
     importance_ratio,
     kl_penalty,
@@ -80,30 +79,6 @@ class KLTerm:
     def __call__(self, logprobs: Tensor, ref_logprobs: Tensor) -> Tensor:
         """(B, T) the estimate, clamped."""
         return kl_penalty(logprobs, ref_logprobs, self.kl_estimator, clamp=self.kl_clamp)
-
-
-@dataclass(frozen=True)
-class RewardClip:
-    """Scores clamped to [-reward_clip_low, reward_clip] (reward_clip None: off; reward_clip_low None:
-    -reward_clip, symmetric). Where in the advantage it applies is the algorithm's (its docstring).
-
-    The lower bound may be positive (OpenRLHF's --reward.clip_range 1 10 is reward_clip_low=-1
-    reward_clip=10); the range must hold more than one value."""
-
-    reward_clip: float | None = None
-    reward_clip_low: float | None = None
-
-    def __post_init__(self) -> None:
-        high, low = self.reward_clip, self.reward_clip_low
-        if low is None:
-            allowed = "> 0 or null (the range is [-reward_clip, reward_clip])"
-            check(high is None or high > 0, "reward_clip", high, allowed)
-        elif high is not None:
-            allowed = f"> -reward_clip = {-high} (the range is [-reward_clip_low, reward_clip])"
-            check(-low < high, "reward_clip_low", low, allowed)
-
-    def __call__(self, scores: Tensor) -> Tensor:
-        return clip_reward(scores, self.reward_clip, self.reward_clip_low)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from align_lab.algorithms.credit import (
     total_return,
 )
 from align_lab.algorithms.online import OnlineBase, part
-from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip, RewardClip
+from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip
+from align_lab.algorithms.reward_clip import RewardClip
 from align_lab.rl import (
     KL_CONTROLLER_INPUTS,
     adaptive_kl_coef,

@@ -19,7 +19,8 @@ from align_lab.algorithms.credit import (
     placed_rewards,
 )
 from align_lab.algorithms.online import OnlineBase, part
-from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip, RewardClip
+from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip
+from align_lab.algorithms.reward_clip import RewardClip
 from align_lab.rl import (
     discounted_returns,
     group_normalize,

@@ -10,7 +10,8 @@ from torch import Tensor
 from align_lab.algorithms.base import LoopNeeds, Rollout, check_online
 from align_lab.algorithms.credit import episode_return
 from align_lab.algorithms.online import OnlineBase, part
-from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip, Reinforce, RewardClip
+from align_lab.algorithms.parts import Aggregation, ClipLoss, PPOClip, RatioClip, Reinforce
+from align_lab.algorithms.reward_clip import RewardClip
 from align_lab.rl import (
     broadcast_to_tokens,
     clipped_surrogate,
