@@ -35,3 +35,18 @@ def test_a_file_the_sweeps_runs_read_edited_since_is_one_line_naming_it(tmp_path
         "sweep's runs read it: a run resumed or started now would train on another version than theirs; "
         "put it back as it was, or start another sweep (another hydra.sweep.dir)"
     )
+
+
+def test_a_helper_of_a_module_the_runs_read_is_checked_too(tmp_path):
+    """Twenty-seventh hunt, case 9: a verifier module recorded with its helper (`myv2.py (and vh2.py)`) was
+    skipped as not a plain file, and the never-started run trained on the edited helper."""
+    from align_lab.run.inputs import module_digest
+
+    module, helper = tmp_path / "myv2.py", tmp_path / "vh2.py"
+    module.write_text("from vh2 import MODE\n")
+    helper.write_text("MODE = 'strict'\n")
+    record = {"file": f"{module} (and vh2.py)", "sha256": module_digest([module, helper])[:16]}
+    runs = [run_folder(tmp_path, "0_grpo_seed0", {"task.verifier": record})]
+    assert changed_since_the_sweep(runs) is None
+    helper.write_text("MODE = 'lenient'\n")
+    assert changed_since_the_sweep(runs).startswith(f"task.verifier: {module} (and vh2.py) (sha256 ")
