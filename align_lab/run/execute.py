@@ -20,7 +20,7 @@ from align_lab.rollout.decode import hidden_size
 from align_lab.rollout.decode import resolved as decode_matmul
 from align_lab.run.build import build_run
 from align_lab.run.hardware import threads
-from align_lab.run.inputs import check_same_inputs, check_same_reads
+from align_lab.run.inputs import check_same_inputs, check_same_reads, stages_from_the_task
 from align_lab.run.resume_stages import StagesChanged
 from align_lab.run.run_folder import RunFolder
 from align_lab.run.spec import Job, RunSpec
@@ -109,6 +109,10 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
         # judge's outage changes none, and another judge is still refused (twentieth hunt, case 6)
         allow = " resume_changed_inputs=true" if getattr(e, "fixed_in_checked_inputs", True) else ""
         error = f"{e}; fix it, then {resume_hint(ckpt, allow)}"
+        if allow and (stages := stages_from_the_task(str(e), ckpt)):  # 27th hunt, 13: a resume it refuses
+            error = (
+                f"{e}; fix it, then rerun in another hydra.run.dir (its stages {stages} are built from it)"
+            )
         return {"status": "failed", "error": error}, RunStopped(f"error: {error}")
     # one line naming the correction's keys, or a saved model that is gone
     if isinstance(e, TrainsNothing | ArtifactMissing | ConfigError):  # a check only the run could make

@@ -224,6 +224,24 @@ STAGED = {"algo.teacher": "the teacher stage: a student goes on learning from th
 TASK_INPUTS = ("task.path", "task.verifier")  # in the task's fingerprint: an input of every stage built
 
 
+def stages_from_the_task(error: str, ckpt: Path) -> str:
+    """The stages the checkpoint in `ckpt` records (`sft, preferences`), where `error` names an input of
+    every stage built from the task (`task.verifier=...: raised ...`): its fix cannot resume the run (the
+    stage check refuses it); else ""."""
+    if not error.startswith(tuple(f"{key}=" for key in TASK_INPUTS)):
+        return ""
+    import torch
+
+    from align_lab.train.checkpoint_io import checkpoint_file
+
+    try:
+        path = checkpoint_file(ckpt)
+        state = torch.load(path, mmap=True, weights_only=False) if path is not None and path.is_file() else {}
+    except Exception:  # noqa: BLE001 - a damaged checkpoint: its own line says so at the resume
+        return ""
+    return ", ".join(state.get("stage_keys") or ())
+
+
 def check_inputs(
     saved: dict | None, mine: dict, ckpt: Path, allow: bool = False, stages: tuple[str, ...] = ()
 ) -> dict:

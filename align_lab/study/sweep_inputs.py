@@ -31,8 +31,8 @@ def recorded_inputs(run_dirs: list[Path]) -> list[tuple[str, str, str, str]]:
 
 def digest_now(file: str) -> str | None:
     """A recorded input's digest now, as the run digested it (run/inputs.py): a module with the helpers it
-    imports (`<file> (and helper.py)`: twenty-seventh hunt, case 9), a model folder, a plain file; None
-    where it is gone or unreadable."""
+    imports (recorded as `<file> (and <its helpers>)`: twenty-seventh hunt, case 9), a model folder, a
+    plain file; None where it is gone or unreadable."""
     from align_lab.run.inputs import module_digest, path_input
 
     main, _, helpers = file.partition(" (and ")

@@ -317,3 +317,21 @@ def test_a_changed_data_file_a_checkpoints_stages_were_built_from_offers_no_flag
     assert check_inputs(then, now, tmp_path, allow=True, stages=()) == {
         "task.path": (then["task.path"], now["task.path"])
     }
+
+
+def test_a_verifier_that_raised_in_a_run_with_stages_is_not_told_to_resume_after_its_fix(tmp_path):
+    """Twenty-seventh hunt, case 13: with task.sft=true a verifier that raised said "fix it, then resume
+    from step 25 with: ... resume_changed_inputs=true", which the fix then made a refusal (the SFT stage is
+    built from the task's verifier). The stages it records name why a fix needs another run folder."""
+    import torch
+
+    from align_lab.run.inputs import stages_from_the_task
+
+    ckpt = tmp_path / "checkpoints"
+    ckpt.mkdir()
+    torch.save({"stage_keys": {"sft": "c879"}}, ckpt / "state-00000025.pt")
+    (ckpt / "last").write_text("state-00000025.pt")
+    assert stages_from_the_task("task.verifier=vr:check: raised RuntimeError: down", ckpt) == "sft"
+    assert stages_from_the_task("reward.path=r:f: raised RuntimeError: down", ckpt) == ""
+    torch.save({"stage_keys": {}}, ckpt / "state-00000025.pt")
+    assert stages_from_the_task("task.verifier=vr:check: raised RuntimeError: down", ckpt) == ""

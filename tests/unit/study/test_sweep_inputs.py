@@ -38,7 +38,7 @@ def test_a_file_the_sweeps_runs_read_edited_since_is_one_line_naming_it(tmp_path
 
 
 def test_a_helper_of_a_module_the_runs_read_is_checked_too(tmp_path):
-    """Twenty-seventh hunt, case 9: a verifier module recorded with its helper (`myv2.py (and vh2.py)`) was
+    """Twenty-seventh hunt, case 9: a verifier module recorded with the helper module it imports was
     skipped as not a plain file, and the never-started run trained on the edited helper."""
     from align_lab.run.inputs import module_digest
 
