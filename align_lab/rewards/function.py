@@ -85,13 +85,18 @@ class FunctionReward:
             raise RewardError(f"reward.{self.unloadable}: this process could not load it again")
         where = f"reward.path={self.path}"
         try:  # lists of its own: one it empties or appends to is not the rows kept (thirteenth hunt)
-            with run_signals_kept(where), bounded(where, "reward.timeout_s", self.timeout_s):
+            with run_signals_kept(where), bounded(where, self.timeout_key(), self.timeout_s):
                 scores = self._fn(list(prompts), list(responses))
         except CallTimedOut as e:
             raise timed_out(e) from None
         except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
             raise RewardError(f"{where}: raised {one_line(e)}") from None
         return checked_scores(scores, len(prompts), f"reward.path={self.path}").tolist()
+
+    def timeout_key(self) -> str:
+        """The key that bounds a call: `reward.timeout_s`, or a combined source's own (twenty-seventh hunt,
+        case 24: "raise reward.timeout_s", a key reward=combined does not have)."""
+        return self.probe_key.partition("=")[0].rsplit(".", 1)[0] + ".timeout_s"
 
     def scorer(self, stages):
         raw = stages.raw_prompt

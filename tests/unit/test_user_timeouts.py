@@ -102,3 +102,14 @@ def test_a_call_stuck_in_c_holding_the_gil_is_ended_by_faulthandler_naming_its_l
         done.stderr.startswith("Timeout (0:00:01)!")
         and f'File "{tmp_path / "stuck.py"}", line 5 in stuck' in done.stderr
     )
+
+
+def test_a_combined_sources_bound_is_named_by_its_own_key():
+    """Twenty-seventh hunt, case 24: a hanging reward=combined source said "raise reward.timeout_s", a key
+    reward=combined does not have; its own is reward.components.<name>.source.timeout_s."""
+    from align_lab.rewards.function import Combined, FunctionReward
+
+    source = FunctionReward(path="align_lab.rewards.function:word_count")
+    assert source.timeout_key() == "reward.timeout_s"
+    Combined(components={"brevity": {"weight": 1.0, "source": source}})
+    assert source.timeout_key() == "reward.components.brevity.source.timeout_s"
