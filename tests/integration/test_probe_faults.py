@@ -44,6 +44,7 @@ def stopped(tmp_path, cache_dir, monkeypatch):
     home.mkdir()
     (home / f"{REWARD}.py").write_text(SOURCE)
     monkeypatch.syspath_prepend(str(home))
+    monkeypatch.delitem(sys.modules, REWARD, raising=False)  # this test's own file, imported afresh
     monkeypatch.delenv("PROBE_FAULTS13", raising=False)
     keys = [
         *(k for k in SMALL if not k.startswith("reward.")),

@@ -392,11 +392,11 @@ def test_study_resume_checks_each_run_folder_as_it_is_then(tmp_path, cache_dir):
     )
     (code / "myrew.py").write_text(REWARD.format(scale=10.0))
     again = subprocess.run([*study, "resume", str(sweep), "--wait"], capture_output=True, text=True, env=env)
-    first = again.stdout.splitlines()[-3]
-    assert again.returncode == 1 and first.startswith("#0   failed "), again.stdout[-3000:]
-    assert (
-        "reward.path: " in first and "myrew.py (sha256 " in first and "changed since the checkpoint" in first
-    )
+    # refused before anything is submitted (twenty-sixth hunt, cases 30, 45: a run that never started
+    # would train on the edit); each run's own check refused it here before
+    assert again.returncode == 2 and again.stdout == "", again.stdout[-3000:] + again.stderr[-3000:]
+    assert again.stderr.startswith(f"align_lab.study: error: reward.path: {code / 'myrew.py'} (sha256 ")
+    assert "changed since the sweep's runs read it" in again.stderr
     (code / "myrew.py").write_text(REWARD.format(scale=1.0))
     again = subprocess.run([*study, "resume", str(sweep), "--wait"], capture_output=True, text=True, env=env)
     assert again.returncode == 0, again.stdout[-3000:]
