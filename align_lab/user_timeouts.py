@@ -7,11 +7,11 @@ than the main thread (whose handlers Python runs) a call is not bounded. Imports
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import os
 import signal
-import sys
 import threading
 import traceback
 from collections.abc import Iterator
@@ -87,7 +87,8 @@ def bounded(where: str, key: str, timeout_s: float | None) -> Iterator[None]:
     ).start()
     # a call stuck in C holding the GIL (a regex backtracking for ever) runs neither the handler nor the
     # watcher: faulthandler's C thread names where it is and ends the process (twenty-seventh hunt, case 4)
-    faulthandler.dump_traceback_later(timeout_s + C_GRACE_S, exit=True, file=sys.__stderr__)
+    with contextlib.suppress(ValueError, OSError):  # fd 2 itself: the user's code may close sys.stderr
+        faulthandler.dump_traceback_later(timeout_s + C_GRACE_S, exit=True, file=2)
     try:
         yield
     finally:

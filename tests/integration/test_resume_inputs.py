@@ -38,6 +38,8 @@ def world(tmp_path_factory, hf_assets):
         "def score(prompts, responses):\n    return [len(r) / 10 for r in responses]\n"
     )
     sys.path.insert(0, str(home))
+    for name in (VERIFIER, REWARD):  # this world's modules, not a world this worker made before (xdist's
+        sys.modules.pop(name, None)  # worksteal may run the module's tests in two stretches)
     keys = [
         *REAL,
         f"model.name_or_path={hf_assets.policy}",
