@@ -58,6 +58,15 @@ class UserCodeError(RuntimeError):
     fixed_in_checked_inputs = True  # its fix edits a file a resume checks: the resume command allows it
 
 
+def timed_out(e) -> UserCodeError:
+    """The run's one line for a call of the user's code stopped at its bound (user_timeouts.py
+    CallTimedOut): where it was stopped, and that a resume may raise the bound (its command allows no
+    changed inputs: a fixed module is refused with the key that allows it)."""
+    error = UserCodeError(f"{e}, stopped at {e.stopped_at()} (raise {e.key} if it needs longer)")
+    error.fixed_in_checked_inputs = False
+    return error
+
+
 def text_of(error: BaseException) -> str:
     """str(error), or what says it failed: a class of the user's whose __str__ raises (sixteenth hunt: a
     judge's error reading a response it never got was a 23-frame traceback of align_lab's one line)."""

@@ -14,7 +14,7 @@ from align_lab.rewards import reward_models
 from align_lab.user_probes import loaded, renamed, scored_batch
 from align_lab.user_signals import run_signals_kept
 from align_lab.user_timeouts import CallTimedOut, bounded, checked_bound
-from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line
+from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line, timed_out
 
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
 
@@ -113,15 +113,6 @@ class FunctionReward:
 class RewardError(UserCodeError):
     """A reward's scores are not one finite number per response (a function's, reward.path; a remote
     scorer's, reward.url), or it failed: one line naming the key."""
-
-
-def timed_out(e: CallTimedOut) -> UserCodeError:
-    """The run's one line for a call of the user's code stopped at its bound: where it was stopped, and
-    that a resume may raise the bound (its command allows no changed inputs: a fixed module is refused
-    with the key that allows it)."""
-    error = UserCodeError(f"{e}, stopped at {e.stopped_at()} (raise {e.key} if it needs longer)")
-    error.fixed_in_checked_inputs = False
-    return error
 
 
 def checked_scores(scores, n: int, where: str) -> torch.Tensor:

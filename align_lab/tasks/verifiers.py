@@ -44,7 +44,7 @@ from align_lab.tasks.math_reading import (
 from align_lab.user_probes import loaded, scored_row
 from align_lab.user_signals import run_signals_kept
 from align_lab.user_timeouts import CallTimedOut, bounded
-from align_lab.value_checks import UserCodeError, one_line, user_score
+from align_lab.value_checks import UserCodeError, one_line, timed_out, user_score
 
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
 ALLOWED = "auto, exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
@@ -237,9 +237,7 @@ class Yours:
             with run_signals_kept(self.where), bounded(self.where, "task.verifier_timeout_s", self.timeout_s):
                 score = self.function(response, gold, prompt)
         except CallTimedOut as e:
-            error = UserCodeError(f"{e}, stopped at {e.stopped_at()} (raise {e.key} if it needs longer)")
-            error.fixed_in_checked_inputs = False
-            raise error from None
+            raise timed_out(e) from None
         except Exception as e:  # one line naming the verifier (Interrupted is no Exception)
             raise UserCodeError(f"{self.where}: raised {one_line(e)}") from None
         return verdict(user_score(score, self.where), self.where)
