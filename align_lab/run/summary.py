@@ -79,7 +79,8 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
             return RunStopped(f"error: {exited_where(e)} {called}; {fixed}", 1)
         return RunStopped(f"error: {exited_where(e)} called {called} during the run; {fixed}", 1)
     if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        what = e.filename or unnamed_write(ckpt.parent)
+        # a copy's error (shutil.copyfile) names its source first and the file it was writing second
+        what = e.filename2 or e.filename or unnamed_write(ckpt.parent)
         return RunStopped(f"error: no space left on the device writing {what}; free space, then {resume}")
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return RunStopped(f"error: cannot write {e.filename or 'a file'} ({e.strerror})")

@@ -22,3 +22,16 @@ def test_a_bug_keeps_its_traceback(tmp_path):
     except KeyError as e:
         summary, stop = failure(e, spec=None, ckpt=tmp_path / "checkpoints")
     assert stop is None and summary["status"] == "failed" and "KeyError" in summary["traceback"]
+
+
+def test_a_full_disk_in_a_copy_names_the_file_being_written_not_its_source(tmp_path):
+    """CI at 3e69634: DeepSpeed's checkpoint copies its zero-to-fp32 script into the step folder; on a full
+    disk shutil.copyfile's OSError has the source as `filename` and the copy as `filename2`, and the line said
+    "no space left on the device writing <the venv>/site-packages/deepspeed/utils/<that script>"."""
+    import errno
+    import os
+
+    source, copy = tmp_path / "zero_to_fp32.py", tmp_path / "checkpoints" / "step-3" / "zero_to_fp32.py"
+    error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(source), None, str(copy))
+    _, stop = failure(error, spec=None, ckpt=tmp_path / "checkpoints")
+    assert str(stop).startswith(f"error: no space left on the device writing {copy}; free space"), stop
