@@ -17,10 +17,10 @@ if __name__ == "__main__":  # the jobs `resume` submits inherit the malloc `pyth
     malloc.start_with_it("align_lab.study")
 
 from align_lab.results.manifest import load_manifest, write_manifest
+from align_lab.run.sweep_inputs import changed_since_the_sweep
 from align_lab.study.local_jobs import deaf_to_the_group, detached_output
 from align_lab.study.status import study_states
 from align_lab.study.submission import status_command
-from align_lab.study.sweep_inputs import changed_since_the_sweep
 from align_lab.train.preemption import Interrupted, Interruption, held
 from align_lab.value_checks import said_all, say
 

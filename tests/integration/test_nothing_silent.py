@@ -499,3 +499,44 @@ def test_a_reward_function_past_reward_timeout_s_stops_in_one_line_and_a_longer_
     resumed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+SCALED_REWARD = """SCALE = {scale}
+
+
+def score(prompts, responses):
+    return [SCALE * len(r) / 10 for r in responses]
+"""
+
+
+@pytest.mark.fast
+def test_the_sweeps_command_typed_again_with_its_reward_edited_starts_no_run_on_the_edit(
+    tmp_path, cache_dir, forked_cli
+):
+    """Twenty-seventh hunt, case 16: a sweep's command typed again (the line an interrupted or failed sweep
+    prints) with its reward module edited: the runs that had not started trained on the edit, the
+    completed one on the module as it was, rc 0, no line. Now the run that would start afresh is refused
+    in one line naming the module, before anything is built; resume_changed_inputs=true runs it, warned."""
+    from tests.conftest import SMALL
+
+    module = tmp_path / "scaled.py"
+    module.write_text(SCALED_REWARD.format(scale=1.0))
+    sweep = tmp_path / "sweep"
+    small = [a for a in SMALL if not a.startswith("reward.") and a != "train.steps=3"]
+    args = [*small, "train.steps=1", f"cache_dir={cache_dir}", "reward=function", "reward.path=scaled:score"]
+    first = forked_cli(["-m", "seed=0", *args, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    module.write_text(SCALED_REWARD.format(scale=-100.0))
+    again = forked_cli(["-m", "seed=0,1", *args, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert again.returncode != 0 and not (sweep / "1_reinforce_pp_seed1" / "metrics.jsonl").exists()
+    assert (
+        f"reward.path: {module} (sha256 " in again.stderr
+        and "when 0_reinforce_pp_seed0 read it" in again.stderr
+    )
+    assert "set resume_changed_inputs=true to run it on the file as it is now" in again.stderr, again.stderr
+    allowed = forked_cli(
+        ["-m", "seed=0,1", *args, "resume_changed_inputs=true", f"hydra.sweep.dir={sweep}"], cwd=tmp_path
+    )
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    # said as the sweep admits its runs, before launching them (Hydra's log, on stdout)
+    assert "this run trains on the file as it is now (resume_changed_inputs=true)" in allowed.stdout

@@ -1,4 +1,4 @@
-"""study/sweep_inputs.py: `study resume` of a sweep whose data file was edited after its runs read it
+"""run/sweep_inputs.py: `study resume` of a sweep whose data file was edited after its runs read it
 (twenty-sixth hunt, cases 30 and 45: the run that never started began and completed on the edited file,
 while #0, refused by its own checkpoint, had trained on the file as it was; no line)."""
 
@@ -8,7 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from align_lab.study.sweep_inputs import changed_since_the_sweep
+from align_lab.run.sweep_inputs import changed_since_the_sweep
 
 
 def run_folder(root: Path, name: str, inputs: dict) -> Path:
@@ -50,3 +50,36 @@ def test_a_helper_of_a_module_the_runs_read_is_checked_too(tmp_path):
     assert changed_since_the_sweep(runs) is None
     helper.write_text("MODE = 'lenient'\n")
     assert changed_since_the_sweep(runs).startswith(f"task.verifier: {module} (and vh2.py) (sha256 ")
+
+
+def test_a_run_starting_afresh_in_a_sweep_is_checked_against_its_trained_runs_only(tmp_path):
+    """Twenty-seventh hunt, case 16: the sweep's own command typed again trained its runs that had not
+    started on an edited reward module. A run without a checkpoint is checked against the sweep's runs that
+    trained (completed, or with a checkpoint): not against one that failed before its first checkpoint
+    (it starts again on the file as it is), and not outside a sweep's folder."""
+    import pytest
+
+    from align_lab.config import ConfigError
+    from align_lab.run.sweep_inputs import check_beside_its_sweep
+
+    module = tmp_path / "rew.py"
+    module.write_text("SCALE = 1\n")
+    then = hashlib.sha256(module.read_bytes()).hexdigest()[:16]
+    record = {"reward.path": {"file": str(module), "sha256": then}}
+    mine = {"reward.path": {"file": str(module), "sha256": "0123456789abcdef"}}
+    failed = run_folder(tmp_path, "0_rloo_seed0", record)
+    assert check_beside_its_sweep(mine, tmp_path / "1_rloo_seed1", allow=False) is None  # no sweep's record
+    (tmp_path / "multirun.yaml").write_text("hydra: {}\n")
+    assert check_beside_its_sweep(mine, tmp_path / "1_rloo_seed1", allow=False) is None  # #0 never trained
+    (failed / "checkpoints").mkdir()
+    (failed / "checkpoints" / "last").write_text("state-00000002.pt")
+    with pytest.raises(ConfigError) as refused:
+        check_beside_its_sweep(mine, tmp_path / "1_rloo_seed1", allow=False)
+    assert str(refused.value).startswith(
+        f"reward.path: {module} (sha256 {then[:8]} when 0_rloo_seed0 read it, now 01234567) changed since"
+    )
+    assert check_beside_its_sweep(mine, tmp_path / "1_rloo_seed1", allow=True).endswith(
+        "this run trains on the file as it is now (resume_changed_inputs=true)"
+    )
+    same = {"reward.path": {"file": str(module), "sha256": then}}
+    assert check_beside_its_sweep(same, tmp_path / "1_rloo_seed1", allow=False) is None
