@@ -59,7 +59,8 @@ def final_expression(response: str) -> str:
     """The last math a response writes: its last run of numbers, operators, LaTeX commands, single letters
     and braced groups, after the words and stops that follow it ("The answer is 2^{10}." -> "2^{10}",
     "so x = 3\\pi" -> "x = 3\\pi", "\\frac{1}{2} cups" -> "\\frac{1}{2}": twenty-seventh hunt, case 2, where a
-    unit after the answer sent it to its last number); "" where it writes none."""
+    unit after the answer sent it to its last number), less a label's stops before it ("Answer: x" -> "x");
+    "" where it writes none."""
     tokens, depth, kept = LATEX_TOKEN.findall(response), 0, []
     while tokens and (tokens[-1].isspace() or tokens[-1] in TRAILING or is_word(tokens[-1])):
         tokens.pop()  # the words and stops after the answer
@@ -68,10 +69,14 @@ def final_expression(response: str) -> str:
         if depth <= 0 and is_word(token):  # a word, not \\pi or x or {cm}
             break
         kept.append(token)
-    return "".join(reversed(kept)).strip()
+    return LABEL_END.sub("", "".join(reversed(kept))).strip()
 
 
 TRAILING = set(".,;:!?")
+# what ends a label before the answer ("Answer: ", "**Answer:** ", "Answer = ", "Answer - "): not the
+# answer's (twenty-eighth hunt, case 2: `Answer: \frac{1}{2}` read as the string ": \frac{1}{2}", 0 against
+# 0.5); a minus written against its number (`: -\frac{1}{2}`) is the answer's, as Math-Verify reads both
+LABEL_END = re.compile(r"^\s*(?:[:;,.!?*=]+\s*|[-\u2013\u2014]\s+)*")
 
 
 def is_word(token: str) -> bool:

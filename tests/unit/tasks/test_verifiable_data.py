@@ -487,6 +487,30 @@ def test_an_answer_in_math_followed_by_words_is_read_by_its_value(name, answer, 
     assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
 
 
+@pytest.mark.parametrize("answer", ["0.5", "\\frac{1}{2}"])
+@pytest.mark.parametrize("name", ["auto", "math_verify"])
+def test_an_answer_in_math_after_a_label_is_read_as_math_verify_reads_it(name, answer):
+    """Twenty-eighth hunt, case 2: `Answer: \\frac{1}{2}` (the commonest prompt format) scored 0 against 0.5
+    and against `\\frac{1}{2}` under auto and math_verify: the label's colon was kept with the final
+    expression, read whole as the string ": \\frac{1}{2}". A minus written against its number stays."""
+    from align_lab.tasks.verifiers import checker, reference
+
+    gold, check = reference(name, answer, "row 1"), checker(name)
+    right = [
+        "Answer: \\frac{1}{2}",
+        "Final answer: \\frac{1}{2}",
+        "The answer is: \\frac{1}{2}",
+        "Answer:\\frac{1}{2}",
+        "**Answer:** \\frac{1}{2}",
+        "Answer - \\frac{1}{2}",
+        "Answer; \\frac{1}{2}",
+        "Answer = \\frac{1}{2}",
+        "half : \\frac{1}{2}",
+    ]
+    wrong = ["Answer: -\\frac{1}{2}", "Answer: \\frac{1}{3}"]
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+
+
 @pytest.mark.parametrize(
     "response, final",
     [
