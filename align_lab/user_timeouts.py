@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import json
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 log = logging.getLogger("align_lab")
 SIGNAL = signal.SIGVTALRM  # no timer of the run's uses it, nor Math-Verify's (signal.alarm: SIGALRM)
 SAY_AFTER_S = 60.0  # a call still running then is said, once a process
-C_GRACE_S = 30.0  # past the bound, the time a call has to end before faulthandler ends the process
+C_GRACE_S = 30.0  # past the bound, the most a call has to end before faulthandler ends the process
 _STATE: dict = {"timed_out": None, "said": False, "installed": False}
 
 
@@ -86,9 +87,12 @@ def bounded(where: str, key: str, timeout_s: float | None) -> Iterator[None]:
         target=_watch, args=(done, error, main.ident), daemon=True, name="align_lab-bound"
     ).start()
     # a call stuck in C holding the GIL (a regex backtracking for ever) runs neither the handler nor the
-    # watcher: faulthandler's C thread names where it is and ends the process (twenty-seventh hunt, case 4)
+    # watcher: faulthandler's C thread writes where it is and ends the process (twenty-seventh hunt, case
+    # 4), and hang_watch.py, told of the call, says the line once the process has gone (twenty-eighth, 3)
+    grace = grace_s(timeout_s)
+    told = _told(error, grace)
     with contextlib.suppress(ValueError, OSError):  # fd 2 itself: the user's code may close sys.stderr
-        faulthandler.dump_traceback_later(timeout_s + C_GRACE_S, exit=True, file=2)
+        faulthandler.dump_traceback_later(timeout_s + grace, exit=True, file=told or 2)
     try:
         yield
     finally:
@@ -97,3 +101,70 @@ def bounded(where: str, key: str, timeout_s: float | None) -> Iterator[None]:
             done.set()
             if _STATE["timed_out"] is error:  # came as the call returned: not raised
                 _STATE["timed_out"] = None
+            if told:
+                _tell(b"{}\n")
+
+
+RUN: dict = {}  # the run a bounded call is part of (for_the_run): hang_watch.py's line names its resume
+
+
+def for_the_run(summary: str | None, pointer: str | None = None, command: str | None = None) -> None:
+    """The run whose calls are bounded from now (run/execute.py): its summary.json, its checkpoint pointer
+    and the command that resumes it, for the line of a call stuck in C (hang_watch.py); None: none."""
+    RUN.clear()
+    if summary:
+        RUN.update(summary=summary, pointer=pointer, command=command)
+
+
+def grace_s(timeout_s: float) -> float:
+    """How long past its bound a call has to end (the signal's handler runs at its next line of Python)
+    before faulthandler ends the process: as long as the bound, between C_GRACE_S and a second."""
+    return min(C_GRACE_S, max(1.0, timeout_s))
+
+
+def _told(error: CallTimedOut, grace: float) -> int | None:
+    """The file faulthandler writes a stuck call's traceback to, once hang_watch.py (started for this
+    process) has been told of the call; None where it cannot be (faulthandler then writes to fd 2)."""
+    watch = _STATE.get("watch")
+    if watch is None or watch[0] != os.getpid():
+        watch = _STATE["watch"] = (os.getpid(), *_started_watch())
+    call = {"where": error.where, "key": error.key, "timeout_s": error.timeout_s, "grace_s": grace}
+    message = json.dumps({**call, "library": _library(), "run": dict(RUN)}) + "\n"
+    return watch[2] if watch[1] is not None and _tell(message.encode()) else None
+
+
+def _started_watch() -> tuple:
+    """(hang_watch.py's process, the file faulthandler writes to); (None, None) where it cannot start."""
+    import subprocess
+    import sys
+    import tempfile
+
+    try:
+        fd, path = tempfile.mkstemp(prefix="align_lab-stuck-", suffix=".txt")
+        script = os.path.join(os.path.dirname(__file__), "hang_watch.py")
+        process = subprocess.Popen(
+            [sys.executable, "-I", "-S", script, path], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+        )
+    except OSError:
+        return None, None
+    return process, fd
+
+
+def _tell(message: bytes) -> bool:
+    """One line to hang_watch.py; False where it has gone (killed with the process group)."""
+    try:
+        os.write(_STATE["watch"][1].stdin.fileno(), message)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _library() -> list[str]:
+    """The folders whose frames are not the user's: the interpreter's, its packages' and align_lab's."""
+    import sysconfig
+
+    if "library" not in _STATE:
+        paths = sysconfig.get_paths()
+        found = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+        _STATE["library"] = sorted(found | {os.path.dirname(__file__)})
+    return _STATE["library"]

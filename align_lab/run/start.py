@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from align_lab.rerun import PYTHONPATH, absolute_paths
+from align_lab.rerun import PYTHONPATH, absolute_paths, resume_command
 from align_lab.run.completed import SAME_RUN, TRAIN_ENDS, same_run_digest, train_ends
 from align_lab.run.run_folder import SEGMENTS, RunFolder
 from align_lab.run.spec import Job, RunSpec
@@ -19,6 +19,7 @@ from align_lab.run.summary import config_digest, stopped
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.user_probes import forget_scored
 from align_lab.user_reads import watch
+from align_lab.user_timeouts import for_the_run
 
 log = logging.getLogger("align_lab")
 
@@ -123,6 +124,7 @@ def begin(
     if hasattr(job.spec.rollout, "fixed_threads"):  # rollout.threads=auto: the run's, kept (issue 72)
         job.spec.rollout.fixed_threads = summary["sampling_threads"]
     start_folder(job.spec, folder, summary)
+    for_the_run(str(folder.summary_path), str(ckpt / "last"), resume_command(job.run_dir))  # a stuck call's
     return summary, before, stage_threads
 
 
@@ -157,6 +159,7 @@ def leave(
     """summary.json as a run ends, with the wall seconds of each of its segments; a resume refused
     before anything was built (summary None): the files of RunFolder.kept() as they were, no time
     counted."""
+    for_the_run(None)  # calls bounded from now are no longer this run's
     if summary is None:
         folder.restore(kept)
     else:

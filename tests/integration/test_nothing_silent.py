@@ -4,6 +4,7 @@ refused) in one line naming the key, through the real run entry on the toy world
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -540,3 +541,52 @@ def test_the_sweeps_command_typed_again_with_its_reward_edited_starts_no_run_on_
     assert allowed.returncode == 0, allowed.stderr[-3000:]
     # said as the sweep admits its runs, before launching them (Hydra's log, on stdout)
     assert "this run trains on the file as it is now (resume_changed_inputs=true)" in allowed.stdout
+
+
+STUCK_REWARD = """
+import os
+import re
+CALLS = [0]
+def score(prompts, responses):
+    CALLS[0] += 1
+    if CALLS[0] == 2 and not os.environ.get("UNSTUCK"):
+        re.match(r"(a+)+$", "a" * 60 + "b")
+    return [float(len(r.split())) for r in responses]
+"""
+
+
+@pytest.mark.fast
+def test_a_reward_stuck_in_c_past_its_bound_is_one_line_and_its_command_resumes_it(tmp_path, cache_dir):
+    """Twenty-eighth hunt, case 3: a reward stuck in one C call holding Python's lock (a regex backtracking
+    for ever) under reward.timeout_s ended with faulthandler's 25-line dump, no key, no resume command,
+    summary.json `running`. Now one line naming the key, the bound, the user's line and the resume
+    command, summary `failed`, rc 1; the command resumes the run once the call returns. Its own process
+    (run_cli): the line comes from a process beside the run's, which ends with it."""
+    from tests.conftest import SMALL, run_cli
+
+    (tmp_path / "stuck.py").write_text(STUCK_REWARD)
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    result = run_cli([*args, "reward.path=stuck:score", "reward.timeout_s=1"], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Timeout (" not in result.stderr and "Thread 0x" not in result.stderr, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(
+        "align_lab: error: reward.path=stuck:score: no answer in reward.timeout_s=1 s, stuck at "
+        f"{tmp_path / 'stuck.py'}:8 in a call that holds Python's lock (no signal reaches it): the process "
+        "was ended 1 s later (raise reward.timeout_s if it needs longer); fix it, then resume from step 1 "
+        "with: "
+    ), line
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == line.removeprefix("align_lab: error: ")
+    command = line.split(" with: ", 1)[1]
+    resumed = subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "UNSTUCK": "1"},
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"

@@ -75,11 +75,12 @@ def test_a_users_verifier_past_its_bound_is_one_line_naming_the_key(tmp_path, mo
     assert e.value.fixed_in_checked_inputs is False
 
 
-def test_a_call_stuck_in_c_holding_the_gil_is_ended_by_faulthandler_naming_its_line(tmp_path):
+def test_a_call_stuck_in_c_holding_the_gil_is_ended_in_one_line_naming_its_line(tmp_path):
     """Twenty-seventh hunt, case 4: a reward stuck in one C call that holds the GIL (a regex backtracking
     for ever) runs neither the signal's handler nor the watcher thread: no line, for good, and SIGTERM could
-    not reach it either. C_GRACE_S past the bound, faulthandler's C thread dumps where it is and ends the
-    process (rc 1; its run folder says running: `study status` calls it died, resumable)."""
+    not reach it either. Past the bound and its grace, faulthandler's C thread writes where it is and ends
+    the process (rc 1); twenty-eighth hunt, case 3: that was a 25-line dump with no key and no resume
+    command. hang_watch.py, told of the call, says the one line once the process has gone."""
     import subprocess
     import sys
 
@@ -98,10 +99,49 @@ def test_a_call_stuck_in_c_holding_the_gil_is_ended_by_faulthandler_naming_its_l
         [sys.executable, str(tmp_path / "stuck.py")], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 1 and time.monotonic() - start < 60, done.stderr[-2000:]
-    assert (
-        done.stderr.startswith("Timeout (0:00:01)!")
-        and f'File "{tmp_path / "stuck.py"}", line 5 in stuck' in done.stderr
+    assert done.stderr == (
+        "align_lab: error: reward.path=m:f: no answer in reward.timeout_s=0.5 s, stuck at "
+        f"{tmp_path}/stuck.py:5 in a call that holds Python's lock (no signal reaches it): the process "
+        "was ended 0.5 s later (raise reward.timeout_s if it needs longer)\n"
     )
+
+
+def test_the_stuck_calls_line_names_the_users_frame_and_the_runs_resume(tmp_path):
+    """hang_watch.py: the innermost frame of the dump outside the interpreter's and align_lab's folders,
+    the step `checkpoints/last` names, and summary.json `failed` with the line and the dump."""
+    import json
+
+    from align_lab.hang_watch import said_in_summary, step, stuck_line, user_frame
+
+    dump = (
+        "Timeout (0:00:40)!\n"
+        "Thread 0x00007fb248e647c0 (most recent call first):\n"
+        '  File "/usr/lib/python3.11/re/__init__.py", line 166 in match\n'
+        '  File "/home/me/hx.py", line 8 in regex_hang\n'
+        '  File "/venv/align_lab/rewards/function.py", line 89 in _scores\n'
+    )
+    assert user_frame(dump, ["/usr/lib/python3.11", "/venv/align_lab"]) == "/home/me/hx.py:8"
+    assert user_frame(dump, ["/usr", "/home", "/venv"]) == "/usr/lib/python3.11/re/__init__.py:166"
+    assert user_frame("", []) == "an unknown line"
+    (tmp_path / "last").write_text("state-00000020.pt\n")
+    assert step(str(tmp_path / "last")) == 20 and step(str(tmp_path / "gone")) == 0
+    call = {"where": "reward.path=hx:f", "key": "reward.timeout_s", "timeout_s": 10, "grace_s": 10.0}
+    run = {"pointer": str(tmp_path / "last"), "command": "cd /w && python -m align_lab x=1"}
+    assert stuck_line({**call, "run": run}, "/home/me/hx.py:8") == (
+        "reward.path=hx:f: no answer in reward.timeout_s=10 s, stuck at /home/me/hx.py:8 in a call that "
+        "holds Python's lock (no signal reaches it): the process was ended 10 s later (raise "
+        "reward.timeout_s if it needs longer); fix it, then resume from step 20 with: cd /w && python -m "
+        "align_lab x=1"
+    )
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"status": "running", "seed": 3}))
+    said_in_summary(str(summary), "the line", dump)
+    assert json.loads(summary.read_text()) == {
+        "status": "failed",
+        "seed": 3,
+        "error": "the line",
+        "traceback": dump,
+    }
 
 
 def test_a_combined_sources_bound_is_named_by_its_own_key():
