@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import importlib
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import ModuleType
 
 log = logging.getLogger("align_lab")
 SIGNAL = signal.SIGVTALRM  # no timer of the run's uses it, nor Math-Verify's (signal.alarm: SIGALRM)
@@ -129,7 +131,7 @@ def _told(error: CallTimedOut, grace: float) -> int | None:
     if watch is None or watch[0] != os.getpid():
         watch = _STATE["watch"] = (os.getpid(), *_started_watch())
     call = {"where": error.where, "key": error.key, "timeout_s": error.timeout_s, "grace_s": grace}
-    message = json.dumps({**call, "library": _library(), "run": dict(RUN)}) + "\n"
+    message = json.dumps({**call, "library": library_folders(), "run": dict(RUN)}) + "\n"
     return watch[2] if watch[1] is not None and _tell(message.encode()) else None
 
 
@@ -159,7 +161,7 @@ def _tell(message: bytes) -> bool:
     return True
 
 
-def _library() -> list[str]:
+def library_folders() -> list[str]:
     """The folders whose frames are not the user's: the interpreter's, its packages' and align_lab's."""
     import sysconfig
 
@@ -168,3 +170,48 @@ def _library() -> list[str]:
         found = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
         _STATE["library"] = sorted(found | {os.path.dirname(__file__)})
     return _STATE["library"]
+
+
+# importing a module of the user's (a reward's, a verifier's): a sys.exit at import (a guard, or argparse
+# reading align_lab's command line) ended the command with its code and no line, or with argparse's "usage:
+# __main__.py ... unrecognized arguments: reward=function ..."; an import that never finished was waited for
+# with no line (twenty-eighth hunt, cases 24-26): bounded as the module's calls are, said in one line
+
+
+class ImportSaid(ValueError):
+    """The one line for an import that exited or did not finish (a caller re-raises it as it is)."""
+
+
+def imported(module: str, where: str, key: str | None = None, timeout_s: float | None = None) -> ModuleType:
+    """importlib.import_module(module) for `where` (`path=mod:fn`, the key that names it), bounded by
+    `key`=`timeout_s` seconds (None: unbounded); a sys.exit or the bound as one ValueError line. What
+    else the import raises is the caller's to say."""
+    try:
+        with bounded(f"importing {module} ({where})", key or "", timeout_s if key else None):
+            return importlib.import_module(module)
+    except SystemExit as e:
+        note = " (argparse there read the command line it was given: align_lab's)" if argparsed(e) else ""
+        raise ImportSaid(
+            f"{where}: importing {module} called sys.exit({e.code!r}) at {users_line(e)}{note}; a module "
+            "the run imports must not end the process as it is imported"
+        ) from None
+    except CallTimedOut as e:
+        raise ImportSaid(
+            f"{where}: importing {module} did not finish in {key}={timeout_s:g} s, stopped at "
+            f"{e.stopped_at()}; fix the import, or set {key}=<seconds> if it needs longer"
+        ) from None
+
+
+def users_line(e: BaseException) -> str:
+    """`file:line` of the innermost frame of `e` outside the interpreter's, its packages' and align_lab's
+    folders (the user's module), else the innermost."""
+    frames = traceback.extract_tb(e.__traceback__)
+    library = library_folders()
+    own = [f for f in frames if not f.filename.startswith("<") and not f.filename.startswith(tuple(library))]
+    found = (own or frames)[-1:]
+    return f"{found[0].filename}:{found[0].lineno}" if found else "an unknown line"
+
+
+def argparsed(e: SystemExit) -> bool:
+    """argparse's parse_args ended the import (its usage and error printed before this)."""
+    return any(f.filename.endswith("argparse.py") for f in traceback.extract_tb(e.__traceback__))

@@ -3,7 +3,6 @@ and reward=combined: a weighted sum of several reward sources."""
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import torch
 from align_lab.rewards import reward_models
 from align_lab.user_probes import loaded, renamed, scored_batch
 from align_lab.user_signals import run_signals_kept
-from align_lab.user_timeouts import CallTimedOut, bounded, checked_bound
+from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, checked_bound, imported
 from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line, timed_out
 
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
@@ -24,13 +23,16 @@ def word_count(prompts: list[str], responses: list[str]) -> list[float]:
     return [float(len(r.split())) for r in responses]
 
 
-def load_callable(path: str):
-    """`package.module:function` -> the function; a one-line error for each way it can be wrong."""
+def load_callable(path: str, timeout_s: float | None = None):
+    """`package.module:function` -> the function; a one-line error for each way it can be wrong (its import
+    bounded by `timeout_s`, as its calls are: user_timeouts.py imported)."""
     module_name, sep, attr = (path or "").partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"path={path}: must be module:callable, e.g. align_lab.rewards.function:word_count")
     try:
-        module = importlib.import_module(module_name)
+        module = imported(module_name, f"path={path}", "timeout_s", timeout_s)
+    except ImportSaid:
+        raise
     except ImportError as e:
         raise ValueError(f"path={path}: cannot import {module_name} ({e})") from None
     except Exception as e:  # the user's module raised, or does not parse, as it was imported
@@ -61,7 +63,7 @@ class FunctionReward:
 
     def __post_init__(self) -> None:
         checked_bound("timeout_s", self.timeout_s)
-        self._fn = load_callable(self.path)
+        self._fn = load_callable(self.path, self.timeout_s)
         self.probe_key = f"reward.path={self.path}"  # a combined source's is its own (Combined)
         loaded(self.probe_key, self._scores)  # a resume asks it again (user_probes.py)
 

@@ -43,7 +43,7 @@ from align_lab.tasks.math_reading import (
 )
 from align_lab.user_probes import loaded, scored_row
 from align_lab.user_signals import run_signals_kept
-from align_lab.user_timeouts import CallTimedOut, bounded
+from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, imported
 from align_lab.value_checks import UserCodeError, one_line, timed_out, user_score
 
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
@@ -79,11 +79,15 @@ def _math_verify(response: str, gold) -> float:
     return float(bool(predicted) and verify(gold, predicted, timeout_seconds=timeout(5)))
 
 
-def _function(name: str) -> Callable:
-    """The callable `module:function` names, or a one-line error saying what is wrong with it."""
+def _function(name: str, timeout_s: float | None = None) -> Callable:
+    """The callable `module:function` names, or a one-line error saying what is wrong with it (its import
+    bounded by `timeout_s`, as its calls are: user_timeouts.py imported)."""
     module, _, attr = name.partition(":")
     try:
-        found = functools.reduce(getattr, attr.split("."), importlib.import_module(module))  # Class.method
+        where = imported(module, f"verifier={name}", "verifier_timeout_s", timeout_s)
+        found = functools.reduce(getattr, attr.split("."), where)  # Class.method
+    except ImportSaid:
+        raise
     except (ImportError, AttributeError) as e:
         raise ValueError(f"verifier={name}: cannot import it ({type(e).__name__}: {e}); {ALLOWED}") from None
     except Exception as e:  # the user's module raised, or does not parse, as it was imported
@@ -222,7 +226,7 @@ class Yours:
     a spawned rank loads the function again."""
 
     def __init__(self, name: str, timeout_s: float | None = None) -> None:
-        self.name, self.where, self.function = name, f"task.verifier={name}", _function(name)
+        self.name, self.where, self.function = name, f"task.verifier={name}", _function(name, timeout_s)
         self.timeout_s = timeout_s  # task.verifier_timeout_s: a call past it stops the run (user_timeouts.py)
         loaded(self.where, self.judged)  # a resume asks it again
 

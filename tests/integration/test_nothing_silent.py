@@ -590,3 +590,22 @@ def test_a_reward_stuck_in_c_past_its_bound_is_one_line_and_its_command_resumes_
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.fast
+def test_a_reward_module_that_exits_as_it_is_imported_is_one_line_not_a_silent_exit(
+    tmp_path, cache_dir, forked_cli
+):
+    """Twenty-eighth hunt, case 24: `sys.exit(3)` at the import of the reward module (a guard) ended the
+    command with rc 3 and not one character of output, no run folder. Now one line naming the key, the
+    module and its line, before any compute, rc 2."""
+    from tests.conftest import SMALL
+
+    (tmp_path / "guarded.py").write_text("import sys\nsys.exit(3)\n")
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={tmp_path / 'run'}", "reward=function"]
+    result = forked_cli([*args, "reward.path=guarded:f"], cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        f"align_lab: error: reward.path=guarded:f: importing guarded called sys.exit(3) at "
+        f"{tmp_path / 'guarded.py'}:2; a module the run imports must not end the process as it is imported"
+    ], result.stderr[-3000:]

@@ -1,0 +1,63 @@
+"""user_timeouts.py imported: a module of the user's that exits or hangs as it is imported is said in one
+line naming it (twenty-eighth hunt, cases 24-26: `sys.exit(3)` at import ended the command with rc 3 and
+no output; argparse at import printed "__main__.py: error: unrecognized arguments: reward=function ...";
+an import that never finished was waited for with no line)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from align_lab.rewards.function import FunctionReward
+from align_lab.tasks.verifiers import checker
+
+
+@pytest.fixture
+def modules(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    written = []
+
+    def write(name: str, code: str):
+        (tmp_path / f"{name}.py").write_text(code)
+        written.append(name)
+        return tmp_path / f"{name}.py"
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)
+
+
+def test_a_reward_module_that_exits_as_it_is_imported_is_one_line_naming_it(modules):
+    file = modules("guarded", "import sys\nif True:\n    sys.exit(3)\n")
+    with pytest.raises(ValueError) as e:
+        FunctionReward(path="guarded:f")
+    assert str(e.value) == (
+        f"path=guarded:f: importing guarded called sys.exit(3) at {file}:3; a module the run imports must "
+        "not end the process as it is imported"
+    )
+
+
+def test_a_module_whose_argparse_reads_the_command_line_at_import_is_named(modules, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["-m", "reward=function", "reward.path=flags:score"])
+    file = modules("flags", "import argparse\np = argparse.ArgumentParser()\nARGS = p.parse_args()\n")
+    with pytest.raises(ValueError) as e:
+        checker("flags:score", 5.0)
+    assert str(e.value) == (
+        f"verifier=flags:score: importing flags called sys.exit(2) at {file}:3 (argparse there read the "
+        "command line it was given: align_lab's); a module the run imports must not end the process as it "
+        "is imported"
+    )
+
+
+def test_an_import_that_does_not_finish_is_stopped_at_the_bound_of_the_modules_calls(modules):
+    file = modules("waits", "import time\ntime.sleep(30)\n")
+    with pytest.raises(ValueError) as e:
+        FunctionReward(path="waits:f", timeout_s=0.5)
+    assert str(e.value) == (
+        f"path=waits:f: importing waits did not finish in timeout_s=0.5 s, stopped at {file}:2; fix the "
+        "import, or set timeout_s=<seconds> if it needs longer"
+    )
+    with pytest.raises(ValueError) as e:
+        checker("waits:check", 0.5)
+    assert "importing waits did not finish in verifier_timeout_s=0.5 s, stopped at " in str(e.value)
