@@ -87,6 +87,12 @@ def watch(dump_path: str) -> None:
     if not call or not dump.strip():  # it ended otherwise: a return, an exit, a kill -9
         return
     line = stuck_line(call, user_frame(dump, call.get("library", [])))
+    said_to = (call.get("run") or {}).get("said_to")
+    if said_to:  # a spawned rank's: rank 0 says it, in the run's line (train/rank_ends.py)
+        with open(f"{said_to}.tmp", "w") as f:
+            f.write(line)
+        os.replace(f"{said_to}.tmp", said_to)
+        return
     summary = (call.get("run") or {}).get("summary")
     if summary:
         try:

@@ -124,6 +124,12 @@ def grace_s(timeout_s: float) -> float:
     return min(C_GRACE_S, max(1.0, timeout_s))
 
 
+def for_the_rank(said_to: str) -> None:
+    """A spawned rank of a run: the line of a call stuck in C is left in `said_to` for rank 0 to say."""
+    RUN.clear()
+    RUN.update(said_to=said_to)
+
+
 def _told(error: CallTimedOut, grace: float) -> int | None:
     """The file faulthandler writes a stuck call's traceback to, once hang_watch.py (started for this
     process) has been told of the call; None where it cannot be (faulthandler then writes to fd 2)."""

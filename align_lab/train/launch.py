@@ -25,10 +25,18 @@ from align_lab.train.distributed import (
     serve,
 )
 from align_lab.train.preemption import Interrupted, Interruption
-from align_lab.train.rank_ends import RankExited, RankTimedOut, _forget_sent, _sent, _why_it_ended
+from align_lab.train.rank_ends import (
+    RankExited,
+    RankTimedOut,
+    _forget_sent,
+    _sent,
+    _why_it_ended,
+    stuck_file,
+)
 from align_lab.train.rank_watch import ended, watched
 from align_lab.train.slurm_world import SlurmWorld
 from align_lab.user_reads import watch
+from align_lab.user_timeouts import for_the_rank
 from align_lab.value_checks import UserCodeError
 
 ENDED = (mp.ProcessRaisedException, mp.ProcessExitedException)  # a spawned rank raised, or exited
@@ -60,6 +68,7 @@ def _spawned(
     # a terminal's Ctrl-C reaches every process of the run: rank 0 alone stops it, at a step's end with
     # its checkpoint (train/preemption.py), and then stops this rank (ignored from its start: _start_ranks)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for_the_rank(str(stuck_file(port, index + 1)))  # a call stuck in C: rank 0 says it (rank_ends.py)
     _die_with_rank_0()
     if os.getppid() != rank_0:  # rank 0 ended as this rank started (a signal): its end is the run's
         os._exit(1)

@@ -81,9 +81,36 @@ def _received(port: int, size: int) -> BaseException | None:
     return None
 
 
+def stuck_file(port: int, rank: int) -> Path:
+    """Where the line of spawned rank `rank`'s call stuck in C past its bound is left (user_timeouts.py
+    for_the_rank): faulthandler ended the rank, and hang_watch.py writes it once the rank has gone."""
+    return Path(tempfile.gettempdir()) / f"align_lab-rank-{port}-{rank}.stuck"
+
+
+def _stuck(port: int, size: int, wait_s: float = 3.0) -> BaseException | None:
+    """The line of a rank whose call was stuck in C (its process ended with code 1 a moment before the
+    line is written: waited for up to `wait_s`), as a user's error: "rank 1 of 2 exited with code 1 ...
+    (os._exit ..., or a crash in native code)" blamed the wrong thing (twenty-eighth hunt, case 30)."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        for rank in range(1, size):
+            try:
+                error = UserCodeError(f"rank {rank} of {size}: {stuck_file(port, rank).read_text().strip()}")
+            except OSError:
+                continue
+            error.fixed_in_checked_inputs = False  # its resume may raise the bound, as on one process
+            return error
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
+
+
 def _forget_sent(port: int | None, size: int) -> None:
     for rank in range(1, size if port is not None else 1):
         _sent_file(port, rank).unlink(missing_ok=True)
+        stuck_file(port, rank).unlink(missing_ok=True)
 
 
 def _why_it_ended(worker: Exception, port: int, size: int) -> BaseException:
@@ -100,7 +127,7 @@ def _why_it_ended(worker: Exception, port: int, size: int) -> BaseException:
     if isinstance(worker, mp.ProcessExitedException) and (code < 0 or code - 128 in STOPPED_BY):
         return Interrupted(signal.Signals(-code if code < 0 else code - 128).name)
     if isinstance(worker, mp.ProcessExitedException):  # os._exit(1) in the user's code (fourteenth hunt)
-        return RankExited(worker.error_index + 1, size, code)
+        return (code == 1 and _stuck(port, size)) or RankExited(worker.error_index + 1, size, code)
     return worker
 
 

@@ -609,3 +609,36 @@ def test_a_reward_module_that_exits_as_it_is_imported_is_one_line_not_a_silent_e
         f"align_lab: error: reward.path=guarded:f: importing guarded called sys.exit(3) at "
         f"{tmp_path / 'guarded.py'}:2; a module the run imports must not end the process as it is imported"
     ], result.stderr[-3000:]
+
+
+def test_a_reward_stuck_in_c_on_rank_1_is_the_runs_one_line_naming_the_bound(tmp_path, cache_dir):
+    """Twenty-eighth hunt, case 30: under hardware=cpu_ddp a reward stuck in C on rank 1 printed rank 1's
+    faulthandler dump, then rank 0's "rank 1 of 2 exited with code 1 ... (os._exit in code of the run's, or
+    a crash in native code)": the wrong cause. Now the run's one line names the rank, the reward, the
+    bound and the user's line, and resumes with the command it gives."""
+    from tests.conftest import SMALL, run_cli
+
+    (tmp_path / "stuck.py").write_text(
+        STUCK_REWARD.replace("CALLS[0] == 2", "CALLS[0] == 2 and os.environ['RANK'] == '1'")
+    )
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [
+        *small,
+        f"cache_dir={cache_dir}",
+        f"hydra.run.dir={run_dir}",
+        "reward=function",
+        "hardware=cpu_ddp",
+    ]
+    result = run_cli([*args, "reward.path=stuck:score", "reward.timeout_s=1"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Timeout (" not in result.stderr and "Thread 0x" not in result.stderr, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if "error" in x]
+    assert (
+        line.startswith(
+            "align_lab: error: rank 1 of 2: reward.path=stuck:score: no answer in reward.timeout_s=1 s, "
+            f"stuck at {tmp_path / 'stuck.py'}:8 in a call that holds Python's lock"
+        )
+        and "; fix it, then resume from step 1 with: " in line
+    ), line
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
