@@ -65,12 +65,17 @@ def mixed_inputs_notes(runs: list[Run]) -> list[str]:
                 where = (key, str(found.get("file") or found.get("url") or key))
                 versions.setdefault(where, {}).setdefault(found["sha256"][:8], []).append(run.folder.name)
     return [
-        f"WARNING: the runs read {key} ({where}) in {len(seen)} versions: "
+        f"WARNING: the runs read {opened_or(key, where)} in {len(seen)} versions: "
         + "; ".join(f"sha256 {digest} in {', '.join(names)}" for digest, names in seen.items())
         + ": their differences are not seed noise (rerun them on one version to compare them)."
         for (key, where), seen in versions.items()
         if len(seen) > 1
     ]
+
+
+def opened_or(key: str, where: str) -> str:
+    """`task.path (<file>)`, or `a file your code opened (<file>)` (run/start.py opened_inputs' keys)."""
+    return f"a file your code opened ({where})" if key.startswith("file ") else f"{key} ({where})"
 
 
 def _status_notes(table: pd.DataFrame) -> list[str]:

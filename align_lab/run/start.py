@@ -18,7 +18,7 @@ from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.user_probes import forget_scored
-from align_lab.user_reads import watch
+from align_lab.user_reads import used_by_user_code, watch
 from align_lab.user_timeouts import for_the_run
 
 log = logging.getLogger("align_lab")
@@ -164,4 +164,17 @@ def leave(
         folder.restore(kept)
     else:
         summary[SEGMENTS] = segments  # in the summary run() returns too
+        summary["inputs"] = {**(summary.get("inputs") or {}), **opened_inputs()}
         folder.write_summary(summary)
+
+
+def opened_inputs() -> dict[str, dict]:
+    """The files the user's code opened to read (a JSON of settings: user_reads.py), as the run ends, by
+    the key and digest its inputs have: a sweep's run that starts afresh checks them (run/sweep_inputs.py)
+    and compare notes runs that read two versions (twenty-eighth hunt, cases 28-29: a reward's settings
+    file edited between a sweep's runs trained #1 on the other reward, no line anywhere)."""
+    return {
+        key: {"file": record["file"], "sha256": record["sha256"][:16]}
+        for key, record in used_by_user_code().items()
+        if key.startswith("file ")
+    }

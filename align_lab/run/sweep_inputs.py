@@ -64,10 +64,14 @@ def changed_since_the_sweep(run_dirs: list[Path]) -> str | None:
 
 
 def changed_line(key: str, file: str, then: str, now: str, reader: str) -> str:
+    what = f"a file your code opened: {file}" if key.startswith(OPENED) else f"{key}: {file}"
     return (
-        f"{key}: {file} (sha256 {then[:8]} when {reader} read it, now {now[:8]}) changed since the sweep's "
-        "runs read it"
+        f"{what} (sha256 {then[:8]} when {reader} read it, now {now[:8]}) changed since "
+        "the sweep's runs read it"
     )
+
+
+OPENED = "file "  # a file the user's code opened to read (run/start.py opened_inputs), named by its path
 
 
 SWEEP_RECORDS = ("multirun.yaml", "study.json")  # Hydra's record of a -m sweep, align_lab's of a study
@@ -119,6 +123,8 @@ def check_beside_its_sweep(mine: dict[str, dict], run_dir: Path, allow: bool) ->
         record = mine.get(key) or {}
         ours = str(record.get("file", "")).partition(" (and ")[0]
         now = str(record.get("sha256", ""))[:16]
+        if key.startswith(OPENED):  # the run opens it as it goes, as they did: the file as it is now
+            ours, now = file, digest_now(file) or ""
         if ours == file.partition(" (and ")[0] and now and now != then:
             line = changed_line(key, file, then, now, reader)
             if allow:

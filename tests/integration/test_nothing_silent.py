@@ -642,3 +642,47 @@ def test_a_reward_stuck_in_c_on_rank_1_is_the_runs_one_line_naming_the_bound(tmp
         and "; fix it, then resume from step 1 with: " in line
     ), line
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+SETTINGS_REWARD = """
+import json
+from pathlib import Path
+def score(prompts, responses):
+    scale = json.loads((Path(__file__).parent / "settings.json").read_text())["scale"]
+    return [scale * len(r) / 10 for r in responses]
+"""
+
+
+@pytest.mark.fast
+def test_a_sweeps_run_started_after_a_file_its_rewards_code_opens_was_edited_is_refused(
+    tmp_path, cache_dir, forked_cli
+):
+    """Twenty-eighth hunt, cases 28-29: a reward that reads a settings file of the user's at each call, the
+    file edited between a sweep's runs: #1 trained on the other reward, rc 0, no line, and compare pooled
+    both (summary.json recorded the module, not the file it opened). The file is now in each run's
+    summary.json: the sweep's command typed again refuses the run that would start on the edit, and
+    compare notes the two versions."""
+    from tests.conftest import SMALL
+
+    (tmp_path / "settings_reward.py").write_text(SETTINGS_REWARD)
+    settings = tmp_path / "settings.json"
+    settings.write_text('{"scale": 1.0}')
+    sweep = tmp_path / "sweep"
+    small = [a for a in SMALL if not a.startswith("reward.") and a != "train.steps=3"]
+    args = [*small, "train.steps=1", f"cache_dir={cache_dir}", "reward=function"]
+    args += ["reward.path=settings_reward:score", f"hydra.sweep.dir={sweep}"]
+    assert forked_cli(["-m", "seed=0", *args], cwd=tmp_path).returncode == 0
+    recorded = json.loads((sweep / "0_reinforce_pp_seed0" / "summary.json").read_text())["inputs"]
+    assert recorded[f"file {settings}"]["file"] == str(settings), recorded
+    settings.write_text('{"scale": -1.0}')
+    again = forked_cli(["-m", "seed=0,1", *args], cwd=tmp_path)
+    assert again.returncode != 0 and not (sweep / "1_reinforce_pp_seed1" / "metrics.jsonl").exists()
+    assert f"a file your code opened: {settings} (sha256 " in again.stderr, again.stderr[-3000:]
+    allowed = forked_cli(["-m", "seed=0,1", *args, "resume_changed_inputs=true"], cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr[-3000:]
+    compare = forked_cli(
+        [str(sweep), "--out", str(tmp_path / "cmp")], cwd=tmp_path, module="align_lab.compare"
+    )
+    assert (
+        f"the runs read a file your code opened ({settings}) in 2 versions" in compare.stdout + compare.stderr
+    )
