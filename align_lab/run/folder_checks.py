@@ -26,7 +26,7 @@ def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
     from align_lab.run.completed import check_completed_steps
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import check_same_config
-    from align_lab.run.sweep_inputs import check_afresh
+    from align_lab.run.sweep_inputs import changed_since_completed, check_afresh
 
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; choose another folder")
@@ -39,6 +39,8 @@ def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
     check_completed_steps(spec.config, run_dir, RunFolder(run_dir).read_summary())
     previous = check_same_config(run_dir, spec.config)
     if previous.get("status") == "completed":  # a completed run is reported as it is: nothing is read
+        if line := changed_since_completed(spec, run_dir):  # but a file of yours edited since is said
+            log.warning(f"align_lab: warning: {line}")
         return previous, {}
     changed = check_checkpoint(spec, run_dir)
     check_afresh(spec, run_dir)  # a run that starts afresh in a sweep's folder: as its trained runs read

@@ -119,19 +119,47 @@ def check_beside_its_sweep(mine: dict[str, dict], run_dir: Path, allow: bool) ->
     case 16: #1 and #2 trained on the edit, #0 on the file as it was, rc 0, no line). `mine`: this run's
     inputs (run/inputs.py run_inputs). Refused in one line, or with `allow` (resume_changed_inputs=true)
     the warning line returned."""
-    for file, key, then, reader in recorded_inputs(trained_siblings(run_dir)):
+    found = first_changed(recorded_inputs(trained_siblings(run_dir)), mine)
+    if found is not None:
+        line = changed_line(*found)
+        if allow:
+            return f"{line}; this run trains on the file as it is now (resume_changed_inputs=true)"
+        raise ConfigError(
+            f"{line}: this run would train on another version than theirs; put it back as it was, "
+            "start another sweep (another hydra.sweep.dir), or set resume_changed_inputs=true to run "
+            "it on the file as it is now"
+        )
+    return None
+
+
+def first_changed(records: list[tuple[str, str, str, str]], mine: dict[str, dict]) -> tuple | None:
+    """(key, file, then, now, reader) of the first recorded input (recorded_inputs) this run reads in
+    another version: its own (`mine`: run/inputs.py run_inputs), or a file the user's code opened (read
+    as it is now, as the run will open it); None where none."""
+    for file, key, then, reader in records:
         record = mine.get(key) or {}
         ours = str(record.get("file", "")).partition(" (and ")[0]
         now = str(record.get("sha256", ""))[:16]
-        if key.startswith(OPENED):  # the run opens it as it goes, as they did: the file as it is now
+        if key.startswith(OPENED):  # the run opens it as it goes: the file as it is now
             ours, now = file, digest_now(file) or ""
         if ours == file.partition(" (and ")[0] and now and now != then:
-            line = changed_line(key, file, then, now, reader)
-            if allow:
-                return f"{line}; this run trains on the file as it is now (resume_changed_inputs=true)"
-            raise ConfigError(
-                f"{line}: this run would train on another version than theirs; put it back as it was, "
-                "start another sweep (another hydra.sweep.dir), or set resume_changed_inputs=true to run "
-                "it on the file as it is now"
-            )
+            return key, file, then, now, reader
     return None
+
+
+def changed_since_completed(spec, run_dir: Path) -> str | None:
+    """A completed run asked for again: the warning line naming the first file of the user's it read in
+    another version than now (twenty-eighth hunt, case 34: "already completed; nothing to do", rc 0, with
+    the reward module, a file it opens or the data edited since), or None."""
+    from align_lab.run.inputs import run_inputs
+    from align_lab.run.resumable import resumable_part
+
+    found = first_changed(recorded_inputs([run_dir]), run_inputs(resumable_part(spec.config)))
+    if found is None:
+        return None
+    key, file, then, now, _ = found
+    what = f"a file your code opened: {file}" if key.startswith(OPENED) else f"{key}: {file}"
+    return (
+        f"{what} (sha256 {then[:8]} when this run read it, now {now[:8]}) changed since this run completed: "
+        "its results are of the version it read; choose another hydra.run.dir to run on this one"
+    )

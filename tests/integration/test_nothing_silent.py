@@ -686,3 +686,29 @@ def test_a_sweeps_run_started_after_a_file_its_rewards_code_opens_was_edited_is_
     assert (
         f"the runs read a file your code opened ({settings}) in 2 versions" in compare.stdout + compare.stderr
     )
+
+
+@pytest.mark.fast
+def test_a_completed_runs_command_typed_again_after_its_reward_was_edited_says_so(
+    tmp_path, cache_dir, forked_cli
+):
+    """Twenty-eighth hunt, case 34: a completed run's command typed again with its reward module (or a
+    file it opens, or the data) edited since: "already completed; nothing to do", rc 0, no word that the
+    results are of the old version. Now a warning line names the file and says so."""
+    from tests.conftest import SMALL
+
+    module = tmp_path / "scaled.py"
+    module.write_text(SCALED_REWARD.format(scale=1.0))
+    small = [a for a in SMALL if not a.startswith("reward.") and a != "train.steps=3"]
+    args = [*small, "train.steps=1", f"cache_dir={cache_dir}", "reward=function", "reward.path=scaled:score"]
+    args.append(f"hydra.run.dir={tmp_path / 'run'}")
+    assert forked_cli(args, cwd=tmp_path).returncode == 0
+    again = forked_cli(args, cwd=tmp_path)
+    assert again.returncode == 0 and "changed since this run completed" not in again.stderr
+    module.write_text(SCALED_REWARD.format(scale=2.0))
+    again = forked_cli(args, cwd=tmp_path)
+    assert again.returncode == 0 and "this run was already completed" in again.stderr
+    [line] = [x for x in again.stderr.splitlines() if "changed since this run completed" in x]
+    assert line.startswith(f"align_lab: warning: reward.path: {module} (sha256 ") and line.endswith(
+        "its results are of the version it read; choose another hydra.run.dir to run on this one"
+    ), line
