@@ -38,6 +38,7 @@ def command() -> None:
     except Exception as e:
         message = format_error(e)
         if message is None:
+            said_shadowing()
             raise
         if isinstance(e, OSError) and "align_lab.study.admission" in sys.modules:
             sys.modules["align_lab.study.admission"].refused_before_launch()
@@ -155,10 +156,38 @@ def end(code: int) -> None:
     os._exit(code)
 
 
-if __name__ == "__main__":
-    import signal
+def shadowing() -> str | None:
+    """The line for a file of the user's named as a module of Python's own that the command imported in its
+    place (`signal.py`, `random.py` beside the reward: `python -m` puts the folder it runs in first on
+    sys.path): the command failed inside align_lab's or Hydra's imports, a 13-24-line traceback that named
+    align_lab's code, not the file (twenty-eighth hunt, case 37). None where none was."""
+    for name in sorted(sys.stdlib_module_names):
+        file = getattr(sys.modules.get(name), "__file__", None) or ""
+        first = sys.path[0] if sys.path and sys.path[0] else os.getcwd()
+        if file and os.path.realpath(file).startswith(os.path.join(os.path.realpath(first), "")):
+            return (
+                f"{file}: named as Python's own module {name}, which the command imports: Python found "
+                "yours first (python -m puts the folder it runs in first on sys.path); rename it, and the "
+                "key that names it"
+            )
+    return None
 
-    from align_lab.train.preemption import STARTING, Interrupted, Interruption
+
+def said_shadowing() -> None:
+    """In an unexpected exception's place: the shadowing line, exit code 2; else nothing (it is raised)."""
+    if (line := shadowing()) is not None:
+        print(f"align_lab: error: {line}", file=sys.stderr)
+        os._exit(2)
+
+
+if __name__ == "__main__":
+    try:  # Python's own signal module, and align_lab's first
+        import signal
+
+        from align_lab.train.preemption import STARTING, Interrupted, Interruption
+    except Exception:
+        said_shadowing()
+        raise
 
     try:
         # a signal outside every run's own handling (importing, Hydra composing, between runs) is held,
@@ -179,4 +208,7 @@ if __name__ == "__main__":
     except SystemExit as e:  # a one-line stop, a sweep's failures: its code, and the same end
         finished(Interruption.SIGNALS)
         code = exit_code(e)
+    except Exception:  # a bug's traceback, or a file of yours in place of Python's own module: its line
+        said_shadowing()
+        raise
     end(code or 0)

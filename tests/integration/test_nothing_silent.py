@@ -712,3 +712,24 @@ def test_a_completed_runs_command_typed_again_after_its_reward_was_edited_says_s
     assert line.startswith(f"align_lab: warning: reward.path: {module} (sha256 ") and line.endswith(
         "its results are of the version it read; choose another hydra.run.dir to run on this one"
     ), line
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("name", ["signal", "random"])
+def test_a_reward_module_named_as_one_of_pythons_own_is_one_line_naming_it(tmp_path, name):
+    """Twenty-eighth hunt, case 37: a reward module `signal.py` or `random.py` in the folder the command runs
+    from: a 13- or 24-line traceback through align_lab's and Hydra's imports (`module 'signal' has no
+    attribute 'SIGUSR2'`), the file unnamed. Python finds it first (python -m puts that folder first on
+    sys.path): one line naming it, rc 2. Its own process (run_cli): the forked commands' server has
+    imported Python's own already."""
+    from tests.conftest import run_cli
+
+    (tmp_path / f"{name}.py").write_text(
+        "def score(prompts, responses):\n    return [1.0] * len(responses)\n"
+    )
+    result = run_cli(["reward=function", f"reward.path={name}:score", "tracker=none"], cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        f"align_lab: error: {tmp_path / f'{name}.py'}: named as Python's own module {name}, which the "
+        "command imports: Python found yours first (python -m puts the folder it runs in first on "
+        "sys.path); rename it, and the key that names it"
+    ], result.stderr[-3000:]
