@@ -158,9 +158,10 @@ def end(code: int) -> None:
 
 def shadowing() -> str | None:
     """The line for a file of the user's named as a module of Python's own that the command imported in its
-    place (`signal.py`, `random.py` beside the reward: `python -m` puts the folder it runs in first on
-    sys.path): the command failed inside align_lab's or Hydra's imports, a 13-24-line traceback that named
-    align_lab's code, not the file (twenty-eighth hunt, case 37). None where none was."""
+    place (a module signal or random of the user's beside the reward: `python -m` puts the folder it runs
+    in first on sys.path): the command failed inside align_lab's or Hydra's imports, a 13-24-line
+    traceback that named align_lab's code, not the file (twenty-eighth hunt, case 37). None where none
+    was."""
     for name in sorted(sys.stdlib_module_names):
         file = getattr(sys.modules.get(name), "__file__", None) or ""
         first = sys.path[0] if sys.path and sys.path[0] else os.getcwd()

@@ -717,7 +717,7 @@ def test_a_completed_runs_command_typed_again_after_its_reward_was_edited_says_s
 @pytest.mark.fast
 @pytest.mark.parametrize("name", ["signal", "random"])
 def test_a_reward_module_named_as_one_of_pythons_own_is_one_line_naming_it(tmp_path, name):
-    """Twenty-eighth hunt, case 37: a reward module `signal.py` or `random.py` in the folder the command runs
+    """Twenty-eighth hunt, case 37: a reward module named signal or random in the folder the command runs
     from: a 13- or 24-line traceback through align_lab's and Hydra's imports (`module 'signal' has no
     attribute 'SIGUSR2'`), the file unnamed. Python finds it first (python -m puts that folder first on
     sys.path): one line naming it, rc 2. Its own process (run_cli): the forked commands' server has
