@@ -98,6 +98,27 @@ def beside(folder: Path) -> str:
     return f"it sits beside {found[-1]}: write that name into it to resume from there, or " if found else ""
 
 
+def whole_beside(folder: Path, damaged: str) -> str:
+    """The same for a damaged checkpoint file: the newest other one that is whole, to be named in the
+    pointer (twenty-eighth hunt, case 12: a torn state-00000025.pt beside a whole state-00000020.pt, and the
+    only hint deleted the folder, 20 steps with it); else ""."""
+    import zipfile
+
+    for name in sorted(
+        (p.name for p in folder.glob("state-*.pt") if POINTED.fullmatch(p.name)), reverse=True
+    ):
+        if name == damaged:
+            continue
+        try:
+            with zipfile.ZipFile(folder / name) as z:
+                if z.testzip() is None:
+                    into = folder / "last"
+                    return f"it sits beside {name}, whole: write that name into {into} to resume from it, or "
+        except (zipfile.BadZipFile, OSError, EOFError):
+            continue
+    return ""
+
+
 def checkpoint_step(folder: Path) -> int:
     """The step of the last checkpoint in `folder` (0 if none), read from its pointer."""
     name = pointed_name(folder)
@@ -112,13 +133,19 @@ def checkpoint_file(folder: Path, advice: str | None = None) -> Path | None:
     name = pointed_name(folder, advice)
     if name is None:
         return None
-    path, hint = folder / name, "" if advice else beside(folder)  # a teacher's: never another checkpoint
+    own = advice is None  # a teacher's (advice given): never another checkpoint of it
+    path, hint = folder / name, beside(folder) if own else ""
     advice = advice or f"delete {folder} to start the run again from step 0"
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} (named by {pointer}) is missing; {hint}{advice}")
     if path.is_dir():  # a DeepSpeed checkpoint folder: its engine checks it
         return path
-    whole(path, advice)
+    try:
+        whole(path, advice)
+    except CheckpointError as e:
+        if own and (older := whole_beside(folder, name)):  # a run's own: an older whole one named
+            raise CheckpointError(str(e).replace(f"; {advice}", f"; {older}{advice}")) from None
+        raise
     return path
 
 
