@@ -256,14 +256,20 @@ class Stopped(Exception):
 
 @contextmanager
 def signals_stop() -> Iterator[None]:
-    """SIGINT and SIGTERM raise Stopped in the block, their handlers put back after it."""
+    """SIGINT and SIGTERM raise Stopped in the block, their handlers put back after it. One that came as
+    a finalizer ran (a weakref's callback in a garbage collection) was raised there and ignored ("Exception
+    ignored in: ... Stopped: SIGINT", the report finished, rc 0): it is raised again as the block ends."""
+    came: list[str] = []
 
     def stop(signum, frame):
-        raise Stopped(signal.Signals(signum).name)
+        came.append(signal.Signals(signum).name)
+        raise Stopped(came[-1])
 
     before = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
+        if came:  # swallowed where it was raised
+            raise Stopped(came[0])
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
