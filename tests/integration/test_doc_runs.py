@@ -10,10 +10,7 @@ Commands that differ only in sizes or seed run once. A command that needs what t
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -70,7 +67,9 @@ def plan() -> tuple[list[tuple[Path, list[str]]], list[str]]:
 
 
 @pytest.mark.slow
-def test_every_single_run_command_of_the_docs_runs_and_compare_reads_them(tmp_path, cache_dir) -> None:
+def test_every_single_run_command_of_the_docs_runs_and_compare_reads_them(
+    tmp_path, cache_dir, forked_cli
+) -> None:
     runs, skipped = plan()
     print("left out:\n  " + "\n  ".join(skipped))
     assert len(runs) >= 10, runs
@@ -79,12 +78,10 @@ def test_every_single_run_command_of_the_docs_runs_and_compare_reads_them(tmp_pa
     for page in {page for page, _ in runs}:
         for name, code in page_modules(page).items():
             (modules / name).write_text(code)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(modules)])}
     failed = []
-    for i, (page, args) in enumerate(runs):
-        run_dir = tmp_path / "runs" / str(i)
-        cmd = [sys.executable, "-m", "align_lab", *args, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
-        p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    for i, (page, args) in enumerate(runs):  # each from the folder of the page's files, which it imports
+        run_dir = tmp_path / "runs" / str(i)  # (forked_cli: a process forked, not one that imports again)
+        p = forked_cli([*args, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"], cwd=modules)
         summary = run_dir / "summary.json"
         status = json.loads(summary.read_text())["status"] if summary.exists() else None
         if p.returncode != 0 or status != "completed":
@@ -93,13 +90,6 @@ def test_every_single_run_command_of_the_docs_runs_and_compare_reads_them(tmp_pa
             failed.append(f"{where}: exit {p.returncode}, {status}: {tail}")
     assert failed == []
     out = tmp_path / "compare"  # the docs' compare command, on the folders these runs made
-    p = subprocess.run(
-        [sys.executable, "-m", "align_lab.compare", str(tmp_path / "runs"), "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    p = forked_cli([str(tmp_path / "runs"), "--out", str(out)], cwd=modules, module="align_lab.compare")
     assert p.returncode == 0, p.stderr[-2000:]
     assert (out / "report.md").exists()
