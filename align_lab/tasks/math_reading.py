@@ -73,10 +73,11 @@ def final_expression(response: str) -> str:
 
 
 TRAILING = set(".,;:!?")
-# what ends a label before the answer ("Answer: ", "**Answer:** ", "Answer = ", "Answer - "): not the
+# what ends a label before the answer ("Answer: ", "**Answer:** ", "Answer = ", "Answer - ", GSM8K's "#### ",
+# "Answer -> ", "=> ", "→ ", a full-width colon: twenty-ninth hunt, case 2): not the
 # answer's (twenty-eighth hunt, case 2: `Answer: \frac{1}{2}` read as the string ": \frac{1}{2}", 0 against
 # 0.5); a minus written against its number (`: -\frac{1}{2}`) is the answer's, as Math-Verify reads both
-LABEL_END = re.compile(r"^\s*(?:[:;,.!?*=]+\s*|[-\u2013\u2014]\s+)*")
+LABEL_END = re.compile(r"^\s*(?:[:;,.!?*=#>|~\u2192\uff1a]+\s*|-+>\s*|[-\u2013\u2014]\s+)*")
 
 
 def is_word(token: str) -> bool:
@@ -88,12 +89,13 @@ def response_parse(response: str):
     """Math-Verify's parse of a response, whose final answer, when it is bare LaTeX (no `$`, `\\(`,
     `\\[` or `\\boxed` anywhere), is read whole as `math_reference` reads an answer: undelimited,
     Math-Verify read `2^{10}` as 2, so a response that wrote the reference itself scored 0
-    (twenty-fifth hunt, case 16)."""
+    (twenty-fifth hunt, case 16). Where that whole is no math (marks before it read as a string), the
+    response as Math-Verify reads it (twenty-ninth hunt, case 2: `#### \\frac{1}{2}` scored 0)."""
     if not any(mark in response for mark in DELIMITED):
         final = final_expression(response)
         if read_whole(final):
             whole = math_parse(f"${final}$")
-            if whole:
+            if whole and not isinstance(whole[0], str):  # read as math: else as Math-Verify reads it all
                 return whole
     return math_parse(response)
 

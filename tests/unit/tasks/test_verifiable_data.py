@@ -506,8 +506,18 @@ def test_an_answer_in_math_after_a_label_is_read_as_math_verify_reads_it(name, a
         "Answer; \\frac{1}{2}",
         "Answer = \\frac{1}{2}",
         "half : \\frac{1}{2}",
+        # twenty-ninth hunt, case 2: GSM8K's `#### `, arrows, a full-width colon
+        "#### \\frac{1}{2}",
+        "Answer -> \\frac{1}{2}",
+        "Answer => \\frac{1}{2}",
+        "Answer \u2192 \\frac{1}{2}",
+        "Answer > \\frac{1}{2}",
+        "Answer | \\frac{1}{2}",
+        "Answer ~ \\frac{1}{2}",
+        "Answer\uff1a\\frac{1}{2}",
+        "\u7b54\u6848\uff1a\\frac{1}{2}",
     ]
-    wrong = ["Answer: -\\frac{1}{2}", "Answer: \\frac{1}{3}"]
+    wrong = ["Answer: -\\frac{1}{2}", "Answer: \\frac{1}{3}", "#### -\\frac{1}{2}"]
     assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
 
 
