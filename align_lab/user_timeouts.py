@@ -190,22 +190,62 @@ class ImportSaid(ValueError):
 
 def imported(module: str, where: str, key: str | None = None, timeout_s: float | None = None) -> ModuleType:
     """importlib.import_module(module) for `where` (`path=mod:fn`, the key that names it), bounded by
-    `key`=`timeout_s` seconds (None: unbounded); a sys.exit or the bound as one ValueError line. What
-    else the import raises is the caller's to say."""
+    `key`=`timeout_s` seconds (None: unbounded); a sys.exit or an os._exit at import (twenty-ninth hunt,
+    case 7: rc 3 and not a byte said), the bound, or a file of the user's that Python's own module of its
+    name hides (case 8: "types has no callable score") as one ValueError line. What else the import
+    raises is the caller's to say."""
+    hidden = hidden_by_pythons_own(module)
+    if hidden:
+        raise ImportSaid(
+            f"{where}: {hidden} is named as Python's own module {module}, which Python had imported before "
+            "it looked in your folder; rename it, and the key that names it"
+        )
+    real_exit, pid = os._exit, os.getpid()
+
+    def exit_raised(code: int) -> None:  # as the module is imported: said, not an end with no line
+        if os.getpid() != pid or threading.current_thread() is not threading.main_thread():
+            real_exit(code)  # a fork's, another thread's: as it asks
+        raise ExitAtImport(code)
+
+    os._exit = exit_raised
     try:
         with bounded(f"importing {module} ({where})", key or "", timeout_s if key else None):
             return importlib.import_module(module)
-    except SystemExit as e:
+    except (SystemExit, ExitAtImport) as e:
         note = " (argparse there read the command line it was given: align_lab's)" if argparsed(e) else ""
+        called = f"os._exit({e.args[0]!r})" if isinstance(e, ExitAtImport) else f"sys.exit({e.code!r})"
         raise ImportSaid(
-            f"{where}: importing {module} called sys.exit({e.code!r}) at {users_line(e)}{note}; a module "
-            "the run imports must not end the process as it is imported"
+            f"{where}: importing {module} called {called} at {users_line(e)}{note}; a module the run "
+            "imports must not end the process as it is imported"
         ) from None
     except CallTimedOut as e:
         raise ImportSaid(
             f"{where}: importing {module} did not finish in {key}={timeout_s:g} s, stopped at "
             f"{e.stopped_at()}; fix the import, or set {key}=<seconds> if it needs longer"
         ) from None
+    finally:
+        os._exit = real_exit
+
+
+class ExitAtImport(BaseException):
+    """os._exit(code) called by a module of the user's as it was imported (its code the argument)."""
+
+
+def hidden_by_pythons_own(module: str) -> str | None:
+    """The user's file `<module>.py` (or package) in the folder `python -m` runs from, where `module` is one
+    of Python's own that the interpreter had imported before: the import returns Python's, never the
+    user's; None otherwise."""
+    import sys
+
+    found = sys.modules.get(module)
+    if module not in sys.stdlib_module_names or found is None:
+        return None
+    first = sys.path[0] if sys.path and sys.path[0] else os.getcwd()
+    theirs = os.path.realpath(getattr(found, "__file__", None) or "<built-in>")
+    for candidate in (os.path.join(first, f"{module}.py"), os.path.join(first, module, "__init__.py")):
+        if os.path.isfile(candidate) and theirs != os.path.realpath(candidate):
+            return candidate
+    return None
 
 
 def users_line(e: BaseException) -> str:

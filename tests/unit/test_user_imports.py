@@ -61,3 +61,35 @@ def test_an_import_that_does_not_finish_is_stopped_at_the_bound_of_the_modules_c
     with pytest.raises(ValueError) as e:
         checker("waits:check", 0.5)
     assert "importing waits did not finish in verifier_timeout_s=0.5 s, stopped at " in str(e.value)
+
+
+def test_a_module_that_calls_os_exit_as_it_is_imported_is_one_line_naming_it(modules):
+    """Twenty-ninth hunt, case 7: os._exit(3) at import ended the command with rc 3 and not a byte said;
+    os._exit is the process's own again after the import."""
+    import os
+
+    file = modules("hard_guard", "import os\nos._exit(3)\n")
+    real = os._exit
+    with pytest.raises(ValueError) as e:
+        FunctionReward(path="hard_guard:f")
+    assert str(e.value) == (
+        f"path=hard_guard:f: importing hard_guard called os._exit(3) at {file}:2; a module the run imports "
+        "must not end the process as it is imported"
+    )
+    assert os._exit is real
+
+
+def test_a_file_named_as_a_module_python_imported_before_is_named_not_said_to_lack_the_function(
+    tmp_path, monkeypatch
+):
+    """Twenty-ninth hunt, case 8: a reward module `types` (or re, os, abc) in the folder the command runs
+    from: Python had imported its own before, so the reward was looked up there, "types has no callable
+    score", while the user's file defines it."""
+    (tmp_path / "types.py").write_text("def score(p, r):\n    return [0.0] * len(r)\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path[1:]])
+    with pytest.raises(ValueError) as e:
+        FunctionReward(path="types:score")
+    assert str(e.value) == (
+        f"path=types:score: {tmp_path / 'types.py'} is named as Python's own module types, which Python had "
+        "imported before it looked in your folder; rename it, and the key that names it"
+    )
