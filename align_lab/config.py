@@ -12,6 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from align_lab.user_timeouts import BUILDING
 from align_lab.value_checks import ConfigError, one_line
 
 __all__ = ["ConfigError", "build", "run_choices"]
@@ -105,6 +106,7 @@ def build(node: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key}._target_={node._target_}: {not_importable(node._target_)}") from None
     finally:
         hydra_log.disabled = was
+    BUILDING.append(key)  # a module of the user's it imports names its keys from here (user_timeouts.py)
     try:
         if dataclasses.is_dataclass(cls):
             typed = _typed(cls, node, key)
@@ -125,6 +127,8 @@ def build(node: DictConfig, key: str) -> Any:
         if not yours(cls):
             raise
         raise ConfigError(constructor_failed(key, node._target_, e)) from None
+    finally:
+        BUILDING.pop()
 
 
 def raised_at(e: Exception, key: str) -> str:

@@ -209,7 +209,8 @@ def imported(module: str, where: str, key: str | None = None, timeout_s: float |
 
     os._exit = exit_raised
     try:
-        with bounded(f"importing {module} ({where})", key or "", timeout_s if key else None):
+        shown = [f"{BUILDING[-1]}.{part}" if BUILDING else part for part in (where, key or "")]
+        with bounded(f"{shown[0]}: importing {module}", shown[1], timeout_s if key else None):
             return importlib.import_module(module)
     except (SystemExit, ExitAtImport) as e:
         note = " (argparse there read the command line it was given: align_lab's)" if argparsed(e) else ""
@@ -225,6 +226,9 @@ def imported(module: str, where: str, key: str | None = None, timeout_s: float |
         ) from None
     finally:
         os._exit = real_exit
+
+
+BUILDING: list[str] = []  # the config key whose component is being built (config.py build): its keys' root
 
 
 class ExitAtImport(BaseException):

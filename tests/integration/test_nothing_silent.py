@@ -733,3 +733,20 @@ def test_a_reward_module_named_as_one_of_pythons_own_is_one_line_naming_it(tmp_p
         "command imports: Python found yours first (python -m puts the folder it runs in first on "
         "sys.path); rename it, and the key that names it"
     ], result.stderr[-3000:]
+
+
+@pytest.mark.fast
+def test_a_reward_module_stuck_in_c_as_it_is_imported_names_the_reward_keys(tmp_path):
+    """Twenty-ninth hunt, case 10: a reward module stuck in C at import under reward.timeout_s: its line
+    named `path=` and `timeout_s=5`, keys that do not exist (`timeout_s=30` was refused as unknown). The
+    keys of the component being built are named whole."""
+    from tests.conftest import run_cli
+
+    (tmp_path / "stuck_import.py").write_text("import re\nre.match(r'(a+)+$', 'a' * 60 + 'b')\n")
+    args = ["reward=function", "reward.path=stuck_import:f", "reward.timeout_s=1", "tracker=none"]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.splitlines()[-1] == (
+        "align_lab: error: reward.path=stuck_import:f: importing stuck_import: no answer in "
+        f"reward.timeout_s=1 s, stuck at {tmp_path / 'stuck_import.py'}:2 in a call that holds Python's lock "
+        "(no signal reaches it): the process was ended 1 s later (raise reward.timeout_s if it needs longer)"
+    ), result.stderr[-3000:]
