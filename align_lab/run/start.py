@@ -16,6 +16,7 @@ from align_lab.run.completed import SAME_RUN, TRAIN_ENDS, same_run_digest, train
 from align_lab.run.run_folder import SEGMENTS, RunFolder
 from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
+from align_lab.run.sweep_inputs import check_afresh
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.user_probes import forget_scored
 from align_lab.user_reads import used_by_user_code, watch
@@ -114,6 +115,8 @@ def begin(
     forget_scored()  # the rows its scorers score, kept in each checkpoint (user_probes.py): this run's
     step = checkpoint_step(ckpt)
     resumed = step > 0
+    if not resumed:  # as it starts, not only as the sweep's command began: a one-process sweep's later
+        check_afresh(job.spec, job.run_dir)  # run beside a sibling that read another version (29th, 11)
     before = job.segments if resumed or stopped_before_a_step(job) or killed_before_a_checkpoint(job) else []
     stage_threads = job.stage_threads if resumed else None
     if resumed and (line := threads_changed(job.previous, step)):

@@ -160,6 +160,7 @@ def changed_since_completed(spec, run_dir: Path) -> str | None:
     key, file, then, now, _ = found
     what = f"a file your code opened: {file}" if key.startswith(OPENED) else f"{key}: {file}"
     return (
-        f"{what} (sha256 {then[:8]} when this run read it, now {now[:8]}) changed since this run completed: "
+        f"{what} (sha256 {then[:8]} when this run read it, now {now[:8]}) changed since this run "
+        f"({run_dir.name}) completed: "
         "its results are of the version it read; choose another hydra.run.dir to run on this one"
     )
