@@ -70,6 +70,16 @@ class StudyLauncher(BaseSubmititLauncher):
         self.wait = wait
         self.slots: tuple[str, int] | None = None  # local: (lock folder, max_parallel), set by launch
 
+    def __setstate__(self, state: dict) -> None:
+        """A job's process unpickles its launcher before the job it runs (the pickled call's order): what the
+        user's modules open as the job imports them is noted from here (user_reads.py watch), as in a run in
+        one process (twenty-ninth hunt, case 13: a verifier that read its settings as it was imported, on
+        Slurm, recorded nothing, and a sweep's run started on the edited file with no line)."""
+        from align_lab.user_reads import watch
+
+        watch()
+        self.__dict__.update(state)
+
     def setup(self, *, hydra_context, task_function, config) -> None:
         """Called by the sweeper before it writes multirun.yaml: the sweep folder's record is taken here."""
         from align_lab.study.admission import SweepFolder

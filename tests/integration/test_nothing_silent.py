@@ -750,3 +750,31 @@ def test_a_reward_module_stuck_in_c_as_it_is_imported_names_the_reward_keys(tmp_
         f"reward.timeout_s=1 s, stuck at {tmp_path / 'stuck_import.py'}:2 in a call that holds Python's lock "
         "(no signal reaches it): the process was ended 1 s later (raise reward.timeout_s if it needs longer)"
     ), result.stderr[-3000:]
+
+
+SETTINGS_AT_IMPORT = """
+import json
+from pathlib import Path
+SCALE = json.loads((Path(__file__).parent / "settings.json").read_text())["scale"]
+def score(prompts, responses):
+    return [SCALE * len(r) / 10 for r in responses]
+"""
+
+
+def test_a_file_a_reward_module_opens_as_a_jobs_process_imports_it_is_recorded(tmp_path, cache_dir):
+    """Twenty-ninth hunt, case 13: a verifier that read its settings file as it was imported, in a Slurm
+    sweep: no run recorded the file (a job's process imports the user's modules as it unpickles its job,
+    before the watch of what they open began), so #1 started on the edited file with no line. The job's
+    launcher, unpickled first, starts the watch."""
+    from tests.conftest import SMALL, run_cli
+
+    (tmp_path / "settings_at_import.py").write_text(SETTINGS_AT_IMPORT)
+    (tmp_path / "settings.json").write_text('{"scale": 1.0}')
+    sweep = tmp_path / "sweep"
+    small = [a for a in SMALL if not a.startswith("reward.") and a != "train.steps=3"]
+    args = ["-m", "hardware=submitit_local", "seed=0", *small, "train.steps=1", f"cache_dir={cache_dir}"]
+    args += ["reward=function", "reward.path=settings_at_import:score", f"hydra.sweep.dir={sweep}"]
+    result = run_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    inputs = json.loads(next(sweep.glob("0_*/summary.json")).read_text())["inputs"]
+    assert f"file {tmp_path / 'settings.json'}" in inputs, inputs
