@@ -107,6 +107,28 @@ def bounded(where: str, key: str, timeout_s: float | None) -> Iterator[None]:
                 _tell(b"{}\n")
 
 
+@contextmanager
+def stuck_watched(where: str, key: str, timeout_s: float | None) -> Iterator[None]:
+    """Around a call another way bounds (an environment's step, run in a thread under its timeout): only the
+    end of one stuck in C holding the GIL, which no thread's timeout can reach, said by hang_watch.py as a
+    bounded call's is (twenty-ninth hunt, case 17: an env's step stuck in a regex, no line for 200 s)."""
+    if not timeout_s:
+        yield
+        return
+    pid, error = os.getpid(), CallTimedOut(where, key, timeout_s)
+    grace = grace_s(timeout_s)
+    told = _told(error, grace)
+    with contextlib.suppress(ValueError, OSError):
+        faulthandler.dump_traceback_later(timeout_s + grace, exit=True, file=told or 2)
+    try:
+        yield
+    finally:
+        if os.getpid() == pid:
+            faulthandler.cancel_dump_traceback_later()
+            if told:
+                _tell(b"{}\n")
+
+
 RUN: dict = {}  # the run a bounded call is part of (for_the_run): hang_watch.py's line names its resume
 
 

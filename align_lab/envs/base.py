@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from align_lab.user_probes import loaded
 from align_lab.user_signals import CALLING, left_by_a_fork, run_signals_kept
+from align_lab.user_timeouts import stuck_watched
 from align_lab.value_checks import FLOAT32_MAX, beyond, one_line
 
 
@@ -121,7 +122,7 @@ def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: floa
     EnvError: `env=<name>: turn <k>: ...` on one line."""
     where = f"env={env_name}: turn {turn_index}"
     try:
-        with run_signals_kept(f"env={env_name}"):
+        with run_signals_kept(f"env={env_name}"), stuck_watched(where, "env.step_timeout_s", timeout_s):
             step = call_with_timeout(lambda: episode.step(turn), timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: step took longer than env.step_timeout_s={timeout_s}") from None
@@ -187,7 +188,7 @@ def episode_answer(env_name: str, episode, turns: int, timeout_s: float) -> str:
     turn."""
     where = f"env={env_name}: turn {turns}"
     try:
-        with run_signals_kept(f"env={env_name}"):
+        with run_signals_kept(f"env={env_name}"), stuck_watched(where, "env.step_timeout_s", timeout_s):
             answer = call_with_timeout(episode.answer, timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: answer() took longer than env.step_timeout_s={timeout_s}") from None

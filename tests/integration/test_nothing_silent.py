@@ -778,3 +778,48 @@ def test_a_file_a_reward_module_opens_as_a_jobs_process_imports_it_is_recorded(t
     assert result.returncode == 0, result.stderr[-3000:]
     inputs = json.loads(next(sweep.glob("0_*/summary.json")).read_text())["inputs"]
     assert f"file {tmp_path / 'settings.json'}" in inputs, inputs
+
+
+STUCK_ENV = """
+import re
+from dataclasses import dataclass
+from align_lab.envs.base import LastTurn, Step
+from align_lab.tasks.guess_number import GuessNumber, feedback, secret
+class StuckEpisode(LastTurn):
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+    def step(self, turn):
+        self.turns.append(turn)
+        re.match(r"(a+)+$", "a" * 60 + "b")
+        return Step(reward=1.0, done=True)
+@dataclass
+class StuckGame:
+    multi_turn = True
+    tasks = (GuessNumber,)
+    max_turns: int = 2
+    step_timeout_s: float = 1.0
+    def start(self, prompt):
+        return StuckEpisode(secret(prompt))
+"""
+
+
+@pytest.mark.fast
+def test_an_environments_step_stuck_in_c_is_one_line_naming_it(tmp_path, cache_dir):
+    """Twenty-ninth hunt, case 17: an environment's step stuck in C holding the GIL (a regex): its thread's
+    timeout could never fire, no line for 200 s, summary.json `running`. Now the line a reward's stuck call
+    gets, naming the environment, the turn, env.step_timeout_s and the user's line; summary `failed`."""
+    from tests.conftest import SMALL, run_cli
+
+    (tmp_path / "stuck_env.py").write_text(STUCK_ENV)
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith(("reward.", "task.n_pairs"))]
+    args = [*small, "algo=grpo", "task=guess_number", "reward=verifier", "env._target_=stuck_env.StuckGame"]
+    result = run_cli([*args, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(
+        "align_lab: error: env=StuckGame: turn 1: no answer in env.step_timeout_s=1 s, stuck at "
+        f"{tmp_path / 'stuck_env.py'}:12 in a call that holds Python's lock"
+    ), line
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
