@@ -127,7 +127,7 @@ def begin(
     if hasattr(job.spec.rollout, "fixed_threads"):  # rollout.threads=auto: the run's, kept (issue 72)
         job.spec.rollout.fixed_threads = summary["sampling_threads"]
     start_folder(job.spec, folder, summary)
-    for_the_run(str(folder.summary_path), str(ckpt / "last"), resume_command(job.run_dir))  # a stuck call's
+    for_the_run(str(folder.summary_path), str(ckpt / "last"), said_resume(job.run_dir))  # a stuck call's
     return summary, before, stage_threads
 
 
@@ -169,6 +169,15 @@ def leave(
         summary[SEGMENTS] = segments  # in the summary run() returns too
         summary["inputs"] = {**(summary.get("inputs") or {}), **opened_inputs()}
         folder.write_summary(summary)
+
+
+def said_resume(run_dir: Path) -> str | None:
+    """The command that resumes the run, for the line of a call stuck in C; None where its Hydra record
+    cannot say it (a run started in-process, as the tests' are: KeyError 'cwd')."""
+    try:
+        return resume_command(run_dir)
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
 
 
 def opened_inputs() -> dict[str, dict]:
