@@ -89,36 +89,31 @@ def bounded(where: str, key: str, timeout_s: float | None) -> Iterator[None]:
         target=_watch, args=(done, error, main.ident), daemon=True, name="align_lab-bound"
     ).start()
     # a call stuck in C holding the GIL (a regex backtracking for ever) runs neither the handler nor the
-    # watcher: faulthandler's C thread writes where it is and ends the process (twenty-seventh hunt, case
-    # 4), and hang_watch.py, told of the call, says the line once the process has gone (twenty-eighth, 3)
-    grace = grace_s(timeout_s)
-    told = _told(error, grace)
-    with contextlib.suppress(ValueError, OSError):  # fd 2 itself: the user's code may close sys.stderr
-        faulthandler.dump_traceback_later(timeout_s + grace, exit=True, file=told or 2)
+    # watcher: stuck_watched ends it (twenty-seventh hunt, case 4; twenty-eighth, case 3)
     try:
-        yield
+        with stuck_watched(where, key, timeout_s):
+            yield
     finally:
         if os.getpid() == pid:
-            faulthandler.cancel_dump_traceback_later()
             done.set()
             if _STATE["timed_out"] is error:  # came as the call returned: not raised
                 _STATE["timed_out"] = None
-            if told:
-                _tell(b"{}\n")
 
 
 @contextmanager
 def stuck_watched(where: str, key: str, timeout_s: float | None) -> Iterator[None]:
     """Around a call another way bounds (an environment's step, run in a thread under its timeout): only the
     end of one stuck in C holding the GIL, which no thread's timeout can reach, said by hang_watch.py as a
-    bounded call's is (twenty-ninth hunt, case 17: an env's step stuck in a regex, no line for 200 s)."""
+    bounded call's is (twenty-ninth hunt, case 17: an env's step stuck in a regex, no line for 200 s):
+    faulthandler's C thread writes where it is and ends the process, and hang_watch.py, told of the call,
+    says the line once the process has gone."""
     if not timeout_s:
         yield
         return
     pid, error = os.getpid(), CallTimedOut(where, key, timeout_s)
     grace = grace_s(timeout_s)
     told = _told(error, grace)
-    with contextlib.suppress(ValueError, OSError):
+    with contextlib.suppress(ValueError, OSError):  # fd 2 itself: the user's code may close sys.stderr
         faulthandler.dump_traceback_later(timeout_s + grace, exit=True, file=told or 2)
     try:
         yield
