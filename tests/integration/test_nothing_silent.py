@@ -715,7 +715,7 @@ def test_a_completed_runs_command_typed_again_after_its_reward_was_edited_says_s
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("name", ["signal", "random"])
+@pytest.mark.parametrize("name", ["signal", "random", "yaml", "tqdm"])
 def test_a_reward_module_named_as_one_of_pythons_own_is_one_line_naming_it(tmp_path, name):
     """Twenty-eighth hunt, case 37: a reward module named signal or random in the folder the command runs
     from: a 13- or 24-line traceback through align_lab's and Hydra's imports (`module 'signal' has no
@@ -727,12 +727,17 @@ def test_a_reward_module_named_as_one_of_pythons_own_is_one_line_naming_it(tmp_p
     (tmp_path / f"{name}.py").write_text(
         "def score(prompts, responses):\n    return [1.0] * len(responses)\n"
     )
-    result = run_cli(["reward=function", f"reward.path={name}:score", "tracker=none"], cwd=tmp_path)
-    assert result.returncode == 2 and result.stderr.splitlines() == [
-        f"align_lab: error: {tmp_path / f'{name}.py'}: named as Python's own module {name}, which the "
+    args = ["reward=function", f"reward.path={name}:score", "tracker=none"]
+    result = run_cli(args, cwd=tmp_path)
+    whose = "Python's own module" if name in sys.stdlib_module_names else "the installed module"
+    lines = result.stderr.splitlines()  # an installed one: thirtieth hunt, case 3
+    assert result.returncode == 2 and lines[-1] == (
+        f"align_lab: error: {tmp_path / f'{name}.py'}: named as {whose} {name}, which the "
         "command imports: Python found yours first (python -m puts the folder it runs in first on "
         "sys.path); rename it, and the key that names it"
-    ], result.stderr[-3000:]
+    ), result.stderr[-3000:]
+    # inside a run (tqdm: the progress line's import), Hydra's own line comes first
+    assert lines[:-1] in ([], [f"Error executing job with overrides: {args!r}"]), result.stderr[-3000:]
 
 
 @pytest.mark.fast
