@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from align_lab.user_timeouts import BUILDING
+from align_lab.user_timeouts import BUILDING, stuck_watched
 from align_lab.value_checks import ConfigError, one_line
 
 __all__ = ["ConfigError", "build", "run_choices"]
@@ -85,6 +85,9 @@ def _check_finite(node: DictConfig, key: str) -> None:
             raise ConfigError(f"{key}.{name}={value}: must be a finite number")
 
 
+IMPORT_STUCK_S = 600.0  # a component's class whose import holds Python's lock longer: ended, said
+
+
 def build(node: DictConfig, key: str) -> Any:
     """Builds the component at config key `key` (e.g. "algo") from its `_target_`."""
     from hydra.errors import InstantiationException
@@ -100,8 +103,9 @@ def build(node: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key}: has no _target_; drop the override that replaced the {key} section")
     hydra_log = logging.getLogger("hydra.utils")  # get_class logs its own 3-line error first
     hydra_log.disabled, was = True, hydra_log.disabled
-    try:
-        cls = get_class(node._target_)
+    try:  # an import of the user's stuck in C is ended in one line (thirtieth hunt, case 4: silent for good)
+        with stuck_watched(f"{key}._target_={node._target_}: importing it", "", IMPORT_STUCK_S):
+            cls = get_class(node._target_)
     except Exception:
         raise ConfigError(f"{key}._target_={node._target_}: {not_importable(node._target_)}") from None
     finally:

@@ -30,11 +30,12 @@ def user_frame(dump: str, library: list[str]) -> str:
 def stuck_line(call: dict, where: str) -> str:
     """The run's one line, as a call stopped at its bound says it (value_checks.timed_out), naming why it
     took longer to stop."""
-    bound = f"{call['key']}={call['timeout_s']:g} s"
+    key = call["key"]
+    bound = f"{key}={call['timeout_s']:g} s" if key else f"{call['timeout_s']:g} s"
     line = (
         f"{call['where']}: no answer in {bound}, stuck at {where} in a call that holds Python's lock (no "
-        f"signal reaches it): the process was ended {call['grace_s']:g} s later (raise {call['key']} if it "
-        "needs longer)"
+        f"signal reaches it): the process was ended {call['grace_s']:g} s later"
+        + (f" (raise {key} if it needs longer)" if key else "")
     )
     run = call.get("run") or {}
     if not run.get("command"):  # a call outside a run (a stage's, a test's)

@@ -153,3 +153,26 @@ def test_a_combined_sources_bound_is_named_by_its_own_key():
     assert source.timeout_key() == "reward.timeout_s"
     Combined(components={"brevity": {"weight": 1.0, "source": source}})
     assert source.timeout_key() == "reward.components.brevity.source.timeout_s"
+
+
+def test_a_components_class_whose_import_is_stuck_in_c_is_one_line_naming_it(tmp_path):
+    """Thirtieth hunt, case 4: an environment class's module stuck in C as it was imported (`env._target_`):
+    no output for good. Past IMPORT_STUCK_S (and as long again, at most 30 s) the process ends with the
+    line a stuck call of the user's gets, naming the key and the user's line."""
+    import subprocess
+    import sys
+
+    (tmp_path / "stuckmod.py").write_text("import re\nre.match(r'(a+)+$', 'a' * 60 + 'b')\n")
+    script = (
+        f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\n"
+        "from omegaconf import OmegaConf\n"
+        "import align_lab.config as config\n"
+        "config.IMPORT_STUCK_S = 0.5\n"
+        "config.build(OmegaConf.create({'_target_': 'stuckmod.G'}), 'env')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.splitlines()[-1] == (
+        f"align_lab: error: env._target_=stuckmod.G: importing it: no answer in 0.5 s, stuck at "
+        f"{tmp_path / 'stuckmod.py'}:2 in a call that holds Python's lock (no signal reaches it): the "
+        "process was ended 1 s later"
+    ), done.stderr[-2000:]
