@@ -174,3 +174,24 @@ LABELS = {  # how a resume's refusal names each kind (run/inputs.py describe_cha
     "folder": "a folder your code listed",
     "env": "an environment variable your code read",
 }
+
+
+_CHANGED_SAID: set[str] = set()
+
+
+def changed_while_read(used: dict[str, dict]) -> list[str]:
+    """The files the user's code opened that differ now from the version it first read (used_by_user_code's
+    records against as_opened), each said once a process: a settings file edited while the run went on
+    trained it on two versions with no line (thirtieth hunt, case 7)."""
+    first, found = as_opened(), []
+    for key, record in used.items():
+        path = record.get("file", "")
+        then = first.get(path)
+        if key.startswith("file ") and then and record.get("sha256") != then and path not in _CHANGED_SAID:
+            _CHANGED_SAID.add(path)
+            found.append(
+                f"a file your code opened: {path} (sha256 {then[:8]} when first read, now "
+                f"{str(record.get('sha256'))[:8]}) changed while the run went on: its steps from "
+                "here train on the new version"
+            )
+    return found

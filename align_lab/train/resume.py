@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import logging
 from pathlib import Path
 
 from align_lab.aliases import nest
@@ -13,7 +14,7 @@ from align_lab.train.context import Context
 from align_lab.train.rng import own_rng_state, rng_state, set_rng_state
 from align_lab.user_environ import whole_environment
 from align_lab.user_probes import probes
-from align_lab.user_reads import folders_beside, used_by_user_code
+from align_lab.user_reads import changed_while_read, folders_beside, used_by_user_code
 from align_lab.value_checks import ConfigError
 
 
@@ -97,6 +98,8 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
         raise FileNotFoundError(errno.ENOENT, "the run folder is gone", str(ctx.checkpoint_dir.parent))
     objects = {name: obj.state_dict() for name, obj in named.items()}
     used = used_by_user_code() if ctx.group.is_main else {}
+    for line in changed_while_read(used):  # said at the checkpoint after the edit (thirtieth hunt, 7)
+        logging.getLogger("align_lab").warning(f"align_lab: warning: {line} (step {step})")
     if ctx.group.is_main:
         save_checkpoint(
             ctx.checkpoint_dir,

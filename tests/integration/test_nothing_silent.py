@@ -828,3 +828,38 @@ def test_an_environments_step_stuck_in_c_is_one_line_naming_it(tmp_path, cache_d
         f"{tmp_path / 'stuck_env.py'}:12 in a call that holds Python's lock"
     ), line
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+EDITED_MID_RUN = """
+import json
+import subprocess
+from pathlib import Path
+CALLS = [0]
+HERE = Path(__file__).parent
+def score(prompts, responses):
+    CALLS[0] += 1
+    if CALLS[0] == 2:  # as another program edits it while the run goes on
+        subprocess.run(["cp", "edited.json", "settings.json"], cwd=HERE, check=True)
+    scale = json.loads((HERE / "settings.json").read_text())["scale"]
+    return [scale * len(r) / 10 for r in responses]
+"""
+
+
+@pytest.mark.fast
+def test_a_file_the_reward_opens_edited_while_the_run_goes_on_is_said(tmp_path, cache_dir, forked_cli):
+    """Thirtieth hunt, case 7: a settings file the reward reads at each call, edited mid-run (no kill): the
+    run trained on two rewards, rc 0, no line. Now a warning at the next checkpoint names the file."""
+    from tests.conftest import SMALL
+
+    (tmp_path / "edited_mid_run.py").write_text(EDITED_MID_RUN)
+    (tmp_path / "settings.json").write_text('{"scale": 1.0}')
+    (tmp_path / "edited.json").write_text('{"scale": -1.0}')
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={tmp_path / 'run'}", "reward=function"]
+    result = forked_cli([*args, "reward.path=edited_mid_run:score"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if "changed while the run went on" in x]
+    assert line.startswith(
+        f"align_lab: warning: a file your code opened: {tmp_path / 'settings.json'} (sha256 "
+    )
+    assert line.endswith("its steps from here train on the new version (step 2)"), line
