@@ -19,7 +19,7 @@ from align_lab.run.summary import config_digest, stopped
 from align_lab.run.sweep_inputs import check_afresh
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.user_probes import forget_scored
-from align_lab.user_reads import used_by_user_code, watch
+from align_lab.user_reads import as_opened, used_by_user_code, watch
 from align_lab.user_timeouts import for_the_run
 
 log = logging.getLogger("align_lab")
@@ -185,8 +185,9 @@ def opened_inputs() -> dict[str, dict]:
     the key and digest its inputs have: a sweep's run that starts afresh checks them (run/sweep_inputs.py)
     and compare notes runs that read two versions (twenty-eighth hunt, cases 28-29: a reward's settings
     file edited between a sweep's runs trained #1 on the other reward, no line anywhere)."""
+    first = as_opened()  # the version the code read first, not the file as the run ends (30th hunt, 11)
     return {
-        key: {"file": record["file"], "sha256": record["sha256"][:16]}
+        key: {"file": record["file"], "sha256": first.get(record["file"], record["sha256"])[:16]}
         for key, record in used_by_user_code().items()
         if key.startswith("file ")
     }

@@ -863,3 +863,8 @@ def test_a_file_the_reward_opens_edited_while_the_run_goes_on_is_said(tmp_path, 
         f"align_lab: warning: a file your code opened: {tmp_path / 'settings.json'} (sha256 "
     )
     assert line.endswith("its steps from here train on the new version (step 2)"), line
+    # the run's record is the version its code read first (thirtieth hunt, case 11: the one read last, so a
+    # sweep's next run on the edit and compare saw no change)
+    recorded = json.loads((tmp_path / "run" / "summary.json").read_text())["inputs"]
+    first = line.split("(sha256 ", 1)[1][:8]
+    assert recorded[f"file {tmp_path / 'settings.json'}"]["sha256"].startswith(first), recorded
