@@ -153,7 +153,7 @@ def start_episode(env_name: str, env, prompt: str, timeout_s: float):
     """env.start(prompt) under the same timeout, its failures one line (`turn 0: start ...`)."""
     where = f"env={env_name}: turn 0"
     try:
-        with run_signals_kept(f"env={env_name}"):
+        with run_signals_kept(f"env={env_name}"), stuck_watched(where, "env.step_timeout_s", timeout_s):
             episode = call_with_timeout(lambda: env.start(prompt), timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: start took longer than env.step_timeout_s={timeout_s}") from None
@@ -174,8 +174,8 @@ def close_episode(env_name: str, episode, turns: int, timeout_s: float) -> EnvEr
         return None
     where = f"env={env_name}: turn {turns}"
     try:
-        with run_signals_kept(f"env={env_name}"):
-            call_with_timeout(close, timeout_s)
+        with run_signals_kept(f"env={env_name}"), stuck_watched(where, "env.step_timeout_s", timeout_s):
+            call_with_timeout(close, timeout_s)  # start's, step's and close's C hang: 30th hunt, 12-13
     except concurrent.futures.TimeoutError:
         return EnvError(f"{where}: close() took longer than env.step_timeout_s={timeout_s}")
     except Exception as e:

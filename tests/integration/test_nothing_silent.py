@@ -796,8 +796,12 @@ class StuckEpisode(LastTurn):
         self.target = target
     def step(self, turn):
         self.turns.append(turn)
-        re.match(r"(a+)+$", "a" * 60 + "b")
+        if STUCK_IN == "step":
+            re.match(r"(a+)+$", "a" * 60 + "b")
         return Step(reward=1.0, done=True)
+    def close(self):
+        if STUCK_IN == "close":
+            re.match(r"(a+)+$", "a" * 60 + "b")
 @dataclass
 class StuckGame:
     multi_turn = True
@@ -805,28 +809,33 @@ class StuckGame:
     max_turns: int = 2
     step_timeout_s: float = 1.0
     def start(self, prompt):
+        if STUCK_IN == "start":
+            re.match(r"(a+)+$", "a" * 60 + "b")
         return StuckEpisode(secret(prompt))
 """
 
 
 @pytest.mark.fast
-def test_an_environments_step_stuck_in_c_is_one_line_naming_it(tmp_path, cache_dir):
+@pytest.mark.parametrize("stuck_in, turn, line", [("step", 1, 14), ("start", 0, 27), ("close", 1, 18)])
+def test_an_environments_step_stuck_in_c_is_one_line_naming_it(tmp_path, cache_dir, stuck_in, turn, line):
     """Twenty-ninth hunt, case 17: an environment's step stuck in C holding the GIL (a regex): its thread's
     timeout could never fire, no line for 200 s, summary.json `running`. Now the line a reward's stuck call
     gets, naming the environment, the turn, env.step_timeout_s and the user's line; summary `failed`."""
     from tests.conftest import SMALL, run_cli
 
-    (tmp_path / "stuck_env.py").write_text(STUCK_ENV)
+    (tmp_path / "stuck_env.py").write_text(
+        f"STUCK_IN = {stuck_in!r}\n" + STUCK_ENV
+    )  # start, close: 30th, 12-13
     run_dir = tmp_path / "run"
     small = [a for a in SMALL if not a.startswith(("reward.", "task.n_pairs"))]
     args = [*small, "algo=grpo", "task=guess_number", "reward=verifier", "env._target_=stuck_env.StuckGame"]
     result = run_cli([*args, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert result.returncode == 1, result.stderr[-3000:]
-    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
-    assert line.startswith(
-        "align_lab: error: env=StuckGame: turn 1: no answer in env.step_timeout_s=1 s, stuck at "
-        f"{tmp_path / 'stuck_env.py'}:12 in a call that holds Python's lock"
-    ), line
+    [said] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert said.startswith(
+        f"align_lab: error: env=StuckGame: turn {turn}: no answer in env.step_timeout_s=1 s, stuck at "
+        f"{tmp_path / 'stuck_env.py'}:{line} in a call that holds Python's lock"
+    ), said
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
