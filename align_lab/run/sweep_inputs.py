@@ -63,10 +63,14 @@ def changed_since_the_sweep(run_dirs: list[Path]) -> str | None:
     return None
 
 
+def named(key: str, file: str) -> str:
+    """`task.path: <file>`, or `a file your code opened: <file>` (run/start.py opened_inputs' keys)."""
+    return f"a file your code opened: {file}" if key.startswith(OPENED) else f"{key}: {file}"
+
+
 def changed_line(key: str, file: str, then: str, now: str, reader: str) -> str:
-    what = f"a file your code opened: {file}" if key.startswith(OPENED) else f"{key}: {file}"
     return (
-        f"{what} (sha256 {then[:8]} when {reader} read it, now {now[:8]}) changed since "
+        f"{named(key, file)} (sha256 {then[:8]} when {reader} read it, now {now[:8]}) changed since "
         "the sweep's runs read it"
     )
 
@@ -158,9 +162,8 @@ def changed_since_completed(spec, run_dir: Path) -> str | None:
     if found is None:
         return None
     key, file, then, now, _ = found
-    what = f"a file your code opened: {file}" if key.startswith(OPENED) else f"{key}: {file}"
     return (
-        f"{what} (sha256 {then[:8]} when this run read it, now {now[:8]}) changed since this run "
+        f"{named(key, file)} (sha256 {then[:8]} when this run read it, now {now[:8]}) changed since this run "
         f"({run_dir.name}) completed: "
         "its results are of the version it read; choose another hydra.run.dir to run on this one"
     )
