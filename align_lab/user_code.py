@@ -27,13 +27,41 @@ def user_module_file(name: str) -> Path | None:
     if not file:
         return None
     path = Path(file).resolve()
-    if path.is_relative_to(PACKAGE) or "site-packages" in path.parts or "dist-packages" in path.parts:
-        return None
-    if any(path.is_relative_to(p) for p in INSTALLED):
+    if path.is_relative_to(PACKAGE) or installed(path):
         return None
     # a module imported from a zip on PYTHONPATH (<lib>.zip/mod.py): the archive is the file (eighth hunt:
     # reading the path as a file said "is a file, not a folder; choose another hydra.run.dir")
     return next((p for p in (path, *path.parents) if p.is_file()), None)
+
+
+def installed(path: Path) -> bool:
+    """A file of Python's own or of an installed distribution: under the interpreter's library folders or
+    a site-packages, or listed in the RECORD of a `*.dist-info` folder above it (`pip install --target DIR`
+    on PYTHONPATH: the tests' openenv-core, whose modules and beartype's import hook were taken for the
+    user's code and every file they read, a template or a module's source, for the run's inputs)."""
+    if any(path.is_relative_to(p) for p in INSTALLED) or {"site-packages", "dist-packages"} & set(path.parts):
+        return True
+    return any(path.relative_to(folder).as_posix() in distributed(folder) for folder in path.parents)
+
+
+_RECORDS: dict[Path, frozenset[str]] = {}  # a folder -> the files its distributions' RECORDs list
+
+
+def distributed(folder: Path) -> frozenset[str]:
+    """The files (relative to `folder`) that the `*.dist-info` folders in `folder` say they installed."""
+    if folder not in _RECORDS:
+        try:
+            infos = [e.path for e in os.scandir(folder) if e.name.endswith(".dist-info") and e.is_dir()]
+        except OSError:
+            infos = []
+        files = set()
+        for info in infos:
+            try:
+                files.update(line.split(",", 1)[0] for line in Path(info, "RECORD").read_text().splitlines())
+            except (OSError, UnicodeDecodeError):
+                continue
+        _RECORDS[folder] = frozenset(files)
+    return _RECORDS[folder]
 
 
 def unimported_file(name: str) -> str | None:

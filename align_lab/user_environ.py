@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from align_lab.user_code import CHECKOUT, INSTALLED, PACKAGE
+from align_lab.user_code import CHECKOUT, PACKAGE, installed
 
 _CODE: dict[str, str | None] = {}  # a frame's file -> whose code it is (_whose)
 _RUN_SET: dict[
@@ -39,10 +39,8 @@ def frame_of(filename: str) -> str | None:
             _CODE[filename] = None
         elif path.is_relative_to(PACKAGE):
             _CODE[filename] = "align_lab"
-        elif "site-packages" in path.parts or "dist-packages" in path.parts:
-            _CODE[filename] = None
         else:
-            _CODE[filename] = None if any(path.is_relative_to(p) for p in INSTALLED) else "user"
+            _CODE[filename] = None if installed(path) else "user"
     return _CODE[filename]
 
 

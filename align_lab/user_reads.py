@@ -12,7 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from align_lab.user_code import INSTALLED, PACKAGE, file_digest, imported_modules
+from align_lab.user_code import INSTALLED, PACKAGE, file_digest, imported_modules, installed
 from align_lab.user_environ import env_digest, env_value, install, note_command, read_by_name, users_call
 from align_lab.user_folders import named_folders, snapshot
 
@@ -44,7 +44,7 @@ def _on_audit(event: str, args: tuple) -> None:
         if event == "open":
             _opened(*args[:3])
         elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], (str, Path)):
-            if users_call(sys._getframe(1)):
+            if users_call(sys._getframe(1)) and not _importing(sys._getframe(1)):
                 _LISTED.setdefault(os.path.abspath(args[0]), None)
         elif event == "os.chdir" and not _USER_CHDIR and users_call(sys._getframe(1)):
             _USER_CHDIR.append(True)  # a relative name is then the code's folder's, not the resume's
@@ -66,11 +66,24 @@ def _opened(path, mode, flags) -> None:
         return
     if path in _OPENED or path.endswith(".pyc") or system_file(path):
         return
-    if users_call(sys._getframe(2)):  # 0: here, 1: the hook, 2: the code that called open
+    if users_call(sys._getframe(2)) and not ours_or_installed(path):  # 2: the code that called open
         _OPENED[path] = "opened"
         _AS_OPENED[path] = file_digest(Path(path))  # what this process read (spawned ranks compare it)
         if not os.path.isabs(named) and not _USER_CHDIR:  # read again from the folder a
             _RELATIVE[path] = named  # resume runs in (ninth hunt); not after the code changed folder (tenth)
+
+
+def _importing(frame) -> bool:
+    """The call was the import system's (a folder on sys.path listed to find a module: the module found is
+    the input, user_code.py), not the code's that imports."""
+    return frame.f_code.co_filename.startswith("<frozen importlib")
+
+
+def ours_or_installed(path: str) -> bool:
+    """A file of align_lab's (its code's digest covers it), of Python's or of an installed distribution
+    (user_code.installed): none is an input of the user's code, though it reads one (a module's source
+    read by an import hook, a package's own template)."""
+    return Path(path).is_relative_to(PACKAGE) or installed(Path(path))
 
 
 def system_file(path: str) -> bool:
@@ -84,7 +97,7 @@ def _ran(executable, args, cwd) -> None:
     here = Path(os.fsdecode(cwd)) if cwd else Path.cwd()
     for word in words:
         path = os.path.abspath(here / word)
-        if system_file(path) or any(Path(path).is_relative_to(p) for p in INSTALLED):
+        if system_file(path) or installed(Path(path)):
             continue
         if path not in _OPENED and Path(path).is_file():
             _OPENED[path] = "passed to a command"

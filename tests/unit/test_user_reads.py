@@ -222,3 +222,37 @@ def test_a_jobs_own_scratch_folder_is_no_variable_a_resume_warns_of(monkeypatch)
     for name in ("TMPDIR", "TMP", "TEMP"):
         monkeypatch.setenv(name, "/tmp/slurm_4242")
     assert not {"TMPDIR", "TMP", "TEMP"} & set(environment_digests())
+
+
+def test_a_package_installed_with_pip_target_is_no_users_code(tmp_path, user_module, monkeypatch):
+    """A distribution installed into a folder on sys.path (`pip install --target DIR`: the tests'
+    openenv-core) is installed code, as in site-packages: the template it reads is none of the user's
+    inputs, nor are the files it reads for a caller (beartype's import hook read every module imported
+    after it, each then taken for a file the user's code opened: CI, 2026-12-01), nor is it a user's
+    module. A file of the user's that it reads beside its own is (the user's code called it)."""
+    from align_lab.user_code import imported_modules
+
+    target = tmp_path / "target"
+    (target / "vendored9").mkdir(parents=True)
+    (target / "vendored9" / "__init__.py").write_text("def read(path):\n    return open(path).read()\n")
+    written_elsewhere(target / "vendored9" / "template.txt", "a template")
+    (target / "vendored9-1.0.dist-info").mkdir()
+    (target / "vendored9-1.0.dist-info" / "RECORD").write_text(
+        "vendored9/__init__.py,,\nvendored9/template.txt,,\nvendored9-1.0.dist-info/RECORD,,\n"
+    )
+    mine = tmp_path / "mine9.json"
+    written_elsewhere(mine, "{}")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(target)])  # after site-packages, as .pth files do
+    script = user_module(
+        "calls_vendored9",
+        "import vendored9\ndef go(a, b):\n    return vendored9.read(a) + vendored9.read(b)\n",
+    )
+    try:
+        script.go(str(target / "vendored9" / "template.txt"), str(mine))
+        used = used_by_user_code()
+        assert f"file {mine}" in used
+        assert not [k for k in used if str(target) in used[k]["file"]]
+        assert "module vendored9" not in imported_modules()
+        assert "module calls_vendored9" in imported_modules()
+    finally:
+        sys.modules.pop("vendored9", None)
