@@ -3,9 +3,11 @@ backtracking for ever holds Python's lock, so no handler, thread or `finally` of
 faulthandler's C thread writes where it is into a file and ends the process (exit status 1). This small
 process, started beside the run's with only the standard library (`python -I -S hang_watch.py <file>`),
 reads the bounded call it was told of on its stdin, one JSON line an arming (`{}`: the call returned);
-once the run's process has gone (its stdin ends) and the file holds a traceback, it writes the run's
-summary.json `failed` with the line and says the line, where a 25-line dump with no key and a summary
-left `running` was all (twenty-eighth hunt, case 3). Imports nothing of align_lab."""
+once the run's process has gone (its stdin ends) in a call, it writes the run's summary.json `failed`
+with the line and says the line, where a 25-line dump with no key and a summary left `running` was all
+(twenty-eighth hunt, case 3): stuck (the file holds faulthandler's timeout traceback), crashed (its fatal
+signal's: os.abort, a segfault in C) or ended with no word at all (a SIGKILL). Imports nothing of
+align_lab."""
 
 from __future__ import annotations
 
@@ -37,6 +39,28 @@ def stuck_line(call: dict, where: str) -> str:
         f"signal reaches it): the process was ended {call['grace_s']:g} s later"
         + (f" (raise {key} if it needs longer)" if key else "")
     )
+    return resumable(call, line)
+
+
+def ended_line(call: dict, dump: str, library: list[str]) -> str:
+    """The run's one line for a process that ended in the call with no exception: a fatal signal
+    faulthandler wrote (`Fatal Python error: Aborted`: os.abort, a crash in C) or none at all (a SIGKILL,
+    an exit in C), where rc 137 or 134 and no line were all (thirtieth hunt, case 2: a module that kills
+    its own process as it is imported)."""
+    fatal = re.match(r"Fatal Python error: (?P<what>[^\n]+)", dump)
+    if fatal:
+        what = f"crashed ({fatal['what'].strip()}) in this call, at {user_frame(dump, library)}"
+    else:
+        what = (
+            "ended in this call with no word from Python: killed by SIGKILL (its own os.kill, a kill -9 "
+            "or the system's out-of-memory killer), or an exit that skips Python's (os._exit in a thread, "
+            "exit in C)"
+        )
+    return resumable(call, f"{call['where']}: the process {what}")
+
+
+def resumable(call: dict, line: str) -> str:
+    """The line and, in a run, the command that resumes it from its checkpoint."""
     run = call.get("run") or {}
     if not run.get("command"):  # a call outside a run (a stage's, a test's)
         return line
@@ -85,9 +109,15 @@ def watch(dump_path: str) -> None:
             os.unlink(dump_path)
         except OSError:
             pass
-    if not call or not dump.strip():  # it ended otherwise: a return, an exit, a kill -9
+    if not call:  # no call of the user's under way: a dump of align_lab's own crash is shown as it was
+        if dump.strip():
+            os.write(2, dump.encode())
         return
-    line = stuck_line(call, user_frame(dump, call.get("library", [])))
+    library = call.get("library", [])
+    if dump.startswith("Timeout ("):  # faulthandler's dump_traceback_later: stuck past its bound
+        line = stuck_line(call, user_frame(dump, library))
+    else:
+        line = ended_line(call, dump, library)
     said_to = (call.get("run") or {}).get("said_to")
     if said_to:  # a spawned rank's: rank 0 says it, in the run's line (train/rank_ends.py)
         with open(f"{said_to}.tmp", "w") as f:

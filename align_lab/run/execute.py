@@ -48,6 +48,7 @@ from align_lab.train.preemption import Interrupted, Interruption, held
 from align_lab.train.submitit_signals import Preempted, Preemption
 from align_lab.user_reads import as_opened
 from align_lab.user_threads import thread_exits_said
+from align_lab.user_timeouts import ended_here
 from align_lab.value_checks import (
     ArtifactMissing,
     ConfigError,
@@ -202,7 +203,7 @@ def end_now(
         line = stop or RunStopped(f"error: {one_line(e)}", 1)
         os.write(2, f"align_lab: {line}\n".encode())
         logging.shutdown()  # the run's app.log
-        os._exit(line.exit_code)
+        ended_here(line.exit_code)  # said: no second line from hang_watch.py for a call under way
 
 
 def ended_by_a_thread(
@@ -230,7 +231,7 @@ def ended_by_a_thread(
         leave(folder, summary, kept, [*before, time.perf_counter() - start])
     os.write(2, f"align_lab: {line}\n".encode())
     logging.shutdown()  # the run's app.log
-    os._exit(line.exit_code and (e.code or line.exit_code))
+    ended_here(line.exit_code and (e.code or line.exit_code))
 
 
 def grad_norms(run_dir: Path) -> list:

@@ -262,3 +262,33 @@ def test_the_forks_a_reward_leaves_running_end_with_the_command(tmp_path, cache_
     while [p for p in pids if os.path.exists(f"/proc/{p}")] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(pids) == 2 and not [p for p in pids if os.path.exists(f"/proc/{p}")], said
+
+
+@pytest.mark.fast
+def test_a_reward_that_crashes_in_c_stops_the_run_in_one_line_that_resumes_it(tmp_path, cache_dir):
+    """A reward that crashes in C (a segfault through ctypes) in its second call: rc 139, no line, summary
+    `running`, as an os.abort or a SIGKILL of its own as its module is imported was (thirtieth hunt, case
+    2). hang_watch.py says it once the process has gone: the key, the signal, the user's line, summary
+    `failed`, and the command that resumes the run once the crash is taken out. Its own process (run_cli):
+    the line comes from a process beside the run's."""
+    (tmp_path / "acting.py").write_text(
+        "import ctypes\n" + REWARD.format(act="ctypes.string_at(0)") + "\nTHREAD_EXITS = False\n"
+    )
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    result = run_cli([*args, "reward.path=acting:score"], cwd=tmp_path)
+    assert result.returncode == -11, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(
+        "align_lab: error: reward.path=acting:score: the process crashed (Segmentation fault) in this "
+        f"call, at {tmp_path / 'acting.py'}:14; fix it, then resume from step 1 with: "
+    ), line
+    assert line.endswith(" resume_changed_inputs=true") and "Traceback" not in result.stderr, line
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == line.removeprefix("align_lab: error: ")
+    (tmp_path / "acting.py").write_text(REWARD.format(act="pass") + "\nTHREAD_EXITS = False\n")
+    command = line.split("resume from step 1 with: ", 1)[1]
+    resumed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"

@@ -176,3 +176,60 @@ def test_a_components_class_whose_import_is_stuck_in_c_is_one_line_naming_it(tmp
         f"{tmp_path / 'stuckmod.py'}:2 in a call that holds Python's lock (no signal reaches it): the "
         "process was ended 1 s later"
     ), done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "act, rc, said",
+    [
+        (
+            "os.kill(os.getpid(), signal.SIGKILL)",
+            -9,
+            "the process ended in this call with no word from Python: killed by SIGKILL (its own os.kill, a "
+            "kill -9 or the system's out-of-memory killer), or an exit that skips Python's (os._exit in a "
+            "thread, exit in C)",
+        ),
+        ("os.abort()", -6, "the process crashed (Aborted) in this call, at {module}:3"),
+        ("ctypes.string_at(0)", -11, "the process crashed (Segmentation fault) in this call, at {module}:3"),
+    ],
+    ids=["sigkill", "abort", "segfault"],
+)
+def test_a_components_module_that_ends_the_process_as_it_is_imported_is_one_line(tmp_path, act, rc, said):
+    """Thirtieth hunt, case 2: a module of the user's that kills its own process (SIGKILL), aborts, or
+    crashes in C as it is imported (`env._target_`): rc 137 or 134 and not a word. hang_watch.py, told of
+    the call, says it once the process has gone: with the user's line where faulthandler could write it
+    (a fatal signal's), else what can end a process with no word."""
+    import subprocess
+    import sys
+
+    module = tmp_path / "endsmod.py"
+    module.write_text(f"import ctypes, os, signal\n\n{act}\n")
+    script = (
+        f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\n"
+        "from omegaconf import OmegaConf\n"
+        "import align_lab.config as config\n"
+        "config.build(OmegaConf.create({'_target_': 'endsmod.G'}), 'env')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == rc and done.stderr == (
+        f"align_lab: error: env._target_=endsmod.G: importing it: {said.format(module=module)}\n"
+    ), done.stderr[-2000:]
+
+
+def test_a_crash_outside_any_call_of_the_users_is_shown_as_faulthandler_wrote_it(tmp_path):
+    """hang_watch.py takes faulthandler's file for fatal signals once it is started: a crash of align_lab's
+    own (or a library's) outside a call of the user's is shown whole, as faulthandler would have, never
+    lost with the file."""
+    import subprocess
+    import sys
+
+    script = (
+        "import ctypes\nfrom align_lab import user_timeouts\n"
+        "with user_timeouts.bounded('reward.path=m:f', 'reward.timeout_s', 60):\n"
+        "    pass\n"
+        "ctypes.string_at(0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -11 and done.stderr.startswith("Fatal Python error: Segmentation fault"), (
+        done.stderr[-2000:]
+    )
+    assert 'File "<string>", line 5 in <module>' in done.stderr and "align_lab: error" not in done.stderr
