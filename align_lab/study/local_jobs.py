@@ -196,9 +196,9 @@ def stopped_jobs(jobs: list, name: str, lost: list[Path] = ()) -> list:
     tell()
     for run_dir in lost:
         stop_run(run_dir)
-    said = (
-        f"{len(jobs) + len(lost)} unfinished runs stop once their steps under way are done and checkpointed"
-    )
+    n = len(jobs) + len(lost)
+    runs = "1 unfinished run stops once its" if n == 1 else f"{n} unfinished runs stop once their"
+    said = f"{runs} steps under way are done and checkpointed"
     print(f"align_lab: {name}: {said} ({name} again: they stop now)", file=sys.stderr, flush=True)
     going = lambda: [d for d in lost if holder(d) is not None]  # noqa: E731
     try:

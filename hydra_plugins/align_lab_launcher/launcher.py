@@ -270,7 +270,8 @@ class StudyLauncher(BaseSubmititLauncher):
 
         jobs = [job for job, _ in pending]
         if self._EXECUTOR != "local":
-            said = f"{e.signal_name}: stopped waiting; the sweep's {len(jobs)} unfinished runs go on in "
+            runs = f"{len(jobs)} unfinished run{'s go' if len(jobs) != 1 else ' goes'}"
+            said = f"{e.signal_name}: stopped waiting; the sweep's {runs} on in "
             print(f"align_lab: {said}Slurm: {status_command(sweep_dir)}", file=sys.stderr, flush=True)
             raise SystemExit(e.exit_code)
         pending = [(job, run) for job, run in pending if Path(run["run_dir"]) not in lost]  # stopped as lost
@@ -278,7 +279,8 @@ class StudyLauncher(BaseSubmititLauncher):
         running = stopped_jobs(jobs, e.signal_name, lost)
         done = sum(completed_run(run) for run in [*(r for _, r in pending), *({"run_dir": d} for d in lost)])
         stopped = len(jobs) + len(lost) - done
-        said = f"sweep interrupted by {e.signal_name}: {stopped} unfinished runs stopped, each "
+        runs = f"{stopped} unfinished run{'s' * (stopped != 1)}"
+        said = f"sweep interrupted by {e.signal_name}: {runs} stopped, each "
         said += "resumable from its last checkpoint" + (f" ({done} more completed meanwhile)" if done else "")
         said += f"; resume with: {sweep_resume_command(sweep_dir)}"
         if running:

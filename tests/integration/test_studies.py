@@ -166,16 +166,17 @@ def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resum
     # case 8: the cancel's KeyboardInterrupt in submitit's controllers; case 9: theirs at a Ctrl-C
     assert "Traceback" not in err, err[-3000:]
     line = re.match(
-        rf"align_lab: sweep interrupted by {name}: (\d) unfinished runs stopped, each resumable from its "
+        rf"align_lab: sweep interrupted by {name}: (\d) unfinished runs? stopped, each resumable from its "
         r"last checkpoint(?: \((\d) more completed meanwhile\))?; resume with: ",
         said[-1],
     )
     assert line is not None, said
     # said at once: a real model's step takes a minute, and each run's own line is in its job's log (the
     # runs unfinished then: run 1 may take the one slot first and have completed)
+    n = int(line[1]) + int(line[2] or 0)
+    runs = "1 unfinished run stops once its" if n == 1 else f"{n} unfinished runs stop once their"
     assert said[0] == (
-        f"align_lab: {name}: {int(line[1]) + int(line[2] or 0)} unfinished runs stop once their steps under "
-        f"way are done and checkpointed ({name} again: they stop now)"
+        f"align_lab: {name}: {runs} steps under way are done and checkpointed ({name} again: they stop now)"
     ), said
     statuses = [json.loads(p.read_text())["status"] for p in sorted(sweep.glob("[01]_*/summary.json"))]
     stopped, completed = int(line[1]), int(line[2] or 0)
