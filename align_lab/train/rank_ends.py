@@ -87,13 +87,16 @@ def stuck_file(port: int, rank: int) -> Path:
     return Path(tempfile.gettempdir()) / f"align_lab-rank-{port}-{rank}.stuck"
 
 
-def _stuck(port: int, size: int, wait_s: float = 3.0) -> BaseException | None:
-    """The line of a rank whose call was stuck in C (its process ended with code 1 a moment before the
-    line is written: waited for up to `wait_s`), as a user's error: "rank 1 of 2 exited with code 1 ...
-    (os._exit ..., or a crash in native code)" blamed the wrong thing (twenty-eighth hunt, case 30)."""
+STUCK_WAIT_S = 3.0  # how long rank 0 waits for the line of a rank that ended in a call (hang_watch.py)
+
+
+def _stuck(port: int, size: int) -> BaseException | None:
+    """The line of a rank whose call was stuck in C, or crashed in one (its process ended a moment before
+    the line is written: waited for up to STUCK_WAIT_S), as a user's error: "rank 1 of 2 exited with code
+    1 ... (os._exit ..., or a crash in native code)" blamed the wrong thing (twenty-eighth hunt, case 30)."""
     import time
 
-    deadline = time.monotonic() + wait_s
+    deadline = time.monotonic() + STUCK_WAIT_S
     while True:
         for rank in range(1, size):
             try:
@@ -123,7 +126,7 @@ def _why_it_ended(worker: Exception, port: int, size: int) -> BaseException:
         return received
     code = getattr(worker, "exit_code", 0)
     if isinstance(worker, mp.ProcessExitedException) and -code in CRASHES:  # not a signal anyone sent
-        return RankExited(worker.error_index + 1, size, code)
+        return _stuck(port, size) or RankExited(worker.error_index + 1, size, code)  # in a call: its line
     if isinstance(worker, mp.ProcessExitedException) and (code < 0 or code - 128 in STOPPED_BY):
         return Interrupted(signal.Signals(-code if code < 0 else code - 128).name)
     if isinstance(worker, mp.ProcessExitedException):  # os._exit(1) in the user's code (fourteenth hunt)

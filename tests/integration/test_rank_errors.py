@@ -43,7 +43,7 @@ def failing_reward(prompts: list[str], responses: list[str]):
     if rank == 1 and calls[0] == 2 and how.startswith("osexit"):
         os._exit(int(how[-1]))  # OS_EXIT_LINE
     if rank == 1 and calls[0] == 2 and how == "segv":
-        os.kill(os.getpid(), signal.SIGSEGV)  # as a crash in native code ends a process
+        os.kill(os.getpid(), signal.SIGSEGV)  # SEGV_LINE: as a crash in native code ends a process
     if rank == 1 and calls[0] == 2 and how == "base2":
         raise TwoArguments(1, "judge down")  # BASE_LINE
     return [float(len(r)) for r in responses]
@@ -58,9 +58,9 @@ class TwoArguments(BaseException):
 
 KEY = f"reward.path={__name__}:failing_reward"
 LINES = Path(__file__).read_text().splitlines()
-EXIT_LINE, BASE_LINE, OS_EXIT_LINE = (
-    next(i for i, x in enumerate(LINES, 1) if x.endswith(f"# {mark}"))
-    for mark in ("EXIT_LINE", "BASE_LINE", "OS_EXIT_LINE")
+EXIT_LINE, BASE_LINE, OS_EXIT_LINE, SEGV_LINE = (
+    next(i for i, x in enumerate(LINES, 1) if f"# {mark}" in x)
+    for mark in ("EXIT_LINE", "BASE_LINE", "OS_EXIT_LINE", "SEGV_LINE:")
 )
 EXPECTED = {
     "raise1": f"{KEY}: raised RuntimeError: judge shard 1 unreachable",
@@ -71,8 +71,10 @@ EXPECTED = {
     # (was "rank 1 of 2 exited with code 1 during the run, leaving no error (os._exit in code of the ...")
     "osexit1": f"{__file__}:{OS_EXIT_LINE} called os._exit(1) during the run",
     "osexit0": f"{__file__}:{OS_EXIT_LINE} called os._exit(0) during the run",
-    # sixteenth hunt's notes: "interrupted by SIGSEGV", as if a user had sent it
-    "segv": "rank 1 of 2 crashed with SIGSEGV during the run, leaving no error (a fault in native code",
+    # sixteenth hunt's notes: "interrupted by SIGSEGV", as if a user had sent it; then "rank 1 of 2 crashed
+    # with SIGSEGV during the run, leaving no error (a fault in native code ...)": now the key and the line
+    "segv": f"rank 1 of 2: {KEY}: the process crashed (Segmentation fault) in this call, at {__file__}:"
+    f"{SEGV_LINE}",
     # fifteenth hunt: rank 1's traceback twice, then "rank 1 of 2 exited with code 1 ..., leaving no error"
     "base2": f"{__file__}:{BASE_LINE} raised TwoArguments: shard 1: judge down (a BaseException, past every ",
 }

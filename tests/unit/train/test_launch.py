@@ -55,6 +55,7 @@ def test_what_cannot_travel_sends_a_stand_in_that_says_the_same(tmp_path, monkey
 
 def test_a_signal_is_an_interruption_and_an_exit_code_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(rank_ends.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(rank_ends, "STUCK_WAIT_S", 0.0)  # no rank of these left a line to wait for
     killed = mp.ProcessExitedException("killed", 0, 123, exit_code=-9, signal_name="SIGKILL")
     why = rank_ends._why_it_ended(killed, 4243, 2)
     assert isinstance(why, Interrupted) and why.signal_name == "SIGKILL"

@@ -37,7 +37,8 @@ def test_nothing_while_every_rank_lives():
         ((1,), RankExited, "rank 1 of 2 exited with code 1"),
     ],
 )
-def test_why_a_ranks_end_ends_the_run(codes, kind, said):
+def test_why_a_ranks_end_ends_the_run(codes, kind, said, monkeypatch):
+    monkeypatch.setattr(rank_ends, "STUCK_WAIT_S", 0.0)  # no rank of these left a line to wait for
     e = rank_watch.ended(_workers(*codes), 4242, len(codes) + 1, None)
     assert type(e) is kind
     assert (e.signal_name if kind is Interrupted else str(e)).startswith(said)
