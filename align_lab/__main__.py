@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -146,7 +147,12 @@ def end(code: int) -> None:
     torch_log = logging.getLogger("torch")
     if torch_log.level == logging.NOTSET:  # torch's exit-time statistics (FakeTensor's cache), at INFO
         torch_log.setLevel(logging.WARNING)  # under Hydra's root logger, after the line (20th hunt, 47)
-    atexit._run_exitfuncs()
+    real_exit = os._exit
+    os._exit = lambda code: exit_handler_said(real_exit, code)
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        os._exit = real_exit
     end_forks()  # what the code it ran forked and its exit handlers left (a fork Pool kept across calls)
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -154,6 +160,23 @@ def end(code: int) -> None:
         except (OSError, ValueError):  # a closed pipe: nothing more can reach it
             pass
     os._exit(code)
+
+
+def exit_handler_said(real_exit, code) -> None:
+    """os._exit in an exit handler (atexit) of the code the command ran: the process ends as it asked, with
+    a line naming it; it ended a completed run's command with its code and no word (thirty-first hunt,
+    case 21: rc 5 after "completed")."""
+    caller = sys._getframe(2)  # 0: here, 1: the lambda put in os._exit's place
+    print(
+        f"align_lab: warning: {caller.f_code.co_filename}:{caller.f_lineno} (an exit handler, atexit, of "
+        f"the code the command ran) called os._exit({code!r}) as the command ended: it ends with exit "
+        f"code {code}",
+        file=sys.stderr,
+        flush=True,
+    )
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    real_exit(code)
 
 
 def shadowing() -> str | None:

@@ -94,6 +94,8 @@ def _ran(executable, args, cwd) -> None:
     """A command the user's code started (subprocess): each of its words that is a file (`python
     <script>`, `cat w.txt`) is a file it read, outside the system's and Python's own."""
     words = shlex.split(args) if isinstance(args, str) else [os.fsdecode(a) for a in args or ()]
+    if len(words) >= 3 and os.path.basename(words[0]) in SHELLS and words[1] == "-c":  # shell=True:
+        words += shell_words(words[2])  # `sh scale.sh` is one word of [/bin/sh, -c, ...] (31st hunt, 38)
     here = Path(os.fsdecode(cwd)) if cwd else Path.cwd()
     for word in words:
         path = os.path.abspath(here / word)
@@ -101,6 +103,17 @@ def _ran(executable, args, cwd) -> None:
             continue
         if path not in _OPENED and Path(path).is_file():
             _OPENED[path] = "passed to a command"
+
+
+SHELLS = ("sh", "bash", "dash", "zsh")
+
+
+def shell_words(command: str) -> list[str]:
+    """The words of a shell command line (`sh scale.sh && cat w.txt`), as far as shlex reads them."""
+    try:
+        return shlex.split(command)
+    except ValueError:  # an unclosed quote: the shell's to say
+        return command.split()
 
 
 def listing_digest(folder: str) -> str | None:

@@ -9,7 +9,10 @@ environment): its signal handlers, its process, its output.
   call ends there, as it asked, never going on as a second copy of the run (a thread of its own that does
   either: user_threads.py).
 - A component that closes or redirects the run's stdout or stderr (fd 1 and 2, sys.stdout and sys.stderr)
-  lost every line after it, the run's last words among them (twenty-third hunt): they are put back too."""
+  lost every line after it, the run's last words among them (twenty-third hunt): they are put back too.
+- A stop it sends its own run (SIGTERM, SIGINT, ...) is its end, said as its SIGKILL is, and the modes the
+  run's numbers depend on (torch's grad mode, threads, default dtype; the recursion limit) are put back
+  (thirty-first hunt)."""
 
 from __future__ import annotations
 
@@ -59,40 +62,47 @@ def _exit_said(real_exit, pid: int, code: int) -> None:
     raise said
 
 
+# what the user's code may not send its own run as it is called: SIGKILL ends it with no word, and one that
+# stops or preempts a run (KEPT) was said as a scheduler's stop, "interrupted by SIGTERM", naming neither the
+# code nor its line, and the printed resume met the same signal again (thirty-first hunt, case 13)
+ENDS_THE_RUN = (signal.SIGKILL, *KEPT)
+
+
 def _kill_said(real_kill, pid: int, target: int, signum: int) -> None:
-    """os.kill while the user's code runs: SIGKILL to the run's own process (or its group) is said as
-    os._exit is (twenty-third hunt, case 11: rc 137, no line); any other, as it asked."""
+    """os.kill while the user's code runs: SIGKILL or a stop (ENDS_THE_RUN) to the run's own process (or
+    its group) is said as os._exit is (twenty-third hunt, case 11: rc 137, no line); any other, as it
+    asked."""
     own = target in (0, pid) or (target < 0 and -target == os.getpgrp())
-    if signum != signal.SIGKILL or not own or os.getpid() != pid:
+    if signum not in ENDS_THE_RUN or not own or os.getpid() != pid:
         return real_kill(target, signum)
     if not on_the_runs_behalf():
         return real_kill(target, signum)
-    raise _killed(f"os.kill({target}, SIGKILL)")
+    raise _killed(f"os.kill({target}, {signal.Signals(signum).name})")
 
 
 def _raise_said(real_raise, pid: int, signum: int) -> None:
-    """signal.raise_signal(SIGKILL) while the user's code runs: said as os.kill of the run is (twenty-fourth
-    hunt, case 4); any other signal, as it asked."""
-    if signum != signal.SIGKILL or os.getpid() != pid or not on_the_runs_behalf():
+    """signal.raise_signal(SIGKILL or a stop) while the user's code runs: said as os.kill of the run is
+    (twenty-fourth hunt, case 4); any other signal, as it asked."""
+    if signum not in ENDS_THE_RUN or os.getpid() != pid or not on_the_runs_behalf():
         return real_raise(signum)
-    raise _killed("signal.raise_signal(SIGKILL)")
+    raise _killed(f"signal.raise_signal({signal.Signals(signum).name})")
 
 
 def _pthread_kill_said(real_pthread_kill, pid: int, thread_id: int, signum: int) -> None:
-    """signal.pthread_kill(<any thread of the run's>, SIGKILL) while the user's code runs: SIGKILL ends the
-    whole process, so it is said as os.kill of it is (twenty-fifth hunt, case 1: rc 137, no line)."""
-    if signum != signal.SIGKILL or os.getpid() != pid or not on_the_runs_behalf():
+    """signal.pthread_kill(<any thread of the run's>, SIGKILL or a stop) while the user's code runs: it
+    ends or stops the whole process, so it is said as os.kill of it is (twenty-fifth hunt, case 1)."""
+    if signum not in ENDS_THE_RUN or os.getpid() != pid or not on_the_runs_behalf():
         return real_pthread_kill(thread_id, signum)
-    raise _killed(f"signal.pthread_kill({thread_id}, SIGKILL)")
+    raise _killed(f"signal.pthread_kill({thread_id}, {signal.Signals(signum).name})")
 
 
 def _killpg_said(real_killpg, pid: int, group: int, signum: int) -> None:
-    """os.killpg(<the run's group>, SIGKILL) while the user's code runs: said as os.kill of it is."""
-    if signum != signal.SIGKILL or group not in (0, os.getpgrp()) or os.getpid() != pid:
+    """os.killpg(<the run's group>, SIGKILL or a stop) while the user's code runs: said as os.kill is."""
+    if signum not in ENDS_THE_RUN or group not in (0, os.getpgrp()) or os.getpid() != pid:
         return real_killpg(group, signum)
     if not on_the_runs_behalf():
         return real_killpg(group, signum)
-    raise _killed(f"os.killpg({group}, SIGKILL)")
+    raise _killed(f"os.killpg({group}, {signal.Signals(signum).name})")
 
 
 def _killed(call: str) -> ExitCalled:
@@ -137,7 +147,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
         os.killpg = functools.partial(_killpg_said, real[2], pid)
         signal.raise_signal = functools.partial(_raise_said, real[3], pid)
         signal.pthread_kill = functools.partial(_pthread_kill_said, real[4], pid)
-    streams = Streams()
+    streams, modes = Streams(), Modes()
     try:
         yield
     except BaseException as e:
@@ -153,6 +163,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
                 os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill = real
             _signals_back(where, before)
             streams.back(where)
+            modes.back(where)
 
 
 def _signals_back(where: str, before: dict) -> None:
@@ -167,6 +178,49 @@ def _signals_back(where: str, before: dict) -> None:
             "(a signal that arrives during one may be lost), so that a scheduler's SIGTERM still stops "
             "the run at a step's end with its checkpoint"
         )
+
+
+class Modes:
+    """What of the process's the run's numbers depend on, as it was before a call of the user's code:
+    torch's grad mode (a reward's torch.set_grad_enabled(False) failed the next update in a 55-line
+    traceback: thirty-first hunt, case 8), its thread count and default dtype, and Python's recursion limit
+    (lowered at import, a 198-line RecursionError in Hydra: case 19). torch is read where it is loaded."""
+
+    def __init__(self) -> None:
+        self.was = self.now()
+
+    @staticmethod
+    def now() -> dict:
+        torch = sys.modules.get("torch")
+        found = {"recursion limit": sys.getrecursionlimit()}
+        if torch is not None:
+            found |= {
+                "grad mode": torch.is_grad_enabled(),
+                "thread count": torch.get_num_threads(),
+                "default dtype": torch.get_default_dtype(),
+            }
+        return found
+
+    def back(self, where: str) -> None:
+        """Puts back what the call changed; the first time `where` did, a warning names it."""
+        now, torch = self.now(), sys.modules.get("torch")
+        changed = [name for name, value in self.was.items() if now.get(name, value) != value]
+        setters = {"recursion limit": sys.setrecursionlimit}
+        if torch is not None:
+            setters |= {
+                "grad mode": torch.set_grad_enabled,
+                "thread count": torch.set_num_threads,
+                "default dtype": torch.set_default_dtype,
+            }
+        for name in changed:
+            setters[name](self.was[name])
+        if changed and (where, "modes") not in _SAID:
+            _SAID.add((where, "modes"))
+            what = ", ".join(f"{name} {self.was[name]} -> {now[name]}" for name in changed)
+            log.warning(
+                f"warning: {where} changed the process's {what}; the run's are put back after each call "
+                "(its numbers and its own code depend on them)"
+            )
 
 
 # The run's output: a reward that closed sys.stderr left the run in 6 lines of CPython's "lost sys.stderr"

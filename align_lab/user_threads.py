@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import signal
 import sys
 import sysconfig
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,18 +88,45 @@ ENDS = (  # what ends the process, and what says it when a thread of the user's 
 )
 
 
+_RAISED: set[str] = set()  # the lines of the user's code where a thread of it raised, said once each
+
+
+def _thread_raised(default, args) -> None:
+    """threading.excepthook: a thread of the user's code that raised is one warning line, once for each line
+    of the user's where one raised (a reward's helper thread raising at each call printed Python's 12-line
+    traceback each time, and nothing named the code or said the run went on: thirty-first hunt, case 14);
+    any other thread's error, and a thread's SystemExit, as Python says them."""
+    frames = [f for f in traceback.extract_tb(args.exc_traceback) if yours(f.filename)]
+    if not frames or issubclass(args.exc_type, SystemExit):
+        return default(args)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}"
+    if where not in _RAISED:
+        _RAISED.add(where)
+        name = f" ({args.thread.name})" if args.thread is not None else ""
+        logging.getLogger("align_lab").warning(
+            f"warning: a thread of your code{name} raised {args.exc_type.__name__}: {args.exc_value} at "
+            f"{where}; the run goes on without what it was doing (said once for this line)"
+        )
+    return None
+
+
 @contextmanager
 def thread_exits_said(end) -> Iterator[None]:
     """For a run's life: os._exit or a SIGKILL of the process from a thread it did not make is said
     (_from_a_thread); `end(ExitCalled)`: the run's end in its summary and line. The run's own threads and
-    processes it forks exit as they ask."""
+    processes it forks exit as they ask. An error a thread of the user's code raised is one line
+    (_thread_raised)."""
     pid, real = os.getpid(), [getattr(module, name) for module, name, _ in ENDS]
     ours = [functools.partial(said, was, pid, end) for (_, _, said), was in zip(ENDS, real, strict=True)]
     for (module, name, _), wrapper in zip(ENDS, ours, strict=True):
         setattr(module, name, wrapper)
+    hook, threading.excepthook = threading.excepthook, functools.partial(_thread_raised, threading.excepthook)
+    said_hook = threading.excepthook
     try:
         yield
     finally:
         for (module, name, _), wrapper, was in zip(ENDS, ours, real, strict=True):
             if getattr(module, name) is wrapper:
                 setattr(module, name, was)
+        if threading.excepthook is said_hook:
+            threading.excepthook = hook

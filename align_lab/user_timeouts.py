@@ -240,12 +240,12 @@ def imported(module: str, where: str, key: str | None = None, timeout_s: float |
 
     os._exit = exit_raised
     try:
-        shown = [f"{BUILDING[-1]}.{part}" if BUILDING else part for part in (where, key or "")]
-        with bounded(f"{shown[0]}: importing {module}", shown[1], timeout_s if key else None):
+        with bounded(f"{keyed(where)}: importing {module}", keyed(key or ""), timeout_s if key else None):
             return importlib.import_module(module)
     except (SystemExit, ExitAtImport) as e:
         note = " (argparse there read the command line it was given: align_lab's)" if argparsed(e) else ""
         called = f"os._exit({e.args[0]!r})" if isinstance(e, ExitAtImport) else f"sys.exit({e.code!r})"
+        called = getattr(e, "call", None) or called  # a kill of the process (user_signals.py ExitCalled)
         raise ImportSaid(
             f"{where}: importing {module} called {called} at {users_line(e)}{note}; a module the run "
             "imports must not end the process as it is imported"
@@ -260,6 +260,11 @@ def imported(module: str, where: str, key: str | None = None, timeout_s: float |
 
 
 BUILDING: list[str] = []  # the config key whose component is being built (config.py build): its keys' root
+
+
+def keyed(key: str) -> str:
+    """`key` (`path=mod:fn`) under the component being built (`reward.path=mod:fn`)."""
+    return f"{BUILDING[-1]}.{key}" if BUILDING and key else key
 
 
 class ExitAtImport(BaseException):

@@ -235,6 +235,14 @@ def dies_after_step_2(start) -> None:
         JsonlTracker.log = original
 
 
+def signal_from_outside(name: str, target: int | None = None) -> None:
+    """`kill -<name> <target>` (this process by default; a group as -<pgid>) from another process, as a
+    scheduler, a user or the OOM killer sends it: a signal the user's code sends its own run is that code's
+    end, said as its os._exit is (align_lab/user_signals.py), not a stop from outside."""
+    target = str(os.getpid() if target is None else target)
+    subprocess.run(["kill", f"-{name}", "--", target], check=True, start_new_session=True)  # not its group
+
+
 def written_elsewhere(path: Path, text: str) -> None:
     """`path` written by another process, as a user's own files are (align_lab/user_reads.py counts a
     file this process wrote as its output, never an input of the user's code)."""

@@ -12,7 +12,7 @@ import torch
 from align_lab.rewards import reward_models
 from align_lab.user_probes import loaded, renamed, scored_batch
 from align_lab.user_signals import run_signals_kept
-from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, checked_bound, imported
+from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, checked_bound, imported, keyed
 from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line, timed_out
 
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
@@ -30,7 +30,8 @@ def load_callable(path: str, timeout_s: float | None = None):
     if not sep or not module_name or not attr:
         raise ValueError(f"path={path}: must be module:callable, e.g. align_lab.rewards.function:word_count")
     try:
-        module = imported(module_name, f"path={path}", "timeout_s", timeout_s)
+        with run_signals_kept(keyed(f"path={path}")):  # what its import may not take from the run
+            module = imported(module_name, f"path={path}", "timeout_s", timeout_s)
     except ImportSaid:
         raise
     except ImportError as e:
@@ -133,8 +134,8 @@ def checked_scores(scores, n: int, where: str) -> torch.Tensor:
         raise RewardError(f"{where}: returned {count} scores for {n} responses")
     values = []
     for i, s in enumerate(scores):
-        try:
-            values.append(float(s))
+        try:  # a tensor that requires grad: its value, without torch's warning at this line (31st hunt, 6)
+            values.append(float(s.detach() if isinstance(s, torch.Tensor) else s))
         except (TypeError, ValueError):
             raise RewardError(f"{where}: score {i} is {s!r}, not a number") from None
         except OverflowError:  # an int past a float's range

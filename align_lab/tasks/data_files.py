@@ -35,12 +35,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _jsonl_lines(path: Path) -> list[int]:
-    """1-based line numbers of the non-blank lines (the rows `datasets` reads from a jsonl)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return [i + 1 for i, line in enumerate(f) if line.strip()]
-
-
 def first_undecodable_line(path: Path) -> str | None:
     """`line N: not UTF-8 text (byte 0x.. at column C)` for the first line of a text file that does not
     decode, or None (jsonl and csv are read as UTF-8)."""
@@ -51,18 +45,6 @@ def first_undecodable_line(path: Path) -> str | None:
             except UnicodeDecodeError as e:
                 return f"line {n}: not UTF-8 text (byte 0x{line[e.start]:02x} at column {e.start + 1})"
     return None
-
-
-def _first_bad_json_line(path: Path) -> str:
-    import json
-
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, start=1):
-            try:
-                line.strip() and json.loads(line)
-            except ValueError as e:
-                return f"line {n}: not valid JSON ({e.msg})"
-    return "not valid JSON lines"
 
 
 def read_local(path: str, key: str) -> Table:
@@ -78,27 +60,72 @@ def read_local(path: str, key: str) -> Table:
         raise ValueError(f"{key}={path}: unknown file type {suffix!r}; allowed: {', '.join(FORMATS)}")
     if not p.is_file():  # a folder named like a file was "no such file" (seventh hunt)
         raise ValueError(f"{key}={path}: {'a folder, not a file' if p.is_dir() else 'no such file'}")
-    if p.stat().st_size == 0 or (fmt == "json" and not _jsonl_lines(p)):
+    if p.stat().st_size == 0:
         raise ValueError(f"{key}={path}: the file is empty (no rows)")
     undecodable = first_undecodable_line(p) if fmt in ("json", "csv") else None
     if undecodable:
         raise ValueError(f"{key}={path} {undecodable}; save it as UTF-8")
+    if fmt == "json":
+        rows, where = json_rows(p, f"{key}={path}")
+        columns = list(dict.fromkeys(column for row in rows for column in row))
+        return Table(rows, where, columns, file_sha256(p))
     datasets.disable_progress_bars()
     try:
-        ds = datasets.load_dataset(fmt, data_files=str(p), split="train")
-    except Exception as e:  # datasets wraps parser errors; name the line for a jsonl
-        if fmt == "json":
-            raise ValueError(f"{key}={path} {_first_bad_json_line(p)}") from None
+        if fmt == "csv":  # every cell as written: type inference read "007" as 7, and `None` or `NA` as
+            rows, columns = csv_rows(p)  # missing (thirty-first hunt, cases 34-35)
+        else:
+            ds = datasets.load_dataset(fmt, data_files=str(p), split="train")
+            rows, columns = ds.to_list(), list(ds.column_names)
+    except Exception as e:  # datasets wraps parser errors
         cause = e.__cause__ or e
         first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise ValueError(f"{key}={path}: unreadable as {suffix[1:]} ({first})") from None
-    if fmt == "json":
-        where = [f"line {n}" for n in _jsonl_lines(p)]
-        if len(where) != len(ds):  # a pretty-printed .json file: fall back to row numbers
-            where = [f"row {i + 1}" for i in range(len(ds))]
+    return Table(rows, [f"row {i + 1}" for i in range(len(rows))], columns, file_sha256(p))
+
+
+def csv_rows(p: Path) -> tuple[list[dict], list[str]]:
+    """A CSV file's rows, each cell the text written in it (pandas, as `datasets` reads one, with no
+    type inference and no missing-value words), and its columns."""
+    import pandas
+
+    frame = pandas.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    return frame.to_dict("records"), [str(c) for c in frame.columns]
+
+
+def json_rows(p: Path, named: str) -> tuple[list[dict], list[str]]:
+    """The rows of a jsonl (an object a line) or of a .json file (an array of objects, or a dict of equal
+    columns) and where each lies, read by Python's json: each number as written. pyarrow's reader, which
+    `datasets` uses, made a column float64 where one row's integer passed int64 (12345678901234567891
+    scored as ...7168: thirty-first hunt, case 55), and said a number past a double's range or a torn line
+    in two lines of its own with a 0-based row (cases 27 and 33)."""
+    import json
+
+    text = p.read_text(encoding="utf-8-sig")  # a byte-order mark as the first character: no row's
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict) and whole and all(isinstance(v, list) for v in whole.values()):
+        if len({len(v) for v in whole.values()}) == 1:  # columns: {"question": [...], "answer": [...]}
+            whole = [dict(zip(whole, values, strict=True)) for values in zip(*whole.values(), strict=True)]
+    if isinstance(whole, list):
+        rows, where = whole, [f"row {i + 1}" for i in range(len(whole))]
     else:
-        where = [f"row {i + 1}" for i in range(len(ds))]
-    return Table(ds.to_list(), where, list(ds.column_names), file_sha256(p))
+        rows, where = [], []
+        for n, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except ValueError as e:
+                raise ValueError(f"{named} line {n}: not valid JSON ({e.msg})") from None
+            where.append(f"line {n}")
+    for row, place in zip(rows, where, strict=True):
+        if not isinstance(row, dict):
+            raise ValueError(f"{named} {place}: a JSON {type(row).__name__}, not an object of columns")
+    if not rows:
+        raise ValueError(f"{named}: the file is empty (no rows)")
+    return rows, where
 
 
 def read_hub(name: str, split: str, key: str) -> Table:

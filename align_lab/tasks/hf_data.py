@@ -104,6 +104,24 @@ def unseen(train: list[Example], evaluation: list[Example], path: str) -> list[E
     return kept
 
 
+def distinct(evaluation: list[Example], path: str) -> list[Example]:
+    """The held-out rows less the repeats of a prompt (same_prompt) among them, said in one warning: four
+    rows of one question were scored, and compared, as four held-out questions (thirty-first hunt, case
+    32)."""
+    first: dict[str, Example] = {}
+    repeats = [e for e in evaluation if first.setdefault(same_prompt(e.prompt), e) is not e]
+    if not repeats:
+        return evaluation
+    prefix = f"task.path={path} "
+    was = first[same_prompt(repeats[0].prompt)].where.removeprefix(prefix)
+    logging.getLogger("align_lab").warning(
+        f"align_lab: warning: task.path={path}: {len(repeats)} held-out rows repeat another held-out "
+        f"prompt ({repeats[0].where.removeprefix(prefix)} repeats {was}); left out, so evaluation scores "
+        f"each of its {len(first)} questions once"
+    )
+    return list(first.values())
+
+
 @dataclass
 class HFData:
     """What both real-text tasks share: where the data is, its splits and sizes."""
@@ -148,7 +166,7 @@ class HFData:
             evaluation = self._examples(self.eval_split, self.eval_rows)
         self._split = {"train": train, "eval": evaluation}
         self.rows_read()
-        self._split["train"] = unseen(train, evaluation, self.path)
+        self._split = {"train": unseen(train, evaluation, self.path), "eval": distinct(evaluation, self.path)}
 
     def rows_read(self) -> None:
         """What a task checks across all its rows once they are read (verifiable_data: one answer a

@@ -10,6 +10,7 @@ with two answers is a one-line error naming the file and row.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -25,6 +26,11 @@ def answer_text(row: dict, column: str, place: str) -> str:
     value = row.get(column)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return text(row, column, place)
+    if isinstance(value, float) and not math.isfinite(value):  # NaN, Infinity, 1e400 in the file
+        raise ValueError(
+            f"{place}: column {column!r} is {value!r} (NaN, Infinity, or a number past a float's range "
+            "such as 1e400), not an answer; write it as text if it is one"
+        )
     return str(int(value)) if isinstance(value, int) or value.is_integer() else repr(value)
 
 

@@ -43,7 +43,7 @@ from align_lab.tasks.math_reading import (
 )
 from align_lab.user_probes import loaded, scored_row
 from align_lab.user_signals import run_signals_kept
-from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, imported
+from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, imported, keyed
 from align_lab.value_checks import UserCodeError, one_line, timed_out, user_score
 
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
@@ -84,7 +84,8 @@ def _function(name: str, timeout_s: float | None = None) -> Callable:
     bounded by `timeout_s`, as its calls are: user_timeouts.py imported)."""
     module, _, attr = name.partition(":")
     try:
-        where = imported(module, f"verifier={name}", "verifier_timeout_s", timeout_s)
+        with run_signals_kept(keyed(f"verifier={name}")):  # what its import may not take from the run
+            where = imported(module, f"verifier={name}", "verifier_timeout_s", timeout_s)
         found = functools.reduce(getattr, attr.split("."), where)  # Class.method
     except ImportSaid:
         raise

@@ -20,7 +20,7 @@ from align_lab.rerun import shell_command
 from align_lab.run.summary import RunStopped
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.preemption import Interrupted, Interruption
-from tests.conftest import ROOT, SMALL, as_in_a_terminal, run_cli, run_in_process
+from tests.conftest import ROOT, SMALL, as_in_a_terminal, run_cli, run_in_process, signal_from_outside
 
 ROWS = 16  # train.rollout_size of tests/conftest.py's SMALL: episodes a step
 MARKER = "ALIGN_LAB_TEST_SIGNAL_FILE"  # while this file exists, the environment below signals once
@@ -34,8 +34,8 @@ def signal_once(name: str, times: int) -> None:
         marker.unlink()
     except FileNotFoundError:
         return
-    for _ in range(times):
-        os.kill(os.getpid(), getattr(signal, name))
+    for _ in range(times):  # from another process, as a scheduler's or a user's (the run's own code's
+        signal_from_outside(name)  # signal to itself is that code's end: user_signals.py)
 
 
 class Signals:
@@ -83,7 +83,7 @@ def test_a_signal_in_an_env_step_is_the_runs_interruption_not_an_env_error():
     class Episode(LastTurn):
         def step(self, turn):
             try:  # an environment that turns every failure of its own into an answer
-                os.kill(os.getpid(), signal.SIGTERM)
+                signal_from_outside("TERM")  # a scheduler's, as the step runs
                 return Step(observation="unreachable")
             except Exception:
                 return Step(observation="swallowed")
@@ -99,7 +99,7 @@ def test_a_signal_in_an_env_step_is_the_runs_interruption_not_an_env_error():
 def test_while_steps_run_a_first_signal_waits_for_the_steps_end_and_a_second_stops_at_once():
     class Episode(LastTurn):
         def step(self, turn):
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal_from_outside("TERM")
             return Step(observation="answered")
 
     with Interruption() as interruption:
@@ -141,8 +141,8 @@ def swallowing_reward(prompts: list[str], responses: list[str]) -> list[float]:
     swallowing_reward.calls = getattr(swallowing_reward, "calls", 0) + 1
     try:
         if swallowing_reward.calls == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
+            signal_from_outside("INT")
+            signal_from_outside("INT")
         return [float(len(r)) for r in responses]
     except Exception:
         SWALLOWED.append(True)
@@ -173,7 +173,7 @@ def deafening_reward(prompts, responses):
     third, a scheduler's SIGTERM comes first."""
     deafening_reward.calls = getattr(deafening_reward, "calls", 0) + 1
     if deafening_reward.calls == 3:
-        os.kill(os.getpid(), signal.SIGTERM)
+        signal_from_outside("TERM")
     if deafening_reward.calls >= 2:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)

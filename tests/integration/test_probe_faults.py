@@ -18,6 +18,7 @@ from tests.conftest import ROOT, SMALL, compose, killed_after_step_2
 REWARD = "probe_faults13"
 SOURCE = """import os
 import signal
+import subprocess
 import time
 
 
@@ -25,7 +26,7 @@ def score(prompts, responses):
     if os.environ.get("PROBE_FAULTS13") == "interrupt":
         raise KeyboardInterrupt  # as Ctrl-C lands while a slow judge is asked again
     if os.environ.get("PROBE_FAULTS13") == "sigterm":  # a scheduler's, a timeout's, as it is asked
-        os.kill(os.getpid(), signal.SIGTERM)
+        subprocess.run(["kill", "-TERM", str(os.getpid())], check=True)  # from another process
         time.sleep(30)
     if os.environ.get("PROBE_FAULTS13") == "slow":
         time.sleep(4)

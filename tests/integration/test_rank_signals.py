@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SMALL
+from tests.conftest import ROOT, SMALL, signal_from_outside
 
 WHO = (
     "ALIGN_LAB_TEST_SIGNAL"  # "group": the run's process group; "rank1": rank 1 alone; "kill": SIGKILL to it
@@ -35,7 +35,7 @@ def signalling_reward(prompts: list[str], responses: list[str]) -> list[float]:
     if rank == 1 and calls[0] == 2 and os.environ.get(MARK) and not Path(os.environ[MARK]).exists():
         Path(os.environ[MARK]).touch()
         if os.environ.get(WHO) == "group":
-            os.killpg(os.getpgrp(), signal.SIGTERM)
+            signal_from_outside("TERM", -os.getpgrp())
         elif os.environ.get(WHO) == "kill0":
             os.kill(os.getppid(), signal.SIGKILL)  # rank 0, which spawned this rank
         elif os.environ.get(WHO) == "hang":  # rank 0 gets SIGTERM twice as this rank's reward hangs
@@ -47,7 +47,7 @@ def signalling_reward(prompts: list[str], responses: list[str]) -> list[float]:
         elif os.environ.get(WHO) == "kill":  # from another process, as the OOM killer: a reward's own
             subprocess.run(["kill", "-KILL", str(os.getpid())])  # os.kill of its run is said as its exit
         else:
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal_from_outside("TERM")
     return [float(len(r)) for r in responses]
 
 

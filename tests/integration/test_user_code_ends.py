@@ -292,3 +292,61 @@ def test_a_reward_that_crashes_in_c_stops_the_run_in_one_line_that_resumes_it(tm
     resumed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+TORCH = "__import__('torch')"
+SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for it (rc 0: the run goes on)
+    # case 8: a 55-line traceback in the next update, naming no key
+    f"{TORCH}.set_grad_enabled(False)": "warning: reward.path=acting:score changed the process's grad mode "
+    "True -> False; the run's are put back after each call",
+    # case 19 (there at import): a 198-line RecursionError in Hydra
+    "sys.setrecursionlimit(60)": "warning: reward.path=acting:score changed the process's recursion limit "
+    "1000 -> 60; the run's are put back after each call",
+    # case 14: Python's traceback of the thread at each call, nothing naming the code
+    "threading.Thread(target=lambda: 1 / 0, name='helper').start()": "warning: a thread of your code "
+    "(helper) raised ZeroDivisionError: division by zero at {file}:13; the run goes on without what it was "
+    "doing",
+    # case 21: rc 5 after "completed", no word
+    "__import__('atexit').register(lambda: os._exit(5))": "align_lab: warning: {file}:13 (an exit handler, "
+    "atexit, of the code the command ran) called os._exit(5) as the command ended: it ends with exit code 5",
+    # case 6: torch's UserWarning at align_lab's line, naming no key: now nothing to say
+    f"return {TORCH}.tensor([1.0] * len(responses), requires_grad=True)": "",
+}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    "act", list(SAID), ids=["grad_off", "recursion", "thread_raises", "atexit", "tensor"]
+)
+def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_line(
+    act, tmp_path, cache_dir, forked_cli
+):
+    """A reward's call that turns torch's gradients off or lowers the recursion limit for the process,
+    starts a thread that raises, registers an exit handler that calls os._exit, or returns a tensor that
+    requires grad: the run completes on its own modes, each said in one line (none for the tensor: its
+    value is read as it is), with no traceback."""
+    ACTS[act] = act
+    result, run_dir = run(act, tmp_path, cache_dir, forked_cli)
+    assert result.returncode == (5 if "atexit" in act else 0), result.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    said = SAID[act].format(file=tmp_path / "acting.py")
+    lines = [x for x in result.stderr.splitlines() if "acting" in x or "UserWarning" in x]  # its lines
+    assert lines == [] if not said else len(lines) == 1 and lines[0].startswith(said), lines
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+
+@pytest.mark.fast
+def test_a_reward_that_sends_its_process_sigterm_is_named_not_said_as_a_schedulers_stop(
+    tmp_path, cache_dir, forked_cli
+):
+    """Thirty-first hunt, case 13: `os.kill(os.getpid(), SIGTERM)` in a reward's call: "interrupted by
+    SIGTERM" as a scheduler's stop, naming neither the code nor its line, and the printed resume met the
+    same signal again. Now said as its SIGKILL is: where, and the resume once it is fixed."""
+    ACTS["sigterm"] = "os.kill(os.getpid(), signal.SIGTERM)"
+    result, run_dir = run("sigterm", tmp_path, cache_dir, forked_cli)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(f"align_lab: error: {tmp_path / 'acting.py'}:13 called os.kill("), line
+    assert ", SIGTERM) during the run; resume from step 1 with: " in line, line
+    assert line.endswith(" resume_changed_inputs=true") and "interrupted" not in result.stderr, line
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"

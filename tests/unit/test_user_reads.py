@@ -155,6 +155,19 @@ def test_a_folder_your_code_listed_and_a_file_it_handed_to_a_command_are_kept(tm
     assert digest_now(f"arg {tmp_path / 'w9.txt'}", ran) != ran["sha256"]
 
 
+def test_a_script_run_through_a_shell_command_line_is_kept(tmp_path, user_module):
+    """Thirty-first hunt, case 38: `subprocess.run("sh scale.sh", shell=True)` is [/bin/sh, -c, "sh
+    scale.sh"]: the script was inside one word, never kept, and a sweep's run #1 trained on its edit."""
+    written_elsewhere(tmp_path / "scale31.sh", "echo 1.0")
+    runner = user_module(
+        "runs_a_shell31",
+        "import subprocess\n\n\ndef read(here):\n"
+        "    subprocess.run('sh scale31.sh > /dev/null', shell=True, cwd=here, check=True)\n",
+    )
+    runner.read(str(tmp_path))
+    assert f"arg {tmp_path / 'scale31.sh'}" in used_by_user_code()
+
+
 def test_a_file_named_by_bytes_relative_or_in_dev_shm_is_kept(tmp_path, user_module, monkeypatch):
     """Ninth hunt: a path given as bytes, a file in /dev/shm (a memory-backed folder, not a device), and a
     name relative to the working folder, which a resume from another folder reads from there."""

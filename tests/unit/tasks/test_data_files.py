@@ -1,0 +1,86 @@
+"""Your own data files read as you wrote them (tasks/data_files.py), and held-out rows that repeat a
+question (tasks/hf_data.py distinct): the thirty-first hunt's cases 27, 32-35 and 55."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from align_lab.tasks.verifiable_data import VerifiableData
+
+ROWS = [{"q": f"What is {i} plus 1?", "a": str(i + 1)} for i in range(6)]
+
+
+def task(path, **keys) -> VerifiableData:
+    return VerifiableData(path=str(path), prompt_column="q", answer_column="a", eval_rows=2, **keys)
+
+
+def test_a_csvs_cells_are_read_as_written_not_as_numbers_or_missing(tmp_path):
+    """Case 34: "007" was read as 7 (pandas' type inference), so under task.verifier=exact the answer as
+    written scored 0; case 35: an answer `None` or `NA` was "column 'a' is missing"."""
+    path = tmp_path / "codes.csv"
+    answers = ["007", "042", "None", "NA", "0.50", "null"]
+    path.write_text("q,a\n" + "".join(f"what is code {i} ?,{a}\n" for i, a in enumerate(answers)))
+    t = task(path, verifier="exact")
+    assert t.answers("train") + t.answers("eval") == answers
+    prompts = ["what is code 0 ?"] * 2
+    assert t.gold_reward(prompts, ["007", "7"], [True, True]) == [1.0, 0.0]
+
+
+def test_a_jsonl_integer_past_int64_is_its_own_value_not_a_rounded_float(tmp_path):
+    """Case 55: pyarrow made the column float64, and 12345678901234567891 was scored as
+    12345678901234567168: the right answer scored 0 under exact, a wrong one 1 under numeric."""
+    big = 12345678901234567891
+    rows = [*ROWS[:4], {"q": "what is big ?", "a": big}, {"q": "what is big 2 ?", "a": big + 2}]
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = task(path, verifier="exact")
+    assert t.answers("eval") == [str(big), str(big + 2)]
+    assert t.gold_reward(["what is big ?"] * 2, [str(big), "12345678901234567168"], [True] * 2) == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "line, said",
+    [
+        ('{"q": "what is big ?", "a": 1e400}', "line 4: column 'a' is inf (NaN, Infinity, or a number past"),
+        ('{"q": "broken", "a": 3', "line 4: not valid JSON (Expecting ',' delimiter)"),
+        ("[1, 2]", "line 4: a JSON list, not an object of columns"),
+    ],
+    ids=["1e400", "torn", "not_an_object"],
+)
+def test_a_line_python_cannot_read_as_a_row_is_one_line_naming_it(tmp_path, capfd, line, said):
+    """Case 27: 1e400 was `not valid JSON lines` (every line parses), after datasets' two lines of its
+    own naming a 0-based row; case 33: a torn line was named right, after the same two lines."""
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS[:3]) + line + "\n" + json.dumps(ROWS[4]))
+    with pytest.raises(ValueError) as e:
+        task(path)
+    assert str(e.value) == f"path={path} {said}" or str(e.value).startswith(f"path={path} {said}")
+    assert "Failed to load JSON" not in capfd.readouterr().err
+
+
+def test_a_json_array_a_dict_of_columns_and_a_byte_order_mark_are_rows_too(tmp_path):
+    array = tmp_path / "a.json"
+    array.write_text(json.dumps(ROWS, indent=2))
+    columns = tmp_path / "c.json"
+    columns.write_text(json.dumps({"q": [r["q"] for r in ROWS], "a": [r["a"] for r in ROWS]}))
+    marked = tmp_path / "m.jsonl"
+    marked.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\r\n" for r in ROWS).encode())
+    for path in (array, columns, marked):
+        t = task(path)
+        assert t.prompts("train") + t.prompts("eval") == [r["q"] for r in ROWS], path
+    assert task(array).where("eval", 0).endswith("row 5") and task(marked).where("eval", 0).endswith("line 5")
+
+
+def test_held_out_rows_that_repeat_a_question_are_scored_once_and_said(tmp_path, caplog):
+    """Case 32: four held-out rows of one question were scored, and compared, as four questions."""
+    rows = [*ROWS, ROWS[5], ROWS[5], ROWS[5]]
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    t = VerifiableData(path=str(path), prompt_column="q", answer_column="a", eval_rows=4)
+    assert t.prompts("eval") == ["What is 5 plus 1?"]
+    assert caplog.messages == [
+        f"align_lab: warning: task.path={path}: 3 held-out rows repeat another held-out prompt (line 7 "
+        "repeats line 6); left out, so evaluation scores each of its 1 questions once",
+    ]
