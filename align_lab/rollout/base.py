@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -96,10 +97,19 @@ def weights_version(model) -> tuple[int, int]:
     return id(model), sum(p._version for p in model.parameters())
 
 
+COLD = 0.05  # a sampling temperature below it: all but greedy, said at admission
+
+
 def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
     """Sampling settings every engine shares; greedy decoding is asked for per call, not by temperature."""
-    if temperature <= 0:
-        raise ValueError(f"temperature={temperature}: must be > 0 (use greedy=True for argmax)")
+    if temperature <= 0:  # no greedy key: "use greedy=True" named one (thirty-first hunt, case 43)
+        raise ValueError(f"temperature={temperature}: must be > 0 (top_k=1 samples the most likely token)")
+    if temperature < COLD:  # 1e-9 trained nothing, and the line blamed the rewards or algo.lr (case 44)
+        logging.getLogger("align_lab").warning(
+            f"align_lab: warning: rollout.temperature={temperature:g} samples the most likely token all but "
+            "always: its log-probs are all but 0, so the updates get all but no gradient and the policy "
+            f"hardly moves (at least {COLD:g}; 0.3 to 1 as usual)"
+        )
     if top_k < 0:
         raise ValueError(f"top_k={top_k}: must be >= 0 (0: no top-k filtering)")
     if not 0 < top_p <= 1:

@@ -167,13 +167,23 @@ def check_teacher_run(spec, path: str, folder: Path) -> None:
             "and task is unknown; put it back, or distil from a model folder saved by save_pretrained"
         )
     for group in ("model", "task"):
-        if group in theirs and theirs[group] != spec.config.get(group):
-            said = first_difference(group, theirs[group], spec.config.get(group))
+        if group in theirs and kept(theirs[group]) != kept(spec.config.get(group)):
+            said = first_difference(group, kept(theirs[group]), kept(spec.config.get(group)))
             raise ConfigError(
                 f"{KEY}={path}: that run's {said}: a teacher run's checkpoint is read into this run's "
                 f"{'model (its size too)' if group == 'model' else 'task (its tokens)'}; distil from a run "
                 f"of the same {group}, or from a model folder saved by save_pretrained"
             )
+
+
+# a model's keys that say how a run uses the machine, not which weights it holds: a student that set
+# model.max_threads=2 was refused its teacher as "a run of another model" (thirty-first hunt, case 50)
+RESOURCES = ("max_threads", "cache_dir", "mem_gb_per_model")
+
+
+def kept(group):
+    """A config group's settings less RESOURCES (a group that is not a mapping as it is)."""
+    return {k: v for k, v in group.items() if k not in RESOURCES} if isinstance(group, dict) else group
 
 
 def first_difference(group: str, theirs, ours) -> str:

@@ -165,12 +165,19 @@ def reference(name: str, answer: str, place: str):
 def verdict(score: float, where: str) -> float:
     """A verifier's score, which must lie in [0, 1] (1 right, 0 wrong, between: partial credit): pass@k
     counts the samples scored 1, so a -5 or a 1e30 would make it a figure of no meaning (pass@1 -5)."""
+    for bound in (0.0, 1.0):  # float noise of a sum of checks: 0.9999999999999999 all right, which pass@k
+        if abs(score - bound) <= NOISE:  # counted as wrong, and 1.0000000000000002 refused as "returned
+            return bound  # 1" (thirty-first hunt, cases 46-47)
     if not 0.0 <= score <= 1.0:
+        shown = f"{score:.10g}" if float(f"{score:.10g}") == score else repr(score)  # never "returned 1"
         raise UserCodeError(
-            f"{where}: returned {score:.10g}; a verifier scores a response in [0, 1] (1 right, 0 wrong, "
+            f"{where}: returned {shown}; a verifier scores a response in [0, 1] (1 right, 0 wrong, "
             "between: partial credit); a reward of any scale is reward=function"
         )
     return score
+
+
+NOISE = 1e-9  # a verifier's score this close to 0 or 1 is that bound
 
 
 def checker(name: str, timeout_s: float | None = None) -> Callable[[str, object, str], float]:

@@ -360,6 +360,16 @@ def test_a_teacher_run_of_another_model_size_names_the_key_that_differs(teacher,
         "checkpoint is read into this run's model (its size too); distil from a run of the same model, or "
         "from a model folder saved by save_pretrained"
     )
+    # thirty-first hunt, case 50: a key of how the run uses the machine is no other model
+    config["model"] |= {"num_layers": ours, "max_threads": config["model"]["max_threads"] + 1}
+    (copy / "config.resolved.yaml").write_text(yaml.safe_dump(config))
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.teacher import check_teacher
+    from tests.conftest import SMALL, compose
+
+    small = [k for k in SMALL if not k.startswith("reward.")]  # STUDENT's reward=gold has none of them
+    keys = [*small, *STUDENT, f"algo.teacher={copy}", f"cache_dir={cache_dir}"]
+    check_teacher(spec_from_config(*compose(keys)))  # not refused
 
 
 @pytest.mark.fast

@@ -60,6 +60,20 @@ def test_every_global_choice_composes(group, tmp_path):
         spec_from_config(cfg, names)
 
 
+def test_a_temperature_all_but_0_is_said_before_any_compute(tmp_path, caplog):
+    """Thirty-first hunt, case 44: rollout.temperature=1e-9 was admitted, trained nothing, and the run's
+    last line blamed the rewards or algo.lr."""
+    spec_from_config(*compose(["rollout.temperature=1e-9", f"cache_dir={tmp_path}"]))
+    assert [m for m in caplog.messages if "temperature" in m] == [
+        "align_lab: warning: rollout.temperature=1e-09 samples the most likely token all but always: its "
+        "log-probs are all but 0, so the updates get all but no gradient and the policy hardly moves (at "
+        "least 0.05; 0.3 to 1 as usual)"
+    ]
+    caplog.clear()
+    spec_from_config(*compose(["rollout.temperature=0.7", f"cache_dir={tmp_path}"]))
+    assert not [m for m in caplog.messages if "temperature" in m]
+
+
 def test_rollout_engine_is_a_config_group_and_its_keys_stay_overridable(tmp_path):
     hf = spec_from_config(*compose(["rollout.temperature=0.7", f"cache_dir={tmp_path}"])).rollout
     assert type(hf).__name__ == "HFGenerate" and hf.temperature == 0.7
@@ -101,7 +115,10 @@ def test_every_yaml_key_has_a_comment():
         ("hardware.resources.cpus_per_task=0", "error: hardware.resources.cpus_per_task=0: must be >= 1"),
         ("hardware.resources.timeout_min=0", "error: hardware.resources.timeout_min=0: must be >= 1"),
         ("hardware.resources.max_gpus=-1", "error: hardware.resources.max_gpus=-1: must be >= 0"),
-        ("rollout.temperature=0", "rollout.temperature=0.0: must be > 0 (use greedy=True for argmax)"),
+        (
+            "rollout.temperature=0",
+            "rollout.temperature=0.0: must be > 0 (rollout.top_k=1 samples the most likely token)",
+        ),
         (  # 1e-10 GB = 0.107 bytes: int() made it 0, read as "no budget" (issue 59)
             "hardware.memory_gb=1e-10",
             "hardware.memory_gb=1e-10: must be at least 1 byte per process (>= 9.31e-10 with "
