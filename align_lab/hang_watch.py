@@ -50,21 +50,27 @@ def ended_line(call: dict, dump: str, library: list[str]) -> str:
     fatal = re.match(r"Fatal Python error: (?P<what>[^\n]+)", dump)
     if fatal:
         what = f"crashed ({fatal['what'].strip()}) in this call, at {user_frame(dump, library)}"
-    else:
-        what = (
-            "ended in this call with no word from Python: killed by SIGKILL (its own os.kill, a kill -9 "
-            "or the system's out-of-memory killer), or an exit that skips Python's (os._exit in a thread, "
-            "exit in C)"
-        )
-    return resumable(call, f"{call['where']}: the process {what}")
+        return resumable(call, f"{call['where']}: the process {what}")
+    what = (  # most often from outside (an OOM kill): nothing of the code's to fix (31st hunt, case 69)
+        "was killed in this call with no word from Python: SIGKILL (the system's out-of-memory killer, "
+        "a kill -9, or the call's own os.kill), or an exit that skips Python's (os._exit in a thread, exit "
+        "in C)"
+    )
+    return resumable(call, f"{call['where']}: the process {what}", fixed=False)
 
 
-def resumable(call: dict, line: str) -> str:
-    """The line and, in a run, the command that resumes it from its checkpoint."""
+FIXED = " resume_changed_inputs=true"  # a resume once the user's code is fixed (run/inputs.py)
+
+
+def resumable(call: dict, line: str, fixed: bool = True) -> str:
+    """The line and, in a run, the command that resumes it from its checkpoint: `fixed`, once the user's
+    code is fixed (a file a resume checks changed: FIXED says it is meant), else as it was."""
     run = call.get("run") or {}
     if not run.get("command"):  # a call outside a run (a stage's, a test's)
         return line
-    return f"{line}; fix it, then resume from step {step(run['pointer'])} with: {run['command']}"
+    if not fixed:
+        return f"{line}; resume from step {step(run['pointer'])} with: {run['command']}"
+    return f"{line}; fix it, then resume from step {step(run['pointer'])} with: {run['command']}{FIXED}"
 
 
 def step(pointer: str) -> int:
@@ -125,7 +131,7 @@ def watch(dump_path: str) -> None:
         os.replace(f"{said_to}.tmp", said_to)
         return
     summary = (call.get("run") or {}).get("summary")
-    if summary:
+    if summary and dump.strip():  # killed with no dump: as any kill -9, summary.json `running` (died)
         try:
             said_in_summary(summary, line, dump)
         except OSError as e:

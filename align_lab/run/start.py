@@ -15,7 +15,7 @@ from align_lab.rerun import PYTHONPATH, absolute_paths, resume_command
 from align_lab.run.completed import SAME_RUN, TRAIN_ENDS, same_run_digest, train_ends
 from align_lab.run.run_folder import SEGMENTS, RunFolder
 from align_lab.run.spec import Job, RunSpec
-from align_lab.run.summary import FIXED, config_digest, stopped
+from align_lab.run.summary import config_digest, stopped
 from align_lab.run.sweep_inputs import check_afresh
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.user_probes import forget_scored
@@ -173,11 +173,10 @@ def leave(
 
 def said_resume(run_dir: Path) -> str | None:
     """The command that resumes the run, for the line of a call of the user's that was stuck in C or ended
-    the process (hang_watch.py): its fix changes a file a resume checks, so the command says it is meant,
-    as a raise's does (FIXED); None where its Hydra record cannot say it (a run started in-process, as the
-    tests' are: KeyError 'cwd')."""
+    the process (hang_watch.py, which adds `resume_changed_inputs=true` where the fix is the code's); None
+    where its Hydra record cannot say it (a run started in-process, as the tests' are: KeyError 'cwd')."""
     try:
-        return resume_command(run_dir) + FIXED
+        return resume_command(run_dir)
     except (OSError, KeyError, TypeError, ValueError):
         return None
 

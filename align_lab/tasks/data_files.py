@@ -92,6 +92,20 @@ def csv_rows(p: Path) -> tuple[list[dict], list[str]]:
     return frame.to_dict("records"), [str(c) for c in frame.columns]
 
 
+class TwiceGiven(ValueError):
+    """A JSON object that names one key twice (its name the argument)."""
+
+
+def columns_once(pairs: list[tuple]) -> dict:
+    """json's object_pairs_hook: the object, each key once, or TwiceGiven."""
+    found: dict = {}
+    for key, value in pairs:
+        if key in found:
+            raise TwiceGiven(key)
+        found[key] = value
+    return found
+
+
 def json_rows(p: Path, named: str) -> tuple[list[dict], list[str]]:
     """The rows of a jsonl (an object a line) or of a .json file (an array of objects, or a dict of equal
     columns) and where each lies, read by Python's json: each number as written. pyarrow's reader, which
@@ -116,7 +130,9 @@ def json_rows(p: Path, named: str) -> tuple[list[dict], list[str]]:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                rows.append(json.loads(line, object_pairs_hook=columns_once))
+            except TwiceGiven as e:  # Python's json keeps the last: which one was meant? (31st hunt, 68)
+                raise ValueError(f"{named} line {n}: column {e.args[0]!r} given twice") from None
             except ValueError as e:
                 raise ValueError(f"{named} line {n}: not valid JSON ({e.msg})") from None
             where.append(f"line {n}")

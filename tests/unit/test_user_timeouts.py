@@ -111,7 +111,7 @@ def test_the_stuck_calls_line_names_the_users_frame_and_the_runs_resume(tmp_path
     the step `checkpoints/last` names, and summary.json `failed` with the line and the dump."""
     import json
 
-    from align_lab.hang_watch import said_in_summary, step, stuck_line, user_frame
+    from align_lab.hang_watch import ended_line, said_in_summary, step, stuck_line, user_frame
 
     dump = (
         "Timeout (0:00:40)!\n"
@@ -131,8 +131,10 @@ def test_the_stuck_calls_line_names_the_users_frame_and_the_runs_resume(tmp_path
         "reward.path=hx:f: no answer in reward.timeout_s=10 s, stuck at /home/me/hx.py:8 in a call that "
         "holds Python's lock (no signal reaches it): the process was ended 10 s later (raise "
         "reward.timeout_s if it needs longer); fix it, then resume from step 20 with: cd /w && python -m "
-        "align_lab x=1"
+        "align_lab x=1 resume_changed_inputs=true"  # the fix is the code's: a file a resume checks
     )
+    killed = ended_line({**call, "run": run}, "", [])  # no dump: a kill from outside, most often
+    assert killed.endswith("; resume from step 20 with: cd /w && python -m align_lab x=1"), killed
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps({"status": "running", "seed": 3}))
     said_in_summary(str(summary), "the line", dump)
@@ -184,9 +186,9 @@ def test_a_components_class_whose_import_is_stuck_in_c_is_one_line_naming_it(tmp
         (
             "os.kill(os.getpid(), signal.SIGKILL)",
             -9,
-            "the process ended in this call with no word from Python: killed by SIGKILL (its own os.kill, a "
-            "kill -9 or the system's out-of-memory killer), or an exit that skips Python's (os._exit in a "
-            "thread, exit in C)",
+            "the process was killed in this call with no word from Python: SIGKILL (the system's "
+            "out-of-memory killer, a kill -9, or the call's own os.kill), or an exit that skips Python's "
+            "(os._exit in a thread, exit in C)",
         ),
         ("os.abort()", -6, "the process crashed (Aborted) in this call, at {module}:3"),
         ("ctypes.string_at(0)", -11, "the process crashed (Segmentation fault) in this call, at {module}:3"),
