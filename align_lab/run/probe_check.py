@@ -6,6 +6,7 @@ that gives two answers to the same rows in a row cannot be checked so, and is sa
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -93,3 +94,44 @@ def _ask(key: str, probe: dict, ckpt: Path) -> list | None:
     finally:
         slow.cancel()
         os.chdir(here)
+
+
+PROBES_FILE = "probes.json"  # a run's scorers' last rows and scores as it ended (run/start.py leave)
+SCORERS = ("reward", "task", "env")  # the config groups a scorer's answers depend on
+
+
+def check_sibling_probes(spec, sibling: Path, allow: bool) -> str | None:
+    """A run starting afresh beside a run of its sweep that trained (run/sweep_inputs.py check_afresh), of
+    the same scorers' settings: the scorers asked again for what they gave that run's last rows. Other
+    scores mean something they read changed between the sweep's runs, however they read it (thirty-first
+    hunt, case 37: a parquet file read in C, edited as #1 started: #1 trained on the opposite reward, no
+    line). Refused in one line; with `allow` the warning line returned; None where the same or unknown."""
+    import yaml
+
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+
+    try:
+        saved = json.loads((sibling / PROBES_FILE).read_text())
+        theirs = yaml.safe_load((sibling / RESOLVED_CONFIG).read_text()) or {}
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if not isinstance(saved, dict) or any(theirs.get(g) != spec.config.get(g) for g in SCORERS):
+        return None  # a run of other scorers' settings scores otherwise by design
+    for key, probe in saved.items():
+        now = _ask(key, probe, sibling)
+        if now is None or same(now, probe["scores"]) or not same(_ask(key, probe, sibling) or [], now):
+            continue  # unknown here, the same, or a scorer of its own randomness (said on resume)
+        line = (
+            f"{key} {probe.get('said', 'scores the responses it scored last')} in {sibling} otherwise now "
+            f"({shown(probe['scores'])} then, {shown(now)} now): something it reads (a file, a variable, a "
+            "server) changed since that run of the sweep, or it depends on its process (what it keeps in "
+            "memory, a calibration on its first call)"
+        )
+        if allow:
+            return f"{line}; this run trains on it as it is now (resume_changed_inputs=true)"
+        raise ConfigError(
+            f"{line}: this run would train on another reward than theirs; put it back as it was, start "
+            "another sweep (another hydra.sweep.dir), or set resume_changed_inputs=true to run it as it is "
+            "now"
+        )
+    return None

@@ -3,6 +3,7 @@ before anything was built leaves it (run/execute.py); every write through RunFol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -13,12 +14,13 @@ import torch
 
 from align_lab.rerun import PYTHONPATH, absolute_paths, resume_command
 from align_lab.run.completed import SAME_RUN, TRAIN_ENDS, same_run_digest, train_ends
-from align_lab.run.run_folder import SEGMENTS, RunFolder
+from align_lab.run.probe_check import PROBES_FILE
+from align_lab.run.run_folder import SEGMENTS, RunFolder, write_atomic
 from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
 from align_lab.run.sweep_inputs import check_afresh
 from align_lab.train.checkpoint_io import checkpoint_step
-from align_lab.user_probes import forget_scored
+from align_lab.user_probes import forget_scored, probes
 from align_lab.user_reads import as_opened, used_by_user_code, watch
 from align_lab.user_timeouts import for_the_run
 
@@ -169,6 +171,9 @@ def leave(
         summary[SEGMENTS] = segments  # in the summary run() returns too
         summary["inputs"] = {**(summary.get("inputs") or {}), **opened_inputs()}
         folder.write_summary(summary)
+        if scored := probes():  # asked again by a run of its sweep that starts later (run/probe_check.py)
+            with contextlib.suppress(OSError, TypeError, ValueError):  # a check's help, not the run's
+                write_atomic(folder.path / PROBES_FILE, json.dumps(scored))
 
 
 def said_resume(run_dir: Path) -> str | None:

@@ -107,6 +107,7 @@ def check_afresh(spec, run_dir: Path) -> None:
     import logging
 
     from align_lab.run.inputs import run_inputs
+    from align_lab.run.probe_check import check_sibling_probes
     from align_lab.run.resumable import resumable_part
     from align_lab.train.checkpoint_io import checkpoint_step
 
@@ -115,6 +116,9 @@ def check_afresh(spec, run_dir: Path) -> None:
     allow = bool(spec.config.get("resume_changed_inputs"))
     if line := check_beside_its_sweep(run_inputs(resumable_part(spec.config)), run_dir, allow):
         logging.getLogger("align_lab").warning(f"align_lab: warning: {line}")
+    for sibling in trained_siblings(run_dir)[:1]:  # what its scorers read in C, asked of them (31st, 37)
+        if line := check_sibling_probes(spec, sibling, allow):
+            logging.getLogger("align_lab").warning(f"align_lab: warning: {line}")
 
 
 def check_beside_its_sweep(mine: dict[str, dict], run_dir: Path, allow: bool) -> str | None:
