@@ -15,6 +15,7 @@ from align_lab.user_signals import run_signals_kept
 from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, checked_bound, imported, keyed
 from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line, timed_out
 
+WEIGHT_MAX = 1e18  # a weight past it makes a score of 1 overflow the advantages (train/online_steps.py)
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
 
 
@@ -161,10 +162,10 @@ class Combined:
                 raise ValueError(f"components.{name}.weight={weight}: must be a number{quoted}")
             if not math.isfinite(weight):  # inf trained on -inf/NaN rewards; NaN read as a divergence
                 raise ValueError(f"components.{name}.weight={weight}: must be a finite number")
-            if abs(weight) > FLOAT32_MAX or (weight != 0 and abs(weight) < FLOAT32_TINY):  # float32 rewards
-                raise ValueError(
-                    f"components.{name}.weight={weight}: past float32's range (training scores in float32: "
-                    f"|w| in [{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}], or 0)"
+            if abs(weight) > WEIGHT_MAX or (weight != 0 and abs(weight) < FLOAT32_TINY):  # float32 rewards
+                raise ValueError(  # 1e38 was admitted, then stopped at step 1 naming no key (31st hunt, 63)
+                    f"components.{name}.weight={weight}: out of range (training scores in float32, whose "
+                    f"squares a group's advantages take: |w| in [{FLOAT32_TINY:.3g}, {WEIGHT_MAX:.3g}], or 0)"
                 )
             if not hasattr(c["source"], "scorer"):
                 raise ValueError(f"components.{name}.source: must be a reward with a _target_")

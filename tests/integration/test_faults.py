@@ -104,11 +104,11 @@ BAD_INPUT = [
     # (read as "diverged ... lower algo.lr")
     (
         ["reward=combined", "reward.components.rm.weight=0", "reward.components.brevity.weight=1e-320"],
-        "reward.components.brevity.weight=1e-320: past float32's range",
+        "reward.components.brevity.weight=1e-320: out of range (training scores in float32",
     ),
     (
         ["reward=combined", "reward.components.rm.weight=1e308"],
-        "reward.components.rm.weight=1e+308: past float32's range",
+        "reward.components.rm.weight=1e+308: out of range (training scores in float32",
     ),
 ]
 

@@ -27,6 +27,10 @@ def n_chars(prompts, responses):
     return [float(len(r)) for r in responses]
 
 
+def n_chars_e30(prompts, responses):
+    return [1e30 * len(r) for r in responses]
+
+
 class Scorer(BaseHTTPRequestHandler):
     """Scores = words per response; fails the first `fail_first` requests with 503; sleeps `delay_s`."""
 
@@ -290,16 +294,19 @@ def test_a_combined_sum_past_float32_from_finite_scores_is_one_line_naming_the_w
 
     combined = Combined(
         {
-            "chars": {"weight": 3e38, "source": FunctionReward(path=f"{__name__}:n_chars")},
+            "chars": {"weight": 1e9, "source": FunctionReward(path=f"{__name__}:n_chars_e30")},
             "words": {"weight": 1.0, "source": FunctionReward(path="align_lab.rewards.function:word_count")},
         }
     )
     with pytest.raises(RewardError) as e:
         combined.scorer(STAGES)(["p", "p"], ["", "ab cd"], [True, True])
     assert str(e.value) == (
-        "reward.components: response 1's weighted score chars.weight=3e+38 x 5 + words.weight=1 x 2 is past "
-        "float32's range (3.4e+38); scale the weights down"
+        "reward.components: response 1's weighted score chars.weight=1e+09 x 5e+30 + words.weight=1 x 2 is "
+        "past float32's range (3.4e+38); scale the weights down"
     )
+    # thirty-first hunt, case 63: a weight of 1e38 was admitted, then stopped at step 1 naming no key
+    with pytest.raises(ValueError, match=r"^components\.chars\.weight=1e\+38: out of range \(training"):
+        Combined({"chars": {"weight": 1e38, "source": FunctionReward(path=f"{__name__}:n_chars")}})
 
 
 def test_a_user_module_that_raises_or_does_not_parse_as_it_is_imported_is_one_line(tmp_path, monkeypatch):
