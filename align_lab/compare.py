@@ -256,16 +256,17 @@ class Stopped(Exception):
 
 @contextmanager
 def signals_stop() -> Iterator[None]:
-    """SIGINT and SIGTERM raise Stopped in the block, their handlers put back after it. One that came as
-    a finalizer ran (a weakref's callback in a garbage collection) was raised there and ignored ("Exception
-    ignored in: ... Stopped: SIGINT", the report finished, rc 0): it is raised again as the block ends."""
+    """SIGINT and SIGTERM raise Stopped in the block, their handlers put back after it; one a finalizer
+    swallowed ("Exception ignored in: ... Stopped", rc 0) is raised again as the block ends, unsaid there."""
     came: list[str] = []
 
     def stop(signum, frame):
         came.append(signal.Signals(signum).name)
         raise Stopped(came[-1])
 
+    unraisable = lambda said: None if isinstance(said.exc_value, Stopped) else hook(said)  # noqa: E731
     before = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
         if came:  # swallowed where it was raised
@@ -273,6 +274,7 @@ def signals_stop() -> Iterator[None]:
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+        sys.unraisablehook = hook
 
 
 def main(argv: list[str] | None = None) -> int:
