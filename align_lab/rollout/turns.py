@@ -102,10 +102,17 @@ class TurnEngine:
     def context_limit(self, model, max_prompt_tokens: int) -> int | None:
         """The most tokens a conversation's context may hold: max_prompt_tokens +
         env.max_conversation_tokens or the model's max_position_embeddings, whichever is smaller."""
-        limits = [getattr(getattr(model, "config", None), "max_position_embeddings", None)]
+        positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
         conversation = getattr(self.env, "max_conversation_tokens", None)
-        limits.append(None if conversation is None else max_prompt_tokens + conversation)
-        limits = [x for x in limits if isinstance(x, int)]
+        bound = None if conversation is None else max_prompt_tokens + conversation
+        limits = [x for x in (positions, bound) if isinstance(x, int)]
+        # what set it, named as the model's config has it: a tiny model's preset has model.max_positions
+        # and no model.max_prompt_tokens (thirty-first hunt, case 66: the line named both as keys)
+        self.limit_said = (
+            f"model.max_prompt_tokens {max_prompt_tokens} + env.max_conversation_tokens {conversation}"
+            if bound is not None and bound == min(limits)
+            else "the model's positions: max_position_embeddings in its config"
+        )
         return min(limits) if limits else None
 
     @torch.no_grad()
@@ -229,8 +236,7 @@ class TurnEngine:
             where = "at" if held == limit else f"{held - limit} over"
             raise EnvError(
                 f"env={self.env_name}: turn {turn}: the context holds {held} tokens after the observation, "
-                f"{where} the limit of {limit} (model.max_prompt_tokens + env.max_conversation_tokens, or "
-                "the model's max_position_embeddings, whichever is smaller): no room for the next turn"
+                f"{where} the limit of {limit} ({self.limit_said}): no room for the next turn"
             )
 
     def _answer_text(self, row: Conversation) -> str:

@@ -216,9 +216,18 @@ def test_a_context_over_the_limit_is_one_line_before_the_forward_that_would_fail
     env = Game(observation="ab " * 20, max_conversation_tokens=16)
     with pytest.raises(EnvError) as e:
         turn_engine(inner, env).sample(MODEL, tok, ["q"], 1, 8, 4)
-    assert str(e.value).startswith(  # 45 - 20 = 25 over
+    assert str(e.value) == (  # 45 - 20 = 25 over
         "env=game: turn 1: the context holds 45 tokens after the observation, 25 over the limit of 20 "
-        "(model.max_prompt_tokens + env.max_conversation_tokens"
+        "(model.max_prompt_tokens 4 + env.max_conversation_tokens 16): no room for the next turn"
+    )
+    # thirty-first hunt, case 66: where the model's positions bind, the line names them, not two keys a
+    # tiny model's preset does not have (model.max_prompt_tokens, env.max_conversation_tokens)
+    env = Game(observation="ab " * 40)
+    with pytest.raises(EnvError) as e:
+        turn_engine(Scripted({"q": [[A, EOS], [B, EOS]]}), env).sample(MODEL, tok, ["q"], 1, 8, 4)
+    assert str(e.value).endswith(
+        "over the limit of 64 (the model's positions: max_position_embeddings in its config): no room for "
+        "the next turn"
     )
     assert inner.contexts == []  # the next turn was never sampled
 
