@@ -18,7 +18,9 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from align_lab.user_code import installed
 from align_lab.user_signals import ExitCalled, on_the_runs_behalf
 
 SIGNALS = sys.modules[ExitCalled.__module__].__file__  # its wrappers call ours: not the caller
@@ -74,9 +76,12 @@ LIBRARIES = (sysconfig.get_paths()["stdlib"], "site-packages", "dist-packages", 
 
 def yours(filename: str) -> bool:
     """A file of the user's code: not align_lab's (a watcher ending the run at once on its own line), an
-    installed library's or the standard library's."""
+    installed library's (a `pip install --target` one's too: user_code.installed) or the standard
+    library's."""
     path = os.path.abspath(filename)
-    return not path.startswith(OURS) and not any(part in path for part in LIBRARIES)
+    if path.startswith(OURS) or any(part in path for part in LIBRARIES):
+        return False
+    return not installed(Path(path))
 
 
 ENDS = (  # what ends the process, and what says it when a thread of the user's code calls it
