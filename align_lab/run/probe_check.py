@@ -14,7 +14,7 @@ from pathlib import Path
 
 from align_lab.config import ConfigError
 from align_lab.train.preemption import Interrupted
-from align_lab.user_probes import address, asked_again, same, shown
+from align_lab.user_probes import PROBES_FILE, address, asked_again, same, shown
 from align_lab.value_checks import one_line
 
 log = logging.getLogger("align_lab")
@@ -96,7 +96,6 @@ def _ask(key: str, probe: dict, ckpt: Path) -> list | None:
         os.chdir(here)
 
 
-PROBES_FILE = "probes.json"  # a run's scorers' last rows and scores as it ended (run/start.py leave)
 SCORERS = ("reward", "task", "env")  # the config groups a scorer's answers depend on
 
 
