@@ -22,11 +22,13 @@ from align_lab.value_checks import ConfigError
 
 LOCK = "run.lock"
 SUMMARY = "summary.json"  # written by run/run_folder.py RunFolder alone
+PROBES_FILE = "probes.json"  # a run's scorers' last rows and scores as it ended (run/start.py leave)
 # what align_lab (and Hydra, W&B, compare) write into a run folder; a name starting with "." is never
 # counted against a folder (.hydra/, .nfs files, .DS_Store)
 OURS = {
     LOCK,
     SUMMARY,
+    PROBES_FILE,
     "metrics.jsonl",
     "eval_samples.jsonl",
     "config.resolved.yaml",

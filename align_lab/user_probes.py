@@ -15,7 +15,6 @@ import math
 from collections.abc import Callable
 
 PROBE_ROWS = 8  # a verifier's rows kept: it scores one response at a time
-PROBES_FILE = "probes.json"  # a run's scorers' last rows and scores as it ended (run/start.py leave)
 _LIVE: dict[str, Callable] = {}  # `reward.path=mod:fn` -> the callable this process loaded for it
 _LAST: dict[str, dict] = {}  # the same key -> {"calls": [args of each call], "scores": [its scores]}
 _AT: dict[str, str] = {}  # the same key -> the address a scorer that may move (reward.url) is asked at

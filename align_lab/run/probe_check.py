@@ -13,8 +13,9 @@ import threading
 from pathlib import Path
 
 from align_lab.config import ConfigError
+from align_lab.folder import PROBES_FILE
 from align_lab.train.preemption import Interrupted
-from align_lab.user_probes import PROBES_FILE, address, asked_again, same, shown
+from align_lab.user_probes import address, asked_again, same, shown
 from align_lab.value_checks import one_line
 
 log = logging.getLogger("align_lab")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from align_lab.folder import PROBES_FILE
 from align_lab.rerun import PYTHONPATH, absolute_paths, resume_command
 from align_lab.run.completed import SAME_RUN, TRAIN_ENDS, same_run_digest, train_ends
 from align_lab.run.run_folder import SEGMENTS, RunFolder, write_atomic
@@ -19,7 +20,7 @@ from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
 from align_lab.run.sweep_inputs import check_afresh
 from align_lab.train.checkpoint_io import checkpoint_step
-from align_lab.user_probes import PROBES_FILE, forget_scored, probes
+from align_lab.user_probes import forget_scored, probes
 from align_lab.user_reads import as_opened, used_by_user_code, watch
 from align_lab.user_timeouts import for_the_run
 
