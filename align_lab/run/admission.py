@@ -169,8 +169,23 @@ def check_here(spec) -> None:
     from align_lab.run.folder_checks import machine_warnings
 
     check_machine(spec)
+    check_evaluation_kept(spec)
     for line in machine_warnings(spec):
         log.warning(f"align_lab: warning: {line}")
+
+
+def check_evaluation_kept(spec) -> None:
+    """An evaluation's samples and records fit this machine's memory (hardware.memory_gb where set), which
+    holds them until it ends (train/memory/kept.py)."""
+    from align_lab.train.memory import kept_line, kept_row_bytes, machine_memory, response_tokens
+
+    hw, task = spec.hardware, spec.task
+    memory = int(hw.memory_gb * 2**30) if hw.memory_gb else machine_memory()
+    where = f"hardware.memory_gb={hw.memory_gb:g}" if hw.memory_gb else "this machine's memory"
+    row = kept_row_bytes(task.max_prompt_tokens, response_tokens(task, spec.env))
+    line = kept_line(len(task.prompts("eval")), spec.train.eval_samples, row, memory, where)
+    if line is not None:
+        raise ConfigError(line)
 
 
 def admit(cfg: DictConfig, hydra_node: DictConfig, run_dir: Path, here: bool = True):

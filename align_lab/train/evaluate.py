@@ -94,9 +94,35 @@ def wins_by_gold(gold: list[float], gold_sft: list[float]) -> list[float]:
     return [1.0 if g > s else 0.5 if g == s else 0.0 for g, s in zip(gold, gold_sft, strict=True)]
 
 
-def per_sample(task, scorer, judge, mine, sft, kl: list[float], n_samples: int) -> dict[str, list]:
+def by_rows(fn, rows: int | None):
+    """`fn` over its (B,) arguments `rows` rows at a time (None: all at once), the parts joined (a tensor's
+    along dim 0, a list's in order): a scorer or judge that runs a model held its activations for every row
+    of an evaluation at once (thirty-first hunt, case 45: a learned reward model over 36,000 rows, 2.4 GB
+    in one forward, its 65 s in native code where no second SIGTERM could stop it)."""
+    if rows is None:
+        return fn
+
+    def call(*columns):
+        parts = [fn(*(c[i : i + rows] for c in columns)) for i in range(0, len(columns[0]), rows)]
+        if len(parts) == 1:
+            return parts[0]
+        return torch.cat(parts) if isinstance(parts[0], torch.Tensor) else [x for p in parts for x in p]
+
+    return call
+
+
+def model_rows(scorer, rows: int | None) -> int | None:
+    """The rows a call of `scorer` (or judge) takes at once in an evaluation: the planned micro-batch where it
+    runs a model (held_modules), else all (a user's reward sees the batch whole, as in training)."""
+    from align_lab.train.memory import held_modules
+
+    return rows if held_modules(scorer) else None
+
+
+def per_sample(task, scorer, prefers, mine, sft, kl: list[float], n_samples: int) -> dict[str, list]:
     """The record fields of each of the B policy samples (B,) each, with the reference's sample drawn
-    with the same row seed: rewards, gold, verifier, win against the reference, KL, lengths."""
+    with the same row seed: rewards (`scorer`), gold, verifier, win against the reference (the judge's
+    `prefers`), KL, lengths."""
     B = len(mine.responses)
     fields: dict[str, list] = {
         "prompt_id": [i // n_samples for i in range(B)],
@@ -125,9 +151,7 @@ def per_sample(task, scorer, judge, mine, sft, kl: list[float], n_samples: int) 
         ]
         fields["win_rate_vs_sft"] = wins_by_gold(fields["gold_reward"], fields["sft_gold_reward"])
     else:
-        fields["win_rate_vs_sft"] = [
-            float(w) for w in judge.prefers(mine.prompts, mine.responses, sft.responses)
-        ]
+        fields["win_rate_vs_sft"] = [float(w) for w in prefers(mine.prompts, mine.responses, sft.responses)]
     if task.verifiable:
         fields["pass@1"] = right(fields["gold_reward"])  # pass@1 of one sample: 1 right, 0 not
     if mine.turns is not None:  # multi-turn: the whole conversation, turns played and tool calls
@@ -197,29 +221,31 @@ def evaluate(
         torch.manual_seed(seed)  # for engines that draw from the global generator all the same
         mine = draw(policy)
         phase_done(progress, "policy sampled")
-        if reference_samples is None:
+        drawn = reference_samples is None
+        if drawn:
             torch.manual_seed(seed)
             reference_samples = draw(reference)
-            phase_done(progress, "reference sampled")
-        else:
-            phase_done(progress, "reference's samples reused")
+        phase_done(progress, "reference sampled" if drawn else "reference's samples reused")
     kl = sequence_kl(policy, reference, mine, micro_batch_size).tolist()  # (B,)
-    fields = per_sample(task, scorer, judge, mine, reference_samples, kl, n_samples)
+    scored, judged = model_rows(scorer, micro_batch_size), model_rows(judge, micro_batch_size)
+    score, prefers = by_rows(scorer, scored), by_rows(judge.prefers, judged)
+    fields = per_sample(task, score, prefers, mine, reference_samples, kl, n_samples)
     phase_done(progress, "scored")
     metrics = means(fields) | {
         "eval/distinct_1": distinct_n(mine.responses, 1),
         "eval/distinct_2": distinct_n(mine.responses, 2),
         "eval/repeated_words": mean([repeated_fraction(r) for r in mine.responses]),
-        **source_means(scorer, mine),  # reward=combined: eval/reward_<name>
+        **source_means(scorer, mine, scored),  # reward=combined: eval/reward_<name>
     }
     if isinstance(judge, ScoreJudge) and judge.scorer is not scorer:
-        metrics["eval/rm_score"] = judge.score(mine.prompts, mine.responses, mine.finished).mean().item()
+        rm_scores = by_rows(judge.score, judged)(mine.prompts, mine.responses, mine.finished)
+        metrics["eval/rm_score"] = rm_scores.mean().item()
     else:
         metrics["eval/rm_score"] = metrics["eval/proxy_reward"]
     references = task.references("eval")
     if references is not None:
         refs = [r for r in references for _ in range(n_samples)]  # (B,), G samples per prompt
-        metrics["eval/win_rate_vs_reference"] = mean(judge.prefers(mine.prompts, mine.responses, refs))
+        metrics["eval/win_rate_vs_reference"] = mean(prefers(mine.prompts, mine.responses, refs))
     if task.verifiable:
         metrics |= pass_metrics(fields, len(prompts), n_samples)
     return Evaluation(metrics, records(fields), reference_samples)
@@ -236,12 +262,13 @@ def pass_metrics(fields: dict[str, list], n_prompts: int, n_samples: int) -> dic
     return out
 
 
-def source_means(scorer, samples: Samples) -> dict[str, float]:
-    """eval/reward_<name>: each source's own mean score on the policy's samples (reward=combined)."""
+def source_means(scorer, samples: Samples, rows: int | None = None) -> dict[str, float]:
+    """eval/reward_<name>: each source's own mean score on the policy's samples (reward=combined), `rows`
+    rows a call (by_rows)."""
     by_source = getattr(scorer, "by_source", None)
     if by_source is None:
         return {}
-    means = by_source(samples.prompts, samples.responses, samples.finished).float().mean(0)  # (K,)
+    means = by_rows(by_source, rows)(samples.prompts, samples.responses, samples.finished).float().mean(0)
     return {f"eval/reward_{name}": means[k].item() for k, name in enumerate(scorer.names)}
 
 

@@ -5,6 +5,7 @@ of a decoder's rows (footprint.py), the plan of a run's peak and of `train.micro
 its rows' tokens (token_budget.py). The loops see only ints or None, never "auto"."""
 
 from align_lab.train.memory.footprint import Dims, divergence_copies, held_modules, row_bytes
+from align_lab.train.memory.kept import kept_line, kept_row_bytes
 from align_lab.train.memory.planner import (
     Planned,
     default_budget,
@@ -25,6 +26,8 @@ __all__ = [
     "divergence_copies",
     "first_update_rows",
     "held_modules",
+    "kept_line",
+    "kept_row_bytes",
     "machine_memory",
     "plan_run",
     "prompt_tokens",

@@ -30,6 +30,7 @@ from align_lab.train.memory.footprint import (
     parameter_bytes,
     row_bytes,
 )
+from align_lab.train.memory.kept import kept_row_bytes
 from align_lab.train.memory.plan_lines import describe, log_plan
 from align_lab.train.memory.token_budget import Budget, realized_peak
 from align_lab.train.micro import whole
@@ -154,6 +155,7 @@ class Peak:
     kv_row: int  # a sampled row's KV cache
     rollout_rows: int  # rows of this process's rollout
     sample_rows: int  # rows of evaluation's largest sampling chunk
+    eval_kept: int = 0  # what an evaluation keeps of all its rows until it ends (kept.py)
     whole_update: bool = False  # one forward: its backward frees activations as it fills gradients
     graph_kept: bool = False  # step 3's graph is held through the reference's forward (the first update's)
 
@@ -167,7 +169,7 @@ class Peak:
             "update": (max if self.whole_update else sum)((self.gradients, self.train_rows * self.train_row)),
             "rollout forward": self.forward_rows * self.eval_row
             + (self.train_rows * self.train_row if self.graph_kept else 0),
-            "evaluation": self.eval_reference + self.eval_rows * self.eval_row,
+            "evaluation": self.eval_reference + self.eval_rows * self.eval_row + self.eval_kept,
             "sampling": self.kv_row * max(self.rollout_rows, self.sample_rows),
         }
 
@@ -256,6 +258,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         kv_row=kv_row,
         rollout_rows=sampled,
         sample_rows=rows_in(n_eval, sample_rows),
+        eval_kept=n_eval * kept_row_bytes(P, T),
         whole_update=whole(rows, micro),
         graph_kept=kept,
     )

@@ -231,3 +231,27 @@ def test_a_reference_loaded_for_each_evaluation_is_sampled_once(tokenizer, tmp_p
     first, second = evaluate_now(ctx), evaluate_now(ctx)
     assert len(loads) == 2 and len(engine.sampled) == 3  # loaded for each KL, sampled once
     assert second.metrics == first.metrics
+
+
+def test_a_scorer_that_runs_a_model_scores_a_micro_batch_at_a_time_a_users_function_all_rows(tokenizer):
+    # thirty-first hunt, case 45: a learned reward model scored an evaluation's 36,000 rows in one forward
+    # (2.4 GB, 65 s in native code); the planned micro-batch bounds it; a user's reward sees the whole batch
+    mine, ref = policy(tokenizer, 0), policy(tokenizer, 1)
+    sizes: dict[str, list[int]] = {"model": [], "user": []}
+    held = torch.nn.Linear(1, 1)  # what makes a scorer one that runs a model (footprint.held_modules)
+
+    def with_model(prompts, responses, finished):
+        sizes["model"].append(len(responses) + 0 * held.in_features)
+        return length_scorer(prompts, responses, finished)
+
+    def users(prompts, responses, finished):
+        sizes["user"].append(len(responses))
+        return length_scorer(prompts, responses, finished)
+
+    def evaluated(scorer):
+        return evaluate(mine, ref, tokenizer, TASK, scorer, HFGenerate(), N, 7, micro_batch_size=4)
+
+    chunked, whole = evaluated(with_model), evaluated(users)
+    # the run's reward on the policy's 15 rows and the reference's (a gold task: no judge's call)
+    assert sizes["model"] == [4, 4, 4, 3] * 2 and sizes["user"] == [15] * 2
+    assert chunked.records == whole.records and chunked.metrics == whole.metrics
