@@ -106,6 +106,19 @@ def columns_once(pairs: list[tuple]) -> dict:
     return found
 
 
+def document(text: str):
+    """The text as one JSON document of rows (an array, or a dict of columns); None where it is not one
+    (a jsonl of several lines, or of one object)."""
+    import json
+
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        return None
+    columns = isinstance(whole, dict) and whole and all(isinstance(v, list) for v in whole.values())
+    return whole if isinstance(whole, list) or columns else None
+
+
 def json_rows(p: Path, named: str) -> tuple[list[dict], list[str]]:
     """The rows of a jsonl (an object a line) or of a .json file (an array of objects, or a dict of equal
     columns) and where each lies, read by Python's json: each number as written. pyarrow's reader, which
@@ -116,7 +129,13 @@ def json_rows(p: Path, named: str) -> tuple[list[dict], list[str]]:
 
     text = p.read_text(encoding="utf-8-sig")  # a byte-order mark as the first character: no row's
     try:
-        whole = json.loads(text)
+        whole = json.loads(text, object_pairs_hook=columns_once)
+    except TwiceGiven as e:  # in a .json file's rows (a jsonl line's is said with its line below)
+        if document(text) is not None:
+            raise ValueError(
+                f"{named}: column {e.args[0]!r} given twice in a row (which one was meant?)"
+            ) from None
+        whole = None
     except ValueError:
         whole = None
     if isinstance(whole, dict) and whole and all(isinstance(v, list) for v in whole.values()):

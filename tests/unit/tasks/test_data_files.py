@@ -61,6 +61,21 @@ def test_a_line_python_cannot_read_as_a_row_is_one_line_naming_it(tmp_path, capf
     assert "Failed to load JSON" not in capfd.readouterr().err
 
 
+@pytest.mark.parametrize("columns", [False, True], ids=["array", "columns"])
+def test_a_json_files_row_or_column_given_twice_is_one_line_naming_it(tmp_path, columns):
+    """A .json array whose row names a column twice (or columns named twice) was read keeping the last,
+    as a jsonl line once was (thirty-first hunt, case 68: lines alone were checked)."""
+    rows = json.dumps(ROWS[:4], indent=2)[:-1] + ',\n  {"q": "what is 1 plus 1 ?", "a": 99, "a": 2}\n]'
+    answers = json.dumps([r["a"] for r in ROWS])
+    path = tmp_path / "d.json"
+    path.write_text(
+        f'{{"q": {json.dumps([r["q"] for r in ROWS])}, "a": {answers}, "a": {answers}}}' if columns else rows
+    )
+    with pytest.raises(ValueError) as e:
+        task(path)
+    assert str(e.value) == f"path={path}: column 'a' given twice in a row (which one was meant?)"
+
+
 def test_a_json_array_a_dict_of_columns_and_a_byte_order_mark_are_rows_too(tmp_path):
     array = tmp_path / "a.json"
     array.write_text(json.dumps(ROWS, indent=2))
