@@ -182,7 +182,9 @@ def check_evaluation_kept(spec) -> None:
     hw, task = spec.hardware, spec.task
     memory = int(hw.memory_gb * 2**30) if hw.memory_gb else machine_memory()
     where = f"hardware.memory_gb={hw.memory_gb:g}" if hw.memory_gb else "this machine's memory"
-    row = kept_row_bytes(task.max_prompt_tokens, response_tokens(task, spec.env))
+    # the policy's token limits: a pretrained model's own (a dataset task has none: models/hf.py view)
+    limits = spec.model if spec.model.pretrained else task
+    row = kept_row_bytes(limits.max_prompt_tokens, response_tokens(limits, spec.env))
     line = kept_line(len(task.prompts("eval")), spec.train.eval_samples, row, memory, where)
     if line is not None:
         raise ConfigError(line)
