@@ -93,7 +93,7 @@ class HFModel:
         if self.gguf_file:
             from align_lab.models.gguf import locate
 
-            self._gguf = locate(self.gguf_file)
+            self._gguf = locate(self.gguf_file, "gguf_file")  # said as model.gguf_file (config.build)
 
     def memory_per_model_gb(self) -> float | None:
         """GB one of its models takes in a run: the preset's `mem_gb_per_model`, else the policy

@@ -110,6 +110,12 @@ BAD_INPUT = [
         ["reward=combined", "reward.components.rm.weight=1e308"],
         "reward.components.rm.weight=1e+308: out of range (training scores in float32",
     ),
+    # thirty-second hunt, case 15: said as model.model.gguf_file, a key the command line refuses
+    (
+        ["model=hf", "model.gguf_file=pkg:no_such_pkg/x.gguf"],
+        "error: model.gguf_file=pkg:no_such_pkg/x.gguf: the package 'no_such_pkg' is not installed; "
+        "install: pip install no-such-pkg",
+    ),
     # thirty-first hunt, case 45: admitted with a predicted peak of 552 MiB, it grew past 11 GB. Each of
     # the 18 x 100000 rows keeps 1024 + 32 x 4 + 44 x 12 = 1,680 bytes (kept.py): 2.8 GiB; half of 4 GiB
     # holds 2,147,483,648 // (18 x 1,680) = 71014 a prompt
