@@ -177,10 +177,28 @@ def close_episode(env_name: str, episode, turns: int, timeout_s: float) -> EnvEr
         with run_signals_kept(f"env={env_name}"), stuck_watched(where, "env.step_timeout_s", timeout_s):
             call_with_timeout(close, timeout_s)  # start's, step's and close's C hang: 30th hunt, 12-13
     except concurrent.futures.TimeoutError:
-        return EnvError(f"{where}: close() took longer than env.step_timeout_s={timeout_s}")
+        return CloseTimedOut(f"{where}: close() took longer than env.step_timeout_s={timeout_s}")
     except Exception as e:
         return EnvError(f"{where}: close() raised {one_line(e)}")
     return None
+
+
+class CloseTimedOut(EnvError):
+    """An episode's close() ran past env.step_timeout_s."""
+
+
+def close_episodes(env_name: str, played: list[tuple], timeout_s: float) -> EnvError | None:
+    """close_episode of each (episode, turns) of `played`, in order; the first error. Once one close has
+    run past the timeout, the others are not called: the run stops on it, and a close that hangs in each
+    of 64 episodes held the run 64 x the bound with no word (thirty-second hunt, case 23)."""
+    first = None
+    for k, (episode, turns) in enumerate(played):
+        failed = close_episode(env_name, episode, turns, timeout_s)
+        first = first or failed
+        if isinstance(failed, CloseTimedOut) and k + 1 < len(played):
+            left = len(played) - k - 1
+            return EnvError(f"{first} ({left} other episode{'s' if left > 1 else ''} left unclosed)")
+    return first
 
 
 def episode_answer(env_name: str, episode, turns: int, timeout_s: float) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align_lab.envs.base import REPLAYED, EnvError, close_episode, episode_answer, run_step, start_episode
+from align_lab.envs.base import REPLAYED, EnvError, close_episodes, episode_answer, run_step, start_episode
 from align_lab.models.sequences import observation_ids, response_mask
 from align_lab.rollout.base import Samples
 from align_lab.user_probes import PROBE_ROWS, scored_row
@@ -152,8 +152,7 @@ class TurnEngine:
                     break
         finally:  # every episode ends here, however it ended: one that holds something lets it go
             timeout = self.env.step_timeout_s
-            closing = [close_episode(self.env_name, row.episode, row.turns, timeout) for row in rows]
-        failed = next((error for error in closing if error is not None), None)
+            failed = close_episodes(self.env_name, [(row.episode, row.turns) for row in rows], timeout)
         if failed is not None:
             raise failed
         samples = self._samples(first, rows, tokenizer)

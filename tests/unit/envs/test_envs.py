@@ -13,6 +13,7 @@ from align_lab.envs.base import (
     Step,
     check_environment,
     close_episode,
+    close_episodes,
     episode_answer,
     run_step,
     start_episode,
@@ -177,6 +178,34 @@ def test_an_episode_whose_close_or_answer_hangs_is_one_line_after_the_steps_time
         episode_answer("game", Hanging(), 4, 0.2)
     assert time.monotonic() - start < 5
     gate.set()
+
+
+def test_once_an_episodes_close_runs_past_the_bound_the_others_are_not_waited_for():
+    """Thirty-second hunt, case 23: a close() that hung in each of 64 episodes held the run 64 x
+    env.step_timeout_s (195 s) with no word, each close waited for in turn, then named the bound."""
+    import threading
+    import time
+
+    gate, called = threading.Event(), []
+
+    class Hanging:
+        def __init__(self, k):
+            self.k = k
+
+        def close(self):
+            called.append(self.k)
+            if self.k > 0:
+                gate.wait()
+
+    start = time.monotonic()
+    failed = close_episodes("game", [(Hanging(k), 4) for k in range(8)], 0.2)
+    waited = time.monotonic() - start
+    gate.set()
+    assert called == [0, 1] and waited < 1.5  # one bound, not 7
+    assert str(failed) == (
+        "env=game: turn 4: close() took longer than env.step_timeout_s=0.2 (6 other episodes left unclosed)"
+    )
+    assert close_episodes("game", [(Hanging(0), 2)] * 3, 0.2) is None
 
 
 def test_a_start_that_returns_no_episode_is_one_line_saying_so():
