@@ -116,6 +116,7 @@ class Interruption:
         self.preempting = False  # a USR2 came (Preemption): the SIGTERM of its requeue stops nothing
         self.term_may_preempt = False  # SIGTERM taken from submitit in a Slurm job: its USR2 may follow
         self.term_at: float | None = None  # when such a SIGTERM came (settled)
+        self.on_exit: list[Callable[[], None]] = []  # what else the block installed, put back as it ends
 
     def __enter__(self) -> Interruption:
         """Takes the signals over; where the Interruption it is inside holds a signal (the command's own,
@@ -245,6 +246,8 @@ class Interruption:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self in ACTIVE:
             ACTIVE.remove(self)
+        for undo in reversed(self.on_exit):
+            undo()
         for name, handler in self.previous.items():
             signal.signal(getattr(signal, name), handler)
         if self.pipe is not None:

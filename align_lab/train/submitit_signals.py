@@ -55,9 +55,17 @@ class Preemption:
         self.began = False  # steps_begin() was called: a USR2 waits for the step under way
 
     def install(self) -> Preemption:
+        """The handler, until the run's Interruption block ends (else a run in a process that goes on, a
+        test's or a benchmark's, left it behind for whatever ran next)."""
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(self.signum, self._note)
+            if self.interruption is not None:
+                self.interruption.on_exit.append(self._uninstall)
         return self
+
+    def _uninstall(self) -> None:
+        if signal.getsignal(self.signum) == self._note:
+            signal.signal(self.signum, signal.SIG_DFL if self.previous is None else self.previous)
 
     def _note(self, signum, frame) -> None:
         """A USR2 while steps run waits for the step's end (after_step). One before the first step, as the

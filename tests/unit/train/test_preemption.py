@@ -172,7 +172,38 @@ def test_the_commands_end_runs_the_exit_handlers_without_torchs_exit_time_statis
     assert done.stderr == "the line\n", done.stderr
 
 
-def test_a_process_forked_inside_a_run_gets_the_default_signal_actions():
+NAMES = ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2")
+
+
+@pytest.fixture
+def default_signals():
+    """The run's signals at their default actions for the test, as a command's process starts with them
+    (an earlier test in this worker may have left its own: a job manager's is kept by a run), then back."""
+    import signal
+
+    before = {n: signal.getsignal(getattr(signal, n)) for n in NAMES}
+    for n in NAMES:
+        signal.signal(getattr(signal, n), signal.default_int_handler if n == "SIGINT" else signal.SIG_DFL)
+    yield
+    for n, handler in before.items():
+        signal.signal(getattr(signal, n), handler)
+
+
+def test_a_runs_usr2_handler_is_put_back_as_its_block_ends(default_signals):
+    """A run in a process that goes on (a test's, a benchmark's) left Preemption's USR2 handler behind for
+    whatever ran next (found beside the fork test below, which then failed in a full suite's worker)."""
+    import signal
+
+    from align_lab.train.preemption import Interruption
+    from align_lab.train.submitit_signals import Preemption
+
+    with Interruption() as interruption:
+        preemption = Preemption(interruption=interruption).install()
+        assert signal.getsignal(signal.SIGUSR2) == preemption._note
+    assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
+
+
+def test_a_process_forked_inside_a_run_gets_the_default_signal_actions(default_signals):
     """Twenty-fourth hunt, case 44: a reward's fork Pool worker kept the run's SIGTERM handler, so its
     Pool's terminate() did not end it as it waited on a lock (in C), and the run waited for it forever."""
     import signal
