@@ -52,7 +52,7 @@ def ended_line(call: dict, dump: str, library: list[str]) -> str:
         what = f"crashed ({fatal['what'].strip()}) in this call, at {user_frame(dump, library)}"
         return resumable(call, f"{call['where']}: the process {what}")
     what = (  # most often from outside (an OOM kill): nothing of the code's to fix (31st hunt, case 69)
-        "was killed in this call with no word from Python: SIGKILL (the system's out-of-memory killer, "
+        f"{KILLED}: SIGKILL (the system's out-of-memory killer, "
         "a kill -9, or the call's own os.kill), or an exit that skips Python's (os._exit in a thread, exit "
         "in C)"
     )
@@ -60,6 +60,7 @@ def ended_line(call: dict, dump: str, library: list[str]) -> str:
 
 
 FIXED = " resume_changed_inputs=true"  # a resume once the user's code is fixed (run/inputs.py)
+KILLED = "was killed in this call with no word from Python"  # the one end whose resume is as it was
 
 
 def resumable(call: dict, line: str, fixed: bool = True) -> str:

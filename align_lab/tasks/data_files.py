@@ -139,8 +139,11 @@ def json_rows(p: Path, named: str) -> tuple[list[dict], list[str]]:
     except ValueError:
         whole = None
     if isinstance(whole, dict) and whole and all(isinstance(v, list) for v in whole.values()):
-        if len({len(v) for v in whole.values()}) == 1:  # columns: {"question": [...], "answer": [...]}
-            whole = [dict(zip(whole, values, strict=True)) for values in zip(*whole.values(), strict=True)]
+        lengths = {column: len(v) for column, v in whole.items()}  # columns: {"question": [...], ...}
+        if len(set(lengths.values())) > 1:  # was read as one row of lists (thirty-second hunt, case 47)
+            said = ", ".join(f"{column!r} {n}" for column, n in lengths.items())
+            raise ValueError(f"{named}: its columns differ in length ({said} values); each needs one a row")
+        whole = [dict(zip(whole, values, strict=True)) for values in zip(*whole.values(), strict=True)]
     if isinstance(whole, list):
         rows, where = whole, [f"row {i + 1}" for i in range(len(whole))]
     else:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch.multiprocessing as mp
 
+from align_lab.hang_watch import KILLED
 from align_lab.train.distributed import COLLECTIVE_TIMEOUT
 from align_lab.train.preemption import Interrupted, Interruption
 from align_lab.value_checks import UserCodeError, text_of
@@ -100,10 +101,14 @@ def _stuck(port: int, size: int) -> BaseException | None:
     while True:
         for rank in range(1, size):
             try:
-                error = UserCodeError(f"rank {rank} of {size}: {stuck_file(port, rank).read_text().strip()}")
+                said = stuck_file(port, rank).read_text().strip()
             except OSError:
                 continue
-            error.fixed_in_checked_inputs = False  # its resume may raise the bound, as on one process
+            error = UserCodeError(f"rank {rank} of {size}: {said}")
+            # its resume command as one process's (hang_watch.resumable): for a fix of the user's code (a
+            # crash: thirty-second hunt, case 44, whose fixed reward the plain command refused), or a
+            # raised bound; as it was after a kill from outside
+            error.fixed_in_checked_inputs = KILLED not in said
             return error
         if time.monotonic() > deadline:
             return None

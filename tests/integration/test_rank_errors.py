@@ -110,6 +110,9 @@ def test_a_rewards_error_on_one_rank_or_all_is_one_line_and_the_run_resumable(tm
     last = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")][-1]
     assert last.startswith(f"align_lab: error: {EXPECTED[how]}"), last
     assert " resume from step " in last, last
+    # a fix of the user's code changes a file the resume checks: the command allows it (thirty-second hunt,
+    # case 44: rank 1's crash said the plain command, which then refused the fixed reward)
+    assert last.endswith(" resume_changed_inputs=true"), last
     summary = json.loads((run_dir / "summary.json").read_text())
     error = "TwoArguments: shard 1: judge down" if how == "base2" else EXPECTED[how]  # as on one process
     assert summary["status"] == "failed" and error in summary["error"], summary

@@ -76,6 +76,19 @@ def test_a_json_files_row_or_column_given_twice_is_one_line_naming_it(tmp_path, 
     assert str(e.value) == f"path={path}: column 'a' given twice in a row (which one was meant?)"
 
 
+def test_a_json_dict_of_columns_of_unequal_lengths_is_one_line_naming_them(tmp_path):
+    """Thirty-second hunt, case 47: read as one row of lists, blamed on `line 1: column 'q' is list`."""
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"q": [r["q"] for r in ROWS], "a": [r["a"] for r in ROWS][:-1]}))
+    with pytest.raises(ValueError) as e:
+        task(path)
+    n = len(ROWS)
+    assert (
+        str(e.value)
+        == f"path={path}: its columns differ in length ('q' {n}, 'a' {n - 1} values); each needs one a row"
+    )
+
+
 def test_a_json_array_a_dict_of_columns_and_a_byte_order_mark_are_rows_too(tmp_path):
     array = tmp_path / "a.json"
     array.write_text(json.dumps(ROWS, indent=2))
