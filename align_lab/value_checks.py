@@ -141,6 +141,15 @@ def check(ok: bool, name: str, value, allowed: str) -> None:
         raise ValueError(f"{name}={value}: must be {allowed}")
 
 
+COEF_MAX = 1e18  # a KL coefficient or a preference loss's beta past it overflows float32 in the loss
+
+
+def check_coef(name: str, value: float) -> None:
+    """A KL coefficient or a preference loss's beta at most COEF_MAX: `algo.kl_coef=1e300` was admitted, its
+    stages built, then said as "diverged ... lower algo.lr" (thirty-second hunt, case 42)."""
+    check(value <= COEF_MAX, name, value, f"<= {COEF_MAX:g} (past it the loss overflows float32)")
+
+
 LR_ALLOWED = "in (0, 1): AdamW moves each weight by about lr per step (language models train at 1e-7 to 1e-3)"
 
 

@@ -12,7 +12,7 @@ from align_lab.algorithms.parts import Corrected, RolloutCorrection  # noqa: F40
 from align_lab.algorithms.signals import REFERENCE
 from align_lab.algorithms.sources import Source
 from align_lab.rl import AGGREGATIONS
-from align_lab.value_checks import check, check_lr
+from align_lab.value_checks import check, check_coef, check_lr
 
 
 @dataclass
@@ -157,6 +157,7 @@ def check_online(algo, group_size_allowed: str = ">= 1", min_group_size: int = 1
     check(algo.epochs >= 1, "epochs", algo.epochs, ">= 1")
     check(algo.group_size >= min_group_size, "group_size", algo.group_size, group_size_allowed)
     check(algo.kl_coef >= 0, "kl_coef", algo.kl_coef, ">= 0")
+    check_coef("kl_coef", algo.kl_coef)
     check(
         algo.loss_aggregation in AGGREGATIONS,
         "loss_aggregation",

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from align_lab.algorithms.preference import Pairs, PairwiseBase, Route, margin_stats
 from align_lab.rl import DPO_LOSS_TYPES, dpo_loss
-from align_lab.value_checks import check, check_lr
+from align_lab.value_checks import check, check_coef, check_lr
 
 
 @dataclass
@@ -26,6 +26,7 @@ class DPO(PairwiseBase):
     def __post_init__(self) -> None:
         check_lr("lr", self.lr)
         check(self.beta > 0, "beta", self.beta, "> 0")
+        check_coef("beta", self.beta)
         check(
             self.loss_type in DPO_LOSS_TYPES,
             "loss_type",

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from align_lab.algorithms.preference import Pairs, PairwiseBase, margin_stats
 from align_lab.rl.preference import kto_loss
-from align_lab.value_checks import check, check_lr
+from align_lab.value_checks import check, check_coef, check_lr
 
 KL_REFERENCE_POINTS = ("mismatched", "batch")
 log = logging.getLogger("align_lab")
@@ -49,6 +49,7 @@ class KTO(PairwiseBase):
     def __post_init__(self) -> None:
         check_lr("lr", self.lr)
         check(self.beta > 0, "beta", self.beta, "> 0")
+        check_coef("beta", self.beta)
         check(self.desirable_weight > 0, "desirable_weight", self.desirable_weight, "> 0")
         check(self.undesirable_weight > 0, "undesirable_weight", self.undesirable_weight, "> 0")
         points = KL_REFERENCE_POINTS

@@ -23,7 +23,7 @@ from align_lab.rl import (
     sail_response_term,
     sample_routes,
 )
-from align_lab.value_checks import check, check_lr
+from align_lab.value_checks import check, check_coef, check_lr
 
 
 @dataclass
@@ -50,6 +50,7 @@ class SAIL(PairwiseBase):
     def __post_init__(self) -> None:
         check_lr("lr", self.lr)
         check(self.beta > 0, "beta", self.beta, "> 0")
+        check_coef("beta", self.beta)
         for name in ("r", "p", "g"):
             check(0 <= getattr(self, name) <= 1, name, getattr(self, name), "in [0, 1]")
         total = self.r + self.p + self.g

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from align_lab.algorithms.preference import Pairs, PairwiseBase, margin_stats
 from align_lab.rl.preference import simpo_loss
-from align_lab.value_checks import check, check_lr
+from align_lab.value_checks import check, check_coef, check_lr
 
 
 @dataclass
@@ -28,6 +28,7 @@ class SimPO(PairwiseBase):
     def __post_init__(self) -> None:
         check_lr("lr", self.lr)
         check(self.beta > 0, "beta", self.beta, "> 0")
+        check_coef("beta", self.beta)
         check(self.gamma_beta_ratio >= 0, "gamma_beta_ratio", self.gamma_beta_ratio, ">= 0")
 
     def loss(self, pairs: Pairs) -> tuple[Tensor, dict]:

@@ -110,6 +110,9 @@ BAD_INPUT = [
         ["reward=combined", "reward.components.rm.weight=1e308"],
         "reward.components.rm.weight=1e+308: out of range (training scores in float32",
     ),
+    # thirty-second hunt, case 42: admitted, stages built, then "diverged ... lower algo.lr"
+    (["algo.kl_coef=1e300"], "algo.kl_coef=1e+300: must be <= 1e+18 (past it the loss overflows float32)"),
+    (["algo=dpo", "algo.beta=1e19"], "algo.beta=1e+19: must be <= 1e+18 (past it the loss overflows"),
     # thirty-second hunt, case 15: said as model.model.gguf_file, a key the command line refuses
     (
         ["model=hf", "model.gguf_file=pkg:no_such_pkg/x.gguf"],
