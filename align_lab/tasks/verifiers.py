@@ -219,6 +219,9 @@ def _auto(response: str, gold, prompt: str) -> float:
     value = math_value(response) if set(final) & set("\\^{_/") else None
     if SCIENTIFIC.fullmatch(final):  # "1e5", as an answer reads (numeric's rule took its last number, 5)
         value = float(final)
+    percent = final_number(final) if final.endswith("%") else None  # "50%": 0.5 as Math-Verify reads it
+    if value is None and percent is not None and same_number(percent / 100, gold):  # (a row of 1/2 took
+        return 1.0  # it, one of 0.5 did not: thirty-second hunt, case 48); 50 too, by numeric's rule
     if value is None:
         return _numeric(response, gold, prompt)
     return float(same_number(value, gold))
