@@ -180,11 +180,18 @@ def _signals_back(where: str, before: dict) -> None:
         )
 
 
+def _root_handlers(handlers: tuple) -> None:
+    logging.getLogger().handlers = list(handlers)
+
+
 class Modes:
     """What of the process's the run's numbers depend on, as it was before a call of the user's code:
     torch's grad mode (a reward's torch.set_grad_enabled(False) failed the next update in a 55-line
     traceback: thirty-first hunt, case 8), its thread count and default dtype, and Python's recursion limit
-    (lowered at import, a 198-line RecursionError in Hydra: case 19). torch is read where it is loaded."""
+    (lowered at import, a 198-line RecursionError in Hydra: case 19), and logging's switch, root level and
+    root handlers, through which every line of the run passes (`logging.disable(logging.CRITICAL)` or
+    `logging.basicConfig(level=logging.ERROR, force=True)` at import: not one line, its warnings and its
+    end's too; thirty-second hunt, case 52). torch is read where it is loaded."""
 
     def __init__(self) -> None:
         self.was = self.now()
@@ -192,7 +199,14 @@ class Modes:
     @staticmethod
     def now() -> dict:
         torch = sys.modules.get("torch")
-        found = {"recursion limit": sys.getrecursionlimit()}
+        root = logging.getLogger()
+        found = {
+            "recursion limit": sys.getrecursionlimit(),
+            "logging.disable level": logging.root.manager.disable,
+            "root logger's level": root.level,
+            "root logger's handlers": tuple(root.handlers),
+            "align_lab logger's level": log.level,
+        }
         if torch is not None:
             found |= {
                 "grad mode": torch.is_grad_enabled(),
@@ -205,7 +219,13 @@ class Modes:
         """Puts back what the call changed; the first time `where` did, a warning names it."""
         now, torch = self.now(), sys.modules.get("torch")
         changed = [name for name, value in self.was.items() if now.get(name, value) != value]
-        setters = {"recursion limit": sys.setrecursionlimit}
+        setters = {
+            "recursion limit": sys.setrecursionlimit,
+            "logging.disable level": logging.disable,
+            "root logger's level": logging.getLogger().setLevel,
+            "root logger's handlers": _root_handlers,
+            "align_lab logger's level": log.setLevel,
+        }
         if torch is not None:
             setters |= {
                 "grad mode": torch.set_grad_enabled,
@@ -219,7 +239,7 @@ class Modes:
             what = ", ".join(f"{name} {self.was[name]} -> {now[name]}" for name in changed)
             log.warning(
                 f"warning: {where} changed the process's {what}; the run's are put back after each call "
-                "(its numbers and its own code depend on them)"
+                "(its numbers, its own code and its lines depend on them)"
             )
 
 

@@ -311,12 +311,15 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
     "atexit, of the code the command ran) called os._exit(5) as the command ended: it ends with exit code 5",
     # case 6: torch's UserWarning at align_lab's line, naming no key: now nothing to say
     f"return {TORCH}.tensor([1.0] * len(responses), requires_grad=True)": "",
+    # thirty-second hunt, case 52: not one line of the run's after it, its end's neither, rc 0
+    "__import__('logging').disable(50)": "warning: reward.path=acting:score changed the process's "
+    "logging.disable level 0 -> 50; the run's are put back after each call",
 }
 
 
 @pytest.mark.fast
 @pytest.mark.parametrize(
-    "act", list(SAID), ids=["grad_off", "recursion", "thread_raises", "atexit", "tensor"]
+    "act", list(SAID), ids=["grad_off", "recursion", "thread_raises", "atexit", "tensor", "logging_off"]
 )
 def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_line(
     act, tmp_path, cache_dir, forked_cli
@@ -333,6 +336,7 @@ def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_l
     lines = [x for x in result.stderr.splitlines() if "acting" in x or "UserWarning" in x]  # its lines
     assert lines == [] if not said else len(lines) == 1 and lines[0].startswith(said), lines
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert " completed in " in result.stderr, result.stderr[-3000:]  # its end said, whatever the call did
 
 
 @pytest.mark.fast
