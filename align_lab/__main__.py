@@ -7,7 +7,7 @@ import os
 import sys
 
 from align_lab import malloc
-from align_lab.user_forks import end_forks
+from align_lab.user_forks import end_forks, say_programs_left
 
 if __name__ == "__main__":  # before torch is imported: this process starts again with tcmalloc, once
     malloc.start_with_it("align_lab")
@@ -125,6 +125,7 @@ def end_leaving(threads: list, code: int = 0) -> None:
     sys.stdout.flush()
     logging.shutdown()
     end_forks()  # what the code it ran forked goes with it
+    say_programs_left()
     os._exit(code)
 
 
@@ -154,6 +155,7 @@ def end(code: int) -> None:
     finally:
         os._exit = real_exit
     end_forks()  # what the code it ran forked and its exit handlers left (a fork Pool kept across calls)
+    say_programs_left()  # and a program it started: not ended, said
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

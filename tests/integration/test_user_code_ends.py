@@ -340,6 +340,27 @@ def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_l
 
 
 @pytest.mark.fast
+def test_a_program_a_reward_starts_and_leaves_running_is_named_as_the_command_ends(
+    tmp_path, cache_dir, forked_cli
+):
+    """Thirty-second hunt, case 54: a reward's `subprocess.Popen(["sleep", "300"])`, never waited: the run
+    completed, and `... | tee log` waited 5 minutes more for the sleep, which held its output, with no line.
+    Here its output goes elsewhere (the test waits for no sleep): named, not said to hold it."""
+    ACTS["program"] = (
+        "__import__('subprocess').Popen(['sleep', '31'], stdout=-3, stderr=-3, stdin=-3)"  # DEVNULL
+    )
+    result, run_dir = run("program", tmp_path, cache_dir, forked_cli)
+    subprocess.run(["pkill", "-f", "^sleep 31$"], check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if "ends leaving process" in x]
+    assert line.startswith("align_lab: warning: the command ends leaving process "), line
+    assert line.endswith(
+        " (sleep 31) running, which code it ran started (a reward, verifier or environment of yours?): end "
+        "it in your code"
+    ), line
+
+
+@pytest.mark.fast
 def test_a_reward_that_sends_its_process_sigterm_is_named_not_said_as_a_schedulers_stop(
     tmp_path, cache_dir, forked_cli
 ):
