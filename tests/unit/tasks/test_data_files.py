@@ -16,6 +16,21 @@ def task(path, **keys) -> VerifiableData:
     return VerifiableData(path=str(path), prompt_column="q", answer_column="a", eval_rows=2, **keys)
 
 
+def test_a_parquet_float32_answer_is_its_shortest_decimal_not_its_float64_widening(tmp_path):
+    """Thirty-second hunt, case 71: a float32 answer column (pandas' and numpy's common downcast) gave
+    references like 0.30000001192092896; the right answer 0.3 scored 0 under auto and exact, in silence."""
+    import numpy
+    import pandas
+
+    path = tmp_path / "f32.parquet"
+    answers = numpy.array([0.1, 0.2, 0.3, 1.5, 2.0, 0.7], dtype=numpy.float32)
+    pandas.DataFrame({"q": [r["q"] for r in ROWS], "a": answers}).to_parquet(path)
+    for verifier in ("exact", "auto"):
+        t = task(path, verifier=verifier)
+        assert t.answers("train") + t.answers("eval") == ["0.1", "0.2", "0.3", "1.5", "2", "0.7"], verifier
+        assert t.gold_reward([ROWS[2]["q"]] * 2, ["0.3", "0.30000001192092896"], [True] * 2)[0] == 1.0
+
+
 def test_a_csvs_cells_are_read_as_written_not_as_numbers_or_missing(tmp_path):
     """Case 34: "007" was read as 7 (pandas' type inference), so under task.verifier=exact the answer as
     written scored 0; case 35: an answer `None` or `NA` was "column 'a' is missing"."""
