@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -30,6 +31,12 @@ def load_callable(path: str, timeout_s: float | None = None):
     module_name, sep, attr = (path or "").partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"path={path}: must be module:callable, e.g. align_lab.rewards.function:word_count")
+    if module_name.endswith(".py") or "/" in module_name:  # a file's path (thirty-second hunt, case 62)
+        file = Path(module_name)
+        raise ValueError(
+            f"path={path}: a module's name, not a file's path: {file.stem}:{attr}, run from {file.parent} "
+            "or with it on PYTHONPATH"
+        )
     try:
         with run_signals_kept(keyed(f"path={path}")):  # what its import may not take from the run
             module = imported(module_name, f"path={path}", "timeout_s", timeout_s)

@@ -110,6 +110,11 @@ BAD_INPUT = [
         ["reward=combined", "reward.components.rm.weight=1e308"],
         "reward.components.rm.weight=1e+308: out of range (training scores in float32",
     ),
+    # thirty-second hunt, case 62: "cannot import /tmp/w/rglob.py (No module named '/tmp/w/rglob')"
+    (
+        ["reward=function", "reward.path=/tmp/w/rglob.py:plain"],
+        "reward.path=/tmp/w/rglob.py:plain: a module's name, not a file's path: rglob:plain, run from",
+    ),
     # thirty-second hunt, case 42: admitted, stages built, then "diverged ... lower algo.lr"
     (["algo.kl_coef=1e300"], "algo.kl_coef=1e+300: must be <= 1e+18 (past it the loss overflows float32)"),
     (["algo=dpo", "algo.beta=1e19"], "algo.beta=1e+19: must be <= 1e+18 (past it the loss overflows"),
