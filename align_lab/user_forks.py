@@ -12,20 +12,8 @@ import sys
 
 def forks_left() -> list[int]:
     """This process's children that are forks of it (its command line: not a program they ran), alive."""
-    me = os.getpid()
-    try:
-        mine = _command_line(me)
-        tasks = os.listdir(f"/proc/{me}/task")
-    except OSError:  # no /proc: nothing known
-        return []
-    children: set[int] = set()
-    for task in tasks:
-        try:
-            with open(f"/proc/{me}/task/{task}/children") as f:
-                children |= {int(pid) for pid in f.read().split()}
-        except OSError:
-            continue
-    return sorted(pid for pid in children if _command_line(pid) == mine)
+    mine = _command_line(os.getpid())
+    return [pid for pid in _children() if mine is not None and _command_line(pid) == mine]
 
 
 def _children() -> list[int]:
