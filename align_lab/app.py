@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from align_lab.config import ConfigError
 from align_lab.run.hydra_record import unwritten_hydra_record, write_hydra_record
-from align_lab.run.refused import remove_unused_run_dir, said_when_unwritable
+from align_lab.run.refused import recorded_refusal, remove_unused_run_dir, said_when_unwritable
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -87,8 +87,8 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
         if not job.completed:
             hydra_record(cfg, job)
         summary = run(job)
-    except ConfigError as e:  # a run across nodes started outside its Slurm tasks
-        return refused(e, job.run_dir)
+    except ConfigError as e:  # a run across nodes outside its Slurm tasks; an input its sweep read changed
+        return refused(recorded_refusal(e, job.spec, job.run_dir), job.run_dir)
     except (KeyboardInterrupt, Interrupted) as e:  # in the hand-over, before the run's own handling
         unwritten_hydra_record(job)
         said = f"interrupted by {getattr(e, 'signal_name', 'SIGINT')} as the run started, before any"

@@ -56,6 +56,7 @@ class UserCodeError(RuntimeError):
     is not a finite number: one line naming the key, its value and what went wrong, never the lr."""
 
     fixed_in_checked_inputs = True  # its fix edits a file a resume checks: the resume command allows it
+    fixed_in_config = False  # its fix changes a config key, which a resume keeps: a new run, not a resume
 
 
 def timed_out(e) -> UserCodeError:

@@ -220,6 +220,13 @@ def check_not_cancelling(components: dict) -> None:
         )
 
 
+class WeightedPastRange(RewardError):
+    """reward=combined's weighted score past what training holds: its fix is a weight, a config key that a
+    resume keeps (run/summary.py check_resume_config), so the line asks for a new run."""
+
+    fixed_in_config = True
+
+
 class WeightedSum:
     """reward=combined's scorer: called, the weighted sum (B,); by_source, each source's own unweighted
     score (B, K), which the online loop logs as reward/<name> and GDPO normalises one by one."""
@@ -246,18 +253,21 @@ class WeightedSum:
 
     def total(self, by_source: torch.Tensor) -> torch.Tensor:
         """sum_k w_k r_k (B,), summed in the sources' order (the numbers of the sum before by_source); a
-        sum that overflows float32 from finite scores (weights of 3e38: sixth hunt) is one line."""
+        sum past WEIGHT_MAX from finite scores, where a group's advantages overflow float32, is one line
+        naming the terms (weights of 3e38: sixth hunt; a weight of 1e18 admitted, then a line naming no
+        key: thirty-second hunt, case 66)."""
         total = sum(w * by_source[:, k] for k, w in enumerate(self.weights))  # (B,)
-        overflow = ~torch.isfinite(total) & torch.isfinite(by_source).all(dim=-1)
-        if bool(overflow.any()):
-            i = int(overflow.nonzero()[0])
+        past = ~(total.abs() <= WEIGHT_MAX) & torch.isfinite(by_source).all(dim=-1)  # NaN/inf: past too
+        if bool(past.any()):
+            i = int(past.nonzero()[0])
             terms = " + ".join(
                 f"{name}.weight={w:g} x {by_source[i, k].item():.3g}"
                 for k, (name, w) in enumerate(zip(self.names, self.weights, strict=True))
             )
-            raise RewardError(
-                f"reward.components: response {i}'s weighted score {terms} is past float32's range "
-                f"({FLOAT32_MAX:.3g}); scale the weights down"
+            raise WeightedPastRange(
+                f"reward.components: response {i}'s weighted score {terms} is {total[i].item():.3g}, past "
+                f"{WEIGHT_MAX:g}, where a group's advantages overflow float32 (their squares pass its "
+                "range); scale the weights down"
             )
         return total
 

@@ -106,14 +106,13 @@ def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseExce
             return {"status": "preempted"}, Preempted(f"align_lab: {line}; {resume_hint(ckpt)}")
         return {"status": "preempted"}, None
     if isinstance(e, UserCodeError | EnvError):  # the user's code: named, and the run kept to resume
-        # the fix changes the file a resume checks (run/inputs.py): the command says it is meant; a
-        # judge's outage changes none, and another judge is still refused (twentieth hunt, case 6)
+        # its fix changes a file a resume checks (run/inputs.py): the command allows it (20th hunt, 6)
         allow = " resume_changed_inputs=true" if getattr(e, "fixed_in_checked_inputs", True) else ""
         error = f"{e}; fix it, then {resume_hint(ckpt, allow)}"
-        if allow and (stages := stages_from_the_task(str(e), ckpt)):  # 27th hunt, 13: a resume it refuses
-            error = (
-                f"{e}; fix it, then rerun in another hydra.run.dir (its stages {stages} are built from it)"
-            )
+        if getattr(e, "fixed_in_config", False):  # a weight: a resume would refuse the changed key
+            error = f"{e}, and run it again (a new run: a resume keeps the run's config)"
+        elif allow and (stages := stages_from_the_task(str(e), ckpt)):  # 27th hunt, 13: a resume it refuses
+            error = f"{e}; fix it, then rerun in another hydra.run.dir (stages {stages} are built from it)"
         return {"status": "failed", "error": error}, RunStopped(f"error: {error}")
     # one line naming the correction's keys, or a saved model that is gone
     if isinstance(e, TrainsNothing | ArtifactMissing | ConfigError):  # a check only the run could make

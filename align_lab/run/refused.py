@@ -1,5 +1,6 @@
 """A run refused (or interrupted) before it started leaves no folder behind: what Hydra made for it (an
-empty app.log, its lock, an empty .hydra/) removed, and the logging that wrote there let go."""
+empty app.log, its lock, an empty .hydra/) removed, and the logging that wrote there let go; one refused
+once its .hydra/ record is written says so in its summary.json."""
 
 from __future__ import annotations
 
@@ -90,3 +91,24 @@ def remove_unused_run_dir(run_dir: Path) -> None:
                 day.parent.rmdir()
     except OSError:  # a file that appeared meanwhile, or a folder we cannot change: it stays
         pass
+
+
+def recorded_refusal(e: BaseException, spec, run_dir: Path) -> BaseException:
+    """A run refused at its start, once its .hydra/ record is written (a sweep's run whose input changed
+    since its siblings read it: run/sweep_inputs.py check_afresh), says so in its summary.json, where
+    `study status` and compare look (thirty-second hunt, case 67: a one-process sweep's refused run read
+    `pending`, "0 failed", though the sweep had called it failed). Never over a summary already there
+    (an earlier segment's); a folder that cannot be written keeps the line the command says. Returns e."""
+    from align_lab.folder import SUMMARY
+    from align_lab.run.resumable import config_digest
+    from align_lab.run.run_folder import RunFolder
+
+    if not (run_dir / ".hydra").is_dir() or (run_dir / SUMMARY).exists() or (run_dir / SUMMARY).is_symlink():
+        return e
+    said = {"status": "failed", "algo": spec.names.get("algo"), "seed": spec.seed, "names": spec.names}
+    said |= {"config_digest": config_digest(spec.config)}  # align_lab's: a rerun takes the folder
+    try:
+        RunFolder(run_dir).write_summary(said | {"error": f"refused at its start, before any compute: {e}"})
+    except OSError:
+        pass
+    return e

@@ -399,6 +399,25 @@ def test_scores_whose_advantages_overflow_name_the_reward_not_the_learning_rate(
 
 
 @pytest.mark.fast
+def test_a_combined_weight_within_its_bound_whose_scores_pass_it_names_the_weight(tmp_path, cache_dir):
+    """Thirty-second hunt, case 66: `reward.components.rm.weight=1e18` passes admission's |w| <= 1e18, then
+    its weighted scores (1e18 x ~2) stopped the run with `reward: the step's scores reach 1.97e+18 ...;
+    scale the reward down`, naming no key; a weight is a config key, which a resume keeps (a new run)."""
+    with pytest.raises(RunStopped) as e:
+        run_in_process(
+            ["reward=combined", "~reward.components.rm", "reward.components.brevity.weight=1e18"],
+            tmp_path / "run",
+            cache_dir,
+        )
+    said = str(e.value)
+    assert said.startswith("error: reward.components: response "), said
+    assert "'s weighted score brevity.weight=1e+18 x " in said and ", past 1e+18, where a group's " in said
+    assert said.endswith(
+        "; scale the weights down, and run it again (a new run: a resume keeps the run's config)"
+    )
+
+
+@pytest.mark.fast
 def test_a_resume_whose_metrics_file_was_deleted_says_its_first_rows_are_lost(
     stopped_at_step_2, tmp_path, cache_dir, caplog
 ):

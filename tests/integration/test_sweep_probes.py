@@ -49,3 +49,47 @@ def test_a_sweeps_later_run_whose_reward_reads_an_edited_file_in_c_is_refused(
     scale(tmp_path, 1.0)  # put back as it was: #1 runs
     back = forked_cli(["-m", "seed=0,1", *keys, f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert back.returncode == 0, back.stderr[-3000:]
+
+
+EDITED_BY_ANOTHER = """import os, subprocess
+def score(prompts, responses):
+    with open("scale67.txt") as f:
+        scale = float(f.read())
+    if not os.path.exists("edited67"):  # once: another program edits it as run #0 trains
+        subprocess.run(["sh", "-c", "echo 2 > scale67.txt && touch edited67"], check=True)
+    return [scale * len(r.split()) for r in responses]
+"""
+
+
+@pytest.mark.fast
+def test_a_one_process_sweeps_run_refused_at_its_start_is_failed_in_its_folder(
+    tmp_path, cache_dir, forked_cli
+):
+    """Thirty-second hunt, case 67: a one-process sweep's run #1, refused at its start because a file the
+    sweep's runs read changed, was `pending` in `study status` ("0 failed") though the sweep called it
+    failed: its folder held only .hydra/ and its lock. Now its summary.json says so, and the sweep run
+    again takes the folder."""
+    import subprocess
+    import sys
+
+    (tmp_path / "rs67.py").write_text(EDITED_BY_ANOTHER)
+    (tmp_path / "scale67.txt").write_text("1\n")
+    sweep = tmp_path / "sweep"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    keys = ["-m", "seed=0,1", *small, "train.steps=2", f"cache_dir={cache_dir}", "reward=function"]
+    keys += ["reward.path=rs67:score", f"hydra.sweep.dir={sweep}"]
+    first = forked_cli(keys, cwd=tmp_path)
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert "#1 seed=1: a file your code opened: " in first.stderr, first.stderr[-3000:]
+    status = subprocess.run(
+        [sys.executable, "-m", "align_lab.study", "status", str(sweep)], capture_output=True, text=True
+    )
+    assert status.stdout.splitlines()[-1] == "1 done, 0 running, 0 pending, 0 interrupted, 1 failed, 0 died"
+    [refused] = [x for x in status.stdout.splitlines() if x.startswith("#1 ")]
+    assert (
+        "  failed  " in refused and "[refused at its start, before any compute: a file your code " in refused
+    )
+    # #0 trained on both versions: the sweep goes on with the file as it is now, #1 in its refused folder
+    again = forked_cli([*keys, "resume_changed_inputs=true"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(next(sweep.glob("1_*/summary.json")).read_text())["status"] == "completed"

@@ -302,8 +302,21 @@ def test_a_combined_sum_past_float32_from_finite_scores_is_one_line_naming_the_w
         combined.scorer(STAGES)(["p", "p"], ["", "ab cd"], [True, True])
     assert str(e.value) == (
         "reward.components: response 1's weighted score chars.weight=1e+09 x 5e+30 + words.weight=1 x 2 is "
-        "past float32's range (3.4e+38); scale the weights down"
+        "inf, past 1e+18, where a group's advantages overflow float32 (their squares pass its range); scale "
+        "the weights down"
     )
+    assert e.value.fixed_in_config  # a weight: the run's line asks for a new run, not a resume
+    # thirty-second hunt, case 66: a weight within the bound (1e18) x a score of 2, finite in float32, is
+    # past what a group's advantages hold: the same line, not the run's nameless "scale the reward down"
+    near = Combined(
+        {"words": {"weight": 1e18, "source": FunctionReward(path="align_lab.rewards.function:word_count")}}
+    )
+    said = (
+        r"^reward\.components: response 1's weighted score words\.weight=1e\+18 x 2 is 2e\+18, past 1e\+18, "
+    )
+    with pytest.raises(RewardError, match=said):
+        near.scorer(STAGES)(["p", "p"], ["", "ab cd"], [True, True])
+    assert near.scorer(STAGES)(["p"], ["ab"], [True]).item() == pytest.approx(1e18)  # the bound: trains
     # thirty-first hunt, case 63: a weight of 1e38 was admitted, then stopped at step 1 naming no key
     with pytest.raises(ValueError, match=r"^components\.chars\.weight=1e\+38: out of range \(training"):
         Combined({"chars": {"weight": 1e38, "source": FunctionReward(path=f"{__name__}:n_chars")}})
