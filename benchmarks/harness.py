@@ -223,10 +223,17 @@ class Run:
     peak_rss_mib: float
 
 
-def align_lab(args: Sequence[str], run_dir: Path | None = None, env: Mapping | None = None, root=ROOT) -> Run:
+def align_lab(
+    args: Sequence[str],
+    run_dir: Path | None = None,
+    env: Mapping | None = None,
+    root=ROOT,
+    entry=("-m", "align_lab"),
+) -> Run:
     """Runs `python -m align_lab ARGS` (with hydra.run.dir=run_dir when given) from the source tree
-    `root`; a failure ends the benchmark with the command and the tail of its stderr."""
-    cmd = [sys.executable, "-m", "align_lab", *args]
+    `root` (`entry`: what follows `python`); a failure ends the benchmark with the command and the tail of
+    its stderr."""
+    cmd = [sys.executable, *entry, *args]
     if run_dir is not None:
         cmd.append(f"hydra.run.dir={run_dir}")
     path = os.pathsep.join(

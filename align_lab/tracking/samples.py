@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from align_lab.value_checks import naming
@@ -18,15 +19,35 @@ SAMPLES_FILE = "eval_samples.jsonl"
 TEXT_FIELDS = ("prompt", "response", "sft_response", "transcript")
 
 
-def cap_texts(records: list[dict], chars: int) -> list[dict]:
-    """The records with each text field cut to its first `chars` characters; a record with a cut text
-    says `"truncated": true`."""
-    out = []
-    for r in records:
-        long = any(len(r.get(k) or "") > chars for k in TEXT_FIELDS)
-        r = {k: (v[:chars] if k in TEXT_FIELDS and isinstance(v, str) else v) for k, v in r.items()}
-        out.append(r | {"truncated": True} if long else r)
-    return out
+def capped(record: dict, chars: int) -> dict:
+    """The record with each text field cut to its first `chars` characters, saying `"truncated": true`
+    where one was cut."""
+    long = any(len(record.get(k) or "") > chars for k in TEXT_FIELDS)
+    r = {k: (v[:chars] if k in TEXT_FIELDS and isinstance(v, str) else v) for k, v in record.items()}
+    return r | {"truncated": True} if long else r
+
+
+class Capped(Sequence):
+    """An evaluation's records, each capped (`capped`) as it is read: a tracker walks them without a
+    copy of every row held at once (36,000 rows: a capped copy of each, then every line and their join
+    was ~1.7 KB a row over the rows themselves at the evaluation's peak; benchmarks/eval_memory.py)."""
+
+    def __init__(self, records: Sequence[dict], chars: int) -> None:
+        self.records, self.chars = records, chars
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [capped(r, self.chars) for r in self.records[i]]
+        return capped(self.records[i], self.chars)
+
+
+def cap_texts(records: Sequence[dict], chars: int) -> Capped:
+    """The records with each text field cut to its first `chars` characters (a record with a cut text
+    says `"truncated": true`), capped as each is read."""
+    return Capped(records, chars)
 
 
 def _plain(value):
@@ -34,9 +55,10 @@ def _plain(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def format_records(records: list[dict], step: int) -> str:
-    """The lines of one evaluation (each with its newline): `{"step": step, **record}`."""
-    return "".join(json.dumps({"step": step} | {k: _plain(v) for k, v in r.items()}) + "\n" for r in records)
+def record_lines(records: Iterable[dict], step: int) -> Iterator[str]:
+    """The lines of one evaluation (each with its newline): `{"step": step, **record}`, one at a time."""
+    for r in records:
+        yield json.dumps({"step": step} | {k: _plain(v) for k, v in r.items()}) + "\n"
 
 
 def read_samples(path: str | os.PathLike[str]) -> tuple[list[dict], int]:
@@ -73,8 +95,9 @@ def cut_from(path: Path, start_step: int) -> None:
 
 
 class SamplesFile:
-    """Appends each evaluation's records to run_dir/eval_samples.jsonl, one write and flush an
-    evaluation. `cut()` (the tracker's first log) drops the records of steps >= start_step."""
+    """Appends each evaluation's records to run_dir/eval_samples.jsonl, a line at a time, flushed once
+    an evaluation (a kill between leaves a torn last line, which read_samples skips). `cut()` (the
+    tracker's first log) drops the records of steps >= start_step."""
 
     def __init__(self, run_dir: str | os.PathLike[str], start_step: int = 0) -> None:
         self.path = Path(run_dir) / SAMPLES_FILE
@@ -85,4 +108,4 @@ class SamplesFile:
 
     def append(self, records: list[dict], step: int) -> None:
         with naming(self.path), open(self.path, "a", encoding="utf-8") as f:
-            f.write(format_records(records, step))
+            f.writelines(record_lines(records, step))

@@ -125,13 +125,13 @@ BAD_INPUT = [
         "install: pip install no-such-pkg",
     ),
     # thirty-first hunt, case 45: admitted with a predicted peak of 552 MiB, it grew past 11 GB. Each of
-    # the 18 x 100000 rows keeps 1024 + 32 x 4 + 44 x 12 = 1,680 bytes (kept.py): 2.8 GiB; half of 4 GiB
-    # holds 2,147,483,648 // (18 x 1,680) = 71014 a prompt
+    # the 18 x 100000 rows holds 2304 + 32 x 4 + 44 x 12 = 2,960 bytes (kept.py): 5.0 GiB; half of 4 GiB
+    # holds 2,147,483,648 // (18 x 2,960) = 40305 a prompt
     (
         ["train.eval_samples=100000", "hardware.memory_gb=4"],
         "train.eval_samples=100000: an evaluation keeps each of its 1,800,000 samples (18 held-out prompts "
-        "x 100000) and the reference's until it ends, ~2.8 GiB, more than half of hardware.memory_gb=4 "
-        "(4.0 GiB); at most 71014 samples a prompt fit",
+        "x 100000) and the reference's until it ends, ~5.0 GiB, more than half of hardware.memory_gb=4 "
+        "(4.0 GiB); at most 40305 samples a prompt fit",
     ),
 ]
 

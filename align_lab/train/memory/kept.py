@@ -12,10 +12,12 @@ GiB = 2**30
 SAMPLED_PROMPT_BYTES = 2 * (8 + 8)
 SAMPLED_RESPONSE_BYTES = 2 * (8 + 4 + 4)
 TEXT_BYTES = 2 * 6  # the two decoded responses, ~6 characters a token
-# a row's Python objects: its record (a dict of ~16 fields), their numbers, the columns' slots, the strings'
-# headers. Toy world (task=toy_prefs: prompts of 4 tokens, 12 response tokens), 108,000 rows
-# (train.eval_samples=6000): 1,602 bytes a row measured (RSS after evaluation less before), 1,680 priced
-ROW_OBJECTS = 1024
+# a row's Python objects at the evaluation's peak: its record (a dict of ~17 fields), their numbers, the
+# columns' slots, the strings' headers, and what the trackers make of it as they write (W&B's table holds
+# a row of every record). Toy world (task=toy_prefs: prompts of 4 tokens, 12 response tokens), the
+# default tracker: 2,721 bytes a row at the peak over 9,000 -> 72,000 rows, 2,870 over 9,000 -> 36,000;
+# 2,960 priced (`python -m benchmarks run eval_memory`, 2026-12-01, AMD EPYC AVX2: docs/memory.md)
+ROW_OBJECTS = 2304
 KEPT_SHARE = 0.5  # of the machine's memory at most for them: the rest holds the models and their forwards
 
 

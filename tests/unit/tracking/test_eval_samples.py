@@ -70,7 +70,7 @@ def test_texts_are_capped_and_marked_and_non_finite_numbers_become_null(tmp_path
         {"prompt": "1 =", "response": "1", "sft_response": "12345", "gold_reward": 0.0},
     ]
     # 5 characters: "2 + 2 =" (7) -> "2 + 2"; "abcdef" -> "abcde", 10 x's -> 5; the third fits as it is
-    assert cap_texts(records, 5) == [
+    assert list(cap_texts(records, 5)) == [
         {"prompt": "2 + 2", "response": "4", "sft_response": "five", "gold_reward": 1.0, "truncated": True},
         {"prompt": "abcde", "response": "xxxxx", "sft_response": "", "gold_reward": nan, "truncated": True},
         records[2],

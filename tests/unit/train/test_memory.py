@@ -106,7 +106,7 @@ def test_reinforce_pp_64_by_64_on_smollm2_plans_under_4_gb():
     # A graph row: 1.4 x row_bytes(58, 64) = 1.4 x 194,957,280 = 272,940,192; 787,918,400 // that = 2.
     # Evaluation (64 prompts x 4): a no-graph row 4 x 2 x 65 x 49152 logits + 5,621,760 KV = 31,180,800:
     # 25 rows; sampling: KV of 2 x 58 + 64 = 180 positions 4 x 2 x 30 x 192 x 180 = 8,294,400: 94 rows.
-    # What evaluation keeps of its 256 rows (kept.py): 1024 + 32 x 58 + (32 + 12) x 64 = 5,696 bytes a row.
+    # What evaluation keeps of its 256 rows (kept.py): 2304 + 32 x 58 + (32 + 12) x 64 = 6,976 bytes a row.
     planned = plan_run("auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(),
                        budget=int(23.5 * GiB))  # fmt: skip
     peak = planned.peak
@@ -116,7 +116,7 @@ def test_reinforce_pp_64_by_64_on_smollm2_plans_under_4_gb():
     assert peak.phases == {
         "update": 538_060_032 + 2 * 272_940_192,
         "rollout forward": 25 * 31_180_800,  # 64 rows: 1,995,571,200 > 787,918,400
-        "evaluation": 25 * 31_180_800 + 256 * 5_696,
+        "evaluation": 25 * 31_180_800 + 256 * 6_976,
         "sampling": 94 * 8_294_400,  # the larger of the rollout's 64 rows and an evaluation chunk
     }
     assert peak.total == 3_697_553_984 < 4 * 10**9  # the update's phase: 3526 MiB
@@ -281,6 +281,6 @@ def test_a_kl_free_runs_evaluation_loads_the_reference_unless_a_lora_policys_bas
     models = (smollm2(), None, None)
     loads = plan_run(4, models, arith_word(), None, TrainConfig(), budget=23 * GiB).peak
     shared = plan_run(4, models, arith_word(), None, TrainConfig(), budget=23 * GiB, reference_loads=False)
-    kept = 256 * 5_696  # 64 prompts x 4 samples, each row's samples and record (kept.py)
+    kept = 256 * 6_976  # 64 prompts x 4 samples, each row's samples and record (kept.py)
     assert loads.phases["evaluation"] == 538_060_032 + 4 * 31_180_800 + kept
     assert shared.peak.phases["evaluation"] == 4 * 31_180_800 + kept
