@@ -11,9 +11,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from align_lab.config import ConfigError
 from align_lab.run.hydra_record import unwritten_hydra_record, write_hydra_record
 from align_lab.run.refused import recorded_refusal, remove_unused_run_dir, said_when_unwritable
+from align_lab.value_checks import ConfigError, UserCodeError
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -87,7 +87,7 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
         if not job.completed:
             hydra_record(cfg, job)
         summary = run(job)
-    except ConfigError as e:  # a run across nodes outside its Slurm tasks; an input its sweep read changed
+    except (ConfigError, UserCodeError) as e:  # at its start: outside its Slurm tasks; an input changed
         return refused(recorded_refusal(e, job.spec, job.run_dir), job.run_dir)
     except (KeyboardInterrupt, Interrupted) as e:  # in the hand-over, before the run's own handling
         unwritten_hydra_record(job)

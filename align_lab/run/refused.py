@@ -95,20 +95,24 @@ def remove_unused_run_dir(run_dir: Path) -> None:
 
 def recorded_refusal(e: BaseException, spec, run_dir: Path) -> BaseException:
     """A run refused at its start, once its .hydra/ record is written (a sweep's run whose input changed
-    since its siblings read it: run/sweep_inputs.py check_afresh), says so in its summary.json, where
-    `study status` and compare look (thirty-second hunt, case 67: a one-process sweep's refused run read
-    `pending`, "0 failed", though the sweep had called it failed). Never over a summary already there
-    (an earlier segment's); a folder that cannot be written keeps the line the command says. Returns e."""
+    since its siblings read it: run/sweep_inputs.py check_afresh; a module of the user's edited since this
+    process imported it), says so in its summary.json, where `study status` and compare look
+    (thirty-second hunt, case 67, and thirty-third, case 21: a one-process sweep's refused run read
+    `pending`, "0 failed", though the sweep had called it failed). Never over a summary already there (an
+    earlier segment's); a folder that cannot be written keeps the line the command says. Returns the
+    refusal as a ConfigError: one line, without a class's name."""
     from align_lab.folder import SUMMARY
     from align_lab.run.resumable import config_digest
     from align_lab.run.run_folder import RunFolder
+    from align_lab.value_checks import ConfigError
 
+    refusal = e if isinstance(e, ConfigError) else ConfigError(str(e))
     if not (run_dir / ".hydra").is_dir() or (run_dir / SUMMARY).exists() or (run_dir / SUMMARY).is_symlink():
-        return e
+        return refusal
     said = {"status": "failed", "algo": spec.names.get("algo"), "seed": spec.seed, "names": spec.names}
     said |= {"config_digest": config_digest(spec.config)}  # align_lab's: a rerun takes the folder
     try:
         RunFolder(run_dir).write_summary(said | {"error": f"refused at its start, before any compute: {e}"})
     except OSError:
         pass
-    return e
+    return refusal

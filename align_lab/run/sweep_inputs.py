@@ -168,6 +168,14 @@ def changed_since_completed(spec, run_dir: Path) -> str | None:
     key, file, then, now, _ = found
     return (
         f"{named(key, file)} (sha256 {then[:8]} when this run read it, now {now[:8]}) changed since this run "
-        f"({run_dir.name}) completed: "
-        "its results are of the version it read; choose another hydra.run.dir to run on this one"
+        f"({run_dir.name}) completed: its results are of the version it read; choose another "
+        f"{folder_key(run_dir)} to run on this one"
+    )
+
+
+def folder_key(run_dir: Path) -> str:
+    """The key that places a run's folder: hydra.sweep.dir for a run of a sweep (its folder holds Hydra's
+    or align_lab's record of it: thirty-third hunt, case 22), else hydra.run.dir."""
+    return (
+        "hydra.sweep.dir" if any((run_dir.parent / r).is_file() for r in SWEEP_RECORDS) else "hydra.run.dir"
     )

@@ -93,3 +93,38 @@ def test_a_one_process_sweeps_run_refused_at_its_start_is_failed_in_its_folder(
     again = forked_cli([*keys, "resume_changed_inputs=true"], cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(next(sweep.glob("1_*/summary.json")).read_text())["status"] == "completed"
+
+
+HELPER_EDITED = """import os, subprocess
+import rhelper21 as helper
+from rhelper21 import SCALE
+def f(prompts, responses):
+    if not os.path.exists("edited21"):  # once: another program edits the helper as run #0 trains
+        subprocess.run(["sh", "-c", f"echo 'SCALE = -1.0' > {helper.__file__} && touch edited21"], check=True)
+    return [SCALE * len(r.split()) for r in responses]
+"""
+
+
+@pytest.mark.fast
+def test_a_one_process_sweeps_run_refused_for_a_module_edited_since_its_import_is_failed(
+    tmp_path, cache_dir, forked_cli
+):
+    """Thirty-third hunt, case 21: the same as case 67 where the edited file is a helper module the reward
+    imports (refused as `changed since this process imported it`, a UserCodeError): `pending` in `study
+    status`, and the sweep's line said `failed: UserCodeError: reward.path=...`."""
+    import subprocess
+    import sys
+
+    (tmp_path / "rhelp21.py").write_text(HELPER_EDITED)
+    (tmp_path / "rhelper21.py").write_text("SCALE = 1.0\n")
+    sweep = tmp_path / "sweep"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    keys = ["-m", "seed=0,1", *small, "train.steps=2", f"cache_dir={cache_dir}", "reward=function"]
+    done = forked_cli([*keys, "reward.path=rhelp21:f", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "align_lab: run #1 (seed=1): failed: reward.path=rhelp21:f: " in done.stdout, done.stdout[-3000:]
+    assert "rhelper21.py changed since this process imported it" in done.stdout, done.stdout[-3000:]
+    status = subprocess.run(
+        [sys.executable, "-m", "align_lab.study", "status", str(sweep)], capture_output=True, text=True
+    )
+    assert status.stdout.splitlines()[-1] == "1 done, 0 running, 0 pending, 0 interrupted, 1 failed, 0 died"

@@ -83,3 +83,15 @@ def test_a_run_starting_afresh_in_a_sweep_is_checked_against_its_trained_runs_on
     )
     same = {"reward.path": {"file": str(module), "sha256": then}}
     assert check_beside_its_sweep(same, tmp_path / "1_rloo_seed1", allow=False) is None
+
+
+def test_a_sweeps_run_is_told_to_choose_another_sweep_folder_a_single_run_another_run_folder(tmp_path):
+    """Thirty-third hunt, case 22: a sweep's completed run whose file changed said "choose another
+    hydra.run.dir", a key a sweep does not place its runs by."""
+    from align_lab.run.sweep_inputs import folder_key
+
+    (tmp_path / "single").mkdir()
+    assert folder_key(tmp_path / "single") == "hydra.run.dir"
+    (tmp_path / "sweep" / "0_grpo").mkdir(parents=True)
+    (tmp_path / "sweep" / "multirun.yaml").write_text("hydra: {}\n")
+    assert folder_key(tmp_path / "sweep" / "0_grpo") == "hydra.sweep.dir"
