@@ -138,7 +138,8 @@ def run_signals_kept(where: str) -> Iterator[None]:
     """Around a call of the user's code named `where` (`reward.path=mod:fn`): the run's handlers of KEPT
     as they were before it, put back after it (only the main thread sets handlers), and its output."""
     pid, main = os.getpid(), threading.current_thread() is threading.main_thread()
-    before = {signum: signal.getsignal(signum) for signum in KEPT} if main else {}
+    before = {signum: signal.getsignal(signum) for signum in (*KEPT, signal.SIGALRM)} if main else {}
+    timer = signal.getitimer(signal.ITIMER_REAL)  # an alarm armed before the call is not the call's
     real = os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill
     real_exit = real[0]
     if main:
@@ -147,7 +148,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
         os.killpg = functools.partial(_killpg_said, real[2], pid)
         signal.raise_signal = functools.partial(_raise_said, real[3], pid)
         signal.pthread_kill = functools.partial(_pthread_kill_said, real[4], pid)
-    streams, modes = Streams(), Modes()
+    streams = Streams()
     try:
         yield
     except BaseException as e:
@@ -161,9 +162,25 @@ def run_signals_kept(where: str) -> Iterator[None]:
         if os.getpid() == pid:
             if main:
                 os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill = real
+                _alarm_back(where, timer, before.pop(signal.SIGALRM))
             _signals_back(where, before)
             streams.back(where)
-            modes.back(where)
+
+
+def _alarm_back(where: str, timer: tuple, handler) -> None:
+    """An alarm the call armed and left (signal.alarm, setitimer) cancelled, and SIGALRM's handler put
+    back: one that fired outside the call killed the run with no line (SIGALRM's default action, rc 142),
+    or raised the user's timeout in the run's own code, a 90-line traceback (thirty-third hunt, cases 34,
+    35); said once. A grader's own handler, left set with no alarm armed, is put back without a word."""
+    if timer == (0.0, 0.0) and (left := signal.setitimer(signal.ITIMER_REAL, 0))[0] > 0:
+        if (where, "alarm") not in _SAID:
+            _SAID.add((where, "alarm"))
+            log.warning(
+                f"warning: {where} left an alarm armed (signal.alarm or setitimer, {left[0]:.2g} s to go); "
+                "it is cancelled after each call: SIGALRM outside a call would end the run"
+            )
+    if signal.getsignal(signal.SIGALRM) != handler:
+        signal.signal(signal.SIGALRM, handler)
 
 
 def _signals_back(where: str, before: dict) -> None:
@@ -178,69 +195,6 @@ def _signals_back(where: str, before: dict) -> None:
             "(a signal that arrives during one may be lost), so that a scheduler's SIGTERM still stops "
             "the run at a step's end with its checkpoint"
         )
-
-
-def _root_handlers(handlers: tuple) -> None:
-    logging.getLogger().handlers = list(handlers)
-
-
-class Modes:
-    """What of the process's the run's numbers depend on, as it was before a call of the user's code:
-    torch's grad mode (a reward's torch.set_grad_enabled(False) failed the next update in a 55-line
-    traceback: thirty-first hunt, case 8), its thread count and default dtype, and Python's recursion limit
-    (lowered at import, a 198-line RecursionError in Hydra: case 19), and logging's switch, root level and
-    root handlers, through which every line of the run passes (`logging.disable(logging.CRITICAL)` or
-    `logging.basicConfig(level=logging.ERROR, force=True)` at import: not one line, its warnings and its
-    end's too; thirty-second hunt, case 52). torch is read where it is loaded."""
-
-    def __init__(self) -> None:
-        self.was = self.now()
-
-    @staticmethod
-    def now() -> dict:
-        torch = sys.modules.get("torch")
-        root = logging.getLogger()
-        found = {
-            "recursion limit": sys.getrecursionlimit(),
-            "logging.disable level": logging.root.manager.disable,
-            "root logger's level": root.level,
-            "root logger's handlers": tuple(root.handlers),
-            "align_lab logger's level": log.level,
-        }
-        if torch is not None:
-            found |= {
-                "grad mode": torch.is_grad_enabled(),
-                "thread count": torch.get_num_threads(),
-                "default dtype": torch.get_default_dtype(),
-            }
-        return found
-
-    def back(self, where: str) -> None:
-        """Puts back what the call changed; the first time `where` did, a warning names it."""
-        now, torch = self.now(), sys.modules.get("torch")
-        changed = [name for name, value in self.was.items() if now.get(name, value) != value]
-        setters = {
-            "recursion limit": sys.setrecursionlimit,
-            "logging.disable level": logging.disable,
-            "root logger's level": logging.getLogger().setLevel,
-            "root logger's handlers": _root_handlers,
-            "align_lab logger's level": log.setLevel,
-        }
-        if torch is not None:
-            setters |= {
-                "grad mode": torch.set_grad_enabled,
-                "thread count": torch.set_num_threads,
-                "default dtype": torch.set_default_dtype,
-            }
-        for name in changed:
-            setters[name](self.was[name])
-        if changed and (where, "modes") not in _SAID:
-            _SAID.add((where, "modes"))
-            what = ", ".join(f"{name} {self.was[name]} -> {now[name]}" for name in changed)
-            log.warning(
-                f"warning: {where} changed the process's {what}; the run's are put back after each call "
-                "(its numbers, its own code and its lines depend on them)"
-            )
 
 
 # The run's output: a reward that closed sys.stderr left the run in 6 lines of CPython's "lost sys.stderr"

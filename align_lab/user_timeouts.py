@@ -153,9 +153,11 @@ def _told(error: CallTimedOut, grace: float) -> int | None:
     watch = _STATE.get("watch")
     if watch is None or watch[0] != os.getpid():
         watch = _STATE["watch"] = (os.getpid(), *_started_watch())
-        if watch[2] is not None:  # a fatal signal's traceback (os.abort, a crash in C) for its line too
-            with contextlib.suppress(ValueError, OSError):
-                faulthandler.enable(file=watch[2], all_threads=True)
+    # a fatal signal's traceback (os.abort, a crash in C) for its line too; again where the user's code
+    # turned it off (`faulthandler.disable()` at import: a crash said as a SIGKILL, 33rd hunt, case 30)
+    if watch[2] is not None and not faulthandler.is_enabled():
+        with contextlib.suppress(ValueError, OSError):
+            faulthandler.enable(file=watch[2], all_threads=True)
     call = {"where": error.where, "key": error.key, "timeout_s": error.timeout_s, "grace_s": grace}
     message = json.dumps({**call, "library": library_folders(), "run": dict(RUN)}) + "\n"
     return watch[2] if watch[1] is not None and _tell(message.encode()) else None

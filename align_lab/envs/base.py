@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded
 from align_lab.user_signals import CALLING, left_by_a_fork, run_signals_kept
 from align_lab.user_timeouts import stuck_watched
@@ -122,7 +123,11 @@ def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: floa
     EnvError: `env=<name>: turn <k>: ...` on one line."""
     where = f"env={env_name}: turn {turn_index}"
     try:
-        with run_signals_kept(f"env={env_name}"), stuck_watched(where, "env.step_timeout_s", timeout_s):
+        with (
+            run_signals_kept(f"env={env_name}"),
+            modes_kept(f"env={env_name}"),
+            stuck_watched(where, "env.step_timeout_s", timeout_s),
+        ):
             step = call_with_timeout(lambda: episode.step(turn), timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: step took longer than env.step_timeout_s={timeout_s}") from None
@@ -153,7 +158,11 @@ def start_episode(env_name: str, env, prompt: str, timeout_s: float):
     """env.start(prompt) under the same timeout, its failures one line (`turn 0: start ...`)."""
     where = f"env={env_name}: turn 0"
     try:
-        with run_signals_kept(f"env={env_name}"), stuck_watched(where, "env.step_timeout_s", timeout_s):
+        with (
+            run_signals_kept(f"env={env_name}"),
+            modes_kept(f"env={env_name}"),
+            stuck_watched(where, "env.step_timeout_s", timeout_s),
+        ):
             episode = call_with_timeout(lambda: env.start(prompt), timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: start took longer than env.step_timeout_s={timeout_s}") from None
@@ -174,7 +183,11 @@ def close_episode(env_name: str, episode, turns: int, timeout_s: float) -> EnvEr
         return None
     where = f"env={env_name}: turn {turns}"
     try:
-        with run_signals_kept(f"env={env_name}"), stuck_watched(where, "env.step_timeout_s", timeout_s):
+        with (
+            run_signals_kept(f"env={env_name}"),
+            modes_kept(f"env={env_name}"),
+            stuck_watched(where, "env.step_timeout_s", timeout_s),
+        ):
             call_with_timeout(close, timeout_s)  # start's, step's and close's C hang: 30th hunt, 12-13
     except concurrent.futures.TimeoutError:
         return CloseTimedOut(f"{where}: close() took longer than env.step_timeout_s={timeout_s}")
@@ -206,7 +219,11 @@ def episode_answer(env_name: str, episode, turns: int, timeout_s: float) -> str:
     turn."""
     where = f"env={env_name}: turn {turns}"
     try:
-        with run_signals_kept(f"env={env_name}"), stuck_watched(where, "env.step_timeout_s", timeout_s):
+        with (
+            run_signals_kept(f"env={env_name}"),
+            modes_kept(f"env={env_name}"),
+            stuck_watched(where, "env.step_timeout_s", timeout_s),
+        ):
             answer = call_with_timeout(episode.answer, timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: answer() took longer than env.step_timeout_s={timeout_s}") from None

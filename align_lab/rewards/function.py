@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from align_lab.rewards import reward_models
+from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded, renamed, scored_batch
 from align_lab.user_signals import run_signals_kept
 from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, checked_bound, imported, keyed
@@ -38,7 +39,7 @@ def load_callable(path: str, timeout_s: float | None = None):
             "or with it on PYTHONPATH"
         )
     try:
-        with run_signals_kept(keyed(f"path={path}")):  # what its import may not take from the run
+        with run_signals_kept(keyed(f"path={path}")), modes_kept(keyed(f"path={path}")):  # its import
             module = imported(module_name, f"path={path}", "timeout_s", timeout_s)
     except ImportSaid:
         raise
@@ -96,7 +97,11 @@ class FunctionReward:
             raise RewardError(f"reward.{self.unloadable}: this process could not load it again")
         where = f"reward.path={self.path}"
         try:  # lists of its own: one it empties or appends to is not the rows kept (thirteenth hunt)
-            with run_signals_kept(where), bounded(where, self.timeout_key(), self.timeout_s):
+            with (
+                run_signals_kept(where),
+                modes_kept(where),
+                bounded(where, self.timeout_key(), self.timeout_s),
+            ):
                 scores = self._fn(list(prompts), list(responses))
         except CallTimedOut as e:
             raise timed_out(e) from None

@@ -41,6 +41,7 @@ from align_lab.tasks.math_reading import (
     timeout,
     typeset,
 )
+from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded, scored_row
 from align_lab.user_signals import run_signals_kept
 from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, imported, keyed
@@ -84,7 +85,7 @@ def _function(name: str, timeout_s: float | None = None) -> Callable:
     bounded by `timeout_s`, as its calls are: user_timeouts.py imported)."""
     module, _, attr = name.partition(":")
     try:
-        with run_signals_kept(keyed(f"verifier={name}")):  # what its import may not take from the run
+        with run_signals_kept(keyed(f"verifier={name}")), modes_kept(keyed(f"verifier={name}")):  # its import
             where = imported(module, f"verifier={name}", "verifier_timeout_s", timeout_s)
         found = functools.reduce(getattr, attr.split("."), where)  # Class.method
     except ImportSaid:
@@ -249,7 +250,11 @@ class Yours:
 
     def judged(self, response: str, gold, prompt: str) -> float:
         try:
-            with run_signals_kept(self.where), bounded(self.where, "task.verifier_timeout_s", self.timeout_s):
+            with (
+                run_signals_kept(self.where),
+                modes_kept(self.where),
+                bounded(self.where, "task.verifier_timeout_s", self.timeout_s),
+            ):
                 score = self.function(response, gold, prompt)
         except CallTimedOut as e:
             raise timed_out(e) from None

@@ -265,14 +265,18 @@ def test_the_forks_a_reward_leaves_running_end_with_the_command(tmp_path, cache_
 
 
 @pytest.mark.fast
-def test_a_reward_that_crashes_in_c_stops_the_run_in_one_line_that_resumes_it(tmp_path, cache_dir):
+@pytest.mark.parametrize(
+    "first", ["", "import faulthandler\nfaulthandler.disable()\n"], ids=["plain", "fh_off"]
+)
+def test_a_reward_that_crashes_in_c_stops_the_run_in_one_line_that_resumes_it(first, tmp_path, cache_dir):
     """A reward that crashes in C (a segfault through ctypes) in its second call: rc 139, no line, summary
     `running`, as an os.abort or a SIGKILL of its own as its module is imported was (thirtieth hunt, case
     2). hang_watch.py says it once the process has gone: the key, the signal, the user's line, summary
     `failed`, and the command that resumes the run once the crash is taken out. Its own process (run_cli):
-    the line comes from a process beside the run's."""
+    the line comes from a process beside the run's. `fh_off`: its module turned faulthandler off as it was
+    imported, and the crash was said as an outside SIGKILL, summary `running` (thirty-third hunt, 30)."""
     (tmp_path / "acting.py").write_text(
-        "import ctypes\n" + REWARD.format(act="ctypes.string_at(0)") + "\nTHREAD_EXITS = False\n"
+        "import ctypes\n" + REWARD.format(act="ctypes.string_at(0)") + "\nTHREAD_EXITS = False\n" + first
     )
     run_dir = tmp_path / "run"
     small = [a for a in SMALL if not a.startswith("reward.")]
@@ -314,12 +318,30 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
     # thirty-second hunt, case 52: not one line of the run's after it, its end's neither, rc 0
     "__import__('logging').disable(50)": "warning: reward.path=acting:score changed the process's "
     "logging.disable level 0 -> 50; the run's are put back after each call",
+    # thirty-third hunt, case 35: an alarm left armed with SIGALRM's default action: rc 142, no line
+    "signal.setitimer(signal.ITIMER_REAL, 0.05)": "warning: reward.path=acting:score left an alarm armed "
+    "(signal.alarm or setitimer, ",
+    # case 34: a timeout guard's handler left with its alarm: its error raised in the run's code, 90 lines
+    "(signal.signal(signal.SIGALRM, lambda *a: 1 / 0), signal.setitimer(signal.ITIMER_REAL, 0.05))": (
+        "warning: reward.path=acting:score left an alarm armed (signal.alarm or setitimer, "
+    ),
 }
 
 
 @pytest.mark.fast
 @pytest.mark.parametrize(
-    "act", list(SAID), ids=["grad_off", "recursion", "thread_raises", "atexit", "tensor", "logging_off"]
+    "act",
+    list(SAID),
+    ids=[
+        "grad_off",
+        "recursion",
+        "thread_raises",
+        "atexit",
+        "tensor",
+        "logging_off",
+        "alarm",
+        "alarm_raises",
+    ],
 )
 def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_line(
     act, tmp_path, cache_dir, forked_cli
@@ -375,3 +397,29 @@ def test_a_reward_that_sends_its_process_sigterm_is_named_not_said_as_a_schedule
     assert ", SIGTERM) during the run; resume from step 1 with: " in line, line
     assert line.endswith(" resume_changed_inputs=true") and "interrupted" not in result.stderr, line
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+SEEDED = REWARD.replace("CALLS[0] += 1", "CALLS[0] += 1\n    __import__('torch').manual_seed(0)")
+
+
+@pytest.mark.fast
+def test_a_reward_that_seeds_torch_in_each_call_leaves_the_runs_numbers_as_they_were(
+    tmp_path, cache_dir, forked_cli
+):
+    """Thirty-third hunt, case 27: a reward calling `torch.manual_seed(0)` in each call reseeded the stream
+    the rollout samples from: every step sampled from seed 0's, whatever `seed=` said (metrics differed
+    from step 2, no line). Its seeding is put back after each call, said once, and the run's numbers are
+    those of the same reward without it."""
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    metrics = {}
+    for name, text in (("plain", REWARD), ("seeded", SEEDED)):
+        (tmp_path / f"{name}.py").write_text(text.format(act="pass") + "\nTHREAD_EXITS = False\n")
+        run_dir = tmp_path / name
+        args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+        result = forked_cli([*args, f"reward.path={name}:score"], cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        said = [x for x in result.stderr.splitlines() if "changed the process's torch random state" in x]
+        assert len(said) == (name == "seeded"), said
+        rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        metrics[name] = [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]
+    assert metrics["seeded"] == metrics["plain"]
