@@ -51,16 +51,16 @@ def ended_line(call: dict, dump: str, library: list[str]) -> str:
     if fatal:
         what = f"crashed ({fatal['what'].strip()}) in this call, at {user_frame(dump, library)}"
         return resumable(call, f"{call['where']}: the process {what}")
-    what = (  # most often from outside (an OOM kill): nothing of the code's to fix (31st hunt, case 69)
-        f"{KILLED}: SIGKILL (the system's out-of-memory killer, "
-        "a kill -9, or the call's own os.kill), or an exit that skips Python's (os._exit in a thread, exit "
-        "in C)"
-    )
-    return resumable(call, f"{call['where']}: the process {what}", fixed=False)
+    # most often from outside (an OOM kill): nothing of the code's to fix (31st hunt, case 69)
+    return resumable(call, f"{call['where']}: the process {KILLED}: {KILLED_WHY}", fixed=False)
 
 
 FIXED = " resume_changed_inputs=true"  # a resume once the user's code is fixed (run/inputs.py)
 KILLED = "was killed in this call with no word from Python"  # the one end whose resume is as it was
+KILLED_WHY = (  # what may have ended it, where faulthandler wrote nothing
+    "SIGKILL (the system's out-of-memory killer, a kill -9, or the call's own os.kill), or an exit that "
+    "skips Python's (os._exit in a thread, exit in C)"
+)
 
 
 def resumable(call: dict, line: str, fixed: bool = True) -> str:

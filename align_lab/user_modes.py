@@ -45,17 +45,25 @@ def _root_handlers(handlers: tuple) -> None:
     logging.getLogger().handlers = list(handlers)
 
 
+def _handler_levels(levels: tuple) -> None:
+    """The root handlers' levels as they were (the handlers themselves are put back first)."""
+    for handler, level in zip(logging.getLogger().handlers, levels, strict=False):
+        handler.setLevel(level)
+
+
 class Modes:
     """What of the process's the run's numbers depend on, as it was before a call of the user's code:
     torch's grad mode (a reward's torch.set_grad_enabled(False) failed the next update in a 55-line
-    traceback: thirty-first hunt, case 8), its thread count and default dtype, and Python's recursion limit
-    (lowered at import, a 198-line RecursionError in Hydra: case 19), and logging's switch, root level and
-    root handlers, through which every line of the run passes (`logging.disable(logging.CRITICAL)` or
-    `logging.basicConfig(level=logging.ERROR, force=True)` at import: not one line, its warnings and its
-    end's too; thirty-second hunt, case 52), and torch's global random state, from which the rollout
-    samples (a reward's `torch.manual_seed(0)` in each call made every step sample the same stream,
-    whatever `seed=` said, and every seed of a sweep alike: thirty-third hunt, case 27; one that draws from
-    it moved the run's samples too). torch is read where it is loaded."""
+    traceback: thirty-first hunt, case 8), its thread count, default dtype and default device (a reward's
+    `torch.set_default_device("cuda")`, as one that loads its own scorer would: the run's next tensor
+    there, 54 lines: thirty-third hunt, case 46), Python's recursion limit (lowered at import, a 198-line
+    RecursionError in Hydra: case 19); logging's switch, root level and root handlers, through which every
+    line of the run passes, align_lab's logger's level, switch, propagation and filters and the root
+    handlers' levels (`logging.disable(logging.CRITICAL)` at import, or `.disabled = True` on align_lab's
+    logger in a call: not one line, its end's neither; thirty-second hunt, case 52, thirty-third, 63);
+    and torch's global random state, from which the rollout samples (a reward's `torch.manual_seed(0)` in
+    each call made every step sample the same stream, whatever `seed=` said: thirty-third hunt, case 27).
+    torch is read where it is loaded."""
 
     def __init__(self) -> None:
         self.was = self.now()
@@ -70,12 +78,17 @@ class Modes:
             "root logger's level": root.level,
             "root logger's handlers": tuple(root.handlers),
             "align_lab logger's level": log.level,
+            "align_lab logger's switch (disabled)": log.disabled,
+            "align_lab logger's propagation": log.propagate,
+            "align_lab logger's filters": tuple(log.filters),
+            "root handlers' levels": tuple(h.level for h in root.handlers),
         }
         if torch is not None:
             found |= {
                 "grad mode": torch.is_grad_enabled(),
                 "thread count": torch.get_num_threads(),
                 "default dtype": torch.get_default_dtype(),
+                "default device": torch.get_default_device(),
             }
         if torch is not None and threading.current_thread() is threading.main_thread():  # not another
             found[RANDOM] = RandomState.read(torch)  # thread's draws, which a put-back would replay
@@ -91,12 +104,17 @@ class Modes:
             "root logger's level": logging.getLogger().setLevel,
             "root logger's handlers": _root_handlers,
             "align_lab logger's level": log.setLevel,
+            "align_lab logger's switch (disabled)": lambda v: setattr(log, "disabled", v),
+            "align_lab logger's propagation": lambda v: setattr(log, "propagate", v),
+            "align_lab logger's filters": lambda v: setattr(log, "filters", list(v)),
+            "root handlers' levels": _handler_levels,
         }
         if torch is not None:
             setters |= {
                 "grad mode": torch.set_grad_enabled,
                 "thread count": torch.set_num_threads,
                 "default dtype": torch.set_default_dtype,
+                "default device": torch.set_default_device,
                 RANDOM: RandomState.put_back,
             }
         for name in changed:

@@ -115,7 +115,26 @@ def finished_teacher(path: str) -> Path:
             f"{KEY}={path}: that run folder has no checkpoint ({ckpt / 'last'} is missing{why}); a "
             f"teacher's policy is its final checkpoint: {RETRAIN} (train.keep_checkpoint=true keeps it)"
         )
+    check_final_step(path, summary, ckpt)
     return file
+
+
+def check_final_step(path: str, summary: dict, ckpt: Path) -> None:
+    """The checkpoint `last` names is the completed run's final step (train.stop_at's where it stopped
+    there): an earlier one (a checkpoint restored from a backup, `last` edited) taught as the teacher with
+    no line (thirty-third hunt, case 26)."""
+    from align_lab.train.checkpoint_io import checkpoint_step
+
+    ends, stopped = summary.get("train_ends") or {}, summary.get("stopped") or {}
+    final = stopped.get("step", ends.get("steps")) if isinstance(stopped, dict) else ends.get("steps")
+    step = checkpoint_step(ckpt)
+    if isinstance(final, int) and step != final:
+        there = ckpt / f"state-{final:08d}.pt"
+        fix = f"point at it (echo {there.name} > {ckpt / 'last'})" if there.is_file() else RETRAIN
+        raise ConfigError(
+            f"{KEY}={path}: {ckpt / 'last'} names the checkpoint of step {step}, but the run completed "
+            f"{final} steps: a teacher's policy is its final checkpoint; {fix}, then rerun"
+        )
 
 
 def final_state_unnamed(folder: Path, ckpt: Path) -> tuple[Path, str] | None:

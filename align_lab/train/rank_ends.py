@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch.multiprocessing as mp
 
-from align_lab.hang_watch import KILLED
+from align_lab.hang_watch import KILLED, KILLED_WHY
 from align_lab.train.distributed import COLLECTIVE_TIMEOUT
 from align_lab.train.preemption import Interrupted, Interruption
 from align_lab.value_checks import UserCodeError, text_of
@@ -91,7 +91,7 @@ def stuck_file(port: int, rank: int) -> Path:
 STUCK_WAIT_S = 3.0  # how long rank 0 waits for the line of a rank that ended in a call (hang_watch.py)
 
 
-def _stuck(port: int, size: int) -> BaseException | None:
+def _stuck(port: int, size: int, crash: int = 0) -> BaseException | None:
     """The line of a rank whose call was stuck in C, or crashed in one (its process ended a moment before
     the line is written: waited for up to STUCK_WAIT_S), as a user's error: "rank 1 of 2 exited with code
     1 ... (os._exit ..., or a crash in native code)" blamed the wrong thing (twenty-eighth hunt, case 30)."""
@@ -104,6 +104,11 @@ def _stuck(port: int, size: int) -> BaseException | None:
                 said = stuck_file(port, rank).read_text().strip()
             except OSError:
                 continue
+            if crash and KILLED in said:  # its exit status says the crash faulthandler was off for (33rd, 48)
+                what = (
+                    f"crashed ({signal.strsignal(crash)}) in this call (the code had turned faulthandler off)"
+                )
+                said = said.replace(f"{KILLED}: {KILLED_WHY}", what)
             error = UserCodeError(f"rank {rank} of {size}: {said}")
             # its resume command as one process's (hang_watch.resumable): for a fix of the user's code (a
             # crash: thirty-second hunt, case 44, whose fixed reward the plain command refused), or a
@@ -131,7 +136,7 @@ def _why_it_ended(worker: Exception, port: int, size: int) -> BaseException:
         return received
     code = getattr(worker, "exit_code", 0)
     if isinstance(worker, mp.ProcessExitedException) and -code in CRASHES:  # not a signal anyone sent
-        return _stuck(port, size) or RankExited(worker.error_index + 1, size, code)  # in a call: its line
+        return _stuck(port, size, -code) or RankExited(worker.error_index + 1, size, code)  # a call's line
     if isinstance(worker, mp.ProcessExitedException) and (code < 0 or code - 128 in STOPPED_BY):
         return Interrupted(signal.Signals(-code if code < 0 else code - 128).name)
     if isinstance(worker, mp.ProcessExitedException):  # os._exit(1) in the user's code (fourteenth hunt)

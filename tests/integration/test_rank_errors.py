@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import ROOT, SMALL
 from tests.integration.test_real_models import SMALL as REAL
 
-HOW = "ALIGN_LAB_TEST_RANK_ERROR"  # "raise1", "exit3", "osexit1", "osexit0", "base2", "segv" (rank 1
+HOW = "ALIGN_LAB_TEST_RANK_ERROR"  # "raise1", "exit3", "osexit1", "osexit0", "base2", "segv[_fh_off]" (rank 1
 # alone, at its second call), "none" (every rank)
 
 
@@ -44,6 +44,9 @@ def failing_reward(prompts: list[str], responses: list[str]):
         os._exit(int(how[-1]))  # OS_EXIT_LINE
     if rank == 1 and calls[0] == 2 and how == "segv":
         os.kill(os.getpid(), signal.SIGSEGV)  # SEGV_LINE: as a crash in native code ends a process
+    if rank == 1 and calls[0] == 2 and how == "segv_fh_off":
+        __import__("faulthandler").disable()  # the run keeps it on
+        os.kill(os.getpid(), signal.SIGSEGV)  # SEGV_FH_LINE
     if rank == 1 and calls[0] == 2 and how == "base2":
         raise TwoArguments(1, "judge down")  # BASE_LINE
     return [float(len(r)) for r in responses]
@@ -58,9 +61,9 @@ class TwoArguments(BaseException):
 
 KEY = f"reward.path={__name__}:failing_reward"
 LINES = Path(__file__).read_text().splitlines()
-EXIT_LINE, BASE_LINE, OS_EXIT_LINE, SEGV_LINE = (
+EXIT_LINE, BASE_LINE, OS_EXIT_LINE, SEGV_LINE, SEGV_FH_LINE = (
     next(i for i, x in enumerate(LINES, 1) if f"# {mark}" in x)
-    for mark in ("EXIT_LINE", "BASE_LINE", "OS_EXIT_LINE", "SEGV_LINE:")
+    for mark in ("EXIT_LINE", "BASE_LINE", "OS_EXIT_LINE", "SEGV_LINE:", "SEGV_FH_LINE")
 )
 EXPECTED = {
     "raise1": f"{KEY}: raised RuntimeError: judge shard 1 unreachable",
@@ -75,6 +78,12 @@ EXPECTED = {
     # with SIGSEGV during the run, leaving no error (a fault in native code ...)": now the key and the line
     "segv": f"rank 1 of 2: {KEY}: the process crashed (Segmentation fault) in this call, at {__file__}:"
     f"{SEGV_LINE}",
+    # thirty-third hunt, case 48: faulthandler turned off in the call, then the crash: "killed ... SIGKILL
+    # (the system's out-of-memory killer, ...)"
+    "segv_fh_off": (
+        f"rank 1 of 2: {KEY}: the process crashed (Segmentation fault) in this call, at "
+        f"{__file__}:{SEGV_FH_LINE}"
+    ),
     # fifteenth hunt: rank 1's traceback twice, then "rank 1 of 2 exited with code 1 ..., leaving no error"
     "base2": f"{__file__}:{BASE_LINE} raised TwoArguments: shard 1: judge down (a BaseException, past every ",
 }

@@ -156,6 +156,18 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
             f"{t / 'checkpoints' / 'last'}), then rerun"
         ),
     ),
+    # thirty-third hunt, case 26: an earlier step's checkpoint named (restored from a backup): it taught
+    "pointer_earlier": (
+        lambda t: (
+            shutil.copy(state(t), t / "checkpoints" / "state-00000002.pt"),
+            (t / "checkpoints" / "last").write_text("state-00000002.pt"),
+        ),
+        lambda t: (
+            f"{t / 'checkpoints' / 'last'} names the checkpoint of step 2, but the run completed 3 steps: a "
+            f"teacher's policy is its final checkpoint; point at it (echo state-00000003.pt > "
+            f"{t / 'checkpoints' / 'last'}), then rerun"
+        ),
+    ),
     "no_checkpoint": (
         no_checkpoint,
         lambda t: (

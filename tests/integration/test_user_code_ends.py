@@ -266,17 +266,26 @@ def test_the_forks_a_reward_leaves_running_end_with_the_command(tmp_path, cache_
 
 @pytest.mark.fast
 @pytest.mark.parametrize(
-    "first", ["", "import faulthandler\nfaulthandler.disable()\n"], ids=["plain", "fh_off"]
+    "first,act",
+    [
+        ("", "ctypes.string_at(0)"),
+        ("import faulthandler\nfaulthandler.disable()\n", "ctypes.string_at(0)"),
+        ("", "__import__('faulthandler').disable() or ctypes.string_at(0)"),
+    ],
+    ids=["plain", "fh_off", "fh_off_in_call"],
 )
-def test_a_reward_that_crashes_in_c_stops_the_run_in_one_line_that_resumes_it(first, tmp_path, cache_dir):
+def test_a_reward_that_crashes_in_c_stops_the_run_in_one_line_that_resumes_it(
+    first, act, tmp_path, cache_dir
+):
     """A reward that crashes in C (a segfault through ctypes) in its second call: rc 139, no line, summary
     `running`, as an os.abort or a SIGKILL of its own as its module is imported was (thirtieth hunt, case
     2). hang_watch.py says it once the process has gone: the key, the signal, the user's line, summary
     `failed`, and the command that resumes the run once the crash is taken out. Its own process (run_cli):
     the line comes from a process beside the run's. `fh_off`: its module turned faulthandler off as it was
-    imported, and the crash was said as an outside SIGKILL, summary `running` (thirty-third hunt, 30)."""
+    imported, or in the call, and the crash was said as an outside SIGKILL, summary `running` (thirty-third
+    hunt, cases 30, 48, 60): the run keeps it on."""
     (tmp_path / "acting.py").write_text(
-        "import ctypes\n" + REWARD.format(act="ctypes.string_at(0)") + "\nTHREAD_EXITS = False\n" + first
+        "import ctypes\n" + REWARD.format(act=act) + "\nTHREAD_EXITS = False\n" + first
     )
     run_dir = tmp_path / "run"
     small = [a for a in SMALL if not a.startswith("reward.")]
@@ -318,7 +327,16 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
     # thirty-second hunt, case 52: not one line of the run's after it, its end's neither, rc 0
     "__import__('logging').disable(50)": "warning: reward.path=acting:score changed the process's "
     "logging.disable level 0 -> 50; the run's are put back after each call",
-    # thirty-third hunt, case 35: an alarm left armed with SIGALRM's default action: rc 142, no line
+    # thirty-third hunt, case 63: the run said nothing after it, its end neither, rc 0
+    "__import__('logging').getLogger('align_lab').disabled = True": "warning: reward.path=acting:score "
+    "changed the process's align_lab logger's switch (disabled) False -> True; the run's are put back",
+    "[h.setLevel(40) for h in __import__('logging').getLogger().handlers]": (
+        "warning: reward.path=acting:score changed the process's root handlers' levels ("
+    ),
+    # case 46: the run's next tensor on that device ("meta" for "cuda"), 54 lines
+    f"{TORCH}.set_default_device('meta')": "warning: reward.path=acting:score changed the process's default "
+    "device cpu -> meta; the run's are put back after each call",
+    # case 35: an alarm left armed with SIGALRM's default action: rc 142, no line
     "signal.setitimer(signal.ITIMER_REAL, 0.05)": "warning: reward.path=acting:score left an alarm armed "
     "(signal.alarm or setitimer, ",
     # case 34: a timeout guard's handler left with its alarm: its error raised in the run's code, 90 lines
@@ -339,6 +357,9 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
         "atexit",
         "tensor",
         "logging_off",
+        "logger_off",
+        "handler_levels",
+        "device",
         "alarm",
         "alarm_raises",
     ],

@@ -75,3 +75,21 @@ def test_unwatched_without_spawned_ranks_or_an_end():
         assert threading.active_count() == before
     with rank_watch.watched(_workers(None), lambda: None, None):
         assert threading.active_count() == before
+
+
+def test_a_crashed_ranks_line_with_no_dump_names_its_signal_not_a_sigkill(monkeypatch, tmp_path):
+    """Thirty-third hunt, case 48: a rank whose faulthandler was off when it crashed left hang_watch.py's
+    "killed ... SIGKILL (the system's out-of-memory killer, ...)" line; its exit status (-11) says the
+    crash, which rank 0 reads."""
+    from align_lab.hang_watch import KILLED, KILLED_WHY
+    from align_lab.train import rank_ends
+
+    monkeypatch.setattr(rank_ends.tempfile, "gettempdir", lambda: str(tmp_path))
+    rank_ends.stuck_file(4242, 1).write_text(f"reward.path=m:f: the process {KILLED}: {KILLED_WHY}")
+    said = str(rank_ends._stuck(4242, 2, crash=11))
+    assert (
+        said
+        == "rank 1 of 2: reward.path=m:f: the process crashed (Segmentation fault) in this call (the code "
+        "had turned faulthandler off)"
+    )
+    assert KILLED in str(rank_ends._stuck(4242, 2))  # no crash in its exit status: as hang_watch said
