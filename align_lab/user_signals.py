@@ -141,7 +141,8 @@ def run_signals_kept(where: str) -> Iterator[None]:
     pid, main = os.getpid(), threading.current_thread() is threading.main_thread()
     before = {signum: signal.getsignal(signum) for signum in (*KEPT, signal.SIGALRM)} if main else {}
     timer = signal.getitimer(signal.ITIMER_REAL)  # an alarm armed before the call is not the call's
-    real = os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill, faulthandler.disable
+    real = os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill
+    handlers = faulthandler.enable, faulthandler.disable
     real_exit = real[0]
     if main:
         os._exit = functools.partial(_exit_said, real_exit, pid)
@@ -149,7 +150,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
         os.killpg = functools.partial(_killpg_said, real[2], pid)
         signal.raise_signal = functools.partial(_raise_said, real[3], pid)
         signal.pthread_kill = functools.partial(_pthread_kill_said, real[4], pid)
-        faulthandler.disable = _faulthandler_kept  # it names the line of a crash (33rd hunt, 30, 48, 60)
+        faulthandler.enable = faulthandler.disable = _faulthandler_kept  # (33rd hunt, 30, 48, 60, 70)
     streams = Streams()
     try:
         yield
@@ -163,23 +164,17 @@ def run_signals_kept(where: str) -> Iterator[None]:
     finally:
         if os.getpid() == pid:
             if main:
-                (
-                    os._exit,
-                    os.kill,
-                    os.killpg,
-                    signal.raise_signal,
-                    signal.pthread_kill,
-                    faulthandler.disable,
-                ) = real
+                os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill = real
+                faulthandler.enable, faulthandler.disable = handlers
                 _alarm_back(where, timer, before.pop(signal.SIGALRM))
             _signals_back(where, before)
             streams.back(where)
 
 
-def _faulthandler_kept() -> None:
-    """faulthandler.disable() in the user's code, during a call or its import: the run keeps it on, as
-    the one word of a crash in C (which line, which signal: hang_watch.py); a crash after it was said as
-    an outside SIGKILL, summary `running`."""
+def _faulthandler_kept(*args, **kwargs) -> None:
+    """faulthandler.disable() or enable(file=<its own>) in the user's code, during a call or its import:
+    the run keeps its own on, as the one word of a crash in C (which signal, which of the user's lines:
+    hang_watch.py says it); after either, a crash was said as an outside SIGKILL, summary `running`."""
 
 
 def _alarm_back(where: str, timer: tuple, handler) -> None:

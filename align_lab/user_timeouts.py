@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from types import ModuleType
 
 log = logging.getLogger("align_lab")
+ENABLE = faulthandler.enable  # as imported: a user's call sees a stand-in (user_signals.py)
 SIGNAL = signal.SIGVTALRM  # no timer of the run's uses it, nor Math-Verify's (signal.alarm: SIGALRM)
 SAY_AFTER_S = 60.0  # a call still running then is said, once a process
 C_GRACE_S = 30.0  # past the bound, the most a call has to end before faulthandler ends the process
@@ -157,7 +158,7 @@ def _told(error: CallTimedOut, grace: float) -> int | None:
     # turned it off (`faulthandler.disable()` at import: a crash said as a SIGKILL, 33rd hunt, case 30)
     if watch[2] is not None and not faulthandler.is_enabled():
         with contextlib.suppress(ValueError, OSError):
-            faulthandler.enable(file=watch[2], all_threads=True)
+            ENABLE(file=watch[2], all_threads=True)  # not the user's (user_signals.py keeps it)
     call = {"where": error.where, "key": error.key, "timeout_s": error.timeout_s, "grace_s": grace}
     message = json.dumps({**call, "library": library_folders(), "run": dict(RUN)}) + "\n"
     return watch[2] if watch[1] is not None and _tell(message.encode()) else None

@@ -104,6 +104,27 @@ class HFModel:
         params = parameter_count(folder) if folder else None
         return round(params * BYTES_PER_PARAMETER / 2**30, 3) if params else None
 
+    def positions(self) -> int | None:
+        """The positions the policy was built for (its config.json's max_position_embeddings); None where
+        it is not known before the model is loaded (a GGUF file not yet converted)."""
+        from align_lab.models.hf_io import saved_positions
+
+        folder = self._dirs.get("name_or_path")
+        return saved_positions(folder) if folder else None
+
+    def context_warning(self) -> str | None:
+        """Where the longest prompt and response pass the positions the policy was built for: it samples
+        and trains past them (RoPE extrapolates, with no word; thirty-third hunt, case 72)."""
+        positions, total = self.positions(), self.max_prompt_tokens + self.max_response_tokens
+        if not positions or total <= positions:
+            return None
+        return (
+            f"model.max_prompt_tokens={self.max_prompt_tokens} + model.max_response_tokens="
+            f"{self.max_response_tokens} = {total} tokens pass the {positions} positions the model was built "
+            "for (max_position_embeddings in its config.json): a long prompt's response is sampled and "
+            f"trained past them; lower them to {positions} together"
+        )
+
     def path(self, key: str) -> str:
         """The local directory of a checkpoint key (reference, critic, tokenizer fall back to the policy)."""
         return self._dirs.get(key) or self._dirs.get("name_or_path") or str(self._converted)

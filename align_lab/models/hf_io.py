@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -38,6 +39,21 @@ def parameter_count(directory: str | Path) -> int | None:
         with safe_open(str(f), "pt") as weights:
             count += sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())
     return count
+
+
+def saved_positions(directory: str | Path) -> int | None:
+    """The positions a saved model was built for (its config.json's max_position_embeddings, or
+    n_positions); None where it does not say."""
+    try:
+        config = json.loads((Path(directory) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    found = (
+        [config.get(k) for k in ("max_position_embeddings", "n_positions")]
+        if isinstance(config, dict)
+        else []
+    )
+    return next((v for v in found if isinstance(v, int) and not isinstance(v, bool)), None)
 
 
 class HFLoading:

@@ -307,4 +307,5 @@ def machine_warnings(spec) -> list[str]:
             f"hardware.memory_gb={hw.memory_gb:g}: this machine has {mem_gb:.0f} GB; micro-batches sized "
             "for it may not fit (null uses the machine's memory)"
         )
-    return lines
+    said = getattr(spec.model, "context_warning", lambda: None)()  # a pretrained policy's own limits
+    return lines + ([said] if said else [])

@@ -85,12 +85,13 @@ def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler, label=N
     prompts = [rng.choice(train_prompts) for _ in range(task.n_pairs)]
     k = task.pair_samples  # responses per prompt, labelled together by the task
     chunk = max(1, 512 // k)  # prompts per sampling call: 512 responses at most
-    rows = []
+    rows, scored = [], set()
     limits = (task.max_response_tokens, task.max_prompt_tokens)
     with b.progress(total=len(prompts), desc="preferences") as bar:
         for i in range(0, len(prompts), chunk):
             asked, answers, finished, samples = sample(policy, tokenizer, prompts[i : i + chunk], k, limits)
             gold = task.gold_reward(asked, answers, finished)
+            scored.update(gold[:64])  # what the samples scored, for the line where none gave a row
             scores = None if score is None else score(asked, answers, finished).tolist()
             for j in range(0, len(asked), k):
                 extra = {} if scores is None else {"scores": scores[j : j + k]}
@@ -99,12 +100,26 @@ def sample_pairs(b, policy, tokenizer, task, seed: int, sample: Sampler, label=N
     if not rows:  # fourteenth hunt: a ValueError's traceback, before any step
         from align_lab.value_checks import TrainsNothing
 
-        raise TrainsNothing(
-            f"preferences: none of {len(prompts)} prompts x {k} samples of the SFT policy gave a pair (their "
-            "gold rewards all equal), so no preference data or reward model can be made of them: raise "
-            "task.n_pairs or task.pair_samples, or score with reward=verifier (no reward model)"
-        )
+        raise TrainsNothing(no_pairs_line(len(prompts), len(set(prompts)), k, scored))
     return rows
+
+
+def no_pairs_line(draws: int, distinct: int, k: int, scored: set) -> str:
+    """The line where no sample of the SFT policy gave a pair: how many prompts it was (task.n_pairs
+    draws of the training prompts), what the samples scored, and what can give a pair (thirty-third hunt,
+    case 58: "none of 256 prompts" of a 36-question file, and "score with reward=verifier", already set
+    and no help to DPO, whose pairs come whatever scores them)."""
+    what = (
+        f"every sample scored {next(iter(scored)):g}"
+        if len(scored) == 1
+        else "each prompt's samples scored alike"
+    )
+    return (
+        f"preferences: none of {draws} draws (task.n_pairs) of the {distinct} training prompts x {k} samples "
+        f"(task.pair_samples) of the SFT policy gave a pair: {what}; a pair is two samples of one prompt "
+        "that score differently: raise task.pair_samples, start from a policy that answers some right, or "
+        "learn from the scores themselves online, without pairs (algo=grpo or rloo, reward=verifier)"
+    )
 
 
 def check_labels(rows: list[Labelled], threshold: float) -> None:

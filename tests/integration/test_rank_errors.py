@@ -193,7 +193,9 @@ def test_your_own_data_runs_data_parallel_and_its_verifiers_error_is_one_line(
     assert "Traceback" not in done.stderr and "[rank" not in done.stderr, done.stderr[-3000:]
     last = [x for x in done.stderr.splitlines() if x.startswith("align_lab:")][-1]
     if reward == "learned_rm":
-        assert done.returncode == 2 and last.startswith("align_lab: error: preferences: none of 256 "), last
+        assert done.returncode == 2 and last.startswith(
+            "align_lab: error: preferences: none of 256 draws "
+        ), last
         return
     if verifier == "auto":
         assert done.returncode == 0, done.stderr[-3000:]

@@ -271,8 +271,9 @@ def test_the_forks_a_reward_leaves_running_end_with_the_command(tmp_path, cache_
         ("", "ctypes.string_at(0)"),
         ("import faulthandler\nfaulthandler.disable()\n", "ctypes.string_at(0)"),
         ("", "__import__('faulthandler').disable() or ctypes.string_at(0)"),
+        ("import faulthandler\nfaulthandler.enable(file=open('fh.log', 'w'))\n", "ctypes.string_at(0)"),
     ],
-    ids=["plain", "fh_off", "fh_off_in_call"],
+    ids=["plain", "fh_off", "fh_off_in_call", "fh_own_file"],
 )
 def test_a_reward_that_crashes_in_c_stops_the_run_in_one_line_that_resumes_it(
     first, act, tmp_path, cache_dir
@@ -282,8 +283,8 @@ def test_a_reward_that_crashes_in_c_stops_the_run_in_one_line_that_resumes_it(
     2). hang_watch.py says it once the process has gone: the key, the signal, the user's line, summary
     `failed`, and the command that resumes the run once the crash is taken out. Its own process (run_cli):
     the line comes from a process beside the run's. `fh_off`: its module turned faulthandler off as it was
-    imported, or in the call, and the crash was said as an outside SIGKILL, summary `running` (thirty-third
-    hunt, cases 30, 48, 60): the run keeps it on."""
+    imported, or in the call, or sent it to a file of its own (`fh_own_file`), and the crash was said as an
+    outside SIGKILL, summary `running` (thirty-third hunt, cases 30, 48, 60, 70): the run keeps its own."""
     (tmp_path / "acting.py").write_text(
         "import ctypes\n" + REWARD.format(act=act) + "\nTHREAD_EXITS = False\n" + first
     )

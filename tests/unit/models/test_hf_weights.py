@@ -232,3 +232,18 @@ def test_a_small_random_init_loads_as_a_policy_and_is_refused_as_a_teacher(tmp_p
         ConfigError, match=f"^{key}={folder}: its next-token distributions are uniform in effect"
     ):
         teacher()
+
+
+def test_a_policy_whose_limits_pass_its_positions_is_said_at_admission(hf_assets):
+    """Thirty-third hunt, case 72: `model.max_response_tokens=100000` on a model of 128 positions sampled
+    responses of 367 tokens, past the context it was built for, with no word."""
+    from align_lab.models.hf import HFModel
+
+    fits = HFModel(name_or_path=str(hf_assets.policy), max_prompt_tokens=48, max_response_tokens=80)
+    assert fits.positions() == 128 and fits.context_warning() is None
+    past = HFModel(name_or_path=str(hf_assets.policy), max_prompt_tokens=48, max_response_tokens=100000)
+    assert past.context_warning() == (
+        "model.max_prompt_tokens=48 + model.max_response_tokens=100000 = 100048 tokens pass the 128 "
+        "positions the model was built for (max_position_embeddings in its config.json): a long prompt's "
+        "response is sampled and trained past them; lower them to 128 together"
+    )
