@@ -301,6 +301,8 @@ def test_a_reward_that_crashes_in_c_stops_the_run_in_one_line_that_resumes_it(
     assert line.endswith(" resume_changed_inputs=true") and "Traceback" not in result.stderr, line
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"] == line.removeprefix("align_lab: error: ")
+    if first or act != "ctypes.string_at(0)":
+        return  # the same line as the plain crash's, whose command resumes the run below
     (tmp_path / "acting.py").write_text(REWARD.format(act="pass") + "\nTHREAD_EXITS = False\n")
     command = line.split("resume from step 1 with: ", 1)[1]
     resumed = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=600)
