@@ -73,6 +73,7 @@ def read_local(path: str, key: str) -> Table:
     try:
         if fmt == "csv":  # every cell as written: type inference read "007" as 7, and `None` or `NA` as
             rows, columns = csv_rows(p)  # missing (thirty-first hunt, cases 34-35)
+            return Table(rows, csv_lines(p, len(rows)), columns, file_sha256(p))
         else:
             ds = datasets.load_dataset(fmt, data_files=str(p), split="train")
             rows, columns = single_floats_as_written(ds.to_list(), ds.features), list(ds.column_names)
@@ -104,6 +105,24 @@ def csv_rows(p: Path) -> tuple[list[dict], list[str]]:
 
     frame = pandas.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     return frame.to_dict("records"), [str(c) for c in frame.columns]
+
+
+def csv_lines(p: Path, n: int) -> list[str]:
+    """`line N` of each of a CSV file's n rows, the file's line its record starts on (a quoted cell may
+    span lines; blank lines are no row); `row N` where that count is not the rows' (thirty-third hunt, case
+    65: "row 7" was the file's line 8, a spreadsheet's row 8)."""
+    import csv
+
+    starts = []
+    with open(p, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        next(reader, None)  # the header
+        start = reader.line_num + 1
+        for record in reader:
+            if any(cell.strip() for cell in record):
+                starts.append(start)
+            start = reader.line_num + 1
+    return [f"line {k}" for k in starts] if len(starts) == n else [f"row {i + 1}" for i in range(n)]
 
 
 class TwiceGiven(ValueError):

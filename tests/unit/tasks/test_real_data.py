@@ -63,14 +63,20 @@ def test_skip_invalid_drops_bad_rows_instead(tmp_path):
     assert spec.task.skipped == 1 and len(spec.task.prompts("train")) == 3
 
 
-def test_an_empty_csv_cell_names_the_row(tmp_path):
+def test_an_empty_csv_cell_names_the_files_line(tmp_path):
     path = tmp_path / "d.csv"
     pd.DataFrame([*GOOD, {"prompt": "", "chosen": "a", "rejected": "b"}]).to_csv(path, index=False)
     cfg, names = compose(["task=hf_prompts", f"task.path={path}", "cache_dir=/nonexistent"])
     with pytest.raises(ConfigError) as e:
         spec_from_config(cfg, names)
-    # its cell is there, and empty: read as written, not as a missing value (thirty-first hunt, case 35)
-    assert str(e.value) == f"task.path={path} row 5: column 'prompt' is empty"
+    # its cell is there, and empty: read as written, not as a missing value (thirty-first hunt, case 35);
+    # the 5th row is the file's line 6, below its header (thirty-third hunt, case 65: said as "row 5")
+    assert str(e.value) == f"task.path={path} line 6: column 'prompt' is empty"
+    text = path.read_text().splitlines()
+    path.write_text("\n".join([text[0], '"a\nquestion over\nthree lines",x,y', *text[1:]]) + "\n")
+    with pytest.raises(ConfigError) as e:  # a quoted cell over three lines: the bad row is line 9
+        spec_from_config(*compose(["task=hf_prompts", f"task.path={path}", "cache_dir=/nonexistent"]))
+    assert str(e.value) == f"task.path={path} line 9: column 'prompt' is empty"
 
 
 @pytest.mark.parametrize(
