@@ -10,9 +10,10 @@ environment): its signal handlers, its process, its output.
   either: user_threads.py).
 - A component that closes or redirects the run's stdout or stderr (fd 1 and 2, sys.stdout and sys.stderr)
   lost every line after it, the run's last words among them (twenty-third hunt): they are put back too.
-- A stop it sends its own run (SIGTERM, SIGINT, ...) is its end, said as its SIGKILL is, and the modes the
-  run's numbers depend on (torch's grad mode, threads, default dtype; the recursion limit) are put back
-  (thirty-first hunt)."""
+- A stop it sends its own run (SIGTERM, SIGINT, ...) is its end, said as its SIGKILL is (thirty-first
+  hunt); an alarm it leaves armed is cancelled and SIGALRM's handler put back, and faulthandler, which names
+  the line of a crash, stays the run's (thirty-third hunt). The modes the run's numbers depend on are put
+  back beside these, by user_modes.py (modes_kept)."""
 
 from __future__ import annotations
 
