@@ -6,15 +6,24 @@ reads the bounded call it was told of on its stdin, one JSON line an arming (`{}
 once the run's process has gone (its stdin ends) in a call, it writes the run's summary.json `failed`
 with the line and says the line, where a 25-line dump with no key and a summary left `running` was all
 (twenty-eighth hunt, case 3): stuck (the file holds faulthandler's timeout traceback), crashed (its fatal
-signal's: os.abort, a segfault in C) or ended with no word at all (a SIGKILL). Imports nothing of
+signal's: os.abort, a segfault in C) or ended with no word at all (a SIGKILL). With the run's pulse on
+(user_pulse.py), a process silent past its seconds outside a bounded call is ended as held (thirty-third
+hunt, case 64: a thread of the user's code stuck in C, holding Python's lock). Imports nothing of
 align_lab."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
+import select
+import signal
+import struct
 import sys
+import termios
+import time
 
 FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
@@ -99,13 +108,23 @@ def said_in_summary(path: str, line: str, dump: str) -> None:
 
 
 def watch(dump_path: str) -> None:
-    """Reads the armings until the run's process is gone; then, where it ended in the dump, says so."""
-    call: dict = {}
-    for text in sys.stdin:
-        try:
-            call = json.loads(text)
-        except ValueError:
-            call = {}
+    """Reads the armings until the run's process is gone; then, where it ended in the dump, says so. With
+    the run's pulse on (user_pulse.py), a silence that held() finds too long ends the process first."""
+    run_pid, call, pulse, heard_at, held, warned = os.getppid(), {}, {}, time.monotonic(), "", False
+    for message in messages(sys.stdin.fileno()):
+        if message is None:  # a second's silence
+            held = held or ended_held(pulse, call, time.monotonic() - heard_at, run_pid)
+            warned = warned or held_in_a_call(pulse, call, time.monotonic() - heard_at, run_pid)
+            continue
+        heard_at = time.monotonic()
+        if message == "":  # a pulse
+            continue
+        if "pulse" in message:
+            pulse = message if message["pulse"] else {}
+        elif "signals" in message:
+            pulse = pulse and {**pulse, "signals": message["signals"]}
+        else:
+            call = message
     try:
         with open(dump_path) as f:
             dump = f.read()
@@ -116,15 +135,119 @@ def watch(dump_path: str) -> None:
             os.unlink(dump_path)
         except OSError:
             pass
-    if not call:  # no call of the user's under way: a dump of align_lab's own crash is shown as it was
+    if held:
+        said(pulse, resumable(pulse, held.format(where=user_frame(dump, pulse.get("library", [])))), dump)
+    elif not call:  # no call of the user's under way: a dump of align_lab's own crash is shown as it was
         if dump.strip():
             os.write(2, dump.encode())
-        return
-    library = call.get("library", [])
-    if dump.startswith("Timeout ("):  # faulthandler's dump_traceback_later: stuck past its bound
-        line = stuck_line(call, user_frame(dump, library))
+    elif dump.startswith("Timeout ("):  # faulthandler's dump_traceback_later: stuck past its bound
+        said(call, stuck_line(call, user_frame(dump, call.get("library", []))), dump)
     else:
-        line = ended_line(call, dump, library)
+        said(call, ended_line(call, dump, call.get("library", [])), dump)
+
+
+def messages(fd: int):
+    """The JSON messages read from `fd` until it ends; "" for each empty line (a pulse), None for each
+    second with nothing read; {} for a line that is not JSON (a call returned)."""
+    buffer = b""
+    while True:
+        if not select.select([fd], [], [], 1.0)[0]:
+            yield None
+            continue
+        data = os.read(fd, 65536)
+        if not data:
+            return
+        *lines, buffer = (buffer + data).split(b"\n")
+        for text in lines:
+            if not text.strip():
+                yield ""
+                continue
+            try:
+                yield json.loads(text)
+            except ValueError:
+                yield {}
+
+
+SIGNAL_S = 10.0  # a signal unread this long, and as long a silence: the process is held
+
+
+def ended_held(pulse: dict, call: dict, silence: float, run_pid: int) -> str:
+    """The line (its `{where}` to fill from the dump) for a run's process that has said nothing for its
+    pulse's seconds, outside a bounded call (whose own bound ends it), or for SIGNAL_S with a signal
+    unread (a SIGTERM: no thread of the run's could take Python's lock to read it); the process is then
+    ended (a SIGABRT: faulthandler writes where each thread is). "" for none; nothing while it is
+    stopped (a SIGSTOP, a Ctrl-Z: the pulse waits with it)."""
+    if not pulse or silence < min(SIGNAL_S, pulse["pulse"]) or stopped(run_pid):
+        return ""
+    signum = unread(run_pid, pulse.get("signals"))
+    if signum:
+        what = f"a {signal.Signals(signum).name if signum in signal.valid_signals() else signum} came"
+        line = (
+            f"{what} while no thread of the run's could run Python to answer it "
+            f"(none has for {silence:.0f} s)"
+        )
+    elif silence > pulse["pulse"] and not call:
+        line = f"no thread of the run's has run Python for {pulse['pulse']:g} s"
+    else:
+        return ""
+    with contextlib.suppress(OSError):
+        os.kill(run_pid, signal.SIGABRT)
+    return (
+        f"{line}: Python's lock is held, by a thread stuck at {{where}} (one your code started, or a call of "
+        "it), so no signal reaches the run: the process was ended"
+        + ("" if signum else f" ({HELD}={pulse['pulse']:g}; raise it if that wait is meant)")
+    )
+
+
+HELD = "ALIGN_LAB_HELD_S"  # user_pulse.py reads it
+SAY_AFTER_S = 60.0  # a bounded call's silence, said once (as user_timeouts.py says a slow call)
+
+
+def held_in_a_call(pulse: dict, call: dict, silence: float, run_pid: int) -> bool:
+    """In a bounded call, a silence of SAY_AFTER_S said (True) in one warning line: its own bound ends it,
+    or a signal (thirty-third hunt, case 64: a run that hung with no line)."""
+    if not pulse or not call or silence < SAY_AFTER_S or stopped(run_pid):
+        return False
+    bound = f"{call['key'] or 'its bound'}={call['timeout_s']:g} s"
+    said = (
+        f"align_lab: warning: {call['where']}: no thread of the run's has run Python for {silence:.0f} s "
+        f"(Python's lock is held in C); the run waits up to {bound}, then stops in one line; a SIGTERM "
+        "stops it now\n"
+    )
+    os.write(2, said.encode())
+    return True
+
+
+def stopped(pid: int) -> bool:
+    """The process is stopped (a SIGSTOP, a Ctrl-Z)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
+
+
+def unread(pid: int, fd: int | None) -> int:
+    """The number of a signal that waits, unread, in the run's wakeup pipe (`fd`, its write end in the
+    process: train/preemption.py's watcher reads it once it has Python's lock); 0 for none."""
+    if fd is None:
+        return 0
+    try:
+        pipe = os.open(f"/proc/{pid}/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return 0
+    try:
+        waiting = struct.unpack("i", fcntl.ioctl(pipe, termios.FIONREAD, b"\0" * 4))[0]
+        return os.read(pipe, 1)[0] if waiting > 0 else 0  # the process is ended: nobody else reads it
+    except OSError:
+        return 0
+    finally:
+        os.close(pipe)
+
+
+def said(call: dict, line: str, dump: str) -> None:
+    """The line in the run's summary.json (`failed`, with the dump) and on stderr; a spawned rank's, in
+    the file rank 0 reads it from."""
     said_to = (call.get("run") or {}).get("said_to")
     if said_to:  # a spawned rank's: rank 0 says it, in the run's line (train/rank_ends.py)
         with open(f"{said_to}.tmp", "w") as f:
@@ -141,7 +264,5 @@ def watch(dump_path: str) -> None:
 
 
 if __name__ == "__main__":
-    import signal
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the run's to say (its group gets it too)
     watch(sys.argv[1])

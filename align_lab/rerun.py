@@ -28,11 +28,21 @@ def shell_command(module: str, *args: str | Path, cwd: Path | None = None, env: 
     nothing from another folder; not symlink-resolved, which would leave the venv), each Path argument
     absolute, all quoted; with `cwd` (a command replaying arguments typed there, whose relative paths,
     `task.path=data.jsonl` or `reward.path=mymod:fn`, are that folder's) `cd <cwd> && ` first; `env`, the
-    variables the command needs set (a run's PYTHONPATH, where its reward module lies), before it."""
+    variables the command needs set (a run's PYTHONPATH, where its reward module lies), before it (set_as)."""
     words = [str(Path(sys.executable).absolute()), "-m", module]
     line = shlex.join([*words, *(str(a.absolute()) if isinstance(a, Path) else a for a in args)])
-    line = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()), line])
+    line = " ".join([*(set_as(k, v) for k, v in (env or {}).items()), line])
     return f"cd {shlex.quote(str(Path(cwd).absolute()))} && {line}" if cwd is not None else line
+
+
+def set_as(name: str, value: str | None) -> str:
+    """`NAME=value` before a command; None: the variable as the shell has it, which must be set: a variable
+    the user's code read, whose value a resume checks but the run never prints (it may be a secret): one
+    set inline as the run started (`RSCALE=2 python -m align_lab ...`) was missing from the command its
+    stop printed, refused in a new shell (thirty-third hunt, case 50); bash now says which to set."""
+    if value is None:
+        return f'{name}="${{{name}?set it as when the run started: your code reads it}}"'
+    return f"{name}={shlex.quote(value)}"
 
 
 PROJECT = Path(__file__).resolve().parents[1]  # the checkout: scripts/, docs/, conf/
@@ -54,20 +64,19 @@ def hydra_record(run_dir: Path) -> dict | None:
         return None
 
 
-def resume_command(run_dir: Path) -> str:
+def resume_command(run_dir: Path, read: tuple[str, ...] = ()) -> str:
     """The exact command that resumes the run in `run_dir`; a sweep's job: its sweep's command with the
     same sweep folder (sweep_resume_command); a run started without Hydra (no `.hydra/hydra.yaml`): the
-    rule."""
+    rule. `read`: the variables the user's code read, which must be set as they were (set_as)."""
     hydra = hydra_record(run_dir)
     if hydra is None:
         return f"rerun the same command with {shlex.quote(f'hydra.run.dir={Path(run_dir).absolute()}')}"
     cwd = Path(hydra["runtime"]["cwd"])
+    env = {name: None for name in read} | run_env(run_dir)
     if hydra["mode"] == "MULTIRUN":
         sweep_dir = str(hydra["sweep"]["dir"])
-        return sweep_resume_command(
-            run_dir.parent if "${" in sweep_dir else cwd / sweep_dir, run_env(run_dir)
-        )
-    return command_of(hydra, [], f"hydra.run.dir={Path(run_dir).absolute()}", run_env(run_dir))
+        return sweep_resume_command(run_dir.parent if "${" in sweep_dir else cwd / sweep_dir, env)
+    return command_of(hydra, [], f"hydra.run.dir={Path(run_dir).absolute()}", env)
 
 
 def run_env(run_dir: Path) -> dict:

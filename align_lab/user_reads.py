@@ -154,6 +154,12 @@ def used_by_user_code() -> dict[str, dict]:
     return found
 
 
+def set_env_read() -> list[str]:
+    """The environment variables the user's code read by name that are set (used_by_user_code records
+    them: a resume checks each), less a launcher's (PYTHONPATH: the resume command's own)."""
+    return [name for name in read_by_name() if env_value(name) is not None and name != "PYTHONPATH"]
+
+
 def as_opened() -> dict[str, str]:
     """{path: digest} of each file the user's code has read by now, as it was when first opened (a spawned
     rank reads them again: run/inputs.py check_same_reads)."""

@@ -122,7 +122,7 @@ def stuck_watched(where: str, key: str, timeout_s: float | None) -> Iterator[Non
         if os.getpid() == pid:
             faulthandler.cancel_dump_traceback_later()
             if told:
-                _tell(b"{}\n")
+                tell(b"{}\n")
 
 
 RUN: dict = {}  # the run a bounded call is part of (for_the_run): hang_watch.py's line names its resume
@@ -151,17 +151,23 @@ def for_the_rank(said_to: str) -> None:
 def _told(error: CallTimedOut, grace: float) -> int | None:
     """The file faulthandler writes a stuck call's traceback to, once hang_watch.py (started for this
     process) has been told of the call; None where it cannot be (faulthandler then writes to fd 2)."""
+    watch = watching()
+    call = {"where": error.where, "key": error.key, "timeout_s": error.timeout_s, "grace_s": grace}
+    message = json.dumps({**call, "library": library_folders(), "run": dict(RUN)}) + "\n"
+    return watch[2] if watch[1] is not None and tell(message.encode()) else None
+
+
+def watching() -> tuple:
+    """(this process's id, its hang_watch.py process, the file faulthandler writes to), started on first
+    use; faulthandler writes a fatal signal's traceback there (os.abort, a crash in C) for its line too,
+    again where the user's code turned it off (33rd hunt, case 30: a crash said as a SIGKILL)."""
     watch = _STATE.get("watch")
     if watch is None or watch[0] != os.getpid():
         watch = _STATE["watch"] = (os.getpid(), *_started_watch())
-    # a fatal signal's traceback (os.abort, a crash in C) for its line too; again where the user's code
-    # turned it off (`faulthandler.disable()` at import: a crash said as a SIGKILL, 33rd hunt, case 30)
     if watch[2] is not None and not faulthandler.is_enabled():
         with contextlib.suppress(ValueError, OSError):
             ENABLE(file=watch[2], all_threads=True)  # not the user's (user_signals.py keeps it)
-    call = {"where": error.where, "key": error.key, "timeout_s": error.timeout_s, "grace_s": grace}
-    message = json.dumps({**call, "library": library_folders(), "run": dict(RUN)}) + "\n"
-    return watch[2] if watch[1] is not None and _tell(message.encode()) else None
+    return watch
 
 
 def _started_watch() -> tuple:
@@ -188,14 +194,18 @@ def ended_here(code: int) -> None:
     watch = _STATE.get("watch")
     if watch is not None and watch[0] == os.getpid() and watch[1] is not None:
         faulthandler.cancel_dump_traceback_later()
-        _tell(b"{}\n")
+        tell(b"{}\n")
     os._exit(code)
 
 
-def _tell(message: bytes) -> bool:
-    """One line to hang_watch.py; False where it has gone (killed with the process group)."""
+def tell(message: bytes) -> bool:
+    """One line to this process's hang_watch.py; False where it has none or it has gone (killed with the
+    process group)."""
+    watch = _STATE.get("watch")
+    if watch is None or watch[0] != os.getpid() or watch[1] is None:
+        return False
     try:
-        os.write(_STATE["watch"][1].stdin.fileno(), message)
+        os.write(watch[1].stdin.fileno(), message)
     except (OSError, ValueError):
         return False
     return True

@@ -21,6 +21,7 @@ from align_lab.run.summary import config_digest, stopped
 from align_lab.run.sweep_inputs import check_afresh
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.user_probes import forget_scored, probes
+from align_lab.user_pulse import pulsing
 from align_lab.user_reads import as_opened, used_by_user_code, watch
 from align_lab.user_timeouts import for_the_run
 
@@ -130,6 +131,7 @@ def begin(
         job.spec.rollout.fixed_threads = summary["sampling_threads"]
     start_folder(job.spec, folder, summary)
     for_the_run(str(folder.summary_path), str(ckpt / "last"), said_resume(job.run_dir))  # a stuck call's
+    pulsing(True)  # and a thread of the user's code holding Python's lock: their line (user_pulse.py)
     return summary, before, stage_threads
 
 
@@ -164,6 +166,7 @@ def leave(
     """summary.json as a run ends, with the wall seconds of each of its segments; a resume refused
     before anything was built (summary None): the files of RunFolder.kept() as they were, no time
     counted."""
+    pulsing(False)
     for_the_run(None)  # calls bounded from now are no longer this run's
     if summary is None:
         folder.restore(kept)

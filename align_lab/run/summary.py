@@ -6,9 +6,7 @@ import errno
 import logging
 import resource
 import signal
-import sysconfig
 import time
-import traceback
 from pathlib import Path
 
 import torch
@@ -17,6 +15,7 @@ import yaml
 from align_lab import malloc
 from align_lab.config import ConfigError
 from align_lab.folder import changed_inputs_said
+from align_lab.run.frames import exited_where, users_frame
 from align_lab.run.resumable import (
     DIGESTED_BEFORE,
     KEPT_BEFORE,
@@ -51,8 +50,10 @@ def resume_hint(ckpt: Path, also: str = "") -> str:
     """`resume from step N with: <the exact command>` (`also`: overrides it ends with): a plain rerun
     would start over in a new timestamped folder."""
     from align_lab.rerun import resume_command
+    from align_lab.user_reads import set_env_read
 
-    return f"resume from step {checkpoint_step(ckpt)} with: {resume_command(ckpt.parent)}{also}"
+    read = tuple(set_env_read())  # as a checkpoint records them: a resume checks each
+    return f"resume from step {checkpoint_step(ckpt)} with: {resume_command(ckpt.parent, read)}{also}"
 
 
 def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
@@ -67,7 +68,9 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
         )
     if isinstance(e, Interrupted | KeyboardInterrupt):
         name = e.signal_name if isinstance(e, Interrupted) else "SIGINT"
-        return RunStopped(f"interrupted by {name}; {resume}", 128 + getattr(signal, name))
+        where = users_frame(e)  # a call that never returned (33rd hunt, case 67: the line did not say)
+        where = f" in a call of your code, at {where}" if where else ""
+        return RunStopped(f"interrupted by {name}{where}; {resume}", 128 + getattr(signal, name))
     if isinstance(e, CheckpointError):
         return RunStopped(f"error: {e}")
     if isinstance(e, FileNotFoundError) and not ckpt.parent.is_dir():  # eighteenth hunt: 58-122 lines
@@ -111,9 +114,6 @@ def folder_removed(e: OSError, run_dir: Path) -> RunStopped:
     )
 
 
-STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
-
-
 def base_exception_line(e: BaseException, run_dir) -> str:
     """The one line of a BaseException that is no error class (raised by a reward, verifier or env of the
     user's): where it was raised and how to resume; the run's summary.json keeps its traceback."""
@@ -121,21 +121,6 @@ def base_exception_line(e: BaseException, run_dir) -> str:
 
     said = f"raised {one_line(e)} (a BaseException, past every handler of errors) during the run"
     return f"{exited_where(e)} {said}; {resume_hint(Path(run_dir) / 'checkpoints', FIXED)}"
-
-
-SAID_EXIT = Path(__file__).resolve().parent.parent / "user_signals.py"  # where ExitCalled is raised
-
-
-def exited_where(e: SystemExit) -> str:
-    """`file:line` of the innermost frame that raised `e` (the user's reward, verifier or environment: a
-    sys.exit there would end the process with its code, rc 0 and no line)."""
-    frames = getattr(e, "rank_frames", None) or traceback.extract_tb(e.__traceback__)  # train/launch.py
-    # the innermost frame of code of the run's (yours): not an installed package's, which may wrap
-    # sys.exit (wandb's exit hook), nor the standard library's
-    own = [f for f in frames if not any(p in f[0] for p in ("site-packages", "dist-packages"))]
-    own = [f for f in own if f[0] != str(SAID_EXIT)]  # user_signals.py's os._exit, raised for the caller
-    own = [f for f in own if not Path(f[0]).resolve().is_relative_to(STDLIB)] or frames
-    return f"{own[-1][0]}:{own[-1][1]}" if own else "the run's code"
 
 
 def result_lines(summary: dict, run_dir: Path) -> list[str]:

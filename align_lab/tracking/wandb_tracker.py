@@ -105,6 +105,9 @@ class WandbTracker:
             # No console capture, no system-metrics sampler, no banner.
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
         )
+        if not _REAL_INIT:  # the user's code's own wandb.init, a run of its own (users_init)
+            _REAL_INIT.append(wandb.init)
+            wandb.init = users_init
         # run_dir/wandb/{offline-run,run}-<time>-<id>/run-<id>.wandb; none when disabled.
         self.sync_file = None if self.mode == "disabled" else Path(self._run.settings.sync_file)
         self._closed = False
@@ -134,6 +137,33 @@ class WandbTracker:
             return
         self._closed = True
         self._run.finish()
+        if _REAL_INIT:
+            import wandb
+
+            wandb.init = _REAL_INIT.pop()
         if self.sync_file is not None and self.sync_file.exists():
             if not wait_until_complete(self.sync_file):
                 warnings.warn(f"{self.sync_file}: wandb did not finish writing it", stacklevel=2)
+
+
+_REAL_INIT: list = []  # wandb.init as wandb made it, while a run of align_lab's stands (users_init)
+
+
+def users_init(*args, **kwargs):
+    """wandb.init as the user's code calls it while align_lab's run is active (a reward that logs its own
+    metrics): wandb handed back align_lab's run ("returning the previous run"), whose `log` from the user's
+    code went into the run's own and whose `finish` ended it, and the module's `wandb.log` failed "call
+    wandb.init() first" (thirty-third hunt, case 79). Now a run of the user's own, made wandb's global one,
+    as with no run of align_lab's about; a `reinit` the code asks for, or a global run already made, as
+    wandb has it."""
+    import wandb
+
+    real = _REAL_INIT[0] if _REAL_INIT else wandb.init
+    asked = getattr(kwargs.get("settings"), "reinit", None) not in (None, "default")
+    if kwargs.get("reinit") is not None or asked or wandb.run is not None:
+        return real(*args, **kwargs)
+    run = real(*args, **{**kwargs, "reinit": "create_new"})
+    made_global = getattr(getattr(wandb.sdk, "wandb_init", None), "_set_global_run", None)
+    if made_global is not None:  # wandb's own step for a run that is not create_new
+        made_global(run)
+    return run

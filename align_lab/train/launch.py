@@ -35,6 +35,7 @@ from align_lab.train.rank_ends import (
 )
 from align_lab.train.rank_watch import ended, watched
 from align_lab.train.slurm_world import SlurmWorld
+from align_lab.user_pulse import pulsing
 from align_lab.user_reads import watch
 from align_lab.user_timeouts import for_the_rank
 from align_lab.value_checks import UserCodeError
@@ -69,6 +70,7 @@ def _spawned(
     # its checkpoint (train/preemption.py), and then stops this rank (ignored from its start: _start_ranks)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for_the_rank(str(stuck_file(port, index + 1)))  # a call stuck in C: rank 0 says it (rank_ends.py)
+    pulsing(True)  # and a thread of the user's code holding Python's lock (user_pulse.py)
     _die_with_rank_0()
     if os.getppid() != rank_0:  # rank 0 ended as this rank started (a signal): its end is the run's
         os._exit(1)

@@ -4,7 +4,9 @@ the run at once. USR2 (a preemption's notice) is submitit_signals.Preemption's."
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import signal
 import threading
 import time
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from align_lab.train.submitit_signals import PREEMPTION_FOLLOWS_S, slurms_sigterm, submitits_bypass
+from align_lab.user_timeouts import tell
 
 WATCHED: set[int] = set()  # the write ends of the watchers' pipes (Interruption._watch)
 ACTIVE: list[Interruption] = []  # the Interruptions this process is in, innermost last (held)
@@ -167,6 +170,7 @@ class Interruption:
         self.previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         self.pipe = (read, write)
         WATCHED.add(write)
+        said_to_watch(write)
         threading.Thread(target=self._seen, args=(read,), daemon=True, name="align_lab-signals").start()
 
     def _seen(self, read: int) -> None:
@@ -174,7 +178,9 @@ class Interruption:
         # the signals this Interruption handles: a job manager's own (submitit's SIGTERM) are not the run's
         names = {getattr(signal, name): name for name in self.previous}
         count, usr2 = 0, False
-        while data := os.read(read, 64):
+        # once Python's lock is taken, not before: a signal a thread holding it keeps waiting stays in the
+        # pipe, where hang_watch.py sees it (thirty-third hunt, case 64: two SIGTERMs did nothing)
+        while select.select([read], [], []) and (data := os.read(read, 64)):
             for signum in data:
                 usr2 |= signum == signal.SIGUSR2
                 tentative = self.term_may_preempt and signum == signal.SIGTERM  # a preemption's? (settled)
@@ -252,6 +258,7 @@ class Interruption:
             signal.signal(getattr(signal, name), handler)
         if self.pipe is not None:
             signal.set_wakeup_fd(self.previous_fd)
+            said_to_watch(self.previous_fd)
             WATCHED.discard(self.pipe[1])
             os.close(self.pipe[1])  # the watcher reads the end of its pipe and stops
         if isinstance(exc, KeyboardInterrupt) and ("SIGINT" in self.previous or self.sigint_ignored):
@@ -275,3 +282,8 @@ def held(what: str) -> Iterator[None]:
         return
     with ACTIVE[-1].holding(what):
         yield
+
+
+def said_to_watch(wakeup_fd: int) -> None:
+    """hang_watch.py told which pipe the signals wait in (-1: none), where it is running (user_pulse.py)."""
+    tell(json.dumps({"signals": wakeup_fd if wakeup_fd >= 0 else None}).encode() + b"\n")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -162,8 +163,13 @@ def test_a_reward_function_that_catches_exception_does_not_swallow_the_runs_inte
         signal.signal(signal.SIGINT, previous)
     assert not SWALLOWED
     assert e.value.exit_code == 130  # 128 + SIGINT's 2
-    # the second signal stopped step 2 where it was: the resume starts from step 1's checkpoint
-    assert str(e.value).startswith("interrupted by SIGINT; resume from step 1 with: ")
+    # the second signal stopped step 2 where it was, in the reward's call, which the line names (thirty-
+    # third hunt, case 67: a call that never returned went unsaid): the resume starts from step 1's checkpoint
+    said = re.match(
+        r"interrupted by SIGINT in a call of your code, at (.+):(\d+); resume from step 1 with: ",
+        str(e.value),
+    )
+    assert said and said[1] == str(ROOT / "tests" / "conftest.py"), e.value
     assert checkpoint_step(tmp_path / "checkpoints") == 1
     assert json.loads((tmp_path / "summary.json").read_text())["status"] == "interrupted"
 
@@ -540,3 +546,53 @@ def test_a_signal_as_the_command_starts_is_one_line(tmp_path, sent, after_s):
         assert json.loads(summary.read_text())["status"] == "interrupted", lines[-1]
     else:  # "before any compute": nothing left behind
         assert not (tmp_path / "run").exists(), (lines[-1], list((tmp_path / "run").rglob("*")))
+
+
+SCALED = """
+import os
+
+CALLS = [0]
+
+def score(prompts, responses):
+    CALLS[0] += 1
+    if CALLS[0] == 3:
+        open(os.environ["SCALED_MARK"], "w").close()
+    scale = float(os.environ.get("RESUME_SCALE50", "1"))
+    return [scale * len(r) for r in responses]
+"""
+
+
+def test_the_resume_command_of_a_run_whose_code_read_a_variable_says_to_set_it(tmp_path, cache_dir):
+    """Thirty-third hunt, case 50: a variable the reward reads, set inline (`RESUME_SCALE50=2 python -m
+    align_lab ...`); a SIGTERM's resume command dropped it, and in a new shell the resume was refused over
+    it. The command names it now, as bash checks it (its value is never printed: it may be a secret)."""
+    (tmp_path / "scaled50.py").write_text(SCALED)
+    mark, run_dir = tmp_path / "mark", tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith(("reward.", "train.steps="))]
+    args = [*small, "train.steps=40", "reward=function", "reward.path=scaled50:score"]
+    args += [f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
+    env = {**os.environ, "RESUME_SCALE50": "2", "SCALED_MARK": str(mark)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "align_lab", *args], cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env
+    )
+    while not mark.exists() and run.poll() is None:
+        time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    stderr = run.communicate(timeout=300)[1]
+    [line] = [x for x in stderr.splitlines() if x.startswith("align_lab: interrupted by SIGTERM; ")]
+    command = line.split(" with: ", 1)[1]
+    guard = 'RESUME_SCALE50="${RESUME_SCALE50?set it as when the run started: your code reads it}" '
+    assert command.startswith(f"cd {tmp_path} && {guard}"), command
+    unset = {k: v for k, v in os.environ.items() if k != "RESUME_SCALE50"} | {"SCALED_MARK": str(mark)}
+    refused = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=unset, timeout=300)
+    assert refused.returncode != 0 and "RESUME_SCALE50: set it as when the run started" in refused.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    resumed = subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**unset, "RESUME_SCALE50": "2"},
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"

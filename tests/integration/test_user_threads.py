@@ -1,13 +1,16 @@
 """A reward that starts a thread of its own (not a daemon) in the main process: the run completed and said
 so, then the command never returned, waiting for that thread (eighteenth hunt, case 17; the spawned
-ranks end with os._exit and never waited). The command now ends, naming the thread it left."""
+The command now ends, naming the thread it left. A thread stuck in C holding Python's lock ends the run in
+one line (thirty-third hunt, case 64)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 from tests.conftest import ROOT, SMALL
 
@@ -35,7 +38,9 @@ def score(prompts, responses):
 """
 
 
-def run_with_reward(tmp_path, cache_dir, module: str, text: str) -> tuple:
+def run_with_reward(tmp_path, cache_dir, module: str, text: str, *more: str, env=None, signal_at=None):
+    """The run, its reward `module` (`text`), to its end; `signal_at`: a file whose making is followed, a
+    second later, by a SIGTERM to the run's process."""
     (tmp_path / f"{module}.py").write_text(text)
     run_dir = tmp_path / "run"
     args = [
@@ -44,17 +49,23 @@ def run_with_reward(tmp_path, cache_dir, module: str, text: str) -> tuple:
         f"reward.path={module}:score",
         f"cache_dir={cache_dir}",
         f"hydra.run.dir={run_dir}",
+        *more,
     ]
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
-    done = subprocess.run(
-        [sys.executable, "-m", "align_lab", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    return done, run_dir
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", **(env or {})}
+    command = [sys.executable, "-m", "align_lab", *args]
+    pipe = subprocess.PIPE
+    run = subprocess.Popen(command, cwd=ROOT, stdout=pipe, stderr=pipe, text=True, env=env)
+    if signal_at is not None:
+        while not signal_at.exists() and run.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        run.send_signal(signal.SIGTERM)
+    try:
+        stdout, stderr = run.communicate(timeout=150)
+    except subprocess.TimeoutExpired:
+        run.kill()  # a run that hangs (held with no word) is no process to leave behind
+        raise
+    return subprocess.CompletedProcess(command, run.returncode, stdout, stderr), run_dir
 
 
 def test_the_command_ends_after_its_last_write_without_the_interpreters_teardown(tmp_path, cache_dir):
@@ -73,3 +84,69 @@ def test_a_thread_the_users_code_leaves_running_does_not_keep_the_command_from_e
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
     assert "warning: the command ends leaving thread user-poller running" in done.stderr, done.stderr[-3000:]
+
+
+HELD = """
+import os, re, threading, time
+
+def stuck():
+    time.sleep(0.3)  # past the call that started it: Python's lock held outside any call of the run's
+    open(os.environ["HELD_MARK"], "w").close()
+    re.match(r"(a+)+$", "a" * 60 + "b")
+
+def score(prompts, responses):
+    if not os.environ.get("UNSTUCK") and not any(t.name == "user-stuck" for t in threading.enumerate()):
+        threading.Thread(target=stuck, name="user-stuck", daemon=True).start()
+    return [float(len(r)) for r in responses]
+"""
+
+
+def test_a_thread_of_the_users_code_holding_pythons_lock_ends_the_run_in_one_line(tmp_path, cache_dir):
+    """Thirty-third hunt, case 64: a daemon thread a reward started, stuck in C holding Python's lock (a
+    regex backtracking for ever) outside any call: the run hung with no line, and two SIGTERMs did nothing
+    (no thread of the run's could run). hang_watch.py, beside the run, hears its pulse stop: past
+    ALIGN_LAB_HELD_S the process is ended, in one line naming the user's line, summary `failed`, and the
+    command it prints resumes the run once the code is fixed."""
+    mark = tmp_path / "held"
+    env = {"ALIGN_LAB_HELD_S": "3", "HELD_MARK": str(mark)}
+    more = ("train.steps=20", "reward.timeout_s=null")  # no call bounded: a silence is the pulse's alone
+    done, run_dir = run_with_reward(tmp_path, cache_dir, "rw_held", HELD, *more, env=env)
+    assert done.returncode == -signal.SIGABRT, (done.returncode, done.stderr[-3000:])
+    assert mark.exists() and "Fatal Python error" not in done.stderr, done.stderr[-3000:]
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(
+        "align_lab: error: no thread of the run's has run Python for 3 s: Python's lock is held, by a "
+        f"thread stuck at {tmp_path / 'rw_held.py'}:7 (one your code started, or a call of it), so no signal "
+        "reaches the run: the process was ended (ALIGN_LAB_HELD_S=3; raise it if that wait is meant); fix "
+        "it, then resume from step "
+    ), line
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == line.removeprefix("align_lab: error: ")
+    resumed = subprocess.run(
+        ["bash", "-c", line.split(" with: ", 1)[1]],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "UNSTUCK": "1"},
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_sigterm_no_thread_of_the_run_can_answer_ends_it_in_one_line(tmp_path, cache_dir):
+    """Case 64 as the hunt met it: the reward's own call bounded (reward.timeout_s, 600 s by default), a
+    SIGTERM met silence. hang_watch.py finds the signal waiting, unread, in the run's wakeup pipe
+    (train/preemption.py reads it only once it holds Python's lock) and ends the run, in one line."""
+    mark = tmp_path / "held"
+    env = {"ALIGN_LAB_HELD_S": "3", "HELD_MARK": str(mark)}
+    done, run_dir = run_with_reward(
+        tmp_path, cache_dir, "rw_held", HELD, "train.steps=200", env=env, signal_at=mark
+    )
+    assert done.returncode == -signal.SIGABRT, (done.returncode, done.stderr[-3000:])
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(
+        "align_lab: error: a SIGTERM came while no thread of the run's could run Python to answer it (none "
+        "has for "
+    ), line
+    assert f"stuck at {tmp_path / 'rw_held.py'}:7 (one your code started, or a call of it)" in line, line
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"

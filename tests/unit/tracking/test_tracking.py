@@ -21,7 +21,7 @@ from align_lab.tracking import (
     read_metrics,
 )
 from align_lab.tracking.wandb_reader import is_complete
-from align_lab.tracking.wandb_tracker import RUN_ID_FILE, choose_mode
+from align_lab.tracking.wandb_tracker import RUN_ID_FILE, choose_mode, users_init
 from tests.wandb_files import (
     find_wandb_files,
     read_wandb_records,
@@ -317,3 +317,22 @@ def test_a_first_wandb_run_of_a_resumed_run_holds_its_earlier_steps(
     again.close()
     later = find_wandb_files(tmp_path)[-1]
     assert [(h["_step"], h["train/kl"]) for h in wandb_history(later)] == [(4, 0.4)]
+
+
+def test_the_users_own_wandb_init_gets_a_run_of_its_own_not_the_trackers(tmp_path: Path, offline_wandb: None):
+    """Thirty-third hunt, case 79: a reward's own `wandb.init()` under tracker=wandb got align_lab's run back
+    (its `log` into the run's own metrics, its `finish` ending it) and `wandb.log` failed "call wandb.init()
+    first". The user's code gets a run of its own, the global one; the tracker's goes on."""
+    import wandb
+
+    tracker = _wandb_tracker(tmp_path / "run")
+    theirs = wandb.init(project="theirs", dir=str(tmp_path), mode="offline")
+    try:
+        assert theirs is not tracker._run and wandb.run is theirs
+        wandb.log({"mine": 1.0})  # the module's log: the user's run
+        assert wandb.init(project="theirs") is theirs  # called again, as wandb hands back the global run
+    finally:
+        theirs.finish()
+    tracker.log({"train/kl": 0.5}, step=0)  # the tracker's run was not finished by theirs
+    tracker.close()
+    assert wandb.init is not users_init  # wandb's own once the tracker's run is over
