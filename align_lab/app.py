@@ -12,7 +12,7 @@ import hydra
 from omegaconf import DictConfig
 
 from align_lab.run.hydra_record import unwritten_hydra_record, write_hydra_record
-from align_lab.run.refused import recorded_refusal, remove_unused_run_dir, said_when_unwritable
+from align_lab.run.refused import recorded_refusal, remove_unused_run_dir, said_last, said_when_unwritable
 from align_lab.value_checks import ConfigError, UserCodeError
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
@@ -97,12 +97,12 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
     except RunStopped as e:
         if HydraConfig.get().mode == RunMode.MULTIRUN and e.exit_code < 128:
             raise
-        print(f"align_lab: {e}", file=sys.stderr)
+        said_last(f"align_lab: {e}", job.run_dir / "app.log")
         raise SystemExit(e.exit_code) from None
     except BaseException as e:  # GeneratorExit, a class of the user's code: past every handler of errors
         if isinstance(e, Exception | SystemExit | KeyboardInterrupt):
             raise
-        print(f"align_lab: error: {base_exception_line(e, job.run_dir)}", file=sys.stderr)
+        said_last(f"align_lab: error: {base_exception_line(e, job.run_dir)}", job.run_dir / "app.log")
         raise SystemExit(1) from None
     finally:
         if lock is not None:

@@ -28,13 +28,16 @@ import time
 FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
 
-def user_frame(dump: str, library: list[str]) -> str:
+def user_frame(dump: str, library: list[str], own: bool = False) -> str:
     """`file:line` of the innermost frame of the dump that is the user's (not under `library`: the
-    interpreter's own folders and align_lab's), else the innermost frame; "an unknown line" for none."""
+    interpreter's own folders and align_lab's), else the innermost frame; "an unknown line" for none
+    (`own`: "" for both)."""
     frames = [(m["file"], m["line"]) for m in map(FRAME.match, dump.splitlines()) if m]
     for file, line in frames:  # faulthandler lists the most recent call first
         if not file.startswith("<") and not any(file.startswith(folder) for folder in library):
             return f"{file}:{line}"
+    if own:
+        return ""
     return f"{frames[0][0]}:{frames[0][1]}" if frames else "an unknown line"
 
 
@@ -137,6 +140,8 @@ def watch(dump_path: str) -> None:
             pass
     if held:
         said(pulse, resumable(pulse, held.format(where=user_frame(dump, pulse.get("library", [])))), dump)
+    elif not call and (where := crashed_in_a_thread(pulse, dump)):
+        said(pulse, resumable(pulse, where), dump)
     elif not call:  # no call of the user's under way: a dump of align_lab's own crash is shown as it was
         if dump.strip():
             os.write(2, dump.encode())
@@ -144,6 +149,20 @@ def watch(dump_path: str) -> None:
         said(call, stuck_line(call, user_frame(dump, call.get("library", []))), dump)
     else:
         said(call, ended_line(call, dump, call.get("library", [])), dump)
+
+
+def crashed_in_a_thread(pulse: dict, dump: str) -> str:
+    """In a run (its pulse on), a crash outside any call whose dump has a frame of the user's (a thread a
+    reward module started at import, crashing in C): its line, where a 125-line dump, no key and a summary
+    left `running` were all (thirty-fourth hunt, case 86); "" for none (align_lab's own: its dump)."""
+    fatal = re.match(r"Fatal Python error: (?P<what>[^\n]+)", dump)
+    where = user_frame(dump, pulse.get("library", []), own=True) if pulse and fatal else None
+    if not where:
+        return ""
+    return (
+        f"the process crashed ({fatal['what'].strip()}) outside any call of align_lab's to your code, in a "
+        f"thread at {where} (one your code started?)"
+    )
 
 
 def messages(fd: int):

@@ -25,6 +25,7 @@ _AS_OPENED: dict[str, str | None] = {}  # a file the user's code read -> its dig
 WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND  # os.open's flags that write
 SYSTEM = ("/proc/", "/sys/", "/dev/", "/usr/", "/bin/", "/lib", "/etc/", "/sbin/")
 FILES_UNDER_DEV = ("/dev/shm/",)  # files of the user's in a memory-backed folder, not devices
+_CONNECTED: dict[str, None] = {}  # database files the user's code opened with sqlite3 (_connected)
 _HOOKED: list[bool] = []
 
 
@@ -48,6 +49,8 @@ def _on_audit(event: str, args: tuple) -> None:
                 _LISTED.setdefault(os.path.abspath(args[0]), None)
         elif event == "os.chdir" and not _USER_CHDIR and users_call(sys._getframe(1)):
             _USER_CHDIR.append(True)  # a relative name is then the code's folder's, not the resume's
+        elif event == "sqlite3.connect" and args and users_call(sys._getframe(1)):
+            _connected(args[0])
         elif event == "subprocess.Popen" and users_call(sys._getframe(1)):
             _ran(*args[:3])
             note_command()  # the command inherits, or is given, the environment: reads it at will
@@ -71,6 +74,17 @@ def _opened(path, mode, flags) -> None:
         _AS_OPENED[path] = file_digest(Path(path))  # what this process read (spawned ranks compare it)
         if not os.path.isabs(named) and not _USER_CHDIR:  # read again from the folder a
             _RELATIVE[path] = named  # resume runs in (ninth hunt); not after the code changed folder (tenth)
+
+
+def _connected(database) -> None:
+    """A database file the user's code opened with sqlite3 (read in C: no `open` event): its folder is
+    watched as a read file's is (folders_beside), so that a table edited between a kill and the resume is
+    said, where it trained on the edit in silence (thirty-fourth hunt, case 21: a reward's weights read
+    from a database its settings file names); a warning, as a database the code writes (a cache) is one."""
+    if isinstance(database, bytes | os.PathLike):
+        database = os.fsdecode(database)
+    if isinstance(database, str) and os.path.isfile(database):
+        _CONNECTED.setdefault(os.path.abspath(database), None)
 
 
 def _importing(frame) -> bool:
@@ -176,7 +190,7 @@ def folders_beside(used: dict[str, dict]) -> dict:
     """user_folders.snapshot of the folders of what the user's code used (`used`: used_by_user_code),
     its modules' and the files it read, of the folders it listed and of those its modules name."""
     files = [v["file"] for k, v in used.items() if not k.startswith(("env ", "folder "))]
-    folders = [os.path.dirname(f) for f in files] + [
+    folders = [os.path.dirname(f) for f in [*files, *_CONNECTED]] + [
         v["file"] for k, v in used.items() if k.startswith("folder ")
     ]
     modules = [v["file"] for k, v in used.items() if k.startswith("module ") and v["file"].endswith(".py")]

@@ -140,8 +140,8 @@ def run_signals_kept(where: str) -> Iterator[None]:
     """Around a call of the user's code named `where` (`reward.path=mod:fn`): the run's handlers of KEPT
     as they were before it, put back after it (only the main thread sets handlers), and its output."""
     pid, main = os.getpid(), threading.current_thread() is threading.main_thread()
-    before = {signum: signal.getsignal(signum) for signum in (*KEPT, signal.SIGALRM)} if main else {}
-    timer = signal.getitimer(signal.ITIMER_REAL)  # an alarm armed before the call is not the call's
+    before = {signum: signal.getsignal(signum) for signum in (*KEPT, *TIMERS.values())} if main else {}
+    timers = {which: signal.getitimer(which) for which in TIMERS}  # one armed before the call is not its
     real = os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill
     handlers = faulthandler.enable, faulthandler.disable
     real_exit = real[0]
@@ -167,7 +167,8 @@ def run_signals_kept(where: str) -> Iterator[None]:
             if main:
                 os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill = real
                 faulthandler.enable, faulthandler.disable = handlers
-                _alarm_back(where, timer, before.pop(signal.SIGALRM))
+                for which, signum in TIMERS.items():
+                    _alarm_back(where, which, timers[which], before.pop(signum))
             _signals_back(where, before)
             streams.back(where)
 
@@ -178,20 +179,30 @@ def _faulthandler_kept(*args, **kwargs) -> None:
     hang_watch.py says it); after either, a crash was said as an outside SIGKILL, summary `running`."""
 
 
-def _alarm_back(where: str, timer: tuple, handler) -> None:
-    """An alarm the call armed and left (signal.alarm, setitimer) cancelled, and SIGALRM's handler put
-    back: one that fired outside the call killed the run with no line (SIGALRM's default action, rc 142),
-    or raised the user's timeout in the run's own code, a 90-line traceback (thirty-third hunt, cases 34,
-    35); said once. A grader's own handler, left set with no alarm armed, is put back without a word."""
-    if timer == (0.0, 0.0) and (left := signal.setitimer(signal.ITIMER_REAL, 0))[0] > 0:
-        if (where, "alarm") not in _SAID:
-            _SAID.add((where, "alarm"))
+# each interval timer and the signal it sends: ITIMER_REAL's SIGALRM (signal.alarm), ITIMER_PROF's SIGPROF
+# (a sampling profiler's), ITIMER_VIRTUAL's SIGVTALRM (user_timeouts.py's own signal, sent by no timer)
+TIMERS = {signal.ITIMER_REAL: signal.SIGALRM, signal.ITIMER_PROF: signal.SIGPROF}
+TIMERS[signal.ITIMER_VIRTUAL] = signal.SIGVTALRM
+
+
+def _alarm_back(where: str, which: int, timer: tuple, handler) -> None:
+    """A timer the call armed and left (signal.alarm, setitimer) cancelled, and its signal's handler put
+    back: an alarm that fired outside the call killed the run with no line (SIGALRM's default action, rc
+    142), or raised the user's timeout in the run's own code, a 90-line traceback (thirty-third hunt, cases
+    34, 35); a profiler's ITIMER_PROF, rc 155 (thirty-fourth hunt, case 34; on rank 1, `interrupted by
+    SIGPROF`, case 40); said once. A grader's own handler, left set with no timer armed, is put back
+    without a word."""
+    signum = TIMERS[which]
+    if timer == (0.0, 0.0) and (left := signal.setitimer(which, 0))[0] > 0:
+        if (where, signum) not in _SAID:
+            _SAID.add((where, signum))
+            name = signal.Signals(signum).name
             log.warning(
-                f"warning: {where} left an alarm armed (signal.alarm or setitimer, {left[0]:.2g} s to go); "
-                "it is cancelled after each call: SIGALRM outside a call would end the run"
+                f"warning: {where} left a timer armed (signal.alarm or setitimer, {name} in {left[0]:.2g} "
+                f"s); it is cancelled after each call: {name} outside a call would end the run"
             )
-    if signal.getsignal(signal.SIGALRM) != handler:
-        signal.signal(signal.SIGALRM, handler)
+    if signal.getsignal(signum) != handler:
+        signal.signal(signum, handler)
 
 
 def _signals_back(where: str, before: dict) -> None:

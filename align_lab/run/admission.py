@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -196,16 +197,31 @@ def admit(cfg: DictConfig, hydra_node: DictConfig, run_dir: Path, here: bool = T
     where it does). Raises ConfigError (one line)."""
     from align_lab.config import run_choices
     from align_lab.run.run_folder import RunFolder
+    from align_lab.user_pulse import pulsing
     from align_lab.user_reads import watch
 
     watch()  # what the user's code reads from here on (its modules' top level, as they are imported)
+    pulsing(True)  # and a thread of it crashing, or holding Python's lock (34th hunt, case 86)
     segments = RunFolder(Path(run_dir)).previous_segments()  # before this process logs a line there
     names = run_choices(hydra_node.runtime.choices)
     overrides = OmegaConf.to_container(hydra_node.overrides.task, resolve=False)  # as typed: ${...} kept
     check_overrides(overrides, cfg, hydra_node.runtime.choices)
     check_plan(cfg, hydra_node)
+    placed_as_rank_0(cfg)
     spec = spec_from_config(nested_algo(copy.deepcopy(cfg)), names, overrides)
     return admit_spec(spec, Path(run_dir).absolute(), here, segments)
+
+
+def placed_as_rank_0(cfg: DictConfig) -> None:
+    """RANK, WORLD_SIZE, LOCAL_RANK as rank 0 of a run of hardware.processes > 1 on this node has them,
+    before the user's modules are imported (their top level read them unset: thirty-fourth hunt, case 38;
+    the spawned ranks are placed as they start, train/launch.py); a previous run's taken back first."""
+    from align_lab.train.distributed import forget_env, own_place
+
+    forget_env()
+    processes = OmegaConf.select(cfg, "hardware.processes", default=1)
+    if isinstance(processes, int) and processes > 1 and "SLURM_PROCID" not in os.environ:
+        own_place(0, processes, 0, processes)
 
 
 def nested_algo(cfg: DictConfig) -> DictConfig:

@@ -40,6 +40,19 @@ def said_when_unwritable(log: Path) -> None:
         handler.handleError = partial(unwritable, handler)
 
 
+def said_last(line: str, log: Path) -> None:
+    """The run's last line (its error, `interrupted by ...; resume ...`) on stderr and in its app.log,
+    which ended at the last progress line with no word of why or how to resume (thirty-fourth hunt,
+    case 52)."""
+    import logging
+    import sys
+
+    print(line, file=sys.stderr)
+    record = logging.LogRecord("align_lab", logging.ERROR, __file__, 0, line, None, None)
+    for _, handler in handlers_of(log):
+        handler.handle(record)
+
+
 def unwritable(handler, record) -> None:
     import logging
     import sys

@@ -135,6 +135,27 @@ def check_final_step(path: str, summary: dict, ckpt: Path) -> None:
             f"{KEY}={path}: {ckpt / 'last'} names the checkpoint of step {step}, but the run completed "
             f"{final} steps: a teacher's policy is its final checkpoint; {fix}, then rerun"
         )
+    check_saved_step(path, ckpt, step)
+
+
+def check_saved_step(path: str, ckpt: Path, named: int) -> None:
+    """The final checkpoint holds the step its name says: an earlier step's file restored over it (a
+    backup) was taught as the teacher with no line (thirty-fourth hunt, case 17; only its name was read).
+    Its tensors mapped, not read (torch.load's mmap): its step alone is looked at."""
+    import torch
+
+    from align_lab.train.checkpoint_io import checkpoint_file
+
+    file = checkpoint_file(ckpt)
+    try:
+        held = torch.load(file, mmap=True, weights_only=False, map_location="cpu").get("step")
+    except Exception:  # noqa: BLE001 - a damaged file: the teacher's load says it in its own line
+        return
+    if isinstance(held, int) and held != named:
+        raise ConfigError(
+            f"{KEY}={path}: {file} holds the checkpoint of step {held}, not of step {named} its name says (a "
+            f"file restored over it?): a teacher's policy is its final checkpoint; {RETRAIN}"
+        )
 
 
 def final_state_unnamed(folder: Path, ckpt: Path) -> tuple[Path, str] | None:

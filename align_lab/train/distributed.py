@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -155,6 +156,24 @@ def own_place(rank: int, size: int, local_rank: int, local_size: int | None = No
 
 
 PLACE = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+
+
+@contextmanager
+def placed_env(rank: int, size: int) -> Iterator[None]:
+    """os.environ with the place of rank `rank` of `size` on this node while a process is started, which
+    inherits it (own_place's values, not a value the user set), then as it was."""
+    before = {name: os.environ.get(name) for name in PLACE}
+    for name, value in zip(PLACE, (rank, size, rank, size), strict=True):
+        if name not in os.environ or os.environ[name] == OWN_ENV.get(name):
+            os.environ[name] = str(value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def forget_env() -> None:

@@ -22,6 +22,7 @@ from align_lab.train.distributed import (
     free_port,
     join,
     join_slurm,
+    placed_env,
     serve,
 )
 from align_lab.train.preemption import Interrupted, Interruption
@@ -206,9 +207,22 @@ def _start_ranks(size: int, port: int, device: str, job: RankJob) -> mp.ProcessC
     ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         args = (size, port, device, os.getpid(), _WatchFirst(), job)
-        return mp.start_processes(_spawned, args, size - 1, join=False, start_method="spawn")
+        started = []
+        for index in range(size - 1):  # each in its place as it starts: it imports the user's modules as
+            with placed_env(index + 1, size):  # it unpickles `job` (RANK unset there: 34th hunt, case 38)
+                started.append(
+                    mp.start_processes(_placed, (index, *args), 1, join=False, start_method="spawn")
+                )
+        return mp.ProcessContext(
+            [p for c in started for p in c.processes], [f for c in started for f in c.error_files]
+        )
     finally:
         signal.signal(signal.SIGINT, ignored)
+
+
+def _placed(_: int, index: int, *args) -> None:
+    """_spawned as rank index + 1 (start_processes numbers the one process it starts 0)."""
+    _spawned(index, *args)
 
 
 def _check_started(workers: mp.ProcessContext, size: int) -> None:

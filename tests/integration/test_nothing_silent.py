@@ -899,3 +899,22 @@ def test_a_file_the_reward_opens_edited_while_the_run_goes_on_is_said(tmp_path, 
     recorded = json.loads((tmp_path / "run" / "summary.json").read_text())["inputs"]
     first = line.split("(sha256 ", 1)[1][:8]
     assert recorded[f"file {tmp_path / 'settings.json'}"]["sha256"].startswith(first), recorded
+
+
+@pytest.mark.fast
+def test_a_failed_runs_app_log_ends_with_its_line(tmp_path, cache_dir, forked_cli):
+    """Thirty-fourth hunt, case 52: a run whose reward raised said its line on the terminal only; its
+    app.log ended at the last progress line, with no word of why it stopped or how to resume."""
+    from tests.conftest import SMALL
+
+    (tmp_path / "raising.py").write_text(
+        "CALLS = [0]\n\n\ndef f(prompts, responses):\n    CALLS[0] += 1\n"
+        "    if CALLS[0] == 2:\n        raise ValueError('boom')\n    return [1.0] * len(responses)\n"
+    )
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={tmp_path / 'run'}", "reward=function"]
+    result = forked_cli([*args, "reward.path=raising:f"], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    last = (tmp_path / "run" / "app.log").read_text().splitlines()[-1]
+    assert last.endswith(f"[ERROR] {line}"), last

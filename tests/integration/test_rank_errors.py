@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import ROOT, SMALL
 from tests.integration.test_real_models import SMALL as REAL
 
+PLACED_AT_IMPORT = (os.environ.get("RANK"), os.environ.get("WORLD_SIZE"))  # a module's top level reads them
 HOW = "ALIGN_LAB_TEST_RANK_ERROR"  # "raise1", "exit3", "osexit1", "osexit0", "base2", "segv[_fh_off]" (rank 1
 # alone, at its second call), "none" (every rank)
 
@@ -34,6 +35,8 @@ def failing_reward(prompts: list[str], responses: list[str]):
     how = os.environ.get(HOW, "")
     if dist.is_initialized() and (os.environ.get("RANK"), os.environ.get("WORLD_SIZE")) != (str(rank), "2"):
         raise RuntimeError(f"RANK={os.environ.get('RANK')} on rank {rank}")  # as torchrun sets them
+    if dist.is_initialized() and PLACED_AT_IMPORT != (str(rank), "2"):  # thirty-fourth hunt, case 38
+        raise RuntimeError(f"RANK, WORLD_SIZE={PLACED_AT_IMPORT} as this module was imported on rank {rank}")
     if how == "none":
         return None
     if rank == 1 and calls[0] == 2 and how == "raise1":

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -386,6 +387,49 @@ def test_a_file_in_a_folder_your_code_names_that_changed_is_a_warning_on_resume(
         admit(keys, run_dir, cache_dir, "resume_changed_inputs=true")  # and the folder's warning
     assert f"files beside your code changed since the checkpoint in {run_dir / 'checkpoints'}" in caplog.text
     assert f"{data / 'w.parquet'} (changed)" in caplog.text
+
+
+def test_a_database_your_code_reads_with_sqlite_that_changed_is_a_warning_on_resume(
+    world, cache_dir, tmp_path, caplog
+):
+    """Thirty-fourth hunt, case 21: a reward's weights read with sqlite3 (in C: no open for the audit hook)
+    from a database at a path no string of its module names, edited between a kill and the same command:
+    resumed in silence. sqlite3.connect's own audit event gives the file, whose folder is watched."""
+    import sqlite3
+
+    home, keys = world
+    data = tmp_path / "wdb"
+    data.mkdir()
+    with sqlite3.connect(data / "w.db") as con:
+        con.execute("create table w (v real)")
+        con.execute("insert into w values (1.0)")
+    con.close()
+    (home / "resume_inputs_db34.py").write_text(
+        "import os, sqlite3\n\n\ndef score(prompts, responses):\n"
+        f"    db = os.path.join({str(tmp_path)!r}, ''.join(['wd', 'b']), 'w' + '.db')\n"
+        "    con = sqlite3.connect(db)\n"
+        "    w = con.execute('select v from w').fetchone()[0]\n"
+        "    con.close()\n"
+        "    return [w * len(r) / 10 for r in responses]\n"
+    )
+    keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_db34:score"]
+    run_dir = tmp_path / "run"
+    stop_after_step_2(keys, run_dir, cache_dir)
+    subprocess.run(
+        [
+            "python3",
+            "-c",
+            f"import sqlite3; c = sqlite3.connect({str(data / 'w.db')!r}); "
+            "c.execute('update w set v = 10.0'); c.commit()",
+        ],
+        check=True,
+    )  # by another process
+    refused_for_its_scores(keys, run_dir, cache_dir, "resume_inputs_db34:score")  # the eleventh hunt's probe
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        admit(keys, run_dir, cache_dir, "resume_changed_inputs=true")  # and the folder's warning
+    assert f"files beside your code changed since the checkpoint in {run_dir / 'checkpoints'}" in caplog.text
+    assert f"{data / 'w.db'} (changed)" in caplog.text
 
 
 @pytest.mark.parametrize("changed", [True, False], ids=["changed", "unchanged"])

@@ -168,6 +168,14 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
             f"{t / 'checkpoints' / 'last'}), then rerun"
         ),
     ),
+    # thirty-fourth hunt, case 17: that file restored under the final step's name (`last` as it was)
+    "file_earlier": (
+        lambda t: restored_earlier(state(t)),
+        lambda t: (
+            f"{state_name(t)} holds the checkpoint of step 2, not of step 3 its name says (a file restored "
+            f"over it?): a teacher's policy is its final checkpoint; {RETRAIN}"
+        ),
+    ),
     "no_checkpoint": (
         no_checkpoint,
         lambda t: (
@@ -177,6 +185,14 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
         ),
     ),
 }
+
+
+def restored_earlier(file):
+    """The final checkpoint as an earlier step's file restored under its name would hold it: step 2's."""
+    import torch
+
+    saved = torch.load(file, weights_only=False)
+    torch.save(saved | {"step": 2}, file)
 
 
 def state(folder):

@@ -340,12 +340,15 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
     f"{TORCH}.set_default_device('meta')": "warning: reward.path=acting:score changed the process's default "
     "device cpu -> meta; the run's are put back after each call",
     # case 35: an alarm left armed with SIGALRM's default action: rc 142, no line
-    "signal.setitimer(signal.ITIMER_REAL, 0.05)": "warning: reward.path=acting:score left an alarm armed "
-    "(signal.alarm or setitimer, ",
+    "signal.setitimer(signal.ITIMER_REAL, 0.05)": "warning: reward.path=acting:score left a timer armed "
+    "(signal.alarm or setitimer, SIGALRM in ",
     # case 34: a timeout guard's handler left with its alarm: its error raised in the run's code, 90 lines
     "(signal.signal(signal.SIGALRM, lambda *a: 1 / 0), signal.setitimer(signal.ITIMER_REAL, 0.05))": (
-        "warning: reward.path=acting:score left an alarm armed (signal.alarm or setitimer, "
+        "warning: reward.path=acting:score left a timer armed (signal.alarm or setitimer, SIGALRM in "
     ),
+    # thirty-fourth hunt, case 34: a profiler's timer left armed, SIGPROF's default action: rc 155, no line
+    "signal.setitimer(signal.ITIMER_PROF, 0.05, 0.05)": "warning: reward.path=acting:score left a timer "
+    "armed (signal.alarm or setitimer, SIGPROF in ",
 }
 
 
@@ -365,6 +368,7 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
         "device",
         "alarm",
         "alarm_raises",
+        "profiler_timer",
     ],
 )
 def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_line(

@@ -150,3 +150,35 @@ def test_a_sigterm_no_thread_of_the_run_can_answer_ends_it_in_one_line(tmp_path,
     ), line
     assert f"stuck at {tmp_path / 'rw_held.py'}:7 (one your code started, or a call of it)" in line, line
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+CRASHING = """
+import ctypes, os, threading, time
+
+def crash():
+    time.sleep(3.0)  # once the run has started (before it: the same line, no run to resume)
+    ctypes.string_at(0)
+
+if not os.environ.get("UNSTUCK"):
+    threading.Thread(target=crash, name="metrics-uploader", daemon=True).start()
+
+def score(prompts, responses):
+    return [float(len(r)) for r in responses]
+"""
+
+
+def test_a_thread_of_the_users_module_that_crashes_outside_any_call_ends_the_run_in_one_line(
+    tmp_path, cache_dir
+):
+    """Thirty-fourth hunt, case 86: a thread a reward module starts as it is imported (an uploader of its
+    own), crashing in C between calls: a 125-line dump, no key, summary `running`. hang_watch.py, told of
+    the run by its pulse, finds the user's frame in the dump: one line, summary `failed`, the resume."""
+    done, run_dir = run_with_reward(tmp_path, cache_dir, "rw_crash", CRASHING, "train.steps=200")
+    assert done.returncode == -signal.SIGSEGV, (done.returncode, done.stderr[-3000:])
+    assert "Fatal Python error" not in done.stderr, done.stderr[-3000:]
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(
+        "align_lab: error: the process crashed (Segmentation fault) outside any call of align_lab's to your "
+        f"code, in a thread at {tmp_path / 'rw_crash.py'}:6 (one your code started?); fix it, then resume "
+    ), line
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
