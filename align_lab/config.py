@@ -119,10 +119,12 @@ def build(node: DictConfig, key: str) -> Any:
         return instantiate(node, _convert_="all")
     except ConfigError:
         raise
-    except ValueError as e:  # __post_init__ checks: "clip=1.5: must be in (0, 1)"
+    except ValueError as e:  # __post_init__ checks: "clip=1.5: must be in (0, 1)"; a class of yours:
+        if yours(cls):  # its own words, not a key's (thirty-fourth hunt, case 45: "env.no sandbox quota")
+            raise ConfigError(constructor_failed(key, node._target_, e)) from None
         raise ConfigError(f"{key}.{sibling_keys(str(e), cls, key)}") from None
     except InstantiationException as e:  # a class's own check (reward=combined's weights), wrapped
-        if isinstance(e.__cause__, ValueError):
+        if isinstance(e.__cause__, ValueError) and not yours(cls):
             raise ConfigError(f"{raised_at(e, key)}.{e.__cause__}") from None
         if not yours(cls) or not isinstance(e.__cause__, Exception):
             raise

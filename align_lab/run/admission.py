@@ -216,11 +216,14 @@ def placed_as_rank_0(cfg: DictConfig) -> None:
     """RANK, WORLD_SIZE, LOCAL_RANK as rank 0 of a run of hardware.processes > 1 on this node has them,
     before the user's modules are imported (their top level read them unset: thirty-fourth hunt, case 38;
     the spawned ranks are placed as they start, train/launch.py); a previous run's taken back first."""
-    from align_lab.train.distributed import forget_env, own_place
+    import sys
 
-    forget_env()
+    if "align_lab.train.distributed" in sys.modules:  # else nothing of its is set (nor torch imported)
+        sys.modules["align_lab.train.distributed"].forget_env()
     processes = OmegaConf.select(cfg, "hardware.processes", default=1)
     if isinstance(processes, int) and processes > 1 and "SLURM_PROCID" not in os.environ:
+        from align_lab.train.distributed import own_place
+
         own_place(0, processes, 0, processes)
 
 

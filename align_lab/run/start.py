@@ -20,6 +20,7 @@ from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
 from align_lab.run.sweep_inputs import check_afresh
 from align_lab.train.checkpoint_io import checkpoint_step
+from align_lab.train.distributed import forget_env
 from align_lab.user_probes import forget_scored, probes
 from align_lab.user_pulse import pulsing
 from align_lab.user_reads import as_opened, used_by_user_code, watch
@@ -167,6 +168,7 @@ def leave(
     before anything was built (summary None): the files of RunFolder.kept() as they were, no time
     counted."""
     pulsing(False)
+    forget_env()  # rank 0's place, set at admission (run/admission.py placed_as_rank_0)
     for_the_run(None)  # calls bounded from now are no longer this run's
     if summary is None:
         folder.restore(kept)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from align_lab.config import ConfigError
+from align_lab.folder import holder
 
 KEY = "algo.teacher"
 
@@ -84,6 +85,11 @@ def finished_teacher(path: str) -> Path:
         raise ConfigError(
             f"{KEY}={path}: its summary.json is damaged ({damage}), so whether the run completed is unknown; "
             f"a teacher is a finished run: {RETRAIN}"
+        )
+    if status != "completed" and (who := holder(folder)):  # live: its command is refused (34th, 23)
+        raise ConfigError(
+            f"{KEY}={path}: that run is running now ({who}); a teacher is a finished run: wait for it to "
+            "complete, then rerun this command, or choose a completed run"
         )
     if status != "completed":
         found = f"its summary.json says {status}" if status else "it has no summary.json"

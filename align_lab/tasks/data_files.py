@@ -58,8 +58,8 @@ def read_local(path: str, key: str) -> Table:
     fmt = FORMATS.get(suffix)
     if fmt is None:
         raise ValueError(f"{key}={path}: unknown file type {suffix!r}; allowed: {', '.join(FORMATS)}")
-    if not p.is_file():  # a folder named like a file was "no such file" (seventh hunt)
-        raise ValueError(f"{key}={path}: {'a folder, not a file' if p.is_dir() else 'no such file'}")
+    if not p.is_file():  # a folder named like a file was "no such file" (seventh hunt); a named pipe too
+        raise ValueError(f"{key}={path}: {not_a_file(p)}")
     if p.stat().st_size == 0:
         raise ValueError(f"{key}={path}: the file is empty (no rows)")
     undecodable = first_undecodable_line(p) if fmt in ("json", "csv") else None
@@ -82,6 +82,16 @@ def read_local(path: str, key: str) -> Table:
         first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise ValueError(f"{key}={path}: unreadable as {suffix[1:]} ({first})") from None
     return Table(rows, [f"row {i + 1}" for i in range(len(rows))], columns, file_sha256(p))
+
+
+def not_a_file(p: Path) -> str:
+    """What `p` is, where it is no regular file (thirty-fourth hunt, case 76: a named pipe, `mkfifo` or a
+    pipeline's output, was "no such file")."""
+    if p.is_dir():
+        return "a folder, not a file"
+    if p.is_fifo() or p.is_char_device() or p.is_socket():
+        return "a named pipe or device, not a file: write what it gives to a file first, and name that"
+    return "no such file"
 
 
 def single_floats_as_written(rows: list[dict], features) -> list[dict]:

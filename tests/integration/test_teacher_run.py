@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from align_lab.config import ConfigError
+from align_lab.folder import claim, holder
 from tests.conftest import dies_after_step_2, run_in_process
 
 STUDENT = ["algo=opd", "reward=gold"]
@@ -55,6 +56,7 @@ def no_checkpoint(folder):
 RETRAIN = "retrain the teacher in another folder, or choose another teacher"
 # the run's command (run_in_process keeps no Hydra record: the rule; twenty-first hunt, case 23: none said)
 FINISH = "rerun the same command with hydra.run.dir={}"
+HELD: list = []  # the folder locks the "live" case holds, as a running teacher's process does
 CASES = {  # name -> (what is done to a copy of the teacher, the line after "algo.teacher=<folder>: ")
     "running": (
         lambda t: set_status(t, "running"),
@@ -166,6 +168,14 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
             f"{t / 'checkpoints' / 'last'} names the checkpoint of step 2, but the run completed 3 steps: a "
             f"teacher's policy is its final checkpoint; point at it (echo state-00000003.pt > "
             f"{t / 'checkpoints' / 'last'}), then rerun"
+        ),
+    ),
+    # thirty-fourth hunt, case 23: running now, its folder held: its command would be refused ("in use")
+    "live": (
+        lambda t: (set_status(t, "running"), HELD.append(claim(t))),
+        lambda t: (
+            f"that run is running now ({holder(t)}); a teacher is a finished run: wait for it to complete, "
+            "then rerun this command, or choose a completed run"
         ),
     ),
     # thirty-fourth hunt, case 17: that file restored under the final step's name (`last` as it was)

@@ -51,8 +51,21 @@ class EnvPostInitRaises:
         raise KeyError("MAZE_HOME")
 
 
+@dataclasses.dataclass
+class EnvChecksItsQuota:  # a ValueError of its own: was "env.no sandbox quota" (thirty-fourth hunt, case 45)
+    max_turns: int = 4
+
+    def __post_init__(self):
+        raise ValueError("no sandbox quota")
+
+
 @pytest.mark.parametrize(
-    "cls,why", [("EnvInitRaises", "RuntimeError: no server"), ("EnvPostInitRaises", "KeyError: 'MAZE_HOME'")]
+    "cls,why",
+    [
+        ("EnvInitRaises", "RuntimeError: no server"),
+        ("EnvPostInitRaises", "KeyError: 'MAZE_HOME'"),
+        ("EnvChecksItsQuota", "ValueError: no sandbox quota"),
+    ],
 )
 def test_an_env_of_yours_whose_constructor_raises_is_one_line_naming_it(cls, why):
     """Issue 73 hunt: env._target_=my_envs.Maze whose __init__ / __post_init__ raised anything but a

@@ -41,6 +41,21 @@ def test_a_call_past_its_bound_is_stopped_at_its_line_after_one_waiting_line(sai
     ]
 
 
+def waits_on_a_future() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1)
+    pool.submit(time.sleep, 5).result()  # the line: not the threading module's wait under it
+
+
+def test_a_call_waiting_on_a_future_is_stopped_at_the_users_line(said_soon):
+    """Thirty-fourth hunt, case 83: a reward scoring through a thread pool, stopped at its bound, was
+    said stopped at the standard library's wait, in the threading module."""
+    with pytest.raises(CallTimedOut) as e, bounded("reward.path=m:f", "reward.timeout_s", 0.3):
+        waits_on_a_future()
+    assert e.value.stopped_at() == f"{__file__}:{waits_on_a_future.__code__.co_firstlineno + 4}"
+
+
 def test_a_call_within_its_bound_and_one_unbounded_or_off_the_main_thread_run_as_they_are(said_soon):
     with bounded("reward.path=m:f", "reward.timeout_s", 0.3):
         time.sleep(0.05)

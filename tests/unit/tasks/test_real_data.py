@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -110,6 +111,11 @@ def test_a_missing_file_is_one_line(tmp_path):
     assert error(tmp_path / "none.jsonl") == f"task.path={tmp_path / 'none.jsonl'}: no such file"
     (tmp_path / "dir.jsonl").mkdir()  # seventh hunt: a folder named like a file said "no such file"
     assert error(tmp_path / "dir.jsonl") == f"task.path={tmp_path / 'dir.jsonl'}: a folder, not a file"
+    os.mkfifo(tmp_path / "pipe.jsonl")  # thirty-fourth hunt, case 76: a named pipe said "no such file"
+    assert error(tmp_path / "pipe.jsonl") == (
+        f"task.path={tmp_path / 'pipe.jsonl'}: a named pipe or device, not a file: write what it gives to a "
+        "file first, and name that"
+    )
 
 
 def test_a_hub_name_without_network_says_so(tmp_path, monkeypatch):
