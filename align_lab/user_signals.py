@@ -17,6 +17,7 @@ environment): its signal handlers, its process, its output.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import faulthandler
 import functools
@@ -90,6 +91,14 @@ def _raise_said(real_raise, pid: int, signum: int) -> None:
     raise _killed(f"signal.raise_signal({signal.Signals(signum).name})")
 
 
+def _interrupt_said(real_interrupt, pid: int, signum: int = signal.SIGINT) -> None:
+    """_thread.interrupt_main() while the user's code runs (a timeout snippet's stop): said as its os.kill
+    of the run is, where it was taken for an outside Ctrl-C (thirty-fourth hunt, case 35)."""
+    if signum not in ENDS_THE_RUN or os.getpid() != pid or not on_the_runs_behalf():
+        return real_interrupt(signum)
+    raise _killed(f"_thread.interrupt_main({signal.Signals(signum).name})")
+
+
 def _pthread_kill_said(real_pthread_kill, pid: int, thread_id: int, signum: int) -> None:
     """signal.pthread_kill(<any thread of the run's>, SIGKILL or a stop) while the user's code runs: it
     ends or stops the whole process, so it is said as os.kill of it is (twenty-fifth hunt, case 1)."""
@@ -142,7 +151,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
     pid, main = os.getpid(), threading.current_thread() is threading.main_thread()
     before = {signum: signal.getsignal(signum) for signum in (*KEPT, *TIMERS.values())} if main else {}
     timers = {which: signal.getitimer(which) for which in TIMERS}  # one armed before the call is not its
-    real = os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill
+    real = os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill, _thread.interrupt_main
     handlers = faulthandler.enable, faulthandler.disable
     real_exit = real[0]
     if main:
@@ -151,6 +160,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
         os.killpg = functools.partial(_killpg_said, real[2], pid)
         signal.raise_signal = functools.partial(_raise_said, real[3], pid)
         signal.pthread_kill = functools.partial(_pthread_kill_said, real[4], pid)
+        _thread.interrupt_main = functools.partial(_interrupt_said, real[5], pid)
         faulthandler.enable = faulthandler.disable = _faulthandler_kept  # (33rd hunt, 30, 48, 60, 70)
     streams = Streams()
     try:
@@ -165,7 +175,8 @@ def run_signals_kept(where: str) -> Iterator[None]:
     finally:
         if os.getpid() == pid:
             if main:
-                os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill = real
+                os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill = real[:5]
+                _thread.interrupt_main = real[5]
                 faulthandler.enable, faulthandler.disable = handlers
                 for which, signum in TIMERS.items():
                     _alarm_back(where, which, timers[which], before.pop(signum))

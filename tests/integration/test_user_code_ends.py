@@ -427,6 +427,24 @@ def test_a_reward_that_sends_its_process_sigterm_is_named_not_said_as_a_schedule
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
+@pytest.mark.fast
+def test_a_reward_that_interrupts_its_main_thread_is_named_not_said_as_a_ctrl_c(
+    tmp_path, cache_dir, forked_cli
+):
+    """Thirty-fourth hunt, case 35: `_thread.interrupt_main()` in a reward's call (a timeout snippet's
+    way to stop it) was `interrupted by SIGINT; resume ...`, an outside Ctrl-C's line."""
+    ACTS["interrupt_main"] = "__import__('_thread').interrupt_main()"
+    result, run_dir = run("interrupt_main", tmp_path, cache_dir, forked_cli)
+    assert result.returncode == 1, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(
+        f"align_lab: error: {tmp_path / 'acting.py'}:13 called _thread.interrupt_main(SIGINT) during the "
+        "run; "
+    ), line
+    assert line.endswith(" resume_changed_inputs=true") and "interrupted" not in result.stderr, line
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
 SEEDED = REWARD.replace("CALLS[0] += 1", "CALLS[0] += 1\n    __import__('torch').manual_seed(0)")
 
 
