@@ -201,8 +201,8 @@ def shadowing() -> str | None:
             whose = "Python's own module" if own else "the installed module"
             return (
                 f"{file}: named as {whose} {name}, which the command imports: Python found yours first "
-                "(python -m puts the folder it runs in first on sys.path); rename it, and the key that "
-                "names it"
+                "(python -m puts the folder it runs in first on sys.path); rename it (and a key that names "
+                "it, where one does: 34th hunt, case 66)"
             )
     return None
 

@@ -756,7 +756,7 @@ def test_a_reward_module_named_as_one_of_pythons_own_is_one_line_naming_it(tmp_p
     assert result.returncode == 2 and lines[-1] == (
         f"align_lab: error: {tmp_path / f'{name}.py'}: named as {whose} {name}, which the "
         "command imports: Python found yours first (python -m puts the folder it runs in first on "
-        "sys.path); rename it, and the key that names it"
+        "sys.path); rename it (and a key that names it, where one does: 34th hunt, case 66)"
     ), result.stderr[-3000:]
     # inside a run (tqdm: the progress line's import), Hydra's own line comes first
     assert lines[:-1] in ([], [f"Error executing job with overrides: {args!r}"]), result.stderr[-3000:]
