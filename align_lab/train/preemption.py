@@ -4,6 +4,7 @@ the run at once. USR2 (a preemption's notice) is submitit_signals.Preemption's."
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import select
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from align_lab.train.submitit_signals import PREEMPTION_FOLLOWS_S, slurms_sigterm, submitits_bypass
 from align_lab.user_timeouts import tell
 
+_FAULTHANDLER_OFF = faulthandler.disable  # as imported: a user's call sees a stand-in (user_signals.py)
 WATCHED: set[int] = set()  # the write ends of the watchers' pipes (Interruption._watch)
 ACTIVE: list[Interruption] = []  # the Interruptions this process is in, innermost last (held)
 
@@ -58,6 +60,10 @@ def _unwatched_in_a_fork() -> None:
                 signal.signal(getattr(signal, name), default)
     except ValueError:  # not this interpreter's main thread: nothing of the run's to undo here
         pass
+    # nor the run's crash reports: a Pool's crashed workers buried the run's one line under 200 lines of
+    # dumps (thirty-fourth hunt, case 60); a plain Python's worker prints nothing
+    if faulthandler.is_enabled():
+        _FAULTHANDLER_OFF()
     _let_go_after_a_fork()
 
 

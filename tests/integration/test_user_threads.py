@@ -182,3 +182,33 @@ def test_a_thread_of_the_users_module_that_crashes_outside_any_call_ends_the_run
         f"code, in a thread at {tmp_path / 'rw_crash.py'}:6 (one your code started?); fix it, then resume "
     ), line
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
+POOL = """
+import ctypes, multiprocessing
+
+CALLS = [0]
+
+def length(response):
+    if CALLS[0] == 2:
+        ctypes.string_at(0)  # a worker's crash in C
+    return float(len(response))
+
+def score(prompts, responses):
+    CALLS[0] += 1
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        return pool.map(length, responses)
+"""
+
+
+def test_a_pool_whose_workers_crash_leaves_the_runs_line_last_naming_the_users_line(tmp_path, cache_dir):
+    """Thirty-fourth hunt, case 60: a reward's fork Pool whose workers crashed in C: the run's line came
+    8th of 210, under the workers' crash dumps (they inherited the run's faulthandler), naming the
+    threading module's wait. A forked child reports no crash of its own, as a plain Python's does not."""
+    done, run_dir = run_with_reward(tmp_path, cache_dir, "rw_pool", POOL, "reward.timeout_s=3")
+    assert done.returncode == 2, (done.returncode, done.stderr[-3000:])
+    assert "Fatal Python error" not in done.stderr, done.stderr[-3000:]
+    assert done.stderr.splitlines()[-1].startswith(
+        "align_lab: error: reward.path=rw_pool:score: no answer in reward.timeout_s=3 s, stopped at "
+        f"{tmp_path / 'rw_pool.py'}:14 "
+    ), done.stderr[-3000:]
