@@ -280,6 +280,13 @@ def said(call: dict, line: str, dump: str) -> None:
         except OSError as e:
             line += f" (its summary.json not written: {e.strerror})"
     os.write(2, f"align_lab: error: {line}\n".encode())
+    if summary:  # and in the run's app.log, as the run's own last line is (35th hunt, case 12)
+        with contextlib.suppress(OSError):
+            log = os.path.join(os.path.dirname(summary), "app.log")
+            if os.path.isfile(log):
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+                with open(log, "a") as f:
+                    f.write(f"[{stamp},000][ERROR] align_lab: error: {line}\n")
 
 
 if __name__ == "__main__":

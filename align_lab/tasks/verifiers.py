@@ -152,6 +152,13 @@ def reference(name: str, answer: str, place: str):
             )
         return parsed
     if name == "math_verify":
+        text = answer.replace("\u2212", "-").strip()
+        if SCIENTIFIC.fullmatch(text):  # thirty-fifth hunt, case 16: "1e3" read 1, in silence
+            raise ValueError(
+                f"{place}: answer {answer!r} is in scientific notation, which Math-Verify reads as its first "
+                f"number, {float(re.split('[eE]', text)[0]):g} (task.verifier=math_verify); set "
+                "task.verifier=auto, which reads it as the number it is"
+            )
         parsed = math_reference(answer)
         if not parsed:
             raise ValueError(

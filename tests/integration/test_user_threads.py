@@ -122,6 +122,8 @@ def test_a_thread_of_the_users_code_holding_pythons_lock_ends_the_run_in_one_lin
     ), line
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and summary["error"] == line.removeprefix("align_lab: error: ")
+    last = (run_dir / "app.log").read_text().splitlines()[-1]  # there too (thirty-fifth hunt, case 12)
+    assert last.endswith(f"[ERROR] {line}"), last
     resumed = subprocess.run(
         ["bash", "-c", line.split(" with: ", 1)[1]],
         capture_output=True,

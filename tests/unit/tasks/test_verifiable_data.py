@@ -325,6 +325,20 @@ def test_the_default_verifier_reads_a_typeset_minus_and_scientific_notation_as_t
     assert reference("auto", answer, "row 1") == read
 
 
+@pytest.mark.parametrize("answer, first", [("1e3", "1"), ("2.5e-3", "2.5"), ("\u22124E2", "-4")])
+def test_math_verify_refuses_a_reference_in_scientific_notation_it_would_misread(answer, first):
+    """Thirty-fifth hunt, case 16: under task.verifier=math_verify a reference "1e3" read 1 ("1" scored
+    right, "1000" wrong) and "2.5e-3" read 2.5, in silence; auto reads them as their value."""
+    from align_lab.tasks.verifiers import reference
+
+    with pytest.raises(ValueError) as e:
+        reference("math_verify", answer, "row 1")
+    assert str(e.value) == (
+        f"row 1: answer {answer!r} is in scientific notation, which Math-Verify reads as its first number, "
+        f"{first} (task.verifier=math_verify); set task.verifier=auto, which reads it as the number it is"
+    )
+
+
 @pytest.mark.parametrize("answer", ["5:30", "2, 3", "1 000", "12 hours 30 minutes"])
 def test_the_default_verifier_refuses_an_answer_of_several_numbers_without_math(answer):
     """These read as their last number (30, 3, 0, 30) or Math-Verify's first (5, ...), in silence."""
