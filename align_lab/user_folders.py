@@ -7,8 +7,9 @@ align_lab cannot tell whether the code reads them. Standard library only."""
 from __future__ import annotations
 
 import ast
+import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 SKIPPED = (".pyc", ".out", ".err", ".log", ".swp", "~")  # logs a job writes beside its code, editors' files
 MAX_FILES = 2000  # a folder with more (a home folder, a dataset's) is not listed at each checkpoint
@@ -80,6 +81,41 @@ def _folders_named(module: str, skip: tuple[str, ...]) -> list[str]:
             if folder and _watchable(folder, skip):
                 folders.add(folder)
     return sorted(folders)
+
+
+def folders_in_settings(files: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
+    """The folders the JSON files the user's code read name in their strings, as a module's constants are
+    read (named_folders): a settings file naming the parquet a reward reads with pyarrow (in C: no open
+    for the audit hook), edited between a kill and the resume, trained on in silence (thirty-fifth hunt,
+    case 29). Files over a MiB, or that do not parse, are passed over."""
+    skipped = tuple(os.path.abspath(s) for s in skip)
+    found: set[str] = set()
+    for file in files:
+        try:
+            if not file.endswith(".json") or os.path.getsize(file) > 2**20:
+                continue
+            with open(file, "rb") as f:
+                texts = list(_strings(json.load(f)))
+        except (OSError, ValueError, RecursionError):
+            continue
+        for text in texts:
+            path = os.path.abspath(os.path.join(os.path.dirname(file), text))  # an absolute one as it is
+            folder = path if os.path.isdir(path) else os.path.dirname(path) if os.path.isfile(path) else None
+            if folder and _watchable(folder, skipped):
+                found.add(folder)
+    return sorted(found)
+
+
+def _strings(value) -> Iterator[str]:
+    """Each string of a JSON value that could name a path (neither empty nor over 1 KiB, on one line)."""
+    if isinstance(value, str) and 0 < len(value) < 1024 and "\n" not in value and "\0" not in value:
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _watchable(folder: str, skip: tuple[str, ...]) -> bool:

@@ -389,6 +389,37 @@ def test_a_file_in_a_folder_your_code_names_that_changed_is_a_warning_on_resume(
     assert f"{data / 'w.parquet'} (changed)" in caplog.text
 
 
+def test_a_file_a_settings_file_of_yours_names_that_changed_is_a_warning_on_resume(
+    world, cache_dir, tmp_path, caplog
+):
+    """Thirty-fifth hunt, case 29: a reward reading a parquet file with pyarrow (in C: no open for the audit
+    hook) at the path its JSON settings file names, edited between a kill and the same command: resumed in
+    silence. The folders a JSON file the code read names are watched, as a module's constants are."""
+    pd = pytest.importorskip("pandas")
+    home, keys = world
+    data, settings = tmp_path / "wdata29", tmp_path / "settings29"
+    data.mkdir()
+    settings.mkdir()
+    pd.DataFrame({"W": [1.0]}).to_parquet(data / "w.parquet")
+    written_elsewhere(settings / "cfg.json", json.dumps({"weights": str(data / "w.parquet")}))
+    (home / "resume_inputs_cfg29.py").write_text(
+        "import json\nimport pandas as pd\n\n\ndef score(prompts, responses):\n"
+        f"    cfg = json.load(open({str(settings / 'cfg.json')!r}))\n"
+        "    w = float(pd.read_parquet(cfg['weights'])['W'][0])\n"
+        "    return [w * len(r) / 10 for r in responses]\n"
+    )
+    keys = [k for k in keys if not k.startswith("reward.path=")] + ["reward.path=resume_inputs_cfg29:score"]
+    run_dir = tmp_path / "run"
+    stop_after_step_2(keys, run_dir, cache_dir)
+    pd.DataFrame({"W": [10.0]}).to_parquet(data / "w.parquet")
+    refused_for_its_scores(keys, run_dir, cache_dir, "resume_inputs_cfg29:score")  # the eleventh hunt's probe
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        admit(keys, run_dir, cache_dir, "resume_changed_inputs=true")  # and the folder's warning
+    assert f"files beside your code changed since the checkpoint in {run_dir / 'checkpoints'}" in caplog.text
+    assert f"{data / 'w.parquet'} (changed)" in caplog.text
+
+
 def test_a_database_your_code_reads_with_sqlite_that_changed_is_a_warning_on_resume(
     world, cache_dir, tmp_path, caplog
 ):
