@@ -236,8 +236,8 @@ def read_table(path: str, split: str, key: str) -> Table:
 def text(row: dict, column: str, place: str) -> str:
     """The non-empty string in `column` of a row, or a one-line error naming the place and column."""
     value = row.get(column)
-    if value is None:
-        raise ValueError(f"{place}: column {column!r} is missing")
+    if value is None:  # a JSON null too: "is missing" alone read as if the column were not there (35th, 14)
+        raise ValueError(f"{place}: column {column!r} is missing or null (no value)")
     if not isinstance(value, str):
         raise ValueError(f"{place}: column {column!r} is {type(value).__name__}, must be text")
     if not value.strip():

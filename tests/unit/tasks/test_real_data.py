@@ -42,7 +42,9 @@ def test_a_column_missing_from_the_file_names_the_columns_there(tmp_path):
 
 def test_a_value_missing_from_one_line_names_the_line(tmp_path):
     path = jsonl(tmp_path, [*GOOD[:2], {"prompt": "p", "chosen": "a"}, *GOOD[2:]])
-    assert error(path) == f"task.path={path} line 3: column 'rejected' is missing"
+    assert error(path) == f"task.path={path} line 3: column 'rejected' is missing or null (no value)"
+    path = jsonl(tmp_path, [*GOOD[:2], {"prompt": "p", "chosen": "a", "rejected": None}, *GOOD[2:]])
+    assert error(path) == f"task.path={path} line 3: column 'rejected' is missing or null (no value)"
 
 
 def test_an_empty_prompt_names_the_line_after_blank_lines(tmp_path):
