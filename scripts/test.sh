@@ -19,6 +19,13 @@ if [[ "${1:-}" == "--fast" ]]; then
   exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --dist worksteal --durations=10 \
     -m "fast and not slurm and not browser and not real_model and not vllm and not slow" "$@"
 fi
+# CI's tier (what .ci/run runs): every test but those marked `full`, which `--full` runs too (docs/testing.md,
+# "Three tiers": a variant of a path a CI test goes through, or minutes of a study's waiting)
+tier=(-m "not full")
+if [[ "${1:-}" == "--full" ]]; then
+  shift
+  tier=()
+fi
 # the vLLM env (.venv-vllm) is made in the background: it mostly waits on the network and the disk, beside
 # Slurm, Chromium and SmolLM2 here and then beside pytest, which needs none of it (its vLLM tests run after)
 # each phase's wall time, said in one line at the end (where a CI log's tail shows it)
@@ -58,7 +65,7 @@ trap 'kill -- "$vllm_setup" 2>/dev/null; exit 130' INT TERM
 # the default "load", one worker sat idle at the end while the other still held a queue). Its status is
 # the script's, once the vLLM tests and the gate below have run too.
 pytest_status=0
-.venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --dist worksteal --durations=25 "$@" || pytest_status=$?
+.venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --dist worksteal --durations=25 "${tier[@]}" "$@" || pytest_status=$?
 phase "pytest"
 if ! wait "$vllm_setup"; then
   cat "$vllm_log" >&2; echo "scripts/setup_vllm.sh failed (its output above)" >&2; exit 1

@@ -83,6 +83,25 @@ SMALL = [
 # `vllm` themselves (they run in .venv-vllm); `fast` marks the integration tests of the fast tier.
 NEEDS = {"slurm": "slurm", "chromium": "browser", "smollm2": "real_model"}
 TIERS = ("slurm", "browser", "real_model", "vllm", "slow")  # what --fast leaves out
+# `full`: a test only `scripts/test.sh --full` runs, not CI's `scripts/test.sh`: a variant of a path whose
+# every mechanism a test of CI's tier goes through too (another signal, another rank, another algorithm
+# of the same loop), or minutes of a study's waiting (docs/testing.md, "Three tiers")
+FULL = pytest.mark.full
+
+
+def full_but(values: list, kept: set) -> list:
+    """`values` for pytest.mark.parametrize, each a value or a tuple of them: those in `kept` run in CI's
+    tier, the others carry `full` (the same ids as the bare values get)."""
+    out = []
+    for value in values:
+        if hasattr(value, "marks") and hasattr(value, "values"):  # a pytest.param
+            marks = value.marks if value.values[0] in kept or value.values in kept else (*value.marks, FULL)
+            out.append(pytest.param(*value.values, marks=marks, id=value.id))
+        elif value in kept:
+            out.append(value)
+        else:
+            out.append(pytest.param(*(value if isinstance(value, tuple) else (value,)), marks=FULL))
+    return out
 
 
 def pytest_collection_modifyitems(config, items):

@@ -43,14 +43,15 @@ def said_when_unwritable(log: Path) -> None:
 def said_last(line: str, log: Path) -> None:
     """The run's last line (its error, `interrupted by ...; resume ...`) on stderr and in its app.log,
     which ended at the last progress line with no word of why or how to resume (thirty-fourth hunt,
-    case 52)."""
+    case 52). The file first: where it cannot be written, its warning comes before the line, which stays
+    the last one the terminal shows (CI of cb495d6: a full disk's warning came after it)."""
     import logging
     import sys
 
-    print(line, file=sys.stderr)
     record = logging.LogRecord("align_lab", logging.ERROR, __file__, 0, line, None, None)
     for _, handler in handlers_of(log):
         handler.handle(record)
+    print(line, file=sys.stderr)
 
 
 def unwritable(handler, record) -> None:

@@ -17,7 +17,7 @@ from align_lab.config import ConfigError
 from align_lab.run.admission import spec_from_config
 from align_lab.run.cross_checks import check_run
 from align_lab.tracking import read_metrics
-from tests.conftest import compose, run_in_process
+from tests.conftest import FULL, compose, full_but, run_in_process
 from tests.integration.test_faults import _read_only_mounts_work
 
 STEPS = ["train.steps=2", "seed=1"]
@@ -224,7 +224,10 @@ def _two_process_run(overrides: list[str], tmp_path_factory, cache_dir) -> Path:
 
 @pytest.mark.parametrize(
     "algo,stage",
-    [("reinforce_pp", 2), ("reinforce_pp", 3), ("ppo", 2), ("ppo", 3), ("dpo", 2), ("dpo", 3)],
+    full_but(
+        [("reinforce_pp", 2), ("reinforce_pp", 3), ("ppo", 2), ("ppo", 3), ("dpo", 2), ("dpo", 3)],
+        {("ppo", 2), ("dpo", 3)},
+    ),
 )
 def test_deepspeed_zero_with_two_processes_equals_one_torch_process(
     algo, stage, tmp_path, tmp_path_factory, cache_dir
@@ -309,6 +312,7 @@ def test_a_damaged_deepspeed_checkpoint_is_one_line_before_any_compute(
     assert said in str(refused.value) and f"delete {run_dir / 'checkpoints'} to start" in str(refused.value)
 
 
+@FULL
 @pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
 def test_a_full_disk_at_the_engines_checkpoint_is_one_line_and_leaves_no_half_written_step(
     tmp_path, cache_dir

@@ -18,7 +18,7 @@ import pytest
 
 from benchmarks import Benchmark, suite
 from benchmarks.harness import HOW, missing
-from tests.conftest import ROOT
+from tests.conftest import FULL, ROOT
 
 SUITE = suite()
 OWN_PYTHON = {"trl": ROOT / "benchmarks/.venv-trl/bin/python", "vllm": ROOT / ".venv-vllm/bin/python"}
@@ -41,6 +41,10 @@ def absent(b: Benchmark) -> list[str]:
     return missing([n for n in b.needs if n not in has_own])
 
 
+# the smoke runs CI's tier keeps (seconds each; the rest, 20-60 s of CPU each, in the full tier)
+IN_CI = {"default_run", "packed_update", "decode_width", "lora_rollout", "async_rollouts", "scaling"}
+
+
 def params(real_model: bool) -> list:
     out = []
     for name, b in SUITE.items():
@@ -51,6 +55,8 @@ def params(real_model: bool) -> list:
             marks.append(pytest.mark.skip(reason=IN_THE_VLLM_TESTS))
         elif lacking := absent(b):
             marks.append(pytest.mark.skip(reason=f"needs {'; '.join(lacking)}"))
+        if name not in IN_CI:
+            marks.append(FULL)
         out.append(pytest.param(name, marks=marks, id=name))
     return out
 
@@ -83,6 +89,7 @@ def test_every_need_has_a_way_to_get_it() -> None:
     assert {n for b in SUITE.values() for n in b.needs} <= set(HOW)
 
 
+@FULL
 def test_forward_rows_measures_an_update_row_under_bf16_against_the_bf16_plan(tmp_path: Path) -> None:
     """forward_rows --graph --dtype bf16: an update's row (forward with a graph, backward) under bf16
     autocast, measured against the memory plan's bf16 row (BACKWARD x row_bytes at 2 bytes a layer

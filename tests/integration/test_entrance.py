@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SMALL, compose, run_cli
+from tests.conftest import ROOT, SMALL, compose, full_but, run_cli
 from tests.integration.test_faults import _inject as _inject_code
 from tests.integration.test_faults import one_line_error
 from tests.integration.test_run_folder import metric_lines, start, wait_for
@@ -287,7 +287,7 @@ atexit.register(lambda: print("CALLS", sorted(calls.items()), file=sys.stderr))
 """
 
 
-@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+@pytest.mark.parametrize("sweep", full_but([False, True], {False}), ids=["run", "sweep"])
 def test_each_check_runs_once_per_job(sweep, tmp_path, cache_dir):
     """The entrance was walked three times (the app's callback, the launcher's plan, the run itself); the
     same command again finds each run completed, its folder's config checked once (not again by the run)."""

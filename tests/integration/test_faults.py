@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from align_lab.rerun import shell_command
-from tests.conftest import ROOT, SMALL, run_cli, run_in_process
+from tests.conftest import FULL, ROOT, SMALL, full_but, run_cli, run_in_process
 from tests.integration.test_studies import slurm  # noqa: F401 (the fixture: the test Slurm cluster)
 
 
@@ -570,7 +570,9 @@ def _as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    "signum,code", full_but([(signal.SIGTERM, 143), (signal.SIGINT, 130)], {(signal.SIGTERM, 143)})
+)
 def test_a_signal_marks_the_run_interrupted_and_a_rerun_resumes_it(tmp_path, cache_dir, signum, code):
     run_dir = tmp_path / "run"
     args = [*SMALL, "train.steps=400", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
@@ -933,6 +935,7 @@ def test_a_full_disk_in_the_stage_cache_is_one_line_and_keeps_the_other_entries(
     assert summary["status"] == "failed" and "no space left" in summary["error"]
 
 
+@FULL
 @pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
 def test_a_disk_that_fills_as_the_run_starts_is_at_most_two_lines_naming_the_file(tmp_path, cache_dir):
     """Twentieth hunt, case 10: the run folder's disk with 24 KB left: 412 lines, each logged line's
@@ -1018,6 +1021,7 @@ def test_a_sweep_on_a_full_disk_names_each_runs_folder(tmp_path, cache_dir):
         assert f"failed: cannot write {small}/sw/{num}_" in line and "No space left on device" in line, line
 
 
+@FULL
 @pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
 def test_a_local_sweep_on_a_full_disk_says_each_runs_own_line(tmp_path, cache_dir):
     """Twenty-first hunt, case 22: a `hardware=submitit_local` sweep whose disk fills at a checkpoint: the
@@ -1050,6 +1054,7 @@ def test_a_local_sweep_on_a_full_disk_says_each_runs_own_line(tmp_path, cache_di
     assert sorted(line.split("run #")[1][0] for line in failed) == ["0", "1"], failed
 
 
+@FULL
 @pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
 def test_a_local_sweep_refused_on_a_full_disk_names_what_and_keeps_the_earlier_record(tmp_path, cache_dir):
     """Twenty-second hunt, cases 17-18: a `submitit_local` sweep into a folder on a disk with 8-48 KB left:

@@ -11,11 +11,12 @@ from align_lab.tracking import MultiTracker
 from align_lab.tracking.progress import progress_factory
 from align_lab.train.context import Sizing
 from align_lab.train.submitit_signals import Preemption
-from tests.conftest import compose
+from tests.conftest import FULL, compose
 
 GIB = 2**30
 
 
+@FULL
 def test_a_null_share_is_chosen_for_the_policy_and_the_trainer_plans_in_the_rest(
     tmp_path, cache_dir, monkeypatch
 ):

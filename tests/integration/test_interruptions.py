@@ -21,7 +21,16 @@ from align_lab.rerun import shell_command
 from align_lab.run.summary import RunStopped
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.preemption import Interrupted, Interruption
-from tests.conftest import ROOT, SMALL, as_in_a_terminal, run_cli, run_in_process, signal_from_outside
+from tests.conftest import (
+    FULL,
+    ROOT,
+    SMALL,
+    as_in_a_terminal,
+    full_but,
+    run_cli,
+    run_in_process,
+    signal_from_outside,
+)
 
 ROWS = 16  # train.rollout_size of tests/conftest.py's SMALL: episodes a step
 MARKER = "ALIGN_LAB_TEST_SIGNAL_FILE"  # while this file exists, the environment below signals once
@@ -208,7 +217,8 @@ def test_a_reward_that_ignores_the_runs_signals_does_not_keep_them_from_the_run(
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param("SIGTERM", marks=pytest.mark.fast), "SIGINT", "SIGHUP", "SIGUSR1"]
+    "name",
+    full_but([pytest.param("SIGTERM", marks=pytest.mark.fast), "SIGINT", "SIGHUP", "SIGUSR1"], {"SIGTERM"}),
 )
 def test_a_signal_while_the_env_is_stepped_keeps_every_step_and_names_the_resume_command(
     name, tmp_path, cache_dir
@@ -273,6 +283,7 @@ def test_a_run_interrupted_in_a_sweep_stops_the_sweep_and_the_sweeps_command_res
     assert [logged_steps(p) for p in job_folders(sweep)] == [[1, 2, 3], [1, 2, 3]]
 
 
+@FULL
 def test_sigterm_between_a_sequential_studys_looks_is_one_line_and_its_command_resumes_it(
     tmp_path, cache_dir
 ):

@@ -19,7 +19,7 @@ import pytest
 from align_lab import registry
 from align_lab.run.admission import admit_spec, spec_from_config
 from align_lab.run.execute import run
-from tests.conftest import compose
+from tests.conftest import compose, full_but
 from tests.integration.test_run import NEEDS
 
 CORE = ("ppo", "ppo_max", "vanilla_pg", "rloo", "raft", "dpo", "reinforce_pp", "grpo", "sail_pr")
@@ -29,8 +29,8 @@ SEEDS = tuple(int(s) for s in os.environ.get("ALIGN_LAB_LEARNING_SEEDS", "0").sp
 def learning_algos(value: str | None, known: list[str]) -> list[str]:
     """The algorithms ALIGN_LAB_LEARNING_ALGOS names: unset, CORE; "all", every registered one; else
     a comma-separated list of registered names (an unknown one is a one-line error naming it)."""
-    if not value:
-        return list(CORE)
+    if not value:  # CI's tier keeps one algorithm of each loop's kind; the full tier runs them all
+        return full_but(list(CORE), {"ppo", "rloo", "grpo", "dpo"})
     if value == "all":
         return list(known)
     names = [n.strip() for n in value.split(",") if n.strip()]

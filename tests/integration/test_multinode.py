@@ -13,7 +13,7 @@ import pytest
 
 from align_lab.study.status import study_states
 from align_lab.tracking import read_metrics
-from tests.conftest import ROOT, forked, run_cli
+from tests.conftest import FULL, ROOT, forked, run_cli
 from tests.integration.test_studies import cli_args, no_times, slurm, wait_for  # noqa: F401 (fixture)
 
 # metrics that must agree; time/* and throughput differ by construction
@@ -68,6 +68,7 @@ def test_a_two_node_run_equals_one_process(two_nodes, tmp_path, cache_dir):
         assert summary_2[key] == pytest.approx(summary_1[key], rel=1e-4, abs=1e-5), key
 
 
+@FULL
 def test_a_usr2_preemption_requeues_a_two_node_run_and_it_resumes_to_the_same_numbers(
     two_nodes, tmp_path, cache_dir
 ):

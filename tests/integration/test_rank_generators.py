@@ -18,7 +18,7 @@ import torch
 
 from align_lab.run.summary import RunStopped
 from align_lab.tracking import read_metrics
-from tests.conftest import run_in_process
+from tests.conftest import FULL, run_in_process
 
 LOG = "ALIGN_LAB_TEST_RNG_LOG"  # a folder: each rank appends its generator's state at each scoring
 
@@ -62,6 +62,7 @@ def test_ranks_whose_generators_differ_train_on_the_minibatches_of_one_process(t
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
 
 
+@FULL
 def test_a_two_process_resume_gives_every_rank_its_own_generators_and_the_uninterrupted_metrics(
     tmp_path, cache_dir, monkeypatch
 ):

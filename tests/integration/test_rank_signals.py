@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SMALL, signal_from_outside
+from tests.conftest import ROOT, SMALL, full_but, signal_from_outside
 
 WHO = (
     "ALIGN_LAB_TEST_SIGNAL"  # "group": the run's process group; "rank1": rank 1 alone; "kill": SIGKILL to it
@@ -51,7 +51,7 @@ def signalling_reward(prompts: list[str], responses: list[str]) -> list[float]:
     return [float(len(r)) for r in responses]
 
 
-@pytest.mark.parametrize("who", ["group", "rank1", "kill", "kill0", "hang"])
+@pytest.mark.parametrize("who", full_but(["group", "rank1", "kill", "kill0", "hang"], {"group", "kill0"}))
 def test_a_sigterm_to_the_run_or_to_rank_1_stops_it_at_the_step_end_in_one_line(tmp_path, cache_dir, who):
     """And (twelfth hunt) rank 1 killed by SIGKILL (the OOM killer), which no process can wait for: rank 0
     says so in one line, and the run resumes from its last checkpoint. And (fourteenth hunt) a second
@@ -124,7 +124,7 @@ def _spawned_rank(pid: int) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("who", list(AT_START))
+@pytest.mark.parametrize("who", full_but(list(AT_START), {"rank1", "group_int"}))
 def test_a_signal_as_the_ranks_start_stops_the_run_in_one_line_not_after_the_rendezvous_timeout(
     tmp_path, cache_dir, who
 ):

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from tests.conftest import ROOT, run_cli, run_in_process
+from tests.conftest import FULL, ROOT, run_cli, run_in_process
 
 COMMAND = [
     "tracker=none",
@@ -43,6 +43,7 @@ def metrics(run_dir) -> list[dict]:
     return [{k: v for k, v in row.items() if not k.startswith(("time/", "perf/"))} for row in rows]
 
 
+@FULL
 def test_fresh_caches_in_separate_processes_give_identical_stages_and_metrics(tmp_path):
     for name, hash_seed in (("a", "1"), ("b", "2")):
         result = run_cli(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from align_lab.results.plan_record import read_record
-from tests.conftest import ROOT, SMALL, forked
+from tests.conftest import FULL, ROOT, SMALL, forked
 
 PLAN = "plan={start: 2, wave: 2, max_seeds: 6}"
 
@@ -62,6 +62,7 @@ def test_a_decided_claim_stops_the_plan_after_its_first_wave(tmp_path, cache_dir
     assert read_record(sweep)["looks"] == record["looks"]
 
 
+@FULL
 def test_a_plan_killed_mid_wave_resumes_without_training_a_completed_run_again(tmp_path, cache_dir):
     # two identical arms (they differ only by their study name): every difference is 0, p = 1, so the
     # claim stays open and the plan runs both its waves: 2 + 2 seeds x 2 arms = 8 runs, killed in the

@@ -16,7 +16,7 @@ import pytest
 
 from align_lab.study.status import study_states
 from align_lab.tracking import read_metrics
-from tests.conftest import ROOT, SMALL, as_in_a_terminal, forked, run_cli
+from tests.conftest import FULL, ROOT, SMALL, as_in_a_terminal, forked, full_but, run_cli
 
 SLURM_ENV = Path(os.environ.get("SLURM_CI_DIR", "/tmp/slurm-ci")) / "env.sh"
 
@@ -38,7 +38,7 @@ def uninterrupted(tmp_path_factory, cache_dir) -> Path:
     return run_dir / "metrics.jsonl"
 
 
-@pytest.mark.parametrize("kill_after_lines", [0, 2, 5])
+@pytest.mark.parametrize("kill_after_lines", full_but([0, 2, 5], {2}))
 def test_sigkill_at_any_point_then_same_command_resumes_to_identical_metrics(
     kill_after_lines, tmp_path, cache_dir, uninterrupted
 ):
@@ -113,13 +113,16 @@ def steps_logged(sweep: Path, run: str) -> int:
 
 @pytest.mark.parametrize(
     "name,signals,sigint_ignored,to_group",
-    [
-        ("SIGTERM", 1, False, False),
-        ("SIGTERM", 2, False, False),
-        ("SIGTERM", 1, True, False),
-        ("SIGINT", 1, False, True),
-        ("SIGHUP", 1, False, True),
-    ],
+    full_but(
+        [
+            ("SIGTERM", 1, False, False),
+            ("SIGTERM", 2, False, False),
+            ("SIGTERM", 1, True, False),
+            ("SIGINT", 1, False, True),
+            ("SIGHUP", 1, False, True),
+        ],
+        {("SIGHUP", 1, False, True)},
+    ),
 )
 def test_a_signal_while_a_local_sweep_waits_stops_its_runs_and_says_how_to_resume(
     name, signals, sigint_ignored, to_group, tmp_path, cache_dir
@@ -223,6 +226,7 @@ def test_a_signal_before_a_local_sweeps_runs_start_starts_none_or_stops_them(whe
     assert left == [], left
 
 
+@FULL
 def test_study_resume_says_a_signal_and_an_unwritable_folder_in_one_line(tmp_path, cache_dir):
     """Twenty-second hunt, case 29: Ctrl-C to `study resume --wait` printed a 15-line KeyboardInterrupt
     traceback and no line (a SIGTERM: not a word, the runs trained on); case 42: `study resume` of a
@@ -290,6 +294,7 @@ def piped_to_its_end(command: list[str], sweep: Path) -> tuple[int, str]:
         subprocess.run(["pkill", "-f", str(sweep)])
 
 
+@FULL
 def test_a_moved_sweep_folder_is_read_where_it_is_and_its_resume_names_the_sweeps_command(
     tmp_path, cache_dir
 ):
@@ -312,6 +317,7 @@ def test_a_moved_sweep_folder_is_read_where_it_is_and_its_resume_names_the_sweep
     )
 
 
+@FULL
 def test_study_resume_that_does_not_wait_lets_go_of_its_output(tmp_path, cache_dir):
     """Twenty-third hunt, case 56: `study resume <local sweep> | tail` held the pipe until every resubmitted
     run had ended (the jobs' controllers held its stdout), as the sweep's command did (case 33 of the
@@ -359,6 +365,7 @@ def score(prompts, responses):
 """
 
 
+@FULL
 def test_study_resume_checks_each_run_folder_as_it_is_then(tmp_path, cache_dir):
     """Twenty-second hunt, cases 8, 9, 11: `study resume` (and a requeue) resubmits the first submission's
     pickled Job, its folder read as it was then: a reward module edited after the stop trained the run
@@ -604,6 +611,7 @@ def test_sigterm_to_a_local_sweeps_run_stops_it_at_its_steps_end(tmp_path, cache
     assert said in out, out[-3000:] + err[-3000:]
 
 
+@FULL
 def test_a_local_run_whose_job_controller_was_killed_is_stopped_with_the_others(tmp_path, cache_dir):
     """Twenty-third hunt, case 39: run #0's job controller (`submitit.local._local`) killed with kill -9,
     then SIGTERM to the waiting command: "1 unfinished runs stopped", while run #0, orphaned, trained on
@@ -629,6 +637,7 @@ def test_a_local_run_whose_job_controller_was_killed_is_stopped_with_the_others(
     )
 
 
+@FULL
 def test_study_resume_wait_stops_a_run_whose_job_controller_was_killed_with_the_others(tmp_path, cache_dir):
     """Twenty-fourth hunt, case 14: the same under `study resume --wait`: "2 unfinished runs stop", while run
     #0, orphaned, trained on to its end unnamed; `study status` called it `failed ... (FINISHED)` as it
@@ -654,6 +663,7 @@ def test_study_resume_wait_stops_a_run_whose_job_controller_was_killed_with_the_
     assert statuses == ["interrupted", "interrupted"], statuses
 
 
+@FULL
 def test_study_resume_typed_elsewhere_runs_the_jobs_where_the_sweep_ran(tmp_path, cache_dir):
     """Twenty-fourth hunt, case 15: `study resume <sweep>` typed in another folder ran the jobs there: the
     sweep's reward module was not found (`cannot import myrew`), and beside another checkout that checkout's

@@ -17,7 +17,7 @@ import optuna
 import pytest
 import yaml
 
-from tests.conftest import ROOT, SMALL, forked, run_cli
+from tests.conftest import FULL, ROOT, SMALL, forked, run_cli
 from tests.integration.test_studies import slurm  # noqa: F401 (the fixture: the test Slurm cluster)
 
 pytestmark = pytest.mark.slow  # 8 runs then 2: about a minute on 2 cores
@@ -37,6 +37,7 @@ def mtimes(folder: Path) -> dict[str, int]:
     return {p.parent.name: p.stat().st_mtime_ns for p in folder.glob("*/metrics.jsonl")}
 
 
+@FULL
 def test_a_tuned_study_tunes_each_arm_then_runs_the_choice_on_fresh_seeds(cache_dir, tmp_path):
     sweep = tmp_path / "study"
     storage = f"sqlite:///{sweep / 'tuning' / 'optuna.db'}"

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from align_lab.results.claims import parse_claims
 from align_lab.run.admission import spec_from_config
 from align_lab.run.cross_checks import check_run
-from tests.conftest import ROOT
+from tests.conftest import FULL, ROOT
 
 SWEEPS = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
 # a study's teacher trained by a run of its own, first (its docs' first command): folder -> config name
@@ -157,6 +157,7 @@ def state(obj) -> tuple:
     return type(obj).__qualname__, repr(items)
 
 
+@FULL
 def test_saved_sweeps_on_the_real_model_pass_the_tokenizer_check(smollm2, cache_dir, tmp_path, monkeypatch):
     """The steps the test above stands in for, for real: every job of a study on SmolLM2 builds with the
     installed GGUF file, and every prompt fits its tokenizer's limits (the model is dequantized once into

@@ -155,7 +155,10 @@ def test_wandb_mode_env_beats_auto_and_explicit_mode_beats_both(tmp_path: Path) 
 
 @pytest.fixture
 def offline_wandb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No credentials anywhere, WANDB_MODE=offline: wandb cannot go online."""
+    """No credentials anywhere, WANDB_MODE=offline: wandb cannot go online. The test's folder is the working
+    one, so a `wandb.init` without `dir` writes there, not into the repository (where test_compare's check
+    that nothing wrote ./wandb then failed, CI of cb495d6)."""
+    monkeypatch.chdir(tmp_path)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
