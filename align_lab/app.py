@@ -68,6 +68,7 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import RunStopped, base_exception_line
     from align_lab.train.preemption import Interrupted
+    from align_lab.user_code import shadowing
 
     first = os.environ.get("SLURM_PROCID", "0") == "0"  # rank 0 of a run across nodes writes its folder
     try:
@@ -99,11 +100,12 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
             raise
         said_last(f"align_lab: {e}", job.run_dir / "app.log")
         raise SystemExit(e.exit_code) from None
-    except BaseException as e:  # GeneratorExit, a class of the user's code: past every handler of errors
-        if isinstance(e, Exception | SystemExit | KeyboardInterrupt):
+    except BaseException as e:  # GeneratorExit, a class of the user's code; a file of theirs named as a
+        line = shadowing() if isinstance(e, Exception) else None  # module: its line, not Hydra's first
+        if line is None and isinstance(e, Exception | SystemExit | KeyboardInterrupt):
             raise
-        said_last(f"align_lab: error: {base_exception_line(e, job.run_dir)}", job.run_dir / "app.log")
-        raise SystemExit(1) from None
+        said_last(f"align_lab: error: {line or base_exception_line(e, job.run_dir)}", job.run_dir / "app.log")
+        raise SystemExit(2 if line else 1) from None
     finally:
         if lock is not None:
             lock.release()
@@ -271,12 +273,7 @@ def failed_in_mkdir(e: BaseException) -> bool:
 
 def format_error(e: BaseException) -> str | None:
     """One line for configuration errors (ours and Hydra's); None for anything else."""
-    from hydra.errors import (
-        ConfigCompositionException,
-        MissingConfigException,
-        OverrideParseException,
-        SearchPathException,
-    )
+    from hydra import errors
     from omegaconf.errors import OmegaConfBaseException
 
     if isinstance(e, ConfigError):
@@ -294,16 +291,18 @@ def format_error(e: BaseException) -> str | None:
         return f"{e.filename}: is a file, not a folder; choose another {folder_key()}"
     if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
         return f"{e.full_key}: {str(e).splitlines()[0]}"
-    if isinstance(e, MissingConfigException) and e.options is not None:  # hydra/launcher/nope: nested
+    if isinstance(e, errors.MissingConfigException) and e.options is not None:  # hydra/launcher/nope: nested
         group, _, bad = (e.missing_cfg_file or "").rpartition("/")
         group = group or "group"
         return f"{group}={bad}: unknown choice; allowed: {', '.join(sorted(e.options))}"
-    if isinstance(e, SearchPathException) and "config directory" in str(e):  # --config-dir nope
+    if isinstance(e, errors.SearchPathException) and "config directory" in str(e):  # --config-dir nope
         folder = str(e).split("'")[1] if str(e).count("'") >= 2 else "--config-dir"
         return f"--config-dir {folder}: no such folder; name the folder of your config (e.g. sweeps)"
-    if isinstance(e, MissingConfigException) and "primary config" in str(e):
+    if isinstance(e, errors.MissingConfigException) and "primary config" in str(e):
         return missing_primary(e.missing_cfg_file or "", str(e))
-    if isinstance(e, (ConfigCompositionException, OverrideParseException, MissingConfigException)):
+    if isinstance(
+        e, (errors.ConfigCompositionException, errors.OverrideParseException, errors.MissingConfigException)
+    ):
         text = " ".join(str(e).split())
         cause = e.__cause__
         if cause is not None and "not in struct" in str(cause):  # the closest key, not a `+` that fails later

@@ -156,3 +156,29 @@ def changed_since_imported(files: list[Path]) -> str | None:
                 "own (hardware=submitit_local) or put the file back as it was"
             )
     return None
+
+
+def shadowing() -> str | None:
+    """The line for a file of the user's named as a module the command imported in its place, Python's own
+    (a module signal or random of the user's beside the reward) or an installed package's (numpy, yaml,
+    tqdm): `python -m` puts the folder it runs in first on sys.path, and the command failed inside
+    align_lab's, Hydra's or torch's imports, a 13-82-line traceback that named their code, not the file
+    (twenty-eighth hunt, case 37; thirtieth, case 3). None where none was."""
+    import importlib.machinery
+
+    first = os.path.realpath(sys.path[0] if sys.path and sys.path[0] else os.getcwd())
+    for name, module in sorted(sys.modules.items()):
+        file = getattr(module, "__file__", None) or ""
+        if "." in name or not file or not os.path.realpath(file).startswith(os.path.join(first, "")):
+            continue
+        own = name in sys.stdlib_module_names
+        other = None if own else importlib.machinery.PathFinder.find_spec(name, sys.path[1:])
+        elsewhere = other is not None and os.path.realpath(other.origin or file) != os.path.realpath(file)
+        if own or elsewhere:  # (align_lab itself, run from its checkout, is the same file both ways)
+            whose = "Python's own module" if own else "the installed module"
+            return (
+                f"{file}: named as {whose} {name}, which the command imports: Python found yours first "
+                "(python -m puts the folder it runs in first on sys.path); rename it (and a key that names "
+                "it, where one does)"  # thirty-fourth hunt, case 66: no key names a helper module
+            )
+    return None

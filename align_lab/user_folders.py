@@ -69,18 +69,35 @@ def _folders_named(module: str, skip: tuple[str, ...]) -> list[str]:
             tree = ast.parse(f.read())
     except (OSError, SyntaxError, ValueError):
         return []
-    bases = (os.path.dirname(os.path.abspath(module)), os.getcwd())
+    here = os.path.dirname(os.path.abspath(module))
+    # its folder's parent too: `Path(__file__).parent.parent / "data"`, a project's src/ beside its data/
+    bases = (here, os.path.dirname(here), os.getcwd())
     folders = set()
     for node in ast.walk(tree):
         text = node.value if isinstance(node, ast.Constant) else None
         if not isinstance(text, str) or not 0 < len(text) < 1024 or "\n" in text or "\0" in text:
             continue
+        text = os.path.expanduser(text)  # "~/data/w.parquet" (thirty-sixth hunt, case 33)
         for path in [text] if os.path.isabs(text) else [os.path.join(b, text) for b in bases]:
-            path = os.path.abspath(path)
-            folder = path if os.path.isdir(path) else os.path.dirname(path) if os.path.isfile(path) else None
-            if folder and _watchable(folder, skip):
+            if (folder := _folder_of(path, skip)) is not None:
                 folders.add(folder)
     return sorted(folders)
+
+
+def folders_in_values(values: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
+    """The folders absolute paths among `values` name (the environment variables the user's code read:
+    `DATA=/data/w.parquet`, thirty-sixth hunt, case 31), as a module's constants are read."""
+    skipped = tuple(os.path.abspath(s) for s in skip)
+    paths = [os.path.expanduser(v) for v in values if v and len(v) < 1024 and "\0" not in v]
+    found = {_folder_of(p, skipped) for p in paths if os.path.isabs(p)}
+    return sorted(f for f in found if f is not None)
+
+
+def _folder_of(path: str, skip: tuple[str, ...]) -> str | None:
+    """The folder `path` names (itself, or a file's), where it exists and is watched."""
+    path = os.path.abspath(path)
+    folder = path if os.path.isdir(path) else os.path.dirname(path) if os.path.isfile(path) else None
+    return folder if folder and _watchable(folder, skip) else None
 
 
 def folders_in_settings(files: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
@@ -98,10 +115,8 @@ def folders_in_settings(files: Iterable[str], skip: Iterable[str] = ()) -> list[
                 texts = list(_strings(json.load(f)))
         except (OSError, ValueError, RecursionError):
             continue
-        for text in texts:
-            path = os.path.abspath(os.path.join(os.path.dirname(file), text))  # an absolute one as it is
-            folder = path if os.path.isdir(path) else os.path.dirname(path) if os.path.isfile(path) else None
-            if folder and _watchable(folder, skipped):
+        for text in texts:  # an absolute one as it is
+            if (folder := _folder_of(os.path.join(os.path.dirname(file), text), skipped)) is not None:
                 found.add(folder)
     return sorted(found)
 

@@ -1,10 +1,11 @@
 """What of the process's the run's numbers and lines depend on, put back after each call of the user's code
 (a reward, verifier or environment, beside user_signals.py run_signals_kept: `modes_kept`): torch's grad
 mode, threads, default dtype and global random state, Python's recursion limit, logging's switch, levels
-and root handlers."""
+and root handlers, and the run's output (Streams: fd 1 and 2, sys.stdout and sys.stderr)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -132,9 +133,81 @@ class Modes:
 def modes_kept(where: str) -> Iterator[None]:
     """Around a call of the user's code named `where` (`reward.path=mod:fn`): the process's modes as they
     were before it, put back after it (Modes), the first change said once; not in a fork of it."""
-    pid, modes = os.getpid(), Modes()
+    pid, modes, streams = os.getpid(), Modes(), Streams()
     try:
         yield
     finally:
         if os.getpid() == pid:
             modes.back(where)
+            streams.back(where)
+
+
+# The run's output: a reward that closed sys.stderr left the run in 6 lines of CPython's "lost sys.stderr"
+# noise and a ValueError with no file:line (twenty-third hunt, case 13); one that closed fd 2 lost every line
+# after it, the run's last words among them, rc 0 (case 14).
+FDS = {"stdout": 1, "stderr": 2}
+
+
+def identity(fd: int) -> tuple[int, int, int] | None:
+    """What file `fd` is open on (device, inode, special device), or None where it is closed."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_rdev
+
+
+def closed(stream) -> bool:
+    try:
+        return bool(stream.closed)
+    except (AttributeError, ValueError):
+        return False
+
+
+class Streams:
+    """fd 1 and 2 and sys.stdout and sys.stderr as they were before a call of the user's code."""
+
+    def __init__(self) -> None:
+        self.files = {fd: identity(fd) for fd in FDS.values()}
+        self.saved = {fd: os.dup(fd) for fd, file in self.files.items() if file is not None}
+        self.objects = {name: getattr(sys, name) for name in FDS}
+
+    def back(self, where: str) -> None:
+        """Puts back what the call closed or replaced; the first time `where` did, a warning names it."""
+        taken = []
+        for fd, saved in self.saved.items():
+            if identity(fd) != self.files[fd]:  # closed, or another file made fd `fd` (dup2, a reuse)
+                os.dup2(saved, fd)
+                taken.append(f"fd {fd}")
+            os.close(saved)
+        for name, stream in self.objects.items():
+            if getattr(sys, name) is stream and not closed(stream):
+                continue
+            kept = reopened(stream, FDS[name]) if closed(stream) else stream
+            setattr(sys, name, kept)
+            handlers_to(stream, kept)
+            taken.append(f"sys.{name}")
+        if taken and (where, "streams") not in _SAID:
+            _SAID.add((where, "streams"))
+            log.warning(
+                f"warning: {where} closed or replaced the run's {' and '.join(taken)}; the run's are put "
+                "back after each call, so that its lines (and its last: what it found, and where) reach you"
+            )
+
+
+def reopened(stream, fd: int):
+    """A text stream on `fd` in place of `stream`, which the user's code closed (the fd stays the run's)."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    return open(fd, "w", buffering=1, encoding=encoding, errors="backslashreplace", closefd=False)  # noqa: SIM115
+
+
+def handlers_to(old, new) -> None:
+    """The logging handlers that wrote to `old` write to `new` (set as is: setStream flushes a closed one)."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    if old is new:  # sys.stderr replaced, not closed: put back as it was, its handlers with it
+        return
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
+                with handler.lock, contextlib.suppress(AttributeError):  # logging's lastResort: a
+                    handler.stream = new  # property reading sys.stderr (twenty-fourth hunt, case 7)

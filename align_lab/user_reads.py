@@ -14,7 +14,7 @@ from pathlib import Path
 
 from align_lab.user_code import INSTALLED, PACKAGE, file_digest, imported_modules, installed
 from align_lab.user_environ import env_digest, env_value, install, note_command, read_by_name, users_call
-from align_lab.user_folders import folders_in_settings, named_folders, snapshot
+from align_lab.user_folders import folders_in_settings, folders_in_values, named_folders, snapshot
 
 _OPENED: dict[str, str] = {}  # a file the user's code read (abspath, a link kept a link) -> its kind
 _LISTED: dict[str, None] = {}  # folders the user's code listed
@@ -195,6 +195,7 @@ def folders_beside(used: dict[str, dict]) -> dict:
     ]
     modules = [v["file"] for k, v in used.items() if k.startswith("module ") and v["file"].endswith(".py")]
     skip = [*map(str, INSTALLED), str(PACKAGE)]
+    folders += folders_in_values([env_value(name) or "" for name in read_by_name()], skip)  # DATA=/data/x
     return snapshot(folders + named_folders(modules, skip) + folders_in_settings(files, skip), _WRITTEN)
 
 

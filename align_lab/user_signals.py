@@ -2,14 +2,16 @@
 environment): its signal handlers, its process, its output.
 
 - A component that sets SIGTERM, SIGINT or SIGUSR2 to its own handler (or SIG_IGN) for the run's whole
-  life made a scheduler's SIGTERM do nothing (seventeenth hunt). After each call the run's handlers are put
-  back, and the first time a component changed them, a warning names it.
+  life made a scheduler's SIGTERM do nothing (seventeenth hunt); put back after each call, one that set
+  SIG_IGN at each call still lost a SIGTERM that came during one (thirty-fifth hunt, case 20). During a call
+  the run's handlers stay installed: signal.signal records the component's (getsignal and the next
+  signal.signal give it back) and installs nothing; the first time, a warning names it.
 - Its os._exit, and a SIGKILL it sends its own process (os.kill, os.killpg, signal.raise_signal,
   signal.pthread_kill), are said as sys.exit is (ExitCalled); a process it forks that comes back out of the
   call ends there, as it asked, never going on as a second copy of the run (a thread of its own that does
   either: user_threads.py).
-- A component that closes or redirects the run's stdout or stderr (fd 1 and 2, sys.stdout and sys.stderr)
-  lost every line after it, the run's last words among them (twenty-third hunt): they are put back too.
+- A component that closes or redirects the run's stdout or stderr lost every line after it (twenty-third
+  hunt): they are put back too (user_modes.py, Streams).
 - A stop it sends its own run (SIGTERM, SIGINT, ...) is its end, said as its SIGKILL is (thirty-first
   hunt); an alarm it leaves armed is cancelled and SIGALRM's handler put back, and faulthandler, which names
   the line of a crash, stays the run's (thirty-third hunt). The modes the run's numbers depend on are put
@@ -18,7 +20,6 @@ environment): its signal handlers, its process, its output.
 from __future__ import annotations
 
 import _thread
-import contextlib
 import faulthandler
 import functools
 import logging
@@ -147,14 +148,18 @@ def left_by_a_fork(real_exit, error: BaseException | None) -> None:
 @contextmanager
 def run_signals_kept(where: str) -> Iterator[None]:
     """Around a call of the user's code named `where` (`reward.path=mod:fn`): the run's handlers of KEPT
-    as they were before it, put back after it (only the main thread sets handlers), and its output."""
+    as they were before it, put back after it (only the main thread sets handlers); its output and modes:
+    user_modes.py modes_kept, entered beside it."""
     pid, main = os.getpid(), threading.current_thread() is threading.main_thread()
     before = {signum: signal.getsignal(signum) for signum in (*KEPT, *TIMERS.values())} if main else {}
     timers = {which: signal.getitimer(which) for which in TIMERS}  # one armed before the call is not its
     real = os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill, _thread.interrupt_main
     handlers = faulthandler.enable, faulthandler.disable
+    setters, theirs = (signal.signal, signal.getsignal), {}  # the handlers the call set for KEPT
     real_exit = real[0]
     if main:
+        signal.signal = functools.partial(_recorded, pid, setters, theirs)
+        signal.getsignal = functools.partial(_theirs_read, setters[1], theirs)
         os._exit = functools.partial(_exit_said, real_exit, pid)
         os.kill = functools.partial(_kill_said, real[1], pid)
         os.killpg = functools.partial(_killpg_said, real[2], pid)
@@ -162,7 +167,6 @@ def run_signals_kept(where: str) -> Iterator[None]:
         signal.pthread_kill = functools.partial(_pthread_kill_said, real[4], pid)
         _thread.interrupt_main = functools.partial(_interrupt_said, real[5], pid)
         faulthandler.enable = faulthandler.disable = _faulthandler_kept  # (33rd hunt, 30, 48, 60, 70)
-    streams = Streams()
     try:
         yield
     except BaseException as e:
@@ -178,10 +182,42 @@ def run_signals_kept(where: str) -> Iterator[None]:
                 os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill = real[:5]
                 _thread.interrupt_main = real[5]
                 faulthandler.enable, faulthandler.disable = handlers
+                signal.signal, signal.getsignal = setters
+                _handlers_kept(where, theirs, before)
                 for which, signum in TIMERS.items():
                     _alarm_back(where, which, timers[which], before.pop(signum))
             _signals_back(where, before)
-            streams.back(where)
+
+
+def _recorded(pid: int, setters, theirs: dict, signum, handler):
+    """signal.signal during a call: for a signal in KEPT, the component's handler recorded, not installed
+    (from the main thread; another's raises ValueError as signal.signal does); the others, and any in a
+    process it forked (a Pool's worker sets its own, and ends by SIGTERM), as they are."""
+    main = threading.current_thread() is threading.main_thread()
+    if signum not in KEPT or not main or os.getpid() != pid:
+        return setters[0](signum, handler)
+    if not (handler in (signal.SIG_IGN, signal.SIG_DFL) or callable(handler)):
+        return setters[0](signum, handler)  # signal.signal's own TypeError
+    previous = theirs.get(signum, setters[1](signum))
+    theirs[signum] = handler
+    return previous
+
+
+def _theirs_read(getsignal, theirs: dict, signum):
+    return theirs[signum] if signum in theirs else getsignal(signum)
+
+
+def _handlers_kept(where: str, theirs: dict, before: dict) -> None:
+    """Said once a component: it set a handler of the run's (one it set back as it was is no change)."""
+    changed = [signum for signum, handler in theirs.items() if handler != before.get(signum, handler)]
+    if changed and (where, "handlers") not in _SAID:
+        _SAID.add((where, "handlers"))
+        names = " and ".join(signal.Signals(s).name for s in changed)
+        log.warning(
+            f"warning: {where} set a handler of the run's {names}; the run keeps its own during each call "
+            "(yours is not installed), so that a scheduler's SIGTERM stops the run at a step's end with its "
+            "checkpoint"
+        )
 
 
 def _faulthandler_kept(*args, **kwargs) -> None:
@@ -228,74 +264,3 @@ def _signals_back(where: str, before: dict) -> None:
             "(a signal that arrives during one may be lost), so that a scheduler's SIGTERM still stops "
             "the run at a step's end with its checkpoint"
         )
-
-
-# The run's output: a reward that closed sys.stderr left the run in 6 lines of CPython's "lost sys.stderr"
-# noise and a ValueError with no file:line (twenty-third hunt, case 13); one that closed fd 2 lost every line
-# after it, the run's last words among them, rc 0 (case 14).
-FDS = {"stdout": 1, "stderr": 2}
-
-
-def identity(fd: int) -> tuple[int, int, int] | None:
-    """What file `fd` is open on (device, inode, special device), or None where it is closed."""
-    try:
-        st = os.fstat(fd)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino, st.st_rdev
-
-
-def closed(stream) -> bool:
-    try:
-        return bool(stream.closed)
-    except (AttributeError, ValueError):
-        return False
-
-
-class Streams:
-    """fd 1 and 2 and sys.stdout and sys.stderr as they were before a call of the user's code."""
-
-    def __init__(self) -> None:
-        self.files = {fd: identity(fd) for fd in FDS.values()}
-        self.saved = {fd: os.dup(fd) for fd, file in self.files.items() if file is not None}
-        self.objects = {name: getattr(sys, name) for name in FDS}
-
-    def back(self, where: str) -> None:
-        """Puts back what the call closed or replaced; the first time `where` did, a warning names it."""
-        taken = []
-        for fd, saved in self.saved.items():
-            if identity(fd) != self.files[fd]:  # closed, or another file made fd `fd` (dup2, a reuse)
-                os.dup2(saved, fd)
-                taken.append(f"fd {fd}")
-            os.close(saved)
-        for name, stream in self.objects.items():
-            if getattr(sys, name) is stream and not closed(stream):
-                continue
-            kept = reopened(stream, FDS[name]) if closed(stream) else stream
-            setattr(sys, name, kept)
-            handlers_to(stream, kept)
-            taken.append(f"sys.{name}")
-        if taken and (where, "streams") not in _SAID:
-            _SAID.add((where, "streams"))
-            log.warning(
-                f"warning: {where} closed or replaced the run's {' and '.join(taken)}; the run's are put "
-                "back after each call, so that its lines (and its last: what it found, and where) reach you"
-            )
-
-
-def reopened(stream, fd: int):
-    """A text stream on `fd` in place of `stream`, which the user's code closed (the fd stays the run's)."""
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    return open(fd, "w", buffering=1, encoding=encoding, errors="backslashreplace", closefd=False)  # noqa: SIM115
-
-
-def handlers_to(old, new) -> None:
-    """The logging handlers that wrote to `old` write to `new` (set as is: setStream flushes a closed one)."""
-    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
-    if old is new:  # sys.stderr replaced, not closed: put back as it was, its handlers with it
-        return
-    for logger in loggers:
-        for handler in getattr(logger, "handlers", ()):
-            if isinstance(handler, logging.StreamHandler) and handler.stream is old:
-                with handler.lock, contextlib.suppress(AttributeError):  # logging's lastResort: a
-                    handler.stream = new  # property reading sys.stderr (twenty-fourth hunt, case 7)

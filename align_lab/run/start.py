@@ -184,9 +184,13 @@ def leave(
 def said_resume(run_dir: Path) -> str | None:
     """The command that resumes the run, for the line of a call of the user's that was stuck in C or ended
     the process (hang_watch.py, which adds `resume_changed_inputs=true` where the fix is the code's); None
-    where its Hydra record cannot say it (a run started in-process, as the tests' are: KeyError 'cwd')."""
+    where its Hydra record cannot say it (a run started in-process, as the tests' are: KeyError 'cwd').
+    With the variables the user's code read by now set as when the run started, as the run's own lines
+    have them (thirty-sixth hunt, case 52: after a kill -9 in a call, a fresh shell's resume lacked one)."""
+    from align_lab.user_reads import set_env_read
+
     try:
-        return resume_command(run_dir)
+        return resume_command(run_dir, tuple(set_env_read()))
     except (OSError, KeyError, TypeError, ValueError):
         return None
 

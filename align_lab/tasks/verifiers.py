@@ -73,10 +73,23 @@ def normalised(text: str) -> str:
     return " ".join(text.split()).removesuffix(".").strip().casefold()
 
 
+# a number in scientific notation inside a response: Math-Verify reads "2.5e-3" as 2.5 ("1e-9" as 1, a
+# hack a policy could learn against an answer of 1: thirty-sixth hunt, case 3); written out as the decimal
+# it is first (`decimal_notation`; a sentence's full stop may follow it)
+IN_TEXT = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?[eE][-+]?\d{1,3})(?!\w|\.\d)")
+
+
+def decimal_notation(text: str) -> str:
+    """`text` with each number in scientific notation written as its exact decimal ("2.5e-3": "0.0025")."""
+    from decimal import Decimal
+
+    return IN_TEXT.sub(lambda m: format(Decimal(m[1]), "f"), text)
+
+
 def _math_verify(response: str, gold) -> float:
     from math_verify import verify
 
-    predicted = response_parse(typeset(response))
+    predicted = response_parse(typeset(decimal_notation(response)))
     return float(bool(predicted) and verify(gold, predicted, timeout_seconds=timeout(5)))
 
 

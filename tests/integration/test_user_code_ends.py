@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -469,3 +470,47 @@ def test_a_reward_that_seeds_torch_in_each_call_leaves_the_runs_numbers_as_they_
         rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
         metrics[name] = [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]
     assert metrics["seeded"] == metrics["plain"]
+
+
+READS_ITS_SCALE = """
+import os
+import time
+from pathlib import Path
+
+SCALE = float(os.environ["SCALE52"])
+CALLS = [0]
+
+def score(prompts, responses):
+    CALLS[0] += 1
+    if CALLS[0] == 3:
+        Path(os.environ["MARK52"]).touch()
+        time.sleep(60)  # killed here
+    return [SCALE * len(r.split()) for r in responses]
+"""
+
+
+def test_a_run_killed_in_a_call_says_a_resume_that_sets_the_variables_its_code_read(tmp_path, cache_dir):
+    """Thirty-sixth hunt, case 52: a run killed -9 in a reward's call that reads SCALE52 (set inline as
+    the run started): hang_watch's resume command lacked the variable, which the run's own lines carry
+    (thirty-third hunt, case 50); typed in a fresh shell it failed on a KeyError, or, where the code has a
+    default, resumed on another value in silence."""
+    (tmp_path / "reads_scale.py").write_text(READS_ITS_SCALE)
+    run_dir, mark = tmp_path / "run", tmp_path / "mark"
+    small = [a for a in SMALL if not a.startswith(("reward.", "train.steps="))]
+    args = [*small, "train.steps=4", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    env = {**os.environ, "SCALE52": "2", "MARK52": str(mark)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "align_lab", *args, "reward.path=reads_scale:score"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not mark.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run.kill()
+    _, said = run.communicate(timeout=120)
+    [line] = [x for x in said.splitlines() if "killed in this call" in x] or [said[-3000:]]
+    assert "resume from step " in line, line
+    assert 'SCALE52="${SCALE52?set it as when the run started: your code reads it}" ' in line, line

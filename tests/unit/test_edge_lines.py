@@ -78,6 +78,41 @@ def test_an_env_of_yours_whose_constructor_raises_is_one_line_naming_it(cls, why
     )
 
 
+class SourceNeedsAJudge:  # a combined component's source of yours that checks its settings
+    def __init__(self, **kwargs):
+        raise ValueError("judge url missing")
+
+
+@pytest.mark.parametrize(
+    "target,why",
+    [
+        (f"{__name__}.nope", f"not an importable class ({__name__} has no nope)"),
+        (
+            "nomod36.f",
+            "not an importable class (no module nomod36; a module of yours must be importable from where you "
+            "run, or on PYTHONPATH)",
+        ),
+        (
+            f"{__name__}.SourceNeedsAJudge",
+            "building it raised ValueError: judge url missing; fix it, or check its keys "
+            "(reward.components.x.source.<key>=...)",
+        ),
+    ],
+)
+def test_a_combined_components_source_that_does_not_build_is_one_line_naming_its_key(target, why, caplog):
+    """Thirty-sixth hunt, cases 44 and 51: a source `_target_` that does not import, added in the form
+    conf/reward/combined.yaml shows, was a 99-line Hydra traceback (rc 1); a class of the user's raising
+    ValueError was `reward.components.x.source.judge url missing`, its words glued to the key."""
+    from tests.conftest import compose
+
+    source = f"+reward.components.x={{weight: 1.0, source: {{_target_: {target}}}}}"
+    cfg, _ = compose(["reward=combined", source])
+    with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as e:
+        build(cfg.reward, "reward")
+    assert str(e.value) == f"reward.components.x.source._target_={target}: {why}"
+    assert caplog.messages == []  # nothing logged before the one line
+
+
 @dataclasses.dataclass
 class EnvHoldsALock:  # a field a config cannot hold
     max_turns: int = 4

@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 import os
 
-from align_lab.user_folders import MAX_FILES, beside_warning, changed_beside, named_folders, snapshot
+from align_lab.user_folders import (
+    MAX_FILES,
+    beside_warning,
+    changed_beside,
+    folders_in_values,
+    named_folders,
+    snapshot,
+)
 
 
 def test_a_file_changed_new_or_gone_beside_the_code_is_named(tmp_path):
@@ -85,3 +92,28 @@ def test_the_folders_a_module_names_in_its_strings_are_watched(tmp_path, monkeyp
     saved = snapshot(named_folders([str(module)]))
     (data / "w.parquet").write_bytes(b"PAR1 W=10")
     assert changed_beside(saved, snapshot(saved)) == [f"{data}/w.parquet (changed)"]
+
+
+def test_a_data_folder_beside_the_codes_own_a_home_path_and_a_variables_path_are_watched(
+    tmp_path, monkeypatch
+):
+    """Thirty-sixth hunt, cases 31-33: a parquet pyarrow reads (in C++: no open the audit hook sees) at
+    `Path(__file__).parent.parent / "data" / "w.parquet"` (a project's src/ beside its data/), at
+    `os.path.expanduser("~/h36w/w.parquet")`, or at the path an environment variable the code read gives,
+    was rewritten between a kill and the resume: trained on in silence. Each folder is watched."""
+    project, home, elsewhere = tmp_path / "p", tmp_path / "home", tmp_path / "env_data"
+    for folder in (project / "src", project / "data", home / "h36w", elsewhere):
+        folder.mkdir(parents=True)
+    for folder in (project / "data", home / "h36w", elsewhere):
+        (folder / "w.parquet").write_bytes(b"PAR1")
+    module = project / "src" / "rpq.py"
+    module.write_text(
+        "import os\nfrom pathlib import Path\n"
+        "TABLE = Path(__file__).resolve().parent.parent / 'data' / 'w.parquet'\n"
+        "HOME_TABLE = os.path.expanduser('~/h36w/w.parquet')\n"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    assert named_folders([str(module)]) == sorted([str(project / "data"), str(home / "h36w")])
+    values = [str(elsewhere / "w.parquet"), "1", "relative/path", "", "/etc/hostname"]
+    assert folders_in_values(values) == [str(elsewhere)]  # a value that is no absolute path: none

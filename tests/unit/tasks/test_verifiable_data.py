@@ -339,6 +339,28 @@ def test_math_verify_refuses_a_reference_in_scientific_notation_it_would_misread
     )
 
 
+@pytest.mark.parametrize("name", ["math_verify", "auto"])
+@pytest.mark.parametrize(
+    "answer, response, score",
+    [
+        ("1", "1e-9", 0.0),
+        ("1", "1e300", 0.0),
+        ("2.5", "2.5e-3", 0.0),
+        ("1", "\\boxed{1e-9}", 0.0),
+        ("1000", "1e3", 1.0),
+        ("0.0025", "2.5e-3", 1.0),
+        ("1000", "The answer is 1e3.", 1.0),
+        ("\\frac{1}{2}", "5e-1", 1.0),
+    ],
+)
+def test_a_response_in_scientific_notation_is_scored_as_the_number_it_is(name, answer, response, score):
+    """Thirty-sixth hunt, case 3: under task.verifier=math_verify a response "1e-9" scored 1 against the
+    answer 1, "2.5e-3" against 2.5 (Math-Verify reads its first number): a hack a policy could learn."""
+    from align_lab.tasks.verifiers import checker, reference
+
+    assert checker(name)(response, reference(name, answer, "row 1"), "") == score
+
+
 @pytest.mark.parametrize("answer", ["5:30", "2, 3", "1 000", "12 hours 30 minutes"])
 def test_the_default_verifier_refuses_an_answer_of_several_numbers_without_math(answer):
     """These read as their last number (30, 3, 0, 30) or Math-Verify's first (5, ...), in silence."""
