@@ -132,7 +132,8 @@ class Modes:
 @contextmanager
 def modes_kept(where: str) -> Iterator[None]:
     """Around a call of the user's code named `where` (`reward.path=mod:fn`): the process's modes as they
-    were before it, put back after it (Modes), the first change said once; not in a fork of it."""
+    were before it and its output (Streams), put back after it, the first change said once; not in a fork
+    of it."""
     pid, modes, streams = os.getpid(), Modes(), Streams()
     try:
         yield

@@ -198,7 +198,7 @@ def _recorded(pid: int, setters, theirs: dict, signum, handler):
         return setters[0](signum, handler)
     if not (handler in (signal.SIG_IGN, signal.SIG_DFL) or callable(handler)):
         return setters[0](signum, handler)  # signal.signal's own TypeError
-    previous = theirs.get(signum, setters[1](signum))
+    previous = _theirs_read(setters[1], theirs, signum)
     theirs[signum] = handler
     return previous
 
@@ -208,7 +208,7 @@ def _theirs_read(getsignal, theirs: dict, signum):
 
 
 def _handlers_kept(where: str, theirs: dict, before: dict) -> None:
-    """Said once a component: it set a handler of the run's (one it set back as it was is no change)."""
+    """The warning, once a component, that it set a handler of the run's (set back as it was: no change)."""
     changed = [signum for signum, handler in theirs.items() if handler != before.get(signum, handler)]
     if changed and (where, "handlers") not in _SAID:
         _SAID.add((where, "handlers"))
