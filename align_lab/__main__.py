@@ -6,12 +6,14 @@ import contextlib
 import os
 import sys
 
-from align_lab import malloc
+from align_lab import exit_handlers, malloc
 from align_lab.user_code import shadowing
 from align_lab.user_forks import end_forks, say_programs_left
 
 if __name__ == "__main__":  # before torch is imported: this process starts again with tcmalloc, once
     malloc.start_with_it("align_lab")
+    exit_handlers.noting()  # who registers each exit handler, for end()'s line where one never returns
+REAL_EXIT = os._exit  # finished()'s, as end() puts exit_handler_said in os._exit's place (37th hunt, 22)
 
 
 def command() -> None:
@@ -84,7 +86,7 @@ def finished(names: tuple[str, ...]) -> None:
             pass
         said = f"align_lab: {signal.Signals(signum).name}: the command had finished; it ends now\n"
         os.write(2, said.encode())
-        os._exit(128 + signum)
+        REAL_EXIT(128 + signum)  # not an exit handler's call: its line named this one (37th hunt, 22)
 
     for name in names:  # not one ignored (`nohup`, a background job's SIGINT)
         if signal.getsignal(getattr(signal, name)) in (signal.SIG_DFL, signal.default_int_handler):
@@ -143,18 +145,16 @@ def end(code: int) -> None:
     multiprocessing's) with finished()'s handlers still in place, then no module teardown. In the
     interpreter's teardown Python restores the default actions while torch's modules take hundreds of
     ms to go: a SIGTERM there killed a finished command with no line (nineteenth hunt, case 10)."""
-    import atexit
     import logging
 
     torch_log = logging.getLogger("torch")
     if torch_log.level == logging.NOTSET:  # torch's exit-time statistics (FakeTensor's cache), at INFO
         torch_log.setLevel(logging.WARNING)  # under Hydra's root logger, after the line (20th hunt, 47)
-    real_exit = os._exit
-    os._exit = lambda code: exit_handler_said(real_exit, code)
-    try:
-        atexit._run_exitfuncs()
+    os._exit = lambda code: exit_handler_said(REAL_EXIT, code)
+    try:  # bounded: one that never returned kept the command alive for ever, no line (37th hunt, 21)
+        exit_handlers.run_within(code, REAL_EXIT)
     finally:
-        os._exit = real_exit
+        os._exit = REAL_EXIT
     end_forks()  # what the code it ran forked and its exit handlers left (a fork Pool kept across calls)
     say_programs_left()  # and a program it started: not ended, said
     for stream in (sys.stdout, sys.stderr):

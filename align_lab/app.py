@@ -63,7 +63,7 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from align_lab.run.admission import admit_spec, check_here
+    from align_lab.run.admission import admitted_here
     from align_lab.run.execute import run
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import RunStopped, base_exception_line
@@ -72,10 +72,8 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
 
     first = os.environ.get("SLURM_PROCID", "0") == "0"  # rank 0 of a run across nodes writes its folder
     try:
-        if here and first:  # the folder as it is now (before check_here logs a line to its app.log):
-            job = admit_spec(job.spec, job.run_dir, here=False)  # `study resume` and a requeue resubmit
-        if here:  # the first submission's Job (twenty-second hunt, cases 8, 9, 11)
-            check_here(job.spec)
+        if here:  # `study resume`, a requeue, the first submission's Job (twenty-second hunt, 8, 9, 11)
+            job = admitted_here(job, cfg, first)
         lock = RunFolder(job.run_dir).claim() if first else None
     except ConfigError as e:  # or another process took the folder since admission
         return refused(e, job.run_dir)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
+import sys
 from collections.abc import Iterable, Iterator
 
 SKIPPED = (".pyc", ".out", ".err", ".log", ".swp", "~")  # logs a job writes beside its code, editors' files
@@ -69,28 +71,79 @@ def _folders_named(module: str, skip: tuple[str, ...]) -> list[str]:
             tree = ast.parse(f.read())
     except (OSError, SyntaxError, ValueError):
         return []
+    texts = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and _path_like(n.value)]
+    return _folders_of(texts, _bases(module), skip)
+
+
+def _bases(module: str) -> tuple[str, ...]:
+    """The folders a relative name in `module` may be relative to: its own, its parent (`Path(__file__)
+    .parent.parent / "data"`, a project's src/ beside its data/), the working folder and the home folder
+    (`Path.home() / "d" / "w.parquet"`: thirty-seventh hunt, case 9)."""
     here = os.path.dirname(os.path.abspath(module))
-    # its folder's parent too: `Path(__file__).parent.parent / "data"`, a project's src/ beside its data/
-    bases = (here, os.path.dirname(here), os.getcwd())
+    return here, os.path.dirname(here), os.getcwd(), os.path.expanduser("~")
+
+
+def _path_like(text) -> bool:
+    return isinstance(text, str) and 0 < len(text) < 1024 and "\n" not in text and "\0" not in text
+
+
+def _folders_of(texts: Iterable[str], bases: tuple[str, ...], skip: tuple[str, ...]) -> list[str]:
+    """The watched folders `texts` name: each absolute (`~` expanded: thirty-sixth hunt, case 33), or
+    relative to one of `bases`."""
     folders = set()
-    for node in ast.walk(tree):
-        text = node.value if isinstance(node, ast.Constant) else None
-        if not isinstance(text, str) or not 0 < len(text) < 1024 or "\n" in text or "\0" in text:
-            continue
-        text = os.path.expanduser(text)  # "~/data/w.parquet" (thirty-sixth hunt, case 33)
+    for text in dict.fromkeys(os.path.expanduser(t) for t in texts):
         for path in [text] if os.path.isabs(text) else [os.path.join(b, text) for b in bases]:
             if (folder := _folder_of(path, skip)) is not None:
                 folders.add(folder)
     return sorted(folders)
 
 
-def folders_in_values(values: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
-    """The folders absolute paths among `values` name (the environment variables the user's code read:
-    `DATA=/data/w.parquet`, thirty-sixth hunt, case 31), as a module's constants are read."""
+def folders_in_globals(modules: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
+    """The folders the user's modules (their files) name in their globals as they are now: a path made as
+    the module ran, not written in it (`Path.home() / "d" / "w.parquet"`, `os.environ["DATA"]`, a TOML
+    setting's value: thirty-seventh hunt, cases 7-9, a parquet pyarrow reads in C++ resumed in silence),
+    in a string, a path or a list, tuple, set or dict of them (MAX_VALUES at most a module)."""
+    wanted = {os.path.abspath(m) for m in modules}
     skipped = tuple(os.path.abspath(s) for s in skip)
-    paths = [os.path.expanduser(v) for v in values if v and len(v) < 1024 and "\0" not in v]
-    found = {_folder_of(p, skipped) for p in paths if os.path.isabs(p)}
-    return sorted(f for f in found if f is not None)
+    found: set[str] = set()
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and os.path.abspath(file) in wanted:
+            values = _values(list(vars(module).items()), MAX_VALUES)
+            found.update(_folders_of(values, _bases(file), skipped))
+    return sorted(found)
+
+
+MAX_VALUES = 2000  # strings followed in one module's globals (a vocabulary list: not a stat each)
+
+
+def _values(items: list, left: int, depth: int = 0) -> list[str]:
+    """The path-like strings among a namespace's or container's values, its own names' (dunder) aside."""
+    found: list[str] = []
+    for name, value in items:
+        if len(found) >= left:
+            break
+        if isinstance(name, str) and name.startswith("__"):
+            continue
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if _path_like(value):
+            found.append(value)
+        elif depth < 3 and isinstance(value, dict):
+            found += _values(list(value.items())[: left - len(found)], left - len(found), depth + 1)
+        elif depth < 3 and isinstance(value, list | tuple | set | frozenset):
+            found += _values(
+                [(None, v) for v in list(value)[: left - len(found)]], left - len(found), depth + 1
+            )
+    return found
+
+
+def folders_in_values(values: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
+    """The folders paths among `values` name (the environment variables the user's code read:
+    `DATA=/data/w.parquet`, thirty-sixth hunt, case 31), absolute or relative to the working folder
+    (`DATA=../d/w.parquet`: thirty-seventh hunt, case 7), as a module's constants are read."""
+    skipped = tuple(os.path.abspath(s) for s in skip)
+    return _folders_of([v for v in values if _path_like(v)], (os.getcwd(),), skipped)
 
 
 def _folder_of(path: str, skip: tuple[str, ...]) -> str | None:
@@ -101,24 +154,36 @@ def _folder_of(path: str, skip: tuple[str, ...]) -> str | None:
 
 
 def folders_in_settings(files: Iterable[str], skip: Iterable[str] = ()) -> list[str]:
-    """The folders the JSON files the user's code read name in their strings, as a module's constants are
-    read (named_folders): a settings file naming the parquet a reward reads with pyarrow (in C: no open
-    for the audit hook), edited between a kill and the resume, trained on in silence (thirty-fifth hunt,
-    case 29). Files over a MiB, or that do not parse, are passed over."""
+    """The folders the settings files the user's code read name, as a module's constants are read
+    (named_folders): a JSON file's strings, and a TOML, YAML, INI or any other text file's quoted strings
+    and words holding a `/` (a settings file naming the parquet a reward reads with pyarrow, in C: no open
+    for the audit hook, edited between a kill and the resume, trained on in silence: thirty-fifth hunt,
+    case 29, JSON; thirty-seventh, case 8, TOML), relative to the file's folder or the working folder.
+    Files over a MiB, modules, and files that are not UTF-8 text (or JSON that does not parse) are
+    passed over."""
     skipped = tuple(os.path.abspath(s) for s in skip)
     found: set[str] = set()
     for file in files:
         try:
-            if not file.endswith(".json") or os.path.getsize(file) > 2**20:
+            if file.endswith((".py", ".pyc", ".so")) or os.path.getsize(file) > 2**20:
                 continue
             with open(file, "rb") as f:
-                texts = list(_strings(json.load(f)))
-        except (OSError, ValueError, RecursionError):
+                data = f.read()
+            texts = list(_strings(json.loads(data))) if file.endswith(".json") else _words(data.decode())
+        except (OSError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             continue
-        for text in texts:  # an absolute one as it is
-            if (folder := _folder_of(os.path.join(os.path.dirname(file), text), skipped)) is not None:
-                found.add(folder)
+        found.update(_folders_of(texts[:MAX_VALUES], (os.path.dirname(file), os.getcwd()), skipped))
     return sorted(found)
+
+
+QUOTED = re.compile(r"""["']([^"'\n]{1,1023})["']""")
+WORD = re.compile(r"""[^\s"'=:,;\[\]{}()]+""")
+
+
+def _words(text: str) -> list[str]:
+    """A text's quoted strings, then its words that hold a `/` or start with `~` (a path unquoted)."""
+    words = [w for w in WORD.findall(text) if "/" in w or w.startswith("~")]
+    return [*dict.fromkeys([*QUOTED.findall(text), *words])]
 
 
 def _strings(value) -> Iterator[str]:
@@ -178,3 +243,22 @@ def beside_warning(lines: list[str], checkpoint: str) -> str | None:
         "os.path.exists): if it does, the run resumes on other inputs than it trained on "
         "(docs/reproducibility.md)"
     )
+
+
+def listing_digest(folder) -> str | None:
+    """sha256 of the names, sizes and times of the files below `folder` (hidden ones aside), the digest a
+    folder a config value names is checked by on resume; None past MAX_FILES of them (a dataset's tree)."""
+    import hashlib
+    from pathlib import Path
+
+    files = []
+    for f in Path(folder).rglob("*"):  # a walk cut short past MAX_FILES, not a home folder's whole tree
+        if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts):
+            files.append(f)
+            if len(files) > MAX_FILES:
+                return None
+    digest = hashlib.sha256()
+    for f in sorted(files):
+        stat = f.stat()
+        digest.update(f"{f.relative_to(folder)}\0{stat.st_size}:{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()

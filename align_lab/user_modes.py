@@ -1,7 +1,8 @@
 """What of the process's the run's numbers and lines depend on, put back after each call of the user's code
 (a reward, verifier or environment, beside user_signals.py run_signals_kept: `modes_kept`): torch's grad
-mode, threads, default dtype and global random state, Python's recursion limit, logging's switch, levels
-and root handlers, and the run's output (Streams: fd 1 and 2, sys.stdout and sys.stderr)."""
+mode, threads, default dtype, autocast and global random state, Python's recursion limit, logging's
+switch, levels and root handlers, the process's resource limits, and the run's output (Streams: fd 1 and
+2, sys.stdout and sys.stderr)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,72 @@ class RandomState:
         import torch
 
         torch.set_rng_state(torch.frombuffer(bytearray(self.state), dtype=torch.uint8))
+
+
+# the process's resource limits a call may lower (`resource.setrlimit`): a file-size limit made the next
+# checkpoint's write a 63-line traceback, an open-files limit a 75-line one (thirty-seventh hunt, 19-20)
+LIMITS = ("FSIZE", "NOFILE", "AS", "DATA", "STACK", "CPU", "CORE", "NPROC", "MEMLOCK")
+
+
+class Limit(tuple):
+    """A resource limit (soft, hard), said as `20000 (hard unlimited)`."""
+
+    def __str__(self) -> str:
+        import resource
+
+        said = ["unlimited" if v == resource.RLIM_INFINITY else str(v) for v in self]
+        return said[0] if said[0] == said[1] else f"{said[0]} (hard {said[1]})"
+
+    @staticmethod
+    def read() -> dict:
+        import resource
+
+        names = [n for n in LIMITS if hasattr(resource, f"RLIMIT_{n}")]
+        return {
+            f"RLIMIT_{n} limit": Limit(resource.getrlimit(getattr(resource, f"RLIMIT_{n}"))) for n in names
+        }
+
+    @staticmethod
+    def setter(name: str):
+        """Sets the limit `name` back: its soft limit as far as the hard one now allows (a hard limit
+        lowered is for good: only a privileged process raises it)."""
+        import resource
+
+        which = getattr(resource, name.removesuffix(" limit"))
+
+        def put_back(value: Limit) -> None:
+            try:
+                resource.setrlimit(which, value)
+            except (ValueError, OSError):
+                soft, hard = value[0], resource.getrlimit(which)[1]
+                if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY or soft > hard):
+                    soft = hard
+                resource.setrlimit(which, (soft, hard))
+
+        return put_back
+
+
+AUTOCAST = ("cpu", "cuda")  # torch's autocast, a thread's: one entered and never left in a call (an
+# autocast(...).__enter__()) trained the rest of a run under bf16, other numbers, no line (37th hunt, 42)
+
+
+class Autocast(tuple):
+    """(enabled, dtype) of torch's autocast on a device type, said as `on (torch.bfloat16)` or `off`."""
+
+    def __str__(self) -> str:
+        return f"on ({self[1]})" if self[0] else "off"
+
+    @staticmethod
+    def read(torch, device: str) -> Autocast:
+        return Autocast((torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)))
+
+    @staticmethod
+    def setter(torch, device: str):
+        def put_back(value: Autocast) -> None:
+            torch.set_autocast_enabled(device, value[0])
+            torch.set_autocast_dtype(device, value[1])
+
+        return put_back
 
 
 def _root_handlers(handlers: tuple) -> None:
@@ -83,13 +150,14 @@ class Modes:
             "align_lab logger's propagation": log.propagate,
             "align_lab logger's filters": tuple(log.filters),
             "root handlers' levels": tuple(h.level for h in root.handlers),
-        }
+        } | Limit.read()
         if torch is not None:
             found |= {
                 "grad mode": torch.is_grad_enabled(),
                 "thread count": torch.get_num_threads(),
                 "default dtype": torch.get_default_dtype(),
                 "default device": torch.get_default_device(),
+                **{f"{d} autocast": Autocast.read(torch, d) for d in AUTOCAST},
             }
         if torch is not None and threading.current_thread() is threading.main_thread():  # not another
             found[RANDOM] = RandomState.read(torch)  # thread's draws, which a put-back would replay
@@ -109,7 +177,7 @@ class Modes:
             "align_lab logger's propagation": lambda v: setattr(log, "propagate", v),
             "align_lab logger's filters": lambda v: setattr(log, "filters", list(v)),
             "root handlers' levels": _handler_levels,
-        }
+        } | {name: Limit.setter(name) for name in self.was if name.startswith("RLIMIT_")}
         if torch is not None:
             setters |= {
                 "grad mode": torch.set_grad_enabled,
@@ -117,6 +185,7 @@ class Modes:
                 "default dtype": torch.set_default_dtype,
                 "default device": torch.set_default_device,
                 RANDOM: RandomState.put_back,
+                **{f"{d} autocast": Autocast.setter(torch, d) for d in AUTOCAST},
             }
         for name in changed:
             setters[name](self.was[name])

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from align_lab.user_code import INSTALLED, PACKAGE, file_digest, imported_modules, installed
 from align_lab.user_environ import env_digest, env_value, install, note_command, read_by_name, users_call
-from align_lab.user_folders import folders_in_settings, folders_in_values, named_folders, snapshot
+from align_lab.user_folders import (
+    changed_beside,
+    folders_in_globals,
+    folders_in_settings,
+    folders_in_values,
+    named_folders,
+    snapshot,
+)
 
 _OPENED: dict[str, str] = {}  # a file the user's code read (abspath, a link kept a link) -> its kind
 _LISTED: dict[str, None] = {}  # folders the user's code listed
@@ -196,7 +203,10 @@ def folders_beside(used: dict[str, dict]) -> dict:
     modules = [v["file"] for k, v in used.items() if k.startswith("module ") and v["file"].endswith(".py")]
     skip = [*map(str, INSTALLED), str(PACKAGE)]
     folders += folders_in_values([env_value(name) or "" for name in read_by_name()], skip)  # DATA=/data/x
-    return snapshot(folders + named_folders(modules, skip) + folders_in_settings(files, skip), _WRITTEN)
+    folders += named_folders(modules, skip) + folders_in_globals(
+        modules, skip
+    )  # written in it, made as it ran
+    return snapshot(folders + folders_in_settings(files, skip), _WRITTEN)
 
 
 def where_now(record: dict) -> str:
@@ -239,7 +249,31 @@ def changed_while_read(used: dict[str, dict]) -> list[str]:
             _CHANGED_SAID.add(path)
             found.append(
                 f"a file your code opened: {path} (sha256 {then[:8]} when first read, now "
-                f"{str(record.get('sha256'))[:8]}) changed while the run went on: its steps from "
-                "here train on the new version"
+                f"{str(record.get('sha256'))[:8]}) changed while the run went on"
             )
+    return found
+
+
+_BESIDE: dict[str, dict] = {}  # the files beside the user's code as last seen (changed_beside_since)
+_BESIDE_SAID: set[str] = set()
+
+
+def beside_from_here() -> None:
+    """The files beside the user's code as they are now: what changed_beside_since compares with (a run's
+    start: begin; a sweep's later run in the process of the one before sees that run's reads too)."""
+    _BESIDE.clear()
+    _BESIDE.update(folders_beside(used_by_user_code()))
+
+
+def changed_beside_since(used: dict[str, dict], beside: dict) -> list[str]:
+    """`<file> (changed|new|gone)` for each file beside the user's code (`beside`: folders_beside(used)
+    now) that differs from when last seen, each said once a process, less those checked by their digest
+    (changed_while_read's): a parquet pyarrow reads in C++, rewritten as a sweep's next run started in its
+    process, trained that run on another table, no line, and compare pooled the two (thirty-seventh
+    hunt, case 29)."""
+    known = [v["file"] for k, v in used.items() if k.startswith("file ")]
+    seen = {f: files for f, files in _BESIDE.items() if f in beside}
+    found = [line for line in changed_beside(seen, beside, known) if line not in _BESIDE_SAID]
+    _BESIDE_SAID.update(found)
+    _BESIDE.update(beside)
     return found

@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded
 from align_lab.user_signals import CALLING, left_by_a_fork, run_signals_kept
-from align_lab.user_timeouts import stuck_watched
+from align_lab.user_timeouts import stuck_watched, users_line
 from align_lab.value_checks import FLOAT32_MAX, beyond, one_line
 
 
@@ -132,7 +132,7 @@ def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: floa
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: step took longer than env.step_timeout_s={timeout_s}") from None
     except Exception as e:
-        raise EnvError(f"{where}: step raised {one_line(e)}") from None
+        raise EnvError(f"{where}: step raised {one_line(e)} at {users_line(e)}") from None
     if not isinstance(step, Step):
         raise EnvError(f"{where}: step returned {type(step).__name__}; must return envs.base.Step")
     if not isinstance(step.observation, str):
@@ -167,7 +167,7 @@ def start_episode(env_name: str, env, prompt: str, timeout_s: float):
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: start took longer than env.step_timeout_s={timeout_s}") from None
     except Exception as e:
-        raise EnvError(f"{where}: start raised {one_line(e)}") from None
+        raise EnvError(f"{where}: start raised {one_line(e)} at {users_line(e)}") from None
     if not callable(getattr(episode, "step", None)):  # read as "step raised AttributeError" at turn 1
         kind = type(episode).__name__
         raise EnvError(f"{where}: start returned a {kind}, not an episode with a step(turn) method")
@@ -192,7 +192,7 @@ def close_episode(env_name: str, episode, turns: int, timeout_s: float) -> EnvEr
     except concurrent.futures.TimeoutError:
         return CloseTimedOut(f"{where}: close() took longer than env.step_timeout_s={timeout_s}")
     except Exception as e:
-        return EnvError(f"{where}: close() raised {one_line(e)}")
+        return EnvError(f"{where}: close() raised {one_line(e)} at {users_line(e)}")
     return None
 
 
@@ -228,7 +228,7 @@ def episode_answer(env_name: str, episode, turns: int, timeout_s: float) -> str:
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: answer() took longer than env.step_timeout_s={timeout_s}") from None
     except Exception as e:
-        raise EnvError(f"{where}: answer() raised {one_line(e)}") from None
+        raise EnvError(f"{where}: answer() raised {one_line(e)} at {users_line(e)}") from None
     if not isinstance(answer, str):
         kind = type(answer).__name__
         raise EnvError(f"env={env_name}: turn {turns}: answer() returned a {kind}; must be a string")

@@ -25,6 +25,9 @@ def load_manifest(study_dir: Path) -> dict:
     naming it) when it is not one as written (torn, or another JSON): its readers' KeyError or
     TypeError tracebacks otherwise."""
     path = Path(study_dir) / MANIFEST
+    if not Path(study_dir).is_dir():  # a typo: not "no manifest here" (thirty-seventh hunt, case 35)
+        kind = "a file, not a folder" if Path(study_dir).exists() else "no such folder"
+        raise FileNotFoundError(f"{study_dir}: {kind}; give the sweep's folder (hydra.sweep.dir)")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no study manifest here (expected a sweep folder)")
     try:

@@ -14,7 +14,15 @@ from align_lab.rewards import reward_models
 from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded, renamed, scored_batch
 from align_lab.user_signals import run_signals_kept
-from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, checked_bound, imported, keyed
+from align_lab.user_timeouts import (
+    CallTimedOut,
+    ImportSaid,
+    bounded,
+    checked_bound,
+    imported,
+    keyed,
+    users_line,
+)
 from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line, timed_out
 
 WEIGHT_MAX = 1e18  # a weight past it makes a score of 1 overflow the advantages (train/online_steps.py)
@@ -106,7 +114,7 @@ class FunctionReward:
         except CallTimedOut as e:
             raise timed_out(e) from None
         except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
-            raise RewardError(f"{where}: raised {one_line(e)}") from None
+            raise RewardError(f"{where}: raised {one_line(e)} at {users_line(e)}") from None
         return checked_scores(scores, len(prompts), f"reward.path={self.path}").tolist()
 
     def timeout_key(self) -> str:
@@ -120,10 +128,24 @@ class FunctionReward:
         def score(prompts, responses, finished):
             texts, responses = [raw(p) for p in prompts], list(responses)
             scores = self._scores(texts, responses)
+            if self.probe_key.startswith("reward.path="):  # a combined source's: its weighted sum's bound
+                scaled_within(scores, self.probe_key)
             scored_batch(self.probe_key, (texts, responses), scores)  # kept in each checkpoint
             return torch.tensor(scores, dtype=torch.float32)  # (B,)
 
         return score
+
+
+def scaled_within(scores: list[float], where: str) -> None:
+    """RewardError naming `where` for a score past WEIGHT_MAX in magnitude, where a group's advantages
+    overflow float32 (thirty-seventh hunt, case 17: said as `reward: the step's scores reach 1e+31 ...`, a
+    key the user never typed and no resume command, where a score past float32 had both)."""
+    for i, value in enumerate(scores):
+        if abs(value) > WEIGHT_MAX:
+            raise RewardError(
+                f"{where}: score {i} is {value:.3g}, past {WEIGHT_MAX:g}, where a group's advantages "
+                "overflow float32 (their squares pass its range): scale it down"
+            )
 
 
 class RewardError(UserCodeError):

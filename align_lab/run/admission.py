@@ -263,3 +263,38 @@ def admit_spec(spec, run_dir: Path, here: bool = True, segments: list[float] | N
     if here:
         check_here(spec)
     return Job(spec, Path(run_dir), previous, changed_inputs, segments)
+
+
+def admitted_here(job, cfg, first: bool):
+    """A sweep's job as its own process starts it: admitted again where this process writes the folder
+    (`first`: the folder as it is now, before check_here logs a line to its app.log), this machine checked.
+    A refusal here leaves its .hydra/ record and a failed summary.json, as one in the sweep's process does:
+    it left no folder, and compare called the run `pending` where `study status` said failed (thirty-fourth
+    hunt, case 65). A folder that cannot be written keeps the line alone."""
+    try:
+        if first:
+            job = admit_spec(job.spec, job.run_dir, here=False)
+        check_here(job.spec)
+    except ConfigError as e:
+        raise (_recorded_in_its_job(e, cfg, job) if first else e) from None
+    return job
+
+
+def _recorded_in_its_job(e, cfg, job) -> BaseException:
+    """recorded_refusal of `e`, with the job's .hydra/ record written first where the folder has none (in
+    a sweep; a single run refused leaves no folder)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from align_lab.run.hydra_record import unwritten_hydra_record, write_hydra_record
+    from align_lab.run.refused import recorded_refusal
+
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return e
+    try:
+        if not (job.run_dir / ".hydra").is_dir():
+            write_hydra_record(cfg, job.run_dir)
+    except OSError:
+        unwritten_hydra_record(job)
+        return e
+    return recorded_refusal(e, job.spec, job.run_dir)

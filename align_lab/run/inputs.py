@@ -94,13 +94,16 @@ def sha256(data: bytes) -> str:
 MODEL_FILES = ("config.json", "tokenizer_config.json")  # a folder saved by save_pretrained
 
 
-def path_input(value: str) -> dict | None:
+def path_input(value: str, component: bool = False) -> dict | None:
     """{file, sha256} of a local file a config value names, or of a folder that is a model saved by
     save_pretrained or a run folder (its checkpoints, as a teacher is keyed: models/hf.py
-    directory_fingerprint, big files by size and mtime); else None (any other folder is not read whole)."""
+    directory_fingerprint, big files by size and mtime), or, under a key of the user's components
+    (`component`: reward., task.), any other (user_folders.py listing_digest: a partitioned parquet
+    a scorer reads, rewritten between a kill and the resume: thirty-seventh hunt, case 49)."""
     from align_lab.models.saved import directory_fingerprint
     from align_lab.run.teacher_run import run_checkpoints
     from align_lab.tasks.data_files import file_sha256
+    from align_lab.user_folders import listing_digest
 
     path = Path(value).expanduser()
     if path.is_file():  # a link by its own name: what it points to may be what changed (ninth hunt)
@@ -108,6 +111,8 @@ def path_input(value: str) -> dict | None:
     folder = run_checkpoints(value) if path.is_dir() else None
     if folder is None and path.is_dir() and any((path / name).is_file() for name in MODEL_FILES):
         folder = path
+    if folder is None and component and path.is_dir() and (listed := listing_digest(path)) is not None:
+        return {"file": str(path.absolute()), "sha256": listed}
     if folder is None:
         return None
     # a link by its own name, as a file's (tenth hunt: a teacher link swapped named the new run)
@@ -129,7 +134,8 @@ def value_input(key: str, value: str) -> dict | None:
     if files:
         also = f" (and {', '.join(f.name for f in files[1:])})" if len(files) > 1 else ""
         return {"file": f"{files[0]}{also}", "sha256": module_digest(files)}
-    return path_input(value) if "\n" not in value and len(value) < 4096 else None
+    component = key.startswith(("reward.", "task."))  # not env.: a sandbox it writes in
+    return path_input(value, component) if "\n" not in value and len(value) < 4096 else None
 
 
 def run_inputs(config, prefix: str = "") -> dict[str, dict]:

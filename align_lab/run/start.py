@@ -23,7 +23,7 @@ from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.distributed import forget_env
 from align_lab.user_probes import forget_scored, probes
 from align_lab.user_pulse import pulsing
-from align_lab.user_reads import as_opened, used_by_user_code, watch
+from align_lab.user_reads import as_opened, beside_from_here, used_by_user_code, watch
 from align_lab.user_timeouts import for_the_run
 
 log = logging.getLogger("align_lab")
@@ -116,6 +116,7 @@ def begin(
     step 0 (its checkpoints deleted) counts no abandoned segment, and builds its stages afresh; one
     stopped before its first step counts its stopped segments (stopped_before_a_step)."""
     watch()  # what the user's code reads, kept in each checkpoint (user_reads.py): from admission on
+    beside_from_here()  # and the files beside it, as they are as the run starts (37th hunt, case 29)
     forget_scored()  # the rows its scorers score, kept in each checkpoint (user_probes.py): this run's
     step = checkpoint_step(ckpt)
     resumed = step > 0

@@ -16,7 +16,7 @@ from align_lab import malloc
 if __name__ == "__main__":  # the jobs `resume` submits inherit the malloc `python -m align_lab` has
     malloc.start_with_it("align_lab.study")
 
-from align_lab.results.manifest import load_manifest, write_manifest
+from align_lab.results.manifest import MANIFEST, load_manifest, write_manifest
 from align_lab.run.sweep_inputs import changed_since_the_sweep
 from align_lab.study.local_jobs import deaf_to_the_group, detached_output
 from align_lab.study.status import study_states
@@ -61,6 +61,8 @@ def to_resubmit(states: list) -> set[int]:
 
 def resume(study_dir: Path, wait: bool) -> int:
     """Resubmits runs that are not done and not running, each from its own checkpoint."""
+    if (line := not_submitted(study_dir)) is not None:
+        raise ValueError(line)
     manifest = load_manifest(study_dir)  # a missing or damaged one refused before submitit is imported
     if "moved_from" in manifest:
         raise ValueError(moved_study(manifest))
@@ -92,6 +94,27 @@ def resume(study_dir: Path, wait: bool) -> int:
     if wait:
         return waited(study_dir, jobs, manifest["cluster"])
     return 0
+
+
+def not_submitted(study_dir: Path) -> str | None:
+    """The line for a folder `resume` has no jobs of: a sweep run in one process (its runs never were
+    jobs) or a single run's, with the command that resumes it; None otherwise. Both were `no study
+    manifest here (expected a sweep folder)`, of a sweep's folder (thirty-seventh hunt, case 34)."""
+    from align_lab.rerun import resume_command, sweep_resume_command
+
+    folder = Path(study_dir)
+    if not folder.is_dir() or (folder / MANIFEST).exists():
+        return None
+    if (folder / "multirun.yaml").exists():
+        return (
+            f"{folder}: a sweep run in one process (no study manifest: its runs were never jobs to submit "
+            f"again); its own command resumes it: {sweep_resume_command(folder)}"
+        )
+    if (folder / ".hydra" / "config.yaml").exists():
+        return (
+            f"{folder}: a run's folder, not a sweep's; its own command resumes it: {resume_command(folder)}"
+        )
+    return None
 
 
 def where_it_ran(study_dir: Path) -> Path:

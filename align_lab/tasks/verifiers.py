@@ -44,7 +44,7 @@ from align_lab.tasks.math_reading import (
 from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded, scored_row
 from align_lab.user_signals import run_signals_kept
-from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, imported, keyed
+from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, imported, keyed, users_line
 from align_lab.value_checks import UserCodeError, one_line, timed_out, user_score
 
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
@@ -75,15 +75,32 @@ def normalised(text: str) -> str:
 
 # a number in scientific notation inside a response: Math-Verify reads "2.5e-3" as 2.5 ("1e-9" as 1, a
 # hack a policy could learn against an answer of 1: thirty-sixth hunt, case 3); written out as the decimal
-# it is first (`decimal_notation`; a sentence's full stop may follow it)
-IN_TEXT = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?[eE][-+]?\d{1,3})(?!\w|\.\d)")
+# it is first (`decimal_notation`), whatever follows it (a full stop, "x": thirty-seventh hunt, case 2,
+# as with any exponent's length, or a typeset minus)
+IN_TEXT = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?)[eE]([-+\u2212]?)(\d+)")
+EXPONENT_WRITTEN = 10_000  # past it, a number is written as what it reads as: \infty, or 0 (not its digits)
 
 
 def decimal_notation(text: str) -> str:
     """`text` with each number in scientific notation written as its exact decimal ("2.5e-3": "0.0025")."""
+    return IN_TEXT.sub(_written_out, text)
+
+
+def _written_out(match: re.Match) -> str:
     from decimal import Decimal
 
-    return IN_TEXT.sub(lambda m: format(Decimal(m[1]), "f"), text)
+    mantissa, sign, digits = match[1], match[2].replace("\u2212", "-"), match[3].lstrip("0") or "0"
+    if len(digits) > 5 or int(digits) > EXPONENT_WRITTEN:  # 1e999999: a million digits, or none
+        return "0" if sign == "-" or Decimal(mantissa) == 0 else "\\infty"
+    return format(Decimal(f"{mantissa}e{sign}{digits}"), "f")
+
+
+def misread(scientific: str) -> bool:
+    """Whether Math-Verify's reading of `scientific` (its first number) is not its value: "1e3" (1), not
+    "3.0e+0" (3; thirty-sixth hunt's nits: refused all the same)."""
+    from decimal import Decimal
+
+    return Decimal(scientific) != Decimal(re.split("[eE]", scientific)[0])
 
 
 def _math_verify(response: str, gold) -> float:
@@ -166,7 +183,7 @@ def reference(name: str, answer: str, place: str):
         return parsed
     if name == "math_verify":
         text = answer.replace("\u2212", "-").strip()
-        if SCIENTIFIC.fullmatch(text):  # thirty-fifth hunt, case 16: "1e3" read 1, in silence
+        if SCIENTIFIC.fullmatch(text) and misread(text):  # 35th hunt, case 16: "1e3" read 1, in silence
             raise ValueError(
                 f"{place}: answer {answer!r} is in scientific notation, which Math-Verify reads as its first "
                 f"number, {float(re.split('[eE]', text)[0]):g} (task.verifier=math_verify); set "
@@ -279,7 +296,7 @@ class Yours:
         except CallTimedOut as e:
             raise timed_out(e) from None
         except Exception as e:  # one line naming the verifier (Interrupted is no Exception)
-            raise UserCodeError(f"{self.where}: raised {one_line(e)}") from None
+            raise UserCodeError(f"{self.where}: raised {one_line(e)} at {users_line(e)}") from None
         return verdict(user_score(score, self.where), self.where)
 
     def __call__(self, response: str, gold, prompt: str) -> float:

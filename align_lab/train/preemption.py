@@ -72,6 +72,11 @@ os.register_at_fork(
 )
 
 
+def _holds(outer: Interruption | None) -> bool:
+    """Whether `outer` (the Interruption a new one is entered in) holds a signal not yet stopping anything."""
+    return outer is not None and outer.requested is not None and outer.stopped is None
+
+
 class RankStopped(Exception):
     """On a rank other than 0: rank 0 checkpoints the step that just ended (`step`) and stops the run (a
     signal reached it); this rank's share ends there, and rank 0 says so."""
@@ -133,7 +138,7 @@ class Interruption:
         point where nothing is half done (eighteenth hunt: raised inside an import, it was swallowed
         there, or left a module half made)."""
         outer = ACTIVE[-1] if ACTIVE and threading.current_thread() is threading.main_thread() else None
-        if outer is not None and outer.requested is not None and outer.stopped is None:
+        if _holds(outer):
             raise outer.stop(outer.requested)
         self.previous = {}
         self.pid = os.getpid()
@@ -152,6 +157,9 @@ class Interruption:
         if self.previous:
             self._watch()
         ACTIVE.append(self)
+        if _holds(outer):  # one the command took while this took the signals over (CI of 768a3f1: held,
+            self.__exit__(None, None, None)  # never raised, a sweep's runs trained on after its SIGTERM)
+            raise outer.stop(outer.requested)
         return self
 
     @contextmanager

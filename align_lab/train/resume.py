@@ -9,12 +9,12 @@ import logging
 from pathlib import Path
 
 from align_lab.aliases import nest
-from align_lab.train.checkpoint_io import load_checkpoint, save_checkpoint
+from align_lab.train.checkpoint_io import CheckpointError, checkpoint_step, load_checkpoint, save_checkpoint
 from align_lab.train.context import Context
 from align_lab.train.rng import own_rng_state, rng_state, set_rng_state
 from align_lab.user_environ import whole_environment
 from align_lab.user_probes import probes
-from align_lab.user_reads import changed_while_read, folders_beside, used_by_user_code
+from align_lab.user_reads import changed_beside_since, changed_while_read, folders_beside, used_by_user_code
 from align_lab.value_checks import ConfigError
 
 
@@ -86,6 +86,16 @@ def restore(ctx: Context, named: dict, algo) -> int:
     return state["step"]
 
 
+def last_checked(folder: Path) -> int:
+    """The step of the last checkpoint (0: none), where the files the user's code opened were last found
+    as first read: an edit said at the next one may have reached every step since (thirty-fourth hunt,
+    case 56: "from here (step 6)", where step 5 had trained on it); 0 where its pointer cannot be read."""
+    try:
+        return checkpoint_step(folder)
+    except (CheckpointError, OSError):
+        return 0
+
+
 def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
     """Saves everything resume needs: weights, optimisers, schedulers, data position, RNG, the
     algorithm's state (algo.state_dict()) and its hyperparameters (to refuse a changed one on resume),
@@ -98,8 +108,18 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
         raise FileNotFoundError(errno.ENOENT, "the run folder is gone", str(ctx.checkpoint_dir.parent))
     objects = {name: obj.state_dict() for name, obj in named.items()}
     used = used_by_user_code() if ctx.group.is_main else {}
+    beside = folders_beside(used) if ctx.group.is_main else {}
     for line in changed_while_read(used):  # said at the checkpoint after the edit (thirtieth hunt, 7)
-        logging.getLogger("align_lab").warning(f"align_lab: warning: {line} (step {step})")
+        line += f": its steps from {last_checked(ctx.checkpoint_dir) + 1} on may train on the new version"
+        logging.getLogger("align_lab").warning(f"align_lab: warning: {line} (found at step {step}'s end)")
+    if found := changed_beside_since(used, beside):  # read in C, say (thirty-seventh hunt, case 29)
+        logging.getLogger("align_lab").warning(
+            "align_lab: warning: files beside your code changed while the run went on: "
+            f"{', '.join(found[:5])}; align_lab cannot tell whether your code reads them (a compiled "
+            "reader, a command it runs): "
+            f"if it does, its steps from {last_checked(ctx.checkpoint_dir) + 1} on may train on other inputs "
+            f"(found at step {step}'s end)"
+        )
     if ctx.group.is_main:
         save_checkpoint(
             ctx.checkpoint_dir,
@@ -111,7 +131,7 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
                 "stage_keys": ctx.stage_keys,
                 "identity": ctx.identity,
                 "imported": used,  # the modules, files and variables the user's code used (user_reads.py)
-                "beside": folders_beside(used),  # the files beside them (user_folders.py): a resume's warning
+                "beside": beside,  # the files beside them (user_folders.py): a resume's warning
                 "environment": whole_environment() if ctx.group.is_main else None,  # when it read them all
                 "probes": probes(),  # the user's scorers' last rows and scores, asked again on resume
                 "rng": rng_state(),

@@ -49,7 +49,7 @@ class ProbeEpisode(LastTurn):
     def step(self, turn):
         self.turns.append(turn)
         if self.mode == "raises":
-            raise RuntimeError("the game server is down")
+            raise RuntimeError("the game server is down")  # GAME_DOWN_LINE
         if self.mode == "non_string":
             return Step(observation=42)
         if self.mode == "hangs":
@@ -87,10 +87,17 @@ def test_a_multi_turn_grpo_run_completes(tmp_path, cache_dir):
     assert config["env"] == {"_target_": f"{__name__}.Probe", "mode": "never_done", "max_turns": 2}
 
 
+DOWN = f"{__file__}:{next(i for i, x in enumerate(open(__file__), 1) if '# GAME_DOWN_LINE' in x)}"
+
+
 @pytest.mark.parametrize(
     "mode,extra,message",
     [
-        ("raises", [], "error: env=Probe: turn 1: step raised RuntimeError: the game server is down"),
+        (
+            "raises",
+            [],
+            f"error: env=Probe: turn 1: step raised RuntimeError: the game server is down at {DOWN}",
+        ),
         ("non_string", [], "error: env=Probe: turn 1: step's observation is a int; must be a string"),
         (
             "hangs",

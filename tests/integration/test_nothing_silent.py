@@ -163,7 +163,7 @@ def flaky_reward(prompts, responses):
     """A user's reward whose call number `fail_at` raises (0: never)."""
     FLAKY_CALLS["n"] += 1
     if FLAKY_CALLS["n"] == FLAKY_CALLS["fail_at"]:
-        raise ConnectionError("scorer\nunreachable")
+        raise ConnectionError("scorer\nunreachable")  # SCORER_LINE
     return [float(len(r.split())) for r in responses]
 
 
@@ -178,7 +178,9 @@ def test_a_reward_function_that_raises_is_one_line_naming_it_and_its_fix_resumes
     with pytest.raises(RunStopped) as e:
         run_in_process(["reward=function", f"reward.path={path}"], run_dir, cache_dir)
     message = str(e.value)
-    head = f"error: reward.path={path}: raised ConnectionError: scorer unreachable; fix it, then resume"
+    at = next(i for i, x in enumerate(open(__file__), 1) if "# SCORER_LINE" in x)  # 36th hunt, case 21
+    head = f"error: reward.path={path}: raised ConnectionError: scorer unreachable at {__file__}:{at}"
+    head += "; fix it, then resume"
     assert message.startswith(head + " from step 1 with: ") and "\n" not in message
     # fixing the module changes the digest a resume checks (run/inputs.py): the command allows it
     assert message.endswith(" resume_changed_inputs=true")
@@ -392,10 +394,12 @@ def test_scores_whose_advantages_overflow_name_the_reward_not_the_learning_rate(
             tmp_path / "run",
             cache_dir,
         )
-    assert str(e.value) == (
-        f"error: reward: the step's scores reach {shown} in magnitude, past 1e+18, where their advantages "
-        "overflow float32 (their squares pass its range); scale the reward down"
-    )
+    # thirty-seventh hunt, case 17: was `reward: the step's scores reach ...; scale the reward down`, a key
+    # never typed and no resume command, where a score past float32's range had both
+    said = str(e.value)
+    head = f"error: reward.path={__name__}:huge_reward: score "
+    assert said.startswith(head) and f" is {shown}, past 1e+18, where a group's advantages overflow " in said
+    assert "(their squares pass its range): scale it down; fix it, then resume from step 0 with: " in said
 
 
 @pytest.mark.fast
@@ -862,6 +866,49 @@ def test_an_environments_step_stuck_in_c_is_one_line_naming_it(tmp_path, cache_d
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
+EDITED_IN_C = """
+import subprocess
+from pathlib import Path
+import pandas as pd
+CALLS = [0]
+TABLE = Path(__file__).parent / "tables" / "w.parquet"
+def score(prompts, responses):
+    CALLS[0] += 1
+    if CALLS[0] == 2:  # as another program rewrites it while the run goes on
+        subprocess.run(["cp", "edited.parquet", str(TABLE)], cwd=Path(__file__).parent, check=True)
+    scale = float(pd.read_parquet(TABLE)["v"][0])  # read in C++: no open the audit hook sees
+    return [scale * len(r) / 10 for r in responses]
+"""
+
+
+@pytest.mark.fast
+def test_a_table_the_reward_reads_in_c_rewritten_while_the_run_goes_on_is_said(
+    tmp_path, cache_dir, forked_cli
+):
+    """Thirty-seventh hunt, case 29: a parquet pyarrow reads (in C++), rewritten as a sweep's next run
+    started: that run trained on the other table, no line, and compare pooled the two. A file beside the
+    user's code that changes while a run goes on is said at the next checkpoint, from the step after the
+    last one."""
+    import pandas as pd
+
+    from tests.conftest import SMALL
+
+    (tmp_path / "edited_in_c.py").write_text(EDITED_IN_C)
+    (tmp_path / "tables").mkdir()
+    pd.DataFrame({"v": [1.0]}).to_parquet(tmp_path / "tables" / "w.parquet")
+    pd.DataFrame({"v": [-1.0]}).to_parquet(tmp_path / "edited.parquet")
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={tmp_path / 'run'}", "reward=function"]
+    result = forked_cli([*args, "reward.path=edited_in_c:score"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if "files beside your code changed while" in x]
+    assert line.startswith(
+        "align_lab: warning: files beside your code changed while the run went on: "
+        f"{tmp_path / 'tables' / 'w.parquet'} (changed); align_lab cannot tell whether your code reads them"
+    ), line
+    assert line.endswith("its steps from 2 on may train on other inputs (found at step 2's end)"), line
+
+
 EDITED_MID_RUN = """
 import json
 import subprocess
@@ -894,7 +941,9 @@ def test_a_file_the_reward_opens_edited_while_the_run_goes_on_is_said(tmp_path, 
     assert line.startswith(
         f"align_lab: warning: a file your code opened: {tmp_path / 'settings.json'} (sha256 "
     )
-    assert line.endswith("its steps from here train on the new version (step 2)"), line
+    # from the step after the last checkpoint, where it was found unchanged (thirty-fourth hunt, case 56:
+    # "from here (step 6)", where step 5 had trained on it)
+    assert line.endswith("its steps from 2 on may train on the new version (found at step 2's end)"), line
     # the run's record is the version its code read first (thirtieth hunt, case 11: the one read last, so a
     # sweep's next run on the edit and compare saw no change)
     recorded = json.loads((tmp_path / "run" / "summary.json").read_text())["inputs"]

@@ -40,7 +40,7 @@ def failing_reward(prompts: list[str], responses: list[str]):
     if how == "none":
         return None
     if rank == 1 and calls[0] == 2 and how == "raise1":
-        raise RuntimeError("judge shard 1 unreachable")
+        raise RuntimeError("judge shard 1 unreachable")  # RAISE1_LINE
     if rank == 1 and calls[0] == 2 and how == "exit3":
         sys.exit(3)  # EXIT_LINE
     if rank == 1 and calls[0] == 2 and how.startswith("osexit"):
@@ -64,12 +64,20 @@ class TwoArguments(BaseException):
 
 KEY = f"reward.path={__name__}:failing_reward"
 LINES = Path(__file__).read_text().splitlines()
-EXIT_LINE, BASE_LINE, OS_EXIT_LINE, SEGV_LINE, SEGV_FH_LINE = (
+EXIT_LINE, BASE_LINE, OS_EXIT_LINE, SEGV_LINE, SEGV_FH_LINE, RAISE1_LINE, VERIFIER1_LINE = (
     next(i for i, x in enumerate(LINES, 1) if f"# {mark}" in x)
-    for mark in ("EXIT_LINE", "BASE_LINE", "OS_EXIT_LINE", "SEGV_LINE:", "SEGV_FH_LINE")
+    for mark in (
+        "EXIT_LINE",
+        "BASE_LINE",
+        "OS_EXIT_LINE",
+        "SEGV_LINE:",
+        "SEGV_FH_LINE",
+        "RAISE1_LINE",
+        "VERIFIER1_LINE",
+    )
 )
 EXPECTED = {
-    "raise1": f"{KEY}: raised RuntimeError: judge shard 1 unreachable",
+    "raise1": f"{KEY}: raised RuntimeError: judge shard 1 unreachable at {__file__}:{RAISE1_LINE}",
     "none": f"{KEY}: returned NoneType, not a list of ",
     # fourteenth hunt: named align_lab's launch.py, where rank 0 raised it again; then tracebacks
     "exit3": f"{__file__}:{EXIT_LINE} called sys.exit(3) during the run",
@@ -147,7 +155,7 @@ def rank_1_verifier(response: str, answer, prompt: str) -> float:
     import torch.distributed as dist
 
     if os.environ.get(HOW) == "verifier1" and dist.is_initialized() and dist.get_rank() == 1:
-        raise RuntimeError("grader shard 1 down")
+        raise RuntimeError("grader shard 1 down")  # VERIFIER1_LINE
     return float(str(answer) in response)
 
 
@@ -207,5 +215,6 @@ def test_your_own_data_runs_data_parallel_and_its_verifiers_error_is_one_line(
         assert done.returncode == 0, done.stderr[-3000:]
         return
     assert done.returncode == 2 and last.startswith(
-        f"align_lab: error: task.verifier={verifier}: raised RuntimeError: grader shard 1 down; fix it, then "
+        f"align_lab: error: task.verifier={verifier}: raised RuntimeError: grader shard 1 down at "
+        f"{__file__}:{VERIFIER1_LINE}; fix it, then "
     ), last

@@ -230,7 +230,8 @@ def test_a_sweep_reports_every_failed_run_in_one_line_and_keeps_the_others(hardw
     failed = [line for line in out.splitlines() if line.startswith("align_lab: run #") and "failed" in line]
     assert len(failed) == 2, out[-3000:]  # one line each, on stdout, as it failed
     # the user's function named, and the resume command once it is fixed (issue 73: was its exception alone)
-    said = "reward.path=flaky_reward:boom: raised RuntimeError: reward server exploded; fix it, then resume"
+    said = "reward.path=flaky_reward:boom: raised RuntimeError: reward server exploded"
+    said += f" at {tmp_path / 'flaky_reward.py'}:3; fix it, then resume"  # its file:line (36th hunt, 21)
     for line in failed:
         assert "(reward.path=flaky_reward\\:boom seed=" in line
         assert line.split("): failed: ")[1].startswith(said)

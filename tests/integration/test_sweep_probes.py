@@ -6,6 +6,7 @@ reward, rc 0, no line, and compare pooled the two)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -128,3 +129,37 @@ def test_a_one_process_sweeps_run_refused_for_a_module_edited_since_its_import_i
         [sys.executable, "-m", "align_lab.study", "status", str(sweep)], capture_output=True, text=True
     )
     assert status.stdout.splitlines()[-1] == "1 done, 0 running, 0 pending, 0 interrupted, 1 failed, 0 died"
+
+
+def test_a_local_sweeps_run_refused_as_its_job_starts_is_failed_in_its_folder(tmp_path, cache_dir):
+    """Thirty-fourth hunt, case 65: under hardware=submitit_local (each run a process of its own) a run
+    refused at its start left no folder, so compare called it `pending` ("1 pending") where `study status`
+    said failed. Its folder now holds its .hydra/ record and a failed summary.json, as a one-process
+    sweep's does, and the sweep run again takes the folder."""
+    import subprocess
+    import sys
+
+    from tests.conftest import run_cli
+
+    (tmp_path / "rs67.py").write_text(EDITED_BY_ANOTHER)
+    (tmp_path / "scale67.txt").write_text("1\n")
+    sweep = tmp_path / "sweep"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    keys = ["-m", "seed=0,1", *small, "train.steps=2", f"cache_dir={cache_dir}", "reward=function"]
+    keys += ["reward.path=rs67:score", "hardware=submitit_local", "hardware.max_parallel=1"]
+    keys += [f"hydra.sweep.dir={sweep}"]
+    env = {"PYTHONPATH": str(tmp_path)}
+    first = run_cli(keys, cwd=tmp_path, env=env)
+    assert first.returncode == 1, first.stderr[-3000:]
+    [num] = re.findall(r"align_lab: run #(\d) \(seed=\d\): failed: a file your code opened: ", first.stdout)
+    [refused] = list(sweep.glob(f"{num}_*"))  # the second to take the one slot: either run
+    summary = json.loads((refused / "summary.json").read_text())
+    assert summary["status"] == "failed", summary
+    assert summary["error"].startswith("refused at its start, before any compute: a file your code "), summary
+    compare = subprocess.run(
+        [sys.executable, "-m", "align_lab.compare", str(sweep)], capture_output=True, text=True, timeout=300
+    )
+    assert "2 runs (1 completed, 1 failed)" in compare.stdout, compare.stdout[-3000:] + compare.stderr
+    again = run_cli([*keys, "resume_changed_inputs=true"], cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((refused / "summary.json").read_text())["status"] == "completed"

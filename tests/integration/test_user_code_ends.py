@@ -350,6 +350,17 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
     # thirty-fourth hunt, case 34: a profiler's timer left armed, SIGPROF's default action: rc 155, no line
     "signal.setitimer(signal.ITIMER_PROF, 0.05, 0.05)": "warning: reward.path=acting:score left a timer "
     "armed (signal.alarm or setitimer, SIGPROF in ",
+    # thirty-seventh hunt, cases 19-20: the next checkpoint's write a 63-line traceback (EFBIG), and 75 lines
+    # (too many open files)
+    "(r := __import__('resource')).setrlimit(r.RLIMIT_FSIZE, (20000, r.RLIM_INFINITY))": "warning: "
+    "reward.path=acting:score changed the process's RLIMIT_FSIZE limit unlimited -> 20000 (hard unlimited); "
+    "the run's are put back after each call",
+    "(r := __import__('resource')).setrlimit(r.RLIMIT_NOFILE, (12, r.getrlimit(r.RLIMIT_NOFILE)[1]))": (
+        "warning: reward.path=acting:score changed the process's RLIMIT_NOFILE limit "
+    ),
+    # case 42: the rest of the run trained and evaluated under bf16 autocast, other numbers, no line
+    f"{TORCH}.autocast('cpu', dtype={TORCH}.bfloat16).__enter__()": "warning: reward.path=acting:score "
+    "changed the process's cpu autocast off -> on (torch.bfloat16); the run's are put back after each call",
 }
 
 
@@ -370,6 +381,9 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
         "alarm",
         "alarm_raises",
         "profiler_timer",
+        "file_size_limit",
+        "open_files_limit",
+        "autocast",
     ],
 )
 def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_line(

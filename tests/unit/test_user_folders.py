@@ -116,4 +116,47 @@ def test_a_data_folder_beside_the_codes_own_a_home_path_and_a_variables_path_are
     monkeypatch.chdir(tmp_path)
     assert named_folders([str(module)]) == sorted([str(project / "data"), str(home / "h36w")])
     values = [str(elsewhere / "w.parquet"), "1", "relative/path", "", "/etc/hostname"]
-    assert folders_in_values(values) == [str(elsewhere)]  # a value that is no absolute path: none
+    assert folders_in_values(values) == [str(elsewhere)]  # a value that names nothing there: none
+
+
+def test_a_path_made_as_the_module_ran_a_relative_variable_and_a_toml_setting_are_watched(
+    tmp_path, monkeypatch
+):
+    """Thirty-seventh hunt, cases 7-9: the parquet pyarrow reads at `Path.home() / "h37p" / "w.parquet"`,
+    at `os.environ["WREL37"]` holding a path relative to the working folder (`../envrel/w.parquet`), or
+    at the path a TOML settings file gives, was rewritten between a kill and the resume: trained on in
+    silence. Each folder is watched: the home folder is a base of a module's constants, a variable's
+    relative value is read from the working folder, a text settings file's quoted strings and words
+    holding a `/` are followed, and a module's globals as they are (any path made as it ran)."""
+    import sys
+
+    from align_lab.user_folders import folders_in_globals, folders_in_settings
+
+    home, work, made = tmp_path / "home", tmp_path / "w", tmp_path / "made" / "deep"
+    folders = {n: tmp_path / n for n in ("envrel", "tomlw", "yamlw", "bare")}
+    work.mkdir()
+    for folder in (home / "h37p", made, *folders.values()):
+        folder.mkdir(parents=True)
+        (folder / "w.parquet").write_bytes(b"PAR1")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    module = work / "rpq37.py"
+    module.write_text("from pathlib import Path\nTABLE = Path.home() / 'h37p' / 'w.parquet'\n")
+    assert named_folders([str(module)]) == [str(home / "h37p")]  # "h37p" relative to the home folder
+    assert folders_in_values(["../envrel/w.parquet", "data"]) == [str(folders["envrel"])]
+    toml = tmp_path / "set37.toml"
+    toml.write_text(f'[reward]\ntable = "{folders["tomlw"]}/w.parquet"\n')
+    yaml = tmp_path / "set37.yaml"
+    yaml.write_text(f"reward:\n  table: {folders['yamlw']}/w.parquet\n  other: ../bare/w.parquet\n")
+    binary = tmp_path / "blob.bin"
+    binary.write_bytes(b"\xff\xfe" + str(folders["bare"]).encode())  # not text: passed over
+    found = folders_in_settings([str(toml), str(yaml), str(binary), str(module)])
+    assert found == sorted(str(folders[n]) for n in ("tomlw", "yamlw", "bare")), found
+    # a module's globals as they are: a path joined from pieces no constant names whole
+    mod = type(sys)("rpq37_made")
+    mod.__file__ = str(module)
+    mod.TABLE = made / "w.parquet"
+    mod.SETTINGS = {"tables": [str(made.parent), "not a path"], "n": 3}
+    monkeypatch.setitem(sys.modules, "rpq37_made", mod)
+    assert folders_in_globals([str(module)]) == sorted([str(made.parent), str(made)])
+    assert folders_in_globals([str(work / "other.py")]) == []  # only the user's modules named

@@ -82,6 +82,9 @@ def test_single_turn_is_not_multi_turn_and_answers_its_one_turn():
 PAST = "past float32's range (|x| <= 3.4e38), where training holds it as infinity"
 
 
+RAISES = f"{__file__}:{next(i for i, x in enumerate(open(__file__), 1) if '# RAISES_' + 'LINE' in x)}"
+
+
 class Bad:
     def __init__(self, returns=None, raises=None, sleeps=0.0):
         self.returns, self.raises, self.sleeps = returns, raises, sleeps
@@ -89,7 +92,7 @@ class Bad:
     def step(self, turn):
         time.sleep(self.sleeps)
         if self.raises:
-            raise self.raises
+            raise self.raises  # RAISES_LINE
         return self.returns
 
     def answer(self):
@@ -99,7 +102,10 @@ class Bad:
 @pytest.mark.parametrize(
     "episode,message",
     [
-        (Bad(raises=RuntimeError("no\nsuch")), "env=game: turn 2: step raised RuntimeError: no such"),
+        (
+            Bad(raises=RuntimeError("no\nsuch")),
+            f"env=game: turn 2: step raised RuntimeError: no such at {RAISES}",
+        ),
         (Bad(returns="higher"), "env=game: turn 2: step returned str; must return envs.base.Step"),
         (Bad(returns=Step(observation=5)), "env=game: turn 2: step's observation is a int; must be a string"),
         (
@@ -145,9 +151,10 @@ def test_a_numpy_bool_is_no_reward():
 def test_start_and_answer_failures_are_one_line():
     class Env:
         def start(self, prompt):
-            raise RuntimeError("no game")
+            raise RuntimeError("no game")  # NO_GAME_LINE
 
-    with pytest.raises(EnvError, match=r"^env=game: turn 0: start raised RuntimeError: no game$"):
+    at = next(i for i, x in enumerate(open(__file__), 1) if "# NO_GAME" + "_LINE" in x)
+    with pytest.raises(EnvError, match=rf"^env=game: turn 0: start raised RuntimeError: no game at .*:{at}$"):
         start_episode("game", Env(), "p", 1.0)
     with pytest.raises(EnvError, match=r"^env=game: turn 3: answer\(\) returned a int; must be a string$"):
         episode_answer("game", Bad(), 3, 1.0)

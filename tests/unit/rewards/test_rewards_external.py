@@ -157,12 +157,21 @@ def no_list(prompts, responses):
     return 3.0
 
 
+def past_scale(prompts, responses):
+    return [1e30, 1.0]  # thirty-seventh hunt, case 17: said as `reward: the step's scores reach ...`
+
+
 def raises(prompts, responses):
     raise RuntimeError("no\nscore")  # before: a 55-line traceback from the online loop
 
 
 def raises_at_length(prompts, responses):
     raise RuntimeError("y" * 5_000_000)  # seventeenth hunt: a 5 MB "one line", the resume command at its end
+
+
+def raise_at(fn) -> str:
+    """` at <this file>:<line>` of the raise in `fn`'s first line of body (thirty-sixth hunt, case 21)."""
+    return f" at {__file__}:{fn.__code__.co_firstlineno + 1}"
 
 
 @pytest.mark.parametrize(
@@ -172,10 +181,19 @@ def raises_at_length(prompts, responses):
         ("one_score_short", "returned 1 scores for 2 responses"),
         ("a_word", "score 0 is 'good', not a number"),
         ("no_list", "returned float, not a list of 2 scores"),
-        ("raises", "raised RuntimeError: no score"),
+        ("raises", "raised RuntimeError: no score" + raise_at(raises)),
+        (
+            "past_scale",
+            "score 0 is 1e+30, past 1e+18, where a group's advantages overflow float32 (their squares "
+            "pass its range): scale it down",
+        ),
         ("a_dict", "returned a dict, not a list of 2 scores in the responses' order"),
         ("a_set", "returned a set, not a list of 2 scores in the responses' order"),
-        ("raises_at_length", f"raised RuntimeError: {'y' * 2000}... (cut: 5,000,000 characters in all)"),
+        (
+            "raises_at_length",
+            f"raised RuntimeError: {'y' * 2000}... (cut: 5,000,000 characters in all)"
+            + raise_at(raises_at_length),
+        ),
     ],
 )
 def test_function_reward_scores_are_checked_with_one_line_naming_the_path(fn, expected):
@@ -434,7 +452,7 @@ def test_a_users_error_whose_text_cannot_be_read_is_one_line_naming_the_reward()
         FunctionReward(path=f"{__name__}:raises_bad_text")._scores(["p"], ["r"])
     assert str(e.value) == (
         f"reward.path={__name__}:raises_bad_text: raised BadText: "
-        "<its text could not be read: AttributeError>"
+        "<its text could not be read: AttributeError>" + raise_at(raises_bad_text)
     )
 
 

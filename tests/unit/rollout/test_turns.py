@@ -191,7 +191,7 @@ class FailsToClose(Closing):
 
         def close():
             counted()
-            raise OSError("sandbox\nwould not stop")
+            raise OSError("sandbox\nwould not stop")  # CLOSE_LINE
 
         episode.close = close
         return episode
@@ -202,7 +202,10 @@ def test_a_close_that_raises_is_one_line_naming_the_env_after_every_episode_is_c
     env = FailsToClose(calls=99, max_turns=1)
     with pytest.raises(EnvError) as e:
         turn_engine(Scripted({"q": [[A, EOS]]}), env).sample(MODEL, tok, ["q"], 2, 8, 4)
-    assert str(e.value) == "env=game: turn 1: close() raised OSError: sandbox would not stop"
+    at = next(i for i, x in enumerate(open(__file__), 1) if "# CLOSE_LINE" in x)  # 36th hunt, case 21
+    assert (
+        str(e.value) == f"env=game: turn 1: close() raised OSError: sandbox would not stop at {__file__}:{at}"
+    )
     assert [x.closed for x in env.episodes] == [1, 1]  # the second episode closed all the same
     slow = FailsToClose(sleep=30)  # a step error in flight is the one reported, not close()'s
     slow.step_timeout_s = 0.2

@@ -42,6 +42,31 @@ def test_an_env_class_of_yours_and_a_remote_url_are_inputs_and_align_labs_code_i
     assert found["task.path"]["sha256"] == hashlib.sha256(b"a file\n").hexdigest()[:16]
 
 
+def test_a_folder_a_component_of_yours_names_is_an_input_by_its_files_names_sizes_and_times(
+    tmp_path, monkeypatch
+):
+    """Thirty-seventh hunt, case 49: a scorer class of the user's reading a partitioned parquet folder its
+    config names (`source: {_target_: mod.Scorer, table: /data/cfgdir}`), a file in it rewritten between a
+    kill and the resume: resumed on the new table in silence, where a file named so is refused. A folder
+    under another key (sft.folder, a cache) is not read; one of more than MAX_FILES files neither."""
+    import os
+
+    from align_lab import user_folders
+
+    table = tmp_path / "cfgdir"
+    (table / "year=2024").mkdir(parents=True)
+    (table / "year=2024" / "part-0.parquet").write_bytes(b"PAR1 one")
+    config = {"reward": {"components": {"x": {"source": {"table": str(table)}}}}, "sft": {"x": str(table)}}
+    before = run_inputs(config)
+    assert sorted(before) == ["reward.components.x.source.table"]
+    assert before["reward.components.x.source.table"]["file"] == str(table)
+    (table / "year=2024" / "part-0.parquet").write_bytes(b"PAR1 two")
+    os.utime(table / "year=2024" / "part-0.parquet", ns=(1, 1))
+    assert changed_inputs(before, run_inputs(config)) != {}
+    monkeypatch.setattr(user_folders, "MAX_FILES", 0)  # a dataset's tree: not listed at each resume
+    assert run_inputs(config) == {}
+
+
 def test_only_inputs_both_name_with_other_digests_are_changed():
     a, b = {"file": "f", "sha256": "aaaa"}, {"file": "f", "sha256": "bbbb"}
     assert changed_inputs(None, {"task.path": a}) == {}  # a checkpoint written before input digests

@@ -204,3 +204,27 @@ def test_a_sigterm_as_study_resume_submits_stops_it_in_one_line_once_the_jobs_ar
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("align_lab.study: resume interrupted by SIGTERM; see "), err
     assert json.loads((sweep / "study.json").read_text())["runs"][0]["job_id"] == "999"
+
+
+def test_resume_of_a_folder_it_has_no_jobs_of_gives_the_command_that_resumes_it(tmp_path, capsys):
+    """Thirty-seventh hunt, cases 34-35: `study resume` of a sweep run in one process (or of a run's
+    folder) said `no study manifest here (expected a sweep folder)` of a sweep's folder; `study status` of
+    a folder that does not exist spoke of a manifest inside it."""
+    from align_lab.study.__main__ import main
+
+    sweep = tmp_path / "sweep"
+    (sweep / "0_grpo_seed0" / ".hydra").mkdir(parents=True)
+    hydra = {"hydra": {"job": {"name": "x"}, "overrides": {"task": ["seed=0,1"]}, "runtime": {"cwd": "/"}}}
+    (sweep / "multirun.yaml").write_text(json.dumps(hydra))  # JSON is YAML
+    assert main(["resume", str(sweep)]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith(
+        f"align_lab.study: error: {sweep}: a sweep run in one process (no study manifest: its runs were "
+        "never jobs to submit again); its own command resumes it: "
+    ), said
+    assert f"hydra.sweep.dir={sweep}" in said, said
+    assert main(["status", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err == (
+        f"align_lab.study: error: {tmp_path / 'nope'}: no such folder; give the sweep's folder "
+        "(hydra.sweep.dir)\n"
+    )

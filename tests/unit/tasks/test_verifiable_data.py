@@ -117,7 +117,7 @@ def half(response, answer, prompt):
 @pytest.mark.parametrize(
     "name,expected",
     [  # before: 64-66-line tracebacks; a NaN read as "diverged ... lower algo.lr"
-        ("raises", "raised RuntimeError: no answer"),
+        ("raises", "raised RuntimeError: no answer at {tmp_path}/bad_checks.py:4"),  # its line: 36th hunt, 21
         ("nan", "returned nan; must be a finite number"),
         ("word", "returned 'yes', not a number"),
         ("nothing", "returned None, not a number"),
@@ -135,7 +135,7 @@ def test_a_verifier_function_that_raises_or_returns_no_number_is_one_line_naming
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(UserCodeError) as e:
         score(f"bad_checks:{name}", "1", "1")
-    assert str(e.value) == f"task.verifier=bad_checks:{name}: {expected}"
+    assert str(e.value) == f"task.verifier=bad_checks:{name}: {expected.format(tmp_path=tmp_path)}"
 
 
 def test_a_partial_credit_counts_in_the_gold_reward_not_in_pass_at_k(tmp_path, monkeypatch):
@@ -337,6 +337,8 @@ def test_math_verify_refuses_a_reference_in_scientific_notation_it_would_misread
         f"row 1: answer {answer!r} is in scientific notation, which Math-Verify reads as its first number, "
         f"{first} (task.verifier=math_verify); set task.verifier=auto, which reads it as the number it is"
     )
+    assert reference("math_verify", "3.0e+0", "row 1")  # read as 3, its value: not refused (36th hunt's nits)
+    assert score("math_verify", "3.0e+0", "3") == 1.0 and score("math_verify", "3.0e+0", "4") == 0.0
 
 
 @pytest.mark.parametrize("name", ["math_verify", "auto"])
@@ -351,6 +353,13 @@ def test_math_verify_refuses_a_reference_in_scientific_notation_it_would_misread
         ("0.0025", "2.5e-3", 1.0),
         ("1000", "The answer is 1e3.", 1.0),
         ("\\frac{1}{2}", "5e-1", 1.0),
+        # thirty-seventh hunt, case 2: a longer exponent, a typeset minus, a letter after it
+        ("1", "1e1000", 0.0),
+        ("1", "1e-0009", 0.0),
+        ("1", "1e\u22129", 0.0),
+        ("1", "1e-9x", 0.0),
+        ("1", "1e999999", 0.0),  # past EXPONENT_WRITTEN: \infty, not a million digits
+        ("0.000000001", "1e\u22129", 1.0),
     ],
 )
 def test_a_response_in_scientific_notation_is_scored_as_the_number_it_is(name, answer, response, score):

@@ -139,6 +139,38 @@ def test_a_signal_the_command_holds_stops_the_next_interruptions_block_as_it_beg
     assert said.count("align_lab: SIGTERM: the command stops as soon as it can") == 1, said
 
 
+def test_a_signal_the_command_takes_while_the_next_block_takes_the_signals_over_stops_that_block(
+    capfd, monkeypatch
+):
+    """CI of 768a3f1: a SIGTERM just after a local sweep said "submitted 2 runs" reached the command's
+    handler while the wait's Interruption was taking the signals over (past its check of a held signal):
+    held, never raised, and both runs trained on (3000 steps, the test's 120 s ran out). A signal the
+    command takes before the block's own handlers are in stops the block as it begins."""
+    from align_lab.train import preemption
+    from align_lab.train.preemption import STARTING
+
+    real, sent = signal.getsignal, []
+
+    def getsignal_then_a_signal(signum):  # the signal lands inside __enter__, past its first check
+        if not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGTERM))  # os.kill runs the handler before returning
+        return real(signum)
+
+    with Interruption(deferred=True, waiting=STARTING) as command_s:
+        monkeypatch.setattr(preemption.signal, "getsignal", getsignal_then_a_signal)
+        entered = []
+        with pytest.raises(Interrupted) as stop:
+            with Interruption():
+                entered.append(True)
+        monkeypatch.undo()
+        assert sent and stop.value.signal_name == "SIGTERM" and not entered, command_s.requested
+        assert signal.getsignal(signal.SIGTERM).__self__ is command_s  # the block's handlers taken back
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, signal.default_int_handler)
+    assert signal.set_wakeup_fd(-1) == -1  # and its watcher's pipe
+    said = capfd.readouterr().err
+    assert said.count("align_lab: SIGTERM: the command stops as soon as it can") == 1, said
+
+
 def test_a_signal_after_the_command_finished_says_so_and_ends_it():
     """Eighteenth hunt's notes: a SIGTERM as a finished sweep's process ended killed it with no line."""
     import subprocess
