@@ -393,3 +393,24 @@ def test_a_value_starting_with_a_tilde_is_one_line_with_the_path_written_out():
         f"write the path out: task.path={home}/q.jsonl"
     )
     check_group_overrides(["~algo.kl_clamp"])  # a key removed with ~ is not a value: Hydra's own
+
+
+def test_a_class_of_yours_whose_module_turns_autocast_on_as_it_is_imported_leaves_it_as_it_was(
+    tmp_path, monkeypatch, caplog
+):
+    """Thirty-seventh hunt, case 62: a module of the user's turning bf16 autocast on at its top level
+    trained the SFT stage under it (gold -1.000), and the stage cache served that SFT to later runs of
+    other rewards; only the "no signal" warning. Imported for its `_target_`, its modes are put back."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from align_lab.config import build
+
+    (tmp_path / "acmod62.py").write_text(
+        "import torch\ntorch.set_autocast_enabled('cpu', True)\nclass Env:\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert not torch.is_autocast_enabled("cpu")
+    built = build(OmegaConf.create({"_target_": "acmod62.Env"}), "env")
+    assert type(built).__name__ == "Env" and not torch.is_autocast_enabled("cpu")
+    assert "env._target_=acmod62.Env changed the process's cpu autocast off -> on" in caplog.text
