@@ -102,7 +102,8 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
         line = shadowing() if isinstance(e, Exception) else None  # module: its line, not Hydra's first
         if line is None and isinstance(e, Exception | SystemExit | KeyboardInterrupt):
             raise
-        said_last(f"align_lab: error: {line or base_exception_line(e, job.run_dir)}", job.run_dir / "app.log")
+        said = line or base_exception_line(e, job.run_dir)
+        said_last(f"align_lab: error: {said}", job.run_dir / "app.log", line)  # its summary too
         raise SystemExit(2 if line else 1) from None
     finally:
         if lock is not None:

@@ -40,7 +40,7 @@ def said_when_unwritable(log: Path) -> None:
         handler.handleError = partial(unwritable, handler)
 
 
-def said_last(line: str, log: Path) -> None:
+def said_last(line: str, log: Path, error: str | None = None) -> None:
     """The run's last line (its error, `interrupted by ...; resume ...`) on stderr and in its app.log,
     which ended at the last progress line with no word of why or how to resume (thirty-fourth hunt,
     case 52). The file first: where it cannot be written, its warning comes before the line, which stays
@@ -51,7 +51,23 @@ def said_last(line: str, log: Path) -> None:
     record = logging.LogRecord("align_lab", logging.ERROR, __file__, 0, line, None, None)
     for _, handler in handlers_of(log):
         handler.handle(record)
+    if error is not None:
+        error_in_summary(log.parent, error)
     print(line, file=sys.stderr)
+
+
+def error_in_summary(run_dir: Path, error: str) -> None:
+    """A failed run's summary.json `error` made the line the command said (a file of the user's named as a
+    module the run imports: the AttributeError it caused was there; thirty-seventh hunt's nits)."""
+    from align_lab.folder import SUMMARY, read_summary
+    from align_lab.run.run_folder import RunFolder
+
+    try:
+        summary = read_summary(run_dir / SUMMARY)
+        if summary.get("status") == "failed":
+            RunFolder(run_dir).write_summary(summary | {"error": error})
+    except (OSError, ValueError):  # none written yet, or one that cannot be: the line stands alone
+        pass
 
 
 def unwritable(handler, record) -> None:

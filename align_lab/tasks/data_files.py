@@ -199,7 +199,8 @@ def json_rows(p: Path, named: str) -> tuple[list[dict], list[str]]:
             except TwiceGiven as e:  # Python's json keeps the last: which one was meant? (31st hunt, 68)
                 raise ValueError(f"{named} line {n}: column {e.args[0]!r} given twice") from None
             except ValueError as e:
-                raise ValueError(f"{named} line {n}: not valid JSON ({e.msg})") from None
+                at = "" if e.msg.endswith(" at") else " at"  # "Invalid control character at" (37th hunt)
+                raise ValueError(f"{named} line {n}: not valid JSON ({e.msg}{at} column {e.colno})") from None
             where.append(f"line {n}")
     for row, place in zip(rows, where, strict=True):
         if not isinstance(row, dict):

@@ -765,6 +765,9 @@ def test_a_reward_module_named_as_one_of_pythons_own_is_one_line_naming_it(tmp_p
     # inside a run too (tqdm: the progress line's import), with no Hydra line before it (thirty-sixth hunt,
     # case 37: "Error executing job with overrides" came first)
     assert not [x for x in lines[:-1] if "Error executing job" in x], result.stderr[-3000:]
+    # and its summary.json says that line, not the AttributeError it caused (thirty-seventh hunt's nits)
+    for summary in tmp_path.glob("outputs/*/*/summary.json"):
+        assert json.loads(summary.read_text())["error"] == lines[-1].removeprefix("align_lab: error: ")
 
 
 @pytest.mark.fast

@@ -59,11 +59,13 @@ def test_a_jsonl_integer_past_int64_is_its_own_value_not_a_rounded_float(tmp_pat
     "line, said",
     [
         ('{"q": "what is big ?", "a": 1e400}', "line 4: column 'a' is inf (NaN, Infinity, or a number past"),
-        ('{"q": "broken", "a": 3', "line 4: not valid JSON (Expecting ',' delimiter)"),
+        ('{"q": "broken", "a": 3', "line 4: not valid JSON (Expecting ',' delimiter at column 23)"),
+        # thirty-seventh hunt's nits: json's reason cut at its "at" (the position said apart)
+        ('{"q": "a\x00b", "a": 3}', "line 4: not valid JSON (Invalid control character at column 9)"),
         ("[1, 2]", "line 4: a JSON list, not an object of columns"),
         ('{"q": "what is 1 plus 1 ?", "a": 99, "a": 2}', "line 4: column 'a' given twice"),  # case 68
     ],
-    ids=["1e400", "torn", "not_an_object", "a_key_twice"],
+    ids=["1e400", "torn", "control_character", "not_an_object", "a_key_twice"],
 )
 def test_a_line_python_cannot_read_as_a_row_is_one_line_naming_it(tmp_path, capfd, line, said):
     """Case 27: 1e400 was `not valid JSON lines` (every line parses), after datasets' two lines of its
