@@ -35,13 +35,47 @@ def snapshot(folders: Iterable[str], written: Iterable[str] = ()) -> dict[str, d
     found = {}
     for folder in sorted(set(folders)):
         try:
-            with os.scandir(folder) as entries:
-                files = [e for e in entries if not e.name.startswith(".") and not e.name.endswith(SKIPPED)]
-            if len(files) > MAX_FILES:
-                continue
-            found[folder] = {e.name: _size_and_time(e, mine, streams) for e in files if e.is_file()}
+            files = _entries(folder, DEPTH)
         except OSError:
             continue
+        if files is not None:
+            found[folder] = {name: _size_and_time(e, mine, streams) for name, e in files}
+    return found
+
+
+DEPTH = 2  # levels of subfolders listed below a watched folder (`data/v2/w.parquet` beside the code:
+# thirty-eighth hunt, case 6); not a run's folder under outputs/, whose files lie deeper
+NOT_LISTED = ("__pycache__", "outputs", "multirun", "wandb", "checkpoints", "node_modules")  # outputs, tools
+RAN = (".hydra", "run.lock", "study.json", "multirun.yaml")  # a run's or a sweep's folder holds one
+
+
+def _ran(folder: str) -> bool:
+    """A run's or a sweep's folder (hydra.run.dir beside the code): what it writes is no input, and a file
+    it wrote after a checkpoint was said `new` on resume."""
+    return any(os.path.lexists(os.path.join(folder, name)) for name in RAN)
+
+
+def _entries(folder: str, depth: int, prefix: str = "", left: list | None = None) -> list | None:
+    """(name relative to the watched folder, DirEntry) of its regular files and those `depth` levels of
+    subfolders down, hidden and SKIPPED names aside; None where the folder holds more than MAX_FILES (a
+    subfolder that does is left out: a dataset's, not the folder's own files; and once MAX_FILES entries
+    of subfolders were read, the others)."""
+    with os.scandir(folder) as entries:
+        kept = [e for e in entries if not e.name.startswith(".") and not e.name.endswith(SKIPPED)]
+    left = [MAX_FILES] if left is None else left
+    if len(kept) > MAX_FILES or (prefix and left[0] < len(kept)):
+        return None
+    if prefix:
+        left[0] -= len(kept)
+    found = []
+    for e in kept:
+        if e.is_file():
+            found.append((prefix + e.name, e))
+        elif depth > 0 and e.name not in NOT_LISTED and e.is_dir(follow_symlinks=False) and not _ran(e.path):
+            try:
+                found += _entries(e.path, depth - 1, f"{prefix}{e.name}/", left) or []
+            except OSError:
+                continue
     return found
 
 
@@ -229,7 +263,7 @@ def changed_beside(saved: dict, now: dict, known: Iterable[str] = ()) -> list[st
                 lines.append(f"{path} (new)")
             elif mine[name] is not None and list(mine[name]) != list(files[name]):
                 lines.append(f"{path} (changed)")
-    return lines
+    return list(dict.fromkeys(lines))  # a file under two watched folders (one below the other): once
 
 
 def beside_warning(lines: list[str], checkpoint: str) -> str | None:

@@ -81,9 +81,16 @@ IN_TEXT = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?)[eE]([-+\u2212]?)(\d+)")
 EXPONENT_WRITTEN = 10_000  # past it, a number is written as what it reads as: \infty, or 0 (not its digits)
 
 
+# the same written with a power of ten: "5*10^-3" read as 5 (thirty-eighth hunt, case 2); with braces, too
+TIMES_TEN = re.compile(
+    r"(?<![\w.])(\d+(?:\.\d*)?)\s*(?:\*|\u00d7|\u00b7|\\times|\\cdot)\s*10\s*\^\s*\{?\s*\(?([-+\u2212]?)(\d+)\)?\s*\}?"
+)
+
+
 def decimal_notation(text: str) -> str:
-    """`text` with each number in scientific notation written as its exact decimal ("2.5e-3": "0.0025")."""
-    return IN_TEXT.sub(_written_out, text)
+    """`text` with each number in scientific notation written as its exact decimal ("2.5e-3", "2.5*10^-3":
+    "0.0025")."""
+    return IN_TEXT.sub(_written_out, TIMES_TEN.sub(_written_out, text))
 
 
 def _written_out(match: re.Match) -> str:
@@ -249,8 +256,8 @@ def _auto(response: str, gold, prompt: str) -> float:
     """auto: a row whose answer is math, by Math-Verify; a plain-number row by numeric's rule, unless the
     response's final answer is written in math (`2^{5}`, `\\frac{1}{2}`, `1/2`, `\\boxed{2^{5}}`): then by
     the value Math-Verify reads (twenty-sixth hunt, case 5: numeric read `\\frac{1}{2}` as 2 against 0.5,
-    and `2^{5}` as 5 against 5); `1e5` is 100000."""
-    response = typeset(response)
+    and `2^{5}` as 5 against 5); `1e5` and `1*10^5` are 100000 (decimal_notation)."""
+    response = decimal_notation(typeset(response))
     if not isinstance(gold, float):
         return _math_verify(response, gold)
     final = final_expression(response)

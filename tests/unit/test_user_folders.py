@@ -160,3 +160,20 @@ def test_a_path_made_as_the_module_ran_a_relative_variable_and_a_toml_setting_ar
     monkeypatch.setitem(sys.modules, "rpq37_made", mod)
     assert folders_in_globals([str(module)]) == sorted([str(made.parent), str(made)])
     assert folders_in_globals([str(work / "other.py")]) == []  # only the user's modules named
+
+
+def test_the_files_two_folders_below_a_watched_one_are_listed_and_an_outputs_folder_is_not(tmp_path):
+    """Thirty-eighth hunt, case 6: a parquet at `os.path.join(os.path.dirname(__file__), "data", "v2",
+    "w.parquet")`, rewritten between a kill and the resume: only the watched folders' own files were
+    listed (data/ held the folder v2). Two levels of subfolders are; a run's outputs/ are not inputs."""
+    (tmp_path / "data" / "v2").mkdir(parents=True)
+    (tmp_path / "data" / "v2" / "w.parquet").write_bytes(b"PAR1")
+    (tmp_path / "outputs" / "day").mkdir(parents=True)
+    (tmp_path / "outputs" / "day" / "metrics.jsonl").write_text("{}")
+    (tmp_path / "runs" / "r1" / ".hydra").mkdir(parents=True)  # hydra.run.dir=runs/r1 beside the code
+    (tmp_path / "runs" / "r1" / "summary.json").write_text("{}")
+    saved = snapshot([str(tmp_path)])
+    assert sorted(saved[str(tmp_path)]) == ["data/v2/w.parquet"]
+    (tmp_path / "data" / "v2" / "w.parquet").write_bytes(b"PAR1 rewritten")
+    now = snapshot([str(tmp_path)])
+    assert changed_beside(saved, now) == [f"{tmp_path / 'data' / 'v2' / 'w.parquet'} (changed)"]

@@ -360,6 +360,14 @@ def test_math_verify_refuses_a_reference_in_scientific_notation_it_would_misread
         ("1", "1e-9x", 0.0),
         ("1", "1e999999", 0.0),  # past EXPONENT_WRITTEN: \infty, not a million digits
         ("0.000000001", "1e\u22129", 1.0),
+        # thirty-eighth hunt, case 2: a power of ten read as its mantissa
+        ("1", "1*10^-9", 0.0),
+        ("5", "5*10^-3", 0.0),
+        ("5", "5\\times10^-3", 0.0),
+        ("1", "1\u00b710^-9", 0.0),
+        ("0.005", "5*10^-3", 1.0),
+        ("0.005", "5\\cdot 10^{-3}", 1.0),
+        ("5000", "5*10^3", 1.0),
     ],
 )
 def test_a_response_in_scientific_notation_is_scored_as_the_number_it_is(name, answer, response, score):
