@@ -29,7 +29,7 @@ def command() -> None:
 
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let config errors reach format_error
     sys.argv[1:], moved = multirun_first(sys.argv[1:])  # `algo=ppo,rloo -m seed=0,1`: -m first
-    for note in (moved, run_dir_in_a_sweep(sys.argv[1:])):
+    for note in (moved, run_dir_in_a_sweep(sys.argv[1:]), slurm_without_a_sweep(sys.argv[1:])):
         if note:
             print(note, file=sys.stderr)
     pairs = [f"{a}={b}" for a, b in zip(sys.argv, sys.argv[1:], strict=False)]
@@ -180,6 +180,19 @@ def exit_handler_said(real_exit, code) -> None:
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
     real_exit(code)
+
+
+def slurm_without_a_sweep(args: list[str]) -> str | None:
+    """The note for `hardware=slurm_*` without -m: Hydra's launchers submit sweeps only, so the run went
+    on the machine it was typed on, its Slurm resources unused, with no line (thirty-eighth hunt, case
+    35); None otherwise."""
+    typed = [a for a in args if a.startswith("hardware=slurm")]
+    if not typed or any(a in ("-m", "--multirun") for a in args) or "SLURM_JOB_ID" in os.environ:
+        return None  # (inside a Slurm job: where its command was meant to run)
+    return (
+        f"align_lab: note: {typed[-1]} submits to Slurm with -m only (a sweep, of one run too: python -m "
+        "align_lab -m ...); without it this run goes on here, on this machine"
+    )
 
 
 def said_shadowing() -> None:

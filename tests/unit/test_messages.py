@@ -428,3 +428,24 @@ def test_a_run_that_completed_as_its_state_was_read_is_not_died(tmp_path):
     assert not died(tmp_path, read_before)
     (tmp_path / "summary.json").write_text(json.dumps(read_before))
     assert died(tmp_path, read_before)
+
+
+def test_a_slurm_preset_without_m_is_said_to_run_here(monkeypatch):
+    """Thirty-eighth hunt, case 35: `python -m align_lab hardware=slurm_cpu` without -m ran on the machine
+    it was typed on (Hydra's launchers submit sweeps only), its Slurm resources unused, no line."""
+    from align_lab.__main__ import slurm_without_a_sweep
+
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    assert slurm_without_a_sweep(["hardware=slurm_cpu", "train.steps=2"]) == (
+        "align_lab: note: hardware=slurm_cpu submits to Slurm with -m only (a sweep, of one run too: "
+        "python -m align_lab -m ...); without it this run goes on here, on this machine"
+    )
+    assert slurm_without_a_sweep(["-m", "hardware=slurm_cpu"]) is None
+    assert slurm_without_a_sweep(["hardware=cpu"]) is None
+
+
+def test_a_slurm_preset_run_inside_a_slurm_job_says_nothing(monkeypatch):
+    from align_lab.__main__ import slurm_without_a_sweep
+
+    monkeypatch.setenv("SLURM_JOB_ID", "7")  # srun python -m align_lab hardware=slurm_multinode ...
+    assert slurm_without_a_sweep(["hardware=slurm_multinode"]) is None
