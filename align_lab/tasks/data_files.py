@@ -56,6 +56,10 @@ def read_local(path: str, key: str) -> Table:
     suffix = Path(path).expanduser().suffix
     p = Path(path).expanduser().resolve()
     fmt = FORMATS.get(suffix)
+    if (
+        fmt is None and p.is_dir()
+    ):  # a partitioned dataset's folder was "unknown file type ''" (38th hunt, 31)
+        raise ValueError(f"{key}={path}: a folder, not a file; give one file ({', '.join(FORMATS)})")
     if fmt is None:
         raise ValueError(f"{key}={path}: unknown file type {suffix!r}; allowed: {', '.join(FORMATS)}")
     if not p.is_file():  # a folder named like a file was "no such file" (seventh hunt); a named pipe too

@@ -97,6 +97,16 @@ def test_an_unreadable_file_is_one_line(tmp_path, name, content, expected):
     assert message.startswith(f"task.path={path}") and expected in message, message
 
 
+def test_a_folder_given_as_the_data_file_is_said_to_be_one(tmp_path):
+    """Thirty-eighth hunt, case 31: a folder (a partitioned parquet dataset's) was `unknown file type ''`."""
+    (tmp_path / "ds").mkdir()
+    message = error(tmp_path / "ds")
+    assert (
+        message
+        == f"task.path={tmp_path / 'ds'}: a folder, not a file; give one file (.jsonl, .json, .parquet, .csv)"
+    )
+
+
 def test_a_link_named_like_a_data_file_is_read_by_its_name(tmp_path):
     """Twentieth hunt, case 3: a `.jsonl` link to a blob without a suffix (the HF hub's cache, git-annex,
     DVC) was refused as "unknown file type ''": the format was the link target's."""
