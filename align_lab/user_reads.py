@@ -203,9 +203,8 @@ def folders_beside(used: dict[str, dict]) -> dict:
     modules = [v["file"] for k, v in used.items() if k.startswith("module ") and v["file"].endswith(".py")]
     skip = [*map(str, INSTALLED), str(PACKAGE)]
     folders += folders_in_values([env_value(name) or "" for name in read_by_name()], skip)  # DATA=/data/x
-    folders += named_folders(modules, skip) + folders_in_globals(
-        modules, skip
-    )  # written in it, made as it ran
+    folders += named_folders(modules, skip)  # the paths written in its modules, and those made as they ran
+    folders += folders_in_globals(modules, skip)
     return snapshot(folders + folders_in_settings(files, skip), _WRITTEN)
 
 

@@ -56,9 +56,8 @@ def read_local(path: str, key: str) -> Table:
     suffix = Path(path).expanduser().suffix
     p = Path(path).expanduser().resolve()
     fmt = FORMATS.get(suffix)
-    if (
-        fmt is None and p.is_dir()
-    ):  # a partitioned dataset's folder was "unknown file type ''" (38th hunt, 31)
+    # a folder (a partitioned dataset's) was "unknown file type ''" (thirty-eighth hunt, case 31)
+    if fmt is None and p.is_dir():
         raise ValueError(f"{key}={path}: a folder, not a file; give one file ({', '.join(FORMATS)})")
     if fmt is None:
         raise ValueError(f"{key}={path}: unknown file type {suffix!r}; allowed: {', '.join(FORMATS)}")

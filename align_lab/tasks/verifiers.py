@@ -83,7 +83,8 @@ EXPONENT_WRITTEN = 10_000  # past it, a number is written as what it reads as: \
 
 # the same written with a power of ten: "5*10^-3" read as 5 (thirty-eighth hunt, case 2); with braces, too
 TIMES_TEN = re.compile(
-    r"(?<![\w.])(\d+(?:\.\d*)?)\s*(?:\*|\u00d7|\u00b7|\\times|\\cdot)\s*10\s*\^\s*\{?\s*\(?([-+\u2212]?)(\d+)\)?\s*\}?"
+    r"(?<![\w.])(\d+(?:\.\d*)?)\s*(?:\*|\u00d7|\u00b7|\\times|\\cdot)\s*"  # 5 *, 5 \times, 5 \u00b7
+    r"10\s*\^\s*\{?\s*\(?([-+\u2212]?)(\d+)\)?\s*\}?"  # 10^-3, 10^{-3}, 10^(-3)
 )
 
 
@@ -262,8 +263,6 @@ def _auto(response: str, gold, prompt: str) -> float:
         return _math_verify(response, gold)
     final = final_expression(response)
     value = math_value(response) if set(final) & set("\\^{_/") else None
-    if SCIENTIFIC.fullmatch(final):  # "1e5", as an answer reads (numeric's rule took its last number, 5)
-        value = float(final)
     percent = final_number(final) if final.endswith("%") else None  # "50%": 0.5 as Math-Verify reads it
     if value is None and percent is not None and same_number(percent / 100, gold):  # (a row of 1/2 took
         return 1.0  # it, one of 0.5 did not: thirty-second hunt, case 48); 50 too, by numeric's rule

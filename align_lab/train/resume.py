@@ -109,16 +109,21 @@ def checkpoint(ctx: Context, named: dict, algo, step: int) -> None:
     objects = {name: obj.state_dict() for name, obj in named.items()}
     used = used_by_user_code() if ctx.group.is_main else {}
     beside = folders_beside(used) if ctx.group.is_main else {}
-    for line in changed_while_read(used):  # said at the checkpoint after the edit (thirtieth hunt, 7)
-        line += f": its steps from {last_checked(ctx.checkpoint_dir) + 1} on may train on the new version"
-        logging.getLogger("align_lab").warning(f"align_lab: warning: {line} (found at step {step}'s end)")
-    if found := changed_beside_since(used, beside):  # read in C, say (thirty-seventh hunt, case 29)
+    # said at the checkpoint after the edit (thirtieth hunt, case 7), a file read in C too (thirty-seventh,
+    # case 29), from the step after the last checkpoint, where it was last found unchanged
+    changed, found = changed_while_read(used), changed_beside_since(used, beside)
+    since = last_checked(ctx.checkpoint_dir) + 1 if changed or found else 0
+    at = f"found at step {step}'s end"
+    for line in changed:
+        logging.getLogger("align_lab").warning(
+            f"align_lab: warning: {line}: its steps from {since} on may train on the new version ({at})"
+        )
+    if found:
         logging.getLogger("align_lab").warning(
             "align_lab: warning: files beside your code changed while the run went on: "
             f"{', '.join(found[:5])}; align_lab cannot tell whether your code reads them (a compiled "
-            "reader, a command it runs): "
-            f"if it does, its steps from {last_checked(ctx.checkpoint_dir) + 1} on may train on other inputs "
-            f"(found at step {step}'s end)"
+            f"reader, a command it runs): if it does, its steps from {since} on may train on other inputs "
+            f"({at})"
         )
     if ctx.group.is_main:
         save_checkpoint(

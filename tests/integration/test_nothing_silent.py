@@ -869,6 +869,18 @@ def test_an_environments_step_stuck_in_c_is_one_line_naming_it(tmp_path, cache_d
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
+def run_mid_run_edit(module: str, source: str, tmp_path, cache_dir, forked_cli):
+    """A small run whose reward is `module` (its `source` written beside the run's folder), completed."""
+    from tests.conftest import SMALL
+
+    (tmp_path / f"{module}.py").write_text(source)
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={tmp_path / 'run'}", "reward=function"]
+    result = forked_cli([*args, f"reward.path={module}:score"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 EDITED_IN_C = """
 import subprocess
 from pathlib import Path
@@ -894,16 +906,10 @@ def test_a_table_the_reward_reads_in_c_rewritten_while_the_run_goes_on_is_said(
     last one."""
     import pandas as pd
 
-    from tests.conftest import SMALL
-
-    (tmp_path / "edited_in_c.py").write_text(EDITED_IN_C)
     (tmp_path / "tables").mkdir()
     pd.DataFrame({"v": [1.0]}).to_parquet(tmp_path / "tables" / "w.parquet")
     pd.DataFrame({"v": [-1.0]}).to_parquet(tmp_path / "edited.parquet")
-    small = [a for a in SMALL if not a.startswith("reward.")]
-    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={tmp_path / 'run'}", "reward=function"]
-    result = forked_cli([*args, "reward.path=edited_in_c:score"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_mid_run_edit("edited_in_c", EDITED_IN_C, tmp_path, cache_dir, forked_cli)
     [line] = [x for x in result.stderr.splitlines() if "files beside your code changed while" in x]
     assert line.startswith(
         "align_lab: warning: files beside your code changed while the run went on: "
@@ -931,15 +937,9 @@ def score(prompts, responses):
 def test_a_file_the_reward_opens_edited_while_the_run_goes_on_is_said(tmp_path, cache_dir, forked_cli):
     """Thirtieth hunt, case 7: a settings file the reward reads at each call, edited mid-run (no kill): the
     run trained on two rewards, rc 0, no line. Now a warning at the next checkpoint names the file."""
-    from tests.conftest import SMALL
-
-    (tmp_path / "edited_mid_run.py").write_text(EDITED_MID_RUN)
     (tmp_path / "settings.json").write_text('{"scale": 1.0}')
     (tmp_path / "edited.json").write_text('{"scale": -1.0}')
-    small = [a for a in SMALL if not a.startswith("reward.")]
-    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={tmp_path / 'run'}", "reward=function"]
-    result = forked_cli([*args, "reward.path=edited_mid_run:score"], cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_mid_run_edit("edited_mid_run", EDITED_MID_RUN, tmp_path, cache_dir, forked_cli)
     [line] = [x for x in result.stderr.splitlines() if "changed while the run went on" in x]
     assert line.startswith(
         f"align_lab: warning: a file your code opened: {tmp_path / 'settings.json'} (sha256 "
