@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
+from align_lab.user_fds import users_own
 from align_lab.user_modes import modes_kept
 from align_lab.user_timeouts import BUILDING, stuck_watched
 from align_lab.value_checks import ConfigError, one_line
@@ -126,7 +127,7 @@ def build(node: DictConfig, key: str) -> Any:
             typed = _typed(cls, node, key)
             _check_finite(typed, key)
             return OmegaConf.to_object(typed)
-        return instantiate(node, _convert_="all")
+        return users_own(lambda: instantiate(node, _convert_="all"), yours(cls))  # its fds its own
     except ConfigError:
         raise
     except ValueError as e:  # __post_init__ checks: "clip=1.5: must be in (0, 1)"; a class of yours:

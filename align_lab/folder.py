@@ -10,6 +10,7 @@ Imports only the standard library: the aggregator and `study status` use it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
@@ -18,6 +19,7 @@ import socket
 import time
 from pathlib import Path
 
+from align_lab.user_fds import hold, let_go
 from align_lab.value_checks import ConfigError
 
 LOCK = "run.lock"
@@ -254,16 +256,18 @@ class RunLock:
         self.run_dir = run_dir
         self._file = file
         self._folder = folder
+        self.fds = [fd for fd in (file and file.fileno(), folder) if fd is not None]
+        hold("run folder's lock", *self.fds)  # a call of the user's code may not close them (user_fds.py)
 
     def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
-        if self._folder is not None:
-            fcntl.flock(self._folder, fcntl.LOCK_UN)
-            os.close(self._folder)
-            self._folder = None
+        let_go(*self.fds)
+        for fd in self.fds:  # one a call of the user's closed in C was said then (user_fds.py)
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        with contextlib.suppress(OSError):
+            _ = self._file is None or self._file.close()
+            _ = self._folder is None or os.close(self._folder)
+        self._file = self._folder = None
 
 
 def _flock(target, run_dir: Path, wait_s: float) -> bool:

@@ -110,10 +110,10 @@ def said_in_summary(path: str, line: str, dump: str) -> None:
     os.replace(tmp, path)
 
 
-def watch(dump_path: str) -> None:
+def watch(dump_path: str, run_pid: int) -> None:
     """Reads the armings until the run's process is gone; then, where it ended in the dump, says so. With
     the run's pulse on (user_pulse.py), a silence that held() finds too long ends the process first."""
-    run_pid, call, pulse, heard_at, held, warned = os.getppid(), {}, {}, time.monotonic(), "", False
+    call, pulse, heard_at, held, warned = {}, {}, time.monotonic(), "", False
     for message in messages(sys.stdin.fileno()):
         if message is None:  # a second's silence
             held = held or ended_held(pulse, call, time.monotonic() - heard_at, run_pid)
@@ -128,6 +128,9 @@ def watch(dump_path: str) -> None:
             pulse = pulse and {**pulse, "signals": message["signals"]}
         else:
             call = message
+    if call and not gone(run_pid):  # its end of the pipe closed by a call of the user's (user_fds.py)
+        closed_in_a_call(call, run_pid)
+        return
     try:
         with open(dump_path) as f:
             dump = f.read()
@@ -149,6 +152,29 @@ def watch(dump_path: str) -> None:
         said(call, stuck_line(call, user_frame(dump, call.get("library", []))), dump)
     else:
         said(call, ended_line(call, dump, call.get("library", [])), dump)
+
+
+def gone(run_pid: int) -> bool:
+    """The run's process is ending or has ended as its end of the pipe closed: its descriptors are let go
+    before its end (a process still holding some closed the pipe itself: a call of the user's did)."""
+    try:
+        return os.getppid() != run_pid or not os.listdir(f"/proc/{run_pid}/fd")
+    except OSError:
+        return True
+
+
+def closed_in_a_call(call: dict, run_pid: int) -> None:
+    """A call closed this watch's pipe (in C: user_fds.py): said by the run where it ends on its own; here
+    where what it broke ended it (gloo: rc 134, summary.json `running`; thirty-eighth hunt, case 44)."""
+    while not gone(run_pid):
+        time.sleep(0.2)
+    ended = not (call.get("run") or {}).get("said_to")  # a rank's: said by rank 0
+    with contextlib.suppress(KeyError, TypeError, OSError, ValueError), open(call["run"]["summary"]) as f:
+        ended = json.load(f).get("status") != "running"
+    what = "closed the run's file descriptors (in C, or a file object on one), and the process ended with no"
+    why = "a library whose socket or pipe it closed, as torch.distributed's, ended it"
+    line = f"{call['where']}: {what} word from Python ({why}): close only what your code opened"
+    _ = ended or said(call, resumable(call, line), "(no traceback: the call closed faulthandler's file)")
 
 
 def crashed_in_a_thread(pulse: dict, dump: str) -> str:
@@ -291,4 +317,4 @@ def said(call: dict, line: str, dump: str) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the run's to say (its group gets it too)
-    watch(sys.argv[1])
+    watch(sys.argv[1], int(sys.argv[2]))  # the run's pid: this one's parent, which may be gone already

@@ -246,10 +246,11 @@ class Streams:
         """Puts back what the call closed or replaced; the first time `where` did, a warning names it."""
         taken = []
         for fd, saved in self.saved.items():
-            if identity(fd) != self.files[fd]:  # closed, or another file made fd `fd` (dup2, a reuse)
-                os.dup2(saved, fd)
-                taken.append(f"fd {fd}")
-            os.close(saved)
+            with contextlib.suppress(OSError):  # the copy closed in C: user_fds.py says it
+                if identity(fd) != self.files[fd]:  # closed, or another file made fd `fd` (dup2, a reuse)
+                    os.dup2(saved, fd)
+                    taken.append(f"fd {fd}")
+                os.close(saved)
         for name, stream in self.objects.items():
             if getattr(sys, name) is stream and not closed(stream):
                 continue

@@ -182,9 +182,9 @@ def _started_watch() -> tuple:
 
     try:
         fd, path = tempfile.mkstemp(prefix="align_lab-stuck-", suffix=".txt")
-        script = os.path.join(os.path.dirname(__file__), "hang_watch.py")
+        command = [sys.executable, "-I", "-S", os.path.join(os.path.dirname(__file__), "hang_watch.py")]
         process = subprocess.Popen(
-            [sys.executable, "-I", "-S", script, path], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+            [*command, path, str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
         )
     except OSError:
         return None, None

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from align_lab.rewards import reward_models
+from align_lab.user_fds import RunFdsLost, fds_kept
 from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded, renamed, scored_batch
 from align_lab.user_signals import run_signals_kept
@@ -47,7 +48,11 @@ def load_callable(path: str, timeout_s: float | None = None):
             "or with it on PYTHONPATH"
         )
     try:
-        with run_signals_kept(keyed(f"path={path}")), modes_kept(keyed(f"path={path}")):  # its import
+        with (  # its import
+            run_signals_kept(keyed(f"path={path}")),
+            modes_kept(keyed(f"path={path}")),
+            fds_kept(keyed(f"path={path}")),
+        ):
             module = imported(module_name, f"path={path}", "timeout_s", timeout_s)
     except ImportSaid:
         raise
@@ -108,11 +113,14 @@ class FunctionReward:
             with (
                 run_signals_kept(where),
                 modes_kept(where),
+                fds_kept(where),
                 bounded(where, self.timeout_key(), self.timeout_s),
             ):
                 scores = self._fn(list(prompts), list(responses))
         except CallTimedOut as e:
             raise timed_out(e) from None
+        except RunFdsLost as e:
+            raise RewardError(str(e)) from None
         except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
             raise RewardError(f"{where}: raised {one_line(e)} at {users_line(e)}") from None
         return checked_scores(scores, len(prompts), f"reward.path={self.path}").tolist()

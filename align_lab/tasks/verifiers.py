@@ -41,6 +41,7 @@ from align_lab.tasks.math_reading import (
     timeout,
     typeset,
 )
+from align_lab.user_fds import RunFdsLost, fds_kept
 from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded, scored_row
 from align_lab.user_signals import run_signals_kept
@@ -123,7 +124,11 @@ def _function(name: str, timeout_s: float | None = None) -> Callable:
     bounded by `timeout_s`, as its calls are: user_timeouts.py imported)."""
     module, _, attr = name.partition(":")
     try:
-        with run_signals_kept(keyed(f"verifier={name}")), modes_kept(keyed(f"verifier={name}")):  # its import
+        with (  # its import
+            run_signals_kept(keyed(f"verifier={name}")),
+            modes_kept(keyed(f"verifier={name}")),
+            fds_kept(keyed(f"verifier={name}")),
+        ):
             where = imported(module, f"verifier={name}", "verifier_timeout_s", timeout_s)
         found = functools.reduce(getattr, attr.split("."), where)  # Class.method
     except ImportSaid:
@@ -296,11 +301,14 @@ class Yours:
             with (
                 run_signals_kept(self.where),
                 modes_kept(self.where),
+                fds_kept(self.where),
                 bounded(self.where, "task.verifier_timeout_s", self.timeout_s),
             ):
                 score = self.function(response, gold, prompt)
         except CallTimedOut as e:
             raise timed_out(e) from None
+        except RunFdsLost as e:
+            raise UserCodeError(str(e)) from None
         except Exception as e:  # one line naming the verifier (Interrupted is no Exception)
             raise UserCodeError(f"{self.where}: raised {one_line(e)} at {users_line(e)}") from None
         return verdict(user_score(score, self.where), self.where)

@@ -4,6 +4,7 @@ the run at once. USR2 (a preemption's notice) is submitit_signals.Preemption's."
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import json
 import os
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from align_lab.train.submitit_signals import PREEMPTION_FOLLOWS_S, slurms_sigterm, submitits_bypass
+from align_lab.user_fds import hold, let_go
 from align_lab.user_timeouts import tell
 
 _FAULTHANDLER_OFF = faulthandler.disable  # as imported: a user's call sees a stand-in (user_signals.py)
@@ -183,6 +185,7 @@ class Interruption:
         os.set_blocking(write, False)
         self.previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         self.pipe = (read, write)
+        hold("signal pipe", read, write)  # a call of the user's code may not close them (user_fds.py)
         WATCHED.add(write)
         said_to_watch(write)
         threading.Thread(target=self._seen, args=(read,), daemon=True, name="align_lab-signals").start()
@@ -194,7 +197,7 @@ class Interruption:
         count, usr2 = 0, False
         # once Python's lock is taken, not before: a signal a thread holding it keeps waiting stays in the
         # pipe, where hang_watch.py sees it (thirty-third hunt, case 64: two SIGTERMs did nothing)
-        while select.select([read], [], []) and (data := os.read(read, 64)):
+        while data := signals_in(read):
             for signum in data:
                 usr2 |= signum == signal.SIGUSR2
                 tentative = self.term_may_preempt and signum == signal.SIGTERM  # a preemption's? (settled)
@@ -207,7 +210,8 @@ class Interruption:
                     self.now = names[signum]
                     for stop in list(self.on_stop_now):
                         stop()
-        os.close(read)
+        with contextlib.suppress(OSError):  # closed by code of the user's: said by user_fds.py
+            os.close(read)
 
     def _raise(self, signum, frame) -> None:
         if os.getpid() != self.pid:  # a process the user's code forked (a Pool's worker): the default, so
@@ -271,14 +275,27 @@ class Interruption:
         for name, handler in self.previous.items():
             signal.signal(getattr(signal, name), handler)
         if self.pipe is not None:
-            signal.set_wakeup_fd(self.previous_fd)
+            with contextlib.suppress(OSError, ValueError):  # one a call of the user's closed (user_fds.py)
+                signal.set_wakeup_fd(self.previous_fd)
             said_to_watch(self.previous_fd)
             WATCHED.discard(self.pipe[1])
-            os.close(self.pipe[1])  # the watcher reads the end of its pipe and stops
+            let_go(*self.pipe)
+            with contextlib.suppress(OSError):
+                os.close(self.pipe[1])  # the watcher reads the end of its pipe and stops
         if isinstance(exc, KeyboardInterrupt) and ("SIGINT" in self.previous or self.sigint_ignored):
             # no SIGINT came (ours raises Interrupted; an ignored one raises nothing): code of the run
             # raised it (seventh hunt; a run started in the background, SIGINT ignored, said "SIGINT")
             exc.raised_by_code = True
+
+
+def signals_in(read: int) -> bytes:
+    """The next signals' bytes in the watcher's pipe; b"" once it is closed (by __exit__, or by a call of the
+    user's code that closed the run's descriptors in C: user_fds.py says it in one line)."""
+    try:
+        select.select([read], [], [])
+        return os.read(read, 64)
+    except (OSError, ValueError):
+        return b""
 
 
 WAITING = (

@@ -8,6 +8,7 @@ naming the reward and the resume command, summary.json failed with that line, th
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -39,6 +40,11 @@ def failing_reward(prompts: list[str], responses: list[str]):
         raise RuntimeError(f"RANK, WORLD_SIZE={PLACED_AT_IMPORT} as this module was imported on rank {rank}")
     if how == "none":
         return None
+    if calls[0] == 2 and how == "closerange":  # every rank: its gloo sockets among them (38th hunt, 44)
+        os.closerange(3, 4096)
+    if calls[0] == 2 and how == "c_close":  # the same from C: nothing of Python's sees it
+        for fd in range(3, 1024):
+            ctypes.CDLL(None).close(fd)
     if rank == 1 and calls[0] == 2 and how == "raise1":
         raise RuntimeError("judge shard 1 unreachable")  # RAISE1_LINE
     if rank == 1 and calls[0] == 2 and how == "exit3":
@@ -148,6 +154,43 @@ def test_a_rewards_error_on_one_rank_or_all_is_one_line_and_the_run_resumable(tm
         )
         assert done.returncode == 0, done.stderr[-3000:]
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("how", full_but(["closerange", "c_close"], {"closerange"}))
+def test_a_reward_that_closes_the_runs_descriptors_on_every_rank_is_kept_from_them_or_said(
+    tmp_path, cache_dir, how
+):
+    """Thirty-eighth hunt, case 44: os.closerange(3, 4096) in a reward on both ranks: a traceback, gloo's
+    abort in C twice, a guessed SIGKILL, rc 134 and summary.json left `running`. Now os.closerange passes
+    over the run's descriptors (a warning says it) and the run completes; the same in C still ends in gloo's
+    abort, said in one line of align_lab's, summary.json failed."""
+    run_dir = tmp_path / "run"
+    args = [*[a for a in SMALL if not a.startswith("reward.")], "train.steps=3", "reward=function", KEY]
+    args += [
+        "hardware.processes=2",
+        "rollout.seed_per_sample=true",
+        f"cache_dir={cache_dir}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    env = {**os.environ, HOW: how, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "align_lab", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert (run_dir / "summary.json").is_file(), done.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert "Traceback" not in done.stderr and " was killed " not in done.stderr, done.stderr[-3000:]
+    if how == "closerange":
+        assert done.returncode == 0 and summary["status"] == "completed", done.stderr[-3000:]
+        assert f"warning: {KEY} tried to close the run's fd " in done.stderr, done.stderr[-3000:]
+        return
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith(f"align_lab: error: {KEY}: closed the run's file descriptors (in C"), line
+    assert summary["status"] == "failed" and summary["error"] in line, summary
 
 
 def rank_1_verifier(response: str, answer, prompt: str) -> float:

@@ -311,6 +311,22 @@ def test_a_reward_that_crashes_in_c_stops_the_run_in_one_line_that_resumes_it(
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.fast
+def test_a_reward_that_closes_the_runs_descriptors_in_c_fails_the_run_in_one_line(
+    tmp_path, cache_dir, forked_cli
+):
+    """Thirty-eighth hunt, case 13, from C (a file object on the run's fd, a library's close): nothing of
+    Python's sees it; the call's end does, in one line naming the descriptors, summary.json failed."""
+    ACTS["c_close"] = "[__import__('ctypes').CDLL(None).close(fd) for fd in range(3, 1024)]"
+    result, run_dir = run("c_close", tmp_path, cache_dir, forked_cli)
+    assert result.returncode == 2, result.stderr[-3000:]
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
+    assert line.startswith("align_lab: error: reward.path=acting:score: closed the run's fd "), line
+    assert "(signal pipe)" in line and "; fix it, then resume from step 1 with: " in line, line
+    assert "Traceback" not in result.stderr and " was killed " not in result.stderr, result.stderr[-3000:]
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
+
+
 TORCH = "__import__('torch')"
 SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for it (rc 0: the run goes on)
     # case 8: a 55-line traceback in the next update, naming no key
@@ -361,6 +377,8 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
     # case 42: the rest of the run trained and evaluated under bf16 autocast, other numbers, no line
     f"{TORCH}.autocast('cpu', dtype={TORCH}.bfloat16).__enter__()": "warning: reward.path=acting:score "
     "changed the process's cpu autocast off -> on (torch.bfloat16); the run's are put back after each call",
+    # thirty-eighth hunt, case 13: 99 lines, five tracebacks, a first line guessing a SIGKILL
+    "os.closerange(3, 4096)": "warning: reward.path=acting:score tried to close the run's fd ",
 }
 
 
@@ -384,6 +402,7 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
         "file_size_limit",
         "open_files_limit",
         "autocast",
+        "closes_fds",
     ],
 )
 def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_line(

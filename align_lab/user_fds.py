@@ -1,0 +1,188 @@
+"""The run's file descriptors through a call of the user's code (a reward, verifier or environment, beside
+user_modes.py modes_kept: `fds_kept`). A reward that closed every descriptor past 2 (`os.closerange(3,
+4096)`, as a daemonizing helper does) took the run's signal pipe, its log and its ranks' sockets: 99 lines
+and five tracebacks, a first line guessing a SIGKILL, and under hardware=cpu_ddp gloo's abort in C with
+summary.json left `running` (thirty-eighth hunt, cases 13 and 44).
+
+Through a call, to the call's own thread and the threads it starts, the descriptors open as it began that
+its code did not open look closed: `os.close` of one raises EBADF (as a second close of the user's own
+would), `os.closerange` passes over them and `os.dup2` onto one raises; said once. One the call closed
+another way (in C, or a file object on it) that the run holds for good (its signal pipe, `hold`; its
+log's) fails the call in one line (RunFdsLost): the run cannot go on without it."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+log = logging.getLogger("align_lab")
+T = TypeVar("T")
+_SAID: set = set()  # the calls already warned, once a process
+USERS: set = set()  # (fd, identity) of the descriptors the user's code opened in its calls and imports
+HELD: dict[int, str] = {}  # the run's descriptors for good, what each is (train/preemption.py's pipe)
+
+
+class RunFdsLost(Exception):
+    """A call of the user's code closed a descriptor the run holds, outside Python's os functions; its
+    message is the whole line."""
+
+
+def identity(fd: int) -> tuple[int, int, int] | None:
+    """What file `fd` is open on (device, inode, special device), or None where it is closed."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_rdev
+
+
+def open_fds() -> dict[int, tuple]:
+    """The process's open descriptors and what each is open on ({} where /proc cannot say, or the call left
+    no descriptor free to read it: its RLIMIT_NOFILE, put back after it by user_modes.py)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return {}
+    found = {int(name): identity(int(name)) for name in names if name.isdigit()}
+    return {fd: file for fd, file in found.items() if file is not None}
+
+
+def what(fd: int) -> str:
+    """`fd 7 (pipe:[123])`: a descriptor as /proc names what it is open on."""
+    try:
+        return f"fd {fd} ({HELD.get(fd) or os.readlink(f'/proc/self/fd/{fd}')})"
+    except OSError:
+        return f"fd {fd}"
+
+
+def hold(name: str, *fds: int) -> None:
+    HELD.update(dict.fromkeys(fds, name))
+
+
+def let_go(*fds: int) -> None:
+    for fd in fds:
+        HELD.pop(fd, None)
+
+
+def logs_fds() -> dict[int, str]:
+    """The descriptors the run's logging writes to past fd 2 (its app.log)."""
+    found = {}
+    for handler in logging.getLogger().handlers + log.handlers:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            fd = handler.stream.fileno()
+            if fd > 2:
+                found[fd] = f"log {getattr(handler, 'baseFilename', '')}".strip()
+    return found
+
+
+def users_own(make: Callable[[], T], yours: bool) -> T:
+    """make(); where it builds a class of the user's (an environment's, set by `env._target_`), the
+    descriptors it opened are the user's code's, which its calls may close."""
+    before = open_fds() if yours else {}
+    made = make()
+    if yours:
+        USERS.update((fd, file) for fd, file in open_fds().items() if before.get(fd) != file)
+    return made
+
+
+class Guard:
+    """os.close, os.closerange and os.dup2 through a call: the descriptors `kept` look closed to the
+    call's thread and the threads started in it, in this process (a fork's child closes what it likes)."""
+
+    def __init__(self, kept: dict[int, tuple]) -> None:
+        self.kept, self.tried, self.on = kept, set(), True
+        self.pid, self.thread = os.getpid(), threading.current_thread()
+        self.others = set(threading.enumerate()) - {self.thread}  # the run's threads: not the call's
+        self.real = os.close, os.closerange, os.dup2
+
+    def guarding(self, fd: int) -> bool:
+        here = threading.current_thread()
+        ours = self.on and os.getpid() == self.pid and (here is self.thread or here not in self.others)
+        if ours and fd in self.kept and identity(fd) == self.kept[fd]:
+            self.tried.add(fd)
+            return True
+        return False
+
+    def refused(self, fd: int) -> OSError:
+        return OSError(errno.EBADF, f"Bad file descriptor: {what(fd)} is the run's, not your code's")
+
+    def close(self, fd: int) -> None:
+        if self.guarding(fd):
+            raise self.refused(fd)
+        self.real[0](fd)
+
+    def closerange(self, low: int, high: int) -> None:
+        kept = [fd for fd in sorted(self.kept) if low <= fd < high and self.guarding(fd)]
+        edges = [low, *(x for fd in kept for x in (fd, fd + 1))]
+        for start, end in zip(edges[::2], [*edges[1::2], high], strict=True):
+            if start < end:
+                self.real[1](start, end)
+
+    def dup2(self, fd: int, fd2: int, inheritable: bool = True) -> int:
+        if self.guarding(fd2):
+            raise self.refused(fd2)
+        return self.real[2](fd, fd2, inheritable)
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        os.close, os.closerange, os.dup2 = self.close, self.closerange, self.dup2
+        try:
+            yield
+        finally:
+            self.on = False  # one left installed by calls that ended out of order passes through
+            if os.close == self.close:
+                os.close, os.closerange, os.dup2 = self.real
+
+
+@contextmanager
+def fds_kept(where: str) -> Iterator[None]:
+    """Around a call of the user's code named `where` (`reward.path=mod:fn`): the run's descriptors past fd 2
+    (fd 1 and 2: user_modes.py Streams) kept open through it, a try to close one said once; one it closed
+    all the same that the run holds for good, a RunFdsLost."""
+    before = open_fds()
+    guard = Guard({fd: file for fd, file in before.items() if fd > 2 and (fd, file) not in USERS})
+    failed = True
+    try:
+        with guard.installed():
+            yield
+        failed = False
+    finally:
+        if os.getpid() == guard.pid:
+            if after := open_fds():
+                USERS.update((fd, file) for fd, file in after.items() if before.get(fd) != file)
+                USERS.intersection_update(after.items())  # closed: the number may be the run's next
+            lost(where, guard.kept)
+            if guard.tried and not failed:
+                said_tried(where, sorted(guard.tried, key=lambda fd: (fd not in HELD, fd)))  # held first
+
+
+def said_tried(where: str, tried: list[int]) -> None:
+    """The warning, once a call, for the run's descriptors a call of the user's tried to close."""
+    if (where, "fds") in _SAID:
+        return
+    _SAID.add((where, "fds"))
+    names = [what(fd) for fd in tried]
+    named = ", ".join(names) if len(names) <= 5 else f"{', '.join(names[:4])} and {len(names) - 4} more"
+    log.warning(
+        f"warning: {where} tried to close the run's {named}; they are kept open (close only what your code "
+        "opened)"
+    )
+
+
+def lost(where: str, kept: dict[int, tuple]) -> None:
+    """RunFdsLost for a descriptor the run holds for good that the call closed or replaced."""
+    held = HELD | logs_fds()
+    gone = sorted(fd for fd in held if fd in kept and identity(fd) != kept[fd])
+    if gone:
+        kinds = {held[fd]: [str(n) for n in gone if held[n] == held[fd]] for fd in gone}
+        names = ", ".join(f"fd {', '.join(fds)} ({kind})" for kind, fds in kinds.items())
+        raise RunFdsLost(
+            f"{where}: closed the run's {names} (not through os.close: in C, or a file object on it); the "
+            "run cannot go on without it: close only what your code opened"
+        )
