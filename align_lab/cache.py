@@ -121,6 +121,7 @@ class StageCache:
             return StageResult(stage, key, path, True, time.perf_counter() - start)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            tagged(self.root)
         except (FileExistsError, NotADirectoryError) as e:
             raise self._blocked(e) from None
         with FileLock(str(path) + ".lock"):
@@ -183,6 +184,19 @@ def remove_orphans(stage_dir: Path, held: str) -> list[Path]:
         except Timeout:  # another process is building that key right now
             continue
     return removed
+
+
+CACHEDIR_TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# a stage cache of align_lab's: https://bford.info/cachedir/\n"
+
+
+def tagged(root: Path) -> None:
+    """root/CACHEDIR.TAG, as the cache-directory standard marks a cache (backup tools pass over it): a
+    cache in the folder of the user's code is none of its inputs (user_folders.py passes over it too)."""
+    tag = root / "CACHEDIR.TAG"
+    if not tag.exists():  # whole or not at all: two runs may write it at once
+        tmp = root / f".CACHEDIR.TAG.{os.getpid()}"
+        tmp.write_text(CACHEDIR_TAG)
+        os.replace(tmp, tag)
 
 
 def usable_cache_dir(value) -> Path:

@@ -46,12 +46,13 @@ def snapshot(folders: Iterable[str], written: Iterable[str] = ()) -> dict[str, d
 DEPTH = 2  # levels of subfolders listed below a watched folder (`data/v2/w.parquet` beside the code:
 # thirty-eighth hunt, case 6); not a run's folder under outputs/, whose files lie deeper
 NOT_LISTED = ("__pycache__", "outputs", "multirun", "wandb", "checkpoints", "node_modules")  # outputs, tools
-RAN = (".hydra", "run.lock", "study.json", "multirun.yaml")  # a run's or a sweep's folder holds one
+RAN = (".hydra", "run.lock", "study.json", "multirun.yaml", "CACHEDIR.TAG")  # a run's, sweep's, cache's
 
 
 def _ran(folder: str) -> bool:
-    """A run's or a sweep's folder (hydra.run.dir beside the code): what it writes is no input, and a file
-    it wrote after a checkpoint was said `new` on resume."""
+    """A run's or a sweep's folder (hydra.run.dir beside the code), or a stage cache (cache_dir beside it:
+    its lock files were said `new`): what it writes is no input, and a file it wrote after a checkpoint
+    was said `new` on resume."""
     return any(os.path.lexists(os.path.join(folder, name)) for name in RAN)
 
 

@@ -177,3 +177,20 @@ def test_the_files_two_folders_below_a_watched_one_are_listed_and_an_outputs_fol
     (tmp_path / "data" / "v2" / "w.parquet").write_bytes(b"PAR1 rewritten")
     now = snapshot([str(tmp_path)])
     assert changed_beside(saved, now) == [f"{tmp_path / 'data' / 'v2' / 'w.parquet'} (changed)"]
+
+
+def test_a_stage_cache_in_the_codes_folder_is_no_input(tmp_path):
+    """`cache_dir=./cache` in the project folder: its entries' lock files, written as a stage was built,
+    were said `files beside your code changed while the run went on: cache/sft/<key>.lock (new)`. The
+    cache marks itself with CACHEDIR.TAG (the cache-directory standard), which the listing passes over."""
+    from align_lab.cache import StageCache
+
+    (tmp_path / "reward.py").write_text("1")
+    saved = snapshot([str(tmp_path)])
+    StageCache(tmp_path / "cache").get("sft", 1, {"a": 1}, lambda out: (out / "w.bin").write_bytes(b"w"))
+    assert (
+        (tmp_path / "cache" / "CACHEDIR.TAG")
+        .read_text()
+        .startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    )
+    assert changed_beside(saved, snapshot(saved)) == []
