@@ -146,7 +146,9 @@ def fds_kept(where: str) -> Iterator[None]:
     (fd 1 and 2: user_modes.py Streams) kept open through it, a try to close one said once; one it closed
     all the same that the run holds for good, a RunFdsLost."""
     before = open_fds()
-    guard = Guard({fd: file for fd, file in before.items() if fd > 2 and (fd, file) not in USERS})
+    guard = Guard(
+        {fd: file for fd, file in before.items() if fd > 2 and ((fd, file) not in USERS or fd in HELD)}
+    )
     failed = True
     try:
         with guard.installed():

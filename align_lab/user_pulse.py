@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 
+from align_lab.user_fds import hold
 from align_lab.user_timeouts import RUN, library_folders, tell, watching
 
 log = logging.getLogger("align_lab")
@@ -45,8 +46,11 @@ def pulsing(on: bool) -> None:
     if not on:
         tell(b'{"pulse": null}\n')
         return
-    if watching()[1] is None:  # no process beside this one: nothing to tell
+    _, watch, dump = watching()
+    if watch is None:  # no process beside this one: nothing to tell
         return
+    hold("hang watch's pipe", watch.stdin.fileno())  # a call of the user's code may not close them
+    hold("crash dump file", dump)
     message = {"pulse": held_s(os.environ.get(HELD)), "library": library_folders(), "run": dict(RUN)}
     message["signals"] = wakeup_fd()
     tell(json.dumps(message).encode() + b"\n")

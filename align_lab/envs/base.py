@@ -127,8 +127,8 @@ def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: floa
         with (
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
-            fds_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
+            fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):
             step = call_with_timeout(lambda: episode.step(turn), timeout_s)
     except concurrent.futures.TimeoutError:
@@ -165,8 +165,8 @@ def start_episode(env_name: str, env, prompt: str, timeout_s: float):
         with (
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
-            fds_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
+            fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):
             episode = call_with_timeout(lambda: env.start(prompt), timeout_s)
     except concurrent.futures.TimeoutError:
@@ -193,8 +193,8 @@ def close_episode(env_name: str, episode, turns: int, timeout_s: float) -> EnvEr
         with (
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
-            fds_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
+            fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):
             call_with_timeout(close, timeout_s)  # start's, step's and close's C hang: 30th hunt, 12-13
     except concurrent.futures.TimeoutError:
@@ -232,8 +232,8 @@ def episode_answer(env_name: str, episode, turns: int, timeout_s: float) -> str:
         with (
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
-            fds_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
+            fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):
             answer = call_with_timeout(episode.answer, timeout_s)
     except concurrent.futures.TimeoutError:

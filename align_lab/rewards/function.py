@@ -16,6 +16,7 @@ from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded, renamed, scored_batch
 from align_lab.user_signals import run_signals_kept
 from align_lab.user_timeouts import (
+    BUILDING,
     CallTimedOut,
     ImportSaid,
     bounded,
@@ -95,12 +96,15 @@ class FunctionReward:
 
     def __setstate__(self, state: dict) -> None:
         self.path, self.unloadable, self.timeout_s = state["path"], None, state.get("timeout_s")
-        try:
+        BUILDING.append(state["probe_key"].partition("=")[0].rsplit(".", 1)[0])  # a spawned rank's lines
+        try:  # name its key as rank 0's do (`reward.path=`, not `path=`: thirty-eighth hunt, case 40)
             self.__post_init__()
         except ValueError as e:  # gone since rank 0 loaded it: said at its first call, in the group (a
             # rank that fails as it starts leaves rank 0 waiting for it to join: sixteenth hunt)
             self._fn, self.probe_key, self.unloadable = None, state["probe_key"], str(e)
             return
+        finally:
+            BUILDING.pop()
         if state["probe_key"] != self.probe_key:  # a combined source's own key
             renamed(self.probe_key, state["probe_key"])
             self.probe_key = state["probe_key"]
@@ -113,8 +117,8 @@ class FunctionReward:
             with (
                 run_signals_kept(where),
                 modes_kept(where),
-                fds_kept(where),
                 bounded(where, self.timeout_key(), self.timeout_s),
+                fds_kept(where),  # innermost: what the bound's watch opens is the run's
             ):
                 scores = self._fn(list(prompts), list(responses))
         except CallTimedOut as e:

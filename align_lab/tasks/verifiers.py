@@ -45,7 +45,7 @@ from align_lab.user_fds import RunFdsLost, fds_kept
 from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded, scored_row
 from align_lab.user_signals import run_signals_kept
-from align_lab.user_timeouts import CallTimedOut, ImportSaid, bounded, imported, keyed, users_line
+from align_lab.user_timeouts import BUILDING, CallTimedOut, ImportSaid, bounded, imported, keyed, users_line
 from align_lab.value_checks import UserCodeError, one_line, timed_out, user_score
 
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
@@ -123,12 +123,9 @@ def _function(name: str, timeout_s: float | None = None) -> Callable:
     """The callable `module:function` names, or a one-line error saying what is wrong with it (its import
     bounded by `timeout_s`, as its calls are: user_timeouts.py imported)."""
     module, _, attr = name.partition(":")
+    key = keyed(f"verifier={name}")
     try:
-        with (  # its import
-            run_signals_kept(keyed(f"verifier={name}")),
-            modes_kept(keyed(f"verifier={name}")),
-            fds_kept(keyed(f"verifier={name}")),
-        ):
+        with run_signals_kept(key), modes_kept(key), fds_kept(key):  # its import
             where = imported(module, f"verifier={name}", "verifier_timeout_s", timeout_s)
         found = functools.reduce(getattr, attr.split("."), where)  # Class.method
     except ImportSaid:
@@ -294,15 +291,19 @@ class Yours:
         return {"name": self.name, "timeout_s": self.timeout_s}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["name"], state.get("timeout_s"))
+        BUILDING.append("task")  # a spawned rank's lines name its key as rank 0's (38th hunt, case 40)
+        try:
+            self.__init__(state["name"], state.get("timeout_s"))
+        finally:
+            BUILDING.pop()
 
     def judged(self, response: str, gold, prompt: str) -> float:
         try:
             with (
                 run_signals_kept(self.where),
                 modes_kept(self.where),
-                fds_kept(self.where),
                 bounded(self.where, "task.verifier_timeout_s", self.timeout_s),
+                fds_kept(self.where),  # innermost: what the bound's watch opens is the run's
             ):
                 score = self.function(response, gold, prompt)
         except CallTimedOut as e:

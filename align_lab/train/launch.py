@@ -4,6 +4,7 @@ spawns ranks 1..N-1, each serving the run's RankJob and dying with rank 0, and s
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import signal
@@ -57,10 +58,22 @@ def unsendable(parts: dict) -> str | None:
 
 class _WatchFirst:
     """Unpickled on a spawned rank before its job, whose unpickling imports the user's modules again:
-    what they read from then on is noted (user_reads.watch), to compare with rank 0's (seventeenth hunt)."""
+    what they read from then on is noted (user_reads.watch), to compare with rank 0's (seventeenth hunt),
+    and its lines are said as the rank's (_first_on_a_rank)."""
 
     def __reduce__(self):
-        return watch, ()
+        return _first_on_a_rank, ()
+
+
+def _first_on_a_rank() -> None:
+    """watch(), and this rank's log lines prefixed `rank R of S: ` (thirty-eighth hunt, case 40: rank 1's
+    warning on importing the reward read as a second of rank 0's)."""
+    watch()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"rank {os.environ.get('RANK')} of {os.environ.get('WORLD_SIZE')}: %(message)s")
+    )
+    logging.getLogger().addHandler(handler)
 
 
 def _spawned(

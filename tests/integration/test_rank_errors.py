@@ -187,6 +187,10 @@ def test_a_reward_that_closes_the_runs_descriptors_on_every_rank_is_kept_from_th
     if how == "closerange":
         assert done.returncode == 0 and summary["status"] == "completed", done.stderr[-3000:]
         assert f"warning: {KEY} tried to close the run's fd " in done.stderr, done.stderr[-3000:]
+        assert f"rank 1 of 2: warning: {KEY} tried to close" in done.stderr, done.stderr[-3000:]  # case 40
+        # rank 1's hang_watch pipe, opened as its job imported the reward, was closed: the run's messages to
+        # it went to the number's next file, the terminal
+        assert '{"where": ' not in done.stdout + done.stderr, done.stderr[-3000:]
         return
     [line] = [x for x in done.stderr.splitlines() if x.startswith("align_lab: error: ")]
     assert line.startswith(f"align_lab: error: {KEY}: closed the run's file descriptors (in C"), line
