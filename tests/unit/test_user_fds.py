@@ -37,9 +37,8 @@ def test_closerange_in_a_call_passes_over_the_runs_descriptors_and_closes_the_re
     os.write(write, b"x")
     assert os.read(read, 1) == b"x"
     [said] = [r.getMessage() for r in caplog.records if "tried to close" in r.getMessage()]
-    assert said.startswith(
-        f"warning: reward.path=range:f tried to close the run's fd {read} (signal pipe), "
-    ), said
+    assert said.startswith("warning: reward.path=range:f tried to close the run's fd "), said
+    assert f"fd {read} (signal pipe)" in said or " more; " in said, said  # the held ones first
     assert said.endswith("; they are kept open (close only what your code opened)"), said
 
 
