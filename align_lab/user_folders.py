@@ -46,14 +46,23 @@ def snapshot(folders: Iterable[str], written: Iterable[str] = ()) -> dict[str, d
 DEPTH = 2  # levels of subfolders listed below a watched folder (`data/v2/w.parquet` beside the code:
 # thirty-eighth hunt, case 6); not a run's folder under outputs/, whose files lie deeper
 NOT_LISTED = ("__pycache__", "outputs", "multirun", "wandb", "checkpoints", "node_modules")  # outputs, tools
-RAN = (".hydra", "run.lock", "study.json", "multirun.yaml", "CACHEDIR.TAG")  # a run's, sweep's, cache's
+RAN = (".hydra", "run.lock", "study.json", "multirun.yaml")  # a run's or a sweep's folder holds one
+OUR_CACHE = (
+    "# a stage cache of align_lab's"  # its CACHEDIR.TAG's line (cache.py): another tool's tag is no sign
+)
 
 
 def _ran(folder: str) -> bool:
     """A run's or a sweep's folder (hydra.run.dir beside the code), or a stage cache (cache_dir beside it:
     its lock files were said `new`): what it writes is no input, and a file it wrote after a checkpoint
     was said `new` on resume."""
-    return any(os.path.lexists(os.path.join(folder, name)) for name in RAN)
+    if any(os.path.lexists(os.path.join(folder, name)) for name in RAN):
+        return True
+    try:  # a download cache's tag (huggingface_hub writes one) says nothing of who wrote it: 39th hunt, 47
+        with open(os.path.join(folder, "CACHEDIR.TAG"), encoding="utf-8", errors="replace") as tag:
+            return OUR_CACHE in tag.read(4096)
+    except OSError:
+        return False
 
 
 def _entries(folder: str, depth: int, prefix: str = "", left: list | None = None) -> list | None:

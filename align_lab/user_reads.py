@@ -52,8 +52,13 @@ def _on_audit(event: str, args: tuple) -> None:
         if event == "open":
             _opened(*args[:3])
         elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], (str, Path)):
-            if users_call(sys._getframe(1)) and not _importing(sys._getframe(1)):
-                _LISTED.setdefault(os.path.abspath(args[0]), None)
+            folder = os.path.abspath(args[0])  # not /proc/self/fd, which a leak check lists (39th hunt, 41)
+            if (
+                users_call(sys._getframe(1))
+                and not _importing(sys._getframe(1))
+                and not system_file(f"{folder}/")
+            ):
+                _LISTED.setdefault(folder, None)
         elif event == "os.chdir" and not _USER_CHDIR and users_call(sys._getframe(1)):
             _USER_CHDIR.append(True)  # a relative name is then the code's folder's, not the resume's
         elif event == "sqlite3.connect" and args and users_call(sys._getframe(1)):

@@ -4,6 +4,7 @@ eval_samples.jsonl, each evaluation's samples (tracking/samples.py)."""
 from __future__ import annotations
 
 import json
+import logging
 import operator
 import os
 from collections.abc import Mapping
@@ -11,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from align_lab.tracking.samples import SamplesFile
+from align_lab.user_fds import identity
 from align_lab.value_checks import naming
 
 METRICS_FILE = "metrics.jsonl"
+_ABANDONED: list = []  # files whose descriptor code of the user's closed: its number may be another's now
+log = logging.getLogger("align_lab")
 
 
 def to_number(value: object) -> int | float:
@@ -80,6 +84,7 @@ class JsonlTracker:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.start_step = start_step
         self._file = None  # opened (and the file cut) by the first log(); closed in close()
+        self._opened_on = None  # what its descriptor was opened on (user_fds.identity)
         self._samples = SamplesFile(run_dir, start_step)
 
     def _open(self):
@@ -89,14 +94,32 @@ class JsonlTracker:
             tmp = self.path.with_name(self.path.name + ".tmp")
             tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8")
             os.replace(tmp, self.path)
-        return open(self.path, "a", encoding="utf-8")
+        opened = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._opened_on = identity(opened.fileno())
+        return opened
 
     def log(self, metrics: Mapping[str, object], step: int) -> None:
         if self._file is None:
             self._file = self._open()
+        elif identity(self._file.fileno()) != self._opened_on:
+            self._reopen()
         with naming(self.path):
             self._file.write(format_line(metrics, step) + "\n")
             self._file.flush()  # a killed run keeps every line it logged
+
+    def _reopen(self) -> None:
+        """The file opened again to append, where code of the user's closed (or replaced) its descriptor: a
+        thread of a reward's calling os.closerange after its call failed the run's next write in a 63-line
+        traceback (thirty-ninth hunt, cases 39-40). The old file object is kept, never closed: its number
+        may be another file's now."""
+        _ABANDONED.append(self._file)
+        with naming(self.path):
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._opened_on = identity(self._file.fileno())
+        log.warning(
+            f"warning: {self.path}: its descriptor was closed by code not the run's (your code's thread?); "
+            "opened again to append"
+        )
 
     def samples(self, records: list[dict], step: int) -> None:
         """Appends an evaluation's records to eval_samples.jsonl (tracking/samples.py)."""
@@ -108,6 +131,8 @@ class JsonlTracker:
         """No-op: summary.json is written by the run itself."""
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._file is not None and identity(self._file.fileno()) != self._opened_on:
+            _ABANDONED.append(self._file)  # not ours to close now
+        elif self._file is not None:
             with naming(self.path):
                 self._file.close()

@@ -194,3 +194,14 @@ def test_a_stage_cache_in_the_codes_folder_is_no_input(tmp_path):
         .startswith("Signature: 8a477f597d28d172789f06886806bc55")
     )
     assert changed_beside(saved, snapshot(saved)) == []
+
+
+def test_a_folder_another_tool_tagged_as_a_cache_is_still_watched(tmp_path):
+    """huggingface_hub writes CACHEDIR.TAG into the folder it downloads to: data kept there, rewritten
+    between a kill and the resume, was passed over as align_lab's stage cache (thirty-ninth hunt, case 47)."""
+    (tmp_path / "data" / "v2").mkdir(parents=True)
+    (tmp_path / "data" / "v2" / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+    (tmp_path / "data" / "v2" / "w.parquet").write_bytes(b"PAR1")
+    saved = snapshot([str(tmp_path)])
+    (tmp_path / "data" / "v2" / "w.parquet").write_bytes(b"PAR1 rewritten")
+    assert changed_beside(saved, snapshot(saved)) == [f"{tmp_path / 'data' / 'v2' / 'w.parquet'} (changed)"]

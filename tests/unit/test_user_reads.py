@@ -269,3 +269,12 @@ def test_a_package_installed_with_pip_target_is_no_users_code(tmp_path, user_mod
         assert "module calls_vendored9" in imported_modules()
     finally:
         sys.modules.pop("vendored9", None)
+
+
+def test_a_listing_of_the_processs_own_descriptors_is_no_input(user_module):
+    """A reward's leak check (`os.listdir("/proc/self/fd")`) made `/proc/self/fd/12 (changed)` a file beside
+    the code that changed at each checkpoint (thirty-ninth hunt, case 41): the system's folders are none."""
+    user_module(
+        "lists_fds39", "import os\n\n\ndef count():\n    return len(os.listdir('/proc/self/fd'))\n"
+    ).count()
+    assert not [key for key in used_by_user_code() if key.startswith("folder /proc")]

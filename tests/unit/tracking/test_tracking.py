@@ -339,3 +339,24 @@ def test_the_users_own_wandb_init_gets_a_run_of_its_own_not_the_trackers(tmp_pat
     tracker.log({"train/kl": 0.5}, step=0)  # the tracker's run was not finished by theirs
     tracker.close()
     assert wandb.init is not users_init  # wandb's own once the tracker's run is over
+
+
+def test_metrics_whose_descriptor_code_of_the_users_closed_are_written_on(tmp_path, caplog):
+    """A reward's thread calling os.closerange(3, 4096) after its call returned took metrics.jsonl's
+    descriptor: the next log a 63-line traceback (thirty-ninth hunt, cases 39-40). The file is opened
+    again, said once; a file that took the number meanwhile is neither written nor closed."""
+    import os
+
+    tracker = JsonlTracker(tmp_path)
+    tracker.log({"a": 1.0}, step=0)
+    os.close(tracker._file.fileno())
+    theirs = os.open(tmp_path / "theirs.txt", os.O_WRONLY | os.O_CREAT)  # the number's next file
+    tracker.log({"a": 2.0}, step=1)
+    tracker.close()
+    assert [json.loads(x)["a"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1.0, 2.0]
+    assert (tmp_path / "theirs.txt").read_text() == "" and os.fstat(theirs)  # untouched, still open
+    os.close(theirs)
+    assert [r.getMessage() for r in caplog.records if "opened again" in r.getMessage()] == [
+        f"warning: {tmp_path / 'metrics.jsonl'}: its descriptor was closed by code not the run's (your "
+        "code's thread?); opened again to append"
+    ]
