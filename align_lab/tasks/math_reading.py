@@ -1,6 +1,7 @@
 """Reading math out of text, for the verifiers (tasks/verifiers.py): Math-Verify's parse of a reference
 answer or a response read as a whole where Math-Verify alone would take a number out of it (bare LaTeX,
-a tuple or interval), the final answer a response ends with, and numbers as they are typeset."""
+a tuple or interval), the final answer a response ends with, and numbers as they are typeset (scientific
+notation written out as its decimal: decimal_notation)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def math_reference(answer: str):
     read as math between `$...$` (undelimited, Math-Verify takes its first number: 2^{10} read 2, so a
     response "2" scored right and "1024" wrong, twenty-fourth hunt, case 19); other answers as they are."""
     answer = typeset(answer)
-    delimited = answer.strip().startswith(("$", "\\(", "\\["))
+    delimited = answer.strip().startswith(("$", "\\(", "\\[", "\\boxed"))
+    if not delimited and "," in answer and (listed := math_parse(f"\\boxed{{{answer.strip()}}}")):
+        return listed  # "-2,1": two solutions, as boxed (bare, a decimal comma: -2.1; 39th hunt, case 33)
     if not delimited and read_whole(answer):
         whole = math_parse(f"${answer.strip()}$")
         if whole:
@@ -93,6 +96,9 @@ def response_parse(response: str):
     response as Math-Verify reads it (twenty-ninth hunt, case 2: `#### \\frac{1}{2}` scored 0)."""
     if not any(mark in response for mark in DELIMITED):
         final = final_expression(response)
+        listed = math_parse(f"\\boxed{{{final}}}") if "," in final else None  # "-2, 1" as math_reference
+        if listed and not isinstance(listed[0], str):  # reads a list (bare, a decimal comma: -2.1)
+            return listed
         if read_whole(final):
             whole = math_parse(f"${final}$")
             if whole and not isinstance(whole[0], str):  # read as math: else as Math-Verify reads it all
@@ -113,3 +119,52 @@ def math_value(response: str) -> float | None:
             except (TypeError, ValueError, OverflowError):  # complex, or past a float
                 return None
     return None
+
+
+# a number in scientific notation inside a response: Math-Verify reads "2.5e-3" as 2.5 ("1e-9" as 1, a
+# hack a policy could learn against an answer of 1: thirty-sixth hunt, case 3); written out as the decimal
+# it is first (`decimal_notation`), whatever follows it (a full stop, "x": thirty-seventh hunt, case 2,
+# as with any exponent's length), its minus any dash a typesetter writes (38th hunt's nits, "1e–9")
+MINUS = "\u2212\u2013\u2012\u2010\u2011\ufe63\uff0d"  # minus, en dash, figure dash, hyphens, small, wide
+SIGN = rf"(?P<s>(?:[-+{MINUS}]\s*){{0,2}})"  # "1e+-9": the signs' product, as arithmetic reads it
+IN_TEXT = re.compile(rf"(?<![\w.])(?P<m>\d+(?:\.\d*)?)[eE]{SIGN}(?P<d>\d+)")
+EXPONENT_WRITTEN = 10_000  # past it, a number is written as what it reads as: \infty, or 0 (not its digits)
+
+
+# the same written with a power of ten: "5*10^-3" read as 5 (thirty-eighth hunt, case 2), any sign of a
+# product between (x, dot operators, bullets: 39th hunt, case 3), a brace or bracket around the exponent
+# only where it opened one ("\boxed{5\times10^3}": its own brace taken, unbalanced, scored 0: case 2);
+# a bare power of ten ("10^-3") is 1 times it
+TIMES = r"\*|x|X|\\times|\\cdot|[\u00d7\u00b7\u22c5\u2219\u2022\u2715\u2a2f]"
+TIMES_TEN = re.compile(
+    rf"(?<![\w.^])(?:(?P<m>\d+(?:\.\d*)?)\s*(?:{TIMES})\s*)?10\s*\^\s*"
+    rf"(?P<b>\{{)?\s*(?P<p>\()?\s*{SIGN}(?P<d>\d+)\s*(?(p)\))\s*(?(b)\}})"
+)
+SUPERSCRIPTS = "\u207a\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"  # + - 0 to 9
+POWER = re.compile(f"10([{SUPERSCRIPTS[:2]}]?[{SUPERSCRIPTS[2:]}]+)")  # 10 to the -3 in superscripts
+
+
+def decimal_notation(text: str) -> str:
+    """`text` with each number in scientific notation written as its exact decimal ("2.5e-3", "2.5*10^-3":
+    "0.0025")."""
+    plain = str.maketrans(SUPERSCRIPTS, "+-0123456789")
+    text = POWER.sub(lambda m: "10^{" + m[1].translate(plain) + "}", text)
+    return IN_TEXT.sub(_written_out, TIMES_TEN.sub(_written_out, text))
+
+
+def _written_out(match: re.Match) -> str:
+    from decimal import Decimal
+
+    mantissa, digits = match["m"] or "1", match["d"].lstrip("0") or "0"
+    sign = "-" if sum(c == "-" or c in MINUS for c in match["s"]) % 2 else ""
+    if len(digits) > 5 or int(digits) > EXPONENT_WRITTEN:  # 1e999999: a million digits, or none
+        return "0" if sign == "-" or Decimal(mantissa) == 0 else "\\infty"
+    return format(Decimal(f"{mantissa}e{sign}{digits}"), "f")
+
+
+def misread(scientific: str) -> bool:
+    """Whether Math-Verify's reading of `scientific` (its first number) is not its value: "1e3" (1), not
+    "3.0e+0" (3; thirty-sixth hunt's nits: refused all the same)."""
+    from decimal import Decimal
+
+    return Decimal(scientific) != Decimal(re.split("[eE]", scientific)[0])

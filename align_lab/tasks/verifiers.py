@@ -34,9 +34,11 @@ from collections.abc import Callable
 
 from align_lab.tasks.arith_word import NUMBER, final_number
 from align_lab.tasks.math_reading import (
+    decimal_notation,
     final_expression,
     math_reference,
     math_value,
+    misread,
     response_parse,
     timeout,
     typeset,
@@ -72,44 +74,6 @@ def plain_number(answer: str) -> float | None:
 def normalised(text: str) -> str:
     """Whitespace runs made one space, ends stripped, a trailing full stop dropped, case folded."""
     return " ".join(text.split()).removesuffix(".").strip().casefold()
-
-
-# a number in scientific notation inside a response: Math-Verify reads "2.5e-3" as 2.5 ("1e-9" as 1, a
-# hack a policy could learn against an answer of 1: thirty-sixth hunt, case 3); written out as the decimal
-# it is first (`decimal_notation`), whatever follows it (a full stop, "x": thirty-seventh hunt, case 2,
-# as with any exponent's length, or a typeset minus)
-IN_TEXT = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?)[eE]([-+\u2212]?)(\d+)")
-EXPONENT_WRITTEN = 10_000  # past it, a number is written as what it reads as: \infty, or 0 (not its digits)
-
-
-# the same written with a power of ten: "5*10^-3" read as 5 (thirty-eighth hunt, case 2); with braces, too
-TIMES_TEN = re.compile(
-    r"(?<![\w.])(\d+(?:\.\d*)?)\s*(?:\*|\u00d7|\u00b7|\\times|\\cdot)\s*"  # 5 *, 5 \times, 5 \u00b7
-    r"10\s*\^\s*\{?\s*\(?([-+\u2212]?)(\d+)\)?\s*\}?"  # 10^-3, 10^{-3}, 10^(-3)
-)
-
-
-def decimal_notation(text: str) -> str:
-    """`text` with each number in scientific notation written as its exact decimal ("2.5e-3", "2.5*10^-3":
-    "0.0025")."""
-    return IN_TEXT.sub(_written_out, TIMES_TEN.sub(_written_out, text))
-
-
-def _written_out(match: re.Match) -> str:
-    from decimal import Decimal
-
-    mantissa, sign, digits = match[1], match[2].replace("\u2212", "-"), match[3].lstrip("0") or "0"
-    if len(digits) > 5 or int(digits) > EXPONENT_WRITTEN:  # 1e999999: a million digits, or none
-        return "0" if sign == "-" or Decimal(mantissa) == 0 else "\\infty"
-    return format(Decimal(f"{mantissa}e{sign}{digits}"), "f")
-
-
-def misread(scientific: str) -> bool:
-    """Whether Math-Verify's reading of `scientific` (its first number) is not its value: "1e3" (1), not
-    "3.0e+0" (3; thirty-sixth hunt's nits: refused all the same)."""
-    from decimal import Decimal
-
-    return Decimal(scientific) != Decimal(re.split("[eE]", scientific)[0])
 
 
 def _math_verify(response: str, gold) -> float:

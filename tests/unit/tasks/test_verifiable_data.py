@@ -368,6 +368,26 @@ def test_math_verify_refuses_a_reference_in_scientific_notation_it_would_misread
         ("0.005", "5*10^-3", 1.0),
         ("0.005", "5\\cdot 10^{-3}", 1.0),
         ("5000", "5*10^3", 1.0),
+        # thirty-ninth hunt, case 2: the boxed answer's own brace taken by the power's ("\\boxed{5000")
+        ("5000", "\\boxed{5\\times10^3}", 1.0),
+        ("3000", "\\boxed{3*10^3}", 1.0),
+        ("5000", "The answer is $\\boxed{5 \\times 10^3}$.", 1.0),
+        ("7000", "\\frac{7\\times10^3}{1}", 1.0),
+        ("0.005", "\\boxed{5 \\cdot 10^-3}", 1.0),
+        # case 3: other signs of a product, a bare power, superscripts
+        ("5", "5x10^-3", 0.0),
+        ("0.005", "5x10^-3", 1.0),
+        ("5", "5\u22c510^-3", 0.0),
+        ("5", "5\u202210^-3", 0.0),
+        ("10", "10^-3", 0.0),
+        ("0.001", "10^-3", 1.0),
+        ("5", "5*10\u207b\u00b3", 0.0),
+        ("0.005", "5*10\u207b\u00b3", 1.0),
+        # the thirty-eighth's nits: a minus written as an en dash, a wide hyphen, two signs
+        ("1", "1e\u20139", 0.0),
+        ("1", "1e\uff0d9", 0.0),
+        ("1", "1e+-9", 0.0),
+        ("0.000000001", "1e\u20139", 1.0),
     ],
 )
 def test_a_response_in_scientific_notation_is_scored_as_the_number_it_is(name, answer, response, score):
@@ -597,3 +617,27 @@ def test_final_expression_is_the_math_a_response_ends_with(response, final):
     from align_lab.tasks.math_reading import final_expression
 
     assert final_expression(response) == final
+
+
+@pytest.mark.parametrize(
+    "answer, response, score",
+    [
+        ("-2,1", "-2.1", 0.0),  # the decimal Math-Verify read the answer as
+        ("-2,1", "-2, 1", 1.0),
+        ("-2,1", "1,-2", 1.0),
+        ("-2,1", "\\boxed{-2,1}", 1.0),
+        ("-2,1", "x = -2, 1", 1.0),
+        ("1,2", "1.2", 0.0),
+        ("1,2,3", "\\boxed{3,2,1}", 1.0),
+        ("1,000", "1000", 1.0),  # a thousands separator stays one
+        ("1,000", "The answer is 1,000.", 1.0),
+        ("2", "1, 2", 0.0),
+    ],
+)
+def test_math_verify_reads_two_solutions_written_with_a_comma_as_two(answer, response, score):
+    """Thirty-ninth hunt, case 33: the answer `-2,1` (MATH's way of writing two roots) was read as the
+    decimal -2.1 under task.verifier=math_verify: `-2.1` scored right, `-2, 1`, `1,-2` and the answer
+    itself boxed wrong. A comma between numbers is read as a list, as Math-Verify reads it when boxed."""
+    from align_lab.tasks.verifiers import checker, reference
+
+    assert checker("math_verify")(response, reference("math_verify", answer, "row 1"), "") == score
