@@ -69,7 +69,20 @@ def _exit_said(real_exit, pid: int, code: int) -> None:
 # what the user's code may not send its own run as it is called: SIGKILL ends it with no word, and one that
 # stops or preempts a run (KEPT) was said as a scheduler's stop, "interrupted by SIGTERM", naming neither the
 # code nor its line, and the printed resume met the same signal again (thirty-first hunt, case 13)
-ENDS_THE_RUN = (signal.SIGKILL, *KEPT)
+# SIGSTOP and the terminal's stops halt it for good with no word, its bound with it (a thread of its own:
+# thirty-ninth hunt, case 24, the "wait here for a debugger" idiom, under a scheduler held to its limit)
+ENDS_THE_RUN = (signal.SIGKILL, *KEPT, signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+
+
+def _exec_said(real_exec, name: str, pid: int, path, *args) -> None:
+    """os.execv/os.execve (the os.exec* family calls them) while the user's code runs in the run's process:
+    it would replace the run with another program (rc its, summary.json `running`, the line a guessed
+    SIGKILL: thirty-ninth hunt, case 25), said as its os._exit is; a child it forked execs as it asked."""
+    if os.getpid() != pid or not on_the_runs_behalf():
+        return real_exec(path, *args)
+    raise _killed(
+        f"{name}({os.fsdecode(path)!r}, ...), which would replace the run's process with that program"
+    )
 
 
 def _kill_said(real_kill, pid: int, target: int, signum: int) -> None:
@@ -154,6 +167,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
     before = {signum: signal.getsignal(signum) for signum in (*KEPT, *TIMERS.values())} if main else {}
     timers = {which: signal.getitimer(which) for which in TIMERS}  # one armed before the call is not its
     real = os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill, _thread.interrupt_main
+    execs = os.execv, os.execve
     handlers = faulthandler.enable, faulthandler.disable
     setters, theirs = (signal.signal, signal.getsignal), {}  # the handlers the call set for KEPT
     real_exit = real[0]
@@ -166,6 +180,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
         signal.raise_signal = functools.partial(_raise_said, real[3], pid)
         signal.pthread_kill = functools.partial(_pthread_kill_said, real[4], pid)
         _thread.interrupt_main = functools.partial(_interrupt_said, real[5], pid)
+        os.execv, os.execve = (functools.partial(_exec_said, e, f"os.{e.__name__}", pid) for e in execs)
         faulthandler.enable = faulthandler.disable = _faulthandler_kept  # (33rd hunt, 30, 48, 60, 70)
     try:
         yield
@@ -181,6 +196,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
             if main:
                 os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill = real[:5]
                 _thread.interrupt_main = real[5]
+                os.execv, os.execve = execs
                 faulthandler.enable, faulthandler.disable = handlers
                 signal.signal, signal.getsignal = setters
                 _handlers_kept(where, theirs, before)

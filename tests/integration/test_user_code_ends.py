@@ -39,6 +39,8 @@ ACTS = {
     "thread_kills": "threading.Thread(target=lambda: (time.sleep(0.3), signal.raise_signal(signal.SIGKILL)), "
     "daemon=True).start()",
     "pthread_kills": "signal.pthread_kill(threading.main_thread().ident, signal.SIGKILL)",
+    "stops_itself": "os.kill(os.getpid(), signal.SIGSTOP)",
+    "execs": "os.execv('/bin/true', ['true'])",
     "replaces_sys_stderr": "sys.stderr = open(os.devnull, 'w')",
     "fork_exits": "time.sleep(0) if os.fork() else (time.sleep(1.0), sys.exit(0))",
     "fork_returns": "os.fork()",
@@ -84,6 +86,10 @@ def test_a_reward_that_sends_its_process_sigkill_stops_the_run_in_one_line(tmp_p
         ("raises_sigkill", "signal.raise_signal(SIGKILL)"),
         ("kills_its_group", "os.killpg("),
         ("pthread_kills", "signal.pthread_kill("),  # twenty-fifth hunt, case 1
+        # thirty-ninth hunt, case 24: stopped for good, no line, reward.timeout_s never fired
+        ("stops_itself", "os.kill("),
+        # case 25: rc 0 (the program's), a guessed SIGKILL, summary.json `running`
+        ("execs", "os.execv('/bin/true', ...), which would replace the run's process with that program"),
     ],
 )
 def test_a_reward_that_kills_its_process_otherwise_stops_the_run_in_one_line_too(
