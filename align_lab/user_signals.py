@@ -166,6 +166,7 @@ def run_signals_kept(where: str) -> Iterator[None]:
     pid, main = os.getpid(), threading.current_thread() is threading.main_thread()
     before = {signum: signal.getsignal(signum) for signum in (*KEPT, *TIMERS.values())} if main else {}
     timers = {which: signal.getitimer(which) for which in TIMERS}  # one armed before the call is not its
+    dispositions = {signum: signal.getsignal(signum) for signum in DISPOSITIONS} if main else {}
     real = os._exit, os.kill, os.killpg, signal.raise_signal, signal.pthread_kill, _thread.interrupt_main
     execs = os.execv, os.execve
     handlers = faulthandler.enable, faulthandler.disable
@@ -203,6 +204,31 @@ def run_signals_kept(where: str) -> Iterator[None]:
                 for which, signum in TIMERS.items():
                     _alarm_back(where, which, timers[which], before.pop(signum))
             _signals_back(where, before)
+            _dispositions_back(where, dispositions)
+
+
+# what the process does with a signal that is no stop: SIGPIPE ignored (Python's), so that a write to a
+# closed pipe is an error, not the run's end with no word (a module's "no BrokenPipeError" idiom at import,
+# the output piped into `head`: killed at its 3rd line, summary.json `running`: thirty-ninth hunt, case
+# 13); SIGCHLD's default, so that rank 0 reads how each rank ended (ignored: a 62-line TypeError, case 14)
+DISPOSITIONS = {
+    signal.SIGPIPE: "a write to a closed pipe ends it",
+    signal.SIGCHLD: "its ranks' ends are lost",
+}
+
+
+def _dispositions_back(where: str, before: dict) -> None:
+    changed = [signum for signum, handler in before.items() if signal.getsignal(signum) != handler]
+    for signum in changed:
+        signal.signal(signum, before[signum])
+    for signum in changed:
+        if (where, signum) not in _SAID:
+            _SAID.add((where, signum))
+            name = signal.Signals(signum).name
+            log.warning(
+                f"warning: {where} changed the process's {name} handler; the run's is put back after each "
+                f"call (with yours, {DISPOSITIONS[signum]})"
+            )
 
 
 def _recorded(pid: int, setters, theirs: dict, signum, handler):

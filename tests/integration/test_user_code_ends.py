@@ -385,6 +385,12 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
     "changed the process's cpu autocast off -> on (torch.bfloat16); the run's are put back after each call",
     # thirty-eighth hunt, case 13: 99 lines, five tracebacks, a first line guessing a SIGKILL
     "os.closerange(3, 4096)": "warning: reward.path=acting:score tried to close the run's fd ",
+    # thirty-ninth hunt, case 13: at import, the output piped into `head`: killed by SIGPIPE, no word
+    "signal.signal(signal.SIGPIPE, signal.SIG_DFL)": "warning: reward.path=acting:score changed the "
+    "process's SIGPIPE handler; the run's is put back after each call (with yours, a write to a closed pipe",
+    # case 14: under cpu_ddp, rank 0's join of rank 1 a 62-line TypeError
+    "signal.signal(signal.SIGCHLD, signal.SIG_IGN)": "warning: reward.path=acting:score changed the "
+    "process's SIGCHLD handler; the run's is put back after each call (with yours, its ranks' ends are lost)",
 }
 
 
@@ -409,6 +415,8 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
         "open_files_limit",
         "autocast",
         "closes_fds",
+        "pipe_default",
+        "child_ignored",
     ],
 )
 def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_line(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from align_lab.user_folders import (
     MAX_FILES,
@@ -205,3 +206,19 @@ def test_a_folder_another_tool_tagged_as_a_cache_is_still_watched(tmp_path):
     saved = snapshot([str(tmp_path)])
     (tmp_path / "data" / "v2" / "w.parquet").write_bytes(b"PAR1 rewritten")
     assert changed_beside(saved, snapshot(saved)) == [f"{tmp_path / 'data' / 'v2' / 'w.parquet'} (changed)"]
+
+
+def test_a_folder_under_var_tmp_a_module_names_is_watched(tmp_path):
+    """Thirty-ninth hunt, case 17: a parquet at /var/tmp/.../w.parquet, a constant of the module, rewritten
+    between a kill and the resume: never watched (all of /var was the system's)."""
+    import shutil
+    import tempfile
+
+    data = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    try:
+        (data / "w.parquet").write_bytes(b"PAR1")
+        module = tmp_path / "rvar.py"
+        module.write_text(f"T = {str(data / 'w.parquet')!r}\nLOG = '/var/log/syslog'\n")
+        assert named_folders([str(module)]) == [str(data)]  # not /var/log
+    finally:
+        shutil.rmtree(data)
