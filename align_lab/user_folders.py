@@ -15,21 +15,8 @@ from collections.abc import Iterable, Iterator
 
 SKIPPED = (".pyc", ".out", ".err", ".log", ".swp", "~")  # logs a job writes beside its code, editors' files
 MAX_FILES = 2000  # a folder with more (a home folder, a dataset's) is not listed at each checkpoint
-NOT_WATCHED = (
-    "/proc",
-    "/sys",
-    "/dev",
-    "/usr",
-    "/bin",
-    "/lib",
-    "/etc",
-    "/sbin",
-    "/var/lib",
-    "/var/log",
-    "/var/cache",
-)
-# not /var/tmp nor /opt: data kept there is the code's as well (thirty-ninth hunt, case 17: a parquet under
-# /var/tmp rewritten between a kill and the resume trained on in silence); installed code is skipped apart
+# not /var/tmp nor /opt: data kept there is the code's too (39th hunt, case 17: a parquet there went unseen)
+NOT_WATCHED = tuple("/proc /sys /dev /usr /bin /lib /etc /sbin /var/lib /var/log /var/cache".split())
 _NAMED: dict[tuple, list[str]] = {}  # (module file, size, mtime_ns, skip) -> the folders it names
 
 
@@ -61,9 +48,7 @@ DEPTH = 2  # levels of subfolders listed below a watched folder (`data/v2/w.parq
 # thirty-eighth hunt, case 6); not a run's folder under outputs/, whose files lie deeper
 NOT_LISTED = ("__pycache__", "outputs", "multirun", "wandb", "checkpoints", "node_modules")  # outputs, tools
 RAN = (".hydra", "run.lock", "study.json", "multirun.yaml")  # a run's or a sweep's folder holds one
-OUR_CACHE = (
-    "# a stage cache of align_lab's"  # its CACHEDIR.TAG's line (cache.py): another tool's tag is no sign
-)
+OUR_CACHE = "# a stage cache of align_lab's"  # its CACHEDIR.TAG's line (cache.py): another tool's is no sign
 
 
 def _ran(folder: str) -> bool:
