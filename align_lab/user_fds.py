@@ -65,6 +65,11 @@ def hold(name: str, *fds: int) -> None:
     HELD.update(dict.fromkeys(fds, name))
 
 
+def held_since(before: dict[int, tuple], name: str) -> None:
+    """hold(name, ...) of the descriptors opened since `before` (open_fds()): a library's sockets."""
+    hold(name, *(fd for fd, file in open_fds().items() if before.get(fd) != file))
+
+
 def let_go(*fds: int) -> None:
     for fd in fds:
         HELD.pop(fd, None)

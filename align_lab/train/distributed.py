@@ -29,6 +29,7 @@ from torch import Tensor
 
 from align_lab.train.preemption import RankStopped
 from align_lab.train.slurm_world import SlurmWorld
+from align_lab.user_fds import held_since, open_fds
 from align_lab.value_checks import UserCodeError
 
 log = logging.getLogger("align_lab")
@@ -199,13 +200,14 @@ def join(
     if device == "cpu":  # DeepSpeed, if something imports it, then says nothing about GPUs
         own_env("DS_ACCELERATOR", "cpu")
     backend = "nccl" if device == "cuda" else "gloo"
-    host = "127.0.0.1"
+    host, before = "127.0.0.1", open_fds()
     store = dist.TCPStore(host, port, size, rank == 0, timeout=COLLECTIVE_TIMEOUT, wait_for_workers=False)
     if rank == 0:
         _wait_for_arrivals(store, size, started)
     else:
         store.set(f"{ARRIVED}{rank}", "1")
     dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=COLLECTIVE_TIMEOUT)
+    held_since(before, "the ranks' connections")  # closed by a call of the user's: one line (user_fds.py)
 
 
 ARRIVED = "align_lab.arrived."  # + a rank: its key in the meeting point's store, set as it joins
@@ -260,11 +262,13 @@ def join_slurm(world: SlurmWorld, device: str = "cpu") -> None:
     wait = COLLECTIVE_TIMEOUT if world.rank == 0 else STAGES_WAIT
     node = os.environ.get("SLURMD_NODENAME", "?")
     log.info(f"rank {world.rank} of {world.size} on node {node}: meeting at {world.master_addr}:{world.port}")
+    before = open_fds()
     store = dist.TCPStore(world.master_addr, world.port, world.size, world.rank == 0, timeout=wait)
     backend = "nccl" if device == "cuda" else "gloo"
     dist.init_process_group(
         backend, store=store, rank=world.rank, world_size=world.size, timeout=COLLECTIVE_TIMEOUT
     )
+    held_since(before, "the ranks' connections")
 
 
 def leave(release: Callable[[], None] = lambda: None) -> None:

@@ -45,6 +45,10 @@ def failing_reward(prompts: list[str], responses: list[str]):
     if calls[0] == 2 and how == "c_close":  # the same from C: nothing of Python's sees it
         for fd in range(3, 1024):
             ctypes.CDLL(None).close(fd)
+    if calls[0] == 2 and how == "c_close_sockets":  # its sockets alone (39th hunt, case 42)
+        for fd in os.listdir("/proc/self/fd"):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                ctypes.CDLL(None).close(int(fd))
     if rank == 1 and calls[0] == 2 and how == "raise1":
         raise RuntimeError("judge shard 1 unreachable")  # RAISE1_LINE
     if rank == 1 and calls[0] == 2 and how == "exit3":
@@ -156,7 +160,7 @@ def test_a_rewards_error_on_one_rank_or_all_is_one_line_and_the_run_resumable(tm
         assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
-@pytest.mark.parametrize("how", full_but(["closerange", "c_close"], {"closerange"}))
+@pytest.mark.parametrize("how", full_but(["closerange", "c_close", "c_close_sockets"], {"closerange"}))
 def test_a_reward_that_closes_the_runs_descriptors_on_every_rank_is_kept_from_them_or_said(
     tmp_path, cache_dir, how
 ):
@@ -193,7 +197,11 @@ def test_a_reward_that_closes_the_runs_descriptors_on_every_rank_is_kept_from_th
         assert '{"where": ' not in done.stdout + done.stderr, done.stderr[-3000:]
         return
     [line] = [x for x in done.stderr.splitlines() if x.startswith("align_lab: error: ")]
-    assert line.startswith(f"align_lab: error: {KEY}: closed the run's file descriptors (in C"), line
+    if how == "c_close_sockets":  # thirty-ninth hunt, case 42: gloo's abort, a 62-line dump, `running`
+        assert line.startswith(f"align_lab: error: {KEY}: closed the run's fd "), line
+        assert "(the ranks' connections)" in line and "Fatal Python error" not in done.stderr, line
+    else:
+        assert line.startswith(f"align_lab: error: {KEY}: closed the run's file descriptors (in C"), line
     assert summary["status"] == "failed" and summary["error"] in line, summary
 
 
