@@ -47,6 +47,29 @@ def installed(path: Path) -> bool:
 _RECORDS: dict[Path, frozenset[str]] = {}  # a folder -> the files its distributions' RECORDs list
 
 
+def installed_record(name: str) -> dict | None:
+    """{file, sha256} of module `name` where a key names it (reward.path, task.verifier, a `_target_`) and
+    it is installed, not the user's source (`pip install .` of a team's reward package): its distribution's
+    RECORD, which lists each file's sha256 (reinstalled with other code between a kill and the resume, it
+    was resumed on in silence: thirty-ninth hunt, case 12); None for Python's own, align_lab's, or none."""
+    from importlib import metadata
+
+    module = sys.modules.get(name)
+    file = getattr(module, "__file__", None) if module is not None else unimported_file(name)
+    path = Path(file).resolve() if file else None
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    if path is None or path.is_relative_to(PACKAGE) or path.is_relative_to(stdlib) or not installed(path):
+        return None
+    for dist in metadata.packages_distributions().get(name.partition(".")[0], []):
+        record = metadata.distribution(dist).read_text("RECORD")
+        if record:
+            return {
+                "file": f"{path} (installed: {dist})",
+                "sha256": hashlib.sha256(record.encode()).hexdigest(),
+            }
+    return {"file": f"{path} (installed)", "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
 def distributed(folder: Path) -> frozenset[str]:
     """The files (relative to `folder`) that the `*.dist-info` folders in `folder` say they installed."""
     if folder not in _RECORDS:

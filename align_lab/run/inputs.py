@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from align_lab.config import ConfigError
-from align_lab.user_code import changed_since_imported, file_digest, user_module_file
+from align_lab.user_code import changed_since_imported, file_digest, installed_record, user_module_file
 from align_lab.user_reads import LABELS, digest_now, where_now
 from align_lab.value_checks import UserCodeError
 
@@ -120,15 +120,16 @@ def path_input(value: str, component: bool = False) -> dict | None:
 
 
 def value_input(key: str, value: str) -> dict | None:
-    """The input a config string names, or None: a file or folder, a user's `module:function` or
-    `_target_` (its module's file), an http(s) URL (the address itself: what answers there is the
-    server's)."""
+    """The input a config string names, or None: a file or folder, a user's `module:function` (installed:
+    its RECORD) or `_target_` (its module's file), an http(s) URL (the address, not what answers there)."""
     if value.startswith(("http://", "https://")):
         return {"file": value, "sha256": sha256(value.encode())}
     module = value.partition(":")[0] if PATH_KEY.match(value) else None
     if key.endswith("_target_"):
         module = value.rpartition(".")[0]
     files = user_modules_used(module) if module else []
+    if PATH_KEY.match(value) and not files and (record := installed_record(module)):  # your package
+        return record
     if files and (stale := changed_since_imported(files)):
         raise UserCodeError(f"{key}={value}: {stale}")
     if files:

@@ -360,3 +360,28 @@ def test_a_verifier_that_raised_in_a_run_with_stages_is_not_told_to_resume_after
     assert stages_from_the_task("reward.path=r:f: raised RuntimeError: down", ckpt) == ""
     torch.save({"stage_keys": {}}, ckpt / "state-00000025.pt")
     assert stages_from_the_task("task.verifier=vr:check: raised RuntimeError: down", ckpt) == ""
+
+
+def test_a_reward_package_you_installed_is_an_input_by_its_record(tmp_path, monkeypatch):
+    """Thirty-ninth hunt, case 12: `pip install .` of a reward package, reinstalled with other code between
+    a kill and the resume: `reward.path=pkg:f` named no input (installed code is not the user's), resumed on
+    the new reward in silence. The distribution's RECORD (each file's sha256) is its input."""
+    site = tmp_path / "site"
+    (site / "rw39pkg").mkdir(parents=True)
+    (site / "rw39pkg" / "__init__.py").write_text("def f(p, r):\n    return [1.0] * len(r)\n")
+    info = site / "rw39pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rw39pkg\nVersion: 1.0\n")
+    (info / "RECORD").write_text("rw39pkg/__init__.py,sha256=one,40\n")
+    (info / "top_level.txt").write_text("rw39pkg\n")
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    importlib.import_module("rw39pkg")
+    try:
+        before = run_inputs({"reward": {"path": "rw39pkg:f"}})
+        assert before["reward.path"]["file"].endswith("(installed: rw39pkg)"), before
+        (info / "RECORD").write_text("rw39pkg/__init__.py,sha256=two,41\n")  # reinstalled, other code
+        assert changed_inputs(before, run_inputs({"reward": {"path": "rw39pkg:f"}})), "not seen"
+        assert run_inputs({"task": {"verifier": "json:loads"}}) == {}  # Python's own
+    finally:
+        sys.modules.pop("rw39pkg", None)
