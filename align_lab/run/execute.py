@@ -36,7 +36,7 @@ from align_lab.run.summary import (
     stopped,
 )
 from align_lab.tracking import MultiTracker
-from align_lab.tracking.jsonl import METRICS_FILE, read_metrics
+from align_lab.tracking.jsonl import trained
 from align_lab.tracking.progress import below_sft_line, progress_factory, unmoved_line
 from align_lab.tracking.samples import SAMPLES_FILE, read_samples
 from align_lab.train.backend import Diverged, forget_process_group
@@ -145,7 +145,7 @@ def said_completed(summary: dict, run_dir: Path) -> dict:
     for line in result_lines(summary, run_dir):
         log.info(line)
     samples = read_samples(run_dir / SAMPLES_FILE)[0]
-    for warning in (below_sft_line(samples), unmoved_line(samples, grad_norms(run_dir))):  # never a silent
+    for warning in (below_sft_line(samples), unmoved_line(samples, *trained(run_dir))):  # never a silent
         if warning is not None:  # collapse (issue 73)
             log.warning(warning)
     return summary
@@ -231,14 +231,6 @@ def ended_by_a_thread(
     os.write(2, f"align_lab: {line}\n".encode())
     logging.shutdown()  # the run's app.log
     ended_here(line.exit_code and (e.code or line.exit_code))
-
-
-def grad_norms(run_dir: Path) -> list:
-    """Each logged step's train/grad_norm (metrics.jsonl); none where the file cannot be read."""
-    try:
-        return [m["train/grad_norm"] for m in read_metrics(run_dir / METRICS_FILE) if "train/grad_norm" in m]
-    except (OSError, ValueError):
-        return []
 
 
 def learned(ctx) -> dict:

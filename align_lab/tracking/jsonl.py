@@ -136,3 +136,14 @@ class JsonlTracker:
         elif self._file is not None:
             with naming(self.path):
                 self._file.close()
+
+
+def trained(run_dir: str | os.PathLike[str]) -> tuple[list, float]:
+    """Each logged step's train/grad_norm and the largest train/reward_std of the run's metrics.jsonl
+    (tracking/progress.py unmoved_line); none where the file cannot be read."""
+    try:
+        rows = read_metrics(Path(run_dir) / METRICS_FILE)
+    except (OSError, ValueError):
+        return [], 0.0
+    spread = max((m.get("train/reward_std") or 0.0 for m in rows), default=0.0)
+    return [m["train/grad_norm"] for m in rows if "train/grad_norm" in m], spread

@@ -100,12 +100,16 @@ def below_sft_line(samples: list[dict]) -> str | None:
 UNMOVED_KL = 1e-6  # nats: a policy trained by any update is further than this on some held-out sample
 
 
-def unmoved_line(samples: list[dict], grad_norms: list | tuple = ()) -> str | None:
+def unmoved_line(
+    samples: list[dict], grad_norms: list | tuple = (), reward_spread: float = 0.0
+) -> str | None:
     """One line when the last evaluation's policy is where SFT started (every held-out sample's KL to SFT
     below UNMOVED_KL, or every step's gradient 0: `grad_norms`, metrics.jsonl's train/grad_norm): no
     update moved it, so its figures are SFT's (issue 73 fifth hunt: constant or subnormal scores trained
     nothing, rc 0, and said nothing; seventeenth hunt: float noise put a constant reward's KL at 1.4e-6).
-    None otherwise, or with no KL recorded."""
+    None otherwise, or with no KL recorded. Every gradient 0 though the rewards spread (`reward_spread`, the
+    largest train/reward_std): a sampling temperature near 0, each sampled token certain, its log-prob 0
+    (thirty-ninth hunt, case 30: `rollout.temperature=1e-9` was said as the rewards' or algo.lr's)."""
     last = max((r["step"] for r in samples), default=None)
     kl = [r.get("kl") for r in samples if r["step"] == last]
     kl = [x for x in kl if isinstance(x, int | float)]
@@ -118,6 +122,12 @@ def unmoved_line(samples: list[dict], grad_norms: list | tuple = ()) -> str | No
         why = f"a gradient of 0 at every one of its {len(norms)} steps (train/grad_norm)"
     else:
         return None
+    if norms and not any(norms) and reward_spread > 0:
+        return (
+            f"warning: the policy ended where SFT started ({why}) though the rewards differed "
+            f"(train/reward_std up to {reward_spread:.3g}): each sampled token was certain, its log-prob 0, "
+            "as a rollout.temperature near 0 makes them (1.0 samples the policy as it is)"
+        )
     return (
         f"warning: the policy ended where SFT started ({why}): no update moved it; the rewards gave no "
         "signal (every score equal within a group, or too small to train on) or algo.lr is too small"

@@ -59,3 +59,17 @@ def test_a_policy_that_never_moved_from_sft_gets_a_line():
         "group, or too small to train on) or algo.lr is too small"
     )
     assert unmoved_line(noisy, [0.0, 0.3, 0.0]) is None and unmoved_line(noisy) is None
+
+
+def test_a_policy_unmoved_though_its_rewards_differed_is_said_as_a_temperature_near_0():
+    """Thirty-ninth hunt, case 30: `rollout.temperature=1e-9`: every gradient 0 though train/reward_std was
+    0.45-0.53 at every step; the end's warning named the rewards or algo.lr, both fine."""
+    samples = records([0.5] * 8, [0.5] * 8, step=3, kl=0.0)
+    line = unmoved_line(samples, [0.0, 0.0, 0.0], reward_spread=0.53)
+    assert line == (
+        "warning: the policy ended where SFT started (KL to SFT below 1e-06 nats on all 8 held-out samples "
+        "after 3 steps) though the rewards differed (train/reward_std up to 0.53): each sampled token was "
+        "certain, its log-prob 0, as a rollout.temperature near 0 makes them (1.0 samples the policy as it "
+        "is)"
+    )
+    assert "algo.lr is too small" in unmoved_line(samples, [0.0, 0.0, 0.0], reward_spread=0.0)
