@@ -1,8 +1,8 @@
 """What of the process's the run's numbers and lines depend on, put back after each call of the user's code
 (a reward, verifier or environment, beside user_signals.py run_signals_kept: `modes_kept`): torch's grad
 mode, threads, default dtype, autocast and global random state, Python's recursion limit, logging's
-switch, levels and root handlers, the process's resource limits, and the run's output (Streams: fd 1 and
-2, sys.stdout and sys.stderr)."""
+switch, levels and root handlers, the process's resource limits and umask, and the run's output
+(Streams: fd 1 and 2, sys.stdout and sys.stderr)."""
 
 from __future__ import annotations
 
@@ -109,6 +109,20 @@ class Autocast(tuple):
         return put_back
 
 
+class Umask(int):
+    """The process's file creation mask, said in octal (thirty-ninth hunt, case 55: a reward's
+    os.umask(0o277) left every later file 0400 and checkpoints/ 0500, unwritable but by root, no line)."""
+
+    def __str__(self) -> str:
+        return f"{int(self):#o}"
+
+    @staticmethod
+    def read() -> Umask:
+        mask = os.umask(0o022)  # read by setting it: put straight back
+        os.umask(mask)
+        return Umask(mask)
+
+
 def _root_handlers(handlers: tuple) -> None:
     logging.getLogger().handlers = list(handlers)
 
@@ -150,6 +164,7 @@ class Modes:
             "align_lab logger's propagation": log.propagate,
             "align_lab logger's filters": tuple(log.filters),
             "root handlers' levels": tuple(h.level for h in root.handlers),
+            "file creation mask (umask)": Umask.read(),  # 0o277: the next checkpoint's folder 0500
         } | Limit.read()
         if torch is not None:
             found |= {
@@ -177,6 +192,7 @@ class Modes:
             "align_lab logger's propagation": lambda v: setattr(log, "propagate", v),
             "align_lab logger's filters": lambda v: setattr(log, "filters", list(v)),
             "root handlers' levels": _handler_levels,
+            "file creation mask (umask)": os.umask,
         } | {name: Limit.setter(name) for name in self.was if name.startswith("RLIMIT_")}
         if torch is not None:
             setters |= {

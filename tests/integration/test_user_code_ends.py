@@ -391,6 +391,8 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
     # case 14: under cpu_ddp, rank 0's join of rank 1 a 62-line TypeError
     "signal.signal(signal.SIGCHLD, signal.SIG_IGN)": "warning: reward.path=acting:score changed the "
     "process's SIGCHLD handler; the run's is put back after each call (with yours, its ranks' ends are lost)",
+    # case 55: every later file 0400, checkpoints/ 0500 (unwritable but by root), no line
+    "os.umask(0o277)": "warning: reward.path=acting:score changed the process's file creation mask (umask) ",
 }
 
 
@@ -417,6 +419,7 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
         "closes_fds",
         "pipe_default",
         "child_ignored",
+        "umask",
     ],
 )
 def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_line(
