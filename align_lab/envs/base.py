@@ -65,8 +65,8 @@ def check_environment(env, name: str) -> None:
     if isinstance(turns, bool) or not isinstance(turns, int) or turns < 1:
         raise EnvError(f"env.max_turns={turns}: must be an integer >= 1 (env={name})")
     timeout = getattr(env, "step_timeout_s", None)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
-        raise EnvError(f"env.step_timeout_s={timeout}: must be a number > 0 (env={name})")
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 1e8:
+        raise EnvError(f"env.step_timeout_s={timeout}: must be a number > 0 and at most 1e8 (env={name})")
     if not callable(getattr(env, "start", None)):
         raise EnvError(f"env={name}: has no start(prompt) method (docs/environments.md)")
     check_template(getattr(env, "observation_template", "{observation}"), name)

@@ -235,7 +235,8 @@ def test_a_start_that_returns_no_episode_is_one_line_saying_so():
     [
         (0, 1.0, r"^env.max_turns=0: must be an integer >= 1 \(env=mine\)$"),
         (2.5, 1.0, r"^env.max_turns=2.5: must be an integer >= 1 \(env=mine\)$"),
-        (2, 0, r"^env.step_timeout_s=0: must be a number > 0 \(env=mine\)$"),
+        (2, 0, r"^env.step_timeout_s=0: must be a number > 0 and at most 1e8 \(env=mine\)$"),
+        (2, 1e12, r"^env.step_timeout_s=1000000000000.0: must be a number > 0 and at most 1e8 \(env=mine\)$"),
     ],
 )
 def test_a_user_environment_keys_are_checked(turns, timeout, message):

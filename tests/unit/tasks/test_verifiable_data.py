@@ -238,8 +238,10 @@ def test_how_long_the_verifier_is_waited_for_is_no_part_of_the_stage_keys(tmp_pa
     assert fingerprints[0] == fingerprints[1] == fingerprints[2]
     assert "verifier_timeout_s" not in fingerprints[0]
 
-    for bad in (-2, 0, float("inf"), "soon"):
-        with pytest.raises(ValueError, match=f"verifier_timeout_s={bad}: must be a number of seconds > 0"):
+    for bad in (-2, 0, float("inf"), "soon", 1e10):  # 1e10: the deadline's timestamp overflowed (39th, 61)
+        with pytest.raises(
+            ValueError, match=rf"verifier_timeout_s={bad}: must be a number of seconds in \(0, 1e8\]"
+        ):
             task(jsonl(tmp_path, ROWS), verifier_timeout_s=bad)
 
 
