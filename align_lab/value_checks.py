@@ -108,6 +108,25 @@ def user_score(value, where: str) -> float:
 FLOAT32_MAX = 3.4028234663852886e38  # training holds scores as float32: past this, a score is infinity
 
 
+def callable_as(fn, where: str, call: str, count: int) -> None:
+    """A ValueError naming `where` if `fn` cannot be called with `count` positional arguments, as the run
+    calls it (`call`): `f(response, answer)` as a verifier failed at its first call, after the stages
+    were built, its line align_lab's call site (thirty-ninth hunt, case 58). A builtin's is not read."""
+    import inspect
+
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*range(count))
+    except TypeError as e:
+        name = getattr(fn, "__name__", "it")
+        raise ValueError(
+            f"{where}: {name}{signature} cannot be called as the run calls it, {call} ({e})"
+        ) from None
+
+
 def beyond(value, number: float) -> str:
     """What a score that training cannot hold is: `nan`, `inf`, or a finite number past float32's range,
     said so (it would train as infinity and read as a divergence of the policy)."""

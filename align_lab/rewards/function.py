@@ -25,7 +25,7 @@ from align_lab.user_timeouts import (
     keyed,
     users_line,
 )
-from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, one_line, timed_out
+from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, callable_as, one_line, timed_out
 
 WEIGHT_MAX = 1e18  # a weight past it makes a score of 1 overflow the advantages (train/online_steps.py)
 FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
@@ -64,6 +64,7 @@ def load_callable(path: str, timeout_s: float | None = None):
     fn = attribute(module, attr)
     if not callable(fn):
         raise ValueError(f"path={path}: {module_name} has no callable {attr}")
+    callable_as(fn, f"path={path}", "f(prompts, responses)", 2)
     return fn
 
 

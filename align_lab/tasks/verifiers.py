@@ -48,7 +48,7 @@ from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded, scored_row
 from align_lab.user_signals import run_signals_kept
 from align_lab.user_timeouts import BUILDING, CallTimedOut, ImportSaid, bounded, imported, keyed, users_line
-from align_lab.value_checks import UserCodeError, one_line, timed_out, user_score
+from align_lab.value_checks import UserCodeError, callable_as, one_line, timed_out, user_score
 
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
 ALLOWED = "auto, exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
@@ -100,6 +100,7 @@ def _function(name: str, timeout_s: float | None = None) -> Callable:
         raise ValueError(f"verifier={name}: importing {module} raised {type(e).__name__}: {e}") from None
     if not callable(found):
         raise ValueError(f"verifier={name}: is not callable; {ALLOWED}")
+    callable_as(found, f"verifier={name}", "f(response, answer, prompt)", 3)
     return found
 
 
