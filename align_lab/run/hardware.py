@@ -114,8 +114,9 @@ class Hardware:
             found = "not in a Slurm task" if world is None else f"in a Slurm step of {world.size} tasks"
             raise ConfigError(
                 f"hardware.nodes={self.nodes}: a run across nodes is {self.ranks} Slurm tasks "
-                f"({self.processes} per node, started by srun), but this process is {found}; use "
-                "hardware=slurm_multinode or hardware.nodes=1"
+                f"({self.processes} per node, started by srun), but this process is {found}; submit it with "
+                "-m (python -m align_lab -m hardware=slurm_multinode ...: its launcher starts them), or set "
+                "hardware.nodes=1"
             )
         return world
 

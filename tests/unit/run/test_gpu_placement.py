@@ -3,6 +3,8 @@ are monkeypatched and recorded."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -99,3 +101,18 @@ def test_a_task_that_sees_one_gpu_is_admitted_across_nodes_and_too_few_gpus_on_o
     check_machine(spec_from_config(*compose(["hardware=slurm_multinode", *gpus])))
     with pytest.raises(ConfigError, match=r"^hardware.processes=8: must be <= the 1 visible GPUs"):
         check_machine(spec_from_config(*compose(gpus)))  # one node: 8 processes spawned in one task
+
+
+def test_a_run_across_nodes_outside_slurm_says_to_submit_it_with_m(monkeypatch):
+    """Thirty-ninth hunt, case 7: `hardware=slurm_multinode` without -m was told `use
+    hardware=slurm_multinode or hardware.nodes=1`, the value the user had typed."""
+    from align_lab.config import ConfigError
+
+    for name in [n for n in os.environ if n.startswith("SLURM_")]:
+        monkeypatch.delenv(name)
+    with pytest.raises(ConfigError) as e:
+        Hardware(device="cpu", nodes=2).slurm_task()
+    assert str(e.value).endswith(
+        "but this process is not in a Slurm task; submit it with -m (python -m align_lab -m "
+        "hardware=slurm_multinode ...: its launcher starts them), or set hardware.nodes=1"
+    ), str(e.value)
