@@ -61,7 +61,8 @@ def group_noise(runs: pd.DataFrame, metric: str) -> list[GroupNoise]:
     field = metric.removeprefix("eval/")
     done = runs[(runs["status"] == COMPLETED) & runs[metric].notna()]
     out = []
-    for group, rows in sorted(done.groupby("group"), key=lambda kv: str(kv[0])):
+    for group, all_rows in sorted(done.groupby("group"), key=lambda kv: str(kv[0])):
+        rows = all_rows.drop_duplicates("seed")  # a seed's copies are one seed (38th hunt, case 39)
         variances = [run_eval_variance(f, field) for f in rows["folder"]]
         kept = [(v, x) for v, x in zip(variances, rows[metric], strict=True) if math.isfinite(v)]
         if len(kept) < 2:

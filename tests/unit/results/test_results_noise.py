@@ -52,3 +52,16 @@ def test_group_noise_needs_per_sample_records_and_an_eval_metric(tmp_path):
     assert noise.group_noise(runs, "eval/gold_reward") == []  # no eval_samples.jsonl: nothing to split
     assert noise.group_noise(study(tmp_path / "t", [0.0, 0.1]), "time/total_s") == []
     assert noise.noise_line([]) == []
+
+
+def test_copies_of_one_seed_are_one_seed_in_the_noise_split(tmp_path):
+    """Thirty-eighth hunt, case 39: four runs of seed 0 (one algorithm, four reward.path) gave `eval 100% +
+    seeds 0% (... the seeds spread less than evaluation alone would)`: a split over seeds drawn from no
+    seed variation at all. A seed's runs count once in it."""
+    import pandas as pd
+
+    runs = study(tmp_path, [0.0, 0.2, 0.1])
+    copies = pd.concat([runs[runs["seed"] == 0.0]] * 4, ignore_index=True)
+    assert noise.group_noise(copies, "eval/gold_reward") == []  # one seed: nothing to split
+    both = pd.concat([copies, runs[runs["seed"] == 1.0]], ignore_index=True)  # seed 0 four times, seed 1 once
+    assert [g.n for g in noise.group_noise(both, "eval/gold_reward")] == [2, 2]
