@@ -88,8 +88,11 @@ def run_env(run_dir: Path) -> dict:
         summary = json.loads((Path(run_dir) / "summary.json").read_text())
     except (OSError, ValueError):
         return {}
-    path = summary.get(PYTHONPATH) if isinstance(summary, dict) else None
-    return {"PYTHONPATH": path} if isinstance(path, str) and path else {}
+    if not isinstance(summary, dict):
+        return {}
+    path, read = summary.get(PYTHONPATH), summary.get("env_read")  # run/run_folder.py ENV_READ
+    env = {name: None for name in read if isinstance(name, str)} if isinstance(read, list) else {}
+    return env | ({"PYTHONPATH": path} if isinstance(path, str) and path else {})
 
 
 def sweep_resume_command(sweep_dir: Path, env: dict | None = None) -> str:
@@ -97,9 +100,11 @@ def sweep_resume_command(sweep_dir: Path, env: dict | None = None) -> str:
     from the multirun.yaml Hydra wrote there, with the folder named; without one, the rule. `env`: the
     variables it needs set (a run's run_env); None: this process's PYTHONPATH (the sweep's own, printing
     it: ninth hunt, the line dropped it)."""
-    if env is None:
+    if env is None:  # its runs' variables (thirty-eighth hunt, case 18), and this process's PYTHONPATH
         path = os.environ.get("PYTHONPATH")
         env = {"PYTHONPATH": path} if path else {}
+        for summary in sorted(Path(sweep_dir).glob("*/summary.json")):
+            env = run_env(summary.parent) | env
     try:  # a record without the keys read: the rule
         hydra = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())["hydra"]
         return command_of(hydra, ["-m"], f"hydra.sweep.dir={Path(sweep_dir).absolute()}", env)

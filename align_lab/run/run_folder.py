@@ -16,6 +16,8 @@ import yaml
 from align_lab.folder import SUMMARY, RunLock, claim, read_summary
 from align_lab.value_checks import naming
 
+ENV_READ = "env_read"  # summary.json's list of the variables the user's code read (rerun.py reads it)
+
 RESOLVED_CONFIG = "config.resolved.yaml"
 SEGMENTS = "segments_s"  # summary.json: the wall time of each process that worked on the run, in order
 KEPT = (SUMMARY, RESOLVED_CONFIG)  # what a run's start rewrites, and a refused resume puts back
@@ -72,7 +74,13 @@ class RunFolder:
         return segments
 
     def write_summary(self, summary: dict) -> None:
-        """summary.json: the new one whole, or the old one unchanged (write_atomic)."""
+        """summary.json: the new one whole, or the old one unchanged (write_atomic); with the environment
+        variables the user's code read by now (`env_read`), which a command resuming it must set as they
+        were (rerun.py run_env: `study resume`'s left them out, thirty-eighth hunt, case 18)."""
+        from align_lab.user_reads import set_env_read
+
+        read = {ENV_READ: sorted(set(summary.get(ENV_READ, [])) | set(set_env_read()))}
+        summary = summary | (read if read[ENV_READ] else {})
         write_atomic(self.summary_path, json.dumps(summary, indent=1, sort_keys=True, default=str))
 
     def write_resolved_config(self, config: dict) -> None:

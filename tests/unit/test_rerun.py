@@ -131,3 +131,34 @@ def test_a_relative_pythonpath_is_recorded_absolute_for_the_commands_a_run_print
 
     monkeypatch.chdir(tmp_path)
     assert absolute_paths(f"code15{os.pathsep}/abs/lib") == f"{tmp_path / 'code15'}{os.pathsep}/abs/lib"
+
+
+def test_study_resumes_command_sets_the_variables_its_runs_code_read(tmp_path, monkeypatch):
+    """Thirty-eighth hunt, case 18: `study resume`'s command for a sweep (or a run folder) whose reward read
+    WTABLE38 left it out, where the run's own resume lines write it in: followed in a new shell, `importing
+    rpqenv raised KeyError: 'WTABLE38'`. summary.json lists the variables read (env_read)."""
+    import json
+
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    sweep_dir = tmp_path / "sweep"
+    job = sweep_dir / "0"
+    hydra_yaml(job, tmp_path, mode="MULTIRUN", task=["seed=0"])
+    (job / "summary.json").write_text(json.dumps({"status": "completed", "env_read": ["WTABLE38"]}))
+    hydra_yaml(sweep_dir, tmp_path, mode="MULTIRUN", task=["seed=0,1"])
+    (sweep_dir / ".hydra" / "hydra.yaml").rename(sweep_dir / "multirun.yaml")
+    needed = 'WTABLE38="${WTABLE38?set it as when the run started: your code reads it}"'
+    assert (
+        sweep_resume_command(sweep_dir)
+        == f"cd {tmp_path} && {needed} {PYTHON} -m align_lab -m seed=0,1 hydra.sweep.dir={sweep_dir}"
+    )
+    assert needed in resume_command(job)
+
+
+def test_a_runs_summary_records_the_variables_its_code_read(tmp_path, monkeypatch):
+    import json
+
+    from align_lab.run.run_folder import RunFolder
+
+    monkeypatch.setattr("align_lab.user_reads.set_env_read", lambda: ["WTABLE38"])
+    RunFolder(tmp_path).write_summary({"status": "running"})
+    assert json.loads((tmp_path / "summary.json").read_text())["env_read"] == ["WTABLE38"]
