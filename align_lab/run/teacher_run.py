@@ -166,15 +166,18 @@ def check_saved_step(path: str, ckpt: Path, named: int) -> None:
 
 def final_state_unnamed(folder: Path, ckpt: Path) -> tuple[Path, str] | None:
     """The checkpoint of a completed run's final step (its resolved config's train.steps) and what is
-    wrong with its pointer, where `checkpoints/last` is gone or names a file that is gone; else None."""
+    wrong with its pointer, where `checkpoints/last` is gone, empty, not text (thirty-ninth hunt, case 16:
+    "retrain the teacher" where one echo mended it) or names a file that is gone; else None."""
     import yaml
 
     from align_lab.run.run_folder import RESOLVED_CONFIG
 
-    pointer = ckpt / "last"
+    pointer, what = ckpt / "last", None
     try:
         named = pointer.read_text().strip() if pointer.exists() else ""
-    except (OSError, UnicodeDecodeError):  # a folder, unreadable: checkpoint_file names it
+    except UnicodeDecodeError:
+        named, what = "", "holds bytes that are not text"
+    except OSError:  # a folder, unreadable: checkpoint_file names it
         return None
     if named and (ckpt / named).exists():
         return None
@@ -183,7 +186,9 @@ def final_state_unnamed(folder: Path, ckpt: Path) -> tuple[Path, str] | None:
     except (OSError, ValueError, TypeError, KeyError, UnicodeDecodeError, yaml.YAMLError):
         return None
     final = ckpt / f"state-{steps:08d}.pt"
-    what = f"names {named}, which is gone" if named else "is missing"
+    what = what or (
+        f"names {named}, which is gone" if named else "is empty" if pointer.exists() else "is missing"
+    )
     return (final, what) if final.is_file() else None
 
 

@@ -150,6 +150,22 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
             f"step, is there: point at it (echo state-00000003.pt > {t / 'checkpoints' / 'last'}), then rerun"
         ),
     ),
+    # thirty-ninth hunt, case 16: "the teacher's policy is lost with it: retrain" for a pointer of bytes
+    "pointer_not_text": (
+        lambda t: (t / "checkpoints" / "last").write_bytes(b"\xff\xfe garbage\n"),
+        lambda t: (
+            f"{t / 'checkpoints' / 'last'} holds bytes that are not text, but state-00000003.pt, the "
+            f"checkpoint of its final step, is there: point at it (echo state-00000003.pt > "
+            f"{t / 'checkpoints' / 'last'}), then rerun"
+        ),
+    ),
+    "pointer_empty": (
+        lambda t: (t / "checkpoints" / "last").write_text(""),
+        lambda t: (
+            f"{t / 'checkpoints' / 'last'} is empty, but state-00000003.pt, the checkpoint of its final "
+            f"step, is there: point at it (echo state-00000003.pt > {t / 'checkpoints' / 'last'}), then rerun"
+        ),
+    ),
     "pointer_wrong": (
         lambda t: (t / "checkpoints" / "last").write_text("state-00000002.pt"),
         lambda t: (
