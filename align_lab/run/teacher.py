@@ -217,6 +217,7 @@ def check_teacher(spec) -> None:
     if (folder / MANIFEST).is_file() or (folder / "multirun.yaml").is_file():
         runs = ", ".join(sorted(p.name for p in folder.iterdir() if is_run_folder(p))[:3]) or "none yet"
         raise ConfigError(f"{KEY}={path}: a study folder, not a run; name one of its runs ({runs})")
+    refuse_a_scorer(path, folder)
     try:
         resolve_checkpoint(path, KEY)  # a folder saved by save_pretrained, with its weights
     except ValueError as e:
@@ -227,6 +228,25 @@ def check_teacher(spec) -> None:
         teacher = AutoTokenizer.from_pretrained(str(folder)).get_vocab()
         tokenizer = spec.model.load_tokenizer()
         check_vocabulary(teacher, len(teacher), tokenizer, len(tokenizer.get_vocab()))
+
+
+def refuse_a_scorer(path: str, folder: Path) -> None:
+    """One line for a saved model whose config.json names only architectures that score rather than write
+    (`LlamaForSequenceClassification`: a reward model), distilled from with tied embeddings or told to be
+    saved again without (thirty-ninth hunt, case 46)."""
+    import json
+
+    try:
+        names = json.loads((folder / "config.json").read_text()).get("architectures") or []
+    except (OSError, ValueError, AttributeError):
+        return
+    scoring = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering")
+    if names and all(str(n).endswith(scoring) for n in names):
+        raise ConfigError(
+            f"{KEY}={path}: a model that scores ({names[0]}), not one that writes: a teacher is a language "
+            "model (a run folder, or a ...ForCausalLM saved by save_pretrained); a reward model is "
+            "reward=hf_rm's"
+        )
 
 
 def check_demonstrations(spec) -> None:

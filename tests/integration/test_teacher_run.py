@@ -273,6 +273,17 @@ def test_a_folder_neither_a_run_nor_a_saved_model_is_one_line(tmp_path, cache_di
     with pytest.raises(ConfigError) as e:
         run_in_process([*STUDENT, f"algo.teacher={sweep}"], tmp_path / "student", cache_dir)
     assert str(e.value) == f"algo.teacher={sweep}: a study folder, not a run; name one of its runs (none yet)"
+    # thirty-ninth hunt, case 46: a reward model's folder, distilled from with tied embeddings
+    rm = tmp_path / "rm"
+    rm.mkdir()
+    (rm / "config.json").write_text('{"architectures": ["LlamaForSequenceClassification"]}')
+    with pytest.raises(ConfigError) as e:
+        run_in_process([*STUDENT, f"algo.teacher={rm}"], tmp_path / "student", cache_dir)
+    assert str(e.value) == (
+        f"algo.teacher={rm}: a model that scores (LlamaForSequenceClassification), not one that writes: a "
+        "teacher is a language model (a run folder, or a ...ForCausalLM saved by save_pretrained); a reward "
+        "model is reward=hf_rm's"
+    )
     (tmp_path / "notes.txt").write_text("")  # a file: said 'no such directory' (second fresh hunt)
     with pytest.raises(ConfigError) as e:
         run_in_process([*STUDENT, f"algo.teacher={tmp_path / 'notes.txt'}"], tmp_path / "student", cache_dir)
