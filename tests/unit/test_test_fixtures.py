@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import kill_what_names
+import pytest
+
+from tests.conftest import ROOT, _guarded_init, kill_what_names
 
 
 def test_what_a_test_left_running_with_its_folder_in_its_arguments_is_killed(tmp_path):
@@ -23,3 +25,19 @@ def test_what_a_test_left_running_with_its_folder_in_its_arguments_is_killed(tmp
     finally:
         started[2].kill()
         started[2].wait()
+
+
+def test_a_wandb_init_that_would_write_in_the_checkout_fails_its_test(tmp_path, monkeypatch):
+    """A test's wandb.init with no dir, from the checkout, left ./wandb there (a later test's check then
+    failed, not the test that wrote it); under the guard it fails where it is called, and one with a
+    dir of its own passes through."""
+    made = []
+    guarded = _guarded_init(lambda *a, **k: made.append(k) or "run")
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    with pytest.raises(AssertionError, match=r"would write .*/wandb: give it dir="):
+        guarded(mode="offline")
+    assert guarded(dir=str(tmp_path), mode="offline") == "run"
+    assert made == [{"dir": str(tmp_path), "mode": "offline"}]
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    assert guarded(mode="offline") == "run"
