@@ -7,13 +7,14 @@ import dataclasses
 import logging
 import math
 import typing
-from contextlib import nullcontext
+from contextlib import ExitStack
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from align_lab.user_fds import users_own
+from align_lab.user_limits import RunLimitsLost, limits_kept
 from align_lab.user_modes import modes_kept
 from align_lab.user_timeouts import BUILDING, stuck_watched
 from align_lab.value_checks import ConfigError, one_line
@@ -91,13 +92,6 @@ def _check_finite(node: DictConfig, key: str) -> None:
 IMPORT_STUCK_S = 600.0  # a component's class whose import holds Python's lock longer: ended, said
 
 
-def ours(target: str) -> bool:
-    """A `_target_` of align_lab's own (its import changes no mode of the process's; one of the user's may:
-    autocast turned on as it is imported trained the SFT stage broken, and the cache kept it: thirty-
-    seventh hunt, case 62, put back by modes_kept)."""
-    return target.startswith("align_lab.")
-
-
 def build(node: DictConfig, key: str) -> Any:
     """Builds the component at config key `key` (e.g. "algo") from its `_target_`."""
     from hydra.errors import InstantiationException
@@ -114,9 +108,14 @@ def build(node: DictConfig, key: str) -> Any:
     hydra_log = logging.getLogger("hydra.utils")  # get_class logs its own 3-line error first
     hydra_log.disabled, was = True, hydra_log.disabled
     try:  # an import of the user's stuck in C is ended in one line (thirtieth hunt, case 4: silent for good)
-        with stuck_watched(f"{key}._target_={node._target_}: importing it", "", IMPORT_STUCK_S):
-            with nullcontext() if ours(node._target_) else modes_kept(f"{key}._target_={node._target_}"):
-                cls = get_class(node._target_)
+        where = f"{key}._target_={node._target_}"
+        with stuck_watched(f"{where}: importing it", "", IMPORT_STUCK_S), ExitStack() as users:
+            if not node._target_.startswith("align_lab."):  # autocast turned on as one of the user's is
+                users.enter_context(modes_kept(where))  # imported trained the SFT stage broken, and the
+                users.enter_context(limits_kept(where))  # cache kept it (thirty-seventh hunt, case 62)
+            cls = get_class(node._target_)
+    except RunLimitsLost as e:
+        raise ConfigError(f"{where}: importing it {e.what}") from None
     except Exception:
         raise ConfigError(f"{key}._target_={node._target_}: {not_importable(node._target_)}") from None
     finally:

@@ -44,7 +44,7 @@ def identity(fd: int) -> tuple[int, int, int] | None:
 
 def open_fds() -> dict[int, tuple]:
     """The process's open descriptors and what each is open on ({} where /proc cannot say, or the call left
-    no descriptor free to read it: its RLIMIT_NOFILE, put back after it by user_modes.py)."""
+    no descriptor free to read it: its RLIMIT_NOFILE, put back after it by user_limits.py)."""
     try:
         names = os.listdir("/proc/self/fd")
     except OSError:

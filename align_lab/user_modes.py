@@ -1,8 +1,8 @@
 """What of the process's the run's numbers and lines depend on, put back after each call of the user's code
 (a reward, verifier or environment, beside user_signals.py run_signals_kept: `modes_kept`): torch's grad
 mode, threads, default dtype, autocast and global random state, Python's recursion limit, logging's
-switch, levels and root handlers, the process's resource limits and umask, and the run's output
-(Streams: fd 1 and 2, sys.stdout and sys.stderr)."""
+switch, levels and root handlers, the process's umask, and the run's output (Streams: fd 1 and 2,
+sys.stdout and sys.stderr). Its resource limits: user_limits.py limits_kept, entered beside it."""
 
 from __future__ import annotations
 
@@ -41,49 +41,6 @@ class RandomState:
         import torch
 
         torch.set_rng_state(torch.frombuffer(bytearray(self.state), dtype=torch.uint8))
-
-
-# the process's resource limits a call may lower (`resource.setrlimit`): a file-size limit made the next
-# checkpoint's write a 63-line traceback, an open-files limit a 75-line one (thirty-seventh hunt, 19-20)
-LIMITS = ("FSIZE", "NOFILE", "AS", "DATA", "STACK", "CPU", "CORE", "NPROC", "MEMLOCK")
-
-
-class Limit(tuple):
-    """A resource limit (soft, hard), said as `20000 (hard unlimited)`."""
-
-    def __str__(self) -> str:
-        import resource
-
-        said = ["unlimited" if v == resource.RLIM_INFINITY else str(v) for v in self]
-        return said[0] if said[0] == said[1] else f"{said[0]} (hard {said[1]})"
-
-    @staticmethod
-    def read() -> dict:
-        import resource
-
-        names = [n for n in LIMITS if hasattr(resource, f"RLIMIT_{n}")]
-        return {
-            f"RLIMIT_{n} limit": Limit(resource.getrlimit(getattr(resource, f"RLIMIT_{n}"))) for n in names
-        }
-
-    @staticmethod
-    def setter(name: str):
-        """Sets the limit `name` back: its soft limit as far as the hard one now allows (a hard limit
-        lowered is for good: only a privileged process raises it)."""
-        import resource
-
-        which = getattr(resource, name.removesuffix(" limit"))
-
-        def put_back(value: Limit) -> None:
-            try:
-                resource.setrlimit(which, value)
-            except (ValueError, OSError):
-                soft, hard = value[0], resource.getrlimit(which)[1]
-                if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY or soft > hard):
-                    soft = hard
-                resource.setrlimit(which, (soft, hard))
-
-        return put_back
 
 
 AUTOCAST = ("cpu", "cuda")  # torch's autocast, a thread's: one entered and never left in a call (an
@@ -165,7 +122,7 @@ class Modes:
             "align_lab logger's filters": tuple(log.filters),
             "root handlers' levels": tuple(h.level for h in root.handlers),
             "file creation mask (umask)": Umask.read(),  # 0o277: the next checkpoint's folder 0500
-        } | Limit.read()
+        }
         if torch is not None:
             found |= {
                 "grad mode": torch.is_grad_enabled(),
@@ -193,7 +150,7 @@ class Modes:
             "align_lab logger's filters": lambda v: setattr(log, "filters", list(v)),
             "root handlers' levels": _handler_levels,
             "file creation mask (umask)": os.umask,
-        } | {name: Limit.setter(name) for name in self.was if name.startswith("RLIMIT_")}
+        }
         if torch is not None:
             setters |= {
                 "grad mode": torch.set_grad_enabled,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from align_lab.user_fds import RunFdsLost, fds_kept
+from align_lab.user_limits import RunLimitsLost, limits_kept
 from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded
 from align_lab.user_signals import CALLING, left_by_a_fork, run_signals_kept
@@ -127,13 +128,14 @@ def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: floa
         with (
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
+            limits_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
             fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):
             step = call_with_timeout(lambda: episode.step(turn), timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: step took longer than env.step_timeout_s={timeout_s}") from None
-    except RunFdsLost as e:
+    except (RunFdsLost, RunLimitsLost) as e:
         raise EnvError(str(e)) from None
     except Exception as e:
         raise EnvError(f"{where}: step raised {one_line(e)} at {users_line(e)}") from None
@@ -165,13 +167,14 @@ def start_episode(env_name: str, env, prompt: str, timeout_s: float):
         with (
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
+            limits_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
             fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):
             episode = call_with_timeout(lambda: env.start(prompt), timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: start took longer than env.step_timeout_s={timeout_s}") from None
-    except RunFdsLost as e:
+    except (RunFdsLost, RunLimitsLost) as e:
         raise EnvError(str(e)) from None
     except Exception as e:
         raise EnvError(f"{where}: start raised {one_line(e)} at {users_line(e)}") from None
@@ -193,13 +196,14 @@ def close_episode(env_name: str, episode, turns: int, timeout_s: float) -> EnvEr
         with (
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
+            limits_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
             fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):
             call_with_timeout(close, timeout_s)  # start's, step's and close's C hang: 30th hunt, 12-13
     except concurrent.futures.TimeoutError:
         return CloseTimedOut(f"{where}: close() took longer than env.step_timeout_s={timeout_s}")
-    except RunFdsLost as e:
+    except (RunFdsLost, RunLimitsLost) as e:
         return EnvError(str(e))
     except Exception as e:
         return EnvError(f"{where}: close() raised {one_line(e)} at {users_line(e)}")
@@ -232,13 +236,14 @@ def episode_answer(env_name: str, episode, turns: int, timeout_s: float) -> str:
         with (
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
+            limits_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
             fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):
             answer = call_with_timeout(episode.answer, timeout_s)
     except concurrent.futures.TimeoutError:
         raise EnvError(f"{where}: answer() took longer than env.step_timeout_s={timeout_s}") from None
-    except RunFdsLost as e:
+    except (RunFdsLost, RunLimitsLost) as e:
         raise EnvError(str(e)) from None
     except Exception as e:
         raise EnvError(f"{where}: answer() raised {one_line(e)} at {users_line(e)}") from None

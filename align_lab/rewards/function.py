@@ -12,6 +12,7 @@ import torch
 
 from align_lab.rewards import reward_models
 from align_lab.user_fds import RunFdsLost, fds_kept
+from align_lab.user_limits import RunLimitsLost, limits_kept
 from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded, renamed, scored_batch
 from align_lab.user_signals import run_signals_kept
@@ -52,11 +53,14 @@ def load_callable(path: str, timeout_s: float | None = None):
         with (  # its import
             run_signals_kept(keyed(f"path={path}")),
             modes_kept(keyed(f"path={path}")),
+            limits_kept(keyed(f"path={path}")),
             fds_kept(keyed(f"path={path}")),
         ):
             module = imported(module_name, f"path={path}", "timeout_s", timeout_s)
     except ImportSaid:
         raise
+    except RunLimitsLost as e:
+        raise ValueError(f"path={path}: importing {module_name} {e.what}") from None
     except ImportError as e:
         raise ValueError(f"path={path}: cannot import {module_name} ({e})") from None
     except Exception as e:  # the user's module raised, or does not parse, as it was imported
@@ -118,13 +122,14 @@ class FunctionReward:
             with (
                 run_signals_kept(where),
                 modes_kept(where),
+                limits_kept(where),
                 bounded(where, self.timeout_key(), self.timeout_s),
                 fds_kept(where),  # innermost: what the bound's watch opens is the run's
             ):
                 scores = self._fn(list(prompts), list(responses))
         except CallTimedOut as e:
             raise timed_out(e) from None
-        except RunFdsLost as e:
+        except (RunFdsLost, RunLimitsLost) as e:
             raise RewardError(str(e)) from None
         except Exception as e:  # a user's function: one line naming it (Interrupted is no Exception)
             raise RewardError(f"{where}: raised {one_line(e)} at {users_line(e)}") from None

@@ -44,6 +44,7 @@ from align_lab.tasks.math_reading import (
     typeset,
 )
 from align_lab.user_fds import RunFdsLost, fds_kept
+from align_lab.user_limits import RunLimitsLost, limits_kept
 from align_lab.user_modes import modes_kept
 from align_lab.user_probes import loaded, scored_row
 from align_lab.user_signals import run_signals_kept
@@ -89,11 +90,13 @@ def _function(name: str, timeout_s: float | None = None) -> Callable:
     module, _, attr = name.partition(":")
     key = keyed(f"verifier={name}")
     try:
-        with run_signals_kept(key), modes_kept(key), fds_kept(key):  # its import
+        with run_signals_kept(key), modes_kept(key), limits_kept(key), fds_kept(key):  # its import
             where = imported(module, f"verifier={name}", "verifier_timeout_s", timeout_s)
         found = functools.reduce(getattr, attr.split("."), where)  # Class.method
     except ImportSaid:
         raise
+    except RunLimitsLost as e:
+        raise ValueError(f"verifier={name}: importing {module} {e.what}") from None
     except (ImportError, AttributeError) as e:
         raise ValueError(f"verifier={name}: cannot import it ({type(e).__name__}: {e}); {ALLOWED}") from None
     except Exception as e:  # the user's module raised, or does not parse, as it was imported
@@ -267,13 +270,14 @@ class Yours:
             with (
                 run_signals_kept(self.where),
                 modes_kept(self.where),
+                limits_kept(self.where),
                 bounded(self.where, "task.verifier_timeout_s", self.timeout_s),
                 fds_kept(self.where),  # innermost: what the bound's watch opens is the run's
             ):
                 score = self.function(response, gold, prompt)
         except CallTimedOut as e:
             raise timed_out(e) from None
-        except RunFdsLost as e:
+        except (RunFdsLost, RunLimitsLost) as e:
             raise UserCodeError(str(e)) from None
         except Exception as e:  # one line naming the verifier (Interrupted is no Exception)
             raise UserCodeError(f"{self.where}: raised {one_line(e)} at {users_line(e)}") from None

@@ -380,6 +380,11 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
     "(r := __import__('resource')).setrlimit(r.RLIMIT_NOFILE, (12, r.getrlimit(r.RLIMIT_NOFILE)[1]))": (
         "warning: reward.path=acting:score changed the process's RLIMIT_NOFILE limit "
     ),
+    # fortieth hunt, cases 10-11: its hard limit too, which a process without CAP_SYS_RESOURCE (a container's
+    # root) cannot raise again: metrics.jsonl torn at 1000 bytes, a traceback, summary.json `running`
+    "(r := __import__('resource')).setrlimit(r.RLIMIT_FSIZE, (1000, 1000))": "warning: reward.path=acting:"
+    "score changed the process's RLIMIT_FSIZE limit unlimited -> 1000 (hard unlimited) (a call lowers a soft "
+    "limit only: the hard ones it lowered were kept); the run's are put back after each call",
     # case 42: the rest of the run trained and evaluated under bf16 autocast, other numbers, no line
     f"{TORCH}.autocast('cpu', dtype={TORCH}.bfloat16).__enter__()": "warning: reward.path=acting:score "
     "changed the process's cpu autocast off -> on (torch.bfloat16); the run's are put back after each call",
@@ -415,6 +420,7 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
         "profiler_timer",
         "file_size_limit",
         "open_files_limit",
+        "hard_file_size_limit",
         "autocast",
         "closes_fds",
         "pipe_default",

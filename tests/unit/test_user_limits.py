@@ -1,0 +1,80 @@
+"""align_lab/user_limits.py: a call of the user's code lowers a soft resource limit for its own time only,
+and the run's hard limits stay (fortieth hunt, cases 10-11). Each in a fresh interpreter: a hard limit
+lowered there is for good, and would be for a test worker too."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+CALL = """
+import logging, resource, sys
+logging.basicConfig(stream=sys.stdout, format="%(message)s")
+from align_lab.user_limits import RunLimitsLost, limits_kept
+which = resource.RLIMIT_{name}
+before = resource.getrlimit(which)
+try:
+    with limits_kept("reward.path=m:f"):
+        {act}
+        print("in the call", resource.getrlimit(which) != before)
+except RunLimitsLost as e:
+    print("lost:", e)
+print("after", resource.getrlimit(which) == before)
+"""
+CTYPES = """import ctypes
+        class R(ctypes.Structure):
+            _fields_ = [("cur", ctypes.c_ulong), ("max", ctypes.c_ulong)]
+        ctypes.CDLL(None).setrlimit(which, ctypes.byref(R(1000, 1000)))"""
+
+
+def called(name: str, act: str) -> list[str]:
+    code = CALL.format(name=name, act=act)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    "act",
+    ["resource.setrlimit(which, (1000, 1000))", "resource.prlimit(0, which, (1000, 1000))"],
+)
+def test_a_calls_lowered_hard_limit_is_kept_and_its_soft_one_put_back(act):
+    """A reward's setrlimit(RLIMIT_FSIZE, (1000, 1000)) left every later write failing at 1000 bytes (root
+    without CAP_SYS_RESOURCE cannot raise a hard limit again) after a warning that said it was put back."""
+    assert called("FSIZE", act) == [
+        "in the call True",
+        "warning: reward.path=m:f changed the process's RLIMIT_FSIZE limit unlimited -> 1000 (hard "
+        "unlimited) (a call lowers a soft limit only: the hard ones it lowered were kept); the run's are put "
+        "back after each call (its numbers, its own code and its lines depend on them)",
+        "after True",
+    ]
+
+
+def test_a_soft_limit_lowered_is_put_back_and_said():
+    lines = called("NOFILE", "resource.setrlimit(which, (100, before[1]))")
+    assert lines[0] == "in the call True" and lines[-1] == "after True"
+    assert lines[1].startswith("warning: reward.path=m:f changed the process's RLIMIT_NOFILE limit ")
+    assert "-> 100 (hard " in lines[1] and "hard ones" not in lines[1]
+
+
+def test_a_hard_limit_lowered_in_c_where_it_cannot_be_raised_again_is_one_line():
+    """Past Python's resource module (ctypes): where the process may raise a hard limit again it is put back
+    as any other; where not (no CAP_SYS_RESOURCE), the call fails in one line naming it."""
+    probe = "import resource; r = resource.RLIMIT_CORE; h = resource.getrlimit(r)[1]\n"
+    probe += "resource.setrlimit(r, (0, 0))\ntry:\n    resource.setrlimit(r, (0, h)); print('may')\n"
+    probe += "except (ValueError, OSError): print('may not')"
+    may = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip()
+    lines = called("FSIZE", CTYPES)
+    assert lines[0] == "in the call True"
+    if may == "may":
+        assert lines[-1] == "after True"
+    else:
+        assert lines == [
+            "in the call True",
+            "lost: reward.path=m:f lowered the process's hard RLIMIT_FSIZE limit unlimited -> 1000 for good "
+            "(raising a hard limit again takes a privilege, CAP_SYS_RESOURCE, this process lacks): the run "
+            "cannot go on under it; take the setrlimit call out",
+            "after False",
+        ]
