@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from align_lab.envs.base import EnvError
+from align_lab.rollout.base import COLD
 from align_lab.rollout.busy import threads_record
 from align_lab.rollout.decode import hidden_size
 from align_lab.rollout.decode import resolved as decode_matmul
@@ -139,14 +140,17 @@ def completed(summary: dict, final: dict, spec: RunSpec, run_dir: Path, tracker)
     return summary
 
 
-def said_completed(summary: dict, run_dir: Path) -> dict:
+def said_completed(summary: dict, run_dir: Path, spec: RunSpec) -> dict:
     """A completed run's last words, once its summary.json says completed (seventeenth hunt: a SIGTERM
     right after "completed in" left it `running`, and compare called the run died)."""
     for line in result_lines(summary, run_dir):
         log.info(line)
     samples = read_samples(run_dir / SAMPLES_FILE)[0]
-    for warning in (below_sft_line(samples), unmoved_line(samples, *trained(run_dir))):  # never a silent
-        if warning is not None:  # collapse (issue 73)
+    cold = spec.rollout.temperature < COLD
+    clamped = max(getattr(getattr(spec.algo, "reward_clipping", None), "said", None) or [0.0])
+    unmoved = unmoved_line(samples, *trained(run_dir), cold=cold, clamped=clamped)
+    for warning in (below_sft_line(samples), unmoved):  # never a silent collapse (issue 73)
+        if warning is not None:
             log.warning(warning)
     return summary
 
@@ -308,4 +312,4 @@ def run(job: Job) -> dict:
         raise
     finally:
         ending(spec, folder, summary, kept, [*before, time.perf_counter() - start], tracker)
-    return said_completed(summary, run_dir)
+    return said_completed(summary, run_dir, spec)

@@ -101,7 +101,11 @@ UNMOVED_KL = 1e-6  # nats: a policy trained by any update is further than this o
 
 
 def unmoved_line(
-    samples: list[dict], grad_norms: list | tuple = (), reward_spread: float = 0.0
+    samples: list[dict],
+    grad_norms: list | tuple = (),
+    reward_spread: float = 0.0,
+    cold: bool = True,
+    clamped: float = 0.0,
 ) -> str | None:
     """One line when the last evaluation's policy is where SFT started (every held-out sample's KL to SFT
     below UNMOVED_KL, or every step's gradient 0: `grad_norms`, metrics.jsonl's train/grad_norm): no
@@ -109,7 +113,10 @@ def unmoved_line(
     nothing, rc 0, and said nothing; seventeenth hunt: float noise put a constant reward's KL at 1.4e-6).
     None otherwise, or with no KL recorded. Every gradient 0 though the rewards spread (`reward_spread`, the
     largest train/reward_std): a sampling temperature near 0, each sampled token certain, its log-prob 0
-    (thirty-ninth hunt, case 30: `rollout.temperature=1e-9` was said as the rewards' or algo.lr's)."""
+    (thirty-ninth hunt, case 30: `rollout.temperature=1e-9` was said as the rewards' or algo.lr's), where
+    the run sampled `cold`; its reward clip flattening them where it clamped most of a step's scores
+    (`clamped`, the share: fortieth hunt, case 13, a length reward under reward_clip=10 said as a
+    temperature near 0 at temperature 1)."""
     last = max((r["step"] for r in samples), default=None)
     kl = [r.get("kl") for r in samples if r["step"] == last]
     kl = [x for x in kl if isinstance(x, int | float)]
@@ -122,7 +129,14 @@ def unmoved_line(
         why = f"a gradient of 0 at every one of its {len(norms)} steps (train/grad_norm)"
     else:
         return None
-    if norms and not any(norms) and reward_spread > 0:
+    if norms and not any(norms) and reward_spread > 0 and clamped > 0:
+        return (
+            f"warning: the policy ended where SFT started ({why}) though the rewards differed "
+            f"(train/reward_std up to {reward_spread:.3g}): algo.reward_clip clamped {clamped:.0%} of a "
+            "step's scores to its bound, so their differences never reached it; scale the reward into the "
+            "clip's range, or set algo.reward_clip=null"
+        )
+    if norms and not any(norms) and reward_spread > 0 and cold:
         return (
             f"warning: the policy ended where SFT started ({why}) though the rewards differed "
             f"(train/reward_std up to {reward_spread:.3g}): each sampled token was certain, its log-prob 0, "

@@ -73,3 +73,18 @@ def test_a_policy_unmoved_though_its_rewards_differed_is_said_as_a_temperature_n
         "is)"
     )
     assert "algo.lr is too small" in unmoved_line(samples, [0.0, 0.0, 0.0], reward_spread=0.0)
+
+
+def test_a_policy_unmoved_because_the_reward_clip_flattened_its_scores_names_the_clip_not_the_temperature():
+    """Fortieth hunt, case 13: a length reward (scores 15-49) under reinforce_pp's reward_clip=10, at
+    temperature 1: every score clamped to 10, every gradient 0, and the end's warning blamed a temperature
+    near 0."""
+    samples = records([0.5] * 8, [0.5] * 8, step=3, kl=0.0)
+    line = unmoved_line(samples, [0.0, 0.0, 0.0], reward_spread=9.32, cold=False, clamped=1.0)
+    assert line.endswith(
+        "though the rewards differed (train/reward_std up to 9.32): algo.reward_clip clamped 100% of a "
+        "step's scores to its bound, so their differences never reached it; scale the reward into the clip's "
+        "range, or set algo.reward_clip=null"
+    )
+    warm = unmoved_line(samples, [0.0, 0.0, 0.0], reward_spread=9.32, cold=False)  # neither: no guess at it
+    assert "temperature" not in warm and "reward_clip" not in warm
