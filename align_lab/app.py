@@ -11,6 +11,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from align_lab.overrides import unreadable
 from align_lab.run.hydra_record import unwritten_hydra_record, write_hydra_record
 from align_lab.run.refused import recorded_refusal, remove_unused_run_dir, said_last, said_when_unwritable
 from align_lab.value_checks import ConfigError, UserCodeError
@@ -193,11 +194,8 @@ def check_group_overrides(args: list[str]) -> None:
                 '("$EXTRA"): remove it'
             )
         key, _, value = arg.partition("=")
-        if "=" in arg and value.startswith("~"):  # Hydra's lexer: `LexerNoViableAltException`, no key named
-            raise ConfigError(
-                f"{arg}: an override's value cannot start with ~ (the shell expands it only unquoted); "
-                f"write the path out: {key}={os.path.expanduser(value)}"
-            )
+        if line := unreadable(arg):
+            raise ConfigError(line)
         group = key.lstrip("+~")
         if "=" in arg and (line := scalar_for_a_node(group, value)):
             raise ConfigError(f"{arg}: {line}")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from align_lab.overrides import written
+
 PYTHONPATH = "pythonpath"  # summary.json: the PYTHONPATH a run started with (its resume command sets it)
 DROPPED = ("hydra.mode=", "hydra.run.dir=", "hydra.sweep.dir=")  # Hydra adds the first; we name the folder
 
@@ -76,7 +78,7 @@ def resume_command(run_dir: Path, read: tuple[str, ...] = ()) -> str:
     if hydra["mode"] == "MULTIRUN":
         sweep_dir = str(hydra["sweep"]["dir"])
         return sweep_resume_command(run_dir.parent if "${" in sweep_dir else cwd / sweep_dir, env)
-    return command_of(hydra, [], f"hydra.run.dir={Path(run_dir).absolute()}", env)
+    return command_of(hydra, [], written("hydra.run.dir", str(Path(run_dir).absolute())), env)
 
 
 def run_env(run_dir: Path) -> dict:
@@ -107,7 +109,7 @@ def sweep_resume_command(sweep_dir: Path, env: dict | None = None) -> str:
             env = run_env(summary.parent) | env
     try:  # a record without the keys read: the rule
         hydra = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())["hydra"]
-        return command_of(hydra, ["-m"], f"hydra.sweep.dir={Path(sweep_dir).absolute()}", env)
+        return command_of(hydra, ["-m"], written("hydra.sweep.dir", str(Path(sweep_dir).absolute())), env)
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         where = Path(sweep_dir).absolute()
         return f"rerun the sweep's command with {shlex.quote(f'hydra.sweep.dir={where}')}"

@@ -162,3 +162,31 @@ def test_a_runs_summary_records_the_variables_its_code_read(tmp_path, monkeypatc
     monkeypatch.setattr("align_lab.user_reads.set_env_read", lambda: ["WTABLE38"])
     RunFolder(tmp_path).write_summary({"status": "running"})
     assert json.loads((tmp_path / "summary.json").read_text())["env_read"] == ["WTABLE38"]
+
+
+def test_a_folder_hydra_reads_only_in_its_quotes_is_quoted_for_it_in_the_resume_command(tmp_path):
+    """Fortieth hunt, case 30: a run in `/tmp/ü dir/rün $5` stopped by SIGTERM printed a resume whose
+    `hydra.run.dir=...` Hydra's lexer refused (a non-ASCII character), run as printed; a sweep's the same."""
+    from align_lab.overrides import _value
+
+    for name in ("ü dir/rün $5", "a=b", "it's", "plain folder"):
+        run_dir = tmp_path / name
+        hydra_yaml(run_dir, tmp_path, task=["train.steps=3"])
+        [folder] = [w for w in shlex.split(resume_command(run_dir)) if w.startswith("hydra.run.dir=")]
+        assert _value(folder) == str(run_dir), folder
+        assert (folder == f"hydra.run.dir={run_dir}") == (name == "plain folder")  # quoted only where needed
+    sweep = tmp_path / "swéep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "hydra": {
+                    "overrides": {"hydra": ["hydra.mode=MULTIRUN"], "task": ["seed=0,1"]},
+                    "job": {"config_name": "config"},
+                    "runtime": {"cwd": str(tmp_path), "config_sources": []},
+                }
+            }
+        )
+    )
+    [folder] = [w for w in shlex.split(sweep_resume_command(sweep, {})) if w.startswith("hydra.sweep.dir=")]
+    assert _value(folder) == str(sweep), folder

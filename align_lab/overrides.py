@@ -1,0 +1,79 @@
+"""The command line's overrides as Hydra's override grammar reads them: a value written so that it reads back
+exactly (`written`: in Hydra's quotes where it must be), the line for one it cannot read as typed
+(`unreadable`), and a key given twice (`given_twice`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+
+
+def _value(override: str):
+    """What Hydra's parser reads `override` as (its value), or the parser's exception."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_override(override).value()
+
+
+def reads_back(key: str, form: str, value: str) -> bool:
+    try:
+        return _value(f"{key}={form}") == value
+    except Exception:  # Hydra's grammar errors (HydraException, the lexer's)
+        return False
+
+
+def written(key: str, value: str) -> str:
+    """`key=value` so that Hydra reads back `value` exactly: plain where it does, else in Hydra's single
+    quotes (a quote or the backslashes before one escaped): a non-ASCII character, `=`, `'`, `#`, a bracket
+    or a comma (a sweep) are read only there (fortieth hunt, case 30: the resume printed for a run in
+    `/tmp/ü dir` failed in Hydra's lexer); as it is where neither reads back."""
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    for form in (value, f"'{escaped}'"):
+        if reads_back(key, form, value):
+            return f"{key}={form}"
+    return f"{key}={value}"
+
+
+def unreadable(arg: str) -> str | None:
+    """The line for an override Hydra's grammar cannot read as typed but can quoted (`hydra.run.dir=/tmp/
+    a=b`, `task.path=qü.jsonl`: Hydra's `mismatched input '='` or `LexerNoViableAltException`, naming
+    neither the key nor the fix: fortieth hunt, cases 23 and 31); None for anything else."""
+    key, sep, value = arg.partition("=")
+    if not sep or not key or key.startswith("-"):
+        return None
+    if value.startswith("~"):  # Hydra's lexer: `LexerNoViableAltException`, no key named
+        return (
+            f"{arg}: an override's value cannot start with ~ (the shell expands it only unquoted); "
+            f"write the path out: {key}={os.path.expanduser(value)}"
+        )
+    try:
+        _value(arg)
+        return None  # it reads, as something else (a sweep's choices): Hydra's own meaning
+    except Exception:
+        pass
+    quoted = written(key, value)
+    if quoted == arg:  # quoting does not help: Hydra's own error
+        return None
+    at = next((i for i in range(1, len(value) + 1) if not reads_back(key, value[:i], value[:i])), 1)
+    word = f'"{quoted}"' if not set('$`"\\!') & set(quoted) else shlex.quote(quoted)  # the shell's quotes
+    return (
+        f"{arg}: Hydra reads {value[at - 1]!r} in a value only inside its quotes; quote the value for Hydra "
+        f"within the shell's: {word}"
+    )
+
+
+def given_twice(args: list[str]) -> str | None:
+    """The line for a key set more than once on the command line (`train.steps=3 train.steps=5`, `algo=ppo
+    algo=rloo`): Hydra takes the last without a word, and the run's group (compare's) followed the order of
+    the arguments (fortieth hunt, case 24); None where each is set once."""
+    seen: dict[str, list[str]] = {}
+    for arg in args:
+        key, sep, _ = arg.partition("=")
+        if sep and key and not key.startswith("-"):
+            seen.setdefault(key.lstrip("+~"), []).append(arg)
+    twice = [f"{key} ({', '.join(typed)})" for key, typed in seen.items() if len(typed) > 1]
+    if not twice:
+        return None
+    return f"align_lab: warning: given more than once: {'; '.join(twice)}: Hydra takes the last of each"
