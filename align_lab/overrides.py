@@ -77,3 +77,24 @@ def given_twice(args: list[str]) -> str | None:
     if not twice:
         return None
     return f"align_lab: warning: given more than once: {'; '.join(twice)}: Hydra takes the last of each"
+
+
+def repeated(arg: str) -> str | None:
+    """The line for a sweep's list that names one value twice (`seed=0,1,1`): its two runs are one config
+    trained twice, the same numbers, which compare then read as two seeds (fortieth hunt, case 41)."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    key, sep, _ = arg.partition("=")
+    try:
+        sweep = _value(arg) if sep and not key.startswith("-") else None
+    except Exception:  # unreadable's, or Hydra's own
+        return None
+    said = [str(v) for v in sweep.list] if isinstance(sweep, ChoiceSweep) else []
+    twice = sorted({v for v in said if said.count(v) > 1})
+    if not twice:
+        return None
+    once = ",".join(dict.fromkeys(said))
+    return (
+        f"{arg}: {', '.join(twice)} given twice, whose runs would be one config trained twice (the same "
+        f"numbers, read as two seeds); give each once: {key}={once}"
+    )

@@ -117,6 +117,7 @@ def run_row(run: Run, by: list[str], metric: str) -> dict[str, Any]:
         "error": run.error,
         "algo": format_value(run.choices.get("algo", run.summary.get("algo"))),
         "study": format_value(run.config.get("study")) if "study" in run.config else "",
+        "config_digest": str(run.summary.get("config_digest") or ""),  # one run trained twice: tables.py
         "last_step": last_value(run.metrics, "step"),
     }
     for key, _ in FINAL_METRICS:

@@ -213,8 +213,11 @@ def _pairing_notes(runs: pd.DataFrame, baseline: str, paired: pd.DataFrame) -> l
     done = runs[runs["status"] == COMPLETED]
     notes = []
     for (g, s), n in Counter(zip(done["group"], done["seed"], strict=True)).items():
+        digests = set(done.loc[(done["group"] == g) & (done["seed"] == s)].get("config_digest", [""]))
+        same = len(digests) == 1 and "" not in digests  # a seed given twice (`seed=0,1,1`: 40th hunt, 41)
+        how = ", all of one config: one run trained again, counted once" if same else "; their mean is used"
         if n > 1:
-            notes.append(f"{g} has {n} completed runs with seed {s:g}; their mean is used for pairing.")
+            notes.append(f"{g} has {n} completed runs with seed {s:g}{how} for pairing.")
     # too few seeds for the exact test is said by each group's verdict and by the action line, not here
     if baseline == SFT:  # every run carries its own SFT reference: nothing is left unpaired
         return notes

@@ -38,14 +38,27 @@ def group_table(runs: pd.DataFrame, groups: list[str], columns: list[str]) -> pd
     rows = []
     for g in groups:
         mine = runs[runs["group"] == g]
-        done = mine[mine["status"] == COMPLETED]
-        row: dict = {"group": g, "n": len(done), "excluded": len(mine) - len(done)}
+        completed = mine[mine["status"] == COMPLETED]
+        done = once_per_config(completed, columns)
+        row: dict = {"group": g, "n": len(done), "excluded": len(mine) - len(completed)}
         for col in columns:
             row[f"{col}:n"], row[f"{col}:mean"], row[f"{col}:lo"], row[f"{col}:hi"] = stats.metric_ci(
                 col, done[col].to_numpy(), runs
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def once_per_config(done: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """A group's completed runs with those of one config and seed (summary.json `config_digest`: one run
+    trained twice, `seed=0,1,1`) averaged into one row: counted twice, one seed was read as two, its value
+    weighed double and the CI's n one too many (fortieth hunt, case 41). Runs of one seed but other
+    configs (`--by seed`'s groups) stay apart."""
+    if "config_digest" not in done or not done["config_digest"].astype(bool).any():
+        return done
+    keys = done["config_digest"].where(done["config_digest"].astype(bool) & done["seed"].notna())
+    keys = keys.fillna(done.index.to_series().astype(str)) + "|" + done["seed"].astype(str)
+    return done.groupby(keys.to_numpy(), sort=False)[columns].mean()
 
 
 def has_sft(runs: pd.DataFrame, metric: str) -> bool:

@@ -221,6 +221,7 @@ def test_a_tuned_search_space_takes_the_old_name():
     assert tune.space == {"grpo": {"algo.clip.high": "interval(0.2, 0.3)"}}
 
 
+@pytest.mark.slow  # fresh interpreters or a whole W&B run: CI's tier (docs/testing.md)
 def test_the_command_line_says_the_alias_once_then_checks_the_nested_key(tmp_path, forked_cli):
     from tests.conftest import ROOT
 

@@ -41,3 +41,16 @@ def test_a_key_given_twice_is_said_with_what_hydra_takes():
         "(algo=ppo, algo=rloo): Hydra takes the last of each"
     )
     assert given_twice(["train.steps=3", "seed=0,1", "-m", "--config-name", "x"]) is None
+
+
+def test_a_sweeps_list_that_names_a_value_twice_is_one_line():
+    """Fortieth hunt, case 41: `seed=0,1,1` trained seed 1 twice (the same numbers), which compare read as
+    a third seed: n=3, seed 1's value weighed double."""
+    from align_lab.overrides import repeated
+
+    assert repeated("seed=0,1,1") == (
+        "seed=0,1,1: 1 given twice, whose runs would be one config trained twice (the same numbers, read as "
+        "two seeds); give each once: seed=0,1"
+    )
+    for fine in ("seed=0,1,2", "seed=range(3)", "algo=ppo", "seed=1", "-m", "a=b,c"):
+        assert repeated(fine) is None, fine

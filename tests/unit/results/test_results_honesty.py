@@ -345,3 +345,22 @@ def test_a_figure_is_saved_whole_or_not_at_all(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         _save(Stopped(), path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_config_trained_twice_is_one_seed_in_its_group_row_and_runs_of_one_seed_stay_apart() -> None:
+    """Fortieth hunt, case 41: `seed=0,1,1` trained seed 1 twice; the group row read 3 seeds, seed 1's
+    value weighed double: mean (0.3072 + 0.2523 + 0.2523) / 3 = 0.2706 where its seeds' is 0.2797, and the
+    t interval of 3. Runs of one config and seed count once; runs of one seed but two configs (`--by seed`)
+    stay two."""
+    runs = [run("ppo", 0, 0.3072, config_digest="a0"), run("ppo", 1, 0.2523, config_digest="a1")]
+    runs.append(run("ppo", 1, 0.2523, config_digest="a1"))
+    c = aggregate(runs, ["algo"])
+    ppo = c.group_table.set_index("group").loc["ppo"]
+    assert ppo["n"] == 2 and ppo["eval/gold_reward:n"] == 2  # hand: (0.3072 + 0.2523) / 2 = 0.27975
+    assert ppo["eval/gold_reward:mean"] == pytest.approx(0.27975)
+    assert "ppo has 2 completed runs with seed 1, all of one config: one run trained again, counted once" in (
+        " ".join(c.notes)
+    )
+    one_seed = [run("ppo", 0, 0.3, config_digest="p"), run("rloo", 0, 0.2, config_digest="r")]
+    by_seed = aggregate(one_seed, ["seed"])
+    assert by_seed.group_table.set_index("group")["n"].tolist() == [2]

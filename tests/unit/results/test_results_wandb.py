@@ -196,6 +196,7 @@ def test_a_dashboard_that_cannot_be_saved_is_one_line(comparison_args, no_networ
     assert line.startswith("align_lab.compare: W&B dashboard not created (")
 
 
+@pytest.mark.slow  # fresh interpreters or a whole W&B run: CI's tier (docs/testing.md)
 def test_the_online_command_runs_from_another_folder_without_the_venv(tmp_path, monkeypatch) -> None:
     import subprocess
     import sys

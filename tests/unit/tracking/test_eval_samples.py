@@ -89,6 +89,7 @@ def test_texts_are_capped_and_marked_and_non_finite_numbers_become_null(tmp_path
     assert json.loads(lines[1])["gold_reward"] is None  # JSON has no NaN: null
 
 
+@pytest.mark.slow  # fresh interpreters or a whole W&B run: CI's tier (docs/testing.md)
 @pytest.mark.usefixtures("offline_wandb")
 def test_wandb_logs_each_evaluation_as_a_table_beside_the_jsonl(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
