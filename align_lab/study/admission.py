@@ -44,6 +44,8 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
 
     folder.launched()
     try:
+        if line := a_runs_folder(folder.sweep_dir):
+            raise ConfigError(line)
         if not job_overrides and first == 0:  # seed=range(0,0): "Launching 0 jobs", exit 0, nothing run
             swept = [o for o in config.hydra.overrides.task if "range(" in o or "," in o.split("=", 1)[-1]]
             raise ConfigError(
@@ -71,6 +73,21 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
     except BaseException:  # a refusal, and a SIGTERM or Ctrl-C while the jobs are admitted
         folder.restore()
         raise
+
+
+def a_runs_folder(sweep_dir: Path) -> str | None:
+    """The line for a sweep folder that is one run's folder, or inside one (its summary.json or
+    .hydra/hydra.yaml): the sweep's runs went beside that run's files, and compare and `study status` of
+    the folder read that run alone, the sweep's invisible (fortieth hunt, case 48)."""
+    for where in [sweep_dir, *sweep_dir.parents]:
+        if (where / "summary.json").is_file() or (where / ".hydra" / "hydra.yaml").is_file():
+            inside = "is" if where == sweep_dir else f"lies inside {where}, which is"
+            return (
+                f"hydra.sweep.dir={sweep_dir}: {inside} one run's folder (its summary.json and .hydra/), "
+                "not a sweep's: its runs would go beside that run's files, and compare would read that run "
+                "alone; choose another hydra.sweep.dir"
+            )
+    return None
 
 
 class SweepFolder:

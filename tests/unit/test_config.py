@@ -414,3 +414,23 @@ def test_a_class_of_yours_whose_module_turns_autocast_on_as_it_is_imported_leave
     built = build(OmegaConf.create({"_target_": "acmod62.Env"}), "env")
     assert type(built).__name__ == "Env" and not torch.is_autocast_enabled("cpu")
     assert "env._target_=acmod62.Env changed the process's cpu autocast off -> on" in caplog.text
+
+
+def test_a_sweep_into_a_runs_folder_or_inside_one_is_one_line_and_leaves_it_as_it_was(tmp_path, forked_cli):
+    """Fortieth hunt, case 48: `-m ... hydra.sweep.dir=<a completed run's folder>` ran its runs beside that
+    run's files, and compare and `study status` of the folder read the run alone, the sweep's invisible."""
+    run_dir = tmp_path / "run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "hydra.yaml").write_text("hydra: {}\n")
+    (run_dir / "summary.json").write_text('{"status": "completed"}')
+    before = sorted(p.name for p in run_dir.iterdir())
+    for sweep_dir, how in ((run_dir, "is"), (run_dir / "sub", f"lies inside {run_dir}, which is")):
+        args = ["-m", "seed=0,1", f"cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep_dir}"]
+        result = forked_cli(args, cwd=ROOT)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"align_lab: error: hydra.sweep.dir={sweep_dir}: {how} one run's folder (its summary.json and "
+            ".hydra/), not a sweep's: its runs would go beside that run's files, and compare would read that "
+            "run alone; choose another hydra.sweep.dir"
+        )
+    assert sorted(p.name for p in run_dir.iterdir()) == before and not (tmp_path / "cache").exists()
