@@ -89,7 +89,10 @@ class VerifiableData(HFData):
         response = text(row, self.response_column, place) if self.response_column else None
         where = f"task.{place}"
         # read by the verifier here, so that skip_invalid drops a row whose answer it cannot read
-        self._references[where] = verifiers.reference(self.verifier, answer, place)
+        found = verifiers.reference(self.verifier, answer, place)
+        if isinstance(found, float) and not math.isfinite(found):  # 1e400 read as inf (fortieth hunt, 4)
+            raise ValueError(f"{place}: answer {answer!r} is {found} as a number: no response can match it")
+        self._references[where] = found
         return Example(prompt, where, response=response, answer=answer)
 
     def fingerprint(self) -> dict:

@@ -192,6 +192,17 @@ def test_an_answer_the_verifier_cannot_read_names_the_line(tmp_path):
     built(path, "task.verifier=exact")  # the same answer is fine for exact match
 
 
+def test_an_answer_past_floats_range_is_refused_naming_the_line(tmp_path):
+    """Fortieth hunt, case 4: `1e400` (as text; a JSON number 1e400 was refused) was admitted as inf under
+    auto (numeric refuses it as no plain number), a row no response can get right."""
+    for answer in ("1e400", "-1e400"):
+        path = jsonl(tmp_path, [*ROWS[:2], {"q": "How many?", "a": answer}, *ROWS[2:]])
+        assert error(path) == (
+            f"task.path={path} line 3: answer '{answer}' is {float(answer)} as a number: no response can "
+            "match it"
+        )
+
+
 def test_skip_invalid_drops_rows_whose_answer_cannot_be_read(tmp_path):
     path = jsonl(tmp_path, [*ROWS, {"q": "How many?", "a": "seven"}])
     spec = built(path, "task.skip_invalid=true", "task.eval_rows=2")
