@@ -151,3 +151,19 @@ def test_the_readme_runs_as_written_on_a_fresh_clone() -> None:
     assert bare_python_before_the_venv(page) == "python -m align_lab"
     activated = page.replace("bash scripts", "source .venv/bin/activate\nbash scripts")
     assert bare_python_before_the_venv(activated) is None
+
+
+def test_the_readmes_group_table_counts_the_algo_choices_and_lists_every_other_users_group():
+    """Fortieth hunt, case 42: the README said 37 algo choices where conf/algo holds 38, and had no `env`
+    row. The internal groups (algo_on_model: a model's specialisation; algo_shared: parts) are no choice."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    algos = len(list((ROOT / "conf" / "algo").glob("*.yaml")))
+    assert f"| `algo` | {algos} choices," in readme
+    rows = dict(re.findall(r"^\| `(\w+)` \| (.+?) \|", readme, flags=re.M))
+    for group in sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir()):
+        if group in ("algo", "algo_on_model", "algo_shared"):
+            continue
+        listed = re.findall(r"`(\w+)`", rows.get(group, ""))
+        assert sorted(listed) == sorted(p.stem for p in (ROOT / "conf" / group).glob("*.yaml")), group
