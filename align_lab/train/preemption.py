@@ -22,8 +22,6 @@ from align_lab.user_timeouts import tell
 _FAULTHANDLER_OFF = faulthandler.disable  # as imported: a user's call sees a stand-in (user_signals.py)
 WATCHED: set[int] = set()  # the write ends of the watchers' pipes (Interruption._watch)
 ACTIVE: list[Interruption] = []  # the Interruptions this process is in, innermost last (held)
-
-
 HELD: dict[int, set] = {}  # the forking thread's signal mask before a fork (_held_over_a_fork)
 STOPPING = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2}
 
@@ -50,7 +48,9 @@ def _unwatched_in_a_fork() -> None:
     pipe (a Pool's terminate() taken for the run's second SIGTERM): its signals are its own, with their
     default actions, as any library's forked worker expects: one that kept the run's handler ignored
     its Pool's terminate() while it waited on a lock, and the run waited for it forever (twenty-fourth
-    hunt, case 44). A signal held over the fork arrives once they are (_held_over_a_fork)."""
+    hunt, case 44). A signal held over the fork arrives once they are (_held_over_a_fork). Nor are the run's
+    crash reports (a Pool's crashed workers buried the run's one line under 200 lines of dumps: thirty-
+    fourth hunt, case 60); a plain Python's worker prints nothing."""
     try:
         fd = signal.set_wakeup_fd(-1)
         if fd not in WATCHED:
@@ -62,8 +62,6 @@ def _unwatched_in_a_fork() -> None:
                 signal.signal(getattr(signal, name), default)
     except ValueError:  # not this interpreter's main thread: nothing of the run's to undo here
         pass
-    # nor the run's crash reports: a Pool's crashed workers buried the run's one line under 200 lines of
-    # dumps (thirty-fourth hunt, case 60); a plain Python's worker prints nothing
     if faulthandler.is_enabled():
         _FAULTHANDLER_OFF()
     _let_go_after_a_fork()
@@ -270,6 +268,9 @@ class Interruption:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self in ACTIVE:
             ACTIVE.remove(self)
+        outer = ACTIVE[-1] if ACTIVE and threading.current_thread() is threading.main_thread() else None
+        if outer is not None and isinstance(exc, Interrupted) and self.stopped is not None:
+            outer.waiting_for = ENDING  # not "at the next run's start" (fortieth hunt, case 45)
         for undo in reversed(self.on_exit):
             undo()
         for name, handler in self.previous.items():
@@ -303,15 +304,13 @@ WAITING = (
     "from its last checkpoint)"
 )
 STARTING = "the command stops as soon as it can, at the next run's start or its own end ({name} again: now)"
+ENDING = "the command ends once the stopped run has written its summary and resume line ({name} again: now)"
 
 
 @contextmanager
 def held(what: str) -> Iterator[None]:
     """Interruption.holding of the innermost Interruption this process is in (none: nothing to hold)."""
-    if not ACTIVE:
-        yield
-        return
-    with ACTIVE[-1].holding(what):
+    with ACTIVE[-1].holding(what) if ACTIVE else contextlib.nullcontext():
         yield
 
 

@@ -267,3 +267,22 @@ def test_a_process_forked_inside_a_run_gets_the_default_signal_actions(default_s
         assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & STOPPING  # the parent's let go too
     assert os.waitstatus_to_exitcode(status) == 0
     assert os.waitstatus_to_exitcode(ended) == -signal.SIGTERM
+
+
+def test_a_signal_while_the_stopped_run_ends_says_the_command_ends_with_it(capfd):
+    """Fortieth hunt, case 45: a single run's two SIGTERMs 20 ms apart: the first said "SIGTERM again: it
+    stops now"; the second, taken by the command's own Interruption as the stopped run wrote its summary,
+    said "at the next run's start or its own end", of a command with no next run."""
+    from align_lab.train.preemption import STARTING
+
+    with Interruption(deferred=True, waiting=STARTING) as command_s:
+        with pytest.raises(Interrupted):
+            with Interruption() as run_s:
+                raise run_s.stop("SIGTERM")
+        os.kill(os.getpid(), signal.SIGTERM)  # as the run's summary is written
+        for _ in range(1000):
+            pass
+        assert command_s.requested == "SIGTERM"
+    said = capfd.readouterr().err
+    assert "the next run's start" not in said, said
+    assert "align_lab: SIGTERM: the command ends once the stopped run has written its summary and" in said
