@@ -26,12 +26,14 @@ def command() -> None:
         renamed_keys,
         run_dir_in_a_sweep,
     )
-    from align_lab.overrides import given_twice
+    from align_lab.overrides import given_twice, sweep_dir_without_a_sweep
+    from align_lab.registry import GROUPS
 
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let config errors reach format_error
     sys.argv[1:], moved = multirun_first(sys.argv[1:])  # `algo=ppo,rloo -m seed=0,1`: -m first
     args = sys.argv[1:]
-    for note in (moved, run_dir_in_a_sweep(args), slurm_without_a_sweep(args), given_twice(args)):
+    notes = run_dir_in_a_sweep(args), sweep_dir_without_a_sweep(args), slurm_without_a_sweep(args)
+    for note in (moved, *notes, given_twice(args, tuple(GROUPS))):
         if note:
             print(note, file=sys.stderr)
     pairs = [f"{a}={b}" for a, b in zip(sys.argv, sys.argv[1:], strict=False)]

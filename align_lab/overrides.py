@@ -64,16 +64,17 @@ def unreadable(arg: str) -> str | None:
     )
 
 
-def given_twice(args: list[str]) -> str | None:
-    """The line for a key set more than once on the command line (`train.steps=3 train.steps=5`, `algo=ppo
-    algo=rloo`): Hydra takes the last without a word, and the run's group (compare's) followed the order of
-    the arguments (fortieth hunt, case 24); None where each is set once."""
+def given_twice(args: list[str], groups: tuple[str, ...]) -> str | None:
+    """The line for a config group's choice given twice with two values (`algo=ppo algo=rloo`): Hydra takes
+    the last without a word, and the run's algorithm (compare's group) followed the order of the arguments
+    (fortieth hunt, case 24); None otherwise. A plain key set again (`train.steps=3 ... train.steps=5`) is
+    a script's override of its base command, as argparse's last value wins."""
     seen: dict[str, list[str]] = {}
     for arg in args:
-        key, sep, _ = arg.partition("=")
-        if sep and key and not key.startswith("-"):
-            seen.setdefault(key.lstrip("+~"), []).append(arg)
-    twice = [f"{key} ({', '.join(typed)})" for key, typed in seen.items() if len(typed) > 1]
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in groups:
+            seen.setdefault(key.lstrip("+~"), []).append(value)
+    twice = [f"{key}={', '.join(v)}" for key, v in seen.items() if len(set(v)) > 1]
     if not twice:
         return None
     return f"align_lab: warning: given more than once: {'; '.join(twice)}: Hydra takes the last of each"
@@ -97,4 +98,17 @@ def repeated(arg: str) -> str | None:
     return (
         f"{arg}: {', '.join(twice)} given twice, whose runs would be one config trained twice (the same "
         f"numbers, read as two seeds); give each once: {key}={once}"
+    )
+
+
+def sweep_dir_without_a_sweep(args: list[str]) -> str | None:
+    """The note for `hydra.sweep.dir=X` without -m: one run, made in hydra.run.dir, the folder typed never
+    made and nothing said (fortieth hunt, case 58; the converse, hydra.run.dir with -m, is app.py's)."""
+    typed = [a for a in args if a.lstrip("+").startswith("hydra.sweep.dir=")]
+    if not typed or any(a in ("-m", "--multirun") for a in args):
+        return None
+    folder = typed[-1].split("=", 1)[1]
+    return (
+        f"align_lab: note: {typed[-1]} is a sweep's folder and this command (no -m) runs one run, which "
+        f"goes in hydra.run.dir (for this folder: hydra.run.dir={folder})"
     )

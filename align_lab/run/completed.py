@@ -43,7 +43,8 @@ def check_completed_steps(config: dict, run_dir: Path, previous: dict) -> None:
         return  # check_same_config's line still refuses another config
     train = {k: v for k, v in config["train"].items() if k not in ENDS or k in done}
     same_but_ends = {**config, "train": train | {k: done[k] for k in ENDS if k in done}}
-    if config_digest(same_but_ends) != previous.get("config_digest"):
+    same = same_run_digest(same_but_ends) == previous.get(SAME_RUN)  # a tracker changed too (40th hunt, 59)
+    if not same and config_digest(same_but_ends) != previous.get("config_digest"):
         return
     was, asked = _ends(done), _ends(config["train"])
     how = (

@@ -118,6 +118,11 @@ def test_a_refused_rerun_with_another_config_leaves_hydra_and_compare_as_they_we
         forked_cli([*args, "train.steps=2"], cwd=ROOT),
         f"train.steps=2: hydra.run.dir={run_dir} holds this run completed at train.steps=1 (a completed run",
     )
+    # fortieth hunt, case 59: with a key a resume may change beside it, "another config" and its delete
+    one_line_error(
+        forked_cli([*args, "train.steps=2", "hardware.num_threads=2"], cwd=ROOT),
+        f"train.steps=2: hydra.run.dir={run_dir} holds this run completed at train.steps=1 (a completed run",
+    )
 
 
 def test_a_refused_sweep_leaves_an_earlier_sweeps_multirun_yaml_as_it_was(tmp_path, forked_cli):

@@ -34,13 +34,14 @@ def test_a_value_hydra_reads_only_quoted_is_one_line_naming_it_and_the_quoting()
         assert unreadable(fine) is None, fine
 
 
-def test_a_key_given_twice_is_said_with_what_hydra_takes():
-    """Fortieth hunt, case 24: `algo=ppo algo=rloo` ran rloo, `train.steps=3 train.steps=5` 5 steps."""
-    assert given_twice(["train.steps=3", "seed=1", "+train.steps=5", "algo=ppo", "algo=rloo", "-m"]) == (
-        "align_lab: warning: given more than once: train.steps (train.steps=3, +train.steps=5); algo "
-        "(algo=ppo, algo=rloo): Hydra takes the last of each"
+def test_a_groups_choice_given_twice_is_said_with_what_hydra_takes():
+    """Fortieth hunt, case 24: `algo=ppo algo=rloo` ran rloo, no line; a plain key set again (a script's
+    override of its base command) is as argparse has it, the last."""
+    groups = ("algo", "model")
+    assert given_twice(["train.steps=3", "seed=1", "algo=ppo", "+algo=rloo", "-m"], groups) == (
+        "align_lab: warning: given more than once: algo=ppo, rloo: Hydra takes the last of each"
     )
-    assert given_twice(["train.steps=3", "seed=0,1", "-m", "--config-name", "x"]) is None
+    assert given_twice(["train.steps=3", "train.steps=5", "algo=ppo", "algo=ppo"], groups) is None
 
 
 def test_a_sweeps_list_that_names_a_value_twice_is_one_line():
@@ -54,3 +55,15 @@ def test_a_sweeps_list_that_names_a_value_twice_is_one_line():
     )
     for fine in ("seed=0,1,2", "seed=range(3)", "algo=ppo", "seed=1", "-m", "a=b,c"):
         assert repeated(fine) is None, fine
+
+
+def test_a_sweep_folder_typed_for_one_run_is_said_to_be_unread():
+    """Fortieth hunt, case 58: `hydra.sweep.dir=X` without -m: the run went to ./outputs/..., X never made."""
+    from align_lab.overrides import sweep_dir_without_a_sweep
+
+    assert sweep_dir_without_a_sweep(["train.steps=3", "hydra.sweep.dir=/tmp/s"]) == (
+        "align_lab: note: hydra.sweep.dir=/tmp/s is a sweep's folder and this command (no -m) runs one run, "
+        "which goes in hydra.run.dir (for this folder: hydra.run.dir=/tmp/s)"
+    )
+    assert sweep_dir_without_a_sweep(["-m", "seed=0,1", "hydra.sweep.dir=/tmp/s"]) is None
+    assert sweep_dir_without_a_sweep(["train.steps=3"]) is None
