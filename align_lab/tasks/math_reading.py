@@ -31,8 +31,23 @@ def read_whole(text: str) -> bool:
 def typeset(text: str) -> str:
     """A response's or answer's numbers as written to be read: a typeset minus (U+2212) is a minus, and a
     decimal with no leading digit (`.25`) is 0.25 (twenty-sixth hunt, case 23: `−7` scored 0 against -7,
-    and numeric read an answer `−7` as 7)."""
-    return LEADING_DOT.sub(r"0.\1", text.replace("\u2212", "-"))
+    and numeric read an answer `−7` as 7); a leading `+` no sign of a sum (`+5`); the Unicode signs of math
+    as LaTeX (`√2`, `2π`, `2²`, `½`, `∞` were read 2, 2, 2, refused, refused: fortieth hunt, cases 66-67)."""
+    text = LEADING_PLUS.sub("", text.replace("\u2212", "-"))
+    text = ROOT.sub(lambda m: f"\\sqrt{{{m[1] or m[2]}}}", text.translate(UNICODE_MATH))
+    return LEADING_DOT.sub(r"0.\1", RAISED.sub(lambda m: "^{" + m[1].translate(PLAIN) + "}", text))
+
+
+SUPERSCRIPTS = "\u207a\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"  # + - 0 to 9
+PLAIN = str.maketrans(SUPERSCRIPTS, "+-0123456789")
+SIGNED = f"[{SUPERSCRIPTS[:2]}]?[{SUPERSCRIPTS[2:]}]+"  # an exponent in superscripts
+RAISED = re.compile(f"(?<!10)(?<!10[{SUPERSCRIPTS[:2]}])({SIGNED})")  # 2² (10³ is decimal_notation's)
+ROOT = re.compile(r"\u221a\s*(?:\(([^()]*)\)|(\d+(?:\.\d+)?|[A-Za-z]))")  # √2, √(x+1)
+LEADING_PLUS = re.compile(r"^\s*\+(?=\s*\d)")
+FRACTIONS = {"\u00bd": (1, 2), "\u2153": (1, 3), "\u2154": (2, 3), "\u00bc": (1, 4), "\u00be": (3, 4)}
+FRACTIONS |= {"\u2155": (1, 5), "\u2159": (1, 6), "\u215b": (1, 8)}
+SIGNS = {"\u03c0": "\\pi ", "\u221e": "\\infty "}  # pi, infinity
+UNICODE_MATH = str.maketrans(SIGNS | {k: f"\\frac{{{a}}}{{{b}}}" for k, (a, b) in FRACTIONS.items()})
 
 
 DIGITS = re.compile(r"\d+(?:\.\d+)?")
@@ -140,15 +155,13 @@ TIMES_TEN = re.compile(
     rf"(?<![\w.^])(?:(?P<m>\d+(?:\.\d*)?)\s*(?:{TIMES})\s*)?10\s*\^\s*"
     rf"(?P<b>\{{)?\s*(?P<p>\()?\s*{SIGN}(?P<d>\d+)\s*(?(p)\))\s*(?(b)\}})"
 )
-SUPERSCRIPTS = "\u207a\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"  # + - 0 to 9
-POWER = re.compile(f"10([{SUPERSCRIPTS[:2]}]?[{SUPERSCRIPTS[2:]}]+)")  # 10 to the -3 in superscripts
+POWER = re.compile(f"10({SIGNED})")  # 10 to the -3 in superscripts
 
 
 def decimal_notation(text: str) -> str:
     """`text` with each number in scientific notation written as its exact decimal ("2.5e-3", "2.5*10^-3":
     "0.0025")."""
-    plain = str.maketrans(SUPERSCRIPTS, "+-0123456789")
-    text = POWER.sub(lambda m: "10^{" + m[1].translate(plain) + "}", text)
+    text = POWER.sub(lambda m: "10^{" + m[1].translate(PLAIN) + "}", text)
     return IN_TEXT.sub(_written_out, TIMES_TEN.sub(_written_out, text))
 
 
@@ -160,11 +173,3 @@ def _written_out(match: re.Match) -> str:
     if len(digits) > 5 or int(digits) > EXPONENT_WRITTEN:  # 1e999999: a million digits, or none
         return "0" if sign == "-" or Decimal(mantissa) == 0 else "\\infty"
     return format(Decimal(f"{mantissa}e{sign}{digits}"), "f")
-
-
-def misread(scientific: str) -> bool:
-    """Whether Math-Verify's reading of `scientific` (its first number) is not its value: "1e3" (1), not
-    "3.0e+0" (3; thirty-sixth hunt's nits: refused all the same)."""
-    from decimal import Decimal
-
-    return Decimal(scientific) != Decimal(re.split("[eE]", scientific)[0])

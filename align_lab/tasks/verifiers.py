@@ -38,7 +38,7 @@ from align_lab.tasks.math_reading import (
     final_expression,
     math_reference,
     math_value,
-    misread,
+    read_whole,
     response_parse,
     timeout,
     typeset,
@@ -54,7 +54,9 @@ from align_lab.value_checks import UserCodeError, callable_as, one_line, timed_o
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
 ALLOWED = "auto, exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
 NOTATION = set("/^_{}()[]*+-\\!π×÷")  # math around a number: its value is not the number alone
-SCIENTIFIC = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")  # an answer written as 1e5, 2.5E-3
+THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")  # 1,000 and 12,345,678: one number
+LISTED = re.compile(r"\d\s*,\s*[-+\u2212]?\d")  # any other comma between numbers: a list (reference)
+MIXED = re.compile(r"(?<![\d.])\d+\s+\d+\s*/\s*\d+")  # 1 1/2
 
 
 def plain_number(answer: str) -> float | None:
@@ -123,54 +125,65 @@ def check_name(name: str) -> None:
         raise ValueError(f"verifier={name}: must be {ALLOWED}")
 
 
+def listed(answer: str, given: str, place: str, name: str) -> None:
+    """A one-line error for an answer that is a list of numbers, or one with a decimal comma: a comma
+    between numbers that is no thousands grouping (`-2,1` was -21 under auto and numeric, `1,-2` -2,
+    `0,5` 5: fortieth hunt, cases 2 and 66)."""
+    if LISTED.search(THOUSANDS.sub("0", answer)):
+        raise ValueError(
+            f"{place}: answer {given!r} is a list of numbers, or a decimal comma (a comma between numbers "
+            f"is no thousands grouping, which takes three digits after each comma); task.verifier={name} "
+            "would read it as one number: a list, set task.verifier=math_verify; a decimal, write its point"
+        )
+
+
 def reference(name: str, answer: str, place: str):
     """The reference `answer` as checker `name` compares with it (a number, Math-Verify's parse, the
     normalised text, the text itself for a function), or a one-line error naming `place` when the
-    checker cannot read it."""
+    checker cannot read it. Scientific notation is read as the number it is (`5×10³` is 5000 and `1e3`
+    1000, as in a response: fortieth hunt, case 1; Math-Verify read 5 and 1), Unicode math as its LaTeX
+    (typeset); a list of numbers only by math_verify (listed)."""
+    given = answer  # as the file has it, in each line
+    if name in BUILT_IN:
+        answer = typeset(decimal_notation(answer))
+    if name in BUILT_IN and MIXED.search(answer):  # Math-Verify reads 1 1/2 as 1 (fortieth hunt, case 66)
+        raise ValueError(f"{place}: answer {given!r} is a mixed number; write it as a fraction or decimal")
     if name == "numeric":
-        answer = typeset(answer)
+        listed(answer, given, place, name)
         number = final_number(answer)
         if number is None:
-            raise ValueError(f"{place}: answer {answer!r} has no number; task.verifier=numeric needs one")
+            raise ValueError(f"{place}: answer {given!r} has no number; task.verifier=numeric needs one")
         if plain_number(answer) is None:
             raise ValueError(
-                f"{place}: answer {answer!r} is not a plain number (task.verifier=numeric would read its "
+                f"{place}: answer {given!r} is not a plain number (task.verifier=numeric would read its "
                 f"last number, {number:g}); set task.verifier=math_verify or auto"
             )
         return number
     if name == "auto":
-        answer = answer.replace("\u2212", "-")  # a typeset minus sign is a minus sign
-        if SCIENTIFIC.fullmatch(answer.strip()):  # "1e5": Math-Verify reads 1, the last number 5
-            return float(answer)
         numbers = NUMBER.findall(answer)
         if len(numbers) > 1 and not set(answer) & NOTATION:  # "5:30", "2, 3", "1 000", "12 h 30 min"
             raise ValueError(
-                f"{place}: answer {answer!r} holds {len(numbers)} numbers and no math notation, which "
+                f"{place}: answer {given!r} holds {len(numbers)} numbers and no math notation, which "
                 "task.verifier=auto would read as one of them; set task.verifier=exact (text answers) or "
                 "your own module:function"
             )
+        if not read_whole(answer):  # a tuple or interval, (2, 3): read whole
+            listed(answer, given, place, name)
         number = plain_number(answer)
         if number is not None:
             return number
         parsed = math_reference(answer)
         if not parsed:
             raise ValueError(
-                f"{place}: answer {answer!r} is neither a plain number nor math Math-Verify can parse "
+                f"{place}: answer {given!r} is neither a plain number nor math Math-Verify can parse "
                 "(task.verifier=auto); set task.verifier=exact for text answers"
             )
         return parsed
     if name == "math_verify":
-        text = answer.replace("\u2212", "-").strip()
-        if SCIENTIFIC.fullmatch(text) and misread(text):  # 35th hunt, case 16: "1e3" read 1, in silence
-            raise ValueError(
-                f"{place}: answer {answer!r} is in scientific notation, which Math-Verify reads as its first "
-                f"number, {float(re.split('[eE]', text)[0]):g} (task.verifier=math_verify); set "
-                "task.verifier=auto, which reads it as the number it is"
-            )
         parsed = math_reference(answer)
         if not parsed:
             raise ValueError(
-                f"{place}: Math-Verify cannot parse answer {answer!r} (task.verifier=math_verify)"
+                f"{place}: Math-Verify cannot parse answer {given!r} (task.verifier=math_verify)"
             )
         return parsed
     if name == "exact":

@@ -338,19 +338,13 @@ def test_the_default_verifier_reads_a_typeset_minus_and_scientific_notation_as_t
     assert reference("auto", answer, "row 1") == read
 
 
-@pytest.mark.parametrize("answer, first", [("1e3", "1"), ("2.5e-3", "2.5"), ("\u22124E2", "-4")])
-def test_math_verify_refuses_a_reference_in_scientific_notation_it_would_misread(answer, first):
+@pytest.mark.parametrize("answer, value", [("1e3", 1000), ("2.5e-3", 0.0025), ("\u22124E2", -400)])
+def test_math_verify_reads_a_reference_in_scientific_notation_as_its_value(answer, value):
     """Thirty-fifth hunt, case 16: under task.verifier=math_verify a reference "1e3" read 1 ("1" scored
-    right, "1000" wrong) and "2.5e-3" read 2.5, in silence; auto reads them as their value."""
-    from align_lab.tasks.verifiers import reference
-
-    with pytest.raises(ValueError) as e:
-        reference("math_verify", answer, "row 1")
-    assert str(e.value) == (
-        f"row 1: answer {answer!r} is in scientific notation, which Math-Verify reads as its first number, "
-        f"{first} (task.verifier=math_verify); set task.verifier=auto, which reads it as the number it is"
-    )
-    assert reference("math_verify", "3.0e+0", "row 1")  # read as 3, its value: not refused (36th hunt's nits)
+    right, "1000" wrong) and "2.5e-3" read 2.5, in silence; it was refused since. Fortieth hunt, case 1:
+    it is written out as its decimal first, as a response's is, and read as the number it is."""
+    assert score("math_verify", answer, str(value)) == 1.0 and score("math_verify", answer, answer) == 1.0
+    assert score("math_verify", answer, str(value + 1)) == 0.0
     assert score("math_verify", "3.0e+0", "3") == 1.0 and score("math_verify", "3.0e+0", "4") == 0.0
 
 
@@ -654,3 +648,42 @@ def test_math_verify_reads_two_solutions_written_with_a_comma_as_two(answer, res
     from align_lab.tasks.verifiers import checker, reference
 
     assert checker("math_verify")(response, reference("math_verify", answer, "row 1"), "") == score
+
+
+@pytest.mark.parametrize(
+    "answer, right, wrong",
+    [  # fortieth hunt, case 1: read 5, 10, 5, 10; `5 x 10^3` as the symbol x (nothing could match)
+        ("5\u00d710\u00b3", "5000", "5"),
+        ("5 \u00d7 10\u00b3", "5000", "10"),
+        ("5\u00b710^3", "5000", "5"),
+        ("10\u00b3", "1000", "10"),
+        ("5 x 10^3", "5000", "5"),
+        ("5\u00b710\u00b3", "5000", "5"),  # case 3: refused as "no math notation", pointed to exact
+        # case 66: read 2, 2, 2
+        ("\u221a2", "\\sqrt{2}", "2"),
+        ("2\u03c0", "2\\pi", "2"),
+        ("2\u00b2", "4", "2"),
+        ("+5", "5", "-5"),  # case 67: refused as no number nor math, pointed to exact
+        ("\u00bd", "0.5", "1"),
+    ],
+)
+def test_an_answer_in_unicode_math_or_scientific_notation_is_read_as_the_number_it_is(answer, right, wrong):
+    for name in ("auto", "math_verify"):
+        assert score(name, answer, right) == 1.0 and score(name, answer, wrong) == 0.0, name
+
+
+@pytest.mark.parametrize("answer", ["-2,1", "2,1", "12,34", "1,2345", "1,-2", "-2, 1", "0,5"])
+def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_verifier(answer):
+    """Fortieth hunt, cases 2 and 66: read -21, 21, 1234, 12345, -2, 1 and 5 under auto and numeric."""
+    for name in ("auto", "numeric"):
+        with pytest.raises(ValueError) as e:
+            verifiers.reference(name, answer, "row 1")
+        assert str(e.value) == (
+            f"row 1: answer {answer!r} is a list of numbers, or a decimal comma (a comma between numbers is "
+            f"no thousands grouping, which takes three digits after each comma); task.verifier={name} would "
+            "read it as one number: a list, set task.verifier=math_verify; a decimal, write its point"
+        )
+    assert verifiers.reference("auto", "1,000", "row") == 1000.0
+    assert verifiers.reference("auto", "(2, 3)", "row")  # a tuple, read whole
+    with pytest.raises(ValueError, match="answer '1 1/2' is a mixed number; write it as a fraction"):
+        verifiers.reference("auto", "1 1/2", "row")  # case 66: read 1
