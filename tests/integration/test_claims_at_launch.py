@@ -20,7 +20,6 @@ def sweep(tmp_path: Path, cache_dir: Path, claim: str, *extra: str):
     return forked()([*args, f"claims=[{claim!r}]", *extra], cwd=ROOT), folder
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     ("claim", "extra", "message"),
     [
@@ -77,7 +76,6 @@ def test_good_claims_start_the_sweep_and_the_hint_names_the_sweep_folder(tmp_pat
     assert hints == [f"compare:    {compare_command(folder, started_with)}"] * 2  # its PYTHONPATH too
 
 
-@pytest.mark.fast
 def test_a_sequential_study_refused_for_a_claims_metric_leaves_no_plan_to_refuse_the_fix(tmp_path, cache_dir):
     """Ninth hunt: the refused study left plan.json (its first wave, no run), and the corrected command
     was refused for claims that differ from the recorded ones, told to rerun the refused claims."""

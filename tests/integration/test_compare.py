@@ -242,7 +242,6 @@ def ci(cell: str) -> tuple[float, float, float]:
     return float(mean.replace(",", "")), float(lo.replace(",", "")), float(hi.replace(",", ""))
 
 
-@pytest.mark.fast
 def test_group_table_means_and_n_match_hand_computation(report: Path) -> None:
     table = {r["group"]: r for r in md_table((report / "report.md").read_text(), "Final metrics per group")}
     # completed seeds only; failed ppo seed 3 and running/not-started rloo seeds 3, 4 are excluded:
@@ -263,7 +262,6 @@ def test_group_table_means_and_n_match_hand_computation(report: Path) -> None:
     assert ci(table["rloo"]["KL mean [95% CI]"])[0] == pytest.approx(0.55, abs=1e-3)
 
 
-@pytest.mark.fast
 def test_paired_difference_vs_baseline_matches_hand_computation(report: Path) -> None:
     rows = {r["group"]: r for r in md_table((report / "report.md").read_text(), "Paired comparison vs ppo")}
     assert set(rows) == {"reinforce_pp", "rloo"}  # baseline: ppo, as stated
@@ -542,7 +540,6 @@ def test_compare_on_a_real_tiny_sweep(tmp_path: Path, cache_dir: Path) -> None:
     assert matched["dpo"]["gold reward at budget mean [95% CI]"] != "n/a"  # in the compute-matched view
 
 
-@pytest.mark.fast
 def test_the_studys_saved_claims_are_tested_with_holm_over_the_claims(report: Path) -> None:
     rows = {r["claim"]: r for r in md_table((report / "report.md").read_text(), "Claims")}
     assert list(rows) == CLAIMS

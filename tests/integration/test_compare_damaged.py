@@ -180,7 +180,6 @@ def test_a_run_given_twice_through_a_link_or_a_copy_is_counted_once(tmp_path: Pa
     assert sorted(p.split(":")[0] for p in problems if "the same run as" in p) == sorted(given - {kept})
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     ("value", "kind"),
     [
@@ -218,7 +217,6 @@ def test_a_summary_metric_that_is_text_or_infinite_is_a_note_and_its_logged_valu
     assert f"{run_dir}: {said}" in result.stdout
 
 
-@pytest.mark.fast
 def test_a_completed_runs_empty_metrics_file_is_a_note(tmp_path: Path) -> None:
     """Issue 73 fourth hunt: a completed run whose metrics.jsonl was emptied read only as `Not in the
     compute-matched view (no generated tokens used or logged, e.g. offline pairwise training)`."""
@@ -256,7 +254,6 @@ def test_a_group_whose_runs_have_no_value_of_the_metric_says_so(tmp_path: Path) 
     )
 
 
-@pytest.mark.fast
 def test_a_metrics_value_past_float32s_range_is_left_out_with_a_note_and_the_report_is_drawn(
     tmp_path: Path,
 ) -> None:

@@ -13,7 +13,6 @@ import yaml
 from tests.integration.test_compare import ci, compare, make_sweep, md_table
 
 
-@pytest.mark.fast
 def test_compare_budget_kl_reads_each_run_at_the_smallest_peak_kl(tmp_path: Path) -> None:
     make_sweep(tmp_path)
     out = tmp_path / "out"
@@ -46,7 +45,6 @@ def test_compare_budget_kl_reads_each_run_at_the_smallest_peak_kl(tmp_path: Path
     assert (out / "reward_kl_frontier.png").is_file()
 
 
-@pytest.mark.fast
 def test_at_kl_names_the_runs_that_never_reach_it(tmp_path: Path) -> None:
     make_sweep(tmp_path)
     out = tmp_path / "out"

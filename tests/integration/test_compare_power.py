@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from tests.integration.test_compare import CLAIMS, GOLD, compare, make_sweep, md_table
 from tests.unit.results.test_results_power import smallest_n
 
@@ -32,7 +30,6 @@ def add_samples(sweep: Path) -> None:
             (folder / "eval_samples.jsonl").write_text(text, encoding="utf-8")
 
 
-@pytest.mark.fast
 def test_compare_prints_the_power_of_each_inconclusive_claim(tmp_path: Path) -> None:
     sweep = make_sweep(tmp_path)
     add_samples(sweep)

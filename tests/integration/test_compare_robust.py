@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.integration.test_compare import compare, md_table, records, write_run
@@ -37,7 +36,6 @@ def make_study(root: Path) -> Path:
     return study
 
 
-@pytest.mark.fast
 def test_compare_says_where_a_claim_across_a_grid_holds(tmp_path: Path) -> None:
     study = make_study(tmp_path)
     out = tmp_path / "out"

@@ -45,7 +45,6 @@ def make(root):
     return sweep
 
 
-@pytest.mark.fast
 def test_a_stopped_run_is_named_and_compared_at_equal_compute(tmp_path):
     sweep = make(tmp_path)
     out = tmp_path / "out"
@@ -81,7 +80,6 @@ def test_a_stopped_run_is_named_and_compared_at_equal_compute(tmp_path):
     assert stops[("rloo", "0")] == "2.0" and stops[("ppo", "0")] == "" and stops[("rloo", "1")] == ""
 
 
-@pytest.mark.fast
 def test_no_note_when_no_run_stopped(tmp_path):
     make(tmp_path)
     for summary in (tmp_path / "multirun").rglob("summary.json"):
@@ -91,7 +89,6 @@ def test_no_note_when_no_run_stopped(tmp_path):
     assert "stopped early" not in result.stdout
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     "budget, said, rule",
     [

@@ -120,7 +120,6 @@ def test_while_steps_run_a_first_signal_waits_for_the_steps_end_and_a_second_sto
             run_step("probe", Episode(), "turn", 1, 30.0)
 
 
-@pytest.mark.fast
 def test_a_signal_in_an_env_step_checkpoints_the_step_whatever_checkpoint_every_says(
     tmp_path, cache_dir, monkeypatch
 ):
@@ -159,7 +158,6 @@ def swallowing_reward(prompts: list[str], responses: list[str]) -> list[float]:
         return [0.0] * len(responses)
 
 
-@pytest.mark.fast
 def test_a_reward_function_that_catches_exception_does_not_swallow_the_runs_interruption(tmp_path, cache_dir):
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
     swallowing_reward.calls = 0
@@ -197,7 +195,6 @@ def deafening_reward(prompts, responses):
     return [float(len(r)) for r in responses]
 
 
-@pytest.mark.fast
 def test_a_reward_that_ignores_the_runs_signals_does_not_keep_them_from_the_run(tmp_path, cache_dir, caplog):
     """Seventeenth hunt: a reward that set SIGTERM to SIG_IGN made two SIGTERMs do nothing: the run trained
     on to its end (under a scheduler, the SIGKILL that follows loses every step since the last checkpoint),
@@ -221,7 +218,7 @@ def test_a_reward_that_ignores_the_runs_signals_does_not_keep_them_from_the_run(
 
 @pytest.mark.parametrize(
     "name",
-    full_but([pytest.param("SIGTERM", marks=pytest.mark.fast), "SIGINT", "SIGHUP", "SIGUSR1"], {"SIGTERM"}),
+    full_but(["SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1"], {"SIGTERM"}),
 )
 def test_a_signal_while_the_env_is_stepped_keeps_every_step_and_names_the_resume_command(
     name, tmp_path, cache_dir
@@ -341,7 +338,6 @@ def test_a_signal_in_the_launcher_itself_is_one_line_naming_the_sweeps_command(t
     )
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize("algo", ["algo=reinforce_pp", "algo=dpo"])  # the online loop, the pairwise loop
 def test_a_run_interrupted_mid_run_resumes_to_the_metrics_of_an_uninterrupted_one(
     algo, tmp_path, cache_dir, monkeypatch

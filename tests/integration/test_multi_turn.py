@@ -141,7 +141,6 @@ def docs_example() -> tuple[str, list[str]]:
     return code, command[3:]
 
 
-@pytest.mark.fast
 def test_the_docs_own_environment_example_runs_as_written(tmp_path, cache_dir, monkeypatch):
     code, overrides = docs_example()
     (tmp_path / "my_envs.py").write_text(code)

@@ -74,7 +74,6 @@ def observation_words(config: dict) -> int:
     return 5 if config["env"]["_target_"].endswith("Calculator") else 1
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize("env", ["guess_number", "calculator"])
 @pytest.mark.parametrize("algo", ALGOS)
 def test_every_online_algorithm_trains_on_a_multi_turn_env(algo, env, request, tmp_path, cache_dir):

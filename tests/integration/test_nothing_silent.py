@@ -167,7 +167,6 @@ def flaky_reward(prompts, responses):
     return [float(len(r.split())) for r in responses]
 
 
-@pytest.mark.fast
 def test_a_reward_function_that_raises_is_one_line_naming_it_and_its_fix_resumes_the_run(tmp_path, cache_dir):
     """Issue 73: a 55-line traceback before. The line names reward.path and the exception, the first
     step's checkpoint stays, and the command it prints resumes the run once the function is fixed."""
@@ -216,7 +215,6 @@ def score(prompts, responses):
 """
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     "raised", ["UsersStop('custom base')", "GeneratorExit()"], ids=["users", "generator_exit"]
 )
@@ -257,7 +255,6 @@ def score(prompts, responses):
 """
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize("code", [0, 3])
 def test_a_reward_function_that_calls_os_exit_stops_the_run_in_one_line(
     code, tmp_path, cache_dir, forked_cli
@@ -294,7 +291,6 @@ def test_a_reward_function_that_calls_sys_exit_stops_the_run_in_one_line_not_rc_
     assert summary["status"] == "failed" and summary["error"] == message and "traceback" not in summary
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize("sigint", [signal.SIG_DFL, signal.SIG_IGN], ids=["terminal", "background"])
 def test_a_keyboard_interrupt_raised_by_a_reward_is_named_where_not_read_as_sigint(
     tmp_path, cache_dir, sigint
@@ -328,7 +324,6 @@ def test_a_keyboard_interrupt_raised_by_a_reward_is_named_where_not_read_as_sigi
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
-@pytest.mark.fast
 def test_a_pairwise_runs_progress_line_shows_the_latest_evaluations_kl(tmp_path, cache_dir):
     """DPO reads no KL while it trains: its line showed loss and margin only, however far the policy
     went (issue 73: a KL on the line that means the policy's distance). Now `-` before the first
@@ -497,7 +492,6 @@ def score(prompts, responses):
 """
 
 
-@pytest.mark.fast
 def test_a_reward_function_past_reward_timeout_s_stops_in_one_line_and_a_longer_bound_resumes_it(
     tmp_path, cache_dir, forked_cli
 ):
@@ -536,7 +530,6 @@ def score(prompts, responses):
 """
 
 
-@pytest.mark.fast
 def test_the_sweeps_command_typed_again_with_its_reward_edited_starts_no_run_on_the_edit(
     tmp_path, cache_dir, forked_cli
 ):
@@ -581,7 +574,6 @@ def score(prompts, responses):
 """
 
 
-@pytest.mark.fast
 def test_a_reward_stuck_in_c_past_its_bound_is_one_line_and_its_command_resumes_it(tmp_path, cache_dir):
     """Twenty-eighth hunt, case 3: a reward stuck in one C call holding Python's lock (a regex backtracking
     for ever) under reward.timeout_s ended with faulthandler's 25-line dump, no key, no resume command,
@@ -679,7 +671,6 @@ def score(prompts, responses):
 """
 
 
-@pytest.mark.fast
 def test_a_sweeps_run_started_after_a_file_its_rewards_code_opens_was_edited_is_refused(
     tmp_path, cache_dir, forked_cli
 ):
@@ -714,7 +705,6 @@ def test_a_sweeps_run_started_after_a_file_its_rewards_code_opens_was_edited_is_
     )
 
 
-@pytest.mark.fast
 def test_a_completed_runs_command_typed_again_after_its_reward_was_edited_says_so(
     tmp_path, cache_dir, forked_cli
 ):
@@ -741,7 +731,9 @@ def test_a_completed_runs_command_typed_again_after_its_reward_was_edited_says_s
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("name", ["signal", "random", "yaml", "tqdm"])
+@pytest.mark.parametrize(  # tqdm's: 1.6 s of CPU, CI's tier (docs/testing.md)
+    "name", ["signal", "random", "yaml", pytest.param("tqdm", marks=pytest.mark.slow)]
+)
 def test_a_reward_module_named_as_one_of_pythons_own_is_one_line_naming_it(tmp_path, name):
     """Twenty-eighth hunt, case 37: a reward module named signal or random in the folder the command runs
     from: a 13- or 24-line traceback through align_lab's and Hydra's imports (`module 'signal' has no
@@ -770,7 +762,6 @@ def test_a_reward_module_named_as_one_of_pythons_own_is_one_line_naming_it(tmp_p
         assert json.loads(summary.read_text())["error"] == lines[-1].removeprefix("align_lab: error: ")
 
 
-@pytest.mark.fast
 def test_a_reward_module_stuck_in_c_as_it_is_imported_names_the_reward_keys(tmp_path):
     """Twenty-ninth hunt, case 10: a reward module stuck in C at import under reward.timeout_s: its line
     named `path=` and `timeout_s=5`, keys that do not exist (`timeout_s=30` was refused as unknown). The
@@ -845,7 +836,6 @@ class StuckGame:
 """
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize("stuck_in, turn, line", [("step", 1, 14), ("start", 0, 27), ("close", 1, 18)])
 def test_an_environments_step_stuck_in_c_is_one_line_naming_it(tmp_path, cache_dir, stuck_in, turn, line):
     """Twenty-ninth hunt, case 17: an environment's step stuck in C holding the GIL (a regex): its thread's
@@ -896,7 +886,6 @@ def score(prompts, responses):
 """
 
 
-@pytest.mark.fast
 def test_a_table_the_reward_reads_in_c_rewritten_while_the_run_goes_on_is_said(
     tmp_path, cache_dir, forked_cli
 ):
@@ -933,7 +922,6 @@ def score(prompts, responses):
 """
 
 
-@pytest.mark.fast
 def test_a_file_the_reward_opens_edited_while_the_run_goes_on_is_said(tmp_path, cache_dir, forked_cli):
     """Thirtieth hunt, case 7: a settings file the reward reads at each call, edited mid-run (no kill): the
     run trained on two rewards, rc 0, no line. Now a warning at the next checkpoint names the file."""
@@ -954,7 +942,6 @@ def test_a_file_the_reward_opens_edited_while_the_run_goes_on_is_said(tmp_path, 
     assert recorded[f"file {tmp_path / 'settings.json'}"]["sha256"].startswith(first), recorded
 
 
-@pytest.mark.fast
 def test_a_failed_runs_app_log_ends_with_its_line(tmp_path, cache_dir, forked_cli):
     """Thirty-fourth hunt, case 52: a run whose reward raised said its line on the terminal only; its
     app.log ended at the last progress line, with no word of why it stopped or how to resume."""

@@ -31,7 +31,6 @@ def echo(tmp_path, monkeypatch):
     return ECHO
 
 
-@pytest.mark.fast
 def test_a_toy_run_trains_two_steps_on_the_echo_environment(echo, tmp_path, cache_dir):
     run_dir = tmp_path / "run"
     summary = run_in_process(

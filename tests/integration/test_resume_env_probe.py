@@ -88,7 +88,6 @@ def files(run_dir) -> dict:
     return {p: p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.fast
 def test_an_environment_that_answers_its_last_episodes_otherwise_on_resume_is_refused(
     env_home, tmp_path, cache_dir, monkeypatch
 ):
@@ -107,7 +106,6 @@ def test_an_environment_that_answers_its_last_episodes_otherwise_on_resume_is_re
     assert list(job.changed_inputs) == ["scores env=Scaled"]
 
 
-@pytest.mark.fast
 def test_an_unchanged_environment_resumes_to_the_metrics_of_an_uninterrupted_run(
     env_home, tmp_path, cache_dir, monkeypatch
 ):

@@ -114,7 +114,6 @@ EDITS = {  # key -> (file, its edit): a row's answer, a verifier's rule, a rewar
 }
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize("key", list(EDITS))
 def test_a_resume_after_your_input_changed_is_one_line_naming_it_and_keeps_the_folder(
     key, world, stopped, cache_dir
@@ -156,7 +155,6 @@ def test_a_resume_after_your_input_changed_is_one_line_naming_it_and_keeps_the_f
     assert files(stopped) == kept and now["step"] == 2
 
 
-@pytest.mark.fast
 def test_resume_changed_inputs_resumes_says_so_in_one_line_and_records_it(
     world, stopped, cache_dir, tmp_path, caplog, capsys
 ):
@@ -194,7 +192,6 @@ def test_resume_changed_inputs_resumes_says_so_in_one_line_and_records_it(
     assert f"WARNING: {run_dir} {said}; its figures mix both" in capsys.readouterr().out
 
 
-@pytest.mark.fast
 def test_a_warned_resume_counts_the_killed_segment_to_its_last_write_not_to_its_warning(
     world, stopped, cache_dir, tmp_path
 ):

@@ -65,7 +65,6 @@ def admit(run_dir, cache_dir, judge, *more):
     return admit_spec(spec_from_config(cfg, names), run_dir)
 
 
-@pytest.mark.fast
 def test_a_judge_that_moved_resumes_where_it_scores_as_before_and_is_refused_where_not(
     judges, tmp_path, cache_dir, monkeypatch
 ):

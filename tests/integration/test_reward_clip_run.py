@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-
 from tests.conftest import run_in_process
 
 
-@pytest.mark.fast
 def test_a_run_whose_reward_clip_clamped_every_score_ends_naming_the_clip(
     tmp_path, cache_dir, caplog, monkeypatch
 ):

@@ -133,7 +133,6 @@ def test_every_online_step_logs_the_rollout_trainer_mismatch(
         assert 0.0 <= outside <= (0.0 if rollout in ([], ["rollout.top_p=0.9"]) else 0.5), row
 
 
-@pytest.mark.fast
 def test_same_seed_gives_identical_metrics(tmp_path, cache_dir):
     run_in_process(["seed=7"], tmp_path / "a", cache_dir)
     run_in_process(["seed=7"], tmp_path / "b", cache_dir)
@@ -153,7 +152,6 @@ def noisy_reward(prompts: list[str], responses: list[str]) -> list[float]:
     return [len(r) / 10 + float(np.random.normal(0, 0.1)) + random.random() * 0.1 for r in responses]
 
 
-@pytest.mark.fast
 def test_a_reward_drawing_from_numpy_or_pythons_generator_gives_the_same_numbers_for_the_same_seed(
     tmp_path, cache_dir
 ):
@@ -212,7 +210,6 @@ class Interrupt(BaseException):
     pass
 
 
-@pytest.mark.fast
 def test_run_interrupted_after_a_checkpoint_resumes_to_identical_metrics(tmp_path, cache_dir, monkeypatch):
     from align_lab.tracking import JsonlTracker
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from tests.conftest import SMALL
 
 REWARD = """import pandas as pd
@@ -25,7 +23,6 @@ def scale(folder, value: float) -> None:
     pd.DataFrame({"v": [value]}).to_parquet(folder / "scale31.parquet")
 
 
-@pytest.mark.fast
 def test_a_sweeps_later_run_whose_reward_reads_an_edited_file_in_c_is_refused(
     tmp_path, cache_dir, forked_cli
 ):
@@ -62,7 +59,6 @@ def score(prompts, responses):
 """
 
 
-@pytest.mark.fast
 def test_a_one_process_sweeps_run_refused_at_its_start_is_failed_in_its_folder(
     tmp_path, cache_dir, forked_cli
 ):
@@ -106,7 +102,6 @@ def f(prompts, responses):
 """
 
 
-@pytest.mark.fast
 def test_a_one_process_sweeps_run_refused_for_a_module_edited_since_its_import_is_failed(
     tmp_path, cache_dir, forked_cli
 ):

@@ -248,7 +248,6 @@ def test_a_teacher_run_not_finished_or_without_its_checkpoint_is_one_line_naming
     assert files(copy) == kept and not (tmp_path / "student").exists()  # nothing touched or written
 
 
-@pytest.mark.fast
 def test_a_folder_neither_a_run_nor_a_saved_model_is_one_line(tmp_path, cache_dir):
     """Before: admitted, then a traceback at the teacher stage."""
     (tmp_path / "notes").mkdir()
@@ -373,7 +372,6 @@ def test_a_student_resumed_after_its_teacher_changed_is_refused_naming_the_teach
         assert files(student) == kept
 
 
-@pytest.mark.fast
 def test_a_student_whose_teacher_moved_is_told_to_link_it_back_and_then_resumes(teacher, tmp_path, cache_dir):
     """Fifteenth hunt: the teacher folder moved between a kill and the resume; with the new path the line
     asked for the old one, which was gone, or to delete the student's checkpoints. The link it names now
@@ -437,7 +435,6 @@ def test_a_teacher_run_of_another_model_size_names_the_key_that_differs(teacher,
     check_teacher(spec_from_config(*compose(keys)))  # not refused
 
 
-@pytest.mark.fast
 def test_a_lora_run_teaches_as_the_model_it_sampled_from(tmp_path, cache_dir):
     """Twentieth hunt, case 18: a LoRA run as the teacher was refused after the stages, "its checkpoint's
     policy does not fit this run's model" (its adapters' keys). Its base and adapters are merged now:

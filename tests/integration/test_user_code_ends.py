@@ -60,7 +60,6 @@ def run(act: str, tmp_path, cache_dir, forked_cli):
     return forked_cli([*args, "reward.path=acting:score"], cwd=tmp_path), run_dir
 
 
-@pytest.mark.fast
 def test_a_reward_that_sends_its_process_sigkill_stops_the_run_in_one_line(tmp_path, cache_dir, forked_cli):
     """Case 11: rc 137, no line, summary.json `running`. Now said as os._exit is: where, and the resume."""
     result, run_dir = run("sigkill", tmp_path, cache_dir, forked_cli)
@@ -79,7 +78,6 @@ def test_a_reward_that_sends_its_process_sigkill_stops_the_run_in_one_line(tmp_p
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     "act,call",
     [
@@ -105,7 +103,6 @@ def test_a_reward_that_kills_its_process_otherwise_stops_the_run_in_one_line_too
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     "act,call", [("thread_exits", "os._exit(0)"), ("thread_kills", "signal.raise_signal(SIGKILL)")]
 )
@@ -128,7 +125,6 @@ def test_a_thread_of_the_rewards_that_ends_the_process_ends_the_run_in_one_line_
     assert summary["status"] == "failed" and summary["error"] == line.removeprefix("align_lab: "), summary
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize("act", ["fork_exits", "fork_returns"])
 def test_a_process_the_reward_forks_ends_as_it_asked_and_never_acts_as_the_run(
     act, tmp_path, cache_dir, forked_cli
@@ -147,7 +143,6 @@ def test_a_process_the_reward_forks_ends_as_it_asked_and_never_acts_as_the_run(
     assert len(steps) == len(set(steps)) and "Traceback" not in result.stderr, steps  # one run's rows
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize("act", ["closes_sys_stderr", "closes_fd_2", "redirects_fd_2", "replaces_sys_stderr"])
 def test_a_reward_that_closes_the_runs_stderr_leaves_its_lines_to_the_end(
     act, tmp_path, cache_dir, forked_cli
@@ -196,7 +191,6 @@ class Episode(LastTurn):
 """
 
 
-@pytest.mark.fast
 def test_an_environment_that_calls_os_exit_stops_the_run_in_one_line(tmp_path, cache_dir, forked_cli):
     """Case 30: an environment's step calling os._exit(0) ended the run with rc 0, no line, summary.json
     `running`: a step runs on a thread of the run's, where os._exit was taken for a thread of the user's."""
@@ -215,7 +209,6 @@ def test_an_environment_that_calls_os_exit_stops_the_run_in_one_line(tmp_path, c
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
-@pytest.mark.fast
 def test_an_environment_step_that_forks_a_returning_child_ends_the_child_quietly(
     tmp_path, cache_dir, forked_cli
 ):
@@ -271,7 +264,6 @@ def test_the_forks_a_reward_leaves_running_end_with_the_command(tmp_path, cache_
     assert len(pids) == 2 and not [p for p in pids if os.path.exists(f"/proc/{p}")], said
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     "first,act",
     [
@@ -317,7 +309,6 @@ def test_a_reward_that_crashes_in_c_stops_the_run_in_one_line_that_resumes_it(
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
-@pytest.mark.fast
 def test_a_reward_that_closes_the_runs_descriptors_in_c_fails_the_run_in_one_line(
     tmp_path, cache_dir, forked_cli
 ):
@@ -401,7 +392,6 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
 }
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     "act",
     list(SAID),
@@ -446,7 +436,6 @@ def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_l
     assert " completed in " in result.stderr, result.stderr[-3000:]  # its end said, whatever the call did
 
 
-@pytest.mark.fast
 def test_a_program_a_reward_starts_and_leaves_running_is_named_as_the_command_ends(
     tmp_path, cache_dir, forked_cli
 ):
@@ -467,7 +456,6 @@ def test_a_program_a_reward_starts_and_leaves_running_is_named_as_the_command_en
     ), line
 
 
-@pytest.mark.fast
 def test_a_reward_that_sends_its_process_sigterm_is_named_not_said_as_a_schedulers_stop(
     tmp_path, cache_dir, forked_cli
 ):
@@ -484,7 +472,6 @@ def test_a_reward_that_sends_its_process_sigterm_is_named_not_said_as_a_schedule
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
-@pytest.mark.fast
 def test_a_reward_that_interrupts_its_main_thread_is_named_not_said_as_a_ctrl_c(
     tmp_path, cache_dir, forked_cli
 ):
@@ -505,7 +492,6 @@ def test_a_reward_that_interrupts_its_main_thread_is_named_not_said_as_a_ctrl_c(
 SEEDED = REWARD.replace("CALLS[0] += 1", "CALLS[0] += 1\n    __import__('torch').manual_seed(0)")
 
 
-@pytest.mark.fast
 def test_a_reward_that_seeds_torch_in_each_call_leaves_the_runs_numbers_as_they_were(
     tmp_path, cache_dir, forked_cli
 ):

@@ -26,7 +26,6 @@ def pass_at(n: int, c: int, k: int) -> float:
     return 1.0 - comb(n - c, k) / comb(n, k)
 
 
-@pytest.mark.fast
 def test_grpo_on_the_shipped_questions_reports_pass_at_k_from_its_samples(hf_assets, tmp_path, cache_dir):
     summary = run_real(
         [

@@ -172,6 +172,7 @@ def test_a_combined_sources_bound_is_named_by_its_own_key():
     assert source.timeout_key() == "reward.components.brevity.source.timeout_s"
 
 
+@pytest.mark.slow  # over 1.5 s of CPU: CI's tier (docs/testing.md, the fast tier)
 def test_a_components_class_whose_import_is_stuck_in_c_is_one_line_naming_it(tmp_path):
     """Thirtieth hunt, case 4: an environment class's module stuck in C as it was imported (`env._target_`):
     no output for good. Past IMPORT_STUCK_S (and as long again, at most 30 s) the process ends with the

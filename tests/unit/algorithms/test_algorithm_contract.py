@@ -99,6 +99,7 @@ def test_every_online_choice_is_checked():
     assert {"ppo", "ppo_max", "rloo", "grpo", "dr_grpo", "remax", "raft", "vanilla_pg"} <= set(ONLINE)
 
 
+@pytest.mark.slow  # over 1.5 s of CPU: CI's tier (docs/testing.md, the fast tier)
 def test_every_algo_choice_is_listed_as_its_composition_says():
     """The lists the contract tests take, read from the YAML files at collection (ONLINE, the pairwise
     tests' PAIRWISE, test_aliases' choices with a clip node), against every choice composed and built:

@@ -228,6 +228,7 @@ def test_the_compare_hint_names_the_run_folder_alone_or_its_sweeps_folder(tmp_pa
     assert compare_folder(sweep / "0_ppo_seed0") == sweep
 
 
+@pytest.mark.slow  # over 1.5 s of CPU: CI's tier (docs/testing.md, the fast tier)
 def test_compare_drops_a_saved_claim_and_splits_two_tasks_end_to_end(tmp_path: Path, capsys) -> None:
     import yaml
 

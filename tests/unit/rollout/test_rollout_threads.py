@@ -80,6 +80,7 @@ def test_machine_cpu_seconds_reads_proc_stats_busy_fields(tmp_path, monkeypatch)
 
 
 @pytest.mark.skipif(machine_cpu_seconds() is None, reason="no /proc/stat")
+@pytest.mark.slow  # over 1.3 s of CPU: CI's tier (docs/testing.md, the fast tier)
 def test_the_meter_sees_a_busy_process_beside_this_one():
     meter = BusyMeter()
     child = subprocess.Popen([sys.executable, "-c", "while True: pass"])

@@ -64,6 +64,7 @@ def test_remax_counts_greedy_generations_and_reward_queries(tmp_path, cache_dir)
     assert first["counters/generated_tokens"] > first["counters/trained_tokens"] > 0
 
 
+@pytest.mark.slow  # over 1.3 s of CPU: CI's tier (docs/testing.md, the fast tier)
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -121,6 +122,7 @@ def test_cli_critic_from_the_reward_model_with_gold_reward_stops_before_compute(
     assert not (tmp_path / "cache").exists()
 
 
+@pytest.mark.slow  # over 1.5 s of CPU: CI's tier (docs/testing.md, the fast tier)
 def test_without_a_kl_term_the_reference_forward_is_skipped_and_nothing_else_changes(
     tmp_path, cache_dir, monkeypatch
 ):

@@ -111,6 +111,7 @@ class Interrupt(BaseException):
     pass
 
 
+@pytest.mark.slow  # over 1.3 s of CPU: CI's tier (docs/testing.md, the fast tier)
 @pytest.mark.parametrize("overrides", [["algo=online_dpo", "algo.sync_every=2"], ["algo=sail_pp"]])
 def test_interrupted_pairwise_run_resumes_to_identical_metrics(overrides, tmp_path, cache_dir, monkeypatch):
     from align_lab.tracking import JsonlTracker
