@@ -31,22 +31,31 @@ def read_whole(text: str) -> bool:
 def typeset(text: str) -> str:
     """A response's or answer's numbers as written to be read: a typeset minus (U+2212) is a minus, and a
     decimal with no leading digit (`.25`) is 0.25 (twenty-sixth hunt, case 23: `−7` scored 0 against -7,
-    and numeric read an answer `−7` as 7); a leading `+` no sign of a sum (`+5`); the Unicode signs of math
-    as LaTeX (`√2`, `2π`, `2²`, `½`, `∞` were read 2, 2, 2, refused, refused: fortieth hunt, cases 66-67)."""
-    text = LEADING_PLUS.sub("", text.replace("\u2212", "-"))
-    text = ROOT.sub(lambda m: f"\\sqrt{{{m[1] or m[2]}}}", text.translate(UNICODE_MATH))
-    return LEADING_DOT.sub(r"0.\1", RAISED.sub(lambda m: "^{" + m[1].translate(PLAIN) + "}", text))
+    and numeric read an answer `−7` as 7); a `+` before a number no sign of a sum (`+5`); the Unicode signs
+    of math as LaTeX (`√2`, `2π`, `2²`, `½`, `∞` were read 2, 2, 2, refused, refused: fortieth hunt, cases
+    66-67; `∛8` 8, `√-1` -1: forty-first, 3-4), an unbraced exponent braced (`2^-1` was 2: case 6)."""
+    text = SIGN_PLUS.sub("", text.replace("\u2212", "-"))
+    text = ROOT.sub(_root, text.translate(UNICODE_MATH))
+    text = RAISED.sub(lambda m: "^{" + m[1].translate(PLAIN) + "}", text)
+    return LEADING_DOT.sub(r"0.\1", BARE_POWER.sub(r"^{\1}", text))
+
+
+def _root(match: re.Match) -> str:
+    degree = {"\u221a": "", "\u221b": "[3]", "\u221c": "[4]"}[match[1]]
+    return f"\\sqrt{degree}{{{match[2] or match[3]}}}"
 
 
 SUPERSCRIPTS = "\u207a\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"  # + - 0 to 9
 PLAIN = str.maketrans(SUPERSCRIPTS, "+-0123456789")
 SIGNED = f"[{SUPERSCRIPTS[:2]}]?[{SUPERSCRIPTS[2:]}]+"  # an exponent in superscripts
 RAISED = re.compile(f"(?<!10)(?<!10[{SUPERSCRIPTS[:2]}])({SIGNED})")  # 2² (10³ is decimal_notation's)
-ROOT = re.compile(r"\u221a\s*(?:\(([^()]*)\)|(\d+(?:\.\d+)?|[A-Za-z]))")  # √2, √(x+1)
-LEADING_PLUS = re.compile(r"^\s*\+(?=\s*\d)")
+ROOT = re.compile(r"([\u221a\u221b\u221c])\s*(?:\(([^()]*)\)|(-?\d+(?:\.\d+)?|[A-Za-z]))")  # √2, ∛8, √(x+1)
+SIGN_PLUS = re.compile(r"(?:^|(?<=[\s(=:,$]))(?<![\d)\]}] )\+(?=\s*\d)")  # "+5", "is +5.", not "2 +5"
+BARE_POWER = re.compile(r"\^\s*(-?\d+(?:\.\d+)?)")  # 2^-1, 2^10: the exponent whole, as meant
 FRACTIONS = {"\u00bd": (1, 2), "\u2153": (1, 3), "\u2154": (2, 3), "\u00bc": (1, 4), "\u00be": (3, 4)}
 FRACTIONS |= {"\u2155": (1, 5), "\u2159": (1, 6), "\u215b": (1, 8)}
-SIGNS = {"\u03c0": "\\pi ", "\u221e": "\\infty "}  # pi, infinity
+SIGNS = {"\u03c0": "\\pi ", "\u221e": "\\infty ", "\u00f7": "\\div "}  # pi, infinity, division
+SIGNS |= {"\u00d7": "\\times ", "\u00b7": "\\cdot "}  # products (10's power first: decimal_notation)
 UNICODE_MATH = str.maketrans(SIGNS | {k: f"\\frac{{{a}}}{{{b}}}" for k, (a, b) in FRACTIONS.items()})
 
 
@@ -62,7 +71,7 @@ def math_reference(answer: str):
     delimited = answer.strip().startswith(("$", "\\(", "\\[", "\\boxed"))
     if not delimited and "," in answer and (listed := math_parse(f"\\boxed{{{answer.strip()}}}")):
         return listed  # "-2,1": two solutions, as boxed (bare, a decimal comma: -2.1; 39th hunt, case 33)
-    if not delimited and read_whole(answer):
+    if not delimited and (read_whole(answer) or answer.strip().endswith("!")):  # 3! was 3 (41st hunt, 6)
         whole = math_parse(f"${answer.strip()}$")
         if whole:
             return whole

@@ -32,6 +32,7 @@ import math
 import re
 from collections.abc import Callable
 
+from align_lab.tasks.answer_checks import NOTATION, defined, listed, several, unread
 from align_lab.tasks.arith_word import NUMBER, final_number
 from align_lab.tasks.math_reading import (
     decimal_notation,
@@ -52,11 +53,8 @@ from align_lab.user_timeouts import BUILDING, CallTimedOut, ImportSaid, bounded,
 from align_lab.value_checks import UserCodeError, callable_as, one_line, timed_out, user_score
 
 BUILT_IN = ("auto", "exact", "numeric", "math_verify")
+MATH = ("auto", "numeric", "math_verify")  # the built-in verifiers that read numbers and math
 ALLOWED = "auto, exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
-NOTATION = set("/^_{}()[]*+-\\!π×÷")  # math around a number: its value is not the number alone
-THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")  # 1,000 and 12,345,678: one number
-LISTED = re.compile(r"\d\s*,\s*[-+\u2212]?\d")  # any other comma between numbers: a list (reference)
-MIXED = re.compile(r"(?<![\d.])\d+\s+\d+\s*/\s*\d+")  # 1 1/2
 
 
 def plain_number(answer: str) -> float | None:
@@ -69,7 +67,9 @@ def plain_number(answer: str) -> float | None:
         return None
     before, after = answer[: found[-1].start()], answer[found[-1].end() :].strip().removesuffix(".")
     glued = before[-1:].isalpha() or before[-1:] == "."
-    if glued or before.rstrip()[-1:] in NOTATION or after[:1] in NOTATION:
+    minus = found[-1][0].startswith("-") and before.rstrip()[-1:].isdigit()  # 5-3: a difference (41st, 5)
+    command = re.search(r"\\[A-Za-z]+\s*$", before) is not None  # 2\times 3 (a typeset 2×3)
+    if glued or minus or command or before.rstrip()[-1:] in NOTATION or after[:1] in NOTATION:
         return None
     return final_number(answer)
 
@@ -125,18 +125,6 @@ def check_name(name: str) -> None:
         raise ValueError(f"verifier={name}: must be {ALLOWED}")
 
 
-def listed(answer: str, given: str, place: str, name: str) -> None:
-    """A one-line error for an answer that is a list of numbers, or one with a decimal comma: a comma
-    between numbers that is no thousands grouping (`-2,1` was -21 under auto and numeric, `1,-2` -2,
-    `0,5` 5: fortieth hunt, cases 2 and 66)."""
-    if LISTED.search(THOUSANDS.sub("0", answer)):
-        raise ValueError(
-            f"{place}: answer {given!r} is a list of numbers, or a decimal comma (a comma between numbers "
-            f"is no thousands grouping, which takes three digits after each comma); task.verifier={name} "
-            "would read it as one number: a list, set task.verifier=math_verify; a decimal, write its point"
-        )
-
-
 def reference(name: str, answer: str, place: str):
     """The reference `answer` as checker `name` compares with it (a number, Math-Verify's parse, the
     normalised text, the text itself for a function), or a one-line error naming `place` when the
@@ -144,11 +132,12 @@ def reference(name: str, answer: str, place: str):
     1000, as in a response: fortieth hunt, case 1; Math-Verify read 5 and 1), Unicode math as its LaTeX
     (typeset); a list of numbers only by math_verify (listed)."""
     given = answer  # as the file has it, in each line
-    if name in BUILT_IN:
+    if name in MATH:  # not exact's: its text is compared as written
         answer = typeset(decimal_notation(answer))
-    if name in BUILT_IN and MIXED.search(answer):  # Math-Verify reads 1 1/2 as 1 (fortieth hunt, case 66)
-        raise ValueError(f"{place}: answer {given!r} is a mixed number; write it as a fraction or decimal")
+    if name in MATH:
+        unread(answer, given, place, name)
     if name == "numeric":
+        several(answer, given, place, name)  # "5 000" was 0 (forty-first hunt, case 8)
         listed(answer, given, place, name)
         number = final_number(answer)
         if number is None:
@@ -160,13 +149,7 @@ def reference(name: str, answer: str, place: str):
             )
         return number
     if name == "auto":
-        numbers = NUMBER.findall(answer)
-        if len(numbers) > 1 and not set(answer) & NOTATION:  # "5:30", "2, 3", "1 000", "12 h 30 min"
-            raise ValueError(
-                f"{place}: answer {given!r} holds {len(numbers)} numbers and no math notation, which "
-                "task.verifier=auto would read as one of them; set task.verifier=exact (text answers) or "
-                "your own module:function"
-            )
+        several(answer, given, place, name)
         if not read_whole(answer):  # a tuple or interval, (2, 3): read whole
             listed(answer, given, place, name)
         number = plain_number(answer)
@@ -178,14 +161,14 @@ def reference(name: str, answer: str, place: str):
                 f"{place}: answer {given!r} is neither a plain number nor math Math-Verify can parse "
                 "(task.verifier=auto); set task.verifier=exact for text answers"
             )
-        return parsed
+        return defined(parsed, given, place)
     if name == "math_verify":
         parsed = math_reference(answer)
         if not parsed:
             raise ValueError(
                 f"{place}: Math-Verify cannot parse answer {given!r} (task.verifier=math_verify)"
             )
-        return parsed
+        return defined(parsed, given, place)
     if name == "exact":
         return normalised(answer)
     return answer
@@ -223,7 +206,7 @@ def _exact(response: str, gold, prompt: str) -> float:
 
 
 def _numeric(response: str, gold, prompt: str) -> float:
-    found = final_number(typeset(response))
+    found = final_number(decimal_notation(typeset(response)))  # 1e3 as its answer is (41st hunt, case 10)
     return float(found is not None and same_number(found, gold))
 
 

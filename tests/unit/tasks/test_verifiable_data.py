@@ -685,5 +685,50 @@ def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_
         )
     assert verifiers.reference("auto", "1,000", "row") == 1000.0
     assert verifiers.reference("auto", "(2, 3)", "row")  # a tuple, read whole
-    with pytest.raises(ValueError, match="answer '1 1/2' is a mixed number; write it as a fraction"):
+    with pytest.raises(ValueError, match="answer '1 1/2' is a mixed number; write it in digits or LaTeX"):
         verifiers.reference("auto", "1 1/2", "row")  # case 66: read 1
+
+
+@pytest.mark.parametrize(
+    "answer, right, wrong",
+    [  # forty-first hunt: read 8, -1, -3, 3 (and 3 under math_verify), 2
+        ("\u221b8", "2", "8"),
+        ("\u221a-1", "\\sqrt{-1}", "-1"),
+        ("5\u22123", "2", "-3"),
+        ("5-3", "2", "-3"),
+        ("3!", "6", "3"),
+        ("2^-1", "0.5", "2"),
+        ("2\u00d73", "6", "3"),  # a product left once the power of ten is read
+        ("6\u00f73", "2", "3"),
+    ],
+)
+def test_an_answer_of_math_in_unicode_or_bare_is_read_as_its_value(answer, right, wrong):
+    for name in ("auto", "math_verify"):
+        assert score(name, answer, right) == 1.0 and score(name, answer, wrong) == 0.0, name
+
+
+@pytest.mark.parametrize(
+    "name, answer, why",
+    [  # forty-first hunt, cases 7-9: 1/0 admitted (zoo), `5 000` read 0 under numeric, `5'000` 5
+        ("auto", "1/0", "is undefined (zoo): no response can match it"),
+        ("math_verify", "0/0", "is undefined (nan): no response can match it"),
+        ("numeric", "5 000", "holds 2 numbers and no math notation, which task.verifier=numeric would read"),
+        ("math_verify", "5'000", "holds an apostrophe between digits (a thousands separator?); write it in"),
+        ("auto", "\u22483.14", "holds '\u2248', a sign the verifiers do not read; write it in digits"),
+    ],
+)
+def test_an_answer_the_checker_would_misread_is_refused_naming_why(name, answer, why):
+    with pytest.raises(ValueError) as e:
+        verifiers.reference(name, answer, "row 1")
+    assert str(e.value).startswith(f"row 1: answer {answer!r} {why}"), str(e.value)
+
+
+def test_numeric_reads_a_responses_scientific_notation_as_its_answers_and_a_sign_before_a_number_is_none():
+    """Forty-first hunt, cases 10 and 12: under numeric an answer `1e3` was 1000 and the response `1e3`
+    scored 0; under math_verify `The answer is +5.` scored 0 against 5."""
+    sci = "5\u00d710\u00b3"
+    assert score("numeric", "1e3", "1e3") == 1.0 and score("numeric", sci, sci) == 1.0
+    assert score("math_verify", "5", "The answer is +5.") == 1.0
+    assert score("math_verify", "7", "2 +5 = 7") == 1.0
+    assert score("exact", "5\u00d710\u00b3 Paris", "5\u00d710\u00b3 paris") == 1.0  # exact: as written
+    assert verifiers.reference("exact", "5\u00d710\u00b3 \u03c0", "row") == "5\u00d710\u00b3 \u03c0"

@@ -1,0 +1,63 @@
+"""Answers of your data that a checker reading numbers or math would misread, each refused in one line
+naming the row (tasks/verifiers.py reference): a mixed number, a sign of math left in Unicode, an
+apostrophe between digits, an undefined value, several numbers with no math between them, a list or a
+decimal comma."""
+
+from __future__ import annotations
+
+import re
+
+from align_lab.tasks.arith_word import NUMBER
+
+NOTATION = set("/^_{}()[]*+-\\!π×÷")  # math around a number: its value is not the number alone
+THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")  # 1,000 and 12,345,678: one number
+LISTED = re.compile(r"\d\s*,\s*[-+\u2212]?\d")  # any other comma between numbers: a list (reference)
+MIXED = re.compile(r"(?<![\d.])\d+\s+\d+\s*/\s*\d+")  # 1 1/2
+
+
+def unread(answer: str, given: str, place: str, name: str) -> None:
+    """A one-line error for an answer, as typeset, that holds what the checker would misread: a mixed
+    number (`1 1/2` read 1: fortieth hunt, case 66), a sign of math left in Unicode (`≈3.14` read 3.14),
+    an apostrophe between digits (`5'000` read 5: forty-first hunt, case 9)."""
+    import unicodedata
+
+    left = [c for c in answer if not c.isascii() and unicodedata.category(c) in ("Sm", "So")]
+    why = "is a mixed number" if MIXED.search(answer) else None
+    why = why or (f"holds {left[0]!r}, a sign the verifiers do not read" if left else None)
+    if why is None and re.search(r"\d'\d", answer):
+        why = "holds an apostrophe between digits (a thousands separator?)"
+    if why:
+        raise ValueError(f"{place}: answer {given!r} {why}; write it in digits or LaTeX ({name})")
+
+
+def defined(parsed: list, given: str, place: str) -> list:
+    """Math-Verify's reading of an answer, refused where it is undefined (`1/0`, sympy's zoo, or nan): no
+    response can match it (forty-first hunt, case 7)."""
+    value = parsed[0].doit() if hasattr(parsed[0], "doit") else parsed[0]  # 1/0 unevaluated: zoo
+    if str(value) in ("zoo", "nan"):
+        raise ValueError(f"{place}: answer {given!r} is undefined ({value}): no response can match it")
+    return parsed
+
+
+def several(answer: str, given: str, place: str, name: str) -> None:
+    """A one-line error for an answer of several numbers and no math notation ("5:30", "2, 3", "1 000",
+    "12 h 30 min"), which a checker reading one number would read as one of them."""
+    numbers = NUMBER.findall(answer)
+    if len(numbers) > 1 and not set(answer) & NOTATION:
+        raise ValueError(
+            f"{place}: answer {given!r} holds {len(numbers)} numbers and no math notation, which "
+            f"task.verifier={name} would read as one of them; set task.verifier=exact (text answers) or "
+            "your own module:function"
+        )
+
+
+def listed(answer: str, given: str, place: str, name: str) -> None:
+    """A one-line error for an answer that is a list of numbers, or one with a decimal comma: a comma
+    between numbers that is no thousands grouping (`-2,1` was -21 under auto and numeric, `1,-2` -2,
+    `0,5` 5: fortieth hunt, cases 2 and 66)."""
+    if LISTED.search(THOUSANDS.sub("0", answer)):
+        raise ValueError(
+            f"{place}: answer {given!r} is a list of numbers, or a decimal comma (a comma between numbers "
+            f"is no thousands grouping, which takes three digits after each comma); task.verifier={name} "
+            "would read it as one number: a list, set task.verifier=math_verify; a decimal, write its point"
+        )
