@@ -81,24 +81,38 @@ def given_twice(args: list[str], groups: tuple[str, ...]) -> str | None:
 
 
 def repeated(arg: str) -> str | None:
-    """The line for a sweep's list that names one value twice (`seed=0,1,1`): its two runs are one config
-    trained twice, the same numbers, which compare then read as two seeds (fortieth hunt, case 41)."""
-    from hydra.core.override_parser.types import ChoiceSweep
+    """The line for a sweep's list that names one value twice (`seed=0,1,1`, `seed=1,01`, `seed=1,1.0`,
+    `seed=1,'1'`: read as one value): its two runs are one config trained twice, the same numbers, which
+    compare then read as two seeds (fortieth hunt, case 41; forty-first, 20); or that puts a range in a
+    list (`seed=range(0,3),1`: Hydra's "tags: Unexpected type annotation: Set[str]", case 22)."""
+    from hydra.core.override_parser.types import ChoiceSweep, QuotedString, RangeSweep
 
     key, sep, _ = arg.partition("=")
     try:
         sweep = _value(arg) if sep and not key.startswith("-") else None
     except Exception:  # unreadable's, or Hydra's own
         return None
-    said = [str(v) for v in sweep.list] if isinstance(sweep, ChoiceSweep) else []
+    values = sweep.list if isinstance(sweep, ChoiceSweep) else []
+    if any(isinstance(v, RangeSweep) for v in values):
+        return f"{arg}: a range cannot stand in a list of values; write every value out ({key}=0,1,2,...)"
+    said = [_read(v.text if isinstance(v, QuotedString) else v) for v in values]
     twice = sorted({v for v in said if said.count(v) > 1})
     if not twice:
         return None
     once = ",".join(dict.fromkeys(said))
     return (
         f"{arg}: {', '.join(twice)} given twice, whose runs would be one config trained twice (the same "
-        f"numbers, read as two seeds); give each once: {key}={once}"
+        f"numbers, read as two runs); give each once: {key}={once}"
     )
+
+
+def _read(value) -> str:
+    """A swept value as the config reads it: a number whatever its spelling (01, 1.0, '1': 1)."""
+    try:
+        number = float(str(value))
+    except ValueError:
+        return str(value)
+    return str(int(number)) if number.is_integer() else str(number)
 
 
 def sweep_dir_without_a_sweep(args: list[str]) -> str | None:

@@ -51,10 +51,17 @@ def test_a_sweeps_list_that_names_a_value_twice_is_one_line():
 
     assert repeated("seed=0,1,1") == (
         "seed=0,1,1: 1 given twice, whose runs would be one config trained twice (the same numbers, read as "
-        "two seeds); give each once: seed=0,1"
+        "two runs); give each once: seed=0,1"
     )
     for fine in ("seed=0,1,2", "seed=range(3)", "algo=ppo", "seed=1", "-m", "a=b,c"):
         assert repeated(fine) is None, fine
+    # forty-first hunt, cases 20 and 22: one value in other spellings; a range in a list (Hydra's "tags:
+    # Unexpected type annotation: Set[str]")
+    for twice in ("seed=1,01", "seed=1,1.0", "seed=1,'1'"):
+        assert repeated(twice).startswith(f"{twice}: 1 given twice, "), twice
+    assert repeated("seed=range(0,3),1") == (
+        "seed=range(0,3),1: a range cannot stand in a list of values; write every value out (seed=0,1,2,...)"
+    )
 
 
 def test_a_sweep_folder_typed_for_one_run_is_said_to_be_unread():
