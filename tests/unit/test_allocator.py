@@ -48,7 +48,7 @@ def retained_mib(first: str, **env: str) -> int:
 def test_freed_activations_go_back_to_the_system_after_importing_align_lab() -> None:
     assert retained_mib("align_lab") < 64
     # glibc's default keeps them (the test can tell), most times: where the heap's top chunk ends up
-    # free (torch's threads' own allocations move it) it trims; the local CI of fba5042's parent, beside a
+    # free (torch's threads' own allocations move it) it trims; the local CI of 8db0f9f, beside a
     # fault hunt, measured 136 MiB once (417-513 MiB in three runs after), so the best of three is asked
     assert max(retained_mib("torch only") for _ in range(3)) > 200
     # another library's process importing align_lab for its tasks keeps glibc's own (benchmarks' TRL worker)
