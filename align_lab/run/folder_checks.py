@@ -24,13 +24,15 @@ def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
     One line each."""
     from align_lab.folder import check_kinds, check_owned, holder, in_use
     from align_lab.run.completed import check_completed_steps
-    from align_lab.run.run_folder import RunFolder
+    from align_lab.run.run_folder import RunFolder, run_above
     from align_lab.run.summary import check_same_config
     from align_lab.run.sweep_inputs import changed_since_completed, check_afresh
 
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; choose another folder")
     check_kinds(run_dir)
+    if line := run_above(run_dir, "hydra.run.dir"):
+        raise ConfigError(line)
     if not is_ours(RunFolder(run_dir).read_summary()):
         check_owned(run_dir)
     who = holder(run_dir)

@@ -108,3 +108,23 @@ class RunFolder:
 def _as_it_is(path: Path) -> tuple[bytes, int] | None:
     """A file's bytes and modification time (ns), or None where there is no file."""
     return (path.read_bytes(), path.stat().st_mtime_ns) if path.is_file() else None
+
+
+def run_above(folder: Path, key: str) -> str | None:
+    """The line for a folder (`key`: hydra.run.dir or hydra.sweep.dir) that lies inside one run's folder
+    (its summary.json or .hydra/hydra.yaml), a sweep's (hydra.sweep.dir) that is one too: what goes there
+    lands among that run's files, and compare and `study status` of it read that run alone (fortieth
+    hunt, case 48; a run's, forty-first, 28); a run's that is a sweep's folder (its multirun.yaml: said as
+    "files align_lab did not write", case 29). None otherwise."""
+    sweep = key == "hydra.sweep.dir"
+    mine = ", not a sweep's: its runs would go" if sweep else ": this run would go"
+    if key == "hydra.run.dir" and (folder / "multirun.yaml").is_file():
+        return f"{key}={folder}: is a sweep's folder (its multirun.yaml), not one run's; choose another {key}"
+    for where in [folder, *folder.parents][not sweep :]:  # a run's own folder: its resume
+        if (where / "summary.json").is_file() or (where / ".hydra" / "hydra.yaml").is_file():
+            inside = "is" if where == folder else f"lies inside {where}, which is"
+            return (
+                f"{key}={folder}: {inside} one run's folder (its summary.json and .hydra/){mine} among that "
+                f"run's files, and compare would read that run alone; choose another {key}"
+            )
+    return None

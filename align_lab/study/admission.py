@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from align_lab.config import ConfigError
 from align_lab.run.admission import admit
+from align_lab.run.run_folder import run_above
 
 
 def admit_job(hydra_context, config: DictConfig, overrides: list[str], num: int, here: bool):
@@ -44,7 +45,7 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
 
     folder.launched()
     try:
-        if line := a_runs_folder(folder.sweep_dir):
+        if line := run_above(folder.sweep_dir, "hydra.sweep.dir"):
             raise ConfigError(line)
         if not job_overrides and first == 0:  # seed=range(0,0): "Launching 0 jobs", exit 0, nothing run
             swept = [o for o in config.hydra.overrides.task if "range(" in o or "," in o.split("=", 1)[-1]]
@@ -73,21 +74,6 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
     except BaseException:  # a refusal, and a SIGTERM or Ctrl-C while the jobs are admitted
         folder.restore()
         raise
-
-
-def a_runs_folder(sweep_dir: Path) -> str | None:
-    """The line for a sweep folder that is one run's folder, or inside one (its summary.json or
-    .hydra/hydra.yaml): the sweep's runs went beside that run's files, and compare and `study status` of
-    the folder read that run alone, the sweep's invisible (fortieth hunt, case 48)."""
-    for where in [sweep_dir, *sweep_dir.parents]:
-        if (where / "summary.json").is_file() or (where / ".hydra" / "hydra.yaml").is_file():
-            inside = "is" if where == sweep_dir else f"lies inside {where}, which is"
-            return (
-                f"hydra.sweep.dir={sweep_dir}: {inside} one run's folder (its summary.json and .hydra/), "
-                "not a sweep's: its runs would go beside that run's files, and compare would read that run "
-                "alone; choose another hydra.sweep.dir"
-            )
-    return None
 
 
 class SweepFolder:

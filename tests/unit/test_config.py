@@ -430,7 +430,32 @@ def test_a_sweep_into_a_runs_folder_or_inside_one_is_one_line_and_leaves_it_as_i
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().splitlines()[-1] == (
             f"align_lab: error: hydra.sweep.dir={sweep_dir}: {how} one run's folder (its summary.json and "
-            ".hydra/), not a sweep's: its runs would go beside that run's files, and compare would read that "
+            ".hydra/), not a sweep's: its runs would go among that run's files, and compare would read that "
             "run alone; choose another hydra.sweep.dir"
         )
     assert sorted(p.name for p in run_dir.iterdir()) == before and not (tmp_path / "cache").exists()
+
+
+def test_a_run_inside_a_runs_folder_or_in_a_sweeps_is_one_line_and_leaves_them_as_they_were(
+    tmp_path, forked_cli
+):
+    """Forty-first hunt, case 28: `hydra.run.dir=<a completed run>/sub` trained there, rc 0, and compare of
+    the outer folder read its run alone; case 29: a sweep's folder (or a run's checkpoints/) as a run's
+    was refused as "files align_lab did not write"."""
+    run_dir, sweep = tmp_path / "run", tmp_path / "sweep"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "hydra.yaml").write_text("hydra: {}\n")
+    (run_dir / "summary.json").write_text('{"status": "completed"}')
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    said = {
+        run_dir / "sub": f"lies inside {run_dir}, which is one run's folder (its summary.json and .hydra/): "
+        "this run would go among that run's files, and compare would read that run alone; choose another "
+        "hydra.run.dir",
+        sweep: "is a sweep's folder (its multirun.yaml), not one run's; choose another hydra.run.dir",
+    }
+    for folder, line in said.items():
+        result = forked_cli([f"cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={folder}"], cwd=ROOT)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == f"align_lab: error: hydra.run.dir={folder}: {line}"
+    assert not (run_dir / "sub").exists() and sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml"]
