@@ -82,6 +82,8 @@ def first_summary(
     summary |= {PYTHONPATH: absolute_paths(os.environ["PYTHONPATH"])} if os.environ.get("PYTHONPATH") else {}
     summary |= {"names": spec.names, "config_digest": digest, SAME_RUN: same_run_digest(spec.config)}
     summary |= {TRAIN_ENDS: train_ends(spec.config)}
+    if getattr(spec.task, "skipped", 0):  # task.skip_invalid's dropped rows (docs/tasks.md: counted here)
+        summary |= {"task/skipped_rows": spec.task.skipped}
     return summary | {"started": time.time(), SEGMENTS: before}
 
 

@@ -65,3 +65,27 @@ def test_dpo_learns_from_pairs_your_verifier_function_labels(hf_assets, tmp_path
     assert summary["status"] == "completed"
     assert "preferences" in summary["stages"]
     assert 0.0 <= summary["eval/pass@1"] <= 1.0
+
+
+def test_rows_skip_invalid_drops_are_counted_in_summary_json(hf_assets, tmp_path, cache_dir):
+    """Forty-first hunt, case 53: docs/tasks.md says summary.json counts the rows task.skip_invalid=true
+    drops; it had no count (the task's counter was never read), and no line said a row was dropped."""
+    rows = EXAMPLE.read_text().splitlines()
+    bad = json.dumps({"question": "How many legs has a bird?", "answer": "seven"})
+    (tmp_path / "q.jsonl").write_text("\n".join([bad, *rows]) + "\n")
+    keys = [k if not k.startswith("task.path=") else f"task.path={tmp_path / 'q.jsonl'}" for k in KEYS]
+    run_dir = tmp_path / "run"
+    summary = run_real(
+        [
+            "algo=grpo",
+            "algo.group_size=4",
+            f"model.name_or_path={hf_assets.policy}",
+            *keys,
+            "reward=verifier",
+            "task.skip_invalid=true",
+            "train.steps=1",
+        ],
+        run_dir,
+        cache_dir,
+    )
+    assert summary["status"] == "completed" and summary["task/skipped_rows"] == 1

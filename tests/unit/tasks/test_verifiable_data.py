@@ -4,6 +4,7 @@ Scores are derived by hand in each test; bad input ends at build in one line nam
 from __future__ import annotations
 
 import json
+import logging
 import random
 
 import pytest
@@ -203,10 +204,19 @@ def test_an_answer_past_floats_range_is_refused_naming_the_line(tmp_path):
         )
 
 
-def test_skip_invalid_drops_rows_whose_answer_cannot_be_read(tmp_path):
+def test_skip_invalid_drops_rows_whose_answer_cannot_be_read(tmp_path, caplog):
+    """Forty-first hunt, case 53: the rows were dropped with no line, and summary.json, which docs/tasks.md
+    says counts them, had no count (start.py records `task/skipped_rows`)."""
     path = jsonl(tmp_path, [*ROWS, {"q": "How many?", "a": "seven"}])
-    spec = built(path, "task.skip_invalid=true", "task.eval_rows=2")
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        spec = built(path, "task.skip_invalid=true", "task.eval_rows=2")
     assert spec.task.skipped == 1 and len(spec.task.prompts("train")) == 4  # 6 good rows - 2 held out
+    [line] = [m for m in caplog.messages if "skip_invalid" in m]
+    assert line == (
+        "align_lab: warning: task.skip_invalid=true dropped 1 row(s) of split train; the first: "
+        f"task.path={path} line 7: answer 'seven' is neither a plain number nor math Math-Verify can parse "
+        "(task.verifier=auto); set task.verifier=exact for text answers"
+    )
 
 
 def test_an_empty_file_is_refused(tmp_path):
