@@ -228,7 +228,8 @@ def _auto(response: str, gold, prompt: str) -> float:
     if not isinstance(gold, float):
         return _math_verify(response, gold)
     final = final_expression(response)
-    value = math_value(response) if set(final) & set("\\^{_/") else None
+    arithmetic = re.search(r"\d\s*[-+*]\s*\d", final)  # 5-3 read -3 (forty-first hunt, case 36)
+    value = math_value(response) if set(final) & set("\\^{_/") or arithmetic else None
     percent = final_number(final) if final.endswith("%") else None  # "50%": 0.5 as Math-Verify reads it
     if value is None and percent is not None and same_number(percent / 100, gold):  # (a row of 1/2 took
         return 1.0  # it, one of 0.5 did not: thirty-second hunt, case 48); 50 too, by numeric's rule

@@ -742,3 +742,19 @@ def test_numeric_reads_a_responses_scientific_notation_as_its_answers_and_a_sign
     assert score("math_verify", "7", "2 +5 = 7") == 1.0
     assert score("exact", "5\u00d710\u00b3 Paris", "5\u00d710\u00b3 paris") == 1.0  # exact: as written
     assert verifiers.reference("exact", "5\u00d710\u00b3 \u03c0", "row") == "5\u00d710\u00b3 \u03c0"
+
+
+@pytest.mark.parametrize(
+    "answer, response, expected",
+    [  # forty-first hunt, case 36: on plain-number rows, wrong responses scored right by their last number
+        ("-3", "5-3", 0.0),
+        ("2", "5-3", 1.0),
+        ("8", "\u221b8", 0.0),
+        ("2", "2^-1", 0.0),
+        ("7", "3 + 4 = 7", 1.0),  # the final answer, not the arithmetic before it
+    ],
+)
+def test_a_responses_final_arithmetic_or_unicode_math_is_read_as_its_value_on_a_plain_number_row(
+    answer, response, expected
+):
+    assert score("auto", answer, response) == expected
