@@ -48,11 +48,15 @@ def unreadable(arg: str) -> str | None:
             f"{arg}: an override's value cannot start with ~ (the shell expands it only unquoted); "
             f"write the path out: {key}={os.path.expanduser(value)}"
         )
+    if key.lstrip("+") in FOLDERS and not value.strip():  # "$OUT" unset: the run went in the working folder
+        return f"{arg}: an empty folder (a shell variable not set?); name the folder"
     try:
-        _value(arg)
-        return None  # it reads, as something else (a sweep's choices): Hydra's own meaning
+        read = _value(arg)
     except Exception:
-        pass
+        read = None  # Hydra cannot read it as typed
+    else:  # it reads: as Hydra means it, but for a comma in a folder, a sweep's list to Hydra, which
+        if not (key.lstrip("+") in FOLDERS and is_sweep(read)):  # sweeps no folder ("Ambiguous value":
+            return None  # forty-first hunt, case 44; a comma list of task.path files is a sweep's)
     quoted = written(key, value)
     if quoted == arg:  # quoting does not help: Hydra's own error
         return None
@@ -62,6 +66,15 @@ def unreadable(arg: str) -> str | None:
         f"{arg}: Hydra reads {value[at - 1]!r} in a value only inside its quotes; quote the value for Hydra "
         f"within the shell's: {word}"
     )
+
+
+FOLDERS = ("hydra.run.dir", "hydra.sweep.dir")
+
+
+def is_sweep(read) -> bool:
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    return isinstance(read, ChoiceSweep)
 
 
 def given_twice(args: list[str], groups: tuple[str, ...]) -> str | None:
