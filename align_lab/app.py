@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def run_dir_in_a_sweep(args: list[str]) -> str | None:
         return None
     folder = typed[-1].split("=", 1)[1]
     there = (
-        f"for this folder: hydra.sweep.dir={folder}"
+        f"for this folder: {shlex.quote(f'hydra.sweep.dir={folder}')}"
         if folder.strip()
         else "hydra.sweep.dir=<folder> names it"
     )

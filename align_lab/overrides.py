@@ -139,5 +139,5 @@ def sweep_dir_without_a_sweep(args: list[str]) -> str | None:
     folder = typed[-1].split("=", 1)[1]
     return (
         f"align_lab: note: {typed[-1]} is a sweep's folder and this command (no -m) runs one run, which "
-        f"goes in hydra.run.dir (for this folder: hydra.run.dir={folder})"
+        f"goes in hydra.run.dir (for this folder: {shlex.quote(f'hydra.run.dir={folder}')})"
     )
