@@ -21,6 +21,7 @@ try:
         print("in the call", resource.getrlimit(which) != before)
 except RunLimitsLost as e:
     print("lost:", e)
+    print("log handlers' errors said:", logging.raiseExceptions)  # wandb's: 264 lines (41st hunt, 50)
 print("after", resource.getrlimit(which) == before)
 """
 CTYPES = """import ctypes
@@ -76,5 +77,6 @@ def test_a_hard_limit_lowered_in_c_where_it_cannot_be_raised_again_is_one_line()
             "lost: reward.path=m:f lowered the process's hard RLIMIT_FSIZE limit unlimited -> 1000 for good "
             "(raising a hard limit again takes a privilege, CAP_SYS_RESOURCE, this process lacks): the run "
             "cannot go on under it; take the setrlimit call out",
+            "log handlers' errors said: False",
             "after False",
         ]
