@@ -49,7 +49,7 @@ def unreadable(arg: str) -> str | None:
             f"write the path out: {key}={os.path.expanduser(value)}"
         )
     if key.lstrip("+") in FOLDERS and not value.strip():  # "$OUT" unset: the run went in the working folder
-        return f"{arg}: an empty folder (a shell variable not set?); name the folder"
+        return f"{arg}: an empty folder (a shell variable not set?); name the folder (. for this one)"
     try:
         read = _value(arg)
     except Exception:

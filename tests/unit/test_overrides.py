@@ -83,10 +83,8 @@ def test_an_empty_folder_or_a_comma_in_one_is_one_line():
     """Forty-first hunt, cases 34 and 44: `hydra.run.dir=$OUT` with OUT unset wrote the run into the working
     folder; a comma in a folder got Hydra's "Ambiguous value", whose advice (a list, or --multirun) led to
     "Sweeping over Hydra's configuration is not supported". A comma list of task.path files is a sweep's."""
-    assert (
-        unreadable("hydra.run.dir=")
-        == "hydra.run.dir=: an empty folder (a shell variable not set?); name the folder"
-    )
+    said = "hydra.run.dir=: an empty folder (a shell variable not set?); name the folder (. for this one)"
+    assert unreadable("hydra.run.dir=") == said
     assert unreadable("hydra.sweep.dir=/tmp/a,b") == (
         "hydra.sweep.dir=/tmp/a,b: Hydra reads ',' in a value only inside its quotes; quote the value for "
         "Hydra within the shell's: \"hydra.sweep.dir='/tmp/a,b'\""
