@@ -81,14 +81,14 @@ def given_twice(args: list[str], groups: tuple[str, ...]) -> str | None:
     """The line for a config group's choice given twice with two values (`algo=ppo algo=rloo`): Hydra takes
     the last without a word, and the run's algorithm (compare's group) followed the order of the arguments
     (fortieth hunt, case 24), or a key swept twice (`-m seed=0,1 seed=1,2` dropped seed 0: forty-first, 39);
-    None otherwise. A plain key set again (`train.steps=3 ... train.steps=5`) is a script's override of
-    its base command, as argparse's last value wins."""
+    None otherwise. A plain key set again (`train.steps=3 ... train.steps=5`, or `... train.steps=2,3`)
+    is a script's override of its base command, as argparse's last value wins."""
     seen: dict[str, list[str]] = {}
     for arg in args:
         key, sep, value = arg.partition("=")
         if sep and key and not key.startswith("-"):
             seen.setdefault(key.lstrip("+~"), []).append(value)
-    said = {k for k, v in seen.items() if k in groups or any("," in x or "range(" in x for x in v)}
+    said = {k for k, v in seen.items() if k in groups or sum("," in x or "range(" in x for x in v) > 1}
     twice = [f"{k}={', '.join(v)}" for k, v in seen.items() if len(set(v)) > 1 and k in said]
     if not twice:
         return None

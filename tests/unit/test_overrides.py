@@ -42,6 +42,7 @@ def test_a_groups_choice_given_twice_is_said_with_what_hydra_takes():
         "align_lab: warning: given more than once: algo=ppo, rloo: Hydra takes the last of each"
     )
     assert given_twice(["train.steps=3", "train.steps=5", "algo=ppo", "algo=ppo"], groups) is None
+    assert given_twice(["-m", "train.steps=3", "train.steps=2,3"], groups) is None  # a base overridden
     assert given_twice(["-m", "seed=0,1", "seed=1,2"], groups) == (  # forty-first hunt, case 39
         "align_lab: warning: given more than once: seed=0,1, 1,2: Hydra takes the last of each"
     )
