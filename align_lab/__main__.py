@@ -24,9 +24,8 @@ def command() -> None:
         main,
         multirun_first,
         renamed_keys,
-        run_dir_in_a_sweep,
     )
-    from align_lab.overrides import given_twice, sweep_dir_without_a_sweep
+    from align_lab.overrides import given_twice, run_dir_in_a_sweep, sweep_dir_without_a_sweep
     from align_lab.registry import GROUPS
 
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # let config errors reach format_error

@@ -135,7 +135,6 @@ def multirun_first(args: list[str]) -> tuple[list[str], str | None]:
     """`args` with a -m/--multirun typed after an override moved before the overrides, and the line that
     says so (None: nothing moved). Hydra's parser takes its options before the overrides: `algo=ppo,rloo
     -m seed=0,1` was its usage line and `unrecognized arguments: seed=0,1`."""
-    import shlex
 
     first = next((i for i, a in enumerate(args) if "=" in a and not a.startswith("-")), len(args))
     late = [i for i, a in enumerate(args) if a in MULTIRUN and i > first]
@@ -147,24 +146,6 @@ def multirun_first(args: list[str]) -> tuple[list[str], str | None]:
     return moved, (
         f"align_lab: note: {args[late[0]]} goes before the overrides; read as: "
         f"python -m align_lab {shlex.join(moved)}"
-    )
-
-
-def run_dir_in_a_sweep(args: list[str]) -> str | None:
-    """The line for `-m ... hydra.run.dir=X`: a sweep writes its runs under hydra.sweep.dir and reads no
-    hydra.run.dir, which Hydra drops without a word (issue 73 fifth hunt); None otherwise."""
-    typed = [a for a in args if a.lstrip("+").startswith("hydra.run.dir=")]
-    if not typed or not any(a in MULTIRUN for a in args):
-        return None
-    folder = typed[-1].split("=", 1)[1]
-    there = (
-        f"for this folder: {shlex.quote(f'hydra.sweep.dir={folder}')}"
-        if folder.strip()
-        else "hydra.sweep.dir=<folder> names it"
-    )
-    return (
-        f"align_lab: note: {typed[-1]} is one run's folder and a sweep (-m) does not read it; its runs go "
-        f"under hydra.sweep.dir ({there})"
     )
 
 

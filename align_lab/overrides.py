@@ -100,14 +100,14 @@ def repeated(arg: str) -> str | None:
     `seed=1,'1'`: read as one value): its two runs are one config trained twice, the same numbers, which
     compare then read as two seeds (fortieth hunt, case 41; forty-first, 20); or that puts a range in a
     list (`seed=range(0,3),1`: Hydra's "tags: Unexpected type annotation: Set[str]", case 22)."""
-    from hydra.core.override_parser.types import ChoiceSweep, QuotedString, RangeSweep
+    from hydra.core.override_parser.types import QuotedString, RangeSweep
 
     key, sep, _ = arg.partition("=")
     try:
         sweep = _value(arg) if sep and not key.startswith("-") else None
     except Exception:  # unreadable's, or Hydra's own
         return None
-    values = sweep.list if isinstance(sweep, ChoiceSweep) else []
+    values = sweep.list if is_sweep(sweep) else []
     if any(isinstance(v, RangeSweep) for v in values):
         return f"{arg}: a range cannot stand in a list of values; write every value out ({key}=0,1,2,...)"
     said = [_read(v.text if isinstance(v, QuotedString) else v) for v in values]
@@ -130,9 +130,27 @@ def _read(value) -> str:
     return str(int(number)) if number.is_integer() else str(number)
 
 
+def run_dir_in_a_sweep(args: list[str]) -> str | None:
+    """The line for `-m ... hydra.run.dir=X`: a sweep writes its runs under hydra.sweep.dir and reads no
+    hydra.run.dir, which Hydra drops without a word (issue 73 fifth hunt); None otherwise."""
+    typed = [a for a in args if a.lstrip("+").startswith("hydra.run.dir=")]
+    if not typed or not any(a in ("-m", "--multirun") for a in args):
+        return None
+    folder = typed[-1].split("=", 1)[1]
+    there = (
+        f"for this folder: {shlex.quote(f'hydra.sweep.dir={folder}')}"
+        if folder.strip()
+        else "hydra.sweep.dir=<folder> names it"
+    )
+    return (
+        f"align_lab: note: {typed[-1]} is one run's folder and a sweep (-m) does not read it; its runs go "
+        f"under hydra.sweep.dir ({there})"
+    )
+
+
 def sweep_dir_without_a_sweep(args: list[str]) -> str | None:
     """The note for `hydra.sweep.dir=X` without -m: one run, made in hydra.run.dir, the folder typed never
-    made and nothing said (fortieth hunt, case 58; the converse, hydra.run.dir with -m, is app.py's)."""
+    made and nothing said (fortieth hunt, case 58; the converse: run_dir_in_a_sweep)."""
     typed = [a for a in args if a.lstrip("+").startswith("hydra.sweep.dir=")]
     if not typed or any(a in ("-m", "--multirun") for a in args):
         return None

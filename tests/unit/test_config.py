@@ -350,7 +350,7 @@ def test_multirun_typed_after_the_overrides_is_moved_before_them_and_said_once(t
 def test_a_run_dir_typed_in_a_sweep_is_said_to_be_read_as_no_sweep_folder():
     """Issue 73 fifth hunt: `-m seed=6 hydra.run.dir=/tmp/x` wrote the sweep under ./multirun/<date>/<time>,
     the typed folder dropped without a word (Hydra's sweep reads hydra.sweep.dir)."""
-    from align_lab.app import run_dir_in_a_sweep
+    from align_lab.overrides import run_dir_in_a_sweep
 
     assert run_dir_in_a_sweep(["-m", "seed=6", "hydra.run.dir=/tmp/x"]) == (
         "align_lab: note: hydra.run.dir=/tmp/x is one run's folder and a sweep (-m) does not read it; its "
