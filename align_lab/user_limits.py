@@ -6,20 +6,25 @@ a container's root usually is not one (no CAP_SYS_RESOURCE), so a reward's `setr
 file cut mid-line, summary.json `running`, after a warning that said the limit was put back (fortieth hunt,
 cases 10-11). Through a call, `resource.setrlimit` and `resource.prlimit` of the run's own process keep the
 hard limit the run had; one lowered in C all the same, and not put back, fails the call in one line
-(RunLimitsLost)."""
+(RunLimitsLost). A thread (or process) a call starts may lower one after the call returned, outside its
+guard: the hard limits are kept from the first call on, and the limits are checked between calls too
+(`held`, as each call begins and at each step's end; forty-first hunt, cases 49 and 52: a 362-line
+traceback, and "the reward raised OSError" at align_lab's own line)."""
 
 from __future__ import annotations
 
 import functools
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 log = logging.getLogger("align_lab")
 _SAID: set = set()  # the components already named, once a process
 _HARD_ASKED: set = set()  # the limits whose hard value a call asked to lower (kept as the run's)
+_RUN: dict = {}  # {pid: the process's limits as the first call of the user's code began}
+AT_EACH = "as each call begins and at each step's end"
+_CALLED: dict = {}  # the keys of the user's code called so far (an ordered set), named by `held`
 
 # the limits a call may lower: a file-size limit made the next checkpoint's write a 63-line traceback, an
 # open-files limit a 75-line one (thirty-seventh hunt, cases 19-20)
@@ -101,29 +106,50 @@ def _prlimit_kept(real, pid: int, target: int, which: int, *limits):
     return real(target, which, *limits)
 
 
+def _keep_hard_ones(pid: int) -> None:
+    """resource.setrlimit and prlimit keep the process's hard limits from now on, whoever calls them (a
+    thread a call started, after it returned); once a process."""
+    import resource
+
+    if getattr(resource.setrlimit, "func", None) is not _hard_kept:
+        resource.setrlimit = functools.partial(_hard_kept, resource.setrlimit, pid)
+        resource.prlimit = functools.partial(_prlimit_kept, resource.prlimit, pid)
+
+
 @contextmanager
 def limits_kept(where: str) -> Iterator[None]:
     """Around a call of the user's code named `where` (`reward.path=mod:fn`): the run's hard limits kept
-    through it (the main thread's call; another thread's is checked after it), its soft ones put back after
-    it, said once; a limit the run cannot put back, RunLimitsLost. Not in a fork of it."""
-    import resource
-
-    pid, was = os.getpid(), read()
-    main = threading.current_thread() is threading.main_thread()
-    real = resource.setrlimit, resource.prlimit
-    if main:
-        resource.setrlimit = functools.partial(_hard_kept, real[0], pid)
-        resource.prlimit = functools.partial(_prlimit_kept, real[1], pid)
+    through it, its soft ones put back after it, said once; a limit the run cannot put back,
+    RunLimitsLost. What code an earlier call left running lowered since is checked first (`held`). Not in
+    a fork of it."""
+    pid = os.getpid()
+    held()
+    _RUN.setdefault(pid, read())
+    was = read()
+    _CALLED[where] = None
+    _keep_hard_ones(pid)
     try:
         yield
     finally:
         if os.getpid() == pid:
-            if main:
-                resource.setrlimit, resource.prlimit = real
             _back(where, was)
 
 
-def _back(where: str, was: dict) -> None:
+def held() -> None:
+    """The limits the first call of the user's code found, where code a call left running (a thread, a
+    process) lowered one since: put back, said once, or RunLimitsLost where it lowered a hard one for
+    good. Nothing before the first call."""
+    was = _RUN.get(os.getpid())
+    if was is None:
+        return
+    now = read()
+    lowered = {n: v for n, v in was.items() if n in now and size(now[n][0]) < size(v[0])}
+    if lowered:
+        names = " or ".join(_CALLED)
+        _back(f"{names} left code running (a thread or process of its) that", lowered, AT_EACH)
+
+
+def _back(where: str, was: dict, when: str = "after each call") -> None:
     now = read()
     changed = [name for name, value in was.items() if now.get(name, value) != value]
     for name in changed:
@@ -140,9 +166,10 @@ def _back(where: str, was: dict) -> None:
     if changed and where not in _SAID:
         _SAID.add(where)
         what = ", ".join(f"{name} {was[name]} -> {now[name]}" for name in changed)
-        hard = " (a call lowers a soft limit only: the hard ones it lowered were kept)" if _HARD_ASKED else ""
+        kept = " (setrlimit lowers a soft limit only here: the hard ones asked were kept)"
+        hard = kept if _HARD_ASKED else ""
         log.warning(
-            f"warning: {where} changed the process's {what}{hard}; the run's are put back after each call "
+            f"warning: {where} changed the process's {what}{hard}; the run's are put back {when} "
             "(its numbers, its own code and its lines depend on them)"
         )
     _HARD_ASKED.clear()

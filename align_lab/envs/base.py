@@ -126,9 +126,9 @@ def run_step(env_name: str, episode, turn: str, turn_index: int, timeout_s: floa
     where = f"env={env_name}: turn {turn_index}"
     try:
         with (
+            limits_kept(f"env={env_name}"),
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
-            limits_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
             fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):
@@ -165,9 +165,9 @@ def start_episode(env_name: str, env, prompt: str, timeout_s: float):
     where = f"env={env_name}: turn 0"
     try:
         with (
+            limits_kept(f"env={env_name}"),
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
-            limits_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
             fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):
@@ -194,9 +194,9 @@ def close_episode(env_name: str, episode, turns: int, timeout_s: float) -> EnvEr
     where = f"env={env_name}: turn {turns}"
     try:
         with (
+            limits_kept(f"env={env_name}"),
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
-            limits_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
             fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):
@@ -234,9 +234,9 @@ def episode_answer(env_name: str, episode, turns: int, timeout_s: float) -> str:
     where = f"env={env_name}: turn {turns}"
     try:
         with (
+            limits_kept(f"env={env_name}"),
             run_signals_kept(f"env={env_name}"),
             modes_kept(f"env={env_name}"),
-            limits_kept(f"env={env_name}"),
             stuck_watched(where, "env.step_timeout_s", timeout_s),
             fds_kept(f"env={env_name}"),  # innermost: what the watch opens is the run's
         ):

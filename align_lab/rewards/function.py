@@ -51,9 +51,9 @@ def load_callable(path: str, timeout_s: float | None = None):
         )
     try:
         with (  # its import
+            limits_kept(keyed(f"path={path}")),
             run_signals_kept(keyed(f"path={path}")),
             modes_kept(keyed(f"path={path}")),
-            limits_kept(keyed(f"path={path}")),
             fds_kept(keyed(f"path={path}")),
         ):
             module = imported(module_name, f"path={path}", "timeout_s", timeout_s)
@@ -120,9 +120,9 @@ class FunctionReward:
         where = f"reward.path={self.path}"
         try:  # lists of its own: one it empties or appends to is not the rows kept (thirteenth hunt)
             with (
+                limits_kept(where),
                 run_signals_kept(where),
                 modes_kept(where),
-                limits_kept(where),
                 bounded(where, self.timeout_key(), self.timeout_s),
                 fds_kept(where),  # innermost: what the bound's watch opens is the run's
             ):

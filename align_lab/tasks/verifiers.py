@@ -92,7 +92,7 @@ def _function(name: str, timeout_s: float | None = None) -> Callable:
     module, _, attr = name.partition(":")
     key = keyed(f"verifier={name}")
     try:
-        with run_signals_kept(key), modes_kept(key), limits_kept(key), fds_kept(key):  # its import
+        with limits_kept(key), run_signals_kept(key), modes_kept(key), fds_kept(key):  # its import
             where = imported(module, f"verifier={name}", "verifier_timeout_s", timeout_s)
         found = functools.reduce(getattr, attr.split("."), where)  # Class.method
     except ImportSaid:
@@ -265,9 +265,9 @@ class Yours:
     def judged(self, response: str, gold, prompt: str) -> float:
         try:
             with (
+                limits_kept(self.where),
                 run_signals_kept(self.where),
                 modes_kept(self.where),
-                limits_kept(self.where),
                 bounded(self.where, "task.verifier_timeout_s", self.timeout_s),
                 fds_kept(self.where),  # innermost: what the bound's watch opens is the run's
             ):

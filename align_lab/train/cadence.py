@@ -12,6 +12,8 @@ from align_lab.train.resume import checkpoint
 from align_lab.train.rng import every_rank, rng_state
 from align_lab.train.roofline import observe, run_means
 from align_lab.train.stop_at import stop_record
+from align_lab.user_limits import RunLimitsLost, held
+from align_lab.value_checks import UserCodeError
 
 
 def due(step: int, every: int, last: int) -> bool:
@@ -55,12 +57,23 @@ def evaluate_now(ctx: Context):
     return result
 
 
+def limits_held() -> None:
+    """The process's resource limits as the user's code found them, where code it left running (a reward's
+    thread) lowered one after its call: put back and said, or one line naming the code, the run left to
+    resume, where it lowered a hard one for good (forty-first hunt, case 49: a 362-line traceback)."""
+    try:
+        held()
+    except RunLimitsLost as e:
+        raise UserCodeError(str(e)) from None
+
+
 def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> dict | None:
     """What both loops do after a step: evaluate when due (always at the last step), log, checkpoint
     when due, and honour a preemption signal. Returns the evaluation if one ran. With data parallel,
     only rank 0 does these (every rank holds the same weights), except what needs every process:
     a ZeRO-3 policy's forwards (evaluation) and a DeepSpeed engine's checkpoint."""
     main, backend = ctx.group.is_main, ctx.backend
+    limits_held()  # before an evaluation opens a file
     evaluation = None
     evaluating = done == ctx.train.steps or due(done, ctx.train.eval_every, ctx.train.steps)
     if evaluating and (main or backend.every_rank_forwards(ctx.group)):
@@ -70,6 +83,7 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
     if evaluating:
         stop_when_reached(ctx, evaluation, done, metrics)
     last = ctx.ledger.stopped.get("step", ctx.train.steps)  # finish() writes the last checkpoint
+    limits_held()  # again before this step's lines and checkpoint are written
     if main:
         policy = ctx.models.policy
         metrics |= observe(ctx.ledger.perf, policy, default_cache_dir(), metrics, done)  # perf/ figures

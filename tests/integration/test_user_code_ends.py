@@ -374,8 +374,8 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
     # fortieth hunt, cases 10-11: its hard limit too, which a process without CAP_SYS_RESOURCE (a container's
     # root) cannot raise again: metrics.jsonl torn at 1000 bytes, a traceback, summary.json `running`
     "(r := __import__('resource')).setrlimit(r.RLIMIT_FSIZE, (1000, 1000))": "warning: reward.path=acting:"
-    "score changed the process's RLIMIT_FSIZE limit unlimited -> 1000 (hard unlimited) (a call lowers a soft "
-    "limit only: the hard ones it lowered were kept); the run's are put back after each call",
+    "score changed the process's RLIMIT_FSIZE limit unlimited -> 1000 (hard unlimited) (setrlimit lowers a "
+    "soft limit only here: the hard ones asked were kept); the run's are put back after each call",
     # case 42: the rest of the run trained and evaluated under bf16 autocast, other numbers, no line
     f"{TORCH}.autocast('cpu', dtype={TORCH}.bfloat16).__enter__()": "warning: reward.path=acting:score "
     "changed the process's cpu autocast off -> on (torch.bfloat16); the run's are put back after each call",
@@ -556,3 +556,50 @@ def test_a_run_killed_in_a_call_says_a_resume_that_sets_the_variables_its_code_r
     [line] = [x for x in said.splitlines() if "killed in this call" in x] or [said[-3000:]]
     assert "resume from step " in line, line
     assert 'SCALE52="${SCALE52?set it as when the run started: your code reads it}" ' in line, line
+
+
+LATER = """
+import resource
+import threading
+import time
+
+IN_CALL, CALLS = [False], [0]
+
+def lower():  # once the third call has returned: between calls, outside any call's guard
+    while CALLS[0] < 3 or IN_CALL[0]:
+        time.sleep(0.001)
+    time.sleep(0.01)  # the call's guard left too; the next call (the evaluation's) comes 50 ms later
+    resource.setrlimit(resource.RLIMIT_{name}, ({low}, {low}))
+
+def score(prompts, responses):
+    IN_CALL[0] = True
+    CALLS[0] += 1
+    if CALLS[0] == 1:
+        threading.Thread(target=lower, daemon=True).start()
+    scores = [float(len(r.split())) for r in responses]
+    IN_CALL[0] = False
+    return scores
+"""
+
+
+@pytest.mark.parametrize("name, low", [("FSIZE", 1000), ("NOFILE", 12)])
+def test_a_limit_a_rewards_thread_lowers_after_its_call_is_put_back_and_said(name, low, tmp_path, cache_dir):
+    """Forty-first hunt, cases 49 and 52: a reward's thread lowering RLIMIT_FSIZE (1000, 1000) after its call
+    returned failed the run's next metrics.jsonl write in a 362-line traceback, summary.json `running`; one
+    lowering RLIMIT_NOFILE (12, 12) ended in "reward.path=...: raised OSError ... at align_lab/user_modes.py".
+    The hard limit is kept, the soft one put back between calls, said once; the run completes."""
+    (tmp_path / "later.py").write_text(LATER.format(name=name, low=low))
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    result = run_cli([*args, "reward.path=later:score"], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    said = [x for x in result.stderr.splitlines() if "later:score" in x]
+    assert said == [
+        f"warning: reward.path=later:score left code running (a thread or process of its) that changed the "
+        f"process's RLIMIT_{name} limit {said and said[0].split(' limit ')[1].split(' -> ')[0]} -> {low} "
+        "(hard " + said[0].split("(hard ")[1]
+    ], said
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 3

@@ -47,8 +47,8 @@ def test_a_calls_lowered_hard_limit_is_kept_and_its_soft_one_put_back(act):
     assert called("FSIZE", act) == [
         "in the call True",
         "warning: reward.path=m:f changed the process's RLIMIT_FSIZE limit unlimited -> 1000 (hard "
-        "unlimited) (a call lowers a soft limit only: the hard ones it lowered were kept); the run's are put "
-        "back after each call (its numbers, its own code and its lines depend on them)",
+        "unlimited) (setrlimit lowers a soft limit only here: the hard ones asked were kept); the run's are "
+        "put back after each call (its numbers, its own code and its lines depend on them)",
         "after True",
     ]
 
@@ -80,3 +80,56 @@ def test_a_hard_limit_lowered_in_c_where_it_cannot_be_raised_again_is_one_line()
             "log handlers' errors said: False",
             "after False",
         ]
+
+
+LATER = """
+import logging, resource, sys, threading
+logging.basicConfig(stream=sys.stdout, format="%(message)s")
+from align_lab.user_limits import RunLimitsLost, held, limits_kept
+which = resource.RLIMIT_FSIZE
+before, returned = resource.getrlimit(which), threading.Event()
+def later():
+    returned.wait()
+    {act}
+with limits_kept("reward.path=m:f"):
+    thread = threading.Thread(target=later)
+    thread.start()
+returned.set()  # its setrlimit after the call returned
+thread.join()
+try:
+    held()
+except RunLimitsLost as e:
+    print("lost:", e)
+print("after", resource.getrlimit(which) == before)
+"""
+
+
+def later(act: str) -> list[str]:
+    code = LATER.format(act=act.replace("\n", "\n    "))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_a_limit_a_calls_thread_lowers_after_it_returned_is_put_back_between_calls():
+    """Forty-first hunt, case 49: a reward's thread lowering RLIMIT_FSIZE (1000, 1000) a second after its call
+    returned failed the run's next write of metrics.jsonl in a 362-line traceback, summary.json `running`."""
+    assert later("resource.setrlimit(which, (1000, 1000))") == [
+        "warning: reward.path=m:f left code running (a thread or process of its) that changed the process's "
+        "RLIMIT_FSIZE limit unlimited -> 1000 (hard unlimited) (setrlimit lowers a soft limit only here: the "
+        "hard ones asked were kept); the run's are put back as each call begins and at each step's end (its "
+        "numbers, its own code and its lines depend on them)",
+        "after True",
+    ]
+
+
+def test_a_hard_limit_a_calls_thread_lowers_in_c_after_it_returned_is_one_line_naming_the_call():
+    lines = later(CTYPES.replace("\n        ", "\n"))
+    if lines == ["after True"]:  # this process may raise a hard limit again: put back as any other
+        return
+    assert lines == [
+        "lost: reward.path=m:f left code running (a thread or process of its) that lowered the process's "
+        "hard RLIMIT_FSIZE limit unlimited -> 1000 for good (raising a hard limit again takes a privilege, "
+        "CAP_SYS_RESOURCE, this process lacks): the run cannot go on under it; take the setrlimit call out",
+        "after False",
+    ]
