@@ -60,8 +60,9 @@ ALLOWED = "auto, exact, numeric, math_verify, or module:function (f(response, an
 def plain_number(answer: str) -> float | None:
     """The answer's last number when it stands alone, else None: none written, or math notation next
     to it (the nearest other character on either side in NOTATION, or a letter or "." glued before
-    it), as in "\\frac{1}{2}", "5/2", "2^{10}", "3\\pi", "x + 1", ".5"; "#### 72", "$10" and "50%" are
-    plain."""
+    it), as in "\\frac{1}{2}", "5/2", "2^{10}", "3\\pi", "x + 1", ".5"; "#### 72" and "$10" are plain,
+    "50%" is not (a percentage: Math-Verify's 1/2, right against 0.5 and 50; numeric read it 50 and scored
+    0.5 wrong: forty-first hunt, case 41)."""
     found = list(NUMBER.finditer(answer))
     if not found:
         return None
@@ -69,7 +70,8 @@ def plain_number(answer: str) -> float | None:
     glued = before[-1:].isalpha() or before[-1:] == "."
     minus = found[-1][0].startswith("-") and before.rstrip()[-1:].isdigit()  # 5-3: a difference (41st, 5)
     command = re.search(r"\\[A-Za-z]+\s*$", before) is not None  # 2\times 3 (a typeset 2×3)
-    if glued or minus or command or before.rstrip()[-1:] in NOTATION or after[:1] in NOTATION:
+    percent = after[:1] == "%"
+    if glued or minus or command or percent or before.rstrip()[-1:] in NOTATION or after[:1] in NOTATION:
         return None
     return final_number(answer)
 

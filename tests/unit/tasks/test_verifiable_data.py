@@ -313,7 +313,7 @@ def test_the_default_verifier_reads_a_latex_answer_as_its_value(tmp_path):
         ("42", 42.0),
         ("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72", 72.0),  # GSM8K: '#### 72' stands alone
         ("$10", 10.0),  # a currency sign is not math notation
-        ("50%", 50.0),
+        ("50%", None),  # a percentage: Math-Verify's 1/2 (forty-first hunt, case 41: numeric's 50)
         ("\\frac{1}{2}", None),  # '{' and '}' touch the 2
         ("5/2", None),
         ("2^{10}", None),
@@ -326,6 +326,17 @@ def test_the_default_verifier_reads_a_latex_answer_as_its_value(tmp_path):
 )
 def test_a_plain_number_is_a_last_number_no_math_notation_touches(answer, value):
     assert verifiers.plain_number(answer) == value
+
+
+def test_numeric_refuses_a_percentage_it_would_read_as_its_number():
+    from align_lab.tasks.verifiers import reference
+
+    with pytest.raises(ValueError) as e:
+        reference("numeric", "50%", "row 1")
+    assert str(e.value) == (
+        "row 1: answer '50%' is not a plain number (task.verifier=numeric would read its last number, 50); "
+        "set task.verifier=math_verify or auto"
+    )
 
 
 def test_numeric_refuses_an_answer_whose_last_number_is_not_its_value(tmp_path):
@@ -483,6 +494,8 @@ def test_a_response_ending_in_bare_latex_is_read_whole(name, answer, right, wron
             ["2", "\\frac{1}{3}", "5%"],
         ),
         ("50", ["50%", "50"], ["0.5%"]),
+        # forty-first hunt, case 41: an answer of "50%" was read 50, and 0.5 scored wrong
+        ("50%", ["0.5", "50", "50%", "\\frac{1}{2}", "It is 50%."], ["5", "0.05", "5%"]),
         ("5", ["\\frac{10}{2}", "10/2", "5", "(5)"], ["\\frac{1}{5}", "1/5", "2^{5}"]),
         ("2", ["2", "it is 2"], ["\\frac{1}{2}", "\\sqrt{2}", "1/2"]),
         ("#### 72", ["#### 72", "She pays $10, then $62 more: $72.", "\\boxed{72}"], ["$10"]),
