@@ -1,6 +1,6 @@
 """The command line's overrides as Hydra's override grammar reads them: a value written so that it reads back
 exactly (`written`: in Hydra's quotes where it must be), the line for one it cannot read as typed
-(`unreadable`), and a key given twice (`given_twice`)."""
+(`unreadable`), a number with a leading zero (`leading_zero`), and a key given twice (`given_twice`)."""
 
 from __future__ import annotations
 
@@ -118,6 +118,29 @@ def repeated(arg: str) -> str | None:
     return (
         f"{arg}: {', '.join(twice)} given twice, whose runs would be one config trained twice (the same "
         f"numbers, read as two runs); give each once: {key}={once}"
+    )
+
+
+LEADING_ZERO = re.compile(r"[-+]?0\d+")
+
+
+def leading_zero(arg: str) -> str | None:
+    """The line for a number written with a leading zero (`seed=01`, `train.steps=03`, a sweep's `1,02`):
+    Hydra reads it as the text '01', which the run's config records, while the typed key reads 1; asked
+    again as `seed=1`, the run it had completed was "another config" (forty-first hunt, cases 46-47). A
+    folder's name is left as written, and a quoted '01' is a text as meant."""
+    key, sep, value = arg.partition("=")
+    if not sep or key.startswith("-") or key.lstrip("+~") in FOLDERS:
+        return None
+    pieces = [p.strip() for p in value.split(",")]
+    zeros = [p for p in pieces if LEADING_ZERO.fullmatch(p)]
+    if not zeros:
+        return None
+    meant = ",".join(str(int(p)) if p in zeros else p for p in pieces)
+    return (
+        f"{arg}: Hydra reads {zeros[0]} (a leading zero) as the text {zeros[0]!r}, which the run's config "
+        f"would record (another config than {key}={int(zeros[0])}); write {key}={meant}, or quote it for "
+        "Hydra where a text is meant"
     )
 
 

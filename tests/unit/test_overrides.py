@@ -91,3 +91,21 @@ def test_an_empty_folder_or_a_comma_in_one_is_one_line():
         "Hydra within the shell's: \"hydra.sweep.dir='/tmp/a,b'\""
     )
     assert unreadable("task.path=a.jsonl,b.jsonl") is None
+
+
+def test_a_number_written_with_a_leading_zero_is_one_line_before_hydra_records_it_as_text():
+    """Forty-first hunt, cases 46-47: `seed=01` (Hydra's text '01', the typed key's 1) completed a run whose
+    config recorded '01'; asked again as `seed=1`, the same run was refused as "another config", and
+    `train.steps=03` then `3` as "completed at train.steps=03"."""
+    from align_lab.overrides import leading_zero
+
+    assert leading_zero("seed=01") == (
+        "seed=01: Hydra reads 01 (a leading zero) as the text '01', which the run's config would record "
+        "(another config than seed=1); write seed=1, or quote it for Hydra where a text is meant"
+    )
+    assert leading_zero("train.steps=03").endswith(
+        "write train.steps=3, or quote it for Hydra where a text is meant"
+    )
+    assert "write seed=1,2," in leading_zero("seed=01,2")
+    for fine in ("seed=1", "seed='01'", "seed=0", "hydra.run.dir=01", "task.path=07.jsonl", "algo.lr=0.5"):
+        assert leading_zero(fine) is None, fine
