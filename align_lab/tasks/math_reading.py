@@ -5,6 +5,7 @@ notation written out as its decimal: decimal_notation)."""
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 
@@ -28,13 +29,19 @@ def read_whole(text: str) -> bool:
     return bool(set(text) & set("\\^{_")) or bracketed
 
 
+# a number grouped in threes by spaces (SI's `5 000`, thin or no-break spaces too) or by underscores
+# (`1_000`): one number (forty-first hunt, case 36: read 0 and 1, their last group or subscript)
+GROUPED = re.compile(r"[-+]?\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?:\.\d+)?")
+UNDERSCORED = re.compile(r"(?<![\w.])\d{1,3}(?:_\d{3})+(?![\w])")
+
+
 def typeset(text: str) -> str:
     """A response's or answer's numbers as written to be read: a typeset minus (U+2212) is a minus, and a
     decimal with no leading digit (`.25`) is 0.25 (twenty-sixth hunt, case 23: `−7` scored 0 against -7,
     and numeric read an answer `−7` as 7); a `+` before a number no sign of a sum (`+5`); the Unicode signs
     of math as LaTeX (`√2`, `2π`, `2²`, `½`, `∞` were read 2, 2, 2, refused, refused: fortieth hunt, cases
     66-67; `∛8` 8, `√-1` -1: forty-first, 3-4), an unbraced exponent braced (`2^-1` was 2: case 6)."""
-    text = SIGN_PLUS.sub("", text.replace("\u2212", "-"))
+    text = UNDERSCORED.sub(lambda m: m[0].replace("_", ""), SIGN_PLUS.sub("", text.replace("\u2212", "-")))
     text = ROOT.sub(_root, text.translate(UNICODE_MATH))
     text = RAISED.sub(lambda m: "^{" + m[1].translate(PLAIN) + "}", text)
     return LEADING_DOT.sub(r"0.\1", BARE_POWER.sub(r"^{\1}", text))
@@ -131,8 +138,10 @@ def response_parse(response: str):
 
 
 def math_value(response: str) -> float | None:
-    """The real number Math-Verify reads as a response's final answer (`x = 2^{5}`: its right side), or
-    None: nothing parsed, or not a number (a set, an interval, an expression in x)."""
+    """The real number Math-Verify reads as a response's final answer (`x = 2^{5}`: its right side), NaN
+    where it is a number but no real one (`1/0`, `\\sqrt{-1}`: no answer's value; numeric's last number
+    had scored them right against 0 and -1, forty-first hunt, case 36), or None: nothing parsed, or not a
+    number (a set, an interval, an expression in x)."""
     import sympy
 
     for item in response_parse(response):
@@ -140,7 +149,9 @@ def math_value(response: str) -> float | None:
         if isinstance(expr, sympy.Expr) and expr.is_number:
             try:
                 return float(expr.evalf())
-            except (TypeError, ValueError, OverflowError):  # complex, or past a float
+            except (TypeError, ValueError):  # complex, or undefined (zoo)
+                return math.nan
+            except OverflowError:  # past a float
                 return None
     return None
 

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from align_lab.tasks.answer_checks import NOTATION, defined, listed, several, unread
 from align_lab.tasks.arith_word import NUMBER, final_number
 from align_lab.tasks.math_reading import (
+    GROUPED,
     decimal_notation,
     final_expression,
     math_reference,
@@ -230,6 +231,8 @@ def _auto(response: str, gold, prompt: str) -> float:
     if not isinstance(gold, float):
         return _math_verify(response, gold)
     final = final_expression(response)
+    if GROUPED.fullmatch(final):  # 5 000: one number, not its last group (forty-first hunt, case 36)
+        return float(same_number(float(re.sub(r"\s", "", final)), gold))
     arithmetic = re.search(r"\d\s*[-+*]\s*\d", final)  # 5-3 read -3 (forty-first hunt, case 36)
     value = math_value(response) if set(final) & set("\\^{_/") or arithmetic else None
     percent = final_number(final) if final.endswith("%") else None  # "50%": 0.5 as Math-Verify reads it

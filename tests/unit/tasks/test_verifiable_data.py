@@ -496,6 +496,11 @@ def test_a_response_ending_in_bare_latex_is_read_whole(name, answer, right, wron
         ("50", ["50%", "50"], ["0.5%"]),
         # forty-first hunt, case 41: an answer of "50%" was read 50, and 0.5 scored wrong
         ("50%", ["0.5", "50", "50%", "\\frac{1}{2}", "It is 50%."], ["5", "0.05", "5%"]),
+        # case 36's rest: a response's last group or digit was read as its value, so wrong ones scored right
+        ("0", ["0", "so 0"], ["5 000", "The answer is 5 000.", "1/0", "x = 1/0"]),
+        ("-1", ["-1"], ["\u221a-1", "\\sqrt{-1}"]),
+        ("1000", ["1_000", "1 000", "1\u202f000", "so 1 000."], ["000", "1_0"]),
+        ("1", ["1"], ["1_000", "1 000"]),
         ("5", ["\\frac{10}{2}", "10/2", "5", "(5)"], ["\\frac{1}{5}", "1/5", "2^{5}"]),
         ("2", ["2", "it is 2"], ["\\frac{1}{2}", "\\sqrt{2}", "1/2"]),
         ("#### 72", ["#### 72", "She pays $10, then $62 more: $72.", "\\boxed{72}"], ["$10"]),
