@@ -196,7 +196,7 @@ def admit(cfg: DictConfig, hydra_node: DictConfig, run_dir: Path, here: bool = T
     Hydra config (choices, task overrides). `here`: the job runs on this machine (else check_here runs
     where it does). Raises ConfigError (one line)."""
     from align_lab.config import run_choices
-    from align_lab.run.run_folder import RunFolder
+    from align_lab.run.run_folder import RunFolder, joins_a_sweep
     from align_lab.user_pulse import pulsing
     from align_lab.user_reads import watch
 
@@ -209,7 +209,11 @@ def admit(cfg: DictConfig, hydra_node: DictConfig, run_dir: Path, here: bool = T
     check_plan(cfg, hydra_node)
     placed_as_rank_0(cfg)
     spec = spec_from_config(nested_algo(copy.deepcopy(cfg)), names, overrides)
-    return admit_spec(spec, Path(run_dir).absolute(), here, segments)
+    job = admit_spec(spec, Path(run_dir).absolute(), here, segments)
+    if str(hydra_node.get("mode")) != "RunMode.MULTIRUN" and not job.previous:
+        if line := joins_a_sweep(job.run_dir):
+            log.warning(line)
+    return job
 
 
 def placed_as_rank_0(cfg: DictConfig) -> None:

@@ -128,3 +128,21 @@ def run_above(folder: Path, key: str) -> str | None:
                 f"run's files, and compare would read that run alone; choose another {key}"
             )
     return None
+
+
+def sweep_around(folder: Path) -> Path | None:
+    """The sweep's folder (its multirun.yaml) that `folder` lies inside, the nearest; None where none does."""
+    return next((where for where in folder.parents if (where / "multirun.yaml").is_file()), None)
+
+
+def joins_a_sweep(folder: Path) -> str | None:
+    """The note for a new run (not a sweep's job) made inside a sweep's folder: compare and `study status`
+    of the sweep read it as one of its runs (forty-first hunt, case 30: counted as a further seed, with no
+    line). A run added so may be meant (a seed run by hand later), so it is said, not refused."""
+    sweep = sweep_around(folder)
+    if sweep is None:
+        return None
+    return (
+        f"align_lab: note: hydra.run.dir={folder} lies inside the sweep {sweep} (its multirun.yaml): compare "
+        "and `study status` of it will read this run as one of its runs"
+    )

@@ -278,3 +278,22 @@ def test_a_completed_runs_torn_summary_says_so_and_its_hint_resumes_the_run(tmp_
     again = run_in_process(["algo=reinforce_pp", "reward=gold"], run_dir, cache_dir)
     assert again["status"] == "completed"
     assert again["eval/gold_reward"] == first["eval/gold_reward"]
+
+
+def test_a_run_made_inside_a_sweeps_folder_is_said_to_join_it_and_the_sweeps_own_runs_are_not(
+    tmp_path, cache_dir, forked_cli
+):
+    """Forty-first hunt, case 30: `hydra.run.dir=<a sweep's folder>/newrun` trained with no line, and compare
+    of the sweep then counted it as a further seed of the sweep's. A run added by hand may be meant: said."""
+    sweep = tmp_path / "sweep"
+    args = [*SMALL, "train.steps=1", f"cache_dir={cache_dir}"]
+    result = forked_cli(["-m", "seed=0", *args, f"hydra.sweep.dir={sweep}"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "lies inside the sweep" not in result.stderr, result.stderr[-3000:]
+    result = forked_cli([*args, f"hydra.run.dir={sweep / 'newrun'}"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = [x for x in result.stderr.splitlines() if "lies inside the sweep" in x]
+    assert said == [
+        f"align_lab: note: hydra.run.dir={sweep / 'newrun'} lies inside the sweep {sweep} (its "
+        "multirun.yaml): compare and `study status` of it will read this run as one of its runs"
+    ], result.stderr[-3000:]
