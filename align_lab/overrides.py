@@ -50,6 +50,8 @@ def unreadable(arg: str) -> str | None:
         )
     if key.lstrip("+") in FOLDERS and not value.strip():  # "$OUT" unset: the run went in the working folder
         return f"{arg}: an empty folder (a shell variable not set?); name the folder (. for this one)"
+    if line := escaped_close(key, value):
+        return f"{arg}: {line}"
     try:
         read = _value(arg)
     except Exception:
@@ -61,10 +63,28 @@ def unreadable(arg: str) -> str | None:
     if quoted == arg:  # quoting does not help: Hydra's own error
         return None
     at = next((i for i in range(1, len(value) + 1) if not reads_back(key, value[:i], value[:i])), 1)
-    word = f'"{quoted}"' if not set('$`"\\!') & set(quoted) else shlex.quote(quoted)  # the shell's quotes
     return (
         f"{arg}: Hydra reads {value[at - 1]!r} in a value only inside its quotes; quote the value for Hydra "
-        f"within the shell's: {word}"
+        f"within the shell's: {for_the_shell(quoted)}"
+    )
+
+
+def for_the_shell(override: str) -> str:
+    """`override` in the shell's quotes: double ones where nothing in it is special inside them."""
+    return f'"{override}"' if not set('$`"\\!') & set(override) else shlex.quote(override)
+
+
+def escaped_close(key: str, value: str) -> str | None:
+    """The line for a value in Hydra's quotes whose closing quote an odd run of backslashes escapes
+    (`task.path='C:\\data\\'`: Hydra's lexer error, and the fix first said kept the quotes as part of the
+    name: forty-first hunt, case 35); None otherwise."""
+    closing = re.search(r"(\\+)(['\"])$", value)
+    if len(value) < 3 or not closing or closing[2] != value[0] or len(closing[1]) % 2 == 0:
+        return None
+    meant = written(key, value[1:-1])
+    return (
+        "the backslash before its closing quote escapes that quote (in Hydra's quotes a backslash that "
+        f"ends the value is written twice); write {for_the_shell(meant)}"
     )
 
 

@@ -109,3 +109,18 @@ def test_a_number_written_with_a_leading_zero_is_one_line_before_hydra_records_i
     assert "write seed=1,2," in leading_zero("seed=01,2")
     for fine in ("seed=1", "seed='01'", "seed=0", "hydra.run.dir=01", "task.path=07.jsonl", "algo.lr=0.5"):
         assert leading_zero(fine) is None, fine
+
+
+def test_a_quoted_value_whose_closing_quote_a_backslash_escapes_is_one_line_that_drops_the_quotes():
+    """Forty-first hunt, case 35: `task.path='/tmp/plain.jsonl\'` was said to need Hydra's quotes (it had
+    them), and the suggested form, run as printed, read the quotes as part of the file's name."""
+    from align_lab.overrides import _value, unreadable
+
+    line = unreadable("task.path='/tmp/plain.jsonl\\'")
+    assert line == (
+        "task.path='/tmp/plain.jsonl\\': the backslash before its closing quote escapes that quote (in "
+        "Hydra's quotes a backslash that ends the value is written twice); write "
+        "'task.path=/tmp/plain.jsonl\\'"
+    )
+    assert _value(line.rsplit("write ", 1)[1].strip("'")) == "/tmp/plain.jsonl\\"
+    assert unreadable("task.path='/tmp/plain.jsonl\\\\'") is None  # written twice: read as meant
