@@ -13,21 +13,40 @@ NOTATION = set("/^_{}()[]*+-\\!π×÷")  # math around a number: its value is no
 THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")  # 1,000 and 12,345,678: one number
 LISTED = re.compile(r"\d\s*,\s*[-+\u2212]?\d")  # any other comma between numbers: a list (reference)
 MIXED = re.compile(r"(?<![\d.])\d+\s+\d+\s*/\s*\d+")  # 1 1/2
+# a number with a scale after it: 1.5k, 2 million (forty-second hunt, case 2: read 1.5 and 2)
+SCALED = re.compile(r"\d\s*(k|K|M|B|bn|thousand|million|billion|trillion)\b")
+APPROXIMATE = re.compile(r"(?:^|[\s(=:])~\s*[-+]?\.?\d")  # ~3, "about 3" (case 4: read 3)
 
 
 def unread(answer: str, given: str, place: str, name: str) -> None:
     """A one-line error for an answer, as typeset, that holds what the checker would misread: a mixed
     number (`1 1/2` read 1: fortieth hunt, case 66), a sign of math left in Unicode (`≈3.14` read 3.14),
-    an apostrophe between digits (`5'000` read 5: forty-first hunt, case 9)."""
+    an apostrophe between digits (`5'000` read 5: forty-first hunt, case 9), a scale (`1.5k`), a `~`, a
+    number past float's smallest (`1e-400` read 0)."""
     import unicodedata
 
-    left = [c for c in answer if not c.isascii() and unicodedata.category(c) in ("Sm", "So")]
+    signs = ("Sm", "So")  # and per mille's, per ten thousand's (2‰ read 2: forty-second hunt, case 4)
+    left = [c for c in answer if not c.isascii() and (unicodedata.category(c) in signs or c in "‰‱")]
     why = "is a mixed number" if MIXED.search(answer) else None
     why = why or (f"holds {left[0]!r}, a sign the verifiers do not read" if left else None)
+    if why is None and (scaled := SCALED.search(answer)):
+        why = f"writes its number with a scale ({scaled[1]!r}), which the verifiers read as the number alone"
+    if why is None and APPROXIMATE.search(answer):
+        why = "holds '~' before its number (approximately?), which the verifiers read as the number alone"
+    if why is None and any(_underflows(n) for n in NUMBER.findall(answer)):
+        why = "is a number too small for a float (it reads as 0)"
     if why is None and re.search(r"\d'\d", answer):
         why = "holds an apostrophe between digits (a thousands separator?)"
     if why:
         raise ValueError(f"{place}: answer {given!r} {why}; write it in digits or LaTeX ({name})")
+
+
+def _underflows(number: str) -> bool:
+    """A number written with a digit other than 0 that a float reads as 0 (`1e-400`, written out)."""
+    try:
+        return float(number.replace(",", "")) == 0 and bool(set(number) & set("123456789"))
+    except ValueError:
+        return False
 
 
 def defined(parsed: list, given: str, place: str) -> list:

@@ -29,10 +29,19 @@ def read_whole(text: str) -> bool:
     return bool(set(text) & set("\\^{_")) or bracketed
 
 
-# a number grouped in threes by spaces (SI's `5 000`, thin or no-break spaces too) or by underscores
-# (`1_000`): one number (forty-first hunt, case 36: read 0 and 1, their last group or subscript)
-GROUPED = re.compile(r"[-+]?\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+(?:\.\d+)?")
+# a number grouped in threes by spaces (SI's `5 000`, thin or no-break spaces too), by underscores
+# (`1_000`), apostrophes (`5'000`) or two or more points (`1.000.000`): one number (forty-first hunt, case 36,
+# forty-second, 41: read 0 and 1, their last group or subscript)
+SEPARATED = r"\d{1,3}(?:[ \u00a0\u2009\u202f'\u2019]\d{3})+(?:\.\d+)?"  # 5 000, 5'000, 12 345.6
+GROUPED = re.compile(rf"[-+]?(?:{SEPARATED}|\d{{1,3}}(?:\.\d{{3}}){{2,}})")  # or 1.000.000
 UNDERSCORED = re.compile(r"(?<![\w.])\d{1,3}(?:_\d{3})+(?![\w])")
+
+
+def grouped(final: str) -> float | None:
+    """The value of a final answer that is one number grouped in threes (GROUPED), else None."""
+    if not GROUPED.fullmatch(final):
+        return None
+    return float(re.sub(r"[\s'\u2019]", "", final if final.count(".") < 2 else final.replace(".", "")))
 
 
 def typeset(text: str) -> str:
@@ -40,11 +49,14 @@ def typeset(text: str) -> str:
     decimal with no leading digit (`.25`) is 0.25 (twenty-sixth hunt, case 23: `−7` scored 0 against -7,
     and numeric read an answer `−7` as 7); a `+` before a number no sign of a sum (`+5`); the Unicode signs
     of math as LaTeX (`√2`, `2π`, `2²`, `½`, `∞` were read 2, 2, 2, refused, refused: fortieth hunt, cases
-    66-67; `∛8` 8, `√-1` -1: forty-first, 3-4), an unbraced exponent braced (`2^-1` was 2: case 6)."""
+    66-67; `∛8` 8, `√-1` -1: forty-first, 3-4), an unbraced exponent braced (`2^-1` was 2: case 6), a number
+    in Markdown's emphasis or alone in parentheses the number (`**+5**`, `*5*`, `(+5)`: 0 under math_verify,
+    forty-second hunt, case 6), digits grouped by underscores one number (`1_000` was 1: case 3)."""
     text = UNDERSCORED.sub(lambda m: m[0].replace("_", ""), SIGN_PLUS.sub("", text.replace("\u2212", "-")))
     text = ROOT.sub(_root, text.translate(UNICODE_MATH))
     text = RAISED.sub(lambda m: "^{" + m[1].translate(PLAIN) + "}", text)
-    return LEADING_DOT.sub(r"0.\1", BARE_POWER.sub(r"^{\1}", text))
+    text = EMPHASISED.sub(r"\1", text)
+    return PARENTHESISED.sub(r"\1", LEADING_DOT.sub(r"0.\1", BARE_POWER.sub(r"^{\1}", text)))
 
 
 def _root(match: re.Match) -> str:
@@ -57,7 +69,12 @@ PLAIN = str.maketrans(SUPERSCRIPTS, "+-0123456789")
 SIGNED = f"[{SUPERSCRIPTS[:2]}]?[{SUPERSCRIPTS[2:]}]+"  # an exponent in superscripts
 RAISED = re.compile(f"(?<!10)(?<!10[{SUPERSCRIPTS[:2]}])({SIGNED})")  # 2² (10³ is decimal_notation's)
 ROOT = re.compile(r"([\u221a\u221b\u221c])\s*(?:\(([^()]*)\)|(-?\d+(?:\.\d+)?|[A-Za-z]))")  # √2, ∛8, √(x+1)
-SIGN_PLUS = re.compile(r"(?:^|(?<=[\s(=:,$]))(?<![\d)\]}] )\+(?=\s*\d)")  # "+5", "is +5.", not "2 +5"
+# "+5", "is +5.", "**+5**", not "2 +5" (forty-second hunt, case 6: "**+5**" 0 under math_verify)
+SIGN_PLUS = re.compile(r"(?:^|(?<=[\s(=:,$*]))(?<![\d)\]}] )\+(?=\s*\d)")
+# a number in Markdown's emphasis (`*5*`, `**5**`) or alone in parentheses (`(5)`): the number (Math-Verify
+# read them as no number: forty-second hunt, case 6)
+EMPHASISED = re.compile(r"(?<![\w*])\*{1,3}\s*([-+]?\d+(?:\.\d+)?)\s*\*{1,3}(?![\w*])")
+PARENTHESISED = re.compile(r"(?<![\w)\]}^_\\])\(\s*(-?\d+(?:\.\d+)?)\s*\)")
 BARE_POWER = re.compile(r"\^\s*(-?\d+(?:\.\d+)?)")  # 2^-1, 2^10: the exponent whole, as meant
 FRACTIONS = {"\u00bd": (1, 2), "\u2153": (1, 3), "\u2154": (2, 3), "\u00bc": (1, 4), "\u00be": (3, 4)}
 FRACTIONS |= {"\u2155": (1, 5), "\u2159": (1, 6), "\u215b": (1, 8)}

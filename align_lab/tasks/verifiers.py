@@ -35,9 +35,9 @@ from collections.abc import Callable
 from align_lab.tasks.answer_checks import NOTATION, defined, listed, several, unread
 from align_lab.tasks.arith_word import NUMBER, final_number
 from align_lab.tasks.math_reading import (
-    GROUPED,
     decimal_notation,
     final_expression,
+    grouped,
     math_reference,
     math_value,
     read_whole,
@@ -209,7 +209,9 @@ def _exact(response: str, gold, prompt: str) -> float:
 
 
 def _numeric(response: str, gold, prompt: str) -> float:
-    found = final_number(decimal_notation(typeset(response)))  # 1e3 as its answer is (41st hunt, case 10)
+    response = decimal_notation(typeset(response))  # 1e3 as its answer is (forty-first hunt, case 10)
+    found = grouped(final_expression(response))  # 5 000 one number (forty-second hunt, case 41)
+    found = final_number(response) if found is None else found
     return float(found is not None and same_number(found, gold))
 
 
@@ -231,8 +233,8 @@ def _auto(response: str, gold, prompt: str) -> float:
     if not isinstance(gold, float):
         return _math_verify(response, gold)
     final = final_expression(response)
-    if GROUPED.fullmatch(final):  # 5 000: one number, not its last group (forty-first hunt, case 36)
-        return float(same_number(float(re.sub(r"\s", "", final)), gold))
+    if (value := grouped(final)) is not None:  # 5 000: one number, not its last group (41st hunt, 36)
+        return float(same_number(value, gold))
     arithmetic = re.search(r"\d\s*[-+*]\s*\d", final)  # 5-3 read -3 (forty-first hunt, case 36)
     value = math_value(response) if set(final) & set("\\^{_/") or arithmetic else None
     percent = final_number(final) if final.endswith("%") else None  # "50%": 0.5 as Math-Verify reads it

@@ -501,6 +501,10 @@ def test_a_response_ending_in_bare_latex_is_read_whole(name, answer, right, wron
         ("-1", ["-1"], ["\u221a-1", "\\sqrt{-1}"]),
         ("1000", ["1_000", "1 000", "1\u202f000", "so 1 000."], ["000", "1_0"]),
         ("1", ["1"], ["1_000", "1 000"]),
+        # forty-second hunt, case 41: an apostrophe's or points' groups read as the last group
+        ("0", ["0"], ["5'000", "5\u2019000", "1.000.000"]),
+        ("5000", ["5'000", "5\u2019000"], ["000"]),
+        ("1000000", ["1.000.000", "1 000 000"], ["0"]),
         ("5", ["\\frac{10}{2}", "10/2", "5", "(5)"], ["\\frac{1}{5}", "1/5", "2^{5}"]),
         ("2", ["2", "it is 2"], ["\\frac{1}{2}", "\\sqrt{2}", "1/2"]),
         ("#### 72", ["#### 72", "She pays $10, then $62 more: $72.", "\\boxed{72}"], ["$10"]),
@@ -734,6 +738,12 @@ def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_
         ("numeric", "5 000", "holds 2 numbers and no math notation, which task.verifier=numeric would read"),
         ("math_verify", "5'000", "holds an apostrophe between digits (a thousands separator?); write it in"),
         ("auto", "\u22483.14", "holds '\u2248', a sign the verifiers do not read; write it in digits"),
+        # forty-second hunt, cases 2 and 4: read 1.5, 2, 0, 2 and 3, each with no line
+        ("auto", "1.5k", "writes its number with a scale ('k'), which the verifiers read as the number"),
+        ("numeric", "2 million", "writes its number with a scale ('million'), which the verifiers read as"),
+        ("auto", "1e-400", "is a number too small for a float (it reads as 0); write it in digits"),
+        ("auto", "2\u2030", "holds '\u2030', a sign the verifiers do not read"),
+        ("math_verify", "~3", "holds '~' before its number (approximately?), which the verifiers read as"),
     ],
 )
 def test_an_answer_the_checker_would_misread_is_refused_naming_why(name, answer, why):
@@ -749,6 +759,10 @@ def test_numeric_reads_a_responses_scientific_notation_as_its_answers_and_a_sign
     assert score("numeric", "1e3", "1e3") == 1.0 and score("numeric", sci, sci) == 1.0
     assert score("math_verify", "5", "The answer is +5.") == 1.0
     assert score("math_verify", "7", "2 +5 = 7") == 1.0
+    for emphasised in ("**+5**", "The answer is **+5**.", "*+5*", "(+5)", "(5)", "*5*"):  # 42nd hunt, 6
+        assert score("math_verify", "5", emphasised) == 1.0, emphasised
+    assert score("math_verify", "24", "2*3*4") == 1.0  # a product's stars are no emphasis
+    assert score("math_verify", "1000", "1_000") == 1.0 and score("auto", "1_000", "1000") == 1.0  # case 3
     assert score("exact", "5\u00d710\u00b3 Paris", "5\u00d710\u00b3 paris") == 1.0  # exact: as written
     assert verifiers.reference("exact", "5\u00d710\u00b3 \u03c0", "row") == "5\u00d710\u00b3 \u03c0"
 
