@@ -140,11 +140,12 @@ def begin(
 
 
 def stopped_before_a_step(job: Job) -> bool:
-    """The run was stopped to be resumed (a signal, a preemption, a kill) before it logged a step: its
-    rerun goes on with the same work ("resume from step 0"), so the stopped segments count in its wall
-    time. Checkpoints deleted after steps were logged start the run again: those do not."""
+    """The run was stopped to be resumed (a signal, a preemption, a kill, or a failure whose line said
+    "fix it, then resume from step 0": forty-second hunt, case 15, its time dropped) before it logged a
+    step: its rerun goes on with the same work, so the stopped segments count in its wall time.
+    Checkpoints deleted after steps were logged start the run again: those do not."""
     metrics = job.run_dir / "metrics.jsonl"
-    stopped = job.previous.get("status") in ("interrupted", "preempted", "running")
+    stopped = job.previous.get("status") in ("interrupted", "preempted", "running", "failed")
     return stopped and not (metrics.is_file() and metrics.stat().st_size > 0)
 
 

@@ -200,6 +200,39 @@ def test_a_killed_run_is_died_not_running_and_its_resume_counts_every_segment(
     assert summary["time/total_s"] > second
 
 
+FAILS_ONCE = """
+import os
+
+def score(prompts, responses):
+    if os.path.exists(os.path.join(os.path.dirname(__file__), "FAIL")):
+        raise RuntimeError("flaky")
+    return [float(len(r.split())) for r in responses]
+"""
+
+
+def test_a_run_that_failed_before_its_first_step_counts_that_segment_as_it_is_resumed(
+    tmp_path, cache_dir, forked_cli
+):
+    """Forty-second hunt, case 15: a reward failing at its first call ("fix it, then resume from step 0"),
+    the same command once fixed: the failed segment's time was dropped (time/segments 1), where a failure
+    at step 3 kept both."""
+    (tmp_path / "flaky.py").write_text(FAILS_ONCE)
+    (tmp_path / "FAIL").touch()
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, "train.steps=2", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    args += ["reward.path=flaky:score"]
+    result = forked_cli(args, cwd=tmp_path)
+    assert result.returncode == 2 and "then resume from step 0 with" in result.stderr, result.stderr[-3000:]
+    failed = json.loads((run_dir / "summary.json").read_text())["segments_s"]
+    (tmp_path / "FAIL").unlink()
+    result = forked_cli(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["time/segments"] == 2 and summary["segments_s"][0] == failed[0], summary["segments_s"]
+    assert summary["time/total_s"] == pytest.approx(sum(summary["segments_s"]), abs=0.5)
+
+
 def test_an_uninterrupted_run_has_one_segment(tmp_path, cache_dir, forked_cli):
     run_dir = tmp_path / "run"
     args = [*SMALL, "train.steps=1", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
