@@ -45,7 +45,7 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
 
     folder.launched()
     try:
-        if line := run_above(folder.sweep_dir, "hydra.sweep.dir"):
+        if line := run_above(folder.sweep_dir, "hydra.sweep.dir") or running_there(folder.sweep_dir):
             raise ConfigError(line)
         if not job_overrides and first == 0:  # seed=range(0,0): "Launching 0 jobs", exit 0, nothing run
             swept = [o for o in config.hydra.overrides.task if "range(" in o or "," in o.split("=", 1)[-1]]
@@ -74,6 +74,24 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
     except BaseException:  # a refusal, and a SIGTERM or Ctrl-C while the jobs are admitted
         folder.restore()
         raise
+
+
+def running_there(sweep_dir: Path) -> str | None:
+    """The line for a sweep into a folder where a run of a sweep is running (a process holds its folder):
+    its multirun.yaml rewritten, the first sweep's resume commands were the second's, which found its runs
+    "already completed" and left the interrupted one as it was (forty-second hunt, case 24). None
+    otherwise."""
+    from align_lab.folder import holder
+
+    if not sweep_dir.is_dir():
+        return None
+    for run_dir in sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").is_dir()):
+        if (who := holder(run_dir)) is not None:
+            return (
+                f"hydra.sweep.dir={sweep_dir}: a sweep there is running (its run {run_dir.name} in use by "
+                f"{who}); wait for it to end, or choose another hydra.sweep.dir"
+            )
+    return None
 
 
 class SweepFolder:

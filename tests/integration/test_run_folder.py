@@ -200,6 +200,33 @@ def test_a_killed_run_is_died_not_running_and_its_resume_counts_every_segment(
     assert summary["time/total_s"] > second
 
 
+def test_a_sweep_into_a_folder_where_a_sweep_is_running_is_one_line_and_leaves_its_record(
+    tmp_path, cache_dir, forked_cli
+):
+    """Forty-second hunt, case 24: a second sweep into a live sweep's folder was accepted and rewrote its
+    multirun.yaml; the first sweep's SIGTERM line, `study status` and `study resume` then gave the second's
+    command, which found its runs "already completed" and left the interrupted one as it was."""
+    sweep = tmp_path / "sweep"
+    args = [*SMALL, f"cache_dir={cache_dir}", f"hydra.sweep.dir={sweep}"]
+    first = start(["-m", "seed=0,1", "train.steps=400", *[a for a in args if a != "train.steps=3"]])
+    try:
+        wait_for(lambda: metric_lines(sweep / "0_reinforce_pp_seed0") >= 1 or first.poll() is not None)
+        assert first.poll() is None, "the first sweep ended before the second started"
+        record = (sweep / "multirun.yaml").read_bytes()
+        result = forked_cli(["-m", "seed=2,3", *args], cwd=ROOT)
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+    assert result.returncode == 2, result.stderr[-3000:]
+    said = result.stderr.strip().splitlines()[-1]
+    assert said.startswith(
+        f"align_lab: error: hydra.sweep.dir={sweep}: a sweep there is running (its run "
+        "0_reinforce_pp_seed0 in use by pid "
+    ), result.stderr[-3000:]
+    assert (sweep / "multirun.yaml").read_bytes() == record
+    assert not list(sweep.glob("*_seed2"))
+
+
 FAILS_ONCE = """
 import os
 
