@@ -209,6 +209,11 @@ def note_command() -> None:
         _WHOLE_ENV.append(True)
 
 
+def read_whole() -> bool:
+    """The user's code read every variable (`dict(os.environ)`, `.copy()`) or started a command."""
+    return bool(_WHOLE_ENV)
+
+
 def read_by_name() -> list[str]:
     """The variables the user's code read by name, in order."""
     return list(_READ_ENV)

@@ -105,17 +105,16 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
             check_identity(state.get("identity"), mine, ckpt, allow)
             inputs = (state.get("identity") or {}).get("inputs")
             now = mine["inputs"]
-            # what the user's code used (user_reads.py); a file it handed to a command may be the
-            # command's output (`tee -a log`: tenth hunt), said with the files beside its code instead
+            # what the user's code used (user_reads.py); a file handed to a command may be its output (10th)
             imported = {k: v for k, v in (state.get("imported") or {}).items() if not k.startswith("arg ")}
             if imported:
                 inputs, now = {**(inputs or {}), **imported}, {**now, **modules_now(imported)}
+            warn_environment(state.get("environment"), imported or {}, ckpt)  # before the refusals (42nd, 36)
             go_on = spec.config.get("resume_changed_inputs")  # and the scorers' answers (user_probes.py)
             replayable(spec.env_name, spec.env)  # a multi-turn environment's episodes are asked again too
             changed = check_inputs(inputs, now, ckpt, go_on, tuple(state.get("stage_keys") or ()))
             changed |= check_probes(state.get("probes"), ckpt, go_on)  # then, allowed, the scorers (13th)
             warn_beside(state.get("beside"), inputs or {}, ckpt)
-            warn_environment(state.get("environment"), imported or {}, ckpt)
             check_steps(spec.train.steps, checkpoint_step(ckpt), ckpt)
             check_stopped(state.get("stopped"), spec.train.stop_at, ckpt)
     except CheckpointError as e:

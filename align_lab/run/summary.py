@@ -50,10 +50,17 @@ def resume_hint(ckpt: Path, also: str = "") -> str:
     """`resume from step N with: <the exact command>` (`also`: overrides it ends with): a plain rerun
     would start over in a new timestamped folder."""
     from align_lab.rerun import resume_command
+    from align_lab.user_environ import read_whole
     from align_lab.user_reads import set_env_read
 
     read = tuple(set_env_read())  # as a checkpoint records them: a resume checks each
-    return f"resume from step {checkpoint_step(ckpt)} with: {resume_command(ckpt.parent, read)}{also}"
+    whole = (  # the variables it read through a copy are not named (forty-second hunt, case 36)
+        " (in a shell whose variables are as the run's: your code read the whole environment, as "
+        "dict(os.environ) does, or started a command)"
+        if read_whole()
+        else ""
+    )
+    return f"resume from step {checkpoint_step(ckpt)} with: {resume_command(ckpt.parent, read)}{also}{whole}"
 
 
 def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:

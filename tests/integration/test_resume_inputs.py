@@ -524,11 +524,32 @@ def test_a_variable_a_command_may_read_is_a_warning_on_resume(
         admit(keys, run_dir, cache_dir)
     assert "environment variables changed" not in caplog.text
     monkeypatch.setenv("W9S", "10")
-    refused_for_its_scores(keys, run_dir, cache_dir, "resume_inputs_sub9:score")  # the eleventh hunt's probe
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="align_lab"):  # named before the refusal (42nd hunt, 36)
+        refused_for_its_scores(keys, run_dir, cache_dir, "resume_inputs_sub9:score")  # the 11th hunt's probe
+    assert "environment variables changed since the checkpoint in " in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="align_lab"):
         admit(keys, run_dir, cache_dir, "resume_changed_inputs=true")
     assert (
         f"environment variables changed since the checkpoint in {run_dir / 'checkpoints'} was written: $W9S;"
         in (caplog.text)
+    )
+
+
+def test_a_resume_command_says_its_shell_needs_the_runs_variables_where_the_code_read_them_all(
+    tmp_path, monkeypatch
+):
+    """Forty-second hunt, case 36: variables a reward read through `dict(os.environ)` were in no printed
+    command, which then failed in a new shell with no line naming them."""
+    from align_lab import user_environ
+    from align_lab.run.summary import resume_hint
+
+    ckpt = tmp_path / "run" / "checkpoints"
+    monkeypatch.setattr(user_environ, "_WHOLE_ENV", [])
+    assert "whole environment" not in resume_hint(ckpt)
+    monkeypatch.setattr(user_environ, "_WHOLE_ENV", [True])
+    assert resume_hint(ckpt).endswith(
+        " (in a shell whose variables are as the run's: your code read the whole environment, as "
+        "dict(os.environ) does, or started a command)"
     )
