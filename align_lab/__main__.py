@@ -41,7 +41,10 @@ def command() -> None:
     try:
         sys.argv[1:] = renamed_keys(sys.argv[1:])  # the old flat keys (algo.clip=0.3), said once
         check_group_overrides(sys.argv[1:])
-        main()
+        if {"--help", "-h"} & set(sys.argv[1:]):  # its groups less conf/'s internal ones
+            helped(main)
+        else:
+            main()
     except Exception as e:
         message = format_error(e)
         if message is None:
@@ -51,6 +54,20 @@ def command() -> None:
             sys.modules["align_lab.study.admission"].refused_before_launch()
         print(f"align_lab: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def helped(main) -> None:
+    """Hydra's --help, its groups less those no command line chooses (overrides.INTERNAL_GROUPS)."""
+    import io
+
+    from align_lab.overrides import without_internal_groups
+
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(said):
+            main()
+    finally:
+        print(without_internal_groups(said.getvalue()), end="")
 
 
 def interrupted(e: BaseException) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from align_lab.overrides import leading_zero, repeated, unreadable
+from align_lab.overrides import internal_group, leading_zero, repeated, unreadable
 from align_lab.run.hydra_record import unwritten_hydra_record, write_hydra_record
 from align_lab.run.refused import recorded_refusal, remove_unused_run_dir, said_last, said_when_unwritable
 from align_lab.value_checks import ConfigError, UserCodeError
@@ -176,7 +176,7 @@ def check_group_overrides(args: list[str]) -> None:
                 '("$EXTRA"): remove it'
             )
         key, _, value = arg.partition("=")
-        if line := unreadable(arg) or repeated(arg) or leading_zero(arg):
+        if line := unreadable(arg) or repeated(arg) or leading_zero(arg) or internal_group(arg):
             raise ConfigError(line)
         group = key.lstrip("+~")
         if "=" in arg and (line := scalar_for_a_node(group, value)):

@@ -108,11 +108,17 @@ def given_twice(args: list[str], groups: tuple[str, ...]) -> str | None:
         key, sep, value = arg.partition("=")
         if sep and key and not key.startswith("-"):
             seen.setdefault(key.lstrip("+~"), []).append(value)
-    said = {k for k, v in seen.items() if k in groups or sum("," in x or "range(" in x for x in v) > 1}
+    said = {k for k, v in seen.items() if k in groups or sum(map(sweeps, v)) > 1}
     twice = [f"{k}={', '.join(v)}" for k, v in seen.items() if len(set(v)) > 1 and k in said]
     if not twice:
         return None
     return f"align_lab: warning: given more than once: {'; '.join(twice)}: Hydra takes the last of each"
+
+
+def sweeps(value: str) -> bool:
+    """A value written as a sweep's: a list, a range, a choice or a glob (`-m 'seed=glob(*)' seed=1,2`
+    took the last without a line: forty-second hunt, case 32)."""
+    return "," in value or any(f in value for f in ("range(", "choice(", "glob("))
 
 
 def repeated(arg: str) -> str | None:
@@ -202,3 +208,28 @@ def sweep_dir_without_a_sweep(args: list[str]) -> str | None:
         f"align_lab: note: {typed[-1]} is a sweep's folder and this command (no -m) runs one run, which "
         f"goes in hydra.run.dir (for this folder: {shlex.quote(f'hydra.run.dir={folder}')})"
     )
+
+
+# conf/'s groups no command line chooses: an algorithm's keys on one model, chosen by algo and model (conf/
+# config.yaml's `optional algo_on_model: ${algo}_${model}`), and the algorithms' shared nodes; --help
+# listed them as choices, and `algo=ppo algo_on_model=sdpo_tiny_llama` was refused naming a key the user
+# never typed (forty-second hunt, case 30)
+INTERNAL_GROUPS = {
+    "algo_on_model": "chosen by algo and model (conf/algo_on_model/<algo>_<model>.yaml)",
+    "algo_shared": "the algorithms' shared settings, each under its algo key (algo.correction.*)",
+}
+
+
+def internal_group(arg: str) -> str | None:
+    """The line for a command line's choice of an internal group; None otherwise."""
+    key, sep, value = arg.partition("=")
+    group = key.lstrip("+~")
+    if not sep or group not in INTERNAL_GROUPS:
+        return None
+    return f"{arg}: not a choice of yours: {INTERNAL_GROUPS[group]}; set algo=, model= or their keys instead"
+
+
+def without_internal_groups(help_text: str) -> str:
+    """--help's text less the internal groups' lines."""
+    lines = help_text.splitlines(keepends=True)
+    return "".join(x for x in lines if x.partition(":")[0] not in INTERNAL_GROUPS)

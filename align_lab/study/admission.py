@@ -48,7 +48,10 @@ def admit_sweep(hydra_context, config, job_overrides, first: int, here: bool, fo
         if line := run_above(folder.sweep_dir, "hydra.sweep.dir") or running_there(folder.sweep_dir):
             raise ConfigError(line)
         if not job_overrides and first == 0:  # seed=range(0,0): "Launching 0 jobs", exit 0, nothing run
-            swept = [o for o in config.hydra.overrides.task if "range(" in o or "," in o.split("=", 1)[-1]]
+            task = list(config.hydra.overrides.task)  # a glob selects a group's choices: none of a key's
+            swept = [o for o in task if "glob(" in o] or [  # (`seed=1,2 'seed=glob(*)'`: 42nd hunt, 32)
+                o for o in task if "range(" in o or "," in o.split("=", 1)[-1]
+            ]
             raise ConfigError(
                 f"{' '.join(swept) or 'the sweep'}: sweeps no value, so the sweep has no job; give each "
                 "swept key at least one value (seed=range(0,3) is 0, 1, 2)"

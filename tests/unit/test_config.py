@@ -324,6 +324,7 @@ def test_cli_help_lists_groups_and_choices(forked_cli):
     for group in registry.GROUPS:
         assert f"{group}:" in result.stdout
     assert "reinforce_pp" in result.stdout and "toy_arith" in result.stdout
+    assert "algo_on_model" not in result.stdout and "algo_shared" not in result.stdout  # 42nd hunt, case 30
 
 
 def test_multirun_typed_after_the_overrides_is_moved_before_them_and_said_once(tmp_path, forked_cli):
@@ -459,3 +460,14 @@ def test_a_run_inside_a_runs_folder_or_in_a_sweeps_is_one_line_and_leaves_them_a
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().splitlines()[-1] == f"align_lab: error: hydra.run.dir={folder}: {line}"
     assert not (run_dir / "sub").exists() and sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml"]
+
+
+def test_a_glob_that_sweeps_nothing_is_the_override_named(tmp_path, forked_cli):
+    """Forty-second hunt, case 32: `-m seed=1,2 'seed=glob(*)'` was refused blaming `seed=1,2`."""
+    args = ["-m", "seed=1,2", "seed=glob(*)", f"cache_dir={tmp_path / 'c'}"]
+    args.append(f"hydra.sweep.dir={tmp_path / 's'}")
+    result = forked_cli(args, cwd=ROOT)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "align_lab: error: seed=glob(*): sweeps no value, so the sweep has no job"
+    ), result.stderr

@@ -124,3 +124,30 @@ def test_a_quoted_value_whose_closing_quote_a_backslash_escapes_is_one_line_that
     )
     assert _value(line.rsplit("write ", 1)[1].strip("'")) == "/tmp/plain.jsonl\\"
     assert unreadable("task.path='/tmp/plain.jsonl\\\\'") is None  # written twice: read as meant
+
+
+def test_an_internal_group_is_no_choice_and_help_lists_none():
+    """Forty-second hunt, case 30: --help listed `algo_on_model` and `algo_shared` as groups, and
+    `algo=ppo algo_on_model=sdpo_tiny_llama` was refused naming algo.distillation_weight, never typed."""
+    from align_lab.overrides import internal_group, without_internal_groups
+
+    assert internal_group("algo_on_model=sdpo_tiny_llama") == (
+        "algo_on_model=sdpo_tiny_llama: not a choice of yours: chosen by algo and model "
+        "(conf/algo_on_model/<algo>_<model>.yaml); set algo=, model= or their keys instead"
+    )
+    assert internal_group("+algo_shared=rollout_correction").startswith(
+        "+algo_shared=rollout_correction: not a"
+    )
+    assert internal_group("algo=ppo") is None and internal_group("algo.correction.mode=tis") is None
+    text = "algo: ppo, rloo\nalgo_on_model: sdpo_tiny_llama\nalgo_shared: rollout_correction\nenv: x\n"
+    assert without_internal_groups(text) == "algo: ppo, rloo\nenv: x\n"
+
+
+def test_a_key_swept_twice_by_a_glob_or_choice_is_said():
+    """Forty-second hunt, case 32: `-m 'seed=glob(*)' seed=1,2` took the last with no line."""
+    from align_lab.overrides import given_twice
+
+    said = "align_lab: warning: given more than once: seed=glob(*), 1,2: Hydra takes the last of each"
+    assert given_twice(["-m", "seed=glob(*)", "seed=1,2"], ("algo",)) == said
+    assert given_twice(["-m", "seed=choice(0,1)", "seed=range(2,4)"], ("algo",)) is not None
+    assert given_twice(["train.steps=3", "train.steps=2,3"], ("algo",)) is None  # a script's override
