@@ -468,6 +468,8 @@ def test_a_glob_that_sweeps_nothing_is_the_override_named(tmp_path, forked_cli):
     args.append(f"hydra.sweep.dir={tmp_path / 's'}")
     result = forked_cli(args, cwd=ROOT)
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        "align_lab: error: seed=glob(*): sweeps no value, so the sweep has no job"
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("align_lab: error: seed=glob(*): sweeps no value, so the sweep has no job")
     ), result.stderr
