@@ -55,7 +55,7 @@ def typeset(text: str) -> str:
     text = UNDERSCORED.sub(lambda m: m[0].replace("_", ""), SIGN_PLUS.sub("", text.replace("\u2212", "-")))
     text = ROOT.sub(_root, text.translate(UNICODE_MATH))
     text = RAISED.sub(lambda m: "^{" + m[1].translate(PLAIN) + "}", text)
-    text = EMPHASISED.sub(r"\1", text)
+    text = EMPHASISED.sub(r"\2", text)
     return PARENTHESISED.sub(r"\1", LEADING_DOT.sub(r"0.\1", BARE_POWER.sub(r"^{\1}", text)))
 
 
@@ -70,10 +70,10 @@ SIGNED = f"[{SUPERSCRIPTS[:2]}]?[{SUPERSCRIPTS[2:]}]+"  # an exponent in supersc
 RAISED = re.compile(f"(?<!10)(?<!10[{SUPERSCRIPTS[:2]}])({SIGNED})")  # 2² (10³ is decimal_notation's)
 ROOT = re.compile(r"([\u221a\u221b\u221c])\s*(?:\(([^()]*)\)|(-?\d+(?:\.\d+)?|[A-Za-z]))")  # √2, ∛8, √(x+1)
 # "+5", "is +5.", "**+5**", not "2 +5" (forty-second hunt, case 6: "**+5**" 0 under math_verify)
-SIGN_PLUS = re.compile(r"(?:^|(?<=[\s(=:,$*]))(?<![\d)\]}] )\+(?=\s*\d)")
-# a number in Markdown's emphasis (`*5*`, `**5**`) or alone in parentheses (`(5)`): the number (Math-Verify
-# read them as no number: forty-second hunt, case 6)
-EMPHASISED = re.compile(r"(?<![\w*])\*{1,3}\s*([-+]?\d+(?:\.\d+)?)\s*\*{1,3}(?![\w*])")
+SIGN_PLUS = re.compile(r"(?:^|(?<=[\s(=:,$*_`]))(?<![\d)\]}] )\+(?=\s*\d)")
+# a number in Markdown's emphasis or code (`*5*`, `__5__`, `` `5` ``) or alone in parentheses (`(5)`):
+# the number (Math-Verify read them as no number: forty-second hunt, case 6; forty-third, 4)
+EMPHASISED = re.compile(r"(?<![\w*`])([*_`]{1,3})\s*([-+]?\d+(?:\.\d+)?)\s*\1(?![\w*`])")
 PARENTHESISED = re.compile(r"(?<![\w)\]}^_\\])\(\s*(-?\d+(?:\.\d+)?)\s*\)")
 BARE_POWER = re.compile(r"\^\s*(-?\d+(?:\.\d+)?)")  # 2^-1, 2^10: the exponent whole, as meant
 FRACTIONS = {"\u00bd": (1, 2), "\u2153": (1, 3), "\u2154": (2, 3), "\u00bc": (1, 4), "\u00be": (3, 4)}

@@ -744,6 +744,10 @@ def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_
         ("auto", "1e-400", "is a number too small for a float (it reads as 0); write it in digits"),
         ("auto", "2\u2030", "holds '\u2030', a sign the verifiers do not read"),
         ("math_verify", "~3", "holds '~' before its number (approximately?), which the verifiers read as"),
+        # forty-third hunt, cases 2-3: read 1, 1 and 3
+        ("auto", "1_00", "holds an underscore between digits that groups no threes"),
+        ("math_verify", "1__000", "holds an underscore between digits that groups no threes"),
+        ("numeric", "3 dozen", "writes its number with a scale ('dozen')"),
     ],
 )
 def test_an_answer_the_checker_would_misread_is_refused_naming_why(name, answer, why):
@@ -759,7 +763,8 @@ def test_numeric_reads_a_responses_scientific_notation_as_its_answers_and_a_sign
     assert score("numeric", "1e3", "1e3") == 1.0 and score("numeric", sci, sci) == 1.0
     assert score("math_verify", "5", "The answer is +5.") == 1.0
     assert score("math_verify", "7", "2 +5 = 7") == 1.0
-    for emphasised in ("**+5**", "The answer is **+5**.", "*+5*", "(+5)", "(5)", "*5*"):  # 42nd hunt, 6
+    emphases = ("**+5**", "The answer is **+5**.", "*+5*", "(+5)", "(5)", "*5*")  # 42nd hunt, 6
+    for emphasised in (*emphases, "__5__", "_5_", "__+5__", "The answer is __5__.", "`5`"):  # 43rd hunt, 4
         assert score("math_verify", "5", emphasised) == 1.0, emphasised
     assert score("math_verify", "24", "2*3*4") == 1.0  # a product's stars are no emphasis
     assert score("math_verify", "1000", "1_000") == 1.0 and score("auto", "1_000", "1000") == 1.0  # case 3
