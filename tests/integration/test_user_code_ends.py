@@ -603,3 +603,35 @@ def test_a_limit_a_rewards_thread_lowers_after_its_call_is_put_back_and_said(nam
     ], said
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+TRUNCATES = """
+import os
+
+def score(prompts, responses):
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/" + name)
+        except OSError:
+            continue
+        if target.endswith("metrics.jsonl"):
+            HOW
+    return [float(len(r.split())) for r in responses]
+"""
+
+
+@pytest.mark.parametrize("how", ["os.ftruncate(int(name), 0)", "os.truncate(target, 0)"])
+def test_a_reward_that_truncates_the_runs_metrics_is_one_line_and_the_lines_stay(how, tmp_path, cache_dir):
+    """Forty-third hunt, case 13: a reward truncating the run's metrics.jsonl through /proc/self/fd each
+    call: the run completed with 1 of its 6 step lines, no line said."""
+    (tmp_path / "truncating.py").write_text(TRUNCATES.replace("HOW", how))
+    run_dir = tmp_path / "run"
+    small = [a for a in SMALL if not a.startswith("reward.")]
+    args = [*small, f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}", "reward=function"]
+    result = run_cli([*args, "reward.path=truncating:score"], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    said = "reward.path=truncating:score: raised PermissionError: [Errno 1] Operation not permitted: fd "
+    assert said in last, last
+    assert "metrics.jsonl) is the run's, not your code's at " in last, last
+    assert "Traceback" not in result.stderr
