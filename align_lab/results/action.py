@@ -95,7 +95,8 @@ def _groups_action(c: Comparison, min_effect_sd: float) -> str:
         rest = rest[~zero]
         if not len(rest):
             return text + "."
-    level = stats.ALPHA / len(paired)  # Holm's worst-ranked test: the Bonferroni level
+    tested = max(1, int((paired["n_pairs"] > 0).sum()))  # Holm's family (forty-third hunt, case 15)
+    level = stats.ALPHA / tested  # Holm's worst-ranked test: the Bonferroni level
     figures = {r.group: pair_seeds(r.diff_sd, r.n_pairs, level, min_effect_sd) for r in rest.itertuples()}
     known = [n for n in figures.values() if n is not None]
     names = ", ".join(rest["group"])

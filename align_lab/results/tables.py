@@ -185,6 +185,7 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
         for g, b in zip(compared, bases, strict=True)
     ]
     tests = stats.paired_tests(pairs, [stats.difference_range(column, runs)] * len(pairs))
+    family = sum(t.n > 0 for t in tests)  # Holm's family: a group with no run to pair is none (43rd, 15)
     rows = [
         {
             "group": g,
@@ -201,7 +202,7 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
             "p_holm": t.p_holm,
             "verdict": apart.get(g)
             or (t.n == 0 and (none_completed(runs, g) or no_value(runs, g, column)))
-            or verdict(t.diff, t.lo, t.hi, t.p_holm, t.n, baseline, len(compared)),
+            or verdict(t.diff, t.lo, t.hi, t.p_holm, t.n, baseline, family),
         }
         for g, t in zip(compared, tests, strict=True)
     ]

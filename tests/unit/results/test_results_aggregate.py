@@ -146,6 +146,21 @@ def test_paired_table_averages_a_seeds_repeats_and_applies_holm() -> None:
     assert table.loc["c", "n_pairs"] == 1
 
 
+def test_a_group_with_no_run_to_pair_is_none_of_holms_family() -> None:
+    """Forty-third hunt, case 15: an arm whose every run failed counted in the verdict's "over 2 groups"
+    and the action line's family level (0.025), but not in the Holm p (0.5): one family in all three."""
+    from align_lab.results.action import action_line
+
+    runs = [online_run("ppo", s, v) for s, v in ((0, 0.5), (1, 0.6))]
+    runs += [online_run("rloo", s, v) for s, v in ((0, 0.7), (1, 0.75))]
+    runs += [online_run("grpo", 0, 0.5, status="failed")]
+    c = aggregate(runs, ["algo"], baseline="ppo")
+    paired = c.paired.set_index("group")
+    assert paired.loc["rloo", "p_holm"] == 0.5
+    assert paired.loc["rloo", "verdict"] == "not decided: 2 seeds cannot reach Holm p < 0.05"
+    assert "family's level 0.05;" in action_line(c), action_line(c)
+
+
 def test_the_verdict_is_the_tests_alone_one_story_with_its_p() -> None:
     assert verdict(0.5, 0.2, 0.8, 0.01, 8, "ppo") == "higher than ppo, beyond seed noise"
     assert verdict(-0.5, -0.8, -0.2, 0.01, 8, "ppo") == "lower than ppo, beyond seed noise"
