@@ -158,6 +158,10 @@ def folders_in_globals(modules: Iterable[str], skip: Iterable[str] = ()) -> list
 
 
 MAX_VALUES = 2000  # strings followed in one module's globals (a vocabulary list: not a stat each)
+# a copy of the environment's (`dict(os.environ)`) folders that are the shell's or the machine's, no input of
+# the code's: $OLDPWD named another checkout "beside your code" (forty-third hunt, case 18)
+SHELLS_OWN = {"OLDPWD", "PWD", "_", "HOME", "TMPDIR", "TMP", "TEMP", "VIRTUAL_ENV", "SHELL", "MAIL", "PATH"}
+TOOLS = ("PIP_", "SSL_", "XDG_", "PYENV_", "CONDA_", "NVM_", "CARGO_", "RUSTUP_")  # tools' own settings
 
 
 def _values(items: list, left: int, depth: int = 0) -> list[str]:
@@ -166,7 +170,7 @@ def _values(items: list, left: int, depth: int = 0) -> list[str]:
     for name, value in items:
         if len(found) >= left:
             break
-        if isinstance(name, str) and name.startswith("__"):
+        if isinstance(name, str) and (name.startswith("__") or name in SHELLS_OWN or name.startswith(TOOLS)):
             continue
         if isinstance(value, os.PathLike):
             value = os.fspath(value)

@@ -222,3 +222,27 @@ def test_a_folder_under_var_tmp_a_module_names_is_watched(tmp_path):
         assert named_folders([str(module)]) == [str(data)]  # not /var/log
     finally:
         shutil.rmtree(data)
+
+
+def test_a_copy_of_the_environment_names_no_folder_of_the_shells_own(tmp_path, monkeypatch):
+    """Forty-third hunt, case 18: a reward holding `dict(os.environ)` had $OLDPWD's folder (another
+    checkout) watched and said to be "beside your code"; a variable of its own naming data still is."""
+    import sys
+
+    from align_lab.user_folders import folders_in_globals
+
+    shell, data = tmp_path / "previous", tmp_path / "data"
+    for folder in (shell, data):
+        folder.mkdir()
+    (data / "w.parquet").write_bytes(b"PAR1")
+    monkeypatch.setenv("OLDPWD", str(shell))
+    monkeypatch.setenv("DATA43", str(data / "w.parquet"))
+    module = tmp_path / "envcopy43.py"
+    module.write_text("import os\nENV = dict(os.environ)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    __import__("envcopy43")
+    try:
+        found = folders_in_globals([str(module)])
+        assert str(data) in found and str(shell) not in found, found
+    finally:
+        sys.modules.pop("envcopy43", None)
