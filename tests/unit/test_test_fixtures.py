@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,11 @@ def test_what_a_test_left_running_with_its_folder_in_its_arguments_is_killed(tmp
     as_a_value = [*sleep, f"hydra.sweep.dir={tmp_path}/sweep"]
     other = [*sleep, f"{tmp_path}0/sweep"]
     started = [subprocess.Popen(args) for args in (named, as_a_value, other)]
-    try:
+    try:  # each exec'd before the scan (a loaded machine's CI: one still the fork, not its own arguments)
+        deadline = time.monotonic() + 30
+        while not all(b"time.sleep(300)" in Path(f"/proc/{p.pid}/cmdline").read_bytes() for p in started):
+            assert time.monotonic() < deadline, "the sleepers did not start"
+            time.sleep(0.01)
         killed = kill_what_names(str(tmp_path))
         assert sorted(killed) == sorted(p.pid for p in started[:2])
         assert [p.wait(timeout=10) for p in started[:2]] == [-9, -9] and started[2].poll() is None
