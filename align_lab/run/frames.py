@@ -36,10 +36,18 @@ def users_frame(e: BaseException) -> str | None:
         return None
     while frames and Path(frames[-1].filename).resolve() == HANDLER:  # it ran where the signal came
         frames.pop()
+    return users_of(frames)
+
+
+def users_of(frames: list) -> str | None:
+    """`file:line` of the innermost of `frames` (traceback.FrameSummary) that is the user's code, or None
+    where align_lab's comes first."""
     for frame in reversed(frames):
         path = Path(frame.filename).resolve()
         if path.is_relative_to(PACKAGE):
             return None
+        if not (frame.filename.endswith(".py") and path.is_file()):  # a library's compiled code: scipy's
+            continue  # `scipy/special/_ufuncs_extra_code.pxi` was "a call of your code" (43rd hunt, case 19)
         if not any(p in frame.filename for p in ("site-packages", "dist-packages", "<")):
             if not path.is_relative_to(STDLIB):
                 return f"{frame.filename}:{frame.lineno}"

@@ -61,3 +61,8 @@ def check_seeds(config, path: str = "") -> None:
         low, high = SEED_RANGE
         if not low <= config < high:
             raise ConfigError(f"{path}={config}: must be an integer in [-2^63, 2^64) (torch's seed range)")
+        if isinstance(config, float):  # seed=1e0 ran seed 1, its config recorded 1.0: "another config"
+            raise ConfigError(  # than seed=1, and compare counted the two as two seeds (43rd hunt, 28-29)
+                f"{path}={config}: must be an integer written as one ({path}={int(config)}): the run's "
+                f"config would record {config}, another config than {path}={int(config)}"
+            )

@@ -48,6 +48,12 @@ OVERRIDE_FORMS = [
     (["stages.seed=per_run", "reward.seed=5"], "reward.seed=5: stages.seed=per_run sets it"),
     # a seed >= 2^64 overflowed in torch.manual_seed after every stage was built
     ([f"seed={2**64}"], f"seed={2**64}: must be an integer in [-2^63, 2^64) (torch's seed range)"),
+    # forty-third hunt, cases 28-29: seed 1 recorded 1.0, "another config" than seed=1, two seeds in compare
+    (
+        ["seed=1e0"],
+        "seed=1.0: must be an integer written as one (seed=1): the run's config would record 1.0, "
+        "another config than seed=1",
+    ),
     ([f"sft.seed={2**64}"], f"sft.seed={2**64}: must be an integer in [-2^63, 2^64)"),
 ]
 
