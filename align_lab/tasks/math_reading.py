@@ -55,7 +55,8 @@ def typeset(text: str) -> str:
     text = UNDERSCORED.sub(lambda m: m[0].replace("_", ""), SIGN_PLUS.sub("", text.replace("\u2212", "-")))
     text = ROOT.sub(_root, text.translate(UNICODE_MATH))
     text = RAISED.sub(lambda m: "^{" + m[1].translate(PLAIN) + "}", text)
-    text = EMPHASISED.sub(r"\2", text)
+    text = EMPHASISED.sub(r"\2", TAG.sub(" ", text))
+    text = PERCENT_WORDS.sub(r"\1%", FACTORIAL.sub(lambda m: str(math.factorial(int(m[1]))), text))
     return PARENTHESISED.sub(r"\1", LEADING_DOT.sub(r"0.\1", BARE_POWER.sub(r"^{\1}", text)))
 
 
@@ -74,6 +75,12 @@ SIGN_PLUS = re.compile(r"(?:^|(?<=[\s(=:,$*_`]))(?<![\d)\]}] )\+(?=\s*\d)")
 # a number in Markdown's emphasis or code (`*5*`, `__5__`, `` `5` ``) or alone in parentheses (`(5)`):
 # the number (Math-Verify read them as no number: forty-second hunt, case 6; forty-third, 4)
 EMPHASISED = re.compile(r"(?<![\w*`])([*_`]{1,3})\s*([-+]?\d+(?:\.\d+)?)\s*\1(?![\w*`])")
+# a tag around the answer (`<answer>5</answer>`, R1's format): a space (math_verify read `>5<` as no number:
+# forty-third hunt, case 38); a factorial of a small integer written bare (`3!`): its value, as `$3!$` is
+# (case 37); a percentage in words (`50 percent`, `50 per cent`, `50pct`): as `50%` (case 45)
+TAG = re.compile(r"</?[A-Za-z][\w-]*>")
+FACTORIAL = re.compile(r"(?<![\w.!])(\d{1,2})!(?![=!\w])")
+PERCENT_WORDS = re.compile(r"(\d)\s*(?:percent|per\s+cent|pct)\b", re.IGNORECASE)
 PARENTHESISED = re.compile(r"(?<![\w)\]}^_\\])\(\s*(-?\d+(?:\.\d+)?)\s*\)")
 BARE_POWER = re.compile(r"\^\s*(-?\d+(?:\.\d+)?)")  # 2^-1, 2^10: the exponent whole, as meant
 FRACTIONS = {"\u00bd": (1, 2), "\u2153": (1, 3), "\u2154": (2, 3), "\u00bc": (1, 4), "\u00be": (3, 4)}

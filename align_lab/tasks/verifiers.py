@@ -77,6 +77,11 @@ def plain_number(answer: str) -> float | None:
     return final_number(answer)
 
 
+def past_a_float(number: float) -> bool:
+    """An integer a float holds no longer exactly (past 2^53): its neighbours read as it."""
+    return number.is_integer() and abs(number) >= 2**53
+
+
 def normalised(text: str) -> str:
     """Whitespace runs made one space, ends stripped, a trailing full stop dropped, case folded."""
     return " ".join(text.split()).removesuffix(".").strip().casefold()
@@ -150,15 +155,20 @@ def reference(name: str, answer: str, place: str):
                 f"{place}: answer {given!r} is not a plain number (task.verifier=numeric would read its "
                 f"last number, {number:g}); set task.verifier=math_verify or auto"
             )
+        if past_a_float(number):  # 20! = 2432902008176640000: ...0001 and ...39999 were right (43rd, 40)
+            raise ValueError(
+                f"{place}: answer {given!r} is an integer past 2^53, which task.verifier=numeric compares as "
+                "a float (its neighbours right too); set task.verifier=math_verify or auto"
+            )
         return number
     if name == "auto":
         several(answer, given, place, name)
         if not read_whole(answer):  # a tuple or interval, (2, 3): read whole
             listed(answer, given, place, name)
         number = plain_number(answer)
-        if number is not None:
+        if number is not None and not past_a_float(number):
             return number
-        parsed = math_reference(answer)
+        parsed = math_reference(answer)  # an integer past 2^53 too: exactly (forty-third hunt, case 40)
         if not parsed:
             raise ValueError(
                 f"{place}: answer {given!r} is neither a plain number nor math Math-Verify can parse "

@@ -748,6 +748,8 @@ def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_
         ("auto", "1_00", "holds an underscore between digits that groups no threes"),
         ("math_verify", "1__000", "holds an underscore between digits that groups no threes"),
         ("numeric", "3 dozen", "writes its number with a scale ('dozen')"),
+        ("auto", "3 score", "writes its number with a scale ('score')"),
+        ("numeric", "2432902008176640000", "is an integer past 2^53, which task.verifier=numeric compares"),
     ],
 )
 def test_an_answer_the_checker_would_misread_is_refused_naming_why(name, answer, why):
@@ -767,6 +769,14 @@ def test_numeric_reads_a_responses_scientific_notation_as_its_answers_and_a_sign
     for emphasised in (*emphases, "__5__", "_5_", "__+5__", "The answer is __5__.", "`5`"):  # 43rd hunt, 4
         assert score("math_verify", "5", emphasised) == 1.0, emphasised
     assert score("math_verify", "24", "2*3*4") == 1.0  # a product's stars are no emphasis
+    # forty-third hunt, cases 37, 38, 40, 45: each scored the other way, in silence
+    assert score("auto", "3!", "3!") == 1.0 and score("math_verify", "3!", "3!") == 1.0
+    assert score("math_verify", "5", "<think>7</think><answer>5</answer>") == 1.0
+    assert score("math_verify", "5", "<answer>5</answer>") == 1.0
+    for percent in ("50 percent", "50 per cent", "50pct"):
+        assert score("auto", percent, "0.5") == 1.0 and score("math_verify", percent, "0.5") == 1.0, percent
+    big = "2432902008176640000"  # 20!: its float's neighbours were right under auto
+    assert score("auto", big, big) == 1.0 and score("auto", big, "2432902008176640001") == 0.0
     assert score("math_verify", "1000", "1_000") == 1.0 and score("auto", "1_000", "1000") == 1.0  # case 3
     assert score("exact", "5\u00d710\u00b3 Paris", "5\u00d710\u00b3 paris") == 1.0  # exact: as written
     assert verifiers.reference("exact", "5\u00d710\u00b3 \u03c0", "row") == "5\u00d710\u00b3 \u03c0"
