@@ -103,9 +103,22 @@ class JsonlTracker:
             self._file = self._open()
         elif identity(self._file.fileno()) != self._opened_on:
             self._reopen()
+        self._same_size()
         with naming(self.path):
             self._file.write(format_line(metrics, step) + "\n")
             self._file.flush()  # a killed run keeps every line it logged
+            self._size = os.fstat(self._file.fileno()).st_size
+
+    def _same_size(self) -> None:
+        """A file written or cut by code not the run's since its last line (a reward appending lines, which
+        compare then plotted: forty-third hunt, case 13): said once."""
+        size = os.fstat(self._file.fileno()).st_size
+        if getattr(self, "_size", size) != size and not getattr(self, "_said", False):
+            self._said = True
+            log.warning(
+                f"warning: {self.path}: changed by code not the run's since its last line ({self._size} -> "
+                f"{size} bytes); the run's lines go on after it, compare reads what is there"
+            )
 
     def _reopen(self) -> None:
         """The file opened again to append, where code of the user's closed (or replaced) its descriptor: a

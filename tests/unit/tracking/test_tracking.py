@@ -360,3 +360,21 @@ def test_metrics_whose_descriptor_code_of_the_users_closed_are_written_on(tmp_pa
         f"warning: {tmp_path / 'metrics.jsonl'}: its descriptor was closed by code not the run's (your "
         "code's thread?); opened again to append"
     ]
+
+
+def test_metrics_written_or_cut_by_code_not_the_runs_are_said_once(tmp_path, caplog):
+    """Forty-third hunt, case 13: a reward appending lines to metrics.jsonl (compare then plotted them)
+    went unsaid; the next line's write says the file changed under the run."""
+    tracker = JsonlTracker(tmp_path)
+    tracker.log({"a": 1.0}, step=1)
+    size = (tmp_path / "metrics.jsonl").stat().st_size
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 1000, "a": 9}\n')
+    tracker.log({"a": 2.0}, step=2)
+    tracker.log({"a": 3.0}, step=3)
+    tracker.close()
+    said = [r.getMessage() for r in caplog.records if "changed by code not the run's" in r.getMessage()]
+    assert said == [
+        f"warning: {tmp_path / 'metrics.jsonl'}: changed by code not the run's since its last line "
+        f"({size} -> {size + 23} bytes); the run's lines go on after it, compare reads what is there"
+    ]
