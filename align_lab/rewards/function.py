@@ -1,5 +1,4 @@
-"""reward=function: any Python callable `f(prompts, responses) -> list[float]`, named module:callable;
-and reward=combined: a weighted sum of several reward sources."""
+"""reward=function: a callable `f(prompts, responses) -> list[float]` (module:callable); reward=combined."""
 
 from __future__ import annotations
 
@@ -173,8 +172,7 @@ class RewardError(UserCodeError):
 
 def checked_scores(scores, n: int, where: str) -> torch.Tensor:
     """`scores` as a (n,) float tensor, or RewardError naming `where` (`reward.path=mod:fn`): a count other
-    than n, a mapping or set (its keys, or an order of its own, would be read as the scores), a value
-    that is not a number, NaN or infinity (which would reach the gradient as NaN)."""
+    than n, a mapping or set (its keys or its own order read as scores), text, NaN or infinity."""
     if isinstance(scores, Mapping | Set | str | bytes):
         what = type(scores).__name__
         raise RewardError(f"{where}: returned a {what}, not a list of {n} scores in the responses' order")
@@ -187,6 +185,8 @@ def checked_scores(scores, n: int, where: str) -> torch.Tensor:
         raise RewardError(f"{where}: returned {count} scores for {n} responses")
     values = []
     for i, s in enumerate(scores):
+        if isinstance(s, str | bytes) or getattr(getattr(s, "dtype", None), "kind", None) in ("U", "S", "O"):
+            raise RewardError(f"{where}: score {i} is {s!r}, not a number")  # text ("1": 44th hunt, 12)
         try:  # a tensor that requires grad: its value, without torch's warning at this line (31st hunt, 6)
             values.append(float(s.detach() if isinstance(s, torch.Tensor) else s))
         except (TypeError, ValueError):

@@ -46,12 +46,24 @@ def check_top_level(config: dict) -> None:
             raise ConfigError(f"{key}={config[key]}: must be {allowed}")
 
 
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_seeds(config, path: str = "") -> None:
     """Every integer `seed` of the resolved config within torch's seed range, before any compute (1e30
     too: a float with an integer value, which config.integer takes)."""
     if isinstance(config, dict):
         for key, value in config.items():
             check_seeds(value, f"{path}.{key}" if path else str(key))
+    elif path.split(".")[-1] == "seed" and isinstance(config, str) and _number(config):  # seed='1': text
+        raise ConfigError(  # recorded '1', "another config" than seed=1 (forty-fourth hunt, case 15)
+            f"{path}={config!r}: must be an integer, not a text: write {path}={config.strip()} unquoted"
+        )
     elif (
         path.split(".")[-1] == "seed"
         and isinstance(config, int | float)

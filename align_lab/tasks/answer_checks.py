@@ -14,8 +14,8 @@ THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")  # 1,000 and 12
 LISTED = re.compile(r"\d\s*,\s*[-+\u2212]?\d")  # any other comma between numbers: a list (reference)
 MIXED = re.compile(r"(?<![\d.])\d+\s+\d+\s*/\s*\d+")  # 1 1/2
 # a number with a scale after it: 1.5k, 2 million (forty-second hunt, case 2: read 1.5 and 2)
-SCALES = "k|K|M|B|bn|dozen|score|gross|hundred|thousand|million|billion|trillion|lakh|crore"  # and 43rd's
-SCALED = re.compile(rf"\d\s*({SCALES})\b")
+WORDS = "dozen|score|gross|hundred|thousand|million|billion|trillion|lakh|crore"  # any case, plural too
+SCALED = re.compile(rf"\d\s*(k|K|M|B|bn|mn|(?i:(?:{WORDS})s?))\b")  # 44th hunt, case 2: `2 Million`
 APPROXIMATE = re.compile(r"(?:^|[\s(=:])~\s*[-+]?\.?\d")  # ~3, "about 3" (case 4: read 3)
 
 

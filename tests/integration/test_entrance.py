@@ -48,6 +48,7 @@ OVERRIDE_FORMS = [
     (["stages.seed=per_run", "reward.seed=5"], "reward.seed=5: stages.seed=per_run sets it"),
     # a seed >= 2^64 overflowed in torch.manual_seed after every stage was built
     ([f"seed={2**64}"], f"seed={2**64}: must be an integer in [-2^63, 2^64) (torch's seed range)"),
+    (["seed='1'"], "seed='1': must be an integer, not a text: write seed=1 unquoted"),  # 44th hunt, case 15
     # forty-third hunt, cases 28-29: seed 1 recorded 1.0, "another config" than seed=1, two seeds in compare
     (
         ["seed=1e0"],

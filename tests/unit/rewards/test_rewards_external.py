@@ -153,6 +153,10 @@ def a_word(prompts, responses):
     return ["good"] * len(responses)
 
 
+def numbers_as_text(prompts, responses):
+    return ["1" for _ in responses]
+
+
 def no_list(prompts, responses):
     return 3.0
 
@@ -180,6 +184,7 @@ def raise_at(fn) -> str:
         ("nan_scores", "score 0 is nan: must be finite"),
         ("one_score_short", "returned 1 scores for 2 responses"),
         ("a_word", "score 0 is 'good', not a number"),
+        ("numbers_as_text", "score 0 is '1', not a number"),  # forty-fourth hunt, case 12: read as 1
         ("no_list", "returned float, not a list of 2 scores"),
         ("raises", "raised RuntimeError: no score" + raise_at(raises)),
         (
