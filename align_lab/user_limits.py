@@ -149,6 +149,15 @@ def held() -> None:
         _back(f"{names} left code running (a thread or process of its) that", lowered, AT_EACH)
 
 
+def held_at_the_end() -> None:
+    """`held` as a run ends, before its summary.json: where nothing can stop any more, a hard limit lost is
+    a warning (forty-fourth hunt, case 10: a thread's after the last step failed the final writes)."""
+    try:
+        held()
+    except RunLimitsLost as e:
+        log.warning(f"warning: {e}")
+
+
 def _back(where: str, was: dict, when: str = "after each call") -> None:
     now = read()
     changed = [name for name, value in was.items() if now.get(name, value) != value]

@@ -47,6 +47,7 @@ from align_lab.train.launch import launch
 from align_lab.train.memory import record as planned
 from align_lab.train.preemption import Interrupted, Interruption, held
 from align_lab.train.submitit_signals import Preempted, Preemption
+from align_lab.user_limits import held_at_the_end
 from align_lab.user_reads import as_opened
 from align_lab.user_threads import thread_exits_said
 from align_lab.user_timeouts import ended_here
@@ -164,6 +165,7 @@ def ending(
     """A run's end, whatever ended it: the rollout engine closed, summary.json written with the segments'
     wall times (a full disk: the stop under way keeps its line: unwritten), the tracker closed."""
     spec.rollout.close()
+    held_at_the_end()  # a limit a thread of the user's code lowered after the last step, put back
     try:
         with ENDING:  # a thread of the user's code ending the process waits, or is waited for
             leave(folder, summary, kept, segments)

@@ -131,6 +131,7 @@ def finish(ctx: Context, named: dict, algo, final: dict | None) -> dict:
     one: 1.6 GB for SmolLM2, 3.1 GB with a critic, written only to be deleted. A run that stopped at
     train.stop_at writes it at the stop step (ctx.ledger.stopped), its record inside."""
     main, backend = ctx.group.is_main, ctx.backend
+    limits_held()  # before the last checkpoint (forty-fourth hunt, case 10: a thread's, after the last step)
     if ctx.train.keep_checkpoint and (main or backend.every_rank_saves(ctx.group)):
         checkpoint(ctx, named, algo, ctx.ledger.stopped.get("step", ctx.train.steps))
     ctx.preemption.steps_end()  # a signal during the checkpoint stops the run now; in the evaluation, at once

@@ -133,3 +133,25 @@ def test_a_hard_limit_a_calls_thread_lowers_in_c_after_it_returned_is_one_line_n
         "CAP_SYS_RESOURCE, this process lacks): the run cannot go on under it; take the setrlimit call out",
         "after False",
     ]
+
+
+def test_a_limit_lowered_after_the_last_step_is_put_back_as_the_run_ends_and_a_lost_one_said():
+    """Forty-fourth hunt, case 10: a reward's thread lowering RLIMIT_FSIZE after the last step's check failed
+    the final checkpoint and summary.json in tracebacks; as a run ends the limits are put back, and a hard
+    one lost for good is a warning (nothing is left to stop)."""
+    code = LATER.replace("    held()\n", "    held_at_the_end()\n").replace(
+        "import RunLimitsLost, held, limits_kept", "import RunLimitsLost, held_at_the_end, limits_kept"
+    )
+    for act, last in (("resource.setrlimit(which, (1000, 1000))", "after True"), (CTYPES, None)):
+        done = subprocess.run(
+            [sys.executable, "-c", code.format(act=act.replace("\n        ", "\n    "))],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert not any(x.startswith("lost:") for x in lines), lines  # never raised
+        assert lines[0].startswith("warning: reward.path=m:f left code running"), lines
+        if last:
+            assert lines[-1] == last
