@@ -14,7 +14,7 @@ THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")  # 1,000 and 12
 LISTED = re.compile(r"\d\s*,\s*[-+\u2212]?\d")  # any other comma between numbers: a list (reference)
 MIXED = re.compile(r"(?<![\d.])\d+\s+\d+\s*/\s*\d+")  # 1 1/2
 # a number with a scale after it: 1.5k, 2 million (forty-second hunt, case 2: read 1.5 and 2)
-WORDS = "dozen|score|gross|hundred|thousand|million|billion|trillion|lakh|crore"  # any case, plural too
+WORDS = "dozen|doz|score|gross|grand|hundred|thousand|million|mio|billion|bln|trillion|lakh|crore"  # any case
 SCALED = re.compile(rf"\d\s*(k|K|M|B|bn|mn|(?i:(?:{WORDS})s?))\b")  # 44th hunt, case 2: `2 Million`
 APPROXIMATE = re.compile(r"(?:^|[\s(=:])~\s*[-+]?\.?\d")  # ~3, "about 3" (case 4: read 3)
 
@@ -38,6 +38,8 @@ def unread(answer: str, given: str, place: str, name: str) -> None:
         why = "is a number too small for a float (it reads as 0)"
     if why is None and re.search(r"\d_+\d", answer):  # 1_00, 1__000 read 1 (forty-third hunt, case 2)
         why = "holds an underscore between digits that groups no threes"
+    if why is None and re.search(r"\d\s*!!", answer):  # 3!! read (3!)! = 720 (forty-fourth hunt, case 28)
+        why = "holds a double factorial (n!!), which the verifiers read as (n!)!"
     if why is None and re.search(r"\d'\d", answer):
         why = "holds an apostrophe between digits (a thousands separator?)"
     if why:

@@ -52,7 +52,7 @@ def typeset(text: str) -> str:
     66-67; `∛8` 8, `√-1` -1: forty-first, 3-4), an unbraced exponent braced (`2^-1` was 2: case 6), a number
     in Markdown's emphasis or alone in parentheses the number (`**+5**`, `*5*`, `(+5)`: 0 under math_verify,
     forty-second hunt, case 6), digits grouped by underscores one number (`1_000` was 1: case 3)."""
-    text = text.replace("\u2212", "-").replace("\uff05", "%")  # a full-width % (44th hunt, case 3)
+    text = text.replace("\u2212", "-").replace("\uff05", "%").replace("\uff01", "!")  # full-width (44th, 3)
     text = UNDERSCORED.sub(lambda m: m[0].replace("_", ""), SIGN_PLUS.sub("", text))
     text = ROOT.sub(_root, text.translate(UNICODE_MATH))
     text = RAISED.sub(lambda m: "^{" + m[1].translate(PLAIN) + "}", text)

@@ -751,6 +751,8 @@ def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_
         ("auto", "3 score", "writes its number with a scale ('score')"),
         ("auto", "2 Million", "writes its number with a scale ('Million')"),  # forty-fourth hunt, case 2
         ("numeric", "5 lakhs", "writes its number with a scale ('lakhs')"),
+        ("auto", "3 grand", "writes its number with a scale ('grand')"),
+        ("math_verify", "3!!", "holds a double factorial (n!!), which the verifiers read as (n!)!"),
         ("numeric", "2432902008176640000", "is an integer past 2^53, which task.verifier=numeric compares"),
     ],
 )
@@ -778,6 +780,7 @@ def test_numeric_reads_a_responses_scientific_notation_as_its_answers_and_a_sign
     for percent in ("50 percent", "50 per cent", "50pct"):
         assert score("auto", percent, "0.5") == 1.0 and score("math_verify", percent, "0.5") == 1.0, percent
     assert score("auto", "50\uff05", "0.5") == 1.0  # a full-width percent sign (forty-fourth hunt, case 3)
+    assert score("auto", "3\uff01", "6") == 1.0 and score("auto", "6", "3\uff01") == 1.0  # a full-width !
     big = "2432902008176640000"  # 20!: its float's neighbours were right under auto
     assert score("auto", big, big) == 1.0 and score("auto", big, "2432902008176640001") == 0.0
     assert score("math_verify", "1000", "1_000") == 1.0 and score("auto", "1_000", "1000") == 1.0  # case 3
