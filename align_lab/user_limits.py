@@ -124,8 +124,8 @@ def limits_kept(where: str) -> Iterator[None]:
     a fork of it."""
     pid = os.getpid()
     held()
-    _RUN.setdefault(pid, read())
     was = read()
+    _RUN.setdefault(pid, was)
     _CALLED[where] = None
     _keep_hard_ones(pid)
     try:
