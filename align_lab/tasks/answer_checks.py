@@ -46,6 +46,31 @@ def unread(answer: str, given: str, place: str, name: str) -> None:
         raise ValueError(f"{place}: answer {given!r} {why}; write it in digits or LaTeX ({name})")
 
 
+# the words an answer may hold beside its number under auto and numeric: math's own (functions, constants,
+# variables' x and y are single letters); any other word is refused, as its meaning is not read (an
+# allow-list, where a deny-list of scales met a new one in each hunt: 2 million, 3 dozen, 5 lakhs, 2 bln)
+MATH_WORDS = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "lg", "exp", "sqrt", "pi", "inf"}
+MATH_WORDS |= {"infty", "infinity", "mod", "gcd", "lcm", "min", "max", "abs", "arcsin", "arccos", "arctan"}
+WORD = re.compile(r"\\[A-Za-z]+|[A-Za-z]{2,}")  # a LaTeX command (its name no word), or a word
+
+
+def worded(answer: str, given: str, place: str, name: str) -> None:
+    """A one-line error for an answer that holds a number and a word the checker does not read (`2 million`,
+    `about 5`, `at least 3`, `5 apples`): a scale, a bound or a unit read as the number alone. Math's words
+    (MATH_WORDS), LaTeX's commands and what `\\text{}` holds are Math-Verify's to read."""
+    if not re.search(r"\d", answer):
+        return
+    bare = re.sub(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]*\}", " ", answer)
+    words = [w for w in WORD.findall(bare) if not w.startswith("\\") and w.casefold() not in MATH_WORDS]
+    if words:
+        raise ValueError(
+            f"{place}: answer {given!r} holds the word {words[0]!r} beside its number, which "
+            f"task.verifier={name} does not read (a scale, a bound or a unit would be read as the number "
+            "alone); write the answer as a number or math alone, or set task.verifier=math_verify (math in "
+            "words: 2xy) or exact (text answers)"
+        )
+
+
 def _underflows(number: str) -> bool:
     """A number written with a digit other than 0 that a float reads as 0 (`1e-400`, written out)."""
     try:

@@ -32,7 +32,7 @@ import math
 import re
 from collections.abc import Callable
 
-from align_lab.tasks.answer_checks import NOTATION, defined, listed, several, unread
+from align_lab.tasks.answer_checks import NOTATION, defined, listed, several, unread, worded
 from align_lab.tasks.arith_word import NUMBER, final_number
 from align_lab.tasks.math_reading import (
     decimal_notation,
@@ -146,6 +146,7 @@ def reference(name: str, answer: str, place: str):
         unread(answer, given, place, name)
     if name == "numeric":
         several(answer, given, place, name)  # "5 000" was 0 (forty-first hunt, case 8)
+        worded(answer, given, place, name)  # words allowed, not refused: 2 million, 5 lakhs (44th hunt, 2)
         listed(answer, given, place, name)
         number = final_number(answer)
         if number is None:
@@ -163,6 +164,7 @@ def reference(name: str, answer: str, place: str):
         return number
     if name == "auto":
         several(answer, given, place, name)
+        worded(answer, given, place, name)
         if not read_whole(answer):  # a tuple or interval, (2, 3): read whole
             listed(answer, given, place, name)
         number = plain_number(answer)
