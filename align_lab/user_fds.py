@@ -102,16 +102,16 @@ class Guard:
     call's thread and the threads started in it, in this process (a fork's child closes what it likes)."""
 
     def __init__(self, kept: dict[int, tuple]) -> None:
-        self.kept, self.tried, self.on = kept, set(), True
+        self.kept, self.tried, self.on = kept, {}, True  # fd: what the call tried (close, truncate)
         self.pid, self.thread = os.getpid(), threading.current_thread()
         self.others = set(threading.enumerate()) - {self.thread}  # the run's threads: not the call's
         self.real = os.close, os.closerange, os.dup2, os.ftruncate, os.truncate
 
-    def guarding(self, fd: int) -> bool:
+    def guarding(self, fd: int, verb: str = "close") -> bool:
         here = threading.current_thread()
         ours = self.on and os.getpid() == self.pid and (here is self.thread or here not in self.others)
         if ours and fd in self.kept and identity(fd) == self.kept[fd]:
-            self.tried.add(fd)
+            self.tried.setdefault(fd, verb)
             return True
         return False
 
@@ -138,7 +138,7 @@ class Guard:
     def ftruncate(self, fd: int, length: int) -> None:
         """A truncation of the run's metrics.jsonl (through /proc/self/fd) left 1 of its 6 step lines,
         the run completed, no line (forty-third hunt, case 13)."""
-        if self.guarding(fd):
+        if self.guarding(fd, "truncate"):
             raise self.refused(fd, errno.EPERM)
         self.real[3](fd, length)
 
@@ -150,7 +150,7 @@ class Guard:
         except OSError:
             return self.real[4](path, length)
         for fd, file in self.kept.items():
-            if file[:2] == (st.st_dev, st.st_ino) and self.guarding(fd):
+            if file[:2] == (st.st_dev, st.st_ino) and self.guarding(fd, "truncate"):
                 raise self.refused(fd, errno.EPERM)
         return self.real[4](path, length)
 
@@ -186,21 +186,24 @@ def fds_kept(where: str) -> Iterator[None]:
                 USERS.update((fd, file) for fd, file in after.items() if before.get(fd) != file)
                 USERS.intersection_update(after.items())  # closed: the number may be the run's next
             lost(where, guard.kept)
-            if guard.tried and not failed:
-                said_tried(where, sorted(guard.tried, key=lambda fd: (fd not in HELD, fd)))  # held first
+            for verb in ("close", "truncate"):
+                tried = [fd for fd, did in guard.tried.items() if did == verb]
+                if tried and not failed:
+                    said_tried(where, sorted(tried, key=lambda fd: (fd not in HELD, fd)), verb)  # held first
 
 
-def said_tried(where: str, tried: list[int]) -> None:
-    """The warning, once a call, for the run's descriptors a call of the user's tried to close."""
-    if (where, "fds") in _SAID:
+KEPT = {"close": "they are kept open (close only", "truncate": "they are kept whole (truncate only"}
+
+
+def said_tried(where: str, tried: list[int], verb: str = "close") -> None:
+    """The warning, once a call, for the run's descriptors a call of the user's tried to close, or to
+    truncate (forty-fourth hunt, case 9: a truncation was said as a close)."""
+    if (where, "fds", verb) in _SAID:
         return
-    _SAID.add((where, "fds"))
+    _SAID.add((where, "fds", verb))
     names = [what(fd) for fd in tried]
     named = ", ".join(names) if len(names) <= 5 else f"{', '.join(names[:4])} and {len(names) - 4} more"
-    log.warning(
-        f"warning: {where} tried to close the run's {named}; they are kept open (close only what your code "
-        "opened)"
-    )
+    log.warning(f"warning: {where} tried to {verb} the run's {named}; {KEPT[verb]} what your code opened)")
 
 
 def lost(where: str, kept: dict[int, tuple]) -> None:

@@ -39,9 +39,16 @@ UNDERSCORED = re.compile(r"(?<![\w.])\d{1,3}(?:_\d{3})+(?![\w])")
 
 def grouped(final: str) -> float | None:
     """The value of a final answer that is one number grouped in threes (GROUPED), else None."""
+    digits = ungrouped(final)
+    return None if digits is None else float(digits)
+
+
+def ungrouped(final: str) -> str | None:
+    """A final answer that is one number grouped in threes (GROUPED) written without its groups' marks
+    (`1.000.000`: `1000000`), else None."""
     if not GROUPED.fullmatch(final):
         return None
-    return float(re.sub(r"[\s'\u2019]", "", final if final.count(".") < 2 else final.replace(".", "")))
+    return re.sub(r"[\s'\u2019]", "", final if final.count(".") < 2 else final.replace(".", ""))
 
 
 def typeset(text: str) -> str:

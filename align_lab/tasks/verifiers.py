@@ -44,6 +44,7 @@ from align_lab.tasks.math_reading import (
     response_parse,
     timeout,
     typeset,
+    ungrouped,
 )
 from align_lab.user_fds import RunFdsLost, fds_kept
 from align_lab.user_limits import RunLimitsLost, limits_kept
@@ -90,7 +91,11 @@ def normalised(text: str) -> str:
 def _math_verify(response: str, gold) -> float:
     from math_verify import verify
 
-    predicted = response_parse(typeset(decimal_notation(response)))
+    response = typeset(decimal_notation(response))
+    final = final_expression(response)
+    if (digits := ungrouped(final)) is not None:  # 1.000.000 read 1 (forty-fourth hunt, case 4)
+        response = response[: response.rindex(final)] + digits
+    predicted = response_parse(response)
     return float(bool(predicted) and verify(gold, predicted, timeout_seconds=timeout(5)))
 
 

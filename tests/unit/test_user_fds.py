@@ -163,3 +163,17 @@ def test_the_guard_is_gone_after_the_call(runs_pipe):
     with fds_kept("reward.path=m:f"):
         assert os.close is not real
     assert os.close is real
+
+
+def test_a_swallowed_truncation_of_a_runs_descriptor_is_said_as_a_truncation_not_a_close(runs_pipe, caplog):
+    """Forty-fourth hunt, case 9: a call that caught the refusal of its os.ftruncate was said to have
+    "tried to close" the run's file."""
+    read, _ = runs_pipe
+    with fds_kept("reward.path=cut:f"):
+        with pytest.raises(OSError):
+            os.ftruncate(read, 0)
+    said = [r.getMessage() for r in caplog.records if "reward.path=cut:f tried to" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(
+        "warning: reward.path=cut:f tried to truncate the run's fd "
+    ), said
+    assert said[0].endswith("; they are kept whole (truncate only what your code opened)"), said

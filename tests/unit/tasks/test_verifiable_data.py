@@ -523,6 +523,20 @@ def test_auto_reads_a_response_in_math_by_its_value_on_a_plain_number_row(answer
 
 @pytest.mark.parametrize(
     "answer, right, wrong",
+    [  # forty-fourth hunt, case 4: under math_verify a response's points or apostrophes grouping a number
+        ("1000000", ["1.000.000", "So 1.000.000.", "1 000 000"], ["1", "1.000"]),  # read its first group
+        ("5000", ["5'000", "5\u2019000", "It is 5 000."], ["5"]),
+        ("1", ["1"], ["1.000.000"]),
+        ("5", ["5"], ["5'000"]),
+    ],
+)
+def test_math_verify_reads_a_number_grouped_in_threes_as_auto_and_numeric_do(answer, right, wrong):
+    gold, check = verifiers.reference("math_verify", answer, "row 1"), verifiers.checker("math_verify")
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+
+
+@pytest.mark.parametrize(
+    "answer, right, wrong",
     [
         (
             "(2, 3)",
