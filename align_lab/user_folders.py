@@ -35,6 +35,8 @@ def snapshot(folders: Iterable[str], written: Iterable[str] = ()) -> dict[str, d
             continue
     found = {}
     for folder in sorted(set(folders)):
+        if _within_a_run(folder):  # the code listed the run's own folder (44th hunt, case 23): its outputs
+            continue
         try:
             files = _entries(folder, DEPTH)
         except OSError:
@@ -62,6 +64,11 @@ def _ran(folder: str) -> bool:
             return OUR_CACHE in tag.read(4096)
     except OSError:
         return False
+
+
+def _within_a_run(folder: str) -> bool:
+    """A run's, a sweep's or a stage cache's folder, or one up to 3 levels below it: the run's outputs."""
+    return any(_ran(os.path.abspath(os.path.join(folder, *[".."] * up))) for up in range(4))
 
 
 def _entries(folder: str, depth: int, prefix: str = "", left: list | None = None) -> list | None:

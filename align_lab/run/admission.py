@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from align_lab.config import ConfigError, build
-from align_lab.run.defaults import override_keys
+from align_lab.run.defaults import override_keys, unread_by_the_algorithm
 from align_lab.run.top_level import check_seeds, check_top_level
 
 log = logging.getLogger("align_lab")
@@ -210,6 +210,8 @@ def admit(cfg: DictConfig, hydra_node: DictConfig, run_dir: Path, here: bool = T
     placed_as_rank_0(cfg)
     spec = spec_from_config(nested_algo(copy.deepcopy(cfg)), names, overrides)
     job = admit_spec(spec, Path(run_dir).absolute(), here, segments)
+    if line := unread_by_the_algorithm(spec, overrides):
+        log.warning(line)
     if str(hydra_node.get("mode")) != "RunMode.MULTIRUN" and not job.previous:
         if line := joins_a_sweep(job.run_dir):
             log.warning(line)

@@ -80,3 +80,24 @@ def apply_specialised_defaults(cfg: DictConfig, overrides, names: dict) -> dict[
         for k, v in values.items()
         if f"algo.{k}" not in chosen and k in cfg.algo and cfg.algo[k] == v
     }
+
+
+ONLINE_ONLY = {"train.rollout_size": "each step takes train.minibatch_size pairs"}  # what else sizes a step
+
+
+def unread_by_the_algorithm(spec, overrides) -> str | None:
+    """The note for a key the command line sets that the run's algorithm does not read: train.rollout_size
+    under a pairwise algorithm (`algo=dpo train.rollout_size=7` ran as if unset, unsaid: fortieth hunt,
+    case 69). A note, not a refusal: a sweep over algorithms sets it for its online arms."""
+    from align_lab.algorithms.base import OnlineAlgorithm
+
+    if isinstance(spec.algo, OnlineAlgorithm):
+        return None
+    unread = sorted(override_keys(overrides) & set(ONLINE_ONLY))
+    if not unread:
+        return None
+    name = spec.names.get("algo", type(spec.algo).__name__)
+    return (
+        f"align_lab: note: {unread[0]} is not read by algo={name}, a pairwise algorithm ("
+        f"{ONLINE_ONLY[unread[0]]}); the run goes on as if it were unset"
+    )

@@ -473,3 +473,18 @@ def test_a_glob_that_sweeps_nothing_is_the_override_named(tmp_path, forked_cli):
         .splitlines()[-1]
         .startswith("align_lab: error: seed=glob(*): sweeps no value, so the sweep has no job")
     ), result.stderr
+
+
+def test_a_key_the_pairwise_algorithm_does_not_read_is_a_note_naming_it(tmp_path):
+    """Fortieth hunt, case 69: `algo=dpo train.rollout_size=7` ran as if unset, with no line."""
+    from align_lab.run.defaults import unread_by_the_algorithm
+
+    given = ["algo=dpo", "train.rollout_size=7", f"cache_dir={tmp_path}"]
+    note = unread_by_the_algorithm(spec_from_config(*compose(given)), given)
+    assert note == (
+        "align_lab: note: train.rollout_size is not read by algo=dpo, a pairwise algorithm (each step takes "
+        "train.minibatch_size pairs); the run goes on as if it were unset"
+    )
+    online = ["algo=ppo", "train.rollout_size=32", f"cache_dir={tmp_path}"]
+    assert unread_by_the_algorithm(spec_from_config(*compose(online)), online) is None
+    assert unread_by_the_algorithm(spec_from_config(*compose(given[::2])), given[::2]) is None

@@ -246,3 +246,20 @@ def test_a_copy_of_the_environment_names_no_folder_of_the_shells_own(tmp_path, m
         assert str(data) in found and str(shell) not in found, found
     finally:
         sys.modules.pop("envcopy43", None)
+
+
+def test_a_runs_own_folder_listed_by_the_code_is_no_input(tmp_path):
+    """Forty-fourth hunt, case 23: a reward that listed the run's own folder had the run's
+    eval_samples.jsonl (written by its evaluation) said `files beside your code changed ... (new)`."""
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("{}\n")
+    (run / "checkpoints").mkdir()
+    saved = snapshot([str(run), str(run / "checkpoints")])
+    (run / "eval_samples.jsonl").write_text("{}\n")
+    (run / "checkpoints" / "step_2.pt").write_bytes(b"w")
+    assert saved == {} and changed_beside(saved, snapshot([str(run), str(run / "checkpoints")])) == []
+    data = tmp_path / "data"  # a folder of the user's beside it is still watched
+    data.mkdir()
+    (data / "w.csv").write_text("1")
+    assert list(snapshot([str(data)])) == [str(data)]
