@@ -275,7 +275,8 @@ def changed_beside(saved: dict, now: dict, known: Iterable[str] = ()) -> list[st
         mine = now.get(folder, {})
         for name in sorted(set(files) | set(mine)):
             path = os.path.join(folder, name)
-            if path in skip or (name in files and files[name] is None):
+            output = files.get(name, 0) is None or (name not in files and mine.get(name, 0) is None)
+            if path in skip or output:  # the run's then, or new and its now (a resume's `> out2.txt`)
                 continue
             if name not in mine:
                 lines.append(f"{path} (gone)")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from align_lab.folder import read_summary
 
+FIXED = " resume_changed_inputs=true"  # a run's resume once its user code is fixed (run/summary.py)
+
 
 def varying(runs: list[dict]) -> dict[int, str]:
     """Each run's overrides that differ between the runs of the sweep (all of them for a single run)."""
@@ -68,7 +70,11 @@ class Outcomes:
         from align_lab.rerun import sweep_resume_command
 
         again = sweep_resume_command(self.sweep_dir)  # from any folder, the venv active or not
-        lines.append(f"  completed runs are kept; to rerun only the others: {again}")
+        if any(FIXED in line for *_, line in self.failures):  # a resume after the code's fix is refused
+            again, when = f"{again}{FIXED}", ", once your code is fixed"  # without it (44th hunt's oddity)
+        else:
+            when = ""
+        lines.append(f"  completed runs are kept; to rerun only the others{when}: {again}")
         print("\n".join(lines), file=sys.stderr, flush=True)
         raise SystemExit(1)
 

@@ -263,3 +263,16 @@ def test_a_runs_own_folder_listed_by_the_code_is_no_input(tmp_path):
     data.mkdir()
     (data / "w.csv").write_text("1")
     assert list(snapshot([str(data)])) == [str(data)]
+
+
+def test_the_resumes_own_output_redirected_to_new_files_beside_the_code_is_no_input(tmp_path):
+    """A resume typed as `... > out2.txt 2> err2.txt` in the code's folder (the first run's `> out.txt`):
+    `files beside your code changed since the checkpoint ...: err2.txt (new), out2.txt (new)`."""
+    (tmp_path / "rw.py").write_text("1")
+    saved = snapshot([str(tmp_path)])
+    (tmp_path / "out2.txt").write_text("the resume's output")
+    now = snapshot([str(tmp_path)], written=[str(tmp_path / "out2.txt")])
+    assert now[str(tmp_path)]["out2.txt"] is None and changed_beside(saved, now) == []
+    (tmp_path / "data.csv").write_text("a new input")  # one it did not write is still said
+    now = snapshot([str(tmp_path)], written=[str(tmp_path / "out2.txt")])
+    assert changed_beside(saved, now) == [f"{tmp_path}/data.csv (new)"]

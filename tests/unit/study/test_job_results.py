@@ -90,3 +90,23 @@ def test_a_signal_after_every_run_completed_ends_the_sweep_with_their_lines(tmp_
         "align_lab: run #0 (seed=0): grpo seed 0 completed" not in out
         and "completed: gold reward 0.500" in out
     ), out
+
+
+def test_a_sweep_whose_run_failed_in_the_users_code_says_the_rerun_that_resumes_it_once_fixed(
+    tmp_path, capsys
+):
+    """Forty-fourth hunt's oddity: the sweep's "to rerun only the others" command lacked
+    resume_changed_inputs=true, which the failed run's own line names: once the reward was fixed, the
+    printed command was refused (its inputs changed)."""
+    line = (
+        "error: reward.path=r:f: raised ValueError: bad at r.py:3; fix it, then resume from step 2 with: "
+        "cd /x && python -m align_lab seed=0 resume_changed_inputs=true"
+    )
+    job, run = ended_run(tmp_path, {"status": "failed", "error": line})
+    outcomes = Outcomes([run], tmp_path)
+    outcomes.failed(run, line)
+    with pytest.raises(SystemExit):
+        outcomes.finish()
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said.startswith("  completed runs are kept; to rerun only the others, once your code is fixed: ")
+    assert said.endswith(" resume_changed_inputs=true"), said
