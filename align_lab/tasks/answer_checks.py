@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from align_lab.tasks.arith_word import NUMBER
+from align_lab.tasks.math_reading import EXPRESSION
 
 NOTATION = set("/^_{}()[]*+-\\!π×÷")  # math around a number: its value is not the number alone
 THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")  # 1,000 and 12,345,678: one number
@@ -27,7 +28,9 @@ def unread(answer: str, given: str, place: str, name: str) -> None:
     import unicodedata
 
     signs = ("Sm", "So")  # and per mille's, per ten thousand's (2‰ read 2: forty-second hunt, case 4)
-    left = [c for c in answer if not c.isascii() and (unicodedata.category(c) in signs or c in "‰‱")]
+    left = [
+        c for c in answer if not c.isascii() and (unicodedata.category(c) in signs or c in "‰‱′″‴")
+    ]  # 5′ (feet, minutes) read 5
     why = "is a mixed number" if MIXED.search(answer) else None
     why = why or (f"holds {left[0]!r}, a sign the verifiers do not read" if left else None)
     if why is None and (scaled := SCALED.search(answer)):
@@ -51,7 +54,7 @@ def unread(answer: str, given: str, place: str, name: str) -> None:
 # allow-list, where a deny-list of scales met a new one in each hunt: 2 million, 3 dozen, 5 lakhs, 2 bln)
 MATH_WORDS = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "lg", "exp", "sqrt", "pi", "inf"}
 MATH_WORDS |= {"infty", "infinity", "mod", "gcd", "lcm", "min", "max", "abs", "arcsin", "arccos", "arctan"}
-WORD = re.compile(r"\\[A-Za-z]+|[A-Za-z]{2,}")  # a LaTeX command (its name no word), or a word
+WORD = re.compile(r"\\[A-Za-z]+|[^\W\d_]+")  # a LaTeX command (its name no word), or letters in any script
 
 
 def worded(answer: str, given: str, place: str, name: str) -> None:
@@ -61,10 +64,14 @@ def worded(answer: str, given: str, place: str, name: str) -> None:
     if not re.search(r"\d", answer):
         return
     bare = re.sub(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]*\}", " ", answer)
-    words = [w for w in WORD.findall(bare) if not w.startswith("\\") and w.casefold() not in MATH_WORDS]
+    found = [w for w in WORD.findall(bare) if not w.startswith("\\") and w.casefold() not in MATH_WORDS]
+    words = [w for w in found if len(w) > 1 or not w.isascii()]  # x, y: a variable; 万, θ: words (2万 read 2)
+    math = EXPRESSION.search(bare) or re.search(r"[$=]|\\[(\[]", bare)  # 3x+2, x = 5, $2 x$
+    words = words or ([] if math else [w for w in found if w.isascii()])  # 5 m: a unit, or 5 times m?
     if words:
+        kind = "word" if len(words[0]) > 1 or not words[0].isascii() else "letter"
         raise ValueError(
-            f"{place}: answer {given!r} holds the word {words[0]!r} beside its number, which "
+            f"{place}: answer {given!r} holds the {kind} {words[0]!r} beside its number, which "
             f"task.verifier={name} does not read (a scale, a bound or a unit would be read as the number "
             "alone); write the answer as a number or math alone, or set task.verifier=math_verify (math in "
             "words: 2xy) or exact (text answers)"

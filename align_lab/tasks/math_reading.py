@@ -26,7 +26,13 @@ def read_whole(text: str) -> bool:
     (`2^{10}` read 2), or a tuple or interval of numbers (`(2, 3)` read 3: twenty-sixth hunt, case 22)."""
     text = text.strip()
     bracketed = text[:1] in "([" and text[-1:] in ")]" and len(DIGITS.findall(text)) > 1  # (2,3) too
-    return bool(set(text) & set("\\^{_")) or bracketed
+    return bool(set(text) & set("\\^{_")) or bracketed or EXPRESSION.search(text) is not None
+
+
+# an expression in a variable (`3x+2`, `x+1`, `2y`): Math-Verify read `3x+2` undelimited as 3, so a response
+# "3" scored right against it and `$3x+2$` wrong, and refused `x+1` (forty-fifth look, 2026-12-02)
+LETTER = r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])"  # one letter alone: a variable
+EXPRESSION = re.compile(rf"(?:\d|[-+*/=]\s*){LETTER}|{LETTER}\s*[-+*/^]")  # 2x, x+1, 1-x, 3x + 2
 
 
 # a number grouped in threes by spaces (SI's `5 000`, thin or no-break spaces too), by underscores
@@ -79,7 +85,9 @@ SIGNED = f"[{SUPERSCRIPTS[:2]}]?[{SUPERSCRIPTS[2:]}]+"  # an exponent in supersc
 RAISED = re.compile(f"(?<!10)(?<!10[{SUPERSCRIPTS[:2]}])({SIGNED})")  # 2² (10³ is decimal_notation's)
 ROOT = re.compile(r"([\u221a\u221b\u221c])\s*(?:\(([^()]*)\)|(-?\d+(?:\.\d+)?|[A-Za-z]))")  # √2, ∛8, √(x+1)
 # "+5", "is +5.", "**+5**", not "2 +5" (forty-second hunt, case 6: "**+5**" 0 under math_verify)
-SIGN_PLUS = re.compile(r"(?:^|(?<=[\s(=:,$*_`]))(?<![\d)\]}] )\+(?=\s*\d)")
+SIGN_PLUS = re.compile(
+    r"(?:^|(?<=[\s(=:,$*_`]))(?<![\d)\]}] )(?<![^A-Za-z][A-Za-z] )(?<!^[A-Za-z] )\+(?=\s*\d)"
+)  # not 3x + 2
 # a number in Markdown's emphasis or code (`*5*`, `__5__`, `` `5` ``) or alone in parentheses (`(5)`):
 # the number (Math-Verify read them as no number: forty-second hunt, case 6; forty-third, 4)
 EMPHASISED = re.compile(r"(?<![\w*`])([*_`]{1,3})\s*([-+]?\d+(?:\.\d+)?)\s*\1(?![\w*`])")

@@ -73,6 +73,7 @@ def plain_number(answer: str) -> float | None:
     minus = found[-1][0].startswith("-") and before.rstrip()[-1:].isdigit()  # 5-3: a difference (41st, 5)
     command = re.search(r"\\[A-Za-z]+\s*$", before) is not None  # 2\times 3 (a typeset 2×3)
     percent = after[:1] == "%"
+    glued = glued or re.search(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])", after) is not None  # 2x, 2 x: math
     if glued or minus or command or percent or before.rstrip()[-1:] in NOTATION or after[:1] in NOTATION:
         return None
     return final_number(answer)

@@ -767,6 +767,7 @@ def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_
         ("numeric", "5 lakhs", "writes its number with a scale ('lakhs')"),
         ("auto", "3 grand", "writes its number with a scale ('grand')"),
         ("math_verify", "3!!", "holds a double factorial (n!!), which the verifiers read as (n!)!"),
+        ("auto", "5\u2032", "holds '\u2032', a sign the verifiers do not read"),  # 5′ (feet) read 5
         ("numeric", "2432902008176640000", "is an integer past 2^53, which task.verifier=numeric compares"),
     ],
 )
@@ -786,6 +787,13 @@ def test_an_answer_the_checker_would_misread_is_refused_naming_why(name, answer,
         ("at least 3", "at"),
         ("5 apples", "apples"),
         ("The answer is 5", "The"),
+        ("2\u4e07", "\u4e07"),  # 2万 (20000), 3千, 2 миллиона, 2θ: read 2 and 3 (letters of other scripts)
+        ("3\u5343", "\u5343"),
+        (
+            "2 \u043c\u0438\u043b\u043b\u0438\u043e\u043d\u0430",
+            "\u043c\u0438\u043b\u043b\u0438\u043e\u043d\u0430",
+        ),
+        ("2\u03b8", "\u03b8"),
     ],
 )
 def test_an_answer_with_a_word_beside_its_number_is_refused_by_the_number_readers(name, answer, word):
@@ -795,6 +803,27 @@ def test_an_answer_with_a_word_beside_its_number_is_refused_by_the_number_reader
         f"row 1: answer {answer!r} holds the word {word!r} beside its number, which "
         f"task.verifier={name} does not read"
     ), str(e.value)
+
+
+@pytest.mark.parametrize("name", ["auto", "numeric"])
+@pytest.mark.parametrize("answer", ["5 m", "2 x", "(C) 5"])
+def test_a_letter_beside_an_answers_number_with_no_math_is_refused_as_a_unit_or_a_variable(name, answer):
+    """`5 m` was 5 under auto, and `2x` 2 (a response `3x+2` right against it): a unit, or a product?"""
+    with pytest.raises(ValueError, match=r"^row 1: answer .* holds the letter '[mxC]' beside its number"):
+        verifiers.reference(name, answer, "row 1")
+
+
+@pytest.mark.parametrize("name", ["auto", "math_verify"])
+@pytest.mark.parametrize("answer", ["3x+2", "3x + 2", "$3x+2$"])
+def test_an_answer_in_a_variable_is_read_whole_not_as_its_first_number(name, answer):
+    """Math-Verify read an undelimited `3x+2` as 3, so "3" scored right and `$3x+2$` wrong; typeset took
+    the plus of `3x + 2` for a sign (3x*2); `x+1` was refused as no math (2026-12-02)."""
+    gold, check = verifiers.reference(name, answer, "row 1"), verifiers.checker(name)
+    right, wrong = ["3x+2", "$3x+2$", "The answer is 3x + 2.", "2 + 3x"], ["3", "2", "3x", "5x"]
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+    assert check("x+1", verifiers.reference(name, "x+1", "row 1"), "q") == 1.0
+    assert check("2x", verifiers.reference(name, "2x", "row 1"), "q") == 1.0
+    assert check("2", verifiers.reference(name, "2x", "row 1"), "q") == 0.0
 
 
 @pytest.mark.parametrize("answer", ["#### 72", "$10", "x = 5", "3\\pi", "\\sin(2)", "5\\text{ cm}", "\\ln 2"])
