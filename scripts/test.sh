@@ -16,7 +16,10 @@ export SLURM_NODES="${SLURM_NODES:-2}"
 # nothing that needs what is started below (tests/conftest.py marks those by the fixture they ask for)
 if [[ "${1:-}" == "--fast" ]]; then
   shift
+  # the OpenEnv files are not collected: where scripts/setup_openenv.sh made .openenv, their module-level
+  # import of openenv-core (gradio, fastmcp) took 12 s of each worker's collection; a fresh clone skips them
   exec .venv/bin/python -m pytest -n "${ALIGN_LAB_TEST_WORKERS:-2}" --dist worksteal --durations=10 \
+    --ignore=tests/unit/envs/test_openenv_hub.py --ignore=tests/integration/test_openenv_run.py \
     -m "fast and not slurm and not browser and not real_model and not vllm and not slow" "$@"
 fi
 # CI's tier (what .ci/run runs): every test but those marked `full`, which `--full` runs too (docs/testing.md,
