@@ -32,7 +32,8 @@ def read_whole(text: str) -> bool:
 # an expression in a variable (`3x+2`, `x+1`, `2y`): Math-Verify read `3x+2` undelimited as 3, so a response
 # "3" scored right against it and `$3x+2$` wrong, and refused `x+1` (forty-fifth look, 2026-12-02)
 LETTER = r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])"  # one letter alone: a variable
-EXPRESSION = re.compile(rf"(?:\d|[-+*/=]\s*){LETTER}|{LETTER}\s*[-+*/^]")  # 2x, x+1, 1-x, 3x + 2
+INEQUALITY = "<>\u2264\u2265\u2260"  # x > 2: Math-Verify read it undelimited as 2 (a response "2" right)
+EXPRESSION = re.compile(rf"(?:\d|[-+*/={INEQUALITY}]\s*){LETTER}|{LETTER}\s*[-+*/^{INEQUALITY}]")  # 2x, x+1
 
 
 # a number grouped in threes by spaces (SI's `5 000`, thin or no-break spaces too), by underscores
@@ -233,3 +234,52 @@ def _written_out(match: re.Match) -> str:
     if len(digits) > 5 or int(digits) > EXPONENT_WRITTEN:  # 1e999999: a million digits, or none
         return "0" if sign == "-" or Decimal(mantissa) == 0 else "\\infty"
     return format(Decimal(f"{mantissa}e{sign}{digits}"), "f")
+
+
+# the last number of a response as numeric reads it, where what stands beside it does not make it another
+# number: a bound or a negation before it (`not 5`, `x ≠ 5`, `x < 5`, `about 5`, `at least 5`, `±5`) or per
+# mille, an imaginary unit or an open end after it (`5‰`, `5i`, `5+`) is no answer of 5; a scale after it
+# multiplies it (`5 million`: 5000000); a comma groups only threes (`1,00` and `10,0` were 100); each of
+# these read as the bare number, right against 5 or 100, until 2026-12-02
+READ_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]\d)|-?\d+(?:\.\d+)?")
+BOUNDS = r"not|at\s+least|at\s+most|about|around|approximately|roughly|nearly|almost|over|under|above|below"
+NOT_A_LABEL = r"(?<![-=])(?<![A-Za-z]{2} )(?<![A-Za-z]{2})"  # `Answer > 5`, `-> 5`: a label's (29th hunt, 2)
+QUALIFIED = re.compile(
+    rf"(?:{NOT_A_LABEL}[\u2260<>\u2264\u2265~\u2248\u00b1\u2213]|\\(?:neq?|[lg]eq?|[lg]t|approx|sim|pm|mp)(?![A-Za-z])"
+    rf"|\b(?:{BOUNDS}|up\s+to|more\s+than|less\s+than|fewer\s+than)\b)\s*[$*_(`{{\[]*\s*$",
+    re.IGNORECASE,
+)
+OPEN_AFTER = re.compile(r"\s*(?:[\u2030\u2031]|i\b|\+(?!\s*\d))")
+SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "hundred": 1e2, "dozen": 12.0}
+SCALES |= {"lakh": 1e5, "crore": 1e7, "k": 1e3}
+SCALE_AFTER = re.compile(rf"\s*({'|'.join(k for k in SCALES if k != 'k')})s?\b|(k)\b", re.IGNORECASE)
+
+
+def response_number(response: str) -> float | None:
+    """The last number a response writes, None where what stands beside it makes it no answer of that
+    number (a bound, a negation, an open end), times a scale written after it."""
+    found = list(READ_NUMBER.finditer(response))
+    if not found:
+        return None
+    last = found[-1]
+    before, after = response[max(0, last.start() - 40) : last.start()], response[last.end() : last.end() + 20]
+    if QUALIFIED.search(before) or OPEN_AFTER.match(after):
+        return None
+    scale = SCALE_AFTER.match(after)
+    return float(last[0].replace(",", "")) * (SCALES[(scale[1] or scale[2]).lower()] if scale else 1.0)
+
+
+RELATIONS = r"[<>\u2264\u2265\u2260\u2248~\u00b1\u2213]|\\(?:neq?|[lg]eq?|[lg]t|approx|sim|pm|mp)(?![A-Za-z])"
+RELATION = re.compile(RELATIONS)  # a relation other than `=`, or plus-minus
+
+
+def qualified(response: str, final: str) -> bool:
+    """A response's final math (final_expression) that a bound, a negation, a relation or a scale beside
+    or in it makes no answer of its value: `not 5`, `about \\frac{1}{2}`, `x < 1/2`, `5 million` (Math-Verify
+    read each as the bare value, right, until 2-12-2026)."""
+    at = response.rfind(final) if final else -1
+    if at < 0:
+        return False
+    before, after = response[max(0, at - 40) : at], response[at + len(final) : at + len(final) + 20]
+    beside = QUALIFIED.search(before) or OPEN_AFTER.match(after) or SCALE_AFTER.match(after)
+    return bool(beside or RELATION.search(final) or re.search(r"\d\s*\+\s*$", final))  # 5+: 5 or more

@@ -35,12 +35,16 @@ from collections.abc import Callable
 from align_lab.tasks.answer_checks import NOTATION, defined, listed, several, unread, worded
 from align_lab.tasks.arith_word import NUMBER, final_number
 from align_lab.tasks.math_reading import (
+    RELATION,
+    RELATIONS,
     decimal_notation,
     final_expression,
     grouped,
     math_reference,
     math_value,
+    qualified,
     read_whole,
+    response_number,
     response_parse,
     timeout,
     typeset,
@@ -74,6 +78,7 @@ def plain_number(answer: str) -> float | None:
     command = re.search(r"\\[A-Za-z]+\s*$", before) is not None  # 2\times 3 (a typeset 2×3)
     percent = after[:1] == "%"
     glued = glued or re.search(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])", after) is not None  # 2x, 2 x: math
+    glued = glued or re.search(rf"(?:{RELATIONS})\s*$", before) is not None  # x > 2: a relation, not its 2
     if glued or minus or command or percent or before.rstrip()[-1:] in NOTATION or after[:1] in NOTATION:
         return None
     return final_number(answer)
@@ -96,6 +101,8 @@ def _math_verify(response: str, gold) -> float:
     final = final_expression(response)
     if (digits := ungrouped(final)) is not None:  # 1.000.000 read 1 (forty-fourth hunt, case 4)
         response = response[: response.rindex(final)] + digits
+    if qualified(response, final) and not RELATION.search(str(gold[-1])):  # not 5, x < 1/2: no answer of it
+        return 0.0  # unless the answer is itself a relation (x > 2)
     predicted = response_parse(response)
     return float(bool(predicted) and verify(gold, predicted, timeout_seconds=timeout(5)))
 
@@ -229,7 +236,7 @@ def _exact(response: str, gold, prompt: str) -> float:
 def _numeric(response: str, gold, prompt: str) -> float:
     response = decimal_notation(typeset(response))  # 1e3 as its answer is (forty-first hunt, case 10)
     found = grouped(final_expression(response))  # 5 000 one number (forty-second hunt, case 41)
-    found = final_number(response) if found is None else found
+    found = response_number(response) if found is None else found  # not 5, 5 million (2026-12-02)
     return float(found is not None and same_number(found, gold))
 
 
@@ -255,6 +262,8 @@ def _auto(response: str, gold, prompt: str) -> float:
         return float(same_number(value, gold))
     arithmetic = re.search(r"\d\s*[-+*]\s*\d", final)  # 5-3 read -3 (forty-first hunt, case 36)
     value = math_value(response) if set(final) & set("\\^{_/") or arithmetic else None
+    if value is not None and qualified(response, final):  # about 2^{5}: no answer of 32
+        return 0.0
     percent = final_number(final) if final.endswith("%") else None  # "50%": 0.5 as Math-Verify reads it
     if value is None and percent is not None and same_number(percent / 100, gold):  # (a row of 1/2 took
         return 1.0  # it, one of 0.5 did not: thirty-second hunt, case 48); 50 too, by numeric's rule

@@ -61,7 +61,7 @@ def test_exact_compares_normalised_text(answer, response, expected):
     "answer,response,expected",
     [
         ("1024", "First 12, then 1,024", 1.0),  # the last number, commas dropped: 1024
-        ("2.5", "about 2.50", 1.0),  # 2.5 == 2.50
+        ("2.5", "so 2.50", 1.0),  # 2.5 == 2.50 ("about 2.50" is a bound: wrong, below)
         ("12", "12 and then 13", 0.0),  # the last number is 13
         ("7", "seven", 0.0),  # no number written
         ("#### 42", "so 42", 1.0),  # the reference's last number too (GSM8K's '#### 42')
@@ -803,6 +803,40 @@ def test_an_answer_with_a_word_beside_its_number_is_refused_by_the_number_reader
         f"row 1: answer {answer!r} holds the word {word!r} beside its number, which "
         f"task.verifier={name} does not read"
     ), str(e.value)
+
+
+@pytest.mark.parametrize("name", ["auto", "numeric"])
+def test_a_responses_last_number_with_a_bound_negation_or_scale_beside_it_is_not_that_number(name):
+    """Each of these wrong responses read as the bare number, right against 5 or 100, and `5 million` wrong
+    against 5000000 (2026-12-02)."""
+    wrong = ["not 5", "x \u2260 5", "x < 5", "about 5", "at least 5", "~5", "\u22485", "\u00b15", "5\u2030"]
+    wrong += ["5i", "5+", "5 million", "5k", "5 thousand", "x \\neq 5", "x \\leq 5"]
+    right = ["5", "The answer is 5.", "She has 5 apples.", "not 4 but 5", "Game over. 5", "x = 5", "**5**"]
+    gold, check = verifiers.reference(name, "5", "row 1"), verifiers.checker(name)
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+    million = verifiers.reference(name, "5000000", "row 1")
+    assert [check(r, million, "q") for r in ["5 million", "5 Million.", "5,000,000"]] == [1.0] * 3
+    hundred = verifiers.reference(name, "100", "row 1")
+    assert [check(r, hundred, "q") for r in ["1,00", "10,0", "100", "1 hundred"]] == [0.0, 0.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("name", ["auto", "math_verify"])
+def test_math_with_a_bound_or_relation_beside_it_is_no_answer_of_its_value_and_an_inequality_is_read_whole(
+    name,
+):
+    """Math-Verify read `not 1/2`, `about 0.5`, `x < 1/2`, `about 2^{5}` as the bare value, right; and an
+    answer `x > 2` undelimited as 2 (a response "2" right, `x > 2` wrong under math_verify) (2026-12-02)."""
+    half, check = verifiers.reference(name, "\\frac{1}{2}", "row 1"), verifiers.checker(name)
+    right, wrong = (
+        ["1/2", "0.5", "Answer -> \\frac{1}{2}"],
+        ["not 1/2", "about 0.5", "x < 1/2", "at least 0.5"],
+    )
+    assert [check(r, half, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+    power = verifiers.reference(name, "32", "row 1")
+    assert [check(r, power, "q") for r in ["2^{5}", "about 2^{5}"]] == [1.0, 0.0]
+    relation = verifiers.reference(name, "x > 2", "row 1")
+    right, wrong = ["x > 2", "x>2", "(2, \\infty)"], ["2", "3", "x < 2"]
+    assert [check(r, relation, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
 
 
 @pytest.mark.parametrize("name", ["auto", "numeric"])
