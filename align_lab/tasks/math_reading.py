@@ -252,7 +252,8 @@ QUALIFIED = re.compile(
 OPEN_AFTER = re.compile(r"\s*(?:[\u2030\u2031]|i\b|\+(?!\s*\d))")
 SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "hundred": 1e2, "dozen": 12.0}
 SCALES |= {"lakh": 1e5, "crore": 1e7, "k": 1e3}
-SCALE_AFTER = re.compile(rf"\s*({'|'.join(k for k in SCALES if k != 'k')})s?\b|(k)\b", re.IGNORECASE)
+# `k` glued and lower case only: `300 K` is kelvin (read 300000 until this was written)
+SCALE_AFTER = re.compile(rf"\s*({'|'.join(k for k in SCALES if k != 'k')})s?\b|(?-i:(k))\b", re.IGNORECASE)
 
 
 def response_number(response: str) -> float | None:

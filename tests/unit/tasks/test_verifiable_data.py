@@ -816,6 +816,8 @@ def test_a_responses_last_number_with_a_bound_negation_or_scale_beside_it_is_not
     assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
     million = verifiers.reference(name, "5000000", "row 1")
     assert [check(r, million, "q") for r in ["5 million", "5 Million.", "5,000,000"]] == [1.0] * 3
+    kelvin = verifiers.reference(name, "300", "row 1")  # a unit, no scale
+    assert [check(r, kelvin, "q") for r in ["300 K", "300K", "300 k", "300k"]] == [1.0, 1.0, 1.0, 0.0]
     hundred = verifiers.reference(name, "100", "row 1")
     assert [check(r, hundred, "q") for r in ["1,00", "10,0", "100", "1 hundred"]] == [0.0, 0.0, 1.0, 1.0]
 
