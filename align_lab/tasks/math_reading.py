@@ -245,7 +245,7 @@ READ_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]\d)|-?\d+(?:\.\
 BOUNDS = r"not|at\s+least|at\s+most|about|around|approximately|roughly|nearly|almost|over|under|above|below"
 NOT_A_LABEL = r"(?<![-=])(?<![A-Za-z]{2} )(?<![A-Za-z]{2})"  # `Answer > 5`, `-> 5`: a label's (29th hunt, 2)
 QUALIFIED = re.compile(
-    rf"(?:{NOT_A_LABEL}[\u2260<>\u2264\u2265~\u2248\u00b1\u2213]|\\(?:neq?|[lg]eq?|[lg]t|approx|sim|pm|mp)(?![A-Za-z])"
+    rf"(?:{NOT_A_LABEL}[\u2260<>\u2264\u2265~\u2248\u00b1\u2213]|[<>!]=|\w+n['\u2019]t|\bbetween\s+\S+\s+and|\\(?:neq?|[lg]eq?|[lg]t|approx|sim|pm|mp)(?![A-Za-z])"
     rf"|\b(?:{BOUNDS}|up\s+to|more\s+than|less\s+than|fewer\s+than)\b)\s*[$*_(`{{\[]*\s*$",
     re.IGNORECASE,
 )
@@ -270,7 +270,7 @@ def response_number(response: str) -> float | None:
     return float(last[0].replace(",", "")) * (SCALES[(scale[1] or scale[2]).lower()] if scale else 1.0)
 
 
-RELATIONS = r"[<>\u2264\u2265\u2260\u2248~\u00b1\u2213]|\\(?:neq?|[lg]eq?|[lg]t|approx|sim|pm|mp)(?![A-Za-z])"
+RELATIONS = r"!=|[<>\u2264\u2265\u2260\u2248~\u00b1\u2213]|\\(?:neq?|[lg]eq?|[lg]t|approx|sim|pm|mp)\b"
 RELATION = re.compile(RELATIONS)  # a relation other than `=`, or plus-minus
 
 
@@ -282,5 +282,8 @@ def qualified(response: str, final: str) -> bool:
     if at < 0:
         return False
     before, after = response[max(0, at - 40) : at], response[at + len(final) : at + len(final) + 20]
-    beside = QUALIFIED.search(before) or OPEN_AFTER.match(after) or SCALE_AFTER.match(after)
+    lead = re.match(r"[^\d\\$({\[]*", final)[0]  # `'t ` of "isn't 1/2": the final's words before its math
+    beside = QUALIFIED.search(before + lead) or OPEN_AFTER.match(after) or SCALE_AFTER.match(after)
+    unread = READ_NUMBER.search(response) is not None and response_number(response) is None  # isn't 5
+    beside = beside or (RELATION.search(final) is None and unread)
     return bool(beside or RELATION.search(final) or re.search(r"\d\s*\+\s*$", final))  # 5+: 5 or more
