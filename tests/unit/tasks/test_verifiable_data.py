@@ -811,6 +811,7 @@ def test_a_responses_last_number_with_a_bound_negation_or_scale_beside_it_is_not
     against 5000000 (2026-12-02)."""
     wrong = ["not 5", "x \u2260 5", "x < 5", "about 5", "at least 5", "~5", "\u22485", "\u00b15", "5\u2030"]
     wrong += ["5i", "5+", "5 million", "5k", "5 thousand", "x \\neq 5", "x \\leq 5"]
+    wrong += ["The answer isn't 5", "between 4 and 5", "5 >= 5", "x <= 5", "x != 5"]
     right = ["5", "The answer is 5.", "She has 5 apples.", "not 4 but 5", "Game over. 5", "x = 5", "**5**"]
     gold, check = verifiers.reference(name, "5", "row 1"), verifiers.checker(name)
     assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
@@ -831,7 +832,7 @@ def test_math_with_a_bound_or_relation_beside_it_is_no_answer_of_its_value_and_a
     half, check = verifiers.reference(name, "\\frac{1}{2}", "row 1"), verifiers.checker(name)
     right, wrong = (
         ["1/2", "0.5", "Answer -> \\frac{1}{2}"],
-        ["not 1/2", "about 0.5", "x < 1/2", "at least 0.5"],
+        ["not 1/2", "about 0.5", "x < 1/2", "at least 0.5", "isn't 1/2", "isn't \\frac{1}{2}", "x != 0.5"],
     )
     assert [check(r, half, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
     power = verifiers.reference(name, "32", "row 1")
