@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from align_lab.tasks.base import BradleyTerryAnnotator, GeneratedTask, Pair, verified_pairs
+from align_lab.tasks.math_reading import response_number
 
 # (operation, question template): {a} and {b} are the operands, b <= a for subtraction
 TEMPLATES = {
@@ -134,8 +135,10 @@ class ArithWord(GeneratedTask):
 
     def gold_reward(self, prompts: list[str], responses: list[str], finished: list[bool]) -> list[float]:
         """1 if the last number of the response is the answer (a response cut at the token limit
-        counts too: its last number is usually an intermediate one), else 0."""
-        return [float(final_number(r) == self.answer(p)) for p, r in zip(prompts, responses, strict=True)]
+        counts too: its last number is usually an intermediate one), else 0; read as task=verifiable_data's
+        numeric reads it (math_reading.response_number: `not 19`, `about 19`, `19k` are no answer of 19)."""
+        read = [response_number(r) for r in responses]
+        return [float(n == self.answer(p)) for p, n in zip(prompts, read, strict=True)]
 
     def label_samples(self, prompt: str, responses: list[str], gold: list[float], rng) -> list[Pair]:
         """Preference pairs labelled by the verifier (exact, no noise): a right answer over a wrong one."""

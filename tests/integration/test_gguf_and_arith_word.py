@@ -103,6 +103,8 @@ def test_arith_word_questions_have_exact_answers_and_disjoint_splits():
     p = next(q for q in train if q.startswith("What is") and " plus " in q)
     a, b = (int(w.strip("?")) for w in p.split()[2:5:2])  # "What is a plus b? ..."
     assert task.answer(p) == a + b
+    qualified = [f"not {a + b}", f"about {a + b}", f"{a + b}k", f"{a + b + 1} or not {a + b}"]  # 2026-12-02
+    assert task.gold_reward([p] * 4, qualified, [True] * 4) == [0.0] * 4
     assert task.gold_reward([p, p, p], [f"{a + b}", f"It is {a + b}.", f"{a + b + 1}"], [True] * 3) == [
         1,
         1,
