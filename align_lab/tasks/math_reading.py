@@ -277,7 +277,7 @@ RELATION = re.compile(RELATIONS)  # a relation other than `=`, or plus-minus
 def qualified(response: str, final: str) -> bool:
     """A response's final math (final_expression) that a bound, a negation, a relation or a scale beside
     or in it makes no answer of its value: `not 5`, `about \\frac{1}{2}`, `x < 1/2`, `5 million` (Math-Verify
-    read each as the bare value, right, until 2-12-2026)."""
+    read each as the bare value, right, until 2026-12-02)."""
     at = response.rfind(final) if final else -1
     if at < 0:
         return False
@@ -285,5 +285,4 @@ def qualified(response: str, final: str) -> bool:
     lead = re.match(r"[^\d\\$({\[]*", final)[0]  # `'t ` of "isn't 1/2": the final's words before its math
     beside = QUALIFIED.search(before + lead) or OPEN_AFTER.match(after) or SCALE_AFTER.match(after)
     unread = READ_NUMBER.search(response) is not None and response_number(response) is None  # isn't 5
-    beside = beside or (RELATION.search(final) is None and unread)
-    return bool(beside or RELATION.search(final) or re.search(r"\d\s*\+\s*$", final))  # 5+: 5 or more
+    return bool(beside or unread or RELATION.search(final) or re.search(r"\d\s*\+\s*$", final))  # 5+
