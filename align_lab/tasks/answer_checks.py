@@ -63,10 +63,10 @@ def worded(answer: str, given: str, place: str, name: str) -> None:
     (MATH_WORDS), LaTeX's commands and what `\\text{}` holds are Math-Verify's to read."""
     if not re.search(r"\d", answer):
         return
-    bare = re.sub(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]*\}", " ", answer)
+    bare = re.sub(r"\\(?:text|mathrm|textbf|mbox|operatorname|begin|end)\s*\{[^{}]*\}", " ", answer)
     found = [w for w in WORD.findall(bare) if not w.startswith("\\") and w.casefold() not in MATH_WORDS]
     words = [w for w in found if len(w) > 1 or not w.isascii()]  # x, y: a variable; 万, θ: words (2万 read 2)
-    math = EXPRESSION.search(bare) or re.search(r"[$=]|\\[(\[]", bare)  # 3x+2, x = 5, $2 x$
+    math = EXPRESSION.search(bare) or re.search(r"[$=]|\\[(\[A-Za-z]", bare)  # 3x+2, x = 5, $2x$, x \in
     words = words or ([] if math else [w for w in found if w.isascii()])  # 5 m: a unit, or 5 times m?
     if words:
         kind = "word" if len(words[0]) > 1 or not words[0].isascii() else "letter"

@@ -75,7 +75,7 @@ def plain_number(answer: str) -> float | None:
     before, after = answer[: found[-1].start()], answer[found[-1].end() :].strip().removesuffix(".")
     glued = before[-1:].isalpha() or before[-1:] == "."
     minus = found[-1][0].startswith("-") and before.rstrip()[-1:].isdigit()  # 5-3: a difference (41st, 5)
-    command = re.search(r"\\[A-Za-z]+\s*$", before) is not None  # 2\times 3 (a typeset 2×3)
+    command = re.search(r"\\[A-Za-z]", answer) is not None  # 2\times 3, \log_2 8 (read 8: 2026-12-02)
     percent = after[:1] == "%"
     glued = glued or re.search(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])", after) is not None  # 2x, 2 x: math
     glued = glued or re.search(rf"(?:{RELATIONS})\s*$", before) is not None  # x > 2: a relation, not its 2

@@ -842,6 +842,12 @@ def test_math_with_a_bound_or_relation_beside_it_is_no_answer_of_its_value_and_a
     assert [check(r, relation, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
 
 
+def test_an_answer_with_a_latex_command_is_no_plain_number():
+    """`\\log_2 8` was the plain number 8 under auto: a response "8" right, "3" wrong (2026-12-02)."""
+    gold, check = verifiers.reference("auto", "\\log_2 8", "row 1"), verifiers.checker("auto")
+    assert [check(r, gold, "q") for r in ["3", "\\log_2 8", "8"]] == [1.0, 1.0, 0.0]
+
+
 @pytest.mark.parametrize("name", ["auto", "numeric"])
 @pytest.mark.parametrize("answer", ["5 m", "2 x", "(C) 5"])
 def test_a_letter_beside_an_answers_number_with_no_math_is_refused_as_a_unit_or_a_variable(name, answer):
@@ -863,7 +869,21 @@ def test_an_answer_in_a_variable_is_read_whole_not_as_its_first_number(name, ans
     assert check("2", verifiers.reference(name, "2x", "row 1"), "q") == 0.0
 
 
-@pytest.mark.parametrize("answer", ["#### 72", "$10", "x = 5", "3\\pi", "\\sin(2)", "5\\text{ cm}", "\\ln 2"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "#### 72",
+        "$10",
+        "x = 5",
+        "x \\in [-2,7]",
+        "\\frac{1}{2}x",
+        "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}",
+        "3\\pi",
+        "\\sin(2)",
+        "5\\text{ cm}",
+        "\\ln 2",
+    ],
+)
 def test_math_words_latex_commands_and_latex_text_are_no_refused_words(answer):
     assert verifiers.reference("auto", answer, "row 1") is not None
 
