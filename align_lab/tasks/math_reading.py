@@ -249,7 +249,9 @@ QUALIFIED = re.compile(
     rf"|\b(?:{BOUNDS}|up\s+to|more\s+than|less\s+than|fewer\s+than)\b)\s*[$*_(`{{\[]*\s*$",
     re.IGNORECASE,
 )
-OPEN_AFTER = re.compile(r"\s*(?:[\u2030\u2031]|i\b|\+(?!\s*\d))")
+OPEN = r"or\s+(?:more|less|fewer|higher|lower|greater|above|below|so|over|under)|and\s+(?:up|above|over|more)"
+# an open end or another kind of number after the last one: 5 or more, 5+, 5i (not "5 I think"), 5‰
+OPEN_AFTER = re.compile(rf"\s*(?:[\u2030\u2031]|(?-i:i)\b|\+(?!\s*\d)|(?:{OPEN})\b)", re.IGNORECASE)
 SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "hundred": 1e2, "dozen": 12.0}
 SCALES |= {"lakh": 1e5, "crore": 1e7, "k": 1e3}
 # `k` glued and lower case only: `300 K` is kelvin (read 300000 until this was written)
@@ -286,3 +288,21 @@ def qualified(response: str, final: str) -> bool:
     beside = QUALIFIED.search(before + lead) or OPEN_AFTER.match(after) or SCALE_AFTER.match(after)
     unread = READ_NUMBER.search(response) is not None and response_number(response) is None  # isn't 5
     return bool(beside or unread or RELATION.search(final) or re.search(r"\d\s*\+\s*$", final))  # 5+
+
+
+NEGATED = re.compile(r"(?:\bnot|\w+n['\u2019]t|\u2260|!=|\\neq?\b)\s*[$*_(`{\[]*\s*$", re.IGNORECASE)
+
+
+def without_negations(response: str) -> str:
+    """The response less the alternatives it rules out after its answer: `The answer is 42, not 43.` reads
+    as `The answer is 42, ` (its last number, 43, was no answer: the right answer scored 0, forty-seventh
+    hunt, case 3); `x ≠ 5` alone leaves no number."""
+    for _ in range(3):
+        final = final_expression(response)  # a number or math (`1/2, not 1/3`: its 1/3)
+        at = response.rfind(final) if final else -1
+        head = response[:at] + re.match(r"[^\d\\$({\[]*", final)[0] if at >= 0 else ""
+        negation = NEGATED.search(head[-40:]) if at >= 0 else None
+        if negation is None:
+            return response
+        response = head[: max(0, len(head) - 40) + negation.start()]
+    return response

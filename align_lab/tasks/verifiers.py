@@ -49,6 +49,7 @@ from align_lab.tasks.math_reading import (
     timeout,
     typeset,
     ungrouped,
+    without_negations,
 )
 from align_lab.user_fds import RunFdsLost, fds_kept
 from align_lab.user_limits import RunLimitsLost, limits_kept
@@ -97,7 +98,7 @@ def normalised(text: str) -> str:
 def _math_verify(response: str, gold) -> float:
     from math_verify import verify
 
-    response = typeset(decimal_notation(response))
+    response = without_negations(typeset(decimal_notation(response)))
     final = final_expression(response)
     if (digits := ungrouped(final)) is not None:  # 1.000.000 read 1 (forty-fourth hunt, case 4)
         response = response[: response.rindex(final)] + digits
@@ -234,7 +235,7 @@ def _exact(response: str, gold, prompt: str) -> float:
 
 
 def _numeric(response: str, gold, prompt: str) -> float:
-    response = decimal_notation(typeset(response))  # 1e3 as its answer is (forty-first hunt, case 10)
+    response = without_negations(decimal_notation(typeset(response)))  # 1e3 as its answer is (41st, 10)
     found = grouped(final_expression(response))  # 5 000 one number (forty-second hunt, case 41)
     found = response_number(response) if found is None else found  # not 5, 5 million (2026-12-02)
     return float(found is not None and same_number(found, gold))
@@ -254,7 +255,7 @@ def _auto(response: str, gold, prompt: str) -> float:
     response's final answer is written in math (`2^{5}`, `\\frac{1}{2}`, `1/2`, `\\boxed{2^{5}}`): then by
     the value Math-Verify reads (twenty-sixth hunt, case 5: numeric read `\\frac{1}{2}` as 2 against 0.5,
     and `2^{5}` as 5 against 5); `1e5` and `1*10^5` are 100000 (decimal_notation)."""
-    response = decimal_notation(typeset(response))
+    response = without_negations(decimal_notation(typeset(response)))  # 42, not 43: 42 (47th hunt, 3)
     if not isinstance(gold, float):
         return _math_verify(response, gold)
     final = final_expression(response)

@@ -842,6 +842,22 @@ def test_math_with_a_bound_or_relation_beside_it_is_no_answer_of_its_value_and_a
     assert [check(r, relation, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
 
 
+@pytest.mark.parametrize("name", ["auto", "numeric", "math_verify"])
+def test_an_alternative_ruled_out_after_the_answer_leaves_the_answer_and_an_open_end_is_none(name):
+    """Forty-seventh hunt, cases 2-3: `The answer is 42, not 43.` scored 0 (its last number, 43, negated),
+    `42 or more` 1."""
+    gold, check = verifiers.reference(name, "42", "row 1"), verifiers.checker(name)
+    right = ["The answer is 42, not 43.", "42 (not 43)", "not 41 but 42", "42 I think"]
+    wrong = ["not 42", "not 42, it is 41", "42 or more", "42 or so", "42 and up", "42 or less", "42i"]
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+    if name != "numeric":
+        half = verifiers.reference(name, "\\frac{1}{2}", "row 1")
+        assert [check(r, half, "q") for r in ["1/2, not 1/3", "\\frac{1}{2} (not \\frac{1}{3})"]] == [
+            1.0,
+            1.0,
+        ]
+
+
 def test_an_answer_with_a_latex_command_is_no_plain_number():
     """`\\log_2 8` was the plain number 8 under auto: a response "8" right, "3" wrong (2026-12-02)."""
     gold, check = verifiers.reference("auto", "\\log_2 8", "row 1"), verifiers.checker("auto")
