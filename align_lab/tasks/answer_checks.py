@@ -17,6 +17,8 @@ MIXED = re.compile(r"(?<![\d.])\d+\s+\d+\s*/\s*\d+")  # 1 1/2
 # a number with a scale after it: 1.5k, 2 million (forty-second hunt, case 2: read 1.5 and 2)
 WORDS = "dozen|doz|score|gross|grand|hundred|thousand|million|mio|billion|bln|trillion|lakh|crore"  # any case
 SCALED = re.compile(rf"\d\s*(k|K|M|B|bn|mn|(?i:(?:{WORDS})s?))\b")  # 44th hunt, case 2: `2 Million`
+TEXT = re.compile(r"\s*\\(?:text|textbf|mathrm|mbox)\s*\{[^{}\d]*\}\s*")  # text alone, no digit
+DATE = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b\d{4}/\d{1,2}/\d{1,2}\b")
 APPROXIMATE = re.compile(r"(?:^|[\s(=:])~\s*[-+]?\.?\d")  # ~3, "about 3" (case 4: read 3)
 
 
@@ -43,28 +45,33 @@ def unread(answer: str, given: str, place: str, name: str) -> None:
         why = "holds an underscore between digits that groups no threes"
     if why is None and re.search(r"\d\s*!!", answer):  # 3!! read (3!)! = 720 (forty-fourth hunt, case 28)
         why = "holds a double factorial (n!!), which the verifiers read as (n!)!"
+    if why is None and DATE.search(answer):  # 2023-01-05 read 2023 (forty-seventh hunt, case 29)
+        why = "is a date, which the verifiers read as one of its numbers"
+    if why is None and re.search(r"\\[pb]mod\b", answer):  # 2 \pmod{7}: 2 - 7*d*o (case 15)
+        why = "holds a congruence (\\pmod), which the verifiers do not read"
     if why is None and re.search(r"\d'\d", answer):
         why = "holds an apostrophe between digits (a thousands separator?)"
+    if TEXT.fullmatch(answer):  # \text{(C)}: a response (C) scored 0 (forty-seventh hunt, case 14)
+        why = "is text in LaTeX, which a response `(C)` or `C` would not match; for text answers"
+        raise ValueError(f"{place}: answer {given!r} {why} set task.verifier=exact")
     if why:
         raise ValueError(f"{place}: answer {given!r} {why}; write it in digits or LaTeX ({name})")
 
 
-# the words an answer may hold beside its number under auto and numeric: math's own (functions, constants,
-# variables' x and y are single letters); any other word is refused, as its meaning is not read (an
-# allow-list, where a deny-list of scales met a new one in each hunt: 2 million, 3 dozen, 5 lakhs, 2 bln)
-MATH_WORDS = {"sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "lg", "exp", "sqrt", "pi", "inf"}
-MATH_WORDS |= {"infty", "infinity", "mod", "gcd", "lcm", "min", "max", "abs", "arcsin", "arccos", "arctan"}
+# the words an answer may hold beside its number under auto and numeric: none written in plain text (math's
+# own as LaTeX commands: \pi, \ln); any word is refused, as its meaning is not read (an allow-list, where a
+# deny-list of scales met a new one in each hunt: 2 million, 3 dozen, 5 lakhs, 2 bln; 2pi read 2: 47th, 28)
 WORD = re.compile(r"\\[A-Za-z]+|[^\W\d_]+")  # a LaTeX command (its name no word), or letters in any script
 
 
 def worded(answer: str, given: str, place: str, name: str) -> None:
     """A one-line error for an answer that holds a number and a word the checker does not read (`2 million`,
-    `about 5`, `at least 3`, `5 apples`): a scale, a bound or a unit read as the number alone. Math's words
-    (MATH_WORDS), LaTeX's commands and what `\\text{}` holds are Math-Verify's to read."""
+    `about 5`, `at least 3`, `5 apples`, `2pi`): a scale, a bound or a unit read as the number alone. LaTeX's
+    commands and what a `\\text{}` without digits holds are Math-Verify's to read."""
     if not re.search(r"\d", answer):
         return
-    bare = re.sub(r"\\(?:text|mathrm|textbf|mbox|operatorname|begin|end)\s*\{[^{}]*\}", " ", answer)
-    found = [w for w in WORD.findall(bare) if not w.startswith("\\") and w.casefold() not in MATH_WORDS]
+    bare = re.sub(r"\\(?:text|mathrm|textbf|mbox|operatorname|begin|end)\s*\{[^{}\d]*\}", " ", answer)
+    found = [w for w in WORD.findall(bare) if not w.startswith("\\")]  # 2pi, 2 log: in LaTeX (47th hunt, 28)
     words = [w for w in found if len(w) > 1 or not w.isascii()]  # x, y: a variable; 万, θ: words (2万 read 2)
     math = EXPRESSION.search(bare) or re.search(r"[$=]|\\[(\[A-Za-z]", bare)  # 3x+2, x = 5, $2x$, x \in
     words = words or ([] if math else [w for w in found if w.isascii()])  # 5 m: a unit, or 5 times m?
@@ -117,3 +124,8 @@ def listed(answer: str, given: str, place: str, name: str) -> None:
             f"is no thousands grouping, which takes three digits after each comma); task.verifier={name} "
             "would read it as one number: a list, set task.verifier=math_verify; a decimal, write its point"
         )
+
+
+def past_a_float(number: float) -> bool:
+    """An integer a float holds no longer exactly (past 2^53): its neighbours read as it."""
+    return number.is_integer() and abs(number) >= 2**53

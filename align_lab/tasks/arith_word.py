@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from align_lab.tasks.base import BradleyTerryAnnotator, GeneratedTask, Pair, verified_pairs
-from align_lab.tasks.math_reading import response_number
+from align_lab.tasks.response_reading import response_number
 
 # (operation, question template): {a} and {b} are the operands, b <= a for subtraction
 TEMPLATES = {

@@ -67,6 +67,7 @@ def typeset(text: str) -> str:
     in Markdown's emphasis or alone in parentheses the number (`**+5**`, `*5*`, `(+5)`: 0 under math_verify,
     forty-second hunt, case 6), digits grouped by underscores one number (`1_000` was 1: case 3)."""
     text = text.replace("\u2212", "-").replace("\uff05", "%").replace("\uff01", "!")  # full-width (44th, 3)
+    text = NEGATIVE.sub("-", text).replace("-$", "$-")  # negative 3, minus 5, -$1,234 (47th hunt, 10, 45)
     text = UNDERSCORED.sub(lambda m: m[0].replace("_", ""), SIGN_PLUS.sub("", text))
     text = ROOT.sub(_root, text.translate(UNICODE_MATH))
     text = RAISED.sub(lambda m: "^{" + m[1].translate(PLAIN) + "}", text)
@@ -95,6 +96,7 @@ EMPHASISED = re.compile(r"(?<![\w*`])([*_`]{1,3})\s*([-+]?\d+(?:\.\d+)?)\s*\1(?!
 # a tag around the answer (`<answer>5</answer>`, R1's format): a space (math_verify read `>5<` as no number:
 # forty-third hunt, case 38); a factorial of a small integer written bare (`3!`): its value, as `$3!$` is
 # (case 37); a percentage in words (`50 percent`, `50 per cent`, `50pct`): as `50%` (case 45)
+NEGATIVE = re.compile(r"(?<![\d)])(?<![\d)]\s)\b(?:negative|minus)\s+(?=\d)", re.IGNORECASE)
 TAG = re.compile(r"</?[A-Za-z][\w-]*>")
 FACTORIAL = re.compile(r"(?<![\w.!])(\d{1,2})!(?![=!\w])")
 PERCENT_WORDS = re.compile(r"(\d)\s*(?:percent|per\s+cent|pct)\b", re.IGNORECASE)
@@ -234,75 +236,3 @@ def _written_out(match: re.Match) -> str:
     if len(digits) > 5 or int(digits) > EXPONENT_WRITTEN:  # 1e999999: a million digits, or none
         return "0" if sign == "-" or Decimal(mantissa) == 0 else "\\infty"
     return format(Decimal(f"{mantissa}e{sign}{digits}"), "f")
-
-
-# the last number of a response as numeric reads it, where what stands beside it does not make it another
-# number: a bound or a negation before it (`not 5`, `x ≠ 5`, `x < 5`, `about 5`, `at least 5`, `±5`) or per
-# mille, an imaginary unit or an open end after it (`5‰`, `5i`, `5+`) is no answer of 5; a scale after it
-# multiplies it (`5 million`: 5000000); a comma groups only threes (`1,00` and `10,0` were 100); each of
-# these read as the bare number, right against 5 or 100, until 2026-12-02
-READ_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,]\d)|-?\d+(?:\.\d+)?")
-BOUNDS = r"not|at\s+least|at\s+most|about|around|approximately|roughly|nearly|almost|over|under|above|below"
-NOT_A_LABEL = r"(?<![-=])(?<![A-Za-z]{2} )(?<![A-Za-z]{2})"  # `Answer > 5`, `-> 5`: a label's (29th hunt, 2)
-QUALIFIED = re.compile(
-    rf"(?:{NOT_A_LABEL}[\u2260<>\u2264\u2265~\u2248\u00b1\u2213]|[<>!]=|\w+n['\u2019]t|\bbetween\s+\S+\s+and|\\(?:neq?|[lg]eq?|[lg]t|approx|sim|pm|mp)(?![A-Za-z])"
-    rf"|\b(?:{BOUNDS}|up\s+to|more\s+than|less\s+than|fewer\s+than)\b)\s*[$*_(`{{\[]*\s*$",
-    re.IGNORECASE,
-)
-OPEN = r"or\s+(?:more|less|fewer|higher|lower|greater|above|below|so|over|under)|and\s+(?:up|above|over|more)"
-# an open end or another kind of number after the last one: 5 or more, 5+, 5i (not "5 I think"), 5‰
-OPEN_AFTER = re.compile(rf"\s*(?:[\u2030\u2031]|(?-i:i)\b|\+(?!\s*\d)|(?:{OPEN})\b)", re.IGNORECASE)
-SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "hundred": 1e2, "dozen": 12.0}
-SCALES |= {"lakh": 1e5, "crore": 1e7, "k": 1e3}
-# `k` glued and lower case only: `300 K` is kelvin (read 300000 until this was written)
-SCALE_AFTER = re.compile(rf"\s*({'|'.join(k for k in SCALES if k != 'k')})s?\b|(?-i:(k))\b", re.IGNORECASE)
-
-
-def response_number(response: str) -> float | None:
-    """The last number a response writes, None where what stands beside it makes it no answer of that
-    number (a bound, a negation, an open end), times a scale written after it."""
-    found = list(READ_NUMBER.finditer(response))
-    if not found:
-        return None
-    last = found[-1]
-    before, after = response[max(0, last.start() - 40) : last.start()], response[last.end() : last.end() + 20]
-    if QUALIFIED.search(before) or OPEN_AFTER.match(after):
-        return None
-    scale = SCALE_AFTER.match(after)
-    return float(last[0].replace(",", "")) * (SCALES[(scale[1] or scale[2]).lower()] if scale else 1.0)
-
-
-RELATIONS = r"!=|[<>\u2264\u2265\u2260\u2248~\u00b1\u2213]|\\(?:neq?|[lg]eq?|[lg]t|approx|sim|pm|mp)\b"
-RELATION = re.compile(RELATIONS)  # a relation other than `=`, or plus-minus
-
-
-def qualified(response: str, final: str) -> bool:
-    """A response's final math (final_expression) that a bound, a negation, a relation or a scale beside
-    or in it makes no answer of its value: `not 5`, `about \\frac{1}{2}`, `x < 1/2`, `5 million` (Math-Verify
-    read each as the bare value, right, until 2026-12-02)."""
-    at = response.rfind(final) if final else -1
-    if at < 0:
-        return False
-    before, after = response[max(0, at - 40) : at], response[at + len(final) : at + len(final) + 20]
-    lead = re.match(r"[^\d\\$({\[]*", final)[0]  # `'t ` of "isn't 1/2": the final's words before its math
-    beside = QUALIFIED.search(before + lead) or OPEN_AFTER.match(after) or SCALE_AFTER.match(after)
-    unread = READ_NUMBER.search(response) is not None and response_number(response) is None  # isn't 5
-    return bool(beside or unread or RELATION.search(final) or re.search(r"\d\s*\+\s*$", final))  # 5+
-
-
-NEGATED = re.compile(r"(?:\bnot|\w+n['\u2019]t|\u2260|!=|\\neq?\b)\s*[$*_(`{\[]*\s*$", re.IGNORECASE)
-
-
-def without_negations(response: str) -> str:
-    """The response less the alternatives it rules out after its answer: `The answer is 42, not 43.` reads
-    as `The answer is 42, ` (its last number, 43, was no answer: the right answer scored 0, forty-seventh
-    hunt, case 3); `x ≠ 5` alone leaves no number."""
-    for _ in range(3):
-        final = final_expression(response)  # a number or math (`1/2, not 1/3`: its 1/3)
-        at = response.rfind(final) if final else -1
-        head = response[:at] + re.match(r"[^\d\\$({\[]*", final)[0] if at >= 0 else ""
-        negation = NEGATED.search(head[-40:]) if at >= 0 else None
-        if negation is None:
-            return response
-        response = head[: max(0, len(head) - 40) + negation.start()]
-    return response

@@ -32,23 +32,26 @@ import math
 import re
 from collections.abc import Callable
 
-from align_lab.tasks.answer_checks import NOTATION, defined, listed, several, unread, worded
+from align_lab.tasks.answer_checks import NOTATION, defined, listed, past_a_float, several, unread, worded
 from align_lab.tasks.arith_word import NUMBER, final_number
 from align_lab.tasks.math_reading import (
-    RELATION,
-    RELATIONS,
     decimal_notation,
     final_expression,
     grouped,
     math_reference,
     math_value,
-    qualified,
     read_whole,
-    response_number,
     response_parse,
     timeout,
     typeset,
     ungrouped,
+)
+from align_lab.tasks.response_reading import (
+    RELATION,
+    RELATIONS,
+    marked,
+    qualified,
+    response_number,
     without_negations,
 )
 from align_lab.user_fds import RunFdsLost, fds_kept
@@ -74,20 +77,16 @@ def plain_number(answer: str) -> float | None:
     if not found:
         return None
     before, after = answer[: found[-1].start()], answer[found[-1].end() :].strip().removesuffix(".")
-    glued = before[-1:].isalpha() or before[-1:] == "."
+    glued = (
+        before[-1:].isalpha() or before[-1:] == "." or re.search(r"[A-Za-z]", after) is not None
+    )  # 2x, 2pi
     minus = found[-1][0].startswith("-") and before.rstrip()[-1:].isdigit()  # 5-3: a difference (41st, 5)
     command = re.search(r"\\[A-Za-z]", answer) is not None  # 2\times 3, \log_2 8 (read 8: 2026-12-02)
     percent = after[:1] == "%"
-    glued = glued or re.search(r"(?<![A-Za-z])[A-Za-z](?![A-Za-z])", after) is not None  # 2x, 2 x: math
     glued = glued or re.search(rf"(?:{RELATIONS})\s*$", before) is not None  # x > 2: a relation, not its 2
     if glued or minus or command or percent or before.rstrip()[-1:] in NOTATION or after[:1] in NOTATION:
         return None
     return final_number(answer)
-
-
-def past_a_float(number: float) -> bool:
-    """An integer a float holds no longer exactly (past 2^53): its neighbours read as it."""
-    return number.is_integer() and abs(number) >= 2**53
 
 
 def normalised(text: str) -> str:
@@ -154,8 +153,8 @@ def reference(name: str, answer: str, place: str):
     1000, as in a response: fortieth hunt, case 1; Math-Verify read 5 and 1), Unicode math as its LaTeX
     (typeset); a list of numbers only by math_verify (listed)."""
     given = answer  # as the file has it, in each line
-    if name in MATH:  # not exact's: its text is compared as written
-        answer = typeset(decimal_notation(answer))
+    if name in MATH:  # not exact's: its text is compared as written; GSM8K's column: its final answer
+        answer = typeset(decimal_notation(answer.rpartition("####")[2]))  # (47th hunt, case 47)
     if name in MATH:
         unread(answer, given, place, name)
     if name == "numeric":
@@ -235,7 +234,7 @@ def _exact(response: str, gold, prompt: str) -> float:
 
 
 def _numeric(response: str, gold, prompt: str) -> float:
-    response = without_negations(decimal_notation(typeset(response)))  # 1e3 as its answer is (41st, 10)
+    response = without_negations(decimal_notation(typeset(marked(response))))  # 1e3 as its answer (41st, 10)
     found = grouped(final_expression(response))  # 5 000 one number (forty-second hunt, case 41)
     found = response_number(response) if found is None else found  # not 5, 5 million (2026-12-02)
     return float(found is not None and same_number(found, gold))
@@ -255,7 +254,7 @@ def _auto(response: str, gold, prompt: str) -> float:
     response's final answer is written in math (`2^{5}`, `\\frac{1}{2}`, `1/2`, `\\boxed{2^{5}}`): then by
     the value Math-Verify reads (twenty-sixth hunt, case 5: numeric read `\\frac{1}{2}` as 2 against 0.5,
     and `2^{5}` as 5 against 5); `1e5` and `1*10^5` are 100000 (decimal_notation)."""
-    response = without_negations(decimal_notation(typeset(response)))  # 42, not 43: 42 (47th hunt, 3)
+    response = without_negations(decimal_notation(typeset(marked(response))))  # 42, not 43: 42 (47th, 3)
     if not isinstance(gold, float):
         return _math_verify(response, gold)
     final = final_expression(response)

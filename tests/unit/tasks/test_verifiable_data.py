@@ -818,7 +818,12 @@ def test_a_responses_last_number_with_a_bound_negation_or_scale_beside_it_is_not
     million = verifiers.reference(name, "5000000", "row 1")
     assert [check(r, million, "q") for r in ["5 million", "5 Million.", "5,000,000"]] == [1.0] * 3
     kelvin = verifiers.reference(name, "300", "row 1")  # a unit, no scale
-    assert [check(r, kelvin, "q") for r in ["300 K", "300K", "300 k", "300k"]] == [1.0, 1.0, 1.0, 0.0]
+    assert [check(r, kelvin, "q") for r in ["300 K", "300K", "300 k", "300k"]] == [
+        1.0,
+        0.0,
+        1.0,
+        0.0,
+    ]  # 300K?
     hundred = verifiers.reference(name, "100", "row 1")
     assert [check(r, hundred, "q") for r in ["1,00", "10,0", "100", "1 hundred"]] == [0.0, 0.0, 1.0, 1.0]
 
@@ -856,6 +861,44 @@ def test_an_alternative_ruled_out_after_the_answer_leaves_the_answer_and_an_open
             1.0,
             1.0,
         ]
+
+
+@pytest.mark.parametrize("name", ["auto", "numeric"])
+def test_forty_seventh_hunts_responses_are_read_as_meant(name):
+    """Cases 20-26, 41, 10, 45, 21: each scored the other way, in silence."""
+    gold, check = verifiers.reference(name, "5", "row 1"), verifiers.checker(name)
+    wrong = ["5 at most", "5 at least", "5 approximately", "approx. 5", "less than or equal to 5", "never 5"]
+    wrong += ["5ish", "5-ish", "5 or fewer", "5^+", "5 (approximately)", "5 (approx.)", "5K", "negative 5"]
+    right = ["The final answer is $\\boxed{5}$. I used 2 steps.", "<answer>5</answer>\nThat took 2 steps."]
+    right += ["#### 5\nCheck: 5 + 2 = 7"]
+    assert [check(r, gold, "q") for r in right + wrong] == [1.0] * len(right) + [0.0] * len(wrong)
+    negative = verifiers.reference(name, "-5", "row 1")
+    assert [check(r, negative, "q") for r in ["negative 5", "minus 5", "-5"]] == [1.0] * 3
+    money = verifiers.reference(name, "-1234", "row 1")
+    assert [check(r, money, "q") for r in ["-$1,234", "$-1,234"]] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "answer, why",  # forty-seventh hunt, cases 28-30, 15, 11: read 2, 2023, a symbol, 2 - 7*d*o, 0
+    [
+        ("2pi", "holds the word 'pi' beside its number"),
+        ("2023-01-05", "is a date, which the verifiers read as one of its numbers"),
+        ("\\text{20 minutes}", "holds the word 'minutes' beside its number"),
+        ("2 \\pmod{7}", "holds a congruence (\\pmod), which the verifiers do not read"),
+        ("\\text{(C)}", "is text in LaTeX, which a response `(C)` or `C` would not match"),
+    ],
+)
+def test_forty_seventh_hunts_answers_are_refused_naming_why(answer, why):
+    with pytest.raises(ValueError) as e:
+        verifiers.reference("auto", answer, "row 1")
+    assert str(e.value).startswith(f"row 1: answer {answer!r} {why}"), str(e.value)
+
+
+def test_gsm8ks_answer_column_is_read_by_its_final_answer():
+    """Forty-seventh hunt, case 47: GSM8K's own answer column (its worked solution, then `#### 72`) was
+    refused for the words of its solution."""
+    solution = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 72"
+    assert verifiers.reference("auto", solution, "row 1") == 72.0
 
 
 def test_an_answer_with_a_latex_command_is_no_plain_number():
