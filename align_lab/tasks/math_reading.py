@@ -68,6 +68,7 @@ def typeset(text: str) -> str:
     forty-second hunt, case 6), digits grouped by underscores one number (`1_000` was 1: case 3)."""
     text = text.replace("\u2212", "-").replace("\uff05", "%").replace("\uff01", "!")  # full-width (44th, 3)
     text = NEGATIVE.sub("-", text).replace("-$", "$-")  # negative 3, minus 5, -$1,234 (47th hunt, 10, 45)
+    text = text.replace("\\%", "%")  # LaTeX's percent sign (case 65)
     text = UNDERSCORED.sub(lambda m: m[0].replace("_", ""), SIGN_PLUS.sub("", text))
     text = ROOT.sub(_root, text.translate(UNICODE_MATH))
     text = RAISED.sub(lambda m: "^{" + m[1].translate(PLAIN) + "}", text)

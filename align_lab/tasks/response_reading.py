@@ -28,7 +28,8 @@ OPEN = r"or\s+(?:more|less|fewer|higher|lower|greater|above|below|so|over|under)
 OPEN += r"|at\s+(?:most|least)|approx|approximately|roughly|-?ish|\(\s*approx\w*"  # 5 at most, 5ish
 # an open end or another kind of number after the last one: 5 or more, 5+, 5i (not "5 I think"), 5‰
 OPEN_AFTER = re.compile(  # 5K glued: a thousand or kelvin? (300 K spaced: a unit)
-    rf"(?-i:[KMB])\b|\s*(?:[\u2030\u2031]|(?-i:i)\b|\^?\{{?\+(?!\s*\d)|(?:{OPEN})(?![A-Za-z]))", re.IGNORECASE
+    rf"(?-i:[KMB])\b|\s*(?:[\u2030\u2031]|(?-i:i)\b(?!\.e)|\^?\{{?\+(?!\s*\d)|(?:{OPEN})(?![A-Za-z]))",
+    re.IGNORECASE,
 )
 SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "hundred": 1e2, "dozen": 12.0}
 SCALES |= {"lakh": 1e5, "crore": 1e7, "bn": 1e9, "bln": 1e9, "mn": 1e6, "k": 1e3}
@@ -50,7 +51,7 @@ def response_number(response: str) -> float | None:
     return float(last[0].replace(",", "")) * (SCALES[(scale[1] or scale[2]).lower()] if scale else 1.0)
 
 
-RELATIONS = r"!=|[<>\u2264\u2265\u2260\u2248~\u00b1\u2213]|\\(?:neq?|[lg]eq?|[lg]t|approx|sim|pm|mp)\b"
+RELATIONS = r"[<>!]=|[<>\u2264\u2265\u2260\u2248~\u00b1\u2213]|\\(?:neq?|[lg]eq?|[lg]t|approx|sim|pm|mp)\b"
 RELATION = re.compile(RELATIONS)  # a relation other than `=`, or plus-minus
 
 

@@ -894,6 +894,15 @@ def test_forty_seventh_hunts_answers_are_refused_naming_why(answer, why):
     assert str(e.value).startswith(f"row 1: answer {answer!r} {why}"), str(e.value)
 
 
+def test_forty_seventh_hunts_last_cases_fixed_in_the_session():
+    """Cases 53, 65, 85: an answer `x >= 2` read as 2; `10\\%` wrong against 10; `5 i.e. five` read as 5i."""
+    check = verifiers.checker("auto")
+    relation = verifiers.reference("auto", "x >= 2", "row 1")
+    assert [check(r, relation, "q") for r in ["x >= 2", "x \\geq 2", "2"]] == [1.0, 1.0, 0.0]
+    ten, five = verifiers.reference("auto", "10", "row 1"), verifiers.reference("auto", "5", "row 1")
+    assert check("10\\%", ten, "q") == 1.0 and check("5 i.e. five", five, "q") == 1.0
+
+
 def test_gsm8ks_answer_column_is_read_by_its_final_answer():
     """Forty-seventh hunt, case 47: GSM8K's own answer column (its worked solution, then `#### 72`) was
     refused for the words of its solution."""
