@@ -99,6 +99,8 @@ def defined(parsed: list, given: str, place: str) -> list:
     value = parsed[0].doit() if hasattr(parsed[0], "doit") else parsed[0]  # 1/0 unevaluated: zoo
     if str(value) in ("zoo", "nan"):
         raise ValueError(f"{place}: answer {given!r} is undefined ({value}): no response can match it")
+    if given.count("{") != given.count("}"):  # \frac{1}{ admitted, no response could match (47th hunt, 69)
+        raise ValueError(f"{place}: answer {given!r} has unbalanced braces; write it as LaTeX that closes")
     return parsed
 
 

@@ -886,6 +886,8 @@ def test_forty_seventh_hunts_responses_are_read_as_meant(name):
         ("\\text{20 minutes}", "holds the word 'minutes' beside its number"),
         ("2 \\pmod{7}", "holds a congruence (\\pmod), which the verifiers do not read"),
         ("\\text{(C)}", "is text in LaTeX, which a response `(C)` or `C` would not match"),
+        # case 69 (case 68, 10^{1000}: the task refuses an infinite reference, verifiable_data.example)
+        ("\\frac{1}{", "has unbalanced braces; write it as LaTeX that closes"),
     ],
 )
 def test_forty_seventh_hunts_answers_are_refused_naming_why(answer, why):
