@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from align_lab.tasks import verifiers
 from align_lab.tasks.base import Pair, verified_pairs
 from align_lab.tasks.data_files import text
-from align_lab.tasks.hf_data import Example, HFData
+from align_lab.tasks.hf_data import Example, HFData, same_prompt
 from align_lab.user_timeouts import checked_bound
 
 
@@ -70,14 +70,14 @@ class VerifiableData(HFData):
         before HFData leaves out the training rows that repeat one)."""
         self._gold: dict[str, object] = {}
         first: dict[str, Example] = {}
-        for e in (*self._split["train"], *self._split["eval"]):
-            was = first.get(e.prompt)
+        for e in (*self._split["train"], *self._split["eval"]):  # `What is 2+2?` is `what is 2+2 ?` (47th)
+            was = first.get(same_prompt(e.prompt))
             if was is not None and was.answer != e.answer:
                 raise ValueError(
                     f"{e.where.removeprefix('task.')}: prompt repeats {was.where} with another answer "
                     f"({e.answer!r}, was {was.answer!r})"
                 )
-            first.setdefault(e.prompt, e)
+            first.setdefault(same_prompt(e.prompt), e)
             self._gold[e.prompt] = self._references[e.where]
 
     def columns(self) -> list[str | None]:

@@ -232,6 +232,15 @@ def test_a_prompt_with_two_answers_is_refused(tmp_path):
     )
 
 
+def test_a_prompt_repeated_in_another_spelling_with_another_answer_is_refused(tmp_path):
+    """Forty-seventh hunt, case 80: `What is 2+2?` -> 4 and `what is 2+2 ?` -> 5 both trained, no word (the
+    held-out check already read them as one question)."""
+    path = jsonl(tmp_path, [*ROWS, {"q": "  what is 0 PLUS 1 ?", "a": "2"}])
+    assert error(path) == (
+        f"task.path={path} line 7: prompt repeats task.path={path} line 1 with another answer ('2', was '1')"
+    )
+
+
 def test_an_unknown_or_unimportable_verifier_is_refused_before_the_data_is_read(tmp_path):
     missing = tmp_path / "never_read.jsonl"  # not read: the verifier is checked first
     allowed = "auto, exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"
