@@ -49,6 +49,8 @@ def unread(answer: str, given: str, place: str, name: str) -> None:
         why = "is a date, which the verifiers read as one of its numbers"
     if why is None and re.search(r"\\[pb]mod\b", answer):  # 2 \pmod{7}: 2 - 7*d*o (case 15)
         why = "holds a congruence (\\pmod), which the verifiers do not read"
+    if why is None and (dangling := re.search(r"[-+*/^=]\s*$", answer)):  # 5+ read 5 (or 5 or more?)
+        why = f"ends with {dangling[0].strip()!r}, math left unfinished"
     if why is None and re.search(r"\d'\d", answer):
         why = "holds an apostrophe between digits (a thousands separator?)"
     if TEXT.fullmatch(answer):  # \text{(C)}: a response (C) scored 0 (forty-seventh hunt, case 14)

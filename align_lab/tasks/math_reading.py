@@ -69,12 +69,24 @@ def typeset(text: str) -> str:
     text = text.replace("\u2212", "-").replace("\uff05", "%").replace("\uff01", "!")  # full-width (44th, 3)
     text = NEGATIVE.sub("-", text).replace("-$", "$-")  # negative 3, minus 5, -$1,234 (47th hunt, 10, 45)
     text = text.replace("\\%", "%")  # LaTeX's percent sign (case 65)
+    text = REPEATING.sub(_fraction, text)  # 0.\overline{3}: Math-Verify read 0 (47th hunt, case 11)
     text = UNDERSCORED.sub(lambda m: m[0].replace("_", ""), SIGN_PLUS.sub("", text))
     text = ROOT.sub(_root, text.translate(UNICODE_MATH))
     text = RAISED.sub(lambda m: "^{" + m[1].translate(PLAIN) + "}", text)
     text = EMPHASISED.sub(r"\2", TAG.sub(" ", text))
     text = PERCENT_WORDS.sub(r"\1%", FACTORIAL.sub(lambda m: str(math.factorial(int(m[1]))), text))
     return PARENTHESISED.sub(r"\1", LEADING_DOT.sub(r"0.\1", BARE_POWER.sub(r"^{\1}", text)))
+
+
+REPEATING = re.compile(r"(?<![\d.])(\d+)\.(\d*)\\overline\s*\{(\d+)\}")  # 0.1\overline{6}: 1/6
+
+
+def _fraction(match: re.Match) -> str:
+    """A repeating decimal as the fraction it is: a.b(c) = a + (bc - b) / (10^|b| (10^|c| - 1))."""
+    whole, fixed, period = match[1], match[2], match[3]
+    denominator = 10 ** len(fixed) * (10 ** len(period) - 1)
+    numerator = int(whole) * denominator + int(fixed + period) - int(fixed or "0")
+    return f"\\frac{{{numerator}}}{{{denominator}}}"
 
 
 def _root(match: re.Match) -> str:
@@ -186,9 +198,14 @@ def math_value(response: str) -> float | None:
     where it is a number but no real one (`1/0`, `\\sqrt{-1}`: no answer's value; numeric's last number
     had scored them right against 0 and -1, forty-first hunt, case 36), or None: nothing parsed, or not a
     number (a set, an interval, an expression in x)."""
+    return value_of(response_parse(response))
+
+
+def value_of(parsed: list) -> float | None:
+    """The real number a Math-Verify parse is (math_value), NaN where it is no real one, else None."""
     import sympy
 
-    for item in response_parse(response):
+    for item in parsed:
         expr = item.rhs if isinstance(item, sympy.Eq) else item
         if isinstance(expr, sympy.Expr) and expr.is_number:
             try:

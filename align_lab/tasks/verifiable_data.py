@@ -15,6 +15,7 @@ import random
 from dataclasses import dataclass
 
 from align_lab.tasks import verifiers
+from align_lab.tasks.answer_format import format_checker
 from align_lab.tasks.base import Pair, verified_pairs
 from align_lab.tasks.data_files import text
 from align_lab.tasks.hf_data import Example, HFData, same_prompt
@@ -41,6 +42,7 @@ class VerifiableData(HFData):
     answer_column: str = "answer"
     verifier: str = "auto"  # numeric where an answer is a plain number, Math-Verify elsewhere
     verifier_timeout_s: float | None = 60.0  # a call of your verifier function past it stops the run
+    answer_format: str = "marked"  # a response's answer: what it marks (boxed, last line) | last (anywhere)
     response_column: str | None = None  # worked solutions for SFT (task.sft); null: the answers
     n_pairs: int = 256  # prompts sampled for the preferences stage (DPO-family algorithms)
     pair_samples: int = 4  # responses per such prompt; a right one over a wrong one makes a pair
@@ -61,7 +63,7 @@ class VerifiableData(HFData):
             raise ValueError(f"pair_samples={self.pair_samples}: must be >= 2 (a pair needs two responses)")
         checked_bound("verifier_timeout_s", self.verifier_timeout_s)
         # an unknown or unimportable verifier: before the data
-        self._check = verifiers.checker(self.verifier, self.verifier_timeout_s)
+        self._check = format_checker(self.verifier, self.answer_format, self.verifier_timeout_s)
         self._references: dict[str, object] = {}  # a row's place -> its answer as the verifier reads it
         super().__post_init__()
 

@@ -312,8 +312,11 @@ def test_the_default_verifier_reads_a_latex_answer_as_its_value(tmp_path):
     prompts = [half] * 4 + [five_halves] * 3
     responses = ["0.5", "$\\frac{1}{2}$", "5/2", "2", "2.5", "2", "5"]
     assert spec.task.gold_reward(prompts, responses, [True] * 7) == [1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    right, wrong = spec.task.gold_reward(["What is 4 plus 1?"] * 2, ["5", "5/2"], [True] * 2)
+    assert (right, wrong) == (1.0, 0.0)  # a plain number is read as numeric reads it
+    spec = built(jsonl(tmp_path, FRACTIONS), "task.eval_rows=2", "task.answer_format=last")
     right, wrong = spec.task.gold_reward(["What is 4 plus 1?"] * 2, ["so 5", "5/2"], [True] * 2)
-    assert (right, wrong) == (1.0, 0.0)  # a plain number is read as numeric reads it: its last number
+    assert (right, wrong) == (1.0, 0.0)  # last: its last number, words before it aside
 
 
 @pytest.mark.parametrize(
@@ -778,6 +781,8 @@ def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_
         ("math_verify", "3!!", "holds a double factorial (n!!), which the verifiers read as (n!)!"),
         ("auto", "5\u2032", "holds '\u2032', a sign the verifiers do not read"),  # 5′ (feet) read 5
         ("numeric", "2432902008176640000", "is an integer past 2^53, which task.verifier=numeric compares"),
+        ("auto", "5+", "ends with '+', math left unfinished"),  # read 5 (5, or 5 or more?): 2026-12-03
+        ("math_verify", "x^", "ends with '^', math left unfinished"),
     ],
 )
 def test_an_answer_the_checker_would_misread_is_refused_naming_why(name, answer, why):

@@ -1,0 +1,128 @@
+"""task.answer_format: which part of a response is its answer, for the built-in verifiers (verifiers.py).
+
+- `marked` (the default): the answer the response marks as its final one (its last `\\boxed{...}`, its
+  last `<answer>...</answer>`, the line after GSM8K's last `####`, else its last line that is not empty,
+  less a label such as `Answer:` or `The final answer is`), read as your file's answers are read
+  (`verifiers.reference`): a number or math alone, or wrong. What admission refuses in your file (a word
+  beside the number, a bound, a unit, a scale, several numbers) scores 0 in a response, so a response is
+  never read as a number it does not state: `about 5`, `5 or more` and `not 5` are no answer of 5. This is
+  the field's format-strict reading (veRL's GSM8K `strict`, its MATH reward's last boxed answer), with a
+  plain last line accepted for prompts that ask for "just the number".
+- `last`: the last number or math the response writes anywhere in its text, read with what stands beside
+  it (`response_reading.py`): prose answers score, at the price of reading free text (the readers before
+  2026-12-03, whose forty-seventh hunt still found spellings read the other way).
+
+A verifier of yours (`module:function`) is given the whole response under either.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+
+from align_lab.tasks.answer_checks import WORD
+from align_lab.tasks.math_reading import math_reference, timeout, typeset, ungrouped, value_of
+from align_lab.tasks.verifiers import BUILT_IN, checker, reference, same_number
+
+FORMATS = ("marked", "last")
+
+# a label before the answer on its line: `Answer: 5`, `**Final answer:** 5`, `The answer is 5.`,
+# `So the final answer is: 5`, `Therefore, the answer is 5`
+LABEL = re.compile(
+    r"^[\s*_#>]*(?:(?:so|thus|hence|therefore)\b[\s,]*)?(?:(?:the|my|our)\s+)?(?:final\s+)?answer\b"
+    r"(?:\s+is\b)?[\s*_]*[:=\uff1a]?[\s*_]*",
+    re.IGNORECASE,
+)
+DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**"), ("`", "`"))
+
+
+def check_format(answer_format: str) -> None:
+    """A one-line error for an answer format that is neither."""
+    if answer_format not in FORMATS:
+        raise ValueError(f"task.answer_format={answer_format}: must be marked or last")
+
+
+def final_answer(response: str) -> str:
+    """The text a response marks as its answer (module docstring), "" where it marks none."""
+    boxed = _last_boxed(response)
+    if boxed is not None:
+        return boxed.strip()
+    tags = re.findall(r"<answer>(.*?)</answer>", response, re.DOTALL)
+    if tags:
+        return _bare(tags[-1])
+    if "####" in response:
+        return _bare(response.rpartition("####")[2].strip().split("\n")[0])
+    lines = [line for line in response.splitlines() if line.strip()]
+    labelled = [line for line in lines if LABEL.match(line)]  # `Answer: 5` then a note
+    last = (labelled or lines or [""])[-1]
+    final = _bare(LABEL.sub("", last, count=1))
+    return ungrouped(final) or final  # 5 000, 1.000.000: one number
+
+
+def _last_boxed(response: str) -> str | None:
+    """What the last `\\boxed{...}` (or `\\fbox{...}`) holds, braces balanced; None where there is none."""
+    at = max(response.rfind("\\boxed{"), response.rfind("\\fbox{"))
+    if at < 0:
+        return None
+    start = response.index("{", at) + 1
+    depth = 0
+    for i, c in enumerate(response[start:], start):
+        depth += (c == "{") - (c == "}")
+        if depth < 0:
+            return response[start:i]
+    return ""  # never closed: cut at the token limit, no answer
+
+
+def _bare(text: str) -> str:
+    """The answer less its sentence's full stop and its delimiters (`$5$.`, `**5**`, `\\(5\\)`)."""
+    text = text.strip()
+    for _ in range(3):
+        text = text.removesuffix(".").strip()
+        for left, right in DELIMITERS:
+            if len(text) > len(left) + len(right) and text.startswith(left) and text.endswith(right):
+                text = text[len(left) : -len(right)].strip()
+    return text
+
+
+def marked_score(name: str, response: str, gold, prompt: str) -> float:
+    """1.0 where the response's marked answer (final_answer), read as an answer of your file is, equals the
+    reference `gold` as `verifiers.reference` made it; 0.0 where it is wrong, missing, or not an answer
+    admission would read."""
+    answer = final_answer(response)
+    if not answer:
+        return 0.0
+    try:
+        found = reference(name, answer, "response")
+    except ValueError:  # a word, a bound, a unit, several numbers: no number the response states
+        return 0.0
+    if name == "math_verify" and _words(typeset(answer)) - _words(str(gold[-1])):  # about 5: no answer of 5
+        return 0.0  # (math_verify admits words, math's own: 2xy; not a word the reference lacks)
+    return float(agrees(name, answer, found, gold))
+
+
+def _words(text: str) -> set[str]:
+    """The plain-text words of an answer (not LaTeX's commands, not a single letter: a variable)."""
+    return {w.casefold() for w in WORD.findall(text) if not w.startswith("\\") and len(w) > 1}
+
+
+def agrees(name: str, answer: str, found, gold) -> bool:
+    """Whether a response's answer, read as `found` (from the text `answer`), is the reference `gold`."""
+    from math_verify import verify
+
+    if name == "exact":
+        return found == gold
+    if isinstance(gold, float):  # a plain-number row: a number, or math whose value it is (2^{5}, 1/2)
+        value = found if isinstance(found, float) else value_of(found)
+        return value is not None and same_number(value, gold)
+    predicted = math_reference(answer) if isinstance(found, float) else found
+    return bool(predicted) and verify(gold, predicted, timeout_seconds=timeout(5))
+
+
+def format_checker(name: str, answer_format: str, timeout_s: float | None = None) -> Callable:
+    """(response, reference, prompt) -> score for verifier `name` under `answer_format`: picklable, as a
+    data-parallel run's spawned ranks receive the task."""
+    check_format(answer_format)
+    if answer_format == "marked" and name in BUILT_IN:
+        return functools.partial(marked_score, name)
+    return checker(name, timeout_s)

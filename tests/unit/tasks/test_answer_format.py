@@ -1,0 +1,122 @@
+"""task.answer_format (tasks/answer_format.py): under `marked`, the default, a response's answer is the text
+it marks (last \\boxed{}, <answer>, ####, a labelled line, else its last line), read as an answer of your file
+is: a number or math alone, or wrong. Each expected score is derived by hand from that rule."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from align_lab.tasks import verifiers
+from align_lab.tasks.answer_format import final_answer, format_checker
+from tests.unit.tasks.test_verifiable_data import built, error, jsonl
+
+ROWS = [{"q": f"What is {i} plus 1?", "a": str(i + 1)} for i in range(6)]
+
+
+def marked(name: str, answer: str, response: str) -> float:
+    return format_checker(name, "marked")(response, verifiers.reference(name, answer, "row"), "prompt")
+
+
+@pytest.mark.parametrize(
+    "response, answer",
+    [
+        ("5", "5"),
+        ("The answer is 5.", "5"),
+        ("**Answer:** 5", "5"),
+        ("Therefore, the final answer is: $5$.", "5"),
+        ("Work: 2 + 3.\nSo the final answer is $\\boxed{5}$. I used 2 steps.", "5"),  # the last box
+        ("\\boxed{5}\n\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),
+        ("<answer> 7 </answer> then 8", "7"),
+        ("Natalia sold 48/2 = 24 clips.\n#### 72\nDone", "72"),
+        ("Answer: 5\n\n(Note: not 6)", "5"),  # a labelled line is the mark, a note after it aside
+        ("Step 1: 2 + 3 = 5\n\n5", "5"),
+        ("$$\\frac{1}{2}$$", "\\frac{1}{2}"),
+        ("\\(10\\)", "10"),
+        ("1 000", "1000"),  # grouped in threes: one number
+        ("1.000.000", "1000000"),
+        ("", ""),
+        ("\\boxed{5", ""),  # a box never closed (cut at the token limit): no answer
+    ],
+)
+def test_the_final_answer_is_what_the_response_marks(response, answer):
+    assert final_answer(response) == answer
+
+
+@pytest.mark.parametrize(
+    "name, answer, response, expected",
+    [
+        ("auto", "5", "The answer is 5.", 1.0),
+        ("auto", "5", "x = 5", 1.0),  # Math-Verify's right side
+        ("auto", "5", "The answer is 2+3=5", 1.0),  # the equation's right side: 5 (47th hunt, case 42: 0)
+        ("auto", "0.5", "\\boxed{\\frac{1}{2}}", 1.0),
+        ("auto", "\\frac{1}{2}", "0.5", 1.0),
+        ("auto", "32", "2^{5}", 1.0),
+        ("auto", "0.05", "5%", 1.0),
+        ("auto", "\\frac{1}{3}", "0.\\overline{3}", 1.0),  # a repeating decimal: 1/3 (47th hunt, case 11: 0)
+        ("auto", "-5", "negative 5", 1.0),
+        ("auto", "1000000", "1.000.000", 1.0),
+        ("auto", "18", "$18", 1.0),
+        # each read as its number by `last` (or by the forty-seventh hunt's readers): no answer of it here
+        ("auto", "5", "about 5", 0.0),
+        ("auto", "5", "not 5", 0.0),
+        ("auto", "5", "5 or more", 0.0),
+        ("auto", "5", "5+", 0.0),
+        ("auto", "5", "x < 5", 0.0),
+        ("auto", "5", "5 ± 1", 0.0),
+        ("auto", "5", "is ~ 5", 0.0),  # 47th hunt, case 75
+        ("auto", "5", "5 apples", 0.0),
+        ("auto", "5", "5 m^2", 0.0),  # a unit with a power (case 31)
+        ("auto", "5", "\\boxed{\\text{not } 5}", 0.0),  # case 88
+        ("auto", "5", "\\textbf{(A) }5", 0.0),  # case 16
+        ("auto", "5000000", "5 million", 0.0),  # a scale: refused in your file, so in a response
+        ("auto", "5000000", "5\\text{ million}", 0.0),  # case 82
+        ("auto", "5000000", "5.5M", 0.0),
+        ("auto", "0.75", "3/4. Check: 1/4 + 3/4 = 1", 0.0),  # case 66: its last line is no answer alone
+        ("auto", "0.5", "1/2 at most", 0.0),  # case 76
+        ("auto", "2", "\\sqrt{-4}", 0.0),  # case 70: no real number
+        ("auto", "3.5", "\u0663\u066b\u0665", 0.0),  # Arabic digits and separator (case 56)
+        ("auto", "18", "Janet makes $18 every day.", 0.0),  # prose: no marked answer
+        ("auto", "10", "ten", 0.0),
+        ("auto", "x > 2", "2", 0.0),
+        ("auto", "x > 2", "x > 2", 1.0),
+        # numeric reads plain numbers only, in a response as in your file
+        ("numeric", "32", "2^{5}", 0.0),
+        ("numeric", "5", "Answer: 5", 1.0),
+        ("numeric", "5", "5 apples", 0.0),
+        # math_verify: a word the reference does not hold is no answer of it (it admits 2xy, math in words)
+        ("math_verify", "5", "about 5", 0.0),  # 47th hunt, case 84
+        ("math_verify", "5", "\\boxed{5}", 1.0),
+        ("math_verify", "-5", "negative 5", 1.0),
+        ("math_verify", "\\frac{1}{2}", "The answer is $0.5$.", 1.0),
+        ("exact", "Paris", "The capital of France.\nThe answer is Paris.", 1.0),
+        ("exact", "Paris", "It is Paris", 0.0),
+    ],
+)
+def test_a_marked_answer_is_read_as_an_answer_of_your_file(name, answer, response, expected):
+    assert marked(name, answer, response) == expected
+
+
+def test_last_reads_the_response_anywhere_as_before():
+    gold = verifiers.reference("auto", "5", "row")
+    assert format_checker("auto", "last")("so 5", gold, "p") == 1.0
+    assert format_checker("auto", "marked")("so 5", gold, "p") == 0.0
+
+
+def test_the_checker_pickles_for_a_spawned_rank():
+    check = pickle.loads(pickle.dumps(format_checker("auto", "marked")))
+    assert check("\\boxed{6}", 6.0, "p") == 1.0
+
+
+def test_an_unknown_format_is_refused_in_one_line(tmp_path):
+    message = error(jsonl(tmp_path, ROWS), "task.answer_format=boxed")
+    assert "task.answer_format=boxed: must be marked or last" in message
+
+
+def test_the_format_is_in_the_tasks_fingerprint(tmp_path):
+    """A stage labelled by the verifier (pairs, evaluation) is rebuilt when the format changes."""
+    path = jsonl(tmp_path, ROWS)
+    marked_print = built(path, "task.eval_rows=2").task.fingerprint()
+    last_print = built(path, "task.eval_rows=2", "task.answer_format=last").task.fingerprint()
+    assert marked_print["answer_format"] == "marked" and last_print["answer_format"] == "last"
