@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from align_lab.tasks.arith_word import NUMBER
-from align_lab.tasks.math_reading import EXPRESSION
+from align_lab.tasks.math_reading import EXPRESSION, faithful
 
 NOTATION = set("/^_{}()[]*+-\\!π×÷")  # math around a number: its value is not the number alone
 THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")  # 1,000 and 12,345,678: one number
@@ -56,6 +56,16 @@ def unread(answer: str, given: str, place: str, name: str) -> None:
     if TEXT.fullmatch(answer):  # \text{(C)}: a response (C) scored 0 (forty-seventh hunt, case 14)
         why = "is text in LaTeX, which a response `(C)` or `C` would not match; for text answers"
         raise ValueError(f"{place}: answer {given!r} {why} set task.verifier=exact")
+    if (
+        why is None
+        and name == "math_verify"
+        and (foreign := re.search(r"[^\W\d_A-Za-z\u0370-\u03ff]+", answer))
+    ):  # 5 млн read 5
+        why = f"holds {foreign[0]!r}, letters Math-Verify does not read (it reads the number alone)"
+    if why is None and (bare := BARE_FUNCTION.search(answer)):  # 3 ln 2: 3*l*n*2 (47th hunt, case 32)
+        why = (
+            f"writes {bare[1]!r} without its backslash, which Math-Verify reads as letters: write \\{bare[1]}"
+        )
     if why:
         raise ValueError(f"{place}: answer {given!r} {why}; write it in digits or LaTeX ({name})")
 
@@ -95,14 +105,37 @@ def _underflows(number: str) -> bool:
         return False
 
 
-def defined(parsed: list, given: str, place: str) -> list:
+BARE_FUNCTION = re.compile(
+    r"(?<![\\A-Za-z])(ln|log|exp|sin|cos|tan|sqrt|gcd|lcm|det|arc(?:sin|cos|tan))(?![A-Za-z])"
+)
+
+
+def read_in_full(parsed: list, answer: str, given: str, place: str) -> None:
+    """A one-line error for an answer Math-Verify reads only part of (`2ab` as 2, `2.500.000` as 2.5, `5 млн`
+    as 5: each admitted as that value under math_verify until 2026-12-03), or reads as text alone."""
+    if not any(not isinstance(p, str) for p in parsed):  # gcd(4,6): a string, no math
+        raise ValueError(
+            f"{place}: answer {given!r} is read by Math-Verify as text, not math; write it as math in LaTeX "
+            "or set task.verifier=exact"
+        )
+    if not faithful(parsed, answer):
+        raise ValueError(
+            f"{place}: answer {given!r} is read by Math-Verify as {str(parsed[-1])!r} alone; write it as a "
+            "number or as math in LaTeX, or set task.verifier=exact"
+        )
+
+
+def defined(parsed: list, given: str, place: str, answer: str | None = None) -> list:
     """Math-Verify's reading of an answer, refused where it is undefined (`1/0`, sympy's zoo, or nan): no
-    response can match it (forty-first hunt, case 7)."""
+    response can match it (forty-first hunt, case 7), or where it reads only part of `answer` (as typeset:
+    read_in_full)."""
+    if given.count("{") != given.count("}"):  # \frac{1}{ admitted, no response could match (47th hunt, 69)
+        raise ValueError(f"{place}: answer {given!r} has unbalanced braces; write it as LaTeX that closes")
     value = parsed[0].doit() if hasattr(parsed[0], "doit") else parsed[0]  # 1/0 unevaluated: zoo
     if str(value) in ("zoo", "nan"):
         raise ValueError(f"{place}: answer {given!r} is undefined ({value}): no response can match it")
-    if given.count("{") != given.count("}"):  # \frac{1}{ admitted, no response could match (47th hunt, 69)
-        raise ValueError(f"{place}: answer {given!r} has unbalanced braces; write it as LaTeX that closes")
+    if answer is not None:
+        read_in_full(parsed, answer, given, place)
     return parsed
 
 

@@ -45,6 +45,7 @@ from align_lab.tasks.math_reading import (
     timeout,
     typeset,
     ungrouped,
+    written,
 )
 from align_lab.tasks.response_reading import (
     RELATION,
@@ -149,13 +150,11 @@ def check_name(name: str) -> None:
 def reference(name: str, answer: str, place: str):
     """The reference `answer` as checker `name` compares with it (a number, Math-Verify's parse, the
     normalised text, the text itself for a function), or a one-line error naming `place` when the
-    checker cannot read it. Scientific notation is read as the number it is (`5×10³` is 5000 and `1e3`
-    1000, as in a response: fortieth hunt, case 1; Math-Verify read 5 and 1), Unicode math as its LaTeX
-    (typeset); a list of numbers only by math_verify (listed)."""
+    checker cannot read it. Read as `math_reading.written` writes it (`5×10³` 5000, `1e3` 1000: fortieth
+    hunt, case 1; Unicode math as LaTeX); a list of numbers only by math_verify (listed)."""
     given = answer  # as the file has it, in each line
     if name in MATH:  # not exact's: its text is compared as written; GSM8K's column: its final answer
-        answer = typeset(decimal_notation(answer.rpartition("####")[2]))  # (47th hunt, case 47)
-    if name in MATH:
+        answer = written(answer)  # GSM8K's column: its final answer (47th hunt, case 47)
         unread(answer, given, place, name)
     if name == "numeric":
         several(answer, given, place, name)  # "5 000" was 0 (forty-first hunt, case 8)
@@ -189,14 +188,14 @@ def reference(name: str, answer: str, place: str):
                 f"{place}: answer {given!r} is neither a plain number nor math Math-Verify can parse "
                 "(task.verifier=auto); set task.verifier=exact for text answers"
             )
-        return defined(parsed, given, place)
+        return defined(parsed, given, place, answer)
     if name == "math_verify":
         parsed = math_reference(answer)
         if not parsed:
             raise ValueError(
                 f"{place}: Math-Verify cannot parse answer {given!r} (task.verifier=math_verify)"
             )
-        return defined(parsed, given, place)
+        return defined(parsed, given, place, answer)
     if name == "exact":
         return normalised(answer)
     return answer

@@ -783,6 +783,20 @@ def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_
         ("numeric", "2432902008176640000", "is an integer past 2^53, which task.verifier=numeric compares"),
         ("auto", "5+", "ends with '+', math left unfinished"),  # read 5 (5, or 5 or more?): 2026-12-03
         ("math_verify", "x^", "ends with '^', math left unfinished"),
+        # forty-seventh hunt, cases 32, 34, 51, 63: math_verify read 2, 2, 5 and text (no response right)
+        (
+            "math_verify",
+            "2ab",
+            "is read by Math-Verify as '2' alone; write it as a number or as math in LaTeX",
+        ),
+        ("math_verify", "3 ln 2", "writes 'ln' without its backslash, which Math-Verify reads as letters"),
+        ("auto", "gcd(4,6)", "writes 'gcd' without its backslash, which Math-Verify reads as letters"),
+        (
+            "math_verify",
+            "5 \u043c\u043b\u043d",
+            "holds '\u043c\u043b\u043d', letters Math-Verify does not read",
+        ),
+        ("math_verify", "5 apples", "is read by Math-Verify as '5' alone"),
     ],
 )
 def test_an_answer_the_checker_would_misread_is_refused_naming_why(name, answer, why):
@@ -1012,3 +1026,21 @@ def test_a_responses_final_arithmetic_or_unicode_math_is_read_as_its_value_on_a_
     answer, response, expected
 ):
     assert score("auto", answer, response) == expected
+
+
+@pytest.mark.parametrize("name", ["auto", "math_verify", "numeric"])
+def test_a_number_grouped_by_points_is_one_number_in_an_answer(name):
+    """`2.500.000` was refused under auto as two numbers (forty-seventh hunt, case 90) and read as 2.5 by
+    math_verify: two points are no decimal point, as a response's `1.000.000` reads."""
+    assert score(name, "2.500.000", "2500000") == 1.0
+    assert score(name, "2.500.000", "2.5") == 0.0
+
+
+def test_math_in_letters_is_read_whole_by_math_verify():
+    """An answer `2xy` was read as 2 by math_verify (a response `2` right): read between `$...$` it is
+    2*x*y, so under the default answer format a response `2xy` is right and `2` wrong; `\\gcd(4,6)` is 2."""
+    from align_lab.tasks.answer_format import format_checker
+
+    check, gold = format_checker("math_verify", "marked"), verifiers.reference("math_verify", "2xy", "row")
+    assert (check("2xy", gold, "p"), check("2", gold, "p")) == (1.0, 0.0)
+    assert score("math_verify", "\\gcd(4,6)", "2") == 1.0
