@@ -20,13 +20,65 @@ SCALED = re.compile(rf"\d\s*(k|K|M|B|bn|mn|(?i:(?:{WORDS})s?))\b")  # 44th hunt,
 TEXT = re.compile(r"\s*\\(?:text|textbf|mathrm|mbox)\s*\{[^{}\d]*\}\s*")  # text alone, no digit
 DATE = re.compile(r"\b\d{4}-\d{1,2}-\d{1,2}\b|\b\d{1,2}/\d{1,2}/\d{2,4}\b|\b\d{4}/\d{1,2}/\d{1,2}\b")
 APPROXIMATE = re.compile(r"(?:^|[\s(=:])~\s*[-+]?\.?\d")  # ~3, "about 3" (case 4: read 3)
+EXPONENTS = re.compile(r"\d[eE][-+]?\d+[eE]")  # 3e2e1
+LEADING_RELATION = re.compile(
+    r"^\s*(?:\\(?:approx|sim|simeq|cong|geq?|leq?|gt|lt|neq?|pm|mp)(?![A-Za-z])|[<>]=?|!=)"
+)
+BOUND_WORDS = (
+    r"or|and|not|no|about|approx\w*|around|roughly|nearly|almost|over|under|more|less|fewer|least|most"
+)
+TEXT_BOUND = re.compile(
+    rf"\\(?:text|mathrm|textbf|mbox)\s*\{{[^{{}}]*?\b((?:{BOUND_WORDS}|{WORDS})s?)\b[^{{}}]*\}}",
+    re.IGNORECASE,
+)
+
+
+# what an answer (as typeset) may hold that the verifiers would read as something else, each with why (a
+# match's text as {0}): read as the number alone, a part of it, or a product, in silence, until refused
+MISREAD = [
+    (SCALED, "writes its number with a scale ({1!r}), which the verifiers read as the number alone"),
+    (
+        APPROXIMATE,
+        "holds '~' before its number (approximately?), which the verifiers read as the number alone",
+    ),
+    (re.compile(r"\d_+\d"), "holds an underscore between digits that groups no threes"),  # 1_00 (43rd, 2)
+    (
+        re.compile(r"\d\s*!!"),
+        "holds a double factorial (n!!), which the verifiers read as (n!)!",
+    ),  # (44th, 28)
+    (DATE, "is a date, which the verifiers read as one of its numbers"),  # 2023-01-05 read 2023 (47th, 29)
+    (re.compile(r"\\[pb]mod\b"), "holds a congruence (\\pmod), which the verifiers do not read"),  # (case 15)
+    (re.compile(r"[-+*/^=]\s*$"), "ends with {0!r}, math left unfinished"),  # 5+ read 5 (or 5 or more?)
+    (re.compile(r"\d'\d"), "holds an apostrophe between digits (a thousands separator?)"),
+    # forty-eighth hunt (2026-12-03): a leading relation (`\approx 5`, `\geq 5`: read 5), a question or an
+    # ellipsis after it (`5?`), a bound or a scale in LaTeX text (`5\text{ million}`, `5 \text{ or more}`),
+    # hexadecimal or binary (`0x1F`: 0*x*1*f), two decimal points (`1.2.3`: a product), a second exponent
+    # (`3e2e1`), stacked powers (`2^3^2`: read (2^3)^2)
+    (LEADING_RELATION, "starts with {0!r}, a bound or relation, not a value"),
+    (re.compile(r"\?\s*$"), "ends with '?': no definite value"),
+    (
+        re.compile(r"\\[lcv]?dots\b|\.\.\.|\u2026"),
+        "holds an ellipsis ({0!r}), which the verifiers do not read",
+    ),
+    (TEXT_BOUND, "holds {1!r} in LaTeX text, a bound or a scale the verifiers read as the number alone"),
+    (
+        re.compile(r"\b0[xXbBoO][0-9A-Fa-f]+\b"),
+        "is written in base 16, 2 or 8 ({0!r}), which Math-Verify reads as a product",
+    ),
+    (re.compile(r"\d+\.\d+\.\d+"), "holds {0!r}, a number with two decimal points"),
+    (EXPONENTS, "holds two exponents ({0!r})"),
+    (
+        re.compile(r"\^\s*(?:\{[^{}]*\}|[^\s{}^])\s*\^"),
+        "stacks powers without braces ({0!r}): write 2^{{3^2}} or (2^3)^2",
+    ),
+]
 
 
 def unread(answer: str, given: str, place: str, name: str) -> None:
     """A one-line error for an answer, as typeset, that holds what the checker would misread: a mixed
     number (`1 1/2` read 1: fortieth hunt, case 66), a sign of math left in Unicode (`≈3.14` read 3.14),
     an apostrophe between digits (`5'000` read 5: forty-first hunt, case 9), a scale (`1.5k`), a `~`, a
-    number past float's smallest (`1e-400` read 0)."""
+    number past float's smallest (`1e-400` read 0), and each of MISREAD."""
     import unicodedata
 
     signs = ("Sm", "So")  # and per mille's, per ten thousand's (2‰ read 2: forty-second hunt, case 4)
@@ -35,32 +87,16 @@ def unread(answer: str, given: str, place: str, name: str) -> None:
     ]  # 5′ (feet, minutes) read 5
     why = "is a mixed number" if MIXED.search(answer) else None
     why = why or (f"holds {left[0]!r}, a sign the verifiers do not read" if left else None)
-    if why is None and (scaled := SCALED.search(answer)):
-        why = f"writes its number with a scale ({scaled[1]!r}), which the verifiers read as the number alone"
-    if why is None and APPROXIMATE.search(answer):
-        why = "holds '~' before its number (approximately?), which the verifiers read as the number alone"
     if why is None and any(_underflows(n) for n in NUMBER.findall(answer)):
         why = "is a number too small for a float (it reads as 0)"
-    if why is None and re.search(r"\d_+\d", answer):  # 1_00, 1__000 read 1 (forty-third hunt, case 2)
-        why = "holds an underscore between digits that groups no threes"
-    if why is None and re.search(r"\d\s*!!", answer):  # 3!! read (3!)! = 720 (forty-fourth hunt, case 28)
-        why = "holds a double factorial (n!!), which the verifiers read as (n!)!"
-    if why is None and DATE.search(answer):  # 2023-01-05 read 2023 (forty-seventh hunt, case 29)
-        why = "is a date, which the verifiers read as one of its numbers"
-    if why is None and re.search(r"\\[pb]mod\b", answer):  # 2 \pmod{7}: 2 - 7*d*o (case 15)
-        why = "holds a congruence (\\pmod), which the verifiers do not read"
-    if why is None and (dangling := re.search(r"[-+*/^=]\s*$", answer)):  # 5+ read 5 (or 5 or more?)
-        why = f"ends with {dangling[0].strip()!r}, math left unfinished"
-    if why is None and re.search(r"\d'\d", answer):
-        why = "holds an apostrophe between digits (a thousands separator?)"
+    for pattern, says in MISREAD:  # the answer as read; two exponents as written (3e2e1 is 300e1 once read)
+        if why is None and (found := pattern.search(given if pattern is EXPONENTS else answer)):
+            why = says.format(found[0].strip(), found[found.lastindex or 0])
     if TEXT.fullmatch(answer):  # \text{(C)}: a response (C) scored 0 (forty-seventh hunt, case 14)
         why = "is text in LaTeX, which a response `(C)` or `C` would not match; for text answers"
         raise ValueError(f"{place}: answer {given!r} {why} set task.verifier=exact")
-    if (
-        why is None
-        and name == "math_verify"
-        and (foreign := re.search(r"[^\W\d_A-Za-z\u0370-\u03ff]+", answer))
-    ):  # 5 млн read 5
+    foreign = re.search(r"[^\W\d_A-Za-z\u0370-\u03ff]+", answer) if name == "math_verify" else None
+    if why is None and foreign:  # 5 млн read 5
         why = f"holds {foreign[0]!r}, letters Math-Verify does not read (it reads the number alone)"
     if why is None and (bare := BARE_FUNCTION.search(answer)):  # 3 ln 2: 3*l*n*2 (47th hunt, case 32)
         why = (

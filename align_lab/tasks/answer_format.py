@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from align_lab.tasks.answer_checks import WORD
 from align_lab.tasks.math_reading import math_reference, timeout, typeset, ungrouped, value_of
-from align_lab.tasks.verifiers import BUILT_IN, checker, reference, same_number
+from align_lab.tasks.verifiers import BUILT_IN, checker, normalised, reference, same_number
 
 FORMATS = ("marked", "last")
 
@@ -34,7 +34,8 @@ LABEL = re.compile(
     r"(?:\s+is\b)?[\s*_]*[:=\uff1a]?[\s*_]*",
     re.IGNORECASE,
 )
-DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**"), ("`", "`"))
+TEXT = re.compile(r"^\s*\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}\s*$")  # \text{Paris}
+DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**"), ("`", "`"), ("{", "}"))
 
 
 def check_format(answer_format: str) -> None:
@@ -47,16 +48,23 @@ def final_answer(response: str) -> str:
     """The text a response marks as its answer (module docstring), "" where it marks none."""
     boxed = _last_boxed(response)
     if boxed is not None:
-        return boxed.strip()
+        return _bare(boxed)
     tags = re.findall(r"<answer>(.*?)</answer>", response, re.DOTALL)
     if tags:
         return _bare(tags[-1])
     if "####" in response:
         return _bare(response.rpartition("####")[2].strip().split("\n")[0])
-    lines = [line for line in response.splitlines() if line.strip()]
-    labelled = [line for line in lines if LABEL.match(line)]  # `Answer: 5` then a note
-    last = (labelled or lines or [""])[-1]
-    final = _bare(LABEL.sub("", last, count=1))
+    lines = [line.strip().strip("*_").strip() for line in response.splitlines() if line.strip()]
+    labelled = [i for i, line in enumerate(lines) if LABEL.match(line)]  # `Answer: 5` then a note
+    at = labelled[-1] if labelled else len(lines) - 1
+    if at < 0:
+        return ""
+    final = LABEL.sub("", lines[at], count=1)
+    if labelled and not final.strip("*_ :") and at + 1 < len(lines):  # `Answer:` and the answer below it
+        final = lines[at + 1]
+    elif labelled and re.search(r"\d\s*!$", final) and not final.endswith("!!"):  # The answer is 5!
+        final = final[:-1]  # a labelled sentence's exclamation, not a factorial (48th hunt, case 8)
+    final = _bare(final)
     return ungrouped(final) or final  # 5 000, 1.000.000: one number
 
 
@@ -78,11 +86,28 @@ def _bare(text: str) -> str:
     """The answer less its sentence's full stop and its delimiters (`$5$.`, `**5**`, `\\(5\\)`)."""
     text = text.strip()
     for _ in range(3):
-        text = text.removesuffix(".").strip()
+        text = text.removesuffix(".").strip().strip("*_").strip()  # `**5`, left by a label's `**Answer: 5**`
         for left, right in DELIMITERS:
-            if len(text) > len(left) + len(right) and text.startswith(left) and text.endswith(right):
+            inner = text[len(left) : -len(right)]
+            whole = left != "{" or _balanced(inner)  # {5}, not {1}{2}
+            if (
+                len(text) > len(left) + len(right)
+                and text.startswith(left)
+                and text.endswith(right)
+                and whole
+            ):
                 text = text[len(left) : -len(right)].strip()
     return text
+
+
+def _balanced(text: str) -> bool:
+    """Whether every brace `text` opens it closes, none closed before it opens."""
+    depth = 0
+    for c in text:
+        depth += (c == "{") - (c == "}")
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def marked_score(name: str, response: str, gold, prompt: str) -> float:
@@ -110,11 +135,12 @@ def agrees(name: str, answer: str, found, gold) -> bool:
     """Whether a response's answer, read as `found` (from the text `answer`), is the reference `gold`."""
     from math_verify import verify
 
-    if name == "exact":
-        return found == gold
+    if name == "exact":  # \boxed{\text{Paris}}: Paris; a reference `Answer: 5` is 5 (48th hunt, case 13)
+        return normalised(TEXT.sub(r"\1", answer)) in (gold, normalised(LABEL.sub("", gold, count=1)))
     if isinstance(gold, float):  # a plain-number row: a number, or math whose value it is (2^{5}, 1/2)
         value = found if isinstance(found, float) else value_of(found)
-        return value is not None and same_number(value, gold)
+        percent = value is not None and answer.rstrip().endswith("%") and same_number(value * 100, gold)
+        return value is not None and (same_number(value, gold) or percent)  # 50% right against 50, as 0.5
     predicted = math_reference(answer) if isinstance(found, float) else found
     return bool(predicted) and verify(gold, predicted, timeout_seconds=timeout(5))
 

@@ -69,6 +69,7 @@ def typeset(text: str) -> str:
     text = text.replace("\u2212", "-").replace("\uff05", "%").replace("\uff01", "!")  # full-width (44th, 3)
     text = NEGATIVE.sub("-", text).replace("-$", "$-")  # negative 3, minus 5, -$1,234 (47th hunt, 10, 45)
     text = text.replace("\\%", "%")  # LaTeX's percent sign (case 65)
+    text = THIN_SPACE.sub("", text)  # 5\,000: LaTeX's thin space groups threes (48th hunt, case 14: read 0)
     text = REPEATING.sub(_fraction, text)  # 0.\overline{3}: Math-Verify read 0 (47th hunt, case 11)
     text = UNDERSCORED.sub(lambda m: m[0].replace("_", ""), SIGN_PLUS.sub("", text))
     text = ROOT.sub(_root, text.translate(UNICODE_MATH))
@@ -78,6 +79,7 @@ def typeset(text: str) -> str:
     return PARENTHESISED.sub(r"\1", LEADING_DOT.sub(r"0.\1", BARE_POWER.sub(r"^{\1}", text)))
 
 
+THIN_SPACE = re.compile(r"(?<=\d)\\[,;:! ](?=\d{3}(?!\d))")
 REPEATING = re.compile(r"(?<![\d.])(\d+)\.(\d*)\\overline\s*\{(\d+)\}")  # 0.1\overline{6}: 1/6
 
 

@@ -120,3 +120,32 @@ def test_the_format_is_in_the_tasks_fingerprint(tmp_path):
     marked_print = built(path, "task.eval_rows=2").task.fingerprint()
     last_print = built(path, "task.eval_rows=2", "task.answer_format=last").task.fingerprint()
     assert marked_print["answer_format"] == "marked" and last_print["answer_format"] == "last"
+
+
+@pytest.mark.parametrize(
+    "name, answer, response, expected",
+    [  # forty-eighth hunt (2026-12-03), cases 1-13, on the first day of `marked`
+        ("auto", "5", "**Answer: 5**", 1.0),  # case 1: bold around the labelled line
+        ("auto", "5", "The answer is **5**.", 1.0),  # case 2
+        ("auto", "5", "Answer:\n5", 1.0),  # case 3: the label on its own line
+        ("auto", "5", "The answer is:\n\n**5**", 1.0),
+        ("auto", "5", "\\boxed{5 \\text{ million}}", 0.0),  # case 4: a scale in LaTeX text
+        ("auto", "5", "\\boxed{5 \\text{ or more}}", 0.0),  # case 5: a bound in LaTeX text
+        ("auto", "5", "\\boxed{5 \\text{ (approx.)}}", 0.0),
+        ("auto", "5", "\\boxed{\\approx 5}", 0.0),  # cases 6, 11: a leading relation
+        ("math_verify", "5", "\\boxed{\\geq 5}", 0.0),
+        ("auto", "5", "Answer: 5?", 0.0),  # case 7
+        ("auto", "5", "\\boxed{5 \\ldots}", 0.0),
+        ("auto", "120", "The answer is 5!", 0.0),  # case 8: a sentence's exclamation, not 5 factorial
+        ("auto", "5", "The answer is 5!", 1.0),
+        ("auto", "120", "\\boxed{5!}", 1.0),  # in a box: the factorial
+        ("auto", "5", "\\boxed{{5}}", 1.0),  # case 9: braces around it
+        ("auto", "50", "Answer: 50%", 1.0),  # case 10: 50% is 1/2, right against 50 as against 0.5
+        ("auto", "50", "\\boxed{50\\%}", 1.0),
+        ("exact", "Paris", "\\boxed{\\text{Paris}}", 1.0),  # case 13
+        ("exact", "Answer: 5", "5", 1.0),
+        ("auto", "5000", "5\\,000", 1.0),  # case 14: LaTeX's thin space groups threes
+    ],
+)
+def test_forty_eighth_hunts_marked_answers_are_read_as_meant(name, answer, response, expected):
+    assert marked(name, answer, response) == expected

@@ -797,6 +797,21 @@ def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_
             "holds '\u043c\u043b\u043d', letters Math-Verify does not read",
         ),
         ("math_verify", "5 apples", "is read by Math-Verify as '5' alone"),
+        # forty-eighth hunt, cases 4-7, 11, 15-17: each admitted as another value
+        ("auto", "5\\text{ million}", "holds 'million' in LaTeX text, a bound or a scale"),
+        ("math_verify", "5 \\text{ or more}", "holds 'or' in LaTeX text, a bound or a scale"),
+        ("auto", "\\approx 5", "starts with '\\\\approx', a bound or relation, not a value"),
+        ("math_verify", ">= 5", "starts with '>=', a bound or relation, not a value"),
+        ("auto", "5?", "ends with '?': no definite value"),
+        ("math_verify", "1, 2, \\ldots, n", "holds an ellipsis ('\\\\ldots'), which the verifiers"),
+        (
+            "math_verify",
+            "0x1F",
+            "is written in base 16, 2 or 8 ('0x1F'), which Math-Verify reads as a product",
+        ),
+        ("math_verify", "1.23.456", "holds '1.23.456', a number with two decimal points"),
+        ("math_verify", "3e2e1", "holds two exponents ('3e2e')"),
+        ("auto", "2^3^2", "stacks powers without braces"),
     ],
 )
 def test_an_answer_the_checker_would_misread_is_refused_naming_why(name, answer, why):
@@ -1044,3 +1059,10 @@ def test_math_in_letters_is_read_whole_by_math_verify():
     check, gold = format_checker("math_verify", "marked"), verifiers.reference("math_verify", "2xy", "row")
     assert (check("2xy", gold, "p"), check("2", gold, "p")) == (1.0, 0.0)
     assert score("math_verify", "\\gcd(4,6)", "2") == 1.0
+
+
+def test_a_thin_space_groups_threes_in_an_answer():
+    """`5\\,000` (LaTeX's thin space between groups, as MATH writes it) was admitted as 0 (forty-eighth
+    hunt, case 14): every right answer scored 0."""
+    assert verifiers.reference("auto", "5\\,000", "row") == 5000.0
+    assert score("auto", "5\\,000", "5000") == 1.0
