@@ -144,6 +144,11 @@ def check_overrides(overrides: list[str], cfg: DictConfig, choices) -> None:
                     )
             elif parent == "stages" and leaf != "seed":
                 raise ConfigError(f"stages.{leaf}: unknown key; allowed: stages.seed")
+        elif o.value() == {} and OmegaConf.select(cfg, key):  # Hydra merges it: a no-op (48th hunt, case 30)
+            raise ConfigError(
+                f"{key}={{}}: Hydra merges a mapping into {key}'s, so an empty one leaves it as it is "
+                f"({', '.join(map(str, OmegaConf.select(cfg, key)))}); remove one with ~{key}.<name>"
+            )
 
 
 def check_plan(cfg: DictConfig, hydra_node: DictConfig) -> None:

@@ -217,8 +217,8 @@ def describe_change(key: str, old: dict, new: dict) -> str:
         # changed), or a link swapped to another file (thirteenth: "run the command there", where it was)
         return (
             f"{label or key}: names {new['file']} now (sha256 {new_d}), not {old['file']} (sha256 {old_d}) "
-            "as when the run started (a relative name run from another folder, or a link that points "
-            "elsewhere now: run the command as it started, or give the path whole)"
+            "as when the run started (a name read from another folder or PYTHONPATH, or a link pointing "
+            "elsewhere now: run the command as it started, with its folder and PYTHONPATH)"
         )
     if old_d in words or new_d in words:  # (unset, now sha256 ...): each side its own
         old_d, new_d = (d if d in words else f"sha256 {d}" for d in (old_d, new_d))

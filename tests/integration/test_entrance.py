@@ -56,6 +56,12 @@ OVERRIDE_FORMS = [
         "another config than seed=1",
     ),
     ([f"sft.seed={2**64}"], f"sft.seed={2**64}: must be an integer in [-2^63, 2^64)"),
+    # forty-eighth hunt, case 30: Hydra merged the empty mapping, training on the preset's rm and brevity
+    (
+        ["reward=combined", "reward.components={}"],
+        "reward.components={}: Hydra merges a mapping into reward.components's, so an empty one leaves it as "
+        "it is (rm, brevity); remove one with ~reward.components.<name>",
+    ),
 ]
 
 

@@ -177,8 +177,8 @@ def test_a_relative_name_that_now_names_another_file_says_so_not_that_it_changed
     new = {"file": "/dB/q.jsonl", "sha256": "fa293546" * 2}
     assert describe_change("task.path", old, new) == (
         "task.path: names /dB/q.jsonl now (sha256 fa293546), not /dA/q.jsonl (sha256 199e94ab) as when the "
-        "run started (a relative name run from another folder, or a link that points elsewhere now: run the "
-        "command as it started, or give the path whole)"
+        "run started (a name read from another folder or PYTHONPATH, or a link pointing elsewhere now: run "
+        "the command as it started, with its folder and PYTHONPATH)"
     )
     same_file = {"file": "/dA/q.jsonl", "sha256": "fa293546" * 2}
     assert (
@@ -199,10 +199,10 @@ def test_a_refusal_for_a_name_that_moved_says_neither_changed_nor_put_it_back(tm
         check_inputs(saved, mine, tmp_path)
     assert str(e.value) == (
         "resume_changed_inputs=false: task.path: names /dB/q.jsonl now (sha256 fa293546), not /dA/q.jsonl "
-        "(sha256 199e94ab) as when the run started (a relative name run from another folder, or a link that "
-        "points elsewhere now: run the command as it started, or give the path whole), and a resume would "
-        "train one run on two versions of it; set resume_changed_inputs=true to resume anyway, or choose "
-        "another hydra.run.dir"
+        "(sha256 199e94ab) as when the run started (a name read from another folder or PYTHONPATH, or a link "
+        "pointing elsewhere now: run the command as it started, with its folder and PYTHONPATH), and a "
+        "resume would train one run on two versions of it; set resume_changed_inputs=true to resume "
+        "anyway, or choose another hydra.run.dir"
     )
 
 
