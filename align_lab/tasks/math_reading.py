@@ -68,6 +68,7 @@ def typeset(text: str) -> str:
     forty-second hunt, case 6), digits grouped by underscores one number (`1_000` was 1: case 3)."""
     text = text.replace("\u2212", "-").replace("\uff05", "%").replace("\uff01", "!")  # full-width (44th, 3)
     text = NEGATIVE.sub("-", text).replace("-$", "$-")  # negative 3, minus 5, -$1,234 (47th hunt, 10, 45)
+    text = SPACED_MINUS.sub(_sign, WRAPPED.sub(r"\1", text))  # - 5 was 5, \mathbf{5} no number (48th, 35-36)
     text = text.replace("\\%", "%")  # LaTeX's percent sign (case 65)
     text = THIN_SPACE.sub("", text)  # 5\,000: LaTeX's thin space groups threes (48th hunt, case 14: read 0)
     text = REPEATING.sub(_fraction, text)  # 0.\overline{3}: Math-Verify read 0 (47th hunt, case 11)
@@ -112,6 +113,20 @@ EMPHASISED = re.compile(r"(?<![\w*`])([*_`]{1,3})\s*([-+]?\d+(?:\.\d+)?)\s*\1(?!
 # forty-third hunt, case 38); a factorial of a small integer written bare (`3!`): its value, as `$3!$` is
 # (case 37); a percentage in words (`50 percent`, `50 per cent`, `50pct`): as `50%` (case 45)
 NEGATIVE = re.compile(r"(?<![\d)])(?<![\d)]\s)\b(?:negative|minus)\s+(?=\d)", re.IGNORECASE)
+# a minus then spaces before a number, where nothing it could be subtracted from stands before it (the
+# start, `=`, `(`, `$`, `is`, `equals`: `- 5`, `x = - 5`, `is - 5`; `Answer - 5` is a label's), is its sign:
+# Math-Verify read `- 5` as 5 (forty-eighth hunt, cases 35, 47); `x - 5` and `3 - 5` stay differences
+SPACED_MINUS = re.compile(
+    r"(?P<before>(?:^|[=(\[{$:,]|\b(?:is|are|was|were|equals|be|of))\s*)-\s+(?=[\d.\\])"
+)
+# a number in bold or LaTeX text (`\mathbf{5}`, `\text{5}`): the number (read as no number on a plain row: 36)
+WRAPPED = re.compile(r"\\(?:mathbf|textbf|text|mathrm|boldsymbol|bm|mbox)\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}")
+
+
+def _sign(match: re.Match) -> str:
+    return f"{match['before']}-"
+
+
 TAG = re.compile(r"</?[A-Za-z][\w-]*>")
 FACTORIAL = re.compile(r"(?<![\w.!])(\d{1,2})!(?![=!\w])")
 PERCENT_WORDS = re.compile(r"(\d)\s*(?:percent|per\s+cent|pct)\b", re.IGNORECASE)

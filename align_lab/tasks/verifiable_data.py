@@ -42,7 +42,9 @@ class VerifiableData(HFData):
     answer_column: str = "answer"
     verifier: str = "auto"  # numeric where an answer is a plain number, Math-Verify elsewhere
     verifier_timeout_s: float | None = 60.0  # a call of your verifier function past it stops the run
-    answer_format: str = "marked"  # a response's answer: what it marks (boxed, last line) | last (anywhere)
+    answer_format: str | None = (
+        "marked"  # a response's answer: what it marks (boxed, last line) | last (anywhere)
+    )
     response_column: str | None = None  # worked solutions for SFT (task.sft); null: the answers
     n_pairs: int = 256  # prompts sampled for the preferences stage (DPO-family algorithms)
     pair_samples: int = 4  # responses per such prompt; a right one over a wrong one makes a pair

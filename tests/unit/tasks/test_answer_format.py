@@ -109,9 +109,12 @@ def test_the_checker_pickles_for_a_spawned_rank():
     assert check("\\boxed{6}", 6.0, "p") == 1.0
 
 
-def test_an_unknown_format_is_refused_in_one_line(tmp_path):
-    message = error(jsonl(tmp_path, ROWS), "task.answer_format=boxed")
-    assert "task.answer_format=boxed: must be marked or last" in message
+@pytest.mark.parametrize("value, shown", [("boxed", "boxed"), ("null", "None")])
+def test_an_unknown_format_is_refused_in_one_line(tmp_path, value, shown):
+    """Forty-eighth hunt, cases 40-41: the key was named twice (`task.task.answer_format`), and null met
+    OmegaConf's type line, which names no allowed value."""
+    message = error(jsonl(tmp_path, ROWS), f"task.answer_format={value}")
+    assert message.endswith(f"task.answer_format={shown}: must be marked or last"), message
 
 
 def test_the_format_is_in_the_tasks_fingerprint(tmp_path):
@@ -145,7 +148,36 @@ def test_the_format_is_in_the_tasks_fingerprint(tmp_path):
         ("exact", "Paris", "\\boxed{\\text{Paris}}", 1.0),  # case 13
         ("exact", "Answer: 5", "5", 1.0),
         ("auto", "5000", "5\\,000", 1.0),  # case 14: LaTeX's thin space groups threes
+        ("auto", "5", "x = - 5", 0.0),  # case 47: a spaced minus is the sign
+        ("auto", "-5", "The answer is - 5.", 1.0),
+        ("auto", "2", "5 - 3", 1.0),  # a difference stays one
+        ("auto", "5", "\\boxed{\\mathbf{5}}", 1.0),  # cases 36, 48: a number in bold or LaTeX text
+        ("auto", "5", "\\boxed{\\text{5}}", 1.0),
+        ("math_verify", "(2, 3)", "Answer: 2, 3", 0.0),  # case 12: two numbers are no interval
+        ("math_verify", "(2, 3)", "\\boxed{(2, 3)}", 1.0),
     ],
 )
 def test_forty_eighth_hunts_marked_answers_are_read_as_meant(name, answer, response, expected):
     assert marked(name, answer, response) == expected
+
+
+LABELLED = [
+    "Answer: {}",
+    "Final answer: {}",
+    "The answer is: {}",
+    "Answer:{}",
+    "**Answer:** {}",
+    "Answer - {}",
+]
+LABELLED += ["Answer = {}", "#### {}", "Answer -> {}", "Answer => {}", "Answer \u2192 {}", "Answer > {}"]
+LABELLED += ["Answer | {}", "Answer ~ {}", "Answer\uff1a{}", "Answer; {}"]
+
+
+def test_the_labels_the_last_reading_knows_mark_an_answer():
+    """The twenty-eighth and twenty-ninth hunts' label forms mark the answer after them under `marked` too,
+    and a spaced minus after `is` is the answer's sign (forty-eighth hunt, case 47)."""
+    gold = verifiers.reference("auto", "0.5", "row")
+    check = format_checker("auto", "marked")
+    assert [check(form.format("\\frac{1}{2}"), gold, "p") for form in LABELLED] == [1.0] * len(LABELLED)
+    assert check("The answer is - \\frac{1}{2}", gold, "p") == 0.0
+    assert check("Answer: -\\frac{1}{2}", gold, "p") == 0.0

@@ -1066,3 +1066,15 @@ def test_a_thin_space_groups_threes_in_an_answer():
     hunt, case 14): every right answer scored 0."""
     assert verifiers.reference("auto", "5\\,000", "row") == 5000.0
     assert score("auto", "5\\,000", "5000") == 1.0
+
+
+@pytest.mark.parametrize(
+    "answer, value",
+    [("- 5", -5.0), ("\u2212 5", -5.0), ("- 5.5", -5.5), ("\\mathbf{5}", 5.0), ("\\text{5}", 5.0)],
+)
+def test_a_spaced_minus_is_the_sign_and_a_bold_number_the_number(answer, value):
+    """Forty-eighth hunt, cases 35-36, 39, 48: `- 5` was admitted as +5 under auto and math_verify, and
+    `\\mathbf{5}` as math, so a response `5` (its value) was read another way than `\\mathbf{5}`."""
+    assert verifiers.reference("auto", answer, "row") == value
+    assert score("math_verify", answer, str(value)) == 1.0
+    assert score("math_verify", answer, str(-value)) == 0.0
