@@ -5,12 +5,13 @@ decimal comma."""
 
 from __future__ import annotations
 
+import math
 import re
 
 from align_lab.tasks.arith_word import NUMBER
 from align_lab.tasks.math_reading import EXPRESSION, faithful
 
-NOTATION = set("/^_{}()[]*+-\\!π×÷")  # math around a number: its value is not the number alone
+NOTATION = set("/^_{}()[]*+-\\!π×÷|")  # math around a number: its value is not the number alone
 THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])")  # 1,000 and 12,345,678: one number
 LISTED = re.compile(r"\d\s*,\s*[-+\u2212]?\d")  # any other comma between numbers: a list (reference)
 MIXED = re.compile(r"(?<![\d.])\d+\s+\d+\s*/\s*\d+")  # 1 1/2
@@ -28,7 +29,7 @@ BOUND_WORDS = (
     r"or|and|not|no|about|approx\w*|around|roughly|nearly|almost|over|under|more|less|fewer|least|most"
 )
 TEXT_BOUND = re.compile(
-    rf"\\(?:text|mathrm|textbf|mbox)\s*\{{[^{{}}]*?\b((?:{BOUND_WORDS}|{WORDS})s?)\b[^{{}}]*\}}",
+    rf"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{{[^{{}}]*?\b((?:{BOUND_WORDS}|{WORDS}|k)s?)\b[^{{}}]*\}}",
     re.IGNORECASE,
 )
 
@@ -67,6 +68,20 @@ MISREAD = [
     ),
     (re.compile(r"\d+\.\d+\.\d+"), "holds {0!r}, a number with two decimal points"),
     (EXPONENTS, "holds two exponents ({0!r})"),
+    # forty-ninth hunt: two signs (`- -5` read -5), an exponent cut off or Euler's e (`1e`, `0.5e`), two
+    # numbers a line break, an alignment or a set's operator apart (`5 \\ 6`, `5 \mid 6`: read 6)
+    (re.compile(r"(?<![\w)}\]])-\s+-\s*\d"), "holds two signs ({0!r}): write the one it means"),
+    (
+        re.compile(r"\d[eE]\s*$"),
+        "ends with {0!r}: an exponent cut off, or Euler's e? write e^{{1}} or 2 \\cdot e",
+    ),
+    (
+        re.compile(
+            r"(?s)^(?!.*\\begin).*?(\d\s*(?:\\\\|\\&|&|\\(?:mid|setminus|cup|cap|lor|land|wedge|vee))\s*-?\d)"
+        ),
+        "holds two numbers apart ({1!r})",  # a matrix's rows aside
+    ),
+    (re.compile(r"\^\s*\{?\s*(?:[-+]|\\pm)\s*\}?\s*$"), "ends with {0!r}, a one-sided value, not a value"),
     (
         re.compile(r"\^\s*(?:\{[^{}]*\}|[^\s{}^])\s*\^"),
         "stacks powers without braces ({0!r}): write 2^{{3^2}} or (2^3)^2",
@@ -83,8 +98,8 @@ def unread(answer: str, given: str, place: str, name: str) -> None:
 
     signs = ("Sm", "So")  # and per mille's, per ten thousand's (2‰ read 2: forty-second hunt, case 4)
     left = [
-        c for c in answer if not c.isascii() and (unicodedata.category(c) in signs or c in "‰‱′″‴")
-    ]  # 5′ (feet, minutes) read 5
+        c for c in answer if not c.isascii() and (unicodedata.category(c) in signs or c in "‰‱′″‴٫٬–")
+    ]  # 5′ (feet, minutes) read 5; Arabic separators (٫5 read 5), a dash between numbers (3–5: a range?)
     why = "is a mixed number" if MIXED.search(answer) else None
     why = why or (f"holds {left[0]!r}, a sign the verifiers do not read" if left else None)
     if why is None and any(_underflows(n) for n in NUMBER.findall(answer)):
@@ -98,6 +113,9 @@ def unread(answer: str, given: str, place: str, name: str) -> None:
     foreign = re.search(r"[^\W\d_A-Za-z\u0370-\u03ff]+", answer) if name == "math_verify" else None
     if why is None and foreign:  # 5 млн read 5
         why = f"holds {foreign[0]!r}, letters Math-Verify does not read (it reads the number alone)"
+    unknown = [c for c in re.findall(r"\\([A-Za-z]+)", answer) if c not in LATEX_READ]
+    if why is None and unknown:
+        why = f"holds \\{unknown[0]}, a LaTeX command the verifiers do not read (they read what is beside it)"
     if why is None and (bare := BARE_FUNCTION.search(answer)):  # 3 ln 2: 3*l*n*2 (47th hunt, case 32)
         why = (
             f"writes {bare[1]!r} without its backslash, which Math-Verify reads as letters: write \\{bare[1]}"
@@ -141,6 +159,21 @@ def _underflows(number: str) -> bool:
         return False
 
 
+# the LaTeX commands the readers of math read (Math-Verify's parser, latex2sympy2_extended: its grammar's
+# commands, Greek letters, delimiters and spacing): another command beside a number was dropped, the
+# number read alone (`\\lesssim 5`, `\\nleq 5`, `\\neg 5`, `x \\to 5` as 5: forty-ninth hunt, 13-23)
+LATEX_READ = set(
+    """frac dfrac tfrac cfrac sqrt pi infty le ge leq geq lt gt neq ne in notin cup cap setminus emptyset
+    varnothing subset subseteq supset supseteq mid pm mp left right big Big bigl bigr Bigl Bigr bigg Bigg
+    text textbf textrm mathrm mathbf mathit mbox boldsymbol bm displaystyle textstyle begin end pmatrix
+    bmatrix matrix vmatrix array vec hat bar prime angle circ degree binom dbinom tbinom choose cdot times
+    div ln log exp lg sin cos tan cot sec csc sinh cosh tanh arcsin arccos arctan arccot arcsec arccsc
+    arcsinh arccosh arctanh det gcd lcm max min mod ceil floor lceil rceil lfloor rfloor langle rangle
+    lbrace rbrace lbrack rbrack lvert rvert vert mathbb quad qquad operatorname phantom boxed fbox approx
+    sim alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi
+    omicron rho varrho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma
+    Upsilon Phi Psi Omega overline""".split()
+)
 BARE_FUNCTION = re.compile(
     r"(?<![\\A-Za-z])(ln|log|exp|sin|cos|tan|sqrt|gcd|lcm|det|arc(?:sin|cos|tan))(?![A-Za-z])"
 )
@@ -200,5 +233,6 @@ def listed(answer: str, given: str, place: str, name: str) -> None:
 
 
 def past_a_float(number: float) -> bool:
-    """An integer a float holds no longer exactly (past 2^53): its neighbours read as it."""
-    return number.is_integer() and abs(number) >= 2**53
+    """An integer a float holds no longer exactly (past 2^53): its neighbours read as it; or past a
+    float's range (10^400 written out read inf, right against any number as large: 49th hunt, 28, 32)."""
+    return not math.isfinite(number) or (number.is_integer() and abs(number) >= 2**53)

@@ -246,6 +246,8 @@ def text(row: dict, column: str, place: str) -> str:
         raise ValueError(f"{place}: column {column!r} is {type(value).__name__}, must be text")
     if not value.strip():
         raise ValueError(f"{place}: column {column!r} is empty")
+    if not "".join(c for c in value if c.isprintable() and not c.isspace()).strip("\u200b\u200c\u200d\ufeff"):
+        raise ValueError(f"{place}: column {column!r} holds invisible characters only")  # NUL, U+200B (49th)
     return value
 
 

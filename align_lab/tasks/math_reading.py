@@ -67,6 +67,8 @@ def typeset(text: str) -> str:
     in Markdown's emphasis or alone in parentheses the number (`**+5**`, `*5*`, `(+5)`: 0 under math_verify,
     forty-second hunt, case 6), digits grouped by underscores one number (`1_000` was 1: case 3)."""
     text = text.replace("\u2212", "-").replace("\uff05", "%").replace("\uff01", "!")  # full-width (44th, 3)
+    text = DASH_SIGN.sub("-", text).replace("\\nicefrac", "\\frac").replace("\\sfrac", "\\frac")  # (49th)
+    text = text if "\\left" in text else BARS.sub(r"\\left|\1\\right|", text)  # |-5|: 5 (read -5: 49th, 67)
     text = NEGATIVE.sub("-", text).replace("-$", "$-")  # negative 3, minus 5, -$1,234 (47th hunt, 10, 45)
     text = SPACED_MINUS.sub(_sign, WRAPPED.sub(r"\1", text))  # - 5 was 5, \mathbf{5} no number (48th, 35-36)
     text = text.replace("\\%", "%")  # LaTeX's percent sign (case 65)
@@ -80,7 +82,11 @@ def typeset(text: str) -> str:
     return PARENTHESISED.sub(r"\1", LEADING_DOT.sub(r"0.\1", BARE_POWER.sub(r"^{\1}", text)))
 
 
-THIN_SPACE = re.compile(r"(?<=\d)\\[,;:! ](?=\d{3}(?!\d))")
+THIN_SPACE = re.compile(r"(?<=\d)\\[,;:! ](?=\d{3}(?!\d))|(?<=-)\s*\\[,;:! ]\s*(?=\d)")  # 5\,000, -\,3
+# a dash of typesetting in a sign's place (en dash, hyphens, figure dash, small and full-width minus) before a
+# number: its minus (forty-ninth hunt, cases 97-100: `–3` read 3); between numbers (`3–5`) left: a range
+DASH_SIGN = re.compile("(?<![\\w)\\]}])[\u2013\u2012\u2010\u2011\ufe63\uff0d](?=\\s*[\\d.])")
+BARS = re.compile(r"(?<![\\|])\|([^|]+)\|")  # |x|, not \| or ||
 REPEATING = re.compile(r"(?<![\d.])(\d+)\.(\d*)\\overline\s*\{(\d+)\}")  # 0.1\overline{6}: 1/6
 
 
@@ -130,7 +136,7 @@ def _sign(match: re.Match) -> str:
 TAG = re.compile(r"</?[A-Za-z][\w-]*>")
 FACTORIAL = re.compile(r"(?<![\w.!])(\d{1,2})!(?![=!\w])")
 PERCENT_WORDS = re.compile(r"(\d)\s*(?:percent|per\s+cent|pct)\b", re.IGNORECASE)
-PARENTHESISED = re.compile(r"(?<![\w)\]}^_\\])\(\s*(-?\d+(?:\.\d+)?)\s*\)")
+PARENTHESISED = re.compile(r"(?<![\w)\]}^_\\-])\(\s*(-?\d+(?:\.\d+)?)\s*\)")  # not -(-5): 5
 BARE_POWER = re.compile(r"\^\s*(-?\d+(?:\.\d+)?)")  # 2^-1, 2^10: the exponent whole, as meant
 FRACTIONS = {"\u00bd": (1, 2), "\u2153": (1, 3), "\u2154": (2, 3), "\u00bc": (1, 4), "\u00be": (3, 4)}
 FRACTIONS |= {"\u2155": (1, 5), "\u2159": (1, 6), "\u215b": (1, 8)}
@@ -156,9 +162,10 @@ def math_reference(answer: str):
         if whole:
             return whole
     parsed = math_parse(answer)
-    if not delimited and parsed and not faithful(parsed, answer):  # 2xy read 2: as math, 2*x*y
+    mathlike = not parsed and re.search(r"[-+*/^()]", answer)  # -(-5): none undelimited; `seven` stays none
+    if not delimited and (mathlike or parsed and not faithful(parsed, answer)):  # 2xy read 2: as math
         whole = math_parse(f"${answer.strip()}$")
-        return whole if whole and faithful(whole, answer) else parsed
+        return whole if whole and faithful(whole, answer) else parsed or whole
     return parsed
 
 

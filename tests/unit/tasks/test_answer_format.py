@@ -181,3 +181,44 @@ def test_the_labels_the_last_reading_knows_mark_an_answer():
     assert [check(form.format("\\frac{1}{2}"), gold, "p") for form in LABELLED] == [1.0] * len(LABELLED)
     assert check("The answer is - \\frac{1}{2}", gold, "p") == 0.0
     assert check("Answer: -\\frac{1}{2}", gold, "p") == 0.0
+
+
+@pytest.mark.parametrize(
+    "name, answer, response, expected",
+    [  # forty-ninth hunt (2026-12-03), on the marked reading and the answers' readers
+        (
+            "auto",
+            "10",
+            "#### Step 1: Add\n2+3 = 5\n#### Step 2: Double\n5*2 = 10\n\n**Answer: 10**",
+            1.0,
+        ),  # 1
+        ("auto", "5", "2+3=5\n#### Final Answer: 5", 1.0),  # case 2
+        ("auto", "5", "#### Final Answer\n5", 1.0),
+        ("auto", "5", "Final Answer: The final answer is $5$. I hope it is correct.", 1.0),  # 3: Minerva's
+        ("auto", "5", "<think>Maybe \\boxed{4}? No, recount: 5.</think>\n<answer>5</answer>", 1.0),  # 4
+        ("auto", "5", "\\boxed{\\lesssim 5}", 0.0),  # 13-23: a command the readers do not read
+        ("auto", "5", "\\boxed{\\nleq 5}", 0.0),
+        ("math_verify", "5", "\\boxed{x \\to 5}", 0.0),
+        ("auto", "5", "\\boxed{5^{+}}", 0.0),
+        ("auto", "5", "\\boxed{\\neg 5}", 0.0),
+        ("auto", "5", "\\boxed{\\operatorname{not} 5}", 0.0),  # 24
+        ("auto", "5", "\\boxed{5\\text{K}}", 0.0),
+        ("auto", "42", "The correct answer is 42.", 1.0),  # 35
+        ("auto", "42", "Answer (in dollars): 42", 1.0),
+        ("auto", "0.5", "Answer: 0.5%", 0.0),  # 38: 0.005
+        ("auto", "5", "\\boxed{|-5|}", 1.0),  # 84, 87: an absolute value
+        ("auto", "-5", "\\boxed{|-5|}", 0.0),
+        ("auto", "5", "\\boxed{-(-5)}", 1.0),  # 90
+        ("auto", "-5", "\\boxed{- -5}", 0.0),  # 91
+        ("auto", "6", "\\boxed{5 \\mid 6}", 0.0),  # 95: two numbers
+        ("auto", "6", "\\boxed{5 \\\\ 6}", 0.0),
+        ("auto", "-3", "\\boxed{-\\,3}", 1.0),  # 97-98: a thin space, dashes as the minus
+        ("auto", "3", "\\boxed{\u20133}", 0.0),
+        ("auto", "-3", "Answer: \uff0d3", 1.0),
+        ("auto", "0.5", "\\boxed{\\nicefrac{1}{2}}", 1.0),  # 92
+        ("auto", "(2, 3)", "\\boxed{\\left(2, 3\\right)}", 1.0),  # 104-107
+        ("math_verify", "\\left( 3, \\frac{\\pi}{2} \\right)", "\\left( 3, \\frac{\\pi}{2} \\right)", 1.0),
+    ],
+)
+def test_forty_ninth_hunts_marked_answers_are_read_as_meant(name, answer, response, expected):
+    assert marked(name, answer, response) == expected

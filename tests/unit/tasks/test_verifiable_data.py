@@ -193,15 +193,16 @@ def test_an_answer_the_verifier_cannot_read_names_the_line(tmp_path):
     built(path, "task.verifier=exact")  # the same answer is fine for exact match
 
 
-def test_an_answer_past_floats_range_is_refused_naming_the_line(tmp_path):
+def test_an_answer_past_floats_range_is_read_exactly_and_numeric_refuses_it(tmp_path):
     """Fortieth hunt, case 4: `1e400` (as text; a JSON number 1e400 was refused) was admitted as inf under
-    auto (numeric refuses it as no plain number), a row no response can get right."""
-    for answer in ("1e400", "-1e400"):
-        path = jsonl(tmp_path, [*ROWS[:2], {"q": "How many?", "a": answer}, *ROWS[2:]])
-        assert error(path) == (
-            f"task.path={path} line 3: answer '{answer}' is {float(answer)} as a number: no response can "
-            "match it"
+    auto, a row no response can get right (then refused as inf; read exactly since the forty-ninth hunt)."""
+    for answer in ("1e400", "-1e400"):  # since 2026-12-03 read exactly, as an integer past 2^53 is (49th, 28)
+        assert (score("auto", answer, answer), score("auto", answer, answer.replace("1e", "2e"))) == (
+            1.0,
+            0.0,
         )
+        path = jsonl(tmp_path, [*ROWS[:2], {"q": "How many?", "a": answer}, *ROWS[2:]])
+        assert "is an integer past 2^53" in error(path, "task.verifier=numeric")
 
 
 def test_skip_invalid_drops_rows_whose_answer_cannot_be_read(tmp_path, caplog):
@@ -812,6 +813,15 @@ def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_
         ("math_verify", "1.23.456", "holds '1.23.456', a number with two decimal points"),
         ("math_verify", "3e2e1", "holds two exponents ('3e2e')"),
         ("auto", "2^3^2", "stacks powers without braces"),
+        # forty-ninth hunt: each admitted as another value (13-23: a command dropped, its number read)
+        ("auto", "\\leqslant 5", "holds \\leqslant, a LaTeX command the verifiers do not read"),
+        ("math_verify", "\\gg 5", "holds \\gg, a LaTeX command the verifiers do not read"),
+        ("auto", "x \\to 5", "holds \\to, a LaTeX command the verifiers do not read"),
+        ("auto", "5^{+}", "ends with '^{+}', a one-sided value, not a value"),
+        ("auto", "- -5", "holds two signs ('- -5'): write the one it means"),  # 61, 85: read -5
+        ("auto", "0.5e", "ends with '5e': an exponent cut off, or Euler's e?"),  # 72-73
+        ("auto", "\u066b5", "holds '\u066b', a sign the verifiers do not read"),  # 77: read 5
+        ("auto", "5 \\mid 6", "holds two numbers apart"),  # 95
     ],
 )
 def test_an_answer_the_checker_would_misread_is_refused_naming_why(name, answer, why):
@@ -1078,3 +1088,21 @@ def test_a_spaced_minus_is_the_sign_and_a_bold_number_the_number(answer, value):
     assert verifiers.reference("auto", answer, "row") == value
     assert score("math_verify", answer, str(value)) == 1.0
     assert score("math_verify", answer, str(-value)) == 0.0
+
+
+@pytest.mark.parametrize(
+    "answer, value",
+    [("|-5|", 5.0), ("\u20133", -3.0), ("\uff0d3", -3.0), ("-(-5)", 5.0)],  # 49th hunt, 67, 81, 89, 99-100
+)
+def test_bars_and_typeset_dashes_are_read_as_meant_in_an_answer(answer, value):
+    """`|-5|` was read as -5 (numeric too), `–3` and `－3` as +3: a right response scored 0."""
+    assert score("auto", answer, str(value)) == 1.0
+    assert score("auto", answer, str(-value)) == 0.0
+    with pytest.raises(ValueError):
+        verifiers.reference("numeric", "|-5|", "row")
+
+
+def test_an_answer_of_invisible_characters_is_empty(tmp_path):
+    """Forty-ninth hunt, cases 31, 34: a NUL or a zero-width space alone was admitted under exact."""
+    path = jsonl(tmp_path, [*ROWS[:2], {"q": "How many?", "a": "\u200b"}, *ROWS[2:]])
+    assert error(path, "task.verifier=exact").endswith("line 3: column 'a' holds invisible characters only")
