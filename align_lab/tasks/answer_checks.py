@@ -169,8 +169,8 @@ LATEX_READ = set(
     bmatrix matrix vmatrix array vec hat bar prime angle circ degree binom dbinom tbinom choose cdot times
     div ln log exp lg sin cos tan cot sec csc sinh cosh tanh arcsin arccos arctan arccot arcsec arccsc
     arcsinh arccosh arctanh det gcd lcm max min mod ceil floor lceil rceil lfloor rfloor langle rangle
-    lbrace rbrace lbrack rbrack lvert rvert vert mathbb quad qquad operatorname phantom boxed fbox approx
-    sim alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi
+    lbrace rbrace lbrack rbrack lvert rvert vert mathbb quad qquad operatorname phantom boxed fbox
+    alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi
     omicron rho varrho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma
     Upsilon Phi Psi Omega overline""".split()
 )

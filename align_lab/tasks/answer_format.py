@@ -30,7 +30,7 @@ FORMATS = ("marked", "last")
 # a label before the answer on its line: `Answer: 5`, `**Final answer:** 5`, `The answer is 5.`,
 # `So the final answer is: 5`, `Therefore, the answer is 5`
 LABEL = re.compile(
-    r"^[\s*_#>]*(?:(?:so|thus|hence|therefore)\b[\s,]*)?(?:(?:the|my|our)\s+)?(?:final\s+|correct\s+)?answer\b(?:\s*\([^()]*\))?"
+    r"^[\s*_#>]*(?:[-+\u2022]\s+|\d+[.)]\s+)?[\s*_]*(?:(?:so|thus|hence|therefore)\b[\s,]*)?(?:(?:the|my|our)\s+)?(?:final\s+|correct\s+)?answer\b(?:\s*\([^()]*\))?"
     r"(?:\s+is\b[\s*_]*[:=\uff1a]?|[\s*_]*(?:[-=]>|[:;=\uff1a|~\u2192>]|-(?=\s)))?[\s*_]*",  # Answer -> 5
     re.IGNORECASE,
 )
@@ -41,6 +41,8 @@ MARK = "\x00####"  # GSM8K's mark, kept on its line (a Markdown heading `#### St
 GSM8K = re.compile(r"^####(?=\s*(?:$|[-+$\\(\[{.\d]|(?:final\s+)?answer\b))", re.IGNORECASE)
 MINERVA_END = re.compile(r"\.?\s*I hope it is correct\.?\s*$", re.IGNORECASE)
 TEXT = re.compile(r"^\s*\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}\s*$")  # \text{Paris}
+SPACING = re.compile(r"^(?:\\[,;:! ]|\\q?quad\b|\s)+|(?:\\[,;:! ]|\\q?quad\b|\s)+$")  # LaTeX's spaces
+SIGNS_AFTER = re.compile(r"[\s\u2600-\u27bf\U0001f300-\U0001faff\ufe0f]+$")  # a check mark, an emoji
 DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "**"), ("`", "`"), ("{", "}"))
 
 
@@ -94,8 +96,10 @@ def _last_boxed(response: str) -> str | None:
 
 def _bare(text: str) -> str:
     """The answer less its sentence's full stop and its delimiters (`$5$.`, `**5**`, `\\(5\\)`)."""
-    text = text.strip()
     for _ in range(3):
+        text = SPACING.sub(
+            "", SIGNS_AFTER.sub("", SPACING.sub("", text))
+        )  # `18 ✅`, `\boxed{\,18\,}` (50th hunt, 8-9)
         text = text.removesuffix(".").strip().strip("*_").strip()  # `**5`, left by a label's `**Answer: 5**`
         for left, right in DELIMITERS:
             inner = text[len(left) : -len(right)]

@@ -70,7 +70,9 @@ def typeset(text: str) -> str:
     text = DASH_SIGN.sub("-", text).replace("\\nicefrac", "\\frac").replace("\\sfrac", "\\frac")  # (49th)
     text = text if "\\left" in text else BARS.sub(r"\\left|\1\\right|", text)  # |-5|: 5 (read -5: 49th, 67)
     text = NEGATIVE.sub("-", text).replace("-$", "$-")  # negative 3, minus 5, -$1,234 (47th hunt, 10, 45)
-    text = SPACED_MINUS.sub(_sign, WRAPPED.sub(r"\1", text))  # - 5 was 5, \mathbf{5} no number (48th, 35-36)
+    text = SPACED_MINUS.sub(
+        _sign, WRAPPED.sub(r"\1", BOLD.sub(r"\1", text))
+    )  # - 5 was 5, \mathbf{5} no number (48th, 35-36)
     text = text.replace("\\%", "%")  # LaTeX's percent sign (case 65)
     text = THIN_SPACE.sub("", text)  # 5\,000: LaTeX's thin space groups threes (48th hunt, case 14: read 0)
     text = REPEATING.sub(_fraction, text)  # 0.\overline{3}: Math-Verify read 0 (47th hunt, case 11)
@@ -86,6 +88,7 @@ THIN_SPACE = re.compile(r"(?<=\d)\\[,;:! ](?=\d{3}(?!\d))|(?<=-)\s*\\[,;:! ]\s*(
 # a dash of typesetting in a sign's place (en dash, hyphens, figure dash, small and full-width minus) before a
 # number: its minus (forty-ninth hunt, cases 97-100: `–3` read 3); between numbers (`3–5`) left: a range
 DASH_SIGN = re.compile("(?<![\\w)\\]}])[\u2013\u2012\u2010\u2011\ufe63\uff0d](?=\\s*[\\d.])")
+BOLD = re.compile(r"\\(?:mathbf|boldsymbol|bm)\s*\{((?:[^{}]|\{[^{}]*\})*)\}")  # \mathbf{\frac{1}{2}} (50th)
 BARS = re.compile(r"(?<![\\|])\|([^|]+)\|")  # |x|, not \| or ||
 REPEATING = re.compile(r"(?<![\d.])(\d+)\.(\d*)\\overline\s*\{(\d+)\}")  # 0.1\overline{6}: 1/6
 
@@ -173,6 +176,9 @@ def written(answer: str) -> str:
     """A reference answer as the number and math readers read it: GSM8K's column's text after `####`,
     scientific notation written out, typeset, a number grouped in threes by points one number."""
     answer = typeset(decimal_notation(answer.rpartition("####")[2]))
+    lhs, equals, rhs = answer.rpartition("=")  # \binom{5}{2} = 10: its value (50th hunt, case 5: no response)
+    if equals and rhs.strip() and not re.search(r"[A-Za-z<>!=]", re.sub(r"\\[A-Za-z]+", "", lhs)):
+        answer = rhs
     return ungrouped(answer.strip()) if re.fullmatch(r"\s*\d{1,3}(?:\.\d{3}){2,}\s*", answer) else answer
 
 

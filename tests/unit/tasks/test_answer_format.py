@@ -222,3 +222,22 @@ def test_the_labels_the_last_reading_knows_mark_an_answer():
 )
 def test_forty_ninth_hunts_marked_answers_are_read_as_meant(name, answer, response, expected):
     assert marked(name, answer, response) == expected
+
+
+@pytest.mark.parametrize(
+    "name, answer, response, expected",
+    [  # fiftieth hunt (2026-12-03)
+        ("auto", "18", "Answer: x \\approx 18", 0.0),  # case 3: an approximation
+        ("auto", "18", "\\boxed{x \\sim 18}", 0.0),
+        ("auto", "\\binom{5}{2} = 10", "\\boxed{10}", 1.0),  # case 5: an equation's value
+        ("math_verify", "\\frac{1}{2} = 0.5", "\\boxed{0.5}", 1.0),
+        ("auto", "0.5", "\\boxed{\\mathbf{\\frac{1}{2}}}", 1.0),  # case 6
+        ("auto", "18", "- Answer: 18", 1.0),  # case 7: a list's marker before the label
+        ("auto", "18", "1. Answer: 18", 1.0),
+        ("auto", "18", "Answer: 18 \u2705", 1.0),  # case 8: a check mark after it
+        ("numeric", "18", "\\boxed{\\,18\\,}", 1.0),  # case 9: LaTeX's spaces
+        ("numeric", "18", "\\boxed{18\\ }", 1.0),
+    ],
+)
+def test_fiftieth_hunts_marked_answers_are_read_as_meant(name, answer, response, expected):
+    assert marked(name, answer, response) == expected

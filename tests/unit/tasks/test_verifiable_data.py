@@ -822,6 +822,11 @@ def test_a_list_or_a_decimal_comma_as_a_plain_answer_is_refused_naming_the_list_
         ("auto", "0.5e", "ends with '5e': an exponent cut off, or Euler's e?"),  # 72-73
         ("auto", "\u066b5", "holds '\u066b', a sign the verifiers do not read"),  # 77: read 5
         ("auto", "5 \\mid 6", "holds two numbers apart"),  # 95
+        (
+            "auto",
+            "\\sqrt{2} \\approx 1.414",
+            "holds \\approx, a LaTeX command the verifiers do not read",
+        ),  # 50th
     ],
 )
 def test_an_answer_the_checker_would_misread_is_refused_naming_why(name, answer, why):
