@@ -104,6 +104,8 @@ def unread(answer: str, given: str, place: str, name: str) -> None:
     why = why or (f"holds {left[0]!r}, a sign the verifiers do not read" if left else None)
     if why is None and any(_underflows(n) for n in NUMBER.findall(answer)):
         why = "is a number too small for a float (it reads as 0)"
+    if why is None and (huge := unbounded_power(answer)):  # 10^{10^{10}} never returned (50th hunt, 12)
+        why = f"holds {huge!r}, a power too large to evaluate"
     for pattern, says in MISREAD:  # the answer as read; two exponents as written (3e2e1 is 300e1 once read)
         if why is None and (found := pattern.search(given if pattern is EXPONENTS else answer)):
             why = says.format(found[0].strip(), found[found.lastindex or 0])
@@ -149,6 +151,23 @@ def worded(answer: str, given: str, place: str, name: str) -> None:
             "alone); write the answer as a number or math alone, or set task.verifier=math_verify (math in "
             "words: 2xy) or exact (text answers)"
         )
+
+
+TOWER = re.compile(r"\^\s*\{\s*(\d+)\s*\^\s*\{?\s*(\d+)\s*\}?\s*\}")  # 10^{10^{10}}: its exponent b^c
+
+
+def unbounded_power(answer: str) -> str | None:
+    """A power whose exponent passes 10,000 (`9^{99999}`, `2^{2^{40}}`), or a tower whose exponent is
+    no plain b^c (`10^{x^{2}}` aside, as math in a variable): evaluating it did not end."""
+    for m in TOWER.finditer(answer):
+        base, power = int(m[1]), int(m[2])
+        if power > 64 or base > 1 and base**power > 10_000:
+            return m[0]
+    nested = re.search(r"\^\s*\{[^{}]*\^\s*\{?[^{}]*\d[^{}]*\}?[^{}]*\}", answer)
+    if nested and not TOWER.search(nested[0]) and not re.search(r"[A-Za-z]", nested[0]):
+        return nested[0]
+    big = re.search(r"\^\s*\{?\s*(\d{5,})", answer)
+    return big[0] if big and int(big[1]) > 10_000 else None
 
 
 def _underflows(number: str) -> bool:

@@ -21,7 +21,7 @@ import functools
 import re
 from collections.abc import Callable
 
-from align_lab.tasks.answer_checks import WORD
+from align_lab.tasks.answer_checks import WORD, unbounded_power
 from align_lab.tasks.math_reading import math_reference, timeout, typeset, ungrouped, value_of
 from align_lab.tasks.verifiers import BUILT_IN, checker, normalised, reference, same_number
 
@@ -173,4 +173,12 @@ def format_checker(name: str, answer_format: str, timeout_s: float | None = None
     check_format(answer_format)
     if answer_format == "marked" and name in BUILT_IN:
         return functools.partial(marked_score, name)
+    if name in BUILT_IN:  # last: a power tower anywhere is never evaluated (it did not end: 50th hunt, 12)
+        return functools.partial(last_score, name)
     return checker(name, timeout_s)
+
+
+def last_score(name: str, response: str, gold, prompt: str) -> float:
+    """task.answer_format=last's score: the built-in checker's, 0 for a response holding a power too
+    large to evaluate."""
+    return 0.0 if unbounded_power(response) else checker(name)(response, gold, prompt)

@@ -241,3 +241,17 @@ def test_forty_ninth_hunts_marked_answers_are_read_as_meant(name, answer, respon
 )
 def test_fiftieth_hunts_marked_answers_are_read_as_meant(name, answer, response, expected):
     assert marked(name, answer, response) == expected
+
+
+@pytest.mark.parametrize(
+    "response", ["\\boxed{10^{10^{10}}}", "\\boxed{9^{9^{9}}}", "Answer: 2^{2^{40}}", "9^{99999}"]
+)
+@pytest.mark.parametrize("answer_format", ["marked", "last"])
+def test_a_power_too_large_to_evaluate_scores_0_at_once(response, answer_format):
+    """Fiftieth hunt, case 12: `\\boxed{10^{10^{10}}}` never returned (killed at 250 s): a training run
+    would have stalled in its scoring with no line. A tower whose value is small still reads (2^{3^2})."""
+    gold = verifiers.reference("auto", "512", "row")
+    assert format_checker("auto", answer_format)(response, gold, "p") == 0.0
+    assert format_checker("auto", answer_format)("\\boxed{2^{3^{2}}}", gold, "p") == 1.0
+    with pytest.raises(ValueError, match="a power too large to evaluate"):
+        verifiers.reference("auto", response.removeprefix("Answer: "), "row")
