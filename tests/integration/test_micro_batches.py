@@ -67,9 +67,14 @@ def test_stages_accumulate_to_the_same_model(tmp_path):
         )
         models.append((stages.load_policy(), stages.load_reward_model(spec.reward), stages.rm_metrics))
     (p1, r1, m1), (p2, r2, m2) = models
-    # Adam over many steps turns float rounding into ~1e-5 differences in a few weights
-    for a, b in zip([*p1.parameters(), *r1.parameters()], [*p2.parameters(), *r2.parameters()], strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=5e-5)
+    # Adam over many steps turns float rounding into differences in a few weights: up to 8e-5 in one
+    # element (4e-5 of its tensor's norm) on a Zen 4 EPYC, so each tensor is compared by its norm. A
+    # micro-batch weighted by 1/its rows instead of 1/the batch's moved whole tensors by 0.15 of theirs.
+    pairs = zip(
+        [*p1.named_parameters(), *r1.named_parameters()], [*p2.parameters(), *r2.parameters()], strict=True
+    )
+    for (name, a), b in pairs:
+        assert (a - b).norm() <= 1e-3 * a.norm(), (name, ((a - b).norm() / a.norm()).item())
     assert m2["rm/heldout_accuracy"] == pytest.approx(
         m1["rm/heldout_accuracy"], abs=1.01 / m1["rm/heldout_pairs"]
     )
