@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import Iterator
@@ -226,10 +227,8 @@ def library_folders() -> list[str]:
     return _STATE["library"]
 
 
-# importing a module of the user's (a reward's, a verifier's): a sys.exit at import (a guard, or argparse
-# reading align_lab's command line) ended the command with its code and no line, or with argparse's "usage:
-# __main__.py ... unrecognized arguments: reward=function ..."; an import that never finished was waited for
-# with no line (twenty-eighth hunt, cases 24-26): bounded as the module's calls are, said in one line
+# importing a module of the user's: a sys.exit at import (a guard, argparse reading align_lab's command line)
+# ended the command with no line, one that never finished was waited for (28th hunt, cases 24-26): one line
 
 
 class ImportSaid(ValueError):
@@ -244,9 +243,11 @@ def imported(module: str, where: str, key: str | None = None, timeout_s: float |
     raises is the caller's to say."""
     hidden = hidden_by_pythons_own(module)
     if hidden:
+        before = "align_lab or a library may import later: yours would stand in for it there"
+        before = "Python had imported before it looked in your folder" if module in sys.modules else before
         raise ImportSaid(
-            f"{where}: {hidden} is named as Python's own module {module}, which Python had imported before "
-            "it looked in your folder; rename it, and the key that names it"
+            f"{where}: {hidden} is named as Python's own module {module}, which {before}; rename it, and the "
+            "key that names it"
         )
     real_exit, pid = os._exit, os.getpid()
 
@@ -290,15 +291,14 @@ class ExitAtImport(BaseException):
 
 def hidden_by_pythons_own(module: str) -> str | None:
     """The user's file `<module>.py` (or package) in the folder `python -m` runs from, where `module` is one
-    of Python's own that the interpreter had imported before: the import returns Python's, never the
-    user's; None otherwise."""
-    import sys
-
+    of Python's own: imported before, the import returns Python's; not yet, the user's stands in for it
+    wherever it is imported later (51st hunt, case 36: a reward module statistics trained, then the run's
+    end failed); None otherwise."""
     found = sys.modules.get(module)
-    if module not in sys.stdlib_module_names or found is None:
+    if module not in sys.stdlib_module_names:
         return None
     first = sys.path[0] if sys.path and sys.path[0] else os.getcwd()
-    theirs = os.path.realpath(getattr(found, "__file__", None) or "<built-in>")
+    theirs = os.path.realpath(getattr(found, "__file__", None) or "<built-in>") if found else None
     for candidate in (os.path.join(first, f"{module}.py"), os.path.join(first, module, "__init__.py")):
         if os.path.isfile(candidate) and theirs != os.path.realpath(candidate):
             return candidate

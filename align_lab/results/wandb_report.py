@@ -6,6 +6,7 @@ the compare folder and the command that creates them.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -181,9 +182,13 @@ def online_command(args) -> str:
     options |= {"--baseline": args.baseline, "--out": args.out and Path(args.out)}  # paths: absolute
     parts = [*map(Path, args.folders), *(x for k, v in options.items() if v for x in (k, v))]
     parts += [x for claim in args.claim for x in ("--claim", claim)]
-    from align_lab.rerun import shell_command  # from any folder, the venv active or not
+    from align_lab.rerun import absolute_paths, shell_command  # from any folder, the venv active or not
 
-    return shell_command("align_lab.compare", *parts, "--wandb")
+    # with this process's PYTHONPATH: without it, the venv's installed align_lab ran, not the checkout's
+    # this compare ran from (fifty-first hunt, case 30)
+    pythonpath = os.environ.get("PYTHONPATH")
+    env = {"PYTHONPATH": absolute_paths(pythonpath)} if pythonpath else None
+    return shell_command("align_lab.compare", *parts, "--wandb", env=env)
 
 
 def write_dashboard_json(

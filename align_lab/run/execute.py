@@ -38,7 +38,7 @@ from align_lab.run.summary import (
 )
 from align_lab.tracking import MultiTracker
 from align_lab.tracking.jsonl import trained
-from align_lab.tracking.progress import below_sft_line, progress_factory, unmoved_line
+from align_lab.tracking.progress import below_sft_line, progress_factory, reversed_weights, unmoved_line
 from align_lab.tracking.samples import SAMPLES_FILE, read_samples
 from align_lab.train.backend import Diverged, forget_process_group
 from align_lab.train.checkpoint_io import checkpoint_step
@@ -150,7 +150,8 @@ def said_completed(summary: dict, run_dir: Path, spec: RunSpec) -> dict:
     cold = spec.rollout.temperature < COLD
     clamped = max(getattr(getattr(spec.algo, "reward_clipping", None), "said", None) or [0.0])
     unmoved = unmoved_line(samples, *trained(run_dir), cold=cold, clamped=clamped)
-    for warning in (below_sft_line(samples), unmoved):  # never a silent collapse (issue 73)
+    below = below_sft_line(samples, reversed_weights(spec.reward))
+    for warning in (below, unmoved):  # never a silent collapse (issue 73)
         if warning is not None:
             log.warning(warning)
     return summary

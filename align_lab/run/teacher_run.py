@@ -97,7 +97,10 @@ def finished_teacher(path: str) -> Path:
         if status:  # a sweep's run: its sweep's command (twenty-first hunt, case 23: no command said)
             from align_lab.rerun import resume_command
 
-            finish = f"({resume_command(folder)})"
+            # a run your code stopped says to resume it with the inputs you fixed: its finish does too
+            # (fifty-first hunt, case 42: the command given was refused for the fixed reward)
+            fixed = " resume_changed_inputs=true" in str(summary.get("error", ""))
+            finish = f"({resume_command(folder)}{' resume_changed_inputs=true' if fixed else ''})"
         raise ConfigError(
             f"{KEY}={path}: that run has not completed ({found}); a teacher is a finished run: finish it "
             f"{finish}, or choose a completed run"
@@ -164,6 +167,41 @@ def check_saved_step(path: str, ckpt: Path, named: int) -> None:
         )
 
 
+def check_same_run(path: str, file: Path, config: dict) -> None:
+    """The run identity inside the final checkpoint is the run its folder records (`config`, its resolved
+    config: seed and digest, in any form older code digested it; fifty-first hunt, case 24: another run's
+    checkpoint of the same step taught as the teacher, in silence)."""
+    import torch
+
+    from align_lab.run.resumable import (
+        DIGESTED_BEFORE,
+        KEPT_BEFORE,
+        KEPT_ON_RESUME,
+        config_digest,
+        resumable_part,
+    )
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+
+    try:
+        identity = torch.load(file, mmap=True, weights_only=False, map_location="cpu").get("identity")
+    except Exception:  # noqa: BLE001 - a damaged file: the teacher's load says it in its own line
+        return
+    if not isinstance(identity, dict):  # written before identities: not judged
+        return
+    digests = {
+        config_digest(resumable_part(config, digested=d, kept=kept))
+        for d in ((), *DIGESTED_BEFORE)
+        for kept in (KEPT_BEFORE, KEPT_ON_RESUME)
+    }
+    if identity.get("seed") != config.get("seed") or identity.get("config") not in digests:
+        raise ConfigError(
+            f"{KEY}={path}: {file} was trained by another run (seed {identity.get('seed')}, config digest "
+            f"{identity.get('config')}) than the one this folder records "
+            f"({file.parent.parent / RESOLVED_CONFIG}): a teacher's policy is its own run's final "
+            f"checkpoint; put that run's back, or {RETRAIN}"
+        )
+
+
 def final_state_unnamed(folder: Path, ckpt: Path) -> tuple[Path, str] | None:
     """The checkpoint of a completed run's final step (its resolved config's train.steps) and what is
     wrong with its pointer, where `checkpoints/last` is gone, empty, not text (thirty-ninth hunt, case 16:
@@ -198,7 +236,7 @@ def check_teacher_run(spec, path: str, folder: Path) -> None:
 
     from align_lab.run.run_folder import RESOLVED_CONFIG
 
-    finished_teacher(path)
+    file = finished_teacher(path)
     saved = folder / RESOLVED_CONFIG  # what that run trained with (model presets applied)
     try:
         theirs = yaml.safe_load(saved.read_text())
@@ -225,6 +263,7 @@ def check_teacher_run(spec, path: str, folder: Path) -> None:
                 f"{'model (its size too)' if group == 'model' else 'task (its tokens)'}; distil from a run "
                 f"of the same {group}, or from a model folder saved by save_pretrained"
             )
+    check_same_run(path, file, theirs)
 
 
 # a model's keys that say how a run uses the machine, not which weights it holds: a student that set

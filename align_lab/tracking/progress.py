@@ -66,9 +66,13 @@ def progress_factory(enabled: bool = True):
 FAR_BELOW_SD, FAR_BELOW_T = 0.5, -3.0
 
 
-def below_sft_line(samples: list[dict]) -> str | None:
+def below_sft_line(samples: list[dict], reversed_rewards: list[str] | tuple = ()) -> str | None:
     """One line when the last evaluation's gold reward fell far below the SFT policy's on the same
-    prompts and draws (eval_samples.jsonl records: gold_reward, sft_gold_reward, kl), else None."""
+    prompts and draws (eval_samples.jsonl records: gold_reward, sft_gold_reward, kl), else None; none
+    where the drop is more than a policy that close to SFT can lose (Pinsker: |E_pi r - E_sft r| <= the
+    rewards' range x sqrt(KL / 2)): the draws' noise, not training (fifty-first hunt, case 41: KL -0.009,
+    "training moved it the wrong way"). `reversed_rewards`: the keys of negative reward weights that may
+    have trained it the wrong way (case 40: reward.components.rm.weight=-1, said as algo.lr's)."""
     import statistics
 
     last = max((r["step"] for r in samples), default=None)
@@ -88,13 +92,31 @@ def below_sft_line(samples: list[dict]) -> str | None:
         return None
     gold, sft = statistics.fmean(g for g, _ in pairs), statistics.fmean(s for _, s in pairs)
     kl = [r["kl"] for r in rows if isinstance(r.get("kl"), int | float)]
+    values = [v for pair in pairs for v in pair]
+    if kl and -mean > (max(values) - min(values)) * math.sqrt(max(statistics.fmean(kl), 0.0) / 2):
+        return None
     far = f"{-mean / pooled:.1f} SD" if pooled > 0 else "every sample"
+    hold = "a lower algo.lr, a KL term or fewer train.steps hold it"
+    if reversed_rewards:
+        hold = f"{', '.join(reversed_rewards)} trains against that source's score; else {hold}"
     return (
         f"warning: the policy ended far below SFT: gold reward {gold:.3f} against SFT's {sft:.3f} on the "
         f"same {n} held-out samples ({far} lower, paired t {max(t, -999):.1f})"
         + (f", KL to SFT {statistics.fmean(kl):.1f} nats" if kl else "")
-        + "; training moved it the wrong way (a lower algo.lr, a KL term or fewer train.steps hold it)"
+        + f"; training moved it the wrong way ({hold})"
     )
+
+
+def reversed_weights(reward) -> list[str]:
+    """`reward.components.<name>.weight=<w>` of each negative weight of a combined reward as large as any
+    of its weights (a source trained against, not a small penalty beside the main score)."""
+    components = getattr(reward, "components", None)
+    if not isinstance(components, dict):
+        return []
+    weights = {n: c.get("weight") for n, c in components.items() if isinstance(c, dict)}
+    weights = {n: w for n, w in weights.items() if isinstance(w, int | float)}
+    largest = max((abs(w) for w in weights.values()), default=0.0)
+    return [f"reward.components.{n}.weight={w:g}" for n, w in weights.items() if w < 0 and -w >= largest]
 
 
 UNMOVED_KL = 1e-6  # nats: a policy trained by any update is further than this on some held-out sample

@@ -37,8 +37,12 @@ def files(folder) -> dict:
 
 
 def set_status(folder, status):
+    set_summary(folder, status=status)
+
+
+def set_summary(folder, **said):
     path = folder / "summary.json"
-    path.write_text(json.dumps(json.loads(path.read_text()) | {"status": status}))
+    path.write_text(json.dumps(json.loads(path.read_text()) | said))
 
 
 def truncate(path):
@@ -70,6 +74,19 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
         lambda t: (
             "that run has not completed (its summary.json says interrupted); a teacher is a finished "
             f"run: finish it ({FINISH.format(t)}), or choose a completed run"
+        ),
+    ),
+    # fifty-first hunt, case 42: stopped by the user's reward, whose fix a plain resume refuses
+    "failed_in_your_code": (
+        lambda t: set_summary(
+            t,
+            status="failed",
+            error="reward.path=late:fn: raised ValueError; fix it, then "
+            "rerun the same command with hydra.run.dir=x resume_changed_inputs=true",
+        ),
+        lambda t: (
+            "that run has not completed (its summary.json says failed); a teacher is a finished "
+            f"run: finish it ({FINISH.format(t)} resume_changed_inputs=true), or choose a completed run"
         ),
     ),
     "no_summary": (
@@ -202,6 +219,15 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
             f"over it?): a teacher's policy is its final checkpoint; {RETRAIN}"
         ),
     ),
+    # fifty-first hunt, case 24: another run's checkpoint of the same step copied in (its seed 1): it taught
+    "another_runs": (
+        lambda t: another_runs(state(t)),
+        lambda t: (
+            f"{state_name(t)} was trained by another run (seed 1, config digest 0123456789abcdef) than "
+            f"the one this folder records ({t / 'config.resolved.yaml'}): a teacher's policy is its own "
+            f"run's final checkpoint; put that run's back, or {RETRAIN}"
+        ),
+    ),
     "no_checkpoint": (
         no_checkpoint,
         lambda t: (
@@ -219,6 +245,25 @@ def restored_earlier(file):
 
     saved = torch.load(file, weights_only=False)
     torch.save(saved | {"step": 2}, file)
+
+
+def another_runs(file):
+    """The final checkpoint as another run's of the same step would hold it: its seed and config digest."""
+    import torch
+
+    saved = torch.load(file, weights_only=False)
+    torch.save(saved | {"identity": saved["identity"] | {"seed": 1, "config": "0123456789abcdef"}}, file)
+
+
+def as_trained_with(file, config):
+    """The final checkpoint as a run of `config` would have saved it (its identity's config digest)."""
+    import torch
+
+    from align_lab.run.resumable import config_digest, resumable_part
+
+    saved = torch.load(file, weights_only=False)
+    identity = saved["identity"] | {"config": config_digest(resumable_part(config))}
+    torch.save(saved | {"identity": identity}, file)
 
 
 def state(folder):
@@ -426,6 +471,7 @@ def test_a_teacher_run_of_another_model_size_names_the_key_that_differs(teacher,
     # thirty-first hunt, case 50: a key of how the run uses the machine is no other model
     config["model"] |= {"num_layers": ours, "max_threads": config["model"]["max_threads"] + 1}
     (copy / "config.resolved.yaml").write_text(yaml.safe_dump(config))
+    as_trained_with(state(copy), config)  # the checkpoint of a run at that max_threads records it too
     from align_lab.run.admission import spec_from_config
     from align_lab.run.teacher import check_teacher
     from tests.conftest import SMALL, compose

@@ -79,6 +79,25 @@ def test_a_module_that_calls_os_exit_as_it_is_imported_is_one_line_naming_it(mod
     assert os._exit is real
 
 
+def test_a_file_named_as_a_module_of_pythons_not_yet_imported_is_refused_before_it_stands_in(
+    tmp_path, monkeypatch
+):
+    """Fifty-first hunt, case 36: a reward module `./statistics.py` was imported as the user's (Python had not
+    imported its own yet), trained the whole run, and the run's end, which imports statistics, got it:
+    `error: ... rename it`, rc 2, after "completed"."""
+    (tmp_path / "statistics.py").write_text("def fn(p, r):\n    return [0.0] * len(r)\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path[1:]])
+    monkeypatch.delitem(sys.modules, "statistics", raising=False)
+    with pytest.raises(ValueError) as e:
+        FunctionReward(path="statistics:fn")
+    assert str(e.value) == (
+        f"path=statistics:fn: {tmp_path / 'statistics.py'} is named as Python's own module statistics, which "
+        "align_lab or a library may import later: yours would stand in for it there; rename it, and the key "
+        "that names it"
+    )
+    assert "statistics" not in sys.modules  # never imported
+
+
 def test_a_file_named_as_a_module_python_imported_before_is_named_not_said_to_lack_the_function(
     tmp_path, monkeypatch
 ):

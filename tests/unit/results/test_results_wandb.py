@@ -171,10 +171,11 @@ def test_dashboard_json_refuses_a_report_with_an_entity(comparison_args, no_netw
         dashboard_json(build_report(c, "p", STUDY, "me"), build_workspace(c, "p", STUDY))
 
 
-def test_the_online_command_repeats_the_comparison(comparison_args) -> None:
+def test_the_online_command_repeats_the_comparison(comparison_args, monkeypatch) -> None:
     from align_lab.results.wandb_report import online_command
 
     _, args = comparison_args
+    monkeypatch.delenv("PYTHONPATH", raising=False)
     import sys
 
     words = shlex.split(online_command(args))  # this interpreter's absolute path, not a bare python
@@ -186,6 +187,19 @@ def test_the_online_command_repeats_the_comparison(comparison_args) -> None:
     ]
     assert words[words.index("--claim") + 1] == EXTRA_CLAIM
     assert words[words.index("--baseline") + 1] == "ppo" and words[-1] == "--wandb"
+
+
+def test_the_online_command_keeps_the_pythonpath_compare_ran_with(comparison_args, monkeypatch) -> None:
+    """Fifty-first hunt, case 30: compare run with PYTHONPATH=<a checkout> printed its --wandb command
+    without it; typed as printed, it ran the venv's installed align_lab, another checkout's code."""
+    from align_lab.results.wandb_report import online_command
+
+    monkeypatch.setenv("PYTHONPATH", "checkout")
+    words = shlex.split(online_command(comparison_args[1]))
+    assert words[0] == f"PYTHONPATH={Path('checkout').absolute()}" and words[2:4] == [
+        "-m",
+        "align_lab.compare",
+    ]
 
 
 def test_a_dashboard_that_cannot_be_saved_is_one_line(comparison_args, no_network, monkeypatch) -> None:

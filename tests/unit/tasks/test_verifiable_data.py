@@ -242,6 +242,14 @@ def test_a_prompt_repeated_in_another_spelling_with_another_answer_is_refused(tm
     )
 
 
+def test_a_prompt_repeated_with_its_answer_in_another_spelling_is_not_another_answer(tmp_path):
+    """Fifty-first hunt, case 20: `2` and `2.0` (one number under auto) were refused as another answer."""
+    path = jsonl(tmp_path, [*ROWS, {"q": "What is 0 plus 1?", "a": "1.0"}])
+    assert built(path).task.prompts("train")  # admitted (the held-out copy left out of training)
+    path = jsonl(tmp_path, [*ROWS, {"q": "What is 0 plus 1?", "a": "1.5"}])
+    assert "with another answer ('1.5', was '1')" in error(path)
+
+
 def test_an_unknown_or_unimportable_verifier_is_refused_before_the_data_is_read(tmp_path):
     missing = tmp_path / "never_read.jsonl"  # not read: the verifier is checked first
     allowed = "auto, exact, numeric, math_verify, or module:function (f(response, answer, prompt) -> float)"

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from align_lab.tracking.progress import below_sft_line, unmoved_line
+from align_lab.tracking.progress import below_sft_line, reversed_weights, unmoved_line
 
 
 def records(gold: list, sft: list, step: int = 100, kl: float = 20.0) -> list[dict]:
@@ -31,6 +31,33 @@ def test_a_drop_the_evaluations_noise_can_make_gets_no_line():
     assert below_sft_line(records([0.0] * 8, [1.0] * 3 + [0.0] * 5)) is None
     assert below_sft_line(records([1.0] * 8, [0.0] * 8)) is None  # above SFT
     assert below_sft_line(records([0.0] * 7, [1.0] * 7)) is None  # fewer than 8 samples
+
+
+def test_a_drop_more_than_a_policy_that_close_to_sft_can_lose_is_the_draws_noise():
+    """Fifty-first hunt, case 41: one DPO step, KL to SFT -0.009 (its estimate's noise), gold 0.312 against
+    0.688 on 16 samples: "training moved it the wrong way". Pinsker: a policy at KL k from SFT loses at
+    most (max - min) x sqrt(k / 2) of expected reward: here 1 x sqrt(0) = 0 < 0.75, so no line; at KL 20
+    the bound is 3.16 and the same drop gets its line (the first test)."""
+    assert below_sft_line(records([0.0] * 8, [1.0] * 6 + [0.0] * 2, kl=-0.009)) is None
+    assert below_sft_line(records([0.0] * 8, [1.0] * 6 + [0.0] * 2, kl=1.0)) is None  # bound 0.71 < 0.75
+    assert below_sft_line(records([0.0] * 8, [1.0] * 6 + [0.0] * 2, kl=1.2)) is not None  # 0.77: possible
+
+
+def test_a_negative_reward_weight_is_named_as_what_may_have_trained_it_the_wrong_way():
+    """Fifty-first hunt, case 40: reward.components.rm.weight=-1 ended at gold -0.375 against 0.152, and the
+    line said only "a lower algo.lr, a KL term or fewer train.steps hold it"."""
+    line = below_sft_line(records([0.0] * 8, [1.0] * 6 + [0.0] * 2), ["reward.components.rm.weight=-1"])
+    assert line.endswith(
+        "training moved it the wrong way (reward.components.rm.weight=-1 trains against that source's score; "
+        "else a lower algo.lr, a KL term or fewer train.steps hold it)"
+    )
+
+    class Combined:
+        components = {"rm": {"weight": -1.0}, "brevity": {"weight": -0.01}}
+
+    assert reversed_weights(Combined()) == ["reward.components.rm.weight=-1"]
+    Combined.components = {"rm": {"weight": 1.0}, "brevity": {"weight": -0.01}}  # a penalty beside it
+    assert reversed_weights(Combined()) == [] and reversed_weights(object()) == []
 
 
 def test_only_the_last_evaluation_counts_and_a_task_without_gold_gets_no_line():
