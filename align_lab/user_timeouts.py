@@ -241,12 +241,12 @@ def imported(module: str, where: str, key: str | None = None, timeout_s: float |
     case 7: rc 3 and not a byte said), the bound, or a file of the user's that Python's own module of its
     name hides (case 8: "types has no callable score") as one ValueError line. What else the import
     raises is the caller's to say."""
-    hidden = hidden_by_pythons_own(module)
+    hidden, top = hidden_by_pythons_own(module), module.partition(".")[0]  # a package's: its top (52nd, 10)
     if hidden:
         before = "align_lab or a library may import later: yours would stand in for it there"
-        before = "Python had imported before it looked in your folder" if module in sys.modules else before
+        before = "Python had imported before it looked in your folder" if top in sys.modules else before
         raise ImportSaid(
-            f"{where}: {hidden} is named as Python's own module {module}, which {before}; rename it, and the "
+            f"{where}: {hidden} is named as Python's own module {top}, which {before}; rename it, and the "
             "key that names it"
         )
     real_exit, pid = os._exit, os.getpid()
@@ -290,10 +290,10 @@ class ExitAtImport(BaseException):
 
 
 def hidden_by_pythons_own(module: str) -> str | None:
-    """The user's file `<module>.py` (or package) in the folder `python -m` runs from, where `module` is one
-    of Python's own: imported before, the import returns Python's; not yet, the user's stands in for it
-    wherever it is imported later (51st hunt, case 36: a reward module statistics trained, then the run's
-    end failed); None otherwise."""
+    """The user's file `<module>.py` (or package) where `python -m` runs, named as one of Python's own:
+    imported before, the import returns Python's; not yet, the user's stands in for it wherever it is
+    imported later (51st hunt, case 36: a reward module statistics trained, the run's end failed)."""
+    module = module.partition(".")[0]
     found = sys.modules.get(module)
     if module not in sys.stdlib_module_names:
         return None

@@ -264,9 +264,14 @@ def admit_spec(spec, run_dir: Path, here: bool = True, segments: list[float] | N
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.spec import Job
     from align_lab.run.teacher_run import check_not_its_own
+    from align_lab.user_code import shadowing
     from align_lab.user_reads import watch
 
     watch()
+    # a module of yours named as one of Python's, before any compute (52nd hunt, case 9: a verifier's helper
+    # statistics, said only at the run's end)
+    if (line := shadowing()) is not None:
+        raise ConfigError(line)
     segments = RunFolder(Path(run_dir)).previous_segments() if segments is None else segments
     check_not_its_own(spec, Path(run_dir))  # before its folder is read as a teacher's
     check_run(spec, here=False)  # the machine: check_here, where the job runs

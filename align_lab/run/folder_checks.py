@@ -113,7 +113,7 @@ def check_checkpoint(spec, run_dir: Path) -> dict:
             go_on = spec.config.get("resume_changed_inputs")  # and the scorers' answers (user_probes.py)
             replayable(spec.env_name, spec.env)  # a multi-turn environment's episodes are asked again too
             changed = check_inputs(inputs, now, ckpt, go_on, tuple(state.get("stage_keys") or ()))
-            changed |= check_probes(state.get("probes"), ckpt, go_on)  # then, allowed, the scorers (13th)
+            changed |= check_probes(state.get("probes"), ckpt, go_on, tuple(changed))  # the scorers (13th)
             warn_beside(state.get("beside"), inputs or {}, ckpt)
             check_steps(spec.train.steps, checkpoint_step(ckpt), ckpt)
             check_stopped(state.get("stopped"), spec.train.stop_at, ckpt)

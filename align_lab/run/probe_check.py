@@ -23,9 +23,11 @@ SLOW_S = 3.0  # a scorer asked again for longer is said to be
 ASKED = "for what it gave the rows it scored last before the checkpoint (whether what it reads changed) ..."
 
 
-def check_probes(saved: dict | None, ckpt: Path, allow: bool = False) -> dict:
+def check_probes(saved: dict | None, ckpt: Path, allow: bool = False, named: tuple = ()) -> dict:
     """{`scores <key>`: (then, now)} of each scorer whose scores of its saved rows changed, where
-    `allow`; else the first refused in one line. None saved (a checkpoint of before probes): nothing."""
+    `allow`; else the first refused in one line. None saved (a checkpoint of before probes): nothing.
+    `named`: the keys of inputs already said changed, whose scorer's moved scores are that change's (52nd
+    hunt, case 8: the line sent the user to look for a second change, a file, a variable, a server)."""
     changed = {}
     for key, probe in (saved or {}).items():
         now = _ask(key, probe, ckpt)
@@ -43,6 +45,14 @@ def check_probes(saved: dict | None, ckpt: Path, allow: bool = False) -> dict:
             )
             continue
         asked = probe.get("said", "scores the responses it scored last")  # an environment's: its turns
+        if allow and key.partition("=")[0] in named:
+            log.warning(
+                f"align_lab: warning: resuming with {key}, which {asked} otherwise now "
+                f"({shown(probe['scores'])} then, {shown(now)} now), as its change said above does: "
+                "resume_changed_inputs=true"
+            )
+            changed[f"scores {key}"] = ({"scores": shown(probe["scores"])}, {"scores": shown(now)})
+            continue
         what = (
             f"{key} {asked} before the checkpoint in {ckpt} otherwise now "
             f"({shown(probe['scores'])} then, {shown(now)} now): something it reads (a file, a variable, a "

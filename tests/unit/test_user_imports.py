@@ -98,6 +98,39 @@ def test_a_file_named_as_a_module_of_pythons_not_yet_imported_is_refused_before_
     assert "statistics" not in sys.modules  # never imported
 
 
+def test_a_package_named_as_a_module_of_pythons_and_a_helper_so_named_are_refused_before_any_compute(
+    tmp_path, monkeypatch
+):
+    """Fifty-second hunt, cases 9 and 10: `task.verifier=statistics.mine:check` (a package statistics/ of the
+    user's: the check read the dotted name whole), and a verifier whose helper module is a `./statistics.py`
+    (the key's module is another name): each trained the whole run, then its end failed, rc 2."""
+    import types
+
+    from align_lab.config import ConfigError
+    from align_lab.run.admission import admit_spec, spec_from_config
+    from tests.conftest import compose
+
+    (tmp_path / "statistics").mkdir()
+    (tmp_path / "statistics" / "__init__.py").write_text("")
+    (tmp_path / "statistics" / "mine.py").write_text("def fn(p, r):\n    return [0.0] * len(r)\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path[1:]])
+    monkeypatch.delitem(sys.modules, "statistics", raising=False)
+    with pytest.raises(
+        ValueError, match=r"statistics/__init__.py is named as Python's own module statistics,"
+    ):
+        FunctionReward(path="statistics.mine:fn")
+    # a helper as the verifier's import left it in sys.modules: refused at admission, before the folder
+    helper = types.ModuleType("statistics")
+    helper.__file__ = str(tmp_path / "statistics" / "__init__.py")
+    monkeypatch.setitem(sys.modules, "statistics", helper)
+    spec = spec_from_config(*compose(["tracker=none"]))
+    with pytest.raises(
+        ConfigError, match=r"named as Python's own module statistics, which the command imports"
+    ):
+        admit_spec(spec, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_file_named_as_a_module_python_imported_before_is_named_not_said_to_lack_the_function(
     tmp_path, monkeypatch
 ):

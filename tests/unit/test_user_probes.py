@@ -69,6 +69,21 @@ def test_other_scores_are_refused_in_one_line_or_allowed_and_said(caplog, tmp_pa
     assert "resume_changed_inputs=true" in caplog.text
 
 
+def test_a_scorer_whose_change_was_said_is_said_moved_by_it(caplog, tmp_path):
+    """Fifty-second hunt, case 8: reward module edited, resumed with resume_changed_inputs=true: after the
+    line naming the module's change, a second sent the user to look for another (a file, a variable, a
+    server) it reads."""
+    user_probes.loaded("reward.path=m:f", lambda p, r: [10.0 * len(x) for x in r])
+    saved = {"reward.path=m:f": {"calls": [[["p", "q"], ["ab", "abc"]]], "scores": [[2.0, 3.0]]}}
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        changed = check_probes(saved, tmp_path, allow=True, named=("reward.path",))
+    assert changed == {"scores reward.path=m:f": ({"scores": "2, 3"}, {"scores": "20, 30"})}
+    assert caplog.messages == [
+        "align_lab: warning: resuming with reward.path=m:f, which scores the responses it scored last "
+        "otherwise now (2, 3 then, 20, 30 now), as its change said above does: resume_changed_inputs=true"
+    ]
+
+
 def test_a_scorer_of_its_own_randomness_or_that_raises_is_said_not_refused(caplog, tmp_path):
     calls = [0]
 
