@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from align_lab.rewards import reward_models
+from align_lab.rewards.cancelling import check_not_cancelling
 from align_lab.user_fds import RunFdsLost, fds_kept
 from align_lab.user_limits import RunLimitsLost, limits_kept
 from align_lab.user_modes import modes_kept
@@ -246,22 +247,6 @@ class Combined:
             tuple(self.components),
             tuple(float(c["weight"]) for c in self.components.values()),
             [c["source"].scorer(stages) for c in self.components.values()],
-        )
-
-
-def check_not_cancelling(components: dict) -> None:
-    """Sources that are one source (the same settings) whose weights sum to 0, every one of them: every
-    response scores 0 (`wc` 0.01 and the default `brevity` -0.01, both word_count: eighth hunt)."""
-    by_source: dict[str, list[str]] = {}
-    for name, c in components.items():
-        by_source.setdefault(repr(c["source"]), []).append(name)
-    sums = {tuple(names): sum(components[n]["weight"] for n in names) for names in by_source.values()}
-    if len(sums) < len(components) and all(abs(total) < 1e-12 for total in sums.values()):
-        names = next(n for n in sums if len(n) > 1)
-        weights = ", ".join(f"{n}={components[n]['weight']}" for n in names)
-        raise ValueError(
-            f"components: {' and '.join(names)} are one source whose weights cancel ({weights}), so every "
-            "response scores 0 and nothing trains; give them weights that do not sum to 0"
         )
 
 

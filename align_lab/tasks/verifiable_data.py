@@ -91,7 +91,13 @@ class VerifiableData(HFData):
             return True
         first, second = self._references[a.where], self._references[b.where]
         try:
-            return type(first) is type(second) and bool(first == second)
+            if type(first) is type(second) and bool(first == second):
+                return True
+            # read by two rules (`18` a number, `\frac{18}{1}` Math-Verify's: 52nd hunt, case 29): each right
+            # against the other, as a response is scored (a built-in verifier's: yours is not called here)
+            return self.verifier in verifiers.BUILT_IN and all(
+                self._check(x.answer, gold, x.prompt) == 1.0 for x, gold in ((b, first), (a, second))
+            )
         except Exception:  # noqa: BLE001 - readings that do not compare: two answers
             return False
 

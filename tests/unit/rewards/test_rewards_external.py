@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from align_lab.config import ConfigError
-from align_lab.rewards.function import Combined, FunctionReward, RewardError
+from align_lab.rewards.function import Combined, FunctionReward, RewardError, word_count  # noqa: F401 - re-exported: a source
 from align_lab.rewards.judge import ScoreJudge
 from align_lab.rewards.remote import RemoteReward
 from align_lab.run.admission import spec_from_config
@@ -399,6 +399,14 @@ def test_one_source_whose_weights_cancel_is_refused_naming_them():
         "components: brevity and wc are one source whose weights cancel (brevity=-0.01, wc=0.01), so every "
         "response scores 0 and nothing trains; give them weights that do not sum to 0"
     )
+    # fifty-second hunt, case 25: the same function through a module of yours that re-exports it
+    with pytest.raises(ValueError, match="brevity and wc are one source whose weights cancel"):
+        Combined(
+            {
+                "brevity": {"weight": -0.01, "source": FunctionReward(path=words)},
+                "wc": {"weight": 0.01, "source": FunctionReward(path=f"{__name__}:word_count")},
+            }
+        )
     Combined(  # another source beside them: its scores train
         {
             "brevity": {"weight": -0.01, "source": FunctionReward(path=words)},

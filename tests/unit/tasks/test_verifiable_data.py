@@ -246,6 +246,10 @@ def test_a_prompt_repeated_with_its_answer_in_another_spelling_is_not_another_an
     """Fifty-first hunt, case 20: `2` and `2.0` (one number under auto) were refused as another answer."""
     path = jsonl(tmp_path, [*ROWS, {"q": "What is 0 plus 1?", "a": "1.0"}])
     assert built(path).task.prompts("train")  # admitted (the held-out copy left out of training)
+    path = jsonl(tmp_path, [*ROWS, {"q": "What is 0 plus 1?", "a": "\\frac{2}{2}"}])  # 52nd hunt, case 29
+    assert built(path).task.prompts(
+        "train"
+    )  # a number and Math-Verify's reading: each right against the other
     path = jsonl(tmp_path, [*ROWS, {"q": "What is 0 plus 1?", "a": "1.5"}])
     assert "with another answer ('1.5', was '1')" in error(path)
 
