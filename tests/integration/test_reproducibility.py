@@ -53,7 +53,8 @@ def test_fresh_caches_in_separate_processes_give_identical_stages_and_metrics(tm
         )
         assert result.returncode == 0, result.stderr[-2000:]
     a, b = stage_files(tmp_path / "a" / "cache"), stage_files(tmp_path / "b" / "cache")
-    assert {p.split("/")[0] for p in a} == {"tokenizer", "sft", "preferences", "reward_model"}
+    stages = {"tokenizer", "sft", "preferences", "reward_model"}
+    assert {p.split("/")[0] for p in a} == {*stages, "CACHEDIR.TAG"}  # the cache's tag (cache.py tagged)
     assert a == b
     assert metrics(tmp_path / "a" / "run") == metrics(tmp_path / "b" / "run")
     summaries = [json.loads((tmp_path / n / "run" / "summary.json").read_text()) for n in "ab"]
