@@ -58,6 +58,8 @@ def test_a_negative_reward_weight_is_named_as_what_may_have_trained_it_the_wrong
     assert reversed_weights(Combined()) == ["reward.components.rm.weight=-1"]
     Combined.components = {"rm": {"weight": 1.0}, "brevity": {"weight": -0.01}}  # a penalty beside it
     assert reversed_weights(Combined()) == [] and reversed_weights(object()) == []
+    Combined.components = {"rm": {"weight": 1.0}, "brevity": {"weight": -0.65}}  # 52nd hunt, case 36
+    assert reversed_weights(Combined()) == ["reward.components.brevity.weight=-0.65"]
 
 
 def test_only_the_last_evaluation_counts_and_a_task_without_gold_gets_no_line():
