@@ -117,8 +117,9 @@ def no_pairs_line(draws: int, distinct: int, k: int, scored: set) -> str:
     return (
         f"preferences: none of {draws} draws (task.n_pairs) of the {distinct} training prompts x {k} samples "
         f"(task.pair_samples) of the SFT policy gave a pair: {what}; a pair is two samples of one prompt "
-        "that score differently: raise task.pair_samples, start from a policy that answers some right, or "
-        "learn from the scores themselves online, without pairs (algo=grpo or rloo, reward=verifier)"
+        "that score differently: raise task.pair_samples, or start from a policy that answers some right; "
+        "pairs are made for reward=learned_rm's reward model (the default reward) and for the pairwise "
+        "algorithms (DPO's family): an online algorithm with reward=verifier needs none"
     )
 
 
