@@ -36,6 +36,7 @@ from align_lab.run.summary import (
     run_identity,
     stopped,
 )
+from align_lab.run.teacher_run import teacher_below_sft
 from align_lab.tracking import MultiTracker
 from align_lab.tracking.jsonl import trained
 from align_lab.tracking.progress import below_sft_line, progress_factory, reversed_weights, unmoved_line
@@ -150,7 +151,7 @@ def said_completed(summary: dict, run_dir: Path, spec: RunSpec) -> dict:
     cold = spec.rollout.temperature < COLD
     clamped = max(getattr(getattr(spec.algo, "reward_clipping", None), "said", None) or [0.0])
     unmoved = unmoved_line(samples, *trained(run_dir), cold=cold, clamped=clamped)
-    below = below_sft_line(samples, reversed_weights(spec.reward))
+    below = below_sft_line(samples, reversed_weights(spec.reward), teacher_below_sft(spec))
     for warning in (below, unmoved):  # never a silent collapse (issue 73)
         if warning is not None:
             log.warning(warning)

@@ -283,3 +283,23 @@ def first_difference(group: str, theirs, ours) -> str:
             if theirs.get(key) != ours.get(key):
                 return f"{group}.{key} is {theirs.get(key)!r}, this run's {ours.get(key)!r}"
     return f"{group} is not this run's"
+
+
+def teacher_below_sft(spec) -> str | None:
+    """`algo.teacher=<run> itself ended at gold g against its SFT's s` where a distilled teacher run's own
+    summary says it fell below its SFT (fifty-second hunt, case 40: a student of a collapsed teacher was
+    told to lower algo.lr); else None."""
+    import json
+
+    path = getattr(getattr(spec.algo, "teaching", None), "teacher", None)
+    try:
+        summary = json.loads((Path(str(path)).expanduser() / "summary.json").read_text()) if path else {}
+    except (OSError, ValueError):
+        return None
+    gold, sft = (
+        summary.get(k) if isinstance(summary, dict) else None
+        for k in ("eval/gold_reward", "eval/gold_reward_sft")
+    )
+    if not all(isinstance(v, int | float) for v in (gold, sft)) or gold >= sft:
+        return None
+    return f"{KEY}={path} itself ended at gold {gold:.3f} against its SFT's {sft:.3f}"

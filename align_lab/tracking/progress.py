@@ -66,13 +66,16 @@ def progress_factory(enabled: bool = True):
 FAR_BELOW_SD, FAR_BELOW_T = 0.5, -3.0
 
 
-def below_sft_line(samples: list[dict], reversed_rewards: list[str] | tuple = ()) -> str | None:
+def below_sft_line(
+    samples: list[dict], reversed_rewards: list[str] | tuple = (), teacher: str | None = None
+) -> str | None:
     """One line when the last evaluation's gold reward fell far below the SFT policy's on the same
     prompts and draws (eval_samples.jsonl records: gold_reward, sft_gold_reward, kl), else None; none
     where the drop is more than a policy that close to SFT can lose (Pinsker: |E_pi r - E_sft r| <= the
     rewards' range x sqrt(KL / 2)): the draws' noise, not training (fifty-first hunt, case 41: KL -0.009,
     "training moved it the wrong way"). `reversed_rewards`: the keys of negative reward weights that may
-    have trained it the wrong way (case 40: reward.components.rm.weight=-1, said as algo.lr's)."""
+    have trained it the wrong way (case 40: reward.components.rm.weight=-1, said as algo.lr's); `teacher`,
+    what a distilled teacher ended at where it too fell below its SFT (52nd hunt, case 40)."""
     import statistics
 
     last = max((r["step"] for r in samples), default=None)
@@ -99,6 +102,8 @@ def below_sft_line(samples: list[dict], reversed_rewards: list[str] | tuple = ()
     hold = "a lower algo.lr, a KL term or fewer train.steps hold it"
     if reversed_rewards:
         hold = f"{', '.join(reversed_rewards)} trains against that source's score; else {hold}"
+    if teacher:
+        hold = f"{teacher}: a student learns what its teacher does; else {hold}"
     return (
         f"warning: the policy ended far below SFT: gold reward {gold:.3f} against SFT's {sft:.3f} on the "
         f"same {n} held-out samples ({far} lower, paired t {max(t, -999):.1f})"

@@ -62,6 +62,28 @@ def test_a_negative_reward_weight_is_named_as_what_may_have_trained_it_the_wrong
     assert reversed_weights(Combined()) == ["reward.components.brevity.weight=-0.65"]
 
 
+def test_a_student_of_a_teacher_below_its_sft_is_told_so(tmp_path):
+    """Fifty-second hunt, case 40: `algo=sft_distill algo.teacher=<a run at gold -1.000>` ended at -1.000 too,
+    and the line said only "a lower algo.lr, a KL term or fewer train.steps hold it"."""
+    import json
+    from types import SimpleNamespace
+
+    from align_lab.run.teacher_run import teacher_below_sft
+
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"eval/gold_reward": -1.0, "eval/gold_reward_sft": 0.152}))
+    spec = SimpleNamespace(algo=SimpleNamespace(teaching=SimpleNamespace(teacher=str(tmp_path))))
+    said = teacher_below_sft(spec)
+    assert said == f"algo.teacher={tmp_path} itself ended at gold -1.000 against its SFT's 0.152"
+    line = below_sft_line(records([0.0] * 8, [1.0] * 6 + [0.0] * 2), teacher=said)
+    assert line.endswith(
+        f"({said}: a student learns what its teacher does; else a lower algo.lr, a KL term or fewer "
+        "train.steps hold it)"
+    )
+    summary.write_text(json.dumps({"eval/gold_reward": 0.5, "eval/gold_reward_sft": 0.152}))
+    assert teacher_below_sft(spec) is None and teacher_below_sft(SimpleNamespace(algo=object())) is None
+
+
 def test_only_the_last_evaluation_counts_and_a_task_without_gold_gets_no_line():
     earlier = records([0.0] * 8, [1.0] * 8, step=50)  # fell at step 50, recovered by step 100
     assert below_sft_line(earlier + records([1.0] * 8, [1.0] * 8, step=100)) is None
