@@ -194,6 +194,8 @@ def shadowing() -> str | None:
         file = getattr(module, "__file__", None) or ""
         if "." in name or not file or not os.path.realpath(file).startswith(os.path.join(first, "")):
             continue
+        if installed(Path(os.path.realpath(file))):  # the README's .venv inside the checkout it runs in:
+            continue  # setuptools' distutils shim under it is no file of the user's
         own = name in sys.stdlib_module_names
         other = None if own else importlib.machinery.PathFinder.find_spec(name, sys.path[1:])
         elsewhere = other is not None and os.path.realpath(other.origin or file) != os.path.realpath(file)

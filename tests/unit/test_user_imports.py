@@ -131,6 +131,27 @@ def test_a_package_named_as_a_module_of_pythons_and_a_helper_so_named_are_refuse
     assert not (tmp_path / "run").exists()
 
 
+def test_an_installed_module_under_the_first_path_is_no_file_of_the_users(tmp_path, monkeypatch):
+    """The README's .venv lives inside the checkout, the folder `python -m pytest` puts first on sys.path:
+    setuptools' distutils shim under its site-packages was refused at admission as a file of the user's
+    named as Python's distutils (CI at f8242326: 29 tests)."""
+    import types
+
+    from align_lab.user_code import shadowing
+
+    file = tmp_path / ".venv/lib/python3.11/site-packages/setuptools/_distutils/__init__.py"
+    file.parent.mkdir(parents=True)
+    file.write_text("")
+    shim = types.ModuleType("distutils")
+    shim.__file__ = str(file)
+    monkeypatch.setitem(sys.modules, "distutils", shim)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    assert shadowing() is None
+    (tmp_path / "distutils.py").write_text("")
+    shim.__file__ = str(tmp_path / "distutils.py")
+    assert "named as Python's own module distutils" in shadowing()
+
+
 def test_a_file_named_as_a_module_python_imported_before_is_named_not_said_to_lack_the_function(
     tmp_path, monkeypatch
 ):
