@@ -17,11 +17,13 @@ INSTALLED = {
 }
 
 
-def user_module_file(name: str) -> Path | None:
+def user_module_file(name: str, as_imported: bool = False) -> Path | None:
     """The source file of module `name` if it is the user's: already imported by the run's build, and
     neither align_lab's nor installed (the standard library, site-packages). Else None. A module not yet
     imported (one a function imports in its body, at its first call) is found where it would be imported
-    from, without running it (issue 73 fourth hunt: such a helper, edited, was resumed on in silence)."""
+    from, without running it (issue 73 fourth hunt: such a helper, edited, was resumed on in silence).
+    `as_imported`: by the path Python imported it from, a link by its own name (51st hunt, case 32: a module
+    replaced by a link to an identical copy elsewhere was "changed" on resume), else where links lead."""
     module = sys.modules.get(name)
     file = getattr(module, "__file__", None) if module is not None else unimported_file(name)
     if not file:
@@ -29,6 +31,7 @@ def user_module_file(name: str) -> Path | None:
     path = Path(file).resolve()
     if path.is_relative_to(PACKAGE) or installed(path):
         return None
+    path = Path(os.path.abspath(file)) if as_imported else path
     # a module imported from a zip on PYTHONPATH (<lib>.zip/mod.py): the archive is the file (eighth hunt:
     # reading the path as a file said "is a file, not a folder; choose another hydra.run.dir")
     return next((p for p in (path, *path.parents) if p.is_file()), None)

@@ -73,7 +73,7 @@ def user_modules_used(name: str) -> list[Path]:
         if current in seen:
             continue
         seen.add(current)
-        path = user_module_file(current)
+        path = user_module_file(current, as_imported=True)
         if path is not None:
             files.append(path)
             todo += imported_names(path, current)

@@ -104,6 +104,37 @@ def test_a_helper_your_module_imports_is_digested_with_it(tmp_path, monkeypatch)
     assert alone["sha256"] == hashlib.sha256(source).hexdigest()[:16]
 
 
+def test_a_module_and_its_helper_replaced_by_links_to_identical_copies_are_the_same_input(
+    tmp_path, monkeypatch
+):
+    """51st hunt, case 32: a verifier module with a helper, replaced between a kill and the resume by a
+    link to an identical copy elsewhere, was refused as changed (the digest held where links led); a copy
+    that differs still is one."""
+    (tmp_path / "hunt_link_helper.py").write_text("SCALE = 10\n")
+    (tmp_path / "hunt_link_mod.py").write_text(
+        "from hunt_link_helper import SCALE\n\ndef score(p, r):\n    return [len(x) / SCALE for x in r]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("hunt_link_mod", "hunt_link_helper"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    importlib.import_module("hunt_link_mod")
+    config = {"task": {"verifier": "hunt_link_mod:score"}}
+    before = run_inputs(config)
+    (tmp_path / "elsewhere").mkdir()
+    for name in ("hunt_link_mod.py", "hunt_link_helper.py"):
+        copy = tmp_path / "elsewhere" / name
+        copy.write_bytes((tmp_path / name).read_bytes())
+        (tmp_path / name).unlink()
+        (tmp_path / name).symlink_to(copy)
+    for name in ("hunt_link_mod", "hunt_link_helper"):  # the resume's new process imports them anew
+        monkeypatch.delitem(sys.modules, name)
+    importlib.import_module("hunt_link_mod")
+    assert changed_inputs(before, run_inputs(config)) == {}
+    (tmp_path / "elsewhere" / "hunt_link_helper.py").write_text("SCALE = 1\n")
+    monkeypatch.delitem(sys.modules, "hunt_link_helper")
+    assert list(changed_inputs(before, run_inputs(config))) == ["task.verifier"]
+
+
 @pytest.mark.parametrize(
     "body",
     [
