@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import typing
 from contextlib import ExitStack
 from typing import Any
@@ -17,7 +18,7 @@ from align_lab.user_fds import users_own
 from align_lab.user_limits import RunLimitsLost, limits_kept
 from align_lab.user_modes import modes_kept
 from align_lab.user_timeouts import BUILDING, stuck_watched
-from align_lab.value_checks import ConfigError, one_line
+from align_lab.value_checks import ConfigError, one_line, written
 
 __all__ = ["ConfigError", "build", "run_choices"]
 
@@ -54,8 +55,10 @@ def _typed(cls: type, node: DictConfig, key: str):
         want = getattr(e, "msg", str(e)).split("\n")[0]
         kind = want.rsplit(" ", 1)[-1] if "could not be converted to" in want else None
         kind = "Boolean" if "is not a valid bool" in want else kind
+        null = re.fullmatch(r"Incompatible value 'None' for field of type '(\w+)'", want)  # key=null
+        kind = {"int": "Integer", "float": "Float", "bool": "Boolean"}.get(null[1], kind) if null else kind
         want = WANTED.get(kind, want)
-        raise ConfigError(f"{key}.{e.full_key}={e.value}: {want}") from None
+        raise ConfigError(f"{key}.{e.full_key}={written(e.value)}: {want}") from None
 
 
 def _writable(node: DictConfig) -> DictConfig:
@@ -100,7 +103,8 @@ def build(node: DictConfig, key: str) -> Any:
     from align_lab.registry import GROUPS
 
     if key not in GROUPS and not isinstance(node, DictConfig):  # train=null, sft=3: a traceback
-        raise ConfigError(f"{key}={node}: a section of settings, not a value; set its keys ({key}.<key>=...)")
+        said = f"{key}={written(node)}: a section of settings, not a value"
+        raise ConfigError(f"{said}; set its keys ({key}.<key>=...)")
     if not isinstance(node, DictConfig) or "_target_" not in node:
         if key in GROUPS:
             raise ConfigError(f"{key}: has no _target_; pick a choice of the {key} group")
@@ -228,8 +232,6 @@ def sibling_keys(message: str, cls, key: str) -> str:
     """A component's check names its other fields bare ("... with token_level_kl=true"); typed so, the
     override is a new root key. Each `field=` (or a part node's `field.sub=`) after the first ": " becomes
     `key.field=` (algo.token_level_kl, algo.correction.mode), the key the command line takes."""
-    import re
-
     if not dataclasses.is_dataclass(cls) or ": " not in message:
         return message
     head, _, tail = message.partition(": ")
@@ -239,14 +241,13 @@ def sibling_keys(message: str, cls, key: str) -> str:
 
 def integer(value, key: str, allowed: str = "an integer") -> int:
     """An int from a config value that must be one (not 1.5, not "abc", not true): else a ConfigError."""
-    if isinstance(value, bool) or not isinstance(value, int | str | float):
-        raise ConfigError(f"{key}={value}: must be {allowed}")
     try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{key}={value}: must be {allowed}") from None
-    if not number.is_integer():
-        raise ConfigError(f"{key}={value}: must be {allowed}")
+        typed = isinstance(value, int | str | float) and not isinstance(value, bool)
+        number = float(value) if typed else math.nan
+    except ValueError:  # "abc"
+        number = math.nan
+    if not number.is_integer():  # null, true, "abc", 1.5, nan, inf
+        raise ConfigError(f"{key}={written(value)}: must be {allowed}")
     return int(number)
 
 

@@ -151,12 +151,20 @@ def saved_folder(path) -> str:
     return str(path)
 
 
+def written(value) -> str:
+    """A config value as the command line writes it: `null`, `true`, `false`, not Python's None, True,
+    False (a refusal that echoed `algo.lr=None` for `algo.lr=null` named a value the user never typed)."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
+
+
 def check(ok: bool, name: str, value, allowed: str) -> None:
     """Raises the one-line error every config check uses: `name=value: must be allowed`.
 
     A ValueError, not a ConfigError: config.build() prefixes the component's key (`algo.clip=...`)."""
     if not ok:
-        raise ValueError(f"{name}={value}: must be {allowed}")
+        raise ValueError(f"{name}={written(value)}: must be {allowed}")
 
 
 COEF_MAX = 1e18  # a KL coefficient or a preference loss's beta past it overflows float32 in the loss

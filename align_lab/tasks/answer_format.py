@@ -24,6 +24,7 @@ from collections.abc import Callable
 from align_lab.tasks.answer_checks import WORD, unbounded_power
 from align_lab.tasks.math_reading import math_reference, timeout, typeset, ungrouped, value_of
 from align_lab.tasks.verifiers import BUILT_IN, checker, normalised, reference, same_number
+from align_lab.value_checks import written
 
 FORMATS = ("marked", "last")
 
@@ -49,7 +50,7 @@ DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"), ("**", "
 def check_format(answer_format: str) -> None:
     """A one-line error for an answer format that is neither."""
     if answer_format not in FORMATS:
-        raise ValueError(f"answer_format={answer_format}: must be marked or last")  # task. before it
+        raise ValueError(f"answer_format={written(answer_format)}: must be marked or last")  # task. before it
 
 
 def final_answer(response: str) -> str:

@@ -151,6 +151,10 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
         (["algo.lrr=1"], "algo.lrr: unknown key; did you mean algo.lr?"),  # never a `+` that fails later
         (["algo.clip.low=abc"], "algo.clip.low=abc: must be a number"),
         (["algo.clip.low=1.5"], "algo.clip.low=1.5: must be in (0, 1)"),
+        # the value as the user wrote it, not Python's None (OmegaConf's "Incompatible value 'None' ...")
+        (["algo.lr=null"], "algo.lr=null: must be a number"),
+        (["train.steps=null"], "train.steps=null: must be an integer"),
+        (["seed=null"], "seed=null: must be an integer"),
         (
             ["algo.lr=-1"],
             "algo.lr=-1.0: must be in (0, 1): "

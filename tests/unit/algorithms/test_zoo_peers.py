@@ -331,7 +331,7 @@ def test_kto_batch_reference_point_is_trls_kto_loss_given_the_batch_as_kl_batch(
         (
             "cispo.CISPO",
             {"clip": RatioClip(high=None)},
-            "clip.high=None: must be > 0 for CISPO (the weight's cap)",
+            "clip.high=null: must be > 0 for CISPO (the weight's cap)",
         ),
         (
             "cispo.CISPO",

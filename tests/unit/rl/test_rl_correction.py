@@ -221,7 +221,7 @@ def test_a_correction_without_rollout_log_probs_says_what_is_missing():
         ),
         (
             ["algo.correction.mask_is_weight=true", "algo.correction.mode=tis"],
-            "algo.correction.mask_is_weight=True: must be false",
+            "algo.correction.mask_is_weight=true: must be false",
         ),
         (
             ["algo.correction.mode=token_mask", "algo.correction.level=sequence"],

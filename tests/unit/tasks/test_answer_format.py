@@ -109,7 +109,7 @@ def test_the_checker_pickles_for_a_spawned_rank():
     assert check("\\boxed{6}", 6.0, "p") == 1.0
 
 
-@pytest.mark.parametrize("value, shown", [("boxed", "boxed"), ("null", "None")])
+@pytest.mark.parametrize("value, shown", [("boxed", "boxed"), ("null", "null")])
 def test_an_unknown_format_is_refused_in_one_line(tmp_path, value, shown):
     """Forty-eighth hunt, cases 40-41: the key was named twice (`task.task.answer_format`), and null met
     OmegaConf's type line, which names no allowed value."""

@@ -22,8 +22,9 @@ def test_chunks_split_rows_and_a_size_at_or_over_the_rows_is_one_forward():
 
 @pytest.mark.parametrize("bad", [0, -2, "abc", "4", True, 2.5])
 def test_bad_micro_batch_sizes_are_refused_in_one_line(bad):
+    shown = "true" if bad is True else bad  # as the command line writes it
     with pytest.raises(
-        ValueError, match=rf"^micro_batch_size={bad}: must be auto .*, an integer >= 1, or null"
+        ValueError, match=rf"^micro_batch_size={shown}: must be auto .*, an integer >= 1, or null"
     ):
         TrainConfig(micro_batch_size=bad)
 

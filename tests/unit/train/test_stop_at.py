@@ -25,7 +25,7 @@ def test_off_by_default_and_on_with_a_metric():
     [
         (None, 0.5, "stop_at.value=0.5: must be null while stop_at.metric is null (off)"),
         ("train/loss", 0.5, "stop_at.metric=train/loss: must be an eval/ key, logged at each evaluation"),
-        ("eval/pass@1", None, "stop_at.value=None: must be a number: the threshold of eval/pass@1"),
+        ("eval/pass@1", None, "stop_at.value=null: must be a number: the threshold of eval/pass@1"),
         # pass@k is a rate: [0, 1]; eval/kl a divergence: [0, inf] (results/ranges.py)
         ("eval/pass@1", 1.5, "stop_at.value=1.5: must be in [0, 1], eval/pass@1's range"),
         ("eval/kl", -0.1, "stop_at.value=-0.1: must be in [0, inf], eval/kl's range"),

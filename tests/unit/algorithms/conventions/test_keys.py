@@ -81,7 +81,7 @@ def test_new_keys_default_to_the_papers_behaviour():
         (lambda: GRPO(clip=RatioClip(dual=1.0)), "clip.dual=1.0: must be > 1 or null"),
         (lambda: RLOO(clip=RatioClip(high=-0.1)), "clip.high=-0.1: must be > 0 or null"),
         (lambda: GRPO(std_scope="global"), "std_scope=global: must be one of ('group', 'batch')"),
-        (lambda: RLOO(token_level_kl=True, normalize_advantages=True), "normalize_advantages=True"),
+        (lambda: RLOO(token_level_kl=True, normalize_advantages=True), "normalize_advantages=true"),
         (lambda: ReinforcePP(reward_clip=0.0), "reward_clip=0.0: must be > 0 or null"),
         (
             lambda: RLOO(reward_clip=1.0, reward_clip_low=-1.0),
