@@ -461,7 +461,11 @@ def _no_wandb_in_the_checkout():
     wandb = sys.modules.get("wandb")
     if wandb is not None and not getattr(wandb.init, "checkout_guard", False):
         wandb.init = _guarded_init(wandb.init)
+    there = (ROOT / "wandb").exists()
     yield
+    # and a wandb.init the guard cannot see (wandb's own settings, made where an earlier test's run was,
+    # chose the folder: test_tracking's second init with no dir did) fails the test that wrote it
+    assert there or not (ROOT / "wandb").exists(), f"this test made {ROOT / 'wandb'}: give wandb.init dir="
 
 
 def _guarded_init(real):

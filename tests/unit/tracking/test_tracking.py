@@ -333,7 +333,9 @@ def test_the_users_own_wandb_init_gets_a_run_of_its_own_not_the_trackers(tmp_pat
     try:
         assert theirs is not tracker._run and wandb.run is theirs
         wandb.log({"mine": 1.0})  # the module's log: the user's run
-        assert wandb.init(project="theirs") is theirs  # called again, as wandb hands back the global run
+        # called again, as wandb hands back the global run (with dir: without, wandb's settings of this
+        # process, made where an earlier test's wandb ran, put its debug.log in the checkout's ./wandb)
+        assert wandb.init(project="theirs", dir=str(tmp_path)) is theirs
     finally:
         theirs.finish()
     tracker.log({"train/kl": 0.5}, step=0)  # the tracker's run was not finished by theirs
