@@ -30,6 +30,7 @@ from align_lab.run.run_folder import RESOLVED_CONFIG, RunFolder
 from align_lab.train.checkpoint_io import CheckpointError, checkpoint_step
 from align_lab.train.preemption import Interrupted
 from align_lab.train.stop_at import describe
+from align_lab.value_checks import written
 
 log = logging.getLogger("align_lab")
 
@@ -239,13 +240,14 @@ def check_resume_config(run_dir: Path, config: dict, trained: str | None = None)
     found = changed_key(without_default_env(previous), without_default_env(config))
     if found is not None:
         key, old, new = found
+        old, new = written(old), written(new)  # as the command line writes them: true, null
         if trained is not None and trained == config_digest(resumable_part(config)):  # eleventh hunt
             raise ConfigError(
                 f"{path}: says {key}={old}, but the checkpoint beside it was trained with {key}={new}, as "
                 "this command runs it: the file was edited since; put it back, or move it away to resume on "
                 "the checkpoint's own record"
             )
-        if key == "rollout.seed_per_sample" and not old:  # eleventh hunt: sent back and forth with processes
+        if key == "rollout.seed_per_sample" and old in ("false", "null"):  # eleventh hunt: sent back and forth with processes
             raise ConfigError(
                 f"{key}={new}: the run in {run_dir} to resume sampled with {key}={old}, as one process does; "
                 "it goes on as it started, on hardware.processes=1 (data parallel needs the per-row seeds "

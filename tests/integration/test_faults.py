@@ -440,8 +440,8 @@ def test_a_pointer_naming_a_removed_checkpoint_says_the_one_beside_it(finished, 
         # eleventh hunt: hardware.processes=2 asked for it, then this refusal said "the same config"
         (
             "rollout.seed_per_sample=true",
-            "rollout.seed_per_sample=True: the run in {run} to resume sampled with "
-            "rollout.seed_per_sample=False, as one process does; it goes on as it started, on "
+            "rollout.seed_per_sample=true: the run in {run} to resume sampled with "
+            "rollout.seed_per_sample=false, as one process does; it goes on as it started, on "
             "hardware.processes=1",
         ),
     ],
