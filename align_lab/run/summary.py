@@ -247,7 +247,7 @@ def check_resume_config(run_dir: Path, config: dict, trained: str | None = None)
                 "this command runs it: the file was edited since; put it back, or move it away to resume on "
                 "the checkpoint's own record"
             )
-        if key == "rollout.seed_per_sample" and old in ("false", "null"):  # eleventh hunt: sent back and forth with processes
+        if key == "rollout.seed_per_sample" and old in ("false", "null"):  # 11th hunt: sent to and fro
             raise ConfigError(
                 f"{key}={new}: the run in {run_dir} to resume sampled with {key}={old}, as one process does; "
                 "it goes on as it started, on hardware.processes=1 (data parallel needs the per-row seeds "
