@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -80,6 +81,26 @@ class Umask(int):
         return Umask(mask)
 
 
+class WarningFilters(tuple):
+    """Python's warnings filters, said by their first (the one added last). A reward module's
+    `warnings.filterwarnings("error")` at import made every later warning an exception: align_lab's and
+    the libraries' own (transformers' FutureWarning, a ResourceWarning at exit) then printed tracebacks,
+    or stopped the run in one (fifty-third hunt's session)."""
+
+    def __str__(self) -> str:
+        action, _, category, _, _ = self[0] if self else ("none", None, Warning, None, 0)
+        return f"[{action} {category.__name__}, ... {len(self)} filters]"
+
+    @staticmethod
+    def read() -> WarningFilters:
+        return WarningFilters(warnings.filters)
+
+    @staticmethod
+    def put_back(filters: tuple) -> None:
+        warnings.filters[:] = list(filters)
+        warnings._filters_mutated()  # the module's cache of what each warning met is stale now
+
+
 def _root_handlers(handlers: tuple) -> None:
     logging.getLogger().handlers = list(handlers)
 
@@ -122,6 +143,7 @@ class Modes:
             "align_lab logger's filters": tuple(log.filters),
             "root handlers' levels": tuple(h.level for h in root.handlers),
             "file creation mask (umask)": Umask.read(),  # 0o277: the next checkpoint's folder 0500
+            "warnings filters": WarningFilters.read(),
         }
         if torch is not None:
             found |= {
@@ -150,6 +172,7 @@ class Modes:
             "align_lab logger's filters": lambda v: setattr(log, "filters", list(v)),
             "root handlers' levels": _handler_levels,
             "file creation mask (umask)": os.umask,
+            "warnings filters": WarningFilters.put_back,
         }
         if torch is not None:
             setters |= {

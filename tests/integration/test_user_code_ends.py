@@ -389,6 +389,10 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
     "process's SIGCHLD handler; the run's is put back after each call (with yours, its ranks' ends are lost)",
     # case 55: every later file 0400, checkpoints/ 0500 (unwritable but by root), no line
     "os.umask(0o277)": "warning: reward.path=acting:score changed the process's file creation mask (umask) ",
+    # fifty-third hunt's session: every later warning an exception, the libraries' and align_lab's own
+    # (a ResourceWarning's "Exception ignored" tracebacks, one at the exit after `completed`), rc 0
+    "__import__('warnings').filterwarnings('error')": "warning: reward.path=acting:score changed the "
+    "process's warnings filters [",
 }
 
 
@@ -416,6 +420,7 @@ SAID = {  # thirty-first hunt: what a reward's call did, and the run's line for 
         "pipe_default",
         "child_ignored",
         "umask",
+        "warnings_error",
     ],
 )
 def test_what_a_rewards_call_changes_of_the_process_is_put_back_or_said_in_one_line(

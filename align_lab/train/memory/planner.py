@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -75,7 +76,7 @@ def machine_memory() -> int:
     a Slurm job). Totals, not what is free now: the same machine and command choose the same sizes."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        text = open(path).read().strip() if os.path.isfile(path) else ""  # noqa: SIM115 (one read)
+        text = Path(path).read_text().strip() if os.path.isfile(path) else ""  # closed after the read
         total = min(total, int(text)) if text.isdigit() else total
     return total
 
