@@ -209,4 +209,43 @@ def shadowing() -> str | None:
                 "(python -m puts the folder it runs in first on sys.path); rename it (and a key that names "
                 "it, where one does)"  # thirty-fourth hunt, case 66: no key names a helper module
             )
+    return not_yet_shadowing(first)
+
+
+def pythons_own(path: Path) -> bool:
+    """A file of the standard library's (not of a site-packages under it)."""
+    stdlib = {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib")}
+    under = any(path.is_relative_to(p) for p in stdlib)
+    return under and not {"site-packages", "dist-packages"} & set(path.parts)
+
+
+def not_yet_shadowing(first: str) -> str | None:
+    """The line for a file of the user's in `first` (where `python -m` runs) named as an installed package's
+    module that nothing has imported yet: align_lab or a library that imports it later gets the user's.
+    A `./math_verify.py` beside the data made task.verifier=auto refuse the file's LaTeX answers as "math
+    Math-Verify cannot parse" (fifty-third hunt's session); one whose verify said True scored every response
+    right. Python's own names are left to the modules that import them (a `./test.py` harms nothing)."""
+    import importlib.machinery
+
+    try:
+        entries = sorted(os.listdir(first))
+    except OSError:
+        return None
+    for entry in entries:
+        name = entry.removesuffix(".py")
+        file = os.path.join(first, entry if entry.endswith(".py") else os.path.join(entry, "__init__.py"))
+        if name in sys.modules or not name.isidentifier() or not os.path.isfile(file):
+            continue
+        if name in sys.stdlib_module_names or installed(Path(os.path.realpath(file))):
+            continue
+        other = importlib.machinery.PathFinder.find_spec(name, sys.path[1:])
+        origin = Path(os.path.realpath(other.origin)) if other is not None and other.origin else None
+        if origin is not None and pythons_own(origin):  # `test`, not in stdlib_module_names
+            continue
+        if origin is not None and origin != Path(os.path.realpath(file)):
+            return (
+                f"{file}: named as the installed module {name} ({other.origin}), which align_lab or a "
+                "library may import later: Python would find yours first (python -m puts the folder it runs "
+                "in first on sys.path); rename it (and a key that names it, where one does)"
+            )
     return None

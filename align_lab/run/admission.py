@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 from align_lab.config import ConfigError, build
 from align_lab.run.defaults import override_keys, unread_by_the_algorithm
 from align_lab.run.top_level import check_seeds, check_top_level
+from align_lab.user_code import shadowing
 
 log = logging.getLogger("align_lab")
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -45,6 +46,8 @@ def _spec(cfg: DictConfig, names: dict, overrides: list[str] | None):
     from align_lab.run.defaults import apply_model_defaults, apply_specialised_defaults, apply_stage_seed
 
     check_top_level(OmegaConf.to_container(cfg, resolve=True))  # before anything reads them
+    if (line := shadowing()) is not None:  # before a task's check imports a library yours stands in for
+        raise ConfigError(line)
     defaults_from = {} if overrides is None else apply_model_defaults(cfg, overrides, names.get("model"))
     defaults_from |= {} if overrides is None else apply_specialised_defaults(cfg, overrides, names)
     check_derived(cfg, overrides or [])
@@ -264,7 +267,6 @@ def admit_spec(spec, run_dir: Path, here: bool = True, segments: list[float] | N
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.spec import Job
     from align_lab.run.teacher_run import check_not_its_own
-    from align_lab.user_code import shadowing
     from align_lab.user_reads import watch
 
     watch()

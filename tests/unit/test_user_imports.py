@@ -120,14 +120,15 @@ def test_a_package_named_as_a_module_of_pythons_and_a_helper_so_named_are_refuse
     ):
         FunctionReward(path="statistics.mine:fn")
     # a helper as the verifier's import left it in sys.modules: refused at admission, before the folder
+    spec = spec_from_config(*compose(["tracker=none"]))
     helper = types.ModuleType("statistics")
     helper.__file__ = str(tmp_path / "statistics" / "__init__.py")
     monkeypatch.setitem(sys.modules, "statistics", helper)
-    spec = spec_from_config(*compose(["tracker=none"]))
-    with pytest.raises(
-        ConfigError, match=r"named as Python's own module statistics, which the command imports"
-    ):
+    said = r"named as Python's own module statistics, which the command imports"
+    with pytest.raises(ConfigError, match=said):
         admit_spec(spec, tmp_path / "run")
+    with pytest.raises(ConfigError, match=said):  # and before the build, where it was imported before it
+        spec_from_config(*compose(["tracker=none"]))
     assert not (tmp_path / "run").exists()
 
 
@@ -150,6 +151,35 @@ def test_an_installed_module_under_the_first_path_is_no_file_of_the_users(tmp_pa
     (tmp_path / "distutils.py").write_text("")
     shim.__file__ = str(tmp_path / "distutils.py")
     assert "named as Python's own module distutils" in shadowing()
+
+
+def test_a_file_named_as_an_installed_module_not_yet_imported_is_refused_before_the_build(
+    tmp_path, monkeypatch
+):
+    """Fifty-third hunt's session: a `./math_verify.py` beside the data, named by no key: task.verifier=auto
+    imported it in the installed package's place and refused the file's `\\frac{1}{2}` as math Math-Verify
+    cannot parse (a stub whose verify said True would have scored every response right). A file of the
+    user's named as no installed module, one named as Python's own and wandb's run folder pass."""
+    from align_lab.config import ConfigError
+    from align_lab.run.admission import spec_from_config
+    from tests.conftest import compose
+
+    for name in ("mymod.py", "test.py"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "wandb" / "latest-run").mkdir(parents=True)  # wandb's offline runs, no __init__.py
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path[1:]])
+    monkeypatch.delitem(sys.modules, "math_verify", raising=False)
+    spec_from_config(*compose(["tracker=none"]))  # none of them stands in for anything
+    (tmp_path / "math_verify.py").write_text("def verify(*a, **k):\n    return True\n")
+    with pytest.raises(ConfigError) as e:
+        spec_from_config(*compose(["tracker=none"]))
+    assert str(e.value).startswith(
+        f"{tmp_path / 'math_verify.py'}: named as the installed module math_verify ("
+    ) and str(e.value).endswith(
+        "), which align_lab or a library may import later: Python would find yours first (python -m puts the "
+        "folder it runs in first on sys.path); rename it (and a key that names it, where one does)"
+    )
+    assert "math_verify" not in sys.modules  # never imported
 
 
 def test_a_file_named_as_a_module_python_imported_before_is_named_not_said_to_lack_the_function(
