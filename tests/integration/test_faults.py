@@ -74,7 +74,7 @@ BAD_INPUT = [
     (["algo=grpo", "algo.clip.dual=1"], "algo.clip.dual=1.0: must be > 1 or null"),
     (
         ["algo=rloo", "algo.token_level_kl=true", "algo.normalize_advantages=true"],
-        "normalize_advantages=True",
+        "normalize_advantages=true",
     ),
     (["algo=ppo_max", "reward=gold"], "algo.critic_init=reward_model: needs reward=learned_rm"),
     (["algo=ppo_max", "train.steps=10"], "algo.critic_pretrain_steps=10: must be < train.steps=10 (the"),
