@@ -201,6 +201,21 @@ def matched_groups(table: pd.DataFrame, groups: list[str], column: str, base: st
     return in_view, base if base in in_view or not in_view else in_view[0]
 
 
+def matched_pairs(table: pd.DataFrame, groups: list[str], column: str, base: str) -> tuple[pd.DataFrame, str]:
+    """The matched view paired by seed within each SFT reference (task, model: two scales, each read at its
+    own common point), against the baseline or the first of its groups in the view, one Holm family;
+    (the table, the baselines it used, joined)."""
+    refs = dict(zip(table["group"], table["sft_reference"], strict=True))
+    paired_with: dict[str, str] = {}
+    for ref in sorted({refs[g] for g in groups}):
+        in_view, matched_base = matched_groups(table, [g for g in groups if refs[g] == ref], column, base)
+        paired_with |= dict.fromkeys(in_view, matched_base)
+    in_view = [g for g in groups if g in paired_with]
+    return paired_table(table, column, in_view, paired_with), (
+        " and ".join(dict.fromkeys(paired_with.values())) or base
+    )
+
+
 def groups_and_sft(
     table: pd.DataFrame, groups: list[str], columns: list[str], metric: str, sft: bool
 ) -> pd.DataFrame:
@@ -230,7 +245,6 @@ def aggregate(
     check_by_and_metric(runs, by, metric)
     everyone = runs  # the claims across a grid (robust.py) read every run; the rest, those at x1
     runs, claims, robust, aside = split_robust(runs, by, claims or [], reported_keys(runs))
-    problems = [*(problems or []), *aside]
     columns = [k for k, _ in FINAL_METRICS] + ([metric] if metric not in dict(FINAL_METRICS) else [])
     table = runs_table(runs, by, metric, columns)
     table["sft_reference"] = sft_references(runs, by)  # per task (and model): SFT rows never pool them
@@ -239,9 +253,9 @@ def aggregate(
     base = choose_baseline(groups, table, baseline, sft)
     at_equal = add_claim_metrics(table, runs, claims or [], groups)
     column = f"{metric}@{budget}"
-    view = add_matched(table, runs, metric, budget, column, at=at_kl)
+    view = add_matched(table, runs, metric, budget, column, at=at_kl, scopes=list(table["sft_reference"]))
     frontier = kl_frontier(table, runs, view if metric == GOLD else None, at_kl)
-    in_view, matched_base = matched_groups(table, groups, column, base)
+    matched_paired, matched_base = matched_pairs(table, groups, column, base)
     paired = paired_table(table, metric, groups, base)
     curves, trajectories = curves_by_group(runs, by, groups, metric, BUDGETS[budget])
     comparison = Comparison(
@@ -255,8 +269,9 @@ def aggregate(
         paired=paired,
         common_budget=view.at,
         common_chosen=view.chosen,
+        common_by=view.at_by,
         matched=group_table(table, groups, [column]),
-        matched_paired=paired_table(table, column, in_view, matched_base),
+        matched_paired=matched_paired,
         matched_baseline=matched_base,
         curves=curves,
         trajectories=trajectories,
@@ -269,8 +284,8 @@ def aggregate(
         frontier_kl=frontier.at,
     )
     comparison.robustness = robustness(everyone, by, robust)
-    problems += [n for c, m in [(metric, view), *at_equal.items()] for n in kl_notes(m, table, runs, c)]
-    return finish(comparison, runs, baseline, problems)
+    kl = [n for c, m in [(metric, view), *at_equal.items()] for n in kl_notes(m, table, runs, c)]
+    return finish(comparison, runs, baseline, [*(problems or []), *aside, *kl])
 
 
 def finish(c: Comparison, runs: list[Run], baseline: str | None, problems: list[str]) -> Comparison:

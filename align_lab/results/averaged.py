@@ -84,7 +84,7 @@ def matched_empty_reason(c: Comparison) -> str | None:
     if c.budget == KL:
         return (
             f"The KL-matched view is empty: no completed run's {c.metric} curve reaches KL "
-            f"{c.common_budget:.4g} (eval/kl) along its evaluations, or none logged eval/kl."
+            f"{c.common_said('(eval/kl)')} along its evaluations, or none logged eval/kl."
         )
     if not math.isfinite(c.common_budget):
         hint = "" if c.budget == "trained_tokens" else "; --budget trained_tokens places offline runs"
@@ -94,7 +94,7 @@ def matched_empty_reason(c: Comparison) -> str | None:
         )
     return (
         f"The compute-matched view is empty: no completed run's {c.metric} curve reaches the common budget "
-        f"({c.common_budget:,.0f} {label}): none evaluated {c.metric} over that range."
+        f"({c.common_said(label)}): none evaluated {c.metric} over that range."
     )
 
 

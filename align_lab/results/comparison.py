@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from align_lab.results.extract import KL
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -52,9 +54,16 @@ class Comparison:
     action: str = ""  # the line to act on: what is decided, and the seeds that would decide the rest
     min_effect_sd: float = 0.5  # the smallest effect of interest in SDs where a claim names none
     common_chosen: bool = False  # common_budget was given (compare --at-kl), not the smallest extent
+    common_by: dict[str, float] = field(default_factory=dict)  # per SFT reference where runs span several
     robustness: list = field(default_factory=list)  # robust.Robustness per claim across a grid
     frontier_kl: float = float("nan")  # the frontier's common KL (matched_claims.kl_frontier); NaN: none
 
     @property
     def matched_column(self) -> str:
         return f"{self.metric}@{self.budget}"
+
+    def common_said(self, unit: str = "") -> str:
+        """The matched view's common point in words (matched.point_said)."""
+        from align_lab.results.matched import point_said
+
+        return point_said(self.common_budget, self.common_by, self.budget == KL, unit)

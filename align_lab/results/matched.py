@@ -7,15 +7,17 @@ policy at 0 where the metric has an SFT value: the policy starts as the referenc
 common point, linearly between the two evaluations around it, never extrapolated. The common point is
 the smallest extent among the runs read: for compute the final budget, for KL the peak KL (the largest
 eval/kl of the curve; every curve reaches its own peak, so each run has a value there) unless one is
-chosen (compare --at-kl). A KL curve is read where it first reaches the point (Gao et al. 2023 compare
-reward at equal KL; a KL that falls later in training is read on the way up). Pure computation.
+chosen (compare --at-kl). Runs of several tasks or models (several SFT references: two scales) each
+get their own reference's common point, never another task's smallest budget. A KL curve is read where
+it first reaches the point (Gao et al. 2023 compare reward at equal KL; a KL that falls later in training
+is read on the way up). Pure computation.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -57,6 +59,7 @@ class Matched:
     at: float  # the common point; NaN when no run has a curve on the budget
     chosen: bool  # given (--at-kl), not the smallest extent
     missed: tuple[int, ...]  # indices of runs read that never reach `at` (no value)
+    at_by: dict[str, float] = field(default_factory=dict)  # per SFT reference, where the runs span several
 
 
 def extent(budget: str, table: pd.DataFrame, i: int, curve: tuple[np.ndarray, np.ndarray]) -> float:
@@ -75,21 +78,39 @@ def add_matched(
     column: str,
     rows: Sequence[int] | None = None,
     at: float | None = None,
+    scopes: Sequence[str] | None = None,
 ) -> Matched:
     """Adds `column` to the runs table: the metric of each completed run (of `rows`, else every one) at
-    the common point of `budget`; NaN for the others and for runs that never reach it."""
+    the common point of `budget` among the runs of its scope (`scopes`: a label per run, its SFT
+    reference; None: one scope); NaN for the others and for runs that never reach it."""
     read = [i for i, r in enumerate(runs) if is_completed(r) and (rows is None or i in rows)]
     curves = {i: eval_curve(runs[i], BUDGETS[budget], metric) for i in read}
     extents = {i: extent(budget, table, i, curves[i]) for i in read}
     placed = [i for i in read if extents[i] > 0]  # a run that never moved on the budget is not read
-    common = at if at is not None else min((extents[i] for i in placed), default=math.nan)
+    scope = [str(s) for s in scopes] if scopes is not None else [""] * len(runs)
+    commons = {
+        s: at if at is not None else min(extents[i] for i in placed if scope[i] == s)
+        for s in sorted({scope[i] for i in placed})
+    }
     if column not in table:
         table[column] = math.nan
     value_at = first_crossing if budget == KL else stats.value_at  # KL may fall: its first crossing
     for i in placed:
-        table.at[i, column] = value_at(*curves[i], common)
+        table.at[i, column] = value_at(*curves[i], commons[scope[i]])
     missed = tuple(i for i in placed if math.isnan(table.at[i, column]))
-    return Matched(budget, common, at is not None, missed)
+    common = at if at is not None else min(commons.values(), default=math.nan)
+    return Matched(budget, common, at is not None, missed, commons if len(commons) > 1 and at is None else {})
+
+
+def point_said(at: float, at_by: dict[str, float], kl: bool, unit: str = "") -> str:
+    """The common point in words: "27,637 generated tokens", or, where the runs span several SFT references,
+    each one's: "the common point of each SFT reference's runs (SFT (task=a) 27,637; SFT (task=b) 40,000
+    generated tokens)"."""
+    number = (lambda x: f"{x:.4g}") if kl else (lambda x: f"{x:,.0f}")
+    if not at_by:
+        return f"{number(at)} {unit}".strip()
+    each = "; ".join(f"{ref} {number(x)}" for ref, x in at_by.items())
+    return f"the common point of each SFT reference's runs ({each} {unit}".strip() + ")"
 
 
 def kl_notes(matched: Matched, table: pd.DataFrame, runs: list[Run], read: object) -> list[str]:

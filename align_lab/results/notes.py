@@ -12,14 +12,13 @@ from align_lab.folder import changed_inputs_said
 from align_lab.results.averaged import averaged_notes
 from align_lab.results.comparison import SFT, Comparison
 from align_lab.results.extract import BUDGETS, KL, is_completed
+from align_lab.results.matched_notes import budget_notes, matched_baseline_notes, unvalued_notes
 from align_lab.results.runs import COMPLETED, NEVER_POOLED, Run, group_label
 from align_lab.results.stopped import stopped_notes
 from align_lab.results.tables import has_sft
 
 if TYPE_CHECKING:
     import pandas as pd
-
-UNEQUAL_COMPUTE = 1.10  # final budgets differing by more than 10% are called unequal
 
 
 def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, problems: list[str]) -> list[str]:
@@ -28,10 +27,10 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
     table = c.runs
     notes = _status_notes(table) + list(problems)
     if c.budget != KL:  # at equal KL, the runs left out are named by matched.kl_notes (in problems)
-        notes += _budget_notes(table, BUDGETS[c.budget], c.budget.replace("_", " "))
-        notes += _unvalued_notes(c)
+        notes += budget_notes(table, BUDGETS[c.budget], c.budget.replace("_", " "))
+        notes += unvalued_notes(c)
     notes += stopped_notes(c, runs)  # train.stop_at: which runs stopped, and the equal-compute rule
-    notes += _matched_baseline_notes(c.baseline, c.matched_baseline, c.budget == KL)
+    notes += matched_baseline_notes(c.baseline, c.matched_baseline, c.budget == KL)
     notes += _pairing_notes(table, c.baseline, c.paired)
     notes += _baseline_notes(c, baseline)
     if has_sft(table, c.metric):  # per SFT row: another task's reference is no mismatch
@@ -84,19 +83,6 @@ def _status_notes(table: pd.DataFrame) -> list[str]:
         return []
     listed = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     return [f"{sum(counts.values())} runs are not in the statistics ({listed}); see Runs."]
-
-
-def _matched_baseline_notes(base: str, matched_base: str, at_kl: bool = False) -> list[str]:
-    view = "KL-matched" if at_kl else "compute-matched"
-    if matched_base == base:
-        return []
-    if base == SFT:
-        equal = "at one KL, where SFT (KL 0)" if at_kl else "at equal compute, where SFT (no compute)"
-        return [
-            f"The {view} view compares groups {equal} has no value; there groups are paired with "
-            f"{matched_base}."
-        ]
-    return [f"The baseline {base} is not in the {view} view; there groups are paired with {matched_base}."]
 
 
 def _baseline_notes(c: Comparison, baseline: str | None) -> list[str]:
@@ -166,46 +152,6 @@ def _few_seeds_notes(table: pd.DataFrame) -> list[str]:
     return [
         f"Fewer than 3 seeds in {', '.join(few)}: their CIs are unreliable (2 seeds: the t interval "
         "is +-12.7 standard errors; 1 seed: none)."
-    ]
-
-
-def _budget_notes(runs: pd.DataFrame, budget_key: str, label: str) -> list[str]:
-    done = runs[runs["status"] == COMPLETED]
-    finals = done[budget_key]
-    ok = finals[finals > 0]
-    notes = []
-    if len(ok) and ok.max() > UNEQUAL_COMPUTE * ok.min():
-        lo, hi = done.loc[ok.idxmin()], done.loc[ok.idxmax()]
-        notes.append(
-            f"Final metrics are at unequal compute: {label} range from {lo[budget_key]:,.0f} "
-            f"({lo['group']}, seed {lo['seed']:g}) to {hi[budget_key]:,.0f} ({hi['group']}, seed "
-            f"{hi['seed']:g}); the compute-matched view compares every group at the same budget."
-        )
-    lacking = sorted(set(done.loc[~(finals > 0), "group"]))
-    if lacking:
-        hint = "" if budget_key == BUDGETS["trained_tokens"] else "; --budget trained_tokens places them"
-        notes.append(
-            f"Not in the compute-matched view (no {label} used or logged, e.g. offline pairwise "
-            f"training): {', '.join(lacking)}{hint}."
-        )
-    return notes
-
-
-def _unvalued_notes(c: Comparison) -> list[str]:
-    """Completed runs that used the budget but have no value at the common budget: none of their
-    evaluations lies at or below it and the metric has no SFT value to start their curves at 0."""
-    table, key, label = c.runs, BUDGETS[c.budget], c.budget.replace("_", " ")
-    done = table[(table["status"] == COMPLETED) & (table[key] > 0)]
-    missing = done[done[f"{c.metric}@{c.budget}"].isna()]
-    if missing.empty:
-        return []
-    counts = Counter(missing["group"])
-    listed = ", ".join(f"{g} ({n} of {sum(done['group'] == g)} runs)" for g, n in sorted(counts.items()))
-    return [
-        f"No value at the common budget ({c.common_budget:,.4g} {label}) for {listed}: none of their "
-        f"evaluations is at or below it and {c.metric} has no SFT value to start their curves at 0, so the "
-        "compute-matched view leaves them out; an earlier evaluation (train.eval_every) or another --budget "
-        "places them."
     ]
 
 

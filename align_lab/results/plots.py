@@ -192,7 +192,9 @@ def plot_by_group(comparison: Comparison, path: Path) -> Path:
         (comparison.metric, "final"),
         (
             comparison.matched_column,
-            f"at {fmt(comparison.common_budget)} {comparison.budget.replace('_', ' ')}",
+            "at each SFT reference's common point"
+            if comparison.common_by
+            else f"at {fmt(comparison.common_budget)} {comparison.budget.replace('_', ' ')}",
         ),
     ]
     done = comparison.runs[comparison.runs["status"] == COMPLETED]

@@ -234,10 +234,12 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
 
 def matched_heading(c: Comparison, metric_name: str, budget_name: str) -> list[Block]:
     """The matched view's heading and what it read: at the common compute budget, or at the common KL."""
+    each = ", within each SFT reference (a task or model is its own scale)" if c.common_by else ""
     if c.budget == KL:
-        rule = "chosen with --at-kl" if c.common_chosen else "the smallest peak KL"
+        rule = "chosen with --at-kl" if c.common_chosen else f"the smallest peak KL{each}"
+        at = c.common_said() if c.common_by else f"KL {fmt(c.common_budget)}"
         return [
-            Heading(f"KL-matched: {metric_name} at KL {fmt(c.common_budget)}"),
+            Heading(f"KL-matched: {metric_name} at {at}"),
             Paragraph(
                 f"Each completed run's evaluation curve ({metric_name} against its KL to the reference, "
                 f"eval/kl, in evaluation order, from the SFT policy at KL 0) read where it first reaches the "
@@ -245,12 +247,13 @@ def matched_heading(c: Comparison, metric_name: str, budget_name: str) -> list[B
                 "around it, never extrapolated; a run that never reaches it is named in the notes."
             ),
         ]
+    point = c.common_said(budget_name) if c.common_by else f"{fmt(c.common_budget)} {budget_name}"
     return [
-        Heading(f"Compute-matched: {metric_name} at {fmt(c.common_budget)} {budget_name}"),
+        Heading(f"Compute-matched: {metric_name} at {point}"),
         Paragraph(
             f"Each completed run's evaluation curve ({metric_name} against cumulative {budget_name}, "
             f"starting from the SFT policy at 0) linearly interpolated at the common budget: the smallest "
-            f"final {budget_name} among the completed runs."
+            f"final {budget_name} among the completed runs{each}."
         ),
     ]
 
@@ -260,11 +263,13 @@ def matched_blocks(c: Comparison, metric_name: str) -> list[Block]:
     why = matched_empty_reason(c)
     if why is not None:
         return [Paragraph(why)]
-    point = f"KL {fmt(c.common_budget)}" if c.budget == KL else "budget"
+    point = f"KL {fmt(c.common_budget)}" if c.budget == KL and not c.common_by else "budget"
+    point = "KL" if c.budget == KL and c.common_by else point
     return [
         group_table_block(c.matched, [(c.matched_column, f"{metric_name} at {point}")]),
         Paragraph(
-            f"Paired by seed vs {c.matched_baseline} at the same {'KL' if c.budget == KL else 'budget'}:"
+            f"Paired by seed vs {c.matched_baseline} at the same {'KL' if c.budget == KL else 'budget'}"
+            f"{', each within its SFT reference' if c.common_by else ''}:"
         ),
         paired_block(c.matched_paired),
     ]

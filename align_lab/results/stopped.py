@@ -39,15 +39,14 @@ def stopped_notes(c: Comparison, runs: list[Run]) -> list[str]:
     if not notes:
         return []
     matched = (
-        f"the compute-matched view compares every run at {c.common_budget:,.0f} {label}, at or below each "
+        f"the compute-matched view compares every run at {c.common_said(label)}, at or below each "
         "stopped run's budget (equal compute, no run read past its stop)"
         if math.isfinite(c.common_budget)
         else "no run logged the budget, so no view compares them at equal compute"
     )
     if c.budget == KL:  # the smallest peak KL: at or below every run's peak, so not past a stop
-        matched = (
-            f"the KL-matched view reads every run at KL {c.common_budget:.4g} (no run read past its stop)"
-        )
+        at = c.common_said("(eval/kl)") if c.common_by else f"KL {c.common_budget:.4g}"
+        matched = f"the KL-matched view reads every run at {at} (no run read past its stop)"
     return notes + [
         f"Final values of the {len(notes)} run{'s' * (len(notes) > 1)} that stopped early are their values "
         f"at the stop, carried forward against runs that trained on with more compute; {matched}."

@@ -15,6 +15,8 @@ from align_lab.results.comparison import SFT, sft_label
 from align_lab.results.runs import COMPLETED, NEVER_POOLED, Run, format_value, lookup
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
 
 
@@ -164,8 +166,11 @@ PAIRED_COLUMNS = ["group", "baseline", "n_pairs", "seeds", "group_mean", "baseli
 PAIRED_COLUMNS += ["diff", "diff_lo", "diff_hi", "diff_sd", "p", "p_holm", "verdict"]
 
 
-def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: str) -> pd.DataFrame:
-    """Each group vs the baseline on `column`, runs paired by seed (a seed's runs averaged).
+def paired_table(
+    runs: pd.DataFrame, column: str, groups: list[str], baseline: str | Mapping[str, str]
+) -> pd.DataFrame:
+    """Each group vs the baseline (or its own: `baseline` a group -> baseline map) on `column`, runs
+    paired by seed (a seed's runs averaged).
 
     Baseline SFT: each group's runs against their own `<column>_sft`, the SFT reference they started from.
     diff = group - baseline per seed; mean diff, Student-t CI of the differences, exact sign-flip p
@@ -173,13 +178,14 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
     """
     import pandas as pd
 
+    base = {g: baseline for g in groups} if isinstance(baseline, str) else dict(baseline)
     by_group = per_seed(runs, column)
     own_sft = per_seed(runs, f"{column}_sft", require=column)
     empty = pd.Series(dtype=float)
-    compared = [g for g in groups if g != baseline]
-    apart = {g: why for g in compared if (why := other_setting(runs, g, baseline))}
+    compared = [g for g in groups if g != base[g]]
+    apart = {g: why for g in compared if (why := other_setting(runs, g, base[g]))}
     # SFT: each run against its own reference (the same evaluation of the policy it started from)
-    bases = [own_sft.get(g, empty) if baseline == SFT else by_group.get(baseline, empty) for g in compared]
+    bases = [own_sft.get(g, empty) if base[g] == SFT else by_group.get(base[g], empty) for g in compared]
     pairs = [
         (empty, empty) if g in apart else (by_group.get(g, empty), b)
         for g, b in zip(compared, bases, strict=True)
@@ -189,7 +195,7 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
     rows = [
         {
             "group": g,
-            "baseline": baseline,
+            "baseline": base[g],
             "n_pairs": t.n,
             "seeds": ",".join(str(int(s)) for s in t.seeds),
             "group_mean": t.a_mean,
@@ -202,7 +208,7 @@ def paired_table(runs: pd.DataFrame, column: str, groups: list[str], baseline: s
             "p_holm": t.p_holm,
             "verdict": apart.get(g)
             or (t.n == 0 and (none_completed(runs, g) or no_value(runs, g, column)))
-            or verdict(t.diff, t.lo, t.hi, t.p_holm, t.n, baseline, family),
+            or verdict(t.diff, t.lo, t.hi, t.p_holm, t.n, base[g], family),
         }
         for g, t in zip(compared, tests, strict=True)
     ]

@@ -351,6 +351,47 @@ def test_over_two_tasks_the_sft_row_is_per_task() -> None:
     assert paired["algo=rloo, task=toy_prefs"] == pytest.approx(0.3)
 
 
+def test_over_two_tasks_each_is_matched_at_its_own_budget_and_paired_within_itself() -> None:
+    # ppo (gold 0.5) and rloo (0.8), seeds 0..2, on two tasks: toy_arith's runs end at 200 generated
+    # tokens (100 a step), toy_prefs's at 600 (300 a step); SFT gold 0.2 on both (online_run)
+    runs = []
+    for task, per_step in (("toy_arith", 100), ("toy_prefs", 300)):
+        for algo, finals in (("ppo", 0.5), ("rloo", 0.8)):
+            for seed in (0, 1, 2):
+                run = online_run(algo, seed, finals, tokens_per_step=per_step)
+                run.folder = Path(f"/runs/{algo}_{task}_{seed}")
+                run.choices["task"] = task
+                runs.append(run)
+    c = aggregate(runs, ["algo", "task"])
+    # each task at its own smallest final budget: 200 and 600, so toy_prefs is read at its end (0.5, 0.8),
+    # not at toy_arith's 200 (there ppo 0.2 + 0.05 * 2/3 = 0.233 and rloo 0.2 + 0.2 * 2/3 = 0.333)
+    assert c.common_by == {"SFT (task=toy_arith)": 200, "SFT (task=toy_prefs)": 600}
+    matched = c.matched.set_index("group")[f"{c.matched_column}:mean"]
+    assert matched["algo=ppo, task=toy_prefs"] == pytest.approx(0.5)
+    assert matched["algo=rloo, task=toy_prefs"] == pytest.approx(0.8)
+    # paired within each task against its first group (SFT has no value at a budget): 0.8 - 0.5 on both,
+    # 3 pairs each, never "never paired across tasks"
+    paired = c.matched_paired.set_index("group")
+    assert paired.loc["algo=rloo, task=toy_prefs", "baseline"] == "algo=ppo, task=toy_prefs"
+    assert paired.loc["algo=rloo, task=toy_prefs", "n_pairs"] == 3
+    assert paired.loc["algo=rloo, task=toy_prefs", "diff"] == pytest.approx(0.3)
+    assert paired.loc["algo=rloo, task=toy_arith", "diff"] == pytest.approx(0.3)
+    # one Holm family over both tasks' tests: exact p 2 / 2**3 = 0.25 each, Holm 2 * 0.25 = 0.5
+    assert paired["p"].tolist() == pytest.approx([0.25, 0.25])
+    assert paired["p_holm"].tolist() == pytest.approx([0.5, 0.5])
+    assert c.matched_baseline == "algo=ppo, task=toy_arith and algo=ppo, task=toy_prefs"
+    said = c.common_said("generated tokens")
+    assert said == (
+        "the common point of each SFT reference's runs (SFT (task=toy_arith) 200; SFT (task=toy_prefs) 600 "
+        "generated tokens)"
+    )
+    # within each task every run ends at the same budget: no unequal-compute note across the two scales
+    assert not any("unequal compute" in n for n in c.notes)
+    # one task: one common point, said as before
+    one = aggregate([r for r in runs if r.choices["task"] == "toy_prefs"], ["algo"])
+    assert one.common_by == {} and one.common_said("generated tokens") == "600 generated tokens"
+
+
 def test_wall_time_compares_at_the_seconds_the_faster_runs_took() -> None:
     # ppo's steps take 2 s and 3 s (online_run: 1 + step), rloo's twice as long: 4 s and 6 s
     ppo = [online_run("ppo", s, f) for s, f in ((0, 0.4), (1, 0.6))]
