@@ -18,7 +18,7 @@ from align_lab.user_fds import users_own
 from align_lab.user_limits import RunLimitsLost, limits_kept
 from align_lab.user_modes import modes_kept
 from align_lab.user_timeouts import BUILDING, stuck_watched
-from align_lab.value_checks import ConfigError, one_line, written
+from align_lab.value_checks import ConfigError, integer_wanted, one_line, written
 
 __all__ = ["ConfigError", "build", "run_choices"]
 
@@ -57,7 +57,7 @@ def _typed(cls: type, node: DictConfig, key: str):
         kind = "Boolean" if "is not a valid bool" in want else kind
         null = re.fullmatch(r"Incompatible value 'None' for field of type '(\w+)'", want)  # key=null
         kind = {"int": "Integer", "float": "Float", "bool": "Boolean"}.get(null[1], kind) if null else kind
-        want = WANTED.get(kind, want)
+        want = integer_wanted(f"{key}.{e.full_key}", e.value, WANTED.get(kind, want))
         raise ConfigError(f"{key}.{e.full_key}={written(e.value)}: {want}") from None
 
 

@@ -159,6 +159,14 @@ def written(value) -> str:
     return str(value)
 
 
+def integer_wanted(path: str, value, wanted: str) -> str:
+    """`wanted` ("must be an integer"), told how to write a whole number the command line read as a float
+    (`train.steps=1e3` is 1000.0: "... written as one (train.steps=1000)"), as `seed=1e0` is told."""
+    if wanted == "must be an integer" and isinstance(value, float) and value.is_integer():
+        return f"{wanted} written as one ({path}={int(value)})"
+    return wanted
+
+
 def check(ok: bool, name: str, value, allowed: str) -> None:
     """Raises the one-line error every config check uses: `name=value: must be allowed`.
 

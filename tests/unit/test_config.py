@@ -155,6 +155,9 @@ def test_invalid_values_are_rejected_at_build(override, expected, tmp_path):
         (["algo.lr=null"], "algo.lr=null: must be a number"),
         (["train.steps=null"], "train.steps=null: must be an integer"),
         (["seed=null"], "seed=null: must be an integer"),
+        # a whole number the command line read as a float is told how to write it, as seed=1e0 is
+        (["train.steps=1e3"], "train.steps=1000.0: must be an integer written as one (train.steps=1000)"),
+        (["train.steps=2.5"], "train.steps=2.5: must be an integer"),
         (
             ["algo.lr=-1"],
             "algo.lr=-1.0: must be in (0, 1): "

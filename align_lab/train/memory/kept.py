@@ -34,9 +34,15 @@ def kept_line(n_prompts: int, samples: int, row: int, memory: int, where: str) -
     if kept <= allowed:
         return None
     fit = max(0, allowed // (n_prompts * row))
+    most = f"at most {fit} samples a prompt fit" if fit else f"not one sample a prompt fits in {where}"
     return (
         f"train.eval_samples={samples}: an evaluation keeps each of its {n_prompts * samples:,} samples "
         f"({n_prompts} held-out prompts x {samples}) and the reference's until it ends, "
-        f"~{kept / GiB:.1f} GiB, more than half of {where} ({memory / GiB:.1f} GiB); at most {fit} "
-        "samples a prompt fit"
+        f"~{gib(kept)} GiB, more than half of {where} ({gib(memory)} GiB); {most}"
     )
+
+
+def gib(size: float) -> str:
+    """Bytes in GiB as a line says them: one decimal ("5.0"), two significant digits below 0.1 GiB
+    ("0.00011", never "0.0" for a size that is not 0)."""
+    return f"{size / GiB:.1f}" if size >= 0.1 * GiB or size == 0 else f"{size / GiB:.2g}"

@@ -284,3 +284,14 @@ def test_a_kl_free_runs_evaluation_loads_the_reference_unless_a_lora_policys_bas
     kept = 256 * 6_976  # 64 prompts x 4 samples, each row's samples and record (kept.py)
     assert loads.phases["evaluation"] == 538_060_032 + 4 * 31_180_800 + kept
     assert shared.peak.phases["evaluation"] == 4 * 31_180_800 + kept
+
+
+def test_a_kept_line_says_a_tiny_memory_in_digits_and_that_not_one_sample_fits() -> None:
+    from align_lab.train.memory.kept import gib, kept_line
+
+    # 18 prompts x 4 samples x 2,960 bytes = 213,120 bytes = 0.000198 GiB, said 0.0002 (two significant
+    # digits), never "0.0"; half of 1 byte holds 0 rows
+    line = kept_line(18, 4, 2960, 1, "hardware.memory_gb=1e-09")
+    assert "~0.0002 GiB, more than half of hardware.memory_gb=1e-09 (9.3e-10 GiB)" in line
+    assert line.endswith("not one sample a prompt fits in hardware.memory_gb=1e-09")
+    assert gib(5 * 2**30) == "5.0" and gib(0) == "0.0" and gib(2**30 / 10) == "0.1"
