@@ -202,10 +202,13 @@ def matched_groups(table: pd.DataFrame, groups: list[str], column: str, base: st
 
 
 def matched_pairs(table: pd.DataFrame, groups: list[str], column: str, base: str) -> tuple[pd.DataFrame, str]:
-    """The matched view paired by seed within each SFT reference (task, model: two scales, each read at its
-    own common point), against the baseline or the first of its groups in the view, one Holm family;
-    (the table, the baselines it used, joined)."""
+    """The matched view paired by seed against the baseline group, or, the baseline SFT (no value at a
+    budget), within each SFT reference (task, model: two scales, each read at its own common point)
+    against the first of its groups in the view, one Holm family; (the table, the baselines it used)."""
     refs = dict(zip(table["group"], table["sft_reference"], strict=True))
+    if base != SFT or len(set(refs.values())) == 1:  # a group as baseline: as the final values' table
+        in_view, matched_base = matched_groups(table, groups, column, base)
+        return paired_table(table, column, in_view, matched_base), matched_base
     paired_with: dict[str, str] = {}
     for ref in sorted({refs[g] for g in groups}):
         in_view, matched_base = matched_groups(table, [g for g in groups if refs[g] == ref], column, base)

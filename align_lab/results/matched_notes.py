@@ -17,15 +17,20 @@ if TYPE_CHECKING:
 UNEQUAL_COMPUTE = 1.10  # final budgets differing by more than 10% are called unequal
 
 
-def matched_baseline_notes(base: str, matched_base: str, at_kl: bool = False) -> list[str]:
+def matched_baseline_notes(
+    base: str, matched_base: str, at_kl: bool = False, each: bool = False
+) -> list[str]:
+    """Which group the matched view pairs with where the baseline has no value there; `each`: the runs
+    span several SFT references (tasks, models), each paired within its own."""
     view = "KL-matched" if at_kl else "compute-matched"
     if matched_base == base:
         return []
     if base == SFT:
         equal = "at one KL, where SFT (KL 0)" if at_kl else "at equal compute, where SFT (no compute)"
+        within = ", each within its own task (model)" if each else ""
         return [
             f"The {view} view compares groups {equal} has no value; there groups are paired with "
-            f"{matched_base}."
+            f"{matched_base}{within}."
         ]
     return [f"The baseline {base} is not in the {view} view; there groups are paired with {matched_base}."]
 

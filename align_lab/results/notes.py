@@ -30,7 +30,7 @@ def comparison_notes(c: Comparison, runs: list[Run], baseline: str | None, probl
         notes += budget_notes(table, BUDGETS[c.budget], c.budget.replace("_", " "))
         notes += unvalued_notes(c)
     notes += stopped_notes(c, runs)  # train.stop_at: which runs stopped, and the equal-compute rule
-    notes += matched_baseline_notes(c.baseline, c.matched_baseline, c.budget == KL)
+    notes += matched_baseline_notes(c.baseline, c.matched_baseline, c.budget == KL, bool(c.common_by))
     notes += _pairing_notes(table, c.baseline, c.paired)
     notes += _baseline_notes(c, baseline)
     if has_sft(table, c.metric):  # per SFT row: another task's reference is no mismatch

@@ -380,6 +380,13 @@ def test_over_two_tasks_each_is_matched_at_its_own_budget_and_paired_within_itse
     assert paired["p"].tolist() == pytest.approx([0.25, 0.25])
     assert paired["p_holm"].tolist() == pytest.approx([0.5, 0.5])
     assert c.matched_baseline == "algo=ppo, task=toy_arith and algo=ppo, task=toy_prefs"
+    assert any(
+        n.endswith(
+            "paired with algo=ppo, task=toy_arith and algo=ppo, task=toy_prefs, each within its "
+            "own task (model)."
+        )
+        for n in c.notes
+    ), c.notes
     said = c.common_said("generated tokens")
     assert said == (
         "the common point of each SFT reference's runs (SFT (task=toy_arith) 200; SFT (task=toy_prefs) 600 "
