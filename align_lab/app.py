@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from align_lab.overrides import internal_group, leading_zero, repeated, unreadable
 from align_lab.run.hydra_record import unwritten_hydra_record, write_hydra_record
@@ -72,7 +72,10 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
     from align_lab.train.preemption import Interrupted
     from align_lab.user_code import shadowing
 
-    first = os.environ.get("SLURM_PROCID", "0") == "0"  # rank 0 of a run across nodes writes its folder
+    # rank 0 of a run across nodes writes its folder; on one node the run's process does, whatever
+    # SLURM_PROCID a shell left (a stray 1 took no lock, and two runs wrote one folder at once)
+    across_nodes = OmegaConf.select(cfg, "hardware.nodes", default=1) > 1
+    first = not across_nodes or os.environ.get("SLURM_PROCID", "0") == "0"
     try:
         if here:  # `study resume`, a requeue, the first submission's Job (twenty-second hunt, 8, 9, 11)
             job = admitted_here(job, cfg, first)

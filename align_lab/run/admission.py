@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -234,8 +233,8 @@ def placed_as_rank_0(cfg: DictConfig) -> None:
 
     if "align_lab.train.distributed" in sys.modules:  # else nothing of its is set (nor torch imported)
         sys.modules["align_lab.train.distributed"].forget_env()
-    processes = OmegaConf.select(cfg, "hardware.processes", default=1)
-    if isinstance(processes, int) and processes > 1 and "SLURM_PROCID" not in os.environ:
+    processes, nodes = (OmegaConf.select(cfg, f"hardware.{k}", default=1) for k in ("processes", "nodes"))
+    if isinstance(processes, int) and processes > 1 and nodes == 1:  # whatever SLURM_PROCID says
         from align_lab.train.distributed import own_place
 
         own_place(0, processes, 0, processes)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from align_lab.config import ConfigError
-from align_lab.run.resources import ResourcePolicy, threads_given
+from align_lab.run.resources import ResourcePolicy, slurm_cpus_per_task, threads_given
 from align_lab.train.backend import Backend
 from align_lab.train.memory import default_budget
 from align_lab.train.slurm_world import SlurmWorld, slurm_world
@@ -46,6 +46,10 @@ class Hardware:
         # 1000000: tokenizers' thread pool panicked, then a segmentation fault (issue 73 fifth hunt)
         ok = self.num_threads is None or 0 <= self.num_threads <= MAX_THREADS
         check(ok, "num_threads", self.num_threads, allowed)
+        if (
+            self.num_threads is None
+        ):  # the cores a Slurm job gave, read where the run runs: this machine's now
+            slurm_cpus_per_task(os.environ)
         allowed = ">= 1 or null (fit the machine)"
         check(self.max_parallel is None or self.max_parallel >= 1, "max_parallel", self.max_parallel, allowed)
         check(self.processes >= 1, "processes", self.processes, ">= 1")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from align_lab.algorithms.base import OnlineAlgorithm
-from align_lab.value_checks import check
+from align_lab.value_checks import ConfigError, check
 
 
 @dataclass
@@ -105,10 +105,25 @@ def threads_given(
     return min(given, max_threads) if max_threads else given
 
 
+def slurm_cpus_per_task(env) -> int | None:
+    """SLURM_CPUS_PER_TASK where set (Slurm's cores for a job's task): a whole number >= 1, else one line
+    naming it (a stray `abc` in a shell was int()'s 51-line traceback after the run folder was made)."""
+    value = env.get("SLURM_CPUS_PER_TASK")
+    if not value:
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ConfigError(
+            f"SLURM_CPUS_PER_TASK={value!r}: must be a whole number >= 1 (Slurm sets it in a job: the cores "
+            "each task may use, which the run's torch threads follow); unset it outside a Slurm job, or set "
+            "hardware.num_threads"
+        )
+    return int(value)
+
+
 def _threads_given(cpus_per_task: int, processes: int, env, cores: int | None) -> int:
-    slurm = env.get("SLURM_CPUS_PER_TASK")
+    slurm = slurm_cpus_per_task(env)
     if slurm:
-        return max(1, int(slurm) // processes)
+        return max(1, slurm // processes)
     if env.get("SUBMITIT_EXECUTOR") == "local":
         return cpus_per_task
     available = allowed_cores() if cores is None else cores

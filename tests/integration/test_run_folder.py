@@ -52,17 +52,22 @@ def hydra_files(run_dir: Path) -> dict:
 
 
 # ---------------------------------------------------------------- a run folder belongs to one run
-def test_a_second_process_on_a_live_run_folder_is_refused_naming_the_holder(tmp_path, cache_dir, forked_cli):
+# a stray SLURM_PROCID in a shell outside any Slurm job (a copied environment, an allocation's shell):
+# the run took no lock (rank 1 of a run across nodes does not), so two runs trained into one folder, rc 0
+@pytest.mark.parametrize("env", [{}, {"SLURM_PROCID": "1", "SLURM_JOB_ID": "123"}], ids=["", "stray_procid"])
+def test_a_second_process_on_a_live_run_folder_is_refused_naming_the_holder(
+    tmp_path, cache_dir, forked_cli, env
+):
     from align_lab.folder import holder
 
     run_dir = tmp_path / "run"
     # long enough that the second command is admitted while the first trains, on a loaded machine too (the
     # full suite of 206b69c beside a hunt: 6 steps had completed as the second was admitted)
     args = [*SMALL, "train.steps=60", f"cache_dir={cache_dir}", f"hydra.run.dir={run_dir}"]
-    first = start(args)
+    first = start(args, env)
     try:
         wait_for(lambda: holder(run_dir) is not None or first.poll() is not None)
-        second = forked_cli(args, cwd=ROOT)
+        second = forked_cli(args, cwd=ROOT, env=env)
         one_line_error(second, f"hydra.run.dir={run_dir}: in use by a run of pid {first.pid} on ")
         out, err = first.communicate(timeout=600)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
+import re
 import time
 from types import SimpleNamespace
 
@@ -225,3 +226,21 @@ def test_the_trainers_budget_on_a_gpu_leaves_vllm_its_share(monkeypatch):
     cfg, names = compose(["hardware.device=cuda"])  # rollout=hf samples the trainer's own weights
     spec = spec_from_config(cfg, names)
     assert spec.hardware.trainer_bytes(getattr(spec.rollout, "gpu_share", 0.0)) == 80 * 2**30
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "2.5"])
+def test_a_slurm_cpus_per_task_that_is_no_whole_number_is_one_line_naming_it(value, monkeypatch):
+    """Hunt of 2026-12-04: SLURM_CPUS_PER_TASK=abc in a shell was int()'s 51-line traceback, after the run
+    folder was made; now refused where the hardware is built, before anything is written."""
+    from align_lab.run.hardware import Hardware
+    from align_lab.value_checks import ConfigError
+
+    said = f"SLURM_CPUS_PER_TASK='{value}': must be a whole number >= 1 (Slurm sets it in a job"
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        threads_given(None, 1, env={"SLURM_CPUS_PER_TASK": value})
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", value)
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        Hardware()
+    assert Hardware(num_threads=2).threads() == 2  # a number of threads given: the variable is not read
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "6")
+    assert Hardware(processes=2).threads() == 3
