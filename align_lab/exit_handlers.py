@@ -8,6 +8,7 @@ import atexit
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 
 EXIT_HANDLERS_S = 60.0  # their time in all, as the command ends (W&B's and logging's take a second or two)
@@ -55,7 +56,10 @@ def run_within(code: int, real_exit: Callable[[int], None], bound_s: float = EXI
 
     threading.Thread(target=watch, daemon=True, name="align_lab-exit-handlers").start()
     try:
-        atexit._run_exitfuncs()
+        with warnings.catch_warnings():  # a library's temporary folder removed as the process ends (wandb's
+            # for a logged table): 9 lines of "Exception ignored" under PYTHONWARNINGS=error (2026-12-04)
+            warnings.filterwarnings("ignore", "Implicitly cleaning up", ResourceWarning)
+            atexit._run_exitfuncs()
     finally:
         done.set()
 

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from align_lab.envs.base import LastTurn, Step, one_line
 from align_lab.rerun import project_script
+from align_lab.user_code import why_not_found
 
 INSTALL = f"{project_script('scripts/setup_openenv.sh')} (docs/environments.md, 'Environment hubs')"
 
@@ -38,7 +39,7 @@ def load(path: str, key: str) -> type:
     try:
         found = getattr(importlib.import_module(module), name, None)
     except Exception as e:  # a hub module's own import error or bug: still one line
-        raise ValueError(f"{key}={path!r}: cannot import {module} ({one_line(e)})") from None
+        raise ValueError(f"{key}={path!r}: cannot import {module} ({one_line(why_not_found(e))})") from None
     if not isinstance(found, type):
         raise ValueError(f"{key}={path!r}: {module} has no class {name}")
     return found

@@ -11,6 +11,7 @@ import torch
 
 from align_lab.rewards import reward_models
 from align_lab.rewards.cancelling import check_not_cancelling
+from align_lab.user_code import why_not_found
 from align_lab.user_fds import RunFdsLost, fds_kept
 from align_lab.user_limits import RunLimitsLost, limits_kept
 from align_lab.user_modes import modes_kept
@@ -62,7 +63,7 @@ def load_callable(path: str, timeout_s: float | None = None):
     except RunLimitsLost as e:
         raise ValueError(f"path={path}: importing {module_name} {e.what}") from None
     except ImportError as e:
-        raise ValueError(f"path={path}: cannot import {module_name} ({e})") from None
+        raise ValueError(f"path={path}: cannot import {module_name} ({why_not_found(e)})") from None
     except Exception as e:  # the user's module raised, or does not parse, as it was imported
         raise ValueError(f"path={path}: importing {module_name} raised {type(e).__name__}: {e}") from None
     fn = attribute(module, attr)

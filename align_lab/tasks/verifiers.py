@@ -55,6 +55,7 @@ from align_lab.tasks.response_reading import (
     response_number,
     without_negations,
 )
+from align_lab.user_code import why_not_found
 from align_lab.user_fds import RunFdsLost, fds_kept
 from align_lab.user_limits import RunLimitsLost, limits_kept
 from align_lab.user_modes import modes_kept
@@ -78,9 +79,7 @@ def plain_number(answer: str) -> float | None:
     if not found:
         return None
     before, after = answer[: found[-1].start()], answer[found[-1].end() :].strip().removesuffix(".")
-    glued = (
-        before[-1:].isalpha() or before[-1:] == "." or re.search(r"[A-Za-z]", after) is not None
-    )  # 2x, 2pi
+    glued = before[-1:].isalpha() or before[-1:] == "." or re.search(r"[A-Za-z]", after) is not None  # 2x
     minus = found[-1][0].startswith("-") and before.rstrip()[-1:].isdigit()  # 5-3: a difference (41st, 5)
     command = re.search(r"\\[A-Za-z]", answer) is not None  # 2\times 3, \log_2 8 (read 8: 2026-12-02)
     percent = after[:1] == "%"
@@ -122,7 +121,8 @@ def _function(name: str, timeout_s: float | None = None) -> Callable:
     except RunLimitsLost as e:
         raise ValueError(f"verifier={name}: importing {module} {e.what}") from None
     except (ImportError, AttributeError) as e:
-        raise ValueError(f"verifier={name}: cannot import it ({type(e).__name__}: {e}); {ALLOWED}") from None
+        said = f"{type(e).__name__}: {why_not_found(e)}"  # an AttributeError: its own words
+        raise ValueError(f"verifier={name}: cannot import it ({said}); {ALLOWED}") from None
     except Exception as e:  # the user's module raised, or does not parse, as it was imported
         raise ValueError(f"verifier={name}: importing {module} raised {type(e).__name__}: {e}") from None
     if not callable(found):

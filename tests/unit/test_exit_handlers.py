@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -55,3 +56,19 @@ def test_a_signal_while_an_exit_handler_runs_ends_the_command_with_its_own_line_
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 143, done.stderr
     assert done.stderr == "align_lab: SIGTERM: the command had finished; it ends now\n", done.stderr
+
+
+def test_a_librarys_temporary_folder_cleaned_at_exit_is_no_traceback_under_warnings_as_errors(tmp_path):
+    """Hunt of 2026-12-04 (env/cwd, c07): PYTHONWARNINGS=error, and a completed run ended with 9 lines of
+    `Exception ignored ... ResourceWarning: Implicitly cleaning up <TemporaryDirectory ...>` (wandb's folder
+    for a logged table, removed by its finalizer as the process ended). The folder is still removed."""
+    code = (
+        "import os, tempfile, warnings\nfrom align_lab import exit_handlers\n"
+        "t = tempfile.TemporaryDirectory()\nprint(t.name, flush=True)\n"
+        "exit_handlers.run_within(0, os._exit)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert not os.path.exists(done.stdout.strip())

@@ -5,6 +5,7 @@ an import that never finished was waited for with no line)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -196,3 +197,65 @@ def test_a_file_named_as_a_module_python_imported_before_is_named_not_said_to_la
         f"path=types:score: {tmp_path / 'types.py'} is named as Python's own module types, which Python had "
         "imported before it looked in your folder; rename it, and the key that names it"
     )
+
+
+def test_a_file_on_pythonpath_named_as_an_installed_module_is_refused_as_one_in_the_folder_is(
+    tmp_path, monkeypatch
+):
+    """Hunt of 2026-12-04 (env/cwd, c10): a helper `<lib>/yaml.py` on PYTHONPATH stood in for PyYAML:
+    omegaconf's `yaml.Dumper` failed in a 23-line traceback; the same file in the folder `python -m` runs
+    in got the one line (only sys.path[0] was looked at). Imported, and not yet imported, both said."""
+    from types import ModuleType
+
+    from align_lab.user_code import shadowing
+
+    lib, here = tmp_path / "lib", tmp_path / "here"
+    lib.mkdir(), here.mkdir()
+    monkeypatch.setenv("PYTHONPATH", str(lib))
+    monkeypatch.setattr(sys, "path", [str(here), str(lib), *sys.path[1:]])
+    assert shadowing() is None
+    fake = ModuleType("yaml")
+    fake.__file__ = str(lib / "yaml.py")
+    (lib / "yaml.py").write_text("x = 1\n")
+    monkeypatch.setitem(sys.modules, "yaml", fake)
+    assert shadowing() == (
+        f"{lib / 'yaml.py'}: named as the installed module yaml, which the command imports: Python found "
+        f"yours first (PYTHONPATH puts {lib} before the installed packages on sys.path); rename it (and a "
+        "key that names it, where one does)"
+    )
+    monkeypatch.undo()
+    monkeypatch.setenv("PYTHONPATH", str(lib))
+    monkeypatch.setattr(sys, "path", [str(here), str(lib), *sys.path[1:]])
+    (lib / "yaml.py").unlink()
+    (lib / "math_verify.py").write_text("def verify(*a, **k):\n    return True\n")
+    monkeypatch.delitem(sys.modules, "math_verify", raising=False)
+    said = shadowing()
+    assert said.startswith(f"{lib / 'math_verify.py'}: named as the installed module math_verify (")
+    assert f"(PYTHONPATH puts {lib} before the installed packages on sys.path)" in said
+
+
+def test_a_module_beside_you_under_pythonsafepath_is_said_to_be_off_the_path(tmp_path):
+    """Hunt of 2026-12-04 (c09): with PYTHONSAFEPATH=1, `reward.path=myrew:score` beside ./myrew.py said
+    only "cannot import myrew (No module named 'myrew')"; now why: Python does not look in that folder."""
+    import subprocess
+
+    (tmp_path / "myrew.py").write_text("def score(p, r, f=None):\n    return [0.0] * len(r)\n")
+    code = (
+        "import importlib\nfrom align_lab.user_code import why_not_found\n"
+        "for name in ('myrew', 'nosuch'):\n"
+        "    try:\n        importlib.import_module(name)\n"
+        "    except ImportError as e:\n        print(why_not_found(e))\n"
+    )
+    said = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONSAFEPATH": "1"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert said == [
+        f"PYTHONSAFEPATH is set, so Python does not look in the folder you run in ({tmp_path}), where "
+        "./myrew.py is: unset PYTHONSAFEPATH, or put the folder on PYTHONPATH",
+        "No module named 'nosuch'",
+    ]
