@@ -223,6 +223,15 @@ def missing_primary(name: str, text: str) -> str:
     return f"--config-name {name}: no {name}.yaml in {folder}; its configs: {', '.join(have) or 'none'}"
 
 
+def file_in_the_way(path) -> str:
+    """`path`, or its first part that exists and is no folder (a file `outputs` beside you, where the run
+    folder outputs/<date>/<time> was to be made)."""
+    for part in [*reversed(Path(str(path)).parents), Path(str(path))]:
+        if part.exists() and not part.is_dir():
+            return str(part)
+    return str(path)
+
+
 def folder_key() -> str:
     """The key that names the folder Hydra makes: hydra.sweep.dir with -m, else hydra.run.dir."""
     return "hydra.sweep.dir" if {"-m", "--multirun"} & set(sys.argv) else "hydra.run.dir"
@@ -269,8 +278,9 @@ def format_error(e: BaseException) -> str | None:
         return f"cannot write {what} ({e.strerror}); choose a writable {folder_key()}"
     if isinstance(e, FileNotFoundError) and failed_in_mkdir(e):  # /proc/x: a folder that cannot be made
         return f"cannot make {e.filename} ({e.strerror}); choose a writable {folder_key()}"
-    if isinstance(e, FileExistsError | NotADirectoryError):  # Hydra's mkdir of a run or sweep folder
-        return f"{e.filename}: is a file, not a folder; choose another {folder_key()}"
+    if isinstance(e, FileExistsError | NotADirectoryError):  # Hydra's mkdir of a run or sweep folder: the
+        in_way = file_in_the_way(e.filename)  # file in the way, not the folder to be made (2026-12-04 hunt)
+        return f"{in_way}: is a file, not a folder; choose another {folder_key()}"
     if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
         return f"{e.full_key}: {str(e).splitlines()[0]}"
     if isinstance(e, errors.MissingConfigException) and e.options is not None:  # hydra/launcher/nope: nested

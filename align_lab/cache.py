@@ -21,16 +21,43 @@ DISK_FULL_BYTES = 64 * 2**20  # free space under which a failed write is taken f
 def disk_full_error(e: BaseException, path: Path) -> OSError | None:
     """The OSError(ENOSPC) naming `path` for a write that failed on a full disk, whatever the writer
     raised for it (safetensors: SafetensorError "StorageFull", torch.save: RuntimeError "unexpected
-    pos"; both are told apart from other errors by the free space left); None otherwise."""
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+    pos"; both are told apart from other errors by the free space left), or the OSError(EFBIG) for one
+    that met the process's file size limit (`ulimit -f`, as on some login nodes: hunt of 2026-12-04, an
+    84-line traceback at the final checkpoint); None otherwise."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return e if e.filename else OSError(e.errno, e.strerror, str(path))
     if not isinstance(e, Exception) or isinstance(e, OSError):
         return None
+    if past_size_limit(e, path):
+        return OSError(errno.EFBIG, "File too large", str(path))
     try:
         full = shutil.disk_usage(path if path.exists() else path.parent).free < DISK_FULL_BYTES
     except OSError:
         return None
     return OSError(errno.ENOSPC, "No space left on device", str(path)) if full else None
+
+
+def past_size_limit(e: Exception, path: Path) -> bool:
+    """A write that failed at the process's file size limit (RLIMIT_FSIZE): said so by the error
+    (safetensors: "os error 27"), or the file it wrote reached the limit (torch.save's "unexpected pos")."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return False
+    try:
+        return f"os error {errno.EFBIG})" in str(e) or path.stat().st_size >= limit - 2**20
+    except OSError:
+        return False
+
+
+def size_limit() -> str:
+    """This process's file size limit in words: "the file size limit of this process (200 KiB)"."""
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    said = "none" if limit == resource.RLIM_INFINITY else f"{limit // 1024:,} KiB"
+    return f"the file size limit of this process ({said})"
 
 
 _DIGESTS: dict[tuple, str] = {}  # a file's (device, inode, size, mtime, ctime) -> sha256, in this process

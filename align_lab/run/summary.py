@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from align_lab import malloc
+from align_lab.cache import size_limit
 from align_lab.config import ConfigError
 from align_lab.folder import changed_inputs_said
 from align_lab.run.frames import exited_where, users_frame
@@ -89,9 +90,13 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
             called = f"(a thread of your code) called {called} during the run, ending it unfinished"
             return RunStopped(f"error: {exited_where(e)} {called}; {fixed}", 1)
         return RunStopped(f"error: {exited_where(e)} called {called} during the run; {fixed}", 1)
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         # a copy's error (shutil.copyfile) names its source first and the file it was writing second
         what = e.filename2 or e.filename or unnamed_write(ckpt.parent)
+        if e.errno == errno.EFBIG:  # ulimit -f
+            return RunStopped(
+                f"error: writing {what} met {size_limit()}; raise it (ulimit -f), then {resume}"
+            )
         return RunStopped(f"error: no space left on the device writing {what}; free space, then {resume}")
     if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
         return RunStopped(f"error: cannot write {e.filename or 'a file'} ({e.strerror})")

@@ -90,11 +90,15 @@ def test_entries_of_a_mapping_and_a_users_own_keys_stay_allowed(tmp_path):
     check_overrides(["+env.top=16"], cfg, {"env": "single_turn"})  # build() judges the class's keys
 
 
+# inside: the run (sweep) folder's parent is the file, as a file ./outputs (./multirun) beside you is for the
+# default folders outputs/<date>/<time>: the line named the folder to be made, which does not exist
+@pytest.mark.parametrize("inside", [False, True], ids=["", "inside"])
 @pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
-def test_a_run_folder_that_is_a_file_is_one_line_and_the_file_stays(sweep, tmp_path, forked_cli):
+def test_a_run_folder_that_is_a_file_is_one_line_and_the_file_stays(sweep, inside, tmp_path, forked_cli):
     afile = tmp_path / "afile"
     afile.write_text("mine")
-    where = ["-m", "seed=0,1", f"hydra.sweep.dir={afile}"] if sweep else [f"hydra.run.dir={afile}"]
+    folder = afile / "2026-12-04" / "05-00" if inside else afile
+    where = ["-m", "seed=0,1", f"hydra.sweep.dir={folder}"] if sweep else [f"hydra.run.dir={folder}"]
     result = forked_cli([*where, f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
     key = "hydra.sweep.dir" if sweep else "hydra.run.dir"  # the key typed, not both
     one_line_error(result, f"{afile}: is a file, not a folder; choose another {key}")
@@ -353,3 +357,24 @@ def test_settings_far_outside_the_machine_warn_in_one_line_each(tmp_path, caplog
     assert [r.getMessage() for r in caplog.records] == [f"align_lab: warning: {line}" for line in lines]
     cfg, names = compose([f"cache_dir={tmp_path}"])
     assert machine_warnings(spec_from_config(cfg, names)) == []  # the defaults fit any machine
+
+
+def test_a_command_with_its_output_closed_or_hydras_short_errors_asked_ends_as_it_would(tmp_path, forked_cli):
+    """Hunt of 2026-12-04 (env/cwd, c49, c43): `python -m align_lab >&-` (a launcher that closes stdout)
+    completed the run, then `'NoneType' object has no attribute 'flush'` and rc 1; an exported
+    HYDRA_FULL_ERROR=0 turned a bad choice's one line into Hydra's 47-line report and rc 1."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "align_lab", *SMALL, "train.steps=2", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=600,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "completed"
+    result = forked_cli(["algo=nope"], cwd=tmp_path, env={"HYDRA_FULL_ERROR": "0"})
+    one_line_error(result, "algo=nope: unknown choice; allowed: ")

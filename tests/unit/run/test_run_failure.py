@@ -35,3 +35,32 @@ def test_a_full_disk_in_a_copy_names_the_file_being_written_not_its_source(tmp_p
     error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(source), None, str(copy))
     _, stop = failure(error, spec=None, ckpt=tmp_path / "checkpoints")
     assert str(stop).startswith(f"error: no space left on the device writing {copy}; free space"), stop
+
+
+def test_a_write_past_the_file_size_limit_is_one_line_naming_the_file_and_the_limit(tmp_path):
+    """Hunt of 2026-12-04 (env/cwd, c54, c55): under `ulimit -f 200` (some login nodes), the final
+    checkpoint's torch.save raised "unexpected pos 196160 vs 196048" (an 84-line traceback, rc 1, no resume
+    line) and an SFT stage's safetensors "File too large (os error 27)" (74 lines): now the limit, named."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, torch\nfrom pathlib import Path\nfrom safetensors.torch import save_file\n"
+        "from align_lab.cache import disk_full_error\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (200 * 1024, resource.RLIM_INFINITY))\n"
+        "for name, save in (('a.pt', lambda p: torch.save({'w': torch.ones(10**5)}, p)),\n"
+        "                   ('b.safetensors', lambda p: save_file({'w': torch.ones(10**5)}, p))):\n"
+        "    path = Path(name)\n"
+        "    try:\n        save(path)\n"
+        "    except Exception as e:\n        said = disk_full_error(e, path)\n"
+        "        print(name, said.errno, said.filename)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.splitlines() == ["a.pt 27 a.pt", "b.safetensors 27 b.safetensors"], done.stderr[-2000:]
+    error = OSError(27, "File too large", str(tmp_path / "checkpoints" / "state-00000003.pt.tmp"))
+    _, stop = failure(error, spec=None, ckpt=tmp_path / "checkpoints")
+    assert str(stop).startswith(
+        f"error: writing {error.filename} met the file size limit of this process ("
+    ) and "); raise it (ulimit -f), then " in str(stop), stop
