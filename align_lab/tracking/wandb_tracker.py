@@ -3,6 +3,7 @@ evaluation's samples as a table (`eval/samples`)."""
 
 from __future__ import annotations
 
+import logging
 import netrc
 import os
 import secrets
@@ -15,7 +16,9 @@ from urllib.parse import urlsplit
 
 from align_lab.tracking.jsonl import to_numbers
 from align_lab.tracking.wandb_reader import wait_until_complete
+from align_lab.value_checks import ConfigError
 
+log = logging.getLogger(__name__)
 RUN_ID_FILE = "wandb_run_id.txt"
 MODES = ("auto", "online", "offline", "disabled")
 DEFAULT_BASE_URL = "https://api.wandb.ai"
@@ -50,7 +53,11 @@ def choose_mode(mode: str, env: Mapping[str, str]) -> str:
         raise ValueError(f"W&B mode {mode!r}: allowed values are {', '.join(MODES)}")
     if mode != "auto":
         return mode
-    if env.get("WANDB_MODE"):
+    if env.get("WANDB_MODE"):  # wandb's own: `bogus` was pydantic's 61 lines after the stages (2026-12-04)
+        if env["WANDB_MODE"] not in (*MODES[1:], "dryrun", "run", "shared"):
+            raise ConfigError(
+                f"WANDB_MODE={env['WANDB_MODE']}: must be online, offline or disabled, or unset"
+            )
         return env["WANDB_MODE"]
     return "online" if has_wandb_credentials(env) else "offline"
 
@@ -89,28 +96,50 @@ class WandbTracker:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_id = load_or_create_run_id(run_dir)
         self.mode = choose_mode(mode, os.environ)
-        self._run = wandb.init(
-            dir=str(run_dir),
-            project=project,
-            group=group,
-            job_type=job_type,
-            tags=list(tags),
-            config=dict(config),
-            name=name,
-            mode=self.mode,
-            id=self.run_id,
-            resume="allow",
-            # Never hand back (or finish) another run that is active in this process.
-            reinit="create_new",
-            # No console capture, no system-metrics sampler, no banner.
-            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True),
-        )
+        init = dict(dir=str(run_dir), project=project, group=group, job_type=job_type, tags=list(tags))
+        init |= dict(config=dict(config), name=name, id=self.run_id)
+        try:
+            self._run = self._started(init)
+        except wandb.errors.Error as e:  # no key, no network: wandb's 61-line traceback (hunt of 2026-12-04)
+            said = " ".join(str(e).split())
+            if mode != "auto" or os.environ.get("WANDB_MODE"):  # online asked for: its one line
+                raise ConfigError(
+                    f"tracker=wandb: W&B could not start the {self.mode} run ({said}); `wandb login` or the "
+                    "network, or WANDB_MODE=offline (`wandb sync` uploads it later)"
+                ) from None
+            log.warning(  # auto, with credentials, and no network: offline, said
+                f"W&B could not start an online run ({said[:200]}): this run logs offline to "
+                f"{run_dir}/wandb; `wandb sync` uploads it later (WANDB_MODE=offline skips the attempt)"
+            )
+            self.mode = "offline"
+            wandb.teardown()  # the service still holds the online attempt: "run ID ... is in use"
+            self._run = self._started(init)
         if not _REAL_INIT:  # the user's code's own wandb.init, a run of its own (users_init)
             _REAL_INIT.append(wandb.init)
             wandb.init = users_init
         # run_dir/wandb/{offline-run,run}-<time>-<id>/run-<id>.wandb; none when disabled.
         self.sync_file = None if self.mode == "disabled" else Path(self._run.settings.sync_file)
         self._closed = False
+
+    def _started(self, init: dict):
+        """wandb.init in self.mode, resuming run_id: silent, no console capture, no system metrics."""
+        import wandb
+
+        if self.mode == "online":  # up to wandb's init_timeout (90 s) where the network does not answer
+            log.info("W&B: starting the online run (WANDB_MODE=offline skips it)")
+        # wandb reads WANDB_INIT_TIMEOUT as it first sets up in a process: an in-process sweep's later runs
+        timeout = (
+            {"init_timeout": float(os.environ["WANDB_INIT_TIMEOUT"])}
+            if "WANDB_INIT_TIMEOUT" in os.environ
+            else {}
+        )
+        return wandb.init(
+            **init,
+            mode=self.mode,
+            resume="allow",
+            reinit="create_new",  # never hand back (or finish) another run that is active in this process
+            settings=wandb.Settings(silent=True, console="off", x_disable_stats=True, **timeout),
+        )
 
     def log(self, metrics: Mapping[str, object], step: int) -> None:
         self._run.log(to_numbers(metrics), step=step)

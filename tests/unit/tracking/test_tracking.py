@@ -131,6 +131,10 @@ def test_auto_mode_is_online_only_when_credentials_are_configured(tmp_path: Path
     assert choose_mode("auto", home) == "online"
     # A self-hosted server: the netrc entry must be for WANDB_BASE_URL's host.
     assert choose_mode("auto", {**home, "WANDB_BASE_URL": "https://wb.corp:8443"}) == "offline"
+    # wandb's own variable, checked where align_lab reads it (bogus: pydantic's 61 lines, hunt of 2026-12-04)
+    assert choose_mode("auto", {"WANDB_MODE": "disabled"}) == "disabled"
+    with pytest.raises(ValueError, match=r"^WANDB_MODE=bogus: must be online, offline or disabled, or unset"):
+        choose_mode("auto", {"WANDB_MODE": "bogus"})
 
 
 def test_auto_mode_reads_the_netrc_named_by_NETRC(tmp_path: Path) -> None:
@@ -380,3 +384,35 @@ def test_metrics_written_or_cut_by_code_not_the_runs_are_said_once(tmp_path, cap
         f"warning: {tmp_path / 'metrics.jsonl'}: changed by code not the run's since its last line "
         f"({size} -> {size + 23} bytes); the run's lines go on after it, compare reads what is there"
     ]
+
+
+def test_an_online_run_wandb_cannot_start_is_one_line_or_offline_said_when_not_asked_for(
+    tmp_path: Path, offline_wandb: None, monkeypatch, caplog
+) -> None:
+    """Hunt of 2026-12-04 (env/cwd, c28-c30): WANDB_MODE=online without a key was wandb's 61-line UsageError
+    traceback; a logged-in user with no network (tracker.mode auto: online) waited 93 s, then a 62-line
+    CommError and no run. Asked for online: one line naming what to do. Not asked for: offline, said."""
+    import socket
+
+    from align_lab.value_checks import ConfigError
+
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")  # read as wandb first sets up in this process
+    monkeypatch.setenv("WANDB_MODE", "online")
+    with pytest.raises(ConfigError, match=r"^tracker=wandb: W&B could not start the online run \(No API key"):
+        _wandb_tracker(tmp_path / "asked")
+    with socket.socket() as s:  # a port nothing listens on: the server does not answer
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123456789abcdef01234567")
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    with caplog.at_level("WARNING"):
+        tracker = _wandb_tracker(tmp_path / "auto")
+    assert tracker.mode == "offline"
+    assert any(
+        "W&B could not start an online run (" in r.message and "logs offline to" in r.message
+        for r in caplog.records
+    )
+    tracker.log({"train/kl": 0.5}, step=1)
+    tracker.close()
+    assert len(find_wandb_files(tmp_path / "auto")) == 1
