@@ -7,9 +7,13 @@ import os
 import sys
 
 from align_lab import exit_handlers, malloc
-from align_lab.user_code import shadowing
+from align_lab.user_code import shadowing, working_folder, working_folder_removed
 from align_lab.user_forks import end_forks, say_programs_left
 
+if __name__ == "__main__" and working_folder_removed():  # a shell left in a folder removed since: three
+    gone = f"the folder you run in ({working_folder()}) no longer exists (removed after the shell entered it)"
+    print(f"align_lab: error: {gone}; cd into an existing folder and run the command again", file=sys.stderr)
+    sys.exit(2)  # chained tracebacks, 70 lines (hunt of 2026-12-04)
 if __name__ == "__main__":  # before torch is imported: this process starts again with tcmalloc, once
     malloc.start_with_it("align_lab")
     exit_handlers.noting()  # who registers each exit handler, for end()'s line where one never returns

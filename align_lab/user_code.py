@@ -198,13 +198,31 @@ def shadowing() -> str | None:
     return None
 
 
+def working_folder() -> str:
+    """The folder the process runs in; where it was removed as the command ran, the path it had ($PWD):
+    relative names then name files that do not exist, not os.getcwd()'s traceback (hunt of 2026-12-04)."""
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        return os.environ.get("PWD") or os.sep
+
+
+def working_folder_removed() -> bool:
+    """The folder the process runs in was removed (os.getcwd fails; stat(".") does not)."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        return True
+    return False
+
+
 def users_paths() -> list[tuple[int, str]]:
     """(index in sys.path, real folder) of the folders of the user's that Python searches before the
     installed packages: where `python -m` runs (sys.path[0], not under PYTHONSAFEPATH) and PYTHONPATH's."""
     named = {os.path.realpath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
     found = []
     for index, entry in enumerate(sys.path):
-        folder = os.path.realpath(entry or os.getcwd())
+        folder = os.path.realpath(os.path.join(working_folder(), entry))  # '', relative ones too
         if (index == 0 and not sys.flags.safe_path) or folder in named:
             found.append((index, folder))
     return found
@@ -250,8 +268,8 @@ def why_not_found(error: ImportError) -> str:
     if not isinstance(error, ModuleNotFoundError) or not sys.flags.safe_path or here is None:
         return str(error)
     return (
-        f"PYTHONSAFEPATH is set, so Python does not look in the folder you run in ({os.getcwd()}), where "
-        f"./{here} is: unset PYTHONSAFEPATH, or put the folder on PYTHONPATH"
+        f"PYTHONSAFEPATH is set, so Python does not look in the folder you run in ({working_folder()}), "
+        f"where ./{here} is: unset PYTHONSAFEPATH, or put the folder on PYTHONPATH"
     )
 
 

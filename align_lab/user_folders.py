@@ -2,7 +2,7 @@
 it read lie in (each file's size and time), so that a resume can say which changed since, whether or not
 align_lab saw the code read them (a parquet file pyarrow reads in C++, a flag tested with os.path.exists,
 a file a command reads by itself: ninth hunt, each resumed in silence). A warning, never a refusal:
-align_lab cannot tell whether the code reads them. Standard library only."""
+align_lab cannot tell whether the code reads them. Standard library and user_code.py only."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
+
+from align_lab.user_code import working_folder
 
 SKIPPED = (".pyc", ".out", ".err", ".log", ".swp", "~")  # logs a job writes beside its code, editors' files
 MAX_FILES = 2000  # a folder with more (a home folder, a dataset's) is not listed at each checkpoint
@@ -108,10 +110,8 @@ def named_folders(modules: Iterable[str], skip: Iterable[str] = ()) -> list[str]
         except OSError:
             continue
         skipped = tuple(os.path.abspath(s) for s in skip)
-        key = (os.path.abspath(module), stat.st_size, stat.st_mtime_ns, skipped, os.getcwd())
-        if key not in _NAMED:
-            _NAMED[key] = _folders_named(module, skipped)
-        found += _NAMED[key]
+        key = (os.path.abspath(module), stat.st_size, stat.st_mtime_ns, skipped, working_folder())
+        found += _NAMED[key] if key in _NAMED else _NAMED.setdefault(key, _folders_named(module, skipped))
     return found
 
 
@@ -130,7 +130,7 @@ def _bases(module: str) -> tuple[str, ...]:
     .parent.parent / "data"`, a project's src/ beside its data/), the working folder and the home folder
     (`Path.home() / "d" / "w.parquet"`: thirty-seventh hunt, case 9)."""
     here = os.path.dirname(os.path.abspath(module))
-    return here, os.path.dirname(here), os.getcwd(), os.path.expanduser("~")
+    return here, os.path.dirname(here), working_folder(), os.path.expanduser("~")
 
 
 def _path_like(text) -> bool:
@@ -197,7 +197,7 @@ def folders_in_values(values: Iterable[str], skip: Iterable[str] = ()) -> list[s
     `DATA=/data/w.parquet`, thirty-sixth hunt, case 31), absolute or relative to the working folder
     (`DATA=../d/w.parquet`: thirty-seventh hunt, case 7), as a module's constants are read."""
     skipped = tuple(os.path.abspath(s) for s in skip)
-    return _folders_of([v for v in values if _path_like(v)], (os.getcwd(),), skipped)
+    return _folders_of([v for v in values if _path_like(v)], (working_folder(),), skipped)
 
 
 def _folder_of(path: str, skip: tuple[str, ...]) -> str | None:
@@ -226,7 +226,7 @@ def folders_in_settings(files: Iterable[str], skip: Iterable[str] = ()) -> list[
             texts = list(_strings(json.loads(data))) if file.endswith(".json") else _words(data.decode())
         except (OSError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             continue
-        found.update(_folders_of(texts[:MAX_VALUES], (os.path.dirname(file), os.getcwd()), skipped))
+        found.update(_folders_of(texts[:MAX_VALUES], (os.path.dirname(file), working_folder()), skipped))
     return sorted(found)
 
 

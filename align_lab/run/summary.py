@@ -31,6 +31,7 @@ from align_lab.run.run_folder import RESOLVED_CONFIG, RunFolder
 from align_lab.train.checkpoint_io import CheckpointError, checkpoint_step
 from align_lab.train.preemption import Interrupted
 from align_lab.train.stop_at import describe
+from align_lab.user_code import working_folder, working_folder_removed
 from align_lab.value_checks import written
 
 log = logging.getLogger("align_lab")
@@ -84,6 +85,10 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
         return RunStopped(f"error: {e}")
     if isinstance(e, FileNotFoundError) and not ckpt.parent.is_dir():  # eighteenth hunt: 58-122 lines
         return folder_removed(e, ckpt.parent)
+    if isinstance(e, FileNotFoundError) and working_folder_removed():  # a library's os.getcwd(): 121 lines
+        here = working_folder()  # (hunt of 2026-12-04)
+        said = f"the folder the command runs in ({here}) was removed while it ran; make it again (mkdir -p"
+        return RunStopped(f"error: {said} {here}), then {resume}")
     if isinstance(e, SystemExit):  # not a requeue (failure() read Preempted): code the run called exited
         called = getattr(e, "call", None) or f"{getattr(e, 'called', 'sys.exit')}({e.code!r})"  # ExitCalled
         if getattr(e, "thread", False):  # user_threads.py: the process ends as the thread asked

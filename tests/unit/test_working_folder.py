@@ -1,0 +1,59 @@
+"""The folder a command runs in, removed as it runs or before it starts (hunt of 2026-12-04, env/cwd: c22,
+c23, c73): one line, or the run going on, never os.getcwd()'s traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+REMOVED = """
+import os, sys
+from pathlib import Path
+from align_lab.user_code import shadowing, working_folder, working_folder_removed
+from align_lab.user_folders import folders_in_values
+from align_lab.run.summary import stopped  # torch, imported before (a removed folder: MKL cannot load it)
+here = sys.argv[1]
+os.chdir(here)
+os.rmdir(here)
+print(working_folder_removed(), working_folder() == here)
+print(folders_in_values(["data/w.parquet", sys.argv[2]]) == [sys.argv[2]])
+print(shadowing())
+print(stopped(FileNotFoundError(2, "No such file or directory"), Path(sys.argv[2]) / "checkpoints"))
+"""
+
+
+def test_a_working_folder_removed_as_the_run_goes_is_read_as_its_path_or_said_in_one_line(tmp_path):
+    """c23: the checkpoint's look at the folders the user's values name called os.getcwd() (75 lines, rc 1):
+    now the run goes on; c22: a library's own os.getcwd() (torch's, as transformers imported a model: 121
+    lines) is one line saying so, with the way to resume; c73: the same import path of shadowing()."""
+    here, run = tmp_path / "here", tmp_path / "run"
+    here.mkdir(), (run / "checkpoints").mkdir(parents=True)
+    env = {**os.environ, "PWD": str(here), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", REMOVED, str(here), str(run)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and lines[:3] == ["True True", "True", "None"], done.stderr[-3000:]
+    assert lines[3].startswith(
+        f"error: the folder the command runs in ({here}) was removed while it ran; make it again (mkdir -p "
+        f"{here}), then resume from step "
+    ), lines[3]
+
+
+def test_a_command_typed_in_a_removed_folder_is_one_line_before_anything(tmp_path):
+    """c73: a shell left in a folder removed since: three chained tracebacks, 70 lines, rc 1."""
+    here = tmp_path / "gone"
+    here.mkdir()
+    script = f'cd "{here}" && rmdir "{here}" && exec "{sys.executable}" -m align_lab train.steps=1'
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.splitlines() == [
+        f"align_lab: error: the folder you run in ({here}) no longer exists (removed after the shell entered "
+        "it); cd into an existing folder and run the command again"
+    ], done.stderr[-3000:]
