@@ -209,11 +209,16 @@ def working_folder() -> str:
 
 def working_folder_removed() -> bool:
     """The folder the process runs in was removed (os.getcwd fails; stat(".") does not)."""
-    try:
-        os.getcwd()
-    except FileNotFoundError:
-        return True
-    return False
+    return not os.path.isdir(working_folder())
+
+
+def importable(name: str) -> bool:
+    """`import name` would find a module or a package with code, not a plain folder of that name (a namespace
+    package: a ./vllm/ beside you passed rollout=vllm's check, then failed 34 s in: hunt of 2026-12-04)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    return spec is not None and spec.origin is not None
 
 
 def users_paths() -> list[tuple[int, str]]:

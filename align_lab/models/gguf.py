@@ -9,6 +9,7 @@ import importlib.util
 from pathlib import Path
 
 from align_lab.rerun import project_script
+from align_lab.user_code import importable
 
 PACKAGE = "pkg:"  # gguf_file=pkg:<package>/<file>: a file shipped inside an installed Python package
 # how to install a package that ships one
@@ -31,7 +32,7 @@ def locate(spec: str, key: str = "model.gguf_file") -> Path:
         path = Path(spec).expanduser()
     if not path.is_file():
         raise ValueError(f"{key}={spec}: no such file ({path})")
-    if importlib.util.find_spec("gguf") is None:
+    if not importable("gguf"):
         raise ValueError(f"{key}={spec}: reading GGUF needs the gguf package; install: {INSTALL_GGUF}")
     return path.resolve()
 

@@ -16,7 +16,6 @@ The engine's own log-prob of each sampled token comes back too, as `hf` returns 
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import logging
 import os
 import random
@@ -36,6 +35,7 @@ from align_lab.rollout.base import NonFiniteLogits, Samples, check_sampling
 from align_lab.rollout.base import weights_version as _weights_version
 from align_lab.rollout.vllm_launch import llm_kwargs, rank_place, starting_on
 from align_lab.rollout.vllm_outputs import completion_tensors
+from align_lab.user_code import importable
 from align_lab.value_checks import canonical_dtype
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -138,7 +138,7 @@ class VLLMEngine:
 
     def check_installed(self) -> None:
         """Fails before any compute when this Python has no vllm (it lives in its own environment)."""
-        if importlib.util.find_spec("vllm") is None:
+        if not importable("vllm"):
             venv = PROJECT / ".venv-vllm"
             raise ValueError(
                 "rollout=vllm: the vllm package is not installed in this Python; "

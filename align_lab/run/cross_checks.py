@@ -20,6 +20,7 @@ from align_lab.run.teacher import check_teacher
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.launch import unsendable
 from align_lab.train.online_setup import validate
+from align_lab.user_code import importable
 
 
 def check_run(spec: RunSpec, here: bool = True) -> None:
@@ -92,9 +93,8 @@ def own_check(component, name: str) -> None:
 
 def installed(setting: str, package: str, extra: str) -> None:
     """`setting` needs `package` (the project's optional extra `extra`): one line where it is missing."""
-    import importlib.util
 
-    if importlib.util.find_spec(package) is None:
+    if not importable(package):
         raise ConfigError(f"{setting}: the {package} package is not installed (pip install -e '.[{extra}]')")
 
 

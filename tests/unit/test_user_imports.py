@@ -259,3 +259,25 @@ def test_a_module_beside_you_under_pythonsafepath_is_said_to_be_off_the_path(tmp
         "./myrew.py is: unset PYTHONSAFEPATH, or put the folder on PYTHONPATH",
         "No module named 'nosuch'",
     ]
+
+
+def test_a_plain_folder_named_as_a_package_is_not_that_package_installed(tmp_path, monkeypatch):
+    """Hunt of 2026-12-04 (env/cwd, c74): a folder `vllm/` of yours (no __init__.py) beside you passed
+    rollout=vllm's check (find_spec takes a plain folder for a namespace package); the run failed 34 s in,
+    93 lines: "cannot import name 'LLM' from 'vllm' (unknown location)". Now the check's one line."""
+    from align_lab.rollout.vllm import VLLMEngine
+    from align_lab.user_code import importable
+
+    installed = importable("vllm")  # in .venv-vllm only
+    (tmp_path / "vllm").mkdir()
+    (tmp_path / "mymod.py").write_text("x = 1\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    monkeypatch.delitem(sys.modules, "vllm", raising=False)
+    assert importable("mymod") and importable("json") and importable("torch")
+    assert not importable("no_such_module_here")
+    assert not importable("vllm") or installed
+    if not installed:
+        with pytest.raises(
+            ValueError, match=r"^rollout=vllm: the vllm package is not installed in this Python"
+        ):
+            VLLMEngine.check_installed(None)
