@@ -17,6 +17,25 @@ if __name__ == "__main__" and working_folder_removed():  # a shell left in a fol
 if __name__ == "__main__":  # before torch is imported: this process starts again with tcmalloc, once
     malloc.start_with_it("align_lab")
     exit_handlers.noting()  # who registers each exit handler, for end()'s line where one never returns
+
+
+def unworkable_setting() -> str | None:
+    """A setting of the process the libraries cannot work under, said before anything: their tracebacks
+    of 109 (transformers, python -OO) and 65 lines (torch's import) came after the run folder was made."""
+    if sys.flags.optimize >= 2:
+        return "PYTHONOPTIMIZE=2 (python -OO) strips the docstrings transformers reads; unset it, or set 1"
+    if os.environ.get("TORCH_LOGS"):
+        try:
+            import torch  # noqa: F401
+        except ValueError as e:
+            said = " ".join(str(e).split()).split(". ")[0]  # its list of names follows
+            return f"TORCH_LOGS={os.environ['TORCH_LOGS']}: torch refuses it ({said}); unset it"
+    return None
+
+
+if __name__ == "__main__" and (UNWORKABLE := unworkable_setting()):  # hunt of 2026-12-04, c40, c92
+    print(f"align_lab: error: {UNWORKABLE}", file=sys.stderr)
+    sys.exit(2)
 REAL_EXIT = os._exit  # finished()'s, as end() puts exit_handler_said in os._exit's place (37th hunt, 22)
 
 

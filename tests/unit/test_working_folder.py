@@ -1,5 +1,6 @@
-"""The folder a command runs in, removed as it runs or before it starts (hunt of 2026-12-04, env/cwd: c22,
-c23, c73): one line, or the run going on, never os.getcwd()'s traceback."""
+"""The folder a command runs in, removed as it runs or before it starts, and settings of its process the
+libraries cannot work under (hunt of 2026-12-04, env/cwd: c22, c23, c73, c40, c92): one line, or the run
+going on, never a traceback."""
 
 from __future__ import annotations
 
@@ -57,3 +58,28 @@ def test_a_command_typed_in_a_removed_folder_is_one_line_before_anything(tmp_pat
         f"align_lab: error: the folder you run in ({here}) no longer exists (removed after the shell entered "
         "it); cd into an existing folder and run the command again"
     ], done.stderr[-3000:]
+
+
+def test_settings_the_libraries_cannot_work_under_are_one_line_before_anything(tmp_path):
+    """Hunt of 2026-12-04 (c40, c92): `TORCH_LOGS=bogus` was torch's ValueError as it was imported (65
+    lines), `PYTHONOPTIMIZE=2` transformers' (109 lines, after the run folder was made)."""
+    for env, said in (
+        (
+            {"TORCH_LOGS": "bogus"},
+            "TORCH_LOGS=bogus: torch refuses it (Invalid log settings: bogus, must be ",
+        ),
+        ({"PYTHONOPTIMIZE": "2"}, "PYTHONOPTIMIZE=2 (python -OO) strips the docstrings transformers reads"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "align_lab", "train.steps=1"],
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        lines = done.stderr.splitlines()
+        assert (
+            done.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"align_lab: error: {said}")
+        ), lines
+    assert not any(tmp_path.iterdir())  # no run folder
