@@ -67,6 +67,7 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
 
     from align_lab.run.admission import admitted_here
     from align_lab.run.execute import run
+    from align_lab.run.folder_checks import same_second
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import RunStopped, base_exception_line
     from align_lab.train.preemption import Interrupted
@@ -81,7 +82,7 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
             job = admitted_here(job, cfg, first)
         lock = RunFolder(job.run_dir).claim() if first else None
     except ConfigError as e:  # or another process took the folder since admission
-        return refused(e, job.run_dir)
+        return refused(same_second(e), job.run_dir)
     except OSError as e:  # a folder that cannot be written (read-only, no space): its one line, naming it
         e.filename = e.filename or str(job.run_dir)  # a sweep's said "the run folder" (21st hunt, case 18)
         return refused(ConfigError(format_error(e) or str(e)), job.run_dir)

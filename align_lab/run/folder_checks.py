@@ -6,6 +6,7 @@ readable metrics.jsonl); and the settings far outside what this machine serves. 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from align_lab.config import ConfigError
@@ -37,7 +38,7 @@ def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
         check_owned(run_dir)
     who = holder(run_dir)
     if who is not None:
-        raise ConfigError(in_use(run_dir, who))
+        raise same_second(ConfigError(in_use(run_dir, who)))
     check_completed_steps(spec.config, run_dir, RunFolder(run_dir).read_summary())
     previous = check_same_config(run_dir, spec.config)
     if previous.get("status") == "completed":  # a completed run is reported as it is: nothing is read
@@ -310,3 +311,10 @@ def machine_warnings(spec) -> list[str]:
         )
     said = getattr(spec.model, "context_warning", lambda: None)()  # a pretrained policy's own limits
     return lines + ([said] if said else [])
+
+
+def same_second(e: ConfigError) -> ConfigError:
+    """A folder in use where the command typed none: two commands started in one second (c80, 2026-12-04)."""
+    typed = any(a.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for a in sys.argv[1:])
+    said = ": the default is named to the second; give each command its own hydra.run.dir"
+    return e if typed or "in use by a run of" not in str(e) else ConfigError(f"{e}{said}")

@@ -113,3 +113,21 @@ def test_a_checkpoint_digested_before_hardware_dtype_was_kept_is_still_the_same_
     now = run_identity(SimpleNamespace(config=config, seed=0))
     older = now | {"config": config_digest(resumable_part(config, kept=KEPT_BEFORE))}
     check_identity(older, now, tmp_path)
+
+
+def test_a_default_folder_in_use_says_two_commands_started_in_one_second(monkeypatch):
+    """Hunt of 2026-12-04 (c80): `for k in 0.05 0.2; do python -m align_lab algo.kl_coef=$k & done`: both in
+    one second, so one default folder (named to the second); the second was refused naming only the pid."""
+    from pathlib import Path
+
+    from align_lab.folder import in_use
+    from align_lab.run.folder_checks import same_second
+
+    line = in_use(Path("/r/outputs/2026-12-04/06-10-10_reinforce_pp_seed0"), "pid 5419 on vm")
+    monkeypatch.setattr(sys, "argv", ["align_lab", "algo.kl_coef=0.2"])
+    assert str(same_second(ConfigError(line))) == (
+        f"{line}: the default is named to the second; give each command its own hydra.run.dir"
+    )
+    assert str(same_second(ConfigError("algo.lr=2: must be in (0, 1)"))) == "algo.lr=2: must be in (0, 1)"
+    monkeypatch.setattr(sys, "argv", ["align_lab", "hydra.run.dir=/r/mine"])
+    assert str(same_second(ConfigError(line))) == line  # a folder the command named: its own line
