@@ -208,7 +208,8 @@ def working_folder() -> str:
 
 
 def working_folder_removed() -> bool:
-    """The folder the process runs in was removed (os.getcwd fails; stat(".") does not)."""
+    """The folder the process runs in was removed: its path (os.getcwd's, else $PWD's) is no folder now;
+    stat(".") cannot tell, it still reads the removed folder."""
     return not os.path.isdir(working_folder())
 
 

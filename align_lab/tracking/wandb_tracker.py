@@ -96,8 +96,8 @@ class WandbTracker:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_id = load_or_create_run_id(run_dir)
         self.mode = choose_mode(mode, os.environ)
-        init = dict(dir=str(run_dir), project=project, group=group, job_type=job_type, tags=list(tags))
-        init |= dict(config=dict(config), name=name, id=self.run_id)
+        init = {"dir": str(run_dir), "project": project, "group": group, "job_type": job_type}
+        init |= {"tags": list(tags), "config": dict(config), "name": name, "id": self.run_id}
         try:
             self._run = self._started(init)
         except wandb.errors.Error as e:  # no key, no network: wandb's 61-line traceback (hunt of 2026-12-04)
