@@ -228,10 +228,13 @@ def exit_handler_said(real_exit, code) -> None:
 def slurm_without_a_sweep(args: list[str]) -> str | None:
     """The note for `hardware=slurm_*` without -m: Hydra's launchers submit sweeps only, so the run went
     on the machine it was typed on, its Slurm resources unused, with no line (thirty-eighth hunt, case
-    35); None otherwise."""
+    35); None otherwise. A job's own process (sbatch's script, srun's tasks: slurmd sets SLURMD_NODENAME)
+    runs where it was meant to; a SLURM_JOB_ID alone (a salloc shell on the login node, a copied
+    environment) is not one (hunt of 2026-12-04, c85: it hid the note)."""
     typed = [a for a in args if a.startswith("hardware=slurm")]
-    if not typed or any(a in ("-m", "--multirun") for a in args) or "SLURM_JOB_ID" in os.environ:
-        return None  # (inside a Slurm job: where its command was meant to run)
+    in_a_job = {"SLURM_JOB_ID", "SLURMD_NODENAME"} <= os.environ.keys()
+    if not typed or any(a in ("-m", "--multirun") for a in args) or in_a_job:
+        return None
     return (
         f"align_lab: note: {typed[-1]} submits to Slurm with -m only (a sweep, of one run too: python -m "
         "align_lab -m ...); without it this run goes on here, on this machine"

@@ -226,11 +226,14 @@ def missing_primary(name: str, text: str) -> str:
 
 def file_in_the_way(path) -> str:
     """`path`, or its first part that exists and is no folder (a file `outputs` beside you, where the run
-    folder outputs/<date>/<time> was to be made)."""
+    folder outputs/<date>/<time> was to be made), said as what it is: a file, or a link to nothing (its
+    target removed or not mounted: said "a file", hunt of 2026-12-04, c58)."""
     for part in [*reversed(Path(str(path)).parents), Path(str(path))]:
+        if part.is_symlink() and not part.exists():
+            return f"{part}: a link to {os.readlink(part)}, which does not exist (removed, or not mounted)"
         if part.exists() and not part.is_dir():
-            return str(part)
-    return str(path)
+            return f"{part}: is a file, not a folder"
+    return f"{path}: is a file, not a folder"
 
 
 def folder_key() -> str:
@@ -281,7 +284,7 @@ def format_error(e: BaseException) -> str | None:
         return f"cannot make {e.filename} ({e.strerror}); choose a writable {folder_key()}"
     if isinstance(e, FileExistsError | NotADirectoryError):  # Hydra's mkdir of a run or sweep folder: the
         in_way = file_in_the_way(e.filename)  # file in the way, not the folder to be made (2026-12-04 hunt)
-        return f"{in_way}: is a file, not a folder; choose another {folder_key()}"
+        return f"{in_way}; choose another {folder_key()}"
     if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
         return f"{e.full_key}: {str(e).splitlines()[0]}"
     if isinstance(e, errors.MissingConfigException) and e.options is not None:  # hydra/launcher/nope: nested

@@ -105,6 +105,17 @@ def test_a_run_folder_that_is_a_file_is_one_line_and_the_file_stays(sweep, insid
     assert afile.read_text() == "mine"
 
 
+def test_a_run_folder_under_a_link_to_nothing_says_the_link_and_its_missing_target(tmp_path, forked_cli):
+    """Hunt of 2026-12-04, c58: `outputs` a link whose target was removed (a scratch disk not mounted) was
+    said `outputs: is a file, not a folder`."""
+    link = tmp_path / "outputs"
+    link.symlink_to(tmp_path / "scratch")
+    result = forked_cli([f"hydra.run.dir={link / '2026-12-04'}", f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
+    said = f"{link}: a link to {tmp_path / 'scratch'}, which does not exist (removed, or not mounted)"
+    one_line_error(result, f"{said}; choose another hydra.run.dir")
+    assert link.is_symlink() and not link.exists()
+
+
 @pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
 def test_a_run_folder_that_cannot_be_made_is_one_line_naming_its_key(sweep, tmp_path, forked_cli):
     """/proc/x: Hydra's mkdir raised FileNotFoundError, a traceback."""

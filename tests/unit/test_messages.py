@@ -448,4 +448,15 @@ def test_a_slurm_preset_run_inside_a_slurm_job_says_nothing(monkeypatch):
     from align_lab.__main__ import slurm_without_a_sweep
 
     monkeypatch.setenv("SLURM_JOB_ID", "7")  # srun python -m align_lab hardware=slurm_multinode ...
+    monkeypatch.setenv("SLURMD_NODENAME", "node1")  # slurmd's, in sbatch's script and srun's tasks
     assert slurm_without_a_sweep(["hardware=slurm_multinode"]) is None
+
+
+def test_a_slurm_preset_in_a_salloc_shell_or_with_a_stray_job_id_is_still_said_to_run_here(monkeypatch):
+    """Hunt of 2026-12-04, c85: a SLURM_JOB_ID alone (salloc's shell on the login node sets only it; a
+    copied environment) hid the note, and the run went on the login node with no line."""
+    from align_lab.__main__ import slurm_without_a_sweep
+
+    monkeypatch.setenv("SLURM_JOB_ID", "123")
+    monkeypatch.delenv("SLURMD_NODENAME", raising=False)
+    assert "submits to Slurm with -m only" in slurm_without_a_sweep(["hardware=slurm_cpu"])
