@@ -174,7 +174,7 @@ def check_plan(cfg: DictConfig, hydra_node: DictConfig) -> None:
 def check_here(spec) -> None:
     """What only the machine a job runs on can check (device, installed backends), then the warnings."""
     from align_lab.run.cross_checks import check_machine
-    from align_lab.run.folder_checks import machine_warnings
+    from align_lab.run.machine_fit import machine_warnings
 
     check_machine(spec)
     check_evaluation_kept(spec)

@@ -1,7 +1,7 @@
 """A run folder's checks before a run is admitted (align_lab/run/admission.py): it is a folder of align_lab's
 (a user's notes beside a run of ours are not the run's), no live run holds it, a completed run there has
 this config, and a checkpoint there is this run's (identity, hyperparameters, config, partitions, a
-readable metrics.jsonl); and the settings far outside what this machine serves. One line each."""
+readable metrics.jsonl). One line each."""
 
 from __future__ import annotations
 
@@ -286,31 +286,6 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: boo
             f"align_lab: warning: resuming {ckpt} (training code {code}) with other training code "
             f"({mine['code']}): resume_changed_code=true"
         )
-
-
-def machine_warnings(spec) -> list[str]:
-    """Settings far outside what this machine serves: they run, many times slower; one line each."""
-    from align_lab.run.resources import machine
-
-    cores, mem_gb = machine()
-    hw, lines = spec.hardware, []
-    if hw.num_threads and hw.num_threads > 2 * cores:
-        lines.append(
-            f"hardware.num_threads={hw.num_threads}: this machine gives the run {cores} cores; threads "
-            "beyond them wait for one (slower, not faster); null uses the cores given"
-        )
-    if hw.memory_gb is not None and hw.memory_gb < 0.25:
-        lines.append(
-            f"hardware.memory_gb={hw.memory_gb:g}: micro-batches of a row or so (many times slower) on a "
-            f"machine of {mem_gb:.0f} GB; null uses the machine's memory"
-        )
-    elif hw.memory_gb is not None and hw.device == "cpu" and hw.memory_gb > 4 * mem_gb:
-        lines.append(
-            f"hardware.memory_gb={hw.memory_gb:g}: this machine has {mem_gb:.0f} GB; micro-batches sized "
-            "for it may not fit (null uses the machine's memory)"
-        )
-    said = getattr(spec.model, "context_warning", lambda: None)()  # a pretrained policy's own limits
-    return lines + ([said] if said else [])
 
 
 def same_second(e: ConfigError) -> ConfigError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import resource
@@ -109,15 +110,16 @@ def stopped(e: BaseException, ckpt: Path) -> RunStopped | None:
 
 
 def unnamed_write(run_dir: Path) -> str:
-    """A write whose error names no file (a flush): the run folder where its device is (nearly) full, as
-    it is where the run's own writes failed (twentieth hunt, case 10: "writing a file")."""
+    """A write whose error names no file (a flush): the run folder, else the temp folder (wandb's tables),
+    where its device is (nearly) full (twentieth hunt, case 10; hunt of 2026-12-04, c35: "a file")."""
     import shutil
+    import tempfile
 
-    try:
-        free = shutil.disk_usage(run_dir).free
-    except OSError:
-        return "a file"
-    return f"a file in {run_dir} ({free // 1024} KiB free there)" if free < 2**20 else "a file"
+    for folder, what in ((run_dir, str(run_dir)), (tempfile.gettempdir(), "the temp folder {} (TMPDIR)")):
+        with contextlib.suppress(OSError):
+            if (free := shutil.disk_usage(folder).free) < 2**20:
+                return f"a file in {what.format(folder)} ({free // 1024} KiB free there)"
+    return "a file"
 
 
 def folder_removed(e: OSError, run_dir: Path) -> RunStopped:

@@ -350,7 +350,7 @@ def test_each_check_runs_once_per_job(sweep, tmp_path, cache_dir):
 # ---------------------------------------------------------------- settings far outside the machine
 def test_settings_far_outside_the_machine_warn_in_one_line_each(tmp_path, caplog):
     from align_lab.run.admission import admit_spec, spec_from_config
-    from align_lab.run.folder_checks import machine_warnings
+    from align_lab.run.machine_fit import machine_warnings
     from align_lab.run.resources import machine
 
     cores, _ = machine()
@@ -368,6 +368,30 @@ def test_settings_far_outside_the_machine_warn_in_one_line_each(tmp_path, caplog
     assert [r.getMessage() for r in caplog.records] == [f"align_lab: warning: {line}" for line in lines]
     cfg, names = compose([f"cache_dir={tmp_path}"])
     assert machine_warnings(spec_from_config(cfg, names)) == []  # the defaults fit any machine
+
+
+def test_a_nearly_full_temp_folder_is_warned_of_before_the_run(tmp_path, monkeypatch):
+    """Hunt of 2026-12-04, c35: TMPDIR with 8 KiB free: all 20 steps and the evaluation ran, then wandb's
+    table (a temporary file) met the full device and the run stopped, its steps lost, said "a file"."""
+    import shutil
+    import tempfile
+    from collections import namedtuple
+
+    from align_lab.run.admission import spec_from_config
+    from align_lab.run.machine_fit import machine_warnings
+
+    cfg, names = compose([f"cache_dir={tmp_path}"])
+    spec = spec_from_config(cfg, names)
+    usage, real = namedtuple("usage", "total used free"), shutil.disk_usage
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda p: usage(1, 1, 8192) if str(p) == str(tmp_path) else real(p)
+    )
+    assert machine_warnings(spec) == [
+        f"TMPDIR: the temp folder {tmp_path} has 8 KiB free; the libraries write their temporary files there "
+        "(wandb's tables at each evaluation), and a run that meets a full one stops; free space there or set "
+        "TMPDIR to a folder with room"
+    ]
 
 
 def test_a_command_with_its_output_closed_or_hydras_short_errors_asked_ends_as_it_would(tmp_path, forked_cli):

@@ -37,6 +37,28 @@ def test_a_full_disk_in_a_copy_names_the_file_being_written_not_its_source(tmp_p
     assert str(stop).startswith(f"error: no space left on the device writing {copy}; free space"), stop
 
 
+def test_a_full_disk_no_file_named_says_the_temp_folder_where_its_device_is_the_full_one(
+    tmp_path, monkeypatch
+):
+    """Hunt of 2026-12-04, c35: a full TMPDIR (wandb's table, written at the last step) was said "no space
+    left on the device writing a file", and the user freed space on the run folder's disk, which had room."""
+    import errno
+    import os
+    import shutil
+    import tempfile
+    from collections import namedtuple
+
+    temp, run = tmp_path / "tmp", tmp_path / "run"
+    temp.mkdir(), (run / "checkpoints").mkdir(parents=True)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(1, 1, 8192 if str(p) == str(temp) else 2**40))
+    error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a flush's: no file named
+    _, stop = failure(error, spec=None, ckpt=run / "checkpoints")
+    said = f"error: no space left on the device writing a file in the temp folder {temp} (TMPDIR) (8 KiB free"
+    assert str(stop).startswith(said), stop
+
+
 def test_a_write_past_the_file_size_limit_is_one_line_naming_the_file_and_the_limit(tmp_path):
     """Hunt of 2026-12-04 (env/cwd, c54, c55): under `ulimit -f 200` (some login nodes), the final
     checkpoint's torch.save raised "unexpected pos 196160 vs 196048" (an 84-line traceback, rc 1, no resume
