@@ -3,11 +3,13 @@ evaluation's samples as a table (`eval/samples`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import netrc
 import os
 import secrets
 import string
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +25,7 @@ RUN_ID_FILE = "wandb_run_id.txt"
 MODES = ("auto", "online", "offline", "disabled")
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 SAMPLES_KEY = "eval/samples"  # the completions table of each evaluation
+CORE_LOG = "wandb-core.log"  # wandb's service process's own lines, under the run folder's wandb/
 
 
 def has_wandb_credentials(env: Mapping[str, str]) -> bool:
@@ -76,6 +79,31 @@ def load_or_create_run_id(run_dir: Path) -> str:
     return run_id
 
 
+def service_started(log_file: Path) -> None:
+    """wandb's service process started (where this process has none) with its stderr on `log_file`:
+    wandb-core logs to the terminal where it cannot make its own log file (HOME unset, W&B's folders
+    unwritable: 19 lines of its INFO and ERROR around the run's, hunt of 2026-12-04, c27, c32); the file
+    is removed at close where nothing reached it."""
+    import wandb
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        saved = os.dup(2)  # stderr closed (2>&-): as it is
+    except OSError:
+        wandb.setup()
+        return
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.stderr.flush()
+        os.dup2(fd, 2)
+        wandb.setup()  # the service inherits fd 2 as it starts; none is started where one runs
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
+
+
 class WandbTracker:
     """One W&B run, written to run_dir/wandb/ (offline-run-*/run-<id>.wandb when offline)."""
 
@@ -96,6 +124,7 @@ class WandbTracker:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.run_id = load_or_create_run_id(run_dir)
         self.mode = choose_mode(mode, os.environ)
+        self.core_log = run_dir / "wandb" / CORE_LOG
         init = {"dir": str(run_dir), "project": project, "group": group, "job_type": job_type}
         init |= {"tags": list(tags), "config": dict(config), "name": name, "id": self.run_id}
         try:
@@ -125,6 +154,8 @@ class WandbTracker:
         """wandb.init in self.mode, resuming run_id: silent, no console capture, no system metrics."""
         import wandb
 
+        if self.mode != "disabled":
+            service_started(Path(init["dir"]) / "wandb" / CORE_LOG)
         if self.mode == "online":  # up to wandb's init_timeout (90 s) where the network does not answer
             log.info("W&B: starting the online run (WANDB_MODE=offline skips it)")
         # wandb reads WANDB_INIT_TIMEOUT as it first sets up in a process: an in-process sweep's later runs
@@ -166,6 +197,9 @@ class WandbTracker:
             return
         self._closed = True
         self._run.finish()
+        with contextlib.suppress(OSError):
+            if self.core_log.stat().st_size == 0:  # the service said nothing of its own
+                self.core_log.unlink()
         if _REAL_INIT:
             import wandb
 

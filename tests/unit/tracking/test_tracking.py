@@ -416,3 +416,37 @@ def test_an_online_run_wandb_cannot_start_is_one_line_or_offline_said_when_not_a
     tracker.log({"train/kl": 0.5}, step=1)
     tracker.close()
     assert len(find_wandb_files(tmp_path / "auto")) == 1
+
+
+@pytest.mark.parametrize("where", ["no_home", "unwritable"])
+def test_wandbs_service_log_goes_to_the_run_folder_not_the_terminal(where, tmp_path: Path) -> None:
+    """Hunt of 2026-12-04, c27, c32: with HOME unset, or W&B's folders unmakeable, wandb-core could not make
+    its log file and wrote 19 lines of INFO and ERROR to the terminal around the run's own. A fresh process:
+    wandb starts its service once a process."""
+    import os
+    import subprocess
+    import sys
+
+    # no WANDB_SERVICE: this process's service (an earlier test's), which the child would connect to
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "XDG_CACHE_HOME") and k[:6] != "WANDB_"}
+    env |= {"WANDB_MODE": "offline", "PYTHONPATH": str(Path(__file__).parents[3])}
+    if where == "unwritable":
+        env |= {"HOME": str(tmp_path), "WANDB_CACHE_DIR": "/proc/nope", "WANDB_CONFIG_DIR": "/proc/nope3"}
+    script = (
+        "import sys; from pathlib import Path; from align_lab.tracking.wandb_tracker import WandbTracker\n"
+        "t = WandbTracker(Path(sys.argv[1]), 'p', group=None, job_type=None, tags=[], config={})\n"
+        "t.log({'train/kl': 0.5}, step=1); t.close()\n"
+    )
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(run)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "failed to get logger path" in (run / "wandb" / "wandb-core.log").read_text()
+    assert len(find_wandb_files(run)) == 1
+
+
+def test_wandbs_service_log_is_removed_where_it_said_nothing(tmp_path: Path, offline_wandb: None) -> None:
+    tracker = _wandb_tracker(tmp_path / "run")
+    tracker.close()
+    assert not (tmp_path / "run" / "wandb" / "wandb-core.log").exists()
