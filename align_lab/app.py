@@ -280,6 +280,9 @@ def format_error(e: BaseException) -> str | None:
             fix = f"free space there and rerun, or choose another {folder_key()}"
             return f"cannot write {what} ({e.strerror}); {fix}"
         return f"cannot write {what} ({e.strerror}); choose a writable {folder_key()}"
+    if isinstance(e, OSError) and e.errno == errno.ENAMETOOLONG:  # Hydra's mkdir (2026-12-04: a traceback)
+        long = f"a name in it past 255 bytes or its path past 4096 ({e.strerror})"
+        return f"{folder_key()}={e.filename}: {long}; choose a shorter path"
     if isinstance(e, FileNotFoundError) and failed_in_mkdir(e):  # /proc/x: a folder that cannot be made
         return f"cannot make {e.filename} ({e.strerror}); choose a writable {folder_key()}"
     if isinstance(e, FileExistsError | NotADirectoryError):  # Hydra's mkdir of a run or sweep folder: the

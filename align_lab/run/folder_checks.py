@@ -6,6 +6,7 @@ readable metrics.jsonl). One line each."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
 
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"hydra.run.dir={run_dir}: is a file, not a folder; choose another folder")
+    if line := too_long(run_dir):
+        raise ConfigError(line)
     check_kinds(run_dir)
     if line := run_above(run_dir, "hydra.run.dir"):
         raise ConfigError(line)
@@ -48,6 +51,27 @@ def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
     changed = check_checkpoint(spec, run_dir)
     check_afresh(spec, run_dir)  # a run that starts afresh in a sweep's folder: as its trained runs read
     return previous, changed
+
+
+UNDER_RUN = 160  # bytes the run's longest path adds to its folder's: wandb's tables, 108 at step 2
+
+
+def too_long(run_dir: Path, key: str = "hydra.run.dir") -> str | None:
+    """A run folder whose path leaves no room under PATH_MAX for the files a run writes in it (hunt of
+    2026-12-04, c57: wandb's table at the first evaluation failed in 112 lines)."""
+    from align_lab.user_code import working_folder
+
+    absolute = Path(working_folder(), run_dir)
+    path = os.fsencode(absolute)
+    try:
+        limit = os.pathconf(next(p for p in [absolute, *absolute.parents] if p.exists()), "PC_PATH_MAX")
+    except (OSError, ValueError, StopIteration):
+        limit = 4096
+    room = f"the files a run writes in it (up to {UNDER_RUN} bytes more: wandb's tables) would pass"
+    if any(len(os.fsencode(name)) > 255 for name in absolute.parts):  # NAME_MAX, where Linux's are
+        return f"{key}={run_dir}: a name in it past 255 bytes (this system's limit); choose a shorter path"
+    said = f"{key}={run_dir}: a path of {len(path)} bytes; {room} this system's limit of {limit}"
+    return None if len(path) + UNDER_RUN < limit else f"{said}; choose a shorter path"
 
 
 def check_stopped(record: dict | None, stop, ckpt: Path) -> None:

@@ -117,6 +117,38 @@ def test_a_run_folder_under_a_link_to_nothing_says_the_link_and_its_missing_targ
 
 
 @pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_run_folder_too_long_for_the_files_under_it_is_one_line_before_anything(
+    sweep, tmp_path, forked_cli
+):
+    """Hunt of 2026-12-04, c57: a folder of 3,981 characters ran, then wandb's table under it at step 10
+    passed PATH_MAX: 112 lines of `File name too long`."""
+    deep = tmp_path
+    while len(str(deep)) < 3950:  # and its .hydra/hydra.yaml past PATH_MAX: a sweep's read of it failed
+        deep = deep / ("d" * min(200, 3980 + 100 * sweep - len(str(deep))))
+    deep.mkdir(parents=True)
+    where = ["-m", "seed=0,1", f"hydra.sweep.dir={deep}/s"] if sweep else [f"hydra.run.dir={deep}/r"]
+    result = forked_cli([*where, f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "bytes; the files a run writes in it (up to 160 bytes more: wandb's tables) would pass this " in (
+        result.stderr
+    )
+    assert result.stderr.rstrip().endswith("; choose a shorter path") and not (deep / "r").exists()
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_run_folder_past_the_systems_limits_is_one_line(sweep, tmp_path, forked_cli):
+    """A name of 300 bytes: Hydra's mkdir of the folder failed with `File name too long`, a traceback; a
+    sweep's read of its multirun.yaml too."""
+    folder = tmp_path / ("e" * 300)
+    where = ["-m", "seed=0,1", f"hydra.sweep.dir={folder}"] if sweep else [f"hydra.run.dir={folder}"]
+    result = forked_cli([*where, f"cache_dir={tmp_path / 'cache'}"], cwd=ROOT)
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    said = "past 255 bytes (this system's limit)" if sweep else "past 255 bytes or its path past 4096 (File"
+    one_line_error(result, f"{key}={folder}: a name in it {said}")
+    assert result.stderr.rstrip().endswith("; choose a shorter path")
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
 def test_a_run_folder_that_cannot_be_made_is_one_line_naming_its_key(sweep, tmp_path, forked_cli):
     """/proc/x: Hydra's mkdir raised FileNotFoundError, a traceback."""
     where = ["-m", "seed=0,1", "hydra.sweep.dir=/proc/x"] if sweep else ["hydra.run.dir=/proc/x"]
