@@ -32,9 +32,22 @@ def shell_command(module: str, *args: str | Path, cwd: Path | None = None, env: 
     `task.path=data.jsonl` or `reward.path=mymod:fn`, are that folder's) `cd <cwd> && ` first; `env`, the
     variables the command needs set (a run's PYTHONPATH, where its reward module lies), before it (set_as)."""
     words = [str(Path(sys.executable).absolute()), "-m", module]
-    line = shlex.join([*words, *(str(a.absolute()) if isinstance(a, Path) else a for a in args)])
+    line = " ".join(map(quote, [*words, *(str(a.absolute()) if isinstance(a, Path) else a for a in args)]))
     line = " ".join([*(set_as(k, v) for k, v in (env or {}).items()), line])
-    return f"cd {shlex.quote(str(Path(cwd).absolute()))} && {line}" if cwd is not None else line
+    return f"cd {quote(str(Path(cwd).absolute()))} && {line}" if cwd is not None else line
+
+
+def quote(word: str) -> str:
+    """shlex.quote; a word the terminal's streams cannot write (PYTHONIOENCODING=ascii: a folder named
+    `ünï`) as bash's $'...' of its bytes, which reads back: the streams' escapes (`\\xfcn\\xef`) named a
+    folder that does not exist (hunt of 2026-12-04, c26)."""
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            word.encode(getattr(stream, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        said = (chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}" for b in os.fsencode(word))
+        return f"$'{''.join(said)}'"
+    return shlex.quote(word)
 
 
 def set_as(name: str, value: str | None) -> str:
@@ -44,7 +57,7 @@ def set_as(name: str, value: str | None) -> str:
     stop printed, refused in a new shell (thirty-third hunt, case 50); bash now says which to set."""
     if value is None:
         return f'{name}="${{{name}?set it as when the run started: your code reads it}}"'
-    return f"{name}={shlex.quote(value)}"
+    return f"{name}={quote(value)}"
 
 
 PROJECT = Path(__file__).resolve().parents[1]  # the checkout: scripts/, docs/, conf/
@@ -72,7 +85,7 @@ def resume_command(run_dir: Path, read: tuple[str, ...] = ()) -> str:
     rule. `read`: the variables the user's code read, which must be set as they were (set_as)."""
     hydra = hydra_record(run_dir)
     if hydra is None:
-        return f"rerun the same command with {shlex.quote(f'hydra.run.dir={Path(run_dir).absolute()}')}"
+        return f"rerun the same command with {quote(f'hydra.run.dir={Path(run_dir).absolute()}')}"
     cwd = Path(hydra["runtime"]["cwd"])
     env = {name: None for name in read} | run_env(run_dir)
     if hydra["mode"] == "MULTIRUN":
@@ -112,7 +125,7 @@ def sweep_resume_command(sweep_dir: Path, env: dict | None = None) -> str:
         return command_of(hydra, ["-m"], written("hydra.sweep.dir", str(Path(sweep_dir).absolute())), env)
     except (OSError, yaml.YAMLError, KeyError, TypeError):
         where = Path(sweep_dir).absolute()
-        return f"rerun the sweep's command with {shlex.quote(f'hydra.sweep.dir={where}')}"
+        return f"rerun the sweep's command with {quote(f'hydra.sweep.dir={where}')}"
 
 
 def where_the_sweep_is(text: str, sweep_dir: Path) -> str:

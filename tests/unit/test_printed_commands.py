@@ -132,3 +132,26 @@ def test_a_setup_hint_names_the_script_from_any_folder(tmp_path, monkeypatch):
     assert subprocess.run(["bash", "-n", line.split(" ", 1)[1]], check=False).returncode == 0
     absent = "scripts/" + "absent.sh"  # a script no checkout has (spelt apart: test_citations reads paths)
     assert project_script(absent) == f"bash {absent} (in the align_lab checkout)"
+
+
+def test_a_folder_the_terminals_encoding_cannot_write_is_printed_as_bash_reads_it_back(tmp_path, monkeypatch):
+    """Hunt of 2026-12-04, c26: under PYTHONIOENCODING=ascii the compare command named `u 24 \\xfcn\\xef ...`,
+    the streams' escapes, a folder that does not exist; now bash's $'...' of its bytes."""
+    import io
+
+    from align_lab.rerun import shell_command
+
+    folder = tmp_path / "u 24 ünï ✓ 'q'"
+    folder.mkdir()
+    for name in ("stdout", "stderr"):
+        monkeypatch.setattr(
+            sys, name, io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="backslashreplace")
+        )
+    command = shell_command("align_lab.compare", folder)
+    command.encode("ascii")  # the stream writes it as it is
+    assert "$'" in command
+    word = command.split(" -m align_lab.compare ", 1)[1]
+    said = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True)
+    assert said.stdout == bytes(folder)
+    monkeypatch.undo()
+    assert shell_command("align_lab.compare", folder).endswith(shlex.quote(str(folder)))  # utf-8: as before
