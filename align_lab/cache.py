@@ -46,7 +46,8 @@ def past_size_limit(e: Exception, path: Path) -> bool:
     if limit == resource.RLIM_INFINITY:
         return False
     try:
-        return f"os error {errno.EFBIG})" in str(e) or path.stat().st_size >= limit - 2**20
+        # within a MiB of it, or half of a limit under 2 MiB (any file was "at" a limit under 1 MiB)
+        return f"os error {errno.EFBIG})" in str(e) or path.stat().st_size >= limit - min(2**20, limit // 2)
     except OSError:
         return False
 

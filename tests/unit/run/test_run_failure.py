@@ -76,11 +76,14 @@ def test_a_write_past_the_file_size_limit_is_one_line_naming_the_file_and_the_li
         "    try:\n        save(path)\n"
         "    except Exception as e:\n        said = disk_full_error(e, path)\n"
         "        print(name, said.errno, said.filename)\n"
+        "small = Path('c.bin')\nsmall.write_bytes(bytes(10240))\n"  # another error, a file far under it
+        "print('other', disk_full_error(RuntimeError('a bug'), small))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )
-    assert done.stdout.splitlines() == ["a.pt 27 a.pt", "b.safetensors 27 b.safetensors"], done.stderr[-2000:]
+    expected = ["a.pt 27 a.pt", "b.safetensors 27 b.safetensors", "other None"]  # was EFBIG: any file under
+    assert done.stdout.splitlines() == expected, done.stderr[-2000:]  # a limit below 1 MiB was "at" it
     error = OSError(27, "File too large", str(tmp_path / "checkpoints" / "state-00000003.pt.tmp"))
     _, stop = failure(error, spec=None, ckpt=tmp_path / "checkpoints")
     assert str(stop).startswith(
