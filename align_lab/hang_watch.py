@@ -1,15 +1,12 @@
 """The one line for a call of the user's code stuck in C past its bound (user_timeouts.py): a regex
 backtracking for ever holds Python's lock, so no handler, thread or `finally` of the run's process runs;
 faulthandler's C thread writes where it is into a file and ends the process (exit status 1). This small
-process, started beside the run's with only the standard library (`python -I -S hang_watch.py <file>`),
-reads the bounded call it was told of on its stdin, one JSON line an arming (`{}`: the call returned);
-once the run's process has gone (its stdin ends) in a call, it writes the run's summary.json `failed`
-with the line and says the line, where a 25-line dump with no key and a summary left `running` was all
-(twenty-eighth hunt, case 3): stuck (the file holds faulthandler's timeout traceback), crashed (its fatal
-signal's: os.abort, a segfault in C) or ended with no word at all (a SIGKILL). With the run's pulse on
-(user_pulse.py), a process silent past its seconds outside a bounded call is ended as held (thirty-third
-hunt, case 64: a thread of the user's code stuck in C, holding Python's lock). Imports nothing of
-align_lab."""
+process (`python -I -S hang_watch.py <file> <pid>`, the standard library only, nothing of align_lab) reads
+the bounded call it was told of on its stdin, a JSON line an arming (`{}`: the call returned); once the
+run's process has gone in a call, it writes summary.json `failed` and says the line (twenty-eighth hunt,
+case 3: a 25-line dump, no key, summary `running`): stuck (the file holds faulthandler's timeout
+traceback), crashed (os.abort, a segfault in C) or ended with no word (a SIGKILL). With the run's pulse on
+(user_pulse.py), a process silent past its seconds outside a call is ended as held (33rd hunt, case 64)."""
 
 from __future__ import annotations
 
@@ -114,6 +111,7 @@ def watch(dump_path: str, run_pid: int) -> None:
     """Reads the armings until the run's process is gone; then, where it ended in the dump, says so. With
     the run's pulse on (user_pulse.py), a silence that held() finds too long ends the process first."""
     call, pulse, heard_at, held, warned = {}, {}, time.monotonic(), "", False
+    dump_file = opened_and_removed(dump_path)
     for message in messages(sys.stdin.fileno()):
         if message is None:  # a second's silence
             held = held or ended_held(pulse, call, time.monotonic() - heard_at, run_pid)
@@ -131,16 +129,7 @@ def watch(dump_path: str, run_pid: int) -> None:
     if call and not gone(run_pid):  # its end of the pipe closed by a call of the user's (user_fds.py)
         closed_in_a_call(call, run_pid)
         return
-    try:
-        with open(dump_path) as f:
-            dump = f.read()
-    except OSError:
-        dump = ""
-    finally:
-        try:
-            os.unlink(dump_path)
-        except OSError:
-            pass
+    dump = dump_file.read() if dump_file else ""  # from its start: what faulthandler wrote
     if held:
         said(pulse, resumable(pulse, held.format(where=user_frame(dump, pulse.get("library", [])))), dump)
     elif not call and (where := crashed_in_a_thread(pulse, dump)):
@@ -152,6 +141,18 @@ def watch(dump_path: str, run_pid: int) -> None:
         said(call, stuck_line(call, user_frame(dump, call.get("library", []))), dump)
     else:
         said(call, ended_line(call, dump, call.get("library", [])), dump)
+
+
+def opened_and_removed(path: str):
+    """The dump file opened, then removed: killed with the run (a kill -9 of its group), nothing of it is
+    left in the temp folder, where an empty file was (68 in a day of tests); None where it cannot be read."""
+    try:
+        dump_file = open(path, errors="replace")  # noqa: SIM115 (read as the run has gone)
+    except OSError:
+        return None
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return dump_file
 
 
 def gone(run_pid: int) -> bool:
@@ -227,10 +228,8 @@ def ended_held(pulse: dict, call: dict, silence: float, run_pid: int) -> str:
     signum = unread(run_pid, pulse.get("signals"))
     if signum:
         what = f"a {signal.Signals(signum).name if signum in signal.valid_signals() else signum} came"
-        line = (
-            f"{what} while no thread of the run's could run Python to answer it "
-            f"(none has for {silence:.0f} s)"
-        )
+        silent = f"(none has for {silence:.0f} s)"
+        line = f"{what} while no thread of the run's could run Python to answer it {silent}"
     elif silence > pulse["pulse"] and not call:
         line = f"no thread of the run's has run Python for {pulse['pulse']:g} s"
     else:

@@ -153,6 +153,7 @@ def launch(
             size = slurm.size
         else:
             port = free_port()
+            _forget_sent(port, size)  # an earlier run's at this port, its rank 0 killed: not this run's
             workers = _start_ranks(size, port, device, job) if size > 1 else None
         with watched(workers, partial(ended, workers, port, size, interruption), end_now):
             if slurm is None:

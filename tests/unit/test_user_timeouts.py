@@ -251,3 +251,30 @@ def test_a_crash_outside_any_call_of_the_users_is_shown_as_faulthandler_wrote_it
         done.stderr[-2000:]
     )
     assert 'File "<string>", line 5 in <module>' in done.stderr and "align_lab: error" not in done.stderr
+
+
+def test_a_run_killed_with_its_watch_leaves_no_dump_file_in_the_temp_folder(tmp_path):
+    """hang_watch.py's dump file (faulthandler's) was removed only by the watch as the run ended: a kill -9
+    of the group (a scheduler's, a test's) left an empty align_lab-stuck-*.txt each time (68 in a day)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys, time\nfrom align_lab.user_timeouts import watching\n"
+        "fd = watching()[2]\npath = os.readlink(f'/proc/self/fd/{fd}').removesuffix(' (deleted)')\n"
+        "print(path, flush=True)\nfor _ in range(100):\n"
+        "    if not os.path.exists(path): break\n    time.sleep(0.1)\n"
+        "os.killpg(0, 9)\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        timeout=60,
+    )
+    assert done.returncode == -9 and done.stdout.startswith(str(tmp_path)), done
+    assert not os.path.exists(done.stdout.strip()), list(tmp_path.iterdir())
