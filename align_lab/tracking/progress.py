@@ -64,6 +64,9 @@ def progress_factory(enabled: bool = True):
 # the same prompts and draws with t <= -3 (one-sided p ~ 0.001 for the 64+ samples of an evaluation), so
 # the evaluation's own noise almost never says it
 FAR_BELOW_SD, FAR_BELOW_T = 0.5, -3.0
+# or, for a score of 0 and up (a pass rate), half of SFT's lost: 0/1 samples spread wide, so pass@1 from
+# 0.159 to 0.028 was 0.46 SD, not said (hunt of 2026-12-04, c52: cispo on toy_arith)
+HALVED = 0.5
 
 
 def below_sft_line(
@@ -91,14 +94,16 @@ def below_sft_line(
     ) ** 0.5
     spread = statistics.stdev(diffs)
     t = mean / (spread / n**0.5) if spread > 0 else (-math.inf if mean < 0 else 0.0)
-    if not (mean < 0 and mean <= -FAR_BELOW_SD * pooled and t <= FAR_BELOW_T):
-        return None
     gold, sft = statistics.fmean(g for g, _ in pairs), statistics.fmean(s for _, s in pairs)
-    kl = [r["kl"] for r in rows if isinstance(r.get("kl"), int | float)]
     values = [v for pair in pairs for v in pair]
+    halved = sft > 0 and min(values) >= 0 and gold <= sft * HALVED  # a rate (pass@1 0.159 to 0.028: 0.46 SD)
+    if not (mean < 0 and (mean <= -FAR_BELOW_SD * pooled or halved) and t <= FAR_BELOW_T):
+        return None
+    kl = [r["kl"] for r in rows if isinstance(r.get("kl"), int | float)]
     if kl and -mean > (max(values) - min(values)) * math.sqrt(max(statistics.fmean(kl), 0.0) / 2):
         return None
     far = f"{-mean / pooled:.1f} SD" if pooled > 0 else "every sample"
+    far = far if mean <= -FAR_BELOW_SD * pooled else f"{1 - gold / sft:.0%}"
     hold = "a lower algo.lr, a KL term or fewer train.steps hold it"
     if reversed_rewards:
         hold = f"{', '.join(reversed_rewards)} trains against that source's score; else {hold}"

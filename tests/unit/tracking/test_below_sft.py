@@ -141,3 +141,20 @@ def test_a_policy_unmoved_because_the_reward_clip_flattened_its_scores_names_the
     )
     warm = unmoved_line(samples, [0.0, 0.0, 0.0], reward_spread=9.32, cold=False)  # neither: no guess at it
     assert "temperature" not in warm and "reward_clip" not in warm
+
+
+def test_a_pass_rate_that_lost_half_of_sfts_gets_a_line_where_its_spread_hides_it():
+    """Hunt of 2026-12-04, c52: cispo on toy_arith, pass@1 0.028 against SFT's 0.159 (paired t -6.2): 0.46 of
+    a pooled SD, under the half an SD the line asked for, so no line. Here 100 samples, SFT right on 16, the
+    policy on 3 of them: diffs -1 x13, 0 x87, mean -0.13; their variance (13 x 0.87^2 + 87 x 0.13^2) / 99 =
+    11.31 / 99 = 0.11424, sd 0.3380, t = -0.13 / 0.0338 = -3.85; pooled sd sqrt((2.91 / 99 + 13.44 / 99) / 2)
+    = 0.2874, so 0.45 SD; but 0.03 <= 0.16 / 2: 1 - 0.03 / 0.16 = 81% lower."""
+    sft = [1.0] * 16 + [0.0] * 84
+    line = below_sft_line(records([1.0] * 3 + [0.0] * 97, sft))
+    assert line == (
+        "warning: the policy ended far below SFT: gold reward 0.030 against SFT's 0.160 on the same 100 "
+        "held-out samples (81% lower, paired t -3.8), KL to SFT 20.0 nats; training moved it the wrong "
+        "way (a lower algo.lr, a KL term or fewer train.steps hold it)"
+    )
+    assert below_sft_line(records([1.0] * 9 + [0.0] * 91, sft)) is None  # 0.09 > 0.08: not half lost
+    assert below_sft_line(records([x - 1 for x in [1.0] * 3 + [0.0] * 97], [x - 1 for x in sft])) is None
