@@ -239,8 +239,9 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
         }
         final = end_of_step(ctx, named, algo, step + 1, metrics) or final
         evaluated = (step + 1, metrics["eval/kl"]) if "eval/kl" in metrics else evaluated
-        margin = f"{stats.get('train/reward_margin', 0.0):.3f}"
-        bar.set_postfix(loss=f"{loss.item():.3f}", margin=margin, kl=evaluated_kl(evaluated))
+        # a margin where the loss has one (unpaired KTO: 0.000 shown as measured, hunt of 2026-12-04, c7)
+        margin = {"margin": f"{stats['train/reward_margin']:.3f}"} if "train/reward_margin" in stats else {}
+        bar.set_postfix(loss=f"{loss.item():.3f}", **margin, kl=evaluated_kl(evaluated))
         bar.update(1)  # after the postfix: its log line shows this step's values
     bar.close()
     return finish(ctx, named, algo, final)

@@ -324,17 +324,22 @@ def test_a_keyboard_interrupt_raised_by_a_reward_is_named_where_not_read_as_sigi
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "failed"
 
 
-def test_a_pairwise_runs_progress_line_shows_the_latest_evaluations_kl(tmp_path, cache_dir):
+@pytest.mark.parametrize(
+    "algo", [["algo=dpo"], ["algo=kto", "algo.desirable_threshold=0.0"]], ids=["dpo", "kto"]
+)
+def test_a_pairwise_runs_progress_line_shows_the_latest_evaluations_kl(algo, tmp_path, cache_dir):
     """DPO reads no KL while it trains: its line showed loss and margin only, however far the policy
     went (issue 73: a KL on the line that means the policy's distance). Now `-` before the first
-    evaluation, then that evaluation's KL marked with its step."""
+    evaluation, then that evaluation's KL marked with its step. Unpaired KTO has no margin: it showed
+    `margin 0.000` at every step, a default shown as a measurement (hunt of 2026-12-04, c7)."""
     from tests.conftest import ROOT, SMALL, forked
 
-    args = ["algo=dpo", *SMALL, f"cache_dir={cache_dir}", "train.steps=4", "train.eval_every=2"]
+    args = [*algo, *SMALL, f"cache_dir={cache_dir}", "train.steps=4", "train.eval_every=2"]
     result = forked()([*args, f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if "preference optimisation: " in line]
     step = {line.split("preference optimisation: ")[1].split("/")[0]: line for line in lines}
+    assert all((", margin " in line) == (algo == ["algo=dpo"]) for line in step.values()), step
     assert step["1"].endswith("kl -"), step["1"]
     kl = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[1])  # step 2's row
     assert step["3"].endswith(f"kl {kl['eval/kl']:.3f} (eval@2)"), (step["3"], kl)
