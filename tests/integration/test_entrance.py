@@ -395,6 +395,12 @@ def test_settings_far_outside_the_machine_warn_in_one_line_each(tmp_path, caplog
     assert len(lines) == 2 and all("\n" not in line for line in lines)
     assert lines[0].startswith(f"hardware.num_threads={many}: this machine gives the run {cores} cores")
     assert lines[1].startswith("hardware.memory_gb=0.001: micro-batches of a row or so")
+    cfg, names = compose(
+        ["hardware.memory_gb=0.3", f"cache_dir={tmp_path}"]
+    )  # 193 s, not 8 (hunt of 2026-12-04)
+    assert machine_warnings(spec_from_config(cfg, names))[0].startswith(
+        "hardware.memory_gb=0.3: micro-batches of a row or so (many times slower) on a machine of "
+    )
     with caplog.at_level("WARNING", logger="align_lab"):
         admit_spec(spec, tmp_path / "run")
     assert [r.getMessage() for r in caplog.records] == [f"align_lab: warning: {line}" for line in lines]

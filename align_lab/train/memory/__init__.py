@@ -7,6 +7,7 @@ its rows' tokens (token_budget.py). The loops see only ints or None, never "auto
 from align_lab.train.memory.footprint import Dims, divergence_copies, held_modules, row_bytes
 from align_lab.train.memory.kept import kept_line, kept_row_bytes
 from align_lab.train.memory.planner import (
+    RUNTIME,
     Planned,
     default_budget,
     machine_memory,
@@ -20,6 +21,7 @@ from align_lab.train.memory.planner import (
 from align_lab.train.memory.token_budget import first_update_rows, update_rows
 
 __all__ = [
+    "RUNTIME",
     "Dims",
     "Planned",
     "default_budget",
