@@ -30,7 +30,9 @@ from align_lab.user_timeouts import (
 from align_lab.value_checks import FLOAT32_MAX, UserCodeError, beyond, callable_as, one_line, timed_out
 
 WEIGHT_MAX = 1e18  # a weight past it makes a score of 1 overflow the advantages (train/online_steps.py)
-FLOAT32_TINY = 1.1754943508222875e-38  # float32's smallest normal number: a weight below it scores ~0
+# a weight under it makes a score of 1 underflow the advantages' squares (float32's smallest normal number
+# is 1.18e-38): 2e-38 trained nothing, rc 0, naming no key (hunt of 2026-12-04, c28)
+WEIGHT_MIN = 1e-18
 
 
 def word_count(prompts: list[str], responses: list[str]) -> list[float]:
@@ -216,10 +218,10 @@ class Combined:
                 raise ValueError(f"components.{name}.weight={weight}: must be a number{quoted}")
             if not math.isfinite(weight):  # inf trained on -inf/NaN rewards; NaN read as a divergence
                 raise ValueError(f"components.{name}.weight={weight}: must be a finite number")
-            if abs(weight) > WEIGHT_MAX or (weight != 0 and abs(weight) < FLOAT32_TINY):  # float32 rewards
+            if abs(weight) > WEIGHT_MAX or (weight != 0 and abs(weight) < WEIGHT_MIN):  # float32 rewards
                 raise ValueError(  # 1e38 was admitted, then stopped at step 1 naming no key (31st hunt, 63)
                     f"components.{name}.weight={weight}: out of range (training scores in float32, whose "
-                    f"squares a group's advantages take: |w| in [{FLOAT32_TINY:.3g}, {WEIGHT_MAX:.3g}], or 0)"
+                    f"squares a group's advantages take: |w| in [{WEIGHT_MIN:.3g}, {WEIGHT_MAX:.3g}], or 0)"
                 )
             if not hasattr(c["source"], "scorer"):
                 raise ValueError(f"components.{name}.source: must be a reward with a _target_")

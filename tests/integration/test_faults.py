@@ -110,6 +110,12 @@ BAD_INPUT = [
         ["reward=combined", "reward.components.rm.weight=1e308"],
         "reward.components.rm.weight=1e+308: out of range (training scores in float32",
     ),
+    # hunt of 2026-12-04, c28: 2e-38 and -2e-38 passed float32's smallest normal number, trained nothing
+    (
+        ["reward=combined", "reward.components.rm.weight=2e-38", "reward.components.brevity.weight=-2e-38"],
+        "reward.components.rm.weight=2e-38: out of range (training scores in float32, whose squares a "
+        "group's advantages take: |w| in [1e-18, 1e+18], or 0)",
+    ),
     # thirty-second hunt, case 62: "cannot import /tmp/w/rglob.py (No module named '/tmp/w/rglob')"
     (
         ["reward=function", "reward.path=/tmp/w/rglob.py:plain"],
