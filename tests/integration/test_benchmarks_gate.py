@@ -53,6 +53,7 @@ def test_the_gate_fails_a_slowed_tree_and_passes_the_same_code(tmp_path, capsys,
     err = capsys.readouterr().err
     assert status == 1
     assert "gate: toy step time" in err and "beyond its band +100%" in err
+    assert "gate: note: " in err and " timed step" in err  # --steps 2: one a round
     # the same code on both arms (a copy: the tree itself is refused), +200% (a round under load reached
     # 3.98x, benchmarks/RESULTS.md gate; the median of one round is that round)
     args = [

@@ -53,6 +53,15 @@ def test_bad_arguments_are_one_line_before_any_run():
         gate.check(gate.parser().parse_args(["--time-band", "-0.1"]))
 
 
+def test_a_failure_timed_on_few_steps_says_how_few():
+    """Hunt of 2026-12-04, c61: `--steps 2 --rounds 1` failed at 4.99x on a busy machine (one timed step),
+    the same command a minute later passed at 1.02x, and nothing said the figure was one step's."""
+    assert gate.few_timed(2, 1) == (
+        "gate: note: 1 timed step a tree (--steps 2 less its first, x --rounds 1): one step's noise on a "
+        "busy machine can make that ratio; the defaults time 21"
+    )
+
+
 def test_a_json_path_that_is_a_folder_or_a_cold_first_run_is_one_line_before_any_run(tmp_path):
     """Eleventh hunt: `--json <a folder>` ran both arms for minutes, then an IsADirectoryError traceback;
     `--warmup 0` (fresh cache) timed the first arm's stage builds: a false 2.93x memory regression."""
