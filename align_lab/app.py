@@ -49,9 +49,12 @@ def refused(e: BaseException, run_dir: Path, line: str | None = None, code: int 
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from align_lab.run.refused import run_elsewhere
+
     remove_unused_run_dir(run_dir)
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         raise e
+    run_elsewhere(e)  # where another command's run took the default folder in the same second
     print(f"align_lab: {line or f'error: {e}'}", file=sys.stderr)
     raise SystemExit(code) from None
 
@@ -67,7 +70,7 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
 
     from align_lab.run.admission import admitted_here
     from align_lab.run.execute import run
-    from align_lab.run.folder_checks import same_second
+    from align_lab.run.refused import same_second
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import RunStopped, base_exception_line
     from align_lab.train.preemption import Interrupted
@@ -82,7 +85,7 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
             job = admitted_here(job, cfg, first)
         lock = RunFolder(job.run_dir).claim() if first else None
     except ConfigError as e:  # or another process took the folder since admission
-        return refused(same_second(e), job.run_dir)
+        return refused(same_second(e, job.run_dir), job.run_dir)
     except OSError as e:  # a folder that cannot be written (read-only, no space): its one line, naming it
         e.filename = e.filename or str(job.run_dir)  # a sweep's said "the run folder" (21st hunt, case 18)
         return refused(ConfigError(format_error(e) or str(e)), job.run_dir)
@@ -122,8 +125,7 @@ STARTED: list[Path] = []  # the folders of the runs this process started (__main
 
 def hydra_record(cfg: DictConfig, job) -> None:
     """The job's .hydra/ record written, or (a full disk) taken back and the job refused in one line:
-    Hydra's `Error executing job with overrides` line came first, and the folder stayed (twentieth hunt,
-    case 11)."""
+    Hydra's `Error executing job with overrides` line came first, the folder stayed (20th hunt, 11)."""
     try:
         write_hydra_record(cfg, job.run_dir)
     except OSError as e:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 from align_lab.config import ConfigError
@@ -26,6 +25,7 @@ def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
     One line each."""
     from align_lab.folder import check_kinds, check_owned, holder, in_use
     from align_lab.run.completed import check_completed_steps
+    from align_lab.run.refused import same_second
     from align_lab.run.run_folder import RunFolder, run_above
     from align_lab.run.summary import check_same_config
     from align_lab.run.sweep_inputs import changed_since_completed, check_afresh
@@ -41,7 +41,7 @@ def check_folder(spec, run_dir: Path) -> tuple[dict, dict]:
         check_owned(run_dir)
     who = holder(run_dir)
     if who is not None:
-        raise same_second(ConfigError(in_use(run_dir, who)))
+        raise same_second(ConfigError(in_use(run_dir, who)), run_dir)
     check_completed_steps(spec.config, run_dir, RunFolder(run_dir).read_summary())
     previous = check_same_config(run_dir, spec.config)
     if previous.get("status") == "completed":  # a completed run is reported as it is: nothing is read
@@ -310,10 +310,3 @@ def check_identity(saved: dict | None, mine: dict, ckpt: Path, changed_code: boo
             f"align_lab: warning: resuming {ckpt} (training code {code}) with other training code "
             f"({mine['code']}): resume_changed_code=true"
         )
-
-
-def same_second(e: ConfigError) -> ConfigError:
-    """A folder in use where the command typed none: two commands started in one second (c80, 2026-12-04)."""
-    typed = any(a.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for a in sys.argv[1:])
-    said = ": the default is named to the second; give each command its own hydra.run.dir"
-    return e if typed or "in use by a run of" not in str(e) else ConfigError(f"{e}{said}")

@@ -4,7 +4,47 @@ once its .hydra/ record is written says so in its summary.json."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
+
+from align_lab.config import ConfigError
+
+SAID = ": the default is named to the second; give each command its own hydra.run.dir"
+
+
+class TakenThisSecond(ConfigError):
+    """The default run folder (named to the second) in use by a run of another command started in the
+    same second: this command runs in a folder of its own (run_elsewhere)."""
+
+    def __init__(self, line: str, run_dir: Path) -> None:
+        super().__init__(line)
+        self.run_dir = Path(run_dir)
+
+
+def same_second(e: ConfigError, run_dir: Path) -> ConfigError:
+    """A folder in use where the command typed none: two commands started in one second (`for k in 0.05
+    0.2; do python -m align_lab algo.kl_coef=$k & done`: the second was refused, hunt of 2026-12-04, c80);
+    a single run then runs elsewhere (TakenThisSecond), a sweep's job is refused saying why."""
+    typed = any(a.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for a in sys.argv[1:])
+    if typed or "in use by a run of" not in str(e):
+        return e
+    sweep = {"-m", "--multirun"} & set(sys.argv[1:])
+    return ConfigError(f"{e}{SAID}") if sweep else TakenThisSecond(str(e), run_dir)
+
+
+def run_elsewhere(e: BaseException) -> None:
+    """For TakenThisSecond, this command again (os.execv: nothing of it written yet) in `<the default
+    folder>-<pid>`, said; else nothing."""
+    if not isinstance(e, TakenThisSecond):
+        return
+    folder = f"{e.run_dir}-{os.getpid()}"
+    said = f"{e.run_dir} is in use by a run started in the same second; this run goes to {folder}"
+    print(f"align_lab: note: {said}", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "align_lab", *sys.argv[1:], f"hydra.run.dir={folder}"])
 
 
 def handlers_of(log: Path) -> list:
@@ -93,10 +133,10 @@ def remove_unused_run_dir(run_dir: Path) -> None:
     which align_lab writes only once a run is admitted) keeps it, and only those three are removed, never
     a tree (a user's .hydra/ of another app was deleted with the folder before); the folder the command
     runs in (`hydra.run.dir=.`) is never removed."""
-    from align_lab.folder import LOCK
+    from align_lab.folder import LOCK, holder
 
-    if not run_dir.is_dir():
-        return
+    if not run_dir.is_dir() or holder(run_dir) is not None:  # a live run's, just started (refused as in
+        return  # use: its run.lock and app.log were removed, before its .hydra/ was written)
     names = {p.name for p in run_dir.iterdir()}
     log, hydra_dir = run_dir / "app.log", run_dir / ".hydra"
     if not names <= {".hydra", "app.log", LOCK}:

@@ -722,6 +722,32 @@ def test_a_read_only_run_folder_is_one_line_and_loses_nothing(completed, tmp_pat
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 
 
+def test_a_run_refused_as_the_folder_is_in_use_leaves_the_live_runs_files(tmp_path):
+    """Two commands in one second into one default folder: the second, refused (`in use by a run of pid N`),
+    removed the folder's run.lock and app.log where the first had not yet written its .hydra/: the live
+    run's lock file gone, its holder unnamed to a third command (hunt of 2026-12-04, c80's)."""
+    import subprocess
+    import sys
+
+    from align_lab.folder import holder
+    from align_lab.run.refused import remove_unused_run_dir
+
+    live = tmp_path / "live"
+    (live / ".hydra").mkdir(parents=True)
+    (live / "app.log").write_text("")
+    code = "import sys, time; from align_lab.folder import claim; lock = claim(sys.argv[1]); print('held')"
+    code += "; sys.stdout.flush(); time.sleep(60)"
+    first = subprocess.Popen([sys.executable, "-c", code, str(live)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline() == "held\n"
+        remove_unused_run_dir(live)  # the second command's refusal
+        assert (live / "run.lock").is_file() and (live / "app.log").is_file()
+        assert holder(live) == f"pid {first.pid} on {__import__('socket').gethostname()}"
+    finally:
+        first.kill()
+        first.wait()
+
+
 def test_a_refused_run_keeps_a_folder_that_already_held_files(tmp_path):
     import logging
 

@@ -78,6 +78,42 @@ def test_a_second_process_on_a_live_run_folder_is_refused_naming_the_holder(
     assert holder(run_dir) is None  # released when the run ended
 
 
+def test_a_second_command_in_the_same_second_runs_in_a_folder_of_its_own(tmp_path, cache_dir, forked_cli):
+    """Hunt of 2026-12-04, c80: `for k in 0.05 0.2; do python -m align_lab algo.kl_coef=$k & done` started
+    both in one second, so one default folder (outputs/<date>/<time>_<algo>_seed0, named to the second):
+    the second was refused. Here a process holds every default folder of the next 20 seconds, as the
+    first command holds its own; the command runs in `<its default folder>-<pid>`, said in a note."""
+    import datetime
+
+    from align_lab.folder import holder
+
+    now = datetime.datetime.now()
+    names = [(now + datetime.timedelta(seconds=s)).strftime("%Y-%m-%d/%H-%M-%S") for s in range(20)]
+    folders = [tmp_path / "outputs" / f"{name}_reinforce_pp_seed0" for name in names]
+    code = (
+        "import sys, time; from align_lab.folder import claim\nlocks = [claim(p) for p in sys.argv[1:]]\n"
+        "print('held', flush=True); time.sleep(120)"
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, folders)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert first.stdout.readline() == "held\n"
+        result = forked_cli([*SMALL, "train.steps=2", f"cache_dir={cache_dir}"], cwd=tmp_path)
+        assert holder(folders[0]) is not None  # the first's folders, theirs still
+    finally:
+        first.kill()
+        first.wait()
+    assert result.returncode == 0, result.stderr[-3000:]
+    note = next(line for line in result.stderr.splitlines() if "in use by a run started in the same" in line)
+    taken, elsewhere = note.split(": note: ")[1].split(
+        " is in use by a run started in the same second; this run goes to "
+    )
+    assert Path(taken) in folders and elsewhere.startswith(f"{taken}-")
+    assert json.loads((Path(elsewhere) / "summary.json").read_text())["status"] == "completed"
+    assert not (Path(taken) / "summary.json").exists()
+
+
 def test_a_folder_with_files_align_lab_did_not_write_is_refused_before_anything_is_written(
     tmp_path, forked_cli
 ):

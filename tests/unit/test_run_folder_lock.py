@@ -117,17 +117,23 @@ def test_a_checkpoint_digested_before_hardware_dtype_was_kept_is_still_the_same_
 
 def test_a_default_folder_in_use_says_two_commands_started_in_one_second(monkeypatch):
     """Hunt of 2026-12-04 (c80): `for k in 0.05 0.2; do python -m align_lab algo.kl_coef=$k & done`: both in
-    one second, so one default folder (named to the second); the second was refused naming only the pid."""
+    one second, so one default folder (named to the second); the second was refused naming only the pid.
+    A single run now runs in a folder of its own (TakenThisSecond); a sweep's job says why it is refused."""
     from pathlib import Path
 
     from align_lab.folder import in_use
-    from align_lab.run.folder_checks import same_second
+    from align_lab.run.refused import TakenThisSecond, same_second
 
-    line = in_use(Path("/r/outputs/2026-12-04/06-10-10_reinforce_pp_seed0"), "pid 5419 on vm")
+    folder = Path("/r/outputs/2026-12-04/06-10-10_reinforce_pp_seed0")
+    line = in_use(folder, "pid 5419 on vm")
     monkeypatch.setattr(sys, "argv", ["align_lab", "algo.kl_coef=0.2"])
-    assert str(same_second(ConfigError(line))) == (
+    taken = same_second(ConfigError(line), folder)
+    assert isinstance(taken, TakenThisSecond) and taken.run_dir == folder and str(taken) == line
+    monkeypatch.setattr(sys, "argv", ["align_lab", "-m", "seed=0,1"])
+    assert str(same_second(ConfigError(line), folder)) == (
         f"{line}: the default is named to the second; give each command its own hydra.run.dir"
     )
-    assert str(same_second(ConfigError("algo.lr=2: must be in (0, 1)"))) == "algo.lr=2: must be in (0, 1)"
+    bad = ConfigError("algo.lr=2: must be in (0, 1)")
+    assert same_second(bad, folder) is bad
     monkeypatch.setattr(sys, "argv", ["align_lab", "hydra.run.dir=/r/mine"])
-    assert str(same_second(ConfigError(line))) == line  # a folder the command named: its own line
+    assert str(same_second(ConfigError(line), folder)) == line  # a folder the command named: its own line
