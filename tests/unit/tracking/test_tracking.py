@@ -396,7 +396,7 @@ def test_an_online_run_wandb_cannot_start_is_one_line_or_offline_said_when_not_a
 
     from align_lab.value_checks import ConfigError
 
-    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")  # read as wandb first sets up in this process
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "1")  # read as wandb first sets up in this process
     monkeypatch.setenv("WANDB_MODE", "online")
     with pytest.raises(ConfigError, match=r"^tracker=wandb: W&B could not start the online run \(No API key"):
         _wandb_tracker(tmp_path / "asked")
