@@ -86,13 +86,18 @@ def service_started(log_file: Path) -> None:
     is removed at close where nothing reached it."""
     import wandb
 
-    log_file.parent.mkdir(parents=True, exist_ok=True)
     try:
-        saved = os.dup(2)  # stderr closed (2>&-): as it is
-    except OSError:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:  # a folder it cannot write to: wandb.init says so in its own line
         wandb.setup()
         return
-    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        saved = os.dup(2)
+    except OSError:  # stderr closed (2>&-): as it is
+        os.close(fd)
+        wandb.setup()
+        return
     try:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             sys.stderr.flush()
