@@ -1,12 +1,9 @@
 """A run folder belongs to one run: a lock held for the run's life, and no files align_lab did not write.
 
-The lock is an flock on the run folder itself, and on `<run folder>/run.lock`, which holds the holder's
-pid and host: deleting run.lock frees nothing. The OS frees both when the holder's process ends however it
-ends (SIGKILL, a lost node), so "the summary says running and nobody holds the lock" means the run's
-process died. fcntl directly rather than filelock: the holder's pid lives in the lock file itself, and a
-probe (`holder`) must neither create nor delete the file.
-Imports only the standard library: the aggregator and `study status` use it.
-"""
+The lock is an flock on the run folder itself and on `<run folder>/run.lock`, which holds the holder's pid
+and host: deleting run.lock frees nothing. The OS frees both as the holder's process ends however it ends,
+so "the summary says running and nobody holds the lock" means the run's process died. fcntl rather than
+filelock: the holder's pid lives in the lock file, and a probe (`holder`) neither makes nor deletes it."""
 
 from __future__ import annotations
 
@@ -19,14 +16,14 @@ import socket
 import time
 from pathlib import Path
 
+from align_lab.file_kinds import special, special_inside
 from align_lab.user_fds import hold, let_go
 from align_lab.value_checks import ConfigError
 
 LOCK = "run.lock"
 SUMMARY = "summary.json"  # written by run/run_folder.py RunFolder alone
 PROBES_FILE = "probes.json"  # a run's scorers' last rows and scores as it ended (run/start.py leave)
-# what align_lab (and Hydra, W&B, compare) write into a run folder; a name starting with "." is never
-# counted against a folder (.hydra/, .nfs files, .DS_Store)
+# what align_lab, Hydra, W&B, compare write in a run folder; a name starting "." is never counted (.hydra/)
 OURS = {
     LOCK,
     SUMMARY,
@@ -121,10 +118,11 @@ def changed_inputs_said(summary: dict) -> str | None:
 
 
 def check_kinds(run_dir: Path) -> None:
-    """Refuses (one line) a folder where align_lab writes a file of its own (`metrics.jsonl/`), or a file
-    where it keeps a folder (`checkpoints`): the run would train, then fail writing it (issue 73); or a
-    link where it writes a file (`app.log -> q.jsonl`: the run's log appended to the user's data)."""
-    for name in sorted(OURS | WRITTEN):
+    """Refuses (one line) a folder where align_lab writes a file (`metrics.jsonl/`), a file where it keeps a
+    folder (`checkpoints`): the run would train, then fail writing it (issue 73); a link where it writes a
+    file (`app.log -> q.jsonl`: its log appended to the user's data); a named pipe (file_kinds.py)."""
+    inside = [f"checkpoints/{p.name}" for p in special_inside(run_dir / "checkpoints")]  # `last` (c70)
+    for name in [*inside, *sorted(OURS | WRITTEN)]:
         path = run_dir / name
         if name in FOLDERS and (path.is_file() or path.is_symlink() and not path.is_dir()):
             kind, wants = "a file", "keeps a folder"
@@ -134,6 +132,8 @@ def check_kinds(run_dir: Path) -> None:
             kind, wants = f"a link (to {os.readlink(path)})", "writes a file"
         elif name not in FOLDERS and path.is_file() and path.stat().st_nlink > 1:  # `ln q.jsonl app.log`
             kind, wants = f"a hard link ({path.stat().st_nlink} names of one file)", "writes a file"
+        elif name not in FOLDERS and (kind := special(path)):  # metrics.jsonl a pipe: the run hung (c71)
+            wants = "writes a file"
         else:
             continue
         raise ConfigError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from align_lab.config import ConfigError
+from align_lab.file_kinds import special
 from align_lab.folder import holder
 
 KEY = "algo.teacher"
@@ -236,6 +237,9 @@ def check_teacher_run(spec, path: str, folder: Path) -> None:
 
     from align_lab.run.run_folder import RESOLVED_CONFIG
 
+    for file in (folder / "summary.json", folder / RESOLVED_CONFIG, folder / "checkpoints" / "last"):
+        if kind := special(file):  # a read of a named pipe waits for ever (hunt of 2026-12-04, c72)
+            raise ConfigError(f"{KEY}={path}: {file} is {kind}, where a run writes a file; name a run folder")
     file = finished_teacher(path)
     saved = folder / RESOLVED_CONFIG  # what that run trained with (model presets applied)
     try:

@@ -7,6 +7,7 @@ resumed after its teacher changed is refused, naming the teacher and its digests
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -226,6 +227,17 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
             f"{state_name(t)} was trained by another run (seed 1, config digest 0123456789abcdef) than "
             f"the one this folder records ({t / 'config.resolved.yaml'}): a teacher's policy is its own "
             f"run's final checkpoint; put that run's back, or {RETRAIN}"
+        ),
+    ),
+    # hunt of 2026-12-04, c72: a named pipe where the run wrote its summary.json: the student hung
+    "summary_pipe": (
+        lambda t: ((t / "summary.json").unlink(), os.mkfifo(t / "summary.json")),
+        lambda t: f"{t / 'summary.json'} is a named pipe, where a run writes a file; name a run folder",
+    ),
+    "last_pipe": (
+        lambda t: ((t / "checkpoints" / "last").unlink(), os.mkfifo(t / "checkpoints" / "last")),
+        lambda t: (
+            f"{t / 'checkpoints' / 'last'} is a named pipe, where a run writes a file; name a run folder"
         ),
     ),
     "no_checkpoint": (

@@ -155,6 +155,10 @@ def admit(run_dir, cache_dir):
         ("metrics.jsonl", "link", "is a link (to {target}) where align_lab writes a file"),
         # the fifth hunt: a hard link (`ln q.jsonl app.log`) the same
         ("app.log", "hard link", "is a hard link (2 names of one file) where align_lab writes a file"),
+        # hunt of 2026-12-04, c70, c71: a named pipe (mkfifo) there: a resume hung at admission reading
+        # checkpoints/last; a run reading metrics.jsonl said it "is gone", then hung opening it
+        ("metrics.jsonl", "pipe", "is a named pipe where align_lab writes a file"),
+        ("checkpoints/last", "pipe", "is a named pipe where align_lab writes a file"),
     ],
 )
 def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_it_away_works(
@@ -166,7 +170,9 @@ def test_a_file_of_the_run_of_the_wrong_kind_is_refused_at_admission_and_moving_
     path.parent.mkdir(exist_ok=True)
     target = tmp_path / "q.jsonl"
     target.write_text('{"question": "mine"}\n')
-    if kind == "link":
+    if kind == "pipe":
+        os.mkfifo(path)
+    elif kind == "link":
         path.symlink_to(target)
     elif kind == "hard link":
         os.link(target, path)
