@@ -53,7 +53,8 @@ def resolve_checkpoint(name_or_path: str, key: str, model: bool | None = None) -
         ) from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError, OSError, HfHubHTTPError) as e:
         offline = " (HF_HUB_OFFLINE=1 is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
-        first = (" ".join(str(e).split()) or type(e).__name__)[:120]
+        first = (" ".join(str(e).split()) or type(e).__name__).split(". ")[0]  # its first sentence, whole
+        first = first if len(first) <= 200 else f"{first[:200]}..."  # (cut at 120: "traffic has ; pass")
         raise ValueError(
             f"{key}={name_or_path}: not a local directory, and fetching it from the Hugging Face Hub "
             f"needs network{offline}: {first}; pass a local path or download it first"

@@ -157,6 +157,9 @@ def test_cli_hub_name_without_network_is_one_line(tmp_path):
         "align_lab: error: model.name_or_path=nobody-align-lab/no-such-model: not a local directory, "
         "and fetching it from the Hugging Face Hub needs network (HF_HUB_OFFLINE=1 is set)"
     ), result.stderr
+    # huggingface_hub's first sentence, whole: cut at 120 characters it read "... outgoing traffic has ;
+    # pass a local path" (hunt of 2026-12-04, c68)
+    assert lines[0].endswith("outgoing traffic has been disabled; pass a local path or download it first")
 
 
 def test_a_pretrained_model_on_the_toy_world_keeps_its_gold_metrics(hf_assets, tmp_path, cache_dir):
