@@ -262,8 +262,7 @@ def check_inputs(
     what = "; ".join(describe_change(k, old, new) for k, (old, new) in changed.items())
     moved = all(old.get("file") != new.get("file") for old, new in changed.values())  # a relative name
     since = "" if moved else f" changed since the checkpoint in {ckpt} was written"
-    # the stages a checkpoint records (`stages`) are built from the task's data and verifier: the flag this
-    # line offered ended in the stage check's refusal (fifteenth hunt; twenty-sixth hunt, case 49)
+    # a checkpoint's stages are built from the task's data and verifier (15th hunt; 26th hunt, case 49)
     reason = {k: f"is one ({why})" for k, why in STAGED.items()}
     reason |= {k: f"is an input of them ({', '.join(stages)})" for k in TASK_INPUTS if stages}
     if staged := [k for k in changed if k in reason]:
@@ -272,11 +271,12 @@ def check_inputs(
             f"{reason[staged[0]]}, whatever resume_changed_inputs says: put it back as it was, or choose "
             "another hydra.run.dir"
         )
-    if not allow:
+    would = "score one run's evaluations" if all(k[:6] == "judge." for k in changed) else "train one run"
+    if not allow:  # a judge scores the evaluations alone (hunt of 2026-12-04, c56: said "train")
         raise ConfigError(
-            f"resume_changed_inputs=false: {what}{since}, and a resume would train one run on two versions "
-            f"of it; {'' if moved else 'put it back as it was, '}set resume_changed_inputs=true to resume "
-            "anyway, or choose another hydra.run.dir"
+            f"resume_changed_inputs=false: {what}{since}, and a resume would {would} on two versions of it; "
+            f"{'' if moved else 'put it back as it was, '}set resume_changed_inputs=true to resume anyway, "
+            "or choose another hydra.run.dir"
         )
     log.warning(
         f"align_lab: warning: resuming {ckpt} with changed inputs ({what}): resume_changed_inputs=true"

@@ -237,6 +237,20 @@ def test_a_refusal_for_a_name_that_moved_says_neither_changed_nor_put_it_back(tm
     )
 
 
+def test_a_changed_judge_is_said_to_score_the_evaluations_not_to_train(tmp_path):
+    """Hunt of 2026-12-04, c56: a judge's weights replaced between a kill and the resume were said as "a
+    resume would train one run on two versions of it"; a judge only scores the evaluations."""
+    from align_lab.config import ConfigError
+    from align_lab.run.inputs import check_inputs
+
+    saved = {"judge.name_or_path": {"file": "/rm", "sha256": "1cee177f" * 2}}
+    mine = {"judge.name_or_path": {"file": "/rm", "sha256": "fe4eb198" * 2}}
+    with pytest.raises(
+        ConfigError, match="a resume would score one run's evaluations on two versions of it; "
+    ):
+        check_inputs(saved, mine, tmp_path)
+
+
 def test_a_judges_address_may_change_on_resume_and_an_older_checkpoint_still_resumes(tmp_path):
     """reward.url (and a combined source's) is no part of a run's identity since the thirteenth hunt (a
     moved judge is asked the checkpoint's rows instead); a checkpoint written before, whose config digest
