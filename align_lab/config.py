@@ -285,8 +285,7 @@ def not_a_mapping(override: str, cause: BaseException) -> str:
 
 def unknown_key(full_key: str, known) -> str:
     """The one line for an override of a key the config lacks (`known`: the node it was set under): the
-    closest existing key, else the keys that exist there. Never `+key=...` for a component of align_lab's
-    (a dataclass: a new key fails at build); a class of yours (`env._target_=my_envs.Dice`) takes one."""
+    closest key, else those there; `+key=...` only for a class of yours (`env._target_=my_envs.Dice`)."""
     import difflib
 
     from align_lab.aliases import GROUP, RENAMED
@@ -300,7 +299,9 @@ def unknown_key(full_key: str, known) -> str:
     where = f"{parent}." if parent else ""
     if close:
         return f"{full_key}: unknown key; did you mean {where}{close[0]}?"
-    if not keys and parent == "plan":  # was "keys of plan: " with nothing after it
+    if keys and parent == "plan":  # plan.alpha, plan={start: 2, ...}: "keys of plan: ..." (2026-12-04, n21)
+        return f"{full_key}: not in the plan given ({', '.join(keys)}); add it, +{full_key}=<value>"
+    if parent == "plan":  # was "keys of plan: " with nothing after it
         return (
             f"{full_key}: unknown key; plan is null here (a fixed sweep), so it has no keys: a sequential "
             "study's plan is set whole, e.g. 'plan={start: 4, wave: 4, max_seeds: 24}' (docs/studies.md)"

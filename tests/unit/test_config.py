@@ -287,6 +287,10 @@ def test_an_unknown_key_names_the_closest_key_and_that_key_is_accepted(typo, exp
             "reward.epochs: unknown key; reward has no keys to set here (null, or a choice that takes none); "
             "python -m align_lab --cfg job shows reward",
         ),
+        (  # hunt of 2026-12-04, n21: "plan.alpha: unknown key; keys of plan: max_seeds, start, wave"
+            ["plan={start: 2, wave: 2, max_seeds: 4}", "plan.alpha=0.1"],
+            "plan.alpha: not in the plan given (max_seeds, start, wave); add it, +plan.alpha=<value>",
+        ),
         (  # fifteenth hunt: "env has no keys to set here (null, or a choice that takes none)"
             ["env._target_=my_envs.Dice", "env.seed=3"],
             "env.seed: unknown key; env names a class here and sets none of its fields: add a field of that "
