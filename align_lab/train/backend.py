@@ -28,6 +28,7 @@ from align_lab.value_checks import Diverged
 BACKENDS = ("torch", "deepspeed")
 DTYPES = ("fp32", "bf16")
 ZERO_STAGES = (0, 1, 2, 3)
+NO_REENTRY = {"use_reentrant": False}  # torch.utils.checkpoint's non-reentrant variant
 
 
 def make_optimizer(model, lr: float, warmup_steps: int):
@@ -86,8 +87,11 @@ class Backend:
         """The updater of `model` (AdamW at `lr`, ctx.train's warm-up and clip). `plain`: always the
         torch updater; the online loop's critic uses it, because the policy updater's backward (one
         loss for both models) also fills the critic's gradients."""
-        if self.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        checkpointing = self.gradient_checkpointing  # transformers 5's name: its old one warned on the
+        if checkpointing and hasattr(model, "activation_checkpointing_enable"):  # terminal (2026-12-04, n29)
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=NO_REENTRY)
+        elif checkpointing:  # transformers 4
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=NO_REENTRY)
         if self.uses_deepspeed and not plain:
             folder = Path(ctx.checkpoint_dir) / "deepspeed"
             return DeepSpeedUpdater(model, lr, ctx.train.warmup_steps, ctx.train.max_grad_norm, self, folder)
