@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from align_lab.file_kinds import special
 from align_lab.results.claims import parse_claim
 from align_lab.results.comparison import Comparison
 from align_lab.results.runs import COMPLETED, Run, lookup
@@ -44,8 +45,8 @@ def samples_notes(c: Comparison, runs: list[Run]) -> list[str]:
             ]
         if not uses:
             continue
-        if found is None:
-            notes.append(f"{path}: missing; left out of {', '.join(uses)}.")
+        if found is None:  # or a named pipe, said "missing" (2026-12-04, n23)
+            notes.append(f"{path}: {special(path) or 'missing'}; left out of {', '.join(uses)}.")
         elif not usable:
             notes.append(
                 f"{path}: {found[1]} damaged lines skipped, none readable; left out of {', '.join(uses)}."

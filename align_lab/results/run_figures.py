@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+from align_lab.file_kinds import special
 from align_lab.tracking.jsonl import METRICS_FILE
 
 # the figures compare reads from summary.json; other keys with a slash hold text by design
@@ -58,7 +59,8 @@ def read_metrics_into(run) -> None:
         except OSError as e:
             run.problems.append(f"{METRICS_FILE} unreadable: {e}")
     elif metrics_path.exists():  # a folder (issue 73): its curves were left out without a word
-        run.problems.append(f"{METRICS_FILE}: not a file (a folder), left out: the run has no curves")
+        kind = special(metrics_path) or "a folder"  # a named pipe said "a folder" (2026-12-04, n23)
+        run.problems.append(f"{METRICS_FILE}: not a file ({kind}), left out: the run has no curves")
     elif run.status == "completed":  # deleted (seventeenth hunt: read as a run that used no compute)
         run.problems.append(f"{METRICS_FILE}: missing, though the run completed: it has no curves or budget")
     if run.status == "completed" and metrics_path.is_file() and not metrics_path.read_bytes().strip():

@@ -16,6 +16,7 @@ from typing import Any
 
 from align_lab.aliases import nest_config, rename_overrides
 from align_lab.config import run_choices
+from align_lab.file_kinds import special
 from align_lab.folder import LOCK, holder, summary_problem
 from align_lab.rerun import resume_command, where_the_sweep_is
 from align_lab.results.manifest import MANIFEST
@@ -139,7 +140,8 @@ def load_run(folder: Path) -> Run:
         run.choices = {**(run.summary.get("names") or {}), **run.choices}
     elif summary_path.exists():  # a folder: read as a run that died, with a resume its admission refuses
         run.status = "unknown"
-        run.error = "summary.json: not a file (a folder), left out: its status and final metrics are unknown"
+        kind = special(summary_path) or "a folder"  # a named pipe said "a folder" (2026-12-04, n23)
+        run.error = f"summary.json: not a file ({kind}), left out: its status and final metrics are unknown"
     read_metrics_into(run)
     if run.status == NOT_STARTED and run.metrics:
         run.status = "running"  # logging, but summary.json not written (yet)

@@ -198,6 +198,21 @@ def test_compare_says_a_metrics_jsonl_that_is_a_folder_left_the_runs_curves_out(
     assert run.problems == ["metrics.jsonl: not a file (a folder), left out: the run has no curves"]
 
 
+def test_compare_says_a_named_pipe_for_a_runs_file_as_what_it_is(tmp_path):
+    """Third hunt of 2026-12-04, n23: compare read a named pipe (mkfifo) where a run keeps metrics.jsonl or
+    summary.json as "not a file (a folder)"; it does not hang, nor open it."""
+    from align_lab.results.runs import load_run
+
+    os.mkfifo(tmp_path / "metrics.jsonl")
+    os.mkfifo(tmp_path / "summary.json")
+    run = load_run(tmp_path)
+    assert run.problems == ["metrics.jsonl: not a file (a named pipe), left out: the run has no curves"]
+    assert (
+        run.error
+        == "summary.json: not a file (a named pipe), left out: its status and final metrics are unknown"
+    )
+
+
 def test_compare_says_a_completed_runs_missing_metrics_jsonl_left_its_curves_out(tmp_path):
     """Seventeenth hunt: a completed run whose metrics.jsonl was deleted was read as one that used no
     compute (`no generated tokens used or logged, e.g. offline pairwise training`), the file unnamed."""
