@@ -105,12 +105,18 @@ class SweepFolder:
     UNLAUNCHED: list[SweepFolder] = []  # taken, and the sweep not yet launched (refused_before_launch)
 
     def __init__(self, config: DictConfig) -> None:
+        from align_lab.file_kinds import special
         from align_lab.run.folder_checks import too_long
 
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
         if line := too_long(self.sweep_dir, "hydra.sweep.dir"):  # before any read (hunt of 2026-12-04)
             raise ConfigError(line)
         path = self.sweep_dir / "multirun.yaml"
+        if kind := "a folder" if path.is_dir() else special(path):  # Hydra's write: 30 lines (2026-12-04)
+            raise ConfigError(
+                f"hydra.sweep.dir={self.sweep_dir}: {path} is {kind} where Hydra writes the sweep's record; "
+                "move it away, or choose another hydra.sweep.dir"
+            )
         self.multirun_yaml = path.read_bytes() if path.is_file() else None
         self.existed = self.sweep_dir.exists()
         SweepFolder.UNLAUNCHED.append(self)

@@ -157,6 +157,21 @@ def test_a_run_folder_that_cannot_be_made_is_one_line_naming_its_key(sweep, tmp_
     one_line_error(result, f"cannot make /proc/x (No such file or directory); choose a writable {key}")
 
 
+@pytest.mark.parametrize("kind", ["a folder", "a named pipe"])
+def test_a_sweeps_record_of_the_wrong_kind_is_one_line(kind, tmp_path, forked_cli):
+    """Third hunt of 2026-12-04, n46b: `<sweep>/multirun.yaml` a folder: Hydra's sweeper wrote it in a 30-line
+    IsADirectoryError traceback; a named pipe would hang its read."""
+    sweep = tmp_path / "s"
+    record = sweep / "multirun.yaml"
+    record.mkdir(parents=True) if kind == "a folder" else (sweep.mkdir(), os.mkfifo(record))
+    result = forked_cli(["-m", "seed=0,1", f"hydra.sweep.dir={sweep}", f"cache_dir={tmp_path / 'cache'}"])
+    one_line_error(
+        result,
+        f"hydra.sweep.dir={sweep}: {record} is {kind} where Hydra writes the sweep's record; move it away, "
+        "or choose another hydra.sweep.dir",
+    )
+
+
 def test_compare_out_naming_a_file_is_one_line(tmp_path, forked_cli):
     afile = tmp_path / "report"
     afile.write_text("mine")
