@@ -47,6 +47,7 @@ from align_lab.train.distributed import Group, join_slurm, serve
 from align_lab.train.launch import launch
 from align_lab.train.memory import record as planned
 from align_lab.train.preemption import Interrupted, Interruption, held
+from align_lab.train.stop_at import unreached
 from align_lab.train.submitit_signals import Preempted, Preemption
 from align_lab.user_limits import held_at_the_end
 from align_lab.user_reads import as_opened
@@ -145,7 +146,7 @@ def completed(summary: dict, final: dict, spec: RunSpec, run_dir: Path, tracker)
 def said_completed(summary: dict, run_dir: Path, spec: RunSpec) -> dict:
     """A completed run's last words, once its summary.json says completed (seventeenth hunt: a SIGTERM
     right after "completed in" left it `running`, and compare called the run died)."""
-    for line in result_lines(summary, run_dir):
+    for line in [*result_lines(summary, run_dir), *unreached(spec.train.stop_at, summary, spec.train.steps)]:
         log.info(line)
     samples = read_samples(run_dir / SAMPLES_FILE)[0]
     cold = spec.rollout.temperature < COLD

@@ -107,3 +107,15 @@ def describe(record: dict) -> str:
         f"stopped at step {record['step']} of {record['steps']} (train.stop_at: {record['metric']} = "
         f"{record['value']:.3g} >= {record['threshold']:g})"
     )
+
+
+def unreached(stop: StopAt, summary: dict, steps: int) -> list[str]:
+    """The run's line where train.stop_at was set and never reached: it trained every step, and said
+    nothing of its threshold (third hunt of 2026-12-04, n31); [] otherwise."""
+    if not stop.on or summary.get("stopped"):
+        return []
+    last = summary.get(stop.metric)
+    said = f"{last:.3g}" if isinstance(last, int | float) else "not logged"
+    return [
+        f"  train.stop_at: {stop} not reached (the last evaluation: {said}); it trained all {steps} steps"
+    ]

@@ -164,3 +164,16 @@ def test_a_checkpoint_that_holds_a_stop_resumes_only_with_its_threshold():
         "train.stop_at.metric=eval/pass@1 train.stop_at.value=0.5 to finish it, or choose another "
         "hydra.run.dir"
     )
+
+
+def test_a_threshold_never_reached_is_said_as_the_run_ends():
+    """Third hunt of 2026-12-04, n31: how_it_works.md's stop_at command trained all 150 steps (0.231 at the
+    end, under its threshold), and nothing said the threshold was never reached."""
+    from align_lab.train.stop_at import StopAt, unreached
+
+    stop = StopAt(metric="eval/pass@1", value=0.5)
+    assert unreached(stop, {"eval/pass@1": 0.2312}, 150) == [
+        "  train.stop_at: eval/pass@1 >= 0.5 not reached (the last evaluation: 0.231); it trained all 150 steps"
+    ]
+    assert unreached(stop, {"stopped": {"step": 4}}, 150) == []  # reached: the result line says where
+    assert unreached(StopAt(), {}, 150) == []  # off
