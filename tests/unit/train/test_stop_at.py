@@ -173,7 +173,8 @@ def test_a_threshold_never_reached_is_said_as_the_run_ends():
 
     stop = StopAt(metric="eval/pass@1", value=0.5)
     assert unreached(stop, {"eval/pass@1": 0.2312}, 150) == [
-        "  train.stop_at: eval/pass@1 >= 0.5 not reached (the last evaluation: 0.231); it trained all 150 steps"
+        "  train.stop_at: eval/pass@1 >= 0.5 not reached (the last evaluation: 0.231); it trained all 150 "
+        "steps"
     ]
     assert unreached(stop, {"stopped": {"step": 4}}, 150) == []  # reached: the result line says where
     assert unreached(StopAt(), {}, 150) == []  # off
