@@ -199,9 +199,11 @@ def check(a: argparse.Namespace) -> None:
             "gate: --warmup=0: must be at least 1 without --cache: the first run in a fresh stage cache "
             "builds the SFT and reward stages, whose time and memory are no training step's"
         )
-    for key in ("time_band", "memory_band"):
-        if not getattr(a, key) >= 0:
-            raise SystemExit(f"gate: --{key.replace('_', '-')}={getattr(a, key)}: must be 0 or more")
+    for key in ("time_band", "memory_band"):  # inf: a gate that cannot fail (third hunt of 2026-12-04)
+        if not 0 <= getattr(a, key) < float("inf"):
+            raise SystemExit(
+                f"gate: --{key.replace('_', '-')}={getattr(a, key)}: must be a finite number, 0 or more"
+            )
     if a.json is not None and (
         not a.json.strip() or Path(a.json).is_dir() or not Path(a.json).parent.is_dir()
     ):

@@ -49,8 +49,10 @@ def test_baseline_file(tmp_path):
 def test_bad_arguments_are_one_line_before_any_run():
     with pytest.raises(SystemExit, match="--steps=1: must be at least 2"):
         gate.check(gate.parser().parse_args(["--steps", "1"]))
-    with pytest.raises(SystemExit, match="--time-band=-0.1: must be 0 or more"):
+    with pytest.raises(SystemExit, match="--time-band=-0.1: must be a finite number, 0 or more"):
         gate.check(gate.parser().parse_args(["--time-band", "-0.1"]))
+    with pytest.raises(SystemExit, match="--time-band=inf: must be a finite number, 0 or more"):  # 1e400:
+        gate.check(gate.parser().parse_args(["--time-band", "1e400"]))  # passed as a gate that cannot fail
 
 
 def test_a_failure_timed_on_few_steps_says_how_few():
