@@ -7,7 +7,12 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"))
+KINDS = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
 
 
 def special(path: Path) -> str | None:
@@ -17,7 +22,7 @@ def special(path: Path) -> str | None:
         mode = Path(path).lstat().st_mode
     except OSError:
         return None
-    return next((kind for test, kind in KINDS if test(mode)), "a device" if stat.S_ISBLK(mode) else None)
+    return next((kind for test, kind in KINDS if test(mode)), None)
 
 
 def special_inside(folder: Path) -> list[Path]:

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from align_lab.cache import DISK_FULL_BYTES as TEMP_FREE_BYTES  # a temp folder with less free is said
 from align_lab.train.memory import RUNTIME
 
-TEMP_FREE_BYTES = 64 * 2**20  # a temp folder with less free is said (cache.py's full-disk bound)
 BATCHES_AT_LEAST = 64 * 2**20  # a budget with less beside the runtime runs forwards of a row or so
 
 
