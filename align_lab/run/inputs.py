@@ -28,7 +28,6 @@ log = logging.getLogger("align_lab")
 PATH_KEY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")  # module:function (or Class.method)
 NOT_INPUTS = "cache_dir"  # a folder the run writes, not one it reads (the root's, a model's downloads)
 
-
 IMPORT_CALLS = ("import_module", "__import__")  # importlib.import_module("helper") in a function's body
 
 
@@ -271,8 +270,9 @@ def check_inputs(
             f"{reason[staged[0]]}, whatever resume_changed_inputs says: put it back as it was, or choose "
             "another hydra.run.dir"
         )
-    would = "score one run's evaluations" if all(k[:6] == "judge." for k in changed) else "train one run"
-    if not allow:  # a judge scores the evaluations alone (hunt of 2026-12-04, c56: said "train")
+    judged, tasked = all(k[:6] == "judge." for k in changed), set(changed) & set(TASK_INPUTS)
+    would = "score one run's evaluations" if judged else f"train {'and evaluate ' * bool(tasked)}one run"
+    if not allow:  # a judge scores evaluations alone (c56: said "train"); held-out rows are data (n08)
         raise ConfigError(
             f"resume_changed_inputs=false: {what}{since}, and a resume would {would} on two versions of it; "
             f"{'' if moved else 'put it back as it was, '}set resume_changed_inputs=true to resume anyway, "

@@ -148,9 +148,9 @@ def test_a_resume_after_your_input_changed_is_one_line_naming_it_and_keeps_the_f
     assert saved[key]["file"] == str(path) and new[:8] != saved[key]["sha256"][:8]
     assert str(e.value) == (
         f"resume_changed_inputs=false: {key}: {path} (sha256 {saved[key]['sha256'][:8]}, now {new[:8]}) "
-        f"changed since the checkpoint in {ckpt} was written, and a resume would train one run on two "
-        "versions of it; put it back as it was, set resume_changed_inputs=true to resume anyway, or choose "
-        "another hydra.run.dir"
+        f"changed since the checkpoint in {ckpt} was written, and a resume would train "
+        f"{'one run' if key == 'reward.path' else 'and evaluate one run'} on two versions of it; put it "
+        "back as it was, set resume_changed_inputs=true to resume anyway, or choose another hydra.run.dir"
     )
     assert files(stopped) == kept and now["step"] == 2
 

@@ -232,8 +232,8 @@ def test_a_refusal_for_a_name_that_moved_says_neither_changed_nor_put_it_back(tm
         "resume_changed_inputs=false: task.path: names /dB/q.jsonl now (sha256 fa293546), not /dA/q.jsonl "
         "(sha256 199e94ab) as when the run started (a name read from another folder or PYTHONPATH, or a link "
         "pointing elsewhere now: run the command as it started, with its folder and PYTHONPATH), and a "
-        "resume would train one run on two versions of it; set resume_changed_inputs=true to resume "
-        "anyway, or choose another hydra.run.dir"
+        "resume would train and evaluate one run on two versions of it; set resume_changed_inputs=true to "
+        "resume anyway, or choose another hydra.run.dir"
     )
 
 
