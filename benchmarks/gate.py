@@ -286,13 +286,13 @@ def main(argv: list[str] | None = None) -> int:
     failures = [line for name, r in ratios.items() for line in verdict(r, bands, name)]
     for line in failures:
         print(line, file=sys.stderr)
-    if failures and (a.steps - 1) * a.rounds < FEW_TIMED:  # hunt of 2026-12-04, c61: 4.99x, then 1.02x
-        print(few_timed(a.steps, a.rounds), file=sys.stderr)
     if not failures:
         said = "; ".join(
             f"{n} " + ", ".join(f"{m} {v:.2f}x" for m, v in r.items()) for n, r in ratios.items()
         )
         print(f"gate: passed ({said})")
+    if (a.steps - 1) * a.rounds < FEW_TIMED:  # c61: 4.99x, then 1.02x; a pass as noisy (hunt 75)
+        print(few_timed(a.steps, a.rounds), file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -64,6 +64,22 @@ def test_a_failure_timed_on_few_steps_says_how_few():
     )
 
 
+def test_a_pass_timed_on_few_steps_says_how_few_too(monkeypatch, capsys, tmp_path):
+    """Hunt of 2026-12-04 (third), on c61's fix: a pass on one timed step is as noisy as a failure, and
+    said nothing. Both arms' runs stand in here: the same figures, a pass."""
+    row = {"workload": "toy", "step_s": 0.05, "peak_mib": 500.0}
+    rows = [{**row, "round": r, "arm": arm} for r in range(2) for arm in ("current", "baseline")]
+    monkeypatch.setattr(gate, "check", lambda a: None)
+    monkeypatch.setattr(gate, "measure", lambda *args: rows)
+    monkeypatch.setattr(gate, "report", lambda *args, **kwargs: None)
+    assert gate.main(["--baseline-dir", str(tmp_path), "--steps", "2", "--rounds", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "gate: passed (toy step time 1.00x, peak memory 1.00x)" in out
+    assert err == gate.few_timed(2, 2) + "\n"
+    assert gate.main(["--baseline-dir", str(tmp_path), "--steps", "3", "--rounds", "2"]) == 0
+    assert capsys.readouterr().err == ""  # 4 timed steps a tree: no note
+
+
 def test_a_json_path_that_is_a_folder_or_a_cold_first_run_is_one_line_before_any_run(tmp_path):
     """Eleventh hunt: `--json <a folder>` ran both arms for minutes, then an IsADirectoryError traceback;
     `--warmup 0` (fresh cache) timed the first arm's stage builds: a false 2.93x memory regression."""
