@@ -41,13 +41,27 @@ def quote(word: str) -> str:
     """shlex.quote; a word the terminal's streams cannot write (PYTHONIOENCODING=ascii: a folder named
     `ünï`) as bash's $'...' of its bytes, which reads back: the streams' escapes (`\\xfcn\\xef`) named a
     folder that does not exist (hunt of 2026-12-04, c26)."""
+    return shlex.quote(word) if writable(word) else bash_bytes(word)
+
+
+def as_printed(word: str) -> str:
+    """A path on a line of its own (`run folder: ...`) as it is, or as quote() says it where the streams
+    cannot write it (the same hunt: the streams' escapes there too)."""
+    return word if writable(word) else bash_bytes(word)
+
+
+def writable(word: str) -> bool:
     try:
         for stream in (sys.stdout, sys.stderr):
             word.encode(getattr(stream, "encoding", None) or "utf-8")
     except (UnicodeEncodeError, LookupError):
-        said = (chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}" for b in os.fsencode(word))
-        return f"$'{''.join(said)}'"
-    return shlex.quote(word)
+        return False
+    return True
+
+
+def bash_bytes(word: str) -> str:
+    said = (chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\x{b:02x}" for b in os.fsencode(word))
+    return f"$'{''.join(said)}'"
 
 
 def set_as(name: str, value: str | None) -> str:

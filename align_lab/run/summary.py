@@ -17,6 +17,7 @@ from align_lab import malloc
 from align_lab.cache import size_limit
 from align_lab.config import ConfigError
 from align_lab.folder import changed_inputs_said
+from align_lab.rerun import as_printed, shell_command
 from align_lab.run.frames import exited_where, users_frame
 from align_lab.run.resumable import (
     DIGESTED_BEFORE,
@@ -157,14 +158,13 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
         if isinstance(summary.get(key), int | float):  # a KL below 0: its sampled estimate's noise
             noise = " (a sampled estimate: below 0 is its noise)" * (key == "eval/kl" and summary[key] < 0)
             parts.append(f"{name} {summary[key]:.3f}{noise}")
-    seconds = summary.get("time/total_s")
-    took = f" in {seconds:.0f} s" if isinstance(seconds, int | float) else ""
+    took = f" in {s:.0f} s" if isinstance(s := summary.get("time/total_s"), int | float) else ""
     how = f"completed, {describe(summary['stopped'])}," if summary.get("stopped") else "completed"
     changed = changed_inputs_said(summary)
     return [
         f"align_lab: {summary.get('algo')} seed {summary.get('seed')} {how}{took}: {', '.join(parts)}",
         *([f"  warning:    {changed} (resume_changed_inputs=true)"] if changed else []),
-        f"  run folder: {run_dir}",
+        f"  run folder: {as_printed(str(run_dir))}",
         f"  compare:    {compare_command(compare_folder(run_dir), summary.get('pythonpath'))}",
     ]
 
@@ -172,8 +172,6 @@ def result_lines(summary: dict, run_dir: Path) -> list[str]:
 def compare_command(folder: Path, pythonpath: str | None = None) -> str:
     """`<python> -m align_lab.compare <folder>` as the shell must read it from any folder (shell_command),
     with the PYTHONPATH the run started with (the checkout it ran from: ninth hunt)."""
-    from align_lab.rerun import shell_command
-
     env = {"PYTHONPATH": pythonpath} if isinstance(pythonpath, str) and pythonpath else None
     return shell_command("align_lab.compare", Path(folder), env=env)
 

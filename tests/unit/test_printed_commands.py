@@ -140,6 +140,7 @@ def test_a_folder_the_terminals_encoding_cannot_write_is_printed_as_bash_reads_i
     import io
 
     from align_lab.rerun import shell_command
+    from align_lab.run.summary import result_lines
 
     folder = tmp_path / "u 24 ünï ✓ 'q'"
     folder.mkdir()
@@ -149,9 +150,12 @@ def test_a_folder_the_terminals_encoding_cannot_write_is_printed_as_bash_reads_i
         )
     command = shell_command("align_lab.compare", folder)
     command.encode("ascii")  # the stream writes it as it is
+    said = result_lines({"algo": "grpo", "seed": 0}, folder)[1]  # the run folder's line, the same (hunt 75)
+    assert said == f"  run folder: {command.split(' -m align_lab.compare ', 1)[1]}"
     assert "$'" in command
     word = command.split(" -m align_lab.compare ", 1)[1]
     said = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True)
     assert said.stdout == bytes(folder)
     monkeypatch.undo()
     assert shell_command("align_lab.compare", folder).endswith(shlex.quote(str(folder)))  # utf-8: as before
+    assert result_lines({}, folder)[1] == f"  run folder: {folder}"
