@@ -56,6 +56,9 @@ def read_local(path: str, key: str) -> Table:
     suffix = Path(path).expanduser().suffix
     p = Path(path).expanduser().resolve()
     fmt = FORMATS.get(suffix)
+    given = Path(path).expanduser()  # a shell's pipe, `task.path=<(cat q.jsonl)`: /dev/fd/63, no suffix
+    if given.exists() and not given.is_file() and not given.is_dir():  # was "unknown file type" (hunt 76)
+        raise ValueError(f"{key}={path}: {not_a_file(given)}")
     # a folder (a partitioned dataset's) was "unknown file type ''" (thirty-eighth hunt, case 31)
     if fmt is None and p.is_dir():
         raise ValueError(f"{key}={path}: a folder, not a file; give one file ({', '.join(FORMATS)})")

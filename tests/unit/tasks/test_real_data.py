@@ -128,6 +128,14 @@ def test_a_missing_file_is_one_line(tmp_path):
         f"task.path={tmp_path / 'pipe.jsonl'}: a named pipe or device, not a file: write what it gives to a "
         "file first, and name that"
     )
+    read, write = os.pipe()  # bash's `task.path=<(cat q.jsonl)`: /dev/fd/63, no suffix (hunt 76, s2: it was
+    try:  # "unknown file type ''")
+        assert error(f"/dev/fd/{read}") == (
+            f"task.path=/dev/fd/{read}: a named pipe or device, not a file: write what it gives to a file "
+            "first, and name that"
+        )
+    finally:
+        os.close(read), os.close(write)
 
 
 def test_a_hub_name_without_network_says_so(tmp_path, monkeypatch):
