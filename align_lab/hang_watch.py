@@ -43,9 +43,10 @@ def stuck_line(call: dict, where: str) -> str:
     took longer to stop."""
     key = call["key"]
     bound = f"{key}={call['timeout_s']:g} s" if key else f"{call['timeout_s']:g} s"
-    line = (
+    line = (  # or the handler's exception caught: `except BaseException: pass` (fourth hunt of 2026-12-04)
         f"{call['where']}: no answer in {bound}, stuck at {where} in a call that holds Python's lock (no "
-        f"signal reaches it): the process was ended {call['grace_s']:g} s later"
+        "signal reaches it) or that caught the timeout raised in it (except BaseException, or a bare "
+        f"except): the process was ended {call['grace_s']:g} s later"
         + (f" (raise {key} if it needs longer)" if key else "")
     )
     return resumable(call, line)

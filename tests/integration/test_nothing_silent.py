@@ -597,7 +597,8 @@ def test_a_reward_stuck_in_c_past_its_bound_is_one_line_and_its_command_resumes_
     [line] = [x for x in result.stderr.splitlines() if x.startswith("align_lab: error: ")]
     assert line.startswith(
         "align_lab: error: reward.path=stuck:score: no answer in reward.timeout_s=1 s, stuck at "
-        f"{tmp_path / 'stuck.py'}:8 in a call that holds Python's lock (no signal reaches it): the process "
+        f"{tmp_path / 'stuck.py'}:8 in a call that holds Python's lock (no signal reaches it) or that caught "
+        "the timeout raised in it (except BaseException, or a bare except): the process "
         "was ended 1 s later (raise reward.timeout_s if it needs longer); fix it, then resume from step 1 "
         "with: "
     ), line
@@ -786,7 +787,9 @@ def test_a_reward_module_stuck_in_c_as_it_is_imported_names_the_reward_keys(tmp_
     assert result.returncode == 1 and result.stderr.splitlines()[-1] == (
         "align_lab: error: reward.path=stuck_import:f: importing stuck_import: no answer in "
         f"reward.timeout_s=1 s, stuck at {tmp_path / 'stuck_import.py'}:2 in a call that holds Python's lock "
-        "(no signal reaches it): the process was ended 1 s later (raise reward.timeout_s if it needs longer)"
+        "(no signal reaches it) or that caught the timeout raised in it (except BaseException, or a bare "
+        "except): the process was "
+        "ended 1 s later (raise reward.timeout_s if it needs longer)"
     ), result.stderr[-3000:]
 
 

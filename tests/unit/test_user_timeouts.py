@@ -116,8 +116,44 @@ def test_a_call_stuck_in_c_holding_the_gil_is_ended_in_one_line_naming_its_line(
     assert done.returncode == 1 and time.monotonic() - start < 60, done.stderr[-2000:]
     assert done.stderr == (
         "align_lab: error: reward.path=m:f: no answer in reward.timeout_s=0.5 s, stuck at "
-        f"{tmp_path}/stuck.py:5 in a call that holds Python's lock (no signal reaches it): the process "
+        f"{tmp_path}/stuck.py:5 in a call that holds Python's lock (no signal reaches it) or that caught the "
+        "timeout raised in it (except BaseException, or a bare except): the process "
         "was ended 0.5 s later (raise reward.timeout_s if it needs longer)\n"
+    )
+
+
+def test_a_call_that_catches_its_timeout_is_ended_in_one_line_that_says_it_may_have(tmp_path):
+    """Fourth hunt of 2026-12-04, v3: a verifier looping over `try: time.sleep(1) except BaseException:
+    pass` caught the timeout raised in it and went on; it was ended past its grace as a call stuck in C,
+    "no signal reaches it", when the signal had reached it. The line says both."""
+    import subprocess
+    import sys
+
+    script = (
+        "import time\n"
+        "from align_lab import user_timeouts\n"
+        "user_timeouts.C_GRACE_S = 0.5\n"
+        "def swallows():\n"
+        "    while True:\n"
+        "        try:\n"
+        "            time.sleep(0.1)\n"
+        "        except BaseException:\n"
+        "            pass\n"
+        "with user_timeouts.bounded('task.verifier=m:f', 'task.verifier_timeout_s', 0.5):\n"
+        "    swallows()\n"
+    )
+    (tmp_path / "swallows.py").write_text(script)
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "swallows.py")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr[-2000:]
+    assert done.stderr.startswith(
+        "align_lab: error: task.verifier=m:f: no answer in task.verifier_timeout_s=0.5 s, stuck at "
+        f"{tmp_path}/swallows.py:"
+    )
+    assert (
+        " or that caught the timeout raised in it (except BaseException, or a bare except): the process "
+        "was ended " in done.stderr
     )
 
 
@@ -144,7 +180,8 @@ def test_the_stuck_calls_line_names_the_users_frame_and_the_runs_resume(tmp_path
     run = {"pointer": str(tmp_path / "last"), "command": "cd /w && python -m align_lab x=1"}
     assert stuck_line({**call, "run": run}, "/home/me/hx.py:8") == (
         "reward.path=hx:f: no answer in reward.timeout_s=10 s, stuck at /home/me/hx.py:8 in a call that "
-        "holds Python's lock (no signal reaches it): the process was ended 10 s later (raise "
+        "holds Python's lock (no signal reaches it) or that caught the timeout raised in it (except "
+        "BaseException, or a bare except): the process was ended 10 s later (raise "
         "reward.timeout_s if it needs longer); fix it, then resume from step 20 with: cd /w && python -m "
         "align_lab x=1 resume_changed_inputs=true"  # the fix is the code's: a file a resume checks
     )
@@ -191,7 +228,8 @@ def test_a_components_class_whose_import_is_stuck_in_c_is_one_line_naming_it(tmp
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.splitlines()[-1] == (
         f"align_lab: error: env._target_=stuckmod.G: importing it: no answer in 0.5 s, stuck at "
-        f"{tmp_path / 'stuckmod.py'}:2 in a call that holds Python's lock (no signal reaches it): the "
+        f"{tmp_path / 'stuckmod.py'}:2 in a call that holds Python's lock (no signal reaches it) or that "
+        "caught the timeout raised in it (except BaseException, or a bare except): the "
         "process was ended 1 s later"
     ), done.stderr[-2000:]
 
