@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from align_lab.file_kinds import special
+
 MANIFEST = "study.json"
 
 
@@ -30,6 +32,8 @@ def load_manifest(study_dir: Path) -> dict:
         raise FileNotFoundError(f"{study_dir}: {kind}; give the sweep's folder (hydra.sweep.dir)")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no study manifest here (expected a sweep folder)")
+    if kind := "a folder" if path.is_dir() else special(path):  # was "cannot write", or a hang (hunt 76)
+        raise ValueError(f"{path}: {kind}, where the study's manifest (a file) is; move it away")
     try:
         manifest = json.loads(path.read_text())
     except ValueError as e:
@@ -41,7 +45,19 @@ def load_manifest(study_dir: Path) -> dict:
         missing = [k for k in RUN_KEYS if k not in run] if isinstance(run, dict) else list(RUN_KEYS)
         if missing:
             raise ValueError(f"{path}: not a study manifest (runs[{i}] lacks {', '.join(missing)})")
+        if said := mistyped(run):  # a traceback in `study status` (fourth hunt of 2026-12-04, st_B7)
+            raise ValueError(f"{path}: not a study manifest as written (runs[{i}].{said})")
     return rebased(manifest, Path(study_dir))
+
+
+def mistyped(run: dict) -> str | None:
+    """`key=value: what it must be` for the first of an entry's RUN_KEYS of another type; None: none is."""
+    number = isinstance(run["num"], int) and not isinstance(run["num"], bool)
+    overrides = isinstance(run["overrides"], list) and all(isinstance(o, str) for o in run["overrides"])
+    for key, fine, what in (("num", number, "a whole number"), ("overrides", overrides, "a list of strings")):
+        if not fine:
+            return f"{key}={run[key]!r}: not {what}"
+    return None if isinstance(run["run_dir"], str) else f"run_dir={run['run_dir']!r}: not a path"
 
 
 def rebased(manifest: dict, study_dir: Path) -> dict:

@@ -97,6 +97,33 @@ def running_there(sweep_dir: Path) -> str | None:
     return None
 
 
+def misplaced(sweep_dir: Path) -> str | None:
+    """Where what a sweep keeps in its folder is of another kind (a folder where it writes a file, a file
+    where it keeps a folder, a named pipe), what is there, in words; None: nothing is. Hydra's write of
+    multirun.yaml was a traceback, study.json's one after the jobs were submitted, and a file at .slots
+    failed every local run with a job log's FileExistsError (fourth hunt of 2026-12-04, re_B2, re_B9)."""
+    from align_lab.file_kinds import special
+    from align_lab.results.manifest import MANIFEST
+    from align_lab.results.plan_record import PLAN_FILE
+
+    files = {"multirun.yaml": "Hydra writes the sweep's record", MANIFEST: "align_lab writes the study's"}
+    files |= {
+        PLAN_FILE: "a sequential study writes its plan",
+        "tuning.json": "a tuned study writes its record",
+    }
+    for name, what in files.items():
+        path = sweep_dir / name
+        if kind := "a folder" if path.is_dir() else special(path):
+            return f"{path} is {kind} where {what}"
+    folders = {".submitit": "submitit keeps the jobs' files", ".slots": "a local sweep keeps its slots"}
+    for name, what in (folders | {"tuning": "a tuned study keeps its trials"}).items():
+        path = sweep_dir / name
+        if (path.exists() or path.is_symlink()) and not path.is_dir():
+            kind = special(path) or ("a file" if path.exists() else "a link to nothing")
+            return f"{path} is {kind} where {what} (a folder)"
+    return None
+
+
 class SweepFolder:
     """The record of a sweep folder as it was before this sweep: taken by the launcher's setup(), which
     Hydra's sweeper calls before it writes <sweep dir>/multirun.yaml. restore() puts it back for a refused
@@ -105,18 +132,16 @@ class SweepFolder:
     UNLAUNCHED: list[SweepFolder] = []  # taken, and the sweep not yet launched (refused_before_launch)
 
     def __init__(self, config: DictConfig) -> None:
-        from align_lab.file_kinds import special
         from align_lab.run.folder_checks import too_long
 
         self.sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
         if line := too_long(self.sweep_dir, "hydra.sweep.dir"):  # before any read (hunt of 2026-12-04)
             raise ConfigError(line)
-        path = self.sweep_dir / "multirun.yaml"
-        if kind := "a folder" if path.is_dir() else special(path):  # Hydra's write: 30 lines (2026-12-04)
+        if line := misplaced(self.sweep_dir):  # Hydra's write of multirun.yaml: 30 lines (2026-12-04)
             raise ConfigError(
-                f"hydra.sweep.dir={self.sweep_dir}: {path} is {kind} where Hydra writes the sweep's record; "
-                "move it away, or choose another hydra.sweep.dir"
+                f"hydra.sweep.dir={self.sweep_dir}: {line}; move it away, or choose another hydra.sweep.dir"
             )
+        path = self.sweep_dir / "multirun.yaml"
         self.multirun_yaml = path.read_bytes() if path.is_file() else None
         self.existed = self.sweep_dir.exists()
         SweepFolder.UNLAUNCHED.append(self)

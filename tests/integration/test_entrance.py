@@ -157,18 +157,39 @@ def test_a_run_folder_that_cannot_be_made_is_one_line_naming_its_key(sweep, tmp_
     one_line_error(result, f"cannot make /proc/x (No such file or directory); choose a writable {key}")
 
 
-@pytest.mark.parametrize("kind", ["a folder", "a named pipe"])
-def test_a_sweeps_record_of_the_wrong_kind_is_one_line(kind, tmp_path, forked_cli):
+KEPT = {  # what a sweep keeps in its folder, as misplaced() says it
+    "multirun.yaml": "where Hydra writes the sweep's record",
+    "study.json": "where align_lab writes the study's",
+    ".slots": "where a local sweep keeps its slots (a folder)",
+    ".submitit": "where submitit keeps the jobs' files (a folder)",
+}
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("multirun.yaml", "a folder"),
+        ("multirun.yaml", "a named pipe"),
+        ("study.json", "a folder"),
+        ("study.json", "a named pipe"),
+        (".slots", "a file"),
+        (".submitit", "a named pipe"),
+    ],
+)
+def test_a_sweeps_record_of_the_wrong_kind_is_one_line(name, kind, tmp_path, forked_cli):
     """Third hunt of 2026-12-04, n46b: `<sweep>/multirun.yaml` a folder: Hydra's sweeper wrote it in a 30-line
-    IsADirectoryError traceback; a named pipe would hang its read."""
+    IsADirectoryError traceback; a named pipe would hang its read. Fourth hunt, re_B2: study.json a folder,
+    a traceback after the jobs were submitted; re_B9: a file at .slots failed every local run, said as
+    "ended without a result" with the cause in the jobs' logs."""
     sweep = tmp_path / "s"
-    record = sweep / "multirun.yaml"
-    record.mkdir(parents=True) if kind == "a folder" else (sweep.mkdir(), os.mkfifo(record))
+    sweep.mkdir()
+    record = sweep / name
+    {"a folder": record.mkdir, "a named pipe": lambda: os.mkfifo(record), "a file": record.touch}[kind]()
     result = forked_cli(["-m", "seed=0,1", f"hydra.sweep.dir={sweep}", f"cache_dir={tmp_path / 'cache'}"])
     one_line_error(
         result,
-        f"hydra.sweep.dir={sweep}: {record} is {kind} where Hydra writes the sweep's record; move it away, "
-        "or choose another hydra.sweep.dir",
+        f"hydra.sweep.dir={sweep}: {record} is {kind} {KEPT[name]}; move it away, or choose another "
+        "hydra.sweep.dir",
     )
 
 

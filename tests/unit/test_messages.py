@@ -3,6 +3,7 @@ survives a path with a space and names the interpreter that runs align_lab."""
 
 from __future__ import annotations
 
+import os
 import shlex
 
 import pytest
@@ -310,8 +311,16 @@ def test_a_group_set_to_null_lists_its_choices_and_one_of_them_builds(tmp_path):
             "not a study manifest (runs[0] lacks overrides, run_dir)",
         ),
         ('{"runs": [', "cannot be read as a study manifest (Expecting value: line 1 column 11 (char 10))"),
+        (  # fourth hunt of 2026-12-04, st_B7: a 31-line TypeError traceback
+            '{"cluster": "local", "runs": [{"num": 0, "overrides": [], "run_dir": 5}]}',
+            "not a study manifest as written (runs[0].run_dir=5: not a path)",
+        ),
+        (
+            '{"cluster": "local", "runs": [{"num": "one", "overrides": [], "run_dir": "r"}]}',
+            "not a study manifest as written (runs[0].num='one': not a whole number)",
+        ),
     ],
-    ids=["a_list", "an_entry_short", "torn"],
+    ids=["a_list", "an_entry_short", "torn", "a_run_dir_number", "a_num_word"],
 )
 def test_study_status_on_a_damaged_manifest_is_one_line_naming_it(text, said, tmp_path, streams):
     """A list, an entry without its keys, a torn write: TypeError, KeyError, JSONDecodeError tracebacks."""
@@ -322,6 +331,23 @@ def test_study_status_on_a_damaged_manifest_is_one_line_naming_it(text, said, tm
     for command in ("status", "resume"):
         assert main([command, str(tmp_path)]) == 2
         assert streams.readouterr().err == f"align_lab.study: error: {tmp_path / 'study.json'}: {said}\n"
+
+
+@pytest.mark.parametrize("kind", ["a folder", "a named pipe"])
+def test_study_status_on_a_manifest_of_another_kind_is_one_line_naming_it(kind, tmp_path, streams):
+    """Fourth hunt of 2026-12-04, st_B2-B3: study.json a folder was "cannot write ... (Is a directory); make
+    it writable", a named pipe hung `study status` until a signal."""
+    streams.start()
+    from align_lab.study.__main__ import main
+
+    manifest = tmp_path / "study.json"
+    manifest.mkdir() if kind == "a folder" else os.mkfifo(manifest)
+    for command in ("status", "resume"):
+        assert main([command, str(tmp_path)]) == 2
+        assert streams.readouterr().err == (
+            f"align_lab.study: error: {manifest}: {kind}, where the study's manifest (a file) is; move it "
+            "away\n"
+        )
 
 
 def test_study_status_on_a_run_whose_summary_is_not_a_mapping_says_so(tmp_path, streams):

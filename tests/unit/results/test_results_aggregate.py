@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +247,17 @@ def test_pending_runs_match_manifest_entries_relative_to_the_sweep_dir(tmp_path:
     assert problems == [] and len(pending) == 1
     assert pending[0].status == "pending" and lookup(pending[0], "seed") == "1"
     assert group_label(pending[0], ["algo"]) == "ppo"
+
+
+def test_a_manifest_that_is_a_named_pipe_is_a_problem_not_a_hang(tmp_path: Path) -> None:
+    """Fourth hunt of 2026-12-04, cmp_B3: compare over a sweep whose study.json was a named pipe waited for
+    ever, with no line."""
+    os.mkfifo(tmp_path / "study.json")
+    assert find_run_dirs([tmp_path])[1] == [tmp_path / "study.json"]
+    pending, problems = pending_runs([tmp_path / "study.json"], [])
+    assert pending == [] and problems == [
+        f"{tmp_path / 'study.json'}: a named pipe, not a study manifest: not read"
+    ]
 
 
 def test_sft_is_the_default_baseline_each_run_paired_with_its_own_sft_and_a_row_of_the_table() -> None:
