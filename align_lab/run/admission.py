@@ -139,7 +139,9 @@ def check_overrides(overrides: list[str], cfg: DictConfig, choices) -> None:
         elif o.is_add() or o.is_force_add():
             if not parent and key not in choices:
                 known = known or top_level_keys(choices)
-                if o.is_add() or key not in known:
+                if o.is_add() and key in known:  # said "unknown key", listing it (fourth hunt of 2026-12-04)
+                    raise ConfigError(f"+{key}: {key} is a key of the config already; set it without the +")
+                if key not in known:
                     raise ConfigError(
                         f"{key}: unknown key (nothing reads it); the top-level keys are "
                         f"{', '.join(sorted(known))}"

@@ -31,6 +31,8 @@ OVERRIDE_FORMS = [
     # a new top-level key was accepted and ignored (under train. it was refused)
     (["+new_key=1"], "new_key: unknown key (nothing reads it); the top-level keys are "),
     (["++new_key=1"], "new_key: unknown key (nothing reads it)"),
+    # fourth hunt of 2026-12-04, pl0: "claims: unknown key (nothing reads it); the top-level keys are ..."
+    (["+claims=[]"], "+claims: claims is a key of the config already; set it without the +"),
     (["+stages.foo=1"], "stages.foo: unknown key; allowed: stages.seed"),
     (["++train.steps=0"], "train.steps=0: must be >= 1"),  # ++ on a key is key=value
     (["train.steps=${seed}"], "train.steps=0: must be >= 1"),  # an interpolation meets the same check
