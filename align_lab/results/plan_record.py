@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from align_lab.file_kinds import special
+
 PLAN_FILE = "plan.json"
 
 
@@ -28,6 +30,8 @@ def record_problem(folder: Path) -> str | None:
     path = Path(folder) / PLAN_FILE
     if not path.exists():
         return None
+    if kind := special(path):  # its read waited for ever (fourth hunt of 2026-12-04, pc_Q2)
+        return f"{path}: {kind}, not a plan record: not read"
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -45,8 +49,11 @@ def seeds_run(record: dict) -> dict[str, int]:
     """Seeds each arm was given over the waves launched."""
     out = {arm: 0 for arm in record.get("arms", [])}
     for wave in record.get("waves", []):
+        seeds = wave.get("seeds", [])
+        if not isinstance(seeds, list):  # "0,1" was 3 seeds run (fourth hunt of 2026-12-04, pr_Q4)
+            raise TypeError(f"waves[].seeds={seeds!r}: not a list of seeds")
         for arm in wave.get("arms", []):
-            out[arm] = out.get(arm, 0) + len(wave.get("seeds", []))
+            out[arm] = out.get(arm, 0) + len(seeds)
     return out
 
 
