@@ -44,7 +44,10 @@ def budget_notes(runs: pd.DataFrame, budget_key: str, label: str) -> list[str]:
         ok = finals[(refs == ref) & (finals > 0)]
         if len(ok) and ok.max() > UNEQUAL_COMPUTE * ok.min():
             lo, hi = done.loc[ok.idxmin()], done.loc[ok.idxmax()]
-            among = f" among the runs of {ref}" if refs.nunique() > 1 else ""
+            # "the runs of SFT (task=...)" read as SFT's runs, which use no compute (hunt 76, cm1)
+            among = f" among the runs of {ref.removeprefix(f'{SFT} (').removesuffix(')')}" * (
+                refs.nunique() > 1
+            )
             notes.append(
                 f"Final metrics are at unequal compute{among}: {label} range from {lo[budget_key]:,.0f} "
                 f"({lo['group']}, seed {lo['seed']:g}) to {hi[budget_key]:,.0f} ({hi['group']}, seed "

@@ -406,6 +406,13 @@ def test_over_two_tasks_each_is_matched_at_its_own_budget_and_paired_within_itse
     )
     # within each task every run ends at the same budget: no unequal-compute note across the two scales
     assert not any("unequal compute" in n for n in c.notes)
+    # one of toy_prefs' runs at 3x the others' compute: the note names the task, not "the runs of SFT (...)"
+    # (fourth hunt of 2026-12-04, cm1: the runs were algo=grpo's, and SFT uses no compute)
+    runs[-1].metrics[-1]["counters/generated_tokens"] = 1800
+    (note,) = [n for n in aggregate(runs, ["algo", "task"]).notes if "unequal compute" in n]
+    assert note.startswith(
+        "Final metrics are at unequal compute among the runs of task=toy_prefs: generated tokens range from "
+    ), note
     # one task: one common point, said as before
     one = aggregate([r for r in runs if r.choices["task"] == "toy_prefs"], ["algo"])
     assert one.common_by == {} and one.common_said("generated tokens") == "600 generated tokens"
