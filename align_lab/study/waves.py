@@ -150,18 +150,16 @@ def run_waves(launcher, job_overrides, initial_job_idx: int) -> list:
             first = initial_job_idx + sum(len(w["jobs"]) for w in state["waves"][:k])
             began = time.monotonic()
             returns += _launch_wave(launcher, batch, first, sweep_dir, state, k, [names[a] for a in needed])
-            if k == len(state["looks"]):  # this look is not recorded yet
+            looked = k == len(state["looks"])  # this look is not recorded yet
+            if looked:
                 state["elapsed_s"] += time.monotonic() - began
                 look = _look(sweep_dir, claims, compare_by, open_, k, levels[k], schedule[k])
                 state["looks"].append({**dataclasses.asdict(look), "seeds": schedule[k]})
                 _write(sweep_dir, state)
-                print(
-                    f"align_lab: look {k + 1} of the plan",
-                    *verdict_lines({**state, "stopped": "not yet"}),
-                    sep="\n",
-                    flush=True,
-                )
             stop = _stop_reason(state, plan, claims, k)
+            if looked:  # a last look's verdicts are the plan's, said once below (fourth hunt of 2026-12-04)
+                said = [] if stop else verdict_lines({**state, "stopped": "not yet"})
+                print(f"align_lab: look {k + 1} of the plan", *said, sep="\n", flush=True)
             if stop:
                 state["stopped"] = stop
                 _write(sweep_dir, state)

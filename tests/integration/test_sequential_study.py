@@ -45,6 +45,7 @@ def test_a_decided_claim_stops_the_plan_after_its_first_wave(tmp_path, cache_dir
     assert result.returncode == 0, result.stderr[-2000:]
     assert "REPRODUCED   3 > 2 on step: at look 1 (6 seeds)" in result.stdout, result.stdout[-2000:]
     assert "align_lab: look 1 of the plan\nplan: 1 looks at 6 seeds per arm" in result.stdout  # as it looks
+    assert result.stdout.count("REPRODUCED ") == 1  # the last look's block was said twice (fourth hunt)
     record = read_record(sweep)
     assert len(record["looks"]) == 1 and record["stopped"] == "every claim decided"
     assert record["seeds_run"] == {"2": 6, "3": 6}
