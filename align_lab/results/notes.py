@@ -82,7 +82,8 @@ def _status_notes(table: pd.DataFrame) -> list[str]:
     if not counts:
         return []
     listed = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    return [f"{sum(counts.values())} runs are not in the statistics ({listed}); see Runs."]
+    n = sum(counts.values())  # "1 runs are" (fourth hunt of 2026-12-04)
+    return [f"{n} run{'s are' if n > 1 else ' is'} not in the statistics ({listed}); see Runs."]
 
 
 def _baseline_notes(c: Comparison, baseline: str | None) -> list[str]:

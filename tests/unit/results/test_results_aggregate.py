@@ -183,6 +183,8 @@ def test_only_failed_runs_still_give_a_comparison() -> None:
     c = aggregate(runs, ["algo"])
     assert c.group_table["n"].tolist() == [0, 0] and math.isnan(c.common_budget)
     assert c.notes[0].startswith("2 runs are not in the statistics (1 failed, 1 running)")
+    one = aggregate([runs[0], online_run("rloo", 0, 0.5)], ["algo"])  # "1 runs are" (fourth hunt)
+    assert one.notes[0].startswith("1 run is not in the statistics (1 failed); see Runs.")
 
 
 def test_lookup_order_and_group_labels() -> None:
