@@ -231,9 +231,11 @@ def slurm_without_a_sweep(args: list[str]) -> str | None:
     35); None otherwise. A job's own process (sbatch's script, srun's tasks: slurmd sets SLURMD_NODENAME)
     runs where it was meant to; a SLURM_JOB_ID alone (a salloc shell on the login node, a copied
     environment) is not one (hunt of 2026-12-04, c85: it hid the note)."""
+    from align_lab.overrides import multirun_asked
+
     typed = [a for a in args if a.startswith("hardware=slurm")]
     in_a_job = {"SLURM_JOB_ID", "SLURMD_NODENAME"} <= os.environ.keys()
-    if not typed or any(a in ("-m", "--multirun") for a in args) or in_a_job:
+    if not typed or multirun_asked(args) or in_a_job:
         return None
     return (
         f"align_lab: note: {typed[-1]} submits to Slurm with -m only (a sweep, of one run too: python -m "

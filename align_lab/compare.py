@@ -18,7 +18,7 @@ from pathlib import Path
 
 from align_lab.results import plan_record
 from align_lab.results.claims import check_algorithm_names, saved_claims
-from align_lab.results.tuning import tuning_report_lines
+from align_lab.results.tuning import tuning_notes, tuning_report_lines
 from align_lab.value_checks import said_all, say
 
 
@@ -188,7 +188,7 @@ def compare(args: argparse.Namespace):
         from align_lab.results.wandb_report import runs_scope
 
         runs_scope(runs)
-    problems += plan_record.plan_notes(args.folders)
+    problems += plan_record.plan_notes(args.folders) + tuning_notes(args.folders)
     grouping = study_grouping(runs)
     args.by = args.by or grouping
     by = split_pooled_settings(runs, _keys(args.by), problems)

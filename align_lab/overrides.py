@@ -201,13 +201,42 @@ def sweep_dir_without_a_sweep(args: list[str]) -> str | None:
     """The note for `hydra.sweep.dir=X` without -m: one run, made in hydra.run.dir, the folder typed never
     made and nothing said (fortieth hunt, case 58; the converse: run_dir_in_a_sweep)."""
     typed = [a for a in args if a.lstrip("+").startswith("hydra.sweep.dir=")]
-    if not typed or any(a in ("-m", "--multirun") for a in args):
+    if not typed or multirun_asked(args):
         return None
     folder = typed[-1].split("=", 1)[1]
     return (
         f"align_lab: note: {typed[-1]} is a sweep's folder and this command (no -m) runs one run, which "
         f"goes in hydra.run.dir (for this folder: {shlex.quote(f'hydra.run.dir={folder}')})"
     )
+
+
+def multirun_asked(args: list[str]) -> bool:
+    """A sweep: -m (--multirun), `hydra.mode=MULTIRUN`, or a primary config named on the command line
+    (`--config-dir sweeps --config-name X`) whose hydra.mode is MULTIRUN, as sweeps/*.yaml's ("no -m
+    needed"): a note said such a tuned study ran one run (fifth hunt of 2026-12-04)."""
+    import yaml
+
+    if any(a in ("-m", "--multirun", "hydra.mode=MULTIRUN") for a in args):
+        return True
+    name, folder = flag_value(args, "--config-name", "-cn"), flag_value(args, "--config-dir", "-cd")
+    conf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+    try:
+        with open(os.path.join(folder or conf, name if name.endswith(".yaml") else f"{name}.yaml")) as f:
+            mode = yaml.safe_load(f)["hydra"]["mode"]
+    except (OSError, TypeError, KeyError, AttributeError, yaml.YAMLError):  # no name (None), no mode
+        return False
+    return str(mode).upper() == "MULTIRUN"
+
+
+def flag_value(args: list[str], *names: str) -> str | None:
+    """The value of a flag of Hydra's given as `--flag value` or `--flag=value`; None: not given."""
+    for i, a in enumerate(args):
+        for n in names:
+            if a == n and i + 1 < len(args):
+                return args[i + 1]
+            if a.startswith(f"{n}="):
+                return a.split("=", 1)[1]
+    return None
 
 
 # conf/'s groups no command line chooses: an algorithm's keys on one model, chosen by algo and model (conf/

@@ -25,11 +25,41 @@ def best_so_far(values: list[float | None], direction: str) -> list[float | None
 
 
 def read_tuning(folder: Path) -> dict | None:
-    """<folder>/tuning.json, or None (not a tuned study, or unreadable)."""
+    """<folder>/tuning.json, or None (not a tuned study, or one tuning_problem says why it cannot be read)."""
+    if tuning_problem(folder) is not None:
+        return None
     try:
         return json.loads((Path(folder) / RECORD).read_text())
     except (OSError, ValueError):
         return None
+
+
+def tuning_problem(folder: Path) -> str | None:
+    """Why the folder's tuning.json cannot be used, naming it, or None: it has none, or it reads as the
+    record study/tuning.py writes. A named pipe hung compare, a torn one was left out with no word, a word
+    where a number goes ended compare in Python's words, a list in a traceback (fifth hunt of 2026-12-04)."""
+    from align_lab.file_kinds import special
+
+    path = Path(folder) / RECORD
+    if not path.exists():
+        return None
+    if kind := special(path):
+        return f"{path}: {kind}, not a tuning record: not read"
+    try:
+        tuning_lines(json.loads(path.read_text(encoding="utf-8")))  # every field, as its lines read them
+    except (OSError, json.JSONDecodeError) as e:
+        return f"{path}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        return f"{path}: not a tuning record ({type(e).__name__}: {e})"
+    return None
+
+
+def tuning_notes(folders: list[Path]) -> list[str]:
+    """A note per folder whose tuning.json cannot be read: its tuning's lines are left out."""
+    problems = [p for p in map(tuning_problem, folders) if p]
+    return [
+        f"{p}: the tuning's lines (each arm's chosen values and tuning curve) are left out" for p in problems
+    ]
 
 
 def _num(v: float | None) -> str:

@@ -76,7 +76,6 @@ def finished_teacher(path: str) -> Path:
     reached, and the same command later with another), no checkpoint, one missing or damaged. Never the
     hint to delete its checkpoints: they are the teacher."""
     from align_lab.run.run_folder import RunFolder
-    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file
 
     folder = Path(path).expanduser()
     summary = RunFolder(folder).read_summary()
@@ -106,6 +105,13 @@ def finished_teacher(path: str) -> Path:
             f"{KEY}={path}: that run has not completed ({found}); a teacher is a finished run: finish it "
             f"{finish}, or choose a completed run"
         )
+    return final_checkpoint(path, folder, summary)
+
+
+def final_checkpoint(path: str, folder: Path, summary: dict) -> Path:
+    """The completed teacher run's final checkpoint, or one line: its pointer lost, the file lost, none."""
+    from align_lab.train.checkpoint_io import CheckpointError, checkpoint_file
+
     ckpt = folder / "checkpoints"
     unnamed = final_state_unnamed(folder, ckpt)
     if unnamed is not None:  # twentieth hunt, case 16: "retrain the teacher" for a 17-byte pointer
@@ -118,6 +124,10 @@ def finished_teacher(path: str) -> Path:
         file = checkpoint_file(ckpt, advice=f"the teacher's policy is lost with it: {RETRAIN}")
     except CheckpointError as e:
         raise ConfigError(f"{KEY}={path}: its final {e}") from None
+    # its resolved config's train.steps unreadable: "no checkpoint" beside the files (fifth hunt, 2026-12-04)
+    if states := sorted(p.name for p in ckpt.glob("state-*.pt")) if file is None and ckpt.is_dir() else []:
+        mend = f"{', '.join(states)}: point at the final step's (echo {states[-1]} > {ckpt / 'last'})"
+        raise ConfigError(f"{KEY}={path}: {ckpt / 'last'} is missing, but {ckpt} holds {mend}, then rerun")
     if file is None:
         deleted = "deleted" in str(summary.get("checkpoint", ""))
         why = ": it completed with train.keep_checkpoint=false, which deletes it" if deleted else ""

@@ -15,6 +15,7 @@ tuning seed is not among (the winner's curse), as the study's jobs; compare's cl
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import warnings
@@ -65,6 +66,12 @@ def run_tuned(launcher, job_overrides, initial_job_idx: int):
     except ValueError as e:
         raise ConfigError(str(e)) from None
     sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
+    if problem := storage_problem(
+        sweep_dir / TUNING_DIR / STORAGE
+    ):  # sqlalchemy's 100-149 lines (fifth hunt)
+        raise ConfigError(
+            f"hydra.sweep.dir={sweep_dir}: {problem}; move it away, or choose another hydra.sweep.dir"
+        )
     (sweep_dir / TUNING_DIR).mkdir(parents=True, exist_ok=True)
     chosen = {}
     for arm, overrides in arms.items():
@@ -83,6 +90,25 @@ def run_tuned(launcher, job_overrides, initial_job_idx: int):
         return launcher.launch(jobs, initial_job_idx)
     finally:
         launcher.in_tuning = False
+
+
+def storage_problem(path: Path) -> str | None:
+    """What is wrong with the trials' storage a rerun goes on from (a folder, a named pipe, a file SQLite
+    cannot read: torn, or another file's), in words; None: there is none yet, or SQLite reads it whole."""
+    import sqlite3
+
+    from align_lab.file_kinds import special
+
+    if not path.exists():
+        return None
+    if kind := "a folder" if path.is_dir() else special(path):
+        return f"{path} is {kind} where a tuned study keeps its trials (an SQLite file)"
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            said = db.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error as e:
+        said = str(e)
+    return None if said == "ok" else f"{path}: its trials' storage cannot be read ({said})"
 
 
 def trial_overrides(tune: Tune, overrides: list[str]) -> list[str]:

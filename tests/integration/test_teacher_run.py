@@ -168,6 +168,20 @@ CASES = {  # name -> (what is done to a copy of the teacher, the line after "alg
             f"step, is there: point at it (echo state-00000003.pt > {t / 'checkpoints' / 'last'}), then rerun"
         ),
     ),
+    # fifth hunt of 2026-12-04: with its config's train.steps unreadable too, "that run folder
+    # has no checkpoint ... train.keep_checkpoint=true keeps it" beside state-00000003.pt
+    "pointer_gone_steps_unreadable": (
+        lambda t: (
+            (t / "checkpoints" / "last").unlink(),
+            (t / "config.resolved.yaml").write_text(
+                (t / "config.resolved.yaml").read_text().replace("  steps: 3\n", "  steps: three\n", 1)
+            ),
+        ),
+        lambda t: (
+            f"{t / 'checkpoints' / 'last'} is missing, but {t / 'checkpoints'} holds state-00000003.pt: "
+            f"point at the final step's (echo state-00000003.pt > {t / 'checkpoints' / 'last'}), then rerun"
+        ),
+    ),
     # thirty-ninth hunt, case 16: "the teacher's policy is lost with it: retrain" for a pointer of bytes
     "pointer_not_text": (
         lambda t: (t / "checkpoints" / "last").write_bytes(b"\xff\xfe garbage\n"),

@@ -7,6 +7,7 @@ import shlex
 import pytest
 
 from align_lab.overrides import _value, given_twice, unreadable, written
+from tests.conftest import ROOT
 
 VALUES = ["/tmp/a b/c", "/tmp/ü dir/rün $5", "/tmp/x=y", "a,b", "it's", "back\\slash", "end\\", "q\\'s", "#1"]
 
@@ -78,6 +79,30 @@ def test_a_sweep_folder_typed_for_one_run_is_said_to_be_unread():
     )
     assert sweep_dir_without_a_sweep(["-m", "seed=0,1", "hydra.sweep.dir=/tmp/s"]) is None
     assert sweep_dir_without_a_sweep(["train.steps=3"]) is None
+
+
+def test_a_config_file_that_makes_the_command_a_sweep_gets_no_one_run_notes(tmp_path):
+    """Fifth hunt of 2026-12-04: `--config-dir sweeps --config-name X hydra.sweep.dir=S`, where
+    X sets hydra.mode: MULTIRUN (every sweeps/*.yaml: "no -m needed"), was told it runs one run, in
+    hydra.run.dir; the sweep ran in S. So was hardware=slurm_* told it runs here."""
+    from align_lab.__main__ import slurm_without_a_sweep
+    from align_lab.overrides import multirun_asked, sweep_dir_without_a_sweep
+
+    (tmp_path / "tuned.yaml").write_text("defaults:\n  - config\nhydra:\n  mode: MULTIRUN\n")
+    (tmp_path / "single.yaml").write_text("defaults:\n  - config\n")
+    for args in (
+        ["--config-dir", str(tmp_path), "--config-name", "tuned"],
+        [f"--config-dir={tmp_path}", "--config-name=tuned.yaml"],
+        ["-cd", str(tmp_path), "-cn", "tuned"],
+        ["--config-dir", str(ROOT / "sweeps"), "--config-name", "zoo_2025"],  # the docs' own
+        ["hydra.mode=MULTIRUN"],
+    ):
+        assert multirun_asked(args), args
+        assert sweep_dir_without_a_sweep([*args, "hydra.sweep.dir=/tmp/s"]) is None
+        assert slurm_without_a_sweep([*args, "hardware=slurm_cpu"]) is None
+    single = ["--config-dir", str(tmp_path), "--config-name", "single", "hydra.sweep.dir=/tmp/s"]
+    assert not multirun_asked(single) and sweep_dir_without_a_sweep(single) is not None
+    assert not multirun_asked(["--config-name", "nope"])  # Hydra says that one
 
 
 def test_an_empty_folder_or_a_comma_in_one_is_one_line():

@@ -142,6 +142,88 @@ def test_a_trials_value_is_its_metric_or_one_line(tmp_path):
     )
 
 
+RECORD = {
+    "tune": {"seed": 1000, "split": 0.2, "metric": "eval/gold_reward", "direction": "maximize"},
+    "claim_seeds": [0, 1],
+    "arms": {
+        "rloo": {
+            "budget": 3,
+            "trials": [
+                {"number": 0, "state": "COMPLETE", "value": 0.1, "params": {"algo.lr": 0.001}},
+                {"number": 1, "state": "FAIL", "value": None, "params": {"algo.lr": 0.01}},
+                {"number": 2, "state": "COMPLETE", "value": 0.3, "params": {"algo.lr": 0.0003}},
+            ],
+            "chosen": {"number": 2, "value": 0.3, "params": {"algo.lr": 0.0003}},
+        }
+    },
+}
+
+
+def test_a_tuning_record_compare_cannot_read_is_a_note_naming_it(tmp_path):
+    """Fifth hunt of 2026-12-04: tuning.json a named pipe hung compare; torn, its lines were left
+    out with no word; `split: "0.2"` ended compare with "Unknown format code 'g' ..."; a list, a traceback."""
+    import os
+
+    from align_lab.results.tuning import read_tuning, tuning_notes, tuning_problem
+
+    path = tmp_path / "tuning.json"
+    assert tuning_problem(tmp_path) is None  # not a tuned study
+    path.write_text(json.dumps(RECORD))
+    assert tuning_problem(tmp_path) is None and read_tuning(tmp_path) == RECORD
+    worded = {**RECORD, "tune": {**RECORD["tune"], "split": "0.2"}}
+    for text, said in [
+        (json.dumps(RECORD)[:300], "cannot be read (JSONDecodeError: "),
+        (
+            json.dumps(worded),
+            "not a tuning record (ValueError: Unknown format code 'g' for object of type 'str')",
+        ),
+        ("[1, 2]", "not a tuning record (TypeError: list indices must be integers or slices, not str)"),
+    ]:
+        path.write_text(text)
+        assert tuning_problem(tmp_path).startswith(f"{path}: {said}") and read_tuning(tmp_path) is None
+    path.unlink()
+    os.mkfifo(path)
+    assert tuning_notes([tmp_path]) == [
+        f"{path}: a named pipe, not a tuning record: not read: the tuning's lines (each arm's chosen values "
+        "and tuning curve) are left out"
+    ]
+
+
+def test_a_trials_storage_sqlite_cannot_read_is_one_line(tmp_path):
+    """Fifth hunt of 2026-12-04: tuning/optuna.db torn, or a folder, was sqlalchemy's 104 or 149
+    lines as the rerun of the study started."""
+    import os
+    import sqlite3
+
+    from align_lab.study.tuning import storage_problem
+
+    path = tmp_path / "optuna.db"
+    assert storage_problem(path) is None  # a first run: none yet
+    with sqlite3.connect(path) as db:
+        db.execute("create table t(x)")
+        db.executemany("insert into t values (?)", [(i,) for i in range(5000)])
+    db.close()
+    assert storage_problem(path) is None
+    path.write_bytes(path.read_bytes()[:5000])  # torn
+    assert (
+        storage_problem(path)
+        == f"{path}: its trials' storage cannot be read (database disk image is malformed)"
+    )
+    path.write_text("not a database at all, but long enough to be read as one's header")
+    assert storage_problem(path) == f"{path}: its trials' storage cannot be read (file is not a database)"
+    path.unlink()
+    path.mkdir()
+    assert (
+        storage_problem(path) == f"{path} is a folder where a tuned study keeps its trials (an SQLite file)"
+    )
+    path.rmdir()
+    os.mkfifo(path)
+    assert (
+        storage_problem(path)
+        == f"{path} is a named pipe where a tuned study keeps its trials (an SQLite file)"
+    )
+
+
 def test_tuning_lines_show_the_choice_and_the_curve():
     record = {
         "tune": {"seed": 1000, "split": 0.2, "metric": "eval/gold_reward", "direction": "maximize"},
