@@ -18,6 +18,7 @@ from pathlib import Path
 
 from align_lab.results import plan_record
 from align_lab.results.claims import check_algorithm_names, saved_claims
+from align_lab.results.out_folder import out_problem
 from align_lab.results.tuning import tuning_notes, tuning_report_lines
 from align_lab.value_checks import said_all, say
 
@@ -224,30 +225,6 @@ def wandb_lines(c, figures, out: Path, runs, args) -> list[str]:
     group, ids = runs_scope(runs)
     choices = {k for r in runs for k in r.choices}  # --by keys that are config groups (an arm)
     return list(log_comparison(c, figures, out, project, group, mode, choices, online_command(args), ids))
-
-
-def out_problem(out: Path, given: bool = True) -> str | None:
-    """Why --out (`given`, else its default) cannot hold the report (a file on its path, a folder that
-    cannot be made or written: read-only, /proc), found by making it and a probe file, then undone;
-    None when it can."""
-    import shutil
-
-    where, choose = (f"--out {out}", "choose") if given else (f"{out} (the default --out)", "name with --out")
-    existing = next((p for p in [out, *out.parents] if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        return f"{where}: {existing} is a file; {choose} a folder"
-    created = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as e:
-        return f"{where}: cannot write there ({e.strerror}); {choose} a writable folder"
-    finally:
-        if created is not None:
-            shutil.rmtree(created, ignore_errors=True)
-    return None
 
 
 class Stopped(Exception):

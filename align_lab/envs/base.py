@@ -179,8 +179,8 @@ def start_episode(env_name: str, env, prompt: str, timeout_s: float):
     except Exception as e:
         raise EnvError(f"{where}: start raised {one_line(e)} at {users_line(e)}") from None
     if not callable(getattr(episode, "step", None)):  # read as "step raised AttributeError" at turn 1
-        kind = type(episode).__name__
-        raise EnvError(f"{where}: start returned a {kind}, not an episode with a step(turn) method")
+        kind = f"a value of type {type(episode).__name__}" if episode is not None else "None"
+        raise EnvError(f"{where}: start returned {kind}, not an episode with a step(turn) method")
     return episode
 
 
@@ -248,8 +248,10 @@ def episode_answer(env_name: str, episode, turns: int, timeout_s: float) -> str:
     except Exception as e:
         raise EnvError(f"{where}: answer() raised {one_line(e)} at {users_line(e)}") from None
     if not isinstance(answer, str):
-        kind = type(answer).__name__
-        raise EnvError(f"env={env_name}: turn {turns}: answer() returned a {kind}; must be a string")
+        kind = type(answer).__name__  # "a int" (fifth hunt of 2026-12-04)
+        raise EnvError(
+            f"env={env_name}: turn {turns}: answer() returned a value of type {kind}; must be a string"
+        )
     return answer
 
 

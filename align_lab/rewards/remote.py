@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import time
@@ -16,6 +17,17 @@ from align_lab.rewards.function import RewardError, checked_scores
 from align_lab.user_probes import loaded, scored_batch
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class NotFollowed(urllib.request.HTTPRedirectHandler):
+    """A redirect said, not followed: urllib follows a POST's 302 as a GET without its body, and the
+    failure then named the redirect's target as if it were reward.url (fifth hunt of 2026-12-04)."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None  # urllib raises the 30x as an HTTPError
+
+
+OPENER = urllib.request.build_opener(NotFollowed)
 
 
 class JudgeError(RewardError):
@@ -88,14 +100,17 @@ class RemoteReward:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
             request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                with OPENER.open(request, timeout=self.timeout_s) as response:
                     scores = json.loads(response.read())["scores"]
                 break
             except urllib.error.HTTPError as e:
                 error = f"HTTP {e.code} {e.reason}"
+                if 300 <= e.code < 400:
+                    error += f", a redirect to {e.headers.get('Location')}: give that URL as reward.url"
                 if e.code not in RETRY_STATUS:
                     raise JudgeError(f"reward.url={self.url}: {error}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+            # an answer cut short (IncompleteRead: a proxy's reset) was a 66-line traceback (fifth hunt)
+            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
                 error = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
             except (ValueError, KeyError, TypeError):
                 raise JudgeError(

@@ -90,7 +90,8 @@ def resume(study_dir: Path, wait: bool) -> int:
         write_manifest(study_dir, manifest)
     for run, job in jobs:  # said once recorded: a reader gone (`| head -1`) cuts no submission short
         say(f"#{run['num']} resubmitted as job {job.job_id}: {' '.join(run['overrides'])}")
-    say(f"{len(jobs)} runs resubmitted, {len(manifest['runs']) - len(jobs)} left as they are")
+    runs = f"{len(jobs)} run{'s' * (len(jobs) != 1)}"  # "1 runs" (fifth hunt of 2026-12-04)
+    say(f"{runs} resubmitted, {len(manifest['runs']) - len(jobs)} left as they are")
     if wait:
         return waited(study_dir, jobs, manifest["cluster"])
     return 0

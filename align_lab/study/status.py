@@ -194,6 +194,11 @@ def run_state(run: dict, cluster: str) -> RunState:
         return make("running", f"job {run['job_id']} ended, its run trains on ({held})")  # (24th hunt, 14)
     # stopped waiting for its slot (twenty-third hunt, 55), or a Slurm job cancelled before its run began
     # (twenty-sixth hunt, case 45: `failed`, where nothing failed)
+    if ended and result and not Path(run["run_dir"]).exists():  # its job returned: the run ran, its folder
+        # was deleted since ("job ended before the run started": fifth hunt of 2026-12-04)
+        return make(
+            "interrupted", f"job {run['job_id']} ran it, its run folder is gone: resume runs it again"
+        )
     if ended and not summary and (cluster == "local" or state == "CANCELLED"):
         said = "" if cluster == "local" else f" ({state})"
         return make(

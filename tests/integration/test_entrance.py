@@ -203,6 +203,21 @@ def test_compare_out_naming_a_file_is_one_line(tmp_path, forked_cli):
     assert afile.read_text() == "mine"
 
 
+def test_compare_out_naming_a_run_folder_is_one_line(tmp_path, forked_cli):
+    """Fifth hunt of 2026-12-04: `--out <a run folder>` wrote report.md, runs.csv and the figures beside its
+    summary.json and checkpoints, rc 0 and no word."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text('{"status": "completed"}')
+    result = forked_cli([str(tmp_path), "--out", str(run)], module="align_lab.compare")
+    one_line_error(
+        result,
+        f"align_lab.compare: error: --out {run}: a run folder, whose own files the report's would lie among; "
+        "choose another folder",
+    )
+    assert sorted(p.name for p in run.iterdir()) == ["summary.json"]
+
+
 # ---------------------------------------------------------------- a stopped run's folder
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, forked_cli) -> tuple[Path, list[str]]:

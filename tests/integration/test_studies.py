@@ -328,7 +328,7 @@ def test_study_resume_that_does_not_wait_lets_go_of_its_output(tmp_path, cache_d
     driver.send_signal(signal.SIGTERM)
     assert driver.wait(timeout=120) == 128 + signal.SIGTERM
     rc, out = piped_to_its_end([sys.executable, "-m", "align_lab.study", "resume", str(sweep)], sweep)
-    assert rc == 0 and "1 runs resubmitted" in out, out[-3000:]
+    assert rc == 0 and "1 run resubmitted" in out, out[-3000:]
 
 
 def test_study_status_of_a_slurm_study_where_slurm_does_not_answer_is_one_line(tmp_path, slurm):
@@ -687,7 +687,7 @@ def test_study_resume_typed_elsewhere_runs_the_jobs_where_the_sweep_ran(tmp_path
     elsewhere.mkdir()
     resume = [sys.executable, "-m", "align_lab.study", "resume", "--wait", str(sweep)]
     done = subprocess.run(resume, cwd=elsewhere, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0 and "1 runs resubmitted" in done.stdout, (
+    assert done.returncode == 0 and "1 run resubmitted" in done.stdout, (
         done.stdout[-2000:] + done.stderr[-2000:]
     )
     assert [s.state for s in study_states(sweep)] == ["done"]
@@ -750,7 +750,7 @@ def test_study_resume_reruns_only_unfinished_runs(slurm, tmp_path, cache_dir):
         text=True,
         env={**os.environ, **slurm},
     )
-    assert "1 runs resubmitted, 1 left as they are" in resumed.stdout, resumed.stdout + resumed.stderr
+    assert "1 run resubmitted, 1 left as they are" in resumed.stdout, resumed.stdout + resumed.stderr
     after = json.loads((sweep / "study.json").read_text())["runs"]
     assert after[0]["job_id"] == runs[0]["job_id"] and after[1]["job_id"] != runs[1]["job_id"]
     assert [s.state for s in study_states(sweep)] == ["done", "done"]

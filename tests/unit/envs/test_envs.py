@@ -156,7 +156,9 @@ def test_start_and_answer_failures_are_one_line():
     at = next(i for i, x in enumerate(open(__file__), 1) if "# NO_GAME" + "_LINE" in x)
     with pytest.raises(EnvError, match=rf"^env=game: turn 0: start raised RuntimeError: no game at .*:{at}$"):
         start_episode("game", Env(), "p", 1.0)
-    with pytest.raises(EnvError, match=r"^env=game: turn 3: answer\(\) returned a int; must be a string$"):
+    # it said "a int" (fifth hunt of 2026-12-04)
+    said = r"^env=game: turn 3: answer\(\) returned a value of type int; must be a string$"
+    with pytest.raises(EnvError, match=said):
         episode_answer("game", Bad(), 3, 1.0)
 
 
@@ -225,9 +227,7 @@ def test_a_start_that_returns_no_episode_is_one_line_saying_so():
 
     with pytest.raises(EnvError) as e:
         start_episode("game", Env(), "p", 1.0)
-    assert (
-        str(e.value) == "env=game: turn 0: start returned a NoneType, not an episode with a step(turn) method"
-    )
+    assert str(e.value) == "env=game: turn 0: start returned None, not an episode with a step(turn) method"
 
 
 @pytest.mark.parametrize(

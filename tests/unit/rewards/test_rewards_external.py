@@ -39,6 +39,19 @@ class Scorer(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         server.requests.append((body, self.headers))
         time.sleep(server.delay_s)
+        if server.mode == "redirect":  # elsewhere, for good
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:9/score")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if server.mode == "cut":  # an answer cut short: 15 bytes of the 1000 said
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"scores": [1, ')
+            self.close_connection = True
+            return
         if len(server.requests) <= server.fail_first:
             self.send_error(503)
             return
@@ -66,7 +79,7 @@ class Server(ThreadingHTTPServer):
 @pytest.fixture
 def server():
     httpd = Server(("127.0.0.1", 0), Scorer)
-    httpd.requests, httpd.fail_first, httpd.delay_s, httpd.answer = [], 0, 0.0, None
+    httpd.requests, httpd.fail_first, httpd.delay_s, httpd.answer, httpd.mode = [], 0, 0.0, None, None
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield httpd
@@ -96,6 +109,25 @@ def test_remote_gives_up_after_its_retries_with_one_line(server):
         score(["p"], ["a"], [True])
     assert str(e.value) == f"reward.url={url(server)}: failed 3 times, last: HTTP 503 Service Unavailable"
     assert len(server.requests) == 3
+
+
+def test_a_redirect_or_an_answer_cut_short_is_one_line_naming_it(server):
+    """Fifth hunt of 2026-12-04: a 302 was followed (as a GET without the body) and the failure named the
+    redirect's target as a refused connection of reward.url; an answer cut short (a proxy's reset) was a
+    66-line IncompleteRead traceback."""
+    server.mode = "redirect"
+    score = RemoteReward(url=url(server), retries=2, backoff_s=0.0).scorer(STAGES)
+    with pytest.raises(RuntimeError) as e:
+        score(["p"], ["a"], [True])
+    assert str(e.value) == (
+        f"reward.url={url(server)}: HTTP 302 Found, a redirect to http://127.0.0.1:9/score: give that URL "
+        "as reward.url"
+    )
+    assert len(server.requests) == 1  # not retried, not followed
+    server.mode = "cut"
+    with pytest.raises(RuntimeError) as e:
+        score(["p"], ["a"], [True])
+    assert str(e.value).startswith(f"reward.url={url(server)}: failed 3 times, last: IncompleteRead: ")
 
 
 def test_remote_times_out(server):

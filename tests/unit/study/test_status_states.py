@@ -41,6 +41,19 @@ def test_a_local_run_stopped_while_it_waited_for_its_slot_is_interrupted_not_fai
     )
 
 
+def test_a_run_whose_job_returned_and_whose_folder_was_deleted_is_said_so(tmp_path, monkeypatch):
+    """Fifth hunt of 2026-12-04: a completed run's folder removed, `study status` said "job N ended before
+    the run started": its job had returned (submitit's result), so the run ran and its folder is gone."""
+    monkeypatch.setattr(status, "_scheduler_state", lambda run, cluster: "FINISHED")
+    monkeypatch.setattr(status, "_job_result", lambda run: ("success", None))
+    run = {"num": 1, "overrides": ["seed=1"], "run_dir": str(tmp_path / "deleted"), "job_id": "31"}
+    state = run_state(run | {"submitit_folder": str(tmp_path / "submitit")}, "local")
+    assert (state.state, state.detail) == (
+        "interrupted",
+        "job 31 ran it, its run folder is gone: resume runs it again",
+    )
+
+
 @pytest.mark.parametrize(
     "ended, said",
     [
