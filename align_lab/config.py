@@ -299,8 +299,8 @@ def unknown_key(full_key: str, known) -> str:
     where = f"{parent}." if parent else ""
     if close:
         return f"{full_key}: unknown key; did you mean {where}{close[0]}?"
-    if keys and parent == "plan":  # plan.alpha, plan={start: 2, ...}: "keys of plan: ..." (2026-12-04, n21)
-        return f"{full_key}: not in the plan given ({', '.join(keys)}); add it, +{full_key}=<value>"
+    if keys and parent in ("plan", "tune"):  # a mapping given whole: "keys of plan: ..." (2026-12-04, n21)
+        return f"{full_key}: not in the {parent} given ({', '.join(keys)}); add it, +{full_key}=<value>"
     if parent == "plan":  # was "keys of plan: " with nothing after it
         return (
             f"{full_key}: unknown key; plan is null here (a fixed sweep), so it has no keys: a sequential "

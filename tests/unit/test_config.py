@@ -291,6 +291,10 @@ def test_an_unknown_key_names_the_closest_key_and_that_key_is_accepted(typo, exp
             ["plan={start: 2, wave: 2, max_seeds: 4}", "plan.alpha=0.1"],
             "plan.alpha: not in the plan given (max_seeds, start, wave); add it, +plan.alpha=<value>",
         ),
+        (  # fifth hunt of 2026-12-04: "tune.parallel: unknown key; keys of tune: space, trials"
+            ["tune={trials: 2, space: {rloo: {algo.lr: 'interval(1e-4,1e-2)'}}}", "tune.parallel=2"],
+            "tune.parallel: not in the tune given (space, trials); add it, +tune.parallel=<value>",
+        ),
         (  # fifteenth hunt: "env has no keys to set here (null, or a choice that takes none)"
             ["env._target_=my_envs.Dice", "env.seed=3"],
             "env.seed: unknown key; env names a class here and sets none of its fields: add a field of that "
