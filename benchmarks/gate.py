@@ -177,7 +177,12 @@ def check_tree(flag: str, tree: Path) -> None:
 
 
 def unwritable(path: Path) -> str | None:
-    """Why `path` cannot be written (opened to append, a new one removed again), or None."""
+    """Why `path` cannot be written (opened to append, a new one removed again), or None. A named pipe's
+    open waited for a reader, for ever (fifth hunt of 2026-12-04): said, not opened."""
+    from align_lab.file_kinds import special
+
+    if kind := special(path):
+        return f"{kind}, not a file"
     existed = path.exists()
     try:
         with open(path, "a"):
@@ -233,7 +238,7 @@ FEW_TIMED = 3  # timed steps a tree (a run's first is left out, each round a run
 
 
 def few_timed(steps: int, rounds: int) -> str:
-    """The note beside a failure measured on fewer than FEW_TIMED steps a tree: on a shared machine one
+    """The note beside a verdict measured on fewer than FEW_TIMED steps a tree: on a shared machine one
     step's noise makes such a ratio (--steps 2 --rounds 1: 4.99x, the same command a minute later 1.02x)."""
     timed, p = (steps - 1) * rounds, parser()
     default = (p.get_default("steps") - 1) * p.get_default("rounds")

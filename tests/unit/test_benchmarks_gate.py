@@ -3,6 +3,7 @@ file; the gate's runs are tested in tests/integration/test_benchmarks_gate.py.""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -94,6 +95,13 @@ def test_a_json_path_that_is_a_folder_or_a_cold_first_run_is_one_line_before_any
     assert not (tmp_path / "r.json").exists()  # and not left behind by the check
     with pytest.raises(SystemExit, match=r"^gate: --json=/proc/x.json: cannot be written \("):  # twelfth hunt
         gate.check(gate.parser().parse_args(["--json", "/proc/x.json"]))
+    os.mkfifo(tmp_path / "pipe.json")  # its open waited for a reader, for ever (fifth hunt of 2026-12-04)
+    with pytest.raises(SystemExit) as e:
+        gate.check(gate.parser().parse_args(["--json", str(tmp_path / "pipe.json")]))
+    assert str(e.value) == (
+        f"gate: --json={tmp_path / 'pipe.json'}: cannot be written (a named pipe, not a file); give a file "
+        "to write the result to"
+    )
     with pytest.raises(SystemExit, match="^gate: --warmup=0: must be at least 1 without --cache: "):
         gate.check(gate.parser().parse_args(["--warmup", "0"]))
     gate.check(gate.parser().parse_args(["--warmup", "0", "--cache", str(tmp_path)]))  # a warm cache
