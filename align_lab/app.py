@@ -307,12 +307,12 @@ def format_error(e: BaseException) -> str | None:
         text = " ".join(str(e).split())
         cause = e.__cause__
         if cause is not None and "not in struct" in str(cause):  # the closest key, not a `+` that fails later
-            from align_lab.config import unknown_key
+            from align_lab.unknown_keys import unknown_key
 
             parent = getattr(cause, "parent_node", None)
             return unknown_key(getattr(cause, "full_key", ""), parent if parent is not None else {})
         if isinstance(cause, OmegaConfBaseException) and "Cannot merge DictConfig" in str(cause):
-            from align_lab.config import not_a_mapping  # plan=[1,2]
+            from align_lab.unknown_keys import not_a_mapping  # plan=[1,2]
 
             return not_a_mapping(text.removeprefix("Error merging override "), cause)
         return text

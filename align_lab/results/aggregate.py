@@ -127,7 +127,7 @@ def question_headline(c: Comparison) -> str | None:
             for r in c.claims.itertuples()
         )
         tally = ", ".join(f"{counts[v]} {v}" for v in (REPRODUCED, CONTRADICTED, INCONCLUSIVE))
-        return f"{len(c.claims)} claims ({tally}): {said}."
+        return f"{len(c.claims)} claim{'s' * (len(c.claims) != 1)} ({tally}): {said}."  # "1 claims" (hunt 77)
     if len(c.groups) != 2 or c.baseline in c.groups:
         return None
     b, a = c.groups

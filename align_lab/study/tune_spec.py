@@ -99,6 +99,10 @@ def check_tune(node: dict, arms: list[str], seeds: list[int], compare_by: str) -
         raise ValueError(f"tune.split={tune.split!r}: must be a share in (0, 1) of the training prompts")
     if not isinstance(tune.metric, str) or "/" not in tune.metric:
         raise ValueError(f"tune.metric={tune.metric!r}: must be a summary.json key, e.g. eval/gold_reward")
+    for key, (least, most) in {"seed": (-(2**63), 2**64), "sampler_seed": (0, 2**31)}.items():
+        value = getattr(tune, key)  # a trial's "seed=abc", numpy's 50 lines (fifth hunt of 2026-12-04)
+        if isinstance(value, bool) or not isinstance(value, int) or not least <= value < most:
+            raise ValueError(f"tune.{key}={value!r}: must be an integer in [{least}, {most})")
     if tune.seed in seeds:
         raise ValueError(
             f"tune.seed={tune.seed}: among the sweep's seeds ({', '.join(map(str, seeds))}); the chosen "

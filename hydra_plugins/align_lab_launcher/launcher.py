@@ -174,7 +174,8 @@ class StudyLauncher(BaseSubmititLauncher):
         queue = self._queue_params(base)
         manifest = study_manifest(sweep_dir, self._EXECUTOR, [*earlier, *runs], queue, self.params, limit)
         write_manifest(sweep_dir, manifest)
-        print(f"align_lab: submitted {len(runs)} runs; study manifest: {sweep_dir / MANIFEST}", flush=True)
+        said = f"{len(runs)} run{'s' * (len(runs) != 1)}"  # "submitted 1 runs" (fifth hunt of 2026-12-04)
+        print(f"align_lab: submitted {said}; study manifest: {sweep_dir / MANIFEST}", flush=True)
         if not self.wait:
             print(f"align_lab: not waiting; see {status_command(sweep_dir)}", flush=True)
             raise SystemExit(0)

@@ -147,7 +147,7 @@ def test_an_unknown_nested_key_names_the_node_and_its_fields():
 
 
 def test_an_old_key_a_sweeper_cannot_map_names_the_new_one():
-    from align_lab.config import unknown_key
+    from align_lab.unknown_keys import unknown_key
 
     assert (
         unknown_key("algo.clip_high", ["clip"])

@@ -291,6 +291,14 @@ def test_an_unknown_key_names_the_closest_key_and_that_key_is_accepted(typo, exp
             ["plan={start: 2, wave: 2, max_seeds: 4}", "plan.alpha=0.1"],
             "plan.alpha: not in the plan given (max_seeds, start, wave); add it, +plan.alpha=<value>",
         ),
+        (  # fifth hunt of 2026-12-04: "did you mean tune.space.rloo.algo.lr?", what was typed
+            [
+                "tune={trials: 2, space: {rloo: {algo.lr: 'interval(1e-4,1e-2)'}}}",
+                "tune.space.rloo.algo.lr=0.1",
+            ],
+            "tune.space.rloo.algo: tune.space.rloo's keys hold dots (algo.lr), which a key=value path "
+            "splits: set tune.space.rloo whole, 'tune.space.rloo={algo.lr: <value>, ...}'",
+        ),
         (  # fifth hunt of 2026-12-04: "tune.parallel: unknown key; keys of tune: space, trials"
             ["tune={trials: 2, space: {rloo: {algo.lr: 'interval(1e-4,1e-2)'}}}", "tune.parallel=2"],
             "tune.parallel: not in the tune given (space, trials); add it, +tune.parallel=<value>",

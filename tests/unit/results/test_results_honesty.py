@@ -166,7 +166,7 @@ def test_with_claims_the_headline_gives_their_verdicts() -> None:
     c = aggregate(runs, ["algo"], claims=[parse_claim("rloo > ppo on eval/gold_reward")])
     # rloo - ppo per seed: 0.0, 0.1 -> mean 0.05, 2 pairs: inconclusive
     assert c.headline.startswith(
-        "1 claims (0 reproduced, 0 contradicted, 1 inconclusive): rloo > ppo on eval/gold_reward: "
+        "1 claim (0 reproduced, 0 contradicted, 1 inconclusive): rloo > ppo on eval/gold_reward: "
         "inconclusive (a - b = 0.05 ["
     )
 

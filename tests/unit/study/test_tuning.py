@@ -52,6 +52,15 @@ def test_unequal_budgets_pass_when_allowed():
         (tune(space={**SPACE, "ppo": {"seed": "range(0,3)"}}), "tune.space.ppo.seed: the study sets seed"),
         (tune(seed=1), "tune.seed=1: among the sweep's seeds (0, 1); the chosen values run on fresh seeds"),
         (tune(direction="up"), "tune.direction='up': must be maximize or minimize"),
+        # fifth hunt of 2026-12-04: a trial's "seed=abc" (a key never typed), numpy's 50-line traceback, and
+        # True read as seed 1, each after the study's folder was made
+        (
+            tune(seed="abc"),
+            "tune.seed='abc': must be an integer in [-9223372036854775808, 18446744073709551616)",
+        ),
+        (tune(seed=True), "tune.seed=True: must be an integer in "),
+        (tune(sampler_seed=-1), "tune.sampler_seed=-1: must be an integer in [0, 2147483648)"),
+        (tune(sampler_seed="abc"), "tune.sampler_seed='abc': must be an integer in [0, 2147483648)"),
         (tune(split=1.5), "tune.split=1.5: must be a share in (0, 1) of the training prompts"),
         (tune(budget=3), "tune.budget: no such key; allowed: trials, space, seed, split, metric"),
         ({"space": SPACE}, "tune.trials: missing; a tuned study needs trials and space"),
