@@ -6,6 +6,7 @@ section (docs/studies.md, "Tuned studies")."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 RECORD = "tuning.json"
@@ -46,7 +47,14 @@ def tuning_problem(folder: Path) -> str | None:
     if kind := special(path):
         return f"{path}: {kind}, not a tuning record: not read"
     try:
-        tuning_lines(json.loads(path.read_text(encoding="utf-8")))  # every field, as its lines read them
+        record = json.loads(path.read_text(encoding="utf-8"))
+        tuning_lines(record)  # every field, as its lines read them
+        values = [(arm, t["number"], t["value"]) for arm, a in record["arms"].items() for t in a["trials"]]
+        if bad := [v for v in values if v[2] is not None and not math.isfinite(v[2])]:  # NaN: a curve that
+            # contradicted the choice beside it (fifth hunt of 2026-12-04, tu_nan)
+            raise ValueError(
+                f"arm {bad[0][0]}'s trial {bad[0][1]} has value {bad[0][2]}, not a finite number"
+            )
     except (OSError, json.JSONDecodeError) as e:
         return f"{path}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:

@@ -187,6 +187,20 @@ def test_a_tuning_record_compare_cannot_read_is_a_note_naming_it(tmp_path):
             "not a tuning record (ValueError: Unknown format code 'g' for object of type 'str')",
         ),
         ("[1, 2]", "not a tuning record (TypeError: list indices must be integers or slices, not str)"),
+        (  # tu_nan: "chose ... 0.3; best so far: 0.1 0.1 nan", the curve against the choice, no note
+            json.dumps(
+                {
+                    **RECORD,
+                    "arms": {
+                        "rloo": {
+                            **RECORD["arms"]["rloo"],
+                            "trials": [{**RECORD["arms"]["rloo"]["trials"][0], "value": float("nan")}],
+                        }
+                    },
+                }
+            ),
+            "not a tuning record (ValueError: arm rloo's trial 0 has value nan, not a finite number)",
+        ),
     ]:
         path.write_text(text)
         assert tuning_problem(tmp_path).startswith(f"{path}: {said}") and read_tuning(tmp_path) is None
