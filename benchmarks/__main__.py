@@ -15,6 +15,7 @@ import sys
 
 from benchmarks import suite
 from benchmarks.harness import missing
+from benchmarks.result_file import json_problem
 
 
 def main(argv: list[str]) -> int:
@@ -48,8 +49,22 @@ def main(argv: list[str]) -> int:
         print(f"benchmarks: {b.name} needs {'; '.join(absent)}", file=sys.stderr)
         return 2
     args = [*(b.smoke if a.smoke else ()), *(["--smoke"] if a.smoke else ()), *rest]
+    if (json := given("--json", args)) is not None and (why := json_problem(json)):  # before its minutes
+        print(f"benchmarks: {b.name}: --json={json}: {why}", file=sys.stderr)
+        return 2
     importlib.import_module(f"benchmarks.{b.name}").main(args)
     return 0
+
+
+def given(flag: str, args: list[str]) -> str | None:
+    """The value of `flag` in `args` (`--flag v` or `--flag=v`, the last given); None: not given."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith(f"{flag}="):
+            found = arg.split("=", 1)[1]
+    return found
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.harness import ROOT, TINY, Run, align_lab, machine, machine_line, report, schedule
+from benchmarks.result_file import json_problem
 
 BASELINE_FILE = ROOT / "benchmarks" / "gate_baseline.txt"
 TIME_BAND = 0.10  # step time may be 10% above the baseline's
@@ -176,24 +177,6 @@ def check_tree(flag: str, tree: Path) -> None:
         raise SystemExit(f"{where}: python imports another align_lab from there ({out.stdout.decode()})")
 
 
-def unwritable(path: Path) -> str | None:
-    """Why `path` cannot be written (opened to append, a new one removed again), or None. A named pipe's
-    open waited for a reader, for ever (fifth hunt of 2026-12-04): said, not opened."""
-    from align_lab.file_kinds import special
-
-    if kind := special(path):
-        return f"{kind}, not a file"
-    existed = path.exists()
-    try:
-        with open(path, "a"):
-            pass
-    except OSError as e:
-        return e.strerror or type(e).__name__
-    if not existed:
-        path.unlink()
-    return None
-
-
 def check(a: argparse.Namespace) -> None:
     """Every bad argument in one line, before any run."""
     for key, least in {"steps": 2, "rounds": 1, "warmup": 0}.items():
@@ -209,16 +192,8 @@ def check(a: argparse.Namespace) -> None:
             raise SystemExit(
                 f"gate: --{key.replace('_', '-')}={getattr(a, key)}: must be a finite number, 0 or more"
             )
-    if a.json is not None and (
-        not a.json.strip() or Path(a.json).is_dir() or not Path(a.json).parent.is_dir()
-    ):
-        why = "is empty" if not a.json.strip() else "is a folder" if Path(a.json).is_dir() else None
-        why = why or f"names a folder that does not exist ({Path(a.json).parent})"
-        raise SystemExit(f"gate: --json={a.json}: {why}; give a file to write the result to")
-    if a.json is not None and (why := unwritable(Path(a.json))):  # twelfth hunt: /proc/x.json, after the runs
-        raise SystemExit(
-            f"gate: --json={a.json}: cannot be written ({why}); give a file to write the result to"
-        )
+    if a.json is not None and (why := json_problem(a.json)):  # twelfth hunt: /proc/x.json, after the runs
+        raise SystemExit(f"gate: --json={a.json}: {why}")
     if a.baseline_dir is not None:
         check_tree("--baseline-dir", a.baseline_dir)
         typed, a.baseline_dir = a.baseline_dir, Path(a.baseline_dir)

@@ -5,7 +5,10 @@ header and JSON, by hand. The benchmarks themselves run in tests/integration/tes
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +19,13 @@ from benchmarks import read, suite
 from benchmarks.harness import machine, machine_line, missing, ratios, report, schedule, table
 from tests.conftest import ROOT
 
-NOT_BENCHMARKS = {"__init__.py", "__main__.py", "harness.py", "gate.py"}  # gate.py: python -m benchmarks gate
+NOT_BENCHMARKS = {
+    "__init__.py",
+    "__main__.py",
+    "harness.py",
+    "gate.py",
+    "result_file.py",
+}  # gate: its own command
 
 
 def test_every_module_of_benchmarks_is_a_benchmark_on_the_harness() -> None:
@@ -74,6 +83,28 @@ def test_the_entry_point_lists_every_benchmark_and_refuses_an_unknown_one() -> N
     assert [line.split()[0] for line in listed.stdout.splitlines()] == list(suite())
     unknown = run("run", "nope")
     assert unknown.returncode == 2 and "no benchmark 'nope'" in unknown.stderr
+
+
+def test_a_result_file_that_cannot_be_written_is_one_line_before_any_benchmark_runs(tmp_path) -> None:
+    """The gate checked its --json before its runs (twelfth hunt); every other benchmark wrote it after its
+    minutes: a folder was a traceback then, a named pipe a wait for ever (fifth hunt of 2026-12-04)."""
+    from benchmarks.__main__ import main
+
+    os.mkfifo(tmp_path / "pipe.json")
+    for value, why in [
+        (str(tmp_path), "is a folder"),
+        (str(tmp_path / "pipe.json"), "cannot be written (a named pipe, not a file)"),
+        (str(tmp_path / "no" / "r.json"), f"names a folder that does not exist ({tmp_path / 'no'})"),
+    ]:
+        started = []
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr("importlib.import_module", lambda name, seen=started: seen.append(name))
+            with contextlib.redirect_stderr(io.StringIO()) as err:
+                assert main(["run", "seeds_needed", "--json", value]) == 2
+        assert err.getvalue() == (
+            f"benchmarks: seeds_needed: --json={value}: {why}; give a file to write the result to\n"
+        )
+        assert started == []  # nothing ran
 
 
 def test_the_clock_is_a_whole_tracker_and_times_each_step() -> None:
