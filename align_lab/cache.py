@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from align_lab.config import ConfigError
+from align_lab.file_kinds import special
 
 DONE = ".done"  # written last; holds each file's size and sha256, checked before the entry is served
 DISK_FULL_BYTES = 64 * 2**20  # free space under which a failed write is taken for a full disk
@@ -158,6 +159,8 @@ class StageCache:
             remove_orphans(path.parent, key)  # half-built folders of builders that died (SIGKILL, OOM)
             tmp = path.with_name(f"{key}.tmp-{os.getpid()}")
             shutil.rmtree(path, ignore_errors=True)  # a half-built folder from a killed run
+            if path.is_symlink() or path.exists():  # a file (a pipe, a link) at the entry's own name: the
+                path.unlink()  # cache's to replace (its rename blamed hydra.run.dir: sixth hunt, 2026-12-04)
             tmp.mkdir()
             try:
                 build(tmp)
@@ -231,8 +234,11 @@ def usable_cache_dir(value) -> Path:
     """The stage cache folder, checked writable (it is made when a stage is built); one line if it cannot
     be (a file, /proc, no rights)."""
     path = Path(value).expanduser() if value else default_cache_dir()
+    typed = value or not os.environ.get("ALIGN_LAB_CACHE")  # else its variable, not a cache_dir never typed
+    key = f"cache_dir={path}" if typed else f"ALIGN_LAB_CACHE={path} (cache_dir=null)"  # (sixth hunt)
     if path.exists() and not path.is_dir():
-        raise ConfigError(f"cache_dir={path}: is a file; must be a folder (or null: the user cache dir)")
+        fix = "(or null: the user cache dir)" if typed else "(unset it, or set cache_dir=<a folder>)"
+        raise ConfigError(f"{key}: is {special(path) or 'a file'}; must be a folder {fix}")
     created = next((p for p in reversed([path, *path.parents]) if not p.exists()), None)
     try:  # tried by making it, then undone: a refused run leaves nothing behind
         path.mkdir(parents=True, exist_ok=True)
@@ -242,7 +248,5 @@ def usable_cache_dir(value) -> Path:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
     except OSError as e:
-        raise ConfigError(
-            f"cache_dir={path}: cannot write there ({e.strerror}); choose a writable folder"
-        ) from None
+        raise ConfigError(f"{key}: cannot write there ({e.strerror}); choose a writable folder") from None
     return path

@@ -216,6 +216,21 @@ def test_compare_out_naming_a_run_folder_is_one_line(tmp_path, forked_cli):
         "choose another folder",
     )
     assert sorted(p.name for p in run.iterdir()) == ["summary.json"]
+    (run / "checkpoints").mkdir()  # sixth hunt of 2026-12-04: the report went into <run>/checkpoints/rep
+    result = forked_cli(
+        [str(tmp_path), "--out", str(run / "checkpoints" / "rep")], module="align_lab.compare"
+    )
+    one_line_error(
+        result,
+        f"align_lab.compare: error: --out {run / 'checkpoints' / 'rep'}: inside {run / 'checkpoints'}, a "
+        "run's own; choose another folder",
+    )
+    os.mkfifo(tmp_path / "pipe")  # the same hunt: "is a file"
+    result = forked_cli([str(tmp_path), "--out", str(tmp_path / "pipe")], module="align_lab.compare")
+    one_line_error(
+        result, f"align_lab.compare: error: --out {tmp_path / 'pipe'}: {tmp_path / 'pipe'} is a named pipe; "
+    )
+    assert sorted(p.name for p in run.rglob("*")) == ["checkpoints", "summary.json"]
 
 
 # ---------------------------------------------------------------- a stopped run's folder

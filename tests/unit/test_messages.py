@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 
 import pytest
 
@@ -63,6 +64,37 @@ def test_a_file_in_the_cache_is_blamed_on_cache_dir_and_moving_it_away_works(tmp
     )
     (tmp_path / "sft").rename(tmp_path / "moved")  # the hint, followed
     assert (cache.get("sft", 1, {"seed": 0}, build).path / "model.bin").read_text() == "w"
+
+
+def test_a_file_at_a_stage_entrys_name_is_replaced_and_a_cache_from_the_environment_is_named(
+    tmp_path, monkeypatch
+):
+    """Sixth hunt of 2026-12-04: a stage's entry swapped for a file: the stage trained (27 s), then
+    "<entry>.tmp-N: is a file, not a folder; choose another hydra.run.dir"; ALIGN_LAB_CACHE naming a file
+    was said as a cache_dir never typed, with "or null", which reads ALIGN_LAB_CACHE again."""
+    from align_lab.cache import StageCache, usable_cache_dir
+
+    cache = StageCache(tmp_path / "cache")
+    build = lambda out: (out / "model.bin").write_text("w")  # noqa: E731
+    entry = cache.get("sft", 1, {"seed": 0}, build).path
+    shutil.rmtree(entry)
+    entry.write_text("not a stage")
+    assert (cache.get("sft", 1, {"seed": 0}, build).path / "model.bin").read_text() == "w"
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    monkeypatch.setenv("ALIGN_LAB_CACHE", str(afile))
+    with pytest.raises(ConfigError) as e:
+        usable_cache_dir(None)
+    assert str(e.value) == (
+        f"ALIGN_LAB_CACHE={afile} (cache_dir=null): is a file; must be a folder (unset it, or set "
+        "cache_dir=<a folder>)"
+    )
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(
+        ConfigError, match=r": is a named pipe; must be a folder \(or null: the user cache dir\)$"
+    ):
+        usable_cache_dir(str(tmp_path / "pipe"))
+    assert afile.read_text() == "mine"
 
 
 def test_status_of_a_died_single_run_names_the_command_that_resumes_it(tmp_path, streams):
