@@ -37,6 +37,7 @@ class LoRA:
             return model
         from peft import LoraConfig, get_peft_model
 
+        check_targets(self.target_modules, model)
         config = LoraConfig(
             r=self.r,
             lora_alpha=self.alpha,
@@ -47,6 +48,24 @@ class LoRA:
         with warnings.catch_warnings():  # peft reads transformers' deprecated alias: two lines of noise
             warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
             return get_peft_model(model, config)
+
+
+def check_targets(targets: list[str], model) -> None:
+    """Each of lora.target_modules names a module of `model` (by its last name, or a dotted tail of its
+    path, as peft matches them), or one line naming the policy's linear modules: peft's
+    NoMatchingPeftModuleError was a 66-line traceback (sixth hunt of 2026-12-04)."""
+    from align_lab.value_checks import ConfigError
+
+    names = [name for name, _ in model.named_modules() if name]
+    missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if missing:
+        linear = sorted(
+            {n.split(".")[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+        )
+        raise ConfigError(
+            f"lora.target_modules={list(targets)}: the policy has no module named {', '.join(missing)}; "
+            f"its linear modules: {', '.join(linear)}"
+        )
 
 
 def causal_lm(model):

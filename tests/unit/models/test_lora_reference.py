@@ -49,3 +49,18 @@ def test_no_shared_reference_where_the_policy_is_plain_or_a_base_weight_trains()
     policy = with_lora(tiny("llama"))
     policy.get_base_model().model.embed_tokens.weight.requires_grad_(True)  # would drift from SFT
     assert frozen_base(policy) is None
+
+
+def test_target_modules_the_policy_lacks_are_one_line_naming_its_linear_modules():
+    """Sixth hunt of 2026-12-04: `lora.target_modules=[nope]` was peft's 66-line NoMatchingPeftModuleError,
+    after the stages were built."""
+    from align_lab.models.lora import LoRA
+    from align_lab.value_checks import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        LoRA(enabled=True, target_modules=["q_proj", "nope"]).apply(tiny("llama"))
+    assert str(e.value) == (
+        "lora.target_modules=['q_proj', 'nope']: the policy has no module named nope; its linear modules: "
+        "down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj"
+    )
+    assert LoRA(enabled=True, target_modules=["self_attn.q_proj"]).apply(tiny("llama")) is not None  # a tail
