@@ -15,10 +15,10 @@ def comparison_lines(c, by: str) -> list[str]:
     from align_lab.results.robust import robust_lines
     from align_lab.results.stats import fmt, fmt_ci
 
-    statuses = Counter(c.runs["status"])
-    lines = [
-        f"{len(c.runs)} runs ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}) in "
-        f"{len(c.groups)} groups by {by}; baseline {c.baseline}; {c.metric}:",
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(Counter(c.runs["status"]).items()))
+    lines = [  # "1 runs (1 running) in 1 groups" (sixth hunt of 2026-12-04)
+        f"{counted(len(c.runs), 'run')} ({statuses}) in {counted(len(c.groups), 'group')} by {by}; "
+        f"baseline {c.baseline}; {c.metric}:",
         c.headline,
     ]
     paired = {r.group: r for r in c.paired.itertuples()}
@@ -46,3 +46,8 @@ def comparison_lines(c, by: str) -> list[str]:
     lines += noise_line(c.noise)
     lines += across_lines(c.across_tasks)
     return lines + [f"  note: {note}" for note in c.notes]
+
+
+def counted(n: int, noun: str) -> str:
+    """`1 run`, `2 runs`."""
+    return f"{n} {noun}{'s' * (n != 1)}"

@@ -13,6 +13,7 @@ from align_lab.results.extract import FINAL_METRICS, KL
 from align_lab.results.noise import noise_blocks
 from align_lab.results.plots import write_figures
 from align_lab.results.power_report import power_blocks
+from align_lab.results.printed import counted
 from align_lab.results.render import Block, Bullets, Heading, Image, Paragraph, Table, to_html, to_markdown
 from align_lab.results.robust import robust_blocks
 from align_lab.results.samples import samples_blocks
@@ -185,7 +186,8 @@ def document(comparison: Comparison, roots: list[Path], figures: list[tuple[str,
         Heading("align_lab comparison", 1),
         Paragraph(
             f"Runs below {', '.join(str(r) for r in roots)}, grouped by {', '.join(c.by)}; "
-            f"{len(c.runs)} runs in {len(c.groups)} groups; baseline: {c.baseline}; metric: {c.metric}."
+            f"{counted(len(c.runs), 'run')} in {counted(len(c.groups), 'group')}; baseline: {c.baseline}; "
+            f"metric: {c.metric}."
         ),
         Paragraph(c.headline),
         Paragraph(f"Action: {c.action}"),

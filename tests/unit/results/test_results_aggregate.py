@@ -185,6 +185,10 @@ def test_only_failed_runs_still_give_a_comparison() -> None:
     assert c.notes[0].startswith("2 runs are not in the statistics (1 failed, 1 running)")
     one = aggregate([runs[0], online_run("rloo", 0, 0.5)], ["algo"])  # "1 runs are" (fourth hunt)
     assert one.notes[0].startswith("1 run is not in the statistics (1 failed); see Runs.")
+    from align_lab.results.printed import comparison_lines  # "1 runs (1 running) in 1 groups" (sixth hunt)
+
+    alone = aggregate([online_run("rloo", 0, 0.5, status="running")], ["algo"])
+    assert comparison_lines(alone, "algo")[0].startswith("1 run (1 running) in 1 group by algo; ")
 
 
 def test_lookup_order_and_group_labels() -> None:
