@@ -248,22 +248,7 @@ def test_a_trials_storage_sqlite_cannot_read_is_one_line(tmp_path):
 
 
 def test_tuning_lines_show_the_choice_and_the_curve():
-    record = {
-        "tune": {"seed": 1000, "split": 0.2, "metric": "eval/gold_reward", "direction": "maximize"},
-        "claim_seeds": [0, 1],
-        "arms": {
-            "rloo": {
-                "budget": 3,
-                "trials": [
-                    {"number": 0, "state": "COMPLETE", "value": 0.1, "params": {"algo.lr": 0.001}},
-                    {"number": 1, "state": "FAIL", "value": None, "params": {"algo.lr": 0.01}},
-                    {"number": 2, "state": "COMPLETE", "value": 0.3, "params": {"algo.lr": 0.0003}},
-                ],
-                "chosen": {"number": 2, "value": 0.3, "params": {"algo.lr": 0.0003}},
-            }
-        },
-    }
-    assert tuning_lines(record) == [
+    assert tuning_lines(RECORD) == [
         "tuning: 3 trials per arm (maximize eval/gold_reward), at seed 1000 on a 0.2 tuning split of the "
         "training prompts; the claims ran the chosen values on fresh seeds 0, 1",
         "  rloo: chose algo.lr=0.0003 (trial 2, eval/gold_reward 0.3); 2/3 trials, best so far: 0.1 0.1 0.3",
