@@ -56,6 +56,20 @@ def huge_pages(environ: MutableMapping[str, str], value: str | None) -> None:
         environ.setdefault("THP_MEM_ALLOC_ENABLE", value)
 
 
+# transformers (5.x) loads a model with use_kernels=True unless USE_HUB_KERNELS says no: where the `kernels`
+# package is installed its layers may be swapped for kernels fetched from the Hugging Face Hub at load time
+# (code and numbers a run's config does not name, downloaded at run time), and where it is not, every
+# from_pretrained fails ("Kernels are not available": each run on the lent H200 of 2026-12-04, whose image
+# has no `kernels`; docs/gpu.md). "0": transformers' own layers, installed or not. The user's setting wins.
+HUB_KERNELS: str | None = "0"
+
+
+def hub_kernels(environ: MutableMapping[str, str], value: str | None) -> None:
+    """Puts `value` in environ["USE_HUB_KERNELS"] unless the user set it (None: leaves environ)."""
+    if value is not None:
+        environ.setdefault("USE_HUB_KERNELS", value)
+
+
 # ALIGN_LAB_PROCESS=untouched: importing align_lab changes nothing of the process (none of the settings
 # here, nor glibc's mmap threshold below): for another library's process that imports align_lab only for
 # its tasks, and must run on that library's own defaults (benchmarks/real_model_vs_trl.py's TRL worker)
@@ -65,6 +79,7 @@ if not UNTOUCHED:
     spin_count(os.environ, GOMP_SPINCOUNT)  # before the policy: a policy the user chose keeps its own spins
     wait_policy(os.environ, OMP_WAIT_POLICY)
     huge_pages(os.environ, THP_MEM_ALLOC)
+    hub_kernels(os.environ, HUB_KERNELS)
 # what this import put in os.environ (a user's own settings are not here): a benchmark takes these out
 # of another library's worker, which must run with that library's defaults (benchmarks/real_model_vs_trl.py)
 SET_ENV: dict[str, str] = {k: v for k, v in os.environ.items() if _before.get(k) != v}

@@ -110,8 +110,11 @@ def machine() -> dict:
     except (OSError, StopIteration):
         memory = None
     gpu = None
-    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
-        gpu = sys.modules["torch"].cuda.get_device_name(0)
+    # torch imported here if the benchmark has not yet: gpu_runs prints this line first, and said "GPU
+    # none" on the lent H200 (2026-12-04)
+    torch = importlib.import_module("torch") if importlib.util.find_spec("torch") else None
+    if torch is not None and torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name(0)
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,

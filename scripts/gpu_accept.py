@@ -55,7 +55,10 @@ REWARD = "reward.path=scripts.gpu_accept:rank_drawing_reward"  # imported by eve
 
 def rank_drawing_reward(prompts: list[str], responses: list[str]) -> list[float]:
     """A response's length; ranks 1+ draw once from torch's CPU generator (a draw of their own, as a
-    rank's own GPU generator takes), and with LOG set each rank records its generator's digest."""
+    rank's own GPU generator takes), and with LOG set each rank records its generator's digest beside the
+    rows' (a resume's probe asks rank 0's scorer again on the rows it scored last: the same rows twice)."""
+    import hashlib
+
     import torch.distributed as dist
 
     rank = dist.get_rank() if dist.is_initialized() else 0
@@ -63,8 +66,9 @@ def rank_drawing_reward(prompts: list[str], responses: list[str]) -> list[float]
         torch.rand(1)
     if os.environ.get(LOG):
         digest = int(torch.get_rng_state().double().mul(torch.arange(5056.0)).sum())
+        scored = hashlib.sha256("\0".join(responses).encode()).hexdigest()[:12]
         with open(Path(os.environ[LOG]) / f"rank{rank}.txt", "a") as f:
-            f.write(f"{digest}\n")
+            f.write(f"{digest} {scored}\n")
     return [float(len(r)) for r in responses]
 
 
@@ -92,6 +96,13 @@ def run(overrides: list[str], run_dir: Path, cache_dir: Path) -> dict:
 def rows(run_dir: Path, drop=("time/", "perf/", "memory/")) -> list[dict]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in json.loads(x).items() if not k.startswith(drop)} for x in lines]
+
+
+def calls(log: Path) -> list[str]:
+    """A rank's logged scorer calls (generator digest, rows), less a call on the rows of the call before
+    it: a resume's probe (run/probe_check.py) asking the scorer what it gave the rows it scored last."""
+    lines = [line.split() for line in log.read_text().splitlines()]
+    return [line[0] for i, line in enumerate(lines) if i == 0 or line[1] != lines[i - 1][1]]
 
 
 def interrupted_then_resumed(overrides: list[str], run_dir: Path, cache_dir: Path) -> None:
@@ -169,7 +180,7 @@ class Checks:
             "the resumed run's metrics differ from the uninterrupted run's"
         )
         for rank in range(processes if processes > 1 else 0):
-            digests = [(log / f"rank{rank}.txt").read_text() for log in logs]
+            digests = [calls(log / f"rank{rank}.txt") for log in logs]
             assert digests[0] == digests[1], f"rank {rank}'s generator differs after the resume"
         return {"steps": 4, "resumed_at": 2, "processes": processes}
 
@@ -231,6 +242,21 @@ class Checks:
 NAMES = ["bf16-step", "zero2", "zero3", "resume", "generators", "two-ranks", "two-rank-resume", "vllm"]
 
 
+def commit() -> str | None:
+    """The checkout's commit, `+changes` where its tracked files differ from it (None: no git there)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout
+
+    try:
+        head = git("rev-parse", "--short=8", "HEAD").strip()
+        changed = git("status", "--porcelain", "--untracked-files=no").strip()
+        return (head + ("+changes" if changed else "")) if head else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def device_name(device: str) -> str:
     return torch.cuda.get_device_name(0) if device == "cuda" else "cpu"
 
@@ -250,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     name = device_name(args.device)
     out = args.out or ROOT / "benchmarks" / "acceptance" / f"{stamp[:10]}_{name.replace(' ', '_')}.json"
     record = {"date": stamp, "device": name, "gpus": torch.cuda.device_count(), "torch": torch.__version__}
+    record["commit"] = commit()
     record["checks"] = {}
     with tempfile.TemporaryDirectory(prefix="align_lab_accept_") as work:
         checks = Checks(args.device, Path(work))

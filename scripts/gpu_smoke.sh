@@ -21,6 +21,13 @@ one() {  # name, overrides...
     echo "FAIL  $name: $(grep -E 'Error|error' "$WORK/$name.log" | tail -1)"
   fi
 }
+needs() {  # what an algorithm needs beyond algo=<name> in 4 steps (tests/integration/test_run.py NEEDS),
+  # each after a space: a line of xargs -L that ends in a blank goes on into the next line
+  case $1 in
+    gdpo|dapo) echo " reward=combined ~reward.components.rm '+reward.components.gold={weight: 1.0, source: {_target_: align_lab.rewards.GoldReward}}'" ;;
+    ppo_max) echo " algo.critic_pretrain_steps=2" ;;  # its 10 critic-only steps would be > train.steps=4
+  esac
+}
 export -f one
 touch "$WORK/accept.txt"
 if [ "${ACCEPT:-1}" != 0 ]; then
@@ -28,7 +35,7 @@ if [ "${ACCEPT:-1}" != 0 ]; then
 fi
 one stages algo=grpo  # builds the SFT policy and reward model once
 {
-  for f in conf/algo/*.yaml; do a=$(basename "$f" .yaml); echo "$a algo=$a"; done
+  for f in conf/algo/*.yaml; do a=$(basename "$f" .yaml); echo "$a algo=$a$(needs "$a")"; done
   echo "grpo-bf16 algo=grpo hardware.dtype=bf16"
   echo "grpo-bf16-rollout algo=grpo hardware.dtype=bf16 rollout.dtype=bf16"
   echo "grpo-zero2 algo=grpo hardware.backend=deepspeed hardware.zero_stage=2"

@@ -27,6 +27,8 @@ def test_the_acceptance_script_runs_its_checks_on_a_cpu_one_line_each(tmp_path):
     assert lines[3] == f"figures: {out}"
     record = json.loads(out.read_text())
     assert record["device"] == "cpu" and record["date"].endswith("Z")
+    head = subprocess.run(["git", "rev-parse", "--short=8", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    assert record["commit"].removesuffix("+changes") == head.stdout.strip()
     assert record["checks"]["resume"]["figures"] == {"steps": 4, "resumed_at": 2, "processes": 1}
     assert record["checks"]["bf16-step"]["figures"]["step_s"] > 0
 
@@ -39,3 +41,29 @@ def test_an_unknown_check_is_one_line_naming_the_allowed_ones():
         "--only: unknown zero4; allowed: bf16-step, zero2, zero3, resume, generators, two-ranks"
         in result.stderr
     )
+
+
+def test_the_rank_generator_check_leaves_out_a_resumes_probe_of_the_rows_scored_last(tmp_path):
+    """What the two-rank resume check compares: rank 0's scorer calls, generator digest and rows, as the
+    CPU's acceptance run of 2026-12-04 logged them. A resume asks rank 0's scorer again on the rows it
+    scored last (run/probe_check.py): that call is no step's, and the check failed on it."""
+    from scripts.gpu_accept import calls
+
+    straight = ["302 3f92", "584 219a", "704 9a34", "824 4d84", "944 e85c", "944 a97c"]
+    resumed = ["302 3f92", "584 219a", "704 219a", "704 9a34", "824 4d84", "944 e85c", "944 a97c"]
+    (tmp_path / "straight").write_text("\n".join(straight) + "\n")
+    (tmp_path / "resumed").write_text("\n".join(resumed) + "\n")
+    assert (
+        calls(tmp_path / "resumed")
+        == calls(tmp_path / "straight")
+        == [
+            "302",
+            "584",
+            "704",
+            "824",
+            "944",
+            "944",
+        ]
+    )
+    (tmp_path / "moved").write_text("302 3f92\n584 219a\n704 219a\n705 9a34\n")  # a generator off by a draw
+    assert calls(tmp_path / "moved") == ["302", "584", "705"]

@@ -167,3 +167,12 @@ def test_real_model_vs_trl_tokens_takes_one_length_or_a_comma_list():
     for bad in ("0", "16,x", "", "-4", "16,,32"):
         with pytest.raises(argparse.ArgumentTypeError, match="a number of tokens >= 1"):
             lengths(bad)
+
+
+def test_the_machine_line_asks_torch_for_the_gpu_before_the_benchmark_imports_it():
+    """gpu_runs prints the machine's line first, before it imports torch: it said "GPU none" on the lent
+    H200 of 2026-12-04. machine() imports torch to ask."""
+    code = "import sys; from benchmarks.harness import machine; machine(); print('torch' in sys.modules)"
+    command = [sys.executable, "-c", code]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split()[-1] == "True", result.stderr[-2000:]
