@@ -86,7 +86,11 @@ def numerics(micro_batch_size: int | None) -> dict:
         "device": torch.cuda.get_device_name(device)
         if device.type == "cuda"
         else f"cpu-{torch.backends.cpu.get_cpu_capability()} {cpu_model()}",
-        "math": math_libraries() if device.type == "cpu" else {},
+        # on a GPU transformers may swap layers for the Hub's kernels unless USE_HUB_KERNELS says no
+        # (align_lab/__init__.py sets "0"; the user's wins): other kernels, other bits (none for a CPU)
+        "math": math_libraries()
+        if device.type == "cpu"
+        else {"USE_HUB_KERNELS": os.environ.get("USE_HUB_KERNELS")},
         "threads": torch.get_num_threads(),
         "micro_batch_size": micro_batch_size,
     }

@@ -118,3 +118,16 @@ def test_an_entry_served_again_in_one_process_is_hashed_once_and_a_same_size_rew
     assert cache_.get("stage", 1, {"n": 1}, lambda out: None).hit and reads == []  # read at build time
     (built.path / "w.bin").write_bytes(b"b" * 4096)  # same size, new bytes: ctime and mtime move
     assert cache.damage(built.path) == "w.bin does not match its sha256" and reads == [1]
+
+
+def test_on_a_gpu_the_hub_kernels_setting_is_part_of_what_gives_a_stage_its_bits(monkeypatch):
+    """On a GPU transformers swaps layers for the Hub's kernels unless USE_HUB_KERNELS says no
+    (align_lab/__init__.py sets "0"): a stage built with them is not served to a run without them."""
+    monkeypatch.setattr(numerics_module.torch, "get_default_device", lambda: torch.device("cuda", 0))
+    monkeypatch.setattr(numerics_module.torch.cuda, "get_device_name", lambda device: "NVIDIA H200")
+    monkeypatch.setenv("USE_HUB_KERNELS", "0")
+    off = numerics(None)
+    monkeypatch.setenv("USE_HUB_KERNELS", "1")
+    on = numerics(None)
+    assert off["math"] == {"USE_HUB_KERNELS": "0"} and on["math"] == {"USE_HUB_KERNELS": "1"}
+    assert {k: v for k, v in off.items() if k != "math"} == {k: v for k, v in on.items() if k != "math"}
