@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
-from benchmarks import suite
+from benchmarks import options, suite
 from benchmarks.harness import missing
 from benchmarks.result_file import json_problem
 
@@ -52,8 +53,25 @@ def main(argv: list[str]) -> int:
     if (json := given("--json", args)) is not None and (why := json_problem(json)):  # before its minutes
         print(f"benchmarks: {b.name}: --json={json}: {why}", file=sys.stderr)
         return 2
-    importlib.import_module(f"benchmarks.{b.name}").main(args)
+    options.PROG = f"python -m benchmarks run {b.name}"  # its usage and error lines name what was typed
+    try:
+        signal.signal(signal.SIGTERM, stopped)
+        importlib.import_module(f"benchmarks.{b.name}").main(args)
+    except (KeyboardInterrupt, Stopped) as e:  # its runs stopped, its temporary folders removed on the way
+        how = "SIGTERM" if isinstance(e, Stopped) else "Ctrl-C (SIGINT)"
+        print(f"benchmarks: {b.name}: stopped by {how}; no result written", file=sys.stderr)
+        return 143 if isinstance(e, Stopped) else 130
     return 0
+
+
+class Stopped(BaseException):
+    """A SIGTERM to a running benchmark (a scheduler's, a timeout's): raised where the benchmark waits, so
+    that its runs are stopped (harness.stop) and its temporary folders removed as for Ctrl-C; before, the
+    process ended at once, its run orphaned, no line said (seventh hunt of 2026-12-04, b16, b17)."""
+
+
+def stopped(signum, frame) -> None:
+    raise Stopped(signum)
 
 
 def given(flag: str, args: list[str]) -> str | None:

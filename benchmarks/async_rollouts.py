@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.harness import TINY, align_lab, arguments, machine, machine_line, ratios, report, schedule
+from benchmarks.options import at_least, names
 
 NEEDS = ()
 SMOKE = (
@@ -75,7 +76,7 @@ def mean(values: list[float]) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__, rounds=2)
     parser.add_argument("--world", choices=sorted(WORLDS), default="toy")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=at_least(1), default=20)
     parser.add_argument("--threads", default="null", help="hardware.num_threads (null: every allowed core)")
     parser.add_argument(
         "--cache",
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         "rollout.seed_per_sample=true",
         f"hardware.num_threads={args.threads}",
     ]
-    chosen = {name: SETTINGS[name] for name in args.settings.split(",")}
+    chosen = {name: SETTINGS[name] for name in names(args.settings, list(SETTINGS), "--settings")}
     print(machine_line(machine()), flush=True)
     runs: dict[str, list] = {name: [] for name in chosen}
     with tempfile.TemporaryDirectory(prefix="align_lab_async_") as tmp:

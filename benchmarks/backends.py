@@ -23,6 +23,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.harness import ROOT, arguments, machine, machine_line, ratios, report, schedule  # noqa: E402
+from benchmarks.options import at_least, names
 
 NEEDS = ()
 SMOKE = ("--only", "default", "--steps", "2")
@@ -74,10 +75,10 @@ def run_one(overrides: list[str], run_dir: Path, cache_dir: Path) -> tuple[dict,
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--steps", type=int, default=6, help="steps per run (the first is left out)")
+    parser.add_argument("--steps", type=at_least(1), default=6, help="steps per run (the first is left out)")
     parser.add_argument("--only", default="", help="comma-separated parts of setting names to run")
     args = parser.parse_args(argv)
-    only = [part for part in args.only.split(",") if part]
+    only = names(args.only, list(SETTINGS), "--only", parts=True) if args.only else []
     settings = {k: v for k, v in SETTINGS.items() if not only or any(part in k for part in only)}
     print(machine_line(machine()), flush=True)
     common = [*COMMON, f"train.steps={args.steps}"]

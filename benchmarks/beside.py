@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchmarks.harness import TINY, align_lab, arguments, machine, machine_line, ratios, report, schedule
+from benchmarks.options import at_least
 
 NEEDS = ()
 SMOKE = ("--world", "tiny", "--steps", "2", "--env", "default", "--no-stage-run")  # step_s needs 2 steps
@@ -95,7 +96,7 @@ def busy(overrides: list[str], where: Path, env: dict) -> list[float]:
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
     parser.add_argument("--world", choices=list(WORLDS), default="smollm2")
-    parser.add_argument("--steps", type=int, default=None, help="train.steps (default: the world's)")
+    parser.add_argument("--steps", type=at_least(1), default=None, help="train.steps (default: the world's)")
     parser.add_argument("--env", action="append", default=None, help="'default' or KEY=VALUE; repeatable")
     parser.add_argument("--no-stage-run", action="store_true", help="skip the untimed stage-building run")
     args = parser.parse_args(argv)

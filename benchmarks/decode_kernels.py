@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.harness import arguments, machine, machine_line, report
+from benchmarks.options import at_least
 
 NEEDS = ()
 SMOKE = ("--layers", "2", "--rows", "8", "--repeats", "1")
@@ -185,10 +186,10 @@ def auto_check(rows: list[dict]) -> tuple[str, dict]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--layers", type=int, default=30, help="decoder layers (SmolLM2-135M: 30)")
+    parser.add_argument("--layers", type=at_least(1), default=30, help="decoder layers (SmolLM2-135M: 30)")
     parser.add_argument("--rows", default="1,2,4,8", help="row counts (sampled rows), comma-separated")
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--repeats", type=int, default=5, help="timed passes; the fastest counts")
+    parser.add_argument("--threads", type=at_least(1), default=os.cpu_count())
+    parser.add_argument("--repeats", type=at_least(1), default=5, help="timed passes; the fastest counts")
     args = parser.parse_args(argv)
     print(machine_line(machine()), flush=True)
     torch.set_num_threads(args.threads)

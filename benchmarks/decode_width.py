@@ -19,6 +19,7 @@ import time
 import torch
 
 from benchmarks.harness import arguments, machine, machine_line, report, schedule
+from benchmarks.options import at_least
 
 NEEDS = ()
 SMOKE = ("--widths", "64", "--rows", "4", "--repeats", "3", "--rounds", "1")
@@ -66,11 +67,11 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = arguments(__doc__, rounds=3)
     parser.add_argument("--widths", default="64,128,256,576", help="hidden sizes, comma-separated")
-    parser.add_argument("--layers", type=int, default=2, help="decoder layers (the toy policy: 2)")
-    parser.add_argument("--vocab", type=int, default=300, help="vocabulary (the toy world's: ~300)")
-    parser.add_argument("--rows", type=int, default=16, help="sampled rows")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (a tiny policy's: 1)")
-    parser.add_argument("--repeats", type=int, default=200, help="timed steps a round")
+    parser.add_argument("--layers", type=at_least(1), default=2, help="decoder layers (the toy policy: 2)")
+    parser.add_argument("--vocab", type=at_least(1), default=300, help="vocabulary (the toy world's: ~300)")
+    parser.add_argument("--rows", type=at_least(1), default=16, help="sampled rows")
+    parser.add_argument("--threads", type=at_least(1), default=1, help="torch threads (a tiny policy's: 1)")
+    parser.add_argument("--repeats", type=at_least(1), default=200, help="timed steps a round")
     args = parser.parse_args(argv)
     print(machine_line(machine()), flush=True)
     torch.set_num_threads(args.threads)

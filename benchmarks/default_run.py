@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.harness import TINY, align_lab, arguments, machine, machine_line, ratios, report
+from benchmarks.options import at_least
 
 NEEDS = ()
 SMOKE = ("--steps", "2", "--tiny")
@@ -22,7 +23,9 @@ ARMS = ("empty cache", "cached stages")
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__, tiny=True)
-    parser.add_argument("--steps", type=int, default=None, help="train.steps (default: the default run's)")
+    parser.add_argument(
+        "--steps", type=at_least(1), default=None, help="train.steps (default: the default run's)"
+    )
     args = parser.parse_args(argv)
     extra = [f"train.steps={args.steps}"] if args.steps else []
     extra += list(TINY) if args.tiny else []

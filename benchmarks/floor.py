@@ -32,6 +32,7 @@ import torch
 
 from align_lab import malloc
 from benchmarks.harness import arguments, machine, machine_line, report
+from benchmarks.options import at_least, positive
 
 NEEDS = ("smollm2",)
 SMOKE = ("--prompts", "1", "--group", "2", "--tokens", "4", "--gib", "0.05")
@@ -81,11 +82,11 @@ def counts(model) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--prompts", type=int, default=2)
-    parser.add_argument("--group", type=int, default=4, help="samples per prompt (G)")
-    parser.add_argument("--tokens", type=int, default=64, help="max new tokens")
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--gib", type=float, default=1.0, help="size of the bandwidth probe")
+    parser.add_argument("--prompts", type=at_least(1), default=2)
+    parser.add_argument("--group", type=at_least(1), default=4, help="samples per prompt (G)")
+    parser.add_argument("--tokens", type=at_least(1), default=64, help="max new tokens")
+    parser.add_argument("--threads", type=at_least(1), default=os.cpu_count())
+    parser.add_argument("--gib", type=positive, default=1.0, help="size of the bandwidth probe")
     parser.add_argument("--dtype", default="float32", help="rollout.dtype: float32 or bfloat16")
     parser.add_argument(
         "--decode-matmul", default="auto", help="rollout.decode_matmul: auto|exact|fast|packed"

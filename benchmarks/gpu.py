@@ -19,6 +19,7 @@ import time
 import torch
 
 from benchmarks.harness import arguments, machine, machine_line, report
+from benchmarks.options import at_least
 
 NEEDS = ("cuda",)
 SMOKE = (  # a literal: benchmarks/__init__.py reads it without importing the module
@@ -127,16 +128,16 @@ def update_time(model, B: int, P: int, T: int, vocab: int, bf16: bool) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--prompt", type=int, default=64)
-    parser.add_argument("--new", type=int, default=256)
-    parser.add_argument("--train-batch", type=int, default=16)
+    parser.add_argument("--batch", type=at_least(1), default=64)
+    parser.add_argument("--prompt", type=at_least(1), default=64)
+    parser.add_argument("--new", type=at_least(1), default=256)
+    parser.add_argument("--train-batch", type=at_least(1), default=16)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--vocab", type=int, default=32000)
-    parser.add_argument("--hidden", type=int, default=768)
-    parser.add_argument("--layers", type=int, default=12)
-    parser.add_argument("--heads", type=int, default=12)
-    parser.add_argument("--ffn", type=int, default=2048)
+    parser.add_argument("--vocab", type=at_least(1), default=32000)
+    parser.add_argument("--hidden", type=at_least(1), default=768)
+    parser.add_argument("--layers", type=at_least(1), default=12)
+    parser.add_argument("--heads", type=at_least(1), default=12)
+    parser.add_argument("--ffn", type=at_least(1), default=2048)
     parser.add_argument("--config", default=None, help="a model config folder (overrides the sizes above)")
     args = parser.parse_args(argv)
     print(machine_line(machine()), flush=True)

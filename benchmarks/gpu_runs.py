@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import arguments, machine, machine_line, report
+from benchmarks.options import at_least, positive
 
 NEEDS = ("cuda", "smollm2")
 SMOKE = ("--steps", "2", "--only", "toy-default,grpo-fp32")
@@ -178,11 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
     parser.add_argument("--export", type=Path, help="write SmolLM2's config and tokenizer here, then stop")
     parser.add_argument("--model", type=Path, help="a folder --export wrote (default: export one to --work)")
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--steps", type=at_least(1), default=8)
     parser.add_argument("--only", default=None, help="comma-separated setting names (default: all)")
     parser.add_argument("--work", type=Path, default=Path("outputs/gpu_runs"))
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
-    parser.add_argument("--run-timeout", type=float, default=900, help="seconds a run may take")
+    parser.add_argument("--run-timeout", type=positive, default=900, help="seconds a run may take")
     parser.add_argument("--device", default="cuda", help="cuda; cpu runs the same settings (a smoke test)")
     a = parser.parse_args(argv)
     if a.export:

@@ -2,7 +2,8 @@
 
 - `machine()`: the header of every result: date (UTC), CPU model and its vector extensions, cores,
   memory, GPU, load average, the versions of torch, transformers and TRL, and the commit;
-- `arguments()`: the options every benchmark takes: `--rounds`, `--json PATH`, `--smoke`;
+- `arguments()` (benchmarks/options.py): the options every benchmark takes: `--rounds`, `--json PATH`,
+  `--smoke`, and the types of a benchmark's own (`at_least`, `positive`, `names`);
 - `schedule()`: rounds of the arms, the order rotated each round, so that a change in the machine's
   load falls on every arm alike and no arm always goes first;
 - `ratios()`: each arm's figure over a baseline arm's, side by side;
@@ -35,6 +36,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks.options import arguments  # noqa: F401  (every benchmark's parser: benchmarks/options.py)
+from benchmarks.result_file import fresh
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "outputs" / "benchmarks"
@@ -151,18 +155,6 @@ TINY = (
 )
 
 
-def arguments(doc: str | None, rounds: int = 1, tiny: bool = False) -> argparse.ArgumentParser:
-    """The parser every benchmark starts from: its description is the docstring's first line; `tiny`:
-    with --tiny (its runs on the toy world at the tests' sizes, TINY: the smoke test's)."""
-    parser = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
-    if tiny:
-        parser.add_argument("--tiny", action="store_true", help="the toy world at the tests' sizes (smoke)")
-    parser.add_argument("--rounds", type=int, default=rounds, help="rounds; each runs every arm once")
-    parser.add_argument("--json", default=None, help="the result's file (default: outputs/benchmarks/)")
-    parser.add_argument("--smoke", action="store_true", help="a run of seconds: the smoke test's")
-    return parser
-
-
 def schedule(arms: Sequence[str], rounds: int) -> Iterator[tuple[int, str]]:
     """(round, arm) in the order to run them: every arm once a round, the order rotated by one each
     round (round 1 of arms a, b, c runs b, c, a)."""
@@ -246,7 +238,11 @@ def align_lab(
     with tempfile.TemporaryFile("w+") as err:  # a file, not a pipe: a full pipe would block the run
         start = time.perf_counter()
         child = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+        except BaseException:  # Ctrl-C, or SIGTERM (benchmarks/__main__.py): the run stops with it
+            stop(child)
+            raise
         wall = time.perf_counter() - start
         if os.waitstatus_to_exitcode(status) != 0:
             err.seek(0)
@@ -256,6 +252,18 @@ def align_lab(
         metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
         summary = json.loads((run_dir / "summary.json").read_text())
     return Run(metrics, summary, wall, usage.ru_maxrss / 1024)  # Linux: ru_maxrss in KiB
+
+
+def stop(child: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Ends a run the benchmark no longer waits for: SIGTERM (align_lab stops at its step's end), then
+    SIGKILL after `grace_s`. Without it a SIGTERM to the benchmark left its run training on, orphaned, and
+    its temporary folder for ever (seventh hunt of 2026-12-04, b17)."""
+    child.terminate()
+    try:
+        child.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
 
 
 def failed_line(cmd: Sequence[str], stderr: str, run_dir: Path | None) -> str:
@@ -299,7 +307,7 @@ def report(
     print(table(rows, columns))
     for what, values in result["ratios"].items():
         print(f"ratio {what}: " + " ".join(f"{k} {v:.2f}" for k, v in values.items()))
-    path = Path(args.json) if args.json else OUT / f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
+    path = Path(args.json) if args.json else fresh(OUT, f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, default=str) + "\n")
     print(f"wrote {path}")

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import TINY, align_lab, arguments, machine, machine_line, ratios, report, schedule
+from benchmarks.options import at_least
 
 NEEDS = ()
 SMOKE = ("--runs", "1", "--steps", "2", "--tiny", "--no-stage-run")  # the fewest processes
@@ -25,8 +26,8 @@ SMOKE = ("--runs", "1", "--steps", "2", "--tiny", "--no-stage-run")  # the fewes
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__, tiny=True)
-    parser.add_argument("--runs", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=150, help="train.steps (150: the default run)")
+    parser.add_argument("--runs", type=at_least(1), default=6)
+    parser.add_argument("--steps", type=at_least(1), default=150, help="train.steps (150: the default run)")
     parser.add_argument("--unthrottled", action="store_true")
     parser.add_argument("--no-stage-run", action="store_true", help="skip the untimed stage-building run")
     args = parser.parse_args(argv)

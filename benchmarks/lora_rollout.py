@@ -25,6 +25,7 @@ import torch
 
 from benchmarks.forward_rows import SMOL
 from benchmarks.harness import arguments, machine, machine_line, report, schedule
+from benchmarks.options import at_least
 
 NEEDS = ()
 SMOKE = ("--hidden", "64", "--layers", "2", "--heads", "2", "--kv-heads", "1", "--ffn", "128",
@@ -86,12 +87,12 @@ def rollout(model, prompts: tuple, a, fast: bool) -> tuple[float, torch.Tensor]:
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__, rounds=3)
     for key in ("hidden", "layers", "heads", "kv_heads", "ffn", "vocab"):
-        parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=SMOL[key])
-    parser.add_argument("--prompts", type=int, default=2)
-    parser.add_argument("--group", type=int, default=4, help="samples per prompt")
-    parser.add_argument("--prompt", type=int, default=58, help="prompt tokens (arith_word's longest)")
-    parser.add_argument("--tokens", type=int, default=64, help="new tokens")
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+        parser.add_argument(f"--{key.replace('_', '-')}", type=at_least(1), default=SMOL[key])
+    parser.add_argument("--prompts", type=at_least(1), default=2)
+    parser.add_argument("--group", type=at_least(1), default=4, help="samples per prompt")
+    parser.add_argument("--prompt", type=at_least(1), default=58, help="prompt tokens (arith_word's longest)")
+    parser.add_argument("--tokens", type=at_least(1), default=64, help="new tokens")
+    parser.add_argument("--threads", type=at_least(1), default=os.cpu_count())
     parser.add_argument("--real", action="store_true", help="SmolLM2-135M-Instruct and arith_word's prompts")
     parser.add_argument("--cache-dir", default=None, help="--real: the stage cache (default: align_lab's)")
     a = parser.parse_args(argv)

@@ -27,6 +27,7 @@ import time
 import tracemalloc
 
 from benchmarks.harness import ROOT, arguments, machine, machine_line, report
+from benchmarks.options import at_least
 
 NEEDS = ("smollm2",)
 SMOKE = ("--steps", "2", "--algos", "grpo", "--tokens", "4", "--batch", "4")
@@ -190,10 +191,12 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks.real_model_vs_trl import checkpoint, lengths, worker_env
 
     parser = arguments(__doc__, rounds=1)
-    parser.add_argument("--steps", type=int, default=3, help="training steps per run (the peak: step 2's)")
+    parser.add_argument(
+        "--steps", type=at_least(1), default=3, help="training steps per run (the peak: step 2's)"
+    )
     parser.add_argument("--algos", default="grpo,rloo")
     parser.add_argument("--tokens", type=lengths, default=[32], help="new tokens; a list runs each")
-    parser.add_argument("--batch", type=int, default=8, help="completions per step (4 per prompt)")
+    parser.add_argument("--batch", type=at_least(1), default=8, help="completions per step (4 per prompt)")
     parser.add_argument("--cache", default=None, help="stage cache for the converted checkpoint")
     a = parser.parse_args(argv)
     print(machine_line(machine()), flush=True)

@@ -58,6 +58,7 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.harness import ROOT, Clock, arguments, machine, machine_line, report  # noqa: E402
+from benchmarks.options import at_least
 
 NEEDS = ("trl", "smollm2")
 SMOKE = ("--steps", "2", "--rounds", "1", "--warmup", "0", "--algos", "grpo", "--batch", "4", "--tokens", "4")
@@ -306,13 +307,19 @@ def main(argv: list[str] | None = None) -> None:
         impl, kind, path, steps, seed, threads = argv[i + 1 : i + 7]
         return worker(impl, kind, path, int(steps), int(seed), int(threads), "--profile" in argv)
     parser = arguments(__doc__, rounds=2)
-    parser.add_argument("--steps", type=int, default=6, help="training steps per run")
-    parser.add_argument("--warmup", type=int, default=1, help="first steps of a run left out of s/step")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads on both sides (0: defaults)")
+    parser.add_argument("--steps", type=at_least(1), default=6, help="training steps per run")
+    parser.add_argument(
+        "--warmup", type=at_least(0), default=1, help="first steps of a run left out of s/step"
+    )
+    parser.add_argument(
+        "--threads", type=at_least(0), default=0, help="torch threads on both sides (0: defaults)"
+    )
     parser.add_argument("--algos", default="grpo,rloo")
     parser.add_argument("--cache", default=None, help="stage cache for the converted checkpoint")
     parser.add_argument("--profile", action="store_true", help="also profile one run of each side")
-    parser.add_argument("--batch", type=int, default=BATCH, help=f"completions per step ({GROUP} per prompt)")
+    parser.add_argument(
+        "--batch", type=at_least(1), default=BATCH, help=f"completions per step ({GROUP} per prompt)"
+    )
     parser.add_argument(
         "--tokens",
         type=lengths,

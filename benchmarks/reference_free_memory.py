@@ -30,6 +30,7 @@ from benchmarks.harness import (
     report,
     schedule,
 )
+from benchmarks.options import at_least
 
 NEEDS = ()
 # the smoke test's: the toy world at the tests' sizes (harness.TINY), no untimed warm-up run
@@ -78,8 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
     parser.add_argument("--worlds", default="toy,smollm2" if smollm2 else "toy")
     parser.add_argument("--algos", default="dpo,simpo,orpo")
-    parser.add_argument("--steps", type=int, default=None, help="train.steps (default: the world's)")
-    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of each run")
+    parser.add_argument("--steps", type=at_least(1), default=None, help="train.steps (default: the world's)")
+    parser.add_argument("--threads", type=at_least(1), default=1, help="OMP_NUM_THREADS of each run")
     parser.add_argument("--warmup", default="toy", help="worlds whose stages a first, untimed run builds")
     parser.add_argument("--root", type=Path, default=ROOT, help="the source tree to run (e.g. a git archive)")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """The file a benchmark writes its result to (`--json`), checked before any run: each benchmark takes
 minutes, and a name that cannot be written failed only after them (the twelfth hunt: /proc/x.json), or
-waited for ever (a named pipe: fifth hunt of 2026-12-04)."""
+waited for ever (a named pipe: fifth hunt of 2026-12-04); and a default name no other result holds."""
 
 from __future__ import annotations
 
@@ -37,3 +37,19 @@ def unwritable(path: Path) -> str | None:
     if not existed:
         path.unlink()
     return None
+
+
+def fresh(folder: Path, stem: str) -> Path:
+    """`folder/stem.json`, made empty for the result, or `stem-2.json`, `stem-3.json`... where a result
+    has that name: two benchmarks started in one second (their default names, to the second) wrote one
+    file, the first's result lost with no word (seventh hunt of 2026-12-04, b15); a second acceptance run
+    of a day replaced the first's record (g5)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        path = folder / (f"{stem}.json" if n == 1 else f"{stem}-{n}.json")
+        try:
+            with open(path, "x"):
+                return path
+        except FileExistsError:
+            n += 1

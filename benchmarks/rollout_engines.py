@@ -15,6 +15,7 @@ import time
 import torch
 
 from benchmarks.harness import arguments, machine, machine_line, ratios, report
+from benchmarks.options import at_least
 
 NEEDS = ("vllm",)
 SMOKE = ("--repeats", "1", "--sizes", "4x2")
@@ -52,7 +53,9 @@ def tokens_per_s(
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--repeats", type=int, default=REPEATS, help="rollouts timed per engine and size")
+    parser.add_argument(
+        "--repeats", type=at_least(1), default=REPEATS, help="rollouts timed per engine and size"
+    )
     parser.add_argument("--sizes", default="16x4,64x8", help="prompts x samples per prompt, comma-separated")
     args = parser.parse_args(argv)
     print(machine_line(machine()), flush=True)

@@ -34,6 +34,7 @@ from align_lab.train.common import TrainConfig  # noqa: E402
 from align_lab.train.context import Context, Models  # noqa: E402
 from align_lab.train.online import train_online  # noqa: E402
 from benchmarks.harness import ROOT, Clock, arguments, machine, machine_line, report  # noqa: E402
+from benchmarks.options import at_least, names
 
 NEEDS = ()
 SMOKE = ("--cells", "batch", "--steps", "2", "--rounds", "1")
@@ -87,16 +88,19 @@ def one(size: str, rollout: int, length: int, folder: Path, steps: int = STEPS) 
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--threads", type=at_least(1), default=1, help="torch threads")
     parser.add_argument("--cells", default="batch,length,model", help="which factors to vary")
-    parser.add_argument("--steps", type=int, default=STEPS, help=f"steps per cell ({STEPS}: steps 3-5 kept)")
+    parser.add_argument(
+        "--steps", type=at_least(1), default=STEPS, help=f"steps per cell ({STEPS}: steps 3-5 kept)"
+    )
     a = parser.parse_args(argv)
     torch.set_num_threads(a.threads)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     print(machine_line(machine()), flush=True)
-    grid = [cell for cell in GRID if cell["factor"] in a.cells.split(",")]
+    factors = names(a.cells, list(dict.fromkeys(cell["factor"] for cell in GRID)), "--cells")
+    grid = [cell for cell in GRID if cell["factor"] in factors]
     if a.smoke:
         grid = grid[:1]
     rows = []

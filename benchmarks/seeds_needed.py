@@ -20,6 +20,7 @@ import numpy as np
 from align_lab.results.seeds import sd_upper, seeds_needed
 from align_lab.results.sequential import t_p_values
 from benchmarks.harness import arguments, report
+from benchmarks.options import at_least, positive
 
 NEEDS = ()
 SMOKE = ("--pilots", "40", "--runs", "40")
@@ -37,10 +38,10 @@ def decided_share(seeds: list[int], effect: float, level: float, runs: int, rng)
 
 def main(argv: list[str] | None = None) -> None:
     p = arguments(__doc__)
-    p.add_argument("--pilots", type=int, default=2000)
-    p.add_argument("--runs", type=int, default=200, help="fresh designs per figure")
-    p.add_argument("--claims", type=int, default=6)
-    p.add_argument("--effect", type=float, default=0.5, help="the smallest effect of interest, in SDs")
+    p.add_argument("--pilots", type=at_least(2), default=2000)  # a pilot's SD needs 2 seeds
+    p.add_argument("--runs", type=at_least(1), default=200, help="fresh designs per figure")
+    p.add_argument("--claims", type=at_least(1), default=6)
+    p.add_argument("--effect", type=positive, default=0.5, help="the smallest effect of interest, in SDs")
     a = p.parse_args(argv)
     rng, began, rows = np.random.default_rng(0), time.time(), []
     level = 0.05 / a.claims

@@ -13,9 +13,17 @@ import time
 
 import numpy as np
 
-from align_lab.results.sequential import Plan, look_levels, look_seeds, look_thresholds, t_p_values
+from align_lab.results.sequential import (
+    Plan,
+    check_plan,
+    look_levels,
+    look_seeds,
+    look_thresholds,
+    t_p_values,
+)
 from align_lab.results.sequential_simulation import expected_seeds, fwer
 from benchmarks.harness import arguments, report
+from benchmarks.options import at_least
 
 NEEDS = ()
 SMOKE = ("--studies", "200", "--power-studies", "100", "--max-seeds", "12")
@@ -62,16 +70,20 @@ def null_laws(rng) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     p = arguments(__doc__)
-    p.add_argument("--studies", type=int, default=20_000)
-    p.add_argument("--power-studies", type=int, default=4_000, help="studies per effect size")
-    p.add_argument("--start", type=int, default=4)
-    p.add_argument("--wave", type=int, default=4)
-    p.add_argument("--max-seeds", type=int, default=24)
-    p.add_argument("--claims", type=int, default=6)
+    p.add_argument("--studies", type=at_least(1), default=20_000)
+    p.add_argument("--power-studies", type=at_least(1), default=4_000, help="studies per effect size")
+    p.add_argument("--start", type=at_least(1), default=4)
+    p.add_argument("--wave", type=at_least(1), default=4)
+    p.add_argument("--max-seeds", type=at_least(1), default=24)
+    p.add_argument("--claims", type=at_least(1), default=6)
     p.add_argument("--exact-boundary", action="store_true", help="also the exact boundary (comparison only)")
     a = p.parse_args(argv)
     rows = []
     plan, rng, began = Plan(a.start, a.wave, a.max_seeds), np.random.default_rng(0), time.time()
+    try:
+        check_plan(plan)  # what a study's plan= is held to (plan.start >= 2, plan.max_seeds >= plan.start)
+    except ValueError as e:
+        p.error(f"{e} (--start, --wave, --max-seeds)")
     print(
         f"plan start {plan.start}, wave {plan.wave}, max_seeds {plan.max_seeds}, alpha {plan.alpha}, "
         f"{a.claims} claims"

@@ -60,6 +60,7 @@ from align_lab.train.common import TrainConfig  # noqa: E402
 from align_lab.train.context import Context, Models  # noqa: E402
 from align_lab.train.online import train_online  # noqa: E402
 from benchmarks.harness import Clock, arguments, machine, machine_line, report  # noqa: E402
+from benchmarks.options import at_least
 
 NEEDS = ("trl",)
 SMOKE = ("--steps", "2", "--rounds", "1", "--warmup", "0", "--algos", "grpo")
@@ -279,8 +280,10 @@ def side_by_side(kind: str, folder: Path, task, tok, steps: int, seed: int, firs
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__, rounds=3)
-    parser.add_argument("--steps", type=int, default=40, help="training steps per run (N)")
-    parser.add_argument("--warmup", type=int, default=3, help="first steps of a run left out of s/step")
+    parser.add_argument("--steps", type=at_least(1), default=40, help="training steps per run (N)")
+    parser.add_argument(
+        "--warmup", type=at_least(0), default=3, help="first steps of a run left out of s/step"
+    )
     parser.add_argument("--algos", default="grpo,rloo")
     a = parser.parse_args(argv)
     print(machine_line(machine()), flush=True)

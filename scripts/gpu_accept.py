@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.result_file import fresh, json_problem
+
 ROOT = Path(__file__).resolve().parents[1]
 LOG = "ALIGN_LAB_ACCEPT_RNG_LOG"  # a folder: each rank appends its generator's digest as it scores
 # a ~100M-parameter Llama (12 blocks of 768, as GPT-2 small) with random weights, for the GPU's bf16 step
@@ -49,7 +51,12 @@ SMALL = [
     "train.eval_every=0",
     "train.eval_samples=1",
 ]
-SKIPPED = "skipped"
+
+
+class Skipped(str):
+    """A check's figures when it cannot run here: why, said on its SKIP line."""
+
+
 REWARD = "reward.path=scripts.gpu_accept:rank_drawing_reward"  # imported by every rank
 
 
@@ -129,7 +136,7 @@ def interrupted_then_resumed(overrides: list[str], run_dir: Path, cache_dir: Pat
 
 
 class Checks:
-    """The checks, each a method returning its figures (or SKIPPED); an exception is its FAIL."""
+    """The checks, each a method returning its figures (or Skipped(why)); an exception is its FAIL."""
 
     def __init__(self, device: str, work: Path) -> None:
         self.device, self.work = device, work
@@ -191,7 +198,7 @@ class Checks:
         from align_lab.train.rng import minibatch_order, rng_state
 
         if self.device == "cpu":
-            return SKIPPED
+            return Skipped("a CPU: no GPU generator to check (two-ranks checks the ranks' generators)")
         torch.set_default_device("cuda")
         try:
             torch.manual_seed(0)
@@ -207,7 +214,7 @@ class Checks:
 
     def two_ranks(self) -> dict:
         if self.device == "cuda" and self.gpus < 2:
-            return SKIPPED
+            return Skipped(f"{self.gpus} GPU: two ranks need two")
         args = [*self.base, "algo=reinforce_pp", "seed=1", "rollout.seed_per_sample=true", "reward=function"]
         args += [REWARD]
         run(args, self.work / "one", self.cache)
@@ -224,14 +231,14 @@ class Checks:
 
     def two_rank_resume(self) -> dict:
         if self.device == "cuda" and self.gpus < 2:
-            return SKIPPED
+            return Skipped(f"{self.gpus} GPU: two ranks need two")
         return self.resume(processes=2)
 
     def vllm(self) -> dict:
         import importlib.util
 
         if importlib.util.find_spec("vllm") is None:
-            return SKIPPED
+            return Skipped("vllm is not installed in this Python")
         processes = 2 if self.gpus >= 2 else 1
         args = [*self.base, "algo=grpo", "rollout=vllm", "rollout.seed_per_sample=true"]
         summary = run([*args, f"hardware.processes={processes}"], self.work / "vllm", self.cache)
@@ -270,11 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.only.split(",")) - set(NAMES))
     if unknown:
         parser.error(f"--only: unknown {', '.join(unknown)}; allowed: {', '.join(NAMES)}")
+    if args.out is not None and (why := json_problem(str(args.out))):  # before the checks' minutes
+        parser.error(f"--out={args.out}: {why}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "disabled")
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     name = device_name(args.device)
-    out = args.out or ROOT / "benchmarks" / "acceptance" / f"{stamp[:10]}_{name.replace(' ', '_')}.json"
     record = {"date": stamp, "device": name, "gpus": torch.cuda.device_count(), "torch": torch.__version__}
     record["commit"] = commit()
     record["checks"] = {}
@@ -284,15 +292,17 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             try:
                 figures = getattr(checks, check.replace("-", "_"))()
-                verdict = "SKIP" if figures == SKIPPED else "PASS"
+                verdict = "SKIP" if isinstance(figures, Skipped) else "PASS"
             except Exception as e:  # a check's failure is its line; the others still run
                 figures, verdict = {"error": f"{type(e).__name__}: {e}"}, "FAIL"
                 traceback.print_exc(file=sys.stderr)
             seconds = round(time.perf_counter() - start, 1)
-            detail = "" if verdict != "FAIL" else f": {figures['error'].splitlines()[0][:200]}"
+            said = figures["error"].splitlines()[0][:200] if verdict == "FAIL" else figures  # SKIP: why
+            detail = f": {said}" if verdict != "PASS" else ""
             print(f"{verdict:4}  {check} ({seconds} s){detail}", flush=True)
             record["checks"][check] = {"verdict": verdict, "seconds": seconds, "figures": figures}
-    out.parent.mkdir(parents=True, exist_ok=True)
+    # a second run of the day is written beside the first, never over it (`-2`: benchmarks/result_file.py)
+    out = args.out or fresh(ROOT / "benchmarks" / "acceptance", f"{stamp[:10]}_{name.replace(' ', '_')}")
     out.write_text(json.dumps(record, indent=1, default=str) + "\n")
     print(f"figures: {out}")
     return int(any(c["verdict"] == "FAIL" for c in record["checks"].values()))

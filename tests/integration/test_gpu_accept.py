@@ -24,6 +24,7 @@ def test_the_acceptance_script_runs_its_checks_on_a_cpu_one_line_each(tmp_path):
         ["PASS", "resume"],
         ["SKIP", "generators"],  # a GPU's generator: nothing to check on a CPU
     ]
+    assert lines[2].endswith("s): a CPU: no GPU generator to check (two-ranks checks the ranks' generators)")
     assert lines[3] == f"figures: {out}"
     record = json.loads(out.read_text())
     assert record["device"] == "cpu" and record["date"].endswith("Z")
@@ -67,3 +68,18 @@ def test_the_rank_generator_check_leaves_out_a_resumes_probe_of_the_rows_scored_
     )
     (tmp_path / "moved").write_text("302 3f92\n584 219a\n704 219a\n705 9a34\n")  # a generator off by a draw
     assert calls(tmp_path / "moved") == ["302", "584", "705"]
+
+
+def test_an_out_that_cannot_take_the_figures_is_one_line_before_the_checks(tmp_path):
+    """--out a folder (or in no folder) ran every check, minutes on a GPU, then a traceback, the figures
+    lost (seventh hunt of 2026-12-04, g1, g4)."""
+    for out, why in [
+        (tmp_path, "is a folder"),
+        (tmp_path / "no" / "a.json", "names a folder that does not exist"),
+    ]:
+        command = [sys.executable, "-m", "scripts.gpu_accept", "--device", "cpu", "--only", "resume"]
+        result = subprocess.run(
+            [*command, "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2 and result.stdout == "", result.stdout
+        assert f"error: --out={out}: {why}" in result.stderr and "Traceback" not in result.stderr

@@ -25,6 +25,7 @@ NOT_BENCHMARKS = {
     "harness.py",
     "gate.py",
     "result_file.py",
+    "options.py",
 }  # gate: its own command
 
 
