@@ -10,7 +10,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 WORK=${WORK:-outputs/gpu_smoke}
-rm -rf "$WORK" && mkdir -p "$WORK"
+# WORK is emptied first: only a folder this script made (its .gpu_smoke mark), or an empty or new one
+# (the seventh hunt of 2026-12-04: WORK naming a folder of the user's removed what it held)
+if [ -n "$(ls -A "$WORK" 2>/dev/null)" ] && [ ! -e "$WORK/.gpu_smoke" ]; then
+  echo "gpu_smoke.sh: WORK=$WORK holds files this script did not write; name a new or empty folder" >&2
+  exit 2
+fi
+rm -rf "$WORK" && mkdir -p "$WORK" && touch "$WORK/.gpu_smoke"
 export HF_HUB_OFFLINE=1 WANDB_MODE=disabled WORK PY DEVICE
 one() {  # name, overrides...
   local name=$1; shift
@@ -44,5 +50,7 @@ one stages algo=grpo  # builds the SFT policy and reward model once
   echo "grpo-lora algo=grpo lora.enabled=true"
   echo "grpo-guess-number algo=grpo task=guess_number env=guess_number reward=verifier"
   echo "rloo-async algo=rloo rollout.seed_per_sample=true train.max_staleness=1 train.async_rollouts=true"
-} | xargs -P 6 -L 1 bash -c 'one "$@"' _ | sort -k2 | tee "$WORK/summary.txt"
+} | xargs -P 6 -L 1 bash -c 'one "$@"' _ | tee "$WORK/lines.txt"  # each line as its run ends
+sort -k2 "$WORK/lines.txt" > "$WORK/summary.txt"
+echo "$(grep -c '^ok' "$WORK/summary.txt") ok, $(grep -c '^FAIL' "$WORK/summary.txt") failed: $WORK/summary.txt"
 ! grep -q '^FAIL' "$WORK/summary.txt" "$WORK/accept.txt"

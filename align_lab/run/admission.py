@@ -177,10 +177,11 @@ def check_here(spec) -> None:
     """What only the machine a job runs on can check (device, installed backends), then the warnings."""
     from align_lab.run.cross_checks import check_machine
     from align_lab.run.machine_fit import machine_warnings
+    from align_lab.run.unread import unread
 
     check_machine(spec)
     check_evaluation_kept(spec)
-    for line in machine_warnings(spec):
+    for line in (*unread(spec), *machine_warnings(spec)):  # once the folder is this run's, not a refusal's
         log.warning(f"align_lab: warning: {line}")
 
 
