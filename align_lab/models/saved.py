@@ -9,6 +9,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from align_lab.file_kinds import special
 from align_lab.tasks.data_files import is_local
 
 HASH_LIMIT = 64 << 20  # files above this are fingerprinted by size and mtime, not content
@@ -34,6 +35,11 @@ def resolve_checkpoint(name_or_path: str, key: str, model: bool | None = None) -
         elif key != "tokenizer" and (p / "config.json").is_file():  # a gguf model's folder
             check_weights(p, key)
         return str(p.resolve())
+    if p.exists() or p.is_symlink():  # a file (a checkpoint's state-*.pt, a data file): there, not absent
+        kind = special(p) or ("a link to nothing" if not p.exists() else "a file")
+        raise ValueError(
+            f"{key}={name_or_path}: {kind}, not a folder; pass a folder saved by save_pretrained"
+        )
     if is_local(name_or_path):
         raise ValueError(f"{key}={name_or_path}: no such directory")
     from huggingface_hub import snapshot_download

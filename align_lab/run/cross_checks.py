@@ -20,6 +20,7 @@ from align_lab.run.teacher import check_teacher
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.launch import unsendable
 from align_lab.train.online_setup import validate
+from align_lab.train.roofline import check_env
 from align_lab.user_code import importable
 
 
@@ -93,14 +94,13 @@ def own_check(component, name: str) -> None:
 
 def installed(setting: str, package: str, extra: str) -> None:
     """`setting` needs `package` (the project's optional extra `extra`): one line where it is missing."""
-
     if not importable(package):
         raise ConfigError(f"{setting}: the {package} package is not installed (pip install -e '.[{extra}]')")
 
 
 def check_machine(spec: RunSpec) -> None:
-    """What only the machine a run runs on can tell: its device is there, its backend and adapters'
-    packages installed."""
+    """What only the machine a run runs on can tell: its device, packages and ALIGN_LAB_MACHINE_LIMITS."""
+    check_env()
     if spec.backend.uses_deepspeed:
         installed("hardware.backend=deepspeed", "deepspeed", "deepspeed")
     if spec.lora.enabled:

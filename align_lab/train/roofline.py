@@ -17,6 +17,7 @@ tests do: no test measures). Neither the measurement nor the metrics touch an RN
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -147,14 +148,28 @@ def _cpu_model() -> str:
 
 
 def from_env(value: str) -> dict:
-    """ALIGN_LAB_MACHINE_LIMITS="<bytes/s>,<FLOP/s>" as limits; one line naming it if it is not that."""
+    """ALIGN_LAB_MACHINE_LIMITS="<bytes/s>,<FLOP/s>" as limits; one line naming it if it is not that (inf
+    too: every MBU and MFU then 0.0, a figure no measurement gave: seventh hunt of 2026-12-04, e2)."""
+    said = f"{ENV}={value!r}: must be '<bytes/s>,<FLOP/s>', two finite positive numbers"
     try:
         bandwidth, peak = (float(v) for v in value.split(","))
     except ValueError:
-        raise ValueError(f"{ENV}={value!r}: must be '<bytes/s>,<FLOP/s>', two positive numbers") from None
-    if not (bandwidth > 0 and peak > 0):
-        raise ValueError(f"{ENV}={value!r}: must be '<bytes/s>,<FLOP/s>', two positive numbers")
+        raise ValueError(said) from None
+    if not all(math.isfinite(x) and x > 0 for x in (bandwidth, peak)):
+        raise ValueError(said)
     return {"bandwidth": bandwidth, "peak_flops": peak, "measured": ENV}
+
+
+def check_env() -> None:
+    """ALIGN_LAB_MACHINE_LIMITS read as a run is admitted: it was read at the first step, after the stages
+    trained, a 64-line traceback (seventh hunt of 2026-12-04, e1)."""
+    from align_lab.config import ConfigError
+
+    if value := os.environ.get(ENV):
+        try:
+            from_env(value)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
 
 def machine_limits(cache_dir: Path, device: torch.device, dtype: torch.dtype, measure_fn=measure) -> dict:

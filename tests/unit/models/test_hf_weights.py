@@ -247,3 +247,20 @@ def test_a_policy_whose_limits_pass_its_positions_is_said_at_admission(hf_assets
         "positions the model was built for (max_position_embeddings in its config.json): a long prompt's "
         "response is sampled and trained past them; lower them to 128 together"
     )
+
+
+def test_a_file_given_as_a_model_folder_is_said_to_be_a_file(tmp_path):
+    """`model.name_or_path=<a run's checkpoints/state-3.pt>` (or a data file) said `no such directory`, as
+    for a path that is not there (fresh hunt of 2026-12-04, s3_model_pt)."""
+    state = tmp_path / "state-00000003.pt"
+    state.write_bytes(b"torch")
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    for path, kind in [(state, "a file"), (tmp_path / "gone", "a link to nothing")]:
+        with pytest.raises(ValueError) as e:
+            resolve_checkpoint(str(path), "model.name_or_path")
+        assert (
+            str(e.value)
+            == f"model.name_or_path={path}: {kind}, not a folder; pass a folder saved by save_pretrained"
+        )
+    with pytest.raises(ValueError, match=r"^model.name_or_path=.*/absent: no such directory$"):
+        resolve_checkpoint(str(tmp_path / "absent"), "model.name_or_path")

@@ -4,6 +4,7 @@ limits from the environment or the cache file, measured only where neither has t
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -126,3 +127,17 @@ def test_limits_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(roofline.ENV, "fast")
     with pytest.raises(ValueError, match="ALIGN_LAB_MACHINE_LIMITS='fast': must be"):
         roofline.machine_limits(tmp_path, torch.device("cpu"), torch.float32)
+
+
+@pytest.mark.parametrize("value", ["abc", "1,-5", "inf,inf", "nan,1e9", "1e9"])
+def test_limits_from_the_environment_are_checked_as_the_run_is_admitted(monkeypatch, value):
+    """A bad ALIGN_LAB_MACHINE_LIMITS was read at the first step, after the stages trained: a 64-line
+    traceback; `inf,inf` was taken, every MBU and MFU then 0.0 (seventh hunt of 2026-12-04, e1, e2)."""
+    from align_lab.config import ConfigError
+
+    monkeypatch.setenv(roofline.ENV, value)
+    said = f"ALIGN_LAB_MACHINE_LIMITS='{value}': must be '<bytes/s>,<FLOP/s>', two finite positive numbers"
+    with pytest.raises(ConfigError, match=f"^{re.escape(said)}$"):
+        roofline.check_env()
+    monkeypatch.setenv(roofline.ENV, "5e9,2e10")
+    roofline.check_env()  # a good one: nothing
