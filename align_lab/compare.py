@@ -215,6 +215,7 @@ def wandb_lines(c, figures, out: Path, runs, args) -> list[str]:
         not_logged,
         online_command,
         runs_scope,
+        unsynced,
         wandb_mode,
     )
 
@@ -224,7 +225,8 @@ def wandb_lines(c, figures, out: Path, runs, args) -> list[str]:
     project = _most_common([r.config.get("tracker", {}).get("project") for r in runs], "align_lab")
     group, ids = runs_scope(runs)
     choices = {k for r in runs for k in r.choices}  # --by keys that are config groups (an arm)
-    return list(log_comparison(c, figures, out, project, group, mode, choices, online_command(args), ids))
+    said = log_comparison(c, figures, out, project, group, mode, choices, online_command(args), ids)
+    return [*unsynced(runs), *said]
 
 
 class Stopped(Exception):

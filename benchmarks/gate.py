@@ -180,6 +180,27 @@ def check_tree(flag: str, tree: Path) -> None:
         raise SystemExit(f"{where}: its align_lab does not import ({lines[-1] if lines else out.returncode})")
     if not Path(out.stdout.decode()).resolve().is_relative_to(tree.resolve()):
         raise SystemExit(f"{where}: python imports another align_lab from there ({out.stdout.decode()})")
+    if said := unreadable_config(
+        tree
+    ):  # its runs would fail after this tree's timed ones, blamed on PYTHONPATH
+        raise SystemExit(f"{where}: {said}")
+
+
+def unreadable_config(tree: Path) -> str | None:
+    """The first of the tree's conf/ files that is no YAML, in one line (the done-when hunt of 2026-12-04,
+    s3_gate_badyaml: the gate timed this tree, then the baseline's run failed and its line told the user to
+    rename the baseline's align_lab); None where each reads."""
+    import yaml
+
+    from align_lab.error_lines import format_error
+
+    for path in sorted((tree / "conf").rglob("*.yaml")):
+        try:
+            with open(path) as f:
+                yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            return format_error(e) or f"{path}: not valid YAML"
+    return None
 
 
 def check(a: argparse.Namespace) -> None:

@@ -160,9 +160,15 @@ def _pairing_notes(runs: pd.DataFrame, baseline: str, paired: pd.DataFrame) -> l
     done = runs[runs["status"] == COMPLETED]
     notes = []
     for (g, s), n in Counter(zip(done["group"], done["seed"], strict=True)).items():
-        digests = set(done.loc[(done["group"] == g) & (done["seed"] == s)].get("config_digest", [""]))
-        same = len(digests) == 1 and "" not in digests  # a seed given twice (`seed=0,1,1`: 40th hunt, 41)
+        cell = done.loc[(done["group"] == g) & (done["seed"] == s)]
+        digests = list(cell.get("config_digest", [""] * len(cell)))
+        same = (
+            len(set(digests)) == 1 and "" not in digests
+        )  # a seed given twice (`seed=0,1,1`: 40th hunt, 41)
+        configs = len({d for d in digests if d}) + digests.count("")  # a run of no digest: its own
         how = ", all of one config: one run trained again, counted once" if same else "; their mean is used"
+        if not same and configs < n:  # as the row counts them (seventh hunt of 2026-12-04, cp1)
+            how = f"; the mean of its {configs} configs (runs of one config counted once) is used"
         if n > 1:
             notes.append(f"{g} has {n} completed runs with seed {s:g}{how} for pairing.")
     # too few seeds for the exact test is said by each group's verdict and by the action line, not here

@@ -133,6 +133,16 @@ def test_an_empty_or_damaged_baseline_dir_is_one_line_before_any_run(tmp_path):
     for folder in ("align_lab", "conf"):
         shutil.copytree(gate.ROOT / folder, other / folder, ignore=shutil.ignore_patterns("__pycache__"))
     gate.check(gate.parser().parse_args(["--baseline-dir", str(other)]))
+    # a tree whose conf/config.yaml is no YAML: the gate timed the current tree, then the baseline's run
+    # failed and its line said to rename the baseline's align_lab (the done-when hunt of 2026-12-04)
+    config = other / "conf" / "config.yaml"
+    config.write_text(config.read_text() + "defaults: [[[\n")
+    with pytest.raises(SystemExit) as e:
+        gate.check(gate.parser().parse_args(["--baseline-dir", str(other)]))
+    assert str(e.value).startswith(f"gate: --baseline-dir={other}: {config} line ")
+    assert str(e.value).endswith(
+        ": not valid YAML (expected the node content, but found '<stream end>'); fix the file"
+    )
     for same in (str(gate.ROOT), f"{gate.ROOT}/."):
         with pytest.raises(SystemExit) as e:
             gate.check(gate.parser().parse_args(["--baseline-dir", same]))

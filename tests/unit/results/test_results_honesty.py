@@ -365,3 +365,23 @@ def test_one_config_trained_twice_is_one_seed_in_its_group_row_and_runs_of_one_s
     one_seed = [run("ppo", 0, 0.3, config_digest="p"), run("rloo", 0, 0.2, config_digest="r")]
     by_seed = aggregate(one_seed, ["seed"])
     assert by_seed.group_table.set_index("group")["n"].tolist() == [2]
+
+
+def test_the_pairing_counts_runs_of_one_config_and_seed_once_as_the_group_row_does() -> None:
+    """Seventh hunt of 2026-12-04, cp1: a group of one seed held two runs of one config (one run trained
+    twice) among others; its row counted them once, its paired mean against SFT all of them. Hand: runs
+    0.5, 0.5 (config a) and 0.2 (config b), seed 0, SFT 0.1 each: the row's mean (0.5 + 0.2) / 2 = 0.35,
+    the paired difference 0.35 - 0.1 = 0.25 (it was (0.5 + 0.5 + 0.2) / 3 - 0.1 = 0.3)."""
+    runs = [
+        run("ppo", 0, 0.5, config_digest="a", **{"eval/gold_reward_sft": 0.1}),
+        run("ppo", 0, 0.5, config_digest="a", **{"eval/gold_reward_sft": 0.1}),
+        run("ppo", 0, 0.2, config_digest="b", **{"eval/gold_reward_sft": 0.1}),
+    ]
+    c = aggregate(runs, ["algo"])
+    assert c.group_table.set_index("group").loc["ppo", "eval/gold_reward:mean"] == pytest.approx(0.35)
+    paired = c.paired.set_index("group").loc["ppo"]
+    assert paired["group_mean"] == pytest.approx(0.35) and paired["diff"] == pytest.approx(0.25)
+    assert (
+        "ppo has 3 completed runs with seed 0; the mean of its 2 configs (runs of one config counted once) "
+        "is used for pairing." in c.notes
+    )

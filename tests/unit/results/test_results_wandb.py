@@ -237,3 +237,43 @@ def test_the_online_command_runs_from_another_folder_without_the_venv(tmp_path, 
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "report" / "wandb").is_dir() and not Path("/report").exists()
+
+
+def test_a_run_whose_own_wandb_file_is_gone_or_cut_short_is_a_note(tmp_path: Path) -> None:
+    """Seventh hunt of 2026-12-04, w2, w3: `rm -rf <run>/wandb` (or its .wandb cut to 100 bytes), then
+    `compare --wandb`: rc 0 and the usual offline lines, no word that wandb sync can never upload the run."""
+    import wandb
+
+    from align_lab.results.runs import Run
+    from align_lab.results.wandb_report import unsynced
+
+    def logged_run(name: str) -> Run:
+        folder = tmp_path / name
+        folder.mkdir()
+        w = wandb.init(
+            dir=str(folder), mode="offline", project="p", settings=wandb.Settings(silent=True, console="off")
+        )
+        w.log({"x": 1})
+        (folder / "wandb_run_id.txt").write_text(w.id)
+        w.finish()
+        return Run(folder=folder, status="completed")
+
+    whole, gone, cut = logged_run("whole"), logged_run("gone"), logged_run("cut")
+    from align_lab.tracking.wandb_reader import wait_until_complete
+
+    for run in (whole, gone, cut):
+        (path,) = (run.folder / "wandb").glob("offline-run-*/run-*.wandb")
+        assert wait_until_complete(path)
+    g, c = ((r.folder / "wandb_run_id.txt").read_text() for r in (gone, cut))
+    import shutil
+
+    shutil.rmtree(gone.folder / "wandb")
+    (path,) = (cut.folder / "wandb").glob("offline-run-*/run-*.wandb")
+    path.write_bytes(path.read_bytes()[:100])
+    running = Run(folder=cut.folder, status="running")  # a run still writing: its file is not whole yet
+    assert unsynced([whole, gone, cut, running]) == [
+        f"align_lab.compare: note: {gone.folder}: its W&B file (wandb/*-{g}/run-{g}.wandb) "
+        "is gone: if it ran offline, wandb sync cannot upload it and the dashboard lacks it",
+        f"align_lab.compare: note: {cut.folder}: its W&B file (wandb/*-{c}/run-{c}.wandb) "
+        "is cut short: if it ran offline, wandb sync cannot upload it and the dashboard lacks it",
+    ]
