@@ -54,13 +54,15 @@ def main(argv: list[str]) -> int:
         print(f"benchmarks: {b.name}: --json={json}: {why}", file=sys.stderr)
         return 2
     options.PROG = f"python -m benchmarks run {b.name}"  # its usage and error lines name what was typed
+    before = signal.signal(signal.SIGTERM, stopped)
     try:
-        signal.signal(signal.SIGTERM, stopped)
         importlib.import_module(f"benchmarks.{b.name}").main(args)
     except (KeyboardInterrupt, Stopped) as e:  # its runs stopped, its temporary folders removed on the way
         how = "SIGTERM" if isinstance(e, Stopped) else "Ctrl-C (SIGINT)"
         print(f"benchmarks: {b.name}: stopped by {how}; no result written", file=sys.stderr)
         return 143 if isinstance(e, Stopped) else 130
+    finally:  # the caller's own handler back (a test's process calls main() in it)
+        signal.signal(signal.SIGTERM, before)
     return 0
 
 

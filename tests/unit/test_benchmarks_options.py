@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import io
 import json
+import signal
 
 import pytest
 
@@ -66,7 +67,9 @@ def test_counts_numbers_and_names_have_a_type_that_says_what_is_allowed():
     ],
 )
 def test_a_bad_option_is_one_line_before_the_benchmark_runs(argv, said):
+    before = signal.getsignal(signal.SIGTERM)
     out = refused(*argv)
+    assert signal.getsignal(signal.SIGTERM) == before  # main's SIGTERM handler taken back
     assert said in out, out
     assert "Traceback" not in out
     if "argument" in said or "unrecognized" in said:  # argparse's line names the command that was typed
