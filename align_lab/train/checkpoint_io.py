@@ -64,7 +64,9 @@ def pointed_name(folder: Path, advice: str | None = None) -> str | None:
         text = pointer.read_text().strip()
     except (OSError, UnicodeDecodeError) as e:
         why = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
-        raise CheckpointError(f"checkpoint pointer {pointer} is unreadable ({why}); {advice}") from None
+        hint = beside(folder)  # a folder there: the only hint deleted the checkpoint beside it (hunt 81, f8)
+        hint = hint.replace("write that name into it", "put a file holding that name in its place")
+        raise CheckpointError(f"checkpoint pointer {pointer} is unreadable ({why}); {hint}{advice}") from None
     if not POINTED.fullmatch(text):
         raise CheckpointError(
             f"checkpoint pointer {pointer} is damaged (it holds {text[:40]!r}, not a checkpoint's name such "

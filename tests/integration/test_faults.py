@@ -376,11 +376,14 @@ def test_a_damaged_checkpoint_pointer_is_one_line_naming_it_and_its_hint_resumes
     line = one_line_error(result, f"align_lab: error: checkpoint pointer {pointer} is ")
     assert "Traceback" not in result.stderr
     assert (run_dir / "metrics.jsonl").read_bytes() == metrics
-    if damage != "folder":
+    if damage == "folder":  # its only hint deleted the checkpoint beside it (second done-when hunt, f8)
+        assert f"it sits beside {state.name}: put a file holding that name in its place" in line, line
+        pointer.rmdir()
+    else:
         assert "write that name into it" in line and state.name in line, line
-        pointer.write_text(state.name)
-        result = forked_cli([*args, "train.steps=4"], cwd=ROOT)
-        assert result.returncode == 0, result.stderr[-3000:]
+    pointer.write_text(state.name)
+    result = forked_cli([*args, "train.steps=4"], cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_a_removed_pointer_beside_a_whole_checkpoint_resumes_from_it_in_one_line(
