@@ -59,7 +59,7 @@ def on_policy_step(lmbda: float, seed: int, step: int) -> bool:
     """GKD's mixture (Agarwal et al. 2024, Algorithm 1): True with probability `lmbda`, the step trains on
     the student's own samples, else on the teacher's. TRL draws random.random() <= lmbda each step; here
     u ~ U[0, 1) is drawn from (seed, step) alone, so a resumed or re-run step draws the same."""
-    u = torch.rand((), generator=torch.Generator().manual_seed(seed * 1_000_003 + step)).item()
+    u = torch.rand((), generator=torch.Generator().manual_seed(seed * 1_000_003 + step), device="cpu").item()
     return u < lmbda
 
 

@@ -5,6 +5,7 @@ run/teacher.py)."""
 import math
 
 import pytest
+import torch
 
 from align_lab.algorithms.distill import GKD, OPD, SFTDistill
 from align_lab.algorithms.parts import RolloutCorrection
@@ -146,3 +147,12 @@ def test_gkd_lmbda_draws_whose_samples_a_step_trains_on():
     assert 0.4 < sum(draws) / 400 < 0.6  # about 1 - lmbda of the steps (binomial sd 0.025)
     teacher, divergence = GKD().signals  # no reference (kl_coef 0): the teacher, the JSD over the vocabulary
     assert teacher == TeacherLogprobs() and divergence.row_copies == MIXTURE_COPIES  # beta 0.5
+
+
+def test_gkd_draw_is_made_on_the_cpu_whatever_the_default_device():
+    # on a GPU run/hardware.py sets torch's default device to cuda, and a CPU generator's draw then failed
+    # ("Expected a 'cuda' device type for generator": gkd's smoke run on the H200, 2026-12-04); a meta
+    # default device stands in for cuda here
+    expected = [on_policy_step(0.5, 3, s) for s in range(20)]
+    with torch.device("meta"):
+        assert [on_policy_step(0.5, 3, s) for s in range(20)] == expected
