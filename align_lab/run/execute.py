@@ -9,19 +9,18 @@ import os
 import shutil
 import threading
 import time
-import traceback
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from align_lab.envs.base import EnvError
 from align_lab.rollout.base import COLD
 from align_lab.rollout.busy import threads_record
 from align_lab.rollout.decode import hidden_size
 from align_lab.rollout.decode import resolved as decode_matmul
 from align_lab.run.build import build_run
+from align_lab.run.failure import failure
 from align_lab.run.hardware import threads
-from align_lab.run.inputs import check_same_inputs, check_same_reads, stages_from_the_task
+from align_lab.run.inputs import check_same_inputs, check_same_reads
 from align_lab.run.resume_stages import StagesChanged
 from align_lab.run.run_folder import RunFolder
 from align_lab.run.spec import Job, RunSpec
@@ -32,7 +31,6 @@ from align_lab.run.summary import (
     exited_where,
     outcome,
     result_lines,
-    resume_hint,
     run_identity,
     stopped,
 )
@@ -41,25 +39,20 @@ from align_lab.tracking import MultiTracker
 from align_lab.tracking.jsonl import trained
 from align_lab.tracking.progress import below_sft_line, progress_factory, reversed_weights, unmoved_line
 from align_lab.tracking.samples import SAMPLES_FILE, read_samples
-from align_lab.train.backend import Diverged, forget_process_group
+from align_lab.train.backend import forget_process_group
 from align_lab.train.checkpoint_io import checkpoint_step
 from align_lab.train.distributed import Group, join_slurm, serve
 from align_lab.train.launch import launch
 from align_lab.train.memory import record as planned
-from align_lab.train.preemption import Interrupted, Interruption, held
+from align_lab.train.preemption import Interruption, held
 from align_lab.train.stop_at import unreached
-from align_lab.train.submitit_signals import Preempted, Preemption
+from align_lab.train.submitit_signals import Preemption
 from align_lab.user_limits import held_at_the_end
 from align_lab.user_reads import as_opened
 from align_lab.user_threads import thread_exits_said
 from align_lab.user_timeouts import ended_here
 from align_lab.value_checks import (
-    ArtifactMissing,
-    ConfigError,
-    TrainsNothing,
-    UserCodeError,
     one_line,
-    text_of,
 )
 
 log = logging.getLogger("align_lab")
@@ -99,39 +92,6 @@ class ShareOfRun:
         engine (vLLM's own groups are made in the trainer's group) and DeepSpeed's cached groups."""
         self.spec.rollout.close()
         forget_process_group()
-
-
-def failure(e: BaseException, spec: RunSpec, ckpt: Path) -> tuple[dict, BaseException | None]:
-    """What a run that ended with `e` adds to its summary, and the one-line RunStopped to raise in its
-    place (None: raise `e` itself)."""
-    if isinstance(e, Preempted):  # requeued by the scheduler, or resumed by a rerun
-        if isinstance(e.code, str):  # no scheduler requeues it: the line names the command (13th hunt)
-            line = e.code.removesuffix("; rerun to resume")
-            return {"status": "preempted"}, Preempted(f"align_lab: {line}; {resume_hint(ckpt)}")
-        return {"status": "preempted"}, None
-    if isinstance(e, UserCodeError | EnvError):  # the user's code: named, and the run kept to resume
-        # its fix changes a file a resume checks (run/inputs.py): the command allows it (20th hunt, 6)
-        allow = " resume_changed_inputs=true" if getattr(e, "fixed_in_checked_inputs", True) else ""
-        error = f"{e}; fix it, then {resume_hint(ckpt, allow)}"
-        if getattr(e, "fixed_in_config", False):  # a weight: a resume would refuse the changed key
-            error = f"{e}, and run it again (a new run: a resume keeps the run's config)"
-        elif allow and (stages := stages_from_the_task(str(e), ckpt)):  # 27th hunt, 13: a resume it refuses
-            error = f"{e}; fix it, then rerun in another hydra.run.dir (stages {stages} are built from it)"
-        return {"status": "failed", "error": error}, RunStopped(f"error: {error}")
-    # one line naming the correction's keys, or a saved model that is gone
-    if isinstance(e, TrainsNothing | ArtifactMissing | ConfigError):  # a check only the run could make
-        return {"status": "failed", "error": str(e)}, RunStopped(f"error: {e}")
-    if isinstance(e, Diverged):  # the weights were not stepped into NaN; the last checkpoint is sound
-        stage = str(e).startswith(("sft ", "reward model "))  # a stage says which key to lower
-        error = str(e) if stage else f"policy optimisation {e}: lower algo.lr (now {spec.algo.lr})"
-        return {"status": "failed", "error": error}, RunStopped(f"error: {error}")
-    stop = stopped(e, ckpt)
-    signalled = isinstance(e, Interrupted | KeyboardInterrupt) and not getattr(e, "raised_by_code", False)
-    return {
-        "status": "interrupted" if signalled else "failed",
-        "error": str(stop) if stop else f"{getattr(e, 'type_name', type(e).__name__)}: {text_of(e)}",
-        **({} if stop else {"traceback": traceback.format_exc()}),
-    }, stop
 
 
 def completed(summary: dict, final: dict, spec: RunSpec, run_dir: Path, tracker) -> dict:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from align_lab.run.execute import failure
+import pytest
+
+from align_lab.run.failure import failure
 from align_lab.run.summary import RunStopped
 from align_lab.value_checks import ConfigError
 
@@ -89,3 +91,90 @@ def test_a_write_past_the_file_size_limit_is_one_line_naming_the_file_and_the_li
     assert str(stop).startswith(
         f"error: writing {error.filename} met the file size limit of this process ("
     ) and "); raise it (ulimit -f), then " in str(stop), stop
+
+
+# torch's own message, as a GRPO run at SmolLM2's size held to 0.04 of an H200 raised it (2026-12-04)
+H200 = (
+    "CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total capacity of 139.80 GiB of which "
+    "133.54 GiB is free. Including non-PyTorch memory, this process has 6.25 GiB memory in use. 5.59 GiB "
+    "allowed; Of the allocated memory 5.33 GiB is allocated by PyTorch, and 266.21 MiB is reserved by "
+    "PyTorch but unallocated. If reserved but unallocated memory is large try setting "
+    "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation."
+)
+
+
+def _spec(micro_batch_size="auto", memory_gb=None):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        train=SimpleNamespace(micro_batch_size=micro_batch_size),
+        hardware=SimpleNamespace(memory_gb=memory_gb),
+    )
+
+
+def test_a_gpu_out_of_memory_is_one_line_with_the_budget_that_fits(tmp_path):
+    """The H200 run above was a 143-line traceback; the same run with hardware.memory_gb=5 completed."""
+    import torch
+
+    summary, stop = failure(torch.OutOfMemoryError(H200), spec=_spec(), ckpt=tmp_path / "checkpoints")
+    said = (
+        "error: out of GPU memory during the run (tried to allocate 20.00 MiB; 5.59 GiB for this run): "
+        "micro-batches were planned for the device's whole memory (hardware.memory_gb unset); plan them "
+        "for 5 GiB: resume from step 0 with: "
+    )
+    assert isinstance(stop, RunStopped) and str(stop).startswith(said), stop
+    assert str(stop).endswith(" hardware.memory_gb=5") and summary == {"status": "failed", "error": str(stop)}
+
+
+def test_a_gpu_others_share_plans_for_what_this_run_held_and_what_was_free(tmp_path):
+    from align_lab.run.failure import gpu_room
+
+    shared = "GPU 0 has a total capacity of 79.20 GiB of which 1.00 GiB is free. Including non-PyTorch "
+    shared += "memory, this process has 6.25 GiB memory in use. Of the allocated memory ..."
+    assert gpu_room(shared) == int(7.25 * 2**30) and gpu_room("CUDA out of memory.") is None
+
+
+@pytest.mark.parametrize(
+    "room, budget, expected",
+    [
+        (5.59, None, 5.0),
+        (5.59, 20, 5.0),
+        (5.59, 4, 3.0),
+        (None, 8, 6.0),
+        (None, None, None),
+        (0.05, None, None),
+    ],
+)
+def test_the_budget_said_is_under_the_room_and_under_a_budget_that_failed(room, budget, expected):
+    from align_lab.run.failure import memory_gb
+
+    assert memory_gb(room and int(room * 2**30), budget) == expected
+
+
+def test_fixed_micro_batches_that_do_not_fit_ask_for_a_new_run(tmp_path):
+    """train.micro_batch_size is kept on resume (it may move a float's last bits): the line says so."""
+    import torch
+
+    _, stop = failure(torch.OutOfMemoryError(H200), spec=_spec(micro_batch_size=8), ckpt=tmp_path / "c")
+    assert str(stop).endswith(
+        ": train.micro_batch_size=8 does not fit; run it again with train.micro_batch_size=auto or below 8 "
+        "(a new run: a resume keeps it)"
+    ), stop
+    _, stop = failure(torch.OutOfMemoryError(H200), spec=_spec(micro_batch_size=None), ckpt=tmp_path / "c")
+    assert "train.micro_batch_size=null (whole minibatches) does not fit; run it again with " in str(stop)
+
+
+def test_a_cpu_allocation_torch_refuses_is_the_same_line_with_the_machines_memory(tmp_path):
+    import torch
+
+    from align_lab.train.memory import machine_memory
+
+    try:
+        torch.empty(1 << 50, dtype=torch.uint8)  # 1 PiB: torch's CPU allocator refuses it
+    except RuntimeError as e:
+        summary, stop = failure(e, spec=_spec(), ckpt=tmp_path / "checkpoints")
+    room = f"{machine_memory() / 2**30:.2f} GiB for this run"
+    assert str(stop).startswith(
+        f"error: out of memory during the run (tried to allocate 1048576.00 GiB; {room})"
+    )
+    assert summary["status"] == "failed" and "traceback" not in summary
