@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from align_lab import hub_kernels
 from tests.conftest import ROOT
 
@@ -34,12 +36,14 @@ def load(tmp_path, **env) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and transformers, a model saved and loaded: 5-7 s
 def test_a_model_loads_without_the_kernels_package_after_importing_align_lab(tmp_path):
     result = load(tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-1] == "LlamaForCausalLM"
 
 
+@pytest.mark.slow  # as above
 def test_the_users_use_hub_kernels_wins(tmp_path):
     result = load(tmp_path, USE_HUB_KERNELS="1")  # asked for: transformers' own refusal, as without align_lab
     assert result.returncode == 1 and "Kernels are not available" in result.stderr

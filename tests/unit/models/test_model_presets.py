@@ -104,3 +104,24 @@ def test_toy_tasks_label_two_samples_with_their_annotator():
     (pair,) = task.label_samples("p", ["a", "b"], [0.9, 0.1], rng_a)
     a_wins = task.annotate(0.9, 0.1, rng_b)  # the same draws as the stage made before label_samples
     assert (pair.chosen, pair.rejected) == (("a", "b") if a_wins else ("b", "a"))
+
+
+def test_a_gguf_files_digest_is_read_once_per_process_and_again_once_the_file_changes(tmp_path):
+    """Admission, the run and each model spec naming SmolLM2's 100 MB file hashed it (0.13 s each)."""
+    import hashlib
+    import os
+    import time
+
+    from align_lab.models import gguf
+
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"a" * 1000)
+    first = gguf.sha256(path)
+    hits = gguf._sha256.cache_info().hits
+    assert gguf.sha256(path) == first == hashlib.sha256(b"a" * 1000).hexdigest()
+    assert gguf._sha256.cache_info().hits == hits + 1  # not read again
+    stat = path.stat()
+    time.sleep(0.05)  # past the file system's clock tick (ctime is coarse: a few ms)
+    path.write_bytes(b"b" * 1000)  # the same size, its times set back: its ctime still moves
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert gguf.sha256(path) == hashlib.sha256(b"b" * 1000).hexdigest()
