@@ -91,3 +91,47 @@ def same_run_digest(config: dict, kept: tuple[str, ...] = KEPT_ON_RESUME) -> str
     sixteenth hunt). summary.json records it (SAME_RUN), so a run that lost config.resolved.yaml is told."""
     ends = _ends(config.get("train") or {})
     return config_digest({"config": resumable_part(config, digested=(".url",), kept=kept), "ends": ends})
+
+
+def first_difference(config: dict, run_dir: Path) -> tuple[str, str, str] | None:
+    """(key, its value in the completed run's config.resolved.yaml, its value here): the first key a
+    completed run asked again differs in, of those it must keep (a judge's address included); None
+    where the file cannot be read (hunt of 2026-12-04, r5c: a respelled reward.url said "another config"
+    and named no key)."""
+    import yaml
+
+    from align_lab.run.resumable import changed_key, without_default_env
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+    from align_lab.value_checks import written
+
+    try:
+        done = yaml.safe_load((run_dir / RESOLVED_CONFIG).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(done, dict):
+        return None
+    kept = [resumable_part(without_default_env(c), digested=(".url",)) for c in (done, config)]
+    found = changed_key(*kept, skip=lambda key: False)
+    return None if found is None else (found[0], written(found[1]), written(found[2]))
+
+
+def another_config(config: dict, run_dir: Path, previous: dict) -> ConfigError:
+    """The line refusing a completed run of another config in run_dir (its results, and its .hydra/
+    config, which compare reads, are never overwritten): the first key that differs, and the way to its
+    results; where its config.resolved.yaml is lost, how to run there again."""
+    from align_lab.run.run_folder import RESOLVED_CONFIG
+
+    said = f"hydra.run.dir={run_dir}: holds a completed run of another config"
+    if (found := first_difference(config, run_dir)) is not None:  # its results stay: no deletion offered
+        key, there, here = found
+        return ConfigError(
+            f"{said} ({key}={there} there, {here} here); choose another folder, or ask it with {key}={there} "
+            "to see its results"
+        )
+    lost = not (run_dir / RESOLVED_CONFIG).is_file() and SAME_RUN not in previous
+    return ConfigError(
+        said
+        + f" (its {RESOLVED_CONFIG} is missing, so which keys differ cannot be told)" * lost
+        + f"; choose another folder (or delete {run_dir / 'summary.json'} and {run_dir / 'checkpoints'} "
+        "to run there again)"
+    )

@@ -54,14 +54,14 @@ def may_change_said() -> str:
     return said.replace(parent, f"{parent} (not {', '.join(KEPT_ON_RESUME)})", 1)
 
 
-def changed_key(old, new, prefix: str = "") -> tuple[str, object, object] | None:
-    """The first key (dotted) whose value differs between two configs, with both values; keys under
-    MAY_CHANGE_ON_RESUME are skipped. None when they agree."""
-    if may_change(prefix):
+def changed_key(old, new, prefix: str = "", skip=may_change) -> tuple[str, object, object] | None:
+    """The first key (dotted) whose value differs between two configs, with both values; keys `skip`
+    names (those under MAY_CHANGE_ON_RESUME) are skipped. None when they agree."""
+    if skip(prefix):
         return None
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new), key=str):
-            found = changed_key(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+            found = changed_key(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key), skip)
             if found is not None:
                 return found
         return None

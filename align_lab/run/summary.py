@@ -187,18 +187,12 @@ def check_same_config(run_dir: Path, config: dict) -> dict:
     """run_dir's summary; a completed run of another config there is refused, so its results (and its
     .hydra/ config, which compare reads) are never overwritten; one asked with only what a resume may
     change changed is the same run (run/completed.py)."""
-    from align_lab.run.completed import SAME_RUN, completed_as_asked
+    from align_lab.run.completed import another_config, completed_as_asked
 
     previous = RunFolder(run_dir).read_summary()
     other = previous.get("status") == "completed" and previous.get("config_digest") != config_digest(config)
     if other and not completed_as_asked(config, run_dir, previous):
-        lost = not (run_dir / RESOLVED_CONFIG).is_file() and SAME_RUN not in previous
-        raise ConfigError(
-            f"hydra.run.dir={run_dir}: holds a completed run of another config"
-            + f" (its {RESOLVED_CONFIG} is missing, so which keys differ cannot be told)" * lost
-            + f"; choose another folder (or delete {run_dir / 'summary.json'} and {run_dir / 'checkpoints'} "
-            "to run there again)"
-        )
+        raise another_config(config, run_dir, previous)
     return previous
 
 

@@ -43,3 +43,25 @@ def test_a_completed_run_that_lost_its_config_file_is_told_by_its_summary(tmp_pa
     for other in (config | {"train": {"steps": 3}}, config | {"reward": {"url": "http://h:2/s"}}):
         assert not completed_as_asked(other, tmp_path, summary)
     assert not completed_as_asked(threads, tmp_path, {k: v for k, v in summary.items() if k != SAME_RUN})
+
+
+def test_another_judges_address_is_the_key_the_refusal_names_not_a_may_change_key_beside_it(tmp_path):
+    """Hunt of 2026-12-04, r5c: reward.url respelled (localhost for 127.0.0.1) refused a completed run as
+    "another config", naming no key, its only way out deleting the run's results."""
+    from align_lab.run.completed import another_config, first_difference
+
+    config = {"train": {"steps": 2}, "hardware": {"num_threads": 2}, "reward": {"url": "http://127.0.0.1:1/"}}
+    (tmp_path / "config.resolved.yaml").write_text(yaml.safe_dump(config))
+    asked = config | {"hardware": {"num_threads": 1}, "reward": {"url": "http://localhost:1/"}}
+    assert first_difference(asked, tmp_path) == ("reward.url", "http://127.0.0.1:1/", "http://localhost:1/")
+    line = str(another_config(asked, tmp_path, {"status": "completed"}))
+    assert (
+        line.endswith(
+            "(reward.url=http://127.0.0.1:1/ there, http://localhost:1/ here); choose another folder, or ask it "
+            "with reward.url=http://127.0.0.1:1/ to see its results"
+        )
+        and "delete" not in line
+    )
+    (tmp_path / "config.resolved.yaml").unlink()  # lost: which keys differ cannot be told
+    assert first_difference(asked, tmp_path) is None
+    assert "is missing, so which keys differ cannot be told" in str(another_config(asked, tmp_path, {}))
