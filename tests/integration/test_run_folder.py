@@ -139,8 +139,8 @@ def test_a_refused_rerun_with_another_config_leaves_hydra_and_compare_as_they_we
     line = one_line_error(result, f"hydra.run.dir={run_dir}: holds a completed run of another config")
     # hunt of 2026-12-04, r5c: the key named, and the way to its results (no deletion offered)
     assert line.endswith(
-        " (algo.kl_coef=0.05 there, 0.5 here); choose another folder, or ask it with algo.kl_coef=0.05 to see "
-        "its results"
+        " (algo.kl_coef=0.05 there, 0.5 here); choose another folder, or ask it with algo.kl_coef=0.05 "
+        "to see its results"
     ), line
     assert hydra_files(run_dir) == before  # compare --by algo.kl_coef reads .hydra/config.yaml
     # fifteenth hunt: only a key a resume may change (threads, the tracker) was "another config" too

@@ -57,8 +57,8 @@ def test_another_judges_address_is_the_key_the_refusal_names_not_a_may_change_ke
     line = str(another_config(asked, tmp_path, {"status": "completed"}))
     assert (
         line.endswith(
-            "(reward.url=http://127.0.0.1:1/ there, http://localhost:1/ here); choose another folder, or ask it "
-            "with reward.url=http://127.0.0.1:1/ to see its results"
+            "(reward.url=http://127.0.0.1:1/ there, http://localhost:1/ here); choose another folder, or "
+            "ask it with reward.url=http://127.0.0.1:1/ to see its results"
         )
         and "delete" not in line
     )
