@@ -140,9 +140,10 @@ def checkpoint_file(folder: Path, advice: str | None = None) -> Path | None:
     advice = advice or f"delete {folder} to start the run again from step 0"
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} (named by {pointer}) is missing; {hint}{advice}")
-    if path.is_dir():  # a DeepSpeed checkpoint folder: its engine checks it
-        return path
     try:
+        if path.is_dir():  # a run writes a file (a DeepSpeed engine's folders lie under deepspeed/): it was
+            # admitted, then failed unreadable with no way out (hunt of 2026-12-04, f9)
+            raise CheckpointError(f"checkpoint {path} (named by {pointer}) is a folder, not a file; {advice}")
         whole(path, advice)
     except CheckpointError as e:
         if own and (older := whole_beside(folder, name)):  # a run's own: an older whole one named

@@ -386,6 +386,30 @@ def test_a_damaged_checkpoint_pointer_is_one_line_naming_it_and_its_hint_resumes
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def test_a_state_file_replaced_by_a_folder_is_one_line_before_compute_naming_a_whole_one_beside(
+    finished, tmp_path, forked_cli
+):
+    """Hunt of 2026-12-04, f9: the state file `last` names replaced by a folder was admitted, its stages
+    looked up, then "checkpoint ... is unreadable (IsADirectoryError ...)" with no way out, and summary.json
+    said failed. Now one line at admission, the whole state file beside it named, every file as it was."""
+    run_dir, args = copy_of(finished, tmp_path)
+    summary = {**json.loads((run_dir / "summary.json").read_text()), "status": "interrupted"}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    state = next((run_dir / "checkpoints").glob("state-*.pt"))
+    older = state.with_name("state-00000001.pt")
+    shutil.copy(state, older)
+    state.unlink()
+    state.mkdir()
+    before = (run_dir / "summary.json").read_bytes(), (run_dir / "metrics.jsonl").read_bytes()
+    line = one_line_error(forked_cli(args, cwd=ROOT), f"align_lab: error: checkpoint {state} (named by ")
+    assert line.endswith(
+        f"is a folder, not a file; it sits beside {older.name}, whole: write that name into "
+        f"{run_dir / 'checkpoints' / 'last'} to resume from it, or delete {run_dir / 'checkpoints'} to start "
+        "the run again from step 0"
+    ), line
+    assert ((run_dir / "summary.json").read_bytes(), (run_dir / "metrics.jsonl").read_bytes()) == before
+
+
 def test_a_removed_pointer_beside_a_whole_checkpoint_resumes_from_it_in_one_line(
     finished, tmp_path, forked_cli
 ):
