@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from align_lab.algorithms.base import OnlineAlgorithm, Rollout
 from align_lab.algorithms.signals import REFERENCE, REWARD_SOURCES
@@ -84,6 +85,24 @@ def evaluated_kl(evaluated: tuple[int, float] | None) -> str:
     """The latest evaluation's KL, `evaluated` = (its step, eval/kl), as a progress line shows it where a
     step measures none: `21.995 (eval@100)`, `-` before the first evaluation."""
     return "-" if evaluated is None else f"{evaluated[1]:.3f} (eval@{evaluated[0]})"
+
+
+def evaluated_before(run_dir: Path, start: int) -> tuple[int, float] | None:
+    """(step, eval/kl) of the latest evaluation a resumed run logged up to `start` (its metrics.jsonl):
+    the progress line's KL goes on from it, as the uninterrupted run's does (it said `-` until the next
+    evaluation: hunt of 2026-12-04, k4); None from step 0 or where the file cannot be read."""
+    from align_lab.tracking.jsonl import METRICS_FILE, read_metrics
+
+    if start == 0:
+        return None
+    try:
+        rows = read_metrics(run_dir / METRICS_FILE)
+    except (OSError, ValueError):
+        return None
+    found = [
+        (m["step"], m["eval/kl"]) for m in rows if isinstance(m.get("eval/kl"), float) and m["step"] <= start
+    ]
+    return found[-1] if found else None
 
 
 def step_postfix(metrics: dict, times: dict, evaluated: tuple[int, float] | None = None) -> dict[str, str]:

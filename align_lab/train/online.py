@@ -17,7 +17,7 @@ from align_lab.algorithms.sources import DATA
 from align_lab.train import online_steps as steps
 from align_lab.train.cadence import end_of_step, finish
 from align_lab.train.context import Context
-from align_lab.train.metrics import step_metrics, step_postfix, timed
+from align_lab.train.metrics import evaluated_before, step_metrics, step_postfix, timed
 from align_lab.train.online_setup import setup
 from align_lab.train.resume import restore
 from align_lab.train.rng import minibatch_order, seed_generators
@@ -33,7 +33,8 @@ def train_online(algo: OnlineAlgorithm, ctx: Context) -> dict:
     ctx.preemption.steps_begin()  # a SIGTERM or SIGINT now stops the run at a step's end, checkpointed
     bar = ctx.progress(total=cfg.steps, initial=start, desc="policy optimisation")
     final, rejected_steps = None, 0  # steps in a row whose correction rejected every token (from a resume: 0)
-    evaluated = None  # (step, eval/kl) of the latest evaluation: the progress line's KL without a KL term
+    # (step, eval/kl) of the latest evaluation, a resumed run's too: the progress line's KL without a KL term
+    evaluated = evaluated_before(ctx.checkpoint_dir.parent, start)
     for step in range(start, cfg.steps):
         if ctx.ledger.stopped:  # train.stop_at reached: at the last evaluation, or in the checkpoint resumed
             break

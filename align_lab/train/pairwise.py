@@ -23,7 +23,7 @@ from align_lab.train.common import Counters, Shuffler
 from align_lab.train.context import Context
 from align_lab.train.distributed import row_seeds
 from align_lab.train.learner import Learner
-from align_lab.train.metrics import evaluated_kl
+from align_lab.train.metrics import evaluated_before, evaluated_kl
 from align_lab.train.micro import Rows
 from align_lab.train.resume import restore
 from align_lab.train.rng import seed_generators
@@ -206,7 +206,7 @@ def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:
     dp = ctx.group  # data parallel: this process runs the models on its share of the pairs
     env = getattr(ctx, "env", None)  # multi-turn pairs: observations rendered as the policy reads them
     render, limit = observation_renderer(task, env), conversation_tokens(task, env)
-    final, evaluated = None, None  # evaluated: (step, eval/kl) of the latest evaluation, the line's KL
+    final, evaluated = None, evaluated_before(ctx.checkpoint_dir.parent, start)  # the line's KL, resumed too
     for step in range(start, cfg.steps):
         if ctx.ledger.stopped:  # train.stop_at reached: at the last evaluation, or in the checkpoint resumed
             break

@@ -621,3 +621,21 @@ def test_the_resume_command_of_a_run_whose_code_read_a_variable_says_to_set_it(t
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_resumed_runs_progress_line_goes_on_with_the_last_evaluations_kl(tmp_path, cache_dir, caplog):
+    """Hunt of 2026-12-04, k4: an algorithm without a KL term shows the latest evaluation's KL; resumed
+    after the step-2 evaluation and checkpoint, its line said `kl -` until the next evaluation, where the
+    uninterrupted run's says `kl <step 2's> (eval@2)`."""
+    import logging
+
+    from tests.conftest import dies_after_step_2, run_in_process
+
+    run_dir, keys = tmp_path / "run", ["algo=grpo", "algo.kl_coef=0", "train.steps=4", "train.eval_every=2"]
+    dies_after_step_2(lambda: run_in_process(keys, run_dir, cache_dir))
+    kl = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[1])["eval/kl"]  # step 2's row
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="align_lab"):
+        run_in_process(keys, run_dir, cache_dir)
+    [line] = [r.getMessage() for r in caplog.records if "policy optimisation: 3/4" in r.getMessage()]
+    assert f"kl {kl:.3f} (eval@2)" in line, line
