@@ -5,6 +5,7 @@ the compare folder and the command that creates them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import Counter
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from align_lab.results.comparison import Comparison
 from align_lab.results.wandb_dashboard import run_id, save_dashboard
-from align_lab.tracking.wandb_tracker import choose_mode, has_wandb_credentials
+from align_lab.tracking.wandb_tracker import CORE_LOG, choose_mode, has_wandb_credentials, service_started
 
 DEFAULT_STUDY = "default"  # conf/config.yaml's `study`: the W&B group of every run whose study named none
 
@@ -155,6 +156,8 @@ def log_comparison(
 
     from align_lab.tracking.wandb_reader import wait_until_complete
 
+    core_log = out / "wandb" / CORE_LOG  # not the terminal: HOME unset, 11 lines of wandb-core's (s4_cmpw)
+    service_started(core_log)
     run = wandb.init(
         dir=str(out),
         project=project,
@@ -178,6 +181,9 @@ def log_comparison(
     url, entity = (run.url, run.entity) if mode == "online" else (None, None)  # offline warns on .url
     sync_file = Path(run.settings.sync_file)
     run.finish()
+    with contextlib.suppress(OSError):
+        if core_log.stat().st_size == 0:  # the service said nothing of its own
+            core_log.unlink()
     if mode != "online":
         wait_until_complete(sync_file)
         path = write_dashboard_json(comparison, project, group, choices, out, ids)

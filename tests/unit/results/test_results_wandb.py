@@ -277,3 +277,29 @@ def test_a_run_whose_own_wandb_file_is_gone_or_cut_short_is_a_note(tmp_path: Pat
         f"align_lab.compare: note: {cut.folder}: its W&B file (wandb/*-{c}/run-{c}.wandb) "
         "is cut short: if it ran offline, wandb sync cannot upload it and the dashboard lacks it",
     ]
+
+
+@pytest.mark.slow  # a fresh interpreter and a whole W&B run: CI's tier (docs/testing.md)
+def test_compare_wandb_with_no_home_keeps_wandbs_service_log_off_the_terminal(tmp_path) -> None:
+    """Second done-when hunt of 2026-12-04, s4_cmpw: `env -i ... compare <sweep> --wandb` (no HOME) wrote
+    11 lines of wandb-core's INFO and ERROR around compare's own; they go to the compare folder's log."""
+    import subprocess
+    import sys
+
+    from tests.integration.test_compare import make_sweep
+
+    make_sweep(tmp_path)
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[3]), "WANDB_MODE": "offline"}
+    args = [
+        sys.executable,
+        "-m",
+        "align_lab.compare",
+        str(tmp_path / "multirun"),
+        "--out",
+        "report",
+        "--wandb",
+    ]
+    done = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert all(line.startswith("align_lab.compare: ") for line in done.stderr.splitlines()), done.stderr
+    assert "failed to get logger path" in (tmp_path / "report" / "wandb" / "wandb-core.log").read_text()
