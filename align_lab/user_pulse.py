@@ -23,6 +23,7 @@ HELD = "ALIGN_LAB_HELD_S"  # seconds with no Python run in the run's process bef
 HELD_S = 120.0  # no step of align_lab's own holds Python's lock this long (torch's ops let it go)
 PULSE_S = 1.0
 _PULSING: dict = {}  # the process whose pulse thread runs
+_WARNED: set = set()  # the values of HELD said wrong in this process
 
 
 def held_s(value: str | None) -> float:
@@ -35,7 +36,10 @@ def held_s(value: str | None) -> float:
     except ValueError:
         seconds = float("nan")
     if not 0 < seconds < float("inf"):
-        log.warning(f"align_lab: warning: {HELD}={value}: not a number of seconds > 0; {HELD_S:g} s taken")
+        if value not in _WARNED:  # admission and the run's start each read it: said once (seventh hunt)
+            _WARNED.add(value)
+            said = f"{HELD}={value}: not a number of seconds > 0; {HELD_S:g} s taken"
+            log.warning(f"align_lab: warning: {said}")
         return HELD_S
     return seconds
 
