@@ -134,7 +134,7 @@ def prefill(
         return logits, position, CacheDecoder(model, kv, P, left, logits.shape[0] if packed else None)
     cache.batch_repeat_interleave(n)
 
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    name = cache_keyword(model)
 
     def step(tokens: Tensor, pos: Tensor, t: int, attn: Tensor | None) -> Tensor:
         return model(
@@ -147,6 +147,14 @@ def prefill(
         ).logits[:, -1]
 
     return logits, position, step
+
+
+def cache_keyword(model) -> str:
+    """The forward's keyword for the KV cache: `cache` from transformers 5.2x (`past_key_values` warns
+    there, a FutureWarning each decode), asked of the model under a PEFT wrapper, whose forward takes
+    **kwargs (ZeRO-3 with LoRA warned three times a run: seventh hunt of 2026-12-04)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 class CacheDecoder:

@@ -587,3 +587,23 @@ def test_dropping_ended_rows_from_the_decode_step_draws_the_tokens_of_the_whole_
     # Qwen2's biased q/k/v projections (addmm) can differ in the last bits
     exact = arch == "llama"
     assert torch.allclose(dropped_logprobs, whole_logprobs, rtol=0, atol=0 if exact else 1e-6)
+
+
+def test_a_lora_policy_the_forward_decodes_passes_the_cache_as_transformers_names_it(tokenizer):
+    """Seventh hunt of 2026-12-04: ZeRO-3 with LoRA decodes with the model's forward, and the peft
+    wrapper's forward takes **kwargs, so the loop passed `past_key_values`: transformers 5.2x's
+    FutureWarning, three a run. The keyword is asked of the model under the wrapper."""
+    import inspect
+    import warnings
+
+    torch.manual_seed(0)
+    model = with_lora(TinyLM(arch="llama").init_policy(tokenizer)).eval()
+    base = model.get_base_model()
+    assert sampling.cache_keyword(model) == sampling.cache_keyword(base)
+    if "cache" in inspect.signature(base.forward).parameters:  # transformers >= 5.2x
+        engine = HFGenerate(use_generate=False, sampler="multinomial")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(sampling, "fast_decode_supported", lambda model: False)
+                engine.sample(model, tokenizer, PROMPTS, 4, 12, 6, False)
