@@ -215,7 +215,8 @@ def check_teacher(spec) -> None:
 
     # a sweep's folder (a study's, or Hydra's own -m sweep: multirun.yaml): its runs are its subfolders
     if (folder / MANIFEST).is_file() or (folder / "multirun.yaml").is_file():
-        runs = ", ".join(sorted(p.name for p in folder.iterdir() if is_run_folder(p))[:3]) or "none yet"
+        found = sorted(p.name for p in folder.iterdir() if is_run_folder(p))
+        runs = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "") or "none yet"
         raise ConfigError(f"{KEY}={path}: a study folder, not a run; name one of its runs ({runs})")
     refuse_a_scorer(path, folder)
     try:

@@ -343,6 +343,12 @@ def test_a_folder_neither_a_run_nor_a_saved_model_is_one_line(tmp_path, cache_di
     with pytest.raises(ConfigError) as e:
         run_in_process([*STUDENT, f"algo.teacher={sweep}"], tmp_path / "student", cache_dir)
     assert str(e.value) == f"algo.teacher={sweep}: a study folder, not a run; name one of its runs (none yet)"
+    for i in range(4):  # its runs: three named, then how many more (it read as the whole list: t17)
+        (sweep / f"{i}_ppo_seed{i}").mkdir()
+        (sweep / f"{i}_ppo_seed{i}" / "summary.json").write_text("{}")
+    with pytest.raises(ConfigError) as e:
+        run_in_process([*STUDENT, f"algo.teacher={sweep}"], tmp_path / "student", cache_dir)
+    assert str(e.value).endswith("name one of its runs (0_ppo_seed0, 1_ppo_seed1, 2_ppo_seed2 and 1 more)")
     # thirty-ninth hunt, case 46: a reward model's folder, distilled from with tied embeddings
     rm = tmp_path / "rm"
     rm.mkdir()
