@@ -168,6 +168,13 @@ def build_teacher(teaching, build_sft, b, task, model, sft, tokenizer, policy_ta
     return b.get("teacher", inputs, build)
 
 
+def runs_in(folder: Path) -> str:
+    """Three of a study folder's runs and how many more (it read as the whole list: hunt of 2026-12-04,
+    t17), or `none yet`."""
+    found = sorted(p.name for p in folder.iterdir() if is_run_folder(p))
+    return ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "") or "none yet"
+
+
 def check_teacher(spec) -> None:
     """At admission, before any compute: the loop can sample from the teacher (SFT-distill, GKD: an engine
     that samples the model it is handed, rollout=hf), a local teacher exists, and its tokens are the policy's:
@@ -215,9 +222,8 @@ def check_teacher(spec) -> None:
 
     # a sweep's folder (a study's, or Hydra's own -m sweep: multirun.yaml): its runs are its subfolders
     if (folder / MANIFEST).is_file() or (folder / "multirun.yaml").is_file():
-        found = sorted(p.name for p in folder.iterdir() if is_run_folder(p))
-        runs = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "") or "none yet"
-        raise ConfigError(f"{KEY}={path}: a study folder, not a run; name one of its runs ({runs})")
+        said = f"{KEY}={path}: a study folder, not a run"
+        raise ConfigError(f"{said}; name one of its runs ({runs_in(folder)})")
     refuse_a_scorer(path, folder)
     try:
         resolve_checkpoint(path, KEY)  # a folder saved by save_pretrained, with its weights
