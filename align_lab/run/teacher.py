@@ -38,13 +38,13 @@ def vocabulary_problem(teacher_vocab: dict | None, teacher_size: int, vocab: dic
     return None
 
 
-def check_vocabulary(teacher_vocab: dict | None, teacher_size: int, tokenizer, size: int) -> None:
-    """One line naming the teacher when it does not share the policy's tokenizer (`size`: the policy's
-    embedding rows)."""
+def check_vocabulary(path: str, teacher_vocab: dict | None, teacher_size: int, tokenizer, size: int) -> None:
+    """One line naming the teacher at `path` when it does not share the policy's tokenizer (`size`: the
+    policy's embedding rows)."""
     problem = vocabulary_problem(teacher_vocab, teacher_size, tokenizer.get_vocab(), size)
     if problem:
         raise ConfigError(
-            f"{KEY}: the teacher does not share the policy's tokenizer ({problem}); pick one that does"
+            f"{KEY}={path}: the teacher does not share the policy's tokenizer ({problem}); pick one that does"
         )
 
 
@@ -161,7 +161,7 @@ def build_teacher(teaching, build_sft, b, task, model, sft, tokenizer, policy_ta
 
     def build(out: Path) -> None:
         teacher, vocab = load_given(teaching.teacher, model, tokenizer)
-        check_vocabulary(vocab, teacher.config.vocab_size, tokenizer, size)
+        check_vocabulary(teaching.teacher, vocab, teacher.config.vocab_size, tokenizer, size)
         teacher.save_pretrained(str(out))
         tokenizer.save_pretrained(str(out))
 
@@ -234,7 +234,7 @@ def check_teacher(spec) -> None:
 
         teacher = AutoTokenizer.from_pretrained(str(folder)).get_vocab()
         tokenizer = spec.model.load_tokenizer()
-        check_vocabulary(teacher, len(teacher), tokenizer, len(tokenizer.get_vocab()))
+        check_vocabulary(path, teacher, len(teacher), tokenizer, len(tokenizer.get_vocab()))
 
 
 def refuse_a_scorer(path: str, folder: Path) -> None:

@@ -156,3 +156,19 @@ def test_gkd_draw_is_made_on_the_cpu_whatever_the_default_device():
     expected = [on_policy_step(0.5, 3, s) for s in range(20)]
     with torch.device("meta"):
         assert [on_policy_step(0.5, 3, s) for s in range(20)] == expected
+
+
+def test_a_teacher_of_another_vocabulary_is_named_with_its_path():
+    """Hunt of 2026-12-04, t6: the line said `algo.teacher: ...`, not which teacher."""
+    from types import SimpleNamespace
+
+    from align_lab.run.teacher import check_vocabulary
+    from align_lab.value_checks import ConfigError
+
+    policy = SimpleNamespace(get_vocab=lambda: {"a": 0, "b": 1})
+    with pytest.raises(ConfigError) as e:
+        check_vocabulary("/m/teacher", {"a": 0, "b": 1, "c": 2}, 3, policy, 2)
+    assert str(e.value) == (
+        "algo.teacher=/m/teacher: the teacher does not share the policy's tokenizer (its vocabulary has 3 "
+        "entries, the policy's 2); pick one that does"
+    )
