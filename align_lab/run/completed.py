@@ -100,6 +100,7 @@ def first_difference(config: dict, run_dir: Path) -> tuple[str, str, str] | None
     and named no key)."""
     import yaml
 
+    from align_lab.aliases import nest_config
     from align_lab.run.resumable import changed_key, without_default_env
     from align_lab.run.run_folder import RESOLVED_CONFIG
     from align_lab.value_checks import written
@@ -110,6 +111,7 @@ def first_difference(config: dict, run_dir: Path) -> tuple[str, str, str] | None
         return None
     if not isinstance(done, dict):
         return None
+    done = nest_config(done)[0]  # a run recorded before a rename: its old flat keys (aliases.py)
     kept = [resumable_part(without_default_env(c), digested=(".url",)) for c in (done, config)]
     found = changed_key(*kept, skip=lambda key: False)
     return None if found is None else (found[0], written(found[1]), written(found[2]))

@@ -99,8 +99,11 @@ def evaluated_before(run_dir: Path, start: int) -> tuple[int, float] | None:
         rows = read_metrics(run_dir / METRICS_FILE)
     except (OSError, ValueError):
         return None
+    logged = [m for m in rows if isinstance(m, dict) and isinstance(m.get("step"), int)]  # not a user's edit
     found = [
-        (m["step"], m["eval/kl"]) for m in rows if isinstance(m.get("eval/kl"), float) and m["step"] <= start
+        (m["step"], m["eval/kl"])
+        for m in logged
+        if isinstance(m.get("eval/kl"), float) and m["step"] <= start
     ]
     return found[-1] if found else None
 
