@@ -11,6 +11,13 @@ SPECIALS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "u
 
 def train_tokenizer(corpus: list[str], out_dir: Path):
     """Trains a whitespace word-level vocabulary on `corpus`, saves it with save_pretrained, returns it."""
+    fast = word_level(corpus)
+    fast.save_pretrained(str(out_dir))
+    return fast
+
+
+def word_level(corpus: list[str]):
+    """The whitespace word-level tokenizer of `corpus` (what train_tokenizer saves), in memory."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -22,9 +29,7 @@ def train_tokenizer(corpus: list[str], out_dir: Path):
     tok.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A", special_tokens=[(bos, tok.token_to_id(bos))]
     )
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIALS)
-    fast.save_pretrained(str(out_dir))
-    return fast
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIALS)
 
 
 def load_tokenizer(path: Path | str):

@@ -179,7 +179,7 @@ def check_teacher(spec) -> None:
     """At admission, before any compute: the loop can sample from the teacher (SFT-distill, GKD: an engine
     that samples the model it is handed, rollout=hf), a local teacher exists, and its tokens are the policy's:
     a run folder's model and task are this run's (the toy world's tokenizer is trained from the task), a
-    checkpoint folder's tokenizer is the pretrained policy's (the tiny world's is checked at its stage)."""
+    checkpoint folder's vocabulary is the policy's (check_saved_vocabulary)."""
     from align_lab.algorithms import sources
     from align_lab.algorithms.signals import TeacherLogprobs, reads
     from align_lab.models.saved import resolve_checkpoint
@@ -229,12 +229,38 @@ def check_teacher(spec) -> None:
         resolve_checkpoint(path, KEY)  # a folder saved by save_pretrained, with its weights
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if getattr(spec.model, "pretrained", False) and (folder / "tokenizer_config.json").is_file():
-        from transformers import AutoTokenizer
+    check_saved_vocabulary(spec, path, folder)
 
+
+def check_saved_vocabulary(spec, path: str, folder: Path) -> None:
+    """At admission: a saved teacher's vocabulary against the policy's tokenizer, a pretrained policy's own
+    or the toy world's, trained in memory from the task's corpus as its stage trains it (a toy student's
+    was refused only after the SFT and reward-model stages, 20 s: hunt of 2026-12-04, t6). A teacher saved
+    without a tokenizer is checked by its config's vocab_size against the toy world's (a pretrained policy's
+    embedding rows are read at its stage)."""
+    from transformers import AutoTokenizer
+
+    from align_lab.models.tokenizer import word_level
+
+    pretrained = getattr(spec.model, "pretrained", False)
+    tokenizer = spec.model.load_tokenizer() if pretrained else word_level(spec.task.corpus())
+    size = len(tokenizer.get_vocab())
+    if (folder / "tokenizer_config.json").is_file():
         teacher = AutoTokenizer.from_pretrained(str(folder)).get_vocab()
-        tokenizer = spec.model.load_tokenizer()
-        check_vocabulary(path, teacher, len(teacher), tokenizer, len(tokenizer.get_vocab()))
+        check_vocabulary(path, teacher, len(teacher), tokenizer, size)
+    elif not pretrained and (teacher_size := saved_vocab_size(folder)) is not None:
+        check_vocabulary(path, None, teacher_size, tokenizer, size)
+
+
+def saved_vocab_size(folder: Path) -> int | None:
+    """The vocab_size a saved model's config.json gives (its embedding rows), or None where it gives none."""
+    import json
+
+    try:
+        size = json.loads((folder / "config.json").read_text()).get("vocab_size")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return size if isinstance(size, int) else None
 
 
 def refuse_a_scorer(path: str, folder: Path) -> None:

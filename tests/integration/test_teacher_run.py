@@ -369,6 +369,50 @@ def test_a_folder_neither_a_run_nor_a_saved_model_is_one_line(tmp_path, cache_di
     )
 
 
+def saved_model(folder: Path, vocab_size: int, tokenizer=None) -> Path:
+    """A small real Llama saved by save_pretrained (and `tokenizer` beside it, where given)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    shape = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    LlamaForCausalLM(LlamaConfig(vocab_size=vocab_size, **shape)).save_pretrained(str(folder))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def test_a_saved_teacher_of_another_vocabulary_is_refused_at_admission_for_a_toy_world_student(tmp_path):
+    """Hunt of 2026-12-04, t6: a toy-world student's teacher was checked at its stage, after the SFT and
+    reward-model stages had trained (20 s; SmolLM2's folder: 49152 entries against the toy world's 45).
+    Now at admission, against the tokenizer the stage trains from the task, with nothing built; a teacher
+    of that very vocabulary is admitted."""
+    from align_lab.models.tokenizer import word_level
+    from align_lab.run.admission import admit_spec, spec_from_config
+    from tests.conftest import SMALL, compose
+
+    cache = tmp_path / "cache"
+    small = [o for o in SMALL if not o.startswith("reward.")]  # as run_in_process: reward=gold has none
+
+    def spec(teacher: Path):
+        return spec_from_config(*compose([*small, f"cache_dir={cache}", *STUDENT, f"algo.teacher={teacher}"]))
+
+    toy = word_level(spec(tmp_path).task.corpus())  # the student's tokenizer, as its stage trains it
+    other = word_level(["words", "of", "another", "world"])
+    cases = {  # teacher folder -> its vocabulary's problem
+        saved_model(tmp_path / "other", len(other), other): f"its vocabulary has {len(other)} entries",
+        saved_model(tmp_path / "no_tokenizer", 49152): "its vocabulary has 49152 entries",
+    }
+    for teacher, problem in cases.items():
+        with pytest.raises(ConfigError) as e:
+            admit_spec(spec(teacher), tmp_path / "student")
+        assert str(e.value) == (
+            f"algo.teacher={teacher}: the teacher does not share the policy's tokenizer ({problem}, the "
+            f"policy's {len(toy)}); pick one that does"
+        )
+        assert not cache.exists() and not (tmp_path / "student").exists()  # nothing built, nothing written
+    own = saved_model(tmp_path / "own", len(toy), toy)
+    assert admit_spec(spec(own), tmp_path / "student") is not None  # a teacher of the toy world's tokens
+
+
 def test_a_runs_checkpoints_folder_or_the_run_itself_as_teacher_is_one_line_naming_the_right_folder(
     tmp_path, cache_dir
 ):
