@@ -134,7 +134,12 @@ class TorchUpdater:
     ) -> None:
         self.model, self.max_grad_norm, self.group, self.scale = model, max_grad_norm, group, scale
         self.optimizer, self.schedule = make_optimizer(model, lr, warmup_steps)
-        self.updates = 0  # optimiser steps taken by this process (for Diverged's message)
+
+    @property
+    def updates(self) -> int:
+        """Optimiser steps the run has taken (for Diverged's message): the schedule's, which a checkpoint
+        restores (a count of this process's own read from 1 again after a resume)."""
+        return self.schedule.last_epoch
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad()
@@ -158,7 +163,6 @@ class TorchUpdater:
         if apply:
             self.optimizer.step()
             self.schedule.step()
-            self.updates += 1
         self.optimizer.zero_grad()  # frees the gradients (set to None) until the next backward
         return norm
 

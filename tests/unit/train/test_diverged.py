@@ -19,3 +19,19 @@ def test_a_non_finite_gradient_raises_diverged_and_leaves_the_weights_as_they_we
     with pytest.raises(Diverged, match=r"^diverged at optimiser step 2 \(gradient norm nan\)$"):
         updater.step()
     assert torch.equal(model.weight.detach(), before) and model.weight.grad is None
+
+
+def test_a_resumed_runs_diverged_step_counts_the_steps_before_the_resume():
+    """Its own count read `optimiser step 1` in a run resumed after 3 steps (2026-12-04's note): the
+    schedule's count, restored from the checkpoint, is the run's."""
+    model = torch.nn.Linear(2, 1)
+    updater = TorchUpdater(model, 1e-3, 0, 1.0, Group(0, 1))
+    for _ in range(3):
+        model(torch.ones(1, 2)).sum().backward()
+        updater.step()
+    resumed = TorchUpdater(model, 1e-3, 0, 1.0, Group(0, 1))
+    resumed.schedule.load_state_dict(updater.schedule.state_dict())
+    assert resumed.updates == 3
+    (model(torch.ones(1, 2)).sum() * float("nan")).backward()
+    with pytest.raises(Diverged, match=r"^diverged at optimiser step 4 \(gradient norm nan\)$"):
+        resumed.step()
