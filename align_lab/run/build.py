@@ -19,6 +19,7 @@ from align_lab.models.lora import frozen_base
 from align_lab.rewards import reward_models
 from align_lab.rollout.turns import TurnEngine
 from align_lab.rollout.vllm_launch import choose_share
+from align_lab.run.gpu_memory import say_shared_gpu
 from align_lab.run.resume_stages import resume_stage_check
 from align_lab.run.spec import RunSpec
 from align_lab.run.stages import StageBuild, Stages, build_stages, no_check
@@ -150,7 +151,7 @@ def build_context(
         reference_loads=base is None,  # a LoRA policy's frozen base is the reference: nothing loads
         divergence_copies=vocabulary_copies(spec.algo),
     )
-    return Context.build(
+    ctx = Context.build(
         plan=sizing,
         task=with_tuning_split(stages.policy_task, spec.config.get("tuning_split")),  # a tuned study's trial
         tokenizer=stages.tokenizer,
@@ -171,6 +172,8 @@ def build_context(
         group=Group(rank, spec.hardware.ranks),
         identity=identity or {},
     )
+    say_shared_gpu(spec.hardware, ctx.memory)  # a peak past what others leave of the GPU, said before step 1
+    return ctx
 
 
 def engine_of(spec: RunSpec, stages: Stages):
