@@ -7,8 +7,9 @@ import os
 import sys
 
 from align_lab import exit_handlers, malloc
-from align_lab.user_code import shadowing, working_folder, working_folder_removed
+from align_lab.user_code import working_folder, working_folder_removed
 from align_lab.user_forks import end_forks, say_programs_left
+from align_lab.user_shadows import shadowing
 
 if __name__ == "__main__" and working_folder_removed():  # a shell left in a folder removed since: three
     gone = f"the folder you run in ({working_folder()}) no longer exists (removed after the shell entered it)"

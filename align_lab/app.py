@@ -72,7 +72,7 @@ def run_admitted(job, cfg: DictConfig, here: bool = False) -> float:
     from align_lab.run.run_folder import RunFolder
     from align_lab.run.summary import RunStopped, base_exception_line
     from align_lab.train.preemption import Interrupted
-    from align_lab.user_code import shadowing
+    from align_lab.user_shadows import shadowing
 
     # rank 0 of a run across nodes writes its folder; on one node the run's process does, whatever
     # SLURM_PROCID a shell left (a stray 1 took no lock, and two runs wrote one folder at once)

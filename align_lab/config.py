@@ -4,6 +4,7 @@ before anything is built, and every error is one line naming the key, the value 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import re
@@ -36,7 +37,7 @@ def _strip_targets(node: Any) -> Any:
 def _typed(cls: type, node: DictConfig, key: str):
     """Merges `node` into the structured schema of `cls`; wrong types and unknown keys fail here."""
     try:
-        schema = _writable(OmegaConf.structured(cls))
+        schema = _schema(cls)
     except ValidationError as e:  # a field a config cannot hold (fourteenth hunt: OmegaConf's 3 lines)
         said = getattr(e, "msg", str(e)).split("\n")[0]
         raise ConfigError(
@@ -59,6 +60,13 @@ def _typed(cls: type, node: DictConfig, key: str):
         kind = {"int": "Integer", "float": "Float", "bool": "Boolean"}.get(null[1], kind) if null else kind
         want = integer_wanted(f"{key}.{e.full_key}", e.value, WANTED.get(kind, want))
         raise ConfigError(f"{key}.{e.full_key}={written(e.value)}: {want}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _schema(cls: type) -> DictConfig:
+    """The structured schema of `cls`, made once a process (4.5 ms for PPO's; a sweep, a study and the
+    tests build components hundreds of times): OmegaConf.merge copies it before it merges into it."""
+    return _writable(OmegaConf.structured(cls))
 
 
 def _writable(node: DictConfig) -> DictConfig:

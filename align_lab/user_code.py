@@ -5,6 +5,7 @@ files and variables it read)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -156,6 +157,13 @@ def file_digest(path: Path) -> str | None:
     return _DIGESTS[key]
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def module_path(file: str) -> str:
+    """The real path of a module's __file__, resolved once a process (it ran as imported from there): its
+    imported modules are thousands, and each check read them all again (88 ms a call with 3,130)."""
+    return os.path.realpath(file)
+
+
 _FIRST_READ: dict[tuple[str, int], str] = {}  # (a module file of the user's, its module object) -> the
 # file's sha256 when this process first digested it after importing it
 
@@ -168,7 +176,7 @@ def changed_since_imported(files: list[Path]) -> str | None:
     loaded = {}
     for module in list(sys.modules.values()):
         if isinstance(getattr(module, "__file__", None), str):
-            loaded[os.path.realpath(module.__file__)] = module
+            loaded[module_path(module.__file__)] = module
     for file in files:
         real = os.path.realpath(file)
         if real not in loaded:
@@ -181,20 +189,6 @@ def changed_since_imported(files: list[Path]) -> str | None:
                 f"its runs run {file.stem} as first imported; run a sweep's runs each in a process of its "
                 "own (hardware=submitit_local) or put the file back as it was"
             )
-    return None
-
-
-def shadowing() -> str | None:
-    """The line for a file of the user's named as a module the command imported in its place, Python's own
-    (a module signal or random of the user's beside the reward) or an installed package's (numpy, yaml,
-    tqdm): `python -m` puts the folder it runs in first on sys.path, and PYTHONPATH its folders before the
-    installed packages, and the command failed inside align_lab's, Hydra's or torch's imports, a
-    13-82-line traceback that named their code, not the file (twenty-eighth hunt, case 37; thirtieth, case
-    3; a <lib>/yaml.py on PYTHONPATH, hunt of 2026-12-04). None where none was."""
-    for index, first in users_paths():
-        line = imported_shadow(index, first) or not_yet_shadowing(first, index)
-        if line is not None:
-            return line
     return None
 
 
@@ -222,48 +216,6 @@ def importable(name: str) -> bool:
     return spec is not None and spec.origin is not None
 
 
-def users_paths() -> list[tuple[int, str]]:
-    """(index in sys.path, real folder) of the folders of the user's that Python searches before the
-    installed packages: where `python -m` runs (sys.path[0], not under PYTHONSAFEPATH) and PYTHONPATH's."""
-    named = {os.path.realpath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
-    found = []
-    for index, entry in enumerate(sys.path):
-        folder = os.path.realpath(os.path.join(working_folder(), entry))  # '', relative ones too
-        if (index == 0 and not sys.flags.safe_path) or folder in named:
-            found.append((index, folder))
-    return found
-
-
-def why_first(index: int) -> str:
-    """Why Python found a file of `sys.path[index]` before the installed one, in the user's words."""
-    if index == 0 and not sys.flags.safe_path:
-        return "python -m puts the folder it runs in first on sys.path"
-    return f"PYTHONPATH puts {sys.path[index] or '.'} before the installed packages on sys.path"
-
-
-def imported_shadow(index: int, first: str) -> str | None:
-    """The line for a module the command imported from `first` (sys.path[index]) that Python's own or an
-    installed one of the same name would have been; None where none was."""
-    import importlib.machinery
-
-    for name, module in sorted(sys.modules.items()):
-        file = getattr(module, "__file__", None) or ""
-        if "." in name or not file or not os.path.realpath(file).startswith(os.path.join(first, "")):
-            continue
-        if installed(Path(os.path.realpath(file))):  # the README's .venv inside the checkout it runs in:
-            continue  # setuptools' distutils shim under it is no file of the user's
-        own = name in sys.stdlib_module_names
-        other = None if own else importlib.machinery.PathFinder.find_spec(name, sys.path[index + 1 :])
-        elsewhere = other is not None and os.path.realpath(other.origin or file) != os.path.realpath(file)
-        if own or elsewhere:  # (align_lab itself, run from its checkout, is the same file both ways)
-            whose = "Python's own module" if own else "the installed module"
-            return (
-                f"{file}: named as {whose} {name}, which the command imports: Python found yours first "
-                f"({why_first(index)}); rename it (and a key that names it, where one does)"
-            )  # thirty-fourth hunt, case 66: no key names a helper module
-    return None
-
-
 def why_not_found(error: ImportError) -> str:
     """An import's error as a line says it: where PYTHONSAFEPATH keeps the folder `python -m` runs in off
     sys.path and the module is there, that ("cannot import myrew (No module named 'myrew')" beside a
@@ -277,42 +229,3 @@ def why_not_found(error: ImportError) -> str:
         f"PYTHONSAFEPATH is set, so Python does not look in the folder you run in ({working_folder()}), "
         f"where ./{here} is: unset PYTHONSAFEPATH, or put the folder on PYTHONPATH"
     )
-
-
-def pythons_own(path: Path) -> bool:
-    """A file of the standard library's (not of a site-packages under it)."""
-    stdlib = {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib")}
-    under = any(path.is_relative_to(p) for p in stdlib)
-    return under and not {"site-packages", "dist-packages"} & set(path.parts)
-
-
-def not_yet_shadowing(first: str, index: int = 0) -> str | None:
-    """The line for a file of the user's in `first` (where `python -m` runs) named as an installed package's
-    module that nothing has imported yet: align_lab or a library that imports it later gets the user's.
-    A `./math_verify.py` beside the data made task.verifier=auto refuse the file's LaTeX answers as "math
-    Math-Verify cannot parse" (fifty-third hunt's session); one whose verify said True scored every response
-    right. Python's own names are left to the modules that import them (a `./test.py` harms nothing)."""
-    import importlib.machinery
-
-    try:
-        entries = sorted(os.listdir(first))
-    except OSError:
-        return None
-    for entry in entries:
-        name = entry.removesuffix(".py")
-        file = os.path.join(first, entry if entry.endswith(".py") else os.path.join(entry, "__init__.py"))
-        if name in sys.modules or not name.isidentifier() or not os.path.isfile(file):
-            continue
-        if name in sys.stdlib_module_names or installed(Path(os.path.realpath(file))):
-            continue
-        other = importlib.machinery.PathFinder.find_spec(name, sys.path[index + 1 :])
-        origin = Path(os.path.realpath(other.origin)) if other is not None and other.origin else None
-        if origin is not None and pythons_own(origin):  # `test`, not in stdlib_module_names
-            continue
-        if origin is not None and origin != Path(os.path.realpath(file)):
-            return (
-                f"{file}: named as the installed module {name} ({other.origin}), which align_lab or a "
-                f"library may import later: Python would find yours first ({why_first(index)}); rename it "
-                "(and a key that names it, where one does)"
-            )
-    return None

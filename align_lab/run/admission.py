@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from align_lab.config import ConfigError, build
 from align_lab.run.defaults import override_keys, unread_by_the_algorithm
 from align_lab.run.top_level import check_seeds, check_top_level
-from align_lab.user_code import shadowing
+from align_lab.user_shadows import shadowing
 
 log = logging.getLogger("align_lab")
 CONF = Path(__file__).resolve().parents[2] / "conf"

@@ -139,7 +139,7 @@ def test_an_installed_module_under_the_first_path_is_no_file_of_the_users(tmp_pa
     named as Python's distutils (CI at f8242326: 29 tests)."""
     import types
 
-    from align_lab.user_code import shadowing
+    from align_lab.user_shadows import shadowing
 
     file = tmp_path / ".venv/lib/python3.11/site-packages/setuptools/_distutils/__init__.py"
     file.parent.mkdir(parents=True)
@@ -207,7 +207,7 @@ def test_a_file_on_pythonpath_named_as_an_installed_module_is_refused_as_one_in_
     in got the one line (only sys.path[0] was looked at). Imported, and not yet imported, both said."""
     from types import ModuleType
 
-    from align_lab.user_code import shadowing
+    from align_lab.user_shadows import shadowing
 
     lib, here = tmp_path / "lib", tmp_path / "here"
     lib.mkdir(), here.mkdir()

@@ -13,7 +13,8 @@ from tests.conftest import ROOT
 REMOVED = """
 import os, sys
 from pathlib import Path
-from align_lab.user_code import shadowing, working_folder, working_folder_removed
+from align_lab.user_code import working_folder, working_folder_removed
+from align_lab.user_shadows import shadowing
 from align_lab.user_folders import folders_in_values
 from align_lab.run.summary import stopped  # torch, imported before (a removed folder: MKL cannot load it)
 here = sys.argv[1]
