@@ -50,9 +50,9 @@ def imported_shadow(index: int, first: str) -> str | None:
     installed one of the same name would have been; None where none was."""
     import importlib.machinery
 
-    for name, module in sorted(sys.modules.items()):
-        file = getattr(module, "__file__", None) or ""
-        if "." in name or not file or not module_path(file).startswith(os.path.join(first, "")):
+    for name in sorted(n for n in list(sys.modules) if "." not in n):  # top-level ones (a tenth in a run)
+        file = getattr(sys.modules.get(name), "__file__", None) or ""
+        if not isinstance(file, str) or not file or not module_path(file).startswith(os.path.join(first, "")):
             continue
         if installed(Path(module_path(file))):  # the README's .venv inside the checkout it runs in:
             continue  # setuptools' distutils shim under it is no file of the user's
