@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 
 import pytest
 
@@ -134,6 +135,8 @@ def test_a_verifier_function_that_raises_or_returns_no_number_is_one_line_naming
 
     (tmp_path / "bad_checks.py").write_text(BAD_VERIFIERS)
     monkeypatch.syspath_prepend(str(tmp_path))
+    # this file, not one another test of this process imported from its own folder (a worker's order)
+    monkeypatch.delitem(sys.modules, "bad_checks", raising=False)
     with pytest.raises(UserCodeError) as e:
         score(f"bad_checks:{name}", "1", "1")
     assert str(e.value) == f"task.verifier=bad_checks:{name}: {expected.format(tmp_path=tmp_path)}"
@@ -144,6 +147,8 @@ def test_a_partial_credit_counts_in_the_gold_reward_not_in_pass_at_k(tmp_path, m
 
     (tmp_path / "bad_checks.py").write_text(BAD_VERIFIERS)
     monkeypatch.syspath_prepend(str(tmp_path))
+    # this file, not one another test of this process imported from its own folder (a worker's order)
+    monkeypatch.delitem(sys.modules, "bad_checks", raising=False)
     assert score("bad_checks:half", "1", "1") == 0.5
     # two prompts, two samples each: 0.5 everywhere is no right answer (before: pass@2 0.83, pass@1 0.5)
     gold = [0.5, 0.5, 1.0, 0.0]
