@@ -186,24 +186,73 @@ def compose(overrides: list[str]):
 
 @functools.lru_cache(maxsize=512)
 def _composed(overrides: tuple[str, ...]):
-    """compose()'s work, once per override list (a failed composition is not kept: it raises again)."""
+    """compose()'s work, once per override list (a failed composition is not kept: it raises again): the
+    composition of its group choices (cached, most lists differ only in values: a tmp_path, a step count)
+    with its value overrides applied as Hydra applies them, after the defaults; any list that way cannot
+    take is composed whole, so an error is Hydra's own (tests/unit/test_config.py checks both agree)."""
+    from align_lab.app import renamed_keys
+    from align_lab.run.defaults import apply_model_defaults
+
+    overrides = tuple(renamed_keys(list(overrides)))  # the old flat keys (algo.clip_high=...), as __main__
+    try:
+        cfg, names = by_groups(overrides)
+    except Exception:
+        cfg, names = whole_composition(overrides)
+    apply_model_defaults(cfg, list(overrides), names.get("model"))  # as the command line's runs do
+    return cfg, names
+
+
+def whole_composition(overrides: tuple[str, ...]):
+    """(config less its hydra node, run choices) of `overrides`, composed by Hydra in one go."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from omegaconf import open_dict
 
-    from align_lab.app import renamed_keys
-
-    overrides = renamed_keys(list(overrides))  # the old flat keys (algo.clip_high=...), as __main__ maps them
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
     from align_lab.config import run_choices
-    from align_lab.run.defaults import apply_model_defaults
 
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
     names = run_choices(cfg.hydra.runtime.choices)
     with open_dict(cfg):
         del cfg["hydra"]
-    apply_model_defaults(cfg, overrides, names.get("model"))  # as the command line's runs do
     return cfg, names
+
+
+def by_groups(overrides: tuple[str, ...]):
+    """whole_composition's result from the cached composition of the group choices in `overrides`, and
+    its value overrides applied by Hydra's own step (ConfigLoaderImpl._apply_overrides_to_config, which
+    its composition runs after merging the defaults); a sweep, or an override of the hydra node (gone
+    here), raises."""
+    import copy as copying
+
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    repo = group_repository()
+    group = [not isinstance(o.value(), dict) and repo.group_exists(o.key_or_group) for o in parsed]
+    values = [o for o, g in zip(parsed, group, strict=True) if not g]
+    if any(o.is_sweep_override() or o.is_hydra_override() for o in parsed):
+        raise ValueError("composed whole")
+    base, names = _group_composition(tuple(o.input_line for o, g in zip(parsed, group, strict=True) if g))
+    cfg = copying.deepcopy(base)
+    ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+    return cfg, dict(names)
+
+
+@functools.lru_cache(maxsize=1)
+def group_repository():
+    """Hydra's config repository of conf/ (group_exists: what its composition reads as a group choice)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return GlobalHydra.instance().config_loader().repository
+
+
+@functools.lru_cache(maxsize=256)
+def _group_composition(groups: tuple[str, ...]):
+    return whole_composition(groups)
 
 
 def run_in_process(overrides: list[str], run_dir: Path, cache_dir: Path) -> dict:

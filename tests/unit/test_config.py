@@ -511,3 +511,35 @@ def test_a_key_the_pairwise_algorithm_does_not_read_is_a_note_naming_it(tmp_path
     online = ["algo=ppo", "train.rollout_size=32", f"cache_dir={tmp_path}"]
     assert unread_by_the_algorithm(spec_from_config(*compose(online)), online) is None
     assert unread_by_the_algorithm(spec_from_config(*compose(given[::2])), given[::2]) is None
+
+
+@pytest.mark.parametrize(
+    "overrides,taken",
+    [
+        (("algo=grpo", "train.steps=3", "cache_dir=/tmp/runs"), True),
+        (("model=smollm2_135m", "algo=rloo", "algo.lr=1e-5", "task=arith_word", "reward=verifier"), True),
+        (("plan={start: 4, wave: 4, max_seeds: 24}", "seed=3"), True),
+        (("+train.extra=1",), True),
+        (("~train.eval_every", "hardware=slurm_cpu"), True),
+        (("algo.lrr=1",), False),  # an unknown key: Hydra's own refusal, composed whole
+        (("hydra/launcher=submitit_local", "algo.clip.low=0.1"), False),  # the hydra node: whole
+        (("algo=ppo,rloo",), False),  # a sweep: composed whole, as Hydra refuses it
+    ],
+)
+def test_the_tests_composition_by_group_choices_is_hydras_whole_composition(overrides, taken):
+    """tests/conftest.py composes a list's group choices once and applies its values as Hydra does: the
+    config and choices are those of Hydra's composition in one go; a list it does not take (it raises)
+    is composed whole."""
+    from omegaconf import OmegaConf
+
+    from tests.conftest import by_groups, whole_composition
+
+    def outcome(composition):
+        try:
+            cfg, names = composition(overrides)
+        except Exception as e:
+            return type(e).__name__
+        return OmegaConf.to_container(cfg), names
+
+    got = outcome(by_groups)
+    assert (got == outcome(whole_composition)) if taken else isinstance(got, str)
