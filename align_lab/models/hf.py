@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import torch
@@ -23,6 +23,28 @@ from align_lab.models.saved import (
 from align_lab.value_checks import canonical_dtype, saved_folder
 
 DTYPES = ("float32", "bfloat16", "float16")
+
+
+def saved_tokenizer(folder: str):
+    """AutoTokenizer.from_pretrained(folder), read from disk once a process while its files are unchanged
+    (a run loads it at admission, at its stage and for a teacher's check: SmolLM2's 0.25 s each); each
+    call gets its own copy (a caller sets its padding side)."""
+    import copy
+
+    try:
+        stamp = tuple(
+            sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(folder).iterdir())
+        )
+    except OSError:  # no folder (from_pretrained says why), or one changing as it is read
+        return _tokenizer.__wrapped__(folder, ())
+    return copy.deepcopy(_tokenizer(str(Path(folder).resolve()), stamp))
+
+
+@lru_cache(maxsize=8)
+def _tokenizer(folder: str, stamp: tuple):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
 
 
 def torch_dtype(name: str):
@@ -158,9 +180,7 @@ class HFModel:
         return {"model": "hf", **fields, "content": self._content}
 
     def load_tokenizer(self):
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(self.path("tokenizer"))
+        tok = saved_tokenizer(self.path("tokenizer"))
         if tok.eos_token_id is None:
             raise ValueError(f"model.tokenizer={self.path('tokenizer')}: the tokenizer has no eos_token")
         if tok.pad_token_id is None:
