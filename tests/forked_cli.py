@@ -70,11 +70,20 @@ def _import_once() -> None:
     import transformers.modeling_layers  # noqa: F401
     import transformers.modeling_utils  # noqa: F401
 
+    # and conf/'s YAML parsed once, as in the test processes: each command composes twice (Hydra's mode,
+    # then the run), and its composition here warms what every command forked from here finds parsed
+    from hydra import compose, initialize_config_dir
+
     import align_lab.app  # noqa: F401
     import align_lab.models.hf_io  # noqa: F401
     import align_lab.run.build  # noqa: F401
     import align_lab.run.execute  # noqa: F401
     import align_lab.run.spec  # noqa: F401
+    from tests.parse_once import parse_yaml_once
+
+    parse_yaml_once()
+    with initialize_config_dir(config_dir=os.path.join(os.getcwd(), "conf"), version_base="1.3"):
+        compose("config")
 
 
 if __name__ == "__main__":
