@@ -67,6 +67,7 @@ SKIP_PREFIXES = ("time/", "perf/")
 SKIP_KEYS = {
     "memory/peak_mb",
     "config_digest",
+    "same_run",  # a digest of the config too (run/completed.py), its cache_dir a temporary folder's path
     "wall_s",
     "started",
     "finished",
@@ -162,6 +163,17 @@ def measure(names: list[str]) -> dict:
     return out
 
 
+def comparable(case: dict) -> dict:
+    """A recorded case less the keys skipped now (a record made before a key joined SKIP_KEYS has it)."""
+    if "error" in case:
+        return case
+
+    def kept(row: dict) -> dict:
+        return {k: v for k, v in row.items() if not k.startswith(SKIP_PREFIXES) and k not in SKIP_KEYS}
+
+    return {"metrics": [kept(r) for r in case["metrics"]], "summary": kept(case["summary"])}
+
+
 def differences(before: dict, after: dict) -> list[str]:
     """One line per case whose numbers moved, naming the first value that differs."""
     lines = []
@@ -215,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     record = json.loads(args.file.read_text())
     if record["machine"] != machine():
         print(f"{args.file} was recorded on {record['machine']}, this is {machine()}: floats may differ")
-    before = {n: v for n, v in record["cases"].items() if n in names}
+    before = {n: comparable(v) for n, v in record["cases"].items() if n in names}
     moved = differences(before, measure(list(before)))
     for line in moved:
         print("moved:", line)
