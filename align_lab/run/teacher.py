@@ -238,18 +238,19 @@ def check_saved_vocabulary(spec, path: str, folder: Path) -> None:
     was refused only after the SFT and reward-model stages, 20 s: hunt of 2026-12-04, t6). A teacher saved
     without a tokenizer is checked by its config's vocab_size against the toy world's (a pretrained policy's
     embedding rows are read at its stage)."""
-    from transformers import AutoTokenizer
-
+    from align_lab.models.hf import saved_tokenizer
     from align_lab.models.tokenizer import word_level
 
     pretrained = getattr(spec.model, "pretrained", False)
+    saved = (folder / "tokenizer_config.json").is_file()
+    teacher = saved_tokenizer(str(folder)).get_vocab() if saved else None
+    if teacher is None and pretrained:
+        return  # a pretrained policy's embedding rows are read at its stage
+    teacher_size = len(teacher) if teacher is not None else saved_vocab_size(folder)
+    if teacher_size is None:
+        return
     tokenizer = spec.model.load_tokenizer() if pretrained else word_level(spec.task.corpus())
-    size = len(tokenizer.get_vocab())
-    if (folder / "tokenizer_config.json").is_file():
-        teacher = AutoTokenizer.from_pretrained(str(folder)).get_vocab()
-        check_vocabulary(path, teacher, len(teacher), tokenizer, size)
-    elif not pretrained and (teacher_size := saved_vocab_size(folder)) is not None:
-        check_vocabulary(path, None, teacher_size, tokenizer, size)
+    check_vocabulary(path, teacher, teacher_size, tokenizer, len(tokenizer.get_vocab()))
 
 
 def saved_vocab_size(folder: Path) -> int | None:
