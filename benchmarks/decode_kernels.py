@@ -11,6 +11,7 @@ every layer, and the LM head, for several ways of computing the same product:
   W @ x^T          torch.mm(W, x^T)^T: the weight as the tall left operand
   fused            q|k|v and gate|up concatenated: 4 matmuls a layer instead of 7
   oneDNN           torch.ops.mkldnn._linear_pointwise (where this torch has it)
+  oneDNN packed    the same on weights reordered once for the rows (rollout.decode_matmul=packed)
   MKL packed       torch.ops.mkl._mkl_linear on weights packed once by _mkl_reorder_linear_weight
   512-row pieces   the LM head only: decode.py's split of the head (used where exact)
 
@@ -70,6 +71,12 @@ def kernels(rows: int) -> dict:
         lp = torch.ops.mkldnn._linear_pointwise
         out["oneDNN"] = (
             lambda w: w,
+            lambda x, w: cat([lp(x[n], w[n], None, "none", [], "") for n in SHAPES]),
+        )
+    if hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):  # rollout.decode_matmul=packed's way
+        reorder = torch.ops.mkldnn._reorder_linear_weight
+        out["oneDNN packed"] = (
+            lambda w: {n: reorder(t, rows) for n, t in w.items()},
             lambda x, w: cat([lp(x[n], w[n], None, "none", [], "") for n in SHAPES]),
         )
     if hasattr(torch.ops.mkl, "_mkl_linear"):
@@ -144,6 +151,11 @@ def head_rows(rows: int, repeats: int, threads: int) -> list[dict]:
         "head: 512-row pieces": lambda: torch.cat([F.linear(x, p) for p in w.split(HEAD_ROWS)], -1),
         "head: W @ x^T": lambda: torch.mm(w, x.t()).t(),
     }
+    if hasattr(torch.ops.mkldnn, "_reorder_linear_weight"):
+        packed = torch.ops.mkldnn._reorder_linear_weight(w, rows)
+        ways["head: oneDNN packed"] = lambda: torch.ops.mkldnn._linear_pointwise(
+            x, packed, None, "none", [], ""
+        )
     whole = F.linear(x, w)
     out = []
     for name, fn in ways.items():
@@ -163,25 +175,32 @@ def head_rows(rows: int, repeats: int, threads: int) -> list[dict]:
 
 def auto_check(rows: list[dict]) -> tuple[str, dict]:
     """What rollout.decode_matmul=auto takes on this machine, against this run's times: per row count,
-    a decode step's matmuls (the layers' and the head's) the exact way (F.linear, the head as decode.py
-    multiplies it: 512-row pieces where they give one matmul's bits) and the fast one (W @ x^T)."""
-    from align_lab.rollout.decode import cpu_vendor, weights_left
+    a decode step's matmuls (the layers' and the head's) each way decode.py can multiply: exact
+    (F.linear, the head as decode.py multiplies it: 512-row pieces where they give one matmul's bits),
+    fast (W @ x^T) and packed (oneDNN on reordered weights, where this torch has it)."""
+    from align_lab.rollout.decode_matmul import cpu_vendor, decode_way
 
-    ms = {(r["kernel"], r["rows"]): r for r in rows}
+    ms = {(r["kernel"], r["rows"]): r["ms per step"] for r in rows}
+    exact_rows = {(r["kernel"], r["rows"]): r["exact"] for r in rows}
     steps = {}
     for b in sorted({r["rows"] for r in rows}):
-        pieces = ms[("head: 512-row pieces", b)]
-        head = pieces["ms per step"] if pieces["exact"] else ms[("head: F.linear", b)]["ms per step"]
-        exact = ms[("F.linear", b)]["ms per step"] + head
-        steps[b] = (exact, ms[("W @ x^T", b)]["ms per step"] + ms[("head: W @ x^T", b)]["ms per step"])
-    choice = "fast" if weights_left("auto") else "exact"
-    right = sum((fast < exact) == (choice == "fast") for exact, fast in steps.values())
-    per = ", ".join(f"{b} rows {e:.1f} / {f:.1f}" for b, (e, f) in steps.items())
+        pieces = exact_rows[("head: 512-row pieces", b)]
+        head = ms[("head: 512-row pieces", b)] if pieces else ms[("head: F.linear", b)]
+        steps[b] = {
+            "exact": ms[("F.linear", b)] + head,
+            "fast": ms[("W @ x^T", b)] + ms[("head: W @ x^T", b)],
+        }
+        if ("oneDNN packed", b) in ms:
+            steps[b]["packed"] = ms[("oneDNN packed", b)] + ms[("head: oneDNN packed", b)]
+    choice = decode_way("auto")
+    right = sum(min(ways, key=ways.get) == choice for ways in steps.values())
+    names = " / ".join(steps[min(steps)])
+    per = ", ".join(f"{b} rows " + " / ".join(f"{v:.1f}" for v in ways.values()) for b, ways in steps.items())
     line = (
         f"rollout.decode_matmul=auto here ({cpu_vendor() or 'vendor unknown'}): {choice}; ms per decode "
-        f"step exact / fast: {per}; auto's way is the faster at {right} of {len(steps)} row counts"
+        f"step {names}: {per}; auto's way is the fastest at {right} of {len(steps)} row counts"
     )
-    return line, {"auto": choice, "exact_fast_ms": {str(b): v for b, v in steps.items()}}
+    return line, {"auto": choice, "ways_ms": {str(b): v for b, v in steps.items()}}
 
 
 def main(argv: list[str] | None = None) -> None:

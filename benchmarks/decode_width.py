@@ -63,7 +63,7 @@ def step_ms(m, rows: int, left: bool, repeats: int, cached: int = 40) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from align_lab.rollout.decode import weights_left
+    from align_lab.rollout.decode_matmul import weights_left
 
     parser = arguments(__doc__, rounds=3)
     parser.add_argument("--widths", default="64,128,256,576", help="hidden sizes, comma-separated")

@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--decode-matmul",
         default="auto",
-        choices=("auto", "exact", "fast"),
+        choices=("auto", "exact", "fast", "packed"),
         help="align_lab's rollout.decode_matmul",
     )
     a = parser.parse_args(argv)
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     DECODE_MATMUL = a.decode_matmul
     print(machine_line(machine()), flush=True)
     from align_lab.cache import default_cache_dir
-    from align_lab.rollout.decode import weights_left
+    from align_lab.rollout.decode_matmul import decode_way
 
     path = a.model or checkpoint(Path(a.cache) if a.cache else default_cache_dir())
     import torch
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{'SmolLM2-135M-Instruct' if not a.model else a.model} fp32 on {device_name()}, "
         f"{BATCH} completions/step ({BATCH // GROUP} prompts x {GROUP}), "
         f"{','.join(map(str, tokens))} new tokens; {a.steps} steps x {a.rounds} rounds; align_lab's "
-        f"decode_matmul={DECODE_MATMUL} ({'fast' if weights_left(DECODE_MATMUL, DEVICE) else 'exact'} here)",
+        f"decode_matmul={DECODE_MATMUL} ({decode_way(DECODE_MATMUL, DEVICE)} here)",
         flush=True,
     )
     for r in range(a.rounds):

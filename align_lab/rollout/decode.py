@@ -6,7 +6,6 @@ and configurations decode with the model's forward (sampling.py checks `fast_dec
 from __future__ import annotations
 
 import collections
-import functools
 import os
 from types import SimpleNamespace
 
@@ -16,7 +15,7 @@ from torch import Tensor
 
 from align_lab.models.lora import causal_lm
 from align_lab.models.sequences import is_partitioned
-from align_lab.rollout.onednn import packed, packed_linear, weights_packed
+from align_lab.rollout.onednn import packed, packed_linear
 
 
 def fast_decode_supported(model) -> bool:
@@ -84,57 +83,12 @@ def _rotate_half(x: Tensor) -> Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
-DECODE_MATMULS = ("auto", "exact", "fast", "packed")  # rollout.decode_matmul
 ALIGNMENT = 64  # bytes: where c10's CPU allocator starts every tensor it allocates
-
-
-LEFT_MIN_WIDTH = 512  # hidden size from which auto multiplies W @ h^T on an AMD CPU (SmolLM2-135M: 576)
-
-
-def weights_left(
-    decode_matmul: str, device: str = "cpu", vendor: str | None = None, width: int | None = None
-) -> bool:
-    """Whether the decode step multiplies as W @ h^T (`_linear`'s left). auto: on an AMD CPU, where
-    MKL's F.linear at decode shapes is the slow way (the 2-core EPYC's 30 layers 76.7 ms at 8 rows and
-    100.7 at 2 against 63.1 and 49.6 as W @ h^T, the LM head 24.2 against 10.5; its GRPO rollout 15-25%
-    faster: docs/rollout.md, item 7); F.linear on every other CPU (an AVX-512 Xeon's W @ h^T is
-    1.2-1.4x slower) and on a GPU (`device`: where the weights are; a GPU's host is often an EPYC). Nor
-    for a model narrower than LEFT_MIN_WIDTH (`width`: its hidden size; None: not known, taken as wide),
-    whose matmuls are too small to be bound by reading the weights: there each W @ h^T's transposes
-    cost more than MKL's path saves (the toy policy, hidden 64: a decode step 1.17 ms as F.linear
-    against 1.47 as W @ h^T at 16 rows, 1.51 against 2.37 at 64; hidden 256 6.6 against 6.9; the AVX2
-    EPYC, 1 thread, `python -m benchmarks run decode_kernels --hidden 64 ...`, 2026-11-28). The choice
-    depends only on the machine and the model: a run's numbers stay the same on one machine."""
-    if decode_matmul != "auto":
-        return decode_matmul == "fast"
-    if width is not None and width < LEFT_MIN_WIDTH:
-        return False
-    return device == "cpu" and (vendor if vendor is not None else cpu_vendor()) == "AuthenticAMD"
-
-
-def resolved(engine, device: str = "cpu", width: int | None = None) -> dict:
-    """What a run's rollouts multiply with (rollout.decode_matmul resolved for a policy of hidden size
-    `width`), for its summary.json."""
-    setting = getattr(engine, "decode_matmul", None)
-    if setting is None:  # an engine without the setting (vLLM): nothing to record
-        return {}
-    way = "fast" if weights_left(setting, device, width=width) else "exact"
-    return {"rollout/decode_matmul": "packed" if weights_packed(setting, device) else way}
 
 
 def hidden_size(model) -> int | None:
     """The hidden size of `model` (a transformers model, a peft wrapper's included), None if it has none."""
     return getattr(getattr(causal_lm(model), "config", None), "hidden_size", None)
-
-
-@functools.cache
-def cpu_vendor() -> str:
-    """The CPU's vendor id (Linux /proc/cpuinfo: GenuineIntel, AuthenticAMD, ...), or "" where unknown."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("vendor_id")), "")
-    except OSError:
-        return ""
 
 
 def align_weights(model) -> int:

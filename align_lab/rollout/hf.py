@@ -12,7 +12,8 @@ from torch import Tensor
 from align_lab.models.sequences import encode_prompts, is_partitioned, left_pad, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.busy import BusyMeter, check_threads, sampling_threads
-from align_lab.rollout.decode import DECODE_MATMULS, hidden_size, weights_left, weights_packed
+from align_lab.rollout.decode import hidden_size
+from align_lab.rollout.decode_matmul import DECODE_MATMULS, weights_left, weights_packed
 from align_lab.rollout.sampling import (
     SAMPLERS,
     RowNoise,
@@ -39,9 +40,10 @@ class HFGenerate:
     itself always draws with its own multinomial. decode_matmul: the loop's Llama/Qwen2 decode step
     multiplies as the forward does ("exact": its logits bit for bit the forward's) or as W @ h^T
     ("fast": the same products summed in another order; the weights aligned first, since its bits
-    depend on where they lie); "auto" (the default): fast on an AMD CPU, exact elsewhere
-    (decode.weights_left; docs/rollout.md). threads: torch's threads while sampling ("auto", the default: the
-    run's as it started, kept by a resume; None: this segment's; "load": fewer as others keep cores busy).
+    depend on where they lie) or with oneDNN on packed weights ("packed"); "auto" (the default):
+    packed on an AMD CPU with AVX-512, fast on another AMD CPU, exact elsewhere (rollout/decode_matmul.py;
+    docs/rollout.md). threads: torch's threads while sampling ("auto", the default: the run's as it
+    started, kept by a resume; None: this segment's; "load": fewer as others keep cores busy).
 
     seed_per_sample: draw each row's sampling noise from its own seed (inverse_cdf: one uniform a row;
     multinomial and generate: Gumbel-max over the warped logits; exact samples either way), so a row's
@@ -207,7 +209,7 @@ class HFGenerate:
             n,
             self.sampler,
             weights_left(self.decode_matmul, prompt_ids.device.type, width=hidden_size(model)),
-            weights_packed(self.decode_matmul, prompt_ids.device.type),
+            weights_packed(self.decode_matmul, prompt_ids.device.type, hidden_size(model)),
         )
 
     def _generate(

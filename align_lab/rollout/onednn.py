@@ -11,12 +11,6 @@ import torch
 from torch import Tensor
 
 
-def weights_packed(decode_matmul: str, device: str = "cpu") -> bool:
-    """Whether the decode step multiplies packed weights: decode_matmul=packed, on a CPU whose torch
-    has oneDNN (elsewhere the step multiplies as `exact`)."""
-    return decode_matmul == "packed" and device == "cpu" and torch.backends.mkldnn.is_available()
-
-
 def packed(weight: Tensor, rows: int) -> Tensor | None:
     """`weight` (out, in) reordered by oneDNN for matmuls of `rows` rows (a hint: other row counts
     multiply too). A copy: valid while the weights do not change (one rollout: decode.mirrored). None

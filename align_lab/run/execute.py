@@ -16,7 +16,7 @@ from pathlib import Path
 from align_lab.rollout.base import COLD
 from align_lab.rollout.busy import threads_record
 from align_lab.rollout.decode import hidden_size
-from align_lab.rollout.decode import resolved as decode_matmul
+from align_lab.rollout.decode_matmul import resolved as decode_matmul
 from align_lab.run.build import build_run
 from align_lab.run.failure import failure
 from align_lab.run.hardware import threads

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import torch
 
 from align_lab.rollout.base import RolloutEngine
+from align_lab.rollout.decode_matmul import packed_bytes
 from align_lab.train.backend import Backend
 from align_lab.train.common import TrainConfig
 from align_lab.train.distributed import Group
@@ -132,6 +133,7 @@ def planned(ctx: Context, sizing: Sizing | None = None) -> Context:
         dtype=ctx.backend.dtype,
         reference_loads=sizing.reference_loads,
         divergence_copies=sizing.divergence_copies,
+        packed_bytes=packed_bytes(ctx.engine, models.policy),
     )
     trained = dataclasses.replace(ctx.train, micro_batch_size=plan.micro_batch_size)
     return dataclasses.replace(ctx, memory=plan, train=trained)

@@ -159,6 +159,7 @@ class Peak:
     eval_kept: int = 0  # what an evaluation keeps of all its rows until it ends (kept.py)
     whole_update: bool = False  # one forward: its backward frees activations as it fills gradients
     graph_kept: bool = False  # step 3's graph is held through the reference's forward (the first update's)
+    packed: int = 0  # the engine's copy of a sampled model's weights for one rollout (decode_matmul=packed)
 
     @property
     def held(self) -> int:  # throughout the run
@@ -171,7 +172,7 @@ class Peak:
             "rollout forward": self.forward_rows * self.eval_row
             + (self.train_rows * self.train_row if self.graph_kept else 0),
             "evaluation": self.eval_reference + self.eval_rows * self.eval_row + self.eval_kept,
-            "sampling": self.kv_row * max(self.rollout_rows, self.sample_rows),
+            "sampling": self.kv_row * max(self.rollout_rows, self.sample_rows) + self.packed,
         }
 
     @property
@@ -216,9 +217,8 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
     (policy, reference or None, critic or None, then any others: reward models) on `task` (as the policy
     reads it) and `env`, with `train`'s batch sizes over `ranks` processes. `how`: budget (bytes; None:
     default_budget), whole_only (a DeepSpeed engine steps once per backward), dtype (hardware.dtype),
-    reference_loads (False: a reference evaluation takes when training holds none weighs nothing: a
-    LoRA policy's frozen base), divergence_copies (fp32 (T, V) copies a row's divergence to the teacher
-    adds to an update: footprint.divergence_copies, GKD; 0: none)."""
+    reference_loads (False: a LoRA policy's frozen base serves evaluation), divergence_copies (fp32 (T, V)
+    copies a row's divergence adds: footprint.py, GKD), packed_bytes (a rollout's: decode_matmul.py)."""
     policy, reference, critic, *others = models
     dims = Dims.of(policy.config)
     P = prompt_tokens(task)
@@ -262,6 +262,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         eval_kept=n_eval * kept_row_bytes(P, T),
         whole_update=whole(rows, micro),
         graph_kept=kept,
+        packed=how.get("packed_bytes", 0),
     )
     chooses, cap = setting == "auto" and not whole_only, None if gpu else micro  # else the set size runs
     # DeepSpeed: whole minibatches, its ZeRO-3 forwards share no prompt (the plan's figure stands)

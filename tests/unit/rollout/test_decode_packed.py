@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.rollout.decode import mirrored, resolved, weights_left
+from align_lab.rollout.decode import mirrored
+from align_lab.rollout.decode_matmul import resolved, weights_left, weights_packed
 from align_lab.rollout.hf import HFGenerate
-from align_lab.rollout.onednn import weights_packed
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch without oneDNN")
 

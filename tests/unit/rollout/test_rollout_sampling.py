@@ -65,29 +65,6 @@ def test_decode_matmul_is_auto_exact_or_fast():
         HFGenerate(decode_matmul="quick")
 
 
-@pytest.mark.parametrize(
-    "setting, device, vendor, left",
-    [
-        ("auto", "cpu", "AuthenticAMD", True),  # MKL's F.linear is slow there (docs/rollout.md item 7)
-        ("auto", "cuda", "AuthenticAMD", False),  # a GPU on an EPYC host: the GPU multiplies
-        ("auto", "cpu", "GenuineIntel", False),
-        ("auto", "cpu", "", False),  # unknown (no /proc/cpuinfo): the forward's bits
-        ("exact", "cpu", "AuthenticAMD", False),
-        ("fast", "cpu", "GenuineIntel", True),
-    ],
-)
-def test_auto_decodes_weights_left_on_an_amd_cpu_only(setting, device, vendor, left):
-    from align_lab.rollout.decode import resolved, weights_left
-
-    assert weights_left(setting, device, vendor) is left
-    assert weights_left(setting, device, vendor, width=576) is left  # SmolLM2-135M: as wide as assumed
-    # the toy policy (64 wide): auto keeps F.linear, whose bits every CPU family shares; a set choice holds
-    assert weights_left(setting, device, vendor, width=64) is (left and setting == "fast")
-    assert HFGenerate().decode_matmul == "auto"
-    if setting != "auto":  # a run records what it multiplied with
-        assert resolved(HFGenerate(decode_matmul=setting)) == {"rollout/decode_matmul": setting}
-
-
 def shifted_copy(model):
     """A copy of `model` whose parameters lie 4 bytes past a 16-byte boundary, each the one tensor of its
     storage, as SmolLM2's 272 lie as from_pretrained loads them (views into the safetensors file); tied

@@ -127,6 +127,23 @@ def test_reinforce_pp_64_by_64_on_smollm2_plans_under_4_gb():
     assert tight.micro_batch_size == 1
 
 
+def test_a_rollout_that_packs_the_weights_adds_their_copy_to_the_sampling_phase_only():
+    # rollout.decode_matmul=packed (auto's way on an AMD CPU with AVX-512): the policy's linears
+    # reordered for one rollout. SmolLM2's (tied head once), its weights less the norms': 538,060,032 -
+    # 4 x (30 x 2 x 576 + 576) = 537,919,488 bytes. Sampling: 94 x 8,294,400 + that = 1,317,593,088,
+    # the largest phase (the update's 538,060,032 + 2 x 272,940,192 = 1,083,940,416); the chunks' rows
+    # are not cut for it.
+    from align_lab.rollout.decode_matmul import packed_bytes
+    from align_lab.rollout.hf import HFGenerate
+
+    assert packed_bytes(HFGenerate(decode_matmul="packed"), smollm2(), "cpu") == 537_919_488
+    assert packed_bytes(HFGenerate(decode_matmul="packed"), smollm2(), "cuda") == 0  # a GPU: F.linear
+    planned = plan_run("auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(),
+                       budget=int(23.5 * GiB), packed_bytes=537_919_488)  # fmt: skip
+    assert planned.eval_sample_rows == 94 and planned.peak.phases["sampling"] == 1_317_593_088
+    assert planned.peak.total == 2_613_613_568 + 1_317_593_088  # 3749 MiB against 3526 unpacked
+
+
 def test_gkds_divergence_to_the_teacher_adds_its_measured_copies_to_an_update_row():
     # GKD at beta 0.5: 10.3 fp32 (T, V) tensors a row (footprint.MIXTURE_COPIES, measured by
     # scripts/divergence_copies.py), T = 64: 4 x 10.3 x 64 x 49,152 = 129,603,993.6 bytes, no BACKWARD
@@ -271,6 +288,11 @@ def test_a_context_built_outside_the_app_plans_auto_and_is_frozen(tmp_path):
 
     bf16 = planned(dataclasses.replace(ctx, backend=Backend(dtype="bf16"), memory=None))  # planned again
     assert bf16.memory.peak.train_row < ctx.memory.peak.train_row  # the backend's dtype reaches the plan
+    assert ctx.memory.peak.packed == 0  # the toy policy (64 wide): auto multiplies as the forward
+    engine = dataclasses.replace(ctx.engine, decode_matmul="packed")
+    packs = planned(dataclasses.replace(ctx, engine=engine, memory=None)).memory.peak
+    linears = [m.weight for m in ctx.models.policy.modules() if isinstance(m, torch.nn.Linear)]
+    assert packs.packed == 4 * sum(w.numel() for w in linears) > 0  # the engine's setting reaches the plan
     final = train_online(GRPO(lr=1e-3, group_size=4, kl_coef=0.0), ctx)
     assert "eval/gold_reward" in final
 
