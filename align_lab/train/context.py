@@ -23,7 +23,7 @@ from align_lab.train.backend import Backend
 from align_lab.train.common import TrainConfig
 from align_lab.train.distributed import Group
 from align_lab.train.ledger import Ledger
-from align_lab.train.memory import Planned, held_modules, plan_run
+from align_lab.train.memory import Planned, held_modules, parameter_bytes, plan_run
 from align_lab.train.submitit_signals import Preemption
 
 
@@ -133,7 +133,16 @@ def planned(ctx: Context, sizing: Sizing | None = None) -> Context:
         dtype=ctx.backend.dtype,
         reference_loads=sizing.reference_loads,
         divergence_copies=sizing.divergence_copies,
-        packed_bytes=packed_bytes(ctx.engine, models.policy),
+        sampling_copies=sampling_copies(ctx, sizing.pairwise),
     )
     trained = dataclasses.replace(ctx.train, micro_batch_size=plan.micro_batch_size)
     return dataclasses.replace(ctx, memory=plan, train=trained)
+
+
+def sampling_copies(ctx: Context, pairwise: bool = False) -> dict[str, int]:
+    """The bytes of the policy's weights that sampling copies (the memory plan's Peak): `packed`, the
+    engine's for one rollout (rollout.decode_matmul=packed); `snapshot`, the sampling thread's, held
+    throughout (train.async_rollouts, train/staleness.py; the online loop's)."""
+    background = getattr(ctx.train, "async_rollouts", False) and not pairwise
+    snapshot = parameter_bytes([ctx.models.policy]) if background else 0
+    return {"packed": packed_bytes(ctx.engine, ctx.models.policy), "snapshot": snapshot}

@@ -4,7 +4,7 @@ of a decoder's rows (footprint.py), the plan of a run's peak and of `train.micro
 (planner.py) and the lines it logs (plan_lines.py), and an online update's rows per micro-batch from
 its rows' tokens (token_budget.py). The loops see only ints or None, never "auto"."""
 
-from align_lab.train.memory.footprint import Dims, divergence_copies, held_modules, row_bytes
+from align_lab.train.memory.footprint import Dims, divergence_copies, held_modules, parameter_bytes, row_bytes
 from align_lab.train.memory.kept import kept_line, kept_row_bytes
 from align_lab.train.memory.planner import (
     RUNTIME,
@@ -31,6 +31,7 @@ __all__ = [
     "kept_line",
     "kept_row_bytes",
     "machine_memory",
+    "parameter_bytes",
     "plan_run",
     "prompt_tokens",
     "record",

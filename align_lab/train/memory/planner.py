@@ -160,10 +160,13 @@ class Peak:
     whole_update: bool = False  # one forward: its backward frees activations as it fills gradients
     graph_kept: bool = False  # step 3's graph is held through the reference's forward (the first update's)
     packed: int = 0  # the engine's copy of a sampled model's weights for one rollout (decode_matmul=packed)
+    # train.async_rollouts: the sampling thread's frozen copy of the policy, held throughout; its sampling
+    # runs beside the loop's forwards, update and evaluation
+    snapshot: int = 0
 
     @property
     def held(self) -> int:  # throughout the run
-        return self.runtime + self.weights + self.optimiser
+        return self.runtime + self.weights + self.optimiser + self.snapshot
 
     @property
     def phases(self) -> dict[str, int]:
@@ -177,11 +180,14 @@ class Peak:
 
     @property
     def total(self) -> int:
-        return self.held + max(self.phases.values())
+        phases = self.phases
+        loop = max(phases["update"], phases["rollout forward"], phases["evaluation"])
+        return self.held + max(*phases.values(), loop + phases["sampling"] if self.snapshot else 0)
 
     def describe(self) -> str:
         """The one line a run logs about its prediction."""
         held = {"runtime": self.runtime, "weights": self.weights, "optimiser": self.optimiser}
+        held |= {"sampling snapshot": self.snapshot} if self.snapshot else {}
         terms = held | {f"{k} phase": v for k, v in self.phases.items()}
         parts = ", ".join(f"{k} {v / MiB:.0f}" for k, v in terms.items())
         return f"predicted peak memory {self.total / MiB:.0f} MiB ({parts} MiB)"
@@ -218,7 +224,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
     reads it) and `env`, with `train`'s batch sizes over `ranks` processes. `how`: budget (bytes; None:
     default_budget), whole_only (a DeepSpeed engine steps once per backward), dtype (hardware.dtype),
     reference_loads (False: a LoRA policy's frozen base serves evaluation), divergence_copies (fp32 (T, V)
-    copies a row's divergence adds: footprint.py, GKD), packed_bytes (a rollout's: decode_matmul.py)."""
+    copies a row's divergence adds: footprint.py, GKD), sampling_copies (Peak's packed and snapshot)."""
     policy, reference, critic, *others = models
     dims = Dims.of(policy.config)
     P = prompt_tokens(task)
@@ -262,7 +268,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         eval_kept=n_eval * kept_row_bytes(P, T),
         whole_update=whole(rows, micro),
         graph_kept=kept,
-        packed=how.get("packed_bytes", 0),
+        **how.get("sampling_copies", {}),  # packed, snapshot: bytes of the weights' copies sampling holds
     )
     chooses, cap = setting == "auto" and not whole_only, None if gpu else micro  # else the set size runs
     # DeepSpeed: whole minibatches, its ZeRO-3 forwards share no prompt (the plan's figure stands)

@@ -139,9 +139,26 @@ def test_a_rollout_that_packs_the_weights_adds_their_copy_to_the_sampling_phase_
     assert packed_bytes(HFGenerate(decode_matmul="packed"), smollm2(), "cpu") == 537_919_488
     assert packed_bytes(HFGenerate(decode_matmul="packed"), smollm2(), "cuda") == 0  # a GPU: F.linear
     planned = plan_run("auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(),
-                       budget=int(23.5 * GiB), packed_bytes=537_919_488)  # fmt: skip
+                       budget=int(23.5 * GiB), sampling_copies={"packed": 537_919_488})  # fmt: skip
     assert planned.eval_sample_rows == 94 and planned.peak.phases["sampling"] == 1_317_593_088
     assert planned.peak.total == 2_613_613_568 + 1_317_593_088  # 3749 MiB against 3526 unpacked
+
+
+def test_async_rollouts_hold_the_sampling_snapshot_and_sample_beside_the_update():
+    # train.async_rollouts: a frozen copy of the policy (538,060,032 bytes) held throughout, and the next
+    # rollout's sampling (94 x 8,294,400 = 779,673,600) beside the loop's largest phase, the update's
+    # 1,083,940,416: 2,613,613,568 + 538,060,032 + 1,083,940,416 + 779,673,600 = 5,015,287,616
+    models = (smollm2(), smollm2(False), None)
+    train = TrainConfig(async_rollouts=True, max_staleness=1)
+    copies = {"snapshot": 538_060_032}  # context.sampling_copies: the policy's bytes where async
+    peak = plan_run(
+        "auto", models, arith_word(), None, train, budget=int(23.5 * GiB), sampling_copies=copies
+    ).peak
+    assert peak.held == 2_613_613_568 + 538_060_032
+    assert peak.total == 5_015_287_616
+    assert "sampling snapshot 513, " in peak.describe()
+    inline = plan_run("auto", models, arith_word(), None, TrainConfig(), budget=int(23.5 * GiB)).peak
+    assert inline.snapshot == 0 and inline.total == 3_697_553_984  # sampling in the loop: phases apart
 
 
 def test_gkds_divergence_to_the_teacher_adds_its_measured_copies_to_an_update_row():
@@ -293,6 +310,10 @@ def test_a_context_built_outside_the_app_plans_auto_and_is_frozen(tmp_path):
     packs = planned(dataclasses.replace(ctx, engine=engine, memory=None)).memory.peak
     linears = [m.weight for m in ctx.models.policy.modules() if isinstance(m, torch.nn.Linear)]
     assert packs.packed == 4 * sum(w.numel() for w in linears) > 0  # the engine's setting reaches the plan
+    assert ctx.memory.peak.snapshot == 0
+    background = dataclasses.replace(ctx.train, steps=2, async_rollouts=True, max_staleness=1)
+    snapshot = planned(dataclasses.replace(ctx, train=background, memory=None)).memory.peak.snapshot
+    assert snapshot == sum(p.numel() * 4 for p in ctx.models.policy.parameters()) > 0  # async: its copy
     final = train_online(GRPO(lr=1e-3, group_size=4, kl_coef=0.0), ctx)
     assert "eval/gold_reward" in final
 
