@@ -106,3 +106,39 @@ def test_bf16_weights_on_a_cpu_without_onednn_bf16_kernels_stay_unpacked(monkeyp
     monkeypatch.setattr(onednn, "bf16_kernels", lambda: False)
     assert onednn.packed(torch.ones(8, 4, dtype=torch.bfloat16), 8) is None
     assert onednn.packed(torch.ones(8, 4), 8) is not None  # float32: packed
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_a_lora_policys_packed_decode_step_packs_its_plain_linears_and_equals_the_forward(padded):
+    """`auto` packs on an AVX-512 AMD CPU whatever the policy: with LoRA adapters on attention, gate and
+    the head the step multiplies their layers through peft's base weights and adapters (decode._lora)
+    and packs the rest (up, down): the peft model's logits up to float rounding."""
+    from align_lab.rollout.decode import decode_step, fast_decode_supported, preallocate
+    from tests.unit.rollout.test_rollout_sampling import with_lora
+
+    model = with_lora(tiny_llama(2)).eval()
+    assert fast_decode_supported(model)
+    step = mirrored(model, rows=3)
+    layer = step.model.layers[0]
+    assert layer.mlp.up_proj.packed is not None and layer.mlp.down_proj.packed is not None
+    assert hasattr(layer.self_attn.q_proj, "base_layer") and hasattr(step.lm_head, "base_layer")  # LoRA
+    ids = torch.randint(3, 600, (3, 6))  # (B, P)
+    attn = torch.ones_like(ids)
+    if padded:
+        attn[0, :2] = 0  # left padding
+    position = (attn.cumsum(-1) - 1).clamp(min=0)
+    mask = attn if padded else None
+    with torch.no_grad():
+        ours = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
+        theirs = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
+        kv = preallocate([(layer.keys, layer.values) for layer in ours.past_key_values.layers], 1, 9)
+        tokens = torch.randint(3, 600, (3,))
+        for t in range(3):
+            position = position[:, -1:] + 1
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_ones(3, 1)], dim=1)
+            packed = decode_step(step, tokens, position, kv, 6 + t, mask)  # (B, V)
+            slow = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position,
+                         past_key_values=theirs.past_key_values, use_cache=True).logits[:, -1]  # fmt: skip
+            assert torch.allclose(packed, slow, rtol=0, atol=1e-5)
+            tokens = slow.argmax(-1)
