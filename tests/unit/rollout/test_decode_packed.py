@@ -43,12 +43,12 @@ def test_mirrored_packs_every_plain_linear_and_the_head_for_the_rows_given():
     assert layer.mlp.down_proj.weight is model.model.layers[1].mlp.down_proj.weight  # still the live weights
 
 
-@pytest.mark.parametrize("padded", [False, True])
-@pytest.mark.parametrize("kv_heads", [4, 1])
-def test_packed_decode_step_equals_the_forward_up_to_rounding(kv_heads, padded):
+def packed_steps_equal_the_forward(model, step, padded: bool) -> None:
+    """Three packed decode steps of `step` (decode.mirrored(model, rows=3)) after a prefill of 3 rows of
+    6 tokens (the first left-padded where `padded`): each step's logits those of `model`'s forward with
+    its own cache, up to float rounding."""
     from align_lab.rollout.decode import decode_step, preallocate
 
-    model = tiny_llama(kv_heads)
     ids = torch.randint(3, 600, (3, 6))  # (B, P)
     attn = torch.ones_like(ids)
     if padded:
@@ -59,7 +59,7 @@ def test_packed_decode_step_equals_the_forward_up_to_rounding(kv_heads, padded):
         ours = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
         theirs = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
         kv = preallocate([(layer.keys, layer.values) for layer in ours.past_key_values.layers], 1, 9)
-        step, tokens = mirrored(model, rows=3), torch.randint(3, 600, (3,))
+        tokens = torch.randint(3, 600, (3,))
         for t in range(3):
             position = position[:, -1:] + 1
             if mask is not None:
@@ -70,6 +70,13 @@ def test_packed_decode_step_equals_the_forward_up_to_rounding(kv_heads, padded):
                          past_key_values=cache, use_cache=True).logits[:, -1]  # fmt: skip
             assert torch.allclose(packed, slow, rtol=0, atol=1e-5)
             tokens = slow.argmax(-1)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("kv_heads", [4, 1])
+def test_packed_decode_step_equals_the_forward_up_to_rounding(kv_heads, padded):
+    model = tiny_llama(kv_heads)
+    packed_steps_equal_the_forward(model, mirrored(model, rows=3), padded)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -113,7 +120,7 @@ def test_a_lora_policys_packed_decode_step_packs_its_plain_linears_and_equals_th
     """`auto` packs on an AVX-512 AMD CPU whatever the policy: with LoRA adapters on attention, gate and
     the head the step multiplies their layers through peft's base weights and adapters (decode._lora)
     and packs the rest (up, down): the peft model's logits up to float rounding."""
-    from align_lab.rollout.decode import decode_step, fast_decode_supported, preallocate
+    from align_lab.rollout.decode import fast_decode_supported
     from tests.unit.rollout.test_rollout_sampling import with_lora
 
     model = with_lora(tiny_llama(2)).eval()
@@ -122,23 +129,4 @@ def test_a_lora_policys_packed_decode_step_packs_its_plain_linears_and_equals_th
     layer = step.model.layers[0]
     assert layer.mlp.up_proj.packed is not None and layer.mlp.down_proj.packed is not None
     assert hasattr(layer.self_attn.q_proj, "base_layer") and hasattr(step.lm_head, "base_layer")  # LoRA
-    ids = torch.randint(3, 600, (3, 6))  # (B, P)
-    attn = torch.ones_like(ids)
-    if padded:
-        attn[0, :2] = 0  # left padding
-    position = (attn.cumsum(-1) - 1).clamp(min=0)
-    mask = attn if padded else None
-    with torch.no_grad():
-        ours = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
-        theirs = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
-        kv = preallocate([(layer.keys, layer.values) for layer in ours.past_key_values.layers], 1, 9)
-        tokens = torch.randint(3, 600, (3,))
-        for t in range(3):
-            position = position[:, -1:] + 1
-            if mask is not None:
-                mask = torch.cat([mask, mask.new_ones(3, 1)], dim=1)
-            packed = decode_step(step, tokens, position, kv, 6 + t, mask)  # (B, V)
-            slow = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position,
-                         past_key_values=theirs.past_key_values, use_cache=True).logits[:, -1]  # fmt: skip
-            assert torch.allclose(packed, slow, rtol=0, atol=1e-5)
-            tokens = slow.argmax(-1)
+    packed_steps_equal_the_forward(model, step, padded)
