@@ -1,12 +1,14 @@
 """The whole decode step (align_lab/rollout/decode.py decode_step) as F.linear against as W @ h^T, by width.
 
-rollout.decode_matmul=auto multiplies as W @ h^T on an AMD CPU, where MKL's F.linear at decode shapes
-reads SmolLM2's weights slowly (`decode_kernels`), but only for a policy at least LEFT_MIN_WIDTH wide:
+rollout.decode_matmul=auto multiplies as W @ h^T on an AMD CPU without AVX-512, where MKL's F.linear at
+decode shapes reads SmolLM2's weights slowly (`decode_kernels`), but only for a policy at least
+LEFT_MIN_WIDTH wide:
 a narrow model's matmuls are too small to be bound by reading the weights, and W @ h^T's transposes
 then cost more than they save. This times decode_step itself, both ways, on random Llamas of each
 --widths hidden size (MLP 2x, heads of 32, --vocab, --layers), --rows sampled rows and a 40-position
 KV cache, alternating the ways over --rounds; it prints milliseconds per step (the fastest round), the
-ratio W @ h^T / F.linear and what auto takes for that width on this machine.
+ratio W @ h^T / F.linear and what auto takes for that width on this machine (on an AMD CPU with
+AVX-512, oneDNN on packed weights from LEFT_MIN_WIDTH: `decode_kernels` times that way).
 
     python -m benchmarks run decode_width                              # the toy's 64 up to 576, 1 thread
     python -m benchmarks run decode_width --widths 576 --vocab 49152 --layers 30 --threads 2
@@ -63,7 +65,7 @@ def step_ms(m, rows: int, left: bool, repeats: int, cached: int = 40) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from align_lab.rollout.decode_matmul import weights_left
+    from align_lab.rollout.decode_matmul import decode_way
 
     parser = arguments(__doc__, rounds=3)
     parser.add_argument("--widths", default="64,128,256,576", help="hidden sizes, comma-separated")
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         for _, arm in schedule(ARMS, args.rounds):
             times[arm].append(step_ms(m, args.rows, arm == ARMS[1], args.repeats))
         best = {arm: min(t) for arm, t in times.items()}
-        auto = ARMS[1] if weights_left("auto", width=width) else ARMS[0]
+        auto = {"exact": ARMS[0], "fast": ARMS[1]}.get(decode_way("auto", width=width), "oneDNN packed")
         rows.append({"width": width, **{f"{a} ms": round(best[a], 3) for a in ARMS},
                      "ratio": round(best[ARMS[1]] / best[ARMS[0]], 3), "auto": auto})  # fmt: skip
         print(f"width {width}: {best[ARMS[0]]:.3f} / {best[ARMS[1]]:.3f} ms, auto takes {auto}", flush=True)
