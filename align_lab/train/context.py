@@ -142,7 +142,12 @@ def planned(ctx: Context, sizing: Sizing | None = None) -> Context:
 def sampling_copies(ctx: Context, pairwise: bool = False) -> dict[str, int]:
     """The bytes of the policy's weights that sampling copies (the memory plan's Peak): `packed`, the
     engine's for one rollout (rollout.decode_matmul=packed); `snapshot`, the sampling thread's, held
-    throughout (train.async_rollouts, train/staleness.py; the online loop's)."""
+    throughout (train.async_rollouts, train/staleness.py; the online loop's); `engine_copy`, the engine's
+    bfloat16 copy, held throughout (rollout.dtype=bfloat16: HFGenerate.policy_copy)."""
+    policy = ctx.models.policy
     background = getattr(ctx.train, "async_rollouts", False) and not pairwise
-    snapshot = parameter_bytes([ctx.models.policy]) if background else 0
-    return {"packed": packed_bytes(ctx.engine, ctx.models.policy), "snapshot": snapshot}
+    snapshot = parameter_bytes([policy]) if background else 0
+    width = next((p.element_size() for p in policy.parameters()), 4)
+    bf16 = getattr(ctx.engine, "dtype", None) == "bfloat16"
+    engine_copy = parameter_bytes([policy]) * 2 // width if bf16 else 0
+    return {"packed": packed_bytes(ctx.engine, policy), "snapshot": snapshot, "engine_copy": engine_copy}

@@ -163,10 +163,11 @@ class Peak:
     # train.async_rollouts: the sampling thread's frozen copy of the policy, held throughout; its sampling
     # runs beside the loop's forwards, update and evaluation
     snapshot: int = 0
+    engine_copy: int = 0  # the engine's own copy of the policy, held throughout (rollout.dtype=bfloat16)
 
     @property
     def held(self) -> int:  # throughout the run
-        return self.runtime + self.weights + self.optimiser + self.snapshot
+        return self.runtime + self.weights + self.optimiser + self.snapshot + self.engine_copy
 
     @property
     def phases(self) -> dict[str, int]:
@@ -188,6 +189,7 @@ class Peak:
         """The one line a run logs about its prediction."""
         held = {"runtime": self.runtime, "weights": self.weights, "optimiser": self.optimiser}
         held |= {"sampling snapshot": self.snapshot} if self.snapshot else {}
+        held |= {"sampling copy": self.engine_copy} if self.engine_copy else {}
         terms = held | {f"{k} phase": v for k, v in self.phases.items()}
         parts = ", ".join(f"{k} {v / MiB:.0f}" for k, v in terms.items())
         return f"predicted peak memory {self.total / MiB:.0f} MiB ({parts} MiB)"
@@ -224,7 +226,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
     reads it) and `env`, with `train`'s batch sizes over `ranks` processes. `how`: budget (bytes; None:
     default_budget), whole_only (a DeepSpeed engine steps once per backward), dtype (hardware.dtype),
     reference_loads (False: a LoRA policy's frozen base serves evaluation), divergence_copies (fp32 (T, V)
-    copies a row's divergence adds: footprint.py, GKD), sampling_copies (Peak's packed and snapshot)."""
+    copies a row's divergence adds: footprint.py, GKD), sampling_copies (Peak's copies)."""
     policy, reference, critic, *others = models
     dims = Dims.of(policy.config)
     P = prompt_tokens(task)

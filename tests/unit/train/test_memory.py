@@ -161,6 +161,17 @@ def test_async_rollouts_hold_the_sampling_snapshot_and_sample_beside_the_update(
     assert inline.snapshot == 0 and inline.total == 3_697_553_984  # sampling in the loop: phases apart
 
 
+def test_a_bf16_rollouts_copy_of_the_policy_is_held_throughout():
+    # rollout.dtype=bfloat16: the engine samples a bf16 copy of the policy, made at the first sync and kept:
+    # 134,515,008 parameters x 2 = 269,030,016 bytes beside the 2,613,613,568 held; the update's phase
+    # (1,083,940,416) still the largest: 2,613,613,568 + 269,030,016 + 1,083,940,416 = 3,966,584,000
+    copies = {"engine_copy": 269_030_016}  # context.sampling_copies: the policy's parameters at 2 bytes
+    peak = plan_run("auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(),
+                    budget=int(23.5 * GiB), sampling_copies=copies).peak  # fmt: skip
+    assert peak.held == 2_613_613_568 + 269_030_016 and peak.total == 3_966_584_000
+    assert "sampling copy 257, " in peak.describe()
+
+
 def test_gkds_divergence_to_the_teacher_adds_its_measured_copies_to_an_update_row():
     # GKD at beta 0.5: 10.3 fp32 (T, V) tensors a row (footprint.MIXTURE_COPIES, measured by
     # scripts/divergence_copies.py), T = 64: 4 x 10.3 x 64 x 49,152 = 129,603,993.6 bytes, no BACKWARD
@@ -314,6 +325,10 @@ def test_a_context_built_outside_the_app_plans_auto_and_is_frozen(tmp_path):
     background = dataclasses.replace(ctx.train, steps=2, async_rollouts=True, max_staleness=1)
     snapshot = planned(dataclasses.replace(ctx, train=background, memory=None)).memory.peak.snapshot
     assert snapshot == sum(p.numel() * 4 for p in ctx.models.policy.parameters()) > 0  # async: its copy
+    assert ctx.memory.peak.engine_copy == 0
+    bf16 = dataclasses.replace(ctx.engine, dtype="bfloat16")
+    copy = planned(dataclasses.replace(ctx, engine=bf16, memory=None)).memory.peak.engine_copy
+    assert copy == snapshot // 2  # the engine's bf16 copy: 2 bytes a parameter
     final = train_online(GRPO(lr=1e-3, group_size=4, kl_coef=0.0), ctx)
     assert "eval/gold_reward" in final
 
