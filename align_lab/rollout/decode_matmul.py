@@ -48,9 +48,10 @@ def decode_way(
 
     auto, on an AMD CPU: MKL's F.linear at decode shapes is the slow way there. With AVX-512 (EPYC Zen 4
     and Zen 5) oneDNN's packed weights are the fastest way measured: SmolLM2's GRPO rollout 0.56-0.75x
-    `fast`'s, at the same peak memory (its copy of the weights lives one rollout, below the update's
-    gradients; benchmarks/RESULTS.md, floor); on the AVX2 EPYC `fast` (W @ h^T: its 30 layers 63.1 ms
-    at 8 rows against F.linear's 76.7, docs/rollout.md item 7; `packed` not measured there). Every
+    `fast`'s, its peak 0.5-2% higher, within its run-to-run spread (its copy of the weights lives one
+    rollout; the update's gradients are freed before it: docs/rollout.md item 9); on the AVX2 EPYC
+    `fast` (W @ h^T: its 30 layers 63.1 ms at 8 rows against F.linear's 76.7, docs/rollout.md item 7;
+    `packed` not measured there). Every
     other CPU keeps `exact` (the Xeon's W @ h^T is 1.2-1.4x slower; its packed fp32 not measured idle),
     a GPU multiplies as the forward does, and a policy narrower than LEFT_MIN_WIDTH keeps `exact`: its
     matmuls are too small to be bound by reading the weights, and W @ h^T's transposes cost more than
@@ -66,6 +67,12 @@ def decode_way(
         return "exact"
     avx512 = (capability if capability is not None else cpu_capability()).startswith("AVX512")
     return "packed" if avx512 and onednn_here(device) else "fast"
+
+
+def decode_ways(setting: str, device: str = "cpu", width: int | None = None) -> tuple[bool, bool]:
+    """(weights_left, weights_packed) of one resolution: what sampling.sample_with_cache takes."""
+    way = decode_way(setting, device, width)
+    return way == "fast", way == "packed"
 
 
 def weights_left(

@@ -13,7 +13,7 @@ from align_lab.models.sequences import encode_prompts, is_partitioned, left_pad,
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.busy import BusyMeter, check_threads, sampling_threads
 from align_lab.rollout.decode import hidden_size
-from align_lab.rollout.decode_matmul import DECODE_MATMULS, weights_left, weights_packed
+from align_lab.rollout.decode_matmul import DECODE_MATMULS, decode_ways
 from align_lab.rollout.sampling import (
     SAMPLERS,
     RowNoise,
@@ -208,8 +208,7 @@ class HFGenerate:
             noise,
             n,
             self.sampler,
-            weights_left(self.decode_matmul, prompt_ids.device.type, width=hidden_size(model)),
-            weights_packed(self.decode_matmul, prompt_ids.device.type, hidden_size(model)),
+            *decode_ways(self.decode_matmul, prompt_ids.device.type, hidden_size(model)),
         )
 
     def _generate(

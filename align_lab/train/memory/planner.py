@@ -270,7 +270,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         eval_kept=n_eval * kept_row_bytes(P, T),
         whole_update=whole(rows, micro),
         graph_kept=kept,
-        **how.get("sampling_copies", {}),  # packed, snapshot: bytes of the weights' copies sampling holds
+        **how.get("sampling_copies", {}),  # packed, snapshot, engine_copy: the weights' copies sampling holds
     )
     chooses, cap = setting == "auto" and not whole_only, None if gpu else micro  # else the set size runs
     # DeepSpeed: whole minibatches, its ZeRO-3 forwards share no prompt (the plan's figure stands)
