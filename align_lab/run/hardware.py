@@ -39,6 +39,9 @@ class Hardware:
         None  # memory a run may use on a node; None: the machine's (or its cgroup's limit)
     )
     resources: ResourcePolicy = field(default_factory=ResourcePolicy)
+    # the frozen reference's weights out of memory between its forwards (models/offload.py): auto | true
+    # | false; auto: on a CPU with the torch backend, the run folder on a disk (run/reference_offload.py)
+    offload_reference: str | bool = "auto"
 
     def __post_init__(self) -> None:
         check(self.device in ("cpu", "cuda"), "device", self.device, "cpu or cuda")
@@ -63,6 +66,24 @@ class Hardware:
         least = self.processes / 2**30
         per_process = f"at least 1 byte per process (>= {least:.3g} with processes={self.processes}) or null"
         check(self.memory_gb is None or self.memory_bytes() >= 1, "memory_gb", self.memory_gb, per_process)
+        allowed = "auto, true or false"
+        setting = self.offload_reference
+        check(
+            setting == "auto" or isinstance(setting, bool),
+            "offload_reference",
+            self.offload_reference,
+            allowed,
+        )
+        cpu_only = (
+            "auto or false with device=cuda or backend=deepspeed (true: a CPU run with the torch backend)"
+        )
+        on_cpu = self.device == "cpu" and self.backend == "torch"
+        check(
+            self.offload_reference is not True or on_cpu,
+            "offload_reference",
+            self.offload_reference,
+            cpu_only,
+        )
         # how a loss becomes an update (train/backend.py); raises "backend=...: must be one of ..."
         self.training = Backend(self.backend, self.zero_stage, self.dtype, self.gradient_checkpointing)
 

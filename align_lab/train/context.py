@@ -38,14 +38,30 @@ class Models:
     teacher: torch.nn.Module | None = None  # a distillation's frozen teacher, SDPO's self-teacher copy
     # loads the frozen reference (the SFT policy) when training holds none, for evaluation only
     load_reference: Callable[[], torch.nn.Module] | None = None
+    # the held reference out of memory between its forwards (models/offload.py Offloaded), or None
+    offload: object = None
+
+    @contextmanager
+    def reference_in_memory(self) -> Iterator[torch.nn.Module | None]:
+        """The held reference for a block of its forwards (step 3's, evaluation's): read back where
+        hardware.offload_reference took it out of memory, and out again after the block, so its memory
+        serves the update."""
+        if self.offload is not None:
+            self.offload.reload()
+        try:
+            yield self.reference
+        finally:
+            if self.offload is not None:
+                self.offload.offload()
 
     @contextmanager
     def evaluation_reference(self) -> Iterator[torch.nn.Module]:
-        """The reference evaluation compares with: the one training holds, or, when it holds none
-        (SimPO, ORPO, a KL-free online run), one loaded for the block and freed after it, so training's
-        memory never holds it. Loading draws no number from the training RNG."""
+        """The reference evaluation compares with: the one training holds (in memory for the block), or,
+        when it holds none (SimPO, ORPO, a KL-free online run), one loaded for the block and freed after
+        it, so training's memory never holds it. Loading draws no number from the training RNG."""
         if self.reference is not None:
-            yield self.reference
+            with self.reference_in_memory() as reference:
+                yield reference
             return
         with torch.random.fork_rng(devices=[]):
             reference = self.load_reference()
@@ -133,21 +149,24 @@ def planned(ctx: Context, sizing: Sizing | None = None) -> Context:
         dtype=ctx.backend.dtype,
         reference_loads=sizing.reference_loads,
         divergence_copies=sizing.divergence_copies,
-        sampling_copies=sampling_copies(ctx, sizing.pairwise),
+        weight_terms=weight_terms(ctx, sizing.pairwise),
     )
     trained = dataclasses.replace(ctx.train, micro_batch_size=plan.micro_batch_size)
     return dataclasses.replace(ctx, memory=plan, train=trained)
 
 
-def sampling_copies(ctx: Context, pairwise: bool = False) -> dict[str, int]:
-    """The bytes of the policy's weights that sampling copies (the memory plan's Peak): `packed`, the
-    engine's for one rollout (rollout.decode_matmul=packed); `snapshot`, the sampling thread's, held
-    throughout (train.async_rollouts, train/staleness.py; the online loop's); `engine_copy`, the engine's
-    bfloat16 copy, held throughout (rollout.dtype=bfloat16: HFGenerate.policy_copy)."""
+def weight_terms(ctx: Context, pairwise: bool = False) -> dict[str, int]:
+    """The bytes of the weights the memory plan's Peak prices apart: the policy's that sampling copies,
+    `packed`, the engine's for one rollout (rollout.decode_matmul=packed), `snapshot`, the sampling
+    thread's, held throughout (train.async_rollouts, train/staleness.py; the online loop's), `engine_copy`,
+    the engine's bfloat16 copy, held throughout (rollout.dtype=bfloat16: HFGenerate.policy_copy); and
+    `offloaded`, the reference's, out of memory between its forwards (hardware.offload_reference)."""
     policy = ctx.models.policy
     background = getattr(ctx.train, "async_rollouts", False) and not pairwise
     snapshot = parameter_bytes([policy]) if background else 0
     width = next((p.element_size() for p in policy.parameters()), 4)
     bf16 = getattr(ctx.engine, "dtype", None) == "bfloat16"
     engine_copy = parameter_bytes([policy]) * 2 // width if bf16 else 0
-    return {"packed": packed_bytes(ctx.engine, policy), "snapshot": snapshot, "engine_copy": engine_copy}
+    offloaded = 0 if ctx.models.offload is None else parameter_bytes([ctx.models.reference])
+    copies = {"packed": packed_bytes(ctx.engine, policy), "snapshot": snapshot, "engine_copy": engine_copy}
+    return copies | {"offloaded": offloaded}

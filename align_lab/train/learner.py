@@ -92,17 +92,19 @@ class Learner:
         The first update sees the weights of this step's rollout: its forward is this one. When its
         minibatch is these very rows (one minibatch per epoch, one process) and they are one forward,
         the graph is kept for it (one forward per step); else the outputs, for the loss's gradient.
-        Without a graph, the rows per forward are the plan's for no-graph forwards (train/memory/)."""
+        Without a graph, the rows per forward are the plan's for no-graph forwards (train/memory/). The
+        frozen models' forwards (the signals) run first: a kept graph is held beside none of them."""
         algo, cfg, dp, micro = self.algo, self.train, self.group, self.memory.forward_micro_batch_size
         first_minibatch = cfg.minibatch_size == cfg.rollout_size and dp.size == 1
         rows = Rows.of(samples)
         ptx = algo.needs.ptx_coef > 0  # PPO-ptx: the plan's rows
         keep = first_minibatch and whole(len(samples.mask), first_update_rows(self, rows.tensors(), ptx))
+        signals = step_signals(self, samples, scores, rows)  # before the graph (hardware.offload_reference)
         first = micro_forward(self.outputs, rows.tensors(), None if keep else micro, graph=keep)
         logprobs, values = first[0].detach(), (None if first[2] is None else first[2].detach())  # (b, T)
         # every process's rows (a minibatch's rows come from the whole rollout); with a graph, one process
         first = tuple(None if o is None else dp.gather(o) for o in first)  # (B, T) each
-        return logprobs, step_signals(self, samples, scores, rows), values, first
+        return logprobs, signals, values, first
 
     def frozen_logprobs(self, model, rows: tuple) -> Tensor:
         """(b, T) log-probs of this process's responses under a frozen model (the reference, the teacher)

@@ -174,15 +174,16 @@ def reference_forward(learner: Learner, rows: Rows) -> tuple[torch.Tensor, torch
     algo, models = learner.algo, learner.models
     if not algo.uses_reference:  # a pair loss's own switch (algorithms/preference.py)
         return torch.zeros_like(rows.mask), None
-    ref_logprobs = learner.pair_logprobs(models.reference, rows)  # (2m, T)
-    if not algo.mismatched_kl:
-        return ref_logprobs, None
-    # (x_1, y_2m), (x_2, y_1), ...: each prompt with the response of the row before it
-    responses = (t.roll(1, 0) for t in (rows.response_ids, rows.attend, rows.mask))
-    rotated = Rows(rows.prompt_ids, rows.prompt_attn, *responses)
-    policy = learner.pair_logprobs(models.policy, rotated)  # (2m, T)
-    reference = learner.pair_logprobs(models.reference, rotated)  # (2m, T)
-    return ref_logprobs, masked_sum(policy - reference, rotated.mask, dim=1)  # (2m,)
+    with models.reference_in_memory() as reference:  # out of it after (hardware.offload_reference)
+        ref_logprobs = learner.pair_logprobs(reference, rows)  # (2m, T)
+        if not algo.mismatched_kl:
+            return ref_logprobs, None
+        # (x_1, y_2m), (x_2, y_1), ...: each prompt with the response of the row before it
+        responses = (t.roll(1, 0) for t in (rows.response_ids, rows.attend, rows.mask))
+        rotated = Rows(rows.prompt_ids, rows.prompt_attn, *responses)
+        policy = learner.pair_logprobs(models.policy, rotated)  # (2m, T)
+        mismatched = learner.pair_logprobs(reference, rotated)  # (2m, T)
+    return ref_logprobs, masked_sum(policy - mismatched, rotated.mask, dim=1)  # (2m,)
 
 
 def train_pairwise(algo: PairwiseAlgorithm, ctx: Context) -> dict:

@@ -38,7 +38,8 @@ def left_padded(tokenizer, texts: list[str], limit: int | None) -> tuple[Tensor,
 
 def reference(learner, signal: Reference, samples, scores: Tensor, rows) -> dict[str, Tensor]:
     """signals["reference"] (b, T): the responses under the frozen reference."""
-    return {REFERENCE: learner.frozen_logprobs(learner.models.reference, rows.tensors())}
+    with learner.models.reference_in_memory() as model:  # out of it after (hardware.offload_reference)
+        return {REFERENCE: learner.frozen_logprobs(model, rows.tensors())}
 
 
 def teacher(learner, signal: TeacherLogprobs, samples, scores: Tensor, rows) -> dict[str, Tensor]:

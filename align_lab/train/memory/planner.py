@@ -32,6 +32,7 @@ from align_lab.train.memory.footprint import (
     row_bytes,
 )
 from align_lab.train.memory.kept import kept_row_bytes
+from align_lab.train.memory.peak import Peak
 from align_lab.train.memory.plan_lines import describe, log_plan
 from align_lab.train.memory.token_budget import Budget, realized_peak
 from align_lab.train.micro import whole
@@ -138,64 +139,6 @@ def rows_in(n: int, size: int | None) -> int:
 
 
 @dataclass(frozen=True)
-class Peak:
-    """A run's predicted peak resident memory (bytes): held (runtime, weights of every model held, AdamW
-    moments of what trains) + the largest phase (update, rollout forward, evaluation, sampling), at the
-    rows planned."""
-
-    runtime: int
-    weights: int
-    gradients: int
-    optimiser: int
-    train_row: int  # a graph row's activations (a pair's for the pairwise loop)
-    train_rows: int  # rows of this process's largest update forward (micro-batch)
-    forward_rows: int  # rows of the largest no-graph forward over this process's rollout (step 3, reference)
-    eval_row: int  # a no-graph forward row's working set
-    eval_rows: int  # rows of evaluation's largest forward
-    eval_reference: int  # a reference loaded for evaluation only (the run holds none)
-    kv_row: int  # a sampled row's KV cache
-    rollout_rows: int  # rows of this process's rollout
-    sample_rows: int  # rows of evaluation's largest sampling chunk
-    eval_kept: int = 0  # what an evaluation keeps of all its rows until it ends (kept.py)
-    whole_update: bool = False  # one forward: its backward frees activations as it fills gradients
-    graph_kept: bool = False  # step 3's graph is held through the reference's forward (the first update's)
-    packed: int = 0  # the engine's copy of a sampled model's weights for one rollout (decode_matmul=packed)
-    # train.async_rollouts: the sampling thread's frozen copy of the policy, held throughout; its sampling
-    # runs beside the loop's forwards, update and evaluation
-    snapshot: int = 0
-    engine_copy: int = 0  # the engine's own copy of the policy, held throughout (rollout.dtype=bfloat16)
-
-    @property
-    def held(self) -> int:  # throughout the run
-        return self.runtime + self.weights + self.optimiser + self.snapshot + self.engine_copy
-
-    @property
-    def phases(self) -> dict[str, int]:
-        return {
-            "update": (max if self.whole_update else sum)((self.gradients, self.train_rows * self.train_row)),
-            "rollout forward": self.forward_rows * self.eval_row
-            + (self.train_rows * self.train_row if self.graph_kept else 0),
-            "evaluation": self.eval_reference + self.eval_rows * self.eval_row + self.eval_kept,
-            "sampling": self.kv_row * max(self.rollout_rows, self.sample_rows) + self.packed,
-        }
-
-    @property
-    def total(self) -> int:
-        phases = self.phases
-        loop = max(phases["update"], phases["rollout forward"], phases["evaluation"])
-        return self.held + max(*phases.values(), loop + phases["sampling"] if self.snapshot else 0)
-
-    def describe(self) -> str:
-        """The one line a run logs about its prediction."""
-        held = {"runtime": self.runtime, "weights": self.weights, "optimiser": self.optimiser}
-        held |= {"sampling snapshot": self.snapshot} if self.snapshot else {}
-        held |= {"sampling copy": self.engine_copy} if self.engine_copy else {}
-        terms = held | {f"{k} phase": v for k, v in self.phases.items()}
-        parts = ", ".join(f"{k} {v / MiB:.0f}" for k, v in terms.items())
-        return f"predicted peak memory {self.total / MiB:.0f} MiB ({parts} MiB)"
-
-
-@dataclass(frozen=True)
 class Planned:
     """A run's memory plan: its predicted peak and the rows per micro-batch of each forward (None:
     whole), never "auto"."""
@@ -226,7 +169,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
     reads it) and `env`, with `train`'s batch sizes over `ranks` processes. `how`: budget (bytes; None:
     default_budget), whole_only (a DeepSpeed engine steps once per backward), dtype (hardware.dtype),
     reference_loads (False: a LoRA policy's frozen base serves evaluation), divergence_copies (fp32 (T, V)
-    copies a row's divergence adds: footprint.py, GKD), sampling_copies (Peak's copies)."""
+    copies a row's divergence adds: footprint.py, GKD), weight_terms (context.py weight_terms)."""
     policy, reference, critic, *others = models
     dims = Dims.of(policy.config)
     P = prompt_tokens(task)
@@ -249,8 +192,6 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
     eval_micro = plan(setting, n_eval, forward_row_bytes(dims, P, T), room, whole_factor=1)
     # the online loop's step 3 and reference forwards over the rollout (the pairwise loop's: `micro`)
     forward_micro = plan(setting, 0 if pairwise else sampled, forward_row_bytes(dims, P, T), room, 1)
-    # step 3 keeps its graph for the first update: one minibatch of the whole rollout, one forward
-    kept = not pairwise and train.minibatch_size == train.rollout_size and ranks == 1 and whole(rows, micro)
     kv_row = kv_bytes(dims, 2 * P + T)  # the prompts' cache is copied into one of P + T positions
     sample_rows = plan(setting if setting == "auto" else None, n_eval, kv_row, room, 1)
     peak = Peak(
@@ -269,8 +210,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         sample_rows=rows_in(n_eval, sample_rows),
         eval_kept=n_eval * kept_row_bytes(P, T),
         whole_update=whole(rows, micro),
-        graph_kept=kept,
-        **how.get("sampling_copies", {}),  # packed, snapshot, engine_copy: the weights' copies sampling holds
+        **how.get("weight_terms", {}),  # packed, snapshot, engine_copy, offloaded: context.py weight_terms
     )
     chooses, cap = setting == "auto" and not whole_only, None if gpu else micro  # else the set size runs
     # DeepSpeed: whole minibatches, its ZeRO-3 forwards share no prompt (the plan's figure stands)
@@ -301,11 +241,14 @@ def update_budget(
 def record(planned: Planned, realized: dict | None = None) -> dict:
     """The plan in a run's summary.json: rows chosen and the predicted peak (MiB, as memory/peak_mb);
     with `realized` (what its online updates ran, train/memory/token_budget.py) the peak predicted for the
-    rows the run had, and the rows per micro-batch it ran (null: whole)."""
+    rows the run had, and the rows per micro-batch it ran (null: whole); the reference's MiB out of memory
+    between its forwards (hardware.offload_reference; 0: in memory throughout, or none)."""
     peak = realized_peak(planned.peak, realized or {})
     sizes = sorted((realized or {}).get("sizes", ()), key=lambda size: size or 0)
     rows = planned.micro_batch_size if not sizes else sizes[0] if len(sizes) == 1 else sizes
-    return {"train/micro_batch_size_resolved": rows, "memory/predicted_peak_mb": round(peak.total / MiB, 1)}
+    predicted = {"memory/predicted_peak_mb": round(peak.total / MiB, 1)}
+    offloaded = {"memory/offloaded_reference_mb": round(peak.offloaded / MiB, 1)}
+    return {"train/micro_batch_size_resolved": rows} | predicted | offloaded
 
 
 def stage_plan(stage: str, setting, dims: Dims, rows: int, per_row: int, budget: int) -> int | None:

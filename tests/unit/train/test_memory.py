@@ -139,7 +139,7 @@ def test_a_rollout_that_packs_the_weights_adds_their_copy_to_the_sampling_phase_
     assert packed_bytes(HFGenerate(decode_matmul="packed"), smollm2(), "cpu") == 537_919_488
     assert packed_bytes(HFGenerate(decode_matmul="packed"), smollm2(), "cuda") == 0  # a GPU: F.linear
     planned = plan_run("auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(),
-                       budget=int(23.5 * GiB), sampling_copies={"packed": 537_919_488})  # fmt: skip
+                       budget=int(23.5 * GiB), weight_terms={"packed": 537_919_488})  # fmt: skip
     assert planned.eval_sample_rows == 94 and planned.peak.phases["sampling"] == 1_317_593_088
     assert planned.peak.total == 2_613_613_568 + 1_317_593_088  # 3749 MiB against 3526 unpacked
 
@@ -150,9 +150,9 @@ def test_async_rollouts_hold_the_sampling_snapshot_and_sample_beside_the_update(
     # 1,083,940,416: 2,613,613,568 + 538,060,032 + 1,083,940,416 + 779,673,600 = 5,015,287,616
     models = (smollm2(), smollm2(False), None)
     train = TrainConfig(async_rollouts=True, max_staleness=1)
-    copies = {"snapshot": 538_060_032}  # context.sampling_copies: the policy's bytes where async
+    copies = {"snapshot": 538_060_032}  # context.weight_terms: the policy's bytes where async
     peak = plan_run(
-        "auto", models, arith_word(), None, train, budget=int(23.5 * GiB), sampling_copies=copies
+        "auto", models, arith_word(), None, train, budget=int(23.5 * GiB), weight_terms=copies
     ).peak
     assert peak.held == 2_613_613_568 + 538_060_032
     assert peak.total == 5_015_287_616
@@ -165,11 +165,33 @@ def test_a_bf16_rollouts_copy_of_the_policy_is_held_throughout():
     # rollout.dtype=bfloat16: the engine samples a bf16 copy of the policy, made at the first sync and kept:
     # 134,515,008 parameters x 2 = 269,030,016 bytes beside the 2,613,613,568 held; the update's phase
     # (1,083,940,416) still the largest: 2,613,613,568 + 269,030,016 + 1,083,940,416 = 3,966,584,000
-    copies = {"engine_copy": 269_030_016}  # context.sampling_copies: the policy's parameters at 2 bytes
+    copies = {"engine_copy": 269_030_016}  # context.weight_terms: the policy's parameters at 2 bytes
     peak = plan_run("auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(),
-                    budget=int(23.5 * GiB), sampling_copies=copies).peak  # fmt: skip
+                    budget=int(23.5 * GiB), weight_terms=copies).peak  # fmt: skip
     assert peak.held == 2_613_613_568 + 269_030_016 and peak.total == 3_966_584_000
     assert "sampling copy 257, " in peak.describe()
+
+
+def test_an_offloaded_reference_is_priced_where_it_is_back_in_memory_and_not_at_the_update():
+    # hardware.offload_reference: the reference's 538,060,032 bytes leave what is held throughout
+    # (2,613,613,568 - that = 2,075,553,536) and join step 3's forwards (25 x 31,180,800 + that =
+    # 1,317,580,032), evaluation (+ 256 x 6,976: 1,319,365,888) and an evaluation chunk's sampling
+    # (94 x 8,294,400 + that = 1,317,733,632 against the rollout's 64 x 8,294,400), not the update
+    # (1,083,940,416). Total 2,075,553,536 + 1,319,365,888 = 3,394,919,424 (3,697,553,984 held throughout)
+    terms = {"offloaded": 538_060_032}  # context.weight_terms: the reference's bytes where offloaded
+    planned = plan_run("auto", (smollm2(), smollm2(False), None), arith_word(), None, TrainConfig(),
+                       budget=int(23.5 * GiB), weight_terms=terms)  # fmt: skip
+    peak = planned.peak
+    assert planned.micro_batch_size == 2  # the allowance is what it was: the same rows, the same numbers
+    assert peak.held == 2_075_553_536
+    assert peak.phases == {
+        "update": 538_060_032 + 2 * 272_940_192,
+        "rollout forward": 1_317_580_032,
+        "evaluation": 1_319_365_888,
+        "sampling": 1_317_733_632,
+    }
+    assert peak.total == 3_394_919_424
+    assert "weights 513, optimiser 1026, offloaded reference 513, " in peak.describe()
 
 
 def test_gkds_divergence_to_the_teacher_adds_its_measured_copies_to_an_update_row():
@@ -214,16 +236,19 @@ def test_an_update_holds_a_minibatch_of_rows_whole_only_within_what_the_budget_l
     assert tight.micro_batch_size == 2 and tight.peak.total == 3_697_553_984 < 4 * GiB
 
 
-def test_step_3s_kept_graph_is_held_through_the_reference_forward():
-    # minibatch = rollout = 8, whole: step 3's graph (8 x 272,940,192) stays for the first update while
-    # the reference's no-graph forward runs its 8 rows (8 x 31,180,800 = 249,446,400 <= the allowance)
+def test_step_3s_kept_graph_is_held_beside_no_forward_of_the_reference():
+    # minibatch = rollout = 8, whole: step 3's graph (8 x 272,940,192) stays for the first update; the
+    # reference's no-graph forward of its 8 rows (8 x 31,180,800 = 249,446,400 <= the allowance) runs
+    # before it (train/learner.py forward), so the graph is the update's phase alone (2,432,967,936
+    # when they were summed)
     config = TrainConfig(rollout_size=8, minibatch_size=8)
     kept = plan_run(
         "auto", (smollm2(), smollm2(False), None), arith_word(), None, config, budget=int(23.5 * GiB)
     )
     assert kept.micro_batch_size is None and kept.forward_micro_batch_size is None
-    assert kept.peak.phases["rollout forward"] == 8 * 272_940_192 + 8 * 31_180_800
-    assert kept.peak.total == 2_613_613_568 + 2_432_967_936
+    assert kept.peak.phases["rollout forward"] == 8 * 31_180_800
+    assert kept.peak.phases["update"] == 8 * 272_940_192  # more than the gradients' 538,060,032
+    assert kept.peak.total == 2_613_613_568 + 2_183_521_536
     # two processes: each holds 4 rows, and step 3 keeps no graph (a minibatch spans both)
     split = plan_run(
         "auto", (smollm2(), smollm2(False), None), arith_word(), None, config, ranks=2, budget=int(23.5 * GiB)

@@ -160,20 +160,33 @@ def test_the_summary_records_the_rows_a_run_ran_and_their_predicted_peak():
     # held: runtime 100 + weights 1000 + optimiser 20 MiB; planned update: gradients 10 + 4 rows of 50
     peak = Peak(100 * M, 1000 * M, 10 * M, 20 * M, 50 * M, 4, 0, 0, 0, 0, 0, 0, 0)
     planned = Planned(peak, 4, None, None, None, Budget(TINY, 0, 0, 1.0))
-    assert record(planned) == {"train/micro_batch_size_resolved": 4, "memory/predicted_peak_mb": 1330.0}
+    assert record(planned) == {
+        "train/micro_batch_size_resolved": 4,
+        "memory/predicted_peak_mb": 1330.0,
+        "memory/offloaded_reference_mb": 0.0,
+    }
     # ran whole, its largest forward 500 MiB: the update phase max(gradients, 500)
     summary = record(planned, {"whole": 500 * M, "sizes": {None}})
-    assert summary == {"train/micro_batch_size_resolved": None, "memory/predicted_peak_mb": 1620.0}
+    assert (
+        summary["train/micro_batch_size_resolved"] is None and summary["memory/predicted_peak_mb"] == 1620.0
+    )
     # whole (100 MiB) and micro-batched (80 at most, at 2 or 3 rows): the larger, gradients + 80
     mixed = record(planned, {"whole": 100 * M, "micro": 80 * M, "sizes": {None, 2, 3}})
-    assert mixed == {"train/micro_batch_size_resolved": [None, 2, 3], "memory/predicted_peak_mb": 1220.0}
+    assert (
+        mixed["train/micro_batch_size_resolved"] == [None, 2, 3]
+        and mixed["memory/predicted_peak_mb"] == 1220.0
+    )
+    # a reference out of memory between its forwards (hardware.offload_reference): its MiB recorded
+    offloaded = record(dataclasses.replace(planned, peak=dataclasses.replace(peak, offloaded=500 * M)))
+    assert offloaded["memory/offloaded_reference_mb"] == 500.0
     # a whole forward of 300 MiB beside micro-batches of 80: max(gradients, 300) is the larger
     both = record(planned, {"whole": 300 * M, "micro": 80 * M, "sizes": {None, 2}})
     assert both["memory/predicted_peak_mb"] == 1420.0
-    # step 3's kept graph (200 MiB) is held through the rollout's no-graph forwards (3 rows of 30)
+    # step 3's kept graph (200 MiB) is the first update's activations, held beside none of the rollout's
+    # no-graph forwards (3 rows of 30: the frozen models' run first)
     peak = dataclasses.replace(peak, forward_rows=3, eval_row=30 * M)
     kept = record(dataclasses.replace(planned, peak=peak), {"kept": 200 * M, "sizes": {None}})
-    assert kept["memory/predicted_peak_mb"] == 1120 + 200 + 90
+    assert kept["memory/predicted_peak_mb"] == 1120 + 200
 
 
 def test_the_plan_prices_online_updates_and_lets_auto_choose_only_where_it_runs_them():

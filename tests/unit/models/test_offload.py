@@ -1,0 +1,163 @@
+"""hardware.offload_reference (models/offload.py, run/reference_offload.py): a frozen reference's weights
+leave memory for an unlinked file and come back byte for byte; which runs do it; a full disk keeps it in
+memory with one line."""
+
+import copy
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from align_lab.models.lora import frozen_base
+from align_lab.models.offload import offloadable, offloaded
+from align_lab.models.sequences import response_logprobs
+from align_lab.run.hardware import Hardware
+from align_lab.run.reference_offload import filesystem, offloads, reference_offload
+from align_lab.train.context import Models
+from tests.conftest import ROOT
+from tests.integration.test_faults import _read_only_mounts_work
+from tests.unit.models.test_sequences import batch, tiny
+from tests.unit.rollout.test_rollout_sampling import with_lora
+
+
+def frozen(kind: str = "llama"):
+    return tiny(kind).eval().requires_grad_(False)
+
+
+def test_the_weights_come_back_byte_for_byte_and_the_forward_gives_the_same_bits(tmp_path):
+    model, rows = frozen(), batch()
+    before = response_logprobs(model, *rows)[0]  # (7, 6)
+    weights = {name: p.detach().clone() for name, p in model.named_parameters()}
+    versions = [p._version for p in model.parameters()]
+    offload = offloaded(model, tmp_path)
+    assert list(tmp_path.iterdir()) == []  # unlinked: nothing stays if the process dies
+    assert offload.nbytes == sum(p.numel() * 4 for p in model.parameters())  # the tied weight once
+    for _ in range(2):
+        offload.offload()
+        assert all(p.numel() == 0 for p in model.parameters())  # out of memory
+        with pytest.raises((RuntimeError, ZeroDivisionError)):  # a use that skips the reload: loud
+            response_logprobs(model, *rows)
+        offload.reload()
+        assert all(torch.equal(p, weights[name]) for name, p in model.named_parameters())
+        # weights_version unchanged: an evaluation still reuses the reference's samples (train/cadence.py)
+        assert [p._version for p in model.parameters()] == versions
+        assert model.lm_head.weight is model.model.embed_tokens.weight  # still tied
+        assert torch.equal(response_logprobs(model, *rows)[0], before)
+    offload.reload()  # a no-op while in memory
+    offload.close()
+
+
+def test_models_hold_the_reference_in_memory_for_a_block_of_its_forwards_only(tmp_path):
+    policy, reference = frozen().train(), frozen()
+    offload = offloaded(reference, tmp_path)
+    models = Models(policy, reference, offload=offload)
+    offload.offload()
+    with models.reference_in_memory() as held:  # step 3's forwards
+        assert held is reference and not offload.away
+    assert offload.away  # the update's memory
+    with models.evaluation_reference() as held:
+        assert held is reference and not offload.away  # the engine reads its weights: in memory
+    assert offload.away
+    with Models(policy, reference).reference_in_memory() as held:  # none offloaded: as it is
+        assert held is reference and offload.away
+
+
+def test_only_a_reference_with_weights_of_its_own_is_offloadable():
+    policy = frozen("llama")
+    assert offloadable(copy.deepcopy(policy), (policy,))
+    assert not offloadable(policy, (policy,))  # a benchmark's policy standing in for the reference
+    lora = with_lora(copy.deepcopy(policy))
+    assert not offloadable(frozen_base(lora), (lora,))  # a LoRA policy's base is its reference
+    assert not offloadable(tiny("llama"), ())  # weights that train
+
+
+def test_auto_offloads_on_a_cpu_with_the_torch_backend_where_the_run_folder_is_on_a_disk(tmp_path):
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/vda / ext4 rw 0 0\ntmpfs /dev/shm tmpfs rw 0 0\n/dev/vdb /dev/shm/x\\040y xfs rw 0 0\n"
+    )
+    assert filesystem(tmp_path, str(mounts)) == "ext4"
+    assert filesystem(Path("/dev/shm/run"), str(mounts)) == "tmpfs"
+    assert filesystem(Path("/dev/shm/x y/run"), str(mounts)) == "xfs"
+    assert filesystem(tmp_path, str(tmp_path / "none")) is None
+    on_disk = tmp_path if filesystem(tmp_path) not in ("tmpfs", "ramfs") else None
+    if on_disk is not None:
+        assert offloads("auto", "cpu", "torch", on_disk)
+    assert not offloads("auto", "cuda", "torch", tmp_path) and not offloads(
+        "auto", "cpu", "deepspeed", tmp_path
+    )
+    assert not offloads(False, "cpu", "torch", tmp_path) and offloads(True, "cpu", "torch", tmp_path)
+    policy = frozen().train()
+    models = Models(policy, copy.deepcopy(policy).requires_grad_(False))
+    assert reference_offload(Hardware(offload_reference=True), models, tmp_path) is not None
+    assert reference_offload(Hardware(offload_reference=False), models, tmp_path) is None
+    assert reference_offload(Hardware(offload_reference=True), Models(policy), tmp_path) is None  # none held
+
+
+@pytest.mark.parametrize(
+    ("keys", "said"),
+    [
+        ({"offload_reference": "yes"}, "offload_reference=yes: must be auto, true or false"),
+        ({"offload_reference": 1}, "offload_reference=1: must be auto, true or false"),
+        ({"offload_reference": True, "device": "cuda"}, "offload_reference=true: must be auto or false with"),
+        (
+            {"offload_reference": True, "backend": "deepspeed"},
+            "offload_reference=true: must be auto or false",
+        ),
+    ],
+)
+def test_a_setting_it_cannot_do_is_one_line_naming_the_key(keys, said):
+    with pytest.raises(ValueError) as error:
+        Hardware(**keys)
+    assert str(error.value).startswith(said) and "\n" not in str(error.value), str(error.value)
+
+
+def test_a_write_that_fails_keeps_the_reference_in_memory_with_one_line(tmp_path, monkeypatch, caplog):
+    model = frozen()
+    weights = [p.detach().clone() for p in model.parameters()]
+
+    def full(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("align_lab.models.offload.os.pwrite", full)
+    offload = offloaded(model, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        offload.offload()  # waits for the write: it failed
+        offload.offload()  # said once
+    [line] = [r.getMessage() for r in caplog.records]
+    said = (
+        f"could not write the reference's weights to {tmp_path} (No space left on device): it stays in memory"
+    )
+    assert line.startswith(f"align_lab: warning: hardware.offload_reference: {said}"), line
+    assert not offload.away
+    assert all(torch.equal(p, w) for p, w in zip(model.parameters(), weights, strict=True))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_it_cannot_write_keeps_the_reference_in_memory_with_one_line(tmp_path, caplog):
+    (tmp_path / "file").write_text("")  # a file where the run folder's parent should be
+    with caplog.at_level(logging.WARNING, logger="align_lab"):
+        assert offloaded(frozen(), tmp_path / "file" / "run") is None
+    [line] = [r.getMessage() for r in caplog.records]
+    assert f"could not write the reference's weights to {tmp_path}/file/run (" in line, line
+
+
+@pytest.mark.skipif(not _read_only_mounts_work(), reason="needs unshare -m and mount (root)")
+def test_a_really_full_disk_keeps_the_reference_in_memory_with_one_line(tmp_path):
+    """A real full file system (a 64 KB tmpfs in a private mount namespace) under a reference of 1 MiB."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    code = (
+        "import torch; from pathlib import Path; from align_lab.models.offload import offloaded\n"
+        "model = torch.nn.Linear(512, 512).requires_grad_(False); before = model.weight.clone()\n"
+        f"offload = offloaded(model, Path('{folder}')); offload.offload()\n"
+        "print(offload.away, torch.equal(model.weight, before))\n"
+    )
+    script = f'mount -t tmpfs -o size=64k tmpfs {folder} && exec {sys.executable} -c "{code}"'
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.split() == ["False", "True"], result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("align_lab:")]
+    assert f"could not write the reference's weights to {folder} (No space left on device)" in line, line
