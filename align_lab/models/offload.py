@@ -67,9 +67,8 @@ class Offloaded:
         self.offsets = [0]
         for p in self.parameters:
             self.offsets.append(self.offsets[-1] + p.numel() * p.element_size())
-        folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.file = folder, tempfile.TemporaryFile(dir=folder, prefix="offloaded-")
-        self.away, self.unwritten = False, None  # the write's OSError, once it failed
+        self.away, self.unwritten, self.closed = False, None, False  # unwritten: the write's OSError
         self.writing = threading.Thread(target=self._write, name="align_lab-offload", daemon=True)
         self.writing.start()
 
@@ -94,8 +93,9 @@ class Offloaded:
         return self.unwritten is None
 
     def offload(self) -> None:
-        """The parameters out of memory: each a tensor of no element (its version kept)."""
-        if not self.written():
+        """The parameters out of memory: each a tensor of no element (its version kept); after `close`,
+        nothing."""
+        if self.closed or not self.written():
             return
         for p in self.parameters:
             p.data = torch.empty(0, dtype=p.dtype)
@@ -112,9 +112,11 @@ class Offloaded:
         self.away = False
 
     def close(self) -> None:
-        """Back in memory for good, the file gone."""
+        """Back in memory for good, the file closed now (a run's end: left to the garbage collector, its
+        descriptor would close at any later moment, in a later run of the process among them)."""
         self.written()
         self.reload()
+        self.closed = True
         self.file.close()
 
 

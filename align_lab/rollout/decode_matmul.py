@@ -4,11 +4,13 @@ W @ h^T, the same products summed in another order; `packed`: oneDNN on the weig
 rollout (rollout/onednn.py). `auto` (the default) takes, for a policy at least LEFT_MIN_WIDTH wide on
 a CPU: `packed` on an AMD CPU with AVX-512, `fast` on another AMD CPU, `exact` on every other CPU; and
 `exact` on a GPU and for a narrower policy. The choice depends only on the machine and the model: a
-run's numbers stay the same on one machine, and summary.json records it (`resolved`)."""
+run's numbers stay the same on one machine, and summary.json records it (`resolved`). The prefill's
+head reads its last position as `last_logits` says (a bfloat16 model on a CPU: by index)."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 
 import torch
 
@@ -109,3 +111,16 @@ def packed_bytes(engine, model, device: str | None = None) -> int:
     plain = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and id(m) not in lora]
     width = getattr(torch, getattr(engine, "dtype", "float32")).itemsize
     return sum(m.weight.numel() for m in plain) * width
+
+
+def last_logits(model, P: int) -> dict:
+    """The prefill's `logits_to_keep` (where the model's forward takes it), its last position of `P`: 1,
+    or the index of it for a CPU model in a 16-bit dtype, whose head then reads a contiguous copy of that
+    position's hidden states: torch's CPU linear of the strided slice hidden[:, -1:] in bfloat16 expands
+    the head's weight to every row (SmolLM2, 47 prompts: 47 x 576 x 49,152 x 2 bytes, 2.5 GiB) for the
+    same bits. float32 keeps the slice (a contiguous copy moves its last bits)."""
+    if "logits_to_keep" not in inspect.signature(model.forward).parameters:
+        return {}
+    weight = next(model.parameters())
+    index = weight.device.type == "cpu" and weight.dtype != torch.float32
+    return {"logits_to_keep": torch.tensor([P - 1]) if index else 1}

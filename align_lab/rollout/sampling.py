@@ -21,6 +21,7 @@ from align_lab.models.sequences import is_partitioned
 from align_lab.rl import logprobs_from_logits
 from align_lab.rollout.base import check_finite_logits
 from align_lab.rollout.decode import align_weights, decode_step, fast_decode_supported, mirrored, preallocate
+from align_lab.rollout.decode_matmul import last_logits
 
 
 def warp(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
@@ -114,7 +115,7 @@ def prefill(
     model's forward. packed: the step's weights reordered for oneDNN (rollout.decode_matmul=packed)."""
     P = prompt_ids.shape[1]
     position_ids = (prompt_attn.cumsum(-1) - 1).clamp(min=0)  # (B/n, P); left pads read position 0
-    keep = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    keep = last_logits(model, P)  # the last position's logits only (decode_matmul.py)
     out = model(
         input_ids=prompt_ids,
         attention_mask=prompt_attn if padded else None,

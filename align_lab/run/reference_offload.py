@@ -45,10 +45,10 @@ def offloads(setting, device: str, backend: str, folder: Path) -> bool:
 def reference_offload(hardware, models, folder: Path) -> Offloaded | None:
     """The run's reference, offloadable between its forwards in a file of `folder` where
     hardware.offload_reference says so and it has weights of its own; else None (it stays in memory)."""
-    reference = models.reference
-    if reference is None or not offloads(
-        hardware.offload_reference, hardware.device, hardware.backend, folder
-    ):
+    reference, how = models.reference, (hardware.offload_reference, hardware.device, hardware.backend)
+    if reference is None or not offloads(*how, folder):
+        return None
+    if not folder.is_dir():  # removed under the run: the run says so in its own line, at its next write
         return None
     if not offloadable(reference, (models.policy, models.critic, models.teacher)):
         return None

@@ -137,4 +137,5 @@ def finish(ctx: Context, named: dict, algo, final: dict | None) -> dict:
     ctx.preemption.steps_end()  # a signal during the checkpoint stops the run now; in the evaluation, at once
     if final is None and (main or backend.every_rank_forwards(ctx.group)):
         final = evaluate_now(ctx).metrics  # its samples were written when the last step was logged
+    ctx.models.close()  # an offloaded reference back in memory, its file closed (hardware.offload_reference)
     return (final | run_means(ctx.ledger.perf)) if main else {}  # with the run's mean perf/ figures

@@ -54,6 +54,11 @@ class Models:
             if self.offload is not None:
                 self.offload.offload()
 
+    def close(self) -> None:
+        """The run's end: an offloaded reference back in memory for good, its file closed."""
+        if self.offload is not None:
+            self.offload.close()
+
     @contextmanager
     def evaluation_reference(self) -> Iterator[torch.nn.Module]:
         """The reference evaluation compares with: the one training holds (in memory for the block), or,

@@ -29,6 +29,7 @@ class Peak:
     sample_rows: int  # rows of evaluation's largest sampling chunk
     eval_kept: int = 0  # what an evaluation keeps of all its rows until it ends (kept.py)
     whole_update: bool = False  # one forward: its backward frees activations as it fills gradients
+    graph_kept: bool = False  # step 3's graph kept for the first update (minibatch = rollout, one forward)
     packed: int = 0  # the engine's copy of a sampled model's weights for one rollout (decode_matmul=packed)
     # train.async_rollouts: the sampling thread's frozen copy of the policy, held throughout; its sampling
     # runs beside the loop's forwards, update and evaluation
@@ -49,9 +50,13 @@ class Peak:
         kv, back = self.kv_row, self.offloaded  # what an offloaded reference adds where it is back
         return {
             "update": (max if self.whole_update else sum)((self.gradients, self.train_rows * self.train_row)),
-            # step 3's no-graph forwards (the frozen models' first: a graph kept for the first update is
-            # held beside none of them, and is that update's activations)
-            "rollout forward": back + self.forward_rows * self.eval_row,
+            # step 3's no-graph forwards, and beside them the graph kept for the first update: since
+            # 2026-12-05 the frozen models' forwards run before it is made, but the kept graph's update
+            # peaks above max(activations, gradients) (tests/integration/test_memory_peak.py: 833 MiB
+            # measured, 722 predicted without this term), which this term holds
+            "rollout forward": back
+            + self.forward_rows * self.eval_row
+            + (self.train_rows * self.train_row if self.graph_kept else 0),
             "evaluation": back + self.eval_reference + self.eval_rows * self.eval_row + self.eval_kept,
             "sampling": max(kv * self.rollout_rows, kv * self.sample_rows + back) + self.packed,
         }

@@ -192,6 +192,8 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
     eval_micro = plan(setting, n_eval, forward_row_bytes(dims, P, T), room, whole_factor=1)
     # the online loop's step 3 and reference forwards over the rollout (the pairwise loop's: `micro`)
     forward_micro = plan(setting, 0 if pairwise else sampled, forward_row_bytes(dims, P, T), room, 1)
+    # step 3 keeps its graph for the first update: one minibatch of the whole rollout, one forward
+    kept = not pairwise and train.minibatch_size == train.rollout_size and ranks == 1 and whole(rows, micro)
     kv_row = kv_bytes(dims, 2 * P + T)  # the prompts' cache is copied into one of P + T positions
     sample_rows = plan(setting if setting == "auto" else None, n_eval, kv_row, room, 1)
     peak = Peak(
@@ -210,6 +212,7 @@ def plan_run(setting, models, task, env, train, ranks: int = 1, pairwise: bool =
         sample_rows=rows_in(n_eval, sample_rows),
         eval_kept=n_eval * kept_row_bytes(P, T),
         whole_update=whole(rows, micro),
+        graph_kept=kept,
         **how.get("weight_terms", {}),  # packed, snapshot, engine_copy, offloaded: context.py weight_terms
     )
     chooses, cap = setting == "auto" and not whole_only, None if gpu else micro  # else the set size runs

@@ -178,6 +178,7 @@ def realized_peak(peak, realized: dict):
             train_row=realized[kind],
             train_rows=1,
             whole_update=kind != "micro",
+            graph_kept=kind == "kept",
         )
         for kind in ("whole", "micro", "kept")
         if kind in realized

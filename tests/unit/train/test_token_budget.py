@@ -182,11 +182,10 @@ def test_the_summary_records_the_rows_a_run_ran_and_their_predicted_peak():
     # a whole forward of 300 MiB beside micro-batches of 80: max(gradients, 300) is the larger
     both = record(planned, {"whole": 300 * M, "micro": 80 * M, "sizes": {None, 2}})
     assert both["memory/predicted_peak_mb"] == 1420.0
-    # step 3's kept graph (200 MiB) is the first update's activations, held beside none of the rollout's
-    # no-graph forwards (3 rows of 30: the frozen models' run first)
+    # step 3's kept graph (200 MiB) is priced beside the rollout's no-graph forwards (3 rows of 30)
     peak = dataclasses.replace(peak, forward_rows=3, eval_row=30 * M)
     kept = record(dataclasses.replace(planned, peak=peak), {"kept": 200 * M, "sizes": {None}})
-    assert kept["memory/predicted_peak_mb"] == 1120 + 200
+    assert kept["memory/predicted_peak_mb"] == 1120 + 200 + 90
 
 
 def test_the_plan_prices_online_updates_and_lets_auto_choose_only_where_it_runs_them():
