@@ -2,10 +2,10 @@
 run and read back, byte for byte, before its next forward, so the memory they held serves the update.
 OpenRLHF's --ref_reward_offload and verl's reference `param_offload` move a reference out of the GPU to
 the host; on a CPU the place it leaves memory for is the disk (the kernel's page cache keeps the file
-while memory allows, so a reload is a copy, 0.05 s for SmolLM2's 513 MiB on the EPYC Zen 5).
+while memory allows, so a reload is a copy: 0.03 s for SmolLM2's 513 MiB on the EPYC Zen 5, docs/memory.md).
 
 `hardware.offload_reference` says which runs do it (run/reference_offload.py); the run's Models hand the
-reference out in memory (train/context.py `resident_reference`) and offload it after step 3 and after
+reference out in memory (train/context.py `reference_in_memory`) and offload it after step 3 and after
 evaluation. An offloaded parameter holds no element, so a use that skips the reload fails loudly (a shape
 mismatch, a division by zero), never silently."""
 
@@ -78,6 +78,7 @@ class Offloaded:
                 _write(self.file.fileno(), p, offset)
         except OSError as error:
             self.unwritten = error
+            os.ftruncate(self.file.fileno(), 0)  # what was written gives its disk back (a full disk)
 
     @property
     def nbytes(self) -> int:

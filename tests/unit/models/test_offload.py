@@ -4,6 +4,7 @@ memory with one line."""
 
 import copy
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,8 +120,13 @@ def test_a_write_that_fails_keeps_the_reference_in_memory_with_one_line(tmp_path
     model = frozen()
     weights = [p.detach().clone() for p in model.parameters()]
 
-    def full(*_):
-        raise OSError(28, "No space left on device")
+    real, written = os.pwrite, []
+
+    def full(fd, data, offset):  # the first parameter fits, the second finds the disk full
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(real(fd, data, offset))
+        return written[-1]
 
     monkeypatch.setattr("align_lab.models.offload.os.pwrite", full)
     offload = offloaded(model, tmp_path)
@@ -132,7 +138,8 @@ def test_a_write_that_fails_keeps_the_reference_in_memory_with_one_line(tmp_path
         f"could not write the reference's weights to {tmp_path} (No space left on device): it stays in memory"
     )
     assert line.startswith(f"align_lab: warning: hardware.offload_reference: {said}"), line
-    assert not offload.away
+    assert not offload.away and written
+    assert os.fstat(offload.file.fileno()).st_size == 0  # its disk given back
     assert all(torch.equal(p, w) for p, w in zip(model.parameters(), weights, strict=True))
     assert list(tmp_path.iterdir()) == []
 
