@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from align_lab.user_fds import hold, let_go
+
 log = logging.getLogger("align_lab")
 
 
@@ -69,6 +71,8 @@ class Offloaded:
             self.offsets.append(self.offsets[-1] + p.numel() * p.element_size())
         self.folder, self.file = folder, tempfile.TemporaryFile(dir=folder, prefix="offloaded-")
         self.away, self.unwritten, self.closed = False, None, False  # unwritten: the write's OSError
+        # a call of the user's code may not close it (user_fds.py): its number reused would read other bytes
+        hold("offloaded reference's file", self.file.fileno())
         self.writing = threading.Thread(target=self._write, name="align_lab-offload", daemon=True)
         self.writing.start()
 
@@ -113,12 +117,18 @@ class Offloaded:
         self.away = False
 
     def close(self) -> None:
-        """Back in memory for good, the file closed now (a run's end: left to the garbage collector, its
-        descriptor would close at any later moment, in a later run of the process among them)."""
-        self.written()
-        self.reload()
-        self.closed = True
-        self.file.close()
+        """Back in memory for good, the file closed now (a run's end, whatever ended it: left to the
+        garbage collector, its descriptor would close at any later moment, in a later run of the process
+        among them). A second call does nothing; a failing read still closes the file."""
+        if self.closed:
+            return
+        try:
+            self.written()
+            self.reload()
+        finally:
+            self.closed = True
+            let_go(self.file.fileno())
+            self.file.close()
 
 
 def said_unwritten(folder: Path, error: OSError, nbytes: int) -> None:

@@ -4,8 +4,11 @@ on every rank (run/execute.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -144,6 +147,7 @@ def build_context(
     LoRA adapters."""
     scorer = spec.reward.scorer(stages)
     pairwise = isinstance(spec.algo, PairwiseAlgorithm) and spec.algo.uses_dataset_pairs
+    preferences = (stages.preferences if stages.samples is None else stages.samples) if pairwise else None
     judge = spec.judge.judge(stages, scorer) if spec.judge is not None else None
     torch.manual_seed(spec.seed)
     models, base = models_of(spec, stages, scorer)
@@ -155,29 +159,43 @@ def build_context(
         reference_loads=base is None,  # a LoRA policy's frozen base is the reference: nothing loads
         divergence_copies=vocabulary_copies(spec.algo),
     )
-    ctx = Context.build(
-        plan=sizing,
-        task=with_tuning_split(stages.policy_task, spec.config.get("tuning_split")),  # a tuned study's trial
-        tokenizer=stages.tokenizer,
-        models=models,
-        scorer=scorer,
-        engine=engine_of(spec, stages),
-        train=spec.train,
-        tracker=tracker,
-        checkpoint_dir=ckpt,
-        seed=spec.seed,
-        progress=progress,
-        preferences=(stages.preferences if stages.samples is None else stages.samples) if pairwise else None,
-        preemption=preemption,
-        judge=judge,
-        backend=spec.backend,
-        env=spec.env,
-        stage_keys={name: stage.key for name, stage in stages.results.items()},
-        group=Group(rank, spec.hardware.ranks),
-        identity=identity or {},
-    )
+    with closed_on_failure(models):  # the offloaded reference's file and thread, not left to the GC
+        ctx = Context.build(
+            plan=sizing,
+            # a tuned study's trial
+            task=with_tuning_split(stages.policy_task, spec.config.get("tuning_split")),
+            tokenizer=stages.tokenizer,
+            models=models,
+            scorer=scorer,
+            engine=engine_of(spec, stages),
+            train=spec.train,
+            tracker=tracker,
+            checkpoint_dir=ckpt,
+            seed=spec.seed,
+            progress=progress,
+            preferences=preferences,
+            preemption=preemption,
+            judge=judge,
+            backend=spec.backend,
+            env=spec.env,
+            stage_keys={name: stage.key for name, stage in stages.results.items()},
+            group=Group(rank, spec.hardware.ranks),
+            identity=identity or {},
+        )
     say_shared_gpu(spec.hardware, ctx.memory)  # a peak past what others leave of the GPU, said before step 1
     return ctx
+
+
+@contextmanager
+def closed_on_failure(models: Models) -> Iterator[None]:
+    """A block that builds on `models`: where it fails, they let go of what they hold outside memory (an
+    offloaded reference's file and writing thread) before the error goes on."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            models.close()
+        raise
 
 
 def engine_of(spec: RunSpec, stages: Stages):

@@ -85,7 +85,10 @@ class ShareOfRun:
             _, ctx, loop = build_run(
                 self.spec, self.run_dir, MultiTracker([]), quiet, preemption, rank=group.rank
             )
-            loop(self.spec.algo, ctx)
+            try:
+                loop(self.spec.algo, ctx)
+            finally:
+                closed(ctx)
 
     def release(self) -> None:
         """What hangs off a run's process group, let go before the group is destroyed: the rollout
@@ -123,10 +126,12 @@ ENDING = threading.Lock()  # summary.json's last write: the run's own end's, or 
 
 
 def ending(
-    spec: RunSpec, folder: RunFolder, summary: dict | None, kept: dict, segments: list, tracker
+    spec: RunSpec, folder: RunFolder, summary: dict | None, kept: dict, segments: list, tracker, ctx=None
 ) -> None:
-    """A run's end, whatever ended it: the rollout engine closed, summary.json written with the segments'
-    wall times (a full disk: the stop under way keeps its line: unwritten), the tracker closed."""
+    """A run's end, whatever ended it: its models' file let go (`closed`), the rollout engine closed,
+    summary.json written with the segments' wall times (a full disk: the stop under way keeps its line:
+    unwritten), the tracker closed."""
+    closed(ctx)
     spec.rollout.close()
     held_at_the_end()  # a limit a thread of the user's code lowered after the last step, put back
     try:
@@ -202,11 +207,22 @@ def ended_by_a_thread(
     ended_here(line.exit_code and (e.code or line.exit_code))
 
 
+def closed(ctx) -> None:
+    """A run's models let go of what they hold outside memory, whatever ended the run (a completed run's
+    finish() did already): an offloaded reference's file and its writing thread, now, not at a later
+    garbage collection inside another run of the process. A read that fails there leaves the run's own
+    error to say what ended it."""
+    if ctx is not None:
+        with contextlib.suppress(OSError):
+            ctx.models.close()
+
+
 def learned(ctx) -> dict:
     """What the run's Ledger (train/ledger.py) adds to its summary: the memory plan with the forwards
     `auto` really ran, and why it stopped early, if it did (train.stop_at)."""
-    stopped = ctx.ledger.stopped
-    return planned(ctx.memory, ctx.ledger.realized) | ({"stopped": dict(stopped)} if stopped else {})
+    stopped, offloaded = ctx.ledger.stopped, ctx.models.offload is None or ctx.models.offload.written()
+    plan = planned(ctx.memory, ctx.ledger.realized, offloaded)  # a reference whose file failed: held
+    return plan | ({"stopped": dict(stopped)} if stopped else {})
 
 
 def built(spec: RunSpec, ctx) -> dict:
@@ -235,7 +251,7 @@ def run(job: Job) -> dict:
     hw.use(slurm.local_rank if slurm else 0, getattr(spec.model, "max_threads", None))
     kept = folder.kept()  # what a refused resume leaves as it found it
     identity = run_identity(spec)  # inside every checkpoint, checked on resume (admission)
-    summary, before, stage_threads, tracker = None, [], None, None
+    summary, before, stage_threads, tracker, ctx = None, [], None, None, None
     try:  # from the folder's start: a signal as it is written left summary.json `running` (18th hunt)
         with held("the run stops once its folder is started ({name} again: now)"):
             summary, before, stage_threads = begin(job, ckpt, folder, identity["inputs"])
@@ -276,5 +292,5 @@ def run(job: Job) -> dict:
             raise stop from None
         raise
     finally:
-        ending(spec, folder, summary, kept, [*before, time.perf_counter() - start], tracker)
+        ending(spec, folder, summary, kept, [*before, time.perf_counter() - start], tracker, ctx)
     return said_completed(summary, run_dir, spec)

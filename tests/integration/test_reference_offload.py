@@ -69,3 +69,77 @@ def test_step_3_runs_the_references_forward_before_the_policys_kept_graph(tmp_pa
     monkeypatch.setattr(learner_module.Learner, "frozen_logprobs", reference)
     run_in_process(["algo=rloo", "train.minibatch_size=16", "train.steps=1"], tmp_path, cache_dir)
     assert calls[:2] == [("reference", None), ("policy", True)], calls  # the kept graph's forward: after
+
+
+@pytest.fixture
+def offloads_made(monkeypatch) -> list:
+    """Every Offloaded a run makes (models/offload.py), to look at after the run."""
+    from align_lab.models import offload as offload_module
+
+    made, original = [], offload_module.Offloaded.__init__
+
+    def noted(self, *args, **kw):
+        original(self, *args, **kw)
+        made.append(self)
+
+    monkeypatch.setattr(offload_module.Offloaded, "__init__", noted)
+    return made
+
+
+def let_go(offload) -> bool:
+    """Whether an Offloaded let go of all it held: its file closed, its writing thread ended, its weights
+    back in memory."""
+    thread_over = offload.writing is None or not offload.writing.is_alive()
+    return offload.closed and offload.file.closed and thread_over and not offload.away
+
+
+@pytest.mark.parametrize("where", ["update", "context"])
+def test_a_run_that_fails_lets_go_of_the_file_as_it_ends(
+    where, tmp_path, cache_dir, monkeypatch, offloads_made
+):
+    """A run that raises in its second update, or as its Context is built after the writing thread
+    started, closes the file then, not at a garbage collection inside a later run of the process."""
+    from align_lab.train import context as context_module
+
+    calls = []
+    if where == "update":
+        original = learner_module.Learner.step
+
+        def failing(self, *args, **kw):
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("a bug in the update")
+            return original(self, *args, **kw)
+
+        monkeypatch.setattr(learner_module.Learner, "step", failing)
+    else:
+
+        def failing(*args, **kw):
+            raise RuntimeError("a bug in the context")
+
+        monkeypatch.setattr(context_module.Context, "build", failing)
+    with pytest.raises(Exception, match="a bug in the"):
+        run_in_process(["algo=rloo", "hardware.offload_reference=true"], tmp_path, cache_dir)
+    [offload] = offloads_made
+    assert let_go(offload)
+
+
+def test_a_reference_whose_file_failed_is_priced_and_recorded_as_in_memory(
+    tmp_path, cache_dir, monkeypatch, offloads_made
+):
+    def full(fd, data, offset):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("align_lab.models.offload.os.pwrite", full)
+    run_in_process(
+        ["algo=rloo", "hardware.offload_reference=true", "train.steps=1"], tmp_path / "full", cache_dir
+    )
+    monkeypatch.undo()
+    run_in_process(
+        ["algo=rloo", "hardware.offload_reference=false", "train.steps=1"], tmp_path / "held", cache_dir
+    )
+    full, held = (json.loads((tmp_path / name / "summary.json").read_text()) for name in ("full", "held"))
+    assert full["memory/offloaded_reference_mb"] == 0 == held["memory/offloaded_reference_mb"]
+    assert full["memory/predicted_peak_mb"] == held["memory/predicted_peak_mb"]
+    [offload] = offloads_made
+    assert let_go(offload) and offload.unwritten is not None

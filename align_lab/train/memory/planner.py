@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -241,12 +241,14 @@ def update_budget(
     return Budget(dims, room, whole, BACKWARD, dtype, critic_rows, packed, rows, chooses, shares, copies)
 
 
-def record(planned: Planned, realized: dict | None = None) -> dict:
+def record(planned: Planned, realized: dict | None = None, offloaded: bool = True) -> dict:
     """The plan in a run's summary.json: rows chosen and the predicted peak (MiB, as memory/peak_mb);
     with `realized` (what its online updates ran, train/memory/token_budget.py) the peak predicted for the
     rows the run had, and the rows per micro-batch it ran (null: whole); the reference's MiB out of memory
-    between its forwards (hardware.offload_reference; 0: in memory throughout, or none)."""
+    between its forwards (hardware.offload_reference; 0: in memory throughout, or none). `offloaded`
+    False: the plan's offloaded reference stayed in memory (its file could not be written), priced so."""
     peak = realized_peak(planned.peak, realized or {})
+    peak = peak if offloaded else replace(peak, offloaded=0)
     sizes = sorted((realized or {}).get("sizes", ()), key=lambda size: size or 0)
     rows = planned.micro_batch_size if not sizes else sizes[0] if len(sizes) == 1 else sizes
     predicted = {"memory/predicted_peak_mb": round(peak.total / MiB, 1)}

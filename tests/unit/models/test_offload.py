@@ -168,3 +168,71 @@ def test_a_really_full_disk_keeps_the_reference_in_memory_with_one_line(tmp_path
     assert result.stdout.split() == ["False", "True"], result.stderr
     [line] = [line for line in result.stderr.splitlines() if line.startswith("align_lab:")]
     assert f"could not write the reference's weights to {folder} (No space left on device)" in line, line
+
+
+def test_auto_keeps_the_reference_in_memory_on_a_network_filesystem(tmp_path, monkeypatch):
+    """NFS keeps an unlinked open file as `.nfsXXXX` (left behind by a killed run) and reloads cross the
+    network: auto writes no file there; true still does."""
+    for kind in ("nfs", "nfs4", "cifs", "fuse.sshfs"):
+        monkeypatch.setattr("align_lab.run.reference_offload.filesystem", lambda folder, k=kind: k)
+        assert not offloads("auto", "cpu", "torch", tmp_path), kind
+        assert offloads(True, "cpu", "torch", tmp_path), kind
+
+
+def test_auto_writes_only_where_the_disk_has_room_for_every_ranks_file_twice(tmp_path, monkeypatch, caplog):
+    policy = frozen().train()
+    models = Models(policy, copy.deepcopy(policy).requires_grad_(False))
+    nbytes = sum(p.numel() * 4 for p in models.reference.parameters())
+    free = {"blocks": 0}
+
+    class Stat:
+        f_frsize = 1
+
+        @property
+        def f_bavail(self):
+            return free["blocks"]
+
+    monkeypatch.setattr("align_lab.run.reference_offload.filesystem", lambda folder: "ext4")
+    monkeypatch.setattr("align_lab.run.reference_offload.os.statvfs", lambda folder: Stat())
+    for ranks, blocks, offloads_there in (
+        (1, 2 * nbytes, True),
+        (1, 2 * nbytes - 1, False),
+        (2, 3 * nbytes, False),
+    ):
+        free["blocks"] = blocks
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="align_lab"):
+            offload = reference_offload(Hardware(processes=ranks), models, tmp_path)
+        assert (offload is not None) == offloads_there, (ranks, blocks)
+        if offload is not None:
+            offload.close()
+        else:
+            [line] = [r.getMessage() for r in caplog.records]
+            assert line.startswith(
+                f"align_lab: hardware.offload_reference=auto: the reference stays in memory: {tmp_path} has"
+            ), line
+    free["blocks"] = 0  # `true` is the user's word: written (a write that fails then says so)
+    offload = reference_offload(Hardware(offload_reference=True), models, tmp_path)
+    assert offload is not None
+    offload.close()
+
+
+def test_the_file_is_held_from_the_users_code_until_closed_and_a_failing_read_still_closes_it(
+    tmp_path, monkeypatch
+):
+    from align_lab.user_fds import HELD
+
+    model = frozen()
+    offload = offloaded(model, tmp_path)
+    fd = offload.file.fileno()
+    assert HELD.get(fd) == "offloaded reference's file"  # user_fds.py: a call may not close it
+    offload.offload()
+
+    def failing(fd, tensor, offset):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("align_lab.models.offload._read", failing)
+    with pytest.raises(OSError):
+        offload.close()
+    assert offload.closed and offload.file.closed and fd not in HELD
+    offload.close()  # a second close: nothing
