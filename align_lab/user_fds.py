@@ -76,6 +76,12 @@ def let_go(*fds: int) -> None:
         HELD.pop(fd, None)
 
 
+def let_go_named(name: str) -> None:
+    """let_go of every descriptor held as `name` (a closed group's sockets: left held, a later run in the
+    process would take a descriptor of its own that reuses one of their numbers for the run's)."""
+    let_go(*(fd for fd, what in list(HELD.items()) if what == name))
+
+
 def logs_fds() -> dict[int, str]:
     """The descriptors the run's logging writes to past fd 2 (its app.log)."""
     found = {}

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from align_lab.train.preemption import RankStopped
 from align_lab.train.slurm_world import SlurmWorld
-from align_lab.user_fds import held_since, open_fds
+from align_lab.user_fds import held_since, let_go_named, open_fds
 from align_lab.value_checks import UserCodeError
 
 log = logging.getLogger("align_lab")
@@ -178,11 +178,16 @@ def placed_env(rank: int, size: int) -> Iterator[None]:
 
 
 def forget_env() -> None:
-    """Takes back what own_env set (and nothing the user set since)."""
+    """Takes back what own_env set (and nothing the user set since), and the hold on the group's
+    connections (user_fds.py): called once the group is gone, or was never joined."""
     for name, value in OWN_ENV.items():
         if os.environ.get(name) == value:
             del os.environ[name]
     OWN_ENV.clear()
+    let_go_named(CONNECTIONS)
+
+
+CONNECTIONS = "the ranks' connections"  # what user_fds.py calls the group's sockets
 
 
 def join(
@@ -207,7 +212,7 @@ def join(
     else:
         store.set(f"{ARRIVED}{rank}", "1")
     dist.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=COLLECTIVE_TIMEOUT)
-    held_since(before, "the ranks' connections")  # closed by a call of the user's: one line (user_fds.py)
+    held_since(before, CONNECTIONS)  # closed by a call of the user's: one line (user_fds.py)
 
 
 ARRIVED = "align_lab.arrived."  # + a rank: its key in the meeting point's store, set as it joins
@@ -268,7 +273,7 @@ def join_slurm(world: SlurmWorld, device: str = "cpu") -> None:
     dist.init_process_group(
         backend, store=store, rank=world.rank, world_size=world.size, timeout=COLLECTIVE_TIMEOUT
     )
-    held_since(before, "the ranks' connections")
+    held_since(before, CONNECTIONS)
 
 
 def leave(release: Callable[[], None] = lambda: None) -> None:

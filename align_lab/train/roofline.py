@@ -8,10 +8,10 @@
 - update MFU (model FLOPs utilisation): 6 x parameters x trained tokens (2 FLOPs a parameter a token for
   the forward, 4 for the backward), over the update's time, over the machine's measured matmul rate.
 
-The machine's figures are measured once (`measure`, about a second: a read of twice the last-level cache
-and a square matmul) and kept in the stage cache dir (machine_limits.json), one entry per CPU model,
-device, dtype and thread count; ALIGN_LAB_MACHINE_LIMITS="<bytes/s>,<FLOP/s>" sets them instead (the
-tests do: no test measures). Neither the measurement nor the metrics touch an RNG.
+The machine's figures are measured once (`measure`, about a second: a read of 1 GiB and a 2048-square
+matmul, the `floor` benchmark's probes) and kept in the stage cache dir (machine_limits.json), one entry
+per CPU model, device, dtype and thread count; ALIGN_LAB_MACHINE_LIMITS="<bytes/s>,<FLOP/s>" sets them
+instead (the tests do: no test measures). Neither the measurement nor the metrics touch an RNG.
 """
 
 from __future__ import annotations
@@ -99,26 +99,22 @@ def _best(fn, repeats: int, device: torch.device) -> float:
     return min(times)
 
 
-def _read_bytes(device: torch.device) -> int:
-    """Twice the last-level cache (a stream through it misses every line), 64 MiB-1 GiB; a GPU: 1 GiB."""
-    if device.type == "cuda":
-        return 2**30
-    sizes = []
-    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
-        text = f.read_text().strip()
-        unit = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
-        sizes.append(int(text.rstrip("KMG")) * unit)
-    return min(max(2 * max(sizes, default=0), 64 * 2**20), 2**30)
+READ_BYTES = 2**30  # the read the bandwidth is timed on: the `floor` benchmark's (benchmarks/floor.py)
+SIDE = 2048  # the square matmul the rate is timed on: the `floor` benchmark's
+PROBE = 2  # the probe's version in machine_limits.json: an entry of another is measured again
 
 
-def measure(device: torch.device, dtype: torch.dtype, repeats: int = 3) -> dict:
-    """This machine's read bandwidth (bytes/s: a sum over a tensor beyond the caches) and matmul rate
-    (FLOP/s: a 1024-square matmul in `dtype`) with the current torch threads; no RNG is drawn."""
-    x = torch.ones(_read_bytes(device) // 4, device=device)
+def measure(device: torch.device, dtype: torch.dtype, repeats: int = 5) -> dict:
+    """This machine's read bandwidth (bytes/s: a sum over a 1 GiB tensor) and matmul rate (FLOP/s: a
+    2048-square matmul in `dtype`) with the current torch threads, the `floor` benchmark's probes, so a
+    run's 1 / MBU is that benchmark's multiple of the floor; no RNG is drawn. Until probe 2 (2026-12-05)
+    the read was twice the last-level cache, which the cache still partly served (`python -m benchmarks
+    run machine_limits`: 64 MiB at 104-127 GB/s, 1 GiB at 81-85, 4 GiB at 81 on an EPYC Zen 5)."""
+    x = torch.ones(READ_BYTES // 4, device=device)
     x.sum()
     bandwidth = x.numel() * 4 / _best(x.sum, repeats, device)
     del x
-    n = 1024
+    n = SIDE
     a = torch.ones(n, n, dtype=dtype, device=device)
     b = torch.ones(n, n, dtype=dtype, device=device)
     a @ b
@@ -182,8 +178,8 @@ def machine_limits(cache_dir: Path, device: torch.device, dtype: torch.dtype, me
         known = json.loads(path.read_text())
     except (OSError, ValueError):
         known = {}
-    if key not in known:
-        known[key] = measure_fn(device, dtype)
+    if known.get(key, {}).get("probe") != PROBE:  # not yet, or by an older probe
+        known[key] = measure_fn(device, dtype) | {"probe": PROBE}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(known, indent=1) + "\n")

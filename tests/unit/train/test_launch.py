@@ -77,7 +77,8 @@ def test_a_ranks_group_sets_its_place_as_torchrun_does_and_takes_it_back(monkeyp
     (never a value the user set)."""
     import os
 
-    from align_lab.train.distributed import PLACE, free_port, join, leave
+    from align_lab.train.distributed import CONNECTIONS, PLACE, free_port, join, leave
+    from align_lab.user_fds import HELD
 
     for name in PLACE:
         monkeypatch.delenv(name, raising=False)
@@ -85,9 +86,12 @@ def test_a_ranks_group_sets_its_place_as_torchrun_does_and_takes_it_back(monkeyp
     join(0, 1, free_port())
     try:
         assert [os.environ.get(n) for n in PLACE] == ["0", "1", "0", "mine"]
+        assert CONNECTIONS in HELD.values()  # a call of the user's code may not close them
     finally:
         leave()
     assert [os.environ.get(n) for n in PLACE] == [None, None, None, "mine"]
+    # the sockets closed: held still, a later run in the process reusing a number took it for the group's
+    assert CONNECTIONS not in HELD.values()
 
 
 def test_a_rank_that_does_not_join_is_named_as_rank_0_waits_and_as_it_times_out(monkeypatch, caplog):

@@ -113,10 +113,16 @@ def test_limits_are_measured_once_and_kept(tmp_path, monkeypatch):
     cpu = torch.device("cpu")
     first = roofline.machine_limits(tmp_path, cpu, torch.float32, fake)
     again = roofline.machine_limits(tmp_path, cpu, torch.float32, fake)
-    assert first == again == {"bandwidth": 1.0, "peak_flops": 2.0, "measured": "now"}
+    assert first == again == {"bandwidth": 1.0, "peak_flops": 2.0, "measured": "now", "probe": roofline.PROBE}
     assert calls == [torch.float32]  # the second read the file
     roofline.machine_limits(tmp_path, cpu, torch.bfloat16, fake)  # another dtype: its own entry
-    assert len(json.loads((tmp_path / roofline.FILE).read_text())) == 2
+    known = json.loads((tmp_path / roofline.FILE).read_text())
+    assert len(known) == 2
+    for entry in known.values():  # measured by the probe before (a cache-served read): measured again
+        del entry["probe"]
+    (tmp_path / roofline.FILE).write_text(json.dumps(known))
+    assert roofline.machine_limits(tmp_path, cpu, torch.float32, fake)["probe"] == roofline.PROBE
+    assert calls == [torch.float32, torch.bfloat16, torch.float32]
 
 
 def test_limits_from_the_environment(monkeypatch, tmp_path):
