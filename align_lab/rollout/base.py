@@ -91,6 +91,17 @@ class RolloutEngine(Protocol):
         """Releases what the engine holds (processes, memory, temporary files); at the end of a run."""
         ...
 
+    def weights_dtype(self, policy) -> torch.dtype:
+        """The dtype of the weights it reads as it samples `policy` (its own copy's, where it holds one):
+        what a decode step reads, for perf/rollout_mbu (train/roofline.py). Optional: `sampled_dtype`."""
+        ...
+
+
+def sampled_dtype(engine, policy) -> torch.dtype:
+    """engine.weights_dtype(policy); the policy's own dtype for an engine that does not say."""
+    says = getattr(engine, "weights_dtype", None)
+    return says(policy) if callable(says) else next(policy.parameters()).dtype
+
 
 def weights_version(model) -> tuple[int, int]:
     """Changes whenever a parameter of `model` is modified in place (optimizer step, load_state_dict)."""

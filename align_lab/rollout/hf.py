@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from functools import partial
 
@@ -12,6 +11,7 @@ from torch import Tensor
 from align_lab.models.sequences import encode_prompts, is_partitioned, left_pad, response_mask
 from align_lab.rollout.base import Samples, check_finite_logits, check_sampling, weights_version
 from align_lab.rollout.busy import BusyMeter, check_threads, sampling_threads
+from align_lab.rollout.copies import gather_into, low_precision_copy, whole_copy
 from align_lab.rollout.decode import hidden_size
 from align_lab.rollout.decode_matmul import DECODE_MATMULS, decode_ways
 from align_lab.rollout.sampling import (
@@ -117,6 +117,11 @@ class HFGenerate:
         if self._synced != weights_version(model):
             self.sync(model)  # another model (the reference), or its weights changed since the last sync
         return self.policy_copy
+
+    def weights_dtype(self, policy) -> torch.dtype:
+        """The dtype of the weights a rollout reads: bfloat16 where it samples that copy, else the
+        policy's."""
+        return torch.bfloat16 if self.dtype == "bfloat16" else next(policy.parameters()).dtype
 
     def close(self) -> None:
         """Nothing held."""
@@ -269,50 +274,3 @@ def is_plain_causal_lm(model) -> bool:
     from transformers import PreTrainedModel
 
     return isinstance(model, PreTrainedModel) and not hasattr(model, "peft_config")
-
-
-def whole_copy(model):
-    """An unpartitioned float32 model of a ZeRO-3 model's class and config, for sampling only (its
-    weights come from gather_into); eval mode, no gradients, on the default device. Its initial
-    weights are drawn on forked generators: the run's draws are those it makes without the copy."""
-    from transformers import AutoModelForCausalLM
-
-    gpus = [torch.cuda.current_device()] if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=gpus):
-        clone = AutoModelForCausalLM.from_config(model.config)
-    return clone.float().requires_grad_(False).eval()
-
-
-def gather_into(model, clone):
-    """Copies a ZeRO-3 model's weights, gathered from every process, into `clone`; returns it."""
-    import deepspeed
-
-    params = list(model.parameters())
-    with deepspeed.zero.GatheredParameters(params), torch.no_grad():
-        for mine, theirs in zip(clone.parameters(), params, strict=True):
-            mine.copy_(theirs)
-    return clone
-
-
-def low_precision_copy(model, dtype: torch.dtype):
-    """A copy of `model` for sampling only: parameters in `dtype` (tied ones stay tied), buffers as they
-    are (rotary inv_freq stays float32, as in a model loaded in that dtype), no gradients, eval mode."""
-    check(
-        not is_partitioned(model),
-        "rollout.dtype",
-        dtype,
-        "float32 with a ZeRO-3 partitioned policy (no process holds its whole weights to copy)",
-    )
-    grads = [p.grad for p in model.parameters()]
-    for p in model.parameters():  # the copy needs no gradients; deepcopy would copy them
-        p.grad = None
-    try:
-        clone = copy.deepcopy(model)
-    finally:
-        for p, g in zip(model.parameters(), grads, strict=True):
-            p.grad = g
-    for p in clone.parameters():
-        p.data = p.data.to(dtype)
-        p.requires_grad_(False)
-    clone.config.dtype = dtype
-    return clone.eval()

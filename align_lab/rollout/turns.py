@@ -17,7 +17,7 @@ import torch
 
 from align_lab.envs.base import REPLAYED, EnvError, close_episodes, episode_answer, run_step, start_episode
 from align_lab.models.sequences import observation_ids, response_mask
-from align_lab.rollout.base import Samples
+from align_lab.rollout.base import Samples, sampled_dtype
 from align_lab.user_probes import PROBE_ROWS, scored_row
 
 TURN_SEED_STRIDE = 0x9E3779B97F4A7C15  # odd: turn k of row seed s draws from s + k * stride (mod 2^63)
@@ -98,6 +98,9 @@ class TurnEngine:
 
     def close(self) -> None:
         self.inner.close()
+
+    def weights_dtype(self, policy) -> torch.dtype:
+        return sampled_dtype(self.inner, policy)
 
     def context_limit(self, model, max_prompt_tokens: int) -> int | None:
         """The most tokens a conversation's context may hold: max_prompt_tokens +

@@ -33,27 +33,12 @@ from align_lab.models.sequences import encode_prompts
 from align_lab.rerun import PROJECT, project_script
 from align_lab.rollout.base import NonFiniteLogits, Samples, check_sampling
 from align_lab.rollout.base import weights_version as _weights_version
-from align_lab.rollout.vllm_launch import llm_kwargs, rank_place, starting_on
+from align_lab.rollout.vllm_launch import engine_dtype, llm_kwargs, rank_place, save_for_engine, starting_on
 from align_lab.rollout.vllm_outputs import completion_tensors
 from align_lab.user_code import importable
 from align_lab.value_checks import canonical_dtype
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def save_for_engine(model, tokenizer, folder: str) -> None:
-    """`model` and `tokenizer` as a checkpoint folder vLLM starts from, written by every process:
-    transformers' save_pretrained writes only on rank 0 of a process group, and in a data-parallel
-    run each rank starts its own engine. Tied weights are written once, under their source's name."""
-    from safetensors.torch import save_file
-
-    tied = getattr(model, "all_tied_weights_keys", None) or {}  # {target: source}, e.g. lm_head -> embed
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in tied}
-    save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
-    model.config.save_pretrained(folder)
-    if model.generation_config is not None:
-        model.generation_config.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
 
 
 @contextmanager
@@ -184,6 +169,13 @@ class VLLMEngine:
         if self.sleep_when_idle and not self._can_sleep:
             warnings.warn("rollout.sleep_when_idle: vLLM has no sleep mode on CPU; ignored", stacklevel=2)
         self.start_s = time.perf_counter() - t
+
+    def weights_dtype(self, policy) -> torch.dtype:
+        """The dtype of the weights the engine reads (its own copy): rollout.dtype as the engine starts
+        in it (`auto`: the policy's)."""
+        on_cpu = next(policy.parameters()).device.type == "cpu"
+        name = engine_dtype(self.dtype, on_cpu)
+        return next(policy.parameters()).dtype if name == "auto" else getattr(torch, name)
 
     def close(self) -> None:
         """Shuts the engine down and deletes its temporary folder."""

@@ -139,3 +139,18 @@ def starting_on(place: RankPlace | None):
                 os.environ[name] = value
         if device is not None:
             torch.cuda.set_device(device)
+
+
+def save_for_engine(model, tokenizer, folder: str) -> None:
+    """`model` and `tokenizer` as a checkpoint folder vLLM starts from, written by every process:
+    transformers' save_pretrained writes only on rank 0 of a process group, and in a data-parallel
+    run each rank starts its own engine. Tied weights are written once, under their source's name."""
+    from safetensors.torch import save_file
+
+    tied = getattr(model, "all_tied_weights_keys", None) or {}  # {target: source}, e.g. lm_head -> embed
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in tied}
+    save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    model.config.save_pretrained(folder)
+    if model.generation_config is not None:
+        model.generation_config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)

@@ -4,7 +4,7 @@ interruption (train/preemption.py), and finish the run."""
 from __future__ import annotations
 
 from align_lab.cache import default_cache_dir
-from align_lab.rollout.base import weights_version
+from align_lab.rollout.base import sampled_dtype, weights_version
 from align_lab.tracking.samples import cap_texts
 from align_lab.train.context import Context
 from align_lab.train.preemption import RankStopped
@@ -86,7 +86,8 @@ def end_of_step(ctx: Context, named: dict, algo, done: int, metrics: dict) -> di
     limits_held()  # again before this step's lines and checkpoint are written
     if main:
         policy = ctx.models.policy
-        metrics |= observe(ctx.ledger.perf, policy, default_cache_dir(), metrics, done)  # perf/ figures
+        sampled = sampled_dtype(ctx.engine, policy)  # the dtype of the weights the rollout reads
+        metrics |= observe(ctx.ledger.perf, policy, default_cache_dir(), metrics, done, sampled)  # perf/
         ctx.tracker.log(metrics, step=done)
         if evaluation is not None and ctx.train.keep_eval_samples:
             ctx.tracker.samples(cap_texts(result.records, ctx.train.eval_text_chars), step=done)

@@ -187,14 +187,17 @@ def machine_limits(cache_dir: Path, device: torch.device, dtype: torch.dtype, me
     return known[key]
 
 
-def model_facts(model: torch.nn.Module) -> dict:
-    """What the step figures need of the policy: weight bytes, matmul parameters, KV bytes a position."""
+def model_facts(model: torch.nn.Module, sampled: torch.dtype | None = None) -> dict:
+    """What the step figures need of the policy: weight bytes and KV bytes a position at `sampled`, the
+    dtype of the weights the rollout reads (rollout.dtype=bfloat16's copy, vLLM's own; None: the
+    policy's), and matmul parameters."""
     first = next(model.parameters())
     config = getattr(model, "config", None)
+    size = first.element_size() if sampled is None else torch.empty(0, dtype=sampled).element_size()
     return {
-        "weights": weight_bytes(model),
+        "weights": weight_bytes(model) // first.element_size() * size,
         "params": matmul_params(model),
-        "kv_bytes": kv_bytes_per_position(config, first.element_size()) if config is not None else 0,
+        "kv_bytes": kv_bytes_per_position(config, size) if config is not None else 0,
         "device": first.device,
         "dtype": first.dtype,
     }
@@ -223,12 +226,20 @@ def step_perf(metrics: dict, facts: dict, limits: dict, trained_tokens: int | No
     return out
 
 
-def observe(state: dict, policy: torch.nn.Module, cache_dir, metrics: dict, done: int) -> dict:
+def observe(
+    state: dict,
+    policy: torch.nn.Module,
+    cache_dir,
+    metrics: dict,
+    done: int,
+    sampled: torch.dtype | None = None,
+) -> dict:
     """The step's perf/ figures, for the loop's end of step: `state` (the run's, empty at its start)
-    keeps the policy's facts, the machine's limits, the last cumulative trained-token count (a step's
-    tokens are the difference; the first step after a resume has no figure) and each figure's values."""
+    keeps the policy's facts (its weights read at `sampled`, the rollout's dtype), the machine's limits,
+    the last cumulative trained-token count (a step's tokens are the difference; the first step after a
+    resume has no figure) and each figure's values."""
     if "facts" not in state:
-        state["facts"] = model_facts(policy)
+        state["facts"] = model_facts(policy, sampled)
         facts = state["facts"]
         state["limits"] = machine_limits(Path(cache_dir), facts["device"], facts["dtype"])
         state["values"] = {}

@@ -147,3 +147,34 @@ def test_limits_from_the_environment_are_checked_as_the_run_is_admitted(monkeypa
         roofline.check_env()
     monkeypatch.setenv(roofline.ENV, "5e9,2e10")
     roofline.check_env()  # a good one: nothing
+
+
+def test_the_weights_are_counted_at_the_dtype_the_rollout_reads():
+    """rollout.dtype=bfloat16 samples a bfloat16 copy of a float32 policy: a decode step reads half the
+    bytes, so counting them at float32 doubled its MBU."""
+    from align_lab.rollout.base import sampled_dtype
+    from align_lab.rollout.hf import HFGenerate
+    from align_lab.rollout.turns import TurnEngine
+
+    model = Tiny(tied=True)
+    model.config = SimpleNamespace(
+        num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=8
+    )
+    held = roofline.model_facts(model)
+    assert (held["weights"], held["kv_bytes"]) == (240, 384)  # 60 x 4; 2 x 3 x 2 x 8 x 4
+    copy = roofline.model_facts(model, sampled_dtype(HFGenerate(dtype="bfloat16"), model))
+    assert (copy["weights"], copy["kv_bytes"], copy["params"]) == (120, 192, 60)  # bytes halved, FLOPs not
+    assert sampled_dtype(HFGenerate(), model) == torch.float32  # the policy itself
+    turns = TurnEngine.__new__(TurnEngine)  # a multi-turn run's engine: its inner one's
+    turns.inner = HFGenerate(dtype="bfloat16")
+    assert sampled_dtype(turns, model) == torch.bfloat16
+    assert sampled_dtype(object(), model.to(torch.bfloat16)) == torch.bfloat16  # an engine that does not say
+
+
+def test_vllm_counts_the_weights_in_the_dtype_it_serves():
+    from align_lab.rollout.vllm import VLLMEngine
+
+    policy = torch.nn.Linear(2, 2)  # a float32 policy on the CPU
+    assert VLLMEngine().weights_dtype(policy) == torch.float32  # null on a CPU: float32 (vllm_launch.py)
+    assert VLLMEngine(dtype="bf16").weights_dtype(policy) == torch.bfloat16
+    assert VLLMEngine(dtype="auto").weights_dtype(policy) == torch.float32  # auto: the policy's
