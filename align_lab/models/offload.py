@@ -73,16 +73,24 @@ class Offloaded:
         self.away, self.unwritten, self.closed = False, None, False  # unwritten: the write's OSError
         # a call of the user's code may not close it (user_fds.py): its number reused would read other bytes
         hold("offloaded reference's file", self.file.fileno())
+        # the file is closed by whoever is last: `discard`, or the writing thread where it was still writing
+        self.lock, self.close_after_write, self.write_ended = threading.Lock(), False, False
         self.writing = threading.Thread(target=self._write, name="align_lab-offload", daemon=True)
         self.writing.start()
 
     def _write(self) -> None:
+        fd = self.file.fileno()
         try:
             for p, offset in zip(self.parameters, self.offsets, strict=False):
-                _write(self.file.fileno(), p, offset)
+                _write(fd, p, offset)
         except OSError as error:
             self.unwritten = error
-            os.ftruncate(self.file.fileno(), 0)  # what was written gives its disk back (a full disk)
+            os.ftruncate(fd, 0)  # what was written gives its disk back (a full disk)
+        finally:
+            with self.lock:
+                self.write_ended = True
+                if self.close_after_write:  # the run ended while it wrote: closed here, not under it
+                    self._close_file()
 
     @property
     def nbytes(self) -> int:
@@ -117,18 +125,34 @@ class Offloaded:
         self.away = False
 
     def close(self) -> None:
-        """Back in memory for good, the file closed now (a run's end, whatever ended it: left to the
-        garbage collector, its descriptor would close at any later moment, in a later run of the process
-        among them). A second call does nothing; a failing read still closes the file."""
+        """Back in memory for good, the file closed (a completed run's end, train/cadence.py finish). A
+        second call does nothing; a failing read or an interrupted wait still lets go of the file."""
         if self.closed:
             return
         try:
             self.written()
             self.reload()
         finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """The file let go of without reading the weights back, never waiting (a run that failed or was
+        stopped: its models are of no further use, and a read could fail as the run did, out of memory):
+        closed now, or by the writing thread as its write ends, never under it (its descriptor's number
+        could by then be another file's). Left to the garbage collector, the descriptor would close at any
+        later moment, in a later run of the process among them."""
+        with self.lock:
+            if self.closed:
+                return
             self.closed = True
-            let_go(self.file.fileno())
-            self.file.close()
+            if not self.write_ended:
+                self.close_after_write = True
+                return
+            self._close_file()
+
+    def _close_file(self) -> None:
+        let_go(self.file.fileno())
+        self.file.close()
 
 
 def said_unwritten(folder: Path, error: OSError, nbytes: int) -> None:

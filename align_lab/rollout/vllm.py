@@ -171,10 +171,12 @@ class VLLMEngine:
         self.start_s = time.perf_counter() - t
 
     def weights_dtype(self, policy) -> torch.dtype:
-        """The dtype of the weights the engine reads (its own copy): rollout.dtype as the engine starts
-        in it (`auto`: the policy's)."""
-        on_cpu = next(policy.parameters()).device.type == "cpu"
-        name = engine_dtype(self.dtype, on_cpu)
+        """The dtype of the weights the engine reads (its own copy): the one it started in (vLLM resolves
+        `auto` from the checkpoint); before it starts, rollout.dtype as it will ask (`auto`: the policy's)."""
+        started = getattr(getattr(self._llm, "llm_engine", None), "model_config", None)
+        if isinstance(getattr(started, "dtype", None), torch.dtype):
+            return started.dtype
+        name = engine_dtype(self.dtype, next(policy.parameters()).device.type == "cpu")
         return next(policy.parameters()).dtype if name == "auto" else getattr(torch, name)
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ import torch
 from align_lab.algorithms.base import OnlineAlgorithm
 from align_lab.algorithms.preference import PairwiseAlgorithm
 from align_lab.algorithms.signals import Reference, SelfTeacher, TeacherLogprobs, VocabularyDivergence, reads
-from align_lab.cache import StageCache
+from align_lab.cache import StageCache, default_cache_dir
 from align_lab.envs.base import probe_key
 from align_lab.models.lora import frozen_base
 from align_lab.rewards import reward_models
@@ -36,6 +36,7 @@ from align_lab.train.distributed import Group
 from align_lab.train.memory import default_budget, held_modules, trainer_floor
 from align_lab.train.online import train_online
 from align_lab.train.pairwise import train_pairwise
+from align_lab.train.roofline import prime
 
 
 def stages_of(spec: RunSpec, cache: StageCache, progress, memory: int, rank=0, check=no_check) -> Stages:
@@ -151,14 +152,14 @@ def build_context(
     judge = spec.judge.judge(stages, scorer) if spec.judge is not None else None
     torch.manual_seed(spec.seed)
     models, base = models_of(spec, stages, scorer)
-    # the reference out of memory between its forwards: a file of the run folder (hardware.offload_reference)
-    models = dataclasses.replace(models, offload=reference_offload(spec.hardware, models, ckpt.parent))
     sizing = Sizing(
         pairwise=not isinstance(spec.algo, OnlineAlgorithm),
         budget=spec.hardware.trainer_bytes(getattr(spec.rollout, "gpu_share", 0.0)),  # vLLM's GPU share
         reference_loads=base is None,  # a LoRA policy's frozen base is the reference: nothing loads
         divergence_copies=vocabulary_copies(spec.algo),
     )
+    # the reference out of memory between its forwards: a file of the run folder (hardware.offload_reference)
+    models = dataclasses.replace(models, offload=reference_offload(spec.hardware, models, ckpt.parent))
     with closed_on_failure(models):  # the offloaded reference's file and thread, not left to the GC
         ctx = Context.build(
             plan=sizing,
@@ -183,6 +184,8 @@ def build_context(
             identity=identity or {},
         )
     say_shared_gpu(spec.hardware, ctx.memory)  # a peak past what others leave of the GPU, said before step 1
+    if rank == 0:  # the machine's limits measured beside the weights alone (train/roofline.py prime)
+        prime(ctx.ledger.perf, models.policy, default_cache_dir())
     return ctx
 
 
@@ -194,7 +197,7 @@ def closed_on_failure(models: Models) -> Iterator[None]:
         yield
     except BaseException:
         with contextlib.suppress(OSError):
-            models.close()
+            models.discard()
         raise
 
 

@@ -209,12 +209,12 @@ def ended_by_a_thread(
 
 def closed(ctx) -> None:
     """A run's models let go of what they hold outside memory, whatever ended the run (a completed run's
-    finish() did already): an offloaded reference's file and its writing thread, now, not at a later
-    garbage collection inside another run of the process. A read that fails there leaves the run's own
-    error to say what ended it."""
+    finish() did already): an offloaded reference's file, now or as its writing thread ends, not at a
+    later garbage collection inside another run of the process; nothing read back (a run that failed out
+    of memory would fail again), nothing waited for."""
     if ctx is not None:
         with contextlib.suppress(OSError):
-            ctx.models.close()
+            ctx.models.discard()
 
 
 def learned(ctx) -> dict:

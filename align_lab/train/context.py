@@ -55,9 +55,15 @@ class Models:
                 self.offload.offload()
 
     def close(self) -> None:
-        """The run's end: an offloaded reference back in memory for good, its file closed."""
+        """A completed run's end: an offloaded reference back in memory for good, its file closed."""
         if self.offload is not None:
             self.offload.close()
+
+    def discard(self) -> None:
+        """A failed or stopped run's end: an offloaded reference's file let go of, its weights not read
+        back (models/offload.py Offloaded.discard: never waits, allocates nothing)."""
+        if self.offload is not None:
+            self.offload.discard()
 
     @contextmanager
     def evaluation_reference(self) -> Iterator[torch.nn.Module]:

@@ -168,7 +168,7 @@ def check_env() -> None:
             raise ConfigError(str(e)) from None
 
 
-def machine_limits(cache_dir: Path, device: torch.device, dtype: torch.dtype, measure_fn=measure) -> dict:
+def machine_limits(cache_dir: Path, device: torch.device, dtype: torch.dtype, measure_fn=None) -> dict:
     """This machine's limits: ALIGN_LAB_MACHINE_LIMITS, else cache_dir/machine_limits.json's entry, else
     measured now and added there."""
     if value := os.environ.get(ENV):
@@ -179,7 +179,7 @@ def machine_limits(cache_dir: Path, device: torch.device, dtype: torch.dtype, me
     except (OSError, ValueError):
         known = {}
     if known.get(key, {}).get("probe") != PROBE:  # not yet, or by an older probe
-        known[key] = measure_fn(device, dtype) | {"probe": PROBE}
+        known[key] = (measure_fn or measure)(device, dtype) | {"probe": PROBE}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(known, indent=1) + "\n")
@@ -194,8 +194,11 @@ def model_facts(model: torch.nn.Module, sampled: torch.dtype | None = None) -> d
     first = next(model.parameters())
     config = getattr(model, "config", None)
     size = first.element_size() if sampled is None else torch.empty(0, dtype=sampled).element_size()
+    # the live policy's own bytes, each parameter at its dtype (a LoRA's float32 adapters on a bfloat16
+    # base); a copy in one dtype: every parameter at that
+    weights = weight_bytes(model) if sampled is None else matmul_params(model) * size
     return {
-        "weights": weight_bytes(model) // first.element_size() * size,
+        "weights": weights,
         "params": matmul_params(model),
         "kv_bytes": kv_bytes_per_position(config, size) if config is not None else 0,
         "device": first.device,
@@ -226,6 +229,17 @@ def step_perf(metrics: dict, facts: dict, limits: dict, trained_tokens: int | No
     return out
 
 
+def prime(state: dict, policy: torch.nn.Module, cache_dir) -> None:
+    """The machine's limits in the run's `state`, measured where not yet known (`machine_limits`). Called
+    before the first step (run/build.py): the 1 GiB read then lies beside the weights alone, before any
+    gradient, optimiser state or activation, so below the run's later memory for a model past about 90M
+    parameters (gradients and AdamW's moments, 12 bytes a parameter, outgrow it); measured at the first
+    step's end instead, it lay beside all of them."""
+    if "limits" not in state:
+        first = next(policy.parameters())
+        state["limits"] = machine_limits(Path(cache_dir), first.device, first.dtype)
+
+
 def observe(
     state: dict,
     policy: torch.nn.Module,
@@ -240,9 +254,8 @@ def observe(
     resume has no figure) and each figure's values."""
     if "facts" not in state:
         state["facts"] = model_facts(policy, sampled)
-        facts = state["facts"]
-        state["limits"] = machine_limits(Path(cache_dir), facts["device"], facts["dtype"])
-        state["values"] = {}
+        state.setdefault("values", {})
+    prime(state, policy, cache_dir)
     trained = metrics.get("counters/trained_tokens")
     last = state.get("trained", 0 if done == 1 else None)
     tokens = None if trained is None or last is None else trained - last

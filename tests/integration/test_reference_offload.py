@@ -87,10 +87,13 @@ def offloads_made(monkeypatch) -> list:
 
 
 def let_go(offload) -> bool:
-    """Whether an Offloaded let go of all it held: its file closed, its writing thread ended, its weights
-    back in memory."""
-    thread_over = offload.writing is None or not offload.writing.is_alive()
-    return offload.closed and offload.file.closed and thread_over and not offload.away
+    """Whether an Offloaded let go of its file: closed, by the run's end or by its writing thread as the
+    write ended (waited for here), and no longer held from the user's code."""
+    from align_lab.user_fds import HELD
+
+    if offload.writing is not None:
+        offload.writing.join(timeout=30)
+    return offload.closed and offload.file.closed and "offloaded reference's file" not in HELD.values()
 
 
 @pytest.mark.parametrize("where", ["update", "context"])
@@ -121,7 +124,7 @@ def test_a_run_that_fails_lets_go_of_the_file_as_it_ends(
     with pytest.raises(Exception, match="a bug in the"):
         run_in_process(["algo=rloo", "hardware.offload_reference=true"], tmp_path, cache_dir)
     [offload] = offloads_made
-    assert let_go(offload)
+    assert let_go(offload)  # its weights not read back: the run failed, they are of no further use
 
 
 def test_a_reference_whose_file_failed_is_priced_and_recorded_as_in_memory(
@@ -142,4 +145,31 @@ def test_a_reference_whose_file_failed_is_priced_and_recorded_as_in_memory(
     assert full["memory/offloaded_reference_mb"] == 0 == held["memory/offloaded_reference_mb"]
     assert full["memory/predicted_peak_mb"] == held["memory/predicted_peak_mb"]
     [offload] = offloads_made
-    assert let_go(offload) and offload.unwritten is not None
+    assert let_go(offload) and offload.unwritten is not None and not offload.away  # a completed run's end
+
+
+def test_the_machines_limits_are_measured_before_the_first_step(tmp_path, cache_dir, monkeypatch):
+    """perf/'s 1 GiB read lies beside the weights alone (train/roofline.py prime), not beside the first
+    update's gradients and optimiser state."""
+    from align_lab.train import roofline
+
+    events = []
+    monkeypatch.delenv(roofline.ENV, raising=False)
+    for where in ("align_lab.run.build", "align_lab.train.cadence"):  # a machine_limits.json of its own
+        monkeypatch.setattr(f"{where}.default_cache_dir", lambda: tmp_path / "limits")
+
+    def measured(device, dtype):
+        events.append("measure")
+        return {"bandwidth": 1e10, "peak_flops": 1e11, "measured": "here"}
+
+    original = learner_module.Learner.step
+
+    def step(self, *args, **kw):
+        events.append("step")
+        return original(self, *args, **kw)
+
+    monkeypatch.setattr(roofline, "measure", measured)
+    monkeypatch.setattr(learner_module.Learner, "step", step)
+    run_in_process(["algo=rloo", "train.steps=1"], tmp_path / "run", cache_dir)
+    assert events[:2] == ["measure", "step"] and events.count("measure") == 1, events
+    assert [r["perf/rollout_mbu"] > 0 for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [True]

@@ -105,6 +105,9 @@ def test_vllm_greedy_samples_equal_hf_greedy_samples(world, engine):
     assert_same_samples(mine, theirs)
     assert any(mine.finished) and mine.mask.shape[0] == 48  # 24 prompts x 2, EOS reached
     assert engine.start_s is not None
+    # perf/rollout_mbu counts the weights at the dtype the started engine reads (train/roofline.py)
+    served = engine._llm.llm_engine.model_config.dtype
+    assert engine.weights_dtype(policy) == served == torch.float32  # rollout.dtype null on a CPU
 
 
 @pytest.mark.xfail(

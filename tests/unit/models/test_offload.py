@@ -236,3 +236,30 @@ def test_the_file_is_held_from_the_users_code_until_closed_and_a_failing_read_st
         offload.close()
     assert offload.closed and offload.file.closed and fd not in HELD
     offload.close()  # a second close: nothing
+
+
+def test_a_failed_runs_end_never_waits_for_the_write_and_never_closes_the_file_under_it(
+    tmp_path, monkeypatch
+):
+    """discard (a run that failed or was stopped) while the thread still writes: the thread closes the file
+    as its write ends, so its descriptor's number is never written to after another file took it."""
+    import threading
+
+    from align_lab.user_fds import HELD
+
+    go, real = threading.Event(), os.pwrite
+
+    def slow(fd, data, offset):
+        go.wait(10)
+        return real(fd, data, offset)
+
+    monkeypatch.setattr("align_lab.models.offload.os.pwrite", slow)
+    model = frozen()
+    offload = offloaded(model, tmp_path)
+    offload.discard()  # returns at once: the write is under way
+    assert offload.closed and not offload.file.closed and offload.writing.is_alive()
+    go.set()
+    offload.writing.join(10)
+    assert offload.file.closed and "offloaded reference's file" not in HELD.values()
+    assert all(p.numel() > 0 for p in model.parameters())  # never offloaded: nothing to read back
+    offload.close()  # after discard: nothing

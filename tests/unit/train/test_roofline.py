@@ -178,3 +178,12 @@ def test_vllm_counts_the_weights_in_the_dtype_it_serves():
     assert VLLMEngine().weights_dtype(policy) == torch.float32  # null on a CPU: float32 (vllm_launch.py)
     assert VLLMEngine(dtype="bf16").weights_dtype(policy) == torch.bfloat16
     assert VLLMEngine(dtype="auto").weights_dtype(policy) == torch.float32  # auto: the policy's
+
+
+def test_a_live_policy_of_mixed_dtypes_is_counted_at_each_parameters_own():
+    """A LoRA's float32 adapters on a bfloat16 base, sampled live: each parameter at its own size; a
+    bfloat16 copy of it: every parameter at 2 bytes."""
+    model = Tiny(tied=True).to(torch.bfloat16)
+    model.body.float()  # 20 float32 parameters beside the head's 40 bfloat16
+    assert roofline.model_facts(model)["weights"] == 20 * 4 + 40 * 2
+    assert roofline.model_facts(model, torch.bfloat16)["weights"] == 60 * 2
