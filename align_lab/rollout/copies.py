@@ -44,16 +44,22 @@ def low_precision_copy(model, dtype: torch.dtype):
         dtype,
         "float32 with a ZeRO-3 partitioned policy (no process holds its whole weights to copy)",
     )
-    grads = [p.grad for p in model.parameters()]
-    for p in model.parameters():  # the copy needs no gradients; deepcopy would copy them
-        p.grad = None
-    try:
-        clone = copy.deepcopy(model)
-    finally:
-        for p, g in zip(model.parameters(), grads, strict=True):
-            p.grad = g
+    clone = copied_without_grads(model)
     for p in clone.parameters():
         p.data = p.data.to(dtype)
         p.requires_grad_(False)
     clone.config.dtype = dtype
     return clone.eval()
+
+
+def copied_without_grads(model: torch.nn.Module) -> torch.nn.Module:
+    """copy.deepcopy of `model` without its parameters' gradients (deepcopy would copy them: a whole
+    model's worth of memory the copy never reads); `model` keeps its own."""
+    grads = [p.grad for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = None
+    try:
+        return copy.deepcopy(model)
+    finally:
+        for p, g in zip(model.parameters(), grads, strict=True):
+            p.grad = g

@@ -8,7 +8,6 @@ trains on a rollout, so k = 0 is the on-policy loop. The queue is part of the ch
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from align_lab.rollout.base import Samples
+from align_lab.rollout.copies import copied_without_grads
 
 
 @dataclass
@@ -84,14 +84,7 @@ class PendingRollouts:
 def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of `model` to sample from while `model` trains, in eval mode; its weights are only copied into
     (copy_weights), never trained."""
-    grads = [p.grad for p in model.parameters()]
-    for p in model.parameters():  # deepcopy would copy the gradients
-        p.grad = None
-    try:
-        clone = copy.deepcopy(model)
-    finally:
-        for p, g in zip(model.parameters(), grads, strict=True):
-            p.grad = g
+    clone = copied_without_grads(model)
     # requires_grad stays the policy's: sampling runs without gradients anyway, and a matmul of a
     # non-contiguous input (the LM head on the last position) takes another kernel for a weight that does
     # not require one, whose floats differ (tests/integration/test_staleness.py)
