@@ -15,7 +15,7 @@ from torch import Tensor
 
 from align_lab.models.lora import causal_lm
 from align_lab.models.sequences import is_partitioned
-from align_lab.rollout.onednn import packed, packed_linear
+from align_lab.rollout.onednn import packed_linear
 
 
 def fast_decode_supported(model) -> bool:
@@ -164,16 +164,26 @@ def _in_chunks(x: Tensor, w: Tensor) -> Tensor:
     return torch.cat([F.linear(x, rows) for rows in w.split(HEAD_ROWS)], dim=-1)  # (B, 1, V)
 
 
-def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
-    """One query token's attention, (B, H, 1, D), as transformers' sdpa_attention_forward computes it
-    for grouped-query attention (H query heads over H_kv key/value heads): with no mask, SDPA's own
-    enable_gqa; with a mask, the H / H_kv query heads of a key/value head packed as query positions."""
+def _attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float, exact: bool = True
+) -> Tensor:
+    """One query token's attention, (B, H, 1, D), for grouped-query attention (H query heads over H_kv
+    key/value heads). exact: as transformers' sdpa_attention_forward computes it: with no mask, SDPA's own
+    enable_gqa; with a mask, the H / H_kv query heads of a key/value head packed as query positions.
+    Otherwise (decode_matmul fast or packed: not the forward's bits anyway) on a CPU the faster way for
+    the dtype, mask or not: float32 enable_gqa, 16-bit the heads packed. torch's CPU SDPA with enable_gqa
+    in bfloat16 took 290-430 us a call at SmolLM2's decode shapes (8 rows, 70-127 positions) against
+    61-80 packed, the same bits; float32 50-68 against 72-87 (EPYC Zen 5, 2026-12-05)."""
     B, H, _, D = q.shape
     n_rep = H // k.shape[1]
     if n_rep == 1:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-    force = os.environ.get("TRANSFORMERS_SDPA_FORCE_GQA", "0") == "1"
-    if force or (mask is None and D == v.shape[-1] <= 256):
+    if exact or q.device.type != "cpu":
+        force = os.environ.get("TRANSFORMERS_SDPA_FORCE_GQA", "0") == "1"
+        gqa = force or (mask is None and D == v.shape[-1] <= 256)
+    else:
+        gqa = q.dtype == torch.float32
+    if gqa:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=True)
     packed = q.reshape(B, H // n_rep, n_rep, D)  # (B, H_kv, n_rep, D)
     return F.scaled_dot_product_attention(packed, k, v, attn_mask=mask, scale=scale).reshape(B, H, 1, D)
@@ -193,44 +203,11 @@ def preallocate(prefill: list[tuple[Tensor, Tensor]], n: int, length: int) -> li
     return kv
 
 
-def mirrored(model, rows: int | None = None) -> SimpleNamespace:
-    """`model`'s decoder as plain objects holding its very tensors (no copy), with the attributes
-    decode_step reads: it reads weights hundreds of times a token, and nn.Module's attribute lookup
-    (parameters and buffers go through `__getattr__`) cost a tiny policy's decode step about a fifth of
-    its time. A LoRA linear stays its module (`_lora` reads its adapters). Valid while the weights are
-    these tensors: one rollout (`sampling.CacheDecoder` makes one a rollout). rows: each plain linear
-    also holds its weight `packed` for that many rows (decode_matmul=packed; None: not packed)."""
-    lm = causal_lm(model)
-    base = lm.model
-
-    def linear(m):
-        if hasattr(m, "base_layer"):
-            return m
-        return SimpleNamespace(weight=m.weight, bias=m.bias, packed=rows and packed(m.weight, rows))
-
-    def norm(m):
-        return SimpleNamespace(weight=m.weight, variance_epsilon=m.variance_epsilon)
-
-    def layer(m):
-        a, mlp = m.self_attn, m.mlp
-        attn = {name: linear(getattr(a, name)) for name in ("q_proj", "k_proj", "v_proj", "o_proj")}
-        ffn = {name: linear(getattr(mlp, name)) for name in ("gate_proj", "up_proj", "down_proj")}
-        return SimpleNamespace(
-            self_attn=SimpleNamespace(**attn, head_dim=a.head_dim, scaling=a.scaling),
-            mlp=SimpleNamespace(**ffn),
-            input_layernorm=norm(m.input_layernorm),
-            post_attention_layernorm=norm(m.post_attention_layernorm),
-        )
-
-    rotary = base.rotary_emb
-    body = SimpleNamespace(
-        embed_tokens=SimpleNamespace(weight=base.embed_tokens.weight),
-        rotary_emb=SimpleNamespace(inv_freq=rotary.inv_freq, attention_scaling=rotary.attention_scaling),
-        layers=[layer(m) for m in base.layers],
-        norm=norm(base.norm),
-    )
-    head = lm.lm_head
-    return SimpleNamespace(model=body, lm_head=head if hasattr(head, "base_layer") else linear(head))
+def _in_one(together: SimpleNamespace | None, linears: tuple, x: Tensor, left: bool) -> list[Tensor]:
+    """Each of `linears` applied to x: one matmul where they are `fused` (`together`), else one each."""
+    if together:
+        return packed_linear(x, together.packed, together.bias).split(together.sizes, dim=-1)
+    return [_linear(p, x, left) for p in linears]
 
 
 def decode_step(
@@ -238,6 +215,7 @@ def decode_step(
 ):
     """Next-token logits (B, V) for one new token per row; writes its keys/values into kv at `filled`.
     left: every matmul as W @ h^T (`_linear`; decode_matmul=fast), not bit for bit the forward's.
+    model: the transformers model, or its `mirrored` decoder (whose `fused` linears it multiplies as one).
 
     Args:
         tokens: (B,) the last sampled tokens; position: (B, 1) their position ids.
@@ -245,6 +223,7 @@ def decode_step(
         attn: (B, filled+1) 1 = attend, or None.
     """
     model = causal_lm(model)  # a peft wrapper's transformers model, its LoRA layers in place
+    exact = not left and getattr(model, "exact", True)  # the forward's matmuls: its attention too
     base = model.model
     B, L = tokens.shape[0], filled + 1
     x = F.embedding(tokens[:, None], base.embed_tokens.weight)  # (B, 1, d)
@@ -258,16 +237,17 @@ def decode_step(
         a = layer.self_attn
         h = _rms_norm(layer.input_layernorm, x)  # (B, 1, d)
         q, k, v = (
-            _linear(p, h, left).view(B, 1, -1, a.head_dim).transpose(1, 2)
-            for p in (a.q_proj, a.k_proj, a.v_proj)
+            y.view(B, 1, -1, a.head_dim).transpose(1, 2)
+            for y in _in_one(getattr(a, "qkv", None), (a.q_proj, a.k_proj, a.v_proj), h, left)
         )  # (B, H, 1, D), (B, H_kv, 1, D) x 2
         q = q * cos + _rotate_half(q) * sin  # (B, H, 1, D)
         keys[:, :, filled:L] = k * cos + _rotate_half(k) * sin
         values[:, :, filled:L] = v
-        o = _attention(q, keys[:, :, :L], values[:, :, :L], mask, a.scaling)  # (B, H, 1, D)
+        o = _attention(q, keys[:, :, :L], values[:, :, :L], mask, a.scaling, exact)  # (B, H, 1, D)
         x = x + _linear(a.o_proj, o.transpose(1, 2).reshape(B, 1, -1), left)  # (B, 1, d)
         h = _rms_norm(layer.post_attention_layernorm, x)
         m = layer.mlp
-        gated = F.silu(_linear(m.gate_proj, h, left)) * _linear(m.up_proj, h, left)
+        gate, up = _in_one(getattr(m, "gate_up", None), (m.gate_proj, m.up_proj), h, left)
+        gated = F.silu(gate) * up
         x = x + _linear(m.down_proj, gated, left)
     return _lm_head(model.lm_head, _rms_norm(base.norm, x), left)[:, -1]  # (B, V)

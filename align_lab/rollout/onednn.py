@@ -13,11 +13,16 @@ from torch import Tensor
 
 def packed(weight: Tensor, rows: int) -> Tensor | None:
     """`weight` (out, in) reordered by oneDNN for matmuls of `rows` rows (a hint: other row counts
-    multiply too). A copy: valid while the weights do not change (one rollout: decode.mirrored). None
+    multiply too). A copy: valid while the weights do not change (one rollout: mirror.mirrored). None
     (the step multiplies as `exact`) for bf16 weights on a CPU whose oneDNN has no bf16 kernels (AVX2)."""
-    if weight.dtype == torch.bfloat16 and not bf16_kernels():
+    if not packs(weight.dtype):
         return None
     return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
+
+
+def packs(dtype: torch.dtype) -> bool:
+    """Whether `packed` packs weights of `dtype` here: bf16 needs oneDNN's bf16 kernels."""
+    return dtype != torch.bfloat16 or bf16_kernels()
 
 
 def bf16_kernels() -> bool:

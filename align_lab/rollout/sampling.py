@@ -20,8 +20,9 @@ from torch import Tensor
 from align_lab.models.sequences import is_partitioned
 from align_lab.rl import logprobs_from_logits
 from align_lab.rollout.base import check_finite_logits
-from align_lab.rollout.decode import align_weights, decode_step, fast_decode_supported, mirrored, preallocate
+from align_lab.rollout.decode import align_weights, fast_decode_supported, preallocate
 from align_lab.rollout.decode_matmul import last_logits
+from align_lab.rollout.mirror import CacheDecoder
 
 
 def warp(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
@@ -156,23 +157,6 @@ def cache_keyword(model) -> str:
     **kwargs (ZeRO-3 with LoRA warned three times a run: seventh hunt of 2026-12-04)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-class CacheDecoder:
-    """decode.py's step into a KV cache allocated once (`preallocate`), for prompts of P positions:
-    `step(tokens, position, t, attn)` feeds the t-th sampled tokens and returns the next logits;
-    `keep(rows)` drops every other row from the cache (the rows the next steps compute). left: the
-    step's matmuls as W @ h^T (rollout.decode_matmul=fast); packed_rows: oneDNN's (=packed), or None."""
-
-    def __init__(self, model, kv: list, P: int, left: bool = False, packed_rows: int | None = None) -> None:
-        self.model, self.kv, self.P, self.left = mirrored(model, packed_rows), kv, P, left  # plain
-
-    def __call__(self, tokens: Tensor, pos: Tensor, t: int, attn: Tensor | None) -> Tensor:
-        return decode_step(self.model, tokens, pos, self.kv, self.P + t, attn, self.left)
-
-    def keep(self, rows: Tensor) -> None:
-        for i, (keys, values) in enumerate(self.kv):  # layer by layer: one layer's copy at a time
-            self.kv[i] = (keys[rows], values[rows])
 
 
 def rows_to_keep(unfinished: Tensor) -> Tensor | None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from align_lab.rollout.decode import mirrored
 from align_lab.rollout.decode_matmul import resolved, weights_left, weights_packed
 from align_lab.rollout.hf import HFGenerate
+from align_lab.rollout.mirror import mirrored
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch without oneDNN")
 
@@ -32,19 +32,72 @@ def test_packed_is_its_own_setting_on_a_cpu(setting, device, packs):
     assert resolved(HFGenerate(decode_matmul="packed")) == {"rollout/decode_matmul": "packed"}
 
 
+def tiny_qwen2():
+    """Qwen2: q, k and v with biases (fused with them)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=600, hidden_size=128, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
+    return Qwen2ForCausalLM(config).eval()
+
+
 def test_mirrored_packs_every_plain_linear_and_the_head_for_the_rows_given():
     model = tiny_llama()
     plain = mirrored(model)
     assert plain.lm_head.packed is None and plain.model.layers[0].mlp.up_proj.packed is None
+    assert plain.model.layers[0].self_attn.qkv is None and plain.model.layers[0].mlp.gate_up is None
     packed = mirrored(model, rows=3)
     layer = packed.model.layers[1]
-    for linear in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.mlp.down_proj, packed.lm_head):
+    for linear in (
+        layer.self_attn.qkv,
+        layer.self_attn.o_proj,
+        layer.mlp.gate_up,
+        layer.mlp.down_proj,
+        packed.lm_head,
+    ):
         assert linear.packed is not None  # oneDNN's layout: its shape is the CPU's choice
+    assert (
+        layer.self_attn.q_proj is None and layer.mlp.up_proj is None
+    )  # multiplied as one: no copy of their own
+    assert layer.self_attn.qkv.sizes == [128, 64, 64] and layer.mlp.gate_up.sizes == [96, 96]
     assert layer.mlp.down_proj.weight is model.model.layers[1].mlp.down_proj.weight  # still the live weights
 
 
+@pytest.mark.parametrize("make", [tiny_llama, tiny_qwen2])
+@pytest.mark.parametrize("rows", [3, 2])
+def test_fused_projections_are_the_separate_packed_matmuls_bit_for_bit(make, rows):
+    """q, k, v (with Qwen2's biases) and gate, up as one packed matmul each (decode.fused): oneDNN sums
+    each output in the same order as the one linear's packed matmul, at the rows packed for and fewer
+    (a rollout's ended rows leave the step)."""
+    from align_lab.rollout.decode import _in_one
+    from align_lab.rollout.mirror import fused
+    from align_lab.rollout.onednn import packed, packed_linear
+
+    layer = make().model.layers[0]
+    for linears in ((layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj),
+                    (layer.mlp.gate_proj, layer.mlp.up_proj)):  # fmt: skip
+        x = torch.randn(rows, 1, 128)
+        with torch.no_grad():
+            one = _in_one(fused(linears, 3), linears, x, left=False)
+            alone = [packed_linear(x, packed(m.weight.detach(), 3), m.bias) for m in linears]
+        assert all(torch.equal(a, b) for a, b in zip(one, alone, strict=True))
+
+
+def test_a_lora_linear_or_a_bias_on_some_leaves_the_linears_unfused():
+    from align_lab.rollout.mirror import fused
+    from tests.unit.rollout.test_rollout_sampling import with_lora
+
+    lora = with_lora(tiny_llama(2), targets=("q_proj",)).eval()
+    attention = lora.base_model.model.model.layers[0].self_attn
+    assert fused((attention.q_proj, attention.k_proj, attention.v_proj), 3) is None
+    mixed = tiny_llama(2).model.layers[0].self_attn
+    mixed.k_proj.bias = torch.nn.Parameter(torch.zeros(64))
+    assert fused((mixed.q_proj, mixed.k_proj, mixed.v_proj), 3) is None
+
+
 def packed_steps_equal_the_forward(model, step, padded: bool) -> None:
-    """Three packed decode steps of `step` (decode.mirrored(model, rows=3)) after a prefill of 3 rows of
+    """Three packed decode steps of `step` (mirror.mirrored(model, rows=3)) after a prefill of 3 rows of
     6 tokens (the first left-padded where `padded`): each step's logits those of `model`'s forward with
     its own cache, up to float rounding."""
     from align_lab.rollout.decode import decode_step, preallocate
@@ -73,9 +126,9 @@ def packed_steps_equal_the_forward(model, step, padded: bool) -> None:
 
 
 @pytest.mark.parametrize("padded", [False, True])
-@pytest.mark.parametrize("kv_heads", [4, 1])
-def test_packed_decode_step_equals_the_forward_up_to_rounding(kv_heads, padded):
-    model = tiny_llama(kv_heads)
+@pytest.mark.parametrize("make", [lambda: tiny_llama(4), lambda: tiny_llama(1), tiny_qwen2])
+def test_packed_decode_step_equals_the_forward_up_to_rounding(make, padded):
+    model = make()
     packed_steps_equal_the_forward(model, mirrored(model, rows=3), padded)
 
 
@@ -130,3 +183,32 @@ def test_a_lora_policys_packed_decode_step_packs_its_plain_linears_and_equals_th
     assert layer.mlp.up_proj.packed is not None and layer.mlp.down_proj.packed is not None
     assert hasattr(layer.self_attn.q_proj, "base_layer") and hasattr(step.lm_head, "base_layer")  # LoRA
     packed_steps_equal_the_forward(model, step, padded)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_step_not_the_forwards_attends_the_faster_way_for_its_dtype(dtype, masked, monkeypatch):
+    """decode._attention with exact=False (decode_matmul packed or fast) on a CPU: float32 through SDPA's
+    enable_gqa, bfloat16 with the query heads packed (enable_gqa was 4-5x slower there), mask or not; the
+    same attention as the forward's way up to rounding."""
+    import torch.nn.functional as F
+
+    from align_lab.rollout import decode
+
+    torch.manual_seed(0)
+    q, k, v = (
+        torch.randn(3, 6, 1, 16, dtype=dtype),
+        torch.randn(3, 2, 9, 16, dtype=dtype),
+        torch.randn(3, 2, 9, 16, dtype=dtype),
+    )
+    mask = torch.ones(3, 1, 1, 9, dtype=torch.bool) if masked else None
+    if masked:
+        mask[0, ..., :4] = False  # a left-padded row
+    exact = decode._attention(q, k, v, mask, 0.25, exact=True)
+    calls, sdpa = [], F.scaled_dot_product_attention
+    monkeypatch.setattr(
+        F, "scaled_dot_product_attention", lambda *a, **kw: calls.append(kw) or sdpa(*a, **kw)
+    )
+    faster = decode._attention(q, k, v, mask, 0.25, exact=False)
+    assert calls[0].get("enable_gqa", False) is (dtype == torch.float32)
+    torch.testing.assert_close(faster, exact, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-2)
