@@ -70,11 +70,12 @@ def mirrored(model, rows: int | None = None) -> SimpleNamespace:
 
 def fused(linears: tuple, rows: int) -> SimpleNamespace | None:
     """Plain linears that read the same input as one oneDNN matmul on their weights stacked and packed
-    for `rows` rows (decode_matmul=packed; `_in_one`): q, k and v, or gate and up, one weight read a
-    step instead of three or two (SmolLM2's decode step about 1 ms of 20 faster on the EPYC Zen 5). oneDNN
-    sums each output over the inputs in the same order whatever the weight's other rows: the outputs are
-    the separate matmuls' bit for bit there (tests/unit/rollout/test_decode_packed.py). None (each
-    multiplied alone) where one is a LoRA linear, where only some have a bias, or without packed kernels."""
+    for `rows` rows (decode_matmul=packed; decode._in_one): q, k and v, or gate and up, one weight read
+    a step instead of three or two (SmolLM2's float32 decode step about 1 ms of 20 faster on the EPYC
+    Zen 5: docs/rollout.md item 9). oneDNN sums each output over the inputs in the same order whatever
+    the weight's other rows: the outputs are the separate matmuls' bit for bit there
+    (tests/unit/rollout/test_decode_packed.py). None (each multiplied alone) where one is a LoRA linear,
+    where only some have a bias, or without packed kernels."""
     if any(hasattr(m, "base_layer") for m in linears):
         return None
     biases = [m.bias for m in linears]
