@@ -238,7 +238,7 @@ def placed_as_rank_0(cfg: DictConfig) -> None:
         sys.modules["align_lab.train.distributed"].forget_env()
     processes, nodes = (OmegaConf.select(cfg, f"hardware.{k}", default=1) for k in ("processes", "nodes"))
     if isinstance(processes, int) and processes > 1 and nodes == 1:  # whatever SLURM_PROCID says
-        from align_lab.train.distributed import own_place
+        from align_lab.train.rank_env import own_place
 
         own_place(0, processes, 0, processes)
 

@@ -20,7 +20,7 @@ from align_lab.run.spec import Job, RunSpec
 from align_lab.run.summary import config_digest, stopped
 from align_lab.run.sweep_inputs import check_afresh
 from align_lab.train.checkpoint_io import checkpoint_step
-from align_lab.train.distributed import forget_env
+from align_lab.train.rank_env import forget_env
 from align_lab.user_probes import forget_scored, probes
 from align_lab.user_pulse import pulsing
 from align_lab.user_reads import as_opened, beside_from_here, used_by_user_code, watch

@@ -208,8 +208,8 @@ class DeepSpeedUpdater:
         }
         import torch.distributed as dist
 
-        from align_lab.train.distributed import own_env
         from align_lab.train.op_build import comm_op_build
+        from align_lab.train.rank_env import own_env
 
         device = (
             torch.cuda.current_device() if torch.cuda.is_available() and torch.cuda.is_initialized() else None

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -28,8 +27,9 @@ import torch
 from torch import Tensor
 
 from align_lab.train.preemption import RankStopped
+from align_lab.train.rank_env import CONNECTIONS, forget_env, own_env, own_place
 from align_lab.train.slurm_world import SlurmWorld
-from align_lab.user_fds import held_since, let_go_named, open_fds
+from align_lab.user_fds import held_since, open_fds
 from align_lab.value_checks import UserCodeError
 
 log = logging.getLogger("align_lab")
@@ -136,60 +136,6 @@ STAGES_WAIT = timedelta(days=7)
 COLLECTIVE_TIMEOUT = timedelta(minutes=15)
 
 
-OWN_ENV: dict[str, str] = {}  # what joining a group set in os.environ, which leaving takes back
-
-
-def own_env(name: str, value: str) -> None:
-    """os.environ[name] = value where it is not set, remembered: a run's group puts it there for the run,
-    not for the children the process starts after it (a LOCAL_RANK left by a DeepSpeed run makes
-    accelerate in a later TRL child wait for a process group). One it set itself it may set again."""
-    if name not in os.environ or os.environ[name] == OWN_ENV.get(name):
-        os.environ[name] = OWN_ENV[name] = value
-
-
-def own_place(rank: int, size: int, local_rank: int, local_size: int | None = None) -> None:
-    """RANK, WORLD_SIZE, LOCAL_RANK (and LOCAL_WORLD_SIZE where known), as torchrun sets them, for the
-    run's own code (a reward that shards its judge by rank; the sixteenth hunt's notes: a spawned rank had
-    none)."""
-    for name, value in zip(PLACE, (rank, size, local_rank, local_size), strict=True):
-        if value is not None:
-            own_env(name, str(value))
-
-
-PLACE = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
-
-
-@contextmanager
-def placed_env(rank: int, size: int) -> Iterator[None]:
-    """os.environ with the place of rank `rank` of `size` on this node while a process is started, which
-    inherits it (own_place's values, not a value the user set), then as it was."""
-    before = {name: os.environ.get(name) for name in PLACE}
-    for name, value in zip(PLACE, (rank, size, rank, size), strict=True):
-        if name not in os.environ or os.environ[name] == OWN_ENV.get(name):
-            os.environ[name] = str(value)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def forget_env() -> None:
-    """Takes back what own_env set (and nothing the user set since), and the hold on the group's
-    connections (user_fds.py): called once the group is gone, or was never joined."""
-    for name, value in OWN_ENV.items():
-        if os.environ.get(name) == value:
-            del os.environ[name]
-    OWN_ENV.clear()
-    let_go_named(CONNECTIONS)
-
-
-CONNECTIONS = "the ranks' connections"  # what user_fds.py calls the group's sockets
-
-
 def join(
     rank: int, size: int, port: int, device: str = "cpu", started: Callable[[], None] = lambda: None
 ) -> None:
@@ -284,8 +230,16 @@ def leave(release: Callable[[], None] = lambda: None) -> None:
     if dist.is_initialized():
         dist.barrier()
         release()
-        if dist.is_initialized():  # vLLM's shutdown destroys the default group itself
-            dist.destroy_process_group()
+    close_group()
+
+
+def close_group() -> None:
+    """This process lets go of the group (no collective: the other ranks need not be there) and of what
+    joining it set (`forget_env`), so that a later run in the process can join a group of its own."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():  # vLLM's shutdown destroys the default group itself
+        dist.destroy_process_group()
     forget_env()
 
 
@@ -309,11 +263,13 @@ class RankJob(Protocol):
 
 def serve(job: RankJob, group: Group, connect: Callable[[], None]) -> str:
     """A rank other than 0 (spawned here, or a Slurm task of its own): its share, then leave the group;
-    "stopped" where rank 0 stopped the run (no barrier then: rank 0 ends the group)."""
+    "stopped" where rank 0 stopped the run (no barrier then: rank 0 has left; this rank lets go of the
+    group too: a Slurm task's process may run another job, whose group a stale one would refuse)."""
     try:
         job.run(group, connect)
     except RankStopped:
         job.release()
+        close_group()
         return "stopped"
     leave(job.release)
     return "completed"

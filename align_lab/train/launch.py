@@ -19,11 +19,9 @@ import torch.multiprocessing as mp
 from align_lab.train.distributed import (
     Group,
     RankJob,
-    forget_env,
     free_port,
     join,
     join_slurm,
-    placed_env,
     serve,
 )
 from align_lab.train.preemption import Interrupted, Interruption
@@ -35,6 +33,7 @@ from align_lab.train.rank_ends import (
     _why_it_ended,
     stuck_file,
 )
+from align_lab.train.rank_env import forget_env, placed_env
 from align_lab.train.rank_watch import ended, watched
 from align_lab.train.slurm_world import SlurmWorld
 from align_lab.user_pulse import pulsing

@@ -77,7 +77,8 @@ def test_a_ranks_group_sets_its_place_as_torchrun_does_and_takes_it_back(monkeyp
     (never a value the user set)."""
     import os
 
-    from align_lab.train.distributed import CONNECTIONS, PLACE, free_port, join, leave
+    from align_lab.train.distributed import free_port, join, leave
+    from align_lab.train.rank_env import CONNECTIONS, PLACE
     from align_lab.user_fds import HELD
 
     for name in PLACE:
@@ -92,6 +93,39 @@ def test_a_ranks_group_sets_its_place_as_torchrun_does_and_takes_it_back(monkeyp
     assert [os.environ.get(n) for n in PLACE] == [None, None, None, "mine"]
     # the sockets closed: held still, a later run in the process reusing a number took it for the group's
     assert CONNECTIONS not in HELD.values()
+
+
+def test_a_rank_stopped_by_rank_0_lets_go_of_the_group_and_its_place(monkeypatch):
+    """A rank other than 0 whose run rank 0 stopped (RankStopped) kept the default group and RANK/WORLD_SIZE:
+    a Slurm task's process running a later job could not join that job's group ("trying to initialize the
+    default process group twice")."""
+    import os
+
+    import torch.distributed as dist
+
+    from align_lab.train.distributed import Group, free_port, join, leave, serve
+    from align_lab.train.preemption import RankStopped
+    from align_lab.train.rank_env import CONNECTIONS, PLACE
+    from align_lab.user_fds import HELD
+
+    for name in PLACE:
+        monkeypatch.delenv(name, raising=False)
+    released = []
+
+    class Stopped:
+        def run(self, group, connect):
+            connect()
+            raise RankStopped(3)
+
+        def release(self):
+            released.append(dist.is_initialized())  # what hangs off the group goes first
+
+    port = free_port()
+    assert serve(Stopped(), Group(0, 1), lambda: join(0, 1, port)) == "stopped"
+    assert released == [True] and not dist.is_initialized()
+    assert [os.environ.get(n) for n in PLACE] == [None] * len(PLACE) and CONNECTIONS not in HELD.values()
+    join(0, 1, free_port())  # a later run's group
+    leave()
 
 
 def test_a_rank_that_does_not_join_is_named_as_rank_0_waits_and_as_it_times_out(monkeypatch, caplog):
