@@ -170,10 +170,11 @@ def _attention(
     """One query token's attention, (B, H, 1, D), for grouped-query attention (H query heads over H_kv
     key/value heads). exact: as transformers' sdpa_attention_forward computes it: with no mask, SDPA's own
     enable_gqa; with a mask, the H / H_kv query heads of a key/value head packed as query positions.
-    Otherwise (decode_matmul fast or packed: not the forward's bits anyway) on a CPU the faster way for
-    the dtype, mask or not: float32 enable_gqa, 16-bit the heads packed. torch's CPU SDPA with enable_gqa
-    in bfloat16 took 290-430 us a call at SmolLM2's decode shapes (8 rows, 70-127 positions) against
-    61-80 packed, the same bits; float32 50-68 against 72-87 (EPYC Zen 5, 2026-12-05)."""
+    Otherwise (decode_matmul=packed's step, not the forward's bits anyway; `fast` attends as the forward)
+    on a CPU the faster way for the dtype, mask or not: float32 enable_gqa, 16-bit the heads packed.
+    torch's CPU SDPA with enable_gqa in bfloat16 took 290-430 us a call at SmolLM2's decode shapes (8
+    rows, 70-127 positions) against 61-80 packed, the same bits; float32 50-68 against 72-87 (EPYC Zen 5,
+    2026-12-05; measured there only)."""
     B, H, _, D = q.shape
     n_rep = H // k.shape[1]
     if n_rep == 1:
@@ -223,7 +224,7 @@ def decode_step(
         attn: (B, filled+1) 1 = attend, or None.
     """
     model = causal_lm(model)  # a peft wrapper's transformers model, its LoRA layers in place
-    exact = not left and getattr(model, "exact", True)  # the forward's matmuls: its attention too
+    exact = getattr(model, "exact", True)  # attends as the forward unless `mirrored` packed its weights
     base = model.model
     B, L = tokens.shape[0], filled + 1
     x = F.embedding(tokens[:, None], base.embed_tokens.weight)  # (B, 1, d)

@@ -15,6 +15,7 @@ import inspect
 import torch
 
 from align_lab.rollout.decode import hidden_size
+from align_lab.rollout.onednn import packs
 
 DECODE_MATMULS = ("auto", "exact", "fast", "packed")  # rollout.decode_matmul
 LEFT_MIN_WIDTH = 512  # hidden size from which auto leaves F.linear on an AMD CPU (SmolLM2-135M: 576)
@@ -105,12 +106,12 @@ def packed_bytes(engine, model, device: str | None = None) -> int:
     the memory plan's sampling phase (train/memory/planner.py)."""
     setting = getattr(engine, "decode_matmul", None)
     device = device or next((p.device.type for p in model.parameters()), "cpu")
-    if setting is None or not weights_packed(setting, device, hidden_size(model)):
-        return 0
+    dtype = getattr(torch, getattr(engine, "dtype", "float32"))
+    if setting is None or not weights_packed(setting, device, hidden_size(model)) or not packs(dtype):
+        return 0  # bf16 on a CPU without oneDNN's bf16 kernels: nothing packed (onednn.packed)
     lora = {id(part) for m in model.modules() if hasattr(m, "base_layer") for part in m.modules()}
     plain = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and id(m) not in lora]
-    width = getattr(torch, getattr(engine, "dtype", "float32")).itemsize
-    return sum(m.weight.numel() for m in plain) * width
+    return sum(m.weight.numel() for m in plain) * dtype.itemsize
 
 
 def last_logits(model, P: int) -> dict:

@@ -25,10 +25,15 @@ def mirrored(model, rows: int | None = None) -> SimpleNamespace:
     lm = causal_lm(model)
     base = lm.model
 
+    copies = []  # the packed copies made: none, and the step multiplies (and attends) as the forward
+
     def linear(m):
         if hasattr(m, "base_layer"):
             return m
-        return SimpleNamespace(weight=m.weight, bias=m.bias, packed=rows and packed(m.weight, rows))
+        copy = packed(m.weight, rows) if rows else None
+        if copy is not None:
+            copies.append(copy)
+        return SimpleNamespace(weight=m.weight, bias=m.bias, packed=copy)
 
     def norm(m):
         return SimpleNamespace(weight=m.weight, variance_epsilon=m.variance_epsilon)
@@ -37,7 +42,9 @@ def mirrored(model, rows: int | None = None) -> SimpleNamespace:
         """`owner`'s linears `names` as one packed matmul (`key`: `fused`), their own entries None; else
         `key` None and each linear its own entry."""
         parts = tuple(getattr(owner, name) for name in names)
-        together = rows and fused(parts, rows)
+        together = fused(parts, rows) if rows else None
+        if together is not None:
+            copies.append(together)
         return {
             key: together,
             **{n: None if together else linear(p) for n, p in zip(names, parts, strict=True)},
@@ -62,10 +69,8 @@ def mirrored(model, rows: int | None = None) -> SimpleNamespace:
         norm=norm(base.norm),
     )
     head = lm.lm_head
-    exact = not (rows and packs(base.embed_tokens.weight.dtype))  # multiplied as the forward: its attention
-    return SimpleNamespace(
-        model=body, lm_head=head if hasattr(head, "base_layer") else linear(head), exact=exact
-    )
+    lm_head = head if hasattr(head, "base_layer") else linear(head)
+    return SimpleNamespace(model=body, lm_head=lm_head, exact=not copies)  # exact: decode._attention
 
 
 def fused(linears: tuple, rows: int) -> SimpleNamespace | None:
@@ -76,7 +81,7 @@ def fused(linears: tuple, rows: int) -> SimpleNamespace | None:
     the weight's other rows: the outputs are the separate matmuls' bit for bit there
     (tests/unit/rollout/test_decode_packed.py). None (each multiplied alone) where one is a LoRA linear,
     where only some have a bias, or without packed kernels."""
-    if any(hasattr(m, "base_layer") for m in linears):
+    if any(hasattr(m, "base_layer") for m in linears) or not packs(linears[0].weight.dtype):
         return None
     biases = [m.bias for m in linears]
     if any(b is None for b in biases) and not all(b is None for b in biases):

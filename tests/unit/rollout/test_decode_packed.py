@@ -67,7 +67,7 @@ def test_mirrored_packs_every_plain_linear_and_the_head_for_the_rows_given():
 @pytest.mark.parametrize("make", [tiny_llama, tiny_qwen2])
 @pytest.mark.parametrize("rows", [3, 2])
 def test_fused_projections_are_the_separate_packed_matmuls_bit_for_bit(make, rows):
-    """q, k, v (with Qwen2's biases) and gate, up as one packed matmul each (decode.fused): oneDNN sums
+    """q, k, v (with Qwen2's biases) and gate, up as one packed matmul each (mirror.fused): oneDNN sums
     each output in the same order as the one linear's packed matmul, at the rows packed for and fewer
     (a rollout's ended rows leave the step)."""
     from align_lab.rollout.decode import _in_one
@@ -188,9 +188,9 @@ def test_a_lora_policys_packed_decode_step_packs_its_plain_linears_and_equals_th
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("masked", [False, True])
 def test_a_step_not_the_forwards_attends_the_faster_way_for_its_dtype(dtype, masked, monkeypatch):
-    """decode._attention with exact=False (decode_matmul packed or fast) on a CPU: float32 through SDPA's
-    enable_gqa, bfloat16 with the query heads packed (enable_gqa was 4-5x slower there), mask or not; the
-    same attention as the forward's way up to rounding."""
+    """decode._attention with exact=False (a packed step: mirror.mirrored packed a weight) on a CPU:
+    float32 through SDPA's enable_gqa, bfloat16 with the query heads packed (enable_gqa was 4-5x slower
+    there), mask or not; the same attention as the forward's way up to rounding."""
     import torch.nn.functional as F
 
     from align_lab.rollout import decode
@@ -212,3 +212,54 @@ def test_a_step_not_the_forwards_attends_the_faster_way_for_its_dtype(dtype, mas
     faster = decode._attention(q, k, v, mask, 0.25, exact=False)
     assert calls[0].get("enable_gqa", False) is (dtype == torch.float32)
     torch.testing.assert_close(faster, exact, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-2)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_a_fused_step_is_the_unfused_packed_step_bit_for_bit(padded, monkeypatch):
+    """The whole decode step with q|k|v and gate|up fused (mirror.fused) against the same packed step with
+    every linear multiplied alone: the same logits, bit for bit, at the rows packed for and fewer."""
+    from align_lab.rollout import mirror
+    from align_lab.rollout.decode import decode_step, preallocate
+
+    model = tiny_llama(2)
+    together = mirror.mirrored(model, rows=3)
+    monkeypatch.setattr(mirror, "fused", lambda linears, rows: None)
+    alone = mirror.mirrored(model, rows=3)
+    assert together.model.layers[0].self_attn.qkv is not None and alone.model.layers[0].self_attn.qkv is None
+    ids = torch.randint(3, 600, (3, 6))
+    attn = torch.ones_like(ids)
+    attn[0, :2] = 0 if padded else 1
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0))
+        cache = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        for rows in (3, 2):
+            logits = []
+            for step in (together, alone):
+                kv = preallocate([(k[:rows], v[:rows]) for k, v in cache], 1, 8)
+                mask = torch.cat([attn[:rows], attn.new_ones(rows, 1)], 1) if padded else None
+                logits.append(decode_step(step, ids[:rows, -1], torch.full((rows, 1), 6), kv, 6, mask))
+            assert torch.equal(*logits)
+
+
+def test_a_mirror_that_packs_nothing_steps_as_the_forward(monkeypatch):
+    """bf16 weights on a CPU without oneDNN's bf16 kernels pack nothing (nor fuse): the mirror is `exact`
+    (decode._attention as the forward), and its step is the unpacked step bit for bit."""
+    from align_lab.rollout import onednn
+    from align_lab.rollout.decode import decode_step, preallocate
+    from align_lab.rollout.decode_matmul import packed_bytes
+
+    model = tiny_llama(2).to(torch.bfloat16)
+    monkeypatch.setattr(onednn, "bf16_kernels", lambda: False)
+    none_packed, plain = mirrored(model, rows=3), mirrored(model)
+    assert none_packed.exact and plain.exact and not mirrored(tiny_llama(2), rows=3).exact
+    assert none_packed.model.layers[0].mlp.gate_up is None and none_packed.lm_head.packed is None
+    assert packed_bytes(HFGenerate(decode_matmul="packed", dtype="bfloat16"), model) == 0
+    ids = torch.randint(3, 600, (3, 6))
+    with torch.no_grad():
+        out = model(input_ids=ids)
+        cache = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        steps = []
+        for step in (none_packed, plain):
+            kv = preallocate(cache, 1, 8)
+            steps.append(decode_step(step, ids[:, -1], torch.full((3, 1), 6), kv, 6, None))
+    assert torch.equal(*steps)
