@@ -106,8 +106,10 @@ def packed_bytes(engine, model, device: str | None = None) -> int:
     the memory plan's sampling phase (train/memory/planner.py)."""
     setting = getattr(engine, "decode_matmul", None)
     device = device or next((p.device.type for p in model.parameters()), "cpu")
-    dtype = getattr(torch, getattr(engine, "dtype", "float32"))
-    if setting is None or not weights_packed(setting, device, hidden_size(model)) or not packs(dtype):
+    if setting is None or not weights_packed(setting, device, hidden_size(model)):
+        return 0  # an engine without the setting (vLLM: its dtype may be None) packs nothing
+    dtype = getattr(torch, getattr(engine, "dtype", None) or "float32")
+    if not packs(dtype):
         return 0  # bf16 on a CPU without oneDNN's bf16 kernels: nothing packed (onednn.packed)
     lora = {id(part) for m in model.modules() if hasattr(m, "base_layer") for part in m.modules()}
     plain = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and id(m) not in lora]
